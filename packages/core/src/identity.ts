@@ -1,0 +1,82 @@
+import { InvalidInputError } from './errors.ts';
+import { assertBytes, concatBytes, utf8 } from './bytes.ts';
+import { taggedKeccak256, taggedSha256, taggedSha512 } from './hash.ts';
+import { TAGS } from './tags.ts';
+
+/** TEE types as named on the wire and numbered on chain (0 is never valid). */
+export const TEE_TYPES = { simulated: 1, sgx: 2, tdx: 3 } as const;
+export type TeeTypeName = keyof typeof TEE_TYPES;
+export type TeeTypeCode = (typeof TEE_TYPES)[TeeTypeName];
+
+export function teeTypeCode(name: TeeTypeName): TeeTypeCode {
+  const c = TEE_TYPES[name];
+  if (c === undefined) throw new InvalidInputError(`unknown TEE type ${String(name)}`);
+  return c;
+}
+
+export function teeTypeName(code: number): TeeTypeName {
+  for (const [k, v] of Object.entries(TEE_TYPES)) if (v === code) return k as TeeTypeName;
+  throw new InvalidInputError(`unknown TEE type code ${code}`);
+}
+
+export function isTeeTypeName(v: unknown): v is TeeTypeName {
+  return typeof v === 'string' && Object.hasOwn(TEE_TYPES, v);
+}
+
+/**
+ * Reduce a TEE's measurement registers to one 32-byte digest. Each TEE passes its registers in a
+ * fixed order (SGX: MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN; TDX: MRTD, RTMR0..3; simulated: the
+ * SHA-256 of the enclave bundle), so equal code gives an equal digest.
+ */
+export function measurementDigest(teeType: TeeTypeName, registers: readonly Uint8Array[]): Uint8Array {
+  return taggedSha256(TAGS.measurement, utf8(teeType), ...registers);
+}
+
+/** Enclave ID = keccak256 over the tagged (teeType, platformId, measurement digest). */
+export function computeEnclaveId(teeType: TeeTypeName, platformId: Uint8Array, measurement: Uint8Array): Uint8Array {
+  assertBytes(measurement, 'measurement', 32);
+  if (platformId.length === 0 || platformId.length > 64) throw new InvalidInputError('platformId must be 1..64 bytes');
+  return taggedKeccak256(TAGS.enclaveId, Uint8Array.of(teeTypeCode(teeType)), platformId, measurement);
+}
+
+export interface ReportDataInput {
+  /** 20-byte Ethereum address of the enclave signing key. */
+  enclaveAddress: Uint8Array;
+  /** 32-byte X25519 public key of the enclave's HPKE KEM key. */
+  kemPublicKey: Uint8Array;
+  /** The verifier's or requester's nonce, 16..64 bytes. */
+  nonce: Uint8Array;
+  /** Digest of the GPU evidence list, or empty when there is none. */
+  gpuEvidenceDigest?: Uint8Array;
+}
+
+/** The 64 bytes every quote carries: SHA-512 over the tagged identity and the nonce. */
+export function computeReportData(input: ReportDataInput): Uint8Array {
+  assertBytes(input.enclaveAddress, 'enclaveAddress', 20);
+  assertBytes(input.kemPublicKey, 'kemPublicKey', 32);
+  assertNonce(input.nonce);
+  return taggedSha512(
+    TAGS.reportData,
+    input.enclaveAddress,
+    input.kemPublicKey,
+    input.nonce,
+    input.gpuEvidenceDigest ?? new Uint8Array(0),
+  );
+}
+
+export const NONCE_MIN = 16;
+export const NONCE_MAX = 64;
+
+export function assertNonce(nonce: unknown): Uint8Array {
+  const n = assertBytes(nonce, 'nonce');
+  if (n.length < NONCE_MIN || n.length > NONCE_MAX)
+    throw new InvalidInputError(`nonce must be ${NONCE_MIN}..${NONCE_MAX} bytes, got ${n.length}`);
+  return n;
+}
+
+/** The 32-byte nonce a GPU is asked to sign, derived from the CPU nonce (binds GPU to CPU TEE). */
+export function deriveGpuNonce(nonce: Uint8Array): Uint8Array {
+  return taggedSha256(TAGS.gpuNonce, assertNonce(nonce));
+}
+
+export { concatBytes };
