@@ -4,3 +4,4 @@ export * from './evidence.ts';
 export * from './hash.ts';
 export * from './identity.ts';
 export * from './tags.ts';
+export * from './sharedPath.ts';
