@@ -1,0 +1,145 @@
+import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
+import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
+
+/** GPU part of a policy; evaluated by the NVIDIA verifier's evaluateGpu. */
+export interface GpuPolicyRules {
+  required: number;
+  requireCcMode?: boolean;
+  acceptedDriverVersions?: string[];
+  acceptedVbiosVersions?: string[];
+  requireMeasurementsMatch: boolean;
+  allowRevocationUnchecked: boolean;
+  allowSimulated: boolean;
+}
+
+/**
+ * What a requester or verifier accepts. Verification establishes facts; this decides. Every
+ * field is explicit so a policy file reads as a complete statement of trust.
+ */
+export interface AttestationPolicy {
+  name: string;
+  /** Only a dev policy sets this; production policies reject the simulated TEE by construction. */
+  allowSimulated: boolean;
+  acceptedTcbStatuses: TcbStatus[];
+  allowDebug: boolean;
+  /** Hex 32-byte measurement digests; absent means any (the on-chain allow-list still applies). */
+  measurementAllowList?: string[];
+  /** Accept collateral up to this long past its nextUpdate. */
+  collateralGraceSeconds: number;
+  minTcbEvaluationDataNumber?: number;
+  rejectedAdvisoryIds: string[];
+  /** Maximum age of the collateral's issue date, when set. */
+  maxEvidenceAgeSeconds?: number;
+  gpu?: GpuPolicyRules;
+}
+
+/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current. */
+export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
+  name: 'production',
+  allowSimulated: false,
+  acceptedTcbStatuses: ['UpToDate', 'SWHardeningNeeded'],
+  allowDebug: false,
+  collateralGraceSeconds: 0,
+  rejectedAdvisoryIds: [],
+}) as AttestationPolicy;
+
+/** Development: also accepts the simulated TEE. Never use outside a devnet. */
+export const DEV_POLICY: AttestationPolicy = Object.freeze({
+  name: 'dev',
+  allowSimulated: true,
+  acceptedTcbStatuses: ['UpToDate', 'SWHardeningNeeded', 'Simulated'],
+  allowDebug: false,
+  collateralGraceSeconds: 0,
+  rejectedAdvisoryIds: [],
+}) as AttestationPolicy;
+
+export interface EvaluateContext {
+  now: number;
+  /** When given, the quote's report data must equal it (binds keys and nonce). */
+  expectedReportData?: Uint8Array;
+}
+
+/**
+ * Apply a policy to verified facts and return every reason for a refusal. It trusts the facts
+ * (they come only from verify*) and checks nothing cryptographic itself.
+ */
+export function evaluateEvidence(facts: VerifiedEvidence, policy: AttestationPolicy, ctx: EvaluateContext): Verdict {
+  const reasons: Refusal[] = [];
+  const no = (code: string, message: string) => reasons.push({ code, message });
+
+  if (facts.teeType === 'simulated' || facts.tcbStatus === 'Simulated') {
+    if (!policy.allowSimulated) no('E_POLICY_REJECTED', `policy ${policy.name} does not accept the simulated TEE`);
+  }
+  if (!policy.acceptedTcbStatuses.includes(facts.tcbStatus))
+    no('E_EVIDENCE_TCB', `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}`);
+  if (facts.debug && !policy.allowDebug) no('E_POLICY_REJECTED', 'debug enclaves are not accepted');
+  if (policy.measurementAllowList !== undefined) {
+    const m = bytesToHex(facts.measurement).toLowerCase();
+    if (!policy.measurementAllowList.map((x) => x.toLowerCase()).includes(m))
+      no('E_POLICY_REJECTED', `measurement ${m} is not on the policy's allow-list`);
+  }
+  for (const id of facts.advisoryIds)
+    if (policy.rejectedAdvisoryIds.includes(id)) no('E_POLICY_REJECTED', `advisory ${id} is rejected by policy`);
+  if (policy.minTcbEvaluationDataNumber !== undefined) {
+    const n = facts.tcbEvaluationDataNumber;
+    if (n === undefined || n < policy.minTcbEvaluationDataNumber)
+      no('E_EVIDENCE_COLLATERAL', `TCB evaluation data number ${n ?? 'none'} is under ${policy.minTcbEvaluationDataNumber}`);
+  }
+  if (facts.collateralNextUpdate !== undefined && ctx.now > facts.collateralNextUpdate + policy.collateralGraceSeconds)
+    no('E_EVIDENCE_EXPIRED', 'collateral is past its nextUpdate and the grace period');
+  if (policy.maxEvidenceAgeSeconds !== undefined && facts.collateralIssuedAt !== undefined) {
+    if (ctx.now - facts.collateralIssuedAt > policy.maxEvidenceAgeSeconds)
+      no('E_EVIDENCE_EXPIRED', 'collateral is older than the policy allows');
+  }
+  if (ctx.expectedReportData !== undefined && !bytesEqual(ctx.expectedReportData, facts.reportData))
+    no('E_EVIDENCE_BINDING', 'report data does not bind the expected keys and nonce');
+
+  return reasons.length === 0 ? { ok: true, facts } : { ok: false, reasons };
+}
+
+/** Throwing form of evaluateEvidence: the first reason's code, all reasons in the message. */
+export function assertAccepted(verdict: Verdict): VerifiedEvidence {
+  if (verdict.ok) return verdict.facts;
+  const first = verdict.reasons[0]!;
+  throw new FirnError(
+    (first.code.startsWith('E_') ? first.code : 'E_POLICY_REJECTED') as FirnError['code'],
+    verdict.reasons.map((r) => r.message).join('; '),
+  );
+}
+
+/** Parse a policy from untrusted JSON, checking every field's type. */
+export function parsePolicy(json: unknown): AttestationPolicy {
+  const bad = (m: string) => new FirnError('E_INVALID_INPUT', `policy: ${m}`);
+  if (typeof json !== 'object' || json === null) throw bad('must be an object');
+  const o = json as Record<string, unknown>;
+  const strs = (v: unknown, k: string): string[] => {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(`${k} must be a list of strings`);
+    return v as string[];
+  };
+  const p: AttestationPolicy = {
+    name: typeof o.name === 'string' ? o.name : 'custom',
+    allowSimulated: o.allowSimulated === true,
+    acceptedTcbStatuses: strs(o.acceptedTcbStatuses ?? ['UpToDate'], 'acceptedTcbStatuses') as TcbStatus[],
+    allowDebug: o.allowDebug === true,
+    collateralGraceSeconds: typeof o.collateralGraceSeconds === 'number' ? o.collateralGraceSeconds : 0,
+    rejectedAdvisoryIds: strs(o.rejectedAdvisoryIds ?? [], 'rejectedAdvisoryIds'),
+  };
+  if (o.measurementAllowList !== undefined) p.measurementAllowList = strs(o.measurementAllowList, 'measurementAllowList');
+  if (typeof o.minTcbEvaluationDataNumber === 'number') p.minTcbEvaluationDataNumber = o.minTcbEvaluationDataNumber;
+  if (typeof o.maxEvidenceAgeSeconds === 'number') p.maxEvidenceAgeSeconds = o.maxEvidenceAgeSeconds;
+  if (o.gpu !== undefined) {
+    const g = o.gpu as Record<string, unknown>;
+    if (typeof g !== 'object' || g === null) throw bad('gpu must be an object');
+    const gpu: GpuPolicyRules = {
+      required: typeof g.required === 'number' ? g.required : 0,
+      requireMeasurementsMatch: g.requireMeasurementsMatch !== false,
+      allowRevocationUnchecked: g.allowRevocationUnchecked === true,
+      allowSimulated: g.allowSimulated === true,
+    };
+    if (g.requireCcMode !== undefined) gpu.requireCcMode = g.requireCcMode === true;
+    if (g.acceptedDriverVersions !== undefined) gpu.acceptedDriverVersions = strs(g.acceptedDriverVersions, 'gpu.acceptedDriverVersions');
+    if (g.acceptedVbiosVersions !== undefined) gpu.acceptedVbiosVersions = strs(g.acceptedVbiosVersions, 'gpu.acceptedVbiosVersions');
+    p.gpu = gpu;
+  }
+  return p;
+}

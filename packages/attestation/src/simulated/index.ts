@@ -1,0 +1,3 @@
+export * from './simulatedPlatform.ts';
+export * from './simulatedQuote.ts';
+export * from './simulatedVerifier.ts';

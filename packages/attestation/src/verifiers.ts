@@ -1,0 +1,21 @@
+import { FirnError, type TeeTypeName } from '@firn/core';
+import { simulatedVerifier } from './simulated/simulatedVerifier.ts';
+import type { EvidenceVerifier } from './types.ts';
+
+/**
+ * One verifier per TEE type. Adding a TEE means adding its folder and one line here; unknown
+ * types fail closed.
+ */
+const VERIFIERS: Partial<Record<TeeTypeName, EvidenceVerifier>> = {
+  simulated: simulatedVerifier as EvidenceVerifier,
+};
+
+export function registerVerifier(v: EvidenceVerifier): void {
+  VERIFIERS[v.teeType] = v;
+}
+
+export function verifierFor(teeType: TeeTypeName): EvidenceVerifier {
+  const v = VERIFIERS[teeType];
+  if (v === undefined) throw new FirnError('E_UNSUPPORTED', `no verifier for TEE type ${teeType}`);
+  return v;
+}

@@ -1,0 +1,119 @@
+import {
+  bytesToHex,
+  computeEnclaveId,
+  computeReportData,
+  deriveGpuNonce,
+  type EvidenceBundle,
+  FirnError,
+  gpuEvidenceDigest,
+  hexBytes,
+  measurementDigest,
+  type GpuEvidenceEntry,
+  assertNonce,
+} from '@firn/core';
+import type { EvidenceProvider, GpuEvidenceCollector } from './evidence/types.ts';
+import { type EnclaveKeys, generateEnclaveKeys, sealKeys, unsealKeys } from './keys.ts';
+import { PROTOCOL_VERSION } from './protocol.ts';
+
+export interface EnclaveEnvironment {
+  provider: EvidenceProvider;
+  /** Raw measurement register(s) of this program, as the TEE reports them. */
+  measurementRegisters: Uint8Array[];
+  platformId: Uint8Array;
+  gpu?: GpuEvidenceCollector;
+  /** Emit an event to the host (progress of jobs); data must be public or ciphertext. */
+  emit?: (event: string, data: unknown) => void;
+}
+
+export type Handler = (params: Record<string, unknown>, ctx: EnclaveContext) => Promise<unknown>;
+
+export interface EnclaveContext {
+  env: EnclaveEnvironment;
+  /** Throws until `init` ran. */
+  keys(): EnclaveKeys;
+  enclaveId(): Uint8Array;
+  measurement: Uint8Array;
+}
+
+/**
+ * The trusted program's request handlers. Keys are generated or unsealed inside; only the sealed
+ * blob, public keys and quotes leave.
+ */
+export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Record<string, Handler> = {}) {
+  let keys: EnclaveKeys | undefined;
+  const measurement = measurementDigest(env.provider.teeType, env.measurementRegisters);
+  const ctx: EnclaveContext = {
+    env,
+    measurement,
+    keys() {
+      if (!keys) throw new FirnError('E_ENCLAVE_PROTOCOL', 'enclave not initialised');
+      return keys;
+    },
+    enclaveId() {
+      return computeEnclaveId(env.provider.teeType, env.platformId, measurement);
+    },
+  };
+
+  const identity = () => ({
+    teeType: env.provider.teeType,
+    measurement: bytesToHex(measurement),
+    platformId: bytesToHex(env.platformId),
+    enclaveId: bytesToHex(ctx.enclaveId()),
+    enclaveAddress: bytesToHex(ctx.keys().enclaveAddress),
+    kemPublicKey: bytesToHex(ctx.keys().kemPublicKey),
+  });
+
+  const handlers: Record<string, Handler> = {
+    async hello() {
+      return { protocolVersion: PROTOCOL_VERSION, teeType: env.provider.teeType, measurement: bytesToHex(measurement) };
+    },
+    async init(params) {
+      const sealingKey = await env.provider.sealingKey();
+      let sealed: unknown = params.sealedKeys;
+      if (sealed === undefined || sealed === null) {
+        keys = generateEnclaveKeys();
+        sealed = sealKeys(keys, sealingKey, measurement);
+      } else {
+        keys = unsealKeys(sealed, sealingKey, measurement);
+      }
+      return { ...identity(), sealedKeys: sealed };
+    },
+    async identity() {
+      return identity();
+    },
+    async attest(params) {
+      const nonce = assertNonce(hexBytes(params.nonce, 'nonce', undefined, 64));
+      const k = ctx.keys();
+      let gpu: GpuEvidenceEntry[] | undefined;
+      if (env.gpu) gpu = await env.gpu.collect(deriveGpuNonce(nonce));
+      const reportData = computeReportData({
+        enclaveAddress: k.enclaveAddress,
+        kemPublicKey: k.kemPublicKey,
+        nonce,
+        ...(gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(gpu) }),
+      });
+      const { quote, collateral } = await env.provider.quote(reportData);
+      const bundle: EvidenceBundle = {
+        version: 1,
+        teeType: env.provider.teeType,
+        quote: bytesToHex(quote),
+        nonce: bytesToHex(nonce),
+        enclaveAddress: bytesToHex(k.enclaveAddress),
+        kemPublicKey: bytesToHex(k.kemPublicKey),
+      };
+      if (collateral !== undefined) bundle.collateral = collateral;
+      if (gpu !== undefined) bundle.gpu = gpu;
+      return bundle;
+    },
+    ...extraHandlers,
+  };
+
+  return {
+    ctx,
+    async handle(method: string, params: Record<string, unknown>): Promise<unknown> {
+      const h = Object.hasOwn(handlers, method) ? handlers[method] : undefined;
+      if (!h) throw new FirnError('E_ENCLAVE_PROTOCOL', `unknown method ${method}`);
+      return h(params, ctx);
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export * from './enclaveProgram.ts';
+export * from './evidence/simulated.ts';
+export * from './evidence/types.ts';
+export * from './keys.ts';
+export * from './protocol.ts';
