@@ -1,4 +1,5 @@
 import { FirnError, type TeeTypeName } from '@firn/core';
+import { sgxVerifier, tdxVerifier } from './dcap/index.ts';
 import { simulatedVerifier } from './simulated/simulatedVerifier.ts';
 import type { EvidenceVerifier } from './types.ts';
 
@@ -8,6 +9,8 @@ import type { EvidenceVerifier } from './types.ts';
  */
 const VERIFIERS: Partial<Record<TeeTypeName, EvidenceVerifier>> = {
   simulated: simulatedVerifier as EvidenceVerifier,
+  sgx: sgxVerifier as EvidenceVerifier,
+  tdx: tdxVerifier as EvidenceVerifier,
 };
 
 export function registerVerifier(v: EvidenceVerifier): void {

@@ -5,3 +5,6 @@ export * from './hash.ts';
 export * from './identity.ts';
 export * from './tags.ts';
 export * from './sharedPath.ts';
+export * from './refusalCodes.ts';
+export * from './workload.ts';
+export * from './workProof.ts';

@@ -23,6 +23,13 @@ export const TAGS = {
   workloadHash: 'firn/workload/v1',
   signedData: 'firn/signed-data/v1',
   verifierNonce: 'firn/verifier-nonce/v1',
+  channelRequest: 'firn/channel-request/v1',
+  channelResponse: 'firn/channel-response/v1',
+  channelEvent: 'firn/channel-event/v1',
+  kemKeyId: 'firn/kem-key-id/v1',
+  gpuSimMeasurement: 'firn/gpu-sim-measurement/v1',
+  gpuSimFirmware: 'firn/gpu-sim-firmware/v1',
+  gramineSealKey: 'firn/gramine-seal-key/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

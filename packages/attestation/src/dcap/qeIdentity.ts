@@ -1,0 +1,59 @@
+import type { TcbStatus } from '../types.ts';
+import { collateralError, JsonFields, parseCollateralJson } from './collateralJson.ts';
+
+export interface QeTcbLevel {
+  isvSvn: number;
+  status: TcbStatus;
+  advisoryIds: string[];
+}
+
+/** Intel enclave identity v2 (QE, TD_QE, QVE), parsed from the exact signed text; not yet verified. */
+export interface QeIdentity {
+  id: 'QE' | 'TD_QE' | 'QVE';
+  version: number;
+  issueDate: number;
+  nextUpdate: number;
+  tcbEvaluationDataNumber: number;
+  miscSelect: number;
+  miscSelectMask: number;
+  attributes: Uint8Array;
+  attributesMask: Uint8Array;
+  mrSigner: Uint8Array;
+  isvProdId: number;
+  tcbLevels: QeTcbLevel[];
+}
+
+/** Parse the signed enclaveIdentity JSON text (the object itself, not the wrapper). */
+export function parseQeIdentity(text: string): QeIdentity {
+  const f = JsonFields.of(parseCollateralJson(text, 'enclaveIdentity'), 'enclaveIdentity');
+  const id = f.str('id');
+  if (id !== 'QE' && id !== 'TD_QE' && id !== 'QVE')
+    throw collateralError(`enclaveIdentity id ${id} is not supported`);
+  const version = f.int('version', 255);
+  if (version !== 2) throw collateralError(`enclaveIdentity version ${version} is not supported`);
+  const tcbLevels = f.arr('tcbLevels').map((x, i) => {
+    const l = JsonFields.of(x, `enclaveIdentity.tcbLevels[${i}]`);
+    return {
+      isvSvn: l.obj('tcb').int('isvsvn', 0xffff),
+      status: l.status('tcbStatus'),
+      advisoryIds: l.advisories('advisoryIDs'),
+    };
+  });
+  if (tcbLevels.length === 0) throw collateralError('enclaveIdentity has no TCB levels');
+  // miscselect is written as the report's bytes in order (little-endian u32), as QVL reads it.
+  const u32 = (k: string) => Buffer.from(f.hex(k, 4)).readUInt32LE(0);
+  return {
+    id,
+    version,
+    issueDate: f.date('issueDate'),
+    nextUpdate: f.date('nextUpdate'),
+    tcbEvaluationDataNumber: f.int('tcbEvaluationDataNumber'),
+    miscSelect: u32('miscselect'),
+    miscSelectMask: u32('miscselectMask'),
+    attributes: f.hex('attributes', 16),
+    attributesMask: f.hex('attributesMask', 16),
+    mrSigner: f.hex('mrsigner', 32),
+    isvProdId: f.int('isvprodid', 0xffff),
+    tcbLevels,
+  };
+}

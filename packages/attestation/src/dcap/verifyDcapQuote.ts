@@ -1,0 +1,431 @@
+import { createHash, type KeyObject } from 'node:crypto';
+import { FirnError, measurementDigest } from '@firn/core';
+import { markVerified, type VerifiedEvidence } from '../types.ts';
+import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
+import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
+import { parseQeIdentity, type QeIdentity } from './qeIdentity.ts';
+import { CERT_DATA_PCK_CHAIN, type DcapQuote, parseDcapQuote } from './quote.ts';
+import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
+import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
+import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
+import {
+  type Certificate,
+  type Crl,
+  chainCertificates,
+  ecdsaVerifyDer,
+  ecdsaVerifyRaw,
+  p256RawKey,
+  parseCertificate,
+  leafFirst,
+  parseCrl,
+  pemCertificates,
+  rootDer,
+} from './x509.ts';
+
+export interface VerifyDcapOptions {
+  /** Collateral: QuoteCollateralV3, or dcap-qvl's JSON object shape. */
+  collateral: unknown;
+  /** Verification time, unix seconds. */
+  now: number;
+  /** Trust anchors (DER or PEM); default: the Intel SGX Root CA (production) only. */
+  roots?: readonly Uint8Array[];
+}
+
+const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
+
+/** A small insertion-ordered LRU: caches are keyed by exact bytes, so a hit is as good as a check. */
+class Lru<V> {
+  private readonly m = new Map<string, V>();
+  constructor(private readonly cap: number) {}
+  get(k: string): V | undefined {
+    const v = this.m.get(k);
+    if (v !== undefined) {
+      this.m.delete(k);
+      this.m.set(k, v);
+    }
+    return v;
+  }
+  set(k: string, v: V): V {
+    this.m.set(k, v);
+    if (this.m.size > this.cap) this.m.delete(this.m.keys().next().value as string);
+    return v;
+  }
+  clear(): void {
+    this.m.clear();
+  }
+}
+
+const key = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+
+const certCache = new Lru<Certificate>(512);
+function cert(der: Uint8Array): Certificate {
+  const k = key(der);
+  return certCache.get(k) ?? certCache.set(k, parseCertificate(der));
+}
+
+/** Issuer→child signature checks already passed, keyed by both certificates' exact bytes. */
+const issuedCache = new Lru<true>(1024);
+function checkIssued(child: Certificate, issuer: Certificate, what: string): void {
+  if (!Buffer.from(child.issuer).equals(Buffer.from(issuer.subject)))
+    throw chainErr(`${what}: issuer name does not match`);
+  if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
+  const k = `${key(child.der)}\u0000${key(issuer.der)}`;
+  if (issuedCache.get(k)) return;
+  if (!ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature))
+    throw chainErr(`${what}: certificate signature is invalid`);
+  issuedCache.set(k, true);
+}
+
+function checkWindow(c: Certificate, now: number, what: string): void {
+  if (now < c.notBefore) throw new FirnError('E_EVIDENCE_EXPIRED', `${what} certificate is not yet valid`);
+  if (now > c.notAfter) throw new FirnError('E_EVIDENCE_EXPIRED', `${what} certificate has expired`);
+}
+
+interface Anchors {
+  roots: Certificate[];
+  id: string;
+}
+
+const defaultRootDer = pemCertificates(INTEL_SGX_ROOT_CA_PEM, 'Intel root')[0]!;
+let defaultAnchors: Anchors | undefined;
+function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
+  const useDefault = roots === undefined || roots.length === 0;
+  if (useDefault && defaultAnchors !== undefined) return defaultAnchors;
+  const list = (useDefault ? [defaultRootDer] : roots.map(rootDer)).map(cert);
+  const a = { roots: list, id: list.map((r) => key(r.der)).join('\u0001') };
+  if (useDefault) defaultAnchors = a;
+  return a;
+}
+
+/**
+ * Verify a leaf-first chain up to a pinned root: each certificate signed by the next, the top one
+ * being a pinned root or issued by one. Returns the chain with the root appended (leaf first).
+ */
+function verifyChain(ders: Uint8Array[], a: Anchors, what: string): Certificate[] {
+  const certs = ders.map(cert);
+  for (let i = 0; i + 1 < certs.length; i++) checkIssued(certs[i]!, certs[i + 1]!, `${what}[${i}]`);
+  const top = certs[certs.length - 1]!;
+  if (a.roots.some((r) => Buffer.from(r.der).equals(Buffer.from(top.der)))) return certs;
+  const root = a.roots.find((r) => Buffer.from(r.subject).equals(Buffer.from(top.issuer)));
+  if (root === undefined) throw chainErr(`${what}: does not chain to a pinned root`);
+  checkIssued(top, root, `${what} root`);
+  return [...certs, root];
+}
+
+/** Collateral whose signatures and chains are checked; only time-dependent checks remain. */
+interface PreparedCollateral {
+  tcbInfo: TcbInfo;
+  qeIdentity: QeIdentity;
+  rootCrl: Crl;
+  pckCrl: Crl;
+  tcbChain: Certificate[];
+  qeIdChain: Certificate[];
+  pckCrlChain: Certificate[];
+}
+
+const preparedCache = new Lru<PreparedCollateral>(64);
+const preparedByObject = new WeakMap<object, Map<string, PreparedCollateral>>();
+
+function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
+  return [
+    a.id,
+    c.pckCrlIssuerChain,
+    key(c.rootCaCrl),
+    key(c.pckCrl),
+    c.tcbInfoIssuerChain,
+    c.tcbInfo,
+    key(c.tcbInfoSignature),
+    c.qeIdentityIssuerChain,
+    c.qeIdentity,
+    key(c.qeIdentitySignature),
+  ].join('\u0002');
+}
+
+function verifyCrlBy(crl: Crl, issuer: Certificate, what: string): void {
+  if (!Buffer.from(crl.issuer).equals(Buffer.from(issuer.subject)))
+    throw chainErr(`${what} is not issued by ${what === 'root CA CRL' ? 'the root' : 'the PCK CA'}`);
+  if (!ecdsaVerifyDer(issuer.publicKey(), crl.tbs, crl.signature))
+    throw chainErr(`${what} signature is invalid`);
+}
+
+function prepare(c: QuoteCollateralV3, a: Anchors): PreparedCollateral {
+  const tcbChain = verifyChain(
+    leafFirst(pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain')),
+    a,
+    'TCB info issuer chain',
+  );
+  const tcbInfo = parseTcbInfo(c.tcbInfo);
+  if (!ecdsaVerifyRaw(tcbChain[0]!.publicKey(), Buffer.from(c.tcbInfo, 'utf8'), c.tcbInfoSignature))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'TCB info signature is invalid');
+  const qeIdChain = verifyChain(
+    leafFirst(pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain')),
+    a,
+    'QE identity issuer chain',
+  );
+  const qeIdentity = parseQeIdentity(c.qeIdentity);
+  if (!ecdsaVerifyRaw(qeIdChain[0]!.publicKey(), Buffer.from(c.qeIdentity, 'utf8'), c.qeIdentitySignature))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'QE identity signature is invalid');
+  const rootCrl = parseCrl(c.rootCaCrl);
+  const root = tcbChain[tcbChain.length - 1]!;
+  verifyCrlBy(rootCrl, root, 'root CA CRL');
+  const pckCrlChain = verifyChain(
+    leafFirst(pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain')),
+    a,
+    'PCK CRL issuer chain',
+  );
+  const pckCrl = parseCrl(c.pckCrl);
+  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL');
+  return { tcbInfo, qeIdentity, rootCrl, pckCrl, tcbChain, qeIdChain, pckCrlChain };
+}
+
+function prepared(raw: unknown, a: Anchors): PreparedCollateral {
+  const byObj = typeof raw === 'object' && raw !== null ? preparedByObject.get(raw) : undefined;
+  const hit = byObj?.get(a.id);
+  if (hit !== undefined) return hit;
+  const c = toQuoteCollateralV3(raw);
+  const k = collateralKey(c, a);
+  const p = preparedCache.get(k) ?? preparedCache.set(k, prepare(c, a));
+  if (typeof raw === 'object' && raw !== null) {
+    const m = byObj ?? new Map<string, PreparedCollateral>();
+    m.set(a.id, p);
+    preparedByObject.set(raw, m);
+  }
+  return p;
+}
+
+interface PckChain {
+  certs: Certificate[];
+  ext: PckExtensions;
+}
+const pckCache = new Lru<PckChain>(256);
+
+function pckChain(q: DcapQuote, raw: unknown, a: Anchors): PckChain {
+  let data: Uint8Array;
+  if (q.certification.certDataType === CERT_DATA_PCK_CHAIN) {
+    data = q.certification.certData;
+  } else {
+    // Types 1-4 carry only an (encrypted) PPID: the PCK chain must come with the collateral.
+    const chain =
+      typeof raw === 'object' && raw !== null
+        ? ((raw as Record<string, unknown>).pckCertificateChain ??
+          (raw as Record<string, unknown>).pck_certificate_chain)
+        : undefined;
+    if (typeof chain !== 'string')
+      throw new FirnError(
+        'E_EVIDENCE_COLLATERAL',
+        `quote has certification data type ${q.certification.certDataType}: the PCK chain must be in the collateral`,
+      );
+    data = new Uint8Array(Buffer.from(chain, 'latin1'));
+  }
+  const k = `${a.id}\u0003${key(data)}`;
+  const hit = pckCache.get(k);
+  if (hit !== undefined) return hit;
+  const certs = verifyChain(chainCertificates(data, 'PCK chain'), a, 'PCK chain');
+  if (certs.length < 3) throw chainErr('PCK chain must hold the PCK, its CA and the root');
+  return pckCache.set(k, { certs, ext: parsePckExtensions(certs[0]!) });
+}
+
+/** Forget every cached parse and check (for benchmarks measuring the cold path). */
+export function clearDcapCaches(): void {
+  certCache.clear();
+  issuedCache.clear();
+  defaultAnchors = undefined;
+  preparedCache.clear();
+  pckCache.clear();
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
+
+function le16(n: number): Uint8Array {
+  return Uint8Array.of(n & 0xff, (n >> 8) & 0xff);
+}
+
+/**
+ * Verify an SGX v3 or TDX v4/v5 quote against pinned roots and its collateral: the PCK chain and
+ * both CRLs, the QE report signature and its binding of the attestation key, the quote signature,
+ * the TCB info and QE identity signatures, certificate validity at `now`, FMSPC/PCE-ID and TEE
+ * type matching, TCB level and QE identity matching, and the combined TCB status with advisories.
+ * It does not decide acceptance: debug enclaves, collateral past nextUpdate (reported as
+ * collateralNextUpdate), the status and the measurements are left to the policy (evaluate).
+ */
+export async function verifyDcapQuote(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+): Promise<VerifiedEvidence> {
+  return verifyDcapQuoteSync(quote, opts);
+}
+
+/** Synchronous core of verifyDcapQuote (the benchmark times it without promise overhead). */
+export function verifyDcapQuoteSync(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+): VerifiedEvidence {
+  const { now } = opts;
+  if (typeof now !== 'number' || !Number.isFinite(now))
+    throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
+  const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
+  const a = anchors(opts.roots);
+  const tdx = q.body.kind === 'tdx';
+
+  // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
+  const col = prepared(opts.collateral, a);
+  const { tcbInfo, qeIdentity, rootCrl, pckCrl } = col;
+  if (tcbInfo.id !== (tdx ? 'TDX' : 'SGX'))
+    throw new FirnError(
+      'E_EVIDENCE_COLLATERAL',
+      `TCB info is for ${tcbInfo.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
+    );
+  if (tdx && tcbInfo.version < 3) throw new FirnError('E_EVIDENCE_COLLATERAL', 'TDX needs TCB info v3');
+  if (qeIdentity.id !== (tdx ? 'TD_QE' : 'QE'))
+    throw new FirnError(
+      'E_EVIDENCE_COLLATERAL',
+      `QE identity is ${qeIdentity.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
+    );
+  const issued = Math.max(tcbInfo.issueDate, qeIdentity.issueDate, rootCrl.thisUpdate, pckCrl.thisUpdate);
+  const nextUpdate = Math.min(
+    tcbInfo.nextUpdate,
+    qeIdentity.nextUpdate,
+    rootCrl.nextUpdate,
+    pckCrl.nextUpdate,
+  );
+  if (now < issued)
+    throw new FirnError('E_EVIDENCE_EXPIRED', 'collateral is not yet valid at the verification time');
+  for (const [c, what] of [
+    ...col.tcbChain.map((c) => [c, 'TCB signing'] as const),
+    ...col.qeIdChain.map((c) => [c, 'QE identity signing'] as const),
+    ...col.pckCrlChain.map((c) => [c, 'PCK CRL issuer'] as const),
+  ])
+    checkWindow(c, now, what);
+
+  // PCK chain to the root, with revocation: the root CRL covers CAs, the PCK CRL covers the PCK.
+  const pck = pckChain(q, opts.collateral, a);
+  const [leaf, pckCa] = pck.certs as [Certificate, Certificate, ...Certificate[]];
+  for (const [i, c] of pck.certs.entries()) checkWindow(c, now, i === 0 ? 'PCK' : 'PCK chain CA');
+  const root = pck.certs[pck.certs.length - 1]!;
+  if (!Buffer.from(root.der).equals(Buffer.from(col.tcbChain[col.tcbChain.length - 1]!.der)))
+    throw chainErr('PCK chain and collateral chain end in different roots');
+  if (
+    !Buffer.from(pckCrl.issuer).equals(Buffer.from(pckCa.subject)) ||
+    !Buffer.from(col.pckCrlChain[0]!.der).equals(Buffer.from(pckCa.der))
+  )
+    throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
+  for (const c of [
+    ...pck.certs.slice(1, -1),
+    ...col.tcbChain.slice(0, -1),
+    ...col.qeIdChain.slice(0, -1),
+    ...col.pckCrlChain.slice(0, -1),
+  ])
+    if (rootCrl.revoked.has(c.serial))
+      throw new FirnError('E_EVIDENCE_REVOKED', 'an intermediate or signing certificate is revoked');
+  if (pckCrl.revoked.has(leaf.serial))
+    throw new FirnError('E_EVIDENCE_REVOKED', 'PCK certificate is revoked');
+
+  // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
+  const cd = q.certification;
+  if (!ecdsaVerifyRaw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature))
+    throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report signature is invalid');
+  const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
+  if (
+    !binding.equals(Buffer.from(cd.qeReport.reportData.subarray(0, 32))) ||
+    cd.qeReport.reportData.subarray(32).some((x) => x !== 0)
+  )
+    throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
+
+  // The quote itself, signed by the attestation key.
+  const attKey: KeyObject = p256RawKey(q.attestationKey);
+  if (!ecdsaVerifyRaw(attKey, q.signedBytes, q.signature))
+    throw new FirnError('E_EVIDENCE_SIGNATURE', 'quote signature is invalid');
+
+  // Platform matching and TCB status as Intel's QVL computes it.
+  const ext = pck.ext;
+  if (!Buffer.from(ext.fmspc).equals(Buffer.from(tcbInfo.fmspc)))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'FMSPC of the PCK certificate does not match the TCB info');
+  if (!Buffer.from(ext.pceId).equals(Buffer.from(tcbInfo.pceId)))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'PCE-ID of the PCK certificate does not match the TCB info');
+  const td = q.body.kind === 'tdx' ? q.body.report : undefined;
+  const level = matchTcbLevel(tcbInfo, ext, td);
+  let tcb = { status: level.status, advisoryIds: [...level.advisoryIds] };
+  if (td !== undefined) tcb = convergeTcb(tcb, matchTdxModule(tcbInfo, td));
+  const qeTcb = matchQeIdentity(qeIdentity, cd.qeReport);
+  tcb = convergeTcb(tcb, qeTcb);
+
+  const extra: Record<string, unknown> = {
+    quoteVersion: q.header.version,
+    fmspc: hex(ext.fmspc),
+    pceId: hex(ext.pceId),
+    pceSvn: ext.pceSvn,
+    cpuSvn: hex(ext.cpuSvn),
+    sgxType: ext.sgxType,
+    tcbDate: level.tcbDate,
+    // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
+    latestTcbDate: tcbInfo.tcbLevels[0]!.tcbDate,
+    platformTcbStatus: level.status,
+    qeTcbStatus: qeTcb.status,
+    tcbInfoVersion: tcbInfo.version,
+    qeIsvSvn: cd.qeReport.isvSvn,
+    collateralExpired: now > nextUpdate,
+  };
+  let measurements: Record<string, string>;
+  let measurement: Uint8Array;
+  let debug: boolean;
+  let reportData: Uint8Array;
+  if (q.body.kind === 'sgx') {
+    const r = q.body.report;
+    measurements = {
+      mrenclave: hex(r.mrEnclave),
+      mrsigner: hex(r.mrSigner),
+      isvProdId: String(r.isvProdId),
+      isvSvn: String(r.isvSvn),
+      attributes: hex(r.attributes),
+      miscselect: hex(r.raw.subarray(16, 20)),
+      configId: hex(r.configId),
+      configSvn: String(r.configSvn),
+      isvExtProdId: hex(r.isvExtProdId),
+      isvFamilyId: hex(r.isvFamilyId),
+    };
+    measurement = measurementDigest('sgx', [r.mrEnclave, r.mrSigner, le16(r.isvProdId), le16(r.isvSvn)]);
+    // SGX ATTRIBUTES.DEBUG is bit 1 of the flags.
+    debug = (r.attributes[0]! & 0x02) !== 0;
+    reportData = r.reportData;
+  } else {
+    const r = q.body.report;
+    measurements = {
+      mrtd: hex(r.mrTd),
+      rtmr0: hex(r.rtmr0),
+      rtmr1: hex(r.rtmr1),
+      rtmr2: hex(r.rtmr2),
+      rtmr3: hex(r.rtmr3),
+      mrconfigid: hex(r.mrConfigId),
+      mrowner: hex(r.mrOwner),
+      mrownerconfig: hex(r.mrOwnerConfig),
+      tdAttributes: hex(r.tdAttributes),
+      xfam: hex(r.xfam),
+      mrseam: hex(r.mrSeam),
+      mrsignerseam: hex(r.mrSignerSeam),
+    };
+    if (r.mrServiceTd !== undefined) measurements.mrservicetd = hex(r.mrServiceTd);
+    measurement = measurementDigest('tdx', [r.mrTd, r.rtmr0, r.rtmr1, r.rtmr2, r.rtmr3]);
+    // TDX TDATTRIBUTES.TUD.DEBUG is bit 0.
+    debug = (r.tdAttributes[0]! & 0x01) !== 0;
+    reportData = r.reportData;
+    extra.teeTcbSvn = hex(r.teeTcbSvn);
+    extra.tdReportVersion = r.version;
+    extra.mrconfigid = hex(r.mrConfigId);
+    extra.attributes = hex(r.tdAttributes);
+    if (r.teeTcbSvn2 !== undefined) extra.teeTcbSvn2 = hex(r.teeTcbSvn2);
+  }
+  return markVerified({
+    teeType: q.body.kind,
+    measurement,
+    measurements,
+    platformId: ext.ppid,
+    reportData,
+    debug,
+    tcbStatus: tcb.status,
+    advisoryIds: tcb.advisoryIds,
+    tcbEvaluationDataNumber: Math.min(tcbInfo.tcbEvaluationDataNumber, qeIdentity.tcbEvaluationDataNumber),
+    collateralIssuedAt: issued,
+    collateralNextUpdate: nextUpdate,
+    extra,
+  });
+}

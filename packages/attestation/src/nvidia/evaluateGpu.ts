@@ -1,0 +1,123 @@
+import { type ErrorCode, InvalidInputError } from '@firn/core';
+import type { GpuFacts } from './verifyGpuEvidence.ts';
+
+/** What a requester or verifier accepts from a node's GPUs. */
+export interface GpuPolicy {
+  /** Minimum number of GPUs (NVSwitches not counted) that must pass every check. */
+  required: number;
+  /**
+   * Require evidence that the GPU runs in CC mode. The CC configuration is part of the measured
+   * state that RIMs describe, so this demands measurements === 'match' (see decision 0402).
+   */
+  requireCcMode?: boolean;
+  acceptedDriverVersions?: string[];
+  acceptedVbiosVersions?: string[];
+  requireMeasurementsMatch: boolean;
+  allowRevocationUnchecked: boolean;
+  /** Dev only: accept GPUs chained to an explicitly passed simulated root. */
+  allowSimulated: boolean;
+}
+
+export interface GpuRefusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** NVSwitch architectures are named LS10 and later LSxx; they have no driver version. */
+export function isNvSwitch(arch: string): boolean {
+  return /^LS\d+$/i.test(arch);
+}
+
+const norm = (v: string): string => v.trim().toUpperCase();
+
+/** Apply a GpuPolicy to verified facts; returns every reason for a no, never throws on facts. */
+export function evaluateGpu(
+  facts: readonly GpuFacts[],
+  policy: GpuPolicy,
+): { ok: true } | { ok: false; reasons: GpuRefusal[] } {
+  const reasons: GpuRefusal[] = [];
+  const no = (code: ErrorCode, message: string): void => {
+    reasons.push({ code, message });
+  };
+  facts.forEach((f, i) => {
+    const who = `device ${i} (${f.arch})`;
+    if (!f.signatureValid) no('E_EVIDENCE_SIGNATURE', `${who}: SPDM signature does not verify`);
+    if (!f.chainValid)
+      no('E_EVIDENCE_CHAIN', `${who}: certificate chain invalid: ${f.chainProblems.join('; ')}`);
+    if (f.fwidMatches === false)
+      no('E_EVIDENCE_CHAIN', `${who}: report FWID differs from the leaf certificate FWID`);
+    if (!f.nonceMatches) no('E_EVIDENCE_NONCE', `${who}: signed nonce is not the expected nonce`);
+    if (f.simulated && !policy.allowSimulated) no('E_POLICY_REJECTED', `${who}: simulated GPU not allowed`);
+    if (f.revoked) no('E_EVIDENCE_REVOKED', `${who}: a certificate is revoked`);
+    if (f.revocation === 'not-checked' && !policy.allowRevocationUnchecked)
+      no('E_EVIDENCE_REVOKED', `${who}: revocation not checked`);
+    const needMatch =
+      policy.requireMeasurementsMatch || (policy.requireCcMode === true && !isNvSwitch(f.arch));
+    if (needMatch && f.measurements !== 'match')
+      no(
+        'E_EVIDENCE_TCB',
+        f.measurements === 'mismatch'
+          ? `${who}: measurements differ from the RIM at indexes ${f.mismatchingIndexes.join(',')}`
+          : `${who}: no verified RIM for its driver/VBIOS`,
+      );
+    if (!isNvSwitch(f.arch) && policy.acceptedDriverVersions !== undefined) {
+      const ok =
+        f.driverVersion !== null && policy.acceptedDriverVersions.map(norm).includes(norm(f.driverVersion));
+      if (!ok) no('E_POLICY_REJECTED', `${who}: driver version ${f.driverVersion ?? 'unknown'} not accepted`);
+    }
+    if (policy.acceptedVbiosVersions !== undefined) {
+      const ok =
+        f.vbiosVersion !== null && policy.acceptedVbiosVersions.map(norm).includes(norm(f.vbiosVersion));
+      if (!ok) no('E_POLICY_REJECTED', `${who}: VBIOS version ${f.vbiosVersion ?? 'unknown'} not accepted`);
+    }
+  });
+  const gpus = facts.filter((f) => !isNvSwitch(f.arch)).length;
+  if (gpus < policy.required)
+    no('E_POLICY_REJECTED', `${gpus} GPU(s) presented, ${policy.required} required`);
+  return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
+}
+
+/** Parse a GpuPolicy from untrusted JSON (a policy file); unknown keys are refused. */
+export function parseGpuPolicy(value: unknown): GpuPolicy {
+  const bad = (m: string): never => {
+    throw new InvalidInputError(m);
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    bad('GPU policy must be an object');
+  const o = value as Record<string, unknown>;
+  const known = new Set([
+    'required',
+    'requireCcMode',
+    'acceptedDriverVersions',
+    'acceptedVbiosVersions',
+    'requireMeasurementsMatch',
+    'allowRevocationUnchecked',
+    'allowSimulated',
+  ]);
+  for (const k of Object.keys(o)) if (!known.has(k)) bad(`GPU policy has unknown key ${k}`);
+  if (!Number.isInteger(o.required) || (o.required as number) < 0 || (o.required as number) > 64)
+    bad('GPU policy required must be an integer 0..64');
+  for (const k of ['requireMeasurementsMatch', 'allowRevocationUnchecked', 'allowSimulated'])
+    if (typeof o[k] !== 'boolean') bad(`GPU policy ${k} must be a boolean`);
+  if (o.requireCcMode !== undefined && typeof o.requireCcMode !== 'boolean')
+    bad('requireCcMode must be a boolean');
+  const list = (k: string): string[] | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.length > 256 || !v.every((s) => typeof s === 'string' && s.length <= 64))
+      bad(`GPU policy ${k} must be a list of version strings`);
+    return v as string[];
+  };
+  const p: GpuPolicy = {
+    required: o.required as number,
+    requireMeasurementsMatch: o.requireMeasurementsMatch as boolean,
+    allowRevocationUnchecked: o.allowRevocationUnchecked as boolean,
+    allowSimulated: o.allowSimulated as boolean,
+  };
+  if (o.requireCcMode !== undefined) p.requireCcMode = o.requireCcMode as boolean;
+  const d = list('acceptedDriverVersions');
+  if (d) p.acceptedDriverVersions = d;
+  const v = list('acceptedVbiosVersions');
+  if (v) p.acceptedVbiosVersions = v;
+  return p;
+}

@@ -1,0 +1,252 @@
+import { createHash, verify as cryptoVerify } from 'node:crypto';
+import {
+  bytesEqual,
+  bytesToHex,
+  FirnError,
+  type GpuEvidenceEntry,
+  type Hex,
+  MAX_GPU_ENTRIES,
+} from '@firn/core';
+import {
+  CertificateFormatError,
+  certificateFwids,
+  parseCert,
+  pemToDerList,
+  verifyCertChain,
+} from './certChain.ts';
+import { compareMeasurements } from './compareMeasurements.ts';
+import { checkOcsp, type OcspOptions } from './checkOcsp.ts';
+import { NVIDIA_DEVICE_ROOT_PEM } from './nvidiaRoots.ts';
+import { MAX_SPDM_REPORT_BYTES, parseSpdmReport } from './parseSpdmReport.ts';
+import { type RimFacts, type RimStore, verifyRim } from './verifyRim.ts';
+
+export interface GpuVerifyContext {
+  /** Verification time, unix seconds. */
+  now: number;
+  /** The 32-byte nonce the device must have signed (deriveGpuNonce of the CPU nonce). */
+  expectedNonce: Uint8Array;
+  roots?: {
+    /** Device roots (DER or PEM); NVIDIA's Device Identity CA when absent. */
+    device?: Uint8Array[];
+    /** RIM signing roots; NVIDIA's CoRIM signing root when absent. */
+    rim?: Uint8Array[];
+    /** Roots of simulated GPUs: evidence chained to one is valid but marked simulated. */
+    simulated?: Uint8Array[];
+  };
+  rims?: RimStore;
+  /** OCSP responder; without it revocation is reported as not checked. */
+  ocsp?: OcspOptions;
+}
+
+export interface RimSummary {
+  source: string;
+  tagId: string;
+  version: string;
+  signatureValid: boolean;
+  chainValid: boolean;
+  notAfter: number;
+}
+
+/** What verifyGpuEvidence established about one GPU or NVSwitch. Policy decisions are not made here. */
+export interface GpuFacts {
+  arch: string;
+  /** The SPDM signature verifies with the leaf certificate's P-384 key. */
+  signatureValid: boolean;
+  /** The device chain verifies to a trusted (or explicitly simulated) root at `now`. */
+  chainValid: boolean;
+  chainProblems: string[];
+  /** The report's FWID equals the leaf certificate's DICE FWID; null when the report has none (NVSwitch). */
+  fwidMatches: boolean | null;
+  nonceMatches: boolean;
+  /** The requester nonce the device signed. */
+  nonce: Hex;
+  driverVersion: string | null;
+  vbiosVersion: string | null;
+  measurements: 'match' | 'mismatch' | 'no-rim';
+  /** 0-based RIM indexes that did not match (empty unless measurements is 'mismatch'). */
+  mismatchingIndexes: number[];
+  rims: { driver?: RimSummary; vbios?: RimSummary };
+  revocation: 'checked' | 'not-checked';
+  /** True only when an OCSP responder said a certificate is revoked. */
+  revoked: boolean;
+  simulated: boolean;
+  /** Device identity: the subject serial number of the device identity (BROM) certificate. */
+  deviceId: string;
+  /** Project / SKU / chip SKU from the report (GPUs only). */
+  platform: { project: string | null; projectSku: string | null; chipSku: string | null };
+  chainNotBefore: number;
+  chainNotAfter: number;
+  featureFlag: Hex | null;
+  measurementCount: number;
+}
+
+const MAX_CERT_B64 = 64 * 1024;
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function b64(value: unknown, what: string, max: number): Uint8Array {
+  if (typeof value !== 'string')
+    throw new FirnError('E_EVIDENCE_MALFORMED', `${what} must be a base64 string`);
+  const s = value.replace(/\s+/g, '');
+  if (s.length > max)
+    throw new FirnError('E_TOO_LARGE', `${what} is over its size cap`, { details: { limit: max } });
+  if (!B64_RE.test(s) || s.length % 4 !== 0)
+    throw new FirnError('E_EVIDENCE_MALFORMED', `${what} is not base64`);
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+function subjectSerial(subject: string): string | undefined {
+  const m = /(?:^|\n)serialNumber=([0-9A-Fa-f]+)/.exec(subject);
+  return m?.[1]?.toUpperCase();
+}
+
+function summary(source: string, f: RimFacts): RimSummary {
+  return {
+    source,
+    tagId: f.tagId,
+    version: f.version,
+    signatureValid: f.signatureValid,
+    chainValid: f.chainValid,
+    notAfter: f.notAfter,
+  };
+}
+
+/**
+ * Verify one GPU/NVSwitch evidence entry: the SPDM GET_MEASUREMENTS signature (P-384, SHA-384 over
+ * request and response) with the leaf of the entry's chain, that chain to NVIDIA's pinned Device
+ * Identity root (or an explicitly passed simulated root) at ctx.now, the report FWID against the
+ * leaf's DICE FWID, the signed nonce against ctx.expectedNonce, and the measurements against
+ * verified RIMs of the reported driver and VBIOS versions. It proves nothing about which CPU TEE
+ * asked (see verifyCompositeBinding) and reports facts only; a malformed entry throws a typed error.
+ */
+export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Promise<GpuFacts> {
+  if (typeof entry !== 'object' || entry === null)
+    throw new FirnError('E_EVIDENCE_MALFORMED', 'GPU entry must be an object');
+  if (typeof entry.arch !== 'string' || entry.arch.length === 0 || entry.arch.length > 32)
+    throw new FirnError('E_EVIDENCE_MALFORMED', 'GPU entry arch must be a short string');
+  if (!(ctx.expectedNonce instanceof Uint8Array) || ctx.expectedNonce.length !== 32)
+    throw new FirnError('E_INVALID_INPUT', 'expectedNonce must be 32 bytes');
+  const report = parseSpdmReport(
+    b64(entry.evidence, 'evidence', Math.ceil((MAX_SPDM_REPORT_BYTES * 4) / 3) + 4),
+  );
+  const pem = Buffer.from(b64(entry.certificate, 'certificate', MAX_CERT_B64)).toString('latin1');
+  const chainDer = pemToDerList(pem);
+  const leaf = parseCert(chainDer[0]!);
+
+  // Signature: ECDSA P-384 / SHA-384 over request || response-without-signature, raw r||s.
+  const key = leaf.publicKey;
+  let signatureValid = false;
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'secp384r1') {
+    signatureValid = cryptoVerify(
+      'sha384',
+      report.signedBytes,
+      { key, dsaEncoding: 'ieee-p1363' },
+      report.signature,
+    );
+  }
+
+  const deviceRoots = ctx.roots?.device ?? [Buffer.from(NVIDIA_DEVICE_ROOT_PEM)];
+  const simRoots = ctx.roots?.simulated ?? [];
+  const chain = verifyCertChain(chainDer, [...deviceRoots, ...simRoots], ctx.now);
+  const simulated = chain.anchorIndex !== undefined && chain.anchorIndex >= deviceRoots.length;
+
+  let fwidMatches: boolean | null = null;
+  if (report.fwid !== undefined) {
+    const certFwids = certificateFwids(chainDer[0]!);
+    fwidMatches = certFwids.some((f) => bytesEqual(f, report.fwid!));
+  }
+
+  const nonceMatches = bytesEqual(report.requestNonce, ctx.expectedNonce);
+
+  // RIMs: the driver RIM (GPUs only) and the VBIOS RIM, selected by the signed versions.
+  let measurements: GpuFacts['measurements'] = 'no-rim';
+  let mismatchingIndexes: number[] = [];
+  const rims: GpuFacts['rims'] = {};
+  if (ctx.rims) {
+    const rimCtx = ctx.roots?.rim === undefined ? { now: ctx.now } : { now: ctx.now, roots: ctx.roots.rim };
+    const wanted: ['driver' | 'vbios', string | undefined][] = [
+      ['driver', report.driverVersion],
+      ['vbios', report.vbiosVersion],
+    ];
+    const verified: RimFacts[] = [];
+    let missing = false;
+    for (const [kind, version] of wanted) {
+      if (version === undefined) continue;
+      const found = ctx.rims.find(kind, version);
+      if (!found) {
+        missing = true;
+        continue;
+      }
+      const facts = verifyRim(found.xml, rimCtx);
+      rims[kind] = summary(found.source, facts);
+      if (facts.signatureValid && facts.chainValid) verified.push(facts);
+      else missing = true;
+    }
+    if (!missing && verified.length > 0) {
+      const cmp = compareMeasurements(report, verified);
+      mismatchingIndexes = cmp.mismatchingIndexes;
+      measurements = mismatchingIndexes.length === 0 ? 'match' : 'mismatch';
+    }
+  }
+
+  let revocation: GpuFacts['revocation'] = 'not-checked';
+  let revoked = false;
+  if (ctx.ocsp && !simulated) {
+    const r = await checkOcsp(chainDer, ctx.ocsp, ctx.now);
+    revocation = r.checked ? 'checked' : 'not-checked';
+    revoked = r.revoked;
+  }
+
+  const identity = chainDer.length > 1 ? parseCert(chainDer[1]!) : leaf;
+  const deviceId =
+    subjectSerial(identity.subject) ??
+    createHash('sha256')
+      .update(identity.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('hex')
+      .toUpperCase();
+
+  return {
+    arch: entry.arch,
+    signatureValid,
+    chainValid: chain.valid,
+    chainProblems: chain.problems,
+    fwidMatches,
+    nonceMatches,
+    nonce: bytesToHex(report.requestNonce),
+    driverVersion: report.driverVersion ?? null,
+    vbiosVersion: report.vbiosVersion ?? null,
+    measurements,
+    mismatchingIndexes,
+    rims,
+    revocation,
+    revoked,
+    simulated,
+    deviceId,
+    platform: {
+      project: report.project ?? null,
+      projectSku: report.projectSku ?? null,
+      chipSku: report.chipSku ?? null,
+    },
+    chainNotBefore: chain.notBefore,
+    chainNotAfter: chain.notAfter,
+    featureFlag: report.featureFlag ?? null,
+    measurementCount: report.blocks.length,
+  };
+}
+
+/** verifyGpuEvidence over a list (GPUs and NVSwitches), capped at MAX_GPU_ENTRIES; same guarantees. */
+export async function verifyGpuEvidenceList(
+  entries: readonly GpuEvidenceEntry[],
+  ctx: GpuVerifyContext,
+): Promise<GpuFacts[]> {
+  if (!Array.isArray(entries)) throw new FirnError('E_EVIDENCE_MALFORMED', 'GPU evidence must be a list');
+  if (entries.length > MAX_GPU_ENTRIES)
+    throw new FirnError(
+      'E_TOO_LARGE',
+      `GPU evidence list has ${entries.length} entries, over ${MAX_GPU_ENTRIES}`,
+    );
+  const out: GpuFacts[] = [];
+  for (const e of entries) out.push(await verifyGpuEvidence(e, ctx));
+  return out;
+}
+
+export { CertificateFormatError };

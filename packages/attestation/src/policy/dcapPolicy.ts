@@ -1,0 +1,217 @@
+import { FirnError } from '@firn/core';
+import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
+import { type AttestationPolicy, type EvaluateContext, evaluateEvidence } from './policy.ts';
+
+/** Class ids of Intel's appraisal policy types (SampleCode/QuoteAppraisalSample). */
+export const INTEL_POLICY_CLASS = {
+  sgxPlatform: '3123ec35-8d38-4ea5-87a5-d6c48b567570',
+  tdxPlatform: 'f708b97f-0fb2-4e6b-8b03-8a5bcd1221d3',
+  tdQeIdentity: '3769258c-75e6-4bc7-8d72-d2b0e224cad2',
+  sgxEnclave: 'bef7cb8c-31aa-42c1-854c-10db005d5c41',
+  tdxTd: '45b734fc-aa4e-4c3d-ad28-e43d08880e68',
+} as const;
+
+/** A register value with an optional mask; all hex, compared on the bytes the mask keeps. */
+export interface MaskedValue {
+  value: string;
+  mask?: string;
+}
+
+/** DCAP rules beyond the generic AttestationPolicy, taken from Intel's appraisal policies. */
+export interface DcapPolicyRules {
+  /** Which TEE the platform part was written for, when the file says. */
+  teeType?: 'sgx' | 'tdx';
+  /** OutOfDate platforms are accepted only this long after the latest TCB recovery (newest tcbDate). */
+  platformGraceSeconds?: number;
+  /** Statuses accepted for the quoting enclave alone (Intel's "Verified TDQE" policy). */
+  qeAcceptedTcbStatuses?: TcbStatus[];
+  /** Tenant rules: exact or masked register values, by measurement name (mrenclave, mrtd, rtmr0, ...). */
+  measurements?: Record<string, MaskedValue>;
+  /** SGX: minimum ISVSVN of the enclave. */
+  minIsvSvn?: number;
+}
+
+export interface DcapPolicy {
+  policy: AttestationPolicy;
+  dcap: DcapPolicyRules;
+}
+
+const KNOWN_STATUSES: readonly TcbStatus[] = [
+  'UpToDate',
+  'SWHardeningNeeded',
+  'ConfigurationNeeded',
+  'ConfigurationAndSWHardeningNeeded',
+  'OutOfDate',
+  'OutOfDateConfigurationNeeded',
+  'Revoked',
+];
+
+const bad = (m: string) => new FirnError('E_INVALID_INPUT', `appraisal policy: ${m}`);
+
+function statuses(v: unknown): TcbStatus[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    throw bad('accepted_tcb_status must be a list of strings');
+  // TDRelaunchAdvised is a per-TD hint of Intel's appraisal engine, not a TCB status; it is dropped.
+  return (v as string[]).filter((s): s is TcbStatus => KNOWN_STATUSES.includes(s as TcbStatus));
+}
+function num(v: unknown, k: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    throw bad(`${k} must be a non-negative integer`);
+  return v;
+}
+function hexStr(v: unknown, k: string): string {
+  if (typeof v !== 'string' || !/^([0-9a-fA-F]{2}){1,64}$/.test(v)) throw bad(`${k} must be hex`);
+  return v.toLowerCase();
+}
+
+/**
+ * Convert one of Intel's appraisal-policy JSON files ({policy_array: [{environment: {class_id},
+ * reference: {...}}]}) into our policy. Keys starting with '#' are Intel's commented-out lines.
+ * Platform policies give the TCB rules; enclave and TD policies give measurement rules; debug is
+ * never allowed (Intel's tenant policies mask DEBUG to zero).
+ */
+export function fromIntelAppraisalPolicy(json: unknown, name = 'intel-appraisal'): DcapPolicy {
+  if (typeof json !== 'object' || json === null) throw bad('must be an object');
+  const arr = (json as { policy_array?: unknown }).policy_array;
+  if (!Array.isArray(arr) || arr.length === 0 || arr.length > 16)
+    throw bad('policy_array must list 1..16 policies');
+  const policy: AttestationPolicy = {
+    name,
+    allowSimulated: false,
+    acceptedTcbStatuses: [...KNOWN_STATUSES.filter((s) => s !== 'Revoked')],
+    allowDebug: false,
+    collateralGraceSeconds: 0,
+    rejectedAdvisoryIds: [],
+  };
+  const dcap: DcapPolicyRules = {};
+  for (const [i, item] of arr.entries()) {
+    const env = (item as { environment?: { class_id?: unknown } }).environment;
+    const ref = (item as { reference?: unknown }).reference;
+    if (typeof ref !== 'object' || ref === null || typeof env?.class_id !== 'string')
+      throw bad(`policy_array[${i}] needs environment.class_id and reference`);
+    const r = Object.fromEntries(
+      Object.entries(ref as Record<string, unknown>).filter(([k]) => !k.startsWith('#')),
+    );
+    const cls = env.class_id.toLowerCase();
+    if (cls === INTEL_POLICY_CLASS.sgxPlatform || cls === INTEL_POLICY_CLASS.tdxPlatform) {
+      dcap.teeType = cls === INTEL_POLICY_CLASS.sgxPlatform ? 'sgx' : 'tdx';
+      if (r.accepted_tcb_status !== undefined) policy.acceptedTcbStatuses = statuses(r.accepted_tcb_status);
+      if (r.collateral_grace_period !== undefined)
+        policy.collateralGraceSeconds = num(r.collateral_grace_period, 'collateral_grace_period');
+      if (r.min_eval_num !== undefined)
+        policy.minTcbEvaluationDataNumber = num(r.min_eval_num, 'min_eval_num');
+      if (r.platform_grace_period !== undefined)
+        dcap.platformGraceSeconds = num(r.platform_grace_period, 'platform_grace_period');
+      if (r.rejected_advisory_ids !== undefined) {
+        if (
+          !Array.isArray(r.rejected_advisory_ids) ||
+          !r.rejected_advisory_ids.every((x) => typeof x === 'string')
+        )
+          throw bad('rejected_advisory_ids must be strings');
+        policy.rejectedAdvisoryIds = [...(r.rejected_advisory_ids as string[])];
+      }
+    } else if (cls === INTEL_POLICY_CLASS.tdQeIdentity) {
+      if (r.accepted_tcb_status !== undefined) dcap.qeAcceptedTcbStatuses = statuses(r.accepted_tcb_status);
+      if (r.collateral_grace_period !== undefined)
+        policy.collateralGraceSeconds = Math.min(
+          policy.collateralGraceSeconds || Number.MAX_SAFE_INTEGER,
+          num(r.collateral_grace_period, 'collateral_grace_period'),
+        );
+      if (r.min_eval_num !== undefined)
+        policy.minTcbEvaluationDataNumber = Math.max(
+          policy.minTcbEvaluationDataNumber ?? 0,
+          num(r.min_eval_num, 'min_eval_num'),
+        );
+      if (Array.isArray(r.rejected_advisory_ids))
+        for (const a of r.rejected_advisory_ids)
+          if (typeof a === 'string' && !policy.rejectedAdvisoryIds.includes(a))
+            policy.rejectedAdvisoryIds.push(a);
+    } else if (cls === INTEL_POLICY_CLASS.sgxEnclave || cls === INTEL_POLICY_CLASS.tdxTd) {
+      const prefix = cls === INTEL_POLICY_CLASS.sgxEnclave ? 'sgx_' : 'tdx_';
+      const m: Record<string, MaskedValue> = dcap.measurements ?? {};
+      // Intel's names → our measurement names (VerifiedEvidence.measurements keys).
+      const names: Record<string, string> = {
+        sgx_miscselect: 'miscselect',
+        sgx_attributes: 'attributes',
+        sgx_isvfamilyid: 'isvFamilyId',
+        sgx_isvextprodid: 'isvExtProdId',
+        sgx_mrenclave: 'mrenclave',
+        sgx_mrsigner: 'mrsigner',
+        tdx_attributes: 'tdAttributes',
+        tdx_xfam: 'xfam',
+        tdx_mrtd: 'mrtd',
+        tdx_mrconfigid: 'mrconfigid',
+        tdx_mrowner: 'mrowner',
+        tdx_mrownerconfig: 'mrownerconfig',
+        tdx_rtmr0: 'rtmr0',
+        tdx_rtmr1: 'rtmr1',
+        tdx_rtmr2: 'rtmr2',
+        tdx_rtmr3: 'rtmr3',
+      };
+      for (const [k, v] of Object.entries(r)) {
+        if (!k.startsWith(prefix) || k.endsWith('_mask')) continue;
+        if (k === 'sgx_isvprodid') m.isvProdId = { value: String(num(v, k)) };
+        else if (k === 'sgx_isvsvn_min') dcap.minIsvSvn = num(v, k);
+        else if (names[k] !== undefined) {
+          // Intel writes register-valued fields (attributes, xfam, miscselect) as big-endian
+          // numbers; the quote holds them little-endian, as our measurements do.
+          const numeric = /attributes|xfam|miscselect/.test(k);
+          const norm = (h: string) => (numeric ? Buffer.from(h, 'hex').reverse().toString('hex') : h);
+          const mv: MaskedValue = { value: norm(hexStr(v, k)) };
+          if (r[`${k}_mask`] !== undefined) mv.mask = norm(hexStr(r[`${k}_mask`], `${k}_mask`));
+          m[names[k]] = mv;
+        } else throw bad(`unknown key ${k}`);
+      }
+      dcap.measurements = m;
+    } else throw bad(`unknown class_id ${env.class_id}`);
+  }
+  return { policy, dcap };
+}
+
+function maskedMatch(actual: string, rule: MaskedValue): boolean {
+  if (rule.mask === undefined) return actual.toLowerCase() === rule.value;
+  const a = Buffer.from(actual, 'hex');
+  const v = Buffer.from(rule.value, 'hex');
+  const m = Buffer.from(rule.mask, 'hex');
+  if (a.length !== v.length || m.length !== v.length) return false;
+  for (let i = 0; i < m.length; i++) if ((a[i]! & m[i]!) !== (v[i]! & m[i]!)) return false;
+  return true;
+}
+
+/**
+ * Evaluate verified DCAP facts under a DcapPolicy: the generic checks of evaluateEvidence plus
+ * the DCAP rules (platform grace period, QE status, tenant register rules). Returns every reason
+ * for a refusal; it checks nothing cryptographic (the facts come only from verify).
+ */
+export function evaluateDcapEvidence(facts: VerifiedEvidence, p: DcapPolicy, ctx: EvaluateContext): Verdict {
+  const base = evaluateEvidence(facts, p.policy, ctx);
+  const reasons: Refusal[] = base.ok ? [] : [...base.reasons];
+  const no = (code: string, message: string) => reasons.push({ code, message });
+  const d = p.dcap;
+  if (d.teeType !== undefined && facts.teeType !== d.teeType)
+    no('E_POLICY_REJECTED', `policy is for ${d.teeType}, evidence is ${facts.teeType}`);
+  if (
+    d.platformGraceSeconds !== undefined &&
+    (facts.tcbStatus === 'OutOfDate' || facts.tcbStatus === 'OutOfDateConfigurationNeeded')
+  ) {
+    const latest =
+      typeof facts.extra.latestTcbDate === 'string'
+        ? Date.parse(facts.extra.latestTcbDate) / 1000
+        : Number.NaN;
+    if (!(ctx.now <= latest + d.platformGraceSeconds))
+      no('E_EVIDENCE_TCB', 'platform has been out of date for longer than the platform grace period');
+  }
+  if (
+    d.qeAcceptedTcbStatuses !== undefined &&
+    !d.qeAcceptedTcbStatuses.includes(facts.extra.qeTcbStatus as TcbStatus)
+  )
+    no('E_EVIDENCE_TCB', `quoting enclave TCB status ${String(facts.extra.qeTcbStatus)} is not accepted`);
+  for (const [name, rule] of Object.entries(d.measurements ?? {})) {
+    const actual = facts.measurements[name];
+    if (actual === undefined || !maskedMatch(actual, rule))
+      no('E_POLICY_REJECTED', `${name} does not match the policy`);
+  }
+  if (d.minIsvSvn !== undefined && Number(facts.measurements.isvSvn ?? -1) < d.minIsvSvn)
+    no('E_POLICY_REJECTED', `ISVSVN is under ${d.minIsvSvn}`);
+  return reasons.length === 0 ? { ok: true, facts } : { ok: false, reasons };
+}

@@ -1,0 +1,31 @@
+import { FirnError } from '@firn/core';
+import { type DcapQuote, parseDcapQuote } from '../dcap/quote.ts';
+import { verifyDcapQuote } from '../dcap/verifyDcapQuote.ts';
+import type { EvidenceVerifier, VerifiedEvidence, VerifyContext } from '../types.ts';
+
+/** Intel TDX (DCAP quote v4 and v5) behind the common verifier interface. */
+export const tdxVerifier: EvidenceVerifier<DcapQuote> = {
+  teeType: 'tdx',
+  parse(quote: Uint8Array): DcapQuote {
+    const q = parseDcapQuote(quote);
+    if (q.body.kind !== 'tdx') throw new FirnError('E_EVIDENCE_MALFORMED', 'not a TDX quote');
+    return q;
+  },
+  /**
+   * Proves the quote was produced by a genuine TDX trust domain on a platform Intel certifies, with
+   * the TCB status Intel's collateral assigns at ctx.now (see verifyDcapQuote). It does not prove
+   * the TD is one you trust, nor that its status or collateral age is acceptable: that is
+   * the policy's job.
+   */
+  verify(parsed: DcapQuote, ctx: VerifyContext): Promise<VerifiedEvidence> {
+    if (parsed.body.kind !== 'tdx')
+      return Promise.reject(new FirnError('E_EVIDENCE_MALFORMED', 'not a TDX quote'));
+    if (ctx.collateral === undefined)
+      return Promise.reject(new FirnError('E_EVIDENCE_COLLATERAL', 'TDX verification needs collateral'));
+    return verifyDcapQuote(parsed, {
+      collateral: ctx.collateral,
+      now: ctx.now,
+      ...(ctx.roots ? { roots: ctx.roots } : {}),
+    });
+  },
+};

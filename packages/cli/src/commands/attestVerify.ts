@@ -1,0 +1,160 @@
+import { readFile, stat } from 'node:fs/promises';
+import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import type { Command } from 'commander';
+// Imported by path until @firn/attestation's index re-exports dcap/.
+import { loadQuoteCollateralV3, verifyDcapQuote } from '../../../attestation/src/dcap/index.ts';
+import {
+  type DcapPolicy,
+  evaluateDcapEvidence,
+  fromIntelAppraisalPolicy,
+} from '../../../attestation/src/policy/dcapPolicy.ts';
+import { parsePolicy } from '../../../attestation/src/policy/policy.ts';
+
+export interface AttestVerifyOptions {
+  /** Quote file: raw bytes, or hex with or without 0x. */
+  quote: string;
+  /** Collateral file in dcap-qvl's QuoteCollateralV3 JSON shape. */
+  collateral: string;
+  /** Verification time, unix seconds. */
+  at: string | number;
+  /** Trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA. */
+  root?: string;
+  /** Policy: firn's policy JSON, or one of Intel's appraisal-policy files. */
+  policy?: string;
+}
+
+const MAX_QUOTE_FILE = 256 << 10;
+const MAX_COLLATERAL_FILE = 16 << 20;
+const MAX_SMALL_FILE = 256 << 10;
+
+/**
+ * Used without --policy: every TCB status but Revoked is accepted so that the status is visible,
+ * but debug enclaves and collateral past its nextUpdate are still refused.
+ */
+export const DEFAULT_CLI_DCAP_POLICY: DcapPolicy = {
+  policy: {
+    name: 'cli-permissive',
+    allowSimulated: false,
+    acceptedTcbStatuses: [
+      'UpToDate',
+      'SWHardeningNeeded',
+      'ConfigurationNeeded',
+      'ConfigurationAndSWHardeningNeeded',
+      'OutOfDate',
+      'OutOfDateConfigurationNeeded',
+    ],
+    allowDebug: false,
+    collateralGraceSeconds: 0,
+    rejectedAdvisoryIds: [],
+  },
+  dcap: {},
+};
+
+async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
+  const st = await stat(path).catch(() => {
+    throw new FirnError('E_NOT_FOUND', `${what} file not found`);
+  });
+  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
+  return readFile(path);
+}
+
+/** Quote bytes from a file holding either the raw quote or its hex text. */
+export function quoteBytesFromFile(buf: Buffer): Uint8Array {
+  const text = buf.toString('latin1').trim();
+  if (/^(0x)?([0-9a-fA-F]{2})+$/.test(text))
+    return new Uint8Array(Buffer.from(text.replace(/^0x/, ''), 'hex'));
+  return new Uint8Array(buf);
+}
+
+function loadPolicy(json: unknown): DcapPolicy {
+  if (typeof json === 'object' && json !== null && 'policy_array' in json)
+    return fromIntelAppraisalPolicy(json);
+  return { policy: parsePolicy(json), dcap: {} };
+}
+
+/** The core of `firn attest verify`: verify, apply the policy, render one JSON object. */
+export async function runAttestVerify(
+  opts: AttestVerifyOptions,
+): Promise<{ exitCode: number; output: string }> {
+  try {
+    const now = Number(opts.at);
+    if (!Number.isSafeInteger(now) || now < 0)
+      throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
+    const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
+    const collateral = loadQuoteCollateralV3(
+      (await readCapped(opts.collateral, MAX_COLLATERAL_FILE, 'collateral')).toString('utf8'),
+    );
+    const roots =
+      opts.root === undefined
+        ? undefined
+        : [new Uint8Array(await readCapped(opts.root, MAX_SMALL_FILE, 'root'))];
+    let policy = DEFAULT_CLI_DCAP_POLICY;
+    if (opts.policy !== undefined) {
+      const text = (await readCapped(opts.policy, MAX_SMALL_FILE, 'policy')).toString('utf8');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new FirnError('E_INVALID_INPUT', 'policy file is not valid JSON');
+      }
+      policy = loadPolicy(json);
+    }
+    const facts = await verifyDcapQuote(quote, { collateral, now, ...(roots ? { roots } : {}) });
+    const verdict = evaluateDcapEvidence(facts, policy, { now });
+    if (!verdict.ok) {
+      const first = verdict.reasons[0]!;
+      const error = { code: first.code, message: verdict.reasons.map((r) => r.message).join('; ') };
+      return {
+        exitCode: 1,
+        output: JSON.stringify({
+          error,
+          status: facts.tcbStatus,
+          advisoryIds: facts.advisoryIds,
+          reasons: verdict.reasons,
+        }),
+      };
+    }
+    const iso = (t: number | undefined) => (t === undefined ? null : new Date(t * 1000).toISOString());
+    const body = {
+      teeType: facts.teeType,
+      quoteVersion: facts.extra.quoteVersion,
+      status: facts.tcbStatus,
+      advisoryIds: facts.advisoryIds,
+      debug: facts.debug,
+      fmspc: facts.extra.fmspc,
+      pceId: facts.extra.pceId,
+      reportData: bytesToHex(facts.reportData).slice(2),
+      ...facts.measurements,
+      measurement: bytesToHex(facts.measurement).slice(2),
+      platformId: bytesToHex(facts.platformId).slice(2),
+      tcbEvaluationDataNumber: facts.tcbEvaluationDataNumber ?? null,
+      tcbDate: facts.extra.tcbDate,
+      platformTcbStatus: facts.extra.platformTcbStatus,
+      qeTcbStatus: facts.extra.qeTcbStatus,
+      collateral: { issuedAt: iso(facts.collateralIssuedAt), nextUpdate: iso(facts.collateralNextUpdate) },
+      policy: policy.policy.name,
+      extra: facts.extra,
+    };
+    return { exitCode: 0, output: JSON.stringify(body) };
+  } catch (e) {
+    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e) }) };
+  }
+}
+
+/** `firn attest verify`: verify an SGX or TDX quote offline with its collateral. */
+export function registerAttestVerify(attest: Command): Command {
+  return attest
+    .command('verify')
+    .description('verify an Intel SGX or TDX (DCAP) quote with its collateral at a given time')
+    .requiredOption('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
+    .requiredOption('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
+    .requiredOption('--at <unixSeconds>', 'verification time, unix seconds')
+    .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA')
+    .option('--policy <file>', "policy JSON (firn's, or an Intel appraisal policy)")
+    .option('--json', 'print JSON (the only output format)', true)
+    .action(async (o: AttestVerifyOptions & { json?: boolean }) => {
+      const r = await runAttestVerify(o);
+      process.stdout.write(`${r.output}\n`);
+      process.exitCode = r.exitCode;
+    });
+}

@@ -1,0 +1,85 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sharedPath } from '@firn/core';
+import { describe, expect, it } from 'vitest';
+import { runAttestVerifyGpu } from './attestVerifyGpu.ts';
+
+// Covers the command core on the shared ppcie and H100 vectors; not the commander wiring or OCSP.
+const V = (...p: string[]) => sharedPath('vectors', 'attestation', 'nvidia-nvtrust', ...p);
+const PPCIE_NONCE = '4760e30534a0621357d458b1a7936551b5dc4cd1e69718adf7ed9fb0252a537e';
+const AT = 1717200000;
+
+describe('firn attest verify-gpu', () => {
+  it('accepts the 8 GPU ppcie evidence with the default policy', async () => {
+    const r = await runAttestVerifyGpu({
+      evidence: V('ppcie', 'gpu_evidence.json'),
+      nonce: PPCIE_NONCE,
+      at: AT,
+    });
+    expect(r.exitCode).toBe(0);
+    const o = JSON.parse(r.output);
+    expect(o.verdict).toBe('accepted');
+    expect(o.devices).toHaveLength(8);
+    expect(o.devices[0]).toMatchObject({
+      arch: 'HOPPER',
+      signatureValid: true,
+      chainValid: true,
+      nonceMatches: true,
+      driverVersion: '590.12',
+      vbiosVersion: '96.00.A5.00.01',
+      measurements: 'no-rim',
+      revocation: 'not-checked',
+    });
+  });
+  it('rejects a wrong nonce with a non-zero exit and an error object', async () => {
+    const r = await runAttestVerifyGpu({
+      evidence: V('ppcie', 'gpu_evidence.json'),
+      nonce: '00'.repeat(32),
+      at: AT,
+    });
+    expect(r.exitCode).not.toBe(0);
+    const o = JSON.parse(r.output);
+    expect(o.error.code).toBe('E_POLICY_REJECTED');
+    expect(o.devices[0].nonceMatches).toBe(false);
+  });
+  it('a policy requiring RIM matches rejects the H100 against the vector RIMs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    const hex = (await import('node:fs')).readFileSync(V('hopperAttestationReport.txt'), 'utf8').trim();
+    const chain = (await import('node:fs')).readFileSync(V('hopperCertChain.txt'), 'utf8');
+    const ev = [
+      {
+        arch: 'HOPPER',
+        nonce: '',
+        evidence: Buffer.from(hex, 'hex').toString('base64'),
+        certificate: Buffer.from(chain).toString('base64'),
+      },
+    ];
+    writeFileSync(join(dir, 'ev.json'), JSON.stringify(ev));
+    writeFileSync(
+      join(dir, 'policy.json'),
+      JSON.stringify({
+        required: 1,
+        requireMeasurementsMatch: true,
+        allowRevocationUnchecked: true,
+        allowSimulated: false,
+      }),
+    );
+    const r = await runAttestVerifyGpu({
+      evidence: join(dir, 'ev.json'),
+      nonce: '931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb',
+      at: AT,
+      rims: V('rims'),
+      policy: join(dir, 'policy.json'),
+    });
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.output).devices[0].measurements).toBe('no-rim');
+  });
+  it('malformed input gives a typed error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    writeFileSync(join(dir, 'bad.json'), '[{"arch":"HOPPER","evidence":"AAAA","certificate":"AAAA"}]');
+    const r = await runAttestVerifyGpu({ evidence: join(dir, 'bad.json'), nonce: PPCIE_NONCE, at: AT });
+    expect(r.exitCode).toBe(2);
+    expect(JSON.parse(r.output).error.code).toBe('E_EVIDENCE_MALFORMED');
+  });
+});

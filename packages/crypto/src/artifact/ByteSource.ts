@@ -1,0 +1,86 @@
+import { FirnError, InvalidInputError } from '@firn/core';
+
+/** What the artifact functions read from: an async iterable of bytes or a Node readable stream. */
+export type ByteStream = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
+
+/**
+ * Pull-based reader over a byte stream: read(n) returns exactly n bytes, or fewer only at the end.
+ * Holds at most one read's worth of data plus one incoming piece, so memory stays bounded.
+ */
+export class ByteSource {
+  private readonly it: AsyncIterator<unknown>;
+  private pieces: Uint8Array[] = [];
+  private buffered = 0;
+  private done = false;
+
+  constructor(source: ByteStream) {
+    const iterable = source as AsyncIterable<unknown>;
+    if (
+      iterable === null ||
+      typeof iterable !== 'object' ||
+      typeof iterable[Symbol.asyncIterator] !== 'function'
+    )
+      throw new InvalidInputError('source must be an async iterable of bytes or a readable stream');
+    this.it = iterable[Symbol.asyncIterator]();
+  }
+
+  private async pull(): Promise<boolean> {
+    if (this.done) return false;
+    const r = await this.it.next();
+    if (r.done) {
+      this.done = true;
+      return false;
+    }
+    if (!(r.value instanceof Uint8Array))
+      throw new InvalidInputError('source yielded something other than bytes');
+    if (r.value.length > 0) {
+      this.pieces.push(r.value);
+      this.buffered += r.value.length;
+    }
+    return true;
+  }
+
+  /** Exactly n bytes, or fewer only when the stream ended. */
+  async read(n: number): Promise<Uint8Array> {
+    while (this.buffered < n && (await this.pull()));
+    const take = Math.min(n, this.buffered);
+    const first = this.pieces[0];
+    if (first !== undefined && first.length >= take) {
+      // Fast path: the first piece holds the whole read, no copy.
+      const out = first.subarray(0, take);
+      if (first.length === take) this.pieces.shift();
+      else this.pieces[0] = first.subarray(take);
+      this.buffered -= take;
+      return out;
+    }
+    const out = new Uint8Array(take);
+    let o = 0;
+    while (o < take) {
+      const p = this.pieces[0];
+      if (p === undefined) throw new FirnError('E_INTERNAL', 'byte source underflow');
+      const k = Math.min(p.length, take - o);
+      out.set(p.subarray(0, k), o);
+      o += k;
+      if (k === p.length) this.pieces.shift();
+      else this.pieces[0] = p.subarray(k);
+    }
+    this.buffered -= take;
+    return out;
+  }
+
+  /** True when no byte is left (pulls from the stream if nothing is buffered). */
+  async atEnd(): Promise<boolean> {
+    while (this.buffered === 0) if (!(await this.pull())) return true;
+    return false;
+  }
+
+  /** Stop the underlying iterator early (on error or when the consumer stops). */
+  async close(): Promise<void> {
+    this.pieces = [];
+    this.buffered = 0;
+    if (!this.done && typeof this.it.return === 'function') {
+      this.done = true;
+      await this.it.return();
+    }
+  }
+}

@@ -1,0 +1,262 @@
+import {
+  assertBytes,
+  bytesToHex,
+  concatBytes,
+  encodeFields,
+  FirnError,
+  type FirnErrorOptions,
+  hexToBytes,
+  InvalidInputError,
+  TAGS,
+  u64be,
+  utf8,
+} from '@firn/core';
+import { aesGcmDecrypt, aesGcmEncrypt } from './aesGcm.ts';
+import {
+  createRecipientContext,
+  createSenderContext,
+  type HpkeRecipientContext,
+  type HpkeSenderContext,
+} from './hpke.ts';
+
+/**
+ * The attested channel (ARCHITECTURE §4): requests go requester -> enclave through one HPKE
+ * context; responses and progress events come back under AES-256-GCM keys exported from it, one
+ * key per stream. Every message carries its 64-bit sequence number in clear, in the nonce and in
+ * the associated data; a receiver takes only the next number it expects.
+ */
+
+export const CHANNEL_VERSION = 1;
+export const CHANNEL_HEADER_BYTES = 10;
+/** Cap on one serialised channel message; bulk data travels as sealed artifacts. */
+export const MAX_CHANNEL_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export type ChannelMessageKind = 'request' | 'response' | 'event';
+const KIND_CODE: Record<ChannelMessageKind, number> = { request: 1, response: 2, event: 3 };
+const KIND_TAG = {
+  request: TAGS.channelRequest,
+  response: TAGS.channelResponse,
+  event: TAGS.channelEvent,
+} as const;
+
+/** A decoded channel message; `ciphertext` includes the 16-byte tag. */
+export interface ChannelMessage {
+  kind: ChannelMessageKind;
+  seq: bigint;
+  ciphertext: Uint8Array;
+}
+
+export class ChannelError extends FirnError {
+  override readonly name = 'ChannelError';
+  constructor(
+    code: 'E_CHANNEL_SEQUENCE' | 'E_DECRYPT' | 'E_PARSE',
+    message: string,
+    options: FirnErrorOptions = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Wire form: version (1) || kind (1) || seq (8, big-endian) || ciphertext-with-tag. */
+export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
+  return concatBytes(Uint8Array.of(CHANNEL_VERSION, KIND_CODE[m.kind]), u64be(m.seq), m.ciphertext);
+}
+
+/** Parse a channel message from bytes, base64 or 0x-hex; size-capped, checks structure only. */
+export function decodeChannelMessage(input: Uint8Array | string): ChannelMessage {
+  let b: Uint8Array;
+  if (typeof input === 'string') {
+    if (input.length > ((MAX_CHANNEL_MESSAGE_BYTES + 2) / 3) * 4 + 4)
+      throw new ChannelError('E_PARSE', 'channel message too large');
+    b = input.startsWith('0x') ? hexToBytes(input, 'channel message') : fromBase64(input);
+  } else b = assertBytes(input, 'channel message');
+  if (b.length > MAX_CHANNEL_MESSAGE_BYTES) throw new ChannelError('E_PARSE', 'channel message too large');
+  if (b.length < CHANNEL_HEADER_BYTES + 16) throw new ChannelError('E_PARSE', 'channel message too short');
+  if (b[0] !== CHANNEL_VERSION) throw new ChannelError('E_PARSE', 'unsupported channel message version');
+  const kind = (Object.keys(KIND_CODE) as ChannelMessageKind[]).find((k) => KIND_CODE[k] === b[1]);
+  if (kind === undefined) throw new ChannelError('E_PARSE', 'unknown channel message kind');
+  const seq = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(2, false);
+  return { kind, seq, ciphertext: b.subarray(CHANNEL_HEADER_BYTES) };
+}
+
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+function fromBase64(s: string): Uint8Array {
+  if (!B64_RE.test(s) || s.length % 4 !== 0)
+    throw new ChannelError('E_PARSE', 'channel message is not base64');
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+/** Base64 text of a serialised message, for JSON transport. */
+export function channelMessageToBase64(message: Uint8Array): string {
+  return Buffer.from(assertBytes(message, 'channel message')).toString('base64');
+}
+
+/** 0x-hex text of a serialised message. */
+export function channelMessageToHex(message: Uint8Array): string {
+  return bytesToHex(message);
+}
+
+function channelInfo(info: Uint8Array | undefined): Uint8Array {
+  // The caller's info (e.g. the attestation nonce and job id) is bound under the channel tag.
+  return encodeFields([
+    utf8(TAGS.channel),
+    info === undefined ? new Uint8Array(0) : assertBytes(info, 'info'),
+  ]);
+}
+
+function aadFor(kind: ChannelMessageKind, seq: bigint, aad: Uint8Array | undefined): Uint8Array {
+  return encodeFields([
+    Uint8Array.of(CHANNEL_VERSION, KIND_CODE[kind]),
+    u64be(seq),
+    aad === undefined ? new Uint8Array(0) : assertBytes(aad, 'aad'),
+  ]);
+}
+
+function streamNonce(seq: bigint): Uint8Array {
+  // Each stream has its own exported key, so a plain counter is a unique nonce under that key.
+  return concatBytes(new Uint8Array(4), u64be(seq));
+}
+
+async function streamKey(ctx: HpkeSenderContext | HpkeRecipientContext, kind: 'response' | 'event') {
+  return ctx.export(utf8(KIND_TAG[kind]), 32);
+}
+
+function expectNext(m: ChannelMessage, kind: ChannelMessageKind, expected: bigint): void {
+  if (m.kind !== kind)
+    throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${kind} message, got ${m.kind}`);
+  if (m.seq !== expected)
+    throw new ChannelError(
+      'E_CHANNEL_SEQUENCE',
+      m.seq < expected ? 'replayed message' : 'message missing before this one',
+      {
+        details: { expected: expected.toString(), got: m.seq.toString() },
+      },
+    );
+}
+
+/** A serial queue so that sequence numbers follow call order even across awaits. */
+function serial() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(f: () => Promise<T>): Promise<T> => {
+    const run = tail.then(f, f);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+export interface ChannelOptions {
+  /** Context bound into the HPKE key schedule (both sides must pass the same bytes). */
+  info?: Uint8Array;
+}
+
+/** The requester's end of a channel. */
+export interface RequesterChannel {
+  /** HPKE encapsulated key: send it with the first request. */
+  readonly enc: Uint8Array;
+  sealRequest(plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
+  openResponse(message: Uint8Array | string, aad?: Uint8Array): Promise<Uint8Array>;
+  openEvent(message: Uint8Array | string, aad?: Uint8Array): Promise<Uint8Array>;
+}
+
+/** The enclave's end of a channel. */
+export interface EnclaveChannel {
+  openRequest(message: Uint8Array | string, aad?: Uint8Array): Promise<Uint8Array>;
+  sealResponse(plaintext: Uint8Array, aad?: Uint8Array): Uint8Array;
+  sealEvent(plaintext: Uint8Array, aad?: Uint8Array): Uint8Array;
+}
+
+function sealStream(
+  key: Uint8Array,
+  kind: 'response' | 'event',
+  seq: bigint,
+  pt: Uint8Array,
+  aad?: Uint8Array,
+) {
+  assertBytes(pt, 'plaintext');
+  if (pt.length > MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+    throw new InvalidInputError('plaintext too large for one channel message');
+  const ct = aesGcmEncrypt(key, streamNonce(seq), pt, aadFor(kind, seq, aad));
+  return encodeChannelMessage({ kind, seq, ciphertext: ct });
+}
+
+function openStream(key: Uint8Array, m: ChannelMessage, aad?: Uint8Array): Uint8Array {
+  try {
+    return aesGcmDecrypt(key, streamNonce(m.seq), m.ciphertext, aadFor(m.kind, m.seq, aad));
+  } catch (e) {
+    if (e instanceof FirnError && e.code === 'E_DECRYPT')
+      throw new ChannelError('E_DECRYPT', 'decryption failed');
+    throw e;
+  }
+}
+
+/**
+ * Open a channel to an enclave's KEM public key. Use only a key that the caller has just verified
+ * in fresh attestation evidence: the channel proves confidentiality to that key, not who holds it.
+ */
+export async function openChannel(
+  enclaveKemPublicKey: Uint8Array,
+  opts: ChannelOptions = {},
+): Promise<RequesterChannel> {
+  const ctx = await createSenderContext(enclaveKemPublicKey, { info: channelInfo(opts.info) });
+  const keys = { response: await streamKey(ctx, 'response'), event: await streamKey(ctx, 'event') };
+  const next = { request: 0n, response: 0n, event: 0n };
+  const queue = serial();
+  const receive = (kind: 'response' | 'event') => async (message: Uint8Array | string, aad?: Uint8Array) => {
+    const m = decodeChannelMessage(message);
+    expectNext(m, kind, next[kind]);
+    const pt = openStream(keys[kind], m, aad);
+    next[kind]++;
+    return pt;
+  };
+  return {
+    enc: ctx.enc,
+    sealRequest: (plaintext, aad) =>
+      queue(async () => {
+        const seq = next.request;
+        const ct = await ctx.seal(plaintext, aadFor('request', seq, aad));
+        next.request++;
+        return encodeChannelMessage({ kind: 'request', seq, ciphertext: ct });
+      }),
+    openResponse: receive('response'),
+    openEvent: receive('event'),
+  };
+}
+
+/**
+ * Accept a channel inside the enclave from the requester's enc. Opening a request proves it was
+ * sealed to this KEM key in this channel, in order and unaltered; it does not identify the
+ * requester (HPKE base mode), so authorisation is the job layer's concern.
+ */
+export async function acceptChannel(
+  kemPrivateKey: Uint8Array,
+  enc: Uint8Array,
+  opts: ChannelOptions = {},
+): Promise<EnclaveChannel> {
+  const ctx = await createRecipientContext(kemPrivateKey, enc, { info: channelInfo(opts.info) });
+  const keys = { response: await streamKey(ctx, 'response'), event: await streamKey(ctx, 'event') };
+  const next = { request: 0n, response: 0n, event: 0n };
+  const queue = serial();
+  const send = (kind: 'response' | 'event') => (plaintext: Uint8Array, aad?: Uint8Array) => {
+    const seq = next[kind];
+    const out = sealStream(keys[kind], kind, seq, plaintext, aad);
+    next[kind]++;
+    return out;
+  };
+  return {
+    openRequest: (message, aad) =>
+      queue(async () => {
+        const m = decodeChannelMessage(message);
+        expectNext(m, 'request', next.request);
+        let pt: Uint8Array;
+        try {
+          pt = await ctx.open(m.ciphertext, aadFor('request', m.seq, aad));
+        } catch {
+          throw new ChannelError('E_DECRYPT', 'decryption failed');
+        }
+        next.request++;
+        return pt;
+      }),
+    sealResponse: send('response'),
+    sealEvent: send('event'),
+  };
+}

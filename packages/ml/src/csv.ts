@@ -1,0 +1,166 @@
+import { FirnError, TooLargeError } from '@firn/core';
+import type { Dataset } from './dataset.ts';
+import type { Task } from './modelDefinition.ts';
+
+export interface CsvOptions {
+  task: Task;
+  /** true, false, or 'auto' (default): a first row with a text cell where the second row has a number is a header. */
+  header?: boolean | 'auto';
+  /** Column name (needs a header), zero-based index, or 'last' (default). */
+  target?: string | number | 'last';
+  delimiter?: string;
+  maxBytes?: number;
+  maxRows?: number;
+  maxCols?: number;
+}
+
+const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function dataError(message: string, details?: Record<string, number | string>): FirnError {
+  return new FirnError('E_DATA_INVALID', `CSV: ${message}`, details ? { details } : {});
+}
+
+// One line into fields; double-quoted fields may hold the delimiter and "" for a quote.
+function splitLine(line: string, delim: string, row: number): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let s = '';
+      i++;
+      for (;;) {
+        if (i >= line.length) throw dataError(`row ${row} has an unterminated quote`, { row });
+        if (line[i] === '"') {
+          if (line[i + 1] === '"') {
+            s += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        s += line[i++];
+      }
+      out.push(s.trim());
+      if (i < line.length && line[i] !== delim)
+        throw dataError(`row ${row} has text after a quoted field`, { row });
+    } else {
+      const j = line.indexOf(delim, i);
+      out.push((j < 0 ? line.slice(i) : line.slice(i, j)).trim());
+      i = j < 0 ? line.length : j;
+    }
+    if (i >= line.length) return out;
+    i += delim.length;
+  }
+}
+
+const isNumber = (s: string): boolean => NUMBER_RE.test(s);
+
+/**
+ * Parse a CSV table into a numeric dataset: features must be numbers, the target is a class label
+ * (mapped to indices, sorted) or a number (regression). Errors are E_DATA_INVALID with row and column.
+ */
+export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset {
+  const maxBytes = opts.maxBytes ?? 512 * 1024 * 1024;
+  const maxRows = opts.maxRows ?? 10_000_000;
+  const maxCols = opts.maxCols ?? 10_000;
+  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
+  if (size > maxBytes) throw new TooLargeError('CSV', size, maxBytes);
+  let text: string;
+  try {
+    text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true }).decode(input);
+  } catch (cause) {
+    throw new FirnError('E_DATA_INVALID', 'CSV is not valid UTF-8', { cause });
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const delim = opts.delimiter ?? ',';
+  const lines = text.split('\n');
+  const rows: string[][] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '');
+    if (line.trim() === '') continue;
+    if (rows.length >= maxRows + 1) throw dataError(`more than ${maxRows} rows`);
+    const fields = splitLine(line, delim, i + 1);
+    if (fields.length > maxCols)
+      throw dataError(`row ${i + 1} has more than ${maxCols} columns`, { row: i + 1 });
+    rows.push(fields);
+  }
+  if (rows.length === 0) throw dataError('no rows');
+  const first = rows[0]!;
+  let header = opts.header ?? 'auto';
+  if (header === 'auto') {
+    const second = rows[1];
+    header = second
+      ? first.some((f, c) => !isNumber(f) && second[c] !== undefined && isNumber(second[c]!))
+      : first.every((f) => !isNumber(f));
+  }
+  const names = header ? first : first.map((_, c) => `column${c}`);
+  const body = header ? rows.slice(1) : rows;
+  if (body.length === 0) throw dataError('no data rows');
+  const width = names.length;
+  if (width < 2) throw dataError('needs at least one feature column and a target column');
+  const t = opts.target ?? 'last';
+  let target: number;
+  if (t === 'last') target = width - 1;
+  else if (typeof t === 'number') {
+    if (!Number.isInteger(t) || t < 0 || t >= width)
+      throw dataError(`target column index ${t} is not in 0..${width - 1}`);
+    target = t;
+  } else {
+    if (!header) throw dataError(`target column "${t}" given by name, but the CSV has no header`);
+    target = names.indexOf(t);
+    if (target < 0) throw dataError(`target column "${t}" not found`);
+  }
+  const cols = width - 1;
+  const n = body.length;
+  const x = new Float32Array(n * cols);
+  const rawTargets: string[] = new Array(n);
+  const rowOffset = header ? 2 : 1;
+  for (let r = 0; r < n; r++) {
+    const fields = body[r]!;
+    // Report 1-based line numbers of data rows as a spreadsheet would show them.
+    const line = r + rowOffset;
+    if (fields.length !== width)
+      throw dataError(`row ${line} has ${fields.length} columns, expected ${width}`, { row: line });
+    let k = 0;
+    for (let c = 0; c < width; c++) {
+      const f = fields[c]!;
+      if (c === target) {
+        if (f === '')
+          throw dataError(`row ${line} column ${names[c]} (target) is missing`, {
+            row: line,
+            column: names[c]!,
+          });
+        rawTargets[r] = f;
+        continue;
+      }
+      if (!isNumber(f))
+        throw dataError(`row ${line} column ${names[c]} is ${f === '' ? 'missing' : 'not a number'}`, {
+          row: line,
+          column: names[c]!,
+        });
+      x[r * cols + k++] = Number(f);
+    }
+  }
+  const featureNames = names.filter((_, c) => c !== target);
+  const y = new Float32Array(n);
+  if (opts.task === 'regression') {
+    for (let r = 0; r < n; r++) {
+      if (!isNumber(rawTargets[r]!))
+        throw dataError(`row ${r + rowOffset} target is not a number`, {
+          row: r + rowOffset,
+          column: names[target]!,
+        });
+      y[r] = Number(rawTargets[r]);
+    }
+    return { x, y, rows: n, cols, yCols: 1, featureNames };
+  }
+  const distinct = [...new Set(rawTargets)];
+  const numeric = distinct.every(isNumber);
+  distinct.sort(numeric ? (a, b) => Number(a) - Number(b) : undefined);
+  if (distinct.length < 2) throw dataError('the target has fewer than 2 classes');
+  if (distinct.length > 65536) throw dataError('the target has more than 65536 classes');
+  const index = new Map(distinct.map((l, i) => [l, i]));
+  for (let r = 0; r < n; r++) y[r] = index.get(rawTargets[r]!)!;
+  return { x, y, rows: n, cols, yCols: 1, labels: distinct, featureNames };
+}

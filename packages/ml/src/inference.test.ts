@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { loadOnnxModel } from './inference.ts';
+import { encodeOnnxModel } from './onnxProto.ts';
+import { createPrng } from './prng.ts';
+import { parseTensorMap, tensorMapToJson } from './tensorJson.ts';
+
+// A MatMul + Add + Relu model with deterministic weights, checked against plain JS arithmetic.
+// Not covered here: conv operators, multi-threaded sessions, models over a few KB.
+const IN = 5;
+const OUT = 3;
+const rng = createPrng(7);
+const W = Float32Array.from({ length: IN * OUT }, () => rng.next() * 2 - 1);
+const B = Float32Array.from({ length: OUT }, () => rng.next() - 0.5);
+
+function modelBytes(): Uint8Array {
+  return encodeOnnxModel({
+    name: 'mlp',
+    nodes: [
+      { opType: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] },
+      { opType: 'Add', inputs: ['xw', 'B'], outputs: ['z'] },
+      { opType: 'Relu', inputs: ['z'], outputs: ['y'] },
+    ],
+    initializers: [
+      { name: 'W', dims: [IN, OUT], dtype: 'float', data: W },
+      { name: 'B', dims: [OUT], dtype: 'float', data: B },
+    ],
+    inputs: [{ name: 'x', elemType: 'float', shape: ['N', IN] }],
+    outputs: [{ name: 'y', elemType: 'float', shape: ['N', OUT] }],
+  });
+}
+
+function reference(x: Float32Array, rows: number): Float64Array {
+  const y = new Float64Array(rows * OUT);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < OUT; j++) {
+      let s = B[j]!;
+      for (let k = 0; k < IN; k++) s += x[r * IN + k]! * W[k * OUT + j]!;
+      y[r * OUT + j] = Math.max(0, s);
+    }
+  return y;
+}
+
+describe('loadOnnxModel', () => {
+  it('runs a MatMul+Add+Relu model and matches a JS computation, warm across calls', async () => {
+    const model = await loadOnnxModel(modelBytes());
+    expect(model.inputNames).toEqual(['x']);
+    expect(model.outputNames).toEqual(['y']);
+    expect(model.inputMetadata[0]?.type).toBe('float32');
+    for (const rows of [1, 4]) {
+      const x = Float32Array.from({ length: rows * IN }, () => rng.next() * 4 - 2);
+      const json = JSON.stringify({ x: { dims: [rows, IN], type: 'float32', data: Array.from(x) } });
+      const out = await model.run(parseTensorMap(json));
+      const y = out['y']!;
+      expect(y.dims).toEqual([rows, OUT]);
+      const ref = reference(x, rows);
+      let maxDiff = 0;
+      for (let i = 0; i < ref.length; i++)
+        maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - (y.data as Float32Array)[i]!));
+      expect(maxDiff).toBeLessThanOrEqual(1e-5);
+      // The JSON round trip keeps the float32 values exactly.
+      const back = parseTensorMap(tensorMapToJson(out))['y']!;
+      expect(Array.from(back.data as Float32Array)).toEqual(Array.from(y.data as Float32Array));
+    }
+    await model.release();
+  });
+
+  it('rejects wrong name, type and shape before running, naming the input', async () => {
+    const model = await loadOnnxModel(modelBytes());
+    const good = { type: 'float32' as const, dims: [1, IN], data: new Float32Array(IN) };
+    await expect(model.run({ z: good })).rejects.toMatchObject({ code: 'E_INPUT_INVALID', message: /"z"/ });
+    await expect(model.run({})).rejects.toMatchObject({ code: 'E_INPUT_INVALID', message: /"x" is missing/ });
+    await expect(
+      model.run({ x: { type: 'float64', dims: [1, IN], data: new Float64Array(IN) } }),
+    ).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /expected type float32, got float64/,
+    });
+    await expect(
+      model.run({ x: { type: 'float32', dims: [1, IN + 1], data: new Float32Array(IN + 1) } }),
+    ).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /"x": expected shape \[N, 5\], got \[1, 6\]/,
+    });
+    await expect(
+      model.run({ x: { type: 'float32', dims: [IN], data: new Float32Array(IN) } }),
+    ).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+    });
+    await model.release();
+  });
+
+  it('rejects bytes onnxruntime cannot load with E_MODEL_INVALID', async () => {
+    await expect(loadOnnxModel(new Uint8Array([1, 2, 3, 4, 5]))).rejects.toMatchObject({
+      code: 'E_MODEL_INVALID',
+    });
+    await expect(loadOnnxModel(new Uint8Array(0))).rejects.toMatchObject({ code: 'E_MODEL_INVALID' });
+    // A well-formed protobuf whose graph references an undefined tensor.
+    const broken = encodeOnnxModel({
+      name: 'broken',
+      nodes: [{ opType: 'Relu', inputs: ['nope'], outputs: ['y'] }],
+      initializers: [],
+      inputs: [{ name: 'x', elemType: 'float', shape: [1] }],
+      outputs: [{ name: 'y', elemType: 'float', shape: [1] }],
+    });
+    await expect(loadOnnxModel(broken)).rejects.toMatchObject({ code: 'E_MODEL_INVALID' });
+    await expect(loadOnnxModel(new Uint8Array(10), { maxModelBytes: 5 })).rejects.toMatchObject({
+      code: 'E_TOO_LARGE',
+    });
+  });
+});

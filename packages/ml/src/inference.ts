@@ -1,0 +1,124 @@
+import { FirnError, TooLargeError } from '@firn/core';
+import * as ort from 'onnxruntime-node';
+import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
+
+export interface LoadOnnxModelOptions {
+  /** Threads for one operator; 0 lets onnxruntime choose. Default 1, to be predictable on shared hosts. */
+  intraOpThreads?: number;
+  /** Model size cap in bytes; default 2 GiB (protobuf's own limit). */
+  maxModelBytes?: number;
+}
+
+export interface OnnxInputMetadata {
+  name: string;
+  type: TensorType | string;
+  /** A number is fixed; a string or -1 is a free (symbolic) dimension. */
+  shape: readonly (number | string)[];
+}
+
+export interface OnnxModel {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly OnnxInputMetadata[];
+  /** Run once; the session stays loaded, so repeated calls are warm. */
+  run(inputs: TensorMap): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+function describeShape(shape: readonly (number | string)[]): string {
+  return `[${shape.map((d) => (typeof d === 'number' && d >= 0 ? String(d) : typeof d === 'string' ? d : '?')).join(', ')}]`;
+}
+
+/**
+ * Check inputs against the model's declared names, element types and shapes before anything runs.
+ * It proves only that the inputs match the graph's signature, not that the values are meaningful.
+ */
+export function checkInputs(meta: readonly OnnxInputMetadata[], inputs: TensorMap): void {
+  const expected = new Map(meta.map((m) => [m.name, m]));
+  for (const name of Object.keys(inputs))
+    if (!expected.has(name))
+      throw new FirnError(
+        'E_INPUT_INVALID',
+        `input "${name}" is not an input of the model (expected ${[...expected.keys()].join(', ')})`,
+        {
+          details: { input: name },
+        },
+      );
+  for (const m of meta) {
+    const t = inputs[m.name];
+    if (t === undefined)
+      throw new FirnError('E_INPUT_INVALID', `input "${m.name}" is missing`, { details: { input: m.name } });
+    if (t.type !== m.type)
+      throw new FirnError('E_INPUT_INVALID', `input "${m.name}": expected type ${m.type}, got ${t.type}`, {
+        details: { input: m.name, expected: String(m.type), actual: t.type },
+      });
+    // An empty declared shape means the model leaves the shape unspecified.
+    if (m.shape.length === 0) continue;
+    const ok =
+      t.dims.length === m.shape.length &&
+      m.shape.every((d, i) => typeof d !== 'number' || d < 0 || d === t.dims[i]);
+    if (!ok)
+      throw new FirnError(
+        'E_INPUT_INVALID',
+        `input "${m.name}": expected shape ${describeShape(m.shape)}, got [${t.dims.join(', ')}]`,
+        { details: { input: m.name, expected: describeShape(m.shape), actual: `[${t.dims.join(', ')}]` } },
+      );
+  }
+}
+
+function toOrtTensor(t: TensorValue): ort.Tensor {
+  return new ort.Tensor(t.type, t.data, t.dims);
+}
+
+/**
+ * Load an ONNX model from bytes into a CPU onnxruntime session. A model onnxruntime cannot load
+ * fails with E_MODEL_INVALID; the message carries onnxruntime's reason, never model bytes.
+ */
+export async function loadOnnxModel(
+  modelBytes: Uint8Array,
+  opts: LoadOnnxModelOptions = {},
+): Promise<OnnxModel> {
+  const max = opts.maxModelBytes ?? 2 ** 31 - 1;
+  if (!(modelBytes instanceof Uint8Array) || modelBytes.length === 0)
+    throw new FirnError('E_MODEL_INVALID', 'model bytes are empty');
+  if (modelBytes.length > max) throw new TooLargeError('ONNX model', modelBytes.length, max);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelBytes, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: opts.intraOpThreads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    });
+  } catch (cause) {
+    throw new FirnError('E_MODEL_INVALID', `onnxruntime cannot load the model: ${shortReason(cause)}`);
+  }
+  const inputMetadata: OnnxInputMetadata[] = session.inputMetadata.map((m) =>
+    m.isTensor
+      ? { name: m.name, type: m.type, shape: m.shape }
+      : { name: m.name, type: 'non-tensor', shape: [] },
+  );
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputMetadata,
+    async run(inputs) {
+      checkInputs(inputMetadata, inputs);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(inputs)) feeds[name] = toOrtTensor(t);
+      try {
+        return (await session.run(feeds)) as Record<string, ort.Tensor>;
+      } catch (cause) {
+        throw new FirnError('E_JOB_FAILED', `inference failed: ${shortReason(cause)}`);
+      }
+    },
+    release: () => session.release(),
+  };
+}
+
+// onnxruntime's messages name nodes and shapes, not tensor contents; still cap their length.
+function shortReason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
+}
