@@ -1,0 +1,15 @@
+import type { Hex } from 'viem';
+import { firnJobMarketAbi } from '../abi/generated.ts';
+import type { FirnClients } from '../clients.ts';
+import { assertBytes32 } from '../validate.ts';
+import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
+
+/** Anyone: after the challenge window without a dispute quorum, pay the escrow to the node's operator. */
+export async function finalizeJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: clients.addresses.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'finalize',
+    args: [assertBytes32(jobId, 'jobId')],
+  });
+}

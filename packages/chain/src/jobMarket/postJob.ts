@@ -1,0 +1,43 @@
+import { type Hex, parseEventLogs } from 'viem';
+import { FirnError } from '@firn/core';
+import { firnJobMarketAbi } from '../abi/generated.ts';
+import type { FirnClients } from '../clients.ts';
+import { assertBytes32, assertUint } from '../validate.ts';
+import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
+
+export interface PostJobParams {
+  /** Bit (1 << teeType) for each accepted TEE type, e.g. 0b10 = simulated only. */
+  teeTypeMask: number;
+  /** Empty: any allow-listed measurement. At most 32. */
+  allowedMeasurements: readonly Hex[];
+  workloadHash: Hex;
+  inputCommitment: Hex;
+  /** Absolute unix seconds by which a proof must be in. */
+  deadline: bigint;
+  /** Seconds a claimant has to deliver before others may claim. */
+  claimTimeout: bigint;
+  /** Wei held in escrow and paid to the node on success. */
+  escrow: bigint;
+}
+
+/** Post a job with its escrow; returns the jobId read from the JobPosted event. */
+export async function postJob(clients: FirnClients, p: PostJobParams): Promise<WriteResult & { jobId: Hex }> {
+  const request = {
+    teeTypeMask: Number(assertUint(p.teeTypeMask, 8, 'teeTypeMask')),
+    allowedMeasurements: p.allowedMeasurements.map((m, i) => assertBytes32(m, `allowedMeasurements[${i}]`)),
+    workloadHash: assertBytes32(p.workloadHash, 'workloadHash'),
+    inputCommitment: assertBytes32(p.inputCommitment, 'inputCommitment'),
+    deadline: assertUint(p.deadline, 64, 'deadline'),
+    claimTimeout: assertUint(p.claimTimeout, 64, 'claimTimeout'),
+  };
+  const res = await writeContractAndWait(clients, {
+    address: clients.addresses.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'postJob',
+    args: [request],
+    value: p.escrow,
+  });
+  const [posted] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobPosted', logs: res.receipt.logs });
+  if (!posted) throw new FirnError('E_CHAIN', 'postJob: no JobPosted event in the receipt');
+  return { ...res, jobId: posted.args.jobId };
+}

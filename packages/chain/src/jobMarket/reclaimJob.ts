@@ -1,0 +1,15 @@
+import type { Hex } from 'viem';
+import { firnJobMarketAbi } from '../abi/generated.ts';
+import type { FirnClients } from '../clients.ts';
+import { assertBytes32 } from '../validate.ts';
+import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
+
+/** Requester: take the escrow back (Open; Claimed past its deadline or claim timeout; Failed; Slashed with the slashed stake). */
+export async function reclaimJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: clients.addresses.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'reclaim',
+    args: [assertBytes32(jobId, 'jobId')],
+  });
+}

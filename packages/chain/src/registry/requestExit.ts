@@ -1,0 +1,15 @@
+import type { Hex } from 'viem';
+import { firnRegistryAbi } from '../abi/generated.ts';
+import type { FirnClients } from '../clients.ts';
+import { assertBytes32 } from '../validate.ts';
+import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
+
+/** Operator: stop taking jobs and start the unbonding period (from Pending or Active). */
+export async function requestExit(clients: FirnClients, enclaveId: Hex): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: clients.addresses.registry,
+    abi: firnRegistryAbi,
+    functionName: 'requestExit',
+    args: [assertBytes32(enclaveId, 'enclaveId')],
+  });
+}

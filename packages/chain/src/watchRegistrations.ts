@@ -1,0 +1,148 @@
+import type { Address, Hex } from 'viem';
+import { firnRegistryAbi } from './abi/generated.ts';
+import { toChainError } from './ChainRevertedError.ts';
+import type { FirnClients } from './clients.ts';
+
+/** A registration or key rotation that opened a verifier vote. */
+export type RegistrationEvent =
+  | {
+      kind: 'registered';
+      enclaveId: Hex;
+      operator: Address;
+      round: number;
+      teeType: number;
+      measurement: Hex;
+      enclaveAddress: Address;
+      kemPublicKey: Hex;
+      endpoint: string;
+      evidenceDigest: Hex;
+      stake: bigint;
+      blockNumber: bigint;
+      transactionHash: Hex;
+      logIndex: number;
+    }
+  | {
+      kind: 'keyRotation';
+      enclaveId: Hex;
+      round: number;
+      newEnclaveAddress: Address;
+      newKemPublicKey: Hex;
+      newEvidenceDigest: Hex;
+      blockNumber: bigint;
+      transactionHash: Hex;
+      logIndex: number;
+    };
+
+export interface WatchRegistrationsOptions {
+  /** First block to scan (default: the deployment block). */
+  fromBlock?: bigint;
+  /** Poll period in ms (default 1000). */
+  pollIntervalMs?: number;
+  /** Largest block range per getLogs call (default 5000), for RPCs that cap ranges. */
+  maxBlockRange?: bigint;
+  /** Called once per event, in chain order; the next event waits for the returned promise. */
+  onEvent: (event: RegistrationEvent) => void | Promise<void>;
+  /** Called when a poll fails (the watcher keeps polling). */
+  onError?: (error: Error) => void;
+}
+
+export interface RegistrationWatcher {
+  stop(): void;
+  /** The next block the watcher will scan. */
+  readonly nextBlock: bigint;
+}
+
+/** Fetch NodeRegistered and KeyRotationRequested events in [fromBlock, toBlock], in chain order. */
+export async function getRegistrationEvents(
+  clients: FirnClients,
+  fromBlock: bigint,
+  toBlock: bigint,
+): Promise<RegistrationEvent[]> {
+  try {
+    const [regs, rots] = await Promise.all([
+      clients.public.getContractEvents({
+        address: clients.addresses.registry,
+        abi: firnRegistryAbi,
+        eventName: 'NodeRegistered',
+        fromBlock,
+        toBlock,
+        strict: true,
+      }),
+      clients.public.getContractEvents({
+        address: clients.addresses.registry,
+        abi: firnRegistryAbi,
+        eventName: 'KeyRotationRequested',
+        fromBlock,
+        toBlock,
+        strict: true,
+      }),
+    ]);
+    const out: RegistrationEvent[] = [];
+    for (const l of regs)
+      out.push({
+        kind: 'registered',
+        ...l.args,
+        blockNumber: l.blockNumber,
+        transactionHash: l.transactionHash,
+        logIndex: l.logIndex,
+      });
+    for (const l of rots)
+      out.push({
+        kind: 'keyRotation',
+        ...l.args,
+        blockNumber: l.blockNumber,
+        transactionHash: l.transactionHash,
+        logIndex: l.logIndex,
+      });
+    out.sort((a, b) =>
+      a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1,
+    );
+    return out;
+  } catch (e) {
+    throw toChainError(e, 'getRegistrationEvents');
+  }
+}
+
+/**
+ * Poll the registry for new registrations and key rotations (what verifiers must re-check). Uses
+ * getLogs rather than filters so it works against any RPC and resumes from a known block.
+ */
+export function watchRegistrations(
+  clients: FirnClients,
+  opts: WatchRegistrationsOptions,
+): RegistrationWatcher {
+  let next = opts.fromBlock ?? clients.addresses.deployBlock;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const interval = opts.pollIntervalMs ?? 1000;
+  const range = opts.maxBlockRange ?? 5000n;
+
+  const poll = async (): Promise<void> => {
+    try {
+      const latest = await clients.public.getBlockNumber({ cacheTime: 0 });
+      while (!stopped && next <= latest) {
+        const to = next + range - 1n < latest ? next + range - 1n : latest;
+        const events = await getRegistrationEvents(clients, next, to);
+        for (const ev of events) {
+          if (stopped) return;
+          await opts.onEvent(ev);
+        }
+        next = to + 1n;
+      }
+    } catch (e) {
+      opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      if (!stopped) timer = setTimeout(poll, interval);
+    }
+  };
+  timer = setTimeout(poll, 0);
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+    get nextBlock() {
+      return next;
+    },
+  };
+}

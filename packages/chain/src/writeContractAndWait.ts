@@ -1,0 +1,66 @@
+import type { Abi, Address, Hex, TransactionReceipt } from 'viem';
+import { ChainRevertedError, toChainError } from './ChainRevertedError.ts';
+import { type FirnClients, requireWallet } from './clients.ts';
+
+export interface WriteRequest {
+  address: Address;
+  abi: Abi;
+  functionName: string;
+  args: readonly unknown[];
+  value?: bigint;
+}
+
+export interface WriteResult<T = undefined> {
+  hash: Hex;
+  receipt: TransactionReceipt;
+  /** The function's return value as simulated just before sending. */
+  result: T;
+}
+
+/**
+ * Simulate, send and wait for the receipt of one contract call. A revert (in simulation or in the
+ * mined transaction) becomes a ChainRevertedError naming the custom error and its arguments.
+ */
+export async function writeContractAndWait<T = undefined>(
+  clients: FirnClients,
+  req: WriteRequest,
+): Promise<WriteResult<T>> {
+  const wallet = requireWallet(clients);
+  const context = `${req.functionName}`;
+  try {
+    const sim = await clients.public.simulateContract({
+      account: wallet.account,
+      address: req.address,
+      abi: req.abi,
+      functionName: req.functionName,
+      args: req.args,
+      ...(req.value === undefined ? {} : { value: req.value }),
+    });
+    const hash = await wallet.writeContract({
+      ...sim.request,
+      account: wallet.account,
+      chain: wallet.chain ?? null,
+    });
+    const receipt = await clients.public.waitForTransactionReceipt({ hash });
+    if (receipt.status !== 'success') {
+      // Mined but reverted (state changed between simulation and inclusion): replay to decode.
+      try {
+        await clients.public.simulateContract({
+          account: wallet.account,
+          address: req.address,
+          abi: req.abi,
+          functionName: req.functionName,
+          args: req.args,
+          blockNumber: receipt.blockNumber - 1n,
+          ...(req.value === undefined ? {} : { value: req.value }),
+        });
+      } catch (e) {
+        throw toChainError(e, context);
+      }
+      throw new ChainRevertedError(undefined, undefined, context);
+    }
+    return { hash, receipt, result: sim.result as T };
+  } catch (e) {
+    throw toChainError(e, context);
+  }
+}
