@@ -43,7 +43,11 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   }
   const nonce = hexToBytes(bundle.nonce);
   if (!bytesEqual(nonce, opts.expectedNonce))
-    return { ok: false, bundle, reasons: [{ code: 'E_EVIDENCE_NONCE', message: 'evidence is for another nonce' }] };
+    return {
+      ok: false,
+      bundle,
+      reasons: [{ code: 'E_EVIDENCE_NONCE', message: 'evidence is for another nonce' }],
+    };
   let facts: VerifiedEvidence;
   try {
     const verifier = verifierFor(bundle.teeType);
@@ -66,7 +70,11 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   });
   const verdict = evaluateEvidence(facts, opts.policy, { now: opts.now, expectedReportData });
   if (!verdict.ok) return { ok: false, bundle, facts, reasons: verdict.reasons };
-  if (opts.policy.gpu !== undefined && opts.policy.gpu.required > 0 && (bundle.gpu?.length ?? 0) < opts.policy.gpu.required)
+  if (
+    opts.policy.gpu !== undefined &&
+    opts.policy.gpu.required > 0 &&
+    (bundle.gpu?.length ?? 0) < opts.policy.gpu.required
+  )
     return {
       ok: false,
       bundle,

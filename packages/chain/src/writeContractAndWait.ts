@@ -36,8 +36,19 @@ export async function writeContractAndWait<T = undefined>(
       args: req.args,
       ...(req.value === undefined ? {} : { value: req.value }),
     });
+    // Head-room over the estimate: another transaction landing first can make this call take a
+    // costlier path (e.g. the vote that reaches the quorum), which would otherwise run out of gas.
+    const estimate = await clients.public.estimateContractGas({
+      account: wallet.account,
+      address: req.address,
+      abi: req.abi,
+      functionName: req.functionName,
+      args: req.args,
+      ...(req.value === undefined ? {} : { value: req.value }),
+    });
     const hash = await wallet.writeContract({
       ...sim.request,
+      gas: (estimate * 3n) / 2n + 50_000n,
       account: wallet.account,
       chain: wallet.chain ?? null,
     });

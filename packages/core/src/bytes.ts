@@ -143,7 +143,10 @@ export class ByteReader {
   }
   /** Read a length-prefixed field whose length must be at most max. */
   takeCapped(n: number, max: number, field: string): Uint8Array {
-    if (n > max) throw new ParseError(`${this.what}: ${field} length ${n} over cap ${max}`, { details: { offset: this.offset } });
+    if (n > max)
+      throw new ParseError(`${this.what}: ${field} length ${n} over cap ${max}`, {
+        details: { offset: this.offset },
+      });
     return this.take(n, field);
   }
   end(field = 'end'): void {

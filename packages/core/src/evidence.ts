@@ -48,7 +48,8 @@ export function parseEvidenceBundle(input: string | Uint8Array | unknown): Evide
   let obj: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
     const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
-    if (size > MAX_EVIDENCE_BUNDLE_BYTES) throw new TooLargeError('evidence bundle', size, MAX_EVIDENCE_BUNDLE_BYTES);
+    if (size > MAX_EVIDENCE_BUNDLE_BYTES)
+      throw new TooLargeError('evidence bundle', size, MAX_EVIDENCE_BUNDLE_BYTES);
     try {
       obj = JSON.parse(typeof input === 'string' ? input : Buffer.from(input).toString('utf8'));
     } catch {
@@ -85,10 +86,12 @@ export function parseEvidenceBundle(input: string | Uint8Array | unknown): Evide
     if (!Array.isArray(o.gpu) || o.gpu.length > MAX_GPU_ENTRIES)
       throw new EvidenceMalformedError(`gpu must be a list of at most ${MAX_GPU_ENTRIES} entries`);
     for (const g of o.gpu) {
-      if (typeof g !== 'object' || g === null) throw new EvidenceMalformedError('gpu entry must be an object');
+      if (typeof g !== 'object' || g === null)
+        throw new EvidenceMalformedError('gpu entry must be an object');
       const e = g as Record<string, unknown>;
       for (const k of ['arch', 'nonce', 'evidence', 'certificate'])
-        if (typeof e[k] !== 'string') throw new EvidenceMalformedError(`gpu entry field ${k} must be a string`);
+        if (typeof e[k] !== 'string')
+          throw new EvidenceMalformedError(`gpu entry field ${k} must be a string`);
     }
     bundle.gpu = o.gpu as GpuEvidenceEntry[];
   }

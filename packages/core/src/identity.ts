@@ -33,9 +33,14 @@ export function measurementDigest(teeType: TeeTypeName, registers: readonly Uint
 }
 
 /** Enclave ID = keccak256 over the tagged (teeType, platformId, measurement digest). */
-export function computeEnclaveId(teeType: TeeTypeName, platformId: Uint8Array, measurement: Uint8Array): Uint8Array {
+export function computeEnclaveId(
+  teeType: TeeTypeName,
+  platformId: Uint8Array,
+  measurement: Uint8Array,
+): Uint8Array {
   assertBytes(measurement, 'measurement', 32);
-  if (platformId.length === 0 || platformId.length > 64) throw new InvalidInputError('platformId must be 1..64 bytes');
+  if (platformId.length === 0 || platformId.length > 64)
+    throw new InvalidInputError('platformId must be 1..64 bytes');
   return taggedKeccak256(TAGS.enclaveId, Uint8Array.of(teeTypeCode(teeType)), platformId, measurement);
 }
 

@@ -65,7 +65,11 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
 
   const handlers: Record<string, Handler> = {
     async hello() {
-      return { protocolVersion: PROTOCOL_VERSION, teeType: env.provider.teeType, measurement: bytesToHex(measurement) };
+      return {
+        protocolVersion: PROTOCOL_VERSION,
+        teeType: env.provider.teeType,
+        measurement: bytesToHex(measurement),
+      };
     },
     async init(params) {
       const sealingKey = await env.provider.sealingKey();

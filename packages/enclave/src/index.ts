@@ -3,3 +3,4 @@ export * from './evidence/simulated.ts';
 export * from './evidence/types.ts';
 export * from './keys.ts';
 export * from './protocol.ts';
+export type { RunJobOutput, RunJobParams, RunJobResult } from './jobs/runJob.ts';

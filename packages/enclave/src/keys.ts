@@ -45,14 +45,18 @@ export function sealKeys(keys: EnclaveKeys, sealingKey: Uint8Array, measurement:
   const iv = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', sealingKey, iv);
   c.setAAD(aad(measurement));
-  const ct = concatBytes(c.update(concatBytes(keys.signingKey, keys.kemPrivateKey)), c.final(), c.getAuthTag());
+  const ct = concatBytes(
+    c.update(concatBytes(keys.signingKey, keys.kemPrivateKey)),
+    c.final(),
+    c.getAuthTag(),
+  );
   return { v: 1, iv: bytesToHex(iv), ct: bytesToHex(ct) };
 }
 
 /** Unseal: fails with E_SEAL if the blob was made by another enclave, platform, or was altered. */
 export function unsealKeys(blob: unknown, sealingKey: Uint8Array, measurement: Uint8Array): EnclaveKeys {
   const b = blob as Partial<SealedKeys> | null;
-  if (!b || b.v !== 1 || typeof b.iv !== 'string' || typeof b.ct !== 'string' || b.ct.length > 512)
+  if (b?.v !== 1 || typeof b.iv !== 'string' || typeof b.ct !== 'string' || b.ct.length > 512)
     throw new FirnError('E_SEAL', 'sealed key blob is malformed');
   try {
     const ct = hexToBytes(b.ct);
@@ -63,6 +67,8 @@ export function unsealKeys(blob: unknown, sealingKey: Uint8Array, measurement: U
     if (pt.length !== 64) throw new Error('length');
     return keysFrom(pt.slice(0, 32), pt.slice(32, 64));
   } catch (e) {
-    throw new FirnError('E_SEAL', 'sealed key blob does not open with this enclave sealing key', { cause: e });
+    throw new FirnError('E_SEAL', 'sealed key blob does not open with this enclave sealing key', {
+      cause: e,
+    });
   }
 }

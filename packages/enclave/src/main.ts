@@ -12,7 +12,9 @@ import { jobHandlers } from './jobs/index.ts';
 import { encodeFrame, FrameDecoder, isRequestFrame, PROTOCOL_VERSION } from './protocol.ts';
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
-  process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, component: 'enclave', msg, ...fields })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ t: new Date().toISOString(), level, component: 'enclave', msg, ...fields })}\n`,
+  );
 }
 
 async function main(): Promise<void> {

@@ -37,7 +37,8 @@ export class FrameDecoder {
     for (;;) {
       if (this.buf.length < 4) break;
       const len = this.buf.readUInt32BE(0);
-      if (len > MAX_FRAME_BYTES) throw new FirnError('E_ENCLAVE_PROTOCOL', `frame length ${len} over the limit`);
+      if (len > MAX_FRAME_BYTES)
+        throw new FirnError('E_ENCLAVE_PROTOCOL', `frame length ${len} over the limit`);
       if (this.buf.length < 4 + len) break;
       const body = this.buf.subarray(4, 4 + len);
       this.buf = this.buf.subarray(4 + len);

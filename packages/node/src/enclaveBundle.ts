@@ -32,7 +32,9 @@ export async function buildEnclaveBundle(outfile = defaultBundlePath()): Promise
     legalComments: 'none',
     logLevel: 'error',
     external: ['onnxruntime-node', '@tensorflow/*'],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
   });
   return measureEnclaveBundle(outfile);
 }

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appraiseEvidence, certificateDer, createSimulatedPlatform, createSimulatedRoot, DEV_POLICY } from '@firn/attestation';
+import {
+  appraiseEvidence,
+  certificateDer,
+  createSimulatedPlatform,
+  createSimulatedRoot,
+  DEV_POLICY,
+} from '@firn/attestation';
 import { bytesToHex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildEnclaveBundle } from './enclaveBundle.ts';
@@ -16,7 +22,11 @@ writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(root)))
 const bundle = await buildEnclaveBundle(join(dir, 'enclave.mjs'));
 const logs: string[] = [];
 const logger = createLogger({}, { write: (l) => logs.push(l) });
-const sup = new EnclaveSupervisor({ bundlePath: bundle.path, env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath }, logger });
+const sup = new EnclaveSupervisor({
+  bundlePath: bundle.path,
+  env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
+  logger,
+});
 
 afterAll(() => sup.stop());
 

@@ -82,12 +82,15 @@ export class EnclaveSupervisor extends EventEmitter {
       if (!this.stopping && this.opts.restart !== false) {
         this.restarts++;
         this.opts.logger.warn('enclave exited; restarting', { code, signal, restarts: this.restarts });
-        setTimeout(() => {
-          if (!this.stopping) {
-            this.start();
-            this.emit('restarted');
-          }
-        }, Math.min(5000, 200 * this.restarts));
+        setTimeout(
+          () => {
+            if (!this.stopping) {
+              this.start();
+              this.emit('restarted');
+            }
+          },
+          Math.min(5000, 200 * this.restarts),
+        );
       }
     });
   }
@@ -103,7 +106,14 @@ export class EnclaveSupervisor extends EventEmitter {
   }
 
   private onFrame(f: unknown): void {
-    const r = f as { v?: number; id?: number; result?: unknown; error?: { code: ErrorCode; message: string }; event?: string; data?: unknown };
+    const r = f as {
+      v?: number;
+      id?: number;
+      result?: unknown;
+      error?: { code: ErrorCode; message: string };
+      event?: string;
+      data?: unknown;
+    };
     if (r.v !== PROTOCOL_VERSION || typeof r.id !== 'number') return;
     if (r.id === 0 && typeof r.event === 'string') {
       this.emit('event', r.event, r.data);
@@ -117,15 +127,23 @@ export class EnclaveSupervisor extends EventEmitter {
     else p.resolve(r.result);
   }
 
-  async call<T = unknown>(method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
+  async call<T = unknown>(
+    method: string,
+    params: Record<string, unknown> = {},
+    timeoutMs?: number,
+  ): Promise<T> {
     const child = this.child;
-    if (!child || !child.stdin || child.exitCode !== null) throw new FirnError('E_ENCLAVE_UNAVAILABLE', 'enclave is not running');
+    if (!child?.stdin || child.exitCode !== null)
+      throw new FirnError('E_ENCLAVE_UNAVAILABLE', 'enclave is not running');
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new FirnError('E_TIMEOUT', `enclave call ${method} timed out`));
-      }, timeoutMs ?? this.opts.requestTimeoutMs ?? 30_000);
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(id);
+          reject(new FirnError('E_TIMEOUT', `enclave call ${method} timed out`));
+        },
+        timeoutMs ?? this.opts.requestTimeoutMs ?? 30_000,
+      );
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       child.stdin!.write(encodeFrame({ v: PROTOCOL_VERSION, id, method, params }));
     });

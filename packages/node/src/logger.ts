@@ -14,12 +14,16 @@ export function createLogger(
   base: Record<string, unknown> = {},
   opts: { level?: Level; write?: (line: string) => void } = {},
 ): Logger {
-  const min = LEVELS[opts.level ?? ((process.env.FIRN_LOG_LEVEL as Level | undefined) ?? 'info')] ?? 20;
+  const min = LEVELS[opts.level ?? (process.env.FIRN_LOG_LEVEL as Level | undefined) ?? 'info'] ?? 20;
   const write = opts.write ?? ((line: string) => process.stdout.write(line));
-  const log = (level: Level) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (LEVELS[level] < min) return;
-    write(`${JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...fields }, bigintSafe)}\n`);
-  };
+  const log =
+    (level: Level) =>
+    (msg: string, fields: Record<string, unknown> = {}) => {
+      if (LEVELS[level] < min) return;
+      write(
+        `${JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...fields }, bigintSafe)}\n`,
+      );
+    };
   return {
     debug: log('debug'),
     info: log('info'),

@@ -63,12 +63,17 @@ export interface EvaluateContext {
  * Apply a policy to verified facts and return every reason for a refusal. It trusts the facts
  * (they come only from verify*) and checks nothing cryptographic itself.
  */
-export function evaluateEvidence(facts: VerifiedEvidence, policy: AttestationPolicy, ctx: EvaluateContext): Verdict {
+export function evaluateEvidence(
+  facts: VerifiedEvidence,
+  policy: AttestationPolicy,
+  ctx: EvaluateContext,
+): Verdict {
   const reasons: Refusal[] = [];
   const no = (code: string, message: string) => reasons.push({ code, message });
 
   if (facts.teeType === 'simulated' || facts.tcbStatus === 'Simulated') {
-    if (!policy.allowSimulated) no('E_POLICY_REJECTED', `policy ${policy.name} does not accept the simulated TEE`);
+    if (!policy.allowSimulated)
+      no('E_POLICY_REJECTED', `policy ${policy.name} does not accept the simulated TEE`);
   }
   if (!policy.acceptedTcbStatuses.includes(facts.tcbStatus))
     no('E_EVIDENCE_TCB', `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}`);
@@ -79,13 +84,20 @@ export function evaluateEvidence(facts: VerifiedEvidence, policy: AttestationPol
       no('E_POLICY_REJECTED', `measurement ${m} is not on the policy's allow-list`);
   }
   for (const id of facts.advisoryIds)
-    if (policy.rejectedAdvisoryIds.includes(id)) no('E_POLICY_REJECTED', `advisory ${id} is rejected by policy`);
+    if (policy.rejectedAdvisoryIds.includes(id))
+      no('E_POLICY_REJECTED', `advisory ${id} is rejected by policy`);
   if (policy.minTcbEvaluationDataNumber !== undefined) {
     const n = facts.tcbEvaluationDataNumber;
     if (n === undefined || n < policy.minTcbEvaluationDataNumber)
-      no('E_EVIDENCE_COLLATERAL', `TCB evaluation data number ${n ?? 'none'} is under ${policy.minTcbEvaluationDataNumber}`);
+      no(
+        'E_EVIDENCE_COLLATERAL',
+        `TCB evaluation data number ${n ?? 'none'} is under ${policy.minTcbEvaluationDataNumber}`,
+      );
   }
-  if (facts.collateralNextUpdate !== undefined && ctx.now > facts.collateralNextUpdate + policy.collateralGraceSeconds)
+  if (
+    facts.collateralNextUpdate !== undefined &&
+    ctx.now > facts.collateralNextUpdate + policy.collateralGraceSeconds
+  )
     no('E_EVIDENCE_EXPIRED', 'collateral is past its nextUpdate and the grace period');
   if (policy.maxEvidenceAgeSeconds !== undefined && facts.collateralIssuedAt !== undefined) {
     if (ctx.now - facts.collateralIssuedAt > policy.maxEvidenceAgeSeconds)
@@ -113,7 +125,8 @@ export function parsePolicy(json: unknown): AttestationPolicy {
   if (typeof json !== 'object' || json === null) throw bad('must be an object');
   const o = json as Record<string, unknown>;
   const strs = (v: unknown, k: string): string[] => {
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(`${k} must be a list of strings`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+      throw bad(`${k} must be a list of strings`);
     return v as string[];
   };
   const p: AttestationPolicy = {
@@ -124,8 +137,10 @@ export function parsePolicy(json: unknown): AttestationPolicy {
     collateralGraceSeconds: typeof o.collateralGraceSeconds === 'number' ? o.collateralGraceSeconds : 0,
     rejectedAdvisoryIds: strs(o.rejectedAdvisoryIds ?? [], 'rejectedAdvisoryIds'),
   };
-  if (o.measurementAllowList !== undefined) p.measurementAllowList = strs(o.measurementAllowList, 'measurementAllowList');
-  if (typeof o.minTcbEvaluationDataNumber === 'number') p.minTcbEvaluationDataNumber = o.minTcbEvaluationDataNumber;
+  if (o.measurementAllowList !== undefined)
+    p.measurementAllowList = strs(o.measurementAllowList, 'measurementAllowList');
+  if (typeof o.minTcbEvaluationDataNumber === 'number')
+    p.minTcbEvaluationDataNumber = o.minTcbEvaluationDataNumber;
   if (typeof o.maxEvidenceAgeSeconds === 'number') p.maxEvidenceAgeSeconds = o.maxEvidenceAgeSeconds;
   if (o.gpu !== undefined) {
     const g = o.gpu as Record<string, unknown>;
@@ -137,8 +152,10 @@ export function parsePolicy(json: unknown): AttestationPolicy {
       allowSimulated: g.allowSimulated === true,
     };
     if (g.requireCcMode !== undefined) gpu.requireCcMode = g.requireCcMode === true;
-    if (g.acceptedDriverVersions !== undefined) gpu.acceptedDriverVersions = strs(g.acceptedDriverVersions, 'gpu.acceptedDriverVersions');
-    if (g.acceptedVbiosVersions !== undefined) gpu.acceptedVbiosVersions = strs(g.acceptedVbiosVersions, 'gpu.acceptedVbiosVersions');
+    if (g.acceptedDriverVersions !== undefined)
+      gpu.acceptedDriverVersions = strs(g.acceptedDriverVersions, 'gpu.acceptedDriverVersions');
+    if (g.acceptedVbiosVersions !== undefined)
+      gpu.acceptedVbiosVersions = strs(g.acceptedVbiosVersions, 'gpu.acceptedVbiosVersions');
     p.gpu = gpu;
   }
   return p;

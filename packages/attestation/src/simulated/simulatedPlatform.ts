@@ -28,10 +28,14 @@ export interface SimulatedPlatform {
 }
 
 async function importKey(pkcs8Hex: string): Promise<webcrypto.CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', hexToBytes(pkcs8Hex), ALG, true, ['sign']) as Promise<webcrypto.CryptoKey>;
+  return webcrypto.subtle.importKey('pkcs8', hexToBytes(pkcs8Hex), ALG, true, [
+    'sign',
+  ]) as Promise<webcrypto.CryptoKey>;
 }
 
-export async function createSimulatedRoot(opts: { now?: number; years?: number } = {}): Promise<SimulatedRoot> {
+export async function createSimulatedRoot(
+  opts: { now?: number; years?: number } = {},
+): Promise<SimulatedRoot> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -50,7 +54,10 @@ export async function createSimulatedRoot(opts: { now?: number; years?: number }
   return { certificatePem: cert.toString('pem'), privateKeyPkcs8: bytesToHex(pkcs8) };
 }
 
-export async function createSimulatedPlatform(root: SimulatedRoot, opts: { now?: number; years?: number } = {}): Promise<SimulatedPlatform> {
+export async function createSimulatedPlatform(
+  root: SimulatedRoot,
+  opts: { now?: number; years?: number } = {},
+): Promise<SimulatedPlatform> {
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const rootCert = new x509.X509Certificate(root.certificatePem);
   const rootKey = await importKey(root.privateKeyPkcs8);
@@ -93,8 +100,7 @@ export function certificateDer(pem: string): Uint8Array {
 export function parseSimulatedPlatform(json: unknown): SimulatedPlatform {
   const o = json as Partial<SimulatedPlatform> | null;
   if (
-    !o ||
-    o.version !== 1 ||
+    o?.version !== 1 ||
     typeof o.platformId !== 'string' ||
     typeof o.sealingSecret !== 'string' ||
     typeof o.attestationKeyPkcs8 !== 'string' ||

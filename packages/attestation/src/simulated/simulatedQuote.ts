@@ -32,9 +32,13 @@ export class SimulatedQuoteError extends FirnError {
   }
 }
 
-export function encodeSimulatedQuoteBody(q: Omit<SimulatedQuote, 'signature' | 'signedBytes' | 'version'>): Uint8Array {
-  if (q.measurement.length !== 32 || q.reportData.length !== 64) throw new SimulatedQuoteError('bad field sizes');
-  if (q.platformId.length === 0 || q.platformId.length > 64) throw new SimulatedQuoteError('bad platformId size');
+export function encodeSimulatedQuoteBody(
+  q: Omit<SimulatedQuote, 'signature' | 'signedBytes' | 'version'>,
+): Uint8Array {
+  if (q.measurement.length !== 32 || q.reportData.length !== 64)
+    throw new SimulatedQuoteError('bad field sizes');
+  if (q.platformId.length === 0 || q.platformId.length > 64)
+    throw new SimulatedQuoteError('bad platformId size');
   if (q.akCert.length > MAX_CERT) throw new SimulatedQuoteError('attestation key certificate too large');
   const hdr = new Uint8Array(8);
   const dv = new DataView(hdr.buffer);
@@ -45,7 +49,16 @@ export function encodeSimulatedQuoteBody(q: Omit<SimulatedQuote, 'signature' | '
   new DataView(svn.buffer).setUint16(0, q.svn);
   const certLen = new Uint8Array(2);
   new DataView(certLen.buffer).setUint16(0, q.akCert.length);
-  return concatBytes(hdr, q.measurement, Uint8Array.of(q.platformId.length), q.platformId, q.reportData, svn, certLen, q.akCert);
+  return concatBytes(
+    hdr,
+    q.measurement,
+    Uint8Array.of(q.platformId.length),
+    q.platformId,
+    q.reportData,
+    svn,
+    certLen,
+    q.akCert,
+  );
 }
 
 /** The message the attestation key signs: the tagged body. */
@@ -56,7 +69,8 @@ export function simulatedQuoteSigningInput(body: Uint8Array): Uint8Array {
 /** Parse a simulated quote: structure and sizes only, no signature is trusted here. */
 export function parseSimulatedQuote(bytes: Uint8Array): SimulatedQuote {
   if (!(bytes instanceof Uint8Array)) throw new SimulatedQuoteError('not bytes');
-  if (bytes.length > SIM_QUOTE_MAX_BYTES) throw new TooLargeError('simulated quote', bytes.length, SIM_QUOTE_MAX_BYTES);
+  if (bytes.length > SIM_QUOTE_MAX_BYTES)
+    throw new TooLargeError('simulated quote', bytes.length, SIM_QUOTE_MAX_BYTES);
   try {
     const r = new ByteReader(bytes, 'simulated quote');
     const magic = r.take(4, 'magic');
@@ -76,7 +90,17 @@ export function parseSimulatedQuote(bytes: Uint8Array): SimulatedQuote {
     const signedBytes = bytes.subarray(0, r.offset);
     const signature = r.take(64, 'signature');
     r.end('signature');
-    return { version, debug: (flags & 1) === 1, measurement, platformId, reportData, svn, akCert, signature, signedBytes };
+    return {
+      version,
+      debug: (flags & 1) === 1,
+      measurement,
+      platformId,
+      reportData,
+      svn,
+      akCert,
+      signature,
+      signedBytes,
+    };
   } catch (e) {
     if (e instanceof SimulatedQuoteError) throw e;
     throw new SimulatedQuoteError((e as Error).message, e);

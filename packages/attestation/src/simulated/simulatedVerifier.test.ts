@@ -50,25 +50,45 @@ describe('simulated evidence under policies', () => {
   });
 
   it('the dev policy accepts genuine simulated evidence bound to the nonce and keys', async () => {
-    const a = await appraiseEvidence(bundle, { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(bundle, {
+      now: NOW,
+      policy: DEV_POLICY,
+      expectedNonce: nonce,
+      roots: { simulated: ctx.roots },
+    });
     expect(a.ok).toBe(true);
   });
 
   it('the production policy rejects simulated evidence by construction', async () => {
-    const a = await appraiseEvidence(bundle, { now: NOW, policy: PRODUCTION_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(bundle, {
+      now: NOW,
+      policy: PRODUCTION_POLICY,
+      expectedNonce: nonce,
+      roots: { simulated: ctx.roots },
+    });
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.code)).toContain('E_POLICY_REJECTED');
   });
 
   it('refuses evidence for another nonce', async () => {
-    const a = await appraiseEvidence(bundle, { now: NOW, policy: DEV_POLICY, expectedNonce: randomBytes(32), roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(bundle, {
+      now: NOW,
+      policy: DEV_POLICY,
+      expectedNonce: randomBytes(32),
+      roots: { simulated: ctx.roots },
+    });
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons[0]!.code).toBe('E_EVIDENCE_NONCE');
   });
 
   it('refuses report data that does not bind the claimed keys', async () => {
     const swapped = { ...bundle, kemPublicKey: `0x${randomBytes(32).toString('hex')}` };
-    const a = await appraiseEvidence(swapped, { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(swapped, {
+      now: NOW,
+      policy: DEV_POLICY,
+      expectedNonce: nonce,
+      roots: { simulated: ctx.roots },
+    });
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.code)).toContain('E_EVIDENCE_BINDING');
   });
@@ -76,14 +96,27 @@ describe('simulated evidence under policies', () => {
   it('refuses a quote with a flipped byte with a typed code', async () => {
     const bad = Buffer.from(quote);
     bad[100]! ^= 0x80;
-    const a = await appraiseEvidence({ ...bundle, quote: `0x${bad.toString('hex')}` }, { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(
+      { ...bundle, quote: `0x${bad.toString('hex')}` },
+      { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } },
+    );
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons[0]!.code).toMatch(/^E_EVIDENCE_/);
   });
 
   it('refuses malformed and oversized bundles', async () => {
-    for (const input of ['not json', '{"version":2}', 'x'.repeat(2 * 1024 * 1024), { ...bundle, quote: 'zz' }]) {
-      const a = await appraiseEvidence(input, { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    for (const input of [
+      'not json',
+      '{"version":2}',
+      'x'.repeat(2 * 1024 * 1024),
+      { ...bundle, quote: 'zz' },
+    ]) {
+      const a = await appraiseEvidence(input, {
+        now: NOW,
+        policy: DEV_POLICY,
+        expectedNonce: nonce,
+        roots: { simulated: ctx.roots },
+      });
       expect(a.ok).toBe(false);
       if (!a.ok) expect(a.reasons[0]!.code).toMatch(/^E_(EVIDENCE_MALFORMED|TOO_LARGE)$/);
     }
@@ -92,7 +125,10 @@ describe('simulated evidence under policies', () => {
   it('refuses a debug simulated enclave under the dev policy', async () => {
     const dbg = createSimulatedProvider(platform, bundleSha, { debug: true });
     const q = (await dbg.quote(reportData)).quote;
-    const a = await appraiseEvidence({ ...bundle, quote: `0x${Buffer.from(q).toString('hex')}` }, { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } });
+    const a = await appraiseEvidence(
+      { ...bundle, quote: `0x${Buffer.from(q).toString('hex')}` },
+      { now: NOW, policy: DEV_POLICY, expectedNonce: nonce, roots: { simulated: ctx.roots } },
+    );
     expect(a.ok).toBe(false);
   });
 

@@ -14,7 +14,8 @@ function cert(der: Uint8Array, what: string): X509Certificate {
 function withinValidity(c: X509Certificate, now: number, what: string): void {
   const from = Date.parse(c.validFrom) / 1000;
   const to = Date.parse(c.validTo) / 1000;
-  if (!(now >= from && now <= to)) throw new FirnError('E_EVIDENCE_EXPIRED', `${what} is not valid at ${now}`);
+  if (!(now >= from && now <= to))
+    throw new FirnError('E_EVIDENCE_EXPIRED', `${what} is not valid at ${now}`);
 }
 
 /**
@@ -35,7 +36,11 @@ export async function verifySimulatedQuote(q: SimulatedQuote, ctx: VerifyContext
       break;
     }
   }
-  if (root === undefined) throw new FirnError('E_EVIDENCE_CHAIN', 'attestation key certificate does not chain to a pinned simulated root');
+  if (root === undefined)
+    throw new FirnError(
+      'E_EVIDENCE_CHAIN',
+      'attestation key certificate does not chain to a pinned simulated root',
+    );
   withinValidity(root, ctx.now, 'simulated root');
   withinValidity(ak, ctx.now, 'attestation key certificate');
   const ok = nodeVerify(

@@ -46,7 +46,8 @@ export function describeEvidenceVerifierBehaviour(c: VerifierBehaviourCase): voi
       expect(facts.reportData).toHaveLength(64);
       expect(facts.platformId.length).toBeGreaterThan(0);
       expect(typeof facts.debug).toBe('boolean');
-      if (c.expectedReportData) expect(Buffer.from(facts.reportData)).toEqual(Buffer.from(c.expectedReportData));
+      if (c.expectedReportData)
+        expect(Buffer.from(facts.reportData)).toEqual(Buffer.from(c.expectedReportData));
     });
 
     it('is deterministic: parsing twice gives equal facts', async () => {

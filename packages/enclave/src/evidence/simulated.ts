@@ -19,7 +19,11 @@ export function createSimulatedProvider(
   opts: { debug?: boolean; svn?: number } = {},
 ): EvidenceProvider {
   assertBytes(bundleSha256, 'bundle digest', 32);
-  const akKey = createPrivateKey({ key: Buffer.from(hexToBytes(platform.attestationKeyPkcs8)), format: 'der', type: 'pkcs8' });
+  const akKey = createPrivateKey({
+    key: Buffer.from(hexToBytes(platform.attestationKeyPkcs8)),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const akCert = certificateDer(platform.attestationKeyCertPem);
   const platformId = hexToBytes(platform.platformId);
   const secret = hexToBytes(platform.sealingSecret);

@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs';
+import { createFirnClients, type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
+import { FirnError, type Hex, InvalidInputError } from '@firn/core';
+import { type Address, createPublicClient, http, isAddress, zeroAddress } from 'viem';
+
+export interface ChainArgs {
+  rpc?: string;
+  registry?: string;
+  market?: string;
+  deployment?: string;
+  devnet?: string;
+}
+
+export interface ResolvedChain {
+  rpcUrl: string;
+  deployment: FirnDeployment;
+  /** The devnet state file's contents when --devnet was given. */
+  devnet?: Record<string, unknown>;
+}
+
+function addr(v: unknown, what: string): Address {
+  if (typeof v !== 'string' || !isAddress(v)) throw new InvalidInputError(`${what} is not an address`);
+  return v;
+}
+
+/** Serialise a deployment for a file (bigints as decimal strings). */
+export function deploymentToJson(d: FirnDeployment): Record<string, unknown> {
+  return { ...d, deployBlock: d.deployBlock.toString() };
+}
+
+export function deploymentFromJson(o: Record<string, unknown>): FirnDeployment {
+  const c = (o.contracts ?? o) as Record<string, unknown>;
+  return {
+    chainId: Number(o.chainId),
+    registry: addr(c.registry, 'registry'),
+    verifierSet: addr(c.verifierSet ?? zeroAddress, 'verifierSet'),
+    jobMarket: addr(c.jobMarket ?? zeroAddress, 'jobMarket'),
+    dataLedger: addr(c.dataLedger ?? zeroAddress, 'dataLedger'),
+    deployBlock: BigInt(String(o.deployBlock ?? 0)),
+  };
+}
+
+/**
+ * Resolve where the network is: a devnet state file, a deployment file, or an RPC URL with the
+ * registry or market address (the other addresses are read from the contracts).
+ */
+export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
+  const fromFile = a.devnet ?? a.deployment;
+  if (fromFile) {
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(readFileSync(fromFile, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new FirnError('E_INVALID_INPUT', `cannot read ${fromFile}`, { cause: e });
+    }
+    const rpcUrl = a.rpc ?? (o.rpcUrl as string | undefined);
+    if (!rpcUrl) throw new InvalidInputError('no RPC URL: pass --rpc');
+    return { rpcUrl, deployment: deploymentFromJson(o), ...(a.devnet ? { devnet: o } : {}) };
+  }
+  if (!a.rpc)
+    throw new InvalidInputError('pass --rpc URL with --registry or --market, or --devnet STATE.json');
+  const pub = createPublicClient({ transport: http(a.rpc) });
+  const chainId = await pub.getChainId();
+  let registry = a.registry ? addr(a.registry, '--registry') : undefined;
+  const market = a.market ? addr(a.market, '--market') : undefined;
+  if (!registry && market)
+    registry = await pub.readContract({ address: market, abi: firnJobMarketAbi, functionName: 'registry' });
+  if (!registry) throw new InvalidInputError('pass --registry or --market');
+  const verifierSet = await pub.readContract({
+    address: registry,
+    abi: firnRegistryAbi,
+    functionName: 'verifierSet',
+  });
+  return {
+    rpcUrl: a.rpc,
+    deployment: {
+      chainId,
+      registry,
+      verifierSet,
+      jobMarket: market ?? zeroAddress,
+      dataLedger: zeroAddress,
+      deployBlock: 0n,
+    },
+  };
+}
+
+/** A private key from a file or an environment variable; never from argv (visible in ps). */
+export function readKey(opts: { keyFile?: string; env: string }): Hex {
+  const raw = opts.keyFile ? readFileSync(opts.keyFile, 'utf8').trim() : process.env[opts.env];
+  if (!raw) throw new InvalidInputError(`no key: pass --key-file or set ${opts.env}`);
+  const k = raw.startsWith('0x') ? raw : `0x${raw}`;
+  if (!/^0x[0-9a-fA-F]{64}$/.test(k)) throw new InvalidInputError('key must be 32 bytes of hex');
+  return k as Hex;
+}
+
+export { createFirnClients };

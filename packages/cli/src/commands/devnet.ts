@@ -1,0 +1,102 @@
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createFirnClients, listNodes } from '@firn/chain';
+import type { Command } from 'commander';
+import { startDevnet, type DevnetState } from '../devnet/startDevnet.ts';
+import { printError } from '../output.ts';
+import { renderNodeTable } from './nodes.ts';
+
+export interface DevnetCommandOptions {
+  dir: string;
+  nodes: string;
+  verifiers: string;
+  stateFile?: string;
+  demo: boolean;
+  readyTimeout: string;
+  exitAfterDemo?: boolean;
+}
+
+type Demo = (state: DevnetState & Record<string, unknown>, log: (line: string) => void) => Promise<unknown>;
+
+async function loadDemo(name: 'runInferenceDemo' | 'runTrainingDemo'): Promise<Demo | undefined> {
+  let mod: Record<string, unknown>;
+  try {
+    const spec = '@firn/client';
+    mod = (await import(spec)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  return typeof mod[name] === 'function' ? (mod[name] as Demo) : undefined;
+}
+
+export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
+  const t0 = Date.now();
+  const log = (line: string) => process.stdout.write(`[devnet] ${line}\n`);
+  const net = await startDevnet({
+    dir: o.dir,
+    nodes: Number(o.nodes),
+    verifiers: Number(o.verifiers),
+    readyTimeout: Number(o.readyTimeout),
+    log,
+  });
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping every process');
+    await net.stop();
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void shutdown(0));
+  process.once('SIGTERM', () => void shutdown(0));
+
+  const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
+  log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
+  if (o.stateFile) {
+    writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2));
+    log(`state written to ${resolve(o.stateFile)}`);
+  }
+  log(`RPC ${net.anvil.rpcUrl}  registry ${net.deployment.registry}  market ${net.deployment.jobMarket}`);
+  log(`logs in ${resolve(net.dir, 'logs')}`);
+
+  if (o.demo) {
+    try {
+      for (const name of ['runInferenceDemo', 'runTrainingDemo'] as const) {
+        const demo = await loadDemo(name);
+        if (demo)
+          await demo(net.state as DevnetState & Record<string, unknown>, (l) =>
+            process.stdout.write(`${l}\n`),
+          );
+      }
+    } catch (e) {
+      printError(e, false);
+      if (o.exitAfterDemo) return shutdown(1);
+    }
+  }
+  if (o.exitAfterDemo) return shutdown(0);
+  log('network is up; press Ctrl-C to stop');
+}
+
+export function registerDevnet(program: Command): void {
+  program
+    .command('devnet')
+    .description(
+      'run a local firn network: anvil, contracts, nodes on the simulated TEE, verifiers, demo jobs',
+    )
+    .option('--dir <dir>', 'working directory (wiped at start)', '.devnet')
+    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--verifiers <n>', 'number of verifiers', '2')
+    .option('--state-file <path>', 'write the network state as JSON once it is ready')
+    .option('--no-demo', 'skip the confidential inference and training demo')
+    .option('--exit-after-demo', 'stop the network after the demo instead of staying up')
+    .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
+    .action(async (o: DevnetCommandOptions) => {
+      try {
+        await runDevnet(o);
+      } catch (e) {
+        printError(e, false);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,63 @@
+import { createLogger } from '@firn/node';
+import { VerifierDaemon } from '@firn/verifier';
+import type { Command } from 'commander';
+import { readKey, resolveChain } from '../chainArgs.ts';
+import { printError } from '../output.ts';
+import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+
+export interface VerifierStartOptions {
+  rpc?: string;
+  registry?: string;
+  market?: string;
+  deployment?: string;
+  devnet?: string;
+  keyFile?: string;
+  policy?: string;
+  simRoot?: string;
+  pollMs: string;
+}
+
+export async function startVerifierCommand(o: VerifierStartOptions): Promise<VerifierDaemon> {
+  const chain = await resolveChain(o);
+  const logger = createLogger({ component: 'verifier' });
+  const daemon = new VerifierDaemon({
+    rpcUrl: chain.rpcUrl,
+    verifierKey: readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' }),
+    deployment: chain.deployment,
+    policy: loadPolicy(o.policy),
+    roots: loadSimRoots(o.simRoot),
+    logger,
+    pollIntervalMs: Number(o.pollMs),
+  });
+  daemon.start();
+  return daemon;
+}
+
+export function registerVerifier(program: Command): void {
+  const v = program.command('verifier').description('run a firn verifier');
+  v.command('start')
+    .description('watch registrations, re-verify each with a fresh nonce, vote on chain')
+    .option('--rpc <url>', 'JSON-RPC URL of the chain')
+    .option('--registry <address>', 'registry contract')
+    .option('--market <address>', 'job market contract')
+    .option('--deployment <file>', 'deployment JSON')
+    .option('--devnet <file>', 'devnet state file')
+    .option('--key-file <file>', 'verifier private key file (or env FIRN_VERIFIER_KEY)')
+    .option('--policy <policy>', 'dev | production | FILE', 'production')
+    .option('--sim-root <file>', 'pin a simulated TEE root (PEM); only a dev policy accepts it')
+    .option('--poll-ms <ms>', 'chain polling interval', '500')
+    .action(async (o: VerifierStartOptions) => {
+      try {
+        const d = await startVerifierCommand(o);
+        const stop = () => {
+          d.stop();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (e) {
+        printError(e, false);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,270 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import {
+  allowMeasurement,
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  type FirnNode,
+  freePort,
+  joinVerifierSet,
+  listNodes,
+  NodeStatus,
+  startAnvil,
+} from '@firn/chain';
+import { bytesToHex, FirnError, type Hex, repoRoot, TEE_TYPES } from '@firn/core';
+import { buildEnclaveBundle } from '@firn/node';
+import { parseEther } from 'viem';
+import { deploymentToJson } from '../chainArgs.ts';
+
+export interface DevnetOptions {
+  dir: string;
+  nodes: number;
+  verifiers: number;
+  /** Seconds to wait for every node to become Active. */
+  readyTimeout: number;
+  log: (line: string) => void;
+}
+
+export interface DevnetNode {
+  index: number;
+  url: string;
+  port: number;
+  dataDir: string;
+  keyFile: string;
+  platformFile: string;
+  child: ChildProcess;
+  args: string[];
+}
+
+export interface Devnet {
+  anvil: AnvilInstance;
+  deployment: FirnDeployment;
+  dir: string;
+  nodes: DevnetNode[];
+  verifiers: { address: Hex; child: ChildProcess }[];
+  state: DevnetState;
+  stop(): Promise<void>;
+}
+
+export interface DevnetState {
+  rpcUrl: string;
+  chainId: number;
+  contracts: { registry: Hex; verifierSet: Hex; jobMarket: Hex; dataLedger: Hex };
+  deployBlock: string;
+  simulatedRootPem: string;
+  simulatedRootFile: string;
+  measurement: Hex;
+  nodes: {
+    url: string;
+    enclaveId: Hex;
+    enclaveAddress: Hex;
+    pid: number;
+    operator: Hex;
+    restart: string[];
+  }[];
+  verifiers: { address: Hex; pid: number }[];
+  accounts: { deployer: { address: Hex; privateKey: Hex }; requester: { address: Hex; privateKey: Hex } };
+}
+
+const FIRN_BIN = () => join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
+
+function spawnFirn(args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, [FIRN_BIN(), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  return child;
+}
+
+/**
+ * Bring up a whole firn network on this machine: anvil, the contracts, verifiers and nodes on the
+ * simulated TEE, each node and verifier a separate process, and wait until every node is Active.
+ */
+export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
+  const dir = resolve(o.dir);
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of ['logs', 'keys', 'platforms', 'nodes'])
+    mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  const log = o.log;
+
+  log('building the enclave program bundle');
+  const bundle = await buildEnclaveBundle();
+  const measurement = bytesToHex(bundle.measurement);
+  log(`enclave measurement ${measurement}`);
+
+  const anvil = await startAnvil({ accounts: 4 + o.nodes + o.verifiers });
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await anvil.stop();
+  };
+  try {
+    const [deployer, requester, ...rest] = anvil.accounts;
+    const verifierAccounts = rest.slice(0, o.verifiers);
+    const operatorAccounts = rest.slice(o.verifiers, o.verifiers + o.nodes);
+    log(`anvil on ${anvil.rpcUrl}; deploying contracts`);
+    const deployment = await deployFirn({
+      rpcUrl: anvil.rpcUrl,
+      deployerKey: deployer!.privateKey,
+      minNodeStake: parseEther('1'),
+      minVerifierStake: parseEther('1'),
+      verifierThreshold: Math.max(1, Math.ceil((2 * o.verifiers) / 3)),
+      unbondingPeriod: 600,
+      challengeWindow: 60,
+      slashAmount: parseEther('0.5'),
+      pollingIntervalMs: 50,
+    });
+    const gov = createFirnClients(anvil.rpcUrl, deployer!.privateKey, deployment, { pollingIntervalMs: 50 });
+    await allowMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement });
+    const deploymentFile = join(dir, 'deployment.json');
+    writeFileSync(
+      deploymentFile,
+      JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }, null, 2),
+    );
+
+    const root = await createSimulatedRoot();
+    const rootFile = join(dir, 'simulated-root.pem');
+    writeFileSync(rootFile, root.certificatePem);
+    // The root's private key plays the vendor's role; it stays in the devnet dir, never with nodes.
+    writeFileSync(join(dir, 'keys', 'simulated-root.json'), JSON.stringify(root), { mode: 0o600 });
+
+    const verifiers: Devnet['verifiers'] = [];
+    for (const [i, acct] of verifierAccounts.entries()) {
+      await joinVerifierSet(
+        createFirnClients(anvil.rpcUrl, acct.privateKey, deployment, { pollingIntervalMs: 50 }),
+        parseEther('1'),
+      );
+      const keyFile = join(dir, 'keys', `verifier-${i + 1}.key`);
+      writeFileSync(keyFile, acct.privateKey, { mode: 0o600 });
+      const child = spawnFirn(
+        [
+          'verifier',
+          'start',
+          '--deployment',
+          deploymentFile,
+          '--key-file',
+          keyFile,
+          '--policy',
+          'dev',
+          '--sim-root',
+          rootFile,
+          '--poll-ms',
+          '300',
+        ],
+        {},
+        join(dir, 'logs', `verifier-${i + 1}.log`),
+      );
+      children.push(child);
+      verifiers.push({ address: acct.address, child });
+    }
+    log(`${verifiers.length} verifiers joined (threshold ${Math.max(1, Math.ceil((2 * o.verifiers) / 3))})`);
+
+    const nodes: DevnetNode[] = [];
+    for (const [i, acct] of operatorAccounts.entries()) {
+      const index = i + 1;
+      const platformFile = join(dir, 'platforms', `machine-${index}.json`);
+      writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)), { mode: 0o600 });
+      const keyFile = join(dir, 'keys', `operator-${index}.key`);
+      writeFileSync(keyFile, acct.privateKey, { mode: 0o600 });
+      const port = await freePort();
+      const dataDir = join(dir, 'nodes', `node-${index}`);
+      const args = [
+        'node',
+        'start',
+        '--deployment',
+        deploymentFile,
+        '--data-dir',
+        dataDir,
+        '--port',
+        String(port),
+        '--sim-platform',
+        platformFile,
+        '--key-file',
+        keyFile,
+        '--bundle',
+        bundle.path,
+        '--stake',
+        '2',
+      ];
+      const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`));
+      children.push(child);
+      nodes.push({
+        index,
+        url: `http://127.0.0.1:${port}`,
+        port,
+        dataDir,
+        keyFile,
+        platformFile,
+        child,
+        args,
+      });
+    }
+    log(`${nodes.length} nodes starting; waiting for verifier approvals`);
+
+    const reader = createFirnClients(anvil.rpcUrl, undefined, deployment, { pollingIntervalMs: 50 });
+    const until = Date.now() + o.readyTimeout * 1000;
+    let active: FirnNode[] = [];
+    for (;;) {
+      for (const n of nodes)
+        if (n.child.exitCode !== null)
+          throw new FirnError(
+            'E_UNAVAILABLE',
+            `node ${n.index} exited (see ${join(dir, 'logs', `node-${n.index}.log`)})`,
+          );
+      const all = await listNodes(reader);
+      active = all.filter((n) => n.status === NodeStatus.Active);
+      const rejected = all.filter((n) => n.status === NodeStatus.Rejected);
+      if (rejected.length > 0)
+        throw new FirnError('E_POLICY_REJECTED', `${rejected.length} node(s) were refused by the verifiers`);
+      if (active.length >= nodes.length) break;
+      if (Date.now() > until)
+        throw new FirnError(
+          'E_TIMEOUT',
+          `only ${active.length}/${nodes.length} nodes Active after ${o.readyTimeout}s`,
+        );
+      await new Promise((r) => setTimeout(r, 300));
+    }
+
+    const byUrl = new Map(active.map((n) => [n.endpoint, n]));
+    const state: DevnetState = {
+      rpcUrl: anvil.rpcUrl,
+      chainId: deployment.chainId,
+      contracts: {
+        registry: deployment.registry,
+        verifierSet: deployment.verifierSet,
+        jobMarket: deployment.jobMarket,
+        dataLedger: deployment.dataLedger,
+      },
+      deployBlock: deployment.deployBlock.toString(),
+      simulatedRootPem: root.certificatePem,
+      simulatedRootFile: rootFile,
+      measurement,
+      nodes: nodes.map((n) => {
+        const c = byUrl.get(n.url);
+        return {
+          url: n.url,
+          enclaveId: (c?.enclaveId ?? '0x') as Hex,
+          enclaveAddress: (c?.enclaveAddress ?? '0x') as Hex,
+          operator: operatorAccounts[n.index - 1]!.address,
+          pid: n.child.pid ?? 0,
+          restart: [process.execPath, FIRN_BIN(), ...n.args],
+        };
+      }),
+      verifiers: verifiers.map((v) => ({ address: v.address, pid: v.child.pid ?? 0 })),
+      accounts: { deployer: deployer!, requester: requester! },
+    };
+    return { anvil, deployment, dir, nodes, verifiers, state, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,26 @@
+import { isFirnError } from '@firn/core';
+import { Command } from 'commander';
+import { registerAttestVerify } from './commands/attestVerify.ts';
+import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
+import { registerDevnet } from './commands/devnet.ts';
+import { registerNode } from './commands/node.ts';
+import { registerNodes } from './commands/nodes.ts';
+import { registerVerifier } from './commands/verifier.ts';
+
+const program = new Command()
+  .name('firn')
+  .description('firn: confidential compute nodes, attested and paid on chain')
+  .version('0.1.0');
+
+registerDevnet(program);
+registerNode(program);
+registerVerifier(program);
+registerNodes(program);
+const attest = program.command('attest').description('verify attestation evidence');
+registerAttestVerify(attest);
+registerAttestVerifyGpu(attest);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`error: ${isFirnError(e) ? `${e.code}: ${e.message}` : String(e)}\n`);
+  process.exit(1);
+});

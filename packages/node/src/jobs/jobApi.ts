@@ -1,0 +1,385 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import {
+  claimJob,
+  createFirnClients,
+  type FirnClients,
+  type FirnDeployment,
+  failJob,
+  getJob,
+  JobStatus,
+  submitProof,
+} from '@firn/chain';
+import {
+  computeInputCommitment,
+  FirnError,
+  type Hex,
+  hexBytes,
+  isFirnError,
+  MAX_JOB_INPUTS,
+  parseWorkProofJson,
+  TEE_TYPES,
+  type TeeTypeName,
+  toErrorBody,
+} from '@firn/core';
+import type { RunJobResult } from '@firn/enclave';
+import { readJson, type Router, sendJson } from '../http/router.ts';
+import type { Logger } from '../logger.ts';
+import type { NodeDaemon } from '../nodeDaemon.ts';
+import { OPENAPI_DOCUMENT } from '../openapi.ts';
+import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
+import { type JobRecord, JobStore } from '../storage/jobStore.ts';
+
+export interface JobApiOptions {
+  rpcUrl: string;
+  /** The operator's key: claims jobs, submits proofs, fails jobs. */
+  operatorKey: Hex;
+  deployment: FirnDeployment;
+  logger: Logger;
+  maxArtifactBytes?: number;
+  pollingIntervalMs?: number;
+  /** How long one job may run in the enclave, ms (default 10 minutes). */
+  enclaveTimeoutMs?: number;
+  /** Host clock, unix seconds (only for its own pre-checks; the chain and enclave keep their own). */
+  now?: () => number;
+}
+
+export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
+/** Outputs up to this size are inlined (base64) in GET /v1/jobs/{id}/result. */
+export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
+
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** bytes32 reason for failJob: the stable error code in ASCII, right-padded with zeros. */
+export function failureReason(code: string): Hex {
+  const b = Buffer.alloc(32);
+  b.write(code.slice(0, 32), 'ascii');
+  return `0x${b.toString('hex')}`;
+}
+
+/** Decode a failJob reason back to the error code. */
+export function failureCodeOf(reason: Hex): string {
+  return Buffer.from(reason.slice(2), 'hex').toString('ascii').replace(/\0+$/, '');
+}
+
+interface SubmitBody {
+  jobId: Hex;
+  enc: Hex;
+  ciphertext: string;
+  inputs: Hex[];
+}
+
+function parseSubmitBody(o: unknown): SubmitBody {
+  const r = o as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null) throw new FirnError('E_INVALID_INPUT', 'body must be an object');
+  const jobId = parseArtifactId(r.jobId) as Hex;
+  hexBytes(r.enc, 'enc', 32);
+  if (
+    typeof r.ciphertext !== 'string' ||
+    !B64_RE.test(r.ciphertext) ||
+    r.ciphertext.length > MAX_JOB_BODY_BYTES
+  )
+    throw new FirnError('E_INVALID_INPUT', 'ciphertext must be base64');
+  if (!Array.isArray(r.inputs) || r.inputs.length === 0 || r.inputs.length > MAX_JOB_INPUTS)
+    throw new FirnError('E_INVALID_INPUT', `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`);
+  return {
+    jobId,
+    enc: (r.enc as string).toLowerCase() as Hex,
+    ciphertext: r.ciphertext,
+    inputs: r.inputs.map(parseArtifactId),
+  };
+}
+
+/**
+ * The node's job API (docs/api.md): artifact upload and download, encrypted job submission, job
+ * status, encrypted progress events and results. The host checks the job on chain, claims it,
+ * runs it in the enclave, stores the sealed outputs and submits the enclave's proof, or fails
+ * the job on chain with the enclave's error code. It never sees a key or a plaintext.
+ */
+export class JobService {
+  readonly artifacts: ArtifactStore;
+  readonly jobs: JobStore;
+  readonly clients: FirnClients;
+  private readonly events = new Map<Hex, string[]>();
+  private readonly listeners = new Map<Hex, Set<() => void>>();
+  private chainQueue: Promise<unknown> = Promise.resolve();
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    readonly node: NodeDaemon,
+    readonly opts: JobApiOptions,
+  ) {
+    this.artifacts = new ArtifactStore(node.opts.dataDir);
+    this.jobs = new JobStore(node.opts.dataDir);
+    this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
+      pollingIntervalMs: opts.pollingIntervalMs ?? 200,
+    });
+    node.supervisor.on('event', (name: string, data: unknown) => {
+      if (name !== 'jobEvent') return;
+      const d = data as { jobId?: unknown; message?: unknown } | null;
+      if (typeof d?.jobId !== 'string' || typeof d.message !== 'string' || d.message.length > 1_000_000)
+        return;
+      const id = d.jobId.toLowerCase() as Hex;
+      const list = this.events.get(id);
+      if (!list || list.length >= 10_000) return;
+      list.push(d.message);
+      this.notify(id);
+    });
+  }
+
+  private now(): number {
+    return (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))();
+  }
+
+  private notify(id: Hex): void {
+    for (const f of this.listeners.get(id) ?? []) f();
+  }
+
+  /** Chain writes from one operator account go one at a time, so nonces never collide. */
+  private chain<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.chainQueue.then(f, f);
+    this.chainQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  mount(router: Router): void {
+    router.add('GET', '/v1/openapi.json', () => OPENAPI_DOCUMENT);
+    router.add('PUT', '/v1/artifacts', ({ req, res }) => this.upload(req, res));
+    router.add('GET', '/v1/artifacts/:id', ({ params, res }) => this.download(params.id!, res));
+    router.add('POST', '/v1/jobs', ({ req, res }) => this.submit(req, res));
+    router.add('GET', '/v1/jobs/:id', ({ params }) => this.status(params.id!));
+    router.add('GET', '/v1/jobs/:id/events', ({ params, req, res }) => this.stream(params.id!, req, res));
+    router.add('GET', '/v1/jobs/:id/result', ({ params }) => this.result(params.id!));
+  }
+
+  private async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    const limit = this.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > limit)
+      throw new FirnError('E_TOO_LARGE', `artifact is ${declared} bytes, over the limit of ${limit}`);
+    const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, limit);
+    this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
+    sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
+    return undefined;
+  }
+
+  private download(idText: string, res: ServerResponse): Promise<undefined> {
+    const id = parseArtifactId(idText);
+    const size = this.artifacts.size(id);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    const s = this.artifacts.read(id);
+    return new Promise((resolve) => {
+      s.on('error', () => {
+        res.destroy();
+        resolve(undefined);
+      });
+      res.on('close', () => resolve(undefined));
+      s.pipe(res);
+    });
+  }
+
+  private async submit(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
+    for (const id of body.inputs)
+      if (!this.artifacts.has(id))
+        throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
+    if (this.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
+    const identity = this.node.identity!;
+    const job = await getJob(this.clients, body.jobId);
+    if (job.status !== JobStatus.Open)
+      throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
+    const tee = TEE_TYPES[identity.teeType as TeeTypeName];
+    if ((job.teeTypeMask & (1 << tee)) === 0)
+      throw new FirnError('E_JOB_INVALID', 'job does not accept this TEE type');
+    if (
+      job.allowedMeasurements.length > 0 &&
+      !job.allowedMeasurements.some((m) => same(m, identity.measurement))
+    )
+      throw new FirnError('E_JOB_INVALID', 'job does not accept this measurement');
+    if (BigInt(this.now()) >= job.deadline) throw new FirnError('E_JOB_INVALID', 'job deadline has passed');
+    if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
+      throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
+    const now = this.now();
+    const record: JobRecord = {
+      jobId: body.jobId,
+      status: 'accepted',
+      inputs: body.inputs,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.jobs.put(record);
+    this.events.set(body.jobId, []);
+    const run = this.process(body, {
+      workloadHash: job.workloadHash,
+      inputCommitment: job.inputCommitment,
+    }).finally(() => this.running.delete(run));
+    this.running.add(run);
+    sendJson(res, 202, record);
+    return undefined;
+  }
+
+  private async process(
+    body: SubmitBody,
+    onChain: { workloadHash: Hex; inputCommitment: Hex },
+  ): Promise<void> {
+    const log = this.opts.logger.child({ jobId: body.jobId });
+    const identity = this.node.identity!;
+    let claimed = false;
+    const outDir = this.artifacts.tempDir('job');
+    try {
+      const claim = await this.chain(() =>
+        claimJob(this.clients, { jobId: body.jobId, enclaveId: identity.enclaveId }),
+      );
+      claimed = true;
+      this.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, this.now());
+      log.info('job claimed; running in the enclave');
+      const r = await this.node.supervisor.call<RunJobResult>(
+        'runJob',
+        {
+          jobId: body.jobId,
+          enc: body.enc,
+          request: body.ciphertext,
+          inputPaths: Object.fromEntries(body.inputs.map((id) => [id, this.artifacts.path(id)])),
+          onChain,
+          domain: { chainId: this.opts.deployment.chainId, jobMarket: this.opts.deployment.jobMarket },
+          outputDir: outDir,
+        },
+        this.opts.enclaveTimeoutMs ?? 600_000,
+      );
+      const outputs = [];
+      for (const o of r.outputs) {
+        const stored = await this.artifacts.adopt(o.path, o.artifactId);
+        outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
+      }
+      const p = parseWorkProofJson(r.proof);
+      const tx = await this.chain(() =>
+        submitProof(this.clients, { jobId: body.jobId, proof: { ...p.proof }, signature: p.signature }),
+      );
+      this.jobs.update(
+        body.jobId,
+        {
+          status: 'proved',
+          outputs,
+          proof: r.proof,
+          response: r.response,
+          txs: { ...this.jobs.get(body.jobId)?.txs, proof: tx.hash },
+        },
+        this.now(),
+      );
+      log.info('proof submitted', { outputs: outputs.length, workUnits: p.proof.workUnits });
+    } catch (e) {
+      const error = toErrorBody(e);
+      log.warn('job failed', { code: error.code });
+      let failTx: Hex | undefined;
+      if (claimed) {
+        try {
+          failTx = (
+            await this.chain(() =>
+              failJob(this.clients, { jobId: body.jobId, reason: failureReason(error.code) }),
+            )
+          ).hash;
+        } catch (e2) {
+          log.error('failJob failed', { code: isFirnError(e2) ? e2.code : 'E_INTERNAL' });
+        }
+      }
+      this.jobs.update(
+        body.jobId,
+        {
+          status: 'failed',
+          error,
+          ...(failTx ? { txs: { ...this.jobs.get(body.jobId)?.txs, fail: failTx } } : {}),
+        },
+        this.now(),
+      );
+    } finally {
+      await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+      this.notify(body.jobId);
+    }
+  }
+
+  private record(idText: string): JobRecord {
+    const r = this.jobs.get(parseArtifactId(idText));
+    if (!r) throw new FirnError('E_NOT_FOUND', 'no such job here');
+    return r;
+  }
+
+  private status(idText: string): unknown {
+    const { response: _r, ...rest } = this.record(idText);
+    return rest;
+  }
+
+  private result(idText: string): unknown {
+    const r = this.record(idText);
+    if (r.status === 'failed')
+      throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
+    if (r.status !== 'proved' || !r.outputs || !r.proof)
+      throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
+    return {
+      jobId: r.jobId,
+      proof: r.proof,
+      response: r.response,
+      outputs: r.outputs.map((o) => ({
+        ...o,
+        ...(o.size <= MAX_INLINE_OUTPUT_BYTES
+          ? { sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64') }
+          : {}),
+      })),
+    };
+  }
+
+  private stream(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    const id = parseArtifactId(idText);
+    this.record(id);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
+    let sent = 0;
+    return new Promise((resolve) => {
+      const flush = () => {
+        const list = this.events.get(id) ?? [];
+        for (; sent < list.length; sent++)
+          res.write(
+            `id: ${sent}\nevent: progress\ndata: ${JSON.stringify({ seq: sent, message: list[sent] })}\n\n`,
+          );
+        const r = this.jobs.get(id);
+        if (r && (r.status === 'proved' || r.status === 'failed')) {
+          res.write(
+            `event: end\ndata: ${JSON.stringify({ status: r.status, ...(r.error ? { error: r.error } : {}) })}\n\n`,
+          );
+          done();
+        }
+      };
+      const set = this.listeners.get(id) ?? new Set();
+      this.listeners.set(id, set);
+      const done = () => {
+        set.delete(flush);
+        res.end();
+        resolve(undefined);
+      };
+      set.add(flush);
+      req.on('close', () => {
+        set.delete(flush);
+        resolve(undefined);
+      });
+      flush();
+    });
+  }
+
+  /** Wait for jobs in flight (for shutdown and tests). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+/** `extendRoutes` for NodeDaemon: mounts the job API on the node's router. */
+export function jobApiRoutes(opts: JobApiOptions & { onService?: (s: JobService) => void }) {
+  return (router: Router, node: NodeDaemon): void => {
+    const service = new JobService(node, opts);
+    service.mount(router);
+    opts.onService?.(service);
+  };
+}

@@ -1,0 +1,177 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { FirnDeployment } from '@firn/chain';
+import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
+import { EnclaveSupervisor } from './enclaveSupervisor.ts';
+import { readJson, Router } from './http/router.ts';
+import type { Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
+
+export interface EnclaveIdentity {
+  teeType: string;
+  measurement: Hex;
+  platformId: Hex;
+  enclaveId: Hex;
+  enclaveAddress: Hex;
+  kemPublicKey: Hex;
+}
+
+export interface NodeDaemonOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** Public URL of this node; defaults to http://host:port. */
+  endpoint?: string;
+  bundlePath: string;
+  /** Environment for the enclave process (FIRN_TEE, FIRN_SIM_PLATFORM, ...). */
+  enclaveEnv: Record<string, string>;
+  logger: Logger;
+  /** The chain this node registers on and takes jobs from (absent: serve only). */
+  chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
+  /** Extra routes (job API) mounted by later layers. */
+  extendRoutes?: (router: Router, node: NodeDaemon) => void;
+}
+
+export const ATTESTATION_BODY_LIMIT = 4096;
+
+/**
+ * The host daemon: supervises the enclave, persists only its sealed key blob, and serves the
+ * node API. It relays public keys, quotes and ciphertext; it never holds enclave secrets.
+ */
+export class NodeDaemon {
+  readonly opts: NodeDaemonOptions;
+  readonly supervisor: EnclaveSupervisor;
+  readonly metrics = new Metrics();
+  readonly router = new Router();
+  identity: EnclaveIdentity | undefined;
+  chainStatus = 'unregistered';
+  private server: Server | undefined;
+  url = '';
+
+  constructor(opts: NodeDaemonOptions) {
+    this.opts = opts;
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.supervisor = new EnclaveSupervisor({
+      bundlePath: opts.bundlePath,
+      env: opts.enclaveEnv,
+      logger: opts.logger,
+    });
+    this.metrics.describe('firn_http_requests_total', 'counter', 'HTTP requests by route and status');
+    this.metrics.describe('firn_attestations_total', 'counter', 'Evidence bundles produced');
+    this.metrics.describe('firn_enclave_restarts_total', 'counter', 'Enclave process restarts');
+    this.metrics.describe('firn_enclave_up', 'gauge', '1 when the enclave answers');
+    this.metrics.describe('firn_node_info', 'gauge', 'Node identity');
+  }
+
+  private get sealedPath(): string {
+    return join(this.opts.dataDir, 'sealed-keys.json');
+  }
+
+  /** Start (or restart) the enclave and open its sealed keys; first start creates them. */
+  private async initEnclave(): Promise<EnclaveIdentity> {
+    await this.supervisor.ready();
+    let sealed: unknown;
+    try {
+      sealed = JSON.parse(readFileSync(this.sealedPath, 'utf8'));
+    } catch {
+      sealed = undefined;
+    }
+    const out = await this.supervisor.call<EnclaveIdentity & { sealedKeys: unknown }>('init', {
+      sealedKeys: sealed ?? null,
+    });
+    if (sealed === undefined) {
+      const tmp = `${this.sealedPath}.tmp`;
+      writeFileSync(tmp, JSON.stringify(out.sealedKeys), { mode: 0o600 });
+      renameSync(tmp, this.sealedPath);
+    }
+    const { sealedKeys: _s, ...identity } = out;
+    return identity;
+  }
+
+  async start(): Promise<void> {
+    const log = this.opts.logger;
+    this.supervisor.on('restarted', () => {
+      this.metrics.inc('firn_enclave_restarts_total');
+      this.initEnclave()
+        .then((id) => {
+          if (this.identity && id.enclaveAddress !== this.identity.enclaveAddress)
+            log.error('enclave identity changed after restart', { enclaveId: id.enclaveId });
+          log.info('enclave restarted with the same identity', { enclaveId: id.enclaveId });
+        })
+        .catch((e: unknown) => log.error('enclave re-init failed', { code: (e as FirnError).code }));
+    });
+    this.supervisor.start();
+    this.identity = await this.initEnclave();
+    log.info('enclave ready', { ...this.identity });
+    this.mountRoutes();
+    this.opts.extendRoutes?.(this.router, this);
+    this.server = createServer((req, res) => {
+      void this.router.handle(req, res, log);
+    });
+    this.server.requestTimeout = 120_000;
+    await new Promise<void>((resolve) =>
+      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
+    );
+    const addr = this.server.address() as AddressInfo;
+    this.url = this.opts.endpoint ?? `http://${this.opts.host ?? '127.0.0.1'}:${addr.port}`;
+    log.info('node API listening', { url: this.url });
+  }
+
+  /** Evidence for a caller-chosen nonce (the caller then verifies it itself). */
+  async attest(nonce: Uint8Array): Promise<EvidenceBundle> {
+    assertNonce(nonce);
+    const bundle = await this.supervisor.call<EvidenceBundle>('attest', {
+      nonce: `0x${Buffer.from(nonce).toString('hex')}`,
+    });
+    this.metrics.inc('firn_attestations_total');
+    return bundle;
+  }
+
+  private mountRoutes(): void {
+    const r = this.router;
+    r.add('GET', '/healthz', async () => {
+      try {
+        await this.supervisor.call('hello', {}, 2000);
+        return { ok: true, enclave: 'up' };
+      } catch {
+        throw new FirnError('E_ENCLAVE_UNAVAILABLE', 'enclave is not answering');
+      }
+    });
+    r.add('GET', '/v1/node', () => ({
+      ...this.identity,
+      endpoint: this.url,
+      status: this.chainStatus,
+      version: '0.1.0',
+    }));
+    r.add('POST', '/v1/attestation', async ({ req }) => {
+      const body = (await readJson(req, ATTESTATION_BODY_LIMIT)) as { nonce?: unknown } | null;
+      const nonce = assertNonce(hexBytes(body?.nonce, 'nonce', undefined, 64));
+      return this.attest(nonce);
+    });
+    r.add('GET', '/metrics', ({ res }) => {
+      for (const [k, v] of this.router.counters) {
+        const [method, route, status] = k.split(' ');
+        this.metrics.set('firn_http_requests_total', v, { method: method!, route: route!, status: status! });
+      }
+      this.metrics.set('firn_enclave_up', this.supervisor.pid === undefined ? 0 : 1);
+      if (this.identity)
+        this.metrics.set('firn_node_info', 1, {
+          enclave_id: this.identity.enclaveId,
+          tee_type: this.identity.teeType,
+          status: this.chainStatus,
+        });
+      const text = this.metrics.render();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(text);
+      return undefined;
+    });
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections?.();
+    await this.supervisor.stop();
+  }
+}

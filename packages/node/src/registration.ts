@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import {
+  createFirnClients,
+  type FirnClients,
+  type FirnDeployment,
+  getNode,
+  NodeStatus,
+  registerNode,
+  rotateKeys,
+  updateEndpoint,
+} from '@firn/chain';
+import { bytesToHex, evidenceBundleDigest, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
+import type { Logger } from './logger.ts';
+import type { NodeDaemon } from './nodeDaemon.ts';
+
+export interface RegistrationOptions {
+  rpcUrl: string;
+  operatorKey: Hex;
+  deployment: FirnDeployment;
+  stake: bigint;
+  logger: Logger;
+  pollIntervalMs?: number;
+}
+
+const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/**
+ * Bring the on-chain registration in line with the running enclave: register when the Enclave
+ * ID has no live registration, rotate keys when the enclave's keys changed, update the endpoint
+ * when it moved, then follow the status until the verifier quorum decides.
+ */
+export async function ensureRegistered(node: NodeDaemon, opts: RegistrationOptions): Promise<NodeStatus> {
+  const clients: FirnClients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
+    pollingIntervalMs: opts.pollIntervalMs ?? 200,
+  });
+  const id = node.identity!;
+  const log = opts.logger;
+  const current = await getNode(clients, id.enclaveId);
+  const live = [NodeStatus.Pending, NodeStatus.Active, NodeStatus.Exiting].includes(current.status);
+  if (!live) {
+    const bundle = await node.attest(new Uint8Array(randomBytes(32)));
+    const evidenceDigest = bytesToHex(evidenceBundleDigest(bundle));
+    await registerNode(clients, {
+      enclaveId: id.enclaveId,
+      teeType: TEE_TYPES[id.teeType as TeeTypeName],
+      measurement: id.measurement,
+      enclaveAddress: id.enclaveAddress,
+      kemPublicKey: id.kemPublicKey,
+      endpoint: node.url,
+      evidenceDigest,
+      stake: opts.stake,
+    });
+    log.info('registered on chain; waiting for verifier approvals', {
+      enclaveId: id.enclaveId,
+      evidenceDigest,
+    });
+  } else {
+    if (!eq(current.endpoint, node.url)) {
+      await updateEndpoint(clients, id.enclaveId, node.url);
+      log.info('endpoint updated on chain', { endpoint: node.url });
+    }
+    if (
+      current.status === NodeStatus.Active &&
+      !eq(current.enclaveAddress, id.enclaveAddress) &&
+      !current.rotationPending
+    ) {
+      const bundle = await node.attest(new Uint8Array(randomBytes(32)));
+      await rotateKeys(clients, {
+        enclaveId: id.enclaveId,
+        newEnclaveAddress: id.enclaveAddress,
+        newKemPublicKey: id.kemPublicKey,
+        newEvidenceDigest: bytesToHex(evidenceBundleDigest(bundle)),
+      });
+      log.info('key rotation requested with new evidence', { enclaveId: id.enclaveId });
+    }
+  }
+  return followStatus(node, clients, opts);
+}
+
+async function followStatus(
+  node: NodeDaemon,
+  clients: FirnClients,
+  opts: RegistrationOptions,
+): Promise<NodeStatus> {
+  const id = node.identity!;
+  let last: NodeStatus | undefined;
+  for (;;) {
+    const n = await getNode(clients, id.enclaveId);
+    node.chainStatus = NodeStatus[n.status].toLowerCase();
+    if (n.status !== last) {
+      opts.logger.info('registration status', {
+        enclaveId: id.enclaveId,
+        status: NodeStatus[n.status],
+        approvals: n.approvals,
+        refusals: n.refusals,
+      });
+      last = n.status;
+    }
+    const settled = n.status !== NodeStatus.Pending && !(n.status === NodeStatus.Active && n.rotationPending);
+    if (settled) return n.status;
+    await new Promise((r) => setTimeout(r, opts.pollIntervalMs ?? 200));
+  }
+}

@@ -1,0 +1,121 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { link, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
+
+export const DEFAULT_MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
+
+/** Accept only a 32-byte lowercase/uppercase hex id, so an id can never name a path outside the store. */
+export function parseArtifactId(id: unknown): Hex {
+  const b = hexBytes(id, 'artifact id', 32);
+  return `0x${Buffer.from(b).toString('hex')}`;
+}
+
+/**
+ * Content-addressed storage of sealed artifacts under the node's data dir. A write goes to a temp
+ * file while its SHA-256 is computed, then is linked to its id; an existing id is never
+ * overwritten. The host holds ciphertext only.
+ */
+export class ArtifactStore {
+  readonly dir: string;
+  private readonly tmp: string;
+
+  constructor(dataDir: string) {
+    this.dir = join(dataDir, 'artifacts');
+    this.tmp = join(dataDir, 'tmp');
+    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.tmp, { recursive: true });
+  }
+
+  path(id: Hex): string {
+    return join(this.dir, parseArtifactId(id).slice(2));
+  }
+
+  has(id: Hex): boolean {
+    return existsSync(this.path(id));
+  }
+
+  size(id: Hex): number {
+    try {
+      return statSync(this.path(id)).size;
+    } catch {
+      throw new FirnError('E_NOT_FOUND', 'no such artifact');
+    }
+  }
+
+  read(id: Hex): NodeJS.ReadableStream {
+    if (!this.has(id)) throw new FirnError('E_NOT_FOUND', 'no such artifact');
+    return createReadStream(this.path(id));
+  }
+
+  /** A fresh temp path inside the store's filesystem (for writers such as the enclave). */
+  tempDir(name: string): string {
+    const d = join(this.tmp, `${name}-${randomBytes(6).toString('hex')}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  /** Store a stream of sealed bytes, refusing more than `limit`; returns the id the bytes hash to. */
+  async put(
+    source: AsyncIterable<Uint8Array>,
+    limit = DEFAULT_MAX_ARTIFACT_BYTES,
+  ): Promise<{ id: Hex; size: number; created: boolean }> {
+    const tmp = join(this.tmp, `upload-${randomBytes(8).toString('hex')}`);
+    const out = createWriteStream(tmp, { mode: 0o600 });
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const chunk of source) {
+        size += chunk.length;
+        if (size > limit) throw new TooLargeError('artifact', size, limit);
+        hash.update(chunk);
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+      await new Promise<void>((resolve, reject) =>
+        out.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
+    } catch (e) {
+      out.destroy();
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    if (size === 0) {
+      await unlink(tmp).catch(() => undefined);
+      throw new FirnError('E_INVALID_INPUT', 'artifact is empty');
+    }
+    return this.commit(tmp, `0x${hash.digest('hex')}`, size);
+  }
+
+  /** Move a finished temp file to its id after checking that its bytes hash to it. */
+  async adopt(tmpPath: string, expectedId: Hex): Promise<{ id: Hex; size: number; created: boolean }> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const c of createReadStream(tmpPath) as AsyncIterable<Buffer>) {
+      hash.update(c);
+      size += c.length;
+    }
+    const id = `0x${hash.digest('hex')}` as Hex;
+    if (id !== parseArtifactId(expectedId))
+      throw new FirnError('E_ARTIFACT_TAMPERED', 'output does not hash to its id');
+    return this.commit(tmpPath, id, size);
+  }
+
+  private async commit(
+    tmp: string,
+    id: Hex,
+    size: number,
+  ): Promise<{ id: Hex; size: number; created: boolean }> {
+    const dest = this.path(id);
+    try {
+      // link() fails if the id exists: never overwrite a stored artifact, even in a race.
+      await link(tmp, dest);
+      await unlink(tmp);
+      return { id, size, created: true };
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return { id, size, created: false };
+      throw new FirnError('E_INTERNAL', 'could not store the artifact');
+    }
+  }
+}

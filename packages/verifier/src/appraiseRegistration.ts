@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { type Appraisal, type AttestationPolicy, appraiseEvidence, type Refusal } from '@firn/attestation';
+import {
+  bytesToHex,
+  computeEnclaveId,
+  FirnError,
+  type Hex,
+  hexToBytes,
+  MAX_EVIDENCE_BUNDLE_BYTES,
+  refusalCodeOf,
+  type TeeTypeName,
+  TooLargeError,
+} from '@firn/core';
+
+/** What the registry says about a registration (the claim under test). */
+export interface RegistrationClaim {
+  enclaveId: Hex;
+  teeType: TeeTypeName;
+  measurement: Hex;
+  enclaveAddress: Hex;
+  kemPublicKey: Hex;
+  endpoint: string;
+}
+
+export type RegistrationVerdict =
+  | { approve: true; appraisal: Appraisal }
+  | { approve: false; reasonCode: number; reasons: Refusal[] };
+
+export interface AppraiseRegistrationOptions {
+  now: number;
+  policy: AttestationPolicy;
+  roots?: Parameters<typeof appraiseEvidence>[1]['roots'];
+  /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
+  fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
+  timeoutMs?: number;
+}
+
+/** POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer. */
+export async function fetchEvidenceOverHttp(
+  endpoint: string,
+  nonce: Uint8Array,
+  timeoutMs = 10_000,
+): Promise<unknown> {
+  const url = new URL('/v1/attestation', endpoint);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new FirnError('E_INVALID_INPUT', 'endpoint must be http(s)');
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ nonce: bytesToHex(nonce) }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const reader = res.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > MAX_EVIDENCE_BUNDLE_BYTES) {
+        await reader.cancel();
+        throw new TooLargeError('evidence bundle', n, MAX_EVIDENCE_BUNDLE_BYTES);
+      }
+      chunks.push(value);
+    }
+  }
+  if (!res.ok) throw new FirnError('E_UNAVAILABLE', `node answered ${res.status}`);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Re-check a registration as a verifier: fetch evidence with our own fresh nonce, verify and
+ * evaluate it, and compare the attested identity with the on-chain claim. It proves the node at
+ * the endpoint runs the registered enclave for this nonce; it does not prove the endpoint stays
+ * honest afterwards (later proofs are re-checked separately).
+ */
+export async function appraiseRegistration(
+  claim: RegistrationClaim,
+  opts: AppraiseRegistrationOptions,
+): Promise<RegistrationVerdict> {
+  const nonce = new Uint8Array(randomBytes(32));
+  let raw: unknown;
+  try {
+    raw = await (opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, opts.timeoutMs)))(
+      claim.endpoint,
+      nonce,
+    );
+  } catch (e) {
+    const code = e instanceof TooLargeError ? 'E_TOO_LARGE' : 'E_UNREACHABLE';
+    return {
+      approve: false,
+      reasonCode: refusalCodeOf(code),
+      reasons: [{ code, message: (e as Error).message }],
+    };
+  }
+  const appraisal = await appraiseEvidence(raw, {
+    now: opts.now,
+    policy: opts.policy,
+    expectedNonce: nonce,
+    ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+  });
+  if (!appraisal.ok)
+    return {
+      approve: false,
+      reasonCode: refusalCodeOf(appraisal.reasons[0]!.code),
+      reasons: appraisal.reasons,
+    };
+  const { facts, bundle } = appraisal;
+  const mismatches: Refusal[] = [];
+  const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  if (facts.teeType !== claim.teeType)
+    mismatches.push({ code: 'E_IDENTITY_MISMATCH', message: 'TEE type differs from the registration' });
+  if (!eq(bytesToHex(facts.measurement), claim.measurement))
+    mismatches.push({ code: 'E_IDENTITY_MISMATCH', message: 'measurement differs from the registration' });
+  if (!eq(bundle.enclaveAddress, claim.enclaveAddress))
+    mismatches.push({
+      code: 'E_IDENTITY_MISMATCH',
+      message: 'enclave address differs from the registration',
+    });
+  if (!eq(bundle.kemPublicKey, claim.kemPublicKey))
+    mismatches.push({ code: 'E_IDENTITY_MISMATCH', message: 'KEM key differs from the registration' });
+  const id = bytesToHex(computeEnclaveId(facts.teeType, facts.platformId, facts.measurement));
+  if (!eq(id, claim.enclaveId))
+    mismatches.push({
+      code: 'E_IDENTITY_MISMATCH',
+      message: 'Enclave ID does not derive from the attested platform and measurement',
+    });
+  if (mismatches.length > 0)
+    return { approve: false, reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'), reasons: mismatches };
+  return { approve: true, appraisal };
+}
+
+export { hexToBytes };

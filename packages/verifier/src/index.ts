@@ -1,0 +1,2 @@
+export * from './appraiseRegistration.ts';
+export * from './verifierDaemon.ts';

@@ -1,0 +1,144 @@
+import type { AttestationPolicy } from '@firn/attestation';
+import {
+  approveNode,
+  createFirnClients,
+  type FirnClients,
+  type FirnDeployment,
+  getNode,
+  NodeStatus,
+  type RegistrationEvent,
+  refuseNode,
+  type RegistrationWatcher,
+  watchRegistrations,
+} from '@firn/chain';
+import { type Hex, isFirnError, refusalNameOf, teeTypeName } from '@firn/core';
+import {
+  type AppraiseRegistrationOptions,
+  appraiseRegistration,
+  type RegistrationClaim,
+} from './appraiseRegistration.ts';
+
+export interface VerifierLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface VerifierDaemonOptions {
+  rpcUrl: string;
+  verifierKey: Hex;
+  deployment: FirnDeployment;
+  policy: AttestationPolicy;
+  roots?: AppraiseRegistrationOptions['roots'];
+  logger: VerifierLogger;
+  pollIntervalMs?: number;
+  /** Clock for verification; injectable for tests. */
+  now?: () => number;
+  /** Attempts to reach a node before refusing it as unreachable. */
+  fetchAttempts?: number;
+  fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
+}
+
+export interface VerifierStats {
+  approved: number;
+  refused: number;
+  skipped: number;
+}
+
+/**
+ * Watches registrations and key rotations, re-verifies each with its own nonce, and votes on
+ * chain: approve, or refuse with a reason code. It never trusts the node's own evidence digest.
+ */
+export class VerifierDaemon {
+  readonly clients: FirnClients;
+  readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
+  private watcher: RegistrationWatcher | undefined;
+  private readonly opts: VerifierDaemonOptions;
+
+  constructor(opts: VerifierDaemonOptions) {
+    this.opts = opts;
+    this.clients = createFirnClients(opts.rpcUrl, opts.verifierKey, opts.deployment, {
+      pollingIntervalMs: opts.pollIntervalMs ?? 200,
+    });
+  }
+
+  start(): void {
+    this.watcher = watchRegistrations(this.clients, {
+      fromBlock: this.opts.deployment.deployBlock,
+      pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+      onEvent: (e) => this.onRegistration(e),
+      onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
+    });
+    this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
+  }
+
+  stop(): void {
+    this.watcher?.stop();
+  }
+
+  /** Handle one registration or rotation event; public for tests. */
+  async onRegistration(e: RegistrationEvent): Promise<void> {
+    const log = this.opts.logger;
+    const node = await getNode(this.clients, e.enclaveId);
+    const rotation = e.kind === 'keyRotation';
+    const open = rotation
+      ? node.status === NodeStatus.Active && node.rotationPending
+      : node.status === NodeStatus.Pending;
+    if (!open || node.round !== e.round) {
+      this.stats.skipped++;
+      return;
+    }
+    const claim: RegistrationClaim = {
+      enclaveId: e.enclaveId,
+      teeType: teeTypeName(node.teeType),
+      measurement: node.measurement,
+      enclaveAddress: rotation ? node.pendingEnclaveAddress : node.enclaveAddress,
+      kemPublicKey: rotation ? node.pendingKemPublicKey : node.kemPublicKey,
+      endpoint: node.endpoint,
+    };
+    const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
+    const attempts = this.opts.fetchAttempts ?? 5;
+    let verdict = await this.appraise(claim);
+    for (let i = 1; i < attempts && !verdict.approve && verdict.reasons[0]?.code === 'E_UNREACHABLE'; i++) {
+      await new Promise((r) => setTimeout(r, 500 * i));
+      verdict = await this.appraise(claim);
+    }
+    try {
+      if (verdict.approve) {
+        await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+        this.stats.approved++;
+        log.info('approved registration', { enclaveId: e.enclaveId, round: e.round, rotation });
+      } else {
+        await refuseNode(this.clients, {
+          enclaveId: e.enclaveId,
+          evidenceDigest,
+          reasonCode: verdict.reasonCode,
+        });
+        this.stats.refused++;
+        log.warn('refused registration', {
+          enclaveId: e.enclaveId,
+          round: e.round,
+          reason: refusalNameOf(verdict.reasonCode),
+          reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
+        });
+      }
+    } catch (err) {
+      // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
+      const msg = isFirnError(err) ? err.message : String(err);
+      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending/i.test(msg)) {
+        this.stats.skipped++;
+        return;
+      }
+      log.error('vote failed', { enclaveId: e.enclaveId, message: msg });
+    }
+  }
+
+  private appraise(claim: RegistrationClaim) {
+    return appraiseRegistration(claim, {
+      now: (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))(),
+      policy: this.opts.policy,
+      ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
+      ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
+    });
+  }
+}
