@@ -99,7 +99,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const measurement = bytesToHex(bundle.measurement);
   log(`enclave measurement ${measurement}`);
 
-  const anvil = await startAnvil({ accounts: 4 + o.nodes + o.verifiers });
+  const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
