@@ -1,6 +1,7 @@
 import {
   bytesEqual,
   computeReportData,
+  deriveGpuNonce,
   FirnError,
   gpuEvidenceDigest,
   hexToBytes,
@@ -9,6 +10,9 @@ import {
   type EvidenceBundle,
   type TeeTypeName,
 } from '@firn/core';
+import { evaluateGpu, type GpuPolicy } from './nvidia/evaluateGpu.ts';
+import type { RimStore } from './nvidia/index.ts';
+import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
 import { type AttestationPolicy, evaluateEvidence } from './policy/policy.ts';
 import type { Refusal, VerifiedEvidence } from './types.ts';
 import { verifierFor } from './verifiers.ts';
@@ -22,11 +26,24 @@ export interface AppraiseOptions {
   roots?: Partial<Record<TeeTypeName, readonly Uint8Array[]>>;
   /** Collateral to use when the bundle carries none (DCAP). */
   collateral?: unknown;
+  /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
+  gpuRoots?: GpuVerifyContext['roots'];
+  gpuRims?: RimStore;
+}
+
+/** Rules applied to presented GPU evidence when the policy has no GPU section. */
+function defaultGpuPolicy(policy: AttestationPolicy): GpuPolicy {
+  return {
+    required: 0,
+    requireMeasurementsMatch: false,
+    allowRevocationUnchecked: true,
+    allowSimulated: policy.allowSimulated,
+  };
 }
 
 export type Appraisal =
-  | { ok: true; facts: VerifiedEvidence; bundle: EvidenceBundle }
-  | { ok: false; reasons: Refusal[]; facts?: VerifiedEvidence; bundle?: EvidenceBundle };
+  | { ok: true; facts: VerifiedEvidence; bundle: EvidenceBundle; gpus: GpuFacts[] }
+  | { ok: false; reasons: Refusal[]; facts?: VerifiedEvidence; bundle?: EvidenceBundle; gpus?: GpuFacts[] };
 
 /**
  * Parse, verify and evaluate an evidence bundle for a nonce the caller chose. It proves the quote
@@ -69,19 +86,27 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
     ...(bundle.gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(bundle.gpu) }),
   });
   const verdict = evaluateEvidence(facts, opts.policy, { now: opts.now, expectedReportData });
-  if (!verdict.ok) return { ok: false, bundle, facts, reasons: verdict.reasons };
-  if (
-    opts.policy.gpu !== undefined &&
-    opts.policy.gpu.required > 0 &&
-    (bundle.gpu?.length ?? 0) < opts.policy.gpu.required
-  )
-    return {
-      ok: false,
-      bundle,
-      facts,
-      reasons: [{ code: 'E_POLICY_REJECTED', message: `policy requires ${opts.policy.gpu.required} GPUs` }],
-    };
-  return { ok: true, facts, bundle };
+  const reasons: Refusal[] = verdict.ok ? [] : [...verdict.reasons];
+  // Composite evidence: the report data above binds the GPU list's digest; each GPU must have
+  // signed the nonce derived from ours, under a pinned device root, and pass the GPU policy.
+  let gpus: GpuFacts[] = [];
+  const gpuPolicy = opts.policy.gpu ?? defaultGpuPolicy(opts.policy);
+  if ((bundle.gpu?.length ?? 0) > 0 || gpuPolicy.required > 0) {
+    try {
+      gpus = await verifyGpuEvidenceList(bundle.gpu ?? [], {
+        now: opts.now,
+        expectedNonce: deriveGpuNonce(nonce),
+        ...(opts.gpuRoots === undefined ? {} : { roots: opts.gpuRoots }),
+        ...(opts.gpuRims === undefined ? {} : { rims: opts.gpuRims }),
+      });
+      const g = evaluateGpu(gpus, gpuPolicy);
+      if (!g.ok) reasons.push(...g.reasons);
+    } catch (e) {
+      reasons.push(refusalOf(e));
+    }
+  }
+  if (reasons.length > 0) return { ok: false, bundle, facts, gpus, reasons };
+  return { ok: true, facts, bundle, gpus };
 }
 
 export function refusalOf(e: unknown): Refusal {

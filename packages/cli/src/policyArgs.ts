@@ -28,3 +28,9 @@ export function loadSimRoots(file: string | undefined): { simulated?: Uint8Array
   if (!file) return {};
   return { simulated: [certificateDer(readFileSync(file, 'utf8'))] };
 }
+
+/** Pinned simulated GPU device roots from `--sim-gpu-root FILE` (PEM). */
+export function loadSimGpuRoots(file: string | undefined): { simulated?: Uint8Array[] } {
+  if (!file) return {};
+  return { simulated: [certificateDer(readFileSync(file, 'utf8'))] };
+}

@@ -30,6 +30,7 @@ export interface AppraiseRegistrationOptions {
   now: number;
   policy: AttestationPolicy;
   roots?: Parameters<typeof appraiseEvidence>[1]['roots'];
+  gpuRoots?: Parameters<typeof appraiseEvidence>[1]['gpuRoots'];
   /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
   fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
   timeoutMs?: number;
@@ -99,6 +100,7 @@ export async function appraiseRegistration(
     policy: opts.policy,
     expectedNonce: nonce,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+    ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
   });
   if (!appraisal.ok)
     return {

@@ -1,16 +1,6 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
+import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
-
-/** GPU part of a policy; evaluated by the NVIDIA verifier's evaluateGpu. */
-export interface GpuPolicyRules {
-  required: number;
-  requireCcMode?: boolean;
-  acceptedDriverVersions?: string[];
-  acceptedVbiosVersions?: string[];
-  requireMeasurementsMatch: boolean;
-  allowRevocationUnchecked: boolean;
-  allowSimulated: boolean;
-}
 
 /**
  * What a requester or verifier accepts. Verification establishes facts; this decides. Every
@@ -30,7 +20,8 @@ export interface AttestationPolicy {
   rejectedAdvisoryIds: string[];
   /** Maximum age of the collateral's issue date, when set. */
   maxEvidenceAgeSeconds?: number;
-  gpu?: GpuPolicyRules;
+  /** GPU rules; when absent, presented GPU evidence must still verify (see appraiseEvidence). */
+  gpu?: GpuPolicy;
 }
 
 /** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current. */
@@ -51,6 +42,8 @@ export const DEV_POLICY: AttestationPolicy = Object.freeze({
   allowDebug: false,
   collateralGraceSeconds: 0,
   rejectedAdvisoryIds: [],
+  // Simulated GPUs publish no RIMs and have no OCSP responder: signatures, chain and nonce only.
+  gpu: { required: 0, requireMeasurementsMatch: false, allowRevocationUnchecked: true, allowSimulated: true },
 }) as AttestationPolicy;
 
 export interface EvaluateContext {
@@ -142,21 +135,6 @@ export function parsePolicy(json: unknown): AttestationPolicy {
   if (typeof o.minTcbEvaluationDataNumber === 'number')
     p.minTcbEvaluationDataNumber = o.minTcbEvaluationDataNumber;
   if (typeof o.maxEvidenceAgeSeconds === 'number') p.maxEvidenceAgeSeconds = o.maxEvidenceAgeSeconds;
-  if (o.gpu !== undefined) {
-    const g = o.gpu as Record<string, unknown>;
-    if (typeof g !== 'object' || g === null) throw bad('gpu must be an object');
-    const gpu: GpuPolicyRules = {
-      required: typeof g.required === 'number' ? g.required : 0,
-      requireMeasurementsMatch: g.requireMeasurementsMatch !== false,
-      allowRevocationUnchecked: g.allowRevocationUnchecked === true,
-      allowSimulated: g.allowSimulated === true,
-    };
-    if (g.requireCcMode !== undefined) gpu.requireCcMode = g.requireCcMode === true;
-    if (g.acceptedDriverVersions !== undefined)
-      gpu.acceptedDriverVersions = strs(g.acceptedDriverVersions, 'gpu.acceptedDriverVersions');
-    if (g.acceptedVbiosVersions !== undefined)
-      gpu.acceptedVbiosVersions = strs(g.acceptedVbiosVersions, 'gpu.acceptedVbiosVersions');
-    p.gpu = gpu;
-  }
+  if (o.gpu !== undefined) p.gpu = parseGpuPolicy(o.gpu);
   return p;
 }

@@ -10,6 +10,7 @@ export interface DevnetCommandOptions {
   dir: string;
   nodes: string;
   verifiers: string;
+  gpuNodes: string;
   stateFile?: string;
   demo: boolean;
   readyTimeout: string;
@@ -36,6 +37,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     dir: o.dir,
     nodes: Number(o.nodes),
     verifiers: Number(o.verifiers),
+    gpuNodes: Number(o.gpuNodes),
     readyTimeout: Number(o.readyTimeout),
     log,
   });
@@ -87,6 +89,7 @@ export function registerDevnet(program: Command): void {
     .option('--dir <dir>', 'working directory (wiped at start)', '.devnet')
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--verifiers <n>', 'number of verifiers', '2')
+    .option('--gpu-nodes <n>', 'nodes (the last ones) with a simulated GPU (composite evidence)', '1')
     .option('--state-file <path>', 'write the network state as JSON once it is ready')
     .option('--no-demo', 'skip the confidential inference and training demo')
     .option('--exit-after-demo', 'stop the network after the demo instead of staying up')

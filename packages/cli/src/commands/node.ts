@@ -26,6 +26,7 @@ export interface NodeStartOptions {
   stake: string;
   tee: string;
   simPlatform?: string;
+  simGpus?: string;
   bundle?: string;
   keyFile?: string;
   register: boolean;
@@ -38,6 +39,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
     enclaveEnv.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
+    if (o.simGpus) enclaveEnv.FIRN_SIM_GPUS = resolve(o.simGpus);
   }
   const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
   if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
@@ -92,6 +94,7 @@ export function registerNode(program: Command): void {
     .option('--stake <eth>', 'stake to lock, in ether', '1')
     .option('--tee <type>', 'TEE backend: simulated | sgx-gramine | tdx', 'simulated')
     .option('--sim-platform <file>', 'simulated platform file (simulated TEE only)')
+    .option('--sim-gpus <file>', 'simulated GPUs attached to the simulated machine (JSON list)')
     .option('--bundle <file>', 'enclave program bundle (default: the built one)')
     .option('--key-file <file>', 'operator private key file (or env FIRN_OPERATOR_KEY)')
     .option('--no-register', 'serve only; do not touch the chain')

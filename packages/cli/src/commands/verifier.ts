@@ -3,7 +3,7 @@ import { VerifierDaemon } from '@firn/verifier';
 import type { Command } from 'commander';
 import { readKey, resolveChain } from '../chainArgs.ts';
 import { printError } from '../output.ts';
-import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { loadPolicy, loadSimGpuRoots, loadSimRoots } from '../policyArgs.ts';
 
 export interface VerifierStartOptions {
   rpc?: string;
@@ -14,6 +14,7 @@ export interface VerifierStartOptions {
   keyFile?: string;
   policy?: string;
   simRoot?: string;
+  simGpuRoot?: string;
   pollMs: string;
 }
 
@@ -26,6 +27,7 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     deployment: chain.deployment,
     policy: loadPolicy(o.policy),
     roots: loadSimRoots(o.simRoot),
+    gpuRoots: loadSimGpuRoots(o.simGpuRoot),
     logger,
     pollIntervalMs: Number(o.pollMs),
   });
@@ -45,6 +47,7 @@ export function registerVerifier(program: Command): void {
     .option('--key-file <file>', 'verifier private key file (or env FIRN_VERIFIER_KEY)')
     .option('--policy <policy>', 'dev | production | FILE', 'production')
     .option('--sim-root <file>', 'pin a simulated TEE root (PEM); only a dev policy accepts it')
+    .option('--sim-gpu-root <file>', 'pin a simulated GPU device root (PEM); only a dev policy accepts it')
     .option('--poll-ms <ms>', 'chain polling interval', '500')
     .action(async (o: VerifierStartOptions) => {
       try {

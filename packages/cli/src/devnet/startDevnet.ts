@@ -1,7 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import {
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
+  createSimulatedPlatform,
+  createSimulatedRoot,
+} from '@firn/attestation';
 import {
   allowMeasurement,
   type AnvilInstance,
@@ -24,6 +29,8 @@ export interface DevnetOptions {
   dir: string;
   nodes: number;
   verifiers: number;
+  /** How many nodes (the last ones) get a simulated GPU, for composite CPU+GPU evidence. */
+  gpuNodes?: number;
   /** Seconds to wait for every node to become Active. */
   readyTimeout: number;
   log: (line: string) => void;
@@ -57,6 +64,7 @@ export interface DevnetState {
   deployBlock: string;
   simulatedRootPem: string;
   simulatedRootFile: string;
+  simulatedGpuRootFile: string;
   measurement: Hex;
   nodes: {
     url: string;
@@ -137,6 +145,10 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     // The root's private key plays the vendor's role; it stays in the devnet dir, never with nodes.
     writeFileSync(join(dir, 'keys', 'simulated-root.json'), JSON.stringify(root), { mode: 0o600 });
 
+    const gpuRoot = await createSimulatedGpuRoot();
+    const gpuRootFile = join(dir, 'simulated-gpu-root.pem');
+    writeFileSync(gpuRootFile, gpuRoot.rootCertPem);
+
     const verifiers: Devnet['verifiers'] = [];
     for (const [i, acct] of verifierAccounts.entries()) {
       await joinVerifierSet(
@@ -157,6 +169,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           'dev',
           '--sim-root',
           rootFile,
+          '--sim-gpu-root',
+          gpuRootFile,
           '--poll-ms',
           '300',
         ],
@@ -195,6 +209,16 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--stake',
         '2',
       ];
+      if (index > o.nodes - (o.gpuNodes ?? 1)) {
+        const gpu = await createSimulatedGpu({
+          root: gpuRoot,
+          driverVersion: '570.124.06',
+          vbiosVersion: '96.00.9F.00.04',
+        });
+        const gpuFile = join(dir, 'platforms', `machine-${index}-gpus.json`);
+        writeFileSync(gpuFile, JSON.stringify([gpu.state]), { mode: 0o600 });
+        args.push('--sim-gpus', gpuFile);
+      }
       const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`));
       children.push(child);
       nodes.push({
@@ -247,6 +271,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       deployBlock: deployment.deployBlock.toString(),
       simulatedRootPem: root.certificatePem,
       simulatedRootFile: rootFile,
+      simulatedGpuRootFile: gpuRootFile,
       measurement,
       nodes: nodes.map((n) => {
         const c = byUrl.get(n.url);
