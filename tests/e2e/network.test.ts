@@ -26,7 +26,7 @@ const servers: Server[] = [];
 
 beforeAll(async () => {
   net = await startDevnet({
-    dir: join(process.cwd(), '.devnet-test-network'),
+    dir: mkdtempSync(join(tmpdir(), 'firn-devnet-')),
     nodes: 3,
     verifiers: 2,
     readyTimeout: 90,

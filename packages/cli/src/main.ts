@@ -1,10 +1,14 @@
 import { isFirnError } from '@firn/core';
 import { Command } from 'commander';
+import { registerArtifact } from './commands/artifact.ts';
 import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
 import { registerDevnet } from './commands/devnet.ts';
+import { registerInfer } from './commands/infer.ts';
 import { registerNode } from './commands/node.ts';
 import { registerNodes } from './commands/nodes.ts';
+import { registerProof } from './commands/proof.ts';
+import { registerTrain } from './commands/train.ts';
 import { registerVerifier } from './commands/verifier.ts';
 
 const program = new Command()
@@ -16,6 +20,10 @@ registerDevnet(program);
 registerNode(program);
 registerVerifier(program);
 registerNodes(program);
+registerInfer(program);
+registerTrain(program);
+registerProof(program);
+registerArtifact(program);
 const attest = program.command('attest').description('verify attestation evidence');
 registerAttestVerify(attest);
 registerAttestVerifyGpu(attest);

@@ -106,7 +106,8 @@ const hex32 = (v: unknown, what: string): Hex => {
 };
 
 function u64(v: unknown, what: string): bigint {
-  if (typeof v !== 'string' || !/^\d{1,20}$/.test(v)) throw new ParseError(`${what} must be a decimal string`);
+  if (typeof v !== 'string' || !/^\d{1,20}$/.test(v))
+    throw new ParseError(`${what} must be a decimal string`);
   const b = BigInt(v);
   if (b > U64_MAX) throw new ParseError(`${what} is over uint64`);
   return b;

@@ -1,7 +1,7 @@
 import { bytesToHex, type Hex, hexBytes, utf8 } from './bytes.ts';
 import { InvalidInputError } from './errors.ts';
 import { canonicalize } from './evidence.ts';
-import { taggedSha256 } from './hash.ts';
+import { encodeFields, taggedSha256 } from './hash.ts';
 import { TAGS } from './tags.ts';
 
 /**
@@ -22,7 +22,9 @@ const ROLE_RE = /^[a-z][a-z0-9_.-]*$/;
 /** A role or kind is short lowercase ASCII, so it can never smuggle separators or odd bytes. */
 export function assertRole(role: unknown, what = 'role'): string {
   if (typeof role !== 'string' || role.length === 0 || role.length > MAX_ROLE_LENGTH || !ROLE_RE.test(role))
-    throw new InvalidInputError(`${what} must match ${ROLE_RE.source} and be at most ${MAX_ROLE_LENGTH} characters`);
+    throw new InvalidInputError(
+      `${what} must match ${ROLE_RE.source} and be at most ${MAX_ROLE_LENGTH} characters`,
+    );
   return role;
 }
 
@@ -30,7 +32,8 @@ export function assertRole(role: unknown, what = 'role'): string {
 export function canonicalParamsJson(params: Record<string, unknown>): string {
   return JSON.stringify(canonicalize(params), (_k, v) => {
     if (typeof v === 'bigint') throw new InvalidInputError('params must not contain bigint values');
-    if (typeof v === 'number' && !Number.isFinite(v)) throw new InvalidInputError('params must not contain NaN or infinities');
+    if (typeof v === 'number' && !Number.isFinite(v))
+      throw new InvalidInputError('params must not contain NaN or infinities');
     return v;
   });
 }
@@ -38,7 +41,10 @@ export function canonicalParamsJson(params: Record<string, unknown>): string {
 function refFields(refs: readonly ArtifactRef[], what: string): Uint8Array[] {
   const out: Uint8Array[] = [];
   refs.forEach((r, i) => {
-    out.push(utf8(assertRole(r.role, `${what}[${i}].role`)), hexBytes(r.artifactId, `${what}[${i}].artifactId`, 32));
+    out.push(
+      utf8(assertRole(r.role, `${what}[${i}].role`)),
+      hexBytes(r.artifactId, `${what}[${i}].artifactId`, 32),
+    );
   });
   return out;
 }
@@ -47,18 +53,114 @@ function refFields(refs: readonly ArtifactRef[], what: string): Uint8Array[] {
  * workloadHash = taggedSha256(TAGS.workloadHash, kind, canonical params JSON, role1, id1, role2,
  * id2, ...): what the job is, independent of who runs it.
  */
-export function computeWorkloadHash(kind: string, params: Record<string, unknown>, inputs: readonly ArtifactRef[]): Hex {
+export function computeWorkloadHash(
+  kind: string,
+  params: Record<string, unknown>,
+  inputs: readonly ArtifactRef[],
+): Hex {
   return bytesToHex(
-    taggedSha256(TAGS.workloadHash, utf8(assertRole(kind, 'kind')), utf8(canonicalParamsJson(params)), ...refFields(inputs, 'inputs')),
+    taggedSha256(
+      TAGS.workloadHash,
+      utf8(assertRole(kind, 'kind')),
+      utf8(canonicalParamsJson(params)),
+      ...refFields(inputs, 'inputs'),
+    ),
   );
 }
 
 /** inputCommitment = taggedSha256(TAGS.inputCommitment, id1, id2, ...) over the input artifact ids in order. */
 export function computeInputCommitment(artifactIds: readonly Hex[]): Hex {
-  return bytesToHex(taggedSha256(TAGS.inputCommitment, ...artifactIds.map((id, i) => hexBytes(id, `inputs[${i}]`, 32))));
+  return bytesToHex(
+    taggedSha256(TAGS.inputCommitment, ...artifactIds.map((id, i) => hexBytes(id, `inputs[${i}]`, 32))),
+  );
 }
 
 /** outputCommitment = taggedSha256(TAGS.outputCommitment, role1, id1, ...) over the sealed outputs in order. */
 export function computeOutputCommitment(outputs: readonly ArtifactRef[]): Hex {
   return bytesToHex(taggedSha256(TAGS.outputCommitment, ...refFields(outputs, 'outputs')));
+}
+
+export type JobKind = 'inference' | 'training';
+
+/**
+ * The job request a requester sends to an enclave inside the HPKE channel (docs/job-protocol.md).
+ * Grants are carried as opaque objects here and parsed by the enclave with parseGrant.
+ */
+export interface JobRequest {
+  v: 1;
+  jobId: Hex;
+  kind: string;
+  inputs: ArtifactRef[];
+  grants: unknown[];
+  params: Record<string, unknown>;
+  /** X25519 public key (hex) the outputs are sealed to. */
+  resultRecipient: Hex;
+  /** The EIP-712 domain the proof is signed under; bound here so the host cannot swap it. */
+  chainId: number;
+  jobMarket: Hex;
+}
+
+export const MAX_JOB_REQUEST_BYTES = 1024 * 1024;
+export const MAX_JOB_INPUTS = 16;
+const REQUEST_KEYS = new Set([
+  'v',
+  'jobId',
+  'kind',
+  'inputs',
+  'grants',
+  'params',
+  'resultRecipient',
+  'chainId',
+  'jobMarket',
+]);
+
+/** Parse a job request from its JSON bytes: size-capped, every field checked; grants stay unparsed. */
+export function parseJobRequest(bytes: Uint8Array): JobRequest {
+  if (bytes.length > MAX_JOB_REQUEST_BYTES) throw new InvalidInputError('job request too large');
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw new InvalidInputError('job request is not JSON');
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new InvalidInputError('job request must be an object');
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r))
+    if (!REQUEST_KEYS.has(k)) throw new InvalidInputError(`unknown job request field ${k}`);
+  if (r.v !== 1) throw new InvalidInputError('unsupported job request version');
+  if (!Array.isArray(r.inputs) || r.inputs.length === 0 || r.inputs.length > MAX_JOB_INPUTS)
+    throw new InvalidInputError(`inputs must be 1..${MAX_JOB_INPUTS} artifacts`);
+  if (!Array.isArray(r.grants) || r.grants.length > MAX_JOB_INPUTS)
+    throw new InvalidInputError('grants must be an array');
+  if (typeof r.params !== 'object' || r.params === null || Array.isArray(r.params))
+    throw new InvalidInputError('params must be an object');
+  if (typeof r.chainId !== 'number' || !Number.isSafeInteger(r.chainId) || r.chainId <= 0)
+    throw new InvalidInputError('chainId must be a positive integer');
+  const inputs: ArtifactRef[] = r.inputs.map((x: unknown, i: number) => {
+    const e = x as Record<string, unknown> | null;
+    if (typeof e !== 'object' || e === null) throw new InvalidInputError(`inputs[${i}] must be an object`);
+    return {
+      role: assertRole(e.role, `inputs[${i}].role`),
+      artifactId: bytesToHex(hexBytes(e.artifactId, `inputs[${i}].artifactId`, 32)),
+    };
+  });
+  const roles = new Set(inputs.map((i) => i.role));
+  if (roles.size !== inputs.length) throw new InvalidInputError('input roles must be distinct');
+  return {
+    v: 1,
+    jobId: bytesToHex(hexBytes(r.jobId, 'jobId', 32)),
+    kind: assertRole(r.kind, 'kind'),
+    inputs,
+    grants: r.grants,
+    params: r.params as Record<string, unknown>,
+    resultRecipient: bytesToHex(hexBytes(r.resultRecipient, 'resultRecipient', 32)),
+    chainId: r.chainId,
+    jobMarket: bytesToHex(hexBytes(r.jobMarket, 'jobMarket', 20)),
+  };
+}
+
+/** HPKE info of a job's channel: binds the job request tag and the jobId (both ends pass it). */
+export function jobChannelInfo(jobId: Hex): Uint8Array {
+  return encodeFields([utf8(TAGS.jobRequest), hexBytes(jobId, 'jobId', 32)]);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { measurementDigest, repoRoot } from '@firn/core';
 import { build } from 'esbuild';
@@ -22,6 +22,11 @@ export function defaultBundlePath(): string {
  */
 export async function buildEnclaveBundle(outfile = defaultBundlePath()): Promise<EnclaveBundle> {
   mkdirSync(dirname(outfile), { recursive: true });
+  // The ML runtimes stay external; a bundle written outside the repository finds them through a
+  // node_modules link beside it.
+  const link = join(dirname(outfile), 'node_modules');
+  if (!dirname(outfile).startsWith(repoRoot()) && !existsSync(link))
+    symlinkSync(join(repoRoot(), 'node_modules'), link, 'dir');
   await build({
     entryPoints: [join(repoRoot(), 'packages', 'enclave', 'src', 'main.ts')],
     outfile,

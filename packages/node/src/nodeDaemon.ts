@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
 import { EnclaveSupervisor } from './enclaveSupervisor.ts';
+import { JobService } from './jobs/jobApi.ts';
 import { readJson, Router } from './http/router.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -47,6 +48,8 @@ export class NodeDaemon {
   readonly router = new Router();
   identity: EnclaveIdentity | undefined;
   chainStatus = 'unregistered';
+  /** The job API, when the node was started with a chain. */
+  jobs: JobService | undefined;
   private server: Server | undefined;
   url = '';
 
@@ -106,6 +109,11 @@ export class NodeDaemon {
     this.identity = await this.initEnclave();
     log.info('enclave ready', { ...this.identity });
     this.mountRoutes();
+    // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
+    if (this.opts.chain) {
+      this.jobs = new JobService(this, { ...this.opts.chain, logger: log });
+      this.jobs.mount(this.router);
+    }
     this.opts.extendRoutes?.(this.router, this);
     this.server = createServer((req, res) => {
       void this.router.handle(req, res, log);

@@ -1,2 +1,3 @@
 export * from './appraiseRegistration.ts';
 export * from './verifierDaemon.ts';
+export * from './proofChecker.ts';

@@ -12,6 +12,7 @@ import {
   watchRegistrations,
 } from '@firn/chain';
 import { type Hex, isFirnError, refusalNameOf, teeTypeName } from '@firn/core';
+import { ProofChecker } from './proofChecker.ts';
 import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
@@ -30,6 +31,7 @@ export interface VerifierDaemonOptions {
   deployment: FirnDeployment;
   policy: AttestationPolicy;
   roots?: AppraiseRegistrationOptions['roots'];
+  gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
   logger: VerifierLogger;
   pollIntervalMs?: number;
   /** Clock for verification; injectable for tests. */
@@ -37,6 +39,8 @@ export interface VerifierDaemonOptions {
   /** Attempts to reach a node before refusing it as unreachable. */
   fetchAttempts?: number;
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
+  /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
+  checkProofs?: boolean;
 }
 
 export interface VerifierStats {
@@ -53,6 +57,8 @@ export class VerifierDaemon {
   readonly clients: FirnClients;
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
+  /** The Work Proof re-checker, when enabled. */
+  proofs: ProofChecker | undefined;
   private readonly opts: VerifierDaemonOptions;
 
   constructor(opts: VerifierDaemonOptions) {
@@ -70,10 +76,18 @@ export class VerifierDaemon {
       onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
     });
     this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
+    if (this.opts.checkProofs !== false) {
+      this.proofs = new ProofChecker(this.clients, {
+        pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+        logger: this.opts.logger,
+      });
+      this.proofs.start();
+    }
   }
 
   stop(): void {
     this.watcher?.stop();
+    this.proofs?.stop();
   }
 
   /** Handle one registration or rotation event; public for tests. */
@@ -138,6 +152,7 @@ export class VerifierDaemon {
       now: (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))(),
       policy: this.opts.policy,
       ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
+      ...(this.opts.gpuRoots === undefined ? {} : { gpuRoots: this.opts.gpuRoots }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
     });
   }

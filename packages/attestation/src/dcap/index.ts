@@ -16,3 +16,4 @@ export {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from './verifyDcapQuote.ts';
+export * from './quoteIdentity.ts';

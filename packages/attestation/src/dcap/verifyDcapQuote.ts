@@ -3,6 +3,7 @@ import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
+import { dcapMeasurementRegisters } from './quoteIdentity.ts';
 import { parseQeIdentity, type QeIdentity } from './qeIdentity.ts';
 import { CERT_DATA_PCK_CHAIN, type DcapQuote, parseDcapQuote } from './quote.ts';
 import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
@@ -236,10 +237,6 @@ export function clearDcapCaches(): void {
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 
-function le16(n: number): Uint8Array {
-  return Uint8Array.of(n & 0xff, (n >> 8) & 0xff);
-}
-
 /**
  * Verify an SGX v3 or TDX v4/v5 quote against pinned roots and its collateral: the PCK chain and
  * both CRLs, the QE report signature and its binding of the attestation key, the quote signature,
@@ -383,7 +380,7 @@ export function verifyDcapQuoteSync(
       isvExtProdId: hex(r.isvExtProdId),
       isvFamilyId: hex(r.isvFamilyId),
     };
-    measurement = measurementDigest('sgx', [r.mrEnclave, r.mrSigner, le16(r.isvProdId), le16(r.isvSvn)]);
+    measurement = measurementDigest('sgx', dcapMeasurementRegisters(q));
     // SGX ATTRIBUTES.DEBUG is bit 1 of the flags.
     debug = (r.attributes[0]! & 0x02) !== 0;
     reportData = r.reportData;
@@ -404,7 +401,7 @@ export function verifyDcapQuoteSync(
       mrsignerseam: hex(r.mrSignerSeam),
     };
     if (r.mrServiceTd !== undefined) measurements.mrservicetd = hex(r.mrServiceTd);
-    measurement = measurementDigest('tdx', [r.mrTd, r.rtmr0, r.rtmr1, r.rtmr2, r.rtmr3]);
+    measurement = measurementDigest('tdx', dcapMeasurementRegisters(q));
     // TDX TDATTRIBUTES.TUD.DEBUG is bit 0.
     debug = (r.tdAttributes[0]! & 0x01) !== 0;
     reportData = r.reportData;

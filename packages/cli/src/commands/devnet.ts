@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
+import * as client from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet, type DevnetState } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
@@ -20,13 +21,7 @@ export interface DevnetCommandOptions {
 type Demo = (state: DevnetState & Record<string, unknown>, log: (line: string) => void) => Promise<unknown>;
 
 async function loadDemo(name: 'runInferenceDemo' | 'runTrainingDemo'): Promise<Demo | undefined> {
-  let mod: Record<string, unknown>;
-  try {
-    const spec = '@firn/client';
-    mod = (await import(spec)) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
+  const mod = client as unknown as Record<string, unknown>;
   return typeof mod[name] === 'function' ? (mod[name] as Demo) : undefined;
 }
 

@@ -1,0 +1,467 @@
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { AttestationPolicy } from '@firn/attestation';
+import type { FirnDeployment } from '@firn/chain';
+import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError, toErrorBody } from '@firn/core';
+import { parseCsv, type Task, taskOf, validateModelDefinition } from '@firn/ml';
+import type { Command } from 'commander';
+import { parseEther } from 'viem';
+// The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
+import { sniffDelimiter, type TrainingReport } from '../../../enclave/src/jobs/workloads/training.ts';
+import { type ChainArgs, readKey, resolveChain } from '../chainArgs.ts';
+import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+
+/** What `firn train` reads from its command line (commander's camel-cased option names). */
+export interface TrainOptions extends ChainArgs {
+  data: string;
+  out: string;
+  target?: string;
+  task?: string;
+  hidden?: string;
+  model?: string;
+  weights?: string;
+  epochs?: string;
+  batchSize?: string;
+  lr?: string;
+  seed?: string;
+  validationSplit?: string;
+  header?: string;
+  delimiter?: string;
+  proof?: string;
+  node?: string;
+  keyFile?: string;
+  policy?: string;
+  simRoot?: string;
+  escrow?: string;
+  precheck?: boolean;
+  json?: boolean;
+}
+
+export interface TrainJobInput {
+  role: string;
+  bytes: Uint8Array;
+  contentType: string;
+}
+
+/** The subset of the client SDK's runJob options that `firn train` sets. */
+export interface TrainRunJobOptions {
+  rpcUrl: string;
+  deployment: FirnDeployment;
+  requesterKey: Hex;
+  node?: string;
+  policy: AttestationPolicy;
+  roots?: { simulated?: Uint8Array[] };
+  kind: 'training';
+  inputs: TrainJobInput[];
+  params: Record<string, unknown>;
+  escrow: bigint;
+  onProgress?: (event: Record<string, unknown>) => void;
+}
+
+export interface TrainRunJobResult {
+  jobId: Hex;
+  node: { endpoint: string; enclaveId: Hex; enclaveAddress: Hex; measurement: Hex };
+  outputs: { role: string; contentType: string; bytes: Uint8Array }[];
+  proof: unknown;
+  proofCheck: { ok: boolean; reasons: string[] };
+}
+
+export type TrainRunJob = (o: TrainRunJobOptions) => Promise<TrainRunJobResult>;
+
+/** A writable stream as far as progress rendering needs one. */
+export interface OutStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export interface TrainDeps {
+  runJob: TrainRunJob;
+  stdout: OutStream;
+  stderr: OutStream;
+}
+
+const MAX_DATA_BYTES = 512 * 1024 * 1024;
+const MAX_SMALL_FILE = 256 * 1024 * 1024;
+
+/** Files written to MODEL_DIR, by output role. */
+export const MODEL_DIR_FILES: Record<string, string> = {
+  weights: 'weights.safetensors',
+  preprocessing: 'preprocessing.json',
+  metrics: 'metrics.json',
+  model: 'model.json',
+  onnx: 'model.onnx',
+};
+
+function readCapped(path: string, cap: number, what: string): Uint8Array {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    throw new FirnError('E_NOT_FOUND', `${what} file ${path} not found`);
+  }
+  if (size > cap) throw new TooLargeError(what, size, cap);
+  return new Uint8Array(readFileSync(path));
+}
+
+function int(v: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new InvalidInputError(`${name} must be an integer in ${min}..${max}`);
+  return n;
+}
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidInputError(`${name} must be a number`);
+  return n;
+}
+
+/** `--target`: a zero-based index (digits), `last`, or a column name. */
+export function parseTargetArg(v: string | undefined): string | number {
+  if (v === undefined || v === 'last') return 'last';
+  return /^\d+$/.test(v) ? Number(v) : v;
+}
+
+/** `--hidden 32,16` as layer sizes. */
+export function parseHiddenArg(v: string): number[] {
+  const parts = v.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 4096))
+    throw new InvalidInputError('--hidden must be comma-separated layer sizes in 1..4096, e.g. 32,16');
+  return parts.map(Number);
+}
+
+export interface TrainPlan {
+  task: Task;
+  params: Record<string, unknown>;
+  inputs: TrainJobInput[];
+}
+
+/**
+ * Turn the command line into the job's params and inputs, reading the files, and (unless
+ * --no-precheck) parse the CSV locally as the enclave will, so bad data fails before any escrow.
+ */
+export function planTraining(o: TrainOptions): TrainPlan {
+  if (o.hidden !== undefined && o.model !== undefined)
+    throw new InvalidInputError('give --hidden or --model, not both');
+  if (o.weights !== undefined && o.model === undefined)
+    throw new InvalidInputError('--weights needs --model (the definition the weights belong to)');
+  const inputs: TrainJobInput[] = [];
+  const data = readCapped(o.data, MAX_DATA_BYTES, 'dataset');
+  const isSafetensors = o.data.toLowerCase().endsWith('.safetensors');
+  inputs.push({
+    role: 'dataset',
+    bytes: data,
+    contentType: isSafetensors ? 'application/safetensors' : 'text/csv',
+  });
+  let modelTask: Task | undefined;
+  if (o.model !== undefined) {
+    const bytes = readCapped(o.model, 1 << 20, 'model definition');
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      throw new FirnError('E_MODEL_INVALID', 'model definition is not valid JSON');
+    }
+    modelTask = taskOf(validateModelDefinition(json).definition.loss);
+    inputs.push({ role: 'model', bytes, contentType: 'application/json' });
+  }
+  if (o.weights !== undefined)
+    inputs.push({
+      role: 'weights',
+      bytes: readCapped(o.weights, MAX_SMALL_FILE, 'weights'),
+      contentType: 'application/safetensors',
+    });
+  if (o.task !== undefined && o.task !== 'classification' && o.task !== 'regression')
+    throw new InvalidInputError('--task must be classification or regression');
+  const task: Task = (o.task as Task | undefined) ?? modelTask ?? 'classification';
+  if (modelTask !== undefined && modelTask !== task)
+    throw new FirnError('E_MODEL_INVALID', `the model's loss is for ${modelTask}, --task says ${task}`);
+  const header =
+    o.header === undefined || o.header === 'auto'
+      ? 'auto'
+      : o.header === 'yes'
+        ? true
+        : o.header === 'no'
+          ? false
+          : null;
+  if (header === null) throw new InvalidInputError('--header must be auto, yes or no');
+  if (o.delimiter !== undefined && o.delimiter.length !== 1)
+    throw new InvalidInputError('--delimiter must be one character');
+  const target = parseTargetArg(o.target);
+  const params: Record<string, unknown> = { task, target };
+  if (header !== 'auto') params['header'] = header;
+  if (o.delimiter !== undefined) params['delimiter'] = o.delimiter;
+  if (o.hidden !== undefined) params['hidden'] = parseHiddenArg(o.hidden);
+  const set = (k: string, v: number | undefined) => {
+    if (v !== undefined) params[k] = v;
+  };
+  set('epochs', int(o.epochs, '--epochs', 1, 10_000));
+  set('batchSize', int(o.batchSize, '--batch-size', 1, 65_536));
+  set('learningRate', num(o.lr, '--lr'));
+  set('seed', int(o.seed, '--seed', 0, 2 ** 32 - 1) ?? 1);
+  set('validationSplit', num(o.validationSplit, '--validation-split'));
+  const lr = params['learningRate'] as number | undefined;
+  if (lr !== undefined && !(lr > 0 && lr <= 10)) throw new InvalidInputError('--lr must be in (0, 10]');
+  const vs = params['validationSplit'] as number | undefined;
+  if (vs !== undefined && !(vs >= 0 && vs < 1))
+    throw new InvalidInputError('--validation-split must be in [0, 1)');
+  if (o.precheck !== false && !isSafetensors)
+    parseCsv(data, { task, header, target, delimiter: o.delimiter ?? sniffDelimiter(data) });
+  return { task, params, inputs };
+}
+
+/** A README for MODEL_DIR: what each file is and how to run the exported model. */
+export function modelDirReadme(report: TrainingReport, jobId: Hex): string {
+  const f = report.featureNames;
+  const lines = [
+    '# Trained model',
+    '',
+    `Trained confidentially by firn job ${jobId} (${report.task}, ${report.params.epochs} epochs, backend ${report.backend}).`,
+    '',
+    '| file | content |',
+    '| --- | --- |',
+    '| weights.safetensors | trained weights, tensors `layers.<i>.<kind>` (F32) |',
+    '| preprocessing.json | `firn.preprocessing/v1`: feature standardisation (training split), labels |',
+    '| model.json | the `firn.sequential/v1` definition that was trained |',
+    '| metrics.json | the training report: hyperparameters, per-epoch history, held-out metrics |',
+    ...(report.onnx.exported
+      ? ['| model.onnx | ONNX graph (IR 8, opset 13) with the standardisation inside |']
+      : []),
+    '| proof.json | the Work Proof signed by the enclave (unless written elsewhere with --proof) |',
+    '',
+  ];
+  if (report.onnx.exported) {
+    lines.push(
+      '## Running model.onnx',
+      '',
+      `Input \`${report.onnx.input}\`: float32 \`[N, ${f.length}]\`, raw (unstandardised) feature values, one row per sample, columns in this order:`,
+      '',
+      ...f.map((n, i) => `${i}. ${n}`),
+      '',
+      `Output \`${report.onnx.output}\`: ${report.onnx.outputMeaning}.`,
+      '',
+    );
+    if (report.labels)
+      lines.push('Labels by output column:', '', ...report.labels.map((l, i) => `${i}. ${l}`), '');
+    lines.push(
+      'Tensor JSON for `firn infer`:',
+      '',
+      '```json',
+      `{"${report.onnx.input}": {"dims": [1, ${f.length}], "type": "float32", "data": [${f.map(() => '0').join(', ')}]}}`,
+      '```',
+      '',
+    );
+  } else lines.push(`No ONNX export: ${report.onnx.reason}`, '');
+  return lines.join('\n');
+}
+
+/** Write the decrypted outputs, a README and the proof; returns the paths written. */
+export function writeModelDir(
+  dir: string,
+  outputs: TrainRunJobResult['outputs'],
+  proof: unknown,
+  jobId: Hex,
+  proofPath?: string,
+): { files: string[]; report: TrainingReport } {
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  let report: TrainingReport | undefined;
+  for (const o of outputs) {
+    const name = MODEL_DIR_FILES[o.role];
+    if (name === undefined) continue;
+    const p = join(dir, name);
+    writeFileSync(p, o.bytes);
+    files.push(p);
+    if (o.role === 'metrics') report = JSON.parse(new TextDecoder().decode(o.bytes)) as TrainingReport;
+  }
+  if (!report) throw new FirnError('E_JOB_FAILED', 'the training job returned no metrics report');
+  const readme = join(dir, 'README.md');
+  writeFileSync(readme, modelDirReadme(report, jobId));
+  files.push(readme);
+  const pp = proofPath ?? join(dir, 'proof.json');
+  writeFileSync(pp, `${JSON.stringify(proof, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  files.push(pp);
+  return { files, report };
+}
+
+function fmt(v: unknown, digits = 4): string {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-';
+}
+
+/**
+ * Progress display for epoch events: on a terminal one bar redrawn in place, elsewhere one line
+ * per epoch. Events of other types are ignored.
+ */
+export function createProgressRenderer(out: OutStream): {
+  onEvent(e: Record<string, unknown>): void;
+  done(): void;
+} {
+  let drawn = false;
+  return {
+    onEvent(e) {
+      if (e['type'] !== 'epoch') return;
+      const epoch = Number(e['epoch']);
+      const epochs = Number(e['epochs']);
+      const acc =
+        typeof e['valAccuracy'] === 'number' ? ` val_acc ${(100 * e['valAccuracy']).toFixed(1)}%` : '';
+      const text = `epoch ${epoch}/${epochs} loss ${fmt(e['loss'])} val_loss ${fmt(e['valLoss'])}${acc}`;
+      if (out.isTTY) {
+        const width = 24;
+        const filled = epochs > 0 ? Math.min(width, Math.round((width * epoch) / epochs)) : 0;
+        out.write(`\r\x1b[2K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`);
+        drawn = true;
+      } else out.write(`${text}\n`);
+    },
+    done() {
+      if (drawn) out.write('\n');
+      drawn = false;
+    },
+  };
+}
+
+/** Human summary after a run. */
+export function summaryLines(report: TrainingReport, dir: string, proofOk: boolean, jobId: Hex): string[] {
+  const h = report.heldOut;
+  const quality =
+    h.accuracy !== undefined
+      ? `held-out accuracy ${(100 * h.accuracy).toFixed(2)}% on ${h.rows} rows`
+      : h.rmse !== undefined
+        ? `held-out RMSE ${fmt(h.rmse)} on ${h.rows} rows`
+        : `held-out loss ${fmt(h.loss)} on ${h.rows} rows`;
+  return [
+    `trained ${report.train.rows} rows x ${report.params.epochs} epochs on ${report.backend}: ${quality}`,
+    `  ${Math.round(report.samplesPerSecond)} samples/s, ${report.parameterCount} parameters, work units ${report.workUnits}`,
+    `  wrote ${dir} (${Object.values(MODEL_DIR_FILES).join(', ')}, README.md)`,
+    `  job ${jobId}: proof ${proofOk ? 'verified' : 'DID NOT VERIFY'}`,
+  ];
+}
+
+/**
+ * The core of `firn train`: plan the job, resolve the network, run it through the SDK, render
+ * progress, write MODEL_DIR. Returns the exit code (0 ok, 1 error, 2 outputs written but the proof
+ * did not verify).
+ */
+export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number> {
+  const json = Boolean(o.json);
+  const progressOut = json ? deps.stderr : deps.stdout;
+  const progress = createProgressRenderer(progressOut);
+  try {
+    const plan = planTraining(o);
+    const chain = await resolveChain(o);
+    const devnet = chain.devnet as
+      | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
+      | undefined;
+    const envKey = o.keyFile !== undefined || process.env['FIRN_REQUESTER_KEY'] !== undefined;
+    const requesterKey =
+      !envKey && devnet?.accounts?.requester?.privateKey
+        ? (devnet.accounts.requester.privateKey as Hex)
+        : readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
+    const policy = loadPolicy(o.policy, devnet ? 'dev' : 'production');
+    const roots =
+      o.simRoot !== undefined
+        ? loadSimRoots(o.simRoot)
+        : devnet?.simulatedRootPem
+          ? { simulated: [await pemRoot(devnet.simulatedRootPem)] }
+          : {};
+    const r = await deps.runJob({
+      rpcUrl: chain.rpcUrl,
+      deployment: chain.deployment,
+      requesterKey,
+      ...(o.node ? { node: o.node } : {}),
+      policy,
+      roots,
+      kind: 'training',
+      inputs: plan.inputs,
+      params: plan.params,
+      escrow: parseEther(o.escrow ?? '0.01'),
+      onProgress: (e) => progress.onEvent(e),
+    });
+    progress.done();
+    const dir = resolve(o.out);
+    const { files, report } = writeModelDir(
+      dir,
+      r.outputs,
+      r.proof,
+      r.jobId,
+      o.proof ? resolve(o.proof) : undefined,
+    );
+    if (json)
+      writeJson(deps.stdout, {
+        jobId: r.jobId,
+        node: r.node,
+        modelDir: dir,
+        files: files.map((f) => basename(f)),
+        proof: { path: o.proof ? resolve(o.proof) : join(dir, 'proof.json'), ...r.proofCheck },
+        report,
+      });
+    else deps.stdout.write(`${summaryLines(report, dir, r.proofCheck.ok, r.jobId).join('\n')}\n`);
+    if (!r.proofCheck.ok) {
+      deps.stderr.write(
+        `error: E_PROOF_INVALID: the Work Proof did not verify: ${r.proofCheck.reasons.join('; ')}\n`,
+      );
+      return 2;
+    }
+    return 0;
+  } catch (e) {
+    progress.done();
+    const body = toErrorBody(e);
+    if (!isFirnError(e) && process.env['FIRN_DEBUG'] === '1') deps.stderr.write(`${(e as Error)?.stack}\n`);
+    if (json) writeJson(deps.stdout, { error: body });
+    else deps.stderr.write(`error: ${body.code}: ${body.message}\n`);
+    return 1;
+  }
+}
+
+function writeJson(out: OutStream, v: unknown): void {
+  out.write(`${JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
+}
+
+async function pemRoot(pem: string): Promise<Uint8Array> {
+  const { certificateDer } = await import('@firn/attestation');
+  return certificateDer(pem);
+}
+
+export function registerTrain(program: Command, runJob?: TrainRunJob): void {
+  program
+    .command('train')
+    .description(
+      'train a model confidentially on a firn node; writes weights, preprocessing, report and ONNX',
+    )
+    .requiredOption('--data <file>', 'training data: CSV (header auto-detected) or safetensors (x, y)')
+    .requiredOption('--out <dir>', 'MODEL_DIR for the trained model')
+    .option('--target <column>', 'target column: name, zero-based index, or last', 'last')
+    .option('--task <task>', 'classification | regression (default: from --model, else classification)')
+    .option('--hidden <sizes>', 'hidden layer sizes of an MLP, e.g. 32,16 (default 64,32)')
+    .option('--model <file>', 'model definition JSON (firn.sequential/v1) instead of --hidden')
+    .option('--weights <file>', 'initial weights (safetensors) for --model')
+    .option('--epochs <n>', 'epochs (default: scaled to the data size)')
+    .option('--batch-size <n>', 'batch size (default 32, 128 from 20k rows)')
+    .option('--lr <x>', 'learning rate (default: the model optimizer, 0.01 for --hidden)')
+    .option('--seed <n>', 'seed for initialisation, split, shuffling and dropout', '1')
+    .option('--validation-split <f>', 'fraction of rows held out for validation (default 0.1)')
+    .option('--header <mode>', 'CSV header: auto | yes | no', 'auto')
+    .option('--delimiter <c>', 'CSV delimiter (default: detected)')
+    .option('--proof <file>', 'where to write the Work Proof JSON (default MODEL_DIR/proof.json)')
+    .option('--rpc <url>', 'JSON-RPC URL')
+    .option('--market <address>', 'job market contract')
+    .option('--registry <address>', 'registry contract')
+    .option('--deployment <file>', 'deployment JSON')
+    .option('--devnet <file>', 'devnet state file (RPC, contracts, requester account, simulated root)')
+    .option('--node <url>', 'node endpoint (default: an Active node from the registry)')
+    .option(
+      '--key-file <file>',
+      'requester private key file (else FIRN_REQUESTER_KEY, or the devnet requester)',
+    )
+    .option('--policy <policy>', 'attestation policy: dev | production | FILE (default: dev with --devnet)')
+    .option('--sim-root <file>', 'pinned simulated TEE root (PEM)')
+    .option('--escrow <eth>', 'escrow paid for the job, in ether', '0.01')
+    .option('--no-precheck', 'skip the local CSV check before posting the job')
+    .option('--json', 'print the final report as JSON')
+    .action(async (o: TrainOptions) => {
+      const run: TrainRunJob = runJob ?? (await import('@firn/client')).runJob;
+      process.exitCode = await runTrain(o, { runJob: run, stdout: process.stdout, stderr: process.stderr });
+    });
+}

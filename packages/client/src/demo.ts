@@ -1,0 +1,125 @@
+import { certificateDer, DEV_POLICY } from '@firn/attestation';
+import { createFirnClients, finalizeJob, firnJobMarketAbi, getJob, getNode, JobStatus } from '@firn/chain';
+import type { Hex } from '@firn/core';
+import { encodeOnnxModel } from '@firn/ml';
+import { type DevnetStateFile, deploymentFromState } from './devnetState.ts';
+import { runJob } from './runJob.ts';
+
+export interface InferenceDemoResult {
+  jobId: Hex;
+  node: string;
+  output: unknown;
+  proofOk: boolean;
+  reasons: string[];
+  payoutWei: bigint;
+  operatorBalanceChangeWei: bigint;
+}
+
+/** A small fixed ONNX model for the demo: 4 features -> 8 (ReLU) -> 3 logits -> softmax. */
+export function demoModel(): Uint8Array {
+  const w = (n: number, s: number) =>
+    Float32Array.from({ length: n }, (_v, i) => Math.sin(i * 0.7 + s) * 0.5);
+  return encodeOnnxModel({
+    name: 'firn_demo_mlp',
+    nodes: [
+      { opType: 'MatMul', inputs: ['features', 'W0'], outputs: ['m0'] },
+      { opType: 'Add', inputs: ['m0', 'b0'], outputs: ['z0'] },
+      { opType: 'Relu', inputs: ['z0'], outputs: ['h0'] },
+      { opType: 'MatMul', inputs: ['h0', 'W1'], outputs: ['m1'] },
+      { opType: 'Add', inputs: ['m1', 'b1'], outputs: ['logits'] },
+      {
+        opType: 'Softmax',
+        inputs: ['logits'],
+        outputs: ['probabilities'],
+        attributes: [{ name: 'axis', kind: 'int', value: -1 }],
+      },
+    ],
+    initializers: [
+      { name: 'W0', dims: [4, 8], dtype: 'float', data: w(32, 1) },
+      { name: 'b0', dims: [8], dtype: 'float', data: w(8, 2) },
+      { name: 'W1', dims: [8, 3], dtype: 'float', data: w(24, 3) },
+      { name: 'b1', dims: [3], dtype: 'float', data: w(3, 4) },
+    ],
+    inputs: [{ name: 'features', elemType: 'float', shape: ['N', 4] }],
+    outputs: [{ name: 'probabilities', elemType: 'float', shape: ['N', 3] }],
+  });
+}
+
+async function rpc(url: string, method: string, params: unknown[]): Promise<void> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  if (!res.ok) throw new Error(`${method} failed: ${res.status}`);
+}
+
+/**
+ * Devnet demo: one confidential inference job through the market, its decrypted result, the
+ * off-chain proof check, then (anvil only) time travel past the challenge window, finalize, and
+ * the operator's balance change.
+ */
+export async function runInferenceDemo(
+  state: DevnetStateFile,
+  log: (line: string) => void,
+): Promise<InferenceDemoResult> {
+  const deployment = deploymentFromState(state);
+  const escrow = 10n ** 16n;
+  const input = {
+    features: { dims: [2, 4], type: 'float32', data: [0.1, 0.2, 0.3, 0.4, -1, 0.5, 2, -0.25] },
+  };
+  log('inference: sealing a model and 2 input rows to an attested enclave');
+  const r = await runJob({
+    rpcUrl: state.rpcUrl,
+    deployment,
+    requesterKey: state.accounts.requester.privateKey,
+    policy: DEV_POLICY,
+    roots: { simulated: [certificateDer(state.simulatedRootPem)] },
+    kind: 'inference',
+    inputs: [
+      { role: 'model', bytes: demoModel(), contentType: 'application/onnx' },
+      {
+        role: 'input',
+        bytes: new TextEncoder().encode(JSON.stringify(input)),
+        contentType: 'application/json',
+      },
+    ],
+    params: {},
+    escrow,
+    onPosted: (id) => log(`inference: job ${id} posted with escrow ${escrow} wei`),
+    onProgress: (e) => log(`inference: progress ${JSON.stringify(e)}`),
+  });
+  const output = JSON.parse(new TextDecoder().decode(r.outputs[0]!.bytes)) as unknown;
+  log(`inference: node ${r.node.endpoint} (enclave ${r.node.enclaveId})`);
+  log(`inference: decrypted result ${JSON.stringify(output)}`);
+  log(
+    `inference: proof ${r.proofCheck.ok ? 'verified off chain' : `INVALID: ${r.proofCheck.reasons.join('; ')}`}`,
+  );
+  const clients = createFirnClients(state.rpcUrl, state.accounts.requester.privateKey, deployment, {
+    pollingIntervalMs: 100,
+  });
+  const operator = (await getNode(clients, r.node.enclaveId)).operator;
+  const window = await clients.public.readContract({
+    address: deployment.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'challengeWindow',
+  });
+  const before = await clients.public.getBalance({ address: operator });
+  await rpc(state.rpcUrl, 'evm_increaseTime', [Number(window) + 1]);
+  await rpc(state.rpcUrl, 'evm_mine', []);
+  await finalizeJob(clients, r.jobId);
+  const after = await clients.public.getBalance({ address: operator });
+  const paid = (await getJob(clients, r.jobId)).status === JobStatus.Paid;
+  log(
+    `inference: challenge window passed; job ${paid ? 'Paid' : 'NOT paid'}; operator ${operator} +${after - before} wei`,
+  );
+  return {
+    jobId: r.jobId,
+    node: r.node.endpoint,
+    output,
+    proofOk: r.proofCheck.ok,
+    reasons: r.proofCheck.reasons,
+    payoutWei: escrow,
+    operatorBalanceChangeWei: after - before,
+  };
+}

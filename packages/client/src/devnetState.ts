@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import type { FirnDeployment } from '@firn/chain';
+import { FirnError, type Hex, hexBytes } from '@firn/core';
+
+/** What `firn devnet --state-file` writes and `--devnet STATE.json` reads. */
+export interface DevnetStateFile {
+  rpcUrl: string;
+  chainId: number;
+  contracts: { registry: Hex; verifierSet: Hex; jobMarket: Hex; dataLedger: Hex };
+  deployBlock: string | number;
+  simulatedRootPem: string;
+  measurement: Hex;
+  nodes: { url: string; enclaveId: Hex; enclaveAddress: Hex; pid: number }[];
+  verifiers: { address: Hex; pid: number }[];
+  accounts: { requester: { address: Hex; privateKey: Hex } } & Record<
+    string,
+    { address: Hex; privateKey: Hex }
+  >;
+}
+
+const MAX_STATE_BYTES = 1024 * 1024;
+
+/** Read and check a devnet state file (size-capped; addresses and keys must be well-formed hex). */
+export function loadDevnetState(path: string): DevnetStateFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new FirnError('E_NOT_FOUND', `cannot read devnet state file ${path}`);
+  }
+  if (text.length > MAX_STATE_BYTES) throw new FirnError('E_TOO_LARGE', 'devnet state file too large');
+  let s: DevnetStateFile;
+  try {
+    s = JSON.parse(text) as DevnetStateFile;
+  } catch {
+    throw new FirnError('E_PARSE', 'devnet state file is not JSON');
+  }
+  if (
+    typeof s.rpcUrl !== 'string' ||
+    typeof s.chainId !== 'number' ||
+    typeof s.contracts !== 'object' ||
+    s.contracts === null
+  )
+    throw new FirnError('E_PARSE', 'devnet state file lacks rpcUrl, chainId or contracts');
+  for (const k of ['registry', 'verifierSet', 'jobMarket', 'dataLedger'] as const)
+    hexBytes(s.contracts[k], `contracts.${k}`, 20);
+  hexBytes(s.accounts?.requester?.privateKey, 'accounts.requester.privateKey', 32);
+  return s;
+}
+
+/** The FirnDeployment of a devnet state. */
+export function deploymentFromState(state: DevnetStateFile): FirnDeployment {
+  return {
+    chainId: state.chainId,
+    registry: state.contracts.registry,
+    verifierSet: state.contracts.verifierSet,
+    jobMarket: state.contracts.jobMarket,
+    dataLedger: state.contracts.dataLedger,
+    deployBlock: BigInt(state.deployBlock ?? 0),
+  };
+}

@@ -1,0 +1,161 @@
+import { FirnError, type ErrorCode, type Hex, type WorkProofJson } from '@firn/core';
+
+/** A node's job record as GET /v1/jobs/{id} returns it. */
+export interface NodeJobRecord {
+  jobId: Hex;
+  status: 'accepted' | 'claimed' | 'running' | 'proved' | 'failed';
+  error?: { code: ErrorCode; message: string };
+  outputs?: { role: string; artifactId: Hex; contentType: string; size: number }[];
+  proof?: WorkProofJson;
+}
+
+export interface NodeJobResult {
+  jobId: Hex;
+  proof: WorkProofJson;
+  response: string;
+  outputs: { role: string; artifactId: Hex; contentType: string; size: number; sealed?: string }[];
+}
+
+const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
+
+async function readCapped(res: Response, cap: number): Promise<Uint8Array> {
+  const reader = res.body?.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  if (reader)
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > cap) {
+        await reader.cancel();
+        throw new FirnError('E_TOO_LARGE', 'node response over the size limit');
+      }
+      parts.push(value);
+    }
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+async function json<T>(res: Response): Promise<T> {
+  const body = await readCapped(res, MAX_JSON_RESPONSE);
+  let o: unknown;
+  try {
+    o = JSON.parse(Buffer.from(body).toString('utf8'));
+  } catch {
+    throw new FirnError('E_UNAVAILABLE', `node answered ${res.status} without JSON`);
+  }
+  if (!res.ok) {
+    const e = (o as { error?: { code?: string; message?: string } }).error;
+    throw new FirnError(
+      (e?.code?.startsWith('E_') ? e.code : 'E_UNAVAILABLE') as ErrorCode,
+      e?.message ?? `node answered ${res.status}`,
+    );
+  }
+  return o as T;
+}
+
+/** A thin client of one node's HTTP API (docs/api.md). Nothing it returns is trusted unchecked. */
+export class NodeApi {
+  constructor(
+    readonly endpoint: string,
+    readonly timeoutMs = 120_000,
+  ) {}
+
+  private url(path: string): URL {
+    return new URL(path, this.endpoint);
+  }
+
+  async attestation(nonce: Hex): Promise<unknown> {
+    return json(
+      await fetch(this.url('/v1/attestation'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nonce }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }),
+    );
+  }
+
+  async uploadArtifact(sealed: Uint8Array): Promise<{ id: Hex; size: number }> {
+    return json(
+      await fetch(this.url('/v1/artifacts'), {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: sealed,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }),
+    );
+  }
+
+  async getArtifact(id: Hex, maxBytes = 2 ** 31 - 1): Promise<Uint8Array> {
+    const res = await fetch(this.url(`/v1/artifacts/${id}`), { signal: AbortSignal.timeout(this.timeoutMs) });
+    if (!res.ok) await json(res);
+    return readCapped(res, maxBytes);
+  }
+
+  async submitJob(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<NodeJobRecord> {
+    return json(
+      await fetch(this.url('/v1/jobs'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }),
+    );
+  }
+
+  async getJob(jobId: Hex): Promise<NodeJobRecord> {
+    return json(await fetch(this.url(`/v1/jobs/${jobId}`), { signal: AbortSignal.timeout(this.timeoutMs) }));
+  }
+
+  async getResult(jobId: Hex): Promise<NodeJobResult> {
+    return json(
+      await fetch(this.url(`/v1/jobs/${jobId}/result`), { signal: AbortSignal.timeout(this.timeoutMs) }),
+    );
+  }
+
+  /**
+   * Follow GET /v1/jobs/{id}/events until the `end` event; each progress message (base64 channel
+   * ciphertext) goes to onMessage in order. Returns the end event's data.
+   */
+  async followEvents(
+    jobId: Hex,
+    onMessage: (message: string) => Promise<void> | void,
+    timeoutMs = 600_000,
+  ): Promise<{ status: string; error?: { code: ErrorCode; message: string } }> {
+    const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok || !res.body) await json(res);
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      if (buf.length > 4 * 1024 * 1024) throw new FirnError('E_TOO_LARGE', 'event stream message too large');
+      let i = buf.indexOf('\n\n');
+      while (i >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        i = buf.indexOf('\n\n');
+        let event = 'message';
+        let data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        const d = JSON.parse(data) as {
+          message?: string;
+          status?: string;
+          error?: { code: ErrorCode; message: string };
+        };
+        if (event === 'progress' && typeof d.message === 'string') await onMessage(d.message);
+        if (event === 'end') {
+          await reader.cancel().catch(() => undefined);
+          return d as { status: string; error?: { code: ErrorCode; message: string } };
+        }
+      }
+    }
+    throw new FirnError('E_UNAVAILABLE', 'event stream ended without an end event');
+  }
+}

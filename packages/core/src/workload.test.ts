@@ -1,0 +1,97 @@
+import { hashWorkProof } from '@firn/chain';
+import { describe, expect, it } from 'vitest';
+import { bytesToHex } from './bytes.ts';
+import {
+  computeInputCommitment,
+  computeOutputCommitment,
+  computeWorkloadHash,
+  jobChannelInfo,
+  parseJobRequest,
+} from './workload.ts';
+import { parseWorkProofJson, workProofDigest, workProofToJson } from './workProof.ts';
+
+const id = (n: number) => bytesToHex(new Uint8Array(32).fill(n));
+
+describe('job commitments', () => {
+  it('are stable under key order and change with every field', () => {
+    const a = computeWorkloadHash('inference', { b: 1, a: [1, { y: 2, x: 1 }] }, [
+      { role: 'model', artifactId: id(1) },
+    ]);
+    const b = computeWorkloadHash('inference', { a: [1, { x: 1, y: 2 }], b: 1 }, [
+      { role: 'model', artifactId: id(1) },
+    ]);
+    expect(a).toBe(b);
+    expect(
+      computeWorkloadHash('training', { a: [1, { x: 1, y: 2 }], b: 1 }, [
+        { role: 'model', artifactId: id(1) },
+      ]),
+    ).not.toBe(a);
+    expect(
+      computeWorkloadHash('inference', { b: 1, a: [1, { y: 2, x: 1 }] }, [
+        { role: 'input', artifactId: id(1) },
+      ]),
+    ).not.toBe(a);
+    expect(computeInputCommitment([id(1), id(2)])).not.toBe(computeInputCommitment([id(2), id(1)]));
+    expect(computeOutputCommitment([{ role: 'output', artifactId: id(1) }])).not.toBe(
+      computeInputCommitment([id(1)]),
+    );
+    expect(jobChannelInfo(id(1))).not.toEqual(jobChannelInfo(id(2)));
+  });
+
+  it('refuses odd roles, bigint and NaN params', () => {
+    expect(() => computeWorkloadHash('Inference', {}, [])).toThrow();
+    expect(() => computeWorkloadHash('inference', {}, [{ role: 'a|b', artifactId: id(1) }])).toThrow();
+    expect(() => computeWorkloadHash('inference', { n: 1n }, [])).toThrow();
+    expect(() => computeWorkloadHash('inference', { n: Number.NaN }, [])).toThrow();
+  });
+});
+
+describe('job request parsing', () => {
+  const ok = {
+    v: 1,
+    jobId: id(1),
+    kind: 'inference',
+    inputs: [{ role: 'model', artifactId: id(2) }],
+    grants: [],
+    params: {},
+    resultRecipient: id(3),
+    chainId: 1,
+    jobMarket: `0x${'11'.repeat(20)}`,
+  };
+  const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  it('accepts a well-formed request and refuses unknown fields, duplicate roles and oversize', () => {
+    expect(parseJobRequest(enc(ok)).jobId).toBe(id(1));
+    expect(() => parseJobRequest(enc({ ...ok, extra: 1 }))).toThrow(/unknown/);
+    expect(() => parseJobRequest(enc({ ...ok, inputs: [ok.inputs[0], ok.inputs[0]] }))).toThrow(/distinct/);
+    expect(() => parseJobRequest(new Uint8Array(2 * 1024 * 1024))).toThrow(/too large/);
+  });
+});
+
+describe('Work Proof typed data', () => {
+  const proof = {
+    jobId: id(1),
+    enclaveId: id(2),
+    measurement: id(3),
+    workloadHash: id(4),
+    inputCommitment: id(5),
+    outputCommitment: id(6),
+    startedAt: 10n,
+    finishedAt: 12n,
+    workUnits: 7n,
+  };
+  const domain = { chainId: 31337, jobMarket: `0x${'22'.repeat(20)}` as const };
+  it('hashes exactly as the chain package (and so the contract) does', () => {
+    expect(workProofDigest(domain, proof)).toBe(
+      hashWorkProof({ chainId: 31337, verifyingContract: domain.jobMarket }, proof),
+    );
+  });
+  it('round-trips PROOF.json and refuses malformed fields', () => {
+    const j = workProofToJson(proof, `0x${'ab'.repeat(65)}`, domain, `0x${'33'.repeat(20)}`);
+    expect(parseWorkProofJson(JSON.stringify(j)).proof).toEqual(proof);
+    expect(() => parseWorkProofJson({ ...j, proof: { ...j.proof, workUnits: '-1' } })).toThrow();
+    expect(() =>
+      parseWorkProofJson({ ...j, proof: { ...j.proof, workUnits: (1n << 64n).toString() } }),
+    ).toThrow();
+    expect(() => parseWorkProofJson({ ...j, signature: '0x00' })).toThrow();
+  });
+});

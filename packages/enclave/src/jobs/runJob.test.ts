@@ -1,0 +1,173 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
+import {
+  bytesToHex,
+  computeOutputCommitment,
+  type Hex,
+  parseWorkProofJson,
+  sha256,
+  workProofDigest,
+} from '@firn/core';
+import { generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
+import { describe, expect, it } from 'vitest';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
+import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { createRunJobHandler, type RunJobResult } from './runJob.ts';
+import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
+import { WORKLOADS } from './workloads/index.ts';
+
+// In-process: the enclave program with the job handler, no host and no chain. The host side is
+// played by hand (files in a temp dir); the on-chain values are computed as a requester would.
+const NOW = 1_750_000_000;
+const dir = mkdtempSync(join(tmpdir(), 'firn-runjob-'));
+const root = await createSimulatedRoot();
+const platform = await createSimulatedPlatform(root);
+const events: unknown[] = [];
+const program = createEnclaveProgram(
+  {
+    provider: createSimulatedProvider(platform, sha256(new Uint8Array([1]))),
+    measurementRegisters: [sha256(new Uint8Array([1]))],
+    platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
+    emit: (event, data) => events.push({ event, data }),
+  },
+  { runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => NOW }) },
+);
+const identity = (await program.handle('init', {})) as {
+  enclaveId: Hex;
+  kemPublicKey: Hex;
+  enclaveAddress: Hex;
+};
+const requester = generateSigningKey();
+const requesterKey = bytesToHex(requester.privateKey);
+const kem = await generateKemKeyPair();
+const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
+const model = tinyLinearModel({ docString: 'tiny' });
+const x = [0.5, -1, 2, 3, 0.25, -0.75];
+const inputJson = JSON.stringify({ x: { dims: [2, 3], type: 'float32', data: x } });
+
+async function prepare(
+  opts: { modelBytes?: Uint8Array; input?: string; flip?: boolean; jobId?: Hex; expiresAt?: number } = {},
+) {
+  const m = await sealInput(opts.modelBytes ?? model.bytes, 'application/onnx', kem.publicKey);
+  const i = await sealInput(
+    new TextEncoder().encode(opts.input ?? inputJson),
+    'application/json',
+    kem.publicKey,
+  );
+  if (opts.flip) m.sealed[m.sealed.length - 20]! ^= 1;
+  const ids = [m, i].map((s) => {
+    const id = opts.flip && s === m ? bytesToHex(sha256(s.sealed)) : s.artifactId;
+    writeFileSync(join(dir, id.slice(2)), s.sealed);
+    return id;
+  });
+  const inputs = [
+    { role: 'model', artifactId: ids[0]!, dataKey: m.dataKey },
+    { role: 'input', artifactId: ids[1]!, dataKey: i.dataKey },
+  ];
+  const jobId = opts.jobId ?? bytesToHex(sha256(new Uint8Array([Math.floor(Math.random() * 255), 7])));
+  const built = await buildJobRequest({
+    jobId,
+    kind: 'inference',
+    inputs,
+    params: {},
+    requesterKey,
+    enclave: identity,
+    resultRecipient: kem.publicKey,
+    domain,
+    grantExpiresAt: opts.expiresAt ?? NOW + 600,
+  });
+  const onChain = jobCommitments('inference', {}, inputs);
+  const params = {
+    jobId,
+    enc: built.body.enc,
+    request: built.body.ciphertext,
+    inputPaths: Object.fromEntries(ids.map((id) => [id, join(dir, id.slice(2))])),
+    onChain,
+    domain,
+    outputDir: dir,
+  };
+  return { params, built, onChain };
+}
+
+describe('enclave runJob (inference, in process)', () => {
+  it('runs a sealed model on sealed inputs and signs a proof that recovers the enclave address', async () => {
+    const { params, built, onChain } = await prepare();
+    const r = (await program.handle('runJob', params)) as RunJobResult;
+    expect(r.outputs).toHaveLength(1);
+    const sealed = new Uint8Array(readFileSync(r.outputs[0]!.path));
+    const out = await openOutput(sealed, kem.privateKey);
+    const y = JSON.parse(new TextDecoder().decode(out.bytes)).y;
+    const ref = tinyLinearReference(model, x, 2);
+    expect(y.dims).toEqual([2, 2]);
+    y.data.forEach((v: number, k: number) => {
+      expect(Math.abs(v - ref[k]!)).toBeLessThan(1e-5);
+    });
+    const p = parseWorkProofJson(r.proof);
+    expect(p.proof.workloadHash).toBe(onChain.workloadHash);
+    expect(p.proof.outputCommitment).toBe(computeOutputCommitment(r.outputs));
+    expect(p.proof.workUnits).toBe(6n);
+    const signer = recoverAddress(
+      Buffer.from(workProofDigest(domain, p.proof).slice(2), 'hex'),
+      Buffer.from(p.signature.slice(2), 'hex'),
+    );
+    expect(signer).toBe(identity.enclaveAddress.toLowerCase());
+    const summary = JSON.parse(new TextDecoder().decode(await built.channel.openResponse(r.response)));
+    expect(summary.outputs[0].artifactId).toBe(r.outputs[0]!.artifactId);
+    const ev = events.filter((e) => (e as { data: { jobId: Hex } }).data.jobId === params.jobId);
+    const first = JSON.parse(
+      new TextDecoder().decode(
+        await built.channel.openEvent((ev[0] as { data: { message: string } }).data.message),
+      ),
+    );
+    expect(first.stage).toBe('started');
+  });
+
+  it('refuses a job whose on-chain commitments differ from the request', async () => {
+    const { params } = await prepare();
+    const bad = { ...params, onChain: { ...params.onChain, workloadHash: bytesToHex(new Uint8Array(32)) } };
+    await expect(program.handle('runJob', bad)).rejects.toMatchObject({ code: 'E_JOB_INVALID' });
+  });
+
+  it('refuses when the host passes another jobId than the request carries', async () => {
+    const { params } = await prepare();
+    await expect(
+      program.handle('runJob', { ...params, jobId: bytesToHex(new Uint8Array(32).fill(9)) }),
+    ).rejects.toMatchObject({
+      code: 'E_DECRYPT',
+    });
+  });
+
+  it('fails typed on an expired grant, a tampered artifact, an invalid model and a wrong input shape', async () => {
+    await expect(
+      program.handle('runJob', (await prepare({ expiresAt: NOW - 1 })).params),
+    ).rejects.toMatchObject({
+      code: 'E_GRANT_EXPIRED',
+    });
+    await expect(program.handle('runJob', (await prepare({ flip: true })).params)).rejects.toMatchObject({
+      code: 'E_ARTIFACT_TAMPERED',
+    });
+    await expect(
+      program.handle(
+        'runJob',
+        (await prepare({ modelBytes: new TextEncoder().encode('not an onnx model') })).params,
+      ),
+    ).rejects.toMatchObject({ code: 'E_MODEL_INVALID' });
+    const wrong = JSON.stringify({ x: { dims: [1, 4], type: 'float32', data: [1, 2, 3, 4] } });
+    await expect(program.handle('runJob', (await prepare({ input: wrong })).params)).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+    });
+  });
+
+  it('refuses host storage that returns other bytes than the committed id', async () => {
+    const { params } = await prepare();
+    const [id, path] = Object.entries(params.inputPaths)[1]!;
+    const b = readFileSync(path);
+    b[b.length - 1]! ^= 1;
+    writeFileSync(path, b);
+    await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_ARTIFACT_TAMPERED' });
+    expect(id).toMatch(/^0x/);
+  });
+});

@@ -1,0 +1,269 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  bytesToHex,
+  computeInputCommitment,
+  computeOutputCommitment,
+  computeWorkloadHash,
+  FirnError,
+  type Hex,
+  hexBytes,
+  isFirnError,
+  jobChannelInfo,
+  type JobRequest,
+  parseJobRequest,
+  sha256,
+  utf8,
+  type WorkProofFields,
+  type WorkProofJson,
+  workProofDigest,
+  workProofToJson,
+} from '@firn/core';
+import {
+  acceptChannel,
+  artifactId,
+  type EnclaveChannel,
+  openArtifact,
+  openGrantKey,
+  parseGrant,
+  readArtifactHeader,
+  sealArtifact,
+  signDigest,
+  verifyGrant,
+} from '@firn/crypto';
+import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { ArtifactCache } from './artifactCache.ts';
+import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
+
+/** Largest sealed input the enclave reads from host storage. */
+export const MAX_INPUT_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
+export const MAX_OUTPUTS = 16;
+
+/** What the host passes to `runJob` (everything here is public or ciphertext). */
+export interface RunJobParams {
+  jobId: Hex;
+  /** HPKE encapsulated key and the sealed job request (base64 channel message). */
+  enc: Hex;
+  request: string;
+  /** Host paths of the sealed input artifacts, by artifact id. */
+  inputPaths: Record<string, string>;
+  /** The job as posted on chain: the enclave refuses to run anything else. */
+  onChain: { workloadHash: Hex; inputCommitment: Hex };
+  /** The domain the host will submit the proof under; must equal the one in the request. */
+  domain: { chainId: number; jobMarket: Hex };
+  /** Host directory where the enclave writes sealed outputs (ciphertext only). */
+  outputDir: string;
+}
+
+export interface RunJobOutput {
+  role: string;
+  artifactId: Hex;
+  contentType: string;
+  size: number;
+  /** Host path of the sealed output, inside outputDir. */
+  path: string;
+}
+
+export interface RunJobResult {
+  proof: WorkProofJson;
+  outputs: RunJobOutput[];
+  /** Channel response (base64): the job summary sealed to the requester. */
+  response: string;
+}
+
+const bigintText = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+const fail = (code: ConstructorParameters<typeof FirnError>[0], message: string) =>
+  new FirnError(code, message);
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
+  const jobId = bytesToHex(hexBytes(p.jobId, 'jobId', 32));
+  if (typeof p.request !== 'string') throw fail('E_JOB_INVALID', 'request must be a base64 channel message');
+  const onChain = p.onChain as Record<string, unknown> | undefined;
+  const domain = p.domain as Record<string, unknown> | undefined;
+  if (!onChain || !domain) throw fail('E_JOB_INVALID', 'onChain and domain are required');
+  if (typeof domain.chainId !== 'number') throw fail('E_JOB_INVALID', 'domain.chainId must be a number');
+  if (typeof p.outputDir !== 'string' || typeof p.inputPaths !== 'object' || p.inputPaths === null)
+    throw fail('E_JOB_INVALID', 'outputDir and inputPaths are required');
+  return {
+    jobId,
+    enc: bytesToHex(hexBytes(p.enc, 'enc', 32)),
+    request: p.request,
+    inputPaths: p.inputPaths as Record<string, string>,
+    onChain: {
+      workloadHash: bytesToHex(hexBytes(onChain.workloadHash, 'workloadHash', 32)),
+      inputCommitment: bytesToHex(hexBytes(onChain.inputCommitment, 'inputCommitment', 32)),
+    },
+    domain: { chainId: domain.chainId, jobMarket: bytesToHex(hexBytes(domain.jobMarket, 'jobMarket', 20)) },
+    outputDir: p.outputDir,
+  };
+}
+
+async function readInput(path: string, id: Hex): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch {
+    throw fail('E_NOT_FOUND', `input artifact ${id} is not in host storage`);
+  }
+  if (bytes.length > MAX_INPUT_ARTIFACT_BYTES) throw fail('E_TOO_LARGE', 'input artifact too large');
+  // The id pins the ciphertext the requester committed to; storage that hands back other bytes is caught here.
+  if (!same(artifactId(bytes), id))
+    throw fail('E_ARTIFACT_TAMPERED', `input artifact ${id} does not hash to its id`);
+  return bytes;
+}
+
+export interface JobHandlerOptions {
+  workloads: Record<string, Workload>;
+  /** Enclave clock, unix seconds (tests inject it; the host cannot). */
+  now?: () => number;
+  cache?: ArtifactCache;
+}
+
+/**
+ * The `runJob` handler: open the request channel, check it against the on-chain job, verify every
+ * grant, decrypt the inputs, run the workload, seal the outputs to the requester and sign the
+ * Work Proof. Any failure is a typed error; nothing secret reaches the host.
+ */
+export function createRunJobHandler(opts: JobHandlerOptions): Handler {
+  const cache = opts.cache ?? new ArtifactCache();
+  const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  return async (raw, ctx) => {
+    const p = parseRunJobParams(raw);
+    const keys = ctx.keys();
+    const channel = await acceptChannel(keys.kemPrivateKey, hexBytes(p.enc, 'enc', 32), {
+      info: jobChannelInfo(p.jobId),
+    });
+    let req: JobRequest;
+    try {
+      req = parseJobRequest(await channel.openRequest(p.request));
+    } catch (e) {
+      if (
+        isFirnError(e) &&
+        (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE')
+      )
+        throw fail('E_DECRYPT', 'job request does not open for this job');
+      throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : 'job request is invalid');
+    }
+    return runRequest(req, p, ctx, channel, cache, clock, opts.workloads);
+  };
+}
+
+async function runRequest(
+  req: JobRequest,
+  p: RunJobParams,
+  ctx: EnclaveContext,
+  channel: EnclaveChannel,
+  cache: ArtifactCache,
+  clock: () => number,
+  workloads: Record<string, Workload>,
+): Promise<RunJobResult> {
+  const startedAt = clock();
+  if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
+  if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
+    throw fail('E_JOB_INVALID', 'the request names another chain or job market');
+  const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
+  if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
+  const workloadHash = computeWorkloadHash(req.kind, req.params, req.inputs);
+  const inputCommitment = computeInputCommitment(req.inputs.map((i) => i.artifactId));
+  if (!same(workloadHash, p.onChain.workloadHash))
+    throw fail('E_JOB_INVALID', 'workload hash differs from the on-chain job');
+  if (!same(inputCommitment, p.onChain.inputCommitment))
+    throw fail('E_JOB_INVALID', 'input commitment differs from the on-chain job');
+
+  const keys = ctx.keys();
+  const enclaveId = bytesToHex(ctx.enclaveId());
+  const now = clock();
+  const grants = req.grants.map((g) => parseGrant(g));
+  const inputs: WorkloadInput[] = [];
+  for (const ref of req.inputs) {
+    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
+    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
+    verifyGrant(grant, {
+      artifactId: ref.artifactId,
+      enclaveId,
+      jobId: p.jobId,
+      workloadHash,
+      now,
+      enclaveKemPublicKey: keys.kemPublicKey,
+    });
+    const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
+    const hit = cache.get(ref.artifactId, dataKey);
+    if (hit !== undefined) {
+      inputs.push({
+        role: ref.role,
+        artifactId: ref.artifactId,
+        contentType: hit.contentType,
+        bytes: hit.bytes,
+      });
+      continue;
+    }
+    const path = Object.hasOwn(p.inputPaths, ref.artifactId) ? p.inputPaths[ref.artifactId] : undefined;
+    if (typeof path !== 'string') throw fail('E_NOT_FOUND', `host did not pass input ${ref.artifactId}`);
+    const sealed = await readInput(path, ref.artifactId);
+    const header = readArtifactHeader(sealed);
+    const bytes = await openArtifact(sealed, { dataKey });
+    cache.put(ref.artifactId, dataKey, header.contentType, bytes);
+    inputs.push({ role: ref.role, artifactId: ref.artifactId, contentType: header.contentType, bytes });
+  }
+
+  const emitProgress = (event: Record<string, unknown>) => {
+    const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));
+    ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
+  };
+  emitProgress({ stage: 'started', kind: req.kind });
+  let result: Awaited<ReturnType<Workload>>;
+  try {
+    result = await workload({ params: req.params, inputs, progress: emitProgress, now: clock });
+  } catch (e) {
+    // Typed workload errors pass through; anything else is reported without its message.
+    if (isFirnError(e)) throw e;
+    throw fail('E_JOB_FAILED', 'the workload failed');
+  }
+  if (result.outputs.length === 0 || result.outputs.length > MAX_OUTPUTS)
+    throw fail('E_JOB_FAILED', `a workload must return 1..${MAX_OUTPUTS} outputs`);
+  if (result.workUnits < 0n || result.workUnits >= 1n << 64n)
+    throw fail('E_JOB_FAILED', 'workUnits out of range');
+
+  const recipient = hexBytes(req.resultRecipient, 'resultRecipient', 32);
+  const outputs: RunJobOutput[] = [];
+  for (const o of result.outputs as WorkloadOutput[]) {
+    const sealed = await sealArtifact(o.bytes, { recipients: [recipient], contentType: o.contentType });
+    const id = artifactId(sealed);
+    const path = join(p.outputDir, id.slice(2));
+    await writeFile(`${path}.part`, sealed);
+    await rename(`${path}.part`, path);
+    outputs.push({ role: o.role, artifactId: id, contentType: o.contentType, size: sealed.length, path });
+  }
+  const finishedAt = Math.max(clock(), startedAt);
+  const proof: WorkProofFields = {
+    jobId: p.jobId,
+    enclaveId,
+    measurement: bytesToHex(ctx.measurement),
+    workloadHash,
+    inputCommitment,
+    outputCommitment: computeOutputCommitment(outputs),
+    startedAt: BigInt(startedAt),
+    finishedAt: BigInt(finishedAt),
+    workUnits: result.workUnits,
+  };
+  const signature = bytesToHex(
+    signDigest(keys.signingKey, hexBytes(workProofDigest(p.domain, proof), 'digest', 32)),
+  );
+  emitProgress({ stage: 'finished', workUnits: result.workUnits.toString() });
+  const summary = {
+    jobId: p.jobId,
+    outputs: outputs.map((o) => ({ role: o.role, artifactId: o.artifactId, contentType: o.contentType })),
+    workUnits: result.workUnits.toString(),
+    ...(result.report === undefined ? {} : { report: result.report }),
+    outputDigests: result.outputs.map((o) => bytesToHex(sha256(o.bytes))),
+  };
+  const response = Buffer.from(channel.sealResponse(utf8(JSON.stringify(summary, bigintText)))).toString(
+    'base64',
+  );
+  return {
+    proof: workProofToJson(proof, signature, p.domain, bytesToHex(keys.enclaveAddress)),
+    outputs,
+    response,
+  };
+}

@@ -1,0 +1,197 @@
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AttestationPolicy,
+  certificateDer,
+  createSimulatedPlatform,
+  createSimulatedRoot,
+  DEV_POLICY,
+} from '@firn/attestation';
+import {
+  allowMeasurement,
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  joinVerifierSet,
+  startAnvil,
+} from '@firn/chain';
+import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
+import { buildEnclaveBundle, createLogger, ensureRegistered, NodeDaemon } from '@firn/node';
+import { VerifierDaemon } from '@firn/verifier';
+import { parseEther } from 'viem';
+
+/**
+ * One devnet for a test file: anvil, the contracts, the bundle's measurement allow-listed, two
+ * in-process verifier daemons (quorum 2), and one node daemon on the simulated TEE, Active.
+ * Every log line of the node is captured for secrecy checks.
+ */
+export interface TestNetwork {
+  anvil: AnvilInstance;
+  deployment: FirnDeployment;
+  node: NodeDaemon;
+  dataDir: string;
+  logs: string[];
+  policy: AttestationPolicy;
+  roots: { simulated: Uint8Array[] };
+  rootPem: string;
+  requester: { address: Hex; privateKey: Hex };
+  operator: { address: Hex; privateKey: Hex };
+  deployer: { address: Hex; privateKey: Hex };
+  verifiers: VerifierDaemon[];
+  bundleMeasurement: Hex;
+  stop(): Promise<void>;
+}
+
+/**
+ * Build the enclave bundle into a fresh temp dir. Its ML runtimes are external imports resolved
+ * from the bundle's location, so the dir gets a node_modules link to the repository's.
+ */
+export async function buildTestBundle(prefix: string) {
+  return buildEnclaveBundle(join(mkdtempSync(join(tmpdir(), prefix)), 'enclave.mjs'));
+}
+
+export async function startTestNetwork(opts: { challengeWindow?: number } = {}): Promise<TestNetwork> {
+  const bundle = await buildTestBundle('firn-e2e-');
+  const anvil = await startAnvil({ accounts: 6 });
+  const [deployer, requester, v1, v2, operator] = anvil.accounts as [
+    AnvilInstance['accounts'][0],
+    AnvilInstance['accounts'][0],
+    AnvilInstance['accounts'][0],
+    AnvilInstance['accounts'][0],
+    AnvilInstance['accounts'][0],
+  ];
+  const deployment = await deployFirn({
+    rpcUrl: anvil.rpcUrl,
+    deployerKey: deployer.privateKey,
+    minNodeStake: parseEther('1'),
+    minVerifierStake: parseEther('1'),
+    verifierThreshold: 2,
+    unbondingPeriod: 600,
+    challengeWindow: opts.challengeWindow ?? 60,
+    slashAmount: parseEther('0.5'),
+    pollingIntervalMs: 50,
+  });
+  const gov = createFirnClients(anvil.rpcUrl, deployer.privateKey, deployment, { pollingIntervalMs: 50 });
+  await allowMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement: bytesToHex(bundle.measurement) });
+  const root = await createSimulatedRoot();
+  const roots = { simulated: [certificateDer(root.certificatePem)] };
+  const quiet = { info() {}, warn() {}, error() {} };
+  const verifiers: VerifierDaemon[] = [];
+  for (const v of [v1, v2]) {
+    await joinVerifierSet(
+      createFirnClients(anvil.rpcUrl, v.privateKey, deployment, { pollingIntervalMs: 50 }),
+      parseEther('1'),
+    );
+    const d = new VerifierDaemon({
+      rpcUrl: anvil.rpcUrl,
+      verifierKey: v.privateKey,
+      deployment,
+      policy: DEV_POLICY,
+      roots,
+      logger: quiet,
+      pollIntervalMs: 200,
+    });
+    d.start();
+    verifiers.push(d);
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'firn-e2e-node-'));
+  const platformPath = join(mkdtempSync(join(tmpdir(), 'firn-e2e-platform-')), 'platform.json');
+  writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(root)));
+  const logs: string[] = [];
+  const logger = createLogger({ component: 'node' }, { level: 'debug', write: (l) => logs.push(l) });
+  const node = new NodeDaemon({
+    dataDir,
+    bundlePath: bundle.path,
+    enclaveEnv: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
+    logger,
+    chain: { rpcUrl: anvil.rpcUrl, deployment, operatorKey: operator.privateKey },
+  });
+  await node.start();
+  await ensureRegistered(node, {
+    rpcUrl: anvil.rpcUrl,
+    operatorKey: operator.privateKey,
+    deployment,
+    stake: parseEther('2'),
+    logger,
+    pollIntervalMs: 100,
+  });
+  return {
+    anvil,
+    deployment,
+    node,
+    dataDir,
+    logs,
+    policy: DEV_POLICY,
+    roots,
+    rootPem: root.certificatePem,
+    requester,
+    operator,
+    deployer,
+    verifiers,
+    bundleMeasurement: bytesToHex(bundle.measurement),
+    async stop() {
+      for (const v of verifiers) v.stop();
+      await node.jobs?.drain();
+      await node.stop();
+      await anvil.stop();
+    },
+  };
+}
+
+/** Every file under a directory, recursively (for storage scans). */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+export function readBytes(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(path));
+}
+
+/** Move anvil's clock forward and mine a block. */
+export async function increaseTime(rpcUrl: string, seconds: number): Promise<void> {
+  for (const [method, params] of [
+    ['evm_increaseTime', [seconds]],
+    ['evm_mine', []],
+  ] as const) {
+    await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
+  }
+}
+
+/** The devnet state file shape for this network (what `firn devnet --state-file` writes). */
+export function stateOf(net: TestNetwork, rootPem: string) {
+  return {
+    rpcUrl: net.anvil.rpcUrl,
+    chainId: net.deployment.chainId,
+    contracts: {
+      registry: net.deployment.registry,
+      verifierSet: net.deployment.verifierSet,
+      jobMarket: net.deployment.jobMarket,
+      dataLedger: net.deployment.dataLedger,
+    },
+    deployBlock: net.deployment.deployBlock.toString(),
+    simulatedRootPem: rootPem,
+    measurement: net.bundleMeasurement,
+    nodes: [
+      {
+        url: net.node.url,
+        enclaveId: net.node.identity!.enclaveId,
+        enclaveAddress: net.node.identity!.enclaveAddress,
+        pid: 0,
+      },
+    ],
+    verifiers: [],
+    accounts: { requester: net.requester },
+  };
+}
