@@ -1,3 +1,4 @@
+import { WORK_PROOF_TYPES, type WorkProofFields } from '@firn/core';
 import { type Address, type Hex, hashTypedData, type TypedDataDomain } from 'viem';
 
 /** EIP-712 domain of firn's signed structures: name "firn", version "1", chain, contract. */
@@ -10,34 +11,11 @@ export function firnTypedDataDomain(domain: FirnDomain): TypedDataDomain {
   return { name: 'firn', version: '1', chainId: domain.chainId, verifyingContract: domain.verifyingContract };
 }
 
-/** The Work Proof an enclave signs when it finishes a job. */
-export interface WorkProof {
-  jobId: Hex;
-  enclaveId: Hex;
-  measurement: Hex;
-  workloadHash: Hex;
-  inputCommitment: Hex;
-  outputCommitment: Hex;
-  /** Unix seconds. */
-  startedAt: bigint;
-  finishedAt: bigint;
-  workUnits: bigint;
-}
+/** The Work Proof an enclave signs when it finishes a job (one definition, in @firn/core). */
+export type WorkProof = WorkProofFields;
 
 /** EIP-712 types; the field order must match FirnJobMarket.WORK_PROOF_TYPEHASH. */
-export const workProofTypes = {
-  WorkProof: [
-    { name: 'jobId', type: 'bytes32' },
-    { name: 'enclaveId', type: 'bytes32' },
-    { name: 'measurement', type: 'bytes32' },
-    { name: 'workloadHash', type: 'bytes32' },
-    { name: 'inputCommitment', type: 'bytes32' },
-    { name: 'outputCommitment', type: 'bytes32' },
-    { name: 'startedAt', type: 'uint64' },
-    { name: 'finishedAt', type: 'uint64' },
-    { name: 'workUnits', type: 'uint64' },
-  ],
-} as const;
+export const workProofTypes = WORK_PROOF_TYPES;
 
 /** Everything viem's signTypedData needs to sign a Work Proof (domain = the job market). */
 export function workProofTypedData(domain: FirnDomain, proof: WorkProof) {
