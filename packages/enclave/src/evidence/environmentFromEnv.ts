@@ -1,11 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { FirnError, hexToBytes } from '@firn/core';
-import { parseSimulatedPlatform, restoreSimulatedGpu, type SimulatedGpuState } from '@firn/attestation';
+import {
+  dcapSelfIdentity,
+  parseSimulatedPlatform,
+  restoreSimulatedGpu,
+  type SimulatedGpuState,
+} from '@firn/attestation';
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
+import { GramineEvidenceProvider } from './gramine.ts';
+import { NvidiaCommandCollector } from './nvidiaCollector.ts';
 import { createSimulatedProvider } from './simulated.ts';
+import { TdxConfigfsEvidenceProvider } from './tdxConfigfs.ts';
+import type { EvidenceProvider } from './types.ts';
 
 /**
- * Pick the TEE backend from the environment: FIRN_TEE=simulated (FIRN_SIM_PLATFORM names the
+ * Pick the TEE backend from the environment: FIRN_TEE=sgx-gramine or tdx on real hardware
+ * (FIRN_FS_ROOT relocates /dev/attestation or configfs for tests; FIRN_GPU_COLLECTOR is the argv of
+ * a command printing NVIDIA SDK evidence JSON), or FIRN_TEE=simulated (FIRN_SIM_PLATFORM names the
  * simulated platform file, FIRN_SIM_GPUS optionally a list of simulated GPUs). Real backends plug in here.
  */
 export async function environmentFromEnv(
@@ -29,6 +40,32 @@ export async function environmentFromEnv(
         throw new FirnError('E_INVALID_INPUT', 'bad simulated GPU file');
       const gpus = states.map(restoreSimulatedGpu);
       out.gpu = { collect: (nonce) => Promise.all(gpus.map((g) => g.collect(nonce))) };
+    }
+    return out;
+  }
+  if (tee === 'sgx-gramine' || tee === 'tdx') {
+    const root = env.FIRN_FS_ROOT ?? '/';
+    const provider: EvidenceProvider =
+      tee === 'sgx-gramine'
+        ? new GramineEvidenceProvider({ root })
+        : new TdxConfigfsEvidenceProvider({
+            root,
+            ...(env.FIRN_TDX_SEALING_KEY_FILE
+              ? { sealingKey: async () => new Uint8Array(await readFile(env.FIRN_TDX_SEALING_KEY_FILE!)) }
+              : {}),
+          });
+    // The hardware measured this program; the enclave learns its registers and PPID from its own quote.
+    const self = dcapSelfIdentity((await provider.quote(new Uint8Array(64))).quote);
+    const out: EnclaveEnvironment = {
+      provider,
+      measurementRegisters: self.registers,
+      platformId: self.platformId,
+    };
+    if (env.FIRN_GPU_COLLECTOR) {
+      const command = JSON.parse(env.FIRN_GPU_COLLECTOR) as unknown;
+      if (!Array.isArray(command) || !command.every((c) => typeof c === 'string'))
+        throw new FirnError('E_INVALID_INPUT', 'FIRN_GPU_COLLECTOR must be a JSON list of strings (argv)');
+      out.gpu = new NvidiaCommandCollector({ command });
     }
     return out;
   }
