@@ -45,15 +45,10 @@ export function jobCommitments(
 }
 
 /**
- * Grant every input to one enclave for one job and seal the job request to that enclave's KEM key
- * through a fresh channel. Returns what POST /v1/jobs takes, and the channel to open the response
- * and progress events with.
+ * Grant every input to one enclave for one job and assemble the job request (not yet sealed).
+ * Shared by one-shot jobs and warm inference sessions.
  */
-export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
-  body: { jobId: Hex; enc: Hex; ciphertext: string };
-  channel: RequesterChannel;
-  request: JobRequest;
-}> {
+export async function createJobRequest(p: BuildJobRequestParams): Promise<JobRequest> {
   const { workloadHash } = jobCommitments(p.kind, p.params, p.inputs);
   const kem = hexToBytes(p.enclave.kemPublicKey, 'enclave KEM key');
   const grants = [];
@@ -70,7 +65,7 @@ export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
     if (p.mutateGrant) terms = p.mutateGrant(terms);
     grants.push(await createGrant(terms));
   }
-  const request: JobRequest = {
+  return {
     v: 1,
     jobId: p.jobId,
     kind: p.kind,
@@ -81,6 +76,20 @@ export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
     chainId: p.domain.chainId,
     jobMarket: p.domain.jobMarket,
   };
+}
+
+/**
+ * Grant every input to one enclave for one job and seal the job request to that enclave's KEM key
+ * through a fresh channel. Returns what POST /v1/jobs takes, and the channel to open the response
+ * and progress events with.
+ */
+export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
+  body: { jobId: Hex; enc: Hex; ciphertext: string };
+  channel: RequesterChannel;
+  request: JobRequest;
+}> {
+  const kem = hexToBytes(p.enclave.kemPublicKey, 'enclave KEM key');
+  const request = await createJobRequest(p);
   const channel = await openChannel(kem, { info: jobChannelInfo(p.jobId) });
   const message = await channel.sealRequest(utf8(JSON.stringify(request)));
   return {

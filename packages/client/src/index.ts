@@ -7,3 +7,4 @@ export * from './sealInput.ts';
 export * from './verifyWorkProof.ts';
 export * from './demo.ts';
 export * from './trainingDemo.ts';
+export * from './openInferenceSession.ts';

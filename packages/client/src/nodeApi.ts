@@ -104,6 +104,50 @@ export class NodeApi {
     );
   }
 
+  /** POST /v1/sessions: claim the session job and open it in the enclave. */
+  async openSession(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<{
+    sessionId: Hex;
+    salt: Hex;
+    expiresAt: number;
+    inputNames: string[];
+    outputNames: string[];
+  }> {
+    return json(
+      await fetch(this.url('/v1/sessions'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }),
+    );
+  }
+
+  /** POST /v1/sessions/{id}/requests: one binary session message in, one out (both opaque to the host). */
+  async sessionRequest(
+    sessionId: Hex,
+    message: Uint8Array,
+    maxResponseBytes = 8 * 1024 * 1024,
+  ): Promise<Uint8Array> {
+    const res = await fetch(this.url(`/v1/sessions/${sessionId}/requests`), {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: message,
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    if (!res.ok) await json(res);
+    return readCapped(res, maxResponseBytes);
+  }
+
+  /** DELETE /v1/sessions/{id}: close the session; the node submits and returns the Work Proof. */
+  async closeSession(sessionId: Hex): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex }> {
+    return json(
+      await fetch(this.url(`/v1/sessions/${sessionId}`), {
+        method: 'DELETE',
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }),
+    );
+  }
+
   async getJob(jobId: Hex): Promise<NodeJobRecord> {
     return json(await fetch(this.url(`/v1/jobs/${jobId}`), { signal: AbortSignal.timeout(this.timeoutMs) }));
   }

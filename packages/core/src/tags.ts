@@ -30,6 +30,10 @@ export const TAGS = {
   gpuSimMeasurement: 'firn/gpu-sim-measurement/v1',
   gpuSimFirmware: 'firn/gpu-sim-firmware/v1',
   gramineSealKey: 'firn/gramine-seal-key/v1',
+  sessionOpen: 'firn/session-open/v1',
+  sessionRequest: 'firn/session-request/v1',
+  sessionResponse: 'firn/session-response/v1',
+  sessionTranscript: 'firn/session-transcript/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

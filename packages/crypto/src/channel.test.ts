@@ -102,3 +102,35 @@ describe('attested channel', () => {
     expect(await code(() => decodeChannelMessage(new Uint8Array(16 * 1024 * 1024 + 1)))).toBe('E_PARSE');
   });
 });
+
+describe('channel replay of a request to the enclave', () => {
+  it('a second acceptance of the same enc answers under a new key: no key and nonce reuse', async () => {
+    const { generateKemKeyPair } = await import('./hpke.ts');
+    const { acceptChannel, decodeChannelMessage, openChannel } = await import('./channel.ts');
+    const kp = await generateKemKeyPair();
+    const req = await openChannel(kp.publicKey);
+    const first = await acceptChannel(kp.privateKey, req.enc);
+    const replay = await acceptChannel(kp.privateKey, req.enc);
+    const a = decodeChannelMessage(first.sealResponse(new Uint8Array(32).fill(1)));
+    const b = decodeChannelMessage(replay.sealResponse(new Uint8Array(32).fill(2)));
+    expect(a.seq).toBe(b.seq);
+    expect(Buffer.from(a.salt!)).not.toEqual(Buffer.from(b.salt!));
+    // XOR of the two ciphertexts would equal the XOR of the plaintexts under a reused key and nonce.
+    const x = a.ciphertext.subarray(0, 32).map((v, i) => v ^ b.ciphertext[i]!);
+    expect(Buffer.from(x)).not.toEqual(Buffer.alloc(32, 3));
+  });
+
+  it('the requester refuses a response from another acceptance after the first', async () => {
+    const { generateKemKeyPair } = await import('./hpke.ts');
+    const { acceptChannel, openChannel } = await import('./channel.ts');
+    const kp = await generateKemKeyPair();
+    const req = await openChannel(kp.publicKey);
+    const first = await acceptChannel(kp.privateKey, req.enc);
+    const replay = await acceptChannel(kp.privateKey, req.enc);
+    await req.openResponse(first.sealResponse(new Uint8Array(4)));
+    replay.sealResponse(new Uint8Array(4));
+    await expect(req.openResponse(replay.sealResponse(new Uint8Array(4)))).rejects.toMatchObject({
+      code: 'E_CHANNEL_SEQUENCE',
+    });
+  });
+});

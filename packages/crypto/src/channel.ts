@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import {
   assertBytes,
+  bytesEqual,
   bytesToHex,
   concatBytes,
   encodeFields,
@@ -12,6 +14,7 @@ import {
   utf8,
 } from '@firn/core';
 import { aesGcmDecrypt, aesGcmEncrypt } from './aesGcm.ts';
+import { hkdfSha256 } from './hkdf.ts';
 import {
   createRecipientContext,
   createSenderContext,
@@ -43,8 +46,12 @@ const KIND_TAG = {
 export interface ChannelMessage {
   kind: ChannelMessageKind;
   seq: bigint;
+  /** Responses and events: the enclave's salt for this channel acceptance (16 bytes). */
+  salt?: Uint8Array;
   ciphertext: Uint8Array;
 }
+
+export const CHANNEL_SALT_BYTES = 16;
 
 export class ChannelError extends FirnError {
   override readonly name = 'ChannelError';
@@ -57,9 +64,16 @@ export class ChannelError extends FirnError {
   }
 }
 
-/** Wire form: version (1) || kind (1) || seq (8, big-endian) || ciphertext-with-tag. */
+/**
+ * Wire form: version (1) || kind (1) || seq (8, big-endian) || [salt (16), responses and events
+ * only] || ciphertext-with-tag.
+ */
 export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
-  return concatBytes(Uint8Array.of(CHANNEL_VERSION, KIND_CODE[m.kind]), u64be(m.seq), m.ciphertext);
+  const head = concatBytes(Uint8Array.of(CHANNEL_VERSION, KIND_CODE[m.kind]), u64be(m.seq));
+  if (m.kind === 'request') return concatBytes(head, m.ciphertext);
+  if (m.salt?.length !== CHANNEL_SALT_BYTES)
+    throw new InvalidInputError('responses and events carry a 16-byte salt');
+  return concatBytes(head, m.salt, m.ciphertext);
 }
 
 /** Parse a channel message from bytes, base64 or 0x-hex; size-capped, checks structure only. */
@@ -76,7 +90,15 @@ export function decodeChannelMessage(input: Uint8Array | string): ChannelMessage
   const kind = (Object.keys(KIND_CODE) as ChannelMessageKind[]).find((k) => KIND_CODE[k] === b[1]);
   if (kind === undefined) throw new ChannelError('E_PARSE', 'unknown channel message kind');
   const seq = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(2, false);
-  return { kind, seq, ciphertext: b.subarray(CHANNEL_HEADER_BYTES) };
+  if (kind === 'request') return { kind, seq, ciphertext: b.subarray(CHANNEL_HEADER_BYTES) };
+  if (b.length < CHANNEL_HEADER_BYTES + CHANNEL_SALT_BYTES + 16)
+    throw new ChannelError('E_PARSE', 'channel message too short');
+  return {
+    kind,
+    seq,
+    salt: b.subarray(CHANNEL_HEADER_BYTES, CHANNEL_HEADER_BYTES + CHANNEL_SALT_BYTES),
+    ciphertext: b.subarray(CHANNEL_HEADER_BYTES + CHANNEL_SALT_BYTES),
+  };
 }
 
 const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -113,12 +135,24 @@ function aadFor(kind: ChannelMessageKind, seq: bigint, aad: Uint8Array | undefin
 }
 
 function streamNonce(seq: bigint): Uint8Array {
-  // Each stream has its own exported key, so a plain counter is a unique nonce under that key.
+  // Each stream key is used by one channel acceptance only, so a counter is a unique nonce under it.
   return concatBytes(new Uint8Array(4), u64be(seq));
 }
 
-async function streamKey(ctx: HpkeSenderContext | HpkeRecipientContext, kind: 'response' | 'event') {
+/**
+ * A stream key: the HPKE export for the stream, salted by the enclave. The salt is fresh for each
+ * acceptance, so a host that replays the same request (same enc) to the enclave gets answers under
+ * a new key, never a second plaintext under a used key and nonce.
+ */
+async function exportedStreamSecret(
+  ctx: HpkeSenderContext | HpkeRecipientContext,
+  kind: 'response' | 'event',
+) {
   return ctx.export(utf8(KIND_TAG[kind]), 32);
+}
+
+function streamKey(secret: Uint8Array, salt: Uint8Array, kind: 'response' | 'event'): Uint8Array {
+  return hkdfSha256(secret, salt, utf8(KIND_TAG[kind]), 32);
 }
 
 function expectNext(m: ChannelMessage, kind: ChannelMessageKind, expected: bigint): void {
@@ -167,16 +201,17 @@ export interface EnclaveChannel {
 
 function sealStream(
   key: Uint8Array,
+  salt: Uint8Array,
   kind: 'response' | 'event',
   seq: bigint,
   pt: Uint8Array,
   aad?: Uint8Array,
 ) {
   assertBytes(pt, 'plaintext');
-  if (pt.length > MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+  if (pt.length > MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - CHANNEL_SALT_BYTES - 16)
     throw new InvalidInputError('plaintext too large for one channel message');
   const ct = aesGcmEncrypt(key, streamNonce(seq), pt, aadFor(kind, seq, aad));
-  return encodeChannelMessage({ kind, seq, ciphertext: ct });
+  return encodeChannelMessage({ kind, seq, salt, ciphertext: ct });
 }
 
 function openStream(key: Uint8Array, m: ChannelMessage, aad?: Uint8Array): Uint8Array {
@@ -198,13 +233,27 @@ export async function openChannel(
   opts: ChannelOptions = {},
 ): Promise<RequesterChannel> {
   const ctx = await createSenderContext(enclaveKemPublicKey, { info: channelInfo(opts.info) });
-  const keys = { response: await streamKey(ctx, 'response'), event: await streamKey(ctx, 'event') };
+  const secrets = {
+    response: await exportedStreamSecret(ctx, 'response'),
+    event: await exportedStreamSecret(ctx, 'event'),
+  };
+  const keys: {
+    response?: { salt: Uint8Array; key: Uint8Array };
+    event?: { salt: Uint8Array; key: Uint8Array };
+  } = {};
   const next = { request: 0n, response: 0n, event: 0n };
   const queue = serial();
   const receive = (kind: 'response' | 'event') => async (message: Uint8Array | string, aad?: Uint8Array) => {
     const m = decodeChannelMessage(message);
     expectNext(m, kind, next[kind]);
-    const pt = openStream(keys[kind], m, aad);
+    const salt = m.salt!;
+    const fixed = keys[kind];
+    if (fixed !== undefined && !bytesEqual(fixed.salt, salt))
+      throw new ChannelError('E_CHANNEL_SEQUENCE', 'message from another acceptance of this channel');
+    // The first message that authenticates fixes the enclave's salt for the stream.
+    const k = fixed ?? { salt: new Uint8Array(salt), key: streamKey(secrets[kind], salt, kind) };
+    const pt = openStream(k.key, m, aad);
+    keys[kind] = k;
     next[kind]++;
     return pt;
   };
@@ -233,12 +282,16 @@ export async function acceptChannel(
   opts: ChannelOptions = {},
 ): Promise<EnclaveChannel> {
   const ctx = await createRecipientContext(kemPrivateKey, enc, { info: channelInfo(opts.info) });
-  const keys = { response: await streamKey(ctx, 'response'), event: await streamKey(ctx, 'event') };
+  const salt = new Uint8Array(randomBytes(CHANNEL_SALT_BYTES));
+  const keys = {
+    response: streamKey(await exportedStreamSecret(ctx, 'response'), salt, 'response'),
+    event: streamKey(await exportedStreamSecret(ctx, 'event'), salt, 'event'),
+  };
   const next = { request: 0n, response: 0n, event: 0n };
   const queue = serial();
   const send = (kind: 'response' | 'event') => (plaintext: Uint8Array, aad?: Uint8Array) => {
     const seq = next[kind];
-    const out = sealStream(keys[kind], kind, seq, plaintext, aad);
+    const out = sealStream(keys[kind], salt, kind, seq, plaintext, aad);
     next[kind]++;
     return out;
   };

@@ -61,3 +61,4 @@ export {
   verifyTagged,
 } from './signatures.ts';
 export { x25519SharedSecret } from './x25519.ts';
+export * from './sessionChannel.ts';

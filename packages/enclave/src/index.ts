@@ -4,3 +4,9 @@ export * from './evidence/types.ts';
 export * from './keys.ts';
 export * from './protocol.ts';
 export type { RunJobOutput, RunJobParams, RunJobResult } from './jobs/runJob.ts';
+export type {
+  CloseSessionResult,
+  OpenSessionParams,
+  OpenSessionResult,
+  SessionOpenRequest,
+} from './jobs/inferenceSession.ts';

@@ -11,3 +11,4 @@ export * from './tensorJson.ts';
 export * from './tfBackend.ts';
 export * from './train.ts';
 export * from './weights.ts';
+export * from './tensorBinary.ts';

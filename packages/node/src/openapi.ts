@@ -141,6 +141,60 @@ export const OPENAPI_DOCUMENT = {
         },
       },
     },
+    '/v1/sessions': {
+      post: {
+        summary:
+          'Open a warm inference session for a job of kind inference-session posted on chain: the node claims it and the enclave verifies the model grant and loads the model once',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/JobSubmission' } } },
+        },
+        responses: {
+          '200': {
+            description: 'Session open',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/SessionOpened' } } },
+          },
+          '409': { description: 'Job not Open, already submitted here, or session already open' },
+          ...errors,
+        },
+      },
+    },
+    '/v1/sessions/{id}/requests': {
+      post: {
+        summary:
+          'One inference request: the body is a binary session message (sealed with the session keys, strictly increasing sequence number); the response is the sealed output message. The host relays bytes only.',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
+        requestBody: {
+          required: true,
+          content: {
+            'application/octet-stream': { schema: { type: 'string', format: 'binary', maxLength: 8388608 } },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'Sealed response message',
+            content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+          },
+          '413': { description: 'Request over 8 MiB' },
+          '422': { description: 'Replayed, reordered or altered message (E_CHANNEL_SEQUENCE, E_DECRYPT)' },
+          ...errors,
+        },
+      },
+    },
+    '/v1/sessions/{id}': {
+      delete: {
+        summary:
+          'Close the session: the enclave signs one Work Proof for it and the node submits it on chain',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
+        responses: {
+          '200': {
+            description: 'Closed',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/SessionClosed' } } },
+          },
+          ...errors,
+        },
+      },
+    },
     '/v1/openapi.json': {
       get: { summary: 'This document', responses: { '200': { description: 'OpenAPI document' } } },
     },
@@ -167,6 +221,26 @@ export const OPENAPI_DOCUMENT = {
             maxItems: 16,
             description: 'input artifact ids in order (public: the on-chain input commitment covers them)',
           },
+        },
+      },
+      SessionOpened: {
+        type: 'object',
+        required: ['sessionId', 'salt', 'expiresAt', 'inputNames', 'outputNames'],
+        properties: {
+          sessionId: hex32,
+          salt: { ...hex32, description: 'fresh per open; mixed into the session keys (public)' },
+          expiresAt: { type: 'integer', description: 'unix seconds; the model grant expiry' },
+          inputNames: { type: 'array', items: { type: 'string' } },
+          outputNames: { type: 'array', items: { type: 'string' } },
+        },
+      },
+      SessionClosed: {
+        type: 'object',
+        required: ['proof', 'requests', 'proofTx'],
+        properties: {
+          proof: { type: 'object', description: 'PROOF.json (WorkProofJson) covering the whole session' },
+          requests: { type: 'integer' },
+          proofTx: hex32,
         },
       },
       JobRecord: {

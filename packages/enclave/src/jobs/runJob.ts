@@ -76,7 +76,7 @@ const fail = (code: ConstructorParameters<typeof FirnError>[0], message: string)
   new FirnError(code, message);
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
+export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
   const jobId = bytesToHex(hexBytes(p.jobId, 'jobId', 32));
   if (typeof p.request !== 'string') throw fail('E_JOB_INVALID', 'request must be a base64 channel message');
   const onChain = p.onChain as Record<string, unknown> | undefined;
@@ -111,6 +111,79 @@ async function readInput(path: string, id: Hex): Promise<Uint8Array> {
   if (!same(artifactId(bytes), id))
     throw fail('E_ARTIFACT_TAMPERED', `input artifact ${id} does not hash to its id`);
   return bytes;
+}
+
+/**
+ * Verify every grant of a request (owner signature, this enclave's Enclave ID and KEM key, this
+ * jobId and workload hash, expiry at `now`), unwrap the data keys and open the inputs (from the
+ * plaintext cache on a hit with the same key, else from the host file, which must hash to its
+ * id). It proves the requester's grants cover these inputs for this job; it does not check the
+ * request against the chain (callers compare the commitments first).
+ */
+export async function openGrantedInputs(
+  req: Pick<JobRequest, 'inputs' | 'grants'>,
+  p: Pick<RunJobParams, 'jobId' | 'inputPaths'>,
+  ctx: EnclaveContext,
+  cache: ArtifactCache,
+  now: number,
+  workloadHash: Hex,
+): Promise<WorkloadInput[]> {
+  const keys = ctx.keys();
+  const enclaveId = bytesToHex(ctx.enclaveId());
+  const grants = req.grants.map((g) => parseGrant(g));
+  const inputs: WorkloadInput[] = [];
+  for (const ref of req.inputs) {
+    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
+    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
+    verifyGrant(grant, {
+      artifactId: ref.artifactId,
+      enclaveId,
+      jobId: p.jobId,
+      workloadHash,
+      now,
+      enclaveKemPublicKey: keys.kemPublicKey,
+    });
+    const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
+    const hit = cache.get(ref.artifactId, dataKey);
+    if (hit !== undefined) {
+      inputs.push({
+        role: ref.role,
+        artifactId: ref.artifactId,
+        contentType: hit.contentType,
+        bytes: hit.bytes,
+      });
+      continue;
+    }
+    const path = Object.hasOwn(p.inputPaths, ref.artifactId) ? p.inputPaths[ref.artifactId] : undefined;
+    if (typeof path !== 'string') throw fail('E_NOT_FOUND', `host did not pass input ${ref.artifactId}`);
+    const sealed = await readInput(path, ref.artifactId);
+    const header = readArtifactHeader(sealed);
+    const bytes = await openArtifact(sealed, { dataKey });
+    cache.put(ref.artifactId, dataKey, header.contentType, bytes);
+    inputs.push({ role: ref.role, artifactId: ref.artifactId, contentType: header.contentType, bytes });
+  }
+  return inputs;
+}
+
+/**
+ * Check a request against what the host says is on chain: same jobId and EIP-712 domain, and the
+ * workload hash and input commitment the enclave computes itself equal the on-chain job's. It
+ * proves the request is the posted job; the host's on-chain values are not verified here.
+ */
+export function checkRequestAgainstChain(
+  req: JobRequest,
+  p: Pick<RunJobParams, 'jobId' | 'domain' | 'onChain'>,
+): { workloadHash: Hex; inputCommitment: Hex } {
+  if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
+  if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
+    throw fail('E_JOB_INVALID', 'the request names another chain or job market');
+  const workloadHash = computeWorkloadHash(req.kind, req.params, req.inputs);
+  const inputCommitment = computeInputCommitment(req.inputs.map((i) => i.artifactId));
+  if (!same(workloadHash, p.onChain.workloadHash))
+    throw fail('E_JOB_INVALID', 'workload hash differs from the on-chain job');
+  if (!same(inputCommitment, p.onChain.inputCommitment))
+    throw fail('E_JOB_INVALID', 'input commitment differs from the on-chain job');
+  return { workloadHash, inputCommitment };
 }
 
 export interface JobHandlerOptions {
@@ -164,48 +237,11 @@ async function runRequest(
     throw fail('E_JOB_INVALID', 'the request names another chain or job market');
   const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
   if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
-  const workloadHash = computeWorkloadHash(req.kind, req.params, req.inputs);
-  const inputCommitment = computeInputCommitment(req.inputs.map((i) => i.artifactId));
-  if (!same(workloadHash, p.onChain.workloadHash))
-    throw fail('E_JOB_INVALID', 'workload hash differs from the on-chain job');
-  if (!same(inputCommitment, p.onChain.inputCommitment))
-    throw fail('E_JOB_INVALID', 'input commitment differs from the on-chain job');
+  const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
-  const now = clock();
-  const grants = req.grants.map((g) => parseGrant(g));
-  const inputs: WorkloadInput[] = [];
-  for (const ref of req.inputs) {
-    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
-    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
-    verifyGrant(grant, {
-      artifactId: ref.artifactId,
-      enclaveId,
-      jobId: p.jobId,
-      workloadHash,
-      now,
-      enclaveKemPublicKey: keys.kemPublicKey,
-    });
-    const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
-    const hit = cache.get(ref.artifactId, dataKey);
-    if (hit !== undefined) {
-      inputs.push({
-        role: ref.role,
-        artifactId: ref.artifactId,
-        contentType: hit.contentType,
-        bytes: hit.bytes,
-      });
-      continue;
-    }
-    const path = Object.hasOwn(p.inputPaths, ref.artifactId) ? p.inputPaths[ref.artifactId] : undefined;
-    if (typeof path !== 'string') throw fail('E_NOT_FOUND', `host did not pass input ${ref.artifactId}`);
-    const sealed = await readInput(path, ref.artifactId);
-    const header = readArtifactHeader(sealed);
-    const bytes = await openArtifact(sealed, { dataKey });
-    cache.put(ref.artifactId, dataKey, header.contentType, bytes);
-    inputs.push({ role: ref.role, artifactId: ref.artifactId, contentType: header.contentType, bytes });
-  }
+  const inputs = await openGrantedInputs(req, p, ctx, cache, clock(), workloadHash);
 
   const emitProgress = (event: Record<string, unknown>) => {
     const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));

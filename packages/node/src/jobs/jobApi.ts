@@ -30,6 +30,7 @@ import type { NodeDaemon } from '../nodeDaemon.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
+import { SessionService } from './sessionApi.ts';
 
 export interface JobApiOptions {
   rpcUrl: string;
@@ -64,14 +65,14 @@ export function failureCodeOf(reason: Hex): string {
   return Buffer.from(reason.slice(2), 'hex').toString('ascii').replace(/\0+$/, '');
 }
 
-interface SubmitBody {
+export interface SubmitBody {
   jobId: Hex;
   enc: Hex;
   ciphertext: string;
   inputs: Hex[];
 }
 
-function parseSubmitBody(o: unknown): SubmitBody {
+export function parseSubmitBody(o: unknown): SubmitBody {
   const r = o as Record<string, unknown> | null;
   if (typeof r !== 'object' || r === null) throw new FirnError('E_INVALID_INPUT', 'body must be an object');
   const jobId = parseArtifactId(r.jobId) as Hex;
@@ -106,6 +107,7 @@ export class JobService {
   private readonly listeners = new Map<Hex, Set<() => void>>();
   private chainQueue: Promise<unknown> = Promise.resolve();
   private readonly running = new Set<Promise<void>>();
+  readonly sessions: SessionService;
 
   constructor(
     readonly node: NodeDaemon,
@@ -116,6 +118,7 @@ export class JobService {
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
+    this.sessions = new SessionService(this);
     node.supervisor.on('event', (name: string, data: unknown) => {
       if (name !== 'jobEvent') return;
       const d = data as { jobId?: unknown; message?: unknown } | null;
@@ -144,6 +147,43 @@ export class JobService {
     return run;
   }
 
+  /**
+   * The host's pre-checks before claiming a job (for jobs and sessions): inputs stored here, the
+   * job Open on chain, for this TEE type and measurement, before its deadline, and with this input
+   * commitment. Returns the on-chain job.
+   */
+  async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>) {
+    for (const id of body.inputs)
+      if (!this.artifacts.has(id))
+        throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
+    const identity = this.node.identity!;
+    const job = await getJob(this.clients, body.jobId);
+    if (job.status !== JobStatus.Open)
+      throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
+    const tee = TEE_TYPES[identity.teeType as TeeTypeName];
+    if ((job.teeTypeMask & (1 << tee)) === 0)
+      throw new FirnError('E_JOB_INVALID', 'job does not accept this TEE type');
+    if (
+      job.allowedMeasurements.length > 0 &&
+      !job.allowedMeasurements.some((m) => same(m, identity.measurement))
+    )
+      throw new FirnError('E_JOB_INVALID', 'job does not accept this measurement');
+    if (BigInt(this.now()) >= job.deadline) throw new FirnError('E_JOB_INVALID', 'job deadline has passed');
+    if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
+      throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
+    return job;
+  }
+
+  /** A chain write in the operator's serial queue (shared with the session API). */
+  chainWrite<T>(f: () => Promise<T>): Promise<T> {
+    return this.chain(f);
+  }
+
+  /** Host clock, unix seconds. */
+  clock(): number {
+    return this.now();
+  }
+
   mount(router: Router): void {
     router.add('GET', '/v1/openapi.json', () => OPENAPI_DOCUMENT);
     router.add('PUT', '/v1/artifacts', ({ req, res }) => this.upload(req, res));
@@ -152,6 +192,7 @@ export class JobService {
     router.add('GET', '/v1/jobs/:id', ({ params }) => this.status(params.id!));
     router.add('GET', '/v1/jobs/:id/events', ({ params, req, res }) => this.stream(params.id!, req, res));
     router.add('GET', '/v1/jobs/:id/result', ({ params }) => this.result(params.id!));
+    this.sessions.mount(router);
   }
 
   private async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
@@ -186,21 +227,7 @@ export class JobService {
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     if (this.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
-    const identity = this.node.identity!;
-    const job = await getJob(this.clients, body.jobId);
-    if (job.status !== JobStatus.Open)
-      throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
-    const tee = TEE_TYPES[identity.teeType as TeeTypeName];
-    if ((job.teeTypeMask & (1 << tee)) === 0)
-      throw new FirnError('E_JOB_INVALID', 'job does not accept this TEE type');
-    if (
-      job.allowedMeasurements.length > 0 &&
-      !job.allowedMeasurements.some((m) => same(m, identity.measurement))
-    )
-      throw new FirnError('E_JOB_INVALID', 'job does not accept this measurement');
-    if (BigInt(this.now()) >= job.deadline) throw new FirnError('E_JOB_INVALID', 'job deadline has passed');
-    if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
-      throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
+    const job = await this.checkOpenJob(body);
     const now = this.now();
     const record: JobRecord = {
       jobId: body.jobId,
@@ -372,6 +399,7 @@ export class JobService {
   /** Wait for jobs in flight (for shutdown and tests). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running]);
+    this.sessions.stopSweeper();
   }
 }
 

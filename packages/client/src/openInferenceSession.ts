@@ -1,0 +1,321 @@
+import { randomBytes } from 'node:crypto';
+import type { AttestationPolicy } from '@firn/attestation';
+import { createFirnClients, type FirnDeployment, getJob, JobStatus, postJob, reclaimJob } from '@firn/chain';
+import {
+  bytesToHex,
+  type ErrorCode,
+  FirnError,
+  type Hex,
+  hexBytes,
+  parseWorkProofJson,
+  type TeeTypeName,
+  TEE_TYPES,
+  utf8,
+  type WorkProofJson,
+} from '@firn/core';
+import {
+  type CreateGrantParams,
+  createSessionEndpoint,
+  deriveSessionKeys,
+  generateKemKeyPair,
+  openChannel,
+  SESSION_FORMAT,
+  SESSION_KIND,
+  SESSION_SALT_BYTES,
+  SESSION_STATUS,
+  type SessionEndpoint,
+  SessionTranscript,
+  sessionChannelInfo,
+} from '@firn/crypto';
+import {
+  decodeTensorsBinary,
+  encodeTensorsBinary,
+  parseTensorMap,
+  type TensorLike,
+  type TensorMap,
+  tensorMapToJson,
+} from '@firn/ml';
+import { attestNode } from './attestNode.ts';
+import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
+import { NodeApi } from './nodeApi.ts';
+import { type SealedInput, sealInput } from './sealInput.ts';
+import { verifyWorkProof } from './verifyWorkProof.ts';
+
+export type SessionFormat = 'binary' | 'json';
+
+/**
+ * The requester's side of an open session's wire format: seals tensor maps as session requests,
+ * opens responses in order, and keeps the transcript whose commitment the closing proof must carry.
+ */
+export class SessionCodec {
+  readonly transcript = new SessionTranscript();
+  /** Input elements of the requests the enclave answered without error (the proof's workUnits). */
+  workUnits = 0n;
+  private readonly endpoint: SessionEndpoint;
+  private readonly pending: bigint[] = [];
+
+  constructor(
+    secret: Uint8Array,
+    readonly salt: Uint8Array,
+    readonly sessionId: Hex,
+    readonly format: SessionFormat = 'binary',
+  ) {
+    this.endpoint = createSessionEndpoint('requester', deriveSessionKeys(secret, salt, sessionId), sessionId);
+  }
+
+  sealRequest(tensors: Record<string, TensorLike>): Uint8Array {
+    const body = this.format === 'binary' ? encodeTensorsBinary(tensors) : utf8(tensorMapToJson(tensors));
+    const pt = new Uint8Array(body.length + 1);
+    pt[0] = SESSION_FORMAT[this.format];
+    pt.set(body, 1);
+    let units = 0n;
+    for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
+    const message = this.endpoint.seal(pt);
+    this.pending.push(units);
+    return message;
+  }
+
+  /** Open the response to `request` (the message sealRequest returned); typed enclave errors are rethrown. */
+  openResponse(request: Uint8Array, response: Uint8Array): TensorMap {
+    const pt = this.endpoint.open(response);
+    this.transcript.add(request, response);
+    const units = this.pending.shift() ?? 0n;
+    if (pt[0] === SESSION_STATUS.error) {
+      let e: { code?: string; message?: string } = {};
+      try {
+        e = JSON.parse(new TextDecoder().decode(pt.subarray(1))) as typeof e;
+      } catch {}
+      throw new FirnError(
+        (e.code?.startsWith('E_') ? e.code : 'E_JOB_FAILED') as ErrorCode,
+        e.message ?? 'inference failed',
+      );
+    }
+    if (pt[0] !== SESSION_STATUS.ok) throw new FirnError('E_PARSE', 'unknown session response status');
+    this.workUnits += units;
+    const body = pt.subarray(2);
+    return pt[1] === SESSION_FORMAT.binary ? decodeTensorsBinary(body) : parseTensorMap(body);
+  }
+
+  /** The outputCommitment the closing proof must carry. */
+  commitment(): Hex {
+    return this.transcript.commitment(this.sessionId, this.salt);
+  }
+}
+
+export interface BuildSessionOpenParams {
+  jobId: Hex;
+  model: { artifactId: Hex; dataKey: Uint8Array };
+  params?: Record<string, unknown>;
+  requesterKey: Hex;
+  enclave: { enclaveId: Hex; kemPublicKey: Hex };
+  resultRecipient: Uint8Array;
+  domain: { chainId: number; jobMarket: Hex };
+  grantExpiresAt: number;
+  /** Fault tests only. */
+  mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
+}
+
+/**
+ * Build the encrypted open request of a session: the model grant (scoped to this jobId and the
+ * session's workload hash) and a fresh session secret, sealed to the enclave's KEM key through an
+ * HPKE channel bound to the jobId. Returns the POST /v1/sessions body and the secret.
+ */
+export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
+  body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] };
+  secret: Uint8Array;
+}> {
+  const job = await createJobRequest({
+    jobId: p.jobId,
+    kind: SESSION_KIND,
+    inputs: [{ role: 'model', artifactId: p.model.artifactId, dataKey: p.model.dataKey }],
+    params: p.params ?? {},
+    requesterKey: p.requesterKey,
+    enclave: p.enclave,
+    resultRecipient: p.resultRecipient,
+    domain: p.domain,
+    grantExpiresAt: p.grantExpiresAt,
+    ...(p.mutateGrant ? { mutateGrant: p.mutateGrant } : {}),
+  });
+  const secret = new Uint8Array(randomBytes(32));
+  const channel = await openChannel(hexBytes(p.enclave.kemPublicKey, 'enclave KEM key', 32), {
+    info: sessionChannelInfo(p.jobId),
+  });
+  const message = await channel.sealRequest(
+    utf8(JSON.stringify({ v: 1, job, sessionSecret: bytesToHex(secret) })),
+  );
+  return {
+    body: {
+      jobId: p.jobId,
+      enc: bytesToHex(channel.enc),
+      ciphertext: Buffer.from(message).toString('base64'),
+      inputs: [p.model.artifactId],
+    },
+    secret,
+  };
+}
+
+/** The session workload hash and input commitment (what the session job is posted with). */
+export function sessionCommitments(modelArtifactId: Hex, params: Record<string, unknown> = {}) {
+  return jobCommitments(SESSION_KIND, params, [{ role: 'model', artifactId: modelArtifactId }]);
+}
+
+export interface OpenInferenceSessionOptions {
+  rpcUrl: string;
+  deployment: FirnDeployment;
+  /** Pays the escrow and signs the model grant. */
+  requesterKey: Hex;
+  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  /** Endpoint; else the first Active node of the registry. */
+  node?: string;
+  policy: AttestationPolicy;
+  roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+  /** The ONNX model, plaintext (sealed here) or already sealed with its data key. */
+  model: { bytes: Uint8Array } | { sealed: SealedInput };
+  escrow: bigint;
+  /** How long the session (job deadline and grant) lasts; default 1 hour. */
+  deadlineSeconds?: number;
+  claimTimeoutSeconds?: number;
+  /** Tensor encoding inside the encrypted requests; default binary. */
+  format?: SessionFormat;
+  now?: () => number;
+  mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
+}
+
+export interface InferenceSession {
+  jobId: Hex;
+  sessionId: Hex;
+  node: { endpoint: string; enclaveId: Hex; enclaveAddress: Hex; measurement: Hex };
+  /** Unix seconds after which the enclave refuses requests (the grant's expiry). */
+  expiresAt: number;
+  inputNames: string[];
+  outputNames: string[];
+  /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
+  timings: { attestMs: number; openMs: number };
+  /** Run one tensor map in the enclave; requests are sent one at a time, in call order. */
+  infer(tensors: Record<string, TensorLike>): Promise<TensorMap>;
+  /** Close the session: the node submits the enclave's Work Proof, which is verified here. */
+  close(): Promise<{
+    proof: WorkProofJson;
+    proofCheck: { ok: boolean; reasons: string[] };
+    requests: number;
+    workUnits: bigint;
+  }>;
+}
+
+/**
+ * Open a warm inference session through the market: attest a node, seal and upload the model,
+ * post one job (kind inference-session) with escrow, grant the model to that enclave for that
+ * job, and open the session. Each `infer` is one encrypted round trip with no chain, grant or
+ * disk work; `close` returns the session's Work Proof, checked against the requester's own
+ * transcript. An open the enclave refuses rejects with its typed error after the escrow is reclaimed.
+ */
+export async function openInferenceSession(opts: OpenInferenceSessionOptions): Promise<InferenceSession> {
+  const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
+    pollingIntervalMs: 100,
+  });
+  const t0 = performance.now();
+  const node = await attestNode(clients, {
+    policy: opts.policy,
+    now: now(),
+    ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+    ...(opts.node === undefined ? {} : { node: opts.node }),
+  });
+  const attestMs = performance.now() - t0;
+  const t1 = performance.now();
+  const api = new NodeApi(node.endpoint);
+  const kem = opts.requesterKem ?? (await generateKemKeyPair());
+  const model =
+    'sealed' in opts.model
+      ? opts.model.sealed
+      : await sealInput(opts.model.bytes, 'application/onnx', kem.publicKey);
+  const up = await api.uploadArtifact(model.sealed);
+  if (up.id.toLowerCase() !== model.artifactId.toLowerCase())
+    throw new FirnError('E_ARTIFACT_TAMPERED', 'node stored the model under another id');
+  const { workloadHash, inputCommitment } = sessionCommitments(model.artifactId);
+  const block = await clients.public.getBlock();
+  const deadlineSeconds = opts.deadlineSeconds ?? 3600;
+  const posted = await postJob(clients, {
+    teeTypeMask: 1 << TEE_TYPES[node.teeType],
+    allowedMeasurements: [node.measurement],
+    workloadHash,
+    inputCommitment,
+    deadline: BigInt(Math.max(Number(block.timestamp), now()) + deadlineSeconds),
+    claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
+    escrow: opts.escrow,
+  });
+  const jobId = posted.jobId;
+  const built = await buildSessionOpen({
+    jobId,
+    model,
+    requesterKey: opts.requesterKey,
+    enclave: node,
+    resultRecipient: kem.publicKey,
+    domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
+    grantExpiresAt: now() + deadlineSeconds,
+    ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
+  });
+  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; inputNames: string[]; outputNames: string[] };
+  try {
+    opened = await api.openSession(built.body);
+  } catch (e) {
+    const j = await getJob(clients, jobId).catch(() => undefined);
+    if (j && (j.status === JobStatus.Failed || j.status === JobStatus.Open))
+      await reclaimJob(clients, jobId).catch(() => undefined);
+    throw e;
+  }
+  if (opened.sessionId.toLowerCase() !== jobId.toLowerCase())
+    throw new FirnError('E_JOB_INVALID', 'node opened another session than this job');
+  const codec = new SessionCodec(
+    built.secret,
+    hexBytes(opened.salt, 'salt', SESSION_SALT_BYTES),
+    jobId,
+    opts.format ?? 'binary',
+  );
+  const openMs = performance.now() - t1;
+  let tail: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const run = tail.then(f, f);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+  return {
+    jobId,
+    sessionId: opened.sessionId,
+    node: {
+      endpoint: node.endpoint,
+      enclaveId: node.enclaveId,
+      enclaveAddress: node.enclaveAddress,
+      measurement: node.measurement,
+    },
+    expiresAt: opened.expiresAt,
+    inputNames: opened.inputNames,
+    outputNames: opened.outputNames,
+    timings: { attestMs, openMs },
+    infer: (tensors) =>
+      serial(async () => {
+        const request = codec.sealRequest(tensors);
+        const response = await api.sessionRequest(opened.sessionId, request);
+        return codec.openResponse(request, response);
+      }),
+    close: () =>
+      serial(async () => {
+        const r = await api.closeSession(opened.sessionId);
+        const check = await verifyWorkProof(clients, r.proof, {
+          jobId,
+          workloadHash,
+          inputCommitment,
+          outputCommitment: codec.commitment(),
+        });
+        const p = parseWorkProofJson(r.proof);
+        if (p.proof.workUnits !== codec.workUnits)
+          check.reasons.push('workUnits differ from the requester’s own count');
+        return {
+          proof: r.proof,
+          proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
+          requests: r.requests,
+          workUnits: codec.workUnits,
+        };
+      }),
+  };
+}

@@ -1,0 +1,194 @@
+import {
+  assertBytes,
+  bytesToHex,
+  encodeFields,
+  type Hex,
+  hexBytes,
+  sha256,
+  TAGS,
+  taggedSha256,
+  u64be,
+  utf8,
+} from '@firn/core';
+import { aesGcmDecrypt, aesGcmEncrypt } from './aesGcm.ts';
+import { CHANNEL_HEADER_BYTES, CHANNEL_VERSION, ChannelError } from './channel.ts';
+import { hkdfSha256 } from './hkdf.ts';
+
+/**
+ * The warm inference session channel (docs/decisions/0602-inference-sessions.md). The requester
+ * puts a fresh 32-byte session secret inside the HPKE-sealed open request; the enclave answers
+ * with a fresh 32-byte salt in clear. Both derive one AES-256-GCM key per direction with HKDF
+ * (secret, salt, tag || sessionId), and every message uses the channel wire form with its
+ * sequence number as the nonce. The enclave's fresh salt makes the keys unique per open even if
+ * the host replays the open request, so a counter nonce is never reused under one key.
+ */
+
+/** The job kind a session is posted under on chain (it enters the workload hash). */
+export const SESSION_KIND = 'inference-session';
+/** Payload formats inside a session request (first plaintext byte): binary tensors or tensor JSON. */
+export const SESSION_FORMAT = { binary: 1, json: 2 } as const;
+/** First plaintext byte of a response: ok (then the format byte and the outputs) or error (then JSON {code, message}). */
+export const SESSION_STATUS = { ok: 0, error: 1 } as const;
+export const SESSION_SECRET_BYTES = 32;
+export const SESSION_SALT_BYTES = 32;
+/** Cap on one serialised session message (request or response). */
+export const MAX_SESSION_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** HPKE info of a session's open request: binds the session tag and the jobId. */
+export function sessionChannelInfo(jobId: Hex): Uint8Array {
+  return encodeFields([utf8(TAGS.sessionOpen), hexBytes(jobId, 'jobId', 32)]);
+}
+
+export interface SessionKeys {
+  request: Uint8Array;
+  response: Uint8Array;
+}
+
+/** Derive the two directional keys of a session. */
+export function deriveSessionKeys(secret: Uint8Array, salt: Uint8Array, sessionId: Hex): SessionKeys {
+  assertBytes(secret, 'session secret', SESSION_SECRET_BYTES);
+  assertBytes(salt, 'session salt', SESSION_SALT_BYTES);
+  const id = hexBytes(sessionId, 'sessionId', 32);
+  return {
+    request: hkdfSha256(secret, salt, encodeFields([utf8(TAGS.sessionRequest), id]), 32),
+    response: hkdfSha256(secret, salt, encodeFields([utf8(TAGS.sessionResponse), id]), 32),
+  };
+}
+
+const nonceOf = (seq: bigint) => {
+  const n = new Uint8Array(12);
+  n.set(u64be(seq), 4);
+  return n;
+};
+const aadOf = (kind: 'request' | 'response', id: Uint8Array, seq: bigint) =>
+  encodeFields([utf8(kind === 'request' ? TAGS.sessionRequest : TAGS.sessionResponse), id, u64be(seq)]);
+
+/** Session message kinds on the wire (distinct from the job channel's kinds). */
+const SESSION_KIND_CODE = { request: 0x11, response: 0x12 } as const;
+
+/** Wire form of a session message: version (1) || kind (1) || seq (8, big-endian) || ciphertext-with-tag. */
+function encodeSessionMessage(kind: 'request' | 'response', seq: bigint, ciphertext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CHANNEL_HEADER_BYTES + ciphertext.length);
+  out[0] = CHANNEL_VERSION;
+  out[1] = SESSION_KIND_CODE[kind];
+  out.set(u64be(seq), 2);
+  out.set(ciphertext, CHANNEL_HEADER_BYTES);
+  return out;
+}
+
+function decodeSessionMessage(b: Uint8Array): {
+  kind: 'request' | 'response';
+  seq: bigint;
+  ciphertext: Uint8Array;
+} {
+  assertBytes(b, 'session message');
+  if (b.length < CHANNEL_HEADER_BYTES + 16) throw new ChannelError('E_PARSE', 'session message too short');
+  if (b[0] !== CHANNEL_VERSION) throw new ChannelError('E_PARSE', 'unsupported session message version');
+  const kind =
+    b[1] === SESSION_KIND_CODE.request
+      ? 'request'
+      : b[1] === SESSION_KIND_CODE.response
+        ? 'response'
+        : undefined;
+  if (kind === undefined) throw new ChannelError('E_PARSE', 'not a session message');
+  const seq = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(2, false);
+  return { kind, seq, ciphertext: b.subarray(CHANNEL_HEADER_BYTES) };
+}
+
+/** One end of a session: seals its own direction and opens the other, strictly in order. */
+export interface SessionEndpoint {
+  readonly sessionId: Hex;
+  /** Sequence number the next sealed message gets. */
+  readonly sent: bigint;
+  /** Sequence number the next opened message must carry. */
+  readonly received: bigint;
+  seal(plaintext: Uint8Array): Uint8Array;
+  /** Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); state is unchanged then. */
+  open(message: Uint8Array): Uint8Array;
+}
+
+/** Create the requester's ('requester') or the enclave's ('enclave') end of a session. */
+export function createSessionEndpoint(
+  side: 'requester' | 'enclave',
+  keys: SessionKeys,
+  sessionId: Hex,
+): SessionEndpoint {
+  const id = hexBytes(sessionId, 'sessionId', 32);
+  const out = side === 'requester' ? 'request' : 'response';
+  const inn = side === 'requester' ? 'response' : 'request';
+  const sendKey = Uint8Array.from(keys[out]);
+  const recvKey = Uint8Array.from(keys[inn]);
+  let sent = 0n;
+  let received = 0n;
+  return {
+    sessionId: bytesToHex(id),
+    get sent() {
+      return sent;
+    },
+    get received() {
+      return received;
+    },
+    seal(plaintext) {
+      if (plaintext.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+        throw new ChannelError('E_PARSE', 'session message too large');
+      const seq = sent;
+      const ct = aesGcmEncrypt(sendKey, nonceOf(seq), plaintext, aadOf(out, id, seq));
+      sent++;
+      return encodeSessionMessage(out, seq, ct);
+    },
+    open(message) {
+      if (message.length > MAX_SESSION_MESSAGE_BYTES)
+        throw new ChannelError('E_PARSE', 'session message too large');
+      const m = decodeSessionMessage(message);
+      if (m.kind !== inn)
+        throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
+      if (m.seq !== received)
+        throw new ChannelError(
+          'E_CHANNEL_SEQUENCE',
+          m.seq < received ? 'replayed session message' : 'session message out of order',
+          { details: { expected: received.toString(), got: m.seq.toString() } },
+        );
+      let pt: Uint8Array;
+      try {
+        pt = aesGcmDecrypt(recvKey, nonceOf(m.seq), m.ciphertext, aadOf(inn, id, m.seq));
+      } catch {
+        throw new ChannelError('E_DECRYPT', 'decryption failed');
+      }
+      received++;
+      return pt;
+    },
+  };
+}
+
+/**
+ * The session transcript both ends keep: running hashes over the SHA-256 of every request and
+ * every response message (ciphertext, as it crossed the host). Its commitment is the session's
+ * Work Proof outputCommitment, so the requester can check the proof covers exactly the exchange
+ * it saw.
+ */
+export class SessionTranscript {
+  private requests: Uint8Array = new Uint8Array(32);
+  private responses: Uint8Array = new Uint8Array(32);
+  count = 0n;
+
+  add(request: Uint8Array, response: Uint8Array): void {
+    this.requests = taggedSha256(TAGS.sessionTranscript, utf8('request'), this.requests, sha256(request));
+    this.responses = taggedSha256(TAGS.sessionTranscript, utf8('response'), this.responses, sha256(response));
+    this.count++;
+  }
+
+  /** taggedSha256(sessionTranscript, "commit", sessionId, salt, count, requestsHash, responsesHash). */
+  commitment(sessionId: Hex, salt: Uint8Array): Hex {
+    return bytesToHex(
+      taggedSha256(
+        TAGS.sessionTranscript,
+        utf8('commit'),
+        hexBytes(sessionId, 'sessionId', 32),
+        assertBytes(salt, 'session salt', SESSION_SALT_BYTES),
+        u64be(this.count),
+        this.requests,
+        this.responses,
+      ),
+    );
+  }
+}

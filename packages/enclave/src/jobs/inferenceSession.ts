@@ -1,0 +1,344 @@
+import { randomBytes } from 'node:crypto';
+import {
+  bytesToHex,
+  FirnError,
+  type Hex,
+  hexBytes,
+  isFirnError,
+  type JobRequest,
+  MAX_JOB_REQUEST_BYTES,
+  parseJobRequest,
+  utf8,
+  type WorkProofFields,
+  type WorkProofJson,
+  workProofDigest,
+  workProofToJson,
+} from '@firn/core';
+import {
+  acceptChannel,
+  createSessionEndpoint,
+  deriveSessionKeys,
+  MAX_SESSION_MESSAGE_BYTES,
+  parseGrant,
+  SESSION_FORMAT,
+  SESSION_KIND,
+  SESSION_SECRET_BYTES,
+  SESSION_STATUS,
+  type SessionEndpoint,
+  SessionTranscript,
+  sessionChannelInfo,
+  signDigest,
+} from '@firn/crypto';
+import {
+  decodeTensorsBinary,
+  encodeTensorsBinary,
+  loadOnnxModel,
+  type OnnxModel,
+  parseTensorMap,
+  type TensorMap,
+  tensorMapToJson,
+} from '@firn/ml';
+import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { ArtifactCache } from './artifactCache.ts';
+import { checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
+
+/**
+ * Warm inference sessions (docs/decisions/0602-inference-sessions.md): `openSession` verifies the
+ * model grant exactly like `runJob` and loads the model once; `sessionRequest` runs one tensor
+ * map sealed under the session keys, strictly in sequence, with no proof and no disk; and
+ * `closeSession` signs one Work Proof for the whole session.
+ */
+
+export const DEFAULT_MAX_SESSIONS = 8;
+export const DEFAULT_SESSION_IDLE_SECONDS = 600;
+
+export interface OpenSessionParams {
+  jobId: Hex;
+  enc: Hex;
+  /** Base64 channel request: the sealed SessionOpenRequest. */
+  request: string;
+  inputPaths: Record<string, string>;
+  onChain: { workloadHash: Hex; inputCommitment: Hex };
+  domain: { chainId: number; jobMarket: Hex };
+}
+
+export interface OpenSessionResult {
+  sessionId: Hex;
+  /** Fresh per open; the requester derives the session keys with it. Public. */
+  salt: Hex;
+  /** Unix seconds: the earliest grant expiry; requests at or after it are refused. */
+  expiresAt: number;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+export interface CloseSessionResult {
+  proof: WorkProofJson;
+  requests: number;
+}
+
+/** What the requester seals in the open request: the job request plus the session secret. */
+export interface SessionOpenRequest {
+  v: 1;
+  job: JobRequest;
+  /** 32 random bytes, hex; only the requester and this enclave know it. */
+  sessionSecret: Hex;
+}
+
+export function parseSessionOpenRequest(bytes: Uint8Array): SessionOpenRequest {
+  if (bytes.length > MAX_JOB_REQUEST_BYTES) throw new FirnError('E_JOB_INVALID', 'session request too large');
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw new FirnError('E_JOB_INVALID', 'session request is not JSON');
+  }
+  const r = o as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null || Array.isArray(r))
+    throw new FirnError('E_JOB_INVALID', 'session request must be an object');
+  for (const k of Object.keys(r))
+    if (k !== 'v' && k !== 'job' && k !== 'sessionSecret')
+      throw new FirnError('E_JOB_INVALID', `unknown session request field ${k}`);
+  if (r.v !== 1) throw new FirnError('E_JOB_INVALID', 'unsupported session request version');
+  const job = parseJobRequest(utf8(JSON.stringify(r.job ?? null)));
+  return {
+    v: 1,
+    job,
+    sessionSecret: bytesToHex(hexBytes(r.sessionSecret, 'sessionSecret', SESSION_SECRET_BYTES)),
+  };
+}
+
+export interface SessionHandlerOptions {
+  /** Enclave clock, unix seconds. */
+  now?: () => number;
+  /** Shared with runJob so a model opened by either is not decrypted twice. */
+  cache?: ArtifactCache;
+  maxSessions?: number;
+  /** A session unused this long is dropped (without a proof) to make room. */
+  idleSeconds?: number;
+  /** Cap on one request message (bytes, before base64). */
+  maxRequestBytes?: number;
+  /** Model loader (tests may count loads); default onnxruntime with one intra-op thread. */
+  loadModel?: (bytes: Uint8Array) => Promise<OnnxModel>;
+}
+
+interface Session {
+  jobId: Hex;
+  endpoint: SessionEndpoint;
+  salt: Uint8Array;
+  model: OnnxModel;
+  transcript: SessionTranscript;
+  workloadHash: Hex;
+  inputCommitment: Hex;
+  domain: { chainId: number; jobMarket: Hex };
+  startedAt: number;
+  lastUsed: number;
+  expiresAt: number;
+  workUnits: bigint;
+  tail: Promise<unknown>;
+  closed: boolean;
+}
+
+const fail = (code: ConstructorParameters<typeof FirnError>[0], message: string) =>
+  new FirnError(code, message);
+
+/** Run `f` after everything queued on the session, so requests are handled in arrival order. */
+function onQueue<T>(s: Session, f: () => Promise<T>): Promise<T> {
+  const run = s.tail.then(f, f);
+  s.tail = run.catch(() => undefined);
+  return run;
+}
+
+function sessionIdOf(raw: Record<string, unknown>): Hex {
+  return bytesToHex(hexBytes(raw.sessionId, 'sessionId', 32));
+}
+
+function decodeRequestPayload(pt: Uint8Array): { format: number; tensors: TensorMap } {
+  const format = pt[0];
+  const body = pt.subarray(1);
+  if (format === SESSION_FORMAT.binary) return { format, tensors: decodeTensorsBinary(body) };
+  if (format === SESSION_FORMAT.json) return { format, tensors: parseTensorMap(body) };
+  throw fail('E_INPUT_INVALID', 'unknown session payload format');
+}
+
+function encodeResponsePayload(
+  format: number,
+  outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
+) {
+  const body =
+    format === SESSION_FORMAT.binary ? encodeTensorsBinary(outputs) : utf8(tensorMapToJson(outputs));
+  const out = new Uint8Array(body.length + 2);
+  out[0] = SESSION_STATUS.ok;
+  out[1] = format;
+  out.set(body, 2);
+  return out;
+}
+
+function errorPayload(e: unknown): Uint8Array {
+  // Typed errors (bad tensors, wrong shapes) are the requester's to see; anything else stays vague.
+  const body = isFirnError(e)
+    ? { code: e.code, message: e.message }
+    : { code: 'E_JOB_FAILED', message: 'inference failed' };
+  const text = utf8(JSON.stringify(body));
+  const out = new Uint8Array(text.length + 1);
+  out[0] = SESSION_STATUS.error;
+  out.set(text, 1);
+  return out;
+}
+
+/**
+ * The session handlers. A session is keyed by its jobId (one session per posted job); at most
+ * `maxSessions` are open, and when full, sessions idle for `idleSeconds` are dropped first.
+ */
+export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<string, Handler> {
+  const cache = opts.cache ?? new ArtifactCache();
+  const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  const idle = opts.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS;
+  const maxRequest = Math.min(opts.maxRequestBytes ?? MAX_SESSION_MESSAGE_BYTES, MAX_SESSION_MESSAGE_BYTES);
+  const load = opts.loadModel ?? ((b: Uint8Array) => loadOnnxModel(b, { intraOpThreads: 1 }));
+  const sessions = new Map<Hex, Session>();
+  const opening = new Set<Hex>();
+
+  const drop = (s: Session) => {
+    s.closed = true;
+    sessions.delete(s.jobId);
+    void onQueue(s, () => s.model.release()).catch(() => undefined);
+  };
+  const sweep = (now: number) => {
+    for (const s of [...sessions.values()]) if (now - s.lastUsed >= idle) drop(s);
+  };
+  const get = (id: Hex): Session => {
+    const s = sessions.get(id);
+    if (s === undefined || s.closed) throw fail('E_NOT_FOUND', 'no such session in this enclave');
+    return s;
+  };
+
+  const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
+    const p = parseRunJobParams({ ...raw, outputDir: '' });
+    const now = clock();
+    sweep(now);
+    if (sessions.has(p.jobId) || opening.has(p.jobId))
+      throw fail('E_CONFLICT', 'a session for this job is already open');
+    if (sessions.size + opening.size >= maxSessions)
+      throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
+    opening.add(p.jobId);
+    try {
+      const keys = ctx.keys();
+      const channel = await acceptChannel(keys.kemPrivateKey, hexBytes(p.enc, 'enc', 32), {
+        info: sessionChannelInfo(p.jobId),
+      });
+      let open: SessionOpenRequest;
+      try {
+        open = parseSessionOpenRequest(await channel.openRequest(p.request));
+      } catch (e) {
+        if (
+          isFirnError(e) &&
+          (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE')
+        )
+          throw fail('E_DECRYPT', 'session request does not open for this job');
+        throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : 'session request is invalid');
+      }
+      const req = open.job;
+      if (req.kind !== SESSION_KIND) throw fail('E_UNSUPPORTED', `a session must be of kind ${SESSION_KIND}`);
+      if (req.inputs.length !== 1 || req.inputs[0]!.role !== 'model')
+        throw fail('E_JOB_INVALID', 'a session takes exactly one input, role "model"');
+      const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
+      const [model] = await openGrantedInputs(req, p, ctx, cache, now, workloadHash);
+      const expiresAt = Math.min(...req.grants.map((g) => parseGrant(g).expiresAt));
+      const loaded = await load(model!.bytes);
+      const salt = new Uint8Array(randomBytes(32));
+      const endpoint = createSessionEndpoint(
+        'enclave',
+        deriveSessionKeys(hexBytes(open.sessionSecret, 'sessionSecret', 32), salt, p.jobId),
+        p.jobId,
+      );
+      sessions.set(p.jobId, {
+        jobId: p.jobId,
+        endpoint,
+        salt,
+        model: loaded,
+        transcript: new SessionTranscript(),
+        workloadHash,
+        inputCommitment,
+        domain: p.domain,
+        startedAt: now,
+        lastUsed: now,
+        expiresAt,
+        workUnits: 0n,
+        tail: Promise.resolve(),
+        closed: false,
+      });
+      return {
+        sessionId: p.jobId,
+        salt: bytesToHex(salt),
+        expiresAt,
+        inputNames: [...loaded.inputNames],
+        outputNames: [...loaded.outputNames],
+      };
+    } finally {
+      opening.delete(p.jobId);
+    }
+  };
+
+  const sessionRequest: Handler = async (raw): Promise<{ message: string }> => {
+    const s = get(sessionIdOf(raw));
+    if (typeof raw.message !== 'string' || raw.message.length > Math.ceil(maxRequest / 3) * 4)
+      throw fail('E_TOO_LARGE', `a session request is at most ${maxRequest} bytes`);
+    const message = new Uint8Array(Buffer.from(raw.message, 'base64'));
+    return onQueue(s, async () => {
+      if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
+      const now = clock();
+      if (now >= s.expiresAt) throw fail('E_GRANT_EXPIRED', 'the session grant has expired');
+      // Replayed, reordered or altered messages fail here and leave the session state unchanged.
+      const pt = s.endpoint.open(message);
+      let response: Uint8Array;
+      let units = 0n;
+      try {
+        const { format, tensors } = decodeRequestPayload(pt);
+        for (const t of Object.values(tensors)) units += BigInt(t.data.length);
+        response = encodeResponsePayload(format, await s.model.run(tensors));
+      } catch (e) {
+        units = 0n;
+        response = errorPayload(e);
+      }
+      const sealed = s.endpoint.seal(response);
+      s.transcript.add(message, sealed);
+      s.workUnits += units;
+      s.lastUsed = now;
+      return { message: Buffer.from(sealed).toString('base64') };
+    });
+  };
+
+  const closeSession: Handler = async (raw, ctx: EnclaveContext): Promise<CloseSessionResult> => {
+    const s = get(sessionIdOf(raw));
+    return onQueue(s, async () => {
+      if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
+      s.closed = true;
+      sessions.delete(s.jobId);
+      await s.model.release().catch(() => undefined);
+      const keys = ctx.keys();
+      if (s.workUnits >= 1n << 64n) throw fail('E_JOB_FAILED', 'workUnits out of range');
+      const proof: WorkProofFields = {
+        jobId: s.jobId,
+        enclaveId: bytesToHex(ctx.enclaveId()),
+        measurement: bytesToHex(ctx.measurement),
+        workloadHash: s.workloadHash,
+        inputCommitment: s.inputCommitment,
+        outputCommitment: s.transcript.commitment(s.jobId, s.salt),
+        startedAt: BigInt(s.startedAt),
+        finishedAt: BigInt(Math.max(clock(), s.startedAt)),
+        workUnits: s.workUnits,
+      };
+      const signature = bytesToHex(
+        signDigest(keys.signingKey, hexBytes(workProofDigest(s.domain, proof), 'digest', 32)),
+      );
+      return {
+        proof: workProofToJson(proof, signature, s.domain, bytesToHex(keys.enclaveAddress)),
+        requests: Number(s.transcript.count),
+      };
+    });
+  };
+
+  return { openSession, sessionRequest, closeSession };
+}

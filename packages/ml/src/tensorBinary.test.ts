@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { decodeTensorsBinary, encodeTensorsBinary } from './tensorBinary.ts';
+
+// Round trip and refusal of malformed input; not covered: big-endian hosts (refused by design).
+describe('binary tensors', () => {
+  it('round-trips every element type, including int64 beyond 2^53 and NaN', () => {
+    const m = {
+      a: { type: 'float32' as const, dims: [2, 2], data: Float32Array.from([1.5, Number.NaN, -0, 3e38]) },
+      b: { type: 'int64' as const, dims: [1], data: BigInt64Array.from([(1n << 62n) + 1n]) },
+      c: { type: 'bool' as const, dims: [3], data: Uint8Array.from([1, 0, 1]) },
+      é: { type: 'float64' as const, dims: [], data: Float64Array.from([Math.PI]) },
+    };
+    const back = decodeTensorsBinary(encodeTensorsBinary(m));
+    expect(Object.keys(back)).toEqual(Object.keys(m));
+    expect(Array.from(back.a!.data as Float32Array)).toEqual(Array.from(m.a.data));
+    expect((back.b!.data as BigInt64Array)[0]).toBe((1n << 62n) + 1n);
+    expect(back.é!.dims).toEqual([]);
+    expect(Array.from(back.c!.data as Uint8Array)).toEqual([1, 0, 1]);
+  });
+
+  it('refuses truncation, trailing bytes, bad magic, wrong data length and over-cap sizes', () => {
+    const ok = encodeTensorsBinary({ x: { type: 'float32', dims: [4], data: new Float32Array(4) } });
+    const code = { code: 'E_INPUT_INVALID' };
+    expect(() => decodeTensorsBinary(ok.subarray(0, ok.length - 1))).toThrow(expect.objectContaining(code));
+    expect(() => decodeTensorsBinary(Uint8Array.from([...ok, 0]))).toThrow(expect.objectContaining(code));
+    const badMagic = Uint8Array.from(ok);
+    badMagic[0] = 0;
+    expect(() => decodeTensorsBinary(badMagic)).toThrow(expect.objectContaining(code));
+    expect(() => decodeTensorsBinary(ok, { maxTotalElements: 3 })).toThrow(expect.objectContaining(code));
+    expect(() => decodeTensorsBinary(ok, { maxBytes: 8 })).toThrow(
+      expect.objectContaining({ code: 'E_TOO_LARGE' }),
+    );
+    expect(() =>
+      encodeTensorsBinary({ x: { type: 'float32', dims: [5], data: new Float32Array(4) } }),
+    ).toThrow(expect.objectContaining(code));
+  });
+});

@@ -1,0 +1,169 @@
+import { endianness } from 'node:os';
+import { FirnError, TooLargeError } from '@firn/core';
+import {
+  DEFAULT_TENSOR_JSON_CAPS,
+  type TensorData,
+  type TensorJsonCaps,
+  type TensorLike,
+  type TensorMap,
+  type TensorType,
+} from './tensorJson.ts';
+
+/**
+ * Compact binary form of a tensor map, for the warm inference session (where tensor JSON text
+ * costs more than the model): "FTB1", u32 count, then per tensor u16 name length, UTF-8 name, u8
+ * type, u8 rank, rank x u32 dims, and the raw little-endian elements. Same element types and
+ * caps as tensor JSON.
+ */
+
+const MAGIC = [0x46, 0x54, 0x42, 0x31]; // "FTB1"
+const TYPE_CODES: Record<TensorType, number> = {
+  float32: 1,
+  float64: 2,
+  int32: 3,
+  int64: 4,
+  uint8: 5,
+  bool: 6,
+};
+const CODE_TYPES = Object.fromEntries(Object.entries(TYPE_CODES).map(([k, v]) => [v, k])) as Record<
+  number,
+  TensorType
+>;
+const ELEMENT_BYTES: Record<TensorType, number> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  bool: 1,
+};
+
+// Typed arrays are host-endian; every supported host is little-endian, and the format says so.
+const LITTLE = endianness() === 'LE';
+function requireLittleEndian(): void {
+  if (!LITTLE) throw new FirnError('E_UNSUPPORTED', 'binary tensors need a little-endian host');
+}
+
+const bad = (message: string) => new FirnError('E_INPUT_INVALID', `binary tensors: ${message}`);
+
+function viewBytes(data: unknown, type: TensorType, elements: number, name: string): Uint8Array {
+  const d = data as ArrayBufferView & { length: number };
+  if (!ArrayBuffer.isView(d) || d.length !== elements)
+    throw new FirnError('E_INPUT_INVALID', `tensor "${name}": data length differs from its dims`);
+  const want = ELEMENT_BYTES[type];
+  if (d.byteLength !== elements * want)
+    throw new FirnError('E_INPUT_INVALID', `tensor "${name}": data is not ${type}`);
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** Encode named tensors (onnxruntime outputs or TensorValues) in the binary tensor form. */
+export function encodeTensorsBinary(tensors: Record<string, TensorLike>): Uint8Array {
+  requireLittleEndian();
+  const parts: Uint8Array[] = [];
+  let size = 8;
+  const entries = Object.entries(tensors);
+  for (const [name, t] of entries) {
+    const type = t.type as TensorType;
+    if (!Object.hasOwn(TYPE_CODES, type))
+      throw new FirnError('E_UNSUPPORTED', `tensor "${name}" has unsupported type ${t.type}`);
+    const nameBytes = Buffer.from(name, 'utf8');
+    if (nameBytes.length === 0 || nameBytes.length > 0xffff) throw bad('tensor name length out of range');
+    const elements = t.dims.reduce((a, b) => a * b, 1);
+    const data = viewBytes(t.data, type, elements, name);
+    const head = Buffer.alloc(2 + nameBytes.length + 2 + 4 * t.dims.length);
+    head.writeUInt16LE(nameBytes.length, 0);
+    nameBytes.copy(head, 2);
+    let o = 2 + nameBytes.length;
+    head[o++] = TYPE_CODES[type];
+    head[o++] = t.dims.length;
+    for (const d of t.dims) {
+      head.writeUInt32LE(d, o);
+      o += 4;
+    }
+    parts.push(head, data);
+    size += head.length + data.length;
+  }
+  const out = new Uint8Array(size);
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, entries.length, true);
+  let o = 8;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function typedArrayOf(type: TensorType, bytes: Uint8Array): TensorData {
+  // A fresh copy: aligned for the typed array and detached from the (decrypted) message buffer.
+  const copy = bytes.slice();
+  switch (type) {
+    case 'float32':
+      return new Float32Array(copy.buffer);
+    case 'float64':
+      return new Float64Array(copy.buffer);
+    case 'int32':
+      return new Int32Array(copy.buffer);
+    case 'int64':
+      return new BigInt64Array(copy.buffer);
+    default:
+      return copy;
+  }
+}
+
+/** Decode the binary tensor form: size-capped, every length checked; fails with E_INPUT_INVALID. */
+export function decodeTensorsBinary(bytes: Uint8Array, caps: TensorJsonCaps = {}): TensorMap {
+  requireLittleEndian();
+  const c = { ...DEFAULT_TENSOR_JSON_CAPS, ...caps };
+  if (bytes.length > c.maxBytes) throw new TooLargeError('binary tensors', bytes.length, c.maxBytes);
+  if (bytes.length < 8 || MAGIC.some((m, i) => bytes[i] !== m)) throw bad('missing FTB1 header');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(4, true);
+  if (count === 0 || count > c.maxTensors) throw bad(`tensor count must be 1..${c.maxTensors}`);
+  const out: TensorMap = {};
+  let o = 8;
+  let total = 0;
+  const need = (n: number) => {
+    if (o + n > bytes.length) throw bad('truncated');
+  };
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  for (let k = 0; k < count; k++) {
+    need(2);
+    const nameLen = view.getUint16(o, true);
+    o += 2;
+    if (nameLen === 0 || nameLen > c.maxNameLength) throw bad('tensor name length out of range');
+    need(nameLen + 2);
+    let name: string;
+    try {
+      name = dec.decode(bytes.subarray(o, o + nameLen));
+    } catch {
+      throw bad('tensor name is not UTF-8');
+    }
+    o += nameLen;
+    if (Object.hasOwn(out, name)) throw bad(`duplicate tensor "${name}"`);
+    const type = CODE_TYPES[bytes[o++]!];
+    const rank = bytes[o++]!;
+    if (type === undefined) throw bad(`tensor "${name}" has an unknown type code`);
+    if (rank > c.maxRank) throw bad(`tensor "${name}" rank over ${c.maxRank}`);
+    need(4 * rank);
+    const dims: number[] = [];
+    let elements = 1;
+    for (let i = 0; i < rank; i++) {
+      const d = view.getUint32(o, true);
+      o += 4;
+      dims.push(d);
+      elements *= d;
+    }
+    total += elements;
+    if (total > c.maxTotalElements) throw bad(`more than ${c.maxTotalElements} elements in all`);
+    const len = elements * ELEMENT_BYTES[type];
+    need(len);
+    const data = typedArrayOf(type, bytes.subarray(o, o + len));
+    o += len;
+    if (type === 'bool' && (data as Uint8Array).some((v) => v > 1))
+      throw bad(`tensor "${name}" has a bool other than 0 or 1`);
+    out[name] = { type, dims, data };
+  }
+  if (o !== bytes.length) throw bad('trailing bytes');
+  return out;
+}

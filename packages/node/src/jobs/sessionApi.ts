@@ -1,0 +1,177 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { claimJob, failJob, submitProof } from '@firn/chain';
+import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
+import { MAX_SESSION_MESSAGE_BYTES } from '@firn/crypto';
+import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
+import { readBody, readJson, type Router } from '../http/router.ts';
+import { parseArtifactId } from '../storage/artifactStore.ts';
+import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
+
+/** Largest session request body the host relays (the enclave enforces the same cap). */
+export const MAX_SESSION_REQUEST_BYTES = MAX_SESSION_MESSAGE_BYTES;
+/** The host closes (and proves) a session idle this long, before the enclave's own idle limit. */
+export const DEFAULT_HOST_SESSION_IDLE_MS = 5 * 60_000;
+
+interface HostSession {
+  jobId: Hex;
+  lastUsed: number;
+  closing?: Promise<unknown>;
+}
+
+/**
+ * Warm inference sessions on the node (docs/decisions/0602-inference-sessions.md). Opening claims
+ * the session's job on chain and opens it in the enclave; each request is relayed as opaque bytes
+ * (no JSON, no disk); closing submits the enclave's Work Proof for the whole session. The host
+ * never sees the session keys, tensors or outputs.
+ */
+export class SessionService {
+  private readonly open = new Map<Hex, HostSession>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly service: JobService,
+    readonly idleMs = DEFAULT_HOST_SESSION_IDLE_MS,
+  ) {}
+
+  mount(router: Router): void {
+    router.add('POST', '/v1/sessions', ({ req }) => this.openSession(req));
+    router.add('POST', '/v1/sessions/:id/requests', ({ params, req, res }) =>
+      this.request(params.id!, req, res),
+    );
+    router.add('DELETE', '/v1/sessions/:id', ({ params }) => this.close(parseArtifactId(params.id!) as Hex));
+  }
+
+  /** Stop the idle sweeper (shutdown, tests). */
+  stopSweeper(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(
+      () => {
+        const now = Date.now();
+        for (const s of this.open.values())
+          if (!s.closing && now - s.lastUsed >= this.idleMs) void this.close(s.jobId).catch(() => undefined);
+      },
+      Math.min(this.idleMs, 30_000),
+    );
+    this.sweeper.unref();
+  }
+
+  private async openSession(req: IncomingMessage): Promise<OpenSessionResult> {
+    const s = this.service;
+    const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
+    if (body.inputs.length !== 1)
+      throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
+    if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
+    const job = await s.checkOpenJob(body);
+    const log = s.opts.logger.child({ jobId: body.jobId });
+    const now = s.clock();
+    s.jobs.put({
+      jobId: body.jobId,
+      status: 'accepted',
+      inputs: body.inputs,
+      createdAt: now,
+      updatedAt: now,
+    });
+    let claimed = false;
+    try {
+      const claim = await s.chainWrite(() =>
+        claimJob(s.clients, { jobId: body.jobId, enclaveId: s.node.identity!.enclaveId }),
+      );
+      claimed = true;
+      s.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, s.clock());
+      const r = await s.node.supervisor.call<OpenSessionResult>(
+        'openSession',
+        {
+          jobId: body.jobId,
+          enc: body.enc,
+          request: body.ciphertext,
+          inputPaths: { [body.inputs[0]!]: s.artifacts.path(body.inputs[0]!) },
+          onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
+          domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
+        },
+        s.opts.enclaveTimeoutMs ?? 600_000,
+      );
+      this.open.set(body.jobId, { jobId: body.jobId, lastUsed: Date.now() });
+      this.startSweeper();
+      log.info('session open');
+      return r;
+    } catch (e) {
+      const error = toErrorBody(e);
+      log.warn('session open failed', { code: error.code });
+      if (claimed)
+        await s
+          .chainWrite(() => failJob(s.clients, { jobId: body.jobId, reason: failureReason(error.code) }))
+          .catch((e2) => log.error('failJob failed', { code: isFirnError(e2) ? e2.code : 'E_INTERNAL' }));
+      s.jobs.update(body.jobId, { status: 'failed', error }, s.clock());
+      throw e;
+    }
+  }
+
+  private session(idText: string): HostSession {
+    const id = parseArtifactId(idText) as Hex;
+    const h = this.open.get(id);
+    if (!h || h.closing) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
+    return h;
+  }
+
+  /** The hot path: bytes in, bytes out; the only transformation is base64 over the enclave pipe. */
+  private async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    const h = this.session(idText);
+    const ct = req.headers['content-type'];
+    if (ct !== undefined && ct !== 'application/octet-stream')
+      throw new FirnError('E_INVALID_INPUT', 'a session request is application/octet-stream');
+    const body = await readBody(req, MAX_SESSION_REQUEST_BYTES);
+    h.lastUsed = Date.now();
+    const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
+      sessionId: h.jobId,
+      message: body.toString('base64'),
+    });
+    const out = Buffer.from(r.message, 'base64');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.length });
+    res.end(out);
+    return undefined;
+  }
+
+  /** Close in the enclave, submit the session's proof, and record the job as proved. */
+  close(id: Hex): Promise<CloseSessionResult & { proofTx: Hex }> {
+    const h = this.open.get(id);
+    if (!h) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
+    if (h.closing) return h.closing as Promise<CloseSessionResult & { proofTx: Hex }>;
+    const s = this.service;
+    const run = (async () => {
+      try {
+        const r = await s.node.supervisor.call<CloseSessionResult>('closeSession', { sessionId: id });
+        const p = parseWorkProofJson(r.proof);
+        const tx = await s.chainWrite(() =>
+          submitProof(s.clients, { jobId: id, proof: { ...p.proof }, signature: p.signature }),
+        );
+        s.jobs.update(
+          id,
+          { status: 'proved', proof: r.proof, txs: { ...s.jobs.get(id)?.txs, proof: tx.hash } },
+          s.clock(),
+        );
+        s.opts.logger.info('session closed; proof submitted', {
+          jobId: id,
+          requests: r.requests,
+          workUnits: p.proof.workUnits,
+        });
+        return { ...r, proofTx: tx.hash };
+      } catch (e) {
+        const error = toErrorBody(e);
+        s.jobs.update(id, { status: 'failed', error }, s.clock());
+        await s
+          .chainWrite(() => failJob(s.clients, { jobId: id, reason: failureReason(error.code) }))
+          .catch(() => undefined);
+        throw e;
+      } finally {
+        this.open.delete(id);
+      }
+    })();
+    h.closing = run;
+    return run;
+  }
+}
