@@ -15,7 +15,6 @@ import {
   workProofToJson,
 } from '@firn/core';
 import {
-  acceptChannel,
   createSessionEndpoint,
   deriveSessionKeys,
   MAX_SESSION_MESSAGE_BYTES,
@@ -40,7 +39,7 @@ import {
 } from '@firn/ml';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
 import { ArtifactCache } from './artifactCache.ts';
-import { checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
+import { acceptRequest, checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
 
 /**
  * Warm inference sessions (docs/decisions/0602-inference-sessions.md): `openSession` verifies the
@@ -224,21 +223,13 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
     opening.add(p.jobId);
     try {
-      const keys = ctx.keys();
-      const channel = await acceptChannel(keys.kemPrivateKey, hexBytes(p.enc, 'enc', 32), {
-        info: sessionChannelInfo(p.jobId),
-      });
-      let open: SessionOpenRequest;
-      try {
-        open = parseSessionOpenRequest(await channel.openRequest(p.request));
-      } catch (e) {
-        if (
-          isFirnError(e) &&
-          (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE')
-        )
-          throw fail('E_DECRYPT', 'session request does not open for this job');
-        throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : 'session request is invalid');
-      }
+      const { request: open } = await acceptRequest(
+        ctx,
+        p,
+        sessionChannelInfo(p.jobId),
+        parseSessionOpenRequest,
+        'session',
+      );
       const req = open.job;
       if (req.kind !== SESSION_KIND) throw fail('E_UNSUPPORTED', `a session must be of kind ${SESSION_KIND}`);
       if (req.inputs.length !== 1 || req.inputs[0]!.role !== 'model')

@@ -194,6 +194,27 @@ export interface JobHandlerOptions {
 }
 
 /**
+ * Accept the requester's HPKE channel and open its first message. A request that does not open
+ * for this job is E_DECRYPT; one that opens but does not parse is E_JOB_INVALID.
+ */
+export async function acceptRequest<T>(
+  ctx: EnclaveContext,
+  p: Pick<RunJobParams, 'enc' | 'request'>,
+  info: Uint8Array,
+  parse: (plaintext: Uint8Array) => T,
+  what: 'job' | 'session',
+): Promise<{ channel: EnclaveChannel; request: T }> {
+  const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(p.enc, 'enc', 32), { info });
+  try {
+    return { channel, request: parse(await channel.openRequest(p.request)) };
+  } catch (e) {
+    if (isFirnError(e) && (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE'))
+      throw fail('E_DECRYPT', `${what} request does not open for this job`);
+    throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : `${what} request is invalid`);
+  }
+}
+
+/**
  * The `runJob` handler: open the request channel, check it against the on-chain job, verify every
  * grant, decrypt the inputs, run the workload, seal the outputs to the requester and sign the
  * Work Proof. Any failure is a typed error; nothing secret reaches the host.
@@ -203,21 +224,13 @@ export function createRunJobHandler(opts: JobHandlerOptions): Handler {
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   return async (raw, ctx) => {
     const p = parseRunJobParams(raw);
-    const keys = ctx.keys();
-    const channel = await acceptChannel(keys.kemPrivateKey, hexBytes(p.enc, 'enc', 32), {
-      info: jobChannelInfo(p.jobId),
-    });
-    let req: JobRequest;
-    try {
-      req = parseJobRequest(await channel.openRequest(p.request));
-    } catch (e) {
-      if (
-        isFirnError(e) &&
-        (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE')
-      )
-        throw fail('E_DECRYPT', 'job request does not open for this job');
-      throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : 'job request is invalid');
-    }
+    const { channel, request: req } = await acceptRequest(
+      ctx,
+      p,
+      jobChannelInfo(p.jobId),
+      parseJobRequest,
+      'job',
+    );
     return runRequest(req, p, ctx, channel, cache, clock, opts.workloads);
   };
 }
@@ -232,12 +245,9 @@ async function runRequest(
   workloads: Record<string, Workload>,
 ): Promise<RunJobResult> {
   const startedAt = clock();
-  if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
-  if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
-    throw fail('E_JOB_INVALID', 'the request names another chain or job market');
+  const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
   const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
   if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
-  const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
