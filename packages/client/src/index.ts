@@ -8,3 +8,4 @@ export * from './verifyWorkProof.ts';
 export * from './demo.ts';
 export * from './trainingDemo.ts';
 export * from './openInferenceSession.ts';
+export * from './marketJob.ts';

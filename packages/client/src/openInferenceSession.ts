@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { AttestationPolicy } from '@firn/attestation';
-import { createFirnClients, type FirnDeployment, getJob, JobStatus, postJob, reclaimJob } from '@firn/chain';
 import {
   bytesToHex,
   type ErrorCode,
@@ -8,8 +6,6 @@ import {
   type Hex,
   hexBytes,
   parseWorkProofJson,
-  type TeeTypeName,
-  TEE_TYPES,
   utf8,
   type WorkProofJson,
 } from '@firn/core';
@@ -17,7 +13,6 @@ import {
   type CreateGrantParams,
   createSessionEndpoint,
   deriveSessionKeys,
-  generateKemKeyPair,
   openChannel,
   SESSION_FORMAT,
   SESSION_KIND,
@@ -35,9 +30,14 @@ import {
   type TensorMap,
   tensorMapToJson,
 } from '@firn/ml';
-import { attestNode } from './attestNode.ts';
+import {
+  connectToNode,
+  type MarketOptions,
+  postJobFor,
+  reclaimIfPossible,
+  uploadSealed,
+} from './marketJob.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
-import { NodeApi } from './nodeApi.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
@@ -159,25 +159,11 @@ export function sessionCommitments(modelArtifactId: Hex, params: Record<string, 
   return jobCommitments(SESSION_KIND, params, [{ role: 'model', artifactId: modelArtifactId }]);
 }
 
-export interface OpenInferenceSessionOptions {
-  rpcUrl: string;
-  deployment: FirnDeployment;
-  /** Pays the escrow and signs the model grant. */
-  requesterKey: Hex;
-  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
-  /** Endpoint; else the first Active node of the registry. */
-  node?: string;
-  policy: AttestationPolicy;
-  roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+export interface OpenInferenceSessionOptions extends MarketOptions {
   /** The ONNX model, plaintext (sealed here) or already sealed with its data key. */
   model: { bytes: Uint8Array } | { sealed: SealedInput };
-  escrow: bigint;
-  /** How long the session (job deadline and grant) lasts; default 1 hour. */
-  deadlineSeconds?: number;
-  claimTimeoutSeconds?: number;
   /** Tensor encoding inside the encrypted requests; default binary. */
   format?: SessionFormat;
-  now?: () => number;
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -210,41 +196,18 @@ export interface InferenceSession {
  * transcript. An open the enclave refuses rejects with its typed error after the escrow is reclaimed.
  */
 export async function openInferenceSession(opts: OpenInferenceSessionOptions): Promise<InferenceSession> {
-  const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
-  const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
-    pollingIntervalMs: 100,
-  });
   const t0 = performance.now();
-  const node = await attestNode(clients, {
-    policy: opts.policy,
-    now: now(),
-    ...(opts.roots === undefined ? {} : { roots: opts.roots }),
-    ...(opts.node === undefined ? {} : { node: opts.node }),
-  });
+  const m = await connectToNode(opts);
+  const { clients, node, api, kem, now, deadlineSeconds } = m;
   const attestMs = performance.now() - t0;
   const t1 = performance.now();
-  const api = new NodeApi(node.endpoint);
-  const kem = opts.requesterKem ?? (await generateKemKeyPair());
   const model =
     'sealed' in opts.model
       ? opts.model.sealed
       : await sealInput(opts.model.bytes, 'application/onnx', kem.publicKey);
-  const up = await api.uploadArtifact(model.sealed);
-  if (up.id.toLowerCase() !== model.artifactId.toLowerCase())
-    throw new FirnError('E_ARTIFACT_TAMPERED', 'node stored the model under another id');
+  await uploadSealed(api, model, 'model');
   const { workloadHash, inputCommitment } = sessionCommitments(model.artifactId);
-  const block = await clients.public.getBlock();
-  const deadlineSeconds = opts.deadlineSeconds ?? 3600;
-  const posted = await postJob(clients, {
-    teeTypeMask: 1 << TEE_TYPES[node.teeType],
-    allowedMeasurements: [node.measurement],
-    workloadHash,
-    inputCommitment,
-    deadline: BigInt(Math.max(Number(block.timestamp), now()) + deadlineSeconds),
-    claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
-    escrow: opts.escrow,
-  });
-  const jobId = posted.jobId;
+  const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
   const built = await buildSessionOpen({
     jobId,
     model,
@@ -259,9 +222,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   try {
     opened = await api.openSession(built.body);
   } catch (e) {
-    const j = await getJob(clients, jobId).catch(() => undefined);
-    if (j && (j.status === JobStatus.Failed || j.status === JobStatus.Open))
-      await reclaimJob(clients, jobId).catch(() => undefined);
+    await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
   if (opened.sessionId.toLowerCase() !== jobId.toLowerCase())

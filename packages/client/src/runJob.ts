@@ -1,31 +1,17 @@
-import type { AttestationPolicy } from '@firn/attestation';
-import { createFirnClients, type FirnDeployment, getJob, JobStatus, postJob, reclaimJob } from '@firn/chain';
-import {
-  computeOutputCommitment,
-  FirnError,
-  type Hex,
-  type TeeTypeName,
-  TEE_TYPES,
-  type WorkProofJson,
-} from '@firn/core';
-import { artifactId, type CreateGrantParams, generateKemKeyPair } from '@firn/crypto';
-import { attestNode } from './attestNode.ts';
+import { computeOutputCommitment, FirnError, type Hex, type WorkProofJson } from '@firn/core';
+import { artifactId, type CreateGrantParams } from '@firn/crypto';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
-import { NodeApi } from './nodeApi.ts';
+import {
+  connectToNode,
+  type MarketOptions,
+  postJobFor,
+  reclaimIfPossible,
+  uploadSealed,
+} from './marketJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
-export interface RunJobOptions {
-  rpcUrl: string;
-  deployment: FirnDeployment;
-  /** Pays the escrow and signs the grants. */
-  requesterKey: Hex;
-  /** Generated when absent. */
-  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
-  /** Endpoint; else the first Active node of the registry. */
-  node?: string;
-  policy: AttestationPolicy;
-  roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+export interface RunJobOptions extends MarketOptions {
   kind: 'inference' | 'training';
   /** Plaintext inputs, sealed here; or already sealed ones (with their data key), e.g. for a retry. */
   inputs: (
@@ -33,12 +19,7 @@ export interface RunJobOptions {
     | { role: string; sealed: SealedInput }
   )[];
   params: Record<string, unknown>;
-  escrow: bigint;
-  deadlineSeconds?: number;
-  claimTimeoutSeconds?: number;
   onProgress?: (event: Record<string, unknown>) => void;
-  /** Unix seconds (evidence checks and grant expiry). */
-  now?: () => number;
   /** Fault tests only: alter grant terms before they are signed. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
   /** Called once the job is posted (e.g. to log its id). */
@@ -77,43 +58,18 @@ export class JobFailedError extends FirnError {
  * job the enclave refuses rejects with its typed error after the escrow was reclaimed.
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
-  const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
-  const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
-    pollingIntervalMs: 100,
-  });
-  const node = await attestNode(clients, {
-    policy: opts.policy,
-    now: now(),
-    ...(opts.roots === undefined ? {} : { roots: opts.roots }),
-    ...(opts.node === undefined ? {} : { node: opts.node }),
-  });
-  const api = new NodeApi(node.endpoint);
-  const kem = opts.requesterKem ?? (await generateKemKeyPair());
+  const m = await connectToNode(opts);
+  const { clients, node, api, kem, now, deadlineSeconds } = m;
 
   const sealed: (SealedInput & { role: string })[] = [];
   for (const i of opts.inputs) {
     const s = 'sealed' in i ? i.sealed : await sealInput(i.bytes, i.contentType, kem.publicKey);
-    const up = await api.uploadArtifact(s.sealed);
-    // Content addressing: the host must name the bytes we sent by their hash, nothing else.
-    if (up.id.toLowerCase() !== s.artifactId.toLowerCase())
-      throw new FirnError('E_ARTIFACT_TAMPERED', 'node stored the input under another id');
+    await uploadSealed(api, s, 'input');
     sealed.push({ ...s, role: i.role });
   }
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
-  const block = await clients.public.getBlock();
-  const chainNow = Number(block.timestamp);
-  const deadlineSeconds = opts.deadlineSeconds ?? 3600;
-  const posted = await postJob(clients, {
-    teeTypeMask: 1 << TEE_TYPES[node.teeType],
-    allowedMeasurements: [node.measurement],
-    workloadHash,
-    inputCommitment,
-    deadline: BigInt(Math.max(chainNow, now()) + deadlineSeconds),
-    claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
-    escrow: opts.escrow,
-  });
-  const jobId = posted.jobId;
+  const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
   opts.onPosted?.(jobId);
 
   const built = await buildJobRequest({
@@ -128,12 +84,7 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     grantExpiresAt: now() + deadlineSeconds,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  const reclaim = async (): Promise<boolean> => {
-    const j = await getJob(clients, jobId);
-    if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open) return false;
-    await reclaimJob(clients, jobId);
-    return true;
-  };
+  const reclaim = () => reclaimIfPossible(clients, jobId);
   try {
     await api.submitJob({ ...built.body, inputs: refs.map((r) => r.artifactId) });
   } catch (e) {

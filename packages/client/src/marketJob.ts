@@ -1,0 +1,99 @@
+import type { AttestationPolicy } from '@firn/attestation';
+import {
+  createFirnClients,
+  type FirnClients,
+  type FirnDeployment,
+  getJob,
+  JobStatus,
+  postJob,
+  reclaimJob,
+} from '@firn/chain';
+import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
+import { generateKemKeyPair } from '@firn/crypto';
+import { type AttestedNode, attestNode } from './attestNode.ts';
+import { NodeApi } from './nodeApi.ts';
+import type { SealedInput } from './sealInput.ts';
+
+/** What a requester needs to reach the market and one attested node (jobs and sessions alike). */
+export interface MarketOptions {
+  rpcUrl: string;
+  deployment: FirnDeployment;
+  /** Pays the escrow and signs the grants. */
+  requesterKey: Hex;
+  /** Generated when absent. */
+  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  /** Endpoint; else the first Active node of the registry. */
+  node?: string;
+  policy: AttestationPolicy;
+  roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+  escrow: bigint;
+  /** How long the job (deadline) and its grants last; default 1 hour. */
+  deadlineSeconds?: number;
+  claimTimeoutSeconds?: number;
+  /** Unix seconds (evidence checks and grant expiry). */
+  now?: () => number;
+}
+
+export interface MarketSession {
+  clients: FirnClients;
+  node: AttestedNode;
+  api: NodeApi;
+  kem: { privateKey: Uint8Array; publicKey: Uint8Array };
+  now: () => number;
+  deadlineSeconds: number;
+}
+
+/** Attest a node under the requester's policy and prepare the clients to use it. */
+export async function connectToNode(opts: MarketOptions): Promise<MarketSession> {
+  const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
+    pollingIntervalMs: 100,
+  });
+  const node = await attestNode(clients, {
+    policy: opts.policy,
+    now: now(),
+    ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+    ...(opts.node === undefined ? {} : { node: opts.node }),
+  });
+  return {
+    clients,
+    node,
+    api: new NodeApi(node.endpoint),
+    kem: opts.requesterKem ?? (await generateKemKeyPair()),
+    now,
+    deadlineSeconds: opts.deadlineSeconds ?? 3600,
+  };
+}
+
+/** Upload a sealed artifact; the host must name the bytes we sent by their hash, nothing else. */
+export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): Promise<void> {
+  const up = await api.uploadArtifact(s.sealed);
+  if (up.id.toLowerCase() !== s.artifactId.toLowerCase())
+    throw new FirnError('E_ARTIFACT_TAMPERED', `node stored the ${what} under another id`);
+}
+
+/** Post a job for the attested node's TEE type and measurement, with escrow; returns its id. */
+export async function postJobFor(
+  m: MarketSession,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds'>,
+  commitments: { workloadHash: Hex; inputCommitment: Hex },
+): Promise<Hex> {
+  const block = await m.clients.public.getBlock();
+  const posted = await postJob(m.clients, {
+    teeTypeMask: 1 << TEE_TYPES[m.node.teeType],
+    allowedMeasurements: [m.node.measurement],
+    ...commitments,
+    deadline: BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds),
+    claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
+    escrow: opts.escrow,
+  });
+  return posted.jobId;
+}
+
+/** Reclaim the escrow of a job that failed or was never claimed; false when it cannot be. */
+export async function reclaimIfPossible(clients: FirnClients, jobId: Hex): Promise<boolean> {
+  const j = await getJob(clients, jobId);
+  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open) return false;
+  await reclaimJob(clients, jobId);
+  return true;
+}
