@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createFirnClients, type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
+import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import { type Address, createPublicClient, http, isAddress, zeroAddress } from 'viem';
 
@@ -92,5 +92,3 @@ export function readKey(opts: { keyFile?: string; env: string }): Hex {
   if (!/^0x[0-9a-fA-F]{64}$/.test(k)) throw new InvalidInputError('key must be 32 bytes of hex');
   return k as Hex;
 }
-
-export { createFirnClients };

@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
-import * as client from '@firn/client';
+import { runInferenceDemo, runTrainingDemo } from '@firn/client';
 import type { Command } from 'commander';
-import { startDevnet, type DevnetState } from '../devnet/startDevnet.ts';
+import { startDevnet } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
 import { renderNodeTable } from './nodes.ts';
 
@@ -16,13 +16,6 @@ export interface DevnetCommandOptions {
   demo: boolean;
   readyTimeout: string;
   exitAfterDemo?: boolean;
-}
-
-type Demo = (state: DevnetState & Record<string, unknown>, log: (line: string) => void) => Promise<unknown>;
-
-async function loadDemo(name: 'runInferenceDemo' | 'runTrainingDemo'): Promise<Demo | undefined> {
-  const mod = client as unknown as Record<string, unknown>;
-  return typeof mod[name] === 'function' ? (mod[name] as Demo) : undefined;
 }
 
 export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
@@ -59,13 +52,9 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
 
   if (o.demo) {
     try {
-      for (const name of ['runInferenceDemo', 'runTrainingDemo'] as const) {
-        const demo = await loadDemo(name);
-        if (demo)
-          await demo(net.state as DevnetState & Record<string, unknown>, (l) =>
-            process.stdout.write(`${l}\n`),
-          );
-      }
+      const print = (l: string) => process.stdout.write(`${l}\n`);
+      await runInferenceDemo(net.state, print);
+      await runTrainingDemo(net.state, print);
     } catch (e) {
       printError(e, false);
       if (o.exitAfterDemo) return shutdown(1);

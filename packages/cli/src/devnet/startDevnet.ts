@@ -21,6 +21,7 @@ import {
   startAnvil,
 } from '@firn/chain';
 import { bytesToHex, FirnError, type Hex, repoRoot, TEE_TYPES } from '@firn/core';
+import type { DevnetStateFile } from '@firn/client';
 import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
@@ -57,24 +58,12 @@ export interface Devnet {
   stop(): Promise<void>;
 }
 
-export interface DevnetState {
-  rpcUrl: string;
-  chainId: number;
-  contracts: { registry: Hex; verifierSet: Hex; jobMarket: Hex; dataLedger: Hex };
+/** The state file `firn devnet --state-file` writes: the client's DevnetStateFile, and more. */
+export interface DevnetState extends DevnetStateFile {
   deployBlock: string;
-  simulatedRootPem: string;
   simulatedRootFile: string;
   simulatedGpuRootFile: string;
-  measurement: Hex;
-  nodes: {
-    url: string;
-    enclaveId: Hex;
-    enclaveAddress: Hex;
-    pid: number;
-    operator: Hex;
-    restart: string[];
-  }[];
-  verifiers: { address: Hex; pid: number }[];
+  nodes: (DevnetStateFile['nodes'][number] & { operator: Hex; restart: string[] })[];
   accounts: { deployer: { address: Hex; privateKey: Hex }; requester: { address: Hex; privateKey: Hex } };
 }
 
