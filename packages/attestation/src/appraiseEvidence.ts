@@ -2,7 +2,6 @@ import {
   bytesEqual,
   computeReportData,
   deriveGpuNonce,
-  FirnError,
   gpuEvidenceDigest,
   hexToBytes,
   isFirnError,
@@ -113,5 +112,3 @@ export function refusalOf(e: unknown): Refusal {
   if (isFirnError(e)) return { code: e.code, message: e.message };
   return { code: 'E_EVIDENCE_MALFORMED', message: e instanceof Error ? e.message : 'invalid evidence' };
 }
-
-export { FirnError };

@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { type Appraisal, type AttestationPolicy, appraiseEvidence, type Refusal } from '@firn/attestation';
 import {
   bytesToHex,
   computeEnclaveId,
   FirnError,
   type Hex,
-  hexToBytes,
   MAX_EVIDENCE_BUNDLE_BYTES,
+  readBodyCapped,
   refusalCodeOf,
   type TeeTypeName,
   TooLargeError,
 } from '@firn/core';
+import { type Appraisal, appraiseEvidence } from './appraiseEvidence.ts';
+import type { AttestationPolicy } from './policy/policy.ts';
+import type { Refusal } from './types.ts';
 
 /** What the registry says about a registration (the claim under test). */
 export interface RegistrationClaim {
@@ -51,23 +53,9 @@ export async function fetchEvidenceOverHttp(
     body: JSON.stringify({ nonce: bytesToHex(nonce) }),
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const reader = res.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > MAX_EVIDENCE_BUNDLE_BYTES) {
-        await reader.cancel();
-        throw new TooLargeError('evidence bundle', n, MAX_EVIDENCE_BUNDLE_BYTES);
-      }
-      chunks.push(value);
-    }
-  }
+  const body = await readBodyCapped(res, MAX_EVIDENCE_BUNDLE_BYTES, 'evidence bundle');
   if (!res.ok) throw new FirnError('E_UNAVAILABLE', `node answered ${res.status}`);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.from(body).toString('utf8');
 }
 
 /**
@@ -132,5 +120,3 @@ export async function appraiseRegistration(
     return { approve: false, reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'), reasons: mismatches };
   return { approve: true, appraisal };
 }
-
-export { hexToBytes };

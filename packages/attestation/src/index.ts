@@ -1,4 +1,5 @@
 export * from './appraiseEvidence.ts';
+export * from './appraiseRegistration.ts';
 export * from './policy/policy.ts';
 export * from './simulated/index.ts';
 export * from './types.ts';

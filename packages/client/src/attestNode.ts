@@ -1,7 +1,6 @@
-import type { AttestationPolicy } from '@firn/attestation';
+import { type AttestationPolicy, appraiseRegistration } from '@firn/attestation';
 import { type FirnClients, type FirnNode, getNode, listNodes, NodeStatus } from '@firn/chain';
 import { FirnError, type Hex, type TeeTypeName, teeTypeName } from '@firn/core';
-import { appraiseRegistration } from '@firn/verifier';
 
 export interface AttestedNode {
   endpoint: string;

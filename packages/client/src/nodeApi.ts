@@ -1,4 +1,4 @@
-import { FirnError, type ErrorCode, type Hex, type WorkProofJson } from '@firn/core';
+import { FirnError, type ErrorCode, type Hex, readBodyCapped, type WorkProofJson } from '@firn/core';
 
 /** A node's job record as GET /v1/jobs/{id} returns it. */
 export interface NodeJobRecord {
@@ -18,23 +18,7 @@ export interface NodeJobResult {
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
 
-async function readCapped(res: Response, cap: number): Promise<Uint8Array> {
-  const reader = res.body?.getReader();
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  if (reader)
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > cap) {
-        await reader.cancel();
-        throw new FirnError('E_TOO_LARGE', 'node response over the size limit');
-      }
-      parts.push(value);
-    }
-  return new Uint8Array(Buffer.concat(parts));
-}
+const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
 async function json<T>(res: Response): Promise<T> {
   const body = await readCapped(res, MAX_JSON_RESPONSE);
@@ -63,17 +47,6 @@ export class NodeApi {
 
   private url(path: string): URL {
     return new URL(path, this.endpoint);
-  }
-
-  async attestation(nonce: Hex): Promise<unknown> {
-    return json(
-      await fetch(this.url('/v1/attestation'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ nonce }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }),
-    );
   }
 
   async uploadArtifact(sealed: Uint8Array): Promise<{ id: Hex; size: number }> {

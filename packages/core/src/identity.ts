@@ -1,5 +1,5 @@
 import { InvalidInputError } from './errors.ts';
-import { assertBytes, concatBytes, utf8 } from './bytes.ts';
+import { assertBytes, utf8 } from './bytes.ts';
 import { taggedKeccak256, taggedSha256, taggedSha512 } from './hash.ts';
 import { TAGS } from './tags.ts';
 
@@ -83,5 +83,3 @@ export function assertNonce(nonce: unknown): Uint8Array {
 export function deriveGpuNonce(nonce: Uint8Array): Uint8Array {
   return taggedSha256(TAGS.gpuNonce, assertNonce(nonce));
 }
-
-export { concatBytes };

@@ -8,3 +8,4 @@ export * from './sharedPath.ts';
 export * from './refusalCodes.ts';
 export * from './workload.ts';
 export * from './workProof.ts';
+export * from './readBodyCapped.ts';

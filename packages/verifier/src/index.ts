@@ -1,3 +1,2 @@
-export * from './appraiseRegistration.ts';
 export * from './verifierDaemon.ts';
 export * from './proofChecker.ts';

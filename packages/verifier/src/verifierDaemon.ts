@@ -17,7 +17,7 @@ import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
   type RegistrationClaim,
-} from './appraiseRegistration.ts';
+} from '@firn/attestation';
 
 export interface VerifierLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
