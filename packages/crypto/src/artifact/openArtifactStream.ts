@@ -1,5 +1,5 @@
 import { createDecipheriv } from 'node:crypto';
-import { assertBytes, bytesEqual, FirnError, InvalidInputError } from '@firn/core';
+import { assertBytes, bytesEqual, concatBytes, FirnError, InvalidInputError } from '@firn/core';
 import { hpkeOpen, kemPublicKeyOf } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
 import {
@@ -176,16 +176,6 @@ export async function openArtifact(bytes: Uint8Array, key: ArtifactKey): Promise
     yield bytes;
   }
   const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const p of openArtifactStream(one(), key)) {
-    parts.push(p);
-    n += p.length;
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  for await (const p of openArtifactStream(one(), key)) parts.push(p);
+  return concatBytes(...parts);
 }

@@ -1,5 +1,5 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { assertBytes, InvalidInputError, TAGS, utf8 } from '@firn/core';
+import { assertBytes, concatBytes, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
 import {
@@ -107,20 +107,10 @@ export async function* sealArtifactStream(
 /** Seal a buffer in one call (convenience over sealArtifactStream). */
 export async function sealArtifact(bytes: Uint8Array, opts: SealArtifactOptions): Promise<Uint8Array> {
   assertBytes(bytes, 'plaintext');
-  const parts: Uint8Array[] = [];
-  let n = 0;
   async function* one() {
     yield bytes;
   }
-  for await (const p of sealArtifactStream(one(), opts)) {
-    parts.push(p);
-    n += p.length;
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  const parts: Uint8Array[] = [];
+  for await (const p of sealArtifactStream(one(), opts)) parts.push(p);
+  return concatBytes(...parts);
 }
