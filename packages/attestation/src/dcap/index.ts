@@ -17,3 +17,4 @@ export {
   verifyDcapQuoteSync,
 } from './verifyDcapQuote.ts';
 export * from './quoteIdentity.ts';
+export { INTEL_TCB_STATUSES } from './collateralJson.ts';

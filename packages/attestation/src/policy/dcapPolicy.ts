@@ -1,4 +1,5 @@
 import { FirnError } from '@firn/core';
+import { INTEL_TCB_STATUSES } from '../dcap/collateralJson.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
 import { type AttestationPolicy, type EvaluateContext, evaluateEvidence } from './policy.ts';
 
@@ -36,23 +37,13 @@ export interface DcapPolicy {
   dcap: DcapPolicyRules;
 }
 
-const KNOWN_STATUSES: readonly TcbStatus[] = [
-  'UpToDate',
-  'SWHardeningNeeded',
-  'ConfigurationNeeded',
-  'ConfigurationAndSWHardeningNeeded',
-  'OutOfDate',
-  'OutOfDateConfigurationNeeded',
-  'Revoked',
-];
-
 const bad = (m: string) => new FirnError('E_INVALID_INPUT', `appraisal policy: ${m}`);
 
 function statuses(v: unknown): TcbStatus[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
     throw bad('accepted_tcb_status must be a list of strings');
   // TDRelaunchAdvised is a per-TD hint of Intel's appraisal engine, not a TCB status; it is dropped.
-  return (v as string[]).filter((s): s is TcbStatus => KNOWN_STATUSES.includes(s as TcbStatus));
+  return (v as string[]).filter((s): s is TcbStatus => INTEL_TCB_STATUSES.includes(s as TcbStatus));
 }
 function num(v: unknown, k: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
@@ -78,7 +69,7 @@ export function fromIntelAppraisalPolicy(json: unknown, name = 'intel-appraisal'
   const policy: AttestationPolicy = {
     name,
     allowSimulated: false,
-    acceptedTcbStatuses: [...KNOWN_STATUSES.filter((s) => s !== 'Revoked')],
+    acceptedTcbStatuses: [...INTEL_TCB_STATUSES.filter((s) => s !== 'Revoked')],
     allowDebug: false,
     collateralGraceSeconds: 0,
     rejectedAdvisoryIds: [],

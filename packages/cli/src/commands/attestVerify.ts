@@ -1,14 +1,15 @@
 import { readFile, stat } from 'node:fs/promises';
 import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
 import type { Command } from 'commander';
-// Imported by path until @firn/attestation's index re-exports dcap/.
-import { loadQuoteCollateralV3, verifyDcapQuote } from '../../../attestation/src/dcap/index.ts';
 import {
   type DcapPolicy,
   evaluateDcapEvidence,
   fromIntelAppraisalPolicy,
-} from '../../../attestation/src/policy/dcapPolicy.ts';
-import { parsePolicy } from '../../../attestation/src/policy/policy.ts';
+  INTEL_TCB_STATUSES,
+  loadQuoteCollateralV3,
+  parsePolicy,
+  verifyDcapQuote,
+} from '@firn/attestation';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
@@ -35,14 +36,7 @@ export const DEFAULT_CLI_DCAP_POLICY: DcapPolicy = {
   policy: {
     name: 'cli-permissive',
     allowSimulated: false,
-    acceptedTcbStatuses: [
-      'UpToDate',
-      'SWHardeningNeeded',
-      'ConfigurationNeeded',
-      'ConfigurationAndSWHardeningNeeded',
-      'OutOfDate',
-      'OutOfDateConfigurationNeeded',
-    ],
+    acceptedTcbStatuses: INTEL_TCB_STATUSES.filter((s) => s !== 'Revoked'),
     allowDebug: false,
     collateralGraceSeconds: 0,
     rejectedAdvisoryIds: [],

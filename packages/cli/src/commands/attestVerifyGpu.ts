@@ -8,7 +8,6 @@ import {
   TooLargeError,
 } from '@firn/core';
 import type { Command } from 'commander';
-// Imported by path until @firn/attestation's index re-exports nvidia/.
 import {
   evaluateGpu,
   type GpuFacts,
@@ -16,7 +15,7 @@ import {
   loadRims,
   parseGpuPolicy,
   verifyGpuEvidenceList,
-} from '../../../attestation/src/nvidia/index.ts';
+} from '@firn/attestation';
 
 export interface AttestVerifyGpuOptions {
   /** Path of the evidence JSON: the SDK's list, or an object with a `gpu` list (evidence bundle). */
