@@ -1,7 +1,7 @@
 import { certificateDer, DEV_POLICY } from '@firn/attestation';
 import { createFirnClients, finalizeJob, firnJobMarketAbi, getJob, getNode, JobStatus } from '@firn/chain';
 import type { Hex } from '@firn/core';
-import { encodeOnnxModel } from '@firn/ml';
+import { encodeOnnxModel } from '@firn/ml/formats';
 import { type DevnetStateFile, deploymentFromState } from './devnetState.ts';
 import { runJob } from './runJob.ts';
 

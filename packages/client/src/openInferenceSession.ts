@@ -29,7 +29,7 @@ import {
   type TensorLike,
   type TensorMap,
   tensorMapToJson,
-} from '@firn/ml';
+} from '@firn/ml/formats';
 import {
   connectToNode,
   type MarketOptions,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { DEV_POLICY } from '@firn/attestation';
 import { certificateDer } from '@firn/attestation';
 import { type Hex, sharedPath } from '@firn/core';
-import { createPrng, shuffledIndices } from '@firn/ml';
+import { createPrng, shuffledIndices } from '@firn/ml/formats';
 import { deploymentFromState, type DevnetStateFile } from './devnetState.ts';
 import { runJob } from './runJob.ts';
 

@@ -10,3 +10,4 @@ export type {
   OpenSessionResult,
   SessionOpenRequest,
 } from './jobs/inferenceSession.ts';
+export type { TrainingReport } from './jobs/workloads/training.ts';

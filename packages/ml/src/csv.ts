@@ -164,3 +164,31 @@ export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset 
   for (let r = 0; r < n; r++) y[r] = index.get(rawTargets[r]!)!;
   return { x, y, rows: n, cols, yCols: 1, labels: distinct, featureNames };
 }
+
+/**
+ * Pick the CSV delimiter from the first non-empty line: the most frequent of , ; tab | outside
+ * double quotes, ',' when none occurs. Public datasets (e.g. UCI wine quality) often use ';'.
+ */
+export function sniffDelimiter(bytes: Uint8Array): string {
+  const head = new TextDecoder().decode(bytes.subarray(0, 64 * 1024));
+  const line = head.split('\n').find((l) => l.trim() !== '') ?? '';
+  const counts = new Map<string, number>([
+    [',', 0],
+    [';', 0],
+    ['\t', 0],
+    ['|', 0],
+  ]);
+  let quoted = false;
+  for (const ch of line) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
+  }
+  let best = ',';
+  let n = 0;
+  for (const [d, c] of counts)
+    if (c > n) {
+      best = d;
+      n = c;
+    }
+  return best;
+}

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { certificateDer } from '@firn/attestation';
 import { runJob } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
-import { parseTensorMap } from '@firn/ml';
+import { parseTensorMap } from '@firn/ml/formats';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
 import { readKey, resolveChain } from '../chainArgs.ts';

@@ -3,11 +3,11 @@ import { basename, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError, toErrorBody } from '@firn/core';
-import { parseCsv, type Task, taskOf, validateModelDefinition } from '@firn/ml';
+import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
-import { sniffDelimiter, type TrainingReport } from '../../../enclave/src/jobs/workloads/training.ts';
+import type { TrainingReport } from '@firn/enclave';
 import { type ChainArgs, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 

@@ -13,7 +13,8 @@ import {
 } from '@firn/ml';
 import { describe, expect, it } from 'vitest';
 import type { WorkloadContext, WorkloadInput, WorkloadResult } from '../workload.ts';
-import { defaultEpochs, sniffDelimiter, type TrainingReport, trainingWorkload } from './training.ts';
+import { sniffDelimiter } from '@firn/ml';
+import { defaultEpochs, type TrainingReport, trainingWorkload } from './training.ts';
 
 // The workload called in process with plaintext inputs (no channel, no sealing: those are the
 // framework's and are covered by the e2e test). Not covered: conv models, multi-GB datasets.

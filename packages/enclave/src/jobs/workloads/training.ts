@@ -9,6 +9,7 @@ import {
   ONNX_INPUT,
   ONNX_OUTPUT,
   parseCsv,
+  sniffDelimiter,
   type Task,
   type TfBackendName,
   type TrainResult,
@@ -120,34 +121,6 @@ const KNOWN_PARAMS = new Set([
   'validationSplit',
   'scaleTarget',
 ]);
-
-/**
- * Pick the CSV delimiter from the first non-empty line: the most frequent of , ; tab | outside
- * double quotes, ',' when none occurs. Public datasets (e.g. UCI wine quality) often use ';'.
- */
-export function sniffDelimiter(bytes: Uint8Array): string {
-  const head = new TextDecoder().decode(bytes.subarray(0, 64 * 1024));
-  const line = head.split('\n').find((l) => l.trim() !== '') ?? '';
-  const counts = new Map<string, number>([
-    [',', 0],
-    [';', 0],
-    ['\t', 0],
-    ['|', 0],
-  ]);
-  let quoted = false;
-  for (const ch of line) {
-    if (ch === '"') quoted = !quoted;
-    else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
-  }
-  let best = ',';
-  let n = 0;
-  for (const [d, c] of counts)
-    if (c > n) {
-      best = d;
-      n = c;
-    }
-  return best;
-}
 
 /**
  * Defaults scaled to the data: batch 32 (128 from 20k rows), and enough epochs for about 4000
