@@ -96,6 +96,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const measurement = bytesToHex(bundle.measurement);
   log(`enclave measurement ${measurement}`);
 
+  // One verifier alone never activates a node: a two-thirds quorum, at least one.
+  const threshold = Math.max(1, Math.ceil((2 * o.verifiers) / 3));
   const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
   const children: ChildProcess[] = [];
   const stop = async () => {
@@ -114,7 +116,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       deployerKey: deployer!.privateKey,
       minNodeStake: parseEther('1'),
       minVerifierStake: parseEther('1'),
-      verifierThreshold: Math.max(1, Math.ceil((2 * o.verifiers) / 3)),
+      verifierThreshold: threshold,
       unbondingPeriod: 600,
       challengeWindow: 60,
       slashAmount: parseEther('0.5'),
@@ -169,7 +171,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       children.push(child);
       verifiers.push({ address: acct.address, child });
     }
-    log(`${verifiers.length} verifiers joined (threshold ${Math.max(1, Math.ceil((2 * o.verifiers) / 3))})`);
+    log(`${verifiers.length} verifiers joined (threshold ${threshold})`);
 
     const nodes: DevnetNode[] = [];
     for (const [i, acct] of operatorAccounts.entries()) {

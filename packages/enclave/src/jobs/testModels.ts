@@ -1,4 +1,4 @@
-import { encodeOnnxModel } from '@firn/ml';
+import { encodeOnnxModel } from '@firn/ml/formats';
 
 /**
  * A small real ONNX model for job tests: y = x · W + b with x float32 [N, inFeatures] and
