@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createSimulatedPlatform, type SimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, DEV_POLICY, type SimulatedRoot } from '@firn/attestation';
+import { attestNode, devnetRoots } from '@firn/client';
 import { createFirnClients, firnRegistryAbi, getNode, NodeStatus, registerNode } from '@firn/chain';
 import { bytesToHex, type EvidenceBundle, type Hex, REFUSAL_CODES, TEE_TYPES } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
@@ -150,6 +151,21 @@ describe('firn devnet', () => {
     expect(bad.status).toBe(400);
     const huge = await fetch(`${url}/v1/attestation`, { method: 'POST', body: 'x'.repeat(10_000) });
     expect(huge.status).toBe(413);
+  });
+
+  it('a requester attests every node, the GPU one too, with the devnet roots pinned', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const now = Math.floor(Date.now() / 1000);
+    const pinned = devnetRoots(net.state);
+    for (const n of net.state.nodes) {
+      const a = await attestNode(reader, { policy: DEV_POLICY, now, node: n.url, ...pinned });
+      expect(a.enclaveId).toBe(n.enclaveId);
+    }
+    // Without the simulated GPU root pinned, the composite node's GPU evidence does not verify.
+    const gpuNode = net.state.nodes[net.state.nodes.length - 1]!;
+    await expect(
+      attestNode(reader, { policy: DEV_POLICY, now, node: gpuNode.url, roots: pinned.roots }),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/E_EVIDENCE_CHAIN/) });
   });
 
   it('a node killed with SIGKILL and started again keeps its Enclave ID and address and is Active', async () => {

@@ -1,4 +1,8 @@
-import { type AttestationPolicy, appraiseRegistration } from '@firn/attestation';
+import {
+  type AppraiseRegistrationOptions,
+  type AttestationPolicy,
+  appraiseRegistration,
+} from '@firn/attestation';
 import { type FirnClients, type FirnNode, getNode, listNodes, NodeStatus } from '@firn/chain';
 import { FirnError, type Hex, type TeeTypeName, teeTypeName } from '@firn/core';
 
@@ -14,6 +18,8 @@ export interface AttestedNode {
 export interface AttestNodeOptions {
   policy: AttestationPolicy;
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+  /** GPU trust anchors, e.g. an explicitly pinned simulated GPU root (dev only). */
+  gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
   /** Unix seconds for the evidence checks. */
   now: number;
   /** The node's endpoint; when absent the first Active node of the registry is used. */
@@ -56,6 +62,7 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     now: opts.now,
     policy: opts.policy,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+    ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
   });
   if (!verdict.approve)
     throw new FirnError(

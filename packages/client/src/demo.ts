@@ -1,8 +1,8 @@
-import { certificateDer, DEV_POLICY } from '@firn/attestation';
+import { DEV_POLICY } from '@firn/attestation';
 import { createFirnClients, finalizeJob, firnJobMarketAbi, getJob, getNode, JobStatus } from '@firn/chain';
 import type { Hex } from '@firn/core';
 import { encodeOnnxModel } from '@firn/ml/formats';
-import { type DevnetStateFile, deploymentFromState } from './devnetState.ts';
+import { type DevnetStateFile, deploymentFromState, devnetRoots } from './devnetState.ts';
 import { runJob } from './runJob.ts';
 
 export interface InferenceDemoResult {
@@ -74,7 +74,7 @@ export async function runInferenceDemo(
     deployment,
     requesterKey: state.accounts.requester.privateKey,
     policy: DEV_POLICY,
-    roots: { simulated: [certificateDer(state.simulatedRootPem)] },
+    ...devnetRoots(state),
     kind: 'inference',
     inputs: [
       { role: 'model', bytes: demoModel(), contentType: 'application/onnx' },

@@ -1,3 +1,4 @@
+import { certificateDer } from '@firn/attestation';
 import { readFileSync } from 'node:fs';
 import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex, hexBytes } from '@firn/core';
@@ -9,6 +10,8 @@ export interface DevnetStateFile {
   contracts: { registry: Hex; verifierSet: Hex; jobMarket: Hex; dataLedger: Hex };
   deployBlock: string | number;
   simulatedRootPem: string;
+  /** The devnet's simulated GPU device root, when a node has a simulated GPU. */
+  simulatedGpuRootPem?: string;
   measurement: Hex;
   nodes: { url: string; enclaveId: Hex; enclaveAddress: Hex; pid: number }[];
   verifiers: { address: Hex; pid: number }[];
@@ -57,5 +60,13 @@ export function deploymentFromState(state: DevnetStateFile): FirnDeployment {
     jobMarket: state.contracts.jobMarket,
     dataLedger: state.contracts.dataLedger,
     deployBlock: BigInt(state.deployBlock ?? 0),
+  };
+}
+
+/** The simulated CPU and GPU roots a requester pins on this devnet (never on a real network). */
+export function devnetRoots(state: Pick<DevnetStateFile, 'simulatedRootPem' | 'simulatedGpuRootPem'>) {
+  return {
+    roots: { simulated: [certificateDer(state.simulatedRootPem)] },
+    gpuRoots: state.simulatedGpuRootPem ? { simulated: [certificateDer(state.simulatedGpuRootPem)] } : {},
   };
 }

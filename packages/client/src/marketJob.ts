@@ -10,7 +10,7 @@ import {
 } from '@firn/chain';
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
-import { type AttestedNode, attestNode } from './attestNode.ts';
+import { type AttestedNode, type AttestNodeOptions, attestNode } from './attestNode.ts';
 import { NodeApi } from './nodeApi.ts';
 import type { SealedInput } from './sealInput.ts';
 
@@ -26,6 +26,7 @@ export interface MarketOptions {
   node?: string;
   policy: AttestationPolicy;
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
+  gpuRoots?: AttestNodeOptions['gpuRoots'];
   escrow: bigint;
   /** How long the job (deadline) and its grants last; default 1 hour. */
   deadlineSeconds?: number;
@@ -53,6 +54,7 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     policy: opts.policy,
     now: now(),
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
+    ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.node === undefined ? {} : { node: opts.node }),
   });
   return {

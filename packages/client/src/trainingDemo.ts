@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { DEV_POLICY } from '@firn/attestation';
-import { certificateDer } from '@firn/attestation';
 import { type Hex, sharedPath } from '@firn/core';
 import { createPrng, shuffledIndices } from '@firn/ml/formats';
-import { deploymentFromState, type DevnetStateFile } from './devnetState.ts';
+import { deploymentFromState, type DevnetStateFile, devnetRoots } from './devnetState.ts';
 import { runJob } from './runJob.ts';
 
 export interface TrainingDemoResult {
@@ -58,7 +57,7 @@ export async function runTrainingDemo(
     deployment: deploymentFromState(state),
     requesterKey: state.accounts.requester.privateKey,
     policy: DEV_POLICY,
-    roots: { simulated: [certificateDer(state.simulatedRootPem)] },
+    ...devnetRoots(state),
     escrow: 10n ** 16n,
   };
   log(

@@ -1,6 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { certificateDer } from '@firn/attestation';
-import { runJob } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import type { Command } from 'commander';
@@ -64,11 +63,10 @@ export async function inferCommand(
       ? state.accounts.requester.privateKey
       : readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
   const policy = loadPolicy(o.policy, o.devnet ? 'dev' : 'production');
-  const roots = o.simRoot
-    ? loadSimRoots(o.simRoot)
-    : state?.simulatedRootPem
-      ? { simulated: [certificateDer(state.simulatedRootPem)] }
-      : {};
+  const pinned = state?.simulatedRootPem
+    ? devnetRoots(state as DevnetStateFile)
+    : { roots: {}, gpuRoots: {} };
+  const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
   const model = readCapped(o.model, MAX_MODEL_BYTES, 'model');
   const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
   // Validate the input locally first: a malformed file should not cost an escrow round trip.
@@ -79,6 +77,7 @@ export async function inferCommand(
     requesterKey,
     policy,
     roots,
+    gpuRoots: pinned.gpuRoots,
     ...(o.node ? { node: o.node } : {}),
     kind: 'inference',
     inputs: [

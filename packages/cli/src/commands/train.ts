@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
+import { type DevnetStateFile, devnetRoots } from '@firn/client';
 import { type ChainArgs, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
@@ -51,6 +52,7 @@ export interface TrainRunJobOptions {
   node?: string;
   policy: AttestationPolicy;
   roots?: { simulated?: Uint8Array[] };
+  gpuRoots?: { simulated?: Uint8Array[] };
   kind: 'training';
   inputs: TrainJobInput[];
   params: Record<string, unknown>;
@@ -360,12 +362,10 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ? (devnet.accounts.requester.privateKey as Hex)
         : readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
     const policy = loadPolicy(o.policy, devnet ? 'dev' : 'production');
-    const roots =
-      o.simRoot !== undefined
-        ? loadSimRoots(o.simRoot)
-        : devnet?.simulatedRootPem
-          ? { simulated: [await pemRoot(devnet.simulatedRootPem)] }
-          : {};
+    const pinned = devnet?.simulatedRootPem
+      ? devnetRoots(devnet as DevnetStateFile)
+      : { roots: {}, gpuRoots: {} };
+    const roots = o.simRoot !== undefined ? loadSimRoots(o.simRoot) : pinned.roots;
     const r = await deps.runJob({
       rpcUrl: chain.rpcUrl,
       deployment: chain.deployment,
@@ -373,6 +373,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       ...(o.node ? { node: o.node } : {}),
       policy,
       roots,
+      gpuRoots: pinned.gpuRoots,
       kind: 'training',
       inputs: plan.inputs,
       params: plan.params,
@@ -417,11 +418,6 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
 
 function writeJson(out: OutStream, v: unknown): void {
   out.write(`${JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
-}
-
-async function pemRoot(pem: string): Promise<Uint8Array> {
-  const { certificateDer } = await import('@firn/attestation');
-  return certificateDer(pem);
 }
 
 export function registerTrain(program: Command, runJob?: TrainRunJob): void {

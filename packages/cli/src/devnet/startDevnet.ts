@@ -263,6 +263,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       simulatedRootPem: root.certificatePem,
       simulatedRootFile: rootFile,
       simulatedGpuRootFile: gpuRootFile,
+      simulatedGpuRootPem: gpuRoot.rootCertPem,
       measurement,
       nodes: nodes.map((n) => {
         const c = byUrl.get(n.url);
