@@ -13,6 +13,11 @@ export type ErrorCode =
   | 'E_INTERNAL'
   | 'E_TIMEOUT'
   | 'E_UNAVAILABLE'
+  // node API access (who may call, how much)
+  | 'E_UNAUTHENTICATED'
+  | 'E_FORBIDDEN'
+  | 'E_RATE_LIMITED'
+  | 'E_QUOTA_EXCEEDED'
   // attestation
   | 'E_EVIDENCE_MALFORMED'
   | 'E_EVIDENCE_SIGNATURE'
@@ -48,7 +53,8 @@ export type ErrorCode =
   | 'E_PROOF_INVALID'
   // chain
   | 'E_CHAIN'
-  | 'E_CHAIN_REVERTED';
+  | 'E_CHAIN_REVERTED'
+  | 'E_CHAIN_DISAGREEMENT';
 
 export interface FirnErrorOptions {
   cause?: unknown;

@@ -34,6 +34,9 @@ export const TAGS = {
   sessionRequest: 'firn/session-request/v1',
   sessionResponse: 'firn/session-response/v1',
   sessionTranscript: 'firn/session-transcript/v1',
+  sessionClose: 'firn/session-close/v1',
+  nodeRequest: 'firn/node-request/v1',
+  uploadIntent: 'firn/upload-intent/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

@@ -62,3 +62,4 @@ export {
 } from './signatures.ts';
 export { x25519SharedSecret } from './x25519.ts';
 export * from './sessionChannel.ts';
+export * from './nodeAuth.ts';

@@ -6,7 +6,16 @@ import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
 import { EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { JobService } from './jobs/jobApi.ts';
+import {
+  applyHttpLimits,
+  DEFAULT_HTTP_LIMITS,
+  type HttpLimits,
+  RequestRateLimiter,
+  remoteIp,
+  UploadSlots,
+} from './http/limits.ts';
 import { readJson, Router } from './http/router.ts';
+import { DEFAULT_STORAGE_QUOTAS, type StorageQuotas } from './storage/quota.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 
@@ -33,6 +42,10 @@ export interface NodeDaemonOptions {
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
   /** Extra routes (job API) mounted by later layers. */
   extendRoutes?: (router: Router, node: NodeDaemon) => void;
+  /** Connection, rate and upload-concurrency limits (defaults: DEFAULT_HTTP_LIMITS). */
+  limits?: Partial<HttpLimits>;
+  /** Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS). */
+  quotas?: Partial<StorageQuotas>;
 }
 
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -52,9 +65,23 @@ export class NodeDaemon {
   jobs: JobService | undefined;
   private server: Server | undefined;
   url = '';
+  /** The limits in force (options over defaults). */
+  readonly limits: HttpLimits;
+  readonly quotas: StorageQuotas;
+  /** Mutating requests per remote IP (uploads, submissions, attestations). */
+  readonly rateLimiter: RequestRateLimiter;
+  /** Upload concurrency, global and per uploader address. */
+  readonly uploadSlots: UploadSlots;
 
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
+    this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+    this.quotas = { ...DEFAULT_STORAGE_QUOTAS, ...opts.quotas };
+    this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
+    this.uploadSlots = new UploadSlots(
+      this.limits.maxConcurrentUploads,
+      this.limits.maxConcurrentUploadsPerAddress,
+    );
     mkdirSync(opts.dataDir, { recursive: true });
     this.supervisor = new EnclaveSupervisor({
       bundlePath: opts.bundlePath,
@@ -118,7 +145,7 @@ export class NodeDaemon {
     this.server = createServer((req, res) => {
       void this.router.handle(req, res, log);
     });
-    this.server.requestTimeout = 120_000;
+    applyHttpLimits(this.server, this.limits);
     await new Promise<void>((resolve) =>
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
     );
@@ -154,6 +181,7 @@ export class NodeDaemon {
       version: '0.1.0',
     }));
     r.add('POST', '/v1/attestation', async ({ req }) => {
+      await this.rateLimiter.take(remoteIp(req));
       const body = (await readJson(req, ATTESTATION_BODY_LIMIT)) as { nonce?: unknown } | null;
       const nonce = assertNonce(hexBytes(body?.nonce, 'nonce', undefined, 64));
       return this.attest(nonce);

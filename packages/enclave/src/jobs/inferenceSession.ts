@@ -26,6 +26,7 @@ import {
   type SessionEndpoint,
   SessionTranscript,
   sessionChannelInfo,
+  sessionClosePlaintext,
   signDigest,
 } from '@firn/crypto';
 import {
@@ -305,6 +306,21 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     const s = get(sessionIdOf(raw));
     return onQueue(s, async () => {
       if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
+      // A requester's close is its next session message with the close tag as plaintext: only a
+      // holder of the session keys can end the session through the node API. (The host may still
+      // close without one, e.g. when idle: it can always stop relaying anyway.)
+      if (raw.auth !== undefined) {
+        if (typeof raw.auth !== 'string' || raw.auth.length > 1024)
+          throw fail('E_UNAUTHENTICATED', 'the close request is not a session message');
+        let pt: Uint8Array;
+        try {
+          pt = s.endpoint.open(new Uint8Array(Buffer.from(raw.auth, 'base64')));
+        } catch {
+          throw fail('E_UNAUTHENTICATED', 'the close request does not open under the session keys');
+        }
+        if (Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) !== 0)
+          throw fail('E_UNAUTHENTICATED', 'the close request is not a close message');
+      }
       s.closed = true;
       sessions.delete(s.jobId);
       await s.model.release().catch(() => undefined);

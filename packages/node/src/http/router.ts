@@ -65,7 +65,14 @@ export class Router {
         ? { code: e.code, message: e.message }
         : { code: 'E_INTERNAL', message: 'internal error' };
       if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
-      if (!res.headersSent) sendJson(res, status, { error: body });
+      const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
+      if (!res.headersSent)
+        sendJson(
+          res,
+          status,
+          { error: body },
+          typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
+        );
       else res.end();
     } finally {
       const key = `${req.method} ${routeName} ${status}`;
@@ -74,9 +81,15 @@ export class Router {
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
   });
@@ -97,7 +110,34 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return Buffer.concat(chunks);
 }
 
+/**
+ * The media type of a request (lowercase, parameters dropped), or undefined when absent.
+ */
+export function mediaTypeOf(req: IncomingMessage): string | undefined {
+  const ct = req.headers['content-type'];
+  if (ct === undefined) return undefined;
+  return ct.split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * Refuse a body whose Content-Type is not `expected` (E_UNSUPPORTED, HTTP 415). A JSON endpoint
+ * that accepted text/plain could be driven by any web page (a "simple" cross-site request needs
+ * no CORS preflight), so JSON is read only from application/json.
+ */
+export function requireMediaType(req: IncomingMessage, expected: string): void {
+  const got = mediaTypeOf(req);
+  if (got !== expected)
+    throw new FirnError('E_UNSUPPORTED', `send this body as ${expected} (got ${got ?? 'no content-type'})`);
+}
+
+/**
+ * Read a JSON request body: size-capped (413 before anything is read when Content-Length is over
+ * `limit`), only from application/json (415), and parsed (400 E_INVALID_INPUT otherwise).
+ */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > limit) throw new TooLargeError('request body', declared, limit);
+  requireMediaType(req, 'application/json');
   const body = await readBody(req, limit);
   try {
     return JSON.parse(body.toString('utf8'));

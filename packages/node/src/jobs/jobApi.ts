@@ -7,6 +7,7 @@ import {
   type FirnClients,
   type FirnDeployment,
   failJob,
+  type FirnJob,
   getJob,
   JobStatus,
   submitProof,
@@ -24,12 +25,15 @@ import {
   toErrorBody,
 } from '@firn/core';
 import type { RunJobResult } from '@firn/enclave';
-import { readJson, type Router, sendJson } from '../http/router.ts';
+import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
+import { remoteIp } from '../http/limits.ts';
+import { readJson, requireMediaType, type Router, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeDaemon } from '../nodeDaemon.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
+import { QuotaLedger } from '../storage/quota.ts';
 import { SessionService } from './sessionApi.ts';
 
 export interface JobApiOptions {
@@ -102,6 +106,7 @@ export function parseSubmitBody(o: unknown): SubmitBody {
 export class JobService {
   readonly artifacts: ArtifactStore;
   readonly jobs: JobStore;
+  readonly quota: QuotaLedger;
   readonly clients: FirnClients;
   private readonly events = new Map<Hex, string[]>();
   private readonly listeners = new Map<Hex, Set<() => void>>();
@@ -115,6 +120,7 @@ export class JobService {
   ) {
     this.artifacts = new ArtifactStore(node.opts.dataDir);
     this.jobs = new JobStore(node.opts.dataDir);
+    this.quota = new QuotaLedger(node.opts.dataDir, this.artifacts.dir, node.quotas);
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
@@ -152,12 +158,12 @@ export class JobService {
    * job Open on chain, for this TEE type and measurement, before its deadline, and with this input
    * commitment. Returns the on-chain job.
    */
-  async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>) {
+  async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     const identity = this.node.identity!;
-    const job = await getJob(this.clients, body.jobId);
+    const job = onChain ?? (await getJob(this.clients, body.jobId));
     if (job.status !== JobStatus.Open)
       throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
     const tee = TEE_TYPES[identity.teeType as TeeTypeName];
@@ -179,6 +185,33 @@ export class JobService {
     return this.chain(f);
   }
 
+  /** What a requester's signatures to this node are scoped to (packages/crypto/src/nodeAuth.ts). */
+  requestScope() {
+    return {
+      chainId: this.opts.deployment.chainId,
+      jobMarket: this.opts.deployment.jobMarket,
+      enclaveId: this.node.identity!.enclaveId,
+    };
+  }
+
+  /**
+   * Check that a job or session submission is signed by the job's on-chain requester: 401
+   * without a valid signature, 404 for a job the chain does not know, 403 for any other signer.
+   * Runs before anything is recorded, so a stranger's submission changes nothing. Returns the job.
+   */
+  async authorizeSubmission(
+    req: IncomingMessage,
+    route: 'POST /v1/jobs' | 'POST /v1/sessions',
+    body: SubmitBody,
+  ): Promise<FirnJob> {
+    const signer = submissionSigner(req, route, this.requestScope(), body);
+    const job = await getJob(this.clients, body.jobId);
+    if (job.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', 'no such job on chain');
+    if (!same(signer, job.requester))
+      throw new FirnError('E_FORBIDDEN', 'only the requester of this job on chain may submit it');
+    return job;
+  }
+
   /** Host clock, unix seconds. */
   clock(): number {
     return this.now();
@@ -195,14 +228,52 @@ export class JobService {
     this.sessions.mount(router);
   }
 
+  /**
+   * PUT /v1/artifacts: 415 unless application/octet-stream; 413 over the size cap; 401 without a
+   * valid signed upload intent; 403 when the uploader holds no balance at the latest block; 429
+   * when the uploader or the node has too many uploads in flight; 413 (E_QUOTA_EXCEEDED) over the
+   * uploader's or the node's disk quota. Only then is the body streamed to disk, and it must hash
+   * to the artifact id of the intent.
+   */
   private async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    await this.node.rateLimiter.take(remoteIp(req));
+    requireMediaType(req, 'application/octet-stream');
     const limit = this.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
-    const declared = Number(req.headers['content-length'] ?? '0');
+    const lengthText = req.headers['content-length'];
+    if (lengthText === undefined || !/^\d{1,16}$/.test(lengthText))
+      throw new FirnError('E_INVALID_INPUT', 'an upload needs its Content-Length (no chunked bodies)');
+    const declared = Number(lengthText);
     if (declared > limit)
-      throw new FirnError('E_TOO_LARGE', `artifact is ${declared} bytes, over the limit of ${limit}`);
-    const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, limit);
-    this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
-    sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
+      throw new FirnError('E_TOO_LARGE', `artifact is ${declared} bytes, over the limit of ${limit}`, {
+        details: { size: declared, limit },
+      });
+    const intent = uploadIntentOf(req, this.requestScope(), this.now());
+    const balance = await this.clients.public.getBalance({ address: intent.uploader, blockTag: 'latest' });
+    if (balance === 0n)
+      throw new FirnError(
+        'E_FORBIDDEN',
+        'uploads are taken only from an address that holds a balance on chain',
+      );
+    if (this.artifacts.has(intent.artifactId)) {
+      // Already stored (by anyone): nothing is written or charged; the body is discarded.
+      sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
+      return undefined;
+    }
+    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader);
+    try {
+      const reservation = this.quota.reserve(intent.uploader, declared);
+      try {
+        const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
+        reservation.commit(r.created);
+        this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
+        sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
+      } catch (e) {
+        reservation.release();
+        throw e;
+      }
+    } finally {
+      releaseSlot();
+    }
     return undefined;
   }
 
@@ -222,12 +293,14 @@ export class JobService {
   }
 
   private async submit(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+    await this.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
+    const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     if (this.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
-    const job = await this.checkOpenJob(body);
+    const job = await this.checkOpenJob(body, onChain);
     const now = this.now();
     const record: JobRecord = {
       jobId: body.jobId,
@@ -278,6 +351,7 @@ export class JobService {
       const outputs = [];
       for (const o of r.outputs) {
         const stored = await this.artifacts.adopt(o.path, o.artifactId);
+        if (stored.created) this.quota.addStored(stored.size);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }
       const p = parseWorkProofJson(r.proof);

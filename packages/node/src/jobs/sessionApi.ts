@@ -3,6 +3,8 @@ import { claimJob, failJob, submitProof } from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
+import { sessionAuthOf } from '../http/auth.ts';
+import { remoteIp } from '../http/limits.ts';
 import { readBody, readJson, type Router } from '../http/router.ts';
 import { parseArtifactId } from '../storage/artifactStore.ts';
 import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
@@ -15,7 +17,7 @@ export const DEFAULT_HOST_SESSION_IDLE_MS = 5 * 60_000;
 interface HostSession {
   jobId: Hex;
   lastUsed: number;
-  closing?: Promise<unknown>;
+  closing?: Promise<unknown> | undefined;
 }
 
 /**
@@ -38,7 +40,9 @@ export class SessionService {
     router.add('POST', '/v1/sessions/:id/requests', ({ params, req, res }) =>
       this.request(params.id!, req, res),
     );
-    router.add('DELETE', '/v1/sessions/:id', ({ params }) => this.close(parseArtifactId(params.id!) as Hex));
+    router.add('DELETE', '/v1/sessions/:id', ({ params, req }) =>
+      this.close(parseArtifactId(params.id!) as Hex, sessionAuthOf(req)),
+    );
   }
 
   /** Stop the idle sweeper (shutdown, tests). */
@@ -62,11 +66,13 @@ export class SessionService {
 
   private async openSession(req: IncomingMessage): Promise<OpenSessionResult> {
     const s = this.service;
+    await s.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
+    const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
-    const job = await s.checkOpenJob(body);
+    const job = await s.checkOpenJob(body, onChain);
     const log = s.opts.logger.child({ jobId: body.jobId });
     const now = s.clock();
     s.jobs.put({
@@ -125,26 +131,56 @@ export class SessionService {
     if (ct !== undefined && ct !== 'application/octet-stream')
       throw new FirnError('E_INVALID_INPUT', 'a session request is application/octet-stream');
     const body = await readBody(req, MAX_SESSION_REQUEST_BYTES);
-    h.lastUsed = Date.now();
     const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
       sessionId: h.jobId,
       message: body.toString('base64'),
     });
+    // Only a request the enclave accepted (it opened under the session keys) keeps the session warm.
+    h.lastUsed = Date.now();
     const out = Buffer.from(r.message, 'base64');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.length });
     res.end(out);
     return undefined;
   }
 
-  /** Close in the enclave, submit the session's proof, and record the job as proved. */
-  close(id: Hex): Promise<CloseSessionResult & { proofTx: Hex }> {
+  /**
+   * Close in the enclave, submit the session's proof, and record the job as proved. `auth` is the
+   * requester's sealed close message (DELETE /v1/sessions/{id}); the enclave checks it under the
+   * session keys, and a close it refuses (E_UNAUTHENTICATED, 401) leaves the session open and the
+   * job untouched. Without `auth` it is the host's own idle close.
+   */
+  async close(id: Hex, auth?: string): Promise<CloseSessionResult & { proofTx: Hex }> {
     const h = this.open.get(id);
     if (!h) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
-    if (h.closing) return h.closing as Promise<CloseSessionResult & { proofTx: Hex }>;
+    if (h.closing) {
+      if (auth !== undefined) throw new FirnError('E_CONFLICT', 'this session is already closing');
+      return h.closing as Promise<CloseSessionResult & { proofTx: Hex }>;
+    }
     const s = this.service;
+    const fail = async (e: unknown) => {
+      const error = toErrorBody(e);
+      s.jobs.update(id, { status: 'failed', error }, s.clock());
+      await s
+        .chainWrite(() => failJob(s.clients, { jobId: id, reason: failureReason(error.code) }))
+        .catch(() => undefined);
+    };
     const run = (async () => {
+      let r: CloseSessionResult;
       try {
-        const r = await s.node.supervisor.call<CloseSessionResult>('closeSession', { sessionId: id });
+        r = await s.node.supervisor.call<CloseSessionResult>('closeSession', {
+          sessionId: id,
+          ...(auth === undefined ? {} : { auth }),
+        });
+      } catch (e) {
+        if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') {
+          h.closing = undefined;
+          throw e;
+        }
+        this.open.delete(id);
+        await fail(e);
+        throw e;
+      }
+      try {
         const p = parseWorkProofJson(r.proof);
         const tx = await s.chainWrite(() =>
           submitProof(s.clients, { jobId: id, proof: { ...p.proof }, signature: p.signature }),
@@ -161,11 +197,7 @@ export class SessionService {
         });
         return { ...r, proofTx: tx.hash };
       } catch (e) {
-        const error = toErrorBody(e);
-        s.jobs.update(id, { status: 'failed', error }, s.clock());
-        await s
-          .chainWrite(() => failJob(s.clients, { jobId: id, reason: failureReason(error.code) }))
-          .catch(() => undefined);
+        await fail(e);
         throw e;
       } finally {
         this.open.delete(id);

@@ -56,10 +56,15 @@ export class ArtifactStore {
     return d;
   }
 
-  /** Store a stream of sealed bytes, refusing more than `limit`; returns the id the bytes hash to. */
+  /**
+   * Store a stream of sealed bytes, refusing more than `limit`; returns the id the bytes hash to.
+   * With `expectedId`, bytes that hash to anything else are discarded (E_INVALID_INPUT) before
+   * they are linked into the store.
+   */
   async put(
     source: AsyncIterable<Uint8Array>,
     limit = DEFAULT_MAX_ARTIFACT_BYTES,
+    expectedId?: Hex,
   ): Promise<{ id: Hex; size: number; created: boolean }> {
     const tmp = join(this.tmp, `upload-${randomBytes(8).toString('hex')}`);
     const out = createWriteStream(tmp, { mode: 0o600 });
@@ -84,7 +89,15 @@ export class ArtifactStore {
       await unlink(tmp).catch(() => undefined);
       throw new FirnError('E_INVALID_INPUT', 'artifact is empty');
     }
-    return this.commit(tmp, `0x${hash.digest('hex')}`, size);
+    const id = `0x${hash.digest('hex')}` as Hex;
+    if (expectedId !== undefined && id !== parseArtifactId(expectedId)) {
+      await unlink(tmp).catch(() => undefined);
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        'the uploaded bytes do not hash to the artifact id of the intent',
+      );
+    }
+    return this.commit(tmp, id, size);
   }
 
   /** Move a finished temp file to its id after checking that its bytes hash to it. */

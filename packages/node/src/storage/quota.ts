@@ -1,0 +1,121 @@
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FirnError } from '@firn/core';
+
+/** Disk quotas of the artifact store (docs/api.md, "Limits"). */
+export interface StorageQuotas {
+  /** Bytes one uploader address may have stored here. Default 4 GiB. */
+  perAddressBytes: number;
+  /** Bytes of artifacts (uploads and job outputs) the node stores in all. Default 32 GiB. */
+  totalBytes: number;
+}
+
+export const DEFAULT_STORAGE_QUOTAS: StorageQuotas = Object.freeze({
+  perAddressBytes: 4 * 1024 ** 3,
+  totalBytes: 32 * 1024 ** 3,
+});
+
+const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Who stored how much. An upload reserves its declared size against the uploader's quota and the
+ * node's total before a byte is written, and the reservation is released when the upload fails
+ * or turns out to be a duplicate; a stored artifact is charged to its first uploader. The usage per
+ * address is persisted (data dir `quota.json`); the total is re-measured from the store at start.
+ * Exceeding either quota is E_QUOTA_EXCEEDED (HTTP 413) with the numbers in `details`.
+ */
+export class QuotaLedger {
+  private readonly file: string;
+  private readonly used = new Map<string, number>();
+  private readonly reserved = new Map<string, number>();
+  private reservedTotal = 0;
+  private storedTotal: number;
+
+  constructor(
+    dataDir: string,
+    artifactDir: string,
+    readonly quotas: StorageQuotas = DEFAULT_STORAGE_QUOTAS,
+  ) {
+    this.file = join(dataDir, 'quota.json');
+    try {
+      const text = readFileSync(this.file, 'utf8');
+      if (text.length <= MAX_LEDGER_BYTES) {
+        const o = JSON.parse(text) as { used?: Record<string, unknown> };
+        for (const [k, v] of Object.entries(o.used ?? {}))
+          if (/^0x[0-9a-f]{40}$/.test(k) && typeof v === 'number' && Number.isSafeInteger(v) && v > 0)
+            this.used.set(k, v);
+      }
+    } catch {
+      // First start, or an unreadable ledger: start from zero (the total below is still measured).
+    }
+    this.storedTotal = 0;
+    for (const f of readdirSync(artifactDir)) {
+      try {
+        this.storedTotal += statSync(join(artifactDir, f)).size;
+      } catch {}
+    }
+  }
+
+  /** Bytes charged to `address` (stored, not counting reservations). */
+  usedBy(address: string): number {
+    return this.used.get(address.toLowerCase()) ?? 0;
+  }
+
+  /** Bytes stored in all. */
+  get total(): number {
+    return this.storedTotal;
+  }
+
+  /** Reserve `size` bytes for an upload by `address`; throws E_QUOTA_EXCEEDED. Returns the release function. */
+  reserve(address: string, size: number): { commit: (charged: boolean) => void; release: () => void } {
+    const key = address.toLowerCase();
+    const mine = this.usedBy(key) + (this.reserved.get(key) ?? 0);
+    if (mine + size > this.quotas.perAddressBytes)
+      throw new FirnError(
+        'E_QUOTA_EXCEEDED',
+        `this upload (${size} bytes) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use)`,
+        { details: { size, used: mine, limit: this.quotas.perAddressBytes } },
+      );
+    const all = this.storedTotal + this.reservedTotal;
+    if (all + size > this.quotas.totalBytes)
+      throw new FirnError(
+        'E_QUOTA_EXCEEDED',
+        `this upload (${size} bytes) would take the node over its storage quota of ${this.quotas.totalBytes} bytes`,
+        { details: { size, used: all, limit: this.quotas.totalBytes } },
+      );
+    this.reserved.set(key, (this.reserved.get(key) ?? 0) + size);
+    this.reservedTotal += size;
+    let done = false;
+    const unreserve = () => {
+      if (done) return false;
+      done = true;
+      const left = (this.reserved.get(key) ?? size) - size;
+      if (left <= 0) this.reserved.delete(key);
+      else this.reserved.set(key, left);
+      this.reservedTotal -= size;
+      return true;
+    };
+    return {
+      commit: (charged: boolean) => {
+        if (!unreserve() || !charged) return;
+        this.used.set(key, this.usedBy(key) + size);
+        this.storedTotal += size;
+        this.persist();
+      },
+      release: () => {
+        unreserve();
+      },
+    };
+  }
+
+  /** Count bytes the node stored for itself (job outputs) in the total. */
+  addStored(size: number): void {
+    this.storedTotal += size;
+  }
+
+  private persist(): void {
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ used: Object.fromEntries(this.used) }), { mode: 0o600 });
+    renameSync(tmp, this.file);
+  }
+}
