@@ -142,8 +142,11 @@ export async function runConfidentialInferenceBenchmark(
     // One-shot job path (per request: new channel, grants, proof, files), few requests.
     let jobPathP50Ms: number | undefined;
     if (opts.jobPath !== false) {
-      const api = new NodeApi(session.node.endpoint);
       const domain = { chainId: net.deployment.chainId, jobMarket: net.deployment.jobMarket };
+      const api = new NodeApi(session.node.endpoint, undefined, {
+        requesterKey: net.requester.privateKey,
+        scope: { ...domain, enclaveId: session.node.enclaveId },
+      });
       const jobs = net.node.jobs!;
       const oneJob = async () => {
         const input = await sealInput(

@@ -141,11 +141,13 @@ describe('firn devnet', () => {
     expect(metrics).toMatch(/^firn_enclave_up 1$/m);
     const ev = await fetch(`${url}/v1/attestation`, {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ nonce: bytesToHex(randomBytes(32)) }),
     });
     expect(((await ev.json()) as EvidenceBundle).teeType).toBe('simulated');
     const bad = await fetch(`${url}/v1/attestation`, {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ nonce: '0x1234' }),
     });
     expect(bad.status).toBe(400);

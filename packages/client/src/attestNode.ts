@@ -3,8 +3,15 @@ import {
   type AttestationPolicy,
   appraiseRegistration,
 } from '@firn/attestation';
-import { type FirnClients, type FirnNode, getNode, listNodes, NodeStatus } from '@firn/chain';
+import { type FirnClients, type FirnNode, NodeStatus } from '@firn/chain';
 import { FirnError, type Hex, type TeeTypeName, teeTypeName } from '@firn/core';
+import {
+  AgreeingChainView,
+  type NodeEligibility,
+  type PinnedBlock,
+  readAllNodeEligibility,
+  readNodeEligibility,
+} from './chainView.ts';
 
 export interface AttestedNode {
   endpoint: string;
@@ -26,6 +33,65 @@ export interface AttestNodeOptions {
   node?: string;
   /** Or an exact Enclave ID. */
   enclaveId?: Hex;
+  /**
+   * The registry view; every endpoint in it must agree (default: `clients` alone). Under a policy
+   * that refuses the simulated TEE (production), a single endpoint is accepted only with a pinned
+   * `policy.measurementAllowList` (docs/decisions/0870-trusted-chain-view.md).
+   */
+  chainView?: AgreeingChainView;
+}
+
+const low = (h: string) => h.toLowerCase();
+
+/**
+ * The requester's allow-list rule, before any secret leaves: the node's registered measurement
+ * must be allow-listed on chain at the block read, and on the policy's own list when it pins one.
+ * Throws E_POLICY_REJECTED naming the measurement and the block.
+ */
+export function assertMeasurementEligible(e: NodeEligibility, policy: AttestationPolicy): void {
+  const m = low(e.node.measurement);
+  if (!e.measurementAllowed)
+    throw new FirnError(
+      'E_POLICY_REJECTED',
+      `node ${e.node.enclaveId} runs measurement ${m}, which is not allow-listed on chain at block ${e.block.number} (revoked or never allowed)`,
+      { details: { enclaveId: e.node.enclaveId, measurement: m, block: e.block.number.toString() } },
+    );
+  if (policy.measurementAllowList !== undefined && !policy.measurementAllowList.map(low).includes(m))
+    throw new FirnError(
+      'E_POLICY_REJECTED',
+      `node ${e.node.enclaveId} runs measurement ${m}, which is not on the policy's pinned allow-list`,
+      { details: { enclaveId: e.node.enclaveId, measurement: m } },
+    );
+}
+
+/**
+ * A production policy must not rest on one RPC endpoint alone: it needs either a pinned
+ * measurement allow-list or a second endpoint that must agree. E_POLICY_REJECTED otherwise.
+ */
+export function assertTrustedChainView(view: AgreeingChainView, policy: AttestationPolicy): void {
+  if (policy.allowSimulated || view.size >= 2 || policy.measurementAllowList !== undefined) return;
+  throw new FirnError(
+    'E_POLICY_REJECTED',
+    `policy ${policy.name} reads the on-chain allow-list through a single RPC endpoint: pin a measurementAllowList in the policy or configure a second RPC endpoint`,
+  );
+}
+
+/**
+ * Re-read the node at a fresh block and refuse it unless it is still Active with the same keys and
+ * an allow-listed measurement: the last check before grants (data keys) leave the requester.
+ */
+export async function assertStillEligible(
+  view: AgreeingChainView,
+  node: AttestedNode,
+  policy: AttestationPolicy,
+): Promise<PinnedBlock> {
+  const e = await readNodeEligibility(view, node.enclaveId);
+  if (e.node.status !== NodeStatus.Active)
+    throw new FirnError('E_POLICY_REJECTED', `node ${node.enclaveId} is no longer Active`);
+  if (low(e.node.enclaveAddress) !== low(node.enclaveAddress) || low(e.node.kemPublicKey) !== low(node.kemPublicKey))
+    throw new FirnError('E_POLICY_REJECTED', `node ${node.enclaveId} rotated its keys since it was attested`);
+  assertMeasurementEligible(e, policy);
+  return e.block;
 }
 
 const same = (a: string, b: string) =>
@@ -39,17 +105,26 @@ const same = (a: string, b: string) =>
  * will relay the job faithfully (the channel and the Work Proof cover that).
  */
 export async function attestNode(clients: FirnClients, opts: AttestNodeOptions): Promise<AttestedNode> {
-  let node: FirnNode | undefined;
-  if (opts.enclaveId !== undefined) node = await getNode(clients, opts.enclaveId);
+  const view = opts.chainView ?? new AgreeingChainView([clients]);
+  assertTrustedChainView(view, opts.policy);
+  let chosen: NodeEligibility | undefined;
+  if (opts.enclaveId !== undefined) chosen = await readNodeEligibility(view, opts.enclaveId);
   else {
-    const active = await listNodes(clients, { status: [NodeStatus.Active] });
-    node = opts.node === undefined ? active[0] : active.find((n) => same(n.endpoint, opts.node!));
+    const all = await readAllNodeEligibility(view);
+    const active = all.filter(
+      (e) => e.node.status === NodeStatus.Active && (opts.node === undefined || same(e.node.endpoint, opts.node)),
+    );
+    // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
+    // the first Active one is refused below with the reason.
+    chosen = active.find((e) => e.measurementAllowed) ?? active[0];
   }
-  if (!node || node.status !== NodeStatus.Active)
+  const node: FirnNode | undefined = chosen?.node;
+  if (!chosen || !node || node.status !== NodeStatus.Active)
     throw new FirnError(
       'E_NOT_FOUND',
       opts.node ? `no Active node registered at ${opts.node}` : 'no Active node in the registry',
     );
+  assertMeasurementEligible(chosen, opts.policy);
   const claim = {
     enclaveId: node.enclaveId,
     teeType: teeTypeName(node.teeType),

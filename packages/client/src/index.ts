@@ -9,3 +9,4 @@ export * from './demo.ts';
 export * from './trainingDemo.ts';
 export * from './openInferenceSession.ts';
 export * from './marketJob.ts';
+export * from './chainView.ts';

@@ -11,6 +11,7 @@ import {
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { type AttestedNode, type AttestNodeOptions, attestNode } from './attestNode.ts';
+import { AgreeingChainView, type ChainViewOptions } from './chainView.ts';
 import { NodeApi } from './nodeApi.ts';
 import type { SealedInput } from './sealInput.ts';
 
@@ -33,10 +34,18 @@ export interface MarketOptions {
   claimTimeoutSeconds?: number;
   /** Unix seconds (evidence checks and grant expiry). */
   now?: () => number;
+  /**
+   * More RPC endpoints of the same chain; registry reads (node, allow-list) must agree on all of
+   * them at one block, else E_CHAIN_DISAGREEMENT (docs/decisions/0870-trusted-chain-view.md).
+   */
+  extraRpcUrls?: string[];
+  chainView?: ChainViewOptions;
 }
 
 export interface MarketSession {
   clients: FirnClients;
+  /** The registry view the node was chosen through (re-checked before grants leave). */
+  view: AgreeingChainView;
   node: AttestedNode;
   api: NodeApi;
   kem: { privateKey: Uint8Array; publicKey: Uint8Array };
@@ -50,8 +59,10 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
   const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
     pollingIntervalMs: 100,
   });
+  const view = AgreeingChainView.of(clients, opts.extraRpcUrls ?? [], opts.chainView ?? {});
   const node = await attestNode(clients, {
     policy: opts.policy,
+    chainView: view,
     now: now(),
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
@@ -59,8 +70,17 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
   });
   return {
     clients,
+    view,
     node,
-    api: new NodeApi(node.endpoint),
+    api: new NodeApi(node.endpoint, undefined, {
+      requesterKey: opts.requesterKey,
+      scope: {
+        chainId: opts.deployment.chainId,
+        jobMarket: opts.deployment.jobMarket,
+        enclaveId: node.enclaveId,
+      },
+      now,
+    }),
     kem: opts.requesterKem ?? (await generateKemKeyPair()),
     now,
     deadlineSeconds: opts.deadlineSeconds ?? 3600,

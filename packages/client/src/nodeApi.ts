@@ -1,4 +1,32 @@
-import { FirnError, type ErrorCode, type Hex, readBodyCapped, type WorkProofJson } from '@firn/core';
+import {
+  bytesToHex,
+  FirnError,
+  type ErrorCode,
+  type Hex,
+  hexBytes,
+  readBodyCapped,
+  type WorkProofJson,
+} from '@firn/core';
+import {
+  addressOf,
+  artifactId,
+  type NodeRequestScope,
+  nodeSubmissionDigest,
+  signDigest,
+  uploadIntentDigest,
+} from '@firn/crypto';
+
+/** How a requester signs its calls to one node (docs/api.md, "Who may call"). */
+export interface NodeApiSigner {
+  /** The requester's secp256k1 key (the job's on-chain requester; funded, for uploads). */
+  requesterKey: Hex;
+  /** Chain, job market and the node's Enclave ID the signatures are bound to. */
+  scope: NodeRequestScope;
+  /** Upload intents last this long, seconds (default 600; the node accepts at most 3600). */
+  intentLifetimeSeconds?: number;
+  /** Unix seconds for intent expiry; default the local clock. */
+  now?: () => number;
+}
 
 /** A node's job record as GET /v1/jobs/{id} returns it. */
 export interface NodeJobRecord {
@@ -43,17 +71,55 @@ export class NodeApi {
   constructor(
     readonly endpoint: string,
     readonly timeoutMs = 120_000,
+    /** Signs uploads, job and session submissions; without it those calls are sent unsigned (and refused). */
+    readonly signer?: NodeApiSigner,
   ) {}
 
   private url(path: string): URL {
     return new URL(path, this.endpoint);
   }
 
+  private key(): Uint8Array | undefined {
+    return this.signer ? hexBytes(this.signer.requesterKey, 'requester key', 32) : undefined;
+  }
+
+  /** Headers of a signed upload intent for these sealed bytes (empty without a signer). */
+  uploadIntentHeaders(sealed: Uint8Array): Record<string, string> {
+    const key = this.key();
+    if (!key || !this.signer) return {};
+    const now = (this.signer.now ?? (() => Math.floor(Date.now() / 1000)))();
+    const intent = {
+      uploader: addressOf(key),
+      artifactId: artifactId(sealed),
+      size: sealed.length,
+      expiresAt: now + (this.signer.intentLifetimeSeconds ?? 600),
+    };
+    return {
+      'x-firn-uploader': intent.uploader,
+      'x-firn-artifact-id': intent.artifactId,
+      'x-firn-intent-expires': String(intent.expiresAt),
+      'x-firn-signature': bytesToHex(signDigest(key, uploadIntentDigest(this.signer.scope, intent))),
+    };
+  }
+
+  /** The signature header of a job or session submission (empty without a signer). */
+  submissionHeaders(
+    route: 'POST /v1/jobs' | 'POST /v1/sessions',
+    body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] },
+  ): Record<string, string> {
+    const key = this.key();
+    if (!key || !this.signer) return {};
+    return {
+      'x-firn-signature': bytesToHex(signDigest(key, nodeSubmissionDigest(route, this.signer.scope, body))),
+    };
+  }
+
+  /** PUT /v1/artifacts with a signed upload intent. */
   async uploadArtifact(sealed: Uint8Array): Promise<{ id: Hex; size: number }> {
     return json(
       await fetch(this.url('/v1/artifacts'), {
         method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/octet-stream', ...this.uploadIntentHeaders(sealed) },
         body: sealed,
         signal: AbortSignal.timeout(this.timeoutMs),
       }),
@@ -70,7 +136,7 @@ export class NodeApi {
     return json(
       await fetch(this.url('/v1/jobs'), {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/jobs', body) },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       }),
@@ -88,7 +154,7 @@ export class NodeApi {
     return json(
       await fetch(this.url('/v1/sessions'), {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/sessions', body) },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       }),
@@ -111,11 +177,19 @@ export class NodeApi {
     return readCapped(res, maxResponseBytes);
   }
 
-  /** DELETE /v1/sessions/{id}: close the session; the node submits and returns the Work Proof. */
-  async closeSession(sessionId: Hex): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex }> {
+  /**
+   * DELETE /v1/sessions/{id}: close the session; the node submits and returns the Work Proof.
+   * `closeMessage` is the session's sealed close message (SessionCodec.sealClose), which the
+   * enclave checks under the session keys.
+   */
+  async closeSession(
+    sessionId: Hex,
+    closeMessage: Uint8Array,
+  ): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex }> {
     return json(
       await fetch(this.url(`/v1/sessions/${sessionId}`), {
         method: 'DELETE',
+        headers: { 'x-firn-session-auth': Buffer.from(closeMessage).toString('base64') },
         signal: AbortSignal.timeout(this.timeoutMs),
       }),
     );

@@ -21,6 +21,7 @@ import {
   type SessionEndpoint,
   SessionTranscript,
   sessionChannelInfo,
+  sessionClosePlaintext,
 } from '@firn/crypto';
 import {
   decodeTensorsBinary,
@@ -37,6 +38,7 @@ import {
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
+import { assertStillEligible } from './attestNode.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -94,6 +96,14 @@ export class SessionCodec {
     this.workUnits += units;
     const body = pt.subarray(2);
     return pt[1] === SESSION_FORMAT.binary ? decodeTensorsBinary(body) : parseTensorMap(body);
+  }
+
+  /**
+   * The session's close request: the close tag sealed as the next request message, so only a
+   * holder of the session keys can close it (DELETE /v1/sessions/{id}, header x-firn-session-auth).
+   */
+  sealClose(): Uint8Array {
+    return this.endpoint.seal(sessionClosePlaintext());
   }
 
   /** The outputCommitment the closing proof must carry. */
@@ -220,6 +230,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   });
   let opened: { sessionId: Hex; salt: Hex; expiresAt: number; inputNames: string[]; outputNames: string[] };
   try {
+    // The model grant leaves with this request: re-check the node at a fresh block first.
+    await assertStillEligible(m.view, node, opts.policy);
     opened = await api.openSession(built.body);
   } catch (e) {
     await reclaimIfPossible(clients, jobId).catch(() => false);
@@ -261,7 +273,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       }),
     close: () =>
       serial(async () => {
-        const r = await api.closeSession(opened.sessionId);
+        const r = await api.closeSession(opened.sessionId, codec.sealClose());
         const check = await verifyWorkProof(clients, r.proof, {
           jobId,
           workloadHash,

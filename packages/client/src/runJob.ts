@@ -1,5 +1,6 @@
 import { computeOutputCommitment, FirnError, type Hex, type WorkProofJson } from '@firn/core';
 import { artifactId, type CreateGrantParams } from '@firn/crypto';
+import { assertStillEligible } from './attestNode.ts';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
 import {
   connectToNode,
@@ -86,6 +87,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   });
   const reclaim = () => reclaimIfPossible(clients, jobId);
   try {
+    // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
+    // registration and allow-listed measurement at a fresh block first.
+    await assertStillEligible(m.view, node, opts.policy);
     await api.submitJob({ ...built.body, inputs: refs.map((r) => r.artifactId) });
   } catch (e) {
     const reclaimed = await reclaim().catch(() => false);
