@@ -12,6 +12,7 @@ import {
   watchRegistrations,
 } from '@firn/chain';
 import { type Hex, isFirnError, refusalNameOf, teeTypeName } from '@firn/core';
+import { checkMeasurementAllowed } from './measurementAllowList.ts';
 import { ProofChecker } from './proofChecker.ts';
 import {
   type AppraiseRegistrationOptions,
@@ -112,7 +113,20 @@ export class VerifierDaemon {
     };
     const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;
-    let verdict = await this.appraise(claim);
+    // A measurement not allow-listed at the block read (e.g. revoked while pending) is refused
+    // before any evidence is fetched.
+    const allow = await checkMeasurementAllowed(
+      this.clients,
+      node,
+      await this.clients.public.getBlockNumber({ cacheTime: 0 }),
+    );
+    let verdict: Awaited<ReturnType<VerifierDaemon['appraise']>> = allow.allowed
+      ? await this.appraise(claim)
+      : {
+          approve: false,
+          reasonCode: allow.reasonCode,
+          reasons: [{ code: 'E_MEASUREMENT_NOT_ALLOWED', message: allow.message }],
+        };
     for (let i = 1; i < attempts && !verdict.approve && verdict.reasons[0]?.code === 'E_UNREACHABLE'; i++) {
       await new Promise((r) => setTimeout(r, 500 * i));
       verdict = await this.appraise(claim);

@@ -1,0 +1,103 @@
+import { DEV_POLICY } from '@firn/attestation';
+import {
+  allowMeasurement,
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  getNode,
+  getRegistrationEvents,
+  joinVerifierSet,
+  NodeStatus,
+  registerNode,
+  revokeMeasurement,
+  startAnvil,
+} from '@firn/chain';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keccak256, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { checkMeasurementAllowed } from './measurementAllowList.ts';
+import { VerifierDaemon } from './verifierDaemon.ts';
+
+// A real anvil and the real registry. The attack: governance revokes a measurement while a node
+// running it is Pending; a verifier that only checked the evidence would approve it.
+const ETH = 10n ** 18n;
+const POLL = { pollingIntervalMs: 50 };
+let anvil: AnvilInstance;
+let deployment: FirnDeployment;
+const quiet = { info() {}, warn() {}, error() {} };
+
+beforeAll(async () => {
+  anvil = await startAnvil({ accounts: 5 });
+  deployment = await deployFirn({
+    rpcUrl: anvil.rpcUrl,
+    deployerKey: anvil.accounts[0]!.privateKey,
+    minNodeStake: ETH,
+    minVerifierStake: ETH / 2n,
+    verifierThreshold: 1,
+    unbondingPeriod: 3600,
+    challengeWindow: 600,
+    slashAmount: ETH / 2n,
+    ...POLL,
+  });
+}, 120_000);
+afterAll(() => anvil?.stop());
+
+describe('the verifier refuses a measurement that is not allow-listed at the block it reads', () => {
+  it('refuses a node whose measurement was revoked while it was pending, without fetching evidence', async () => {
+    const gov = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, POLL);
+    const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL);
+    const verifierKey = anvil.accounts[2]!.privateKey;
+    await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
+    const measurement = keccak256(toHex('revoked-build'));
+    await allowMeasurement(gov, { teeType: 1, measurement });
+    const enclaveId = keccak256(toHex('pending-node'));
+    await registerNode(operator, {
+      enclaveId,
+      teeType: 1,
+      measurement,
+      enclaveAddress: privateKeyToAccount(anvil.accounts[4]!.privateKey).address,
+      kemPublicKey: keccak256(toHex('kem')),
+      endpoint: 'http://127.0.0.1:9',
+      evidenceDigest: keccak256(toHex('evidence')),
+      stake: ETH,
+    });
+    const before = await checkMeasurementAllowed(
+      gov,
+      { teeType: 1, measurement },
+      await gov.public.getBlockNumber({ cacheTime: 0 }),
+    );
+    expect(before.allowed).toBe(true);
+    await revokeMeasurement(gov, { teeType: 1, measurement });
+    const at = await gov.public.getBlockNumber({ cacheTime: 0 });
+    const after = await checkMeasurementAllowed(gov, { teeType: 1, measurement }, at);
+    expect(after).toMatchObject({ allowed: false, blockNumber: at, reasonCode: 12 });
+    // Read at the earlier block, the entry is still there: the answer is the one of the block asked.
+    expect((await checkMeasurementAllowed(gov, { teeType: 1, measurement }, at - 1n)).allowed).toBe(true);
+
+    let fetched = 0;
+    const daemon = new VerifierDaemon({
+      rpcUrl: anvil.rpcUrl,
+      verifierKey,
+      deployment,
+      policy: DEV_POLICY,
+      logger: quiet,
+      checkProofs: false,
+      // Evidence that would be accepted is never even asked for.
+      fetchEvidence: async () => {
+        fetched++;
+        throw new Error('must not be called');
+      },
+    });
+    const [event] = await getRegistrationEvents(
+      gov,
+      deployment.deployBlock,
+      await gov.public.getBlockNumber({ cacheTime: 0 }),
+    );
+    expect(event?.enclaveId).toBe(enclaveId);
+    await daemon.onRegistration(event!);
+    expect(fetched).toBe(0);
+    expect(daemon.stats).toMatchObject({ approved: 0, refused: 1 });
+    expect((await getNode(gov, enclaveId)).status).toBe(NodeStatus.Rejected);
+  });
+});
