@@ -88,7 +88,10 @@ export async function assertStillEligible(
   const e = await readNodeEligibility(view, node.enclaveId);
   if (e.node.status !== NodeStatus.Active)
     throw new FirnError('E_POLICY_REJECTED', `node ${node.enclaveId} is no longer Active`);
-  if (low(e.node.enclaveAddress) !== low(node.enclaveAddress) || low(e.node.kemPublicKey) !== low(node.kemPublicKey))
+  if (
+    low(e.node.enclaveAddress) !== low(node.enclaveAddress) ||
+    low(e.node.kemPublicKey) !== low(node.kemPublicKey)
+  )
     throw new FirnError('E_POLICY_REJECTED', `node ${node.enclaveId} rotated its keys since it was attested`);
   assertMeasurementEligible(e, policy);
   return e.block;
@@ -112,7 +115,8 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
   else {
     const all = await readAllNodeEligibility(view);
     const active = all.filter(
-      (e) => e.node.status === NodeStatus.Active && (opts.node === undefined || same(e.node.endpoint, opts.node)),
+      (e) =>
+        e.node.status === NodeStatus.Active && (opts.node === undefined || same(e.node.endpoint, opts.node)),
     );
     // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
     // the first Active one is refused below with the reason.

@@ -113,7 +113,10 @@ export class AgreeingChainView {
     const first = canonical(answers[0]);
     for (let i = 1; i < answers.length; i++)
       if (canonical(answers[i]) !== first)
-        throw new ChainDisagreementError(what, `endpoint ${i + 1} differs from endpoint 1 at block ${block.number}`);
+        throw new ChainDisagreementError(
+          what,
+          `endpoint ${i + 1} differs from endpoint 1 at block ${block.number}`,
+        );
     return answers[0]!;
   }
 }

@@ -10,3 +10,4 @@ export * from './trainingDemo.ts';
 export * from './openInferenceSession.ts';
 export * from './marketJob.ts';
 export * from './chainView.ts';
+export * from './padding.ts';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Hex } from '@firn/core';
 import { artifactId, openArtifact, readArtifactHeader, sealArtifact } from '@firn/crypto';
+import { parsePaddedContentType, unpadPlaintext } from './padding.ts';
 
 /** A sealed artifact the requester holds the data key of (to grant it to an enclave later). */
 export interface SealedInput {
@@ -24,11 +25,19 @@ export async function sealInput(
   return { sealed, dataKey, artifactId: artifactId(sealed), contentType };
 }
 
-/** Open a sealed output with the requester's KEM private key; returns its content type and bytes. */
+/**
+ * Open a sealed output with the requester's KEM private key; returns its content type and bytes.
+ * A padded artifact (content type parameter firn-pad=padme, see padding.ts) comes back without its
+ * padding and without the parameter.
+ */
 export async function openOutput(
   sealed: Uint8Array,
   kemPrivateKey: Uint8Array,
 ): Promise<{ contentType: string; bytes: Uint8Array }> {
   const header = readArtifactHeader(sealed);
-  return { contentType: header.contentType, bytes: await openArtifact(sealed, { kemPrivateKey }) };
+  const bytes = await openArtifact(sealed, { kemPrivateKey });
+  const t = parsePaddedContentType(header.contentType);
+  return t.padded
+    ? { contentType: t.contentType, bytes: unpadPlaintext(bytes) }
+    : { contentType: header.contentType, bytes };
 }

@@ -1,25 +1,31 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { openOutput } from '@firn/client';
+import { openOutput, paddedContentType, padPlaintext } from '@firn/client';
 import { bytesToHex, hexBytes, InvalidInputError } from '@firn/core';
 import { artifactId, generateKemKeyPair, sealArtifact } from '@firn/crypto';
 import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
 
-/** Seal a file to one or more X25519 recipients; returns the artifact id and size. */
+/**
+ * Seal a file to one or more X25519 recipients; returns the artifact id and size. With `pad`, the
+ * plaintext is padded inside the encryption to a Padmé size bucket (packages/client/src/padding.ts),
+ * so the sealed size reveals only the bucket; `artifact open` removes the padding.
+ */
 export async function artifactSeal(o: {
   in: string;
   out: string;
   recipients: string[];
   contentType: string;
+  pad?: boolean;
 }) {
   if (o.recipients.length === 0)
     throw new InvalidInputError('pass at least one --recipient KEM public key (hex)');
-  const sealed = await sealArtifact(new Uint8Array(readFileSync(o.in)), {
+  const plain = new Uint8Array(readFileSync(o.in));
+  const sealed = await sealArtifact(o.pad ? padPlaintext(plain) : plain, {
     recipients: o.recipients.map((r) => hexBytes(r, 'recipient', 32)),
-    contentType: o.contentType,
+    contentType: o.pad ? paddedContentType(o.contentType) : o.contentType,
   });
   writeFileSync(o.out, sealed);
-  return { id: artifactId(sealed), size: sealed.length };
+  return { id: artifactId(sealed), size: sealed.length, padded: o.pad === true };
 }
 
 function readKemKey(file: string): Uint8Array {
@@ -62,8 +68,17 @@ export function registerArtifact(program: Command): void {
     .requiredOption('--out <file>', 'sealed output')
     .requiredOption('--recipient <hex...>', 'recipient KEM public key(s), hex')
     .option('--content-type <type>', 'content type', 'application/octet-stream')
-    .action((inp: string, o: { out: string; recipient: string[]; contentType: string }) =>
-      run(() => artifactSeal({ in: inp, out: o.out, recipients: o.recipient, contentType: o.contentType })),
+    .option('--pad', 'pad the plaintext (inside the encryption) to a Padmé size bucket, at least 4 KiB')
+    .action((inp: string, o: { out: string; recipient: string[]; contentType: string; pad?: boolean }) =>
+      run(() =>
+        artifactSeal({
+          in: inp,
+          out: o.out,
+          recipients: o.recipient,
+          contentType: o.contentType,
+          pad: o.pad === true,
+        }),
+      ),
     );
   a.command('open <in>')
     .description('open a sealed artifact with a KEM key file')

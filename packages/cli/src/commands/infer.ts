@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
@@ -22,6 +23,8 @@ export interface InferOptions {
   simRoot?: string;
   /** Escrow in ether (decimal string). */
   escrow: string;
+  /** More RPC endpoints that must agree with --rpc on every registry read. */
+  alsoRpc?: string[];
   json?: boolean;
 }
 
@@ -43,8 +46,28 @@ function readCapped(path: string, cap: number, what: string): Uint8Array {
 }
 
 /**
- * `firn infer`: run one ONNX model on one tensor JSON input through the market, write the outputs
- * (tensor JSON) and the signed proof, and fail unless the proof verifies.
+ * Write files all or nothing: each goes to a temp file beside its target, and only when every one
+ * is written are they renamed into place (a rename within a directory is atomic on POSIX).
+ */
+export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | string }[]): void {
+  const tmps: string[] = [];
+  try {
+    for (const f of files) {
+      const tmp = `${f.path}.${randomBytes(6).toString('hex')}.tmp`;
+      tmps.push(tmp);
+      writeFileSync(tmp, f.bytes, { mode: 0o600, flag: 'wx' });
+    }
+    files.forEach((f, i) => renameSync(tmps[i]!, f.path));
+  } catch (e) {
+    for (const t of tmps) rmSync(t, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * `firn infer`: run one ONNX model on one tensor JSON input through the market, and write the
+ * outputs (tensor JSON) and the signed proof only once the proof verifies: before that, outputs
+ * live only in memory, and a proof that fails writes nothing (E_PROOF_INVALID).
  */
 export async function inferCommand(
   o: InferOptions,
@@ -79,6 +102,7 @@ export async function inferCommand(
     roots,
     gpuRoots: pinned.gpuRoots,
     ...(o.node ? { node: o.node } : {}),
+    ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
     kind: 'inference',
     inputs: [
       { role: 'model', bytes: model, contentType: 'application/onnx' },
@@ -89,20 +113,23 @@ export async function inferCommand(
     onPosted: (jobId) => log(`job ${jobId} posted`),
     onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
   });
+  if (!r.proofCheck.ok)
+    throw new FirnError('E_PROOF_INVALID', `proof does not verify: ${r.proofCheck.reasons.join('; ')}`);
   const out = r.outputs.find((x) => x.role === 'output');
   if (!out) throw new FirnError('E_JOB_FAILED', 'the job returned no output');
-  writeFileSync(o.out, out.bytes);
-  writeFileSync(o.proof, `${JSON.stringify(r.proof, null, 2)}\n`);
+  const names = Object.keys(JSON.parse(new TextDecoder().decode(out.bytes)) as object);
+  writeFilesAtomically([
+    { path: o.out, bytes: out.bytes },
+    { path: o.proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+  ]);
   const result: InferResult = {
     jobId: r.jobId,
     node: r.node.endpoint,
     enclaveId: r.node.enclaveId,
-    outputs: Object.keys(JSON.parse(new TextDecoder().decode(out.bytes)) as object),
+    outputs: names,
     proofOk: r.proofCheck.ok,
     reasons: r.proofCheck.reasons,
   };
-  if (!r.proofCheck.ok)
-    throw new FirnError('E_PROOF_INVALID', `proof does not verify: ${r.proofCheck.reasons.join('; ')}`);
   return result;
 }
 
@@ -125,6 +152,10 @@ export function registerInfer(program: Command): void {
     .option('--policy <spec>', 'dev | production | FILE (default production, dev with --devnet)')
     .option('--sim-root <pem>', 'pinned simulated TEE root (dev policy)')
     .option('--escrow <eth>', 'escrow to pay, in ether', '0.01')
+    .option(
+      '--also-rpc <url...>',
+      'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',
+    )
     .option('--json', 'print a JSON summary')
     .action(async (o: InferOptions) => {
       try {
