@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFirnClients, getJob, JobStatus, revokeMeasurement } from '@firn/chain';
+import { allowMeasurement, createFirnClients, getJob, JobStatus, revokeMeasurement } from '@firn/chain';
 import { demoModel, NodeApi, runInferenceDemo } from '@firn/client';
 import { TEE_TYPES } from '@firn/core';
 import { encodeOnnxModel, loadOnnxModel, parseTensorMap } from '@firn/ml';
@@ -128,6 +129,37 @@ describe('firn infer / proof verify / artifact', () => {
     expect(readFileSync(join(dir, 'opened.bin'), 'utf8')).toBe('hello sealed world');
   });
 
+  it('infer writes nothing when the proof the host hands back does not verify', async () => {
+    // The attack: a host that alters the Work Proof in GET /v1/jobs/{id}/result. The CLI must
+    // fail with E_PROOF_INVALID and leave neither the output nor the proof file (nor a temp file).
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      const res = await realFetch(url, init);
+      if (!String(url).endsWith('/result') || !res.ok) return res;
+      const body = (await res.json()) as { proof: { proof: { workUnits: string } } };
+      body.proof.proof.workUnits = String(BigInt(body.proof.proof.workUnits) + 1n);
+      return new Response(JSON.stringify(body), { status: 200, headers: res.headers });
+    }) as typeof fetch;
+    const outDir = mkdtempSync(join(tmpdir(), 'firn-cli-noproof-'));
+    let err: unknown;
+    try {
+      await inferCommand({
+        model: join(dir, 'model.onnx'),
+        input: join(dir, 'input.json'),
+        out: join(outDir, 'result.json'),
+        proof: join(outDir, 'proof.json'),
+        devnet: stateFile,
+        escrow: '0.001',
+      });
+    } catch (e) {
+      err = e;
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(err).toMatchObject({ code: 'E_PROOF_INVALID' });
+    expect(readdirSync(outDir)).toEqual([]);
+  });
+
   it('the devnet demo runs a job, verifies its proof and pays the operator the escrow', async () => {
     const lines: string[] = [];
     const r = await runInferenceDemo(stateOf(net, net.rootPem), (l) => lines.push(l));
@@ -135,6 +167,44 @@ describe('firn infer / proof verify / artifact', () => {
     expect(r.operatorBalanceChangeWei).toBe(r.payoutWei);
     expect(lines.some((l) => l.includes('decrypted result'))).toBe(true);
     expect(demoModel().length).toBeGreaterThan(100);
+  });
+
+  it('after the revocation, `firn infer --devnet S` exits non-zero with E_POLICY_REJECTED and uploads nothing', async () => {
+    // Governance revokes the nodes' measurement (owner call; a timelock will own this later).
+    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
+      pollingIntervalMs: 50,
+    });
+    const m = { teeType: TEE_TYPES.simulated, measurement: net.bundleMeasurement };
+    await revokeMeasurement(gov, m);
+    const artifactsDir = join(net.dataDir, 'artifacts');
+    const before = readdirSync(artifactsDir).sort();
+    const outDir = mkdtempSync(join(tmpdir(), 'firn-cli-revoked-'));
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(process.cwd(), 'packages/cli/bin/firn.mjs'),
+        'infer',
+        '--devnet',
+        stateFile,
+        '--model',
+        join(dir, 'model.onnx'),
+        '--input',
+        join(dir, 'input.json'),
+        '--out',
+        join(outDir, 'result.json'),
+        '--proof',
+        join(outDir, 'proof.json'),
+        '--json',
+      ],
+      { encoding: 'utf8', timeout: 50_000 },
+    );
+    expect(r.status).not.toBe(0);
+    expect(JSON.parse(r.stdout).error.code).toBe('E_POLICY_REJECTED');
+    expect(JSON.parse(r.stdout).error.message).toContain(net.bundleMeasurement.toLowerCase());
+    expect(readdirSync(artifactsDir).sort()).toEqual(before);
+    expect(readdirSync(outDir)).toEqual([]);
+    // Allowed again, the same command runs (the next test revokes it for a dispute).
+    await allowMeasurement(gov, m);
   });
 
   it('a verifier disputes a proof whose measurement was revoked within the window', async () => {
