@@ -157,32 +157,44 @@ describe('jobs that must fail cleanly', () => {
   });
 
   it('refuses malformed or oversized requests at the node API', async () => {
-    const post = (body: unknown) =>
+    const signer = new NodeApi(net.node.url, 10_000, {
+      requesterKey: net.requester.privateKey,
+      scope: {
+        chainId: net.deployment.chainId,
+        jobMarket: net.deployment.jobMarket,
+        enclaveId: net.node.identity!.enclaveId,
+      },
+    });
+    const post = (body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] } | { jobId: string }) =>
       fetch(new URL('/v1/jobs', net.node.url), {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          ...('enc' in body ? signer.submissionHeaders('POST /v1/jobs', body) : {}),
+        },
         body: JSON.stringify(body),
       });
     expect((await post({ jobId: 'nope' })).status).toBe(400);
     const big = await fetch(new URL('/v1/jobs', net.node.url), {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: 'x'.repeat(3 * 1024 * 1024),
     });
     expect(big.status).toBe(413);
+    // A job the chain does not know, signed by a funded requester: 404 before anything is recorded.
     const unknownJob = await post({
       jobId: random32(),
       enc: random32(),
       ciphertext: 'AAAA',
       inputs: [goodModel.artifactId],
     });
-    expect(unknownJob.status).toBe(409);
-    const notStored = await post({
-      jobId: random32(),
-      enc: random32(),
-      ciphertext: 'AAAA',
-      inputs: [random32()],
+    expect(unknownJob.status).toBe(404);
+    const unsigned = await fetch(new URL('/v1/jobs', net.node.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jobId: random32(), enc: random32(), ciphertext: 'AAAA', inputs: [random32()] }),
     });
-    expect(notStored.status).toBe(404);
+    expect(unsigned.status).toBe(401);
     expect((await fetch(new URL(`/v1/artifacts/${random32()}`, net.node.url))).status).toBe(404);
     expect((await fetch(new URL('/v1/artifacts/..%2f..%2fetc', net.node.url))).status).toBe(400);
   });
