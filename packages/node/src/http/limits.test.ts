@@ -1,0 +1,124 @@
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../logger.ts';
+import { QuotaLedger } from '../storage/quota.ts';
+import { applyHttpLimits, DEFAULT_HTTP_LIMITS, RequestRateLimiter, UploadSlots } from './limits.ts';
+import { readJson, Router } from './router.ts';
+
+// The limits on a real HTTP server: a slow but steady upload outlives any fixed deadline, a
+// stalled one is cut by the idle timeout; rate, concurrency and quota refusals are typed.
+let server: Server | undefined;
+afterEach(async () => {
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  server?.closeAllConnections();
+  server = undefined;
+});
+
+async function serve(idleTimeoutMs: number): Promise<string> {
+  const router = new Router();
+  router.add('PUT', '/upload', async ({ req }) => {
+    let n = 0;
+    for await (const c of req as AsyncIterable<Buffer>) n += c.length;
+    return { received: n };
+  });
+  router.add('POST', '/json', async ({ req }) => readJson(req, 1024));
+  const logger = createLogger({ component: 'test' }, { level: 'error', write: () => {} });
+  server = createServer((req, res) => void router.handle(req, res, logger));
+  applyHttpLimits(server, { ...DEFAULT_HTTP_LIMITS, idleTimeoutMs, headersTimeoutMs: 2_000 });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+}
+
+/** PUT `chunks` chunks of `size` bytes, one every `everyMs`; resolves with the status or 'reset'. */
+function dribble(url: string, chunks: number, size: number, everyMs: number, stallAfter?: number) {
+  return new Promise<number | 'reset'>((resolve) => {
+    const req = request(`${url}/upload`, {
+      method: 'PUT',
+      headers: { 'content-length': String(chunks * size), 'content-type': 'application/octet-stream' },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve('reset'));
+    let sent = 0;
+    const tick = () => {
+      if (stallAfter !== undefined && sent === stallAfter) return; // stop sending, keep the socket open
+      req.write(Buffer.alloc(size, 1));
+      sent++;
+      if (sent < chunks) setTimeout(tick, everyMs);
+      else req.end();
+    };
+    tick();
+  });
+}
+
+describe('HTTP limits', () => {
+  it('a slow, steady upload longer than several idle timeouts finishes; a stalled one is cut', async () => {
+    const url = await serve(400);
+    const t0 = Date.now();
+    // 16 chunks, one per 150 ms: 2.4 s in all, six times the idle timeout, never idle for 400 ms.
+    expect(await dribble(url, 16, 64 * 1024, 150)).toBe(200);
+    expect(Date.now() - t0).toBeGreaterThan(2000);
+    // The same upload stalling after 3 chunks is cut within about the idle timeout.
+    const t1 = Date.now();
+    expect(await dribble(url, 16, 64 * 1024, 50, 3)).toBe('reset');
+    expect(Date.now() - t1).toBeLessThan(3000);
+  });
+
+  it('JSON is read only from application/json: text/plain is 415, a huge declared body 413 before the type', async () => {
+    const url = await serve(5_000);
+    const post = (ct: string | undefined, body: string) =>
+      fetch(`${url}/json`, { method: 'POST', headers: ct ? { 'content-type': ct } : {}, body });
+    const plain = await post('text/plain', '{"a":1}');
+    expect(plain.status).toBe(415);
+    expect(await plain.json()).toMatchObject({ error: { code: 'E_UNSUPPORTED' } });
+    expect((await post('application/x-www-form-urlencoded', 'a=1')).status).toBe(415);
+    expect((await post('application/json; charset=utf-8', '{"a":1}')).status).toBe(200);
+    expect((await post('text/plain', 'x'.repeat(5000))).status).toBe(413);
+  });
+
+  it('rate limiter and upload slots refuse with E_RATE_LIMITED and a retry hint', async () => {
+    const rl = new RequestRateLimiter(3);
+    for (let i = 0; i < 3; i++) await rl.take('1.2.3.4');
+    await expect(rl.take('1.2.3.4')).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+      details: { retryAfterSeconds: 1 },
+    });
+    await rl.take('5.6.7.8');
+    const slots = new UploadSlots(3, 2);
+    const a1 = slots.tryAcquire('0xA');
+    slots.tryAcquire('0xa');
+    expect(() => slots.tryAcquire('0xA')).toThrow(/2 uploads in progress/);
+    slots.tryAcquire('0xb');
+    expect(() => slots.tryAcquire('0xc')).toThrow(/3 uploads in progress/);
+    a1();
+    a1(); // releasing twice frees one slot only
+    slots.tryAcquire('0xc');
+    expect(() => slots.tryAcquire('0xd')).toThrow(/3 uploads in progress/);
+  });
+
+  it('quota ledger: per-address and total caps, reservations released on failure, usage persisted', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-quota-'));
+    mkdirSync(join(dir, 'artifacts'));
+    writeFileSync(join(dir, 'artifacts', 'x'), Buffer.alloc(100));
+    const A = `0x${'aa'.repeat(20)}`;
+    const B = `0x${'bb'.repeat(20)}`;
+    const q = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
+    expect(q.total).toBe(100);
+    const r1 = q.reserve(A.toUpperCase().replace('0X', '0x'), 800);
+    expect(() => q.reserve(A, 300)).toThrow(expect.objectContaining({ code: 'E_QUOTA_EXCEEDED' }));
+    r1.release();
+    q.reserve(A, 900).commit(true);
+    expect(q.usedBy(A.toUpperCase().replace('0X', '0x'))).toBe(900);
+    expect(() => q.reserve(B, 600)).toThrow(/node over its storage quota/);
+    q.reserve(B, 400).commit(false); // a duplicate: not charged
+    expect(q.usedBy(B)).toBe(0);
+    const again = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
+    expect(again.usedBy(A)).toBe(900);
+  });
+});
