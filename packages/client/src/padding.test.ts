@@ -53,7 +53,11 @@ describe('size-bucket padding of sealed artifacts', () => {
 
   it('the padding is authenticated: altering it or dropping the marker from the header fails the open', async () => {
     const k = await generateKemKeyPair();
-    const sealed = await seal(padPlaintext(new Uint8Array(100).fill(1)), paddedContentType('a/b'), k.publicKey);
+    const sealed = await seal(
+      padPlaintext(new Uint8Array(100).fill(1)),
+      paddedContentType('a/b'),
+      k.publicKey,
+    );
     const tail = Uint8Array.from(sealed);
     tail[tail.length - 20]! ^= 1; // inside the last chunk, where the padding zeros are
     await expect(openOutput(tail, k.privateKey)).rejects.toMatchObject({ code: 'E_ARTIFACT_TAMPERED' });
@@ -69,7 +73,10 @@ describe('size-bucket padding of sealed artifacts', () => {
   });
 
   it('parses the content-type parameter and leaves other types alone', () => {
-    expect(parsePaddedContentType('text/csv; firn-pad=padme')).toEqual({ padded: true, contentType: 'text/csv' });
+    expect(parsePaddedContentType('text/csv; firn-pad=padme')).toEqual({
+      padded: true,
+      contentType: 'text/csv',
+    });
     expect(parsePaddedContentType('text/csv; charset=utf-8')).toEqual({
       padded: false,
       contentType: 'text/csv; charset=utf-8',

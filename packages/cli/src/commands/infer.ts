@@ -57,7 +57,7 @@ export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | 
       tmps.push(tmp);
       writeFileSync(tmp, f.bytes, { mode: 0o600, flag: 'wx' });
     }
-    files.forEach((f, i) => renameSync(tmps[i]!, f.path));
+    for (const [i, f] of files.entries()) renameSync(tmps[i]!, f.path);
   } catch (e) {
     for (const t of tmps) rmSync(t, { force: true });
     throw e;
