@@ -1,7 +1,6 @@
 import {
   createFirnClients,
   type FirnClients,
-  type FirnDeployment,
   type FirnNode,
   firnRegistryAbi,
   type NodeStatus,
