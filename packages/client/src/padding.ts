@@ -1,8 +1,8 @@
 import { FirnError } from '@firn/core';
 
 /**
- * Size-bucket padding for sealed artifacts (`firn artifact seal --pad`, docs/sealed-artifacts.md
- * "Padding"). A sealed artifact's length otherwise reveals its plaintext length to the byte. With
+ * Size-bucket padding for sealed artifacts (`firn artifact seal --pad`,
+ * docs/decisions/0872-artifact-padding.md). A sealed artifact's length otherwise reveals its plaintext length to the byte. With
  * padding, the plaintext is `body || 0x80 || 0x00…` (ISO/IEC 7816-4 bit padding) up to a bucket
  * size, and the whole padded plaintext is what the AEAD chunks encrypt and authenticate, so the
  * padding cannot be altered or stripped without the open failing. The content type gets the

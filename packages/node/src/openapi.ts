@@ -11,15 +11,43 @@ const error = {
     },
   },
 };
+const errorBody = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
 const errors = {
-  '400': {
-    description: 'Invalid input',
-    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  '400': { description: 'Invalid input', content: errorBody },
+  '404': { description: 'Not found', content: errorBody },
+};
+/** Statuses of the routes that read a body and are rate limited (docs/api.md, "Limits"). */
+const bodyErrors = {
+  '413': { description: 'Body over its size cap (E_TOO_LARGE)', content: errorBody },
+  '415': {
+    description:
+      'Wrong Content-Type (E_UNSUPPORTED): JSON only as application/json, uploads only as application/octet-stream',
+    content: errorBody,
   },
-  '404': {
-    description: 'Not found',
-    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  '429': {
+    description: 'Too many requests or connections from this address (E_RATE_LIMITED); see Retry-After',
+    headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+    content: errorBody,
   },
+};
+/** Statuses of the routes that need a signed request (docs/api.md, "Who may call"). */
+const authErrors = {
+  '401': {
+    description: 'Missing, malformed, expired or non-verifying credential (E_UNAUTHENTICATED)',
+    content: errorBody,
+  },
+  '403': {
+    description: 'Valid signature from an address that may not do this (E_FORBIDDEN)',
+    content: errorBody,
+  },
+};
+const signature = {
+  name: 'x-firn-signature',
+  in: 'header',
+  required: true,
+  schema: { type: 'string', pattern: '^0x[0-9a-fA-F]{130}$' },
+  description:
+    '65-byte secp256k1 signature (r || s || v) over the tagged digest of the request (packages/crypto/src/nodeAuth.ts)',
 };
 
 export const OPENAPI_DOCUMENT = {
@@ -52,13 +80,44 @@ export const OPENAPI_DOCUMENT = {
             },
           },
         },
-        responses: { '200': { description: 'Evidence bundle' }, ...errors },
+        responses: { '200': { description: 'Evidence bundle' }, ...errors, ...bodyErrors },
       },
     },
     '/v1/artifacts': {
       put: {
         summary:
-          'Upload a sealed artifact (streamed, size-capped); the id is the SHA-256 of the bytes received',
+          'Upload a sealed artifact (streamed, size-capped) under a signed upload intent from an address with a balance on chain; the bytes must hash to the intent’s artifact id. Counts against the uploader’s and the node’s disk quotas.',
+        parameters: [
+          signature,
+          {
+            name: 'x-firn-uploader',
+            in: 'header',
+            required: true,
+            schema: { type: 'string', pattern: '^0x[0-9a-fA-F]{40}$' },
+            description: 'the address that signed the intent; it must hold a balance at the latest block',
+          },
+          {
+            name: 'x-firn-artifact-id',
+            in: 'header',
+            required: true,
+            schema: hex32,
+            description: 'SHA-256 of the body (the artifact id)',
+          },
+          {
+            name: 'x-firn-intent-expires',
+            in: 'header',
+            required: true,
+            schema: { type: 'integer' },
+            description: 'unix seconds; in the future and at most 3600 s ahead of the node’s clock',
+          },
+          {
+            name: 'content-length',
+            in: 'header',
+            required: true,
+            schema: { type: 'integer' },
+            description: 'exact body size (signed in the intent); chunked bodies are refused',
+          },
+        ],
         requestBody: {
           required: true,
           content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
@@ -72,8 +131,20 @@ export const OPENAPI_DOCUMENT = {
             description: 'Already stored (never overwritten)',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/ArtifactRef' } } },
           },
-          '413': { description: 'Too large' },
           ...errors,
+          ...authErrors,
+          ...bodyErrors,
+          '413': {
+            description:
+              'Over the per-artifact size cap (E_TOO_LARGE), or over the uploader’s or the node’s disk quota (E_QUOTA_EXCEEDED)',
+            content: errorBody,
+          },
+          '429': {
+            description:
+              'Too many requests from this IP, or too many uploads in flight for this uploader or this node (E_RATE_LIMITED)',
+            headers: { 'Retry-After': { schema: { type: 'integer' } } },
+            content: errorBody,
+          },
         },
       },
     },
@@ -89,7 +160,9 @@ export const OPENAPI_DOCUMENT = {
     },
     '/v1/jobs': {
       post: {
-        summary: 'Submit an HPKE-encrypted job request for a job posted on chain',
+        summary:
+          'Submit an HPKE-encrypted job request for a job posted on chain; only the job’s on-chain requester may (signature over the route, chain, job market, Enclave ID and the whole body)',
+        parameters: [signature],
         requestBody: {
           required: true,
           content: { 'application/json': { schema: { $ref: '#/components/schemas/JobSubmission' } } },
@@ -101,6 +174,12 @@ export const OPENAPI_DOCUMENT = {
           },
           '409': { description: 'Job not Open, or already submitted here' },
           ...errors,
+          ...authErrors,
+          ...bodyErrors,
+          '404': {
+            description: 'No such job on chain, or an input artifact not stored here',
+            content: errorBody,
+          },
         },
       },
     },
@@ -144,7 +223,8 @@ export const OPENAPI_DOCUMENT = {
     '/v1/sessions': {
       post: {
         summary:
-          'Open a warm inference session for a job of kind inference-session posted on chain: the node claims it and the enclave verifies the model grant and loads the model once',
+          'Open a warm inference session for a job of kind inference-session posted on chain: the node claims it and the enclave verifies the model grant and loads the model once. Signed by the job’s on-chain requester, as POST /v1/jobs.',
+        parameters: [signature],
         requestBody: {
           required: true,
           content: { 'application/json': { schema: { $ref: '#/components/schemas/JobSubmission' } } },
@@ -156,6 +236,8 @@ export const OPENAPI_DOCUMENT = {
           },
           '409': { description: 'Job not Open, already submitted here, or session already open' },
           ...errors,
+          ...authErrors,
+          ...bodyErrors,
         },
       },
     },
@@ -184,13 +266,29 @@ export const OPENAPI_DOCUMENT = {
     '/v1/sessions/{id}': {
       delete: {
         summary:
-          'Close the session: the enclave signs one Work Proof for it and the node submits it on chain',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
+          'Close the session: the enclave checks the sealed close message, signs one Work Proof for the session and the node submits it on chain. Without a valid close message nothing changes (401).',
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: hex32 },
+          {
+            name: 'x-firn-session-auth',
+            in: 'header',
+            required: true,
+            schema: { type: 'string', maxLength: 1024 },
+            description:
+              'base64 session message: the tag firn/session-close/v1 sealed under the session request key with the next sequence number',
+          },
+        ],
         responses: {
           '200': {
             description: 'Closed',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/SessionClosed' } } },
           },
+          '401': {
+            description:
+              'No close message, or one that does not open under the session keys (E_UNAUTHENTICATED)',
+            content: errorBody,
+          },
+          '409': { description: 'The session is already closing', content: errorBody },
           ...errors,
         },
       },

@@ -129,7 +129,7 @@ export class SessionService {
     const h = this.session(idText);
     const ct = req.headers['content-type'];
     if (ct !== undefined && ct !== 'application/octet-stream')
-      throw new FirnError('E_INVALID_INPUT', 'a session request is application/octet-stream');
+      throw new FirnError('E_UNSUPPORTED', 'a session request is application/octet-stream');
     const body = await readBody(req, MAX_SESSION_REQUEST_BYTES);
     const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
       sessionId: h.jobId,
