@@ -146,25 +146,45 @@ describe('strangers change nothing on the node API', () => {
 
   it('a stranger cannot close or drive a session: DELETE without the sealed close message is 401 and the session goes on', async () => {
     const captured: Uint8Array[] = [];
+    let strangerOpen = 0;
     const session = await withFetchHook(
       '/requests',
       async (_url, init) => void captured.push(init.body as Uint8Array),
       async () => {
-        const s = await openInferenceSession({
-          rpcUrl: net.anvil.rpcUrl,
-          deployment: net.deployment,
-          requesterKey: net.requester.privateKey,
-          requesterKem: kem,
-          policy: net.policy,
-          roots: net.roots,
-          model: { bytes: model.bytes },
-          escrow: 10n ** 15n,
-        });
+        // A stranger replaying the open request under its own signature first: 403, nothing opened.
+        const s = await withFetchHook(
+          '/v1/sessions',
+          async (_url, init) => {
+            const body = JSON.parse(String(init.body)) as {
+              jobId: Hex;
+              enc: Hex;
+              ciphertext: string;
+              inputs: Hex[];
+            };
+            await expect(apiFor(generatePrivateKey()).openSession(body)).rejects.toMatchObject({
+              code: 'E_FORBIDDEN',
+            });
+            strangerOpen++;
+            expect((await fetch(new URL(`/v1/jobs/${body.jobId}`, net.node.url))).status).toBe(404);
+          },
+          () =>
+            openInferenceSession({
+              rpcUrl: net.anvil.rpcUrl,
+              deployment: net.deployment,
+              requesterKey: net.requester.privateKey,
+              requesterKem: kem,
+              policy: net.policy,
+              roots: net.roots,
+              model: { bytes: model.bytes },
+              escrow: 10n ** 15n,
+            }),
+        );
         await s.infer({ x: { type: 'float32', dims: [1, 3], data: Float32Array.from([1, 2, 3]) } });
         return s;
       },
     );
     expect(captured).toHaveLength(1);
+    expect(strangerOpen).toBe(1);
     const del = (headers: Record<string, string>) =>
       fetch(new URL(`/v1/sessions/${session.sessionId}`, net.node.url), { method: 'DELETE', headers });
     const attempts = [

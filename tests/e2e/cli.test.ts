@@ -127,6 +127,30 @@ describe('firn infer / proof verify / artifact', () => {
     });
     expect(o).toMatchObject({ id: s.id, contentType: 'text/plain' });
     expect(readFileSync(join(dir, 'opened.bin'), 'utf8')).toBe('hello sealed world');
+    // --pad: two plaintexts of different sizes in one bucket seal to the same size and open exactly.
+    const sizes: number[] = [];
+    for (const [name, n] of [
+      ['p1', 5000],
+      ['p2', 5100],
+    ] as const) {
+      writeFileSync(join(dir, `${name}.bin`), Buffer.alloc(n, 3));
+      const ps = await artifactSeal({
+        in: join(dir, `${name}.bin`),
+        out: join(dir, `${name}.sealed`),
+        recipients: [k.publicKey],
+        contentType: 'text/plain',
+        pad: true,
+      });
+      sizes.push(ps.size);
+      const po = await artifactOpen({
+        in: join(dir, `${name}.sealed`),
+        out: join(dir, `${name}.opened`),
+        keyFile: join(dir, 'kem.json'),
+      });
+      expect(po).toMatchObject({ contentType: 'text/plain', size: n });
+      expect(readFileSync(join(dir, `${name}.opened`)).equals(Buffer.alloc(n, 3))).toBe(true);
+    }
+    expect(sizes[0]).toBe(sizes[1]);
   });
 
   it('infer writes nothing when the proof the host hands back does not verify', async () => {
