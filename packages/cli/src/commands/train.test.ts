@@ -196,7 +196,9 @@ describe('firn train', () => {
     expect(j.proof.ok).toBe(false);
     expect(stderr.text).toContain('epoch 2/2');
     expect(stderr.text).toContain('E_PROOF_INVALID');
-    expect(JSON.parse(readFileSync(proof, 'utf8')).proof.jobId).toBe(JOB_ID);
+    // Nothing unverified reaches the disk: neither the model dir nor the proof file.
+    expect(existsSync(proof)).toBe(false);
+    expect(existsSync(join(dir, 'j'))).toBe(false);
   });
 
   it('reports a typed failure from the job as an error', async () => {

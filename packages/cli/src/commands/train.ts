@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError, toErrorBody } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import type { Command } from 'commander';
+import { writeFilesAtomically } from './infer.ts';
 import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
@@ -36,6 +37,8 @@ export interface TrainOptions extends ChainArgs {
   escrow?: string;
   precheck?: boolean;
   json?: boolean;
+  /** More RPC endpoints that must agree with --rpc on every registry read. */
+  alsoRpc?: string[];
 }
 
 export interface TrainJobInput {
@@ -57,6 +60,7 @@ export interface TrainRunJobOptions {
   inputs: TrainJobInput[];
   params: Record<string, unknown>;
   escrow: bigint;
+  extraRpcUrls?: string[];
   onProgress?: (event: Record<string, unknown>) => void;
 }
 
@@ -260,7 +264,32 @@ export function modelDirReadme(report: TrainingReport, jobId: Hex): string {
   return lines.join('\n');
 }
 
-/** Write the decrypted outputs, a README and the proof; returns the paths written. */
+/** The model dir's files (decrypted outputs, a README, the proof) and the report, in memory. */
+export function modelDirFiles(
+  dir: string,
+  outputs: TrainRunJobResult['outputs'],
+  proof: unknown,
+  jobId: Hex,
+  proofPath?: string,
+): { files: { path: string; bytes: Uint8Array | string }[]; report: TrainingReport } {
+  const files: { path: string; bytes: Uint8Array | string }[] = [];
+  let report: TrainingReport | undefined;
+  for (const o of outputs) {
+    const name = MODEL_DIR_FILES[o.role];
+    if (name === undefined) continue;
+    files.push({ path: join(dir, name), bytes: o.bytes });
+    if (o.role === 'metrics') report = JSON.parse(new TextDecoder().decode(o.bytes)) as TrainingReport;
+  }
+  if (!report) throw new FirnError('E_JOB_FAILED', 'the training job returned no metrics report');
+  files.push({ path: join(dir, 'README.md'), bytes: modelDirReadme(report, jobId) });
+  files.push({
+    path: proofPath ?? join(dir, 'proof.json'),
+    bytes: `${JSON.stringify(proof, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
+  });
+  return { files, report };
+}
+
+/** Write the decrypted outputs, a README and the proof, all or nothing; returns the paths written. */
 export function writeModelDir(
   dir: string,
   outputs: TrainRunJobResult['outputs'],
@@ -268,25 +297,10 @@ export function writeModelDir(
   jobId: Hex,
   proofPath?: string,
 ): { files: string[]; report: TrainingReport } {
+  const { files, report } = modelDirFiles(dir, outputs, proof, jobId, proofPath);
   mkdirSync(dir, { recursive: true });
-  const files: string[] = [];
-  let report: TrainingReport | undefined;
-  for (const o of outputs) {
-    const name = MODEL_DIR_FILES[o.role];
-    if (name === undefined) continue;
-    const p = join(dir, name);
-    writeFileSync(p, o.bytes);
-    files.push(p);
-    if (o.role === 'metrics') report = JSON.parse(new TextDecoder().decode(o.bytes)) as TrainingReport;
-  }
-  if (!report) throw new FirnError('E_JOB_FAILED', 'the training job returned no metrics report');
-  const readme = join(dir, 'README.md');
-  writeFileSync(readme, modelDirReadme(report, jobId));
-  files.push(readme);
-  const pp = proofPath ?? join(dir, 'proof.json');
-  writeFileSync(pp, `${JSON.stringify(proof, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
-  files.push(pp);
-  return { files, report };
+  writeFilesAtomically(files);
+  return { files: files.map((f) => f.path), report };
 }
 
 function fmt(v: unknown, digits = 4): string {
@@ -378,17 +392,16 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       inputs: plan.inputs,
       params: plan.params,
       escrow: parseEther(o.escrow ?? '0.01'),
+      ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       onProgress: (e) => progress.onEvent(e),
     });
     progress.done();
     const dir = resolve(o.out);
-    const { files, report } = writeModelDir(
-      dir,
-      r.outputs,
-      r.proof,
-      r.jobId,
-      o.proof ? resolve(o.proof) : undefined,
-    );
+    const proofPath = o.proof ? resolve(o.proof) : undefined;
+    // Nothing is written unless the proof verifies: unverified weights never reach the disk.
+    const { files, report } = r.proofCheck.ok
+      ? writeModelDir(dir, r.outputs, r.proof, r.jobId, proofPath)
+      : { files: [], report: modelDirFiles(dir, r.outputs, r.proof, r.jobId, proofPath).report };
     if (json)
       writeJson(deps.stdout, {
         jobId: r.jobId,
@@ -454,6 +467,10 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
     .option('--policy <policy>', 'attestation policy: dev | production | FILE (default: dev with --devnet)')
     .option('--sim-root <file>', 'pinned simulated TEE root (PEM)')
     .option('--escrow <eth>', 'escrow paid for the job, in ether', '0.01')
+    .option(
+      '--also-rpc <url...>',
+      'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',
+    )
     .option('--no-precheck', 'skip the local CSV check before posting the job')
     .option('--json', 'print the final report as JSON')
     .action(async (o: TrainOptions) => {
