@@ -235,11 +235,17 @@ export class NodeApi {
           if (line.startsWith('event: ')) event = line.slice(7);
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
-        const d = JSON.parse(data) as {
+        if (data === '') continue; // a keep-alive comment (": …") or an empty block
+        let d: {
           message?: string;
           status?: string;
           error?: { code: ErrorCode; message: string };
         };
+        try {
+          d = JSON.parse(data) as typeof d;
+        } catch {
+          throw new FirnError('E_PARSE', 'event stream data is not JSON');
+        }
         if (event === 'progress' && typeof d.message === 'string') await onMessage(d.message);
         if (event === 'end') {
           await reader.cancel().catch(() => undefined);

@@ -6,7 +6,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../logger.ts';
 import { QuotaLedger } from '../storage/quota.ts';
-import { applyHttpLimits, DEFAULT_HTTP_LIMITS, RequestRateLimiter, UploadSlots } from './limits.ts';
+import {
+  applyHttpLimits,
+  DEFAULT_HTTP_LIMITS,
+  holdWhileServing,
+  RequestRateLimiter,
+  UploadSlots,
+} from './limits.ts';
 import { readJson, Router } from './router.ts';
 
 // The limits on a real HTTP server: a slow but steady upload outlives any fixed deadline, a
@@ -26,6 +32,13 @@ async function serve(idleTimeoutMs: number): Promise<string> {
     return { received: n };
   });
   router.add('POST', '/json', async ({ req }) => readJson(req, 1024));
+  // The node working for longer than the idle timeout after the body is read (a chain tx, a model load).
+  router.add('POST', '/slow', async ({ req, url }) => {
+    await readJson(req, 1024);
+    if (url.searchParams.get('hold') === '1') holdWhileServing(req);
+    await new Promise((r) => setTimeout(r, 1000));
+    return { ok: true };
+  });
   const logger = createLogger({ component: 'test' }, { level: 'error', write: () => {} });
   server = createServer((req, res) => void router.handle(req, res, logger));
   applyHttpLimits(server, { ...DEFAULT_HTTP_LIMITS, idleTimeoutMs, headersTimeoutMs: 2_000 });
@@ -68,6 +81,21 @@ describe('HTTP limits', () => {
     const t1 = Date.now();
     expect(await dribble(url, 16, 64 * 1024, 50, 3)).toBe('reset');
     expect(Date.now() - t1).toBeLessThan(3000);
+  });
+
+  it('a request the node works on longer than the idle timeout survives when held; the next request is timed again', async () => {
+    const url = await serve(400);
+    const post = (hold: boolean) =>
+      fetch(`${url}/slow?hold=${hold ? 1 : 0}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }).then(
+        (r) => r.status,
+        () => 'reset',
+      );
+    expect(await post(true)).toBe(200);
+    expect(await post(false)).toBe('reset');
   });
 
   it('JSON is read only from application/json: text/plain is 415, a huge declared body 413 before the type', async () => {

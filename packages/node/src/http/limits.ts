@@ -109,6 +109,16 @@ export class RequestRateLimiter {
   }
 }
 
+/**
+ * Lift the idle timeout while the node itself works on a request whose body is fully read (a
+ * chain transaction, a model load) or streams events that may pause: the client is not the one
+ * stalling then. Node's HTTP server restores the socket timeout for the next request on the
+ * connection.
+ */
+export function holdWhileServing(req: IncomingMessage): void {
+  req.socket.setTimeout(0);
+}
+
 /** The remote IP of a request (the socket's; no forwarding header is trusted). */
 export function remoteIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';

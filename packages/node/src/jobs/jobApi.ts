@@ -26,7 +26,7 @@ import {
 } from '@firn/core';
 import type { RunJobResult } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
-import { remoteIp } from '../http/limits.ts';
+import { holdWhileServing, remoteIp } from '../http/limits.ts';
 import { readJson, requireMediaType, type Router, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeDaemon } from '../nodeDaemon.ts';
@@ -51,6 +51,8 @@ export interface JobApiOptions {
 }
 
 export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
+/** Interval of the SSE keep-alive comment on GET /v1/jobs/{id}/events, ms. */
+export const SSE_HEARTBEAT_MS = 15_000;
 /** Outputs up to this size are inlined (base64) in GET /v1/jobs/{id}/result. */
 export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
 
@@ -438,6 +440,11 @@ export class JobService {
       'cache-control': 'no-cache',
       connection: 'keep-alive',
     });
+    // A job may go quiet for longer than the idle timeout (a long epoch): no idle cut here, and
+    // an SSE comment every 15 s so a vanished client is noticed.
+    holdWhileServing(req);
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    heartbeat.unref();
     let sent = 0;
     return new Promise((resolve) => {
       const flush = () => {
@@ -457,12 +464,14 @@ export class JobService {
       const set = this.listeners.get(id) ?? new Set();
       this.listeners.set(id, set);
       const done = () => {
+        clearInterval(heartbeat);
         set.delete(flush);
         res.end();
         resolve(undefined);
       };
       set.add(flush);
       req.on('close', () => {
+        clearInterval(heartbeat);
         set.delete(flush);
         resolve(undefined);
       });

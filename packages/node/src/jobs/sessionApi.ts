@@ -4,7 +4,7 @@ import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } fro
 import { MAX_SESSION_MESSAGE_BYTES } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
 import { sessionAuthOf } from '../http/auth.ts';
-import { remoteIp } from '../http/limits.ts';
+import { holdWhileServing, remoteIp } from '../http/limits.ts';
 import { readBody, readJson, type Router } from '../http/router.ts';
 import { parseArtifactId } from '../storage/artifactStore.ts';
 import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
@@ -40,9 +40,11 @@ export class SessionService {
     router.add('POST', '/v1/sessions/:id/requests', ({ params, req, res }) =>
       this.request(params.id!, req, res),
     );
-    router.add('DELETE', '/v1/sessions/:id', ({ params, req }) =>
-      this.close(parseArtifactId(params.id!) as Hex, sessionAuthOf(req)),
-    );
+    router.add('DELETE', '/v1/sessions/:id', ({ params, req }) => {
+      const auth = sessionAuthOf(req);
+      holdWhileServing(req); // the proof transaction may outlast the idle timeout
+      return this.close(parseArtifactId(params.id!) as Hex, auth);
+    });
   }
 
   /** Stop the idle sweeper (shutdown, tests). */
@@ -70,6 +72,7 @@ export class SessionService {
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
+    holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
     const job = await s.checkOpenJob(body, onChain);
