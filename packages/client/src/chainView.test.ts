@@ -50,9 +50,6 @@ describe('AgreeingChainView', () => {
     });
     expect((await view([honest(100n), honest(90n)], 10).pinBlock()).number).toBe(90n);
     const forked: FakeChain = { ...honest(100n), hashOf: () => `0x${'ab'.repeat(32)}` as const };
-      ...honest(100n),
-      hashOf: (n) => `0x$'ab'.repeat(32)$n > 0n ? '' : ''` as const,
-    };
     await expect(view([honest(100n), forked]).pinBlock()).rejects.toMatchObject({
       code: 'E_CHAIN_DISAGREEMENT',
     });
