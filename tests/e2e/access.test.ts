@@ -212,9 +212,17 @@ describe('strangers change nothing on the node API', () => {
       x: { type: 'float32', dims: [2, 3], data: new Float32Array(6).fill(1) },
     });
     expect(out.y!.dims).toEqual([2, 2]);
-    const closed = await session.close();
+    // A stranger's close racing the requester's neither blocks nor spoils it.
+    const [raced, closed] = await Promise.all([
+      del({ 'x-firn-session-auth': Buffer.from(randomBytes(60)).toString('base64') }),
+      session.close(),
+    ]);
+    expect([401, 404]).toContain(raced.status);
     expect(closed.proofCheck).toEqual({ ok: true, reasons: [] });
     expect(closed.requests).toBe(2);
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    expect((await getJob(reader, session.jobId)).status).toBe(JobStatus.Proved);
+    expect((await del({ 'x-firn-session-auth': 'AAAA' })).status).toBe(404);
   });
 
   it('uploads need a signed intent from a funded address, octet-stream, and bytes that match it', async () => {

@@ -17,7 +17,12 @@ export const DEFAULT_HOST_SESSION_IDLE_MS = 5 * 60_000;
 interface HostSession {
   jobId: Hex;
   lastUsed: number;
-  closing?: Promise<unknown> | undefined;
+  /** Set once the enclave accepted a close: no more requests or closes. */
+  closed?: boolean;
+  /** Close attempts run one after another, so a refused one never blocks or races the real one. */
+  closeQueue?: Promise<unknown>;
+  /** The accepted close (its proof submission), for the host's idle sweeper. */
+  closing?: Promise<CloseSessionResult & { proofTx: Hex }>;
 }
 
 /**
@@ -59,7 +64,8 @@ export class SessionService {
       () => {
         const now = Date.now();
         for (const s of this.open.values())
-          if (!s.closing && now - s.lastUsed >= this.idleMs) void this.close(s.jobId).catch(() => undefined);
+          if (!s.closed && !s.closing && now - s.lastUsed >= this.idleMs)
+            void this.close(s.jobId).catch(() => undefined);
       },
       Math.min(this.idleMs, 30_000),
     );
@@ -123,7 +129,7 @@ export class SessionService {
   private session(idText: string): HostSession {
     const id = parseArtifactId(idText) as Hex;
     const h = this.open.get(id);
-    if (!h || h.closing) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
+    if (!h || h.closed) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
     return h;
   }
 
@@ -154,11 +160,19 @@ export class SessionService {
    */
   async close(id: Hex, auth?: string): Promise<CloseSessionResult & { proofTx: Hex }> {
     const h = this.open.get(id);
-    if (!h) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
-    if (h.closing) {
-      if (auth !== undefined) throw new FirnError('E_CONFLICT', 'this session is already closing');
-      return h.closing as Promise<CloseSessionResult & { proofTx: Hex }>;
+    if (!h || h.closed) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
+    const attempt = (h.closeQueue ?? Promise.resolve()).then(() => this.closeNow(h, auth));
+    h.closeQueue = attempt.catch(() => undefined);
+    return attempt;
+  }
+
+  /** One close attempt, after the earlier ones finished. */
+  private async closeNow(h: HostSession, auth?: string): Promise<CloseSessionResult & { proofTx: Hex }> {
+    if (h.closed) {
+      if (auth === undefined && h.closing) return h.closing;
+      throw new FirnError('E_NOT_FOUND', 'no open session with this id');
     }
+    const id = h.jobId;
     const s = this.service;
     const fail = async (e: unknown) => {
       const error = toErrorBody(e);
@@ -167,22 +181,22 @@ export class SessionService {
         .chainWrite(() => failJob(s.clients, { jobId: id, reason: failureReason(error.code) }))
         .catch(() => undefined);
     };
+    let r: CloseSessionResult;
+    try {
+      r = await s.node.supervisor.call<CloseSessionResult>('closeSession', {
+        sessionId: id,
+        ...(auth === undefined ? {} : { auth }),
+      });
+    } catch (e) {
+      // A close the enclave did not authenticate changes nothing: the session stays open.
+      if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') throw e;
+      h.closed = true;
+      this.open.delete(id);
+      await fail(e);
+      throw e;
+    }
+    h.closed = true;
     const run = (async () => {
-      let r: CloseSessionResult;
-      try {
-        r = await s.node.supervisor.call<CloseSessionResult>('closeSession', {
-          sessionId: id,
-          ...(auth === undefined ? {} : { auth }),
-        });
-      } catch (e) {
-        if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') {
-          h.closing = undefined;
-          throw e;
-        }
-        this.open.delete(id);
-        await fail(e);
-        throw e;
-      }
       try {
         const p = parseWorkProofJson(r.proof);
         const tx = await s.chainWrite(() =>
