@@ -78,8 +78,8 @@ export class SessionService {
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
-    holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
+    holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
     const job = await s.checkOpenJob(body, onChain);
     const log = s.opts.logger.child({ jobId: body.jobId });
