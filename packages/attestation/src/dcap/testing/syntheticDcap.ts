@@ -50,6 +50,8 @@ export interface SyntheticOptions {
   nextUpdate?: Date;
   tcbLevels?: Array<{ comps: number[]; pcesvn: number; status: string; advisoryIDs?: string[] }>;
   qeIsvSvn?: number;
+  /** QE vendor ID in the quote header, hex (default Intel's). */
+  qeVendorId?: string;
 }
 
 export interface SyntheticDcap {
@@ -208,6 +210,7 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
   header.writeUInt16LE(3, 0);
   header.writeUInt16LE(2, 2);
   header.writeUInt32LE(0, 4);
+  Buffer.from(o.qeVendorId ?? '939a7233f79c4ca9940a0db3957f0607', 'hex').copy(header, 12);
   const app = report(o.attributesFlags ?? 0x05, Buffer.alloc(32, 0x33), 7, 2, Buffer.alloc(64, 0x77));
   const attRaw = new Uint8Array(await subtle.exportKey('raw', attK.publicKey)).subarray(1);
   const authData = Buffer.alloc(32, 0x0a);
