@@ -144,12 +144,18 @@ function tdxRefusals(facts: VerifiedEvidence, p: TdxPolicy): Refusal[] {
   const svc = facts.measurements.mrservicetd;
   if (svc !== undefined && /[^0]/.test(svc)) {
     if (p.allowServiceTd !== true)
-      out.push({ code: 'E_POLICY_REJECTED', message: 'the TD is bound to a service TD (MRSERVICETD is not zero)' });
+      out.push({
+        code: 'E_POLICY_REJECTED',
+        message: 'the TD is bound to a service TD (MRSERVICETD is not zero)',
+      });
     else if (
       p.mrServiceTdAllowList !== undefined &&
       !p.mrServiceTdAllowList.map((x) => x.toLowerCase()).includes(svc.toLowerCase())
     )
-      out.push({ code: 'E_POLICY_REJECTED', message: `MRSERVICETD ${svc} is not on the policy's allow-list` });
+      out.push({
+        code: 'E_POLICY_REJECTED',
+        message: `MRSERVICETD ${svc} is not on the policy's allow-list`,
+      });
   }
   return out;
 }
@@ -203,7 +209,11 @@ export function parseTdxPolicy(value: unknown): TdxPolicy {
       if (typeof v !== 'boolean') throw bad(`${k} must be a boolean`);
       out[k] = v;
     } else if (k === 'mrServiceTdAllowList') {
-      if (!Array.isArray(v) || v.length > 256 || !v.every((x) => typeof x === 'string' && /^[0-9a-fA-F]{96}$/.test(x)))
+      if (
+        !Array.isArray(v) ||
+        v.length > 256 ||
+        !v.every((x) => typeof x === 'string' && /^[0-9a-fA-F]{96}$/.test(x))
+      )
         throw bad('mrServiceTdAllowList must list 48-byte hex values');
       out.mrServiceTdAllowList = v as string[];
     } else throw bad(`has unknown key ${k}`);
