@@ -9,6 +9,8 @@ import {
   type EvidenceBundle,
   type TeeTypeName,
 } from '@firn/core';
+import type { CollateralSource } from './collateral/collateralSource.ts';
+import type { DcapQuote } from './dcap/quote.ts';
 import { evaluateGpu, type GpuPolicy } from './nvidia/evaluateGpu.ts';
 import type { RimStore } from './nvidia/index.ts';
 import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
@@ -25,6 +27,11 @@ export interface AppraiseOptions {
   roots?: Partial<Record<TeeTypeName, readonly Uint8Array[]>>;
   /** Collateral to use when the bundle carries none (DCAP). */
   collateral?: unknown;
+  /**
+   * Where DCAP collateral comes from (PCS/PCCS, offline file): the bundle's attached collateral is
+   * kept piece by piece while current, and only what is missing or expired is taken from here.
+   */
+  collateralSource?: CollateralSource;
   /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
   gpuRoots?: GpuVerifyContext['roots'];
   gpuRims?: RimStore;
@@ -68,7 +75,12 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   try {
     const verifier = verifierFor(bundle.teeType);
     const parsed = verifier.parse(hexToBytes(bundle.quote));
-    const collateral = bundle.collateral ?? opts.collateral;
+    let collateral = bundle.collateral ?? opts.collateral;
+    if (opts.collateralSource !== undefined && (bundle.teeType === 'sgx' || bundle.teeType === 'tdx'))
+      collateral = await opts.collateralSource.collateralFor(parsed as DcapQuote, opts.now, {
+        ...(collateral === undefined ? {} : { attached: collateral }),
+        graceSeconds: opts.policy.collateralGraceSeconds,
+      });
     const roots = opts.roots?.[bundle.teeType];
     facts = await verifier.verify(parsed, {
       now: opts.now,

@@ -33,6 +33,8 @@ export interface AppraiseRegistrationOptions {
   policy: AttestationPolicy;
   roots?: Parameters<typeof appraiseEvidence>[1]['roots'];
   gpuRoots?: Parameters<typeof appraiseEvidence>[1]['gpuRoots'];
+  /** Where DCAP collateral comes from when the node's bundle lacks it or it has expired. */
+  collateralSource?: Parameters<typeof appraiseEvidence>[1]['collateralSource'];
   /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
   fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
   timeoutMs?: number;
@@ -89,6 +91,7 @@ export async function appraiseRegistration(
     expectedNonce: nonce,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
+    ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
   });
   if (!appraisal.ok)
     return {

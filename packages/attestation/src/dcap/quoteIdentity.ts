@@ -22,7 +22,7 @@ export function dcapMeasurementRegisters(q: DcapQuote): Uint8Array[] {
   }
   const r = q.body.report;
   const regs = [r.mrTd, r.rtmr0, r.rtmr1, r.rtmr2, r.rtmr3, r.tdAttributes, r.xfam];
-  if (r.mrServiceTd !== undefined && r.mrServiceTd.some((x) => x !== 0)) regs.push(r.mrServiceTd);
+  if (r.mrServiceTd?.some((x) => x !== 0)) regs.push(r.mrServiceTd);
   return regs;
 }
 
