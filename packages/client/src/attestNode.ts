@@ -20,6 +20,12 @@ export interface AttestNodeOptions {
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   /** GPU trust anchors, e.g. an explicitly pinned simulated GPU root (dev only). */
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
+  /**
+   * DCAP collateral for real SGX/TDX nodes whose evidence carries none or expired collateral, e.g.
+   * `pcsCollateralSource({ baseUrl: 'https://pccs.example:8081' })` (the same source the verifier
+   * daemon and the CLI use).
+   */
+  collateralSource?: AppraiseRegistrationOptions['collateralSource'];
   /** Unix seconds for the evidence checks. */
   now: number;
   /** The node's endpoint; when absent the first Active node of the registry is used. */
@@ -63,6 +69,7 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     policy: opts.policy,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
+    ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
   });
   if (!verdict.approve)
     throw new FirnError(

@@ -32,6 +32,8 @@ export interface VerifierDaemonOptions {
   policy: AttestationPolicy;
   roots?: AppraiseRegistrationOptions['roots'];
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
+  /** DCAP collateral for evidence that carries none or expired collateral (PCS/PCCS or offline). */
+  collateralSource?: AppraiseRegistrationOptions['collateralSource'];
   logger: VerifierLogger;
   pollIntervalMs?: number;
   /** Clock for verification; injectable for tests. */
@@ -147,12 +149,14 @@ export class VerifierDaemon {
     }
   }
 
-  private appraise(claim: RegistrationClaim) {
+  /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */
+  appraise(claim: RegistrationClaim) {
     return appraiseRegistration(claim, {
       now: (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))(),
       policy: this.opts.policy,
       ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
       ...(this.opts.gpuRoots === undefined ? {} : { gpuRoots: this.opts.gpuRoots }),
+      ...(this.opts.collateralSource === undefined ? {} : { collateralSource: this.opts.collateralSource }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
     });
   }

@@ -42,22 +42,23 @@ export interface CollateralSource {
 
 type Piece = 'tcbInfo' | 'qeIdentity' | 'pckCrl' | 'rootCaCrl';
 
-/** The FMSPC (upper-case hex) and TEE of a quote with its PCK chain inside; undefined otherwise. */
-function quoteTarget(q: DcapQuote): { fmspc?: string; tee: 'SGX' | 'TDX' } {
+/** The TEE, FMSPC (upper-case hex) and PCK issuer of a quote (the last two when its PCK chain is inside). */
+function quoteTarget(q: DcapQuote): { fmspc?: string; pckIssuer?: Uint8Array; tee: 'SGX' | 'TDX' } {
   const tee = q.body.kind === 'tdx' ? 'TDX' : 'SGX';
   if (q.certification.certDataType !== CERT_DATA_PCK_CHAIN) return { tee };
-  const [leaf] = chainCertificates(q.certification.certData, 'PCK chain');
+  const [leafDer] = chainCertificates(q.certification.certData, 'PCK chain');
+  const leaf = parseCertificate(leafDer!);
   return {
     tee,
-    fmspc: Buffer.from(parsePckExtensions(parseCertificate(leaf!)).fmspc)
-      .toString('hex')
-      .toUpperCase(),
+    fmspc: Buffer.from(parsePckExtensions(leaf).fmspc).toString('hex').toUpperCase(),
+    pckIssuer: leaf.issuer,
   };
 }
 
 /**
  * The pieces of attached collateral that are worth keeping for this quote at `now`: each must
- * parse, be for the quote's TEE (and FMSPC for TCB info), and be before its nextUpdate. This is a
+ * parse, be for the quote's TEE (FMSPC for TCB info, PCK CA for the PCK CRL), and lie inside its
+ * [issueDate or thisUpdate, nextUpdate) window at `now`. This is a
  * selection, not a check: the signatures are verified later with everything else.
  */
 export function currentCollateralPieces(
@@ -85,15 +86,22 @@ export function currentCollateralPieces(
     return (
       i.id === t.tee &&
       (t.fmspc === undefined || Buffer.from(i.fmspc).toString('hex').toUpperCase() === t.fmspc) &&
+      i.issueDate <= now &&
       now < i.nextUpdate
     );
   });
   test('qeIdentity', () => {
     const i = parseQeIdentity(c.qeIdentity);
-    return i.id === (t.tee === 'TDX' ? 'TD_QE' : 'QE') && now < i.nextUpdate;
+    return i.id === (t.tee === 'TDX' ? 'TD_QE' : 'QE') && i.issueDate <= now && now < i.nextUpdate;
   });
-  test('pckCrl', () => now < parseCrl(c.pckCrl).nextUpdate);
-  test('rootCaCrl', () => now < parseCrl(c.rootCaCrl).nextUpdate);
+  const current = (crl: { thisUpdate: number; nextUpdate: number }) =>
+    crl.thisUpdate <= now && now < crl.nextUpdate;
+  test('pckCrl', () => {
+    const crl = parseCrl(c.pckCrl);
+    const issuerOk = t.pckIssuer === undefined || Buffer.from(crl.issuer).equals(Buffer.from(t.pckIssuer));
+    return issuerOk && current(crl);
+  });
+  test('rootCaCrl', () => current(parseCrl(c.rootCaCrl)));
   const out: Partial<QuoteCollateralV3> = {};
   if (keep.tcbInfo) {
     out.tcbInfo = c.tcbInfo;

@@ -354,7 +354,8 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       const ca = Buffer.from(leaf.issuer).includes(Buffer.from('Platform')) ? 'platform' : 'processor';
       const tee = q.body.kind === 'tdx' ? 'tdx' : 'sgx';
       const need = (k: CollateralPiece) => have[k] === undefined;
-      const [pck, root, tcb, qe] = await Promise.all([
+      // allSettled: every piece that arrives is cached even when another fails.
+      const settled = await Promise.allSettled([
         need('pckCrl')
           ? get(
               `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`,
@@ -387,6 +388,9 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
             )
           : undefined,
       ]);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const [pck, root, tcb, qe] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
       const tcbUrl = `${base}/${tee}/certification/v4/tcb`;
       const qeUrl = `${base}/${tee}/certification/v4/qe/identity`;
       return {
