@@ -1,6 +1,7 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
 import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
 import { parseTdAttributes } from '../tdx/tdAttributes.ts';
+import { type DcapPolicyRules, dcapRuleRefusals, parseDcapRules } from './dcapRules.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
 
 /**
@@ -39,9 +40,27 @@ export interface AttestationPolicy {
   gpu?: GpuPolicy;
   /** TDX TD attribute and service-TD rules; absent means the strict defaults (see TdxPolicy). */
   tdx?: TdxPolicy;
+  /** DCAP rules from Intel's appraisal policies (platform grace, QE status, tenant registers). */
+  dcap?: DcapPolicyRules;
 }
 
-/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current. */
+/**
+ * The GPU section of the production policy (decision 0921): GPUs are optional (a CPU-only node
+ * passes), but every GPU or NVSwitch presented must verify, match its RIMs (which also proves CC
+ * mode, decision 0402), and have its revocation checked by OCSP, or an authenticated answer at
+ * most a day past its nextUpdate. Simulated GPUs are refused.
+ */
+export const PRODUCTION_GPU_POLICY: GpuPolicy = Object.freeze({
+  required: 0,
+  requiredSwitches: 0,
+  requireCcMode: true,
+  requireMeasurementsMatch: true,
+  allowRevocationUnchecked: false,
+  revocationGraceSeconds: 86400,
+  allowSimulated: false,
+}) as GpuPolicy;
+
+/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current, strict GPU rules. */
 export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   name: 'production',
   allowSimulated: false,
@@ -49,6 +68,7 @@ export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   allowDebug: false,
   collateralGraceSeconds: 0,
   rejectedAdvisoryIds: [],
+  gpu: PRODUCTION_GPU_POLICY,
 }) as AttestationPolicy;
 
 /** Development: also accepts the simulated TEE. Never use outside a devnet. */
@@ -114,6 +134,8 @@ export function evaluateEvidence(
       no('E_EVIDENCE_EXPIRED', 'collateral is older than the policy allows');
   }
   if (facts.teeType === 'tdx') for (const r of tdxRefusals(facts, policy.tdx ?? {})) reasons.push(r);
+  if (policy.dcap !== undefined)
+    for (const r of dcapRuleRefusals(facts, policy.dcap, ctx.now)) reasons.push(r);
   if (ctx.expectedReportData !== undefined && !bytesEqual(ctx.expectedReportData, facts.reportData))
     no('E_EVIDENCE_BINDING', 'report data does not bind the expected keys and nonce');
 
@@ -195,6 +217,7 @@ export function parsePolicy(json: unknown): AttestationPolicy {
   if (typeof o.maxEvidenceAgeSeconds === 'number') p.maxEvidenceAgeSeconds = o.maxEvidenceAgeSeconds;
   if (o.gpu !== undefined) p.gpu = parseGpuPolicy(o.gpu);
   if (o.tdx !== undefined) p.tdx = parseTdxPolicy(o.tdx);
+  if (o.dcap !== undefined) p.dcap = parseDcapRules(o.dcap);
   return p;
 }
 
