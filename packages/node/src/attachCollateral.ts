@@ -16,7 +16,7 @@ export async function attachCollateral(
   bundle: EvidenceBundle,
   source: CollateralSource,
   now: number,
-  logger?: Logger,
+  logger?: Pick<Logger, 'warn'>,
 ): Promise<EvidenceBundle> {
   if (bundle.teeType !== 'sgx' && bundle.teeType !== 'tdx') return bundle;
   try {
