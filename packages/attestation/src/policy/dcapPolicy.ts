@@ -148,16 +148,6 @@ export function fromIntelAppraisalPolicy(json: unknown, name = 'intel-appraisal'
   return { policy, dcap };
 }
 
-function maskedMatch(actual: string, rule: MaskedValue): boolean {
-  if (rule.mask === undefined) return actual.toLowerCase() === rule.value;
-  const a = Buffer.from(actual, 'hex');
-  const v = Buffer.from(rule.value, 'hex');
-  const m = Buffer.from(rule.mask, 'hex');
-  if (a.length !== v.length || m.length !== v.length) return false;
-  for (let i = 0; i < m.length; i++) if ((a[i]! & m[i]!) !== (v[i]! & m[i]!)) return false;
-  return true;
-}
-
 /**
  * Evaluate verified DCAP facts under a DcapPolicy: evaluateEvidence with the DCAP rules merged
  * into the policy (the same as evaluateEvidence(facts, toAttestationPolicy(p), ctx)). Returns every
