@@ -13,3 +13,4 @@ export {
   verifyGpuEvidenceList,
 } from './verifyGpuEvidence.ts';
 export * from './verifyRim.ts';
+export * from './rimService.ts';
