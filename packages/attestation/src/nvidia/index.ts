@@ -14,3 +14,4 @@ export {
 } from './verifyGpuEvidence.ts';
 export * from './verifyRim.ts';
 export * from './rimService.ts';
+export * from './ocspClient.ts';
