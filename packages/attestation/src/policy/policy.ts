@@ -109,8 +109,10 @@ export function evaluateEvidence(
     no('E_EVIDENCE_TCB', `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}`);
   if (facts.debug && !policy.allowDebug) no('E_POLICY_REJECTED', 'debug enclaves are not accepted');
   if (policy.measurementAllowList !== undefined) {
-    const m = bytesToHex(facts.measurement).toLowerCase();
-    if (!policy.measurementAllowList.map((x) => x.toLowerCase()).includes(m))
+    // Digests compare as hex, with or without 0x, in any case.
+    const norm = (x: string) => x.toLowerCase().replace(/^0x/, '');
+    const m = norm(bytesToHex(facts.measurement));
+    if (!policy.measurementAllowList.map(norm).includes(m))
       no('E_POLICY_REJECTED', `measurement ${m} is not on the policy's allow-list`);
   }
   for (const id of facts.advisoryIds)
