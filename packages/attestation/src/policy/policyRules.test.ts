@@ -16,7 +16,7 @@ const sgx = () =>
     collateral: vectorJson(VECTORS.sgx.collateral),
     now: VECTORS.sgx.now,
   });
-const NOW = VECTORS.sgx.now;
+const NOW: number = VECTORS.sgx.now;
 // The real SGX quote is ConfigurationAndSWHardeningNeeded with INTEL-SA-00289 and INTEL-SA-00615.
 const base: AttestationPolicy = {
   ...PRODUCTION_POLICY,
