@@ -13,6 +13,8 @@ import type { CollateralSource } from './collateral/collateralSource.ts';
 import type { DcapQuote } from './dcap/quote.ts';
 import { evaluateGpu, type GpuPolicy } from './nvidia/evaluateGpu.ts';
 import type { RimStore } from './nvidia/index.ts';
+import type { OcspClient } from './nvidia/ocspClient.ts';
+import type { RimServiceClient } from './nvidia/rimService.ts';
 import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
 import { type AttestationPolicy, evaluateEvidence } from './policy/policy.ts';
 import type { Refusal, VerifiedEvidence } from './types.ts';
@@ -35,6 +37,10 @@ export interface AppraiseOptions {
   /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
   gpuRoots?: GpuVerifyContext['roots'];
   gpuRims?: RimStore;
+  /** Fetch the RIMs the GPU evidence names (NVIDIA's RIM service, offline folder), when gpuRims is not given. */
+  gpuRimSource?: Pick<RimServiceClient, 'rimStoreFor'>;
+  /** Check GPU certificate revocation with this OCSP client; without it revocation is "not checked". */
+  gpuOcsp?: OcspClient;
 }
 
 /** Rules applied to presented GPU evidence when the policy has no GPU section. */
@@ -104,11 +110,17 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   const gpuPolicy = opts.policy.gpu ?? defaultGpuPolicy(opts.policy);
   if ((bundle.gpu?.length ?? 0) > 0 || gpuPolicy.required > 0) {
     try {
+      const rims =
+        opts.gpuRims ??
+        (opts.gpuRimSource !== undefined && (bundle.gpu?.length ?? 0) > 0
+          ? await opts.gpuRimSource.rimStoreFor(bundle.gpu ?? [])
+          : undefined);
       gpus = await verifyGpuEvidenceList(bundle.gpu ?? [], {
         now: opts.now,
         expectedNonce: deriveGpuNonce(nonce),
         ...(opts.gpuRoots === undefined ? {} : { roots: opts.gpuRoots }),
-        ...(opts.gpuRims === undefined ? {} : { rims: opts.gpuRims }),
+        ...(rims === undefined ? {} : { rims }),
+        ...(opts.gpuOcsp === undefined ? {} : { ocsp: opts.gpuOcsp.options(opts.now) }),
       });
       const g = evaluateGpu(gpus, gpuPolicy);
       if (!g.ok) reasons.push(...g.reasons);

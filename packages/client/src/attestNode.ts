@@ -26,6 +26,9 @@ export interface AttestNodeOptions {
    * daemon and the CLI use).
    */
   collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /** GPU RIMs (e.g. createRimServiceClient()) and OCSP client (createOcspClient()) for GPU evidence. */
+  gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
+  gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
   /** Unix seconds for the evidence checks. */
   now: number;
   /** The node's endpoint; when absent the first Active node of the registry is used. */
@@ -70,6 +73,8 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
+    ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });
   if (!verdict.approve)
     throw new FirnError(

@@ -34,6 +34,9 @@ export interface VerifierDaemonOptions {
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
   /** DCAP collateral for evidence that carries none or expired collateral (PCS/PCCS or offline). */
   collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /** GPU RIMs (NVIDIA's RIM service or an offline folder) and OCSP client for GPU evidence. */
+  gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
+  gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
   logger: VerifierLogger;
   pollIntervalMs?: number;
   /** Clock for verification; injectable for tests. */
@@ -157,6 +160,8 @@ export class VerifierDaemon {
       ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
       ...(this.opts.gpuRoots === undefined ? {} : { gpuRoots: this.opts.gpuRoots }),
       ...(this.opts.collateralSource === undefined ? {} : { collateralSource: this.opts.collateralSource }),
+      ...(this.opts.gpuRimSource === undefined ? {} : { gpuRimSource: this.opts.gpuRimSource }),
+      ...(this.opts.gpuOcsp === undefined ? {} : { gpuOcsp: this.opts.gpuOcsp }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
     });
   }
