@@ -1,4 +1,11 @@
-import { type CollateralSource, pcsCollateralSource } from '@firn/attestation';
+import {
+  type CollateralSource,
+  createOcspClient,
+  createRimServiceClient,
+  type OcspClient,
+  pcsCollateralSource,
+  type RimServiceClient,
+} from '@firn/attestation';
 
 export interface CollateralArgs {
   /** `--pccs URL`: Intel's PCS (https://api.trustedservices.intel.com) or any PCCS. */
@@ -17,4 +24,28 @@ export function collateralSourceFromArgs(o: CollateralArgs): CollateralSource | 
   if (url === undefined || url === '') return undefined;
   const cacheDir = o.collateralCache ?? process.env.FIRN_COLLATERAL_CACHE;
   return pcsCollateralSource({ baseUrl: url, ...(cacheDir ? { cacheDir } : {}) });
+}
+
+export interface GpuSourceArgs {
+  /** `--rim-service URL`: NVIDIA's RIM service or a mirror. */
+  rimService?: string;
+  /** `--rim-dir DIR`: RIMs named `<id>.xml` read before any request. */
+  rimDir?: string;
+  /** `--ocsp URL`: OCSP responder for GPU and RIM certificates. */
+  ocsp?: string;
+}
+
+/** RIM source and OCSP client for GPU evidence from `--rim-service`, `--rim-dir`, `--ocsp`. */
+export function gpuSourcesFromArgs(o: GpuSourceArgs): {
+  gpuRimSource?: RimServiceClient;
+  gpuOcsp?: OcspClient;
+} {
+  const out: { gpuRimSource?: RimServiceClient; gpuOcsp?: OcspClient } = {};
+  if (o.rimService !== undefined || o.rimDir !== undefined)
+    out.gpuRimSource = createRimServiceClient({
+      ...(o.rimService === undefined ? {} : { baseUrl: o.rimService }),
+      ...(o.rimDir === undefined ? {} : { offlineDir: o.rimDir }),
+    });
+  if (o.ocsp !== undefined) out.gpuOcsp = createOcspClient({ url: o.ocsp });
+  return out;
 }

@@ -2,11 +2,16 @@ import { createLogger } from '@firn/node';
 import { VerifierDaemon } from '@firn/verifier';
 import type { Command } from 'commander';
 import { readKey, resolveChain } from '../chainArgs.ts';
-import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
+import {
+  type CollateralArgs,
+  collateralSourceFromArgs,
+  type GpuSourceArgs,
+  gpuSourcesFromArgs,
+} from '../collateralArgs.ts';
 import { printError } from '../output.ts';
 import { loadPolicy, loadSimGpuRoots, loadSimRoots } from '../policyArgs.ts';
 
-export interface VerifierStartOptions extends CollateralArgs {
+export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   rpc?: string;
   registry?: string;
   market?: string;
@@ -31,6 +36,7 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     roots: loadSimRoots(o.simRoot),
     gpuRoots: loadSimGpuRoots(o.simGpuRoot),
     ...(collateralSource === undefined ? {} : { collateralSource }),
+    ...gpuSourcesFromArgs(o),
     logger,
     pollIntervalMs: Number(o.pollMs),
   });
@@ -53,6 +59,12 @@ export function registerVerifier(program: Command): void {
     .option('--sim-gpu-root <file>', 'pin a simulated GPU device root (PEM); only a dev policy accepts it')
     .option('--pccs <url>', 'Intel PCS or PCCS base URL for DCAP collateral (or env FIRN_PCCS_URL)')
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
+    .option(
+      '--rim-service <url>',
+      "GPU RIMs from this RIM service (NVIDIA's: https://rim.attestation.nvidia.com)",
+    )
+    .option('--rim-dir <dir>', 'GPU RIMs named <id>.xml, read before asking the RIM service')
+    .option('--ocsp <url>', "OCSP responder for GPU certificates (NVIDIA's: https://ocsp.ndis.nvidia.com/)")
     .option('--poll-ms <ms>', 'chain polling interval', '500')
     .action(async (o: VerifierStartOptions) => {
       try {
