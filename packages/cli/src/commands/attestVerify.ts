@@ -4,10 +4,9 @@ import type { Command } from 'commander';
 import {
   type DcapPolicy,
   evaluateDcapEvidence,
-  fromIntelAppraisalPolicy,
   INTEL_TCB_STATUSES,
+  loadAttestationPolicy,
   loadQuoteCollateralV3,
-  parsePolicy,
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
@@ -65,10 +64,9 @@ export function quoteBytesFromFile(buf: Buffer): Uint8Array {
   return new Uint8Array(buf);
 }
 
+/** The policy file through the one loader the daemon and the SDK use too (firn's JSON or Intel's). */
 function loadPolicy(json: unknown): DcapPolicy {
-  if (typeof json === 'object' && json !== null && 'policy_array' in json)
-    return fromIntelAppraisalPolicy(json);
-  return { policy: parsePolicy(json), dcap: {} };
+  return { policy: loadAttestationPolicy(json), dcap: {} };
 }
 
 /** The core of `firn attest verify`: verify, apply the policy, render one JSON object. */
