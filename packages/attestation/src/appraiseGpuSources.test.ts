@@ -78,4 +78,27 @@ describe('appraiseEvidence with a GPU RIM source', () => {
       expect.objectContaining({ code: 'E_EVIDENCE_TCB', message: expect.stringContaining('RIM') }),
     ]);
   });
+
+  it('simulated evidence (the devnet) never asks the DCAP collateral source', async () => {
+    const nonce = randomBytes(32);
+    const bundle = (await program.handle('attest', { nonce: bytesToHex(nonce) })) as EvidenceBundle;
+    let calls = 0;
+    const collateralSource = {
+      description: 'must not be asked',
+      collateralFor: async () => {
+        calls++;
+        throw new Error('asked');
+      },
+    };
+    const a = await appraiseEvidence(bundle, {
+      now,
+      policy: DEV_POLICY,
+      expectedNonce: nonce,
+      roots,
+      gpuRoots,
+      collateralSource,
+    });
+    expect(a.ok).toBe(true);
+    expect(calls).toBe(0);
+  });
 });
