@@ -39,6 +39,8 @@ export interface LocalPcsOptions {
   crlEncoding?: 'der' | 'pem' | 'hex';
   /** Name of the TCB info issuer-chain header (PCS v4: TCB-Info-Issuer-Chain; v3/PCCS: SGX-…). */
   tcbInfoChainHeader?: string;
+  /** Port to listen on (default: any free port). */
+  port?: number;
 }
 
 /** A running local PCS and the knobs tests turn to inject faults. */
@@ -150,7 +152,7 @@ export async function startLocalPcs(opts: LocalPcsOptions): Promise<LocalPcs> {
     if (state.delayMs > 0) setTimeout(() => handle(req, res), state.delayMs);
     else handle(req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return Object.assign(state, {
     url,
