@@ -7,7 +7,10 @@ import {
   type RegistrationClaim,
 } from '@firn/attestation';
 import { bytesToHex, type EvidenceBundle } from '@firn/core';
-import { attachCollateral } from '@firn/node';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attachCollateral, createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type LocalPcs,
@@ -155,5 +158,29 @@ describe('verifier daemon with a PCCS URL', () => {
     const log = { warn: (m: string) => void warned.push(m) };
     expect(await attachCollateral(sgx, src, PCS_VECTORS.sgx.now, log)).toBe(sgx);
     expect(warned).toEqual(['could not attach collateral; verifiers will fetch it']);
+  });
+
+  it('NodeDaemon.attest attaches collateral from its source to what the enclave returns', async () => {
+    const v = PCS_VECTORS.tdx;
+    const node = new NodeDaemon({
+      dataDir: mkdtempSync(join(tmpdir(), 'firn-node-col-')),
+      bundlePath: '/nonexistent/enclave.mjs',
+      enclaveEnv: {},
+      logger: createLogger({ component: 'node' }, { level: 'error', write: () => {} }),
+      collateralSource: pcsCollateralSource({ baseUrl: tdxPcs.url, minRetryDelayMs: 1 }),
+    });
+    // Stand-in for the enclave process: it relays the real TDX quote for the nonce asked.
+    (node.supervisor as unknown as { call: (m: string, p: { nonce: string }) => Promise<unknown> }).call =
+      async (_m, p) => bundleFor(v.dir, 'tdx', Buffer.from(p.nonce.slice(2), 'hex'));
+    const nonce = new Uint8Array(32).fill(5);
+    const b = await node.attest(nonce);
+    expect(b.collateral).toMatchObject({ tcb_info: expect.stringContaining('"fmspc":"00806f050000"') });
+    // A verifier whose own service is down verifies it from the attachment alone (wall clock is
+    // after this collateral's nextUpdate, so the verifier's time is pinned to the vector's).
+    const r = await daemon(v.now, ATTACHED_ONLY_COLLATERAL, async (n) => ({
+      ...b,
+      nonce: bytesToHex(n),
+    })).appraise(claim('tdx'));
+    expect(!r.approve && r.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_TCB', 'E_EVIDENCE_BINDING']);
   });
 });
