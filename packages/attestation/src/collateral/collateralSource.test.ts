@@ -198,6 +198,38 @@ describe('PCS client against recorded Intel responses', () => {
   });
 });
 
+describe('malformed PCS answers fail typed, naming the URL', () => {
+  const v = PCS_VECTORS.sgx;
+  const tcb = '/sgx/certification/v4/tcb';
+  const crl = '/sgx/certification/v4/pckcrl';
+  const chainHeader = (h: string) => ({ 'TCB-Info-Issuer-Chain': h });
+  const cases: [string, string, Buffer | undefined, Record<string, string> | undefined][] = [
+    ['TCB info that is not JSON', tcb, Buffer.from('<html>maintenance</html>'), undefined],
+    ['TCB info without tcbInfo', tcb, Buffer.from('{"signature":"00"}'), undefined],
+    ['TCB info with an unterminated object', tcb, Buffer.from('{"tcbInfo":{"id":"SGX"'), undefined],
+    ['TCB info with a short signature', tcb, undefined, undefined],
+    ['an issuer chain that is not URL-encoding', tcb, undefined, chainHeader('%E0%A4%A')],
+    ['an issuer chain without a certificate', tcb, undefined, chainHeader('hello')],
+    ['a CRL that is neither DER, PEM nor hex', crl, Buffer.from('not a crl at all'), undefined],
+    ['a CRL whose DER is cut short', crl, Buffer.from([0x30, 0x82, 0x0a, 0x63, 0x30]), undefined],
+  ];
+  for (const [name, path, body, headers] of cases)
+    it(name, async () => {
+      const s = await pcs({ dirs: [v.dir] });
+      if (name.includes('short signature')) {
+        const { readFileSync } = await import('node:fs');
+        const real = readFileSync(join(v.dir, 'tcb.json'), 'utf8');
+        s.override.set(path, Buffer.from(real.replace(/"signature":"[0-9a-f]+"/, '"signature":"abcd"')));
+      } else if (body !== undefined) s.override.set(path, body);
+      if (headers !== undefined) s.overrideHeaders.set(path, headers);
+      const e = await pcsCollateralSource({ baseUrl: s.url, ...fast })
+        .collateralFor(vectorQuote(v.dir), v.now)
+        .catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'E_EVIDENCE_COLLATERAL' });
+      if (!name.includes('short signature')) expect((e as Error).message).toContain(`${s.url}${path}`);
+    });
+});
+
 describe('collateral sources and attached collateral', () => {
   it('current attached collateral needs no round trip; an expired piece alone is fetched', async () => {
     const v = PCS_VECTORS.tdx;

@@ -54,6 +54,8 @@ export interface LocalPcs {
   delayMs: number;
   /** Replace a response body (path without query → body) for tamper tests. */
   override: Map<string, Buffer>;
+  /** Replace a response's headers (path without query → headers) for tamper tests. */
+  overrideHeaders: Map<string, Record<string, string>>;
   /** Answer every request with this status when set. */
   forceStatus: number | undefined;
   close(): Promise<void>;
@@ -124,6 +126,7 @@ export async function startLocalPcs(opts: LocalPcsOptions): Promise<LocalPcs> {
     failNext: 0,
     delayMs: 0,
     override: new Map<string, Buffer>(),
+    overrideHeaders: new Map<string, Record<string, string>>(),
     forceStatus: undefined as number | undefined,
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -146,7 +149,9 @@ export async function startLocalPcs(opts: LocalPcsOptions): Promise<LocalPcs> {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, s.headers).end(state.override.get(u.pathname) ?? s.body);
+    res
+      .writeHead(200, state.overrideHeaders.get(u.pathname) ?? s.headers)
+      .end(state.override.get(u.pathname) ?? s.body);
   };
   const server: Server = createServer((req, res) => {
     if (state.delayMs > 0) setTimeout(() => handle(req, res), state.delayMs);
