@@ -166,6 +166,7 @@ export function toAttestationPolicy(p: DcapPolicy): AttestationPolicy {
  * The one policy loader for every path (CLI, verifier daemon, requester SDK): a parsed JSON
  * document that is either firn's policy (see parsePolicy; it may carry `dcap`, `tdx` and `gpu`
  * sections) or one of Intel's appraisal-policy files ({policy_array: [...]}, decision 0303).
+ * Without a `gpu` section a non-development policy gets PRODUCTION_GPU_POLICY.
  * Throws E_INVALID_INPUT naming the field at fault.
  */
 export function loadAttestationPolicy(json: unknown, name?: string): AttestationPolicy {
@@ -173,5 +174,11 @@ export function loadAttestationPolicy(json: unknown, name?: string): Attestation
     // Intel's files say nothing about GPUs: firn's production GPU rules apply to presented GPUs.
     return { ...toAttestationPolicy(fromIntelAppraisalPolicy(json, name)), gpu: PRODUCTION_GPU_POLICY };
   const p = parsePolicy(json);
-  return name !== undefined && (json as { name?: unknown }).name === undefined ? { ...p, name } : p;
+  // A policy file that says nothing about GPUs gets the production GPU rules, unless it is a
+  // development policy (simulated TEE allowed): presented GPUs are never judged more loosely by
+  // omission (decision 0921).
+  const withGpu = p.gpu === undefined && !p.allowSimulated ? { ...p, gpu: PRODUCTION_GPU_POLICY } : p;
+  return name !== undefined && (json as { name?: unknown }).name === undefined
+    ? { ...withGpu, name }
+    : withGpu;
 }

@@ -189,7 +189,26 @@ describe('loadAttestationPolicy: one loader for the CLI, the verifier daemon and
     expect(!v.ok && v.reasons.map((r) => r.message)).toContain('policy is for tdx, evidence is sgx');
   });
   it("loads firn's own JSON too, and refuses what is neither", () => {
-    expect(loadAttestationPolicy({ name: 'x', acceptedTcbStatuses: ['UpToDate'] }).name).toBe('x');
+    const own = loadAttestationPolicy({ name: 'x', acceptedTcbStatuses: ['UpToDate'] });
+    expect(own.name).toBe('x');
+    // Saying nothing about GPUs does not loosen them: the production GPU rules apply.
+    expect(own.gpu).toEqual(PRODUCTION_POLICY.gpu);
+    const gpu = {
+      required: 2,
+      requireMeasurementsMatch: true,
+      allowRevocationUnchecked: false,
+      allowSimulated: false,
+    };
+    expect(loadAttestationPolicy({ gpu }).gpu).toEqual(gpu);
+    expect(loadAttestationPolicy({ allowSimulated: true }).gpu).toBeUndefined();
+    for (const bad of [
+      { ...gpu, requiredSwitches: -1 },
+      { ...gpu, revocationGraceSeconds: 1e9 },
+      { ...gpu, extra: 1 },
+    ])
+      expect(() => loadAttestationPolicy({ gpu: bad })).toThrow(
+        expect.objectContaining({ code: 'E_INVALID_INPUT' }),
+      );
     expect(() => loadAttestationPolicy({ policy_array: [] })).toThrow(
       expect.objectContaining({ code: 'E_INVALID_INPUT' }),
     );
