@@ -167,14 +167,15 @@ export type FwidLayout = 'hopper' | 'blackwell';
 /**
  * The FWID layout of a GPU architecture name (as in the evidence's `arch`), or undefined for an
  * architecture whose layout is not known (then no FWID can be matched: fail closed).
- * Hopper: the last 48 bytes of the extension value (a first-edition DICE structure ending in the
+ * Hopper (and NVSwitch LSxx): the last 48 bytes of the extension value (a first-edition DICE structure ending in the
  * SHA-384 FWID). Blackwell: the first FWID of the DiceTcbInfo `fwids` list ([6]), the extension
  * being under 2.23.133.5.4.1.1. Both follow NVIDIA's nvtrust verifier (cc_admin_utils.extract_fwid)
  * and attestation-sdk (x509_cert_chain.cpp), which try both OIDs for either architecture.
  */
 export function fwidLayout(arch: string): FwidLayout | undefined {
   const a = arch.trim().toUpperCase();
-  if (a === 'HOPPER') return 'hopper';
+  // NVIDIA's NVSwitch verifier (nvswitch_admin_utils.extract_fwid) reads the tail, as for Hopper.
+  if (a === 'HOPPER' || /^LS\d+$/.test(a)) return 'hopper';
   if (a === 'BLACKWELL') return 'blackwell';
   return undefined;
 }
