@@ -139,4 +139,36 @@ describe('firn attest verify-gpu', () => {
       }
     expect(tried).toBeGreaterThan(10);
   });
+  it('real Blackwell evidence (NVIDIA attestation-sdk) is accepted by the default policy', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const sdk = (f: string) =>
+      fileURLToPath(new URL(`../../../attestation/vectors/nvidia-attestation-sdk/${f}`, import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    const ev = [
+      {
+        arch: 'BLACKWELL',
+        nonce: '',
+        evidence: Buffer.from(
+          readFileSync(sdk('blackwellAttestationReport.txt'), 'utf8').trim(),
+          'hex',
+        ).toString('base64'),
+        certificate: readFileSync(sdk('blackwellCertChain.txt')).toString('base64'),
+      },
+    ];
+    writeFileSync(join(dir, 'bw.json'), JSON.stringify(ev));
+    const args = { evidence: join(dir, 'bw.json'), at: 1764000000 };
+    const r = await runAttestVerifyGpu({
+      ...args,
+      nonce: '931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb',
+    });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.output).devices[0]).toMatchObject({
+      arch: 'BLACKWELL',
+      fwidMatches: true,
+      chainValid: true,
+    });
+    const wrong = await runAttestVerifyGpu({ ...args, nonce: '11'.repeat(32) });
+    expect(wrong.exitCode).toBe(1);
+  });
 });
