@@ -120,7 +120,10 @@ describe('recorded PCS vectors (SGX v3, TDX v4): vendor verdicts and refused var
       expect(await codeOf(run(v.now, bad))).toBe('E_EVIDENCE_SIGNATURE');
       const late = evaluateEvidence(f, accepting, { now: v.nextUpdate + 1 });
       expect(!late.ok && late.reasons.map((r) => r.code)).toEqual(['E_EVIDENCE_EXPIRED']);
-      const wrong = evaluateEvidence(f, accepting, { now: v.now, expectedReportData: new Uint8Array(64).fill(0xab) });
+      const wrong = evaluateEvidence(f, accepting, {
+        now: v.now,
+        expectedReportData: new Uint8Array(64).fill(0xab),
+      });
       expect(!wrong.ok && wrong.reasons.map((r) => r.code)).toEqual(['E_EVIDENCE_BINDING']);
     });
   }
