@@ -78,7 +78,8 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
   });
   if (!verdict.approve)
     throw new FirnError(
-      'E_POLICY_REJECTED',
+      // Our own collateral/RIM/OCSP service being down is worth a retry, not a verdict on the node.
+      verdict.reasons.some((r) => r.code === 'E_UNAVAILABLE') ? 'E_UNAVAILABLE' : 'E_POLICY_REJECTED',
       `node attestation refused: ${verdict.reasons.map((r) => `${r.code}: ${r.message}`).join('; ')}`,
     );
   return { ...claim, enclaveAddress: claim.enclaveAddress.toLowerCase() as Hex };

@@ -18,7 +18,7 @@ import {
   startLocalPcs,
   vectorQuote,
 } from '../../attestation/src/collateral/testing/localPcs.ts';
-import { VerifierDaemon } from './verifierDaemon.ts';
+import { ownServiceUnavailable, VerifierDaemon } from './verifierDaemon.ts';
 
 // The verifier daemon's appraisal path (what a vote runs) on REAL SGX and TDX quotes that are not
 // in the shared vectors, with collateral from a local PCS-compatible server serving recorded Intel
@@ -182,5 +182,17 @@ describe('verifier daemon with a PCCS URL', () => {
       nonce: bytesToHex(n),
     })).appraise(claim('tdx'));
     expect(!r.approve && r.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_TCB', 'E_EVIDENCE_BINDING']);
+  });
+
+  it("the verifier's own PCCS down is no verdict on the node: the daemon abstains", async () => {
+    const v = PCS_VECTORS.sgx;
+    const evidence = async (n: Uint8Array) => bundleFor(v.dir, 'sgx', n);
+    const down = pcsCollateralSource({ baseUrl: 'http://127.0.0.1:9', retries: 0 });
+    const r = await daemon(v.now, down, evidence).appraise(claim('sgx'));
+    expect(!r.approve && r.reasons.map((x) => x.code)).toEqual(['E_UNAVAILABLE']);
+    expect(ownServiceUnavailable(r)).toBe(true);
+    // A node's own faults stay refusals.
+    const up = pcsCollateralSource({ baseUrl: sgxPcs.url, minRetryDelayMs: 1 });
+    expect(ownServiceUnavailable(await daemon(v.now, up, evidence).appraise(claim('sgx')))).toBe(false);
   });
 });

@@ -17,6 +17,7 @@ import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
   type RegistrationClaim,
+  type RegistrationVerdict,
 } from '@firn/attestation';
 
 export interface VerifierLogger {
@@ -46,6 +47,14 @@ export interface VerifierDaemonOptions {
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
+}
+
+/**
+ * True when a refusal comes from a service of the verifier itself (PCS/PCCS, RIM service, OCSP
+ * responder: E_UNAVAILABLE), which is no fact about the node; the daemon abstains instead of voting.
+ */
+export function ownServiceUnavailable(v: RegistrationVerdict): boolean {
+  return !v.approve && v.reasons.some((r) => r.code === 'E_UNAVAILABLE');
 }
 
 export interface VerifierStats {
@@ -118,9 +127,22 @@ export class VerifierDaemon {
     const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;
     let verdict = await this.appraise(claim);
-    for (let i = 1; i < attempts && !verdict.approve && verdict.reasons[0]?.code === 'E_UNREACHABLE'; i++) {
+    const retry = (v: typeof verdict) =>
+      !v.approve && (v.reasons[0]?.code === 'E_UNREACHABLE' || ownServiceUnavailable(v));
+    for (let i = 1; i < attempts && retry(verdict); i++) {
       await new Promise((r) => setTimeout(r, 500 * i));
       verdict = await this.appraise(claim);
+    }
+    if (ownServiceUnavailable(verdict)) {
+      // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
+      // Active only with a quorum of approvals, so abstaining never admits one).
+      this.stats.skipped++;
+      log.warn('not voting: a collateral service is unavailable', {
+        enclaveId: e.enclaveId,
+        round: e.round,
+        reasons: verdict.approve ? [] : verdict.reasons.map((r) => `${r.code}: ${r.message}`),
+      });
+      return;
     }
     try {
       if (verdict.approve) {
