@@ -274,6 +274,50 @@ describe('collateral sources and attached collateral', () => {
     });
   });
 
+  it('attack: a PCCS substitutes a genuine TCB info of another platform: refused', async () => {
+    const v = PCS_VECTORS.sgx;
+    const other = PCS_VECTORS.tdx;
+    const s = await pcs({ dirs: [v.dir] });
+    const { readFileSync } = await import('node:fs');
+    const headers = JSON.parse(readFileSync(join(other.dir, 'headers.json'), 'utf8')) as {
+      tcb: Record<string, string>;
+    };
+    s.override.set('/sgx/certification/v4/tcb', readFileSync(join(other.dir, 'tcb.json')));
+    s.overrideHeaders.set('/sgx/certification/v4/tcb', headers.tcb);
+    const c = await pcsCollateralSource({ baseUrl: s.url, ...fast }).collateralFor(vectorQuote(v.dir), v.now);
+    await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: c, now: v.now })).rejects.toMatchObject({
+      code: 'E_EVIDENCE_COLLATERAL',
+      message: 'TCB info is for TDX but the quote is SGX',
+    });
+  });
+
+  it('attack: a forged entry in the disk cache is used while current, and refused by its signature', async () => {
+    const v = PCS_VECTORS.sgx;
+    const s = await pcs({ dirs: [v.dir] });
+    const dir = mkdtempSync(join(tmpdir(), 'firn-pcs-poison-'));
+    await createCollateralFetcher({ baseUrl: s.url, cacheDir: dir, ...fast }).getCollateral(
+      vectorQuote(v.dir),
+      v.now,
+    );
+    const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    for (const f of readdirSync(dir)) {
+      const e = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { body: string };
+      if (!e.body.includes('"tcbInfo"')) continue;
+      e.body = e.body.replaceAll('"SWHardeningNeeded"', '"UpToDate"');
+      writeFileSync(join(dir, f), JSON.stringify(e));
+    }
+    s.hits.length = 0;
+    const c = await createCollateralFetcher({ baseUrl: s.url, cacheDir: dir, ...fast }).getCollateral(
+      vectorQuote(v.dir),
+      v.now,
+    );
+    expect(s.hits).toEqual([]);
+    await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: c, now: v.now })).rejects.toMatchObject({
+      code: 'E_EVIDENCE_COLLATERAL',
+      message: 'TCB info signature is invalid',
+    });
+  });
+
   it('attached collateral for another platform or TEE is dropped and fetched instead', async () => {
     const s = await pcs({ dirs: [PCS_VECTORS.tdx.dir] });
     const sgxServer = await pcs({ dirs: [PCS_VECTORS.sgx.dir] });
