@@ -9,8 +9,12 @@ import {
   type EvidenceBundle,
   type TeeTypeName,
 } from '@firn/core';
+import type { CollateralSource } from './collateral/collateralSource.ts';
+import type { DcapQuote } from './dcap/quote.ts';
 import { evaluateGpu, type GpuPolicy } from './nvidia/evaluateGpu.ts';
 import type { RimStore } from './nvidia/index.ts';
+import type { OcspClient } from './nvidia/ocspClient.ts';
+import type { RimServiceClient } from './nvidia/rimService.ts';
 import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
 import { type AttestationPolicy, evaluateEvidence } from './policy/policy.ts';
 import type { Refusal, VerifiedEvidence } from './types.ts';
@@ -25,9 +29,18 @@ export interface AppraiseOptions {
   roots?: Partial<Record<TeeTypeName, readonly Uint8Array[]>>;
   /** Collateral to use when the bundle carries none (DCAP). */
   collateral?: unknown;
+  /**
+   * Where DCAP collateral comes from (PCS/PCCS, offline file): the bundle's attached collateral is
+   * kept piece by piece while current, and only what is missing or expired is taken from here.
+   */
+  collateralSource?: CollateralSource;
   /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
   gpuRoots?: GpuVerifyContext['roots'];
   gpuRims?: RimStore;
+  /** Fetch the RIMs the GPU evidence names (NVIDIA's RIM service, offline folder), when gpuRims is not given. */
+  gpuRimSource?: Pick<RimServiceClient, 'rimStoreFor'>;
+  /** Check GPU certificate revocation with this OCSP client; without it revocation is "not checked". */
+  gpuOcsp?: OcspClient;
 }
 
 /** Rules applied to presented GPU evidence when the policy has no GPU section. */
@@ -68,7 +81,12 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   try {
     const verifier = verifierFor(bundle.teeType);
     const parsed = verifier.parse(hexToBytes(bundle.quote));
-    const collateral = bundle.collateral ?? opts.collateral;
+    let collateral = bundle.collateral ?? opts.collateral;
+    if (opts.collateralSource !== undefined && (bundle.teeType === 'sgx' || bundle.teeType === 'tdx'))
+      collateral = await opts.collateralSource.collateralFor(parsed as DcapQuote, opts.now, {
+        ...(collateral === undefined ? {} : { attached: collateral }),
+        graceSeconds: opts.policy.collateralGraceSeconds,
+      });
     const roots = opts.roots?.[bundle.teeType];
     facts = await verifier.verify(parsed, {
       now: opts.now,
@@ -92,11 +110,17 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   const gpuPolicy = opts.policy.gpu ?? defaultGpuPolicy(opts.policy);
   if ((bundle.gpu?.length ?? 0) > 0 || gpuPolicy.required > 0) {
     try {
+      const rims =
+        opts.gpuRims ??
+        (opts.gpuRimSource !== undefined && (bundle.gpu?.length ?? 0) > 0
+          ? await opts.gpuRimSource.rimStoreFor(bundle.gpu ?? [])
+          : undefined);
       gpus = await verifyGpuEvidenceList(bundle.gpu ?? [], {
         now: opts.now,
         expectedNonce: deriveGpuNonce(nonce),
         ...(opts.gpuRoots === undefined ? {} : { roots: opts.gpuRoots }),
-        ...(opts.gpuRims === undefined ? {} : { rims: opts.gpuRims }),
+        ...(rims === undefined ? {} : { rims }),
+        ...(opts.gpuOcsp === undefined ? {} : { ocsp: opts.gpuOcsp.options(opts.now) }),
       });
       const g = evaluateGpu(gpus, gpuPolicy);
       if (!g.ok) reasons.push(...g.reasons);

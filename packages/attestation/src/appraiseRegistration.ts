@@ -33,6 +33,12 @@ export interface AppraiseRegistrationOptions {
   policy: AttestationPolicy;
   roots?: Parameters<typeof appraiseEvidence>[1]['roots'];
   gpuRoots?: Parameters<typeof appraiseEvidence>[1]['gpuRoots'];
+  /** Where DCAP collateral comes from when the node's bundle lacks it or it has expired. */
+  collateralSource?: Parameters<typeof appraiseEvidence>[1]['collateralSource'];
+  /** Where GPU RIMs come from (NVIDIA's RIM service or an offline folder). */
+  gpuRimSource?: Parameters<typeof appraiseEvidence>[1]['gpuRimSource'];
+  /** OCSP client for GPU certificate revocation. */
+  gpuOcsp?: Parameters<typeof appraiseEvidence>[1]['gpuOcsp'];
   /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
   fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
   timeoutMs?: number;
@@ -89,6 +95,9 @@ export async function appraiseRegistration(
     expectedNonce: nonce,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
+    ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
+    ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });
   if (!appraisal.ok)
     return {

@@ -8,3 +8,4 @@ export * from './gpuSim/index.ts';
 export * from './nvidia/index.ts';
 export * from './dcap/index.ts';
 export * from './policy/dcapPolicy.ts';
+export * from './collateral/index.ts';

@@ -3,12 +3,15 @@ import {
   type AttestationPolicy,
   certificateDer,
   DEV_POLICY,
+  loadAttestationPolicy,
   PRODUCTION_POLICY,
-  parsePolicy,
 } from '@firn/attestation';
 import { FirnError } from '@firn/core';
 
-/** `--policy dev|production|FILE`; the dev policy is refused unless a simulated root is pinned. */
+/**
+ * `--policy dev|production|FILE`; FILE is firn's policy JSON or one of Intel's appraisal-policy
+ * files (loadAttestationPolicy). The dev policy is refused unless a simulated root is pinned.
+ */
 export function loadPolicy(
   spec: string | undefined,
   fallback: 'dev' | 'production' = 'production',
@@ -17,7 +20,7 @@ export function loadPolicy(
   if (s === 'dev') return DEV_POLICY;
   if (s === 'production') return PRODUCTION_POLICY;
   try {
-    return parsePolicy(JSON.parse(readFileSync(s, 'utf8')));
+    return loadAttestationPolicy(JSON.parse(readFileSync(s, 'utf8')), s);
   } catch (e) {
     throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}`, { cause: e });
   }

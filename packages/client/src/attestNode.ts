@@ -27,6 +27,15 @@ export interface AttestNodeOptions {
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   /** GPU trust anchors, e.g. an explicitly pinned simulated GPU root (dev only). */
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
+  /**
+   * DCAP collateral for real SGX/TDX nodes whose evidence carries none or expired collateral, e.g.
+   * `pcsCollateralSource({ baseUrl: 'https://pccs.example:8081' })` (the same source the verifier
+   * daemon and the CLI use).
+   */
+  collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /** GPU RIMs (e.g. createRimServiceClient()) and OCSP client (createOcspClient()) for GPU evidence. */
+  gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
+  gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
   /** Unix seconds for the evidence checks. */
   now: number;
   /** The node's endpoint; when absent the first Active node of the registry is used. */
@@ -142,10 +151,14 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     policy: opts.policy,
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
+    ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
+    ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });
   if (!verdict.approve)
     throw new FirnError(
-      'E_POLICY_REJECTED',
+      // Our own collateral/RIM/OCSP service being down is worth a retry, not a verdict on the node.
+      verdict.reasons.some((r) => r.code === 'E_UNAVAILABLE') ? 'E_UNAVAILABLE' : 'E_POLICY_REJECTED',
       `node attestation refused: ${verdict.reasons.map((r) => `${r.code}: ${r.message}`).join('; ')}`,
     );
   return { ...claim, enclaveAddress: claim.enclaveAddress.toLowerCase() as Hex };

@@ -25,8 +25,9 @@ export function isTeeTypeName(v: unknown): v is TeeTypeName {
 
 /**
  * Reduce a TEE's measurement registers to one 32-byte digest. Each TEE passes its registers in a
- * fixed order (SGX: MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN; TDX: MRTD, RTMR0..3; simulated: the
- * SHA-256 of the enclave bundle), so equal code gives an equal digest.
+ * fixed order (SGX: MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN; TDX: MRTD, RTMR0..3, TD ATTRIBUTES,
+ * XFAM and a non-zero MRSERVICETD, see attestation's dcapMeasurementRegisters and decision 0920;
+ * simulated: the SHA-256 of the enclave bundle), so equal code gives an equal digest.
  */
 export function measurementDigest(teeType: TeeTypeName, registers: readonly Uint8Array[]): Uint8Array {
   return taggedSha256(TAGS.measurement, utf8(teeType), ...registers);

@@ -2,8 +2,10 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
+import { attachCollateral } from './attachCollateral.ts';
 import { EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { JobService } from './jobs/jobApi.ts';
 import {
@@ -40,6 +42,8 @@ export interface NodeDaemonOptions {
   logger: Logger;
   /** The chain this node registers on and takes jobs from (absent: serve only). */
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
+  /** DCAP collateral to attach to SGX/TDX evidence (PCS/PCCS); absent: verifiers fetch it. */
+  collateralSource?: CollateralSource;
   /** Extra routes (job API) mounted by later layers. */
   extendRoutes?: (router: Router, node: NodeDaemon) => void;
   /** Connection, rate and upload-concurrency limits (defaults: DEFAULT_HTTP_LIMITS). */
@@ -161,7 +165,9 @@ export class NodeDaemon {
       nonce: `0x${Buffer.from(nonce).toString('hex')}`,
     });
     this.metrics.inc('firn_attestations_total');
-    return bundle;
+    const source = this.opts.collateralSource;
+    if (source === undefined) return bundle;
+    return attachCollateral(bundle, source, Math.floor(Date.now() / 1000), this.opts.logger);
   }
 
   private mountRoutes(): void {

@@ -18,6 +18,7 @@ import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
   type RegistrationClaim,
+  type RegistrationVerdict,
 } from '@firn/attestation';
 
 export interface VerifierLogger {
@@ -33,6 +34,11 @@ export interface VerifierDaemonOptions {
   policy: AttestationPolicy;
   roots?: AppraiseRegistrationOptions['roots'];
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
+  /** DCAP collateral for evidence that carries none or expired collateral (PCS/PCCS or offline). */
+  collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /** GPU RIMs (NVIDIA's RIM service or an offline folder) and OCSP client for GPU evidence. */
+  gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
+  gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
   logger: VerifierLogger;
   pollIntervalMs?: number;
   /** Clock for verification; injectable for tests. */
@@ -42,6 +48,14 @@ export interface VerifierDaemonOptions {
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
+}
+
+/**
+ * True when a refusal comes from a service of the verifier itself (PCS/PCCS, RIM service, OCSP
+ * responder: E_UNAVAILABLE), which is no fact about the node; the daemon abstains instead of voting.
+ */
+export function ownServiceUnavailable(v: RegistrationVerdict): boolean {
+  return !v.approve && v.reasons.some((r) => r.code === 'E_UNAVAILABLE');
 }
 
 export interface VerifierStats {
@@ -127,9 +141,22 @@ export class VerifierDaemon {
           reasonCode: allow.reasonCode,
           reasons: [{ code: 'E_MEASUREMENT_NOT_ALLOWED', message: allow.message }],
         };
-    for (let i = 1; i < attempts && !verdict.approve && verdict.reasons[0]?.code === 'E_UNREACHABLE'; i++) {
+    const retry = (v: typeof verdict) =>
+      !v.approve && (v.reasons[0]?.code === 'E_UNREACHABLE' || ownServiceUnavailable(v));
+    for (let i = 1; i < attempts && allow.allowed && retry(verdict); i++) {
       await new Promise((r) => setTimeout(r, 500 * i));
       verdict = await this.appraise(claim);
+    }
+    if (ownServiceUnavailable(verdict)) {
+      // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
+      // Active only with a quorum of approvals, so abstaining never admits one).
+      this.stats.skipped++;
+      log.warn('not voting: a collateral service is unavailable', {
+        enclaveId: e.enclaveId,
+        round: e.round,
+        reasons: verdict.approve ? [] : verdict.reasons.map((r) => `${r.code}: ${r.message}`),
+      });
+      return;
     }
     try {
       if (verdict.approve) {
@@ -161,12 +188,16 @@ export class VerifierDaemon {
     }
   }
 
-  private appraise(claim: RegistrationClaim) {
+  /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */
+  appraise(claim: RegistrationClaim) {
     return appraiseRegistration(claim, {
       now: (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))(),
       policy: this.opts.policy,
       ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
       ...(this.opts.gpuRoots === undefined ? {} : { gpuRoots: this.opts.gpuRoots }),
+      ...(this.opts.collateralSource === undefined ? {} : { collateralSource: this.opts.collateralSource }),
+      ...(this.opts.gpuRimSource === undefined ? {} : { gpuRimSource: this.opts.gpuRimSource }),
+      ...(this.opts.gpuOcsp === undefined ? {} : { gpuOcsp: this.opts.gpuOcsp }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
     });
   }

@@ -1,49 +1,102 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FirnError } from '@firn/core';
-import { chainCertificates, parseCertificate, parseCrl } from '../dcap/x509.ts';
+import { FirnError, readBodyCapped, TooLargeError } from '@firn/core';
+import { LRUCache } from 'lru-cache';
+import pRetry, { AbortError } from 'p-retry';
 import { parsePckExtensions } from '../dcap/pckExtensions.ts';
 import { parseQeIdentity } from '../dcap/qeIdentity.ts';
 import { CERT_DATA_PCK_CHAIN, type DcapQuote, parseDcapQuote } from '../dcap/quote.ts';
 import type { QuoteCollateralV3 } from '../dcap/quoteCollateral.ts';
 import { parseTcbInfo } from '../dcap/tcbInfo.ts';
+import { chainCertificates, MAX_CRL_BYTES, parseCertificate, parseCrl } from '../dcap/x509.ts';
 
 /** Intel's PCS; any PCCS serves the same v4 paths at its own base URL. */
 export const INTEL_PCS_BASE_URL = 'https://api.trustedservices.intel.com';
 /** Where Intel publishes the root CA's CRL (the PCS has no endpoint for it; a PCCS does). */
 export const INTEL_ROOT_CA_CRL_URL = 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der';
 /** A collateral response larger than this is refused (PCK CRLs are the largest, a few MiB at most). */
-const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+export const MAX_COLLATERAL_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Issuer-chain header names, first match wins. Intel PCS API v4 sends `TCB-Info-Issuer-Chain`; API
+ * v3 and several PCCS builds send `SGX-TCB-Info-Issuer-Chain`. Header names are case-insensitive.
+ */
+export const ISSUER_CHAIN_HEADERS = {
+  tcbInfo: ['TCB-Info-Issuer-Chain', 'SGX-TCB-Info-Issuer-Chain'],
+  qeIdentity: ['SGX-Enclave-Identity-Issuer-Chain', 'Enclave-Identity-Issuer-Chain'],
+  pckCrl: ['SGX-PCK-CRL-Issuer-Chain'],
+} as const;
 
 export interface CollateralFetcherOptions {
   /** PCS or PCCS base URL, e.g. https://api.trustedservices.intel.com or https://pccs.local:8081. */
   baseUrl: string;
   /** Root CA CRL location; default Intel's for the PCS, `<baseUrl>/sgx/certification/v4/rootcacrl` otherwise. */
   rootCaCrlUrl?: string;
-  /** Keep responses on disk here as well as in memory. */
+  /** Keep responses on disk here as well as in memory (survives restarts; checked like any response). */
   cacheDir?: string;
   /** Injected fetch (tests, proxies); default globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Time limit of one HTTP attempt, milliseconds (default 10 000). */
+  timeoutMs?: number;
+  /** Attempts after the first on a network error, a timeout, 408, 429 or 5xx (default 3). */
+  retries?: number;
+  /** First backoff delay, milliseconds; doubles per attempt, with jitter (default 250). */
+  minRetryDelayMs?: number;
+  /** Response size cap, bytes (default 8 MiB). */
+  maxResponseBytes?: number;
+  /** Extra request headers, e.g. a PCCS or PCS subscription key; never logged. */
+  headers?: Record<string, string>;
+  /** In-memory cache capacity, entries (default 256). */
+  cacheEntries?: number;
+}
+
+/** The four pieces of DCAP collateral a PCS/PCCS serves. */
+export type CollateralPiece = 'tcbInfo' | 'qeIdentity' | 'pckCrl' | 'rootCaCrl';
+
+export interface GetCollateralOptions {
+  /**
+   * Policy's collateral grace, seconds: when the service cannot be reached, a cached piece whose
+   * nextUpdate is at most this far behind `now` is used (the policy then decides on it). Default 0.
+   */
+  graceSeconds?: number;
+  /** Pieces the caller already holds (e.g. attached by the node and still current): not fetched. */
+  have?: Partial<QuoteCollateralV3>;
 }
 
 export interface CollateralFetcher {
+  /** The base URL it fetches from (no credentials). */
+  readonly baseUrl: string;
   /**
    * Collateral for a quote, from cache while each piece is before its nextUpdate at `now`, else
-   * from the PCS/PCCS. Nothing here is trusted: verifyDcapQuote checks every signature.
+   * from the PCS/PCCS (pieces in `have` are kept and not fetched). Nothing here is trusted:
+   * verifyDcapQuote checks every signature and chain, and the policy checks every date.
+   * Errors: E_UNAVAILABLE (unreachable, timed out or non-2xx after retries, naming the URL),
+   * E_TOO_LARGE (response over the cap), E_EVIDENCE_COLLATERAL (a body or header that does not
+   * parse, naming the URL), E_UNSUPPORTED (a quote without its PCK chain).
    */
-  getCollateral(quote: Uint8Array | DcapQuote, now: number): Promise<QuoteCollateralV3>;
+  getCollateral(
+    quote: Uint8Array | DcapQuote,
+    now: number,
+    opts?: GetCollateralOptions,
+  ): Promise<QuoteCollateralV3>;
 }
 
+/** One cached response: body (hex for binary), issuer chain (PEM), and the piece's nextUpdate (unix s). */
 interface Entry {
   body: string;
-  /** Issuer chain header, URL-decoded PEM. */
   chain: string;
   nextUpdate: number;
 }
 
-const unavailable = (m: string, cause?: unknown) =>
-  new FirnError('E_UNAVAILABLE', m, cause === undefined ? {} : { cause });
+/** The service path of a URL, for errors (never the query's credentials or headers). */
+function where(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}${u.search}`;
+}
+
+const collateralErr = (url: string, m: string, cause?: unknown) =>
+  new FirnError('E_EVIDENCE_COLLATERAL', `${m} (${where(url)})`, cause === undefined ? {} : { cause });
 
 /** The exact text of a top-level object member's value (signatures cover these bytes as served). */
 export function rawMember(body: string, name: string): string {
@@ -67,22 +120,66 @@ export function rawMember(body: string, name: string): string {
   throw new FirnError('E_EVIDENCE_COLLATERAL', `${name} is not terminated`);
 }
 
-function crlBytes(body: Buffer): Uint8Array {
-  // PCCS serves CRLs as DER, or as hex text; Intel's PCS serves DER when asked (encoding=der).
+/**
+ * A CRL as DER bytes from what a PCS or PCCS serves: DER (PCS with encoding=der, PCCS), PEM (PCS
+ * without encoding), or hex text of the DER (older PCCS builds). Size-capped; anything else is
+ * E_EVIDENCE_COLLATERAL.
+ */
+export function crlDerFromResponse(body: Uint8Array): Uint8Array {
+  if (body.length > MAX_CRL_BYTES * 2 + 64)
+    throw new TooLargeError('CRL response', body.length, MAX_CRL_BYTES * 2);
   if (body[0] === 0x30) return new Uint8Array(body);
-  const t = body.toString('latin1').trim();
+  const t = Buffer.from(body).toString('latin1').trim();
+  const pem = /^-----BEGIN X509 CRL-----([A-Za-z0-9+/=\s]+)-----END X509 CRL-----$/.exec(t);
+  if (pem !== null) return new Uint8Array(Buffer.from(pem[1]!.replace(/\s+/g, ''), 'base64'));
   if (/^([0-9a-fA-F]{2})+$/.test(t)) return new Uint8Array(Buffer.from(t, 'hex'));
-  throw new FirnError('E_EVIDENCE_COLLATERAL', 'CRL response is neither DER nor hex');
+  throw new FirnError('E_EVIDENCE_COLLATERAL', 'CRL response is neither DER, PEM nor hex');
 }
 
-/** Create a PCS/PCCS collateral fetcher with an in-memory (and optional on-disk) cache. */
+function signatureOf(body: string, url: string): Uint8Array {
+  let s: unknown;
+  try {
+    s = (JSON.parse(body) as { signature?: unknown }).signature;
+  } catch (e) {
+    throw collateralErr(url, 'response is not JSON', e);
+  }
+  if (typeof s !== 'string' || !/^[0-9a-fA-F]{128}$/.test(s))
+    throw collateralErr(url, 'signature must be 64 bytes of hex');
+  return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+/** Status codes worth another attempt: the service may answer later. */
+const transient = (status: number) => status === 408 || status === 429 || status >= 500;
+
+/**
+ * Create a PCS/PCCS collateral client (Intel PCS API v4 paths: `/{sgx,tdx}/certification/v4/tcb`,
+ * `/{sgx,tdx}/certification/v4/qe/identity`, `/sgx/certification/v4/pckcrl`, the root CA CRL), with
+ * per-attempt timeouts, retries with exponential backoff (p-retry), an in-memory LRU cache (and an
+ * optional disk cache) valid until each piece's nextUpdate, and stale use only within the caller's
+ * grace when the service is down. Follows Intel's PCS API v4 reference and the PCCS behaviour of
+ * SGXDataCenterAttestationPrimitives (issuer chains in URL-encoded PEM headers).
+ */
 export function createCollateralFetcher(opts: CollateralFetcherOptions): CollateralFetcher {
   const base = opts.baseUrl.replace(/\/+$/, '');
+  let parsedBase: URL;
+  try {
+    parsedBase = new URL(base);
+  } catch {
+    throw new FirnError('E_INVALID_INPUT', `collateral service URL is not a URL: ${base}`);
+  }
+  if (parsedBase.protocol !== 'http:' && parsedBase.protocol !== 'https:')
+    throw new FirnError('E_INVALID_INPUT', 'collateral service URL must be http(s)');
+  if (parsedBase.username !== '' || parsedBase.password !== '')
+    throw new FirnError('E_INVALID_INPUT', 'put credentials in headers, not in the collateral service URL');
   const rootCrlUrl =
     opts.rootCaCrlUrl ??
     (base === INTEL_PCS_BASE_URL ? INTEL_ROOT_CA_CRL_URL : `${base}/sgx/certification/v4/rootcacrl`);
   const doFetch = opts.fetch ?? globalThis.fetch;
-  const mem = new Map<string, Entry>();
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const retries = opts.retries ?? 3;
+  const cap = opts.maxResponseBytes ?? MAX_COLLATERAL_RESPONSE_BYTES;
+  const mem = new LRUCache<string, Entry>({ max: opts.cacheEntries ?? 256 });
+  const inflight = new Map<string, Promise<Entry>>();
 
   const diskPath = (url: string) =>
     // A file name derived from the URL; not a security boundary, so no domain tag applies.
@@ -90,19 +187,17 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       ? undefined
       : join(opts.cacheDir, `${createHash('sha256').update(url).digest('hex')}.json`);
 
-  async function cached(url: string, now: number): Promise<Entry | undefined> {
+  /** The cached entry for a URL, current or not (the caller decides). */
+  async function lookup(url: string): Promise<Entry | undefined> {
     const hit = mem.get(url);
-    if (hit !== undefined && now < hit.nextUpdate) return hit;
+    if (hit !== undefined) return hit;
     const p = diskPath(url);
     if (p === undefined) return undefined;
     try {
-      const e = JSON.parse(await readFile(p, 'utf8')) as Entry;
-      if (
-        typeof e.body === 'string' &&
-        typeof e.chain === 'string' &&
-        typeof e.nextUpdate === 'number' &&
-        now < e.nextUpdate
-      ) {
+      const text = await readFile(p, 'utf8');
+      if (text.length > cap * 2 + 65536) return undefined;
+      const e = JSON.parse(text) as Entry;
+      if (typeof e.body === 'string' && typeof e.chain === 'string' && typeof e.nextUpdate === 'number') {
         mem.set(url, e);
         return e;
       }
@@ -117,52 +212,136 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     const p = diskPath(url);
     if (p === undefined || opts.cacheDir === undefined) return;
     await mkdir(opts.cacheDir, { recursive: true });
-    const tmp = `${p}.${process.pid}.tmp`;
+    const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     await writeFile(tmp, JSON.stringify(e));
     await rename(tmp, p);
   }
 
-  async function get(
-    url: string,
-    chainHeader: string | undefined,
-    binary: boolean,
-    now: number,
-    nextUpdateOf: (body: Buffer) => number,
-  ): Promise<Entry> {
-    const hit = await cached(url, now);
-    if (hit !== undefined) return hit;
+  /** One HTTP GET with a timeout and a capped body; non-transient failures stop the retries. */
+  async function attempt(url: string, binary: boolean): Promise<{ body: Buffer; headers: Headers }> {
     let res: Response;
     try {
       res = await doFetch(url, {
-        headers: { accept: binary ? 'application/pkix-crl, application/octet-stream' : 'application/json' },
+        headers: {
+          accept: binary ? 'application/pkix-crl, application/x-pem-file, text/plain' : 'application/json',
+          ...opts.headers,
+        },
+        signal: AbortSignal.timeout(timeoutMs),
+        redirect: 'follow',
       });
     } catch (e) {
-      throw unavailable(`collateral service unreachable (${new URL(url).pathname})`, e);
+      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+      throw new FirnError(
+        'E_UNAVAILABLE',
+        `collateral service ${timedOut ? `did not answer within ${timeoutMs} ms` : 'is unreachable'} (${where(url)})`,
+        { cause: e },
+      );
     }
-    if (!res.ok) throw unavailable(`collateral service answered ${res.status} for ${new URL(url).pathname}`);
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      const err = new FirnError('E_UNAVAILABLE', `collateral service answered ${res.status} (${where(url)})`);
+      if (transient(res.status)) throw err;
+      throw new AbortError(err);
+    }
     const len = Number(res.headers.get('content-length') ?? '0');
-    if (len > MAX_RESPONSE_BYTES) throw new FirnError('E_TOO_LARGE', 'collateral response is too large');
-    const buf = Buffer.from(await res.arrayBuffer());
-    if (buf.length > MAX_RESPONSE_BYTES)
-      throw new FirnError('E_TOO_LARGE', 'collateral response is too large');
-    let chain = '';
-    if (chainHeader !== undefined) {
-      const h = res.headers.get(chainHeader);
-      if (h === null)
-        throw new FirnError('E_EVIDENCE_COLLATERAL', `response lacks the ${chainHeader} header`);
-      chain = decodeURIComponent(h);
+    try {
+      if (len > cap) throw new TooLargeError('collateral response', len, cap);
+      const body = Buffer.from(await readBodyCapped(res, cap, 'collateral response'));
+      return { body, headers: res.headers };
+    } catch (e) {
+      if (e instanceof TooLargeError)
+        throw new AbortError(new FirnError('E_TOO_LARGE', `${e.message} (${where(url)})`, { cause: e }));
+      throw new FirnError('E_UNAVAILABLE', `collateral response broke off (${where(url)})`, { cause: e });
     }
-    // Binary bodies are kept as hex so that the cache entry is plain JSON.
-    const body = binary ? buf.toString('hex') : buf.toString('utf8');
-    const e: Entry = { body, chain, nextUpdate: nextUpdateOf(buf) };
-    await store(url, e);
-    return e;
   }
 
-  const crlNext = (b: Buffer) => parseCrl(crlBytes(b)).nextUpdate;
+  function unwrap(e: unknown): unknown {
+    // p-retry rethrows the AbortError's original error; keep FirnErrors as they are.
+    return e instanceof AbortError && (e as { originalError?: unknown }).originalError !== undefined
+      ? (e as { originalError: unknown }).originalError
+      : e;
+  }
+
+  async function download(
+    url: string,
+    chainHeaders: readonly string[] | undefined,
+    binary: boolean,
+    nextUpdateOf: (body: Buffer) => number,
+  ): Promise<Entry> {
+    const { body, headers } = await pRetry(() => attempt(url, binary), {
+      retries,
+      minTimeout: opts.minRetryDelayMs ?? 250,
+      factor: 2,
+      randomize: true,
+    }).catch((e: unknown) => {
+      throw unwrap(e);
+    });
+    let chain = '';
+    if (chainHeaders !== undefined) {
+      const h = chainHeaders.map((n) => headers.get(n)).find((v) => v !== null && v !== undefined);
+      if (h === undefined || h === null)
+        throw collateralErr(url, `response lacks the ${chainHeaders[0]} header`);
+      try {
+        chain = decodeURIComponent(h);
+      } catch (e) {
+        throw collateralErr(url, `${chainHeaders[0]} is not URL-encoded PEM`, e);
+      }
+      if (!chain.includes('-----BEGIN CERTIFICATE-----'))
+        throw collateralErr(url, `${chainHeaders[0]} holds no PEM certificate`);
+    }
+    let nextUpdate: number;
+    try {
+      nextUpdate = nextUpdateOf(body);
+    } catch (e) {
+      throw collateralErr(url, `response does not parse: ${e instanceof Error ? e.message : 'invalid'}`, e);
+    }
+    // Binary bodies are kept as DER hex so that the cache entry is plain JSON.
+    const text = binary ? Buffer.from(crlDerFromResponse(body)).toString('hex') : body.toString('utf8');
+    return { body: text, chain, nextUpdate };
+  }
+
+  /** A piece from cache while current, else downloaded; a stale cached one only within the grace. */
+  async function get(
+    url: string,
+    chainHeaders: readonly string[] | undefined,
+    binary: boolean,
+    now: number,
+    grace: number,
+    nextUpdateOf: (body: Buffer) => number,
+  ): Promise<Entry> {
+    const hit = await lookup(url);
+    if (hit !== undefined && now < hit.nextUpdate) return hit;
+    let p = inflight.get(url);
+    if (p === undefined) {
+      p = download(url, chainHeaders, binary, nextUpdateOf).finally(() => inflight.delete(url));
+      inflight.set(url, p);
+    }
+    try {
+      const e = await p;
+      await store(url, e);
+      return e;
+    } catch (e) {
+      if (
+        hit !== undefined &&
+        grace > 0 &&
+        now <= hit.nextUpdate + grace &&
+        e instanceof FirnError &&
+        e.code === 'E_UNAVAILABLE'
+      )
+        return hit;
+      throw e;
+    }
+  }
+
+  const crlNext = (b: Buffer) => parseCrl(crlDerFromResponse(b)).nextUpdate;
 
   return {
-    async getCollateral(quote, now) {
+    baseUrl: base,
+    async getCollateral(quote, now, o = {}) {
+      if (typeof now !== 'number' || !Number.isFinite(now))
+        throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
+      const grace = Math.max(0, o.graceSeconds ?? 0);
+      const have = o.have ?? {};
       const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
       if (q.certification.certDataType !== CERT_DATA_PCK_CHAIN)
         throw new FirnError(
@@ -172,48 +351,58 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       const [leafDer] = chainCertificates(q.certification.certData, 'PCK chain');
       const leaf = parseCertificate(leafDer!);
       const fmspc = Buffer.from(parsePckExtensions(leaf).fmspc).toString('hex').toUpperCase();
-      const ca = Buffer.from(leaf.issuer).includes('Platform') ? 'platform' : 'processor';
+      const ca = Buffer.from(leaf.issuer).includes(Buffer.from('Platform')) ? 'platform' : 'processor';
       const tee = q.body.kind === 'tdx' ? 'tdx' : 'sgx';
-      const [pck, root, tcb, qe] = await Promise.all([
-        get(
-          `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`,
-          'SGX-PCK-CRL-Issuer-Chain',
-          true,
-          now,
-          crlNext,
-        ),
-        get(rootCrlUrl, undefined, true, now, crlNext),
-        get(
-          `${base}/${tee}/certification/v4/tcb?fmspc=${fmspc}`,
-          'TCB-Info-Issuer-Chain',
-          false,
-          now,
-          (b) => parseTcbInfo(rawMember(b.toString('utf8'), 'tcbInfo')).nextUpdate,
-        ),
-        get(
-          `${base}/${tee}/certification/v4/qe/identity`,
-          'SGX-Enclave-Identity-Issuer-Chain',
-          false,
-          now,
-          (b) => parseQeIdentity(rawMember(b.toString('utf8'), 'enclaveIdentity')).nextUpdate,
-        ),
+      const need = (k: CollateralPiece) => have[k] === undefined;
+      // allSettled: every piece that arrives is cached even when another fails.
+      const settled = await Promise.allSettled([
+        need('pckCrl')
+          ? get(
+              `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`,
+              ISSUER_CHAIN_HEADERS.pckCrl,
+              true,
+              now,
+              grace,
+              crlNext,
+            )
+          : undefined,
+        need('rootCaCrl') ? get(rootCrlUrl, undefined, true, now, grace, crlNext) : undefined,
+        need('tcbInfo')
+          ? get(
+              `${base}/${tee}/certification/v4/tcb?fmspc=${fmspc}`,
+              ISSUER_CHAIN_HEADERS.tcbInfo,
+              false,
+              now,
+              grace,
+              (b) => parseTcbInfo(rawMember(b.toString('utf8'), 'tcbInfo')).nextUpdate,
+            )
+          : undefined,
+        need('qeIdentity')
+          ? get(
+              `${base}/${tee}/certification/v4/qe/identity`,
+              ISSUER_CHAIN_HEADERS.qeIdentity,
+              false,
+              now,
+              grace,
+              (b) => parseQeIdentity(rawMember(b.toString('utf8'), 'enclaveIdentity')).nextUpdate,
+            )
+          : undefined,
       ]);
-      const sig = (body: string) => {
-        const s = (JSON.parse(body) as { signature?: unknown }).signature;
-        if (typeof s !== 'string' || !/^[0-9a-fA-F]{128}$/.test(s))
-          throw new FirnError('E_EVIDENCE_COLLATERAL', 'signature must be 64 bytes of hex');
-        return new Uint8Array(Buffer.from(s, 'hex'));
-      };
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const [pck, root, tcb, qe] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+      const tcbUrl = `${base}/${tee}/certification/v4/tcb`;
+      const qeUrl = `${base}/${tee}/certification/v4/qe/identity`;
       return {
-        pckCrlIssuerChain: pck.chain,
-        rootCaCrl: crlBytes(Buffer.from(root.body, 'hex')),
-        pckCrl: crlBytes(Buffer.from(pck.body, 'hex')),
-        tcbInfoIssuerChain: tcb.chain,
-        tcbInfo: rawMember(tcb.body, 'tcbInfo'),
-        tcbInfoSignature: sig(tcb.body),
-        qeIdentityIssuerChain: qe.chain,
-        qeIdentity: rawMember(qe.body, 'enclaveIdentity'),
-        qeIdentitySignature: sig(qe.body),
+        pckCrlIssuerChain: pck?.chain ?? have.pckCrlIssuerChain!,
+        pckCrl: pck ? new Uint8Array(Buffer.from(pck.body, 'hex')) : have.pckCrl!,
+        rootCaCrl: root ? new Uint8Array(Buffer.from(root.body, 'hex')) : have.rootCaCrl!,
+        tcbInfoIssuerChain: tcb?.chain ?? have.tcbInfoIssuerChain!,
+        tcbInfo: tcb ? rawMember(tcb.body, 'tcbInfo') : have.tcbInfo!,
+        tcbInfoSignature: tcb ? signatureOf(tcb.body, tcbUrl) : have.tcbInfoSignature!,
+        qeIdentityIssuerChain: qe?.chain ?? have.qeIdentityIssuerChain!,
+        qeIdentity: qe ? rawMember(qe.body, 'enclaveIdentity') : have.qeIdentity!,
+        qeIdentitySignature: qe ? signatureOf(qe.body, qeUrl) : have.qeIdentitySignature!,
       };
     },
   };

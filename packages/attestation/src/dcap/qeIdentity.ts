@@ -1,5 +1,6 @@
 import type { TcbStatus } from '../types.ts';
 import { collateralError, JsonFields, parseCollateralJson } from './collateralJson.ts';
+import { sortIsvSvnLevels } from './tcbInfo.ts';
 
 export interface QeTcbLevel {
   isvSvn: number;
@@ -54,6 +55,7 @@ export function parseQeIdentity(text: string): QeIdentity {
     attributesMask: f.hex('attributesMask', 16),
     mrSigner: f.hex('mrsigner', 32),
     isvProdId: f.int('isvprodid', 0xffff),
-    tcbLevels,
+    // Highest ISVSVN first whatever the JSON order: the QE's level is the first it meets.
+    tcbLevels: sortIsvSvnLevels(tcbLevels),
   };
 }

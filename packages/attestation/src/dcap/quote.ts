@@ -14,6 +14,8 @@ export const ATT_KEY_ECDSA_P256 = 2;
 /** Certification data type 5: the PCK certificate chain as PEM; 6: QE report certification data. */
 export const CERT_DATA_PCK_CHAIN = 5;
 export const CERT_DATA_QE_REPORT = 6;
+/** Intel's QE vendor ID (939A7233-F79C-4CA9-940A-0DB3957F0607), the only one DCAP quotes may name (QVL, dcap-qvl). */
+export const INTEL_QE_VENDOR_ID = Uint8Array.from(Buffer.from('939a7233f79c4ca9940a0db3957f0607', 'hex'));
 
 const TD10_REPORT_LEN = 584;
 const TD15_REPORT_LEN = 648;

@@ -9,7 +9,11 @@ function le16(n: number): Uint8Array {
 
 /**
  * The registers firn reduces to one measurement digest, in order: SGX MRENCLAVE, MRSIGNER,
- * ISVPRODID, ISVSVN (little-endian, as in the report); TDX MRTD, RTMR0..3.
+ * ISVPRODID, ISVSVN (little-endian, as in the report); TDX MRTD, RTMR0..3, TD ATTRIBUTES, XFAM,
+ * and MRSERVICETD when it is non-zero (TD 1.5 reports). TD attributes and XFAM are launch-time
+ * choices MRTD does not cover (debug, SEPT_VE_DISABLE, which CPU state the TD may use), so two TDs
+ * with the same image but other attributes get other identities (decision 0920). A zero MRSERVICETD
+ * is left out so that the same TD has the same identity in v4 and v5 quotes.
  */
 export function dcapMeasurementRegisters(q: DcapQuote): Uint8Array[] {
   if (q.body.kind === 'sgx') {
@@ -17,7 +21,9 @@ export function dcapMeasurementRegisters(q: DcapQuote): Uint8Array[] {
     return [r.mrEnclave, r.mrSigner, le16(r.isvProdId), le16(r.isvSvn)];
   }
   const r = q.body.report;
-  return [r.mrTd, r.rtmr0, r.rtmr1, r.rtmr2, r.rtmr3];
+  const regs = [r.mrTd, r.rtmr0, r.rtmr1, r.rtmr2, r.rtmr3, r.tdAttributes, r.xfam];
+  if (r.mrServiceTd?.some((x) => x !== 0)) regs.push(r.mrServiceTd);
+  return regs;
 }
 
 /**

@@ -20,8 +20,8 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-// Paths no real vector covers, under a locally generated test root. Not covered here: TDX
-// synthetic quotes (TDX module and TD report rules are covered by the real TDX vectors only).
+// Paths no real vector covers, under a locally generated test root (SGX here; synthetic TDX v4/v5
+// quotes and their TD attribute rules are in tdx/tdAttributes.test.ts).
 describe('synthetic DCAP chain (test root with SGX extensions)', () => {
   it('a well-formed synthetic quote verifies: UpToDate, not debug', async () => {
     const f = await run(await makeSyntheticSgx());

@@ -26,7 +26,10 @@ export interface TdxModuleIdentity {
   tcbLevels: TdxModuleTcbLevel[];
 }
 
-/** Intel TCB info (v2 SGX, v3 SGX and TDX), parsed from the exact signed text; not yet verified. */
+/**
+ * Intel TCB info (v2 SGX, v3 SGX and TDX), parsed from the exact signed text; not yet verified.
+ * Every list of levels is in Intel's order (highest first), not the JSON's (see sortTcbLevels).
+ */
 export interface TcbInfo {
   id: 'SGX' | 'TDX';
   version: number;
@@ -39,6 +42,34 @@ export interface TcbInfo {
   tdxModule?: { mrSigner: Uint8Array; attributes: Uint8Array; attributesMask: Uint8Array };
   tdxModuleIdentities: TdxModuleIdentity[];
   tcbLevels: TcbLevel[];
+}
+
+function compareDesc(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (b[i] ?? 0) - (a[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * Platform TCB levels in Intel's order, whatever the JSON order: highest first by the SGX
+ * components (lexicographically), then PCESVN, then (TDX) the TDX components, as QVL's
+ * TcbLevel comparator and dcap-qvl's canonicalize_tcb_levels sort them. Stable, so equal levels
+ * keep their JSON order. Matching takes the first level the platform meets.
+ */
+export function sortTcbLevels(levels: readonly TcbLevel[]): TcbLevel[] {
+  return [...levels].sort(
+    (a, b) =>
+      compareDesc(a.sgxComponents, b.sgxComponents) ||
+      b.pceSvn - a.pceSvn ||
+      compareDesc(a.tdxComponents ?? [], b.tdxComponents ?? []),
+  );
+}
+
+/** Levels keyed by an ISVSVN (QE identity, TDX module identity), highest first whatever the JSON order. */
+export function sortIsvSvnLevels<T extends { isvSvn: number }>(levels: readonly T[]): T[] {
+  return [...levels].sort((a, b) => b.isvSvn - a.isvSvn);
 }
 
 function components(v: unknown, what: string): number[] {
@@ -86,7 +117,7 @@ export function parseTcbInfo(text: string): TcbInfo {
     tcbType: f.int('tcbType', 255),
     tcbEvaluationDataNumber: f.int('tcbEvaluationDataNumber'),
     tdxModuleIdentities: [],
-    tcbLevels: levels,
+    tcbLevels: sortTcbLevels(levels),
   };
   if (info.tcbType !== 0) throw collateralError(`tcbInfo tcbType ${info.tcbType} is not supported`);
   if (tdx) {
@@ -104,14 +135,16 @@ export function parseTcbInfo(text: string): TcbInfo {
           mrSigner: m2.hex('mrsigner', 48),
           attributes: m2.hex('attributes', 8),
           attributesMask: m2.hex('attributesMask', 8),
-          tcbLevels: m2.arr('tcbLevels').map((y, j) => {
-            const l = JsonFields.of(y, `${m2.what}.tcbLevels[${j}]`);
-            return {
-              isvSvn: l.obj('tcb').int('isvsvn', 255),
-              status: l.status('tcbStatus'),
-              advisoryIds: l.advisories('advisoryIDs'),
-            };
-          }),
+          tcbLevels: sortIsvSvnLevels(
+            m2.arr('tcbLevels').map((y, j) => {
+              const l = JsonFields.of(y, `${m2.what}.tcbLevels[${j}]`);
+              return {
+                isvSvn: l.obj('tcb').int('isvsvn', 255),
+                status: l.status('tcbStatus'),
+                advisoryIds: l.advisories('advisoryIDs'),
+              };
+            }),
+          ),
         };
       });
     }

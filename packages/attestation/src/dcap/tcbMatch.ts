@@ -3,7 +3,7 @@ import type { TcbStatus } from '../types.ts';
 import type { PckExtensions } from './pckExtensions.ts';
 import type { QeIdentity } from './qeIdentity.ts';
 import type { EnclaveReport, TdReport } from './quote.ts';
-import type { TcbInfo, TcbLevel } from './tcbInfo.ts';
+import { sortIsvSvnLevels, sortTcbLevels, type TcbInfo, type TcbLevel } from './tcbInfo.ts';
 
 export interface TcbResult {
   status: TcbStatus;
@@ -20,14 +20,15 @@ function atLeast(actual: ArrayLike<number>, required: readonly number[], from = 
 }
 
 /**
- * The first TCB level (Intel lists them newest first) that the platform meets: every SGX component
+ * The first TCB level in Intel's order (sortTcbLevels: highest first, whatever the JSON order)
+ * that the platform meets: every SGX component
  * and the PCESVN from the PCK certificate, and for TDX every TEE_TCB_SVN component. When the TDX
  * module's major version (TEE_TCB_SVN[1]) is non-zero, components 0 and 1 are judged by the module
  * identity instead, as Intel's QVL does. No match means the platform is below every level Intel
  * still describes (QVL: TCB_NOT_SUPPORTED), which is a verification failure, not a status.
  */
 export function matchTcbLevel(info: TcbInfo, pck: PckExtensions, td?: TdReport): TcbLevel {
-  for (const level of info.tcbLevels) {
+  for (const level of sortTcbLevels(info.tcbLevels)) {
     if (pck.pceSvn < level.pceSvn || !atLeast(pck.tcbComponents, level.sgxComponents)) continue;
     if (td !== undefined) {
       if (level.tdxComponents === undefined) continue;
@@ -74,7 +75,7 @@ export function matchTdxModule(info: TcbInfo, td: TdReport): TcbResult | undefin
     !maskedEqual(td.seamAttributes, ident.attributes, ident.attributesMask)
   )
     throw tcbError(`TDX module signer or attributes do not match identity ${id}`);
-  const level = ident.tcbLevels.find((l) => l.isvSvn <= isvSvn);
+  const level = sortIsvSvnLevels(ident.tcbLevels).find((l) => l.isvSvn <= isvSvn);
   if (level === undefined)
     throw tcbError(`TDX module SVN ${isvSvn} is below every level of ${id} (TCB not supported)`);
   return { status: level.status, advisoryIds: level.advisoryIds };
@@ -91,7 +92,7 @@ export function matchQeIdentity(ident: QeIdentity, qe: EnclaveReport): TcbResult
     throw tcbError('QE identity mismatch: MISCSELECT');
   if (!maskedEqual(qe.attributes, ident.attributes, ident.attributesMask))
     throw tcbError('QE identity mismatch: ATTRIBUTES');
-  const level = ident.tcbLevels.find((l) => l.isvSvn <= qe.isvSvn);
+  const level = sortIsvSvnLevels(ident.tcbLevels).find((l) => l.isvSvn <= qe.isvSvn);
   if (level === undefined) return { status: 'Revoked', advisoryIds: [] };
   return { status: level.status, advisoryIds: level.advisoryIds };
 }

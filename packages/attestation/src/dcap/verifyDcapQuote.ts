@@ -5,7 +5,7 @@ import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
 import { dcapMeasurementRegisters } from './quoteIdentity.ts';
 import { parseQeIdentity, type QeIdentity } from './qeIdentity.ts';
-import { CERT_DATA_PCK_CHAIN, type DcapQuote, parseDcapQuote } from './quote.ts';
+import { CERT_DATA_PCK_CHAIN, type DcapQuote, INTEL_QE_VENDOR_ID, parseDcapQuote } from './quote.ts';
 import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
 import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
@@ -235,6 +235,13 @@ export function clearDcapCaches(): void {
   pckCache.clear();
 }
 
+/** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
+function latestTcbDate(info: TcbInfo): string {
+  let best = info.tcbLevels[0]!.tcbDate;
+  for (const l of info.tcbLevels) if (Date.parse(l.tcbDate) > Date.parse(best)) best = l.tcbDate;
+  return best;
+}
+
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 
 /**
@@ -261,6 +268,12 @@ export function verifyDcapQuoteSync(
   if (typeof now !== 'number' || !Number.isFinite(now))
     throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
   const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
+  // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
+  if (!Buffer.from(q.header.qeVendorId).equals(Buffer.from(INTEL_QE_VENDOR_ID)))
+    throw new FirnError(
+      'E_EVIDENCE_MALFORMED',
+      `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
+    );
   const a = anchors(opts.roots);
   const tdx = q.body.kind === 'tdx';
 
@@ -355,7 +368,7 @@ export function verifyDcapQuoteSync(
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
     // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
-    latestTcbDate: tcbInfo.tcbLevels[0]!.tcbDate,
+    latestTcbDate: latestTcbDate(tcbInfo),
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,
     tcbInfoVersion: tcbInfo.version,

@@ -23,6 +23,7 @@ const EC = { name: 'ECDSA', namedCurve: 'P-384' } as const;
 const SIG = { name: 'ECDSA', hash: 'SHA-384' } as const;
 const OID_SHA384 = '2.16.840.1.101.3.4.2.2';
 const OID_TCG_DICE_TCB_INFO = '2.23.133.5.4.1';
+const OID_TCG_DICE_TCB_INFO_ALIAS = '2.23.133.5.4.1.1';
 const TEN_YEARS = 10 * 365 * 86400 * 1000;
 /** Certificates start before any devnet clock so tests may pass fixed past times. */
 const NOT_BEFORE = new Date(Date.UTC(2020, 0, 1));
@@ -141,6 +142,30 @@ export async function createSimulatedGpuRoot(): Promise<SimulatedGpuRootState> {
   };
 }
 
+/**
+ * Blackwell layout: DiceTcbInfo under 2.23.133.5.4.1.1 with vendor [0], model [1] and fwids [6]
+ * holding the FWID and a second, zero, FWID (as real GB100 leaves do): the FWID is fwids[0],
+ * not the extension's tail, so reading it with the Hopper rule gives the wrong value.
+ */
+function blackwellTcbInfo(fwid: Uint8Array): ArrayBuffer {
+  const implicit = (n: number, text: string) =>
+    new asn1js.Primitive({
+      idBlock: { tagClass: 3, tagNumber: n },
+      valueHex: new TextEncoder().encode(text),
+    });
+  const fwidSeq = (d: Uint8Array) =>
+    new asn1js.Sequence({
+      value: [new asn1js.ObjectIdentifier({ value: OID_SHA384 }), new asn1js.OctetString({ valueHex: d })],
+    });
+  const fwids = new asn1js.Constructed({
+    idBlock: { tagClass: 3, tagNumber: 6 },
+    value: [fwidSeq(fwid), fwidSeq(new Uint8Array(48))],
+  });
+  return new asn1js.Sequence({
+    value: [implicit(0, 'firn devnet'), implicit(1, 'simulated GB100'), fwids],
+  }).toBER(false);
+}
+
 /** DER of a TCG DICE TcbInfo carrying one SHA-384 FWID (the field NVIDIA's FWID check reads). */
 function tcbInfo(fwid: Uint8Array): ArrayBuffer {
   const fwids = new asn1js.Constructed({
@@ -169,7 +194,7 @@ function defaultMeasurements(driverVersion: string, vbiosVersion: string): strin
 /** Create a simulated GPU with a fresh device identity under `root`. */
 export async function createSimulatedGpu(opts: {
   root: SimulatedGpuRootState;
-  arch?: 'HOPPER';
+  arch?: 'HOPPER' | 'BLACKWELL';
   driverVersion: string;
   vbiosVersion: string;
   measurements?: string[];
@@ -205,7 +230,11 @@ export async function createSimulatedGpu(opts: {
     publicKey: leaf.publicKey,
     signingKey: device.privateKey,
     ca: false,
-    extra: [new x509.Extension(OID_TCG_DICE_TCB_INFO, false, tcbInfo(fwid))],
+    extra: [
+      opts.arch === 'BLACKWELL'
+        ? new x509.Extension(OID_TCG_DICE_TCB_INFO_ALIAS, false, blackwellTcbInfo(fwid))
+        : new x509.Extension(OID_TCG_DICE_TCB_INFO, false, tcbInfo(fwid)),
+    ],
   });
   const state: SimulatedGpuState = {
     root: opts.root,

@@ -17,6 +17,12 @@ export interface OcspResult {
   /** An authenticated answer said revoked. */
   revoked: boolean;
   problems: string[];
+  /**
+   * When every answer was authenticated and for the right certificate but at least one was past
+   * its nextUpdate: how many seconds past (the worst one). checked is false then; a policy may
+   * accept such a stale answer within a grace (GpuPolicy.revocationGraceSeconds). 0 otherwise.
+   */
+  staleSeconds: number;
 }
 
 const MAX_OCSP_RESPONSE = 64 * 1024;
@@ -56,6 +62,7 @@ export async function checkOcsp(
   engine();
   const problems: string[] = [];
   let revoked = false;
+  let stale = 0;
   const doFetch = opts.fetch ?? globalThis.fetch;
   try {
     const certs = chainDer.map(toPkijs);
@@ -87,15 +94,16 @@ export async function checkOcsp(
       const t = Math.floor(now);
       if (single.thisUpdate.getTime() / 1000 > t + 300) throw new Error('OCSP answer is from the future');
       if (single.nextUpdate && single.nextUpdate.getTime() / 1000 < t)
-        throw new Error('OCSP answer is stale');
+        stale = Math.max(stale, t - Math.floor(single.nextUpdate.getTime() / 1000));
       const status = await basic.getCertificateStatus(cert, issuer);
       if (!status.isForCertificate) throw new Error('OCSP answer is for another certificate');
       if (status.status === 1) revoked = true;
       else if (status.status !== 0) throw new Error('OCSP status unknown');
     }
-    return { checked: true, revoked, problems };
+    if (stale > 0) problems.push('OCSP answer is stale');
+    return { checked: stale === 0, revoked, problems, staleSeconds: stale };
   } catch (e) {
     problems.push((e as Error).message);
-    return { checked: false, revoked, problems };
+    return { checked: false, revoked, problems, staleSeconds: 0 };
   }
 }

@@ -1,9 +1,10 @@
 import { type ErrorCode, InvalidInputError } from '@firn/core';
+import { fwidLayout } from './certChain.ts';
 import type { GpuFacts } from './verifyGpuEvidence.ts';
 
 /** What a requester or verifier accepts from a node's GPUs. */
 export interface GpuPolicy {
-  /** Minimum number of GPUs (NVSwitches not counted) that must pass every check. */
+  /** Minimum number of GPUs (NVSwitches not counted) that must pass every check. 0: GPUs optional. */
   required: number;
   /**
    * Require evidence that the GPU runs in CC mode. The CC configuration is part of the measured
@@ -14,6 +15,14 @@ export interface GpuPolicy {
   acceptedVbiosVersions?: string[];
   requireMeasurementsMatch: boolean;
   allowRevocationUnchecked: boolean;
+  /**
+   * Without allowRevocationUnchecked: an authenticated OCSP answer up to this many seconds past
+   * its nextUpdate still counts as checked (a responder outage inside the grace does not stop
+   * work; a revoked answer is always refused). Absent or 0: the answer must be current.
+   */
+  revocationGraceSeconds?: number;
+  /** Minimum number of NVSwitches that must pass every check (default 0). */
+  requiredSwitches?: number;
   /** Dev only: accept GPUs chained to an explicitly passed simulated root. */
   allowSimulated: boolean;
 }
@@ -45,12 +54,26 @@ export function evaluateGpu(
     if (!f.chainValid)
       no('E_EVIDENCE_CHAIN', `${who}: certificate chain invalid: ${f.chainProblems.join('; ')}`);
     if (f.fwidMatches === false)
-      no('E_EVIDENCE_CHAIN', `${who}: report FWID differs from the leaf certificate FWID`);
+      no(
+        'E_EVIDENCE_CHAIN',
+        fwidLayout(f.arch) === undefined
+          ? `${who}: no FWID layout is known for architecture ${f.arch}`
+          : `${who}: report FWID differs from the leaf certificate FWID`,
+      );
     if (!f.nonceMatches) no('E_EVIDENCE_NONCE', `${who}: signed nonce is not the expected nonce`);
     if (f.simulated && !policy.allowSimulated) no('E_POLICY_REJECTED', `${who}: simulated GPU not allowed`);
     if (f.revoked) no('E_EVIDENCE_REVOKED', `${who}: a certificate is revoked`);
-    if (f.revocation === 'not-checked' && !policy.allowRevocationUnchecked)
-      no('E_EVIDENCE_REVOKED', `${who}: revocation not checked`);
+    if (f.revocation === 'not-checked' && !policy.allowRevocationUnchecked) {
+      const stale = f.revocationStaleSeconds;
+      const grace = policy.revocationGraceSeconds ?? 0;
+      if (stale === null || stale === undefined)
+        no('E_EVIDENCE_REVOKED', `${who}: revocation not checked (no authenticated OCSP answer)`);
+      else if (stale > grace)
+        no(
+          'E_EVIDENCE_REVOKED',
+          `${who}: OCSP answer is ${stale} s past its nextUpdate, over the policy's grace of ${grace} s`,
+        );
+    }
     const needMatch =
       policy.requireMeasurementsMatch || (policy.requireCcMode === true && !isNvSwitch(f.arch));
     if (needMatch && f.measurements !== 'match')
@@ -71,9 +94,14 @@ export function evaluateGpu(
       if (!ok) no('E_POLICY_REJECTED', `${who}: VBIOS version ${f.vbiosVersion ?? 'unknown'} not accepted`);
     }
   });
+  // GPUs and switches are counted apart: switch-only evidence verifies on its own and the policy
+  // says how many of each it needs.
   const gpus = facts.filter((f) => !isNvSwitch(f.arch)).length;
+  const switches = facts.length - gpus;
   if (gpus < policy.required)
     no('E_POLICY_REJECTED', `${gpus} GPU(s) presented, ${policy.required} required`);
+  if (switches < (policy.requiredSwitches ?? 0))
+    no('E_POLICY_REJECTED', `${switches} NVSwitch(es) presented, ${policy.requiredSwitches} required`);
   return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
 }
 
@@ -93,6 +121,8 @@ export function parseGpuPolicy(value: unknown): GpuPolicy {
     'requireMeasurementsMatch',
     'allowRevocationUnchecked',
     'allowSimulated',
+    'revocationGraceSeconds',
+    'requiredSwitches',
   ]);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`GPU policy has unknown key ${k}`);
   if (!Number.isInteger(o.required) || (o.required as number) < 0 || (o.required as number) > 64)
@@ -115,6 +145,18 @@ export function parseGpuPolicy(value: unknown): GpuPolicy {
     allowSimulated: o.allowSimulated as boolean,
   };
   if (o.requireCcMode !== undefined) p.requireCcMode = o.requireCcMode as boolean;
+  if (o.revocationGraceSeconds !== undefined) {
+    const g = o.revocationGraceSeconds;
+    if (!Number.isSafeInteger(g) || (g as number) < 0 || (g as number) > 30 * 86400)
+      bad('GPU policy revocationGraceSeconds must be an integer 0..2592000');
+    p.revocationGraceSeconds = g as number;
+  }
+  if (o.requiredSwitches !== undefined) {
+    const n = o.requiredSwitches;
+    if (!Number.isInteger(n) || (n as number) < 0 || (n as number) > 64)
+      bad('GPU policy requiredSwitches must be an integer 0..64');
+    p.requiredSwitches = n as number;
+  }
   const d = list('acceptedDriverVersions');
   if (d) p.acceptedDriverVersions = d;
   const v = list('acceptedVbiosVersions');

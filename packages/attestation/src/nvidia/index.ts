@@ -13,3 +13,5 @@ export {
   verifyGpuEvidenceList,
 } from './verifyGpuEvidence.ts';
 export * from './verifyRim.ts';
+export * from './rimService.ts';
+export * from './ocspClient.ts';

@@ -4,14 +4,17 @@ import {
   bytesToHex,
   FirnError,
   type GpuEvidenceEntry,
+  isFirnError,
   type Hex,
   MAX_GPU_ENTRIES,
 } from '@firn/core';
 import {
   CertificateFormatError,
-  certificateFwids,
+  certificateFwid,
+  fwidLayout,
   parseCert,
   pemToDerList,
+  publicKeyOf,
   verifyCertChain,
 } from './certChain.ts';
 import { compareMeasurements } from './compareMeasurements.ts';
@@ -55,7 +58,11 @@ export interface GpuFacts {
   /** The device chain verifies to a trusted (or explicitly simulated) root at `now`. */
   chainValid: boolean;
   chainProblems: string[];
-  /** The report's FWID equals the leaf certificate's DICE FWID; null when the report has none (NVSwitch). */
+  /**
+   * The report's FWID equals the FWID the leaf certificate carries for this architecture (Hopper:
+   * the tail of the DICE extension; Blackwell: DiceTcbInfo fwids[0] under 2.23.133.5.4.1.1); null
+   * when the report has none (NVSwitch). False too for an architecture whose layout is unknown.
+   */
   fwidMatches: boolean | null;
   nonceMatches: boolean;
   /** The requester nonce the device signed. */
@@ -67,6 +74,12 @@ export interface GpuFacts {
   mismatchingIndexes: number[];
   rims: { driver?: RimSummary; vbios?: RimSummary };
   revocation: 'checked' | 'not-checked';
+  /**
+   * With revocation 'not-checked': how many seconds past its nextUpdate the authenticated but
+   * stale OCSP answer was (the policy's revocation grace applies to it); null when there was no
+   * authenticated answer at all, 0 when revocation is 'checked'.
+   */
+  revocationStaleSeconds: number | null;
   /** True only when an OCSP responder said a certificate is revoked. */
   revoked: boolean;
   simulated: boolean;
@@ -119,6 +132,18 @@ function summary(source: string, f: RimFacts): RimSummary {
  * asked (see verifyCompositeBinding) and reports facts only; a malformed entry throws a typed error.
  */
 export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Promise<GpuFacts> {
+  try {
+    return await verifyEntry(entry, ctx);
+  } catch (e) {
+    if (isFirnError(e)) throw e;
+    // Every decoder below is typed; this is the net for one that is not (never E_INTERNAL).
+    throw new FirnError('E_EVIDENCE_MALFORMED', `GPU evidence does not decode: ${(e as Error)?.message}`, {
+      cause: e,
+    });
+  }
+}
+
+async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Promise<GpuFacts> {
   if (typeof entry !== 'object' || entry === null)
     throw new FirnError('E_EVIDENCE_MALFORMED', 'GPU entry must be an object');
   if (typeof entry.arch !== 'string' || entry.arch.length === 0 || entry.arch.length > 32)
@@ -133,15 +158,19 @@ export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyC
   const leaf = parseCert(chainDer[0]!);
 
   // Signature: ECDSA P-384 / SHA-384 over request || response-without-signature, raw r||s.
-  const key = leaf.publicKey;
+  const key = publicKeyOf(leaf);
   let signatureValid = false;
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'secp384r1') {
-    signatureValid = cryptoVerify(
-      'sha384',
-      report.signedBytes,
-      { key, dsaEncoding: 'ieee-p1363' },
-      report.signature,
-    );
+    try {
+      signatureValid = cryptoVerify(
+        'sha384',
+        report.signedBytes,
+        { key, dsaEncoding: 'ieee-p1363' },
+        report.signature,
+      );
+    } catch {
+      signatureValid = false;
+    }
   }
 
   const deviceRoots = ctx.roots?.device ?? [Buffer.from(NVIDIA_DEVICE_ROOT_PEM)];
@@ -151,8 +180,9 @@ export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyC
 
   let fwidMatches: boolean | null = null;
   if (report.fwid !== undefined) {
-    const certFwids = certificateFwids(chainDer[0]!);
-    fwidMatches = certFwids.some((f) => bytesEqual(f, report.fwid!));
+    const layout = fwidLayout(entry.arch);
+    const certFwid = layout === undefined ? undefined : certificateFwid(chainDer[0]!, layout);
+    fwidMatches = certFwid !== undefined && bytesEqual(certFwid, report.fwid);
   }
 
   const nonceMatches = bytesEqual(report.requestNonce, ctx.expectedNonce);
@@ -190,17 +220,20 @@ export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyC
 
   let revocation: GpuFacts['revocation'] = 'not-checked';
   let revoked = false;
+  let revocationStaleSeconds: number | null = null;
   if (ctx.ocsp && !simulated) {
     const r = await checkOcsp(chainDer, ctx.ocsp, ctx.now);
     revocation = r.checked ? 'checked' : 'not-checked';
     revoked = r.revoked;
+    if (r.checked) revocationStaleSeconds = 0;
+    else if (r.staleSeconds > 0) revocationStaleSeconds = r.staleSeconds;
   }
 
   const identity = chainDer.length > 1 ? parseCert(chainDer[1]!) : leaf;
   const deviceId =
     subjectSerial(identity.subject) ??
     createHash('sha256')
-      .update(identity.publicKey.export({ type: 'spki', format: 'der' }))
+      .update(publicKeyOf(identity).export({ type: 'spki', format: 'der' }))
       .digest('hex')
       .toUpperCase();
 
@@ -218,6 +251,7 @@ export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyC
     mismatchingIndexes,
     rims,
     revocation,
+    revocationStaleSeconds,
     revoked,
     simulated,
     deviceId,

@@ -1,7 +1,16 @@
 import { FirnError } from '@firn/core';
 import { INTEL_TCB_STATUSES } from '../dcap/collateralJson.ts';
-import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
-import { type AttestationPolicy, type EvaluateContext, evaluateEvidence } from './policy.ts';
+import type { TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
+import type { DcapPolicyRules, MaskedValue } from './dcapRules.ts';
+import {
+  type AttestationPolicy,
+  type EvaluateContext,
+  evaluateEvidence,
+  PRODUCTION_GPU_POLICY,
+  parsePolicy,
+} from './policy.ts';
+
+export type { DcapPolicyRules, MaskedValue } from './dcapRules.ts';
 
 /** Class ids of Intel's appraisal policy types (SampleCode/QuoteAppraisalSample). */
 export const INTEL_POLICY_CLASS = {
@@ -11,26 +20,6 @@ export const INTEL_POLICY_CLASS = {
   sgxEnclave: 'bef7cb8c-31aa-42c1-854c-10db005d5c41',
   tdxTd: '45b734fc-aa4e-4c3d-ad28-e43d08880e68',
 } as const;
-
-/** A register value with an optional mask; all hex, compared on the bytes the mask keeps. */
-export interface MaskedValue {
-  value: string;
-  mask?: string;
-}
-
-/** DCAP rules beyond the generic AttestationPolicy, taken from Intel's appraisal policies. */
-export interface DcapPolicyRules {
-  /** Which TEE the platform part was written for, when the file says. */
-  teeType?: 'sgx' | 'tdx';
-  /** OutOfDate platforms are accepted only this long after the latest TCB recovery (newest tcbDate). */
-  platformGraceSeconds?: number;
-  /** Statuses accepted for the quoting enclave alone (Intel's "Verified TDQE" policy). */
-  qeAcceptedTcbStatuses?: TcbStatus[];
-  /** Tenant rules: exact or masked register values, by measurement name (mrenclave, mrtd, rtmr0, ...). */
-  measurements?: Record<string, MaskedValue>;
-  /** SGX: minimum ISVSVN of the enclave. */
-  minIsvSvn?: number;
-}
 
 export interface DcapPolicy {
   policy: AttestationPolicy;
@@ -159,50 +148,37 @@ export function fromIntelAppraisalPolicy(json: unknown, name = 'intel-appraisal'
   return { policy, dcap };
 }
 
-function maskedMatch(actual: string, rule: MaskedValue): boolean {
-  if (rule.mask === undefined) return actual.toLowerCase() === rule.value;
-  const a = Buffer.from(actual, 'hex');
-  const v = Buffer.from(rule.value, 'hex');
-  const m = Buffer.from(rule.mask, 'hex');
-  if (a.length !== v.length || m.length !== v.length) return false;
-  for (let i = 0; i < m.length; i++) if ((a[i]! & m[i]!) !== (v[i]! & m[i]!)) return false;
-  return true;
+/**
+ * Evaluate verified DCAP facts under a DcapPolicy: evaluateEvidence with the DCAP rules merged
+ * into the policy (the same as evaluateEvidence(facts, toAttestationPolicy(p), ctx)). Returns every
+ * reason for a refusal; it checks nothing cryptographic (the facts come only from verify).
+ */
+export function evaluateDcapEvidence(facts: VerifiedEvidence, p: DcapPolicy, ctx: EvaluateContext): Verdict {
+  return evaluateEvidence(facts, toAttestationPolicy(p), ctx);
+}
+
+/** One AttestationPolicy carrying the DCAP rules (what the daemon, SDK and CLI evaluate). */
+export function toAttestationPolicy(p: DcapPolicy): AttestationPolicy {
+  return { ...p.policy, dcap: { ...(p.policy.dcap ?? {}), ...p.dcap } };
 }
 
 /**
- * Evaluate verified DCAP facts under a DcapPolicy: the generic checks of evaluateEvidence plus
- * the DCAP rules (platform grace period, QE status, tenant register rules). Returns every reason
- * for a refusal; it checks nothing cryptographic (the facts come only from verify).
+ * The one policy loader for every path (CLI, verifier daemon, requester SDK): a parsed JSON
+ * document that is either firn's policy (see parsePolicy; it may carry `dcap`, `tdx` and `gpu`
+ * sections) or one of Intel's appraisal-policy files ({policy_array: [...]}, decision 0303).
+ * Without a `gpu` section a non-development policy gets PRODUCTION_GPU_POLICY.
+ * Throws E_INVALID_INPUT naming the field at fault.
  */
-export function evaluateDcapEvidence(facts: VerifiedEvidence, p: DcapPolicy, ctx: EvaluateContext): Verdict {
-  const base = evaluateEvidence(facts, p.policy, ctx);
-  const reasons: Refusal[] = base.ok ? [] : [...base.reasons];
-  const no = (code: string, message: string) => reasons.push({ code, message });
-  const d = p.dcap;
-  if (d.teeType !== undefined && facts.teeType !== d.teeType)
-    no('E_POLICY_REJECTED', `policy is for ${d.teeType}, evidence is ${facts.teeType}`);
-  if (
-    d.platformGraceSeconds !== undefined &&
-    (facts.tcbStatus === 'OutOfDate' || facts.tcbStatus === 'OutOfDateConfigurationNeeded')
-  ) {
-    const latest =
-      typeof facts.extra.latestTcbDate === 'string'
-        ? Date.parse(facts.extra.latestTcbDate) / 1000
-        : Number.NaN;
-    if (!(ctx.now <= latest + d.platformGraceSeconds))
-      no('E_EVIDENCE_TCB', 'platform has been out of date for longer than the platform grace period');
-  }
-  if (
-    d.qeAcceptedTcbStatuses !== undefined &&
-    !d.qeAcceptedTcbStatuses.includes(facts.extra.qeTcbStatus as TcbStatus)
-  )
-    no('E_EVIDENCE_TCB', `quoting enclave TCB status ${String(facts.extra.qeTcbStatus)} is not accepted`);
-  for (const [name, rule] of Object.entries(d.measurements ?? {})) {
-    const actual = facts.measurements[name];
-    if (actual === undefined || !maskedMatch(actual, rule))
-      no('E_POLICY_REJECTED', `${name} does not match the policy`);
-  }
-  if (d.minIsvSvn !== undefined && Number(facts.measurements.isvSvn ?? -1) < d.minIsvSvn)
-    no('E_POLICY_REJECTED', `ISVSVN is under ${d.minIsvSvn}`);
-  return reasons.length === 0 ? { ok: true, facts } : { ok: false, reasons };
+export function loadAttestationPolicy(json: unknown, name?: string): AttestationPolicy {
+  if (typeof json === 'object' && json !== null && 'policy_array' in json)
+    // Intel's files say nothing about GPUs: firn's production GPU rules apply to presented GPUs.
+    return { ...toAttestationPolicy(fromIntelAppraisalPolicy(json, name)), gpu: PRODUCTION_GPU_POLICY };
+  const p = parsePolicy(json);
+  // A policy file that says nothing about GPUs gets the production GPU rules, unless it is a
+  // development policy (simulated TEE allowed): presented GPUs are never judged more loosely by
+  // omission (decision 0921).
+  const withGpu = p.gpu === undefined && !p.allowSimulated ? { ...p, gpu: PRODUCTION_GPU_POLICY } : p;
+  return name !== undefined && (json as { name?: unknown }).name === undefined
+    ? { ...withGpu, name }
+    : withGpu;
 }

@@ -1,6 +1,22 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
 import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
+import { parseTdAttributes } from '../tdx/tdAttributes.ts';
+import { type DcapPolicyRules, dcapRuleRefusals, parseDcapRules } from './dcapRules.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
+
+/**
+ * TDX rules beyond debug (allowDebug). The defaults (no tdx section) are dcap-qvl's and Intel's:
+ * SEPT_VE_DISABLE must be set, reserved TD attribute bits must be zero (PKS, KL and PERFMON are
+ * allowed), and MRSERVICETD must be zero (no service TD bound). A policy opts in per field.
+ */
+export interface TdxPolicy {
+  /** Accept TDs with SEPT_VE_DISABLE clear (a #VE-handling guest). Default false. */
+  allowSeptVeEnabled?: boolean;
+  /** Accept TDs bound to a service TD (non-zero MRSERVICETD). Default false. */
+  allowServiceTd?: boolean;
+  /** With allowServiceTd: only these MRSERVICETD values (48-byte hex). Absent: any. */
+  mrServiceTdAllowList?: string[];
+}
 
 /**
  * What a requester or verifier accepts. Verification establishes facts; this decides. Every
@@ -22,9 +38,29 @@ export interface AttestationPolicy {
   maxEvidenceAgeSeconds?: number;
   /** GPU rules; when absent, presented GPU evidence must still verify (see appraiseEvidence). */
   gpu?: GpuPolicy;
+  /** TDX TD attribute and service-TD rules; absent means the strict defaults (see TdxPolicy). */
+  tdx?: TdxPolicy;
+  /** DCAP rules from Intel's appraisal policies (platform grace, QE status, tenant registers). */
+  dcap?: DcapPolicyRules;
 }
 
-/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current. */
+/**
+ * The GPU section of the production policy (decision 0921): GPUs are optional (a CPU-only node
+ * passes), but every GPU or NVSwitch presented must verify, match its RIMs (which also proves CC
+ * mode, decision 0402), and have its revocation checked by OCSP, or an authenticated answer at
+ * most a day past its nextUpdate. Simulated GPUs are refused.
+ */
+export const PRODUCTION_GPU_POLICY: GpuPolicy = Object.freeze({
+  required: 0,
+  requiredSwitches: 0,
+  requireCcMode: true,
+  requireMeasurementsMatch: true,
+  allowRevocationUnchecked: false,
+  revocationGraceSeconds: 86400,
+  allowSimulated: false,
+}) as GpuPolicy;
+
+/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current, strict GPU rules. */
 export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   name: 'production',
   allowSimulated: false,
@@ -32,6 +68,7 @@ export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   allowDebug: false,
   collateralGraceSeconds: 0,
   rejectedAdvisoryIds: [],
+  gpu: PRODUCTION_GPU_POLICY,
 }) as AttestationPolicy;
 
 /** Development: also accepts the simulated TEE. Never use outside a devnet. */
@@ -72,8 +109,10 @@ export function evaluateEvidence(
     no('E_EVIDENCE_TCB', `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}`);
   if (facts.debug && !policy.allowDebug) no('E_POLICY_REJECTED', 'debug enclaves are not accepted');
   if (policy.measurementAllowList !== undefined) {
-    const m = bytesToHex(facts.measurement).toLowerCase();
-    if (!policy.measurementAllowList.map((x) => x.toLowerCase()).includes(m))
+    // Digests compare as hex, with or without 0x, in any case.
+    const norm = (x: string) => x.toLowerCase().replace(/^0x/, '');
+    const m = norm(bytesToHex(facts.measurement));
+    if (!policy.measurementAllowList.map(norm).includes(m))
       no('E_POLICY_REJECTED', `measurement ${m} is not on the policy's allow-list`);
   }
   for (const id of facts.advisoryIds)
@@ -96,10 +135,53 @@ export function evaluateEvidence(
     if (ctx.now - facts.collateralIssuedAt > policy.maxEvidenceAgeSeconds)
       no('E_EVIDENCE_EXPIRED', 'collateral is older than the policy allows');
   }
+  if (facts.teeType === 'tdx') for (const r of tdxRefusals(facts, policy.tdx ?? {})) reasons.push(r);
+  if (policy.dcap !== undefined)
+    for (const r of dcapRuleRefusals(facts, policy.dcap, ctx.now)) reasons.push(r);
   if (ctx.expectedReportData !== undefined && !bytesEqual(ctx.expectedReportData, facts.reportData))
     no('E_EVIDENCE_BINDING', 'report data does not bind the expected keys and nonce');
 
   return reasons.length === 0 ? { ok: true, facts } : { ok: false, reasons };
+}
+
+/**
+ * The TD attribute and MRSERVICETD rules of a TdxPolicy over verified TDX facts (dcap-qvl's
+ * validate_attrs, as policy). Missing attributes fail closed.
+ */
+function tdxRefusals(facts: VerifiedEvidence, p: TdxPolicy): Refusal[] {
+  const out: Refusal[] = [];
+  const raw = facts.measurements.tdAttributes;
+  let attrs: ReturnType<typeof parseTdAttributes> | undefined;
+  try {
+    attrs = raw === undefined ? undefined : parseTdAttributes(raw);
+  } catch {
+    attrs = undefined;
+  }
+  if (attrs === undefined) return [{ code: 'E_POLICY_REJECTED', message: 'TD attributes are missing' }];
+  if (attrs.reservedBits.length > 0)
+    out.push({
+      code: 'E_POLICY_REJECTED',
+      message: `reserved TD attribute bits are set (bits ${attrs.reservedBits.join(',')})`,
+    });
+  if (!attrs.septVeDisable && p.allowSeptVeEnabled !== true)
+    out.push({ code: 'E_POLICY_REJECTED', message: 'TD attribute SEPT_VE_DISABLE is not set' });
+  const svc = facts.measurements.mrservicetd;
+  if (svc !== undefined && /[^0]/.test(svc)) {
+    if (p.allowServiceTd !== true)
+      out.push({
+        code: 'E_POLICY_REJECTED',
+        message: 'the TD is bound to a service TD (MRSERVICETD is not zero)',
+      });
+    else if (
+      p.mrServiceTdAllowList !== undefined &&
+      !p.mrServiceTdAllowList.map((x) => x.toLowerCase()).includes(svc.toLowerCase())
+    )
+      out.push({
+        code: 'E_POLICY_REJECTED',
+        message: `MRSERVICETD ${svc} is not on the policy's allow-list`,
+      });
+  }
+  return out;
 }
 
 /** Throwing form of evaluateEvidence: the first reason's code, all reasons in the message. */
@@ -136,5 +218,30 @@ export function parsePolicy(json: unknown): AttestationPolicy {
     p.minTcbEvaluationDataNumber = o.minTcbEvaluationDataNumber;
   if (typeof o.maxEvidenceAgeSeconds === 'number') p.maxEvidenceAgeSeconds = o.maxEvidenceAgeSeconds;
   if (o.gpu !== undefined) p.gpu = parseGpuPolicy(o.gpu);
+  if (o.tdx !== undefined) p.tdx = parseTdxPolicy(o.tdx);
+  if (o.dcap !== undefined) p.dcap = parseDcapRules(o.dcap);
   return p;
+}
+
+/** Parse a TdxPolicy from untrusted JSON; unknown keys are refused. */
+export function parseTdxPolicy(value: unknown): TdxPolicy {
+  const bad = (m: string) => new FirnError('E_INVALID_INPUT', `policy: tdx ${m}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('must be an object');
+  const o = value as Record<string, unknown>;
+  const out: TdxPolicy = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'allowSeptVeEnabled' || k === 'allowServiceTd') {
+      if (typeof v !== 'boolean') throw bad(`${k} must be a boolean`);
+      out[k] = v;
+    } else if (k === 'mrServiceTdAllowList') {
+      if (
+        !Array.isArray(v) ||
+        v.length > 256 ||
+        !v.every((x) => typeof x === 'string' && /^[0-9a-fA-F]{96}$/.test(x))
+      )
+        throw bad('mrServiceTdAllowList must list 48-byte hex values');
+      out.mrServiceTdAllowList = v as string[];
+    } else throw bad(`has unknown key ${k}`);
+  }
+  return out;
 }

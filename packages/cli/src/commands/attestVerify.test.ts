@@ -1,11 +1,22 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sharedPath } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { runAttestVerify } from './attestVerify.ts';
 
 const V = (p: string) => sharedPath('vectors', 'attestation', p);
+// The shared cases, copied with provenance into packages/attestation/vectors/cases (see its SOURCE.md).
+const CASE = (c: string, f: string) =>
+  fileURLToPath(new URL(`../../../attestation/vectors/cases/${c}/${f}`, import.meta.url));
+const caseArgs = (c: string, collateral = 'collateral.json') => ({
+  quote: CASE(c, 'quote.bin'),
+  collateral: CASE(c, collateral),
+  at: readFileSync(CASE(c, 'now.txt'), 'utf8').trim(),
+  root: CASE(c, 'root.pem'),
+  policy: CASE(c, 'prod-policy.json'),
+});
 const dir = mkdtempSync(join(tmpdir(), 'firn-attest-verify-'));
 const tmp = (name: string, data: string | Uint8Array) => {
   const p = join(dir, name);
@@ -107,5 +118,22 @@ describe('firn attest verify (runAttestVerify)', () => {
     });
     expect(r.exitCode).toBe(0);
     expect(out(r).status).toBe('UpToDate');
+  });
+  describe('shared cases', () => {
+    it('qe-vendor-id: refused, the quote header names a QE vendor that is not Intel', async () => {
+      const r = await runAttestVerify(caseArgs('qe-vendor-id'));
+      expect(r.exitCode).toBe(1);
+      expect(out(r).error).toMatchObject({
+        code: 'E_EVIDENCE_MALFORMED',
+        message: expect.stringContaining('939a7233f79c4ca9940a0db3957f0607'),
+      });
+    });
+    it('tcb-level-order: UpToDate for both JSON orders of the same signed levels', async () => {
+      for (const col of ['collateral.json', 'collateral-levels-sorted.json']) {
+        const r = await runAttestVerify(caseArgs('tcb-level-order', col));
+        expect(r.exitCode, col).toBe(0);
+        expect(out(r).status, col).toBe('UpToDate');
+      }
+    });
   });
 });

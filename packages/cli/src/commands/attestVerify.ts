@@ -4,18 +4,22 @@ import type { Command } from 'commander';
 import {
   type DcapPolicy,
   evaluateDcapEvidence,
-  fromIntelAppraisalPolicy,
   INTEL_TCB_STATUSES,
+  loadAttestationPolicy,
   loadQuoteCollateralV3,
-  parsePolicy,
   verifyDcapQuote,
 } from '@firn/attestation';
+import { collateralSourceFromArgs } from '../collateralArgs.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
   quote: string;
-  /** Collateral file in dcap-qvl's QuoteCollateralV3 JSON shape. */
-  collateral: string;
+  /** Collateral file in dcap-qvl's QuoteCollateralV3 JSON shape (with --pccs: used while current). */
+  collateral?: string;
+  /** PCS/PCCS base URL: fetch what the collateral file lacks or what has expired. */
+  pccs?: string;
+  /** Keep fetched collateral on disk until its nextUpdate. */
+  collateralCache?: string;
   /** Verification time, unix seconds. */
   at: string | number;
   /** Trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA. */
@@ -60,10 +64,9 @@ export function quoteBytesFromFile(buf: Buffer): Uint8Array {
   return new Uint8Array(buf);
 }
 
+/** The policy file through the one loader the daemon and the SDK use too (firn's JSON or Intel's). */
 function loadPolicy(json: unknown): DcapPolicy {
-  if (typeof json === 'object' && json !== null && 'policy_array' in json)
-    return fromIntelAppraisalPolicy(json);
-  return { policy: parsePolicy(json), dcap: {} };
+  return { policy: loadAttestationPolicy(json), dcap: {} };
 }
 
 /** The core of `firn attest verify`: verify, apply the policy, render one JSON object. */
@@ -75,9 +78,18 @@ export async function runAttestVerify(
     if (!Number.isSafeInteger(now) || now < 0)
       throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
     const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
-    const collateral = loadQuoteCollateralV3(
-      (await readCapped(opts.collateral, MAX_COLLATERAL_FILE, 'collateral')).toString('utf8'),
-    );
+    let collateral: unknown =
+      opts.collateral === undefined
+        ? undefined
+        : loadQuoteCollateralV3(
+            (await readCapped(opts.collateral, MAX_COLLATERAL_FILE, 'collateral')).toString('utf8'),
+          );
+    const source = collateralSourceFromArgs({
+      ...(opts.pccs === undefined ? {} : { pccs: opts.pccs }),
+      ...(opts.collateralCache === undefined ? {} : { collateralCache: opts.collateralCache }),
+    });
+    if (source === undefined && collateral === undefined)
+      throw new FirnError('E_INVALID_INPUT', 'give --collateral FILE or --pccs URL');
     const roots =
       opts.root === undefined
         ? undefined
@@ -93,6 +105,11 @@ export async function runAttestVerify(
       }
       policy = loadPolicy(json);
     }
+    if (source !== undefined)
+      collateral = await source.collateralFor(quote, now, {
+        ...(collateral === undefined ? {} : { attached: collateral }),
+        graceSeconds: policy.policy.collateralGraceSeconds,
+      });
     const facts = await verifyDcapQuote(quote, { collateral, now, ...(roots ? { roots } : {}) });
     const verdict = evaluateDcapEvidence(facts, policy, { now });
     if (!verdict.ok) {
@@ -141,7 +158,12 @@ export function registerAttestVerify(attest: Command): Command {
     .command('verify')
     .description('verify an Intel SGX or TDX (DCAP) quote with its collateral at a given time')
     .requiredOption('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
-    .requiredOption('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
+    .option('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
+    .option(
+      '--pccs <url>',
+      'Intel PCS or PCCS base URL: fetch the collateral the file lacks or that has expired',
+    )
+    .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
     .requiredOption('--at <unixSeconds>', 'verification time, unix seconds')
     .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA')
     .option('--policy <file>', "policy JSON (firn's, or an Intel appraisal policy)")

@@ -82,4 +82,93 @@ describe('firn attest verify-gpu', () => {
     expect(r.exitCode).toBe(2);
     expect(JSON.parse(r.output).error.code).toBe('E_EVIDENCE_MALFORMED');
   });
+  it('switch-only evidence is accepted by the default policy (no "0 GPU(s) presented")', async () => {
+    const r = await runAttestVerifyGpu({
+      evidence: V('ppcie', 'switch_evidence.json'),
+      nonce: PPCIE_NONCE,
+      at: AT,
+    });
+    const o = JSON.parse(r.output);
+    expect(o.reasons ?? []).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    expect(o.devices.length).toBeGreaterThan(0);
+    expect(o.devices.every((d: { arch: string }) => d.arch === 'LS10')).toBe(true);
+    const empty = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    writeFileSync(join(empty, 'none.json'), '[]');
+    const e = await runAttestVerifyGpu({ evidence: join(empty, 'none.json'), nonce: PPCIE_NONCE, at: AT });
+    expect(JSON.parse(e.output).error.code).toBe('E_EVIDENCE_MALFORMED');
+  });
+  it('a certificate with a malformed key gives a typed error, never E_INTERNAL', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { certificateMutations } = await import(
+      '../../../attestation/src/testing/evidenceVerifierBehaviour.ts'
+    );
+    const { pemToDerList } = await import('@firn/attestation');
+    const hex = readFileSync(V('hopperAttestationReport.txt'), 'utf8').trim();
+    const chain = pemToDerList(readFileSync(V('hopperCertChain.txt'), 'utf8'));
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    let tried = 0;
+    for (const [i, der] of chain.entries())
+      for (const [what, bad] of certificateMutations(der)) {
+        const pem = chain
+          .map((d, j) => (j === i ? bad : d))
+          .map(
+            (d) =>
+              `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString('base64')}\n-----END CERTIFICATE-----\n`,
+          )
+          .join('');
+        const ev = [
+          {
+            arch: 'HOPPER',
+            nonce: '',
+            evidence: Buffer.from(hex, 'hex').toString('base64'),
+            certificate: Buffer.from(pem).toString('base64'),
+          },
+        ];
+        writeFileSync(join(dir, 'ev.json'), JSON.stringify(ev));
+        const r = await runAttestVerifyGpu({
+          evidence: join(dir, 'ev.json'),
+          nonce: '931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb',
+          at: AT,
+        });
+        expect(r.exitCode, `${i} ${what}`).not.toBe(0);
+        const code = JSON.parse(r.output).error.code as string;
+        expect(code, `${i} ${what}`).not.toBe('E_INTERNAL');
+        expect(code, `${i} ${what}`).toMatch(/^E_(EVIDENCE_|POLICY_)/);
+        tried++;
+      }
+    expect(tried).toBeGreaterThan(10);
+  });
+  it('real Blackwell evidence (NVIDIA attestation-sdk) is accepted by the default policy', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const sdk = (f: string) =>
+      fileURLToPath(new URL(`../../../attestation/vectors/nvidia-attestation-sdk/${f}`, import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    const ev = [
+      {
+        arch: 'BLACKWELL',
+        nonce: '',
+        evidence: Buffer.from(
+          readFileSync(sdk('blackwellAttestationReport.txt'), 'utf8').trim(),
+          'hex',
+        ).toString('base64'),
+        certificate: readFileSync(sdk('blackwellCertChain.txt')).toString('base64'),
+      },
+    ];
+    writeFileSync(join(dir, 'bw.json'), JSON.stringify(ev));
+    const args = { evidence: join(dir, 'bw.json'), at: 1764000000 };
+    const r = await runAttestVerifyGpu({
+      ...args,
+      nonce: '931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb',
+    });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.output).devices[0]).toMatchObject({
+      arch: 'BLACKWELL',
+      fwidMatches: true,
+      chainValid: true,
+    });
+    const wrong = await runAttestVerifyGpu({ ...args, nonce: '11'.repeat(32) });
+    expect(wrong.exitCode).toBe(1);
+  });
 });

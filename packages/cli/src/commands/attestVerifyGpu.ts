@@ -36,9 +36,11 @@ const MAX_POLICY_FILE = 64 << 10;
 /**
  * Used when no --policy is given: cryptographic checks must hold and simulated GPUs are refused,
  * but an offline run cannot check revocation and RIMs are optional, so those are reported only.
+ * No number of GPUs is required, so evidence of NVSwitches alone is judged on its own; an empty
+ * evidence list is refused before the policy (entriesOf).
  */
 export const DEFAULT_CLI_GPU_POLICY: GpuPolicy = {
-  required: 1,
+  required: 0,
   requireMeasurementsMatch: false,
   allowRevocationUnchecked: true,
   allowSimulated: false,
@@ -56,6 +58,7 @@ function entriesOf(json: unknown): GpuEvidenceEntry[] {
   const list = Array.isArray(json) ? json : (json as { gpu?: unknown } | null)?.gpu;
   if (!Array.isArray(list))
     throw new FirnError('E_EVIDENCE_MALFORMED', 'evidence must be a list or have a gpu list');
+  if (list.length === 0) throw new FirnError('E_EVIDENCE_MALFORMED', 'evidence lists no GPU or NVSwitch');
   for (const e of list) {
     if (typeof e !== 'object' || e === null)
       throw new FirnError('E_EVIDENCE_MALFORMED', 'evidence entry must be an object');

@@ -11,9 +11,10 @@ import { InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
 import { readKey, resolveChain } from '../chainArgs.ts';
+import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
 import { printError } from '../output.ts';
 
-export interface NodeStartOptions {
+export interface NodeStartOptions extends CollateralArgs {
   rpc?: string;
   registry?: string;
   market?: string;
@@ -47,7 +48,9 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
   const operatorKey = chain
     ? readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_OPERATOR_KEY' })
     : undefined;
+  const collateralSource = collateralSourceFromArgs(o);
   const node = new NodeDaemon({
+    ...(collateralSource === undefined ? {} : { collateralSource }),
     dataDir: resolve(o.dataDir),
     host: o.host,
     port: Number(o.port),
@@ -95,6 +98,11 @@ export function registerNode(program: Command): void {
     .option('--tee <type>', 'TEE backend: simulated | sgx-gramine | tdx', 'simulated')
     .option('--sim-platform <file>', 'simulated platform file (simulated TEE only)')
     .option('--sim-gpus <file>', 'simulated GPUs attached to the simulated machine (JSON list)')
+    .option(
+      '--pccs <url>',
+      'Intel PCS or PCCS base URL: attach DCAP collateral to evidence (or env FIRN_PCCS_URL)',
+    )
+    .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
     .option('--bundle <file>', 'enclave program bundle (default: the built one)')
     .option('--key-file <file>', 'operator private key file (or env FIRN_OPERATOR_KEY)')
     .option('--no-register', 'serve only; do not touch the chain')

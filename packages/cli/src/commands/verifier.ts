@@ -2,10 +2,16 @@ import { createLogger } from '@firn/node';
 import { VerifierDaemon } from '@firn/verifier';
 import type { Command } from 'commander';
 import { readKey, resolveChain } from '../chainArgs.ts';
+import {
+  type CollateralArgs,
+  collateralSourceFromArgs,
+  type GpuSourceArgs,
+  gpuSourcesFromArgs,
+} from '../collateralArgs.ts';
 import { printError } from '../output.ts';
 import { loadPolicy, loadSimGpuRoots, loadSimRoots } from '../policyArgs.ts';
 
-export interface VerifierStartOptions {
+export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   rpc?: string;
   registry?: string;
   market?: string;
@@ -21,6 +27,7 @@ export interface VerifierStartOptions {
 export async function startVerifierCommand(o: VerifierStartOptions): Promise<VerifierDaemon> {
   const chain = await resolveChain(o);
   const logger = createLogger({ component: 'verifier' });
+  const collateralSource = collateralSourceFromArgs(o);
   const daemon = new VerifierDaemon({
     rpcUrl: chain.rpcUrl,
     verifierKey: readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' }),
@@ -28,6 +35,8 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     policy: loadPolicy(o.policy),
     roots: loadSimRoots(o.simRoot),
     gpuRoots: loadSimGpuRoots(o.simGpuRoot),
+    ...(collateralSource === undefined ? {} : { collateralSource }),
+    ...gpuSourcesFromArgs(o),
     logger,
     pollIntervalMs: Number(o.pollMs),
   });
@@ -48,6 +57,14 @@ export function registerVerifier(program: Command): void {
     .option('--policy <policy>', 'dev | production | FILE', 'production')
     .option('--sim-root <file>', 'pin a simulated TEE root (PEM); only a dev policy accepts it')
     .option('--sim-gpu-root <file>', 'pin a simulated GPU device root (PEM); only a dev policy accepts it')
+    .option('--pccs <url>', 'Intel PCS or PCCS base URL for DCAP collateral (or env FIRN_PCCS_URL)')
+    .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
+    .option(
+      '--rim-service <url>',
+      "GPU RIMs from this RIM service (NVIDIA's: https://rim.attestation.nvidia.com)",
+    )
+    .option('--rim-dir <dir>', 'GPU RIMs named <id>.xml, read before asking the RIM service')
+    .option('--ocsp <url>', "OCSP responder for GPU certificates (NVIDIA's: https://ocsp.ndis.nvidia.com/)")
     .option('--poll-ms <ms>', 'chain polling interval', '500')
     .action(async (o: VerifierStartOptions) => {
       try {

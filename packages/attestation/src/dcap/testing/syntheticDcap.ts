@@ -50,6 +50,21 @@ export interface SyntheticOptions {
   nextUpdate?: Date;
   tcbLevels?: Array<{ comps: number[]; pcesvn: number; status: string; advisoryIDs?: string[] }>;
   qeIsvSvn?: number;
+  /** QE vendor ID in the quote header, hex (default Intel's). */
+  qeVendorId?: string;
+}
+
+/** A synthetic TDX TD (quote v4 with a TD 1.0 report, or v5 with a TD 1.5 report). */
+export interface SyntheticTdxOptions extends SyntheticOptions {
+  version?: 4 | 5;
+  /** TD ATTRIBUTES as the 8 report bytes in hex (default: SEPT_VE_DISABLE only, 0000001000000000). */
+  tdAttributes?: string;
+  /** XFAM, 8 report bytes in hex (default e702060000000000). */
+  xfam?: string;
+  /** MRSERVICETD (v5 only), 48 bytes hex (default zeros). */
+  mrServiceTd?: string;
+  /** TEE_TCB_SVN (16 components; [1] = 0 so that the tdxModule entry applies). */
+  teeTcbSvn?: number[];
 }
 
 export interface SyntheticDcap {
@@ -64,6 +79,18 @@ async function key() {
 }
 
 export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<SyntheticDcap> {
+  return makeSynthetic(o, undefined);
+}
+
+/** A synthetic TDX quote and TDX collateral (TCB info v3 with tdxModule, TD_QE identity). */
+export async function makeSyntheticTdx(o: SyntheticTdxOptions = {}): Promise<SyntheticDcap> {
+  return makeSynthetic(o, o);
+}
+
+async function makeSynthetic(
+  o: SyntheticOptions,
+  tdx: SyntheticTdxOptions | undefined,
+): Promise<SyntheticDcap> {
   const issue = o.issue ?? new Date('2025-01-01T00:00:00Z');
   const next = o.nextUpdate ?? new Date('2025-02-01T00:00:00Z');
   const notBefore = new Date('2024-01-01T00:00:00Z');
@@ -144,8 +171,9 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
 
   const iso = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
   const levels = o.tcbLevels ?? [{ comps: cpuSvn, pcesvn: pceSvn, status: 'UpToDate' }];
+  const teeTcbSvn = tdx?.teeTcbSvn ?? [2, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   const tcbInfo = JSON.stringify({
-    id: 'SGX',
+    id: tdx ? 'TDX' : 'SGX',
     version: 3,
     issueDate: iso(issue),
     nextUpdate: iso(next),
@@ -153,8 +181,21 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
     pceId: '0000',
     tcbType: 0,
     tcbEvaluationDataNumber: 17,
+    ...(tdx
+      ? {
+          tdxModule: {
+            mrsigner: '00'.repeat(48),
+            attributes: '0000000000000000',
+            attributesMask: 'FFFFFFFFFFFFFFFF',
+          },
+        }
+      : {}),
     tcbLevels: levels.map((l) => ({
-      tcb: { sgxtcbcomponents: l.comps.map((svn) => ({ svn })), pcesvn: l.pcesvn },
+      tcb: {
+        sgxtcbcomponents: l.comps.map((svn) => ({ svn })),
+        pcesvn: l.pcesvn,
+        ...(tdx ? { tdxtcbcomponents: teeTcbSvn.map((svn) => ({ svn })) } : {}),
+      },
       tcbDate: '2024-03-13T00:00:00Z',
       tcbStatus: l.status,
       ...(l.advisoryIDs ? { advisoryIDs: l.advisoryIDs } : {}),
@@ -162,7 +203,7 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
   });
   const qeMrSigner = Buffer.alloc(32, 0x5e);
   const qeIdentity = JSON.stringify({
-    id: 'QE',
+    id: tdx ? 'TD_QE' : 'QE',
     version: 2,
     issueDate: iso(issue),
     nextUpdate: iso(next),
@@ -205,10 +246,13 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
     return r;
   };
   const header = Buffer.alloc(48);
-  header.writeUInt16LE(3, 0);
+  header.writeUInt16LE(tdx ? (tdx.version ?? 4) : 3, 0);
   header.writeUInt16LE(2, 2);
-  header.writeUInt32LE(0, 4);
-  const app = report(o.attributesFlags ?? 0x05, Buffer.alloc(32, 0x33), 7, 2, Buffer.alloc(64, 0x77));
+  header.writeUInt32LE(tdx ? 0x81 : 0, 4);
+  Buffer.from(o.qeVendorId ?? '939a7233f79c4ca9940a0db3957f0607', 'hex').copy(header, 12);
+  const app = tdx
+    ? tdReport(tdx, teeTcbSvn)
+    : report(o.attributesFlags ?? 0x05, Buffer.alloc(32, 0x33), 7, 2, Buffer.alloc(64, 0x77));
   const attRaw = new Uint8Array(await subtle.exportKey('raw', attK.publicKey)).subarray(1);
   const authData = Buffer.alloc(32, 0x0a);
   const qeRd = Buffer.concat([
@@ -227,9 +271,7 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
     return b;
   };
   const certData = Buffer.from(pem, 'latin1');
-  const sigData = Buffer.concat([
-    quoteSig,
-    attRaw,
+  const qeCertData = Buffer.concat([
     qeReport,
     qeSig,
     u16(authData.length),
@@ -238,6 +280,10 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
     u32(certData.length),
     certData,
   ]);
+  // v4/v5 wrap the QE report certification data in certification data of type 6.
+  const sigData = tdx
+    ? Buffer.concat([quoteSig, attRaw, u16(6), u32(qeCertData.length), qeCertData])
+    : Buffer.concat([quoteSig, attRaw, qeCertData]);
   const quote = new Uint8Array(Buffer.concat([signed, u32(sigData.length), sigData]));
   const chainPem = (c: x509.X509Certificate) => [c, root].map((x) => x.toString('pem')).join('\n');
   return {
@@ -258,4 +304,23 @@ export async function makeSyntheticSgx(o: SyntheticOptions = {}): Promise<Synthe
       ),
     },
   };
+}
+
+/** TD report body: 584 bytes (TD 1.0, quote v4) or, for v5, the body descriptor and 648 bytes (TD 1.5). */
+function tdReport(t: SyntheticTdxOptions, teeTcbSvn: number[]): Buffer {
+  const v5 = t.version === 5;
+  const r = Buffer.alloc(v5 ? 648 : 584);
+  Buffer.from(teeTcbSvn).copy(r, 0);
+  r.fill(0x5a, 16, 64); // MRSEAM; MRSIGNERSEAM (64..112) stays zero (Intel's module)
+  Buffer.from(t.tdAttributes ?? '0000001000000000', 'hex').copy(r, 120);
+  Buffer.from(t.xfam ?? 'e702060000000000', 'hex').copy(r, 128);
+  r.fill(0x11, 136, 184); // MRTD
+  for (let i = 0; i < 4; i++) r.fill(0x20 + i, 328 + 48 * i, 376 + 48 * i); // RTMR0..3
+  r.fill(0x77, 520, 584); // REPORTDATA
+  if (!v5) return r;
+  Buffer.from(t.mrServiceTd ?? '00'.repeat(48), 'hex').copy(r, 600);
+  const d = Buffer.alloc(6);
+  d.writeUInt16LE(3, 0);
+  d.writeUInt32LE(648, 2);
+  return Buffer.concat([d, r]);
 }
