@@ -34,6 +34,13 @@ export const TAGS = {
   sessionRequest: 'firn/session-request/v1',
   sessionResponse: 'firn/session-response/v1',
   sessionTranscript: 'firn/session-transcript/v1',
+  kmsSealingKey: 'firn/kms-sealing-key/v1',
+  kmsRelease: 'firn/kms-release/v1',
+  kmsResponse: 'firn/kms-response/v1',
+  kmsMaster: 'firn/kms-master/v1',
+  kmsIdentity: 'firn/kms-identity/v1',
+  enclaveImage: 'firn/enclave-image/v1',
+  enclaveState: 'firn/enclave-state/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

@@ -2,12 +2,13 @@
  * The enclave program's entry point: a separate OS process that speaks the framed protocol on
  * stdin/stdout. Logs go to stderr as JSON lines and never carry secrets.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toErrorBody } from '@firn/core';
+import { FirnError, toErrorBody } from '@firn/core';
+import { setTfWasmDir } from '@firn/ml';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
+import { ENCLAVE_IMAGE_WASM_DIR, verifyEnclaveImage } from './image.ts';
 import { jobHandlers } from './jobs/index.ts';
 import { encodeFrame, FrameDecoder, isRequestFrame, PROTOCOL_VERSION } from './protocol.ts';
 
@@ -18,10 +19,16 @@ function log(level: string, msg: string, fields: Record<string, unknown> = {}): 
 }
 
 async function main(): Promise<void> {
-  // The simulated TEE measures the program as shipped: the bytes of this bundle file.
+  // The simulated TEE measures the image as shipped: every file in it is checked against the
+  // manifest (a mismatch stops the enclave) and the manifest's digest is the measurement register.
   const self = fileURLToPath(import.meta.url);
-  const bundleSha256 = new Uint8Array(createHash('sha256').update(readFileSync(self)).digest());
-  const env = await environmentFromEnv(process.env, bundleSha256);
+  const imageDir = dirname(dirname(self));
+  const image = verifyEnclaveImage(imageDir);
+  if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)
+    throw new FirnError('E_IMAGE_MISMATCH', 'the running file is not the image entry');
+  // The ML runtimes load only from the measured image, never from the host's node_modules.
+  setTfWasmDir(join(imageDir, ENCLAVE_IMAGE_WASM_DIR));
+  const env = await environmentFromEnv(process.env, image.digest);
   const send = (o: unknown) => process.stdout.write(encodeFrame(o));
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
   const program = createEnclaveProgram(env, jobHandlers);

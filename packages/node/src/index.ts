@@ -1,4 +1,5 @@
 export * from './enclaveBundle.ts';
+export * from './enclaveImage.ts';
 export * from './enclaveSupervisor.ts';
 export * from './http/errorStatus.ts';
 export * from './http/router.ts';
