@@ -14,6 +14,7 @@ import {
   createSessionEndpoint,
   deriveSessionKeys,
   openChannel,
+  type RequesterChannel,
   SESSION_FORMAT,
   SESSION_KIND,
   SESSION_SALT_BYTES,
@@ -123,6 +124,8 @@ export interface BuildSessionOpenParams {
 export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
   body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] };
   secret: Uint8Array;
+  /** Opens the enclave's sealed open response (`openSessionInfo`). */
+  channel: RequesterChannel;
 }> {
   const job = await createJobRequest({
     jobId: p.jobId,
@@ -151,7 +154,37 @@ export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
       inputs: [p.model.artifactId],
     },
     secret,
+    channel,
   };
+}
+
+/**
+ * Open the enclave's sealed answer to a session open (base64 channel response): the model's
+ * input and output tensor names, which the host relays only encrypted. Throws E_DECRYPT on a
+ * response not sealed on this channel, E_JOB_INVALID when it names another session.
+ */
+export async function openSessionInfo(
+  channel: RequesterChannel,
+  response: string,
+  sessionId: Hex,
+): Promise<{ inputNames: string[]; outputNames: string[] }> {
+  const pt = await channel.openResponse(response);
+  if (pt.length > 1024 * 1024) throw new FirnError('E_TOO_LARGE', 'session open response too large');
+  let o: { v?: unknown; sessionId?: unknown; inputNames?: unknown; outputNames?: unknown };
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(pt)) as typeof o;
+  } catch {
+    throw new FirnError('E_PARSE', 'session open response is not JSON');
+  }
+  const names = (v: unknown) =>
+    Array.isArray(v) && v.length <= 1024 && v.every((n) => typeof n === 'string') ? (v as string[]) : null;
+  const inputNames = names(o.inputNames);
+  const outputNames = names(o.outputNames);
+  if (o.v !== 1 || inputNames === null || outputNames === null)
+    throw new FirnError('E_PARSE', 'session open response is malformed');
+  if (typeof o.sessionId !== 'string' || o.sessionId.toLowerCase() !== sessionId.toLowerCase())
+    throw new FirnError('E_JOB_INVALID', 'the enclave opened another session than this job');
+  return { inputNames, outputNames };
 }
 
 /** The session workload hash and input commitment (what the session job is posted with). */
@@ -218,7 +251,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     grantExpiresAt: now() + deadlineSeconds,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; inputNames: string[]; outputNames: string[] };
+  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string };
   try {
     opened = await api.openSession(built.body);
   } catch (e) {
@@ -227,6 +260,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   }
   if (opened.sessionId.toLowerCase() !== jobId.toLowerCase())
     throw new FirnError('E_JOB_INVALID', 'node opened another session than this job');
+  const names = await openSessionInfo(built.channel, opened.response, jobId);
   const codec = new SessionCodec(
     built.secret,
     hexBytes(opened.salt, 'salt', SESSION_SALT_BYTES),
@@ -250,8 +284,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       measurement: node.measurement,
     },
     expiresAt: opened.expiresAt,
-    inputNames: opened.inputNames,
-    outputNames: opened.outputNames,
+    inputNames: names.inputNames,
+    outputNames: names.outputNames,
     timings: { attestMs, openMs },
     infer: (tensors) =>
       serial(async () => {

@@ -92,18 +92,24 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     const err = e as FirnError;
     throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, jobId, reclaimed);
   }
+  // The enclave tells the host only an error code; the full message arrives sealed on the channel.
+  let sealedError: { code: FirnError['code']; message: string } | undefined;
   const end = await api.followEvents(jobId, async (message) => {
     const ev = JSON.parse(new TextDecoder().decode(await built.channel.openEvent(message))) as Record<
       string,
       unknown
     >;
+    const err =
+      ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
+    if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
+      sealedError = { code: err.code as FirnError['code'], message: err.message };
     opts.onProgress?.(ev);
   });
   if (end.status !== 'proved') {
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(
-      end.error?.code ?? 'E_JOB_FAILED',
-      end.error?.message ?? 'job failed',
+      sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED',
+      sealedError?.message ?? end.error?.message ?? 'job failed',
       jobId,
       reclaimed,
     );

@@ -4,18 +4,37 @@
  */
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FirnError, toErrorBody } from '@firn/core';
+import { type ErrorCode, FirnError, toErrorBody } from '@firn/core';
 import { setTfWasmDir } from '@firn/ml';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
 import { ENCLAVE_IMAGE_WASM_DIR, verifyEnclaveImage } from './image.ts';
-import { jobHandlers } from './jobs/index.ts';
+import { createJobHandlers } from './jobs/index.ts';
+import { WORKLOADS } from './jobs/workloads/index.ts';
+import { childProcessRuntime, serveMlRuntime } from './runtime/mlRuntime.ts';
 import { encodeFrame, FrameDecoder, isRequestFrame, PROTOCOL_VERSION } from './protocol.ts';
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(
     `${JSON.stringify({ t: new Date().toISOString(), level, component: 'enclave', msg, ...fields })}\n`,
   );
+}
+
+/** Methods whose errors may quote the requester's plaintext (a column, a tensor, a request field). */
+const JOB_METHODS = new Set(['runJob', 'openSession', 'sessionRequest', 'closeSession']);
+
+/**
+ * The error a request's answer carries to the host: for job and session methods only the stable
+ * code (the full message reaches the requester sealed, or not at all); for the others, whose
+ * inputs come from the host, the message too.
+ */
+function hostErrorBody(method: string, e: unknown): { code: ErrorCode; message: string } {
+  const { code, message } = toErrorBody(e);
+  if (!JOB_METHODS.has(method)) return { code, message };
+  return {
+    code,
+    message: `the enclave refused the ${method} request (${code}); any details go to the requester, sealed`,
+  };
 }
 
 async function main(): Promise<void> {
@@ -31,7 +50,10 @@ async function main(): Promise<void> {
   const env = await environmentFromEnv(process.env, image.digest);
   const send = (o: unknown) => process.stdout.write(encodeFrame(o));
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
-  const program = createEnclaveProgram(env, jobHandlers);
+  // Each job's ML runtime runs in a child process started from this same measured entry; it
+  // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
+  const runtime = childProcessRuntime({ modulePath: self, args: [ML_WORKER_FLAG] });
+  const program = createEnclaveProgram(env, createJobHandlers(runtime));
   log('info', 'enclave started', { teeType: env.provider.teeType });
   const dec = new FrameDecoder();
   process.stdin.on('data', (chunk: Buffer) => {
@@ -51,7 +73,7 @@ async function main(): Promise<void> {
         .handle(f.method, f.params)
         .then((result) => send({ v: PROTOCOL_VERSION, id: f.id, result }))
         .catch((e: unknown) => {
-          const error = toErrorBody(e);
+          const error = hostErrorBody(f.method, e);
           log('warn', 'request failed', { method: f.method, code: error.code });
           send({ v: PROTOCOL_VERSION, id: f.id, error });
         });
@@ -60,7 +82,15 @@ async function main(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
-main().catch((e: unknown) => {
-  log('fatal', 'enclave failed to start', toErrorBody(e));
-  process.exit(1);
-});
+const ML_WORKER_FLAG = '--ml-worker';
+
+if (process.argv.includes(ML_WORKER_FLAG)) {
+  // The ML runtime child: no keys, no environment; it answers its parent over IPC only.
+  setTfWasmDir(join(dirname(dirname(fileURLToPath(import.meta.url))), ENCLAVE_IMAGE_WASM_DIR));
+  serveMlRuntime(WORKLOADS);
+} else {
+  main().catch((e: unknown) => {
+    log('fatal', 'enclave failed to start', toErrorBody(e));
+    process.exit(1);
+  });
+}

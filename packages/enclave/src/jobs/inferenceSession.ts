@@ -31,13 +31,12 @@ import {
 import {
   decodeTensorsBinary,
   encodeTensorsBinary,
-  loadOnnxModel,
-  type OnnxModel,
   parseTensorMap,
   type TensorMap,
   tensorMapToJson,
 } from '@firn/ml';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { inProcessRuntime, type MlRuntime, type RuntimeModel } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import { acceptRequest, checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
 
@@ -67,6 +66,17 @@ export interface OpenSessionResult {
   salt: Hex;
   /** Unix seconds: the earliest grant expiry; requests at or after it are refused. */
   expiresAt: number;
+  /**
+   * Base64 channel response sealed to the requester: JSON `SessionOpenInfo`. The model's tensor
+   * names are the requester's secret, so the host relays them only encrypted.
+   */
+  response: string;
+}
+
+/** What the open response carries inside the channel. */
+export interface SessionOpenInfo {
+  v: 1;
+  sessionId: Hex;
   inputNames: string[];
   outputNames: string[];
 }
@@ -117,15 +127,17 @@ export interface SessionHandlerOptions {
   idleSeconds?: number;
   /** Cap on one request message (bytes, before base64). */
   maxRequestBytes?: number;
-  /** Model loader (tests may count loads); default onnxruntime with one intra-op thread. */
-  loadModel?: (bytes: Uint8Array) => Promise<OnnxModel>;
+  /** Model loader (tests may count loads); default `runtime.loadModel`. */
+  loadModel?: (bytes: Uint8Array) => Promise<RuntimeModel>;
+  /** Where session models run; default in this process (the enclave's main passes a child-process runtime). */
+  runtime?: MlRuntime;
 }
 
 interface Session {
   jobId: Hex;
   endpoint: SessionEndpoint;
   salt: Uint8Array;
-  model: OnnxModel;
+  model: RuntimeModel;
   transcript: SessionTranscript;
   workloadHash: Hex;
   inputCommitment: Hex;
@@ -195,7 +207,8 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const idle = opts.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS;
   const maxRequest = Math.min(opts.maxRequestBytes ?? MAX_SESSION_MESSAGE_BYTES, MAX_SESSION_MESSAGE_BYTES);
-  const load = opts.loadModel ?? ((b: Uint8Array) => loadOnnxModel(b, { intraOpThreads: 1 }));
+  const runtime = opts.runtime ?? inProcessRuntime({});
+  const load = opts.loadModel ?? ((b: Uint8Array) => runtime.loadModel(b));
   const sessions = new Map<Hex, Session>();
   const opening = new Set<Hex>();
 
@@ -223,7 +236,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
     opening.add(p.jobId);
     try {
-      const { request: open } = await acceptRequest(
+      const { channel, request: open } = await acceptRequest(
         ctx,
         p,
         sessionChannelInfo(p.jobId),
@@ -260,12 +273,17 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         tail: Promise.resolve(),
         closed: false,
       });
+      const info: SessionOpenInfo = {
+        v: 1,
+        sessionId: p.jobId,
+        inputNames: [...loaded.inputNames],
+        outputNames: [...loaded.outputNames],
+      };
       return {
         sessionId: p.jobId,
         salt: bytesToHex(salt),
         expiresAt,
-        inputNames: [...loaded.inputNames],
-        outputNames: [...loaded.outputNames],
+        response: Buffer.from(channel.sealResponse(utf8(JSON.stringify(info)))).toString('base64'),
       };
     } finally {
       opening.delete(p.jobId);

@@ -15,6 +15,7 @@ import {
   sha256,
   utf8,
   type WorkProofFields,
+  toErrorBody,
   type WorkProofJson,
   workProofDigest,
   workProofToJson,
@@ -32,6 +33,7 @@ import {
   verifyGrant,
 } from '@firn/crypto';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
 
@@ -191,11 +193,14 @@ export interface JobHandlerOptions {
   /** Enclave clock, unix seconds (tests inject it; the host cannot). */
   now?: () => number;
   cache?: ArtifactCache;
+  /** Where workloads run; default in this process (the enclave's main passes a child-process runtime). */
+  runtime?: MlRuntime;
 }
 
 /**
  * Accept the requester's HPKE channel and open its first message. A request that does not open
- * for this job is E_DECRYPT; one that opens but does not parse is E_JOB_INVALID.
+ * for this job is E_DECRYPT; one that opens but does not parse is E_JOB_INVALID (its message may
+ * quote the requester's request, so callers seal it to the requester, see `sealedFailure`).
  */
 export async function acceptRequest<T>(
   ctx: EnclaveContext,
@@ -204,14 +209,43 @@ export async function acceptRequest<T>(
   parse: (plaintext: Uint8Array) => T,
   what: 'job' | 'session',
 ): Promise<{ channel: EnclaveChannel; request: T }> {
+  const { channel, plaintext } = await openChannel(ctx, p, info, what);
+  return { channel, request: parseRequest(plaintext, parse, what) };
+}
+
+async function openChannel(
+  ctx: EnclaveContext,
+  p: Pick<RunJobParams, 'enc' | 'request'>,
+  info: Uint8Array,
+  what: 'job' | 'session',
+): Promise<{ channel: EnclaveChannel; plaintext: Uint8Array }> {
   const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(p.enc, 'enc', 32), { info });
   try {
-    return { channel, request: parse(await channel.openRequest(p.request)) };
+    return { channel, plaintext: await channel.openRequest(p.request) };
+  } catch {
+    throw fail('E_DECRYPT', `${what} request does not open for this job`);
+  }
+}
+
+function parseRequest<T>(plaintext: Uint8Array, parse: (plaintext: Uint8Array) => T, what: string): T {
+  try {
+    return parse(plaintext);
   } catch (e) {
-    if (isFirnError(e) && (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE'))
-      throw fail('E_DECRYPT', `${what} request does not open for this job`);
     throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : `${what} request is invalid`);
   }
+}
+
+/**
+ * What the host is told about a failed job: the stable code and a fixed text. The full message
+ * (which may name a column, a row or a tensor of the requester's data) travels only sealed to
+ * the requester, as a `{stage: "failed", error: {code, message}}` channel event.
+ */
+export function hostFailure(e: unknown): FirnError {
+  const { code } = toErrorBody(e);
+  return new FirnError(
+    code,
+    `the job failed in the enclave (${code}); the full message is sealed to the requester`,
+  );
 }
 
 /**
@@ -222,16 +256,22 @@ export async function acceptRequest<T>(
 export function createRunJobHandler(opts: JobHandlerOptions): Handler {
   const cache = opts.cache ?? new ArtifactCache();
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const runtime = opts.runtime ?? inProcessRuntime(opts.workloads);
   return async (raw, ctx) => {
     const p = parseRunJobParams(raw);
-    const { channel, request: req } = await acceptRequest(
-      ctx,
-      p,
-      jobChannelInfo(p.jobId),
-      parseJobRequest,
-      'job',
-    );
-    return runRequest(req, p, ctx, channel, cache, clock, opts.workloads);
+    const { channel, plaintext } = await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
+    try {
+      const req = parseRequest(plaintext, parseJobRequest, 'job');
+      return await runRequest(req, p, ctx, channel, cache, clock, opts.workloads, runtime);
+    } catch (e) {
+      // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
+      const error = isFirnError(e)
+        ? toErrorBody(e)
+        : { code: 'E_JOB_FAILED', message: 'the workload failed' };
+      const msg = channel.sealEvent(utf8(JSON.stringify({ stage: 'failed', error })));
+      ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
+      throw hostFailure(e);
+    }
   };
 }
 
@@ -243,6 +283,7 @@ async function runRequest(
   cache: ArtifactCache,
   clock: () => number,
   workloads: Record<string, Workload>,
+  runtime: MlRuntime,
 ): Promise<RunJobResult> {
   const startedAt = clock();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
@@ -260,7 +301,12 @@ async function runRequest(
   emitProgress({ stage: 'started', kind: req.kind });
   let result: Awaited<ReturnType<Workload>>;
   try {
-    result = await workload({ params: req.params, inputs, progress: emitProgress, now: clock });
+    result = await runtime.runWorkload(req.kind, {
+      params: req.params,
+      inputs,
+      progress: emitProgress,
+      now: clock,
+    });
   } catch (e) {
     // Typed workload errors pass through; anything else is reported without its message.
     if (isFirnError(e)) throw e;
