@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
-import { EnclaveSupervisor } from './enclaveSupervisor.ts';
+import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { JobService } from './jobs/jobApi.ts';
 import { readJson, Router } from './http/router.ts';
 import type { Logger } from './logger.ts';
@@ -28,6 +28,8 @@ export interface NodeDaemonOptions {
   bundlePath: string;
   /** Environment for the enclave process (FIRN_TEE, FIRN_SIM_PLATFORM, ...). */
   enclaveEnv: Record<string, string>;
+  /** How the enclave is started (default: plain node; gramine-sgx on SGX). */
+  enclaveLauncher?: EnclaveLauncher;
   logger: Logger;
   /** The chain this node registers on and takes jobs from (absent: serve only). */
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
@@ -59,6 +61,7 @@ export class NodeDaemon {
     this.supervisor = new EnclaveSupervisor({
       bundlePath: opts.bundlePath,
       env: opts.enclaveEnv,
+      ...(opts.enclaveLauncher === undefined ? {} : { launcher: opts.enclaveLauncher }),
       logger: opts.logger,
     });
     this.metrics.describe('firn_http_requests_total', 'counter', 'HTTP requests by route and status');
