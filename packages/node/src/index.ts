@@ -11,3 +11,4 @@ export * from './jobs/jobApi.ts';
 export * from './openapi.ts';
 export * from './storage/artifactStore.ts';
 export * from './storage/jobStore.ts';
+export * from './gramineManifest.ts';
