@@ -7,6 +7,7 @@ import {
   type EnclaveLauncher,
   enclaveEnvFromHost,
   ensureRegistered,
+  generateGramineManifest,
   measureEnclaveBundle,
   NodeDaemon,
   prepareGramineLaunch,
@@ -149,6 +150,42 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
 
 export function registerNode(program: Command): void {
   const node = program.command('node').description('run a firn compute node');
+  node
+    .command('gramine-manifest')
+    .description('print the Gramine manifest `node start --tee sgx-gramine` would sign (for review)')
+    .option('--bundle <file>', 'enclave image entry (default: the built one)')
+    .option('--gramine-libos <file>', "Gramine's libsysdb.so")
+    .option('--gramine-runtime-dir <dir>', "Gramine's patched glibc runtime directory")
+    .option(
+      '--gramine-lib-dir <dir>',
+      'system library directory trusted in the enclave (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .action(
+      async (o: {
+        bundle?: string;
+        gramineLibos?: string;
+        gramineRuntimeDir?: string;
+        gramineLibDir: string[];
+      }) => {
+        try {
+          const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
+          if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
+          const image = measureEnclaveBundle(bundlePath).image;
+          const { text } = generateGramineManifest({
+            image: { dir: image.dir, manifest: image.manifest },
+            ...(o.gramineLibos ? { gramineLibos: o.gramineLibos } : {}),
+            ...(o.gramineRuntimeDir ? { gramineRuntimeDir: o.gramineRuntimeDir } : {}),
+            ...(o.gramineLibDir.length > 0 ? { libDirs: o.gramineLibDir } : {}),
+          });
+          process.stdout.write(text);
+        } catch (e) {
+          printError(e, false);
+          process.exit(1);
+        }
+      },
+    );
   node
     .command('start')
     .description('start the enclave, serve the node API, register on chain with stake')
