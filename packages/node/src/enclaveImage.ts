@@ -128,11 +128,16 @@ export async function buildEnclaveImage(dir = defaultImageDir()): Promise<Enclav
     metafile: true,
     plugins: [ortBindingFromImage, optionalAbsent],
     banner: {
+      // CommonJS code in the bundle (emscripten's glue in tfjs-backend-wasm) expects require,
+      // __filename and __dirname; ESM has none, so they are defined from the bundle's own URL.
       js: [
         "import { createRequire as __cr } from 'node:module';",
         "import { fileURLToPath as __f2p } from 'node:url';",
+        "import { dirname as __dn } from 'node:path';",
         'const require = __cr(import.meta.url);',
-        "const __firnImageDir = __f2p(new URL('..', import.meta.url)).replace(/[\\\\/]$/, '');",
+        'const __filename = __f2p(import.meta.url);',
+        'const __dirname = __dn(__filename);',
+        'const __firnImageDir = __dn(__dirname);',
       ].join(' '),
     },
   });
