@@ -23,7 +23,7 @@ import {
 } from '@firn/enclave';
 import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deriveKmsSealingKey } from './keyBroker.ts';
+import { deriveKmsSealingKey, KeyBroker } from './keyBroker.ts';
 import { KmsDaemon, type KmsInfo } from './kmsDaemon.ts';
 
 /**
@@ -301,6 +301,60 @@ describe('key broker: attacks that must get nothing', () => {
     await expect(
       requestKmsSealingKey({ url: impostor.url, brokerAddress: info.address, provider: td() }),
     ).rejects.toMatchObject({ code: 'E_CRYPTO' });
+  });
+
+  it('an answer altered on the way (ciphertext, measurement or signature) is refused by the TD', async () => {
+    for (const field of ['ciphertext', 'measurement', 'signature'] as const) {
+      const mitm: typeof fetch = async (url, init) => {
+        const r = await fetch(url, init);
+        if (!String(url).endsWith('/v1/kms/key')) return r;
+        const body = (await r.json()) as Record<string, string>;
+        const h = body[field]!;
+        // Flip the first byte (for the signature, r; its last byte v has equivalent encodings).
+        body[field] = `0x${h.slice(2, 4) === '00' ? '01' : '00'}${h.slice(4)}`;
+        return new Response(JSON.stringify(body), { status: r.status });
+      };
+      await expect(
+        requestKmsSealingKey({ url: info.url, brokerAddress: info.address, provider: td(), fetch: mitm }),
+      ).rejects.toMatchObject({ code: 'E_CRYPTO' });
+    }
+  });
+
+  it('refuses an oversized request body before parsing it', async () => {
+    const r = await post(info.url, '/v1/kms/key', { v: 1, pad: 'x'.repeat(2 << 20) });
+    expect(r.status).toBe(413);
+    expect(r.json.error.code).toBe('E_TOO_LARGE');
+  });
+
+  it('keeps a bounded number of outstanding nonces: a flood expires the oldest', async () => {
+    const b = new KeyBroker({
+      masterSecret: new Uint8Array(32).fill(1),
+      policy,
+      roots,
+      maxOutstandingNonces: 2,
+    });
+    const first = b.issueNonce();
+    b.issueNonce();
+    b.issueNonce();
+    const p = td();
+    const kem = new Uint8Array(32).fill(5);
+    const nonce = Buffer.from(first.nonce.slice(2), 'hex');
+    const { quote } = await p.quote(
+      computeReportData({ enclaveAddress: KMS_REQUEST_ADDRESS, kemPublicKey: kem, nonce }),
+    );
+    await expect(
+      b.release({
+        v: 1,
+        evidence: {
+          version: 1,
+          teeType: 'simulated',
+          quote: bytesToHex(quote),
+          nonce: first.nonce,
+          enclaveAddress: bytesToHex(KMS_REQUEST_ADDRESS),
+          kemPublicKey: bytesToHex(kem),
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'E_EVIDENCE_NONCE' });
   });
 
   it('the master secret is sealed: another machine or an altered file cannot open it', async () => {
