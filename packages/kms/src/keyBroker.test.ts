@@ -326,6 +326,27 @@ describe('key broker: attacks that must get nothing', () => {
     expect(r.json.error.code).toBe('E_TOO_LARGE');
   });
 
+  it('with a second allow-list (the registry on chain), both must say yes', async () => {
+    const seen: string[] = [];
+    const d = new KmsDaemon({
+      dataDir: mkdtempSync(join(tmpdir(), 'firn-kms-chain-')),
+      platform: kmsMachine,
+      policy,
+      roots,
+      logger,
+      isMeasurementAllowed: async (teeType, m) => {
+        seen.push(`${teeType}:${m}`);
+        return false;
+      },
+    });
+    daemons.push(d);
+    const i = await d.start();
+    await expect(
+      requestKmsSealingKey({ url: i.url, brokerAddress: i.address, provider: td() }),
+    ).rejects.toMatchObject({ code: 'E_POLICY_REJECTED', message: expect.stringMatching(/on-chain/) });
+    expect(seen).toEqual([`simulated:${GOOD_MEASUREMENT}`]);
+  });
+
   it('keeps a bounded number of outstanding nonces: a flood expires the oldest', async () => {
     const b = new KeyBroker({
       masterSecret: new Uint8Array(32).fill(1),
