@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  appraiseEvidence,
   certificateDer,
   createSimulatedPlatform,
   createSimulatedRoot,
@@ -24,7 +25,7 @@ import {
 import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deriveKmsSealingKey, KeyBroker } from './keyBroker.ts';
-import { KmsDaemon, type KmsInfo } from './kmsDaemon.ts';
+import { brokerCodeSha256, KmsDaemon, type KmsInfo } from './kmsDaemon.ts';
 
 /**
  * The key broker against TDs on the simulated TEE (real processes would only add a socket): a TD
@@ -126,6 +127,31 @@ describe('key broker: release', () => {
     }).handle('init', { sealedKeys: first.sealedKeys })) as { enclaveAddress: string };
     expect(after.enclaveAddress).toBe(first.enclaveAddress);
     info.url = restarted.url;
+  });
+});
+
+describe('key broker: its own evidence', () => {
+  it('quotes its identity address for a caller nonce on its simulated TEE, with its code measurement', async () => {
+    const nonce = new Uint8Array(32).fill(0x5a);
+    const { json: ev } = await post(info.url, '/v1/kms/attestation', { nonce: bytesToHex(nonce) });
+    const a = await appraiseEvidence(ev, {
+      now: Math.floor(Date.now() / 1000),
+      policy: DEV_POLICY,
+      expectedNonce: nonce,
+      roots,
+    });
+    expect(a.ok).toBe(true);
+    expect(ev.enclaveAddress).toBe(info.address);
+    expect(a.ok && bytesToHex(a.facts.measurement)).toBe(info.measurement);
+    expect(info.measurement).toBe(bytesToHex(measurementDigest('simulated', [brokerCodeSha256()])));
+    // For another nonce the same evidence is refused.
+    const b = await appraiseEvidence(ev, {
+      now: Math.floor(Date.now() / 1000),
+      policy: DEV_POLICY,
+      expectedNonce: new Uint8Array(32),
+      roots,
+    });
+    expect(b.ok).toBe(false);
   });
 });
 

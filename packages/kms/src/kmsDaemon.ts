@@ -5,7 +5,16 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AppraiseOptions, AttestationPolicy, SimulatedPlatform } from '@firn/attestation';
-import { bytesToHex, type Hex, measurementDigest, type TeeTypeName } from '@firn/core';
+import {
+  assertNonce,
+  bytesToHex,
+  computeReportData,
+  type EvidenceBundle,
+  type Hex,
+  hexBytes,
+  measurementDigest,
+  type TeeTypeName,
+} from '@firn/core';
 import { createSimulatedProvider, MAX_KMS_REQUEST_BYTES } from '@firn/enclave';
 import { type Logger, Router, readJson } from '@firn/node';
 import { KeyBroker } from './keyBroker.ts';
@@ -58,7 +67,8 @@ export function brokerCodeSha256(): Uint8Array {
 
 /**
  * The key broker daemon (`firn kms start`): opens (or creates) its master secret sealed by its
- * own simulated TEE, then serves POST /v1/kms/nonce, POST /v1/kms/key, GET /v1/kms, GET /healthz.
+ * own simulated TEE, then serves POST /v1/kms/nonce, POST /v1/kms/key, POST /v1/kms/attestation
+ * (its own evidence binding its identity address and the caller's nonce), GET /v1/kms, GET /healthz.
  * It logs refusals by code and released identities by measurement, never a key.
  */
 export class KmsDaemon {
@@ -103,6 +113,24 @@ export class KmsDaemon {
     router.add('GET', '/healthz', () => ({ ok: true }));
     router.add('GET', '/v1/kms', () => this.info);
     router.add('POST', '/v1/kms/nonce', () => broker.issueNonce());
+    // The broker's own evidence: its (simulated) TEE quotes its identity address for the caller's
+    // nonce, so whoever pins the address can first check which broker code holds it.
+    router.add('POST', '/v1/kms/attestation', async ({ req }) => {
+      const body = (await readJson(req, 4096)) as { nonce?: unknown } | null;
+      const nonce = assertNonce(hexBytes(body?.nonce, 'nonce', undefined, 64));
+      const kemPublicKey = new Uint8Array(32);
+      const enclaveAddress = hexBytes(broker.address, 'address', 20);
+      const { quote } = await provider.quote(computeReportData({ enclaveAddress, kemPublicKey, nonce }));
+      const bundle: EvidenceBundle = {
+        version: 1,
+        teeType: provider.teeType,
+        quote: bytesToHex(quote),
+        nonce: bytesToHex(nonce),
+        enclaveAddress: broker.address,
+        kemPublicKey: bytesToHex(kemPublicKey),
+      };
+      return bundle;
+    });
     router.add('POST', '/v1/kms/key', async ({ req }) => {
       const body = await readJson(req, MAX_KMS_REQUEST_BYTES);
       try {
