@@ -217,6 +217,29 @@ describe('gramine-sgx launcher', () => {
     ).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
   });
 
+  it('fails typed when Gramine is not installed (no gramine-sgx-sign, no gramine-sgx)', async () => {
+    await expect(
+      prepareGramineLaunch({ ...opts, dataDir: join(dir, 'n1'), signExecutable: join(dir, 'no-such-sign') }),
+    ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+    const sup = new EnclaveSupervisor({
+      bundlePath: bundle.path,
+      env: { FIRN_TEE: 'sgx-gramine' },
+      launcher: {
+        kind: 'gramine-sgx',
+        manifestDir: dir,
+        name: 'firn-enclave',
+        executable: join(dir, 'no-such-gramine'),
+      },
+      logger,
+    });
+    sups.push(sup);
+    sup.start();
+    await expect(sup.ready(1000)).rejects.toMatchObject({ code: 'E_ENCLAVE_UNAVAILABLE' });
+    expect(logs.some((l) => l.includes('enclave launcher failed to start') && l.includes('ENOENT'))).toBe(
+      true,
+    );
+  });
+
   it('signs, then runs gramine-sgx with the allow-listed environment; the enclave names itself from the SGX quote', async () => {
     // Fake device tree: what Gramine exposes under /dev/attestation (captured real quote).
     const fsRoot = join(dir, 'fs');

@@ -129,7 +129,16 @@ export class EnclaveSupervisor extends EventEmitter {
         launcher: cmd.file,
         code: (e as NodeJS.ErrnoException).code ?? 'E_UNAVAILABLE',
       });
-      if (child.pid === undefined && this.child === child) this.child = undefined;
+      if (child.pid === undefined && this.child === child) {
+        this.child = undefined;
+        for (const [, p] of this.pending) {
+          clearTimeout(p.timer);
+          p.reject(
+            new FirnError('E_ENCLAVE_UNAVAILABLE', `enclave launcher ${cmd.file} could not be started`),
+          );
+        }
+        this.pending.clear();
+      }
     });
     child.stdin!.on('error', () => undefined);
     const dec = new FrameDecoder();
