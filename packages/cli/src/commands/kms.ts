@@ -63,13 +63,26 @@ export async function startKmsCommand(o: KmsStartOptions): Promise<KmsDaemon> {
       throw new FirnError('E_INVALID_INPUT', `cannot read collateral ${o.collateral}`, { cause: e });
     }
   }
+  const readTyped = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof FirnError) throw e;
+      throw new FirnError('E_INVALID_INPUT', `cannot read ${what}`, { cause: e });
+    }
+  };
+  const simPlatform = o.simPlatform;
+  const platform = readTyped(`--sim-platform ${simPlatform}`, () =>
+    parseSimulatedPlatform(JSON.parse(readFileSync(simPlatform, 'utf8'))),
+  );
+  const roots = readTyped(`--sim-root ${o.simRoot}`, () => loadSimRoots(o.simRoot));
   const daemon = new KmsDaemon({
     dataDir: resolve(o.dataDir),
     host: o.host,
     port: Number(o.port),
-    platform: parseSimulatedPlatform(JSON.parse(readFileSync(o.simPlatform, 'utf8'))),
+    platform,
     policy,
-    roots: loadSimRoots(o.simRoot),
+    roots,
     ...(collateral === undefined ? {} : { collateral }),
     ...(isMeasurementAllowed ? { isMeasurementAllowed } : {}),
     logger: createLogger({ component: 'kms' }),
