@@ -112,6 +112,8 @@ export interface BuildSessionOpenParams {
   resultRecipient: Uint8Array;
   domain: { chainId: number; jobMarket: Hex };
   grantExpiresAt: number;
+  /** Unix seconds: the latest block timestamp (the grant's issuedAt); default the local clock. */
+  grantIssuedAt?: number;
   /** Fault tests only. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
@@ -137,6 +139,7 @@ export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
     resultRecipient: p.resultRecipient,
     domain: p.domain,
     grantExpiresAt: p.grantExpiresAt,
+    ...(p.grantIssuedAt === undefined ? {} : { grantIssuedAt: p.grantIssuedAt }),
     ...(p.mutateGrant ? { mutateGrant: p.mutateGrant } : {}),
   });
   const secret = new Uint8Array(randomBytes(32));
@@ -241,6 +244,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   await uploadSealed(api, model, 'model');
   const { workloadHash, inputCommitment } = sessionCommitments(model.artifactId);
   const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  const chainTime = Number((await clients.public.getBlock()).timestamp);
   const built = await buildSessionOpen({
     jobId,
     model,
@@ -248,7 +252,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: now() + deadlineSeconds,
+    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    // The chain time the grant is made at: the enclave's clock never goes below it.
+    grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
   let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string };

@@ -70,6 +70,7 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
   const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  const chainTime = Number((await clients.public.getBlock()).timestamp);
   opts.onPosted?.(jobId);
 
   const built = await buildJobRequest({
@@ -81,7 +82,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: now() + deadlineSeconds,
+    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    // The chain time the grants are made at: the enclave's clock never goes below it.
+    grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
   const reclaim = () => reclaimIfPossible(clients, jobId);

@@ -14,3 +14,4 @@ export type {
 export type { TrainingReport } from './jobs/workloads/training.ts';
 export * from './evidence/kmsProtocol.ts';
 export * from './evidence/kmsSealingKey.ts';
+export * from './trustedTime.ts';

@@ -66,6 +66,7 @@ async function open(
     resultRecipient: kem.publicKey,
     domain,
     grantExpiresAt: now + 600,
+    grantIssuedAt: now - 60,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
   const params = {

@@ -228,7 +228,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
-    const now = clock();
+    const now = ctx.time.now(clock());
     sweep(now);
     if (sessions.has(p.jobId) || opening.has(p.jobId))
       throw fail('E_CONFLICT', 'a session for this job is already open');
@@ -290,14 +290,15 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     }
   };
 
-  const sessionRequest: Handler = async (raw): Promise<{ message: string }> => {
+  const sessionRequest: Handler = async (raw, ctx: EnclaveContext): Promise<{ message: string }> => {
     const s = get(sessionIdOf(raw));
     if (typeof raw.message !== 'string' || raw.message.length > Math.ceil(maxRequest / 3) * 4)
       throw fail('E_TOO_LARGE', `a session request is at most ${maxRequest} bytes`);
     const message = new Uint8Array(Buffer.from(raw.message, 'base64'));
     return onQueue(s, async () => {
       if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
-      const now = clock();
+      // Floored time: a host that rewinds its clock cannot extend an expired session.
+      const now = ctx.time.now(clock());
       if (now >= s.expiresAt) throw fail('E_GRANT_EXPIRED', 'the session grant has expired');
       // Replayed, reordered or altered messages fail here and leave the session state unchanged.
       const pt = s.endpoint.open(message);
@@ -336,7 +337,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         inputCommitment: s.inputCommitment,
         outputCommitment: s.transcript.commitment(s.jobId, s.salt),
         startedAt: BigInt(s.startedAt),
-        finishedAt: BigInt(Math.max(clock(), s.startedAt)),
+        finishedAt: BigInt(Math.max(ctx.time.now(clock()), s.startedAt)),
         workUnits: s.workUnits,
       };
       const signature = bytesToHex(

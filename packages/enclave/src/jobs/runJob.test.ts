@@ -78,6 +78,7 @@ async function prepare(
     resultRecipient: kem.publicKey,
     domain,
     grantExpiresAt: opts.expiresAt ?? NOW + 600,
+    grantIssuedAt: NOW - 60,
   });
   const onChain = jobCommitments('inference', {}, inputs);
   const params = {

@@ -117,7 +117,8 @@ async function readInput(path: string, id: Hex): Promise<Uint8Array> {
 
 /**
  * Verify every grant of a request (owner signature, this enclave's Enclave ID and KEM key, this
- * jobId and workload hash, expiry at `now`), unwrap the data keys and open the inputs (from the
+ * jobId and workload hash, expiry at `now`, the enclave's floored time), raise the time floor to
+ * each grant's signed `issuedAt`, unwrap the data keys and open the inputs (from the
  * plaintext cache on a hit with the same key, else from the host file, which must hash to its
  * id). It proves the requester's grants cover these inputs for this job; it does not check the
  * request against the chain (callers compare the commitments first).
@@ -145,6 +146,8 @@ export async function openGrantedInputs(
       now,
       enclaveKemPublicKey: keys.kemPublicKey,
     });
+    // The owner signed the chain time it made this grant at: the enclave's clock never goes below it again.
+    ctx.time.observe(grant.issuedAt);
     const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
     const hit = cache.get(ref.artifactId, dataKey);
     if (hit !== undefined) {
@@ -285,14 +288,16 @@ async function runRequest(
   workloads: Record<string, Workload>,
   runtime: MlRuntime,
 ): Promise<RunJobResult> {
-  const startedAt = clock();
+  // Host clock, never below the enclave's time floor (grant times and earlier host times).
+  const now = () => ctx.time.now(clock());
+  const startedAt = now();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
   const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
   if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
-  const inputs = await openGrantedInputs(req, p, ctx, cache, clock(), workloadHash);
+  const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
 
   const emitProgress = (event: Record<string, unknown>) => {
     const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));
@@ -305,7 +310,7 @@ async function runRequest(
       params: req.params,
       inputs,
       progress: emitProgress,
-      now: clock,
+      now,
     });
   } catch (e) {
     // Typed workload errors pass through; anything else is reported without its message.
@@ -327,7 +332,7 @@ async function runRequest(
     await rename(`${path}.part`, path);
     outputs.push({ role: o.role, artifactId: id, contentType: o.contentType, size: sealed.length, path });
   }
-  const finishedAt = Math.max(clock(), startedAt);
+  const finishedAt = Math.max(now(), startedAt);
   const proof: WorkProofFields = {
     jobId: p.jobId,
     enclaveId,

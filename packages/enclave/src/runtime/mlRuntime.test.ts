@@ -67,6 +67,7 @@ async function job(kind: string, params: Record<string, unknown>, data: Uint8Arr
     resultRecipient: kem.publicKey,
     domain,
     grantExpiresAt: NOW + 600,
+    grantIssuedAt: NOW - 60,
   });
   const params2 = {
     jobId,
