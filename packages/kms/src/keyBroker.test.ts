@@ -346,6 +346,18 @@ describe('key broker: attacks that must get nothing', () => {
     }
   });
 
+  it('a TD refuses a key derived for another identity than its own', async () => {
+    const platformId = Buffer.from(tdMachine.platformId.slice(2), 'hex');
+    const mine = () => ({ measurement: measurementDigest('simulated', [GOOD_CODE]), platformId });
+    await expect(
+      requestKmsSealingKey({ url: info.url, brokerAddress: info.address, provider: td(), expected: mine }),
+    ).resolves.toHaveLength(32);
+    const other = () => ({ measurement: measurementDigest('simulated', [OTHER_CODE]), platformId });
+    await expect(
+      requestKmsSealingKey({ url: info.url, brokerAddress: info.address, provider: td(), expected: other }),
+    ).rejects.toMatchObject({ code: 'E_SEAL' });
+  });
+
   it('refuses an oversized request body before parsing it', async () => {
     const r = await post(info.url, '/v1/kms/key', { v: 1, pad: 'x'.repeat(2 << 20) });
     expect(r.status).toBe(413);

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { FirnError, hexToBytes } from '@firn/core';
+import { FirnError, hexToBytes, measurementDigest } from '@firn/core';
 import {
   dcapSelfIdentity,
   parseSimulatedPlatform,
@@ -46,10 +46,12 @@ export async function environmentFromEnv(
     if (!path) throw new FirnError('E_INVALID_INPUT', 'FIRN_SIM_PLATFORM is not set');
     const platform = parseSimulatedPlatform(JSON.parse(await readFile(path, 'utf8')));
     const sim = createSimulatedProvider(platform, bundleSha256, { debug: env.FIRN_SIM_DEBUG === '1' });
+    const platformId = hexToBytes(platform.platformId);
+    const measurement = measurementDigest('simulated', [bundleSha256]);
     const out: EnclaveEnvironment = {
-      provider: kms ? withKmsSealingKey(sim, kms) : sim,
+      provider: kms ? withKmsSealingKey(sim, { ...kms, expected: () => ({ measurement, platformId }) }) : sim,
       measurementRegisters: [bundleSha256],
-      platformId: hexToBytes(platform.platformId),
+      platformId,
     };
     // Simulated GPUs attached to this simulated machine (composite evidence on the devnet).
     if (env.FIRN_SIM_GPUS) {
@@ -65,10 +67,21 @@ export async function environmentFromEnv(
     const root = env.FIRN_FS_ROOT ?? '/';
     // TDX has no hardware sealing key: without a broker, sealingKey() fails with E_UNSUPPORTED.
     const tdx = new TdxConfigfsEvidenceProvider({ root, ...(deps.tsmFs ? { fs: deps.tsmFs } : {}) });
-    const provider: EvidenceProvider =
-      tee === 'sgx-gramine' ? new GramineEvidenceProvider({ root }) : kms ? withKmsSealingKey(tdx, kms) : tdx;
     // The hardware measured this program; the enclave learns its registers and PPID from its own quote.
-    const self = dcapSelfIdentity((await provider.quote(new Uint8Array(64))).quote);
+    const self = dcapSelfIdentity(
+      (await (tee === 'sgx-gramine' ? new GramineEvidenceProvider({ root }) : tdx).quote(new Uint8Array(64)))
+        .quote,
+    );
+    const expected = () => ({
+      measurement: measurementDigest(self.teeType, self.registers),
+      platformId: self.platformId,
+    });
+    const provider: EvidenceProvider =
+      tee === 'sgx-gramine'
+        ? new GramineEvidenceProvider({ root })
+        : kms
+          ? withKmsSealingKey(tdx, { ...kms, expected })
+          : tdx;
     const out: EnclaveEnvironment = {
       provider,
       measurementRegisters: self.registers,

@@ -34,6 +34,12 @@ export interface KmsSealingKeyOptions {
   brokerAddress: Hex | string;
   /** The TEE that quotes for this TD. */
   provider: EvidenceProvider;
+  /**
+   * This TEE's own identity as it computes it (measurement digest, platform id): the key must have
+   * been derived for exactly this, or it is refused (a broker deriving for another identity would
+   * hand out a key someone else can also obtain).
+   */
+  expected?: () => { measurement: Uint8Array; platformId: Uint8Array };
   /** Per-request timeout, ms (default 10 s). */
   timeoutMs?: number;
   /** Injected for tests; defaults to the global fetch. */
@@ -72,7 +78,8 @@ async function postJson(o: KmsSealingKeyOptions, path: string, body: unknown): P
  * open the HPKE-sealed 32-byte key. Proves the key came from the pinned broker for this request;
  * what the broker checked (measurement allow-list, TCB) is the broker's policy, not checked here.
  * Errors: E_UNAVAILABLE (broker unreachable), the broker's refusal code (E_POLICY_REJECTED,
- * E_EVIDENCE_*), E_CRYPTO (signature not from the pinned broker), E_DECRYPT, E_TOO_LARGE.
+ * E_EVIDENCE_*), E_CRYPTO (signature not from the pinned broker), E_SEAL (key derived for another
+ * identity than `expected`), E_DECRYPT, E_TOO_LARGE.
  */
 export async function requestKmsSealingKey(o: KmsSealingKeyOptions): Promise<Uint8Array> {
   const broker = bytesToHex(hexBytes(o.brokerAddress, 'broker address', 20));
@@ -99,6 +106,13 @@ export async function requestKmsSealingKey(o: KmsSealingKeyOptions): Promise<Uin
     throw new FirnError('E_EVIDENCE_NONCE', 'key broker answered another request');
   if (!verifyTagged(broker, TAGS.kmsResponse, kmsResponseFields(r), hexBytes(r.signature, 'signature')))
     throw new FirnError('E_CRYPTO', 'key broker answer is not signed by the pinned broker address');
+  const me = o.expected?.();
+  if (
+    me &&
+    (!bytesEqual(hexBytes(r.measurement, 'measurement'), me.measurement) ||
+      !bytesEqual(hexBytes(r.platformId, 'platformId'), me.platformId))
+  )
+    throw new FirnError('E_SEAL', 'key broker released a key for another measurement or platform');
   const key = await hpkeOpen(
     eph.privateKey,
     hexBytes(r.enc, 'enc'),
