@@ -29,7 +29,7 @@ import { createLogger } from './logger.ts';
 /**
  * The launchers with real enclave processes: the plain-node launcher (simulated TEE, key from the
  * key broker) and the gramine-sgx launcher, where a fake `gramine-sgx` (and `gramine-sgx-sign`)
- * records its argv and environment, checks every hash-pinned trusted file as Gramine would, and
+ * is found on PATH, records its argv and environment, checks every hash-pinned trusted file as Gramine would, and
  * runs the image's entry with the manifest's environment over a fake /dev/attestation holding a
  * captured REAL SGX quote. Not covered: real SGX hardware and Gramine itself (EPC, MRENCLAVE
  * computation, the encrypted mount, a quote binding the written report data).
@@ -302,11 +302,11 @@ child.on('exit', (c) => process.exit(c ?? 1));
 `,
     );
     const dataDir = join(dir, 'node-sgx');
+    // The fakes are found on PATH, as the real tools would be.
+    process.env.PATH = `${bin}:${process.env.PATH ?? ''}`;
     const launcher = await prepareGramineLaunch({
       ...opts,
       dataDir,
-      signExecutable: join(bin, 'gramine-sgx-sign'),
-      executable: join(bin, 'gramine-sgx'),
     });
     const signed = JSON.parse(readFileSync(signRecord, 'utf8'));
     expect(signed.argv).toEqual([
@@ -328,6 +328,7 @@ child.on('exit', (c) => process.exit(c ?? 1));
     sup.start();
     await sup.ready();
     const rec = JSON.parse(readFileSync(record, 'utf8'));
+    expect(sup.command().file).toBe('gramine-sgx');
     expect(rec.argv).toEqual(['firn-enclave']);
     expect(rec.cwd).toBe(join(dataDir, 'gramine'));
     expect(rec.env.FIRN_LOG_LEVEL).toBe('info');
