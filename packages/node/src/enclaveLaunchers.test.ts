@@ -28,10 +28,10 @@ import { createLogger } from './logger.ts';
 
 /**
  * The launchers with real enclave processes: the plain-node launcher (simulated TEE, key from the
- * key broker) and the gramine-sgx launcher, where a fake `gramine-sgx` (and `gramine-sgx-sign`)
- * is found on PATH, records its argv and environment, checks every hash-pinned trusted file as Gramine would, and
- * runs the image's entry with the manifest's environment over a fake /dev/attestation holding a
- * captured REAL SGX quote. Not covered: real SGX hardware and Gramine itself (EPC, MRENCLAVE
+ * key broker) and the gramine-sgx launcher, where a fake `gramine-sgx` (and `gramine-sgx-sign`),
+ * found on PATH, records its argv and environment, checks every hash-pinned trusted file as
+ * Gramine would, and runs the image's entry with the manifest's environment over a fake
+ * /dev/attestation holding a captured REAL SGX quote. Not covered: real SGX hardware and Gramine itself (EPC, MRENCLAVE
  * computation, the encrypted mount, a quote binding the written report data).
  */
 const FIX = join(
