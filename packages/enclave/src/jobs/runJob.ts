@@ -216,18 +216,37 @@ export async function acceptRequest<T>(
   return { channel, request: parseRequest(plaintext, parse, what) };
 }
 
+/** How many accepted channel keys (HPKE `enc`) the enclave remembers to refuse replays. */
+export const MAX_REMEMBERED_CHANNELS = 100_000;
+const acceptedChannels = new Set<string>();
+
+/**
+ * Accept a channel once. The response and event keys derive from the requester's `enc`, and
+ * their nonces count from zero, so a host replaying a request would make the enclave seal a
+ * second, different message under a key and nonce already used. A replayed `enc` is refused
+ * (E_CHANNEL_SEQUENCE); the memory is per enclave process and bounded (oldest forgotten first).
+ */
 async function openChannel(
   ctx: EnclaveContext,
   p: Pick<RunJobParams, 'enc' | 'request'>,
   info: Uint8Array,
   what: 'job' | 'session',
 ): Promise<{ channel: EnclaveChannel; plaintext: Uint8Array }> {
-  const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(p.enc, 'enc', 32), { info });
+  const enc = bytesToHex(hexBytes(p.enc, 'enc', 32));
+  const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(enc, 'enc', 32), { info });
+  let plaintext: Uint8Array;
   try {
-    return { channel, plaintext: await channel.openRequest(p.request) };
+    plaintext = await channel.openRequest(p.request);
   } catch {
     throw fail('E_DECRYPT', `${what} request does not open for this job`);
   }
+  // Only a request that opened counts, so garbage from the host cannot evict real entries.
+  if (acceptedChannels.has(enc))
+    throw fail('E_CHANNEL_SEQUENCE', `this ${what} request was already accepted`);
+  acceptedChannels.add(enc);
+  if (acceptedChannels.size > MAX_REMEMBERED_CHANNELS)
+    acceptedChannels.delete(acceptedChannels.values().next().value as string);
+  return { channel, plaintext };
 }
 
 function parseRequest<T>(plaintext: Uint8Array, parse: (plaintext: Uint8Array) => T, what: string): T {
