@@ -86,6 +86,12 @@ describe('parseCsv: quoted line breaks (case csv-quoted-newline)', () => {
     expect(ds.labels).toEqual(['setosa', 'versicolor']);
   });
 
+  it('reads CRLF and LF records mixed in one file (CRLF rows joined with LF)', () => {
+    const ds = parseCsv('a,b,y\r\n1,2,0\r\n3,4,1\n5,6,0\r\n7,8,"x\r\ny"\n', { task: 'classification' });
+    expect(ds.rows).toBe(4);
+    expect(ds.labels).toEqual(['0', '1', 'x\r\ny']);
+  });
+
   it('counts rows as records, so errors after a multi-line field name the spreadsheet row', () => {
     expect(() => parseCsv('a,b,y\n1,2,"x\ny"\n3,,z\n', { task: 'classification' })).toThrow(
       /row 3 column b is missing/,

@@ -33,6 +33,8 @@ function splitRecords(text: string, delim: string, maxRows: number, maxCols: num
     rows = parseCsvText(text, {
       delimiter: delim,
       bom: true,
+      // Both line endings in one file (CRLF rows joined with LF) are records; quoted ones stay in their field.
+      record_delimiter: ['\r\n', '\n'],
       skip_empty_lines: true,
       skip_records_with_empty_values: false,
       relax_column_count: true,
