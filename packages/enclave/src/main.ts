@@ -41,6 +41,13 @@ async function main(): Promise<void> {
   // The simulated TEE measures the image as shipped: every file in it is checked against the
   // manifest (a mismatch stops the enclave) and the manifest's digest is the measurement register.
   const self = fileURLToPath(import.meta.url);
+  // Node options (--require, --import, --inspect, NODE_OPTIONS) would load or expose code outside
+  // the image: the enclave runs only as `node <image>/app/enclave.mjs`.
+  if (process.execArgv.length > 0 || process.env.NODE_OPTIONS)
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      'the enclave must run without Node options (execArgv, NODE_OPTIONS)',
+    );
   const imageDir = dirname(dirname(self));
   const image = verifyEnclaveImage(imageDir);
   if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)

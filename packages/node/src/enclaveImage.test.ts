@@ -123,6 +123,23 @@ describe('enclave image manifest', () => {
     await expect(sup.call('init', { sealedKeys })).rejects.toMatchObject({ code: 'E_SEAL' });
   }, 30_000);
 
+  it('refuses to run with Node options that would load code from outside the image', () => {
+    const preload = join(root, 'preload.cjs');
+    writeFileSync(preload, "process.stderr.write('host code ran\\n');");
+    for (const opts of [
+      { args: ['--require', preload], env: {} },
+      { args: [], env: { NODE_OPTIONS: `--require ${preload}` } },
+    ]) {
+      const r = spawnSync(process.execPath, [...opts.args, image.entry], {
+        env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath, ...opts.env },
+        input: '',
+        timeout: 30_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toMatch(/E_IMAGE_MISMATCH.*Node options/);
+    }
+  }, 30_000);
+
   it('refuses an unlisted file planted in the image and a different Node binary', () => {
     const d = copyImage('planted');
     mkdirSync(join(d, 'node_modules', 'onnxruntime-node'), { recursive: true });
