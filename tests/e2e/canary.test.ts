@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { JobFailedError, runJob } from '@firn/client';
 import type { FirnError } from '@firn/core';
 import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filesUnder, startTestNetwork, type TestNetwork } from './network.ts';
+import { runTrain, type TrainRunJob } from '../../packages/cli/src/commands/train.ts';
+import { filesUnder, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // Secrecy: canary strings planted in the model (doc string, metadata, tensor names) and in the
 // input never appear in the node's logs, anything under its data dir, the frames it exchanges
@@ -155,5 +158,46 @@ describe('canary', () => {
       ]),
     ];
     for (const [where, hay] of haystacks) expect(hay.includes(CANARY), `${CANARY} in ${where}`).toBe(false);
+  });
+
+  it('firn train prints the full message the enclave sealed; the host still sees only the code', async () => {
+    const column = `${CANARY}cli`;
+    const work = mkdtempSync(join(tmpdir(), 'firn-canary-cli-'));
+    const data = join(work, 'data.csv');
+    writeFileSync(data, `a,${column},y\n1,2,0\n3,,1\n5,6,0\n7,8,1\n`);
+    const devnet = join(work, 'devnet.json');
+    writeFileSync(devnet, JSON.stringify(stateOf(net, net.rootPem)));
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runTrain(
+      // No local pre-check: the CSV goes to the enclave, which finds the missing cell.
+      {
+        data,
+        out: join(work, 'model'),
+        devnet,
+        task: 'classification',
+        epochs: '1',
+        hidden: '4',
+        precheck: false,
+      },
+      {
+        runJob: runJob as unknown as TrainRunJob,
+        stdout: { write: (t: string) => out.push(t) },
+        stderr: { write: (t: string) => err.push(t) },
+      },
+    );
+    expect(code).toBe(1);
+    expect(err.join('')).toContain(`error: E_DATA_INVALID: CSV: row 3 column ${column} is missing`);
+    await Promise.all(pending);
+    const haystacks: [string, string][] = [
+      ['logs', net.logs.join('\n')],
+      ['enclave frames', frames.join('\n')],
+      ['http bodies', bodies.join('\n')],
+      ...filesUnder(net.dataDir).map((file): [string, string] => [
+        file,
+        readFileSync(file).toString('latin1'),
+      ]),
+    ];
+    for (const [where, hay] of haystacks) expect(hay.includes(column), `${column} in ${where}`).toBe(false);
   });
 });
