@@ -2,14 +2,28 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
-import { buildJobRequest, jobCommitments, sealInput } from '@firn/client';
+import {
+  buildJobRequest,
+  buildSessionOpen,
+  jobCommitments,
+  openSessionInfo,
+  SessionCodec,
+  sealInput,
+  sessionCommitments,
+} from '@firn/client';
 import { bytesToHex, type Hex, repoRoot, sha256, sharedPath } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
+import {
+  type CloseSessionResult,
+  createSessionHandlers,
+  type OpenSessionResult,
+} from '../jobs/inferenceSession.ts';
 import { createRunJobHandler, type RunJobResult } from '../jobs/runJob.ts';
+import { tinyLinearModel } from '../jobs/testModels.ts';
 import { WORKLOADS } from '../jobs/workloads/index.ts';
 import { childProcessRuntime } from './mlRuntime.ts';
 
@@ -172,4 +186,75 @@ describe('ML runtime in a child process', () => {
     expect(((await ok.run()) as RunJobResult).proof.signature).toMatch(/^0x/);
     expect(await program.handle('identity', {})).toMatchObject({ enclaveId: identity.enclaveId });
   }, 90_000);
+
+  it("a crash of a session's runtime fails its requests typed, sealed; the session still closes with a proof", async () => {
+    const sessions = createEnclaveProgram(
+      {
+        provider: createSimulatedProvider(platform, sha256(new Uint8Array([3]))),
+        measurementRegisters: [sha256(new Uint8Array([3]))],
+        platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
+      },
+      createSessionHandlers({ now: () => NOW, runtime }),
+    );
+    const ident = (await sessions.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+    const model = tinyLinearModel();
+    const sealed = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
+    writeFileSync(join(dir, sealed.artifactId.slice(2)), sealed.sealed);
+    const jobId = bytesToHex(sha256(new Uint8Array([++n, 55])));
+    const built = await buildSessionOpen({
+      jobId,
+      model: sealed,
+      requesterKey,
+      enclave: ident,
+      resultRecipient: kem.publicKey,
+      domain,
+      grantExpiresAt: NOW + 600,
+      grantIssuedAt: NOW - 60,
+    });
+    let sessionPid = 0;
+    onSpawn = (pid) => {
+      sessionPid = pid;
+    };
+    const r = (await sessions.handle('openSession', {
+      jobId,
+      enc: built.body.enc,
+      request: built.body.ciphertext,
+      inputPaths: { [sealed.artifactId]: join(dir, sealed.artifactId.slice(2)) },
+      onChain: sessionCommitments(sealed.artifactId),
+      domain,
+    })) as OpenSessionResult;
+    onSpawn = () => undefined;
+    expect(await openSessionInfo(built.channel, r.response, jobId)).toMatchObject({ inputNames: ['x'] });
+    const codec = new SessionCodec(built.secret, Buffer.from(r.salt.slice(2), 'hex'), jobId);
+    const send = async (m: Uint8Array) =>
+      new Uint8Array(
+        Buffer.from(
+          (
+            (await sessions.handle('sessionRequest', {
+              sessionId: jobId,
+              message: Buffer.from(m).toString('base64'),
+            })) as {
+              message: string;
+            }
+          ).message,
+          'base64',
+        ),
+      );
+    const x = { x: { type: 'float32' as const, dims: [1, 3], data: Float32Array.of(1, 2, 3) } };
+    const ok = codec.sealRequest(x);
+    expect(codec.openResponse(ok, await send(ok)).y!.dims).toEqual([1, 2]);
+    expect(sessionPid).toBeGreaterThan(0);
+    process.kill(sessionPid, 'SIGSEGV');
+    await new Promise((res) => setTimeout(res, 200));
+    // The request after the crash gets a sealed error the requester opens; the host sees bytes only.
+    const after = codec.sealRequest(x);
+    const sealedError = await send(after);
+    expect(() => codec.openResponse(after, sealedError)).toThrow(
+      expect.objectContaining({ code: 'E_RUNTIME_CRASHED' }),
+    );
+    const c = (await sessions.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(c.requests).toBe(2);
+    expect(c.proof.signature).toMatch(/^0x/);
+    expect(await sessions.handle('identity', {})).toMatchObject({ enclaveId: ident.enclaveId });
+  }, 60_000);
 });
