@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { runJob } from '@firn/client';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JobFailedError, runJob } from '@firn/client';
+import type { FirnError } from '@firn/core';
 import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filesUnder, startTestNetwork, type TestNetwork } from './network.ts';
+import { runTrain, type TrainRunJob } from '../../packages/cli/src/commands/train.ts';
+import { filesUnder, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // Secrecy: canary strings planted in the model (doc string, metadata, tensor names) and in the
 // input never appear in the node's logs, anything under its data dir, the frames it exchanges
@@ -43,9 +47,15 @@ beforeAll(async () => {
   const call = net.node.supervisor.call.bind(net.node.supervisor);
   net.node.supervisor.call = (async (method: string, params: Record<string, unknown> = {}, t?: number) => {
     frames.push(JSON.stringify(params));
-    const r = await call(method, params, t);
-    frames.push(JSON.stringify(r));
-    return r;
+    try {
+      const r = await call(method, params, t);
+      frames.push(JSON.stringify(r));
+      return r;
+    } catch (e) {
+      // What the host learns of a refusal: the error it got back from the enclave.
+      frames.push(JSON.stringify({ code: (e as FirnError).code, message: (e as Error).message }));
+      throw e;
+    }
   }) as typeof net.node.supervisor.call;
   net.node.supervisor.on('event', (name: string, data: unknown) => frames.push(name + JSON.stringify(data)));
 }, 120_000);
@@ -101,5 +111,93 @@ describe('canary', () => {
     expect(bodies.length).toBeGreaterThan(10);
     for (const [where, hay] of haystacks)
       for (const c of canaries) expect(hay.includes(c), `${c} in ${where}`).toBe(false);
+  });
+
+  it('a failed training job tells the host only the code; the requester gets the full message', async () => {
+    // The canary is a column name of the requester's CSV, and a cell under it is missing: the
+    // enclave's message names the column, which is the requester's plaintext.
+    const column = `${CANARY}col`;
+    const csv = `a,${column},y\n1,2,0\n3,,1\n5,6,0\n7,8,1\n`;
+    const before = { logs: net.logs.length, frames: frames.length, bodies: bodies.length };
+    const err = await runJob({
+      rpcUrl: net.anvil.rpcUrl,
+      deployment: net.deployment,
+      requesterKey: net.requester.privateKey,
+      policy: net.policy,
+      roots: net.roots,
+      kind: 'training',
+      inputs: [{ role: 'dataset', bytes: new TextEncoder().encode(csv), contentType: 'text/csv' }],
+      params: { task: 'classification', epochs: 1, hidden: [4] },
+      escrow: 10n ** 15n,
+    }).catch((e: unknown) => e);
+    // The requester: typed, with the full message (row, column).
+    expect(err).toBeInstanceOf(JobFailedError);
+    const f = err as JobFailedError;
+    expect(f.code).toBe('E_DATA_INVALID');
+    expect(f.message).toContain(`row 3 column ${column} is missing`);
+    // The host: the job record (GET /v1/jobs/{id}, unauthenticated) has the code only.
+    const rec = (await (await fetch(`${net.node.url}/v1/jobs/${f.jobId}`)).json()) as {
+      status: string;
+      error?: { code: string; message: string };
+    };
+    expect(rec.status).toBe('failed');
+    expect(rec.error?.code).toBe('E_DATA_INVALID');
+    await Promise.all(pending);
+    // Positive control: the host did relay this job's failure (frames and bodies grew).
+    expect(frames.length).toBeGreaterThan(before.frames);
+    expect(bodies.length).toBeGreaterThan(before.bodies);
+    expect(frames.slice(before.frames).join('\n')).toContain('E_DATA_INVALID');
+    const haystacks: [string, string][] = [
+      ['logs', net.logs.join('\n')],
+      ['enclave frames', frames.join('\n')],
+      ['http bodies', bodies.join('\n')],
+      ['job record', JSON.stringify(rec)],
+      ...filesUnder(net.dataDir).map((file): [string, string] => [
+        file,
+        readFileSync(file).toString('latin1'),
+      ]),
+    ];
+    for (const [where, hay] of haystacks) expect(hay.includes(CANARY), `${CANARY} in ${where}`).toBe(false);
+  });
+
+  it('firn train prints the full message the enclave sealed; the host still sees only the code', async () => {
+    const column = `${CANARY}cli`;
+    const work = mkdtempSync(join(tmpdir(), 'firn-canary-cli-'));
+    const data = join(work, 'data.csv');
+    writeFileSync(data, `a,${column},y\n1,2,0\n3,,1\n5,6,0\n7,8,1\n`);
+    const devnet = join(work, 'devnet.json');
+    writeFileSync(devnet, JSON.stringify(stateOf(net, net.rootPem)));
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runTrain(
+      // No local pre-check: the CSV goes to the enclave, which finds the missing cell.
+      {
+        data,
+        out: join(work, 'model'),
+        devnet,
+        task: 'classification',
+        epochs: '1',
+        hidden: '4',
+        precheck: false,
+      },
+      {
+        runJob: runJob as unknown as TrainRunJob,
+        stdout: { write: (t: string) => out.push(t) },
+        stderr: { write: (t: string) => err.push(t) },
+      },
+    );
+    expect(code).toBe(1);
+    expect(err.join('')).toContain(`error: E_DATA_INVALID: CSV: row 3 column ${column} is missing`);
+    await Promise.all(pending);
+    const haystacks: [string, string][] = [
+      ['logs', net.logs.join('\n')],
+      ['enclave frames', frames.join('\n')],
+      ['http bodies', bodies.join('\n')],
+      ...filesUnder(net.dataDir).map((file): [string, string] => [
+        file,
+        readFileSync(file).toString('latin1'),
+      ]),
+    ];
+    for (const [where, hay] of haystacks) expect(hay.includes(column), `${column} in ${where}`).toBe(false);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from '@firn/client';
 import { bytesToHex, type Hex } from '@firn/core';
 import { artifactId, generateKemKeyPair } from '@firn/crypto';
+import { encodeOnnxModel } from '@firn/ml/formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
@@ -102,6 +103,32 @@ describe('jobs that must fail cleanly', () => {
   it('an expired grant', async () => {
     const past = Math.floor(Date.now() / 1000) - 60;
     await expectFailure(base(good(), { mutateGrant: (p) => ({ ...p, expiresAt: past }) }), 'E_GRANT_EXPIRED');
+  });
+
+  it('a model with external data (weights in a host file): E_MODEL_INVALID before onnxruntime, escrow back', async () => {
+    const external = encodeOnnxModel({
+      name: 'ext',
+      nodes: [{ opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'] }],
+      initializers: [
+        {
+          name: 'W',
+          dims: [3, 2],
+          dtype: 'float',
+          data: new Float32Array(6),
+          externalData: { location: 'weights.bin' },
+        },
+      ],
+      inputs: [{ name: 'x', elemType: 'float', shape: ['N', 3] }],
+      outputs: [{ name: 'y', elemType: 'float', shape: ['N', 2] }],
+    });
+    const sealed = await sealInput(external, 'application/onnx', kem.publicKey);
+    await expectFailure(
+      base([
+        { role: 'model', sealed },
+        { role: 'input', sealed: goodInput },
+      ]),
+      'E_MODEL_INVALID',
+    );
   });
 
   it('a model onnxruntime rejects', async () => {

@@ -45,8 +45,8 @@ export interface TestNetwork {
 }
 
 /**
- * Build the enclave bundle into a fresh temp dir. Its ML runtimes are external imports resolved
- * from the bundle's location, so the dir gets a node_modules link to the repository's.
+ * Build the enclave image (docs/enclave-image.md) into a fresh temp dir: the bundle with the ML
+ * runtimes' native and wasm files beside it, nothing resolved from node_modules.
  */
 export async function buildTestBundle(prefix: string) {
   return buildEnclaveBundle(join(mkdtempSync(join(tmpdir(), prefix)), 'enclave.mjs'));

@@ -1,7 +1,7 @@
 import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import { NodeApi, openInferenceSession } from '@firn/client';
 import { parseWorkProofJson } from '@firn/core';
-import { loadOnnxModel } from '@firn/ml';
+import { encodeOnnxModel, loadOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
@@ -81,4 +81,42 @@ describe('warm inference session end to end', () => {
     });
     await plain.release();
   }, 120_000);
+
+  it('the open answer carries the model tensor names only sealed to the requester', async () => {
+    const names = { input: `in_c4n4ry_${Date.now()}`, output: `out_c4n4ry_${Date.now()}` };
+    const model = encodeOnnxModel({
+      name: 'named',
+      nodes: [{ opType: 'Mul', inputs: [names.input, 'k'], outputs: [names.output] }],
+      initializers: [{ name: 'k', dims: [1], dtype: 'float', data: Float32Array.of(2) }],
+      inputs: [{ name: names.input, elemType: 'float', shape: ['N'] }],
+      outputs: [{ name: names.output, elemType: 'float', shape: ['N'] }],
+    });
+    const realFetch = globalThis.fetch;
+    const answers: string[] = [];
+    globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+      const res = await realFetch(input, init);
+      if (String(input).endsWith('/v1/sessions')) answers.push(await res.clone().text());
+      return res;
+    }) as typeof fetch;
+    try {
+      const session = await openInferenceSession({
+        rpcUrl: net.anvil.rpcUrl,
+        deployment: net.deployment,
+        requesterKey: net.requester.privateKey,
+        policy: net.policy,
+        roots: net.roots,
+        model: { bytes: model },
+        escrow: 10n ** 16n,
+      });
+      expect(session.inputNames).toEqual([names.input]);
+      expect(session.outputNames).toEqual([names.output]);
+      await session.close();
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(answers).toHaveLength(1);
+    expect(answers[0]).toContain('"response"');
+    expect(answers[0]).not.toContain('c4n4ry');
+    expect(net.logs.join('\n')).not.toContain('c4n4ry');
+  });
 });

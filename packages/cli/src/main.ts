@@ -5,6 +5,7 @@ import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
 import { registerDevnet } from './commands/devnet.ts';
 import { registerInfer } from './commands/infer.ts';
+import { registerKms } from './commands/kms.ts';
 import { registerNode } from './commands/node.ts';
 import { registerNodes } from './commands/nodes.ts';
 import { registerProof } from './commands/proof.ts';
@@ -19,6 +20,7 @@ const program = new Command()
 registerDevnet(program);
 registerNode(program);
 registerVerifier(program);
+registerKms(program);
 registerNodes(program);
 registerInfer(program);
 registerTrain(program);

@@ -28,6 +28,8 @@ export interface BuildJobRequestParams {
   domain: { chainId: number; jobMarket: Hex };
   /** Unix seconds after which the grants are refused. */
   grantExpiresAt: number;
+  /** Unix seconds: the latest block timestamp (the grants' issuedAt); default the local clock. */
+  grantIssuedAt?: number;
   /** Fault tests only: alter the grant terms before they are signed. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
@@ -61,6 +63,7 @@ export async function createJobRequest(p: BuildJobRequestParams): Promise<JobReq
       enclaveKemPublicKey: kem,
       scope: { jobId: p.jobId, workloadHash },
       expiresAt: p.grantExpiresAt,
+      ...(p.grantIssuedAt === undefined ? {} : { issuedAt: p.grantIssuedAt }),
     };
     if (p.mutateGrant) terms = p.mutateGrant(terms);
     grants.push(await createGrant(terms));

@@ -148,8 +148,8 @@ export class NodeApi {
     sessionId: Hex;
     salt: Hex;
     expiresAt: number;
-    inputNames: string[];
-    outputNames: string[];
+    /** Base64 channel response: the model's tensor names, sealed to the requester. */
+    response: string;
   }> {
     return json(
       await fetch(this.url('/v1/sessions'), {

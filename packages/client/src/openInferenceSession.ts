@@ -14,6 +14,7 @@ import {
   createSessionEndpoint,
   deriveSessionKeys,
   openChannel,
+  type RequesterChannel,
   SESSION_FORMAT,
   SESSION_KIND,
   SESSION_SALT_BYTES,
@@ -121,6 +122,8 @@ export interface BuildSessionOpenParams {
   resultRecipient: Uint8Array;
   domain: { chainId: number; jobMarket: Hex };
   grantExpiresAt: number;
+  /** Unix seconds: the latest block timestamp (the grant's issuedAt); default the local clock. */
+  grantIssuedAt?: number;
   /** Fault tests only. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
@@ -133,6 +136,8 @@ export interface BuildSessionOpenParams {
 export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
   body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] };
   secret: Uint8Array;
+  /** Opens the enclave's sealed open response (`openSessionInfo`). */
+  channel: RequesterChannel;
 }> {
   const job = await createJobRequest({
     jobId: p.jobId,
@@ -144,6 +149,7 @@ export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
     resultRecipient: p.resultRecipient,
     domain: p.domain,
     grantExpiresAt: p.grantExpiresAt,
+    ...(p.grantIssuedAt === undefined ? {} : { grantIssuedAt: p.grantIssuedAt }),
     ...(p.mutateGrant ? { mutateGrant: p.mutateGrant } : {}),
   });
   const secret = new Uint8Array(randomBytes(32));
@@ -161,7 +167,37 @@ export async function buildSessionOpen(p: BuildSessionOpenParams): Promise<{
       inputs: [p.model.artifactId],
     },
     secret,
+    channel,
   };
+}
+
+/**
+ * Open the enclave's sealed answer to a session open (base64 channel response): the model's
+ * input and output tensor names, which the host relays only encrypted. Throws E_DECRYPT on a
+ * response not sealed on this channel, E_JOB_INVALID when it names another session.
+ */
+export async function openSessionInfo(
+  channel: RequesterChannel,
+  response: string,
+  sessionId: Hex,
+): Promise<{ inputNames: string[]; outputNames: string[] }> {
+  const pt = await channel.openResponse(response);
+  if (pt.length > 1024 * 1024) throw new FirnError('E_TOO_LARGE', 'session open response too large');
+  let o: { v?: unknown; sessionId?: unknown; inputNames?: unknown; outputNames?: unknown };
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(pt)) as typeof o;
+  } catch {
+    throw new FirnError('E_PARSE', 'session open response is not JSON');
+  }
+  const names = (v: unknown) =>
+    Array.isArray(v) && v.length <= 1024 && v.every((n) => typeof n === 'string') ? (v as string[]) : null;
+  const inputNames = names(o.inputNames);
+  const outputNames = names(o.outputNames);
+  if (o.v !== 1 || inputNames === null || outputNames === null)
+    throw new FirnError('E_PARSE', 'session open response is malformed');
+  if (typeof o.sessionId !== 'string' || o.sessionId.toLowerCase() !== sessionId.toLowerCase())
+    throw new FirnError('E_JOB_INVALID', 'the enclave opened another session than this job');
+  return { inputNames, outputNames };
 }
 
 /** The session workload hash and input commitment (what the session job is posted with). */
@@ -218,6 +254,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   await uploadSealed(api, model, 'model');
   const { workloadHash, inputCommitment } = sessionCommitments(model.artifactId);
   const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  const chainTime = Number((await clients.public.getBlock()).timestamp);
   const built = await buildSessionOpen({
     jobId,
     model,
@@ -225,10 +262,12 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: now() + deadlineSeconds,
+    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    // The chain time the grant is made at: the enclave's clock never goes below it.
+    grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; inputNames: string[]; outputNames: string[] };
+  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string };
   try {
     // The model grant leaves with this request: re-check the node at a fresh block first.
     await assertStillEligible(m.view, node, opts.policy);
@@ -239,6 +278,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   }
   if (opened.sessionId.toLowerCase() !== jobId.toLowerCase())
     throw new FirnError('E_JOB_INVALID', 'node opened another session than this job');
+  const names = await openSessionInfo(built.channel, opened.response, jobId);
   const codec = new SessionCodec(
     built.secret,
     hexBytes(opened.salt, 'salt', SESSION_SALT_BYTES),
@@ -262,8 +302,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       measurement: node.measurement,
     },
     expiresAt: opened.expiresAt,
-    inputNames: opened.inputNames,
-    outputNames: opened.outputNames,
+    inputNames: names.inputNames,
+    outputNames: names.outputNames,
     timings: { attestMs, openMs },
     infer: (tensors) =>
       serial(async () => {

@@ -71,6 +71,7 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
   const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  const chainTime = Number((await clients.public.getBlock()).timestamp);
   opts.onPosted?.(jobId);
 
   const built = await buildJobRequest({
@@ -82,7 +83,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: now() + deadlineSeconds,
+    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    // The chain time the grants are made at: the enclave's clock never goes below it.
+    grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
   const reclaim = () => reclaimIfPossible(clients, jobId);
@@ -96,18 +99,24 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     const err = e as FirnError;
     throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, jobId, reclaimed);
   }
+  // The enclave tells the host only an error code; the full message arrives sealed on the channel.
+  let sealedError: { code: FirnError['code']; message: string } | undefined;
   const end = await api.followEvents(jobId, async (message) => {
     const ev = JSON.parse(new TextDecoder().decode(await built.channel.openEvent(message))) as Record<
       string,
       unknown
     >;
+    const err =
+      ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
+    if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
+      sealedError = { code: err.code as FirnError['code'], message: err.message };
     opts.onProgress?.(ev);
   });
   if (end.status !== 'proved') {
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(
-      end.error?.code ?? 'E_JOB_FAILED',
-      end.error?.message ?? 'job failed',
+      sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED',
+      sealedError?.message ?? end.error?.message ?? 'job failed',
       jobId,
       reclaimed,
     );

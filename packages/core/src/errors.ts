@@ -51,6 +51,8 @@ export type ErrorCode =
   | 'E_INPUT_INVALID'
   | 'E_DATA_INVALID'
   | 'E_PROOF_INVALID'
+  | 'E_IMAGE_MISMATCH'
+  | 'E_RUNTIME_CRASHED'
   // chain
   | 'E_CHAIN'
   | 'E_CHAIN_REVERTED'

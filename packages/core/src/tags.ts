@@ -37,6 +37,13 @@ export const TAGS = {
   sessionClose: 'firn/session-close/v1',
   nodeRequest: 'firn/node-request/v1',
   uploadIntent: 'firn/upload-intent/v1',
+  kmsSealingKey: 'firn/kms-sealing-key/v1',
+  kmsRelease: 'firn/kms-release/v1',
+  kmsResponse: 'firn/kms-response/v1',
+  kmsMaster: 'firn/kms-master/v1',
+  kmsIdentity: 'firn/kms-identity/v1',
+  enclaveImage: 'firn/enclave-image/v1',
+  enclaveState: 'firn/enclave-state/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

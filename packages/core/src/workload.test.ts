@@ -44,6 +44,41 @@ describe('job commitments', () => {
     expect(() => computeWorkloadHash('inference', { n: 1n }, [])).toThrow();
     expect(() => computeWorkloadHash('inference', { n: Number.NaN }, [])).toThrow();
   });
+
+  it('refuses __proto__, constructor and prototype keys, so two params never merge into one hash', () => {
+    // The attack: JSON.parse keeps "__proto__" as an own key; canonicalize's assignment would turn
+    // it into a prototype and drop it, so {"__proto__": {...}, a: 1} would hash like {a: 1}.
+    const smuggled = JSON.parse('{"a":1,"__proto__":{"epochs":1000}}') as Record<string, unknown>;
+    expect(Object.keys(smuggled)).toContain('__proto__');
+    const code = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return 'no error';
+    };
+    expect(code(() => computeWorkloadHash('training', smuggled, []))).toBe('E_INVALID_INPUT');
+    for (const k of ['constructor', 'prototype'])
+      expect(code(() => computeWorkloadHash('training', JSON.parse(`{"x":{"${k}":1}}`), []))).toBe(
+        'E_INVALID_INPUT',
+      );
+    // A literal {__proto__: ...} sets the prototype instead of a key: refused, not dropped.
+    expect(code(() => computeWorkloadHash('training', { a: 1, __proto__: { b: 2 } } as never, []))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(code(() => computeWorkloadHash('training', { d: new Date(0) } as never, []))).toBe(
+      'E_INVALID_INPUT',
+    );
+    // Nested inside arrays too; and the plain variant still hashes.
+    expect(code(() => computeWorkloadHash('training', JSON.parse('{"h":[{"__proto__":{}}]}'), []))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(computeWorkloadHash('training', { a: 1 }, [])).toMatch(/^0x[0-9a-f]{64}$/);
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    expect(code(() => computeWorkloadHash('training', deep, []))).toBe('E_INVALID_INPUT');
+  });
 });
 
 describe('job request parsing', () => {
@@ -64,6 +99,11 @@ describe('job request parsing', () => {
     expect(() => parseJobRequest(enc({ ...ok, extra: 1 }))).toThrow(/unknown/);
     expect(() => parseJobRequest(enc({ ...ok, inputs: [ok.inputs[0], ok.inputs[0]] }))).toThrow(/distinct/);
     expect(() => parseJobRequest(new Uint8Array(2 * 1024 * 1024))).toThrow(/too large/);
+    expect(() =>
+      parseJobRequest(
+        new TextEncoder().encode(JSON.stringify(ok).replace('"params":{}', '"params":{"__proto__":{"a":1}}')),
+      ),
+    ).toThrow(/__proto__/);
   });
 });
 

@@ -28,8 +28,45 @@ export function assertRole(role: unknown, what = 'role'): string {
   return role;
 }
 
-/** Canonical JSON (sorted keys, no whitespace) of job params; bigint is refused, not guessed. */
+/** Keys that JavaScript treats specially on assignment; they would vanish or alias in canonical JSON. */
+const FORBIDDEN_PARAM_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+export const MAX_PARAMS_DEPTH = 32;
+
+/**
+ * Check that params are plain JSON data: objects whose prototype is Object.prototype or null
+ * (so `{__proto__: …}` written as a literal, a Date or a Map is refused rather than silently
+ * dropped), no `__proto__` / `constructor` / `prototype` key at any depth, at most
+ * MAX_PARAMS_DEPTH levels. Two different params could otherwise canonicalize to one workload hash.
+ * Throws E_INVALID_INPUT naming the path.
+ */
+export function assertPlainParams(v: unknown, path = 'params', depth = 0): void {
+  if (depth > MAX_PARAMS_DEPTH)
+    throw new InvalidInputError(`${path} nests deeper than ${MAX_PARAMS_DEPTH} levels`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) assertPlainParams(v[i], `${path}[${i}]`, depth + 1);
+    return;
+  }
+  if (v === null || typeof v !== 'object') return;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null)
+    throw new InvalidInputError(
+      `${path} must be plain JSON data (an object with another prototype was given)`,
+    );
+  for (const k of Object.keys(v)) {
+    if (FORBIDDEN_PARAM_KEYS.has(k))
+      throw new InvalidInputError(`${path} has the key "${k}", which params may not use`, {
+        details: { key: k },
+      });
+    assertPlainParams((v as Record<string, unknown>)[k], `${path}.${k.slice(0, 64)}`, depth + 1);
+  }
+}
+
+/**
+ * Canonical JSON (sorted keys, no whitespace) of job params; bigint, NaN, infinities and the
+ * keys `__proto__`, `constructor` and `prototype` are refused (E_INVALID_INPUT), not guessed.
+ */
 export function canonicalParamsJson(params: Record<string, unknown>): string {
+  assertPlainParams(params);
   return JSON.stringify(canonicalize(params), (_k, v) => {
     if (typeof v === 'bigint') throw new InvalidInputError('params must not contain bigint values');
     if (typeof v === 'number' && !Number.isFinite(v))
@@ -135,6 +172,7 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
     throw new InvalidInputError('grants must be an array');
   if (typeof r.params !== 'object' || r.params === null || Array.isArray(r.params))
     throw new InvalidInputError('params must be an object');
+  assertPlainParams(r.params);
   if (typeof r.chainId !== 'number' || !Number.isSafeInteger(r.chainId) || r.chainId <= 0)
     throw new InvalidInputError('chainId must be a positive integer');
   const inputs: ArtifactRef[] = r.inputs.map((x: unknown, i: number) => {

@@ -30,6 +30,7 @@ async function setup(scope: { jobId?: Hex; workloadHash?: Hex } = {}) {
     enclaveId,
     enclaveKemPublicKey: kem.publicKey,
     scope,
+    issuedAt: NOW - 60,
     expiresAt: NOW + 3600,
   });
   return { owner, kem, dataKey, artifactId, enclaveId, grant };
@@ -82,6 +83,8 @@ describe('grants', () => {
       `0x${(Number.parseInt(h.slice(2, 4), 16) ^ 1).toString(16).padStart(2, '0')}${h.slice(4)}`;
     const variants: Grant[] = [
       { ...s.grant, expiresAt: s.grant.expiresAt + 1 },
+      // The chain time is signed too: a host cannot move it back to make the grant look older.
+      { ...s.grant, issuedAt: s.grant.issuedAt - 1 },
       { ...s.grant, enc: flip(s.grant.enc) },
       { ...s.grant, wrappedKey: flip(s.grant.wrappedKey) },
       { ...s.grant, enclaveKemPublicKey: flip(s.grant.enclaveKemPublicKey) },
@@ -100,13 +103,30 @@ describe('grants', () => {
     ).rejects.toMatchObject({
       code: 'E_DECRYPT',
     });
+    await expect(
+      openGrantKey({ ...s.grant, issuedAt: s.grant.issuedAt + 1 }, s.kem.privateKey),
+    ).rejects.toMatchObject({
+      code: 'E_DECRYPT',
+    });
+  });
+
+  it('carries the chain time it was made at, never after its expiry', async () => {
+    const s = await setup();
+    expect(s.grant.version).toBe(2);
+    expect(s.grant.issuedAt).toBe(NOW - 60);
+    expect(code(() => parseGrant({ ...s.grant, issuedAt: s.grant.expiresAt + 1 }))).toBe('E_GRANT_INVALID');
+    expect(code(() => parseGrant({ ...s.grant, issuedAt: 0 }))).toBe('E_GRANT_INVALID');
+    const { issuedAt: _i, ...noIssued } = s.grant;
+    expect(code(() => parseGrant(noIssued))).toBe('E_GRANT_INVALID');
+    // A version 1 grant (no issuedAt) is refused, not read with a made-up time.
+    expect(code(() => parseGrant({ ...noIssued, version: 1 }))).toBe('E_GRANT_INVALID');
   });
 
   it('parseGrant refuses oversize, unknown fields and bad shapes', async () => {
     const s = await setup();
     expect(code(() => parseGrant('x'.repeat(5000)))).toBe('E_GRANT_INVALID');
     expect(code(() => parseGrant({ ...s.grant, extra: 1 }))).toBe('E_GRANT_INVALID');
-    expect(code(() => parseGrant({ ...s.grant, version: 2 }))).toBe('E_GRANT_INVALID');
+    expect(code(() => parseGrant({ ...s.grant, version: 3 }))).toBe('E_GRANT_INVALID');
     expect(code(() => parseGrant({ ...s.grant, enc: '0x1234' }))).toBe('E_GRANT_INVALID');
     expect(code(() => parseGrant({ ...s.grant, expiresAt: 1.5 }))).toBe('E_GRANT_INVALID');
     expect(code(() => parseGrant({ ...s.grant, scope: { other: '0x' } }))).toBe('E_GRANT_INVALID');

@@ -21,7 +21,8 @@ import { addressOf, recoverAddress, signDigest, taggedDigest } from './signature
  * key. The enclave checks the grant before it unwraps, and refuses any use outside it.
  */
 
-export const GRANT_VERSION = 1;
+/** Version 2 added `issuedAt` (the chain time the grant was made at). */
+export const GRANT_VERSION = 2;
 export const MAX_GRANT_JSON_BYTES = 4096;
 
 export interface GrantScope {
@@ -32,13 +33,19 @@ export interface GrantScope {
 }
 
 export interface Grant {
-  version: 1;
+  version: 2;
   /** The owner's Ethereum address (lowercase hex), who signed the grant. */
   owner: Hex;
   artifactId: Hex;
   enclaveId: Hex;
   enclaveKemPublicKey: Hex;
   scope: GrantScope;
+  /**
+   * Unix seconds: the chain time (latest block timestamp) the owner read when making the grant.
+   * The enclave never runs a grant at an earlier time, and raises its monotonic time floor to it
+   * (docs/decisions/0852-enclave-time-floor.md). At most expiresAt.
+   */
+  issuedAt: number;
   /** Unix seconds; the grant is refused at or after this time. */
   expiresAt: number;
   /** HPKE encapsulated key and wrapped 32-byte data key. */
@@ -68,6 +75,8 @@ export interface CreateGrantParams {
   enclaveKemPublicKey: Uint8Array;
   scope: GrantScope;
   expiresAt: number;
+  /** Unix seconds: the latest block timestamp the owner has seen; default the local clock. Clamped to expiresAt. */
+  issuedAt?: number;
 }
 
 const opt = (h: Hex | undefined) => (h === undefined ? new Uint8Array(0) : hexBytes(h, 'scope field', 32));
@@ -78,14 +87,24 @@ function checkExpiry(expiresAt: unknown): number {
   return expiresAt;
 }
 
+function checkIssuedAt(issuedAt: unknown, expiresAt: number): number {
+  if (typeof issuedAt !== 'number' || !Number.isSafeInteger(issuedAt) || issuedAt <= 0)
+    throw new GrantError('E_GRANT_INVALID', 'issuedAt must be a positive integer (unix seconds)');
+  if (issuedAt > expiresAt) throw new GrantError('E_GRANT_INVALID', 'issuedAt is after expiresAt');
+  return issuedAt;
+}
+
 /** HPKE info of the key wrap: binds the wrapped key to this artifact, enclave, scope and expiry. */
-function grantInfo(g: Pick<Grant, 'artifactId' | 'enclaveId' | 'scope' | 'expiresAt'>): Uint8Array {
+function grantInfo(
+  g: Pick<Grant, 'artifactId' | 'enclaveId' | 'scope' | 'issuedAt' | 'expiresAt'>,
+): Uint8Array {
   return encodeFields([
     utf8(TAGS.grant),
     hexBytes(g.artifactId, 'artifactId', 32),
     hexBytes(g.enclaveId, 'enclaveId', 32),
     opt(g.scope.jobId),
     opt(g.scope.workloadHash),
+    u64be(g.issuedAt),
     u64be(g.expiresAt),
   ]);
 }
@@ -100,6 +119,7 @@ export function grantDigest(g: Omit<Grant, 'signature'>): Uint8Array {
     hexBytes(g.enclaveKemPublicKey, 'enclaveKemPublicKey', 32),
     opt(g.scope.jobId),
     opt(g.scope.workloadHash),
+    u64be(g.issuedAt),
     u64be(g.expiresAt),
     hexBytes(g.enc, 'enc', 32),
     hexBytes(g.wrappedKey, 'wrappedKey', 48),
@@ -114,11 +134,14 @@ export async function createGrant(p: CreateGrantParams): Promise<Grant> {
   if (p.scope.jobId !== undefined) scope.jobId = bytesToHex(hexBytes(p.scope.jobId, 'jobId', 32));
   if (p.scope.workloadHash !== undefined)
     scope.workloadHash = bytesToHex(hexBytes(p.scope.workloadHash, 'workloadHash', 32));
+  const expiresAt = checkExpiry(p.expiresAt);
   const terms = {
     artifactId: bytesToHex(hexBytes(p.artifactId, 'artifactId', 32)),
     enclaveId: bytesToHex(hexBytes(p.enclaveId, 'enclaveId', 32)),
     scope,
-    expiresAt: checkExpiry(p.expiresAt),
+    // A grant made after its own expiry is simply expired: issuedAt is clamped, never past expiresAt.
+    issuedAt: checkIssuedAt(Math.min(p.issuedAt ?? Math.floor(Date.now() / 1000), expiresAt), expiresAt),
+    expiresAt,
   };
   const { enc, ciphertext } = await hpkeSeal(kem, dataKey, { info: grantInfo(terms) });
   const unsigned: Omit<Grant, 'signature'> = {
@@ -182,7 +205,8 @@ export function verifyGrant(grantInput: Grant | unknown, ctx: VerifyGrantContext
   )
     throw new GrantError('E_GRANT_SCOPE', 'grant does not cover this workload');
   if (!Number.isSafeInteger(ctx.now)) throw new GrantError('E_GRANT_INVALID', 'now must be unix seconds');
-  if (ctx.now >= g.expiresAt)
+  // A grant is never used before the chain time it was made at: a clock behind it is a wrong clock.
+  if (ctx.now >= g.expiresAt || g.issuedAt >= g.expiresAt)
     throw new GrantError('E_GRANT_EXPIRED', 'grant has expired', { details: { expiresAt: g.expiresAt } });
   return { owner: g.owner };
 }
@@ -221,6 +245,7 @@ const KEYS = new Set([
   'enclaveId',
   'enclaveKemPublicKey',
   'scope',
+  'issuedAt',
   'expiresAt',
   'enc',
   'wrappedKey',
@@ -266,6 +291,7 @@ export function parseGrant(input: unknown): Grant {
       throw new GrantError('E_GRANT_INVALID', `scope field ${k} is invalid`, { cause: e });
     }
   }
+  const expiresAt = checkExpiry(r.expiresAt);
   return {
     version: GRANT_VERSION,
     owner: hex('owner', 20),
@@ -273,7 +299,8 @@ export function parseGrant(input: unknown): Grant {
     enclaveId: hex('enclaveId', 32),
     enclaveKemPublicKey: hex('enclaveKemPublicKey', 32),
     scope,
-    expiresAt: checkExpiry(r.expiresAt),
+    issuedAt: checkIssuedAt(r.issuedAt, expiresAt),
+    expiresAt,
     enc: hex('enc', 32),
     wrappedKey: hex('wrappedKey', 48),
     signature: hex('signature', 65),

@@ -13,6 +13,7 @@ import {
 } from '@firn/core';
 import type { EvidenceProvider, GpuEvidenceCollector } from './evidence/types.ts';
 import { type EnclaveKeys, generateEnclaveKeys, sealKeys, unsealKeys } from './keys.ts';
+import { createTrustedTime, type TrustedTime } from './trustedTime.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
 
 export interface EnclaveEnvironment {
@@ -29,6 +30,8 @@ export type Handler = (params: Record<string, unknown>, ctx: EnclaveContext) => 
 
 export interface EnclaveContext {
   env: EnclaveEnvironment;
+  /** The enclave's monotonic time floor (grants and sessions check expiry against it). */
+  time: TrustedTime;
   /** Throws until `init` ran. */
   keys(): EnclaveKeys;
   enclaveId(): Uint8Array;
@@ -42,8 +45,13 @@ export interface EnclaveContext {
 export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Record<string, Handler> = {}) {
   let keys: EnclaveKeys | undefined;
   const measurement = measurementDigest(env.provider.teeType, env.measurementRegisters);
+  const time = createTrustedTime({
+    measurement,
+    onAdvance: (sealedState) => env.emit?.('enclaveState', { sealedState }),
+  });
   const ctx: EnclaveContext = {
     env,
+    time,
     measurement,
     keys() {
       if (!keys) throw new FirnError('E_ENCLAVE_PROTOCOL', 'enclave not initialised');
@@ -80,7 +88,9 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
       } else {
         keys = unsealKeys(sealed, sealingKey, measurement);
       }
-      return { ...identity(), sealedKeys: sealed };
+      // The time floor survives restarts in a blob only this enclave opens (a stale one is a known limit).
+      time.restore(params.sealedState, sealingKey);
+      return { ...identity(), sealedKeys: sealed, sealedState: time.seal() };
     },
     async identity() {
       return identity();

@@ -2,13 +2,16 @@
  * The enclave program's entry point: a separate OS process that speaks the framed protocol on
  * stdin/stdout. Logs go to stderr as JSON lines and never carry secrets.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toErrorBody } from '@firn/core';
+import { type ErrorCode, FirnError, toErrorBody } from '@firn/core';
+import { setTfWasmDir } from '@firn/ml';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
-import { jobHandlers } from './jobs/index.ts';
+import { ENCLAVE_IMAGE_WASM_DIR, verifyEnclaveImage } from './image.ts';
+import { createJobHandlers } from './jobs/index.ts';
+import { WORKLOADS } from './jobs/workloads/index.ts';
+import { childProcessRuntime, serveMlRuntime } from './runtime/mlRuntime.ts';
 import { encodeFrame, FrameDecoder, isRequestFrame, PROTOCOL_VERSION } from './protocol.ts';
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
@@ -17,14 +20,47 @@ function log(level: string, msg: string, fields: Record<string, unknown> = {}): 
   );
 }
 
+/** Methods whose errors may quote the requester's plaintext (a column, a tensor, a request field). */
+const JOB_METHODS = new Set(['runJob', 'openSession', 'sessionRequest', 'closeSession']);
+
+/**
+ * The error a request's answer carries to the host: for job and session methods only the stable
+ * code (the full message reaches the requester sealed, or not at all); for the others, whose
+ * inputs come from the host, the message too.
+ */
+function hostErrorBody(method: string, e: unknown): { code: ErrorCode; message: string } {
+  const { code, message } = toErrorBody(e);
+  if (!JOB_METHODS.has(method)) return { code, message };
+  return {
+    code,
+    message: `the enclave refused the ${method} request (${code}); any details go to the requester, sealed`,
+  };
+}
+
 async function main(): Promise<void> {
-  // The simulated TEE measures the program as shipped: the bytes of this bundle file.
+  // The simulated TEE measures the image as shipped: every file in it is checked against the
+  // manifest (a mismatch stops the enclave) and the manifest's digest is the measurement register.
   const self = fileURLToPath(import.meta.url);
-  const bundleSha256 = new Uint8Array(createHash('sha256').update(readFileSync(self)).digest());
-  const env = await environmentFromEnv(process.env, bundleSha256);
+  // Node options (--require, --import, --inspect, NODE_OPTIONS) would load or expose code outside
+  // the image: the enclave runs only as `node <image>/app/enclave.mjs`.
+  if (process.execArgv.length > 0 || process.env.NODE_OPTIONS)
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      'the enclave must run without Node options (execArgv, NODE_OPTIONS)',
+    );
+  const imageDir = dirname(dirname(self));
+  const image = verifyEnclaveImage(imageDir);
+  if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)
+    throw new FirnError('E_IMAGE_MISMATCH', 'the running file is not the image entry');
+  // The ML runtimes load only from the measured image, never from the host's node_modules.
+  setTfWasmDir(join(imageDir, ENCLAVE_IMAGE_WASM_DIR));
+  const env = await environmentFromEnv(process.env, image.digest);
   const send = (o: unknown) => process.stdout.write(encodeFrame(o));
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
-  const program = createEnclaveProgram(env, jobHandlers);
+  // Each job's ML runtime runs in a child process started from this same measured entry; it
+  // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
+  const runtime = childProcessRuntime({ modulePath: self, args: [ML_WORKER_FLAG] });
+  const program = createEnclaveProgram(env, createJobHandlers(runtime));
   log('info', 'enclave started', { teeType: env.provider.teeType });
   const dec = new FrameDecoder();
   process.stdin.on('data', (chunk: Buffer) => {
@@ -44,7 +80,7 @@ async function main(): Promise<void> {
         .handle(f.method, f.params)
         .then((result) => send({ v: PROTOCOL_VERSION, id: f.id, result }))
         .catch((e: unknown) => {
-          const error = toErrorBody(e);
+          const error = hostErrorBody(f.method, e);
           log('warn', 'request failed', { method: f.method, code: error.code });
           send({ v: PROTOCOL_VERSION, id: f.id, error });
         });
@@ -53,7 +89,15 @@ async function main(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
-main().catch((e: unknown) => {
-  log('fatal', 'enclave failed to start', toErrorBody(e));
-  process.exit(1);
-});
+const ML_WORKER_FLAG = '--ml-worker';
+
+if (process.argv.includes(ML_WORKER_FLAG)) {
+  // The ML runtime child: no keys, no environment; it answers its parent over IPC only.
+  setTfWasmDir(join(dirname(dirname(fileURLToPath(import.meta.url))), ENCLAVE_IMAGE_WASM_DIR));
+  serveMlRuntime(WORKLOADS);
+} else {
+  main().catch((e: unknown) => {
+    log('fatal', 'enclave failed to start', toErrorBody(e));
+    process.exit(1);
+  });
+}

@@ -1,4 +1,5 @@
 import { FirnError, TooLargeError } from '@firn/core';
+import { parse as parseCsvText } from 'csv-parse/sync';
 import type { Dataset } from './dataset.ts';
 import type { Task } from './modelDefinition.ts';
 
@@ -20,38 +21,48 @@ function dataError(message: string, details?: Record<string, number | string>): 
   return new FirnError('E_DATA_INVALID', `CSV: ${message}`, details ? { details } : {});
 }
 
-// One line into fields; double-quoted fields may hold the delimiter and "" for a quote.
-function splitLine(line: string, delim: string, row: number): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (line[i] === '"') {
-      let s = '';
-      i++;
-      for (;;) {
-        if (i >= line.length) throw dataError(`row ${row} has an unterminated quote`, { row });
-        if (line[i] === '"') {
-          if (line[i + 1] === '"') {
-            s += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        s += line[i++];
-      }
-      out.push(s.trim());
-      if (i < line.length && line[i] !== delim)
-        throw dataError(`row ${row} has text after a quoted field`, { row });
-    } else {
-      const j = line.indexOf(delim, i);
-      out.push((j < 0 ? line.slice(i) : line.slice(i, j)).trim());
-      i = j < 0 ? line.length : j;
-    }
-    if (i >= line.length) return out;
-    i += delim.length;
+/**
+ * Split CSV text into records with csv-parse (RFC 4180: a double-quoted field may hold the
+ * delimiter, a line break (LF or CRLF) and "" for a quote). Blank lines are skipped and fields
+ * trimmed; rows of unequal width are reported by the caller, which knows the header. csv-parse's
+ * own messages can quote data, so only its error code and record number are passed on.
+ */
+function splitRecords(text: string, delim: string, maxRows: number, maxCols: number): string[][] {
+  let rows: string[][];
+  try {
+    rows = parseCsvText(text, {
+      delimiter: delim,
+      bom: true,
+      // Both line endings in one file (CRLF rows joined with LF) are records; quoted ones stay in their field.
+      record_delimiter: ['\r\n', '\n'],
+      skip_empty_lines: true,
+      skip_records_with_empty_values: false,
+      relax_column_count: true,
+      trim: true,
+      to: maxRows + 2,
+      max_record_size: 64 * 1024 * 1024,
+    }) as string[][];
+  } catch (e) {
+    const err = e as { code?: unknown; records?: unknown };
+    const code = typeof err.code === 'string' ? err.code : 'CSV_PARSE_ERROR';
+    const row = typeof err.records === 'number' ? err.records + 1 : undefined;
+    const what =
+      code === 'CSV_QUOTE_NOT_CLOSED'
+        ? 'has an unterminated quote'
+        : code === 'CSV_INVALID_CLOSING_QUOTE'
+          ? 'has text after a quoted field'
+          : `cannot be parsed (${code})`;
+    throw dataError(
+      row === undefined ? `the CSV ${what}` : `row ${row} ${what}`,
+      row === undefined ? {} : { row },
+    );
   }
+  if (rows.length > maxRows + 1) throw dataError(`more than ${maxRows} rows`);
+  rows = rows.filter((r) => !(r.length === 1 && r[0] === ''));
+  rows.forEach((r, i) => {
+    if (r.length > maxCols) throw dataError(`row ${i + 1} has more than ${maxCols} columns`, { row: i + 1 });
+  });
+  return rows;
 }
 
 const isNumber = (s: string): boolean => NUMBER_RE.test(s);
@@ -73,18 +84,7 @@ export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset 
     throw new FirnError('E_DATA_INVALID', 'CSV is not valid UTF-8', { cause });
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const delim = opts.delimiter ?? ',';
-  const lines = text.split('\n');
-  const rows: string[][] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.replace(/\r$/, '');
-    if (line.trim() === '') continue;
-    if (rows.length >= maxRows + 1) throw dataError(`more than ${maxRows} rows`);
-    const fields = splitLine(line, delim, i + 1);
-    if (fields.length > maxCols)
-      throw dataError(`row ${i + 1} has more than ${maxCols} columns`, { row: i + 1 });
-    rows.push(fields);
-  }
+  const rows = splitRecords(text, opts.delimiter ?? ',', maxRows, maxCols);
   if (rows.length === 0) throw dataError('no rows');
   const first = rows[0]!;
   let header = opts.header ?? 'auto';
@@ -118,7 +118,7 @@ export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset 
   const rowOffset = header ? 2 : 1;
   for (let r = 0; r < n; r++) {
     const fields = body[r]!;
-    // Report 1-based line numbers of data rows as a spreadsheet would show them.
+    // Report 1-based record numbers as a spreadsheet shows rows (a quoted line break stays in its row).
     const line = r + rowOffset;
     if (fields.length !== width)
       throw dataError(`row ${line} has ${fields.length} columns, expected ${width}`, { row: line });

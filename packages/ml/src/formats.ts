@@ -7,6 +7,7 @@
 export * from './csv.ts';
 export * from './dataset.ts';
 export * from './modelDefinition.ts';
+export * from './onnxExternalData.ts';
 export * from './onnxProto.ts';
 export * from './prng.ts';
 export * from './safetensors.ts';

@@ -1,5 +1,6 @@
 import { FirnError, TooLargeError } from '@firn/core';
 import * as ort from 'onnxruntime-node';
+import { assertNoExternalData } from './onnxExternalData.ts';
 import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
 
 export interface LoadOnnxModelOptions {
@@ -71,8 +72,9 @@ function toOrtTensor(t: TensorValue): ort.Tensor {
 }
 
 /**
- * Load an ONNX model from bytes into a CPU onnxruntime session. A model onnxruntime cannot load
- * fails with E_MODEL_INVALID; the message carries onnxruntime's reason, never model bytes.
+ * Load an ONNX model from bytes into a CPU onnxruntime session. A model with external tensor data
+ * is refused before onnxruntime sees it, and a model onnxruntime cannot load fails, both with
+ * E_MODEL_INVALID; the message carries onnxruntime's reason, never model bytes.
  */
 export async function loadOnnxModel(
   modelBytes: Uint8Array,
@@ -82,6 +84,8 @@ export async function loadOnnxModel(
   if (!(modelBytes instanceof Uint8Array) || modelBytes.length === 0)
     throw new FirnError('E_MODEL_INVALID', 'model bytes are empty');
   if (modelBytes.length > max) throw new TooLargeError('ONNX model', modelBytes.length, max);
+  // onnxruntime would read external tensor data from host files next to the working directory.
+  assertNoExternalData(modelBytes);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(modelBytes, {

@@ -15,6 +15,7 @@ message AttributeProto {
   int64 i = 3;
   bytes s = 4;
   TensorProto t = 5;
+  GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -69,6 +70,8 @@ message TensorProto {
   bytes raw_data = 9;
   repeated double double_data = 10;
   string doc_string = 12;
+  repeated StringStringEntryProto external_data = 13;
+  int32 data_location = 14;
 }
 message TensorShapeProto {
   message Dimension {
@@ -95,7 +98,7 @@ export const ONNX_DTYPE = { float: 1, uint8: 2, int32: 6, int64: 7, bool: 9, dou
 export type OnnxDtypeName = keyof typeof ONNX_DTYPE;
 
 /** AttributeProto.AttributeType values used here. */
-const ATTR_TYPE = { float: 1, int: 2, string: 3, floats: 6, ints: 7 } as const;
+const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, graph: 5, floats: 6, ints: 7 } as const;
 
 /** IR version 8 (ONNX 1.10+) and opset 13: broadly supported, and Softmax there works on one axis. */
 export const ONNX_IR_VERSION = 8;
@@ -107,6 +110,12 @@ export interface OnnxTensor {
   dtype: 'float' | 'int64';
   /** float32 values or int64 values (as bigint); written as raw little-endian bytes. */
   data: Float32Array | BigInt64Array;
+  /**
+   * Write the tensor as external data instead (data_location = EXTERNAL, external_data entries,
+   * no raw_data): the ONNX convention for weights kept in a side file. The enclave refuses such
+   * models; this exists so tests can build them.
+   */
+  externalData?: { location: string; offset?: number; length?: number };
 }
 
 export type OnnxAttribute =
@@ -114,7 +123,9 @@ export type OnnxAttribute =
   | { name: string; kind: 'int'; value: number }
   | { name: string; kind: 'string'; value: string }
   | { name: string; kind: 'floats'; value: readonly number[] }
-  | { name: string; kind: 'ints'; value: readonly number[] };
+  | { name: string; kind: 'ints'; value: readonly number[] }
+  | { name: string; kind: 'tensor'; value: OnnxTensor }
+  | { name: string; kind: 'graph'; value: OnnxGraph };
 
 export interface OnnxNode {
   opType: string;
@@ -164,12 +175,24 @@ function tensorToProto(t: OnnxTensor): Record<string, unknown> {
   // raw_data is little-endian by the spec; typed arrays are host-endian, so refuse big-endian hosts.
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
     throw new FirnError('E_UNSUPPORTED', 'ONNX writing needs a little-endian host');
-  return {
+  const base = {
     name: t.name,
     dims: [...t.dims],
     data_type: ONNX_DTYPE[t.dtype === 'float' ? 'float' : 'int64'],
-    raw_data: raw,
   };
+  if (t.externalData !== undefined) {
+    const e = t.externalData;
+    return {
+      ...base,
+      data_location: 1,
+      external_data: [
+        { key: 'location', value: e.location },
+        ...(e.offset === undefined ? [] : [{ key: 'offset', value: String(e.offset) }]),
+        { key: 'length', value: String(e.length ?? raw.length) },
+      ],
+    };
+  }
+  return { ...base, raw_data: raw };
 }
 
 function attributeToProto(a: OnnxAttribute): Record<string, unknown> {
@@ -184,6 +207,10 @@ function attributeToProto(a: OnnxAttribute): Record<string, unknown> {
       return { name: a.name, type: ATTR_TYPE.floats, floats: [...a.value] };
     case 'ints':
       return { name: a.name, type: ATTR_TYPE.ints, ints: [...a.value] };
+    case 'tensor':
+      return { name: a.name, type: ATTR_TYPE.tensor, t: tensorToProto(a.value) };
+    case 'graph':
+      return { name: a.name, type: ATTR_TYPE.graph, g: graphToProto(a.value) };
   }
 }
 
@@ -199,6 +226,22 @@ function valueInfoToProto(v: OnnxValueInfo): Record<string, unknown> {
   };
 }
 
+function graphToProto(graph: OnnxGraph): Record<string, unknown> {
+  return {
+    name: graph.name,
+    node: graph.nodes.map((n, i) => ({
+      input: [...n.inputs],
+      output: [...n.outputs],
+      name: n.name ?? `${n.opType.toLowerCase()}_${i}`,
+      op_type: n.opType,
+      attribute: (n.attributes ?? []).map(attributeToProto),
+    })),
+    initializer: graph.initializers.map(tensorToProto),
+    input: graph.inputs.map(valueInfoToProto),
+    output: graph.outputs.map(valueInfoToProto),
+  };
+}
+
 /** Serialise a graph into ONNX ModelProto bytes (IR version 8, default-domain opset 13 unless set). */
 export function encodeOnnxModel(graph: OnnxGraph, opts: OnnxModelOptions = {}): Uint8Array {
   const type = getModelType();
@@ -209,19 +252,7 @@ export function encodeOnnxModel(graph: OnnxGraph, opts: OnnxModelOptions = {}): 
     doc_string: opts.docString ?? '',
     opset_import: [{ domain: '', version: opts.opset ?? ONNX_OPSET }],
     metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    graph: {
-      name: graph.name,
-      node: graph.nodes.map((n, i) => ({
-        input: [...n.inputs],
-        output: [...n.outputs],
-        name: n.name ?? `${n.opType.toLowerCase()}_${i}`,
-        op_type: n.opType,
-        attribute: (n.attributes ?? []).map(attributeToProto),
-      })),
-      initializer: graph.initializers.map(tensorToProto),
-      input: graph.inputs.map(valueInfoToProto),
-      output: graph.outputs.map(valueInfoToProto),
-    },
+    graph: graphToProto(graph),
   };
   return type.encode(type.fromObject(message)).finish();
 }

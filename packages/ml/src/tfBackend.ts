@@ -6,6 +6,17 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 export type TfBackendName = 'wasm' | 'cpu';
 
 let wasmPathsSet = false;
+let wasmDir: string | undefined;
+
+/**
+ * Load the TensorFlow.js WebAssembly binaries from `dir` (an absolute directory holding
+ * tfjs-backend-wasm*.wasm) instead of the installed package. The enclave points this at its
+ * measured image before any job runs, so no runtime file comes from the host's node_modules.
+ */
+export function setTfWasmDir(dir: string): void {
+  if (wasmPathsSet && wasmDir !== dir) throw new Error('the TensorFlow.js wasm directory is already set');
+  wasmDir = dir;
+}
 
 /**
  * Select the TensorFlow.js backend. 'wasm' loads the WebAssembly binaries from the installed
@@ -17,8 +28,11 @@ export async function initTfBackend(preferred: TfBackendName = 'wasm'): Promise<
   tf.env().set('PROD', true);
   if (preferred === 'wasm') {
     if (!wasmPathsSet) {
-      const require = createRequire(import.meta.url);
-      const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+      const dir =
+        wasmDir ??
+        dirname(
+          createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'),
+        );
       setWasmPaths(`${dir}/`);
       wasmPathsSet = true;
     }

@@ -1,50 +1,43 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { measurementDigest, repoRoot } from '@firn/core';
-import { build } from 'esbuild';
+import { basename, dirname, join } from 'node:path';
+import { type EnclaveImage, buildEnclaveImage, defaultImageDir, readEnclaveImage } from './enclaveImage.ts';
 
+/** The enclave program as the node runs it: the entry of a built enclave image. */
 export interface EnclaveBundle {
+  /** The entry file Node runs (image/app/enclave.mjs). */
   path: string;
-  /** SHA-256 of the bundle bytes: the simulated TEE's raw measurement register. */
+  /** The image digest (32 bytes): the simulated TEE's raw measurement register. */
   sha256: Uint8Array;
   /** The measurement digest the registry allow-lists. */
   measurement: Uint8Array;
+  image: EnclaveImage;
 }
 
+/** Entry of the default image (packages/enclave/dist/image/app/enclave.mjs). */
 export function defaultBundlePath(): string {
-  return join(repoRoot(), 'packages', 'enclave', 'dist', 'enclave.mjs');
+  return join(defaultImageDir(), 'app', 'enclave.mjs');
+}
+
+/** The image directory of an entry path (…/app/enclave.mjs), or `dirname(path)/image` for another name. */
+function imageDirOf(path: string): string {
+  return basename(path) === 'enclave.mjs' && basename(dirname(path)) === 'app'
+    ? dirname(dirname(path))
+    : join(dirname(path), 'image');
+}
+
+function fromImage(image: EnclaveImage): EnclaveBundle {
+  return { path: image.entry, sha256: image.digest, measurement: image.measurement, image };
 }
 
 /**
- * Build the enclave program into one deterministic ESM file. Native and WASM ML runtimes stay
- * external (loaded from node_modules), so the measurement covers the program's own code.
+ * Build the enclave image (docs/enclave-image.md) and return its entry. `outfile` names the entry
+ * (…/app/enclave.mjs) or any file whose directory receives the image under `image/`; the returned
+ * `path` is the file to run. The measurement covers every file that runs inside the enclave.
  */
 export async function buildEnclaveBundle(outfile = defaultBundlePath()): Promise<EnclaveBundle> {
-  mkdirSync(dirname(outfile), { recursive: true });
-  // The ML runtimes stay external; a bundle written outside the repository finds them through a
-  // node_modules link beside it.
-  const link = join(dirname(outfile), 'node_modules');
-  if (!dirname(outfile).startsWith(repoRoot()) && !existsSync(link))
-    symlinkSync(join(repoRoot(), 'node_modules'), link, 'dir');
-  await build({
-    entryPoints: [join(repoRoot(), 'packages', 'enclave', 'src', 'main.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    legalComments: 'none',
-    logLevel: 'error',
-    external: ['onnxruntime-node', '@tensorflow/*'],
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-  });
-  return measureEnclaveBundle(outfile);
+  return fromImage(await buildEnclaveImage(imageDirOf(outfile)));
 }
 
+/** Measure a built image from its entry path, verifying every file against the manifest. */
 export function measureEnclaveBundle(path = defaultBundlePath()): EnclaveBundle {
-  const sha256 = new Uint8Array(createHash('sha256').update(readFileSync(path)).digest());
-  return { path, sha256, measurement: measurementDigest('simulated', [sha256]) };
+  return fromImage(readEnclaveImage(imageDirOf(path), { skipNodeBinary: true }));
 }

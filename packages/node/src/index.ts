@@ -1,4 +1,5 @@
 export * from './enclaveBundle.ts';
+export * from './enclaveImage.ts';
 export * from './enclaveSupervisor.ts';
 export * from './http/errorStatus.ts';
 export * from './http/router.ts';
@@ -11,3 +12,4 @@ export * from './openapi.ts';
 export * from './storage/artifactStore.ts';
 export * from './storage/jobStore.ts';
 export * from './attachCollateral.ts';
+export * from './gramineManifest.ts';

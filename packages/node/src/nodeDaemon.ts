@@ -6,7 +6,7 @@ import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
-import { EnclaveSupervisor } from './enclaveSupervisor.ts';
+import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { JobService } from './jobs/jobApi.ts';
 import {
   applyHttpLimits,
@@ -39,6 +39,8 @@ export interface NodeDaemonOptions {
   bundlePath: string;
   /** Environment for the enclave process (FIRN_TEE, FIRN_SIM_PLATFORM, ...). */
   enclaveEnv: Record<string, string>;
+  /** How the enclave is started (default: plain node; gramine-sgx on SGX). */
+  enclaveLauncher?: EnclaveLauncher;
   logger: Logger;
   /** The chain this node registers on and takes jobs from (absent: serve only). */
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
@@ -90,6 +92,7 @@ export class NodeDaemon {
     this.supervisor = new EnclaveSupervisor({
       bundlePath: opts.bundlePath,
       env: opts.enclaveEnv,
+      ...(opts.enclaveLauncher === undefined ? {} : { launcher: opts.enclaveLauncher }),
       logger: opts.logger,
     });
     this.metrics.describe('firn_http_requests_total', 'counter', 'HTTP requests by route and status');
@@ -103,6 +106,18 @@ export class NodeDaemon {
     return join(this.opts.dataDir, 'sealed-keys.json');
   }
 
+  /** The enclave's sealed time floor (docs/decisions/0852-enclave-time-floor.md); opaque here. */
+  private get sealedStatePath(): string {
+    return join(this.opts.dataDir, 'sealed-state.json');
+  }
+
+  private saveSealedState(state: unknown): void {
+    if (state === undefined || state === null) return;
+    const tmp = `${this.sealedStatePath}.tmp`;
+    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    renameSync(tmp, this.sealedStatePath);
+  }
+
   /** Start (or restart) the enclave and open its sealed keys; first start creates them. */
   private async initEnclave(): Promise<EnclaveIdentity> {
     await this.supervisor.ready();
@@ -112,20 +127,39 @@ export class NodeDaemon {
     } catch {
       sealed = undefined;
     }
-    const out = await this.supervisor.call<EnclaveIdentity & { sealedKeys: unknown }>('init', {
-      sealedKeys: sealed ?? null,
-    });
+    let sealedState: unknown;
+    try {
+      sealedState = JSON.parse(readFileSync(this.sealedStatePath, 'utf8'));
+    } catch {
+      sealedState = undefined;
+    }
+    const out = await this.supervisor.call<EnclaveIdentity & { sealedKeys: unknown; sealedState?: unknown }>(
+      'init',
+      { sealedKeys: sealed ?? null, sealedState: sealedState ?? null },
+    );
+    this.saveSealedState(out.sealedState);
     if (sealed === undefined) {
       const tmp = `${this.sealedPath}.tmp`;
       writeFileSync(tmp, JSON.stringify(out.sealedKeys), { mode: 0o600 });
       renameSync(tmp, this.sealedPath);
     }
-    const { sealedKeys: _s, ...identity } = out;
+    const { sealedKeys: _s, sealedState: _t, ...identity } = out;
     return identity;
   }
 
   async start(): Promise<void> {
     const log = this.opts.logger;
+    // The enclave hands out a new sealed time floor as it advances; the host only stores it.
+    this.supervisor.on('event', (name: string, data: unknown) => {
+      if (name !== 'enclaveState') return;
+      try {
+        this.saveSealedState((data as { sealedState?: unknown } | null)?.sealedState);
+      } catch (e) {
+        log.warn('could not store the enclave state', {
+          code: (e as { code?: string }).code ?? 'E_INTERNAL',
+        });
+      }
+    });
     this.supervisor.on('restarted', () => {
       this.metrics.inc('firn_enclave_restarts_total');
       this.initEnclave()

@@ -323,13 +323,15 @@ export const OPENAPI_DOCUMENT = {
       },
       SessionOpened: {
         type: 'object',
-        required: ['sessionId', 'salt', 'expiresAt', 'inputNames', 'outputNames'],
+        required: ['sessionId', 'salt', 'expiresAt', 'response'],
         properties: {
           sessionId: hex32,
           salt: { ...hex32, description: 'fresh per open; mixed into the session keys (public)' },
           expiresAt: { type: 'integer', description: 'unix seconds; the model grant expiry' },
-          inputNames: { type: 'array', items: { type: 'string' } },
-          outputNames: { type: 'array', items: { type: 'string' } },
+          response: {
+            type: 'string',
+            description: "base64 channel response sealed to the requester: the model's tensor names",
+          },
         },
       },
       SessionClosed: {

@@ -4,10 +4,15 @@ import {
   buildEnclaveBundle,
   createLogger,
   defaultBundlePath,
+  type EnclaveLauncher,
+  enclaveEnvFromHost,
   ensureRegistered,
+  generateGramineManifest,
+  measureEnclaveBundle,
   NodeDaemon,
+  prepareGramineLaunch,
 } from '@firn/node';
-import { InvalidInputError } from '@firn/core';
+import { hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
 import { readKey, resolveChain } from '../chainArgs.ts';
@@ -31,19 +36,84 @@ export interface NodeStartOptions extends CollateralArgs {
   bundle?: string;
   keyFile?: string;
   register: boolean;
+  kmsUrl?: string;
+  kmsAddress?: string;
+  gpuCollector?: string;
+  gramineSignKey?: string;
+  gramineLibos?: string;
+  gramineRuntimeDir?: string;
+  gramineLibDir?: string[];
+  gramineBin?: string;
+  gramineSignBin?: string;
+}
+
+/**
+ * The enclave's environment and launcher for `--tee`: simulated (plain node, FIRN_SIM_*),
+ * sgx-gramine (gramine-sgx with a manifest generated from the enclave image and signed; FIRN_TEE
+ * fixed inside it), tdx (plain node in the TD, sealing key from the key broker: --kms-url and
+ * --kms-address are required). Only allow-listed variables are ever passed (see
+ * ENCLAVE_ENV_ALLOW_LIST): the flags below, and FIRN_LOG_LEVEL / FIRN_GPU_COLLECTOR from the
+ * host's environment. Errors: E_INVALID_INPUT naming the missing flag.
+ */
+export async function planEnclaveLaunch(
+  o: NodeStartOptions,
+  bundlePath: string,
+): Promise<{ env: Record<string, string>; launcher?: EnclaveLauncher }> {
+  const inherited = enclaveEnvFromHost();
+  const env: Record<string, string> = { FIRN_TEE: o.tee };
+  if (inherited.FIRN_LOG_LEVEL) env.FIRN_LOG_LEVEL = inherited.FIRN_LOG_LEVEL;
+  const gpu = o.gpuCollector ?? inherited.FIRN_GPU_COLLECTOR;
+  if (gpu) env.FIRN_GPU_COLLECTOR = gpu;
+  if (o.kmsUrl || o.kmsAddress) {
+    if (!o.kmsUrl || !o.kmsAddress)
+      throw new InvalidInputError(
+        '--kms-url and --kms-address go together (the broker and its pinned identity)',
+      );
+    hexBytes(o.kmsAddress, '--kms-address', 20);
+    env.FIRN_KMS_URL = o.kmsUrl;
+    env.FIRN_KMS_ADDRESS = o.kmsAddress;
+  }
+  if (o.tee === 'simulated') {
+    if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
+    env.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
+    if (o.simGpus) env.FIRN_SIM_GPUS = resolve(o.simGpus);
+    return { env };
+  }
+  if (o.tee === 'tdx') {
+    if (!env.FIRN_KMS_URL)
+      throw new InvalidInputError(
+        'a TDX guest has no hardware sealing key: pass --kms-url URL --kms-address ADDRESS (firn kms start)',
+      );
+    return { env };
+  }
+  if (o.tee === 'sgx-gramine') {
+    // The GPU collector and the broker do not apply inside an SGX enclave (Gramine seals).
+    const image = measureEnclaveBundle(bundlePath).image;
+    const launcher = await prepareGramineLaunch({
+      image: { dir: image.dir, manifest: image.manifest },
+      dataDir: resolve(o.dataDir),
+      passthroughEnv: env.FIRN_LOG_LEVEL ? ['FIRN_LOG_LEVEL'] : [],
+      ...(o.gramineLibos ? { gramineLibos: o.gramineLibos } : {}),
+      ...(o.gramineRuntimeDir ? { gramineRuntimeDir: o.gramineRuntimeDir } : {}),
+      ...(o.gramineLibDir && o.gramineLibDir.length > 0 ? { libDirs: o.gramineLibDir } : {}),
+      ...(o.gramineSignKey ? { signKey: o.gramineSignKey } : {}),
+      ...(o.gramineSignBin ? { signExecutable: o.gramineSignBin } : {}),
+      ...(o.gramineBin ? { executable: o.gramineBin } : {}),
+    });
+    return {
+      env: { FIRN_TEE: 'sgx-gramine', ...(env.FIRN_LOG_LEVEL ? { FIRN_LOG_LEVEL: env.FIRN_LOG_LEVEL } : {}) },
+      launcher,
+    };
+  }
+  throw new InvalidInputError(`unknown --tee ${o.tee}: simulated | sgx-gramine | tdx`);
 }
 
 /** Start a node: enclave, API, and (unless --no-register) its on-chain registration. */
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
-  const enclaveEnv: Record<string, string> = { FIRN_TEE: o.tee };
-  if (o.tee === 'simulated') {
-    if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
-    enclaveEnv.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
-    if (o.simGpus) enclaveEnv.FIRN_SIM_GPUS = resolve(o.simGpus);
-  }
   const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
   if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
+  const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
   const chain = o.register ? await resolveChain(o) : undefined;
   const operatorKey = chain
     ? readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_OPERATOR_KEY' })
@@ -57,6 +127,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
     bundlePath,
     enclaveEnv,
+    ...(launcher ? { enclaveLauncher: launcher } : {}),
     logger,
     ...(chain && operatorKey
       ? { chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, operatorKey } }
@@ -83,6 +154,42 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
 export function registerNode(program: Command): void {
   const node = program.command('node').description('run a firn compute node');
   node
+    .command('gramine-manifest')
+    .description('print the Gramine manifest `node start --tee sgx-gramine` would sign (for review)')
+    .option('--bundle <file>', 'enclave image entry (default: the built one)')
+    .option('--gramine-libos <file>', "Gramine's libsysdb.so")
+    .option('--gramine-runtime-dir <dir>', "Gramine's patched glibc runtime directory")
+    .option(
+      '--gramine-lib-dir <dir>',
+      'system library directory trusted in the enclave (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .action(
+      async (o: {
+        bundle?: string;
+        gramineLibos?: string;
+        gramineRuntimeDir?: string;
+        gramineLibDir: string[];
+      }) => {
+        try {
+          const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
+          if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
+          const image = measureEnclaveBundle(bundlePath).image;
+          const { text } = generateGramineManifest({
+            image: { dir: image.dir, manifest: image.manifest },
+            ...(o.gramineLibos ? { gramineLibos: o.gramineLibos } : {}),
+            ...(o.gramineRuntimeDir ? { gramineRuntimeDir: o.gramineRuntimeDir } : {}),
+            ...(o.gramineLibDir.length > 0 ? { libDirs: o.gramineLibDir } : {}),
+          });
+          process.stdout.write(text);
+        } catch (e) {
+          printError(e, false);
+          process.exit(1);
+        }
+      },
+    );
+  node
     .command('start')
     .description('start the enclave, serve the node API, register on chain with stake')
     .option('--rpc <url>', 'JSON-RPC URL of the chain')
@@ -106,6 +213,20 @@ export function registerNode(program: Command): void {
     .option('--bundle <file>', 'enclave program bundle (default: the built one)')
     .option('--key-file <file>', 'operator private key file (or env FIRN_OPERATOR_KEY)')
     .option('--no-register', 'serve only; do not touch the chain')
+    .option('--kms-url <url>', 'key broker that releases the sealing key (required with --tee tdx)')
+    .option('--kms-address <address>', "the key broker's identity address to pin (from its kms.json)")
+    .option('--gpu-collector <json>', 'argv (JSON list) of the command printing NVIDIA evidence for {nonce}')
+    .option('--gramine-sign-key <file>', 'RSA-3072 enclave signing key for gramine-sgx-sign')
+    .option('--gramine-libos <file>', "Gramine's libsysdb.so")
+    .option('--gramine-runtime-dir <dir>', "Gramine's patched glibc runtime directory")
+    .option(
+      '--gramine-lib-dir <dir>',
+      'system library directory trusted in the enclave (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--gramine-bin <file>', 'gramine-sgx executable (default: from PATH)')
+    .option('--gramine-sign-bin <file>', 'gramine-sgx-sign executable (default: from PATH)')
     .action(async (o: NodeStartOptions) => {
       try {
         const n = await startNodeCommand(o);

@@ -25,6 +25,7 @@ import type { DevnetStateFile } from '@firn/client';
 import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
+import { startDevnetKms } from './startKms.ts';
 
 export interface DevnetOptions {
   dir: string;
@@ -140,6 +141,17 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const gpuRootFile = join(dir, 'simulated-gpu-root.pem');
     writeFileSync(gpuRootFile, gpuRoot.rootCertPem);
 
+    // The key broker: node 1 takes its sealing key from it instead of its platform secret.
+    const kms = await startDevnetKms({
+      dir,
+      root,
+      rootFile,
+      measurement,
+      spawnFirn: (args, logFile) => spawnFirn(args, {}, logFile),
+    });
+    children.push(kms.child);
+    log(`key broker on ${kms.url} (identity ${kms.address})`);
+
     const verifiers: Devnet['verifiers'] = [];
     for (const [i, acct] of verifierAccounts.entries()) {
       await joinVerifierSet(
@@ -200,6 +212,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--stake',
         '2',
       ];
+      if (index === 1) args.push('--kms-url', kms.url, '--kms-address', kms.address);
       if (index > o.nodes - (o.gpuNodes ?? 1)) {
         const gpu = await createSimulatedGpu({
           root: gpuRoot,

@@ -46,6 +46,19 @@ describe('environmentFromEnv on a Gramine SGX tree', () => {
     expect(second.enclaveAddress).toBe(first.enclaveAddress);
   });
 
+  it('refuses a GPU collector that is not a JSON argv list, typed', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'firn-env-gpu-'));
+    mkdirSync(join(root, 'dev', 'attestation'), { recursive: true });
+    writeFileSync(join(root, 'dev', 'attestation', 'quote'), readFileSync(join(FIX, 'sgx_quote.bin')));
+    for (const bad of ['not json', '{"a":1}', '[]', '[1,2]'])
+      await expect(
+        environmentFromEnv(
+          { FIRN_TEE: 'sgx-gramine', FIRN_FS_ROOT: root, FIRN_GPU_COLLECTOR: bad },
+          new Uint8Array(32),
+        ),
+      ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+  });
+
   it('refuses an unknown backend', async () => {
     await expect(environmentFromEnv({ FIRN_TEE: 'sev' }, new Uint8Array(32))).rejects.toMatchObject({
       code: 'E_UNSUPPORTED',

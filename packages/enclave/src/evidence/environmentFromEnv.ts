@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { FirnError, hexToBytes } from '@firn/core';
+import { FirnError, hexToBytes, measurementDigest } from '@firn/core';
 import {
   dcapSelfIdentity,
   parseSimulatedPlatform,
@@ -8,30 +8,50 @@ import {
 } from '@firn/attestation';
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
 import { GramineEvidenceProvider } from './gramine.ts';
+import { withKmsSealingKey } from './kmsSealingKey.ts';
 import { NvidiaCommandCollector } from './nvidiaCollector.ts';
 import { createSimulatedProvider } from './simulated.ts';
-import { TdxConfigfsEvidenceProvider } from './tdxConfigfs.ts';
+import { TdxConfigfsEvidenceProvider, type TsmFs } from './tdxConfigfs.ts';
 import type { EvidenceProvider } from './types.ts';
+
+/** The key broker configured by FIRN_KMS_URL and its pinned identity FIRN_KMS_ADDRESS, if any. */
+function kmsFromEnv(env: NodeJS.ProcessEnv): { url: string; brokerAddress: string } | undefined {
+  if (!env.FIRN_KMS_URL) return undefined;
+  if (!env.FIRN_KMS_ADDRESS)
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      'FIRN_KMS_URL needs FIRN_KMS_ADDRESS (the broker identity to pin)',
+    );
+  return { url: env.FIRN_KMS_URL, brokerAddress: env.FIRN_KMS_ADDRESS };
+}
 
 /**
  * Pick the TEE backend from the environment: FIRN_TEE=sgx-gramine or tdx on real hardware
  * (FIRN_FS_ROOT relocates /dev/attestation or configfs for tests; FIRN_GPU_COLLECTOR is the argv of
  * a command printing NVIDIA SDK evidence JSON), or FIRN_TEE=simulated (FIRN_SIM_PLATFORM names the
- * simulated platform file, FIRN_SIM_GPUS optionally a list of simulated GPUs). Real backends plug in here.
+ * simulated platform file, FIRN_SIM_GPUS optionally a list of simulated GPUs). FIRN_KMS_URL and
+ * FIRN_KMS_ADDRESS take the sealing key from the key broker (required on TDX, which has no
+ * hardware sealing key; optional on the simulated TEE). `deps.tsmFs` lets tests stand in for
+ * the kernel's configfs-tsm. Real backends plug in here.
  */
 export async function environmentFromEnv(
   env: NodeJS.ProcessEnv,
   bundleSha256: Uint8Array,
+  deps: { tsmFs?: TsmFs } = {},
 ): Promise<EnclaveEnvironment> {
   const tee = env.FIRN_TEE ?? 'simulated';
+  const kms = kmsFromEnv(env);
   if (tee === 'simulated') {
     const path = env.FIRN_SIM_PLATFORM;
     if (!path) throw new FirnError('E_INVALID_INPUT', 'FIRN_SIM_PLATFORM is not set');
     const platform = parseSimulatedPlatform(JSON.parse(await readFile(path, 'utf8')));
+    const sim = createSimulatedProvider(platform, bundleSha256, { debug: env.FIRN_SIM_DEBUG === '1' });
+    const platformId = hexToBytes(platform.platformId);
+    const measurement = measurementDigest('simulated', [bundleSha256]);
     const out: EnclaveEnvironment = {
-      provider: createSimulatedProvider(platform, bundleSha256, { debug: env.FIRN_SIM_DEBUG === '1' }),
+      provider: kms ? withKmsSealingKey(sim, { ...kms, expected: () => ({ measurement, platformId }) }) : sim,
       measurementRegisters: [bundleSha256],
-      platformId: hexToBytes(platform.platformId),
+      platformId,
     };
     // Simulated GPUs attached to this simulated machine (composite evidence on the devnet).
     if (env.FIRN_SIM_GPUS) {
@@ -45,25 +65,36 @@ export async function environmentFromEnv(
   }
   if (tee === 'sgx-gramine' || tee === 'tdx') {
     const root = env.FIRN_FS_ROOT ?? '/';
+    // TDX has no hardware sealing key: without a broker, sealingKey() fails with E_UNSUPPORTED.
+    const tdx = new TdxConfigfsEvidenceProvider({ root, ...(deps.tsmFs ? { fs: deps.tsmFs } : {}) });
+    // The hardware measured this program; the enclave learns its registers and PPID from its own quote.
+    const self = dcapSelfIdentity(
+      (await (tee === 'sgx-gramine' ? new GramineEvidenceProvider({ root }) : tdx).quote(new Uint8Array(64)))
+        .quote,
+    );
+    const expected = () => ({
+      measurement: measurementDigest(self.teeType, self.registers),
+      platformId: self.platformId,
+    });
     const provider: EvidenceProvider =
       tee === 'sgx-gramine'
         ? new GramineEvidenceProvider({ root })
-        : new TdxConfigfsEvidenceProvider({
-            root,
-            ...(env.FIRN_TDX_SEALING_KEY_FILE
-              ? { sealingKey: async () => new Uint8Array(await readFile(env.FIRN_TDX_SEALING_KEY_FILE!)) }
-              : {}),
-          });
-    // The hardware measured this program; the enclave learns its registers and PPID from its own quote.
-    const self = dcapSelfIdentity((await provider.quote(new Uint8Array(64))).quote);
+        : kms
+          ? withKmsSealingKey(tdx, { ...kms, expected })
+          : tdx;
     const out: EnclaveEnvironment = {
       provider,
       measurementRegisters: self.registers,
       platformId: self.platformId,
     };
     if (env.FIRN_GPU_COLLECTOR) {
-      const command = JSON.parse(env.FIRN_GPU_COLLECTOR) as unknown;
-      if (!Array.isArray(command) || !command.every((c) => typeof c === 'string'))
+      let command: unknown;
+      try {
+        command = JSON.parse(env.FIRN_GPU_COLLECTOR.slice(0, 4096));
+      } catch {
+        command = undefined;
+      }
+      if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string'))
         throw new FirnError('E_INVALID_INPUT', 'FIRN_GPU_COLLECTOR must be a JSON list of strings (argv)');
       out.gpu = new NvidiaCommandCollector({ command });
     }

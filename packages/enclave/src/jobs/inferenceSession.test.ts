@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
-import { buildSessionOpen, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
+import { buildSessionOpen, openSessionInfo, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
 import { bytesToHex, type Hex, hexBytes, parseWorkProofJson, sha256, workProofDigest } from '@firn/core';
 import { type CreateGrantParams, generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
 import { loadOnnxModel } from '@firn/ml';
@@ -66,6 +66,7 @@ async function open(
     resultRecipient: kem.publicKey,
     domain,
     grantExpiresAt: now + 600,
+    grantIssuedAt: now - 60,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
   const params = {
@@ -78,7 +79,7 @@ async function open(
   };
   const r = (await program.handle('openSession', params)) as OpenSessionResult;
   const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId, opts.format ?? 'binary');
-  return { jobId, r, codec, params };
+  return { jobId, r, codec, params, built };
 }
 
 const b64 = (m: Uint8Array) => Buffer.from(m).toString('base64');
@@ -97,8 +98,13 @@ const xTensor = (x: number[]) => ({
 describe('enclave inference sessions', () => {
   it('runs requests on a model loaded once and closes with a proof over the transcript', async () => {
     const before = loads;
-    const { jobId, codec, r } = await open();
-    expect(r.inputNames).toEqual(['x']);
+    const { jobId, codec, r, built } = await open();
+    // The tensor names reach the requester only sealed: the host-visible answer has none.
+    expect(JSON.stringify(r)).not.toMatch(/inputNames|"x"/);
+    expect(await openSessionInfo(built.channel, r.response, jobId)).toEqual({
+      inputNames: ['x'],
+      outputNames: ['y'],
+    });
     let units = 0;
     for (const x of [
       [0.5, -1, 2],

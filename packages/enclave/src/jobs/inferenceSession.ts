@@ -32,13 +32,12 @@ import {
 import {
   decodeTensorsBinary,
   encodeTensorsBinary,
-  loadOnnxModel,
-  type OnnxModel,
   parseTensorMap,
   type TensorMap,
   tensorMapToJson,
 } from '@firn/ml';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { inProcessRuntime, type MlRuntime, type RuntimeModel } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import { acceptRequest, checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
 
@@ -68,6 +67,17 @@ export interface OpenSessionResult {
   salt: Hex;
   /** Unix seconds: the earliest grant expiry; requests at or after it are refused. */
   expiresAt: number;
+  /**
+   * Base64 channel response sealed to the requester: JSON `SessionOpenInfo`. The model's tensor
+   * names are the requester's secret, so the host relays them only encrypted.
+   */
+  response: string;
+}
+
+/** What the open response carries inside the channel. */
+export interface SessionOpenInfo {
+  v: 1;
+  sessionId: Hex;
   inputNames: string[];
   outputNames: string[];
 }
@@ -118,15 +128,17 @@ export interface SessionHandlerOptions {
   idleSeconds?: number;
   /** Cap on one request message (bytes, before base64). */
   maxRequestBytes?: number;
-  /** Model loader (tests may count loads); default onnxruntime with one intra-op thread. */
-  loadModel?: (bytes: Uint8Array) => Promise<OnnxModel>;
+  /** Model loader (tests may count loads); default `runtime.loadModel`. */
+  loadModel?: (bytes: Uint8Array) => Promise<RuntimeModel>;
+  /** Where session models run; default in this process (the enclave's main passes a child-process runtime). */
+  runtime?: MlRuntime;
 }
 
 interface Session {
   jobId: Hex;
   endpoint: SessionEndpoint;
   salt: Uint8Array;
-  model: OnnxModel;
+  model: RuntimeModel;
   transcript: SessionTranscript;
   workloadHash: Hex;
   inputCommitment: Hex;
@@ -196,7 +208,8 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
   const idle = opts.idleSeconds ?? DEFAULT_SESSION_IDLE_SECONDS;
   const maxRequest = Math.min(opts.maxRequestBytes ?? MAX_SESSION_MESSAGE_BYTES, MAX_SESSION_MESSAGE_BYTES);
-  const load = opts.loadModel ?? ((b: Uint8Array) => loadOnnxModel(b, { intraOpThreads: 1 }));
+  const runtime = opts.runtime ?? inProcessRuntime({});
+  const load = opts.loadModel ?? ((b: Uint8Array) => runtime.loadModel(b));
   const sessions = new Map<Hex, Session>();
   const opening = new Set<Hex>();
 
@@ -216,7 +229,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
-    const now = clock();
+    const now = ctx.time.now(clock());
     sweep(now);
     if (sessions.has(p.jobId) || opening.has(p.jobId))
       throw fail('E_CONFLICT', 'a session for this job is already open');
@@ -224,7 +237,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
     opening.add(p.jobId);
     try {
-      const { request: open } = await acceptRequest(
+      const { channel, request: open } = await acceptRequest(
         ctx,
         p,
         sessionChannelInfo(p.jobId),
@@ -261,26 +274,32 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         tail: Promise.resolve(),
         closed: false,
       });
+      const info: SessionOpenInfo = {
+        v: 1,
+        sessionId: p.jobId,
+        inputNames: [...loaded.inputNames],
+        outputNames: [...loaded.outputNames],
+      };
       return {
         sessionId: p.jobId,
         salt: bytesToHex(salt),
         expiresAt,
-        inputNames: [...loaded.inputNames],
-        outputNames: [...loaded.outputNames],
+        response: Buffer.from(channel.sealResponse(utf8(JSON.stringify(info)))).toString('base64'),
       };
     } finally {
       opening.delete(p.jobId);
     }
   };
 
-  const sessionRequest: Handler = async (raw): Promise<{ message: string }> => {
+  const sessionRequest: Handler = async (raw, ctx: EnclaveContext): Promise<{ message: string }> => {
     const s = get(sessionIdOf(raw));
     if (typeof raw.message !== 'string' || raw.message.length > Math.ceil(maxRequest / 3) * 4)
       throw fail('E_TOO_LARGE', `a session request is at most ${maxRequest} bytes`);
     const message = new Uint8Array(Buffer.from(raw.message, 'base64'));
     return onQueue(s, async () => {
       if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
-      const now = clock();
+      // Floored time: a host that rewinds its clock cannot extend an expired session.
+      const now = ctx.time.now(clock());
       if (now >= s.expiresAt) throw fail('E_GRANT_EXPIRED', 'the session grant has expired');
       // Replayed, reordered or altered messages fail here and leave the session state unchanged.
       const pt = s.endpoint.open(message);
@@ -334,7 +353,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         inputCommitment: s.inputCommitment,
         outputCommitment: s.transcript.commitment(s.jobId, s.salt),
         startedAt: BigInt(s.startedAt),
-        finishedAt: BigInt(Math.max(clock(), s.startedAt)),
+        finishedAt: BigInt(Math.max(ctx.time.now(clock()), s.startedAt)),
         workUnits: s.workUnits,
       };
       const signature = bytesToHex(

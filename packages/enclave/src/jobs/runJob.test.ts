@@ -12,6 +12,7 @@ import {
   workProofDigest,
 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
+import { encodeOnnxModel } from '@firn/ml/formats';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
@@ -78,6 +79,7 @@ async function prepare(
     resultRecipient: kem.publicKey,
     domain,
     grantExpiresAt: opts.expiresAt ?? NOW + 600,
+    grantIssuedAt: NOW - 60,
   });
   const onChain = jobCommitments('inference', {}, inputs);
   const params = {
@@ -125,6 +127,34 @@ describe('enclave runJob (inference, in process)', () => {
     expect(first.stage).toBe('started');
   });
 
+  it('refuses a replayed request, so no response or event key ever seals twice under one nonce', async () => {
+    const { params } = await prepare();
+    await program.handle('runJob', params);
+    await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
+  });
+
+  it('tells the host only the code of a failure; the message goes sealed to the requester', async () => {
+    const canary = 'c4n4ry_tensor_name';
+    const { params, built } = await prepare({
+      input: JSON.stringify({ [canary]: { dims: [2, 3], type: 'float32', data: x } }),
+    });
+    const err = (await program.handle('runJob', params).catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+    };
+    expect(err.code).toBe('E_INPUT_INVALID');
+    expect(err.message).not.toContain(canary);
+    const mine = events.filter((e) => (e as { data: { jobId: Hex } }).data.jobId === params.jobId);
+    let opened: { stage?: string; error?: { code: string; message: string } } = {};
+    for (const e of mine) {
+      const message = (e as { data: { message: string } }).data.message;
+      expect(Buffer.from(message, 'base64').toString('latin1')).not.toContain(canary);
+      opened = JSON.parse(new TextDecoder().decode(await built.channel.openEvent(message)));
+    }
+    expect(opened).toMatchObject({ stage: 'failed', error: { code: 'E_INPUT_INVALID' } });
+    expect(opened.error!.message).toContain(canary);
+  });
+
   it('refuses a job whose on-chain commitments differ from the request', async () => {
     const { params } = await prepare();
     const bad = { ...params, onChain: { ...params.onChain, workloadHash: bytesToHex(new Uint8Array(32)) } };
@@ -155,6 +185,27 @@ describe('enclave runJob (inference, in process)', () => {
         (await prepare({ modelBytes: new TextEncoder().encode('not an onnx model') })).params,
       ),
     ).rejects.toMatchObject({ code: 'E_MODEL_INVALID' });
+    // Weights in a side file (ONNX external data) would be read from the host's disk: refused.
+    const external = encodeOnnxModel({
+      name: 'ext',
+      nodes: [{ opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'] }],
+      initializers: [
+        {
+          name: 'W',
+          dims: [3, 2],
+          dtype: 'float',
+          data: new Float32Array(6),
+          externalData: { location: 'W.bin' },
+        },
+      ],
+      inputs: [{ name: 'x', elemType: 'float', shape: ['N', 3] }],
+      outputs: [{ name: 'y', elemType: 'float', shape: ['N', 2] }],
+    });
+    await expect(
+      program.handle('runJob', (await prepare({ modelBytes: external })).params),
+    ).rejects.toMatchObject({
+      code: 'E_MODEL_INVALID',
+    });
     const wrong = JSON.stringify({ x: { dims: [1, 4], type: 'float32', data: [1, 2, 3, 4] } });
     await expect(program.handle('runJob', (await prepare({ input: wrong })).params)).rejects.toMatchObject({
       code: 'E_INPUT_INVALID',

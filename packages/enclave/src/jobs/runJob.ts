@@ -15,6 +15,7 @@ import {
   sha256,
   utf8,
   type WorkProofFields,
+  toErrorBody,
   type WorkProofJson,
   workProofDigest,
   workProofToJson,
@@ -32,6 +33,7 @@ import {
   verifyGrant,
 } from '@firn/crypto';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
+import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
 
@@ -115,7 +117,8 @@ async function readInput(path: string, id: Hex): Promise<Uint8Array> {
 
 /**
  * Verify every grant of a request (owner signature, this enclave's Enclave ID and KEM key, this
- * jobId and workload hash, expiry at `now`), unwrap the data keys and open the inputs (from the
+ * jobId and workload hash, expiry at `now`, the enclave's floored time), raise the time floor to
+ * each grant's signed `issuedAt`, unwrap the data keys and open the inputs (from the
  * plaintext cache on a hit with the same key, else from the host file, which must hash to its
  * id). It proves the requester's grants cover these inputs for this job; it does not check the
  * request against the chain (callers compare the commitments first).
@@ -143,6 +146,8 @@ export async function openGrantedInputs(
       now,
       enclaveKemPublicKey: keys.kemPublicKey,
     });
+    // The owner signed the chain time it made this grant at: the enclave's clock never goes below it again.
+    ctx.time.observe(grant.issuedAt);
     const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
     const hit = cache.get(ref.artifactId, dataKey);
     if (hit !== undefined) {
@@ -191,11 +196,14 @@ export interface JobHandlerOptions {
   /** Enclave clock, unix seconds (tests inject it; the host cannot). */
   now?: () => number;
   cache?: ArtifactCache;
+  /** Where workloads run; default in this process (the enclave's main passes a child-process runtime). */
+  runtime?: MlRuntime;
 }
 
 /**
  * Accept the requester's HPKE channel and open its first message. A request that does not open
- * for this job is E_DECRYPT; one that opens but does not parse is E_JOB_INVALID.
+ * for this job is E_DECRYPT; one that opens but does not parse is E_JOB_INVALID (its message may
+ * quote the requester's request, so callers seal it to the requester, see `sealedFailure`).
  */
 export async function acceptRequest<T>(
   ctx: EnclaveContext,
@@ -204,14 +212,62 @@ export async function acceptRequest<T>(
   parse: (plaintext: Uint8Array) => T,
   what: 'job' | 'session',
 ): Promise<{ channel: EnclaveChannel; request: T }> {
-  const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(p.enc, 'enc', 32), { info });
+  const { channel, plaintext } = await openChannel(ctx, p, info, what);
+  return { channel, request: parseRequest(plaintext, parse, what) };
+}
+
+/** How many accepted channel keys (HPKE `enc`) the enclave remembers to refuse replays. */
+export const MAX_REMEMBERED_CHANNELS = 100_000;
+const acceptedChannels = new Set<string>();
+
+/**
+ * Accept a channel once. The response and event keys derive from the requester's `enc`, and
+ * their nonces count from zero, so a host replaying a request would make the enclave seal a
+ * second, different message under a key and nonce already used. A replayed `enc` is refused
+ * (E_CHANNEL_SEQUENCE); the memory is per enclave process and bounded (oldest forgotten first).
+ */
+async function openChannel(
+  ctx: EnclaveContext,
+  p: Pick<RunJobParams, 'enc' | 'request'>,
+  info: Uint8Array,
+  what: 'job' | 'session',
+): Promise<{ channel: EnclaveChannel; plaintext: Uint8Array }> {
+  const enc = bytesToHex(hexBytes(p.enc, 'enc', 32));
+  const channel = await acceptChannel(ctx.keys().kemPrivateKey, hexBytes(enc, 'enc', 32), { info });
+  let plaintext: Uint8Array;
   try {
-    return { channel, request: parse(await channel.openRequest(p.request)) };
+    plaintext = await channel.openRequest(p.request);
+  } catch {
+    throw fail('E_DECRYPT', `${what} request does not open for this job`);
+  }
+  // Only a request that opened counts, so garbage from the host cannot evict real entries.
+  if (acceptedChannels.has(enc))
+    throw fail('E_CHANNEL_SEQUENCE', `this ${what} request was already accepted`);
+  acceptedChannels.add(enc);
+  if (acceptedChannels.size > MAX_REMEMBERED_CHANNELS)
+    acceptedChannels.delete(acceptedChannels.values().next().value as string);
+  return { channel, plaintext };
+}
+
+function parseRequest<T>(plaintext: Uint8Array, parse: (plaintext: Uint8Array) => T, what: string): T {
+  try {
+    return parse(plaintext);
   } catch (e) {
-    if (isFirnError(e) && (e.code === 'E_DECRYPT' || e.code === 'E_CHANNEL_SEQUENCE' || e.code === 'E_PARSE'))
-      throw fail('E_DECRYPT', `${what} request does not open for this job`);
     throw new FirnError('E_JOB_INVALID', isFirnError(e) ? e.message : `${what} request is invalid`);
   }
+}
+
+/**
+ * What the host is told about a failed job: the stable code and a fixed text. The full message
+ * (which may name a column, a row or a tensor of the requester's data) travels only sealed to
+ * the requester, as a `{stage: "failed", error: {code, message}}` channel event.
+ */
+export function hostFailure(e: unknown): FirnError {
+  const { code } = toErrorBody(e);
+  return new FirnError(
+    code,
+    `the job failed in the enclave (${code}); the full message is sealed to the requester`,
+  );
 }
 
 /**
@@ -222,16 +278,22 @@ export async function acceptRequest<T>(
 export function createRunJobHandler(opts: JobHandlerOptions): Handler {
   const cache = opts.cache ?? new ArtifactCache();
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const runtime = opts.runtime ?? inProcessRuntime(opts.workloads);
   return async (raw, ctx) => {
     const p = parseRunJobParams(raw);
-    const { channel, request: req } = await acceptRequest(
-      ctx,
-      p,
-      jobChannelInfo(p.jobId),
-      parseJobRequest,
-      'job',
-    );
-    return runRequest(req, p, ctx, channel, cache, clock, opts.workloads);
+    const { channel, plaintext } = await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
+    try {
+      const req = parseRequest(plaintext, parseJobRequest, 'job');
+      return await runRequest(req, p, ctx, channel, cache, clock, opts.workloads, runtime);
+    } catch (e) {
+      // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
+      const error = isFirnError(e)
+        ? toErrorBody(e)
+        : { code: 'E_JOB_FAILED', message: 'the workload failed' };
+      const msg = channel.sealEvent(utf8(JSON.stringify({ stage: 'failed', error })));
+      ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
+      throw hostFailure(e);
+    }
   };
 }
 
@@ -243,15 +305,18 @@ async function runRequest(
   cache: ArtifactCache,
   clock: () => number,
   workloads: Record<string, Workload>,
+  runtime: MlRuntime,
 ): Promise<RunJobResult> {
-  const startedAt = clock();
+  // Host clock, never below the enclave's time floor (grant times and earlier host times).
+  const now = () => ctx.time.now(clock());
+  const startedAt = now();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
   const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
   if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
-  const inputs = await openGrantedInputs(req, p, ctx, cache, clock(), workloadHash);
+  const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
 
   const emitProgress = (event: Record<string, unknown>) => {
     const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));
@@ -260,7 +325,12 @@ async function runRequest(
   emitProgress({ stage: 'started', kind: req.kind });
   let result: Awaited<ReturnType<Workload>>;
   try {
-    result = await workload({ params: req.params, inputs, progress: emitProgress, now: clock });
+    result = await runtime.runWorkload(req.kind, {
+      params: req.params,
+      inputs,
+      progress: emitProgress,
+      now,
+    });
   } catch (e) {
     // Typed workload errors pass through; anything else is reported without its message.
     if (isFirnError(e)) throw e;
@@ -281,7 +351,7 @@ async function runRequest(
     await rename(`${path}.part`, path);
     outputs.push({ role: o.role, artifactId: id, contentType: o.contentType, size: sealed.length, path });
   }
-  const finishedAt = Math.max(clock(), startedAt);
+  const finishedAt = Math.max(now(), startedAt);
   const proof: WorkProofFields = {
     jobId: p.jobId,
     enclaveId,

@@ -1,0 +1,244 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { FirnError, isFirnError, toErrorBody } from '@firn/core';
+import { loadOnnxModel, type TensorMap } from '@firn/ml';
+import type { Workload, WorkloadContext, WorkloadInput, WorkloadResult } from '../jobs/workload.ts';
+
+/**
+ * Where a job's ML runtime runs (docs/decisions/0851-ml-runtime-process.md). The enclave process
+ * holds the signing, KEM and sealing keys; onnxruntime's native parser and TensorFlow.js run in a
+ * separate child process that receives only the job's decrypted inputs and params, never a key,
+ * the platform file or the enclave's environment. A crash there (a native fault, an abort, an
+ * out-of-memory kill) fails that job with E_RUNTIME_CRASHED; the enclave keeps serving.
+ */
+
+/** A tensor as it crosses the runtime boundary (structured clone). */
+export interface PlainTensor {
+  type: string;
+  dims: readonly number[];
+  data: unknown;
+}
+
+/** A model loaded in a runtime for a warm session. */
+export interface RuntimeModel {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(inputs: TensorMap): Promise<Record<string, PlainTensor>>;
+  release(): Promise<void>;
+}
+
+export interface MlRuntime {
+  /** Run one workload (job kind) to completion; progress events are forwarded as they come. */
+  runWorkload(kind: string, ctx: WorkloadContext): Promise<WorkloadResult>;
+  /** Load an ONNX model that stays loaded until `release` (one runtime per model). */
+  loadModel(bytes: Uint8Array): Promise<RuntimeModel>;
+}
+
+const unknownKind = (kind: string) => new FirnError('E_UNSUPPORTED', `unknown job kind ${kind.slice(0, 64)}`);
+
+/** Runs workloads in the calling process (unit tests, and tools that hold no keys). */
+export function inProcessRuntime(
+  workloads: Record<string, Workload>,
+  load: (bytes: Uint8Array) => Promise<RuntimeModel> = (b) => loadOnnxModel(b, { intraOpThreads: 1 }),
+): MlRuntime {
+  return {
+    runWorkload(kind, ctx) {
+      const w = Object.hasOwn(workloads, kind) ? workloads[kind] : undefined;
+      if (w === undefined) return Promise.reject(unknownKind(kind));
+      return w(ctx);
+    },
+    loadModel: load,
+  };
+}
+
+// ---- the protocol between the enclave and its runtime child (structured clone over IPC) ----
+
+type ToWorker =
+  | {
+      id: number;
+      op: 'run';
+      kind: string;
+      params: Record<string, unknown>;
+      inputs: WorkloadInput[];
+      now: number;
+    }
+  | { id: number; op: 'load'; bytes: Uint8Array }
+  | { id: number; op: 'infer'; inputs: TensorMap }
+  | { id: number; op: 'release' };
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+type FromWorker =
+  | { id: number; progress: Record<string, unknown> }
+  | { id: number; result: unknown }
+  | { id: number; error: { code: string; message: string } };
+
+export interface ChildProcessRuntimeOptions {
+  /** Module the child runs (the image entry, or a test entry). */
+  modulePath: string;
+  /** Arguments after the module (the image entry takes `--ml-worker`). */
+  args?: string[];
+  /** Node flags for the child (tests pass `--import tsx`); default none. */
+  execArgv?: string[];
+  /** Called with each child's pid when it starts (tests use it to crash the child). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** One child process; requests are matched to answers by id. */
+class RuntimeChild {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<
+    number,
+    {
+      resolve: (v: unknown) => void;
+      reject: (e: unknown) => void;
+      progress?: (e: Record<string, unknown>) => void;
+    }
+  >();
+  private nextId = 1;
+  private exited: FirnError | undefined;
+
+  constructor(opts: ChildProcessRuntimeOptions) {
+    // No environment, no inherited stdio: the child gets nothing but what each request carries, and
+    // nothing it prints (a runtime's diagnostics may name model internals) reaches the host's logs.
+    this.child = fork(opts.modulePath, opts.args ?? [], {
+      execArgv: opts.execArgv ?? [],
+      env: {},
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    });
+    if (this.child.pid !== undefined) opts.onSpawn?.(this.child.pid);
+    this.child.on('message', (m: FromWorker) => {
+      const p = this.pending.get(m.id);
+      if (p === undefined) return;
+      if ('progress' in m) {
+        p.progress?.(m.progress);
+        return;
+      }
+      this.pending.delete(m.id);
+      if ('error' in m) p.reject(new FirnError(m.error.code as FirnError['code'], m.error.message));
+      else p.resolve(m.result);
+    });
+    const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
+      this.exited = new FirnError(
+        'E_RUNTIME_CRASHED',
+        `the ML runtime process ended during the job (${signal ?? `exit code ${code}`}); the enclave is unaffected, retry the job`,
+        { details: { exitCode: code, signal } },
+      );
+      for (const p of this.pending.values()) p.reject(this.exited);
+      this.pending.clear();
+    };
+    this.child.on('exit', onGone);
+    this.child.on('error', () => onGone(null, null));
+  }
+
+  call<T>(msg: WithoutId<ToWorker>, progress?: (e: Record<string, unknown>) => void): Promise<T> {
+    if (this.exited) return Promise.reject(this.exited);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        ...(progress ? { progress } : {}),
+      });
+      this.child.send({ ...msg, id } as ToWorker, (err) => {
+        if (err && this.pending.delete(id))
+          reject(this.exited ?? new FirnError('E_RUNTIME_CRASHED', 'the ML runtime process is gone'));
+      });
+    });
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Runs every job, and every session's model, in its own child process: a fresh one per job
+ * (ended when the job ends) and one per warm session (ended on release).
+ */
+export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime {
+  return {
+    async runWorkload(kind, ctx) {
+      const child = new RuntimeChild(opts);
+      try {
+        return await child.call<WorkloadResult>(
+          { op: 'run', kind, params: ctx.params, inputs: ctx.inputs, now: ctx.now() },
+          (e) => ctx.progress(e),
+        );
+      } finally {
+        child.stop();
+      }
+    },
+    async loadModel(bytes) {
+      const child = new RuntimeChild(opts);
+      try {
+        const info = await child.call<{ inputNames: string[]; outputNames: string[] }>({ op: 'load', bytes });
+        return {
+          inputNames: info.inputNames,
+          outputNames: info.outputNames,
+          run: (inputs) => child.call<Record<string, PlainTensor>>({ op: 'infer', inputs }),
+          release: async () => child.stop(),
+        };
+      } catch (e) {
+        child.stop();
+        throw e;
+      }
+    },
+  };
+}
+
+function plain(outputs: Record<string, PlainTensor>): Record<string, PlainTensor> {
+  const out: Record<string, PlainTensor> = {};
+  for (const [k, t] of Object.entries(outputs)) out[k] = { type: t.type, dims: [...t.dims], data: t.data };
+  return out;
+}
+
+/**
+ * The child's side: answer requests from the parent over IPC until it disconnects. It runs the
+ * given workloads (the image's own table) and one loaded model at a time. Errors go back as
+ * {code, message}; anything untyped becomes E_JOB_FAILED without its text.
+ */
+export function serveMlRuntime(workloads: Record<string, Workload>): void {
+  const send = (m: FromWorker) => process.send?.(m);
+  const fail = (id: number, e: unknown) =>
+    send({
+      id,
+      error: isFirnError(e) ? toErrorBody(e) : { code: 'E_JOB_FAILED', message: 'the workload failed' },
+    });
+  let model: Awaited<ReturnType<typeof loadOnnxModel>> | undefined;
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (m: ToWorker) => {
+    void (async () => {
+      try {
+        if (m.op === 'run') {
+          const w = Object.hasOwn(workloads, m.kind) ? workloads[m.kind] : undefined;
+          if (w === undefined) throw unknownKind(m.kind);
+          const t0 = Date.now();
+          const r = await w({
+            params: m.params,
+            inputs: m.inputs,
+            progress: (e) => send({ id: m.id, progress: e }),
+            now: () => m.now + Math.floor((Date.now() - t0) / 1000),
+          });
+          send({ id: m.id, result: r });
+        } else if (m.op === 'load') {
+          if (model !== undefined) throw new FirnError('E_CONFLICT', 'this runtime already holds a model');
+          model = await loadOnnxModel(m.bytes, { intraOpThreads: 1 });
+          send({
+            id: m.id,
+            result: { inputNames: [...model.inputNames], outputNames: [...model.outputNames] },
+          });
+        } else if (m.op === 'infer') {
+          if (model === undefined) throw new FirnError('E_NOT_FOUND', 'no model loaded');
+          send({ id: m.id, result: plain(await model.run(m.inputs)) });
+        } else if (m.op === 'release') {
+          await model?.release();
+          model = undefined;
+          send({ id: m.id, result: null });
+        }
+      } catch (e) {
+        fail(m.id, e);
+      }
+    })();
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * Test-only entry of an ML runtime child run from TypeScript sources (`node --import tsx`): the
+ * image's workloads plus two probes. The image's own child is main.ts with `--ml-worker`, which
+ * serves WORKLOADS only; this file is never bundled.
+ */
+import { FirnError } from '@firn/core';
+import { WORKLOADS } from '../jobs/workloads/index.ts';
+import { serveMlRuntime } from './mlRuntime.ts';
+
+serveMlRuntime({
+  ...WORKLOADS,
+  // What the child can see of its parent: environment variables and argv.
+  async probe() {
+    const text = JSON.stringify({
+      env: Object.keys(process.env),
+      argv: process.argv.slice(2),
+      pid: process.pid,
+    });
+    return {
+      outputs: [{ role: 'probe', contentType: 'application/json', bytes: new TextEncoder().encode(text) }],
+      workUnits: 1n,
+    };
+  },
+  // A native fault in a runtime, as an abort would look to the parent.
+  async abort(ctx) {
+    if (ctx.params.mode === 'exit') process.exit(3);
+    if (ctx.params.mode === 'throw') throw new FirnError('E_DATA_INVALID', 'typed failure from the runtime');
+    process.abort();
+  },
+});

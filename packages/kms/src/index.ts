@@ -1,0 +1,3 @@
+export * from './keyBroker.ts';
+export * from './kmsDaemon.ts';
+export * from './masterSecret.ts';
