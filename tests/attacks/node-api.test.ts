@@ -1,0 +1,179 @@
+import { connect, type Socket } from 'node:net';
+import { createFirnClients, getJob, JobStatus } from '@firn/chain';
+import { NodeApi, openInferenceSession, type RunJobOptions, runJob } from '@firn/client';
+import type { Hex } from '@firn/core';
+import { generateKemKeyPair } from '@firn/crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+
+// Attacks by a stranger (or a requester acting in bad faith) on the node API. Each test performs
+// the attack and asserts what docs/api.md and docs/decisions/0871-node-api-access.md promise.
+let net: TestNetwork;
+let kem: { privateKey: Uint8Array; publicKey: Uint8Array };
+const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 5 });
+const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+
+beforeAll(async () => {
+  net = await startTestNetwork();
+  kem = await generateKemKeyPair();
+}, 120_000);
+afterAll(() => net?.stop());
+
+const scope = () => ({
+  chainId: net.deployment.chainId,
+  jobMarket: net.deployment.jobMarket,
+  enclaveId: net.node.identity!.enclaveId,
+});
+
+function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
+  return {
+    rpcUrl: net.anvil.rpcUrl,
+    deployment: net.deployment,
+    requesterKey: net.requester.privateKey,
+    requesterKem: kem,
+    policy: net.policy,
+    roots: net.roots,
+    kind: 'inference',
+    inputs: [
+      { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
+      {
+        role: 'input',
+        bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
+        contentType: 'application/json',
+      },
+    ],
+    params: {},
+    escrow: 1n,
+    ...extra,
+  };
+}
+
+describe('node API attacks', () => {
+  it('a malformed percent-escape in an id is a 400 with the JSON error body, not a 500 E_INTERNAL', async () => {
+    for (const path of ['/v1/jobs/%E0%A4%A', '/v1/artifacts/%', '/v1/jobs/%ZZ/result']) {
+      const r = await fetch(new URL(path, net.node.url));
+      expect(r.status, path).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_INVALID_INPUT');
+    }
+  });
+
+  it('a session message without Content-Type (a cross-site "simple" request) is refused with 415 before the enclave', async () => {
+    const s = await openInferenceSession({
+      rpcUrl: net.anvil.rpcUrl,
+      deployment: net.deployment,
+      requesterKey: net.requester.privateKey,
+      requesterKem: kem,
+      policy: net.policy,
+      roots: net.roots,
+      model: { bytes: model.bytes },
+      escrow: 10n ** 15n,
+    });
+    try {
+      // What fetch(url, {method: 'POST', body: new Blob([bytes])}) sends from any web page: no
+      // Content-Type header at all, so no CORS preflight.
+      const csrf = await fetch(new URL(`/v1/sessions/${s.sessionId}/requests`, net.node.url), {
+        method: 'POST',
+        body: new Uint8Array(64),
+      });
+      expect(csrf.status).toBe(415);
+      expect(((await csrf.json()) as { error: { code: string } }).error.code).toBe('E_UNSUPPORTED');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a requester cannot make the node pay for a claim and a failJob with a request that never decrypts', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const operatorBefore = await reader.public.getBalance({ address: net.operator.address });
+    let jobId: Hex | undefined;
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      if (String(url).endsWith('/v1/jobs') && init && jobId === undefined) {
+        const body = JSON.parse(String(init.body)) as {
+          jobId: Hex;
+          enc: Hex;
+          ciphertext: string;
+          inputs: Hex[];
+        };
+        jobId = body.jobId;
+        // The job's own requester signs a body whose ciphertext is junk (1 wei escrow).
+        const api = new NodeApi(net.node.url, 10_000, {
+          requesterKey: net.requester.privateKey,
+          scope: scope(),
+        });
+        globalThis.fetch = realFetch;
+        await api
+          .submitJob({ ...body, ciphertext: Buffer.alloc(96, 7).toString('base64') })
+          .catch(() => undefined);
+        // Let the node do whatever it does with it.
+        for (let i = 0; i < 100; i++) {
+          const r = await realFetch(new URL(`/v1/jobs/${body.jobId}`, net.node.url));
+          if (r.status !== 200) break;
+          const st = ((await r.json()) as { status: string }).status;
+          if (st === 'failed' || st === 'proved') break;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        throw new Error('stop after the junk submission');
+      }
+      return realFetch(url, init);
+    }) as typeof fetch;
+    try {
+      await runJob(jobOptions()).catch(() => undefined);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(jobId).toBeDefined();
+    const job = await getJob(reader, jobId!);
+    const operatorAfter = await reader.public.getBalance({ address: net.operator.address });
+    // A request the enclave cannot even open must be refused before the node claims: no claim,
+    // no failJob, no gas spent by the operator on a 1-wei job.
+    expect(JobStatus[job.status]).toBe('Open');
+    expect(operatorBefore - operatorAfter).toBe(0n);
+  });
+
+  it('slow, steady bodies from a few addresses cannot take every connection slot of the node', async () => {
+    const { port } = new URL(net.node.url);
+    const limits = net.node.limits;
+    const ips = Math.ceil(limits.maxConnections / (limits.maxConnectionsPerIp - 1)); // 9 with the defaults
+    const perIp = Math.ceil((limits.maxConnections + 1) / ips); // 57: under the per-IP cap
+    const socks = new Set<Socket>();
+    let reopens = 2_000;
+    let stopped = false;
+    // Each socket starts an attestation request (4 KiB body) and sends its body one byte at a time.
+    const open = (a: number) => {
+      const s = connect({ port: Number(port), host: '127.0.0.1', localAddress: `127.0.0.${a + 2}` });
+      s.on('error', () => undefined);
+      s.once('connect', () =>
+        s.write(
+          'POST /v1/attestation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{',
+        ),
+      );
+      s.once('close', () => {
+        socks.delete(s);
+        if (!stopped && reopens-- > 0) setTimeout(() => open(a), 250);
+      });
+      socks.add(s);
+    };
+    // One byte per socket every 5 s: never idle for the node's idle timeout.
+    const trickle = setInterval(() => {
+      for (const s of socks) if (!s.destroyed) s.write(' ');
+    }, 5_000);
+    try {
+      for (let i = 0; i < perIp; i++) {
+        for (let a = 0; a < ips; a++) open(a);
+        await new Promise((r) => setTimeout(r, 40)); // under the per-IP request rate
+      }
+      await new Promise((r) => setTimeout(r, limits.idleTimeoutMs + 5_000));
+      // A legitimate client from another address still gets an answer.
+      const ok = await fetch(new URL('/healthz', net.node.url), { signal: AbortSignal.timeout(5_000) })
+        .then((r) => r.status)
+        .catch(() => 0);
+      expect(ok).toBe(200);
+    } finally {
+      stopped = true;
+      clearInterval(trickle);
+      for (const s of socks) s.destroy();
+    }
+  }, 120_000);
+});
