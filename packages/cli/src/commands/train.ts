@@ -2,9 +2,10 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError, toErrorBody } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import type { Command } from 'commander';
+import { cliErrorBody } from '../output.ts';
 import { writeFilesAtomically } from './infer.ts';
 import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
@@ -421,7 +422,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     return 0;
   } catch (e) {
     progress.done();
-    const body = toErrorBody(e);
+    const body = cliErrorBody(e);
     if (!isFirnError(e) && process.env['FIRN_DEBUG'] === '1') deps.stderr.write(`${(e as Error)?.stack}\n`);
     if (json) writeJson(deps.stdout, { error: body });
     else deps.stderr.write(`error: ${body.code}: ${body.message}\n`);
