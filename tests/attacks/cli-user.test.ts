@@ -102,4 +102,37 @@ describe('careless new user', () => {
       model,
     );
   });
+  it('infer refuses an --out or --proof that already exists (here the model itself) before any escrow is paid', () => {
+    const state = join(dir, 'devnet2.json');
+    writeFileSync(
+      state,
+      JSON.stringify({
+        rpcUrl: anvil.rpcUrl,
+        chainId: 31337,
+        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
+        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
+      }),
+    );
+    const model = join(dir, 'mine.onnx');
+    const input = join(dir, 'mine.json');
+    writeFileSync(model, 'my only copy of the model');
+    writeFileSync(input, '{"x":{"dims":[1],"type":"float32","data":[1]}}');
+    // Flags swapped by mistake: the proof would be written over the model.
+    const r = firn(
+      'infer',
+      '--devnet',
+      state,
+      '--model',
+      model,
+      '--input',
+      input,
+      '--out',
+      join(dir, 'out.json'),
+      '--proof',
+      model,
+    );
+    expect(readFileSync(model, 'utf8')).toBe('my only copy of the model');
+    expectUsefulError(r, model);
+    expect(r.out).toMatch(/E_CONFLICT/);
+  });
 });
