@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
@@ -73,6 +74,12 @@ export async function inferCommand(
   o: InferOptions,
   log: (line: string) => void = () => {},
 ): Promise<InferResult> {
+  // Before any escrow: never write over a file the user has (a swapped flag would hit the model).
+  for (const p of [o.out, o.proof])
+    if (existsSync(p))
+      throw new FirnError('E_CONFLICT', `${p} already exists; pass another path or remove it`);
+  if (resolve(o.out) === resolve(o.proof))
+    throw new FirnError('E_INVALID_INPUT', '--out and --proof must differ');
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
