@@ -135,4 +135,17 @@ describe('careless new user', () => {
     expectUsefulError(r, model);
     expect(r.out).toMatch(/E_CONFLICT/);
   });
+  it('node start names a missing --sim-platform file instead of restarting an enclave that fails with E_INTERNAL', () => {
+    const missing = join(dir, 'no-such-platform.json');
+    const r = firn(
+      'node',
+      'start',
+      '--no-register',
+      '--sim-platform',
+      missing,
+      '--data-dir',
+      join(dir, 'node'),
+    );
+    expectUsefulError(r, missing);
+  });
 });
