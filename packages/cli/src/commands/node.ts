@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   buildEnclaveBundle,
@@ -39,6 +39,20 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
   const enclaveEnv: Record<string, string> = { FIRN_TEE: o.tee };
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
+    // Read them here first: inside the enclave a bad file is only a vague startup failure.
+    for (const [flag, f] of [
+      ['--sim-platform', o.simPlatform],
+      ['--sim-gpus', o.simGpus],
+    ] as const) {
+      if (f === undefined) continue;
+      try {
+        JSON.parse(readFileSync(f, 'utf8'));
+      } catch (e) {
+        const why =
+          e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
+        throw new InvalidInputError(`${flag} ${f} ${why === 'ENOENT' ? 'does not exist' : why}`);
+      }
+    }
     enclaveEnv.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
     if (o.simGpus) enclaveEnv.FIRN_SIM_GPUS = resolve(o.simGpus);
   }
