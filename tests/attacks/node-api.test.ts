@@ -132,6 +132,38 @@ describe('node API attacks', () => {
     expect(operatorBefore - operatorAfter).toBe(0n);
   });
 
+  it('when the enclave has no free session slot, a session open is refused before the node claims (no gas spent, job not failed)', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const sessionOpts = (requesterKey: Hex) => ({
+      rpcUrl: net.anvil.rpcUrl,
+      deployment: net.deployment,
+      requesterKey,
+      requesterKem: kem,
+      policy: net.policy,
+      roots: net.roots,
+      model: { bytes: model.bytes },
+      escrow: 1n,
+    });
+    // One requester holds every session slot of the enclave (8 by default) for 1 wei each.
+    const held = [];
+    try {
+      for (let i = 0; i < 8; i++)
+        held.push(await openInferenceSession(sessionOpts(net.requester.privateKey)));
+      const before = await reader.public.getBalance({ address: net.operator.address });
+      const victim = await openInferenceSession(sessionOpts(net.deployer.privateKey)).then(
+        (s) => ({ s, error: undefined }),
+        (e: unknown) => ({ s: undefined, error: e as { code?: string } }),
+      );
+      if (victim.s) await victim.s.close();
+      expect(victim.error?.code).toBe('E_UNAVAILABLE');
+      // The node knew it could not open it: it must not have claimed (and then failed) the job.
+      const after = await reader.public.getBalance({ address: net.operator.address });
+      expect(before - after).toBe(0n);
+    } finally {
+      for (const s of held) await s.close().catch(() => undefined);
+    }
+  }, 120_000);
+
   it('slow, steady bodies from a few addresses cannot take every connection slot of the node', async () => {
     const { port } = new URL(net.node.url);
     const limits = net.node.limits;
