@@ -4,6 +4,7 @@ import { NodeApi, openInferenceSession, type RunJobOptions, runJob } from '@firn
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
@@ -161,6 +162,64 @@ describe('node API attacks', () => {
       expect(before - after).toBe(0n);
     } finally {
       for (const s of held) await s.close().catch(() => undefined);
+    }
+  }, 120_000);
+
+  it('four addresses funded with 1 wei each cannot hold every upload slot of the node with slow uploads', async () => {
+    const { request } = await import('node:http');
+    const { privateKeyToAccount } = await import('viem/accounts');
+    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment);
+    const limits = net.node.limits;
+    const keys = Array.from(
+      { length: Math.ceil(limits.maxConcurrentUploads / limits.maxConcurrentUploadsPerAddress) },
+      () => generatePrivateKey(),
+    );
+    for (const k of keys) {
+      const hash = await gov.wallet!.sendTransaction({
+        account: gov.wallet!.account!,
+        chain: gov.wallet!.chain,
+        to: privateKeyToAccount(k).address,
+        value: 1n,
+      });
+      await gov.public.waitForTransactionReceipt({ hash });
+    }
+    const url = new URL('/v1/artifacts', net.node.url);
+    const reqs: import('node:http').ClientRequest[] = [];
+    const trickle = setInterval(() => {
+      for (const r of reqs) if (!r.destroyed) r.write(Buffer.alloc(1));
+    }, 5_000);
+    try {
+      for (const k of keys) {
+        const api = new NodeApi(net.node.url, 10_000, { requesterKey: k, scope: scope() });
+        for (let i = 0; i < limits.maxConcurrentUploadsPerAddress; i++) {
+          // A 64 MiB upload, sent one byte every 5 s (intent signed over bytes the attacker never needs to send).
+          const body = new Uint8Array(64 * 1024 * 1024);
+          body[0] = i;
+          const headers = { 'content-type': 'application/octet-stream', ...api.uploadIntentHeaders(body) };
+          const r = request(url, {
+            method: 'PUT',
+            headers: { ...headers, 'content-length': String(body.length) },
+          });
+          r.on('error', () => undefined);
+          r.write(Buffer.alloc(1));
+          reqs.push(r);
+        }
+      }
+      await new Promise((r) => setTimeout(r, limits.idleTimeoutMs + 5_000));
+      const mine = new NodeApi(net.node.url, 10_000, {
+        requesterKey: net.requester.privateKey,
+        scope: scope(),
+      });
+      const sealed = new Uint8Array(1000).fill(9);
+      const res = await fetch(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', ...mine.uploadIntentHeaders(sealed) },
+        body: sealed,
+      });
+      expect(res.status).toBe(201);
+    } finally {
+      clearInterval(trickle);
+      for (const r of reqs) r.destroy();
     }
   }, 120_000);
 
