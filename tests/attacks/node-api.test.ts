@@ -3,6 +3,7 @@ import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import { NodeApi, openInferenceSession, type RunJobOptions, runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
+import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
@@ -131,6 +132,41 @@ describe('node API attacks', () => {
     // no failJob, no gas spent by the operator on a 1-wei job.
     expect(JobStatus[job.status]).toBe('Open');
     expect(operatorBefore - operatorAfter).toBe(0n);
+  });
+
+  it('a failed job does not disclose the confidential model or data through the public job record', async () => {
+    // The model (sealed, the provider's secret) names its input after what it reads.
+    const secret = 'patient_hiv_status';
+    const secretModel = encodeOnnxModel({
+      name: 'm',
+      nodes: [{ opType: 'Identity', inputs: [secret], outputs: ['y'] }],
+      initializers: [],
+      inputs: [{ name: secret, elemType: 'float', shape: ['N', 3] }],
+      outputs: [{ name: 'y', elemType: 'float', shape: ['N', 3] }],
+    });
+    let jobId: Hex | undefined;
+    await runJob(
+      jobOptions({
+        escrow: 10n ** 15n,
+        inputs: [
+          { role: 'model', bytes: secretModel, contentType: 'application/onnx' },
+          {
+            role: 'input',
+            bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
+            contentType: 'application/json',
+          },
+        ],
+        onPosted: (id: Hex) => {
+          jobId = id;
+        },
+      }),
+    ).catch(() => undefined);
+    expect(jobId).toBeDefined();
+    // What anyone on the network reads, and what the host keeps.
+    const record = await (await fetch(new URL(`/v1/jobs/${jobId}`, net.node.url))).text();
+    expect(record).toMatch(/"failed"/);
+    expect(record).not.toContain(secret);
+    expect(net.logs.join('\n')).not.toContain(secret);
   });
 
   it('when the enclave has no free session slot, a session open is refused before the node claims (no gas spent, job not failed)', async () => {
