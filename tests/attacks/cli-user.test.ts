@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, startAnvil } from '@firn/chain';
@@ -147,5 +147,41 @@ describe('careless new user', () => {
       join(dir, 'node'),
     );
     expectUsefulError(r, missing);
+  });
+  it('train refuses a MODEL_DIR that already holds files before any escrow is paid', () => {
+    const state = join(dir, 'devnet3.json');
+    writeFileSync(
+      state,
+      JSON.stringify({
+        rpcUrl: anvil.rpcUrl,
+        chainId: 31337,
+        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
+        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
+      }),
+    );
+    const csv = join(dir, 'd.csv');
+    writeFileSync(
+      csv,
+      `a,b,label\n${Array.from({ length: 20 }, (_v, i) => `${i},${i * 2},${i % 2}`).join('\n')}\n`,
+    );
+    const modelDir = join(dir, 'my-project');
+    mkdirSync(modelDir);
+    writeFileSync(join(modelDir, 'README.md'), 'my notes');
+    const r = firn(
+      'train',
+      '--devnet',
+      state,
+      '--data',
+      csv,
+      '--out',
+      modelDir,
+      '--epochs',
+      '1',
+      '--hidden',
+      '2',
+    );
+    expect(readFileSync(join(modelDir, 'README.md'), 'utf8')).toBe('my notes');
+    expectUsefulError(r, modelDir);
+    expect(r.out).toMatch(/E_CONFLICT/);
   });
 });
