@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
@@ -367,6 +367,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
   const progress = createProgressRenderer(progressOut);
   try {
     const plan = planTraining(o);
+    // Before any escrow: never write over the user's files (README.md, proof.json, a previous model).
+    const outDir = resolve(o.out);
+    if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0))
+      throw new FirnError(
+        'E_CONFLICT',
+        `${outDir} already exists and is not an empty directory; pass a new MODEL_DIR`,
+      );
+    if (o.proof && existsSync(o.proof))
+      throw new FirnError('E_CONFLICT', `${resolve(o.proof)} already exists; pass another --proof path`);
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
       | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
