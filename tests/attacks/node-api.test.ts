@@ -211,6 +211,46 @@ describe('node API attacks', () => {
     }
   }, 120_000);
 
+  it('the node runs a bounded number of jobs in the enclave at once, however many cheap jobs are submitted', async () => {
+    const sup = net.node.supervisor as unknown as { call: (m: string, ...a: unknown[]) => Promise<unknown> };
+    const realCall = sup.call.bind(sup);
+    let running = 0;
+    let most = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    sup.call = async (m: string, ...a: unknown[]) => {
+      if (m !== 'runJob') return realCall(m, ...a);
+      running++;
+      most = Math.max(most, running);
+      try {
+        await gate; // every job takes a while (a big model, a long training)
+        return await realCall(m, ...a);
+      } finally {
+        running--;
+      }
+    };
+    const realFetch = globalThis.fetch;
+    // The requester does not wait for its jobs: it stops following each one once it is submitted.
+    globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      if (String(url).includes('/events')) throw new Error('not waiting');
+      return realFetch(url, init);
+    }) as typeof fetch;
+    const jobs = 12;
+    try {
+      for (let i = 0; i < jobs; i++) await runJob(jobOptions({ escrow: 1n })).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      globalThis.fetch = realFetch;
+      open();
+      sup.call = realCall;
+    }
+    await net.node.jobs!.drain();
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(8);
+  }, 120_000);
+
   it('when the enclave has no free session slot, a session open is refused before the node claims (no gas spent, job not failed)', async () => {
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     const sessionOpts = (requesterKey: Hex) => ({
