@@ -184,4 +184,34 @@ describe('careless new user', () => {
     expectUsefulError(r, modelDir);
     expect(r.out).toMatch(/E_CONFLICT/);
   });
+  it('a mistyped --escrow is named, not E_INTERNAL', () => {
+    const state = join(dir, 'devnet4.json');
+    writeFileSync(
+      state,
+      JSON.stringify({
+        rpcUrl: anvil.rpcUrl,
+        chainId: 31337,
+        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
+        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
+      }),
+    );
+    writeFileSync(join(dir, 'm4.onnx'), 'model');
+    writeFileSync(join(dir, 'i4.json'), '{"x":{"dims":[1],"type":"float32","data":[1]}}');
+    const r = firn(
+      'infer',
+      '--devnet',
+      state,
+      '--model',
+      join(dir, 'm4.onnx'),
+      '--input',
+      join(dir, 'i4.json'),
+      '--out',
+      join(dir, 'o4.json'),
+      '--proof',
+      join(dir, 'p4.json'),
+      '--escrow',
+      '0,01',
+    );
+    expectUsefulError(r, '--escrow');
+  });
 });
