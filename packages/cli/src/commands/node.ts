@@ -9,8 +9,7 @@ import {
 } from '@firn/node';
 import { InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
-import { parseEther } from 'viem';
-import { readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
 import { printError } from '../output.ts';
 
@@ -36,6 +35,7 @@ export interface NodeStartOptions extends CollateralArgs {
 /** Start a node: enclave, API, and (unless --no-register) its on-chain registration. */
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
+  const stake = o.register ? etherArg(o.stake, '--stake') : 0n;
   const enclaveEnv: Record<string, string> = { FIRN_TEE: o.tee };
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
@@ -82,7 +82,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       rpcUrl: chain.rpcUrl,
       operatorKey,
       deployment: chain.deployment,
-      stake: parseEther(o.stake),
+      stake,
       logger,
     }).catch((e: unknown) =>
       logger.error('registration failed', {

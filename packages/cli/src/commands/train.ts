@@ -7,11 +7,10 @@ import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } 
 import type { Command } from 'commander';
 import { cliErrorBody } from '../output.ts';
 import { writeFilesAtomically } from './infer.ts';
-import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
-import { type ChainArgs, readKey, resolveChain } from '../chainArgs.ts';
+import { type ChainArgs, etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
@@ -367,6 +366,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
   const progress = createProgressRenderer(progressOut);
   try {
     const plan = planTraining(o);
+    const escrow = etherArg(o.escrow ?? '0.01', '--escrow');
     // Before any escrow: never write over the user's files (README.md, proof.json, a previous model).
     const outDir = resolve(o.out);
     if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0))
@@ -401,7 +401,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       kind: 'training',
       inputs: plan.inputs,
       params: plan.params,
-      escrow: parseEther(o.escrow ?? '0.01'),
+      escrow,
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       onProgress: (e) => progress.onEvent(e),
     });
