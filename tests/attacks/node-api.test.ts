@@ -251,6 +251,36 @@ describe('node API attacks', () => {
     expect(most).toBeLessThanOrEqual(8);
   }, 120_000);
 
+  it('the node does not claim a job whose claim timeout leaves no time to run it (work and gas for nothing)', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const sup = net.node.supervisor as unknown as { call: (m: string, ...a: unknown[]) => Promise<unknown> };
+    const realCall = sup.call.bind(sup);
+    // A job that takes a little while in the enclave (any real model does).
+    sup.call = async (m: string, ...a: unknown[]) => {
+      if (m === 'runJob') await new Promise((r) => setTimeout(r, 2_500));
+      return realCall(m, ...a);
+    };
+    const before = await reader.public.getBalance({ address: net.operator.address });
+    let jobId: Hex | undefined;
+    try {
+      await runJob(
+        jobOptions({
+          escrow: 1n,
+          claimTimeoutSeconds: 1,
+          onPosted: (id: Hex) => {
+            jobId = id;
+          },
+        }),
+      ).catch(() => undefined);
+    } finally {
+      sup.call = realCall;
+    }
+    await net.node.jobs!.drain();
+    expect(jobId).toBeDefined();
+    const after = await reader.public.getBalance({ address: net.operator.address });
+    expect(before - after).toBe(0n);
+  }, 60_000);
+
   it('when the enclave has no free session slot, a session open is refused before the node claims (no gas spent, job not failed)', async () => {
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     const sessionOpts = (requesterKey: Hex) => ({
