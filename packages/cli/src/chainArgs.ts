@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
-import { type Address, createPublicClient, http, isAddress, zeroAddress } from 'viem';
+import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
 
 export interface ChainArgs {
   rpc?: string;
@@ -91,4 +91,11 @@ export function readKey(opts: { keyFile?: string; env: string }): Hex {
   const k = raw.startsWith('0x') ? raw : `0x${raw}`;
   if (!/^0x[0-9a-fA-F]{64}$/.test(k)) throw new InvalidInputError('key must be 32 bytes of hex');
   return k as Hex;
+}
+
+/** An amount of ether from the command line (`--escrow`, `--stake`); E_INVALID_INPUT naming the flag. */
+export function etherArg(v: string, flag: string): bigint {
+  if (!/^\d+(\.\d{1,18})?$/.test(v.trim()))
+    throw new InvalidInputError(`${flag} must be an amount of ether such as 0.01 (got ${JSON.stringify(v)})`);
+  return parseEther(v.trim());
 }

@@ -1,4 +1,3 @@
-import { isFirnError } from '@firn/core';
 import { Command } from 'commander';
 import { registerArtifact } from './commands/artifact.ts';
 import { registerAttestVerify } from './commands/attestVerify.ts';
@@ -11,6 +10,7 @@ import { registerNodes } from './commands/nodes.ts';
 import { registerProof } from './commands/proof.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerVerifier } from './commands/verifier.ts';
+import { cliErrorBody } from './output.ts';
 
 const program = new Command()
   .name('firn')
@@ -31,6 +31,7 @@ registerAttestVerify(attest);
 registerAttestVerifyGpu(attest);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`error: ${isFirnError(e) ? `${e.code}: ${e.message}` : String(e)}\n`);
+  const body = cliErrorBody(e);
+  process.stderr.write(`error: ${body.code}: ${body.code === 'E_INTERNAL' ? String(e) : body.message}\n`);
   process.exit(1);
 });

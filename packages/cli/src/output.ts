@@ -1,8 +1,42 @@
 import { isFirnError, toErrorBody } from '@firn/core';
 
+type Cause = { code?: unknown; path?: unknown; name?: unknown; url?: unknown; cause?: unknown };
+type Body = ReturnType<typeof toErrorBody>;
+
+/**
+ * The error body a user can act on: a file-system error names its path, an unreachable RPC its URL,
+ * a contract call that finds no contract the address; only an unknown error stays E_INTERNAL.
+ */
+export function cliErrorBody(e: unknown): Body {
+  if (isFirnError(e)) return toErrorBody(e);
+  const errno: Record<string, [Body['code'], string]> = {
+    ENOENT: ['E_NOT_FOUND', 'no such file or directory'],
+    EEXIST: ['E_CONFLICT', 'already exists; not overwriting it'],
+    EACCES: ['E_FORBIDDEN', 'permission denied'],
+    EPERM: ['E_FORBIDDEN', 'permission denied'],
+    EISDIR: ['E_INVALID_INPUT', 'is a directory'],
+    ENOTDIR: ['E_INVALID_INPUT', 'a parent is not a directory'],
+  };
+  for (let c = e as Cause | undefined, i = 0; c && i < 8; c = c.cause as Cause | undefined, i++) {
+    if (typeof c.path === 'string' && typeof c.code === 'string') {
+      const [code, what] = errno[c.code] ?? ['E_INVALID_INPUT', c.code];
+      return { code, message: `${c.path}: ${what}` };
+    }
+    if (c.name === 'HttpRequestError' && typeof c.url === 'string')
+      return { code: 'E_UNAVAILABLE', message: `cannot reach the RPC endpoint ${c.url} (is the URL right?)` };
+    const call = c as { contractAddress?: unknown; functionName?: unknown };
+    if (c.name === 'ContractFunctionExecutionError' && typeof call.contractAddress === 'string')
+      return {
+        code: 'E_INVALID_INPUT',
+        message: `${call.contractAddress} did not answer ${String(call.functionName)}(): is it the right firn contract on this chain?`,
+      };
+  }
+  return toErrorBody(e);
+}
+
 /** Print a command's failure: JSON `{"error": {...}}` with --json, else one line on stderr. */
 export function printError(e: unknown, json: boolean): void {
-  const body = toErrorBody(e);
+  const body = cliErrorBody(e);
   if (!isFirnError(e) && process.env.FIRN_DEBUG === '1') process.stderr.write(`${(e as Error)?.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: body })}\n`);
   else process.stderr.write(`error: ${body.code}: ${body.message}\n`);

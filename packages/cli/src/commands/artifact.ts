@@ -47,7 +47,8 @@ export async function artifactKeygen(o: { out: string }) {
   writeFileSync(
     o.out,
     JSON.stringify({ privateKey: bytesToHex(k.privateKey), publicKey: bytesToHex(k.publicKey) }),
-    { mode: 0o600 },
+    // Never over an existing key: everything sealed to it would be lost.
+    { mode: 0o600, flag: 'wx' },
   );
   return { publicKey: bytesToHex(k.publicKey) };
 }

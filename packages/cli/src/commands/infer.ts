@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import type { Command } from 'commander';
-import { parseEther } from 'viem';
-import { readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
@@ -73,6 +73,13 @@ export async function inferCommand(
   o: InferOptions,
   log: (line: string) => void = () => {},
 ): Promise<InferResult> {
+  const escrow = etherArg(o.escrow, '--escrow');
+  // Before any escrow: never write over a file the user has (a swapped flag would hit the model).
+  for (const p of [o.out, o.proof])
+    if (existsSync(p))
+      throw new FirnError('E_CONFLICT', `${p} already exists; pass another path or remove it`);
+  if (resolve(o.out) === resolve(o.proof))
+    throw new FirnError('E_INVALID_INPUT', '--out and --proof must differ');
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
@@ -109,7 +116,7 @@ export async function inferCommand(
       { role: 'input', bytes: input, contentType: 'application/json' },
     ],
     params: {},
-    escrow: parseEther(o.escrow),
+    escrow,
     onPosted: (jobId) => log(`job ${jobId} posted`),
     onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
   });

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   buildEnclaveBundle,
@@ -14,8 +14,7 @@ import {
 } from '@firn/node';
 import { hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
-import { parseEther } from 'viem';
-import { readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
 import { printError } from '../output.ts';
 
@@ -75,6 +74,20 @@ export async function planEnclaveLaunch(
   }
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
+    // Read them here first: inside the enclave a bad file is only a vague startup failure.
+    for (const [flag, f] of [
+      ['--sim-platform', o.simPlatform],
+      ['--sim-gpus', o.simGpus],
+    ] as const) {
+      if (f === undefined) continue;
+      try {
+        JSON.parse(readFileSync(f, 'utf8'));
+      } catch (e) {
+        const why =
+          e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
+        throw new InvalidInputError(`${flag} ${f} ${why === 'ENOENT' ? 'does not exist' : why}`);
+      }
+    }
     env.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
     if (o.simGpus) env.FIRN_SIM_GPUS = resolve(o.simGpus);
     return { env };
@@ -111,6 +124,7 @@ export async function planEnclaveLaunch(
 /** Start a node: enclave, API, and (unless --no-register) its on-chain registration. */
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
+  const stake = o.register ? etherArg(o.stake, '--stake') : 0n;
   const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
   if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
   const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
@@ -139,7 +153,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       rpcUrl: chain.rpcUrl,
       operatorKey,
       deployment: chain.deployment,
-      stake: parseEther(o.stake),
+      stake,
       logger,
     }).catch((e: unknown) =>
       logger.error('registration failed', {

@@ -1,16 +1,16 @@
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError, toErrorBody } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import type { Command } from 'commander';
+import { cliErrorBody } from '../output.ts';
 import { writeFilesAtomically } from './infer.ts';
-import { parseEther } from 'viem';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
-import { type ChainArgs, readKey, resolveChain } from '../chainArgs.ts';
+import { type ChainArgs, etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
@@ -366,6 +366,16 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
   const progress = createProgressRenderer(progressOut);
   try {
     const plan = planTraining(o);
+    const escrow = etherArg(o.escrow ?? '0.01', '--escrow');
+    // Before any escrow: never write over the user's files (README.md, proof.json, a previous model).
+    const outDir = resolve(o.out);
+    if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0))
+      throw new FirnError(
+        'E_CONFLICT',
+        `${outDir} already exists and is not an empty directory; pass a new MODEL_DIR`,
+      );
+    if (o.proof && existsSync(o.proof))
+      throw new FirnError('E_CONFLICT', `${resolve(o.proof)} already exists; pass another --proof path`);
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
       | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
@@ -391,7 +401,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       kind: 'training',
       inputs: plan.inputs,
       params: plan.params,
-      escrow: parseEther(o.escrow ?? '0.01'),
+      escrow,
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       onProgress: (e) => progress.onEvent(e),
     });
@@ -421,7 +431,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     return 0;
   } catch (e) {
     progress.done();
-    const body = toErrorBody(e);
+    const body = cliErrorBody(e);
     if (!isFirnError(e) && process.env['FIRN_DEBUG'] === '1') deps.stderr.write(`${(e as Error)?.stack}\n`);
     if (json) writeJson(deps.stdout, { error: body });
     else deps.stderr.write(`error: ${body.code}: ${body.message}\n`);

@@ -54,7 +54,11 @@ export class Router {
       const m = route.pattern.exec(url.pathname)!;
       const params: Record<string, string> = {};
       route.keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1]!);
+        try {
+          params[k] = decodeURIComponent(m[i + 1]!);
+        } catch {
+          throw new FirnError('E_INVALID_INPUT', `malformed percent-escape in the path (${k})`);
+        }
       });
       const out = await route.handler({ req, res, params, url });
       if (!res.headersSent && out !== undefined) sendJson(res, 200, out);

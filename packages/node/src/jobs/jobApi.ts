@@ -34,6 +34,7 @@ import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { QuotaLedger } from '../storage/quota.ts';
+import { Sema } from 'async-sema';
 import { SessionService } from './sessionApi.ts';
 
 export interface JobApiOptions {
@@ -48,6 +49,8 @@ export interface JobApiOptions {
   enclaveTimeoutMs?: number;
   /** Host clock, unix seconds (only for its own pre-checks; the chain and enclave keep their own). */
   now?: () => number;
+  /** Jobs run in the enclave at once; more wait, unclaimed, as `accepted` (default 4). */
+  maxConcurrentJobs?: number;
 }
 
 export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
@@ -114,6 +117,8 @@ export class JobService {
   private readonly listeners = new Map<Hex, Set<() => void>>();
   private chainQueue: Promise<unknown> = Promise.resolve();
   private readonly running = new Set<Promise<void>>();
+  /** Bounded concurrency: a job is claimed only once it has an enclave slot. */
+  private readonly jobSlots: Sema;
   readonly sessions: SessionService;
 
   constructor(
@@ -127,6 +132,7 @@ export class JobService {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
     this.sessions = new SessionService(this);
+    this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
     node.supervisor.on('event', (name: string, data: unknown) => {
       if (name !== 'jobEvent') return;
       const d = data as { jobId?: unknown; message?: unknown } | null;
@@ -329,6 +335,7 @@ export class JobService {
     const log = this.opts.logger.child({ jobId: body.jobId });
     const identity = this.node.identity!;
     let claimed = false;
+    await this.jobSlots.acquire();
     const outDir = this.artifacts.tempDir('job');
     try {
       const claim = await this.chain(() =>
@@ -397,6 +404,7 @@ export class JobService {
         this.now(),
       );
     } finally {
+      this.jobSlots.release();
       await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
       this.notify(body.jobId);
     }

@@ -5,7 +5,7 @@ import { MAX_SESSION_MESSAGE_BYTES } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
 import { sessionAuthOf } from '../http/auth.ts';
 import { holdWhileServing, remoteIp } from '../http/limits.ts';
-import { readBody, readJson, type Router } from '../http/router.ts';
+import { readBody, readJson, requireMediaType, type Router } from '../http/router.ts';
 import { parseArtifactId } from '../storage/artifactStore.ts';
 import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
 
@@ -136,9 +136,8 @@ export class SessionService {
   /** The hot path: bytes in, bytes out; the only transformation is base64 over the enclave pipe. */
   private async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     const h = this.session(idText);
-    const ct = req.headers['content-type'];
-    if (ct !== undefined && ct !== 'application/octet-stream')
-      throw new FirnError('E_UNSUPPORTED', 'a session request is application/octet-stream');
+    // Exactly octet-stream, never absent: a body without Content-Type is a CORS "simple" request.
+    requireMediaType(req, 'application/octet-stream');
     const body = await readBody(req, MAX_SESSION_REQUEST_BYTES);
     const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
       sessionId: h.jobId,
