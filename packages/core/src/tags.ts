@@ -34,6 +34,7 @@ export const TAGS = {
   sessionRequest: 'firn/session-request/v1',
   sessionResponse: 'firn/session-response/v1',
   sessionTranscript: 'firn/session-transcript/v1',
+  platformId: 'firn/platform-id/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

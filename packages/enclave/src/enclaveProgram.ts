@@ -13,6 +13,7 @@ import {
 } from '@firn/core';
 import type { EvidenceProvider, GpuEvidenceCollector } from './evidence/types.ts';
 import { type EnclaveKeys, generateEnclaveKeys, sealKeys, unsealKeys } from './keys.ts';
+import { livenessHandlers } from './liveness.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
 
 export interface EnclaveEnvironment {
@@ -109,6 +110,7 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
       if (gpu !== undefined) bundle.gpu = gpu;
       return bundle;
     },
+    ...livenessHandlers,
     ...extraHandlers,
   };
 
