@@ -33,11 +33,11 @@ interface IFirnJobMarket {
     /// no longer allow-listed; 4: its measurement is not in the job's own list; 5: its TEE type is
     /// no longer allowed by governance; 6: its Enclave ID is not one the job is bound to.
 
-    /// @notice Dispute reasons. 1..15 are facts the contract judges at once against the state
+    /// @notice Dispute reasons. 1 and 2 are facts the contract judges at once against the state
     /// recorded at submitProof: 1 the signer was not the Enclave ID's enclave key at the proof's
-    /// block; 2 the proof's commitments differ from the job's; 3 the proof's times lie outside
-    /// [claimedAt, provedAt]. A fact dispute that the recorded state contradicts is a provably
-    /// wrong vote: the disputing verifier loses `falseDisputeSlash` of its stake.
+    /// block (registry key history); 2 the proof's times are inconsistent or end after the deadline
+    /// (+ MAX_CLOCK_SKEW). 3..15 are reserved. A fact dispute that the recorded state contradicts is
+    /// a provably wrong vote: the disputing verifier loses `falseDisputeSlash` of its stake.
     /// 16 and above are findings only verifiers can check (16 evidence invalid, 17 output wrong,
     /// 18 other); they slash the node once disputers hold > 2/3 of the stake snapshotted at submitProof.
 

@@ -68,6 +68,19 @@ interface IFirnRegistry {
         bytes32 pendingEvidenceDigest;
     }
 
+    /// @notice The fields the job market, rewards and ledger need, without the endpoint string:
+    /// cheap to read. `ineligibility` as returned by `ineligibility(enclaveId)`.
+    struct NodeSummary {
+        address operator;
+        uint8 teeType;
+        NodeStatus status;
+        uint8 ineligibility;
+        bytes32 measurement;
+        bytes32 platformIdHash;
+        address enclaveAddress;
+        uint256 stake;
+    }
+
     /// @notice One entry of an Enclave ID's key history: `enclaveAddress` was its approved enclave
     /// key from block `fromBlock` to block `toBlock`, both inclusive (`toBlock` = type(uint64).max
     /// while still in force).
@@ -231,6 +244,8 @@ interface IFirnRegistry {
     function isMeasurementAllowed(uint8 teeType, bytes32 measurement) external view returns (bool);
     function allowedTeeTypes() external view returns (uint8);
     function getNode(bytes32 enclaveId) external view returns (Node memory);
+    /// @notice The node's fields other contracts judge by, with its current ineligibility.
+    function getNodeSummary(bytes32 enclaveId) external view returns (NodeSummary memory);
     /// @notice 0 when eligible for work, else the reason (see above).
     function ineligibility(bytes32 enclaveId) external view returns (uint8);
     /// @notice Active, TEE type allowed and measurement allow-listed, now.
