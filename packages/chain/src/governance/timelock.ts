@@ -21,6 +21,9 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 export const timelockControllerAbi = parseAbi([
   'function schedule(address target, uint256 value, bytes data, bytes32 predecessor, bytes32 salt, uint256 delay)',
   'function execute(address target, uint256 value, bytes payload, bytes32 predecessor, bytes32 salt) payable',
+  'function scheduleBatch(address[] targets, uint256[] values, bytes[] payloads, bytes32 predecessor, bytes32 salt, uint256 delay)',
+  'function executeBatch(address[] targets, uint256[] values, bytes[] payloads, bytes32 predecessor, bytes32 salt) payable',
+  'function hashOperationBatch(address[] targets, uint256[] values, bytes[] payloads, bytes32 predecessor, bytes32 salt) pure returns (bytes32)',
   'function cancel(bytes32 id)',
   'function hashOperation(address target, uint256 value, bytes data, bytes32 predecessor, bytes32 salt) pure returns (bytes32)',
   'function getMinDelay() view returns (uint256)',
@@ -63,7 +66,8 @@ export interface ScheduledOperation {
   timelock: Address;
   /** TimelockController.hashOperation of the call, predecessor and salt. */
   id: Hex;
-  call: Required<TimelockCall>;
+  /** One call (schedule/execute) or several run in order in one transaction (scheduleBatch/executeBatch). */
+  calls: Required<TimelockCall>[];
   predecessor: Hex;
   salt: Hex;
   /** Unix seconds (chain time) from which `execute` succeeds. */
@@ -74,23 +78,46 @@ export interface ScheduledOperation {
 const ZERO32 = `0x${'0'.repeat(64)}` as Hex;
 
 /**
- * hashOperation as the contract computes it: keccak256(abi.encode(target, value, data,
- * predecessor, salt)) (TimelockController.sol, `hashOperation`).
+ * The operation id as the contract computes it (TimelockController.sol): for one call
+ * keccak256(abi.encode(target, value, data, predecessor, salt)) (`hashOperation`), for several
+ * keccak256(abi.encode(targets, values, payloads, predecessor, salt)) (`hashOperationBatch`).
  */
 export function hashTimelockOperation(
-  call: TimelockCall,
+  calls: readonly TimelockCall[],
   predecessor: Hex = ZERO32,
   salt: Hex = ZERO32,
 ): Hex {
+  if (calls.length === 0) throw new InvalidInputError('a timelock operation needs at least one call');
+  const tail = [assertBytes32(predecessor, 'predecessor'), assertBytes32(salt, 'salt')] as const;
+  if (calls.length === 1) {
+    const c = calls[0]!;
+    return keccak256(
+      encodeAbiParameters(
+        [
+          { type: 'address' },
+          { type: 'uint256' },
+          { type: 'bytes' },
+          { type: 'bytes32' },
+          { type: 'bytes32' },
+        ],
+        [assertAddress(c.target, 'target'), c.value ?? 0n, c.data, ...tail],
+      ),
+    );
+  }
   return keccak256(
     encodeAbiParameters(
-      [{ type: 'address' }, { type: 'uint256' }, { type: 'bytes' }, { type: 'bytes32' }, { type: 'bytes32' }],
       [
-        assertAddress(call.target, 'target'),
-        call.value ?? 0n,
-        call.data,
-        assertBytes32(predecessor, 'predecessor'),
-        assertBytes32(salt, 'salt'),
+        { type: 'address[]' },
+        { type: 'uint256[]' },
+        { type: 'bytes[]' },
+        { type: 'bytes32' },
+        { type: 'bytes32' },
+      ],
+      [
+        calls.map((c, i) => assertAddress(c.target, `targets[${i}]`)),
+        calls.map((c) => c.value ?? 0n),
+        calls.map((c) => c.data),
+        ...tail,
       ],
     ),
   );
@@ -139,18 +166,19 @@ export async function getOperation(
 
 export interface ScheduleParams {
   timelock: Address;
-  call: TimelockCall;
+  /** Run in order, all or nothing, when the operation executes. */
+  calls: readonly TimelockCall[];
   /** Seconds; default and minimum: the timelock's minimum delay. */
   delay?: bigint;
-  /** Distinguishes two operations with the same call (default: 32 random bytes). */
+  /** Distinguishes two operations with the same calls (default: 32 random bytes). */
   salt?: Hex;
   predecessor?: Hex;
 }
 
 /**
- * Proposer: schedule one call on the timelock. Reverts (ChainRevertedError) with
- * AccessControlUnauthorizedAccount when the sender lacks PROPOSER_ROLE and TimelockInsufficientDelay
- * when `delay` is under the minimum.
+ * Proposer: schedule calls on the timelock (`schedule` for one, `scheduleBatch` for several).
+ * Reverts (ChainRevertedError) AccessControlUnauthorizedAccount when the sender lacks
+ * PROPOSER_ROLE, TimelockInsufficientDelay when `delay` is under the minimum.
  */
 export async function scheduleOperation(
   clients: FirnClients,
@@ -160,26 +188,44 @@ export async function scheduleOperation(
   const delay = p.delay ?? (await getTimelockDelay(clients, timelock));
   const salt = p.salt ?? toHex(crypto.getRandomValues(new Uint8Array(32)));
   const predecessor = p.predecessor ?? ZERO32;
-  const call = {
-    target: assertAddress(p.call.target, 'target'),
-    value: p.call.value ?? 0n,
-    data: p.call.data,
-  };
-  if (!/^0x([0-9a-fA-F]{2})*$/.test(call.data)) throw new InvalidInputError('call data must be 0x hex bytes');
-  const res = await writeContractAndWait(clients, {
-    address: timelock,
-    abi: timelockControllerAbi,
-    functionName: 'schedule',
-    args: [call.target, call.value, call.data, predecessor, salt, delay],
+  if (p.calls.length === 0) throw new InvalidInputError('a timelock operation needs at least one call');
+  const calls = p.calls.map((c, i) => {
+    if (!/^0x([0-9a-fA-F]{2})*$/.test(c.data))
+      throw new InvalidInputError(`calls[${i}].data must be 0x hex bytes`);
+    return { target: assertAddress(c.target, `calls[${i}].target`), value: c.value ?? 0n, data: c.data };
   });
+  const one = calls.length === 1 ? calls[0] : undefined;
+  const res = one
+    ? await writeContractAndWait(clients, {
+        address: timelock,
+        abi: timelockControllerAbi,
+        functionName: 'schedule',
+        args: [one.target, one.value, one.data, predecessor, salt, delay],
+      })
+    : await writeContractAndWait(clients, {
+        address: timelock,
+        abi: timelockControllerAbi,
+        functionName: 'scheduleBatch',
+        args: [
+          calls.map((c) => c.target),
+          calls.map((c) => c.value),
+          calls.map((c) => c.data),
+          predecessor,
+          salt,
+          delay,
+        ],
+      });
   const [ev] = parseEventLogs({
     abi: timelockControllerAbi,
     eventName: 'CallScheduled',
     logs: res.receipt.logs,
   });
   if (!ev) throw new FirnError('E_CHAIN', 'schedule: no CallScheduled event in the receipt');
-  const { readyAt } = await getOperation(clients, timelock, ev.args.id);
-  return { timelock, id: ev.args.id, call, predecessor, salt, readyAt, scheduleTx: res.hash };
+  const id = ev.args.id;
+  if (id !== hashTimelockOperation(calls, predecessor, salt))
+    throw new FirnError('E_CHAIN', 'schedule: the timelock reported another operation id than hashOperation');
+  const { readyAt } = await getOperation(clients, timelock, id);
+  return { timelock, id, calls, predecessor, salt, readyAt, scheduleTx: res.hash };
 }
 
 /** Progress of a wait for the timelock delay, for a progress bar or plain log lines. */
@@ -237,14 +283,30 @@ export async function waitForOperation(
  */
 export async function executeOperation(
   clients: FirnClients,
-  op: Pick<ScheduledOperation, 'timelock' | 'call' | 'predecessor' | 'salt'>,
+  op: Pick<ScheduledOperation, 'timelock' | 'calls' | 'predecessor' | 'salt'>,
 ): Promise<WriteResult> {
+  const value = op.calls.reduce((a, c) => a + c.value, 0n);
+  const one = op.calls.length === 1 ? op.calls[0] : undefined;
+  if (one)
+    return writeContractAndWait(clients, {
+      address: op.timelock,
+      abi: timelockControllerAbi,
+      functionName: 'execute',
+      args: [one.target, one.value, one.data, op.predecessor, op.salt],
+      value,
+    });
   return writeContractAndWait(clients, {
     address: op.timelock,
     abi: timelockControllerAbi,
-    functionName: 'execute',
-    args: [op.call.target, op.call.value, op.call.data, op.predecessor, op.salt],
-    value: op.call.value,
+    functionName: 'executeBatch',
+    args: [
+      op.calls.map((c) => c.target),
+      op.calls.map((c) => c.value),
+      op.calls.map((c) => c.data),
+      op.predecessor,
+      op.salt,
+    ],
+    value,
   });
 }
 
@@ -254,7 +316,7 @@ export type GovernanceStep =
   | { step: 'executed'; op: ScheduledOperation; hash: Hex };
 
 /**
- * Proposer and executor in one: schedule `call`, wait out the delay, execute. `onStep` sees each
+ * Proposer and executor in one: schedule `calls`, wait out the delay, execute. `onStep` sees each
  * stage (for the CLI's progress display). On a devnet where blocks come only with transactions,
  * `nudge` (e.g. anvil's evm_mine) is called while waiting so chain time follows wall time.
  */
@@ -272,7 +334,7 @@ export async function governAndExecute(
     ...(p.pollMs === undefined ? {} : { pollMs: p.pollMs }),
     onProgress: (progress) => {
       p.onStep?.({ step: 'waiting', progress });
-      if (p.nudge && progress.elapsed < progress.total && Date.now() / 1000 >= Number(progress.chainTime))
+      if (p.nudge && progress.elapsed < progress.total && Date.now() / 1000 >= Number(progress.chainTime) + 1)
         void p.nudge().catch(() => {});
     },
   });

@@ -4,7 +4,22 @@ import type { FirnClients } from '../clients.ts';
 import { assertBytes32, assertUint } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Verifier: dispute a proved job within its challenge window; a quorum slashes the node. */
+/**
+ * Dispute reasons of FirnJobMarket.dispute. 1..3 are facts the contract judges at once against what
+ * it recorded at submitProof; a wrong one costs the disputing verifier `falseDisputeSlash`.
+ * 16..18 are findings only verifiers can check; they slash the node at > 2/3 of the snapshot stake.
+ */
+export const DISPUTE_REASONS = {
+  1: 'signer was not the enclave key of the Enclave ID at the proof block',
+  2: 'proof commitments differ from the job',
+  3: 'proof times lie outside [claimedAt, provedAt]',
+  16: 'evidence invalid',
+  17: 'output wrong',
+  18: 'other finding',
+} as const;
+export type DisputeReason = keyof typeof DISPUTE_REASONS;
+
+/** Verifier: dispute a proved job within its challenge window (see DISPUTE_REASONS). */
 export async function disputeJob(
   clients: FirnClients,
   p: { jobId: Hex; reasonCode: number },
