@@ -125,8 +125,9 @@ abstract contract FirnFixture is FirnTest {
     }
 
     function _register(TestNode memory t, uint8 teeType, bytes32 measurement) internal {
+        uint256 value = MIN_NODE_STAKE + registry.registrationFee();
         vm.prank(t.operator);
-        registry.register{value: MIN_NODE_STAKE + registry.registrationFee()}(_params(t, teeType, measurement));
+        registry.register{value: value}(_params(t, teeType, measurement));
     }
 
     /// @dev Approves with the first APPROVE_QUORUM verifiers (> 2/3 of equal stakes).
