@@ -11,7 +11,16 @@ import {
   type RegistrationWatcher,
   watchRegistrations,
 } from '@firn/chain';
-import { type Hex, isFirnError, refusalNameOf, teeTypeName } from '@firn/core';
+import {
+  bytesToHex,
+  computePlatformIdHash,
+  type Hex,
+  isFirnError,
+  refusalCodeOf,
+  refusalNameOf,
+  teeTypeName,
+} from '@firn/core';
+import { LivenessChallenger } from './livenessChallenger.ts';
 import { ProofChecker } from './proofChecker.ts';
 import {
   type AppraiseRegistrationOptions,
@@ -41,6 +50,8 @@ export interface VerifierDaemonOptions {
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
+  /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
+  challengeLiveness?: boolean;
 }
 
 export interface VerifierStats {
@@ -51,7 +62,11 @@ export interface VerifierStats {
 
 /**
  * Watches registrations and key rotations, re-verifies each with its own nonce, and votes on
- * chain: approve, or refuse with a reason code. It never trusts the node's own evidence digest.
+ * chain: approve, or refuse with a reason code. It never trusts the node's own evidence digest,
+ * and it checks the registered platform id hash against the attested platform (one machine, one
+ * capacity share). Votes are stake-weighted by the contract: approval needs > 2/3 and refusal
+ * > 1/3 of the verifier stake snapshotted when the round opened; a verifier that joined after
+ * the snapshot cannot vote in it (NotEligibleVoter) and skips.
  */
 export class VerifierDaemon {
   readonly clients: FirnClients;
@@ -59,6 +74,8 @@ export class VerifierDaemon {
   private watcher: RegistrationWatcher | undefined;
   /** The Work Proof re-checker, when enabled. */
   proofs: ProofChecker | undefined;
+  /** The liveness challenger and reward claimer, when enabled and the deployment has a reward pool. */
+  liveness: LivenessChallenger | undefined;
   private readonly opts: VerifierDaemonOptions;
 
   constructor(opts: VerifierDaemonOptions) {
@@ -83,11 +100,19 @@ export class VerifierDaemon {
       });
       this.proofs.start();
     }
+    if (this.opts.challengeLiveness !== false && this.opts.deployment.rewards !== undefined) {
+      this.liveness = new LivenessChallenger(this.clients, {
+        pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+        logger: this.opts.logger,
+      });
+      this.liveness.start();
+    }
   }
 
   stop(): void {
     this.watcher?.stop();
     this.proofs?.stop();
+    this.liveness?.stop();
   }
 
   /** Handle one registration or rotation event; public for tests. */
@@ -117,9 +142,34 @@ export class VerifierDaemon {
       await new Promise((r) => setTimeout(r, 500 * i));
       verdict = await this.appraise(claim);
     }
+    if (verdict.approve) {
+      const f = verdict.appraisal.facts;
+      const attested = f ? bytesToHex(computePlatformIdHash(f.teeType, f.platformId)) : undefined;
+      if (attested === undefined || attested.toLowerCase() !== node.platformIdHash.toLowerCase())
+        verdict = {
+          approve: false,
+          reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'),
+          reasons: [
+            { code: 'E_IDENTITY_MISMATCH', message: 'platform id hash differs from the attested platform' },
+          ],
+        };
+    }
     try {
       if (verdict.approve) {
-        await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+        try {
+          await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+        } catch (err) {
+          // Revoked while Pending: approval is impossible, so refuse and let the round conclude.
+          if (!(isFirnError(err) && /MeasurementRevokedWhilePending/.test(err.message))) throw err;
+          await refuseNode(this.clients, {
+            enclaveId: e.enclaveId,
+            evidenceDigest,
+            reasonCode: refusalCodeOf('E_POLICY_REJECTED'),
+          });
+          this.stats.refused++;
+          log.warn('refused registration: measurement revoked while pending', { enclaveId: e.enclaveId });
+          return;
+        }
         this.stats.approved++;
         log.info('approved registration', { enclaveId: e.enclaveId, round: e.round, rotation });
       } else {
@@ -139,7 +189,7 @@ export class VerifierDaemon {
     } catch (err) {
       // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
       const msg = isFirnError(err) ? err.message : String(err);
-      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending/i.test(msg)) {
+      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i.test(msg)) {
         this.stats.skipped++;
         return;
       }

@@ -5,8 +5,10 @@ import {
   createLogger,
   defaultBundlePath,
   ensureRegistered,
+  LivenessService,
   NodeDaemon,
 } from '@firn/node';
+import { NodeStatus } from '@firn/chain';
 import { InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
@@ -67,12 +69,24 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       deployment: chain.deployment,
       stake: parseEther(o.stake),
       logger,
-    }).catch((e: unknown) =>
-      logger.error('registration failed', {
-        code: (e as { code?: string }).code,
-        message: (e as Error).message,
-      }),
-    );
+    })
+      .then((status) => {
+        // Active: prove liveness through the enclave and collect epoch rewards and payouts.
+        if (status === NodeStatus.Active && chain.deployment.rewards !== undefined)
+          new LivenessService(node, {
+            rpcUrl: chain.rpcUrl,
+            operatorKey,
+            deployment: chain.deployment,
+            logger,
+            pollIntervalMs: 500,
+          }).start();
+      })
+      .catch((e: unknown) =>
+        logger.error('registration failed', {
+          code: (e as { code?: string }).code,
+          message: (e as Error).message,
+        }),
+      );
   }
   return node;
 }
