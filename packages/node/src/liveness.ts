@@ -4,6 +4,7 @@ import {
   createFirnClients,
   type FirnClients,
   type FirnDeployment,
+  firnRewardsAbi,
   getChallenge,
   getIssuedChallenges,
   getNodeEpochReward,
@@ -12,6 +13,7 @@ import {
   withdrawAllCredits,
 } from '@firn/chain';
 import { FirnError, type Hex, isFirnError } from '@firn/core';
+import { parseEventLogs } from 'viem';
 import type { Logger } from './logger.ts';
 import type { NodeDaemon } from './nodeDaemon.ts';
 
