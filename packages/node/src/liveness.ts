@@ -153,11 +153,19 @@ export class LivenessService {
       const r = await getNodeEpochReward(this.clients, { epoch, enclaveId });
       if (r.pending === 0n) continue;
       const res = await this.write(() => claimNodeReward(this.clients, { epoch, enclaveId }));
-      this.stats.rewardsClaimed += r.pending;
-      this.stats.lastReward = { epoch, amount: r.pending, txHash: res.hash };
+      // The credited amount is the event's: a budget is fixed when the epoch closes, so the view's
+      // estimate before the claim may differ.
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'NodeRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      const amount = ev?.args.amount ?? r.pending;
+      this.stats.rewardsClaimed += amount;
+      this.stats.lastReward = { epoch, amount, txHash: res.hash };
       log.info('epoch reward claimed', {
         epoch: epoch.toString(),
-        wei: r.pending.toString(),
+        wei: amount.toString(),
         answers: r.answers,
       });
     }
