@@ -179,30 +179,26 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 stake = msg.value - fee;
         uint32 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
-        // Rejected and Exited records hold no stake, so the record is rebuilt from scratch.
-        _nodes[p.enclaveId] = Node({
-            operator: msg.sender,
-            teeType: p.teeType,
-            status: NodeStatus.Pending,
-            rotationPending: false,
-            round: round,
-            registeredAt: uint64(block.timestamp),
-            unbondingEndsAt: 0,
-            lockedUntil: n.lockedUntil,
-            snapshotId: snapshotId,
-            measurement: p.measurement,
-            platformIdHash: p.platformIdHash,
-            enclaveAddress: p.enclaveAddress,
-            kemPublicKey: p.kemPublicKey,
-            endpoint: p.endpoint,
-            evidenceDigest: p.evidenceDigest,
-            stake: stake,
-            approvalStake: 0,
-            refusalStake: 0,
-            pendingEnclaveAddress: address(0),
-            pendingKemPublicKey: bytes32(0),
-            pendingEvidenceDigest: bytes32(0)
-        });
+        // Rejected and Exited records hold no stake and no pending rotation; only the fields a
+        // previous round left non-zero are reset (writing zeros to fresh slots costs gas for nothing).
+        n.operator = msg.sender;
+        n.teeType = p.teeType;
+        n.status = NodeStatus.Pending;
+        n.round = round;
+        n.registeredAt = uint64(block.timestamp);
+        n.snapshotId = snapshotId;
+        if (prev != NodeStatus.None) {
+            n.unbondingEndsAt = 0;
+            n.approvalStake = 0;
+            n.refusalStake = 0;
+        }
+        n.measurement = p.measurement;
+        n.platformIdHash = p.platformIdHash;
+        n.enclaveAddress = p.enclaveAddress;
+        n.kemPublicKey = p.kemPublicKey;
+        n.endpoint = p.endpoint;
+        n.evidenceDigest = p.evidenceDigest;
+        n.stake = stake;
         _byStatus[NodeStatus.Pending].add(p.enclaveId);
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
         _totalStaked += stake;
@@ -311,12 +307,12 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     /// @inheritdoc IFirnRegistry
     function approve(bytes32 enclaveId, bytes32 evidenceDigest) external {
         Node storage n = _nodes[enclaveId];
+        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
         // A measurement or TEE type revoked while the vote ran can never be activated.
         if (
             n.status == NodeStatus.Pending
                 && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
         ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
-        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
         uint256 approvals = n.approvalStake + weight;
         n.approvalStake = approvals;
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
