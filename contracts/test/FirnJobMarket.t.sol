@@ -9,6 +9,38 @@ import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnVerifierSet} from "../src/interfaces/IFirnVerifierSet.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
+/// @dev A requester contract that re-enters withdraw() from its receive hook.
+contract ReenteringRequester {
+    FirnJobMarket internal immutable _market;
+    bool public reenter = true;
+    uint256 public received;
+
+    constructor(FirnJobMarket market_) payable {
+        _market = market_;
+    }
+
+    function post(IFirnJobMarket.JobRequest calldata r, uint256 value) external returns (bytes32) {
+        return _market.postJob{value: value}(r);
+    }
+
+    function reclaim(bytes32 jobId) external {
+        _market.reclaim(jobId);
+    }
+
+    function withdraw() external {
+        _market.withdraw();
+    }
+
+    function setReenter(bool r) external {
+        reenter = r;
+    }
+
+    receive() external payable {
+        received += msg.value;
+        if (reenter) _market.withdraw();
+    }
+}
+
 contract FirnJobMarketTest is FirnFixture {
     // secp256k1 group order, for building the high-s twin of a signature.
     uint256 internal constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
@@ -795,6 +827,41 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(verifierList[0]);
         bare.dispute(jobId, 1);
         vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");
+    }
+
+    /// @dev Re-entering withdraw() from the payout cannot pay twice: the whole withdrawal
+    /// reverts, the credit stays, and a plain withdrawal later pays exactly once.
+    function test_withdraw_reentrancyPaysOnce() public {
+        ReenteringRequester attacker = new ReenteringRequester{value: 5 ether}(market);
+        bytes32 a = attacker.post(_request(uint8(1) << SIM), 2 ether);
+        bytes32 b = attacker.post(_request(uint8(1) << SIM), 2 ether);
+        attacker.reclaim(a);
+        attacker.reclaim(b);
+        vm.assertEq(market.withdrawable(address(attacker)), 4 ether, "credited");
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TransferFailed.selector, address(attacker), 4 ether));
+        attacker.withdraw();
+        vm.assertEq(market.withdrawable(address(attacker)), 4 ether, "credit intact");
+        attacker.setReenter(false);
+        attacker.withdraw();
+        vm.assertEq(attacker.received(), 4 ether, "paid once");
+        vm.assertEq(address(market).balance, 0, "nothing left, nothing extra taken");
+    }
+
+    /// @dev A verifier slashed to nothing keeps its seat but has no vote weight.
+    function test_slashedToZeroVerifierHasNoWeight() public {
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 0, 10 ether);
+        bytes32 jobId = _proved();
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 1); // provably wrong: loses its whole stake
+        vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, 0, "stake gone");
+        bytes32 next = _proved();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.NotEligibleVoter.selector, next, verifierList[0], market.getJob(next).snapshotId
+            )
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(next, 17);
     }
 
     function testFuzz_submitTiming(uint256 wait) public {
