@@ -595,6 +595,31 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(address(rewards).balance, 0.1 ether, "two rounds, two fees");
     }
 
+    /// @dev An attacker registers a victim's Enclave ID (computable from public facts) with its own
+    /// keys. Verifiers refuse it, the Enclave ID is free in the same block, and each attempt cost the
+    /// attacker the fee; the lists clients read do not grow.
+    function test_squatting_victimEnclaveIdCostsTheSquatter() public {
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.05 ether);
+        TestNode memory victim = _node(1);
+        TestNode memory squatter = _node(2);
+        IFirnRegistry.RegistrationParams memory p = _params(squatter, SIM, MEASUREMENT);
+        p.enclaveId = victim.enclaveId;
+        for (uint256 round = 0; round < 3; ++round) {
+            vm.prank(squatter.operator);
+            registry.register{value: MIN_NODE_STAKE + 0.05 ether}(p);
+            vm.prank(verifierList[0]);
+            registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
+            vm.prank(verifierList[1]);
+            registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
+        }
+        vm.assertEq(registry.withdrawable(squatter.operator), 3 * MIN_NODE_STAKE, "stake back");
+        vm.assertEq(address(rewards).balance, 3 * 0.05 ether, "three fees lost");
+        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 0, "no list growth");
+        _register(victim, SIM, MEASUREMENT);
+        _approveAll(victim.enclaveId, victim.evidenceDigest);
+        vm.assertTrue(registry.isActive(victim.enclaveId), "victim registers at once");
+    }
+
     function test_slash_onlySlasherAndTerminal() public {
         TestNode memory t = _activeNode(1, SIM, MEASUREMENT);
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotSlasher.selector, address(this)));
