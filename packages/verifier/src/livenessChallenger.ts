@@ -71,6 +71,7 @@ export class LivenessChallenger {
   private nextClaimEpoch: bigint | undefined;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private stopped = false;
 
   constructor(
     readonly clients: FirnClients,
@@ -102,6 +103,7 @@ export class LivenessChallenger {
       for (const e of this.challengedIn.keys()) if (e < epoch) this.challengedIn.delete(e);
     }
     for (const node of await listNodes(this.clients, { status: [NodeStatus.Active] })) {
+      if (this.stopped) return;
       if (done.has(node.enclaveId)) continue;
       done.add(node.enclaveId);
       if ((await getIneligibility(this.clients, node.enclaveId)) !== 0) continue;
@@ -205,6 +207,7 @@ export class LivenessChallenger {
   }
 
   start(): void {
+    this.stopped = false;
     const tick = () => {
       this.poll()
         .catch((e: unknown) =>
@@ -217,7 +220,9 @@ export class LivenessChallenger {
     this.timer = setTimeout(tick, 0);
   }
 
+  /** Stop polling; a pass in flight issues no further challenge. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
