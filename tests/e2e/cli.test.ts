@@ -140,7 +140,7 @@ describe('firn infer / proof verify / artifact', () => {
     const lines: string[] = [];
     const r = await runInferenceDemo(stateOf(net, net.rootPem), (l) => lines.push(l));
     expect(r.proofOk).toBe(true);
-    expect(r.operatorCreditWei).toBe(r.payoutWei + 10n ** 16n); // payout plus the returned claim bond
+    expect(r.operatorCreditWei).toBe(r.payoutWei);
     expect(lines.some((l) => l.includes('decrypted result'))).toBe(true);
     expect(demoModel().length).toBeGreaterThan(100);
   });

@@ -26,7 +26,7 @@ export interface InferenceDemoResult {
   reasons: string[];
   /** Escrow minus the protocol fee. */
   payoutWei: bigint;
-  /** What finalize credited to the operator (payout plus the claim bond returned). */
+  /** The payout finalize credited to the operator (JobFinalized.payout; the claim bond comes back beside it). */
   operatorCreditWei: bigint;
 }
 
@@ -122,8 +122,8 @@ export async function runInferenceDemo(
   await rpc(state.rpcUrl, 'evm_increaseTime', [Number(window) + 1]);
   await rpc(state.rpcUrl, 'evm_mine', []);
   const fin = await finalizeJob(clients, r.jobId);
-  // Pull payments: finalize credits the operator (escrow minus the protocol fee, plus the claim
-  // bond); the node's host withdraws it. The event says what was credited.
+  // Pull payments: finalize credits the operator the escrow minus the protocol fee (and returns
+  // the claim bond); the node's host withdraws it. The event says what was credited.
   const [ev] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobFinalized', logs: fin.receipt.logs });
   const paid = (await getJob(clients, r.jobId)).status === JobStatus.Paid;
   const payout = ev?.args.payout ?? 0n;

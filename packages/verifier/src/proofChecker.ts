@@ -12,15 +12,14 @@ import { decodeFunctionData } from 'viem';
 
 /**
  * Reason codes a verifier puts in `dispute(jobId, reasonCode)` (FirnJobMarket, docs/decisions/0800):
- * 1..3 are facts the contract judges at once against what it recorded at submitProof (a wrong one
- * costs this verifier `falseDisputeSlash`); 18 is a finding only verifiers can make (slashes the
- * node once disputers hold > 2/3 of the snapshot stake).
+ * 1 and 2 are facts the contract judges at once against what it recorded at submitProof, exactly
+ * as checked here (a wrong one costs this verifier `falseDisputeSlash`); 18 is a finding only
+ * verifiers can make (slashes the node once disputers hold > 2/3 of the snapshot stake).
  */
 export const PROOF_DISPUTE_REASONS = {
   1: 'signer was not the enclave key of the Enclave ID at the proof block',
-  2: 'proof differs from the on-chain job',
-  3: 'proof times lie outside [claimedAt, provedAt]',
-  18: 'implausible work units',
+  2: 'proof times invalid (started after finished, or finished past the deadline + clock skew)',
+  18: 'verifier finding: proof differs from the job, or implausible work units',
 } as const;
 
 export interface ProofVerdict {
@@ -48,8 +47,8 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
  * Re-check one submitted Work Proof from the submitProof transaction's calldata (the event does
  * not carry the signature) against the facts as they were at submission: the signature recovers
  * an address that was the Enclave ID's enclave key at the proof's block (the registry's key
- * history), the proof equals the job's recorded commitments, its times lie within [claimedAt,
- * provedAt], and its work units are plausible. It deliberately ignores what changed after
+ * history), its times are consistent (the contract's rule, with its clock skew), the proof equals
+ * the job's recorded commitments, and its work units are plausible. It deliberately ignores what changed after
  * submission (a revoked measurement, a node that exited or rotated its key): those never make a
  * proof that was valid when submitted disputable. It cannot check that the outputs are right
  * (only the requester can open them) nor that the enclave really ran that long.
@@ -100,13 +99,16 @@ export async function checkSubmittedProof(
     !same(job.outputCommitment, proof.outputCommitment) ||
     job.workUnits !== proof.workUnits
   )
-    reasons.push({ code: 2, text: 'proof differs from the on-chain job' });
-  if (
-    proof.startedAt < job.claimedAt ||
-    proof.finishedAt > job.provedAt ||
-    proof.finishedAt < proof.startedAt
-  )
-    reasons.push({ code: 3, text: 'proof times fall outside the claim' });
+    reasons.push({ code: 18, text: 'proof differs from the on-chain job' });
+  // The contract's own rule (FirnJobMarket._timesInvalid): the enclave's clock is not chain time,
+  // so only an inverted interval or a finish past the deadline plus MAX_CLOCK_SKEW is a fact.
+  const skew = await clients.public.readContract({
+    address: clients.addresses.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'MAX_CLOCK_SKEW',
+  });
+  if (proof.startedAt > proof.finishedAt || proof.finishedAt > job.deadline + skew)
+    reasons.push({ code: 2, text: 'proof times invalid' });
   const seconds = proof.finishedAt >= proof.startedAt ? proof.finishedAt - proof.startedAt + 1n : 1n;
   if (proof.workUnits > seconds * (opts.maxWorkUnitsPerSecond ?? 1n << 32n))
     reasons.push({ code: 18, text: 'work units implausibly high' });

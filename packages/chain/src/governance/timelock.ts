@@ -330,12 +330,16 @@ export async function governAndExecute(
 ): Promise<{ op: ScheduledOperation; execution: WriteResult }> {
   const op = await scheduleOperation(clients, p);
   p.onStep?.({ step: 'scheduled', op });
+  // At most one nudge a second, so chain time follows wall time rather than racing ahead.
+  let lastNudge = 0;
   await waitForOperation(clients, op, {
     ...(p.pollMs === undefined ? {} : { pollMs: p.pollMs }),
     onProgress: (progress) => {
       p.onStep?.({ step: 'waiting', progress });
-      if (p.nudge && progress.elapsed < progress.total && Date.now() / 1000 >= Number(progress.chainTime) + 1)
+      if (p.nudge && progress.elapsed < progress.total && Date.now() - lastNudge >= 1000) {
+        lastNudge = Date.now();
         void p.nudge().catch(() => {});
+      }
     },
   });
   const execution = await executeOperation(clients, op);
