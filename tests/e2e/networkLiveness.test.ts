@@ -103,10 +103,12 @@ describe('liveness challenges and capacity rewards', () => {
       { challengeId: challenge.challengeId, nonce: challenge.nonce, enclaveId, epoch: challenge.epoch },
     );
     const hostMade = await privateKeyToAccount(net.operator.privateKey).sign({ hash: digest });
-    const forged = await refused(answerChallenge(operator, {
-      challengeId: challenge.challengeId,
-      signature: hostMade,
-    }));
+    const forged = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: hostMade,
+      }),
+    );
     expect(forged.errorName).toBe('WrongSigner');
     expect(forged.args).toEqual([
       enclaveId,
@@ -116,19 +118,23 @@ describe('liveness challenges and capacity rewards', () => {
 
     // The enclave's answer to another challenge's nonce does not answer this one.
     const { challenge: other } = await issueChallenge(verifier2, enclaveId);
-    const wrongNonce = await refused(answerChallenge(operator, {
-      challengeId: challenge.challengeId,
-      signature: await enclaveAnswer(other),
-    }));
+    const wrongNonce = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: await enclaveAnswer(other),
+      }),
+    );
     expect(wrongNonce.errorName).toBe('WrongSigner');
 
     // Stale: a genuine enclave answer after the deadline.
     const genuine = await enclaveAnswer(challenge);
     await increaseTime(net.anvil.rpcUrl, ANSWER_WINDOW + 1);
-    const late = await refused(answerChallenge(operator, {
-      challengeId: challenge.challengeId,
-      signature: genuine,
-    }));
+    const late = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: genuine,
+      }),
+    );
     expect(late.errorName).toBe('ChallengeExpired');
     expect(late.args![0]).toBe(challenge.challengeId);
     expect((await getChallenge(operator, challenge.challengeId)).answered).toBe(false);
@@ -150,10 +156,12 @@ describe('liveness challenges and capacity rewards', () => {
       await waitFor(async () => (await getChallenge(operator, challenge.challengeId)).answered, 20_000);
       expect(service.stats.answered).toBe(1);
       // Replaying the accepted answer (read back from the relay transaction) is refused.
-      const replay = await refused(answerChallenge(operator, {
-        challengeId: challenge.challengeId,
-        signature: await enclaveAnswer(challenge),
-      }));
+      const replay = await refused(
+        answerChallenge(operator, {
+          challengeId: challenge.challengeId,
+          signature: await enclaveAnswer(challenge),
+        }),
+      );
       expect(replay.errorName).toBe('AlreadyAnswered');
       const earned = await getNodeEpochReward(operator, { epoch: live, enclaveId });
       expect(earned.answers).toBe(1);

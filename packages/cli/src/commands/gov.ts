@@ -139,6 +139,8 @@ export async function runGovernance(
   o: GovOptions,
   action: string,
   build: (c: FirnClients) => Promise<{ calls: TimelockCall[]; details?: Record<string, unknown> }>,
+  /** Where the stages go (default: a progress bar or plain lines on stderr, none with --json). */
+  onStep: ((s: GovernanceStep) => void) | undefined = o.json ? undefined : governanceProgress(),
 ): Promise<GovResult> {
   const { clients, rpcUrl, devnet } = await govClients(o);
   const { calls, details } = await build(clients);
@@ -147,7 +149,7 @@ export async function runGovernance(
     timelock: clients.addresses.timelock!,
     calls,
     pollMs: 250,
-    ...(o.json ? {} : { onStep: governanceProgress() }),
+    ...(onStep === undefined ? {} : { onStep }),
     ...(mine ? { nudge: () => anvilMine(rpcUrl) } : {}),
   });
   return {
@@ -162,7 +164,10 @@ export async function runGovernance(
 }
 
 function print(r: GovResult, json: boolean | undefined): void {
-  if (json) return printJson(r);
+  if (json) {
+    printJson(r);
+    return;
+  }
   process.stdout.write(`${r.action}: done (operation ${r.operationId}, executed in ${r.executeTx})\n`);
   if (r.details)
     for (const [k, v] of Object.entries(r.details)) process.stdout.write(`  ${k}: ${String(v)}\n`);
