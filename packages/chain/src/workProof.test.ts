@@ -105,6 +105,24 @@ describe('work proofs and the job market on anvil', () => {
       escrow: 2n * ETH,
     });
     expect((await getJob(gov, jobId)).status).toBe(JobStatus.Open);
+    // A job bound to another (attested) Enclave ID: this node may not claim it.
+    const bound = await postJob(requester, {
+      teeTypeMask: 1 << 1,
+      allowedMeasurements: [],
+      enclaveIds: [keccak256(toHex('the-attested-one'))],
+      workloadHash,
+      inputCommitment,
+      deadline: block.timestamp + 3600n,
+      claimTimeout: 600n,
+      escrow: ETH,
+    });
+    expect((await getJob(gov, bound.jobId)).enclaveIds).toEqual([keccak256(toHex('the-attested-one'))]);
+    const notBound = await claimJob(operator, { jobId: bound.jobId, enclaveId }).catch((e: unknown) => e);
+    expect((notBound as ChainRevertedError).errorName).toBe('NodeNotEligible');
+    expect((notBound as ChainRevertedError).args).toEqual([bound.jobId, enclaveId, 6]);
+    // The claim bond must be posted exactly.
+    const noBond = await claimJob(operator, { jobId, enclaveId, bond: 0n }).catch((e: unknown) => e);
+    expect((noBond as ChainRevertedError).errorName).toBe('WrongClaimBond');
     await claimJob(operator, { jobId, enclaveId });
 
     const proof: WorkProof = {
