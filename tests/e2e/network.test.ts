@@ -245,6 +245,15 @@ describe('firn devnet', () => {
     expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_IDENTITY_MISMATCH);
   }, 60_000);
 
+  it('refuses a registration whose platform id hash is not the attested platform (one machine, one share)', async () => {
+    const e = await makeEnclave();
+    const endpoint = await fakeEndpoint(async (nonce) => JSON.stringify(await e.attest(nonce)));
+    // Genuine evidence, but the operator claims another machine to earn a second capacity share.
+    const n = await registerAndAwaitVerdict(e.id, endpoint, bytesToHex(randomBytes(32)));
+    expect(n.status).toBe(NodeStatus.Rejected);
+    expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_IDENTITY_MISMATCH);
+  }, 60_000);
+
   it('refuses a malformed or oversized evidence bundle', async () => {
     const e = await makeEnclave();
     const n = await registerAndAwaitVerdict(
