@@ -154,7 +154,8 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
 
     await governAndExecute(gov, {
       timelock: deployment.timelock!,
-      calls: [pauseCall(deployment, 'jobMarket', true)],
+      // Two calls in one operation (scheduleBatch; its id recomputed locally and checked).
+      calls: [pauseCall(deployment, 'jobMarket', true), pauseCall(deployment, 'registry', true)],
       pollMs: 200,
       nudge: mine,
     });
@@ -170,9 +171,21 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
     };
     const paused = await postJob(clientsFor(1), job).catch((e: unknown) => e);
     expect((paused as ChainRevertedError).errorName).toBe('EnforcedPause');
+    const pausedReg = await registerNode(clientsFor(1), {
+      enclaveId: keccak256(toHex('while-paused')),
+      teeType: 1,
+      measurement,
+      platformIdHash: keccak256(toHex('machine-p')),
+      enclaveAddress: anvil.accounts[7]!.address,
+      kemPublicKey: keccak256(toHex('kem-p')),
+      endpoint: 'http://127.0.0.1:9',
+      evidenceDigest: keccak256(toHex('ev-p')),
+      stake: ETH,
+    }).catch((e: unknown) => e);
+    expect((pausedReg as ChainRevertedError).errorName).toBe('EnforcedPause');
     await governAndExecute(gov, {
       timelock: deployment.timelock!,
-      calls: [pauseCall(deployment, 'jobMarket', false)],
+      calls: [pauseCall(deployment, 'jobMarket', false), pauseCall(deployment, 'registry', false)],
       pollMs: 200,
       nudge: mine,
     });
