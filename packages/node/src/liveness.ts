@@ -1,5 +1,6 @@
 import {
   answerChallenge,
+  ChainRevertedError,
   claimNodeReward,
   createFirnClients,
   type FirnClients,
@@ -151,8 +152,16 @@ export class LivenessService {
       if (epoch >= currentEpoch) continue;
       this.epochs.delete(epoch);
       const r = await getNodeEpochReward(this.clients, { epoch, enclaveId });
-      if (r.pending === 0n) continue;
-      const res = await this.write(() => claimNodeReward(this.clients, { epoch, enclaveId }));
+      // Points decide, not the pending view (an estimate from the pool's state now): a claimed
+      // epoch refuses with NothingToClaim in simulation, before any transaction is sent.
+      if (r.points === 0n) continue;
+      const res = await this.write(() => claimNodeReward(this.clients, { epoch, enclaveId })).catch(
+        (e: unknown) => {
+          if (e instanceof ChainRevertedError && e.errorName === 'NothingToClaim') return undefined;
+          throw e;
+        },
+      );
+      if (!res) continue;
       // The credited amount is the event's: a budget is fixed when the epoch closes, so the view's
       // estimate before the claim may differ.
       const [ev] = parseEventLogs({

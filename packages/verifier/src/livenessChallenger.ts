@@ -1,4 +1,5 @@
 import {
+  ChainRevertedError,
   claimVerifierReward,
   type FirnClients,
   firnRewardsAbi,
@@ -17,7 +18,7 @@ import {
 } from '@firn/chain';
 import { type Hex, hexBytes, isFirnError, livenessAnswerDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
-import { decodeFunctionData } from 'viem';
+import { decodeFunctionData, parseEventLogs } from 'viem';
 
 export interface LivenessChallengerOptions {
   pollIntervalMs?: number;
@@ -194,13 +195,21 @@ export class LivenessChallenger {
     for (; this.nextClaimEpoch < current; this.nextClaimEpoch++) {
       const epoch = this.nextClaimEpoch;
       const r = await getVerifierEpochReward(this.clients, { epoch, verifier: me });
-      if (r.pending === 0n) continue;
-      await claimVerifierReward(this.clients, { epoch, verifier: me });
-      this.stats.rewardsClaimed += r.pending;
-      this.opts.logger?.info('verifier reward claimed', {
-        epoch: epoch.toString(),
-        wei: r.pending.toString(),
+      // Points decide, not the pending estimate; a claimed epoch refuses in simulation (no gas).
+      if (r.points === 0n) continue;
+      const res = await claimVerifierReward(this.clients, { epoch, verifier: me }).catch((e: unknown) => {
+        if (e instanceof ChainRevertedError && e.errorName === 'NothingToClaim') return undefined;
+        throw e;
       });
+      if (!res) continue;
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'VerifierRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      const amount = ev?.args.amount ?? r.pending;
+      this.stats.rewardsClaimed += amount;
+      this.opts.logger?.info('verifier reward claimed', { epoch: epoch.toString(), wei: amount.toString() });
     }
     if ((await getWithdrawable(this.clients, 'rewards', me)) > 0n)
       await withdrawCredits(this.clients, 'rewards');

@@ -1,8 +1,10 @@
 import {
+  ChainRevertedError,
   claimNodeReward,
   claimVerifierReward,
   createFirnClients,
   type FirnClients,
+  firnRewardsAbi,
   getNodeEpochReward,
   getRewardsState,
   getVerifierEpochReward,
@@ -12,7 +14,7 @@ import {
 } from '@firn/chain';
 import { type Hex, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
-import { type Address, formatEther, isAddress } from 'viem';
+import { type Address, formatEther, isAddress, parseEventLogs } from 'viem';
 import { readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson, table } from '../output.ts';
 
@@ -144,22 +146,45 @@ export async function rewardsClaim(
   for (const enclaveId of nodesOf(o, chain.devnet))
     for (let e = first; e < st.currentEpoch; e++) {
       const r = await getNodeEpochReward(c, { epoch: e, enclaveId });
-      if (r.pending === 0n) continue;
-      const res = await claimNodeReward(c, { epoch: e, enclaveId });
-      claims.push({ who: enclaveId, epoch: e.toString(), wei: r.pending.toString(), tx: res.hash });
+      if (r.points === 0n) continue;
+      const res = await claimNodeReward(c, { epoch: e, enclaveId }).catch(unlessNothingToClaim);
+      if (!res) continue;
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'NodeRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      claims.push({
+        who: enclaveId,
+        epoch: e.toString(),
+        wei: String(ev?.args.amount ?? r.pending),
+        tx: res.hash,
+      });
     }
   const me = requireWallet(c).account.address;
   const verifiers = (o.verifier ?? []).map(addr);
   for (const v of verifiers.length > 0 ? verifiers : [me])
     for (let e = first; e < st.currentEpoch; e++) {
       const r = await getVerifierEpochReward(c, { epoch: e, verifier: v });
-      if (r.pending === 0n) continue;
-      const res = await claimVerifierReward(c, { epoch: e, verifier: v });
-      claims.push({ who: v, epoch: e.toString(), wei: r.pending.toString(), tx: res.hash });
+      if (r.points === 0n) continue;
+      const res = await claimVerifierReward(c, { epoch: e, verifier: v }).catch(unlessNothingToClaim);
+      if (!res) continue;
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'VerifierRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      claims.push({ who: v, epoch: e.toString(), wei: String(ev?.args.amount ?? r.pending), tx: res.hash });
     }
   const owed = await getWithdrawable(c, 'rewards', me);
   if (owed > 0n) await withdrawCredits(c, 'rewards');
   return { claims, withdrawnWei: owed.toString() };
+}
+
+/** A claim of an epoch already claimed refuses with NothingToClaim (in simulation: no gas spent). */
+function unlessNothingToClaim(e: unknown): undefined {
+  if (e instanceof ChainRevertedError && e.errorName === 'NothingToClaim') return undefined;
+  throw e;
 }
 
 function withOptions(c: Command): Command {
