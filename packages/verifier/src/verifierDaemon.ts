@@ -3,6 +3,9 @@ import {
   approveNode,
   createFirnClients,
   type FirnClients,
+  firnRegistryAbi,
+  listNodes,
+  requireWallet,
   type FirnDeployment,
   getNode,
   NodeStatus,
@@ -52,6 +55,8 @@ export interface VerifierDaemonOptions {
   checkProofs?: boolean;
   /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
   challengeLiveness?: boolean;
+  /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
+  sweepIntervalMs?: number;
 }
 
 export interface VerifierStats {
@@ -72,6 +77,12 @@ export class VerifierDaemon {
   readonly clients: FirnClients;
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  /** Rounds this verifier is voting on now (event and sweep never vote twice at once). */
+  private readonly inFlight = new Set<string>();
+  /** Rounds this verifier cannot vote in (joined after the snapshot, round closed): the sweep skips them. */
+  private readonly settled = new Set<string>();
   /** The Work Proof re-checker, when enabled. */
   proofs: ProofChecker | undefined;
   /** The liveness challenger and reward claimer, when enabled and the deployment has a reward pool. */
@@ -92,6 +103,7 @@ export class VerifierDaemon {
       onEvent: (e) => this.onRegistration(e),
       onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
     });
+    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 5000);
     this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
     if (this.opts.checkProofs !== false) {
       this.proofs = new ProofChecker(this.clients, {
@@ -110,13 +122,60 @@ export class VerifierDaemon {
   }
 
   stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.watcher?.stop();
     this.proofs?.stop();
     this.liveness?.stop();
   }
 
+  /**
+   * Vote in every open round this verifier has not voted in yet: a vote lost to an RPC failure
+   * (the watcher has moved past its event) would otherwise leave a node Pending for good, since
+   * approval needs more than 2/3 of the stake.
+   */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const me = requireWallet(this.clients).account.address;
+      const open = await listNodes(this.clients, { status: [NodeStatus.Pending, NodeStatus.Active] });
+      for (const n of open) {
+        const rotation = n.status === NodeStatus.Active;
+        if (rotation && !n.rotationPending) continue;
+        const voted = await this.clients.public.readContract({
+          address: this.opts.deployment.registry,
+          abi: firnRegistryAbi,
+          functionName: 'hasVoted',
+          args: [n.enclaveId, n.round, me],
+        });
+        if (voted || this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
+        await this.onRegistration({
+          kind: rotation ? 'keyRotation' : 'registered',
+          enclaveId: n.enclaveId,
+          round: n.round,
+        } as RegistrationEvent);
+      }
+    } catch (err) {
+      this.opts.logger.warn('vote sweep failed; retrying', { message: (err as Error).message });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   /** Handle one registration or rotation event; public for tests. */
   async onRegistration(e: RegistrationEvent): Promise<void> {
+    const key = `${e.enclaveId}:${e.round}`;
+    if (this.inFlight.has(key)) return;
+    this.inFlight.add(key);
+    try {
+      await this.vote(e);
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
     const node = await getNode(this.clients, e.enclaveId);
     const rotation = e.kind === 'keyRotation';
@@ -190,6 +249,7 @@ export class VerifierDaemon {
       // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
       const msg = isFirnError(err) ? err.message : String(err);
       if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i.test(msg)) {
+        this.settled.add(`${e.enclaveId}:${e.round}`);
         this.stats.skipped++;
         return;
       }
