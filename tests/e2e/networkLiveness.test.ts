@@ -19,6 +19,7 @@ import {
 } from '@firn/chain';
 import { type Hex, livenessAnswerDigest } from '@firn/core';
 import { LivenessService } from '@firn/node';
+import { LivenessChallenger } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -181,6 +182,36 @@ describe('liveness challenges and capacity rewards', () => {
       expect(st.totalWithdrawn).toBeLessThanOrEqual(st.totalAllocated);
       expect(st.totalAllocated).toBeLessThanOrEqual(st.totalReceived);
     } finally {
+      service.stop();
+    }
+  }, 90_000);
+
+  it('a verifier challenges each eligible node once an epoch, re-checks the answer, and claims its share', async () => {
+    await nextEpoch();
+    const service = new LivenessService(net.node, {
+      rpcUrl: net.anvil.rpcUrl,
+      operatorKey: net.operator.privateKey,
+      deployment: net.deployment,
+      logger: net.node.opts.logger,
+      pollIntervalMs: 200,
+    });
+    service.start();
+    const challenger = new LivenessChallenger(verifier2);
+    try {
+      await challenger.poll();
+      expect(challenger.stats.issued).toBe(1);
+      await challenger.poll(); // once per epoch: nothing new
+      expect(challenger.stats.issued).toBe(1);
+      await waitFor(async () => {
+        await challenger.poll();
+        return challenger.stats.answered === 1;
+      }, 20_000);
+      expect(challenger.stats.mismatched).toBe(0);
+      await nextEpoch();
+      await challenger.poll();
+      expect(challenger.stats.rewardsClaimed).toBeGreaterThan(0n);
+    } finally {
+      challenger.stop();
       service.stop();
     }
   }, 90_000);
