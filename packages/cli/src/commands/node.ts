@@ -8,7 +8,7 @@ import {
   LivenessService,
   NodeDaemon,
 } from '@firn/node';
-import { NodeStatus } from '@firn/chain';
+import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
 import { InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { parseEther } from 'viem';
@@ -80,6 +80,13 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
             logger,
             pollIntervalMs: 500,
           }).start();
+        // Refused: the stake was credited back (pull payment); take it.
+        if (status === NodeStatus.Rejected)
+          return withdrawAllCredits(
+            createFirnClients(chain.rpcUrl, operatorKey, chain.deployment, { pollingIntervalMs: 500 }),
+          ).then((got) =>
+            logger.warn('registration refused; stake refund withdrawn', { wei: got.registry.toString() }),
+          );
       })
       .catch((e: unknown) =>
         logger.error('registration failed', {
