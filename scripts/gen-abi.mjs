@@ -11,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const contractsDir = join(root, 'contracts');
 const target = join(root, 'packages', 'chain', 'src', 'abi', 'generated.ts');
-const CONTRACTS = ['FirnVerifierSet', 'FirnRegistry', 'FirnJobMarket', 'FirnDataLedger'];
+const CONTRACTS = [
+  'FirnVerifierSet',
+  'FirnRegistry',
+  'FirnJobMarket',
+  'FirnDataLedger',
+  'FirnRewards',
+  'FirnGovernance',
+];
 
 function build(outDir, cacheDir) {
   const args = [join(root, 'scripts', 'forge.mjs'), 'build', '--skip', 'test', '--skip', 'script'];

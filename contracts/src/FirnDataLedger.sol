@@ -7,14 +7,16 @@ import {IFirnDataLedger} from "./interfaces/IFirnDataLedger.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 
 /// @title FirnDataLedger
-/// @notice Anyone may relay a data digest that an active enclave signed; the ledger checks the
-/// EIP-712 signature against the enclave address in the registry and records it once.
+/// @notice Anyone may relay a data digest that an eligible enclave signed; the ledger checks the
+/// EIP-712 signature against the enclave address in the registry and records it once with its
+/// signer and block. Records are re-checked against the registry's enclave-key history, so a record
+/// signed before a key rotation or an exit stays verifiable. See docs/decisions/0800-economics.md.
 contract FirnDataLedger is IFirnDataLedger, EIP712 {
     bytes32 public constant SIGNED_DATA_TYPEHASH = keccak256("SignedData(bytes32 enclaveId,bytes32 dataHash,string uri)");
     uint256 public constant MAX_URI_LENGTH = 2048;
 
     IFirnRegistry private immutable _registry;
-    mapping(bytes32 digest => bool) private _posted;
+    mapping(bytes32 digest => Record) private _records;
 
     constructor(IFirnRegistry registry_) EIP712("firn", "1") {
         _registry = registry_;
@@ -26,14 +28,14 @@ contract FirnDataLedger is IFirnDataLedger, EIP712 {
     function post(bytes32 enclaveId, bytes32 dataHash, string calldata uri, bytes calldata signature) external {
         uint256 len = bytes(uri).length;
         if (len > MAX_URI_LENGTH) revert UriTooLong(len, MAX_URI_LENGTH);
-        IFirnRegistry.Node memory node = _registry.getNode(enclaveId);
-        if (node.status != IFirnRegistry.NodeStatus.Active) revert NodeNotActive(enclaveId);
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
+        if (node.ineligibility != 0) revert NodeNotEligible(enclaveId, node.ineligibility);
         bytes32 digest = _hash(enclaveId, dataHash, uri);
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
         if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
-        if (_posted[digest]) revert AlreadyPosted(digest);
-        _posted[digest] = true;
+        if (_records[digest].signer != address(0)) revert AlreadyPosted(digest);
+        _records[digest] = Record({enclaveId: enclaveId, signer: signer, blockNumber: uint64(block.number)});
         emit DataPosted(enclaveId, dataHash, digest, uri, msg.sender);
     }
 
@@ -44,7 +46,32 @@ contract FirnDataLedger is IFirnDataLedger, EIP712 {
 
     /// @inheritdoc IFirnDataLedger
     function isPosted(bytes32 digest) external view returns (bool) {
-        return _posted[digest];
+        return _records[digest].signer != address(0);
+    }
+
+    /// @inheritdoc IFirnDataLedger
+    function getRecord(bytes32 digest) external view returns (Record memory) {
+        return _records[digest];
+    }
+
+    /// @inheritdoc IFirnDataLedger
+    function isValidRecord(bytes32 digest) external view returns (bool) {
+        Record storage r = _records[digest];
+        if (r.signer == address(0)) return false;
+        return _registry.wasEnclaveAddress(r.enclaveId, r.signer, r.blockNumber);
+    }
+
+    /// @inheritdoc IFirnDataLedger
+    /// @dev A malformed or malleable signature is simply not valid (false), never a revert.
+    function verifySignedData(SignedData calldata data, bytes calldata signature, uint256 blockNumber)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 digest = _hash(data.enclaveId, data.dataHash, data.uri);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) return false;
+        return _registry.wasEnclaveAddress(data.enclaveId, signer, blockNumber);
     }
 
     /// @inheritdoc IFirnDataLedger

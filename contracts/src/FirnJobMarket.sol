@@ -1,78 +1,168 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IFirnJobMarket} from "./interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 
 /// @title FirnJobMarket
-/// @notice Requesters escrow payment for a job; an eligible active node claims it; the node's
-/// enclave signs an EIP-712 WorkProof that the contract checks against the enclave address in the
-/// registry; after a challenge window without a verifier quorum disputing it, the node's operator
-/// is paid. A quorum of disputes slashes the node and makes escrow and slashed stake refundable.
-contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard {
+/// @notice Requesters escrow payment for a job, optionally bound to the Enclave IDs they attested;
+/// an eligible node claims it with a claim bond; the node's enclave signs an EIP-712 WorkProof
+/// that the contract checks against the enclave address in the registry and records with the
+/// facts of its submission; after a challenge window the claimant is credited (minus the protocol
+/// fee, which funds the reward pool). Disputes on facts are judged at once against what was
+/// recorded at submission; disputes on findings only verifiers can check slash the node once
+/// > 2/3 of the verifier stake snapshotted at submission agrees. Every payout is pulled.
+/// See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
+contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyGuard {
     /// @notice EIP-712 type hash of WorkProof; the field list must match the TypeScript types.
     bytes32 public constant WORK_PROOF_TYPEHASH = keccak256(
         "WorkProof(bytes32 jobId,bytes32 enclaveId,bytes32 measurement,bytes32 workloadHash,bytes32 inputCommitment,bytes32 outputCommitment,uint64 startedAt,uint64 finishedAt,uint64 workUnits)"
     );
     /// @notice Cap on a job's own measurement list, which bounds the claim loop's gas.
     uint256 public constant MAX_ALLOWED_MEASUREMENTS = 32;
+    /// @notice Cap on the Enclave IDs a job is bound to, which bounds the claim loop's gas.
+    uint256 public constant MAX_ENCLAVE_IDS = 32;
+    /// @notice Upper bound of the protocol fee (basis points of the escrow).
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1000;
+    /// @notice Tolerance between the enclave's clock and chain time when judging a proof's times (s).
+    uint64 public constant MAX_CLOCK_SKEW = 300;
+
+    /// @notice Fact reasons, judged by the contract: the signer was not the Enclave ID's enclave key
+    /// at the proof's block; the proof's times are inconsistent or after the deadline.
+    uint16 public constant DISPUTE_SIGNER_NOT_ENCLAVE_KEY = 1;
+    uint16 public constant DISPUTE_TIMES_INVALID = 2;
+    /// @notice Reasons at or above this are verifier findings, decided by stake-weighted vote.
+    uint16 public constant DISPUTE_FINDINGS_FROM = 16;
+
     /// @dev Bits 1..3: simulated, sgx, tdx.
     uint8 private constant TEE_MASK_VALID = 0x0e;
-
     uint8 private constant REASON_NOT_ACTIVE = 1;
     uint8 private constant REASON_TEE_TYPE = 2;
     uint8 private constant REASON_MEASUREMENT_REVOKED = 3;
     uint8 private constant REASON_MEASUREMENT_NOT_LISTED = 4;
+    uint8 private constant REASON_TEE_TYPE_NOT_ALLOWED = 5;
+    uint8 private constant REASON_ENCLAVE_NOT_BOUND = 6;
 
     IFirnRegistry private immutable _registry;
     IFirnVerifierSet private immutable _verifierSet;
+    address private _guardian;
+    address private _rewardPool;
     uint64 private _challengeWindow;
+    uint16 private _protocolFeeBps;
     uint256 private _slashAmount;
+    uint256 private _claimBond;
+    uint256 private _falseDisputeSlash;
     uint256 private _jobCount;
     uint256 private _totalEscrow;
+    uint256 private _totalBonds;
+    uint256 private _totalWithdrawable;
 
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => mapping(address verifier => bool)) private _disputed;
+    mapping(address account => uint256) private _withdrawable;
 
+    modifier onlyOwnerOrGuardian() {
+        if (msg.sender != owner() && (msg.sender != _guardian || msg.sender == address(0))) {
+            revert NotGuardian(msg.sender);
+        }
+        _;
+    }
+
+    /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
+    /// @param challengeWindow_ seconds after a proof during which verifiers may dispute it
+    /// @param slashAmount_ taken from a node's stake (capped at it) when a dispute succeeds (wei)
+    /// @param claimBond_ exact msg.value of claimJob (wei), lost when the claim lapses
+    /// @param falseDisputeSlash_ taken from a verifier's stake for a provably wrong dispute (wei)
     constructor(
         address initialOwner,
         IFirnRegistry registry_,
         IFirnVerifierSet verifierSet_,
         uint64 challengeWindow_,
-        uint256 slashAmount_
+        uint256 slashAmount_,
+        uint256 claimBond_,
+        uint256 falseDisputeSlash_
     ) EIP712("firn", "1") Ownable(initialOwner) {
         _registry = registry_;
         _verifierSet = verifierSet_;
         _challengeWindow = challengeWindow_;
         _slashAmount = slashAmount_;
-        emit ParametersUpdated(challengeWindow_, slashAmount_);
+        _claimBond = claimBond_;
+        _falseDisputeSlash = falseDisputeSlash_;
+        emit ParametersUpdated(challengeWindow_, slashAmount_, claimBond_, 0, falseDisputeSlash_);
     }
 
-    /// @dev Only the registry pays this contract (slashed stake during a dispute).
+    /// @dev Only the registry (slashed node stake) and the verifier set (slashed verifier stake
+    /// when no pool is set) pay this contract.
     receive() external payable {
-        if (msg.sender != address(_registry)) revert UnexpectedPayment(msg.sender);
+        if (msg.sender != address(_registry) && msg.sender != address(_verifierSet)) {
+            revert UnexpectedPayment(msg.sender);
+        }
     }
+
+    // ---------------------------------------------------------------- governance
 
     /// @inheritdoc IFirnJobMarket
-    function setParameters(uint64 newChallengeWindow, uint256 newSlashAmount) external onlyOwner {
+    /// @dev A new challenge window applies to proofs submitted from now on; stake locks follow
+    /// each proof's own window end.
+    function setParameters(
+        uint64 newChallengeWindow,
+        uint256 newSlashAmount,
+        uint256 newClaimBond,
+        uint16 newProtocolFeeBps,
+        uint256 newFalseDisputeSlash
+    ) external onlyOwner {
+        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
         _challengeWindow = newChallengeWindow;
         _slashAmount = newSlashAmount;
-        emit ParametersUpdated(newChallengeWindow, newSlashAmount);
+        _claimBond = newClaimBond;
+        _protocolFeeBps = newProtocolFeeBps;
+        _falseDisputeSlash = newFalseDisputeSlash;
+        emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
     }
 
     /// @inheritdoc IFirnJobMarket
-    function postJob(JobRequest calldata r) external payable returns (bytes32 jobId) {
+    function setGuardian(address newGuardian) external onlyOwner {
+        emit GuardianSet(_guardian, newGuardian);
+        _guardian = newGuardian;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function setRewardPool(address newPool) external onlyOwner {
+        if (newPool == address(0) && _protocolFeeBps != 0) revert RewardPoolNotSet();
+        emit RewardPoolSet(_rewardPool, newPool);
+        _rewardPool = newPool;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function pause() external onlyOwnerOrGuardian {
+        _pause();
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function unpause() external onlyOwner {
+        _unpause();
+    }
+
+    // ---------------------------------------------------------------- requesters and nodes
+
+    /// @inheritdoc IFirnJobMarket
+    function postJob(JobRequest calldata r) external payable whenNotPaused returns (bytes32 jobId) {
         if (msg.value == 0) revert EmptyEscrow();
         if (r.teeTypeMask == 0 || r.teeTypeMask & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(r.teeTypeMask);
         if (r.deadline <= block.timestamp) revert DeadlineInPast(r.deadline, uint64(block.timestamp));
         if (r.claimTimeout == 0) revert InvalidClaimTimeout(r.claimTimeout);
         uint256 n = r.allowedMeasurements.length;
         if (n > MAX_ALLOWED_MEASUREMENTS) revert TooManyMeasurements(n, MAX_ALLOWED_MEASUREMENTS);
+        uint256 e = r.enclaveIds.length;
+        if (e > MAX_ENCLAVE_IDS) revert TooManyEnclaveIds(e, MAX_ENCLAVE_IDS);
 
         // Unique across chains and deployments: a proof signed for one job never fits another.
         jobId = keccak256(abi.encode(block.chainid, address(this), ++_jobCount));
@@ -85,30 +175,41 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         j.claimTimeout = r.claimTimeout;
         j.workloadHash = r.workloadHash;
         j.inputCommitment = r.inputCommitment;
-        j.allowedMeasurements = r.allowedMeasurements;
+        if (n != 0) j.allowedMeasurements = r.allowedMeasurements;
+        if (e != 0) j.enclaveIds = r.enclaveIds;
         j.escrow = msg.value;
         _totalEscrow += msg.value;
         emit JobPosted(
-            jobId, msg.sender, msg.value, r.teeTypeMask, r.workloadHash, r.inputCommitment, r.deadline, r.claimTimeout
+            jobId,
+            msg.sender,
+            msg.value,
+            r.teeTypeMask,
+            r.workloadHash,
+            r.inputCommitment,
+            r.deadline,
+            r.claimTimeout,
+            r.enclaveIds
         );
     }
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again, by any
-    /// eligible node; the late claimant can then no longer submit.
-    function claimJob(bytes32 jobId, bytes32 enclaveId) external {
+    /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any
+    /// eligible node; the lapsed claim's bond is credited to the requester first.
+    function claimJob(bytes32 jobId, bytes32 enclaveId) external payable whenNotPaused {
+        if (msg.value != _claimBond) revert WrongClaimBond(msg.value, _claimBond);
         Job storage j = _job(jobId);
         if (j.status == JobStatus.Claimed) {
             uint64 expiresAt = j.claimedAt + j.claimTimeout;
             if (block.timestamp <= expiresAt) revert AlreadyClaimed(jobId, j.enclaveId, expiresAt);
+            _forfeitBond(jobId, j);
         } else if (j.status != JobStatus.Open) {
             revert UnexpectedJobStatus(jobId, j.status);
         }
         if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
 
-        IFirnRegistry.Node memory node = _registry.getNode(enclaveId);
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
         if (node.operator != msg.sender) revert NotNodeOperator(enclaveId, msg.sender);
-        uint8 reason = _ineligibility(j, node);
+        uint8 reason = _ineligibility(j, node, enclaveId);
         if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
 
         j.status = JobStatus.Claimed;
@@ -116,7 +217,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         j.claimant = msg.sender;
         j.claimedAt = uint64(block.timestamp);
         j.measurement = node.measurement;
-        emit JobClaimed(jobId, enclaveId, msg.sender, uint64(block.timestamp) + j.claimTimeout);
+        j.bond = msg.value;
+        _totalBonds += msg.value;
+        emit JobClaimed(jobId, enclaveId, msg.sender, uint64(block.timestamp) + j.claimTimeout, msg.value);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -125,12 +228,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
         bytes32 enclaveId = j.enclaveId;
-        _clearClaim(j);
+        _forfeitBond(jobId, j);
         j.status = JobStatus.Open;
         emit JobReleased(jobId, enclaveId);
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev Records the facts disputes are judged by: the recovered signer, the proof's times, the
+    /// block, and the verifier-set snapshot whose stake decides verifier findings.
     function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
@@ -139,27 +244,38 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         uint64 expiresAt = j.claimedAt + j.claimTimeout;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
 
+        bytes32 enclaveId = j.enclaveId;
         if (proof.jobId != jobId) revert ProofMismatch(jobId, "jobId");
-        if (proof.enclaveId != j.enclaveId) revert ProofMismatch(jobId, "enclaveId");
+        if (proof.enclaveId != enclaveId) revert ProofMismatch(jobId, "enclaveId");
         if (proof.measurement != j.measurement) revert ProofMismatch(jobId, "measurement");
         if (proof.workloadHash != j.workloadHash) revert ProofMismatch(jobId, "workloadHash");
         if (proof.inputCommitment != j.inputCommitment) revert ProofMismatch(jobId, "inputCommitment");
-        if (proof.startedAt > proof.finishedAt) revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
+        if (_timesInvalid(proof.startedAt, proof.finishedAt, j.deadline)) {
+            revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
+        }
 
-        IFirnRegistry.Node memory node = _registry.getNode(j.enclaveId);
-        if (node.status != IFirnRegistry.NodeStatus.Active) revert NodeNotActive(j.enclaveId);
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
+        uint8 reason = _submitIneligibility(node);
+        if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
         // tryRecover refuses malformed and high-s (malleable) signatures instead of recovering.
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), signature);
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
-        if (signer != node.enclaveAddress) revert WrongSigner(j.enclaveId, node.enclaveAddress, signer);
+        if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
 
         uint64 endsAt = uint64(block.timestamp) + _challengeWindow;
         j.status = JobStatus.Proved;
-        j.outputCommitment = proof.outputCommitment;
-        j.workUnits = proof.workUnits;
         j.provedAt = uint64(block.timestamp);
         j.challengeEndsAt = endsAt;
-        emit ProofSubmitted(jobId, j.enclaveId, proof.outputCommitment, proof.workUnits, endsAt);
+        j.outputCommitment = proof.outputCommitment;
+        j.signer = signer;
+        j.workUnits = proof.workUnits;
+        j.startedAt = proof.startedAt;
+        j.finishedAt = proof.finishedAt;
+        j.provedBlock = uint64(block.number);
+        j.snapshotId = _verifierSet.currentSnapshot();
+        // The node cannot unbond before this proof's challenge window has ended.
+        _registry.lockStake(enclaveId, endsAt);
+        emit ProofSubmitted(jobId, enclaveId, proof.outputCommitment, proof.workUnits, endsAt);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -167,41 +283,52 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
+        uint256 bond = j.bond;
         j.status = JobStatus.Failed;
+        j.bond = 0;
+        _totalBonds -= bond;
         emit JobFailed(jobId, j.enclaveId, reason);
+        _credit(msg.sender, bond);
     }
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev Votes count toward the threshold read at each vote; the quorum vote slashes at once.
+    /// @dev A fact dispute is settled in this call: either the recorded facts prove it right (the
+    /// node is slashed) or they prove it wrong (the verifier is slashed). A finding counts its
+    /// stake; the vote that passes 2/3 of the submission snapshot slashes the node.
     function dispute(bytes32 jobId, uint16 reasonCode) external nonReentrant {
-        if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
         if (block.timestamp >= j.challengeEndsAt) {
             revert ChallengeWindowClosed(jobId, j.challengeEndsAt, uint64(block.timestamp));
         }
+        bool isFact = reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY || reasonCode == DISPUTE_TIMES_INVALID;
+        if (!isFact && reasonCode < DISPUTE_FINDINGS_FROM) revert InvalidDisputeReason(reasonCode);
+        uint64 snapshotId = j.snapshotId;
+        uint256 weight = _verifierSet.voteWeight(msg.sender, snapshotId);
+        if (weight == 0) {
+            if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+            revert NotEligibleVoter(jobId, msg.sender, snapshotId);
+        }
         if (_disputed[jobId][msg.sender]) revert AlreadyDisputed(jobId, msg.sender);
         _disputed[jobId][msg.sender] = true;
-        uint16 disputes = j.disputes + 1;
-        j.disputes = disputes;
-        emit JobDisputed(jobId, msg.sender, reasonCode, disputes);
-        if (disputes < _verifierSet.threshold()) return;
 
-        j.status = JobStatus.Slashed;
-        IFirnRegistry.Node memory node = _registry.getNode(j.enclaveId);
-        uint256 slashed;
-        IFirnRegistry.NodeStatus s = node.status;
-        if (
-            s == IFirnRegistry.NodeStatus.Active || s == IFirnRegistry.NodeStatus.Exiting
-                || s == IFirnRegistry.NodeStatus.Slashed
-        ) {
-            uint256 amount = _slashAmount < node.stake ? _slashAmount : node.stake;
-            // The slashed stake comes to this contract and is owed to the requester with the escrow.
-            slashed = _registry.slash(j.enclaveId, amount, address(this), jobId);
+        if (isFact) {
+            emit JobDisputed(jobId, msg.sender, reasonCode, weight, j.disputeStake);
+            if (_factHolds(j, reasonCode)) {
+                _reportWork(msg.sender);
+                _slashNode(jobId, j);
+            } else {
+                _slashFalseDisputer(jobId, j, reasonCode);
+            }
+            return;
         }
-        j.escrow += slashed;
-        _totalEscrow += slashed;
-        emit JobSlashed(jobId, j.enclaveId, slashed, j.escrow);
+
+        uint256 disputeStake = j.disputeStake + weight;
+        j.disputeStake = disputeStake;
+        emit JobDisputed(jobId, msg.sender, reasonCode, weight, disputeStake);
+        _reportWork(msg.sender);
+        // Strictly more than two thirds of the stake snapshotted when the proof was submitted.
+        if (disputeStake * 3 > _verifierSet.totalStakeAt(snapshotId) * 2) _slashNode(jobId, j);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -211,34 +338,51 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         if (block.timestamp < j.challengeEndsAt) {
             revert ChallengeWindowOpen(jobId, j.challengeEndsAt, uint64(block.timestamp));
         }
-        uint256 payout = j.escrow;
+        uint256 escrow = j.escrow;
+        uint256 bond = j.bond;
+        uint256 fee = escrow * _protocolFeeBps / 10_000;
         address operator = j.claimant;
         j.status = JobStatus.Paid;
         j.escrow = 0;
-        _totalEscrow -= payout;
-        emit JobFinalized(jobId, j.enclaveId, operator, payout);
-        _pay(operator, payout);
+        j.bond = 0;
+        _totalEscrow -= escrow;
+        _totalBonds -= bond;
+        emit JobFinalized(jobId, j.enclaveId, operator, escrow - fee, fee);
+        _credit(operator, escrow - fee + bond);
+        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
     /// @inheritdoc IFirnJobMarket
     /// @dev The requester may cancel an Open job at any time (nobody works on it), a Claimed job
-    /// once the deadline or the claim timeout has passed, and a Failed or Slashed job at once.
+    /// once the deadline or the claim timeout has passed (the claim lapsed: its bond is the
+    /// requester's), and a Failed or Slashed job at once.
     function reclaim(bytes32 jobId) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.requester != msg.sender) revert NotRequester(jobId, msg.sender);
         JobStatus s = j.status;
-        bool ok = s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed
-            || (
-                s == JobStatus.Claimed
-                    && (block.timestamp > j.deadline || block.timestamp > j.claimedAt + j.claimTimeout)
-            );
-        if (!ok) revert NotReclaimable(jobId, s);
+        bool lapsed = s == JobStatus.Claimed
+            && (block.timestamp > j.deadline || block.timestamp > j.claimedAt + j.claimTimeout);
+        if (!(lapsed || s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed)) {
+            revert NotReclaimable(jobId, s);
+        }
+        if (lapsed) _forfeitBond(jobId, j);
         uint256 refund = j.escrow;
         j.status = JobStatus.Reclaimed;
         j.escrow = 0;
         _totalEscrow -= refund;
         emit JobReclaimed(jobId, msg.sender, refund);
-        _pay(msg.sender, refund);
+        _credit(msg.sender, refund);
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function withdraw() external nonReentrant {
+        uint256 amount = _withdrawable[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        _withdrawable[msg.sender] = 0;
+        _totalWithdrawable -= amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
     // ---------------------------------------------------------------- views
@@ -274,8 +418,48 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
     }
 
     /// @inheritdoc IFirnJobMarket
+    function claimBond() external view returns (uint256) {
+        return _claimBond;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function protocolFeeBps() external view returns (uint16) {
+        return _protocolFeeBps;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function falseDisputeSlash() external view returns (uint256) {
+        return _falseDisputeSlash;
+    }
+
+    /// @inheritdoc IFirnJobMarket
     function totalEscrow() external view returns (uint256) {
         return _totalEscrow;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function totalBonds() external view returns (uint256) {
+        return _totalBonds;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function withdrawable(address account) external view returns (uint256) {
+        return _withdrawable[account];
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function totalWithdrawable() external view returns (uint256) {
+        return _totalWithdrawable;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function guardian() external view returns (address) {
+        return _guardian;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function rewardPool() external view returns (address) {
+        return _rewardPool;
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -320,10 +504,42 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         );
     }
 
-    function _ineligibility(Job storage j, IFirnRegistry.Node memory node) private view returns (uint8) {
-        if (node.status != IFirnRegistry.NodeStatus.Active) return REASON_NOT_ACTIVE;
+    /// @dev The enclave's clock is not chain time, so times are judged with MAX_CLOCK_SKEW.
+    function _timesInvalid(uint64 startedAt, uint64 finishedAt, uint64 deadline) private pure returns (bool) {
+        return startedAt > finishedAt || finishedAt > deadline + MAX_CLOCK_SKEW;
+    }
+
+    /// @dev True when the recorded submission facts prove the disputed fact: judged only on what
+    /// was fixed at submitProof and on the key history at the proof's block, never on the node's
+    /// or the allow-list's state now.
+    function _factHolds(Job storage j, uint16 reasonCode) private view returns (bool) {
+        if (reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY) {
+            return !_registry.wasEnclaveAddress(j.enclaveId, j.signer, j.provedBlock);
+        }
+        return _timesInvalid(j.startedAt, j.finishedAt, j.deadline);
+    }
+
+    function _ineligibility(Job storage j, IFirnRegistry.NodeSummary memory node, bytes32 enclaveId)
+        private
+        view
+        returns (uint8)
+    {
+        uint8 r = node.ineligibility;
+        if (r == 1) return REASON_NOT_ACTIVE;
+        if (r == 2) return REASON_TEE_TYPE_NOT_ALLOWED;
+        if (r != 0) return REASON_MEASUREMENT_REVOKED;
         if (j.teeTypeMask & (uint8(1) << node.teeType) == 0) return REASON_TEE_TYPE;
-        if (!_registry.isMeasurementAllowed(node.teeType, node.measurement)) return REASON_MEASUREMENT_REVOKED;
+        uint256 e = j.enclaveIds.length;
+        if (e != 0) {
+            bool bound = false;
+            for (uint256 i = 0; i < e; ++i) {
+                if (j.enclaveIds[i] == enclaveId) {
+                    bound = true;
+                    break;
+                }
+            }
+            if (!bound) return REASON_ENCLAVE_NOT_BOUND;
+        }
         uint256 n = j.allowedMeasurements.length;
         if (n == 0) return 0;
         for (uint256 i = 0; i < n; ++i) {
@@ -332,16 +548,78 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable2Step, ReentrancyGuard 
         return REASON_MEASUREMENT_NOT_LISTED;
     }
 
-    function _clearClaim(Job storage j) private {
+    /// @dev At submission the node may be Active or Exiting (it claimed while Active), but its
+    /// TEE type and measurement must still be allowed: revocation takes effect at once.
+    function _submitIneligibility(IFirnRegistry.NodeSummary memory node) private view returns (uint8) {
+        uint8 r = node.ineligibility;
+        if (r == 0) return 0;
+        if (r == 1) {
+            if (node.status != IFirnRegistry.NodeStatus.Exiting) return REASON_NOT_ACTIVE;
+            if (_registry.allowedTeeTypes() & (uint8(1) << node.teeType) == 0) return REASON_TEE_TYPE_NOT_ALLOWED;
+            if (!_registry.isMeasurementAllowed(node.teeType, node.measurement)) return REASON_MEASUREMENT_REVOKED;
+            return 0;
+        }
+        return r == 2 ? REASON_TEE_TYPE_NOT_ALLOWED : REASON_MEASUREMENT_REVOKED;
+    }
+
+    /// @dev Slashes the proven node; slashed stake and the claim bond join the escrow the
+    /// requester reclaims.
+    function _slashNode(bytes32 jobId, Job storage j) private {
+        j.status = JobStatus.Slashed;
+        bytes32 enclaveId = j.enclaveId;
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
+        uint256 slashed;
+        IFirnRegistry.NodeStatus s = node.status;
+        if (
+            s == IFirnRegistry.NodeStatus.Active || s == IFirnRegistry.NodeStatus.Exiting
+                || s == IFirnRegistry.NodeStatus.Slashed
+        ) {
+            uint256 amount = _slashAmount < node.stake ? _slashAmount : node.stake;
+            slashed = _registry.slash(enclaveId, amount, address(this), jobId);
+        }
+        uint256 bond = j.bond;
+        j.bond = 0;
+        _totalBonds -= bond;
+        uint256 refundable = j.escrow + slashed + bond;
+        j.escrow = refundable;
+        _totalEscrow += slashed + bond;
+        emit JobSlashed(jobId, enclaveId, slashed, refundable);
+    }
+
+    /// @dev A fact dispute the recorded state contradicts: the verifier loses falseDisputeSlash
+    /// to the reward pool (or, without a pool, to the falsely accused claimant).
+    function _slashFalseDisputer(bytes32 jobId, Job storage j, uint16 reasonCode) private {
+        address pool = _rewardPool;
+        address beneficiary = pool == address(0) ? address(this) : pool;
+        uint256 slashed = _verifierSet.slash(msg.sender, _falseDisputeSlash, beneficiary, jobId);
+        emit FalseDisputeSlashed(jobId, msg.sender, reasonCode, slashed);
+        if (pool == address(0)) _credit(j.claimant, slashed);
+    }
+
+    function _forfeitBond(bytes32 jobId, Job storage j) private {
+        uint256 bond = j.bond;
+        bytes32 enclaveId = j.enclaveId;
+        j.bond = 0;
         j.enclaveId = bytes32(0);
         j.claimant = address(0);
         j.claimedAt = 0;
         j.measurement = bytes32(0);
+        if (bond == 0) return;
+        _totalBonds -= bond;
+        emit ClaimBondForfeited(jobId, enclaveId, j.requester, bond);
+        _credit(j.requester, bond);
     }
 
-    function _pay(address to, uint256 amount) private {
+    function _reportWork(address verifier) private {
+        address pool = _rewardPool;
+        if (pool == address(0)) return;
+        try IFirnRewards(pool).recordVerifierWork(verifier) {} catch {}
+    }
+
+    function _credit(address account, uint256 amount) private {
         if (amount == 0) return;
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert TransferFailed(to, amount);
+        _withdrawable[account] += amount;
+        _totalWithdrawable += amount;
+        emit Credited(account, amount);
     }
 }

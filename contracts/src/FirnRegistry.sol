@@ -1,32 +1,54 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 
 /// @title FirnRegistry
-/// @notice Registers TEE nodes by Enclave ID. A registration carries a stake and a digest of the
-/// attestation evidence; verifiers re-check that evidence off chain and vote on that exact digest,
-/// and a quorum activates or rejects the node. The owner (governance) keeps the measurement
-/// allow-list; the slasher (the job market) can slash a node for a proven fault.
-contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
+/// @notice Registers TEE nodes by Enclave ID. A registration carries a stake, a fee for the reward
+/// pool and a digest of the attestation evidence; verifiers re-check that evidence off chain and
+/// vote on that exact digest with their stake as weight; > 2/3 of the stake snapshotted when the
+/// round opened activates, > 1/3 refuses. The owner (the timelock) keeps the measurement
+/// allow-list, the allowed TEE types and the parameters; the guardian may pause and revoke at
+/// once; the slasher (the job market) slashes proven faults and locks stake through challenge
+/// windows. See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
+contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
+    using EnumerableSet for EnumerableSet.Bytes32Set;
+
     /// @notice Upper bound on the endpoint length, so a registration cannot bloat storage.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
     uint8 private constant TEE_TYPE_MAX = 3;
+    /// @dev Bits 1..3: simulated, sgx, tdx.
+    uint8 private constant TEE_MASK_VALID = 0x0e;
+    uint64 private constant OPEN_RANGE = type(uint64).max;
+
+    uint8 private constant INELIGIBLE_NOT_ACTIVE = 1;
+    uint8 private constant INELIGIBLE_TEE_TYPE = 2;
+    uint8 private constant INELIGIBLE_MEASUREMENT = 3;
 
     IFirnVerifierSet private immutable _verifierSet;
     address private _slasher;
-    uint256 private _minNodeStake;
+    address private _guardian;
+    address private _rewardPool;
+    uint8 private _allowedTeeTypes;
     uint64 private _unbondingPeriod;
+    uint256 private _minNodeStake;
+    uint256 private _registrationFee;
     uint256 private _totalStaked;
+    uint256 private _totalWithdrawable;
 
     mapping(uint8 teeType => mapping(bytes32 measurement => bool)) private _allowed;
     mapping(bytes32 enclaveId => Node) private _nodes;
     mapping(address enclaveAddress => bytes32 enclaveId) private _enclaveIdOf;
     mapping(bytes32 enclaveId => mapping(uint32 round => mapping(address verifier => bool))) private _voted;
-    bytes32[] private _enclaveIds;
+    mapping(NodeStatus status => EnumerableSet.Bytes32Set) private _byStatus;
+    mapping(bytes32 enclaveId => EnclaveKeyRecord[]) private _keyHistory;
+    mapping(address account => uint256) private _withdrawable;
 
     modifier onlyOperator(bytes32 enclaveId) {
         if (_nodes[enclaveId].operator != msg.sender || msg.sender == address(0)) {
@@ -35,18 +57,32 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         _;
     }
 
-    modifier onlyVerifier() {
-        if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+    modifier onlyOwnerOrGuardian() {
+        if (msg.sender != owner() && (msg.sender != _guardian || msg.sender == address(0))) {
+            revert NotGuardian(msg.sender);
+        }
         _;
     }
 
-    constructor(address initialOwner, IFirnVerifierSet verifierSet_, uint256 minStake, uint64 unbonding)
-        Ownable(initialOwner)
-    {
+    /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
+    /// @param verifierSet_ the verifier set whose snapshots weigh the votes
+    /// @param minStake minimum node stake (wei)
+    /// @param unbonding seconds between requestExit and withdrawStake (at least)
+    /// @param allowedTeeTypes_ bit (1 << teeType) per accepted TEE type; production: 0x0c (no simulated)
+    constructor(
+        address initialOwner,
+        IFirnVerifierSet verifierSet_,
+        uint256 minStake,
+        uint64 unbonding,
+        uint8 allowedTeeTypes_
+    ) Ownable(initialOwner) {
+        if (allowedTeeTypes_ & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(allowedTeeTypes_);
         _verifierSet = verifierSet_;
         _minNodeStake = minStake;
         _unbondingPeriod = unbonding;
-        emit ParametersUpdated(minStake, unbonding);
+        _allowedTeeTypes = allowedTeeTypes_;
+        emit ParametersUpdated(minStake, unbonding, 0);
+        emit AllowedTeeTypesSet(0, allowedTeeTypes_);
     }
 
     // ---------------------------------------------------------------- governance
@@ -59,12 +95,17 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev Revoking stops new registrations and new job claims with this measurement; nodes
-    /// already active stay active until governance or verifiers act on them.
-    function revokeMeasurement(uint8 teeType, bytes32 measurement) external onlyOwner {
+    function revokeMeasurement(uint8 teeType, bytes32 measurement) external onlyOwnerOrGuardian {
         _checkTeeType(teeType);
         _allowed[teeType][measurement] = false;
-        emit MeasurementRevoked(teeType, measurement);
+        emit MeasurementRevoked(teeType, measurement, msg.sender);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function setAllowedTeeTypes(uint8 mask) external onlyOwner {
+        if (mask & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(mask);
+        emit AllowedTeeTypesSet(_allowedTeeTypes, mask);
+        _allowedTeeTypes = mask;
     }
 
     /// @inheritdoc IFirnRegistry
@@ -74,21 +115,52 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev A new minimum stake applies to new registrations only.
-    function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod) external onlyOwner {
+    function setGuardian(address newGuardian) external onlyOwner {
+        emit GuardianSet(_guardian, newGuardian);
+        _guardian = newGuardian;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function setRewardPool(address newPool) external onlyOwner {
+        if (newPool == address(0) && _registrationFee != 0) revert RewardPoolNotSet();
+        emit RewardPoolSet(_rewardPool, newPool);
+        _rewardPool = newPool;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev A new minimum stake and fee apply to new registrations only.
+    function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee)
+        external
+        onlyOwner
+    {
+        if (newRegistrationFee != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
         _minNodeStake = newMinNodeStake;
         _unbondingPeriod = newUnbondingPeriod;
-        emit ParametersUpdated(newMinNodeStake, newUnbondingPeriod);
+        _registrationFee = newRegistrationFee;
+        emit ParametersUpdated(newMinNodeStake, newUnbondingPeriod, newRegistrationFee);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function pause() external onlyOwnerOrGuardian {
+        _pause();
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function unpause() external onlyOwner {
+        _unpause();
     }
 
     // ---------------------------------------------------------------- operators
 
     /// @inheritdoc IFirnRegistry
-    function register(RegistrationParams calldata p) external payable {
+    function register(RegistrationParams calldata p) external payable whenNotPaused {
         if (p.enclaveId == bytes32(0)) revert ZeroEnclaveId();
+        if (p.platformIdHash == bytes32(0)) revert ZeroPlatformIdHash();
         _checkTeeType(p.teeType);
+        if (_allowedTeeTypes & (uint8(1) << p.teeType) == 0) revert TeeTypeNotAllowed(p.teeType, _allowedTeeTypes);
         if (!_allowed[p.teeType][p.measurement]) revert MeasurementNotAllowed(p.teeType, p.measurement);
-        if (msg.value < _minNodeStake) revert StakeTooLow(msg.value, _minNodeStake);
+        uint256 fee = _registrationFee;
+        if (msg.value < _minNodeStake + fee) revert StakeTooLow(msg.value, _minNodeStake + fee);
         _checkKeys(p.enclaveId, p.enclaveAddress, p.kemPublicKey, p.evidenceDigest);
         _checkEndpoint(p.endpoint);
 
@@ -98,49 +170,40 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         if (prev == NodeStatus.Pending || prev == NodeStatus.Active || prev == NodeStatus.Exiting) {
             revert EnclaveIdActive(p.enclaveId, prev);
         }
-        if (prev == NodeStatus.None) {
-            _enclaveIds.push(p.enclaveId);
-        } else if (n.enclaveAddress != p.enclaveAddress && _enclaveIdOf[n.enclaveAddress] == p.enclaveId) {
+        if (prev != NodeStatus.None && n.enclaveAddress != p.enclaveAddress && _enclaveIdOf[n.enclaveAddress] == p.enclaveId)
+        {
             // A returning node with new keys releases the address of its previous registration.
             delete _enclaveIdOf[n.enclaveAddress];
         }
 
+        uint256 stake = msg.value - fee;
         uint32 round = n.round + 1;
-        // Rejected and Exited records hold no stake, so the record is rebuilt from scratch.
-        _nodes[p.enclaveId] = Node({
-            operator: msg.sender,
-            teeType: p.teeType,
-            status: NodeStatus.Pending,
-            rotationPending: false,
-            round: round,
-            approvals: 0,
-            refusals: 0,
-            registeredAt: uint64(block.timestamp),
-            unbondingEndsAt: 0,
-            measurement: p.measurement,
-            enclaveAddress: p.enclaveAddress,
-            kemPublicKey: p.kemPublicKey,
-            endpoint: p.endpoint,
-            evidenceDigest: p.evidenceDigest,
-            stake: msg.value,
-            pendingEnclaveAddress: address(0),
-            pendingKemPublicKey: bytes32(0),
-            pendingEvidenceDigest: bytes32(0)
-        });
+        uint64 snapshotId = _verifierSet.currentSnapshot();
+        // Rejected and Exited records hold no stake and no pending rotation; only the fields a
+        // previous round left non-zero are reset (writing zeros to fresh slots costs gas for nothing).
+        n.operator = msg.sender;
+        n.teeType = p.teeType;
+        n.status = NodeStatus.Pending;
+        n.round = round;
+        n.registeredAt = uint64(block.timestamp);
+        n.snapshotId = snapshotId;
+        if (prev != NodeStatus.None) {
+            n.unbondingEndsAt = 0;
+            n.approvalStake = 0;
+            n.refusalStake = 0;
+        }
+        n.measurement = p.measurement;
+        n.platformIdHash = p.platformIdHash;
+        n.enclaveAddress = p.enclaveAddress;
+        n.kemPublicKey = p.kemPublicKey;
+        n.endpoint = p.endpoint;
+        n.evidenceDigest = p.evidenceDigest;
+        n.stake = stake;
+        _byStatus[NodeStatus.Pending].add(p.enclaveId);
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
-        _totalStaked += msg.value;
-        emit NodeRegistered(
-            p.enclaveId,
-            msg.sender,
-            round,
-            p.teeType,
-            p.measurement,
-            p.enclaveAddress,
-            p.kemPublicKey,
-            p.endpoint,
-            p.evidenceDigest,
-            msg.value
-        );
+        _totalStaked += stake;
+        _emitRegistered(p, round, stake, fee, snapshotId);
+        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -150,22 +213,24 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         address newEnclaveAddress,
         bytes32 newKemPublicKey,
         bytes32 newEvidenceDigest
-    ) external onlyOperator(enclaveId) {
+    ) external whenNotPaused onlyOperator(enclaveId) {
         Node storage n = _nodes[enclaveId];
         if (n.status != NodeStatus.Active) revert UnexpectedStatus(enclaveId, n.status);
         if (n.rotationPending) revert RotationPending(enclaveId);
         _checkKeys(enclaveId, newEnclaveAddress, newKemPublicKey, newEvidenceDigest);
         uint32 round = n.round + 1;
+        uint64 snapshotId = _verifierSet.currentSnapshot();
         n.round = round;
-        n.approvals = 0;
-        n.refusals = 0;
+        n.snapshotId = snapshotId;
+        n.approvalStake = 0;
+        n.refusalStake = 0;
         n.rotationPending = true;
         n.pendingEnclaveAddress = newEnclaveAddress;
         n.pendingKemPublicKey = newKemPublicKey;
         n.pendingEvidenceDigest = newEvidenceDigest;
         // Reserve the new address so no other registration can take it while the vote runs.
         _enclaveIdOf[newEnclaveAddress] = enclaveId;
-        emit KeyRotationRequested(enclaveId, round, newEnclaveAddress, newKemPublicKey, newEvidenceDigest);
+        emit KeyRotationRequested(enclaveId, round, newEnclaveAddress, newKemPublicKey, newEvidenceDigest, snapshotId);
     }
 
     /// @inheritdoc IFirnRegistry
@@ -180,54 +245,85 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev Allowed from Pending too, so an operator can leave a vote that never concludes. A
-    /// pending key rotation is dropped. The node stops taking jobs at once.
+    /// @dev From Pending the registration ends at once: it never served, so nothing needs to
+    /// unbond, and the Enclave ID and address are free again (the fee paid for the round stays in
+    /// the pool, which is the price of holding the ID). From Active the node stops taking jobs at
+    /// once and unbonds; a pending key rotation is dropped.
     function requestExit(bytes32 enclaveId) external onlyOperator(enclaveId) {
         Node storage n = _nodes[enclaveId];
-        if (n.status != NodeStatus.Pending && n.status != NodeStatus.Active) {
-            revert UnexpectedStatus(enclaveId, n.status);
+        NodeStatus s = n.status;
+        if (s == NodeStatus.Pending) {
+            uint256 refund = n.stake;
+            n.stake = 0;
+            _totalStaked -= refund;
+            _moveStatus(enclaveId, n, NodeStatus.Exited);
+            _releaseAddress(enclaveId, n.enclaveAddress);
+            emit RegistrationWithdrawn(enclaveId, n.round, refund);
+            _credit(n.operator, refund);
+            return;
         }
+        if (s != NodeStatus.Active) revert UnexpectedStatus(enclaveId, s);
         if (n.rotationPending) _clearRotation(enclaveId, n);
         uint64 endsAt = uint64(block.timestamp) + _unbondingPeriod;
-        n.status = NodeStatus.Exiting;
+        _moveStatus(enclaveId, n, NodeStatus.Exiting);
         n.unbondingEndsAt = endsAt;
         emit ExitRequested(enclaveId, endsAt);
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev From Exiting the node becomes Exited; from Slashed it stays Slashed and the operator
-    /// takes what is left of the stake.
+    /// @dev From Exiting the node becomes Exited and its enclave key record closes; from Slashed
+    /// it stays Slashed and the operator takes what is left. Never before the last challenge window
+    /// of its proofs has ended, whatever the unbonding period.
     function withdrawStake(bytes32 enclaveId) external nonReentrant onlyOperator(enclaveId) {
         Node storage n = _nodes[enclaveId];
-        if (n.status != NodeStatus.Exiting && n.status != NodeStatus.Slashed) {
-            revert UnexpectedStatus(enclaveId, n.status);
-        }
-        if (block.timestamp < n.unbondingEndsAt) {
-            revert StillUnbonding(enclaveId, n.unbondingEndsAt, uint64(block.timestamp));
-        }
+        NodeStatus s = n.status;
+        if (s != NodeStatus.Exiting && s != NodeStatus.Slashed) revert UnexpectedStatus(enclaveId, s);
+        uint64 unlocksAt = n.unbondingEndsAt > n.lockedUntil ? n.unbondingEndsAt : n.lockedUntil;
+        if (block.timestamp < unlocksAt) revert StillUnbonding(enclaveId, unlocksAt, uint64(block.timestamp));
         uint256 amount = n.stake;
-        if (amount == 0 && n.status == NodeStatus.Slashed) revert NothingToWithdraw(enclaveId);
+        if (amount == 0 && s == NodeStatus.Slashed) revert NothingToWithdraw(msg.sender);
         n.stake = 0;
         _totalStaked -= amount;
-        if (n.status == NodeStatus.Exiting) n.status = NodeStatus.Exited;
+        if (s == NodeStatus.Exiting) {
+            _moveStatus(enclaveId, n, NodeStatus.Exited);
+            _closeKeyRecord(enclaveId);
+        }
         emit StakeWithdrawn(enclaveId, msg.sender, amount);
+        _pay(msg.sender, amount);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function withdraw() external nonReentrant {
+        uint256 amount = _withdrawable[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        _withdrawable[msg.sender] = 0;
+        _totalWithdrawable -= amount;
+        emit Withdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
     }
 
     // ---------------------------------------------------------------- verifiers
 
     /// @inheritdoc IFirnRegistry
-    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external onlyVerifier {
+    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external {
         Node storage n = _nodes[enclaveId];
-        uint32 round = _castVote(enclaveId, n, evidenceDigest);
-        uint16 approvals = n.approvals + 1;
-        n.approvals = approvals;
-        emit NodeApproved(enclaveId, msg.sender, round, approvals);
-        if (approvals < _verifierSet.threshold()) return;
+        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
+        // A measurement or TEE type revoked while the vote ran can never be activated.
+        if (
+            n.status == NodeStatus.Pending
+                && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
+        ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
+        uint256 approvals = n.approvalStake + weight;
+        n.approvalStake = approvals;
+        emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
+        _reportWork(msg.sender);
+        // Strictly more than two thirds of the stake snapshotted when the round opened.
+        if (approvals * 3 <= total * 2) return;
 
         if (n.rotationPending) {
+            address oldAddress = n.enclaveAddress;
             address newAddress = n.pendingEnclaveAddress;
-            if (n.enclaveAddress != newAddress) delete _enclaveIdOf[n.enclaveAddress];
+            if (oldAddress != newAddress) delete _enclaveIdOf[oldAddress];
             n.enclaveAddress = newAddress;
             n.kemPublicKey = n.pendingKemPublicKey;
             n.evidenceDigest = n.pendingEvidenceDigest;
@@ -235,48 +331,48 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
             n.pendingEnclaveAddress = address(0);
             n.pendingKemPublicKey = bytes32(0);
             n.pendingEvidenceDigest = bytes32(0);
+            _closeKeyRecord(enclaveId);
+            _keyHistory[enclaveId].push(EnclaveKeyRecord(newAddress, uint64(block.number), OPEN_RANGE));
             emit KeysRotated(enclaveId, round, newAddress, n.kemPublicKey);
         } else {
-            n.status = NodeStatus.Active;
+            _moveStatus(enclaveId, n, NodeStatus.Active);
+            _keyHistory[enclaveId].push(EnclaveKeyRecord(n.enclaveAddress, uint64(block.number), OPEN_RANGE));
             emit NodeActivated(enclaveId, round);
         }
     }
 
     /// @inheritdoc IFirnRegistry
-    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode)
-        external
-        nonReentrant
-        onlyVerifier
-    {
+    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external {
         Node storage n = _nodes[enclaveId];
-        uint32 round = _castVote(enclaveId, n, evidenceDigest);
-        uint16 refusals = n.refusals + 1;
-        n.refusals = refusals;
-        emit NodeRefused(enclaveId, msg.sender, reasonCode, round, refusals);
-        if (refusals < _verifierSet.threshold()) return;
+        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
+        uint256 refusals = n.refusalStake + weight;
+        n.refusalStake = refusals;
+        emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
+        _reportWork(msg.sender);
+        // Strictly more than one third: out of reach of a coalition under one third.
+        if (refusals * 3 <= total) return;
 
         if (n.rotationPending) {
             _clearRotation(enclaveId, n);
             emit KeyRotationRefused(enclaveId, round);
         } else {
-            // The stake comes back in full: refused evidence is not a proven fault, and the
-            // operator may register the same Enclave ID again with new evidence.
+            // Refused evidence is not a proven fault: the stake is refundable (pull), the fee is not.
             uint256 refund = n.stake;
-            address operator = n.operator;
             n.stake = 0;
-            n.status = NodeStatus.Rejected;
             _totalStaked -= refund;
-            if (_enclaveIdOf[n.enclaveAddress] == enclaveId) delete _enclaveIdOf[n.enclaveAddress];
+            _moveStatus(enclaveId, n, NodeStatus.Rejected);
+            _releaseAddress(enclaveId, n.enclaveAddress);
             emit NodeRejected(enclaveId, round, refund);
-            _pay(operator, refund);
+            _credit(n.operator, refund);
         }
     }
 
-    // ---------------------------------------------------------------- slashing
+    // ---------------------------------------------------------------- slasher
 
     /// @inheritdoc IFirnRegistry
     /// @dev Applies to Active, Exiting and already Slashed nodes (a second fault takes more of what
-    /// is left). The amount is capped at the stake; the remainder unbonds from now.
+    /// is left). The amount is capped at the stake; the remainder unbonds from now. The enclave key
+    /// record closes at this block: what it signed before stays checkable.
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         nonReentrant
@@ -292,10 +388,23 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         slashed = amount < n.stake ? amount : n.stake;
         n.stake -= slashed;
         _totalStaked -= slashed;
-        n.status = NodeStatus.Slashed;
+        if (s != NodeStatus.Slashed) {
+            _moveStatus(enclaveId, n, NodeStatus.Slashed);
+            _closeKeyRecord(enclaveId);
+        }
         n.unbondingEndsAt = uint64(block.timestamp) + _unbondingPeriod;
         emit NodeSlashed(enclaveId, slashed, beneficiary, reason);
         _pay(beneficiary, slashed);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function lockStake(bytes32 enclaveId, uint64 until) external {
+        if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        Node storage n = _nodes[enclaveId];
+        if (until > n.lockedUntil) {
+            n.lockedUntil = until;
+            emit StakeLocked(enclaveId, until);
+        }
     }
 
     // ---------------------------------------------------------------- views
@@ -306,18 +415,59 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
+    function allowedTeeTypes() external view returns (uint8) {
+        return _allowedTeeTypes;
+    }
+
+    /// @inheritdoc IFirnRegistry
     function getNode(bytes32 enclaveId) external view returns (Node memory) {
         return _nodes[enclaveId];
     }
 
     /// @inheritdoc IFirnRegistry
-    function enclaveIds() external view returns (bytes32[] memory) {
-        return _enclaveIds;
+    function getNodeSummary(bytes32 enclaveId) external view returns (NodeSummary memory) {
+        Node storage n = _nodes[enclaveId];
+        return NodeSummary({
+            operator: n.operator,
+            teeType: n.teeType,
+            status: n.status,
+            ineligibility: _ineligibility(n),
+            measurement: n.measurement,
+            platformIdHash: n.platformIdHash,
+            enclaveAddress: n.enclaveAddress,
+            stake: n.stake
+        });
     }
 
     /// @inheritdoc IFirnRegistry
-    function enclaveIdCount() external view returns (uint256) {
-        return _enclaveIds.length;
+    function ineligibility(bytes32 enclaveId) external view returns (uint8) {
+        return _ineligibility(_nodes[enclaveId]);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function isEligible(bytes32 enclaveId) external view returns (bool) {
+        return _ineligibility(_nodes[enclaveId]) == 0;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function enclaveIdsByStatus(NodeStatus status, uint256 offset, uint256 limit)
+        external
+        view
+        returns (bytes32[] memory ids)
+    {
+        EnumerableSet.Bytes32Set storage set = _indexed(status);
+        uint256 len = set.length();
+        if (offset >= len) return new bytes32[](0);
+        uint256 end = len - offset < limit ? len : offset + limit;
+        ids = new bytes32[](end - offset);
+        for (uint256 i = offset; i < end; ++i) {
+            ids[i - offset] = set.at(i);
+        }
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function countByStatus(NodeStatus status) external view returns (uint256) {
+        return _indexed(status).length();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -336,8 +486,45 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
+    function enclaveKeyHistory(bytes32 enclaveId) external view returns (EnclaveKeyRecord[] memory) {
+        return _keyHistory[enclaveId];
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Records are appended in block order, so a binary search finds the last record that
+    /// started at or before `blockNumber`; at a rotation block both keys count (inclusive ranges).
+    function wasEnclaveAddress(bytes32 enclaveId, address account, uint256 blockNumber) external view returns (bool) {
+        EnclaveKeyRecord[] storage h = _keyHistory[enclaveId];
+        uint256 lo = 0;
+        uint256 hi = h.length;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (h[mid].fromBlock <= blockNumber) lo = mid + 1;
+            else hi = mid;
+        }
+        // lo = number of records with fromBlock <= blockNumber; walk back over those still open then.
+        while (lo > 0) {
+            EnclaveKeyRecord storage r = h[lo - 1];
+            if (r.toBlock < blockNumber) return false;
+            if (r.enclaveAddress == account) return true;
+            --lo;
+        }
+        return false;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function withdrawable(address account) external view returns (uint256) {
+        return _withdrawable[account];
+    }
+
+    /// @inheritdoc IFirnRegistry
     function minNodeStake() external view returns (uint256) {
         return _minNodeStake;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function registrationFee() external view returns (uint256) {
+        return _registrationFee;
     }
 
     /// @inheritdoc IFirnRegistry
@@ -356,15 +543,34 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
+    function guardian() external view returns (address) {
+        return _guardian;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function rewardPool() external view returns (address) {
+        return _rewardPool;
+    }
+
+    /// @inheritdoc IFirnRegistry
     function totalStaked() external view returns (uint256) {
         return _totalStaked;
     }
 
+    /// @inheritdoc IFirnRegistry
+    function totalWithdrawable() external view returns (uint256) {
+        return _totalWithdrawable;
+    }
+
     // ---------------------------------------------------------------- internals
 
-    /// @dev Records one vote for the open round and returns the round. A vote names the evidence
-    /// digest it judged, so a vote can never count for evidence the verifier did not see.
-    function _castVote(bytes32 enclaveId, Node storage n, bytes32 evidenceDigest) private returns (uint32 round) {
+    /// @dev Records one weighted vote for the open round. A vote names the evidence digest it
+    /// judged, so it can never count for evidence the verifier did not see; only verifiers active at
+    /// the round's snapshot vote, with their stake as weight.
+    function _castVote(bytes32 enclaveId, Node storage n, bytes32 evidenceDigest)
+        private
+        returns (uint32 round, uint256 weight, uint256 total)
+    {
         bytes32 expected;
         if (n.status == NodeStatus.Pending) {
             expected = n.evidenceDigest;
@@ -373,19 +579,93 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         } else {
             revert NoOpenRound(enclaveId, n.status);
         }
+        uint64 snapshotId = n.snapshotId;
+        weight = _verifierSet.voteWeight(msg.sender, snapshotId);
+        if (weight == 0) {
+            if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+            revert NotEligibleVoter(enclaveId, msg.sender, snapshotId);
+        }
         if (evidenceDigest != expected) revert EvidenceMismatch(enclaveId, expected, evidenceDigest);
         round = n.round;
         if (_voted[enclaveId][round][msg.sender]) revert AlreadyVoted(enclaveId, round, msg.sender);
         _voted[enclaveId][round][msg.sender] = true;
+        total = _verifierSet.totalStakeAt(snapshotId);
+    }
+
+    /// @dev Separate frame: the event has more fields than register's stack can hold.
+    function _emitRegistered(
+        RegistrationParams calldata p,
+        uint32 round,
+        uint256 stake,
+        uint256 fee,
+        uint64 snapshotId
+    ) private {
+        emit NodeRegistered(
+            p.enclaveId,
+            msg.sender,
+            round,
+            p.teeType,
+            p.measurement,
+            p.platformIdHash,
+            p.enclaveAddress,
+            p.kemPublicKey,
+            p.endpoint,
+            p.evidenceDigest,
+            stake,
+            fee,
+            snapshotId
+        );
+    }
+
+    function _ineligibility(Node storage n) private view returns (uint8) {
+        if (n.status != NodeStatus.Active) return INELIGIBLE_NOT_ACTIVE;
+        uint8 t = n.teeType;
+        if (_allowedTeeTypes & (uint8(1) << t) == 0) return INELIGIBLE_TEE_TYPE;
+        if (!_allowed[t][n.measurement]) return INELIGIBLE_MEASUREMENT;
+        return 0;
+    }
+
+    /// @dev Moves `enclaveId` between the status-indexed sets (Pending, Active, Exiting only).
+    function _moveStatus(bytes32 enclaveId, Node storage n, NodeStatus to) private {
+        NodeStatus from = n.status;
+        if (_isIndexed(from)) _byStatus[from].remove(enclaveId);
+        if (_isIndexed(to)) _byStatus[to].add(enclaveId);
+        n.status = to;
+    }
+
+    function _isIndexed(NodeStatus s) private pure returns (bool) {
+        return s == NodeStatus.Pending || s == NodeStatus.Active || s == NodeStatus.Exiting;
+    }
+
+    function _indexed(NodeStatus s) private view returns (EnumerableSet.Bytes32Set storage) {
+        if (!_isIndexed(s)) revert StatusNotIndexed(s);
+        return _byStatus[s];
+    }
+
+    function _closeKeyRecord(bytes32 enclaveId) private {
+        EnclaveKeyRecord[] storage h = _keyHistory[enclaveId];
+        uint256 len = h.length;
+        if (len != 0 && h[len - 1].toBlock == OPEN_RANGE) h[len - 1].toBlock = uint64(block.number);
+    }
+
+    function _releaseAddress(bytes32 enclaveId, address enclaveAddress) private {
+        if (_enclaveIdOf[enclaveAddress] == enclaveId) delete _enclaveIdOf[enclaveAddress];
     }
 
     function _clearRotation(bytes32 enclaveId, Node storage n) private {
         address pending = n.pendingEnclaveAddress;
-        if (pending != n.enclaveAddress && _enclaveIdOf[pending] == enclaveId) delete _enclaveIdOf[pending];
+        if (pending != n.enclaveAddress) _releaseAddress(enclaveId, pending);
         n.rotationPending = false;
         n.pendingEnclaveAddress = address(0);
         n.pendingKemPublicKey = bytes32(0);
         n.pendingEvidenceDigest = bytes32(0);
+    }
+
+    /// @dev Reports a vote to the reward pool. A pool that fails never blocks a vote.
+    function _reportWork(address verifier) private {
+        address pool = _rewardPool;
+        if (pool == address(0)) return;
+        try IFirnRewards(pool).recordVerifierWork(verifier) {} catch {}
     }
 
     function _checkTeeType(uint8 teeType) private pure {
@@ -407,6 +687,13 @@ contract FirnRegistry is IFirnRegistry, Ownable2Step, ReentrancyGuard {
         uint256 len = bytes(endpoint).length;
         if (len == 0) revert EmptyEndpoint();
         if (len > MAX_ENDPOINT_LENGTH) revert EndpointTooLong(len, MAX_ENDPOINT_LENGTH);
+    }
+
+    function _credit(address account, uint256 amount) private {
+        if (amount == 0) return;
+        _withdrawable[account] += amount;
+        _totalWithdrawable += amount;
+        emit RefundCredited(account, amount);
     }
 
     function _pay(address to, uint256 amount) private {

@@ -1,46 +1,75 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 
 /// @title FirnVerifierSet
-/// @notice Staked verifiers who re-check registrations and work proofs, and the quorum threshold
-/// their votes must reach. A member who asked to leave stops voting at once; its stake stays
-/// locked for the unbonding period so that misbehaviour found late can still be acted on.
-contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
+/// @notice Staked verifiers admitted by governance. Quorums are fractions of the active stake in a
+/// snapshot taken when a round opens; every join, leave and slash of an active member creates a new
+/// snapshot (id -> total active stake). A member who asked to leave stops voting at once; its stake
+/// stays locked and slashable for the unbonding period. See docs/decisions/0800-economics.md.
+contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     using EnumerableSet for EnumerableSet.AddressSet;
 
     EnumerableSet.AddressSet private _active;
     mapping(address account => Verifier) private _members;
-    uint16 private _threshold;
+    mapping(address account => bool) private _admitted;
+    mapping(uint64 snapshotId => uint256 totalActiveStake) private _totalAt;
+    uint64 private _snapshot;
+    uint256 private _totalActiveStake;
+    address private _slasher;
     uint256 private _minVerifierStake;
     uint64 private _unbondingPeriod;
 
-    constructor(address initialOwner, uint256 minStake, uint16 initialThreshold, uint64 unbonding)
-        Ownable(initialOwner)
-    {
-        if (initialThreshold == 0) revert InvalidThreshold(initialThreshold);
+    /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
+    /// @param minStake minimum stake to join (wei)
+    /// @param unbonding seconds between requestLeave and withdraw
+    constructor(address initialOwner, uint256 minStake, uint64 unbonding) Ownable(initialOwner) {
         _minVerifierStake = minStake;
-        _threshold = initialThreshold;
         _unbondingPeriod = unbonding;
-        emit ThresholdUpdated(0, initialThreshold);
         emit ParametersUpdated(minStake, unbonding);
     }
 
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IFirnVerifierSet
+    function setAdmission(address account, bool admitted) external onlyOwner {
+        _admitted[account] = admitted;
+        emit AdmissionSet(account, admitted);
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function setSlasher(address newSlasher) external onlyOwner {
+        emit SlasherSet(_slasher, newSlasher);
+        _slasher = newSlasher;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external onlyOwner {
+        _minVerifierStake = newMinVerifierStake;
+        _unbondingPeriod = newUnbondingPeriod;
+        emit ParametersUpdated(newMinVerifierStake, newUnbondingPeriod);
+    }
+
+    // ---------------------------------------------------------------- members
+
     /// @inheritdoc IFirnVerifierSet
     function join() external payable {
+        if (!_admitted[msg.sender]) revert NotAdmitted(msg.sender);
         Verifier storage v = _members[msg.sender];
         if (v.status != VerifierStatus.None) revert AlreadyMember(msg.sender, v.status);
         if (msg.value < _minVerifierStake) revert StakeTooLow(msg.value, _minVerifierStake);
+        uint64 id = _recordTotal(_totalActiveStake + msg.value);
         v.status = VerifierStatus.Active;
         v.joinedAt = uint64(block.timestamp);
         v.unbondingEndsAt = 0;
+        v.joinedSnapshot = id;
         v.stake = msg.value;
         _active.add(msg.sender);
-        emit VerifierJoined(msg.sender, msg.value);
+        emit VerifierJoined(msg.sender, msg.value, id);
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -51,7 +80,8 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
         v.status = VerifierStatus.Leaving;
         v.unbondingEndsAt = endsAt;
         _active.remove(msg.sender);
-        emit LeaveRequested(msg.sender, endsAt);
+        uint64 id = _recordTotal(_totalActiveStake - v.stake);
+        emit LeaveRequested(msg.sender, endsAt, id);
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -64,23 +94,30 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
         uint256 amount = v.stake;
         delete _members[msg.sender];
         emit VerifierWithdrew(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert TransferFailed(msg.sender, amount);
+        _pay(msg.sender, amount);
     }
 
-    /// @inheritdoc IFirnVerifierSet
-    function setThreshold(uint16 newThreshold) external onlyOwner {
-        if (newThreshold == 0) revert InvalidThreshold(newThreshold);
-        emit ThresholdUpdated(_threshold, newThreshold);
-        _threshold = newThreshold;
-    }
+    // ---------------------------------------------------------------- slashing
 
     /// @inheritdoc IFirnVerifierSet
-    function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external onlyOwner {
-        _minVerifierStake = newMinVerifierStake;
-        _unbondingPeriod = newUnbondingPeriod;
-        emit ParametersUpdated(newMinVerifierStake, newUnbondingPeriod);
+    /// @dev Only the slasher (the job market, for a provably wrong dispute). Leaving members are
+    /// still slashable: their unbonding exists for this.
+    function slash(address verifier, uint256 amount, address beneficiary, bytes32 reason)
+        external
+        nonReentrant
+        returns (uint256 slashed)
+    {
+        if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        Verifier storage v = _members[verifier];
+        if (v.status == VerifierStatus.None) revert NotVerifier(verifier);
+        slashed = amount < v.stake ? amount : v.stake;
+        v.stake -= slashed;
+        if (v.status == VerifierStatus.Active && slashed != 0) _recordTotal(_totalActiveStake - slashed);
+        emit VerifierSlashed(verifier, slashed, beneficiary, reason);
+        _pay(beneficiary, slashed);
     }
+
+    // ---------------------------------------------------------------- views
 
     /// @inheritdoc IFirnVerifierSet
     function isVerifier(address account) external view returns (bool) {
@@ -88,8 +125,8 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
-    function threshold() external view returns (uint16) {
-        return _threshold;
+    function isAdmitted(address account) external view returns (bool) {
+        return _admitted[account];
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -108,6 +145,29 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
+    function totalActiveStake() external view returns (uint256) {
+        return _totalActiveStake;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function currentSnapshot() external view returns (uint64) {
+        return _snapshot;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function totalStakeAt(uint64 snapshotId) external view returns (uint256) {
+        if (snapshotId > _snapshot) revert UnknownSnapshot(snapshotId, _snapshot);
+        return _totalAt[snapshotId];
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function voteWeight(address account, uint64 snapshotId) external view returns (uint256) {
+        Verifier storage v = _members[account];
+        if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
+        return v.stake;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
     function minVerifierStake() external view returns (uint256) {
         return _minVerifierStake;
     }
@@ -115,5 +175,26 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable2Step, ReentrancyGuard {
     /// @inheritdoc IFirnVerifierSet
     function unbondingPeriod() external view returns (uint64) {
         return _unbondingPeriod;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function slasher() external view returns (address) {
+        return _slasher;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// @dev Sets the active total and records it under a new snapshot id.
+    function _recordTotal(uint256 total) private returns (uint64 id) {
+        id = ++_snapshot;
+        _totalActiveStake = total;
+        _totalAt[id] = total;
+        emit ActiveStakeChanged(id, total);
+    }
+
+    function _pay(address to, uint256 amount) private {
+        if (amount == 0) return;
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed(to, amount);
     }
 }

@@ -1,9 +1,45 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {FirnJobMarket} from "../src/FirnJobMarket.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {IFirnVerifierSet} from "../src/interfaces/IFirnVerifierSet.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
+
+/// @dev A requester contract that re-enters withdraw() from its receive hook.
+contract ReenteringRequester {
+    FirnJobMarket internal immutable _market;
+    bool public reenter = true;
+    uint256 public received;
+
+    constructor(FirnJobMarket market_) payable {
+        _market = market_;
+    }
+
+    function post(IFirnJobMarket.JobRequest calldata r, uint256 value) external returns (bytes32) {
+        return _market.postJob{value: value}(r);
+    }
+
+    function reclaim(bytes32 jobId) external {
+        _market.reclaim(jobId);
+    }
+
+    function withdraw() external {
+        _market.withdraw();
+    }
+
+    function setReenter(bool r) external {
+        reenter = r;
+    }
+
+    receive() external payable {
+        received += msg.value;
+        if (reenter) _market.withdraw();
+    }
+}
 
 contract FirnJobMarketTest is FirnFixture {
     // secp256k1 group order, for building the high-s twin of a signature.
@@ -24,6 +60,7 @@ contract FirnJobMarketTest is FirnFixture {
     function _request(uint8 mask) internal view returns (IFirnJobMarket.JobRequest memory r) {
         r.teeTypeMask = mask;
         r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
         r.workloadHash = WORKLOAD;
         r.inputCommitment = INPUT;
         r.deadline = uint64(block.timestamp + 1 days);
@@ -37,7 +74,7 @@ contract FirnJobMarketTest is FirnFixture {
 
     function _claim(bytes32 jobId, TestNode memory t) internal {
         vm.prank(t.operator);
-        market.claimJob(jobId, t.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId);
     }
 
     function _proof(bytes32 jobId, TestNode memory t) internal view returns (IFirnJobMarket.WorkProof memory p) {
@@ -68,11 +105,33 @@ contract FirnJobMarketTest is FirnFixture {
         market.submitProof(jobId, p, sig);
     }
 
+    function _submit(bytes32 jobId, TestNode memory t) internal {
+        IFirnJobMarket.WorkProof memory p = _proof(jobId, t);
+        bytes memory sig = _sign(t.enclaveKey, market.hashWorkProof(p));
+        vm.prank(t.operator);
+        market.submitProof(jobId, p, sig);
+    }
+
+    function _status(bytes32 jobId) internal view returns (uint256) {
+        return uint256(market.getJob(jobId).status);
+    }
+
+    /// @dev Market balance = open escrow + held bonds + credited balances.
+    function _assertBooks() internal view {
+        vm.assertEq(
+            address(market).balance,
+            market.totalEscrow() + market.totalBonds() + market.totalWithdrawable(),
+            "market balance == escrow + bonds + withdrawable"
+        );
+    }
+
     function test_postJob_emitsAndValidates() public {
         IFirnJobMarket.JobRequest memory r = _request(2);
         bytes32 expectedId = keccak256(abi.encode(block.chainid, address(market), uint256(1)));
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobPosted(expectedId, requester, 3 ether, 2, WORKLOAD, INPUT, r.deadline, r.claimTimeout);
+        emit IFirnJobMarket.JobPosted(
+            expectedId, requester, 3 ether, 2, WORKLOAD, INPUT, r.deadline, r.claimTimeout, new bytes32[](0)
+        );
         vm.prank(requester);
         bytes32 jobId = market.postJob{value: 3 ether}(r);
         vm.assertEq(jobId, expectedId, "job id");
@@ -91,8 +150,16 @@ contract FirnJobMarketTest is FirnFixture {
         );
         market.postJob{value: 1}(r);
         r = _request(2);
+        r.claimTimeout = 0;
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidClaimTimeout.selector, uint64(0)));
+        market.postJob{value: 1}(r);
+        r = _request(2);
         r.allowedMeasurements = new bytes32[](33);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TooManyMeasurements.selector, 33, 32));
+        market.postJob{value: 1}(r);
+        r = _request(2);
+        r.enclaveIds = new bytes32[](33);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TooManyEnclaveIds.selector, 33, 32));
         market.postJob{value: 1}(r);
         vm.stopPrank();
     }
@@ -100,12 +167,20 @@ contract FirnJobMarketTest is FirnFixture {
     function test_claim_doubleClaimAndIneligible() public {
         bytes32 jobId = _post();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotNodeOperator.selector, nodeA.enclaveId, stranger));
+        vm.deal(stranger, 1 ether);
         vm.prank(stranger);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.WrongClaimBond.selector, uint256(0), CLAIM_BOND));
+        vm.prank(nodeA.operator);
         market.claimJob(jobId, nodeA.enclaveId);
 
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobClaimed(jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours));
+        emit IFirnJobMarket.JobClaimed(
+            jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours), CLAIM_BOND
+        );
         _claim(jobId, nodeA);
+        vm.assertEq(market.totalBonds(), CLAIM_BOND, "bond held");
         vm.expectRevert(
             abi.encodeWithSelector(
                 IFirnJobMarket.AlreadyClaimed.selector, jobId, nodeA.enclaveId, uint64(block.timestamp + 1 hours)
@@ -113,7 +188,7 @@ contract FirnJobMarketTest is FirnFixture {
         );
         _claim(jobId, nodeB);
 
-        // TEE type not accepted.
+        // TEE type not accepted by the job.
         vm.prank(requester);
         bytes32 tdxJob = market.postJob{value: 1 ether}(_request(uint8(1) << TDX));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, tdxJob, nodeB.enclaveId, 2));
@@ -133,13 +208,71 @@ contract FirnJobMarketTest is FirnFixture {
         _register(pending, SIM, MEASUREMENT);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, tdxJob, pending.enclaveId, 1));
         _claim(tdxJob, pending);
+
+        // Governance stopped accepting simulated TEEs.
+        bytes32 other = _post();
+        registry.setAllowedTeeTypes(0x0c);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, other, nodeB.enclaveId, 5));
+        _claim(other, nodeB);
     }
 
-    function test_claimTimeout_letsAnotherNodeClaim() public {
-        bytes32 jobId = _post();
+    /// @dev Issue 10: a revoked measurement makes its nodes ineligible at once, for claims and proofs.
+    function test_revokedMeasurement_refusesClaimsAndProofsAtOnce() public {
+        bytes32 claimed = _post();
+        _claim(claimed, nodeA);
+        bytes32 open = _post();
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, open, nodeB.enclaveId, 3));
+        _claim(open, nodeB);
+        IFirnJobMarket.WorkProof memory p = _proof(claimed, nodeA);
+        bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, claimed, nodeA.enclaveId, 3));
+        vm.prank(nodeA.operator);
+        market.submitProof(claimed, p, sig);
+        // The node reports the failure and keeps its bond; the requester reclaims at once.
+        vm.prank(nodeA.operator);
+        market.failJob(claimed, "revoked");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "bond back");
+    }
+
+    function test_claim_boundToAttestedEnclaveIds() public {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.enclaveIds = new bytes32[](1);
+        r.enclaveIds[0] = nodeB.enclaveId;
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobPosted(
+            keccak256(abi.encode(block.chainid, address(market), uint256(1))),
+            requester,
+            1 ether,
+            r.teeTypeMask,
+            WORKLOAD,
+            INPUT,
+            r.deadline,
+            r.claimTimeout,
+            r.enclaveIds
+        );
+        vm.prank(requester);
+        bytes32 jobId = market.postJob{value: 1 ether}(r);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, 6));
         _claim(jobId, nodeA);
-        vm.warp(block.timestamp + 1 hours + 1);
         _claim(jobId, nodeB);
+        vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "the attested enclave has it");
+        vm.assertEq(market.getJob(jobId).enclaveIds.length, 1, "binding stored");
+    }
+
+    /// @dev Claim-and-abandon: the griefer's bond goes to the requester when its claim lapses,
+    /// whether another node takes the job over or the requester reclaims it.
+    function test_claimBond_lostOnLapse() public {
+        bytes32 jobId = _post();
+        uint256 griefer = nodeA.operator.balance;
+        _claim(jobId, nodeA);
+        vm.assertEq(nodeA.operator.balance, griefer - CLAIM_BOND, "bond paid in");
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND);
+        _claim(jobId, nodeB);
+        vm.assertEq(market.withdrawable(requester), CLAIM_BOND, "requester compensated");
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "griefer gets nothing back");
         vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "reassigned");
         // The late first claimant can no longer submit.
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
@@ -147,30 +280,53 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, nodeA.operator));
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
+
+        // Second lapse, then the requester reclaims: that bond is the requester's too.
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 3 ether + 2 * CLAIM_BOND, "escrow and both bonds");
+        uint256 before = requester.balance;
+        vm.prank(requester);
+        market.withdraw();
+        vm.assertEq(requester.balance, before + 3 ether + 2 * CLAIM_BOND, "pulled");
+        _assertBooks();
     }
 
-    function test_release_reopens() public {
+    function test_release_reopensAndForfeitsBond() public {
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, nodeB.operator));
+        vm.prank(nodeB.operator);
+        market.releaseJob(jobId);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobReleased(jobId, nodeA.enclaveId);
         vm.prank(nodeA.operator);
         market.releaseJob(jobId);
         _claim(jobId, nodeB);
+        vm.assertEq(market.withdrawable(requester), CLAIM_BOND, "bond to requester");
     }
 
-    function test_submitProof_successEmits() public {
+    function test_submitProof_successRecordsFacts() public {
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
+        uint64 endsAt = uint64(block.timestamp) + CHALLENGE_WINDOW;
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.StakeLocked(nodeA.enclaveId, endsAt);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ProofSubmitted(
-            jobId, nodeA.enclaveId, p.outputCommitment, 7, uint64(block.timestamp) + CHALLENGE_WINDOW
-        );
+        emit IFirnJobMarket.ProofSubmitted(jobId, nodeA.enclaveId, p.outputCommitment, 7, endsAt);
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
-        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
+        vm.assertEq(j.signer, nodeA.enclaveAddress, "signer recorded");
+        vm.assertEq(uint256(j.provedBlock), block.number, "block recorded");
+        vm.assertEq(uint256(j.snapshotId), uint256(verifierSet.currentSnapshot()), "snapshot recorded");
+        vm.assertEq(uint256(registry.getNode(nodeA.enclaveId).lockedUntil), uint256(endsAt), "stake locked");
     }
 
     function test_submitProof_wrongSigner() public {
@@ -255,19 +411,34 @@ contract FirnJobMarketTest is FirnFixture {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(nodeA.enclaveKey, market.hashWorkProof(p));
         bytes memory twin = abi.encodePacked(r, bytes32(N - uint256(s)), v == 27 ? uint8(28) : uint8(27));
         // ecrecover alone would accept the twin; the contract must not.
-        vm.assertEq(ecrecover(market.hashWorkProof(p), v == 27 ? 28 : 27, r, bytes32(N - uint256(s))), nodeA.enclaveAddress, "twin");
+        vm.assertEq(
+            ecrecover(market.hashWorkProof(p), v == 27 ? 28 : 27, r, bytes32(N - uint256(s))),
+            nodeA.enclaveAddress,
+            "twin"
+        );
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidSignature.selector, uint8(3)));
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, twin);
     }
 
-    function test_submitProof_lateAndMismatch() public {
+    function test_submitProof_lateMismatchAndBadTimes() public {
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         p.measurement = MEASUREMENT_B;
         bytes memory badSig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ProofMismatch.selector, jobId, "measurement"));
+        vm.prank(nodeA.operator);
+        market.submitProof(jobId, p, badSig);
+
+        p = _proof(jobId, nodeA);
+        p.startedAt = p.finishedAt + 1;
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
+        vm.prank(nodeA.operator);
+        market.submitProof(jobId, p, badSig);
+        p = _proof(jobId, nodeA);
+        p.finishedAt = market.getJob(jobId).deadline + market.MAX_CLOCK_SKEW() + 1;
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, badSig);
 
@@ -286,7 +457,8 @@ contract FirnJobMarketTest is FirnFixture {
         market.submitProof(jobId, p, sig);
     }
 
-    function test_finalize_paysAfterWindow() public {
+    function test_finalize_creditsAfterWindowMinusFee() public {
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 500, FALSE_DISPUTE_SLASH);
         bytes32 jobId = _proved();
         uint64 endsAt = market.getJob(jobId).challengeEndsAt;
         vm.expectRevert(
@@ -294,52 +466,267 @@ contract FirnJobMarketTest is FirnFixture {
         );
         market.finalize(jobId);
         vm.warp(endsAt);
-        uint256 before = nodeA.operator.balance;
+        uint256 fee = 3 ether * 500 / 10_000;
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether);
+        emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether - fee, fee);
         vm.prank(stranger);
         market.finalize(jobId);
-        vm.assertEq(nodeA.operator.balance, before + 3 ether, "paid");
+        vm.assertEq(market.withdrawable(nodeA.operator), 3 ether - fee + CLAIM_BOND, "payout and bond credited");
+        vm.assertEq(address(rewards).balance, fee, "fee funds the pool");
+        uint256 before = nodeA.operator.balance;
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.Withdrawn(nodeA.operator, 3 ether - fee + CLAIM_BOND);
+        vm.prank(nodeA.operator);
+        market.withdraw();
+        vm.assertEq(nodeA.operator.balance, before + 3 ether - fee + CLAIM_BOND, "pulled");
         vm.assertEq(address(market).balance, 0, "nothing left");
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NothingToWithdraw.selector, nodeA.operator));
+        vm.prank(nodeA.operator);
+        market.withdraw();
     }
 
-    function test_dispute_quorumSlashesAndRefunds() public {
+    function test_dispute_findingQuorumSlashesAndRefunds() public {
         bytes32 jobId = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, stranger));
         vm.prank(stranger);
-        market.dispute(jobId, 1);
+        market.dispute(jobId, 17);
 
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 9, 1);
+        emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 17, MIN_VERIFIER_STAKE, MIN_VERIFIER_STAKE);
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 9);
+        market.dispute(jobId, 17);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.AlreadyDisputed.selector, jobId, verifierList[0]));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 9);
+        market.dispute(jobId, 17);
+        vm.prank(verifierList[1]);
+        market.dispute(jobId, 16);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "2/4 does not slash");
 
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeSlashed(nodeA.enclaveId, SLASH_AMOUNT, address(market), jobId);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether + SLASH_AMOUNT);
-        vm.prank(verifierList[1]);
-        market.dispute(jobId, 9);
+        emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
+        vm.prank(verifierList[2]);
+        market.dispute(jobId, 17);
         vm.assertFalse(registry.isActive(nodeA.enclaveId), "node no longer active");
 
-        uint256 before = requester.balance;
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether + SLASH_AMOUNT);
+        emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
         vm.prank(requester);
         market.reclaim(jobId);
-        vm.assertEq(requester.balance, before + 3 ether + SLASH_AMOUNT, "escrow and slash refunded");
+        vm.assertEq(
+            market.withdrawable(requester), 3 ether + SLASH_AMOUNT + CLAIM_BOND, "escrow, slash and bond refundable"
+        );
+        _assertBooks();
     }
 
-    function test_dispute_afterWindow() public {
+    /// @dev 31 % of the verifier stake in nine accounts disputes an honest proof with findings
+    /// (a count threshold of 2 would slash at the second vote). The node is not slashed and is paid.
+    function test_sybil_minorityCannotSlash() public {
+        verifierSet.setParameters(0.1 ether, UNBONDING);
+        address[] memory sybils = new address[](9);
+        for (uint256 i = 0; i < 9; ++i) {
+            sybils[i] = address(uint160(0x5b11 + i));
+            _joinVerifier(sybils[i], 0.1 ether);
+        }
         bytes32 jobId = _proved();
+        for (uint256 i = 0; i < 9; ++i) {
+            vm.prank(sybils[i]);
+            market.dispute(jobId, 17);
+        }
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "not slashed");
+        vm.assertEq(market.getJob(jobId).disputeStake, 0.9 ether, "weight = stake");
+
+        // Stake bought after the proof has no weight on it.
+        address late = address(0x1a7e);
+        _joinVerifier(late, 50 ether);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, market.getJob(jobId).snapshotId
+            )
+        );
+        vm.prank(late);
+        market.dispute(jobId, 17);
+
+        vm.prank(verifierList[0]);
+        verifierSet.requestLeave(); // leaving honest verifiers cannot lower the bar either
+        vm.warp(market.getJob(jobId).challengeEndsAt);
+        market.finalize(jobId);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "honest node paid");
+        vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "stake intact");
+    }
+
+    /// @dev The proof was valid when submitted. Afterwards the node rotates its key, governance
+    /// revokes its measurement and the node exits. A verifier that judges the state *now* would say
+    /// "not signed by the registered enclave key": the contract judges the state recorded at
+    /// submission, so the dispute is provably wrong and costs the disputer, not the node.
+    function test_dispute_judgesStateAtSubmission() public {
+        bytes32 jobId = _proved();
+        uint256 provedBlock = block.number;
+        address newKey = vm.addr(0xabc);
+        vm.roll(block.number + 5);
+        vm.prank(nodeA.operator);
+        registry.rotateKeys(nodeA.enclaveId, newKey, keccak256("kem2"), keccak256("ev2"));
+        _approveAll(nodeA.enclaveId, keccak256("ev2"));
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        vm.roll(block.number + 5);
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertTrue(registry.getNode(nodeA.enclaveId).enclaveAddress != j.signer, "today's key differs");
+        vm.assertFalse(registry.isEligible(nodeA.enclaveId), "today the node is ineligible");
+        vm.assertEq(uint256(j.provedBlock), provedBlock, "proof block recorded");
+
+        uint256 stakeBefore = verifierSet.getVerifier(verifierList[0]).stake;
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 1, MIN_VERIFIER_STAKE, 0);
+        vm.expectEmit(address(verifierSet));
+        emit IFirnVerifierSet.VerifierSlashed(verifierList[0], FALSE_DISPUTE_SLASH, address(rewards), jobId);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[0], 1, FALSE_DISPUTE_SLASH);
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 1);
+        vm.assertEq(
+            verifierSet.getVerifier(verifierList[0]).stake, stakeBefore - FALSE_DISPUTE_SLASH, "disputer slashed"
+        );
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "proof stands");
+
+        // The times fact is judged on the recorded times too.
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[1], 2, FALSE_DISPUTE_SLASH);
+        vm.prank(verifierList[1]);
+        market.dispute(jobId, 2);
+
+        vm.warp(j.challengeEndsAt);
+        market.finalize(jobId);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
+        vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
+        vm.assertEq(address(rewards).balance, 2 * FALSE_DISPUTE_SLASH, "false disputes fund the pool");
+    }
+
+    function test_dispute_invalidReasonAndAfterWindow() public {
+        bytes32 jobId = _proved();
+        for (uint16 code = 0; code < 16; ++code) {
+            if (code == 1 || code == 2) continue;
+            vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidDisputeReason.selector, code));
+            vm.prank(verifierList[0]);
+            market.dispute(jobId, code);
+        }
         uint64 endsAt = market.getJob(jobId).challengeEndsAt;
         vm.warp(endsAt);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowClosed.selector, jobId, endsAt, endsAt));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 1);
+        market.dispute(jobId, 17);
+    }
+
+    /// @dev Unbonding (1 hour) much shorter than the challenge window (1 day): the node exits right
+    /// after its proof, and still cannot withdraw before the window closes; a dispute in the window
+    /// still slashes it. Later parameter changes do not shorten the lock.
+    function test_unbonding_waitsForChallengeWindows() public {
+        registry.setParameters(MIN_NODE_STAKE, 1 hours, 0);
+        bytes32 jobId = _proved();
+        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        market.setParameters(1, SLASH_AMOUNT, CLAIM_BOND, 0, FALSE_DISPUTE_SLASH);
+        vm.warp(block.timestamp + 2 hours);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRegistry.StillUnbonding.selector, nodeA.enclaveId, endsAt, uint64(block.timestamp)
+            )
+        );
+        vm.prank(nodeA.operator);
+        registry.withdrawStake(nodeA.enclaveId);
+
+        // A second job on node B: exits, and at the end of the window it may leave.
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 0, FALSE_DISPUTE_SLASH);
+        bytes32 second = _post();
+        _claim(second, nodeB);
+        _submit(second, nodeB);
+        vm.prank(nodeB.operator);
+        registry.requestExit(nodeB.enclaveId);
+
+        // Node A's proof is disputed inside the window: the exiting node is slashed.
+        for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
+            vm.prank(verifierList[i]);
+            market.dispute(jobId, 16);
+        }
+        vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE - SLASH_AMOUNT, "slashed while exiting");
+
+        vm.warp(market.getJob(second).challengeEndsAt - 1);
+        vm.expectRevert();
+        vm.prank(nodeB.operator);
+        registry.withdrawStake(nodeB.enclaveId);
+        vm.warp(market.getJob(second).challengeEndsAt);
+        vm.prank(nodeB.operator);
+        registry.withdrawStake(nodeB.enclaveId);
+        vm.assertEq(
+            uint256(registry.getNode(nodeB.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Exited), "exited"
+        );
+    }
+
+    function test_submitProof_exitingNodeFinishesItsClaim() public {
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        _submit(jobId, nodeA);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "proved while exiting");
+        // But an exiting node takes no new job.
+        bytes32 other = _post();
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, other, nodeA.enclaveId, 1));
+        _claim(other, nodeA);
+    }
+
+    /// @dev The emergency pause stops new jobs and claims only. Work in flight is proved,
+    /// finalized and withdrawn; requesters reclaim and withdraw.
+    function test_pause_keepsWithdrawalsOpen() public {
+        bytes32 claimed = _post();
+        _claim(claimed, nodeA);
+        bytes32 proved = _post();
+        _claim(proved, nodeB);
+        _submit(proved, nodeB);
+        bytes32 open = _post();
+
+        address g = address(0x6A4D);
+        market.setGuardian(g);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotGuardian.selector, stranger));
+        vm.prank(stranger);
+        market.pause();
+        vm.expectEmit(address(market));
+        emit Pausable.Paused(g);
+        vm.prank(g);
+        market.pause();
+
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        vm.prank(requester);
+        market.postJob{value: 1 ether}(_request(uint8(1) << SIM));
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        _claim(open, nodeB);
+
+        _submit(claimed, nodeA);
+        vm.prank(verifierList[0]);
+        market.dispute(proved, 17);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(proved);
+        market.finalize(claimed);
+        vm.prank(requester);
+        market.reclaim(open);
+        uint256 a = nodeA.operator.balance;
+        vm.prank(nodeA.operator);
+        market.withdraw();
+        vm.assertEq(nodeA.operator.balance, a + 3 ether + CLAIM_BOND, "node withdraws while paused");
+        uint256 r = requester.balance;
+        vm.prank(requester);
+        market.withdraw();
+        vm.assertEq(requester.balance, r + 3 ether, "requester withdraws while paused");
+
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, g));
+        vm.prank(g);
+        market.unpause();
+        market.unpause();
+        _claim(_post(), nodeB);
+        _assertBooks();
     }
 
     function test_reclaim_rules() public {
@@ -354,25 +741,127 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(stranger);
         market.reclaim(jobId);
 
-        // After a missed deadline the requester gets the escrow back.
+        // After a missed deadline the requester gets the escrow back, and the bond.
         vm.warp(market.getJob(jobId).deadline + 1);
-        uint256 before = requester.balance;
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether);
         vm.prank(requester);
         market.reclaim(jobId);
-        vm.assertEq(requester.balance, before + 3 ether, "refunded");
-        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed");
+        vm.assertEq(market.withdrawable(requester), 3 ether + CLAIM_BOND, "credited");
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed");
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NotReclaimable.selector, jobId, IFirnJobMarket.JobStatus.Reclaimed)
+        );
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.UnknownJob.selector, bytes32(uint256(1))));
+        market.reclaim(bytes32(uint256(1)));
     }
 
-    function test_failJob_thenReclaim() public {
+    function test_failJob_returnsBondThenReclaim() public {
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, stranger));
+        vm.prank(stranger);
+        market.failJob(jobId, "x");
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFailed(jobId, nodeA.enclaveId, "bad input");
         vm.prank(nodeA.operator);
         market.failJob(jobId, "bad input");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "bond returned");
         vm.prank(requester);
         market.reclaim(jobId);
         vm.assertEq(market.totalEscrow(), 0, "no escrow left");
+        _assertBooks();
+    }
+
+    function test_setParametersGuardianAndPool() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        market.setParameters(1, 1, 1, 1, 1);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProtocolFee.selector, uint16(1001), uint16(1000)));
+        market.setParameters(1, 1, 1, 1001, 1);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ParametersUpdated(2 days, 1 ether, 0.2 ether, 100, 0.3 ether);
+        market.setParameters(2 days, 1 ether, 0.2 ether, 100, 0.3 ether);
+        vm.assertEq(uint256(market.challengeWindow()), 2 days, "window");
+        vm.assertEq(market.slashAmount(), 1 ether, "slash");
+        vm.assertEq(market.claimBond(), 0.2 ether, "bond");
+        vm.assertEq(uint256(market.protocolFeeBps()), 100, "fee");
+        vm.assertEq(market.falseDisputeSlash(), 0.3 ether, "false dispute slash");
+        vm.expectRevert(IFirnJobMarket.RewardPoolNotSet.selector);
+        market.setRewardPool(address(0));
+        market.setParameters(2 days, 1 ether, 0.2 ether, 0, 0.3 ether);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.RewardPoolSet(address(rewards), address(0));
+        market.setRewardPool(address(0));
+        vm.expectRevert(IFirnJobMarket.RewardPoolNotSet.selector);
+        market.setParameters(2 days, 1 ether, 0.2 ether, 1, 0.3 ether);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.GuardianSet(address(0), stranger);
+        market.setGuardian(stranger);
+        vm.assertEq(market.guardian(), stranger, "guardian");
+
+        vm.deal(stranger, 1 ether);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.UnexpectedPayment.selector, stranger));
+        vm.prank(stranger);
+        (bool ok,) = address(market).call{value: 1}("");
+        ok;
+    }
+
+    /// @dev Without a reward pool a false disputer's stake compensates the falsely accused claimant.
+    function test_falseDispute_withoutPoolPaysClaimant() public {
+        FirnJobMarket bare = new FirnJobMarket(
+            owner, registry, verifierSet, CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, FALSE_DISPUTE_SLASH
+        );
+        registry.setSlasher(address(bare));
+        verifierSet.setSlasher(address(bare));
+        vm.prank(requester);
+        bytes32 jobId = bare.postJob{value: 1 ether}(_request(uint8(1) << SIM));
+        vm.prank(nodeA.operator);
+        bare.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
+        bytes memory sig = _sign(nodeA.enclaveKey, bare.hashWorkProof(p));
+        vm.prank(nodeA.operator);
+        bare.submitProof(jobId, p, sig);
+        vm.prank(verifierList[0]);
+        bare.dispute(jobId, 1);
+        vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");
+    }
+
+    /// @dev Re-entering withdraw() from the payout cannot pay twice: the whole withdrawal
+    /// reverts, the credit stays, and a plain withdrawal later pays exactly once.
+    function test_withdraw_reentrancyPaysOnce() public {
+        ReenteringRequester attacker = new ReenteringRequester{value: 5 ether}(market);
+        bytes32 a = attacker.post(_request(uint8(1) << SIM), 2 ether);
+        bytes32 b = attacker.post(_request(uint8(1) << SIM), 2 ether);
+        attacker.reclaim(a);
+        attacker.reclaim(b);
+        vm.assertEq(market.withdrawable(address(attacker)), 4 ether, "credited");
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TransferFailed.selector, address(attacker), 4 ether));
+        attacker.withdraw();
+        vm.assertEq(market.withdrawable(address(attacker)), 4 ether, "credit intact");
+        attacker.setReenter(false);
+        attacker.withdraw();
+        vm.assertEq(attacker.received(), 4 ether, "paid once");
+        vm.assertEq(address(market).balance, 0, "nothing left, nothing extra taken");
+    }
+
+    /// @dev A verifier slashed to nothing keeps its seat but has no vote weight.
+    function test_slashedToZeroVerifierHasNoWeight() public {
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 0, 10 ether);
+        bytes32 jobId = _proved();
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 1); // provably wrong: loses its whole stake
+        vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, 0, "stake gone");
+        bytes32 next = _proved();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.NotEligibleVoter.selector, next, verifierList[0], market.getJob(next).snapshotId
+            )
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(next, 17);
     }
 
     function testFuzz_submitTiming(uint256 wait) public {
@@ -387,16 +876,18 @@ contract FirnJobMarketTest is FirnFixture {
         market.submitProof(jobId, p, sig);
     }
 
-    function testFuzz_escrowAccounting(uint96 a, uint96 b) public {
+    function testFuzz_escrowAccounting(uint96 a, uint96 b, bool claimIt) public {
         uint256 x = bound(a, 1, 10 ether);
         uint256 y = bound(b, 1, 10 ether);
         vm.startPrank(requester);
         bytes32 j1 = market.postJob{value: x}(_request(2));
-        market.postJob{value: y}(_request(2));
+        bytes32 j2 = market.postJob{value: y}(_request(2));
         market.reclaim(j1);
         vm.stopPrank();
-        vm.assertEq(address(market).balance, y, "balance");
+        if (claimIt) _claim(j2, nodeA);
         vm.assertEq(market.totalEscrow(), y, "escrow");
+        vm.assertEq(market.totalBonds(), claimIt ? CLAIM_BOND : 0, "bonds");
+        _assertBooks();
     }
 
     function _recover(bytes32 digest, bytes memory sig) internal pure returns (address) {

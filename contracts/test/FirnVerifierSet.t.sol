@@ -6,35 +6,69 @@ import {FirnVerifierSet} from "../src/FirnVerifierSet.sol";
 import {IFirnVerifierSet} from "../src/interfaces/IFirnVerifierSet.sol";
 import {FirnTest} from "./utils/Vm.sol";
 
+/// @dev Refuses ether, to show a slash beneficiary that rejects payment cannot be paid silently.
+contract EtherRefuser {
+    receive() external payable {
+        revert("no");
+    }
+}
+
 contract FirnVerifierSetTest is FirnTest {
     FirnVerifierSet internal set;
     address internal alice = address(0xA11CE);
     address internal bob = address(0xB0B);
+    address internal slasher = address(0x51A5);
+    address internal pool = address(0x9001);
     uint256 internal constant MIN = 1 ether;
     uint64 internal constant UNBONDING = 3 days;
 
     function setUp() public {
         vm.warp(1_700_000_000);
-        set = new FirnVerifierSet(address(this), MIN, 2, UNBONDING);
+        set = new FirnVerifierSet(address(this), MIN, UNBONDING);
+        set.setAdmission(alice, true);
+        set.setAdmission(bob, true);
+        set.setSlasher(slasher);
         vm.deal(alice, 10 ether);
         vm.deal(bob, 10 ether);
     }
 
-    function test_constructor_rejectsZeroThreshold() public {
-        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.InvalidThreshold.selector, uint16(0)));
-        new FirnVerifierSet(address(this), MIN, 0, UNBONDING);
-    }
-
-    function test_join_emitsAndCounts() public {
+    function test_join_emitsCountsAndSnapshots() public {
         vm.expectEmit(address(set));
-        emit IFirnVerifierSet.VerifierJoined(alice, 2 ether);
+        emit IFirnVerifierSet.ActiveStakeChanged(1, 2 ether);
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.VerifierJoined(alice, 2 ether, 1);
         vm.prank(alice);
         set.join{value: 2 ether}();
         vm.assertTrue(set.isVerifier(alice), "alice votes");
         vm.assertEq(set.verifierCount(), 1, "count");
         vm.assertEq(set.verifiers()[0], alice, "list");
         vm.assertEq(set.getVerifier(alice).stake, 2 ether, "stake");
+        vm.assertEq(set.getVerifier(alice).joinedSnapshot, 1, "joined snapshot");
+        vm.assertEq(set.totalActiveStake(), 2 ether, "total");
+        vm.assertEq(set.currentSnapshot(), 1, "snapshot id");
+        vm.assertEq(set.totalStakeAt(0), 0, "snapshot 0");
+        vm.assertEq(set.totalStakeAt(1), 2 ether, "snapshot 1");
         vm.assertEq(address(set).balance, 2 ether, "balance");
+    }
+
+    function test_join_requiresAdmission() public {
+        address carol = address(0xCA401);
+        vm.deal(carol, 10 ether);
+        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.NotAdmitted.selector, carol));
+        vm.prank(carol);
+        set.join{value: MIN}();
+
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, carol));
+        vm.prank(carol);
+        set.setAdmission(carol, true);
+
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.AdmissionSet(carol, true);
+        set.setAdmission(carol, true);
+        vm.assertTrue(set.isAdmitted(carol), "admitted");
+        vm.prank(carol);
+        set.join{value: MIN}();
+        vm.assertTrue(set.isVerifier(carol), "joined");
     }
 
     function test_join_revertsOnLowStake() public {
@@ -53,16 +87,34 @@ contract FirnVerifierSetTest is FirnTest {
         set.join{value: MIN}();
     }
 
+    function test_voteWeight_onlyForMembersOfTheSnapshot() public {
+        vm.prank(alice);
+        set.join{value: MIN}();
+        uint64 round = set.currentSnapshot();
+        vm.prank(bob);
+        set.join{value: 5 ether}();
+        vm.assertEq(set.voteWeight(alice, round), MIN, "alice was in");
+        vm.assertEq(set.voteWeight(bob, round), 0, "bob joined after the round opened");
+        vm.assertEq(set.voteWeight(bob, set.currentSnapshot()), 5 ether, "bob counts later");
+        vm.assertEq(set.totalStakeAt(round), MIN, "round total unchanged by later joins");
+        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.UnknownSnapshot.selector, uint64(9), uint64(2)));
+        set.totalStakeAt(9);
+    }
+
     function test_requestLeave_stopsVotingAndWithdrawWaitsForUnbonding() public {
         vm.prank(alice);
         set.join{value: MIN}();
+        uint64 round = set.currentSnapshot();
         uint64 endsAt = uint64(block.timestamp) + UNBONDING;
         vm.expectEmit(address(set));
-        emit IFirnVerifierSet.LeaveRequested(alice, endsAt);
+        emit IFirnVerifierSet.LeaveRequested(alice, endsAt, 2);
         vm.prank(alice);
         set.requestLeave();
         vm.assertFalse(set.isVerifier(alice), "no longer votes");
+        vm.assertEq(set.voteWeight(alice, round), 0, "no weight in old rounds either");
         vm.assertEq(set.verifierCount(), 0, "count");
+        vm.assertEq(set.totalActiveStake(), 0, "total");
+        vm.assertEq(set.totalStakeAt(round), MIN, "old snapshot keeps its total");
 
         vm.warp(endsAt - 1);
         vm.expectRevert(
@@ -79,10 +131,11 @@ contract FirnVerifierSetTest is FirnTest {
         set.withdraw();
         vm.assertEq(alice.balance, before + MIN, "stake returned");
         vm.assertEq(address(set).balance, 0, "empty");
-        // A former member may join again.
+        // A former member may join again, with a new snapshot.
         vm.prank(alice);
         set.join{value: MIN}();
         vm.assertTrue(set.isVerifier(alice), "rejoined");
+        vm.assertEq(set.voteWeight(alice, round), 0, "not a member of the old round");
     }
 
     function test_requestLeave_revertsForNonMember() public {
@@ -99,27 +152,59 @@ contract FirnVerifierSetTest is FirnTest {
         set.withdraw();
     }
 
-    function test_setThreshold_ownerOnlyAndNonZero() public {
-        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
+    function test_slash_onlySlasherCappedAndReachesLeavingMembers() public {
         vm.prank(alice);
-        set.setThreshold(3);
-        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.InvalidThreshold.selector, uint16(0)));
-        set.setThreshold(0);
+        set.join{value: 2 ether}();
+        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.NotSlasher.selector, bob));
+        vm.prank(bob);
+        set.slash(alice, 1 ether, pool, bytes32("x"));
+        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.NotVerifier.selector, bob));
+        vm.prank(slasher);
+        set.slash(bob, 1 ether, pool, bytes32("x"));
+
         vm.expectEmit(address(set));
-        emit IFirnVerifierSet.ThresholdUpdated(2, 3);
-        set.setThreshold(3);
-        vm.assertEq(set.threshold(), 3, "threshold");
+        emit IFirnVerifierSet.ActiveStakeChanged(2, 1.5 ether);
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.VerifierSlashed(alice, 0.5 ether, pool, bytes32("x"));
+        vm.prank(slasher);
+        set.slash(alice, 0.5 ether, pool, bytes32("x"));
+        vm.assertEq(pool.balance, 0.5 ether, "paid to beneficiary");
+        vm.assertEq(set.getVerifier(alice).stake, 1.5 ether, "stake reduced");
+        vm.assertEq(set.totalActiveStake(), 1.5 ether, "total reduced");
+
+        // Leaving does not escape: the unbonding period exists for late slashes.
+        vm.prank(alice);
+        set.requestLeave();
+        vm.prank(slasher);
+        uint256 taken = set.slash(alice, 10 ether, pool, bytes32("y"));
+        vm.assertEq(taken, 1.5 ether, "capped at stake");
+        vm.assertEq(set.totalActiveStake(), 0, "leaving stake was already out of the total");
+
+        // A beneficiary that refuses ether makes the slash revert rather than vanish.
+        vm.prank(bob);
+        set.join{value: MIN}();
+        address refuser = address(new EtherRefuser());
+        vm.expectRevert(abi.encodeWithSelector(IFirnVerifierSet.TransferFailed.selector, refuser, MIN));
+        vm.prank(slasher);
+        set.slash(bob, MIN, refuser, bytes32("z"));
     }
 
-    function test_setParameters() public {
+    function test_setSlasherAndParameters() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         vm.prank(alice);
         set.setParameters(1, 1);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
+        vm.prank(alice);
+        set.setSlasher(alice);
         vm.expectEmit(address(set));
         emit IFirnVerifierSet.ParametersUpdated(5 ether, 1 days);
         set.setParameters(5 ether, 1 days);
         vm.assertEq(set.minVerifierStake(), 5 ether, "min");
         vm.assertEq(set.unbondingPeriod(), 1 days, "unbonding");
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.SlasherSet(slasher, bob);
+        set.setSlasher(bob);
+        vm.assertEq(set.slasher(), bob, "slasher");
     }
 
     function testFuzz_join_stakeBoundary(uint256 stake) public {

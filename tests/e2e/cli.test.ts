@@ -2,7 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allowMeasurement, createFirnClients, getJob, JobStatus, revokeMeasurement } from '@firn/chain';
+import {
+  allowMeasurementCall,
+  createFirnClients,
+  finalizeJob,
+  getJob,
+  governAndExecute,
+  JobStatus,
+  revokeMeasurementCall,
+} from '@firn/chain';
 import { demoModel, NodeApi, runInferenceDemo } from '@firn/client';
 import { TEE_TYPES } from '@firn/core';
 import { encodeOnnxModel, loadOnnxModel, parseTensorMap } from '@firn/ml';
@@ -11,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactKeygen, artifactOpen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 import { inferCommand } from '../../packages/cli/src/commands/infer.ts';
 import { proofVerifyCommand } from '../../packages/cli/src/commands/proof.ts';
-import { startTestNetwork, stateOf, type TestNetwork } from './network.ts';
+import { increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // The CLI's testable cores against a live network, the verifier's proof re-check (both the
 // verifier daemons' watch and a direct dispute), and the devnet demo. Not covered: the commander
@@ -188,18 +196,25 @@ describe('firn infer / proof verify / artifact', () => {
     const lines: string[] = [];
     const r = await runInferenceDemo(stateOf(net, net.rootPem), (l) => lines.push(l));
     expect(r.proofOk).toBe(true);
-    expect(r.operatorBalanceChangeWei).toBe(r.payoutWei);
+    expect(r.operatorCreditWei).toBe(r.payoutWei);
     expect(lines.some((l) => l.includes('decrypted result'))).toBe(true);
     expect(demoModel().length).toBeGreaterThan(100);
   });
 
   it('after the revocation, `firn infer --devnet S` exits non-zero with E_POLICY_REJECTED and uploads nothing', async () => {
-    // Governance revokes the nodes' measurement (owner call; a timelock will own this later).
+    // Governance revokes the nodes' measurement through the timelock.
     const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
       pollingIntervalMs: 50,
     });
     const m = { teeType: TEE_TYPES.simulated, measurement: net.bundleMeasurement };
-    await revokeMeasurement(gov, m);
+    const govern = (call: ReturnType<typeof revokeMeasurementCall>) =>
+      governAndExecute(gov, {
+        timelock: net.deployment.timelock!,
+        calls: [call],
+        pollMs: 100,
+        nudge: () => increaseTime(net.anvil.rpcUrl, 1),
+      });
+    await govern(revokeMeasurementCall(net.deployment, m));
     const artifactsDir = join(net.dataDir, 'artifacts');
     const before = readdirSync(artifactsDir).sort();
     const outDir = mkdtempSync(join(tmpdir(), 'firn-cli-revoked-'));
@@ -228,18 +243,16 @@ describe('firn infer / proof verify / artifact', () => {
     expect(readdirSync(artifactsDir).sort()).toEqual(before);
     expect(readdirSync(outDir)).toEqual([]);
     // Allowed again, the same command runs (the next test revokes it for a dispute).
-    await allowMeasurement(gov, m);
+    await govern(allowMeasurementCall(net.deployment, m));
   });
 
-  it('a verifier disputes a proof whose measurement was revoked within the window', async () => {
-    // The daemons' own watchers are stopped so that the two votes below are deterministic.
-    for (const d of net.verifiers) d.proofs?.stop();
-    // A fresh proved job (the demo finalizes, so run a plain infer).
+  /** A fresh proved job (the demo finalizes, so run a plain infer) and its submitProof tx. */
+  async function provedJob(name: string) {
     const res = await inferCommand({
       model: join(dir, 'model.onnx'),
       input: join(dir, 'input.json'),
-      out: join(dir, 'r2.json'),
-      proof: join(dir, 'p2.json'),
+      out: join(dir, `${name}.json`),
+      proof: join(dir, `${name}-proof.json`),
       devnet: stateFile,
       escrow: '0.001',
     });
@@ -247,26 +260,77 @@ describe('firn infer / proof verify / artifact', () => {
       (await new NodeApi(net.node.url).getJob(res.jobId)) as { txs?: { proof?: `0x${string}` } }
     ).txs?.proof;
     expect(txHash).toMatch(/^0x/);
+    return { jobId: res.jobId, txHash: txHash! };
+  }
+  const checkerOf = (k: number) =>
+    new ProofChecker(
+      createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[k]!.privateKey, net.deployment, {
+        pollingIntervalMs: 50,
+      }),
+      // A bound no real job meets: every proof is an implausible-work finding (reason 18).
+      { maxWorkUnitsPerSecond: 0n },
+    );
+
+  it('a proof valid at submission is never disputed, even after its measurement is revoked', async () => {
+    for (const d of net.verifiers) d.proofs?.stop();
+    const { jobId, txHash } = await provedJob('r3');
     const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
       pollingIntervalMs: 50,
     });
-    await revokeMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement: net.bundleMeasurement });
-    const v = await checkSubmittedProof(gov, res.jobId, txHash!);
-    expect(v).toMatchObject({ ok: false, reasonCode: 3 });
-    // Each verifier's checker disputes it on chain; the second vote reaches the quorum and slashes.
-    for (const [i, k] of [2, 3].entries()) {
-      const key = net.anvil.accounts[k]!.privateKey;
+    await governAndExecute(gov, {
+      timelock: net.deployment.timelock!,
+      calls: [
+        revokeMeasurementCall(net.deployment, {
+          teeType: TEE_TYPES.simulated,
+          measurement: net.bundleMeasurement,
+        }),
+      ],
+      pollMs: 100,
+      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
+    });
+    expect(await checkSubmittedProof(gov, jobId, txHash)).toMatchObject({ ok: true, reasons: [] });
+    for (const k of [2, 3]) {
       const checker = new ProofChecker(
-        createFirnClients(net.anvil.rpcUrl, key, net.deployment, { pollingIntervalMs: 50 }),
+        createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[k]!.privateKey, net.deployment, {
+          pollingIntervalMs: 50,
+        }),
       );
-      expect(await checker.handle(res.jobId, txHash!)).toMatchObject({
+      expect(await checker.handle(jobId, txHash)).toMatchObject({ ok: true, disputed: false });
+    }
+    expect((await getJob(gov, jobId)).disputeStake).toBe(0n);
+    // The window passes and the node is paid, although its measurement is no longer allowed.
+    await increaseTime(net.anvil.rpcUrl, 61);
+    await finalizeJob(gov, jobId);
+    expect((await getJob(gov, jobId)).status).toBe(JobStatus.Paid);
+    // Allowed again for the next test.
+    await governAndExecute(gov, {
+      timelock: net.deployment.timelock!,
+      calls: [
+        allowMeasurementCall(net.deployment, {
+          teeType: TEE_TYPES.simulated,
+          measurement: net.bundleMeasurement,
+        }),
+      ],
+      pollMs: 100,
+      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
+    });
+  });
+
+  it('verifiers dispute a proof they find invalid; more than 2/3 of the stake slashes it', async () => {
+    // The daemons' own watchers are stopped so that the two votes below are deterministic.
+    for (const d of net.verifiers) d.proofs?.stop();
+    const { jobId, txHash } = await provedJob('r2');
+    const gov = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    for (const [i, k] of [2, 3].entries()) {
+      expect(await checkerOf(k).handle(jobId, txHash)).toMatchObject({
         ok: false,
         disputed: true,
-        reasonCode: 3,
+        reasonCode: 18,
       });
-      const job = await getJob(gov, res.jobId);
-      expect(job.disputes).toBe(i + 1);
+      // One of two equal stakes is not more than 2/3: still Proved after the first vote.
+      const job = await getJob(gov, jobId);
+      expect(job.disputeStake).toBe(BigInt(i + 1) * 10n ** 18n);
+      expect(job.status).toBe(i === 0 ? JobStatus.Proved : JobStatus.Slashed);
     }
-    expect((await getJob(gov, res.jobId)).status).toBe(JobStatus.Slashed);
   });
 });

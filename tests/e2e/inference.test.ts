@@ -1,4 +1,11 @@
-import { createFirnClients, finalizeJob, getJob, getWorkProofDigest, JobStatus } from '@firn/chain';
+import {
+  createFirnClients,
+  finalizeJob,
+  getJob,
+  getWithdrawable,
+  getWorkProofDigest,
+  JobStatus,
+} from '@firn/chain';
 import { runJob } from '@firn/client';
 import { parseWorkProofJson, workProofDigest } from '@firn/core';
 import { loadOnnxModel, parseTensorMap } from '@firn/ml';
@@ -60,12 +67,12 @@ describe('confidential inference end to end', () => {
     expect(await getWorkProofDigest(clients, p.proof)).toBe(workProofDigest(p.domain, p.proof));
     expect((await getJob(clients, r.jobId)).status).toBe(JobStatus.Proved);
 
-    const before = await clients.public.getBalance({ address: net.operator.address });
+    const before = await getWithdrawable(clients, 'jobMarket', net.operator.address);
     await increaseTime(net.anvil.rpcUrl, 61);
-    const tx = await finalizeJob(clients, r.jobId);
-    const gas = tx.receipt.gasUsed * tx.receipt.effectiveGasPrice;
-    const after = await clients.public.getBalance({ address: net.operator.address });
-    expect(after - before + gas).toBe(10n ** 16n);
+    await finalizeJob(clients, r.jobId);
+    // Pull payment: escrow and the returned claim bond are credited to the operator.
+    const after = await getWithdrawable(clients, 'jobMarket', net.operator.address);
+    expect(after - before).toBe(10n ** 16n + 10n ** 16n);
     expect((await getJob(clients, r.jobId)).status).toBe(JobStatus.Paid);
   });
 });

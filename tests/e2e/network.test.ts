@@ -15,7 +15,15 @@ import { join } from 'node:path';
 import { createSimulatedPlatform, DEV_POLICY, type SimulatedRoot } from '@firn/attestation';
 import { attestNode, devnetRoots } from '@firn/client';
 import { createFirnClients, firnRegistryAbi, getNode, NodeStatus, registerNode } from '@firn/chain';
-import { bytesToHex, type EvidenceBundle, type Hex, REFUSAL_CODES, TEE_TYPES } from '@firn/core';
+import {
+  bytesToHex,
+  computePlatformIdHash,
+  type EvidenceBundle,
+  type Hex,
+  hexBytes,
+  REFUSAL_CODES,
+  TEE_TYPES,
+} from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { measureEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
@@ -67,6 +75,7 @@ async function makeEnclave() {
     enclaveAddress: Hex;
     kemPublicKey: Hex;
     measurement: Hex;
+    platformId: Hex;
   };
   const attest = async (nonce: string) => (await program.handle('attest', { nonce })) as EvidenceBundle;
   return { id, attest };
@@ -92,8 +101,9 @@ async function fakeEndpoint(answer: (nonce: string) => Promise<string>): Promise
 
 let nextAccount = 7;
 async function registerAndAwaitVerdict(
-  id: { enclaveId: Hex; enclaveAddress: Hex; kemPublicKey: Hex; measurement: Hex },
+  id: { enclaveId: Hex; enclaveAddress: Hex; kemPublicKey: Hex; measurement: Hex; platformId: Hex },
   endpoint: string,
+  platformIdHash = bytesToHex(computePlatformIdHash('simulated', hexBytes(id.platformId, 'platformId'))),
 ) {
   const acct = net.anvil.accounts[nextAccount++]!;
   const c = createFirnClients(net.anvil.rpcUrl, acct.privateKey, net.deployment, { pollingIntervalMs: 50 });
@@ -101,6 +111,7 @@ async function registerAndAwaitVerdict(
     enclaveId: id.enclaveId,
     teeType: TEE_TYPES.simulated,
     measurement: id.measurement,
+    platformIdHash,
     enclaveAddress: id.enclaveAddress,
     kemPublicKey: id.kemPublicKey,
     endpoint,
@@ -236,6 +247,15 @@ describe('firn devnet', () => {
     expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_IDENTITY_MISMATCH);
   }, 60_000);
 
+  it('refuses a registration whose platform id hash is not the attested platform (one machine, one share)', async () => {
+    const e = await makeEnclave();
+    const endpoint = await fakeEndpoint(async (nonce) => JSON.stringify(await e.attest(nonce)));
+    // Genuine evidence, but the operator claims another machine to earn a second capacity share.
+    const n = await registerAndAwaitVerdict(e.id, endpoint, bytesToHex(randomBytes(32)));
+    expect(n.status).toBe(NodeStatus.Rejected);
+    expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_IDENTITY_MISMATCH);
+  }, 60_000);
+
   it('refuses a malformed or oversized evidence bundle', async () => {
     const e = await makeEnclave();
     const n = await registerAndAwaitVerdict(
@@ -260,6 +280,7 @@ describe('firn devnet', () => {
       enclaveId: bytesToHex(randomBytes(32)),
       teeType: TEE_TYPES.simulated,
       measurement: bytesToHex(randomBytes(32)),
+      platformIdHash: bytesToHex(randomBytes(32)),
       enclaveAddress: bytesToHex(randomBytes(20)),
       kemPublicKey: bytesToHex(randomBytes(32)),
       endpoint: 'http://127.0.0.1:1',

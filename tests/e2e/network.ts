@@ -9,7 +9,6 @@ import {
   DEV_POLICY,
 } from '@firn/attestation';
 import {
-  allowMeasurement,
   type AnvilInstance,
   createFirnClients,
   deployFirn,
@@ -18,7 +17,7 @@ import {
   startAnvil,
 } from '@firn/chain';
 import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
-import { buildEnclaveBundle, createLogger, ensureRegistered, NodeDaemon } from '@firn/node';
+import { buildEnclaveBundle, createLogger, ensureRegistered, LivenessService, NodeDaemon } from '@firn/node';
 import { VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 
@@ -41,6 +40,8 @@ export interface TestNetwork {
   deployer: { address: Hex; privateKey: Hex };
   verifiers: VerifierDaemon[];
   bundleMeasurement: Hex;
+  /** The node's liveness and reward service, when started with `liveness: true`. */
+  liveness: LivenessService | undefined;
   stop(): Promise<void>;
 }
 
@@ -52,7 +53,21 @@ export async function buildTestBundle(prefix: string) {
   return buildEnclaveBundle(join(mkdtempSync(join(tmpdir(), prefix)), 'enclave.mjs'));
 }
 
-export async function startTestNetwork(opts: { challengeWindow?: number } = {}): Promise<TestNetwork> {
+export interface TestNetworkOptions {
+  challengeWindow?: number;
+  /** Seconds per reward epoch (default 3600: no epoch ends during most tests). */
+  epochLength?: number;
+  /** Seconds a node has to answer a liveness challenge (default: the contract's default for the epoch). */
+  answerWindow?: number;
+  /** Run the node's LivenessService (answers challenges, claims rewards, withdraws credits). Default false. */
+  liveness?: boolean;
+  /** Reward pool deposit at deployment, wei (default 0). */
+  poolDeposit?: bigint;
+  /** Job market protocol fee, basis points (default 0). */
+  protocolFeeBps?: number;
+}
+
+export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<TestNetwork> {
   const bundle = await buildTestBundle('firn-e2e-');
   const anvil = await startAnvil({ accounts: 6 });
   const [deployer, requester, v1, v2, operator] = anvil.accounts as [
@@ -62,19 +77,26 @@ export async function startTestNetwork(opts: { challengeWindow?: number } = {}):
     AnvilInstance['accounts'][0],
     AnvilInstance['accounts'][0],
   ];
+  // Owned by a timelock with a 1 s delay; the allow-list and the verifiers' admission are set at
+  // bootstrap, before the hand-over (tests that govern later go through governAndExecute).
   const deployment = await deployFirn({
     rpcUrl: anvil.rpcUrl,
     deployerKey: deployer.privateKey,
+    governanceDelay: 1,
     minNodeStake: parseEther('1'),
     minVerifierStake: parseEther('1'),
-    verifierThreshold: 2,
     unbondingPeriod: 600,
     challengeWindow: opts.challengeWindow ?? 60,
     slashAmount: parseEther('0.5'),
+    claimBond: parseEther('0.01'),
+    epochLength: opts.epochLength ?? 3600,
+    ...(opts.answerWindow === undefined ? {} : { answerWindow: opts.answerWindow }),
+    ...(opts.poolDeposit === undefined ? {} : { poolDeposit: opts.poolDeposit }),
+    ...(opts.protocolFeeBps === undefined ? {} : { protocolFeeBps: opts.protocolFeeBps }),
+    measurements: [{ teeType: TEE_TYPES.simulated, measurement: bytesToHex(bundle.measurement) }],
+    verifiers: [v1.address, v2.address],
     pollingIntervalMs: 50,
   });
-  const gov = createFirnClients(anvil.rpcUrl, deployer.privateKey, deployment, { pollingIntervalMs: 50 });
-  await allowMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement: bytesToHex(bundle.measurement) });
   const root = await createSimulatedRoot();
   const roots = { simulated: [certificateDer(root.certificatePem)] };
   const quiet = { info() {}, warn() {}, error() {} };
@@ -117,6 +139,16 @@ export async function startTestNetwork(opts: { challengeWindow?: number } = {}):
     logger,
     pollIntervalMs: 100,
   });
+  const liveness = opts.liveness
+    ? new LivenessService(node, {
+        rpcUrl: anvil.rpcUrl,
+        operatorKey: operator.privateKey,
+        deployment,
+        logger,
+        pollIntervalMs: 200,
+      })
+    : undefined;
+  liveness?.start();
   return {
     anvil,
     deployment,
@@ -131,7 +163,9 @@ export async function startTestNetwork(opts: { challengeWindow?: number } = {}):
     deployer,
     verifiers,
     bundleMeasurement: bytesToHex(bundle.measurement),
+    liveness,
     async stop() {
+      liveness?.stop();
       for (const v of verifiers) v.stop();
       await node.jobs?.drain();
       await node.stop();
@@ -179,6 +213,8 @@ export function stateOf(net: TestNetwork, rootPem: string) {
       verifierSet: net.deployment.verifierSet,
       jobMarket: net.deployment.jobMarket,
       dataLedger: net.deployment.dataLedger,
+      rewards: net.deployment.rewards!,
+      timelock: net.deployment.timelock!,
     },
     deployBlock: net.deployment.deployBlock.toString(),
     simulatedRootPem: rootPem,

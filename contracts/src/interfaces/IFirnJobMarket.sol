@@ -5,15 +5,18 @@ import {IFirnRegistry} from "./IFirnRegistry.sol";
 import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 
 /// @title IFirnJobMarket
-/// @notice Escrowed jobs, claims by eligible active nodes, EIP-712 work proofs signed by the
-/// enclave key, a challenge window in which verifiers can dispute, payout and refunds.
+/// @notice Escrowed jobs optionally bound to attested Enclave IDs, claims with a claim bond by
+/// eligible nodes, EIP-712 work proofs signed by the enclave key, a challenge window in which
+/// verifiers dispute, payout minus a protocol fee to the reward pool, and pull refunds.
+/// See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
 interface IFirnJobMarket {
     /// @notice Life cycle of a job.
     /// Open: posted, claimable. Claimed: a node works on it (claimable again by others once its
-    /// claim timeout passes). Proved: a proof is in, the challenge window runs. Paid: escrow paid
-    /// to the node's operator. Slashed: a verifier quorum disputed the proof; the escrow plus the
-    /// slashed stake wait for the requester's `reclaim`. Failed: the node reported it could not do
-    /// the job; the requester may reclaim. Reclaimed: escrow returned to the requester.
+    /// claim timeout passes; the lapsed claim's bond goes to the requester). Proved: a proof is in,
+    /// the challenge window runs. Paid: escrow (minus the protocol fee) credited to the node's
+    /// operator. Slashed: a verifier quorum disputed the proof; escrow plus slashed stake wait for
+    /// the requester's `reclaim`. Failed: the node reported it could not do the job. Reclaimed:
+    /// escrow credited back to the requester.
     enum JobStatus {
         None,
         Open,
@@ -27,14 +30,24 @@ interface IFirnJobMarket {
 
     /// @notice Reasons a node is not eligible for a job (argument of NodeNotEligible).
     /// 1: the node is not Active; 2: its TEE type is not in the job's mask; 3: its measurement is
-    /// no longer allow-listed; 4: its measurement is not in the job's own list.
-    /// (Kept as uint8 so new reasons can be added without changing the error's selector.)
+    /// no longer allow-listed; 4: its measurement is not in the job's own list; 5: its TEE type is
+    /// no longer allowed by governance; 6: its Enclave ID is not one the job is bound to.
+
+    /// @notice Dispute reasons. 1 and 2 are facts the contract judges at once against the state
+    /// recorded at submitProof: 1 the signer was not the Enclave ID's enclave key at the proof's
+    /// block (registry key history); 2 the proof's times are inconsistent or end after the deadline
+    /// (+ MAX_CLOCK_SKEW). 3..15 are reserved. A fact dispute that the recorded state contradicts is
+    /// a provably wrong vote: the disputing verifier loses `falseDisputeSlash` of its stake.
+    /// 16 and above are findings only verifiers can check (16 evidence invalid, 17 output wrong,
+    /// 18 other); they slash the node once disputers hold > 2/3 of the stake snapshotted at submitProof.
 
     /// @notice What a requester posts. `teeTypeMask` has bit (1 << teeType) set for each accepted
-    /// TEE type; an empty `allowedMeasurements` accepts any allow-listed measurement.
+    /// TEE type; an empty `allowedMeasurements` accepts any allow-listed measurement; an empty
+    /// `enclaveIds` accepts any eligible node, else only the listed (attested) Enclave IDs.
     struct JobRequest {
         uint8 teeTypeMask;
         bytes32[] allowedMeasurements;
+        bytes32[] enclaveIds;
         bytes32 workloadHash;
         bytes32 inputCommitment;
         uint64 deadline;
@@ -54,7 +67,8 @@ interface IFirnJobMarket {
         uint64 workUnits;
     }
 
-    /// @notice One job as stored.
+    /// @notice One job as stored. The submission facts (`signer`, `startedAt`, `finishedAt`,
+    /// `provedBlock`, `snapshotId`) are recorded at submitProof and judged by disputes.
     struct Job {
         address requester;
         uint8 teeTypeMask;
@@ -62,19 +76,26 @@ interface IFirnJobMarket {
         uint64 postedAt;
         uint64 deadline;
         uint64 claimTimeout;
+        uint64 claimedAt;
+        uint64 provedAt;
         bytes32 workloadHash;
         bytes32 inputCommitment;
         bytes32[] allowedMeasurements;
+        bytes32[] enclaveIds;
         uint256 escrow;
+        uint256 bond;
         bytes32 enclaveId;
         address claimant;
-        uint64 claimedAt;
+        uint64 challengeEndsAt;
         bytes32 measurement;
         bytes32 outputCommitment;
+        address signer;
         uint64 workUnits;
-        uint64 provedAt;
-        uint64 challengeEndsAt;
-        uint16 disputes;
+        uint64 startedAt;
+        uint64 finishedAt;
+        uint64 provedBlock;
+        uint64 snapshotId;
+        uint256 disputeStake;
     }
 
     error EmptyEscrow();
@@ -82,10 +103,12 @@ interface IFirnJobMarket {
     error DeadlineInPast(uint64 deadline, uint64 nowTime);
     error InvalidClaimTimeout(uint64 claimTimeout);
     error TooManyMeasurements(uint256 count, uint256 max);
+    error TooManyEnclaveIds(uint256 count, uint256 max);
     error UnknownJob(bytes32 jobId);
     error UnexpectedJobStatus(bytes32 jobId, JobStatus status);
     error DeadlinePassed(bytes32 jobId, uint64 deadline, uint64 nowTime);
     error AlreadyClaimed(bytes32 jobId, bytes32 enclaveId, uint64 claimExpiresAt);
+    error WrongClaimBond(uint256 sent, uint256 required);
     error NotNodeOperator(bytes32 enclaveId, address caller);
     error NodeNotEligible(bytes32 jobId, bytes32 enclaveId, uint8 reason);
     error NotClaimant(bytes32 jobId, address caller);
@@ -94,13 +117,18 @@ interface IFirnJobMarket {
     error InvalidProofTimes(uint64 startedAt, uint64 finishedAt);
     error InvalidSignature(uint8 recoverError);
     error WrongSigner(bytes32 enclaveId, address expected, address recovered);
-    error NodeNotActive(bytes32 enclaveId);
     error NotVerifier(address caller);
+    error NotEligibleVoter(bytes32 jobId, address verifier, uint64 snapshotId);
+    error InvalidDisputeReason(uint16 reasonCode);
     error AlreadyDisputed(bytes32 jobId, address verifier);
     error ChallengeWindowClosed(bytes32 jobId, uint64 challengeEndsAt, uint64 nowTime);
     error ChallengeWindowOpen(bytes32 jobId, uint64 challengeEndsAt, uint64 nowTime);
     error NotRequester(bytes32 jobId, address caller);
     error NotReclaimable(bytes32 jobId, JobStatus status);
+    error NotGuardian(address caller);
+    error InvalidProtocolFee(uint16 feeBps, uint16 maxBps);
+    error RewardPoolNotSet();
+    error NothingToWithdraw(address account);
     error UnexpectedPayment(address from);
     error TransferFailed(address to, uint256 amount);
 
@@ -112,10 +140,14 @@ interface IFirnJobMarket {
         bytes32 workloadHash,
         bytes32 inputCommitment,
         uint64 deadline,
-        uint64 claimTimeout
+        uint64 claimTimeout,
+        bytes32[] enclaveIds
     );
-    event JobClaimed(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint64 claimExpiresAt);
+    event JobClaimed(
+        bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint64 claimExpiresAt, uint256 bond
+    );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
+    event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed requester, uint256 bond);
     event ProofSubmitted(
         bytes32 indexed jobId,
         bytes32 indexed enclaveId,
@@ -123,22 +155,61 @@ interface IFirnJobMarket {
         uint64 workUnits,
         uint64 challengeEndsAt
     );
-    event JobDisputed(bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint16 disputes);
+    event JobDisputed(
+        bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint256 weight, uint256 disputeStake
+    );
+    event FalseDisputeSlashed(bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint256 slashed);
     event JobSlashed(bytes32 indexed jobId, bytes32 indexed enclaveId, uint256 slashed, uint256 refundable);
-    event JobFinalized(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint256 payout);
+    event JobFinalized(
+        bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint256 payout, uint256 fee
+    );
     event JobReclaimed(bytes32 indexed jobId, address indexed requester, uint256 refund);
     event JobFailed(bytes32 indexed jobId, bytes32 indexed enclaveId, bytes32 reason);
-    event ParametersUpdated(uint64 challengeWindow, uint256 slashAmount);
+    event Credited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
+    event RewardPoolSet(address indexed previousPool, address indexed newPool);
+    event ParametersUpdated(
+        uint64 challengeWindow, uint256 slashAmount, uint256 claimBond, uint16 protocolFeeBps, uint256 falseDisputeSlash
+    );
 
+    /// @notice Post a job; msg.value is the escrow. Reverts while paused (EnforcedPause).
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
-    function claimJob(bytes32 jobId, bytes32 enclaveId) external;
+    /// @notice Claim with msg.value == claimBond(). Reverts while paused. A lapsed claim of
+    /// another node is superseded and its bond credited to the requester.
+    function claimJob(bytes32 jobId, bytes32 enclaveId) external payable;
+    /// @notice Claimant gives the job back before its claim lapses; the bond goes to the requester.
     function releaseJob(bytes32 jobId) external;
+    /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
+    /// TEE type still allowed). Locks the node's stake until the challenge window ends.
     function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external;
+    /// @notice Claimant reports failure; the bond comes back to it, the requester may reclaim.
     function failJob(bytes32 jobId, bytes32 reason) external;
+    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above).
     function dispute(bytes32 jobId, uint16 reasonCode) external;
+    /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
+    /// goes to the reward pool. Works while paused.
     function finalize(bytes32 jobId) external;
+    /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, with
+    /// the lapsed bond; Failed; Slashed with the slashed stake).
     function reclaim(bytes32 jobId) external;
-    function setParameters(uint64 newChallengeWindow, uint256 newSlashAmount) external;
+    /// @notice Pay the caller's withdrawable balance. Works while paused.
+    function withdraw() external;
+
+    /// @notice Owner (timelock). `newProtocolFeeBps` <= MAX_PROTOCOL_FEE_BPS; a fee > 0 needs a pool.
+    function setParameters(
+        uint64 newChallengeWindow,
+        uint256 newSlashAmount,
+        uint256 newClaimBond,
+        uint16 newProtocolFeeBps,
+        uint256 newFalseDisputeSlash
+    ) external;
+    function setGuardian(address newGuardian) external;
+    function setRewardPool(address newPool) external;
+    /// @notice Owner or guardian: stop new jobs and claims.
+    function pause() external;
+    /// @notice Owner: resume.
+    function unpause() external;
 
     function getJob(bytes32 jobId) external view returns (Job memory);
     function hashWorkProof(WorkProof calldata proof) external view returns (bytes32);
@@ -146,7 +217,16 @@ interface IFirnJobMarket {
     function jobCount() external view returns (uint256);
     function challengeWindow() external view returns (uint64);
     function slashAmount() external view returns (uint256);
+    function claimBond() external view returns (uint256);
+    function protocolFeeBps() external view returns (uint16);
+    function falseDisputeSlash() external view returns (uint256);
     function totalEscrow() external view returns (uint256);
+    /// @notice Sum of the claim bonds held (wei).
+    function totalBonds() external view returns (uint256);
+    function withdrawable(address account) external view returns (uint256);
+    function totalWithdrawable() external view returns (uint256);
+    function guardian() external view returns (address);
+    function rewardPool() external view returns (address);
     function registry() external view returns (IFirnRegistry);
     function verifierSet() external view returns (IFirnVerifierSet);
     // solhint-disable-next-line func-name-mixedcase

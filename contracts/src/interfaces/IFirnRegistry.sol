@@ -4,15 +4,18 @@ pragma solidity 0.8.30;
 import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 
 /// @title IFirnRegistry
-/// @notice Measurement allow-list, node registration with stake, verifier-quorum approval, key
-/// rotation, exit with unbonding, and slashing by the job market.
+/// @notice Measurement allow-list, node registration with stake, stake-weighted verifier approval,
+/// key rotation with the history of enclave addresses, exit with an unbonding period that outlasts
+/// every open challenge window, slashing by the job market, and pull refunds.
+/// See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
 interface IFirnRegistry {
     /// @notice Life cycle of one Enclave ID.
     /// None: never registered. Pending: registered, waiting for the verifier quorum.
-    /// Active: approved; may take jobs and post data. Rejected: refused by the quorum, stake
-    /// returned; may register again. Exiting: exit requested, stake locked until unbonding ends.
-    /// Exited: stake withdrawn; may register again. Slashed: punished for a proven fault; the
-    /// Enclave ID (this platform with this code) may never register again.
+    /// Active: approved; may take jobs and post data while eligible. Rejected: refused by the
+    /// quorum, stake refundable; may register again. Exiting: exit requested from Active, stake
+    /// locked until unbonding and every challenge window end. Exited: stake withdrawn, or the
+    /// registration was withdrawn while Pending; may register again. Slashed: punished for a
+    /// proven fault; the Enclave ID may never register again.
     enum NodeStatus {
         None,
         Pending,
@@ -23,43 +26,79 @@ interface IFirnRegistry {
         Slashed
     }
 
-    /// @notice What an operator submits to register an Enclave ID.
+    /// @notice What an operator submits to register an Enclave ID. `platformIdHash` =
+    /// taggedKeccak256("firn/platform-id/v1", teeType, platformId): one physical platform earns one
+    /// capacity share however many Enclave IDs it hosts; verifiers check it against the evidence.
     struct RegistrationParams {
         bytes32 enclaveId;
         uint8 teeType;
         bytes32 measurement;
+        bytes32 platformIdHash;
         address enclaveAddress;
         bytes32 kemPublicKey;
         string endpoint;
         bytes32 evidenceDigest;
     }
 
-    /// @notice One node as stored. Votes (`approvals`, `refusals`) count for the current `round`,
-    /// which is the registration or the pending key rotation.
+    /// @notice One node as stored. `snapshotId` is the verifier-set snapshot of the current
+    /// `round` (the registration or the pending key rotation); `approvalStake` and `refusalStake`
+    /// are the vote weights (wei) cast in that round. `lockedUntil` is the latest end of a
+    /// challenge window of this node's proofs: stake cannot be withdrawn before it.
     struct Node {
         address operator;
         uint8 teeType;
         NodeStatus status;
         bool rotationPending;
         uint32 round;
-        uint16 approvals;
-        uint16 refusals;
         uint64 registeredAt;
         uint64 unbondingEndsAt;
+        uint64 lockedUntil;
+        uint64 snapshotId;
         bytes32 measurement;
+        bytes32 platformIdHash;
         address enclaveAddress;
         bytes32 kemPublicKey;
         string endpoint;
         bytes32 evidenceDigest;
         uint256 stake;
+        uint256 approvalStake;
+        uint256 refusalStake;
         address pendingEnclaveAddress;
         bytes32 pendingKemPublicKey;
         bytes32 pendingEvidenceDigest;
     }
 
+    /// @notice The fields the job market, rewards and ledger need, without the endpoint string:
+    /// cheap to read. `ineligibility` as returned by `ineligibility(enclaveId)`.
+    struct NodeSummary {
+        address operator;
+        uint8 teeType;
+        NodeStatus status;
+        uint8 ineligibility;
+        bytes32 measurement;
+        bytes32 platformIdHash;
+        address enclaveAddress;
+        uint256 stake;
+    }
+
+    /// @notice One entry of an Enclave ID's key history: `enclaveAddress` was its approved enclave
+    /// key from block `fromBlock` to block `toBlock`, both inclusive (`toBlock` = type(uint64).max
+    /// while still in force).
+    struct EnclaveKeyRecord {
+        address enclaveAddress;
+        uint64 fromBlock;
+        uint64 toBlock;
+    }
+
+    /// @notice Reasons a node is not eligible (returned by `ineligibility`; 0 = eligible).
+    /// 1: not Active; 2: its TEE type is no longer allowed by governance; 3: its measurement was revoked.
+
     error StakeTooLow(uint256 sent, uint256 min);
     error InvalidTeeType(uint8 teeType);
+    error TeeTypeNotAllowed(uint8 teeType, uint8 allowedMask);
+    error InvalidTeeTypeMask(uint8 mask);
     error MeasurementNotAllowed(uint8 teeType, bytes32 measurement);
+    error MeasurementRevokedWhilePending(bytes32 enclaveId, uint8 teeType, bytes32 measurement);
     error EnclaveIdActive(bytes32 enclaveId, NodeStatus status);
     error EnclaveIdSlashed(bytes32 enclaveId);
     error EnclaveAddressInUse(address enclaveAddress, bytes32 enclaveId);
@@ -67,64 +106,107 @@ interface IFirnRegistry {
     error ZeroEnclaveAddress();
     error ZeroKemPublicKey();
     error ZeroEvidenceDigest();
+    error ZeroPlatformIdHash();
     error EmptyEndpoint();
     error EndpointTooLong(uint256 length, uint256 max);
     error NotOperator(bytes32 enclaveId, address caller);
     error NotVerifier(address caller);
+    error NotEligibleVoter(bytes32 enclaveId, address verifier, uint64 snapshotId);
     error NotSlasher(address caller);
+    error NotGuardian(address caller);
     error NoOpenRound(bytes32 enclaveId, NodeStatus status);
     error EvidenceMismatch(bytes32 enclaveId, bytes32 expected, bytes32 given);
     error AlreadyVoted(bytes32 enclaveId, uint32 round, address verifier);
     error UnexpectedStatus(bytes32 enclaveId, NodeStatus status);
     error RotationPending(bytes32 enclaveId);
-    error StillUnbonding(bytes32 enclaveId, uint64 unbondingEndsAt, uint64 nowTime);
-    error NothingToWithdraw(bytes32 enclaveId);
+    error StillUnbonding(bytes32 enclaveId, uint64 unlocksAt, uint64 nowTime);
+    error NothingToWithdraw(address account);
+    error StatusNotIndexed(NodeStatus status);
+    error RewardPoolNotSet();
     error TransferFailed(address to, uint256 amount);
 
     event MeasurementAllowed(uint8 indexed teeType, bytes32 indexed measurement);
-    event MeasurementRevoked(uint8 indexed teeType, bytes32 indexed measurement);
+    event MeasurementRevoked(uint8 indexed teeType, bytes32 indexed measurement, address indexed by);
+    event AllowedTeeTypesSet(uint8 previousMask, uint8 newMask);
     event NodeRegistered(
         bytes32 indexed enclaveId,
         address indexed operator,
         uint32 round,
         uint8 teeType,
         bytes32 measurement,
+        bytes32 platformIdHash,
         address enclaveAddress,
         bytes32 kemPublicKey,
         string endpoint,
         bytes32 evidenceDigest,
-        uint256 stake
+        uint256 stake,
+        uint256 fee,
+        uint64 snapshotId
     );
-    event NodeApproved(bytes32 indexed enclaveId, address indexed verifier, uint32 round, uint16 approvals);
+    event NodeApproved(
+        bytes32 indexed enclaveId, address indexed verifier, uint32 round, uint256 weight, uint256 approvalStake
+    );
     event NodeRefused(
-        bytes32 indexed enclaveId, address indexed verifier, uint16 reasonCode, uint32 round, uint16 refusals
+        bytes32 indexed enclaveId,
+        address indexed verifier,
+        uint16 reasonCode,
+        uint32 round,
+        uint256 weight,
+        uint256 refusalStake
     );
     event NodeActivated(bytes32 indexed enclaveId, uint32 round);
-    event NodeRejected(bytes32 indexed enclaveId, uint32 round, uint256 refunded);
+    event NodeRejected(bytes32 indexed enclaveId, uint32 round, uint256 refundable);
     event KeyRotationRequested(
         bytes32 indexed enclaveId,
         uint32 round,
         address newEnclaveAddress,
         bytes32 newKemPublicKey,
-        bytes32 newEvidenceDigest
+        bytes32 newEvidenceDigest,
+        uint64 snapshotId
     );
     event KeysRotated(bytes32 indexed enclaveId, uint32 round, address enclaveAddress, bytes32 kemPublicKey);
     event KeyRotationRefused(bytes32 indexed enclaveId, uint32 round);
     event EndpointUpdated(bytes32 indexed enclaveId, string endpoint);
     event ExitRequested(bytes32 indexed enclaveId, uint64 unbondingEndsAt);
+    event RegistrationWithdrawn(bytes32 indexed enclaveId, uint32 round, uint256 refundable);
+    event StakeLocked(bytes32 indexed enclaveId, uint64 lockedUntil);
     event StakeWithdrawn(bytes32 indexed enclaveId, address indexed operator, uint256 amount);
     event NodeSlashed(bytes32 indexed enclaveId, uint256 amount, address indexed beneficiary, bytes32 reason);
+    event RefundCredited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
-    event ParametersUpdated(uint256 minNodeStake, uint64 unbondingPeriod);
+    event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
+    event RewardPoolSet(address indexed previousPool, address indexed newPool);
+    event ParametersUpdated(uint256 minNodeStake, uint64 unbondingPeriod, uint256 registrationFee);
 
+    // ------------------------------------------------------------ governance (owner = timelock)
+
+    /// @notice Owner: allow-list `measurement` for `teeType` (1 simulated, 2 SGX, 3 TDX).
     function allowMeasurement(uint8 teeType, bytes32 measurement) external;
+    /// @notice Owner or guardian (an emergency restriction): revoke a measurement. Its nodes become
+    /// ineligible at once (no claims, no proofs, no liveness), and pending ones cannot be approved.
     function revokeMeasurement(uint8 teeType, bytes32 measurement) external;
+    /// @notice Owner: the TEE types accepted, bit (1 << teeType); a production deployment clears
+    /// bit 1 (simulated). Nodes of a cleared type become ineligible at once.
+    function setAllowedTeeTypes(uint8 mask) external;
+    /// @notice Owner: the contract allowed to slash nodes and lock stake (the job market).
     function setSlasher(address newSlasher) external;
-    function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod) external;
+    /// @notice Owner: the account that may pause and revoke measurements at once.
+    function setGuardian(address newGuardian) external;
+    /// @notice Owner: the reward pool that receives registration fees and verifier work reports.
+    function setRewardPool(address newPool) external;
+    /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee
+    /// (wei, paid into the reward pool; reverts RewardPoolNotSet when > 0 without a pool).
+    function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee) external;
+    /// @notice Owner or guardian: stop new registrations and key rotations.
+    function pause() external;
+    /// @notice Owner: resume.
+    function unpause() external;
 
+    // ------------------------------------------------------------ operators
+
+    /// @notice Register with msg.value = stake + registrationFee (stake >= minNodeStake).
     function register(RegistrationParams calldata params) external payable;
-    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
-    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
     function rotateKeys(
         bytes32 enclaveId,
         address newEnclaveAddress,
@@ -132,22 +214,64 @@ interface IFirnRegistry {
         bytes32 newEvidenceDigest
     ) external;
     function updateEndpoint(bytes32 enclaveId, string calldata endpoint) external;
+    /// @notice From Active: Exiting, unbonding starts. From Pending: Exited at once, the stake is
+    /// credited to the operator's withdrawable balance (the registration fee is not refunded).
     function requestExit(bytes32 enclaveId) external;
+    /// @notice Operator: after max(unbondingEndsAt, lockedUntil), pay the stake to the caller.
     function withdrawStake(bytes32 enclaveId) external;
+    /// @notice Pay the caller's withdrawable balance (refunds of refused or withdrawn registrations).
+    function withdraw() external;
+
+    // ------------------------------------------------------------ verifiers
+
+    /// @notice Vote for the open round; activates (or rotates keys) once approvals > 2/3 of the
+    /// round's snapshot stake. Reverts MeasurementRevokedWhilePending when the measurement (or TEE
+    /// type) was revoked meanwhile: refuse instead.
+    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
+    /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot stake.
+    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
+
+    // ------------------------------------------------------------ slasher (job market)
+
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);
+    /// @notice Slasher: the node's stake stays locked until at least `until` (a challenge window end).
+    function lockStake(bytes32 enclaveId, uint64 until) external;
+
+    // ------------------------------------------------------------ views
 
     function isMeasurementAllowed(uint8 teeType, bytes32 measurement) external view returns (bool);
+    function allowedTeeTypes() external view returns (uint8);
     function getNode(bytes32 enclaveId) external view returns (Node memory);
-    function enclaveIds() external view returns (bytes32[] memory);
-    function enclaveIdCount() external view returns (uint256);
+    /// @notice The node's fields other contracts judge by, with its current ineligibility.
+    function getNodeSummary(bytes32 enclaveId) external view returns (NodeSummary memory);
+    /// @notice 0 when eligible for work, else the reason (see above).
+    function ineligibility(bytes32 enclaveId) external view returns (uint8);
+    /// @notice Active, TEE type allowed and measurement allow-listed, now.
+    function isEligible(bytes32 enclaveId) external view returns (bool);
+    /// @notice Enclave IDs in `status` (only Pending, Active and Exiting are indexed; others revert
+    /// StatusNotIndexed), from `offset`, at most `limit` of them. Order is not stable.
+    function enclaveIdsByStatus(NodeStatus status, uint256 offset, uint256 limit)
+        external
+        view
+        returns (bytes32[] memory);
+    function countByStatus(NodeStatus status) external view returns (uint256);
     function enclaveIdOf(address enclaveAddress) external view returns (bytes32);
     function isActive(bytes32 enclaveId) external view returns (bool);
     function hasVoted(bytes32 enclaveId, uint32 round, address verifier) external view returns (bool);
+    /// @notice Every approved enclave key of `enclaveId` with the blocks it was in force.
+    function enclaveKeyHistory(bytes32 enclaveId) external view returns (EnclaveKeyRecord[] memory);
+    /// @notice True when `account` was the approved enclave key of `enclaveId` at `blockNumber`.
+    function wasEnclaveAddress(bytes32 enclaveId, address account, uint256 blockNumber) external view returns (bool);
+    function withdrawable(address account) external view returns (uint256);
     function minNodeStake() external view returns (uint256);
+    function registrationFee() external view returns (uint256);
     function unbondingPeriod() external view returns (uint64);
     function verifierSet() external view returns (IFirnVerifierSet);
     function slasher() external view returns (address);
+    function guardian() external view returns (address);
+    function rewardPool() external view returns (address);
     function totalStaked() external view returns (uint256);
+    function totalWithdrawable() external view returns (uint256);
 }

@@ -2,7 +2,11 @@
 pragma solidity 0.8.30;
 
 /// @title IFirnVerifierSet
-/// @notice Staked verifiers and the quorum threshold that registry approvals and job disputes use.
+/// @notice Staked verifiers admitted by governance, weighted by stake. Quorums elsewhere are
+/// fractions of the active stake recorded in a snapshot when a round opens (registration, key
+/// rotation, work proof); a verifier votes in a round only when it was active at that snapshot.
+/// Stake is at risk: the slasher (the job market) takes it for a provably wrong vote.
+/// See docs/decisions/0800-economics.md.
 interface IFirnVerifierSet {
     /// @notice Membership state of one account.
     enum VerifierStatus {
@@ -11,59 +15,93 @@ interface IFirnVerifierSet {
         Leaving
     }
 
-    /// @notice One member's record.
+    /// @notice One member's record. `joinedSnapshot` is the snapshot id its join created: it may
+    /// vote in rounds whose snapshot id is >= this. `stake` is its vote weight (wei).
     struct Verifier {
         VerifierStatus status;
         uint64 joinedAt;
         uint64 unbondingEndsAt;
+        uint64 joinedSnapshot;
         uint256 stake;
     }
 
     error StakeTooLow(uint256 sent, uint256 min);
+    error NotAdmitted(address account);
     error AlreadyMember(address account, VerifierStatus status);
     error NotVerifier(address account);
     error NotLeaving(address account);
     error StillUnbonding(address account, uint64 unbondingEndsAt, uint64 nowTime);
-    error InvalidThreshold(uint16 threshold);
+    error NotSlasher(address caller);
+    error UnknownSnapshot(uint64 snapshotId, uint64 latest);
     error TransferFailed(address to, uint256 amount);
 
-    event VerifierJoined(address indexed verifier, uint256 stake);
-    event LeaveRequested(address indexed verifier, uint64 unbondingEndsAt);
+    event AdmissionSet(address indexed account, bool admitted);
+    event VerifierJoined(address indexed verifier, uint256 stake, uint64 snapshotId);
+    event LeaveRequested(address indexed verifier, uint64 unbondingEndsAt, uint64 snapshotId);
     event VerifierWithdrew(address indexed verifier, uint256 amount);
-    event ThresholdUpdated(uint16 previousThreshold, uint16 newThreshold);
+    event VerifierSlashed(address indexed verifier, uint256 amount, address indexed beneficiary, bytes32 reason);
+    event ActiveStakeChanged(uint64 indexed snapshotId, uint256 totalActiveStake);
+    event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
     event ParametersUpdated(uint256 minVerifierStake, uint64 unbondingPeriod);
 
-    /// @notice Join with a stake of at least `minVerifierStake()` (msg.value).
+    /// @notice Join with a stake of at least `minVerifierStake()` (msg.value). Only accounts that
+    /// governance admitted may join (reverts NotAdmitted, AlreadyMember, StakeTooLow).
     function join() external payable;
 
-    /// @notice Stop voting at once and start the unbonding period.
+    /// @notice Stop voting at once and start the unbonding period (reverts NotVerifier). The stake
+    /// stays slashable until withdrawn.
     function requestLeave() external;
 
-    /// @notice Take the stake back after the unbonding period.
+    /// @notice Take the remaining stake back after the unbonding period (pull; pays msg.sender).
     function withdraw() external;
 
-    /// @notice Owner: set the number of votes that make a quorum (at least 1).
-    function setThreshold(uint16 newThreshold) external;
+    /// @notice Owner (timelock): admit or un-admit an account. Un-admitting does not remove a member.
+    function setAdmission(address account, bool admitted) external;
 
-    /// @notice Owner: set the minimum stake for new members and the unbonding period.
+    /// @notice Owner (timelock): the contract allowed to slash verifiers (the job market).
+    function setSlasher(address newSlasher) external;
+
+    /// @notice Owner (timelock): minimum stake for new members (wei) and unbonding period (seconds).
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external;
 
-    /// @notice True when `account` has joined and not requested to leave: it may vote.
+    /// @notice Slasher only: take up to `amount` of `verifier`'s stake (Active or Leaving) and send it
+    /// to `beneficiary`. Returns the amount taken (capped at the stake).
+    function slash(address verifier, uint256 amount, address beneficiary, bytes32 reason)
+        external
+        returns (uint256 slashed);
+
+    /// @notice True when `account` has joined and not requested to leave.
     function isVerifier(address account) external view returns (bool);
 
-    /// @notice Votes needed for a quorum.
-    function threshold() external view returns (uint16);
+    /// @notice True when governance admitted `account`.
+    function isAdmitted(address account) external view returns (bool);
 
-    /// @notice Number of voting verifiers.
+    /// @notice Number of active verifiers.
     function verifierCount() external view returns (uint256);
 
-    /// @notice All voting verifiers (unordered).
+    /// @notice All active verifiers (unordered).
     function verifiers() external view returns (address[] memory);
 
     /// @notice A member's record (status None when unknown).
     function getVerifier(address account) external view returns (Verifier memory);
 
+    /// @notice Sum of the active verifiers' stakes now (wei).
+    function totalActiveStake() external view returns (uint256);
+
+    /// @notice Id of the latest snapshot of the active stake; every join, leave and slash of an
+    /// active member creates a new one. Rounds record this id when they open.
+    function currentSnapshot() external view returns (uint64);
+
+    /// @notice Total active stake (wei) recorded in snapshot `snapshotId` (reverts UnknownSnapshot).
+    function totalStakeAt(uint64 snapshotId) external view returns (uint256);
+
+    /// @notice Vote weight (wei) of `account` in a round opened at `snapshotId`: its stake when it
+    /// is active now and joined at or before that snapshot, else 0.
+    function voteWeight(address account, uint64 snapshotId) external view returns (uint256);
+
     function minVerifierStake() external view returns (uint256);
 
     function unbondingPeriod() external view returns (uint64);
+
+    function slasher() external view returns (address);
 }

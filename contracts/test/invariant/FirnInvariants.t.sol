@@ -1,31 +1,51 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
-import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
-import {FirnDataLedger} from "../../src/FirnDataLedger.sol";
 import {FirnJobMarket} from "../../src/FirnJobMarket.sol";
 import {FirnRegistry} from "../../src/FirnRegistry.sol";
+import {FirnRewards} from "../../src/FirnRewards.sol";
 import {FirnVerifierSet} from "../../src/FirnVerifierSet.sol";
+import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "../utils/FirnFixture.sol";
 import {Vm} from "../utils/Vm.sol";
 
-/// @notice Drives all three value-holding contracts with bounded random actions. Each call picks
+/// @notice Drives the four value-holding contracts with bounded random actions. Each call picks
 /// actors from small fixed pools so that actions interact; calls that revert are simply skipped.
+/// Ghost totals record what the reward pool credited, per epoch and overall.
 contract Handler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     FirnVerifierSet internal vs;
     FirnRegistry internal reg;
     FirnJobMarket internal market;
+    FirnRewards internal rewards;
     address[] internal verifiers;
     bytes32[] internal jobIds;
     bytes32 internal measurement;
     uint256 internal constant NODES = 4;
+    address internal constant REQUESTER = address(0xBEEF);
+    address internal constant FUNDER = address(0xF00D);
 
-    constructor(FirnVerifierSet vs_, FirnRegistry reg_, FirnJobMarket market_, address[] memory v, bytes32 m) {
+    mapping(uint256 node => bytes32) internal lastChallenge;
+    mapping(uint64 epoch => uint256) public creditedNode;
+    mapping(uint64 epoch => uint256) public creditedVerifier;
+    uint256 public creditedTotal;
+    uint256 public answers;
+    uint64 public maxEpochTouched;
+
+    constructor(
+        FirnVerifierSet vs_,
+        FirnRegistry reg_,
+        FirnJobMarket market_,
+        FirnRewards rewards_,
+        address[] memory v,
+        bytes32 m
+    ) {
         vs = vs_;
         reg = reg_;
         market = market_;
+        rewards = rewards_;
         verifiers = v;
         measurement = m;
     }
@@ -42,25 +62,46 @@ contract Handler {
         return 0xA000 + i;
     }
 
+    function _verifier(uint256 v) internal view returns (address) {
+        return verifiers[v % verifiers.length];
+    }
+
+    // ------------------------------------------------------------ registry
+
     function register(uint256 i, uint256 stake) external {
         i %= NODES;
-        stake = 1 ether + (stake % 3 ether);
+        stake = 1 ether + (stake % 3 ether) + reg.registrationFee();
         vm.deal(_op(i), stake);
         vm.prank(_op(i));
+        // Nodes 0 and 1 share a platform: one capacity share between them.
         try reg.register{value: stake}(
             IFirnRegistry.RegistrationParams(
-                _id(i), 1, measurement, vm.addr(_key(i)), bytes32(uint256(1)), "http://n", bytes32(uint256(7))
+                _id(i),
+                1,
+                measurement,
+                keccak256(abi.encode("platform", i / 2)),
+                vm.addr(_key(i)),
+                bytes32(uint256(1)),
+                "http://n",
+                bytes32(uint256(7))
             )
         ) {} catch {}
     }
 
     function vote(uint256 i, uint256 v, bool yes) external {
-        address who = verifiers[v % verifiers.length];
-        vm.prank(who);
+        vm.prank(_verifier(v));
         if (yes) {
             try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
         } else {
             try reg.refuse(_id(i % NODES), bytes32(uint256(7)), 1) {} catch {}
+        }
+    }
+
+    /// @dev The honest majority approving a node, so that runs reach the Active states.
+    function approveQuorum(uint256 i) external {
+        for (uint256 v = 0; v < 3; ++v) {
+            vm.prank(verifiers[v]);
+            try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
         }
     }
 
@@ -71,10 +112,12 @@ contract Handler {
         vm.warp(block.timestamp + (wait % 10 days));
         vm.prank(_op(i));
         try reg.withdrawStake(_id(i)) {} catch {}
+        vm.prank(_op(i));
+        try reg.withdraw() {} catch {}
     }
 
     function verifierChurn(uint256 v, uint256 wait) external {
-        address who = verifiers[v % verifiers.length];
+        address who = _verifier(v);
         vm.deal(who, 1 ether);
         vm.startPrank(who);
         try vs.requestLeave() {} catch {}
@@ -84,18 +127,20 @@ contract Handler {
         vm.stopPrank();
     }
 
+    // ------------------------------------------------------------ market
+
     function post(uint256 amount) external {
         amount = 1 + (amount % 5 ether);
-        address requester = address(0xBEEF);
-        vm.deal(requester, amount);
+        vm.deal(REQUESTER, amount);
         IFirnJobMarket.JobRequest memory r;
         r.teeTypeMask = 2;
         r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
         r.workloadHash = bytes32(uint256(1));
         r.inputCommitment = bytes32(uint256(2));
         r.deadline = uint64(block.timestamp + 1 days);
         r.claimTimeout = 1 hours;
-        vm.prank(requester);
+        vm.prank(REQUESTER);
         jobIds.push(market.postJob{value: amount}(r));
     }
 
@@ -103,8 +148,10 @@ contract Handler {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
         i %= NODES;
+        uint256 bond = market.claimBond();
+        vm.deal(_op(i), bond);
         vm.prank(_op(i));
-        try market.claimJob(jobId, _id(i)) {} catch {}
+        try market.claimJob{value: bond}(jobId, _id(i)) {} catch {}
         if (!prove) return;
         IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof(
             jobId, _id(i), measurement, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 0, 0, 1
@@ -114,11 +161,26 @@ contract Handler {
         try market.submitProof(jobId, p, abi.encodePacked(r, s, v)) {} catch {}
     }
 
-    function disputeOrFinalize(uint256 j, uint256 v, bool disputeIt, uint256 wait) external {
+    function releaseOrFail(uint256 j, uint256 i, bool fail) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
-        if (disputeIt) {
-            vm.prank(verifiers[v % verifiers.length]);
+        vm.prank(_op(i % NODES));
+        if (fail) {
+            try market.failJob(jobId, "x") {} catch {}
+        } else {
+            try market.releaseJob(jobId) {} catch {}
+        }
+    }
+
+    function disputeOrFinalize(uint256 j, uint256 v, uint8 mode, uint256 wait) external {
+        if (jobIds.length == 0) return;
+        bytes32 jobId = jobIds[j % jobIds.length];
+        if (mode % 3 == 0) {
+            vm.prank(_verifier(v));
+            try market.dispute(jobId, 16) {} catch {}
+        } else if (mode % 3 == 1) {
+            // A fact dispute of a valid proof: the disputer is slashed.
+            vm.prank(_verifier(v));
             try market.dispute(jobId, 1) {} catch {}
         } else {
             vm.warp(block.timestamp + (wait % 2 days));
@@ -126,12 +188,74 @@ contract Handler {
         }
     }
 
-    function reclaim(uint256 j, uint256 wait) external {
+    function reclaimAndWithdraw(uint256 j, uint256 i, uint256 wait) external {
         if (jobIds.length == 0) return;
         vm.warp(block.timestamp + (wait % 2 days));
-        vm.prank(address(0xBEEF));
+        vm.prank(REQUESTER);
         try market.reclaim(jobIds[j % jobIds.length]) {} catch {}
+        vm.prank(REQUESTER);
+        try market.withdraw() {} catch {}
+        vm.prank(_op(i % NODES));
+        try market.withdraw() {} catch {}
     }
+
+    // ------------------------------------------------------------ rewards
+
+    function fund(uint256 amount) external {
+        amount %= 3 ether;
+        vm.deal(FUNDER, amount);
+        vm.prank(FUNDER);
+        rewards.fund{value: amount}();
+    }
+
+    function challengeAndAnswer(uint256 i, uint256 v, bool answer) external {
+        i %= NODES;
+        vm.prank(_verifier(v));
+        try rewards.issueChallenge(_id(i)) returns (bytes32 id) {
+            lastChallenge[i] = id;
+        } catch {}
+        if (!answer || lastChallenge[i] == bytes32(0)) return;
+        bytes32 cid = lastChallenge[i];
+        IFirnRewards.Challenge memory c = rewards.getChallenge(cid);
+        bytes32 digest = rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(cid, c.nonce, c.enclaveId, c.epoch));
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_key(i), digest);
+        try rewards.answerChallenge(cid, abi.encodePacked(r, s, sv)) {
+            ++answers;
+        } catch {}
+    }
+
+    function advanceEpoch(uint256 wait) external {
+        vm.warp(block.timestamp + (wait % 2 days));
+        uint64 e = rewards.currentEpoch();
+        if (e > maxEpochTouched) maxEpochTouched = e;
+    }
+
+    function claimRewards(uint64 e, uint256 i, uint256 v) external {
+        uint64 current = rewards.currentEpoch();
+        if (current == 0) return;
+        e = e % current;
+        i %= NODES;
+        address op = _op(i);
+        uint256 before = rewards.withdrawable(op);
+        try rewards.claimNodeReward(e, _id(i)) {
+            uint256 got = rewards.withdrawable(op) - before;
+            creditedNode[e] += got;
+            creditedTotal += got;
+        } catch {}
+        address who = _verifier(v);
+        before = rewards.withdrawable(who);
+        try rewards.claimVerifierReward(e, who) {
+            uint256 got = rewards.withdrawable(who) - before;
+            creditedVerifier[e] += got;
+            creditedTotal += got;
+        } catch {}
+        vm.prank(op);
+        try rewards.withdraw() {} catch {}
+        vm.prank(who);
+        try rewards.withdraw() {} catch {}
+    }
+
+    // ------------------------------------------------------------ views for the invariants
 
     function jobCount() external view returns (uint256) {
         return jobIds.length;
@@ -145,6 +269,10 @@ contract Handler {
         return _id(i);
     }
 
+    function operator(uint256 i) external pure returns (address) {
+        return _op(i);
+    }
+
     function verifierAt(uint256 k) external view returns (address) {
         return verifiers[k];
     }
@@ -154,40 +282,73 @@ contract Handler {
     }
 }
 
-/// @notice No value is created or lost: each contract holds exactly what its books say it owes.
+/// @notice No value is created or lost: each contract holds exactly what its books say it owes,
+/// and the reward pool never pays out more than it received.
 contract FirnInvariantsTest is FirnFixture {
     Handler internal handler;
 
     function setUp() public override {
         super.setUp();
-        handler = new Handler(verifierSet, registry, market, verifierList, MEASUREMENT);
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.01 ether);
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 300, FALSE_DISPUTE_SLASH);
+        handler = new Handler(verifierSet, registry, market, rewards, verifierList, MEASUREMENT);
         targetContract(address(handler));
     }
 
-    function invariant_registryBalanceEqualsStakes() public view {
-        uint256 sum;
-        for (uint256 i = 0; i < 4; ++i) sum += registry.getNode(handler.nodeId(i)).stake;
-        vm.assertEq(address(registry).balance, sum, "registry balance == sum of stakes");
-        vm.assertEq(registry.totalStaked(), sum, "totalStaked == sum of stakes");
-    }
+    /// @dev Registry: balance = sum of node stakes + credited refunds; verifier set: balance = sum
+    /// of verifier stakes (and the active total matches the active members); market: balance =
+    /// open escrow + held bonds + credited balances, each matching the per-job records.
+    function invariant_stakeConserved() public view {
+        uint256 stakes;
+        uint256 credits;
+        for (uint256 i = 0; i < 4; ++i) {
+            stakes += registry.getNode(handler.nodeId(i)).stake;
+            credits += registry.withdrawable(handler.operator(i));
+        }
+        vm.assertEq(registry.totalStaked(), stakes, "totalStaked == sum of stakes");
+        vm.assertEq(registry.totalWithdrawable(), credits, "totalWithdrawable == sum of credits");
+        vm.assertEq(address(registry).balance, stakes + credits, "registry balance == stakes + credits");
 
-    function invariant_verifierSetBalanceEqualsStakes() public view {
-        uint256 sum;
-        for (uint256 k = 0; k < handler.verifierTotal(); ++k) sum += verifierSet.getVerifier(handler.verifierAt(k)).stake;
-        vm.assertEq(address(verifierSet).balance, sum, "verifier set balance == sum of stakes");
-    }
+        uint256 vStakes;
+        uint256 active;
+        for (uint256 k = 0; k < handler.verifierTotal(); ++k) {
+            address v = handler.verifierAt(k);
+            vStakes += verifierSet.getVerifier(v).stake;
+            if (verifierSet.isVerifier(v)) active += verifierSet.getVerifier(v).stake;
+        }
+        vm.assertEq(address(verifierSet).balance, vStakes, "verifier set balance == sum of stakes");
+        vm.assertEq(verifierSet.totalActiveStake(), active, "active total == active members' stakes");
 
-    function invariant_marketBalanceEqualsOpenEscrow() public view {
-        uint256 sum;
+        uint256 escrow;
+        uint256 bonds;
         for (uint256 k = 0; k < handler.jobCount(); ++k) {
             IFirnJobMarket.Job memory j = market.getJob(handler.jobAt(k));
-            if (j.status != IFirnJobMarket.JobStatus.Paid && j.status != IFirnJobMarket.JobStatus.Reclaimed) {
-                sum += j.escrow;
-            } else {
-                vm.assertEq(j.escrow, 0, "settled jobs hold nothing");
+            escrow += j.escrow;
+            bonds += j.bond;
+            if (j.status == IFirnJobMarket.JobStatus.Paid || j.status == IFirnJobMarket.JobStatus.Reclaimed) {
+                vm.assertEq(j.escrow + j.bond, 0, "settled jobs hold nothing");
             }
         }
-        vm.assertEq(address(market).balance, sum, "market balance == sum of open escrows");
-        vm.assertEq(market.totalEscrow(), sum, "totalEscrow == sum of open escrows");
+        vm.assertEq(market.totalEscrow(), escrow, "totalEscrow == sum of escrows");
+        vm.assertEq(market.totalBonds(), bonds, "totalBonds == sum of bonds");
+        vm.assertEq(
+            address(market).balance, escrow + bonds + market.totalWithdrawable(), "market balance == books"
+        );
+    }
+
+    /// @dev What the pool credited (per epoch and overall) never exceeds what it allocated, which
+    /// never exceeds what it received; its balance is exactly received - withdrawn.
+    function invariant_rewardsNeverExceedPool() public view {
+        vm.assertLe(rewards.totalWithdrawn(), rewards.totalAllocated(), "withdrawn <= allocated");
+        vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
+        vm.assertLe(handler.creditedTotal(), rewards.totalAllocated(), "credited <= allocated");
+        vm.assertEq(
+            address(rewards).balance, rewards.totalReceived() - rewards.totalWithdrawn(), "balance == received - paid"
+        );
+        for (uint64 e = 0; e <= handler.maxEpochTouched(); ++e) {
+            IFirnRewards.Epoch memory ep = rewards.getEpoch(e);
+            vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
+            vm.assertLe(handler.creditedVerifier(e), ep.verifierBudget, "verifier credits <= verifier budget");
+        }
     }
 }

@@ -4,19 +4,32 @@ pragma solidity 0.8.30;
 import {FirnDataLedger} from "../../src/FirnDataLedger.sol";
 import {FirnJobMarket} from "../../src/FirnJobMarket.sol";
 import {FirnRegistry} from "../../src/FirnRegistry.sol";
+import {FirnRewards} from "../../src/FirnRewards.sol";
 import {FirnVerifierSet} from "../../src/FirnVerifierSet.sol";
 import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
 import {FirnTest} from "./Vm.sol";
 
-/// @notice Deploys the four contracts wired as in production (the market is the registry's
-/// slasher) and offers helpers to set up verifiers and nodes.
+/// @notice Deploys the five contracts wired as in production (the market slashes nodes and
+/// verifiers, the rewards pool receives fees and vote reports) with this test as owner, and offers
+/// helpers to set up verifiers and nodes. Four verifiers of equal stake: 3 approvals activate
+/// (> 2/3), 2 refusals reject (> 1/3), 3 findings slash (> 2/3).
 abstract contract FirnFixture is FirnTest {
     uint256 internal constant MIN_NODE_STAKE = 1 ether;
     uint256 internal constant MIN_VERIFIER_STAKE = 0.5 ether;
-    uint16 internal constant THRESHOLD = 2;
+    uint256 internal constant VERIFIERS = 4;
+    uint256 internal constant APPROVE_QUORUM = 3;
+    uint256 internal constant REFUSE_QUORUM = 2;
     uint64 internal constant UNBONDING = 7 days;
     uint64 internal constant CHALLENGE_WINDOW = 1 days;
     uint256 internal constant SLASH_AMOUNT = 0.6 ether;
+    uint256 internal constant CLAIM_BOND = 0.1 ether;
+    uint256 internal constant FALSE_DISPUTE_SLASH = 0.2 ether;
+    uint64 internal constant EPOCH = 1 days;
+    uint64 internal constant ANSWER_WINDOW = 10 minutes;
+    uint32 internal constant LIVENESS_TARGET = 3;
+    uint16 internal constant EPOCH_BUDGET_BPS = 5000;
+    uint16 internal constant VERIFIER_SHARE_BPS = 1000;
+    uint8 internal constant ALL_TEE_TYPES = 0x0e;
     uint8 internal constant SIM = 1;
     uint8 internal constant SGX = 2;
     uint8 internal constant TDX = 3;
@@ -26,6 +39,7 @@ abstract contract FirnFixture is FirnTest {
     FirnVerifierSet internal verifierSet;
     FirnRegistry internal registry;
     FirnJobMarket internal market;
+    FirnRewards internal rewards;
     FirnDataLedger internal ledger;
     address internal owner = address(this);
     address internal stranger = address(0x5eed);
@@ -33,34 +47,54 @@ abstract contract FirnFixture is FirnTest {
 
     function setUp() public virtual {
         vm.warp(1_700_000_000);
-        verifierSet = new FirnVerifierSet(owner, MIN_VERIFIER_STAKE, THRESHOLD, UNBONDING);
-        registry = new FirnRegistry(owner, verifierSet, MIN_NODE_STAKE, UNBONDING);
-        market = new FirnJobMarket(owner, registry, verifierSet, CHALLENGE_WINDOW, SLASH_AMOUNT);
+        vm.roll(100);
+        verifierSet = new FirnVerifierSet(owner, MIN_VERIFIER_STAKE, UNBONDING);
+        registry = new FirnRegistry(owner, verifierSet, MIN_NODE_STAKE, UNBONDING, ALL_TEE_TYPES);
+        market = new FirnJobMarket(
+            owner, registry, verifierSet, CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, FALSE_DISPUTE_SLASH
+        );
+        rewards = new FirnRewards(
+            owner, registry, verifierSet, EPOCH, ANSWER_WINDOW, LIVENESS_TARGET, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS
+        );
         ledger = new FirnDataLedger(registry);
         registry.setSlasher(address(market));
+        verifierSet.setSlasher(address(market));
+        registry.setRewardPool(address(rewards));
+        market.setRewardPool(address(rewards));
+        rewards.setReporter(address(registry), true);
+        rewards.setReporter(address(market), true);
         registry.allowMeasurement(SIM, MEASUREMENT);
         registry.allowMeasurement(SGX, MEASUREMENT);
         registry.allowMeasurement(SIM, MEASUREMENT_B);
-        _joinVerifiers(3);
+        _joinVerifiers(VERIFIERS);
+    }
+
+    function _verifierAddr(uint256 k) internal pure returns (address) {
+        return address(uint160(uint256(keccak256(abi.encode("verifier", k)))));
     }
 
     function _joinVerifiers(uint256 n) internal {
         for (uint256 i = 0; i < n; ++i) {
-            address v = vm.addr(0xbeef00 + verifierList.length + 1);
-            vm.deal(v, 10 ether);
-            vm.prank(v);
-            verifierSet.join{value: MIN_VERIFIER_STAKE}();
-            verifierList.push(v);
+            _joinVerifier(_verifierAddr(verifierList.length + 1), MIN_VERIFIER_STAKE);
         }
     }
 
-    /// @dev A deterministic node: enclave key, operator and Enclave ID derived from `seed`.
+    function _joinVerifier(address v, uint256 stake) internal {
+        verifierSet.setAdmission(v, true);
+        vm.deal(v, stake + 10 ether);
+        vm.prank(v);
+        verifierSet.join{value: stake}();
+        verifierList.push(v);
+    }
+
+    /// @dev A deterministic node: enclave key, operator, Enclave ID and platform derived from `seed`.
     struct TestNode {
         bytes32 enclaveId;
         uint256 enclaveKey;
         address enclaveAddress;
         address operator;
         bytes32 evidenceDigest;
+        bytes32 platformIdHash;
     }
 
     function _node(uint256 seed) internal returns (TestNode memory t) {
@@ -69,6 +103,7 @@ abstract contract FirnFixture is FirnTest {
         t.operator = address(uint160(uint256(keccak256(abi.encode("operator", seed)))));
         t.enclaveId = keccak256(abi.encode("enclave-id", seed));
         t.evidenceDigest = keccak256(abi.encode("evidence", seed));
+        t.platformIdHash = keccak256(abi.encode("platform", seed));
         vm.deal(t.operator, 100 ether);
     }
 
@@ -81,6 +116,7 @@ abstract contract FirnFixture is FirnTest {
             enclaveId: t.enclaveId,
             teeType: teeType,
             measurement: measurement,
+            platformIdHash: t.platformIdHash,
             enclaveAddress: t.enclaveAddress,
             kemPublicKey: keccak256(abi.encode("kem", t.enclaveAddress)),
             endpoint: "https://node.example:8443",
@@ -89,12 +125,14 @@ abstract contract FirnFixture is FirnTest {
     }
 
     function _register(TestNode memory t, uint8 teeType, bytes32 measurement) internal {
+        uint256 value = MIN_NODE_STAKE + registry.registrationFee();
         vm.prank(t.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(t, teeType, measurement));
+        registry.register{value: value}(_params(t, teeType, measurement));
     }
 
+    /// @dev Approves with the first APPROVE_QUORUM verifiers (> 2/3 of equal stakes).
     function _approveAll(bytes32 enclaveId, bytes32 digest) internal {
-        for (uint256 i = 0; i < THRESHOLD; ++i) {
+        for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
             vm.prank(verifierList[i]);
             registry.approve(enclaveId, digest);
         }
@@ -104,5 +142,10 @@ abstract contract FirnFixture is FirnTest {
         t = _node(seed);
         _register(t, teeType, measurement);
         _approveAll(t.enclaveId, t.evidenceDigest);
+    }
+
+    function _sig(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
     }
 }

@@ -4,6 +4,14 @@ pragma solidity 0.8.30;
 /// @notice The forge cheatcodes these tests use, declared here because the forge-std published
 /// on npm (1.1.2) predates them. Forge serves these at the fixed cheatcode address.
 interface Vm {
+    enum CallerMode {
+        None,
+        Broadcast,
+        RecurrentBroadcast,
+        Prank,
+        RecurrentPrank
+    }
+
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
     function chainId(uint256 newChainId) external;
@@ -27,6 +35,20 @@ interface Vm {
     function assertTrue(bool condition, string calldata error) external pure;
     function assertFalse(bool condition, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
+    // Scripts (contracts/script): broadcasting and configuration from the environment.
+    function startBroadcast() external;
+    function stopBroadcast() external;
+    function readCallers() external returns (CallerMode callerMode, address msgSender, address txOrigin);
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
+    function envOr(string calldata name, address defaultValue) external view returns (address value);
+    function envOr(string calldata name, string calldata delim, address[] calldata defaultValue)
+        external
+        view
+        returns (address[] memory value);
+    function envOr(string calldata name, string calldata delim, bytes32[] calldata defaultValue)
+        external
+        view
+        returns (bytes32[] memory value);
 }
 
 /// @notice Minimal base for forge tests: the cheatcode handle, a bound() for fuzz inputs and the

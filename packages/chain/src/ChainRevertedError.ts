@@ -1,6 +1,13 @@
 import { FirnError } from '@firn/core';
 import { type Abi, BaseError, ContractFunctionRevertedError, decodeErrorResult, type Hex } from 'viem';
-import { firnDataLedgerAbi, firnJobMarketAbi, firnRegistryAbi, firnVerifierSetAbi } from './abi/generated.ts';
+import {
+  firnDataLedgerAbi,
+  firnGovernanceAbi,
+  firnJobMarketAbi,
+  firnRegistryAbi,
+  firnRewardsAbi,
+  firnVerifierSetAbi,
+} from './abi/generated.ts';
 
 /** Every custom error any firn contract can revert with (calls cross contracts). */
 export const firnErrorsAbi: Abi = dedupeErrors([
@@ -8,6 +15,8 @@ export const firnErrorsAbi: Abi = dedupeErrors([
   ...firnVerifierSetAbi,
   ...firnJobMarketAbi,
   ...firnDataLedgerAbi,
+  ...firnRewardsAbi,
+  ...firnGovernanceAbi,
 ]);
 
 function dedupeErrors(items: readonly Abi[number][]): Abi {

@@ -7,6 +7,10 @@ export interface FirnDeployment {
   verifierSet: Address;
   jobMarket: Address;
   dataLedger: Address;
+  /** The reward pool (FirnRewards); absent in deployment files written before it existed. */
+  rewards?: Address;
+  /** The TimelockController (FirnGovernance) that owns every contract. */
+  timelock?: Address;
   /** Block of the first deployment transaction: where event scans start. */
   deployBlock: bigint;
 }
@@ -47,7 +51,21 @@ export const NODE_INELIGIBLE_REASONS = {
   2: 'TEE type not accepted by the job',
   3: 'measurement no longer allow-listed',
   4: 'measurement not in the job list',
+  5: 'TEE type no longer allowed by governance',
+  6: 'Enclave ID not one the job is bound to',
 } as const;
+
+/** Reasons `FirnRegistry.ineligibility(enclaveId)` returns (0 = eligible). */
+export const REGISTRY_INELIGIBLE_REASONS = {
+  1: 'node not Active',
+  2: 'TEE type no longer allowed by governance',
+  3: 'measurement revoked',
+} as const;
+
+/** Bit (1 << teeType) of every TEE type a production deployment accepts: SGX and TDX, never simulated. */
+export const PRODUCTION_TEE_TYPES = 0x0c;
+/** Every TEE type, the simulated one included (devnet and tests). */
+export const DEVNET_TEE_TYPES = 0x0e;
 
 /** A registry node as stored on chain (IFirnRegistry.Node) plus its id. */
 export interface FirnNode {
@@ -57,16 +75,23 @@ export interface FirnNode {
   status: NodeStatus;
   rotationPending: boolean;
   round: number;
-  approvals: number;
-  refusals: number;
   registeredAt: bigint;
   unbondingEndsAt: bigint;
+  /** Latest end of a challenge window of this node's proofs: no withdrawal before it. */
+  lockedUntil: bigint;
+  /** Verifier-set snapshot of the open round (registration or rotation). */
+  snapshotId: bigint;
   measurement: Hex;
+  /** keccak256 of the tagged (teeType, platformId): one physical machine, one capacity share. */
+  platformIdHash: Hex;
   enclaveAddress: Address;
   kemPublicKey: Hex;
   endpoint: string;
   evidenceDigest: Hex;
   stake: bigint;
+  /** Vote weights (wei of verifier stake) cast for and against the open round. */
+  approvalStake: bigint;
+  refusalStake: bigint;
   pendingEnclaveAddress: Address;
   pendingKemPublicKey: Hex;
   pendingEvidenceDigest: Hex;
@@ -81,17 +106,28 @@ export interface FirnJob {
   postedAt: bigint;
   deadline: bigint;
   claimTimeout: bigint;
+  claimedAt: bigint;
+  provedAt: bigint;
   workloadHash: Hex;
   inputCommitment: Hex;
   allowedMeasurements: readonly Hex[];
+  /** The Enclave IDs the requester bound the job to (empty: any eligible node). */
+  enclaveIds: readonly Hex[];
   escrow: bigint;
+  /** The claim bond held for the current claim. */
+  bond: bigint;
   enclaveId: Hex;
   claimant: Address;
-  claimedAt: bigint;
+  challengeEndsAt: bigint;
   measurement: Hex;
   outputCommitment: Hex;
+  /** Facts recorded at submitProof, which disputes are judged against. */
+  signer: Address;
   workUnits: bigint;
-  provedAt: bigint;
-  challengeEndsAt: bigint;
-  disputes: number;
+  startedAt: bigint;
+  finishedAt: bigint;
+  provedBlock: bigint;
+  snapshotId: bigint;
+  /** Verifier stake (wei) that disputed the proof so far. */
+  disputeStake: bigint;
 }

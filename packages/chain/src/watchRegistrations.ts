@@ -12,11 +12,15 @@ export type RegistrationEvent =
       round: number;
       teeType: number;
       measurement: Hex;
+      platformIdHash: Hex;
       enclaveAddress: Address;
       kemPublicKey: Hex;
       endpoint: string;
       evidenceDigest: Hex;
       stake: bigint;
+      fee: bigint;
+      /** Verifier-set snapshot the round's quorum is measured against. */
+      snapshotId: bigint;
       blockNumber: bigint;
       transactionHash: Hex;
       logIndex: number;
@@ -28,6 +32,7 @@ export type RegistrationEvent =
       newEnclaveAddress: Address;
       newKemPublicKey: Hex;
       newEvidenceDigest: Hex;
+      snapshotId: bigint;
       blockNumber: bigint;
       transactionHash: Hex;
       logIndex: number;

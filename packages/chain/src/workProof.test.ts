@@ -11,11 +11,12 @@ import { finalizeJob } from './jobMarket/finalizeJob.ts';
 import { getJob, getWorkProofDigest } from './jobMarket/getJob.ts';
 import { postJob } from './jobMarket/postJob.ts';
 import { submitProof } from './jobMarket/submitProof.ts';
-import { allowMeasurement } from './registry/allowMeasurement.ts';
 import { approveNode } from './registry/approveNode.ts';
 import { registerNode } from './registry/registerNode.ts';
+import { getRewardsState } from './rewards/getRewardsState.ts';
 import { type FirnDeployment, JobStatus } from './types.ts';
 import { joinVerifierSet } from './verifierSet/joinVerifierSet.ts';
+import { getWithdrawable, withdrawCredits } from './withdrawCredits.ts';
 import { hashWorkProof, signedDataTypedData, type WorkProof, workProofTypedData } from './workProof.ts';
 
 // One job-market round trip on a real anvil with a Work Proof signed by a viem account standing in
@@ -35,10 +36,15 @@ describe('work proofs and the job market on anvil', () => {
       deployerKey: anvil.accounts[0]!.privateKey,
       minNodeStake: ETH,
       minVerifierStake: ETH,
-      verifierThreshold: 1,
       unbondingPeriod: 60,
       challengeWindow: 30,
       slashAmount: ETH,
+      claimBond: ETH / 10n,
+      protocolFeeBps: 500,
+      governanceDelay: 1,
+      epochLength: 3600,
+      measurements: [{ teeType: 1, measurement: keccak256(toHex('bundle')) }],
+      verifiers: [anvil.accounts[3]!.address],
       pollingIntervalMs: 50,
     });
   });
@@ -72,12 +78,12 @@ describe('work proofs and the job market on anvil', () => {
     const measurement = keccak256(toHex('bundle'));
     const enclaveId = keccak256(toHex('enclave-rt'));
     const evidenceDigest = keccak256(toHex('ev'));
-    await allowMeasurement(gov, { teeType: 1, measurement });
     await joinVerifierSet(at(3), ETH);
     await registerNode(operator, {
       enclaveId,
       teeType: 1,
       measurement,
+      platformIdHash: keccak256(toHex('machine-1')),
       enclaveAddress: enclave.address,
       kemPublicKey: keccak256(toHex('kem')),
       endpoint: 'http://127.0.0.1:9100',
@@ -99,6 +105,24 @@ describe('work proofs and the job market on anvil', () => {
       escrow: 2n * ETH,
     });
     expect((await getJob(gov, jobId)).status).toBe(JobStatus.Open);
+    // A job bound to another (attested) Enclave ID: this node may not claim it.
+    const bound = await postJob(requester, {
+      teeTypeMask: 1 << 1,
+      allowedMeasurements: [],
+      enclaveIds: [keccak256(toHex('the-attested-one'))],
+      workloadHash,
+      inputCommitment,
+      deadline: block.timestamp + 3600n,
+      claimTimeout: 600n,
+      escrow: ETH,
+    });
+    expect((await getJob(gov, bound.jobId)).enclaveIds).toEqual([keccak256(toHex('the-attested-one'))]);
+    const notBound = await claimJob(operator, { jobId: bound.jobId, enclaveId }).catch((e: unknown) => e);
+    expect((notBound as ChainRevertedError).errorName).toBe('NodeNotEligible');
+    expect((notBound as ChainRevertedError).args).toEqual([bound.jobId, enclaveId, 6]);
+    // The claim bond must be posted exactly.
+    const noBond = await claimJob(operator, { jobId, enclaveId, bond: 0n }).catch((e: unknown) => e);
+    expect((noBond as ChainRevertedError).errorName).toBe('WrongClaimBond');
     await claimJob(operator, { jobId, enclaveId });
 
     const proof: WorkProof = {
@@ -135,11 +159,19 @@ describe('work proofs and the job market on anvil', () => {
     await gov.public.request({ method: 'evm_increaseTime', params: [31] } as never);
     await gov.public.request({ method: 'evm_mine', params: [] } as never);
     const operatorAddr = anvil.accounts[1]!.address;
-    const before = await gov.public.getBalance({ address: operatorAddr });
     await finalizeJob(requester, jobId); // anyone may finalize; the requester pays the gas here
-    const afterBal = await gov.public.getBalance({ address: operatorAddr });
-    expect(afterBal - before).toBe(2n * ETH);
     expect((await getJob(gov, jobId)).status).toBe(JobStatus.Paid);
+    // Pull payment: escrow minus the 5 % protocol fee, plus the claim bond, credited to the operator.
+    const fee = (2n * ETH * 500n) / 10_000n;
+    expect(await getWithdrawable(gov, 'jobMarket', operatorAddr)).toBe(2n * ETH - fee + ETH / 10n);
+    const before = await gov.public.getBalance({ address: operatorAddr });
+    const w = await withdrawCredits(operator, 'jobMarket');
+    const gas = w.receipt.gasUsed * w.receipt.effectiveGasPrice;
+    const afterBal = await gov.public.getBalance({ address: operatorAddr });
+    expect(afterBal - before + gas).toBe(2n * ETH - fee + ETH / 10n);
+    expect(await getWithdrawable(gov, 'jobMarket', operatorAddr)).toBe(0n);
+    // The fee went to the reward pool.
+    expect((await getRewardsState(gov)).totalReceived).toBe(fee);
 
     const ledgerDomain = { chainId: deployment.chainId, verifyingContract: deployment.dataLedger };
     const data = { enclaveId, dataHash: keccak256(toHex('result')), uri: 'firn://artifact/abc' };

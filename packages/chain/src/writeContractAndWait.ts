@@ -17,14 +17,36 @@ export interface WriteResult<T = undefined> {
   result: T;
 }
 
+/** Tail of the write queue of each sending account in this process (per chain). */
+const queues = new Map<string, Promise<unknown>>();
+
 /**
  * Simulate, send and wait for the receipt of one contract call. A revert (in simulation or in the
  * mined transaction) becomes a ChainRevertedError naming the custom error and its arguments.
+ * Writes from one account are serialized within the process: two concurrent sends would otherwise
+ * pick the same nonce, and the dropped one would never get a receipt (e.g. a verifier's vote and
+ * its liveness challenge).
  */
 export async function writeContractAndWait<T = undefined>(
   clients: FirnClients,
   req: WriteRequest,
 ): Promise<WriteResult<T>> {
+  const wallet = requireWallet(clients);
+  const key = `${clients.addresses.chainId}:${wallet.account.address.toLowerCase()}`;
+  const prev = queues.get(key) ?? Promise.resolve();
+  const run = prev.then(
+    () => send<T>(clients, req),
+    () => send<T>(clients, req),
+  );
+  const tail = run.catch(() => undefined);
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return run;
+}
+
+async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteResult<T>> {
   const wallet = requireWallet(clients);
   const context = `${req.functionName}`;
   try {

@@ -36,6 +36,8 @@ export function deploymentFromJson(o: Record<string, unknown>): FirnDeployment {
     verifierSet: addr(c.verifierSet ?? zeroAddress, 'verifierSet'),
     jobMarket: addr(c.jobMarket ?? zeroAddress, 'jobMarket'),
     dataLedger: addr(c.dataLedger ?? zeroAddress, 'dataLedger'),
+    ...(c.rewards === undefined ? {} : { rewards: addr(c.rewards, 'rewards') }),
+    ...(c.timelock === undefined ? {} : { timelock: addr(c.timelock, 'timelock') }),
     deployBlock: BigInt(String(o.deployBlock ?? 0)),
   };
 }
@@ -66,11 +68,13 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
   if (!registry && market)
     registry = await pub.readContract({ address: market, abi: firnJobMarketAbi, functionName: 'registry' });
   if (!registry) throw new InvalidInputError('pass --registry or --market');
-  const verifierSet = await pub.readContract({
-    address: registry,
-    abi: firnRegistryAbi,
-    functionName: 'verifierSet',
-  });
+  const read = (functionName: 'verifierSet' | 'rewardPool' | 'owner') =>
+    pub.readContract({ address: registry, abi: firnRegistryAbi, functionName });
+  const [verifierSet, rewards, timelock] = await Promise.all([
+    read('verifierSet'),
+    read('rewardPool'),
+    read('owner'),
+  ]);
   return {
     rpcUrl: a.rpc,
     deployment: {
@@ -79,6 +83,9 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
       verifierSet,
       jobMarket: market ?? zeroAddress,
       dataLedger: zeroAddress,
+      ...(rewards === zeroAddress ? {} : { rewards }),
+      // The registry's owner: the timelock (FirnGovernance) in every deployment made by deployFirn.
+      timelock,
       deployBlock: 0n,
     },
   };

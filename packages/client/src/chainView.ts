@@ -3,7 +3,9 @@ import {
   type FirnClients,
   type FirnNode,
   firnRegistryAbi,
-  type NodeStatus,
+  getNode,
+  listEnclaveIdsByStatus,
+  NodeStatus,
   toChainError,
 } from '@firn/chain';
 import { FirnError, type Hex } from '@firn/core';
@@ -121,53 +123,13 @@ export class AgreeingChainView {
 }
 
 /** IFirnRegistry.getNode at a block. */
-export async function readNodeAt(c: FirnClients, enclaveId: Hex, blockNumber: bigint): Promise<FirnNode> {
-  try {
-    const n = await c.public.readContract({
-      address: c.addresses.registry,
-      abi: firnRegistryAbi,
-      functionName: 'getNode',
-      args: [enclaveId],
-      blockNumber,
-    });
-    return {
-      enclaveId,
-      operator: n.operator,
-      teeType: n.teeType,
-      status: n.status as NodeStatus,
-      rotationPending: n.rotationPending,
-      round: n.round,
-      approvals: n.approvals,
-      refusals: n.refusals,
-      registeredAt: n.registeredAt,
-      unbondingEndsAt: n.unbondingEndsAt,
-      measurement: n.measurement,
-      enclaveAddress: n.enclaveAddress,
-      kemPublicKey: n.kemPublicKey,
-      endpoint: n.endpoint,
-      evidenceDigest: n.evidenceDigest,
-      stake: n.stake,
-      pendingEnclaveAddress: n.pendingEnclaveAddress,
-      pendingKemPublicKey: n.pendingKemPublicKey,
-      pendingEvidenceDigest: n.pendingEvidenceDigest,
-    };
-  } catch (e) {
-    throw toChainError(e, 'getNode');
-  }
+export function readNodeAt(c: FirnClients, enclaveId: Hex, blockNumber: bigint): Promise<FirnNode> {
+  return getNode(c, enclaveId, { blockNumber });
 }
 
-/** IFirnRegistry.enclaveIds at a block. */
-export async function readEnclaveIdsAt(c: FirnClients, blockNumber: bigint): Promise<readonly Hex[]> {
-  try {
-    return await c.public.readContract({
-      address: c.addresses.registry,
-      abi: firnRegistryAbi,
-      functionName: 'enclaveIds',
-      blockNumber,
-    });
-  } catch (e) {
-    throw toChainError(e, 'enclaveIds');
-  }
+/** The Active Enclave IDs (IFirnRegistry.enclaveIdsByStatus) at a block. */
+export function readEnclaveIdsAt(c: FirnClients, blockNumber: bigint): Promise<readonly Hex[]> {
+  return listEnclaveIdsByStatus(c, NodeStatus.Active, 200, blockNumber);
 }
 
 /** IFirnRegistry.isMeasurementAllowed at a block. */

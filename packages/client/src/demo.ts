@@ -1,6 +1,19 @@
 import { DEV_POLICY } from '@firn/attestation';
-import { createFirnClients, finalizeJob, firnJobMarketAbi, getJob, getNode, JobStatus } from '@firn/chain';
-import type { Hex } from '@firn/core';
+import {
+  claimNodeReward,
+  createFirnClients,
+  finalizeJob,
+  firnJobMarketAbi,
+  firnRewardsAbi,
+  getJob,
+  getNode,
+  getNodeEpochReward,
+  getRewardsState,
+  JobStatus,
+  rewardsAddress,
+} from '@firn/chain';
+import { FirnError, type Hex } from '@firn/core';
+import { formatEther, parseEventLogs } from 'viem';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { type DevnetStateFile, deploymentFromState, devnetRoots } from './devnetState.ts';
 import { runJob } from './runJob.ts';
@@ -11,8 +24,10 @@ export interface InferenceDemoResult {
   output: unknown;
   proofOk: boolean;
   reasons: string[];
+  /** Escrow minus the protocol fee. */
   payoutWei: bigint;
-  operatorBalanceChangeWei: bigint;
+  /** The payout finalize credited to the operator (JobFinalized.payout; the claim bond comes back beside it). */
+  operatorCreditWei: bigint;
 }
 
 /** A small fixed ONNX model for the demo: 4 features -> 8 (ReLU) -> 3 logits -> softmax. */
@@ -57,7 +72,7 @@ async function rpc(url: string, method: string, params: unknown[]): Promise<void
 /**
  * Devnet demo: one confidential inference job through the market, its decrypted result, the
  * off-chain proof check, then (anvil only) time travel past the challenge window, finalize, and
- * the operator's balance change.
+ * what the operator was credited.
  */
 export async function runInferenceDemo(
   state: DevnetStateFile,
@@ -104,14 +119,16 @@ export async function runInferenceDemo(
     abi: firnJobMarketAbi,
     functionName: 'challengeWindow',
   });
-  const before = await clients.public.getBalance({ address: operator });
   await rpc(state.rpcUrl, 'evm_increaseTime', [Number(window) + 1]);
   await rpc(state.rpcUrl, 'evm_mine', []);
-  await finalizeJob(clients, r.jobId);
-  const after = await clients.public.getBalance({ address: operator });
+  const fin = await finalizeJob(clients, r.jobId);
+  // Pull payments: finalize credits the operator the escrow minus the protocol fee (and returns
+  // the claim bond); the node's host withdraws it. The event says what was credited.
+  const [ev] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobFinalized', logs: fin.receipt.logs });
   const paid = (await getJob(clients, r.jobId)).status === JobStatus.Paid;
+  const payout = ev?.args.payout ?? 0n;
   log(
-    `inference: challenge window passed; job ${paid ? 'Paid' : 'NOT paid'}; operator ${operator} +${after - before} wei`,
+    `inference: challenge window passed; job ${paid ? 'Paid' : 'NOT paid'}; operator ${operator} credited ${payout} wei (protocol fee ${ev?.args.fee ?? 0n} wei to the reward pool)`,
   );
   return {
     jobId: r.jobId,
@@ -119,7 +136,79 @@ export async function runInferenceDemo(
     output,
     proofOk: r.proofCheck.ok,
     reasons: r.proofCheck.reasons,
-    payoutWei: escrow,
-    operatorBalanceChangeWei: after - before,
+    payoutWei: escrow - (ev?.args.fee ?? 0n),
+    operatorCreditWei: payout,
   };
+}
+
+export interface RewardsDemoResult {
+  epoch: bigint;
+  enclaveId: Hex;
+  operator: Hex;
+  amountWei: bigint;
+  answers: number;
+  claimTx: Hex;
+}
+
+/**
+ * Devnet demo: wait until a reward epoch in which a node answered a verifier's liveness challenge
+ * (signed by its enclave) has ended, and show that node's reward: the claim its host made, or the
+ * demo's own claim (anyone may claim; it is credited to the operator). Mines empty blocks on
+ * anvil so chain time follows wall time. Throws E_TIMEOUT after `timeoutMs` (default 90 s).
+ */
+export async function runRewardsDemo(
+  state: DevnetStateFile,
+  log: (line: string) => void,
+  timeoutMs = 90_000,
+): Promise<RewardsDemoResult> {
+  const deployment = deploymentFromState(state);
+  const clients = createFirnClients(state.rpcUrl, state.accounts.requester.privateKey, deployment, {
+    pollingIntervalMs: 100,
+  });
+  const rewards = rewardsAddress(clients);
+  const st = await getRewardsState(clients);
+  log(
+    `rewards: pool received ${st.totalReceived} wei so far; epochs of ${st.epochLength} s; waiting for an epoch with liveness answers to end`,
+  );
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const claimed = await clients.public.getContractEvents({
+      address: rewards,
+      abi: firnRewardsAbi,
+      eventName: 'NodeRewardClaimed',
+      fromBlock: deployment.deployBlock,
+      strict: true,
+    });
+    let hit = claimed[0];
+    if (!hit) {
+      const { currentEpoch } = await getRewardsState(clients);
+      for (const n of state.nodes) {
+        for (let e = currentEpoch > 8n ? currentEpoch - 8n : 0n; e < currentEpoch && !hit; e++) {
+          const r = await getNodeEpochReward(clients, { epoch: e, enclaveId: n.enclaveId });
+          if (r.pending === 0n) continue;
+          const res = await claimNodeReward(clients, { epoch: e, enclaveId: n.enclaveId }).catch(
+            () => undefined,
+          );
+          if (!res) continue;
+          [hit] = parseEventLogs({
+            abi: firnRewardsAbi,
+            eventName: 'NodeRewardClaimed',
+            logs: res.receipt.logs,
+          });
+        }
+        if (hit) break;
+      }
+    }
+    if (hit) {
+      const { epoch, enclaveId, operator, amount } = hit.args;
+      const { answers } = await getNodeEpochReward(clients, { epoch, enclaveId });
+      log(
+        `rewards: epoch ${epoch} reward of ${amount} wei (${formatEther(amount)} ETH) paid to node ${enclaveId} (operator ${operator}) for ${answers} enclave-signed liveness answer(s)`,
+      );
+      return { epoch, enclaveId, operator, amountWei: amount, answers, claimTx: hit.transactionHash };
+    }
+    if (Date.now() > until) throw new FirnError('E_TIMEOUT', 'no epoch reward was paid to a node in time');
+    await rpc(state.rpcUrl, 'evm_mine', []);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }

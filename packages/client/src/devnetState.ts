@@ -7,7 +7,15 @@ import { FirnError, type Hex, hexBytes } from '@firn/core';
 export interface DevnetStateFile {
   rpcUrl: string;
   chainId: number;
-  contracts: { registry: Hex; verifierSet: Hex; jobMarket: Hex; dataLedger: Hex };
+  contracts: {
+    registry: Hex;
+    verifierSet: Hex;
+    jobMarket: Hex;
+    dataLedger: Hex;
+    /** The reward pool and the timelock that owns every contract (issue 9). */
+    rewards?: Hex;
+    timelock?: Hex;
+  };
   deployBlock: string | number;
   simulatedRootPem: string;
   /** The devnet's simulated GPU device root, when a node has a simulated GPU. */
@@ -47,6 +55,8 @@ export function loadDevnetState(path: string): DevnetStateFile {
     throw new FirnError('E_PARSE', 'devnet state file lacks rpcUrl, chainId or contracts');
   for (const k of ['registry', 'verifierSet', 'jobMarket', 'dataLedger'] as const)
     hexBytes(s.contracts[k], `contracts.${k}`, 20);
+  for (const k of ['rewards', 'timelock'] as const)
+    if (s.contracts[k] !== undefined) hexBytes(s.contracts[k], `contracts.${k}`, 20);
   hexBytes(s.accounts?.requester?.privateKey, 'accounts.requester.privateKey', 32);
   return s;
 }
@@ -59,6 +69,8 @@ export function deploymentFromState(state: DevnetStateFile): FirnDeployment {
     verifierSet: state.contracts.verifierSet,
     jobMarket: state.contracts.jobMarket,
     dataLedger: state.contracts.dataLedger,
+    ...(state.contracts.rewards === undefined ? {} : { rewards: state.contracts.rewards }),
+    ...(state.contracts.timelock === undefined ? {} : { timelock: state.contracts.timelock }),
     deployBlock: BigInt(state.deployBlock ?? 0),
   };
 }

@@ -7,6 +7,7 @@ import {
   JobStatus,
   postJob,
   reclaimJob,
+  withdrawCredits,
 } from '@firn/chain';
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
@@ -94,7 +95,10 @@ export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): 
     throw new FirnError('E_ARTIFACT_TAMPERED', `node stored the ${what} under another id`);
 }
 
-/** Post a job for the attested node's TEE type and measurement, with escrow; returns its id. */
+/**
+ * Post a job for the attested node's TEE type and measurement, with escrow, bound to the Enclave ID
+ * the requester just attested: no other node can claim it (NodeNotEligible reason 6). Returns its id.
+ */
 export async function postJobFor(
   m: MarketSession,
   opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds'>,
@@ -104,6 +108,7 @@ export async function postJobFor(
   const posted = await postJob(m.clients, {
     teeTypeMask: 1 << TEE_TYPES[m.node.teeType],
     allowedMeasurements: [m.node.measurement],
+    enclaveIds: [m.node.enclaveId],
     ...commitments,
     deadline: BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds),
     claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
@@ -112,10 +117,14 @@ export async function postJobFor(
   return posted.jobId;
 }
 
-/** Reclaim the escrow of a job that failed or was never claimed; false when it cannot be. */
+/**
+ * Reclaim the escrow of a job that failed or was never claimed, and withdraw it (refunds are
+ * credited, then pulled); false when it cannot be reclaimed.
+ */
 export async function reclaimIfPossible(clients: FirnClients, jobId: Hex): Promise<boolean> {
   const j = await getJob(clients, jobId);
   if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open) return false;
   await reclaimJob(clients, jobId);
+  await withdrawCredits(clients, 'jobMarket');
   return true;
 }

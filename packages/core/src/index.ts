@@ -3,6 +3,7 @@ export * from './errors.ts';
 export * from './evidence.ts';
 export * from './hash.ts';
 export * from './identity.ts';
+export * from './liveness.ts';
 export * from './tags.ts';
 export * from './sharedPath.ts';
 export * from './refusalCodes.ts';

@@ -14,6 +14,7 @@ import {
 import type { EvidenceProvider, GpuEvidenceCollector } from './evidence/types.ts';
 import { type EnclaveKeys, generateEnclaveKeys, sealKeys, unsealKeys } from './keys.ts';
 import { createTrustedTime, type TrustedTime } from './trustedTime.ts';
+import { livenessHandlers } from './liveness.ts';
 import { PROTOCOL_VERSION } from './protocol.ts';
 
 export interface EnclaveEnvironment {
@@ -119,6 +120,7 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
       if (gpu !== undefined) bundle.gpu = gpu;
       return bundle;
     },
+    ...livenessHandlers,
     ...extraHandlers,
   };
 

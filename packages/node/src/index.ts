@@ -7,6 +7,7 @@ export * from './logger.ts';
 export * from './metrics.ts';
 export * from './nodeDaemon.ts';
 export * from './registration.ts';
+export * from './liveness.ts';
 export * from './jobs/jobApi.ts';
 export * from './openapi.ts';
 export * from './storage/artifactStore.ts';

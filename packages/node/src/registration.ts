@@ -9,7 +9,15 @@ import {
   rotateKeys,
   updateEndpoint,
 } from '@firn/chain';
-import { bytesToHex, evidenceBundleDigest, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
+import {
+  bytesToHex,
+  computePlatformIdHash,
+  evidenceBundleDigest,
+  type Hex,
+  hexBytes,
+  TEE_TYPES,
+  type TeeTypeName,
+} from '@firn/core';
 import type { Logger } from './logger.ts';
 import type { NodeDaemon } from './nodeDaemon.ts';
 
@@ -17,6 +25,7 @@ export interface RegistrationOptions {
   rpcUrl: string;
   operatorKey: Hex;
   deployment: FirnDeployment;
+  /** Wei of stake; the registry's registration fee is added on top. */
   stake: bigint;
   logger: Logger;
   pollIntervalMs?: number;
@@ -26,8 +35,10 @@ const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
  * Bring the on-chain registration in line with the running enclave: register when the Enclave
- * ID has no live registration, rotate keys when the enclave's keys changed, update the endpoint
- * when it moved, then follow the status until the verifier quorum decides.
+ * ID has no live registration (stake + the registry's registration fee, with the platform id hash
+ * that makes one machine one capacity share), rotate keys when the enclave's keys changed, update
+ * the endpoint when it moved, then follow the status until the verifier quorum decides (approval
+ * by more than 2/3, refusal by more than 1/3 of the verifier stake snapshotted at registration).
  */
 export async function ensureRegistered(node: NodeDaemon, opts: RegistrationOptions): Promise<NodeStatus> {
   const clients: FirnClients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
@@ -44,6 +55,13 @@ export async function ensureRegistered(node: NodeDaemon, opts: RegistrationOptio
       enclaveId: id.enclaveId,
       teeType: TEE_TYPES[id.teeType as TeeTypeName],
       measurement: id.measurement,
+      // One physical machine, one capacity share: verifiers recompute it from the evidence.
+      platformIdHash: bytesToHex(
+        computePlatformIdHash(
+          id.teeType as TeeTypeName,
+          hexBytes(id.platformId, 'platformId', undefined, 64),
+        ),
+      ),
       enclaveAddress: id.enclaveAddress,
       kemPublicKey: id.kemPublicKey,
       endpoint: node.url,
@@ -91,8 +109,8 @@ async function followStatus(
       opts.logger.info('registration status', {
         enclaveId: id.enclaveId,
         status: NodeStatus[n.status],
-        approvals: n.approvals,
-        refusals: n.refusals,
+        approvalStake: n.approvalStake.toString(),
+        refusalStake: n.refusalStake.toString(),
       });
       last = n.status;
     }

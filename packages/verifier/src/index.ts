@@ -1,2 +1,3 @@
 export * from './verifierDaemon.ts';
+export * from './livenessChallenger.ts';
 export * from './proofChecker.ts';

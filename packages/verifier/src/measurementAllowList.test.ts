@@ -1,16 +1,16 @@
 import { DEV_POLICY } from '@firn/attestation';
 import {
-  allowMeasurement,
   type AnvilInstance,
   createFirnClients,
   deployFirn,
   type FirnDeployment,
   getNode,
   getRegistrationEvents,
+  governAndExecute,
   joinVerifierSet,
   NodeStatus,
   registerNode,
-  revokeMeasurement,
+  revokeMeasurementCall,
   startAnvil,
 } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ const POLL = { pollingIntervalMs: 50 };
 let anvil: AnvilInstance;
 let deployment: FirnDeployment;
 const quiet = { info() {}, warn() {}, error() {} };
+const measurement = keccak256(toHex('revoked-build'));
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 5 });
@@ -34,10 +35,13 @@ beforeAll(async () => {
     deployerKey: anvil.accounts[0]!.privateKey,
     minNodeStake: ETH,
     minVerifierStake: ETH / 2n,
-    verifierThreshold: 1,
+    governanceDelay: 1,
+    epochLength: 3600,
     unbondingPeriod: 3600,
     challengeWindow: 600,
     slashAmount: ETH / 2n,
+    measurements: [{ teeType: 1, measurement }],
+    verifiers: [privateKeyToAccount(anvil.accounts[2]!.privateKey).address],
     ...POLL,
   });
 }, 120_000);
@@ -49,8 +53,6 @@ describe('the verifier refuses a measurement that is not allow-listed at the blo
     const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL);
     const verifierKey = anvil.accounts[2]!.privateKey;
     await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
-    const measurement = keccak256(toHex('revoked-build'));
-    await allowMeasurement(gov, { teeType: 1, measurement });
     const enclaveId = keccak256(toHex('pending-node'));
     await registerNode(operator, {
       enclaveId,
@@ -60,6 +62,7 @@ describe('the verifier refuses a measurement that is not allow-listed at the blo
       kemPublicKey: keccak256(toHex('kem')),
       endpoint: 'http://127.0.0.1:9',
       evidenceDigest: keccak256(toHex('evidence')),
+      platformIdHash: keccak256(toHex('platform')),
       stake: ETH,
     });
     const before = await checkMeasurementAllowed(
@@ -68,7 +71,14 @@ describe('the verifier refuses a measurement that is not allow-listed at the blo
       await gov.public.getBlockNumber({ cacheTime: 0 }),
     );
     expect(before.allowed).toBe(true);
-    await revokeMeasurement(gov, { teeType: 1, measurement });
+    await governAndExecute(gov, {
+      timelock: deployment.timelock!,
+      calls: [revokeMeasurementCall(deployment, { teeType: 1, measurement })],
+      pollMs: 100,
+      nudge: async () => {
+        await gov.public.request({ method: 'evm_mine', params: [] } as never);
+      },
+    });
     const at = await gov.public.getBlockNumber({ cacheTime: 0 });
     const after = await checkMeasurementAllowed(gov, { teeType: 1, measurement }, at);
     expect(after).toMatchObject({ allowed: false, blockNumber: at, reasonCode: 12 });

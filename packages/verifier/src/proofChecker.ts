@@ -3,22 +3,23 @@ import {
   type FirnClients,
   firnJobMarketAbi,
   getJob,
-  getNode,
-  isMeasurementAllowed,
   JobStatus,
-  NodeStatus,
+  wasEnclaveAddress,
 } from '@firn/chain';
 import { type Hex, hexBytes, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { decodeFunctionData } from 'viem';
 
-/** Reason codes a verifier puts in `dispute(jobId, reasonCode)` for a proof it refuses. */
+/**
+ * Reason codes a verifier puts in `dispute(jobId, reasonCode)` (FirnJobMarket, docs/decisions/0800):
+ * 1 and 2 are facts the contract judges at once against what it recorded at submitProof, exactly
+ * as checked here (a wrong one costs this verifier `falseDisputeSlash`); 18 is a finding only
+ * verifiers can make (slashes the node once disputers hold > 2/3 of the snapshot stake).
+ */
 export const PROOF_DISPUTE_REASONS = {
-  1: 'signature does not recover the registered enclave address',
-  2: 'node is not Active',
-  3: 'measurement is not allow-listed or not the registered one',
-  4: 'proof differs from the on-chain job',
-  5: 'implausible times or work units',
+  1: 'signer was not the enclave key of the Enclave ID at the proof block',
+  2: 'proof times invalid (started after finished, or finished past the deadline + clock skew)',
+  18: 'verifier finding: proof differs from the job, or implausible work units',
 } as const;
 
 export interface ProofVerdict {
@@ -32,8 +33,6 @@ export interface ProofVerdict {
 export interface ProofCheckerOptions {
   /** Largest plausible workUnits per second of enclave time (default 2^32). */
   maxWorkUnitsPerSecond?: bigint;
-  /** Seconds of clock skew allowed between the enclave and the chain (default 300). */
-  clockSkewSeconds?: number;
   pollIntervalMs?: number;
   fromBlock?: bigint;
   logger?: {
@@ -46,11 +45,13 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
  * Re-check one submitted Work Proof from the submitProof transaction's calldata (the event does
- * not carry the signature): the signature recovers the node's registered enclave address, the
- * node is Active, the measurement is still allow-listed and is the node's and the job's, the
- * proof equals the on-chain job, and its times and work units are plausible. It cannot check
- * that the outputs are right (only the requester can open them) nor that the enclave really ran
- * that long; it disputes only what it can show from chain data.
+ * not carry the signature) against the facts as they were at submission: the signature recovers
+ * an address that was the Enclave ID's enclave key at the proof's block (the registry's key
+ * history), its times are consistent (the contract's rule, with its clock skew), the proof equals
+ * the job's recorded commitments, and its work units are plausible. It deliberately ignores what changed after
+ * submission (a revoked measurement, a node that exited or rotated its key): those never make a
+ * proof that was valid when submitted disputable. It cannot check that the outputs are right
+ * (only the requester can open them) nor that the enclave really ran that long.
  */
 export async function checkSubmittedProof(
   clients: FirnClients,
@@ -61,11 +62,10 @@ export async function checkSubmittedProof(
   const reasons: { code: keyof typeof PROOF_DISPUTE_REASONS; text: string }[] = [];
   const tx = await clients.public.getTransaction({ hash: txHash });
   const call = decodeFunctionData({ abi: firnJobMarketAbi, data: tx.input });
-  if (call.functionName !== 'submitProof')
-    return { jobId, ok: false, reasons: ['transaction is not submitProof'], reasonCode: 4 };
+  // Not a direct submitProof call (e.g. relayed through another contract): nothing this checker can judge.
+  if (call.functionName !== 'submitProof') return { jobId, ok: true, reasons: [] };
   const [, proof, signature] = call.args as unknown as [Hex, Parameters<typeof workProofDigest>[1], Hex];
   const job = await getJob(clients, jobId);
-  const node = await getNode(clients, proof.enclaveId);
   let signer: string | undefined;
   try {
     signer = recoverAddress(
@@ -82,30 +82,36 @@ export async function checkSubmittedProof(
   } catch {
     signer = undefined;
   }
-  if (signer === undefined || !same(signer, node.enclaveAddress))
-    reasons.push({ code: 1, text: 'signer is not the registered enclave address' });
-  if (node.status !== NodeStatus.Active)
-    reasons.push({ code: 2, text: `node is ${NodeStatus[node.status]}` });
-  if (!same(node.measurement, proof.measurement))
-    reasons.push({ code: 3, text: 'measurement is not the registered one' });
-  else if (!(await isMeasurementAllowed(clients, { teeType: node.teeType, measurement: proof.measurement })))
-    reasons.push({ code: 3, text: 'measurement is no longer allow-listed' });
-  if (job.allowedMeasurements.length > 0 && !job.allowedMeasurements.some((m) => same(m, proof.measurement)))
-    reasons.push({ code: 3, text: 'measurement is not in the job list' });
+  if (
+    signer === undefined ||
+    !(await wasEnclaveAddress(clients, {
+      enclaveId: job.enclaveId,
+      account: signer as Hex,
+      blockNumber: job.provedBlock,
+    }))
+  )
+    reasons.push({ code: 1, text: 'signer was not the enclave key at the proof block' });
   if (
     !same(job.enclaveId, proof.enclaveId) ||
+    !same(job.measurement, proof.measurement) ||
     !same(job.workloadHash, proof.workloadHash) ||
     !same(job.inputCommitment, proof.inputCommitment) ||
     !same(job.outputCommitment, proof.outputCommitment) ||
     job.workUnits !== proof.workUnits
   )
-    reasons.push({ code: 4, text: 'proof differs from the on-chain job' });
-  const skew = BigInt(opts.clockSkewSeconds ?? 300);
-  const seconds = proof.finishedAt - proof.startedAt + 1n;
-  if (proof.startedAt + skew < job.claimedAt || proof.finishedAt > job.provedAt + skew)
-    reasons.push({ code: 5, text: 'proof times fall outside the claim' });
+    reasons.push({ code: 18, text: 'proof differs from the on-chain job' });
+  // The contract's own rule (FirnJobMarket._timesInvalid): the enclave's clock is not chain time,
+  // so only an inverted interval or a finish past the deadline plus MAX_CLOCK_SKEW is a fact.
+  const skew = await clients.public.readContract({
+    address: clients.addresses.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'MAX_CLOCK_SKEW',
+  });
+  if (proof.startedAt > proof.finishedAt || proof.finishedAt > job.deadline + skew)
+    reasons.push({ code: 2, text: 'proof times invalid' });
+  const seconds = proof.finishedAt >= proof.startedAt ? proof.finishedAt - proof.startedAt + 1n : 1n;
   if (proof.workUnits > seconds * (opts.maxWorkUnitsPerSecond ?? 1n << 32n))
-    reasons.push({ code: 5, text: 'work units implausibly high' });
+    reasons.push({ code: 18, text: 'work units implausibly high' });
   return {
     jobId,
     ok: reasons.length === 0,
@@ -115,8 +121,9 @@ export async function checkSubmittedProof(
 }
 
 /**
- * Watches ProofSubmitted events, re-checks each proof and disputes the invalid ones while their
- * challenge window is open. One vote per verifier; the contract slashes at the quorum.
+ * Watches ProofSubmitted events, re-checks each proof against the facts at submission and
+ * disputes the invalid ones while their challenge window is open. One vote per verifier; the
+ * contract judges fact reasons at once and slashes on findings at > 2/3 of the snapshot stake.
  */
 export class ProofChecker {
   private timer: NodeJS.Timeout | undefined;

@@ -3,6 +3,9 @@ import {
   approveNode,
   createFirnClients,
   type FirnClients,
+  firnRegistryAbi,
+  listNodes,
+  requireWallet,
   type FirnDeployment,
   getNode,
   NodeStatus,
@@ -11,7 +14,16 @@ import {
   type RegistrationWatcher,
   watchRegistrations,
 } from '@firn/chain';
-import { type Hex, isFirnError, refusalNameOf, teeTypeName } from '@firn/core';
+import {
+  bytesToHex,
+  computePlatformIdHash,
+  type Hex,
+  isFirnError,
+  refusalCodeOf,
+  refusalNameOf,
+  teeTypeName,
+} from '@firn/core';
+import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
 import { ProofChecker } from './proofChecker.ts';
 import {
@@ -48,6 +60,10 @@ export interface VerifierDaemonOptions {
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
+  /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
+  challengeLiveness?: boolean;
+  /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
+  sweepIntervalMs?: number;
 }
 
 /**
@@ -66,14 +82,26 @@ export interface VerifierStats {
 
 /**
  * Watches registrations and key rotations, re-verifies each with its own nonce, and votes on
- * chain: approve, or refuse with a reason code. It never trusts the node's own evidence digest.
+ * chain: approve, or refuse with a reason code. It never trusts the node's own evidence digest,
+ * and it checks the registered platform id hash against the attested platform (one machine, one
+ * capacity share). Votes are stake-weighted by the contract: approval needs > 2/3 and refusal
+ * > 1/3 of the verifier stake snapshotted when the round opened; a verifier that joined after
+ * the snapshot cannot vote in it (NotEligibleVoter) and skips.
  */
 export class VerifierDaemon {
   readonly clients: FirnClients;
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  /** Rounds this verifier is voting on now (event and sweep never vote twice at once). */
+  private readonly inFlight = new Set<string>();
+  /** Rounds this verifier cannot vote in (joined after the snapshot, round closed): the sweep skips them. */
+  private readonly settled = new Set<string>();
   /** The Work Proof re-checker, when enabled. */
   proofs: ProofChecker | undefined;
+  /** The liveness challenger and reward claimer, when enabled and the deployment has a reward pool. */
+  liveness: LivenessChallenger | undefined;
   private readonly opts: VerifierDaemonOptions;
 
   constructor(opts: VerifierDaemonOptions) {
@@ -90,6 +118,7 @@ export class VerifierDaemon {
       onEvent: (e) => this.onRegistration(e),
       onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
     });
+    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 5000);
     this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
     if (this.opts.checkProofs !== false) {
       this.proofs = new ProofChecker(this.clients, {
@@ -98,15 +127,70 @@ export class VerifierDaemon {
       });
       this.proofs.start();
     }
+    if (this.opts.challengeLiveness !== false && this.opts.deployment.rewards !== undefined) {
+      this.liveness = new LivenessChallenger(this.clients, {
+        pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+        logger: this.opts.logger,
+      });
+      this.liveness.start();
+    }
   }
 
   stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.watcher?.stop();
     this.proofs?.stop();
+    this.liveness?.stop();
+  }
+
+  /**
+   * Vote in every open round this verifier has not voted in yet: a vote lost to an RPC failure
+   * (the watcher has moved past its event) would otherwise leave a node Pending for good, since
+   * approval needs more than 2/3 of the stake.
+   */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const me = requireWallet(this.clients).account.address;
+      const open = await listNodes(this.clients, { status: [NodeStatus.Pending, NodeStatus.Active] });
+      for (const n of open) {
+        const rotation = n.status === NodeStatus.Active;
+        if (rotation && !n.rotationPending) continue;
+        const voted = await this.clients.public.readContract({
+          address: this.opts.deployment.registry,
+          abi: firnRegistryAbi,
+          functionName: 'hasVoted',
+          args: [n.enclaveId, n.round, me],
+        });
+        if (voted || this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
+        await this.onRegistration({
+          kind: rotation ? 'keyRotation' : 'registered',
+          enclaveId: n.enclaveId,
+          round: n.round,
+        } as RegistrationEvent);
+      }
+    } catch (err) {
+      this.opts.logger.warn('vote sweep failed; retrying', { message: (err as Error).message });
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /** Handle one registration or rotation event; public for tests. */
   async onRegistration(e: RegistrationEvent): Promise<void> {
+    const key = `${e.enclaveId}:${e.round}`;
+    if (this.inFlight.has(key)) return;
+    this.inFlight.add(key);
+    try {
+      await this.vote(e);
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
     const node = await getNode(this.clients, e.enclaveId);
     const rotation = e.kind === 'keyRotation';
@@ -158,9 +242,34 @@ export class VerifierDaemon {
       });
       return;
     }
+    if (verdict.approve) {
+      const f = verdict.appraisal.facts;
+      const attested = f ? bytesToHex(computePlatformIdHash(f.teeType, f.platformId)) : undefined;
+      if (attested === undefined || attested.toLowerCase() !== node.platformIdHash.toLowerCase())
+        verdict = {
+          approve: false,
+          reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'),
+          reasons: [
+            { code: 'E_IDENTITY_MISMATCH', message: 'platform id hash differs from the attested platform' },
+          ],
+        };
+    }
     try {
       if (verdict.approve) {
-        await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+        try {
+          await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+        } catch (err) {
+          // Revoked while Pending: approval is impossible, so refuse and let the round conclude.
+          if (!(isFirnError(err) && /MeasurementRevokedWhilePending/.test(err.message))) throw err;
+          await refuseNode(this.clients, {
+            enclaveId: e.enclaveId,
+            evidenceDigest,
+            reasonCode: refusalCodeOf('E_POLICY_REJECTED'),
+          });
+          this.stats.refused++;
+          log.warn('refused registration: measurement revoked while pending', { enclaveId: e.enclaveId });
+          return;
+        }
         this.stats.approved++;
         log.info('approved registration', { enclaveId: e.enclaveId, round: e.round, rotation });
       } else {
@@ -180,7 +289,8 @@ export class VerifierDaemon {
     } catch (err) {
       // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
       const msg = isFirnError(err) ? err.message : String(err);
-      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending/i.test(msg)) {
+      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i.test(msg)) {
+        this.settled.add(`${e.enclaveId}:${e.round}`);
         this.stats.skipped++;
         return;
       }

@@ -16,11 +16,6 @@ export const firnVerifierSetAbi = [
         "internalType": "uint256"
       },
       {
-        "name": "initialThreshold",
-        "type": "uint16",
-        "internalType": "uint16"
-      },
-      {
         "name": "unbonding",
         "type": "uint64",
         "internalType": "uint64"
@@ -30,10 +25,16 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "function",
-    "name": "acceptOwnership",
+    "name": "currentSnapshot",
     "inputs": [],
-    "outputs": [],
-    "stateMutability": "nonpayable"
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
   },
   {
     "type": "function",
@@ -67,11 +68,35 @@ export const firnVerifierSetAbi = [
             "internalType": "uint64"
           },
           {
+            "name": "joinedSnapshot",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
             "name": "stake",
             "type": "uint256",
             "internalType": "uint256"
           }
         ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isAdmitted",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
       }
     ],
     "stateMutability": "view"
@@ -130,19 +155,6 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "function",
-    "name": "pendingOwner",
-    "inputs": [],
-    "outputs": [
-      {
-        "name": "",
-        "type": "address",
-        "internalType": "address"
-      }
-    ],
-    "stateMutability": "view"
-  },
-  {
-    "type": "function",
     "name": "renounceOwnership",
     "inputs": [],
     "outputs": [],
@@ -152,6 +164,24 @@ export const firnVerifierSetAbi = [
     "type": "function",
     "name": "requestLeave",
     "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setAdmission",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "admitted",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
     "outputs": [],
     "stateMutability": "nonpayable"
   },
@@ -175,12 +205,12 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "function",
-    "name": "setThreshold",
+    "name": "setSlasher",
     "inputs": [
       {
-        "name": "newThreshold",
-        "type": "uint16",
-        "internalType": "uint16"
+        "name": "newSlasher",
+        "type": "address",
+        "internalType": "address"
       }
     ],
     "outputs": [],
@@ -188,13 +218,79 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "function",
-    "name": "threshold",
+    "name": "slash",
+    "inputs": [
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "beneficiary",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "reason",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "slashed",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "slasher",
     "inputs": [],
     "outputs": [
       {
         "name": "",
-        "type": "uint16",
-        "internalType": "uint16"
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "totalActiveStake",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "totalStakeAt",
+    "inputs": [
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
       }
     ],
     "stateMutability": "view"
@@ -253,10 +349,72 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "function",
+    "name": "voteWeight",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "withdraw",
     "inputs": [],
     "outputs": [],
     "stateMutability": "nonpayable"
+  },
+  {
+    "type": "event",
+    "name": "ActiveStakeChanged",
+    "inputs": [
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "totalActiveStake",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "AdmissionSet",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "admitted",
+        "type": "bool",
+        "indexed": false,
+        "internalType": "bool"
+      }
+    ],
+    "anonymous": false
   },
   {
     "type": "event",
@@ -273,25 +431,12 @@ export const firnVerifierSetAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
-      }
-    ],
-    "anonymous": false
-  },
-  {
-    "type": "event",
-    "name": "OwnershipTransferStarted",
-    "inputs": [
-      {
-        "name": "previousOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
       },
       {
-        "name": "newOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
+        "name": "snapshotId",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
       }
     ],
     "anonymous": false
@@ -336,19 +481,19 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "event",
-    "name": "ThresholdUpdated",
+    "name": "SlasherSet",
     "inputs": [
       {
-        "name": "previousThreshold",
-        "type": "uint16",
-        "indexed": false,
-        "internalType": "uint16"
+        "name": "previousSlasher",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       },
       {
-        "name": "newThreshold",
-        "type": "uint16",
-        "indexed": false,
-        "internalType": "uint16"
+        "name": "newSlasher",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -368,6 +513,43 @@ export const firnVerifierSetAbi = [
         "type": "uint256",
         "indexed": false,
         "internalType": "uint256"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "VerifierSlashed",
+    "inputs": [
+      {
+        "name": "verifier",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "beneficiary",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "reason",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
       }
     ],
     "anonymous": false
@@ -409,12 +591,12 @@ export const firnVerifierSetAbi = [
   },
   {
     "type": "error",
-    "name": "InvalidThreshold",
+    "name": "NotAdmitted",
     "inputs": [
       {
-        "name": "threshold",
-        "type": "uint16",
-        "internalType": "uint16"
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
       }
     ]
   },
@@ -424,6 +606,17 @@ export const firnVerifierSetAbi = [
     "inputs": [
       {
         "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotSlasher",
+    "inputs": [
+      {
+        "name": "caller",
         "type": "address",
         "internalType": "address"
       }
@@ -519,10 +712,26 @@ export const firnVerifierSetAbi = [
         "internalType": "uint256"
       }
     ]
+  },
+  {
+    "type": "error",
+    "name": "UnknownSnapshot",
+    "inputs": [
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "latest",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
   }
 ] as const;
 
-export const firnVerifierSetBytecode = '0x608060405234801561000f575f5ffd5b50604051610f90380380610f9083398101604081905261002e916101b9565b836001600160a01b03811661005d57604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b6100668161014e565b50600160025561ffff82165f036100965760405163313cc5c160e01b815261ffff83166004820152602401610054565b60078390556006805461ffff191661ffff8416908117909155600880546001600160401b0319166001600160401b038416179055604080515f815260208101929092527f6d376155ca9c94f7d9c66ca45d5899caa3558291c377422b93b6aefc3093f3dc910160405180910390a1604080518481526001600160401b03831660208201527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a150505050610227565b600180546001600160a01b03191690556101678161016a565b50565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5f5f5f608085870312156101cc575f5ffd5b84516001600160a01b03811681146101e2575f5ffd5b60208601516040870151919550935061ffff81168114610200575f5ffd5b60608601519092506001600160401b038116811461021c575f5ffd5b939692955090935050565b610d5c806102345f395ff3fe6080604052600436106100fa575f3560e01c806379ba509711610092578063b688a36311610062578063b688a3631461028b578063c1b3c95314610293578063e30c3978146102b2578063f2fde38b146102cf578063fb4adf52146102ee575f5ffd5b806379ba5097146102155780637c594964146102295780638da5cb5b14610247578063a86e171514610277575f5ffd5b806342cde4e8116100cd57806342cde4e8146101995780636cf6d675146101bb578063715018a6146101e2578063793e6410146101f6575f5ffd5b8063059ce95d146100fe578063267797761461013357806333105218146101545780633ccfd60b14610183575b5f5ffd5b348015610109575f5ffd5b5061011d610118366004610b8a565b610302565b60405161012a9190610be4565b60405180910390f35b34801561013e575f5ffd5b506101476103a8565b60405161012a9190610c2c565b34801561015f575f5ffd5b5061017361016e366004610b8a565b6103b9565b604051901515815260200161012a565b34801561018e575f5ffd5b506101976103da565b005b3480156101a4575f5ffd5b5060065460405161ffff909116815260200161012a565b3480156101c6575f5ffd5b506008546040516001600160401b03909116815260200161012a565b3480156101ed575f5ffd5b50610197610563565b348015610201575f5ffd5b50610197610210366004610c77565b610574565b348015610220575f5ffd5b50610197610600565b348015610234575f5ffd5b506007545b60405190815260200161012a565b348015610252575f5ffd5b505f546001600160a01b03165b6040516001600160a01b03909116815260200161012a565b348015610282575f5ffd5b50610197610644565b610197610720565b34801561029e575f5ffd5b506101976102ad366004610c98565b61081d565b3480156102bd575f5ffd5b506001546001600160a01b031661025f565b3480156102da575f5ffd5b506101976102e9366004610b8a565b610887565b3480156102f9575f5ffd5b506102396108f7565b604080516080810182525f8082526020820181905291810182905260608101919091526001600160a01b0382165f90815260056020526040908190208151608081019092528054829060ff16600281111561035f5761035f610bb0565b600281111561037057610370610bb0565b815281546001600160401b03610100820481166020840152600160481b90910416604082015260019091015460609091015292915050565b60606103b46003610902565b905090565b6001600160a01b0381165f9081526004602052604081205415155b92915050565b6103e2610915565b335f9081526005602052604090206002815460ff16600281111561040857610408610bb0565b1461042d57604051633fdc415960e11b81523360048201526024015b60405180910390fd5b8054600160481b90046001600160401b031642101561048257805460405163437f4b1560e01b8152336004820152600160481b9091046001600160401b03908116602483015242166044820152606401610424565b600180820154335f8181526005602052604080822080546001600160881b03191681559094015591519091907f65be37ff33d9ad630c82831bb645929be9c27b97f8946506e41da57ec57fb125906104dd9084815260200190565b60405180910390a26040515f90339083908381818185875af1925050503d805f8114610524576040519150601f19603f3d011682016040523d82523d5f602084013e610529565b606091505b505090508061055457604051630e21dcbb60e11b815233600482015260248101839052604401610424565b5050506105616001600255565b565b61056b61093d565b6105615f610969565b61057c61093d565b8061ffff165f036105a65760405163313cc5c160e01b815261ffff82166004820152602401610424565b6006546040805161ffff928316815291831660208301527f6d376155ca9c94f7d9c66ca45d5899caa3558291c377422b93b6aefc3093f3dc910160405180910390a16006805461ffff191661ffff92909216919091179055565b60015433906001600160a01b031681146106385760405163118cdaa760e01b81526001600160a01b0382166004820152602401610424565b61064181610969565b50565b335f9081526005602052604090206001815460ff16600281111561066a5761066a610bb0565b1461068a57604051633f6b527560e21b8152336004820152602401610424565b6008545f906106a2906001600160401b031642610ce5565b82546001600160401b038216600160481b0270ffffffffffffffff0000000000000000ff1990911617600217835590506106dd600333610982565b506040516001600160401b038216815233907f222ba2f859963dc7b22e7e3ea2310708def4c5c599aec57f6f08f00b25ac663e9060200160405180910390a25050565b335f90815260056020526040812090815460ff16600281111561074557610745610bb0565b1461076d57805460405163d9c5676f60e01b815261042491339160ff90911690600401610d04565b60075434101561079d5760075460405163829f116360e01b81523460048201526024810191909152604401610424565b805460016001600160881b0319909116610100426001600160401b03160270ffffffffffffffff0000000000000000001916178117825534908201556107e4600333610996565b5060405134815233907fd01aa666fc8401f35ca6917f0f883d3c1e308d3d8559f9fb015b42ab5f91b4489060200160405180910390a250565b61082561093d565b60078290556008805467ffffffffffffffff19166001600160401b0383169081179091556040805184815260208101929092527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a15050565b61088f61093d565b600180546001600160a01b0383166001600160a01b031990911681179091556108bf5f546001600160a01b031690565b6001600160a01b03167f38d16b8cac22d99fc7c124b9cd0de2d3fa1faef420bfe791d8c362d765e2270060405160405180910390a350565b5f6103b460036109aa565b60605f61090e836109b3565b9392505050565b600280540361093757604051633ee5aeb560e01b815260040160405180910390fd5b60028055565b5f546001600160a01b031633146105615760405163118cdaa760e01b8152336004820152602401610424565b600180546001600160a01b031916905561064181610a0c565b5f61090e836001600160a01b038416610a5b565b5f61090e836001600160a01b038416610b3e565b5f6103d4825490565b6060815f01805480602002602001604051908101604052809291908181526020018280548015610a0057602002820191905f5260205f20905b8154815260200190600101908083116109ec575b50505050509050919050565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f8181526001830160205260408120548015610b35575f610a7d600183610d21565b85549091505f90610a9090600190610d21565b9050808214610aef575f865f018281548110610aae57610aae610d34565b905f5260205f200154905080875f018481548110610ace57610ace610d34565b5f918252602080832090910192909255918252600188019052604090208390555b8554869080610b0057610b00610d48565b600190038181905f5260205f20015f90559055856001015f8681526020019081526020015f205f9055600193505050506103d4565b5f9150506103d4565b5f818152600183016020526040812054610b8357508154600181810184555f8481526020808220909301849055845484825282860190935260409020919091556103d4565b505f6103d4565b5f60208284031215610b9a575f5ffd5b81356001600160a01b038116811461090e575f5ffd5b634e487b7160e01b5f52602160045260245ffd5b60038110610be057634e487b7160e01b5f52602160045260245ffd5b9052565b5f608082019050610bf6828451610bc4565b6001600160401b0360208401511660208301526001600160401b0360408401511660408301526060830151606083015292915050565b602080825282518282018190525f918401906040840190835b81811015610c6c5783516001600160a01b0316835260209384019390920191600101610c45565b509095945050505050565b5f60208284031215610c87575f5ffd5b813561ffff8116811461090e575f5ffd5b5f5f60408385031215610ca9575f5ffd5b8235915060208301356001600160401b0381168114610cc6575f5ffd5b809150509250929050565b634e487b7160e01b5f52601160045260245ffd5b6001600160401b0381811683821601908111156103d4576103d4610cd1565b6001600160a01b03831681526040810161090e6020830184610bc4565b818103818111156103d4576103d4610cd1565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52603160045260245ffd' as const;
+export const firnVerifierSetBytecode = '0x608060405234801561000f575f5ffd5b5060405161143538038061143583398101604081905261002e9161011e565b826001600160a01b03811661005c57604051631e4fbdf760e01b81525f600482015260240160405180910390fd5b610065816100cf565b5060018055600a829055600b80546001600160401b0319166001600160401b0383169081179091556040805184815260208101929092527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a1505050610174565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5f5f60608486031215610130575f5ffd5b83516001600160a01b0381168114610146575f5ffd5b6020850151604086015191945092506001600160401b0381168114610169575f5ffd5b809150509250925092565b6112b4806101815f395ff3fe608060405260043610610131575f3560e01c8063999a8d85116100a8578063c1b3c9531161006d578063c1b3c9531461032a578063c84d39eb14610349578063d233fb3814610368578063d43066b91461039f578063f2fde38b146103be578063fb4adf52146103dd575f5ffd5b8063999a8d85146102b3578063a86e1715146102d2578063aabc2496146102e6578063b134427114610305578063b688a36314610322575f5ffd5b80633ccfd60b116100f95780633ccfd60b146102095780636cf6d6751461021f578063715018a61461023c57806378c1395a146102505780637c5949641461026f5780638da5cb5b14610283575f5ffd5b8063059ce95d14610135578063267797761461016a57806328f731481461018b5780632c48a80e146101a957806333105218146101da575b5f5ffd5b348015610140575f5ffd5b5061015461014f366004610ffe565b6103f1565b604051610161919061104b565b60405180910390f35b348015610175575f5ffd5b5061017e6104ac565b60405161016191906110a6565b348015610196575f5ffd5b506008545b604051908152602001610161565b3480156101b4575f5ffd5b506007546001600160401b03165b6040516001600160401b039091168152602001610161565b3480156101e5575f5ffd5b506101f96101f4366004610ffe565b6104bd565b6040519015158152602001610161565b348015610214575f5ffd5b5061021d6104cf565b005b34801561022a575f5ffd5b50600b546001600160401b03166101c2565b348015610247575f5ffd5b5061021d6105f1565b34801561025b575f5ffd5b5061021d61026a3660046110f1565b610602565b34801561027a575f5ffd5b50600a5461019b565b34801561028e575f5ffd5b505f546001600160a01b03165b6040516001600160a01b039091168152602001610161565b3480156102be575f5ffd5b5061019b6102cd366004611140565b610669565b3480156102dd575f5ffd5b5061021d6106cd565b3480156102f1575f5ffd5b5061021d610300366004610ffe565b6107d0565b348015610310575f5ffd5b506009546001600160a01b031661029b565b61021d610833565b348015610335575f5ffd5b5061021d610344366004611159565b610999565b348015610354575f5ffd5b5061019b610363366004611183565b610a03565b348015610373575f5ffd5b506101f9610382366004610ffe565b6001600160a01b03165f9081526005602052604090205460ff1690565b3480156103aa575f5ffd5b5061019b6103b93660046111ab565b610a6b565b3480156103c9575f5ffd5b5061021d6103d8366004610ffe565b610be3565b3480156103e8575f5ffd5b5061019b610c20565b6040805160a0810182525f808252602082018190529181018290526060810182905260808101919091526001600160a01b0382165f9081526004602052604090819020815160a081019092528054829060ff16600281111561045557610455611017565b600281111561046657610466611017565b815281546001600160401b03610100820481166020840152600160481b820481166040840152600160881b90910416606082015260019091015460809091015292915050565b60606104b86002610c2b565b905090565b5f6104c9600283610c3e565b92915050565b6104d7610c5f565b335f9081526004602052604090206002815460ff1660028111156104fd576104fd611017565b1461052257604051633fdc415960e11b81523360048201526024015b60405180910390fd5b8054600160481b90046001600160401b031642101561057757805460405163437f4b1560e01b8152336004820152600160481b9091046001600160401b03908116602483015242166044820152606401610519565b600180820154335f8181526004602052604080822080546001600160c81b03191681559094015591519091907f65be37ff33d9ad630c82831bb645929be9c27b97f8946506e41da57ec57fb125906105d29084815260200190565b60405180910390a26105e43382610c89565b50506105ef60018055565b565b6105f9610d1b565b6105ef5f610d47565b61060a610d1b565b6001600160a01b0382165f81815260056020908152604091829020805460ff191685151590811790915591519182527fbd2601e526c193cb11ec36de14a4826090abe9eaad1f604178cb56ce7e702ef291015b60405180910390a25050565b6007545f906001600160401b0390811690831611156106b25760075460405163f71ee15d60e01b81526001600160401b0380851660048301529091166024820152604401610519565b506001600160401b03165f9081526006602052604090205490565b335f9081526004602052604090206001815460ff1660028111156106f3576106f3611017565b1461071357604051633f6b527560e21b8152336004820152602401610519565b600b545f9061072b906001600160401b031642611200565b8254600270ffffffffffffffff0000000000000000ff19909116600160481b6001600160401b0384160217811784559091506107679033610d96565b505f610783836001015460085461077e919061121f565b610daa565b604080516001600160401b0380861682528316602082015291925033917f5a7adc975592e3b220496c8bb206a0bc505c74365b842559699a76cd5ee787c8910160405180910390a2505050565b6107d8610d1b565b6009546040516001600160a01b038084169216907faa835f3d82545233d78a76ddca0ad674f68c29c444771d7246f78d9b07fd9661905f90a3600980546001600160a01b0319166001600160a01b0392909216919091179055565b335f9081526005602052604090205460ff166108645760405163f9eb745360e01b8152336004820152602401610519565b335f90815260046020526040812090815460ff16600281111561088957610889611017565b146108b157805460405163d9c5676f60e01b815261051991339160ff90911690600401611232565b600a543410156108e157600a5460405163829f116360e01b81523460048201526024810191909152604401610519565b5f6108f33460085461077e919061124f565b82546001600160c81b031916610100426001600160401b039081169190910278ffffffffffffffffffffffffffffffff000000000000000000191691909117600160881b91831691909102176001908117845534908401559050610958600233610e3e565b50604080513481526001600160401b038316602082015233917f9e757cc31b4895ec2f9a764d98bd41adc2c0c9063b347b0099e0508a89e8fc4c910161065d565b6109a1610d1b565b600a829055600b805467ffffffffffffffff19166001600160401b0383169081179091556040805184815260208101929092527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a15050565b6001600160a01b0382165f9081526004602052604081206001815460ff166002811115610a3257610a32611017565b141580610a52575080546001600160401b03808516600160881b90920416115b15610a60575f9150506104c9565b600101549392505050565b5f610a74610c5f565b6009546001600160a01b031633141580610a8c575033155b15610aac576040516325e066bb60e11b8152336004820152602401610519565b6001600160a01b0385165f90815260046020526040812090815460ff166002811115610ada57610ada611017565b03610b0357604051633f6b527560e21b81526001600160a01b0387166004820152602401610519565b80600101548510610b18578060010154610b1a565b845b915081816001015f828254610b2f919061121f565b9091555060019050815460ff166002811115610b4d57610b4d611017565b148015610b5957508115155b15610b7157610b6f8260085461077e919061121f565b505b836001600160a01b0316866001600160a01b03167fb4db1dd3634005f1d4fdcf71c5cdc0ee5c4c236a788578e551ec13a1cdd95c708486604051610bbf929190918252602082015260400190565b60405180910390a3610bd18483610c89565b50610bdb60018055565b949350505050565b610beb610d1b565b6001600160a01b038116610c1457604051631e4fbdf760e01b81525f6004820152602401610519565b610c1d81610d47565b50565b5f6104b86002610e52565b60605f610c3783610e5b565b9392505050565b6001600160a01b0381165f9081526001830160205260408120541515610c37565b600260015403610c8257604051633ee5aeb560e01b815260040160405180910390fd5b6002600155565b805f03610c94575050565b5f826001600160a01b0316826040515f6040518083038185875af1925050503d805f8114610cdd576040519150601f19603f3d011682016040523d82523d5f602084013e610ce2565b606091505b5050905080610d1657604051630e21dcbb60e11b81526001600160a01b038416600482015260248101839052604401610519565b505050565b5f546001600160a01b031633146105ef5760405163118cdaa760e01b8152336004820152602401610519565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f610c37836001600160a01b038416610eb4565b600780545f91908290610dc5906001600160401b0316611262565b82546001600160401b038083166101009490940a8481029102199091161790925560088490555f818152600660205260409081902085905551919250907fbf37c6c46891afb57068c68931ad6cb6a1ad4faaae37864f76b5be0aac3c811890610e319085815260200190565b60405180910390a2919050565b5f610c37836001600160a01b038416610f97565b5f6104c9825490565b6060815f01805480602002602001604051908101604052809291908181526020018280548015610ea857602002820191905f5260205f20905b815481526020019060010190808311610e94575b50505050509050919050565b5f8181526001830160205260408120548015610f8e575f610ed660018361121f565b85549091505f90610ee99060019061121f565b9050808214610f48575f865f018281548110610f0757610f0761128c565b905f5260205f200154905080875f018481548110610f2757610f2761128c565b5f918252602080832090910192909255918252600188019052604090208390555b8554869080610f5957610f596112a0565b600190038181905f5260205f20015f90559055856001015f8681526020019081526020015f205f9055600193505050506104c9565b5f9150506104c9565b5f818152600183016020526040812054610fdc57508154600181810184555f8481526020808220909301849055845484825282860190935260409020919091556104c9565b505f6104c9565b80356001600160a01b0381168114610ff9575f5ffd5b919050565b5f6020828403121561100e575f5ffd5b610c3782610fe3565b634e487b7160e01b5f52602160045260245ffd5b6003811061104757634e487b7160e01b5f52602160045260245ffd5b9052565b5f60a08201905061105d82845161102b565b6001600160401b0360208401511660208301526001600160401b0360408401511660408301526001600160401b0360608401511660608301526080830151608083015292915050565b602080825282518282018190525f918401906040840190835b818110156110e65783516001600160a01b03168352602093840193909201916001016110bf565b509095945050505050565b5f5f60408385031215611102575f5ffd5b61110b83610fe3565b91506020830135801515811461111f575f5ffd5b809150509250929050565b80356001600160401b0381168114610ff9575f5ffd5b5f60208284031215611150575f5ffd5b610c378261112a565b5f5f6040838503121561116a575f5ffd5b8235915061117a6020840161112a565b90509250929050565b5f5f60408385031215611194575f5ffd5b61119d83610fe3565b915061117a6020840161112a565b5f5f5f5f608085870312156111be575f5ffd5b6111c785610fe3565b9350602085013592506111dc60408601610fe3565b9396929550929360600135925050565b634e487b7160e01b5f52601160045260245ffd5b6001600160401b0381811683821601908111156104c9576104c96111ec565b818103818111156104c9576104c96111ec565b6001600160a01b038316815260408101610c37602083018461102b565b808201808211156104c9576104c96111ec565b5f6001600160401b0382166001600160401b038103611283576112836111ec565b60010192915050565b634e487b7160e01b5f52603260045260245ffd5b634e487b7160e01b5f52603160045260245ffd' as const;
 
 export const firnRegistryAbi = [
   {
@@ -547,6 +756,11 @@ export const firnRegistryAbi = [
         "name": "unbonding",
         "type": "uint64",
         "internalType": "uint64"
+      },
+      {
+        "name": "allowedTeeTypes_",
+        "type": "uint8",
+        "internalType": "uint8"
       }
     ],
     "stateMutability": "nonpayable"
@@ -563,13 +777,6 @@ export const firnRegistryAbi = [
       }
     ],
     "stateMutability": "view"
-  },
-  {
-    "type": "function",
-    "name": "acceptOwnership",
-    "inputs": [],
-    "outputs": [],
-    "stateMutability": "nonpayable"
   },
   {
     "type": "function",
@@ -591,6 +798,19 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "allowedTeeTypes",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "approve",
     "inputs": [
       {
@@ -609,8 +829,14 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
-    "name": "enclaveIdCount",
-    "inputs": [],
+    "name": "countByStatus",
+    "inputs": [
+      {
+        "name": "status",
+        "type": "uint8",
+        "internalType": "enum IFirnRegistry.NodeStatus"
+      }
+    ],
     "outputs": [
       {
         "name": "",
@@ -641,13 +867,65 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
-    "name": "enclaveIds",
-    "inputs": [],
+    "name": "enclaveIdsByStatus",
+    "inputs": [
+      {
+        "name": "status",
+        "type": "uint8",
+        "internalType": "enum IFirnRegistry.NodeStatus"
+      },
+      {
+        "name": "offset",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "limit",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "ids",
+        "type": "bytes32[]",
+        "internalType": "bytes32[]"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "enclaveKeyHistory",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
     "outputs": [
       {
         "name": "",
-        "type": "bytes32[]",
-        "internalType": "bytes32[]"
+        "type": "tuple[]",
+        "internalType": "struct IFirnRegistry.EnclaveKeyRecord[]",
+        "components": [
+          {
+            "name": "enclaveAddress",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "fromBlock",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "toBlock",
+            "type": "uint64",
+            "internalType": "uint64"
+          }
+        ]
       }
     ],
     "stateMutability": "view"
@@ -694,16 +972,6 @@ export const firnRegistryAbi = [
             "internalType": "uint32"
           },
           {
-            "name": "approvals",
-            "type": "uint16",
-            "internalType": "uint16"
-          },
-          {
-            "name": "refusals",
-            "type": "uint16",
-            "internalType": "uint16"
-          },
-          {
             "name": "registeredAt",
             "type": "uint64",
             "internalType": "uint64"
@@ -714,7 +982,22 @@ export const firnRegistryAbi = [
             "internalType": "uint64"
           },
           {
+            "name": "lockedUntil",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "snapshotId",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
             "name": "measurement",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "platformIdHash",
             "type": "bytes32",
             "internalType": "bytes32"
           },
@@ -744,6 +1027,16 @@ export const firnRegistryAbi = [
             "internalType": "uint256"
           },
           {
+            "name": "approvalStake",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "refusalStake",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
             "name": "pendingEnclaveAddress",
             "type": "address",
             "internalType": "address"
@@ -759,6 +1052,80 @@ export const firnRegistryAbi = [
             "internalType": "bytes32"
           }
         ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getNodeSummary",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "tuple",
+        "internalType": "struct IFirnRegistry.NodeSummary",
+        "components": [
+          {
+            "name": "operator",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "teeType",
+            "type": "uint8",
+            "internalType": "uint8"
+          },
+          {
+            "name": "status",
+            "type": "uint8",
+            "internalType": "enum IFirnRegistry.NodeStatus"
+          },
+          {
+            "name": "ineligibility",
+            "type": "uint8",
+            "internalType": "uint8"
+          },
+          {
+            "name": "measurement",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "platformIdHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "enclaveAddress",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "stake",
+            "type": "uint256",
+            "internalType": "uint256"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "guardian",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
       }
     ],
     "stateMutability": "view"
@@ -794,7 +1161,45 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "ineligibility",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "isActive",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isEligible",
     "inputs": [
       {
         "name": "enclaveId",
@@ -837,6 +1242,24 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "lockStake",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "until",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "minNodeStake",
     "inputs": [],
     "outputs": [
@@ -863,13 +1286,20 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
-    "name": "pendingOwner",
+    "name": "pause",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "paused",
     "inputs": [],
     "outputs": [
       {
         "name": "",
-        "type": "address",
-        "internalType": "address"
+        "type": "bool",
+        "internalType": "bool"
       }
     ],
     "stateMutability": "view"
@@ -922,6 +1352,11 @@ export const firnRegistryAbi = [
             "internalType": "bytes32"
           },
           {
+            "name": "platformIdHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
             "name": "enclaveAddress",
             "type": "address",
             "internalType": "address"
@@ -946,6 +1381,19 @@ export const firnRegistryAbi = [
     ],
     "outputs": [],
     "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "registrationFee",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
   },
   {
     "type": "function",
@@ -987,6 +1435,19 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "rewardPool",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "rotateKeys",
     "inputs": [
       {
@@ -1015,6 +1476,32 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "setAllowedTeeTypes",
+    "inputs": [
+      {
+        "name": "mask",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setGuardian",
+    "inputs": [
+      {
+        "name": "newGuardian",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "setParameters",
     "inputs": [
       {
@@ -1026,6 +1513,24 @@ export const firnRegistryAbi = [
         "name": "newUnbondingPeriod",
         "type": "uint64",
         "internalType": "uint64"
+      },
+      {
+        "name": "newRegistrationFee",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setRewardPool",
+    "inputs": [
+      {
+        "name": "newPool",
+        "type": "address",
+        "internalType": "address"
       }
     ],
     "outputs": [],
@@ -1106,6 +1611,19 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "totalWithdrawable",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "transferOwnership",
     "inputs": [
       {
@@ -1129,6 +1647,13 @@ export const firnRegistryAbi = [
       }
     ],
     "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "unpause",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
   },
   {
     "type": "function",
@@ -1163,6 +1688,42 @@ export const firnRegistryAbi = [
   },
   {
     "type": "function",
+    "name": "wasEnclaveAddress",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "blockNumber",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "withdraw",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "withdrawStake",
     "inputs": [
       {
@@ -1173,6 +1734,44 @@ export const firnRegistryAbi = [
     ],
     "outputs": [],
     "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "withdrawable",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "event",
+    "name": "AllowedTeeTypesSet",
+    "inputs": [
+      {
+        "name": "previousMask",
+        "type": "uint8",
+        "indexed": false,
+        "internalType": "uint8"
+      },
+      {
+        "name": "newMask",
+        "type": "uint8",
+        "indexed": false,
+        "internalType": "uint8"
+      }
+    ],
+    "anonymous": false
   },
   {
     "type": "event",
@@ -1208,6 +1807,25 @@ export const firnRegistryAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GuardianSet",
+    "inputs": [
+      {
+        "name": "previousGuardian",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "newGuardian",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -1264,6 +1882,12 @@ export const firnRegistryAbi = [
         "type": "bytes32",
         "indexed": false,
         "internalType": "bytes32"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
       }
     ],
     "anonymous": false
@@ -1333,6 +1957,12 @@ export const firnRegistryAbi = [
         "type": "bytes32",
         "indexed": true,
         "internalType": "bytes32"
+      },
+      {
+        "name": "by",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -1379,10 +2009,16 @@ export const firnRegistryAbi = [
         "internalType": "uint32"
       },
       {
-        "name": "approvals",
-        "type": "uint16",
+        "name": "weight",
+        "type": "uint256",
         "indexed": false,
-        "internalType": "uint16"
+        "internalType": "uint256"
+      },
+      {
+        "name": "approvalStake",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
       }
     ],
     "anonymous": false
@@ -1416,10 +2052,16 @@ export const firnRegistryAbi = [
         "internalType": "uint32"
       },
       {
-        "name": "refusals",
-        "type": "uint16",
+        "name": "weight",
+        "type": "uint256",
         "indexed": false,
-        "internalType": "uint16"
+        "internalType": "uint256"
+      },
+      {
+        "name": "refusalStake",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
       }
     ],
     "anonymous": false
@@ -1459,6 +2101,12 @@ export const firnRegistryAbi = [
         "internalType": "bytes32"
       },
       {
+        "name": "platformIdHash",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
+      },
+      {
         "name": "enclaveAddress",
         "type": "address",
         "indexed": false,
@@ -1487,6 +2135,18 @@ export const firnRegistryAbi = [
         "type": "uint256",
         "indexed": false,
         "internalType": "uint256"
+      },
+      {
+        "name": "fee",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
       }
     ],
     "anonymous": false
@@ -1508,7 +2168,7 @@ export const firnRegistryAbi = [
         "internalType": "uint32"
       },
       {
-        "name": "refunded",
+        "name": "refundable",
         "type": "uint256",
         "indexed": false,
         "internalType": "uint256"
@@ -1549,25 +2209,6 @@ export const firnRegistryAbi = [
   },
   {
     "type": "event",
-    "name": "OwnershipTransferStarted",
-    "inputs": [
-      {
-        "name": "previousOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
-      },
-      {
-        "name": "newOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
-      }
-    ],
-    "anonymous": false
-  },
-  {
-    "type": "event",
     "name": "OwnershipTransferred",
     "inputs": [
       {
@@ -1600,6 +2241,88 @@ export const firnRegistryAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      },
+      {
+        "name": "registrationFee",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Paused",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RefundCredited",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RegistrationWithdrawn",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "round",
+        "type": "uint32",
+        "indexed": false,
+        "internalType": "uint32"
+      },
+      {
+        "name": "refundable",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RewardPoolSet",
+    "inputs": [
+      {
+        "name": "previousPool",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "newPool",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -1625,6 +2348,25 @@ export const firnRegistryAbi = [
   },
   {
     "type": "event",
+    "name": "StakeLocked",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "lockedUntil",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
     "name": "StakeWithdrawn",
     "inputs": [
       {
@@ -1635,6 +2377,38 @@ export const firnRegistryAbi = [
       },
       {
         "name": "operator",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Unpaused",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Withdrawn",
+    "inputs": [
+      {
+        "name": "account",
         "type": "address",
         "indexed": true,
         "internalType": "address"
@@ -1735,6 +2509,11 @@ export const firnRegistryAbi = [
   },
   {
     "type": "error",
+    "name": "EnforcedPause",
+    "inputs": []
+  },
+  {
+    "type": "error",
     "name": "EvidenceMismatch",
     "inputs": [
       {
@@ -1756,6 +2535,11 @@ export const firnRegistryAbi = [
   },
   {
     "type": "error",
+    "name": "ExpectedPause",
+    "inputs": []
+  },
+  {
+    "type": "error",
     "name": "InvalidTeeType",
     "inputs": [
       {
@@ -1767,8 +2551,40 @@ export const firnRegistryAbi = [
   },
   {
     "type": "error",
+    "name": "InvalidTeeTypeMask",
+    "inputs": [
+      {
+        "name": "mask",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "MeasurementNotAllowed",
     "inputs": [
+      {
+        "name": "teeType",
+        "type": "uint8",
+        "internalType": "uint8"
+      },
+      {
+        "name": "measurement",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "MeasurementRevokedWhilePending",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
       {
         "name": "teeType",
         "type": "uint8",
@@ -1794,6 +2610,38 @@ export const firnRegistryAbi = [
         "name": "status",
         "type": "uint8",
         "internalType": "enum IFirnRegistry.NodeStatus"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotEligibleVoter",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotGuardian",
+    "inputs": [
+      {
+        "name": "caller",
+        "type": "address",
+        "internalType": "address"
       }
     ]
   },
@@ -1840,9 +2688,9 @@ export const firnRegistryAbi = [
     "name": "NothingToWithdraw",
     "inputs": [
       {
-        "name": "enclaveId",
-        "type": "bytes32",
-        "internalType": "bytes32"
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
       }
     ]
   },
@@ -1875,6 +2723,11 @@ export const firnRegistryAbi = [
   },
   {
     "type": "error",
+    "name": "RewardPoolNotSet",
+    "inputs": []
+  },
+  {
+    "type": "error",
     "name": "RotationPending",
     "inputs": [
       {
@@ -1902,6 +2755,17 @@ export const firnRegistryAbi = [
   },
   {
     "type": "error",
+    "name": "StatusNotIndexed",
+    "inputs": [
+      {
+        "name": "status",
+        "type": "uint8",
+        "internalType": "enum IFirnRegistry.NodeStatus"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "StillUnbonding",
     "inputs": [
       {
@@ -1910,7 +2774,7 @@ export const firnRegistryAbi = [
         "internalType": "bytes32"
       },
       {
-        "name": "unbondingEndsAt",
+        "name": "unlocksAt",
         "type": "uint64",
         "internalType": "uint64"
       },
@@ -1918,6 +2782,22 @@ export const firnRegistryAbi = [
         "name": "nowTime",
         "type": "uint64",
         "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TeeTypeNotAllowed",
+    "inputs": [
+      {
+        "name": "teeType",
+        "type": "uint8",
+        "internalType": "uint8"
+      },
+      {
+        "name": "allowedMask",
+        "type": "uint8",
+        "internalType": "uint8"
       }
     ]
   },
@@ -1972,10 +2852,15 @@ export const firnRegistryAbi = [
     "type": "error",
     "name": "ZeroKemPublicKey",
     "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "ZeroPlatformIdHash",
+    "inputs": []
   }
 ] as const;
 
-export const firnRegistryBytecode = '0x60a060405234801561000f575f5ffd5b50604051612f46380380612f4683398101604081905261002e9161015d565b836001600160a01b03811661005c57604051631e4fbdf760e01b81525f600482015260240160405180910390fd5b610065816100de565b5060016002556001600160a01b0383166080526004829055600580546001600160401b0319166001600160401b0383169081179091556040805184815260208101929092527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a1505050506101ba565b600180546001600160a01b03191690556100f7816100fa565b50565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b6001600160a01b03811681146100f7575f5ffd5b5f5f5f5f60808587031215610170575f5ffd5b845161017b81610149565b602086015190945061018c81610149565b6040860151606087015191945092506001600160401b03811681146101af575f5ffd5b939692955090935050565b608051612d586101ee5f395f81816102360152818161073d0152818161086f01528181610ef0015261101c0152612d585ff3fe6080604052600436106101c5575f3560e01c806379ba5097116100f2578063c1b3c95311610092578063e8f85a2c11610062578063e8f85a2c14610519578063f2fde38b14610538578063f415a9a014610557578063f427ae2e1461056a575f5ffd5b8063c1b3c95314610494578063c85d3eb0146104b3578063ca38f3ff146104c8578063e30c3978146104fc575f5ffd5b8063aabc2496116100cd578063aabc24961461041a578063b134427114610439578063b59d9b3514610456578063b95ff68914610475575f5ffd5b806379ba5097146103d6578063817b1cd2146103ea5780638da5cb5b146103fe575f5ffd5b80634751f1c5116101685780636cf6d675116101385780636cf6d675146103685780636ffa755f1461038f578063715018a6146103a357806377b8ea51146103b7575f5ffd5b80634751f1c5146102cf57806350c946fe146102fe5780635c36901c1461032a57806366f125db14610349575f5ffd5b8063293bb82f116101a3578063293bb82f1461022857806334980aaa146102735780634021a4121461029257806344a4bb6e146102b0575f5ffd5b80630b55b348146101c95780631f9ecdf9146101ea5780632846553414610209575b5f5ffd5b3480156101d4575f5ffd5b506101e86101e33660046124ff565b61058b565b005b3480156101f5575f5ffd5b506101e8610204366004612589565b6106bc565b348015610214575f5ffd5b506101e86102233660046125c0565b610720565b348015610233575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160a01b0390911681526020015b60405180910390f35b34801561027e575f5ffd5b506101e861028d3660046125f6565b610a42565b34801561029d575f5ffd5b506004545b60405190815260200161026a565b3480156102bb575f5ffd5b506101e86102ca366004612589565b610bc1565b3480156102da575f5ffd5b506102ee6102e9366004612589565b610c22565b604051901515815260200161026a565b348015610309575f5ffd5b5061031d6103183660046125f6565b610c48565b60405161026a919061266f565b348015610335575f5ffd5b506102ee6103443660046125f6565b610ea8565b348015610354575f5ffd5b506101e86103633660046127ca565b610edb565b348015610373575f5ffd5b506005546040516001600160401b03909116815260200161026a565b34801561039a575f5ffd5b50600b546102a2565b3480156103ae575f5ffd5b506101e86111ef565b3480156103c2575f5ffd5b506101e86103d1366004612800565b611202565b3480156103e1575f5ffd5b506101e86113d1565b3480156103f5575f5ffd5b506006546102a2565b348015610409575f5ffd5b505f546001600160a01b0316610256565b348015610425575f5ffd5b506101e8610434366004612838565b611415565b348015610444575f5ffd5b506003546001600160a01b0316610256565b348015610461575f5ffd5b506102a2610470366004612851565b611478565b348015610480575f5ffd5b506101e861048f3660046125f6565b611663565b34801561049f575f5ffd5b506101e86104ae36600461288b565b61188c565b3480156104be575f5ffd5b506102a261010081565b3480156104d3575f5ffd5b506102a26104e2366004612838565b6001600160a01b03165f9081526009602052604090205490565b348015610507575f5ffd5b506001546001600160a01b0316610256565b348015610524575f5ffd5b506102ee6105333660046128c4565b6118f6565b348015610543575f5ffd5b506101e8610552366004612838565b611931565b6101e8610565366004612907565b6119a1565b348015610575575f5ffd5b5061057e612023565b60405161026a919061293d565b5f8381526008602052604090205483906001600160a01b0316331415806105b0575033155b156105dc57604051633f230bd960e21b8152600481018290523360248201526044015b60405180910390fd5b5f84815260086020526040902060018154600160a81b900460ff1660068111156106085761060861260d565b14158015610633575060028154600160a81b900460ff1660068111156106305761063061260d565b14155b1561066157805460405163af4cf40960e01b81526105d3918791600160a81b90910460ff169060040161297f565b61066b8484612079565b6005810161067a848683612a23565b50847fdae5aa6176daa71221b9e48066e8d7e548856feb44ce9ab4d1c2f96d97e698a485856040516106ad929190612b04565b60405180910390a25050505050565b6106c46120c9565b6106cd826120f5565b60ff82165f818152600760209081526040808320858452909152808220805460ff19166001179055518392917f27eacf81cc9ef8c62fc4a953504d6b28cfe1c3121dc660fece122d8da800fe4b91a35050565b61072861212b565b6040516306620a4360e31b81523360048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa15801561078a573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906107ae9190612b17565b6107cd57604051633f6b527560e21b81523360048201526024016105d3565b5f838152600860205260408120906107e6858386612153565b82549091505f9061080390600160e81b900461ffff166001612b4a565b835461ffff60e81b1916600160e81b61ffff83811691820292909217865560408051928816835263ffffffff86166020840152820152909150339087907f64f8cb941e90d9533703e6bd6db06c3b4f52de9a68909bb53eec6c886747e2de9060600160405180910390a37f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166342cde4e86040518163ffffffff1660e01b8152600401602060405180830381865afa1580156108c9573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906108ed9190612b64565b61ffff168161ffff16101561090457505050610a33565b8254600160b01b900460ff161561095f5761091f86846122c7565b60405163ffffffff8316815286907f12120c5e75abeb045d9c2e7373f772794912bf6d970032c63bab213a13bc627c9060200160405180910390a2610a2f565b60078301805484545f92839055600360a81b60ff60a81b1982161786556006805492936001600160a01b039092169284929061099c908490612b7f565b909155505060038501546001600160a01b03165f908152600960205260409020548890036109e15760038501546001600160a01b03165f908152600960205260408120555b6040805163ffffffff861681526020810184905289917f670dcc73d96382803d2ab8eab1a7a568ca40f062226c466c3656af3de0ddedc1910160405180910390a2610a2c8183612350565b50505b5050505b610a3d6001600255565b505050565b5f8181526008602052604090205481906001600160a01b031633141580610a67575033155b15610a8e57604051633f230bd960e21b8152600481018290523360248201526044016105d3565b5f82815260086020526040902060018154600160a81b900460ff166006811115610aba57610aba61260d565b14158015610ae5575060028154600160a81b900460ff166006811115610ae257610ae261260d565b14155b15610b1357805460405163af4cf40960e01b81526105d3918591600160a81b90910460ff169060040161297f565b8054600160b01b900460ff1615610b2e57610b2e83826122c7565b6005545f90610b46906001600160401b031642612b92565b825460ff60a81b1916600160aa1b17835560018301805467ffffffffffffffff60401b1916600160401b6001600160401b03841690810291909117909155604080519182525191925085917fcb1b5bec728ce004a8d15476ddf19d258fdece8df0609f8e9bcf80dcb749dacf9181900360200190a250505050565b610bc96120c9565b610bd2826120f5565b60ff82165f818152600760209081526040808320858452909152808220805460ff19169055518392917f358c4adf8507178c2714a7bbf2c68d881891f92a5c861278d059eaab3b480edf91a35050565b60ff8083165f908152600760209081526040808320858452909152902054165b92915050565b6040805161024080820183525f808352602080840182905283850182905260608085018390526080850183905260a0850183905260c0850183905260e0850183905261010085018390526101208501839052610140850183905261016085018390526101808501526101a084018290526101c084018290526101e084018290526102008401829052610220840182905285825260088152908490208451928301855280546001600160a01b038116845260ff600160a01b8204811693850193909352939492939092840191600160a81b909104166006811115610d2d57610d2d61260d565b6006811115610d3e57610d3e61260d565b8152815460ff600160b01b8204161515602083015263ffffffff600160b81b820416604083015261ffff600160d81b820481166060840152600160e81b90910416608082015260018201546001600160401b0380821660a0840152600160401b9091041660c0820152600282015460e082015260038201546001600160a01b0316610100820152600482015461012082015260058201805461014090920191610de6906129a7565b80601f0160208091040260200160405190810160405280929190818152602001828054610e12906129a7565b8015610e5d5780601f10610e3457610100808354040283529160200191610e5d565b820191905f5260205f20905b815481529060010190602001808311610e4057829003601f168201915b5050509183525050600682015460208201526007820154604082015260088201546001600160a01b0316606082015260098201546080820152600a9091015460a09091015292915050565b5f60025f83815260086020526040902054600160a81b900460ff166006811115610ed457610ed461260d565b1492915050565b6040516306620a4360e31b81523360048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa158015610f3d573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610f619190612b17565b610f8057604051633f6b527560e21b81523360048201526024016105d3565b5f82815260086020526040812090610f99848385612153565b82549091505f90610fb690600160d81b900461ffff166001612b4a565b835461ffff60d81b1916600160d81b61ffff83169081029190911785556040805163ffffffff861681526020810192909252919250339187917fb3e20d2ca98040476f90ff933232e23337adf4e9222d0d7d306829184a0c55f0910160405180910390a37f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166342cde4e86040518163ffffffff1660e01b8152600401602060405180830381865afa158015611076573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061109a9190612b64565b61ffff168161ffff1610156110b0575050505050565b8254600160b01b900460ff161561119f57600883015460038401546001600160a01b03918216911681146110fb5760038401546001600160a01b03165f908152600960205260408120555b6003840180546001600160a01b0383166001600160a01b0319918216811790925560098601805460048801819055600a8801805460068a0155885460ff60b01b191689556008890180549094169093555f9182905591556040805163ffffffff87168152602081019390935282015286907fbadfcd7a7f16471fd3289cf4a928b324e2e367704ffb093e24167097f7e8b7749060600160405180910390a2506111e8565b825460ff60a81b1916600160a91b17835560405163ffffffff8316815285907f316ff7171a46f80efbd5b8deb878347c72045b24efad1d2b019a54c4a93a8674906020016106ad565b5050505050565b6111f76120c9565b6112005f6123dd565b565b5f8481526008602052604090205484906001600160a01b031633141580611227575033155b1561124e57604051633f230bd960e21b8152600481018290523360248201526044016105d3565b5f85815260086020526040902060028154600160a81b900460ff16600681111561127a5761127a61260d565b146112a857805460405163af4cf40960e01b81526105d3918891600160a81b90910460ff169060040161297f565b8054600160b01b900460ff16156112d55760405163b3ccac4160e01b8152600481018790526024016105d3565b6112e1868686866123f6565b80545f906112fd90600160b81b900463ffffffff166001612bb1565b8254600160b01b68ffffffffffffffffff60b01b19909116600160b81b63ffffffff841690810268ffffffff00000000ff60b01b1916919091179190911784556008840180546001600160a01b0319166001600160a01b038a169081179091556009808601899055600a86018890555f82815260209182526040908190208c905580519384529083019190915281018790526060810186905290915087907f53ef04d23eaa7511110ab2ad2f5a4dd891d4e667bd48bc166693eb0de58549409060800160405180910390a250505050505050565b60015433906001600160a01b031681146114095760405163118cdaa760e01b81526001600160a01b03821660048201526024016105d3565b611412816123dd565b50565b61141d6120c9565b6003546040516001600160a01b038084169216907faa835f3d82545233d78a76ddca0ad674f68c29c444771d7246f78d9b07fd9661905f90a3600380546001600160a01b0319166001600160a01b0392909216919091179055565b5f61148161212b565b6003546001600160a01b031633141580611499575033155b156114b9576040516325e066bb60e11b81523360048201526024016105d3565b5f8581526008602052604090208054600160a81b900460ff1660028160068111156114e6576114e661260d565b14158015611506575060048160068111156115035761150361260d565b14155b8015611524575060068160068111156115215761152161260d565b14155b1561154657868160405163af4cf40960e01b81526004016105d392919061297f565b8154600160b01b900460ff16156115615761156187836122c7565b81600701548610611576578160070154611578565b855b925082826007015f82825461158d9190612b7f565b925050819055508260065f8282546115a59190612b7f565b9091555050815460ff60a81b1916600360a91b1782556005546115d1906001600160401b031642612b92565b6001830180546001600160401b0392909216600160401b0267ffffffffffffffff60401b1990921691909117905560408051848152602081018690526001600160a01b0387169189917f0e65040d45ee8965be5524f2cb3e4b2fb8126fa432c8f0dfac064b04bdc89a0c910160405180910390a361164f8584612350565b505061165b6001600255565b949350505050565b61166b61212b565b5f8181526008602052604090205481906001600160a01b031633141580611690575033155b156116b757604051633f230bd960e21b8152600481018290523360248201526044016105d3565b5f82815260086020526040902060048154600160a81b900460ff1660068111156116e3576116e361260d565b1415801561170e575060068154600160a81b900460ff16600681111561170b5761170b61260d565b14155b1561173c57805460405163af4cf40960e01b81526105d3918591600160a81b90910460ff169060040161297f565b6001810154600160401b90046001600160401b031642101561179857600181015460405163686dfe7b60e01b815260048101859052600160401b9091046001600160401b039081166024830152421660448201526064016105d3565b6007810154801580156117c7575060068254600160a81b900460ff1660068111156117c5576117c561260d565b145b156117e857604051633f7f9c6560e11b8152600481018590526024016105d3565b5f82600701819055508060065f8282546118029190612b7f565b90915550600490508254600160a81b900460ff1660068111156118275761182761260d565b0361183e57815460ff60a81b1916600560a81b1782555b604051818152339085907f11269c9885f555c7abc6754b6e48ba590f3653354fc22e80d9f1a3da407d139d9060200160405180910390a361187f3382612350565b5050506114126001600255565b6118946120c9565b60048290556005805467ffffffffffffffff19166001600160401b0383169081179091556040805184815260208101929092527fb20fa93adba303d4e74f9dd209f4d3a3b30682b7065030c61fcac4ef208b00ce910160405180910390a15050565b5f838152600a6020908152604080832063ffffffff8616845282528083206001600160a01b038516845290915290205460ff165b9392505050565b6119396120c9565b600180546001600160a01b0383166001600160a01b031990911681179091556119695f546001600160a01b031690565b6001600160a01b03167f38d16b8cac22d99fc7c124b9cd0de2d3fa1faef420bfe791d8c362d765e2270060405160405180910390a350565b80356119c05760405163027523c760e21b815260040160405180910390fd5b6119d86119d36040830160208401612bcd565b6120f5565b60075f6119eb6040840160208501612bcd565b60ff908116825260208083019390935260409182015f90812085840135825290935291205416611a4d57611a256040820160208301612bcd565b6040805163f6265b5760e01b815260ff909216600483015282013560248201526044016105d3565b600454341015611a7d576004805460405163829f116360e01b8152349281019290925260248201526044016105d3565b611aa18135611a926080840160608501612838565b83608001358460c001356123f6565b611ab6611ab160a0830183612be6565b612079565b80355f9081526008602052604090208054600160a81b900460ff166006816006811115611ae557611ae561260d565b03611b0657604051633bd12b1f60e21b8152833560048201526024016105d3565b6001816006811115611b1a57611b1a61260d565b1480611b3757506002816006811115611b3557611b3561260d565b145b80611b5357506004816006811115611b5157611b5161260d565b145b15611b765760405163093e610360e31b81526105d390843590839060040161297f565b5f816006811115611b8957611b8961260d565b03611bc957600b80546001810182555f9190915283357f0175b7a638427703f0dbe7bb9bbf987a2551717b34e79f33b5b1008d1fa01db990910155611c36565b611bd96080840160608501612838565b60038301546001600160a01b03908116911614801590611c14575060038201546001600160a01b03165f908152600960205260409020548335145b15611c365760038201546001600160a01b03165f908152600960205260408120555b81545f90611c5290600160b81b900463ffffffff166001612bb1565b9050604051806102400160405280336001600160a01b03168152602001856020016020810190611c829190612bcd565b60ff168152602001600181526020015f151581526020018263ffffffff1681526020015f61ffff1681526020015f61ffff168152602001426001600160401b031681526020015f6001600160401b0316815260200185604001358152602001856060016020810190611cf49190612838565b6001600160a01b0316815260808601356020820152604001611d1960a0870187612be6565b8080601f0160208091040260200160405190810160405280939291908181526020018383808284375f92018290525093855250505060c087013560208084019190915234604080850191909152606084018390526080840183905260a0909301829052873582526008815290829020835181549285015160ff16600160a01b026001600160a81b03199093166001600160a01b03919091161791909117808255918301519091829060ff60a81b1916600160a81b836006811115611ddf57611ddf61260d565b021790555060608201518154608084015160a085015160c086015161ffff908116600160e81b0261ffff60e81b1991909216600160d81b021663ffffffff60d81b1963ffffffff909316600160b81b0263ffffffff60b81b19951515600160b01b029590951664ffffffffff60b01b199094169390931793909317161717815560e08201516001820180546101008501516001600160401b03908116600160401b026fffffffffffffffffffffffffffffffff1990921693169290921791909117905561012082015160028201556101408201516003820180546001600160a01b039092166001600160a01b031990921691909117905561016082015160048201556101808201516005820190611ef69082612c2f565b506101a082015160068201556101c082015160078201556101e08201516008820180546001600160a01b0319166001600160a01b0390921691909117905561020082015160098083019190915561022090920151600a909101558435905f611f646080880160608901612838565b6001600160a01b03166001600160a01b031681526020019081526020015f20819055503460065f828254611f989190612ce9565b9091555033905084357f51aba8f54e024f5db88af292eba8024e9b841d4ffc7d8137110a8c06ea5ca62283611fd36040890160208a01612bcd565b6040890135611fe860808b0160608c01612838565b60808b0135611ffa60a08d018d612be6565b8d60c001353460405161201599989796959493929190612cfc565b60405180910390a350505050565b6060600b80548060200260200160405190810160405280929190818152602001828054801561206f57602002820191905f5260205f20905b81548152602001906001019080831161205b575b5050505050905090565b805f81900361209b5760405163221418ad60e21b815260040160405180910390fd5b610100811115610a3d5760405163859641b160e01b81526004810182905261010060248201526044016105d3565b5f546001600160a01b031633146112005760405163118cdaa760e01b81523360048201526024016105d3565b60ff811615806121085750600360ff8216115b1561141257604051632afa5caf60e11b815260ff821660048201526024016105d3565b600280540361214d57604051633ee5aeb560e01b815260040160405180910390fd5b60028055565b5f8060018454600160a81b900460ff1660068111156121745761217461260d565b03612184575060068301546121f1565b60028454600160a81b900460ff1660068111156121a3576121a361260d565b1480156121b857508354600160b01b900460ff165b156121c85750600a8301546121f1565b8354604051633c32421360e21b81526105d3918791600160a81b90910460ff169060040161297f565b80831461222257604051630a2285d960e01b81526004810186905260248101829052604481018490526064016105d3565b83545f868152600a60209081526040808320600160b81b90940463ffffffff1680845293825280832033845290915290205490925060ff161561228d57604051633d0af91f60e01b81526004810186905263ffffffff831660248201523360448201526064016105d3565b505f938452600a6020908152604080862063ffffffff841687528252808620338752909152909320805460ff191660011790555090919050565b600881015460038201546001600160a01b039182169116811480159061230357506001600160a01b0381165f9081526009602052604090205483145b15612321576001600160a01b0381165f908152600960205260408120555b50805460ff60b01b191681556008810180546001600160a01b03191690555f60098201819055600a9091015550565b805f0361235b575050565b5f826001600160a01b0316826040515f6040518083038185875af1925050503d805f81146123a4576040519150601f19603f3d011682016040523d82523d5f602084013e6123a9565b606091505b5050905080610a3d57604051630e21dcbb60e11b81526001600160a01b0384166004820152602481018390526044016105d3565b600180546001600160a01b0319169055611412816124b0565b6001600160a01b03831661241d5760405163e884f80f60e01b815260040160405180910390fd5b8161243b5760405163683d1fdb60e11b815260040160405180910390fd5b806124595760405163053ca81760e21b815260040160405180910390fd5b6001600160a01b0383165f9081526009602052604090205480158015906124805750848114155b156111e85760405163011ba35960e41b81526001600160a01b0385166004820152602481018290526044016105d3565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f5f5f60408486031215612511575f5ffd5b8335925060208401356001600160401b0381111561252d575f5ffd5b8401601f8101861361253d575f5ffd5b80356001600160401b03811115612552575f5ffd5b866020828401011115612563575f5ffd5b939660209190910195509293505050565b803560ff81168114612584575f5ffd5b919050565b5f5f6040838503121561259a575f5ffd5b6125a383612574565b946020939093013593505050565b61ffff81168114611412575f5ffd5b5f5f5f606084860312156125d2575f5ffd5b833592506020840135915060408401356125eb816125b1565b809150509250925092565b5f60208284031215612606575f5ffd5b5035919050565b634e487b7160e01b5f52602160045260245ffd5b6007811061263d57634e487b7160e01b5f52602160045260245ffd5b9052565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b602081526126896020820183516001600160a01b03169052565b5f602083015161269e604084018260ff169052565b5060408301516126b16060840182612621565b506060830151801515608084015250608083015163ffffffff811660a08401525060a083015161ffff811660c08401525060c083015161ffff811660e08401525060e08301516001600160401b038116610100840152506101008301516001600160401b038116610120840152506101208301516101408301526101408301516127476101608401826001600160a01b03169052565b506101608301516101808301526101808301516102406101a0840152612771610260840182612641565b90506101a08401516101c08401526101c08401516101e08401526101e08401516127a76102008501826001600160a01b03169052565b506102008401516102208401526102208401516102408401528091505092915050565b5f5f604083850312156127db575f5ffd5b50508035926020909101359150565b80356001600160a01b0381168114612584575f5ffd5b5f5f5f5f60808587031215612813575f5ffd5b84359350612823602086016127ea565b93969395505050506040820135916060013590565b5f60208284031215612848575f5ffd5b61192a826127ea565b5f5f5f5f60808587031215612864575f5ffd5b843593506020850135925061287b604086016127ea565b9396929550929360600135925050565b5f5f6040838503121561289c575f5ffd5b8235915060208301356001600160401b03811681146128b9575f5ffd5b809150509250929050565b5f5f5f606084860312156128d6575f5ffd5b83359250602084013563ffffffff811681146128f0575f5ffd5b91506128fe604085016127ea565b90509250925092565b5f60208284031215612917575f5ffd5b81356001600160401b0381111561292c575f5ffd5b820160e0818503121561192a575f5ffd5b602080825282518282018190525f918401906040840190835b81811015612974578351835260209384019390920191600101612956565b509095945050505050565b8281526040810161192a6020830184612621565b634e487b7160e01b5f52604160045260245ffd5b600181811c908216806129bb57607f821691505b6020821081036129d957634e487b7160e01b5f52602260045260245ffd5b50919050565b601f821115610a3d57805f5260205f20601f840160051c81016020851015612a045750805b601f840160051c820191505b818110156111e8575f8155600101612a10565b6001600160401b03831115612a3a57612a3a612993565b612a4e83612a4883546129a7565b836129df565b5f601f841160018114612a7f575f8515612a685750838201355b5f19600387901b1c1916600186901b1783556111e8565b5f83815260208120601f198716915b82811015612aae5786850135825560209485019460019092019101612a8e565b5086821015612aca575f1960f88860031b161c19848701351681555b505060018560011b0183555050505050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b602081525f61165b602083018486612adc565b5f60208284031215612b27575f5ffd5b8151801515811461192a575f5ffd5b634e487b7160e01b5f52601160045260245ffd5b61ffff8181168382160190811115610c4257610c42612b36565b5f60208284031215612b74575f5ffd5b815161192a816125b1565b81810381811115610c4257610c42612b36565b6001600160401b038181168382160190811115610c4257610c42612b36565b63ffffffff8181168382160190811115610c4257610c42612b36565b5f60208284031215612bdd575f5ffd5b61192a82612574565b5f5f8335601e19843603018112612bfb575f5ffd5b8301803591506001600160401b03821115612c14575f5ffd5b602001915036819003821315612c28575f5ffd5b9250929050565b81516001600160401b03811115612c4857612c48612993565b612c5c81612c5684546129a7565b846129df565b6020601f821160018114612c8e575f8315612c775750848201515b5f19600385901b1c1916600184901b1784556111e8565b5f84815260208120601f198516915b82811015612cbd5787850151825560209485019460019092019101612c9d565b5084821015612cda57868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b80820180821115610c4257610c42612b36565b63ffffffff8a16815260ff8916602082015287604082015260018060a01b038716606082015285608082015261010060a08201525f612d4061010083018688612adc565b60c08301949094525060e0015297965050505050505056' as const;
+export const firnRegistryBytecode = '0x60a060405234801561000f575f5ffd5b506040516144f03803806144f083398101604081905261002e916101cc565b846001600160a01b03811661005d57604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b61006681610166565b506001805560f181161561009257604051636efd1f5360e11b815260ff82166004820152602401610054565b6001600160a01b038416608052600583905560048054600160a01b600160e81b031916600160a81b6001600160401b03851690810260ff60a01b191691909117600160a01b60ff851602179091556040805185815260208101929092525f908201527fd05ae18c07ca9cc741dc70ed95a0cf75f0c19a7a7161f722c7b123266c6c19079060600160405180910390a1604080515f815260ff831660208201527fbdca6d6113a598a941b6dd4300c76a56dfa412842e678119ff1f8d8f661af7f5910160405180910390a15050505050610243565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b6001600160a01b03811681146101c9575f5ffd5b50565b5f5f5f5f5f60a086880312156101e0575f5ffd5b85516101eb816101b5565b60208701519095506101fc816101b5565b6040870151606088015191955093506001600160401b038116811461021f575f5ffd5b608087015190925060ff81168114610235575f5ffd5b809150509295509295909350565b60805161427261027e5f395f81816103730152818161195b0152818161271701528181612d5501528181612de40152612f9001526142725ff3fe608060405260043610610280575f3560e01c8063715018a611610155578063aabc2496116100be578063ce513b6f11610078578063ce513b6f146107c9578063d03418c2146107fd578063dd170e2f1461081b578063e8f85a2c1461082e578063edca9d4e14610881578063f2fde38b146108a0575f5ffd5b8063aabc249614610706578063b134427114610725578063b59d9b3514610742578063b95ff68914610761578063c85d3eb014610780578063ca38f3ff14610795575f5ffd5b8063846b496c1161010f578063846b496c146106425780638a0dac4a146106615780638da5cb5b1461068057806390a4ad011461069c57806391f754b3146106c8578063a7855ad7146106e7575f5ffd5b8063715018a61461059c57806377b8ea51146105b057806378238c37146105cf57806380b5930f146105ee578063817b1cd21461061a5780638456cb591461062e575f5ffd5b80633f4ba83a116101f75780635477f198116101b15780635477f198146104bc5780635c36901c146104ed5780635c975abb1461050c57806366666aa91461052957806366f125db146105465780636cf6d67514610565575f5ffd5b80633f4ba83a1461040d5780634021a4121461042157806344a4bb6e14610435578063452a9320146104545780634751f1c51461047157806350c946fe14610490575f5ffd5b80631f9ecdf9116102485780631f9ecdf9146103275780632846553414610346578063293bb82f1461036557806334980aaa146103ab5780633c74e0d9146103ca5780633ccfd60b146103f9575f5ffd5b80630600a8651461028457806309f2038a146102a75780630b55b348146102d357806314c44e09146102f45780631dc7600a14610308575b5f5ffd5b34801561028f575f5ffd5b506008545b6040519081526020015b60405180910390f35b3480156102b2575f5ffd5b506102c66102c1366004613871565b6108bf565b60405161029e91906138bc565b3480156102de575f5ffd5b506102f26102ed366004613939565b6109a3565b005b3480156102ff575f5ffd5b50600654610294565b348015610313575f5ffd5b506102f26103223660046139c2565b610ad4565b348015610332575f5ffd5b506102f2610341366004613a05565b610ba1565b348015610351575f5ffd5b506102f2610360366004613a2d565b610c05565b348015610370575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160a01b03909116815260200161029e565b3480156103b6575f5ffd5b506102f26103c5366004613871565b610dc0565b3480156103d5575f5ffd5b506103e96103e4366004613871565b610fce565b604051901515815260200161029e565b348015610404575f5ffd5b506102f2610fee565b348015610418575f5ffd5b506102f261109b565b34801561042c575f5ffd5b50600554610294565b348015610440575f5ffd5b506102f261044f366004613a05565b6110ab565b34801561045f575f5ffd5b506003546001600160a01b0316610393565b34801561047c575f5ffd5b506103e961048b366004613a05565b611155565b34801561049b575f5ffd5b506104af6104aa366004613871565b61117b565b60405161029e9190613a97565b3480156104c7575f5ffd5b506104db6104d6366004613871565b61140f565b60405160ff909116815260200161029e565b3480156104f8575f5ffd5b506103e9610507366004613871565b611425565b348015610517575f5ffd5b505f54600160a01b900460ff166103e9565b348015610534575f5ffd5b506004546001600160a01b0316610393565b348015610551575f5ffd5b506102f2610560366004613c20565b611458565b348015610570575f5ffd5b50600454600160a81b90046001600160401b03166040516001600160401b03909116815260200161029e565b3480156105a7575f5ffd5b506102f2611842565b3480156105bb575f5ffd5b506102f26105ca366004613c56565b611853565b3480156105da575f5ffd5b506102f26105e9366004613c8e565b611ada565b3480156105f9575f5ffd5b5061060d610608366004613cb5565b611b73565b60405161029e9190613ce5565b348015610625575f5ffd5b50600754610294565b348015610639575f5ffd5b506102f2611c6a565b34801561064d575f5ffd5b506102f261065c366004613d27565b611cbf565b34801561066c575f5ffd5b506102f261067b366004613c8e565b611d56565b34801561068b575f5ffd5b505f546001600160a01b0316610393565b3480156106a7575f5ffd5b506106bb6106b6366004613871565b611db9565b60405161029e9190613d40565b3480156106d3575f5ffd5b506102946106e2366004613da5565b611e58565b3480156106f2575f5ffd5b506102f2610701366004613dbe565b611e6a565b348015610711575f5ffd5b506102f2610720366004613c8e565b611f23565b348015610730575f5ffd5b506002546001600160a01b0316610393565b34801561074d575f5ffd5b5061029461075c366004613df3565b611f86565b34801561076c575f5ffd5b506102f261077b366004613871565b612195565b34801561078b575f5ffd5b5061029461010081565b3480156107a0575f5ffd5b506102946107af366004613c8e565b6001600160a01b03165f908152600b602052604090205490565b3480156107d4575f5ffd5b506102946107e3366004613c8e565b6001600160a01b03165f908152600f602052604090205490565b348015610808575f5ffd5b50600454600160a01b900460ff166104db565b6102f2610829366004613e2d565b6123d8565b348015610839575f5ffd5b506103e9610848366004613e64565b5f928352600c6020908152604080852063ffffffff9490941685529281528284206001600160a01b039290921684525290205460ff1690565b34801561088c575f5ffd5b506103e961089b366004613ea7565b6129eb565b3480156108ab575f5ffd5b506102f26108ba366004613c8e565b612b06565b6040805161010080820183525f8083526020808401829052838501829052606084018290526080840182905260a0840182905260c0840182905260e08401829052858252600a8152908490208451928301855280546001600160a01b038116845260ff600160a01b82048116938501939093529394909390830191600160a81b90910416600681111561095457610954613888565b815260200161096283612b40565b60ff168152600283015460208201526003830154604082015260048301546001600160a01b0316606082015260089092015460809092019190915292915050565b5f838152600a602052604090205483906001600160a01b0316331415806109c8575033155b156109f457604051633f230bd960e21b8152600481018290523360248201526044015b60405180910390fd5b5f848152600a6020526040902060018154600160a81b900460ff166006811115610a2057610a20613888565b14158015610a4b575060028154600160a81b900460ff166006811115610a4857610a48613888565b14155b15610a7957805460405163af4cf40960e01b81526109eb918791600160a81b90910460ff1690600401613ec9565b610a838484612bd0565b60068101610a92848683613f6d565b50847fdae5aa6176daa71221b9e48066e8d7e548856feb44ce9ab4d1c2f96d97e698a48585604051610ac592919061404e565b60405180910390a25050505050565b6002546001600160a01b031633141580610aec575033155b15610b0c576040516325e066bb60e11b81523360048201526024016109eb565b5f828152600a6020526040902060018101546001600160401b03600160801b90910481169083161115610b9c5760018101805467ffffffffffffffff60801b1916600160801b6001600160401b0385169081029190911790915560405190815283907f18b86d59dc1cf508edb2e863b0ef96b98327e45ac5d13c92ed79065d8fa5cd529060200160405180910390a25b505050565b610ba9612c20565b610bb282612c4c565b60ff82165f818152600960209081526040808320858452909152808220805460ff19166001179055518392917f27eacf81cc9ef8c62fc4a953504d6b28cfe1c3121dc660fece122d8da800fe4b91a35050565b5f838152600a60205260408120908080610c20878588612c82565b9250925092505f8285600a0154610c379190614075565b600a86018190556040805161ffff8916815263ffffffff8716602082015290810185905260608101829052909150339089907fa25a9e0367b78b55c65f6df9a10327b5fbc57e1631289e9befa91a4fa5b18e859060800160405180910390a3610c9f3361300e565b81610cab826003614088565b11610cba575050505050505050565b8454600160b01b900460ff1615610d1557610cd5888661307d565b60405163ffffffff8516815288907f12120c5e75abeb045d9c2e7373f772794912bf6d970032c63bab213a13bc627c9060200160405180910390a2610db6565b6008850180545f918290556007805491928392610d3390849061409f565b90915550610d459050898760036130d3565b6004860154610d5e908a906001600160a01b031661318c565b6040805163ffffffff87168152602081018390528a917f670dcc73d96382803d2ab8eab1a7a568ca40f062226c466c3656af3de0ddedc1910160405180910390a28554610db4906001600160a01b0316826131c5565b505b5050505050505050565b5f818152600a602052604090205481906001600160a01b031633141580610de5575033155b15610e0c57604051633f230bd960e21b8152600481018290523360248201526044016109eb565b5f828152600a602052604090208054600160a81b900460ff166001816006811115610e3957610e39613888565b03610eed576008820180545f918290556007805491928392610e5c90849061409f565b90915550610e6e9050858460056130d3565b6004830154610e879086906001600160a01b031661318c565b825460408051600160b81b90920463ffffffff1682526020820183905286917f4900d874723081a5668aff3a9a0dd6ed76cd7a150444317704d67d02292784b6910160405180910390a28254610ee6906001600160a01b0316826131c5565b5050505050565b6002816006811115610f0157610f01613888565b14610f2357838160405163af4cf40960e01b81526004016109eb929190613ec9565b8154600160b01b900460ff1615610f3e57610f3e848361307d565b6004545f90610f5d90600160a81b90046001600160401b0316426140b2565b9050610f6b858460046130d3565b60018301805467ffffffffffffffff60401b1916600160401b6001600160401b0384169081029190911790915560405190815285907fcb1b5bec728ce004a8d15476ddf19d258fdece8df0609f8e9bcf80dcb749dacf90602001610ac5565b5050565b5f818152600a60205260408120610fe490612b40565b60ff161592915050565b610ff6613256565b335f908152600f60205260408120549081900361102857604051636e34ee0b60e11b81523360048201526024016109eb565b335f908152600f602052604081208190556008805483929061104b90849061409f565b909155505060405181815233907f7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d59060200160405180910390a261108f3382613280565b5061109960018055565b565b6110a3612c20565b61109961330d565b5f546001600160a01b031633148015906110d857506003546001600160a01b0316331415806110d8575033155b156110f85760405163a252c15160e01b81523360048201526024016109eb565b61110182612c4c565b60ff82165f818152600960209081526040808320858452909152808220805460ff19169055513392849290917ff7c3f2d179d450cf0ec1e298d6823e861961e564d7b532907d15271447964c8b9190a45050565b60ff8083165f908152600960209081526040808320858452909152902054165b92915050565b604080516102a080820183525f808352602080840182905283850182905260608085018390526080850183905260a0850183905260c0850183905260e08501839052610100850183905261012085018390526101408501839052610160850183905261018085018390526101a08501526101c084018290526101e0840182905261020084018290526102208401829052610240840182905261026084018290526102808401829052858252600a8152908490208451928301855280546001600160a01b038116845260ff600160a01b8204811693850193909352939492939092840191600160a81b90910416600681111561127857611278613888565b600681111561128957611289613888565b81528154600160b01b810460ff1615156020830152600160b81b900463ffffffff16604082015260018201546001600160401b038082166060840152600160401b820481166080840152600160801b8204811660a0840152600160c01b9091041660c0820152600282015460e0820152600382015461010082015260048201546001600160a01b031661012082015260058201546101408201526006820180546101609092019161133990613ef1565b80601f016020809104026020016040519081016040528092919081815260200182805461136590613ef1565b80156113b05780601f10611387576101008083540402835291602001916113b0565b820191905f5260205f20905b81548152906001019060200180831161139357829003601f168201915b5050509183525050600782015460208201526008820154604082015260098201546060820152600a8201546080820152600b8201546001600160a01b031660a0820152600c82015460c0820152600d9091015460e09091015292915050565b5f818152600a6020526040812061117590612b40565b5f60025f838152600a6020526040902054600160a81b900460ff16600681111561145157611451613888565b1492915050565b5f828152600a60205260408120908080611473868587612c82565b9194509250905060018454600160a81b900460ff16600681111561149957611499613888565b1480156114f75750835460ff600160a01b90910481165f908152600960209081526040808320600289015484529091529020541615806114f757508354600454600160a01b90819004600160ff9290930482169290921b9190911616155b15611534578354600285015460405163e2337a8f60e01b815260048101899052600160a01b90920460ff16602483015260448201526064016109eb565b5f8285600901546115459190614075565b600986018190556040805163ffffffff8716815260208101869052908101829052909150339088907f0e7ad59e6668f8a08aef60db84b6ed2e37377fb4a7c3f1da43476d9dc5d8a6269060600160405180910390a36115a33361300e565b6115ae826002614088565b6115b9826003614088565b116115c75750505050505050565b8454600160b01b900460ff1615611758576004850154600b8601546001600160a01b03918216911680821461160f576001600160a01b0382165f908152600b60205260408120555b6004870180546001600160a01b0383166001600160a01b031991821617909155600c8801805460058a0155600d8901805460078b0155895460ff60b01b19168a55600b8a0180549093169092555f90819055905561166c89613361565b5f898152600e602090815260408083208151606080820184526001600160a01b038781168084526001600160401b03438116858901908152858801828152875460018082018a55988c529a8a902096516002909b02909601805491518316600160a01b026001600160e01b03199092169a909416999099179890981782559251930180549390961667ffffffffffffffff199093169290921790945560058b0154825163ffffffff8c1681529384019490945282820193909352518b927fbadfcd7a7f16471fd3289cf4a928b324e2e367704ffb093e24167097f7e8b774928290030190a25050611839565b611764878660026130d3565b5f878152600e60209081526040808320815160608101835260048a01546001600160a01b039081168252436001600160401b03908116838701908152838601828152855460018082018855968a52988890209451600290990290940180549151989093166001600160e01b031990911617600160a01b9782169790970296909617815590519101805467ffffffffffffffff19169190941617909255905163ffffffff8616815288917f316ff7171a46f80efbd5b8deb878347c72045b24efad1d2b019a54c4a93a8674910160405180910390a25b50505050505050565b61184a612c20565b6110995f613415565b61185b613464565b5f848152600a602052604090205484906001600160a01b031633141580611880575033155b156118a757604051633f230bd960e21b8152600481018290523360248201526044016109eb565b5f858152600a6020526040902060028154600160a81b900460ff1660068111156118d3576118d3613888565b1461190157805460405163af4cf40960e01b81526109eb918891600160a81b90910460ff1690600401613ec9565b8054600160b01b900460ff161561192e5760405163b3ccac4160e01b8152600481018790526024016109eb565b61193a8686868661348e565b80545f9061195690600160b81b900463ffffffff1660016140d1565b90505f7f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316632c48a80e6040518163ffffffff1660e01b8152600401602060405180830381865afa1580156119b5573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906119d991906140ed565b83546001850180546001600160c01b0316600160c01b6001600160401b038516908102919091179091555f60098701819055600a8701819055600160b01b64ffffffffff60b01b19909316600160b81b63ffffffff881690810260ff60b01b191691909117939093178755600b80880180546001600160a01b0319166001600160a01b038e16908117909155600c89018c9055600d89018b905580835260209182526040928390208e9055825194855290840152820189905260608201889052608082015290915088907f87f34e03f7a3772ebf91ef65c235a376035ab3f3dcc85107fd457ce20aed3a879060a00160405180910390a25050505050505050565b611ae2612c20565b6001600160a01b038116158015611afa575060065415155b15611b185760405163e516695960e01b815260040160405180910390fd5b6004546040516001600160a01b038084169216907fe50b2a0036b45c7b809db33748f38b59556cf2c03c5dcb2921260e81958b692e905f90a3600480546001600160a01b0319166001600160a01b0392909216919091179055565b60605f611b7f85613548565b90505f611b8b826135ab565b9050808510611bab575050604080515f8152602081019091529050611c63565b5f84611bb7878461409f565b10611bcb57611bc68587614075565b611bcd565b815b9050611bd9868261409f565b6001600160401b03811115611bf057611bf0613edd565b604051908082528060200260200182016040528015611c19578160200160208202803683370190505b509350855b81811015611c5e57611c3084826135b4565b85611c3b898461409f565b81518110611c4b57611c4b614108565b6020908102919091010152600101611c1e565b505050505b9392505050565b5f546001600160a01b03163314801590611c9757506003546001600160a01b031633141580611c97575033155b15611cb75760405163a252c15160e01b81523360048201526024016109eb565b6110996135bf565b611cc7612c20565b60f1811615611cee57604051636efd1f5360e11b815260ff821660048201526024016109eb565b6004546040805160ff600160a01b9093048316815291831660208301527fbdca6d6113a598a941b6dd4300c76a56dfa412842e678119ff1f8d8f661af7f5910160405180910390a16004805460ff909216600160a01b0260ff60a01b19909216919091179055565b611d5e612c20565b6003546040516001600160a01b038084169216907fc3ce29e3ab42e524b6f6f1b4d3674898d503ee3577a64ac87b555904ebc14138905f90a3600380546001600160a01b0319166001600160a01b0392909216919091179055565b6060600e5f8381526020019081526020015f20805480602002602001604051908101604052809291908181526020015f905b82821015611e4d575f848152602090819020604080516060810182526002860290920180546001600160a01b03811684526001600160401b03600160a01b90910481168486015260019182015416918301919091529083529092019101611deb565b505050509050919050565b5f611175611e6583613548565b6135ab565b611e72612c20565b8015801590611e8a57506004546001600160a01b0316155b15611ea85760405163e516695960e01b815260040160405180910390fd5b60058390556004805467ffffffffffffffff60a81b1916600160a81b6001600160401b03851690810291909117909155600682905560408051858152602081019290925281018290527fd05ae18c07ca9cc741dc70ed95a0cf75f0c19a7a7161f722c7b123266c6c19079060600160405180910390a1505050565b611f2b612c20565b6002546040516001600160a01b038084169216907faa835f3d82545233d78a76ddca0ad674f68c29c444771d7246f78d9b07fd9661905f90a3600280546001600160a01b0319166001600160a01b0392909216919091179055565b5f611f8f613256565b6002546001600160a01b031633141580611fa7575033155b15611fc7576040516325e066bb60e11b81523360048201526024016109eb565b5f858152600a602052604090208054600160a81b900460ff166002816006811115611ff457611ff4613888565b141580156120145750600481600681111561201157612011613888565b14155b80156120325750600681600681111561202f5761202f613888565b14155b1561205457868160405163af4cf40960e01b81526004016109eb929190613ec9565b8154600160b01b900460ff161561206f5761206f878361307d565b81600801548610612084578160080154612086565b855b925082826008015f82825461209b919061409f565b925050819055508260075f8282546120b3919061409f565b90915550600690508160068111156120cd576120cd613888565b146120e7576120de878360066130d3565b6120e787613361565b60045461210490600160a81b90046001600160401b0316426140b2565b6001830180546001600160401b0392909216600160401b0267ffffffffffffffff60401b1990921691909117905560408051848152602081018690526001600160a01b0387169189917f0e65040d45ee8965be5524f2cb3e4b2fb8126fa432c8f0dfac064b04bdc89a0c910160405180910390a36121828584613280565b505061218d60018055565b949350505050565b61219d613256565b5f818152600a602052604090205481906001600160a01b0316331415806121c2575033155b156121e957604051633f230bd960e21b8152600481018290523360248201526044016109eb565b5f828152600a602052604090208054600160a81b900460ff16600481600681111561221657612216613888565b141580156122365750600681600681111561223357612233613888565b14155b1561225857838160405163af4cf40960e01b81526004016109eb929190613ec9565b60018201545f906001600160401b03600160801b82048116600160401b9092041611612298576001830154600160801b90046001600160401b03166122ae565b6001830154600160401b90046001600160401b03165b9050806001600160401b03164210156122f45760405163686dfe7b60e01b8152600481018690526001600160401b038083166024830152421660448201526064016109eb565b6008830154801580156123185750600683600681111561231657612316613888565b145b1561233857604051636e34ee0b60e11b81523360048201526024016109eb565b5f84600801819055508060075f828254612352919061409f565b909155506004905083600681111561236c5761236c613888565b036123865761237d868560056130d3565b61238686613361565b604051818152339087907f11269c9885f555c7abc6754b6e48ba590f3653354fc22e80d9f1a3da407d139d9060200160405180910390a36123c73382613280565b50505050506123d560018055565b50565b6123e0613464565b80356123ff5760405163027523c760e21b815260040160405180910390fd5b606081013561242157604051632f7897b360e21b815260040160405180910390fd5b6124396124346040830160208401613d27565b612c4c565b6124496040820160208301613d27565b600454600160a01b9004600160ff9283161b16165f036124a7576124736040820160208301613d27565b600480546040516305950aa960e21b815260ff93841692810192909252600160a01b900490911660248201526044016109eb565b60095f6124ba6040840160208501613d27565b60ff908116825260208083019390935260409182015f9081208584013582529093529120541661251c576124f46040820160208301613d27565b6040805163f6265b5760e01b815260ff909216600483015282013560248201526044016109eb565b60065460055461252d908290614075565b3410156125655734816005546125439190614075565b60405163829f116360e01b8152600481019290925260248201526044016109eb565b612589823561257a60a0850160808601613c8e565b8460a001358560e0013561348e565b61259e61259960c084018461411c565b612bd0565b81355f908152600a602052604090208054600160a81b900460ff1660068160068111156125cd576125cd613888565b036125ee57604051633bd12b1f60e21b8152843560048201526024016109eb565b600181600681111561260257612602613888565b148061261f5750600281600681111561261d5761261d613888565b145b8061263b5750600481600681111561263957612639613888565b145b1561265e5760405163093e610360e31b81526109eb908535908390600401613ec9565b5f81600681111561267157612671613888565b1415801561269f575061268a60a0850160808601613c8e565b60048301546001600160a01b03908116911614155b80156126c6575060048201546001600160a01b03165f908152600b60205260409020548435145b156126e85760048201546001600160a01b03165f908152600b60205260408120555b5f6126f3843461409f565b83549091505f9061271290600160b81b900463ffffffff1660016140d1565b90505f7f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316632c48a80e6040518163ffffffff1660e01b8152600401602060405180830381865afa158015612771573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061279591906140ed565b85546001600160a01b0319163317865590506127b76040880160208901613d27565b855463ffffffff8416600160b81b0260ff92909216600160a01b0260ff60a81b191661ffff60a01b1990911617600160a81b1763ffffffff60b81b19161785556001850180546001600160401b03838116600160c01b0277ffffffffffffffffffffffffffffffff00000000000000009092164291909116171790555f84600681111561284657612846613888565b1461286f5760018501805467ffffffffffffffff60401b191690555f60098601819055600a8601555b604087013560028601556060870135600386015561289360a0880160808901613c8e565b6004860180546001600160a01b0319166001600160a01b039290921691909117905560a087013560058601556128cc60c088018861411c565b60068701916128dc919083613f6d565b5060e08701356007860155600885018390556129258735600d5f60015b600681111561290a5761290a613888565b81526020019081526020015f2061360190919063ffffffff16565b508635600b5f61293b60a08b0160808c01613c8e565b6001600160a01b03166001600160a01b031681526020019081526020015f20819055508260075f82825461296f9190614075565b909155506129829050878385898561360c565b85156118395760048054604080516316c1a85160e31b815290516001600160a01b039092169263b60d4288928a92808301925f929182900301818588803b1580156129cb575f5ffd5b505af11580156129dd573d5f5f3e3d5ffd5b505050505050505050505050565b5f838152600e60205260408120805482905b80821015612a72575f6002612a128385614075565b612a1c9190614165565b905085848281548110612a3157612a31614108565b5f918252602090912060029091020154600160a01b90046001600160401b031611612a6857612a61816001614075565b9250612a6c565b8091505b506129fd565b8115612afa575f83612a8560018561409f565b81548110612a9557612a95614108565b5f918252602090912060029091020160018101549091506001600160401b0316861115612ac8575f945050505050611c63565b80546001600160a01b03808916911603612ae9576001945050505050611c63565b612af283614184565b925050612a72565b505f9695505050505050565b612b0e612c20565b6001600160a01b038116612b3757604051631e4fbdf760e01b81525f60048201526024016109eb565b6123d581613415565b5f60028254600160a81b900460ff166006811115612b6057612b60613888565b14612b6d57506001919050565b815460045460ff600160a01b928390048116929091046001831b16165f03612b985750600292915050565b60ff8082165f9081526009602090815260408083206002880154845290915290205416612bc85750600392915050565b505f92915050565b805f819003612bf25760405163221418ad60e21b815260040160405180910390fd5b610100811115610b9c5760405163859641b160e01b81526004810182905261010060248201526044016109eb565b5f546001600160a01b031633146110995760405163118cdaa760e01b81523360048201526024016109eb565b60ff81161580612c5f5750600360ff8216115b156123d557604051632afa5caf60e11b815260ff821660048201526024016109eb565b5f80808060018654600160a81b900460ff166006811115612ca557612ca5613888565b03612cb557506007850154612d22565b60028654600160a81b900460ff166006811115612cd457612cd4613888565b148015612ce957508554600160b01b900460ff165b15612cf95750600d850154612d22565b8554604051633c32421360e21b81526109eb918991600160a81b90910460ff1690600401613ec9565b600186015460405163c84d39eb60e01b8152336004820152600160c01b9091046001600160401b031660248201819052907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063c84d39eb90604401602060405180830381865afa158015612da2573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190612dc69190614199565b9350835f03612ea5576040516306620a4360e31b81523360048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa158015612e31573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190612e5591906141b0565b612e7457604051633f6b527560e21b81523360048201526024016109eb565b604051636f0326e360e11b8152600481018990523360248201526001600160401b03821660448201526064016109eb565b818614612ed657604051630a2285d960e01b81526004810189905260248101839052604481018790526064016109eb565b86545f898152600c60209081526040808320600160b81b90940463ffffffff1680845293825280832033845290915290205490955060ff1615612f4157604051633d0af91f60e01b81526004810189905263ffffffff861660248201523360448201526064016109eb565b5f888152600c6020908152604080832063ffffffff89168452825280832033845290915290819020805460ff191660011790555163999a8d8560e01b81526001600160401b03821660048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063999a8d8590602401602060405180830381865afa158015612fdd573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906130019190614199565b9250505093509350939050565b6004546001600160a01b031680613023575050565b6040516303af37d560e51b81526001600160a01b0383811660048301528216906375e6faa0906024015f604051808303815f87803b158015613063575f5ffd5b505af1925050508015613074575060015b15610fca575050565b600b81015460048201546001600160a01b03918216911681146130a4576130a4838261318c565b50805460ff60b01b19168155600b810180546001600160a01b03191690555f600c8201819055600d9091015550565b8154600160a81b900460ff166130e88161369c565b156131345761313284600d5f84600681111561310657613106613888565b600681111561311757613117613888565b81526020019081526020015f206136e890919063ffffffff16565b505b61313d8261369c565b1561315d5761315b84600d5f8560068111156128f9576128f9613888565b505b82548290849060ff60a81b1916600160a81b83600681111561318157613181613888565b021790555050505050565b6001600160a01b0381165f908152600b6020526040902054829003610fca576001600160a01b03165f908152600b602052604081205550565b805f036131d0575050565b6001600160a01b0382165f908152600f6020526040812080548392906131f7908490614075565b925050819055508060085f82825461320f9190614075565b90915550506040518181526001600160a01b038316907f57b31d08aad1b08f38687f5d1a07c24f3c09768a493b5b11f4de021a3ac6fbb99060200160405180910390a25050565b60026001540361327957604051633ee5aeb560e01b815260040160405180910390fd5b6002600155565b805f0361328b575050565b5f826001600160a01b0316826040515f6040518083038185875af1925050503d805f81146132d4576040519150601f19603f3d011682016040523d82523d5f602084013e6132d9565b606091505b5050905080610b9c57604051630e21dcbb60e11b81526001600160a01b0384166004820152602481018390526044016109eb565b6133156136f3565b5f805460ff60a01b191690557f5db9ee0a495bf2e6ff9c91a7834c1ba4fdd244a5e8aa4e537bd38aeae4b073aa335b6040516001600160a01b03909116815260200160405180910390a1565b5f818152600e60205260409020805480158015906133bc57506001600160401b038261338e60018461409f565b8154811061339e5761339e614108565b5f9182526020909120600160029092020101546001600160401b0316145b15610b9c5743826133ce60018461409f565b815481106133de576133de614108565b905f5260205f2090600202016001015f6101000a8154816001600160401b0302191690836001600160401b03160217905550505050565b5f80546001600160a01b038381166001600160a01b0319831681178455604051919092169283917f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e09190a35050565b5f54600160a01b900460ff16156110995760405163d93c066560e01b815260040160405180910390fd5b6001600160a01b0383166134b55760405163e884f80f60e01b815260040160405180910390fd5b816134d35760405163683d1fdb60e11b815260040160405180910390fd5b806134f15760405163053ca81760e21b815260040160405180910390fd5b6001600160a01b0383165f908152600b602052604090205480158015906135185750848114155b15610ee65760405163011ba35960e41b81526001600160a01b0385166004820152602481018290526044016109eb565b5f6135528261369c565b61357157816040516306d17cf560e31b81526004016109eb91906141cf565b600d5f83600681111561358657613586613888565b600681111561359757613597613888565b81526020019081526020015f209050919050565b5f611175825490565b5f611c63838361371c565b6135c7613464565b5f805460ff60a01b1916600160a01b1790557f62e78cea01bee320cd4e420270b5ea74000d11b0c9f74754ebdbfc544b05a2586133443390565b5f611c638383613742565b3385357f79abf960360f6a9d285789155375d6aa4de77dd37c12d6d0dad6d1d380cb607e8661364160408a0160208b01613d27565b60408a013560608b013561365b60a08d0160808e01613c8e565b60a08d013561366d60c08f018f61411c565b8f60e001358e8e8e60405161368d9c9b9a999897969594939291906141dd565b60405180910390a35050505050565b5f60018260068111156136b1576136b1613888565b14806136ce575060028260068111156136cc576136cc613888565b145b806111755750600482600681111561145157611451613888565b5f611c63838361378e565b5f54600160a01b900460ff1661109957604051638dfc202b60e01b815260040160405180910390fd5b5f825f01828154811061373157613731614108565b905f5260205f200154905092915050565b5f81815260018301602052604081205461378757508154600181810184555f848152602080822090930184905584548482528286019093526040902091909155611175565b505f611175565b5f8181526001830160205260408120548015613868575f6137b060018361409f565b85549091505f906137c39060019061409f565b9050808214613822575f865f0182815481106137e1576137e1614108565b905f5260205f200154905080875f01848154811061380157613801614108565b5f918252602080832090910192909255918252600188019052604090208390555b85548690806138335761383361425e565b600190038181905f5260205f20015f90559055856001015f8681526020019081526020015f205f905560019350505050611175565b5f915050611175565b5f60208284031215613881575f5ffd5b5035919050565b634e487b7160e01b5f52602160045260245ffd5b600781106138b857634e487b7160e01b5f52602160045260245ffd5b9052565b81516001600160a01b0316815260208083015160ff16908201526040808301516101008301916138ee9084018261389c565b5060ff60608401511660608301526080830151608083015260a083015160a083015260c083015161392a60c08401826001600160a01b03169052565b5060e092830151919092015290565b5f5f5f6040848603121561394b575f5ffd5b8335925060208401356001600160401b03811115613967575f5ffd5b8401601f81018613613977575f5ffd5b80356001600160401b0381111561398c575f5ffd5b86602082840101111561399d575f5ffd5b939660209190910195509293505050565b6001600160401b03811681146123d5575f5ffd5b5f5f604083850312156139d3575f5ffd5b8235915060208301356139e5816139ae565b809150509250929050565b803560ff81168114613a00575f5ffd5b919050565b5f5f60408385031215613a16575f5ffd5b613a1f836139f0565b946020939093013593505050565b5f5f5f60608486031215613a3f575f5ffd5b8335925060208401359150604084013561ffff81168114613a5e575f5ffd5b809150509250925092565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60208152613ab16020820183516001600160a01b03169052565b5f6020830151613ac6604084018260ff169052565b506040830151613ad9606084018261389c565b506060830151801515608084015250608083015163ffffffff811660a08401525060a08301516001600160401b03811660c08401525060c08301516001600160401b03811660e08401525060e08301516001600160401b038116610100840152506101008301516001600160401b03811661012084015250610120830151610140830152610140830151610160830152610160830151613b856101808401826001600160a01b03169052565b506101808301516101a08301526101a08301516102a06101c0840152613baf6102c0840182613a69565b90506101c08401516101e08401526101e0840151610200840152610200840151610220840152610220840151610240840152610240840151613bfd6102608501826001600160a01b03169052565b506102608401516102808401526102808401516102a08401528091505092915050565b5f5f60408385031215613c31575f5ffd5b50508035926020909101359150565b80356001600160a01b0381168114613a00575f5ffd5b5f5f5f5f60808587031215613c69575f5ffd5b84359350613c7960208601613c40565b93969395505050506040820135916060013590565b5f60208284031215613c9e575f5ffd5b611c6382613c40565b803560078110613a00575f5ffd5b5f5f5f60608486031215613cc7575f5ffd5b613cd084613ca7565b95602085013595506040909401359392505050565b602080825282518282018190525f918401906040840190835b81811015613d1c578351835260209384019390920191600101613cfe565b509095945050505050565b5f60208284031215613d37575f5ffd5b611c63826139f0565b602080825282518282018190525f918401906040840190835b81811015613d1c57835180516001600160a01b031684526020808201516001600160401b0390811682870152604092830151169185019190915290930192606090920191600101613d59565b5f60208284031215613db5575f5ffd5b611c6382613ca7565b5f5f5f60608486031215613dd0575f5ffd5b833592506020840135613de2816139ae565b929592945050506040919091013590565b5f5f5f5f60808587031215613e06575f5ffd5b8435935060208501359250613e1d60408601613c40565b9396929550929360600135925050565b5f60208284031215613e3d575f5ffd5b81356001600160401b03811115613e52575f5ffd5b82016101008185031215611c63575f5ffd5b5f5f5f60608486031215613e76575f5ffd5b83359250602084013563ffffffff81168114613e90575f5ffd5b9150613e9e60408501613c40565b90509250925092565b5f5f5f60608486031215613eb9575f5ffd5b83359250613de260208501613c40565b82815260408101611c63602083018461389c565b634e487b7160e01b5f52604160045260245ffd5b600181811c90821680613f0557607f821691505b602082108103613f2357634e487b7160e01b5f52602260045260245ffd5b50919050565b601f821115610b9c57805f5260205f20601f840160051c81016020851015613f4e5750805b601f840160051c820191505b81811015610ee6575f8155600101613f5a565b6001600160401b03831115613f8457613f84613edd565b613f9883613f928354613ef1565b83613f29565b5f601f841160018114613fc9575f8515613fb25750838201355b5f19600387901b1c1916600186901b178355610ee6565b5f83815260208120601f198716915b82811015613ff85786850135825560209485019460019092019101613fd8565b5086821015614014575f1960f88860031b161c19848701351681555b505060018560011b0183555050505050565b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b602081525f61218d602083018486614026565b634e487b7160e01b5f52601160045260245ffd5b8082018082111561117557611175614061565b808202811582820484141761117557611175614061565b8181038181111561117557611175614061565b6001600160401b03818116838216019081111561117557611175614061565b63ffffffff818116838216019081111561117557611175614061565b5f602082840312156140fd575f5ffd5b8151611c63816139ae565b634e487b7160e01b5f52603260045260245ffd5b5f5f8335601e19843603018112614131575f5ffd5b8301803591506001600160401b0382111561414a575f5ffd5b60200191503681900382131561415e575f5ffd5b9250929050565b5f8261417f57634e487b7160e01b5f52601260045260245ffd5b500490565b5f8161419257614192614061565b505f190190565b5f602082840312156141a9575f5ffd5b5051919050565b5f602082840312156141c0575f5ffd5b81518015158114611c63575f5ffd5b60208101611175828461389c565b63ffffffff8d16815260ff8c1660208201528a604082015289606082015260018060a01b03891660808201528760a082015261016060c08201525f6142276101608301888a614026565b90508560e083015284610100830152836101208301526001600160401b0383166101408301529d9c50505050505050505050505050565b634e487b7160e01b5f52603160045260245ffd' as const;
 
 export const firnJobMarketAbi = [
   {
@@ -2005,6 +2890,16 @@ export const firnJobMarketAbi = [
         "name": "slashAmount_",
         "type": "uint256",
         "internalType": "uint256"
+      },
+      {
+        "name": "claimBond_",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "falseDisputeSlash_",
+        "type": "uint256",
+        "internalType": "uint256"
       }
     ],
     "stateMutability": "nonpayable"
@@ -2012,6 +2907,45 @@ export const firnJobMarketAbi = [
   {
     "type": "receive",
     "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "DISPUTE_FINDINGS_FROM",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "DISPUTE_SIGNER_NOT_ENCLAVE_KEY",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "DISPUTE_TIMES_INVALID",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
   },
   {
     "type": "function",
@@ -2041,6 +2975,45 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
+    "name": "MAX_CLOCK_SKEW",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "MAX_ENCLAVE_IDS",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "MAX_PROTOCOL_FEE_BPS",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "WORK_PROOF_TYPEHASH",
     "inputs": [],
     "outputs": [
@@ -2054,13 +3027,6 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
-    "name": "acceptOwnership",
-    "inputs": [],
-    "outputs": [],
-    "stateMutability": "nonpayable"
-  },
-  {
-    "type": "function",
     "name": "challengeWindow",
     "inputs": [],
     "outputs": [
@@ -2068,6 +3034,19 @@ export const firnJobMarketAbi = [
         "name": "",
         "type": "uint64",
         "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "claimBond",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
       }
     ],
     "stateMutability": "view"
@@ -2088,7 +3067,7 @@ export const firnJobMarketAbi = [
       }
     ],
     "outputs": [],
-    "stateMutability": "nonpayable"
+    "stateMutability": "payable"
   },
   {
     "type": "function",
@@ -2171,6 +3150,19 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
+    "name": "falseDisputeSlash",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "finalize",
     "inputs": [
       {
@@ -2229,6 +3221,16 @@ export const firnJobMarketAbi = [
             "internalType": "uint64"
           },
           {
+            "name": "claimedAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "provedAt",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
             "name": "workloadHash",
             "type": "bytes32",
             "internalType": "bytes32"
@@ -2244,7 +3246,17 @@ export const firnJobMarketAbi = [
             "internalType": "bytes32[]"
           },
           {
+            "name": "enclaveIds",
+            "type": "bytes32[]",
+            "internalType": "bytes32[]"
+          },
+          {
             "name": "escrow",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "bond",
             "type": "uint256",
             "internalType": "uint256"
           },
@@ -2259,7 +3271,7 @@ export const firnJobMarketAbi = [
             "internalType": "address"
           },
           {
-            "name": "claimedAt",
+            "name": "challengeEndsAt",
             "type": "uint64",
             "internalType": "uint64"
           },
@@ -2274,26 +3286,54 @@ export const firnJobMarketAbi = [
             "internalType": "bytes32"
           },
           {
+            "name": "signer",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
             "name": "workUnits",
             "type": "uint64",
             "internalType": "uint64"
           },
           {
-            "name": "provedAt",
+            "name": "startedAt",
             "type": "uint64",
             "internalType": "uint64"
           },
           {
-            "name": "challengeEndsAt",
+            "name": "finishedAt",
             "type": "uint64",
             "internalType": "uint64"
           },
           {
-            "name": "disputes",
-            "type": "uint16",
-            "internalType": "uint16"
+            "name": "provedBlock",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "snapshotId",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "disputeStake",
+            "type": "uint256",
+            "internalType": "uint256"
           }
         ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "guardian",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
       }
     ],
     "stateMutability": "view"
@@ -2416,13 +3456,20 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
-    "name": "pendingOwner",
+    "name": "pause",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "paused",
     "inputs": [],
     "outputs": [
       {
         "name": "",
-        "type": "address",
-        "internalType": "address"
+        "type": "bool",
+        "internalType": "bool"
       }
     ],
     "stateMutability": "view"
@@ -2443,6 +3490,11 @@ export const firnJobMarketAbi = [
           },
           {
             "name": "allowedMeasurements",
+            "type": "bytes32[]",
+            "internalType": "bytes32[]"
+          },
+          {
+            "name": "enclaveIds",
             "type": "bytes32[]",
             "internalType": "bytes32[]"
           },
@@ -2477,6 +3529,19 @@ export const firnJobMarketAbi = [
       }
     ],
     "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "protocolFeeBps",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
   },
   {
     "type": "function",
@@ -2526,6 +3591,32 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
+    "name": "rewardPool",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "setGuardian",
+    "inputs": [
+      {
+        "name": "newGuardian",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "setParameters",
     "inputs": [
       {
@@ -2537,6 +3628,34 @@ export const firnJobMarketAbi = [
         "name": "newSlashAmount",
         "type": "uint256",
         "internalType": "uint256"
+      },
+      {
+        "name": "newClaimBond",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "newProtocolFeeBps",
+        "type": "uint16",
+        "internalType": "uint16"
+      },
+      {
+        "name": "newFalseDisputeSlash",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setRewardPool",
+    "inputs": [
+      {
+        "name": "newPool",
+        "type": "address",
+        "internalType": "address"
       }
     ],
     "outputs": [],
@@ -2627,7 +3746,33 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
+    "name": "totalBonds",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "totalEscrow",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "totalWithdrawable",
     "inputs": [],
     "outputs": [
       {
@@ -2653,6 +3798,13 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "function",
+    "name": "unpause",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
     "name": "verifierSet",
     "inputs": [],
     "outputs": [
@@ -2665,9 +3817,135 @@ export const firnJobMarketAbi = [
     "stateMutability": "view"
   },
   {
+    "type": "function",
+    "name": "withdraw",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "withdrawable",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "event",
+    "name": "ClaimBondForfeited",
+    "inputs": [
+      {
+        "name": "jobId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "requester",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "bond",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Credited",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
     "type": "event",
     "name": "EIP712DomainChanged",
     "inputs": [],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "FalseDisputeSlashed",
+    "inputs": [
+      {
+        "name": "jobId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "reasonCode",
+        "type": "uint16",
+        "indexed": false,
+        "internalType": "uint16"
+      },
+      {
+        "name": "slashed",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "GuardianSet",
+    "inputs": [
+      {
+        "name": "previousGuardian",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "newGuardian",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      }
+    ],
     "anonymous": false
   },
   {
@@ -2697,6 +3975,12 @@ export const firnJobMarketAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      },
+      {
+        "name": "bond",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
       }
     ],
     "anonymous": false
@@ -2724,10 +4008,16 @@ export const firnJobMarketAbi = [
         "internalType": "uint16"
       },
       {
-        "name": "disputes",
-        "type": "uint16",
+        "name": "weight",
+        "type": "uint256",
         "indexed": false,
-        "internalType": "uint16"
+        "internalType": "uint256"
+      },
+      {
+        "name": "disputeStake",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
       }
     ],
     "anonymous": false
@@ -2781,6 +4071,12 @@ export const firnJobMarketAbi = [
       },
       {
         "name": "payout",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "fee",
         "type": "uint256",
         "indexed": false,
         "internalType": "uint256"
@@ -2839,6 +4135,12 @@ export const firnJobMarketAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      },
+      {
+        "name": "enclaveIds",
+        "type": "bytes32[]",
+        "indexed": false,
+        "internalType": "bytes32[]"
       }
     ],
     "anonymous": false
@@ -2920,25 +4222,6 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "event",
-    "name": "OwnershipTransferStarted",
-    "inputs": [
-      {
-        "name": "previousOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
-      },
-      {
-        "name": "newOwner",
-        "type": "address",
-        "indexed": true,
-        "internalType": "address"
-      }
-    ],
-    "anonymous": false
-  },
-  {
-    "type": "event",
     "name": "OwnershipTransferred",
     "inputs": [
       {
@@ -2971,6 +4254,37 @@ export const firnJobMarketAbi = [
         "type": "uint256",
         "indexed": false,
         "internalType": "uint256"
+      },
+      {
+        "name": "claimBond",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "protocolFeeBps",
+        "type": "uint16",
+        "indexed": false,
+        "internalType": "uint16"
+      },
+      {
+        "name": "falseDisputeSlash",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Paused",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
       }
     ],
     "anonymous": false
@@ -3008,6 +4322,57 @@ export const firnJobMarketAbi = [
         "type": "uint64",
         "indexed": false,
         "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RewardPoolSet",
+    "inputs": [
+      {
+        "name": "previousPool",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "newPool",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Unpaused",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Withdrawn",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
       }
     ],
     "anonymous": false
@@ -3156,12 +4521,33 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "error",
+    "name": "EnforcedPause",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "ExpectedPause",
+    "inputs": []
+  },
+  {
+    "type": "error",
     "name": "InvalidClaimTimeout",
     "inputs": [
       {
         "name": "claimTimeout",
         "type": "uint64",
         "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "InvalidDisputeReason",
+    "inputs": [
+      {
+        "name": "reasonCode",
+        "type": "uint16",
+        "internalType": "uint16"
       }
     ]
   },
@@ -3178,6 +4564,22 @@ export const firnJobMarketAbi = [
         "name": "finishedAt",
         "type": "uint64",
         "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "InvalidProtocolFee",
+    "inputs": [
+      {
+        "name": "feeBps",
+        "type": "uint16",
+        "internalType": "uint16"
+      },
+      {
+        "name": "maxBps",
+        "type": "uint16",
+        "internalType": "uint16"
       }
     ]
   },
@@ -3205,17 +4607,6 @@ export const firnJobMarketAbi = [
         "name": "teeTypeMask",
         "type": "uint8",
         "internalType": "uint8"
-      }
-    ]
-  },
-  {
-    "type": "error",
-    "name": "NodeNotActive",
-    "inputs": [
-      {
-        "name": "enclaveId",
-        "type": "bytes32",
-        "internalType": "bytes32"
       }
     ]
   },
@@ -3249,6 +4640,38 @@ export const firnJobMarketAbi = [
         "type": "bytes32",
         "internalType": "bytes32"
       },
+      {
+        "name": "caller",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotEligibleVoter",
+    "inputs": [
+      {
+        "name": "jobId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "snapshotId",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotGuardian",
+    "inputs": [
       {
         "name": "caller",
         "type": "address",
@@ -3317,6 +4740,17 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "error",
+    "name": "NothingToWithdraw",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "OwnableInvalidOwner",
     "inputs": [
       {
@@ -3360,12 +4794,33 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "error",
+    "name": "RewardPoolNotSet",
+    "inputs": []
+  },
+  {
+    "type": "error",
     "name": "StringTooLong",
     "inputs": [
       {
         "name": "str",
         "type": "string",
         "internalType": "string"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TooManyEnclaveIds",
+    "inputs": [
+      {
+        "name": "count",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "max",
+        "type": "uint256",
+        "internalType": "uint256"
       }
     ]
   },
@@ -3441,6 +4896,22 @@ export const firnJobMarketAbi = [
   },
   {
     "type": "error",
+    "name": "WrongClaimBond",
+    "inputs": [
+      {
+        "name": "sent",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "required",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
     "name": "WrongSigner",
     "inputs": [
       {
@@ -3462,7 +4933,7 @@ export const firnJobMarketAbi = [
   }
 ] as const;
 
-export const firnJobMarketBytecode = '0x6101a0604052348015610010575f5ffd5b506040516136ec3803806136ec83398101604081905261002f916102ba565b60408051808201825260048152633334b93760e11b602080830191909152825180840190935260018352603160f81b90830152869161006e825f6101ca565b6101205261007d8160016101ca565b61014052815160208084019190912060e052815190820120610100524660a05261010960e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b03811661014057604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b610149816101fc565b5060016004556001600160a01b0384811661016052831661018052600580546001600160401b0319166001600160401b038416908117909155600682905560408051918252602082018390527f24154d7906cebcf1f2c55b4316a83b388289b7022f5c43992d2e681a2142616c910160405180910390a150505050506104d6565b5f6020835110156101e5576101de83610218565b90506101f6565b816101f084826103c4565b5060ff90505b92915050565b600380546001600160a01b031916905561021581610255565b50565b5f5f829050601f81511115610242578260405163305a27a960e01b8152600401610137919061047e565b805161024d826104b3565b179392505050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b6001600160a01b0381168114610215575f5ffd5b5f5f5f5f5f60a086880312156102ce575f5ffd5b85516102d9816102a6565b60208701519095506102ea816102a6565b60408701519094506102fb816102a6565b60608701519093506001600160401b0381168114610317575f5ffd5b80925050608086015190509295509295909350565b634e487b7160e01b5f52604160045260245ffd5b600181811c9082168061035457607f821691505b60208210810361037257634e487b7160e01b5f52602260045260245ffd5b50919050565b601f8211156103bf57805f5260205f20601f840160051c8101602085101561039d5750805b601f840160051c820191505b818110156103bc575f81556001016103a9565b50505b505050565b81516001600160401b038111156103dd576103dd61032c565b6103f1816103eb8454610340565b84610378565b6020601f821160018114610423575f831561040c5750848201515b5f19600385901b1c1916600184901b1784556103bc565b5f84815260208120601f198516915b828110156104525787850151825560209485019460019092019101610432565b508482101561046f57868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b80516020808301519190811015610372575f1960209190910360031b1b16919050565b60805160a05160c05160e05161010051610120516101405161016051610180516131796105735f395f818161020101528181610a5c0152610c8c01525f81816101a80152818161035d01528181610d5701528181610e6f0152818161157101528181611a9901526123bc01525f61228f01525f61226301525f61219c01525f61217401525f6120cf01525f6120f901525f61212301526131795ff3fe608060405260043610610198575f3560e01c80638802834e116100e7578063adfc014011610087578063e30c397811610062578063e30c3978146104ed578063f2fde38b1461050a578063f729cf0d14610529578063f861098f14610555575f5ffd5b8063adfc014014610490578063c978b974146104af578063deda33b5146104ce575f5ffd5b806392584d80116100c257806392584d801461041f57806396afb3651461043e578063995ec6391461045d578063a3d898441461047c575f5ffd5b80638802834e146103cf5780638c8d3cc6146103e35780638da5cb5b14610402575f5ffd5b80634c5d8a0f1161015257806379ba50971161012d57806379ba50971461033b5780637b1039991461034f57806384b0196e14610381578063861a1412146103a8575f5ffd5b80634c5d8a0f146102f4578063628aa9c514610308578063715018a614610327575f5ffd5b8063293bb82f146101f35780633268974c1461023e57806333e737331461025d5780633644e5151461027e578063373ac6c71461029257806338e7ed08146102c5575f5ffd5b366101ef57336001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016146101ed57604051630dbf261f60e01b81523360048201526024015b60405180910390fd5b005b5f5ffd5b3480156101fe575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160a01b0390911681526020015b60405180910390f35b348015610249575f5ffd5b506101ed61025836600461287e565b610569565b61027061026b366004612895565b610665565b604051908152602001610235565b348015610289575f5ffd5b50610270610a05565b34801561029d575f5ffd5b506102707ff5c4692fa4429414000fc0add5cf3a0afa9875f7a6752b51f630ad84a97fd22781565b3480156102d0575f5ffd5b506102e46102df3660046128e6565b610a13565b6040519015158152602001610235565b3480156102ff575f5ffd5b50600754610270565b348015610313575f5ffd5b506101ed610322366004612923565b610a3f565b348015610332575f5ffd5b506101ed610f74565b348015610346575f5ffd5b506101ed610f87565b34801561035a575f5ffd5b507f0000000000000000000000000000000000000000000000000000000000000000610221565b34801561038c575f5ffd5b50610395610fcb565b6040516102359796959493929190612974565b3480156103b3575f5ffd5b506005546040516001600160401b039091168152602001610235565b3480156103da575f5ffd5b50600654610270565b3480156103ee575f5ffd5b506101ed6103fd366004612a0a565b61100d565b34801561040d575f5ffd5b506002546001600160a01b0316610221565b34801561042a575f5ffd5b506101ed61043936600461287e565b6110ec565b348015610449575f5ffd5b506101ed61045836600461287e565b611251565b348015610468575f5ffd5b506101ed610477366004612a0a565b61140c565b348015610487575f5ffd5b50600854610270565b34801561049b575f5ffd5b506101ed6104aa366004612a41565b61171f565b3480156104ba575f5ffd5b506102706104c9366004612ac5565b611d51565b3480156104d9575f5ffd5b506101ed6104e8366004612af4565b611d5b565b3480156104f8575f5ffd5b506003546001600160a01b0316610221565b348015610515575f5ffd5b506101ed610524366004612b1e565b611dc4565b348015610534575f5ffd5b5061054861054336600461287e565b611e35565b6040516102359190612ba7565b348015610560575f5ffd5b50610270602081565b5f61057382612072565b905060028154600160a81b900460ff16600781111561059457610594612b39565b146105c257805460405163b3a612af60e01b81526101e4918491600160a81b90910460ff1690600401612d25565b60078101546001600160a01b031633146105f857604051630270efa560e11b8152600481018390523360248201526044016101e4565b6006810154610623825f600682018190556007820180546001600160e01b0319169055600890910155565b815460ff60a81b1916600160a81b178255604051819084907f965bf5623f287172f0d71443341b94ae14a2ba5f6150ce409e5ad963a11911ba905f90a3505050565b5f345f03610686576040516337d8a5cd60e01b815260040160405180910390fd5b6106936020830183612d47565b60ff1615806106b55750600e196106ad6020840184612d47565b1660ff165f14155b156106e6576106c76020830183612d47565b604051636efd1f5360e11b815260ff90911660048201526024016101e4565b426106f760a0840160808501612d62565b6001600160401b0316116107435761071560a0830160808401612d62565b604051632d098d5960e01b81526001600160401b0391821660048201524290911660248201526044016101e4565b61075360c0830160a08401612d62565b6001600160401b03165f036107975761077260c0830160a08401612d62565b604051636bfce3c360e11b81526001600160401b0390911660048201526024016101e4565b5f6107a56020840184612d7d565b91505060208111156107d45760405163519d7a4160e01b815260048101829052602060248201526044016101e4565b463060075f81546107e490612ddd565b9182905550604051610815939291906020019283526001600160a01b03919091166020830152604082015260600190565b60408051601f1981840301815291815281516020928301205f818152600984529190912080546001600160a01b031916331781559093509061085990850185612d47565b815460ff91909116600160a01b0260ff60a81b191661ffff60a01b1990911617600160a81b1767ffffffffffffffff60b01b1916600160b01b426001600160401b0316021781556108b060a0850160808601612d62565b60018201805467ffffffffffffffff19166001600160401b03929092169190911790556108e360c0850160a08601612d62565b6001820180546001600160401b0392909216600160401b026fffffffffffffffff00000000000000001990921691909117905560408401356002820155606084013560038201556109376020850185612d7d565b610945916004840191612821565b503460058201819055600880545f9061095f908490612df5565b90915550339050837f1ef9bf8913a91541b1857c31ab63bd8b6ecadd3cd796baef7f14d7c6728d3066346109966020890189612d47565b604089013560608a01356109b060a08c0160808d01612d62565b6109c060c08d0160a08e01612d62565b6040805196875260ff90951660208701529385019290925260608401526001600160401b0390811660808401521660a082015260c00160405180910390a35050919050565b5f610a0e6120c3565b905090565b5f828152600a602090815260408083206001600160a01b038516845290915290205460ff165b92915050565b610a476121ec565b6040516306620a4360e31b81523360048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa158015610aa9573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610acd9190612e17565b610aec57604051633f6b527560e21b81523360048201526024016101e4565b5f610af683612072565b905060038154600160a81b900460ff166007811115610b1757610b17612b39565b14610b4557805460405163b3a612af60e01b81526101e4918591600160a81b90910460ff1690600401612d25565b600a810154600160801b90046001600160401b03164210610ba057600a81015460405163410ec9c960e01b815260048101859052600160801b9091046001600160401b039081166024830152421660448201526064016101e4565b5f838152600a6020908152604080832033845290915290205460ff1615610be3576040516322babe6760e21b8152600481018490523360248201526044016101e4565b5f838152600a6020818152604080842033855290915282208054600160ff19909116811790915590830154610c2491600160c01b90910461ffff1690612e30565b600a8301805461ffff60c01b1916600160c01b61ffff848116918202929092179092556040805191871682526020820192909252919250339186917f8bcbe2e5a451aeb35d851faedd7fb866756e35df18cc81e56047652bff40e0ed910160405180910390a37f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03166342cde4e86040518163ffffffff1660e01b8152600401602060405180830381865afa158015610ce6573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610d0a9190612e55565b61ffff168161ffff161015610d20575050610f66565b815460ff60a81b1916600560a81b1782556006820154604051632864a37f60e11b815260048101919091525f906001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016906350c946fe906024015f60405180830381865afa158015610d9b573d5f5f3e3d5ffd5b505050506040513d5f823e601f3d908101601f19168201604052610dc29190810190612f78565b60408101519091505f906002816006811115610de057610de0612b39565b1480610dfd57506004816006811115610dfb57610dfb612b39565b145b80610e1957506006816006811115610e1757610e17612b39565b145b15610ee5575f836101c0015160065410610e3857836101c00151610e3c565b6006545b600687015460405163b59d9b3560e01b8152600481019190915260248101829052306044820152606481018a90529091507f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063b59d9b35906084016020604051808303815f875af1158015610ebd573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610ee191906130ea565b9250505b81856005015f828254610ef89190612df5565b925050819055508160085f828254610f109190612df5565b90915550506006850154600586015460405189917f37086adf20021cc75bf45a37072e164e0d8e808f8b5c7738f0c072110bed84d591610f5891878252602082015260400190565b60405180910390a350505050505b610f706001600455565b5050565b610f7c612216565b610f855f612243565b565b60035433906001600160a01b03168114610fbf5760405163118cdaa760e01b81526001600160a01b03821660048201526024016101e4565b610fc881612243565b50565b5f6060805f5f5f6060610fdc61225c565b610fe4612288565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b5f61101783612072565b905060028154600160a81b900460ff16600781111561103857611038612b39565b1461106657805460405163b3a612af60e01b81526101e4918591600160a81b90910460ff1690600401612d25565b60078101546001600160a01b0316331461109c57604051630270efa560e11b8152600481018490523360248201526044016101e4565b805460ff60a81b1916600360a91b178155600681015460405183815284907f6faa5c3fbbfcf7044450e843defe232249f9dacf6d25979632d882c35cf66c959060200160405180910390a3505050565b6110f46121ec565b5f6110fe82612072565b905060038154600160a81b900460ff16600781111561111f5761111f612b39565b1461114d57805460405163b3a612af60e01b81526101e4918491600160a81b90910460ff1690600401612d25565b600a810154600160801b90046001600160401b03164210156111a957600a81015460405163727e513b60e11b815260048101849052600160801b9091046001600160401b039081166024830152421660448201526064016101e4565b6005810180546007830154835460ff60a81b1916600160aa1b1784555f928390556008805492936001600160a01b03909216928492906111ea908490613101565b92505081905550806001600160a01b03168360060154857fb1bb9c5b817dc0e8bc9e878af084cd2977118489b30e0535a286152d12ea56848560405161123291815260200190565b60405180910390a461124481836122b5565b505050610fc86001600455565b6112596121ec565b5f61126382612072565b80549091506001600160a01b031633146112995760405163ada9265360e01b8152600481018390523360248201526044016101e4565b8054600160a81b900460ff165f60018260078111156112ba576112ba612b39565b14806112d7575060068260078111156112d5576112d5612b39565b145b806112f3575060058260078111156112f1576112f1612b39565b145b806113655750600282600781111561130d5761130d612b39565b148015611365575060018301546001600160401b0316421180611365575060018301546007840154611359916001600160401b03600160401b909104811691600160a01b900416613114565b6001600160401b031642115b905080611389578382604051633ceb551d60e21b81526004016101e4929190612d25565b600583018054845460ff60a81b1916600760a81b1785555f9182905560088054919283926113b8908490613101565b9091555050604051818152339086907feeb33b26a2cd89044a129ce4ebc7eb39f5d68be8ba17283ee1d0fbe5428454f89060200160405180910390a36113fe33826122b5565b50505050610fc86001600455565b5f61141683612072565b905060028154600160a81b900460ff16600781111561143757611437612b39565b036114bd57600181015460078201545f9161146d916001600160401b03600160401b909204821691600160a01b90910416613114565b9050806001600160401b031642116114b7576006820154604051636a57ce0760e01b81526004810186905260248101919091526001600160401b03821660448201526064016101e4565b5061150a565b60018154600160a81b900460ff1660078111156114dc576114dc612b39565b1461150a57805460405163b3a612af60e01b81526101e4918591600160a81b90910460ff1690600401612d25565b60018101546001600160401b031642111561155957600181015460405163fe04559160e01b8152600481018590526001600160401b0391821660248201524290911660448201526064016101e4565b604051632864a37f60e11b8152600481018390525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906350c946fe906024015f60405180830381865afa1580156115bd573d5f5f3e3d5ffd5b505050506040513d5f823e601f3d908101601f191682016040526115e49190810190612f78565b80519091506001600160a01b0316331461161a57604051631c2c276f60e31b8152600481018490523360248201526044016101e4565b5f6116258383612347565b905060ff81161561165c5760405163162ceb3960e31b8152600481018690526024810185905260ff821660448201526064016101e4565b825460ff60a81b1916600160a91b178355600683018490556007830180546001600160401b0342818116600160a01b0267ffffffffffffffff60a01b19339081166001600160e01b03199095169490941717909355610120850151600887015560018601549192879289927fd18a954167c971a6759294444a7f5da11b4aba8a77962750be7cc3abb47a9809926116fd92600160401b900490911690613114565b6040516001600160401b03909116815260200160405180910390a45050505050565b5f61172985612072565b905060028154600160a81b900460ff16600781111561174a5761174a612b39565b1461177857805460405163b3a612af60e01b81526101e4918791600160a81b90910460ff1690600401612d25565b60078101546001600160a01b031633146117ae57604051630270efa560e11b8152600481018690523360248201526044016101e4565b60018101546001600160401b03164211156117fd57600181015460405163fe04559160e01b8152600481018790526001600160401b0391821660248201524290911660448201526064016101e4565b600181015460078201545f9161182e916001600160401b03600160401b909204821691600160a01b90910416613114565b9050806001600160401b03164211156118745760405163786abcf160e11b8152600481018790526001600160401b038083166024830152421660448201526064016101e4565b843586146118b6578560405163ad63934560e01b81526004016101e4918152604060208201819052600590820152641a9bd8925960da1b606082015260800190565b8160060154856020013514611903578560405163ad63934560e01b81526004016101e491815260406020820181905260099082015268195b98db185d99525960ba1b606082015260800190565b8160080154856040013514611952578560405163ad63934560e01b81526004016101e4918152604060208201819052600b908201526a1b59585cdd5c995b595b9d60aa1b606082015260800190565b81600201548560600135146119a2578560405163ad63934560e01b81526004016101e4918152604060208201819052600c908201526b0eedee4d6d8dec2c890c2e6d60a31b606082015260800190565b81600301548560800135146119f5578560405163ad63934560e01b81526004016101e4918152604060208201819052600f908201526e1a5b9c1d5d10dbdb5b5a5d1b595b9d608a1b606082015260800190565b611a06610100860160e08701612d62565b6001600160401b0316611a1f60e0870160c08801612d62565b6001600160401b03161115611a7b57611a3e60e0860160c08701612d62565b611a4f610100870160e08801612d62565b60405163b7395fb760e01b81526001600160401b039283166004820152911660248201526044016101e4565b6006820154604051632864a37f60e11b81525f916001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016916350c946fe91611ad09160040190815260200190565b5f60405180830381865afa158015611aea573d5f5f3e3d5ffd5b505050506040513d5f823e601f3d908101601f19168201604052611b119190810190612f78565b9050600281604001516006811115611b2b57611b2b612b39565b14611b51578260060154604051630430320b60e01b81526004016101e491815260200190565b5f5f611b9a611b5f8961249f565b88888080601f0160208091040260200160405190810160405280939291908181526020018383808284375f9201919091525061258692505050565b5090925090505f816003811115611bb357611bb3612b39565b14611be957806003811115611bca57611bca612b39565b60405163480770df60e01b815260ff90911660048201526024016101e4565b8261014001516001600160a01b0316826001600160a01b031614611c46576006850154610140840151604051632bab12e360e01b815260048101929092526001600160a01b039081166024830152831660448201526064016101e4565b6005545f90611c5e906001600160401b031642613114565b865460ff60a81b1916600360a81b17875560a08a013560098801559050611c8d6101208a016101008b01612d62565b600a870180546001600160401b039283166fffffffffffffffffffffffffffffffff1990911617600160401b428416021767ffffffffffffffff60801b1916600160801b9284169290920291909117905560068601548a7f0b95ec08ed8d1c9935db46dbad108f7963d418971a8556a4ed8fd0e4a4e62db260a08c0135611d1c6101208e016101008f01612d62565b604080519283526001600160401b0391821660208401529086169082015260600160405180910390a350505050505050505050565b5f610a398261249f565b611d63612216565b6005805467ffffffffffffffff19166001600160401b038416908117909155600682905560408051918252602082018390527f24154d7906cebcf1f2c55b4316a83b388289b7022f5c43992d2e681a2142616c910160405180910390a15050565b611dcc612216565b600380546001600160a01b0383166001600160a01b03199091168117909155611dfd6002546001600160a01b031690565b6001600160a01b03167f38d16b8cac22d99fc7c124b9cd0de2d3fa1faef420bfe791d8c362d765e2270060405160405180910390a350565b6040805161026080820183525f808352602080840182905283850182905260608085018390526080850183905260a0850183905260c0850183905260e0850183905261010085015261012084018290526101408401829052610160840182905261018084018290526101a084018290526101c084018290526101e0840182905261020084018290526102208401829052610240840182905285825260098152908490208451928301855280546001600160a01b038116845260ff600160a01b8204811693850193909352939492939092840191600160a81b909104166007811115611f2257611f22612b39565b6007811115611f3357611f33612b39565b815281546001600160401b03600160b01b90910481166020808401919091526001840154808316604080860191909152600160401b909104909216606084015260028401546080840152600384015460a084015260048401805483518184028101840190945280845260c0909401939091830182828015611fd157602002820191905f5260205f20905b815481526020019060010190808311611fbd575b5050509183525050600582015460208201526006820154604082015260078201546001600160a01b0381166060830152600160a01b90046001600160401b039081166080830152600883015460a0830152600983015460c0830152600a9092015480831660e0830152600160401b81048316610100830152600160801b8104909216610120820152600160c01b90910461ffff166101409091015292915050565b5f818152600960205260408120908154600160a81b900460ff16600781111561209d5761209d612b39565b036120be5760405163e498a48160e01b8152600481018390526024016101e4565b919050565b5f306001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001614801561211b57507f000000000000000000000000000000000000000000000000000000000000000046145b1561214557507f000000000000000000000000000000000000000000000000000000000000000090565b610a0e604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60026004540361220f57604051633ee5aeb560e01b815260040160405180910390fd5b6002600455565b6002546001600160a01b03163314610f855760405163118cdaa760e01b81523360048201526024016101e4565b600380546001600160a01b0319169055610fc8816125cf565b6060610a0e7f00000000000000000000000000000000000000000000000000000000000000005f612620565b6060610a0e7f00000000000000000000000000000000000000000000000000000000000000006001612620565b805f036122c0575050565b5f826001600160a01b0316826040515f6040518083038185875af1925050503d805f8114612309576040519150601f19603f3d011682016040523d82523d5f602084013e61230e565b606091505b505090508061234257604051630e21dcbb60e11b81526001600160a01b0384166004820152602481018390526044016101e4565b505050565b5f60028260400151600681111561236057612360612b39565b1461236d57506001610a39565b60208201518354600160a01b9004600160ff9283161b16165f0361239357506002610a39565b6020820151610120830151604051634751f1c560e01b815260ff909216600483015260248201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690634751f1c590604401602060405180830381865afa158015612409573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061242d9190612e17565b61243957506003610a39565b60048301545f81900361244f575f915050610a39565b5f5b818110156124945783610120015185600401828154811061247457612474613133565b905f5260205f2001540361248c575f92505050610a39565b600101612451565b506004949350505050565b5f610a397ff5c4692fa4429414000fc0add5cf3a0afa9875f7a6752b51f630ad84a97fd2278335602085013560408601356060870135608088013560a08901356124ef60e08b0160c08c01612d62565b6125006101008c0160e08d01612d62565b6125126101208d016101008e01612d62565b60408051602081019b909b528a01989098526060890196909652608088019490945260a087019290925260c086015260e08501526001600160401b039081166101008501529081166101208401521661014082015261016001604051602081830303815290604052805190602001206126c9565b5f5f5f83516041036125bd576020840151604085015160608601515f1a6125af888285856126f5565b9550955095505050506125c8565b505081515f91506002905b9250925092565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b606060ff831461263a57612633836127bd565b9050610a39565b81805461264690613147565b80601f016020809104026020016040519081016040528092919081815260200182805461267290613147565b80156126bd5780601f10612694576101008083540402835291602001916126bd565b820191905f5260205f20905b8154815290600101906020018083116126a057829003601f168201915b50505050509050610a39565b5f610a396126d56120c3565b8360405161190160f01b8152600281019290925260228201526042902090565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a084111561272e57505f915060039050826127b3565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa15801561277f573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b0381166127aa57505f9250600191508290506127b3565b92505f91508190505b9450945094915050565b60605f6127c9836127fa565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f60ff8216601f811115610a3957604051632cd44ac360e21b815260040160405180910390fd5b828054828255905f5260205f2090810192821561285a579160200282015b8281111561285a57823582559160200191906001019061283f565b5061286692915061286a565b5090565b5b80821115612866575f815560010161286b565b5f6020828403121561288e575f5ffd5b5035919050565b5f602082840312156128a5575f5ffd5b81356001600160401b038111156128ba575f5ffd5b820160c081850312156128cb575f5ffd5b9392505050565b6001600160a01b0381168114610fc8575f5ffd5b5f5f604083850312156128f7575f5ffd5b823591506020830135612909816128d2565b809150509250929050565b61ffff81168114610fc8575f5ffd5b5f5f60408385031215612934575f5ffd5b82359150602083013561290981612914565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f61299260e0830189612946565b82810360408401526129a48189612946565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b818110156129f95783518352602093840193909201916001016129db565b50909b9a5050505050505050505050565b5f5f60408385031215612a1b575f5ffd5b50508035926020909101359150565b5f6101208284031215612a3b575f5ffd5b50919050565b5f5f5f5f6101608587031215612a55575f5ffd5b84359350612a668660208701612a2a565b92506101408501356001600160401b03811115612a81575f5ffd5b8501601f81018713612a91575f5ffd5b80356001600160401b03811115612aa6575f5ffd5b876020828401011115612ab7575f5ffd5b949793965060200194505050565b5f6101208284031215612ad6575f5ffd5b6128cb8383612a2a565b6001600160401b0381168114610fc8575f5ffd5b5f5f60408385031215612b05575f5ffd5b8235612b1081612ae0565b946020939093013593505050565b5f60208284031215612b2e575f5ffd5b81356128cb816128d2565b634e487b7160e01b5f52602160045260245ffd5b60088110612b6957634e487b7160e01b5f52602160045260245ffd5b9052565b5f8151808452602084019350602083015f5b82811015612b9d578151865260209586019590910190600101612b7f565b5093949350505050565b60208152612bc16020820183516001600160a01b03169052565b5f6020830151612bd6604084018260ff169052565b506040830151612be96060840182612b4d565b5060608301516001600160401b03811660808401525060808301516001600160401b03811660a08401525060a08301516001600160401b03811660c08401525060c083015160e083015260e0830151610100830152610100830151610260610120840152612c5b610280840182612b6d565b9050610120840151610140840152610140840151610160840152610160840151612c916101808501826001600160a01b03169052565b506101808401516001600160401b0381166101a0850152506101a08401516101c08401526101c08401516101e08401526101e0840151612cdd6102008501826001600160401b03169052565b506102008401516001600160401b038116610220850152506102208401516001600160401b0381166102408501525061024084015161ffff8116610260850152509392505050565b828152604081016128cb6020830184612b4d565b60ff81168114610fc8575f5ffd5b5f60208284031215612d57575f5ffd5b81356128cb81612d39565b5f60208284031215612d72575f5ffd5b81356128cb81612ae0565b5f5f8335601e19843603018112612d92575f5ffd5b8301803591506001600160401b03821115612dab575f5ffd5b6020019150600581901b3603821315612dc2575f5ffd5b9250929050565b634e487b7160e01b5f52601160045260245ffd5b5f60018201612dee57612dee612dc9565b5060010190565b80820180821115610a3957610a39612dc9565b805180151581146120be575f5ffd5b5f60208284031215612e27575f5ffd5b6128cb82612e08565b61ffff8181168382160190811115610a3957610a39612dc9565b80516120be81612914565b5f60208284031215612e65575f5ffd5b81516128cb81612914565b634e487b7160e01b5f52604160045260245ffd5b60405161024081016001600160401b0381118282101715612ea757612ea7612e70565b60405290565b80516120be816128d2565b80516120be81612d39565b8051600781106120be575f5ffd5b805163ffffffff811681146120be575f5ffd5b80516120be81612ae0565b5f82601f830112612efe575f5ffd5b81516001600160401b03811115612f1757612f17612e70565b604051601f8201601f19908116603f011681016001600160401b0381118282101715612f4557612f45612e70565b604052818152838201602001851015612f5c575f5ffd5b8160208501602083015e5f918101602001919091529392505050565b5f60208284031215612f88575f5ffd5b81516001600160401b03811115612f9d575f5ffd5b82016102408185031215612faf575f5ffd5b612fb7612e84565b612fc082612ead565b8152612fce60208301612eb8565b6020820152612fdf60408301612ec3565b6040820152612ff060608301612e08565b606082015261300160808301612ed1565b608082015261301260a08301612e4a565b60a082015261302360c08301612e4a565b60c082015261303460e08301612ee4565b60e08201526130466101008301612ee4565b61010082015261012082810151908201526130646101408301612ead565b61014082015261016082810151908201526101808201516001600160401b0381111561308e575f5ffd5b61309a86828501612eef565b610180830152506101a082810151908201526101c080830151908201526130c46101e08301612ead565b6101e0820152610200828101519082015261022091820151918101919091529392505050565b5f602082840312156130fa575f5ffd5b5051919050565b81810381811115610a3957610a39612dc9565b6001600160401b038181168382160190811115610a3957610a39612dc9565b634e487b7160e01b5f52603260045260245ffd5b600181811c9082168061315b57607f821691505b602082108103612a3b57634e487b7160e01b5f52602260045260245ffd' as const;
+export const firnJobMarketBytecode = '0x6101a0604052348015610010575f5ffd5b5060405161491238038061491283398101604081905261002f916102cd565b60408051808201825260048152633334b93760e11b602080830191909152825180840190935260018352603160f81b90830152889161006e825f6101f6565b6101205261007d8160016101f6565b61014052815160208084019190912060e052815190820120610100524660a05261010960e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b03811661014057604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b61014981610228565b5060016003556001600160a01b038681166101605285166101805260058054600160a01b600160e01b031916600160a01b6001600160401b03871690810291909117909155600684905560078390556008829055604080519182526020820185905281018390525f6060820152608081018290527fc3a6fec8b0de830fa7d47e3d7f7fdfdbe8b32f9cecb72a536d79aaa2bc5475559060a00160405180910390a1505050505050506104fb565b5f6020835110156102115761020a83610279565b9050610222565b8161021c84826103e9565b5060ff90505b92915050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b5f5f829050601f815111156102a3578260405163305a27a960e01b815260040161013791906104a3565b80516102ae826104d8565b179392505050565b6001600160a01b03811681146102ca575f5ffd5b50565b5f5f5f5f5f5f5f60e0888a0312156102e3575f5ffd5b87516102ee816102b6565b60208901519097506102ff816102b6565b6040890151909650610310816102b6565b60608901519095506001600160401b038116811461032c575f5ffd5b608089015160a08a015160c0909a0151989b979a509598909795969095945092505050565b634e487b7160e01b5f52604160045260245ffd5b600181811c9082168061037957607f821691505b60208210810361039757634e487b7160e01b5f52602260045260245ffd5b50919050565b601f8211156103e457805f5260205f20601f840160051c810160208510156103c25750805b601f840160051c820191505b818110156103e1575f81556001016103ce565b50505b505050565b81516001600160401b0381111561040257610402610351565b610416816104108454610365565b8461039d565b6020601f821160018114610448575f83156104315750848201515b5f19600385901b1c1916600184901b1784556103e1565b5f84815260208120601f198516915b828110156104775787850151825560209485019460019092019101610457565b508482101561049457868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b80516020808301519190811015610397575f1960209190910360031b1b16919050565b60805160a05160c05160e05161010051610120516101405161016051610180516143496105c95f395f81816102b10152818161033001528181610fad0152818161103c0152818161127c0152818161252a015261314c01525f818161027d015281816105a601528181611cac015281816121f3015281816125e001528181612d7601528181612ec001528181612fcf0152818161357d015261363601525f6132ef01525f6132c301525f612bf701525f612bcf01525f612b2a01525f612b5401525f612b7e01526143495ff3fe60806040526004361061026d575f3560e01c80637b1039991161014a578063a3d89844116100be578063e23d734911610078578063e23d7349146107ab578063f263c470146107bf578063f2fde38b146107d3578063f729cf0d146107f2578063f861098f14610730578063fe10649b1461081e575f5ffd5b8063a3d89844146106fd578063adfc014014610711578063c00b4e9814610730578063c7cf748414610744578063c978b97414610758578063ce513b6f14610777575f5ffd5b80638a0dac4a1161010f5780638a0dac4a146106515780638c8d3cc6146106705780638da5cb5b1461068f57806392584d80146106ac57806396afb365146106cb578063995ec639146106ea575f5ffd5b80637b103999146105985780638456cb59146105ca57806384b0196e146105de578063861a1412146106055780638802834e1461063d575f5ffd5b80634560d4c4116101e1578063628aa9c5116101a6578063628aa9c5146104f557806366666aa9146105145780636d947e4b14610531578063715018a61461054657806378238c371461055a578063783cb9b414610579575f5ffd5b80634560d4c4146104885780634c5d8a0f1461049b5780635a0c4b10146104af5780635aa8789a146104c35780635c975abb146104d7575f5ffd5b80633644e515116102325780633644e515146103cd578063373ac6c7146103e157806338e7ed08146104145780633ccfd60b146104435780633f4ba83a14610457578063452a93201461046b575f5ffd5b80630600a865146102ff578063293bb82f146103225780632b25dee8146103685780633268974c1461038f57806335659fb8146103ae575f5ffd5b366102fb57336001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016148015906102d45750336001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001614155b156102f957604051630dbf261f60e01b81523360048201526024015b60405180910390fd5b005b5f5ffd5b34801561030a575f5ffd5b50600c545b6040519081526020015b60405180910390f35b34801561032d575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160a01b039091168152602001610319565b348015610373575f5ffd5b5061037c600281565b60405161ffff9091168152602001610319565b34801561039a575f5ffd5b506102f96103a9366004613a8f565b610833565b3480156103b9575f5ffd5b50600554600160e01b900461ffff1661037c565b3480156103d8575f5ffd5b5061030f610913565b3480156103ec575f5ffd5b5061030f7ff5c4692fa4429414000fc0add5cf3a0afa9875f7a6752b51f630ad84a97fd22781565b34801561041f575f5ffd5b5061043361042e366004613aba565b610921565b6040519015158152602001610319565b34801561044e575f5ffd5b506102f961094d565b348015610462575f5ffd5b506102f9610a61565b348015610476575f5ffd5b506004546001600160a01b0316610350565b61030f610496366004613ae8565b610a71565b3480156104a6575f5ffd5b5060095461030f565b3480156104ba575f5ffd5b5061037c601081565b3480156104ce575f5ffd5b5060085461030f565b3480156104e2575f5ffd5b50600254600160a01b900460ff16610433565b348015610500575f5ffd5b506102f961050f366004613b2f565b610e6c565b34801561051f575f5ffd5b506005546001600160a01b0316610350565b34801561053c575f5ffd5b5061037c6103e881565b348015610551575f5ffd5b506102f9611327565b348015610565575f5ffd5b506102f9610574366004613b59565b611338565b348015610584575f5ffd5b506102f9610593366004613b88565b6113dc565b3480156105a3575f5ffd5b507f0000000000000000000000000000000000000000000000000000000000000000610350565b3480156105d5575f5ffd5b506102f96114fe565b3480156105e9575f5ffd5b506105f2611554565b6040516103199796959493929190613c02565b348015610610575f5ffd5b50600554600160a01b90046001600160401b03165b6040516001600160401b039091168152602001610319565b348015610648575f5ffd5b5060065461030f565b34801561065c575f5ffd5b506102f961066b366004613b59565b611596565b34801561067b575f5ffd5b506102f961068a366004613c98565b6115f9565b34801561069a575f5ffd5b506002546001600160a01b0316610350565b3480156106b7575f5ffd5b506102f96106c6366004613a8f565b611706565b3480156106d6575f5ffd5b506102f96106e5366004613a8f565b611947565b6102f96106f8366004613c98565b611b0d565b348015610708575f5ffd5b50600a5461030f565b34801561071c575f5ffd5b506102f961072b366004613ccf565b611e82565b34801561073b575f5ffd5b5061030f602081565b34801561074f575f5ffd5b5060075461030f565b348015610763575f5ffd5b5061030f610772366004613d53565b6126b2565b348015610782575f5ffd5b5061030f610791366004613b59565b6001600160a01b03165f908152600f602052604090205490565b3480156107b6575f5ffd5b5061037c600181565b3480156107ca575f5ffd5b50600b5461030f565b3480156107de575f5ffd5b506102f96107ed366004613b59565b6126bc565b3480156107fd575f5ffd5b5061081161080c366004613a8f565b6126f6565b6040516103199190613ddc565b348015610829575f5ffd5b5061062561012c81565b5f61083d82612a0a565b905060028154600160a81b900460ff16600781111561085e5761085e613d6e565b1461088c57805460405163b3a612af60e01b81526102f0918491600160a81b90910460ff1690600401613ff6565b60098101546001600160a01b031633146108c257604051630270efa560e11b8152600481018390523360248201526044016102f0565b60088101546108d18383612a5b565b815460ff60a81b1916600160a81b178255604051819084907f965bf5623f287172f0d71443341b94ae14a2ba5f6150ce409e5ad963a11911ba905f90a3505050565b5f61091c612b1e565b905090565b5f828152600e602090815260408083206001600160a01b038516845290915290205460ff165b92915050565b610955612c47565b335f908152600f60205260408120549081900361098757604051636e34ee0b60e11b81523360048201526024016102f0565b335f908152600f60205260408120819055600c80548392906109aa90849061401e565b909155505060405181815233907f7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d59060200160405180910390a26040515f90339083908381818185875af1925050503d805f8114610a23576040519150601f19603f3d011682016040523d82523d5f602084013e610a28565b606091505b5050905080610a5357604051630e21dcbb60e11b8152336004820152602481018390526044016102f0565b5050610a5f6001600355565b565b610a69612c71565b610a5f612c9e565b5f610a7a612cf3565b345f03610a9a576040516337d8a5cd60e01b815260040160405180910390fd5b610aa7602083018361403f565b60ff161580610ac95750600e19610ac1602084018461403f565b1660ff165f14155b15610afa57610adb602083018361403f565b604051636efd1f5360e11b815260ff90911660048201526024016102f0565b42610b0b60c0840160a0850161405a565b6001600160401b031611610b5757610b2960c0830160a0840161405a565b604051632d098d5960e01b81526001600160401b0391821660048201524290911660248201526044016102f0565b610b6760e0830160c0840161405a565b6001600160401b03165f03610bab57610b8660e0830160c0840161405a565b604051636bfce3c360e11b81526001600160401b0390911660048201526024016102f0565b5f610bb96020840184614075565b9150506020811115610be85760405163519d7a4160e01b815260048101829052602060248201526044016102f0565b5f610bf66040850185614075565b9150506020811115610c25576040516374c8d9e360e11b815260048101829052602060248201526044016102f0565b463060095f8154610c35906140c1565b9182905550604051610c66939291906020019283526001600160a01b03919091166020830152604082015260600190565b60408051601f1981840301815291815281516020928301205f818152600d84529190912080546001600160a01b0319163317815590945090610caa9086018661403f565b815460ff91909116600160a01b0260ff60a81b191661ffff60a01b1990911617600160a81b1767ffffffffffffffff60b01b1916600160b01b426001600160401b031602178155610d0160c0860160a0870161405a565b60018201805467ffffffffffffffff19166001600160401b0392909216919091179055610d3460e0860160c0870161405a565b6001820180546001600160401b0392909216600160401b026fffffffffffffffff00000000000000001990921691909117905560608501356002820155608085013560038201558215610d9e57610d8e6020860186614075565b610d9c916004840191613a32565b505b8115610dc157610db16040860186614075565b610dbf916005840191613a32565b505b3460068201819055600a80545f90610dda9084906140d9565b90915550339050847fd5cf500e0b0dd20707439af31bddfa0c405eae252777b68d04dd434d3b65e0ca34610e1160208a018a61403f565b60608a013560808b0135610e2b60c08d0160a08e0161405a565b610e3b60e08e0160c08f0161405a565b610e4860408f018f614075565b604051610e5c9897969594939291906140ec565b60405180910390a3505050919050565b610e74612c47565b5f610e7e83612a0a565b905060038154600160a81b900460ff166007811115610e9f57610e9f613d6e565b14610ecd57805460405163b3a612af60e01b81526102f0918591600160a81b90910460ff1690600401613ff6565b6009810154600160a01b90046001600160401b03164210610f2857600981015460405163410ec9c960e01b815260048101859052600160a01b9091046001600160401b039081166024830152421660448201526064016102f0565b5f61ffff831660011480610f40575061ffff83166002145b905080158015610f545750601061ffff8416105b15610f785760405163144642ad60e11b815261ffff841660048201526024016102f0565b600d82015460405163c84d39eb60e01b8152336004820152600160c01b9091046001600160401b031660248201819052905f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063c84d39eb90604401602060405180830381865afa158015610ffa573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061101e9190614163565b9050805f036110fd576040516306620a4360e31b81523360048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa158015611089573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906110ad919061417a565b6110cc57604051633f6b527560e21b81523360048201526024016102f0565b604051636f0326e360e11b8152600481018790523360248201526001600160401b03831660448201526064016102f0565b5f868152600e6020908152604080832033845290915290205460ff1615611140576040516322babe6760e21b8152600481018790523360248201526044016102f0565b5f868152600e602090815260408083203384529091529020805460ff1916600117905582156111f157600e8401546040805161ffff88168152602081018490528082019290925251339188917f128a1127948dcd8d6edeb3200c1f0fe29ac8aa4e48d957ab47da8a963a733e809181900360600190a36111c08486612d1e565b156111dd576111ce33612e19565b6111d88685612e88565b6111e8565b6111e88685876130f5565b50505050611319565b5f8185600e015461120291906140d9565b600e86018190556040805161ffff8916815260208101859052908101829052909150339088907f128a1127948dcd8d6edeb3200c1f0fe29ac8aa4e48d957ab47da8a963a733e809060600160405180910390a361125e33612e19565b60405163999a8d8560e01b81526001600160401b03841660048201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063999a8d8590602401602060405180830381865afa1580156112c9573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906112ed9190614163565b6112f8906002614199565b611303826003614199565b1115611313576113138786612e88565b50505050505b6113236001600355565b5050565b61132f612c71565b610a5f5f613228565b611340612c71565b6001600160a01b0381161580156113635750600554600160e01b900461ffff1615155b156113815760405163e516695960e01b815260040160405180910390fd5b6005546040516001600160a01b038084169216907fe50b2a0036b45c7b809db33748f38b59556cf2c03c5dcb2921260e81958b692e905f90a3600580546001600160a01b0319166001600160a01b0392909216919091179055565b6113e4612c71565b6103e861ffff831611156114195760405163152b064960e21b815261ffff831660048201526103e860248201526044016102f0565b61ffff82161580159061143557506005546001600160a01b0316155b156114535760405163e516695960e01b815260040160405180910390fd5b600580546006869055600785905569ffffffffffffffffffff60a01b1916600160a01b6001600160401b03881690810261ffff60e01b191691909117600160e01b61ffff8616908102919091179092556008839055604080519182526020820187905281018590526060810191909152608081018290527fc3a6fec8b0de830fa7d47e3d7f7fdfdbe8b32f9cecb72a536d79aaa2bc5475559060a00160405180910390a15050505050565b6002546001600160a01b0316331480159061152c57506004546001600160a01b03163314158061152c575033155b1561154c5760405163a252c15160e01b81523360048201526024016102f0565b610a5f613279565b5f6060805f5f5f60606115656132bc565b61156d6132e8565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b61159e612c71565b6004546040516001600160a01b038084169216907fc3ce29e3ab42e524b6f6f1b4d3674898d503ee3577a64ac87b555904ebc14138905f90a3600480546001600160a01b0319166001600160a01b0392909216919091179055565b5f61160383612a0a565b905060028154600160a81b900460ff16600781111561162457611624613d6e565b1461165257805460405163b3a612af60e01b81526102f0918591600160a81b90910460ff1690600401613ff6565b60098101546001600160a01b0316331461168857604051630270efa560e11b8152600481018490523360248201526044016102f0565b600781018054825460ff60a81b1916600360a91b1783555f91829055600b8054919283926116b790849061401e565b9091555050600882015460405184815285907f6faa5c3fbbfcf7044450e843defe232249f9dacf6d25979632d882c35cf66c959060200160405180910390a36117003382613315565b50505050565b61170e612c47565b5f61171882612a0a565b905060038154600160a81b900460ff16600781111561173957611739613d6e565b1461176757805460405163b3a612af60e01b81526102f0918491600160a81b90910460ff1690600401613ff6565b6009810154600160a01b90046001600160401b03164210156117c357600981015460405163727e513b60e11b815260048101849052600160a01b9091046001600160401b039081166024830152421660448201526064016102f0565b600681015460078201546005545f90612710906117eb90600160e01b900461ffff1685614199565b6117f591906141b0565b6009850154855460ff60a81b1916600160aa1b1786555f6006870181905560078701819055600a80549394506001600160a01b03909216928692919061183c90849061401e565b9250508190555082600b5f828254611854919061401e565b909155505060088501546001600160a01b03821690877f5472e8ad2afcb7b0d5136eb0989401b87e317763183d9309340efcc6251fbfe5611895868961401e565b60408051918252602082018890520160405180910390a46118ca81846118bb858861401e565b6118c591906140d9565b613315565b81156119355760055f9054906101000a90046001600160a01b03166001600160a01b031663b60d4288836040518263ffffffff1660e01b81526004015f604051808303818588803b15801561191d575f5ffd5b505af115801561192f573d5f5f3e3d5ffd5b50505050505b50505050506119446001600355565b50565b61194f612c47565b5f61195982612a0a565b80549091506001600160a01b0316331461198f5760405163ada9265360e01b8152600481018390523360248201526044016102f0565b8054600160a81b900460ff165f60028260078111156119b0576119b0613d6e565b148015611a02575060018301546001600160401b0316421180611a02575060018301546119f6906001600160401b03600160401b8204811691600160801b9004166141cf565b6001600160401b031642115b90508080611a2157506001826007811115611a1f57611a1f613d6e565b145b80611a3d57506006826007811115611a3b57611a3b613d6e565b145b80611a5957506005826007811115611a5757611a57613d6e565b145b611a7a578382604051633ceb551d60e21b81526004016102f0929190613ff6565b8015611a8a57611a8a8484612a5b565b600683018054845460ff60a81b1916600760a81b1785555f91829055600a805491928392611ab990849061401e565b9091555050604051818152339086907feeb33b26a2cd89044a129ce4ebc7eb39f5d68be8ba17283ee1d0fbe5428454f89060200160405180910390a3611aff3382613315565b505050506119446001600355565b611b15612cf3565b6007543414611b44576007546040516376ed58eb60e01b815234600482015260248101919091526044016102f0565b5f611b4e83612a0a565b905060028154600160a81b900460ff166007811115611b6f57611b6f613d6e565b03611bf85760018101545f90611b9e906001600160401b03600160401b8204811691600160801b9004166141cf565b9050806001600160401b03164211611be8576008820154604051636a57ce0760e01b81526004810186905260248101919091526001600160401b03821660448201526064016102f0565b611bf28483612a5b565b50611c45565b60018154600160a81b900460ff166007811115611c1757611c17613d6e565b14611c4557805460405163b3a612af60e01b81526102f0918591600160a81b90910460ff1690600401613ff6565b60018101546001600160401b0316421115611c9457600181015460405163fe04559160e01b8152600481018590526001600160401b0391821660248201524290911660448201526064016102f0565b6040516304f901c560e11b8152600481018390525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906309f2038a9060240161010060405180830381865afa158015611cfa573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190611d1e9190614212565b80519091506001600160a01b03163314611d5457604051631c2c276f60e31b8152600481018490523360248201526044016102f0565b5f611d608383866133a6565b905060ff811615611d975760405163162ceb3960e31b8152600481018690526024810185905260ff821660448201526064016102f0565b825460ff60a81b1916600160a91b178355600883018490556009830180546001600160a01b031916331790556001830180546001600160401b034216600160801b0267ffffffffffffffff60801b199091161790556080820151600a8401553460078401819055600b80545f90611e0f9084906140d9565b909155505060018301543390859087907f4e8d6fb51665fac53b9a6d3dc0a642ad8f485ad6302050322580934268c7dabb90611e5b90600160401b90046001600160401b0316426141cf565b604080516001600160401b0390921682523460208301520160405180910390a45050505050565b5f611e8c85612a0a565b905060028154600160a81b900460ff166007811115611ead57611ead613d6e565b14611edb57805460405163b3a612af60e01b81526102f0918791600160a81b90910460ff1690600401613ff6565b60098101546001600160a01b03163314611f1157604051630270efa560e11b8152600481018690523360248201526044016102f0565b60018101546001600160401b0316421115611f6057600181015460405163fe04559160e01b8152600481018790526001600160401b0391821660248201524290911660448201526064016102f0565b60018101545f90611f8a906001600160401b03600160401b8204811691600160801b9004166141cf565b9050806001600160401b0316421115611fd05760405163786abcf160e11b8152600481018790526001600160401b038083166024830152421660448201526064016102f0565b600882015485358714612017578660405163ad63934560e01b81526004016102f0918152604060208201819052600590820152641a9bd8925960da1b606082015260800190565b80866020013514612060578660405163ad63934560e01b81526004016102f091815260406020820181905260099082015268195b98db185d99525960ba1b606082015260800190565b82600a01548660400135146120af578660405163ad63934560e01b81526004016102f0918152604060208201819052600b908201526a1b59585cdd5c995b595b9d60aa1b606082015260800190565b82600201548660600135146120ff578660405163ad63934560e01b81526004016102f0918152604060208201819052600c908201526b0eedee4d6d8dec2c890c2e6d60a31b606082015260800190565b8260030154866080013514612152578660405163ad63934560e01b81526004016102f0918152604060208201819052600f908201526e1a5b9c1d5d10dbdb5b5a5d1b595b9d608a1b606082015260800190565b61218961216560e0880160c0890161405a565b612176610100890160e08a0161405a565b60018601546001600160401b03166134dd565b156121db5761219e60e0870160c0880161405a565b6121af610100880160e0890161405a565b60405163b7395fb760e01b81526001600160401b039283166004820152911660248201526044016102f0565b6040516304f901c560e11b8152600481018290525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906309f2038a9060240161010060405180830381865afa158015612241573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906122659190614212565b90505f61227182613522565b905060ff8116156122a85760405163162ceb3960e31b8152600481018a90526024810184905260ff821660448201526064016102f0565b5f5f6122f16122b68b6136d7565b8a8a8080601f0160208091040260200160405190810160405280939291908181526020018383808284375f920191909152506137be92505050565b5090925090505f81600381111561230a5761230a613d6e565b146123405780600381111561232157612321613d6e565b60405163480770df60e01b815260ff90911660048201526024016102f0565b8360c001516001600160a01b0316826001600160a01b0316146123965760c0840151604051632bab12e360e01b8152600481018790526001600160a01b03918216602482015290831660448201526064016102f0565b6005545f906123b590600160a01b90046001600160401b0316426141cf565b885460ff60a81b1916600360a81b1789556001890180546001600160401b03428116600160c01b026001600160c01b039092169190911790915560098a018054918316600160a01b0267ffffffffffffffff60a01b1990921691909117905560a08c0135600b8a0155600c890180546001600160a01b0386166001600160a01b031990911617905590506124516101208c016101008d0161405a565b600c890180546001600160401b0392909216600160a01b0267ffffffffffffffff60a01b1990921691909117905561248f60e08c0160c08d0161405a565b600d8901805467ffffffffffffffff19166001600160401b03929092169190911790556124c36101008c0160e08d0161405a565b600d8901805477ffffffffffffffffffffffffffffffff00000000000000001916600160401b6001600160401b039384160267ffffffffffffffff60801b191617600160801b43939093169290920291909117905560408051631624540760e11b815290517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031691632c48a80e9160048083019260209291908290030181865afa15801561257b573d5f5f3e3d5ffd5b505050506040513d601f19601f8201168201806040525081019061259f91906142cd565b600d890180546001600160c01b0316600160c01b6001600160401b0393841602179055604051630ee3b00560e11b81526004810188905290821660248201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690631dc7600a906044015f604051808303815f87803b158015612629575f5ffd5b505af115801561263b573d5f5f3e3d5ffd5b50505050858c7f0b95ec08ed8d1c9935db46dbad108f7963d418971a8556a4ed8fd0e4a4e62db28d60a001358e61010001602081019061267b919061405a565b604080519283526001600160401b0391821660208401529086169082015260600160405180910390a3505050505050505050505050565b5f610947826136d7565b6126c4612c71565b6001600160a01b0381166126ed57604051631e4fbdf760e01b81525f60048201526024016102f0565b61194481613228565b6040805161034080820183525f808352602080840182905283850182905260608085018390526080850183905260a0850183905260c0850183905260e0850183905261010085018390526101208501839052610140850181905261016085015261018084018290526101a084018290526101c084018290526101e08401829052610200840182905261022084018290526102408401829052610260840182905261028084018290526102a084018290526102c084018290526102e0840182905261030084018290526103208401829052858252600d8152908490208451928301855280546001600160a01b038116845260ff600160a01b8204811693850193909352939492939092840191600160a81b90910416600781111561281b5761281b613d6e565b600781111561282c5761282c613d6e565b815281546001600160401b03600160b01b90910481166020808401919091526001840154808316604080860191909152600160401b820484166060860152600160801b820484166080860152600160c01b90910490921660a0840152600284015460c0840152600384015460e08401526004840180548351818402810184019094528084526101009094019390918301828280156128e757602002820191905f5260205f20905b8154815260200190600101908083116128d3575b505050505081526020016005820180548060200260200160405190810160405280929190818152602001828054801561293d57602002820191905f5260205f20905b815481526020019060010190808311612929575b505050918352505060068201546020820152600782015460408201526008820154606082015260098201546001600160a01b0380821660808401526001600160401b03600160a01b92839004811660a0850152600a85015460c0850152600b85015460e0850152600c8501549182166101008501529190048116610120830152600d830154808216610140840152600160401b81048216610160840152600160801b81048216610180840152600160c01b9004166101a0820152600e909101546101c09091015292915050565b5f818152600d60205260408120908154600160a81b900460ff166007811115612a3557612a35613d6e565b03612a565760405163e498a48160e01b8152600481018390526024016102f0565b919050565b6007810180546008830180545f93849055908390556009840180546001600160a01b031916905560018401805467ffffffffffffffff60801b19169055600a84018390559091829003612aae5750505050565b81600b5f828254612abf919061401e565b909155505082546040518381526001600160a01b0390911690829086907f4aa42841ec54220694f983c26ab982eda4ecfd1b09842ea88400bea5eee91c539060200160405180910390a48254611700906001600160a01b031683613315565b5f306001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016148015612b7657507f000000000000000000000000000000000000000000000000000000000000000046145b15612ba057507f000000000000000000000000000000000000000000000000000000000000000090565b61091c604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b600260035403612c6a57604051633ee5aeb560e01b815260040160405180910390fd5b6002600355565b6002546001600160a01b03163314610a5f5760405163118cdaa760e01b81523360048201526024016102f0565b612ca6613807565b6002805460ff60a01b191690557f5db9ee0a495bf2e6ff9c91a7834c1ba4fdd244a5e8aa4e537bd38aeae4b073aa335b6040516001600160a01b03909116815260200160405180910390a1565b600254600160a01b900460ff1615610a5f5760405163d93c066560e01b815260040160405180910390fd5b5f5f1961ffff831601612de7576008830154600c840154600d8501546040516376e54ea760e11b815260048101939093526001600160a01b039182166024840152600160801b90046001600160401b031660448301527f0000000000000000000000000000000000000000000000000000000000000000169063edca9d4e90606401602060405180830381865afa158015612dbb573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190612ddf919061417a565b159050610947565b600d8301546001840154612e12916001600160401b0380821692600160401b909204811691166134dd565b9392505050565b6005546001600160a01b031680612e2e575050565b6040516303af37d560e51b81526001600160a01b0383811660048301528216906375e6faa0906024015f604051808303815f87803b158015612e6e575f5ffd5b505af1925050508015612e7f575060015b15611323575050565b8054600560a81b60ff60a81b1990911617815560088101546040516304f901c560e11b8152600481018290525f906001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016906309f2038a9060240161010060405180830381865afa158015612f06573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190612f2a9190614212565b60408101519091505f906002816006811115612f4857612f48613d6e565b1480612f6557506004816006811115612f6357612f63613d6e565b145b80612f8157506006816006811115612f7f57612f7f613d6e565b145b15613045575f8360e0015160065410612f9e578360e00151612fa2565b6006545b60405163b59d9b3560e01b81526004810187905260248101829052306044820152606481018990529091507f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03169063b59d9b35906084016020604051808303815f875af115801561301d573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906130419190614163565b9250505b6007850180545f91829055600b80549192839261306390849061401e565b925050819055505f8184886006015461307c91906140d9565b61308691906140d9565b60068801819055905061309982856140d9565b600a5f8282546130a991906140d9565b9091555050604080518581526020810183905287918a917f37086adf20021cc75bf45a37072e164e0d8e808f8b5c7738f0c072110bed84d5910160405180910390a35050505050505050565b6005546001600160a01b03165f811561310e5781613110565b305b60085460405163d43066b960e01b815233600482015260248101919091526001600160a01b038083166044830152606482018890529192505f917f0000000000000000000000000000000000000000000000000000000000000000169063d43066b9906084016020604051808303815f875af1158015613192573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906131b69190614163565b6040805161ffff8716815260208101839052919250339188917f0a0636423e2365c07786ff1679d6b532cb3cb401657943f770e5e93312d9e934910160405180910390a36001600160a01b038316613220576009850154613220906001600160a01b031682613315565b505050505050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b613281612cf3565b6002805460ff60a01b1916600160a01b1790557f62e78cea01bee320cd4e420270b5ea74000d11b0c9f74754ebdbfc544b05a258612cd63390565b606061091c7f00000000000000000000000000000000000000000000000000000000000000005f613831565b606061091c7f00000000000000000000000000000000000000000000000000000000000000006001613831565b805f03613320575050565b6001600160a01b0382165f908152600f6020526040812080548392906133479084906140d9565b9250508190555080600c5f82825461335f91906140d9565b90915550506040518181526001600160a01b038316907f9c9e0cdb1670e88302408e5b941dc636f63a3293204694bb68910fcf3d9305f39060200160405180910390a25050565b60608201515f9060ff81166001036133c2576001915050612e12565b8060ff166002036133d7576005915050612e12565b60ff8116156133ea576003915050612e12565b60208401518554600160a01b9004600160ff9283161b16165f03613412576002915050612e12565b60058501548015613471575f805b8281101561345d578588600501828154811061343e5761343e6142e8565b905f5260205f20015403613455576001915061345d565b600101613420565b508061346f5760069350505050612e12565b505b60048601545f819003613489575f9350505050612e12565b5f5b818110156134cf5786608001518860040182815481106134ad576134ad6142e8565b905f5260205f200154036134c7575f945050505050612e12565b60010161348b565b506004979650505050505050565b5f826001600160401b0316846001600160401b0316118061351a575061350561012c836141cf565b6001600160401b0316836001600160401b0316115b949350505050565b60608101515f9060ff8116820361353b57505f92915050565b8060ff166001036136bc5760048360400151600681111561355e5761355e613d6e565b1461356c5750600192915050565b826020015160ff16600160ff16901b7f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031663d03418c26040518163ffffffff1660e01b8152600401602060405180830381865afa1580156135d7573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906135fb91906142fc565b1660ff165f0361360e5750600592915050565b60208301516080840151604051634751f1c560e01b815260ff909216600483015260248201527f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690634751f1c590604401602060405180830381865afa158015613683573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906136a7919061417a565b6136b45750600392915050565b505f92915050565b8060ff166002146136ce576003612e12565b60059392505050565b5f6109477ff5c4692fa4429414000fc0add5cf3a0afa9875f7a6752b51f630ad84a97fd2278335602085013560408601356060870135608088013560a089013561372760e08b0160c08c0161405a565b6137386101008c0160e08d0161405a565b61374a6101208d016101008e0161405a565b60408051602081019b909b528a01989098526060890196909652608088019490945260a087019290925260c086015260e08501526001600160401b039081166101008501529081166101208401521661014082015261016001604051602081830303815290604052805190602001206138da565b5f5f5f83516041036137f5576020840151604085015160608601515f1a6137e788828585613906565b955095509550505050613800565b505081515f91506002905b9250925092565b600254600160a01b900460ff16610a5f57604051638dfc202b60e01b815260040160405180910390fd5b606060ff831461384b57613844836139ce565b9050610947565b81805461385790614317565b80601f016020809104026020016040519081016040528092919081815260200182805461388390614317565b80156138ce5780601f106138a5576101008083540402835291602001916138ce565b820191905f5260205f20905b8154815290600101906020018083116138b157829003601f168201915b50505050509050610947565b5f6109476138e6612b1e565b8360405161190160f01b8152600281019290925260228201526042902090565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a084111561393f57505f915060039050826139c4565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015613990573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b0381166139bb57505f9250600191508290506139c4565b92505f91508190505b9450945094915050565b60605f6139da83613a0b565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f60ff8216601f81111561094757604051632cd44ac360e21b815260040160405180910390fd5b828054828255905f5260205f20908101928215613a6b579160200282015b82811115613a6b578235825591602001919060010190613a50565b50613a77929150613a7b565b5090565b5b80821115613a77575f8155600101613a7c565b5f60208284031215613a9f575f5ffd5b5035919050565b6001600160a01b0381168114611944575f5ffd5b5f5f60408385031215613acb575f5ffd5b823591506020830135613add81613aa6565b809150509250929050565b5f60208284031215613af8575f5ffd5b81356001600160401b03811115613b0d575f5ffd5b820160e08185031215612e12575f5ffd5b803561ffff81168114612a56575f5ffd5b5f5f60408385031215613b40575f5ffd5b82359150613b5060208401613b1e565b90509250929050565b5f60208284031215613b69575f5ffd5b8135612e1281613aa6565b6001600160401b0381168114611944575f5ffd5b5f5f5f5f5f60a08688031215613b9c575f5ffd5b8535613ba781613b74565b94506020860135935060408601359250613bc360608701613b1e565b949793965091946080013592915050565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f613c2060e0830189613bd4565b8281036040840152613c328189613bd4565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b81811015613c87578351835260209384019390920191600101613c69565b50909b9a5050505050505050505050565b5f5f60408385031215613ca9575f5ffd5b50508035926020909101359150565b5f6101208284031215613cc9575f5ffd5b50919050565b5f5f5f5f6101608587031215613ce3575f5ffd5b84359350613cf48660208701613cb8565b92506101408501356001600160401b03811115613d0f575f5ffd5b8501601f81018713613d1f575f5ffd5b80356001600160401b03811115613d34575f5ffd5b876020828401011115613d45575f5ffd5b949793965060200194505050565b5f6101208284031215613d64575f5ffd5b612e128383613cb8565b634e487b7160e01b5f52602160045260245ffd5b60088110613d9e57634e487b7160e01b5f52602160045260245ffd5b9052565b5f8151808452602084019350602083015f5b82811015613dd2578151865260209586019590910190600101613db4565b5093949350505050565b60208152613df66020820183516001600160a01b03169052565b5f6020830151613e0b604084018260ff169052565b506040830151613e1e6060840182613d82565b5060608301516001600160401b03811660808401525060808301516001600160401b03811660a08401525060a08301516001600160401b03811660c08401525060c08301516001600160401b03811660e08401525060e08301516001600160401b03811661010084015250610100830151610120830152610120830151610140830152610140830151610340610160840152613ebe610360840182613da2565b9050610160840151601f1984830301610180850152613edd8282613da2565b9150506101808401516101a08401526101a08401516101c08401526101c08401516101e08401526101e0840151613f206102008501826001600160a01b03169052565b506102008401516001600160401b03811661022085015250610220840151610240840152610240840151610260840152610260840151613f6c6102808501826001600160a01b03169052565b506102808401516001600160401b0381166102a0850152506102a08401516001600160401b0381166102c0850152506102c08401516001600160401b0381166102e0850152506102e08401516001600160401b038116610300850152506103008401516001600160401b038116610320850152506103208401516103408401528091505092915050565b82815260408101612e126020830184613d82565b634e487b7160e01b5f52601160045260245ffd5b818103818111156109475761094761400a565b60ff81168114611944575f5ffd5b5f6020828403121561404f575f5ffd5b8135612e1281614031565b5f6020828403121561406a575f5ffd5b8135612e1281613b74565b5f5f8335601e1984360301811261408a575f5ffd5b8301803591506001600160401b038211156140a3575f5ffd5b6020019150600581901b36038213156140ba575f5ffd5b9250929050565b5f600182016140d2576140d261400a565b5060010190565b808201808211156109475761094761400a565b88815260ff881660208201528660408201528560608201526001600160401b03851660808201526001600160401b03841660a082015260e060c08201528160e08201525f60018060fb1b03831115614142575f5ffd5b8260051b808561010085013791909101610100019998505050505050505050565b5f60208284031215614173575f5ffd5b5051919050565b5f6020828403121561418a575f5ffd5b81518015158114612e12575f5ffd5b80820281158282048414176109475761094761400a565b5f826141ca57634e487b7160e01b5f52601260045260245ffd5b500490565b6001600160401b0381811683821601908111156109475761094761400a565b8051612a5681613aa6565b8051612a5681614031565b805160078110612a56575f5ffd5b5f610100828403128015614224575f5ffd5b5060405161010081016001600160401b038111828210171561425457634e487b7160e01b5f52604160045260245ffd5b604052614260836141ee565b815261426e602084016141f9565b602082015261427f60408401614204565b6040820152614290606084016141f9565b60608201526080838101519082015260a080840151908201526142b560c084016141ee565b60c082015260e0928301519281019290925250919050565b5f602082840312156142dd575f5ffd5b8151612e1281613b74565b634e487b7160e01b5f52603260045260245ffd5b5f6020828403121561430c575f5ffd5b8151612e1281614031565b600181811c9082168061432b57607f821691505b602082108103613cc957634e487b7160e01b5f52602260045260245ffd' as const;
 
 export const firnDataLedgerAbi = [
   {
@@ -3560,6 +5031,42 @@ export const firnDataLedgerAbi = [
   },
   {
     "type": "function",
+    "name": "getRecord",
+    "inputs": [
+      {
+        "name": "digest",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "tuple",
+        "internalType": "struct IFirnDataLedger.Record",
+        "components": [
+          {
+            "name": "enclaveId",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "signer",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "blockNumber",
+            "type": "uint64",
+            "internalType": "uint64"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "hashSignedData",
     "inputs": [
       {
@@ -3615,6 +5122,25 @@ export const firnDataLedgerAbi = [
   },
   {
     "type": "function",
+    "name": "isValidRecord",
+    "inputs": [
+      {
+        "name": "digest",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
     "name": "post",
     "inputs": [
       {
@@ -3650,6 +5176,52 @@ export const firnDataLedgerAbi = [
         "name": "",
         "type": "address",
         "internalType": "contract IFirnRegistry"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "verifySignedData",
+    "inputs": [
+      {
+        "name": "data",
+        "type": "tuple",
+        "internalType": "struct IFirnDataLedger.SignedData",
+        "components": [
+          {
+            "name": "enclaveId",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "dataHash",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "uri",
+            "type": "string",
+            "internalType": "string"
+          }
+        ]
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "blockNumber",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
       }
     ],
     "stateMutability": "view"
@@ -3726,12 +5298,17 @@ export const firnDataLedgerAbi = [
   },
   {
     "type": "error",
-    "name": "NodeNotActive",
+    "name": "NodeNotEligible",
     "inputs": [
       {
         "name": "enclaveId",
         "type": "bytes32",
         "internalType": "bytes32"
+      },
+      {
+        "name": "reason",
+        "type": "uint8",
+        "internalType": "uint8"
       }
     ]
   },
@@ -3785,4 +5362,2367 @@ export const firnDataLedgerAbi = [
   }
 ] as const;
 
-export const firnDataLedgerBytecode = '0x610180604052348015610010575f5ffd5b5060405161121a38038061121a83398101604081905261002f9161019b565b60408051808201825260048152633334b93760e11b602080830191909152825180840190935260018352603160f81b908301529061006d825f610123565b6101205261007c816001610123565b61014052815160208084019190912060e052815190820120610100524660a05261010860e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b031661016052610372565b5f60208351101561013e5761013783610155565b905061014f565b816101498482610260565b5060ff90505b92915050565b5f5f829050601f81511115610188578260405163305a27a960e01b815260040161017f919061031a565b60405180910390fd5b80516101938261034f565b179392505050565b5f602082840312156101ab575f5ffd5b81516001600160a01b03811681146101c1575f5ffd5b9392505050565b634e487b7160e01b5f52604160045260245ffd5b600181811c908216806101f057607f821691505b60208210810361020e57634e487b7160e01b5f52602260045260245ffd5b50919050565b601f82111561025b57805f5260205f20601f840160051c810160208510156102395750805b601f840160051c820191505b81811015610258575f8155600101610245565b50505b505050565b81516001600160401b03811115610279576102796101c8565b61028d8161028784546101dc565b84610214565b6020601f8211600181146102bf575f83156102a85750848201515b5f19600385901b1c1916600184901b178455610258565b5f84815260208120601f198516915b828110156102ee57878501518255602094850194600190920191016102ce565b508482101561030b57868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b8051602080830151919081101561020e575f1960209190910360031b1b16919050565b60805160a05160c05160e05161010051610120516101405161016051610e466103d45f395f818161011d015261023f01525f61066201525f61063601525f61055601525f61052e01525f61048901525f6104b301525f6104dd0152610e465ff3fe608060405234801561000f575f5ffd5b5060043610610085575f3560e01c80637b103999116100585780637b1039991461011057806384b0196e14610147578063aab5a87714610162578063efbfd2691461016b575f5ffd5b80632f0002a5146100895780633644e515146100c357806337f11391146100cb578063437be490146100fd575b5f5ffd5b6100b07fd2ad0ca2dca6017e7df7f7a71015b58ac0c00db2dea0dddf83cf6b5775a386c281565b6040519081526020015b60405180910390f35b6100b0610180565b6100ed6100d93660046108d3565b5f9081526002602052604090205460ff1690565b60405190151581526020016100ba565b6100b061010b3660046108ea565b61018e565b6040516001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001681526020016100ba565b61014f6101b1565b6040516100ba9796959493929190610956565b6100b061080081565b61017e610179366004610a31565b6101f3565b005b5f61018961047d565b905090565b5f6101ab823560208401356101a66040860186610ab3565b6105a6565b92915050565b5f6060805f5f5f60606101c261062f565b6101ca61065b565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b826108008111156102275760405163a99e90bb60e01b81526004810182905261080060248201526044015b60405180910390fd5b604051632864a37f60e11b8152600481018890525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906350c946fe906024015f60405180830381865afa15801561028b573d5f5f3e3d5ffd5b505050506040513d5f823e601f3d908101601f191682016040526102b29190810190610c42565b90506002816040015160068111156102cc576102cc610db6565b146102ed57604051630430320b60e01b81526004810189905260240161021e565b5f6102fa898989896105a6565b90505f5f61033d8388888080601f0160208091040260200160405190810160405280939291908181526020018383808284375f9201919091525061068892505050565b5090925090505f81600381111561035657610356610db6565b1461038c5780600381111561036d5761036d610db6565b60405163480770df60e01b815260ff909116600482015260240161021e565b8361014001516001600160a01b0316826001600160a01b0316146103e457610140840151604051632bab12e360e01b8152600481018d90526001600160a01b039182166024820152908316604482015260640161021e565b5f8381526002602052604090205460ff161561041657604051630838d09f60e31b81526004810184905260240161021e565b5f8381526002602052604090819020805460ff191660011790555133908b908d907ffaf7db526fad13a98a61aba99b4ff84b26a57ad0aab7e806e8d7f28d1ac8f34f906104689088908f908f90610dca565b60405180910390a45050505050505050505050565b5f306001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000161480156104d557507f000000000000000000000000000000000000000000000000000000000000000046145b156104ff57507f000000000000000000000000000000000000000000000000000000000000000090565b610189604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b5f6106267fd2ad0ca2dca6017e7df7f7a71015b58ac0c00db2dea0dddf83cf6b5775a386c2868686866040516105dd929190610dff565b60405190819003812061060b9493929160200193845260208401929092526040830152606082015260800190565b604051602081830303815290604052805190602001206106d1565b95945050505050565b60606101897f00000000000000000000000000000000000000000000000000000000000000005f6106fd565b60606101897f000000000000000000000000000000000000000000000000000000000000000060016106fd565b5f5f5f83516041036106bf576020840151604085015160608601515f1a6106b1888285856107a7565b9550955095505050506106ca565b505081515f91506002905b9250925092565b5f6101ab6106dd61047d565b8360405161190160f01b8152600281019290925260228201526042902090565b606060ff8314610717576107108361086f565b90506101ab565b81805461072390610e0e565b80601f016020809104026020016040519081016040528092919081815260200182805461074f90610e0e565b801561079a5780601f106107715761010080835404028352916020019161079a565b820191905f5260205f20905b81548152906001019060200180831161077d57829003601f168201915b5050505050905092915050565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411156107e057505f91506003905082610865565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015610831573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b03811661085c57505f925060019150829050610865565b92505f91508190505b9450945094915050565b60605f61087b836108ac565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f60ff8216601f8111156101ab57604051632cd44ac360e21b815260040160405180910390fd5b5f602082840312156108e3575f5ffd5b5035919050565b5f602082840312156108fa575f5ffd5b813567ffffffffffffffff811115610910575f5ffd5b820160608185031215610921575f5ffd5b9392505050565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f61097460e0830189610928565b82810360408401526109868189610928565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b818110156109db5783518352602093840193909201916001016109bd565b50909b9a5050505050505050505050565b5f5f83601f8401126109fc575f5ffd5b50813567ffffffffffffffff811115610a13575f5ffd5b602083019150836020828501011115610a2a575f5ffd5b9250929050565b5f5f5f5f5f5f60808789031215610a46575f5ffd5b8635955060208701359450604087013567ffffffffffffffff811115610a6a575f5ffd5b610a7689828a016109ec565b909550935050606087013567ffffffffffffffff811115610a95575f5ffd5b610aa189828a016109ec565b979a9699509497509295939492505050565b5f5f8335601e19843603018112610ac8575f5ffd5b83018035915067ffffffffffffffff821115610ae2575f5ffd5b602001915036819003821315610a2a575f5ffd5b634e487b7160e01b5f52604160045260245ffd5b604051610240810167ffffffffffffffff81118282101715610b2e57610b2e610af6565b60405290565b80516001600160a01b0381168114610b4a575f5ffd5b919050565b805160ff81168114610b4a575f5ffd5b805160078110610b4a575f5ffd5b80518015158114610b4a575f5ffd5b805163ffffffff81168114610b4a575f5ffd5b805161ffff81168114610b4a575f5ffd5b805167ffffffffffffffff81168114610b4a575f5ffd5b5f82601f830112610bc6575f5ffd5b815167ffffffffffffffff811115610be057610be0610af6565b604051601f8201601f19908116603f0116810167ffffffffffffffff81118282101715610c0f57610c0f610af6565b604052818152838201602001851015610c26575f5ffd5b8160208501602083015e5f918101602001919091529392505050565b5f60208284031215610c52575f5ffd5b815167ffffffffffffffff811115610c68575f5ffd5b82016102408185031215610c7a575f5ffd5b610c82610b0a565b610c8b82610b34565b8152610c9960208301610b4f565b6020820152610caa60408301610b5f565b6040820152610cbb60608301610b6d565b6060820152610ccc60808301610b7c565b6080820152610cdd60a08301610b8f565b60a0820152610cee60c08301610b8f565b60c0820152610cff60e08301610ba0565b60e0820152610d116101008301610ba0565b6101008201526101208281015190820152610d2f6101408301610b34565b610140820152610160828101519082015261018082015167ffffffffffffffff811115610d5a575f5ffd5b610d6686828501610bb7565b610180830152506101a082810151908201526101c08083015190820152610d906101e08301610b34565b6101e0820152610200828101519082015261022091820151918101919091529392505050565b634e487b7160e01b5f52602160045260245ffd5b83815260406020820152816040820152818360608301375f818301606090810191909152601f909201601f1916010192915050565b818382375f9101908152919050565b600181811c90821680610e2257607f821691505b602082108103610e4057634e487b7160e01b5f52602260045260245ffd5b5091905056' as const;
+export const firnDataLedgerBytecode = '0x610180604052348015610010575f5ffd5b5060405161144438038061144483398101604081905261002f9161019b565b60408051808201825260048152633334b93760e11b602080830191909152825180840190935260018352603160f81b908301529061006d825f610123565b6101205261007c816001610123565b61014052815160208084019190912060e052815190820120610100524660a05261010860e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b031661016052610372565b5f60208351101561013e5761013783610155565b905061014f565b816101498482610260565b5060ff90505b92915050565b5f5f829050601f81511115610188578260405163305a27a960e01b815260040161017f919061031a565b60405180910390fd5b80516101938261034f565b179392505050565b5f602082840312156101ab575f5ffd5b81516001600160a01b03811681146101c1575f5ffd5b9392505050565b634e487b7160e01b5f52604160045260245ffd5b600181811c908216806101f057607f821691505b60208210810361020e57634e487b7160e01b5f52602260045260245ffd5b50919050565b601f82111561025b57805f5260205f20601f840160051c810160208510156102395750805b601f840160051c820191505b81811015610258575f8155600101610245565b50505b505050565b81516001600160401b03811115610279576102796101c8565b61028d8161028784546101dc565b84610214565b6020601f8211600181146102bf575f83156102a85750848201515b5f19600385901b1c1916600184901b178455610258565b5f84815260208120601f198516915b828110156102ee57878501518255602094850194600190920191016102ce565b508482101561030b57868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b8051602080830151919081101561020e575f1960209190910360031b1b16919050565b60805160a05160c05160e051610100516101205161014051610160516110626103e25f395f81816101ff0152818161032c0152818161047d015261053901525f6109ff01525f6109d301525f61097c01525f61095401525f6108af01525f6108d901525f61090301526110625ff3fe608060405234801561000f575f5ffd5b50600436106100a6575f3560e01c8063437be4901161006e578063437be490146101df5780637b103999146101f257806384b0196e14610229578063aab5a87714610244578063e485c4f51461024d578063efbfd26914610260575f5ffd5b8063213681cd146100aa578063255adcf3146101525780632f0002a5146101755780633644e515146101aa57806337f11391146101b2575b5f5ffd5b6101186100b8366004610c27565b60408051606080820183525f808352602080840182905292840181905293845260028252928290208251938401835280548452600101546001600160a01b03811691840191909152600160a01b900467ffffffffffffffff169082015290565b60408051825181526020808401516001600160a01b0316908201529181015167ffffffffffffffff16908201526060015b60405180910390f35b610165610160366004610c99565b610275565b6040519015158152602001610149565b61019c7fd2ad0ca2dca6017e7df7f7a71015b58ac0c00db2dea0dddf83cf6b5775a386c281565b604051908152602001610149565b61019c6103a3565b6101656101c0366004610c27565b5f908152600260205260409020600101546001600160a01b0316151590565b61019c6101ed366004610d09565b6103b1565b6040516001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000168152602001610149565b6102316103cf565b6040516101499796959493929190610d69565b61019c61080081565b61016561025b366004610c27565b610411565b61027361026e366004610dff565b6104ed565b005b5f806102938635602088013561028e60408a018a610e81565b6107d1565b90505f5f6102d68388888080601f0160208091040260200160405190810160405280939291908181526020018383808284375f9201919091525061085a92505050565b5090925090505f8160038111156102ef576102ef610ec4565b146102ff575f935050505061039b565b6040516376e54ea760e11b8152883560048201526001600160a01b038381166024830152604482018790527f0000000000000000000000000000000000000000000000000000000000000000169063edca9d4e90606401602060405180830381865afa158015610371573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906103959190610ed8565b93505050505b949350505050565b5f6103ac6108a3565b905090565b5f6103c98235602084013561028e6040860186610e81565b92915050565b5f6060805f5f5f60606103e06109cc565b6103e86109f8565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b5f81815260026020526040812060018101546001600160a01b031661043857505f92915050565b805460018201546040516376e54ea760e11b815260048101929092526001600160a01b038082166024840152600160a01b90910467ffffffffffffffff1660448301527f0000000000000000000000000000000000000000000000000000000000000000169063edca9d4e90606401602060405180830381865afa1580156104c2573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906104e69190610ed8565b9392505050565b826108008111156105215760405163a99e90bb60e01b81526004810182905261080060248201526044015b60405180910390fd5b6040516304f901c560e11b8152600481018890525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906309f2038a9060240161010060405180830381865afa158015610587573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906105ab9190610f30565b9050806060015160ff165f146105e6576060810151604051639a5494d560e01b8152600481018a905260ff9091166024820152604401610518565b5f6105f3898989896107d1565b90505f5f6106368388888080601f0160208091040260200160405190810160405280939291908181526020018383808284375f9201919091525061085a92505050565b5090925090505f81600381111561064f5761064f610ec4565b146106855780600381111561066657610666610ec4565b60405163480770df60e01b815260ff9091166004820152602401610518565b8360c001516001600160a01b0316826001600160a01b0316146106db5760c0840151604051632bab12e360e01b8152600481018d90526001600160a01b0391821660248201529083166044820152606401610518565b5f838152600260205260409020600101546001600160a01b03161561071657604051630838d09f60e31b815260048101849052602401610518565b604080516060810182528c81526001600160a01b03808516602080840191825267ffffffffffffffff4381168587019081525f8a8152600290935291869020945185559151600190940180549151909216600160a01b026001600160e01b031990911693909216929092171790555133908b908d907ffaf7db526fad13a98a61aba99b4ff84b26a57ad0aab7e806e8d7f28d1ac8f34f906107bc9088908f908f90610fec565b60405180910390a45050505050505050505050565b5f6108517fd2ad0ca2dca6017e7df7f7a71015b58ac0c00db2dea0dddf83cf6b5775a386c286868686604051610808929190611021565b6040519081900381206108369493929160200193845260208401929092526040830152606082015260800190565b60405160208183030381529060405280519060200120610a25565b95945050505050565b5f5f5f8351604103610891576020840151604085015160608601515f1a61088388828585610a51565b95509550955050505061089c565b505081515f91506002905b9250925092565b5f306001600160a01b037f0000000000000000000000000000000000000000000000000000000000000000161480156108fb57507f000000000000000000000000000000000000000000000000000000000000000046145b1561092557507f000000000000000000000000000000000000000000000000000000000000000090565b6103ac604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60606103ac7f00000000000000000000000000000000000000000000000000000000000000005f610b19565b60606103ac7f00000000000000000000000000000000000000000000000000000000000000006001610b19565b5f6103c9610a316108a3565b8360405161190160f01b8152600281019290925260228201526042902090565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0841115610a8a57505f91506003905082610b0f565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015610adb573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b038116610b0657505f925060019150829050610b0f565b92505f91508190505b9450945094915050565b606060ff8314610b3357610b2c83610bc3565b90506103c9565b818054610b3f90611030565b80601f0160208091040260200160405190810160405280929190818152602001828054610b6b90611030565b8015610bb65780601f10610b8d57610100808354040283529160200191610bb6565b820191905f5260205f20905b815481529060010190602001808311610b9957829003601f168201915b5050505050905092915050565b60605f610bcf83610c00565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f60ff8216601f8111156103c957604051632cd44ac360e21b815260040160405180910390fd5b5f60208284031215610c37575f5ffd5b5035919050565b5f60608284031215610c4e575f5ffd5b50919050565b5f5f83601f840112610c64575f5ffd5b50813567ffffffffffffffff811115610c7b575f5ffd5b602083019150836020828501011115610c92575f5ffd5b9250929050565b5f5f5f5f60608587031215610cac575f5ffd5b843567ffffffffffffffff811115610cc2575f5ffd5b610cce87828801610c3e565b945050602085013567ffffffffffffffff811115610cea575f5ffd5b610cf687828801610c54565b9598909750949560400135949350505050565b5f60208284031215610d19575f5ffd5b813567ffffffffffffffff811115610d2f575f5ffd5b61039b84828501610c3e565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f610d8760e0830189610d3b565b8281036040840152610d998189610d3b565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b81811015610dee578351835260209384019390920191600101610dd0565b50909b9a5050505050505050505050565b5f5f5f5f5f5f60808789031215610e14575f5ffd5b8635955060208701359450604087013567ffffffffffffffff811115610e38575f5ffd5b610e4489828a01610c54565b909550935050606087013567ffffffffffffffff811115610e63575f5ffd5b610e6f89828a01610c54565b979a9699509497509295939492505050565b5f5f8335601e19843603018112610e96575f5ffd5b83018035915067ffffffffffffffff821115610eb0575f5ffd5b602001915036819003821315610c92575f5ffd5b634e487b7160e01b5f52602160045260245ffd5b5f60208284031215610ee8575f5ffd5b815180151581146104e6575f5ffd5b80516001600160a01b0381168114610f0d575f5ffd5b919050565b805160ff81168114610f0d575f5ffd5b805160078110610f0d575f5ffd5b5f610100828403128015610f42575f5ffd5b50604051610100810167ffffffffffffffff81118282101715610f7357634e487b7160e01b5f52604160045260245ffd5b604052610f7f83610ef7565b8152610f8d60208401610f12565b6020820152610f9e60408401610f22565b6040820152610faf60608401610f12565b60608201526080838101519082015260a08084015190820152610fd460c08401610ef7565b60c082015260e0928301519281019290925250919050565b83815260406020820152816040820152818360608301375f818301606090810191909152601f909201601f1916010192915050565b818382375f9101908152919050565b600181811c9082168061104457607f821691505b602082108103610c4e57634e487b7160e01b5f52602260045260245ffd' as const;
+
+export const firnRewardsAbi = [
+  {
+    "type": "constructor",
+    "inputs": [
+      {
+        "name": "initialOwner",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "registry_",
+        "type": "address",
+        "internalType": "contract IFirnRegistry"
+      },
+      {
+        "name": "verifierSet_",
+        "type": "address",
+        "internalType": "contract IFirnVerifierSet"
+      },
+      {
+        "name": "epochLength_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "answerWindow_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "livenessTarget_",
+        "type": "uint32",
+        "internalType": "uint32"
+      },
+      {
+        "name": "epochBudgetBps_",
+        "type": "uint16",
+        "internalType": "uint16"
+      },
+      {
+        "name": "verifierShareBps_",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "receive",
+    "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "DOMAIN_SEPARATOR",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "LIVENESS_ANSWER_TYPEHASH",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "answerChallenge",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "signature",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "answerWindow",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "claimNodeReward",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "claimVerifierReward",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "closeEpoch",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "currentEpoch",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "eip712Domain",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "fields",
+        "type": "bytes1",
+        "internalType": "bytes1"
+      },
+      {
+        "name": "name",
+        "type": "string",
+        "internalType": "string"
+      },
+      {
+        "name": "version",
+        "type": "string",
+        "internalType": "string"
+      },
+      {
+        "name": "chainId",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "verifyingContract",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "extensions",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "epochBudgetBps",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "epochLength",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "fund",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "genesis",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getChallenge",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "tuple",
+        "internalType": "struct IFirnRewards.Challenge",
+        "components": [
+          {
+            "name": "enclaveId",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "verifier",
+            "type": "address",
+            "internalType": "address"
+          },
+          {
+            "name": "epoch",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "deadline",
+            "type": "uint64",
+            "internalType": "uint64"
+          },
+          {
+            "name": "answered",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "nonce",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getEpoch",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "tuple",
+        "internalType": "struct IFirnRewards.Epoch",
+        "components": [
+          {
+            "name": "closed",
+            "type": "bool",
+            "internalType": "bool"
+          },
+          {
+            "name": "nodePoints",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "verifierPoints",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "nodeBudget",
+            "type": "uint256",
+            "internalType": "uint256"
+          },
+          {
+            "name": "verifierBudget",
+            "type": "uint256",
+            "internalType": "uint256"
+          }
+        ]
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "hashLivenessAnswer",
+    "inputs": [
+      {
+        "name": "answer",
+        "type": "tuple",
+        "internalType": "struct IFirnRewards.LivenessAnswer",
+        "components": [
+          {
+            "name": "challengeId",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "nonce",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "enclaveId",
+            "type": "bytes32",
+            "internalType": "bytes32"
+          },
+          {
+            "name": "epoch",
+            "type": "uint64",
+            "internalType": "uint64"
+          }
+        ]
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isReporter",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "issueChallenge",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "livenessTarget",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint32",
+        "internalType": "uint32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "nodeAnswers",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint32",
+        "internalType": "uint32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "nodePoints",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "owner",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "pendingNodeReward",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "pendingVerifierReward",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "recordVerifierWork",
+    "inputs": [
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "registry",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "contract IFirnRegistry"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "renounceOwnership",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setParameters",
+    "inputs": [
+      {
+        "name": "answerWindow_",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "livenessTarget_",
+        "type": "uint32",
+        "internalType": "uint32"
+      },
+      {
+        "name": "epochBudgetBps_",
+        "type": "uint16",
+        "internalType": "uint16"
+      },
+      {
+        "name": "verifierShareBps_",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "setReporter",
+    "inputs": [
+      {
+        "name": "reporter",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "allowed",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "totalAllocated",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "totalReceived",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "totalWithdrawn",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "transferOwnership",
+    "inputs": [
+      {
+        "name": "newOwner",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "verifierPoints",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "verifierSet",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "contract IFirnVerifierSet"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "verifierShareBps",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint16",
+        "internalType": "uint16"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "withdraw",
+    "inputs": [],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "withdrawable",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "event",
+    "name": "ChallengeAnswered",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "nodePoints",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "epochNodePoints",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "ChallengeIssued",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "nonce",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "deadline",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "EIP712DomainChanged",
+    "inputs": [],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "EpochClosed",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "nodeBudget",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "verifierBudget",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "nodePoints",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "verifierPoints",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "NodeRewardClaimed",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "operator",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "OwnershipTransferred",
+    "inputs": [
+      {
+        "name": "previousOwner",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "newOwner",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "ParametersUpdated",
+    "inputs": [
+      {
+        "name": "answerWindow",
+        "type": "uint64",
+        "indexed": false,
+        "internalType": "uint64"
+      },
+      {
+        "name": "livenessTarget",
+        "type": "uint32",
+        "indexed": false,
+        "internalType": "uint32"
+      },
+      {
+        "name": "epochBudgetBps",
+        "type": "uint16",
+        "indexed": false,
+        "internalType": "uint16"
+      },
+      {
+        "name": "verifierShareBps",
+        "type": "uint16",
+        "indexed": false,
+        "internalType": "uint16"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "PoolFunded",
+    "inputs": [
+      {
+        "name": "from",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "ReporterSet",
+    "inputs": [
+      {
+        "name": "reporter",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "allowed",
+        "type": "bool",
+        "indexed": false,
+        "internalType": "bool"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "VerifierRewardClaimed",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "VerifierWorkRecorded",
+    "inputs": [
+      {
+        "name": "verifier",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "indexed": true,
+        "internalType": "uint64"
+      },
+      {
+        "name": "points",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Withdrawn",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "error",
+    "name": "AlreadyAnswered",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "AlreadyChallenged",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "verifier",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "ChallengeExpired",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "deadline",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "nowTime",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "EpochNotEnded",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "currentEpoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "InvalidParameters",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "InvalidShortString",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "InvalidSignature",
+    "inputs": [
+      {
+        "name": "recoverError",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NodeNotEligible",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "reason",
+        "type": "uint8",
+        "internalType": "uint8"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotReporter",
+    "inputs": [
+      {
+        "name": "caller",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NotVerifier",
+    "inputs": [
+      {
+        "name": "caller",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NothingToClaim",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "who",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "NothingToWithdraw",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "OwnableInvalidOwner",
+    "inputs": [
+      {
+        "name": "owner",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "OwnableUnauthorizedAccount",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "PlatformAlreadyCounted",
+    "inputs": [
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "platformIdHash",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "countedEnclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "ReentrancyGuardReentrantCall",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "StaleChallenge",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "epoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      },
+      {
+        "name": "currentEpoch",
+        "type": "uint64",
+        "internalType": "uint64"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "StringTooLong",
+    "inputs": [
+      {
+        "name": "str",
+        "type": "string",
+        "internalType": "string"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TransferFailed",
+    "inputs": [
+      {
+        "name": "to",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "amount",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "UnknownChallenge",
+    "inputs": [
+      {
+        "name": "challengeId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "WrongSigner",
+    "inputs": [
+      {
+        "name": "enclaveId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "expected",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "recovered",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  }
+] as const;
+
+export const firnRewardsBytecode = '0x6101e0604052348015610010575f5ffd5b50604051612f50380380612f5083398101604081905261002f916103e4565b60408051808201825260048152633334b93760e11b602080830191909152825180840190935260018352603160f81b90830152899161006e825f6101bb565b6101205261007d8160016101bb565b61014052815160208084019190912060e052815190820120610100524660a05261010960e05161010051604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201529081019290925260608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b60805250503060c0526001600160a01b03811661014057604051631e4fbdf760e01b81525f60048201526024015b60405180910390fd5b610149816101ed565b5060016003556001600160401b0385165f0361017857604051630e52390960e41b815260040160405180910390fd5b6001600160a01b03808816610160528616610180526001600160401b038086166101a05242166101c0526101ae8484848461023e565b5050505050505050610632565b5f6020835110156101d6576101cf83610364565b90506101e7565b816101e18482610520565b5060ff90505b92915050565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b6001600160401b0384161580610258575063ffffffff8316155b80610265575061ffff8216155b8061027557506127108261ffff16115b80610285575061138861ffff8216115b156102a357604051630e52390960e41b815260040160405180910390fd5b600480546001600160401b0386166001600160601b031990911681176801000000000000000063ffffffff87169081029190911763ffffffff60601b19166c0100000000000000000000000061ffff87811691820261ffff60701b191692909217600160701b928716928302179094556040805193845260208401929092529082019290925260608101919091527f641cfed75ab75150f39c0fa0bcce010f7e73e5304265557e0bc51aa45085ab4d9060800160405180910390a150505050565b5f5f829050601f8151111561038e578260405163305a27a960e01b815260040161013791906105da565b80516103998261060f565b179392505050565b6001600160a01b03811681146103b5575f5ffd5b50565b80516001600160401b03811681146103ce575f5ffd5b919050565b805161ffff811681146103ce575f5ffd5b5f5f5f5f5f5f5f5f610100898b0312156103fc575f5ffd5b8851610407816103a1565b60208a0151909850610418816103a1565b60408a0151909750610429816103a1565b955061043760608a016103b8565b945061044560808a016103b8565b935060a089015163ffffffff8116811461045d575f5ffd5b925061046b60c08a016103d3565b915061047960e08a016103d3565b90509295985092959890939650565b634e487b7160e01b5f52604160045260245ffd5b600181811c908216806104b057607f821691505b6020821081036104ce57634e487b7160e01b5f52602260045260245ffd5b50919050565b601f82111561051b57805f5260205f20601f840160051c810160208510156104f95750805b601f840160051c820191505b81811015610518575f8155600101610505565b50505b505050565b81516001600160401b0381111561053957610539610488565b61054d81610547845461049c565b846104d4565b6020601f82116001811461057f575f83156105685750848201515b5f19600385901b1c1916600184901b178455610518565b5f84815260208120601f198516915b828110156105ae578785015182556020948501946001909201910161058e565b50848210156105cb57868401515f19600387901b60f8161c191681555b50505050600190811b01905550565b602081525f82518060208401528060208501604085015e5f604082850101526040601f19601f83011684010191505092915050565b805160208083015191908110156104ce575f1960209190910360031b1b16919050565b60805160a05160c05160e05161010051610120516101405161016051610180516101a0516101c0516128826106ce5f395f81816107720152611a3101525f818161057e0152611a0d01525f818161034a0152610f4e01525f818161068b01528181610ff6015261156a01525f611fa501525f611f7901525f611d3b01525f611d1301525f611c6e01525f611c9801525f611cc201526128825ff3fe608060405260043610610220575f3560e01c80637b1039991161011e578063b60d4288116100a8578063e1bb51331161006d578063e1bb51331461086e578063f2fde38b1461088d578063f5c91c2f146108ac578063f5eb0982146108f8578063f7adb5c014610917575f5ffd5b8063b60d4288146107b5578063c285f58b146107bd578063c2f654da146107fe578063ce513b6f1461081b578063db5f329d1461084f575f5ffd5b80638ec7ac84116100ee5780638ec7ac8414610712578063a1666e6d14610731578063a3c2c46214610750578063a7f0b3de14610764578063ab4197eb14610796575f5ffd5b80637b1039991461067d5780638223f458146106af57806384b0196e146106ce5780638da5cb5b146106f5575f5ffd5b806345f7f249116101aa578063680bfd821161016f578063680bfd82146105b657806368e9031b14610615578063715018a61461063657806375e6faa01461064a5780637667180814610669575f5ffd5b806345f7f249146104f657806348ef75fb1461050a578063490a90491461053d5780634b3197131461055c57806357d775f814610570575f5ffd5b8063293bb82f116101f0578063293bb82f1461033c57806334bd6173146103825780633644e515146103a15780633ccfd60b146103b5578063458d2bf1146103c9575f5ffd5b8063044ad7be1461023357806306481d4d1461027f57806312a02c82146102ac5780631e140d481461030e575f5ffd5b3661022f5761022d610936565b005b5f5ffd5b34801561023e575f5ffd5b5061026a61024d366004612346565b6001600160a01b03165f9081526010602052604090205460ff1690565b60405190151581526020015b60405180910390f35b34801561028a575f5ffd5b5061029e610299366004612383565b610983565b604051908152602001610276565b3480156102b7575f5ffd5b506102cb6102c63660046123b8565b610a3d565b60405161027691905f60a0820190508251151582526020830151602083015260408301516040830152606083015160608301526080830151608083015292915050565b348015610319575f5ffd5b50600454600160701b900461ffff165b60405161ffff9091168152602001610276565b348015610347575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160a01b039091168152602001610276565b34801561038d575f5ffd5b5061022d61039c3660046123d1565b610ac8565b3480156103ac575f5ffd5b5061029e610c19565b3480156103c0575f5ffd5b5061022d610c27565b3480156103d4575f5ffd5b5061048f6103e33660046123f9565b6040805160c0810182525f80825260208201819052918101829052606081018290526080810182905260a0810191909152505f90815260096020908152604091829020825160c0810184528154815260018201546001600160a01b038116938201939093526001600160401b03600160a01b9093048316938101939093526002810154918216606084015260ff600160401b90920491909116151560808301526003015460a082015290565b60405161027691905f60c0820190508251825260018060a01b0360208401511660208301526001600160401b0360408401511660408301526001600160401b03606084015116606083015260808301511515608083015260a083015160a083015292915050565b348015610501575f5ffd5b5060075461029e565b348015610515575f5ffd5b5061029e7f32615440a2fbf81628fbaac11a33048e8c84477b2ef198e464ff887ed008822981565b348015610548575f5ffd5b5061029e610557366004612410565b610d3b565b348015610567575f5ffd5b5060085461029e565b34801561057b575f5ffd5b507f00000000000000000000000000000000000000000000000000000000000000005b6040516001600160401b039091168152602001610276565b3480156105c1575f5ffd5b506106006105d03660046123d1565b6001600160401b03919091165f908152600c60209081526040808320938352929052206001015463ffffffff1690565b60405163ffffffff9091168152602001610276565b348015610620575f5ffd5b50600454600160401b900463ffffffff16610600565b348015610641575f5ffd5b5061022d610d60565b348015610655575f5ffd5b5061022d610664366004612346565b610d71565b348015610674575f5ffd5b5061059e610db6565b348015610688575f5ffd5b507f000000000000000000000000000000000000000000000000000000000000000061036a565b3480156106ba575f5ffd5b5061022d6106c9366004612383565b610dbf565b3480156106d9575f5ffd5b506106e2610ef5565b6040516102769796959493929190612457565b348015610700575f5ffd5b506002546001600160a01b031661036a565b34801561071d575f5ffd5b50600454600160601b900461ffff16610329565b34801561073c575f5ffd5b5061029e61074b3660046123f9565b610f37565b34801561075b575f5ffd5b5060065461029e565b34801561076f575f5ffd5b507f000000000000000000000000000000000000000000000000000000000000000061059e565b3480156107a1575f5ffd5b5061029e6107b03660046123d1565b611380565b61022d611424565b3480156107c8575f5ffd5b5061029e6107d73660046123d1565b6001600160401b03919091165f908152600c60209081526040808320938352929052205490565b348015610809575f5ffd5b506004546001600160401b031661059e565b348015610826575f5ffd5b5061029e610835366004612346565b6001600160a01b03165f908152600f602052604090205490565b34801561085a575f5ffd5b5061022d6108693660046124ed565b61142c565b348015610879575f5ffd5b5061022d61088836600461256f565b611943565b348015610898575f5ffd5b5061022d6108a7366004612346565b6119a9565b3480156108b7575f5ffd5b5061029e6108c6366004612383565b6001600160401b0382165f908152600d602090815260408083206001600160a01b038516845290915290205492915050565b348015610903575f5ffd5b5061022d6109123660046125ac565b6119e3565b348015610922575f5ffd5b5061022d6109313660046123b8565b6119fd565b3460065f828254610947919061261b565b909155505060405134815233907f32173d8e51cec3a6fe484b7a1c3febe760cdf96e03d4cca36a43563a4333e8389060200160405180910390a2565b6001600160401b0382165f908152600d602090815260408083206001600160a01b038516845290915281206109b6611a0a565b6001600160401b0316846001600160401b03161015806109da5750600181015460ff165b806109e457508054155b156109f2575f915050610a37565b5f6109fc85611a60565b6001600160401b0387165f908152600a602052604090206002015484549193509150610a28908361262e565b610a329190612659565b925050505b92915050565b610a6c6040518060a001604052805f151581526020015f81526020015f81526020015f81526020015f81525090565b506001600160401b03165f908152600a6020908152604091829020825160a081018452815460ff161515815260018201549281019290925260028101549282019290925260038201546060820152600490910154608082015290565b5f610ad283611b3b565b6001600160401b0384165f908152600c6020908152604080832086845290915290208054919250901580610b1257506001810154640100000000900460ff165b15610b4757604051635dea37a360e11b81526001600160401b0385166004820152602481018490526044015b60405180910390fd5b6001818101805464ff000000001916640100000000179055820154815460038401545f9291610b759161262e565b610b7f9190612659565b6001830154600160281b90046001600160a01b03165f908152600f6020526040812080549293508392909190610bb690849061261b565b90915550506001820154604051828152600160281b9091046001600160a01b03169085906001600160401b038816907fce6fd73e4ec8b7a3bee62239a98d0e2c8ef2ef9f1550bbef79b405b2ea1468389060200160405180910390a45050505050565b5f610c22611c62565b905090565b610c2f611d8b565b335f908152600f602052604081205490819003610c6157604051636e34ee0b60e11b8152336004820152602401610b3e565b335f908152600f6020526040812081905560088054839290610c8490849061261b565b909155505060405181815233907f7084f5476618d8e60b11ef0d7d3f06914655adb8793e28ff7f018d4c76d505d59060200160405180910390a26040515f90339083908381818185875af1925050503d805f8114610cfd576040519150601f19603f3d011682016040523d82523d5f602084013e610d02565b606091505b5050905080610d2d57604051630e21dcbb60e11b815233600482015260248101839052604401610b3e565b5050610d396001600355565b565b5f610a37823560208401356040850135610d5b60808701606088016123b8565b611db5565b610d68611e2f565b610d395f611e5c565b335f9081526010602052604090205460ff16610da257604051633fca655760e01b8152336004820152602401610b3e565b610db381610dae611a0a565b611ead565b50565b5f610c22611a0a565b5f610dc983611b3b565b6001600160401b0384165f908152600d602090815260408083206001600160a01b038716845290915290208054919250901580610e0a5750600181015460ff165b15610e4257604051635dea37a360e11b81526001600160401b03851660048201526001600160a01b0384166024820152604401610b3e565b6001818101805460ff191690911790556002820154815460048401545f9291610e6a9161262e565b610e749190612659565b6001600160a01b0385165f908152600f6020526040812080549293508392909190610ea090849061261b565b90915550506040518181526001600160a01b038516906001600160401b038716907f36db83263b37548031e4349a0da71933a97b205185388736895fbcd73b9830449060200160405180910390a35050505050565b5f6060805f5f5f6060610f06611f72565b610f0e611f9e565b604080515f80825260208201909252600f60f81b9b939a50919850469750309650945092509050565b6040516306620a4360e31b81523360048201525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690633310521890602401602060405180830381865afa158015610f9b573d5f5f3e3d5ffd5b505050506040513d601f19601f82011682018060405250810190610fbf919061266c565b610fde57604051633f6b527560e21b8152336004820152602401610b3e565b604051630a8efe3360e31b8152600481018390525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b031690635477f19890602401602060405180830381865afa158015611043573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906110679190612697565b905060ff81161561109757604051639a5494d560e01b81526004810184905260ff82166024820152604401610b3e565b5f6110a0611a0a565b6001600160401b0381165f908152600b60209081526040808320338452825280832088845290915290205490915060ff161561110757604051635053f03160e11b81526001600160401b038216600482015233602482015260448101859052606401610b3e565b6001600160401b0381165f908152600b6020908152604080832033845282528083208784529091528120805460ff1916600117905560058054469230929161114e906126b0565b918290555060405161117f939291906020019283526001600160a01b03919091166020830152604082015260600190565b6040516020818303038152906040528051906020012092505f446001436111a691906126c8565b6040805160208101939093529040908201526060810185905233608082015260a00160408051601f1981840301815291905280516020909101206004549091505f906111fb906001600160401b0316426126db565b90506040518060c00160405280878152602001336001600160a01b03168152602001846001600160401b03168152602001826001600160401b031681526020015f151581526020018381525060095f8781526020019081526020015f205f820151815f01556020820151816001015f6101000a8154816001600160a01b0302191690836001600160a01b0316021790555060408201518160010160146101000a8154816001600160401b0302191690836001600160401b031602179055506060820151816002015f6101000a8154816001600160401b0302191690836001600160401b0316021790555060808201518160020160086101000a81548160ff02191690831515021790555060a08201518160030155905050336001600160a01b031686867f049019ab5a617663bc9f82a82861b33eaa290f7b329fcff89534e696741c03c686868660405161136f939291906001600160401b0393841681526020810192909252909116604082015260600190565b60405180910390a450505050919050565b6001600160401b0382165f908152600c6020908152604080832084845290915281206113aa611a0a565b6001600160401b0316846001600160401b03161015806113d657506001810154640100000000900460ff165b806113e057508054155b156113ee575f915050610a37565b5f6113f885611a60565b506001600160401b0386165f908152600a6020526040902060010154835491925090610a28908361262e565b610d39610936565b5f83815260096020526040902060018101546001600160a01b031661146757604051630a102ee560e11b815260048101859052602401610b3e565b6002810154600160401b900460ff1615611497576040516356e36a3f60e11b815260048101859052602401610b3e565b60028101546001600160401b03164211156114e657600281015460405163d8f7e8e360e01b8152600481018690526001600160401b039182166024820152429091166044820152606401610b3e565b5f6114ef611a0a565b60018301549091506001600160401b03808316600160a01b909204161461155057600182015460405163294cd93f60e01b8152600481018790526001600160401b03600160a01b909204821660248201529082166044820152606401610b3e565b81546040516304f901c560e11b8152600481018290525f907f00000000000000000000000000000000000000000000000000000000000000006001600160a01b0316906309f2038a9060240161010060405180830381865afa1580156115b8573d5f5f3e3d5ffd5b505050506040513d601f19601f820116820180604052508101906115dc9190612713565b9050806060015160ff165f14611617576060810151604051639a5494d560e01b81526004810184905260ff9091166024820152604401610b3e565b5f6116288886600301548587611db5565b90505f5f61166b838a8a8080601f0160208091040260200160405190810160405280939291908181526020018383808284375f92019190915250611fcb92505050565b5090925090505f816003811115611684576116846127ce565b146116ba5780600381111561169b5761169b6127ce565b60405163480770df60e01b815260ff9091166004820152602401610b3e565b8360c001516001600160a01b0316826001600160a01b0316146117105760c0840151604051632bab12e360e01b8152600481018790526001600160a01b0391821660248201529083166044820152606401610b3e565b6001600160401b0386165f908152600e6020908152604080832060a088015184529091529020548061176a576001600160401b0387165f908152600e6020908152604080832060a0890151845290915290208690556117a9565b8581146117a95760a0850151604051634fb71b7760e11b81526001600160401b0389166004820152602481019190915260448101829052606401610b3e565b60028801805468ff00000000000000001916600160401b1790556001600160401b0387165f908152600a60209081526040808320600c83528184208a85529092529091206001810154600160281b90046001600160a01b03166118375786516001820180546001600160a01b03909216600160281b0265010000000000600160c81b03199092169190911790555b600454600182015463ffffffff600160401b90920482169116101561188f578660e00151815f015f82825461186c919061261b565b909155505060e08701516001830180545f9061188990849061261b565b90915550505b600181810180545f906118a990849063ffffffff166127e2565b825463ffffffff9182166101009390930a92830291909202199091161790555080546001830154604080516001600160401b038d168152602081019390935282015288908e907f471d9ec962c8b932d1f2cb91c8aebeeb99b3b76b08428210eb81844cf2e80ea19060600160405180910390a360018a0154611934906001600160a01b03168a611ead565b50505050505050505050505050565b61194b611e2f565b6001600160a01b0382165f81815260106020908152604091829020805460ff191685151590811790915591519182527f49414e0a37c19781141fced7b2dc68c560d888c72174623b7bba993149d9064d910160405180910390a25050565b6119b1611e2f565b6001600160a01b0381166119da57604051631e4fbdf760e01b81525f6004820152602401610b3e565b610db381611e5c565b6119eb611e2f565b6119f784848484612014565b50505050565b611a0681611b3b565b5050565b5f7f0000000000000000000000000000000000000000000000000000000000000000611a567f0000000000000000000000000000000000000000000000000000000000000000426127fe565b610c22919061281d565b6001600160401b0381165f908152600a60205260408120600454600754600654849392849261271092600160601b90920461ffff1691611aa091906126c8565b611aaa919061262e565b611ab49190612659565b905081600201545f14611aec5760045461271090611add90600160701b900461ffff168361262e565b611ae79190612659565b611aee565b5f5b925081600101545f14611b305760045461271090611b1790600160701b900461ffff168361262e565b611b219190612659565b611b2b90826126c8565b611b32565b5f5b93505050915091565b5f5f611b45611a0a565b9050806001600160401b0316836001600160401b031610611b8c57604051632bfe70d560e01b81526001600160401b03808516600483015282166024820152604401610b3e565b6001600160401b0383165f908152600a60205260409020805490925060ff1615611bb65750919050565b5f5f611bc185611a60565b855460ff1916600117865560038601829055600486018190559092509050611be9818361261b565b60075f828254611bf9919061261b565b90915550506001840154600285015460408051858152602081018590529081019290925260608201526001600160401b038616907f429a91e5916d3b214dfd7c516a93711c168af156673abfba92d0298aeba521a69060800160405180910390a2505050919050565b5f306001600160a01b037f000000000000000000000000000000000000000000000000000000000000000016148015611cba57507f000000000000000000000000000000000000000000000000000000000000000046145b15611ce457507f000000000000000000000000000000000000000000000000000000000000000090565b610c22604080517f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f60208201527f0000000000000000000000000000000000000000000000000000000000000000918101919091527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a08201525f9060c00160405160208183030381529060405280519060200120905090565b600260035403611dae57604051633ee5aeb560e01b815260040160405180910390fd5b6002600355565b604080517f32615440a2fbf81628fbaac11a33048e8c84477b2ef198e464ff887ed0088229602082015290810185905260608101849052608081018390526001600160401b03821660a08201525f90611e269060c00160405160208183030381529060405280519060200120612131565b95945050505050565b6002546001600160a01b03163314610d395760405163118cdaa760e01b8152336004820152602401610b3e565b600280546001600160a01b038381166001600160a01b0319831681179093556040519116919082907f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0905f90a35050565b6001600160401b0381165f908152600d602090815260408083206001600160a01b0386168452909152812080549091600191839190611eed90849061261b565b90915550506001600160401b0382165f908152600a60205260408120600201805460019290611f1d90849061261b565b909155505080546040519081526001600160401b038316906001600160a01b038516907fd43a24911392735affc73c3af628e84d72d7e0b5de3c1b18451db96d0dc3e7849060200160405180910390a3505050565b6060610c227f00000000000000000000000000000000000000000000000000000000000000005f61215d565b6060610c227f0000000000000000000000000000000000000000000000000000000000000000600161215d565b5f5f5f8351604103612002576020840151604085015160608601515f1a611ff488828585612206565b95509550955050505061200d565b505081515f91506002905b9250925092565b6001600160401b038416158061202e575063ffffffff8316155b8061203b575061ffff8216155b8061204b57506127108261ffff16115b8061205b575061138861ffff8216115b1561207957604051630e52390960e41b815260040160405180910390fd5b600480546001600160401b0386166bffffffffffffffffffffffff199091168117600160401b63ffffffff87169081029190911763ffffffff60601b1916600160601b61ffff87811691820261ffff60701b191692909217600160701b928716928302179094556040805193845260208401929092529082019290925260608101919091527f641cfed75ab75150f39c0fa0bcce010f7e73e5304265557e0bc51aa45085ab4d9060800160405180910390a150505050565b5f610a3761213d611c62565b8360405161190160f01b8152600281019290925260228201526042902090565b606060ff831461217757612170836122ce565b9050610a37565b8180546121839061284a565b80601f01602080910402602001604051908101604052809291908181526020018280546121af9061284a565b80156121fa5780601f106121d1576101008083540402835291602001916121fa565b820191905f5260205f20905b8154815290600101906020018083116121dd57829003601f168201915b50505050509050610a37565b5f80807f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a084111561223f57505f915060039050826122c4565b604080515f808252602082018084528a905260ff891692820192909252606081018790526080810186905260019060a0016020604051602081039080840390855afa158015612290573d5f5f3e3d5ffd5b5050604051601f1901519150506001600160a01b0381166122bb57505f9250600191508290506122c4565b92505f91508190505b9450945094915050565b60605f6122da8361230b565b6040805160208082528183019092529192505f91906020820181803683375050509182525060208101929092525090565b5f60ff8216601f811115610a3757604051632cd44ac360e21b815260040160405180910390fd5b6001600160a01b0381168114610db3575f5ffd5b5f60208284031215612356575f5ffd5b813561236181612332565b9392505050565b80356001600160401b038116811461237e575f5ffd5b919050565b5f5f60408385031215612394575f5ffd5b61239d83612368565b915060208301356123ad81612332565b809150509250929050565b5f602082840312156123c8575f5ffd5b61236182612368565b5f5f604083850312156123e2575f5ffd5b6123eb83612368565b946020939093013593505050565b5f60208284031215612409575f5ffd5b5035919050565b5f6080828403128015612421575f5ffd5b509092915050565b5f81518084528060208401602086015e5f602082860101526020601f19601f83011685010191505092915050565b60ff60f81b8816815260e060208201525f61247560e0830189612429565b82810360408401526124878189612429565b606084018890526001600160a01b038716608085015260a0840186905283810360c0850152845180825260208087019350909101905f5b818110156124dc5783518352602093840193909201916001016124be565b50909b9a5050505050505050505050565b5f5f5f604084860312156124ff575f5ffd5b8335925060208401356001600160401b0381111561251b575f5ffd5b8401601f8101861361252b575f5ffd5b80356001600160401b03811115612540575f5ffd5b866020828401011115612551575f5ffd5b939660209190910195509293505050565b8015158114610db3575f5ffd5b5f5f60408385031215612580575f5ffd5b823561258b81612332565b915060208301356123ad81612562565b803561ffff8116811461237e575f5ffd5b5f5f5f5f608085870312156125bf575f5ffd5b6125c885612368565b9350602085013563ffffffff811681146125e0575f5ffd5b92506125ee6040860161259b565b91506125fc6060860161259b565b905092959194509250565b634e487b7160e01b5f52601160045260245ffd5b80820180821115610a3757610a37612607565b8082028115828204841417610a3757610a37612607565b634e487b7160e01b5f52601260045260245ffd5b5f8261266757612667612645565b500490565b5f6020828403121561267c575f5ffd5b815161236181612562565b805160ff8116811461237e575f5ffd5b5f602082840312156126a7575f5ffd5b61236182612687565b5f600182016126c1576126c1612607565b5060010190565b81810381811115610a3757610a37612607565b6001600160401b038181168382160190811115610a3757610a37612607565b805161237e81612332565b80516007811061237e575f5ffd5b5f610100828403128015612725575f5ffd5b5060405161010081016001600160401b038111828210171561275557634e487b7160e01b5f52604160045260245ffd5b604052612761836126fa565b815261276f60208401612687565b602082015261278060408401612705565b604082015261279160608401612687565b60608201526080838101519082015260a080840151908201526127b660c084016126fa565b60c082015260e0928301519281019290925250919050565b634e487b7160e01b5f52602160045260245ffd5b63ffffffff8181168382160190811115610a3757610a37612607565b6001600160401b038281168282160390811115610a3757610a37612607565b5f6001600160401b0383168061283557612835612645565b806001600160401b0384160491505092915050565b600181811c9082168061285e57607f821691505b60208210810361287c57634e487b7160e01b5f52602260045260245ffd5b5091905056' as const;
+
+export const firnGovernanceAbi = [
+  {
+    "type": "constructor",
+    "inputs": [
+      {
+        "name": "minDelay",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "proposers",
+        "type": "address[]",
+        "internalType": "address[]"
+      },
+      {
+        "name": "executors",
+        "type": "address[]",
+        "internalType": "address[]"
+      },
+      {
+        "name": "admin",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "receive",
+    "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "CANCELLER_ROLE",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "DEFAULT_ADMIN_ROLE",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "EXECUTOR_ROLE",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "PROPOSER_ROLE",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "cancel",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "execute",
+    "inputs": [
+      {
+        "name": "target",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "value",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "payload",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "executeBatch",
+    "inputs": [
+      {
+        "name": "targets",
+        "type": "address[]",
+        "internalType": "address[]"
+      },
+      {
+        "name": "values",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "payloads",
+        "type": "bytes[]",
+        "internalType": "bytes[]"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "payable"
+  },
+  {
+    "type": "function",
+    "name": "getMinDelay",
+    "inputs": [],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getOperationState",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint8",
+        "internalType": "enum TimelockController.OperationState"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getRoleAdmin",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "getTimestamp",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "grantRole",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "hasRole",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "hashOperation",
+    "inputs": [
+      {
+        "name": "target",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "value",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "data",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "pure"
+  },
+  {
+    "type": "function",
+    "name": "hashOperationBatch",
+    "inputs": [
+      {
+        "name": "targets",
+        "type": "address[]",
+        "internalType": "address[]"
+      },
+      {
+        "name": "values",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "payloads",
+        "type": "bytes[]",
+        "internalType": "bytes[]"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "stateMutability": "pure"
+  },
+  {
+    "type": "function",
+    "name": "isOperation",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isOperationDone",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isOperationPending",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "isOperationReady",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "onERC1155BatchReceived",
+    "inputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes4",
+        "internalType": "bytes4"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "onERC1155Received",
+    "inputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes4",
+        "internalType": "bytes4"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "onERC721Received",
+    "inputs": [
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "",
+        "type": "bytes",
+        "internalType": "bytes"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bytes4",
+        "internalType": "bytes4"
+      }
+    ],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "renounceRole",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "callerConfirmation",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "revokeRole",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "schedule",
+    "inputs": [
+      {
+        "name": "target",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "value",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "data",
+        "type": "bytes",
+        "internalType": "bytes"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "delay",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "scheduleBatch",
+    "inputs": [
+      {
+        "name": "targets",
+        "type": "address[]",
+        "internalType": "address[]"
+      },
+      {
+        "name": "values",
+        "type": "uint256[]",
+        "internalType": "uint256[]"
+      },
+      {
+        "name": "payloads",
+        "type": "bytes[]",
+        "internalType": "bytes[]"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "delay",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "function",
+    "name": "supportsInterface",
+    "inputs": [
+      {
+        "name": "interfaceId",
+        "type": "bytes4",
+        "internalType": "bytes4"
+      }
+    ],
+    "outputs": [
+      {
+        "name": "",
+        "type": "bool",
+        "internalType": "bool"
+      }
+    ],
+    "stateMutability": "view"
+  },
+  {
+    "type": "function",
+    "name": "updateDelay",
+    "inputs": [
+      {
+        "name": "newDelay",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ],
+    "outputs": [],
+    "stateMutability": "nonpayable"
+  },
+  {
+    "type": "event",
+    "name": "CallExecuted",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "index",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "target",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      },
+      {
+        "name": "value",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "data",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "CallSalt",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "salt",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "CallScheduled",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "index",
+        "type": "uint256",
+        "indexed": true,
+        "internalType": "uint256"
+      },
+      {
+        "name": "target",
+        "type": "address",
+        "indexed": false,
+        "internalType": "address"
+      },
+      {
+        "name": "value",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "data",
+        "type": "bytes",
+        "indexed": false,
+        "internalType": "bytes"
+      },
+      {
+        "name": "predecessor",
+        "type": "bytes32",
+        "indexed": false,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "delay",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "Cancelled",
+    "inputs": [
+      {
+        "name": "id",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "MinDelayChange",
+    "inputs": [
+      {
+        "name": "oldDuration",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      },
+      {
+        "name": "newDuration",
+        "type": "uint256",
+        "indexed": false,
+        "internalType": "uint256"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RoleAdminChanged",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "previousAdminRole",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "newAdminRole",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RoleGranted",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "sender",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "event",
+    "name": "RoleRevoked",
+    "inputs": [
+      {
+        "name": "role",
+        "type": "bytes32",
+        "indexed": true,
+        "internalType": "bytes32"
+      },
+      {
+        "name": "account",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      },
+      {
+        "name": "sender",
+        "type": "address",
+        "indexed": true,
+        "internalType": "address"
+      }
+    ],
+    "anonymous": false
+  },
+  {
+    "type": "error",
+    "name": "AccessControlBadConfirmation",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "AccessControlUnauthorizedAccount",
+    "inputs": [
+      {
+        "name": "account",
+        "type": "address",
+        "internalType": "address"
+      },
+      {
+        "name": "neededRole",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "FailedCall",
+    "inputs": []
+  },
+  {
+    "type": "error",
+    "name": "TimelockInsufficientDelay",
+    "inputs": [
+      {
+        "name": "delay",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "minDelay",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TimelockInvalidOperationLength",
+    "inputs": [
+      {
+        "name": "targets",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "payloads",
+        "type": "uint256",
+        "internalType": "uint256"
+      },
+      {
+        "name": "values",
+        "type": "uint256",
+        "internalType": "uint256"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TimelockUnauthorizedCaller",
+    "inputs": [
+      {
+        "name": "caller",
+        "type": "address",
+        "internalType": "address"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TimelockUnexecutedPredecessor",
+    "inputs": [
+      {
+        "name": "predecessorId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  },
+  {
+    "type": "error",
+    "name": "TimelockUnexpectedOperationState",
+    "inputs": [
+      {
+        "name": "operationId",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      },
+      {
+        "name": "expectedStates",
+        "type": "bytes32",
+        "internalType": "bytes32"
+      }
+    ]
+  }
+] as const;
+
+export const firnGovernanceBytecode = '0x608060405234801561000f575f5ffd5b50604051611cfd380380611cfd83398101604081905261002e916102fe565b8383838361003c5f30610183565b506001600160a01b03811615610058576100565f82610183565b505b5f5b83518110156100ec576100ac7fb09aa5aeb3702cfd50b6b62bc4532604938f21248a27a1d5ca736082b6819cc18583815181106100995761009961037d565b602002602001015161018360201b60201c565b506100e37ffd643c72710c63c0180259aba6b2d05451e3591a24e58b62239378085726f7838583815181106100995761009961037d565b5060010161005a565b505f5b82518110156101375761012e7fd8aa0f3194971a2a116679f7c2090f6939c8d4e01a2a8d7e41d55e5351469e638483815181106100995761009961037d565b506001016100ef565b506002849055604080515f8152602081018690527f11c24f4ead16507c69ac467fbd5e4eed5fb5c699626d2cc6d66421df253886d5910160405180910390a15050505050505050610391565b5f828152602081815260408083206001600160a01b038516845290915281205460ff16610223575f838152602081815260408083206001600160a01b03861684529091529020805460ff191660011790556101db3390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a4506001610226565b505f5b92915050565b634e487b7160e01b5f52604160045260245ffd5b80516001600160a01b0381168114610256575f5ffd5b919050565b5f82601f83011261026a575f5ffd5b81516001600160401b038111156102835761028361022c565b604051600582901b90603f8201601f191681016001600160401b03811182821017156102b1576102b161022c565b6040529182526020818501810192908101868411156102ce575f5ffd5b6020860192505b838310156102f4576102e683610240565b8152602092830192016102d5565b5095945050505050565b5f5f5f5f60808587031215610311575f5ffd5b845160208601519094506001600160401b0381111561032e575f5ffd5b61033a8782880161025b565b604087015190945090506001600160401b03811115610357575f5ffd5b6103638782880161025b565b92505061037260608601610240565b905092959194509250565b634e487b7160e01b5f52603260045260245ffd5b61195f8061039e5f395ff3fe6080604052600436106101b2575f3560e01c80638065657f116100e7578063bc197c8111610087578063d547741f11610062578063d547741f14610546578063e38335e514610565578063f23a6e6114610578578063f27a0c92146105a3575f5ffd5b8063bc197c81146104d1578063c4d252f5146104fc578063d45c44351461051b575f5ffd5b806391d14854116100c257806391d148541461044d578063a217fddf1461046c578063b08e51c01461047f578063b1c5f427146104b2575f5ffd5b80638065657f146103dc5780638f2a0bb0146103fb5780638f61f4f51461041a575f5ffd5b80632ab0f5291161015257806336568abe1161012d57806336568abe14610353578063584b153e1461037257806364d62353146103915780637958004c146103b0575f5ffd5b80632ab0f529146102f65780632f2ff15d1461031557806331d5075014610334575f5ffd5b8063134008d31161018d578063134008d31461025357806313bc9f2014610266578063150b7a0214610285578063248a9ca3146102c8575f5ffd5b806301d5062a146101bd57806301ffc9a7146101de57806307bd026514610212575f5ffd5b366101b957005b5f5ffd5b3480156101c8575f5ffd5b506101dc6101d7366004611162565b6105b7565b005b3480156101e9575f5ffd5b506101fd6101f83660046111d0565b61068b565b60405190151581526020015b60405180910390f35b34801561021d575f5ffd5b506102457fd8aa0f3194971a2a116679f7c2090f6939c8d4e01a2a8d7e41d55e5351469e6381565b604051908152602001610209565b6101dc6102613660046111f7565b61069b565b348015610271575f5ffd5b506101fd61028036600461125d565b61074d565b348015610290575f5ffd5b506102af61029f366004611323565b630a85bd0160e11b949350505050565b6040516001600160e01b03199091168152602001610209565b3480156102d3575f5ffd5b506102456102e236600461125d565b5f9081526020819052604090206001015490565b348015610301575f5ffd5b506101fd61031036600461125d565b610772565b348015610320575f5ffd5b506101dc61032f366004611386565b61077a565b34801561033f575f5ffd5b506101fd61034e36600461125d565b6107a4565b34801561035e575f5ffd5b506101dc61036d366004611386565b6107c8565b34801561037d575f5ffd5b506101fd61038c36600461125d565b610800565b34801561039c575f5ffd5b506101dc6103ab36600461125d565b610845565b3480156103bb575f5ffd5b506103cf6103ca36600461125d565b6108b8565b60405161020991906113c4565b3480156103e7575f5ffd5b506102456103f63660046111f7565b610900565b348015610406575f5ffd5b506101dc61041536600461142a565b61093e565b348015610425575f5ffd5b506102457fb09aa5aeb3702cfd50b6b62bc4532604938f21248a27a1d5ca736082b6819cc181565b348015610458575f5ffd5b506101fd610467366004611386565b610aca565b348015610477575f5ffd5b506102455f81565b34801561048a575f5ffd5b506102457ffd643c72710c63c0180259aba6b2d05451e3591a24e58b62239378085726f78381565b3480156104bd575f5ffd5b506102456104cc3660046114dc565b610af2565b3480156104dc575f5ffd5b506102af6104eb366004611605565b63bc197c8160e01b95945050505050565b348015610507575f5ffd5b506101dc61051636600461125d565b610b36565b348015610526575f5ffd5b5061024561053536600461125d565b5f9081526001602052604090205490565b348015610551575f5ffd5b506101dc610560366004611386565b610be0565b6101dc6105733660046114dc565b610c04565b348015610583575f5ffd5b506102af6105923660046116b1565b63f23a6e6160e01b95945050505050565b3480156105ae575f5ffd5b50600254610245565b7fb09aa5aeb3702cfd50b6b62bc4532604938f21248a27a1d5ca736082b6819cc16105e181610d85565b5f6105f0898989898989610900565b90506105fc8184610d92565b5f817f4cf4410cc57040e44862ef0f45f3dd5a5e02db8eb8add648d4b0e236f1d07dca8b8b8b8b8b8a6040516106379695949392919061172c565b60405180910390a3831561068057807f20fda5fd27a1ea7bf5b9567f143ac5470bb059374a27e8f67cb44f946f6d03878560405161067791815260200190565b60405180910390a25b505050505050505050565b5f61069582610e23565b92915050565b7fd8aa0f3194971a2a116679f7c2090f6939c8d4e01a2a8d7e41d55e5351469e636106c6815f610aca565b6106d4576106d48133610e47565b5f6106e3888888888888610900565b90506106ef8185610e84565b6106fb88888888610ed2565b5f817fc2617efa69bab66782fa219543714338489c4e9e178271560a91b82c3f612b588a8a8a8a6040516107329493929190611768565b60405180910390a361074381610f46565b5050505050505050565b5f60025b61075a836108b8565b600381111561076b5761076b6113b0565b1492915050565b5f6003610751565b5f8281526020819052604090206001015461079481610d85565b61079e8383610f71565b50505050565b5f806107af836108b8565b60038111156107c0576107c06113b0565b141592915050565b6001600160a01b03811633146107f15760405163334bd91960e11b815260040160405180910390fd5b6107fb8282611000565b505050565b5f5f61080b836108b8565b90506001816003811115610821576108216113b0565b148061083e5750600281600381111561083c5761083c6113b0565b145b9392505050565b333081146108765760405163e2850c5960e01b81526001600160a01b03821660048201526024015b60405180910390fd5b60025460408051918252602082018490527f11c24f4ead16507c69ac467fbd5e4eed5fb5c699626d2cc6d66421df253886d5910160405180910390a150600255565b5f81815260016020526040812054805f036108d557505f92915050565b600181036108e65750600392915050565b428111156108f75750600192915050565b50600292915050565b5f86868686868660405160200161091c9695949392919061172c565b6040516020818303038152906040528051906020012090509695505050505050565b7fb09aa5aeb3702cfd50b6b62bc4532604938f21248a27a1d5ca736082b6819cc161096881610d85565b88871415806109775750888514155b156109a9576040516001624fcdef60e01b03198152600481018a9052602481018690526044810188905260640161086d565b5f6109ba8b8b8b8b8b8b8b8b610af2565b90506109c68184610d92565b5f5b8a811015610a7b5780827f4cf4410cc57040e44862ef0f45f3dd5a5e02db8eb8add648d4b0e236f1d07dca8e8e85818110610a0557610a0561178f565b9050602002016020810190610a1a91906117a3565b8d8d86818110610a2c57610a2c61178f565b905060200201358c8c87818110610a4557610a4561178f565b9050602002810190610a5791906117bc565b8c8b604051610a6b9695949392919061172c565b60405180910390a36001016109c8565b508315610abd57807f20fda5fd27a1ea7bf5b9567f143ac5470bb059374a27e8f67cb44f946f6d038785604051610ab491815260200190565b60405180910390a25b5050505050505050505050565b5f918252602082815260408084206001600160a01b0393909316845291905290205460ff1690565b5f8888888888888888604051602001610b12989796959493929190611892565b60405160208183030381529060405280519060200120905098975050505050505050565b7ffd643c72710c63c0180259aba6b2d05451e3591a24e58b62239378085726f783610b6081610d85565b610b6982610800565b610ba55781610b786002611069565b610b826001611069565b604051635ead8eb560e01b8152600481019390935217602482015260440161086d565b5f828152600160205260408082208290555183917fbaa1eb22f2a492ba1a5fea61b8df4d27c6c8b5f3971e63bb58fa14ff72eedb7091a25050565b5f82815260208190526040902060010154610bfa81610d85565b61079e8383611000565b7fd8aa0f3194971a2a116679f7c2090f6939c8d4e01a2a8d7e41d55e5351469e63610c2f815f610aca565b610c3d57610c3d8133610e47565b8786141580610c4c5750878414155b15610c7e576040516001624fcdef60e01b0319815260048101899052602481018590526044810187905260640161086d565b5f610c8f8a8a8a8a8a8a8a8a610af2565b9050610c9b8185610e84565b5f5b89811015610d6f575f8b8b83818110610cb857610cb861178f565b9050602002016020810190610ccd91906117a3565b90505f8a8a84818110610ce257610ce261178f565b905060200201359050365f8a8a86818110610cff57610cff61178f565b9050602002810190610d1191906117bc565b91509150610d2184848484610ed2565b84867fc2617efa69bab66782fa219543714338489c4e9e178271560a91b82c3f612b5886868686604051610d589493929190611768565b60405180910390a350505050806001019050610c9d565b50610d7981610f46565b50505050505050505050565b610d8f8133610e47565b50565b610d9b826107a4565b15610dcc5781610daa5f611069565b604051635ead8eb560e01b81526004810192909252602482015260440161086d565b5f610dd660025490565b905080821015610e0357604051635433660960e01b8152600481018390526024810182905260440161086d565b610e0d8242611931565b5f93845260016020526040909320929092555050565b5f6001600160e01b03198216630271189760e51b148061069557506106958261108b565b610e518282610aca565b610e805760405163e2517d3f60e01b81526001600160a01b03821660048201526024810183905260440161086d565b5050565b610e8d8261074d565b610e9c5781610daa6002611069565b8015801590610eb15750610eaf81610772565b155b15610e805760405163121534c360e31b81526004810182905260240161086d565b5f5f856001600160a01b0316858585604051610eef929190611950565b5f6040518083038185875af1925050503d805f8114610f29576040519150601f19603f3d011682016040523d82523d5f602084013e610f2e565b606091505b5091509150610f3d82826110bf565b50505050505050565b610f4f8161074d565b610f5e5780610daa6002611069565b5f90815260016020819052604090912055565b5f610f7c8383610aca565b610ff9575f838152602081815260408083206001600160a01b03861684529091529020805460ff19166001179055610fb13390565b6001600160a01b0316826001600160a01b0316847f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d60405160405180910390a4506001610695565b505f610695565b5f61100b8383610aca565b15610ff9575f838152602081815260408083206001600160a01b0386168085529252808320805460ff1916905551339286917ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b9190a4506001610695565b5f81600381111561107c5761107c6113b0565b600160ff919091161b92915050565b5f6001600160e01b03198216637965db0b60e01b148061069557506301ffc9a760e01b6001600160e01b0319831614610695565b6060826110d4576110cf826110db565b610695565b5080610695565b8051156110ea57805160208201fd5b60405163d6bda27560e01b815260040160405180910390fd5b80356001600160a01b0381168114611119575f5ffd5b919050565b5f5f83601f84011261112e575f5ffd5b5081356001600160401b03811115611144575f5ffd5b60208301915083602082850101111561115b575f5ffd5b9250929050565b5f5f5f5f5f5f5f60c0888a031215611178575f5ffd5b61118188611103565b96506020880135955060408801356001600160401b038111156111a2575f5ffd5b6111ae8a828b0161111e565b989b979a50986060810135976080820135975060a09091013595509350505050565b5f602082840312156111e0575f5ffd5b81356001600160e01b03198116811461083e575f5ffd5b5f5f5f5f5f5f60a0878903121561120c575f5ffd5b61121587611103565b95506020870135945060408701356001600160401b03811115611236575f5ffd5b61124289828a0161111e565b979a9699509760608101359660809091013595509350505050565b5f6020828403121561126d575f5ffd5b5035919050565b634e487b7160e01b5f52604160045260245ffd5b604051601f8201601f191681016001600160401b03811182821017156112b0576112b0611274565b604052919050565b5f82601f8301126112c7575f5ffd5b81356001600160401b038111156112e0576112e0611274565b6112f3601f8201601f1916602001611288565b818152846020838601011115611307575f5ffd5b816020850160208301375f918101602001919091529392505050565b5f5f5f5f60808587031215611336575f5ffd5b61133f85611103565b935061134d60208601611103565b92506040850135915060608501356001600160401b0381111561136e575f5ffd5b61137a878288016112b8565b91505092959194509250565b5f5f60408385031215611397575f5ffd5b823591506113a760208401611103565b90509250929050565b634e487b7160e01b5f52602160045260245ffd5b60208101600483106113e457634e487b7160e01b5f52602160045260245ffd5b91905290565b5f5f83601f8401126113fa575f5ffd5b5081356001600160401b03811115611410575f5ffd5b6020830191508360208260051b850101111561115b575f5ffd5b5f5f5f5f5f5f5f5f5f60c08a8c031215611442575f5ffd5b89356001600160401b03811115611457575f5ffd5b6114638c828d016113ea565b909a5098505060208a01356001600160401b03811115611481575f5ffd5b61148d8c828d016113ea565b90985096505060408a01356001600160401b038111156114ab575f5ffd5b6114b78c828d016113ea565b9a9d999c50979a969997986060880135976080810135975060a0013595509350505050565b5f5f5f5f5f5f5f5f60a0898b0312156114f3575f5ffd5b88356001600160401b03811115611508575f5ffd5b6115148b828c016113ea565b90995097505060208901356001600160401b03811115611532575f5ffd5b61153e8b828c016113ea565b90975095505060408901356001600160401b0381111561155c575f5ffd5b6115688b828c016113ea565b999c989b509699959896976060870135966080013595509350505050565b5f82601f830112611595575f5ffd5b81356001600160401b038111156115ae576115ae611274565b8060051b6115be60208201611288565b918252602081850181019290810190868411156115d9575f5ffd5b6020860192505b838310156115fb5782358252602092830192909101906115e0565b9695505050505050565b5f5f5f5f5f60a08688031215611619575f5ffd5b61162286611103565b945061163060208701611103565b935060408601356001600160401b0381111561164a575f5ffd5b61165688828901611586565b93505060608601356001600160401b03811115611671575f5ffd5b61167d88828901611586565b92505060808601356001600160401b03811115611698575f5ffd5b6116a4888289016112b8565b9150509295509295909350565b5f5f5f5f5f60a086880312156116c5575f5ffd5b6116ce86611103565b94506116dc60208701611103565b9350604086013592506060860135915060808601356001600160401b03811115611698575f5ffd5b81835281816020850137505f828201602090810191909152601f909101601f19169091010190565b60018060a01b038716815285602082015260a060408201525f61175360a083018688611704565b60608301949094525060800152949350505050565b60018060a01b0385168152836020820152606060408201525f6115fb606083018486611704565b634e487b7160e01b5f52603260045260245ffd5b5f602082840312156117b3575f5ffd5b61083e82611103565b5f5f8335601e198436030181126117d1575f5ffd5b8301803591506001600160401b038211156117ea575f5ffd5b60200191503681900382131561115b575f5ffd5b5f8383855260208501945060208460051b820101835f5b8681101561188657838303601f19018852813536879003601e1901811261183a575f5ffd5b86016020810190356001600160401b03811115611855575f5ffd5b803603821315611863575f5ffd5b61186e858284611704565b60209a8b019a90955093909301925050600101611815565b50909695505050505050565b60a080825281018890525f8960c08301825b8b8110156118d2576001600160a01b036118bd84611103565b168252602092830192909101906001016118a4565b5083810360208501528881526001600160fb1b038911156118f1575f5ffd5b8860051b9150818a6020830137018281036020908101604085015261191990820187896117fe565b60608401959095525050608001529695505050505050565b8082018082111561069557634e487b7160e01b5f52601160045260245ffd5b818382375f910190815291905056' as const;

@@ -1,23 +1,44 @@
 import type { Hex } from 'viem';
 import { firnJobMarketAbi } from '../abi/generated.ts';
+import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Operator: claim a job for one of its Active nodes. */
+/**
+ * Operator: claim a job for one of its eligible nodes, posting the claim bond (default: read from
+ * the market). The bond comes back on finalize or failJob and goes to the requester when the claim
+ * lapses or is released. Reverts EnforcedPause, WrongClaimBond, NodeNotEligible(jobId, id, reason),
+ * AlreadyClaimed, DeadlinePassed, NotNodeOperator.
+ */
 export async function claimJob(
   clients: FirnClients,
-  p: { jobId: Hex; enclaveId: Hex },
+  p: { jobId: Hex; enclaveId: Hex; bond?: bigint },
 ): Promise<WriteResult> {
+  const bond = p.bond ?? (await getClaimBond(clients));
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'claimJob',
     args: [assertBytes32(p.jobId, 'jobId'), assertBytes32(p.enclaveId, 'enclaveId')],
+    value: bond,
   });
 }
 
-/** Claimant: give a claimed job back so another node can take it. */
+/** The market's claim bond, wei. */
+export async function getClaimBond(clients: FirnClients): Promise<bigint> {
+  try {
+    return await clients.public.readContract({
+      address: clients.addresses.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'claimBond',
+    });
+  } catch (e) {
+    throw toChainError(e, 'claimBond');
+  }
+}
+
+/** Claimant: give a claimed job back so another node can take it; the bond goes to the requester. */
 export async function releaseJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

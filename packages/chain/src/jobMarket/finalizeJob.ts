@@ -4,7 +4,11 @@ import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Anyone: after the challenge window without a dispute quorum, pay the escrow to the node's operator. */
+/**
+ * Anyone: after the challenge window without a slashing quorum, credit escrow minus the protocol
+ * fee, and the claim bond, to the claimant (pull with withdrawCredits); the fee goes to the reward
+ * pool. Works while paused.
+ */
 export async function finalizeJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

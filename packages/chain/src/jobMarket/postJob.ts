@@ -10,6 +10,11 @@ export interface PostJobParams {
   teeTypeMask: number;
   /** Empty: any allow-listed measurement. At most 32. */
   allowedMeasurements: readonly Hex[];
+  /**
+   * The Enclave IDs the requester attested and binds the job to (at most 32); only they may claim.
+   * Empty (the default): any eligible node.
+   */
+  enclaveIds?: readonly Hex[];
   workloadHash: Hex;
   inputCommitment: Hex;
   /** Absolute unix seconds by which a proof must be in. */
@@ -20,11 +25,15 @@ export interface PostJobParams {
   escrow: bigint;
 }
 
-/** Post a job with its escrow; returns the jobId read from the JobPosted event. */
+/**
+ * Post a job with its escrow; returns the jobId read from the JobPosted event. Reverts EnforcedPause
+ * while the market is paused, TooManyEnclaveIds, TooManyMeasurements, DeadlineInPast, EmptyEscrow.
+ */
 export async function postJob(clients: FirnClients, p: PostJobParams): Promise<WriteResult & { jobId: Hex }> {
   const request = {
     teeTypeMask: Number(assertUint(p.teeTypeMask, 8, 'teeTypeMask')),
     allowedMeasurements: p.allowedMeasurements.map((m, i) => assertBytes32(m, `allowedMeasurements[${i}]`)),
+    enclaveIds: (p.enclaveIds ?? []).map((m, i) => assertBytes32(m, `enclaveIds[${i}]`)),
     workloadHash: assertBytes32(p.workloadHash, 'workloadHash'),
     inputCommitment: assertBytes32(p.inputCommitment, 'inputCommitment'),
     deadline: assertUint(p.deadline, 64, 'deadline'),

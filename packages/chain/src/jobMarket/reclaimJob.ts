@@ -4,7 +4,10 @@ import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Requester: take the escrow back (Open; Claimed past its deadline or claim timeout; Failed; Slashed with the slashed stake). */
+/**
+ * Requester: credit the escrow back (Open; Claimed past its deadline or claim timeout, with the
+ * lapsed claim bond; Failed; Slashed with the slashed stake). Pull it with withdrawCredits(c, 'jobMarket').
+ */
 export async function reclaimJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

@@ -5,8 +5,15 @@ import type { FirnClients } from '../clients.ts';
 import type { FirnNode, NodeStatus } from '../types.ts';
 import { assertBytes32 } from '../validate.ts';
 
-/** Read one node; an unknown Enclave ID comes back with status None and zero fields. */
-export async function getNode(clients: FirnClients, enclaveId: Hex): Promise<FirnNode> {
+/**
+ * Read one node; an unknown Enclave ID comes back with status None and zero fields.
+ * `opts.blockNumber` reads it as of that block (default: latest).
+ */
+export async function getNode(
+  clients: FirnClients,
+  enclaveId: Hex,
+  opts: { blockNumber?: bigint } = {},
+): Promise<FirnNode> {
   assertBytes32(enclaveId, 'enclaveId');
   try {
     const n = await clients.public.readContract({
@@ -14,6 +21,7 @@ export async function getNode(clients: FirnClients, enclaveId: Hex): Promise<Fir
       abi: firnRegistryAbi,
       functionName: 'getNode',
       args: [enclaveId],
+      ...(opts.blockNumber !== undefined ? { blockNumber: opts.blockNumber } : {}),
     });
     return {
       enclaveId,
@@ -22,16 +30,19 @@ export async function getNode(clients: FirnClients, enclaveId: Hex): Promise<Fir
       status: n.status as NodeStatus,
       rotationPending: n.rotationPending,
       round: n.round,
-      approvals: n.approvals,
-      refusals: n.refusals,
       registeredAt: n.registeredAt,
       unbondingEndsAt: n.unbondingEndsAt,
+      lockedUntil: n.lockedUntil,
+      snapshotId: n.snapshotId,
       measurement: n.measurement,
+      platformIdHash: n.platformIdHash,
       enclaveAddress: n.enclaveAddress,
       kemPublicKey: n.kemPublicKey,
       endpoint: n.endpoint,
       evidenceDigest: n.evidenceDigest,
       stake: n.stake,
+      approvalStake: n.approvalStake,
+      refusalStake: n.refusalStake,
       pendingEnclaveAddress: n.pendingEnclaveAddress,
       pendingKemPublicKey: n.pendingKemPublicKey,
       pendingEvidenceDigest: n.pendingEvidenceDigest,

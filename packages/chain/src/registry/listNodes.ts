@@ -1,27 +1,70 @@
+import type { Hex } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
-import type { FirnNode, NodeStatus } from '../types.ts';
+import { NodeStatus, type FirnNode } from '../types.ts';
 import { getNode } from './getNode.ts';
 
+/** The statuses the registry indexes (Rejected, Exited and Slashed IDs are in no list). */
+export const INDEXED_NODE_STATUSES = [NodeStatus.Pending, NodeStatus.Active, NodeStatus.Exiting] as const;
+
 export interface ListNodesOptions {
-  /** Keep only nodes in one of these states. */
+  /** Keep only nodes in these indexed states (default: Pending, Active and Exiting). */
   status?: readonly NodeStatus[];
+  /** Page size of each `enclaveIdsByStatus` call (default 200). */
+  pageSize?: number;
 }
 
-/** Every Enclave ID ever registered, with its current record, in registration order. */
-export async function listNodes(clients: FirnClients, opts: ListNodesOptions = {}): Promise<FirnNode[]> {
-  let ids: readonly `0x${string}`[];
+/**
+ * Enclave IDs in one indexed status, every page of `enclaveIdsByStatus(status, offset, limit)`;
+ * all pages read at `blockNumber` when given (default: latest).
+ */
+export async function listEnclaveIdsByStatus(
+  clients: FirnClients,
+  status: NodeStatus,
+  pageSize = 200,
+  blockNumber?: bigint,
+): Promise<Hex[]> {
+  const base = {
+    address: clients.addresses.registry,
+    abi: firnRegistryAbi,
+    ...(blockNumber !== undefined ? { blockNumber } : {}),
+  } as const;
   try {
-    ids = await clients.public.readContract({
-      address: clients.addresses.registry,
-      abi: firnRegistryAbi,
-      functionName: 'enclaveIds',
+    const count = await clients.public.readContract({
+      ...base,
+      functionName: 'countByStatus',
+      args: [status],
     });
+    const out: Hex[] = [];
+    for (let offset = 0n; offset < count; offset += BigInt(pageSize)) {
+      const page = await clients.public.readContract({
+        ...base,
+        functionName: 'enclaveIdsByStatus',
+        args: [status, offset, BigInt(pageSize)],
+      });
+      out.push(...page);
+      if (page.length === 0) break;
+    }
+    return out;
   } catch (e) {
-    throw toChainError(e, 'enclaveIds');
+    throw toChainError(e, 'enclaveIdsByStatus');
   }
+}
+
+/**
+ * Nodes in the registry's status indexes with their current records (order not stable). A status
+ * that is not indexed (Rejected, Exited, Slashed) is an InvalidInputError-free empty result: read
+ * such a node with getNode by its Enclave ID.
+ */
+export async function listNodes(clients: FirnClients, opts: ListNodesOptions = {}): Promise<FirnNode[]> {
+  const wanted = (opts.status ?? INDEXED_NODE_STATUSES).filter((s) =>
+    (INDEXED_NODE_STATUSES as readonly NodeStatus[]).includes(s),
+  );
+  const ids = (
+    await Promise.all(wanted.map((s) => listEnclaveIdsByStatus(clients, s, opts.pageSize)))
+  ).flat();
   const nodes = await Promise.all(ids.map((id) => getNode(clients, id)));
-  const keep = opts.status;
-  return keep === undefined ? nodes : nodes.filter((n) => keep.includes(n.status));
+  // A node may change status between the index read and getNode: keep what was asked for.
+  return nodes.filter((n) => wanted.includes(n.status));
 }

@@ -1,5 +1,6 @@
 import type { Address, Hex } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
+import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertAddress, assertBytes32, assertUint } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
@@ -9,20 +10,30 @@ export interface RegisterNodeParams {
   /** 1 simulated, 2 sgx, 3 tdx (core's TEE_TYPES). */
   teeType: number;
   measurement: Hex;
+  /** computePlatformIdHash(teeType, platformId) from @firn/core; verifiers check it against the evidence. */
+  platformIdHash: Hex;
   enclaveAddress: Address;
   kemPublicKey: Hex;
   endpoint: string;
   evidenceDigest: Hex;
-  /** Wei sent as stake; at least the registry's minNodeStake. */
+  /** Wei of stake; at least the registry's minNodeStake. */
   stake: bigint;
+  /** The non-refundable registration fee, wei (default: read from the registry). */
+  registrationFee?: bigint;
 }
 
-/** Register (or re-register after Rejected/Exited) an Enclave ID; the node starts Pending. */
+/**
+ * Register (or re-register after Rejected/Exited) an Enclave ID with msg.value = stake +
+ * registrationFee; the node starts Pending. Reverts (ChainRevertedError) StakeTooLow,
+ * MeasurementNotAllowed, TeeTypeNotAllowed, EnclaveIdActive, EnclaveIdSlashed, EnforcedPause, ...
+ */
 export async function registerNode(clients: FirnClients, p: RegisterNodeParams): Promise<WriteResult> {
+  const fee = p.registrationFee ?? (await getRegistrationFee(clients));
   const params = {
     enclaveId: assertBytes32(p.enclaveId, 'enclaveId'),
     teeType: Number(assertUint(p.teeType, 8, 'teeType')),
     measurement: assertBytes32(p.measurement, 'measurement'),
+    platformIdHash: assertBytes32(p.platformIdHash, 'platformIdHash'),
     enclaveAddress: assertAddress(p.enclaveAddress, 'enclaveAddress'),
     kemPublicKey: assertBytes32(p.kemPublicKey, 'kemPublicKey'),
     endpoint: p.endpoint,
@@ -33,6 +44,19 @@ export async function registerNode(clients: FirnClients, p: RegisterNodeParams):
     abi: firnRegistryAbi,
     functionName: 'register',
     args: [params],
-    value: p.stake,
+    value: p.stake + fee,
   });
+}
+
+/** The registry's non-refundable registration fee, wei (paid into the reward pool). */
+export async function getRegistrationFee(clients: FirnClients): Promise<bigint> {
+  try {
+    return await clients.public.readContract({
+      address: clients.addresses.registry,
+      abi: firnRegistryAbi,
+      functionName: 'registrationFee',
+    });
+  } catch (e) {
+    throw toChainError(e, 'registrationFee');
+  }
 }

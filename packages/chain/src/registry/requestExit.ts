@@ -4,7 +4,10 @@ import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Operator: stop taking jobs and start the unbonding period (from Pending or Active). */
+/**
+ * Operator: from Active, stop taking jobs and start the unbonding period; from Pending, end the
+ * registration at once (stake credited to `withdrawable`, the registration fee is kept).
+ */
 export async function requestExit(clients: FirnClients, enclaveId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.registry,

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
-import { runInferenceDemo, runTrainingDemo } from '@firn/client';
+import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
@@ -55,6 +55,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
       const print = (l: string) => process.stdout.write(`${l}\n`);
       await runInferenceDemo(net.state, print);
       await runTrainingDemo(net.state, print);
+      await runRewardsDemo(net.state, print);
     } catch (e) {
       printError(e, false);
       if (o.exitAfterDemo) return shutdown(1);

@@ -9,9 +9,11 @@ import {
   ensureRegistered,
   generateGramineManifest,
   measureEnclaveBundle,
+  LivenessService,
   NodeDaemon,
   prepareGramineLaunch,
 } from '@firn/node';
+import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
 import { hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
@@ -155,12 +157,31 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       deployment: chain.deployment,
       stake,
       logger,
-    }).catch((e: unknown) =>
-      logger.error('registration failed', {
-        code: (e as { code?: string }).code,
-        message: (e as Error).message,
-      }),
-    );
+    })
+      .then((status) => {
+        // Active: prove liveness through the enclave and collect epoch rewards and payouts.
+        if (status === NodeStatus.Active && chain.deployment.rewards !== undefined)
+          new LivenessService(node, {
+            rpcUrl: chain.rpcUrl,
+            operatorKey,
+            deployment: chain.deployment,
+            logger,
+            pollIntervalMs: 500,
+          }).start();
+        // Refused: the stake was credited back (pull payment); take it.
+        if (status === NodeStatus.Rejected)
+          return withdrawAllCredits(
+            createFirnClients(chain.rpcUrl, operatorKey, chain.deployment, { pollingIntervalMs: 500 }),
+          ).then((got) =>
+            logger.warn('registration refused; stake refund withdrawn', { wei: got.registry.toString() }),
+          );
+      })
+      .catch((e: unknown) =>
+        logger.error('registration failed', {
+          code: (e as { code?: string }).code,
+          message: (e as Error).message,
+        }),
+      );
   }
   return node;
 }

@@ -8,7 +8,6 @@ import {
   createSimulatedRoot,
 } from '@firn/attestation';
 import {
-  allowMeasurement,
   type AnvilInstance,
   createFirnClients,
   deployFirn,
@@ -68,6 +67,9 @@ export interface DevnetState extends DevnetStateFile {
   accounts: { deployer: { address: Hex; privateKey: Hex }; requester: { address: Hex; privateKey: Hex } };
 }
 
+/** The devnet's governance delay and reward clock, seconds. */
+export const DEVNET_ECONOMICS = { governanceDelay: 3, epochLength: 15, answerWindow: 5 } as const;
+
 const FIRN_BIN = () => join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
 
 function spawnFirn(args: string[], env: Record<string, string>, logFile: string): ChildProcess {
@@ -97,8 +99,6 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const measurement = bytesToHex(bundle.measurement);
   log(`enclave measurement ${measurement}`);
 
-  // One verifier alone never activates a node: a two-thirds quorum, at least one.
-  const threshold = Math.max(1, Math.ceil((2 * o.verifiers) / 3));
   const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
   const children: ChildProcess[] = [];
   const stop = async () => {
@@ -112,19 +112,29 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const verifierAccounts = rest.slice(0, o.verifiers);
     const operatorAccounts = rest.slice(o.verifiers, o.verifiers + o.nodes);
     log(`anvil on ${anvil.rpcUrl}; deploying contracts`);
+    // Every contract is handed to a timelock; the devnet's delay is short and the deployer
+    // proposes and executes (firn gov). The allow-list and the verifiers' admission are set at
+    // bootstrap. Short reward epochs so the demo shows a node paid for its liveness.
     const deployment = await deployFirn({
       rpcUrl: anvil.rpcUrl,
       deployerKey: deployer!.privateKey,
+      governanceDelay: DEVNET_ECONOMICS.governanceDelay,
       minNodeStake: parseEther('1'),
       minVerifierStake: parseEther('1'),
-      verifierThreshold: threshold,
       unbondingPeriod: 600,
       challengeWindow: 60,
       slashAmount: parseEther('0.5'),
+      claimBond: parseEther('0.001'),
+      registrationFee: parseEther('0.01'),
+      protocolFeeBps: 500,
+      epochLength: DEVNET_ECONOMICS.epochLength,
+      answerWindow: DEVNET_ECONOMICS.answerWindow,
+      epochBudgetBps: 5000,
+      poolDeposit: parseEther('1'),
+      measurements: [{ teeType: TEE_TYPES.simulated, measurement }],
+      verifiers: verifierAccounts.map((a) => a.address),
       pollingIntervalMs: 50,
     });
-    const gov = createFirnClients(anvil.rpcUrl, deployer!.privateKey, deployment, { pollingIntervalMs: 50 });
-    await allowMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement });
     const deploymentFile = join(dir, 'deployment.json');
     writeFileSync(
       deploymentFile,
@@ -183,7 +193,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       children.push(child);
       verifiers.push({ address: acct.address, child });
     }
-    log(`${verifiers.length} verifiers joined (threshold ${threshold})`);
+    log(
+      `${verifiers.length} verifiers joined (quorum: > 2/3 of their stake); governance: timelock ${deployment.timelock} with a ${DEVNET_ECONOMICS.governanceDelay} s delay; reward epochs of ${DEVNET_ECONOMICS.epochLength} s`,
+    );
 
     const nodes: DevnetNode[] = [];
     for (const [i, acct] of operatorAccounts.entries()) {
@@ -271,6 +283,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         verifierSet: deployment.verifierSet,
         jobMarket: deployment.jobMarket,
         dataLedger: deployment.dataLedger,
+        rewards: deployment.rewards!,
+        timelock: deployment.timelock!,
       },
       deployBlock: deployment.deployBlock.toString(),
       simulatedRootPem: root.certificatePem,

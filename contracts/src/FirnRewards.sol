@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
+import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
+
+/// @title FirnRewards
+/// @notice The reward pool for contributed TEE capacity. Verifiers challenge nodes with a fresh
+/// nonce; a node proves it is running by its enclave signing the EIP-712 LivenessAnswer with its
+/// registered key before the deadline and within the epoch; each counted answer earns the node's
+/// stake in points, up to `livenessTarget` answers per epoch, and one physical platform counts once
+/// per epoch. After an epoch ends, a share of the undistributed pool is split between nodes (by
+/// points) and verifiers (by work points). Credits are pulled. What it proves: the holder of the
+/// registered enclave key answered in time. What it does not: that the node served jobs well.
+/// See docs/decisions/0800-economics.md.
+contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
+    /// @notice EIP-712 type hash of LivenessAnswer; the field list must match the TypeScript types.
+    bytes32 public constant LIVENESS_ANSWER_TYPEHASH =
+        keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
+    uint16 private constant MAX_VERIFIER_SHARE_BPS = 5000;
+
+    struct NodeEpoch {
+        uint256 points;
+        uint32 answers;
+        bool claimed;
+        address operator;
+    }
+
+    struct VerifierEpoch {
+        uint256 points;
+        bool claimed;
+    }
+
+    IFirnRegistry private immutable _registry;
+    IFirnVerifierSet private immutable _verifierSet;
+    uint64 private immutable _epochLength;
+    uint64 private immutable _genesis;
+
+    uint64 private _answerWindow;
+    uint32 private _livenessTarget;
+    uint16 private _epochBudgetBps;
+    uint16 private _verifierShareBps;
+    uint256 private _challengeCount;
+    uint256 private _totalReceived;
+    uint256 private _totalAllocated;
+    uint256 private _totalWithdrawn;
+
+    mapping(bytes32 challengeId => Challenge) private _challenges;
+    mapping(uint64 epoch => Epoch) private _epochs;
+    mapping(uint64 epoch => mapping(address verifier => mapping(bytes32 enclaveId => bool))) private _challenged;
+    mapping(uint64 epoch => mapping(bytes32 enclaveId => NodeEpoch)) private _nodeEpochs;
+    mapping(uint64 epoch => mapping(address verifier => VerifierEpoch)) private _verifierEpochs;
+    mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
+    mapping(address account => uint256) private _withdrawable;
+    mapping(address account => bool) private _reporters;
+
+    /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
+    /// @param epochLength_ seconds per epoch (> 0; fixed for the life of the contract)
+    /// @param answerWindow_ seconds a node has to answer a challenge
+    /// @param livenessTarget_ answers per node per epoch that earn points (>= 1)
+    /// @param epochBudgetBps_ share of the undistributed pool an epoch pays (1..10000)
+    /// @param verifierShareBps_ verifiers' share of an epoch's budget (<= 5000)
+    constructor(
+        address initialOwner,
+        IFirnRegistry registry_,
+        IFirnVerifierSet verifierSet_,
+        uint64 epochLength_,
+        uint64 answerWindow_,
+        uint32 livenessTarget_,
+        uint16 epochBudgetBps_,
+        uint16 verifierShareBps_
+    ) EIP712("firn", "1") Ownable(initialOwner) {
+        if (epochLength_ == 0) revert InvalidParameters();
+        _registry = registry_;
+        _verifierSet = verifierSet_;
+        _epochLength = epochLength_;
+        _genesis = uint64(block.timestamp);
+        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+    }
+
+    receive() external payable {
+        _fund();
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IFirnRewards
+    function setParameters(uint64 answerWindow_, uint32 livenessTarget_, uint16 epochBudgetBps_, uint16 verifierShareBps_)
+        external
+        onlyOwner
+    {
+        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function setReporter(address reporter, bool allowed) external onlyOwner {
+        _reporters[reporter] = allowed;
+        emit ReporterSet(reporter, allowed);
+    }
+
+    // ---------------------------------------------------------------- funding and liveness
+
+    /// @inheritdoc IFirnRewards
+    function fund() external payable {
+        _fund();
+    }
+
+    /// @inheritdoc IFirnRewards
+    function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId) {
+        if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
+        uint8 reason = _registry.ineligibility(enclaveId);
+        if (reason != 0) revert NodeNotEligible(enclaveId, reason);
+        uint64 epoch = _currentEpoch();
+        if (_challenged[epoch][msg.sender][enclaveId]) revert AlreadyChallenged(epoch, msg.sender, enclaveId);
+        _challenged[epoch][msg.sender][enclaveId] = true;
+
+        challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
+        // Unknown before this block: an answer signed ahead of time cannot match it.
+        bytes32 nonce = keccak256(abi.encode(block.prevrandao, blockhash(block.number - 1), challengeId, msg.sender));
+        uint64 deadline = uint64(block.timestamp) + _answerWindow;
+        _challenges[challengeId] = Challenge({
+            enclaveId: enclaveId,
+            verifier: msg.sender,
+            epoch: epoch,
+            deadline: deadline,
+            answered: false,
+            nonce: nonce
+        });
+        emit ChallengeIssued(challengeId, enclaveId, msg.sender, epoch, nonce, deadline);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function answerChallenge(bytes32 challengeId, bytes calldata signature) external {
+        Challenge storage c = _challenges[challengeId];
+        if (c.verifier == address(0)) revert UnknownChallenge(challengeId);
+        if (c.answered) revert AlreadyAnswered(challengeId);
+        if (block.timestamp > c.deadline) revert ChallengeExpired(challengeId, c.deadline, uint64(block.timestamp));
+        uint64 epoch = _currentEpoch();
+        if (c.epoch != epoch) revert StaleChallenge(challengeId, c.epoch, epoch);
+        bytes32 enclaveId = c.enclaveId;
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
+        if (node.ineligibility != 0) revert NodeNotEligible(enclaveId, node.ineligibility);
+
+        bytes32 digest = _hashAnswer(challengeId, c.nonce, enclaveId, epoch);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
+        if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
+
+        // One capacity share per physical platform and epoch, whatever number of apps it hosts.
+        bytes32 holder = _platformHolder[epoch][node.platformIdHash];
+        if (holder == bytes32(0)) {
+            _platformHolder[epoch][node.platformIdHash] = enclaveId;
+        } else if (holder != enclaveId) {
+            revert PlatformAlreadyCounted(epoch, node.platformIdHash, holder);
+        }
+        c.answered = true;
+
+        Epoch storage ep = _epochs[epoch];
+        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
+        if (ne.operator == address(0)) ne.operator = node.operator;
+        if (ne.answers < _livenessTarget) {
+            ne.points += node.stake;
+            ep.nodePoints += node.stake;
+        }
+        ne.answers += 1;
+        emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
+        _addVerifierPoint(c.verifier, epoch);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function recordVerifierWork(address verifier) external {
+        if (!_reporters[msg.sender]) revert NotReporter(msg.sender);
+        _addVerifierPoint(verifier, _currentEpoch());
+    }
+
+    // ---------------------------------------------------------------- epochs and claims
+
+    /// @inheritdoc IFirnRewards
+    function closeEpoch(uint64 epoch) external {
+        _close(epoch);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function claimNodeReward(uint64 epoch, bytes32 enclaveId) external {
+        Epoch storage ep = _close(epoch);
+        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
+        if (ne.points == 0 || ne.claimed) revert NothingToClaim(epoch, enclaveId);
+        ne.claimed = true;
+        uint256 amount = ep.nodeBudget * ne.points / ep.nodePoints;
+        _withdrawable[ne.operator] += amount;
+        emit NodeRewardClaimed(epoch, enclaveId, ne.operator, amount);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function claimVerifierReward(uint64 epoch, address verifier) external {
+        Epoch storage ep = _close(epoch);
+        VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
+        if (ve.points == 0 || ve.claimed) revert NothingToClaim(epoch, bytes32(uint256(uint160(verifier))));
+        ve.claimed = true;
+        uint256 amount = ep.verifierBudget * ve.points / ep.verifierPoints;
+        _withdrawable[verifier] += amount;
+        emit VerifierRewardClaimed(epoch, verifier, amount);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function withdraw() external nonReentrant {
+        uint256 amount = _withdrawable[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        _withdrawable[msg.sender] = 0;
+        _totalWithdrawn += amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IFirnRewards
+    function currentEpoch() external view returns (uint64) {
+        return _currentEpoch();
+    }
+
+    /// @inheritdoc IFirnRewards
+    function epochLength() external view returns (uint64) {
+        return _epochLength;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function genesis() external view returns (uint64) {
+        return _genesis;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function getEpoch(uint64 epoch) external view returns (Epoch memory) {
+        return _epochs[epoch];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function getChallenge(bytes32 challengeId) external view returns (Challenge memory) {
+        return _challenges[challengeId];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function nodePoints(uint64 epoch, bytes32 enclaveId) external view returns (uint256) {
+        return _nodeEpochs[epoch][enclaveId].points;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function nodeAnswers(uint64 epoch, bytes32 enclaveId) external view returns (uint32) {
+        return _nodeEpochs[epoch][enclaveId].answers;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function verifierPoints(uint64 epoch, address verifier) external view returns (uint256) {
+        return _verifierEpochs[epoch][verifier].points;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256) {
+        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
+        if (epoch >= _currentEpoch() || ne.claimed || ne.points == 0) return 0;
+        (uint256 nodeBudget,) = _budgets(epoch);
+        return nodeBudget * ne.points / _epochs[epoch].nodePoints;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256) {
+        VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
+        if (epoch >= _currentEpoch() || ve.claimed || ve.points == 0) return 0;
+        (, uint256 verifierBudget) = _budgets(epoch);
+        return verifierBudget * ve.points / _epochs[epoch].verifierPoints;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function withdrawable(address account) external view returns (uint256) {
+        return _withdrawable[account];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function hashLivenessAnswer(LivenessAnswer calldata answer) external view returns (bytes32) {
+        return _hashAnswer(answer.challengeId, answer.nonce, answer.enclaveId, answer.epoch);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function totalReceived() external view returns (uint256) {
+        return _totalReceived;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function totalAllocated() external view returns (uint256) {
+        return _totalAllocated;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function totalWithdrawn() external view returns (uint256) {
+        return _totalWithdrawn;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function answerWindow() external view returns (uint64) {
+        return _answerWindow;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function livenessTarget() external view returns (uint32) {
+        return _livenessTarget;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function epochBudgetBps() external view returns (uint16) {
+        return _epochBudgetBps;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function verifierShareBps() external view returns (uint16) {
+        return _verifierShareBps;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function isReporter(address account) external view returns (bool) {
+        return _reporters[account];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function registry() external view returns (IFirnRegistry) {
+        return _registry;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function verifierSet() external view returns (IFirnVerifierSet) {
+        return _verifierSet;
+    }
+
+    /// @inheritdoc IFirnRewards
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _fund() private {
+        _totalReceived += msg.value;
+        emit PoolFunded(msg.sender, msg.value);
+    }
+
+    function _currentEpoch() private view returns (uint64) {
+        return (uint64(block.timestamp) - _genesis) / _epochLength;
+    }
+
+    function _hashAnswer(bytes32 challengeId, bytes32 nonce, bytes32 enclaveId, uint64 epoch)
+        private
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(LIVENESS_ANSWER_TYPEHASH, challengeId, nonce, enclaveId, epoch)));
+    }
+
+    function _addVerifierPoint(address verifier, uint64 epoch) private {
+        VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
+        ve.points += 1;
+        _epochs[epoch].verifierPoints += 1;
+        emit VerifierWorkRecorded(verifier, epoch, ve.points);
+    }
+
+    /// @dev What closing `epoch` now would allocate: epochBudgetBps of what the pool has not yet
+    /// allocated, split by verifierShareBps; a side without points gets nothing (it stays in the pool).
+    function _budgets(uint64 epoch) private view returns (uint256 nodeBudget, uint256 verifierBudget) {
+        Epoch storage ep = _epochs[epoch];
+        uint256 budget = (_totalReceived - _totalAllocated) * _epochBudgetBps / 10_000;
+        verifierBudget = ep.verifierPoints == 0 ? 0 : budget * _verifierShareBps / 10_000;
+        nodeBudget = ep.nodePoints == 0 ? 0 : budget - budget * _verifierShareBps / 10_000;
+    }
+
+    function _close(uint64 epoch) private returns (Epoch storage ep) {
+        uint64 current = _currentEpoch();
+        if (epoch >= current) revert EpochNotEnded(epoch, current);
+        ep = _epochs[epoch];
+        if (ep.closed) return ep;
+        (uint256 nodeBudget, uint256 verifierBudget) = _budgets(epoch);
+        ep.closed = true;
+        ep.nodeBudget = nodeBudget;
+        ep.verifierBudget = verifierBudget;
+        _totalAllocated += nodeBudget + verifierBudget;
+        emit EpochClosed(epoch, nodeBudget, verifierBudget, ep.nodePoints, ep.verifierPoints);
+    }
+
+    function _setParameters(
+        uint64 answerWindow_,
+        uint32 livenessTarget_,
+        uint16 epochBudgetBps_,
+        uint16 verifierShareBps_
+    ) private {
+        if (
+            answerWindow_ == 0 || livenessTarget_ == 0 || epochBudgetBps_ == 0 || epochBudgetBps_ > 10_000
+                || verifierShareBps_ > MAX_VERIFIER_SHARE_BPS
+        ) revert InvalidParameters();
+        _answerWindow = answerWindow_;
+        _livenessTarget = livenessTarget_;
+        _epochBudgetBps = epochBudgetBps_;
+        _verifierShareBps = verifierShareBps_;
+        emit ParametersUpdated(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+    }
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnRegistry} from "./IFirnRegistry.sol";
+import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
+
+/// @title IFirnRewards
+/// @notice The reward pool for contributed TEE capacity. Funded by the job market's protocol fee,
+/// registration fees, slashed verifier stake and deposits. Each epoch pays eligible nodes pro rata
+/// to stake x measured liveness, and verifiers pro rata to their work (votes reported by the
+/// registry and job market, and answered liveness challenges). Liveness: a verifier issues a
+/// challenge with a fresh nonce; the node's enclave signs the EIP-712 `LivenessAnswer` with its
+/// registered enclave key before the challenge's deadline, in the same epoch. One physical
+/// platform (platformIdHash) earns one capacity share per epoch. Claims are credited and pulled.
+/// Invariant: totalWithdrawn <= totalAllocated <= totalReceived.
+/// See docs/decisions/0800-economics.md.
+interface IFirnRewards {
+    /// @notice The typed data the enclave signs (EIP-712, domain "firn" "1", this contract).
+    struct LivenessAnswer {
+        bytes32 challengeId;
+        bytes32 nonce;
+        bytes32 enclaveId;
+        uint64 epoch;
+    }
+
+    /// @notice One issued challenge.
+    struct Challenge {
+        bytes32 enclaveId;
+        address verifier;
+        uint64 epoch;
+        uint64 deadline;
+        bool answered;
+        bytes32 nonce;
+    }
+
+    /// @notice One epoch's totals. Budgets are fixed when the epoch is closed (after it ended).
+    struct Epoch {
+        bool closed;
+        uint256 nodePoints;
+        uint256 verifierPoints;
+        uint256 nodeBudget;
+        uint256 verifierBudget;
+    }
+
+    error NotVerifier(address caller);
+    error NotReporter(address caller);
+    error NodeNotEligible(bytes32 enclaveId, uint8 reason);
+    error AlreadyChallenged(uint64 epoch, address verifier, bytes32 enclaveId);
+    error UnknownChallenge(bytes32 challengeId);
+    error AlreadyAnswered(bytes32 challengeId);
+    error ChallengeExpired(bytes32 challengeId, uint64 deadline, uint64 nowTime);
+    error StaleChallenge(bytes32 challengeId, uint64 epoch, uint64 currentEpoch);
+    error InvalidSignature(uint8 recoverError);
+    error WrongSigner(bytes32 enclaveId, address expected, address recovered);
+    error PlatformAlreadyCounted(uint64 epoch, bytes32 platformIdHash, bytes32 countedEnclaveId);
+    error EpochNotEnded(uint64 epoch, uint64 currentEpoch);
+    error NothingToClaim(uint64 epoch, bytes32 who);
+    error NothingToWithdraw(address account);
+    error InvalidParameters();
+    error TransferFailed(address to, uint256 amount);
+
+    event PoolFunded(address indexed from, uint256 amount);
+    event ChallengeIssued(
+        bytes32 indexed challengeId,
+        bytes32 indexed enclaveId,
+        address indexed verifier,
+        uint64 epoch,
+        bytes32 nonce,
+        uint64 deadline
+    );
+    event ChallengeAnswered(
+        bytes32 indexed challengeId, bytes32 indexed enclaveId, uint64 epoch, uint256 nodePoints, uint256 epochNodePoints
+    );
+    event VerifierWorkRecorded(address indexed verifier, uint64 indexed epoch, uint256 points);
+    event EpochClosed(
+        uint64 indexed epoch, uint256 nodeBudget, uint256 verifierBudget, uint256 nodePoints, uint256 verifierPoints
+    );
+    event NodeRewardClaimed(uint64 indexed epoch, bytes32 indexed enclaveId, address indexed operator, uint256 amount);
+    event VerifierRewardClaimed(uint64 indexed epoch, address indexed verifier, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event ReporterSet(address indexed reporter, bool allowed);
+    event ParametersUpdated(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps);
+
+    /// @notice Add to the pool (also plain ether transfers).
+    function fund() external payable;
+
+    /// @notice Verifier: challenge an eligible node once per epoch. Returns the challenge id; the
+    /// nonce (in the event and `getChallenge`) is derived from chain state at issuance.
+    function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
+
+    /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over
+    /// LivenessAnswer{challengeId, nonce, enclaveId, epoch}. Counts stake points for the node, up to
+    /// `livenessTarget` answers per epoch, and one point for the issuing verifier.
+    function answerChallenge(bytes32 challengeId, bytes calldata signature) external;
+
+    /// @notice Registry and job market: one work point (a vote) for `verifier` in the current epoch.
+    function recordVerifierWork(address verifier) external;
+
+    /// @notice Anyone, after `epoch` ended: fix its budget = undistributed x epochBudgetBps, split
+    /// into the node part and the verifier part (a part with no points stays in the pool).
+    /// Idempotent: closing a closed epoch does nothing. Reverts EpochNotEnded.
+    function closeEpoch(uint64 epoch) external;
+
+    /// @notice Anyone: credit the node's share of a closed (or closable) epoch to the operator that
+    /// earned it. Reverts NothingToClaim when it has no points or already claimed.
+    function claimNodeReward(uint64 epoch, bytes32 enclaveId) external;
+
+    /// @notice Anyone: credit the verifier's share of a closed (or closable) epoch.
+    function claimVerifierReward(uint64 epoch, address verifier) external;
+
+    /// @notice Pay the caller's credited rewards.
+    function withdraw() external;
+
+    /// @notice Owner (timelock): answer window (s), answers per node per epoch that count
+    /// (>= 1), share of the undistributed pool paid per epoch (bps, 1..10000), verifiers' share of
+    /// an epoch's budget (bps, <= 5000).
+    function setParameters(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps)
+        external;
+
+    /// @notice Owner: allow a contract (registry, job market) to report verifier work.
+    function setReporter(address reporter, bool allowed) external;
+
+    function currentEpoch() external view returns (uint64);
+    function epochLength() external view returns (uint64);
+    function genesis() external view returns (uint64);
+    function getEpoch(uint64 epoch) external view returns (Epoch memory);
+    function getChallenge(bytes32 challengeId) external view returns (Challenge memory);
+    function nodePoints(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
+    function nodeAnswers(uint64 epoch, bytes32 enclaveId) external view returns (uint32);
+    function verifierPoints(uint64 epoch, address verifier) external view returns (uint256);
+    /// @notice What claimNodeReward would credit now (0 when the epoch has not ended).
+    function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
+    function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256);
+    function withdrawable(address account) external view returns (uint256);
+    function hashLivenessAnswer(LivenessAnswer calldata answer) external view returns (bytes32);
+    function totalReceived() external view returns (uint256);
+    function totalAllocated() external view returns (uint256);
+    function totalWithdrawn() external view returns (uint256);
+    function answerWindow() external view returns (uint64);
+    function livenessTarget() external view returns (uint32);
+    function epochBudgetBps() external view returns (uint16);
+    function verifierShareBps() external view returns (uint16);
+    function isReporter(address account) external view returns (bool);
+    function registry() external view returns (IFirnRegistry);
+    function verifierSet() external view returns (IFirnVerifierSet);
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32);
+}

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {FirnRewards} from "../src/FirnRewards.sol";
+import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
+import {FirnFixture} from "./utils/FirnFixture.sol";
+
+contract FirnRewardsTest is FirnFixture {
+    TestNode internal nodeA;
+    TestNode internal nodeB;
+    TestNode internal nodeD; // twice the stake
+    address internal funder = address(0xF00D);
+
+    function setUp() public override {
+        super.setUp();
+        nodeA = _activeNode(1, SIM, MEASUREMENT);
+        nodeB = _activeNode(2, SIM, MEASUREMENT);
+        nodeD = _node(4);
+        vm.prank(nodeD.operator);
+        registry.register{value: 2 * MIN_NODE_STAKE}(_params(nodeD, SIM, MEASUREMENT));
+        _approveAll(nodeD.enclaveId, nodeD.evidenceDigest);
+        vm.deal(funder, 100 ether);
+        vm.prank(funder);
+        rewards.fund{value: 10 ether}();
+    }
+
+    function _challenge(uint256 v, TestNode memory t) internal returns (bytes32 id) {
+        vm.prank(verifierList[v]);
+        id = rewards.issueChallenge(t.enclaveId);
+    }
+
+    function _answerSig(bytes32 id, uint256 key) internal view returns (bytes memory) {
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        bytes32 digest = rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch));
+        return _sig(key, digest);
+    }
+
+    function _answer(bytes32 id, TestNode memory t) internal {
+        bytes memory sig = _answerSig(id, t.enclaveKey);
+        vm.prank(stranger); // any relayer: the enclave's signature is the authority
+        rewards.answerChallenge(id, sig);
+    }
+
+    /// @dev Nodes A (1 ether) and D (2 ether) answer, node B stays silent; verifier 0 issues the
+    /// answered challenges, verifier 3 does nothing. Only the live nodes and the working verifiers
+    /// earn, pro rata to stake and to work, and the sum stays within the epoch's budget.
+    function test_rewards_onlyLiveNodesEarn() public {
+        _answer(_challenge(0, nodeA), nodeA);
+        _answer(_challenge(0, nodeD), nodeD);
+        _challenge(1, nodeB); // B never answers
+
+        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), MIN_NODE_STAKE, "A points = stake");
+        vm.assertEq(rewards.nodePoints(0, nodeD.enclaveId), 2 * MIN_NODE_STAKE, "D points = stake");
+        vm.assertEq(rewards.nodePoints(0, nodeB.enclaveId), 0, "B silent");
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.EpochNotEnded.selector, uint64(0), uint64(0)));
+        rewards.claimNodeReward(0, nodeA.enclaveId);
+
+        vm.warp(block.timestamp + EPOCH);
+        uint256 received = rewards.totalReceived();
+        uint256 budget = received * EPOCH_BUDGET_BPS / 10_000;
+        uint256 verifierBudget = budget * VERIFIER_SHARE_BPS / 10_000;
+        uint256 nodeBudget = budget - verifierBudget;
+        vm.assertEq(rewards.pendingNodeReward(0, nodeA.enclaveId), nodeBudget / 3, "pending view");
+
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.EpochClosed(
+            0, nodeBudget, verifierBudget, 3 * MIN_NODE_STAKE, rewards.getEpoch(0).verifierPoints
+        );
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.NodeRewardClaimed(0, nodeA.enclaveId, nodeA.operator, nodeBudget / 3);
+        rewards.claimNodeReward(0, nodeA.enclaveId);
+        rewards.claimNodeReward(0, nodeD.enclaveId);
+        vm.assertEq(rewards.withdrawable(nodeA.operator), nodeBudget / 3, "A: 1/3");
+        vm.assertEq(rewards.withdrawable(nodeD.operator), nodeBudget * 2 / 3, "D: 2/3");
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NothingToClaim.selector, uint64(0), nodeB.enclaveId));
+        rewards.claimNodeReward(0, nodeB.enclaveId);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NothingToClaim.selector, uint64(0), nodeA.enclaveId));
+        rewards.claimNodeReward(0, nodeA.enclaveId);
+
+        // Verifier 0 issued two answered challenges; verifiers 0..2 voted on the registrations.
+        uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
+        vm.assertEq(v0, 2 + 3, "2 answered challenges + 3 registration votes");
+        rewards.claimVerifierReward(0, verifierList[0]);
+        vm.assertEq(
+            rewards.withdrawable(verifierList[0]),
+            verifierBudget * v0 / rewards.getEpoch(0).verifierPoints,
+            "verifier share by work"
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRewards.NothingToClaim.selector, uint64(0), bytes32(uint256(uint160(verifierList[3])))
+            )
+        );
+        rewards.claimVerifierReward(0, verifierList[3]);
+
+        uint256 before = nodeA.operator.balance;
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.Withdrawn(nodeA.operator, nodeBudget / 3);
+        vm.prank(nodeA.operator);
+        rewards.withdraw();
+        vm.assertEq(nodeA.operator.balance, before + nodeBudget / 3, "pulled");
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NothingToWithdraw.selector, nodeA.operator));
+        vm.prank(nodeA.operator);
+        rewards.withdraw();
+        vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
+        vm.assertLe(rewards.totalWithdrawn(), rewards.totalAllocated(), "withdrawn <= allocated");
+    }
+
+    function test_rewards_staleLivenessAnswerRejected() public {
+        // Past its deadline.
+        bytes32 late = _challenge(0, nodeA);
+        bytes memory lateSig = _answerSig(late, nodeA.enclaveKey);
+        uint64 deadline = rewards.getChallenge(late).deadline;
+        vm.warp(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, late, deadline, deadline + 1));
+        rewards.answerChallenge(late, lateSig);
+
+        // Issued in epoch 0, answered (within its deadline) in epoch 1.
+        vm.warp(rewards.genesis() + EPOCH - 1);
+        bytes32 edge = _challenge(1, nodeA);
+        bytes memory edgeSig = _answerSig(edge, nodeA.enclaveKey);
+        vm.warp(rewards.genesis() + EPOCH);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.StaleChallenge.selector, edge, uint64(0), uint64(1)));
+        rewards.answerChallenge(edge, edgeSig);
+
+        // A host-made answer: signed by the operator's (or any non-enclave) key.
+        bytes32 id = _challenge(0, nodeA);
+        uint256 hostKey = 0xB0571;
+        bytes memory hostSig = _answerSig(id, hostKey);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, vm.addr(hostKey))
+        );
+        rewards.answerChallenge(id, hostSig);
+
+        // An enclave signature for another challenge (an old nonce) does not fit this one.
+        bytes32 other = _challenge(0, nodeB);
+        bytes memory oldAnswer = _answerSig(other, nodeA.enclaveKey);
+        vm.expectRevert(); // recovers to an unrelated address: WrongSigner with that address
+        rewards.answerChallenge(id, oldAnswer);
+
+        // Malformed signature.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.InvalidSignature.selector, uint8(2)));
+        rewards.answerChallenge(id, hex"1234");
+
+        // The real answer counts once; a replay is refused.
+        bytes memory good = _answerSig(id, nodeA.enclaveKey);
+        rewards.answerChallenge(id, good);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.AlreadyAnswered.selector, id));
+        rewards.answerChallenge(id, good);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.UnknownChallenge.selector, bytes32(uint256(5))));
+        rewards.answerChallenge(bytes32(uint256(5)), hex"");
+        vm.assertEq(rewards.nodeAnswers(1, nodeA.enclaveId), 1, "one answer counted");
+    }
+
+    /// @dev After a key rotation the old enclave key cannot answer.
+    function test_rewards_oldKeyAfterRotationRejected() public {
+        address newAddr = vm.addr(0xabc);
+        vm.prank(nodeA.operator);
+        registry.rotateKeys(nodeA.enclaveId, newAddr, keccak256("kem2"), keccak256("ev2"));
+        _approveAll(nodeA.enclaveId, keccak256("ev2"));
+        bytes32 id = _challenge(3, nodeA);
+        bytes memory oldSig = _answerSig(id, nodeA.enclaveKey);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.WrongSigner.selector, nodeA.enclaveId, newAddr, nodeA.enclaveAddress)
+        );
+        rewards.answerChallenge(id, oldSig);
+        rewards.answerChallenge(id, _answerSig(id, 0xabc));
+    }
+
+    /// @dev Two Enclave IDs (two apps) on one physical platform earn one capacity share.
+    function test_rewards_onePlatformOneShare() public {
+        TestNode memory twin = _node(5);
+        twin.platformIdHash = nodeA.platformIdHash;
+        vm.prank(twin.operator);
+        registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
+        _approveAll(twin.enclaveId, twin.evidenceDigest);
+
+        _answer(_challenge(0, nodeA), nodeA);
+        bytes32 id = _challenge(0, twin);
+        bytes memory sig = _answerSig(id, twin.enclaveKey);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRewards.PlatformAlreadyCounted.selector, uint64(0), nodeA.platformIdHash, nodeA.enclaveId
+            )
+        );
+        rewards.answerChallenge(id, sig);
+        // The counted enclave may keep answering (more liveness samples) in that epoch.
+        _answer(_challenge(1, nodeA), nodeA);
+        vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 2, "two answers");
+    }
+
+    function test_rewards_livenessTargetCapsPoints() public {
+        for (uint256 v = 0; v < VERIFIERS; ++v) {
+            _answer(_challenge(v, nodeA), nodeA);
+        }
+        vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 4, "four answers");
+        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), LIVENESS_TARGET * MIN_NODE_STAKE, "capped at target");
+    }
+
+    function test_issueChallenge_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotVerifier.selector, stranger));
+        vm.prank(stranger);
+        rewards.issueChallenge(nodeA.enclaveId);
+
+        TestNode memory pending = _node(9);
+        _register(pending, SIM, MEASUREMENT);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotEligible.selector, pending.enclaveId, uint8(1)));
+        _challenge(0, pending);
+
+        bytes32 id = _challenge(0, nodeA);
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        vm.assertEq(c.verifier, verifierList[0], "issuer");
+        vm.assertEq(uint256(c.deadline), block.timestamp + ANSWER_WINDOW, "deadline");
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.AlreadyChallenged.selector, uint64(0), verifierList[0], nodeA.enclaveId)
+        );
+        _challenge(0, nodeA);
+
+        // Revoked measurement: no new challenges, and open ones cannot be answered.
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotEligible.selector, nodeB.enclaveId, uint8(3)));
+        _challenge(0, nodeB);
+        bytes memory sig = _answerSig(id, nodeA.enclaveKey);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotEligible.selector, nodeA.enclaveId, uint8(3)));
+        rewards.answerChallenge(id, sig);
+    }
+
+    function test_issueChallenge_emitsAndTypedHashMatchesEip712() public {
+        bytes32 id = _challenge(0, nodeA);
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256("firn"),
+                keccak256("1"),
+                block.chainid,
+                address(rewards)
+            )
+        );
+        bytes32 structHash = keccak256(
+            abi.encode(
+                keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)"),
+                id,
+                c.nonce,
+                nodeA.enclaveId,
+                uint64(0)
+            )
+        );
+        vm.assertEq(
+            rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, nodeA.enclaveId, 0)),
+            keccak256(abi.encodePacked("\x19\x01", domain, structHash)),
+            "EIP-712 digest"
+        );
+        vm.assertEq(rewards.DOMAIN_SEPARATOR(), domain, "domain");
+        bytes32 id2 = _challenge(1, nodeA);
+        vm.assertTrue(rewards.getChallenge(id2).nonce != c.nonce, "fresh nonce per challenge");
+
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.ChallengeAnswered(id, nodeA.enclaveId, 0, MIN_NODE_STAKE, MIN_NODE_STAKE);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4);
+        _answer(id, nodeA);
+    }
+
+    function test_closeEpoch_budgetsAndEmptySides() public {
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.EpochNotEnded.selector, uint64(0), uint64(0)));
+        rewards.closeEpoch(0);
+        // Epoch 1 has no live node: its node part stays in the pool.
+        vm.warp(block.timestamp + EPOCH);
+        _challenge(0, nodeA);
+        vm.warp(block.timestamp + EPOCH);
+        uint256 before = rewards.totalAllocated();
+        rewards.closeEpoch(1);
+        IFirnRewards.Epoch memory e = rewards.getEpoch(1);
+        vm.assertTrue(e.closed, "closed");
+        vm.assertEq(e.nodeBudget, 0, "no points, no node budget");
+        rewards.closeEpoch(1); // idempotent
+        vm.assertEq(rewards.totalAllocated(), before + e.verifierBudget, "allocated once");
+    }
+
+    function test_recordVerifierWork_onlyReporters() public {
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotReporter.selector, stranger));
+        vm.prank(stranger);
+        rewards.recordVerifierWork(stranger);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, 1);
+        vm.prank(address(market));
+        rewards.recordVerifierWork(verifierList[3]);
+    }
+
+    function test_setParametersAndReporters() public {
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        rewards.setParameters(1, 1, 1, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(0, 1, 1, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(1, 0, 1, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(1, 1, 0, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(1, 1, 10_001, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(1, 1, 1, 5001);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.ParametersUpdated(60, 2, 100, 500);
+        rewards.setParameters(60, 2, 100, 500);
+        vm.assertEq(uint256(rewards.answerWindow()), 60, "window");
+        vm.assertEq(uint256(rewards.livenessTarget()), 2, "target");
+        vm.assertEq(uint256(rewards.epochBudgetBps()), 100, "budget");
+        vm.assertEq(uint256(rewards.verifierShareBps()), 500, "share");
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.ReporterSet(stranger, true);
+        rewards.setReporter(stranger, true);
+        vm.assertTrue(rewards.isReporter(stranger), "reporter");
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        new FirnRewards(owner, registry, verifierSet, 0, 1, 1, 1, 0);
+    }
+
+    function test_fund_andPlainTransfersArePooled() public {
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.PoolFunded(funder, 1 ether);
+        vm.prank(funder);
+        rewards.fund{value: 1 ether}();
+        vm.prank(funder);
+        (bool ok,) = address(rewards).call{value: 2 ether}("");
+        vm.assertTrue(ok, "plain transfer accepted");
+        vm.assertEq(rewards.totalReceived(), 13 ether, "books");
+        vm.assertEq(address(rewards.registry()), address(registry), "registry");
+        vm.assertEq(address(rewards.verifierSet()), address(verifierSet), "verifier set");
+        vm.assertEq(uint256(rewards.epochLength()), EPOCH, "epoch length");
+    }
+
+    /// @dev Random stakes, answers and funding over several epochs: what is credited never
+    /// exceeds what was allocated, which never exceeds what the pool received.
+    function testFuzz_rewardsWithinPool(uint8 pattern, uint96 extra, uint8 epochs) public {
+        uint256 n = bound(epochs, 1, 4);
+        for (uint256 e = 0; e < n; ++e) {
+            if ((pattern >> e) & 1 == 1) _answer(_challenge(e % VERIFIERS, nodeA), nodeA);
+            if ((pattern >> (e + 4)) & 1 == 1) _answer(_challenge(e % VERIFIERS, nodeB), nodeB);
+            vm.prank(funder);
+            rewards.fund{value: bound(extra, 0, 5 ether)}();
+            vm.warp(block.timestamp + EPOCH);
+        }
+        uint256 credited;
+        for (uint64 e = 0; e < n; ++e) {
+            uint256 a = rewards.pendingNodeReward(e, nodeA.enclaveId);
+            uint256 b = rewards.pendingNodeReward(e, nodeB.enclaveId);
+            if (rewards.nodePoints(e, nodeA.enclaveId) != 0) {
+                rewards.claimNodeReward(e, nodeA.enclaveId);
+                credited += a;
+            }
+            if (rewards.nodePoints(e, nodeB.enclaveId) != 0) {
+                rewards.claimNodeReward(e, nodeB.enclaveId);
+                credited += b;
+            }
+        }
+        vm.assertLe(credited, rewards.totalAllocated(), "credited <= allocated");
+        vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
+        vm.assertEq(address(rewards).balance, rewards.totalReceived() - rewards.totalWithdrawn(), "balance");
+    }
+}

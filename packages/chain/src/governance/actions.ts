@@ -1,0 +1,219 @@
+import { InvalidInputError } from '@firn/core';
+import { type Address, encodeFunctionData, type Hex } from 'viem';
+import { firnJobMarketAbi, firnRegistryAbi, firnRewardsAbi, firnVerifierSetAbi } from '../abi/generated.ts';
+import { toChainError } from '../ChainRevertedError.ts';
+import type { FirnClients } from '../clients.ts';
+import type { FirnDeployment } from '../types.ts';
+import { assertAddress, assertBytes32, assertUint } from '../validate.ts';
+import type { TimelockCall } from './timelock.ts';
+
+/**
+ * Calldata for the governance actions of docs/decisions/0800-economics.md, to be scheduled on the
+ * timelock (governAndExecute). Each builder only encodes; the contracts check the values when the
+ * operation executes (e.g. InvalidProtocolFee, InvalidParameters) and the revert comes back
+ * decoded from `execute`.
+ */
+
+/** The contracts governance can pause (postJob/claimJob; register/rotateKeys). */
+export type PausableContract = 'registry' | 'jobMarket';
+
+/** Owner: add a measurement to the allow-list of one TEE type (1 simulated, 2 SGX, 3 TDX). */
+export function allowMeasurementCall(
+  d: FirnDeployment,
+  p: { teeType: number; measurement: Hex },
+): TimelockCall {
+  return {
+    target: d.registry,
+    data: encodeFunctionData({
+      abi: firnRegistryAbi,
+      functionName: 'allowMeasurement',
+      args: [Number(assertUint(p.teeType, 8, 'teeType')), assertBytes32(p.measurement, 'measurement')],
+    }),
+  };
+}
+
+/** Owner (or guardian at once): revoke a measurement; its nodes become ineligible when it executes. */
+export function revokeMeasurementCall(
+  d: FirnDeployment,
+  p: { teeType: number; measurement: Hex },
+): TimelockCall {
+  return {
+    target: d.registry,
+    data: encodeFunctionData({
+      abi: firnRegistryAbi,
+      functionName: 'revokeMeasurement',
+      args: [Number(assertUint(p.teeType, 8, 'teeType')), assertBytes32(p.measurement, 'measurement')],
+    }),
+  };
+}
+
+/** Owner: the TEE types the registry accepts, bit (1 << teeType); production clears bit 1 (simulated). */
+export function setAllowedTeeTypesCall(d: FirnDeployment, mask: number): TimelockCall {
+  return {
+    target: d.registry,
+    data: encodeFunctionData({
+      abi: firnRegistryAbi,
+      functionName: 'setAllowedTeeTypes',
+      args: [Number(assertUint(mask, 8, 'mask'))],
+    }),
+  };
+}
+
+/** Owner: admit (or un-admit) an account to join the verifier set. */
+export function setAdmissionCall(
+  d: FirnDeployment,
+  p: { account: Address; admitted: boolean },
+): TimelockCall {
+  return {
+    target: d.verifierSet,
+    data: encodeFunctionData({
+      abi: firnVerifierSetAbi,
+      functionName: 'setAdmission',
+      args: [assertAddress(p.account, 'account'), p.admitted],
+    }),
+  };
+}
+
+/** Owner: pause or unpause one contract (pause never blocks withdrawals, proofs or finalization). */
+export function pauseCall(d: FirnDeployment, contract: PausableContract, paused: boolean): TimelockCall {
+  const fn = paused ? 'pause' : 'unpause';
+  return contract === 'registry'
+    ? { target: d.registry, data: encodeFunctionData({ abi: firnRegistryAbi, functionName: fn, args: [] }) }
+    : {
+        target: d.jobMarket,
+        data: encodeFunctionData({ abi: firnJobMarketAbi, functionName: fn, args: [] }),
+      };
+}
+
+/**
+ * Every parameter `set-param` can change, as `contract.name`: the contract's setParameters takes
+ * all of its parameters at once, so the others are read from chain and passed unchanged.
+ */
+export const GOVERNANCE_PARAMETERS = {
+  registry: ['minNodeStake', 'unbondingPeriod', 'registrationFee'],
+  verifierSet: ['minVerifierStake', 'unbondingPeriod'],
+  jobMarket: ['challengeWindow', 'slashAmount', 'claimBond', 'protocolFeeBps', 'falseDisputeSlash'],
+  rewards: ['answerWindow', 'livenessTarget', 'epochBudgetBps', 'verifierShareBps'],
+} as const;
+export type GovernedContract = keyof typeof GOVERNANCE_PARAMETERS;
+
+/** Split "jobMarket.protocolFeeBps" (also "market.x") into a contract and a parameter, or throw. */
+export function parseParameterName(name: string): { contract: GovernedContract; param: string } {
+  const [c0, param, ...rest] = name.split('.');
+  const contract = c0 === 'market' ? 'jobMarket' : c0;
+  const all = Object.entries(GOVERNANCE_PARAMETERS)
+    .flatMap(([c, ps]) => ps.map((p) => `${c}.${p}`))
+    .join(', ');
+  if (
+    rest.length > 0 ||
+    param === undefined ||
+    contract === undefined ||
+    !(contract in GOVERNANCE_PARAMETERS)
+  )
+    throw new InvalidInputError(`unknown parameter ${name}; one of: ${all}`);
+  const c = contract as GovernedContract;
+  if (!(GOVERNANCE_PARAMETERS[c] as readonly string[]).includes(param))
+    throw new InvalidInputError(`unknown parameter ${name}; one of: ${all}`);
+  return { contract: c, param };
+}
+
+/** The current values of one contract's governed parameters, in setParameters order. */
+export async function readParameters(
+  clients: FirnClients,
+  contract: GovernedContract,
+): Promise<Record<string, bigint>> {
+  const d = clients.addresses;
+  const target =
+    contract === 'registry'
+      ? { address: d.registry, abi: firnRegistryAbi }
+      : contract === 'verifierSet'
+        ? { address: d.verifierSet, abi: firnVerifierSetAbi }
+        : contract === 'jobMarket'
+          ? { address: d.jobMarket, abi: firnJobMarketAbi }
+          : { address: requireRewards(d), abi: firnRewardsAbi };
+  const out: Record<string, bigint> = {};
+  try {
+    for (const name of GOVERNANCE_PARAMETERS[contract]) {
+      const v = await clients.public.readContract({
+        address: target.address,
+        abi: target.abi as typeof firnRegistryAbi,
+        functionName: name as 'minNodeStake',
+      });
+      out[name] = BigInt(v as bigint | number);
+    }
+  } catch (e) {
+    throw toChainError(e, `read ${contract} parameters`);
+  }
+  return out;
+}
+
+function requireRewards(d: FirnDeployment): Address {
+  if (d.rewards === undefined) throw new InvalidInputError('this deployment has no rewards contract');
+  return d.rewards;
+}
+
+/**
+ * Owner: set one parameter, keeping the contract's others as they are now. Units: wei for stakes,
+ * fees and bonds; seconds for periods and windows; basis points for *Bps; a count for
+ * livenessTarget. Returns the call and the full parameter set it will write.
+ */
+export async function setParameterCall(
+  clients: FirnClients,
+  p: { name: string; value: bigint },
+): Promise<{ call: TimelockCall; before: Record<string, bigint>; after: Record<string, bigint> }> {
+  const { contract, param } = parseParameterName(p.name);
+  if (p.value < 0n) throw new InvalidInputError('parameter values are unsigned');
+  const before = await readParameters(clients, contract);
+  const after = { ...before, [param]: p.value };
+  const d = clients.addresses;
+  const u = (name: string, bits: number) => assertUint(after[name]!, bits, name);
+  let call: TimelockCall;
+  if (contract === 'registry')
+    call = {
+      target: d.registry,
+      data: encodeFunctionData({
+        abi: firnRegistryAbi,
+        functionName: 'setParameters',
+        args: [u('minNodeStake', 256), u('unbondingPeriod', 64), u('registrationFee', 256)],
+      }),
+    };
+  else if (contract === 'verifierSet')
+    call = {
+      target: d.verifierSet,
+      data: encodeFunctionData({
+        abi: firnVerifierSetAbi,
+        functionName: 'setParameters',
+        args: [u('minVerifierStake', 256), u('unbondingPeriod', 64)],
+      }),
+    };
+  else if (contract === 'jobMarket')
+    call = {
+      target: d.jobMarket,
+      data: encodeFunctionData({
+        abi: firnJobMarketAbi,
+        functionName: 'setParameters',
+        args: [
+          u('challengeWindow', 64),
+          u('slashAmount', 256),
+          u('claimBond', 256),
+          Number(u('protocolFeeBps', 16)),
+          u('falseDisputeSlash', 256),
+        ],
+      }),
+    };
+  else
+    call = {
+      target: requireRewards(d),
+      data: encodeFunctionData({
+        abi: firnRewardsAbi,
+        functionName: 'setParameters',
+        args: [
+          u('answerWindow', 64),
+          Number(u('livenessTarget', 32)),
+          Number(u('epochBudgetBps', 16)),
+          Number(u('verifierShareBps', 16)),
+        ],
+      }),
+    };
+  return { call, before, after };
+}

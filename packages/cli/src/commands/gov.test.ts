@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import {
+  allowMeasurementCall,
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  getOperation,
+  isMeasurementAllowed,
+  OperationState,
+  pauseCall,
+  startAnvil,
+} from '@firn/chain';
+import { keccak256, toHex } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploymentToJson } from '../chainArgs.ts';
+import { governanceProgress, runGovernance } from './gov.ts';
+import { rewardsShow } from './rewards.ts';
+
+// The `firn gov` and `firn rewards` cores against a real anvil and the real contracts (no nodes):
+// the timelock flow with its progress lines, a key without the proposer role refused.
+const ETH = 10n ** 18n;
+const dir = mkdtempSync(join(tmpdir(), 'firn-gov-'));
+let anvil: AnvilInstance;
+let deployment: FirnDeployment;
+let deploymentFile: string;
+const measurement = keccak256(toHex('gov-cli-measurement'));
+
+beforeAll(async () => {
+  anvil = await startAnvil({ accounts: 4 });
+  deployment = await deployFirn({
+    rpcUrl: anvil.rpcUrl,
+    deployerKey: anvil.accounts[0]!.privateKey,
+    governanceDelay: 2,
+    minNodeStake: ETH,
+    minVerifierStake: ETH,
+    unbondingPeriod: 60,
+    challengeWindow: 30,
+    slashAmount: ETH,
+    epochLength: 60,
+    poolDeposit: ETH / 10n,
+    pollingIntervalMs: 50,
+  });
+  deploymentFile = join(dir, 'deployment.json');
+  writeFileSync(deploymentFile, JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }));
+  for (const i of [0, 3]) writeFileSync(join(dir, `key-${i}`), anvil.accounts[i]!.privateKey);
+}, 60_000);
+afterAll(() => anvil?.stop());
+
+describe('firn gov / firn rewards', () => {
+  it('allow-measurement: schedules, waits out the delay, executes; prints each stage', async () => {
+    const lines: string[] = [];
+    const stream = new PassThrough() as unknown as NodeJS.WriteStream;
+    (stream as unknown as PassThrough).on('data', (d: Buffer) =>
+      lines.push(...d.toString().trim().split('\n')),
+    );
+    const r = await runGovernance(
+      { deployment: deploymentFile, keyFile: join(dir, 'key-0'), mine: true },
+      'allow-measurement',
+      async (c) => ({
+        calls: [allowMeasurementCall(c.addresses, { teeType: 2, measurement })],
+      }),
+      governanceProgress(stream),
+    );
+    const reader = createFirnClients(anvil.rpcUrl, undefined, deployment);
+    expect(await isMeasurementAllowed(reader, { teeType: 2, measurement })).toBe(true);
+    expect((await getOperation(reader, deployment.timelock!, r.operationId)).state).toBe(OperationState.Done);
+    expect(r.delaySeconds).toBe(2);
+    expect(lines[0]).toMatch(/^scheduled operation 0x[0-9a-f]{64}/);
+    expect(lines.some((l) => /^waiting for the timelock delay: \d\/2 s$/.test(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^executed operation/);
+  });
+
+  it('refuses a key without the proposer role, with the decoded error', async () => {
+    await expect(
+      runGovernance(
+        { deployment: deploymentFile, keyFile: join(dir, 'key-3'), mine: true },
+        'pause',
+        async (c) => ({
+          calls: [pauseCall(c.addresses, 'jobMarket', true)],
+        }),
+      ),
+    ).rejects.toMatchObject({ code: 'E_CHAIN_REVERTED', errorName: 'AccessControlUnauthorizedAccount' });
+  });
+
+  it('rewards show reads the pool', async () => {
+    const s = await rewardsShow({ deployment: deploymentFile });
+    expect(BigInt(s.pool.receivedWei)).toBe(ETH / 10n);
+    expect(s.pool.epochLength).toBe('60');
+    expect(s.nodes).toEqual([]);
+  });
+});

@@ -1,0 +1,213 @@
+import {
+  answerChallenge,
+  ChainRevertedError,
+  claimNodeReward,
+  createFirnClients,
+  type FirnClients,
+  type FirnDeployment,
+  firnRewardsAbi,
+  getChallenge,
+  getIssuedChallenges,
+  getNodeEpochReward,
+  getRewardsState,
+  type LivenessChallenge,
+  withdrawAllCredits,
+} from '@firn/chain';
+import { FirnError, type Hex, isFirnError } from '@firn/core';
+import { parseEventLogs } from 'viem';
+import type { Logger } from './logger.ts';
+import type { NodeDaemon } from './nodeDaemon.ts';
+
+export interface LivenessServiceOptions {
+  rpcUrl: string;
+  operatorKey: Hex;
+  deployment: FirnDeployment;
+  logger: Logger;
+  /** Chain poll period, ms (default 1000). */
+  pollIntervalMs?: number;
+  /** Claim the node's epoch rewards and withdraw every credit (rewards, job payouts, refunds); default true. */
+  claimRewards?: boolean;
+}
+
+/** What the service did so far (for /metrics, tests and the demo). */
+export interface LivenessStats {
+  answered: number;
+  /** Challenges seen too late (deadline passed) or refused by the contract. */
+  missed: number;
+  /** Wei of epoch rewards credited to the operator by this service's claims. */
+  rewardsClaimed: bigint;
+  /** Wei withdrawn from the contracts' pull balances. */
+  withdrawn: bigint;
+  lastReward?: { epoch: bigint; amount: bigint; txHash: Hex };
+}
+
+/**
+ * The node's side of the capacity rewards (issue 9): watches the rewards contract for liveness
+ * challenges addressed to this node's Enclave ID, has the enclave sign each one
+ * (`livenessAnswer`: EIP-712 LivenessAnswer by the enclave key; the host holds no key that could
+ * make it) and relays the signature before the challenge's deadline; after each epoch it claims
+ * the node's reward share and withdraws what the contracts credited to the operator (rewards, job
+ * payouts and claim bonds, registration refunds). Chain writes go through the job service's
+ * serial queue so the operator's nonces never collide.
+ */
+export class LivenessService {
+  readonly stats: LivenessStats = { answered: 0, missed: 0, rewardsClaimed: 0n, withdrawn: 0n };
+  readonly clients: FirnClients;
+  private readonly node: NodeDaemon;
+  private readonly opts: LivenessServiceOptions;
+  private next: bigint;
+  private readonly handled = new Set<Hex>();
+  /** Epochs in which this node was challenged: the ones that may hold a reward to claim. */
+  private readonly epochs = new Set<bigint>();
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(node: NodeDaemon, opts: LivenessServiceOptions) {
+    this.node = node;
+    this.opts = opts;
+    this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
+      pollingIntervalMs: Math.min(opts.pollIntervalMs ?? 1000, 200),
+    });
+    this.next = opts.deployment.deployBlock;
+    if (opts.deployment.rewards === undefined)
+      throw new FirnError('E_INVALID_INPUT', 'the deployment has no rewards contract: no liveness to prove');
+  }
+
+  private write<T>(f: () => Promise<T>): Promise<T> {
+    return this.node.jobs ? this.node.jobs.chainWrite(f) : f();
+  }
+
+  /** Ask the enclave to sign the challenge and relay the answer; public for tests. */
+  async answer(c: LivenessChallenge): Promise<Hex> {
+    const id = this.node.identity!;
+    const signed = await this.node.supervisor.call<{ enclaveId: Hex; signature: Hex }>('livenessAnswer', {
+      chainId: this.opts.deployment.chainId,
+      rewards: this.opts.deployment.rewards,
+      challengeId: c.challengeId,
+      nonce: c.nonce,
+      epoch: c.epoch.toString(),
+    });
+    if (signed.enclaveId.toLowerCase() !== id.enclaveId.toLowerCase())
+      throw new FirnError('E_ENCLAVE_PROTOCOL', 'the enclave answered for another Enclave ID');
+    const res = await this.write(() =>
+      answerChallenge(this.clients, { challengeId: c.challengeId, signature: signed.signature }),
+    );
+    return res.hash;
+  }
+
+  /** One pass: answer new challenges, then claim and withdraw what ended epochs owe. */
+  async poll(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    const log = this.opts.logger;
+    try {
+      const id = this.node.identity!;
+      const head = await this.clients.public.getBlock({ blockTag: 'latest' });
+      if (head.number >= this.next) {
+        const issued = await getIssuedChallenges(this.clients, {
+          fromBlock: this.next,
+          toBlock: head.number,
+          enclaveId: id.enclaveId,
+        });
+        this.next = head.number + 1n;
+        for (const c of issued) {
+          if (this.handled.has(c.challengeId)) continue;
+          this.handled.add(c.challengeId);
+          this.epochs.add(c.epoch);
+          const now = await getChallenge(this.clients, c.challengeId);
+          if (now.answered) continue;
+          if (head.timestamp > now.deadline) {
+            this.stats.missed++;
+            log.warn('liveness challenge seen after its deadline', { challengeId: c.challengeId });
+            continue;
+          }
+          try {
+            const tx = await this.answer(now);
+            this.stats.answered++;
+            log.info('liveness challenge answered by the enclave', {
+              challengeId: c.challengeId,
+              epoch: c.epoch.toString(),
+              tx,
+            });
+          } catch (e) {
+            this.stats.missed++;
+            log.warn('liveness answer refused', {
+              challengeId: c.challengeId,
+              code: isFirnError(e) ? e.code : 'E_INTERNAL',
+              message: (e as Error).message,
+            });
+          }
+        }
+      }
+      if (this.opts.claimRewards !== false) await this.claim(id.enclaveId);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async claim(enclaveId: Hex): Promise<void> {
+    const log = this.opts.logger;
+    const { currentEpoch } = await getRewardsState(this.clients);
+    for (const epoch of [...this.epochs].sort((a, b) => (a < b ? -1 : 1))) {
+      if (epoch >= currentEpoch) continue;
+      this.epochs.delete(epoch);
+      const r = await getNodeEpochReward(this.clients, { epoch, enclaveId });
+      // Points decide, not the pending view (an estimate from the pool's state now): a claimed
+      // epoch refuses with NothingToClaim in simulation, before any transaction is sent.
+      if (r.points === 0n) continue;
+      const res = await this.write(() => claimNodeReward(this.clients, { epoch, enclaveId })).catch(
+        (e: unknown) => {
+          if (e instanceof ChainRevertedError && e.errorName === 'NothingToClaim') return undefined;
+          throw e;
+        },
+      );
+      if (!res) continue;
+      // The credited amount is the event's: a budget is fixed when the epoch closes, so the view's
+      // estimate before the claim may differ.
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'NodeRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      const amount = ev?.args.amount ?? r.pending;
+      this.stats.rewardsClaimed += amount;
+      this.stats.lastReward = { epoch, amount, txHash: res.hash };
+      log.info('epoch reward claimed', {
+        epoch: epoch.toString(),
+        wei: amount.toString(),
+        answers: r.answers,
+      });
+    }
+    const got = await this.write(() => withdrawAllCredits(this.clients));
+    const total = got.registry + got.jobMarket + got.rewards;
+    if (total > 0n) {
+      this.stats.withdrawn += total;
+      log.info('credits withdrawn', {
+        rewards: got.rewards.toString(),
+        jobMarket: got.jobMarket.toString(),
+        registry: got.registry.toString(),
+      });
+    }
+  }
+
+  start(): void {
+    const tick = () => {
+      this.poll()
+        .catch((e: unknown) =>
+          this.opts.logger.warn('liveness poll failed; retrying', {
+            code: isFirnError(e) ? e.code : 'E_INTERNAL',
+            message: (e as Error).message,
+          }),
+        )
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, this.opts.pollIntervalMs ?? 1000);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

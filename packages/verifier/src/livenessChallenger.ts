@@ -1,0 +1,238 @@
+import {
+  ChainRevertedError,
+  claimVerifierReward,
+  type FirnClients,
+  firnRewardsAbi,
+  getChallenge,
+  getIneligibility,
+  getRewardsState,
+  getVerifierEpochReward,
+  getWithdrawable,
+  issueChallenge,
+  listNodes,
+  NodeStatus,
+  requireWallet,
+  rewardsAddress,
+  wasEnclaveAddress,
+  withdrawCredits,
+} from '@firn/chain';
+import { type Hex, hexBytes, isFirnError, livenessAnswerDigest } from '@firn/core';
+import { recoverAddress } from '@firn/crypto';
+import { decodeFunctionData, parseEventLogs } from 'viem';
+
+export interface LivenessChallengerOptions {
+  pollIntervalMs?: number;
+  logger?: {
+    info(m: string, f?: Record<string, unknown>): void;
+    warn(m: string, f?: Record<string, unknown>): void;
+    error(m: string, f?: Record<string, unknown>): void;
+  };
+}
+
+/** What the challenger did so far. */
+export interface LivenessChallengerStats {
+  issued: number;
+  /** Answered, and the answer's signature re-checked off chain against the enclave key. */
+  answered: number;
+  /** Deadline passed without an answer: the node earns nothing for it. */
+  missed: number;
+  /** Accepted on chain but not by this verifier's own check (should never happen; logged as an error). */
+  mismatched: number;
+  /** Wei of this verifier's rewards credited by its claims. */
+  rewardsClaimed: bigint;
+}
+
+interface Open {
+  challengeId: Hex;
+  enclaveId: Hex;
+  epoch: bigint;
+  nonce: Hex;
+  deadline: bigint;
+}
+
+/**
+ * A verifier's liveness duty (issue 9): once per epoch, challenge every eligible Active node (the
+ * contract picks the nonce and the deadline); follow each challenge until it is answered or
+ * expires, and re-check an accepted answer off chain (the relayed signature over the EIP-712
+ * LivenessAnswer recovers an address that was the node's enclave key at the answer's block). Only
+ * challenges that leave a full answer window inside the epoch are issued, so an honest node can
+ * always answer in time. After each epoch it claims this verifier's reward share and withdraws it.
+ */
+export class LivenessChallenger {
+  readonly stats: LivenessChallengerStats = {
+    issued: 0,
+    answered: 0,
+    missed: 0,
+    mismatched: 0,
+    rewardsClaimed: 0n,
+  };
+  private readonly open = new Map<Hex, Open>();
+  private readonly challengedIn = new Map<bigint, Set<Hex>>();
+  /** First epoch not yet checked for a verifier reward (votes and challenges both earn points). */
+  private nextClaimEpoch: bigint | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private stopped = false;
+
+  constructor(
+    readonly clients: FirnClients,
+    readonly opts: LivenessChallengerOptions = {},
+  ) {}
+
+  /** One pass: issue this epoch's challenges, follow open ones, claim ended epochs. Public for tests. */
+  async poll(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const state = await getRewardsState(this.clients);
+      const head = await this.clients.public.getBlock({ blockTag: 'latest' });
+      const epoch = state.currentEpoch;
+      const epochEnds = state.genesis + (epoch + 1n) * state.epochLength;
+      if (head.timestamp + state.answerWindow < epochEnds) await this.challengeAll(epoch);
+      await this.follow(head.timestamp);
+      await this.claim(epoch);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async challengeAll(epoch: bigint): Promise<void> {
+    let done = this.challengedIn.get(epoch);
+    if (!done) {
+      done = new Set();
+      this.challengedIn.set(epoch, done);
+      for (const e of this.challengedIn.keys()) if (e < epoch) this.challengedIn.delete(e);
+    }
+    for (const node of await listNodes(this.clients, { status: [NodeStatus.Active] })) {
+      if (this.stopped) return;
+      if (done.has(node.enclaveId)) continue;
+      done.add(node.enclaveId);
+      if ((await getIneligibility(this.clients, node.enclaveId)) !== 0) continue;
+      try {
+        const { challenge } = await issueChallenge(this.clients, node.enclaveId);
+        this.open.set(challenge.challengeId, challenge);
+        this.stats.issued++;
+        this.opts.logger?.info('liveness challenge issued', {
+          enclaveId: node.enclaveId,
+          epoch: epoch.toString(),
+          challengeId: challenge.challengeId,
+        });
+      } catch (e) {
+        // AlreadyChallenged after a restart, or the node became ineligible meanwhile: not an error.
+        this.opts.logger?.warn('liveness challenge not issued', {
+          enclaveId: node.enclaveId,
+          message: isFirnError(e) ? e.message : String(e),
+        });
+      }
+    }
+  }
+
+  private async follow(now: bigint): Promise<void> {
+    for (const c of [...this.open.values()]) {
+      const onChain = await getChallenge(this.clients, c.challengeId);
+      if (onChain.answered) {
+        this.open.delete(c.challengeId);
+        if (await this.recheckAnswer(c)) this.stats.answered++;
+        else {
+          this.stats.mismatched++;
+          this.opts.logger?.error('accepted liveness answer fails the off-chain check', {
+            challengeId: c.challengeId,
+          });
+        }
+      } else if (now > c.deadline) {
+        this.open.delete(c.challengeId);
+        this.stats.missed++;
+        this.opts.logger?.warn('liveness challenge expired unanswered', {
+          enclaveId: c.enclaveId,
+          challengeId: c.challengeId,
+        });
+      }
+    }
+  }
+
+  /** The relayed signature recovers an address that was the node's enclave key at that block. */
+  private async recheckAnswer(c: Open): Promise<boolean> {
+    const logs = await this.clients.public.getContractEvents({
+      address: rewardsAddress(this.clients),
+      abi: firnRewardsAbi,
+      eventName: 'ChallengeAnswered',
+      args: { challengeId: c.challengeId },
+      fromBlock: this.clients.addresses.deployBlock,
+      strict: true,
+    });
+    const log = logs[0];
+    if (!log) return false;
+    const tx = await this.clients.public.getTransaction({ hash: log.transactionHash });
+    let signature: Hex;
+    try {
+      const call = decodeFunctionData({ abi: firnRewardsAbi, data: tx.input });
+      if (call.functionName !== 'answerChallenge') return true; // relayed by a contract: the chain's check stands
+      signature = call.args[1] as Hex;
+    } catch {
+      return true;
+    }
+    const digest = livenessAnswerDigest(
+      { chainId: this.clients.addresses.chainId, rewards: rewardsAddress(this.clients) },
+      { challengeId: c.challengeId, nonce: c.nonce, enclaveId: c.enclaveId, epoch: c.epoch },
+    );
+    let signer: Hex;
+    try {
+      signer = recoverAddress(hexBytes(digest, 'digest', 32), hexBytes(signature, 'signature', 65)) as Hex;
+    } catch {
+      return false;
+    }
+    return wasEnclaveAddress(this.clients, {
+      enclaveId: c.enclaveId,
+      account: signer,
+      blockNumber: log.blockNumber,
+    });
+  }
+
+  private async claim(current: bigint): Promise<void> {
+    const me = requireWallet(this.clients).account.address;
+    // At most 64 epochs back on a first start: older shares stay claimable by hand (firn rewards claim).
+    this.nextClaimEpoch ??= current > 64n ? current - 64n : 0n;
+    for (; this.nextClaimEpoch < current; this.nextClaimEpoch++) {
+      const epoch = this.nextClaimEpoch;
+      const r = await getVerifierEpochReward(this.clients, { epoch, verifier: me });
+      // Points decide, not the pending estimate; a claimed epoch refuses in simulation (no gas).
+      if (r.points === 0n) continue;
+      const res = await claimVerifierReward(this.clients, { epoch, verifier: me }).catch((e: unknown) => {
+        if (e instanceof ChainRevertedError && e.errorName === 'NothingToClaim') return undefined;
+        throw e;
+      });
+      if (!res) continue;
+      const [ev] = parseEventLogs({
+        abi: firnRewardsAbi,
+        eventName: 'VerifierRewardClaimed',
+        logs: res.receipt.logs,
+      });
+      const amount = ev?.args.amount ?? r.pending;
+      this.stats.rewardsClaimed += amount;
+      this.opts.logger?.info('verifier reward claimed', { epoch: epoch.toString(), wei: amount.toString() });
+    }
+    if ((await getWithdrawable(this.clients, 'rewards', me)) > 0n)
+      await withdrawCredits(this.clients, 'rewards');
+  }
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      this.poll()
+        .catch((e: unknown) =>
+          this.opts.logger?.warn('liveness poll failed; retrying', { message: (e as Error).message }),
+        )
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, this.opts.pollIntervalMs ?? 1000);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stop polling; a pass in flight issues no further challenge. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

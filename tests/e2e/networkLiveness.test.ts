@@ -1,0 +1,218 @@
+/**
+ * Capacity rewards end to end on a real anvil with the real contracts, a node daemon whose
+ * enclave is a separate process on the simulated TEE, and verifier clients. The attacks on the
+ * liveness proof: an answer the host makes with the operator key, an answer after the deadline, a
+ * replayed answer; then a live node that answers through its enclave earns its epoch reward, and
+ * an epoch with only refused answers pays it nothing. Not covered: real TEE hardware.
+ */
+import {
+  answerChallenge,
+  type ChainRevertedError,
+  createFirnClients,
+  type FirnClients,
+  getChallenge,
+  getNode,
+  getNodeEpochReward,
+  getRewardsState,
+  issueChallenge,
+  type LivenessChallenge,
+} from '@firn/chain';
+import { type Hex, livenessAnswerDigest } from '@firn/core';
+import { LivenessService } from '@firn/node';
+import { LivenessChallenger } from '@firn/verifier';
+import { parseEther } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
+
+const EPOCH = 30;
+const ANSWER_WINDOW = 10;
+let net: TestNetwork;
+let verifier1: FirnClients;
+let verifier2: FirnClients;
+let operator: FirnClients;
+let enclaveId: Hex;
+
+beforeAll(async () => {
+  net = await startTestNetwork({
+    epochLength: EPOCH,
+    answerWindow: ANSWER_WINDOW,
+    poolDeposit: parseEther('1'),
+  });
+  // The daemons' own challengers are stopped: this test issues every challenge itself.
+  for (const v of net.verifiers) v.liveness?.stop();
+  const at = (i: number) =>
+    createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[i]!.privateKey, net.deployment, {
+      pollingIntervalMs: 50,
+    });
+  verifier1 = at(2);
+  verifier2 = at(3);
+  operator = at(4);
+  enclaveId = net.node.identity!.enclaveId;
+}, 120_000);
+afterAll(() => net?.stop());
+
+/** Move chain time to the first second of the next epoch; returns that epoch. */
+async function nextEpoch(): Promise<bigint> {
+  const st = await getRewardsState(operator);
+  const block = await operator.public.getBlock({ blockTag: 'latest' });
+  const start = st.genesis + (st.currentEpoch + 1n) * st.epochLength;
+  await increaseTime(net.anvil.rpcUrl, Number(start - block.timestamp));
+  return (await getRewardsState(operator)).currentEpoch;
+}
+
+/** The enclave's own answer, as the node host gets it (the host cannot produce it). */
+async function enclaveAnswer(c: LivenessChallenge): Promise<Hex> {
+  const r = await net.node.supervisor.call<{ signature: Hex }>('livenessAnswer', {
+    chainId: net.deployment.chainId,
+    rewards: net.deployment.rewards,
+    challengeId: c.challengeId,
+    nonce: c.nonce,
+    epoch: c.epoch.toString(),
+  });
+  return r.signature;
+}
+
+/** The revert of a call that must fail (a call that succeeds fails the test). */
+const refused = (p: Promise<unknown>): Promise<ChainRevertedError> =>
+  p.then(
+    () => {
+      throw new Error('expected the contract to refuse this call');
+    },
+    (e: unknown) => e as ChainRevertedError,
+  );
+
+const waitFor = async (f: () => Promise<boolean>, ms: number) => {
+  const until = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+describe('liveness challenges and capacity rewards', () => {
+  let refusedEpoch: bigint;
+
+  it('refuses an answer made by the host with the operator key, and a stale one', async () => {
+    refusedEpoch = await nextEpoch();
+    const { challenge } = await issueChallenge(verifier1, enclaveId);
+    expect(challenge.epoch).toBe(refusedEpoch);
+
+    // The host knows the challenge and the typed data, but only holds the operator key.
+    const digest = livenessAnswerDigest(
+      { chainId: net.deployment.chainId, rewards: net.deployment.rewards! },
+      { challengeId: challenge.challengeId, nonce: challenge.nonce, enclaveId, epoch: challenge.epoch },
+    );
+    const hostMade = await privateKeyToAccount(net.operator.privateKey).sign({ hash: digest });
+    const forged = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: hostMade,
+      }),
+    );
+    expect(forged.errorName).toBe('WrongSigner');
+    expect(forged.args).toEqual([
+      enclaveId,
+      (await getNode(operator, enclaveId)).enclaveAddress,
+      net.operator.address,
+    ]);
+
+    // The enclave's answer to another challenge's nonce does not answer this one.
+    const { challenge: other } = await issueChallenge(verifier2, enclaveId);
+    const wrongNonce = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: await enclaveAnswer(other),
+      }),
+    );
+    expect(wrongNonce.errorName).toBe('WrongSigner');
+
+    // Stale: a genuine enclave answer after the deadline.
+    const genuine = await enclaveAnswer(challenge);
+    await increaseTime(net.anvil.rpcUrl, ANSWER_WINDOW + 1);
+    const late = await refused(
+      answerChallenge(operator, {
+        challengeId: challenge.challengeId,
+        signature: genuine,
+      }),
+    );
+    expect(late.errorName).toBe('ChallengeExpired');
+    expect(late.args![0]).toBe(challenge.challengeId);
+    expect((await getChallenge(operator, challenge.challengeId)).answered).toBe(false);
+    expect((await getNodeEpochReward(operator, { epoch: refusedEpoch, enclaveId })).points).toBe(0n);
+  }, 60_000);
+
+  it('a live node answers through its enclave, a replay is refused, and the node earns the epoch reward', async () => {
+    const live = await nextEpoch();
+    const service = new LivenessService(net.node, {
+      rpcUrl: net.anvil.rpcUrl,
+      operatorKey: net.operator.privateKey,
+      deployment: net.deployment,
+      logger: net.node.opts.logger,
+      pollIntervalMs: 200,
+    });
+    service.start();
+    try {
+      const { challenge } = await issueChallenge(verifier1, enclaveId);
+      await waitFor(async () => (await getChallenge(operator, challenge.challengeId)).answered, 20_000);
+      expect(service.stats.answered).toBe(1);
+      // Replaying the accepted answer (read back from the relay transaction) is refused.
+      const replay = await refused(
+        answerChallenge(operator, {
+          challengeId: challenge.challengeId,
+          signature: await enclaveAnswer(challenge),
+        }),
+      );
+      expect(replay.errorName).toBe('AlreadyAnswered');
+      const earned = await getNodeEpochReward(operator, { epoch: live, enclaveId });
+      expect(earned.answers).toBe(1);
+      expect(earned.points).toBe(parseEther('2')); // the node's stake x one counted answer
+
+      // The epoch ends; the node's host claims the share and withdraws it.
+      await nextEpoch();
+      await waitFor(
+        async () => service.stats.lastReward !== undefined && service.stats.withdrawn > 0n,
+        20_000,
+      );
+      expect(service.stats.lastReward!.epoch).toBe(live);
+      expect(service.stats.lastReward!.amount).toBeGreaterThan(0n);
+      // The epoch in which every answer was refused pays nothing.
+      expect((await getNodeEpochReward(operator, { epoch: refusedEpoch, enclaveId })).pending).toBe(0n);
+      const st = await getRewardsState(operator);
+      expect(st.totalWithdrawn).toBeLessThanOrEqual(st.totalAllocated);
+      expect(st.totalAllocated).toBeLessThanOrEqual(st.totalReceived);
+    } finally {
+      service.stop();
+    }
+  }, 90_000);
+
+  it('a verifier challenges each eligible node once an epoch, re-checks the answer, and claims its share', async () => {
+    await nextEpoch();
+    const service = new LivenessService(net.node, {
+      rpcUrl: net.anvil.rpcUrl,
+      operatorKey: net.operator.privateKey,
+      deployment: net.deployment,
+      logger: net.node.opts.logger,
+      pollIntervalMs: 200,
+    });
+    service.start();
+    const challenger = new LivenessChallenger(verifier2);
+    try {
+      await challenger.poll();
+      expect(challenger.stats.issued).toBe(1);
+      await challenger.poll(); // once per epoch: nothing new
+      expect(challenger.stats.issued).toBe(1);
+      await waitFor(async () => {
+        await challenger.poll();
+        return challenger.stats.answered === 1;
+      }, 20_000);
+      expect(challenger.stats.mismatched).toBe(0);
+      await nextEpoch();
+      await challenger.poll();
+      expect(challenger.stats.rewardsClaimed).toBeGreaterThan(0n);
+    } finally {
+      challenger.stop();
+      service.stop();
+    }
+  }, 90_000);
+});
