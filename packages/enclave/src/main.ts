@@ -59,7 +59,17 @@ async function main(): Promise<void> {
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
   // Each job's ML runtime runs in a child process started from this same measured entry; it
   // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
-  const runtime = childProcessRuntime({ modulePath: self, args: [ML_WORKER_FLAG] });
+  // The child loads the entry, onnxruntime and Node from disk when it starts, so the image is
+  // checked again, against the digest measured at start, before every child.
+  const runtime = childProcessRuntime({
+    modulePath: self,
+    args: [ML_WORKER_FLAG],
+    beforeSpawn: () => {
+      const now = verifyEnclaveImage(imageDir);
+      if (Buffer.compare(Buffer.from(now.digest), Buffer.from(image.digest)) !== 0)
+        throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed since the enclave started');
+    },
+  });
   const program = createEnclaveProgram(env, createJobHandlers(runtime));
   log('info', 'enclave started', { teeType: env.provider.teeType });
   const dec = new FrameDecoder();
