@@ -48,6 +48,17 @@ async function main(): Promise<void> {
       'E_IMAGE_MISMATCH',
       'the enclave must run without Node options (execArgv, NODE_OPTIONS)',
     );
+  // The dynamic loader's variables (LD_PRELOAD, LD_LIBRARY_PATH ahead of the image's $ORIGIN
+  // RUNPATH, LD_AUDIT) and Node's (NODE_ICU_DATA, NODE_COMPILE_CACHE…) load code or data from
+  // outside the image the same way. Under Gramine the measured manifest sets LD_LIBRARY_PATH itself.
+  const loaderVar = Object.keys(process.env).find(
+    (k) => k.startsWith('NODE_') || (k.startsWith('LD_') && process.env.FIRN_TEE !== 'sgx-gramine'),
+  );
+  if (loaderVar !== undefined)
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      `the enclave must run without loader or Node variables in its environment (${loaderVar.slice(0, 64)})`,
+    );
   const imageDir = dirname(dirname(self));
   const image = verifyEnclaveImage(imageDir);
   if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)
