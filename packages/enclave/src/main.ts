@@ -48,6 +48,17 @@ async function main(): Promise<void> {
       'E_IMAGE_MISMATCH',
       'the enclave must run without Node options (execArgv, NODE_OPTIONS)',
     );
+  // The dynamic loader's variables (LD_PRELOAD, LD_LIBRARY_PATH ahead of the image's $ORIGIN
+  // RUNPATH, LD_AUDIT) and Node's (NODE_ICU_DATA, NODE_COMPILE_CACHE…) load code or data from
+  // outside the image the same way. Under Gramine the measured manifest sets LD_LIBRARY_PATH itself.
+  const loaderVar = Object.keys(process.env).find(
+    (k) => k.startsWith('NODE_') || (k.startsWith('LD_') && process.env.FIRN_TEE !== 'sgx-gramine'),
+  );
+  if (loaderVar !== undefined)
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      `the enclave must run without loader or Node variables in its environment (${loaderVar.slice(0, 64)})`,
+    );
   const imageDir = dirname(dirname(self));
   const image = verifyEnclaveImage(imageDir);
   if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)
@@ -59,7 +70,17 @@ async function main(): Promise<void> {
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
   // Each job's ML runtime runs in a child process started from this same measured entry; it
   // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
-  const runtime = childProcessRuntime({ modulePath: self, args: [ML_WORKER_FLAG] });
+  // The child loads the entry, onnxruntime and Node from disk when it starts, so the image is
+  // checked again, against the digest measured at start, before every child.
+  const runtime = childProcessRuntime({
+    modulePath: self,
+    args: [ML_WORKER_FLAG],
+    beforeSpawn: () => {
+      const now = verifyEnclaveImage(imageDir);
+      if (Buffer.compare(Buffer.from(now.digest), Buffer.from(image.digest)) !== 0)
+        throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed since the enclave started');
+    },
+  });
   const program = createEnclaveProgram(env, createJobHandlers(runtime));
   log('info', 'enclave started', { teeType: env.provider.teeType });
   const dec = new FrameDecoder();

@@ -1,7 +1,17 @@
 import { FirnError, TooLargeError } from '@firn/core';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { assertNoExternalData } from './onnxExternalData.ts';
 import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
+
+// onnxruntime-node loads its native binding (and libonnxruntime) when its module is evaluated. It
+// is imported on first use, so that a process which never runs a model (the enclave's key-holding
+// parent, decision 0851) never maps it, and nothing native loads before the enclave has checked
+// its image (docs/enclave-image.md).
+let ortModule: Promise<typeof Ort> | undefined;
+const loadOrt = (): Promise<typeof Ort> => {
+  ortModule ??= import('onnxruntime-node');
+  return ortModule;
+};
 
 export interface LoadOnnxModelOptions {
   /** Threads for one operator; 0 lets onnxruntime choose. Default 1, to be predictable on shared hosts. */
@@ -22,7 +32,7 @@ export interface OnnxModel {
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly OnnxInputMetadata[];
   /** Run once; the session stays loaded, so repeated calls are warm. */
-  run(inputs: TensorMap): Promise<Record<string, ort.Tensor>>;
+  run(inputs: TensorMap): Promise<Record<string, Ort.Tensor>>;
   release(): Promise<void>;
 }
 
@@ -67,7 +77,7 @@ export function checkInputs(meta: readonly OnnxInputMetadata[], inputs: TensorMa
   }
 }
 
-function toOrtTensor(t: TensorValue): ort.Tensor {
+function toOrtTensor(ort: typeof Ort, t: TensorValue): Ort.Tensor {
   return new ort.Tensor(t.type, t.data, t.dims);
 }
 
@@ -86,7 +96,8 @@ export async function loadOnnxModel(
   if (modelBytes.length > max) throw new TooLargeError('ONNX model', modelBytes.length, max);
   // onnxruntime would read external tensor data from host files next to the working directory.
   assertNoExternalData(modelBytes);
-  let session: ort.InferenceSession;
+  const ort = await loadOrt();
+  let session: Ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(modelBytes, {
       executionProviders: ['cpu'],
@@ -109,10 +120,10 @@ export async function loadOnnxModel(
     inputMetadata,
     async run(inputs) {
       checkInputs(inputMetadata, inputs);
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(inputs)) feeds[name] = toOrtTensor(t);
+      const feeds: Record<string, Ort.Tensor> = {};
+      for (const [name, t] of Object.entries(inputs)) feeds[name] = toOrtTensor(ort, t);
       try {
-        return (await session.run(feeds)) as Record<string, ort.Tensor>;
+        return (await session.run(feeds)) as Record<string, Ort.Tensor>;
       } catch (cause) {
         throw new FirnError('E_JOB_FAILED', `inference failed: ${shortReason(cause)}`);
       }

@@ -81,6 +81,12 @@ export interface ChildProcessRuntimeOptions {
   execArgv?: string[];
   /** Called with each child's pid when it starts (tests use it to crash the child). */
   onSpawn?: (pid: number) => void;
+  /**
+   * Runs before every child is forked; a throw refuses the job. The enclave re-checks its image
+   * here: a child loads the entry, onnxruntime and the Node binary from disk at that moment, long
+   * after the check at start.
+   */
+  beforeSpawn?: () => void;
 }
 
 /** One child process; requests are matched to answers by id. */
@@ -100,6 +106,7 @@ class RuntimeChild {
   constructor(opts: ChildProcessRuntimeOptions) {
     // No environment, no inherited stdio: the child gets nothing but what each request carries, and
     // nothing it prints (a runtime's diagnostics may name model internals) reaches the host's logs.
+    opts.beforeSpawn?.();
     this.child = fork(opts.modulePath, opts.args ?? [], {
       execArgv: opts.execArgv ?? [],
       env: {},
