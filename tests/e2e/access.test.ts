@@ -3,7 +3,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { DEV_POLICY, PRODUCTION_POLICY } from '@firn/attestation';
-import { createFirnClients, getJob, JobStatus, revokeMeasurement } from '@firn/chain';
+import { createFirnClients, getJob, governAndExecute, JobStatus, revokeMeasurementCall } from '@firn/chain';
 import {
   AgreeingChainView,
   attestNode,
@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFunctionSelector } from 'viem';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
-import { startTestNetwork, type TestNetwork } from './network.ts';
+import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Attacks on the node API by strangers on the network, and on the requester's registry reads by a
 // lying RPC endpoint. Each performs the attack, asserts it is refused with the documented status,
@@ -402,11 +402,21 @@ async function lyingRpc(
 }
 
 describe('a revoked measurement gets no secrets, even through a lying RPC endpoint', () => {
-  it('after the owner revokes the measurement the SDK refuses the node before any upload; a lying RPC is caught by a second endpoint or the pinned list', async () => {
+  it('after governance revokes the measurement the SDK refuses the node before any upload; a lying RPC is caught by a second endpoint or the pinned list', async () => {
     const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
       pollingIntervalMs: 50,
     });
-    await revokeMeasurement(gov, { teeType: TEE_TYPES.simulated, measurement: net.bundleMeasurement });
+    await governAndExecute(gov, {
+      timelock: net.deployment.timelock!,
+      calls: [
+        revokeMeasurementCall(net.deployment, {
+          teeType: TEE_TYPES.simulated,
+          measurement: net.bundleMeasurement,
+        }),
+      ],
+      pollMs: 100,
+      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
+    });
     const before = await artifactFiles();
     // Honest RPC: refused at once, nothing uploaded.
     await expect(runJob(jobOptions())).rejects.toMatchObject({

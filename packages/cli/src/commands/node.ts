@@ -76,20 +76,6 @@ export async function planEnclaveLaunch(
   }
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
-    // Read them here first: inside the enclave a bad file is only a vague startup failure.
-    for (const [flag, f] of [
-      ['--sim-platform', o.simPlatform],
-      ['--sim-gpus', o.simGpus],
-    ] as const) {
-      if (f === undefined) continue;
-      try {
-        JSON.parse(readFileSync(f, 'utf8'));
-      } catch (e) {
-        const why =
-          e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
-        throw new InvalidInputError(`${flag} ${f} ${why === 'ENOENT' ? 'does not exist' : why}`);
-      }
-    }
     env.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
     if (o.simGpus) env.FIRN_SIM_GPUS = resolve(o.simGpus);
     return { env };
@@ -127,6 +113,22 @@ export async function planEnclaveLaunch(
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
   const stake = o.register ? etherArg(o.stake, '--stake') : 0n;
+  if (o.tee === 'simulated') {
+    // Read them here first: inside the enclave a bad file is only a vague startup failure.
+    for (const [flag, f] of [
+      ['--sim-platform', o.simPlatform],
+      ['--sim-gpus', o.simGpus],
+    ] as const) {
+      if (f === undefined) continue;
+      try {
+        JSON.parse(readFileSync(f, 'utf8'));
+      } catch (e) {
+        const why =
+          e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
+        throw new InvalidInputError(`${flag} ${f} ${why === 'ENOENT' ? 'does not exist' : why}`);
+      }
+    }
+  }
   const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
   if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
   const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
