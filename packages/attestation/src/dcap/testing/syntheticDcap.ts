@@ -52,6 +52,11 @@ export interface SyntheticOptions {
   qeIsvSvn?: number;
   /** QE vendor ID in the quote header, hex (default Intel's). */
   qeVendorId?: string;
+  /**
+   * Sign the TCB info and QE identity with the PCK leaf's key and name the PCK chain as their issuer
+   * chain (a collateral source holding one platform's extracted PCK key), instead of the TCB signer.
+   */
+  collateralSignedByPck?: boolean;
 }
 
 /** A synthetic TDX TD (quote v4 with a TD 1.0 report, or v5 with a TD 1.5 report). */
@@ -285,7 +290,11 @@ async function makeSynthetic(
     ? Buffer.concat([quoteSig, attRaw, u16(6), u32(qeCertData.length), qeCertData])
     : Buffer.concat([quoteSig, attRaw, qeCertData]);
   const quote = new Uint8Array(Buffer.concat([signed, u32(sigData.length), sigData]));
-  const chainPem = (c: x509.X509Certificate) => [c, root].map((x) => x.toString('pem')).join('\n');
+  const chainPem = (c: x509.X509Certificate) =>
+    (c === tcbSigner && o.collateralSignedByPck ? [pck, pckCa, root] : [c, root])
+      .map((x) => x.toString('pem'))
+      .join('\n');
+  const colK = o.collateralSignedByPck ? pckK : tcbK;
   return {
     rootPem: root.toString('pem'),
     quote,
@@ -296,10 +305,10 @@ async function makeSynthetic(
       pck_crl: Buffer.from(pckCrl.rawData).toString('hex'),
       tcb_info_issuer_chain: chainPem(tcbSigner),
       tcb_info: tcbInfo,
-      tcb_info_signature: Buffer.from(await sign(tcbK.privateKey, Buffer.from(tcbInfo))).toString('hex'),
+      tcb_info_signature: Buffer.from(await sign(colK.privateKey, Buffer.from(tcbInfo))).toString('hex'),
       qe_identity_issuer_chain: chainPem(tcbSigner),
       qe_identity: qeIdentity,
-      qe_identity_signature: Buffer.from(await sign(tcbK.privateKey, Buffer.from(qeIdentity))).toString(
+      qe_identity_signature: Buffer.from(await sign(colK.privateKey, Buffer.from(qeIdentity))).toString(
         'hex',
       ),
     },
