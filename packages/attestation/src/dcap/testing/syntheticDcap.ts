@@ -77,6 +77,11 @@ export interface SyntheticDcap {
   quote: Uint8Array;
   collateral: Record<string, unknown>;
   now: number;
+  /**
+   * With revokePck: an older PCK CRL by the same CA (thisUpdate ten days before the issue date,
+   * same nextUpdate) that does not list the PCK yet, in hex.
+   */
+  olderPckCrl?: string;
 }
 
 async function key() {
@@ -162,10 +167,10 @@ async function makeSynthetic(
     signingAlgorithm: ALG,
     extensions: [...ca(false), new x509.Extension(P, false, sgxExt)],
   });
-  const crl = (issuer: x509.X509Certificate, k: CryptoKey, revoked: string[]) =>
+  const crl = (issuer: x509.X509Certificate, k: CryptoKey, revoked: string[], thisUpdate = issue) =>
     x509.X509CrlGenerator.create({
       issuer: issuer.subject,
-      thisUpdate: issue,
+      thisUpdate,
       nextUpdate: next,
       entries: revoked.map((s) => ({ serialNumber: s, revocationDate: issue })),
       signingKey: k,
@@ -173,6 +178,9 @@ async function makeSynthetic(
     });
   const rootCrl = await crl(root, rootK.privateKey, ['7f']);
   const pckCrl = await crl(pckCa, caK.privateKey, o.revokePck ? ['0a1b2c'] : ['0d0e']);
+  const olderPckCrl = o.revokePck
+    ? await crl(pckCa, caK.privateKey, ['0d0e'], new Date(issue.getTime() - 10 * 86400_000))
+    : undefined;
 
   const iso = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
   const levels = o.tcbLevels ?? [{ comps: cpuSvn, pcesvn: pceSvn, status: 'UpToDate' }];
@@ -299,6 +307,7 @@ async function makeSynthetic(
     rootPem: root.toString('pem'),
     quote,
     now: issue.getTime() / 1000 + 3600,
+    ...(olderPckCrl ? { olderPckCrl: Buffer.from(olderPckCrl.rawData).toString('hex') } : {}),
     collateral: {
       pck_crl_issuer_chain: chainPem(pckCa),
       root_ca_crl: Buffer.from(rootCrl.rawData).toString('hex'),
