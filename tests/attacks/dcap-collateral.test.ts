@@ -1,10 +1,16 @@
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { makeSyntheticTdx, type SyntheticDcap } from '../../packages/attestation/src/dcap/testing/syntheticDcap.ts';
+import {
+  makeSyntheticTdx,
+  type SyntheticDcap,
+} from '../../packages/attestation/src/dcap/testing/syntheticDcap.ts';
 import { verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 import { parseDcapQuote } from '../../packages/attestation/src/dcap/quote.ts';
 import { toQuoteCollateralV3 } from '../../packages/attestation/src/dcap/quoteCollateral.ts';
-import { offlineCollateralSource, pcsCollateralSource } from '../../packages/attestation/src/collateral/collateralSource.ts';
+import {
+  offlineCollateralSource,
+  pcsCollateralSource,
+} from '../../packages/attestation/src/collateral/collateralSource.ts';
 
 // A lying collateral source (PCCS, offline file, collateral attached by a node) against DCAP
 // verification. docs/attestation-dcap.md and decision 0940: collateral from any source is verified
