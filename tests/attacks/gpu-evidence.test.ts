@@ -17,7 +17,11 @@ import {
 const root = await createSimulatedRoot();
 const platform = await createSimulatedPlatform(root);
 const gpuRoot = await createSimulatedGpuRoot();
-const gpu = await createSimulatedGpu({ root: gpuRoot, driverVersion: '570.124.06', vbiosVersion: '96.00.9F.00.04' });
+const gpu = await createSimulatedGpu({
+  root: gpuRoot,
+  driverVersion: '570.124.06',
+  vbiosVersion: '96.00.9F.00.04',
+});
 const sha = new Uint8Array(randomBytes(32));
 const program = createEnclaveProgram({
   provider: createSimulatedProvider(platform, sha),
