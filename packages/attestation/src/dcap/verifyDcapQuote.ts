@@ -149,12 +149,22 @@ function verifyCrlBy(crl: Crl, issuer: Certificate, what: string): void {
     throw chainErr(`${what} signature is invalid`);
 }
 
+/**
+ * A collateral signer (TCB info, QE identity) is Intel's TCB Signing certificate: a leaf issued
+ * directly by the root. A PCK certificate also chains to the root, but must never sign collateral.
+ */
+function checkCollateralSigner(chain: Certificate[], what: string): void {
+  if (chain.length !== 2 || chain[0]!.isCa)
+    throw chainErr(`${what}: the signer must be a non-CA certificate issued directly by the root`);
+}
+
 function prepare(c: QuoteCollateralV3, a: Anchors): PreparedCollateral {
   const tcbChain = verifyChain(
     leafFirst(pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain')),
     a,
     'TCB info issuer chain',
   );
+  checkCollateralSigner(tcbChain, 'TCB info issuer chain');
   const tcbInfo = parseTcbInfo(c.tcbInfo);
   if (!ecdsaVerifyRaw(tcbChain[0]!.publicKey(), Buffer.from(c.tcbInfo, 'utf8'), c.tcbInfoSignature))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'TCB info signature is invalid');
@@ -163,6 +173,7 @@ function prepare(c: QuoteCollateralV3, a: Anchors): PreparedCollateral {
     a,
     'QE identity issuer chain',
   );
+  checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
   const qeIdentity = parseQeIdentity(c.qeIdentity);
   if (!ecdsaVerifyRaw(qeIdChain[0]!.publicKey(), Buffer.from(c.qeIdentity, 'utf8'), c.qeIdentitySignature))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'QE identity signature is invalid');

@@ -26,6 +26,8 @@ export interface OcspResult {
 }
 
 const MAX_OCSP_RESPONSE = 64 * 1024;
+/** How long an OCSP answer without nextUpdate counts as current after its thisUpdate. */
+const NO_NEXT_UPDATE_FRESH_SECONDS = 300;
 let engineSet = false;
 
 function engine(): void {
@@ -93,8 +95,12 @@ export async function checkOcsp(
       if (!single) throw new Error('OCSP response has no answer');
       const t = Math.floor(now);
       if (single.thisUpdate.getTime() / 1000 > t + 300) throw new Error('OCSP answer is from the future');
-      if (single.nextUpdate && single.nextUpdate.getTime() / 1000 < t)
-        stale = Math.max(stale, t - Math.floor(single.nextUpdate.getTime() / 1000));
+      // An answer without nextUpdate is current only just after its thisUpdate; otherwise a
+      // recorded "good" answer could be replayed forever, hiding a later revocation.
+      const next = single.nextUpdate
+        ? Math.floor(single.nextUpdate.getTime() / 1000)
+        : Math.floor(single.thisUpdate.getTime() / 1000) + NO_NEXT_UPDATE_FRESH_SECONDS;
+      if (next < t) stale = Math.max(stale, t - next);
       const status = await basic.getCertificateStatus(cert, issuer);
       if (!status.isForCertificate) throw new Error('OCSP answer is for another certificate');
       if (status.status === 1) revoked = true;

@@ -96,8 +96,11 @@ export function evaluateGpu(
   });
   // GPUs and switches are counted apart: switch-only evidence verifies on its own and the policy
   // says how many of each it needs.
-  const gpus = facts.filter((f) => !isNvSwitch(f.arch)).length;
-  const switches = facts.length - gpus;
+  // Distinct devices only: one device's signed answer copied into several entries is one device.
+  const distinct = (sw: boolean) =>
+    new Set(facts.filter((f) => isNvSwitch(f.arch) === sw).map((f) => f.deviceId)).size;
+  const gpus = distinct(false);
+  const switches = distinct(true);
   if (gpus < policy.required)
     no('E_POLICY_REJECTED', `${gpus} GPU(s) presented, ${policy.required} required`);
   if (switches < (policy.requiredSwitches ?? 0))

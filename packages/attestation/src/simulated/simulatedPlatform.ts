@@ -65,7 +65,7 @@ export async function createSimulatedPlatform(
   const platformId = randomBytes(16);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: bytesToHex(randomBytes(8)).slice(2),
-    subject: `CN=firn simulated attestation key ${bytesToHex(platformId).slice(2, 18)}, O=firn`,
+    subject: `CN=firn simulated attestation key ${bytesToHex(platformId).slice(2)}, O=firn`,
     issuer: rootCert.subject,
     notBefore: new Date((now - 3600) * 1000),
     notAfter: new Date((now + (opts.years ?? 5) * YEAR) * 1000),

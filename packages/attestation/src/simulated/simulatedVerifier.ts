@@ -41,6 +41,16 @@ export async function verifySimulatedQuote(q: SimulatedQuote, ctx: VerifyContext
       'E_EVIDENCE_CHAIN',
       'attestation key certificate does not chain to a pinned simulated root',
     );
+  // The platform id is the machine's, as the root certified it (CN: its first 8 or all 16 bytes):
+  // one machine's attestation key must not speak for another machine (its sealing keys, its ID).
+  const certified = /(?:^|\n)CN=firn simulated attestation key ([0-9a-f]{16,32})(?:\n|,|$)/.exec(
+    ak.subject,
+  )?.[1];
+  if (certified === undefined || !bytesToHex(q.platformId).slice(2).startsWith(certified))
+    throw new FirnError(
+      'E_EVIDENCE_CHAIN',
+      'the quote names a platform id its attestation key certificate was not issued for',
+    );
   withinValidity(root, ctx.now, 'simulated root');
   withinValidity(ak, ctx.now, 'attestation key certificate');
   const ok = nodeVerify(

@@ -52,6 +52,11 @@ export interface SyntheticOptions {
   qeIsvSvn?: number;
   /** QE vendor ID in the quote header, hex (default Intel's). */
   qeVendorId?: string;
+  /**
+   * Sign the TCB info and QE identity with the PCK leaf's key and name the PCK chain as their issuer
+   * chain (a collateral source holding one platform's extracted PCK key), instead of the TCB signer.
+   */
+  collateralSignedByPck?: boolean;
 }
 
 /** A synthetic TDX TD (quote v4 with a TD 1.0 report, or v5 with a TD 1.5 report). */
@@ -72,6 +77,11 @@ export interface SyntheticDcap {
   quote: Uint8Array;
   collateral: Record<string, unknown>;
   now: number;
+  /**
+   * With revokePck: an older PCK CRL by the same CA (thisUpdate ten days before the issue date,
+   * same nextUpdate) that does not list the PCK yet, in hex.
+   */
+  olderPckCrl?: string;
 }
 
 async function key() {
@@ -157,10 +167,10 @@ async function makeSynthetic(
     signingAlgorithm: ALG,
     extensions: [...ca(false), new x509.Extension(P, false, sgxExt)],
   });
-  const crl = (issuer: x509.X509Certificate, k: CryptoKey, revoked: string[]) =>
+  const crl = (issuer: x509.X509Certificate, k: CryptoKey, revoked: string[], thisUpdate = issue) =>
     x509.X509CrlGenerator.create({
       issuer: issuer.subject,
-      thisUpdate: issue,
+      thisUpdate,
       nextUpdate: next,
       entries: revoked.map((s) => ({ serialNumber: s, revocationDate: issue })),
       signingKey: k,
@@ -168,6 +178,9 @@ async function makeSynthetic(
     });
   const rootCrl = await crl(root, rootK.privateKey, ['7f']);
   const pckCrl = await crl(pckCa, caK.privateKey, o.revokePck ? ['0a1b2c'] : ['0d0e']);
+  const olderPckCrl = o.revokePck
+    ? await crl(pckCa, caK.privateKey, ['0d0e'], new Date(issue.getTime() - 10 * 86400_000))
+    : undefined;
 
   const iso = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
   const levels = o.tcbLevels ?? [{ comps: cpuSvn, pcesvn: pceSvn, status: 'UpToDate' }];
@@ -285,21 +298,26 @@ async function makeSynthetic(
     ? Buffer.concat([quoteSig, attRaw, u16(6), u32(qeCertData.length), qeCertData])
     : Buffer.concat([quoteSig, attRaw, qeCertData]);
   const quote = new Uint8Array(Buffer.concat([signed, u32(sigData.length), sigData]));
-  const chainPem = (c: x509.X509Certificate) => [c, root].map((x) => x.toString('pem')).join('\n');
+  const chainPem = (c: x509.X509Certificate) =>
+    (c === tcbSigner && o.collateralSignedByPck ? [pck, pckCa, root] : [c, root])
+      .map((x) => x.toString('pem'))
+      .join('\n');
+  const colK = o.collateralSignedByPck ? pckK : tcbK;
   return {
     rootPem: root.toString('pem'),
     quote,
     now: issue.getTime() / 1000 + 3600,
+    ...(olderPckCrl ? { olderPckCrl: Buffer.from(olderPckCrl.rawData).toString('hex') } : {}),
     collateral: {
       pck_crl_issuer_chain: chainPem(pckCa),
       root_ca_crl: Buffer.from(rootCrl.rawData).toString('hex'),
       pck_crl: Buffer.from(pckCrl.rawData).toString('hex'),
       tcb_info_issuer_chain: chainPem(tcbSigner),
       tcb_info: tcbInfo,
-      tcb_info_signature: Buffer.from(await sign(tcbK.privateKey, Buffer.from(tcbInfo))).toString('hex'),
+      tcb_info_signature: Buffer.from(await sign(colK.privateKey, Buffer.from(tcbInfo))).toString('hex'),
       qe_identity_issuer_chain: chainPem(tcbSigner),
       qe_identity: qeIdentity,
-      qe_identity_signature: Buffer.from(await sign(tcbK.privateKey, Buffer.from(qeIdentity))).toString(
+      qe_identity_signature: Buffer.from(await sign(colK.privateKey, Buffer.from(qeIdentity))).toString(
         'hex',
       ),
     },
