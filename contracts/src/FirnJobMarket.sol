@@ -506,7 +506,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @dev The enclave's clock is not chain time, so times are judged with MAX_CLOCK_SKEW.
     function _timesInvalid(uint64 startedAt, uint64 finishedAt, uint64 deadline) private pure returns (bool) {
-        return startedAt > finishedAt || finishedAt > deadline + MAX_CLOCK_SKEW;
+        // In 256 bits: a requester-chosen deadline near 2^64 must not make every proof revert.
+        return startedAt > finishedAt || uint256(finishedAt) > uint256(deadline) + MAX_CLOCK_SKEW;
     }
 
     /// @dev True when the recorded submission facts prove the disputed fact: judged only on what
