@@ -120,4 +120,22 @@ contract Break3AttacksTest is FirnFixture {
         // Either the newcomer registers, or holding its address cost the squatter the fee.
         vm.assertTrue(ok || paid >= registry.registrationFee(), "squatting an enclave address costs the fee");
     }
+
+    // ------------------------------------------------------------------ claim-and-abandon
+
+    /// @dev A griefing node claims a job and sits on it for the whole claim timeout (no other node
+    /// can claim it meanwhile), then, once the claim has lapsed and before anyone reclaims or
+    /// re-claims, calls failJob: the bond comes back, so abandoning the claim cost nothing.
+    /// Promise: when the claim lapses the bond is the requester's.
+    function test_attack_failJobAfterLapseRecoversTheBond() public {
+        bytes32 jobId = _postClaim(uint64(block.timestamp + 1 days), 1 hours);
+        vm.warp(block.timestamp + 1 hours + 1); // the claim has lapsed
+        vm.prank(nodeA.operator);
+        (bool ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.failJob, (jobId, bytes32("E_GRIEF"))));
+        ok; // whether failJob reverts or not, the griefer must not get the bond back
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "a lapsed claim's bond is not returned to the claimant");
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 1 ether + CLAIM_BOND, "requester gets escrow and the bond");
+    }
 }
