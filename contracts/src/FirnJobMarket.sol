@@ -283,6 +283,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
+        // A lapsed claim's bond is the requester's: failing after the lapse cannot take it back.
+        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
+        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+        if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
         j.status = JobStatus.Failed;
         j.bond = 0;
