@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "../utils/FirnFixture.sol";
 
 /// @notice Attacks by a sybil verifier coalition and a greedy operator / requester. Each test
@@ -137,5 +138,35 @@ contract Break3AttacksTest is FirnFixture {
         vm.prank(requester);
         market.reclaim(jobId);
         vm.assertEq(market.withdrawable(requester), 1 ether + CLAIM_BOND, "requester gets escrow and the bond");
+    }
+
+    // ------------------------------------------------------------------ stake-less verifiers
+
+    /// @dev A verifier whose whole stake was slashed for provably wrong disputes stays an active
+    /// verifier with nothing at risk: it keeps issuing liveness challenges and earning verifier
+    /// reward points. Promise: verifiers are admitted by governance *and stake*, which a provably
+    /// wrong vote loses.
+    function test_attack_fullySlashedVerifierKeepsEarning() public {
+        address v = verifierList[3];
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes32 jobId = _proved();
+            vm.prank(v);
+            market.dispute(jobId, 1); // provably wrong: the recorded signer was the enclave key
+        }
+        vm.assertEq(verifierSet.getVerifier(v).stake, 0, "whole stake slashed");
+
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(v);
+        (bool issued, bytes memory ret) =
+            address(rewards).call(abi.encodeCall(IFirnRewards.issueChallenge, (nodeA.enclaveId)));
+        if (issued) {
+            bytes32 id = abi.decode(ret, (bytes32));
+            IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+            bytes32 digest =
+                rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, nodeA.enclaveId, c.epoch));
+            rewards.answerChallenge(id, _sig(nodeA.enclaveKey, digest));
+        }
+        vm.assertEq(rewards.verifierPoints(epoch, v), 0, "a verifier without stake earns no reward points");
     }
 }
