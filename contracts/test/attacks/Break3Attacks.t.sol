@@ -169,20 +169,4 @@ contract Break3AttacksTest is FirnFixture {
         }
         vm.assertEq(rewards.verifierPoints(epoch, v), 0, "a verifier without stake earns no reward points");
     }
-
-    // ------------------------------------------------------------------ governance cannot eject
-
-    /// @dev Governance withdraws the admission of a verifier it no longer trusts (e.g. one that
-    /// approved junk registrations, or whose key leaked). Nothing happens to the active member: it
-    /// keeps voting on registrations and issuing challenges, forever, since no path removes it
-    /// (only its own requestLeave). Promise: admission to the verifier set is decided by governance.
-    function test_attack_revokedAdmissionDoesNotRemoveVerifier() public {
-        address v = verifierList[3];
-        verifierSet.setAdmission(v, false);
-        TestNode memory t = _node(55);
-        _register(t, SIM, MEASUREMENT);
-        vm.prank(v);
-        (bool voted,) = address(registry).call(abi.encodeCall(IFirnRegistry.approve, (t.enclaveId, t.evidenceDigest)));
-        vm.assertFalse(verifierSet.isVerifier(v) || voted, "a verifier whose admission was withdrawn no longer votes");
-    }
 }
