@@ -283,6 +283,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
+        // A lapsed claim's bond is the requester's: failing after the lapse cannot take it back.
+        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
+        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+        if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
         j.status = JobStatus.Failed;
         j.bond = 0;
@@ -506,7 +510,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @dev The enclave's clock is not chain time, so times are judged with MAX_CLOCK_SKEW.
     function _timesInvalid(uint64 startedAt, uint64 finishedAt, uint64 deadline) private pure returns (bool) {
-        return startedAt > finishedAt || finishedAt > deadline + MAX_CLOCK_SKEW;
+        // In 256 bits: a requester-chosen deadline near 2^64 must not make every proof revert.
+        return startedAt > finishedAt || uint256(finishedAt) > uint256(deadline) + MAX_CLOCK_SKEW;
     }
 
     /// @dev True when the recorded submission facts prove the disputed fact: judged only on what

@@ -183,7 +183,8 @@ interface IFirnJobMarket {
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). Locks the node's stake until the challenge window ends.
     function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external;
-    /// @notice Claimant reports failure; the bond comes back to it, the requester may reclaim.
+    /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
+    /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
     function failJob(bytes32 jobId, bytes32 reason) external;
     /// @notice Verifier disputes a Proved job within its challenge window (see reasons above).
     function dispute(bytes32 jobId, uint16 reasonCode) external;

@@ -60,46 +60,18 @@ export async function checkSubmittedProof(
   opts: ProofCheckerOptions = {},
 ): Promise<Omit<ProofVerdict, 'disputed'>> {
   const reasons: { code: keyof typeof PROOF_DISPUTE_REASONS; text: string }[] = [];
-  const tx = await clients.public.getTransaction({ hash: txHash });
-  const call = decodeFunctionData({ abi: firnJobMarketAbi, data: tx.input });
-  // Not a direct submitProof call (e.g. relayed through another contract): nothing this checker can judge.
-  if (call.functionName !== 'submitProof') return { jobId, ok: true, reasons: [] };
-  const [, proof, signature] = call.args as unknown as [Hex, Parameters<typeof workProofDigest>[1], Hex];
   const job = await getJob(clients, jobId);
-  let signer: string | undefined;
-  try {
-    signer = recoverAddress(
-      hexBytes(
-        workProofDigest(
-          { chainId: clients.addresses.chainId, jobMarket: clients.addresses.jobMarket },
-          proof,
-        ),
-        'digest',
-        32,
-      ),
-      hexBytes(signature, 'signature', 65),
-    );
-  } catch {
-    signer = undefined;
-  }
+  // Fact reasons are judged on the facts the market recorded at submitProof, exactly as the
+  // contract will judge them: never on a transaction's calldata, which a relaying contract (an
+  // operator that is a contract) can fill with anything while it forwards a valid proof.
   if (
-    signer === undefined ||
     !(await wasEnclaveAddress(clients, {
       enclaveId: job.enclaveId,
-      account: signer as Hex,
+      account: job.signer,
       blockNumber: job.provedBlock,
     }))
   )
     reasons.push({ code: 1, text: 'signer was not the enclave key at the proof block' });
-  if (
-    !same(job.enclaveId, proof.enclaveId) ||
-    !same(job.measurement, proof.measurement) ||
-    !same(job.workloadHash, proof.workloadHash) ||
-    !same(job.inputCommitment, proof.inputCommitment) ||
-    !same(job.outputCommitment, proof.outputCommitment) ||
-    job.workUnits !== proof.workUnits
-  )
-    reasons.push({ code: 18, text: 'proof differs from the on-chain job' });
   // The contract's own rule (FirnJobMarket._timesInvalid): the enclave's clock is not chain time,
   // so only an inverted interval or a finish past the deadline plus MAX_CLOCK_SKEW is a fact.
   const skew = await clients.public.readContract({
@@ -107,11 +79,47 @@ export async function checkSubmittedProof(
     abi: firnJobMarketAbi,
     functionName: 'MAX_CLOCK_SKEW',
   });
-  if (proof.startedAt > proof.finishedAt || proof.finishedAt > job.deadline + skew)
+  if (job.startedAt > job.finishedAt || job.finishedAt > job.deadline + skew)
     reasons.push({ code: 2, text: 'proof times invalid' });
-  const seconds = proof.finishedAt >= proof.startedAt ? proof.finishedAt - proof.startedAt + 1n : 1n;
-  if (proof.workUnits > seconds * (opts.maxWorkUnitsPerSecond ?? 1n << 32n))
+  const seconds = job.finishedAt >= job.startedAt ? job.finishedAt - job.startedAt + 1n : 1n;
+  if (job.workUnits > seconds * (opts.maxWorkUnitsPerSecond ?? 1n << 32n))
     reasons.push({ code: 18, text: 'work units implausibly high' });
+  // The calldata is compared with the job only for a direct call to the market (what it decodes
+  // is then what the market checked); a relayed call says nothing this checker can judge.
+  const tx = await clients.public.getTransaction({ hash: txHash });
+  if (tx.to && same(tx.to, clients.addresses.jobMarket)) {
+    const call = decodeFunctionData({ abi: firnJobMarketAbi, data: tx.input });
+    if (call.functionName === 'submitProof') {
+      const [, proof, signature] = call.args as unknown as [Hex, Parameters<typeof workProofDigest>[1], Hex];
+      let signer: string | undefined;
+      try {
+        signer = recoverAddress(
+          hexBytes(
+            workProofDigest(
+              { chainId: clients.addresses.chainId, jobMarket: clients.addresses.jobMarket },
+              proof,
+            ),
+            'digest',
+            32,
+          ),
+          hexBytes(signature, 'signature', 65),
+        );
+      } catch {
+        signer = undefined;
+      }
+      if (
+        signer === undefined ||
+        !same(signer, job.signer) ||
+        !same(job.enclaveId, proof.enclaveId) ||
+        !same(job.measurement, proof.measurement) ||
+        !same(job.workloadHash, proof.workloadHash) ||
+        !same(job.inputCommitment, proof.inputCommitment) ||
+        !same(job.outputCommitment, proof.outputCommitment) ||
+        job.workUnits !== proof.workUnits
+      )
+        reasons.push({ code: 18, text: 'proof differs from the on-chain job' });
+    }
+  }
   return {
     jobId,
     ok: reasons.length === 0,

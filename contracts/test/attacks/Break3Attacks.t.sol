@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
+import {FirnFixture} from "../utils/FirnFixture.sol";
+
+/// @notice Attacks by a sybil verifier coalition and a greedy operator / requester. Each test
+/// performs the attack and asserts what docs/decisions/0800-economics.md promises.
+contract Break3AttacksTest is FirnFixture {
+    address internal requester = address(0xCAFE);
+    bytes32 internal constant WORKLOAD = keccak256("model");
+    bytes32 internal constant INPUT = keccak256("inputs");
+    TestNode internal nodeA;
+
+    function setUp() public override {
+        super.setUp();
+        vm.deal(requester, 100 ether);
+        nodeA = _activeNode(1, SIM, MEASUREMENT);
+    }
+
+    function _request(uint64 deadline, uint64 claimTimeout) internal pure returns (IFirnJobMarket.JobRequest memory r) {
+        r.teeTypeMask = uint8(1) << SIM;
+        r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
+        r.workloadHash = WORKLOAD;
+        r.inputCommitment = INPUT;
+        r.deadline = deadline;
+        r.claimTimeout = claimTimeout;
+    }
+
+    function _postClaim(uint64 deadline, uint64 claimTimeout) internal returns (bytes32 jobId) {
+        vm.prank(requester);
+        jobId = market.postJob{value: 1 ether}(_request(deadline, claimTimeout));
+        vm.prank(nodeA.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+    }
+
+    function _proof(bytes32 jobId) internal view returns (IFirnJobMarket.WorkProof memory p) {
+        p = IFirnJobMarket.WorkProof({
+            jobId: jobId,
+            enclaveId: nodeA.enclaveId,
+            measurement: MEASUREMENT,
+            workloadHash: WORKLOAD,
+            inputCommitment: INPUT,
+            outputCommitment: keccak256("out"),
+            startedAt: uint64(block.timestamp),
+            finishedAt: uint64(block.timestamp),
+            workUnits: 7
+        });
+    }
+
+    function _trySubmit(bytes32 jobId) internal returns (bool ok) {
+        IFirnJobMarket.WorkProof memory p = _proof(jobId);
+        bytes memory sig = _sig(nodeA.enclaveKey, market.hashWorkProof(p));
+        vm.prank(nodeA.operator);
+        (ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.submitProof, (jobId, p, sig)));
+    }
+
+    function _proved() internal returns (bytes32 jobId) {
+        jobId = _postClaim(uint64(block.timestamp + 1 days), 1 hours);
+        vm.assertTrue(_trySubmit(jobId), "valid proof accepted");
+    }
+
+    // ------------------------------------------------------------------ dispute reward farming
+
+    /// @dev A verifier that disputes every valid proof with a finding (reason >= 16) is never
+    /// slashed (< 2/3 cannot conclude, the contract cannot judge a finding) yet earns one work point
+    /// per dispute, exactly like an honest vote. A minority member thus takes most of the verifier
+    /// budget from honest verifiers by griefing honest nodes, and every verifier is paid to dispute
+    /// everything. Promise: verifier rewards pay work, a wrong vote earns nothing.
+    function test_attack_falseFindingDisputesFarmVerifierRewards() public {
+        rewards.fund{value: 10 ether}();
+        uint64 epoch = rewards.currentEpoch();
+        address honest = verifierList[0]; // voted on nodeA's registration: 1 point
+        address griefer = verifierList[3]; // did not vote
+        for (uint256 i = 0; i < 5; ++i) {
+            bytes32 jobId = _proved();
+            vm.prank(griefer);
+            market.dispute(jobId, 18);
+        }
+        vm.warp(block.timestamp + EPOCH + 1);
+        vm.assertTrue(rewards.currentEpoch() > epoch, "epoch ended");
+        rewards.closeEpoch(epoch);
+        uint256 honestReward = rewards.pendingVerifierReward(epoch, honest);
+        uint256 grieferReward = rewards.pendingVerifierReward(epoch, griefer);
+        vm.assertLe(grieferReward, honestReward, "disputing valid proofs earns no more than honest work");
+    }
+
+    // ------------------------------------------------------------------ requester-chosen times
+
+    /// @dev A requester posts a job whose deadline is near 2^64: `deadline + MAX_CLOCK_SKEW`
+    /// overflows in submitProof, so no valid proof can ever be submitted; once the claim lapses the
+    /// requester reclaims and takes the honest claimant's bond.
+    function test_attack_deadlineNearMaxMakesEveryProofRevert() public {
+        bytes32 jobId = _postClaim(type(uint64).max - 10, 1 hours);
+        vm.assertTrue(_trySubmit(jobId), "a valid proof of a postable job is accepted");
+    }
+
+    // ------------------------------------------------------------------ squatting by rotation
+
+    /// @dev register costs the fee for every round, so squatting an enclave by registering its
+    /// address first costs the fee. rotateKeys costs nothing and reserves the new address at once:
+    /// an operator with one Active node front-runs a newcomer's registration with a rotation to the
+    /// newcomer's enclave address, which then cannot register until verifiers refuse the rotation;
+    /// then the squatter rotates again, for gas only.
+    function test_attack_rotationSquatsAnotherEnclaveAddressForFree() public {
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.05 ether);
+        TestNode memory victim = _node(77);
+        uint256 squatterBefore = nodeA.operator.balance;
+        vm.prank(nodeA.operator);
+        registry.rotateKeys(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
+        uint256 paid = squatterBefore - nodeA.operator.balance;
+
+        uint256 value = MIN_NODE_STAKE + registry.registrationFee();
+        vm.prank(victim.operator);
+        (bool ok,) = address(registry).call{value: value}(
+            abi.encodeCall(IFirnRegistry.register, (_params(victim, SIM, MEASUREMENT)))
+        );
+        // Either the newcomer registers, or holding its address cost the squatter the fee.
+        vm.assertTrue(ok || paid >= registry.registrationFee(), "squatting an enclave address costs the fee");
+    }
+
+    // ------------------------------------------------------------------ claim-and-abandon
+
+    /// @dev A griefing node claims a job and sits on it for the whole claim timeout (no other node
+    /// can claim it meanwhile), then, once the claim has lapsed and before anyone reclaims or
+    /// re-claims, calls failJob: the bond comes back, so abandoning the claim cost nothing.
+    /// Promise: when the claim lapses the bond is the requester's.
+    function test_attack_failJobAfterLapseRecoversTheBond() public {
+        bytes32 jobId = _postClaim(uint64(block.timestamp + 1 days), 1 hours);
+        vm.warp(block.timestamp + 1 hours + 1); // the claim has lapsed
+        vm.prank(nodeA.operator);
+        (bool ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.failJob, (jobId, bytes32("E_GRIEF"))));
+        ok; // whether failJob reverts or not, the griefer must not get the bond back
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "a lapsed claim's bond is not returned to the claimant");
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 1 ether + CLAIM_BOND, "requester gets escrow and the bond");
+    }
+
+    // ------------------------------------------------------------------ stake-less verifiers
+
+    /// @dev A verifier whose whole stake was slashed for provably wrong disputes stays an active
+    /// verifier with nothing at risk: it keeps issuing liveness challenges and earning verifier
+    /// reward points. Promise: verifiers are admitted by governance *and stake*, which a provably
+    /// wrong vote loses.
+    function test_attack_fullySlashedVerifierKeepsEarning() public {
+        address v = verifierList[3];
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes32 jobId = _proved();
+            vm.prank(v);
+            market.dispute(jobId, 1); // provably wrong: the recorded signer was the enclave key
+        }
+        vm.assertEq(verifierSet.getVerifier(v).stake, 0, "whole stake slashed");
+
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(v);
+        (bool issued, bytes memory ret) =
+            address(rewards).call(abi.encodeCall(IFirnRewards.issueChallenge, (nodeA.enclaveId)));
+        if (issued) {
+            bytes32 id = abi.decode(ret, (bytes32));
+            IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+            bytes32 digest =
+                rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, nodeA.enclaveId, c.epoch));
+            rewards.answerChallenge(id, _sig(nodeA.enclaveKey, digest));
+        }
+        vm.assertEq(rewards.verifierPoints(epoch, v), 0, "a verifier without stake earns no reward points");
+    }
+}
