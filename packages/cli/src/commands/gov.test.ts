@@ -17,7 +17,7 @@ import {
 import { keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploymentToJson } from '../chainArgs.ts';
-import { governanceProgress, runGovernance } from './gov.ts';
+import { governanceProgress, measurementArgs, runGovernance } from './gov.ts';
 import { rewardsShow } from './rewards.ts';
 
 // The `firn gov` and `firn rewards` cores against a real anvil and the real contracts (no nodes):
@@ -91,5 +91,21 @@ describe('firn gov / firn rewards', () => {
     expect(BigInt(s.pool.receivedWei)).toBe(ETH / 10n);
     expect(s.pool.epochLength).toBe('60');
     expect(s.nodes).toEqual([]);
+  });
+});
+
+describe('measurement arguments', () => {
+  const m = `0x${'ab'.repeat(32)}`;
+  it('takes them positionally or as --measurement/--tee, and names what is missing', () => {
+    expect(measurementArgs('tdx', m, { tee: 'simulated' })).toEqual({ tee: 'tdx', m });
+    expect(measurementArgs(undefined, undefined, { tee: 'simulated', measurement: m })).toEqual({
+      tee: 'simulated',
+      m,
+    });
+    expect(measurementArgs('sgx', undefined, { tee: 'simulated', measurement: m })).toEqual({
+      tee: 'sgx',
+      m,
+    });
+    expect(() => measurementArgs(undefined, undefined, { tee: 'simulated' })).toThrow(/--measurement/);
   });
 });

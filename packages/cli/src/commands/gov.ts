@@ -194,37 +194,61 @@ async function act(o: GovOptions, f: () => Promise<GovResult>): Promise<void> {
   }
 }
 
+interface MeasurementFlags {
+  measurement?: string;
+  tee: string;
+}
+
+/** `<teeType> <measurement>` positionally, or `--measurement M [--tee T]` (T defaults to simulated). */
+export function measurementArgs(
+  teeArg: string | undefined,
+  mArg: string | undefined,
+  o: MeasurementFlags,
+): { tee: string; m: string } {
+  if (teeArg !== undefined && mArg !== undefined) return { tee: teeArg, m: mArg };
+  const m = o.measurement ?? (teeArg !== undefined && teeArg.startsWith('0x') ? teeArg : undefined);
+  if (m === undefined)
+    throw new InvalidInputError('give the measurement: --measurement 0x… (and --tee sgx|tdx|simulated)');
+  return { tee: teeArg !== undefined && !teeArg.startsWith('0x') ? teeArg : o.tee, m };
+}
+
 export function registerGov(program: Command): void {
   const gov = program
     .command('gov')
     .description('governance through the timelock: schedule, wait for the delay, execute');
   withChainOptions(gov.command('allow-measurement'))
     .description('allow-list a measurement for a TEE type')
-    .argument('<teeType>', 'simulated | sgx | tdx (or 1..3)')
-    .argument('<measurement>', '32-byte measurement digest, 0x hex')
-    .action((tee: string, m: string, o: GovOptions) =>
-      act(o, () =>
-        runGovernance(o, 'allow-measurement', async (c) => ({
+    .argument('[teeType]', 'simulated | sgx | tdx (or 1..3); or --tee')
+    .argument('[measurement]', '32-byte measurement digest, 0x hex; or --measurement')
+    .option('--measurement <hex>', '32-byte measurement digest, 0x hex')
+    .option('--tee <type>', 'simulated | sgx | tdx (or 1..3)', 'simulated')
+    .action((teeArg: string | undefined, mArg: string | undefined, o: GovOptions & MeasurementFlags) =>
+      act(o, async () => {
+        const { tee, m } = measurementArgs(teeArg, mArg, o);
+        return runGovernance(o, 'allow-measurement', async (c) => ({
           calls: [
             allowMeasurementCall(c.addresses, { teeType: teeTypeOf(tee), measurement: measurementOf(m) }),
           ],
           details: { teeType: tee, measurement: m },
-        })),
-      ),
+        }));
+      }),
     );
   withChainOptions(gov.command('revoke-measurement'))
     .description('revoke a measurement; its nodes become ineligible (proofs already submitted stay valid)')
-    .argument('<teeType>', 'simulated | sgx | tdx (or 1..3)')
-    .argument('<measurement>', '32-byte measurement digest, 0x hex')
-    .action((tee: string, m: string, o: GovOptions) =>
-      act(o, () =>
-        runGovernance(o, 'revoke-measurement', async (c) => ({
+    .argument('[teeType]', 'simulated | sgx | tdx (or 1..3); or --tee')
+    .argument('[measurement]', '32-byte measurement digest, 0x hex; or --measurement')
+    .option('--measurement <hex>', '32-byte measurement digest, 0x hex')
+    .option('--tee <type>', 'simulated | sgx | tdx (or 1..3)', 'simulated')
+    .action((teeArg: string | undefined, mArg: string | undefined, o: GovOptions & MeasurementFlags) =>
+      act(o, async () => {
+        const { tee, m } = measurementArgs(teeArg, mArg, o);
+        return runGovernance(o, 'revoke-measurement', async (c) => ({
           calls: [
             revokeMeasurementCall(c.addresses, { teeType: teeTypeOf(tee), measurement: measurementOf(m) }),
           ],
           details: { teeType: tee, measurement: m },
-        })),
-      ),
+        }));
+      }),
     );
   withChainOptions(gov.command('set-param'))
     .description(
