@@ -9,7 +9,7 @@ import {
   type EvidenceBundle,
   type TeeTypeName,
 } from '@firn/core';
-import type { CollateralSource } from './collateral/collateralSource.ts';
+import { type CollateralSource, offlineCollateralSource } from './collateral/collateralSource.ts';
 import type { DcapQuote } from './dcap/quote.ts';
 import { evaluateGpu, type GpuPolicy } from './nvidia/evaluateGpu.ts';
 import type { RimStore } from './nvidia/index.ts';
@@ -27,11 +27,15 @@ export interface AppraiseOptions {
   expectedNonce: Uint8Array;
   /** Pinned roots per TEE type (the simulated root must be given explicitly). */
   roots?: Partial<Record<TeeTypeName, readonly Uint8Array[]>>;
-  /** Collateral to use when the bundle carries none (DCAP). */
+  /**
+   * The verifier's own DCAP collateral (e.g. a dcap-qvl QuoteCollateralV3 file), used as an
+   * offline source when collateralSource is not given: attached pieces replace its pieces only
+   * when newer, piece by piece, or where it has none for the quote.
+   */
   collateral?: unknown;
   /**
-   * Where DCAP collateral comes from (PCS/PCCS, offline file): the bundle's attached collateral is
-   * kept piece by piece while current, and only what is missing or expired is taken from here.
+   * Where DCAP collateral comes from (PCS/PCCS, offline file): the bundle's current attached pieces
+   * fill what this source has no copy of, and where both exist the newest wins, piece by piece.
    */
   collateralSource?: CollateralSource;
   /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
@@ -81,12 +85,20 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   try {
     const verifier = verifierFor(bundle.teeType);
     const parsed = verifier.parse(hexToBytes(bundle.quote));
-    let collateral = bundle.collateral ?? opts.collateral;
-    if (opts.collateralSource !== undefined && (bundle.teeType === 'sgx' || bundle.teeType === 'tdx'))
-      collateral = await opts.collateralSource.collateralFor(parsed as DcapQuote, opts.now, {
-        ...(collateral === undefined ? {} : { attached: collateral }),
+    // The verifier's own collateral (its source, else its fixed collateral) is never replaced
+    // wholesale by the node's attachment: the newest piece wins, piece by piece, and attached
+    // pieces only fill what the verifier has no copy of (decision 0940).
+    let collateral: unknown = bundle.collateral;
+    const dcap = bundle.teeType === 'sgx' || bundle.teeType === 'tdx';
+    const own =
+      opts.collateralSource ??
+      (dcap && opts.collateral !== undefined ? offlineCollateralSource(opts.collateral) : undefined);
+    if (own !== undefined && dcap)
+      collateral = await own.collateralFor(parsed as DcapQuote, opts.now, {
+        ...(bundle.collateral === undefined ? {} : { attached: bundle.collateral }),
         graceSeconds: opts.policy.collateralGraceSeconds,
       });
+    else if (collateral === undefined) collateral = opts.collateral;
     const roots = opts.roots?.[bundle.teeType];
     facts = await verifier.verify(parsed, {
       now: opts.now,

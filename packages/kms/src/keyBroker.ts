@@ -39,7 +39,10 @@ export interface KeyBrokerOptions {
   policy: AttestationPolicy;
   /** Pinned roots per TEE type (the simulated root explicitly), as for appraiseEvidence. */
   roots?: AppraiseOptions['roots'];
-  /** DCAP collateral to use when the evidence carries none. */
+  /**
+   * The broker's own DCAP collateral (dcap-qvl QuoteCollateralV3). Collateral attached to the
+   * evidence replaces a piece of it only when newer (decision 0940), never wholesale.
+   */
   collateral?: unknown;
   /**
    * A second allow-list consulted after the policy, e.g. the registry's on-chain measurement

@@ -110,7 +110,7 @@ describe('verifier daemon with a PCCS URL', () => {
     expect(!late.approve && late.reasons.map((x) => x.code)).toContain('E_EVIDENCE_EXPIRED');
   });
 
-  it('the node attaches collateral; the daemon then needs no round trip, and a forged attachment is refused', async () => {
+  it('the node attaches collateral; the daemon then needs only the CRLs (none while its cache is current), and a forged attachment is refused', async () => {
     const v = PCS_VECTORS.sgx;
     const nodeSource = pcsCollateralSource({ baseUrl: sgxPcs.url, minRetryDelayMs: 1 });
     const attached = await attachCollateral(bundleFor(v.dir, 'sgx', new Uint8Array(32)), nodeSource, v.now);
@@ -119,18 +119,33 @@ describe('verifier daemon with a PCCS URL', () => {
     });
     sgxPcs.hits.length = 0;
     const relay = async (n: Uint8Array) => ({ ...attached, nonce: bytesToHex(n) });
-    // The verifier's own PCCS is down (every request 503): attached, current collateral suffices.
+    // The verifier's own source: current attached TCB info and QE identity spare their round
+    // trips, the CRLs are always its own (decision 0940: an older attached CRL must not win).
+    const own = pcsCollateralSource({ baseUrl: sgxPcs.url, retries: 0 });
+    const first = await daemon(v.now, own, relay).appraise(claim('sgx'));
+    expect(!first.approve && first.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_BINDING']);
+    expect(sgxPcs.hits.map((h) => h.split('?')[0]).sort()).toEqual([
+      '/sgx/certification/v4/pckcrl',
+      '/sgx/certification/v4/rootcacrl',
+    ]);
+    sgxPcs.hits.length = 0;
+    // Then the verifier's PCCS is down (every request 503): its cache and the attachment suffice.
     sgxPcs.forceStatus = 503;
     try {
-      const down = pcsCollateralSource({ baseUrl: sgxPcs.url, retries: 0 });
+      const down = own;
       const r = await daemon(v.now, down, relay).appraise(claim('sgx'));
       expect(!r.approve && r.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_BINDING']);
       expect(sgxPcs.hits).toEqual([]);
+      // A verifier with a cold cache and its PCCS down has no CRL of its own: no verdict.
+      const cold = pcsCollateralSource({ baseUrl: sgxPcs.url, retries: 0 });
+      const c0 = await daemon(v.now, cold, relay).appraise(claim('sgx'));
+      expect(!c0.approve && c0.reasons.map((x) => x.code)).toContain('E_UNAVAILABLE');
       const onlyAttached = await daemon(v.now, ATTACHED_ONLY_COLLATERAL, relay).appraise(claim('sgx'));
       expect(!onlyAttached.approve && onlyAttached.reasons.map((x) => x.code)).toEqual([
         'E_EVIDENCE_BINDING',
       ]);
-      // Attack: the host edits the attached QE identity; it is still current, so it is used and refused.
+      // Attack: the host edits the attached QE identity to claim it is newer; it wins the date and
+      // is refused by its signature.
       const c = attached.collateral as Record<string, string>;
       const forgedQe = c.qe_identity!.replace('"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":99');
       expect(forgedQe).not.toBe(c.qe_identity);

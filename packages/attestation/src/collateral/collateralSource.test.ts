@@ -231,28 +231,66 @@ describe('malformed PCS answers fail typed, naming the URL', () => {
 });
 
 describe('collateral sources and attached collateral', () => {
-  it('current attached collateral needs no round trip; an expired piece alone is fetched', async () => {
+  it("no round trip while the verifier's cache is current; with a cold cache only the CRLs are fetched", async () => {
     const v = PCS_VECTORS.tdx;
     const s = await pcs({ dirs: [v.dir] });
     const src = pcsCollateralSource({ baseUrl: s.url, ...fast });
     const attached = quoteCollateralToJson(await src.collateralFor(vectorQuote(v.dir), v.now));
     s.hits.length = 0;
+    // The verifier's own cache is current: nothing is asked, attached or not.
+    await src.collateralFor(vectorQuote(v.dir), v.now, { attached });
+    await src.collateralFor(vectorQuote(v.dir), v.now);
+    expect(s.hits).toEqual([]);
+    // Another verifier with a cold cache: current attached TCB info and QE identity spare their
+    // round trips, but the CRLs are always asked of its own (cached) fetcher.
     const other = pcsCollateralSource({ baseUrl: s.url, ...fast });
     await other.collateralFor(vectorQuote(v.dir), v.now, { attached });
+    expect(s.hits.map((h) => h.split('?')[0]).sort()).toEqual([
+      '/sgx/certification/v4/pckcrl',
+      '/sgx/certification/v4/rootcacrl',
+    ]);
+    s.hits.length = 0;
+    await other.collateralFor(vectorQuote(v.dir), v.now, { attached });
     expect(s.hits).toEqual([]);
+    // Once the PCK CRL is past its nextUpdate it alone is fetched again.
     const t = Date.parse('2025-07-04T09:30:00Z') / 1000;
     await other.collateralFor(vectorQuote(v.dir), t, { attached });
     expect(s.hits.map((h) => h.split('?')[0])).toEqual(['/sgx/certification/v4/pckcrl']);
   });
 
-  it('attack: a host attaches an edited TCB info (status raised to UpToDate): kept, then refused by its signature', async () => {
+  it('attack: a host attaches an edited TCB info (status raised to UpToDate): kept where the verifier has none, then refused by its signature', async () => {
     const v = PCS_VECTORS.tdx;
     const s = await pcs({ dirs: [v.dir] });
     const src = pcsCollateralSource({ baseUrl: s.url, ...fast });
     const good = quoteCollateralToJson(await src.collateralFor(vectorQuote(v.dir), v.now));
     const forged = { ...good, tcb_info: good.tcb_info!.replaceAll('"OutOfDate"', '"UpToDate"') };
     expect(forged.tcb_info).not.toBe(good.tcb_info);
+    const cold = pcsCollateralSource({ baseUrl: s.url, ...fast });
+    const c = await cold.collateralFor(vectorQuote(v.dir), v.now, { attached: forged });
+    await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: c, now: v.now })).rejects.toMatchObject({
+      code: 'E_EVIDENCE_COLLATERAL',
+      message: 'TCB info signature is invalid',
+    });
+    // Where the verifier holds its own current copy, an equally dated attachment does not replace it.
+    const warm = await src.collateralFor(vectorQuote(v.dir), v.now, { attached: forged });
+    expect(warm.tcbInfo).toBe(good.tcb_info);
+  });
+
+  it('attack: an attached TCB info claiming a newer tcbEvaluationDataNumber wins the date and is refused by its signature', async () => {
+    const v = PCS_VECTORS.tdx;
+    const s = await pcs({ dirs: [v.dir] });
+    const src = pcsCollateralSource({ baseUrl: s.url, ...fast });
+    const good = quoteCollateralToJson(await src.collateralFor(vectorQuote(v.dir), v.now));
+    const n = /"tcbEvaluationDataNumber":(\d+)/.exec(good.tcb_info!)![1]!;
+    const forged = {
+      ...good,
+      tcb_info: good
+        .tcb_info!.replace(`"tcbEvaluationDataNumber":${n}`, `"tcbEvaluationDataNumber":${Number(n) + 1}`)
+        .replaceAll('"OutOfDate"', '"UpToDate"'),
+    };
+    expect(forged.tcb_info).not.toBe(good.tcb_info);
     const c = await src.collateralFor(vectorQuote(v.dir), v.now, { attached: forged });
+    expect(c.tcbInfo).toBe(forged.tcb_info);
     await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: c, now: v.now })).rejects.toMatchObject({
       code: 'E_EVIDENCE_COLLATERAL',
       message: 'TCB info signature is invalid',
@@ -336,9 +374,10 @@ describe('collateral sources and attached collateral', () => {
         attached: sgxCol,
       },
     );
-    // The root CA CRL is the same and current; the PCK CRL was issued after this time.
+    // The CRLs are always asked of the verifier's fetcher; the other pieces are for SGX.
     expect(s.hits.map((h) => h.split('?')[0]).sort()).toEqual([
       '/sgx/certification/v4/pckcrl',
+      '/sgx/certification/v4/rootcacrl',
       '/tdx/certification/v4/qe/identity',
       '/tdx/certification/v4/tcb',
     ]);

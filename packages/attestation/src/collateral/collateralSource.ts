@@ -12,7 +12,10 @@ import {
 } from './createCollateralFetcher.ts';
 
 export interface CollateralForOptions {
-  /** Collateral that came with the evidence (untrusted): its current pieces are used, not fetched. */
+  /**
+   * Collateral that came with the evidence (untrusted): a current piece is used only where the
+   * source has no copy of it or where it is newer than the source's (see newestCollateralPieces).
+   */
   attached?: unknown;
   /** The policy's collateral grace, seconds (a down service may then be bridged by the cache). */
   graceSeconds?: number;
@@ -29,7 +32,8 @@ export interface CollateralSource {
   readonly description: string;
   /**
    * Collateral for this quote at `now`. Pieces of `attached` that are for this quote and before
-   * their nextUpdate are kept; only missing, unusable or expired pieces come from the source.
+   * their nextUpdate fill what the source has no copy of; where both exist the newest wins, piece
+   * by piece (newestCollateralPieces).
    * Errors: E_UNAVAILABLE / E_TOO_LARGE / E_EVIDENCE_COLLATERAL from the service, E_UNSUPPORTED for
    * a quote whose PCK chain is neither inside it nor attached.
    */
@@ -55,6 +59,71 @@ function quoteTarget(q: DcapQuote): { fmspc?: string; pckIssuer?: Uint8Array; te
   };
 }
 
+/** A piece's place in time: its order key (newer is larger) and its validity window, unix seconds. */
+interface PieceDate {
+  /** TCB info / QE identity: [tcbEvaluationDataNumber, issueDate]; CRLs: [thisUpdate, 0]. */
+  order: [number, number];
+  from: number;
+  nextUpdate: number;
+}
+
+/**
+ * Date a piece of `c` if it parses and is for the quote's target (TEE; FMSPC for TCB info; PCK CA
+ * for the PCK CRL); undefined otherwise. Signatures are not checked here.
+ */
+function datePiece(
+  c: Partial<QuoteCollateralV3>,
+  p: Piece,
+  t: ReturnType<typeof quoteTarget>,
+): PieceDate | undefined {
+  try {
+    if (p === 'tcbInfo') {
+      if (c.tcbInfo === undefined) return undefined;
+      const i = parseTcbInfo(c.tcbInfo);
+      if (i.id !== t.tee) return undefined;
+      if (t.fmspc !== undefined && Buffer.from(i.fmspc).toString('hex').toUpperCase() !== t.fmspc)
+        return undefined;
+      return { order: [i.tcbEvaluationDataNumber, i.issueDate], from: i.issueDate, nextUpdate: i.nextUpdate };
+    }
+    if (p === 'qeIdentity') {
+      if (c.qeIdentity === undefined) return undefined;
+      const i = parseQeIdentity(c.qeIdentity);
+      if (i.id !== (t.tee === 'TDX' ? 'TD_QE' : 'QE')) return undefined;
+      return { order: [i.tcbEvaluationDataNumber, i.issueDate], from: i.issueDate, nextUpdate: i.nextUpdate };
+    }
+    const der = p === 'pckCrl' ? c.pckCrl : c.rootCaCrl;
+    if (der === undefined) return undefined;
+    const crl = parseCrl(der);
+    if (
+      p === 'pckCrl' &&
+      t.pckIssuer !== undefined &&
+      !Buffer.from(crl.issuer).equals(Buffer.from(t.pckIssuer))
+    )
+      return undefined;
+    return { order: [crl.thisUpdate, 0], from: crl.thisUpdate, nextUpdate: crl.nextUpdate };
+  } catch {
+    return undefined;
+  }
+}
+
+const PIECES: readonly Piece[] = ['tcbInfo', 'qeIdentity', 'pckCrl', 'rootCaCrl'];
+
+/** Copy one piece (with its signature and issuer chain) from `from` into `to`. */
+function copyPiece(to: Partial<QuoteCollateralV3>, from: Partial<QuoteCollateralV3>, p: Piece): void {
+  if (p === 'tcbInfo') {
+    to.tcbInfo = from.tcbInfo!;
+    to.tcbInfoSignature = from.tcbInfoSignature!;
+    to.tcbInfoIssuerChain = from.tcbInfoIssuerChain!;
+  } else if (p === 'qeIdentity') {
+    to.qeIdentity = from.qeIdentity!;
+    to.qeIdentitySignature = from.qeIdentitySignature!;
+    to.qeIdentityIssuerChain = from.qeIdentityIssuerChain!;
+  } else if (p === 'pckCrl') {
+    to.pckCrl = from.pckCrl!;
+    to.pckCrlIssuerChain = from.pckCrlIssuerChain!;
+  } else to.rootCaCrl = from.rootCaCrl!;
+}
+
 /**
  * The pieces of attached collateral that are worth keeping for this quote at `now`: each must
  * parse, be for the quote's TEE (FMSPC for TCB info, PCK CA for the PCK CRL), and lie inside its
@@ -73,52 +142,42 @@ export function currentCollateralPieces(
     return {};
   }
   const t = quoteTarget(quote);
-  const keep: Partial<Record<Piece, boolean>> = {};
-  const test = (p: Piece, f: () => boolean) => {
-    try {
-      keep[p] = f();
-    } catch {
-      keep[p] = false;
-    }
-  };
-  test('tcbInfo', () => {
-    const i = parseTcbInfo(c.tcbInfo);
-    return (
-      i.id === t.tee &&
-      (t.fmspc === undefined || Buffer.from(i.fmspc).toString('hex').toUpperCase() === t.fmspc) &&
-      i.issueDate <= now &&
-      now < i.nextUpdate
-    );
-  });
-  test('qeIdentity', () => {
-    const i = parseQeIdentity(c.qeIdentity);
-    return i.id === (t.tee === 'TDX' ? 'TD_QE' : 'QE') && i.issueDate <= now && now < i.nextUpdate;
-  });
-  const current = (crl: { thisUpdate: number; nextUpdate: number }) =>
-    crl.thisUpdate <= now && now < crl.nextUpdate;
-  test('pckCrl', () => {
-    const crl = parseCrl(c.pckCrl);
-    const issuerOk = t.pckIssuer === undefined || Buffer.from(crl.issuer).equals(Buffer.from(t.pckIssuer));
-    return issuerOk && current(crl);
-  });
-  test('rootCaCrl', () => current(parseCrl(c.rootCaCrl)));
   const out: Partial<QuoteCollateralV3> = {};
-  if (keep.tcbInfo) {
-    out.tcbInfo = c.tcbInfo;
-    out.tcbInfoSignature = c.tcbInfoSignature;
-    out.tcbInfoIssuerChain = c.tcbInfoIssuerChain;
+  for (const p of PIECES) {
+    const d = datePiece(c, p, t);
+    if (d !== undefined && d.from <= now && now < d.nextUpdate) copyPiece(out, c, p);
   }
-  if (keep.qeIdentity) {
-    out.qeIdentity = c.qeIdentity;
-    out.qeIdentitySignature = c.qeIdentitySignature;
-    out.qeIdentityIssuerChain = c.qeIdentityIssuerChain;
-  }
-  if (keep.pckCrl) {
-    out.pckCrl = c.pckCrl;
-    out.pckCrlIssuerChain = c.pckCrlIssuerChain;
-  }
-  if (keep.rootCaCrl) out.rootCaCrl = c.rootCaCrl;
   if (c.pckCertificateChain !== undefined) out.pckCertificateChain = c.pckCertificateChain;
+  return out;
+}
+
+const newer = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+
+/**
+ * Merge the verifier's own collateral (`own`: an offline file, a cache, a PCS/PCCS answer) with
+ * the current attached pieces (`attached`, from currentCollateralPieces), piece by piece: where
+ * the verifier holds a piece for this quote, the newest of the two wins (TCB info and QE identity
+ * by tcbEvaluationDataNumber then issueDate, CRLs by thisUpdate; a tie keeps the verifier's own);
+ * an attached piece only fills what the verifier has no copy of. So a node cannot hide a
+ * revocation or a TCB recovery behind older collateral that Intel signed and that is still before
+ * its nextUpdate. Nothing is trusted: verifyDcapQuote checks every signature afterwards.
+ */
+export function newestCollateralPieces(
+  own: Partial<QuoteCollateralV3>,
+  attached: Partial<QuoteCollateralV3>,
+  quote: DcapQuote,
+): Partial<QuoteCollateralV3> {
+  const t = quoteTarget(quote);
+  const out: Partial<QuoteCollateralV3> = {};
+  for (const p of PIECES) {
+    const mine = datePiece(own, p, t);
+    const theirs = datePiece(attached, p, t);
+    if (theirs !== undefined && (mine === undefined || newer(theirs.order, mine.order)))
+      copyPiece(out, attached, p);
+    else if (own[p] !== undefined) copyPiece(out, own, p);
+  }
+  const chain = own.pckCertificateChain ?? attached.pckCertificateChain;
+  if (chain !== undefined) out.pckCertificateChain = chain;
   return out;
 }
 
@@ -132,7 +191,9 @@ const asQuote = (q: Uint8Array | DcapQuote) => (q instanceof Uint8Array ? parseD
 
 /**
  * A source backed by a PCS or PCCS (see createCollateralFetcher for URLs, timeouts, retries and
- * caching). Attached pieces that are current are used as they are; the rest is fetched.
+ * caching). The CRLs are always asked of the (cached) fetcher, so a node cannot hide a revocation
+ * behind an older CRL; current attached TCB info and QE identity spare a round trip when the
+ * fetcher has no copy. Where both exist the newest piece wins (newestCollateralPieces).
  */
 export function pcsCollateralSource(fetcher: CollateralFetcher | CollateralFetcherOptions): CollateralSource {
   const f = 'getCollateral' in fetcher ? fetcher : createCollateralFetcher(fetcher);
@@ -140,28 +201,36 @@ export function pcsCollateralSource(fetcher: CollateralFetcher | CollateralFetch
     description: `pcs ${f.baseUrl}`,
     async collateralFor(quote, now, opts = {}) {
       const q = asQuote(quote);
-      const have = opts.attached === undefined ? {} : currentCollateralPieces(opts.attached, q, now);
-      if (complete(have)) return have;
+      const attached = opts.attached === undefined ? {} : currentCollateralPieces(opts.attached, q, now);
+      const have: Partial<QuoteCollateralV3> = {};
+      if (attached.tcbInfo !== undefined) copyPiece(have, attached, 'tcbInfo');
+      if (attached.qeIdentity !== undefined) copyPiece(have, attached, 'qeIdentity');
       const got = await f.getCollateral(q, now, { graceSeconds: opts.graceSeconds ?? 0, have });
-      if (have.pckCertificateChain !== undefined) got.pckCertificateChain = have.pckCertificateChain;
-      return got;
+      const out = newestCollateralPieces(got, attached, q);
+      if (!complete(out))
+        throw new FirnError('E_EVIDENCE_COLLATERAL', `collateral from pcs ${f.baseUrl} is incomplete`);
+      if (attached.pckCertificateChain !== undefined) out.pckCertificateChain = attached.pckCertificateChain;
+      return out;
     },
   };
 }
 
 /**
- * A source holding one collateral set (e.g. a dcap-qvl QuoteCollateralV3 file). Attached pieces that
- * are current take precedence; otherwise the file's pieces are returned as they are, even when
- * past nextUpdate (the policy then refuses them with E_EVIDENCE_EXPIRED).
+ * A source holding one collateral set (e.g. a dcap-qvl QuoteCollateralV3 file): the verifier's
+ * own copy. Current attached pieces replace a piece of the file only when they are newer
+ * (newestCollateralPieces) or the file has none for this quote; otherwise the file's pieces are
+ * returned as they are, even when past nextUpdate (the policy then refuses them with
+ * E_EVIDENCE_EXPIRED).
  */
 export function offlineCollateralSource(collateral: unknown): CollateralSource {
   const fixed = toQuoteCollateralV3(collateral);
   return {
     description: 'offline',
     async collateralFor(quote, now, opts = {}) {
-      const have =
-        opts.attached === undefined ? {} : currentCollateralPieces(opts.attached, asQuote(quote), now);
-      return { ...fixed, ...have };
+      if (opts.attached === undefined) return { ...fixed };
+      const q = asQuote(quote);
+      const merged = newestCollateralPieces(fixed, currentCollateralPieces(opts.attached, q, now), q);
+      return { ...fixed, ...merged };
     },
   };
 }

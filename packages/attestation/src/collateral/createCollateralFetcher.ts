@@ -60,7 +60,11 @@ export interface GetCollateralOptions {
    * nextUpdate is at most this far behind `now` is used (the policy then decides on it). Default 0.
    */
   graceSeconds?: number;
-  /** Pieces the caller already holds (e.g. attached by the node and still current): not fetched. */
+  /**
+   * Pieces the caller already holds (e.g. attached by the node and still current): not fetched.
+   * When the cache holds a current copy of such a piece, the cached copy is returned instead, so
+   * that the caller can keep the newest of the two (see newestCollateralPieces).
+   */
   have?: Partial<QuoteCollateralV3>;
 }
 
@@ -69,7 +73,7 @@ export interface CollateralFetcher {
   readonly baseUrl: string;
   /**
    * Collateral for a quote, from cache while each piece is before its nextUpdate at `now`, else
-   * from the PCS/PCCS (pieces in `have` are kept and not fetched). Nothing here is trusted:
+   * from the PCS/PCCS (pieces in `have` are not fetched: a current cached copy, else `have`'s). Nothing here is trusted:
    * verifyDcapQuote checks every signature and chain, and the policy checks every date.
    * Errors: E_UNAVAILABLE (unreachable, timed out or non-2xx after retries, naming the URL),
    * E_TOO_LARGE (response over the cap), E_EVIDENCE_COLLATERAL (a body or header that does not
@@ -354,39 +358,38 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       const ca = Buffer.from(leaf.issuer).includes(Buffer.from('Platform')) ? 'platform' : 'processor';
       const tee = q.body.kind === 'tdx' ? 'tdx' : 'sgx';
       const need = (k: CollateralPiece) => have[k] === undefined;
+      /** A current cached entry for a piece the caller holds (no download). */
+      const cached = async (url: string) => {
+        const hit = await lookup(url);
+        return hit !== undefined && now < hit.nextUpdate ? hit : undefined;
+      };
+      const pckUrl = `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`;
+      const tcbFmspcUrl = `${base}/${tee}/certification/v4/tcb?fmspc=${fmspc}`;
+      const qeIdUrl = `${base}/${tee}/certification/v4/qe/identity`;
       // allSettled: every piece that arrives is cached even when another fails.
       const settled = await Promise.allSettled([
-        need('pckCrl')
-          ? get(
-              `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`,
-              ISSUER_CHAIN_HEADERS.pckCrl,
-              true,
-              now,
-              grace,
-              crlNext,
-            )
-          : undefined,
-        need('rootCaCrl') ? get(rootCrlUrl, undefined, true, now, grace, crlNext) : undefined,
+        need('pckCrl') ? get(pckUrl, ISSUER_CHAIN_HEADERS.pckCrl, true, now, grace, crlNext) : cached(pckUrl),
+        need('rootCaCrl') ? get(rootCrlUrl, undefined, true, now, grace, crlNext) : cached(rootCrlUrl),
         need('tcbInfo')
           ? get(
-              `${base}/${tee}/certification/v4/tcb?fmspc=${fmspc}`,
+              tcbFmspcUrl,
               ISSUER_CHAIN_HEADERS.tcbInfo,
               false,
               now,
               grace,
               (b) => parseTcbInfo(rawMember(b.toString('utf8'), 'tcbInfo')).nextUpdate,
             )
-          : undefined,
+          : cached(tcbFmspcUrl),
         need('qeIdentity')
           ? get(
-              `${base}/${tee}/certification/v4/qe/identity`,
+              qeIdUrl,
               ISSUER_CHAIN_HEADERS.qeIdentity,
               false,
               now,
               grace,
               (b) => parseQeIdentity(rawMember(b.toString('utf8'), 'enclaveIdentity')).nextUpdate,
             )
-          : undefined,
+          : cached(qeIdUrl),
       ]);
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;

@@ -62,7 +62,15 @@ export function evaluateGpu(
       );
     if (!f.nonceMatches) no('E_EVIDENCE_NONCE', `${who}: signed nonce is not the expected nonce`);
     if (f.simulated && !policy.allowSimulated) no('E_POLICY_REJECTED', `${who}: simulated GPU not allowed`);
-    if (f.revoked) no('E_EVIDENCE_REVOKED', `${who}: a certificate is revoked`);
+    if (f.revoked) {
+      const rim = (['driver', 'vbios'] as const).filter((k) => f.rims?.[k]?.revoked === true);
+      no(
+        'E_EVIDENCE_REVOKED',
+        rim.length > 0
+          ? `${who}: the signing certificate chain of its ${rim.join(' and ')} RIM is revoked`
+          : `${who}: a certificate is revoked`,
+      );
+    }
     if (f.revocation === 'not-checked' && !policy.allowRevocationUnchecked) {
       const stale = f.revocationStaleSeconds;
       const grace = policy.revocationGraceSeconds ?? 0;

@@ -48,6 +48,13 @@ export interface RimSummary {
   signatureValid: boolean;
   chainValid: boolean;
   notAfter: number;
+  /**
+   * OCSP status of the RIM's signer chain (present only when an OCSP responder was configured
+   * and the RIM verified): 'checked' when every certificate got a current authenticated answer.
+   */
+  revocation?: 'checked' | 'not-checked';
+  /** An authenticated OCSP answer said a certificate of the RIM's signer chain is revoked. */
+  revoked?: boolean;
 }
 
 /** What verifyGpuEvidence established about one GPU or NVSwitch. Policy decisions are not made here. */
@@ -73,6 +80,10 @@ export interface GpuFacts {
   /** 0-based RIM indexes that did not match (empty unless measurements is 'mismatch'). */
   mismatchingIndexes: number[];
   rims: { driver?: RimSummary; vbios?: RimSummary };
+  /**
+   * 'checked' only when the device chain and the signer chain of every verified RIM all got
+   * current, authenticated OCSP answers.
+   */
   revocation: 'checked' | 'not-checked';
   /**
    * With revocation 'not-checked': how many seconds past its nextUpdate the authenticated but
@@ -80,7 +91,7 @@ export interface GpuFacts {
    * authenticated answer at all, 0 when revocation is 'checked'.
    */
   revocationStaleSeconds: number | null;
-  /** True only when an OCSP responder said a certificate is revoked. */
+  /** True only when an OCSP responder said a certificate (device chain or RIM signer chain) is revoked. */
   revoked: boolean;
   simulated: boolean;
   /** Device identity: the subject serial number of the device identity (BROM) certificate. */
@@ -128,7 +139,8 @@ function summary(source: string, f: RimFacts): RimSummary {
  * request and response) with the leaf of the entry's chain, that chain to NVIDIA's pinned Device
  * Identity root (or an explicitly passed simulated root) at ctx.now, the report FWID against the
  * leaf's DICE FWID, the signed nonce against ctx.expectedNonce, and the measurements against
- * verified RIMs of the reported driver and VBIOS versions. It proves nothing about which CPU TEE
+ * verified RIMs of the reported driver and VBIOS versions; with ctx.ocsp, the revocation of the
+ * device chain and of each verified RIM's signer chain (root included). It proves nothing about which CPU TEE
  * asked (see verifyCompositeBinding) and reports facts only; a malformed entry throws a typed error.
  */
 export async function verifyGpuEvidence(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Promise<GpuFacts> {
@@ -191,6 +203,7 @@ async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Prom
   let measurements: GpuFacts['measurements'] = 'no-rim';
   let mismatchingIndexes: number[] = [];
   const rims: GpuFacts['rims'] = {};
+  const verifiedRims: { driver?: RimFacts; vbios?: RimFacts } = {};
   if (ctx.rims) {
     const rimCtx = ctx.roots?.rim === undefined ? { now: ctx.now } : { now: ctx.now, roots: ctx.roots.rim };
     const wanted: ['driver' | 'vbios', string | undefined][] = [
@@ -208,8 +221,10 @@ async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Prom
       }
       const facts = verifyRim(found.xml, rimCtx);
       rims[kind] = summary(found.source, facts);
-      if (facts.signatureValid && facts.chainValid) verified.push(facts);
-      else missing = true;
+      if (facts.signatureValid && facts.chainValid && facts.chainToRoot.length > 0) {
+        verified.push(facts);
+        verifiedRims[kind] = facts;
+      } else missing = true;
     }
     if (!missing && verified.length > 0) {
       const cmp = compareMeasurements(report, verified);
@@ -218,15 +233,28 @@ async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Prom
     }
   }
 
+  // Revocation: the device chain, and the signer chain (root included) of every verified RIM,
+  // each with its own OCSP requests, as NVIDIA's verifiers do. The facts are the worst of them.
   let revocation: GpuFacts['revocation'] = 'not-checked';
   let revoked = false;
   let revocationStaleSeconds: number | null = null;
   if (ctx.ocsp && !simulated) {
-    const r = await checkOcsp(chainDer, ctx.ocsp, ctx.now);
-    revocation = r.checked ? 'checked' : 'not-checked';
-    revoked = r.revoked;
-    if (r.checked) revocationStaleSeconds = 0;
-    else if (r.staleSeconds > 0) revocationStaleSeconds = r.staleSeconds;
+    const results = [await checkOcsp(chainDer, ctx.ocsp, ctx.now)];
+    for (const kind of ['driver', 'vbios'] as const) {
+      const rim = verifiedRims[kind];
+      const sum = rims[kind];
+      if (rim === undefined || sum === undefined) continue;
+      const r = await checkOcsp(rim.chainToRoot, ctx.ocsp, ctx.now);
+      sum.revocation = r.checked ? 'checked' : 'not-checked';
+      sum.revoked = r.revoked;
+      results.push(r);
+    }
+    revoked = results.some((r) => r.revoked);
+    if (results.every((r) => r.checked)) {
+      revocation = 'checked';
+      revocationStaleSeconds = 0;
+    } else if (results.every((r) => r.checked || r.staleSeconds > 0))
+      revocationStaleSeconds = Math.max(...results.map((r) => r.staleSeconds));
   }
 
   const identity = chainDer.length > 1 ? parseCert(chainDer[1]!) : leaf;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { FirnError, TooLargeError } from '@firn/core';
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import { C14nCanonicalization, SignedXml } from 'xml-crypto';
-import { pemToDerList, verifyCertChain } from './certChain.ts';
+import { anchorToDer, pemToDerList, verifyCertChain } from './certChain.ts';
 import { NVIDIA_RIM_ROOT_PEM } from './nvidiaRoots.ts';
 
 export const MAX_RIM_BYTES = 1 << 20;
@@ -53,6 +53,12 @@ export interface RimFacts extends ParsedRim {
   /** Validity window of the signer chain, unix seconds. */
   notBefore: number;
   notAfter: number;
+  /**
+   * The signer chain, leaf first, ending at the pinned root it verified to (the root included
+   * even when KeyInfo omits it): what a revocation check (checkOcsp) asks about. Empty when the
+   * chain does not reach a pinned root.
+   */
+  chainToRoot: Uint8Array[];
 }
 
 /** Parse a SWID-tag RIM without checking its signature (size-capped; DTDs refused). */
@@ -223,7 +229,7 @@ export interface VerifyRimContext {
  * Verify a SWID-tag RIM: its enveloped XML-DSig signature (ecdsa-sha384 over C14N 1.1) with the
  * leaf certificate of its KeyInfo chain, that chain to the pinned RIM root with validity at
  * ctx.now, and return the reference measurements taken from the signed content. It does not
- * check revocation of the signer certificates, nor that the RIM is the one NVIDIA currently
+ * check revocation of the signer certificates (verifyGpuEvidence asks OCSP about chainToRoot), nor that the RIM is the one NVIDIA currently
  * publishes for a device (selection by version happens in the caller).
  */
 export function verifyRim(xml: string, ctx: VerifyRimContext): RimFacts {
@@ -231,7 +237,14 @@ export function verifyRim(xml: string, ctx: VerifyRimContext): RimFacts {
   checkSignedInfoShape(signature);
   checkNoXmlAttrs(doc, signature);
   const signerChain = signerChainOf(doc);
-  const chain = verifyCertChain(signerChain, ctx.roots ?? [Buffer.from(NVIDIA_RIM_ROOT_PEM)], ctx.now);
+  const anchors = ctx.roots ?? [Buffer.from(NVIDIA_RIM_ROOT_PEM)];
+  const chain = verifyCertChain(signerChain, anchors, ctx.now);
+  let chainToRoot: Uint8Array[] = [];
+  if (chain.anchorIndex !== undefined) {
+    const root = anchorToDer(anchors[chain.anchorIndex]!);
+    const last = signerChain[signerChain.length - 1]!;
+    chainToRoot = Buffer.from(last).equals(Buffer.from(root)) ? [...signerChain] : [...signerChain, root];
+  }
 
   const leafPem = `-----BEGIN CERTIFICATE-----\n${Buffer.from(signerChain[0]!).toString('base64')}\n-----END CERTIFICATE-----\n`;
   const sx = new SignedXml({ publicCert: leafPem });
@@ -265,6 +278,7 @@ export function verifyRim(xml: string, ctx: VerifyRimContext): RimFacts {
     chainProblems: chain.problems,
     notBefore: chain.notBefore,
     notAfter: chain.notAfter,
+    chainToRoot,
   };
 }
 

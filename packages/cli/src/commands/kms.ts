@@ -108,7 +108,10 @@ export function registerKms(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .option('--collateral <file>', 'DCAP collateral (QuoteCollateralV3 JSON) for requests that carry none')
+    .option(
+      '--collateral <file>',
+      'own DCAP collateral (QuoteCollateralV3 JSON); attached pieces replace a piece only where newer',
+    )
     .option('--rpc <url>', 'also require the registry allow-list on this chain')
     .option('--registry <address>', 'registry contract')
     .option('--deployment <file>', 'deployment JSON')

@@ -1,0 +1,250 @@
+import 'reflect-metadata';
+import { createHash, createPrivateKey, sign as cryptoSign, webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { GpuEvidenceEntry } from '@firn/core';
+import * as x509 from '@peculiar/x509';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { C14nCanonicalization, SignedXml } from 'xml-crypto';
+import { evaluateGpu, type GpuPolicy } from './evaluateGpu.ts';
+import { ocspRequestSerials } from './ocspClient.ts';
+import { parseSpdmReport } from './parseSpdmReport.ts';
+import { verifyGpuEvidenceList } from './verifyGpuEvidence.ts';
+import { createRimStore, verifyRim } from './verifyRim.ts';
+
+// Revocation of the RIM signing chain (decision 0921, production GPU section). No recorded NVIDIA
+// OCSP answer is public and NVIDIA's RIM CA key is NVIDIA's, so the real switch RIM is re-signed
+// here by a test RIM CA (root -> CA -> leaf, P-384, same XML-DSig algorithms), whose OCSP answers
+// this file signs. The switch evidence is NVIDIA's real one; its device chain cannot be answered
+// for (NVIDIA's key), so the device chain stays "not checked" in every case below. What is not
+// covered: NVIDIA's real responder ids and certificates.
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+pkijs.setEngine(
+  'rim-revocation-test',
+  new pkijs.CryptoEngine({
+    name: 'rim-revocation-test',
+    crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
+  }),
+);
+const DIR = fileURLToPath(new URL('../../vectors/nvidia-attestation-sdk/', import.meta.url));
+const text = (f: string) => readFileSync(`${DIR}${f}`, 'utf8');
+const SWITCH_RIM = 'switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml';
+const NOW = 1780272000;
+const T = (s: number) => new Date(s * 1000);
+const EC = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
+const ALG_ECDSA_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384';
+const ALG_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#sha384';
+const ALG_C14N11 = 'http://www.w3.org/2006/12/xml-c14n11';
+
+interface Node {
+  cert: x509.X509Certificate;
+  keys: webcrypto.CryptoKeyPair;
+}
+async function issue(name: string, issuer: Node | undefined, ca: boolean, serial: string): Promise<Node> {
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const common = {
+    serialNumber: serial,
+    notBefore: T(NOW - 86400 * 365),
+    notAfter: T(NOW + 86400 * 365 * 5),
+    signingAlgorithm: EC,
+    extensions: [new x509.BasicConstraintsExtension(ca, undefined, true)],
+  };
+  const cert =
+    issuer === undefined
+      ? await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys })
+      : await x509.X509CertificateGenerator.create({
+          ...common,
+          subject: `CN=${name}`,
+          issuer: issuer.cert.subject,
+          publicKey: keys.publicKey,
+          signingKey: issuer.keys.privateKey,
+        });
+  return { cert, keys };
+}
+const pk = (n: Node) => pkijs.Certificate.fromBER(n.cert.rawData);
+const der = (n: Node) => new Uint8Array(n.cert.rawData);
+
+let root: Node;
+let ca: Node;
+let leaf: Node;
+let rimXml: string;
+
+/** The canonical SignedInfo octets of a RIM, captured through xml-crypto's own verification. */
+function signedInfoOctets(xml: string): string {
+  let material = '';
+  class Capture {
+    getAlgorithmName = () => ALG_ECDSA_SHA384;
+    verifySignature = (m: string) => {
+      material = m;
+      return true;
+    };
+    getSignature = () => '';
+  }
+  class Sha384 {
+    getAlgorithmName = () => ALG_SHA384;
+    getHash = (s: string) => createHash('sha384').update(s, 'utf8').digest('base64');
+  }
+  class C14n11 extends C14nCanonicalization {
+    override getAlgorithmName() {
+      return ALG_C14N11;
+    }
+  }
+  const sx = new SignedXml({ publicCert: 'unused' });
+  sx.SignatureAlgorithms[ALG_ECDSA_SHA384] = Capture as unknown as SignedXml['SignatureAlgorithms'][string];
+  sx.HashAlgorithms[ALG_SHA384] = Sha384 as unknown as SignedXml['HashAlgorithms'][string];
+  sx.CanonicalizationAlgorithms[ALG_C14N11] = C14n11;
+  sx.getCertFromKeyInfo = () => null;
+  const sig = /<ds:Signature[\s\S]*<\/ds:Signature>/.exec(xml)![0];
+  sx.loadSignature(sig);
+  sx.checkSignature(xml);
+  return material;
+}
+
+/** The real switch RIM, its SignedInfo re-signed by the test RIM leaf and its KeyInfo chain replaced. */
+async function resign(xml: string): Promise<string> {
+  const material = signedInfoOctets(xml);
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', leaf.keys.privateKey));
+  const value = cryptoSign('sha384', Buffer.from(material, 'utf8'), {
+    key: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+    dsaEncoding: 'ieee-p1363',
+  }).toString('base64');
+  const b64 = (n: Node) => Buffer.from(n.cert.rawData).toString('base64');
+  return xml
+    .replace(
+      /<ds:SignatureValue>[^<]*<\/ds:SignatureValue>/,
+      `<ds:SignatureValue>${value}</ds:SignatureValue>`,
+    )
+    .replace(
+      /<ds:X509Data>[\s\S]*<\/ds:X509Data>/,
+      `<ds:X509Data>${[leaf, ca, root].map((n) => `<ds:X509Certificate>${b64(n)}</ds:X509Certificate>`).join('')}</ds:X509Data>`,
+    );
+}
+
+/** An OCSP responder for the test RIM CA: `revoked` serials are revoked; other issuers get 503. */
+function responder(revoked: Set<string>, asked: string[]): typeof fetch {
+  return (async (_u: unknown, init?: RequestInit) => {
+    const body = init!.body as Uint8Array;
+    asked.push(...ocspRequestSerials(body));
+    const req = new pkijs.OCSPRequest({ schema: asn1js.fromBER(body.slice().buffer as ArrayBuffer).result });
+    const reqCert = req.tbsRequest.requestList[0]!.reqCert;
+    const serial = Buffer.from(reqCert.serialNumber.valueBlock.valueHexView).toString('hex');
+    const issuerKeyHash = Buffer.from(reqCert.issuerKeyHash.valueBlock.valueHexView);
+    let issuer: Node | undefined;
+    for (const c of [root, ca]) {
+      const spki = pk(c).subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
+      if (Buffer.from(await webcrypto.subtle.digest('SHA-384', spki)).equals(issuerKeyHash)) issuer = c;
+    }
+    if (issuer === undefined) return new Response(null, { status: 503 });
+    const basic = new pkijs.BasicOCSPResponse();
+    basic.tbsResponseData.responderID = pk(issuer).subject;
+    basic.tbsResponseData.producedAt = T(NOW);
+    const single = new pkijs.SingleResponse();
+    single.certID = reqCert;
+    single.certStatus = revoked.has(serial)
+      ? new asn1js.Constructed({
+          idBlock: { tagClass: 3, tagNumber: 1 },
+          value: [new asn1js.GeneralizedTime({ valueDate: T(NOW - 3600) })],
+        })
+      : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
+    single.thisUpdate = T(NOW - 60);
+    single.nextUpdate = T(NOW + 3600);
+    basic.tbsResponseData.responses.push(single);
+    basic.certs = [pk(issuer)];
+    await basic.sign(issuer.keys.privateKey, 'SHA-384');
+    const res = new pkijs.OCSPResponse();
+    res.responseStatus.valueBlock.valueDec = 0;
+    res.responseBytes = new pkijs.ResponseBytes();
+    res.responseBytes.responseType = '1.3.6.1.5.5.7.48.1.1';
+    res.responseBytes.response = new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) });
+    return new Response(new Uint8Array(res.toSchema().toBER(false)), { status: 200 });
+  }) as unknown as typeof fetch;
+}
+
+const entries = () => JSON.parse(text('switch_evidence_ls10.json')) as GpuEvidenceEntry[];
+async function verify(revoked: Set<string>, asked: string[] = []) {
+  const e = entries();
+  return verifyGpuEvidenceList(e, {
+    now: NOW,
+    expectedNonce: parseSpdmReport(Buffer.from(e[0]!.evidence, 'base64')).requestNonce,
+    roots: { rim: [der(root)] },
+    rims: createRimStore([{ source: SWITCH_RIM, xml: rimXml }]),
+    ocsp: { url: 'http://127.0.0.1:1/ocsp', fetch: responder(revoked, asked) },
+  });
+}
+const PRODUCTION_SWITCH: GpuPolicy = {
+  required: 0,
+  requiredSwitches: 1,
+  requireMeasurementsMatch: true,
+  allowRevocationUnchecked: false,
+  allowSimulated: false,
+};
+
+beforeAll(async () => {
+  root = await issue('Test RIM Root CA', undefined, true, '51');
+  ca = await issue('Test RIM CA', root, true, '52');
+  leaf = await issue('Test RIM signer', ca, false, '5a5b5c');
+  rimXml = await resign(text(`rims/${SWITCH_RIM}`));
+});
+
+describe('RIM signer chain revocation (OCSP)', () => {
+  it('the re-signed RIM verifies under the test RIM root and its chain reaches that root', () => {
+    const f = verifyRim(rimXml, { now: NOW, roots: [der(root)] });
+    expect(f.signatureValid).toBe(true);
+    expect(f.chainValid).toBe(true);
+    expect(f.chainToRoot.map((c) => Buffer.from(c).toString('hex'))).toEqual(
+      [leaf, ca, root].map((n) => Buffer.from(der(n)).toString('hex')),
+    );
+  });
+
+  it('good answers for the RIM chain mark the RIM checked; the device chain stays not checked', async () => {
+    const asked: string[] = [];
+    const [f] = await verify(new Set(), asked);
+    expect(f!.measurements).toBe('match');
+    expect(f!.rims.vbios).toMatchObject({ revocation: 'checked', revoked: false });
+    expect(asked.map((s) => s.replace(/^0+/, ''))).toEqual(expect.arrayContaining(['5a5b5c', '52']));
+    expect(f!.revoked).toBe(false);
+    expect(f!.revocation).toBe('not-checked');
+    expect(f!.revocationStaleSeconds).toBeNull();
+  });
+
+  it('attack: the RIM signing certificate is revoked: the GPU facts say revoked and the production policy refuses', async () => {
+    const [f] = await verify(new Set(['5a5b5c']));
+    expect(f!.measurements).toBe('match');
+    expect(f!.rims.vbios).toMatchObject({ revocation: 'checked', revoked: true });
+    expect(f!.revoked).toBe(true);
+    const v = evaluateGpu([f!], PRODUCTION_SWITCH);
+    expect(v.ok).toBe(false);
+    expect(!v.ok && v.reasons).toContainEqual({
+      code: 'E_EVIDENCE_REVOKED',
+      message: 'device 0 (LS10): the signing certificate chain of its vbios RIM is revoked',
+    });
+    // Even a policy that allows unchecked revocation refuses a revoked RIM signer.
+    expect(evaluateGpu([f!], { ...PRODUCTION_SWITCH, allowRevocationUnchecked: true }).ok).toBe(false);
+  });
+
+  it('attack: the RIM CA (issued by the root) is revoked: refused too', async () => {
+    const [f] = await verify(new Set(['52']));
+    expect(f!.revoked).toBe(true);
+    expect(evaluateGpu([f!], { ...PRODUCTION_SWITCH, allowRevocationUnchecked: true }).ok).toBe(false);
+  });
+
+  it('a RIM chain the responder cannot answer for is "not checked", refused by the production policy', async () => {
+    const e = entries();
+    const [f] = await verifyGpuEvidenceList(e, {
+      now: NOW,
+      expectedNonce: parseSpdmReport(Buffer.from(e[0]!.evidence, 'base64')).requestNonce,
+      roots: { rim: [der(root)] },
+      rims: createRimStore([{ source: SWITCH_RIM, xml: rimXml }]),
+      ocsp: {
+        url: 'http://127.0.0.1:1/ocsp',
+        fetch: (async () => new Response(null, { status: 503 })) as unknown as typeof fetch,
+      },
+    });
+    expect(f!.rims.vbios).toMatchObject({ revocation: 'not-checked', revoked: false });
+    expect(f!.revocation).toBe('not-checked');
+    const v = evaluateGpu([f!], PRODUCTION_SWITCH);
+    expect(!v.ok && v.reasons.map((r) => r.code)).toContain('E_EVIDENCE_REVOKED');
+  });
+});
