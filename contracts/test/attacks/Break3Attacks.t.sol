@@ -190,4 +190,64 @@ contract Break3AttacksTest is FirnFixture {
         }
         vm.assertEq(rewards.verifierPoints(epoch, v), 0, "a verifier without stake earns no reward points");
     }
+
+    // ------------------------------------------------------------------ confirmed votes earn
+
+    /// @dev The counterpart of the farming attack: a finding the quorum joins concludes, slashes the
+    /// node and credits every disputer of it, and only then.
+    function test_rewards_concludedFindingCreditsItsDisputers() public {
+        uint64 epoch = rewards.currentEpoch();
+        bytes32 jobId = _proved();
+        uint256[3] memory before;
+        for (uint256 i = 0; i < 3; ++i) {
+            before[i] = rewards.verifierPoints(epoch, verifierList[i]);
+        }
+        for (uint256 i = 0; i < 2; ++i) {
+            vm.prank(verifierList[i]);
+            market.dispute(jobId, 17);
+            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i], "an open finding earns nothing yet");
+        }
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], epoch, before[0] + 1);
+        vm.prank(verifierList[2]);
+        market.dispute(jobId, 17); // 3 of 4 equal stakes: > 2/3, the node is slashed
+        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Slashed), "slashed");
+        for (uint256 i = 0; i < 3; ++i) {
+            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i] + 1, "each disputer credited once");
+        }
+    }
+
+    /// @dev Registration votes earn only on the side that decided the round: a lone refusal of a
+    /// registration the quorum activates earns nothing, nor does a lone approval of one it refuses.
+    function test_rewards_registrationVotesEarnOnlyOnTheDecidingSide() public {
+        uint64 epoch = rewards.currentEpoch();
+        address lone = verifierList[3];
+        uint256 loneBefore = rewards.verifierPoints(epoch, lone);
+        uint256 v0Before = rewards.verifierPoints(epoch, verifierList[0]);
+
+        TestNode memory a = _node(90);
+        _register(a, SIM, MEASUREMENT);
+        vm.prank(lone);
+        registry.refuse(a.enclaveId, a.evidenceDigest, 1); // 1/4: not > 1/3
+        _approveAll(a.enclaveId, a.evidenceDigest);
+        vm.assertTrue(registry.isActive(a.enclaveId), "activated");
+        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore, "the losing refusal earns nothing");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the approvers earn");
+
+        TestNode memory b = _node(91);
+        _register(b, SIM, MEASUREMENT);
+        vm.prank(verifierList[0]);
+        registry.approve(b.enclaveId, b.evidenceDigest);
+        vm.prank(verifierList[1]);
+        registry.refuse(b.enclaveId, b.evidenceDigest, 1);
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 1, "an open refusal earns nothing yet");
+        vm.prank(lone);
+        registry.refuse(b.enclaveId, b.evidenceDigest, 1); // 2/4 > 1/3: refused
+        vm.assertEq(
+            uint256(registry.getNode(b.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "refused"
+        );
+        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore + 1, "the deciding refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 2, "both refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the losing approval earns nothing");
+    }
 }
