@@ -113,6 +113,10 @@ contract Break3AttacksTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RotationFeeMismatch.selector, 0, 0.05 ether));
         vm.prank(nodeA.operator);
         registry.rotateKeys(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
+        // An overpayment is refused too: the fee is exact.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RotationFeeMismatch.selector, 0.06 ether, 0.05 ether));
+        vm.prank(nodeA.operator);
+        registry.rotateKeys{value: 0.06 ether}(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
         // ...so the squatter pays the fee to hold the address (whatever it sends, it is the fee or a revert).
         uint256 poolBefore = rewards.totalReceived();
         uint256 fee = registry.registrationFee();
@@ -122,6 +126,7 @@ contract Break3AttacksTest is FirnFixture {
         );
         uint256 paid = squatterBefore - nodeA.operator.balance;
         vm.assertEq(rewards.totalReceived(), poolBefore + paid, "the rotation fee went to the reward pool");
+        vm.assertEq(paid, fee, "exactly the fee");
 
         uint256 value = MIN_NODE_STAKE + registry.registrationFee();
         vm.prank(victim.operator);
@@ -249,5 +254,26 @@ contract Break3AttacksTest is FirnFixture {
         vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore + 1, "the deciding refusers earn");
         vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 2, "both refusers earn");
         vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the losing approval earns nothing");
+    }
+
+    /// @dev A challenge issued while active and answered after the verifier was slashed out earns
+    /// the verifier nothing; the node's answer still counts.
+    function test_rewards_challengeAnsweredAfterDeactivationEarnsTheVerifierNothing() public {
+        address v = verifierList[3];
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(v);
+        bytes32 id = rewards.issueChallenge(nodeA.enclaveId);
+        bytes32 jobId = _proved();
+        vm.prank(v);
+        market.dispute(jobId, 1); // provably wrong: slashed below the minimum, deactivated
+        vm.assertFalse(verifierSet.isVerifier(v), "deactivated");
+
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        bytes32 digest = rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, nodeA.enclaveId, c.epoch));
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkWithheld(v, epoch);
+        rewards.answerChallenge(id, _sig(nodeA.enclaveKey, digest));
+        vm.assertEq(rewards.verifierPoints(epoch, v), 0, "no point for a deactivated verifier");
+        vm.assertTrue(rewards.nodePoints(epoch, nodeA.enclaveId) > 0, "the node's answer counts");
     }
 }
