@@ -66,6 +66,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => mapping(address verifier => bool)) private _disputed;
+    /// @dev Verifiers that disputed a job with a finding; credited only when the finding concludes.
+    mapping(bytes32 jobId => address[]) private _findingDisputers;
     mapping(address account => uint256) private _withdrawable;
 
     modifier onlyOwnerOrGuardian() {
@@ -319,7 +321,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (isFact) {
             emit JobDisputed(jobId, msg.sender, reasonCode, weight, j.disputeStake);
             if (_factHolds(j, reasonCode)) {
-                _reportWork(msg.sender);
+                address[] memory disputer = new address[](1);
+                disputer[0] = msg.sender;
+                _reportWork(disputer);
                 _slashNode(jobId, j);
             } else {
                 _slashFalseDisputer(jobId, j, reasonCode);
@@ -330,9 +334,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 disputeStake = j.disputeStake + weight;
         j.disputeStake = disputeStake;
         emit JobDisputed(jobId, msg.sender, reasonCode, weight, disputeStake);
-        _reportWork(msg.sender);
+        _findingDisputers[jobId].push(msg.sender);
         // Strictly more than two thirds of the stake snapshotted when the proof was submitted.
-        if (disputeStake * 3 > _verifierSet.totalStakeAt(snapshotId) * 2) _slashNode(jobId, j);
+        if (disputeStake * 3 > _verifierSet.totalStakeAt(snapshotId) * 2) {
+            // A finding earns only once it concludes: a dispute the quorum never joins earns nothing,
+            // so disputing valid proofs is never paid.
+            _reportWork(_findingDisputers[jobId]);
+            _slashNode(jobId, j);
+        }
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -615,10 +624,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _credit(j.requester, bond);
     }
 
-    function _reportWork(address verifier) private {
+    /// @dev Reports confirmed disputes to the reward pool; a failing pool never blocks a dispute.
+    function _reportWork(address[] memory verifiers) private {
         address pool = _rewardPool;
         if (pool == address(0)) return;
-        try IFirnRewards(pool).recordVerifierWork(verifier) {} catch {}
+        try IFirnRewards(pool).recordVerifierWork(verifiers) {} catch {}
     }
 
     function _credit(address account, uint256 amount) private {

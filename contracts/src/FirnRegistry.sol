@@ -49,6 +49,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     mapping(NodeStatus status => EnumerableSet.Bytes32Set) private _byStatus;
     mapping(bytes32 enclaveId => EnclaveKeyRecord[]) private _keyHistory;
     mapping(address account => uint256) private _withdrawable;
+    /// @dev Voters per round and side; only the side that decides the round earns reward points.
+    mapping(bytes32 enclaveId => mapping(uint32 round => address[])) private _approvers;
+    mapping(bytes32 enclaveId => mapping(uint32 round => address[])) private _refusers;
 
     modifier onlyOperator(bytes32 enclaveId) {
         if (_nodes[enclaveId].operator != msg.sender || msg.sender == address(0)) {
@@ -207,13 +210,18 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev The node keeps serving with its old keys until the quorum approves the new ones.
+    /// @dev The node keeps serving with its old keys until the quorum approves the new ones. The
+    /// rotation reserves the new address while its vote runs, so it costs the registration fee
+    /// (to the reward pool, not refunded): squatting an address by rotation costs what squatting it
+    /// by registration does.
     function rotateKeys(
         bytes32 enclaveId,
         address newEnclaveAddress,
         bytes32 newKemPublicKey,
         bytes32 newEvidenceDigest
-    ) external whenNotPaused onlyOperator(enclaveId) {
+    ) external payable whenNotPaused onlyOperator(enclaveId) {
+        uint256 fee = _registrationFee;
+        if (msg.value != fee) revert RotationFeeMismatch(msg.value, fee);
         Node storage n = _nodes[enclaveId];
         if (n.status != NodeStatus.Active) revert UnexpectedStatus(enclaveId, n.status);
         if (n.rotationPending) revert RotationPending(enclaveId);
@@ -231,6 +239,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         // Reserve the new address so no other registration can take it while the vote runs.
         _enclaveIdOf[newEnclaveAddress] = enclaveId;
         emit KeyRotationRequested(enclaveId, round, newEnclaveAddress, newKemPublicKey, newEvidenceDigest, snapshotId);
+        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -316,9 +325,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 approvals = n.approvalStake + weight;
         n.approvalStake = approvals;
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
-        _reportWork(msg.sender);
+        _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake snapshotted when the round opened.
         if (approvals * 3 <= total * 2) return;
+        // The round is decided for approval: its approvers (and only they) earn a work point.
+        _reportWork(_approvers[enclaveId][round]);
 
         if (n.rotationPending) {
             address oldAddress = n.enclaveAddress;
@@ -348,9 +359,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 refusals = n.refusalStake + weight;
         n.refusalStake = refusals;
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
-        _reportWork(msg.sender);
+        _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
         if (refusals * 3 <= total) return;
+        // The round is decided for refusal: its refusers (and only they) earn a work point.
+        _reportWork(_refusers[enclaveId][round]);
 
         if (n.rotationPending) {
             _clearRotation(enclaveId, n);
@@ -661,11 +674,12 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         n.pendingEvidenceDigest = bytes32(0);
     }
 
-    /// @dev Reports a vote to the reward pool. A pool that fails never blocks a vote.
-    function _reportWork(address verifier) private {
+    /// @dev Reports the votes that decided a round to the reward pool. A pool that fails never
+    /// blocks a vote. The list is bounded by the verifier set (one vote per verifier and round).
+    function _reportWork(address[] storage verifiers) private {
         address pool = _rewardPool;
         if (pool == address(0)) return;
-        try IFirnRewards(pool).recordVerifierWork(verifier) {} catch {}
+        try IFirnRewards(pool).recordVerifierWork(verifiers) {} catch {}
     }
 
     function _checkTeeType(uint8 teeType) private pure {

@@ -173,9 +173,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRewards
-    function recordVerifierWork(address verifier) external {
+    function recordVerifierWork(address[] calldata verifiers) external {
         if (!_reporters[msg.sender]) revert NotReporter(msg.sender);
-        _addVerifierPoint(verifier, _currentEpoch());
+        uint64 epoch = _currentEpoch();
+        for (uint256 i = 0; i < verifiers.length; ++i) {
+            _addVerifierPoint(verifiers[i], epoch);
+        }
     }
 
     // ---------------------------------------------------------------- epochs and claims
@@ -361,7 +364,13 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         return _hashTypedDataV4(keccak256(abi.encode(LIVENESS_ANSWER_TYPEHASH, challengeId, nonce, enclaveId, epoch)));
     }
 
+    /// @dev Only an active verifier holding the minimum stake earns: one that left or was slashed
+    /// below the minimum has nothing at risk for the work it reports.
     function _addVerifierPoint(address verifier, uint64 epoch) private {
+        if (!_verifierSet.isVerifier(verifier)) {
+            emit VerifierWorkWithheld(verifier, epoch);
+            return;
+        }
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
         ve.points += 1;
         _epochs[epoch].verifierPoints += 1;

@@ -110,9 +110,23 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
         Verifier storage v = _members[verifier];
         if (v.status == VerifierStatus.None) revert NotVerifier(verifier);
-        slashed = amount < v.stake ? amount : v.stake;
-        v.stake -= slashed;
-        if (v.status == VerifierStatus.Active && slashed != 0) _recordTotal(_totalActiveStake - slashed);
+        uint256 before = v.stake;
+        slashed = amount < before ? amount : before;
+        uint256 remaining = before - slashed;
+        v.stake = remaining;
+        if (v.status == VerifierStatus.Active) {
+            if (remaining < _minVerifierStake) {
+                // Below the minimum nothing worth a vote is at risk: out of the active set at once.
+                uint64 endsAt = uint64(block.timestamp) + _unbondingPeriod;
+                v.status = VerifierStatus.Leaving;
+                v.unbondingEndsAt = endsAt;
+                _active.remove(verifier);
+                uint64 id = _recordTotal(_totalActiveStake - before);
+                emit VerifierDeactivated(verifier, remaining, _minVerifierStake, endsAt, id);
+            } else if (slashed != 0) {
+                _recordTotal(_totalActiveStake - slashed);
+            }
+        }
         emit VerifierSlashed(verifier, slashed, beneficiary, reason);
         _pay(beneficiary, slashed);
     }
@@ -121,7 +135,7 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnVerifierSet
     function isVerifier(address account) external view returns (bool) {
-        return _active.contains(account);
+        return _active.contains(account) && _members[account].stake >= _minVerifierStake;
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -164,6 +178,8 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256) {
         Verifier storage v = _members[account];
         if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
+        // A member below the minimum (raised by governance since it joined) has too little at risk.
+        if (v.stake < _minVerifierStake) return 0;
         return v.stake;
     }
 

@@ -854,12 +854,9 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(verifierList[0]);
         market.dispute(jobId, 1); // provably wrong: loses its whole stake
         vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, 0, "stake gone");
+        vm.assertFalse(verifierSet.isVerifier(verifierList[0]), "deactivated by the slash");
         bytes32 next = _proved();
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.NotEligibleVoter.selector, next, verifierList[0], market.getJob(next).snapshotId
-            )
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
         market.dispute(next, 17);
     }

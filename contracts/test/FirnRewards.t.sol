@@ -283,11 +283,25 @@ contract FirnRewardsTest is FirnFixture {
     function test_recordVerifierWork_onlyReporters() public {
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotReporter.selector, stranger));
         vm.prank(stranger);
-        rewards.recordVerifierWork(stranger);
+        rewards.recordVerifierWork(_one(stranger));
         vm.expectEmit(address(rewards));
         emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, 1);
         vm.prank(address(market));
-        rewards.recordVerifierWork(verifierList[3]);
+        rewards.recordVerifierWork(_one(verifierList[3]));
+    }
+
+    /// @dev Work reported for an account that is not an active verifier earns nothing.
+    function test_recordVerifierWork_nonVerifierWithheld() public {
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkWithheld(stranger, 0);
+        vm.prank(address(market));
+        rewards.recordVerifierWork(_one(stranger));
+        vm.assertEq(rewards.verifierPoints(0, stranger), 0, "no point for a non-verifier");
+    }
+
+    function _one(address a) internal pure returns (address[] memory l) {
+        l = new address[](1);
+        l[0] = a;
     }
 
     function test_setParametersAndReporters() public {

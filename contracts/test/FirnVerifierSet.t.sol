@@ -189,6 +189,60 @@ contract FirnVerifierSetTest is FirnTest {
         set.slash(bob, MIN, refuser, bytes32("z"));
     }
 
+    /// @dev A slash that leaves an active member below the minimum removes it from the active set
+    /// at once: it can no longer vote (weight 0 in any snapshot), and its remaining stake leaves
+    /// the active total (new snapshot) and unbonds, still slashable.
+    function test_slash_belowMinimumDeactivates() public {
+        vm.prank(alice);
+        set.join{value: MIN}();
+        vm.prank(bob);
+        set.join{value: MIN}();
+        uint64 before = set.currentSnapshot();
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.ActiveStakeChanged(before + 1, MIN);
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.VerifierDeactivated(alice, 0.4 ether, MIN, uint64(block.timestamp) + UNBONDING, before + 1);
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.VerifierSlashed(alice, 0.6 ether, pool, bytes32("x"));
+        vm.prank(slasher);
+        set.slash(alice, 0.6 ether, pool, bytes32("x"));
+
+        vm.assertFalse(set.isVerifier(alice), "out of the active set");
+        vm.assertEq(set.verifierCount(), 1, "one active member left");
+        vm.assertEq(set.totalActiveStake(), MIN, "its whole remaining stake left the total");
+        vm.assertEq(set.voteWeight(alice, before), 0, "no weight even in an older round");
+        IFirnVerifierSet.Verifier memory v = set.getVerifier(alice);
+        vm.assertEq(uint8(v.status), uint8(IFirnVerifierSet.VerifierStatus.Leaving), "leaving");
+        vm.assertEq(v.stake, 0.4 ether, "remainder kept");
+
+        // Still slashable while it unbonds, then it can take the remainder back.
+        vm.prank(slasher);
+        set.slash(alice, 0.1 ether, pool, bytes32("y"));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnVerifierSet.StillUnbonding.selector, alice, v.unbondingEndsAt, uint64(block.timestamp)
+            )
+        );
+        vm.prank(alice);
+        set.withdraw();
+        vm.warp(v.unbondingEndsAt);
+        uint256 bal = alice.balance;
+        vm.prank(alice);
+        set.withdraw();
+        vm.assertEq(alice.balance, bal + 0.3 ether, "remainder withdrawn after unbonding");
+    }
+
+    /// @dev Governance raising the minimum takes members under it out of voting and challenging.
+    function test_voteWeight_zeroBelowRaisedMinimum() public {
+        vm.prank(alice);
+        set.join{value: MIN}();
+        uint64 id = set.currentSnapshot();
+        vm.assertEq(set.voteWeight(alice, id), MIN, "weight at the minimum");
+        set.setParameters(2 ether, UNBONDING);
+        vm.assertEq(set.voteWeight(alice, id), 0, "no weight under the raised minimum");
+        vm.assertFalse(set.isVerifier(alice), "not a verifier under the raised minimum");
+    }
+
     function test_setSlasherAndParameters() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         vm.prank(alice);

@@ -1,4 +1,4 @@
-import { bytesToHex, computePlatformIdHash } from '@firn/core';
+import { bytesToHex, computePlatformIdHash, platformFamily } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 
 // A greedy operator with one Intel Xeon that supports both SGX and TDX runs one SGX enclave and
@@ -12,6 +12,20 @@ describe('attack: one physical platform earns two capacity shares through SGX an
     const ppid = new Uint8Array(16).fill(0x5a);
     expect(bytesToHex(computePlatformIdHash('tdx', ppid))).toBe(
       bytesToHex(computePlatformIdHash('sgx', ppid)),
+    );
+  });
+
+  it('families stay apart: a simulated platform never shares a hash with an Intel one, nor two PPIDs', () => {
+    const ppid = new Uint8Array(16).fill(0x5a);
+    const other = new Uint8Array(16).fill(0x5b);
+    expect(platformFamily('sgx')).toBe('intel-dcap');
+    expect(platformFamily('tdx')).toBe('intel-dcap');
+    expect(platformFamily('simulated')).toBe('simulated');
+    expect(bytesToHex(computePlatformIdHash('simulated', ppid))).not.toBe(
+      bytesToHex(computePlatformIdHash('sgx', ppid)),
+    );
+    expect(bytesToHex(computePlatformIdHash('tdx', other))).not.toBe(
+      bytesToHex(computePlatformIdHash('tdx', ppid)),
     );
   });
 });

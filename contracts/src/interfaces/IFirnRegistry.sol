@@ -94,6 +94,7 @@ interface IFirnRegistry {
     /// 1: not Active; 2: its TEE type is no longer allowed by governance; 3: its measurement was revoked.
 
     error StakeTooLow(uint256 sent, uint256 min);
+    error RotationFeeMismatch(uint256 sent, uint256 required);
     error InvalidTeeType(uint8 teeType);
     error TeeTypeNotAllowed(uint8 teeType, uint8 allowedMask);
     error InvalidTeeTypeMask(uint8 mask);
@@ -207,12 +208,16 @@ interface IFirnRegistry {
 
     /// @notice Register with msg.value = stake + registrationFee (stake >= minNodeStake).
     function register(RegistrationParams calldata params) external payable;
+    /// @notice Operator of an Active node: propose new enclave keys with msg.value exactly
+    /// `registrationFee()` (non-refundable, paid into the reward pool: a rotation reserves the new
+    /// enclave address while its vote runs, so holding an address costs the fee like a registration
+    /// does). Reverts RotationFeeMismatch, UnexpectedStatus, RotationPending, EnclaveAddressInUse.
     function rotateKeys(
         bytes32 enclaveId,
         address newEnclaveAddress,
         bytes32 newKemPublicKey,
         bytes32 newEvidenceDigest
-    ) external;
+    ) external payable;
     function updateEndpoint(bytes32 enclaveId, string calldata endpoint) external;
     /// @notice From Active: Exiting, unbonding starts. From Pending: Exited at once, the stake is
     /// credited to the operator's withdrawable balance (the registration fee is not refunded).

@@ -72,6 +72,9 @@ interface IFirnRewards {
         bytes32 indexed challengeId, bytes32 indexed enclaveId, uint64 epoch, uint256 nodePoints, uint256 epochNodePoints
     );
     event VerifierWorkRecorded(address indexed verifier, uint64 indexed epoch, uint256 points);
+    /// @notice Work reported for an account that is not an active verifier with the minimum stake
+    /// (it left, or a slash deactivated it) earned no point.
+    event VerifierWorkWithheld(address indexed verifier, uint64 indexed epoch);
     event EpochClosed(
         uint64 indexed epoch, uint256 nodeBudget, uint256 verifierBudget, uint256 nodePoints, uint256 verifierPoints
     );
@@ -93,8 +96,12 @@ interface IFirnRewards {
     /// `livenessTarget` answers per epoch, and one point for the issuing verifier.
     function answerChallenge(bytes32 challengeId, bytes calldata signature) external;
 
-    /// @notice Registry and job market: one work point (a vote) for `verifier` in the current epoch.
-    function recordVerifierWork(address verifier) external;
+    /// @notice Registry and job market: one work point in the current epoch for each of
+    /// `verifiers`, reported only for votes whose direction was confirmed (the approvals of a round
+    /// that activated, the refusals of a round that refused, the disputes of a proof that was
+    /// slashed). An account that is no longer an active verifier with the minimum stake earns
+    /// nothing (VerifierWorkWithheld). Reverts NotReporter.
+    function recordVerifierWork(address[] calldata verifiers) external;
 
     /// @notice Anyone, after `epoch` ended: fix its budget = undistributed x epochBudgetBps, split
     /// into the node part and the verifier part (a part with no points stays in the pool).

@@ -43,6 +43,11 @@ interface IFirnVerifierSet {
     event ActiveStakeChanged(uint64 indexed snapshotId, uint256 totalActiveStake);
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
     event ParametersUpdated(uint256 minVerifierStake, uint64 unbondingPeriod);
+    /// @notice A slash left an active member below `minVerifierStake`: it left the active set at
+    /// once (snapshot `snapshotId`) and its remaining stake unbonds until `unbondingEndsAt`.
+    event VerifierDeactivated(
+        address indexed verifier, uint256 remainingStake, uint256 minVerifierStake, uint64 unbondingEndsAt, uint64 snapshotId
+    );
 
     /// @notice Join with a stake of at least `minVerifierStake()` (msg.value). Only accounts that
     /// governance admitted may join (reverts NotAdmitted, AlreadyMember, StakeTooLow).
@@ -65,12 +70,16 @@ interface IFirnVerifierSet {
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external;
 
     /// @notice Slasher only: take up to `amount` of `verifier`'s stake (Active or Leaving) and send it
-    /// to `beneficiary`. Returns the amount taken (capped at the stake).
+    /// to `beneficiary`. Returns the amount taken (capped at the stake). An active member left below
+    /// `minVerifierStake` leaves the active set in the same call (status Leaving, unbonding from
+    /// now, new snapshot, VerifierDeactivated): without the minimum at risk it can neither vote,
+    /// challenge nor earn.
     function slash(address verifier, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);
 
-    /// @notice True when `account` has joined and not requested to leave.
+    /// @notice True when `account` has joined, not requested to leave (nor been deactivated by a
+    /// slash) and holds at least `minVerifierStake()`.
     function isVerifier(address account) external view returns (bool);
 
     /// @notice True when governance admitted `account`.
@@ -96,7 +105,7 @@ interface IFirnVerifierSet {
     function totalStakeAt(uint64 snapshotId) external view returns (uint256);
 
     /// @notice Vote weight (wei) of `account` in a round opened at `snapshotId`: its stake when it
-    /// is active now and joined at or before that snapshot, else 0.
+    /// is active now with at least `minVerifierStake()` and joined at or before that snapshot, else 0.
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256);
 
     function minVerifierStake() external view returns (uint256);

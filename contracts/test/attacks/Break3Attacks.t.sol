@@ -109,9 +109,24 @@ contract Break3AttacksTest is FirnFixture {
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.05 ether);
         TestNode memory victim = _node(77);
         uint256 squatterBefore = nodeA.operator.balance;
+        // The free rotation is refused...
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RotationFeeMismatch.selector, 0, 0.05 ether));
         vm.prank(nodeA.operator);
         registry.rotateKeys(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
+        // An overpayment is refused too: the fee is exact.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RotationFeeMismatch.selector, 0.06 ether, 0.05 ether));
+        vm.prank(nodeA.operator);
+        registry.rotateKeys{value: 0.06 ether}(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
+        // ...so the squatter pays the fee to hold the address (whatever it sends, it is the fee or a revert).
+        uint256 poolBefore = rewards.totalReceived();
+        uint256 fee = registry.registrationFee();
+        vm.prank(nodeA.operator);
+        registry.rotateKeys{value: fee}(
+            nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk")
+        );
         uint256 paid = squatterBefore - nodeA.operator.balance;
+        vm.assertEq(rewards.totalReceived(), poolBefore + paid, "the rotation fee went to the reward pool");
+        vm.assertEq(paid, fee, "exactly the fee");
 
         uint256 value = MIN_NODE_STAKE + registry.registrationFee();
         vm.prank(victim.operator);
@@ -148,18 +163,29 @@ contract Break3AttacksTest is FirnFixture {
     /// wrong vote loses.
     function test_attack_fullySlashedVerifierKeepsEarning() public {
         address v = verifierList[3];
-        for (uint256 i = 0; i < 3; ++i) {
-            bytes32 jobId = _proved();
-            vm.prank(v);
-            market.dispute(jobId, 1); // provably wrong: the recorded signer was the enclave key
-        }
-        vm.assertEq(verifierSet.getVerifier(v).stake, 0, "whole stake slashed");
+        bytes32 jobId = _proved();
+        vm.prank(v);
+        market.dispute(jobId, 1); // provably wrong: the recorded signer was the enclave key
+        vm.assertTrue(verifierSet.getVerifier(v).stake < verifierSet.minVerifierStake(), "slashed below the minimum");
+        vm.assertFalse(verifierSet.isVerifier(v), "left the active set with the slash");
+        // It can no longer vote: neither another dispute nor a registration vote.
+        jobId = _proved();
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, v));
+        vm.prank(v);
+        market.dispute(jobId, 1);
+        TestNode memory newcomer = _node(78);
+        _register(newcomer, SIM, MEASUREMENT);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, v));
+        vm.prank(v);
+        registry.approve(newcomer.enclaveId, newcomer.evidenceDigest);
 
         vm.warp(block.timestamp + EPOCH);
         uint64 epoch = rewards.currentEpoch();
         vm.prank(v);
         (bool issued, bytes memory ret) =
             address(rewards).call(abi.encodeCall(IFirnRewards.issueChallenge, (nodeA.enclaveId)));
+        vm.assertFalse(issued, "a verifier below the minimum stake cannot challenge");
+        vm.assertEq(bytes4(ret), IFirnRewards.NotVerifier.selector, "refused as not a verifier");
         if (issued) {
             bytes32 id = abi.decode(ret, (bytes32));
             IFirnRewards.Challenge memory c = rewards.getChallenge(id);
@@ -168,5 +194,86 @@ contract Break3AttacksTest is FirnFixture {
             rewards.answerChallenge(id, _sig(nodeA.enclaveKey, digest));
         }
         vm.assertEq(rewards.verifierPoints(epoch, v), 0, "a verifier without stake earns no reward points");
+    }
+
+    // ------------------------------------------------------------------ confirmed votes earn
+
+    /// @dev The counterpart of the farming attack: a finding the quorum joins concludes, slashes the
+    /// node and credits every disputer of it, and only then.
+    function test_rewards_concludedFindingCreditsItsDisputers() public {
+        uint64 epoch = rewards.currentEpoch();
+        bytes32 jobId = _proved();
+        uint256[3] memory before;
+        for (uint256 i = 0; i < 3; ++i) {
+            before[i] = rewards.verifierPoints(epoch, verifierList[i]);
+        }
+        for (uint256 i = 0; i < 2; ++i) {
+            vm.prank(verifierList[i]);
+            market.dispute(jobId, 17);
+            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i], "an open finding earns nothing yet");
+        }
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], epoch, before[0] + 1);
+        vm.prank(verifierList[2]);
+        market.dispute(jobId, 17); // 3 of 4 equal stakes: > 2/3, the node is slashed
+        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Slashed), "slashed");
+        for (uint256 i = 0; i < 3; ++i) {
+            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i] + 1, "each disputer credited once");
+        }
+    }
+
+    /// @dev Registration votes earn only on the side that decided the round: a lone refusal of a
+    /// registration the quorum activates earns nothing, nor does a lone approval of one it refuses.
+    function test_rewards_registrationVotesEarnOnlyOnTheDecidingSide() public {
+        uint64 epoch = rewards.currentEpoch();
+        address lone = verifierList[3];
+        uint256 loneBefore = rewards.verifierPoints(epoch, lone);
+        uint256 v0Before = rewards.verifierPoints(epoch, verifierList[0]);
+
+        TestNode memory a = _node(90);
+        _register(a, SIM, MEASUREMENT);
+        vm.prank(lone);
+        registry.refuse(a.enclaveId, a.evidenceDigest, 1); // 1/4: not > 1/3
+        _approveAll(a.enclaveId, a.evidenceDigest);
+        vm.assertTrue(registry.isActive(a.enclaveId), "activated");
+        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore, "the losing refusal earns nothing");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the approvers earn");
+
+        TestNode memory b = _node(91);
+        _register(b, SIM, MEASUREMENT);
+        vm.prank(verifierList[0]);
+        registry.approve(b.enclaveId, b.evidenceDigest);
+        vm.prank(verifierList[1]);
+        registry.refuse(b.enclaveId, b.evidenceDigest, 1);
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 1, "an open refusal earns nothing yet");
+        vm.prank(lone);
+        registry.refuse(b.enclaveId, b.evidenceDigest, 1); // 2/4 > 1/3: refused
+        vm.assertEq(
+            uint256(registry.getNode(b.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "refused"
+        );
+        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore + 1, "the deciding refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 2, "both refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the losing approval earns nothing");
+    }
+
+    /// @dev A challenge issued while active and answered after the verifier was slashed out earns
+    /// the verifier nothing; the node's answer still counts.
+    function test_rewards_challengeAnsweredAfterDeactivationEarnsTheVerifierNothing() public {
+        address v = verifierList[3];
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(v);
+        bytes32 id = rewards.issueChallenge(nodeA.enclaveId);
+        bytes32 jobId = _proved();
+        vm.prank(v);
+        market.dispute(jobId, 1); // provably wrong: slashed below the minimum, deactivated
+        vm.assertFalse(verifierSet.isVerifier(v), "deactivated");
+
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        bytes32 digest = rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, nodeA.enclaveId, c.epoch));
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkWithheld(v, epoch);
+        rewards.answerChallenge(id, _sig(nodeA.enclaveKey, digest));
+        vm.assertEq(rewards.verifierPoints(epoch, v), 0, "no point for a deactivated verifier");
+        vm.assertTrue(rewards.nodePoints(epoch, nodeA.enclaveId) > 0, "the node's answer counts");
     }
 }

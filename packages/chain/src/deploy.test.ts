@@ -246,12 +246,17 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
 
     // Rotation refused by more than 1/3 of the stake: old keys stay.
     const rotDigest = keccak256(toHex('evidence-rot')) as Hex;
-    await rotateKeys(operator, {
+    const rotation = {
       enclaveId,
       newEnclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
       newKemPublicKey: keccak256(toHex('kem-2')),
       newEvidenceDigest: rotDigest,
-    });
+    };
+    // A rotation pays exactly the registration fee (0 here): any other amount is refused.
+    const badFee = await rotateKeys(operator, { ...rotation, registrationFee: 1n }).catch((e: unknown) => e);
+    expect((badFee as ChainRevertedError).errorName).toBe('RotationFeeMismatch');
+    expect((badFee as ChainRevertedError).args).toEqual([1n, 0n]);
+    await rotateKeys(operator, rotation);
     await refuseNode(clientsFor(2), { enclaveId, evidenceDigest: rotDigest, reasonCode: 7 });
     await refuseNode(clientsFor(4), { enclaveId, evidenceDigest: rotDigest, reasonCode: 7 });
     const after = await getNode(gov, enclaveId);

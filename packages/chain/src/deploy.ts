@@ -54,7 +54,7 @@ export interface DeployFirnParams {
   claimBond?: bigint;
   /** Taken from a verifier whose fact dispute the contract disproves (default slashAmount / 2). */
   falseDisputeSlash?: bigint;
-  /** Non-refundable, paid into the reward pool with every registration (default 0). */
+  /** Non-refundable, paid into the reward pool with every registration and key rotation (default 0). */
   registrationFee?: bigint;
   /** Share of each job's escrow paid into the reward pool at finalize, basis points (default 0, max 1000). */
   protocolFeeBps?: number;

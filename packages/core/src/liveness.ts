@@ -1,8 +1,8 @@
 import { hashTypedData } from 'viem';
-import { type Hex, hexBytes } from './bytes.ts';
+import { type Hex, hexBytes, utf8 } from './bytes.ts';
 import { InvalidInputError } from './errors.ts';
 import { taggedKeccak256 } from './hash.ts';
-import { type TeeTypeName, teeTypeCode } from './identity.ts';
+import { TEE_TYPES, type TeeTypeName, teeTypeCode } from './identity.ts';
 import { TAGS } from './tags.ts';
 
 /**
@@ -56,13 +56,28 @@ export function livenessAnswerDigest(domain: LivenessDomain, answer: LivenessAns
   });
 }
 
+/** Platform families: TEE types whose attestations name the same physical platform id space. */
+export type PlatformFamily = 'intel-dcap' | 'simulated';
+
 /**
- * The platform id as the registry records it: keccak256 over the tagged (teeType, platformId)
- * (`firn/platform-id/v1`). One physical machine has one platformIdHash whatever app it hosts, so
- * it earns one capacity share; the id itself (a PPID, a device id) never goes on chain.
+ * The platform family of a TEE type. SGX and TDX quotes of one Intel machine are both DCAP quotes
+ * certified by the same PCK certificate and carry the same PPID, so they share the `intel-dcap`
+ * family; the simulated TEE is its own family. Throws InvalidInputError on an unknown type.
+ */
+export function platformFamily(teeType: TeeTypeName): PlatformFamily {
+  const code = teeTypeCode(teeType);
+  return code === TEE_TYPES.simulated ? 'simulated' : 'intel-dcap';
+}
+
+/**
+ * The platform id as the registry records it: keccak256 over the tagged (platform family name,
+ * platformId) (`firn/platform-id/v2`, family from platformFamily: SGX and TDX share `intel-dcap`).
+ * One physical machine has one platformIdHash whatever app it hosts and whichever of its TEE
+ * types runs it, so it earns one capacity share; the id itself (a PPID, a device id) never goes on
+ * chain. platformId: 1..64 bytes, else InvalidInputError. See docs/decisions/0800-economics.md.
  */
 export function computePlatformIdHash(teeType: TeeTypeName, platformId: Uint8Array): Uint8Array {
   if (platformId.length === 0 || platformId.length > 64)
     throw new InvalidInputError('platformId must be 1..64 bytes');
-  return taggedKeccak256(TAGS.platformId, Uint8Array.of(teeTypeCode(teeType)), platformId);
+  return taggedKeccak256(TAGS.platformId, utf8(platformFamily(teeType)), platformId);
 }

@@ -44,7 +44,7 @@ export const TAGS = {
   kmsIdentity: 'firn/kms-identity/v1',
   enclaveImage: 'firn/enclave-image/v1',
   enclaveState: 'firn/enclave-state/v1',
-  platformId: 'firn/platform-id/v1',
+  platformId: 'firn/platform-id/v2',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];
