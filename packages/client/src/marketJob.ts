@@ -30,6 +30,14 @@ export interface MarketOptions {
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   gpuRoots?: AttestNodeOptions['gpuRoots'];
   escrow: bigint;
+  /**
+   * Work units the escrow pays for (the job's maxWorkUnits): at finalize the node is paid
+   * escrow * min(workUnits, maxWorkUnits) / maxWorkUnits and the rest is credited back to the
+   * requester (withdraw it with `withdrawCredits`). For an inference session a request's work
+   * units are the element count of its input tensors, so a budget of N requests of E elements is
+   * N * E. Absent or 0: the whole escrow for any accepted proof (all-or-nothing).
+   */
+  maxWorkUnits?: bigint;
   /** How long the job (deadline) and its grants last; default 1 hour. */
   deadlineSeconds?: number;
   claimTimeoutSeconds?: number;
@@ -101,7 +109,7 @@ export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): 
  */
 export async function postJobFor(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds'>,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<Hex> {
   const block = await m.clients.public.getBlock();
@@ -113,6 +121,7 @@ export async function postJobFor(
     deadline: BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds),
     claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
     escrow: opts.escrow,
+    ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
   });
   return posted.jobId;
 }

@@ -343,6 +343,10 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       s.closed = true;
       sessions.delete(s.jobId);
       await s.model.release().catch(() => undefined);
+      // A session that answered nothing has no work to prove: no Work Proof is signed, so a host
+      // that opens and closes at once cannot be paid (the node fails the job; the escrow returns).
+      if (s.transcript.count === 0n)
+        throw fail('E_SESSION_EMPTY', 'the session answered no request; there is no work to prove');
       const keys = ctx.keys();
       if (s.workUnits >= 1n << 64n) throw fail('E_JOB_FAILED', 'workUnits out of range');
       const proof: WorkProofFields = {
