@@ -127,12 +127,13 @@ export async function postJobFor(
 }
 
 /**
- * Reclaim the escrow of a job that failed or was never claimed, and withdraw it (refunds are
- * credited, then pulled); false when it cannot be reclaimed.
+ * Reclaim the escrow of a job that failed, was never claimed, or was slashed (then with the
+ * slashed stake), and withdraw it (refunds are credited, then pulled); false when it cannot be reclaimed.
  */
 export async function reclaimIfPossible(clients: FirnClients, jobId: Hex): Promise<boolean> {
   const j = await getJob(clients, jobId);
-  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open) return false;
+  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open && j.status !== JobStatus.Slashed)
+    return false;
   await reclaimJob(clients, jobId);
   await withdrawCredits(clients, 'jobMarket');
   return true;

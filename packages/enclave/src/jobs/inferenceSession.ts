@@ -85,6 +85,13 @@ export interface SessionOpenInfo {
 export interface CloseSessionResult {
   proof: WorkProofJson;
   requests: number;
+  /**
+   * The preimage of the proof's outputCommitment besides the session id: the session salt (already
+   * public in the open answer), the request count (decimal string) and the transcript's running
+   * hashes over ciphertexts the host relayed. The node publishes it with the result so verifiers
+   * can tell a session's commitment from a batch job's (docs/decisions/0830-result-availability.md).
+   */
+  opening: { salt: Hex; count: string; requestsHash: Hex; responsesHash: Hex };
 }
 
 /** What the requester seals in the open request: the job request plus the session secret. */
@@ -366,6 +373,12 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       return {
         proof: workProofToJson(proof, signature, s.domain, bytesToHex(keys.enclaveAddress)),
         requests: Number(s.transcript.count),
+        opening: {
+          salt: bytesToHex(s.salt),
+          count: s.transcript.count.toString(),
+          requestsHash: bytesToHex(s.transcript.opening().requestsHash),
+          responsesHash: bytesToHex(s.transcript.opening().responsesHash),
+        },
       };
     });
   };
