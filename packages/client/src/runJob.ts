@@ -87,7 +87,8 @@ async function awaitResult(
       reason = (e as Error).message;
     }
     const job = await getJob(m.clients, jobId);
-    const now = (await m.clients.public.getBlock()).timestamp;
+    // The latest block's time may lag where blocks are mined only on transactions (anvil).
+    const now = BigInt(Math.max(Number((await m.clients.public.getBlock()).timestamp), m.now()));
     if (job.status === JobStatus.Slashed) {
       const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
       throw new JobFailedError(

@@ -176,7 +176,9 @@ export class ProofChecker {
         last = r.reason ?? 'result unavailable';
         const window = Number(job.challengeEndsAt - job.provedAt);
         const giveUpAt = Number(job.provedAt) + Math.floor(window * Math.min(Math.max(fraction, 0), 0.95));
-        const now = Number((await this.clients.public.getBlock()).timestamp);
+        // Blocks are mined only on transactions on some chains (anvil): the latest block's time may
+        // lag, so the verifier's own clock counts when it is later.
+        const now = Math.max(Number((await this.clients.public.getBlock()).timestamp), Date.now() / 1000);
         if (now >= giveUpAt) return last;
         this.opts.logger?.info('result not available yet; retrying', { jobId, reason: last });
       } catch (e) {
