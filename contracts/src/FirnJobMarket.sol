@@ -177,7 +177,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.inputCommitment = r.inputCommitment;
         if (n != 0) j.allowedMeasurements = r.allowedMeasurements;
         if (e != 0) j.enclaveIds = r.enclaveIds;
-        j.maxWorkUnits = r.maxWorkUnits;
+        if (r.maxWorkUnits != 0) j.maxWorkUnits = r.maxWorkUnits;
         j.escrow = msg.value;
         _totalEscrow += msg.value;
         emit JobPosted(
