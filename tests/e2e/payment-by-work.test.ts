@@ -110,6 +110,65 @@ describe('payment by work and result availability', () => {
       });
   }, 90_000);
 
+  it('a node that serves its result late, within the grace, is not disputed and the requester gets it', async () => {
+    const kem = await generateKemKeyPair();
+    const model = await sealInput(tinyLinearModel().bytes, 'application/onnx', kem.publicKey);
+    const input = await sealInput(
+      new TextEncoder().encode(JSON.stringify({ x: { dims: [1, 3], type: 'float32', data: [3, 2, 1] } })),
+      'application/json',
+      kem.publicKey,
+    );
+    let servedFrom = Number.POSITIVE_INFINITY;
+    globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      const u = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
+      if (/\/v1\/jobs\/0x[0-9a-f]{64}\/result$/i.test(u)) {
+        if (servedFrom === Number.POSITIVE_INFINITY) servedFrom = Date.now() + 5_000;
+        if (Date.now() < servedFrom)
+          return new Response('{"error":{"code":"E_UNAVAILABLE","message":"busy"}}', {
+            status: 503,
+            headers: { 'content-type': 'application/json' },
+          });
+      }
+      return realFetch(url, init);
+    }) as typeof fetch;
+    let r: Awaited<ReturnType<typeof runJob>>;
+    try {
+      r = await runJob({
+        rpcUrl: net.anvil.rpcUrl,
+        deployment: net.deployment,
+        requesterKey: net.requester.privateKey,
+        requesterKem: kem,
+        policy: net.policy,
+        roots: net.roots,
+        kind: 'inference',
+        inputs: [
+          { role: 'model', sealed: model },
+          { role: 'input', sealed: input },
+        ],
+        params: {},
+        escrow: 10n ** 15n,
+        resultRetryMs: 500,
+      });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(r.proofCheck).toEqual({ ok: true, reasons: [] });
+    expect(r.outputs).toHaveLength(1);
+    const deadline = Date.now() + 20_000;
+    while (
+      Date.now() < deadline &&
+      net.verifiers.some((v) => !v.proofs?.verdicts.some((x) => x.jobId === r.jobId))
+    )
+      await new Promise((res) => setTimeout(res, 200));
+    for (const v of net.verifiers)
+      expect(v.proofs?.verdicts.find((x) => x.jobId === r.jobId)).toMatchObject({
+        ok: true,
+        disputed: false,
+      });
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    expect((await getJob(reader, r.jobId)).status).toBe(JobStatus.Proved);
+  }, 90_000);
+
   it('a session that served 1 of the 1,000 requests paid for earns 1/1000 of the escrow; its opening checks out', async () => {
     const escrow = 10n ** 16n;
     const session = await openInferenceSession({
