@@ -50,7 +50,7 @@ export async function checkResultAvailable(
   const timeoutMs = opts.timeoutMs ?? 20_000;
   // A chain read that fails is this verifier's problem, not the node's: it throws (the caller retries).
   const endpoint = (await getNode(clients, job.enclaveId)).endpoint;
-  if (!URL.canParse(endpoint))
+  if (!URL.canParse(endpoint) || !['http:', 'https:'].includes(new URL(endpoint).protocol))
     return { available: false, reason: 'the node has no usable endpoint on chain' };
   const url = (path: string) => new URL(path, endpoint.endsWith('/') ? endpoint : `${endpoint}/`).href;
   try {
