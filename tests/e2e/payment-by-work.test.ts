@@ -93,6 +93,25 @@ describe('payment by work and result availability', () => {
         available: false,
         reason: 'the session opening does not match the outputCommitment',
       });
+      // Malformed or oversized answers are refused as unavailable, never trusted or thrown.
+      relayResult((b) => ({ ...b, outputs: Array.from({ length: 65 }, () => (b.outputs as unknown[])[0]) }));
+      expect(await checkResultAvailable(reader, job)).toMatchObject({
+        available: false,
+        reason: 'the result lists no valid outputs',
+      });
+      relayResult((b) => ({ ...b, outputs: [{ role: 'output', artifactId: 'not hex' }] }));
+      expect(await checkResultAvailable(reader, job)).toMatchObject({
+        available: false,
+        reason: 'an output entry is malformed',
+      });
+      globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) =>
+        String(url).endsWith('/result')
+          ? new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } })
+          : realFetch(url, init)) as typeof fetch;
+      expect(await checkResultAvailable(reader, job)).toMatchObject({
+        available: false,
+        reason: 'the result is not JSON',
+      });
     } finally {
       globalThis.fetch = realFetch;
     }
