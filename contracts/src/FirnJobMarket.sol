@@ -179,6 +179,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.inputCommitment = r.inputCommitment;
         if (n != 0) j.allowedMeasurements = r.allowedMeasurements;
         if (e != 0) j.enclaveIds = r.enclaveIds;
+        if (r.maxWorkUnits != 0) j.maxWorkUnits = r.maxWorkUnits;
         j.escrow = msg.value;
         _totalEscrow += msg.value;
         emit JobPosted(
@@ -353,15 +354,22 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
-        uint256 fee = escrow * _protocolFeeBps / 10_000;
+        uint256 earned = _earned(escrow, j.workUnits, j.maxWorkUnits);
+        uint256 unused = escrow - earned;
+        // The protocol fee is taken from what the work earned, never from escrow returned unused.
+        uint256 fee = earned * _protocolFeeBps / 10_000;
         address operator = j.claimant;
         j.status = JobStatus.Paid;
         j.escrow = 0;
         j.bond = 0;
         _totalEscrow -= escrow;
         _totalBonds -= bond;
-        emit JobFinalized(jobId, j.enclaveId, operator, escrow - fee, fee);
-        _credit(operator, escrow - fee + bond);
+        emit JobFinalized(jobId, j.enclaveId, operator, earned - fee, fee);
+        _credit(operator, earned - fee + bond);
+        if (unused != 0) {
+            emit UnusedEscrowReturned(jobId, j.requester, unused);
+            _credit(j.requester, unused);
+        }
         if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
@@ -515,6 +523,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
                 )
             )
         );
+    }
+
+    /// @dev The escrow a proof of `workUnits` earns: all of it when the job set no maxWorkUnits,
+    /// else pro rata, capped at the whole escrow (rounded down, so the remainder is the requester's).
+    function _earned(uint256 escrow, uint64 workUnits, uint64 maxWorkUnits) private pure returns (uint256) {
+        if (maxWorkUnits == 0) return escrow;
+        uint64 used = workUnits < maxWorkUnits ? workUnits : maxWorkUnits;
+        return escrow * used / maxWorkUnits;
     }
 
     /// @dev The enclave's clock is not chain time, so times are judged with MAX_CLOCK_SKEW.

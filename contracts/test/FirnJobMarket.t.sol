@@ -485,6 +485,71 @@ contract FirnJobMarketTest is FirnFixture {
         market.withdraw();
     }
 
+    /// @dev Post a job paying for `maxWorkUnits` and prove `workUnits` of them.
+    function _provedWork(uint64 maxWorkUnits, uint64 workUnits) internal returns (bytes32 jobId) {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.maxWorkUnits = maxWorkUnits;
+        vm.prank(requester);
+        jobId = market.postJob{value: 3 ether}(r);
+        _claim(jobId, nodeA);
+        IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
+        p.workUnits = workUnits;
+        bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
+        vm.prank(nodeA.operator);
+        market.submitProof(jobId, p, sig);
+        vm.warp(market.getJob(jobId).challengeEndsAt);
+    }
+
+    function test_finalize_paysInProportionToWork() public {
+        market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 500, FALSE_DISPUTE_SLASH);
+        // 1 request served of the 1,000 paid for: the operator earns 1/1000 of the escrow.
+        bytes32 jobId = _provedWork(1000, 1);
+        vm.assertEq(market.getJob(jobId).maxWorkUnits, 1000, "budget recorded");
+        uint256 earned = 3 ether / 1000;
+        uint256 fee = earned * 500 / 10_000;
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, earned - fee, fee);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether - earned);
+        vm.prank(stranger);
+        market.finalize(jobId);
+        vm.assertEq(market.withdrawable(nodeA.operator), earned - fee + CLAIM_BOND, "work paid, bond back");
+        vm.assertEq(market.withdrawable(requester), 3 ether - earned, "unused escrow is the requester's");
+        vm.assertEq(address(rewards).balance, fee, "fee only on what was earned");
+        vm.assertEq(market.totalEscrow(), 0, "escrow released");
+        vm.assertEq(
+            address(market).balance, market.totalWithdrawable() + market.totalBonds(), "nothing created or lost"
+        );
+    }
+
+    function test_finalize_zeroWorkUnitsPaysNothing() public {
+        // A host that claims and closes at once (0 requests) is paid nothing for the escrow.
+        bytes32 jobId = _provedWork(1000, 0);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 0, 0);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether);
+        market.finalize(jobId);
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "only its own bond back");
+        vm.assertEq(market.withdrawable(requester), 3 ether, "whole escrow back");
+    }
+
+    function test_finalize_workBeyondBudgetPaysWholeEscrowOnly() public {
+        bytes32 jobId = _provedWork(1000, 5000);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether, 0);
+        market.finalize(jobId);
+        vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "capped at the escrow");
+        vm.assertEq(market.withdrawable(requester), 0, "nothing unused");
+    }
+
+    function test_finalize_noBudgetIsAllOrNothing() public {
+        bytes32 jobId = _provedWork(0, 0);
+        market.finalize(jobId);
+        vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "maxWorkUnits 0: whole escrow");
+        vm.assertEq(market.withdrawable(requester), 0, "nothing returned");
+    }
+
     function test_dispute_findingQuorumSlashesAndRefunds() public {
         bytes32 jobId = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, stranger));

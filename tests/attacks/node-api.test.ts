@@ -81,7 +81,8 @@ describe('node API attacks', () => {
       expect(csrf.status).toBe(415);
       expect(((await csrf.json()) as { error: { code: string } }).error.code).toBe('E_UNSUPPORTED');
     } finally {
-      await s.close();
+      // Nothing was served: no proof, the escrow comes back.
+      await expect(s.close()).rejects.toMatchObject({ code: 'E_SESSION_EMPTY' });
     }
   });
 

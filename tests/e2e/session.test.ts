@@ -110,7 +110,8 @@ describe('warm inference session end to end', () => {
       });
       expect(session.inputNames).toEqual([names.input]);
       expect(session.outputNames).toEqual([names.output]);
-      await session.close();
+      // No request was sent: nothing to prove or pay for, the escrow comes back.
+      await expect(session.close()).rejects.toMatchObject({ code: 'E_SESSION_EMPTY', reclaimed: true });
     } finally {
       globalThis.fetch = realFetch;
     }

@@ -52,6 +52,10 @@ interface IFirnJobMarket {
         bytes32 inputCommitment;
         uint64 deadline;
         uint64 claimTimeout;
+        /// @dev Work units the escrow pays for: the claimant is paid escrow * min(workUnits,
+        /// maxWorkUnits) / maxWorkUnits and the rest returns to the requester. 0 = the whole
+        /// escrow for any accepted proof (a job whose work is all-or-nothing).
+        uint64 maxWorkUnits;
     }
 
     /// @notice The typed data an enclave signs when it finishes a job (EIP-712, domain "firn" "1").
@@ -96,6 +100,7 @@ interface IFirnJobMarket {
         uint64 provedBlock;
         uint64 snapshotId;
         uint256 disputeStake;
+        uint64 maxWorkUnits;
     }
 
     error EmptyEscrow();
@@ -163,6 +168,8 @@ interface IFirnJobMarket {
     event JobFinalized(
         bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint256 payout, uint256 fee
     );
+    /// @notice The part of a finalized job's escrow its work units did not use, credited back to the requester.
+    event UnusedEscrowReturned(bytes32 indexed jobId, address indexed requester, uint256 amount);
     event JobReclaimed(bytes32 indexed jobId, address indexed requester, uint256 refund);
     event JobFailed(bytes32 indexed jobId, bytes32 indexed enclaveId, bytes32 reason);
     event Credited(address indexed account, uint256 amount);

@@ -140,6 +140,8 @@ contract Handler {
         r.inputCommitment = bytes32(uint256(2));
         r.deadline = uint64(block.timestamp + 1 days);
         r.claimTimeout = 1 hours;
+        // 0: all-or-nothing; 1: the proofs' 1 work unit uses the budget; 2: half the escrow returns.
+        r.maxWorkUnits = uint64(amount % 3);
         vm.prank(REQUESTER);
         jobIds.push(market.postJob{value: amount}(r));
     }

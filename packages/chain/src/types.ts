@@ -130,4 +130,6 @@ export interface FirnJob {
   snapshotId: bigint;
   /** Verifier stake (wei) that disputed the proof so far. */
   disputeStake: bigint;
+  /** Work units the escrow pays for (0: all-or-nothing); see PostJobParams.maxWorkUnits. */
+  maxWorkUnits: bigint;
 }

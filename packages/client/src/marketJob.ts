@@ -30,6 +30,14 @@ export interface MarketOptions {
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   gpuRoots?: AttestNodeOptions['gpuRoots'];
   escrow: bigint;
+  /**
+   * Work units the escrow pays for (the job's maxWorkUnits): at finalize the node is paid
+   * escrow * min(workUnits, maxWorkUnits) / maxWorkUnits and the rest is credited back to the
+   * requester (withdraw it with `withdrawCredits`). For an inference session a request's work
+   * units are the element count of its input tensors, so a budget of N requests of E elements is
+   * N * E. Absent or 0: the whole escrow for any accepted proof (all-or-nothing).
+   */
+  maxWorkUnits?: bigint;
   /** How long the job (deadline) and its grants last; default 1 hour. */
   deadlineSeconds?: number;
   claimTimeoutSeconds?: number;
@@ -101,7 +109,7 @@ export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): 
  */
 export async function postJobFor(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds'>,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<Hex> {
   const block = await m.clients.public.getBlock();
@@ -113,17 +121,19 @@ export async function postJobFor(
     deadline: BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds),
     claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
     escrow: opts.escrow,
+    ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
   });
   return posted.jobId;
 }
 
 /**
- * Reclaim the escrow of a job that failed or was never claimed, and withdraw it (refunds are
- * credited, then pulled); false when it cannot be reclaimed.
+ * Reclaim the escrow of a job that failed, was never claimed, or was slashed (then with the
+ * slashed stake), and withdraw it (refunds are credited, then pulled); false when it cannot be reclaimed.
  */
 export async function reclaimIfPossible(clients: FirnClients, jobId: Hex): Promise<boolean> {
   const j = await getJob(clients, jobId);
-  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open) return false;
+  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open && j.status !== JobStatus.Slashed)
+    return false;
   await reclaimJob(clients, jobId);
   await withdrawCredits(clients, 'jobMarket');
   return true;

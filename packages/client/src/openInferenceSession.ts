@@ -40,6 +40,7 @@ import {
   uploadSealed,
 } from './marketJob.ts';
 import { assertStillEligible } from './attestNode.ts';
+import { JobFailedError } from './runJob.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -225,7 +226,11 @@ export interface InferenceSession {
   timings: { attestMs: number; openMs: number };
   /** Run one tensor map in the enclave; requests are sent one at a time, in call order. */
   infer(tensors: Record<string, TensorLike>): Promise<TensorMap>;
-  /** Close the session: the node submits the enclave's Work Proof, which is verified here. */
+  /**
+   * Close the session: the node submits the enclave's Work Proof, which is verified here. A
+   * session that answered no request has nothing to prove: rejects with JobFailedError
+   * E_SESSION_EMPTY after reclaiming the escrow (`reclaimed` says whether that succeeded).
+   */
   close(): Promise<{
     proof: WorkProofJson;
     proofCheck: { ok: boolean; reasons: string[] };
@@ -313,7 +318,12 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       }),
     close: () =>
       serial(async () => {
-        const r = await api.closeSession(opened.sessionId, codec.sealClose());
+        const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
+          // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
+          if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
+          const reclaimed = await reclaimIfPossible(clients, jobId).catch(() => false);
+          throw new JobFailedError('E_SESSION_EMPTY', (e as Error).message, jobId, reclaimed);
+        });
         const check = await verifyWorkProof(clients, r.proof, {
           jobId,
           workloadHash,

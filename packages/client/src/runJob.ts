@@ -1,3 +1,4 @@
+import { getJob, JobStatus } from '@firn/chain';
 import { computeOutputCommitment, FirnError, type Hex, type WorkProofJson } from '@firn/core';
 import { artifactId, type CreateGrantParams } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
@@ -9,6 +10,7 @@ import {
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
+import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
@@ -25,6 +27,8 @@ export interface RunJobOptions extends MarketOptions {
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
   /** Called once the job is posted (e.g. to log its id). */
   onPosted?: (jobId: Hex) => void;
+  /** Interval between attempts to fetch a proved job's result the node does not serve, ms (default 2000). */
+  resultRetryMs?: number;
 }
 
 export interface RunJobResult {
@@ -49,6 +53,60 @@ export class JobFailedError extends FirnError {
     readonly reclaimed: boolean,
   ) {
     super(code, message, { details: { jobId, reclaimed } });
+  }
+}
+
+/**
+ * Fetch a proved job's result. A node that does not serve it (or serves outputs that do not hash
+ * to their ids) is retried until it does, or until the job leaves Proved: verifiers check the same
+ * result and dispute a withheld one (reason 19, E_RESULT_UNAVAILABLE; docs/decisions/0830), so a
+ * Slashed job is reclaimed here, escrow and slashed stake, and reported as JobFailedError
+ * E_RESULT_UNAVAILABLE with `reclaimed`. Also reported, without a refund, when the challenge window
+ * ends with the job still Proved (the verifiers were served: see the decision's remaining gap).
+ */
+async function awaitResult(
+  m: Awaited<ReturnType<typeof connectToNode>>,
+  jobId: Hex,
+  opts: Pick<RunJobOptions, 'resultRetryMs' | 'onProgress'>,
+): Promise<NodeJobResult> {
+  let reason = '';
+  for (;;) {
+    try {
+      const r = await m.api.getResult(jobId);
+      // Inline outputs must be the bytes their ids name; fetched ones are checked by the caller.
+      if (
+        r.outputs.every(
+          (o) =>
+            o.sealed === undefined ||
+            artifactId(new Uint8Array(Buffer.from(o.sealed, 'base64'))) === o.artifactId.toLowerCase(),
+        )
+      )
+        return r;
+      reason = 'an output does not hash to its id';
+    } catch (e) {
+      reason = (e as Error).message;
+    }
+    const job = await getJob(m.clients, jobId);
+    // The latest block's time may lag where blocks are mined only on transactions (anvil).
+    const now = BigInt(Math.max(Number((await m.clients.public.getBlock()).timestamp), m.now()));
+    if (job.status === JobStatus.Slashed) {
+      const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
+      throw new JobFailedError(
+        'E_RESULT_UNAVAILABLE',
+        `the node proved the job but did not serve its result (${reason}); verifiers disputed it and the job was slashed`,
+        jobId,
+        reclaimed,
+      );
+    }
+    if (job.status !== JobStatus.Proved || now >= job.challengeEndsAt)
+      throw new JobFailedError(
+        'E_RESULT_UNAVAILABLE',
+        `the node proved the job but did not serve its result (${reason}); the job is ${JobStatus[job.status]}`,
+        jobId,
+        false,
+      );
+    opts.onProgress?.({ stage: 'awaiting-result', reason });
+    await new Promise((res) => setTimeout(res, opts.resultRetryMs ?? 2000));
   }
 }
 
@@ -122,7 +180,7 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     );
   }
 
-  const result = await api.getResult(jobId);
+  const result = await awaitResult(m, jobId, opts);
   const outputs: RunJobResult['outputs'] = [];
   const outputIds: Hex[] = [];
   for (const o of result.outputs) {

@@ -53,6 +53,10 @@ export type ErrorCode =
   | 'E_PROOF_INVALID'
   | 'E_IMAGE_MISMATCH'
   | 'E_RUNTIME_CRASHED'
+  /** A session closed without answering any request: there is no work to prove or pay for. */
+  | 'E_SESSION_EMPTY'
+  /** A proved job's sealed outputs could not be fetched from its node, or do not match the proof. */
+  | 'E_RESULT_UNAVAILABLE'
   // chain
   | 'E_CHAIN'
   | 'E_CHAIN_REVERTED'

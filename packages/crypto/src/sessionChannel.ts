@@ -179,16 +179,46 @@ export class SessionTranscript {
 
   /** taggedSha256(sessionTranscript, "commit", sessionId, salt, count, requestsHash, responsesHash). */
   commitment(sessionId: Hex, salt: Uint8Array): Hex {
-    return bytesToHex(
-      taggedSha256(
-        TAGS.sessionTranscript,
-        utf8('commit'),
-        hexBytes(sessionId, 'sessionId', 32),
-        assertBytes(salt, 'session salt', SESSION_SALT_BYTES),
-        u64be(this.count),
-        this.requests,
-        this.responses,
-      ),
-    );
+    return sessionTranscriptCommitment(sessionId, salt, this.opening());
   }
+
+  /**
+   * The transcript's running hashes and count: with the session id and salt, the preimage of
+   * `commitment` (what a node publishes so verifiers can tell a session's outputCommitment from a
+   * batch job's; it reveals the request count and hashes of ciphertexts the host relayed, nothing else).
+   */
+  opening(): SessionTranscriptOpening {
+    return { count: this.count, requestsHash: this.requests, responsesHash: this.responses };
+  }
+}
+
+/** The preimage parts of a session transcript commitment besides the session id and salt. */
+export interface SessionTranscriptOpening {
+  count: bigint;
+  /** 32 bytes. */
+  requestsHash: Uint8Array;
+  /** 32 bytes. */
+  responsesHash: Uint8Array;
+}
+
+/**
+ * taggedSha256(sessionTranscript, "commit", sessionId, salt, u64be(count), requestsHash,
+ * responsesHash): a session's Work Proof outputCommitment. Throws E_INVALID_INPUT on wrong sizes.
+ */
+export function sessionTranscriptCommitment(
+  sessionId: Hex,
+  salt: Uint8Array,
+  o: SessionTranscriptOpening,
+): Hex {
+  return bytesToHex(
+    taggedSha256(
+      TAGS.sessionTranscript,
+      utf8('commit'),
+      hexBytes(sessionId, 'sessionId', 32),
+      assertBytes(salt, 'session salt', SESSION_SALT_BYTES),
+      u64be(o.count),
+      assertBytes(o.requestsHash, 'requestsHash', 32),
+      assertBytes(o.responsesHash, 'responsesHash', 32),
+    ),
+  );
 }

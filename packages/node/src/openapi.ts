@@ -210,7 +210,7 @@ export const OPENAPI_DOCUMENT = {
     '/v1/jobs/{id}/result': {
       get: {
         summary:
-          'Sealed outputs (inline base64 up to 8 MiB each), the channel response and the signed Work Proof',
+          'Sealed outputs (inline base64 up to 8 MiB each), the channel response and the signed Work Proof; for an inference session, `session` (salt, count, requestsHash, responsesHash: the preimage of the proof’s outputCommitment) and no outputs. Public (ciphertext only): verifiers fetch it to check the result is available and matches the proof, and dispute when it is not.',
         parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
         responses: {
           '200': { description: 'Result' },

@@ -1,3 +1,4 @@
 export * from './verifierDaemon.ts';
 export * from './livenessChallenger.ts';
 export * from './proofChecker.ts';
+export * from './resultAvailability.ts';

@@ -9,18 +9,25 @@ import {
 import { type Hex, hexBytes, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { decodeFunctionData } from 'viem';
+import { checkResultAvailable, type ResultCheckOptions } from './resultAvailability.ts';
 
 /**
  * Reason codes a verifier puts in `dispute(jobId, reasonCode)` (FirnJobMarket, docs/decisions/0800):
  * 1 and 2 are facts the contract judges at once against what it recorded at submitProof, exactly
  * as checked here (a wrong one costs this verifier `falseDisputeSlash`); 18 is a finding only
- * verifiers can make (slashes the node once disputers hold > 2/3 of the snapshot stake).
+ * verifiers can make (slashes the node once disputers hold > 2/3 of the snapshot stake); 19
+ * (E_RESULT_UNAVAILABLE) is the finding that the node did not serve the sealed outputs the proof
+ * commits to (docs/decisions/0830-result-availability.md).
  */
 export const PROOF_DISPUTE_REASONS = {
   1: 'signer was not the enclave key of the Enclave ID at the proof block',
   2: 'proof times invalid (started after finished, or finished past the deadline + clock skew)',
   18: 'verifier finding: proof differs from the job, or implausible work units',
+  19: 'verifier finding (E_RESULT_UNAVAILABLE): the sealed result was not served or does not match the proof',
 } as const;
+
+/** The dispute reason code of a result the node does not serve (E_RESULT_UNAVAILABLE). */
+export const DISPUTE_RESULT_UNAVAILABLE = 19;
 
 export interface ProofVerdict {
   jobId: Hex;
@@ -33,6 +40,17 @@ export interface ProofVerdict {
 export interface ProofCheckerOptions {
   /** Largest plausible workUnits per second of enclave time (default 2^32). */
   maxWorkUnitsPerSecond?: bigint;
+  /**
+   * Check that the node serves the sealed result the proof commits to (default true). Retried
+   * every `resultRetryMs` until it is served; still unavailable once `resultGraceFraction` of the
+   * challenge window (chain time since submission) has passed, the proof is disputed with 19.
+   */
+  checkResults?: boolean;
+  /** Default 2000 ms. */
+  resultRetryMs?: number;
+  /** Share of the challenge window the node has to serve its result, in (0, 1); default 0.5. */
+  resultGraceFraction?: number;
+  result?: ResultCheckOptions;
   pollIntervalMs?: number;
   fromBlock?: bigint;
   logger?: {
@@ -146,9 +164,46 @@ export class ProofChecker {
     this.next = opts.fromBlock ?? clients.addresses.deployBlock;
   }
 
+  private readonly handling = new Set<string>();
+  private stopped = false;
+
+  /**
+   * Wait until the node serves the result the proof commits to, the job leaves Proved (disputed,
+   * finalized), or the grace share of its challenge window passes with the result still unavailable
+   * (then the reason to dispute). Chain reads that fail are retried and never count against the node.
+   */
+  private async awaitResult(jobId: Hex): Promise<string | undefined> {
+    const fraction = this.opts.resultGraceFraction ?? 0.5;
+    for (let last: string | undefined; ; ) {
+      if (this.stopped) return undefined;
+      try {
+        const job = await getJob(this.clients, jobId);
+        if (job.status !== JobStatus.Proved) return undefined;
+        const r = await checkResultAvailable(this.clients, job, this.opts.result ?? {});
+        if (r.available) return undefined;
+        last = r.reason ?? 'result unavailable';
+        const window = Number(job.challengeEndsAt - job.provedAt);
+        const giveUpAt = Number(job.provedAt) + Math.floor(window * Math.min(Math.max(fraction, 0), 0.95));
+        // Blocks are mined only on transactions on some chains (anvil): the latest block's time may
+        // lag, so the verifier's own clock counts when it is later.
+        const now = Math.max(Number((await this.clients.public.getBlock()).timestamp), Date.now() / 1000);
+        if (now >= giveUpAt) return last;
+        this.opts.logger?.info('result not available yet; retrying', { jobId, reason: last });
+      } catch (e) {
+        this.opts.logger?.warn('result check failed; retrying', { jobId, message: (e as Error).message });
+      }
+      await new Promise((res) => setTimeout(res, this.opts.resultRetryMs ?? 2000));
+    }
+  }
+
   /** Check, and dispute when invalid and still disputable. */
   async handle(jobId: Hex, txHash: Hex): Promise<ProofVerdict> {
-    const v = await checkSubmittedProof(this.clients, jobId, txHash, this.opts);
+    let v = await checkSubmittedProof(this.clients, jobId, txHash, this.opts);
+    if (v.ok && this.opts.checkResults !== false) {
+      const missing = await this.awaitResult(jobId);
+      if (missing !== undefined)
+        v = { jobId, ok: false, reasonCode: DISPUTE_RESULT_UNAVAILABLE, reasons: [missing] };
+    }
     let disputed = false;
     if (!v.ok && v.reasonCode !== undefined) {
       const job = await getJob(this.clients, jobId);
@@ -184,10 +239,16 @@ export class ProofChecker {
       });
       for (const l of logs) {
         const jobId = (l.args as { jobId?: Hex }).jobId;
-        if (jobId && l.transactionHash)
-          await this.handle(jobId, l.transactionHash).catch((e: unknown) =>
-            this.opts.logger?.warn('proof check failed', { jobId, message: (e as Error).message }),
-          );
+        const tx = l.transactionHash;
+        // Each proof is judged on its own (a result check may wait for a slow node): never awaited here.
+        if (jobId && tx && !this.handling.has(jobId)) {
+          this.handling.add(jobId);
+          void this.handle(jobId, tx)
+            .catch((e: unknown) =>
+              this.opts.logger?.warn('proof check failed', { jobId, message: (e as Error).message }),
+            )
+            .finally(() => this.handling.delete(jobId));
+        }
       }
       this.next = head + 1n;
     } finally {
@@ -196,6 +257,7 @@ export class ProofChecker {
   }
 
   start(): void {
+    this.stopped = false;
     const tick = () => {
       this.poll()
         .catch((e: unknown) =>
@@ -209,6 +271,7 @@ export class ProofChecker {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -25,7 +25,7 @@ import {
 } from '@firn/core';
 import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
-import { ProofChecker } from './proofChecker.ts';
+import { ProofChecker, type ProofCheckerOptions } from './proofChecker.ts';
 import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
@@ -60,6 +60,14 @@ export interface VerifierDaemonOptions {
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
+  /**
+   * The result-availability check of each proof (docs/decisions/0830-result-availability.md):
+   * `checkResults` (default true), `resultRetryMs` (2000), `resultGraceFraction` (0.5 of the window).
+   */
+  proofChecks?: Pick<
+    ProofCheckerOptions,
+    'checkResults' | 'resultRetryMs' | 'resultGraceFraction' | 'result'
+  >;
   /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
   challengeLiveness?: boolean;
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
@@ -122,6 +130,7 @@ export class VerifierDaemon {
     this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
     if (this.opts.checkProofs !== false) {
       this.proofs = new ProofChecker(this.clients, {
+        ...this.opts.proofChecks,
         pollIntervalMs: this.opts.pollIntervalMs ?? 500,
         logger: this.opts.logger,
       });

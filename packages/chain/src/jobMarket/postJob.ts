@@ -23,6 +23,12 @@ export interface PostJobParams {
   claimTimeout: bigint;
   /** Wei held in escrow and paid to the node on success. */
   escrow: bigint;
+  /**
+   * Work units the escrow pays for (uint64). At finalize the node gets escrow * min(workUnits,
+   * maxWorkUnits) / maxWorkUnits (minus the protocol fee on that part) and the rest is credited
+   * back to the requester (pull). 0 or absent: the whole escrow for any accepted proof.
+   */
+  maxWorkUnits?: bigint;
 }
 
 /**
@@ -38,6 +44,7 @@ export async function postJob(clients: FirnClients, p: PostJobParams): Promise<W
     inputCommitment: assertBytes32(p.inputCommitment, 'inputCommitment'),
     deadline: assertUint(p.deadline, 64, 'deadline'),
     claimTimeout: assertUint(p.claimTimeout, 64, 'claimTimeout'),
+    maxWorkUnits: assertUint(p.maxWorkUnits ?? 0n, 64, 'maxWorkUnits'),
   };
   const res = await writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

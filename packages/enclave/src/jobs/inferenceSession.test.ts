@@ -174,7 +174,13 @@ describe('enclave inference sessions', () => {
     });
     const s = await open();
     await expect(program.handle('openSession', s.params)).rejects.toMatchObject({ code: 'E_CONFLICT' });
-    await program.handle('closeSession', { sessionId: s.jobId });
+    // Nothing was served: the close frees the session but signs no Work Proof.
+    await expect(program.handle('closeSession', { sessionId: s.jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
+    await expect(program.handle('closeSession', { sessionId: s.jobId })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
   });
 
   it('reports typed request errors inside the channel, caps request size and refuses after the grant expires', async () => {
@@ -204,7 +210,9 @@ describe('enclave inference sessions', () => {
     const a = await open();
     const b = await open();
     await expect(open()).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
-    await program.handle('closeSession', { sessionId: a.jobId });
+    await expect(program.handle('closeSession', { sessionId: a.jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
     const c = await open();
     now += 301;
     const d = await open(); // b and c were idle past the limit and are dropped
@@ -214,6 +222,8 @@ describe('enclave inference sessions', () => {
     await expect(program.handle('closeSession', { sessionId: c.jobId })).rejects.toMatchObject({
       code: 'E_NOT_FOUND',
     });
-    await program.handle('closeSession', { sessionId: d.jobId });
+    await expect(program.handle('closeSession', { sessionId: d.jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
   });
 });

@@ -85,6 +85,13 @@ export interface SessionOpenInfo {
 export interface CloseSessionResult {
   proof: WorkProofJson;
   requests: number;
+  /**
+   * The preimage of the proof's outputCommitment besides the session id: the session salt (already
+   * public in the open answer), the request count (decimal string) and the transcript's running
+   * hashes over ciphertexts the host relayed. The node publishes it with the result so verifiers
+   * can tell a session's commitment from a batch job's (docs/decisions/0830-result-availability.md).
+   */
+  opening: { salt: Hex; count: string; requestsHash: Hex; responsesHash: Hex };
 }
 
 /** What the requester seals in the open request: the job request plus the session secret. */
@@ -343,6 +350,10 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       s.closed = true;
       sessions.delete(s.jobId);
       await s.model.release().catch(() => undefined);
+      // A session that answered nothing has no work to prove: no Work Proof is signed, so a host
+      // that opens and closes at once cannot be paid (the node fails the job; the escrow returns).
+      if (s.transcript.count === 0n)
+        throw fail('E_SESSION_EMPTY', 'the session answered no request; there is no work to prove');
       const keys = ctx.keys();
       if (s.workUnits >= 1n << 64n) throw fail('E_JOB_FAILED', 'workUnits out of range');
       const proof: WorkProofFields = {
@@ -362,6 +373,12 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       return {
         proof: workProofToJson(proof, signature, s.domain, bytesToHex(keys.enclaveAddress)),
         requests: Number(s.transcript.count),
+        opening: {
+          salt: bytesToHex(s.salt),
+          count: s.transcript.count.toString(),
+          requestsHash: bytesToHex(s.transcript.opening().requestsHash),
+          responsesHash: bytesToHex(s.transcript.opening().responsesHash),
+        },
       };
     });
   };

@@ -425,6 +425,10 @@ export class JobService {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
+    // A session's answers went to the requester in-band; its result is the transcript opening
+    // verifiers check the proof's outputCommitment against (docs/decisions/0830-result-availability.md).
+    if (r.status === 'proved' && r.proof && r.sessionOpening)
+      return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
     if (r.status !== 'proved' || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
     return {

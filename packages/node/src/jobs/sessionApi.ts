@@ -203,7 +203,12 @@ export class SessionService {
         );
         s.jobs.update(
           id,
-          { status: 'proved', proof: r.proof, txs: { ...s.jobs.get(id)?.txs, proof: tx.hash } },
+          {
+            status: 'proved',
+            proof: r.proof,
+            sessionOpening: r.opening,
+            txs: { ...s.jobs.get(id)?.txs, proof: tx.hash },
+          },
           s.clock(),
         );
         s.opts.logger.info('session closed; proof submitted', {

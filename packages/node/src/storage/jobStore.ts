@@ -16,6 +16,8 @@ export interface JobRecord {
   proof?: WorkProofJson;
   /** The enclave's channel response (base64 ciphertext). */
   response?: string;
+  /** Inference sessions: the preimage of the proof's outputCommitment (served with the result). */
+  sessionOpening?: { salt: Hex; count: string; requestsHash: Hex; responsesHash: Hex };
   txs?: Record<string, Hex>;
 }
 
