@@ -7,7 +7,7 @@ import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
-import { JobService } from './jobs/jobApi.ts';
+import { type JobPolicy, JobService } from './jobs/jobApi.ts';
 import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
@@ -52,6 +52,8 @@ export interface NodeDaemonOptions {
   limits?: Partial<HttpLimits>;
   /** Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS). */
   quotas?: Partial<StorageQuotas>;
+  /** The operator's terms for taking jobs: minimum escrow and claim time (defaults: DEFAULT_JOB_POLICY). */
+  jobPolicy?: Partial<JobPolicy>;
 }
 
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -87,6 +89,7 @@ export class NodeDaemon {
     this.uploadSlots = new UploadSlots(
       this.limits.maxConcurrentUploads,
       this.limits.maxConcurrentUploadsPerAddress,
+      this.limits.maxConcurrentUploadsPerPrefix,
     );
     mkdirSync(opts.dataDir, { recursive: true });
     this.supervisor = new EnclaveSupervisor({
@@ -176,7 +179,11 @@ export class NodeDaemon {
     this.mountRoutes();
     // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
     if (this.opts.chain) {
-      this.jobs = new JobService(this, { ...this.opts.chain, logger: log });
+      this.jobs = new JobService(this, {
+        ...this.opts.chain,
+        logger: log,
+        ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
+      });
       this.jobs.mount(this.router);
     }
     this.opts.extendRoutes?.(this.router, this);
