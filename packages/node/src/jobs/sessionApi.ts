@@ -21,6 +21,12 @@ export const DEFAULT_HOST_SESSION_IDLE_MS = 5 * 60_000;
 export const MAX_SESSION_REQUESTS_IN_FLIGHT = 2;
 /** How far ahead of the next expected sequence number a request's header may be (pipelining). */
 export const SESSION_SEQUENCE_WINDOW = 2n;
+/**
+ * A session message refused by its header is answered after this delay, ms, with its body left
+ * unread (the socket backs up): a sender of junk gets at most one refusal per connection per
+ * delay, so a flood cannot turn over fast enough to crowd out the requester's messages.
+ */
+export const SESSION_REFUSAL_DELAY_MS = 1_000;
 
 interface HostSession {
   jobId: Hex;
@@ -186,14 +192,22 @@ export class SessionService {
       body = await readBody(req, MAX_SESSION_REQUEST_BYTES, {
         bytes: SESSION_MESSAGE_MIN_BYTES,
         check: async (prefix) => {
-          seq = await this.admit(h, prefix, req);
+          try {
+            seq = await this.admit(h, prefix, req);
+          } catch (e) {
+            if (isFirnError(e) && (e.code === 'E_PARSE' || e.code === 'E_CHANNEL_SEQUENCE'))
+              await new Promise((r) => setTimeout(r, SESSION_REFUSAL_DELAY_MS));
+            throw e;
+          }
           h.inFlight++;
         },
       });
     } catch (e) {
       if (seq !== undefined) h.inFlight--;
-      // Refused by its header: the rest of the body is not read; the connection closes instead.
+      // Refused by its header: the rest of the body is not read; the connection is dropped as
+      // soon as the answer is out, so the sender cannot make the node read (and discard) it.
       res.shouldKeepAlive = false;
+      res.once('finish', () => req.socket.destroy());
       throw e;
     }
     let r: { message: string };
