@@ -207,7 +207,8 @@ export class SessionService {
       // Refused by its header: the rest of the body is not read; the connection is dropped as
       // soon as the answer is out, so the sender cannot make the node read (and discard) it.
       res.shouldKeepAlive = false;
-      res.once('finish', () => req.socket.destroy());
+      const socket = req.socket;
+      res.once('finish', () => socket?.destroy());
       throw e;
     }
     let r: { message: string };
