@@ -78,6 +78,8 @@ export class NodeDaemon {
   readonly quotas: StorageQuotas;
   /** Mutating requests per remote IP (uploads, submissions, attestations). */
   readonly rateLimiter: RequestRateLimiter;
+  /** Admitted session messages per remote IP (HttpLimits.sessionRequestsPerSecondPerIp). */
+  readonly sessionRateLimiter: RequestRateLimiter;
   /** Upload concurrency, global and per uploader address. */
   readonly uploadSlots: UploadSlots;
 
@@ -86,6 +88,7 @@ export class NodeDaemon {
     this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
     this.quotas = { ...DEFAULT_STORAGE_QUOTAS, ...opts.quotas };
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
+    this.sessionRateLimiter = new RequestRateLimiter(this.limits.sessionRequestsPerSecondPerIp);
     this.uploadSlots = new UploadSlots(
       this.limits.maxConcurrentUploads,
       this.limits.maxConcurrentUploadsPerAddress,

@@ -290,7 +290,7 @@ export const OPENAPI_DOCUMENT = {
           },
           '429': {
             description:
-              'Per-IP request rate exceeded, or the session already has 2 requests at the enclave (E_RATE_LIMITED)',
+              'Per-IP session request rate exceeded, or the session already has 2 requests at the enclave (E_RATE_LIMITED)',
             headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
             content: errorBody,
           },

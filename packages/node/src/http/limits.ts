@@ -21,6 +21,12 @@ export interface HttpLimits {
   maxConnectionsPerIp: number;
   /** Mutating requests (uploads, job and session submissions, attestations) per IP per second. Default 50. */
   mutatingRequestsPerSecondPerIp: number;
+  /**
+   * Session messages (POST /v1/sessions/{id}/requests) per IP per second, counted once their
+   * header is admitted. Its own budget: a warm session is made for hundreds of small requests a
+   * second. Default 1000.
+   */
+  sessionRequestsPerSecondPerIp: number;
   /** Uploads in progress over all uploaders; more get 429. Default 8. */
   maxConcurrentUploads: number;
   /** Uploads in progress per uploader address; more get 429. Default 2. */
@@ -51,6 +57,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxConnections: 512,
   maxConnectionsPerIp: 64,
   mutatingRequestsPerSecondPerIp: 50,
+  sessionRequestsPerSecondPerIp: 1000,
   maxConcurrentUploads: 8,
   maxConcurrentUploadsPerAddress: 2,
   maxConcurrentUploadsPerPrefix: 4,

@@ -164,7 +164,7 @@ export class SessionService {
    * Admit a session request by its clear header, before its body is read or queued: it must be a
    * request message whose sequence number is the session's next (or within
    * SESSION_SEQUENCE_WINDOW of it; E_PARSE 400, E_CHANNEL_SEQUENCE 422 otherwise), the sender's
-   * IP must be under the per-IP request rate (429), and the session must have fewer than
+   * IP must be under the per-IP session request rate (429), and the session must have fewer than
    * MAX_SESSION_REQUESTS_IN_FLIGHT requests at the enclave (429). Returns the header's seq.
    */
   private async admit(h: HostSession, prefix: Buffer, req: IncomingMessage): Promise<bigint> {
@@ -175,7 +175,7 @@ export class SessionService {
         'E_CHANNEL_SEQUENCE',
         seq < h.nextSeq ? 'replayed session message' : 'session message out of order',
       );
-    await this.service.node.rateLimiter.take(remoteIp(req));
+    await this.service.node.sessionRateLimiter.take(remoteIp(req));
     if (h.inFlight >= MAX_SESSION_REQUESTS_IN_FLIGHT)
       throw rateLimited(`this session already has ${MAX_SESSION_REQUESTS_IN_FLIGHT} requests in progress`);
     return seq;
