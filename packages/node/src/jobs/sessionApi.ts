@@ -22,11 +22,13 @@ export const MAX_SESSION_REQUESTS_IN_FLIGHT = 2;
 /** How far ahead of the next expected sequence number a request's header may be (pipelining). */
 export const SESSION_SEQUENCE_WINDOW = 2n;
 /**
- * A session message refused by its header is answered after this delay, ms, with its body left
- * unread (the socket backs up): a sender of junk gets at most one refusal per connection per
- * delay, so a flood cannot turn over fast enough to crowd out the requester's messages.
+ * A session message refused by its header is answered after about this delay, ms (jittered
+ * between half and one and a half times it, so refusals do not come back in bursts), with its
+ * body left unread (the socket backs up): a sender of junk gets at most one refusal per
+ * connection per delay, so a flood cannot turn over fast enough to crowd out the requester's
+ * messages. Shorter than the body-rate grace, so a held connection is not cut as a slow body.
  */
-export const SESSION_REFUSAL_DELAY_MS = 1_000;
+export const SESSION_REFUSAL_DELAY_MS = 2_000;
 
 interface HostSession {
   jobId: Hex;
@@ -196,7 +198,7 @@ export class SessionService {
             seq = await this.admit(h, prefix, req);
           } catch (e) {
             if (isFirnError(e) && (e.code === 'E_PARSE' || e.code === 'E_CHANNEL_SEQUENCE'))
-              await new Promise((r) => setTimeout(r, SESSION_REFUSAL_DELAY_MS));
+              await new Promise((r) => setTimeout(r, SESSION_REFUSAL_DELAY_MS * (0.5 + Math.random())));
             throw e;
           }
           h.inFlight++;
