@@ -95,6 +95,21 @@ function decodeSessionMessage(b: Uint8Array): {
   return { kind, seq, ciphertext: b.subarray(CHANNEL_HEADER_BYTES) };
 }
 
+/** Bytes of a session message a relay needs to read its clear header (header and tag). */
+export const SESSION_MESSAGE_MIN_BYTES = CHANNEL_HEADER_BYTES + 16;
+
+/**
+ * The clear header of a session message (version, kind, sequence number), read without any key:
+ * a relay (the node's host) uses it to refuse a message that is not the session's next request
+ * before queueing it for the enclave. `b` may be just the message's first
+ * SESSION_MESSAGE_MIN_BYTES bytes. It authenticates nothing (the enclave still opens the
+ * message). Throws ChannelError E_PARSE when `b` is not a session message.
+ */
+export function sessionMessageHeader(b: Uint8Array): { kind: 'request' | 'response'; seq: bigint } {
+  const { kind, seq } = decodeSessionMessage(b);
+  return { kind, seq };
+}
+
 /** One end of a session: seals its own direction and opens the other, strictly in order. */
 export interface SessionEndpoint {
   readonly sessionId: Hex;

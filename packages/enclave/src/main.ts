@@ -21,7 +21,14 @@ function log(level: string, msg: string, fields: Record<string, unknown> = {}): 
 }
 
 /** Methods whose errors may quote the requester's plaintext (a column, a tensor, a request field). */
-const JOB_METHODS = new Set(['runJob', 'openSession', 'sessionRequest', 'closeSession']);
+const JOB_METHODS = new Set([
+  'preflightJob',
+  'runJob',
+  'preflightSession',
+  'openSession',
+  'sessionRequest',
+  'closeSession',
+]);
 
 /**
  * The error a request's answer carries to the host: for job and session methods only the stable

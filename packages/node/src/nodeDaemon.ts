@@ -7,7 +7,7 @@ import type { FirnDeployment } from '@firn/chain';
 import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
-import { JobService } from './jobs/jobApi.ts';
+import { type JobPolicy, JobService } from './jobs/jobApi.ts';
 import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
@@ -52,6 +52,8 @@ export interface NodeDaemonOptions {
   limits?: Partial<HttpLimits>;
   /** Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS). */
   quotas?: Partial<StorageQuotas>;
+  /** The operator's terms for taking jobs: minimum escrow and claim time (defaults: DEFAULT_JOB_POLICY). */
+  jobPolicy?: Partial<JobPolicy>;
 }
 
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -76,6 +78,8 @@ export class NodeDaemon {
   readonly quotas: StorageQuotas;
   /** Mutating requests per remote IP (uploads, submissions, attestations). */
   readonly rateLimiter: RequestRateLimiter;
+  /** Admitted session messages per remote IP (HttpLimits.sessionRequestsPerSecondPerIp). */
+  readonly sessionRateLimiter: RequestRateLimiter;
   /** Upload concurrency, global and per uploader address. */
   readonly uploadSlots: UploadSlots;
 
@@ -84,9 +88,11 @@ export class NodeDaemon {
     this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
     this.quotas = { ...DEFAULT_STORAGE_QUOTAS, ...opts.quotas };
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
+    this.sessionRateLimiter = new RequestRateLimiter(this.limits.sessionRequestsPerSecondPerIp);
     this.uploadSlots = new UploadSlots(
       this.limits.maxConcurrentUploads,
       this.limits.maxConcurrentUploadsPerAddress,
+      this.limits.maxConcurrentUploadsPerPrefix,
     );
     mkdirSync(opts.dataDir, { recursive: true });
     this.supervisor = new EnclaveSupervisor({
@@ -176,7 +182,11 @@ export class NodeDaemon {
     this.mountRoutes();
     // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
     if (this.opts.chain) {
-      this.jobs = new JobService(this, { ...this.opts.chain, logger: log });
+      this.jobs = new JobService(this, {
+        ...this.opts.chain,
+        logger: log,
+        ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
+      });
       this.jobs.mount(this.router);
     }
     this.opts.extendRoutes?.(this.router, this);

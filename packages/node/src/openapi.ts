@@ -30,6 +30,14 @@ const bodyErrors = {
     content: errorBody,
   },
 };
+/** Refusals of a job or session before the node claims it (docs/api.md, "Job policy and pre-flight"). */
+const claimErrors = {
+  '403': {
+    description:
+      'Valid signature from an address that may not do this (E_FORBIDDEN), or a job outside the operator’s terms: escrow under the minimum, or a claim timeout / time to deadline under the minimum claim time (E_POLICY_REJECTED)',
+    content: errorBody,
+  },
+};
 /** Statuses of the routes that need a signed request (docs/api.md, "Who may call"). */
 const authErrors = {
   '401': {
@@ -169,12 +177,14 @@ export const OPENAPI_DOCUMENT = {
         },
         responses: {
           '202': {
-            description: 'Accepted; the node claims and runs it',
+            description:
+              'Accepted; once it has an enclave slot the enclave pre-flights it (opens the request, checks it against the chain and the grants) and only then the node claims and runs it. A request refused by the pre-flight ends as status failed with its code (E_DECRYPT, E_JOB_INVALID, E_GRANT_*), never claimed',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/JobRecord' } } },
           },
           '409': { description: 'Job not Open, or already submitted here' },
           ...errors,
           ...authErrors,
+          ...claimErrors,
           ...bodyErrors,
           '404': {
             description: 'No such job on chain, or an input artifact not stored here',
@@ -203,6 +213,10 @@ export const OPENAPI_DOCUMENT = {
         parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
         responses: {
           '200': { description: 'Event stream', content: { 'text/event-stream': {} } },
+          '429': {
+            description: 'Too many event streams open from this address (E_RATE_LIMITED)',
+            content: errorBody,
+          },
           ...errors,
         },
       },
@@ -235,8 +249,19 @@ export const OPENAPI_DOCUMENT = {
             content: { 'application/json': { schema: { $ref: '#/components/schemas/SessionOpened' } } },
           },
           '409': { description: 'Job not Open, already submitted here, or session already open' },
+          '422': {
+            description:
+              'The enclave’s pre-flight refused the open request before any claim (E_DECRYPT, E_CHANNEL_SEQUENCE); nothing recorded',
+            content: errorBody,
+          },
+          '503': {
+            description:
+              'No free session slot in the enclave (E_UNAVAILABLE), found before any claim: nothing recorded, no gas spent; retry later',
+            content: errorBody,
+          },
           ...errors,
           ...authErrors,
+          ...claimErrors,
           ...bodyErrors,
         },
       },
@@ -258,7 +283,17 @@ export const OPENAPI_DOCUMENT = {
             content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
           },
           '413': { description: 'Request over 8 MiB' },
-          '422': { description: 'Replayed, reordered or altered message (E_CHANNEL_SEQUENCE, E_DECRYPT)' },
+          '415': { description: 'Not application/octet-stream (E_UNSUPPORTED)', content: errorBody },
+          '422': {
+            description:
+              'Replayed, reordered or altered message (E_CHANNEL_SEQUENCE, E_DECRYPT). A message whose clear header is not the session’s next request is refused by the host from its first 26 bytes, before the rest is read or queued (the connection is closed)',
+          },
+          '429': {
+            description:
+              'Per-IP session request rate exceeded, or the session already has 2 requests at the enclave (E_RATE_LIMITED)',
+            headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+            content: errorBody,
+          },
           ...errors,
         },
       },

@@ -1,8 +1,14 @@
+import type { Hex } from '@firn/core';
 import type { Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import { createSessionHandlers } from './inferenceSession.ts';
-import { createRunJobHandler } from './runJob.ts';
+import {
+  createPreflightJobHandler,
+  createRunJobHandler,
+  type PreflightedJob,
+  PreflightStore,
+} from './runJob.ts';
 import { WORKLOADS } from './workloads/index.ts';
 
 /**
@@ -13,8 +19,17 @@ import { WORKLOADS } from './workloads/index.ts';
 export function createJobHandlers(runtime: MlRuntime = inProcessRuntime(WORKLOADS)): Record<string, Handler> {
   // One plaintext cache for jobs and sessions, so a model opened by either is not decrypted twice.
   const cache = new ArtifactCache();
+  // Requests opened and checked before the host claims (preflightJob), taken over by runJob.
+  const preflight = new PreflightStore<PreflightedJob>();
+  const sessions = createSessionHandlers({ cache, runtime });
   return {
-    runJob: createRunJobHandler({ workloads: WORKLOADS, cache, runtime }),
-    ...createSessionHandlers({ cache, runtime }),
+    preflightJob: createPreflightJobHandler({ workloads: WORKLOADS, preflight }),
+    runJob: createRunJobHandler({ workloads: WORKLOADS, cache, runtime, preflight }),
+    /** The host's claim failed: drop what its pre-flight kept (job entry or session slot). */
+    releasePreflight: async (raw, ctx) => {
+      if (typeof raw.jobId === 'string') preflight.delete(raw.jobId.toLowerCase() as Hex);
+      return sessions.releaseSessionPreflight!(raw, ctx);
+    },
+    ...sessions,
   };
 }

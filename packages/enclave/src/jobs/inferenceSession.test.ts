@@ -54,9 +54,23 @@ const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicK
 writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
 let seed = 0;
 
-async function open(
-  opts: { mutateGrant?: (p: CreateGrantParams) => CreateGrantParams; format?: 'binary' | 'json' } = {},
-) {
+type OpenOpts = {
+  mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
+  format?: 'binary' | 'json';
+  /** Run the host's pre-flight first, as the node does before it claims. */
+  preflight?: boolean;
+};
+
+async function open(opts: OpenOpts = {}) {
+  const { jobId, built, params } = await build(opts);
+  if (opts.preflight) await program.handle('preflightSession', params);
+  const r = (await program.handle('openSession', params)) as OpenSessionResult;
+  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId, opts.format ?? 'binary');
+  return { jobId, r, codec, params, built };
+}
+
+/** A sealed open request for a fresh job, as the host receives it (not yet opened). */
+async function build(opts: OpenOpts = {}) {
   const jobId = bytesToHex(sha256(new Uint8Array([++seed, 42])));
   const built = await buildSessionOpen({
     jobId,
@@ -77,9 +91,7 @@ async function open(
     onChain: sessionCommitments(sealedModel.artifactId),
     domain,
   };
-  const r = (await program.handle('openSession', params)) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId, opts.format ?? 'binary');
-  return { jobId, r, codec, params, built };
+  return { jobId, built, params };
 }
 
 const b64 = (m: Uint8Array) => Buffer.from(m).toString('base64');
@@ -225,5 +237,42 @@ describe('enclave inference sessions', () => {
     await expect(program.handle('closeSession', { sessionId: d.jobId })).rejects.toMatchObject({
       code: 'E_SESSION_EMPTY',
     });
+  });
+
+  it('pre-flight, before any claim: reserves a slot, refuses when full or on junk, and the open takes over the checked channel', async () => {
+    // Taken over: without it the open would be refused as a replay of the pre-flighted channel.
+    const a = await open({ preflight: true });
+    const req = a.codec.sealRequest(xTensor([1, 2, 3]));
+    expect(a.codec.openResponse(req, await send(a.jobId, req)).y!.dims).toEqual([1, 2]);
+    const b = await build();
+    await program.handle('preflightSession', b.params); // the second (last) slot, reserved
+    const c = await build();
+    await expect(program.handle('preflightSession', c.params)).rejects.toMatchObject({
+      code: 'E_UNAVAILABLE',
+    });
+    await expect(program.handle('openSession', c.params)).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+    await expect(program.handle('preflightSession', b.params)).rejects.toMatchObject({ code: 'E_CONFLICT' });
+    // The host's claim failed: it gives the slot back, and the next request can have it.
+    await program.handle('releaseSessionPreflight', { jobId: b.jobId });
+    await program.handle('preflightSession', c.params);
+    await program.handle('releaseSessionPreflight', { jobId: c.jobId });
+    // Junk that does not open, or a request for other chain facts, is refused and holds no slot.
+    const d = await build();
+    await expect(
+      program.handle('preflightSession', { ...d.params, request: Buffer.alloc(96, 7).toString('base64') }),
+    ).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    await expect(
+      program.handle('preflightSession', {
+        ...d.params,
+        onChain: { ...d.params.onChain, workloadHash: bytesToHex(new Uint8Array(32)) },
+      }),
+    ).rejects.toMatchObject({ code: 'E_JOB_INVALID' });
+    const e = await build({ mutateGrant: (g) => ({ ...g, expiresAt: now - 1 }) });
+    await expect(program.handle('preflightSession', e.params)).rejects.toMatchObject({
+      code: 'E_GRANT_EXPIRED',
+    });
+    const f = await open({ preflight: true });
+    await program.handle('closeSession', { sessionId: a.jobId });
+    await program.handle('closeSession', { sessionId: f.jobId });
   });
 });

@@ -39,7 +39,14 @@ import {
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime, type RuntimeModel } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
-import { acceptRequest, checkRequestAgainstChain, openGrantedInputs, parseRunJobParams } from './runJob.ts';
+import {
+  acceptRequest,
+  checkRequestAgainstChain,
+  openGrantedInputs,
+  parseRunJobParams,
+  verifyRequestGrants,
+} from './runJob.ts';
+import type { EnclaveChannel } from '@firn/crypto';
 
 /**
  * Warm inference sessions (docs/decisions/0602-inference-sessions.md): `openSession` verifies the
@@ -50,6 +57,18 @@ import { acceptRequest, checkRequestAgainstChain, openGrantedInputs, parseRunJob
 
 export const DEFAULT_MAX_SESSIONS = 8;
 export const DEFAULT_SESSION_IDLE_SECONDS = 600;
+/** How long a slot reserved by `preflightSession` waits for the host's claim and `openSession`, ms. */
+export const SESSION_RESERVATION_TTL_MS = 5 * 60_000;
+
+/** A session open request `preflightSession` opened and checked, holding a session slot. */
+interface SessionReservation {
+  enc: Hex;
+  request: string;
+  channel: EnclaveChannel;
+  open: SessionOpenRequest;
+  /** Date.now() when reserved, ms. */
+  at: number;
+}
 
 export interface OpenSessionParams {
   jobId: Hex;
@@ -219,6 +238,20 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
   const load = opts.loadModel ?? ((b: Uint8Array) => runtime.loadModel(b));
   const sessions = new Map<Hex, Session>();
   const opening = new Set<Hex>();
+  const reserved = new Map<Hex, SessionReservation>();
+  const sweepReserved = () => {
+    const t = Date.now();
+    for (const [k, r] of reserved) if (t - r.at >= SESSION_RESERVATION_TTL_MS) reserved.delete(k);
+  };
+  /** Slots in use: open sessions, opens in progress and reservations waiting for their claim. */
+  const used = () => sessions.size + opening.size + reserved.size;
+  /** The checks of an open request that need no key and no input: kind, inputs, chain facts. */
+  const checkOpenRequest = (req: JobRequest, p: ReturnType<typeof parseRunJobParams>) => {
+    if (req.kind !== SESSION_KIND) throw fail('E_UNSUPPORTED', `a session must be of kind ${SESSION_KIND}`);
+    if (req.inputs.length !== 1 || req.inputs[0]!.role !== 'model')
+      throw fail('E_JOB_INVALID', 'a session takes exactly one input, role "model"');
+    return checkRequestAgainstChain(req, p);
+  };
 
   const drop = (s: Session) => {
     s.closed = true;
@@ -234,13 +267,22 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     return s;
   };
 
-  const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
+  /**
+   * `preflightSession`: what the host asks BEFORE it claims a session's job on chain. Reserves a
+   * session slot (E_UNAVAILABLE when none is free, E_CONFLICT when this job already has one),
+   * opens the channel (E_DECRYPT), parses the open request, checks kind, input and chain facts and
+   * verifies the model grant without unwrapping its key. The slot stays reserved for
+   * SESSION_RESERVATION_TTL_MS, for the `openSession` with the same `enc` and request, or until
+   * `releaseSessionPreflight`. Params: those of `openSession`. Returns `{ok: true}`.
+   */
+  const preflightSession: Handler = async (raw, ctx: EnclaveContext) => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
     const now = ctx.time.now(clock());
     sweep(now);
-    if (sessions.has(p.jobId) || opening.has(p.jobId))
+    sweepReserved();
+    if (sessions.has(p.jobId) || opening.has(p.jobId) || reserved.has(p.jobId))
       throw fail('E_CONFLICT', 'a session for this job is already open');
-    if (sessions.size + opening.size >= maxSessions)
+    if (used() >= maxSessions)
       throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
     opening.add(p.jobId);
     try {
@@ -251,11 +293,41 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         parseSessionOpenRequest,
         'session',
       );
+      const { workloadHash } = checkOpenRequest(open.job, p);
+      verifyRequestGrants(open.job, p.jobId, ctx, now, workloadHash);
+      reserved.set(p.jobId, { enc: p.enc, request: p.request, channel, open, at: Date.now() });
+      return { ok: true };
+    } finally {
+      opening.delete(p.jobId);
+    }
+  };
+
+  /** `releaseSessionPreflight`: the host gives back a reserved slot (its claim failed). */
+  const releaseSessionPreflight: Handler = async (raw) => {
+    reserved.delete(sessionIdOf({ sessionId: raw.jobId }));
+    return { ok: true };
+  };
+
+  const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
+    const p = parseRunJobParams({ ...raw, outputDir: '' });
+    const now = ctx.time.now(clock());
+    sweep(now);
+    sweepReserved();
+    // A slot reserved by `preflightSession` for this very request is taken over, channel included.
+    const r = reserved.get(p.jobId);
+    const pre = r !== undefined && r.enc === p.enc && r.request === p.request ? r : undefined;
+    if (pre) reserved.delete(p.jobId);
+    if (sessions.has(p.jobId) || opening.has(p.jobId) || reserved.has(p.jobId))
+      throw fail('E_CONFLICT', 'a session for this job is already open');
+    if (!pre && used() >= maxSessions)
+      throw fail('E_UNAVAILABLE', `session limit (${maxSessions}) reached; close a session first`);
+    opening.add(p.jobId);
+    try {
+      const { channel, request: open } = pre
+        ? { channel: pre.channel, request: pre.open }
+        : await acceptRequest(ctx, p, sessionChannelInfo(p.jobId), parseSessionOpenRequest, 'session');
       const req = open.job;
-      if (req.kind !== SESSION_KIND) throw fail('E_UNSUPPORTED', `a session must be of kind ${SESSION_KIND}`);
-      if (req.inputs.length !== 1 || req.inputs[0]!.role !== 'model')
-        throw fail('E_JOB_INVALID', 'a session takes exactly one input, role "model"');
-      const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
+      const { workloadHash, inputCommitment } = checkOpenRequest(req, p);
       const [model] = await openGrantedInputs(req, p, ctx, cache, now, workloadHash);
       const expiresAt = Math.min(...req.grants.map((g) => parseGrant(g).expiresAt));
       const loaded = await load(model!.bytes);
@@ -383,5 +455,5 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     });
   };
 
-  return { openSession, sessionRequest, closeSession };
+  return { preflightSession, releaseSessionPreflight, openSession, sessionRequest, closeSession };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
@@ -16,7 +16,13 @@ import { encodeOnnxModel } from '@firn/ml/formats';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
-import { createRunJobHandler, type RunJobResult } from './runJob.ts';
+import {
+  createPreflightJobHandler,
+  createRunJobHandler,
+  type PreflightedJob,
+  PreflightStore,
+  type RunJobResult,
+} from './runJob.ts';
 import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
 import { WORKLOADS } from './workloads/index.ts';
 
@@ -27,6 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), 'firn-runjob-'));
 const root = await createSimulatedRoot();
 const platform = await createSimulatedPlatform(root);
 const events: unknown[] = [];
+const preflight = new PreflightStore<PreflightedJob>();
 const program = createEnclaveProgram(
   {
     provider: createSimulatedProvider(platform, sha256(new Uint8Array([1]))),
@@ -34,7 +41,10 @@ const program = createEnclaveProgram(
     platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
     emit: (event, data) => events.push({ event, data }),
   },
-  { runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => NOW }) },
+  {
+    runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => NOW, preflight }),
+    preflightJob: createPreflightJobHandler({ workloads: WORKLOADS, now: () => NOW, preflight }),
+  },
 );
 const identity = (await program.handle('init', {})) as {
   enclaveId: Hex;
@@ -220,5 +230,40 @@ describe('enclave runJob (inference, in process)', () => {
     writeFileSync(path, b);
     await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_ARTIFACT_TAMPERED' });
     expect(id).toMatch(/^0x/);
+  });
+
+  it('pre-flight (before the host claims): refuses junk, other chain facts and bad grants without reading an input; runJob takes over the checked channel', async () => {
+    const { params, built } = await prepare();
+    const { outputDir: _o, ...pre } = params;
+    // A request that never decrypts: refused, and the real request's channel is not burned by it.
+    await expect(
+      program.handle('preflightJob', { ...pre, request: Buffer.alloc(96, 7).toString('base64') }),
+    ).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    // The pre-flight reads no input: it passes with the host files gone (they come back for the run).
+    const saved = Object.values(params.inputPaths).map((p) => [p, readFileSync(p)] as const);
+    for (const [p] of saved) rmSync(p);
+    await expect(program.handle('preflightJob', pre)).resolves.toEqual({ ok: true });
+    for (const [p, b] of saved) writeFileSync(p, b);
+    // runJob reuses the opened channel (opening it again would be refused as a replay).
+    const r = (await program.handle('runJob', params)) as RunJobResult;
+    const summary = JSON.parse(new TextDecoder().decode(await built.channel.openResponse(r.response)));
+    expect(summary.jobId).toBe(params.jobId);
+    // Taken once: a second run of the same request is a replay.
+    await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
+
+    const other = await prepare();
+    const { outputDir: _p, ...otherPre } = other.params;
+    await expect(
+      program.handle('preflightJob', {
+        ...otherPre,
+        onChain: { ...otherPre.onChain, inputCommitment: bytesToHex(new Uint8Array(32)) },
+      }),
+    ).rejects.toMatchObject({ code: 'E_JOB_INVALID' });
+    const expired = await prepare({ expiresAt: NOW - 1 });
+    const { outputDir: _q, ...expiredPre } = expired.params;
+    await expect(program.handle('preflightJob', expiredPre)).rejects.toMatchObject({
+      code: 'E_GRANT_EXPIRED',
+    });
+    expect(preflight.size).toBe(0);
   });
 });

@@ -116,12 +116,45 @@ async function readInput(path: string, id: Hex): Promise<Uint8Array> {
 }
 
 /**
- * Verify every grant of a request (owner signature, this enclave's Enclave ID and KEM key, this
- * jobId and workload hash, expiry at `now`, the enclave's floored time), raise the time floor to
- * each grant's signed `issuedAt`, unwrap the data keys and open the inputs (from the
- * plaintext cache on a hit with the same key, else from the host file, which must hash to its
- * id). It proves the requester's grants cover these inputs for this job; it does not check the
- * request against the chain (callers compare the commitments first).
+ * Verify the grant of every input of a request without unwrapping any key: owner signature, this
+ * enclave's Enclave ID and KEM key, this jobId and workload hash, expiry at `now` (the enclave's
+ * floored time); raises the time floor to each grant's signed `issuedAt`. Returns the grants in
+ * the order of `req.inputs`. Raises E_GRANT_INVALID / E_GRANT_EXPIRED / E_GRANT_SCOPE.
+ */
+export function verifyRequestGrants(
+  req: Pick<JobRequest, 'inputs' | 'grants'>,
+  jobId: Hex,
+  ctx: EnclaveContext,
+  now: number,
+  workloadHash: Hex,
+): ReturnType<typeof parseGrant>[] {
+  const keys = ctx.keys();
+  const enclaveId = bytesToHex(ctx.enclaveId());
+  const grants = req.grants.map((g) => parseGrant(g));
+  const out: ReturnType<typeof parseGrant>[] = [];
+  for (const ref of req.inputs) {
+    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
+    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
+    verifyGrant(grant, {
+      artifactId: ref.artifactId,
+      enclaveId,
+      jobId,
+      workloadHash,
+      now,
+      enclaveKemPublicKey: keys.kemPublicKey,
+    });
+    // The owner signed the chain time it made this grant at: the enclave's clock never goes below it again.
+    ctx.time.observe(grant.issuedAt);
+    out.push(grant);
+  }
+  return out;
+}
+
+/**
+ * Verify every grant of a request (see `verifyRequestGrants`), unwrap the data keys and open the
+ * inputs (from the plaintext cache on a hit with the same key, else from the host file, which
+ * must hash to its id). It proves the requester's grants cover these inputs for this job; it does
+ * not check the request against the chain (callers compare the commitments first).
  */
 export async function openGrantedInputs(
   req: Pick<JobRequest, 'inputs' | 'grants'>,
@@ -132,22 +165,10 @@ export async function openGrantedInputs(
   workloadHash: Hex,
 ): Promise<WorkloadInput[]> {
   const keys = ctx.keys();
-  const enclaveId = bytesToHex(ctx.enclaveId());
-  const grants = req.grants.map((g) => parseGrant(g));
+  const grants = verifyRequestGrants(req, p.jobId, ctx, now, workloadHash);
   const inputs: WorkloadInput[] = [];
-  for (const ref of req.inputs) {
-    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
-    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
-    verifyGrant(grant, {
-      artifactId: ref.artifactId,
-      enclaveId,
-      jobId: p.jobId,
-      workloadHash,
-      now,
-      enclaveKemPublicKey: keys.kemPublicKey,
-    });
-    // The owner signed the chain time it made this grant at: the enclave's clock never goes below it again.
-    ctx.time.observe(grant.issuedAt);
+  for (const [i, ref] of req.inputs.entries()) {
+    const grant = grants[i]!;
     const dataKey = await openGrantKey(grant, keys.kemPrivateKey);
     const hit = cache.get(ref.artifactId, dataKey);
     if (hit !== undefined) {
@@ -198,6 +219,115 @@ export interface JobHandlerOptions {
   cache?: ArtifactCache;
   /** Where workloads run; default in this process (the enclave's main passes a child-process runtime). */
   runtime?: MlRuntime;
+  /** Requests already opened and checked by `preflightJob`, shared with `runJob`. */
+  preflight?: PreflightStore<PreflightedJob>;
+}
+
+/** How long an opened, checked request waits for the host's claim and its `runJob`, ms. */
+export const PREFLIGHT_TTL_MS = 10 * 60_000;
+/** How many pre-flighted requests the enclave keeps at once (oldest dropped first). */
+export const MAX_PREFLIGHTED = 256;
+
+/** A job request `preflightJob` opened and checked, kept (channel included) for its `runJob`. */
+export interface PreflightedJob {
+  enc: Hex;
+  request: string;
+  channel: EnclaveChannel;
+  req: JobRequest;
+  /** Date.now() when stored, ms. */
+  at: number;
+}
+
+/**
+ * Requests that passed the enclave's pre-flight, by jobId, until the host's `runJob` (or
+ * `openSession`) takes them. The channel is accepted once (its `enc` is remembered against
+ * replays), so the later call reuses this entry instead of opening the channel again. Bounded
+ * (`max`, oldest dropped) and expiring (`ttlMs`); an entry is handed out only for the same
+ * `enc` and request bytes it was made from.
+ */
+export class PreflightStore<T extends { enc: Hex; request: string; at: number }> {
+  private readonly entries = new Map<Hex, T>();
+
+  constructor(
+    readonly max = MAX_PREFLIGHTED,
+    readonly ttlMs = PREFLIGHT_TTL_MS,
+  ) {}
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, v] of this.entries) if (now - v.at >= this.ttlMs) this.entries.delete(k);
+  }
+
+  /** Entries kept now (expired ones dropped first). */
+  get size(): number {
+    this.sweep();
+    return this.entries.size;
+  }
+
+  has(jobId: Hex): boolean {
+    this.sweep();
+    return this.entries.has(jobId);
+  }
+
+  put(jobId: Hex, v: T): void {
+    this.sweep();
+    this.entries.delete(jobId);
+    while (this.entries.size >= Math.max(1, this.max))
+      this.entries.delete(this.entries.keys().next().value as Hex);
+    this.entries.set(jobId, v);
+  }
+
+  /** Remove and return the entry for this job made from exactly this `enc` and request. */
+  take(jobId: Hex, enc: Hex, request: string): T | undefined {
+    this.sweep();
+    const v = this.entries.get(jobId);
+    if (v === undefined || !same(v.enc, enc) || v.request !== request) return undefined;
+    this.entries.delete(jobId);
+    return v;
+  }
+
+  delete(jobId: Hex): void {
+    this.entries.delete(jobId);
+  }
+}
+
+/** Seal a failure to the requester as a `{stage: "failed", error}` channel event. */
+function emitSealedFailure(ctx: EnclaveContext, channel: EnclaveChannel, jobId: Hex, e: unknown): void {
+  const error = isFirnError(e) ? toErrorBody(e) : { code: 'E_JOB_FAILED', message: 'the workload failed' };
+  const msg = channel.sealEvent(utf8(JSON.stringify({ stage: 'failed', error })));
+  ctx.env.emit?.('jobEvent', { jobId, message: Buffer.from(msg).toString('base64') });
+}
+
+/**
+ * The `preflightJob` handler: the cheap checks the host runs BEFORE it claims a job on chain, so
+ * a request that cannot run never costs the operator gas. It opens the requester's channel
+ * (E_DECRYPT when it does not open for this job), parses the request, checks it against the
+ * chain facts the host passes (`checkRequestAgainstChain`), checks the job kind is known
+ * (E_UNSUPPORTED) and verifies every grant (`verifyRequestGrants`), without unwrapping a key or
+ * reading an input. A request that passes is kept in `opts.preflight` for the host's `runJob`.
+ * Params: those of `runJob` without `outputDir`. Returns `{ok: true}`. Errors after the channel
+ * opened are sealed to the requester; the host gets the code only.
+ */
+export function createPreflightJobHandler(
+  opts: Pick<JobHandlerOptions, 'workloads' | 'now'> & { preflight: PreflightStore<PreflightedJob> },
+): Handler {
+  const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  return async (raw, ctx) => {
+    const p = parseRunJobParams({ ...raw, outputDir: '' });
+    const { channel, plaintext } = await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
+    try {
+      const req = parseRequest(plaintext, parseJobRequest, 'job');
+      const { workloadHash } = checkRequestAgainstChain(req, p);
+      if (!Object.hasOwn(opts.workloads, req.kind))
+        throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
+      verifyRequestGrants(req, p.jobId, ctx, ctx.time.now(clock()), workloadHash);
+      opts.preflight.put(p.jobId, { enc: p.enc, request: p.request, channel, req, at: Date.now() });
+      return { ok: true };
+    } catch (e) {
+      emitSealedFailure(ctx, channel, p.jobId, e);
+      throw hostFailure(e);
+    }
+  };
 }
 
 /**
@@ -281,17 +411,17 @@ export function createRunJobHandler(opts: JobHandlerOptions): Handler {
   const runtime = opts.runtime ?? inProcessRuntime(opts.workloads);
   return async (raw, ctx) => {
     const p = parseRunJobParams(raw);
-    const { channel, plaintext } = await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
+    // A request that passed `preflightJob` was opened then; its channel is taken over here.
+    const pre = opts.preflight?.take(p.jobId, p.enc, p.request);
+    const { channel, plaintext } = pre
+      ? { channel: pre.channel, plaintext: undefined }
+      : await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
     try {
-      const req = parseRequest(plaintext, parseJobRequest, 'job');
+      const req = pre ? pre.req : parseRequest(plaintext!, parseJobRequest, 'job');
       return await runRequest(req, p, ctx, channel, cache, clock, opts.workloads, runtime);
     } catch (e) {
       // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
-      const error = isFirnError(e)
-        ? toErrorBody(e)
-        : { code: 'E_JOB_FAILED', message: 'the workload failed' };
-      const msg = channel.sealEvent(utf8(JSON.stringify({ stage: 'failed', error })));
-      ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
+      emitSealedFailure(ctx, channel, p.jobId, e);
       throw hostFailure(e);
     }
   };

@@ -1,5 +1,5 @@
 import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,9 @@ import { QuotaLedger } from '../storage/quota.ts';
 import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
+  type HttpLimits,
   holdWhileServing,
+  ipPrefix,
   RequestRateLimiter,
   UploadSlots,
 } from './limits.ts';
@@ -24,8 +26,16 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function serve(idleTimeoutMs: number): Promise<string> {
+async function serve(idleTimeoutMs: number, extra: Partial<HttpLimits> = {}): Promise<string> {
   const router = new Router();
+  router.add('GET', '/ok', () => ({ ok: true }));
+  // The node busy elsewhere before it reads the body (a chain call): the client is not the slow side.
+  router.add('PUT', '/late', async ({ req }) => {
+    await new Promise((r) => setTimeout(r, 1_200));
+    let n = 0;
+    for await (const c of req as AsyncIterable<Buffer>) n += c.length;
+    return { received: n };
+  });
   router.add('PUT', '/upload', async ({ req }) => {
     let n = 0;
     for await (const c of req as AsyncIterable<Buffer>) n += c.length;
@@ -41,15 +51,22 @@ async function serve(idleTimeoutMs: number): Promise<string> {
   });
   const logger = createLogger({ component: 'test' }, { level: 'error', write: () => {} });
   server = createServer((req, res) => void router.handle(req, res, logger));
-  applyHttpLimits(server, { ...DEFAULT_HTTP_LIMITS, idleTimeoutMs, headersTimeoutMs: 2_000 });
+  applyHttpLimits(server, { ...DEFAULT_HTTP_LIMITS, idleTimeoutMs, headersTimeoutMs: 2_000, ...extra });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
 }
 
 /** PUT `chunks` chunks of `size` bytes, one every `everyMs`; resolves with the status or 'reset'. */
-function dribble(url: string, chunks: number, size: number, everyMs: number, stallAfter?: number) {
+function dribble(
+  url: string,
+  chunks: number,
+  size: number,
+  everyMs: number,
+  stallAfter?: number,
+  path = '/upload',
+) {
   return new Promise<number | 'reset'>((resolve) => {
-    const req = request(`${url}/upload`, {
+    const req = request(`${url}${path}`, {
       method: 'PUT',
       headers: { 'content-length': String(chunks * size), 'content-type': 'application/octet-stream' },
     });
@@ -148,5 +165,70 @@ describe('HTTP limits', () => {
     expect(q.usedBy(B)).toBe(0);
     const again = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
     expect(again.usedBy(A)).toBe(900);
+  });
+
+  it('a trickle that is never idle is cut once the grace is over; an upload at a normal rate and a node slow to read are not', async () => {
+    // Grace 300 ms, then at least 16 KiB per 200 ms window (80 KiB/s).
+    const url = await serve(5_000, {
+      bodyGraceMs: 300,
+      bodyRateWindowMs: 200,
+      minBodyBytesPerWindow: 16 * 1024,
+    });
+    const t0 = Date.now();
+    // One byte every 100 ms: far under the idle timeout, far under the rate.
+    expect(await dribble(url, 100, 1, 100)).toBe('reset');
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    // 64 KiB every 150 ms for 2.4 s (about 430 KiB/s): eight windows past the grace, never cut.
+    expect(await dribble(url, 16, 64 * 1024, 150)).toBe(200);
+    // The whole body is sent at once but the node reads it only after 1.2 s: not the client's fault.
+    expect(await dribble(url, 1, 4096, 0, undefined, '/late')).toBe(200);
+  });
+
+  it('when every connection slot is taken, a newcomer evicts a connection of the network holding the most, not of another', async () => {
+    const url = await serve(10_000, { maxConnections: 6 });
+    const port = Number(new URL(url).port);
+    const open = (host: string) =>
+      new Promise<Socket>((resolve) => {
+        const s = connect({ port, host: '127.0.0.1', localAddress: host });
+        s.on('error', () => undefined);
+        s.once('connect', () => {
+          s.write('GET /ok HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+          resolve(s);
+        });
+      });
+    const closed = (s: Socket) => s.destroyed || s.readableEnded;
+    const mine = [await open('127.0.0.1'), await open('127.0.0.1')];
+    // One network (127.0.1.0/24), several addresses in it, holding the rest of the slots.
+    const theirs = [];
+    for (const a of ['127.0.1.2', '127.0.1.3', '127.0.1.4', '127.0.1.5']) theirs.push(await open(a));
+    await new Promise((r) => setTimeout(r, 1_200));
+    const status = await new Promise<number>((resolve) => {
+      const r = request(`${url}/ok`, { localAddress: '127.0.2.9', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      r.on('error', () => resolve(0));
+      r.end();
+    });
+    expect(status).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(theirs.filter(closed).length).toBeGreaterThanOrEqual(1);
+    expect(mine.filter(closed)).toHaveLength(0);
+    for (const s of [...mine, ...theirs]) s.destroy();
+  });
+
+  it('groups addresses by /24 and /64, and caps upload slots per network', () => {
+    expect(ipPrefix('10.1.2.3')).toBe('10.1.2.0/24');
+    expect(ipPrefix('::ffff:10.1.2.200')).toBe('10.1.2.0/24');
+    expect(ipPrefix('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(ipPrefix('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(ipPrefix('2001:db8::1')).toBe(ipPrefix('2001:0db8:0000:0000:ffff::9'));
+    const slots = new UploadSlots(8, 2, 4);
+    const held = ['0x1', '0x2', '0x3', '0x4'].map((a) => slots.tryAcquire(a, '10.1.2.0/24'));
+    expect(() => slots.tryAcquire('0x5', '10.1.2.0/24')).toThrow(/from this network/);
+    const other = slots.tryAcquire('0x5', '10.9.9.0/24');
+    held[0]!();
+    slots.tryAcquire('0x6', '10.1.2.0/24');
+    other();
   });
 });

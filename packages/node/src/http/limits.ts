@@ -21,10 +21,34 @@ export interface HttpLimits {
   maxConnectionsPerIp: number;
   /** Mutating requests (uploads, job and session submissions, attestations) per IP per second. Default 50. */
   mutatingRequestsPerSecondPerIp: number;
+  /**
+   * Session messages (POST /v1/sessions/{id}/requests) per IP per second, counted once their
+   * header is admitted. Its own budget: a warm session is made for hundreds of small requests a
+   * second. Default 1000.
+   */
+  sessionRequestsPerSecondPerIp: number;
   /** Uploads in progress over all uploaders; more get 429. Default 8. */
   maxConcurrentUploads: number;
   /** Uploads in progress per uploader address; more get 429. Default 2. */
   maxConcurrentUploadsPerAddress: number;
+  /**
+   * Uploads in progress from one network prefix (/24 IPv4, /64 IPv6), whatever the uploader
+   * addresses; more get 429. Default 4 (half the node's upload slots).
+   */
+  maxConcurrentUploadsPerPrefix: number;
+  /** A request body gets this long before its transfer rate is checked, ms. Default 10 000. */
+  bodyGraceMs: number;
+  /** The window the body rate is measured over, ms. Default 10 000. */
+  bodyRateWindowMs: number;
+  /**
+   * After the grace, a request body must bring at least this many bytes in every window (while
+   * the node is waiting for them), or the connection is closed. A body with a Content-Length
+   * must also be complete within bodyGraceMs + length / (this per window). Default 65 536
+   * (6.5 KiB/s: a 2 GiB upload may take up to 91 hours).
+   */
+  minBodyBytesPerWindow: number;
+  /** Open event streams (GET /v1/jobs/{id}/events) per remote IP; more get 429. Default 16. */
+  maxEventStreamsPerIp: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -33,9 +57,35 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxConnections: 512,
   maxConnectionsPerIp: 64,
   mutatingRequestsPerSecondPerIp: 50,
+  sessionRequestsPerSecondPerIp: 1000,
   maxConcurrentUploads: 8,
   maxConcurrentUploadsPerAddress: 2,
+  maxConcurrentUploadsPerPrefix: 4,
+  bodyGraceMs: 10_000,
+  bodyRateWindowMs: 10_000,
+  minBodyBytesPerWindow: 64 * 1024,
+  maxEventStreamsPerIp: 16,
 });
+
+/**
+ * The network prefix an address is grouped by: /24 for IPv4 (and IPv4-mapped IPv6), /64 for
+ * IPv6. A handful of addresses from one network share their group's limits.
+ */
+export function ipPrefix(ip: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.\d{1,3}$/i.exec(ip);
+  if (v4) return `${v4[1]}.${v4[2]}.${v4[3]}.0/24`;
+  if (!ip.includes(':')) return ip;
+  // Expand "::" to full 8 groups, keep the first four.
+  const [head, tail] = ip.split('%')[0]!.toLowerCase().split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups =
+    tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (g || '0').replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
 
 /** The JSON error body of the API as raw HTTP/1.1, for a socket refused before any request is parsed. */
 function rawJsonError(status: number, reason: string, code: string, message: string): string {
@@ -46,28 +96,132 @@ function rawJsonError(status: number, reason: string, code: string, message: str
   );
 }
 
+/** Per-socket bookkeeping for eviction: when it connected, and whether the node is serving it. */
+interface SocketInfo {
+  since: number;
+  prefix: string;
+}
+const SERVING = Symbol('firn.serving');
+type TrackedSocket = Socket & { [SERVING]?: boolean };
+
+/** A connection must be this old before it can be chosen for eviction, ms (its request is under way). */
+const EVICTION_MIN_AGE_MS = 1_000;
+
 /**
- * Apply the connection limits to a server: header deadline, idle timeout instead of a whole-request
- * deadline, a global socket cap, and a per-IP socket cap answered with 429. Call before listen().
+ * Pick the connection to close when the node is full: from the network prefix holding the most
+ * connections, the one (older than a second, not `except`) that brought the fewest bytes per
+ * second, preferring those the node is not serving (event streams, chain waits) to those it is.
+ */
+function pickVictim(
+  groups: Map<string, Map<TrackedSocket, SocketInfo>>,
+  except: Socket,
+  now: number,
+): TrackedSocket | undefined {
+  const ordered = [...groups.values()].sort((a, b) => b.size - a.size);
+  for (const group of ordered) {
+    let best: TrackedSocket | undefined;
+    let bestKey: [number, number] | undefined;
+    for (const [s, info] of group) {
+      const age = now - info.since;
+      if (s === except || s.destroyed || age < EVICTION_MIN_AGE_MS) continue;
+      const key: [number, number] = [s[SERVING] ? 1 : 0, s.bytesRead / age];
+      if (bestKey === undefined || key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) {
+        best = s;
+        bestKey = key;
+      }
+    }
+    if (best) return best;
+  }
+  return undefined;
+}
+
+/**
+ * Close a request whose body arrives too slowly (slow-body attacks that stay under the idle
+ * timeout): after `bodyGraceMs`, every `bodyRateWindowMs` the body must have brought
+ * `minBodyBytesPerWindow` bytes, unless the node itself is not reading (bytes wait in its
+ * buffers: the node is the slow side then). A body with a Content-Length must be complete
+ * within bodyGraceMs + length / (minBodyBytesPerWindow per window).
+ */
+function guardBodyRate(req: IncomingMessage, limits: HttpLimits): void {
+  const length = Number(req.headers['content-length'] ?? '0');
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!(length > 0) && !chunked) return;
+  const socket = req.socket;
+  const start = Date.now();
+  let last = socket.bytesRead;
+  const window = Math.max(1, limits.bodyRateWindowMs);
+  const cut = () => {
+    stop();
+    socket.destroy();
+  };
+  const tick = setInterval(() => {
+    if (req.complete || socket.destroyed) return stop();
+    const read = socket.bytesRead;
+    const got = read - last;
+    last = read;
+    if (Date.now() - start < limits.bodyGraceMs) return;
+    const nodeIsSlowSide = req.readableLength > 0 || socket.readableLength > 0;
+    if (!nodeIsSlowSide && got < limits.minBodyBytesPerWindow) cut();
+  }, window);
+  tick.unref();
+  let deadline: NodeJS.Timeout | undefined;
+  if (length > 0 && limits.minBodyBytesPerWindow > 0) {
+    const ms = limits.bodyGraceMs + Math.ceil((length / limits.minBodyBytesPerWindow) * window);
+    if (ms < 2 ** 31 - 1) {
+      deadline = setTimeout(() => {
+        if (!req.complete) cut();
+      }, ms);
+      deadline.unref();
+    }
+  }
+  const stop = () => {
+    clearInterval(tick);
+    if (deadline) clearTimeout(deadline);
+  };
+  req.once('end', stop);
+  req.once('close', stop);
+}
+
+/**
+ * Apply the connection limits to a server: header deadline, idle timeout instead of a fixed
+ * whole-request deadline, a minimum body transfer rate after a grace (with a whole-body deadline
+ * derived from the declared length), a per-IP socket cap answered with 429, and a global socket
+ * cap enforced by eviction: when the node is full, a new connection closes the slowest connection
+ * of the network prefix (/24, /64) holding the most, so a few addresses cannot hold every slot
+ * (refused with 503 when none can be closed). Call before listen().
  */
 export function applyHttpLimits(server: Server, limits: HttpLimits): void {
   server.headersTimeout = limits.headersTimeoutMs;
-  // No whole-request deadline: a large upload at a steady rate must finish; the idle timeout cuts stalls.
+  // No fixed whole-request deadline: a large upload at a steady rate must finish; the idle timeout
+  // cuts stalls and guardBodyRate cuts trickles.
   server.requestTimeout = 0;
   server.keepAliveTimeout = Math.min(5_000, limits.idleTimeoutMs);
-  server.maxConnections = limits.maxConnections;
+  // The cap is enforced below by eviction, not by refusing every connection once full.
+  server.maxConnections = limits.maxConnections * 2;
   server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => socket.destroy());
+  server.on('request', (req: IncomingMessage) => guardBodyRate(req, limits));
   const perIp = new Map<string, number>();
-  server.on('connection', (socket: Socket) => {
+  const groups = new Map<string, Map<TrackedSocket, SocketInfo>>();
+  let open = 0;
+  server.on('connection', (socket: TrackedSocket) => {
     const ip = socket.remoteAddress ?? 'unknown';
+    const prefix = ipPrefix(ip);
     const n = (perIp.get(ip) ?? 0) + 1;
     perIp.set(ip, n);
+    open++;
+    const group = groups.get(prefix) ?? new Map<TrackedSocket, SocketInfo>();
+    groups.set(prefix, group);
+    const now = Date.now();
+    group.set(socket, { since: now, prefix });
     socket.once('close', () => {
+      open--;
       const left = (perIp.get(ip) ?? 1) - 1;
       if (left <= 0) perIp.delete(ip);
       else perIp.set(ip, left);
+      group.delete(socket);
+      if (group.size === 0 && groups.get(prefix) === group) groups.delete(prefix);
     });
-    if (n > limits.maxConnectionsPerIp)
+    if (n > limits.maxConnectionsPerIp) {
       socket.end(
         rawJsonError(
           429,
@@ -76,6 +230,21 @@ export function applyHttpLimits(server: Server, limits: HttpLimits): void {
           `too many open connections from this address (limit ${limits.maxConnectionsPerIp})`,
         ),
       );
+      return;
+    }
+    if (open > limits.maxConnections) {
+      const victim = pickVictim(groups, socket, now);
+      if (victim) victim.destroy();
+      else
+        socket.end(
+          rawJsonError(
+            503,
+            'Service Unavailable',
+            'E_UNAVAILABLE',
+            'the node has no free connection; retry shortly',
+          ),
+        );
+    }
   });
 }
 
@@ -116,7 +285,13 @@ export class RequestRateLimiter {
  * connection.
  */
 export function holdWhileServing(req: IncomingMessage): void {
-  req.socket.setTimeout(0);
+  const socket = req.socket as TrackedSocket;
+  socket.setTimeout(0);
+  // Evicted last when the node is full; the next request on this connection is a client's again.
+  socket[SERVING] = true;
+  req.once('close', () => {
+    delete socket[SERVING];
+  });
 }
 
 /** The remote IP of a request (the socket's; no forwarding header is trusted). */
@@ -133,14 +308,36 @@ export class UploadSlots {
   private readonly global: Sema;
   private readonly perAddress = new Map<string, { sema: Sema; held: number }>();
 
+  private readonly perPrefix = new Map<string, number>();
+
   constructor(
     readonly maxTotal: number,
     readonly maxPerAddress: number,
+    /** Uploads at once from one network prefix (see `ipPrefix`); default: no cap. */
+    readonly maxPerPrefix = Number.POSITIVE_INFINITY,
   ) {
     this.global = new Sema(Math.max(1, maxTotal));
   }
 
-  tryAcquire(address: string): () => void {
+  /** Take a slot for `address` (the signed uploader) from `prefix` (its network, `ipPrefix`). */
+  tryAcquire(address: string, prefix?: string): () => void {
+    if (prefix !== undefined && (this.perPrefix.get(prefix) ?? 0) >= this.maxPerPrefix)
+      throw rateLimited(`uploads from this network already hold ${this.maxPerPrefix} slots; retry shortly`);
+    const release = this.acquire(address);
+    if (prefix === undefined) return release;
+    this.perPrefix.set(prefix, (this.perPrefix.get(prefix) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      release();
+      const left = (this.perPrefix.get(prefix) ?? 1) - 1;
+      if (left <= 0) this.perPrefix.delete(prefix);
+      else this.perPrefix.set(prefix, left);
+    };
+  }
+
+  private acquire(address: string): () => void {
     const key = address.toLowerCase();
     let entry = this.perAddress.get(key);
     if (!entry) {

@@ -100,17 +100,39 @@ export function sendJson(
   res.end(text);
 }
 
-/** Read a request body, refusing more than `limit` bytes (checked as it streams). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** A check of a body's first bytes, run before the rest of the body is read (see readBody). */
+export interface BodyPrefixCheck {
+  /** How many leading bytes the check needs (fewer when the body is shorter). */
+  bytes: number;
+  /** Throw to refuse the request before the rest of its body is read. */
+  check: (prefix: Buffer) => Promise<void> | void;
+}
+
+/**
+ * Read a request body, refusing more than `limit` bytes (checked as it streams). With `prefix`,
+ * its check runs on the first `prefix.bytes` bytes as soon as they arrive, so a body that is
+ * refused by its header is never read (or queued) in full.
+ */
+export async function readBody(
+  req: IncomingMessage,
+  limit: number,
+  prefix?: BodyPrefixCheck,
+): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) throw new TooLargeError('request body', declared, limit);
   const chunks: Buffer[] = [];
   let n = 0;
+  let checked = prefix === undefined;
   for await (const c of req as AsyncIterable<Buffer>) {
     n += c.length;
     if (n > limit) throw new TooLargeError('request body', n, limit);
     chunks.push(c);
+    if (!checked && n >= prefix!.bytes) {
+      checked = true;
+      await prefix!.check(Buffer.concat(chunks).subarray(0, prefix!.bytes));
+    }
   }
+  if (!checked) await prefix!.check(Buffer.concat(chunks));
   return Buffer.concat(chunks);
 }
 

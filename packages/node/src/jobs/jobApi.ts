@@ -26,7 +26,7 @@ import {
 } from '@firn/core';
 import type { RunJobResult } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
-import { holdWhileServing, remoteIp } from '../http/limits.ts';
+import { holdWhileServing, ipPrefix, rateLimited, remoteIp } from '../http/limits.ts';
 import { readJson, requireMediaType, type Router, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeDaemon } from '../nodeDaemon.ts';
@@ -51,7 +51,28 @@ export interface JobApiOptions {
   now?: () => number;
   /** Jobs run in the enclave at once; more wait, unclaimed, as `accepted` (default 4). */
   maxConcurrentJobs?: number;
+  /** Which jobs this operator takes at all (defaults: DEFAULT_JOB_POLICY). */
+  jobPolicy?: Partial<JobPolicy>;
 }
+
+/**
+ * The operator's terms for taking a job (docs/api.md, "Job policy"). A job outside them is
+ * refused at submission (E_POLICY_REJECTED, 403) before anything is recorded or claimed.
+ */
+export interface JobPolicy {
+  /** Smallest escrow the node claims a job for, wei. Default 1 (any paid job; raise it in production). */
+  minEscrowWei: bigint;
+  /**
+   * Smallest time the node must have to run a job once claimed, seconds: the job's claim timeout
+   * and the time left to its deadline must both be at least this. Default 60.
+   */
+  minClaimSeconds: number;
+}
+
+export const DEFAULT_JOB_POLICY: JobPolicy = Object.freeze({ minEscrowWei: 1n, minClaimSeconds: 60 });
+
+/** How long the enclave's pre-flight of one request may take, ms (no input is read). */
+export const PREFLIGHT_TIMEOUT_MS = 30_000;
 
 export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
 /** Interval of the SSE keep-alive comment on GET /v1/jobs/{id}/events, ms. */
@@ -117,9 +138,13 @@ export class JobService {
   private readonly listeners = new Map<Hex, Set<() => void>>();
   private chainQueue: Promise<unknown> = Promise.resolve();
   private readonly running = new Set<Promise<void>>();
+  /** Open event streams by remote IP (HttpLimits.maxEventStreamsPerIp). */
+  private readonly streamsPerIp = new Map<string, number>();
   /** Bounded concurrency: a job is claimed only once it has an enclave slot. */
   private readonly jobSlots: Sema;
   readonly sessions: SessionService;
+  /** The terms in force (options over DEFAULT_JOB_POLICY). */
+  readonly policy: JobPolicy;
 
   constructor(
     readonly node: NodeDaemon,
@@ -131,6 +156,7 @@ export class JobService {
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
+    this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
     this.sessions = new SessionService(this);
     this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
     node.supervisor.on('event', (name: string, data: unknown) => {
@@ -185,7 +211,68 @@ export class JobService {
     if (BigInt(this.now()) >= job.deadline) throw new FirnError('E_JOB_INVALID', 'job deadline has passed');
     if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
       throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
+    this.checkPolicy(job);
     return job;
+  }
+
+  /**
+   * The operator's terms (JobPolicy): escrow at least `minEscrowWei`, and at least
+   * `minClaimSeconds` both in the job's claim timeout and before its deadline (host clock), so
+   * the node never claims a job it has no time to run. Raises E_POLICY_REJECTED (403).
+   */
+  checkPolicy(job: Pick<FirnJob, 'escrow' | 'claimTimeout' | 'deadline'>): void {
+    const { minEscrowWei, minClaimSeconds } = this.policy;
+    if (job.escrow < minEscrowWei)
+      throw new FirnError(
+        'E_POLICY_REJECTED',
+        `this node takes jobs with an escrow of at least ${minEscrowWei} wei (job has ${job.escrow})`,
+        { details: { minEscrowWei: minEscrowWei.toString() } },
+      );
+    const min = BigInt(minClaimSeconds);
+    if (job.claimTimeout < min)
+      throw new FirnError(
+        'E_POLICY_REJECTED',
+        `the job's claim timeout (${job.claimTimeout} s) is under this node's minimum of ${minClaimSeconds} s; post it with a longer one`,
+        { details: { minClaimSeconds } },
+      );
+    if (job.deadline - BigInt(this.now()) < min)
+      throw new FirnError(
+        'E_POLICY_REJECTED',
+        `the job's deadline leaves under this node's minimum of ${minClaimSeconds} s to run it`,
+        { details: { minClaimSeconds } },
+      );
+  }
+
+  /**
+   * Ask the enclave to open and check a request before anything is claimed (`preflightJob` or
+   * `preflightSession` in packages/enclave/src/jobs): a request that does not decrypt, does not
+   * match the chain, or whose grants fail is refused here, for no gas. Raises the enclave's code.
+   */
+  preflight(
+    method: 'preflightJob' | 'preflightSession',
+    body: SubmitBody,
+    onChain: { workloadHash: Hex; inputCommitment: Hex },
+  ): Promise<unknown> {
+    return this.node.supervisor.call(
+      method,
+      {
+        jobId: body.jobId,
+        enc: body.enc,
+        request: body.ciphertext,
+        inputPaths: Object.fromEntries(body.inputs.map((id) => [id, this.artifacts.path(id)])),
+        onChain,
+        domain: { chainId: this.opts.deployment.chainId, jobMarket: this.opts.deployment.jobMarket },
+      },
+      PREFLIGHT_TIMEOUT_MS,
+    );
+  }
+
+  /** Give back what a pre-flight kept in the enclave (the claim failed); best effort. */
+  releasePreflight(jobId: Hex): Promise<void> {
+    return this.node.supervisor
+      .call('releasePreflight', { jobId })
+      .then(() => undefined)
+      .catch(() => undefined);
   }
 
   /** A chain write in the operator's serial queue (shared with the session API). */
@@ -267,7 +354,7 @@ export class JobService {
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
       return undefined;
     }
-    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader);
+    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)));
     try {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
@@ -319,10 +406,11 @@ export class JobService {
     };
     this.jobs.put(record);
     this.events.set(body.jobId, []);
-    const run = this.process(body, {
-      workloadHash: job.workloadHash,
-      inputCommitment: job.inputCommitment,
-    }).finally(() => this.running.delete(run));
+    const run = this.process(
+      body,
+      { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
+      job,
+    ).finally(() => this.running.delete(run));
     this.running.add(run);
     sendJson(res, 202, record);
     return undefined;
@@ -331,6 +419,7 @@ export class JobService {
   private async process(
     body: SubmitBody,
     onChain: { workloadHash: Hex; inputCommitment: Hex },
+    job: FirnJob,
   ): Promise<void> {
     const log = this.opts.logger.child({ jobId: body.jobId });
     const identity = this.node.identity!;
@@ -338,9 +427,16 @@ export class JobService {
     await this.jobSlots.acquire();
     const outDir = this.artifacts.tempDir('job');
     try {
+      // The wait for a slot may have eaten the time to run it: the terms are checked again.
+      this.checkPolicy(job);
+      // The enclave opens and checks the request first: one that cannot run costs no gas.
+      await this.preflight('preflightJob', body, onChain);
       const claim = await this.chain(() =>
         claimJob(this.clients, { jobId: body.jobId, enclaveId: identity.enclaveId }),
-      );
+      ).catch(async (e: unknown) => {
+        await this.releasePreflight(body.jobId);
+        throw e;
+      });
       claimed = true;
       this.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, this.now());
       log.info('job claimed; running in the enclave');
@@ -447,6 +543,17 @@ export class JobService {
   private stream(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     const id = parseArtifactId(idText);
     this.record(id);
+    // Streams are held open for long: a few per IP, so they cannot take the connection slots.
+    const ip = remoteIp(req);
+    const streams = this.streamsPerIp.get(ip) ?? 0;
+    const cap = this.node.limits.maxEventStreamsPerIp;
+    if (streams >= cap) throw rateLimited(`this address already has ${cap} event streams open`);
+    this.streamsPerIp.set(ip, streams + 1);
+    req.once('close', () => {
+      const left = (this.streamsPerIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.streamsPerIp.delete(ip);
+      else this.streamsPerIp.set(ip, left);
+    });
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { claimJob, failJob, submitProof } from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
-import { MAX_SESSION_MESSAGE_BYTES } from '@firn/crypto';
+import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
 import { sessionAuthOf } from '../http/auth.ts';
-import { holdWhileServing, remoteIp } from '../http/limits.ts';
+import { holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
 import { readBody, readJson, requireMediaType, type Router } from '../http/router.ts';
 import { parseArtifactId } from '../storage/artifactStore.ts';
 import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
@@ -13,10 +13,30 @@ import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } f
 export const MAX_SESSION_REQUEST_BYTES = MAX_SESSION_MESSAGE_BYTES;
 /** The host closes (and proves) a session idle this long, before the enclave's own idle limit. */
 export const DEFAULT_HOST_SESSION_IDLE_MS = 5 * 60_000;
+/**
+ * Requests of one session relayed to the enclave at once; more get 429. The requester's client
+ * sends one at a time; the second slot lets a requester's message pass one a stranger guessed
+ * the header of.
+ */
+export const MAX_SESSION_REQUESTS_IN_FLIGHT = 2;
+/** How far ahead of the next expected sequence number a request's header may be (pipelining). */
+export const SESSION_SEQUENCE_WINDOW = 2n;
+/**
+ * A session message refused by its header is answered after about this delay, ms (jittered
+ * between half and one and a half times it, so refusals do not come back in bursts), with its
+ * body left unread (the socket backs up): a sender of junk gets at most one refusal per
+ * connection per delay, so a flood cannot turn over fast enough to crowd out the requester's
+ * messages. Shorter than the body-rate grace, so a held connection is not cut as a slow body.
+ */
+export const SESSION_REFUSAL_DELAY_MS = 2_000;
 
 interface HostSession {
   jobId: Hex;
   lastUsed: number;
+  /** Sequence number of the next request the enclave expects (it accepted this many). */
+  nextSeq: bigint;
+  /** Requests of this session relayed to the enclave now. */
+  inFlight: number;
   /** Set once the enclave accepted a close: no more requests or closes. */
   closed?: boolean;
   /** Close attempts run one after another, so a refused one never blocks or races the real one. */
@@ -83,6 +103,12 @@ export class SessionService {
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
     const job = await s.checkOpenJob(body, onChain);
     const log = s.opts.logger.child({ jobId: body.jobId });
+    // Before any claim: the enclave reserves a session slot (E_UNAVAILABLE when full), opens the
+    // channel and checks the request and its grant. A refusal here records nothing and costs no gas.
+    await s.preflight('preflightSession', body, {
+      workloadHash: job.workloadHash,
+      inputCommitment: job.inputCommitment,
+    });
     const now = s.clock();
     s.jobs.put({
       jobId: body.jobId,
@@ -93,9 +119,12 @@ export class SessionService {
     });
     let claimed = false;
     try {
-      const claim = await s.chainWrite(() =>
-        claimJob(s.clients, { jobId: body.jobId, enclaveId: s.node.identity!.enclaveId }),
-      );
+      const claim = await s
+        .chainWrite(() => claimJob(s.clients, { jobId: body.jobId, enclaveId: s.node.identity!.enclaveId }))
+        .catch(async (e: unknown) => {
+          await s.releasePreflight(body.jobId);
+          throw e;
+        });
       claimed = true;
       s.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, s.clock());
       const r = await s.node.supervisor.call<OpenSessionResult>(
@@ -110,7 +139,7 @@ export class SessionService {
         },
         s.opts.enclaveTimeoutMs ?? 600_000,
       );
-      this.open.set(body.jobId, { jobId: body.jobId, lastUsed: Date.now() });
+      this.open.set(body.jobId, { jobId: body.jobId, lastUsed: Date.now(), nextSeq: 0n, inFlight: 0 });
       this.startSweeper();
       log.info('session open');
       return r;
@@ -133,18 +162,70 @@ export class SessionService {
     return h;
   }
 
+  /**
+   * Admit a session request by its clear header, before its body is read or queued: it must be a
+   * request message whose sequence number is the session's next (or within
+   * SESSION_SEQUENCE_WINDOW of it; E_PARSE 400, E_CHANNEL_SEQUENCE 422 otherwise), the sender's
+   * IP must be under the per-IP session request rate (429), and the session must have fewer than
+   * MAX_SESSION_REQUESTS_IN_FLIGHT requests at the enclave (429). Returns the header's seq.
+   */
+  private async admit(h: HostSession, prefix: Buffer, req: IncomingMessage): Promise<bigint> {
+    const { kind, seq } = sessionMessageHeader(prefix);
+    if (kind !== 'request') throw new FirnError('E_CHANNEL_SEQUENCE', 'not a session request message');
+    if (seq < h.nextSeq || seq >= h.nextSeq + SESSION_SEQUENCE_WINDOW)
+      throw new FirnError(
+        'E_CHANNEL_SEQUENCE',
+        seq < h.nextSeq ? 'replayed session message' : 'session message out of order',
+      );
+    await this.service.node.sessionRateLimiter.take(remoteIp(req));
+    if (h.inFlight >= MAX_SESSION_REQUESTS_IN_FLIGHT)
+      throw rateLimited(`this session already has ${MAX_SESSION_REQUESTS_IN_FLIGHT} requests in progress`);
+    return seq;
+  }
+
   /** The hot path: bytes in, bytes out; the only transformation is base64 over the enclave pipe. */
   private async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     const h = this.session(idText);
     // Exactly octet-stream, never absent: a body without Content-Type is a CORS "simple" request.
     requireMediaType(req, 'application/octet-stream');
-    const body = await readBody(req, MAX_SESSION_REQUEST_BYTES);
-    const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
-      sessionId: h.jobId,
-      message: body.toString('base64'),
-    });
-    // Only a request the enclave accepted (it opened under the session keys) keeps the session warm.
+    let seq: bigint | undefined;
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_SESSION_REQUEST_BYTES, {
+        bytes: SESSION_MESSAGE_MIN_BYTES,
+        check: async (prefix) => {
+          try {
+            seq = await this.admit(h, prefix, req);
+          } catch (e) {
+            if (isFirnError(e) && (e.code === 'E_PARSE' || e.code === 'E_CHANNEL_SEQUENCE'))
+              await new Promise((r) => setTimeout(r, SESSION_REFUSAL_DELAY_MS * (0.5 + Math.random())));
+            throw e;
+          }
+          h.inFlight++;
+        },
+      });
+    } catch (e) {
+      if (seq !== undefined) h.inFlight--;
+      // Refused by its header: the rest of the body is not read; the connection is dropped as
+      // soon as the answer is out, so the sender cannot make the node read (and discard) it.
+      res.shouldKeepAlive = false;
+      const socket = req.socket;
+      res.once('finish', () => socket?.destroy());
+      throw e;
+    }
+    let r: { message: string };
+    try {
+      r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
+        sessionId: h.jobId,
+        message: body.toString('base64'),
+      });
+    } finally {
+      h.inFlight--;
+    }
+    // Only a request the enclave accepted (it opened under the session keys) keeps the session
+    // warm and moves the expected sequence number on.
     h.lastUsed = Date.now();
+    if (seq! + 1n > h.nextSeq) h.nextSeq = seq! + 1n;
     const out = Buffer.from(r.message, 'base64');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.length });
     res.end(out);
