@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
@@ -93,4 +93,34 @@ describe('careless new operator', () => {
     expectUsefulError(r, typo);
     expect(r.out).not.toMatch(/done/);
   }, 60_000);
+
+  it('artifact seal with a content type that already says firn-pad=padme (but no --pad) does not make artifact open cut the file', () => {
+    // E.g. the content type copied from a padded artifact. Either seal refuses it, naming the
+    // parameter, or open gives back exactly the bytes sealed.
+    const plain = Buffer.from([0x61, 0x62, 0x63, 0x80, 0x00, 0x00]);
+    const inp = join(dir, 'tail.bin');
+    const sealed = join(dir, 'tail.sealed');
+    const opened = join(dir, 'tail.out');
+    writeFileSync(inp, plain);
+    const key = join(dir, 'pad-key.json');
+    expect(firn('artifact', 'keygen', '--out', key).code).toBe(0);
+    const pub = (JSON.parse(readFileSync(key, 'utf8')) as { publicKey: string }).publicKey;
+    const r = firn(
+      'artifact',
+      'seal',
+      inp,
+      '--out',
+      sealed,
+      '--recipient',
+      pub,
+      '--content-type',
+      'application/octet-stream; firn-pad=padme',
+    );
+    if (r.code !== 0 || !existsSync(sealed)) {
+      expectUsefulError(r, 'firn-pad');
+      return;
+    }
+    expect(firn('artifact', 'open', sealed, '--out', opened, '--key-file', key).code).toBe(0);
+    expect(Buffer.from(readFileSync(opened)).equals(plain)).toBe(true);
+  });
 });
