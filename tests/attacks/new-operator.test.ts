@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
+import { sharedPath } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploymentToJson } from '../../packages/cli/src/chainArgs.ts';
 
@@ -122,5 +123,20 @@ describe('careless new operator', () => {
     }
     expect(firn('artifact', 'open', sealed, '--out', opened, '--key-file', key).code).toBe(0);
     expect(Buffer.from(readFileSync(opened)).equals(plain)).toBe(true);
+  });
+
+  it('attest verify with --at in milliseconds (Date.now()) names the unit, not "certificate has expired"', () => {
+    const v = 'attestation/phala-dcap-qvl';
+    const r = firn(
+      'attest',
+      'verify',
+      '--quote',
+      sharedPath(`vectors/${v}/tdx_quote`),
+      '--collateral',
+      sharedPath(`vectors/${v}/tdx_quote_collateral.json`),
+      '--at',
+      String(Date.now()),
+    );
+    expectUsefulError(r, 'milliseconds');
   });
 });
