@@ -93,6 +93,7 @@ export async function runAttestVerifyGpu(
     const nonce = hexBytes(opts.nonce, 'nonce', 32);
     const at = typeof opts.at === 'number' ? opts.at : Number(opts.at);
     if (!Number.isSafeInteger(at) || at < 0) throw new InvalidInputError('--at must be unix seconds');
+    if (at > 1e11) throw new InvalidInputError('--at is unix seconds, not milliseconds');
     let json: unknown;
     try {
       json = JSON.parse(await readCapped(opts.evidence, MAX_EVIDENCE_FILE, 'evidence'));
