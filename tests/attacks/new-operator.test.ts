@@ -18,7 +18,11 @@ let deployment: FirnDeployment;
 let deploymentFile: string;
 
 function firn(...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return firnWithin(60_000, ...args);
+}
+
+function firnWithin(timeout: number, ...args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -46,6 +50,7 @@ beforeAll(async () => {
   deploymentFile = join(dir, 'deployment.json');
   writeFileSync(deploymentFile, JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }));
   writeFileSync(join(dir, 'gov.key'), anvil.accounts[0]!.privateKey);
+  writeFileSync(join(dir, 'verifier.key'), anvil.accounts[1]!.privateKey);
 }, 60_000);
 afterAll(() => anvil?.stop());
 
@@ -139,4 +144,19 @@ describe('careless new operator', () => {
     );
     expectUsefulError(r, 'milliseconds');
   });
+
+  it('verifier start with an account outside the verifier set says how to join, instead of running forever with NotVerifier warnings', () => {
+    // README: verifiers stake; `gov admit-verifier`: "it then joins with its own stake". A new
+    // verifier following them needs a way to join, and a daemon that cannot vote must say so.
+    const r = firnWithin(
+      20_000,
+      'verifier',
+      'start',
+      '--deployment',
+      deploymentFile,
+      '--key-file',
+      join(dir, 'verifier.key'),
+    );
+    expectUsefulError(r, '--stake');
+  }, 30_000);
 });
