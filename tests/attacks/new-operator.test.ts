@@ -2,7 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
+import {
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  isVerifier,
+  startAnvil,
+} from '@firn/chain';
 import { sharedPath } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploymentToJson } from '../../packages/cli/src/chainArgs.ts';
@@ -159,4 +166,31 @@ describe('careless new operator', () => {
     );
     expectUsefulError(r, '--stake');
   }, 30_000);
+
+  it('after gov admit-verifier, verifier start --stake joins the set', async () => {
+    const account = anvil.accounts[1]!.address;
+    const admit = firn(
+      'gov',
+      'admit-verifier',
+      account,
+      '--deployment',
+      deploymentFile,
+      '--key-file',
+      join(dir, 'gov.key'),
+    );
+    expect(admit.code, admit.out).toBe(0);
+    // The daemon runs until stopped: give it time to join, then look at the chain.
+    firnWithin(
+      15_000,
+      'verifier',
+      'start',
+      '--deployment',
+      deploymentFile,
+      '--key-file',
+      join(dir, 'verifier.key'),
+      '--stake',
+      '1',
+    );
+    expect(await isVerifier(createFirnClients(anvil.rpcUrl, undefined, deployment), account)).toBe(true);
+  }, 60_000);
 });
