@@ -193,4 +193,11 @@ describe('careless new operator', () => {
     );
     expect(await isVerifier(createFirnClients(anvil.rpcUrl, undefined, deployment), account)).toBe(true);
   }, 60_000);
+
+  it('node gramine-manifest --bundle with a mistyped path names it instead of building a new image beside it', () => {
+    const typo = join(dir, 'bundles', 'enclave.mjs');
+    const r = firn('node', 'gramine-manifest', '--bundle', typo);
+    expectUsefulError(r, typo);
+    expect(existsSync(join(dir, 'bundles'))).toBe(false);
+  }, 120_000);
 });
