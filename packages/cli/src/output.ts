@@ -15,7 +15,7 @@ export function cliErrorBody(e: unknown): Body {
     EACCES: ['E_FORBIDDEN', 'permission denied'],
     EPERM: ['E_FORBIDDEN', 'permission denied'],
     EISDIR: ['E_INVALID_INPUT', 'is a directory'],
-    ENOTDIR: ['E_INVALID_INPUT', 'a parent is not a directory'],
+    ENOTDIR: ['E_INVALID_INPUT', 'not a directory (or a parent of it is not)'],
   };
   for (let c = e as Cause | undefined, i = 0; c && i < 8; c = c.cause as Cause | undefined, i++) {
     if (typeof c.path === 'string' && typeof c.code === 'string') {

@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { openOutput, paddedContentType, padPlaintext } from '@firn/client';
+import { openOutput, paddedContentType, padPlaintext, parsePaddedContentType } from '@firn/client';
 import { bytesToHex, hexBytes, InvalidInputError } from '@firn/core';
 import { artifactId, generateKemKeyPair, sealArtifact } from '@firn/crypto';
 import type { Command } from 'commander';
@@ -19,6 +19,11 @@ export async function artifactSeal(o: {
 }) {
   if (o.recipients.length === 0)
     throw new InvalidInputError('pass at least one --recipient KEM public key (hex)');
+  // Only --pad may set the padding parameter: open strips padding wherever it says so.
+  if (parsePaddedContentType(o.contentType).padded)
+    throw new InvalidInputError(
+      '--content-type carries firn-pad=padme: drop it (pass --pad to pad); artifact open would cut the file',
+    );
   const plain = new Uint8Array(readFileSync(o.in));
   const sealed = await sealArtifact(o.pad ? padPlaintext(plain) : plain, {
     recipients: o.recipients.map((r) => hexBytes(r, 'recipient', 32)),

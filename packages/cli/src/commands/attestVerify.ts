@@ -77,6 +77,7 @@ export async function runAttestVerify(
     const now = Number(opts.at);
     if (!Number.isSafeInteger(now) || now < 0)
       throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
+    if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
     const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
     let collateral: unknown =
       opts.collateral === undefined

@@ -1,12 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import {
-  FirnError,
-  type GpuEvidenceEntry,
-  hexBytes,
-  InvalidInputError,
-  toErrorBody,
-  TooLargeError,
-} from '@firn/core';
+import { FirnError, type GpuEvidenceEntry, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
 import type { Command } from 'commander';
 import {
   evaluateGpu,
@@ -16,6 +9,7 @@ import {
   parseGpuPolicy,
   verifyGpuEvidenceList,
 } from '@firn/attestation';
+import { cliErrorBody } from '../output.ts';
 
 export interface AttestVerifyGpuOptions {
   /** Path of the evidence JSON: the SDK's list, or an object with a `gpu` list (evidence bundle). */
@@ -99,6 +93,7 @@ export async function runAttestVerifyGpu(
     const nonce = hexBytes(opts.nonce, 'nonce', 32);
     const at = typeof opts.at === 'number' ? opts.at : Number(opts.at);
     if (!Number.isSafeInteger(at) || at < 0) throw new InvalidInputError('--at must be unix seconds');
+    if (at > 1e11) throw new InvalidInputError('--at is unix seconds, not milliseconds');
     let json: unknown;
     try {
       json = JSON.parse(await readCapped(opts.evidence, MAX_EVIDENCE_FILE, 'evidence'));
@@ -141,7 +136,7 @@ export async function runAttestVerifyGpu(
     }
     return { exitCode: 0, output: JSON.stringify(body, null, 2) };
   } catch (e) {
-    return { exitCode: 2, output: JSON.stringify({ error: toErrorBody(e) }) };
+    return { exitCode: 2, output: JSON.stringify({ error: cliErrorBody(e) }) };
   }
 }
 

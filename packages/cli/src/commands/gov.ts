@@ -5,6 +5,7 @@ import {
   type GovernanceStep,
   getTimelockDelay,
   governAndExecute,
+  isMeasurementAllowed,
   type PausableContract,
   pauseCall,
   revokeMeasurementCall,
@@ -242,12 +243,18 @@ export function registerGov(program: Command): void {
     .action((teeArg: string | undefined, mArg: string | undefined, o: GovOptions & MeasurementFlags) =>
       act(o, async () => {
         const { tee, m } = measurementArgs(teeArg, mArg, o);
-        return runGovernance(o, 'revoke-measurement', async (c) => ({
-          calls: [
-            revokeMeasurementCall(c.addresses, { teeType: teeTypeOf(tee), measurement: measurementOf(m) }),
-          ],
-          details: { teeType: tee, measurement: m },
-        }));
+        return runGovernance(o, 'revoke-measurement', async (c) => {
+          const args = { teeType: teeTypeOf(tee), measurement: measurementOf(m) };
+          // A mistyped digest or a forgotten --tee would revoke nothing and still report "done".
+          if (!(await isMeasurementAllowed(c, args)))
+            throw new InvalidInputError(
+              `measurement ${m} is not on the ${tee} allow-list: nothing to revoke (check the digest and --tee)`,
+            );
+          return {
+            calls: [revokeMeasurementCall(c.addresses, args)],
+            details: { teeType: tee, measurement: m },
+          };
+        });
       }),
     );
   withChainOptions(gov.command('set-param'))

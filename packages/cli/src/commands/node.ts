@@ -129,8 +129,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       }
     }
   }
-  const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
-  if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
+  const bundlePath = await bundleOf(o.bundle);
   const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
   const chain = o.register ? await resolveChain(o) : undefined;
   const operatorKey = chain
@@ -188,6 +187,21 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
   return node;
 }
 
+/**
+ * The enclave image entry: the built one (built when missing), or --bundle, which must exist (a
+ * mistyped path must not build a fresh image beside it and run that).
+ */
+async function bundleOf(bundle: string | undefined): Promise<string> {
+  const path = bundle ? resolve(bundle) : defaultBundlePath();
+  if (existsSync(path)) return path;
+  if (path !== resolve(defaultBundlePath()))
+    throw new InvalidInputError(
+      `--bundle ${path} does not exist (leave --bundle out to use the built image)`,
+    );
+  await buildEnclaveBundle(path);
+  return path;
+}
+
 export function registerNode(program: Command): void {
   const node = program.command('node').description('run a firn compute node');
   node
@@ -210,8 +224,7 @@ export function registerNode(program: Command): void {
         gramineLibDir: string[];
       }) => {
         try {
-          const bundlePath = o.bundle ? resolve(o.bundle) : defaultBundlePath();
-          if (!existsSync(bundlePath)) await buildEnclaveBundle(bundlePath);
+          const bundlePath = await bundleOf(o.bundle);
           const image = measureEnclaveBundle(bundlePath).image;
           const { text } = generateGramineManifest({
             image: { dir: image.dir, manifest: image.manifest },

@@ -54,6 +54,14 @@ const addr = (v: string) => {
   return v as Address;
 };
 
+/** `--epochs`: how many recent epochs, a positive integer (named when mistyped). */
+function epochsBack(o: RewardsOptions): bigint {
+  const v = o.epochs ?? '5';
+  if (!/^\d+$/.test(v) || BigInt(v) === 0n)
+    throw new InvalidInputError(`--epochs must be a positive integer, got ${JSON.stringify(v)}`);
+  return BigInt(v);
+}
+
 async function clientsFor(o: RewardsOptions, needKey: boolean): Promise<FirnClients> {
   const chain = await resolveChain(o);
   const key =
@@ -74,10 +82,10 @@ function nodesOf(o: RewardsOptions, devnet?: Record<string, unknown>): Hex[] {
  * verifier's points and claimable wei; with a key, what that account may withdraw.
  */
 export async function rewardsShow(o: RewardsOptions): Promise<RewardsShow> {
+  const back = epochsBack(o);
   const chain = await resolveChain(o);
   const c = await clientsFor(o, false);
   const st = await getRewardsState(c);
-  const back = BigInt(o.epochs ?? '5');
   const first = st.currentEpoch > back ? st.currentEpoch - back : 0n;
   const out: RewardsShow = {
     pool: {
@@ -137,10 +145,10 @@ export async function rewardsShow(o: RewardsOptions): Promise<RewardsShow> {
 export async function rewardsClaim(
   o: RewardsOptions,
 ): Promise<{ claims: { who: string; epoch: string; wei: string; tx: Hex }[]; withdrawnWei: string }> {
+  const back = epochsBack(o);
   const chain = await resolveChain(o);
   const c = await clientsFor(o, true);
   const st = await getRewardsState(c);
-  const back = BigInt(o.epochs ?? '5');
   const first = st.currentEpoch > back ? st.currentEpoch - back : 0n;
   const claims: { who: string; epoch: string; wei: string; tx: Hex }[] = [];
   for (const enclaveId of nodesOf(o, chain.devnet))

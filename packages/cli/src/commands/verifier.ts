@@ -1,7 +1,9 @@
+import { createFirnClients, isVerifier, joinVerifierSet, requireWallet } from '@firn/chain';
+import { InvalidInputError } from '@firn/core';
 import { createLogger } from '@firn/node';
 import { VerifierDaemon } from '@firn/verifier';
 import type { Command } from 'commander';
-import { readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import {
   type CollateralArgs,
   collateralSourceFromArgs,
@@ -22,15 +24,28 @@ export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   simRoot?: string;
   simGpuRoot?: string;
   pollMs: string;
+  /** Join the verifier set with this stake (ether) when the account is not a member yet. */
+  stake?: string;
 }
 
 export async function startVerifierCommand(o: VerifierStartOptions): Promise<VerifierDaemon> {
   const chain = await resolveChain(o);
   const logger = createLogger({ component: 'verifier' });
   const collateralSource = collateralSourceFromArgs(o);
+  const verifierKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' });
+  const clients = createFirnClients(chain.rpcUrl, verifierKey, chain.deployment, { pollingIntervalMs: 200 });
+  const me = requireWallet(clients).account.address;
+  if (!(await isVerifier(clients, me))) {
+    if (o.stake === undefined)
+      throw new InvalidInputError(
+        `${me} is not in the verifier set and could not vote: once governance admitted it (firn gov admit-verifier), pass --stake ETH to join`,
+      );
+    await joinVerifierSet(clients, etherArg(o.stake, '--stake'));
+    logger.info('joined the verifier set', { verifier: me, stake: o.stake });
+  }
   const daemon = new VerifierDaemon({
     rpcUrl: chain.rpcUrl,
-    verifierKey: readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' }),
+    verifierKey,
     deployment: chain.deployment,
     policy: loadPolicy(o.policy),
     roots: loadSimRoots(o.simRoot),
@@ -65,6 +80,10 @@ export function registerVerifier(program: Command): void {
     )
     .option('--rim-dir <dir>', 'GPU RIMs named <id>.xml, read before asking the RIM service')
     .option('--ocsp <url>', "OCSP responder for GPU certificates (NVIDIA's: https://ocsp.ndis.nvidia.com/)")
+    .option(
+      '--stake <eth>',
+      'join the verifier set with this stake, in ether, if not a member (after gov admit-verifier)',
+    )
     .option('--poll-ms <ms>', 'chain polling interval', '500')
     .action(async (o: VerifierStartOptions) => {
       try {
