@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
 import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
@@ -44,7 +44,9 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
   if (o.stateFile) {
-    writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2));
+    // It holds the devnet accounts' private keys: owner-only, like the key files.
+    writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2), { mode: 0o600 });
+    chmodSync(resolve(o.stateFile), 0o600); // `mode` applies only when the file is created
     log(`state written to ${resolve(o.stateFile)}`);
   }
   log(`RPC ${net.anvil.rpcUrl}  registry ${net.deployment.registry}  market ${net.deployment.jobMarket}`);
