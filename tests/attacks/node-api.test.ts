@@ -7,7 +7,7 @@ import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
-import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { requesterOptions, requestScope, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // Attacks by a stranger (or a requester acting in bad faith) on the node API. Each test performs
 // the attack and asserts what docs/api.md and docs/decisions/0871-node-api-access.md promise.
@@ -22,20 +22,11 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => net?.stop());
 
-const scope = () => ({
-  chainId: net.deployment.chainId,
-  jobMarket: net.deployment.jobMarket,
-  enclaveId: net.node.identity!.enclaveId,
-});
+const scope = () => requestScope(net);
 
 function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
   return {
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'inference',
     inputs: [
       { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },

@@ -19,7 +19,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFunctionSelector } from 'viem';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
-import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
+import {
+  increaseTime,
+  requesterOptions,
+  requestScope,
+  startTestNetwork,
+  type TestNetwork,
+} from './network.ts';
 
 // Attacks on the node API by strangers on the network, and on the requester's registry reads by a
 // lying RPC endpoint. Each performs the attack, asserts it is refused with the documented status,
@@ -37,22 +43,13 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => net?.stop());
 
-const scope = () => ({
-  chainId: net.deployment.chainId,
-  jobMarket: net.deployment.jobMarket,
-  enclaveId: net.node.identity!.enclaveId,
-});
+const scope = () => requestScope(net);
 const apiFor = (requesterKey: Hex) => new NodeApi(net.node.url, 10_000, { requesterKey, scope: scope() });
 const artifactFiles = async () => (await import('node:fs')).readdirSync(`${net.dataDir}/artifacts`).sort();
 
 function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
   return {
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'inference',
     inputs: [
       { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },

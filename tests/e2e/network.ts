@@ -231,3 +231,27 @@ export function stateOf(net: TestNetwork, rootPem: string) {
     accounts: { requester: net.requester },
   };
 }
+
+/** The requester half of RunJobOptions on this network: RPC, deployment, key, KEM key, policy, roots. */
+export function requesterOptions(
+  net: TestNetwork,
+  requesterKem: { privateKey: Uint8Array; publicKey: Uint8Array },
+) {
+  return {
+    rpcUrl: net.anvil.rpcUrl,
+    deployment: net.deployment,
+    requesterKey: net.requester.privateKey,
+    requesterKem,
+    policy: net.policy,
+    roots: net.roots,
+  };
+}
+
+/** The scope node-API requests to this network's node are signed for (chain, market, Enclave ID). */
+export function requestScope(net: TestNetwork) {
+  return {
+    chainId: net.deployment.chainId,
+    jobMarket: net.deployment.jobMarket,
+    enclaveId: net.node.identity!.enclaveId,
+  };
+}

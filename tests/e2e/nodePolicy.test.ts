@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
-import { startTestNetwork, type TestNetwork } from './network.ts';
+import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // The operator's job policy and the host's admission of session messages, on a live devnet node
 // (docs/decisions/0890-preflight-before-claim.md). Each test performs the refused action and
@@ -22,12 +22,7 @@ afterAll(() => net?.stop());
 
 function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
   return {
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'inference',
     inputs: [
       { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
