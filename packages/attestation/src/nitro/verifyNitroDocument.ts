@@ -46,6 +46,28 @@ export function parentInstanceIdOf(moduleId: string): string | undefined {
   return /^(i-[0-9a-f]{8,32})-enc[0-9a-f]{1,32}$/.exec(moduleId)?.[1];
 }
 
+/**
+ * What a Nitro document says about identity, unverified: the measurement registers in the order
+ * the measurement digest takes them (PCR0, PCR1, PCR2, PCR8; an absent PCR8 as 48 zero bytes) and
+ * the platform id (the parent EC2 instance id from module_id, else the module id itself). The
+ * enclave uses it on its own document to learn who it is; verifiers get it from verifyNitroDocument.
+ * Throws E_EVIDENCE_MALFORMED when the platform id would exceed 64 bytes.
+ */
+export function nitroIdentityOf(doc: Pick<NitroDocument, 'pcrs' | 'moduleId'>): {
+  registers: Uint8Array[];
+  platformId: Uint8Array;
+  parentInstanceId: string | undefined;
+} {
+  const pcr = (i: number) => doc.pcrs.get(i) ?? ZERO_48;
+  const parentInstanceId = parentInstanceIdOf(doc.moduleId);
+  const platformId = utf8(parentInstanceId ?? doc.moduleId);
+  if (platformId.length > 64)
+    throw new FirnError('E_EVIDENCE_MALFORMED', 'Nitro module_id is too long to name a platform');
+  // The enclave image (PCR0), kernel and bootstrap (PCR1), application (PCR2) and the image
+  // signing certificate (PCR8, zero when unsigned): the code, not the instance or IAM role.
+  return { registers: [pcr(0), pcr(1), pcr(2), pcr(8)], platformId, parentInstanceId };
+}
+
 /** COSE Sig_structure for COSE_Sign1 with empty external AAD (RFC 9052 §4.4). */
 export function nitroSigStructure(doc: Pick<NitroDocument, 'protectedHeader' | 'payload'>): Uint8Array {
   return encode(['Signature1', doc.protectedHeader, new Uint8Array(0), doc.payload]);
@@ -125,17 +147,12 @@ export function verifyNitroDocument(doc: NitroDocument, opts: NitroVerifyOptions
   const pcr = (i: number) => doc.pcrs.get(i) ?? ZERO_48;
   const measurements: Record<string, string> = {};
   for (const [i, v] of [...doc.pcrs].sort((a, b) => a[0] - b[0])) measurements[`pcr${i}`] = hex(v);
-  const parentInstanceId = parentInstanceIdOf(doc.moduleId);
-  const platformId = utf8(parentInstanceId ?? doc.moduleId);
-  if (platformId.length > 64)
-    throw new FirnError('E_EVIDENCE_MALFORMED', 'Nitro module_id is too long to name a platform');
+  const { registers, platformId, parentInstanceId } = nitroIdentityOf(doc);
   const { reportData, source } = reportDataOf(doc);
 
   return markVerified({
     teeType: 'nitro',
-    // The enclave image (PCR0), kernel and bootstrap (PCR1), application (PCR2) and the image
-    // signing certificate (PCR8, zero when unsigned): the code, not the instance or IAM role.
-    measurement: measurementDigest('nitro', [pcr(0), pcr(1), pcr(2), pcr(8)]),
+    measurement: measurementDigest('nitro', registers),
     measurements,
     platformId,
     reportData,
