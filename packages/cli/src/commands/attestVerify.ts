@@ -10,6 +10,7 @@ import {
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
+import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
@@ -153,12 +154,22 @@ export async function runAttestVerify(
   }
 }
 
-/** `firn attest verify`: verify an SGX or TDX quote offline with its collateral. */
+/**
+ * `firn attest verify`: verify an SGX or TDX quote offline with its collateral, or with
+ * `--tee nitro --evidence FILE` an AWS Nitro Enclaves attestation document (attestVerifyNitro.ts).
+ */
 export function registerAttestVerify(attest: Command): Command {
   return attest
     .command('verify')
-    .description('verify an Intel SGX or TDX (DCAP) quote with its collateral at a given time')
-    .requiredOption('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
+    .description(
+      'verify an Intel SGX or TDX (DCAP) quote, or an AWS Nitro attestation document, at a given time',
+    )
+    .option('--tee <type>', 'sgx or tdx (default: read from the quote), or nitro')
+    .option('--quote <file>', 'quote file: raw bytes or hex (with or without 0x); required for SGX and TDX')
+    .option(
+      '--evidence <file>',
+      'with --tee nitro: the attestation document (raw CBOR, hex, base64 or a bundle)',
+    )
     .option('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
     .option(
       '--pccs <url>',
@@ -166,12 +177,33 @@ export function registerAttestVerify(attest: Command): Command {
     )
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
     .requiredOption('--at <unixSeconds>', 'verification time, unix seconds')
-    .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA')
+    .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX (or AWS Nitro) root')
     .option('--policy <file>', "policy JSON (firn's, or an Intel appraisal policy)")
+    .option('--allow-debug', 'with --tee nitro and no --policy: accept a debug enclave (still reported)')
+    .option('--max-age <seconds>', 'with --tee nitro and no --policy: largest accepted document age')
     .option('--json', 'print JSON (the only output format)', true)
-    .action(async (o: AttestVerifyOptions & { json?: boolean }) => {
-      const r = await runAttestVerify(o);
-      process.stdout.write(`${r.output}\n`);
-      process.exitCode = r.exitCode;
-    });
+    .action(
+      async (
+        o: AttestVerifyOptions &
+          Partial<AttestVerifyNitroOptions> & { tee?: string; quote?: string; json?: boolean },
+      ) => {
+        const fail = (code: string, message: string) => ({
+          exitCode: 1,
+          output: JSON.stringify({ error: { code, message } }),
+        });
+        const evidence = o.evidence ?? o.quote;
+        const r =
+          o.tee === 'nitro'
+            ? evidence === undefined
+              ? fail('E_INVALID_INPUT', '--tee nitro needs --evidence FILE')
+              : await runAttestVerifyNitro({ ...o, evidence })
+            : o.tee !== undefined && o.tee !== 'sgx' && o.tee !== 'tdx'
+              ? fail('E_UNSUPPORTED', `--tee ${o.tee} is not sgx, tdx or nitro`)
+              : o.quote === undefined
+                ? fail('E_INVALID_INPUT', 'give --quote FILE (or --tee nitro --evidence FILE)')
+                : await runAttestVerify({ ...o, quote: o.quote });
+        process.stdout.write(`${r.output}\n`);
+        process.exitCode = r.exitCode;
+      },
+    );
 }
