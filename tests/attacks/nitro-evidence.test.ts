@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { bytesToHex, computeReportData, type EvidenceBundle, isFirnError } from '@firn/core';
+import {
+  bytesToHex,
+  computeEnclaveId,
+  computeReportData,
+  type EvidenceBundle,
+  isFirnError,
+  measurementDigest,
+  utf8,
+} from '@firn/core';
 import { encode } from 'cborg';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../../packages/attestation/src/appraiseEvidence.ts';
+import { appraiseRegistration } from '../../packages/attestation/src/appraiseRegistration.ts';
 import { nitroVerifier } from '../../packages/attestation/src/nitro/nitroVerifier.ts';
 import { parseNitroDocument } from '../../packages/attestation/src/nitro/parseNitroDocument.ts';
 import {
@@ -253,5 +262,45 @@ describe('attack: replay and identity substitution through appraiseEvidence', ()
       { now: NOW, policy, expectedNonce: id.nonce, roots: { tdx: [pki.rootDer] } },
     );
     expect(a.ok).toBe(false);
+  });
+});
+
+describe('attack: a registration claiming another Nitro identity', () => {
+  // The node answers the verifier's own fresh nonce with a genuine document (synthetic PKI pinned).
+  const id = { address: randomBytes(20), kem: randomBytes(32) };
+  const node = async (_endpoint: string, nonce: Uint8Array) =>
+    bundle(
+      await makeSyntheticNitroDocument(pki, {
+        timestampMs: T_DOC,
+        userData: computeReportData({ enclaveAddress: id.address, kemPublicKey: id.kem, nonce }),
+      }),
+      { ...id, nonce },
+    );
+  const pcrs = syntheticPcrs();
+  const measurement = measurementDigest('nitro', [pcrs.get(0)!, pcrs.get(1)!, pcrs.get(2)!, pcrs.get(8)!]);
+  const claim = (instance: string) => ({
+    enclaveId: bytesToHex(computeEnclaveId('nitro', utf8(instance), measurement)),
+    teeType: 'nitro' as const,
+    measurement: bytesToHex(measurement),
+    enclaveAddress: bytesToHex(id.address),
+    kemPublicKey: bytesToHex(id.kem),
+    endpoint: 'http://node.invalid',
+  });
+  const opts = { now: NOW, policy: PRODUCTION_POLICY, roots: { nitro: [pki.rootDer] }, fetchEvidence: node };
+
+  it('the true identity (parent instance, PCR0..2 and PCR8) is approved (control)', async () => {
+    const v = await appraiseRegistration(claim('i-0123456789abcdef0'), opts);
+    expect(v.approve, JSON.stringify(v.approve ? [] : v.reasons)).toBe(true);
+  });
+
+  it('an Enclave ID for another instance is refused', async () => {
+    const v = await appraiseRegistration(claim('i-0fedcba9876543210'), opts);
+    expect(v).toMatchObject({ approve: false, reasons: [{ code: 'E_IDENTITY_MISMATCH' }] });
+  });
+
+  it('the same evidence under the default (AWS) root is refused: a forged PKI registers nothing', async () => {
+    const { roots: _, ...withoutRoots } = opts;
+    const v = await appraiseRegistration(claim('i-0123456789abcdef0'), withoutRoots);
+    expect(v).toMatchObject({ approve: false, reasons: [{ code: 'E_EVIDENCE_CHAIN' }] });
   });
 });
