@@ -40,6 +40,15 @@ export const NITRO_VECTORS = {
     moduleId: 'i-0bbf1bfe232b8c2ce-enc0191ba35c9d1b77a',
     timestampMs: 1725911352400,
   },
+  sui1114: {
+    file: 'sui-debug-2024-11-14.cbor',
+    // 2 s before the document's timestamp: the source verifies it there (clock skew).
+    verifyAt: 1731627987,
+    leafNotAfter: 1731630269,
+    debug: true,
+    moduleId: 'i-0f73a4b4cb74cc9f2-enc0192e4188fef781d',
+    timestampMs: 1731627989450,
+  },
 } as const satisfies Record<string, NitroVector>;
 
 export function nitroVectorBytes(v: NitroVector): Uint8Array {
