@@ -2,12 +2,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nitroVerifier } from '@firn/attestation';
-import { repoRoot } from '@firn/core';
+import { measurementDigest, repoRoot } from '@firn/core';
 import { decode, encode } from 'cborg';
 import { describe, expect, it } from 'vitest';
 import {
   MAX_NSM_RESPONSE_BYTES,
   NitroNsmEvidenceProvider,
+  nitroEnvironment,
   nsmAttestationDocument,
   nsmAttestationRequest,
 } from './nitroNsm.ts';
@@ -69,12 +70,17 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
     });
   }
 
-  it('learns its own registers and platform from its document', async () => {
+  it('learns its own identity from its document: the same measurement and platform a verifier derives', async () => {
     const doc = new Uint8Array(readFileSync(join(VECTORS, REAL[0]!.file)));
     const t = tree(attestationResponse(doc));
-    const id = await new NitroNsmEvidenceProvider({ root: t.root, helper: t.helper }).selfIdentity();
-    expect(id.measurementRegisters).toHaveLength(4);
-    expect(Buffer.from(id.platformId).toString('utf8')).toBe('i-0de38b2b6853cc9e8');
+    const env = await nitroEnvironment({ root: t.root, helper: t.helper });
+    expect(env.measurementRegisters).toHaveLength(4);
+    expect(Buffer.from(env.platformId).toString('utf8')).toBe('i-0de38b2b6853cc9e8');
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now: REAL[0]!.at });
+    expect(Buffer.from(measurementDigest(env.provider.teeType, env.measurementRegisters))).toEqual(
+      Buffer.from(facts.measurement),
+    );
+    expect(Buffer.from(env.platformId)).toEqual(Buffer.from(facts.platformId));
   });
 
   it('outside a Nitro enclave (no /dev/nsm) fails with E_ENCLAVE_UNAVAILABLE before running the helper', async () => {

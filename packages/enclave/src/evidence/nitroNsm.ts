@@ -208,3 +208,17 @@ export class NitroNsmEvidenceProvider implements EvidenceProvider {
     return k;
   }
 }
+
+/**
+ * The enclave environment pieces for a Nitro enclave (what environmentFromEnv assembles per TEE):
+ * the provider, and the registers and platform id its own NSM document names, which the enclave
+ * and every verifier reduce to the same measurement digest and Enclave ID.
+ */
+export async function nitroEnvironment(o: NitroNsmOptions): Promise<{
+  provider: NitroNsmEvidenceProvider;
+  measurementRegisters: Uint8Array[];
+  platformId: Uint8Array;
+}> {
+  const provider = new NitroNsmEvidenceProvider(o);
+  return { provider, ...(await provider.selfIdentity()) };
+}
