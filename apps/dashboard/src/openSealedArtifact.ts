@@ -83,11 +83,13 @@ export function parseBrowserArtifactHeader(b: Uint8Array): BrowserArtifactHeader
   if (b[6] !== 1 || b[7] !== 1) throw fail('E_ARTIFACT_FORMAT', 'unsupported artifact version or suite');
   const len = (b[8]! << 8) | b[9]!;
   const maxLen = FIXED_HEADER_BYTES + MAX_CONTENT_TYPE_BYTES + 1 + MAX_RECIPIENTS * RECIPIENT_BYTES;
-  if (len < FIXED_HEADER_BYTES + 1 || len > maxLen) throw fail('E_ARTIFACT_FORMAT', 'header length out of range');
+  if (len < FIXED_HEADER_BYTES + 1 || len > maxLen)
+    throw fail('E_ARTIFACT_FORMAT', 'header length out of range');
   if (b.length < len) throw fail('E_ARTIFACT_TRUNCATED', 'artifact ends inside the header');
   const h = b.subarray(0, len);
   const chunkSize = new DataView(h.buffer, h.byteOffset, h.byteLength).getUint32(10, false);
-  if (chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK) throw fail('E_ARTIFACT_FORMAT', 'chunk size out of range');
+  if (chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK)
+    throw fail('E_ARTIFACT_FORMAT', 'chunk size out of range');
   const ctLen = h[53]!;
   if (ctLen === 0 || ctLen > MAX_CONTENT_TYPE_BYTES || 54 + ctLen + 1 > len)
     throw fail('E_ARTIFACT_FORMAT', 'content type length out of range');
@@ -126,7 +128,11 @@ export function isAddressedTo(header: BrowserArtifactHeader, kemPrivateKey: Uint
   return header.recipients.some((r) => equal(r.keyId, id));
 }
 
-const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+const suite = new CipherSuite({
+  kem: new DhkemX25519HkdfSha256(),
+  kdf: new HkdfSha256(),
+  aead: new Aes256Gcm(),
+});
 
 async function unwrapDataKey(header: BrowserArtifactHeader, kemPrivateKey: Uint8Array): Promise<Uint8Array> {
   const recipientKey = await suite.kem.importKey('raw', kemPrivateKey.slice().buffer, false);
@@ -143,7 +149,10 @@ async function unwrapDataKey(header: BrowserArtifactHeader, kemPrivateKey: Uint8
     } catch {
       continue;
     }
-    if (key.length !== 32 || !equal(taggedSha256Browser(TAG_SEALED_ARTIFACT, enc.encode('key'), key), header.keyCommitment))
+    if (
+      key.length !== 32 ||
+      !equal(taggedSha256Browser(TAG_SEALED_ARTIFACT, enc.encode('key'), key), header.keyCommitment)
+    )
       throw fail('E_ARTIFACT_TAMPERED', 'wrapped data key does not match the key commitment');
     return key;
   }
@@ -152,7 +161,10 @@ async function unwrapDataKey(header: BrowserArtifactHeader, kemPrivateKey: Uint8
   throw fail('E_ARTIFACT_WRONG_KEY', 'no recipient entry opens with this key');
 }
 
-function nonceOf(prefix: Uint8Array, counter: number, last: boolean): Uint8Array {
+/** A copy on its own ArrayBuffer (what WebCrypto's BufferSource takes). */
+const own = (u: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(u);
+
+function nonceOf(prefix: Uint8Array, counter: number, last: boolean): Uint8Array<ArrayBuffer> {
   const n = new Uint8Array(12);
   n.set(prefix, 0);
   new DataView(n.buffer).setUint32(7, counter, false);
@@ -169,11 +181,12 @@ export async function openSealedArtifact(
   kemPrivateKey: Uint8Array,
   maxBytes = MAX_BROWSER_ARTIFACT_BYTES,
 ): Promise<{ contentType: string; bytes: Uint8Array }> {
-  if (bytes.length > maxBytes) throw fail('E_TOO_LARGE', `artifact is ${bytes.length} bytes, over ${maxBytes}`);
+  if (bytes.length > maxBytes)
+    throw fail('E_TOO_LARGE', `artifact is ${bytes.length} bytes, over ${maxBytes}`);
   if (kemPrivateKey.length !== 32) throw new FirnError('E_INVALID_INPUT', 'KEM private key must be 32 bytes');
   const header = parseBrowserArtifactHeader(bytes);
   const dataKey = await unwrapDataKey(header, kemPrivateKey);
-  const key = await crypto.subtle.importKey('raw', dataKey, 'AES-GCM', false, ['decrypt']);
+  const key = await crypto.subtle.importKey('raw', own(dataKey), 'AES-GCM', false, ['decrypt']);
   dataKey.fill(0);
   const block = header.chunkSize + TAG_BYTES;
   const body = bytes.subarray(header.length);
@@ -187,9 +200,14 @@ export async function openSealedArtifact(
       parts.push(
         new Uint8Array(
           await crypto.subtle.decrypt(
-            { name: 'AES-GCM', iv: nonceOf(header.noncePrefix, counter, last), additionalData: header.aad, tagLength: 128 },
+            {
+              name: 'AES-GCM',
+              iv: nonceOf(header.noncePrefix, counter, last),
+              additionalData: own(header.aad),
+              tagLength: 128,
+            },
             key,
-            chunk,
+            own(chunk),
           ),
         ),
       );
@@ -198,9 +216,14 @@ export async function openSealedArtifact(
       const asInner = last
         ? await crypto.subtle
             .decrypt(
-              { name: 'AES-GCM', iv: nonceOf(header.noncePrefix, counter, false), additionalData: header.aad, tagLength: 128 },
+              {
+                name: 'AES-GCM',
+                iv: nonceOf(header.noncePrefix, counter, false),
+                additionalData: own(header.aad),
+                tagLength: 128,
+              },
               key,
-              chunk,
+              own(chunk),
             )
             .then(
               () => true,
@@ -218,7 +241,8 @@ export async function openSealedArtifact(
     o += p.length;
   }
   const params = header.contentType.split(';').map((p) => p.trim());
-  if (!params.slice(1).some((p) => p.toLowerCase() === PAD_PARAMETER)) return { contentType: header.contentType, bytes: out };
+  if (!params.slice(1).some((p) => p.toLowerCase() === PAD_PARAMETER))
+    return { contentType: header.contentType, bytes: out };
   let i = out.length - 1;
   while (i >= 0 && out[i] === 0) i--;
   if (i < 0 || out[i] !== 0x80) throw fail('E_ARTIFACT_FORMAT', 'padded artifact has no padding marker');
