@@ -12,6 +12,7 @@ async function main(): Promise<void> {
     const res = await fetch('/config.json');
     if (!res.ok) throw new Error(`config.json: ${res.status}`);
     const config = (await res.json()) as PageConfig;
+    root.textContent = '';
     const client = createPageClient(new URL('/rpc', location.href).href);
     render(html`<${App} config=${config} client=${client} />`, root);
   } catch (e) {
