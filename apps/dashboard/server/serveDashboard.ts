@@ -195,6 +195,11 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
     if (m) {
       const enclaveId = m[1]!.toLowerCase() as Hex;
       const sub = m[2]!;
+      if (sub !== '/evidence' && !NODE_READS.some((r) => r.test(sub)))
+        throw new FirnError(
+          'E_FORBIDDEN',
+          'the dashboard relays node reads only (node, health, job, result, artifact)',
+        );
       const base = await endpointOf(enclaveId);
       if (sub === '/evidence') {
         const hit = evidenceCache.get(enclaveId);
@@ -222,11 +227,6 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
         evidenceCache.set(enclaveId, { at: Date.now(), body });
         return send(res, 200, 'application/json', body);
       }
-      if (!NODE_READS.some((r) => r.test(sub)))
-        throw new FirnError(
-          'E_FORBIDDEN',
-          'the dashboard relays node reads only (node, health, job, result, artifact)',
-        );
       const up = await fetchCapped(`${base}${sub}`, { method: 'GET' }, MAX_NODE_RESPONSE_BYTES);
       const type = up.type.startsWith('application/json') ? 'application/json' : 'application/octet-stream';
       return send(res, up.status, type, up.body);

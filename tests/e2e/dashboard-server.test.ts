@@ -1,0 +1,162 @@
+import { execFileSync } from 'node:child_process';
+import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
+import { repoRoot } from '@firn/core';
+import {
+  checkReadOnlyRpcRequest,
+  type DashboardServer,
+  READ_ONLY_RPC_METHODS,
+  resolveDashboardDeployment,
+  serveDashboard,
+} from '@firn/dashboard';
+import { createPublicClient, http, parseEther } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The dashboard server against a real anvil with the firn contracts: it serves the page and the
+ * chain reads the page needs, and refuses every write, whatever the page (or anyone on the network)
+ * sends it. Each attack is performed and the chain is checked to be unchanged.
+ */
+describe('dashboard server: read-only by construction', () => {
+  let anvil: AnvilInstance;
+  let deployment: FirnDeployment;
+  let dash: DashboardServer;
+  const rpc = (body: unknown) =>
+    fetch(new URL('rpc', dash.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    anvil = await startAnvil({ accounts: 3 });
+    deployment = await deployFirn({
+      rpcUrl: anvil.rpcUrl,
+      deployerKey: anvil.accounts[0]!.privateKey,
+      governanceDelay: 1,
+      minNodeStake: parseEther('1'),
+      minVerifierStake: parseEther('1'),
+      unbondingPeriod: 600,
+      challengeWindow: 60,
+      slashAmount: parseEther('0.5'),
+      epochLength: 3600,
+      pollingIntervalMs: 50,
+    });
+    dash = await serveDashboard({ rpcUrl: anvil.rpcUrl, deployment });
+  }, 120_000);
+
+  afterAll(async () => {
+    await dash?.close();
+    await anvil?.stop();
+  });
+
+  it('serves the page, its assets under a same-origin CSP, and the deployment as config', async () => {
+    const page = await fetch(dash.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("connect-src 'self'");
+    expect(await page.text()).toContain('/assets/main.js');
+    const js = await fetch(new URL('assets/main.js', dash.url));
+    expect(js.status).toBe(200);
+    expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
+    const config = (await (await fetch(new URL('config.json', dash.url))).json()) as Record<string, unknown>;
+    expect(config).toMatchObject({
+      chainId: deployment.chainId,
+      jobMarket: deployment.jobMarket,
+      registry: deployment.registry,
+      fromBlock: deployment.deployBlock.toString(),
+    });
+    expect(JSON.stringify(config)).not.toContain(anvil.rpcUrl); // the page never learns the upstream RPC
+  });
+
+  it('forwards chain reads', async () => {
+    const r = await rpc({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber' });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { result: string }).result).toMatch(/^0x[0-9a-f]+$/);
+  });
+
+  it('refuses a transaction sent through it from an account the node unlocks; nothing is mined', async () => {
+    const chain = createPublicClient({ transport: http(anvil.rpcUrl) });
+    const [from, to] = [anvil.accounts[1]!.address, anvil.accounts[2]!.address];
+    const before = { block: await chain.getBlockNumber(), balance: await chain.getBalance({ address: to }) };
+    const tx = { from, to, value: '0xde0b6b3a7640000' };
+    for (const body of [
+      { jsonrpc: '2.0', id: 1, method: 'eth_sendTransaction', params: [tx] },
+      // smuggled in a batch behind a read
+      [
+        { jsonrpc: '2.0', id: 1, method: 'eth_blockNumber' },
+        { jsonrpc: '2.0', id: 2, method: 'eth_sendTransaction', params: [tx] },
+      ],
+      { jsonrpc: '2.0', id: 1, method: 'anvil_setBalance', params: [to, '0xffffffffffffffffff'] },
+      { jsonrpc: '2.0', id: 1, method: 'evm_mine', params: [] },
+      { jsonrpc: '2.0', id: 1, method: 'eth_sendRawTransaction', params: ['0x02'] },
+      { jsonrpc: '2.0', id: 1, method: 'anvil_impersonateAccount', params: [from] },
+    ]) {
+      const r = await rpc(body);
+      expect(r.status).toBe(403);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_FORBIDDEN');
+    }
+    expect(await chain.getBlockNumber()).toBe(before.block);
+    expect(await chain.getBalance({ address: to })).toBe(before.balance);
+  });
+
+  it('refuses malformed and oversized JSON-RPC with typed errors', async () => {
+    expect(() => checkReadOnlyRpcRequest('not json')).toThrow(expect.objectContaining({ code: 'E_PARSE' }));
+    expect(() => checkReadOnlyRpcRequest('{"method":"eth_blockNumber"}')).toThrow(
+      expect.objectContaining({ code: 'E_PARSE' }),
+    );
+    expect(() => checkReadOnlyRpcRequest('[]')).toThrow(expect.objectContaining({ code: 'E_TOO_LARGE' }));
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_call', params: ['x'.repeat(70_000)] });
+    const r = await fetch(new URL('rpc', dash.url), { method: 'POST', body: big });
+    expect(r.status).toBe(413);
+    for (const m of READ_ONLY_RPC_METHODS)
+      expect(m).toMatch(/^(eth_(get|call|chainId|blockNumber)|net_version)/);
+  });
+
+  it('refuses every other method and every node path outside its read list; it relays only to registered endpoints', async () => {
+    for (const method of ['PUT', 'DELETE', 'PATCH']) {
+      const r = await fetch(new URL('config.json', dash.url), { method });
+      expect(r.status).toBe(403);
+    }
+    const post = await fetch(new URL('node/0x' + '11'.repeat(32) + '/v1/jobs', dash.url), {
+      method: 'POST',
+      body: '{}',
+    });
+    expect(post.status).toBe(403);
+    // An Enclave ID the registry does not know: nothing to relay to.
+    const unknown = await fetch(new URL('node/0x' + '11'.repeat(32) + '/v1/node', dash.url));
+    expect(unknown.status).toBe(404);
+    // A URL instead of an Enclave ID is no route at all (the page cannot name where the server fetches).
+    const ssrf = await fetch(new URL('node/http%3A%2F%2F169.254.169.254/latest/meta-data', dash.url));
+    expect(ssrf.status).toBe(404);
+    const nonRead = await fetch(new URL('node/0x' + '11'.repeat(32) + '/metrics', dash.url));
+    expect(nonRead.status).toBe(403);
+  });
+
+  it('finds the deployment from the market alone and refuses a registry that is not the market’s', async () => {
+    const d = await resolveDashboardDeployment({ rpcUrl: anvil.rpcUrl, market: deployment.jobMarket });
+    expect(d.registry).toBe(deployment.registry);
+    expect(d.verifierSet).toBe(deployment.verifierSet);
+    expect(d.chainId).toBe(deployment.chainId);
+    expect(d.deployBlock).toBeLessThanOrEqual(deployment.deployBlock + 10n);
+    expect(d.deployBlock).toBeGreaterThan(0n);
+    await expect(
+      resolveDashboardDeployment({
+        rpcUrl: anvil.rpcUrl,
+        market: deployment.jobMarket,
+        registry: deployment.verifierSet,
+      }),
+    ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+    await expect(
+      resolveDashboardDeployment({ rpcUrl: anvil.rpcUrl, market: anvil.accounts[2]!.address }),
+    ).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+  });
+
+  it('`npx firn --help` works from the repository root and lists the dashboard command', () => {
+    const out = execFileSync('npx', ['--no-install', 'firn', '--help'], {
+      cwd: repoRoot(),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(out).toContain('Usage: firn');
+    expect(out).toMatch(/dashboard\s/);
+  }, 60_000);
+});
