@@ -6,7 +6,10 @@ import { DEV_POLICY } from '@firn/attestation';
 import { deploymentFromState, devnetRoots, loadDevnetState, runJob } from '@firn/client';
 import { hexBytes, repoRoot, sharedPath } from '@firn/core';
 import type { Browser, Page, Request } from 'playwright-core';
+import { createPublicClient, type Hex, http, type PublicClient } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advance, emptyNetwork, type PageConfig } from '../../apps/dashboard/src/network.ts';
+import { verifyProofInBrowser } from '../../apps/dashboard/src/verifyProofInBrowser.ts';
 
 /**
  * The dashboard in real Chromium against a real `firn devnet` (processes, anvil, simulated TEE):
@@ -175,6 +178,33 @@ describe.skipIf(!hasChromium)(
       }
       expect(pageErrors).toEqual([]);
       await page.close();
+
+      // The same chain model and proof check, run here on the real proof: it passes as the page said,
+      // and fails for a job record that differs from what the enclave signed or names another signer.
+      const client = createPublicClient({ transport: http(state.rpcUrl) }) as PublicClient;
+      const config = (await (await fetch(new URL('config.json', state.dashboardUrl!))).json()) as PageConfig;
+      const v = emptyNetwork(BigInt(config.fromBlock));
+      while (v.cursor < (await client.getBlockNumber())) await advance(client, config, v);
+      expect([...v.nodes.keys()].sort()).toEqual(state.nodes.map((n) => n.enclaveId).sort());
+      const j = v.jobs.get(job.jobId)!;
+      expect(await verifyProofInBrowser(client, config, j)).toMatchObject({ ok: true, reasons: [] });
+      const other = `0x${'77'.repeat(32)}` as Hex;
+      for (const k of [
+        'outputCommitment',
+        'inputCommitment',
+        'workloadHash',
+        'measurement',
+        'enclaveId',
+      ] as const) {
+        const r = await verifyProofInBrowser(client, config, { ...j, [k]: other });
+        expect(r.ok, k).toBe(false);
+      }
+      const wrongSigner = await verifyProofInBrowser(client, config, {
+        ...j,
+        signer: state.accounts.requester.address,
+      });
+      expect(wrongSigner.ok).toBe(false);
+      expect(wrongSigner.reasons.join()).toContain('signer differs');
     }, 240_000);
   },
 );
