@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
 import { repoRoot } from '@firn/core';
 import {
@@ -149,6 +150,50 @@ describe('dashboard server: read-only by construction', () => {
       resolveDashboardDeployment({ rpcUrl: anvil.rpcUrl, market: anvil.accounts[2]!.address }),
     ).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
   });
+
+  it('`firn dashboard --rpc URL --market ADDR` serves the page against that chain; a wrong --registry is refused', async () => {
+    const bin = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
+    const child = spawn(
+      process.execPath,
+      [bin, 'dashboard', '--rpc', anvil.rpcUrl, '--market', deployment.jobMarket, '--port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      const until = Date.now() + 45_000;
+      while (!/dashboard on (http:\S+)/.test(out)) {
+        if (child.exitCode !== null || Date.now() > until) throw new Error(`firn dashboard: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const url = /dashboard on (http:\S+)/.exec(out)![1]!;
+      const config = (await (await fetch(new URL('config.json', url))).json()) as Record<string, unknown>;
+      expect(config).toMatchObject({ registry: deployment.registry, verifierSet: deployment.verifierSet });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    let failed: unknown;
+    try {
+      execFileSync(
+        process.execPath,
+        [
+          bin,
+          'dashboard',
+          '--rpc',
+          anvil.rpcUrl,
+          '--market',
+          deployment.jobMarket,
+          '--registry',
+          deployment.verifierSet,
+        ],
+        { encoding: 'utf8', stdio: 'pipe', timeout: 45_000 },
+      );
+    } catch (e) {
+      failed = e;
+    }
+    expect(String((failed as { stderr?: string }).stderr)).toContain('E_INVALID_INPUT');
+  }, 100_000);
 
   it('`npx firn --help` works from the repository root and lists the dashboard command', () => {
     const out = execFileSync('npx', ['--no-install', 'firn', '--help'], {

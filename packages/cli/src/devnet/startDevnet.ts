@@ -22,7 +22,7 @@ import {
 import { bytesToHex, FirnError, type Hex, repoRoot, TEE_TYPES } from '@firn/core';
 import type { DevnetStateFile } from '@firn/client';
 import { generateKemKeyPair } from '@firn/crypto';
-import { serveDashboard } from '@firn/dashboard';
+import { type DashboardServer, serveDashboard } from '@firn/dashboard';
 import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
@@ -109,9 +109,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
   const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
   const children: ChildProcess[] = [];
-  let closeDashboard: (() => Promise<void>) | undefined;
+  let dashboard: Promise<DashboardServer> | undefined;
   const stop = async () => {
-    await closeDashboard?.();
+    await dashboard?.then(
+      (d) => d.close(),
+      () => {},
+    );
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -145,6 +148,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       verifiers: verifierAccounts.map((a) => a.address),
       pollingIntervalMs: 50,
     });
+    // The web dashboard builds (esbuild, its own process) while the nodes start; awaited below.
+    if (o.dashboard !== false) {
+      dashboard = serveDashboard({ rpcUrl: anvil.rpcUrl, deployment, port: o.dashboardPort ?? 0 });
+      dashboard.catch(() => {}); // a failure surfaces where it is awaited
+    }
     const deploymentFile = join(dir, 'deployment.json');
     writeFileSync(
       deploymentFile,
@@ -287,9 +295,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     // The requester's KEM key, which the demo seals its outputs to: loaded in the dashboard it opens them there.
     const requesterKem = await generateKemKeyPair();
     let dashboardUrl: string | undefined;
-    if (o.dashboard !== false) {
-      const dash = await serveDashboard({ rpcUrl: anvil.rpcUrl, deployment, port: o.dashboardPort ?? 0 });
-      closeDashboard = dash.close;
+    if (dashboard) {
+      const dash = await dashboard;
       dashboardUrl = dash.url;
       log(`dashboard on ${dash.url} (built in ${dash.buildMs} ms)`);
     }
