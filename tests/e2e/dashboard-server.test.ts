@@ -1,7 +1,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
-import { repoRoot } from '@firn/core';
+import {
+  type AnvilInstance,
+  createFirnClients,
+  deployFirn,
+  type FirnDeployment,
+  joinVerifierSet,
+  registerNode,
+  refuseNode,
+  startAnvil,
+} from '@firn/chain';
+import { REFUSAL_CODES, repoRoot, TEE_TYPES } from '@firn/core';
 import {
   checkReadOnlyRpcRequest,
   type DashboardServer,
@@ -9,8 +18,11 @@ import {
   resolveDashboardDeployment,
   serveDashboard,
 } from '@firn/dashboard';
-import { createPublicClient, http, parseEther } from 'viem';
+import { createPublicClient, http, type PublicClient, parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advance, emptyNetwork, REASON_NAMES } from '../../apps/dashboard/src/network.ts';
+
+const MEASUREMENT = `0x${'5a'.repeat(32)}` as const;
 
 /**
  * The dashboard server against a real anvil with the firn contracts: it serves the page and the
@@ -29,7 +41,7 @@ describe('dashboard server: read-only by construction', () => {
     });
 
   beforeAll(async () => {
-    anvil = await startAnvil({ accounts: 3 });
+    anvil = await startAnvil({ accounts: 5 });
     deployment = await deployFirn({
       rpcUrl: anvil.rpcUrl,
       deployerKey: anvil.accounts[0]!.privateKey,
@@ -41,6 +53,8 @@ describe('dashboard server: read-only by construction', () => {
       slashAmount: parseEther('0.5'),
       epochLength: 3600,
       pollingIntervalMs: 50,
+      measurements: [{ teeType: TEE_TYPES.simulated, measurement: MEASUREMENT }],
+      verifiers: [anvil.accounts[3]!.address],
     });
     dash = await serveDashboard({ rpcUrl: anvil.rpcUrl, deployment });
   }, 120_000);
@@ -194,6 +208,41 @@ describe('dashboard server: read-only by construction', () => {
     }
     expect(String((failed as { stderr?: string }).stderr)).toContain('E_INVALID_INPUT');
   }, 100_000);
+
+  it('the page’s chain model shows a verifier’s refusal with its reason code, and the node Rejected', async () => {
+    const opts = { pollingIntervalMs: 50 };
+    const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[4]!.privateKey, deployment, opts);
+    const verifier = createFirnClients(anvil.rpcUrl, anvil.accounts[3]!.privateKey, deployment, opts);
+    await joinVerifierSet(verifier, parseEther('1'));
+    const enclaveId = `0x${'e1'.repeat(32)}` as const;
+    const evidenceDigest = `0x${'d1'.repeat(32)}` as const;
+    await registerNode(operator, {
+      enclaveId,
+      teeType: TEE_TYPES.simulated,
+      measurement: MEASUREMENT,
+      platformIdHash: `0x${'a1'.repeat(32)}`,
+      enclaveAddress: anvil.accounts[2]!.address,
+      kemPublicKey: `0x${'4b'.repeat(32)}`,
+      endpoint: 'http://127.0.0.1:9',
+      evidenceDigest,
+      stake: parseEther('1'),
+    });
+    await refuseNode(verifier, { enclaveId, evidenceDigest, reasonCode: REFUSAL_CODES.E_EVIDENCE_TCB });
+
+    const client = createPublicClient({ transport: http(new URL('rpc', dash.url).href) }) as PublicClient;
+    const config = (await (await fetch(new URL('config.json', dash.url))).json()) as Parameters<
+      typeof advance
+    >[1];
+    // Small log ranges: the chunked reader must stitch several eth_getLogs calls through the proxy.
+    const v = emptyNetwork(BigInt(config.fromBlock));
+    const head = await client.getBlockNumber();
+    while (v.cursor < head) await advance(client, config, v, 3n);
+    const refusal = v.votes.find((x) => x.kind === 'refuse' && x.subject === enclaveId);
+    expect(refusal).toMatchObject({ verifier: anvil.accounts[3]!.address, reasonCode: 9 });
+    expect(REASON_NAMES[refusal!.reasonCode]).toBe('E_EVIDENCE_TCB');
+    expect(v.nodes.get(enclaveId)).toMatchObject({ status: 3, measurementAllowed: true }); // Rejected
+    expect(v.verifiers.get(anvil.accounts[3]!.address)).toMatchObject({ status: 1, stake: parseEther('1') });
+  });
 
   it('`npx firn --help` works from the repository root and lists the dashboard command', () => {
     const out = execFileSync('npx', ['--no-install', 'firn', '--help'], {
