@@ -48,6 +48,8 @@ describe.skipIf(!hasChromium)(
           '2',
           '--gpu-nodes',
           '1',
+          '--verifiers',
+          '1',
           '--no-demo',
           '--ready-timeout',
           '150',
