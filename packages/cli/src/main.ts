@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerArtifact } from './commands/artifact.ts';
 import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
+import { registerDashboard } from './commands/dashboard.ts';
 import { registerDevnet } from './commands/devnet.ts';
 import { registerGov } from './commands/gov.ts';
 import { registerInfer } from './commands/infer.ts';
@@ -20,6 +21,7 @@ const program = new Command()
   .version('0.1.0');
 
 registerDevnet(program);
+registerDashboard(program);
 registerNode(program);
 registerVerifier(program);
 registerKms(program);

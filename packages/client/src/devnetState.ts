@@ -23,6 +23,8 @@ export interface DevnetStateFile {
   measurement: Hex;
   nodes: { url: string; enclaveId: Hex; enclaveAddress: Hex; pid: number }[];
   verifiers: { address: Hex; pid: number }[];
+  /** The requester's X25519 KEM key the devnet demo seals outputs to (the dashboard opens them with it). */
+  requesterKem?: { privateKey: Hex; publicKey: Hex };
   accounts: { requester: { address: Hex; privateKey: Hex } } & Record<
     string,
     { address: Hex; privateKey: Hex }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DEV_POLICY } from '@firn/attestation';
-import { type Hex, sharedPath } from '@firn/core';
+import { type Hex, hexBytes, sharedPath } from '@firn/core';
 import { createPrng, shuffledIndices } from '@firn/ml/formats';
 import { deploymentFromState, type DevnetStateFile, devnetRoots } from './devnetState.ts';
 import { runJob } from './runJob.ts';
@@ -59,6 +59,14 @@ export async function runTrainingDemo(
     policy: DEV_POLICY,
     ...devnetRoots(state),
     escrow: 10n ** 16n,
+    ...(state.requesterKem
+      ? {
+          requesterKem: {
+            privateKey: hexBytes(state.requesterKem.privateKey, 'requesterKem.privateKey', 32),
+            publicKey: hexBytes(state.requesterKem.publicKey, 'requesterKem.publicKey', 32),
+          },
+        }
+      : {}),
   };
   log(
     `training: ${DATASET}, ${train.length} rows sealed to the enclave (${test.length} rows held back to test)`,

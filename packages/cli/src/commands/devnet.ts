@@ -16,6 +16,8 @@ export interface DevnetCommandOptions {
   demo: boolean;
   readyTimeout: string;
   exitAfterDemo?: boolean;
+  dashboard?: boolean;
+  dashboardPort?: string;
 }
 
 export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
@@ -28,6 +30,8 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     gpuNodes: Number(o.gpuNodes),
     readyTimeout: Number(o.readyTimeout),
     log,
+    dashboard: o.dashboard !== false,
+    dashboardPort: Number(o.dashboardPort ?? 0),
   });
   let stopping = false;
   const shutdown = async (code: number) => {
@@ -81,6 +85,8 @@ export function registerDevnet(program: Command): void {
     .option('--no-demo', 'skip the confidential inference and training demo')
     .option('--exit-after-demo', 'stop the network after the demo instead of staying up')
     .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
+    .option('--no-dashboard', 'do not serve the web dashboard')
+    .option('--dashboard-port <n>', 'port of the web dashboard (0: any free port)', '0')
     .action(async (o: DevnetCommandOptions) => {
       try {
         await runDevnet(o);

@@ -21,6 +21,8 @@ import {
 } from '@firn/chain';
 import { bytesToHex, FirnError, type Hex, repoRoot, TEE_TYPES } from '@firn/core';
 import type { DevnetStateFile } from '@firn/client';
+import { generateKemKeyPair } from '@firn/crypto';
+import { type DashboardServer, serveDashboard } from '@firn/dashboard';
 import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
@@ -35,6 +37,10 @@ export interface DevnetOptions {
   /** Seconds to wait for every node to become Active. */
   readyTimeout: number;
   log: (line: string) => void;
+  /** Serve the web dashboard (default true); its URL goes to the state as `dashboardUrl`. */
+  dashboard?: boolean;
+  /** Port of the dashboard (default 0: a free port). */
+  dashboardPort?: number;
 }
 
 export interface DevnetNode {
@@ -65,6 +71,8 @@ export interface DevnetState extends DevnetStateFile {
   simulatedGpuRootFile: string;
   nodes: (DevnetStateFile['nodes'][number] & { operator: Hex; restart: string[] })[];
   accounts: { deployer: { address: Hex; privateKey: Hex }; requester: { address: Hex; privateKey: Hex } };
+  /** The web dashboard serving this devnet (apps/dashboard), when started. */
+  dashboardUrl?: string;
 }
 
 /** The devnet's governance delay and reward clock, seconds. */
@@ -101,7 +109,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
   const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
   const children: ChildProcess[] = [];
+  let dashboard: Promise<DashboardServer> | undefined;
   const stop = async () => {
+    await dashboard?.then(
+      (d) => d.close(),
+      () => {},
+    );
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -135,6 +148,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       verifiers: verifierAccounts.map((a) => a.address),
       pollingIntervalMs: 50,
     });
+    // The web dashboard builds (esbuild, its own process) while the nodes start; awaited below.
+    if (o.dashboard !== false) {
+      dashboard = serveDashboard({ rpcUrl: anvil.rpcUrl, deployment, port: o.dashboardPort ?? 0 });
+      dashboard.catch(() => {}); // a failure surfaces where it is awaited
+    }
     const deploymentFile = join(dir, 'deployment.json');
     writeFileSync(
       deploymentFile,
@@ -274,6 +292,15 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       await new Promise((r) => setTimeout(r, 300));
     }
 
+    // The requester's KEM key, which the demo seals its outputs to: loaded in the dashboard it opens them there.
+    const requesterKem = await generateKemKeyPair();
+    let dashboardUrl: string | undefined;
+    if (dashboard) {
+      const dash = await dashboard;
+      dashboardUrl = dash.url;
+      log(`dashboard on ${dash.url} (built in ${dash.buildMs} ms)`);
+    }
+
     const byUrl = new Map(active.map((n) => [n.endpoint, n]));
     const state: DevnetState = {
       rpcUrl: anvil.rpcUrl,
@@ -305,6 +332,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       }),
       verifiers: verifiers.map((v) => ({ address: v.address, pid: v.child.pid ?? 0 })),
       accounts: { deployer: deployer!, requester: requester! },
+      requesterKem: {
+        privateKey: bytesToHex(requesterKem.privateKey),
+        publicKey: bytesToHex(requesterKem.publicKey),
+      },
+      ...(dashboardUrl === undefined ? {} : { dashboardUrl }),
     };
     return { anvil, deployment, dir, nodes, verifiers, state, stop };
   } catch (e) {

@@ -1,0 +1,3 @@
+export * from './buildDashboard.ts';
+export * from './readOnlyRpc.ts';
+export * from './serveDashboard.ts';

@@ -1,0 +1,95 @@
+import { type Address, decodeFunctionData, type Hex, type PublicClient, recoverTypedDataAddress } from 'viem';
+import { firnJobMarketAbi, firnRegistryAbi } from '../../../packages/chain/src/abi/generated.ts';
+import { WORK_PROOF_TYPES } from '../../../packages/core/src/workProof.ts';
+import type { JobView, PageConfig } from './network.ts';
+
+/** The page's own check of a job's Work Proof, from the chain alone. */
+export interface BrowserProofCheck {
+  ok: boolean;
+  /** The address recovered from the EIP-712 signature. */
+  signer?: Address;
+  reasons: string[];
+}
+
+/**
+ * Verify a proved job's Work Proof in the browser against the chain: take the proof and signature
+ * from the calldata of the transaction that emitted ProofSubmitted, recover the EIP-712 signer with
+ * viem (domain name "firn", version "1", the chain id, the job market; types WORK_PROOF_TYPES of
+ * packages/core/src/workProof.ts), and require that it is the enclave address the registry held for
+ * the proof's Enclave ID at that block (wasEnclaveAddress, so a later key rotation does not void it),
+ * that it is the signer the market recorded, and that the signed fields are the job's (Enclave ID,
+ * measurement, workload, input and output commitments).
+ *
+ * Proves the enclave registered under that Enclave ID signed these facts about this job. Does not
+ * re-verify the attestation evidence behind the registration (the verifiers' quorum did) and cannot
+ * read a proof submitted through another contract's call (reported as a reason, never as ok).
+ */
+export async function verifyProofInBrowser(
+  client: PublicClient,
+  config: PageConfig,
+  job: JobView,
+): Promise<BrowserProofCheck> {
+  if (!job.proofTx) return { ok: false, reasons: ['no proof submitted yet'] };
+  const tx = await client.getTransaction({ hash: job.proofTx.hash });
+  if (tx.to?.toLowerCase() !== config.jobMarket.toLowerCase())
+    return {
+      ok: false,
+      reasons: ['the proof was submitted through another contract; its calldata is not readable here'],
+    };
+  let args: readonly unknown[];
+  try {
+    const d = decodeFunctionData({ abi: firnJobMarketAbi, data: tx.input });
+    if (d.functionName !== 'submitProof')
+      return { ok: false, reasons: [`transaction calls ${d.functionName}, not submitProof`] };
+    args = d.args ?? [];
+  } catch {
+    return { ok: false, reasons: ['the proof transaction’s calldata does not decode as submitProof'] };
+  }
+  const [jobId, proof, signature] = args as [
+    Hex,
+    {
+      jobId: Hex;
+      enclaveId: Hex;
+      measurement: Hex;
+      workloadHash: Hex;
+      inputCommitment: Hex;
+      outputCommitment: Hex;
+      startedAt: bigint;
+      finishedAt: bigint;
+      workUnits: bigint;
+    },
+    Hex,
+  ];
+  const reasons: string[] = [];
+  const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  if (!eq(jobId, job.jobId) || !eq(proof.jobId, job.jobId)) reasons.push('the proof is for another job');
+  let signer: Address;
+  try {
+    signer = await recoverTypedDataAddress({
+      domain: { name: 'firn', version: '1', chainId: config.chainId, verifyingContract: config.jobMarket },
+      types: WORK_PROOF_TYPES,
+      primaryType: 'WorkProof',
+      message: proof,
+      signature,
+    });
+  } catch {
+    return { ok: false, reasons: [...reasons, 'the signature does not recover'] };
+  }
+  const wasEnclave = await client.readContract({
+    address: config.registry,
+    abi: firnRegistryAbi,
+    functionName: 'wasEnclaveAddress',
+    args: [proof.enclaveId, signer, job.proofTx.blockNumber],
+  });
+  if (!wasEnclave)
+    reasons.push('the signer was not the registered enclave key of that Enclave ID at the proof’s block');
+  if (!eq(signer, job.signer)) reasons.push('the signer differs from the one the market recorded');
+  if (!eq(proof.enclaveId, job.enclaveId)) reasons.push('signed Enclave ID differs from the job’s node');
+  if (!eq(proof.measurement, job.measurement)) reasons.push('signed measurement differs from the job’s');
+  if (!eq(proof.workloadHash, job.workloadHash)) reasons.push('signed workload differs from the job’s');
+  if (!eq(proof.inputCommitment, job.inputCommitment))
+    reasons.push('signed input commitment differs from the job’s');
+  if (!eq(proof.outputCommitment, job.outputCommitment))
+    reasons.push('signed output commitment differs from the job’s');
+  return { ok: reasons.length === 0, signer, reasons };
+}
