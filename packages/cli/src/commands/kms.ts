@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseSimulatedPlatform } from '@firn/attestation';
 import { firnRegistryAbi } from '@firn/chain';
-import { FirnError, type Hex, hexBytes, InvalidInputError, teeTypeCode } from '@firn/core';
+import { FirnError, type Hex, hexBytes, InvalidInputError, teeTypeCode, type TeeTypeName } from '@firn/core';
 import { KmsDaemon } from '@firn/kms';
 import { createLogger } from '@firn/node';
 import type { Command } from 'commander';
@@ -43,7 +43,7 @@ export async function startKmsCommand(o: KmsStartOptions): Promise<KmsDaemon> {
     );
   const base = loadPolicy(o.policy, 'production');
   const policy = { ...base, measurementAllowList: o.allowMeasurement.map((m) => m.toLowerCase()) };
-  let isMeasurementAllowed: ((t: 'simulated' | 'sgx' | 'tdx', m: Hex) => Promise<boolean>) | undefined;
+  let isMeasurementAllowed: ((t: TeeTypeName, m: Hex) => Promise<boolean>) | undefined;
   if (o.rpc || o.deployment || o.devnet) {
     const chain = await resolveChain(o);
     const pub = createPublicClient({ transport: http(chain.rpcUrl) });
