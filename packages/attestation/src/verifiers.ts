@@ -1,5 +1,6 @@
 import { FirnError, type TeeTypeName } from '@firn/core';
 import { sgxVerifier, tdxVerifier } from './dcap/index.ts';
+import { sevSnpVerifier } from './sev-snp/sevSnpVerifier.ts';
 import { simulatedVerifier } from './simulated/simulatedVerifier.ts';
 import type { EvidenceVerifier } from './types.ts';
 
@@ -11,6 +12,7 @@ const VERIFIERS: Partial<Record<TeeTypeName, EvidenceVerifier>> = {
   simulated: simulatedVerifier as EvidenceVerifier,
   sgx: sgxVerifier as EvidenceVerifier,
   tdx: tdxVerifier as EvidenceVerifier,
+  'sev-snp': sevSnpVerifier as EvidenceVerifier,
 };
 
 export function registerVerifier(v: EvidenceVerifier): void {

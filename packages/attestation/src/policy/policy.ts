@@ -1,5 +1,6 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
 import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
+import { parseSevSnpPolicy, type SevSnpPolicy, sevSnpRefusals } from '../sev-snp/evaluateSevSnp.ts';
 import { parseTdAttributes } from '../tdx/tdAttributes.ts';
 import { type DcapPolicyRules, dcapRuleRefusals, parseDcapRules } from './dcapRules.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
@@ -42,6 +43,8 @@ export interface AttestationPolicy {
   tdx?: TdxPolicy;
   /** DCAP rules from Intel's appraisal policies (platform grace, QE status, tenant registers). */
   dcap?: DcapPolicyRules;
+  /** AMD SEV-SNP guest policy, VMPL and TCB rules; absent means the strict defaults (see SevSnpPolicy). */
+  sevSnp?: SevSnpPolicy;
 }
 
 /**
@@ -136,6 +139,7 @@ export function evaluateEvidence(
       no('E_EVIDENCE_EXPIRED', 'collateral is older than the policy allows');
   }
   if (facts.teeType === 'tdx') for (const r of tdxRefusals(facts, policy.tdx ?? {})) reasons.push(r);
+  if (facts.teeType === 'sev-snp') reasons.push(...sevSnpRefusals(facts, policy.sevSnp ?? {}));
   if (policy.dcap !== undefined)
     for (const r of dcapRuleRefusals(facts, policy.dcap, ctx.now)) reasons.push(r);
   if (ctx.expectedReportData !== undefined && !bytesEqual(ctx.expectedReportData, facts.reportData))
@@ -220,6 +224,7 @@ export function parsePolicy(json: unknown): AttestationPolicy {
   if (o.gpu !== undefined) p.gpu = parseGpuPolicy(o.gpu);
   if (o.tdx !== undefined) p.tdx = parseTdxPolicy(o.tdx);
   if (o.dcap !== undefined) p.dcap = parseDcapRules(o.dcap);
+  if (o.sevSnp !== undefined) p.sevSnp = parseSevSnpPolicy(o.sevSnp);
   return p;
 }
 

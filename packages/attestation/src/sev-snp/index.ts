@@ -1,0 +1,6 @@
+export * from './amdCertificates.ts';
+export * from './amdRoots.ts';
+export * from './evaluateSevSnp.ts';
+export * from './sevSnpReport.ts';
+export * from './sevSnpVerifier.ts';
+export * from './verifySevSnpReport.ts';
