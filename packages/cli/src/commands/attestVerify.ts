@@ -10,10 +10,11 @@ import {
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
+import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
-  quote: string;
+  quote?: string;
   /** Collateral file in dcap-qvl's QuoteCollateralV3 JSON shape (with --pccs: used while current). */
   collateral?: string;
   /** PCS/PCCS base URL: fetch what the collateral file lacks or what has expired. */
@@ -78,6 +79,7 @@ export async function runAttestVerify(
     if (!Number.isSafeInteger(now) || now < 0)
       throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
     if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    if (opts.quote === undefined) throw new FirnError('E_INVALID_INPUT', 'give --quote FILE');
     const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
     let collateral: unknown =
       opts.collateral === undefined
@@ -157,8 +159,21 @@ export async function runAttestVerify(
 export function registerAttestVerify(attest: Command): Command {
   return attest
     .command('verify')
-    .description('verify an Intel SGX or TDX (DCAP) quote with its collateral at a given time')
-    .requiredOption('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
+    .description(
+      "verify an Intel SGX or TDX (DCAP) quote, or with --tee another TEE's evidence, at a given time",
+    )
+    .option('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
+    .option('--tee <type>', 'sgx|tdx (default: from the quote) or sev-snp')
+    .option('--report <file>', 'sev-snp: the ATTESTATION_REPORT (raw or hex)')
+    .option('--vcek <file>', 'sev-snp: the VCEK or VLEK (PEM or DER)')
+    .option('--chain <file>', 'sev-snp: ASK and ARK, PEM (default: the pinned ones)')
+    .option('--crl <file>', "sev-snp: the product's KDS CRL")
+    .option(
+      '--kds <url>',
+      'sev-snp: fetch the VCEK, chain and CRL from the AMD KDS (https://kdsintf.amd.com) or a mirror',
+    )
+    .option('--kds-cache <dir>', 'sev-snp: keep KDS answers on disk')
+    .option('--product <name>', 'sev-snp: Milan, Genoa or Turin, for version-2 reports fetched from the KDS')
     .option('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
     .option(
       '--pccs <url>',
@@ -169,8 +184,8 @@ export function registerAttestVerify(attest: Command): Command {
     .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA')
     .option('--policy <file>', "policy JSON (firn's, or an Intel appraisal policy)")
     .option('--json', 'print JSON (the only output format)', true)
-    .action(async (o: AttestVerifyOptions & { json?: boolean }) => {
-      const r = await runAttestVerify(o);
+    .action(async (o: AttestVerifyOptions & AttestVerifySevSnpOptions & { json?: boolean; tee?: string }) => {
+      const r = o.tee === 'sev-snp' ? await runAttestVerifySevSnp(o) : await runAttestVerify(o);
       process.stdout.write(`${r.output}\n`);
       process.exitCode = r.exitCode;
     });
