@@ -1,7 +1,10 @@
 import { bytesToHex, isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { DEV_POLICY, evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
-import { describeEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
+import {
+  certificateMutations,
+  describeEvidenceVerifierBehaviour,
+} from '../testing/evidenceVerifierBehaviour.ts';
 import { verifierFor } from '../verifiers.ts';
 import { AMD_SEV_SNP_CERTIFICATES } from './amdRoots.ts';
 import {
@@ -225,6 +228,32 @@ describe('SEV-SNP: attacks on the report and its chain are refused', () => {
   it('the ASK given as the VCEK: refused', async () => {
     const ask = certificatesFrom(opts.chain, 'chain')[0]!;
     expect(await codeOf(() => verifySevSnpReport(report, { ...opts, vek: ask }))).toBe('E_EVIDENCE_CHAIN');
+  });
+
+  it('structured and random mutations of the VCEK, ASK and ARK: typed refusals, never an acceptance', async () => {
+    const [askDer, arkDer] = certificatesFrom(opts.chain, 'chain');
+    const vekDer = certificatesFrom(opts.vek, 'vek')[0]!;
+    let tried = 0;
+    const check = async (o: Parameters<typeof verifySevSnpReport>[1], what: string) => {
+      expect(await codeOf(() => verifySevSnpReport(report, o)), what).not.toBe('ACCEPTED');
+      tried++;
+    };
+    for (const [what, bad] of certificateMutations(vekDer))
+      await check({ ...opts, vek: bad }, `VCEK ${what}`);
+    for (const [name, der] of [
+      ['VCEK', vekDer],
+      ['ASK', askDer!],
+      ['ARK', arkDer!],
+    ] as const)
+      for (let k = 0; k < 24; k++) {
+        const at = Math.floor((k * der.length) / 24);
+        const bad = new Uint8Array(der);
+        bad[at]! ^= 0x04;
+        if (name === 'VCEK') await check({ ...opts, vek: bad }, `${name} offset ${at}`);
+        else if (name === 'ASK') await check({ ...opts, chain: pemOf(bad) }, `${name} offset ${at}`);
+        else await check({ ...opts, roots: [bad] }, `${name} offset ${at}`);
+      }
+    expect(tried).toBeGreaterThan(60);
   });
 
   it('missing or malformed collateral: E_EVIDENCE_COLLATERAL', async () => {
