@@ -202,6 +202,22 @@ describe('SEV-SNP: attacks on the report and its chain are refused', () => {
     expect(await codeOf(() => parseSevSnpReport(bad))).toBe('E_EVIDENCE_MALFORMED');
   });
 
+  it('a flipped byte in the unsigned reserved tail of the signature field: E_EVIDENCE_MALFORMED', async () => {
+    for (const at of [0x2a0 + 144, 0x400, SEV_SNP_REPORT_BYTES - 1]) {
+      const bad = new Uint8Array(report);
+      bad[at]! ^= 0x01;
+      expect(await codeOf(() => verifySevSnpReport(bad, opts)), `offset ${at}`).toBe('E_EVIDENCE_MALFORMED');
+    }
+  });
+
+  it('every single-byte flip anywhere in the report is refused', async () => {
+    for (let at = 0; at < SEV_SNP_REPORT_BYTES; at += 7) {
+      const bad = new Uint8Array(report);
+      bad[at]! ^= 0x80;
+      expect(await codeOf(() => verifySevSnpReport(bad, opts)), `offset ${at}`).not.toBe('ACCEPTED');
+    }
+  });
+
   it('version 1, another signature algorithm, wrong sizes: typed errors', async () => {
     const v1 = new Uint8Array(report);
     v1[0] = 1;

@@ -219,6 +219,11 @@ export function parseSevSnpReport(bytes: Uint8Array): SevSnpReport {
   const signingKey: SevSnpSigningKey | undefined =
     keySel === 0 ? 'vcek' : keySel === 1 ? 'vlek' : keySel === 7 ? 'none' : undefined;
   if (signingKey === undefined) throw malformed(`signing key selector ${keySel} is reserved`, 0x48);
+  // The rest of the 512-byte signature field after r and s is reserved and written as zero by the
+  // firmware; it is outside the signed bytes, so a non-zero byte there is refused rather than
+  // silently ignored (every byte of an accepted report is then either signed or zero).
+  if (!isZero(b.subarray(0x2a0 + 144, SEV_SNP_REPORT_BYTES)))
+    throw malformed('reserved bytes after the signature are not zero', 0x2a0 + 144);
   const pi = b.subarray(0x40, 0x48);
   const piLo = u32(pi, 0);
   const view = (o: number, n: number) => b.subarray(o, o + n);

@@ -156,6 +156,11 @@ export function verifySevSnpReport(
       throw chainErr(`the report's CPUID names ${p} but its ${expectCn} chains to ARK-${product}`);
   }
   const ext = parseVekExtensions(vek, product);
+  // A VCEK names a chip and no cloud provider; a VLEK names a provider and no chip (go-sev-guest's kds checks).
+  if (
+    report.signingKey === 'vcek' ? ext.cspId !== undefined : ext.cspId === undefined || ext.hwId !== undefined
+  )
+    throw chainErr(`the ${expectCn} has the extensions of the other key kind (hwID / csp_id)`);
   if (!ext.productName.startsWith(product))
     throw chainErr(`the ${expectCn} is for product ${ext.productName}, not ${product}`);
 
