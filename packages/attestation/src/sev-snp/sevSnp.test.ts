@@ -1,4 +1,4 @@
-import { bytesToHex, isFirnError } from '@firn/core';
+import { bytesToHex, isFirnError, measurementDigest } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { DEV_POLICY, evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import {
@@ -14,7 +14,7 @@ import {
   parseVekExtensions,
 } from './amdCertificates.ts';
 import { parseSevSnpReport, SEV_SNP_REPORT_BYTES, SEV_SNP_SIGNED_BYTES } from './sevSnpReport.ts';
-import { type SevSnpCollateral, sevSnpVerifier } from './sevSnpVerifier.ts';
+import { type SevSnpCollateral, sevSnpSelfIdentity, sevSnpVerifier } from './sevSnpVerifier.ts';
 import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from './testing/sevSnpVectors.ts';
 import { verifySevSnpReport } from './verifySevSnpReport.ts';
 
@@ -93,6 +93,17 @@ describe('SEV-SNP: real reports verify to their facts', () => {
     expect(f.extra.reportedTcb).toMatchObject({ bootloader: 4, tee: 0, snp: 27, microcode: 222 });
     // A production policy accepts it (SMT allowed, VMPL 0, VCEK, chip id present).
     expect(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
+  });
+
+  it("a guest's self identity from its own report equals what the verifier derives", async () => {
+    const v = SEV_SNP_VECTORS.gcpMilanV5;
+    const self = sevSnpSelfIdentity(sevSnpVector(v.report));
+    const f = await sevSnpVerifier.verify(parseSevSnpReport(sevSnpVector(v.report)), {
+      now: v.now,
+      collateral: collateralOf(v),
+    });
+    expect(bytesToHex(measurementDigest('sev-snp', self.registers))).toBe(bytesToHex(f.measurement));
+    expect(bytesToHex(self.platformId)).toBe(bytesToHex(f.platformId));
   });
 
   it('verifies without a chain, with the pinned ASK', () => {

@@ -57,6 +57,27 @@ export function sevSnpMeasurementRegisters(r: SevSnpReport): Uint8Array[] {
   return [r.measurement, r.hostData, r.policyBytes];
 }
 
+/**
+ * What a guest learns about itself from one of its own reports (as dcapSelfIdentity for SGX/TDX):
+ * its measurement registers and its chip id. Nothing is verified: the guest uses this only to name
+ * itself; verifiers derive the same values from verified reports. Errors: parse errors, and
+ * E_UNSUPPORTED when the chip id is masked (the platform cannot be named).
+ */
+export function sevSnpSelfIdentity(report: Uint8Array): {
+  teeType: 'sev-snp';
+  registers: Uint8Array[];
+  platformId: Uint8Array;
+} {
+  const r = parseSevSnpReport(report);
+  if (r.maskChipId || r.chipId.every((x) => x === 0))
+    throw new FirnError('E_UNSUPPORTED', 'the report masks its chip id, so the platform cannot be named');
+  return {
+    teeType: 'sev-snp',
+    registers: sevSnpMeasurementRegisters(r),
+    platformId: new Uint8Array(r.chipId),
+  };
+}
+
 const hex = (b: Uint8Array) => bytesToHex(b).slice(2);
 
 /**
