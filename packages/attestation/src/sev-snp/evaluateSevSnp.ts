@@ -25,7 +25,10 @@ export interface SevSnpPolicy {
   allowMigrationAgent?: boolean;
   /** Highest VMPL a report may come from. Default 0. */
   maxVmpl?: number;
-  /** Accept reports with MASK_CHIP_ID set. Default false. */
+  /**
+   * Accept reports whose chip id is masked or all zero (VLEK-signed reports carry zeros): such a
+   * report names no platform, so one-registration-per-platform cannot hold. Default false.
+   */
   allowMaskedChipId?: boolean;
   /** Accept reports signed by a VLEK (a cloud provider's key). Default true. */
   allowVlek?: boolean;
@@ -62,7 +65,7 @@ export function sevSnpRefusals(facts: VerifiedEvidence, p: SevSnpPolicy): Refusa
     out.push(no('the guest policy allows a migration agent (MIGRATE_MA)'));
   if (x.vmpl > (p.maxVmpl ?? 0)) out.push(no(`the report comes from VMPL ${x.vmpl}, over ${p.maxVmpl ?? 0}`));
   if (x.chipIdMasked === true && p.allowMaskedChipId !== true)
-    out.push(no('the report masks its chip id, so it cannot be tied to one platform'));
+    out.push(no('the report masks its chip id (or it is zero), so it cannot be tied to one platform'));
   if (x.signingKey === 'vlek' && p.allowVlek === false) out.push(no('the report is signed by a VLEK'));
   for (const [k, min] of Object.entries(p.minTcb ?? {}) as [keyof SevSnpMinTcb, number][]) {
     const have = x.reportedTcb[k];

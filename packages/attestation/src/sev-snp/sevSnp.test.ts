@@ -53,7 +53,13 @@ for (const [name, v] of Object.entries(SEV_SNP_VECTORS)) {
       [SEV_SNP_SIGNED_BYTES, SEV_SNP_SIGNED_BYTES + 144],
     ],
     flipSamples: 96,
-    wrongRootCtx: { now: v.now, collateral: collateralOf(v), roots: [genoaArk, turinArk] },
+    wrongRootCtx: {
+      now: v.now,
+      collateral: collateralOf(v),
+      roots: (['Milan', 'Genoa', 'Turin'] as const)
+        .filter((p) => p !== v.product)
+        .map((p) => Buffer.from(AMD_SEV_SNP_CERTIFICATES[p].ark)),
+    },
     expiredAt: v.vekNotAfter + 3600,
   });
 }
@@ -93,6 +99,52 @@ describe('SEV-SNP: real reports verify to their facts', () => {
     expect(f.extra.reportedTcb).toMatchObject({ bootloader: 4, tee: 0, snp: 27, microcode: 222 });
     // A production policy accepts it (SMT allowed, VMPL 0, VCEK, chip id present).
     expect(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
+  });
+
+  it('Azure Genoa v3 report: Genoa chain and TCB, accepted by production', async () => {
+    const v = SEV_SNP_VECTORS.azureGenoaV3;
+    const f = await sevSnpVerifier.verify(parseSevSnpReport(sevSnpVector(v.report)), {
+      now: v.now,
+      collateral: collateralOf(v),
+    });
+    expect(f.extra).toMatchObject({ product: 'Genoa', reportVersion: 3, signingKey: 'vcek', vmpl: 0 });
+    expect(f.extra.cpuid).toEqual({ family: 0x19, model: 0x11, stepping: 1 });
+    expect(f.extra.reportedTcb).toMatchObject({ bootloader: 10, tee: 0, snp: 23, microcode: 84 });
+    expect(f.measurements.measurement?.slice(0, 16)).toBe('f57dc09a507c6ecd');
+    expect(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
+    const milanOnly = [Buffer.from(AMD_SEV_SNP_CERTIFICATES.Milan.ark)];
+    expect(
+      await codeOf(() =>
+        verifySevSnpReport(sevSnpVector(v.report), {
+          now: v.now,
+          vek: sevSnpVector(v.vek),
+          roots: milanOnly,
+        }),
+      ),
+    ).toBe('E_EVIDENCE_CHAIN');
+  });
+
+  it('AWS VLEK-signed v3 report: verifies through the ASVK; production refuses VMPL 1 and the zero chip id', async () => {
+    const v = SEV_SNP_VECTORS.trusteeMilanVlekV3;
+    const f = await sevSnpVerifier.verify(parseSevSnpReport(sevSnpVector(v.report)), {
+      now: v.now,
+      collateral: collateralOf(v),
+    });
+    expect(f.extra).toMatchObject({
+      product: 'Milan',
+      signingKey: 'vlek',
+      cspId: 'CN=cc-us-east-2.amazonaws.com',
+      vmpl: 1,
+      chipIdMasked: true,
+    });
+    const verdict = evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now });
+    expect(verdict.ok).toBe(false);
+    if (!verdict.ok) expect(verdict.reasons).toHaveLength(2);
+    const aws = { ...PRODUCTION_POLICY, sevSnp: { maxVmpl: 1, allowMaskedChipId: true } };
+    expect(evaluateEvidence(f, aws, { now: v.now }).ok).toBe(true);
+    expect(
+      evaluateEvidence(f, { ...aws, sevSnp: { ...aws.sevSnp, allowVlek: false } }, { now: v.now }).ok,
+    ).toBe(false);
   });
 
   it("a guest's self identity from its own report equals what the verifier derives", async () => {

@@ -125,7 +125,8 @@ export function sevSnpFacts(
       vekProductName: v.vek.productName,
       ...(v.vek.cspId === undefined ? {} : { cspId: v.vek.cspId }),
       chipId: hex(r.chipId),
-      chipIdMasked: r.maskChipId,
+      // A masked or all-zero chip id (VLEK-signed reports carry zeros) names no platform.
+      chipIdMasked: r.maskChipId || r.chipId.every((x) => x === 0),
       vmpl: r.vmpl,
       guestPolicy: r.policy,
       platformInfo: r.platformInfo,
