@@ -117,7 +117,8 @@ export function verifySevSnpReport(
   const report = input instanceof Uint8Array ? parseSevSnpReport(input) : input;
   if (report.signingKey === 'none')
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'the report is unsigned (SIGNING_KEY is none)');
-  const vekDers = certificatesFrom(opts.vek, report.signingKey.toUpperCase(), 1);
+  // The VEK comes first; certificates after it (a VEK file with its chain appended) join the chain.
+  const vekDers = certificatesFrom(opts.vek, report.signingKey.toUpperCase(), 4);
   const vek = parseAmdCertificate(vekDers[0]!, report.signingKey.toUpperCase());
   const expectCn = report.signingKey === 'vcek' ? 'SEV-VCEK' : 'SEV-VLEK';
   if (vek.commonName !== expectCn)
@@ -129,14 +130,18 @@ export function verifySevSnpReport(
   const roots =
     opts.roots === undefined
       ? defaultRoots()
-      : opts.roots.map((r, i) => parseAmdCertificate(certificatesFrom(r, `root ${i}`, 1)[0]!, `root ${i}`));
+      : opts.roots.flatMap((r, i) =>
+          certificatesFrom(r, `root ${i}`, 4).map((d) => parseAmdCertificate(d, `root ${i}`)),
+        );
   if (roots.length === 0) throw chainErr('no pinned ARK is given');
-  const intermediates =
-    opts.chain === undefined
+  const intermediates = [
+    ...vekDers.slice(1).map((d, i) => parseAmdCertificate(d, `certificate ${i + 1} after the ${expectCn}`)),
+    ...(opts.chain === undefined
       ? defaultIntermediates()
       : certificatesFrom(opts.chain, 'certificate chain', 4).map((d, i) =>
           parseAmdCertificate(d, `chain certificate ${i}`),
-        );
+        )),
+  ];
   const ask = intermediates.find((c) => sameBytes(c.subject, vek.issuer) && !sameBytes(c.issuer, c.subject));
   if (ask === undefined) throw chainErr(`no certificate in the chain issued the ${expectCn}`);
   const ark = roots.find((r) => sameBytes(r.subject, ask.issuer));

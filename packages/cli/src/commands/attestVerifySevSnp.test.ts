@@ -71,6 +71,16 @@ describe('firn attest verify --tee sev-snp', () => {
     expect(o.facts.debug).toBe(true);
   });
 
+  it('accepts a VCEK file with its chain appended, and the KDS chain file as --root', async () => {
+    const both = join(tmp, 'vcek-and-chain.pem');
+    writeFileSync(both, readFileSync(GCP.vcek, 'latin1') + readFileSync(GCP.chain, 'latin1'));
+    expect((await runAttestVerifySevSnp({ report: GCP.report, vcek: both, at: GCP.at })).exitCode).toBe(0);
+    expect((await runAttestVerifySevSnp({ ...GCP, root: GCP.chain })).exitCode).toBe(0);
+    // Another product's whole chain as the root: refused.
+    const r = await runAttestVerifySevSnp({ ...GCP, root: V('amd-kds', 'turin', 'cert_chain.pem') });
+    expect(JSON.parse(r.output).error.code).toBe('E_EVIDENCE_CHAIN');
+  });
+
   it('a policy file can refuse SMT; bad inputs give typed errors', async () => {
     const policy = join(tmp, 'policy.json');
     writeFileSync(policy, JSON.stringify({ name: 'no-smt', sevSnp: { allowSmt: false } }));
