@@ -9,4 +9,5 @@ export * from './nvidia/index.ts';
 export * from './dcap/index.ts';
 export * from './policy/dcapPolicy.ts';
 export * from './collateral/index.ts';
+export * from './nitro/index.ts';
 export * from './sev-snp/index.ts';

@@ -4,10 +4,10 @@ import { taggedKeccak256, taggedSha256, taggedSha512 } from './hash.ts';
 import { TAGS } from './tags.ts';
 
 /**
- * TEE types as named on the wire and numbered on chain (0 is never valid). 5 is AMD SEV-SNP
- * (4 is left to AWS Nitro Enclaves, added beside it).
+ * TEE types as named on the wire and numbered on chain (0 is never valid). 4 is AWS Nitro
+ * Enclaves, 5 is AMD SEV-SNP.
  */
-export const TEE_TYPES = { simulated: 1, sgx: 2, tdx: 3, 'sev-snp': 5 } as const;
+export const TEE_TYPES = { simulated: 1, sgx: 2, tdx: 3, nitro: 4, 'sev-snp': 5 } as const;
 export type TeeTypeName = keyof typeof TEE_TYPES;
 export type TeeTypeCode = (typeof TEE_TYPES)[TeeTypeName];
 

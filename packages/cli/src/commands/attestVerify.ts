@@ -10,6 +10,7 @@ import {
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
+import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
 import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
 
 export interface AttestVerifyOptions {
@@ -155,25 +156,35 @@ export async function runAttestVerify(
   }
 }
 
-/** `firn attest verify`: verify an SGX or TDX quote offline with its collateral. */
+/**
+ * `firn attest verify`: verify an SGX or TDX quote offline with its collateral, or with
+ * `--tee nitro --evidence FILE` an AWS Nitro Enclaves attestation document (attestVerifyNitro.ts).
+ */
 export function registerAttestVerify(attest: Command): Command {
   return attest
     .command('verify')
     .description(
-      "verify an Intel SGX or TDX (DCAP) quote, or with --tee another TEE's evidence, at a given time",
+      'verify an Intel SGX or TDX (DCAP) quote, an AWS Nitro attestation document, or an AMD SEV-SNP report, at a given time',
     )
-    .option('--quote <file>', 'quote file: raw bytes or hex (with or without 0x)')
-    .option('--tee <type>', 'sgx|tdx (default: from the quote) or sev-snp')
-    .option('--report <file>', 'sev-snp: the ATTESTATION_REPORT (raw or hex)')
-    .option('--vcek <file>', 'sev-snp: the VCEK or VLEK (PEM or DER)')
-    .option('--chain <file>', 'sev-snp: ASK and ARK, PEM (default: the pinned ones)')
-    .option('--crl <file>', "sev-snp: the product's KDS CRL")
+    .option('--tee <type>', 'sgx or tdx (default: read from the quote), nitro, or sev-snp')
+    .option('--quote <file>', 'quote file: raw bytes or hex (with or without 0x); required for SGX and TDX')
+    .option(
+      '--evidence <file>',
+      'with --tee nitro: the attestation document (raw CBOR, hex, base64 or a bundle)',
+    )
+    .option('--report <file>', 'with --tee sev-snp: the ATTESTATION_REPORT (raw or hex)')
+    .option('--vcek <file>', 'with --tee sev-snp: the VCEK or VLEK (PEM or DER)')
+    .option('--chain <file>', 'with --tee sev-snp: ASK and ARK, PEM (default: the pinned ones)')
+    .option('--crl <file>', "with --tee sev-snp: the product's KDS CRL")
     .option(
       '--kds <url>',
-      'sev-snp: fetch the VCEK, chain and CRL from the AMD KDS (https://kdsintf.amd.com) or a mirror',
+      'with --tee sev-snp: fetch the VCEK, chain and CRL from the AMD KDS (https://kdsintf.amd.com) or a mirror',
     )
-    .option('--kds-cache <dir>', 'sev-snp: keep KDS answers on disk')
-    .option('--product <name>', 'sev-snp: Milan, Genoa or Turin, for version-2 reports fetched from the KDS')
+    .option('--kds-cache <dir>', 'with --tee sev-snp: keep KDS answers on disk')
+    .option(
+      '--product <name>',
+      'with --tee sev-snp: Milan, Genoa or Turin, for version-2 reports fetched from the KDS',
+    )
     .option('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
     .option(
       '--pccs <url>',
@@ -181,12 +192,36 @@ export function registerAttestVerify(attest: Command): Command {
     )
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
     .requiredOption('--at <unixSeconds>', 'verification time, unix seconds')
-    .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX Root CA')
+    .option('--root <file>', 'trust anchor (PEM or DER) instead of the pinned Intel SGX (or AWS Nitro) root')
     .option('--policy <file>', "policy JSON (firn's, or an Intel appraisal policy)")
+    .option('--allow-debug', 'with --tee nitro and no --policy: accept a debug enclave (still reported)')
+    .option('--max-age <seconds>', 'with --tee nitro and no --policy: largest accepted document age')
     .option('--json', 'print JSON (the only output format)', true)
-    .action(async (o: AttestVerifyOptions & AttestVerifySevSnpOptions & { json?: boolean; tee?: string }) => {
-      const r = o.tee === 'sev-snp' ? await runAttestVerifySevSnp(o) : await runAttestVerify(o);
-      process.stdout.write(`${r.output}\n`);
-      process.exitCode = r.exitCode;
-    });
+    .action(
+      async (
+        o: AttestVerifyOptions &
+          Partial<AttestVerifyNitroOptions> &
+          AttestVerifySevSnpOptions & { tee?: string; quote?: string; json?: boolean },
+      ) => {
+        const fail = (code: string, message: string) => ({
+          exitCode: 1,
+          output: JSON.stringify({ error: { code, message } }),
+        });
+        const evidence = o.evidence ?? o.quote;
+        const r =
+          o.tee === 'sev-snp'
+            ? await runAttestVerifySevSnp(o)
+            : o.tee === 'nitro'
+              ? evidence === undefined
+                ? fail('E_INVALID_INPUT', '--tee nitro needs --evidence FILE')
+                : await runAttestVerifyNitro({ ...o, evidence })
+              : o.tee !== undefined && o.tee !== 'sgx' && o.tee !== 'tdx'
+                ? fail('E_UNSUPPORTED', `--tee ${o.tee} is not sgx, tdx, nitro or sev-snp`)
+                : o.quote === undefined
+                  ? fail('E_INVALID_INPUT', 'give --quote FILE (or --tee nitro --evidence FILE)')
+                  : await runAttestVerify({ ...o, quote: o.quote });
+        process.stdout.write(`${r.output}\n`);
+        process.exitCode = r.exitCode;
+      },
+    );
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseSimulatedPlatform } from '@firn/attestation';
 import { firnRegistryAbi } from '@firn/chain';
-import { FirnError, type Hex, hexBytes, InvalidInputError, teeTypeCode, type TeeTypeName } from '@firn/core';
+import { FirnError, type Hex, hexBytes, InvalidInputError, type TeeTypeName, teeTypeCode } from '@firn/core';
 import { KmsDaemon } from '@firn/kms';
 import { createLogger } from '@firn/node';
 import type { Command } from 'commander';

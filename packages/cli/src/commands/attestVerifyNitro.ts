@@ -1,0 +1,164 @@
+import { readFile, stat } from 'node:fs/promises';
+import {
+  type AttestationPolicy,
+  evaluateEvidence,
+  loadAttestationPolicy,
+  MAX_NITRO_DOCUMENT_BYTES,
+  nitroVerifier,
+  type VerifiedEvidence,
+} from '@firn/attestation';
+import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+
+export interface AttestVerifyNitroOptions {
+  /**
+   * The attestation document: raw CBOR (COSE_Sign1), its hex or base64 text, or a firn evidence
+   * bundle JSON with teeType "nitro" (its quote is the document).
+   */
+  evidence: string;
+  /** Verification time, unix seconds. */
+  at: string | number;
+  /** Trust anchor (PEM or DER) instead of the pinned AWS Nitro Enclaves Root G1. */
+  root?: string;
+  /** Policy: firn's policy JSON (its nitro section sets the freshness). */
+  policy?: string;
+  /** Without --policy: accept a debug enclave (PCR0..2 all zero); it is reported either way. */
+  allowDebug?: boolean;
+  /** Without --policy: largest accepted document age at --at, seconds. */
+  maxAge?: string | number;
+}
+
+const MAX_EVIDENCE_FILE = 4 * MAX_NITRO_DOCUMENT_BYTES;
+const MAX_SMALL_FILE = 256 << 10;
+
+async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
+  const st = await stat(path).catch(() => {
+    throw new FirnError('E_NOT_FOUND', `${what} file not found: ${path}`);
+  });
+  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
+  return readFile(path);
+}
+
+/**
+ * The document bytes from a file: raw CBOR (a COSE_Sign1 array, 0x84, or tagged, 0xd2), hex (with
+ * or without 0x), base64, or an evidence bundle JSON whose teeType is nitro. E_INVALID_INPUT else.
+ */
+export function nitroDocumentFromFile(buf: Buffer): Uint8Array {
+  if (buf[0] === 0x84 || buf[0] === 0xd2) return new Uint8Array(buf);
+  const text = buf.toString('latin1').trim();
+  if (text.startsWith('{')) {
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch {
+      throw new FirnError('E_INVALID_INPUT', 'evidence file is not valid JSON');
+    }
+    const b = o as { teeType?: unknown; quote?: unknown };
+    if (b.teeType !== 'nitro' || typeof b.quote !== 'string')
+      throw new FirnError('E_INVALID_INPUT', 'evidence bundle must have teeType "nitro" and a hex quote');
+    return nitroDocumentFromFile(Buffer.from(b.quote));
+  }
+  if (/^(0x)?([0-9a-fA-F]{2})+$/.test(text))
+    return new Uint8Array(Buffer.from(text.replace(/^0x/, ''), 'hex'));
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text.replace(/\s+/g, '')))
+    return new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'base64'));
+  throw new FirnError(
+    'E_INVALID_INPUT',
+    'evidence file is not a Nitro attestation document (raw CBOR, hex, base64 or an evidence bundle)',
+  );
+}
+
+/**
+ * Used without --policy: real TEEs only, debug refused unless --allow-debug, and no age limit
+ * beyond the leaf certificate's own validity (about 3 hours) unless --max-age is given: the CLI
+ * checks a stored document at a chosen time.
+ */
+export function defaultCliNitroPolicy(o: { allowDebug?: boolean; maxAge?: number }): AttestationPolicy {
+  return {
+    name: 'cli-nitro',
+    allowSimulated: false,
+    acceptedTcbStatuses: ['UpToDate'],
+    allowDebug: o.allowDebug === true,
+    collateralGraceSeconds: 0,
+    rejectedAdvisoryIds: [],
+    nitro: { maxDocumentAgeSeconds: o.maxAge ?? Number.MAX_SAFE_INTEGER },
+  };
+}
+
+function render(f: VerifiedEvidence, now: number): Record<string, unknown> {
+  const ts = f.extra.timestampMs as number;
+  const iso = (s: number) => new Date(s * 1000).toISOString();
+  return {
+    teeType: f.teeType,
+    debug: f.debug,
+    moduleId: f.extra.moduleId,
+    parentInstanceId: f.extra.parentInstanceId,
+    timestamp: new Date(ts).toISOString(),
+    timestampMs: ts,
+    ageSeconds: now - Math.floor(ts / 1000),
+    ...f.measurements,
+    measurement: bytesToHex(f.measurement).slice(2),
+    platformId: bytesToHex(f.platformId).slice(2),
+    reportData: bytesToHex(f.reportData).slice(2),
+    reportDataSource: f.extra.reportDataSource,
+    userData: f.extra.userData,
+    nonce: f.extra.nonce,
+    publicKey: f.extra.publicKey,
+    certificateNotAfter: iso(f.extra.certificateNotAfter as number),
+  };
+}
+
+/**
+ * The core of `firn attest verify --tee nitro`: verify the document at --at, apply the policy,
+ * render one JSON object. Exit code 0 only when verified and accepted; on a policy refusal the
+ * output still carries the verified facts (`verified: true`) beside the reasons.
+ */
+export async function runAttestVerifyNitro(
+  opts: AttestVerifyNitroOptions,
+): Promise<{ exitCode: number; output: string }> {
+  try {
+    const now = Number(opts.at);
+    if (!Number.isSafeInteger(now) || now < 0)
+      throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
+    if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    let maxAge: number | undefined;
+    if (opts.maxAge !== undefined) {
+      maxAge = Number(opts.maxAge);
+      if (!Number.isSafeInteger(maxAge) || maxAge <= 0)
+        throw new FirnError('E_INVALID_INPUT', '--max-age must be a positive number of seconds');
+    }
+    const doc = nitroDocumentFromFile(await readCapped(opts.evidence, MAX_EVIDENCE_FILE, 'evidence'));
+    const roots =
+      opts.root === undefined
+        ? undefined
+        : [new Uint8Array(await readCapped(opts.root, MAX_SMALL_FILE, 'root'))];
+    let policy = defaultCliNitroPolicy({
+      ...(opts.allowDebug ? { allowDebug: true } : {}),
+      ...(maxAge === undefined ? {} : { maxAge }),
+    });
+    if (opts.policy !== undefined) {
+      const text = (await readCapped(opts.policy, MAX_SMALL_FILE, 'policy')).toString('utf8');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new FirnError('E_INVALID_INPUT', 'policy file is not valid JSON');
+      }
+      policy = loadAttestationPolicy(json, opts.policy);
+    }
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now, ...(roots ? { roots } : {}) });
+    const verdict = evaluateEvidence(facts, policy, { now });
+    const body = { ...render(facts, now), verified: true, accepted: verdict.ok, policy: policy.name };
+    if (!verdict.ok) {
+      const first = verdict.reasons[0]!;
+      const hint =
+        facts.debug && !policy.allowDebug && opts.policy === undefined
+          ? ' (the document itself verified: pass --allow-debug to accept a debug enclave)'
+          : '';
+      const error = { code: first.code, message: verdict.reasons.map((r) => r.message).join('; ') + hint };
+      return { exitCode: 1, output: JSON.stringify({ error, reasons: verdict.reasons, ...body }) };
+    }
+    return { exitCode: 0, output: JSON.stringify(body) };
+  } catch (e) {
+    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e), verified: false }) };
+  }
+}
