@@ -3,13 +3,14 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSevSnpReport, sevSnpVerifier } from '@firn/attestation';
-import { repoRoot } from '@firn/core';
+import { bytesToHex, measurementDigest, repoRoot } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   collateralFromCertTable,
   parseSevSnpCertTable,
   SEV_SNP_CERT_GUIDS,
   SevSnpConfigfsEvidenceProvider,
+  sevSnpEnvironment,
 } from './sevSnpConfigfs.ts';
 import type { TsmFs } from './tdxConfigfs.ts';
 
@@ -108,6 +109,19 @@ describe('SevSnpConfigfsEvidenceProvider (fake configfs-tsm tree, captured real 
     expect(k.writes).toEqual(['privlevel', 'inblob']);
     const facts = await sevSnpVerifier.verify(parseSevSnpReport(quote), { now: NOW, collateral });
     expect(facts.extra.product).toBe('Milan');
+  });
+
+  it('sevSnpEnvironment: the guest names itself as the verifier does (same measurement digest and chip id)', async () => {
+    const k = fakeKernel();
+    const env = await sevSnpEnvironment({ root: k.root, fs: k.fs });
+    const facts = await sevSnpVerifier.verify(parseSevSnpReport(REPORT), {
+      now: NOW,
+      collateral: { vek: VCEK_PEM, chain: CHAIN_PEM },
+    });
+    expect(bytesToHex(measurementDigest('sev-snp', env.measurementRegisters))).toBe(
+      bytesToHex(facts.measurement),
+    );
+    expect(bytesToHex(env.platformId)).toBe(bytesToHex(facts.platformId));
   });
 
   it('without auxblob, the report alone (the verifier fetches the VCEK)', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseSevSnpReport, type SevSnpCollateral } from '@firn/attestation';
+import { parseSevSnpReport, type SevSnpCollateral, sevSnpSelfIdentity } from '@firn/attestation';
 import { FirnError } from '@firn/core';
 import type { EvidenceProvider } from './types.ts';
 import type { TsmFs } from './tdxConfigfs.ts';
@@ -213,4 +213,20 @@ export class SevSnpConfigfsEvidenceProvider implements EvidenceProvider {
       throw new FirnError('E_SEAL', 'configured sealing key must be 32 bytes');
     return k;
   }
+}
+
+/**
+ * The enclave environment pieces for an SEV-SNP guest (what environmentFromEnv assembles per TEE):
+ * the provider, and the registers (MEASUREMENT, HOST_DATA, POLICY) and chip id its own report names,
+ * which the guest and every verifier reduce to the same measurement digest and Enclave ID.
+ * Errors: the provider's, and E_UNSUPPORTED for a report whose chip id is masked or zero.
+ */
+export async function sevSnpEnvironment(o: SevSnpConfigfsOptions = {}): Promise<{
+  provider: SevSnpConfigfsEvidenceProvider;
+  measurementRegisters: Uint8Array[];
+  platformId: Uint8Array;
+}> {
+  const provider = new SevSnpConfigfsEvidenceProvider(o);
+  const self = sevSnpSelfIdentity((await provider.quote(new Uint8Array(64))).quote);
+  return { provider, measurementRegisters: self.registers, platformId: self.platformId };
 }
