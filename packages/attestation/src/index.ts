@@ -10,3 +10,4 @@ export * from './dcap/index.ts';
 export * from './policy/dcapPolicy.ts';
 export * from './collateral/index.ts';
 export * from './nitro/index.ts';
+export * from './sev-snp/index.ts';

@@ -1,6 +1,7 @@
 import { FirnError, type TeeTypeName } from '@firn/core';
 import { sgxVerifier, tdxVerifier } from './dcap/index.ts';
 import { nitroVerifier } from './nitro/nitroVerifier.ts';
+import { sevSnpVerifier } from './sev-snp/sevSnpVerifier.ts';
 import { simulatedVerifier } from './simulated/simulatedVerifier.ts';
 import type { EvidenceVerifier } from './types.ts';
 
@@ -13,6 +14,7 @@ const VERIFIERS: Partial<Record<TeeTypeName, EvidenceVerifier>> = {
   sgx: sgxVerifier as EvidenceVerifier,
   tdx: tdxVerifier as EvidenceVerifier,
   nitro: nitroVerifier as EvidenceVerifier,
+  'sev-snp': sevSnpVerifier as EvidenceVerifier,
 };
 
 export function registerVerifier(v: EvidenceVerifier): void {

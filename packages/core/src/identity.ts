@@ -5,9 +5,9 @@ import { TAGS } from './tags.ts';
 
 /**
  * TEE types as named on the wire and numbered on chain (0 is never valid). 4 is AWS Nitro
- * Enclaves (5 is left to AMD SEV-SNP, added beside it).
+ * Enclaves, 5 is AMD SEV-SNP.
  */
-export const TEE_TYPES = { simulated: 1, sgx: 2, tdx: 3, nitro: 4 } as const;
+export const TEE_TYPES = { simulated: 1, sgx: 2, tdx: 3, nitro: 4, 'sev-snp': 5 } as const;
 export type TeeTypeName = keyof typeof TEE_TYPES;
 export type TeeTypeCode = (typeof TEE_TYPES)[TeeTypeName];
 

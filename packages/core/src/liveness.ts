@@ -57,7 +57,7 @@ export function livenessAnswerDigest(domain: LivenessDomain, answer: LivenessAns
 }
 
 /** Platform families: TEE types whose attestations name the same physical platform id space. */
-export type PlatformFamily = 'intel-dcap' | 'simulated' | 'aws-nitro';
+export type PlatformFamily = 'intel-dcap' | 'simulated' | 'aws-nitro' | 'amd-sev-snp';
 
 /**
  * The platform family of a TEE type. SGX and TDX quotes of one Intel machine are both DCAP quotes
@@ -68,6 +68,8 @@ export function platformFamily(teeType: TeeTypeName): PlatformFamily {
   const code = teeTypeCode(teeType);
   // A Nitro platform id is the parent EC2 instance id its attestation document names: its own space.
   if (code === TEE_TYPES.nitro) return 'aws-nitro';
+  // An AMD SEV-SNP platform id is the chip id its VCEK certifies: its own space.
+  if (code === TEE_TYPES['sev-snp']) return 'amd-sev-snp';
   return code === TEE_TYPES.simulated ? 'simulated' : 'intel-dcap';
 }
 

@@ -1,6 +1,7 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
 import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
 import { type NitroPolicy, nitroRefusals, parseNitroPolicy } from '../nitro/nitroPolicy.ts';
+import { parseSevSnpPolicy, type SevSnpPolicy, sevSnpRefusals } from '../sev-snp/evaluateSevSnp.ts';
 import { parseTdAttributes } from '../tdx/tdAttributes.ts';
 import { type DcapPolicyRules, dcapRuleRefusals, parseDcapRules } from './dcapRules.ts';
 import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
@@ -45,6 +46,8 @@ export interface AttestationPolicy {
   dcap?: DcapPolicyRules;
   /** AWS Nitro rules (document freshness); absent means the defaults (see NitroPolicy). */
   nitro?: NitroPolicy;
+  /** AMD SEV-SNP guest policy, VMPL and TCB rules; absent means the strict defaults (see SevSnpPolicy). */
+  sevSnp?: SevSnpPolicy;
 }
 
 /**
@@ -140,6 +143,7 @@ export function evaluateEvidence(
   }
   if (facts.teeType === 'tdx') for (const r of tdxRefusals(facts, policy.tdx ?? {})) reasons.push(r);
   if (facts.teeType === 'nitro') reasons.push(...nitroRefusals(facts, policy.nitro ?? {}, ctx.now));
+  if (facts.teeType === 'sev-snp') reasons.push(...sevSnpRefusals(facts, policy.sevSnp ?? {}));
   if (policy.dcap !== undefined)
     for (const r of dcapRuleRefusals(facts, policy.dcap, ctx.now)) reasons.push(r);
   if (ctx.expectedReportData !== undefined && !bytesEqual(ctx.expectedReportData, facts.reportData))
@@ -225,6 +229,7 @@ export function parsePolicy(json: unknown): AttestationPolicy {
   if (o.tdx !== undefined) p.tdx = parseTdxPolicy(o.tdx);
   if (o.dcap !== undefined) p.dcap = parseDcapRules(o.dcap);
   if (o.nitro !== undefined) p.nitro = parseNitroPolicy(o.nitro);
+  if (o.sevSnp !== undefined) p.sevSnp = parseSevSnpPolicy(o.sevSnp);
   return p;
 }
 

@@ -11,10 +11,11 @@ import {
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
 import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
+import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
-  quote: string;
+  quote?: string;
   /** Collateral file in dcap-qvl's QuoteCollateralV3 JSON shape (with --pccs: used while current). */
   collateral?: string;
   /** PCS/PCCS base URL: fetch what the collateral file lacks or what has expired. */
@@ -79,6 +80,7 @@ export async function runAttestVerify(
     if (!Number.isSafeInteger(now) || now < 0)
       throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
     if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    if (opts.quote === undefined) throw new FirnError('E_INVALID_INPUT', 'give --quote FILE');
     const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
     let collateral: unknown =
       opts.collateral === undefined
@@ -162,13 +164,26 @@ export function registerAttestVerify(attest: Command): Command {
   return attest
     .command('verify')
     .description(
-      'verify an Intel SGX or TDX (DCAP) quote, or an AWS Nitro attestation document, at a given time',
+      'verify an Intel SGX or TDX (DCAP) quote, an AWS Nitro attestation document, or an AMD SEV-SNP report, at a given time',
     )
-    .option('--tee <type>', 'sgx or tdx (default: read from the quote), or nitro')
+    .option('--tee <type>', 'sgx or tdx (default: read from the quote), nitro, or sev-snp')
     .option('--quote <file>', 'quote file: raw bytes or hex (with or without 0x); required for SGX and TDX')
     .option(
       '--evidence <file>',
       'with --tee nitro: the attestation document (raw CBOR, hex, base64 or a bundle)',
+    )
+    .option('--report <file>', 'with --tee sev-snp: the ATTESTATION_REPORT (raw or hex)')
+    .option('--vcek <file>', 'with --tee sev-snp: the VCEK or VLEK (PEM or DER)')
+    .option('--chain <file>', 'with --tee sev-snp: ASK and ARK, PEM (default: the pinned ones)')
+    .option('--crl <file>', "with --tee sev-snp: the product's KDS CRL")
+    .option(
+      '--kds <url>',
+      'with --tee sev-snp: fetch the VCEK, chain and CRL from the AMD KDS (https://kdsintf.amd.com) or a mirror',
+    )
+    .option('--kds-cache <dir>', 'with --tee sev-snp: keep KDS answers on disk')
+    .option(
+      '--product <name>',
+      'with --tee sev-snp: Milan, Genoa or Turin, for version-2 reports fetched from the KDS',
     )
     .option('--collateral <file>', "collateral in dcap-qvl's QuoteCollateralV3 JSON shape")
     .option(
@@ -185,7 +200,8 @@ export function registerAttestVerify(attest: Command): Command {
     .action(
       async (
         o: AttestVerifyOptions &
-          Partial<AttestVerifyNitroOptions> & { tee?: string; quote?: string; json?: boolean },
+          Partial<AttestVerifyNitroOptions> &
+          AttestVerifySevSnpOptions & { tee?: string; quote?: string; json?: boolean },
       ) => {
         const fail = (code: string, message: string) => ({
           exitCode: 1,
@@ -193,15 +209,17 @@ export function registerAttestVerify(attest: Command): Command {
         });
         const evidence = o.evidence ?? o.quote;
         const r =
-          o.tee === 'nitro'
-            ? evidence === undefined
-              ? fail('E_INVALID_INPUT', '--tee nitro needs --evidence FILE')
-              : await runAttestVerifyNitro({ ...o, evidence })
-            : o.tee !== undefined && o.tee !== 'sgx' && o.tee !== 'tdx'
-              ? fail('E_UNSUPPORTED', `--tee ${o.tee} is not sgx, tdx or nitro`)
-              : o.quote === undefined
-                ? fail('E_INVALID_INPUT', 'give --quote FILE (or --tee nitro --evidence FILE)')
-                : await runAttestVerify({ ...o, quote: o.quote });
+          o.tee === 'sev-snp'
+            ? await runAttestVerifySevSnp(o)
+            : o.tee === 'nitro'
+              ? evidence === undefined
+                ? fail('E_INVALID_INPUT', '--tee nitro needs --evidence FILE')
+                : await runAttestVerifyNitro({ ...o, evidence })
+              : o.tee !== undefined && o.tee !== 'sgx' && o.tee !== 'tdx'
+                ? fail('E_UNSUPPORTED', `--tee ${o.tee} is not sgx, tdx, nitro or sev-snp`)
+                : o.quote === undefined
+                  ? fail('E_INVALID_INPUT', 'give --quote FILE (or --tee nitro --evidence FILE)')
+                  : await runAttestVerify({ ...o, quote: o.quote });
         process.stdout.write(`${r.output}\n`);
         process.exitCode = r.exitCode;
       },

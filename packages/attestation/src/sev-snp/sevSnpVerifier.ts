@@ -1,0 +1,179 @@
+import { bytesToHex, FirnError, measurementDigest } from '@firn/core';
+import { markVerified, type EvidenceVerifier, type VerifiedEvidence, type VerifyContext } from '../types.ts';
+import { MAX_AMD_CERT_BYTES, MAX_AMD_CRL_BYTES } from './amdCertificates.ts';
+import { parseSevSnpReport, type SevSnpReport } from './sevSnpReport.ts';
+import { verifySevSnpReport } from './verifySevSnpReport.ts';
+
+/**
+ * SEV-SNP collateral as it travels in an evidence bundle (JSON): the VEK that signed the report
+ * and optionally its issuer chain and the product's CRL. A node fills it from the extended report's
+ * certificate table (configfs-tsm auxblob) or the KDS; a verifier may fetch it from the KDS itself.
+ */
+export interface SevSnpCollateral {
+  /** The VCEK or VLEK, PEM. */
+  vek: string;
+  /** ASK (or ASVK) and ARK, PEM, as the KDS cert_chain; default the pinned ones. */
+  chain?: string;
+  /** The product's CRL: base64 of its DER. */
+  crl?: string;
+}
+
+/** Parse SevSnpCollateral from untrusted JSON (size-capped). Errors: E_EVIDENCE_COLLATERAL, E_TOO_LARGE. */
+export function parseSevSnpCollateral(value: unknown): SevSnpCollateral {
+  const bad = (m: string) => new FirnError('E_EVIDENCE_COLLATERAL', `SEV-SNP collateral: ${m}`);
+  if (value === undefined || value === null)
+    throw bad('missing: give the VCEK (or VLEK) that signed the report, e.g. from the AMD KDS');
+  if (typeof value !== 'object' || Array.isArray(value)) throw bad('must be an object');
+  const o = value as Record<string, unknown>;
+  const str = (k: string, cap: number): string | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw bad(`${k} must be a string`);
+    if (v.length > cap)
+      throw new FirnError('E_TOO_LARGE', `SEV-SNP collateral ${k} is over ${cap} characters`);
+    return v;
+  };
+  for (const k of Object.keys(o))
+    if (k !== 'vek' && k !== 'chain' && k !== 'crl') throw bad(`unknown field ${k}`);
+  const vek = str('vek', MAX_AMD_CERT_BYTES * 2);
+  if (vek === undefined) throw bad('vek (the VCEK or VLEK, PEM) is missing');
+  const out: SevSnpCollateral = { vek };
+  const chain = str('chain', MAX_AMD_CERT_BYTES * 8);
+  if (chain !== undefined) out.chain = chain;
+  const crl = str('crl', Math.ceil((MAX_AMD_CRL_BYTES * 4) / 3) + 4);
+  if (crl !== undefined) {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(crl)) throw bad('crl must be base64 of the DER');
+    out.crl = crl;
+  }
+  return out;
+}
+
+/**
+ * The registers of an SEV-SNP guest reduced to firn's 32-byte measurement: MEASUREMENT (the launch
+ * digest), HOST_DATA and the 8-byte guest POLICY, in that order (decision 1020): the same image
+ * launched with another host data or policy (e.g. debug allowed) is another identity.
+ */
+export function sevSnpMeasurementRegisters(r: SevSnpReport): Uint8Array[] {
+  return [r.measurement, r.hostData, r.policyBytes];
+}
+
+/**
+ * What a guest learns about itself from one of its own reports (as dcapSelfIdentity for SGX/TDX):
+ * its measurement registers and its chip id. Nothing is verified: the guest uses this only to name
+ * itself; verifiers derive the same values from verified reports. Errors: parse errors, and
+ * E_UNSUPPORTED when the chip id is masked (the platform cannot be named).
+ */
+export function sevSnpSelfIdentity(report: Uint8Array): {
+  teeType: 'sev-snp';
+  registers: Uint8Array[];
+  platformId: Uint8Array;
+} {
+  const r = parseSevSnpReport(report);
+  if (r.maskChipId || r.chipId.every((x) => x === 0))
+    throw new FirnError('E_UNSUPPORTED', 'the report masks its chip id, so the platform cannot be named');
+  return {
+    teeType: 'sev-snp',
+    registers: sevSnpMeasurementRegisters(r),
+    platformId: new Uint8Array(r.chipId),
+  };
+}
+
+const hex = (b: Uint8Array) => bytesToHex(b).slice(2);
+
+/**
+ * Verify an SEV-SNP report against its collateral and return firn's facts. Proves what
+ * verifySevSnpReport proves; the facts carry the guest policy bits, VMPL, TCBs and chip id for
+ * evaluateSevSnp. tcbStatus is 'UpToDate' meaning "certified by a VEK for exactly this TCB": AMD
+ * publishes no TCB status, so minimum TCB versions are the policy's (SevSnpPolicy.minTcb).
+ */
+export function sevSnpFacts(
+  report: SevSnpReport,
+  collateral: SevSnpCollateral,
+  ctx: VerifyContext,
+): VerifiedEvidence {
+  const v = verifySevSnpReport(report, {
+    now: ctx.now,
+    vek: collateral.vek,
+    ...(collateral.chain === undefined ? {} : { chain: collateral.chain }),
+    ...(ctx.roots === undefined ? {} : { roots: ctx.roots }),
+    ...(collateral.crl === undefined ? {} : { crl: new Uint8Array(Buffer.from(collateral.crl, 'base64')) }),
+  });
+  const r = v.report;
+  const facts: Parameters<typeof markVerified>[0] = {
+    teeType: 'sev-snp',
+    measurement: measurementDigest('sev-snp', sevSnpMeasurementRegisters(r)),
+    measurements: {
+      measurement: hex(r.measurement),
+      hostData: hex(r.hostData),
+      policy: r.policy.raw,
+      familyId: hex(r.familyId),
+      imageId: hex(r.imageId),
+      idKeyDigest: hex(r.idKeyDigest),
+      authorKeyDigest: hex(r.authorKeyDigest),
+      guestSvn: String(r.guestSvn),
+      vmpl: String(r.vmpl),
+    },
+    platformId: new Uint8Array(r.chipId),
+    reportData: new Uint8Array(r.reportData),
+    debug: r.policy.debugAllowed,
+    tcbStatus: 'UpToDate',
+    advisoryIds: [],
+    extra: {
+      reportVersion: r.version,
+      product: v.product,
+      signingKey: v.signingKey,
+      vekProductName: v.vek.productName,
+      ...(v.vek.cspId === undefined ? {} : { cspId: v.vek.cspId }),
+      chipId: hex(r.chipId),
+      // A masked or all-zero chip id (VLEK-signed reports carry zeros) names no platform.
+      chipIdMasked: r.maskChipId || r.chipId.every((x) => x === 0),
+      vmpl: r.vmpl,
+      guestPolicy: r.policy,
+      platformInfo: r.platformInfo,
+      reportedTcb: v.reportedTcb,
+      currentTcb: v.currentTcb,
+      committedTcb: v.committedTcb,
+      launchTcb: v.launchTcb,
+      firmware: r.currentVersion,
+      ...(r.cpuid === undefined ? {} : { cpuid: r.cpuid }),
+      vekNotAfter: v.vekNotAfter,
+      crlChecked: v.crl !== undefined,
+    },
+  };
+  if (v.crl !== undefined) {
+    facts.collateralIssuedAt = v.crl.thisUpdate;
+    facts.collateralNextUpdate = v.crl.nextUpdate;
+  }
+  return markVerified(facts);
+}
+
+/** A collateral fetcher the verifier may use when the bundle carries none (e.g. the KDS client). */
+export interface SevSnpCollateralProvider {
+  collateralFor(report: SevSnpReport, now: number): Promise<SevSnpCollateral>;
+}
+
+export interface SevSnpVerifierOptions {
+  /** Where to get the VEK (and CRL) when the evidence carries no collateral, e.g. createKdsClient(). */
+  kds?: SevSnpCollateralProvider;
+}
+
+/**
+ * The SEV-SNP EvidenceVerifier: the evidence ("quote") is the 1184-byte ATTESTATION_REPORT, the
+ * collateral is SevSnpCollateral. Without collateral and with a `kds` provider, the VEK is fetched.
+ */
+export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): EvidenceVerifier<SevSnpReport> {
+  return {
+    teeType: 'sev-snp',
+    parse: parseSevSnpReport,
+    async verify(report, ctx) {
+      const collateral =
+        ctx.collateral === undefined && opts.kds !== undefined
+          ? await opts.kds.collateralFor(report, ctx.now)
+          : parseSevSnpCollateral(ctx.collateral);
+      return sevSnpFacts(report, collateral, ctx);
+    },
+  };
+}
+
+/** The default SEV-SNP verifier (offline: the VEK must come with the evidence). */
+export const sevSnpVerifier: EvidenceVerifier<SevSnpReport> = createSevSnpVerifier();
