@@ -11,3 +11,4 @@ export * from './openInferenceSession.ts';
 export * from './marketJob.ts';
 export * from './chainView.ts';
 export * from './padding.ts';
+export * from './signedData.ts';
