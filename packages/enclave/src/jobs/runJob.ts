@@ -35,6 +35,7 @@ import {
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
+import { jobRecipients } from './recipients.ts';
 import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
 
 /** Largest sealed input the enclave reads from host storage. */
@@ -443,6 +444,8 @@ async function runRequest(
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
   const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
   if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
+  // The requester and every recipient the job's params list (1101), all covered by the workload hash.
+  const recipients = jobRecipients(req.resultRecipient, req.params);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
@@ -471,10 +474,9 @@ async function runRequest(
   if (result.workUnits < 0n || result.workUnits >= 1n << 64n)
     throw fail('E_JOB_FAILED', 'workUnits out of range');
 
-  const recipient = hexBytes(req.resultRecipient, 'resultRecipient', 32);
   const outputs: RunJobOutput[] = [];
   for (const o of result.outputs as WorkloadOutput[]) {
-    const sealed = await sealArtifact(o.bytes, { recipients: [recipient], contentType: o.contentType });
+    const sealed = await sealArtifact(o.bytes, { recipients, contentType: o.contentType });
     const id = artifactId(sealed);
     const path = join(p.outputDir, id.slice(2));
     await writeFile(`${path}.part`, sealed);
