@@ -12,3 +12,5 @@ export * from './marketJob.ts';
 export * from './chainView.ts';
 export * from './padding.ts';
 export * from './signedData.ts';
+export * from './runApp.ts';
+export * from './grantForJob.ts';
