@@ -24,6 +24,7 @@
 import { assertRole, FirnError, type Hex, InvalidInputError } from '@firn/core';
 
 export { FirnError } from '@firn/core';
+export { APP_ERROR_CODES, appErrorBody, MAX_APP_ERROR_MESSAGE } from './errors.ts';
 export type { ErrorCode, Hex } from '@firn/core';
 
 /** One decrypted input of a job, as the workload sees it. */
@@ -138,6 +139,7 @@ export interface AppDescription {
 }
 
 export const APP_FORMAT = 'firn/app/v1';
+
 export const MAX_APP_WORKLOADS = 64;
 export const MAX_APP_OUTPUTS = 16;
 export const MAX_SIGNED_DATA_PER_JOB = 16;

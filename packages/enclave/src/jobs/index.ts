@@ -9,22 +9,27 @@ import {
   type PreflightedJob,
   PreflightStore,
 } from './runJob.ts';
+import type { Workload } from './workload.ts';
 import { WORKLOADS } from './workloads/index.ts';
 
 /**
- * Job handlers (inference, training) and warm inference sessions registered with the enclave
- * program. `runtime` says where the ML runtimes run: the enclave's main passes a child-process
- * runtime that never holds the enclave's keys; the default runs them in this process.
+ * Job handlers (the workloads of the app this image serves, apps/imageApp.ts) and warm inference
+ * sessions registered with the enclave program. `runtime` says where workloads run: the enclave's
+ * main passes a child-process runtime that never holds the enclave's keys; the default runs them
+ * in this process. `workloads` must be the table the runtime serves.
  */
-export function createJobHandlers(runtime: MlRuntime = inProcessRuntime(WORKLOADS)): Record<string, Handler> {
+export function createJobHandlers(
+  runtime: MlRuntime = inProcessRuntime(WORKLOADS),
+  workloads: Record<string, Workload> = WORKLOADS,
+): Record<string, Handler> {
   // One plaintext cache for jobs and sessions, so a model opened by either is not decrypted twice.
   const cache = new ArtifactCache();
   // Requests opened and checked before the host claims (preflightJob), taken over by runJob.
   const preflight = new PreflightStore<PreflightedJob>();
   const sessions = createSessionHandlers({ cache, runtime });
   return {
-    preflightJob: createPreflightJobHandler({ workloads: WORKLOADS, preflight }),
-    runJob: createRunJobHandler({ workloads: WORKLOADS, cache, runtime, preflight }),
+    preflightJob: createPreflightJobHandler({ workloads, preflight }),
+    runJob: createRunJobHandler({ workloads, cache, runtime, preflight }),
     /** The host's claim failed: drop what its pre-flight kept (job entry or session slot). */
     releasePreflight: async (raw, ctx) => {
       if (typeof raw.jobId === 'string') preflight.delete(raw.jobId.toLowerCase() as Hex);
