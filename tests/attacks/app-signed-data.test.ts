@@ -12,16 +12,10 @@ import {
   postData,
   registerNode,
   signedDataTypedData,
+  startAnvil,
 } from '@firn/chain';
-import { startAnvil } from '@firn/chain';
-import {
-  parseSignedDataRecord,
-  type SignedDataRecord,
-  signedDataHash,
-  signedDataUri,
-  verifySignedDataRecord,
-} from '@firn/client';
-import { sha256, utf8, bytesToHex } from '@firn/core';
+import { parseSignedDataRecord, type SignedDataRecord, verifySignedDataRecord } from '@firn/client';
+import { bytesToHex, sha256, signedDataHash, signedDataUri, utf8 } from '@firn/core';
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -8,15 +8,16 @@ import {
   wasEnclaveAddress,
 } from '@firn/chain';
 import {
+  assertSignedDataTopic,
   bytesToHex,
   FirnError,
   type Hex,
   hexBytes,
   ParseError,
-  TAGS,
+  SIGNED_DATA_URI_PREFIX,
+  signedDataHash,
+  signedDataUri,
   TooLargeError,
-  taggedSha256,
-  utf8,
 } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { decodeFunctionData, parseEventLogs } from 'viem';
@@ -27,8 +28,8 @@ import { decodeFunctionData, parseEventLogs } from 'viem';
  * An app's `ctx.signData(digest, {topic})` makes the enclave sign the data ledger's EIP-712 struct
  * `SignedData(bytes32 enclaveId, bytes32 dataHash, string uri)` (domain: name "firn", version "1",
  * chainId, the FirnDataLedger) where
- *   dataHash = SHA-256(tagged "firn/signed-data/v1", topic, digest)   (see `signedDataHash`)
- *   uri      = "firn:data:" + topic                                   (see `signedDataUri`)
+ *   dataHash = SHA-256(tagged "firn/signed-data/v1", topic, digest)   (@firn/core signedDataHash)
+ *   uri      = "firn:data:" + topic                                   (@firn/core signedDataUri)
  * so the topic is bound twice (in the hash, and readable back from the ledger's event), and the
  * app's raw digest is never signed untagged. The node relays the signature to the ledger; anyone
  * can then check the record with `verifySignedDataRecord`.
@@ -38,9 +39,6 @@ import { decodeFunctionData, parseEventLogs } from 'viem';
 export const MAX_SIGNED_DATA_RECORD_BYTES = 16 * 1024;
 /** Largest records.json (a list of records) read. */
 export const MAX_SIGNED_DATA_RECORDS = 256;
-export const MAX_TOPIC_LENGTH = 64;
-const TOPIC_RE = /^[a-z0-9][a-z0-9_.:-]*$/;
-const URI_PREFIX = 'firn:data:';
 
 /** One enclave-signed data record, as `firn run` writes it to DIR/records.json (one entry). */
 export interface SignedDataRecord {
@@ -65,33 +63,6 @@ export interface SignedDataRecord {
   blockNumber?: string;
   /** The job whose run signed it, when known (informational, checked against nothing). */
   jobId?: Hex;
-}
-
-/** The ledger's `dataHash` of an app's digest under a topic (tagged, so a raw digest is never signed). */
-export function signedDataHash(topic: string, digest: Hex | Uint8Array): Hex {
-  const d = typeof digest === 'string' ? hexBytes(digest, 'digest', 32) : digest;
-  if (d.length !== 32) throw new FirnError('E_INVALID_INPUT', 'digest must be 32 bytes');
-  return bytesToHex(taggedSha256(TAGS.signedData, utf8(assertTopic(topic)), d));
-}
-
-/** The ledger's `uri` for a topic. */
-export function signedDataUri(topic: string): string {
-  return `${URI_PREFIX}${assertTopic(topic)}`;
-}
-
-/** A topic is 1..64 characters of [a-z0-9_.:-], starting with a letter or digit. */
-export function assertTopic(topic: unknown): string {
-  if (
-    typeof topic !== 'string' ||
-    topic.length === 0 ||
-    topic.length > MAX_TOPIC_LENGTH ||
-    !TOPIC_RE.test(topic)
-  )
-    throw new FirnError(
-      'E_INVALID_INPUT',
-      `a signed-data topic must match ${TOPIC_RE.source} and be at most ${MAX_TOPIC_LENGTH} characters`,
-    );
-  return topic;
 }
 
 const RECORD_KEYS = new Set([
@@ -140,7 +111,7 @@ export function parseSignedDataRecord(input: unknown): SignedDataRecord {
   };
   let topic: string;
   try {
-    topic = assertTopic(r.topic);
+    topic = assertSignedDataTopic(r.topic);
   } catch (e) {
     throw new ParseError((e as Error).message);
   }
@@ -359,7 +330,9 @@ export async function recordFromTx(
       return '0x0000000000000000000000000000000000000000' as Hex;
     }
   })();
-  const topic = posted.uri.startsWith(URI_PREFIX) ? posted.uri.slice(URI_PREFIX.length) : '';
+  const topic = posted.uri.startsWith(SIGNED_DATA_URI_PREFIX)
+    ? posted.uri.slice(SIGNED_DATA_URI_PREFIX.length)
+    : '';
   return {
     record: {
       v: 1,
