@@ -37,7 +37,9 @@ export function signDataRecord(
   if (!(digest instanceof Uint8Array) || digest.length !== 32)
     throw new InvalidInputError('signData takes a 32-byte digest (e.g. sha256 of the data)');
   const t = assertSignedDataTopic(topic);
-  const enclaveId = bytesToHex(hexBytes(signer.enclaveId, 'enclaveId', 32));
+  if (!(signer.enclaveId instanceof Uint8Array) || signer.enclaveId.length !== 32)
+    throw new InvalidInputError('enclaveId must be 32 bytes');
+  const enclaveId = bytesToHex(signer.enclaveId);
   const ledgerAddress = bytesToHex(hexBytes(ledger.address, 'ledger.address', 20));
   if (!Number.isSafeInteger(ledger.chainId) || ledger.chainId <= 0)
     throw new FirnError('E_INVALID_INPUT', 'ledger.chainId must be a positive integer');

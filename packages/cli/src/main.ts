@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerApp } from './commands/app.ts';
 import { registerArtifact } from './commands/artifact.ts';
 import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
@@ -29,6 +30,7 @@ registerInfer(program);
 registerTrain(program);
 registerProof(program);
 registerArtifact(program);
+registerApp(program);
 registerGov(program);
 registerRewards(program);
 registerData(program);
