@@ -14,3 +14,4 @@ export * from './padding.ts';
 export * from './signedData.ts';
 export * from './runApp.ts';
 export * from './grantForJob.ts';
+export * from './grantDemo.ts';
