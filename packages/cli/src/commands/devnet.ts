@@ -1,7 +1,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
-import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
+import { runInferenceDemo, runRewardsDemo, runTrainingDemo, runTwoOwnerInferenceDemo } from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
@@ -16,6 +16,8 @@ export interface DevnetCommandOptions {
   demo: boolean;
   readyTimeout: string;
   exitAfterDemo?: boolean;
+  /** App folders to host, one node each (`--app DIR`, repeatable). */
+  app?: string[];
 }
 
 export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
@@ -27,6 +29,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     verifiers: Number(o.verifiers),
     gpuNodes: Number(o.gpuNodes),
     readyTimeout: Number(o.readyTimeout),
+    ...(o.app && o.app.length > 0 ? { apps: o.app } : {}),
     log,
   });
   let stopping = false;
@@ -43,6 +46,10 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
   const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
+  for (const [i, a] of net.apps.entries())
+    log(
+      `app ${a.name} ${a.version}: measurement ${a.measurement}, workloads ${a.workloads.join(', ')}, node ${net.nodes[net.nodes.length - net.apps.length + i]!.url}`,
+    );
   if (o.stateFile) {
     // It holds the devnet accounts' private keys: owner-only, like the key files.
     writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2), { mode: 0o600 });
@@ -56,6 +63,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     try {
       const print = (l: string) => process.stdout.write(`${l}\n`);
       await runInferenceDemo(net.state, print);
+      await runTwoOwnerInferenceDemo(net.state, print);
       await runTrainingDemo(net.state, print);
       await runRewardsDemo(net.state, print);
     } catch (e) {
@@ -81,6 +89,12 @@ export function registerDevnet(program: Command): void {
     .option('--no-demo', 'skip the confidential inference and training demo')
     .option('--exit-after-demo', 'stop the network after the demo instead of staying up')
     .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
+    .option(
+      '--app <dir>',
+      'host a developer app (repeatable): its own image, node, Enclave ID and registration',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .action(async (o: DevnetCommandOptions) => {
       try {
         await runDevnet(o);
