@@ -159,7 +159,10 @@ export function appInitCommand(dir: string, o: { name?: string } = {}): { dir: s
  * app and this installation's `@firn/app` (esbuild, as the image build resolves it) into a temp
  * folder and run with `node --test`. Returns the runner's exit status (0 = all passed).
  */
-export async function appTestCommand(dir: string): Promise<{ status: number; files: string[] }> {
+export async function appTestCommand(
+  dir: string,
+  o: { stdio?: 'inherit' | 'pipe' } = {},
+): Promise<{ status: number; files: string[]; output: string }> {
   const root = resolve(dir);
   const testDir = join(root, 'test');
   const tests = existsSync(testDir)
@@ -193,8 +196,13 @@ export async function appTestCommand(dir: string): Promise<{ status: number; fil
       });
       files.push(outfile);
     }
-    const r = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit', cwd: root });
-    return { status: r.status ?? 1, files: tests };
+    const r = spawnSync(process.execPath, ['--test', ...files], {
+      stdio: o.stdio ?? 'inherit',
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 10 * 60_000,
+    });
+    return { status: r.status ?? 1, files: tests, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
