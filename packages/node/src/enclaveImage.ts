@@ -361,8 +361,26 @@ export async function buildAppImage(opts: BuildAppImageOptions): Promise<AppImag
     !existsSync(join(outDir, ENCLAVE_IMAGE_MANIFEST))
   )
     throw new FirnError('E_CONFLICT', `${outDir} exists and is not an enclave image; pick another --out`);
-  const image = await buildEnclaveImage(outDir, { app: { dir: appDir, entry: toPosix(entry) } });
-  const app = describeEnclaveImage(outDir);
+  let image: EnclaveImage;
+  try {
+    image = await buildEnclaveImage(outDir, { app: { dir: appDir, entry: toPosix(entry) } });
+  } catch (e) {
+    rmSync(outDir, { recursive: true, force: true });
+    const errors = (e as { errors?: { text?: string; location?: { file?: string; line?: number } | null }[] })
+      .errors;
+    if (!Array.isArray(errors) || errors.length === 0) throw e;
+    const first = errors[0]!;
+    const at = first.location?.file ? ` (${first.location.file}:${first.location.line})` : '';
+    throw new FirnError('E_INVALID_INPUT', `the app does not build: ${first.text}${at}`, { cause: e });
+  }
+  let app: AppDescription;
+  try {
+    app = describeEnclaveImage(outDir);
+  } catch (e) {
+    // An image whose app does not load is never left behind to be hosted.
+    rmSync(outDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     image,
     measurement: bytesToHex(image.measurement),
@@ -374,7 +392,8 @@ export async function buildAppImage(opts: BuildAppImageOptions): Promise<AppImag
 /**
  * The app a built image serves: runs `node <image>/app/enclave.mjs --describe-app` with an empty
  * environment (no platform, no keys; it exits before the enclave program starts) and checks the
- * answer. Throws E_IMAGE_MISMATCH when the entry does not answer with an app description.
+ * answer. Throws E_INVALID_INPUT when the app's module throws on load (its error line quoted),
+ * E_IMAGE_MISMATCH when the entry answers with something that is not an app description.
  */
 export function describeEnclaveImage(dir: string): AppDescription {
   let out: string;
@@ -387,8 +406,13 @@ export function describeEnclaveImage(dir: string): AppDescription {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (e) {
-    const stderr = String((e as { stderr?: unknown }).stderr ?? '').slice(0, 500);
-    throw new FirnError('E_IMAGE_MISMATCH', `the image entry did not describe its app: ${stderr}`);
+    // The app's module threw while loading: report its error line, not the bundle's stack.
+    const stderr = String((e as { stderr?: unknown }).stderr ?? '');
+    const line = /^(?:\w*Error|FirnError)(?: \[\w+\])?: (.+)$/m.exec(stderr)?.[1];
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `the app failed to load in its image: ${(line ?? stderr.trim().split('\n').pop() ?? 'no output').slice(0, 300)}`,
+    );
   }
   let o: Record<string, unknown>;
   try {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,5 +46,21 @@ describe('firn app', () => {
     // An --out that holds something other than an image is not deleted.
     writeFileSync(join(tmp, 'keep.txt'), 'x');
     await expect(appBuildCommand(dir, { out: tmp })).rejects.toMatchObject({ code: 'E_CONFLICT' });
+  }, 60_000);
+
+  it('an app that does not build or does not export an app is E_INVALID_INPUT, and leaves no image', async () => {
+    const bad = join(tmp, 'bad');
+    mkdirSync(join(bad, 'src'), { recursive: true });
+    writeFileSync(join(bad, 'src', 'index.ts'), "import x from 'no-such-package-here';\nexport default x;\n");
+    await expect(appBuildCommand(bad)).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringMatching(/no-such-package-here/),
+    });
+    writeFileSync(join(bad, 'src', 'index.ts'), "export default { name: 'x' };\n");
+    await expect(appBuildCommand(bad)).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringMatching(/must export default defineApp/),
+    });
+    expect(existsSync(join(bad, 'dist', 'firn-image'))).toBe(false);
   }, 60_000);
 });
