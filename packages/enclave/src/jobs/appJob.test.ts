@@ -19,7 +19,10 @@ import { describe, expect, it } from 'vitest';
 import type { Workload } from '@firn/app';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { inProcessRuntime } from '../runtime/mlRuntime.ts';
+import { createJobHandlers } from './index.ts';
 import { createRunJobHandler, type RunJobResult } from './runJob.ts';
+import { WORKLOADS } from './workloads/index.ts';
 
 // In process: what the enclave process enforces on an app's signData calls, whatever the app
 // (or a compromised runtime child) asks for.
@@ -113,5 +116,17 @@ describe('signData in the enclave process', () => {
     const r = await run('smuggle');
     expect(r.signedData).toHaveLength(1);
     expect(r.signedData[0]!.topic).toBe('real');
+  });
+});
+
+describe('warm inference sessions', () => {
+  it('are refused (E_UNSUPPORTED) by an image whose app has no inference workload, served by one that has', async () => {
+    const appHandlers = createJobHandlers(inProcessRuntime(workloads), workloads);
+    const ctx = undefined as never;
+    for (const m of ['preflightSession', 'openSession', 'sessionRequest', 'closeSession'])
+      await expect(appHandlers[m]!({}, ctx)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS);
+    // The first-party image gets as far as checking the request (which this empty one fails).
+    await expect(firstParty.openSession!({}, ctx)).rejects.not.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
 });

@@ -1,4 +1,4 @@
-import type { Hex } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
 import type { Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
@@ -26,7 +26,11 @@ export function createJobHandlers(
   const cache = new ArtifactCache();
   // Requests opened and checked before the host claims (preflightJob), taken over by runJob.
   const preflight = new PreflightStore<PreflightedJob>();
-  const sessions = createSessionHandlers({ cache, runtime });
+  // Warm inference sessions belong to apps that define the `inference` workload; any other app's
+  // image refuses them, so an image never proves work its app does not do.
+  const sessions = Object.hasOwn(workloads, 'inference')
+    ? createSessionHandlers({ cache, runtime })
+    : noSessions();
   return {
     preflightJob: createPreflightJobHandler({ workloads, preflight }),
     runJob: createRunJobHandler({ workloads, cache, runtime, preflight }),
@@ -36,5 +40,19 @@ export function createJobHandlers(
       return sessions.releaseSessionPreflight!(raw, ctx);
     },
     ...sessions,
+  };
+}
+
+/** Session handlers of an image whose app has no `inference` workload: every method is E_UNSUPPORTED. */
+function noSessions(): Record<string, Handler> {
+  const refuse: Handler = async () => {
+    throw new FirnError('E_UNSUPPORTED', 'this app serves no inference sessions');
+  };
+  return {
+    preflightSession: refuse,
+    openSession: refuse,
+    sessionRequest: refuse,
+    closeSession: refuse,
+    releaseSessionPreflight: async () => ({ ok: true }),
   };
 }
