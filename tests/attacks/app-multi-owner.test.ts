@@ -11,9 +11,15 @@ import {
   runTwoOwnerInferenceDemo,
   sealInput,
 } from '@firn/client';
-import { bytesToHex, type FirnError } from '@firn/core';
+import { bytesToHex, type FirnError, repoRoot, TEE_TYPES } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFirnClients, isMeasurementAllowed } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appPublishCommand } from '../../packages/cli/src/commands/appPublish.ts';
+import { appMeasurement } from '../../packages/cli/src/commands/run.ts';
 import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';
 
 // Attacks on jobs with several data owners (docs/decisions/1101): a requester who shows an owner a
@@ -120,6 +126,24 @@ describe('attacks on multi-owner app jobs', () => {
     expect(e.code).toBe('E_JOB_INVALID');
     expect(e.reclaimed).toBe(true);
   }, 60_000);
+
+  it('an app that is not allow-listed gets no node; firn app publish allow-lists it through the timelock', async () => {
+    const dir = join(repoRoot(), 'examples', 'clean-room');
+    const m = await appMeasurement(dir);
+    expect(await errCode(prepareAppJob({ ...base, app: m }))).toBe('E_NOT_FOUND');
+    const file = join(mkdtempSync(join(tmpdir(), 'firn-publish-')), 'devnet.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ ...state, accounts: { ...state.accounts, deployer: net.deployer } }),
+    );
+    const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const allowed = () => isMeasurementAllowed(clients, { teeType: TEE_TYPES.simulated, measurement: m });
+    expect(await allowed()).toBe(false);
+    const r = await appPublishCommand(dir, { devnet: file, json: true });
+    expect(r).toMatchObject({ measurement: m, alreadyAllowed: false });
+    expect(await allowed()).toBe(true);
+    expect((await appPublishCommand(dir, { devnet: file, json: true })).alreadyAllowed).toBe(true);
+  }, 90_000);
 
   it('the enclave refuses a grant reused for another job', async () => {
     const first = await prepareAppJob(base);
