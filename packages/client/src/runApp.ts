@@ -1,4 +1,4 @@
-import { type FirnClients, firnDataLedgerAbi, getJob, JobStatus, postData } from '@firn/chain';
+import { type FirnClients, firnDataLedgerAbi, getJob, JobStatus, NodeStatus, postData } from '@firn/chain';
 import {
   bytesToHex,
   computeAppWorkloadHash,
@@ -91,7 +91,9 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
  */
 export async function findAppNode(view: AgreeingChainView, app: Hex): Promise<string> {
   const all = await readAllNodeEligibility(view);
-  const hit = all.find((e) => e.node.status === 2 && e.measurementAllowed && same(e.node.measurement, app));
+  const hit = all.find(
+    (e) => e.node.status === NodeStatus.Active && e.measurementAllowed && same(e.node.measurement, app),
+  );
   if (!hit)
     throw new FirnError(
       'E_NOT_FOUND',

@@ -19,11 +19,11 @@ export async function appBundle(appDir: string, dataDir: string): Promise<string
  * own data directory (DATA_DIR/app-N) and its own port (PORT+N-1, or any free port with 0). Each
  * needs its own simulated machine or TEE and registration; the operator key and stake are shared.
  */
-export function spawnAppNodes(
+export function appNodeArgs(
   argv: readonly string[],
   apps: readonly string[],
   o: { dataDir: string; port: string; endpoint?: string },
-): ChildProcess[] {
+): string[][] {
   if (o.endpoint !== undefined)
     throw new InvalidInputError(
       '--endpoint names one node: with several --app, leave it out (each gets host:port)',
@@ -39,20 +39,25 @@ export function spawnAppNodes(
     rest.push(a);
   }
   const base = Number(o.port);
-  return apps.map((app, i) =>
-    spawn(
-      process.execPath,
-      [
-        join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs'),
-        ...rest,
-        '--app',
-        app,
-        '--data-dir',
-        join(o.dataDir, `app-${i + 1}`),
-        '--port',
-        String(base === 0 ? 0 : base + i),
-      ],
-      { stdio: 'inherit' },
-    ),
+  return apps.map((app, i) => [
+    ...rest,
+    '--app',
+    app,
+    '--data-dir',
+    join(o.dataDir, `app-${i + 1}`),
+    '--port',
+    String(base === 0 ? 0 : base + i),
+  ]);
+}
+
+/** Spawn the node processes of `appNodeArgs` (output inherited). */
+export function spawnAppNodes(
+  argv: readonly string[],
+  apps: readonly string[],
+  o: { dataDir: string; port: string; endpoint?: string },
+): ChildProcess[] {
+  const bin = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
+  return appNodeArgs(argv, apps, o).map((args) =>
+    spawn(process.execPath, [bin, ...args], { stdio: 'inherit' }),
   );
 }
