@@ -144,6 +144,26 @@ export const MAX_APP_WORKLOADS = 64;
 export const MAX_APP_OUTPUTS = 16;
 export const MAX_SIGNED_DATA_PER_JOB = 16;
 export const MAX_RANDOM_BYTES = 65536;
+/** Largest progress event or result report, as JSON (bigints as decimal strings). */
+export const MAX_APP_EVENT_BYTES = 64 * 1024;
+
+/**
+ * JSON text of a progress event or report (bigints as decimal strings), or E_JOB_FAILED when it
+ * is not plain JSON data (a cycle, a function at the top) or is over MAX_APP_EVENT_BYTES.
+ */
+export function appEventJson(event: unknown, what = 'a progress event'): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(event, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  } catch {
+    text = undefined;
+  }
+  if (typeof text !== 'string' || typeof event !== 'object' || event === null || Array.isArray(event))
+    throw new FirnError('E_JOB_FAILED', `${what} must be a plain JSON object`);
+  if (text.length > MAX_APP_EVENT_BYTES)
+    throw new FirnError('E_JOB_FAILED', `${what} is over ${MAX_APP_EVENT_BYTES} bytes as JSON`);
+  return text;
+}
 const VERSION_RE = /^[0-9A-Za-z.+-]{1,32}$/;
 
 /**
@@ -257,4 +277,5 @@ export function checkWorkloadResult(r: WorkloadResult): void {
   }
   if (typeof r.workUnits !== 'bigint' || r.workUnits < 0n || r.workUnits >= 1n << 64n)
     throw fail('workUnits must be a bigint in 0..2^64-1');
+  if (r.report !== undefined) appEventJson(r.report, 'the report');
 }

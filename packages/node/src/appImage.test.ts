@@ -56,6 +56,12 @@ export default defineApp({
     async boom(ctx) {
       throw new Error('CANARY-' + new TextDecoder().decode(ctx.input('data')));
     },
+    async cyclic(ctx) {
+      const o: Record<string, unknown> = { stage: 'loop' };
+      o.self = o;
+      ctx.progress(o);
+      return { outputs: [{ role: 'result', contentType: 'text/plain', bytes: new Uint8Array(1) }], workUnits: 1n };
+    },
     async typed() {
       throw new FirnError('E_GRANT_EXPIRED', 'an app may not speak for the framework');
     },
@@ -94,7 +100,7 @@ describe('firn app build: reproducible identity', () => {
       format: 'firn/app/v1',
       name: 'example',
       version: '1.0.0',
-      workloads: ['boom', 'reverse', 'typed'],
+      workloads: ['boom', 'cyclic', 'reverse', 'typed'],
     });
   }, 60_000);
 
@@ -263,6 +269,14 @@ describe('an app image runs its workloads in the enclave', async () => {
     expect(JSON.stringify(e)).not.toContain('CANARY');
     const failed = (await j.sealedEvents()).find((x) => x.stage === 'failed');
     expect(failed?.error).toEqual({ code: 'E_JOB_FAILED', message: 'CANARY-7391' });
+  }, 30_000);
+
+  it('a progress event the enclave cannot relay (a cycle) fails that job only; the enclave serves the next', async () => {
+    const j = await job('cyclic', 'data', utf8('x'));
+    expect((await hostError(sup.call('runJob', j.params))).code).toBe('E_JOB_FAILED');
+    const next = await job('reverse', 'data', utf8('ab'));
+    const r = await sup.call<RunJobResult>('runJob', next.params);
+    expect(r.outputs).toHaveLength(1);
   }, 30_000);
 
   it('an app cannot raise a framework error code (becomes E_JOB_FAILED)', async () => {

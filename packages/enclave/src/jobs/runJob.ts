@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
+import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
 import { signDataRecord } from '@firn/app/signData';
 import {
   bytesToHex,
@@ -487,8 +487,10 @@ async function runRequest(
   const enclaveId = bytesToHex(ctx.enclaveId());
   const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
 
+  // Events come from the app (through the runtime child): plain JSON objects up to 64 KiB, else
+  // the job fails (E_JOB_FAILED) instead of the enclave process throwing while relaying them.
   const emitProgress = (event: Record<string, unknown>) => {
-    const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));
+    const msg = channel.sealEvent(utf8(appEventJson(event)));
     ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
   };
   emitProgress({ stage: 'started', kind: req.kind });

@@ -138,7 +138,14 @@ class RuntimeChild {
       const p = this.pending.get(m.id);
       if (p === undefined) return;
       if ('progress' in m) {
-        p.progress?.(m.progress);
+        try {
+          p.progress?.(m.progress);
+        } catch (e) {
+          // An event the parent cannot relay (not plain JSON, too large) ends the job, not the enclave.
+          this.pending.delete(m.id);
+          p.reject(e);
+          this.stop();
+        }
         return;
       }
       if ('signData' in m) {
