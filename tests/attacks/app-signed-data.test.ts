@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import {
   type AnvilInstance,
   approveNode,
+  type ChainRevertedError,
+  governAndExecute,
+  revokeMeasurementCall,
   createFirnClients,
   deployFirn,
   type FirnClients,
@@ -210,6 +213,36 @@ describe('attacks on enclave-signed data records', () => {
     });
     expect(wrongDigest.ok).toBe(false);
   });
+
+  it('keeps a record valid after its measurement is revoked; the ledger takes no new record from that node', async () => {
+    const gov = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, {
+      pollingIntervalMs: 50,
+    });
+    await governAndExecute(gov, {
+      timelock: deployment.timelock!,
+      calls: [revokeMeasurementCall(deployment, { teeType: 1, measurement })],
+      pollMs: 100,
+      nudge: async () => {
+        await gov.public.request({ method: 'evm_mine', params: [] } as never);
+      },
+    });
+    // Judged at the block the ledger recorded it: still signed by an Active, allow-listed node then.
+    const c = await verifySignedDataRecord(reader, record);
+    expect(c.reasons).toEqual([]);
+    // A record the same enclave signs now is refused by the ledger (NodeNotEligible, reason 3).
+    const enclave = privateKeyToAccount(anvil.accounts[5]!.privateKey);
+    const later = {
+      enclaveId,
+      dataHash: signedDataHash('later', record.digest),
+      uri: signedDataUri('later'),
+    };
+    const ledger = { chainId: deployment.chainId, verifyingContract: deployment.dataLedger };
+    const sig = await enclave.signTypedData(signedDataTypedData(ledger, later));
+    const refused = (await postData(gov, { ...later, signature: sig }).catch(
+      (e: unknown) => e,
+    )) as ChainRevertedError;
+    expect(refused.errorName).toBe('NodeNotEligible');
+  }, 60_000);
 
   it('refuses oversized and malformed record files with typed errors', async () => {
     expect(() => parseSignedDataRecord('x'.repeat(20_000))).toThrow(
