@@ -84,6 +84,8 @@ const built = await buildAppImage({ appDir: appA, outDir: join(tmp, 'image-a') }
 const platformPath = join(tmp, 'platform.json');
 writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())));
 const sups: EnclaveSupervisor[] = [];
+/** Another app's image (built by the second test). */
+const other = { entry: '' };
 afterAll(async () => {
   for (const s of sups) await s.stop();
 });
@@ -109,6 +111,7 @@ describe('firn app build: reproducible identity', () => {
     writeFileSync(join(c, 'src', 'index.ts'), APP.replace('workUnits: 1n', 'workUnits: 2n'));
     const r = await buildAppImage({ appDir: c });
     expect(r.measurement).not.toBe(built.measurement);
+    other.entry = r.image.entry;
   }, 60_000);
 
   it('an image whose bundle differs from its manifest does not start (E_IMAGE_MISMATCH)', () => {
@@ -141,7 +144,12 @@ describe('an app image runs its workloads in the enclave', async () => {
   sups.push(sup);
   sup.start();
   await sup.ready();
-  const identity = await sup.call<{ enclaveId: Hex; kemPublicKey: Hex; enclaveAddress: Hex }>('init', {});
+  const identity = await sup.call<{
+    enclaveId: Hex;
+    kemPublicKey: Hex;
+    enclaveAddress: Hex;
+    sealedKeys: unknown;
+  }>('init', {});
   const events = new Map<Hex, string[]>();
   sup.on('event', (name: string, data: { jobId: Hex; message: string }) => {
     if (name === 'jobEvent') events.set(data.jobId, [...(events.get(data.jobId) ?? []), data.message]);
@@ -320,6 +328,21 @@ describe('an app image runs its workloads in the enclave', async () => {
       },
     };
     expect((await hostError(sup.call('runJob', forged))).code).toBe('E_JOB_INVALID');
+  }, 30_000);
+
+  it("another app's enclave on the same platform cannot unseal this app's keys (E_SEAL)", async () => {
+    const sealed = identity.sealedKeys;
+    expect(other.entry).not.toBe('');
+    const otherSup = new EnclaveSupervisor({
+      bundlePath: other.entry,
+      env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
+      logger: createLogger({}, { write: () => undefined }),
+      restart: false,
+    });
+    sups.push(otherSup);
+    otherSup.start();
+    await otherSup.ready();
+    await expect(otherSup.call('init', { sealedKeys: sealed })).rejects.toMatchObject({ code: 'E_SEAL' });
   }, 30_000);
 
   it('signData without a data ledger from the host fails the job with E_UNSUPPORTED', async () => {
