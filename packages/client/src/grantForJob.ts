@@ -16,6 +16,7 @@ import {
 } from '@firn/core';
 import { artifactId, createGrant, type Grant, readArtifactHeader, unwrapDataKey } from '@firn/crypto';
 import { type AttestNodeOptions, attestNode } from './attestNode.ts';
+import { AgreeingChainView } from './chainView.ts';
 
 /**
  * Several data owners in one job (issue 12; docs/decisions/1101-multi-owner-jobs.md). The requester
@@ -147,6 +148,11 @@ export interface GrantForJobOptions {
   requireRecipient?: Uint8Array;
   /** Unix seconds for the evidence checks (default the local clock). */
   now?: () => number;
+  /**
+   * More RPC endpoints of the same chain that must agree on the registry reads (a production
+   * policy needs a second one or a pinned allow-list; docs/decisions/0870-trusted-chain-view.md).
+   */
+  extraRpcUrls?: string[];
 }
 
 /**
@@ -191,6 +197,7 @@ export async function grantForJob(o: GrantForJobOptions): Promise<Grant> {
     policy: o.policy,
     now: now(),
     enclaveId: plan.enclaveId,
+    chainView: AgreeingChainView.of(clients, o.extraRpcUrls ?? []),
     ...(o.roots === undefined ? {} : { roots: o.roots }),
     ...(o.gpuRoots === undefined ? {} : { gpuRoots: o.gpuRoots }),
   });

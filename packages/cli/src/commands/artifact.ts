@@ -87,6 +87,8 @@ export interface ArtifactGrantOptions {
   deployment?: string;
   policy?: string;
   simRoot?: string;
+  /** More RPC endpoints that must agree with the first on every registry read. */
+  alsoRpc?: string[];
 }
 
 /**
@@ -124,6 +126,7 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     policy: loadPolicy(o.policy, o.devnet ? 'dev' : 'production'),
     roots: o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots,
     gpuRoots: pinned.gpuRoots,
+    ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
     ...(o.requireRecipient ? { requireRecipient: hexBytes(kem.publicKey, 'publicKey', 32) } : {}),
   });
   writeFileSync(o.out, `${JSON.stringify(grant)}\n`, { flag: 'wx' });
@@ -183,6 +186,12 @@ export function registerArtifact(program: Command): void {
     .option('--market <address>', 'job market contract')
     .option('--policy <file|dev|production>', 'your attestation policy')
     .option('--sim-root <pem>', 'pin a simulated TEE root (dev only)')
+    .option(
+      '--also-rpc <url>',
+      'another RPC endpoint that must agree on the registry (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .action((o: ArtifactGrantOptions) => run(() => artifactGrant(o)));
   a.command('open <in>')
     .description('open a sealed artifact with a KEM key file')

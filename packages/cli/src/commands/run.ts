@@ -46,6 +46,8 @@ export interface RunOptions {
   policy?: string;
   simRoot?: string;
   escrow: string;
+  /** More RPC endpoints that must agree with the first on every registry read. */
+  alsoRpc?: string[];
   json?: boolean;
 }
 
@@ -229,6 +231,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     roots,
     gpuRoots: pinned.gpuRoots,
     ...(o.node ? { node: o.node } : {}),
+    ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
     escrow,
     app,
     workload,
@@ -328,6 +331,12 @@ export function registerRun(program: Command): void {
     .option('--policy <file|dev|production>', 'attestation policy')
     .option('--sim-root <pem>', 'pin a simulated TEE root (dev only)')
     .option('--escrow <eth>', 'escrow in ether', '0.01')
+    .option(
+      '--also-rpc <url>',
+      'another RPC endpoint that must agree on the registry (repeatable)',
+      collect,
+      [] as string[],
+    )
     .option('--json', 'print the result as JSON')
     .action(async (o: RunOptions) => {
       const log = (l: string) => process.stderr.write(`${l}\n`);
