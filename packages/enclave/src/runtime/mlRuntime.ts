@@ -212,6 +212,11 @@ class RuntimeChild {
     });
   }
 
+  /** The error the child's end produced, if it ended (exit, signal, spawn failure). */
+  get crash(): FirnError | undefined {
+    return this.exited;
+  }
+
   stop(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
@@ -233,7 +238,8 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime
         );
       } catch (e) {
         // A child speaks for the app's code: only app codes pass; the crash of the child is ours.
-        if (isFirnError(e) && e.code === 'E_RUNTIME_CRASHED') throw e;
+        // (Compared by identity: a child that sends the code E_RUNTIME_CRASHED itself gets E_JOB_FAILED.)
+        if (e !== undefined && e === child.crash) throw e;
         const b = appErrorBody(e);
         throw new FirnError(b.code, b.message);
       } finally {
