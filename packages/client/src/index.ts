@@ -11,3 +11,7 @@ export * from './openInferenceSession.ts';
 export * from './marketJob.ts';
 export * from './chainView.ts';
 export * from './padding.ts';
+export * from './signedData.ts';
+export * from './runApp.ts';
+export * from './grantForJob.ts';
+export * from './grantDemo.ts';

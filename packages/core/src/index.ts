@@ -10,3 +10,4 @@ export * from './refusalCodes.ts';
 export * from './workload.ts';
 export * from './workProof.ts';
 export * from './readBodyCapped.ts';
+export * from './signedData.ts';

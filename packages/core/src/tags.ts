@@ -45,6 +45,7 @@ export const TAGS = {
   enclaveImage: 'firn/enclave-image/v1',
   enclaveState: 'firn/enclave-state/v1',
   platformId: 'firn/platform-id/v2',
+  appWorkload: 'firn/app-workload/v1',
 } as const;
 
 export type Tag = (typeof TAGS)[keyof typeof TAGS];

@@ -105,6 +105,28 @@ export function computeWorkloadHash(
   );
 }
 
+/**
+ * workloadHash of a job that names its app (docs/decisions/1080-app-model.md) =
+ * taggedSha256(TAGS.appWorkload, app measurement (32 bytes), workload name, canonical params
+ * JSON, role1, id1, ...): the same job for another app's image hashes differently.
+ */
+export function computeAppWorkloadHash(
+  app: Hex,
+  workload: string,
+  params: Record<string, unknown>,
+  inputs: readonly ArtifactRef[],
+): Hex {
+  return bytesToHex(
+    taggedSha256(
+      TAGS.appWorkload,
+      hexBytes(app, 'app', 32),
+      utf8(assertRole(workload, 'workload')),
+      utf8(canonicalParamsJson(params)),
+      ...refFields(inputs, 'inputs'),
+    ),
+  );
+}
+
 /** inputCommitment = taggedSha256(TAGS.inputCommitment, id1, id2, ...) over the input artifact ids in order. */
 export function computeInputCommitment(artifactIds: readonly Hex[]): Hex {
   return bytesToHex(
@@ -135,6 +157,8 @@ export interface JobRequest {
   /** The EIP-712 domain the proof is signed under; bound here so the host cannot swap it. */
   chainId: number;
   jobMarket: Hex;
+  /** The app's measurement (32 bytes), when the job names its app; see computeAppWorkloadHash. */
+  app?: Hex;
 }
 
 export const MAX_JOB_REQUEST_BYTES = 1024 * 1024;
@@ -149,6 +173,7 @@ const REQUEST_KEYS = new Set([
   'resultRecipient',
   'chainId',
   'jobMarket',
+  'app',
 ]);
 
 /** Parse a job request from its JSON bytes: size-capped, every field checked; grants stay unparsed. */
@@ -195,6 +220,7 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
     resultRecipient: bytesToHex(hexBytes(r.resultRecipient, 'resultRecipient', 32)),
     chainId: r.chainId,
     jobMarket: bytesToHex(hexBytes(r.jobMarket, 'jobMarket', 20)),
+    ...(r.app === undefined ? {} : { app: bytesToHex(hexBytes(r.app, 'app', 32)) }),
   };
 }
 

@@ -19,7 +19,7 @@ function sources(dir: string): string[] {
 }
 
 describe('enclave boundary', () => {
-  for (const pkg of ['enclave', 'ml']) {
+  for (const pkg of ['enclave', 'ml', 'app']) {
     it(`packages/${pkg} imports no host package`, () => {
       const files = sources(join(repoRoot(), 'packages', pkg, 'src'));
       expect(files.length).toBeGreaterThan(3);

@@ -1,7 +1,18 @@
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { bytesToHex, measurementDigest, repoRoot } from '@firn/core';
+import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { APP_FORMAT, type AppDescription } from '@firn/app';
+import { assertRole, bytesToHex, FirnError, type Hex, measurementDigest, repoRoot } from '@firn/core';
 import {
   ENCLAVE_IMAGE_ENTRY,
   ENCLAVE_IMAGE_FORMAT,
@@ -103,6 +114,97 @@ const optionalAbsent: Plugin = {
   },
 };
 
+/** The module of the enclave program that names the app an image serves (replaced for app builds). */
+export const IMAGE_APP_MODULE = 'packages/enclave/src/apps/imageApp.ts';
+const APP_NS = 'firn-app';
+const LOADERS: Record<string, 'ts' | 'tsx' | 'js' | 'jsx' | 'json'> = {
+  '.ts': 'ts',
+  '.mts': 'ts',
+  '.cts': 'ts',
+  '.tsx': 'tsx',
+  '.js': 'js',
+  '.mjs': 'js',
+  '.cjs': 'js',
+  '.jsx': 'jsx',
+  '.json': 'json',
+};
+const toPosix = (p: string) => p.split(sep).join('/');
+
+/** Resolve a relative import like TypeScript's bundler resolution: exact, .js→.ts, extensions, index. */
+function resolveFile(base: string): string | undefined {
+  const candidates = [base];
+  if (/\.(m|c)?js$/.test(base)) candidates.push(base.replace(/\.(m|c)?js$/, (m) => m.replace('js', 'ts')));
+  for (const ext of ['.ts', '.tsx', '.mts', '.js', '.mjs', '.json']) candidates.push(`${base}${ext}`);
+  for (const ext of ['index.ts', 'index.tsx', 'index.js', 'index.mjs']) candidates.push(join(base, ext));
+  return candidates.find((c) => existsSync(c) && statSync(c).isFile());
+}
+
+/**
+ * esbuild plugin: serve an app folder's own files from a virtual namespace whose paths are relative to the app
+ * folder (`firn-app:src/index.ts`), so nothing in the bundle depends on where the folder is on
+ * disk; `@firn/app` resolves to this installation's SDK whatever the app folder has installed.
+ * Relative imports that leave the app folder resolve normally (their path is then relative to
+ * the installation). Bare imports resolve from the app folder, then the installation's node_modules.
+ * With `entry`, the image's app module (IMAGE_APP_MODULE) becomes that app; `firn-app:PATH`
+ * names a file of the app folder.
+ */
+export function appSourcePlugin(appDir: string, entry?: string): Plugin {
+  const sdk = join(repoRoot(), 'packages', 'app', 'src');
+  const imageAppModule = join(repoRoot(), ...IMAGE_APP_MODULE.split('/'));
+  return {
+    name: 'firn-app-source',
+    setup(b) {
+      b.onLoad({ filter: /imageApp\.ts$/ }, (args) => {
+        if (entry === undefined || resolve(args.path) !== imageAppModule) return undefined;
+        return {
+          contents: [
+            `import app from ${JSON.stringify(`${APP_NS}:${entry}`)};`,
+            `import { isFirnApp } from '@firn/app';`,
+            `if (!isFirnApp(app)) throw new Error('the app entry ${entry} must export default defineApp({...})');`,
+            'export default app;',
+          ].join('\n'),
+          loader: 'ts',
+          resolveDir: dirname(imageAppModule),
+        };
+      });
+      b.onResolve({ filter: /^@firn\/app(\/(testing|signData))?$/ }, (args) => {
+        const sub = args.path.split('/')[2];
+        return { path: join(sdk, `${sub ?? 'index'}.ts`) };
+      });
+      b.onResolve({ filter: new RegExp(`^${APP_NS}:`) }, (args) => ({
+        path: args.path.slice(APP_NS.length + 1),
+        namespace: APP_NS,
+      }));
+      b.onResolve({ filter: /^\.\.?(\/|$)/, namespace: APP_NS }, (args) => {
+        const abs = resolveFile(join(appDir, dirname(args.importer), args.path));
+        if (abs === undefined)
+          return {
+            errors: [{ text: `cannot resolve ${args.path} from ${args.importer} in the app folder` }],
+          };
+        const rel = relative(appDir, abs);
+        if (rel.startsWith('..') || isAbsolute(rel)) return { path: abs };
+        return { path: toPosix(rel), namespace: APP_NS };
+      });
+      b.onLoad({ filter: /.*/, namespace: APP_NS }, (args) => {
+        const abs = join(appDir, ...args.path.split('/'));
+        const loader = LOADERS[extname(abs)];
+        if (loader === undefined)
+          return { errors: [{ text: `the app imports ${args.path}, which is not code` }] };
+        return { contents: readFileSync(abs), loader, resolveDir: dirname(abs) };
+      });
+    },
+  };
+}
+
+/** What to build into an image besides the framework. */
+export interface BuildEnclaveImageOptions {
+  /**
+   * Serve this app instead of the first-party `firn-ml`: `dir` is the app folder (absolute),
+   * `entry` its module exporting `defineApp(...)` as default, relative to `dir` ('/'-separated).
+   */
+  app?: { dir: string; entry: string };
+}
+
 /**
  * Build the enclave image into `dir` (default packages/enclave/dist/image, replaced): bundle the
  * enclave program with its framework and the ML runtimes' JavaScript into app/enclave.mjs (no
@@ -112,12 +214,30 @@ const optionalAbsent: Plugin = {
  * start. Deterministic for the same sources, dependencies and Node binary.
  * Throws if esbuild leaves an external package or a runtime file is missing.
  */
-export async function buildEnclaveImage(dir = defaultImageDir()): Promise<EnclaveImage> {
+export async function buildEnclaveImage(
+  dir = defaultImageDir(),
+  opts: BuildEnclaveImageOptions = {},
+): Promise<EnclaveImage> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'app'), { recursive: true });
   const entry = join(dir, ...ENCLAVE_IMAGE_ENTRY.split('/'));
+  const root = repoRoot();
   const result = await build({
-    entryPoints: [join(repoRoot(), 'packages', 'enclave', 'src', 'main.ts')],
+    // The entry runs describeApp.ts first (it answers --describe-app and exits), then the program.
+    stdin: {
+      contents: [
+        "import './packages/enclave/src/runtime/describeApp.ts';",
+        "import './packages/enclave/src/main.ts';",
+      ].join('\n'),
+      resolveDir: root,
+      sourcefile: 'firn-image-entry.ts',
+      loader: 'ts',
+    },
+    // Paths in the bundle (esbuild's module comments and CommonJS keys) are relative to the
+    // installation, and the app's own files live in a location-free namespace: the same sources
+    // give the same bytes wherever the installation and the app folder are.
+    absWorkingDir: root,
+    nodePaths: [join(root, 'node_modules')],
     outfile: entry,
     bundle: true,
     platform: 'node',
@@ -126,7 +246,12 @@ export async function buildEnclaveImage(dir = defaultImageDir()): Promise<Enclav
     legalComments: 'none',
     logLevel: 'error',
     metafile: true,
-    plugins: [ortBindingFromImage, optionalAbsent],
+    charset: 'utf8',
+    plugins: [
+      ortBindingFromImage,
+      optionalAbsent,
+      ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : []),
+    ],
     banner: {
       // CommonJS code in the bundle (emscripten's glue in tfjs-backend-wasm) expects require,
       // __filename and __dirname; ESM has none, so they are defined from the bundle's own URL.
@@ -181,6 +306,135 @@ export function readEnclaveImage(
     nodeVersion: v.manifest.node.version,
     digest: v.digest,
     measurement: measurementDigest('simulated', [v.digest]),
+  };
+}
+
+/** Where an app folder's entry is looked for, in this order. */
+export const APP_ENTRY_CANDIDATES = [
+  'src/index.ts',
+  'src/index.js',
+  'src/index.mjs',
+  'index.ts',
+  'index.js',
+  'index.mjs',
+];
+
+export interface BuildAppImageOptions {
+  /** The app folder (anywhere on disk). */
+  appDir: string;
+  /** The image directory to write (replaced); default APP_DIR/dist/firn-image. */
+  outDir?: string;
+  /** The entry module relative to appDir; default the first of APP_ENTRY_CANDIDATES that exists. */
+  entry?: string;
+}
+
+export interface AppImage {
+  image: EnclaveImage;
+  /** The simulated measurement (hex): what governance allow-lists and the node registers. */
+  measurement: Hex;
+  /** The image digest (hex, the manifest's tagged hash). */
+  imageDigest: Hex;
+  app: AppDescription;
+}
+
+/**
+ * `firn app build`: bundle the app in `appDir` with the enclave framework into an enclave image
+ * (docs/decisions/1080-app-model.md, 1081-reproducible-app-build.md), then ask the built entry
+ * which app it serves (`describeEnclaveImage`). Errors: E_NOT_FOUND (no app entry),
+ * E_CONFLICT (outDir exists and is not an image, so it is not deleted), E_INVALID_INPUT (the
+ * entry does not export an app), esbuild's errors for code that does not build.
+ */
+export async function buildAppImage(opts: BuildAppImageOptions): Promise<AppImage> {
+  const appDir = resolve(opts.appDir);
+  if (!existsSync(appDir) || !statSync(appDir).isDirectory())
+    throw new FirnError('E_NOT_FOUND', `app folder ${appDir} does not exist`);
+  const entry = opts.entry ?? APP_ENTRY_CANDIDATES.find((c) => existsSync(join(appDir, ...c.split('/'))));
+  if (entry === undefined || !existsSync(join(appDir, ...entry.split('/'))))
+    throw new FirnError(
+      'E_NOT_FOUND',
+      `no app entry in ${appDir}: create ${APP_ENTRY_CANDIDATES[0]} exporting default defineApp({...})`,
+    );
+  const outDir = resolve(opts.outDir ?? join(appDir, 'dist', 'firn-image'));
+  if (
+    existsSync(outDir) &&
+    readdirSync(outDir).length > 0 &&
+    !existsSync(join(outDir, ENCLAVE_IMAGE_MANIFEST))
+  )
+    throw new FirnError('E_CONFLICT', `${outDir} exists and is not an enclave image; pick another --out`);
+  let image: EnclaveImage;
+  try {
+    image = await buildEnclaveImage(outDir, { app: { dir: appDir, entry: toPosix(entry) } });
+  } catch (e) {
+    rmSync(outDir, { recursive: true, force: true });
+    const errors = (e as { errors?: { text?: string; location?: { file?: string; line?: number } | null }[] })
+      .errors;
+    if (!Array.isArray(errors) || errors.length === 0) throw e;
+    const first = errors[0]!;
+    const at = first.location?.file ? ` (${first.location.file}:${first.location.line})` : '';
+    throw new FirnError('E_INVALID_INPUT', `the app does not build: ${first.text}${at}`, { cause: e });
+  }
+  let app: AppDescription;
+  try {
+    app = describeEnclaveImage(outDir);
+  } catch (e) {
+    // An image whose app does not load is never left behind to be hosted.
+    rmSync(outDir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    image,
+    measurement: bytesToHex(image.measurement),
+    imageDigest: bytesToHex(image.digest),
+    app,
+  };
+}
+
+/**
+ * The app a built image serves: runs `node <image>/app/enclave.mjs --describe-app` with an empty
+ * environment (no platform, no keys; it exits before the enclave program starts) and checks the
+ * answer. Throws E_INVALID_INPUT when the app's module throws on load (its error line quoted),
+ * E_IMAGE_MISMATCH when the entry answers with something that is not an app description.
+ */
+export function describeEnclaveImage(dir: string): AppDescription {
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, [join(dir, ...ENCLAVE_IMAGE_ENTRY.split('/')), '--describe-app'], {
+      env: {},
+      encoding: 'utf8',
+      timeout: 60_000,
+      maxBuffer: 64 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    // The app's module threw while loading: report its error line, not the bundle's stack.
+    const stderr = String((e as { stderr?: unknown }).stderr ?? '');
+    const line = /^(?:\w*Error|FirnError)(?: \[\w+\])?: (.+)$/m.exec(stderr)?.[1];
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `the app failed to load in its image: ${(line ?? stderr.trim().split('\n').pop() ?? 'no output').slice(0, 300)}`,
+    );
+  }
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(out.trim()) as Record<string, unknown>;
+  } catch {
+    throw new FirnError('E_IMAGE_MISMATCH', 'the image entry answered --describe-app with no JSON');
+  }
+  if (
+    o.format !== APP_FORMAT ||
+    typeof o.name !== 'string' ||
+    typeof o.version !== 'string' ||
+    !Array.isArray(o.workloads)
+  )
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      'the image entry answered --describe-app with no app description',
+    );
+  return {
+    format: APP_FORMAT,
+    name: assertRole(o.name, 'app name'),
+    version: o.version.slice(0, 32),
+    workloads: o.workloads.map((w) => assertRole(w, 'workload name')),
   };
 }
 

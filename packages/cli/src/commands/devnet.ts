@@ -1,7 +1,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
-import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
+import { runInferenceDemo, runRewardsDemo, runTrainingDemo, runTwoOwnerInferenceDemo } from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
@@ -18,6 +18,8 @@ export interface DevnetCommandOptions {
   exitAfterDemo?: boolean;
   dashboard?: boolean;
   dashboardPort?: string;
+  /** App folders to host, one node each (`--app DIR`, repeatable). */
+  app?: string[];
 }
 
 export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
@@ -29,6 +31,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     verifiers: Number(o.verifiers),
     gpuNodes: Number(o.gpuNodes),
     readyTimeout: Number(o.readyTimeout),
+    ...(o.app && o.app.length > 0 ? { apps: o.app } : {}),
     log,
     dashboard: o.dashboard !== false,
     dashboardPort: Number(o.dashboardPort ?? 0),
@@ -47,6 +50,10 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
   const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
+  for (const [i, a] of net.apps.entries())
+    log(
+      `app ${a.name} ${a.version}: measurement ${a.measurement}, workloads ${a.workloads.join(', ')}, node ${net.nodes[net.nodes.length - net.apps.length + i]!.url}`,
+    );
   if (o.stateFile) {
     // It holds the devnet accounts' private keys: owner-only, like the key files.
     writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2), { mode: 0o600 });
@@ -60,6 +67,7 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
     try {
       const print = (l: string) => process.stdout.write(`${l}\n`);
       await runInferenceDemo(net.state, print);
+      await runTwoOwnerInferenceDemo(net.state, print);
       await runTrainingDemo(net.state, print);
       await runRewardsDemo(net.state, print);
     } catch (e) {
@@ -87,6 +95,12 @@ export function registerDevnet(program: Command): void {
     .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
     .option('--no-dashboard', 'do not serve the web dashboard')
     .option('--dashboard-port <n>', 'port of the web dashboard (0: any free port)', '0')
+    .option(
+      '--app <dir>',
+      'host a developer app (repeatable): its own image, node, Enclave ID and registration',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .action(async (o: DevnetCommandOptions) => {
       try {
         await runDevnet(o);

@@ -18,6 +18,7 @@ import { hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
+import { appBundle, spawnAppNodes } from './nodeApps.ts';
 import { printError } from '../output.ts';
 
 export interface NodeStartOptions extends CollateralArgs {
@@ -46,6 +47,8 @@ export interface NodeStartOptions extends CollateralArgs {
   gramineLibDir?: string[];
   gramineBin?: string;
   gramineSignBin?: string;
+  /** Host these app folders (nodeApps.ts): one runs in this process, several spawn one node each. */
+  app?: string[];
 }
 
 /**
@@ -129,7 +132,9 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       }
     }
   }
-  const bundlePath = await bundleOf(o.bundle);
+  if (o.app && o.app.length > 0 && o.bundle) throw new InvalidInputError('pass --app or --bundle, not both');
+  const bundlePath =
+    o.app && o.app.length === 1 ? await appBundle(o.app[0]!, o.dataDir) : await bundleOf(o.bundle);
   const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
   const chain = o.register ? await resolveChain(o) : undefined;
   const operatorKey = chain
@@ -277,8 +282,23 @@ export function registerNode(program: Command): void {
     )
     .option('--gramine-bin <file>', 'gramine-sgx executable (default: from PATH)')
     .option('--gramine-sign-bin <file>', 'gramine-sgx-sign executable (default: from PATH)')
+    .option(
+      '--app <dir>',
+      "host this app folder (repeatable: one node per app); builds and runs the app's enclave image",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .action(async (o: NodeStartOptions) => {
       try {
+        if (o.app && o.app.length > 1) {
+          const children = spawnAppNodes(process.argv.slice(2), o.app, o);
+          const stopAll = () => {
+            for (const c of children) c.kill('SIGTERM');
+          };
+          process.once('SIGINT', stopAll);
+          process.once('SIGTERM', stopAll);
+          return;
+        }
         const n = await startNodeCommand(o);
         const stop = () => {
           void n.stop().finally(() => process.exit(0));

@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { createFirnClients, firnJobMarketAbi } from '@firn/chain';
-import { type ProofCheck, verifyWorkProof } from '@firn/client';
+import { loadDevnetState, type ProofCheck, verifyWorkProof } from '@firn/client';
 import { FirnError, MAX_WORK_PROOF_JSON_BYTES, parseWorkProofJson } from '@firn/core';
 import type { Command } from 'commander';
 import { createPublicClient, http, isAddress, zeroAddress } from 'viem';
 import { printError, printJson } from '../output.ts';
 
 export interface ProofVerifyOptions {
-  rpc: string;
+  rpc?: string;
+  /** A devnet state file: its RPC URL and job market (pinned) unless --rpc / --market say otherwise. */
+  devnet?: string;
   /** Pin the job market; without it the market named in the proof is used (and reported). */
   market?: string;
   json?: boolean;
@@ -25,17 +27,23 @@ export async function proofVerifyCommand(
   const text = readFileSync(file, 'utf8');
   if (text.length > MAX_WORK_PROOF_JSON_BYTES) throw new FirnError('E_TOO_LARGE', 'proof file too large');
   const parsed = parseWorkProofJson(text);
+  if (o.devnet !== undefined) {
+    const state = loadDevnetState(o.devnet);
+    o = { ...o, rpc: o.rpc ?? state.rpcUrl, market: o.market ?? state.contracts.jobMarket };
+  }
+  if (o.rpc === undefined) throw new FirnError('E_INVALID_INPUT', 'pass --rpc URL or --devnet STATE.json');
   if (o.market !== undefined && !isAddress(o.market))
     throw new FirnError('E_INVALID_INPUT', '--market is not an address');
   const market = (o.market ?? parsed.domain.jobMarket) as `0x${string}`;
-  const pub = createPublicClient({ transport: http(o.rpc) });
+  const rpc = o.rpc;
+  const pub = createPublicClient({ transport: http(rpc) });
   const chainId = await pub.getChainId();
   const registry = await pub.readContract({
     address: market,
     abi: firnJobMarketAbi,
     functionName: 'registry',
   });
-  const clients = createFirnClients(o.rpc, undefined, {
+  const clients = createFirnClients(rpc, undefined, {
     chainId,
     registry,
     verifierSet: zeroAddress,
@@ -52,7 +60,8 @@ export function registerProof(program: Command): void {
   proof
     .command('verify <file>')
     .description('verify a PROOF.json against the chain')
-    .requiredOption('--rpc <url>', 'RPC URL')
+    .option('--rpc <url>', 'RPC URL')
+    .option('--devnet <file>', 'devnet state file (its RPC URL and job market)')
     .option('--market <address>', 'expected job market (recommended: pins the EIP-712 domain)')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, o: ProofVerifyOptions) => {

@@ -26,6 +26,7 @@ import { type DashboardServer, serveDashboard } from '@firn/dashboard';
 import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
+import { buildDevnetApps, type DevnetApp } from './devnetApps.ts';
 import { startDevnetKms } from './startKms.ts';
 
 export interface DevnetOptions {
@@ -36,6 +37,8 @@ export interface DevnetOptions {
   gpuNodes?: number;
   /** Seconds to wait for every node to become Active. */
   readyTimeout: number;
+  /** App folders to host (`--app DIR`, repeatable): each gets its own image, node and registration. */
+  apps?: string[];
   log: (line: string) => void;
   /** Serve the web dashboard (default true); its URL goes to the state as `dashboardUrl`. */
   dashboard?: boolean;
@@ -61,6 +64,8 @@ export interface Devnet {
   nodes: DevnetNode[];
   verifiers: { address: Hex; child: ChildProcess }[];
   state: DevnetState;
+  /** The hosted developer apps (devnetApps.ts), in `--app` order. */
+  apps: DevnetApp[];
   stop(): Promise<void>;
 }
 
@@ -70,7 +75,14 @@ export interface DevnetState extends DevnetStateFile {
   simulatedRootFile: string;
   simulatedGpuRootFile: string;
   nodes: (DevnetStateFile['nodes'][number] & { operator: Hex; restart: string[] })[];
-  accounts: { deployer: { address: Hex; privateKey: Hex }; requester: { address: Hex; privateKey: Hex } };
+  accounts: {
+    deployer: { address: Hex; privateKey: Hex };
+    requester: { address: Hex; privateKey: Hex };
+    /** A second funded party (e.g. the other data owner of a clean room). */
+    dataOwner?: { address: Hex; privateKey: Hex };
+  };
+  /** The hosted developer apps and the endpoints of the nodes that run them. */
+  apps?: (DevnetApp & { nodes: string[] })[];
   /** The web dashboard serving this devnet (apps/dashboard), when started. */
   dashboardUrl?: string;
 }
@@ -91,6 +103,22 @@ function spawnFirn(args: string[], env: Record<string, string>, logFile: string)
   return child;
 }
 
+/** Wait until `count` nodes are registered (any status); E_TIMEOUT after `timeoutS`. */
+async function waitRegistered(
+  rpcUrl: string,
+  deployment: FirnDeployment,
+  count: number,
+  timeoutS: number,
+): Promise<void> {
+  const reader = createFirnClients(rpcUrl, undefined, deployment, { pollingIntervalMs: 50 });
+  const until = Date.now() + timeoutS * 1000;
+  while ((await listNodes(reader)).length < count) {
+    if (Date.now() > until)
+      throw new FirnError('E_TIMEOUT', `the ${count} regular nodes did not register within ${timeoutS}s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /**
  * Bring up a whole firn network on this machine: anvil, the contracts, verifiers and nodes on the
  * simulated TEE, each node and verifier a separate process, and wait until every node is Active.
@@ -106,8 +134,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const bundle = await buildEnclaveBundle();
   const measurement = bytesToHex(bundle.measurement);
   log(`enclave measurement ${measurement}`);
+  const apps = await buildDevnetApps(o.apps ?? [], join(dir, 'apps'), log);
+  // One node per app, after the regular ones.
+  const nodeCount = o.nodes + apps.length;
 
-  const anvil = await startAnvil({ accounts: 12 + o.nodes + o.verifiers });
+  const anvil = await startAnvil({ accounts: 12 + nodeCount + o.verifiers });
   const children: ChildProcess[] = [];
   let dashboard: Promise<DashboardServer> | undefined;
   const stop = async () => {
@@ -123,7 +154,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   try {
     const [deployer, requester, ...rest] = anvil.accounts;
     const verifierAccounts = rest.slice(0, o.verifiers);
-    const operatorAccounts = rest.slice(o.verifiers, o.verifiers + o.nodes);
+    const operatorAccounts = rest.slice(o.verifiers, o.verifiers + nodeCount);
+    const dataOwner = rest[o.verifiers + nodeCount]!;
     log(`anvil on ${anvil.rpcUrl}; deploying contracts`);
     // Every contract is handed to a timelock; the devnet's delay is short and the deployer
     // proposes and executes (firn gov). The allow-list and the verifiers' admission are set at
@@ -144,7 +176,10 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       answerWindow: DEVNET_ECONOMICS.answerWindow,
       epochBudgetBps: 5000,
       poolDeposit: parseEther('1'),
-      measurements: [{ teeType: TEE_TYPES.simulated, measurement }],
+      measurements: [
+        { teeType: TEE_TYPES.simulated, measurement },
+        ...apps.map((a) => ({ teeType: TEE_TYPES.simulated, measurement: a.measurement })),
+      ],
       verifiers: verifierAccounts.map((a) => a.address),
       pollingIntervalMs: 50,
     });
@@ -218,6 +253,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     const nodes: DevnetNode[] = [];
     for (const [i, acct] of operatorAccounts.entries()) {
       const index = i + 1;
+      // App nodes register after the regular ones, so a client choosing "the first Active node"
+      // (the demo's jobs) still lands on a node of the first-party image.
+      if (index === o.nodes + 1) await waitRegistered(anvil.rpcUrl, deployment, o.nodes, o.readyTimeout);
       const platformFile = join(dir, 'platforms', `machine-${index}.json`);
       writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)), { mode: 0o600 });
       const keyFile = join(dir, 'keys', `operator-${index}.key`);
@@ -238,12 +276,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--key-file',
         keyFile,
         '--bundle',
-        bundle.path,
+        index > o.nodes ? apps[index - o.nodes - 1]!.entry : bundle.path,
         '--stake',
         '2',
       ];
       if (index === 1) args.push('--kms-url', kms.url, '--kms-address', kms.address);
-      if (index > o.nodes - (o.gpuNodes ?? 1)) {
+      if (index <= o.nodes && index > o.nodes - (o.gpuNodes ?? 1)) {
         const gpu = await createSimulatedGpu({
           root: gpuRoot,
           driverVersion: '570.124.06',
@@ -331,14 +369,17 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         };
       }),
       verifiers: verifiers.map((v) => ({ address: v.address, pid: v.child.pid ?? 0 })),
-      accounts: { deployer: deployer!, requester: requester! },
+      accounts: { deployer: deployer!, requester: requester!, dataOwner },
       requesterKem: {
         privateKey: bytesToHex(requesterKem.privateKey),
         publicKey: bytesToHex(requesterKem.publicKey),
       },
       ...(dashboardUrl === undefined ? {} : { dashboardUrl }),
+      ...(apps.length === 0
+        ? {}
+        : { apps: apps.map((a, i) => ({ ...a, nodes: [nodes[o.nodes + i]!.url] })) }),
     };
-    return { anvil, deployment, dir, nodes, verifiers, state, stop };
+    return { anvil, deployment, dir, nodes, verifiers, state, apps, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -1,7 +1,10 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
+import { signDataRecord } from '@firn/app/signData';
 import {
   bytesToHex,
+  computeAppWorkloadHash,
   computeInputCommitment,
   computeOutputCommitment,
   computeWorkloadHash,
@@ -35,6 +38,7 @@ import {
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
+import { jobRecipients } from './recipients.ts';
 import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
 
 /** Largest sealed input the enclave reads from host storage. */
@@ -51,8 +55,12 @@ export interface RunJobParams {
   inputPaths: Record<string, string>;
   /** The job as posted on chain: the enclave refuses to run anything else. */
   onChain: { workloadHash: Hex; inputCommitment: Hex };
-  /** The domain the host will submit the proof under; must equal the one in the request. */
-  domain: { chainId: number; jobMarket: Hex };
+  /**
+   * The domain the host will submit the proof under; must equal the one in the request.
+   * `dataLedger`: the FirnDataLedger the app's signed-data records are signed for (same chain);
+   * without it a workload's `ctx.signData` fails with E_UNSUPPORTED.
+   */
+  domain: { chainId: number; jobMarket: Hex; dataLedger?: Hex };
   /** Host directory where the enclave writes sealed outputs (ciphertext only). */
   outputDir: string;
 }
@@ -71,6 +79,8 @@ export interface RunJobResult {
   outputs: RunJobOutput[];
   /** Channel response (base64): the job summary sealed to the requester. */
   response: string;
+  /** Records the app signed with `ctx.signData`, in call order, for the node to post (public). */
+  signedData: SignedDataRecord[];
 }
 
 const bigintText = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
@@ -96,7 +106,13 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
       workloadHash: bytesToHex(hexBytes(onChain.workloadHash, 'workloadHash', 32)),
       inputCommitment: bytesToHex(hexBytes(onChain.inputCommitment, 'inputCommitment', 32)),
     },
-    domain: { chainId: domain.chainId, jobMarket: bytesToHex(hexBytes(domain.jobMarket, 'jobMarket', 20)) },
+    domain: {
+      chainId: domain.chainId,
+      jobMarket: bytesToHex(hexBytes(domain.jobMarket, 'jobMarket', 20)),
+      ...(domain.dataLedger === undefined
+        ? {}
+        : { dataLedger: bytesToHex(hexBytes(domain.dataLedger, 'dataLedger', 20)) }),
+    },
     outputDir: p.outputDir,
   };
 }
@@ -203,13 +219,36 @@ export function checkRequestAgainstChain(
   if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
   if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
     throw fail('E_JOB_INVALID', 'the request names another chain or job market');
-  const workloadHash = computeWorkloadHash(req.kind, req.params, req.inputs);
+  // A request that names its app commits to it in the workload hash (docs/decisions/1080-app-model.md).
+  const workloadHash =
+    req.app === undefined
+      ? computeWorkloadHash(req.kind, req.params, req.inputs)
+      : computeAppWorkloadHash(req.app, req.kind, req.params, req.inputs);
   const inputCommitment = computeInputCommitment(req.inputs.map((i) => i.artifactId));
   if (!same(workloadHash, p.onChain.workloadHash))
     throw fail('E_JOB_INVALID', 'workload hash differs from the on-chain job');
   if (!same(inputCommitment, p.onChain.inputCommitment))
     throw fail('E_JOB_INVALID', 'input commitment differs from the on-chain job');
   return { workloadHash, inputCommitment };
+}
+
+/**
+ * Check that this enclave serves the job: the request's `app` (when given) is this image's
+ * measurement, and the app defines the workload `kind`. Raises E_UNSUPPORTED naming which.
+ */
+export function checkRequestServed(
+  req: Pick<JobRequest, 'kind' | 'app'>,
+  ctx: Pick<EnclaveContext, 'measurement'>,
+  workloads: Record<string, Workload>,
+): Workload {
+  if (req.app !== undefined && !same(req.app, bytesToHex(ctx.measurement)))
+    throw fail(
+      'E_UNSUPPORTED',
+      `the job is for app ${req.app}; this enclave serves ${bytesToHex(ctx.measurement)}`,
+    );
+  const w = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
+  if (w === undefined) throw fail('E_UNSUPPORTED', `this app has no workload "${req.kind}"`);
+  return w;
 }
 
 export interface JobHandlerOptions {
@@ -318,8 +357,7 @@ export function createPreflightJobHandler(
     try {
       const req = parseRequest(plaintext, parseJobRequest, 'job');
       const { workloadHash } = checkRequestAgainstChain(req, p);
-      if (!Object.hasOwn(opts.workloads, req.kind))
-        throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
+      checkRequestServed(req, ctx, opts.workloads);
       verifyRequestGrants(req, p.jobId, ctx, ctx.time.now(clock()), workloadHash);
       opts.preflight.put(p.jobId, { enc: p.enc, request: p.request, channel, req, at: Date.now() });
       return { ok: true };
@@ -441,18 +479,41 @@ async function runRequest(
   const now = () => ctx.time.now(clock());
   const startedAt = now();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
-  const workload = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
-  if (workload === undefined) throw fail('E_UNSUPPORTED', `unknown job kind ${req.kind}`);
+  checkRequestServed(req, ctx, workloads);
+  // The requester and every recipient the job's params list (1101), all covered by the workload hash.
+  const recipients = jobRecipients(req.resultRecipient, req.params);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
   const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
 
+  // Events come from the app (through the runtime child): plain JSON objects up to 64 KiB, else
+  // the job fails (E_JOB_FAILED) instead of the enclave process throwing while relaying them.
   const emitProgress = (event: Record<string, unknown>) => {
-    const msg = channel.sealEvent(utf8(JSON.stringify(event, bigintText)));
+    const msg = channel.sealEvent(utf8(appEventJson(event)));
     ctx.env.emit?.('jobEvent', { jobId: p.jobId, message: Buffer.from(msg).toString('base64') });
   };
   emitProgress({ stage: 'started', kind: req.kind });
+  // Records the app asks for; signed here, in the process that holds the key, never in the runtime.
+  const signedData: SignedDataRecord[] = [];
+  const signData = async (digest: Uint8Array, o: { topic: string }): Promise<SignedDataRecord> => {
+    if (p.domain.dataLedger === undefined)
+      throw fail(
+        'E_UNSUPPORTED',
+        'the node named no data ledger for this job, so the enclave cannot sign data',
+      );
+    if (signedData.length >= MAX_SIGNED_DATA_PER_JOB)
+      throw fail('E_TOO_LARGE', `a job signs at most ${MAX_SIGNED_DATA_PER_JOB} data records`);
+    const record = signDataRecord(
+      { signingKey: keys.signingKey, enclaveId: ctx.enclaveId() },
+      { chainId: req.chainId, address: p.domain.dataLedger },
+      digest,
+      o.topic,
+      p.jobId,
+    );
+    signedData.push(record);
+    return record;
+  };
   let result: Awaited<ReturnType<Workload>>;
   try {
     result = await runtime.runWorkload(req.kind, {
@@ -460,21 +521,21 @@ async function runRequest(
       inputs,
       progress: emitProgress,
       now,
+      signData,
     });
   } catch (e) {
-    // Typed workload errors pass through; anything else is reported without its message.
+    // Typed workload errors pass through (the runtime maps them to app codes); anything else is
+    // reported without its message.
     if (isFirnError(e)) throw e;
     throw fail('E_JOB_FAILED', 'the workload failed');
   }
-  if (result.outputs.length === 0 || result.outputs.length > MAX_OUTPUTS)
+  checkWorkloadResult(result);
+  if (result.outputs.length > MAX_OUTPUTS)
     throw fail('E_JOB_FAILED', `a workload must return 1..${MAX_OUTPUTS} outputs`);
-  if (result.workUnits < 0n || result.workUnits >= 1n << 64n)
-    throw fail('E_JOB_FAILED', 'workUnits out of range');
 
-  const recipient = hexBytes(req.resultRecipient, 'resultRecipient', 32);
   const outputs: RunJobOutput[] = [];
   for (const o of result.outputs as WorkloadOutput[]) {
-    const sealed = await sealArtifact(o.bytes, { recipients: [recipient], contentType: o.contentType });
+    const sealed = await sealArtifact(o.bytes, { recipients, contentType: o.contentType });
     const id = artifactId(sealed);
     const path = join(p.outputDir, id.slice(2));
     await writeFile(`${path}.part`, sealed);
@@ -503,6 +564,7 @@ async function runRequest(
     workUnits: result.workUnits.toString(),
     ...(result.report === undefined ? {} : { report: result.report }),
     outputDigests: result.outputs.map((o) => bytesToHex(sha256(o.bytes))),
+    ...(signedData.length === 0 ? {} : { signedData }),
   };
   const response = Buffer.from(channel.sealResponse(utf8(JSON.stringify(summary, bigintText)))).toString(
     'base64',
@@ -511,5 +573,6 @@ async function runRequest(
     proof: workProofToJson(proof, signature, p.domain, bytesToHex(keys.enclaveAddress)),
     outputs,
     response,
+    signedData,
   };
 }

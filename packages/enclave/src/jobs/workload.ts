@@ -1,27 +1,25 @@
-import type { Hex } from '@firn/core';
+/**
+ * The workload types of the enclave framework are the app SDK's (`@firn/app`): a first-party
+ * workload (inference, training) is written exactly like a developer's.
+ */
+export type {
+  AppInput as WorkloadInput,
+  AppOutput as WorkloadOutput,
+  Workload,
+  WorkloadContext,
+  WorkloadResult,
+  WorkloadRunContext,
+} from '@firn/app';
 
-export interface WorkloadInput {
-  role: string;
-  artifactId: Hex;
-  contentType: string;
-  bytes: Uint8Array;
+import type { AppInput, WorkloadContext } from '@firn/app';
+
+/**
+ * The part of the context the first-party workloads read (params, inputs, progress, time), so
+ * their tests and tools can call them with a plain object; every WorkloadContext is one.
+ */
+export interface BasicWorkloadContext {
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly inputs: readonly AppInput[];
+  progress: WorkloadContext['progress'];
+  now: WorkloadContext['now'];
 }
-export interface WorkloadOutput {
-  role: string;
-  contentType: string;
-  bytes: Uint8Array;
-}
-export interface WorkloadContext {
-  params: Record<string, unknown>;
-  inputs: WorkloadInput[];
-  /** Emit a progress event to the requester (encrypted by the framework). */
-  progress(event: Record<string, unknown>): void;
-  /** Unix seconds. */
-  now(): number;
-}
-export interface WorkloadResult {
-  outputs: WorkloadOutput[];
-  workUnits: bigint;
-  report?: Record<string, unknown>;
-}
-export type Workload = (ctx: WorkloadContext) => Promise<WorkloadResult>;

@@ -1,7 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { FirnError, isFirnError, toErrorBody } from '@firn/core';
+import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
+import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadOnnxModel, type TensorMap } from '@firn/ml';
-import type { Workload, WorkloadContext, WorkloadInput, WorkloadResult } from '../jobs/workload.ts';
+import type { Workload, WorkloadInput, WorkloadResult, WorkloadRunContext } from '../jobs/workload.ts';
 
 /**
  * Where a job's ML runtime runs (docs/decisions/0851-ml-runtime-process.md). The enclave process
@@ -27,8 +28,12 @@ export interface RuntimeModel {
 }
 
 export interface MlRuntime {
-  /** Run one workload (job kind) to completion; progress events are forwarded as they come. */
-  runWorkload(kind: string, ctx: WorkloadContext): Promise<WorkloadResult>;
+  /**
+   * Run one workload (job kind) to completion; progress events are forwarded as they come and
+   * `signData` calls are answered by `ctx.signData` (in the enclave process, which holds the key).
+   * A workload's failure is a FirnError with an app code (`appErrorBody`).
+   */
+  runWorkload(kind: string, ctx: WorkloadRunContext): Promise<WorkloadResult>;
   /** Load an ONNX model that stays loaded until `release` (one runtime per model). */
   loadModel(bytes: Uint8Array): Promise<RuntimeModel>;
 }
@@ -41,10 +46,15 @@ export function inProcessRuntime(
   load: (bytes: Uint8Array) => Promise<RuntimeModel> = (b) => loadOnnxModel(b, { intraOpThreads: 1 }),
 ): MlRuntime {
   return {
-    runWorkload(kind, ctx) {
+    async runWorkload(kind, ctx) {
       const w = Object.hasOwn(workloads, kind) ? workloads[kind] : undefined;
-      if (w === undefined) return Promise.reject(unknownKind(kind));
-      return w(ctx);
+      if (w === undefined) throw unknownKind(kind);
+      try {
+        return await w(createWorkloadContext(ctx));
+      } catch (e) {
+        const b = appErrorBody(e);
+        throw new FirnError(b.code, b.message);
+      }
     },
     loadModel: load,
   };
@@ -63,12 +73,21 @@ type ToWorker =
     }
   | { id: number; op: 'load'; bytes: Uint8Array }
   | { id: number; op: 'infer'; inputs: TensorMap }
-  | { id: number; op: 'release' };
+  | { id: number; op: 'release' }
+  /** The parent's answer to a `signData` request of run `id` (call = the child's counter). */
+  | {
+      id: number;
+      op: 'signed';
+      call: number;
+      record?: SignedDataRecord;
+      error?: { code: string; message: string };
+    };
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 type FromWorker =
   | { id: number; progress: Record<string, unknown> }
+  | { id: number; signData: { call: number; digest: Uint8Array; topic: string } }
   | { id: number; result: unknown }
   | { id: number; error: { code: string; message: string } };
 
@@ -98,6 +117,7 @@ class RuntimeChild {
       resolve: (v: unknown) => void;
       reject: (e: unknown) => void;
       progress?: (e: Record<string, unknown>) => void;
+      signData?: (digest: Uint8Array, opts: SignDataOptions) => Promise<SignedDataRecord>;
     }
   >();
   private nextId = 1;
@@ -118,11 +138,22 @@ class RuntimeChild {
       const p = this.pending.get(m.id);
       if (p === undefined) return;
       if ('progress' in m) {
-        p.progress?.(m.progress);
+        try {
+          p.progress?.(m.progress);
+        } catch (e) {
+          // An event the parent cannot relay (not plain JSON, too large) ends the job, not the enclave.
+          this.pending.delete(m.id);
+          p.reject(e);
+          this.stop();
+        }
+        return;
+      }
+      if ('signData' in m) {
+        this.answerSignData(m.id, m.signData, p.signData);
         return;
       }
       this.pending.delete(m.id);
-      if ('error' in m) p.reject(new FirnError(m.error.code as FirnError['code'], m.error.message));
+      if ('error' in m) p.reject(new FirnError(m.error.code as ErrorCode, m.error.message));
       else p.resolve(m.result);
     });
     const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -138,7 +169,33 @@ class RuntimeChild {
     this.child.on('error', () => onGone(null, null));
   }
 
-  call<T>(msg: WithoutId<ToWorker>, progress?: (e: Record<string, unknown>) => void): Promise<T> {
+  /** Sign for the child in this (keyed) process and send the record, or the error, back. */
+  private answerSignData(
+    id: number,
+    req: { call: number; digest: Uint8Array; topic: string },
+    sign: ((digest: Uint8Array, opts: SignDataOptions) => Promise<SignedDataRecord>) | undefined,
+  ): void {
+    const reply = (r: { record: SignedDataRecord } | { error: { code: string; message: string } }) => {
+      if (this.exited === undefined) this.child.send({ id, op: 'signed', call: req.call, ...r } as ToWorker);
+    };
+    // The child is untrusted input here: the signer checks the digest and topic itself.
+    const run = async () => {
+      if (sign === undefined)
+        throw new FirnError('E_UNSUPPORTED', 'signData is not available for this request');
+      const digest = req.digest instanceof Uint8Array ? req.digest : new Uint8Array(0);
+      return sign(digest, { topic: typeof req.topic === 'string' ? req.topic : '' });
+    };
+    run().then(
+      (record) => reply({ record }),
+      (e: unknown) => reply({ error: toErrorBody(e) }),
+    );
+  }
+
+  call<T>(
+    msg: WithoutId<ToWorker>,
+    progress?: (e: Record<string, unknown>) => void,
+    signData?: (digest: Uint8Array, opts: SignDataOptions) => Promise<SignedDataRecord>,
+  ): Promise<T> {
     if (this.exited) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -146,12 +203,18 @@ class RuntimeChild {
         resolve: resolve as (v: unknown) => void,
         reject,
         ...(progress ? { progress } : {}),
+        ...(signData ? { signData } : {}),
       });
       this.child.send({ ...msg, id } as ToWorker, (err) => {
         if (err && this.pending.delete(id))
           reject(this.exited ?? new FirnError('E_RUNTIME_CRASHED', 'the ML runtime process is gone'));
       });
     });
+  }
+
+  /** The error the child's end produced, if it ended (exit, signal, spawn failure). */
+  get crash(): FirnError | undefined {
+    return this.exited;
   }
 
   stop(): void {
@@ -171,7 +234,14 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime
         return await child.call<WorkloadResult>(
           { op: 'run', kind, params: ctx.params, inputs: ctx.inputs, now: ctx.now() },
           (e) => ctx.progress(e),
+          ctx.signData,
         );
+      } catch (e) {
+        // A child speaks for the app's code: only app codes pass; the crash of the child is ours.
+        // (Compared by identity: a child that sends the code E_RUNTIME_CRASHED itself gets E_JOB_FAILED.)
+        if (e !== undefined && e === child.crash) throw e;
+        const b = appErrorBody(e);
+        throw new FirnError(b.code, b.message);
       } finally {
         child.stop();
       }
@@ -207,26 +277,58 @@ function plain(outputs: Record<string, PlainTensor>): Record<string, PlainTensor
  */
 export function serveMlRuntime(workloads: Record<string, Workload>): void {
   const send = (m: FromWorker) => process.send?.(m);
-  const fail = (id: number, e: unknown) =>
+  const fail = (id: number, e: unknown, app = false) =>
     send({
       id,
-      error: isFirnError(e) ? toErrorBody(e) : { code: 'E_JOB_FAILED', message: 'the workload failed' },
+      error: app
+        ? appErrorBody(e)
+        : isFirnError(e)
+          ? toErrorBody(e)
+          : { code: 'E_JOB_FAILED', message: 'the workload failed' },
     });
   let model: Awaited<ReturnType<typeof loadOnnxModel>> | undefined;
+  // signData calls waiting for the parent, by run id and call number.
+  const signing = new Map<string, { resolve: (r: SignedDataRecord) => void; reject: (e: unknown) => void }>();
+  let calls = 0;
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m: ToWorker) => {
+    if (m.op === 'signed') {
+      const key = `${m.id}:${m.call}`;
+      const w = signing.get(key);
+      signing.delete(key);
+      if (m.record !== undefined) w?.resolve(m.record);
+      else
+        w?.reject(
+          new FirnError((m.error?.code ?? 'E_INTERNAL') as ErrorCode, m.error?.message ?? 'signData failed'),
+        );
+      return;
+    }
     void (async () => {
       try {
         if (m.op === 'run') {
           const w = Object.hasOwn(workloads, m.kind) ? workloads[m.kind] : undefined;
           if (w === undefined) throw unknownKind(m.kind);
           const t0 = Date.now();
-          const r = await w({
-            params: m.params,
-            inputs: m.inputs,
-            progress: (e) => send({ id: m.id, progress: e }),
-            now: () => m.now + Math.floor((Date.now() - t0) / 1000),
-          });
+          let r: WorkloadResult;
+          try {
+            r = await w(
+              createWorkloadContext({
+                params: m.params,
+                inputs: m.inputs,
+                progress: (e) => send({ id: m.id, progress: e }),
+                now: () => m.now + Math.floor((Date.now() - t0) / 1000),
+                signData: (digest, opts) =>
+                  new Promise<SignedDataRecord>((resolve, reject) => {
+                    const call = ++calls;
+                    signing.set(`${m.id}:${call}`, { resolve, reject });
+                    send({ id: m.id, signData: { call, digest, topic: opts?.topic } });
+                  }),
+              }),
+            );
+          } catch (e) {
+            fail(m.id, e, true);
+            return;
+          }
           send({ id: m.id, result: r });
         } else if (m.op === 'load') {
           if (model !== undefined) throw new FirnError('E_CONFLICT', 'this runtime already holds a model');

@@ -35,6 +35,7 @@ import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../s
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { QuotaLedger } from '../storage/quota.ts';
 import { Sema } from 'async-sema';
+import { postSignedDataRecords } from './postSignedData.ts';
 import { SessionService } from './sessionApi.ts';
 
 export interface JobApiOptions {
@@ -448,7 +449,14 @@ export class JobService {
           request: body.ciphertext,
           inputPaths: Object.fromEntries(body.inputs.map((id) => [id, this.artifacts.path(id)])),
           onChain,
-          domain: { chainId: this.opts.deployment.chainId, jobMarket: this.opts.deployment.jobMarket },
+          domain: {
+            chainId: this.opts.deployment.chainId,
+            jobMarket: this.opts.deployment.jobMarket,
+            // Apps sign data for this ledger (docs/decisions/1100); none on a deployment without one.
+            ...(/^0x0{40}$/i.test(this.opts.deployment.dataLedger)
+              ? {}
+              : { dataLedger: this.opts.deployment.dataLedger }),
+          },
           outputDir: outDir,
         },
         this.opts.enclaveTimeoutMs ?? 600_000,
@@ -475,6 +483,9 @@ export class JobService {
         this.now(),
       );
       log.info('proof submitted', { outputs: outputs.length, workUnits: p.proof.workUnits });
+      // Enclave-signed data records go to the data ledger after the proof (never failing the job).
+      if (r.signedData !== undefined && r.signedData.length > 0)
+        await postSignedDataRecords(this.clients, r.signedData, log);
     } catch (e) {
       const error = toErrorBody(e);
       log.warn('job failed', { code: error.code });

@@ -12,7 +12,7 @@ import {
   writeSafetensors,
 } from '@firn/ml';
 import { describe, expect, it } from 'vitest';
-import type { WorkloadContext, WorkloadInput, WorkloadResult } from '../workload.ts';
+import type { BasicWorkloadContext, WorkloadInput, WorkloadResult } from '../workload.ts';
 import { sniffDelimiter } from '@firn/ml';
 import { defaultEpochs, type TrainingReport, trainingWorkload } from './training.ts';
 
@@ -32,7 +32,12 @@ async function run(
   inputs: WorkloadInput[],
 ): Promise<{ r: WorkloadResult; events: Record<string, unknown>[] }> {
   const events: Record<string, unknown>[] = [];
-  const ctx: WorkloadContext = { params, inputs, progress: (e) => events.push(e), now: () => 1_700_000_000 };
+  const ctx: BasicWorkloadContext = {
+    params,
+    inputs,
+    progress: (e) => events.push(e),
+    now: () => 1_700_000_000,
+  };
   return { r: await trainingWorkload(ctx), events };
 }
 
@@ -231,7 +236,7 @@ describe('trainingWorkload', () => {
 
   it('refuses bad input with typed errors before training, without quoting data values', async () => {
     let epochs = 0;
-    const ctx = (params: Record<string, unknown>, inputs: WorkloadInput[]): WorkloadContext => ({
+    const ctx = (params: Record<string, unknown>, inputs: WorkloadInput[]): BasicWorkloadContext => ({
       params,
       inputs,
       progress: () => epochs++,

@@ -18,7 +18,7 @@ import {
   weightsFromSafetensors,
   weightsToSafetensors,
 } from '@firn/ml';
-import type { Workload, WorkloadContext, WorkloadInput, WorkloadOutput } from '../workload.ts';
+import type { BasicWorkloadContext, Workload, WorkloadInput, WorkloadOutput } from '../workload.ts';
 
 /** Content types of the training job's inputs and outputs. */
 export const TRAINING_CONTENT_TYPES = {
@@ -171,7 +171,7 @@ function parseHidden(p: Record<string, unknown>): number[] | undefined {
 }
 
 function roleInputs(
-  inputs: WorkloadInput[],
+  inputs: readonly WorkloadInput[],
 ): Record<'dataset' | 'model' | 'weights', WorkloadInput | undefined> {
   const by: Record<string, WorkloadInput> = {};
   for (const i of inputs) {
@@ -270,7 +270,7 @@ function json(v: unknown): Uint8Array {
  * @firn/ml errors; outputs are the trained weights, preprocessing, report, definition and ONNX
  * graph; workUnits = training samples x epochs. It never logs or reports data values.
  */
-export const trainingWorkload: Workload = async (ctx: WorkloadContext) => {
+export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Workload> => {
   const p = ctx.params;
   for (const k of Object.keys(p))
     if (!KNOWN_PARAMS.has(k)) throw jobInvalid(`unknown param ${k.slice(0, 64)}`);
@@ -422,4 +422,4 @@ export const trainingWorkload: Workload = async (ctx: WorkloadContext) => {
   return { outputs, workUnits: BigInt(r.workUnits), report: { backend: m.backend, epochs } };
 };
 
-export const training = trainingWorkload;
+export const training: Workload = trainingWorkload;

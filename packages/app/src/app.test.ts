@@ -1,0 +1,185 @@
+import { hashSignedData } from '@firn/chain';
+import { bytesToHex, FirnError, type Hex, sha256, signedDataDigest, signedDataHash, utf8 } from '@firn/core';
+import { generateSigningKey, recoverAddress } from '@firn/crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  appErrorBody,
+  checkWorkloadResult,
+  createWorkloadContext,
+  defineApp,
+  describeApp,
+  isFirnApp,
+} from './index.ts';
+import { signDataRecord } from './signData.ts';
+import { runWorkload } from './testing.ts';
+
+const code = async (p: Promise<unknown> | (() => unknown)) => {
+  try {
+    await (typeof p === 'function' ? p() : p);
+    return 'ok';
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+};
+
+const app = defineApp({
+  name: 'example',
+  version: '1.0.0',
+  workloads: {
+    async reverse(ctx) {
+      const data = ctx.input('data');
+      await ctx.signData(sha256(data), { topic: 'digest' });
+      ctx.progress({ n: data.length });
+      return {
+        outputs: [{ role: 'result', contentType: 'text/plain', bytes: data.slice().reverse() }],
+        workUnits: 1n,
+      };
+    },
+    async twice() {
+      const o = { role: 'a', contentType: 'text/plain', bytes: new Uint8Array(1) };
+      return { outputs: [o, o], workUnits: 1n };
+    },
+  },
+});
+
+describe('defineApp', () => {
+  it('checks the name, version and workload names, and freezes the app', async () => {
+    expect(isFirnApp(app)).toBe(true);
+    expect(describeApp(app)).toEqual({
+      format: 'firn/app/v1',
+      name: 'example',
+      version: '1.0.0',
+      workloads: ['reverse', 'twice'],
+    });
+    expect(Object.isFrozen(app.workloads)).toBe(true);
+    const w = async () => ({ outputs: [], workUnits: 0n });
+    expect(await code(() => defineApp({ name: 'Bad Name', version: '1', workloads: { w } }))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(await code(() => defineApp({ name: 'x', version: '1 0', workloads: { w } }))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(await code(() => defineApp({ name: 'x', version: '1', workloads: {} }))).toBe('E_INVALID_INPUT');
+    expect(await code(() => defineApp({ name: 'x', version: '1', workloads: { 'Run/Me': w } }))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(
+      await code(() => defineApp({ name: 'x', version: '1', workloads: { w: 'no' as unknown as typeof w } })),
+    ).toBe('E_INVALID_INPUT');
+  });
+});
+
+describe('the workload context', () => {
+  const ctx = createWorkloadContext({
+    params: {},
+    inputs: [{ role: 'data', artifactId: `0x${'00'.repeat(32)}`, contentType: 'x', bytes: utf8('abc') }],
+    progress: () => undefined,
+    now: () => 5,
+  });
+  it('input(role) returns the bytes, and a missing role is E_INPUT_INVALID naming what the job has', () => {
+    expect(new TextDecoder().decode(ctx.input('data'))).toBe('abc');
+    expect(() => ctx.input('model')).toThrow(
+      expect.objectContaining({ code: 'E_INPUT_INVALID', message: expect.stringMatching(/"model".*"data"/) }),
+    );
+  });
+  it('random(n) gives n fresh bytes and refuses sizes outside 0..65536', async () => {
+    expect(ctx.random(32)).toHaveLength(32);
+    expect(bytesToHex(ctx.random(16))).not.toBe(bytesToHex(ctx.random(16)));
+    expect(await code(() => ctx.random(65537))).toBe('E_INVALID_INPUT');
+    expect(await code(() => ctx.random(-1))).toBe('E_INVALID_INPUT');
+  });
+  it('signData without an enclave behind it is E_UNSUPPORTED', async () => {
+    expect(await code(ctx.signData(new Uint8Array(32), { topic: 't' }))).toBe('E_UNSUPPORTED');
+  });
+});
+
+describe('app errors', () => {
+  it('keep app codes and messages, turn framework codes and untyped throws into E_JOB_FAILED', () => {
+    expect(appErrorBody(new FirnError('E_DATA_INVALID', 'row 3'))).toEqual({
+      code: 'E_DATA_INVALID',
+      message: 'row 3',
+    });
+    expect(appErrorBody(new FirnError('E_GRANT_EXPIRED', 'lie'))).toEqual({
+      code: 'E_JOB_FAILED',
+      message: 'lie',
+    });
+    expect(appErrorBody({ code: 'E_IMAGE_MISMATCH', message: 'lie' }).code).toBe('E_JOB_FAILED');
+    expect(appErrorBody(new Error('x'.repeat(5000))).message).toHaveLength(1024);
+    expect(appErrorBody('a string')).toEqual({ code: 'E_JOB_FAILED', message: 'the workload failed' });
+  });
+  it('checkWorkloadResult refuses duplicate roles, no outputs, bad workUnits', async () => {
+    const o = { role: 'a', contentType: 't', bytes: new Uint8Array(0) };
+    expect(await code(() => checkWorkloadResult({ outputs: [o, o], workUnits: 1n }))).toBe('E_JOB_FAILED');
+    expect(await code(() => checkWorkloadResult({ outputs: [], workUnits: 1n }))).toBe('E_JOB_FAILED');
+    expect(await code(() => checkWorkloadResult({ outputs: [o], workUnits: 1n << 64n }))).toBe(
+      'E_JOB_FAILED',
+    );
+    expect(await code(() => checkWorkloadResult({ outputs: [o], workUnits: 1 as unknown as bigint }))).toBe(
+      'E_JOB_FAILED',
+    );
+    expect(await code(() => checkWorkloadResult({ outputs: [{ ...o, role: 'A/b' }], workUnits: 1n }))).toBe(
+      'E_JOB_FAILED',
+    );
+  });
+});
+
+describe('signed-data records', () => {
+  const key = generateSigningKey();
+  const enclaveId = sha256(utf8('enclave'));
+  const ledger = { chainId: 31337, address: '0x00000000000000000000000000000000000000dd' as Hex };
+  const rec = signDataRecord(
+    { signingKey: key.privateKey, enclaveId },
+    ledger,
+    sha256(utf8('data')),
+    'digest',
+  );
+  const signer = (d: Hex) =>
+    recoverAddress(Buffer.from(d.slice(2), 'hex'), Buffer.from(rec.signature.slice(2), 'hex'));
+
+  it('sign the data ledger EIP-712 struct (same digest as the chain package computes) with a tagged dataHash', () => {
+    const d = signedDataDigest(ledger, rec);
+    expect(d).toBe(hashSignedData({ chainId: 31337, verifyingContract: ledger.address }, rec));
+    expect(signer(d)).toBe(key.address);
+    expect(rec.enclaveAddress).toBe(key.address);
+    expect(rec.dataHash).toBe(signedDataHash('digest', rec.digest));
+    expect(rec.dataHash).not.toBe(rec.digest);
+    expect(rec.uri).toBe('firn:data:digest');
+  });
+  it('a record with one byte changed (digest, topic, ledger, chain) no longer recovers to the signer', () => {
+    const otherDigest = bytesToHex(sha256(utf8('datb')));
+    expect(
+      signer(signedDataDigest(ledger, { ...rec, dataHash: signedDataHash('digest', otherDigest) })),
+    ).not.toBe(key.address);
+    expect(
+      signer(signedDataDigest(ledger, { ...rec, dataHash: signedDataHash('digesu', rec.digest) })),
+    ).not.toBe(key.address);
+    expect(signer(signedDataDigest({ ...ledger, chainId: 1 }, rec))).not.toBe(key.address);
+    expect(signer(signedDataDigest({ ...ledger, address: `0x${'00'.repeat(19)}de` }, rec))).not.toBe(
+      key.address,
+    );
+  });
+  it('refuse a digest that is not 32 bytes and a malformed topic', async () => {
+    const s = { signingKey: key.privateKey, enclaveId };
+    expect(await code(() => signDataRecord(s, ledger, new Uint8Array(31), 'digest'))).toBe('E_INVALID_INPUT');
+    expect(await code(() => signDataRecord(s, ledger, new Uint8Array(32), 'Bad Topic'))).toBe(
+      'E_INVALID_INPUT',
+    );
+    expect(await code(() => signDataRecord(s, ledger, new Uint8Array(32), 'x'.repeat(65)))).toBe(
+      'E_INVALID_INPUT',
+    );
+  });
+});
+
+describe('@firn/app/testing', () => {
+  it('runs a workload without an enclave: outputs, events and records', async () => {
+    const r = await runWorkload(app, 'reverse', { inputs: { data: utf8('abc') } });
+    expect(new TextDecoder().decode(r.outputs[0]!.bytes)).toBe('cba');
+    expect(r.events).toEqual([{ n: 3 }]);
+    expect(r.records[0]!.enclaveAddress).toBe(r.signerAddress);
+  });
+  it('refuses an unknown workload (E_UNSUPPORTED), a missing role (E_INPUT_INVALID) and a result the enclave would refuse', async () => {
+    expect(await code(runWorkload(app, 'nosuch'))).toBe('E_UNSUPPORTED');
+    expect(await code(runWorkload(app, 'reverse'))).toBe('E_INPUT_INVALID');
+    expect(await code(runWorkload(app, 'twice'))).toBe('E_JOB_FAILED');
+  });
+});

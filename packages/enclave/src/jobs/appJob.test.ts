@@ -1,0 +1,132 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { sealInput } from '@firn/client';
+import {
+  bytesToHex,
+  computeInputCommitment,
+  computeWorkloadHash,
+  type Hex,
+  hexToBytes,
+  type JobRequest,
+  jobChannelInfo,
+  sha256,
+  utf8,
+} from '@firn/core';
+import { createGrant, generateKemKeyPair, generateSigningKey, openChannel } from '@firn/crypto';
+import { describe, expect, it } from 'vitest';
+import type { Workload } from '@firn/app';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
+import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { inProcessRuntime } from '../runtime/mlRuntime.ts';
+import { createJobHandlers } from './index.ts';
+import { createRunJobHandler, type RunJobResult } from './runJob.ts';
+import { WORKLOADS } from './workloads/index.ts';
+
+// In process: what the enclave process enforces on an app's signData calls, whatever the app
+// (or a compromised runtime child) asks for.
+const NOW = 1_750_000_000;
+const dir = mkdtempSync(join(tmpdir(), 'firn-appjob-'));
+const platform = await createSimulatedPlatform(await createSimulatedRoot());
+const measurement = sha256(utf8('app image'));
+const out = (bytes: Uint8Array) => ({
+  outputs: [{ role: 'result', contentType: 'application/octet-stream', bytes }],
+  workUnits: 1n,
+});
+const workloads: Record<string, Workload> = {
+  async greedy(ctx) {
+    for (let i = 0; i < 17; i++) await ctx.signData(sha256(new Uint8Array([i])), { topic: `n${i}` });
+    return out(new Uint8Array(1));
+  },
+  async short(ctx) {
+    await ctx.signData(new Uint8Array(31), { topic: 'digest' });
+    return out(new Uint8Array(1));
+  },
+  async smuggle(ctx) {
+    // A result that carries its own "records": only records the enclave process signed count.
+    const fake = { ...(await ctx.signData(sha256(ctx.input('data')), { topic: 'real' })), topic: 'fake' };
+    return { ...out(new Uint8Array(1)), signedData: [fake, fake] } as unknown as ReturnType<Workload>;
+  },
+};
+const program = createEnclaveProgram(
+  {
+    provider: createSimulatedProvider(platform, measurement),
+    measurementRegisters: [measurement],
+    platformId: hexToBytes(platform.platformId),
+  },
+  { runJob: createRunJobHandler({ workloads, now: () => NOW }) },
+);
+const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+const owner = generateSigningKey();
+const requester = await generateKemKeyPair();
+const domain = {
+  chainId: 31337,
+  jobMarket: '0x00000000000000000000000000000000000000aa' as Hex,
+  dataLedger: '0x00000000000000000000000000000000000000dd' as Hex,
+};
+
+async function run(kind: string): Promise<RunJobResult> {
+  const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+  const s = await sealInput(utf8('payload'), 'application/octet-stream', requester.publicKey);
+  writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
+  const inputs = [{ role: 'data', artifactId: s.artifactId }];
+  const workloadHash = computeWorkloadHash(kind, {}, inputs);
+  const grant = await createGrant({
+    ownerPrivateKey: owner.privateKey,
+    artifactId: s.artifactId,
+    dataKey: s.dataKey,
+    enclaveId: identity.enclaveId,
+    enclaveKemPublicKey: hexToBytes(identity.kemPublicKey),
+    scope: { jobId, workloadHash },
+    expiresAt: NOW + 600,
+    issuedAt: NOW - 60,
+  });
+  const req: JobRequest = {
+    v: 1,
+    jobId,
+    kind,
+    inputs,
+    grants: [grant],
+    params: {},
+    resultRecipient: bytesToHex(requester.publicKey),
+    chainId: domain.chainId,
+    jobMarket: domain.jobMarket,
+  };
+  const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
+  return (await program.handle('runJob', {
+    jobId,
+    enc: bytesToHex(channel.enc),
+    request: Buffer.from(await channel.sealRequest(utf8(JSON.stringify(req)))).toString('base64'),
+    inputPaths: { [s.artifactId]: join(dir, s.artifactId.slice(2)) },
+    onChain: { workloadHash, inputCommitment: computeInputCommitment([s.artifactId]) },
+    domain,
+    outputDir: dir,
+  })) as RunJobResult;
+}
+
+describe('signData in the enclave process', () => {
+  it('signs at most 16 records per job (E_TOO_LARGE for the 17th)', async () => {
+    await expect(run('greedy')).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+  });
+  it('refuses a digest that is not 32 bytes (E_INVALID_INPUT)', async () => {
+    await expect(run('short')).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+  });
+  it('returns only the records it signed itself, never ones a workload puts in its result', async () => {
+    const r = await run('smuggle');
+    expect(r.signedData).toHaveLength(1);
+    expect(r.signedData[0]!.topic).toBe('real');
+  });
+});
+
+describe('warm inference sessions', () => {
+  it('are refused (E_UNSUPPORTED) by an image whose app has no inference workload, served by one that has', async () => {
+    const appHandlers = createJobHandlers(inProcessRuntime(workloads), workloads);
+    const ctx = undefined as never;
+    for (const m of ['preflightSession', 'openSession', 'sessionRequest', 'closeSession'])
+      await expect(appHandlers[m]!({}, ctx)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS);
+    // The first-party image gets as far as checking the request (which this empty one fails).
+    await expect(firstParty.openSession!({}, ctx)).rejects.not.toMatchObject({ code: 'E_UNSUPPORTED' });
+  });
+});

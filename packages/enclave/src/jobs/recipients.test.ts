@@ -1,0 +1,21 @@
+import { bytesToHex } from '@firn/core';
+import { describe, expect, it } from 'vitest';
+import { jobRecipients, RECIPIENTS_PARAM } from './recipients.ts';
+
+const key = (b: number) => bytesToHex(new Uint8Array(32).fill(b));
+
+describe('jobRecipients', () => {
+  it('is the requester alone without the params key', () => {
+    expect(jobRecipients(key(1), {}).map(bytesToHex)).toEqual([key(1)]);
+  });
+  it('adds the listed keys in order, without duplicates', () => {
+    const r = jobRecipients(key(1), { [RECIPIENTS_PARAM]: [key(2), key(1), key(3), key(2)] });
+    expect(r.map(bytesToHex)).toEqual([key(1), key(2), key(3)]);
+  });
+  it('refuses a malformed or oversized list with E_JOB_INVALID', () => {
+    for (const bad of ['x', [key(2), '0x12'], Array.from({ length: 16 }, (_, i) => key(i + 2)), [42]])
+      expect(() => jobRecipients(key(1), { [RECIPIENTS_PARAM]: bad })).toThrow(
+        expect.objectContaining({ code: 'E_JOB_INVALID' }),
+      );
+  });
+});

@@ -1,0 +1,45 @@
+import { bytesToHex, FirnError, type Hex, hexBytes } from '@firn/core';
+
+/**
+ * The params key that lists a job's extra output recipients (docs/decisions/1101-multi-owner-jobs.md):
+ * an array of 32-byte X25519 public keys, 0x hex. Being in params, it is covered by the workload
+ * hash posted on chain and by every owner's grant, so a requester cannot drop a recipient after
+ * the owners granted.
+ */
+export const RECIPIENTS_PARAM = 'firn.recipients';
+/** The sealed-artifact header holds at most 16 wrapped keys: the requester's and 15 more. */
+export const MAX_EXTRA_RECIPIENTS = 15;
+
+/**
+ * Every KEM public key a job's outputs are sealed to: `resultRecipient` first, then the keys of
+ * params["firn.recipients"] that differ from it (in order, duplicates dropped). Raises
+ * E_JOB_INVALID when the list is not an array of at most 15 keys of 32 bytes.
+ */
+export function jobRecipients(resultRecipient: Hex, params: Readonly<Record<string, unknown>>): Uint8Array[] {
+  const first = hexBytes(resultRecipient, 'resultRecipient', 32);
+  if (!Object.hasOwn(params, RECIPIENTS_PARAM)) return [first];
+  const list = params[RECIPIENTS_PARAM];
+  if (!Array.isArray(list) || list.length > MAX_EXTRA_RECIPIENTS)
+    throw new FirnError(
+      'E_JOB_INVALID',
+      `params["${RECIPIENTS_PARAM}"] must be an array of at most ${MAX_EXTRA_RECIPIENTS} KEM public keys`,
+    );
+  const seen = new Set([bytesToHex(first)]);
+  const out = [first];
+  for (const k of list) {
+    let key: Uint8Array;
+    try {
+      key = hexBytes(k, 'recipient', 32);
+    } catch {
+      throw new FirnError(
+        'E_JOB_INVALID',
+        `params["${RECIPIENTS_PARAM}"] holds a key that is not 32 bytes of hex`,
+      );
+    }
+    const h = bytesToHex(key);
+    if (seen.has(h)) continue;
+    seen.add(h);
+    out.push(key);
+  }
+  return out;
+}
