@@ -9,7 +9,9 @@ import {
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
 import { GramineEvidenceProvider } from './gramine.ts';
 import { withKmsSealingKey } from './kmsSealingKey.ts';
+import { nitroEnvironment, type NsmTransport } from './nitroNsm.ts';
 import { NvidiaCommandCollector } from './nvidiaCollector.ts';
+import { sevSnpEnvironment } from './sevSnpConfigfs.ts';
 import { createSimulatedProvider } from './simulated.ts';
 import { TdxConfigfsEvidenceProvider, type TsmFs } from './tdxConfigfs.ts';
 import type { EvidenceProvider } from './types.ts';
@@ -31,13 +33,16 @@ function kmsFromEnv(env: NodeJS.ProcessEnv): { url: string; brokerAddress: strin
  * a command printing NVIDIA SDK evidence JSON), or FIRN_TEE=simulated (FIRN_SIM_PLATFORM names the
  * simulated platform file, FIRN_SIM_GPUS optionally a list of simulated GPUs). FIRN_KMS_URL and
  * FIRN_KMS_ADDRESS take the sealing key from the key broker (required on TDX, which has no
- * hardware sealing key; optional on the simulated TEE). `deps.tsmFs` lets tests stand in for
- * the kernel's configfs-tsm. Real backends plug in here.
+ * hardware sealing key; optional on the simulated TEE). FIRN_TEE=nitro talks to `/dev/nsm` through
+ * the helper named by FIRN_NSM_HELPER (a JSON argv list; Node cannot issue the ioctl itself);
+ * FIRN_TEE=sev-snp reads its report through configfs-tsm. Neither has a hardware sealing key, so
+ * both take it from the key broker when FIRN_KMS_URL is set. `deps.tsmFs` and `deps.nsmTransport`
+ * let tests stand in for the kernel's configfs-tsm and the NSM. Real backends plug in here.
  */
 export async function environmentFromEnv(
   env: NodeJS.ProcessEnv,
   bundleSha256: Uint8Array,
-  deps: { tsmFs?: TsmFs } = {},
+  deps: { tsmFs?: TsmFs; nsmTransport?: NsmTransport } = {},
 ): Promise<EnclaveEnvironment> {
   const tee = env.FIRN_TEE ?? 'simulated';
   const kms = kmsFromEnv(env);
@@ -100,5 +105,42 @@ export async function environmentFromEnv(
     }
     return out;
   }
-  throw new FirnError('E_UNSUPPORTED', `unknown TEE backend ${tee}`);
+  if (tee === 'nitro' || tee === 'sev-snp') {
+    const root = env.FIRN_FS_ROOT ?? '/';
+    const self =
+      tee === 'nitro'
+        ? await nitroEnvironment({
+            root,
+            ...(deps.nsmTransport
+              ? { transport: deps.nsmTransport }
+              : { helper: argvFromEnv(env.FIRN_NSM_HELPER, 'FIRN_NSM_HELPER') }),
+          })
+        : await sevSnpEnvironment({ root, ...(deps.tsmFs ? { fs: deps.tsmFs } : {}) });
+    const expected = () => ({
+      measurement: measurementDigest(tee, self.measurementRegisters),
+      platformId: self.platformId,
+    });
+    return {
+      provider: kms ? withKmsSealingKey(self.provider, { ...kms, expected }) : self.provider,
+      measurementRegisters: self.measurementRegisters,
+      platformId: self.platformId,
+    };
+  }
+  throw new FirnError(
+    'E_UNSUPPORTED',
+    `unknown TEE backend FIRN_TEE=${tee} (one of simulated, sgx-gramine, tdx, nitro, sev-snp)`,
+  );
+}
+
+/** A JSON list of strings (argv, no shell) from an environment variable; typed error naming it. */
+function argvFromEnv(value: string | undefined, name: string): string[] {
+  let argv: unknown;
+  try {
+    argv = value === undefined ? undefined : JSON.parse(value.slice(0, 4096));
+  } catch {
+    argv = undefined;
+  }
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((c) => typeof c === 'string'))
+    throw new FirnError('E_INVALID_INPUT', `${name} must be a JSON list of strings (argv of the helper)`);
+  return argv;
 }

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nitroVerifier } from '@firn/attestation';
-import { measurementDigest, repoRoot } from '@firn/core';
+import { bytesToHex, measurementDigest, repoRoot } from '@firn/core';
 import { decode, encode } from 'cborg';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +12,8 @@ import {
   nsmAttestationDocument,
   nsmAttestationRequest,
 } from './nitroNsm.ts';
+import { environmentFromEnv } from './environmentFromEnv.ts';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
 
 // A fake device tree: <root>/dev/nsm exists, and a fake NSM helper (a separate process, as the real
 // ioctl helper is) records the CBOR request next to the device and answers with a prepared CBOR
@@ -81,6 +83,38 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
       Buffer.from(facts.measurement),
     );
     expect(Buffer.from(env.platformId)).toEqual(Buffer.from(facts.platformId));
+  });
+
+  it('environmentFromEnv(FIRN_TEE=nitro, FIRN_NSM_HELPER): it names itself as a verifier does and needs a key broker', async () => {
+    const doc = new Uint8Array(readFileSync(join(VECTORS, REAL[0]!.file)));
+    const t = tree(attestationResponse(doc));
+    const env = await environmentFromEnv(
+      { FIRN_TEE: 'nitro', FIRN_FS_ROOT: t.root, FIRN_NSM_HELPER: JSON.stringify(t.helper) },
+      new Uint8Array(32),
+    );
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now: REAL[0]!.at });
+    expect(bytesToHex(measurementDigest('nitro', env.measurementRegisters))).toBe(
+      bytesToHex(facts.measurement),
+    );
+    expect(bytesToHex(env.platformId)).toBe(bytesToHex(facts.platformId));
+    // No hardware sealing key: without a key broker (FIRN_KMS_URL) the enclave refuses to start.
+    await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
+      code: 'E_UNSUPPORTED',
+    });
+  });
+
+  it('environmentFromEnv(FIRN_TEE=nitro) without a helper argv names FIRN_NSM_HELPER', async () => {
+    for (const v of [undefined, 'not json', '[]', '[1]']) {
+      await expect(
+        environmentFromEnv(
+          { FIRN_TEE: 'nitro', ...(v === undefined ? {} : { FIRN_NSM_HELPER: v }) },
+          new Uint8Array(32),
+        ),
+      ).rejects.toMatchObject({
+        code: 'E_INVALID_INPUT',
+        message: expect.stringContaining('FIRN_NSM_HELPER'),
+      });
+    }
   });
 
   it('outside a Nitro enclave (no /dev/nsm) fails with E_ENCLAVE_UNAVAILABLE before running the helper', async () => {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSevSnpReport, sevSnpVerifier } from '@firn/attestation';
 import { bytesToHex, measurementDigest, repoRoot } from '@firn/core';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
+import { environmentFromEnv } from './environmentFromEnv.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   collateralFromCertTable,
@@ -109,6 +111,25 @@ describe('SevSnpConfigfsEvidenceProvider (fake configfs-tsm tree, captured real 
     expect(k.writes).toEqual(['privlevel', 'inblob']);
     const facts = await sevSnpVerifier.verify(parseSevSnpReport(quote), { now: NOW, collateral });
     expect(facts.extra.product).toBe('Milan');
+  });
+
+  it('environmentFromEnv(FIRN_TEE=sev-snp): it names itself as a verifier does and needs a key broker', async () => {
+    const k = fakeKernel();
+    const env = await environmentFromEnv({ FIRN_TEE: 'sev-snp', FIRN_FS_ROOT: k.root }, new Uint8Array(32), {
+      tsmFs: k.fs,
+    });
+    const facts = await sevSnpVerifier.verify(parseSevSnpReport(REPORT), {
+      now: NOW,
+      collateral: { vek: VCEK_PEM, chain: CHAIN_PEM },
+    });
+    expect(bytesToHex(measurementDigest('sev-snp', env.measurementRegisters))).toBe(
+      bytesToHex(facts.measurement),
+    );
+    expect(bytesToHex(env.platformId)).toBe(bytesToHex(facts.platformId));
+    // No hardware sealing key: without a key broker (FIRN_KMS_URL) the enclave refuses to start.
+    await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
+      code: 'E_UNSUPPORTED',
+    });
   });
 
   it('sevSnpEnvironment: the guest names itself as the verifier does (same measurement digest and chip id)', async () => {
