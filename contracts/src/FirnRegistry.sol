@@ -3,7 +3,8 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -17,7 +18,7 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// allow-list, the allowed TEE types and the parameters; the guardian may pause and revoke at
 /// once; the slasher (the job market) slashes proven faults and locks stake through challenge
 /// windows. See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
-contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
+contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransient {
     using EnumerableSet for EnumerableSet.Bytes32Set;
 
     /// @notice Upper bound on the endpoint length, so a registration cannot bloat storage.
@@ -34,13 +35,15 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     IFirnVerifierSet private immutable _verifierSet;
     address private _slasher;
     address private _guardian;
+    // One slot: what register and the market's proof check read together (decision 1140).
     address private _rewardPool;
     uint8 private _allowedTeeTypes;
     uint64 private _unbondingPeriod;
-    uint256 private _minNodeStake;
-    uint256 private _registrationFee;
-    uint256 private _totalStaked;
-    uint256 private _totalWithdrawable;
+    uint128 private _minNodeStake;
+    uint128 private _registrationFee;
+    // Sums of ether held; bounded by the ether in existence, far below 2^128 wei.
+    uint128 private _totalStaked;
+    uint128 private _totalWithdrawable;
 
     mapping(uint8 teeType => mapping(bytes32 measurement => bool)) private _allowed;
     mapping(bytes32 enclaveId => Node) private _nodes;
@@ -81,7 +84,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     ) Ownable(initialOwner) {
         if (allowedTeeTypes_ & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(allowedTeeTypes_);
         _verifierSet = verifierSet_;
-        _minNodeStake = minStake;
+        _minNodeStake = SafeCast.toUint128(minStake);
         _unbondingPeriod = unbonding;
         _allowedTeeTypes = allowedTeeTypes_;
         emit ParametersUpdated(minStake, unbonding, 0);
@@ -137,9 +140,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         onlyOwner
     {
         if (newRegistrationFee != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
-        _minNodeStake = newMinNodeStake;
+        _minNodeStake = SafeCast.toUint128(newMinNodeStake);
         _unbondingPeriod = newUnbondingPeriod;
-        _registrationFee = newRegistrationFee;
+        _registrationFee = SafeCast.toUint128(newRegistrationFee);
         emit ParametersUpdated(newMinNodeStake, newUnbondingPeriod, newRegistrationFee);
     }
 
@@ -163,7 +166,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (_allowedTeeTypes & (uint8(1) << p.teeType) == 0) revert TeeTypeNotAllowed(p.teeType, _allowedTeeTypes);
         if (!_allowed[p.teeType][p.measurement]) revert MeasurementNotAllowed(p.teeType, p.measurement);
         uint256 fee = _registrationFee;
-        if (msg.value < _minNodeStake + fee) revert StakeTooLow(msg.value, _minNodeStake + fee);
+        uint256 minValue = uint256(_minNodeStake) + fee;
+        if (msg.value < minValue) revert StakeTooLow(msg.value, minValue);
         _checkKeys(p.enclaveId, p.enclaveAddress, p.kemPublicKey, p.evidenceDigest);
         _checkEndpoint(p.endpoint);
 
@@ -180,31 +184,30 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         }
 
         uint256 stake = msg.value - fee;
+        if (stake > type(uint96).max) revert StakeTooHigh(stake, type(uint96).max);
         uint32 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
-        // Rejected and Exited records hold no stake and no pending rotation; only the fields a
-        // previous round left non-zero are reset (writing zeros to fresh slots costs gas for nothing).
+        // Rejected and Exited records hold no stake and no pending rotation. Whole slots are written
+        // at once (one SSTORE each); the KEM key and the endpoint are only emitted (decision 1140).
+        // Pending registrations are not indexed on chain: verifiers and clients follow NodeRegistered.
         n.operator = msg.sender;
         n.teeType = p.teeType;
         n.status = NodeStatus.Pending;
+        n.rotationPending = false;
         n.round = round;
-        n.registeredAt = uint64(block.timestamp);
+        n.enclaveAddress = p.enclaveAddress;
+        n.stake = uint96(stake);
+        n.unbondingEndsAt = 0;
         n.snapshotId = snapshotId;
         if (prev != NodeStatus.None) {
-            n.unbondingEndsAt = 0;
             n.approvalStake = 0;
             n.refusalStake = 0;
         }
         n.measurement = p.measurement;
         n.platformIdHash = p.platformIdHash;
-        n.enclaveAddress = p.enclaveAddress;
-        n.kemPublicKey = p.kemPublicKey;
-        n.endpoint = p.endpoint;
         n.evidenceDigest = p.evidenceDigest;
-        n.stake = stake;
-        _byStatus[NodeStatus.Pending].add(p.enclaveId);
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
-        _totalStaked += stake;
+        _totalStaked += uint128(stake);
         _emitRegistered(p, round, stake, fee, snapshotId);
         if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
@@ -249,7 +252,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             revert UnexpectedStatus(enclaveId, n.status);
         }
         _checkEndpoint(endpoint);
-        n.endpoint = endpoint;
+        // Not stored: the contract never reads it; clients take the latest EndpointUpdated or
+        // NodeRegistered event (decision 1140).
         emit EndpointUpdated(enclaveId, endpoint);
     }
 
@@ -264,7 +268,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (s == NodeStatus.Pending) {
             uint256 refund = n.stake;
             n.stake = 0;
-            _totalStaked -= refund;
+            _totalStaked -= uint128(refund);
             _moveStatus(enclaveId, n, NodeStatus.Exited);
             _releaseAddress(enclaveId, n.enclaveAddress);
             emit RegistrationWithdrawn(enclaveId, n.round, refund);
@@ -292,7 +296,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 amount = n.stake;
         if (amount == 0 && s == NodeStatus.Slashed) revert NothingToWithdraw(msg.sender);
         n.stake = 0;
-        _totalStaked -= amount;
+        _totalStaked -= uint128(amount);
         if (s == NodeStatus.Exiting) {
             _moveStatus(enclaveId, n, NodeStatus.Exited);
             _closeKeyRecord(enclaveId);
@@ -306,7 +310,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 amount = _withdrawable[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         _withdrawable[msg.sender] = 0;
-        _totalWithdrawable -= amount;
+        _totalWithdrawable -= uint128(amount);
         emit Withdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
     }
@@ -323,7 +327,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
                 && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
         ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
         uint256 approvals = n.approvalStake + weight;
-        n.approvalStake = approvals;
+        n.approvalStake = SafeCast.toUint128(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake snapshotted when the round opened.
@@ -335,8 +339,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             address oldAddress = n.enclaveAddress;
             address newAddress = n.pendingEnclaveAddress;
             if (oldAddress != newAddress) delete _enclaveIdOf[oldAddress];
+            bytes32 newKemPublicKey = n.pendingKemPublicKey;
             n.enclaveAddress = newAddress;
-            n.kemPublicKey = n.pendingKemPublicKey;
             n.evidenceDigest = n.pendingEvidenceDigest;
             n.rotationPending = false;
             n.pendingEnclaveAddress = address(0);
@@ -344,7 +348,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             n.pendingEvidenceDigest = bytes32(0);
             _closeKeyRecord(enclaveId);
             _keyHistory[enclaveId].push(EnclaveKeyRecord(newAddress, uint64(block.number), OPEN_RANGE));
-            emit KeysRotated(enclaveId, round, newAddress, n.kemPublicKey);
+            emit KeysRotated(enclaveId, round, newAddress, newKemPublicKey);
         } else {
             _moveStatus(enclaveId, n, NodeStatus.Active);
             _keyHistory[enclaveId].push(EnclaveKeyRecord(n.enclaveAddress, uint64(block.number), OPEN_RANGE));
@@ -357,7 +361,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         Node storage n = _nodes[enclaveId];
         (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
         uint256 refusals = n.refusalStake + weight;
-        n.refusalStake = refusals;
+        n.refusalStake = SafeCast.toUint128(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
@@ -372,7 +376,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             // Refused evidence is not a proven fault: the stake is refundable (pull), the fee is not.
             uint256 refund = n.stake;
             n.stake = 0;
-            _totalStaked -= refund;
+            _totalStaked -= uint128(refund);
             _moveStatus(enclaveId, n, NodeStatus.Rejected);
             _releaseAddress(enclaveId, n.enclaveAddress);
             emit NodeRejected(enclaveId, round, refund);
@@ -399,8 +403,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         }
         if (n.rotationPending) _clearRotation(enclaveId, n);
         slashed = amount < n.stake ? amount : n.stake;
-        n.stake -= slashed;
-        _totalStaked -= slashed;
+        // slashed <= stake < 2^96
+        n.stake -= uint96(slashed);
+        _totalStaked -= uint128(slashed);
         if (s != NodeStatus.Slashed) {
             _moveStatus(enclaveId, n, NodeStatus.Slashed);
             _closeKeyRecord(enclaveId);
@@ -411,9 +416,20 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRegistry
-    function lockStake(bytes32 enclaveId, uint64 until) external {
+    /// @dev Reads slot 0 (status, TEE type), slot 1 (address, lock) and the allow-list entry; the
+    /// caller passes the measurement it recorded from this registry at claim, which the proof repeats.
+    function lockStake(bytes32 enclaveId, bytes32 measurement, uint64 until)
+        external
+        returns (address enclaveAddress, uint8 reason)
+    {
         if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
         Node storage n = _nodes[enclaveId];
+        NodeStatus s = n.status;
+        uint8 t = n.teeType;
+        if (s != NodeStatus.Active && s != NodeStatus.Exiting) return (address(0), INELIGIBLE_NOT_ACTIVE);
+        if (_allowedTeeTypes & (uint8(1) << t) == 0) return (address(0), INELIGIBLE_TEE_TYPE);
+        if (!_allowed[t][measurement]) return (address(0), INELIGIBLE_MEASUREMENT);
+        enclaveAddress = n.enclaveAddress;
         if (until > n.lockedUntil) {
             n.lockedUntil = until;
             emit StakeLocked(enclaveId, until);
@@ -646,8 +662,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         n.status = to;
     }
 
+    /// @dev Pending is not indexed: a registration would pay three more slots for a list only
+    /// off-chain readers use, and they follow NodeRegistered (decision 1140).
     function _isIndexed(NodeStatus s) private pure returns (bool) {
-        return s == NodeStatus.Pending || s == NodeStatus.Active || s == NodeStatus.Exiting;
+        return s == NodeStatus.Active || s == NodeStatus.Exiting;
     }
 
     function _indexed(NodeStatus s) private view returns (EnumerableSet.Bytes32Set storage) {
@@ -706,7 +724,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     function _credit(address account, uint256 amount) private {
         if (amount == 0) return;
         _withdrawable[account] += amount;
-        _totalWithdrawable += amount;
+        _totalWithdrawable += SafeCast.toUint128(amount);
         emit RefundCredited(account, amount);
     }
 

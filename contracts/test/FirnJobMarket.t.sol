@@ -69,12 +69,12 @@ contract FirnJobMarketTest is FirnFixture {
 
     function _post() internal returns (bytes32 jobId) {
         vm.prank(requester);
-        jobId = market.postJob{value: 3 ether}(_request(uint8(1) << SIM));
+        jobId = _remember(market.postJob{value: 3 ether}(_request(uint8(1) << SIM)), _request(uint8(1) << SIM));
     }
 
     function _claim(bytes32 jobId, TestNode memory t) internal {
         vm.prank(t.operator);
-        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId, _termsFor(jobId));
     }
 
     function _proof(bytes32 jobId, TestNode memory t) internal view returns (IFirnJobMarket.WorkProof memory p) {
@@ -103,6 +103,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
+        _rememberProof(jobId, p, nodeA.enclaveAddress);
     }
 
     function _submit(bytes32 jobId, TestNode memory t) internal {
@@ -110,6 +111,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(t.enclaveKey, market.hashWorkProof(p));
         vm.prank(t.operator);
         market.submitProof(jobId, p, sig);
+        _rememberProof(jobId, p, t.enclaveAddress);
     }
 
     function _status(bytes32 jobId) internal view returns (uint256) {
@@ -130,12 +132,27 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 expectedId = keccak256(abi.encode(block.chainid, address(market), uint256(1)));
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobPosted(
-            expectedId, requester, 3 ether, 2, WORKLOAD, INPUT, r.deadline, r.claimTimeout, new bytes32[](0)
+            expectedId,
+            requester,
+            3 ether,
+            2,
+            WORKLOAD,
+            INPUT,
+            r.deadline,
+            r.claimTimeout,
+            0,
+            new bytes32[](0),
+            new bytes32[](0)
         );
         vm.prank(requester);
-        bytes32 jobId = market.postJob{value: 3 ether}(r);
+        bytes32 jobId = _remember(market.postJob{value: 3 ether}(r), r);
         vm.assertEq(jobId, expectedId, "job id");
         vm.assertEq(market.totalEscrow(), 3 ether, "escrow");
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertEq(
+            j.termsHash, keccak256(abi.encode(WORKLOAD, INPUT, new bytes32[](0), new bytes32[](0))), "terms hashed"
+        );
+        vm.assertEq(j.escrow, 3 ether, "escrow recorded");
 
         vm.startPrank(requester);
         vm.expectRevert(IFirnJobMarket.EmptyEscrow.selector);
@@ -169,15 +186,15 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotNodeOperator.selector, nodeA.enclaveId, stranger));
         vm.deal(stranger, 1 ether);
         vm.prank(stranger);
-        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, _termsFor(jobId));
 
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.WrongClaimBond.selector, uint256(0), CLAIM_BOND));
         vm.prank(nodeA.operator);
-        market.claimJob(jobId, nodeA.enclaveId);
+        market.claimJob(jobId, nodeA.enclaveId, _termsFor(jobId));
 
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobClaimed(
-            jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours), CLAIM_BOND
+            jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours), CLAIM_BOND, MEASUREMENT
         );
         _claim(jobId, nodeA);
         vm.assertEq(market.totalBonds(), CLAIM_BOND, "bond held");
@@ -190,7 +207,7 @@ contract FirnJobMarketTest is FirnFixture {
 
         // TEE type not accepted by the job.
         vm.prank(requester);
-        bytes32 tdxJob = market.postJob{value: 1 ether}(_request(uint8(1) << TDX));
+        bytes32 tdxJob = _remember(market.postJob{value: 1 ether}(_request(uint8(1) << TDX)), _request(uint8(1) << TDX));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, tdxJob, nodeB.enclaveId, 2));
         _claim(tdxJob, nodeB);
 
@@ -199,7 +216,7 @@ contract FirnJobMarketTest is FirnFixture {
         r.allowedMeasurements = new bytes32[](1);
         r.allowedMeasurements[0] = MEASUREMENT_B;
         vm.prank(requester);
-        bytes32 listJob = market.postJob{value: 1 ether}(r);
+        bytes32 listJob = _remember(market.postJob{value: 1 ether}(r), r);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, listJob, nodeB.enclaveId, 4));
         _claim(listJob, nodeB);
 
@@ -249,15 +266,52 @@ contract FirnJobMarketTest is FirnFixture {
             INPUT,
             r.deadline,
             r.claimTimeout,
+            0,
+            r.allowedMeasurements,
             r.enclaveIds
         );
         vm.prank(requester);
-        bytes32 jobId = market.postJob{value: 1 ether}(r);
+        bytes32 jobId = _remember(market.postJob{value: 1 ether}(r), r);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, 6));
         _claim(jobId, nodeA);
         _claim(jobId, nodeB);
         vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "the attested enclave has it");
-        vm.assertEq(market.getJob(jobId).enclaveIds.length, 1, "binding stored");
+        vm.assertEq(
+            market.getJob(jobId).termsHash,
+            keccak256(abi.encode(WORKLOAD, INPUT, r.allowedMeasurements, r.enclaveIds)),
+            "binding committed"
+        );
+    }
+
+    /// @dev The market stores only the hash of a job's lists: a claimant that passes other terms
+    /// (dropping the binding, or another measurement list) is refused, so the binding holds.
+    function test_claim_refusesTermsOtherThanPosted() public {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.enclaveIds = new bytes32[](1);
+        r.enclaveIds[0] = nodeB.enclaveId;
+        vm.prank(requester);
+        bytes32 jobId = _remember(market.postJob{value: 1 ether}(r), r);
+        bytes32 posted = market.getJob(jobId).termsHash;
+        IFirnJobMarket.JobTerms memory forged = _termsFor(jobId);
+        forged.enclaveIds = new bytes32[](0);
+        bytes32 forgedHash =
+            keccak256(abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds));
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TermsMismatch.selector, jobId, posted, forgedHash));
+        vm.prank(nodeA.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
+
+        forged = _termsFor(jobId);
+        forged.enclaveIds[0] = nodeA.enclaveId;
+        vm.expectRevert();
+        vm.prank(nodeA.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
+
+        forged = _termsFor(jobId);
+        forged.workloadHash = keccak256("another model");
+        vm.expectRevert();
+        vm.prank(nodeB.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeB.enclaveId, forged);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "still open");
     }
 
     /// @dev Claim-and-abandon: the griefer's bond goes to the requester when its claim lapses,
@@ -318,13 +372,27 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.StakeLocked(nodeA.enclaveId, endsAt);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ProofSubmitted(jobId, nodeA.enclaveId, p.outputCommitment, 7, endsAt);
+        emit IFirnJobMarket.ProofSubmitted(
+            jobId,
+            nodeA.enclaveId,
+            p.outputCommitment,
+            7,
+            endsAt,
+            nodeA.enclaveAddress,
+            p.startedAt,
+            p.finishedAt,
+            verifierSet.currentSnapshot()
+        );
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
         vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
-        vm.assertEq(j.signer, nodeA.enclaveAddress, "signer recorded");
-        vm.assertEq(uint256(j.provedBlock), block.number, "block recorded");
+        vm.assertEq(
+            j.factsHash,
+            keccak256(abi.encode(nodeA.enclaveAddress, p.startedAt, p.finishedAt, uint64(block.number))),
+            "signer, times and block recorded"
+        );
+        vm.assertEq(uint256(j.workUnits), 7, "work units recorded");
         vm.assertEq(uint256(j.snapshotId), uint256(verifierSet.currentSnapshot()), "snapshot recorded");
         vm.assertEq(uint256(registry.getNode(nodeA.enclaveId).lockedUntil), uint256(endsAt), "stake locked");
     }
@@ -427,7 +495,11 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         p.measurement = MEASUREMENT_B;
         bytes memory badSig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ProofMismatch.selector, jobId, "measurement"));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.ProofMismatch.selector, jobId, "measurement, workloadHash or inputCommitment"
+            )
+        );
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, badSig);
 
@@ -490,13 +562,14 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
         r.maxWorkUnits = maxWorkUnits;
         vm.prank(requester);
-        jobId = market.postJob{value: 3 ether}(r);
+        jobId = _remember(market.postJob{value: 3 ether}(r), r);
         _claim(jobId, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         p.workUnits = workUnits;
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
+        _rememberProof(jobId, p, nodeA.enclaveAddress);
         vm.warp(market.getJob(jobId).challengeEndsAt);
     }
 
@@ -554,17 +627,17 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, stranger));
         vm.prank(stranger);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
 
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 17, MIN_VERIFIER_STAKE, MIN_VERIFIER_STAKE);
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.AlreadyDisputed.selector, jobId, verifierList[0]));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.prank(verifierList[1]);
-        market.dispute(jobId, 16);
+        market.dispute(jobId, 16, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "2/4 does not slash");
 
         vm.expectEmit(address(registry));
@@ -572,7 +645,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
         vm.prank(verifierList[2]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.assertFalse(registry.isActive(nodeA.enclaveId), "node no longer active");
 
         vm.expectEmit(address(market));
@@ -597,7 +670,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _proved();
         for (uint256 i = 0; i < 9; ++i) {
             vm.prank(sybils[i]);
-            market.dispute(jobId, 17);
+            market.dispute(jobId, 17, _factsFor(jobId));
         }
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "not slashed");
         vm.assertEq(market.getJob(jobId).disputeStake, 0.9 ether, "weight = stake");
@@ -611,7 +684,7 @@ contract FirnJobMarketTest is FirnFixture {
             )
         );
         vm.prank(late);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
 
         vm.prank(verifierList[0]);
         verifierSet.requestLeave(); // leaving honest verifiers cannot lower the bar either
@@ -638,9 +711,10 @@ contract FirnJobMarketTest is FirnFixture {
         registry.requestExit(nodeA.enclaveId);
         vm.roll(block.number + 5);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
-        vm.assertTrue(registry.getNode(nodeA.enclaveId).enclaveAddress != j.signer, "today's key differs");
+        IFirnJobMarket.ProofFacts memory facts = _factsFor(jobId);
+        vm.assertTrue(registry.getNode(nodeA.enclaveId).enclaveAddress != facts.signer, "today's key differs");
         vm.assertFalse(registry.isEligible(nodeA.enclaveId), "today the node is ineligible");
-        vm.assertEq(uint256(j.provedBlock), provedBlock, "proof block recorded");
+        vm.assertEq(uint256(facts.provedBlock), provedBlock, "proof block recorded");
 
         uint256 stakeBefore = verifierSet.getVerifier(verifierList[0]).stake;
         vm.expectEmit(address(market));
@@ -650,7 +724,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[0], 1, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 1);
+        market.dispute(jobId, 1, _factsFor(jobId));
         vm.assertEq(
             verifierSet.getVerifier(verifierList[0]).stake, stakeBefore - FALSE_DISPUTE_SLASH, "disputer slashed"
         );
@@ -660,7 +734,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[1], 2, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[1]);
-        market.dispute(jobId, 2);
+        market.dispute(jobId, 2, _factsFor(jobId));
 
         vm.warp(j.challengeEndsAt);
         market.finalize(jobId);
@@ -675,13 +749,13 @@ contract FirnJobMarketTest is FirnFixture {
             if (code == 1 || code == 2) continue;
             vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidDisputeReason.selector, code));
             vm.prank(verifierList[0]);
-            market.dispute(jobId, code);
+            market.dispute(jobId, code, _factsFor(jobId));
         }
         uint64 endsAt = market.getJob(jobId).challengeEndsAt;
         vm.warp(endsAt);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowClosed.selector, jobId, endsAt, endsAt));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
     }
 
     /// @dev Unbonding (1 hour) much shorter than the challenge window (1 day): the node exits right
@@ -714,7 +788,7 @@ contract FirnJobMarketTest is FirnFixture {
         // Node A's proof is disputed inside the window: the exiting node is slashed.
         for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
             vm.prank(verifierList[i]);
-            market.dispute(jobId, 16);
+            market.dispute(jobId, 16, _factsFor(jobId));
         }
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE - SLASH_AMOUNT, "slashed while exiting");
 
@@ -771,7 +845,7 @@ contract FirnJobMarketTest is FirnFixture {
 
         _submit(claimed, nodeA);
         vm.prank(verifierList[0]);
-        market.dispute(proved, 17);
+        market.dispute(proved, 17, _factsFor(proved));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize(proved);
         market.finalize(claimed);
@@ -882,15 +956,16 @@ contract FirnJobMarketTest is FirnFixture {
         registry.setSlasher(address(bare));
         verifierSet.setSlasher(address(bare));
         vm.prank(requester);
-        bytes32 jobId = bare.postJob{value: 1 ether}(_request(uint8(1) << SIM));
+        bytes32 jobId = _remember(bare.postJob{value: 1 ether}(_request(uint8(1) << SIM)), _request(uint8(1) << SIM));
         vm.prank(nodeA.operator);
-        bare.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        bare.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, _termsFor(jobId));
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, bare.hashWorkProof(p));
         vm.prank(nodeA.operator);
         bare.submitProof(jobId, p, sig);
+        _rememberProof(jobId, p, nodeA.enclaveAddress);
         vm.prank(verifierList[0]);
-        bare.dispute(jobId, 1);
+        bare.dispute(jobId, 1, _factsFor(jobId));
         vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");
     }
 
@@ -917,13 +992,13 @@ contract FirnJobMarketTest is FirnFixture {
         market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 0, 10 ether);
         bytes32 jobId = _proved();
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 1); // provably wrong: loses its whole stake
+        market.dispute(jobId, 1, _factsFor(jobId)); // provably wrong: loses its whole stake
         vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, 0, "stake gone");
         vm.assertFalse(verifierSet.isVerifier(verifierList[0]), "deactivated by the slash");
         bytes32 next = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
-        market.dispute(next, 17);
+        market.dispute(next, 17, _factsFor(next));
     }
 
     function testFuzz_submitTiming(uint256 wait) public {
@@ -942,8 +1017,8 @@ contract FirnJobMarketTest is FirnFixture {
         uint256 x = bound(a, 1, 10 ether);
         uint256 y = bound(b, 1, 10 ether);
         vm.startPrank(requester);
-        bytes32 j1 = market.postJob{value: x}(_request(2));
-        bytes32 j2 = market.postJob{value: y}(_request(2));
+        bytes32 j1 = _remember(market.postJob{value: x}(_request(2)), _request(2));
+        bytes32 j2 = _remember(market.postJob{value: y}(_request(2)), _request(2));
         market.reclaim(j1);
         vm.stopPrank();
         if (claimIt) _claim(j2, nodeA);

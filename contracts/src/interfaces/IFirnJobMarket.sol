@@ -71,36 +71,58 @@ interface IFirnJobMarket {
         uint64 workUnits;
     }
 
-    /// @notice One job as stored. The submission facts (`signer`, `startedAt`, `finishedAt`,
-    /// `provedBlock`, `snapshotId`) are recorded at submitProof and judged by disputes.
-    struct Job {
-        address requester;
-        uint8 teeTypeMask;
-        JobStatus status;
-        uint64 postedAt;
-        uint64 deadline;
-        uint64 claimTimeout;
-        uint64 claimedAt;
-        uint64 provedAt;
+    /// @notice What a claim and a proof are checked against: `termsHash` of a job is
+    /// keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds)), the
+    /// preimage is in its JobPosted event, and claimJob passes it back (decision 1142).
+    struct JobTerms {
         bytes32 workloadHash;
         bytes32 inputCommitment;
         bytes32[] allowedMeasurements;
         bytes32[] enclaveIds;
-        uint256 escrow;
-        uint256 bond;
-        bytes32 enclaveId;
-        address claimant;
-        uint64 challengeEndsAt;
-        bytes32 measurement;
-        bytes32 outputCommitment;
+    }
+
+    /// @notice The facts recorded at submitProof that fact disputes are judged by. A Proved job
+    /// stores keccak256(abi.encode(signer, startedAt, finishedAt, provedBlock)) as `factsHash`; the
+    /// facts themselves are in its ProofSubmitted event (provedBlock = that event's block).
+    struct ProofFacts {
         address signer;
-        uint64 workUnits;
         uint64 startedAt;
         uint64 finishedAt;
         uint64 provedBlock;
-        uint64 snapshotId;
-        uint256 disputeStake;
+    }
+
+    /// @notice One job as stored, packed into eight slots (docs/decisions/1140-contract-gas.md).
+    /// `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(measurement,
+    /// workloadHash, inputCommitment)), what the proof must repeat (the claimed node's measurement is
+    /// in JobClaimed); once Proved: the hash of the ProofFacts. `claimedAt` is the time of the
+    /// standing claim; `challengeEndsAt`, `snapshotId` and `workUnits` are set by submitProof.
+    /// Amounts are uint96 (wei): every amount is ether this contract holds.
+    struct Job {
+        // slot 0
+        address requester;
+        JobStatus status;
+        uint8 teeTypeMask;
+        uint64 deadline;
+        // slot 1
+        uint96 escrow;
+        uint64 claimTimeout;
         uint64 maxWorkUnits;
+        // slot 2
+        bytes32 termsHash;
+        // slot 3
+        address claimant;
+        uint96 bond;
+        // slot 4
+        bytes32 enclaveId;
+        // slot 5: written at claim, so submitProof changes a slot rather than creating one
+        uint64 claimedAt;
+        uint64 challengeEndsAt;
+        uint64 snapshotId;
+        uint64 workUnits;
+        // slot 6
+        bytes32 factsHash;
+        // slot 7
+        uint256 disputeStake;
     }
 
     error EmptyEscrow();
@@ -119,6 +141,12 @@ interface IFirnJobMarket {
     error NotClaimant(bytes32 jobId, address caller);
     error ClaimExpired(bytes32 jobId, uint64 claimExpiresAt, uint64 nowTime);
     error ProofMismatch(bytes32 jobId, string field);
+    /// @notice The terms passed to claimJob are not the ones the job was posted with.
+    error TermsMismatch(bytes32 jobId, bytes32 expected, bytes32 given);
+    /// @notice The proof facts passed to a fact dispute are not the ones recorded at submitProof.
+    error FactsMismatch(bytes32 jobId, bytes32 expected, bytes32 given);
+    /// @notice An amount does not fit the packed uint96 field.
+    error AmountTooLarge(uint256 amount, uint256 max);
     error InvalidProofTimes(uint64 startedAt, uint64 finishedAt);
     error InvalidSignature(uint8 recoverError);
     error WrongSigner(bytes32 enclaveId, address expected, address recovered);
@@ -146,19 +174,31 @@ interface IFirnJobMarket {
         bytes32 inputCommitment,
         uint64 deadline,
         uint64 claimTimeout,
+        uint64 maxWorkUnits,
+        bytes32[] allowedMeasurements,
         bytes32[] enclaveIds
     );
     event JobClaimed(
-        bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint64 claimExpiresAt, uint256 bond
+        bytes32 indexed jobId,
+        bytes32 indexed enclaveId,
+        address indexed operator,
+        uint64 claimExpiresAt,
+        uint256 bond,
+        bytes32 measurement
     );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
     event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed requester, uint256 bond);
+    /// @notice With the block it is in, carries the ProofFacts (`signer`, `startedAt`, `finishedAt`).
     event ProofSubmitted(
         bytes32 indexed jobId,
         bytes32 indexed enclaveId,
         bytes32 outputCommitment,
         uint64 workUnits,
-        uint64 challengeEndsAt
+        uint64 challengeEndsAt,
+        address signer,
+        uint64 startedAt,
+        uint64 finishedAt,
+        uint64 snapshotId
     );
     event JobDisputed(
         bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint256 weight, uint256 disputeStake
@@ -182,9 +222,10 @@ interface IFirnJobMarket {
 
     /// @notice Post a job; msg.value is the escrow. Reverts while paused (EnforcedPause).
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
-    /// @notice Claim with msg.value == claimBond(). Reverts while paused. A lapsed claim of
-    /// another node is superseded and its bond credited to the requester.
-    function claimJob(bytes32 jobId, bytes32 enclaveId) external payable;
+    /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
+    /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
+    /// is superseded and its bond credited to the requester.
+    function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back before its claim lapses; the bond goes to the requester.
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
@@ -193,8 +234,10 @@ interface IFirnJobMarket {
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
     /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
     function failJob(bytes32 jobId, bytes32 reason) external;
-    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above).
-    function dispute(bytes32 jobId, uint16 reasonCode) external;
+    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above). A
+    /// fact dispute (reasons 1, 2) passes the job's ProofFacts from its ProofSubmitted event (reverts
+    /// FactsMismatch otherwise); a finding ignores `facts`.
+    function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
     /// goes to the reward pool. Works while paused.
     function finalize(bytes32 jobId) external;

@@ -40,29 +40,34 @@ interface IFirnRegistry {
         bytes32 evidenceDigest;
     }
 
-    /// @notice One node as stored. `snapshotId` is the verifier-set snapshot of the current
-    /// `round` (the registration or the pending key rotation); `approvalStake` and `refusalStake`
-    /// are the vote weights (wei) cast in that round. `lockedUntil` is the latest end of a
-    /// challenge window of this node's proofs: stake cannot be withdrawn before it.
+    /// @notice One node as stored, packed into eight slots (docs/decisions/1140-contract-gas.md).
+    /// `snapshotId` is the verifier-set snapshot of the current `round` (the registration or the
+    /// pending key rotation); `approvalStake` and `refusalStake` are the vote weights (wei) cast in
+    /// that round. `lockedUntil` is the latest end of a challenge window of this node's proofs: stake
+    /// cannot be withdrawn before it. The KEM public key and the endpoint are not stored: the contract
+    /// never reads them, so they live in the events (`NodeRegistered`, `KeysRotated`,
+    /// `EndpointUpdated`), where clients and indexers read them.
     struct Node {
+        // slot 0
         address operator;
         uint8 teeType;
         NodeStatus status;
         bool rotationPending;
         uint32 round;
-        uint64 registeredAt;
-        uint64 unbondingEndsAt;
+        // slot 1: written with the address at registration, so a first lock costs no new slot
+        address enclaveAddress;
         uint64 lockedUntil;
+        // slot 2
+        uint96 stake;
+        uint64 unbondingEndsAt;
         uint64 snapshotId;
         bytes32 measurement;
         bytes32 platformIdHash;
-        address enclaveAddress;
-        bytes32 kemPublicKey;
-        string endpoint;
         bytes32 evidenceDigest;
-        uint256 stake;
-        uint256 approvalStake;
-        uint256 refusalStake;
+        // one slot, written by the first vote of a round
+        uint128 approvalStake;
+        uint128 refusalStake;
+        // rotation only
         address pendingEnclaveAddress;
         bytes32 pendingKemPublicKey;
         bytes32 pendingEvidenceDigest;
@@ -124,6 +129,7 @@ interface IFirnRegistry {
     error NothingToWithdraw(address account);
     error StatusNotIndexed(NodeStatus status);
     error RewardPoolNotSet();
+    error StakeTooHigh(uint256 stake, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
     event MeasurementAllowed(uint8 indexed teeType, bytes32 indexed measurement);
@@ -241,8 +247,15 @@ interface IFirnRegistry {
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);
-    /// @notice Slasher: the node's stake stays locked until at least `until` (a challenge window end).
-    function lockStake(bytes32 enclaveId, uint64 until) external;
+    /// @notice Slasher, at a proof submission: when the node may still submit proofs (Active, or
+    /// Exiting after claiming while Active; its TEE type allowed and `measurement` still
+    /// allow-listed), its stake stays locked until at least `until` (the proof's challenge window
+    /// end) and its enclave address is returned for the signer check. Otherwise nothing is locked
+    /// and `ineligibility` says why: 1 neither Active nor Exiting, 2 TEE type no longer allowed,
+    /// 3 measurement revoked. One call instead of a summary read and a lock (decision 1141).
+    function lockStake(bytes32 enclaveId, bytes32 measurement, uint64 until)
+        external
+        returns (address enclaveAddress, uint8 ineligibility);
 
     // ------------------------------------------------------------ views
 
@@ -255,8 +268,8 @@ interface IFirnRegistry {
     function ineligibility(bytes32 enclaveId) external view returns (uint8);
     /// @notice Active, TEE type allowed and measurement allow-listed, now.
     function isEligible(bytes32 enclaveId) external view returns (bool);
-    /// @notice Enclave IDs in `status` (only Pending, Active and Exiting are indexed; others revert
-    /// StatusNotIndexed), from `offset`, at most `limit` of them. Order is not stable.
+    /// @notice Enclave IDs in `status` (only Active and Exiting are indexed; others revert
+    /// StatusNotIndexed: Pending registrations are found from `NodeRegistered` events), from `offset`, at most `limit` of them. Order is not stable.
     function enclaveIdsByStatus(NodeStatus status, uint256 offset, uint256 limit)
         external
         view

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {FirnDataLedger} from "../../src/FirnDataLedger.sol";
 import {FirnJobMarket} from "../../src/FirnJobMarket.sol";
+import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
 import {FirnRegistry} from "../../src/FirnRegistry.sol";
 import {FirnRewards} from "../../src/FirnRewards.sol";
 import {FirnVerifierSet} from "../../src/FirnVerifierSet.sol";
@@ -142,6 +143,29 @@ abstract contract FirnFixture is FirnTest {
         t = _node(seed);
         _register(t, teeType, measurement);
         _approveAll(t.enclaveId, t.evidenceDigest);
+    }
+
+    /// @dev Terms of posted jobs and facts of submitted proofs, as a node or verifier reads them from
+    /// JobPosted and ProofSubmitted, for claimJob and fact disputes (the market stores only hashes).
+    mapping(bytes32 jobId => IFirnJobMarket.JobTerms) private _jobTerms;
+    mapping(bytes32 jobId => IFirnJobMarket.ProofFacts) private _jobFacts;
+
+    function _remember(bytes32 jobId, IFirnJobMarket.JobRequest memory r) internal returns (bytes32) {
+        _jobTerms[jobId] = IFirnJobMarket.JobTerms(r.workloadHash, r.inputCommitment, r.allowedMeasurements, r.enclaveIds);
+        return jobId;
+    }
+
+    function _termsFor(bytes32 jobId) internal view returns (IFirnJobMarket.JobTerms memory) {
+        return _jobTerms[jobId];
+    }
+
+    /// @dev Call right after a successful submitProof of `p` signed by `signer`.
+    function _rememberProof(bytes32 jobId, IFirnJobMarket.WorkProof memory p, address signer) internal {
+        _jobFacts[jobId] = IFirnJobMarket.ProofFacts(signer, p.startedAt, p.finishedAt, uint64(block.number));
+    }
+
+    function _factsFor(bytes32 jobId) internal view returns (IFirnJobMarket.ProofFacts memory) {
+        return _jobFacts[jobId];
     }
 
     function _sig(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
