@@ -97,6 +97,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     ) EIP712("firn", "1") Ownable(initialOwner) {
         _registry = registry_;
         _verifierSet = verifierSet_;
+        if (challengeWindow_ > type(uint32).max) revert TimeTooLarge(challengeWindow_, type(uint32).max);
         _challengeWindow = challengeWindow_;
         _slashAmount = SafeCast.toUint128(slashAmount_);
         _claimBond = _toUint96(claimBond_);
@@ -126,6 +127,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     ) external onlyOwner {
         if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
         if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
+        if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
         _challengeWindow = newChallengeWindow;
         _slashAmount = SafeCast.toUint128(newSlashAmount);
         _claimBond = _toUint96(newClaimBond);
@@ -166,7 +168,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (msg.value == 0) revert EmptyEscrow();
         if (r.teeTypeMask == 0 || r.teeTypeMask & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(r.teeTypeMask);
         if (r.deadline <= block.timestamp) revert DeadlineInPast(r.deadline, uint64(block.timestamp));
+        if (r.deadline > type(uint40).max) revert TimeTooLarge(r.deadline, type(uint40).max);
         if (r.claimTimeout == 0) revert InvalidClaimTimeout(r.claimTimeout);
+        if (r.claimTimeout > type(uint32).max) revert TimeTooLarge(r.claimTimeout, type(uint32).max);
         uint256 n = r.allowedMeasurements.length;
         if (n > MAX_ALLOWED_MEASUREMENTS) revert TooManyMeasurements(n, MAX_ALLOWED_MEASUREMENTS);
         uint256 e = r.enclaveIds.length;
@@ -181,10 +185,12 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.requester = msg.sender;
         j.status = JobStatus.Open;
         j.teeTypeMask = r.teeTypeMask;
-        j.deadline = r.deadline;
+        j.deadline = uint40(r.deadline);
         j.escrow = escrow;
-        j.claimTimeout = r.claimTimeout;
         j.maxWorkUnits = r.maxWorkUnits;
+        j.claimTimeout = uint32(r.claimTimeout);
+        // The job's proof gets the window in force now (setParameters bounds it to uint32).
+        j.challengeWindow = uint32(_challengeWindow);
         j.termsHash = keccak256(abi.encode(r.workloadHash, r.inputCommitment, r.allowedMeasurements, r.enclaveIds));
         _totalEscrow += escrow;
         _emitPosted(jobId, r);
@@ -198,7 +204,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (msg.value != required) revert WrongClaimBond(msg.value, required);
         Job storage j = _job(jobId);
         if (j.status == JobStatus.Claimed) {
-            uint64 expiresAt = j.claimedAt + j.claimTimeout;
+            uint64 expiresAt = j.claimExpiresAt;
             if (block.timestamp <= expiresAt) revert AlreadyClaimed(jobId, j.enclaveId, expiresAt);
             _forfeitBond(jobId, j);
         } else if (j.status != JobStatus.Open) {
@@ -215,17 +221,22 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint8 reason = _ineligibility(j.teeTypeMask, terms, node, enclaveId);
         if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
 
+        uint64 expires = uint64(block.timestamp) + j.claimTimeout;
         j.status = JobStatus.Claimed;
+        j.claimExpiresAt = uint40(expires);
         j.claimant = msg.sender;
         j.bond = uint96(required);
         j.enclaveId = enclaveId;
-        j.claimedAt = uint64(block.timestamp);
-        // What the proof must repeat: this node's measurement and the job's commitments.
-        j.factsHash = keccak256(abi.encode(node.measurement, terms.workloadHash, terms.inputCommitment));
-        _totalBonds += uint128(required);
-        emit JobClaimed(
-            jobId, enclaveId, msg.sender, uint64(block.timestamp) + j.claimTimeout, msg.value, node.measurement
+        // What submitProof checks in one word: the claimant, this node and its measurement, and the
+        // job's commitments, all of which the proof (or its sender) repeats.
+        j.factsHash = keccak256(
+            abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment)
         );
+        _totalBonds += uint128(required);
+        // A proof of this claim comes by `expires`; its challenge window ends at most a window later.
+        // Locking now keeps the registry out of submitProof (decision 1141).
+        _registry.lockStake(enclaveId, expires + j.challengeWindow);
+        emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -240,45 +251,55 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev Records the facts disputes are judged by as one hash (the signer, the proof's times,
-    /// the block), the verifier-set snapshot whose stake decides findings, and the work units. Every
-    /// write lands in a slot the claim already wrote (decision 1141).
+    /// @dev Reads two job slots (status and times; the claim hash) and one registry slot, writes the
+    /// same two job slots: the submission facts are kept as one hash, their values go to
+    /// ProofSubmitted (decisions 1141, 1142).
     function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
-        if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
         uint64 deadline = j.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
-        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+        uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
-
-        bytes32 enclaveId = j.enclaveId;
         if (proof.jobId != jobId) revert ProofMismatch(jobId, "jobId");
-        if (proof.enclaveId != enclaveId) revert ProofMismatch(jobId, "enclaveId");
-        if (keccak256(abi.encode(proof.measurement, proof.workloadHash, proof.inputCommitment)) != j.factsHash) {
-            revert ProofMismatch(jobId, "measurement, workloadHash or inputCommitment");
-        }
+        bytes32 enclaveId = proof.enclaveId;
+        bytes32 claimHash = keccak256(
+            abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment)
+        );
+        if (claimHash != j.factsHash) _revertClaimMismatch(jobId, j, enclaveId);
         if (_timesInvalid(proof.startedAt, proof.finishedAt, deadline)) {
             revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
         }
 
-        // The node cannot unbond before this proof's challenge window has ended; the same call
-        // answers whether it may still submit (Active or Exiting, TEE type and measurement allowed).
-        uint64 endsAt = uint64(block.timestamp) + _challengeWindow;
-        (address enclaveAddress, uint8 r) = _registry.lockStake(enclaveId, proof.measurement, endsAt);
+        (address enclaveAddress, uint8 r) = _registry.proofSigner(enclaveId, proof.measurement);
         if (r != 0) revert NodeNotEligible(jobId, enclaveId, _submitReason(r));
         // tryRecover refuses malformed and high-s (malleable) signatures instead of recovering.
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), signature);
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
         if (signer != enclaveAddress) revert WrongSigner(enclaveId, enclaveAddress, signer);
 
-        uint64 snapshotId = _verifierSet.currentSnapshot();
+        ProofFacts memory f = ProofFacts({
+            signer: signer,
+            startedAt: proof.startedAt,
+            finishedAt: proof.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: uint64(block.timestamp) + j.challengeWindow,
+            workUnits: proof.workUnits,
+            snapshotId: _verifierSet.currentSnapshot()
+        });
         j.status = JobStatus.Proved;
-        j.challengeEndsAt = endsAt;
-        j.snapshotId = snapshotId;
-        j.workUnits = proof.workUnits;
-        j.factsHash = keccak256(abi.encode(signer, proof.startedAt, proof.finishedAt, uint64(block.number)));
-        _emitProved(jobId, proof, signer, endsAt, snapshotId);
+        j.factsHash = keccak256(abi.encode(f));
+        emit ProofSubmitted(
+            jobId,
+            enclaveId,
+            proof.outputCommitment,
+            f.workUnits,
+            f.challengeEndsAt,
+            signer,
+            f.startedAt,
+            f.finishedAt,
+            f.snapshotId
+        );
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -288,7 +309,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
         // A lapsed claim's bond is the requester's: failing after the lapse cannot take it back.
         if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
-        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+        uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
         j.status = JobStatus.Failed;
@@ -305,12 +326,13 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
-        if (block.timestamp >= j.challengeEndsAt) {
-            revert ChallengeWindowClosed(jobId, j.challengeEndsAt, uint64(block.timestamp));
+        _checkFacts(jobId, j, facts);
+        if (block.timestamp >= facts.challengeEndsAt) {
+            revert ChallengeWindowClosed(jobId, facts.challengeEndsAt, uint64(block.timestamp));
         }
         bool isFact = reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY || reasonCode == DISPUTE_TIMES_INVALID;
         if (!isFact && reasonCode < DISPUTE_FINDINGS_FROM) revert InvalidDisputeReason(reasonCode);
-        uint64 snapshotId = j.snapshotId;
+        uint64 snapshotId = facts.snapshotId;
         uint256 weight = _verifierSet.voteWeight(msg.sender, snapshotId);
         if (weight == 0) {
             if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
@@ -320,9 +342,6 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _disputed[jobId][msg.sender] = true;
 
         if (isFact) {
-            // The facts come from ProofSubmitted; the recorded hash makes them the ones of submission.
-            bytes32 given = keccak256(abi.encode(facts.signer, facts.startedAt, facts.finishedAt, facts.provedBlock));
-            if (given != j.factsHash) revert FactsMismatch(jobId, j.factsHash, given);
             emit JobDisputed(jobId, msg.sender, reasonCode, weight, j.disputeStake);
             if (_factHolds(j, facts, reasonCode)) {
                 address[] memory disputer = new address[](1);
@@ -349,15 +368,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    function finalize(bytes32 jobId) external nonReentrant {
+    function finalize(bytes32 jobId, ProofFacts calldata facts) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
-        if (block.timestamp < j.challengeEndsAt) {
-            revert ChallengeWindowOpen(jobId, j.challengeEndsAt, uint64(block.timestamp));
+        _checkFacts(jobId, j, facts);
+        if (block.timestamp < facts.challengeEndsAt) {
+            revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
-        uint256 earned = _earned(escrow, j.workUnits, j.maxWorkUnits);
+        uint256 earned = _earned(escrow, facts.workUnits, j.maxWorkUnits);
         uint256 unused = escrow - earned;
         // The protocol fee is taken from what the work earned, never from escrow returned unused.
         uint256 fee = earned * _protocolFeeBps / 10_000;
@@ -384,8 +404,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.requester != msg.sender) revert NotRequester(jobId, msg.sender);
         JobStatus s = j.status;
-        bool lapsed = s == JobStatus.Claimed
-            && (block.timestamp > j.deadline || block.timestamp > j.claimedAt + j.claimTimeout);
+        bool lapsed = s == JobStatus.Claimed && (block.timestamp > j.deadline || block.timestamp > j.claimExpiresAt);
         if (!(lapsed || s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed)) {
             revert NotReclaimable(jobId, s);
         }
@@ -545,6 +564,19 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev True when the recorded submission facts prove the disputed fact: judged only on what
     /// was fixed at submitProof and on the key history at the proof's block, never on the node's
     /// or the allow-list's state now.
+    /// @dev The facts a disputer or finalizer passes must be the ones recorded at submitProof.
+    function _checkFacts(bytes32 jobId, Job storage j, ProofFacts calldata facts) private view {
+        bytes32 given = keccak256(abi.encode(facts));
+        if (given != j.factsHash) revert FactsMismatch(jobId, j.factsHash, given);
+    }
+
+    /// @dev The claim hash did not match: name the cause (only this failing path reads the fields).
+    function _revertClaimMismatch(bytes32 jobId, Job storage j, bytes32 enclaveId) private view {
+        if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
+        if (j.enclaveId != enclaveId) revert ProofMismatch(jobId, "enclaveId");
+        revert ProofMismatch(jobId, "measurement, workloadHash or inputCommitment");
+    }
+
     function _factHolds(Job storage j, ProofFacts calldata facts, uint16 reasonCode) private view returns (bool) {
         if (reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY) {
             return !_registry.wasEnclaveAddress(j.enclaveId, facts.signer, facts.provedBlock);
@@ -587,15 +619,6 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     function _submitReason(uint8 r) private pure returns (uint8) {
         if (r == 1) return REASON_NOT_ACTIVE;
         return r == 2 ? REASON_TEE_TYPE_NOT_ALLOWED : REASON_MEASUREMENT_REVOKED;
-    }
-
-    /// @dev Separate frame: the event carries more fields than submitProof's stack can hold.
-    function _emitProved(bytes32 jobId, WorkProof calldata p, address signer, uint64 endsAt, uint64 snapshotId)
-        private
-    {
-        emit ProofSubmitted(
-            jobId, p.enclaveId, p.outputCommitment, p.workUnits, endsAt, signer, p.startedAt, p.finishedAt, snapshotId
-        );
     }
 
     /// @dev Separate frame: the event carries the whole request (the preimage of `termsHash`).
@@ -660,7 +683,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.bond = 0;
         j.enclaveId = bytes32(0);
         j.claimant = address(0);
-        j.claimedAt = 0;
+        j.claimExpiresAt = 0;
         j.factsHash = bytes32(0);
         if (bond == 0) return;
         _totalBonds -= uint128(bond);

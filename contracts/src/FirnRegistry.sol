@@ -41,8 +41,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     uint64 private _unbondingPeriod;
     uint128 private _minNodeStake;
     uint128 private _registrationFee;
-    // Sums of ether held; bounded by the ether in existence, far below 2^128 wei.
+    // Sums of ether held; bounded by the ether in existence, far below 2^128 wei. register and
+    // rotateKeys change one slot: the stake total and the fees held for the pool (decision 1140).
     uint128 private _totalStaked;
+    uint128 private _feesHeld;
     uint128 private _totalWithdrawable;
 
     mapping(uint8 teeType => mapping(bytes32 measurement => bool)) private _allowed;
@@ -184,22 +186,22 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         }
 
         uint256 stake = msg.value - fee;
-        if (stake > type(uint96).max) revert StakeTooHigh(stake, type(uint96).max);
-        uint32 round = n.round + 1;
+        if (stake > type(uint80).max) revert StakeTooHigh(stake, type(uint80).max);
+        uint16 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
         // Rejected and Exited records hold no stake and no pending rotation. Whole slots are written
         // at once (one SSTORE each); the KEM key and the endpoint are only emitted (decision 1140).
         // Pending registrations are not indexed on chain: verifiers and clients follow NodeRegistered.
         n.operator = msg.sender;
+        n.round = round;
+        n.stake = uint80(stake);
+        n.enclaveAddress = p.enclaveAddress;
         n.teeType = p.teeType;
         n.status = NodeStatus.Pending;
         n.rotationPending = false;
-        n.round = round;
-        n.enclaveAddress = p.enclaveAddress;
-        n.stake = uint96(stake);
-        n.unbondingEndsAt = 0;
-        n.snapshotId = snapshotId;
+        n.snapshotId = SafeCast.toUint32(snapshotId);
         if (prev != NodeStatus.None) {
+            n.unbondingEndsAt = 0;
             n.approvalStake = 0;
             n.refusalStake = 0;
         }
@@ -208,8 +210,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         n.evidenceDigest = p.evidenceDigest;
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
         _totalStaked += uint128(stake);
+        // Held for the pool and swept in one payment (sweepFees): a payment per registration would
+        // cost a call with value and the pool's own writes each time (decision 1140).
+        if (fee != 0) _feesHeld += uint128(fee);
         _emitRegistered(p, round, stake, fee, snapshotId);
-        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -229,10 +233,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (n.status != NodeStatus.Active) revert UnexpectedStatus(enclaveId, n.status);
         if (n.rotationPending) revert RotationPending(enclaveId);
         _checkKeys(enclaveId, newEnclaveAddress, newKemPublicKey, newEvidenceDigest);
-        uint32 round = n.round + 1;
+        uint16 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
         n.round = round;
-        n.snapshotId = snapshotId;
+        n.snapshotId = SafeCast.toUint32(snapshotId);
         n.approvalStake = 0;
         n.refusalStake = 0;
         n.rotationPending = true;
@@ -242,7 +246,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         // Reserve the new address so no other registration can take it while the vote runs.
         _enclaveIdOf[newEnclaveAddress] = enclaveId;
         emit KeyRotationRequested(enclaveId, round, newEnclaveAddress, newKemPublicKey, newEvidenceDigest, snapshotId);
-        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
+        if (fee != 0) _feesHeld += uint128(fee);
     }
 
     /// @inheritdoc IFirnRegistry
@@ -279,7 +283,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (n.rotationPending) _clearRotation(enclaveId, n);
         uint64 endsAt = uint64(block.timestamp) + _unbondingPeriod;
         _moveStatus(enclaveId, n, NodeStatus.Exiting);
-        n.unbondingEndsAt = endsAt;
+        n.unbondingEndsAt = SafeCast.toUint40(endsAt);
         emit ExitRequested(enclaveId, endsAt);
     }
 
@@ -327,7 +331,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
                 && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
         ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
         uint256 approvals = n.approvalStake + weight;
-        n.approvalStake = SafeCast.toUint128(approvals);
+        n.approvalStake = SafeCast.toUint96(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake snapshotted when the round opened.
@@ -361,7 +365,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         Node storage n = _nodes[enclaveId];
         (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
         uint256 refusals = n.refusalStake + weight;
-        n.refusalStake = SafeCast.toUint128(refusals);
+        n.refusalStake = SafeCast.toUint96(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
@@ -403,37 +407,38 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         }
         if (n.rotationPending) _clearRotation(enclaveId, n);
         slashed = amount < n.stake ? amount : n.stake;
-        // slashed <= stake < 2^96
-        n.stake -= uint96(slashed);
+        // slashed <= stake < 2^80
+        n.stake -= uint80(slashed);
         _totalStaked -= uint128(slashed);
         if (s != NodeStatus.Slashed) {
             _moveStatus(enclaveId, n, NodeStatus.Slashed);
             _closeKeyRecord(enclaveId);
         }
-        n.unbondingEndsAt = uint64(block.timestamp) + _unbondingPeriod;
+        n.unbondingEndsAt = SafeCast.toUint40(uint256(block.timestamp) + _unbondingPeriod);
         emit NodeSlashed(enclaveId, slashed, beneficiary, reason);
         _pay(beneficiary, slashed);
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev Reads slot 0 (status, TEE type), slot 1 (address, lock) and the allow-list entry; the
-    /// caller passes the measurement it recorded from this registry at claim, which the proof repeats.
-    function lockStake(bytes32 enclaveId, bytes32 measurement, uint64 until)
-        external
-        returns (address enclaveAddress, uint8 reason)
-    {
+    function lockStake(bytes32 enclaveId, uint64 until) external {
         if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
         Node storage n = _nodes[enclaveId];
-        NodeStatus s = n.status;
-        uint8 t = n.teeType;
-        if (s != NodeStatus.Active && s != NodeStatus.Exiting) return (address(0), INELIGIBLE_NOT_ACTIVE);
-        if (_allowedTeeTypes & (uint8(1) << t) == 0) return (address(0), INELIGIBLE_TEE_TYPE);
-        if (!_allowed[t][measurement]) return (address(0), INELIGIBLE_MEASUREMENT);
-        enclaveAddress = n.enclaveAddress;
         if (until > n.lockedUntil) {
-            n.lockedUntil = until;
+            n.lockedUntil = SafeCast.toUint40(until);
             emit StakeLocked(enclaveId, until);
         }
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Anyone may sweep: the fees are the pool's, and the payment goes only there.
+    function sweepFees() external nonReentrant returns (uint256 amount) {
+        address pool = _rewardPool;
+        if (pool == address(0)) revert RewardPoolNotSet();
+        amount = _feesHeld;
+        if (amount == 0) return 0;
+        _feesHeld = 0;
+        emit FeesSwept(pool, amount);
+        IFirnRewards(pool).fund{value: amount}();
     }
 
     // ---------------------------------------------------------------- views
@@ -466,6 +471,28 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
             enclaveAddress: n.enclaveAddress,
             stake: n.stake
         });
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Reads slot 1 of the node, the TEE-type mask and the allow-list entry; the caller (the
+    /// market) passes the measurement it recorded from this registry at claim, which the proof repeats.
+    function proofSigner(bytes32 enclaveId, bytes32 measurement)
+        external
+        view
+        returns (address enclaveAddress, uint8 reason)
+    {
+        Node storage n = _nodes[enclaveId];
+        NodeStatus s = n.status;
+        uint8 t = n.teeType;
+        if (s != NodeStatus.Active && s != NodeStatus.Exiting) return (address(0), INELIGIBLE_NOT_ACTIVE);
+        if (_allowedTeeTypes & (uint8(1) << t) == 0) return (address(0), INELIGIBLE_TEE_TYPE);
+        if (!_allowed[t][measurement]) return (address(0), INELIGIBLE_MEASUREMENT);
+        return (n.enclaveAddress, 0);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function feesHeld() external view returns (uint256) {
+        return _feesHeld;
     }
 
     /// @inheritdoc IFirnRegistry

@@ -369,8 +369,12 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         uint64 endsAt = uint64(block.timestamp) + CHALLENGE_WINDOW;
-        vm.expectEmit(address(registry));
-        emit IFirnRegistry.StakeLocked(nodeA.enclaveId, endsAt);
+        // The claim locked the stake until its expiry plus the window: a proof's window ends earlier.
+        vm.assertEq(
+            uint256(registry.getNode(nodeA.enclaveId).lockedUntil),
+            uint256(block.timestamp + 1 hours + CHALLENGE_WINDOW),
+            "stake locked at claim"
+        );
         vm.expectEmit(address(market));
         emit IFirnJobMarket.ProofSubmitted(
             jobId,
@@ -387,14 +391,17 @@ contract FirnJobMarketTest is FirnFixture {
         market.submitProof(jobId, p, sig);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
         vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
-        vm.assertEq(
-            j.factsHash,
-            keccak256(abi.encode(nodeA.enclaveAddress, p.startedAt, p.finishedAt, uint64(block.number))),
-            "signer, times and block recorded"
-        );
-        vm.assertEq(uint256(j.workUnits), 7, "work units recorded");
-        vm.assertEq(uint256(j.snapshotId), uint256(verifierSet.currentSnapshot()), "snapshot recorded");
-        vm.assertEq(uint256(registry.getNode(nodeA.enclaveId).lockedUntil), uint256(endsAt), "stake locked");
+        IFirnJobMarket.ProofFacts memory f = IFirnJobMarket.ProofFacts({
+            signer: nodeA.enclaveAddress,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: endsAt,
+            workUnits: 7,
+            snapshotId: verifierSet.currentSnapshot()
+        });
+        vm.assertEq(j.factsHash, keccak256(abi.encode(f)), "signer, times, block, window, units, snapshot recorded");
+        vm.assertLe(endsAt, registry.getNode(nodeA.enclaveId).lockedUntil, "window inside the lock");
     }
 
     function test_submitProof_wrongSigner() public {
@@ -532,17 +539,17 @@ contract FirnJobMarketTest is FirnFixture {
     function test_finalize_creditsAfterWindowMinusFee() public {
         market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 500, FALSE_DISPUTE_SLASH);
         bytes32 jobId = _proved();
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        uint64 endsAt = _factsFor(jobId).challengeEndsAt;
         vm.expectRevert(
             abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowOpen.selector, jobId, endsAt, uint64(block.timestamp))
         );
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.warp(endsAt);
         uint256 fee = 3 ether * 500 / 10_000;
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether - fee, fee);
         vm.prank(stranger);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether - fee + CLAIM_BOND, "payout and bond credited");
         vm.assertEq(address(rewards).balance, fee, "fee funds the pool");
         uint256 before = nodeA.operator.balance;
@@ -570,7 +577,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(nodeA.operator);
         market.submitProof(jobId, p, sig);
         _rememberProof(jobId, p, nodeA.enclaveAddress);
-        vm.warp(market.getJob(jobId).challengeEndsAt);
+        vm.warp(_factsFor(jobId).challengeEndsAt);
     }
 
     function test_finalize_paysInProportionToWork() public {
@@ -585,7 +592,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether - earned);
         vm.prank(stranger);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), earned - fee + CLAIM_BOND, "work paid, bond back");
         vm.assertEq(market.withdrawable(requester), 3 ether - earned, "unused escrow is the requester's");
         vm.assertEq(address(rewards).balance, fee, "fee only on what was earned");
@@ -602,7 +609,7 @@ contract FirnJobMarketTest is FirnFixture {
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 0, 0);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "only its own bond back");
         vm.assertEq(market.withdrawable(requester), 3 ether, "whole escrow back");
     }
@@ -611,14 +618,14 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _provedWork(1000, 5000);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether, 0);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "capped at the escrow");
         vm.assertEq(market.withdrawable(requester), 0, "nothing unused");
     }
 
     function test_finalize_noBudgetIsAllOrNothing() public {
         bytes32 jobId = _provedWork(0, 0);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "maxWorkUnits 0: whole escrow");
         vm.assertEq(market.withdrawable(requester), 0, "nothing returned");
     }
@@ -680,7 +687,7 @@ contract FirnJobMarketTest is FirnFixture {
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, market.getJob(jobId).snapshotId
+                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId
             )
         );
         vm.prank(late);
@@ -688,8 +695,8 @@ contract FirnJobMarketTest is FirnFixture {
 
         vm.prank(verifierList[0]);
         verifierSet.requestLeave(); // leaving honest verifiers cannot lower the bar either
-        vm.warp(market.getJob(jobId).challengeEndsAt);
-        market.finalize(jobId);
+        vm.warp(_factsFor(jobId).challengeEndsAt);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "honest node paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "stake intact");
     }
@@ -736,8 +743,8 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(verifierList[1]);
         market.dispute(jobId, 2, _factsFor(jobId));
 
-        vm.warp(j.challengeEndsAt);
-        market.finalize(jobId);
+        vm.warp(facts.challengeEndsAt);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
         vm.assertEq(address(rewards).balance, 2 * FALSE_DISPUTE_SLASH, "false disputes fund the pool");
@@ -751,7 +758,7 @@ contract FirnJobMarketTest is FirnFixture {
             vm.prank(verifierList[0]);
             market.dispute(jobId, code, _factsFor(jobId));
         }
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        uint64 endsAt = _factsFor(jobId).challengeEndsAt;
         vm.warp(endsAt);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowClosed.selector, jobId, endsAt, endsAt));
         vm.prank(verifierList[0]);
@@ -764,7 +771,9 @@ contract FirnJobMarketTest is FirnFixture {
     function test_unbonding_waitsForChallengeWindows() public {
         registry.setParameters(MIN_NODE_STAKE, 1 hours, 0);
         bytes32 jobId = _proved();
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        // Locked at claim until the claim's expiry plus the job's window, which covers the proof's window.
+        uint64 endsAt = registry.getNode(nodeA.enclaveId).lockedUntil;
+        vm.assertLe(_factsFor(jobId).challengeEndsAt, endsAt, "the proof's window is inside the lock");
         vm.prank(nodeA.operator);
         registry.requestExit(nodeA.enclaveId);
         market.setParameters(1, SLASH_AMOUNT, CLAIM_BOND, 0, FALSE_DISPUTE_SLASH);
@@ -792,11 +801,13 @@ contract FirnJobMarketTest is FirnFixture {
         }
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE - SLASH_AMOUNT, "slashed while exiting");
 
-        vm.warp(market.getJob(second).challengeEndsAt - 1);
+        uint64 lockB = registry.getNode(nodeB.enclaveId).lockedUntil;
+        vm.assertLe(_factsFor(second).challengeEndsAt, lockB, "window inside the lock");
+        vm.warp(lockB - 1);
         vm.expectRevert();
         vm.prank(nodeB.operator);
         registry.withdrawStake(nodeB.enclaveId);
-        vm.warp(market.getJob(second).challengeEndsAt);
+        vm.warp(lockB);
         vm.prank(nodeB.operator);
         registry.withdrawStake(nodeB.enclaveId);
         vm.assertEq(
@@ -847,8 +858,8 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(verifierList[0]);
         market.dispute(proved, 17, _factsFor(proved));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
-        market.finalize(proved);
-        market.finalize(claimed);
+        market.finalize(proved, _factsFor(proved));
+        market.finalize(claimed, _factsFor(claimed));
         vm.prank(requester);
         market.reclaim(open);
         uint256 a = nodeA.operator.balance;
@@ -963,7 +974,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, bare.hashWorkProof(p));
         vm.prank(nodeA.operator);
         bare.submitProof(jobId, p, sig);
-        _rememberProof(jobId, p, nodeA.enclaveAddress);
+        _rememberProofOn(bare, jobId, p, nodeA.enclaveAddress);
         vm.prank(verifierList[0]);
         bare.dispute(jobId, 1, _factsFor(jobId));
         vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");

@@ -191,6 +191,14 @@ contract FirnRegistryTest is FirnFixture {
         registry.register{value: MIN_NODE_STAKE}(_params(t, SIM, MEASUREMENT));
         _register(t, SIM, MEASUREMENT);
         vm.assertEq(registry.getNode(t.enclaveId).stake, MIN_NODE_STAKE, "stake excludes the fee");
+        vm.assertEq(registry.feesHeld(), 0.05 ether, "fee held for the pool");
+        vm.assertEq(address(registry).balance, MIN_NODE_STAKE + 0.05 ether, "stake and fee held");
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.FeesSwept(address(rewards), 0.05 ether);
+        vm.prank(stranger);
+        vm.assertEq(registry.sweepFees(), 0.05 ether, "anyone sweeps");
+        vm.assertEq(registry.feesHeld(), 0, "nothing held");
+        vm.assertEq(registry.sweepFees(), 0, "a second sweep pays nothing");
         vm.assertEq(address(rewards).balance, 0.05 ether, "fee in the pool");
         vm.assertEq(rewards.totalReceived(), 0.05 ether, "pool books the fee");
         vm.assertEq(address(registry).balance, registry.totalStaked(), "registry holds only stake");
@@ -594,6 +602,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
         // The Enclave ID is free in the same block; each squat round cost 0.05 ether.
         _register(t, SIM, MEASUREMENT);
+        registry.sweepFees();
         vm.assertEq(address(rewards).balance, 0.1 ether, "two rounds, two fees");
     }
 
@@ -615,6 +624,7 @@ contract FirnRegistryTest is FirnFixture {
             registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
         }
         vm.assertEq(registry.withdrawable(squatter.operator), 3 * MIN_NODE_STAKE, "stake back");
+        registry.sweepFees();
         vm.assertEq(address(rewards).balance, 3 * 0.05 ether, "three fees lost");
         _register(victim, SIM, MEASUREMENT);
         _approveAll(victim.enclaveId, victim.evidenceDigest);
@@ -626,7 +636,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotSlasher.selector, address(this)));
         registry.slash(t.enclaveId, 1, stranger, "r");
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotSlasher.selector, address(this)));
-        registry.lockStake(t.enclaveId, MEASUREMENT, 1);
+        registry.lockStake(t.enclaveId, 1);
 
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeSlashed(t.enclaveId, 0.3 ether, stranger, "fault");
@@ -658,35 +668,33 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.StakeLocked(t.enclaveId, 5000);
         vm.prank(address(market));
-        (address a,) = registry.lockStake(t.enclaveId, MEASUREMENT, 5000);
-        vm.assertEq(a, t.enclaveAddress, "enclave address for the signer check");
+        registry.lockStake(t.enclaveId, 5000);
         vm.prank(address(market));
-        registry.lockStake(t.enclaveId, MEASUREMENT, 4000);
+        registry.lockStake(t.enclaveId, 4000);
         vm.assertEq(uint256(registry.getNode(t.enclaveId).lockedUntil), 5000, "never shortened");
     }
 
-    /// @dev The proof-time lock doubles as the eligibility check: a node that may no longer submit
-    /// gets no address (the market then refuses the proof) and its lock does not move.
-    function test_lockStake_refusesIneligibleNodes() public {
+    /// @dev The proof-time view answers from one slot whether a node may still submit, and with
+    /// which key: a node that may not gets no address (the market then refuses the proof).
+    function test_proofSigner_refusesIneligibleNodes() public {
         TestNode memory t = _activeNode(1, SIM, MEASUREMENT);
         TestNode memory p = _node(2);
         _register(p, SIM, MEASUREMENT);
-        vm.startPrank(address(market));
-        (address a, uint8 r) = registry.lockStake(p.enclaveId, MEASUREMENT, 5000);
+        (address a, uint8 r) = registry.proofSigner(p.enclaveId, MEASUREMENT);
         vm.assertEq(uint256(r), 1, "pending: not active");
         vm.assertEq(a, address(0), "no address");
-        (a, r) = registry.lockStake(t.enclaveId, MEASUREMENT_B, 5000);
-        vm.assertEq(uint256(r), 0, "allowed measurement");
-        vm.stopPrank();
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT);
+        vm.assertEq(uint256(r), 0, "eligible");
+        vm.assertEq(a, t.enclaveAddress, "its enclave key");
         registry.revokeMeasurement(SIM, MEASUREMENT);
-        vm.prank(address(market));
-        (a, r) = registry.lockStake(t.enclaveId, MEASUREMENT, 6000);
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT);
         vm.assertEq(uint256(r), 3, "revoked measurement");
+        vm.assertEq(a, address(0), "no address once revoked");
+        (, r) = registry.proofSigner(t.enclaveId, MEASUREMENT_B);
+        vm.assertEq(uint256(r), 0, "another allowed measurement");
         registry.setAllowedTeeTypes(0x0c);
-        vm.prank(address(market));
-        (a, r) = registry.lockStake(t.enclaveId, MEASUREMENT_B, 6000);
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT_B);
         vm.assertEq(uint256(r), 2, "TEE type no longer allowed");
-        vm.assertEq(uint256(registry.getNode(t.enclaveId).lockedUntil), 5000, "refusals lock nothing");
     }
 
     function test_lists_indexedByStatusWithPages() public {

@@ -81,32 +81,38 @@ interface IFirnJobMarket {
         bytes32[] enclaveIds;
     }
 
-    /// @notice The facts recorded at submitProof that fact disputes are judged by. A Proved job
-    /// stores keccak256(abi.encode(signer, startedAt, finishedAt, provedBlock)) as `factsHash`; the
-    /// facts themselves are in its ProofSubmitted event (provedBlock = that event's block).
+    /// @notice The facts recorded at submitProof, which fact disputes are judged by and finalize
+    /// pays by. A Proved job stores only keccak256(abi.encode(facts)) as `factsHash`; the facts are in
+    /// its ProofSubmitted event (`provedBlock` is that event's block) and dispute and finalize pass
+    /// them back (decision 1142).
     struct ProofFacts {
         address signer;
         uint64 startedAt;
         uint64 finishedAt;
         uint64 provedBlock;
+        uint64 challengeEndsAt;
+        uint64 workUnits;
+        uint64 snapshotId;
     }
 
-    /// @notice One job as stored, packed into eight slots (docs/decisions/1140-contract-gas.md).
-    /// `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(measurement,
-    /// workloadHash, inputCommitment)), what the proof must repeat (the claimed node's measurement is
-    /// in JobClaimed); once Proved: the hash of the ProofFacts. `claimedAt` is the time of the
-    /// standing claim; `challengeEndsAt`, `snapshotId` and `workUnits` are set by submitProof.
-    /// Amounts are uint96 (wei): every amount is ether this contract holds.
+    /// @notice One job as stored, packed into seven slots (docs/decisions/1140-contract-gas.md).
+    /// Times are unix seconds in uint40 (to year 36812), amounts wei in uint96 (every amount is ether
+    /// this contract holds). `challengeWindow` is the market's window when the job was posted, which
+    /// its proof gets. `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(
+    /// claimant, enclaveId, measurement, workloadHash, inputCommitment)), what the proof must repeat
+    /// (the claimed node's measurement is in JobClaimed); once Proved: the hash of the ProofFacts.
     struct Job {
-        // slot 0
+        // slot 0: what every state change reads
         address requester;
         JobStatus status;
         uint8 teeTypeMask;
-        uint64 deadline;
+        uint40 deadline;
+        uint40 claimExpiresAt;
         // slot 1
         uint96 escrow;
-        uint64 claimTimeout;
         uint64 maxWorkUnits;
+        uint32 claimTimeout;
+        uint32 challengeWindow;
         // slot 2
         bytes32 termsHash;
         // slot 3
@@ -114,14 +120,9 @@ interface IFirnJobMarket {
         uint96 bond;
         // slot 4
         bytes32 enclaveId;
-        // slot 5: written at claim, so submitProof changes a slot rather than creating one
-        uint64 claimedAt;
-        uint64 challengeEndsAt;
-        uint64 snapshotId;
-        uint64 workUnits;
-        // slot 6
+        // slot 5
         bytes32 factsHash;
-        // slot 7
+        // slot 6
         uint256 disputeStake;
     }
 
@@ -147,6 +148,8 @@ interface IFirnJobMarket {
     error FactsMismatch(bytes32 jobId, bytes32 expected, bytes32 given);
     /// @notice An amount does not fit the packed uint96 field.
     error AmountTooLarge(uint256 amount, uint256 max);
+    /// @notice A deadline, claim timeout or challenge window does not fit its packed field.
+    error TimeTooLarge(uint256 value, uint256 max);
     error InvalidProofTimes(uint64 startedAt, uint64 finishedAt);
     error InvalidSignature(uint8 recoverError);
     error WrongSigner(bytes32 enclaveId, address expected, address recovered);
@@ -224,23 +227,24 @@ interface IFirnJobMarket {
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
     /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
     /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
-    /// is superseded and its bond credited to the requester.
+    /// is superseded and its bond credited to the requester. Locks the node's stake until the claim's
+    /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back before its claim lapses; the bond goes to the requester.
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
-    /// TEE type still allowed). Locks the node's stake until the challenge window ends.
+    /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
     function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external;
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
     /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
     function failJob(bytes32 jobId, bytes32 reason) external;
-    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above). A
-    /// fact dispute (reasons 1, 2) passes the job's ProofFacts from its ProofSubmitted event (reverts
-    /// FactsMismatch otherwise); a finding ignores `facts`.
+    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above),
+    /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
     /// goes to the reward pool. Works while paused.
-    function finalize(bytes32 jobId) external;
+    /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
+    function finalize(bytes32 jobId, ProofFacts calldata facts) external;
     /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, with
     /// the lapsed bond; Failed; Slashed with the slashed stake).
     function reclaim(bytes32 jobId) external;

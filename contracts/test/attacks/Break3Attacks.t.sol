@@ -95,7 +95,15 @@ contract Break3AttacksTest is FirnFixture {
     /// overflows in submitProof, so no valid proof can ever be submitted; once the claim lapses the
     /// requester reclaims and takes the honest claimant's bond.
     function test_attack_deadlineNearMaxMakesEveryProofRevert() public {
-        bytes32 jobId = _postClaim(type(uint64).max - 10, 1 hours);
+        // Deadlines are stored in 40 bits: one beyond is refused at post, so no such job exists.
+        IFirnJobMarket.JobRequest memory r = _request(type(uint64).max - 10, 1 hours);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.TimeTooLarge.selector, type(uint64).max - 10, type(uint40).max)
+        );
+        vm.prank(requester);
+        market.postJob{value: 1 ether}(r);
+        // The largest postable deadline still lets a valid proof in.
+        bytes32 jobId = _postClaim(type(uint40).max - 10, 1 hours);
         vm.assertTrue(_trySubmit(jobId), "a valid proof of a postable job is accepted");
     }
 
@@ -126,6 +134,8 @@ contract Break3AttacksTest is FirnFixture {
             nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk")
         );
         uint256 paid = squatterBefore - nodeA.operator.balance;
+        vm.assertEq(registry.feesHeld(), paid, "the rotation fee is held for the reward pool");
+        registry.sweepFees();
         vm.assertEq(rewards.totalReceived(), poolBefore + paid, "the rotation fee went to the reward pool");
         vm.assertEq(paid, fee, "exactly the fee");
 

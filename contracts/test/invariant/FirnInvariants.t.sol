@@ -172,7 +172,15 @@ contract Handler {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(_key(i), market.hashWorkProof(p));
         vm.prank(_op(i));
         try market.submitProof(jobId, p, abi.encodePacked(r, s, v)) {
-            facts[jobId] = IFirnJobMarket.ProofFacts(vm.addr(_key(i)), 0, 0, uint64(block.number));
+            facts[jobId] = IFirnJobMarket.ProofFacts({
+                signer: vm.addr(_key(i)),
+                startedAt: 0,
+                finishedAt: 0,
+                provedBlock: uint64(block.number),
+                challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
+                workUnits: 1,
+                snapshotId: vs.currentSnapshot()
+            });
         } catch {}
     }
 
@@ -199,7 +207,7 @@ contract Handler {
             try market.dispute(jobId, 1, facts[jobId]) {} catch {}
         } else {
             vm.warp(block.timestamp + (wait % 2 days));
-            try market.finalize(jobId) {} catch {}
+            try market.finalize(jobId, facts[jobId]) {} catch {}
         }
     }
 
@@ -322,7 +330,11 @@ contract FirnInvariantsTest is FirnFixture {
         }
         vm.assertEq(registry.totalStaked(), stakes, "totalStaked == sum of stakes");
         vm.assertEq(registry.totalWithdrawable(), credits, "totalWithdrawable == sum of credits");
-        vm.assertEq(address(registry).balance, stakes + credits, "registry balance == stakes + credits");
+        vm.assertEq(
+            address(registry).balance,
+            stakes + credits + registry.feesHeld(),
+            "registry balance == stakes + credits + fees held"
+        );
 
         uint256 vStakes;
         uint256 active;

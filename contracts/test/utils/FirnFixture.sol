@@ -161,7 +161,24 @@ abstract contract FirnFixture is FirnTest {
 
     /// @dev Call right after a successful submitProof of `p` signed by `signer`.
     function _rememberProof(bytes32 jobId, IFirnJobMarket.WorkProof memory p, address signer) internal {
-        _jobFacts[jobId] = IFirnJobMarket.ProofFacts(signer, p.startedAt, p.finishedAt, uint64(block.number));
+        _rememberProofOn(market, jobId, p, signer);
+    }
+
+    function _rememberProofOn(
+        FirnJobMarket m,
+        bytes32 jobId,
+        IFirnJobMarket.WorkProof memory p,
+        address signer
+    ) internal {
+        _jobFacts[jobId] = IFirnJobMarket.ProofFacts({
+            signer: signer,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: uint64(block.timestamp) + m.getJob(jobId).challengeWindow,
+            workUnits: p.workUnits,
+            snapshotId: verifierSet.currentSnapshot()
+        });
     }
 
     function _factsFor(bytes32 jobId) internal view returns (IFirnJobMarket.ProofFacts memory) {
