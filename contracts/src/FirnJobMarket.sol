@@ -222,6 +222,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
 
         uint64 expires = uint64(block.timestamp) + j.claimTimeout;
+        // The round's stake snapshot is taken when the claim opens it (decision 1141): a verifier
+        // that joins later adds nothing to a finding against this claim's proof.
+        uint64 snapshotId = _verifierSet.currentSnapshot();
+        j.snapshotId = SafeCast.toUint32(snapshotId);
         j.status = JobStatus.Claimed;
         j.claimExpiresAt = uint40(expires);
         j.claimant = msg.sender;
@@ -236,7 +240,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         // A proof of this claim comes by `expires`; its challenge window ends at most a window later.
         // Locking now keeps the registry out of submitProof (decision 1141).
         _registry.lockStake(enclaveId, expires + j.challengeWindow);
-        emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement);
+        emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement, snapshotId);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -254,14 +258,18 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev Reads two job slots (status and times; the claim hash) and one registry slot, writes the
     /// same two job slots: the submission facts are kept as one hash, their values go to
     /// ProofSubmitted (decisions 1141, 1142).
-    function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external {
-        Job storage j = _job(jobId);
-        if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
+    function submitProof(WorkProof calldata proof, bytes32 r, bytes32 vs) external {
+        bytes32 jobId = proof.jobId;
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (status != JobStatus.Claimed) {
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert UnexpectedJobStatus(jobId, status);
+        }
         uint64 deadline = j.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
         uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
-        if (proof.jobId != jobId) revert ProofMismatch(jobId, "jobId");
         bytes32 enclaveId = proof.enclaveId;
         bytes32 claimHash = keccak256(
             abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment)
@@ -271,35 +279,19 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
             revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
         }
 
-        (address enclaveAddress, uint8 r) = _registry.proofSigner(enclaveId, proof.measurement);
-        if (r != 0) revert NodeNotEligible(jobId, enclaveId, _submitReason(r));
+        (address enclaveAddress, uint8 reason) = _registry.proofSigner(enclaveId, proof.measurement);
+        if (reason != 0) revert NodeNotEligible(jobId, enclaveId, _submitReason(reason));
         // tryRecover refuses malformed and high-s (malleable) signatures instead of recovering.
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), signature);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), r, vs);
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
         if (signer != enclaveAddress) revert WrongSigner(enclaveId, enclaveAddress, signer);
 
-        ProofFacts memory f = ProofFacts({
-            signer: signer,
-            startedAt: proof.startedAt,
-            finishedAt: proof.finishedAt,
-            provedBlock: uint64(block.number),
-            challengeEndsAt: uint64(block.timestamp) + j.challengeWindow,
-            workUnits: proof.workUnits,
-            snapshotId: _verifierSet.currentSnapshot()
-        });
+        // ProofFacts in ABI order (a static struct encodes as its fields): signer, startedAt,
+        // finishedAt, provedBlock, challengeEndsAt, workUnits, snapshotId.
+        uint64 endsAt = uint64(block.timestamp) + j.challengeWindow;
         j.status = JobStatus.Proved;
-        j.factsHash = keccak256(abi.encode(f));
-        emit ProofSubmitted(
-            jobId,
-            enclaveId,
-            proof.outputCommitment,
-            f.workUnits,
-            f.challengeEndsAt,
-            signer,
-            f.startedAt,
-            f.finishedAt,
-            f.snapshotId
-        );
+        j.factsHash = _proofFactsHash(proof, signer, endsAt, j.snapshotId);
+        _emitProved(proof, signer);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -619,6 +611,21 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     function _submitReason(uint8 r) private pure returns (uint8) {
         if (r == 1) return REASON_NOT_ACTIVE;
         return r == 2 ? REASON_TEE_TYPE_NOT_ALLOWED : REASON_MEASUREMENT_REVOKED;
+    }
+
+    /// @dev Separate frame: the event carries more fields than submitProof's stack can hold.
+    function _proofFactsHash(WorkProof calldata p, address signer, uint64 endsAt, uint64 snapshotId)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(signer, p.startedAt, p.finishedAt, uint64(block.number), endsAt, p.workUnits, snapshotId)
+        );
+    }
+
+    function _emitProved(WorkProof calldata p, address signer) private {
+        emit ProofSubmitted(p.jobId, p.enclaveId, p.outputCommitment, p.workUnits, signer, p.startedAt, p.finishedAt);
     }
 
     /// @dev Separate frame: the event carries the whole request (the preimage of `termsHash`).

@@ -102,7 +102,7 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         _rememberProof(jobId, p, nodeA.enclaveAddress);
     }
 
@@ -110,7 +110,7 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, t);
         bytes memory sig = _sign(t.enclaveKey, market.hashWorkProof(p));
         vm.prank(t.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         _rememberProof(jobId, p, t.enclaveAddress);
     }
 
@@ -194,7 +194,13 @@ contract FirnJobMarketTest is FirnFixture {
 
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobClaimed(
-            jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours), CLAIM_BOND, MEASUREMENT
+            jobId,
+            nodeA.enclaveId,
+            nodeA.operator,
+            uint64(block.timestamp + 1 hours),
+            CLAIM_BOND,
+            MEASUREMENT,
+            verifierSet.currentSnapshot()
         );
         _claim(jobId, nodeA);
         vm.assertEq(market.totalBonds(), CLAIM_BOND, "bond held");
@@ -245,7 +251,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, claimed, nodeA.enclaveId, 3));
         vm.prank(nodeA.operator);
-        market.submitProof(claimed, p, sig);
+        _submitTo(market, p, sig);
         // The node reports the failure and keeps its bond; the requester reclaims at once.
         vm.prank(nodeA.operator);
         market.failJob(claimed, "revoked");
@@ -333,7 +339,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, nodeA.operator));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
 
         // Second lapse, then the requester reclaims: that bond is the requester's too.
         vm.warp(block.timestamp + 1 hours + 1);
@@ -381,14 +387,12 @@ contract FirnJobMarketTest is FirnFixture {
             nodeA.enclaveId,
             p.outputCommitment,
             7,
-            endsAt,
             nodeA.enclaveAddress,
             p.startedAt,
-            p.finishedAt,
-            verifierSet.currentSnapshot()
+            p.finishedAt
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
         vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
         IFirnJobMarket.ProofFacts memory f = IFirnJobMarket.ProofFacts({
@@ -415,7 +419,7 @@ contract FirnJobMarketTest is FirnFixture {
             )
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, _sign(nodeB.enclaveKey, digest));
+        _submitTo(market, p, _sign(nodeB.enclaveKey, digest));
     }
 
     function test_submitProof_replayOnAnotherJob() public {
@@ -425,18 +429,14 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(job2, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(job1, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ProofMismatch.selector, job2, "jobId"));
-        vm.prank(nodeA.operator);
-        market.submitProof(job2, p, sig);
-
-        // Rewriting the jobId breaks the signature instead.
+        // The job is the proof's signed jobId: rewriting it to the other job breaks the signature.
         p.jobId = job2;
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
             abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
-        market.submitProof(job2, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function test_submitProof_otherChainDomain() public {
@@ -473,7 +473,7 @@ contract FirnJobMarketTest is FirnFixture {
             abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         // Sanity: the same struct under this chain's domain is what the contract hashes.
         bytes32 localDomain = market.DOMAIN_SEPARATOR();
         vm.assertEq(keccak256(abi.encodePacked("\x19\x01", localDomain, structHash)), market.hashWorkProof(p), "v4");
@@ -491,9 +491,20 @@ contract FirnJobMarketTest is FirnFixture {
             nodeA.enclaveAddress,
             "twin"
         );
+        // In EIP-2098's (r, vs) the twin's s has its top bit set, which is the parity flag: the
+        // contract reads another s and v, recovers another address or none, and refuses.
+        vm.expectRevert();
+        vm.prank(nodeA.operator);
+        _submitTo(market, p, twin);
+        // A high s below 2^255 (expressible in vs) is refused as such by the recovery.
+        bytes32 highS = bytes32(uint256(0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a1));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidSignature.selector, uint8(3)));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, twin);
+        market.submitProof(p, r, highS);
+        // The honest signature in compact form is accepted.
+        vm.prank(nodeA.operator);
+        _submitTo(market, p, abi.encodePacked(r, s, v));
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
     }
 
     function test_submitProof_lateMismatchAndBadTimes() public {
@@ -508,18 +519,18 @@ contract FirnJobMarketTest is FirnFixture {
             )
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
 
         p = _proof(jobId, nodeA);
         p.startedAt = p.finishedAt + 1;
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
         p = _proof(jobId, nodeA);
         p.finishedAt = market.getJob(jobId).deadline + market.MAX_CLOCK_SKEW() + 1;
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
 
         p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
@@ -527,13 +538,13 @@ contract FirnJobMarketTest is FirnFixture {
         vm.warp(expires + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ClaimExpired.selector, jobId, expires, expires + 1));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
 
         uint64 deadline = market.getJob(jobId).deadline;
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.DeadlinePassed.selector, jobId, deadline, deadline + 1));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function test_finalize_creditsAfterWindowMinusFee() public {
@@ -575,7 +586,7 @@ contract FirnJobMarketTest is FirnFixture {
         p.workUnits = workUnits;
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         _rememberProof(jobId, p, nodeA.enclaveAddress);
         vm.warp(_factsFor(jobId).challengeEndsAt);
     }
@@ -973,7 +984,7 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, bare.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        bare.submitProof(jobId, p, sig);
+        _submitTo(bare, p, sig);
         _rememberProofOn(bare, jobId, p, nodeA.enclaveAddress);
         vm.prank(verifierList[0]);
         bare.dispute(jobId, 1, _factsFor(jobId));
@@ -1021,7 +1032,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.warp(block.timestamp + wait);
         if (wait > 1 hours) vm.expectRevert();
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function testFuzz_escrowAccounting(uint96 a, uint96 b, bool claimIt) public {

@@ -98,7 +98,8 @@ interface IFirnJobMarket {
     /// @notice One job as stored, packed into seven slots (docs/decisions/1140-contract-gas.md).
     /// Times are unix seconds in uint40 (to year 36812), amounts wei in uint96 (every amount is ether
     /// this contract holds). `challengeWindow` is the market's window when the job was posted, which
-    /// its proof gets. `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(
+    /// its proof gets. `snapshotId` is the verifier-set snapshot taken by the standing claim, whose
+    /// stake decides findings against its proof. `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(
     /// claimant, enclaveId, measurement, workloadHash, inputCommitment)), what the proof must repeat
     /// (the claimed node's measurement is in JobClaimed); once Proved: the hash of the ProofFacts.
     struct Job {
@@ -113,6 +114,7 @@ interface IFirnJobMarket {
         uint64 maxWorkUnits;
         uint32 claimTimeout;
         uint32 challengeWindow;
+        uint32 snapshotId;
         // slot 2
         bytes32 termsHash;
         // slot 3
@@ -187,21 +189,22 @@ interface IFirnJobMarket {
         address indexed operator,
         uint64 claimExpiresAt,
         uint256 bond,
-        bytes32 measurement
+        bytes32 measurement,
+        uint64 snapshotId
     );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
     event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed requester, uint256 bond);
-    /// @notice With the block it is in, carries the ProofFacts (`signer`, `startedAt`, `finishedAt`).
+    /// @notice Carries the ProofFacts that dispute and finalize pass back, with what the job record
+    /// (getJob) holds: `provedBlock` is this event's block, `challengeEndsAt` = that block's
+    /// timestamp + the job's `challengeWindow`, `snapshotId` the job's (also in JobClaimed).
     event ProofSubmitted(
         bytes32 indexed jobId,
         bytes32 indexed enclaveId,
         bytes32 outputCommitment,
         uint64 workUnits,
-        uint64 challengeEndsAt,
         address signer,
         uint64 startedAt,
-        uint64 finishedAt,
-        uint64 snapshotId
+        uint64 finishedAt
     );
     event JobDisputed(
         bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint256 weight, uint256 disputeStake
@@ -234,7 +237,10 @@ interface IFirnJobMarket {
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
-    function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external;
+    /// The job is `proof.jobId` (the signed field; no separate argument). The enclave's signature
+    /// comes in the 64-byte EIP-2098 form (`r`, `vs` = s with the y parity in the top bit): the
+    /// 65-byte form costs calldata for nothing (decision 1141).
+    function submitProof(WorkProof calldata proof, bytes32 r, bytes32 vs) external;
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
     /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
     function failJob(bytes32 jobId, bytes32 reason) external;

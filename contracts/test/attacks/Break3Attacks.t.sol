@@ -55,7 +55,8 @@ contract Break3AttacksTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId);
         bytes memory sig = _sig(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        (ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.submitProof, (jobId, p, sig)));
+        (bytes32 r, bytes32 vs) = _compact(sig);
+        (ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.submitProof, (p, r, vs)));
         if (ok) _rememberProof(jobId, p, nodeA.enclaveAddress);
     }
 

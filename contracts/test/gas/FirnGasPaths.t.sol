@@ -66,7 +66,7 @@ contract FirnGasPaths is FirnFixture {
         });
         bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
         vm.prank(t.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         _rememberProof(jobId, p, t.enclaveAddress);
     }
 

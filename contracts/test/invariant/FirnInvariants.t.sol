@@ -171,7 +171,7 @@ contract Handler {
         );
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(_key(i), market.hashWorkProof(p));
         vm.prank(_op(i));
-        try market.submitProof(jobId, p, abi.encodePacked(r, s, v)) {
+        try market.submitProof(p, r, bytes32(uint256(s) | (uint256(v - 27) << 255))) {
             facts[jobId] = IFirnJobMarket.ProofFacts({
                 signer: vm.addr(_key(i)),
                 startedAt: 0,

@@ -185,6 +185,23 @@ abstract contract FirnFixture is FirnTest {
         return _jobFacts[jobId];
     }
 
+    /// @dev submitProof with a 65-byte (r, s, v) signature turned into EIP-2098's (r, vs).
+    function _submitTo(FirnJobMarket m, IFirnJobMarket.WorkProof memory p, bytes memory sig) internal {
+        (bytes32 r, bytes32 vs) = _compact(sig);
+        m.submitProof(p, r, vs);
+    }
+
+    function _compact(bytes memory sig) internal pure returns (bytes32 r, bytes32 vs) {
+        bytes32 s;
+        uint8 v;
+        assembly {
+            r := mload(add(sig, 32))
+            s := mload(add(sig, 64))
+            v := byte(0, mload(add(sig, 96)))
+        }
+        vs = bytes32(uint256(s) | (uint256(v - 27) << 255));
+    }
+
     function _sig(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
