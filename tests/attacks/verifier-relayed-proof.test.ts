@@ -88,7 +88,7 @@ function log(
   block: bigint,
 ) {
   const item = firnJobMarketAbi.find((x) => x.type === 'event' && x.name === eventName);
-  if (!item || item.type !== 'event') throw new Error(eventName);
+  if (item?.type !== 'event') throw new Error(eventName);
   const topics = encodeEventTopics({ abi: [item], eventName, args } as never);
   const data = encodeAbiParameters(
     item.inputs.filter((i) => !i.indexed),
