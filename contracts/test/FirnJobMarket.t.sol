@@ -761,6 +761,64 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(address(rewards).balance, 2 * FALSE_DISPUTE_SLASH, "false disputes fund the pool");
     }
 
+    /// @dev The market keeps the submission facts as a hash. A verifier that passes other facts
+    /// (a signer that was never the enclave key, so that reason 1 would "hold"; or times that break
+    /// reason 2) is refused before anything is judged: the node is not slashed, nobody is.
+    function test_dispute_refusesFactsOtherThanRecorded() public {
+        bytes32 jobId = _proved();
+        bytes32 recorded = market.getJob(jobId).factsHash;
+        IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
+        forged.signer = stranger;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 1, forged);
+        forged = _factsFor(jobId);
+        forged.startedAt = forged.finishedAt + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 2, forged);
+        // A later challengeEndsAt cannot reopen a closed window for findings either.
+        vm.warp(_factsFor(jobId).challengeEndsAt);
+        forged = _factsFor(jobId);
+        forged.challengeEndsAt += 1 days;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 17, forged);
+        vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
+        vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, MIN_VERIFIER_STAKE, "verifier stake intact");
+    }
+
+    /// @dev A finalizer that passes other facts (more work units than proved, to be paid more of a
+    /// budgeted escrow; or an earlier window end, to be paid before verifiers could dispute) is refused.
+    function test_finalize_refusesFactsOtherThanRecorded() public {
+        bytes32 jobId = _provedWork(1000, 1);
+        bytes32 recorded = market.getJob(jobId).factsHash;
+        IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
+        forged.workUnits = 1000;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        market.finalize(jobId, forged);
+
+        bytes32 early = _proved();
+        recorded = market.getJob(early).factsHash;
+        forged = _factsFor(early);
+        forged.challengeEndsAt = uint64(block.timestamp);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged)))
+        );
+        market.finalize(early, forged);
+        vm.assertEq(_status(early), uint256(IFirnJobMarket.JobStatus.Proved), "still in its window");
+        market.finalize(jobId, _factsFor(jobId));
+        vm.assertEq(market.withdrawable(requester), 3 ether - 3 ether / 1000, "paid for the proved unit only");
+    }
+
     function test_dispute_invalidReasonAndAfterWindow() public {
         bytes32 jobId = _proved();
         for (uint16 code = 0; code < 16; ++code) {
