@@ -77,10 +77,11 @@ export async function getJob(clients: FirnClients, jobId: Hex): Promise<FirnJob>
     job.postedAt = await getBlockTime(clients, ev.posted.blockNumber);
   }
   if (ev.claimed && j.claimExpiresAt !== 0) job.measurement = ev.claimed.measurement;
-  const proved = status === JobStatus.Proved || status === JobStatus.Paid || status === JobStatus.Slashed;
-  if (ev.proved && proved) {
+  // A proof ends the claims of a job: once ProofSubmitted exists, `factsHash` stays its hash whether
+  // the job is then Proved, Paid, Slashed or Reclaimed after a slash.
+  if (ev.proved && status !== JobStatus.Open && status !== JobStatus.Claimed) {
     const facts = await proofFactsOf(clients, ev.proved, job.challengeWindow, job.snapshotId);
-    if (status === JobStatus.Proved && computeProofFactsHash(facts) !== j.factsHash) {
+    if (computeProofFactsHash(facts) !== j.factsHash) {
       throw new FirnError(
         'E_CHAIN',
         `the ProofSubmitted event of job ${jobId} does not match its stored facts hash`,
