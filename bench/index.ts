@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '@firn/core';
 
-const ALL = ['dcap', 'artifact', 'inference', 'confidentialInference', 'training'] as const;
+const ALL = ['dcap', 'artifact', 'inference', 'confidentialInference', 'training', 'gas'] as const;
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = picked.length > 0 ? picked : [...ALL];
 let failed = 0;

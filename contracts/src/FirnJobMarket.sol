@@ -5,7 +5,8 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IFirnJobMarket} from "./interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -20,7 +21,7 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// recorded at submission; disputes on findings only verifiers can check slash the node once
 /// > 2/3 of the verifier stake snapshotted at submission agrees. Every payout is pulled.
 /// See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
-contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyGuard {
+contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyGuardTransient {
     /// @notice EIP-712 type hash of WorkProof; the field list must match the TypeScript types.
     bytes32 public constant WORK_PROOF_TYPEHASH = keccak256(
         "WorkProof(bytes32 jobId,bytes32 enclaveId,bytes32 measurement,bytes32 workloadHash,bytes32 inputCommitment,bytes32 outputCommitment,uint64 startedAt,uint64 finishedAt,uint64 workUnits)"
@@ -52,17 +53,20 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     IFirnRegistry private immutable _registry;
     IFirnVerifierSet private immutable _verifierSet;
-    address private _guardian;
+    // Parameters packed by who reads them together (decision 1140): submitProof and finalize read
+    // slot A, claimJob slot B, disputes slot C.
     address private _rewardPool;
     uint64 private _challengeWindow;
     uint16 private _protocolFeeBps;
-    uint256 private _slashAmount;
-    uint256 private _claimBond;
-    uint256 private _falseDisputeSlash;
-    uint256 private _jobCount;
-    uint256 private _totalEscrow;
-    uint256 private _totalBonds;
-    uint256 private _totalWithdrawable;
+    address private _guardian;
+    uint96 private _claimBond;
+    uint128 private _slashAmount;
+    uint128 private _falseDisputeSlash;
+    // Counters: postJob changes the first slot only. Sums of ether held fit 2^128 wei.
+    uint64 private _jobCount;
+    uint128 private _totalEscrow;
+    uint128 private _totalBonds;
+    uint128 private _totalWithdrawable;
 
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => mapping(address verifier => bool)) private _disputed;
@@ -93,10 +97,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     ) EIP712("firn", "1") Ownable(initialOwner) {
         _registry = registry_;
         _verifierSet = verifierSet_;
+        if (challengeWindow_ > type(uint32).max) revert TimeTooLarge(challengeWindow_, type(uint32).max);
         _challengeWindow = challengeWindow_;
-        _slashAmount = slashAmount_;
-        _claimBond = claimBond_;
-        _falseDisputeSlash = falseDisputeSlash_;
+        _slashAmount = SafeCast.toUint128(slashAmount_);
+        _claimBond = _toUint96(claimBond_);
+        _falseDisputeSlash = SafeCast.toUint128(falseDisputeSlash_);
         emit ParametersUpdated(challengeWindow_, slashAmount_, claimBond_, 0, falseDisputeSlash_);
     }
 
@@ -122,11 +127,12 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     ) external onlyOwner {
         if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
         if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
+        if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
         _challengeWindow = newChallengeWindow;
-        _slashAmount = newSlashAmount;
-        _claimBond = newClaimBond;
+        _slashAmount = SafeCast.toUint128(newSlashAmount);
+        _claimBond = _toUint96(newClaimBond);
         _protocolFeeBps = newProtocolFeeBps;
-        _falseDisputeSlash = newFalseDisputeSlash;
+        _falseDisputeSlash = SafeCast.toUint128(newFalseDisputeSlash);
         emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
     }
 
@@ -156,73 +162,85 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     // ---------------------------------------------------------------- requesters and nodes
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev Stores three slots: the lists and commitments only as `termsHash` (their preimage is in
+    /// JobPosted; claimJob passes it back, submitProof checks the commitments by the claim's hash).
     function postJob(JobRequest calldata r) external payable whenNotPaused returns (bytes32 jobId) {
         if (msg.value == 0) revert EmptyEscrow();
         if (r.teeTypeMask == 0 || r.teeTypeMask & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(r.teeTypeMask);
         if (r.deadline <= block.timestamp) revert DeadlineInPast(r.deadline, uint64(block.timestamp));
+        if (r.deadline > type(uint40).max) revert TimeTooLarge(r.deadline, type(uint40).max);
         if (r.claimTimeout == 0) revert InvalidClaimTimeout(r.claimTimeout);
+        if (r.claimTimeout > type(uint32).max) revert TimeTooLarge(r.claimTimeout, type(uint32).max);
         uint256 n = r.allowedMeasurements.length;
         if (n > MAX_ALLOWED_MEASUREMENTS) revert TooManyMeasurements(n, MAX_ALLOWED_MEASUREMENTS);
         uint256 e = r.enclaveIds.length;
         if (e > MAX_ENCLAVE_IDS) revert TooManyEnclaveIds(e, MAX_ENCLAVE_IDS);
+        uint96 escrow = _toUint96(msg.value);
 
         // Unique across chains and deployments: a proof signed for one job never fits another.
-        jobId = keccak256(abi.encode(block.chainid, address(this), ++_jobCount));
+        uint64 count = _jobCount + 1;
+        _jobCount = count;
+        jobId = keccak256(abi.encode(block.chainid, address(this), uint256(count)));
         Job storage j = _jobs[jobId];
         j.requester = msg.sender;
-        j.teeTypeMask = r.teeTypeMask;
         j.status = JobStatus.Open;
-        j.postedAt = uint64(block.timestamp);
-        j.deadline = r.deadline;
-        j.claimTimeout = r.claimTimeout;
-        j.workloadHash = r.workloadHash;
-        j.inputCommitment = r.inputCommitment;
-        if (n != 0) j.allowedMeasurements = r.allowedMeasurements;
-        if (e != 0) j.enclaveIds = r.enclaveIds;
-        if (r.maxWorkUnits != 0) j.maxWorkUnits = r.maxWorkUnits;
-        j.escrow = msg.value;
-        _totalEscrow += msg.value;
-        emit JobPosted(
-            jobId,
-            msg.sender,
-            msg.value,
-            r.teeTypeMask,
-            r.workloadHash,
-            r.inputCommitment,
-            r.deadline,
-            r.claimTimeout,
-            r.enclaveIds
-        );
+        j.teeTypeMask = r.teeTypeMask;
+        j.deadline = uint40(r.deadline);
+        j.escrow = escrow;
+        j.maxWorkUnits = r.maxWorkUnits;
+        j.claimTimeout = uint32(r.claimTimeout);
+        // The job's proof gets the window in force now (setParameters bounds it to uint32).
+        j.challengeWindow = uint32(_challengeWindow);
+        j.termsHash = keccak256(abi.encode(r.workloadHash, r.inputCommitment, r.allowedMeasurements, r.enclaveIds));
+        _totalEscrow += escrow;
+        _emitPosted(jobId, r);
     }
 
     /// @inheritdoc IFirnJobMarket
     /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any
     /// eligible node; the lapsed claim's bond is credited to the requester first.
-    function claimJob(bytes32 jobId, bytes32 enclaveId) external payable whenNotPaused {
-        if (msg.value != _claimBond) revert WrongClaimBond(msg.value, _claimBond);
+    function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable whenNotPaused {
+        uint256 required = _claimBond;
+        if (msg.value != required) revert WrongClaimBond(msg.value, required);
         Job storage j = _job(jobId);
         if (j.status == JobStatus.Claimed) {
-            uint64 expiresAt = j.claimedAt + j.claimTimeout;
+            uint64 expiresAt = j.claimExpiresAt;
             if (block.timestamp <= expiresAt) revert AlreadyClaimed(jobId, j.enclaveId, expiresAt);
             _forfeitBond(jobId, j);
         } else if (j.status != JobStatus.Open) {
             revert UnexpectedJobStatus(jobId, j.status);
         }
         if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
+        bytes32 given = keccak256(
+            abi.encode(terms.workloadHash, terms.inputCommitment, terms.allowedMeasurements, terms.enclaveIds)
+        );
+        if (given != j.termsHash) revert TermsMismatch(jobId, j.termsHash, given);
 
         IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
         if (node.operator != msg.sender) revert NotNodeOperator(enclaveId, msg.sender);
-        uint8 reason = _ineligibility(j, node, enclaveId);
+        uint8 reason = _ineligibility(j.teeTypeMask, terms, node, enclaveId);
         if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
 
+        uint64 expires = uint64(block.timestamp) + j.claimTimeout;
+        // The round's stake snapshot is taken when the claim opens it (decision 1141): a verifier
+        // that joins later adds nothing to a finding against this claim's proof.
+        uint64 snapshotId = _verifierSet.currentSnapshot();
+        j.snapshotId = SafeCast.toUint32(snapshotId);
         j.status = JobStatus.Claimed;
-        j.enclaveId = enclaveId;
+        j.claimExpiresAt = uint40(expires);
         j.claimant = msg.sender;
-        j.claimedAt = uint64(block.timestamp);
-        j.measurement = node.measurement;
-        j.bond = msg.value;
-        _totalBonds += msg.value;
-        emit JobClaimed(jobId, enclaveId, msg.sender, uint64(block.timestamp) + j.claimTimeout, msg.value);
+        j.bond = uint96(required);
+        j.enclaveId = enclaveId;
+        // What submitProof checks in one word: the claimant, this node and its measurement, and the
+        // job's commitments, all of which the proof (or its sender) repeats.
+        j.factsHash = keccak256(
+            abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment)
+        );
+        _totalBonds += uint128(required);
+        // A proof of this claim comes by `expires`; its challenge window ends at most a window later.
+        // Locking now keeps the registry out of submitProof (decision 1141).
+        _registry.lockStake(enclaveId, expires + j.challengeWindow);
+        emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement, snapshotId);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -237,48 +255,43 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev Records the facts disputes are judged by: the recovered signer, the proof's times, the
-    /// block, and the verifier-set snapshot whose stake decides verifier findings.
-    function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external {
-        Job storage j = _job(jobId);
-        if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
-        if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
-        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
-        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+    /// @dev Reads two job slots (status and times; the claim hash) and one registry slot, writes the
+    /// same two job slots: the submission facts are kept as one hash, their values go to
+    /// ProofSubmitted (decisions 1141, 1142).
+    function submitProof(WorkProof calldata proof, bytes32 r, bytes32 vs) external {
+        bytes32 jobId = proof.jobId;
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (status != JobStatus.Claimed) {
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert UnexpectedJobStatus(jobId, status);
+        }
+        uint64 deadline = j.deadline;
+        if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
+        uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
-
-        bytes32 enclaveId = j.enclaveId;
-        if (proof.jobId != jobId) revert ProofMismatch(jobId, "jobId");
-        if (proof.enclaveId != enclaveId) revert ProofMismatch(jobId, "enclaveId");
-        if (proof.measurement != j.measurement) revert ProofMismatch(jobId, "measurement");
-        if (proof.workloadHash != j.workloadHash) revert ProofMismatch(jobId, "workloadHash");
-        if (proof.inputCommitment != j.inputCommitment) revert ProofMismatch(jobId, "inputCommitment");
-        if (_timesInvalid(proof.startedAt, proof.finishedAt, j.deadline)) {
+        bytes32 enclaveId = proof.enclaveId;
+        bytes32 claimHash = keccak256(
+            abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment)
+        );
+        if (claimHash != j.factsHash) _revertClaimMismatch(jobId, j, enclaveId);
+        if (_timesInvalid(proof.startedAt, proof.finishedAt, deadline)) {
             revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
         }
 
-        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
-        uint8 reason = _submitIneligibility(node);
-        if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
+        (address enclaveAddress, uint8 reason) = _registry.proofSigner(enclaveId, proof.measurement);
+        if (reason != 0) revert NodeNotEligible(jobId, enclaveId, _submitReason(reason));
         // tryRecover refuses malformed and high-s (malleable) signatures instead of recovering.
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), signature);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashWorkProof(proof), r, vs);
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
-        if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
+        if (signer != enclaveAddress) revert WrongSigner(enclaveId, enclaveAddress, signer);
 
-        uint64 endsAt = uint64(block.timestamp) + _challengeWindow;
+        // ProofFacts in ABI order (a static struct encodes as its fields): signer, startedAt,
+        // finishedAt, provedBlock, challengeEndsAt, workUnits, snapshotId.
+        uint64 endsAt = uint64(block.timestamp) + j.challengeWindow;
         j.status = JobStatus.Proved;
-        j.provedAt = uint64(block.timestamp);
-        j.challengeEndsAt = endsAt;
-        j.outputCommitment = proof.outputCommitment;
-        j.signer = signer;
-        j.workUnits = proof.workUnits;
-        j.startedAt = proof.startedAt;
-        j.finishedAt = proof.finishedAt;
-        j.provedBlock = uint64(block.number);
-        j.snapshotId = _verifierSet.currentSnapshot();
-        // The node cannot unbond before this proof's challenge window has ended.
-        _registry.lockStake(enclaveId, endsAt);
-        emit ProofSubmitted(jobId, enclaveId, proof.outputCommitment, proof.workUnits, endsAt);
+        j.factsHash = _proofFactsHash(proof, signer, endsAt, j.snapshotId);
+        _emitProved(proof, signer);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -288,12 +301,12 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
         // A lapsed claim's bond is the requester's: failing after the lapse cannot take it back.
         if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
-        uint64 expiresAt = j.claimedAt + j.claimTimeout;
+        uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
         j.status = JobStatus.Failed;
         j.bond = 0;
-        _totalBonds -= bond;
+        _totalBonds -= uint128(bond);
         emit JobFailed(jobId, j.enclaveId, reason);
         _credit(msg.sender, bond);
     }
@@ -302,15 +315,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev A fact dispute is settled in this call: either the recorded facts prove it right (the
     /// node is slashed) or they prove it wrong (the verifier is slashed). A finding counts its
     /// stake; the vote that passes 2/3 of the submission snapshot slashes the node.
-    function dispute(bytes32 jobId, uint16 reasonCode) external nonReentrant {
+    function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
-        if (block.timestamp >= j.challengeEndsAt) {
-            revert ChallengeWindowClosed(jobId, j.challengeEndsAt, uint64(block.timestamp));
+        _checkFacts(jobId, j, facts);
+        if (block.timestamp >= facts.challengeEndsAt) {
+            revert ChallengeWindowClosed(jobId, facts.challengeEndsAt, uint64(block.timestamp));
         }
         bool isFact = reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY || reasonCode == DISPUTE_TIMES_INVALID;
         if (!isFact && reasonCode < DISPUTE_FINDINGS_FROM) revert InvalidDisputeReason(reasonCode);
-        uint64 snapshotId = j.snapshotId;
+        uint64 snapshotId = facts.snapshotId;
         uint256 weight = _verifierSet.voteWeight(msg.sender, snapshotId);
         if (weight == 0) {
             if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
@@ -321,7 +335,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
         if (isFact) {
             emit JobDisputed(jobId, msg.sender, reasonCode, weight, j.disputeStake);
-            if (_factHolds(j, reasonCode)) {
+            if (_factHolds(j, facts, reasonCode)) {
                 address[] memory disputer = new address[](1);
                 disputer[0] = msg.sender;
                 _reportWork(disputer);
@@ -346,15 +360,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    function finalize(bytes32 jobId) external nonReentrant {
+    function finalize(bytes32 jobId, ProofFacts calldata facts) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
-        if (block.timestamp < j.challengeEndsAt) {
-            revert ChallengeWindowOpen(jobId, j.challengeEndsAt, uint64(block.timestamp));
+        _checkFacts(jobId, j, facts);
+        if (block.timestamp < facts.challengeEndsAt) {
+            revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
-        uint256 earned = _earned(escrow, j.workUnits, j.maxWorkUnits);
+        uint256 earned = _earned(escrow, facts.workUnits, j.maxWorkUnits);
         uint256 unused = escrow - earned;
         // The protocol fee is taken from what the work earned, never from escrow returned unused.
         uint256 fee = earned * _protocolFeeBps / 10_000;
@@ -362,8 +377,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.status = JobStatus.Paid;
         j.escrow = 0;
         j.bond = 0;
-        _totalEscrow -= escrow;
-        _totalBonds -= bond;
+        _totalEscrow -= uint128(escrow);
+        _totalBonds -= uint128(bond);
         emit JobFinalized(jobId, j.enclaveId, operator, earned - fee, fee);
         _credit(operator, earned - fee + bond);
         if (unused != 0) {
@@ -381,8 +396,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.requester != msg.sender) revert NotRequester(jobId, msg.sender);
         JobStatus s = j.status;
-        bool lapsed = s == JobStatus.Claimed
-            && (block.timestamp > j.deadline || block.timestamp > j.claimedAt + j.claimTimeout);
+        bool lapsed = s == JobStatus.Claimed && (block.timestamp > j.deadline || block.timestamp > j.claimExpiresAt);
         if (!(lapsed || s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed)) {
             revert NotReclaimable(jobId, s);
         }
@@ -390,7 +404,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 refund = j.escrow;
         j.status = JobStatus.Reclaimed;
         j.escrow = 0;
-        _totalEscrow -= refund;
+        _totalEscrow -= uint128(refund);
         emit JobReclaimed(jobId, msg.sender, refund);
         _credit(msg.sender, refund);
     }
@@ -400,7 +414,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 amount = _withdrawable[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         _withdrawable[msg.sender] = 0;
-        _totalWithdrawable -= amount;
+        _totalWithdrawable -= uint128(amount);
         emit Withdrawn(msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender, amount);
@@ -542,54 +556,98 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev True when the recorded submission facts prove the disputed fact: judged only on what
     /// was fixed at submitProof and on the key history at the proof's block, never on the node's
     /// or the allow-list's state now.
-    function _factHolds(Job storage j, uint16 reasonCode) private view returns (bool) {
-        if (reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY) {
-            return !_registry.wasEnclaveAddress(j.enclaveId, j.signer, j.provedBlock);
-        }
-        return _timesInvalid(j.startedAt, j.finishedAt, j.deadline);
+    /// @dev The facts a disputer or finalizer passes must be the ones recorded at submitProof.
+    function _checkFacts(bytes32 jobId, Job storage j, ProofFacts calldata facts) private view {
+        bytes32 given = keccak256(abi.encode(facts));
+        if (given != j.factsHash) revert FactsMismatch(jobId, j.factsHash, given);
     }
 
-    function _ineligibility(Job storage j, IFirnRegistry.NodeSummary memory node, bytes32 enclaveId)
-        private
-        view
-        returns (uint8)
-    {
+    /// @dev The claim hash did not match: name the cause (only this failing path reads the fields).
+    function _revertClaimMismatch(bytes32 jobId, Job storage j, bytes32 enclaveId) private view {
+        if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
+        if (j.enclaveId != enclaveId) revert ProofMismatch(jobId, "enclaveId");
+        revert ProofMismatch(jobId, "measurement, workloadHash or inputCommitment");
+    }
+
+    function _factHolds(Job storage j, ProofFacts calldata facts, uint16 reasonCode) private view returns (bool) {
+        if (reasonCode == DISPUTE_SIGNER_NOT_ENCLAVE_KEY) {
+            return !_registry.wasEnclaveAddress(j.enclaveId, facts.signer, facts.provedBlock);
+        }
+        return _timesInvalid(facts.startedAt, facts.finishedAt, j.deadline);
+    }
+
+    function _ineligibility(
+        uint8 teeTypeMask,
+        JobTerms calldata terms,
+        IFirnRegistry.NodeSummary memory node,
+        bytes32 enclaveId
+    ) private pure returns (uint8) {
         uint8 r = node.ineligibility;
         if (r == 1) return REASON_NOT_ACTIVE;
         if (r == 2) return REASON_TEE_TYPE_NOT_ALLOWED;
         if (r != 0) return REASON_MEASUREMENT_REVOKED;
-        if (j.teeTypeMask & (uint8(1) << node.teeType) == 0) return REASON_TEE_TYPE;
-        uint256 e = j.enclaveIds.length;
+        if (teeTypeMask & (uint8(1) << node.teeType) == 0) return REASON_TEE_TYPE;
+        uint256 e = terms.enclaveIds.length;
         if (e != 0) {
             bool bound = false;
             for (uint256 i = 0; i < e; ++i) {
-                if (j.enclaveIds[i] == enclaveId) {
+                if (terms.enclaveIds[i] == enclaveId) {
                     bound = true;
                     break;
                 }
             }
             if (!bound) return REASON_ENCLAVE_NOT_BOUND;
         }
-        uint256 n = j.allowedMeasurements.length;
+        uint256 n = terms.allowedMeasurements.length;
         if (n == 0) return 0;
         for (uint256 i = 0; i < n; ++i) {
-            if (j.allowedMeasurements[i] == node.measurement) return 0;
+            if (terms.allowedMeasurements[i] == node.measurement) return 0;
         }
         return REASON_MEASUREMENT_NOT_LISTED;
     }
 
-    /// @dev At submission the node may be Active or Exiting (it claimed while Active), but its
-    /// TEE type and measurement must still be allowed: revocation takes effect at once.
-    function _submitIneligibility(IFirnRegistry.NodeSummary memory node) private view returns (uint8) {
-        uint8 r = node.ineligibility;
-        if (r == 0) return 0;
-        if (r == 1) {
-            if (node.status != IFirnRegistry.NodeStatus.Exiting) return REASON_NOT_ACTIVE;
-            if (_registry.allowedTeeTypes() & (uint8(1) << node.teeType) == 0) return REASON_TEE_TYPE_NOT_ALLOWED;
-            if (!_registry.isMeasurementAllowed(node.teeType, node.measurement)) return REASON_MEASUREMENT_REVOKED;
-            return 0;
-        }
+    /// @dev Maps the registry's answer at submission (1 neither Active nor Exiting, 2 TEE type no
+    /// longer allowed, 3 measurement revoked) to this contract's NodeNotEligible reasons.
+    function _submitReason(uint8 r) private pure returns (uint8) {
+        if (r == 1) return REASON_NOT_ACTIVE;
         return r == 2 ? REASON_TEE_TYPE_NOT_ALLOWED : REASON_MEASUREMENT_REVOKED;
+    }
+
+    /// @dev Separate frame: the event carries more fields than submitProof's stack can hold.
+    function _proofFactsHash(WorkProof calldata p, address signer, uint64 endsAt, uint64 snapshotId)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(signer, p.startedAt, p.finishedAt, uint64(block.number), endsAt, p.workUnits, snapshotId)
+        );
+    }
+
+    function _emitProved(WorkProof calldata p, address signer) private {
+        emit ProofSubmitted(p.jobId, p.enclaveId, p.outputCommitment, p.workUnits, signer, p.startedAt, p.finishedAt);
+    }
+
+    /// @dev Separate frame: the event carries the whole request (the preimage of `termsHash`).
+    function _emitPosted(bytes32 jobId, JobRequest calldata r) private {
+        emit JobPosted(
+            jobId,
+            msg.sender,
+            msg.value,
+            r.teeTypeMask,
+            r.workloadHash,
+            r.inputCommitment,
+            r.deadline,
+            r.claimTimeout,
+            r.maxWorkUnits,
+            r.allowedMeasurements,
+            r.enclaveIds
+        );
+    }
+
+    function _toUint96(uint256 amount) private pure returns (uint96) {
+        if (amount > type(uint96).max) revert AmountTooLarge(amount, type(uint96).max);
+        return uint96(amount);
     }
 
     /// @dev Slashes the proven node; slashed stake and the claim bond join the escrow the
@@ -609,10 +667,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         }
         uint256 bond = j.bond;
         j.bond = 0;
-        _totalBonds -= bond;
+        _totalBonds -= uint128(bond);
         uint256 refundable = j.escrow + slashed + bond;
-        j.escrow = refundable;
-        _totalEscrow += slashed + bond;
+        j.escrow = _toUint96(refundable);
+        _totalEscrow += uint128(slashed + bond);
         emit JobSlashed(jobId, enclaveId, slashed, refundable);
     }
 
@@ -632,10 +690,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.bond = 0;
         j.enclaveId = bytes32(0);
         j.claimant = address(0);
-        j.claimedAt = 0;
-        j.measurement = bytes32(0);
+        j.claimExpiresAt = 0;
+        j.factsHash = bytes32(0);
         if (bond == 0) return;
-        _totalBonds -= bond;
+        _totalBonds -= uint128(bond);
         emit ClaimBondForfeited(jobId, enclaveId, j.requester, bond);
         _credit(j.requester, bond);
     }
@@ -650,7 +708,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     function _credit(address account, uint256 amount) private {
         if (amount == 0) return;
         _withdrawable[account] += amount;
-        _totalWithdrawable += amount;
+        _totalWithdrawable += SafeCast.toUint128(amount);
         emit Credited(account, amount);
     }
 }

@@ -3,7 +3,8 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -17,7 +18,7 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// allow-list, the allowed TEE types and the parameters; the guardian may pause and revoke at
 /// once; the slasher (the job market) slashes proven faults and locks stake through challenge
 /// windows. See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
-contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
+contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransient {
     using EnumerableSet for EnumerableSet.Bytes32Set;
 
     /// @notice Upper bound on the endpoint length, so a registration cannot bloat storage.
@@ -34,13 +35,17 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     IFirnVerifierSet private immutable _verifierSet;
     address private _slasher;
     address private _guardian;
+    // One slot: what register and the market's proof check read together (decision 1140).
     address private _rewardPool;
     uint8 private _allowedTeeTypes;
     uint64 private _unbondingPeriod;
-    uint256 private _minNodeStake;
-    uint256 private _registrationFee;
-    uint256 private _totalStaked;
-    uint256 private _totalWithdrawable;
+    uint128 private _minNodeStake;
+    uint128 private _registrationFee;
+    // Sums of ether held; bounded by the ether in existence, far below 2^128 wei. register and
+    // rotateKeys change one slot: the stake total and the fees held for the pool (decision 1140).
+    uint128 private _totalStaked;
+    uint128 private _feesHeld;
+    uint128 private _totalWithdrawable;
 
     mapping(uint8 teeType => mapping(bytes32 measurement => bool)) private _allowed;
     mapping(bytes32 enclaveId => Node) private _nodes;
@@ -81,7 +86,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     ) Ownable(initialOwner) {
         if (allowedTeeTypes_ & ~TEE_MASK_VALID != 0) revert InvalidTeeTypeMask(allowedTeeTypes_);
         _verifierSet = verifierSet_;
-        _minNodeStake = minStake;
+        _minNodeStake = SafeCast.toUint128(minStake);
         _unbondingPeriod = unbonding;
         _allowedTeeTypes = allowedTeeTypes_;
         emit ParametersUpdated(minStake, unbonding, 0);
@@ -137,9 +142,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         onlyOwner
     {
         if (newRegistrationFee != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
-        _minNodeStake = newMinNodeStake;
+        _minNodeStake = SafeCast.toUint128(newMinNodeStake);
         _unbondingPeriod = newUnbondingPeriod;
-        _registrationFee = newRegistrationFee;
+        _registrationFee = SafeCast.toUint128(newRegistrationFee);
         emit ParametersUpdated(newMinNodeStake, newUnbondingPeriod, newRegistrationFee);
     }
 
@@ -163,7 +168,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (_allowedTeeTypes & (uint8(1) << p.teeType) == 0) revert TeeTypeNotAllowed(p.teeType, _allowedTeeTypes);
         if (!_allowed[p.teeType][p.measurement]) revert MeasurementNotAllowed(p.teeType, p.measurement);
         uint256 fee = _registrationFee;
-        if (msg.value < _minNodeStake + fee) revert StakeTooLow(msg.value, _minNodeStake + fee);
+        uint256 minValue = uint256(_minNodeStake) + fee;
+        if (msg.value < minValue) revert StakeTooLow(msg.value, minValue);
         _checkKeys(p.enclaveId, p.enclaveAddress, p.kemPublicKey, p.evidenceDigest);
         _checkEndpoint(p.endpoint);
 
@@ -180,16 +186,20 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         }
 
         uint256 stake = msg.value - fee;
-        uint32 round = n.round + 1;
+        if (stake > type(uint80).max) revert StakeTooHigh(stake, type(uint80).max);
+        uint16 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
-        // Rejected and Exited records hold no stake and no pending rotation; only the fields a
-        // previous round left non-zero are reset (writing zeros to fresh slots costs gas for nothing).
+        // Rejected and Exited records hold no stake and no pending rotation. Whole slots are written
+        // at once (one SSTORE each); the KEM key and the endpoint are only emitted (decision 1140).
+        // Pending registrations are not indexed on chain: verifiers and clients follow NodeRegistered.
         n.operator = msg.sender;
+        n.round = round;
+        n.stake = uint80(stake);
+        n.enclaveAddress = p.enclaveAddress;
         n.teeType = p.teeType;
         n.status = NodeStatus.Pending;
-        n.round = round;
-        n.registeredAt = uint64(block.timestamp);
-        n.snapshotId = snapshotId;
+        n.rotationPending = false;
+        n.snapshotId = SafeCast.toUint32(snapshotId);
         if (prev != NodeStatus.None) {
             n.unbondingEndsAt = 0;
             n.approvalStake = 0;
@@ -197,16 +207,13 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         }
         n.measurement = p.measurement;
         n.platformIdHash = p.platformIdHash;
-        n.enclaveAddress = p.enclaveAddress;
-        n.kemPublicKey = p.kemPublicKey;
-        n.endpoint = p.endpoint;
         n.evidenceDigest = p.evidenceDigest;
-        n.stake = stake;
-        _byStatus[NodeStatus.Pending].add(p.enclaveId);
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
-        _totalStaked += stake;
+        _totalStaked += uint128(stake);
+        // Held for the pool and swept in one payment (sweepFees): a payment per registration would
+        // cost a call with value and the pool's own writes each time (decision 1140).
+        if (fee != 0) _feesHeld += uint128(fee);
         _emitRegistered(p, round, stake, fee, snapshotId);
-        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -226,10 +233,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (n.status != NodeStatus.Active) revert UnexpectedStatus(enclaveId, n.status);
         if (n.rotationPending) revert RotationPending(enclaveId);
         _checkKeys(enclaveId, newEnclaveAddress, newKemPublicKey, newEvidenceDigest);
-        uint32 round = n.round + 1;
+        uint16 round = n.round + 1;
         uint64 snapshotId = _verifierSet.currentSnapshot();
         n.round = round;
-        n.snapshotId = snapshotId;
+        n.snapshotId = SafeCast.toUint32(snapshotId);
         n.approvalStake = 0;
         n.refusalStake = 0;
         n.rotationPending = true;
@@ -239,7 +246,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         // Reserve the new address so no other registration can take it while the vote runs.
         _enclaveIdOf[newEnclaveAddress] = enclaveId;
         emit KeyRotationRequested(enclaveId, round, newEnclaveAddress, newKemPublicKey, newEvidenceDigest, snapshotId);
-        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
+        if (fee != 0) _feesHeld += uint128(fee);
     }
 
     /// @inheritdoc IFirnRegistry
@@ -249,7 +256,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             revert UnexpectedStatus(enclaveId, n.status);
         }
         _checkEndpoint(endpoint);
-        n.endpoint = endpoint;
+        // Not stored: the contract never reads it; clients take the latest EndpointUpdated or
+        // NodeRegistered event (decision 1140).
         emit EndpointUpdated(enclaveId, endpoint);
     }
 
@@ -264,7 +272,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (s == NodeStatus.Pending) {
             uint256 refund = n.stake;
             n.stake = 0;
-            _totalStaked -= refund;
+            _totalStaked -= uint128(refund);
             _moveStatus(enclaveId, n, NodeStatus.Exited);
             _releaseAddress(enclaveId, n.enclaveAddress);
             emit RegistrationWithdrawn(enclaveId, n.round, refund);
@@ -275,7 +283,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (n.rotationPending) _clearRotation(enclaveId, n);
         uint64 endsAt = uint64(block.timestamp) + _unbondingPeriod;
         _moveStatus(enclaveId, n, NodeStatus.Exiting);
-        n.unbondingEndsAt = endsAt;
+        n.unbondingEndsAt = SafeCast.toUint40(endsAt);
         emit ExitRequested(enclaveId, endsAt);
     }
 
@@ -292,7 +300,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 amount = n.stake;
         if (amount == 0 && s == NodeStatus.Slashed) revert NothingToWithdraw(msg.sender);
         n.stake = 0;
-        _totalStaked -= amount;
+        _totalStaked -= uint128(amount);
         if (s == NodeStatus.Exiting) {
             _moveStatus(enclaveId, n, NodeStatus.Exited);
             _closeKeyRecord(enclaveId);
@@ -306,7 +314,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         uint256 amount = _withdrawable[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         _withdrawable[msg.sender] = 0;
-        _totalWithdrawable -= amount;
+        _totalWithdrawable -= uint128(amount);
         emit Withdrawn(msg.sender, amount);
         _pay(msg.sender, amount);
     }
@@ -323,7 +331,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
                 && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
         ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
         uint256 approvals = n.approvalStake + weight;
-        n.approvalStake = approvals;
+        n.approvalStake = SafeCast.toUint96(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake snapshotted when the round opened.
@@ -335,8 +343,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             address oldAddress = n.enclaveAddress;
             address newAddress = n.pendingEnclaveAddress;
             if (oldAddress != newAddress) delete _enclaveIdOf[oldAddress];
+            bytes32 newKemPublicKey = n.pendingKemPublicKey;
             n.enclaveAddress = newAddress;
-            n.kemPublicKey = n.pendingKemPublicKey;
             n.evidenceDigest = n.pendingEvidenceDigest;
             n.rotationPending = false;
             n.pendingEnclaveAddress = address(0);
@@ -344,7 +352,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             n.pendingEvidenceDigest = bytes32(0);
             _closeKeyRecord(enclaveId);
             _keyHistory[enclaveId].push(EnclaveKeyRecord(newAddress, uint64(block.number), OPEN_RANGE));
-            emit KeysRotated(enclaveId, round, newAddress, n.kemPublicKey);
+            emit KeysRotated(enclaveId, round, newAddress, newKemPublicKey);
         } else {
             _moveStatus(enclaveId, n, NodeStatus.Active);
             _keyHistory[enclaveId].push(EnclaveKeyRecord(n.enclaveAddress, uint64(block.number), OPEN_RANGE));
@@ -357,7 +365,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         Node storage n = _nodes[enclaveId];
         (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
         uint256 refusals = n.refusalStake + weight;
-        n.refusalStake = refusals;
+        n.refusalStake = SafeCast.toUint96(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
@@ -372,7 +380,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             // Refused evidence is not a proven fault: the stake is refundable (pull), the fee is not.
             uint256 refund = n.stake;
             n.stake = 0;
-            _totalStaked -= refund;
+            _totalStaked -= uint128(refund);
             _moveStatus(enclaveId, n, NodeStatus.Rejected);
             _releaseAddress(enclaveId, n.enclaveAddress);
             emit NodeRejected(enclaveId, round, refund);
@@ -399,13 +407,14 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         }
         if (n.rotationPending) _clearRotation(enclaveId, n);
         slashed = amount < n.stake ? amount : n.stake;
-        n.stake -= slashed;
-        _totalStaked -= slashed;
+        // slashed <= stake < 2^80
+        n.stake -= uint80(slashed);
+        _totalStaked -= uint128(slashed);
         if (s != NodeStatus.Slashed) {
             _moveStatus(enclaveId, n, NodeStatus.Slashed);
             _closeKeyRecord(enclaveId);
         }
-        n.unbondingEndsAt = uint64(block.timestamp) + _unbondingPeriod;
+        n.unbondingEndsAt = SafeCast.toUint40(uint256(block.timestamp) + _unbondingPeriod);
         emit NodeSlashed(enclaveId, slashed, beneficiary, reason);
         _pay(beneficiary, slashed);
     }
@@ -415,9 +424,21 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
         Node storage n = _nodes[enclaveId];
         if (until > n.lockedUntil) {
-            n.lockedUntil = until;
+            n.lockedUntil = SafeCast.toUint40(until);
             emit StakeLocked(enclaveId, until);
         }
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Anyone may sweep: the fees are the pool's, and the payment goes only there.
+    function sweepFees() external nonReentrant returns (uint256 amount) {
+        address pool = _rewardPool;
+        if (pool == address(0)) revert RewardPoolNotSet();
+        amount = _feesHeld;
+        if (amount == 0) return 0;
+        _feesHeld = 0;
+        emit FeesSwept(pool, amount);
+        IFirnRewards(pool).fund{value: amount}();
     }
 
     // ---------------------------------------------------------------- views
@@ -450,6 +471,28 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
             enclaveAddress: n.enclaveAddress,
             stake: n.stake
         });
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Reads slot 1 of the node, the TEE-type mask and the allow-list entry; the caller (the
+    /// market) passes the measurement it recorded from this registry at claim, which the proof repeats.
+    function proofSigner(bytes32 enclaveId, bytes32 measurement)
+        external
+        view
+        returns (address enclaveAddress, uint8 reason)
+    {
+        Node storage n = _nodes[enclaveId];
+        NodeStatus s = n.status;
+        uint8 t = n.teeType;
+        if (s != NodeStatus.Active && s != NodeStatus.Exiting) return (address(0), INELIGIBLE_NOT_ACTIVE);
+        if (_allowedTeeTypes & (uint8(1) << t) == 0) return (address(0), INELIGIBLE_TEE_TYPE);
+        if (!_allowed[t][measurement]) return (address(0), INELIGIBLE_MEASUREMENT);
+        return (n.enclaveAddress, 0);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function feesHeld() external view returns (uint256) {
+        return _feesHeld;
     }
 
     /// @inheritdoc IFirnRegistry
@@ -646,8 +689,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
         n.status = to;
     }
 
+    /// @dev Pending is not indexed: a registration would pay three more slots for a list only
+    /// off-chain readers use, and they follow NodeRegistered (decision 1140).
     function _isIndexed(NodeStatus s) private pure returns (bool) {
-        return s == NodeStatus.Pending || s == NodeStatus.Active || s == NodeStatus.Exiting;
+        return s == NodeStatus.Active || s == NodeStatus.Exiting;
     }
 
     function _indexed(NodeStatus s) private view returns (EnumerableSet.Bytes32Set storage) {
@@ -706,7 +751,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuard {
     function _credit(address account, uint256 amount) private {
         if (amount == 0) return;
         _withdrawable[account] += amount;
-        _totalWithdrawable += amount;
+        _totalWithdrawable += SafeCast.toUint128(amount);
         emit RefundCredited(account, amount);
     }
 

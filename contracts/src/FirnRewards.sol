@@ -391,6 +391,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (epoch >= current) revert EpochNotEnded(epoch, current);
         ep = _epochs[epoch];
         if (ep.closed) return ep;
+        // Registration and rotation fees wait in the registry until swept (decision 1140); take them
+        // in before the budget is fixed. A failing sweep never blocks a close.
+        try _registry.sweepFees() {} catch {}
         (uint256 nodeBudget, uint256 verifierBudget) = _budgets(epoch);
         ep.closed = true;
         ep.nodeBudget = nodeBudget;

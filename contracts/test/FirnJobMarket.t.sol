@@ -69,12 +69,12 @@ contract FirnJobMarketTest is FirnFixture {
 
     function _post() internal returns (bytes32 jobId) {
         vm.prank(requester);
-        jobId = market.postJob{value: 3 ether}(_request(uint8(1) << SIM));
+        jobId = _remember(market.postJob{value: 3 ether}(_request(uint8(1) << SIM)), _request(uint8(1) << SIM));
     }
 
     function _claim(bytes32 jobId, TestNode memory t) internal {
         vm.prank(t.operator);
-        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId, _termsFor(jobId));
     }
 
     function _proof(bytes32 jobId, TestNode memory t) internal view returns (IFirnJobMarket.WorkProof memory p) {
@@ -102,14 +102,16 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
+        _rememberProof(jobId, p, nodeA.enclaveAddress);
     }
 
     function _submit(bytes32 jobId, TestNode memory t) internal {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, t);
         bytes memory sig = _sign(t.enclaveKey, market.hashWorkProof(p));
         vm.prank(t.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
+        _rememberProof(jobId, p, t.enclaveAddress);
     }
 
     function _status(bytes32 jobId) internal view returns (uint256) {
@@ -130,12 +132,27 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 expectedId = keccak256(abi.encode(block.chainid, address(market), uint256(1)));
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobPosted(
-            expectedId, requester, 3 ether, 2, WORKLOAD, INPUT, r.deadline, r.claimTimeout, new bytes32[](0)
+            expectedId,
+            requester,
+            3 ether,
+            2,
+            WORKLOAD,
+            INPUT,
+            r.deadline,
+            r.claimTimeout,
+            0,
+            new bytes32[](0),
+            new bytes32[](0)
         );
         vm.prank(requester);
-        bytes32 jobId = market.postJob{value: 3 ether}(r);
+        bytes32 jobId = _remember(market.postJob{value: 3 ether}(r), r);
         vm.assertEq(jobId, expectedId, "job id");
         vm.assertEq(market.totalEscrow(), 3 ether, "escrow");
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertEq(
+            j.termsHash, keccak256(abi.encode(WORKLOAD, INPUT, new bytes32[](0), new bytes32[](0))), "terms hashed"
+        );
+        vm.assertEq(j.escrow, 3 ether, "escrow recorded");
 
         vm.startPrank(requester);
         vm.expectRevert(IFirnJobMarket.EmptyEscrow.selector);
@@ -169,15 +186,21 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotNodeOperator.selector, nodeA.enclaveId, stranger));
         vm.deal(stranger, 1 ether);
         vm.prank(stranger);
-        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, _termsFor(jobId));
 
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.WrongClaimBond.selector, uint256(0), CLAIM_BOND));
         vm.prank(nodeA.operator);
-        market.claimJob(jobId, nodeA.enclaveId);
+        market.claimJob(jobId, nodeA.enclaveId, _termsFor(jobId));
 
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobClaimed(
-            jobId, nodeA.enclaveId, nodeA.operator, uint64(block.timestamp + 1 hours), CLAIM_BOND
+            jobId,
+            nodeA.enclaveId,
+            nodeA.operator,
+            uint64(block.timestamp + 1 hours),
+            CLAIM_BOND,
+            MEASUREMENT,
+            verifierSet.currentSnapshot()
         );
         _claim(jobId, nodeA);
         vm.assertEq(market.totalBonds(), CLAIM_BOND, "bond held");
@@ -190,7 +213,7 @@ contract FirnJobMarketTest is FirnFixture {
 
         // TEE type not accepted by the job.
         vm.prank(requester);
-        bytes32 tdxJob = market.postJob{value: 1 ether}(_request(uint8(1) << TDX));
+        bytes32 tdxJob = _remember(market.postJob{value: 1 ether}(_request(uint8(1) << TDX)), _request(uint8(1) << TDX));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, tdxJob, nodeB.enclaveId, 2));
         _claim(tdxJob, nodeB);
 
@@ -199,7 +222,7 @@ contract FirnJobMarketTest is FirnFixture {
         r.allowedMeasurements = new bytes32[](1);
         r.allowedMeasurements[0] = MEASUREMENT_B;
         vm.prank(requester);
-        bytes32 listJob = market.postJob{value: 1 ether}(r);
+        bytes32 listJob = _remember(market.postJob{value: 1 ether}(r), r);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, listJob, nodeB.enclaveId, 4));
         _claim(listJob, nodeB);
 
@@ -228,7 +251,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, claimed, nodeA.enclaveId, 3));
         vm.prank(nodeA.operator);
-        market.submitProof(claimed, p, sig);
+        _submitTo(market, p, sig);
         // The node reports the failure and keeps its bond; the requester reclaims at once.
         vm.prank(nodeA.operator);
         market.failJob(claimed, "revoked");
@@ -249,15 +272,52 @@ contract FirnJobMarketTest is FirnFixture {
             INPUT,
             r.deadline,
             r.claimTimeout,
+            0,
+            r.allowedMeasurements,
             r.enclaveIds
         );
         vm.prank(requester);
-        bytes32 jobId = market.postJob{value: 1 ether}(r);
+        bytes32 jobId = _remember(market.postJob{value: 1 ether}(r), r);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, 6));
         _claim(jobId, nodeA);
         _claim(jobId, nodeB);
         vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "the attested enclave has it");
-        vm.assertEq(market.getJob(jobId).enclaveIds.length, 1, "binding stored");
+        vm.assertEq(
+            market.getJob(jobId).termsHash,
+            keccak256(abi.encode(WORKLOAD, INPUT, r.allowedMeasurements, r.enclaveIds)),
+            "binding committed"
+        );
+    }
+
+    /// @dev The market stores only the hash of a job's lists: a claimant that passes other terms
+    /// (dropping the binding, or another measurement list) is refused, so the binding holds.
+    function test_claim_refusesTermsOtherThanPosted() public {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.enclaveIds = new bytes32[](1);
+        r.enclaveIds[0] = nodeB.enclaveId;
+        vm.prank(requester);
+        bytes32 jobId = _remember(market.postJob{value: 1 ether}(r), r);
+        bytes32 posted = market.getJob(jobId).termsHash;
+        IFirnJobMarket.JobTerms memory forged = _termsFor(jobId);
+        forged.enclaveIds = new bytes32[](0);
+        bytes32 forgedHash =
+            keccak256(abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds));
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TermsMismatch.selector, jobId, posted, forgedHash));
+        vm.prank(nodeA.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
+
+        forged = _termsFor(jobId);
+        forged.enclaveIds[0] = nodeA.enclaveId;
+        vm.expectRevert();
+        vm.prank(nodeA.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
+
+        forged = _termsFor(jobId);
+        forged.workloadHash = keccak256("another model");
+        vm.expectRevert();
+        vm.prank(nodeB.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeB.enclaveId, forged);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "still open");
     }
 
     /// @dev Claim-and-abandon: the griefer's bond goes to the requester when its claim lapses,
@@ -279,7 +339,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, nodeA.operator));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
 
         // Second lapse, then the requester reclaims: that bond is the requester's too.
         vm.warp(block.timestamp + 1 hours + 1);
@@ -315,18 +375,37 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         uint64 endsAt = uint64(block.timestamp) + CHALLENGE_WINDOW;
-        vm.expectEmit(address(registry));
-        emit IFirnRegistry.StakeLocked(nodeA.enclaveId, endsAt);
+        // The claim locked the stake until its expiry plus the window: a proof's window ends earlier.
+        vm.assertEq(
+            uint256(registry.getNode(nodeA.enclaveId).lockedUntil),
+            uint256(block.timestamp + 1 hours + CHALLENGE_WINDOW),
+            "stake locked at claim"
+        );
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ProofSubmitted(jobId, nodeA.enclaveId, p.outputCommitment, 7, endsAt);
+        emit IFirnJobMarket.ProofSubmitted(
+            jobId,
+            nodeA.enclaveId,
+            p.outputCommitment,
+            7,
+            nodeA.enclaveAddress,
+            p.startedAt,
+            p.finishedAt
+        );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
         vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
-        vm.assertEq(j.signer, nodeA.enclaveAddress, "signer recorded");
-        vm.assertEq(uint256(j.provedBlock), block.number, "block recorded");
-        vm.assertEq(uint256(j.snapshotId), uint256(verifierSet.currentSnapshot()), "snapshot recorded");
-        vm.assertEq(uint256(registry.getNode(nodeA.enclaveId).lockedUntil), uint256(endsAt), "stake locked");
+        IFirnJobMarket.ProofFacts memory f = IFirnJobMarket.ProofFacts({
+            signer: nodeA.enclaveAddress,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: endsAt,
+            workUnits: 7,
+            snapshotId: verifierSet.currentSnapshot()
+        });
+        vm.assertEq(j.factsHash, keccak256(abi.encode(f)), "signer, times, block, window, units, snapshot recorded");
+        vm.assertLe(endsAt, registry.getNode(nodeA.enclaveId).lockedUntil, "window inside the lock");
     }
 
     function test_submitProof_wrongSigner() public {
@@ -340,7 +419,7 @@ contract FirnJobMarketTest is FirnFixture {
             )
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, _sign(nodeB.enclaveKey, digest));
+        _submitTo(market, p, _sign(nodeB.enclaveKey, digest));
     }
 
     function test_submitProof_replayOnAnotherJob() public {
@@ -350,18 +429,14 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(job2, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(job1, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ProofMismatch.selector, job2, "jobId"));
-        vm.prank(nodeA.operator);
-        market.submitProof(job2, p, sig);
-
-        // Rewriting the jobId breaks the signature instead.
+        // The job is the proof's signed jobId: rewriting it to the other job breaks the signature.
         p.jobId = job2;
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
             abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
-        market.submitProof(job2, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function test_submitProof_otherChainDomain() public {
@@ -398,7 +473,7 @@ contract FirnJobMarketTest is FirnFixture {
             abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
         // Sanity: the same struct under this chain's domain is what the contract hashes.
         bytes32 localDomain = market.DOMAIN_SEPARATOR();
         vm.assertEq(keccak256(abi.encodePacked("\x19\x01", localDomain, structHash)), market.hashWorkProof(p), "v4");
@@ -416,9 +491,20 @@ contract FirnJobMarketTest is FirnFixture {
             nodeA.enclaveAddress,
             "twin"
         );
+        // In EIP-2098's (r, vs) the twin's s has its top bit set, which is the parity flag: the
+        // contract reads another s and v, recovers another address or none, and refuses.
+        vm.expectRevert();
+        vm.prank(nodeA.operator);
+        _submitTo(market, p, twin);
+        // A high s below 2^255 (expressible in vs) is refused as such by the recovery.
+        bytes32 highS = bytes32(uint256(0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a1));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidSignature.selector, uint8(3)));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, twin);
+        market.submitProof(p, r, highS);
+        // The honest signature in compact form is accepted.
+        vm.prank(nodeA.operator);
+        _submitTo(market, p, abi.encodePacked(r, s, v));
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "proved");
     }
 
     function test_submitProof_lateMismatchAndBadTimes() public {
@@ -427,20 +513,24 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         p.measurement = MEASUREMENT_B;
         bytes memory badSig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ProofMismatch.selector, jobId, "measurement"));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.ProofMismatch.selector, jobId, "measurement, workloadHash or inputCommitment"
+            )
+        );
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
 
         p = _proof(jobId, nodeA);
         p.startedAt = p.finishedAt + 1;
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
         p = _proof(jobId, nodeA);
         p.finishedAt = market.getJob(jobId).deadline + market.MAX_CLOCK_SKEW() + 1;
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProofTimes.selector, p.startedAt, p.finishedAt));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, badSig);
+        _submitTo(market, p, badSig);
 
         p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
@@ -448,29 +538,29 @@ contract FirnJobMarketTest is FirnFixture {
         vm.warp(expires + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ClaimExpired.selector, jobId, expires, expires + 1));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
 
         uint64 deadline = market.getJob(jobId).deadline;
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.DeadlinePassed.selector, jobId, deadline, deadline + 1));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function test_finalize_creditsAfterWindowMinusFee() public {
         market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 500, FALSE_DISPUTE_SLASH);
         bytes32 jobId = _proved();
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        uint64 endsAt = _factsFor(jobId).challengeEndsAt;
         vm.expectRevert(
             abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowOpen.selector, jobId, endsAt, uint64(block.timestamp))
         );
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.warp(endsAt);
         uint256 fee = 3 ether * 500 / 10_000;
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether - fee, fee);
         vm.prank(stranger);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether - fee + CLAIM_BOND, "payout and bond credited");
         vm.assertEq(address(rewards).balance, fee, "fee funds the pool");
         uint256 before = nodeA.operator.balance;
@@ -490,14 +580,15 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
         r.maxWorkUnits = maxWorkUnits;
         vm.prank(requester);
-        jobId = market.postJob{value: 3 ether}(r);
+        jobId = _remember(market.postJob{value: 3 ether}(r), r);
         _claim(jobId, nodeA);
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         p.workUnits = workUnits;
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
-        vm.warp(market.getJob(jobId).challengeEndsAt);
+        _submitTo(market, p, sig);
+        _rememberProof(jobId, p, nodeA.enclaveAddress);
+        vm.warp(_factsFor(jobId).challengeEndsAt);
     }
 
     function test_finalize_paysInProportionToWork() public {
@@ -512,7 +603,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether - earned);
         vm.prank(stranger);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), earned - fee + CLAIM_BOND, "work paid, bond back");
         vm.assertEq(market.withdrawable(requester), 3 ether - earned, "unused escrow is the requester's");
         vm.assertEq(address(rewards).balance, fee, "fee only on what was earned");
@@ -529,7 +620,7 @@ contract FirnJobMarketTest is FirnFixture {
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 0, 0);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.UnusedEscrowReturned(jobId, requester, 3 ether);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "only its own bond back");
         vm.assertEq(market.withdrawable(requester), 3 ether, "whole escrow back");
     }
@@ -538,14 +629,14 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _provedWork(1000, 5000);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFinalized(jobId, nodeA.enclaveId, nodeA.operator, 3 ether, 0);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "capped at the escrow");
         vm.assertEq(market.withdrawable(requester), 0, "nothing unused");
     }
 
     function test_finalize_noBudgetIsAllOrNothing() public {
         bytes32 jobId = _provedWork(0, 0);
-        market.finalize(jobId);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(market.withdrawable(nodeA.operator), 3 ether + CLAIM_BOND, "maxWorkUnits 0: whole escrow");
         vm.assertEq(market.withdrawable(requester), 0, "nothing returned");
     }
@@ -554,17 +645,17 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, stranger));
         vm.prank(stranger);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
 
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 17, MIN_VERIFIER_STAKE, MIN_VERIFIER_STAKE);
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.AlreadyDisputed.selector, jobId, verifierList[0]));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.prank(verifierList[1]);
-        market.dispute(jobId, 16);
+        market.dispute(jobId, 16, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "2/4 does not slash");
 
         vm.expectEmit(address(registry));
@@ -572,7 +663,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
         vm.prank(verifierList[2]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
         vm.assertFalse(registry.isActive(nodeA.enclaveId), "node no longer active");
 
         vm.expectEmit(address(market));
@@ -597,7 +688,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 jobId = _proved();
         for (uint256 i = 0; i < 9; ++i) {
             vm.prank(sybils[i]);
-            market.dispute(jobId, 17);
+            market.dispute(jobId, 17, _factsFor(jobId));
         }
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Proved), "not slashed");
         vm.assertEq(market.getJob(jobId).disputeStake, 0.9 ether, "weight = stake");
@@ -607,16 +698,16 @@ contract FirnJobMarketTest is FirnFixture {
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, market.getJob(jobId).snapshotId
+                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId
             )
         );
         vm.prank(late);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
 
         vm.prank(verifierList[0]);
         verifierSet.requestLeave(); // leaving honest verifiers cannot lower the bar either
-        vm.warp(market.getJob(jobId).challengeEndsAt);
-        market.finalize(jobId);
+        vm.warp(_factsFor(jobId).challengeEndsAt);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "honest node paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "stake intact");
     }
@@ -638,9 +729,10 @@ contract FirnJobMarketTest is FirnFixture {
         registry.requestExit(nodeA.enclaveId);
         vm.roll(block.number + 5);
         IFirnJobMarket.Job memory j = market.getJob(jobId);
-        vm.assertTrue(registry.getNode(nodeA.enclaveId).enclaveAddress != j.signer, "today's key differs");
+        IFirnJobMarket.ProofFacts memory facts = _factsFor(jobId);
+        vm.assertTrue(registry.getNode(nodeA.enclaveId).enclaveAddress != facts.signer, "today's key differs");
         vm.assertFalse(registry.isEligible(nodeA.enclaveId), "today the node is ineligible");
-        vm.assertEq(uint256(j.provedBlock), provedBlock, "proof block recorded");
+        vm.assertEq(uint256(facts.provedBlock), provedBlock, "proof block recorded");
 
         uint256 stakeBefore = verifierSet.getVerifier(verifierList[0]).stake;
         vm.expectEmit(address(market));
@@ -650,7 +742,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[0], 1, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 1);
+        market.dispute(jobId, 1, _factsFor(jobId));
         vm.assertEq(
             verifierSet.getVerifier(verifierList[0]).stake, stakeBefore - FALSE_DISPUTE_SLASH, "disputer slashed"
         );
@@ -660,13 +752,71 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[1], 2, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[1]);
-        market.dispute(jobId, 2);
+        market.dispute(jobId, 2, _factsFor(jobId));
 
-        vm.warp(j.challengeEndsAt);
-        market.finalize(jobId);
+        vm.warp(facts.challengeEndsAt);
+        market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
         vm.assertEq(address(rewards).balance, 2 * FALSE_DISPUTE_SLASH, "false disputes fund the pool");
+    }
+
+    /// @dev The market keeps the submission facts as a hash. A verifier that passes other facts
+    /// (a signer that was never the enclave key, so that reason 1 would "hold"; or times that break
+    /// reason 2) is refused before anything is judged: the node is not slashed, nobody is.
+    function test_dispute_refusesFactsOtherThanRecorded() public {
+        bytes32 jobId = _proved();
+        bytes32 recorded = market.getJob(jobId).factsHash;
+        IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
+        forged.signer = stranger;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 1, forged);
+        forged = _factsFor(jobId);
+        forged.startedAt = forged.finishedAt + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 2, forged);
+        // A later challengeEndsAt cannot reopen a closed window for findings either.
+        vm.warp(_factsFor(jobId).challengeEndsAt);
+        forged = _factsFor(jobId);
+        forged.challengeEndsAt += 1 days;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        vm.prank(verifierList[0]);
+        market.dispute(jobId, 17, forged);
+        vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
+        vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, MIN_VERIFIER_STAKE, "verifier stake intact");
+    }
+
+    /// @dev A finalizer that passes other facts (more work units than proved, to be paid more of a
+    /// budgeted escrow; or an earlier window end, to be paid before verifiers could dispute) is refused.
+    function test_finalize_refusesFactsOtherThanRecorded() public {
+        bytes32 jobId = _provedWork(1000, 1);
+        bytes32 recorded = market.getJob(jobId).factsHash;
+        IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
+        forged.workUnits = 1000;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+        );
+        market.finalize(jobId, forged);
+
+        bytes32 early = _proved();
+        recorded = market.getJob(early).factsHash;
+        forged = _factsFor(early);
+        forged.challengeEndsAt = uint64(block.timestamp);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged)))
+        );
+        market.finalize(early, forged);
+        vm.assertEq(_status(early), uint256(IFirnJobMarket.JobStatus.Proved), "still in its window");
+        market.finalize(jobId, _factsFor(jobId));
+        vm.assertEq(market.withdrawable(requester), 3 ether - 3 ether / 1000, "paid for the proved unit only");
     }
 
     function test_dispute_invalidReasonAndAfterWindow() public {
@@ -675,13 +825,13 @@ contract FirnJobMarketTest is FirnFixture {
             if (code == 1 || code == 2) continue;
             vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidDisputeReason.selector, code));
             vm.prank(verifierList[0]);
-            market.dispute(jobId, code);
+            market.dispute(jobId, code, _factsFor(jobId));
         }
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        uint64 endsAt = _factsFor(jobId).challengeEndsAt;
         vm.warp(endsAt);
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ChallengeWindowClosed.selector, jobId, endsAt, endsAt));
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 17);
+        market.dispute(jobId, 17, _factsFor(jobId));
     }
 
     /// @dev Unbonding (1 hour) much shorter than the challenge window (1 day): the node exits right
@@ -690,7 +840,9 @@ contract FirnJobMarketTest is FirnFixture {
     function test_unbonding_waitsForChallengeWindows() public {
         registry.setParameters(MIN_NODE_STAKE, 1 hours, 0);
         bytes32 jobId = _proved();
-        uint64 endsAt = market.getJob(jobId).challengeEndsAt;
+        // Locked at claim until the claim's expiry plus the job's window, which covers the proof's window.
+        uint64 endsAt = registry.getNode(nodeA.enclaveId).lockedUntil;
+        vm.assertLe(_factsFor(jobId).challengeEndsAt, endsAt, "the proof's window is inside the lock");
         vm.prank(nodeA.operator);
         registry.requestExit(nodeA.enclaveId);
         market.setParameters(1, SLASH_AMOUNT, CLAIM_BOND, 0, FALSE_DISPUTE_SLASH);
@@ -714,15 +866,17 @@ contract FirnJobMarketTest is FirnFixture {
         // Node A's proof is disputed inside the window: the exiting node is slashed.
         for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
             vm.prank(verifierList[i]);
-            market.dispute(jobId, 16);
+            market.dispute(jobId, 16, _factsFor(jobId));
         }
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE - SLASH_AMOUNT, "slashed while exiting");
 
-        vm.warp(market.getJob(second).challengeEndsAt - 1);
+        uint64 lockB = registry.getNode(nodeB.enclaveId).lockedUntil;
+        vm.assertLe(_factsFor(second).challengeEndsAt, lockB, "window inside the lock");
+        vm.warp(lockB - 1);
         vm.expectRevert();
         vm.prank(nodeB.operator);
         registry.withdrawStake(nodeB.enclaveId);
-        vm.warp(market.getJob(second).challengeEndsAt);
+        vm.warp(lockB);
         vm.prank(nodeB.operator);
         registry.withdrawStake(nodeB.enclaveId);
         vm.assertEq(
@@ -771,10 +925,10 @@ contract FirnJobMarketTest is FirnFixture {
 
         _submit(claimed, nodeA);
         vm.prank(verifierList[0]);
-        market.dispute(proved, 17);
+        market.dispute(proved, 17, _factsFor(proved));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
-        market.finalize(proved);
-        market.finalize(claimed);
+        market.finalize(proved, _factsFor(proved));
+        market.finalize(claimed, _factsFor(claimed));
         vm.prank(requester);
         market.reclaim(open);
         uint256 a = nodeA.operator.balance;
@@ -882,15 +1036,16 @@ contract FirnJobMarketTest is FirnFixture {
         registry.setSlasher(address(bare));
         verifierSet.setSlasher(address(bare));
         vm.prank(requester);
-        bytes32 jobId = bare.postJob{value: 1 ether}(_request(uint8(1) << SIM));
+        bytes32 jobId = _remember(bare.postJob{value: 1 ether}(_request(uint8(1) << SIM)), _request(uint8(1) << SIM));
         vm.prank(nodeA.operator);
-        bare.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        bare.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, _termsFor(jobId));
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, bare.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        bare.submitProof(jobId, p, sig);
+        _submitTo(bare, p, sig);
+        _rememberProofOn(bare, jobId, p, nodeA.enclaveAddress);
         vm.prank(verifierList[0]);
-        bare.dispute(jobId, 1);
+        bare.dispute(jobId, 1, _factsFor(jobId));
         vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");
     }
 
@@ -917,13 +1072,13 @@ contract FirnJobMarketTest is FirnFixture {
         market.setParameters(CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, 0, 10 ether);
         bytes32 jobId = _proved();
         vm.prank(verifierList[0]);
-        market.dispute(jobId, 1); // provably wrong: loses its whole stake
+        market.dispute(jobId, 1, _factsFor(jobId)); // provably wrong: loses its whole stake
         vm.assertEq(verifierSet.getVerifier(verifierList[0]).stake, 0, "stake gone");
         vm.assertFalse(verifierSet.isVerifier(verifierList[0]), "deactivated by the slash");
         bytes32 next = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
-        market.dispute(next, 17);
+        market.dispute(next, 17, _factsFor(next));
     }
 
     function testFuzz_submitTiming(uint256 wait) public {
@@ -935,15 +1090,15 @@ contract FirnJobMarketTest is FirnFixture {
         vm.warp(block.timestamp + wait);
         if (wait > 1 hours) vm.expectRevert();
         vm.prank(nodeA.operator);
-        market.submitProof(jobId, p, sig);
+        _submitTo(market, p, sig);
     }
 
     function testFuzz_escrowAccounting(uint96 a, uint96 b, bool claimIt) public {
         uint256 x = bound(a, 1, 10 ether);
         uint256 y = bound(b, 1, 10 ether);
         vm.startPrank(requester);
-        bytes32 j1 = market.postJob{value: x}(_request(2));
-        bytes32 j2 = market.postJob{value: y}(_request(2));
+        bytes32 j1 = _remember(market.postJob{value: x}(_request(2)), _request(2));
+        bytes32 j2 = _remember(market.postJob{value: y}(_request(2)), _request(2));
         market.reclaim(j1);
         vm.stopPrank();
         if (claimIt) _claim(j2, nodeA);

@@ -103,7 +103,9 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(n.platformIdHash, t.platformIdHash, "platform");
         vm.assertEq(uint256(n.snapshotId), uint256(snap), "snapshot");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), t.enclaveId, "reverse map");
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 1, "listed as pending");
+        // Pending registrations are not indexed on chain (decision 1140): NodeRegistered lists them.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Pending));
+        registry.countByStatus(IFirnRegistry.NodeStatus.Pending);
         vm.assertEq(address(registry).balance, MIN_NODE_STAKE, "balance");
         IFirnRegistry.NodeSummary memory s = registry.getNodeSummary(t.enclaveId);
         vm.assertEq(s.operator, t.operator, "summary operator");
@@ -189,6 +191,14 @@ contract FirnRegistryTest is FirnFixture {
         registry.register{value: MIN_NODE_STAKE}(_params(t, SIM, MEASUREMENT));
         _register(t, SIM, MEASUREMENT);
         vm.assertEq(registry.getNode(t.enclaveId).stake, MIN_NODE_STAKE, "stake excludes the fee");
+        vm.assertEq(registry.feesHeld(), 0.05 ether, "fee held for the pool");
+        vm.assertEq(address(registry).balance, MIN_NODE_STAKE + 0.05 ether, "stake and fee held");
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.FeesSwept(address(rewards), 0.05 ether);
+        vm.prank(stranger);
+        vm.assertEq(registry.sweepFees(), 0.05 ether, "anyone sweeps");
+        vm.assertEq(registry.feesHeld(), 0, "nothing held");
+        vm.assertEq(registry.sweepFees(), 0, "a second sweep pays nothing");
         vm.assertEq(address(rewards).balance, 0.05 ether, "fee in the pool");
         vm.assertEq(rewards.totalReceived(), 0.05 ether, "pool books the fee");
         vm.assertEq(address(registry).balance, registry.totalStaked(), "registry holds only stake");
@@ -232,7 +242,6 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertTrue(registry.isActive(t.enclaveId), "active");
         vm.assertTrue(registry.isEligible(t.enclaveId), "eligible");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 1, "listed as active");
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 0, "no longer pending");
         vm.assertEq(rewards.verifierPoints(0, verifierList[0]), 1, "vote reported to the pool");
 
         vm.expectRevert(
@@ -324,7 +333,6 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected");
         vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "refund credited");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 0, "not listed");
 
         // New evidence, new round; earlier voters may vote again.
         IFirnRegistry.RegistrationParams memory p = _params(t, SIM, MEASUREMENT);
@@ -544,7 +552,10 @@ contract FirnRegistryTest is FirnFixture {
         emit IFirnRegistry.EndpointUpdated(t.enclaveId, "https://new.example");
         vm.prank(t.operator);
         registry.updateEndpoint(t.enclaveId, "https://new.example");
-        vm.assertEq(registry.getNode(t.enclaveId).endpoint, "https://new.example", "endpoint");
+        // Not stored (decision 1140): the event above is the record clients read.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.EndpointTooLong.selector, 257, 256));
+        vm.prank(t.operator);
+        registry.updateEndpoint(t.enclaveId, string(new bytes(257)));
     }
 
     function test_exit_unbondsThenPaysAndAllowsReRegistration() public {
@@ -589,9 +600,9 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Exited), "exited at once");
         vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "stake back, fee kept");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 0, "not listed");
         // The Enclave ID is free in the same block; each squat round cost 0.05 ether.
         _register(t, SIM, MEASUREMENT);
+        registry.sweepFees();
         vm.assertEq(address(rewards).balance, 0.1 ether, "two rounds, two fees");
     }
 
@@ -613,8 +624,8 @@ contract FirnRegistryTest is FirnFixture {
             registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
         }
         vm.assertEq(registry.withdrawable(squatter.operator), 3 * MIN_NODE_STAKE, "stake back");
+        registry.sweepFees();
         vm.assertEq(address(rewards).balance, 3 * 0.05 ether, "three fees lost");
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 0, "no list growth");
         _register(victim, SIM, MEASUREMENT);
         _approveAll(victim.enclaveId, victim.evidenceDigest);
         vm.assertTrue(registry.isActive(victim.enclaveId), "victim registers at once");
@@ -663,6 +674,29 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(uint256(registry.getNode(t.enclaveId).lockedUntil), 5000, "never shortened");
     }
 
+    /// @dev The proof-time view answers from one slot whether a node may still submit, and with
+    /// which key: a node that may not gets no address (the market then refuses the proof).
+    function test_proofSigner_refusesIneligibleNodes() public {
+        TestNode memory t = _activeNode(1, SIM, MEASUREMENT);
+        TestNode memory p = _node(2);
+        _register(p, SIM, MEASUREMENT);
+        (address a, uint8 r) = registry.proofSigner(p.enclaveId, MEASUREMENT);
+        vm.assertEq(uint256(r), 1, "pending: not active");
+        vm.assertEq(a, address(0), "no address");
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT);
+        vm.assertEq(uint256(r), 0, "eligible");
+        vm.assertEq(a, t.enclaveAddress, "its enclave key");
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT);
+        vm.assertEq(uint256(r), 3, "revoked measurement");
+        vm.assertEq(a, address(0), "no address once revoked");
+        (, r) = registry.proofSigner(t.enclaveId, MEASUREMENT_B);
+        vm.assertEq(uint256(r), 0, "another allowed measurement");
+        registry.setAllowedTeeTypes(0x0c);
+        (a, r) = registry.proofSigner(t.enclaveId, MEASUREMENT_B);
+        vm.assertEq(uint256(r), 2, "TEE type no longer allowed");
+    }
+
     function test_lists_indexedByStatusWithPages() public {
         TestNode memory a = _activeNode(1, SIM, MEASUREMENT);
         TestNode memory b = _node(2);
@@ -675,7 +709,6 @@ contract FirnRegistryTest is FirnFixture {
         registry.refuse(c.enclaveId, c.evidenceDigest, 1);
         vm.prank(verifierList[1]);
         registry.refuse(c.enclaveId, c.evidenceDigest, 1);
-        vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Pending), 1, "one pending");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 2, "two active");
 
         bytes32[] memory page = registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Active, 0, 1);
@@ -685,7 +718,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(page.length, 1, "rest");
         vm.assertEq(page[0], d.enclaveId, "second");
         vm.assertEq(registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Active, 5, 10).length, 0, "past end");
-        vm.assertEq(registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Pending, 0, 10)[0], b.enclaveId, "pending");
+        vm.assertEq(registry.getNode(b.enclaveId).round, 1, "b stays pending, unlisted");
 
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Rejected)

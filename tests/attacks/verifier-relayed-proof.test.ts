@@ -1,6 +1,12 @@
-import { firnJobMarketAbi, type FirnClients, JobStatus } from '@firn/chain';
+import {
+  computeProofFactsHash,
+  computeTermsHash,
+  firnJobMarketAbi,
+  type FirnClients,
+  JobStatus,
+} from '@firn/chain';
 import { checkSubmittedProof, ProofChecker } from '@firn/verifier';
-import { encodeFunctionData, type Hex } from 'viem';
+import { encodeAbiParameters, encodeEventTopics, encodeFunctionData, type Hex } from 'viem';
 import { describe, expect, it } from 'vitest';
 
 // A greedy operator whose operator address is a contract: the contract exposes a function with
@@ -23,20 +29,12 @@ const job = {
   requester: '0x2222222222222222222222222222222222222222' as Hex,
   teeTypeMask: 2,
   status: JobStatus.Proved,
-  postedAt: 1_000n,
   deadline: 10_000n,
   claimTimeout: 1_000n,
-  claimedAt: 1_100n,
-  provedAt: 1_200n,
   workloadHash: b32(1),
   inputCommitment: b32(2),
-  allowedMeasurements: [] as Hex[],
-  enclaveIds: [] as Hex[],
-  escrow: 1n,
-  bond: 0n,
   enclaveId,
   claimant: relay,
-  challengeEndsAt: 5_000n,
   measurement: b32(3),
   outputCommitment: b32(4),
   // What the market recorded: the registered enclave key signed, times are consistent.
@@ -46,8 +44,104 @@ const job = {
   finishedAt: 1_190n,
   provedBlock: 42n,
   snapshotId: 1n,
+};
+const challengeWindow = 3_700n;
+const blockTime = 1_300n;
+
+// The market's packed record (decision 1140): terms and proof facts only as hashes.
+const record = {
+  requester: job.requester,
+  status: job.status,
+  teeTypeMask: job.teeTypeMask,
+  deadline: Number(job.deadline),
+  claimExpiresAt: 2_100,
+  escrow: 1n,
+  maxWorkUnits: 0n,
+  claimTimeout: Number(job.claimTimeout),
+  challengeWindow: Number(challengeWindow),
+  snapshotId: Number(job.snapshotId),
+  termsHash: computeTermsHash({
+    workloadHash: job.workloadHash,
+    inputCommitment: job.inputCommitment,
+    allowedMeasurements: [],
+    enclaveIds: [],
+  }),
+  claimant: relay,
+  bond: 0n,
+  enclaveId,
+  factsHash: computeProofFactsHash({
+    signer: job.signer,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+    provedBlock: job.provedBlock,
+    challengeEndsAt: blockTime + challengeWindow,
+    workUnits: job.workUnits,
+    snapshotId: job.snapshotId,
+  }),
   disputeStake: 0n,
 };
+
+/** An eth_getLogs entry for one market event, encoded with the market's ABI. */
+function log(
+  eventName: 'JobPosted' | 'JobClaimed' | 'ProofSubmitted',
+  args: Record<string, unknown>,
+  block: bigint,
+) {
+  const item = firnJobMarketAbi.find((x) => x.type === 'event' && x.name === eventName);
+  if (item?.type !== 'event') throw new Error(eventName);
+  const topics = encodeEventTopics({ abi: [item], eventName, args } as never);
+  const data = encodeAbiParameters(
+    item.inputs.filter((i) => !i.indexed),
+    item.inputs.filter((i) => !i.indexed).map((i) => args[i.name as string]) as never,
+  );
+  return { topics, data, blockNumber: `0x${block.toString(16)}` };
+}
+
+const logs = [
+  log(
+    'JobPosted',
+    {
+      jobId,
+      requester: job.requester,
+      escrow: 1n,
+      teeTypeMask: job.teeTypeMask,
+      workloadHash: job.workloadHash,
+      inputCommitment: job.inputCommitment,
+      deadline: job.deadline,
+      claimTimeout: job.claimTimeout,
+      maxWorkUnits: 0n,
+      allowedMeasurements: [],
+      enclaveIds: [],
+    },
+    10n,
+  ),
+  log(
+    'JobClaimed',
+    {
+      jobId,
+      enclaveId,
+      operator: relay,
+      claimExpiresAt: 2_100n,
+      bond: 0n,
+      measurement: job.measurement,
+      snapshotId: job.snapshotId,
+    },
+    20n,
+  ),
+  log(
+    'ProofSubmitted',
+    {
+      jobId,
+      enclaveId,
+      outputCommitment: job.outputCommitment,
+      workUnits: job.workUnits,
+      signer: job.signer,
+      startedAt: job.startedAt,
+      finishedAt: job.finishedAt,
+    },
+    job.provedBlock,
+  ),
+];
 
 // The calldata of the relay call: same selector and argument types, a garbage signature.
 const proof = {
@@ -64,16 +158,20 @@ const proof = {
 const input = encodeFunctionData({
   abi: firnJobMarketAbi,
   functionName: 'submitProof',
-  args: [jobId, proof, `0x${'11'.repeat(65)}` as Hex],
+  args: [proof, b32(0x11), b32(0x11)],
 });
 
 function fakeClients(disputes: unknown[]): FirnClients {
   const pub = {
     getTransaction: async () => ({ to: relay, input }),
-    getBlock: async () => ({ timestamp: 1_300n, number: 50n }),
+    getBlock: async () => ({ timestamp: blockTime, number: 50n }),
+    request: async ({ method }: { method: string }) => {
+      if (method === 'eth_getLogs') return logs;
+      throw new Error(`unexpected request ${method}`);
+    },
     getBlockNumber: async () => 50n,
     readContract: async ({ functionName, args }: { functionName: string; args?: unknown[] }) => {
-      if (functionName === 'getJob') return { ...job };
+      if (functionName === 'getJob') return { ...record };
       if (functionName === 'MAX_CLOCK_SKEW') return 300n;
       if (functionName === 'wasEnclaveAddress') {
         const [id, account, block] = args as [Hex, Hex, bigint];

@@ -71,36 +71,61 @@ interface IFirnJobMarket {
         uint64 workUnits;
     }
 
-    /// @notice One job as stored. The submission facts (`signer`, `startedAt`, `finishedAt`,
-    /// `provedBlock`, `snapshotId`) are recorded at submitProof and judged by disputes.
-    struct Job {
-        address requester;
-        uint8 teeTypeMask;
-        JobStatus status;
-        uint64 postedAt;
-        uint64 deadline;
-        uint64 claimTimeout;
-        uint64 claimedAt;
-        uint64 provedAt;
+    /// @notice What a claim and a proof are checked against: `termsHash` of a job is
+    /// keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds)), the
+    /// preimage is in its JobPosted event, and claimJob passes it back (decision 1142).
+    struct JobTerms {
         bytes32 workloadHash;
         bytes32 inputCommitment;
         bytes32[] allowedMeasurements;
         bytes32[] enclaveIds;
-        uint256 escrow;
-        uint256 bond;
-        bytes32 enclaveId;
-        address claimant;
-        uint64 challengeEndsAt;
-        bytes32 measurement;
-        bytes32 outputCommitment;
+    }
+
+    /// @notice The facts recorded at submitProof, which fact disputes are judged by and finalize
+    /// pays by. A Proved job stores only keccak256(abi.encode(facts)) as `factsHash`; the facts are in
+    /// its ProofSubmitted event (`provedBlock` is that event's block) and dispute and finalize pass
+    /// them back (decision 1142).
+    struct ProofFacts {
         address signer;
-        uint64 workUnits;
         uint64 startedAt;
         uint64 finishedAt;
         uint64 provedBlock;
+        uint64 challengeEndsAt;
+        uint64 workUnits;
         uint64 snapshotId;
-        uint256 disputeStake;
+    }
+
+    /// @notice One job as stored, packed into seven slots (docs/decisions/1140-contract-gas.md).
+    /// Times are unix seconds in uint40 (to year 36812), amounts wei in uint96 (every amount is ether
+    /// this contract holds). `challengeWindow` is the market's window when the job was posted, which
+    /// its proof gets. `snapshotId` is the verifier-set snapshot taken by the standing claim, whose
+    /// stake decides findings against its proof. `termsHash`: see JobTerms. `factsHash` while Claimed: keccak256(abi.encode(
+    /// claimant, enclaveId, measurement, workloadHash, inputCommitment)), what the proof must repeat
+    /// (the claimed node's measurement is in JobClaimed); once Proved: the hash of the ProofFacts.
+    struct Job {
+        // slot 0: what every state change reads
+        address requester;
+        JobStatus status;
+        uint8 teeTypeMask;
+        uint40 deadline;
+        uint40 claimExpiresAt;
+        // slot 1
+        uint96 escrow;
         uint64 maxWorkUnits;
+        uint32 claimTimeout;
+        uint32 challengeWindow;
+        uint32 snapshotId;
+        // slot 2
+        bytes32 termsHash;
+        // slot 3
+        address claimant;
+        uint96 bond;
+        // slot 4
+        bytes32 enclaveId;
+        // slot 5
+        bytes32 factsHash;
+        // slot 6
+        uint256 disputeStake;
     }
 
     error EmptyEscrow();
@@ -119,6 +144,14 @@ interface IFirnJobMarket {
     error NotClaimant(bytes32 jobId, address caller);
     error ClaimExpired(bytes32 jobId, uint64 claimExpiresAt, uint64 nowTime);
     error ProofMismatch(bytes32 jobId, string field);
+    /// @notice The terms passed to claimJob are not the ones the job was posted with.
+    error TermsMismatch(bytes32 jobId, bytes32 expected, bytes32 given);
+    /// @notice The proof facts passed to a fact dispute are not the ones recorded at submitProof.
+    error FactsMismatch(bytes32 jobId, bytes32 expected, bytes32 given);
+    /// @notice An amount does not fit the packed uint96 field.
+    error AmountTooLarge(uint256 amount, uint256 max);
+    /// @notice A deadline, claim timeout or challenge window does not fit its packed field.
+    error TimeTooLarge(uint256 value, uint256 max);
     error InvalidProofTimes(uint64 startedAt, uint64 finishedAt);
     error InvalidSignature(uint8 recoverError);
     error WrongSigner(bytes32 enclaveId, address expected, address recovered);
@@ -146,19 +179,32 @@ interface IFirnJobMarket {
         bytes32 inputCommitment,
         uint64 deadline,
         uint64 claimTimeout,
+        uint64 maxWorkUnits,
+        bytes32[] allowedMeasurements,
         bytes32[] enclaveIds
     );
     event JobClaimed(
-        bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed operator, uint64 claimExpiresAt, uint256 bond
+        bytes32 indexed jobId,
+        bytes32 indexed enclaveId,
+        address indexed operator,
+        uint64 claimExpiresAt,
+        uint256 bond,
+        bytes32 measurement,
+        uint64 snapshotId
     );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
     event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed requester, uint256 bond);
+    /// @notice Carries the ProofFacts that dispute and finalize pass back, with what the job record
+    /// (getJob) holds: `provedBlock` is this event's block, `challengeEndsAt` = that block's
+    /// timestamp + the job's `challengeWindow`, `snapshotId` the job's (also in JobClaimed).
     event ProofSubmitted(
         bytes32 indexed jobId,
         bytes32 indexed enclaveId,
         bytes32 outputCommitment,
         uint64 workUnits,
-        uint64 challengeEndsAt
+        address signer,
+        uint64 startedAt,
+        uint64 finishedAt
     );
     event JobDisputed(
         bytes32 indexed jobId, address indexed verifier, uint16 reasonCode, uint256 weight, uint256 disputeStake
@@ -182,22 +228,29 @@ interface IFirnJobMarket {
 
     /// @notice Post a job; msg.value is the escrow. Reverts while paused (EnforcedPause).
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
-    /// @notice Claim with msg.value == claimBond(). Reverts while paused. A lapsed claim of
-    /// another node is superseded and its bond credited to the requester.
-    function claimJob(bytes32 jobId, bytes32 enclaveId) external payable;
+    /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
+    /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
+    /// is superseded and its bond credited to the requester. Locks the node's stake until the claim's
+    /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
+    function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back before its claim lapses; the bond goes to the requester.
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
-    /// TEE type still allowed). Locks the node's stake until the challenge window ends.
-    function submitProof(bytes32 jobId, WorkProof calldata proof, bytes calldata signature) external;
+    /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
+    /// The job is `proof.jobId` (the signed field; no separate argument). The enclave's signature
+    /// comes in the 64-byte EIP-2098 form (`r`, `vs` = s with the y parity in the top bit): the
+    /// 65-byte form costs calldata for nothing (decision 1141).
+    function submitProof(WorkProof calldata proof, bytes32 r, bytes32 vs) external;
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
     /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
     function failJob(bytes32 jobId, bytes32 reason) external;
-    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above).
-    function dispute(bytes32 jobId, uint16 reasonCode) external;
+    /// @notice Verifier disputes a Proved job within its challenge window (see reasons above),
+    /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
+    function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
     /// goes to the reward pool. Works while paused.
-    function finalize(bytes32 jobId) external;
+    /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
+    function finalize(bytes32 jobId, ProofFacts calldata facts) external;
     /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, with
     /// the lapsed bond; Failed; Slashed with the slashed stake).
     function reclaim(bytes32 jobId) external;

@@ -40,29 +40,34 @@ interface IFirnRegistry {
         bytes32 evidenceDigest;
     }
 
-    /// @notice One node as stored. `snapshotId` is the verifier-set snapshot of the current
-    /// `round` (the registration or the pending key rotation); `approvalStake` and `refusalStake`
-    /// are the vote weights (wei) cast in that round. `lockedUntil` is the latest end of a
-    /// challenge window of this node's proofs: stake cannot be withdrawn before it.
+    /// @notice One node as stored, packed into eight slots (docs/decisions/1140-contract-gas.md).
+    /// `snapshotId` is the verifier-set snapshot of the current `round` (the registration or the
+    /// pending key rotation); `approvalStake` and `refusalStake` are the vote weights (wei) cast in
+    /// that round. `lockedUntil` is the latest end of a challenge window of this node's proofs: stake
+    /// cannot be withdrawn before it. The KEM public key and the endpoint are not stored: the contract
+    /// never reads them, so they live in the events (`NodeRegistered`, `KeysRotated`,
+    /// `EndpointUpdated`), where clients and indexers read them.
     struct Node {
+        // slot 0. `round` counts registration and rotation rounds of this Enclave ID (at most 65535).
         address operator;
+        uint16 round;
+        uint80 stake;
+        // slot 1: everything a proof check reads, in one slot. Times are unix seconds (uint40 lasts
+        // to year 36812); `snapshotId` is a verifier-set snapshot id (uint32: one per stake change).
+        address enclaveAddress;
+        uint40 lockedUntil;
         uint8 teeType;
         NodeStatus status;
         bool rotationPending;
-        uint32 round;
-        uint64 registeredAt;
-        uint64 unbondingEndsAt;
-        uint64 lockedUntil;
-        uint64 snapshotId;
+        uint32 snapshotId;
         bytes32 measurement;
         bytes32 platformIdHash;
-        address enclaveAddress;
-        bytes32 kemPublicKey;
-        string endpoint;
         bytes32 evidenceDigest;
-        uint256 stake;
-        uint256 approvalStake;
-        uint256 refusalStake;
+        // one slot, written by exits and votes
+        uint40 unbondingEndsAt;
+        uint96 approvalStake;
+        uint96 refusalStake;
+        // rotation only
         address pendingEnclaveAddress;
         bytes32 pendingKemPublicKey;
         bytes32 pendingEvidenceDigest;
@@ -124,6 +129,7 @@ interface IFirnRegistry {
     error NothingToWithdraw(address account);
     error StatusNotIndexed(NodeStatus status);
     error RewardPoolNotSet();
+    error StakeTooHigh(uint256 stake, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
     event MeasurementAllowed(uint8 indexed teeType, bytes32 indexed measurement);
@@ -179,6 +185,8 @@ interface IFirnRegistry {
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
     event RewardPoolSet(address indexed previousPool, address indexed newPool);
     event ParametersUpdated(uint256 minNodeStake, uint64 unbondingPeriod, uint256 registrationFee);
+    /// @notice Registration and rotation fees held since the last sweep were paid into the pool.
+    event FeesSwept(address indexed pool, uint256 amount);
 
     // ------------------------------------------------------------ governance (owner = timelock)
 
@@ -206,7 +214,8 @@ interface IFirnRegistry {
 
     // ------------------------------------------------------------ operators
 
-    /// @notice Register with msg.value = stake + registrationFee (stake >= minNodeStake).
+    /// @notice Register with msg.value = stake + registrationFee (minNodeStake <= stake < 2^80 wei).
+    /// The fee is held for the reward pool until the next sweep (`sweepFees`).
     function register(RegistrationParams calldata params) external payable;
     /// @notice Operator of an Active node: propose new enclave keys with msg.value exactly
     /// `registrationFee()` (non-refundable, paid into the reward pool: a rotation reserves the new
@@ -241,8 +250,12 @@ interface IFirnRegistry {
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);
-    /// @notice Slasher: the node's stake stays locked until at least `until` (a challenge window end).
+    /// @notice Slasher: the node's stake stays locked until at least `until`. The market locks at
+    /// claim until the latest end the claim's challenge window can have (decision 1141).
     function lockStake(bytes32 enclaveId, uint64 until) external;
+    /// @notice Pay the registration and rotation fees held so far into the reward pool (anyone; the
+    /// pool also sweeps when it closes an epoch). Reverts RewardPoolNotSet without a pool.
+    function sweepFees() external returns (uint256 amount);
 
     // ------------------------------------------------------------ views
 
@@ -251,12 +264,22 @@ interface IFirnRegistry {
     function getNode(bytes32 enclaveId) external view returns (Node memory);
     /// @notice The node's fields other contracts judge by, with its current ineligibility.
     function getNodeSummary(bytes32 enclaveId) external view returns (NodeSummary memory);
+    /// @notice For a proof check, from one storage slot: the node's enclave address when it may still
+    /// submit proofs (Active, or Exiting after claiming while Active; TEE type allowed; `measurement`
+    /// still allow-listed), else address(0) and why (1 neither Active nor Exiting, 2 TEE type no
+    /// longer allowed, 3 measurement revoked).
+    function proofSigner(bytes32 enclaveId, bytes32 measurement)
+        external
+        view
+        returns (address enclaveAddress, uint8 ineligibility);
+    /// @notice Fees held for the reward pool, not yet swept (wei).
+    function feesHeld() external view returns (uint256);
     /// @notice 0 when eligible for work, else the reason (see above).
     function ineligibility(bytes32 enclaveId) external view returns (uint8);
     /// @notice Active, TEE type allowed and measurement allow-listed, now.
     function isEligible(bytes32 enclaveId) external view returns (bool);
-    /// @notice Enclave IDs in `status` (only Pending, Active and Exiting are indexed; others revert
-    /// StatusNotIndexed), from `offset`, at most `limit` of them. Order is not stable.
+    /// @notice Enclave IDs in `status` (only Active and Exiting are indexed; others revert
+    /// StatusNotIndexed: Pending registrations are found from `NodeRegistered` events), from `offset`, at most `limit` of them. Order is not stable.
     function enclaveIdsByStatus(NodeStatus status, uint256 offset, uint256 limit)
         external
         view

@@ -32,9 +32,9 @@ contract Break3AttacksTest is FirnFixture {
 
     function _postClaim(uint64 deadline, uint64 claimTimeout) internal returns (bytes32 jobId) {
         vm.prank(requester);
-        jobId = market.postJob{value: 1 ether}(_request(deadline, claimTimeout));
+        jobId = _remember(market.postJob{value: 1 ether}(_request(deadline, claimTimeout)), _request(deadline, claimTimeout));
         vm.prank(nodeA.operator);
-        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId);
+        market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, _termsFor(jobId));
     }
 
     function _proof(bytes32 jobId) internal view returns (IFirnJobMarket.WorkProof memory p) {
@@ -55,7 +55,9 @@ contract Break3AttacksTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId);
         bytes memory sig = _sig(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(nodeA.operator);
-        (ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.submitProof, (jobId, p, sig)));
+        (bytes32 r, bytes32 vs) = _compact(sig);
+        (ok,) = address(market).call(abi.encodeCall(IFirnJobMarket.submitProof, (p, r, vs)));
+        if (ok) _rememberProof(jobId, p, nodeA.enclaveAddress);
     }
 
     function _proved() internal returns (bytes32 jobId) {
@@ -78,7 +80,7 @@ contract Break3AttacksTest is FirnFixture {
         for (uint256 i = 0; i < 5; ++i) {
             bytes32 jobId = _proved();
             vm.prank(griefer);
-            market.dispute(jobId, 18);
+            market.dispute(jobId, 18, _factsFor(jobId));
         }
         vm.warp(block.timestamp + EPOCH + 1);
         vm.assertTrue(rewards.currentEpoch() > epoch, "epoch ended");
@@ -94,7 +96,15 @@ contract Break3AttacksTest is FirnFixture {
     /// overflows in submitProof, so no valid proof can ever be submitted; once the claim lapses the
     /// requester reclaims and takes the honest claimant's bond.
     function test_attack_deadlineNearMaxMakesEveryProofRevert() public {
-        bytes32 jobId = _postClaim(type(uint64).max - 10, 1 hours);
+        // Deadlines are stored in 40 bits: one beyond is refused at post, so no such job exists.
+        IFirnJobMarket.JobRequest memory r = _request(type(uint64).max - 10, 1 hours);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.TimeTooLarge.selector, type(uint64).max - 10, type(uint40).max)
+        );
+        vm.prank(requester);
+        market.postJob{value: 1 ether}(r);
+        // The largest postable deadline still lets a valid proof in.
+        bytes32 jobId = _postClaim(type(uint40).max - 10, 1 hours);
         vm.assertTrue(_trySubmit(jobId), "a valid proof of a postable job is accepted");
     }
 
@@ -125,6 +135,8 @@ contract Break3AttacksTest is FirnFixture {
             nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk")
         );
         uint256 paid = squatterBefore - nodeA.operator.balance;
+        vm.assertEq(registry.feesHeld(), paid, "the rotation fee is held for the reward pool");
+        registry.sweepFees();
         vm.assertEq(rewards.totalReceived(), poolBefore + paid, "the rotation fee went to the reward pool");
         vm.assertEq(paid, fee, "exactly the fee");
 
@@ -165,14 +177,14 @@ contract Break3AttacksTest is FirnFixture {
         address v = verifierList[3];
         bytes32 jobId = _proved();
         vm.prank(v);
-        market.dispute(jobId, 1); // provably wrong: the recorded signer was the enclave key
+        market.dispute(jobId, 1, _factsFor(jobId)); // provably wrong: the recorded signer was the enclave key
         vm.assertTrue(verifierSet.getVerifier(v).stake < verifierSet.minVerifierStake(), "slashed below the minimum");
         vm.assertFalse(verifierSet.isVerifier(v), "left the active set with the slash");
         // It can no longer vote: neither another dispute nor a registration vote.
         jobId = _proved();
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotVerifier.selector, v));
         vm.prank(v);
-        market.dispute(jobId, 1);
+        market.dispute(jobId, 1, _factsFor(jobId));
         TestNode memory newcomer = _node(78);
         _register(newcomer, SIM, MEASUREMENT);
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, v));
@@ -209,13 +221,13 @@ contract Break3AttacksTest is FirnFixture {
         }
         for (uint256 i = 0; i < 2; ++i) {
             vm.prank(verifierList[i]);
-            market.dispute(jobId, 17);
+            market.dispute(jobId, 17, _factsFor(jobId));
             vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i], "an open finding earns nothing yet");
         }
         vm.expectEmit(address(rewards));
         emit IFirnRewards.VerifierWorkRecorded(verifierList[0], epoch, before[0] + 1);
         vm.prank(verifierList[2]);
-        market.dispute(jobId, 17); // 3 of 4 equal stakes: > 2/3, the node is slashed
+        market.dispute(jobId, 17, _factsFor(jobId)); // 3 of 4 equal stakes: > 2/3, the node is slashed
         vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Slashed), "slashed");
         for (uint256 i = 0; i < 3; ++i) {
             vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i] + 1, "each disputer credited once");
@@ -265,7 +277,7 @@ contract Break3AttacksTest is FirnFixture {
         bytes32 id = rewards.issueChallenge(nodeA.enclaveId);
         bytes32 jobId = _proved();
         vm.prank(v);
-        market.dispute(jobId, 1); // provably wrong: slashed below the minimum, deactivated
+        market.dispute(jobId, 1, _factsFor(jobId)); // provably wrong: slashed below the minimum, deactivated
         vm.assertFalse(verifierSet.isVerifier(v), "deactivated");
 
         IFirnRewards.Challenge memory c = rewards.getChallenge(id);

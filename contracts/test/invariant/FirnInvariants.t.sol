@@ -146,6 +146,17 @@ contract Handler {
         jobIds.push(market.postJob{value: amount}(r));
     }
 
+    /// @dev Every job of this handler is posted with these terms.
+    function _terms() internal pure returns (IFirnJobMarket.JobTerms memory t) {
+        t.workloadHash = bytes32(uint256(1));
+        t.inputCommitment = bytes32(uint256(2));
+        t.allowedMeasurements = new bytes32[](0);
+        t.enclaveIds = new bytes32[](0);
+    }
+
+    /// @dev The facts of each accepted proof, as a verifier reads them from ProofSubmitted.
+    mapping(bytes32 jobId => IFirnJobMarket.ProofFacts) internal facts;
+
     function claimAndProve(uint256 j, uint256 i, bool prove) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
@@ -153,14 +164,24 @@ contract Handler {
         uint256 bond = market.claimBond();
         vm.deal(_op(i), bond);
         vm.prank(_op(i));
-        try market.claimJob{value: bond}(jobId, _id(i)) {} catch {}
+        try market.claimJob{value: bond}(jobId, _id(i), _terms()) {} catch {}
         if (!prove) return;
         IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof(
             jobId, _id(i), measurement, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 0, 0, 1
         );
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(_key(i), market.hashWorkProof(p));
         vm.prank(_op(i));
-        try market.submitProof(jobId, p, abi.encodePacked(r, s, v)) {} catch {}
+        try market.submitProof(p, r, bytes32(uint256(s) | (uint256(v - 27) << 255))) {
+            facts[jobId] = IFirnJobMarket.ProofFacts({
+                signer: vm.addr(_key(i)),
+                startedAt: 0,
+                finishedAt: 0,
+                provedBlock: uint64(block.number),
+                challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
+                workUnits: 1,
+                snapshotId: vs.currentSnapshot()
+            });
+        } catch {}
     }
 
     function releaseOrFail(uint256 j, uint256 i, bool fail) external {
@@ -179,14 +200,14 @@ contract Handler {
         bytes32 jobId = jobIds[j % jobIds.length];
         if (mode % 3 == 0) {
             vm.prank(_verifier(v));
-            try market.dispute(jobId, 16) {} catch {}
+            try market.dispute(jobId, 16, facts[jobId]) {} catch {}
         } else if (mode % 3 == 1) {
             // A fact dispute of a valid proof: the disputer is slashed.
             vm.prank(_verifier(v));
-            try market.dispute(jobId, 1) {} catch {}
+            try market.dispute(jobId, 1, facts[jobId]) {} catch {}
         } else {
             vm.warp(block.timestamp + (wait % 2 days));
-            try market.finalize(jobId) {} catch {}
+            try market.finalize(jobId, facts[jobId]) {} catch {}
         }
     }
 
@@ -309,7 +330,11 @@ contract FirnInvariantsTest is FirnFixture {
         }
         vm.assertEq(registry.totalStaked(), stakes, "totalStaked == sum of stakes");
         vm.assertEq(registry.totalWithdrawable(), credits, "totalWithdrawable == sum of credits");
-        vm.assertEq(address(registry).balance, stakes + credits, "registry balance == stakes + credits");
+        vm.assertEq(
+            address(registry).balance,
+            stakes + credits + registry.feesHeld(),
+            "registry balance == stakes + credits + fees held"
+        );
 
         uint256 vStakes;
         uint256 active;

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {FirnDataLedger} from "../../src/FirnDataLedger.sol";
 import {FirnJobMarket} from "../../src/FirnJobMarket.sol";
+import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
 import {FirnRegistry} from "../../src/FirnRegistry.sol";
 import {FirnRewards} from "../../src/FirnRewards.sol";
 import {FirnVerifierSet} from "../../src/FirnVerifierSet.sol";
@@ -142,6 +143,63 @@ abstract contract FirnFixture is FirnTest {
         t = _node(seed);
         _register(t, teeType, measurement);
         _approveAll(t.enclaveId, t.evidenceDigest);
+    }
+
+    /// @dev Terms of posted jobs and facts of submitted proofs, as a node or verifier reads them from
+    /// JobPosted and ProofSubmitted, for claimJob and fact disputes (the market stores only hashes).
+    mapping(bytes32 jobId => IFirnJobMarket.JobTerms) private _jobTerms;
+    mapping(bytes32 jobId => IFirnJobMarket.ProofFacts) private _jobFacts;
+
+    function _remember(bytes32 jobId, IFirnJobMarket.JobRequest memory r) internal returns (bytes32) {
+        _jobTerms[jobId] = IFirnJobMarket.JobTerms(r.workloadHash, r.inputCommitment, r.allowedMeasurements, r.enclaveIds);
+        return jobId;
+    }
+
+    function _termsFor(bytes32 jobId) internal view returns (IFirnJobMarket.JobTerms memory) {
+        return _jobTerms[jobId];
+    }
+
+    /// @dev Call right after a successful submitProof of `p` signed by `signer`.
+    function _rememberProof(bytes32 jobId, IFirnJobMarket.WorkProof memory p, address signer) internal {
+        _rememberProofOn(market, jobId, p, signer);
+    }
+
+    function _rememberProofOn(
+        FirnJobMarket m,
+        bytes32 jobId,
+        IFirnJobMarket.WorkProof memory p,
+        address signer
+    ) internal {
+        _jobFacts[jobId] = IFirnJobMarket.ProofFacts({
+            signer: signer,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: uint64(block.timestamp) + m.getJob(jobId).challengeWindow,
+            workUnits: p.workUnits,
+            snapshotId: verifierSet.currentSnapshot()
+        });
+    }
+
+    function _factsFor(bytes32 jobId) internal view returns (IFirnJobMarket.ProofFacts memory) {
+        return _jobFacts[jobId];
+    }
+
+    /// @dev submitProof with a 65-byte (r, s, v) signature turned into EIP-2098's (r, vs).
+    function _submitTo(FirnJobMarket m, IFirnJobMarket.WorkProof memory p, bytes memory sig) internal {
+        (bytes32 r, bytes32 vs) = _compact(sig);
+        m.submitProof(p, r, vs);
+    }
+
+    function _compact(bytes memory sig) internal pure returns (bytes32 r, bytes32 vs) {
+        bytes32 s;
+        uint8 v;
+        assembly {
+            r := mload(add(sig, 32))
+            s := mload(add(sig, 64))
+            v := byte(0, mload(add(sig, 96)))
+        }
+        vs = bytes32(uint256(s) | (uint256(v - 27) << 255));
     }
 
     function _sig(uint256 key, bytes32 digest) internal pure returns (bytes memory) {

@@ -11,6 +11,7 @@ export * from './jobMarket/disputeJob.ts';
 export * from './jobMarket/failJob.ts';
 export * from './jobMarket/finalizeJob.ts';
 export * from './jobMarket/getJob.ts';
+export * from './jobMarket/jobRecord.ts';
 export * from './jobMarket/postJob.ts';
 export * from './jobMarket/reclaimJob.ts';
 export * from './jobMarket/submitProof.ts';

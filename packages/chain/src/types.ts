@@ -75,7 +75,6 @@ export interface FirnNode {
   status: NodeStatus;
   rotationPending: boolean;
   round: number;
-  registeredAt: bigint;
   unbondingEndsAt: bigint;
   /** Latest end of a challenge window of this node's proofs: no withdrawal before it. */
   lockedUntil: bigint;
@@ -85,7 +84,9 @@ export interface FirnNode {
   /** keccak256 of the tagged (teeType, platformId): one physical machine, one capacity share. */
   platformIdHash: Hex;
   enclaveAddress: Address;
+  /** Not stored on chain: from the latest NodeRegistered or KeysRotated event (decision 1140). */
   kemPublicKey: Hex;
+  /** Not stored on chain: from the latest NodeRegistered or EndpointUpdated event. */
   endpoint: string;
   evidenceDigest: Hex;
   stake: bigint;
@@ -97,16 +98,24 @@ export interface FirnNode {
   pendingEvidenceDigest: Hex;
 }
 
-/** A job as stored on chain (IFirnJobMarket.Job) plus its id. */
+/**
+ * A job: the packed record the market stores (IFirnJobMarket.Job) with the facts it keeps only as
+ * hashes filled in from the job's events (JobPosted, the latest JobClaimed, ProofSubmitted), each
+ * checked against the stored hash by `getJob` (docs/decisions/1142-facts-as-calldata.md).
+ */
 export interface FirnJob {
   jobId: Hex;
   requester: Address;
   teeTypeMask: number;
   status: JobStatus;
+  /** Block time of JobPosted (0 when the event was not found). */
   postedAt: bigint;
   deadline: bigint;
   claimTimeout: bigint;
+  /** Standing claim: claimExpiresAt - claimTimeout (0 when unclaimed). */
   claimedAt: bigint;
+  claimExpiresAt: bigint;
+  /** Block time of ProofSubmitted (0 before a proof). */
   provedAt: bigint;
   workloadHash: Hex;
   inputCommitment: Hex;
@@ -118,6 +127,8 @@ export interface FirnJob {
   bond: bigint;
   enclaveId: Hex;
   claimant: Address;
+  /** The job's challenge window (s), fixed when it was posted. */
+  challengeWindow: bigint;
   challengeEndsAt: bigint;
   measurement: Hex;
   outputCommitment: Hex;
@@ -132,4 +143,8 @@ export interface FirnJob {
   disputeStake: bigint;
   /** Work units the escrow pays for (0: all-or-nothing); see PostJobParams.maxWorkUnits. */
   maxWorkUnits: bigint;
+  /** keccak256 of the job's terms (JobTerms). */
+  termsHash: Hex;
+  /** While Claimed: the claim's hash; once Proved: keccak256 of the ProofFacts. */
+  factsHash: Hex;
 }

@@ -8,7 +8,7 @@ import {
 } from '@firn/chain';
 import { type Hex, hexBytes, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
-import { decodeFunctionData } from 'viem';
+import { compactSignatureToSignature, decodeFunctionData, serializeSignature } from 'viem';
 import { checkResultAvailable, type ResultCheckOptions } from './resultAvailability.ts';
 
 /**
@@ -108,7 +108,9 @@ export async function checkSubmittedProof(
   if (tx.to && same(tx.to, clients.addresses.jobMarket)) {
     const call = decodeFunctionData({ abi: firnJobMarketAbi, data: tx.input });
     if (call.functionName === 'submitProof') {
-      const [, proof, signature] = call.args as unknown as [Hex, Parameters<typeof workProofDigest>[1], Hex];
+      // submitProof(proof, r, vs): the signature travels in EIP-2098's 64-byte form (decision 1141).
+      const [proof, r, vs] = call.args as unknown as [Parameters<typeof workProofDigest>[1], Hex, Hex];
+      const signature = serializeSignature(compactSignatureToSignature({ r, yParityAndS: vs }));
       let signer: string | undefined;
       try {
         signer = recoverAddress(

@@ -3,24 +3,37 @@ import { firnJobMarketAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
+import { getJobTerms, type JobTerms } from './jobRecord.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
 /**
  * Operator: claim a job for one of its eligible nodes, posting the claim bond (default: read from
  * the market). The bond comes back on finalize or failJob and goes to the requester when the claim
  * lapses or is released. Reverts EnforcedPause, WrongClaimBond, NodeNotEligible(jobId, id, reason),
- * AlreadyClaimed, DeadlinePassed, NotNodeOperator.
+ * AlreadyClaimed, DeadlinePassed, NotNodeOperator, TermsMismatch. `terms` default: read from the
+ * job's JobPosted event and checked against its stored hash.
  */
 export async function claimJob(
   clients: FirnClients,
-  p: { jobId: Hex; enclaveId: Hex; bond?: bigint },
+  p: { jobId: Hex; enclaveId: Hex; bond?: bigint; terms?: JobTerms },
 ): Promise<WriteResult> {
   const bond = p.bond ?? (await getClaimBond(clients));
+  // The market keeps only the hash of the job's terms; the claim passes them back (decision 1142).
+  const terms = p.terms ?? (await getJobTerms(clients, assertBytes32(p.jobId, 'jobId')));
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'claimJob',
-    args: [assertBytes32(p.jobId, 'jobId'), assertBytes32(p.enclaveId, 'enclaveId')],
+    args: [
+      assertBytes32(p.jobId, 'jobId'),
+      assertBytes32(p.enclaveId, 'enclaveId'),
+      {
+        workloadHash: terms.workloadHash,
+        inputCommitment: terms.inputCommitment,
+        allowedMeasurements: [...terms.allowedMeasurements],
+        enclaveIds: [...terms.enclaveIds],
+      },
+    ],
     value: bond,
   });
 }

@@ -2,6 +2,7 @@ import type { Hex } from 'viem';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32, assertUint } from '../validate.ts';
+import { getProofFacts, type ProofFacts } from './jobRecord.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
 /**
@@ -20,15 +21,20 @@ export const DISPUTE_REASONS = {
 } as const;
 export type DisputeReason = keyof typeof DISPUTE_REASONS;
 
-/** Verifier: dispute a proved job within its challenge window (see DISPUTE_REASONS). */
+/**
+ * Verifier: dispute a proved job within its challenge window (see DISPUTE_REASONS), passing the
+ * proof facts the market recorded as a hash (default: read from ProofSubmitted and checked).
+ */
 export async function disputeJob(
   clients: FirnClients,
-  p: { jobId: Hex; reasonCode: number },
+  p: { jobId: Hex; reasonCode: number; facts?: ProofFacts },
 ): Promise<WriteResult> {
+  const jobId = assertBytes32(p.jobId, 'jobId');
+  const facts = p.facts ?? (await getProofFacts(clients, jobId));
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'dispute',
-    args: [assertBytes32(p.jobId, 'jobId'), Number(assertUint(p.reasonCode, 16, 'reasonCode'))],
+    args: [jobId, Number(assertUint(p.reasonCode, 16, 'reasonCode')), facts],
   });
 }

@@ -2,6 +2,7 @@ import type { Hex } from 'viem';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
+import { getProofFacts } from './jobRecord.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
 /**
@@ -10,10 +11,12 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
  * pool. Works while paused.
  */
 export async function finalizeJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
+  // The market keeps the proof facts as a hash; finalize passes them back (decision 1142).
+  const facts = await getProofFacts(clients, assertBytes32(jobId, 'jobId'));
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'finalize',
-    args: [assertBytes32(jobId, 'jobId')],
+    args: [jobId, facts],
   });
 }

@@ -1,4 +1,5 @@
-import type { Hex } from 'viem';
+import { type Hex, parseSignature, signatureToCompactSignature } from 'viem';
+import { FirnError } from '@firn/core';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32, assertUint } from '../validate.ts';
@@ -15,6 +16,10 @@ export interface SubmitProofParams {
 /** Claimant operator: submit the enclave-signed Work Proof; starts the challenge window. */
 export async function submitProof(clients: FirnClients, p: SubmitProofParams): Promise<WriteResult> {
   const q = p.proof;
+  if (q.jobId.toLowerCase() !== p.jobId.toLowerCase()) {
+    throw new FirnError('E_INVALID_INPUT', `submitProof: proof.jobId ${q.jobId} is not job ${p.jobId}`);
+  }
+  const compact = signatureToCompactSignature(parseSignature(p.signature));
   const proof = {
     jobId: assertBytes32(q.jobId, 'proof.jobId'),
     enclaveId: assertBytes32(q.enclaveId, 'proof.enclaveId'),
@@ -30,6 +35,7 @@ export async function submitProof(clients: FirnClients, p: SubmitProofParams): P
     address: clients.addresses.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'submitProof',
-    args: [assertBytes32(p.jobId, 'jobId'), proof, p.signature],
+    // The job is the proof's signed jobId; the signature goes in EIP-2098's 64-byte form (decision 1141).
+    args: [proof, compact.r, compact.yParityAndS],
   });
 }

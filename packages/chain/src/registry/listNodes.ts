@@ -1,11 +1,12 @@
-import type { Hex } from 'viem';
+import { type Hex, toEventSelector } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { NodeStatus, type FirnNode } from '../types.ts';
 import { getNode } from './getNode.ts';
 
-/** The statuses the registry indexes (Rejected, Exited and Slashed IDs are in no list). */
+/** The statuses that can be listed: Active and Exiting from the registry's indexes, Pending from
+ * NodeRegistered events (Rejected, Exited and Slashed IDs are in no list). */
 export const INDEXED_NODE_STATUSES = [NodeStatus.Pending, NodeStatus.Active, NodeStatus.Exiting] as const;
 
 export interface ListNodesOptions {
@@ -15,8 +16,49 @@ export interface ListNodesOptions {
   pageSize?: number;
 }
 
+const NODE_REGISTERED = toEventSelector(
+  firnRegistryAbi.find((x) => x.type === 'event' && x.name === 'NodeRegistered') as Parameters<
+    typeof toEventSelector
+  >[0],
+);
+
 /**
- * Enclave IDs in one indexed status, every page of `enclaveIdsByStatus(status, offset, limit)`;
+ * Pending registrations are not indexed on chain (decision 1140): the Enclave IDs of NodeRegistered
+ * events up to `blockNumber` whose record is Pending at that block.
+ */
+async function listPendingEnclaveIds(clients: FirnClients, blockNumber?: bigint): Promise<Hex[]> {
+  try {
+    const logs = (await clients.public.request({
+      method: 'eth_getLogs',
+      params: [
+        {
+          address: clients.addresses.registry,
+          fromBlock: `0x${(clients.addresses.deployBlock ?? 0n).toString(16)}`,
+          toBlock: blockNumber !== undefined ? `0x${blockNumber.toString(16)}` : 'latest',
+          topics: [NODE_REGISTERED],
+        },
+      ],
+    })) as unknown as { topics: Hex[] }[];
+    const ids = [...new Set(logs.map((l) => l.topics[1]).filter((t): t is Hex => t !== undefined))];
+    const statuses = await Promise.all(
+      ids.map((id) =>
+        clients.public.readContract({
+          address: clients.addresses.registry,
+          abi: firnRegistryAbi,
+          functionName: 'getNode',
+          args: [id],
+          ...(blockNumber !== undefined ? { blockNumber } : {}),
+        }),
+      ),
+    );
+    return ids.filter((_, i) => statuses[i]?.status === NodeStatus.Pending);
+  } catch (e) {
+    throw toChainError(e, 'NodeRegistered');
+  }
+}
+
+/**
+ * Enclave IDs in one indexed status (Pending: from events), every page of `enclaveIdsByStatus(status, offset, limit)`;
  * all pages read at `blockNumber` when given (default: latest).
  */
 export async function listEnclaveIdsByStatus(
@@ -25,6 +67,7 @@ export async function listEnclaveIdsByStatus(
   pageSize = 200,
   blockNumber?: bigint,
 ): Promise<Hex[]> {
+  if (status === NodeStatus.Pending) return listPendingEnclaveIds(clients, blockNumber);
   const base = {
     address: clients.addresses.registry,
     abi: firnRegistryAbi,
