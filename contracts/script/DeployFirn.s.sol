@@ -11,7 +11,7 @@ import {Vm} from "../test/utils/Vm.sol";
 
 /// @notice Production deployment: deploys the five contracts and the timelock, wires and
 /// bootstraps them with the broadcaster as temporary owner, then hands every contract to the
-/// timelock (docs/decisions/0800-economics.md). Defaults refuse the simulated TEE (mask 0x0c).
+/// timelock (docs/decisions/0800-economics.md). Defaults refuse the simulated TEE (mask 0x3c: SGX, TDX, Nitro, SEV-SNP).
 /// Run: `node ../scripts/forge.mjs script script/DeployFirn.s.sol --rpc-url URL --private-key KEY
 /// --broadcast` with FIRN_PROPOSER set (and optionally the other FIRN_* variables read below).
 /// The devnet deploys through packages/chain (deployFirn) instead, with the same steps.
@@ -51,7 +51,7 @@ contract DeployFirn {
             d.verifierSet,
             vm.envOr("FIRN_MIN_NODE_STAKE", uint256(1 ether)),
             unbonding,
-            uint8(vm.envOr("FIRN_TEE_MASK", uint256(0x0c)))
+            uint8(vm.envOr("FIRN_TEE_MASK", uint256(0x3c)))
         );
         d.market = new FirnJobMarket(
             deployer,

@@ -43,7 +43,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     uint16 public constant DISPUTE_FINDINGS_FROM = 16;
 
     /// @dev Bits 1..3: simulated, sgx, tdx.
-    uint8 private constant TEE_MASK_VALID = 0x0e;
+    uint8 private constant TEE_MASK_VALID = 0x3e;
     uint8 private constant REASON_NOT_ACTIVE = 1;
     uint8 private constant REASON_TEE_TYPE = 2;
     uint8 private constant REASON_MEASUREMENT_REVOKED = 3;

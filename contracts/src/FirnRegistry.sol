@@ -23,9 +23,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
 
     /// @notice Upper bound on the endpoint length, so a registration cannot bloat storage.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
-    uint8 private constant TEE_TYPE_MAX = 3;
+    uint8 private constant TEE_TYPE_MAX = 5;
     /// @dev Bits 1..3: simulated, sgx, tdx.
-    uint8 private constant TEE_MASK_VALID = 0x0e;
+    uint8 private constant TEE_MASK_VALID = 0x3e;
     uint64 private constant OPEN_RANGE = type(uint64).max;
 
     uint8 private constant INELIGIBLE_NOT_ACTIVE = 1;
@@ -76,7 +76,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @param verifierSet_ the verifier set whose snapshots weigh the votes
     /// @param minStake minimum node stake (wei)
     /// @param unbonding seconds between requestExit and withdrawStake (at least)
-    /// @param allowedTeeTypes_ bit (1 << teeType) per accepted TEE type; production: 0x0c (no simulated)
+    /// @param allowedTeeTypes_ bit (1 << teeType) per accepted TEE type; production: 0x3c (SGX, TDX, Nitro, SEV-SNP; no simulated)
     constructor(
         address initialOwner,
         IFirnVerifierSet verifierSet_,

@@ -44,8 +44,8 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
         vm.prank(stranger);
         registry.allowMeasurement(TDX, m);
-        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.InvalidTeeType.selector, uint8(4)));
-        registry.allowMeasurement(4, m);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.InvalidTeeType.selector, uint8(6)));
+        registry.allowMeasurement(6, m);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.MeasurementAllowed(TDX, m);
         registry.allowMeasurement(TDX, m);
@@ -430,6 +430,20 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertTrue(registry.isEligible(u.enclaveId), "other measurement unaffected");
         registry.allowMeasurement(SIM, MEASUREMENT);
         vm.assertTrue(registry.isEligible(t.enclaveId), "allowed again");
+    }
+
+    /// Nitro (4) and SEV-SNP (5) nodes register and activate like the others; type 6 does not exist.
+    function test_register_nitroAndSevSnp() public {
+        registry.setAllowedTeeTypes(0x3e);
+        for (uint8 tee = 4; tee <= 5; tee++) {
+            bytes32 m = keccak256(abi.encode("m", tee));
+            registry.allowMeasurement(tee, m);
+            TestNode memory t = _activeNode(100 + tee, tee, m);
+            vm.assertTrue(registry.isEligible(t.enclaveId), "active and eligible");
+        }
+        FirnRegistry prod = new FirnRegistry(owner, verifierSet, MIN_NODE_STAKE, UNBONDING, 0x3c);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.InvalidTeeType.selector, uint8(6)));
+        prod.allowMeasurement(6, bytes32(0));
     }
 
     function test_allowedTeeTypes_productionRefusesSimulated() public {

@@ -62,10 +62,10 @@ export const REGISTRY_INELIGIBLE_REASONS = {
   3: 'measurement revoked',
 } as const;
 
-/** Bit (1 << teeType) of every TEE type a production deployment accepts: SGX and TDX, never simulated. */
-export const PRODUCTION_TEE_TYPES = 0x0c;
+/** Bit (1 << teeType) of every TEE type a production deployment accepts: SGX, TDX, Nitro, SEV-SNP; never simulated. */
+export const PRODUCTION_TEE_TYPES = 0x3c;
 /** Every TEE type, the simulated one included (devnet and tests). */
-export const DEVNET_TEE_TYPES = 0x0e;
+export const DEVNET_TEE_TYPES = 0x3e;
 
 /** A registry node as stored on chain (IFirnRegistry.Node) plus its id. */
 export interface FirnNode {
