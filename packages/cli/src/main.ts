@@ -3,6 +3,7 @@ import { registerArtifact } from './commands/artifact.ts';
 import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
 import { registerDashboard } from './commands/dashboard.ts';
+import { registerDeploy } from './commands/deploy.ts';
 import { registerDevnet } from './commands/devnet.ts';
 import { registerGov } from './commands/gov.ts';
 import { registerInfer } from './commands/infer.ts';
@@ -22,6 +23,7 @@ const program = new Command()
 
 registerDevnet(program);
 registerDashboard(program);
+registerDeploy(program);
 registerNode(program);
 registerVerifier(program);
 registerKms(program);
