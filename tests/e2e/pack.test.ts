@@ -106,6 +106,35 @@ describe('the packed SDK', () => {
     expect(readFileSync(join(client, 'index.d.ts'), 'utf8')).toMatch(/from '\.\/runJob\.js'/);
   });
 
+  it("type-checks a consumer's TypeScript against the installed declarations (strict, nodenext, no skipLibCheck)", async () => {
+    writeFileSync(
+      join(consumer, 'check.ts'),
+      [
+        "import { DEV_POLICY } from '@firn/attestation';",
+        "import { type RunJobOptions, type RunJobResult, runJob } from '@firn/client';",
+        "import type { Hex } from '@firn/core';",
+        'export function go(o: Omit<RunJobOptions, "policy">, key: Hex): Promise<RunJobResult> {',
+        '  return runJob({ ...o, requesterKey: key, policy: DEV_POLICY });',
+        '}',
+        '// @ts-expect-error: the declarations are real, so a wrong call is an error',
+        'runJob({ rpcUrl: 1 });',
+      ].join('\n'),
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const flags = [
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+    ];
+    const types = ['--typeRoots', join(root, 'node_modules', '@types'), '--types', 'node'];
+    await run(process.execPath, [tsc, ...flags, ...types, 'check.ts'], { cwd: consumer, timeout: 120_000 });
+  }, 150_000);
+
   const runIn = async (nodeBin: string) => {
     const { stdout } = await run(nodeBin, ['job.mjs', stateFile], { cwd: consumer, timeout: 120_000 });
     const r = JSON.parse(stdout.trim()) as {
