@@ -17,7 +17,14 @@ import {
   startAnvil,
 } from '@firn/chain';
 import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
-import { buildEnclaveBundle, createLogger, ensureRegistered, LivenessService, NodeDaemon } from '@firn/node';
+import {
+  buildEnclaveBundle,
+  createLogger,
+  ensureRegistered,
+  LivenessService,
+  NodeDaemon,
+  type NodeDaemonOptions,
+} from '@firn/node';
 import { VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 
@@ -65,6 +72,8 @@ export interface TestNetworkOptions {
   poolDeposit?: bigint;
   /** Job market protocol fee, basis points (default 0). */
   protocolFeeBps?: number;
+  /** A shared S3-compatible artifact store for the node (default none). */
+  sharedArtifacts?: NodeDaemonOptions['sharedArtifacts'];
 }
 
 export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -129,6 +138,7 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
     enclaveEnv: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
     logger,
     chain: { rpcUrl: anvil.rpcUrl, deployment, operatorKey: operator.privateKey },
+    ...(opts.sharedArtifacts ? { sharedArtifacts: opts.sharedArtifacts } : {}),
   });
   await node.start();
   await ensureRegistered(node, {

@@ -41,6 +41,8 @@ export interface StartAnvilOptions {
   balanceEth?: number;
   /** Milliseconds to wait for the RPC to answer (default 15000). */
   startTimeoutMs?: number;
+  /** EIP-155 chain id (default DEVNET_CHAIN_ID), e.g. to test against another chain. */
+  chainId?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -133,7 +135,7 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
     '--port',
     String(port),
     '--chain-id',
-    String(DEVNET_CHAIN_ID),
+    String(opts.chainId ?? DEVNET_CHAIN_ID),
     '--accounts',
     String(count),
     '--balance',

@@ -57,7 +57,17 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     }
     const rpcUrl = a.rpc ?? (o.rpcUrl as string | undefined);
     if (!rpcUrl) throw new InvalidInputError('no RPC URL: pass --rpc');
-    return { rpcUrl, deployment: deploymentFromJson(o), ...(a.devnet ? { devnet: o } : {}) };
+    const deployment = deploymentFromJson(o);
+    // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
+    // address at unrelated (or attacker-deployed) contracts.
+    if (!a.devnet) {
+      const answered = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
+      if (answered !== deployment.chainId)
+        throw new InvalidInputError(
+          `${fromFile} is for chain id ${deployment.chainId} but the RPC answers chain id ${answered}: pass the matching --rpc`,
+        );
+    }
+    return { rpcUrl, deployment, ...(a.devnet ? { devnet: o } : {}) };
   }
   if (!a.rpc)
     throw new InvalidInputError('pass --rpc URL with --registry or --market, or --devnet STATE.json');

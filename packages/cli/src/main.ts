@@ -5,6 +5,7 @@ import { registerAttestVerify } from './commands/attestVerify.ts';
 import { registerAttestVerifyGpu } from './commands/attestVerifyGpu.ts';
 import { registerDashboard } from './commands/dashboard.ts';
 import { registerData } from './commands/data.ts';
+import { registerDeploy } from './commands/deploy.ts';
 import { registerDevnet } from './commands/devnet.ts';
 import { registerGov } from './commands/gov.ts';
 import { registerInfer } from './commands/infer.ts';
@@ -26,6 +27,7 @@ const program = new Command()
 
 registerDevnet(program);
 registerDashboard(program);
+registerDeploy(program);
 registerNode(program);
 registerVerifier(program);
 registerKms(program);

@@ -12,5 +12,6 @@ export * from './jobs/jobApi.ts';
 export * from './openapi.ts';
 export * from './storage/artifactStore.ts';
 export * from './storage/jobStore.ts';
+export * from './storage/s3ArtifactStore.ts';
 export * from './attachCollateral.ts';
 export * from './gramineManifest.ts';

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { S3ArtifactStore } from './storage/s3ArtifactStore.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -54,6 +55,8 @@ export interface NodeDaemonOptions {
   quotas?: Partial<StorageQuotas>;
   /** The operator's terms for taking jobs: minimum escrow and claim time (defaults: DEFAULT_JOB_POLICY). */
   jobPolicy?: Partial<JobPolicy>;
+  /** Shared S3-compatible artifact store beside the local folder (`--artifact-store`); default none. */
+  sharedArtifacts?: S3ArtifactStore;
 }
 
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -186,6 +189,7 @@ export class NodeDaemon {
         ...this.opts.chain,
         logger: log,
         ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
+        ...(this.opts.sharedArtifacts === undefined ? {} : { sharedArtifacts: this.opts.sharedArtifacts }),
       });
       this.jobs.mount(this.router);
     }

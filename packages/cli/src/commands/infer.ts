@@ -17,6 +17,8 @@ export interface InferOptions {
   rpc?: string;
   market?: string;
   devnet?: string;
+  /** Deployment file (firn deploy); with --rpc. */
+  deployment?: string;
   keyFile?: string;
   node?: string;
   policy?: string;
@@ -84,6 +86,7 @@ export async function inferCommand(
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
     ...(o.devnet ? { devnet: o.devnet } : {}),
+    ...(o.deployment ? { deployment: o.deployment } : {}),
   });
   const state = chain.devnet as
     | { accounts?: { requester?: { privateKey?: Hex } }; simulatedRootPem?: string }
@@ -154,6 +157,7 @@ export function registerInfer(program: Command): void {
     .option('--rpc <url>', 'RPC URL')
     .option('--market <address>', 'job market address (the registry is read from it)')
     .option('--devnet <file>', 'devnet state file (addresses, requester key, simulated root)')
+    .option('--deployment <file>', 'deployment file (firn deploy)')
     .option('--key-file <file>', 'requester private key file (else env FIRN_REQUESTER_KEY)')
     .option('--node <url>', 'node endpoint (else the first Active node in the registry)')
     .option('--policy <spec>', 'dev | production | FILE (default production, dev with --devnet)')

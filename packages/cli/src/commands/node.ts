@@ -11,6 +11,8 @@ import {
   measureEnclaveBundle,
   LivenessService,
   NodeDaemon,
+  parseS3Url,
+  S3ArtifactStore,
   prepareGramineLaunch,
 } from '@firn/node';
 import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
@@ -49,6 +51,10 @@ export interface NodeStartOptions extends CollateralArgs {
   gramineSignBin?: string;
   /** Host these app folders (nodeApps.ts): one runs in this process, several spawn one node each. */
   app?: string[];
+  /** `s3://bucket/prefix`: share artifacts through an S3-compatible store (the local folder stays). */
+  artifactStore?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
 }
 
 /**
@@ -141,7 +147,9 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
     ? readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_OPERATOR_KEY' })
     : undefined;
   const collateralSource = collateralSourceFromArgs(o);
+  const sharedArtifacts = sharedArtifactStoreOf(o);
   const node = new NodeDaemon({
+    ...(sharedArtifacts === undefined ? {} : { sharedArtifacts }),
     ...(collateralSource === undefined ? {} : { collateralSource }),
     dataDir: resolve(o.dataDir),
     host: o.host,
@@ -190,6 +198,27 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       );
   }
   return node;
+}
+
+/**
+ * `--artifact-store s3://bucket/prefix [--s3-endpoint URL] [--s3-region R]`: the S3-compatible
+ * store artifacts are shared through (credentials from the AWS SDK's usual sources, e.g.
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Absent: the local folder only. E_INVALID_INPUT for
+ * a malformed URL or --s3-endpoint without --artifact-store.
+ */
+export function sharedArtifactStoreOf(
+  o: Pick<NodeStartOptions, 'artifactStore' | 's3Endpoint' | 's3Region'>,
+) {
+  if (!o.artifactStore) {
+    if (o.s3Endpoint || o.s3Region)
+      throw new InvalidInputError('--s3-endpoint and --s3-region need --artifact-store s3://bucket/prefix');
+    return undefined;
+  }
+  return new S3ArtifactStore({
+    ...parseS3Url(o.artifactStore),
+    ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}),
+    ...(o.s3Region ? { region: o.s3Region } : {}),
+  });
 }
 
 /**
@@ -253,6 +282,9 @@ export function registerNode(program: Command): void {
     .option('--deployment <file>', 'deployment JSON (addresses, chainId, deployBlock)')
     .option('--devnet <file>', 'devnet state file')
     .option('--data-dir <dir>', 'where the node keeps its sealed keys and artifacts', '.firn/node')
+    .option('--artifact-store <url>', 'also share artifacts through s3://bucket/prefix (checked by id)')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint for --artifact-store (default: AWS)')
+    .option('--s3-region <region>', 'region for --artifact-store (default us-east-1)')
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port (0 = any free port)', '0')
     .option('--endpoint <url>', 'public URL to register (default http://host:port)')

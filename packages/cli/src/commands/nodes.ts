@@ -44,9 +44,17 @@ export function registerNodes(program: Command): void {
     .option('--registry <address>', 'registry contract')
     .option('--market <address>', 'job market contract')
     .option('--devnet <file>', 'devnet state file')
+    .option('--deployment <file>', 'deployment file (firn deploy)')
     .option('--json', 'print JSON')
     .action(
-      async (o: { rpc?: string; registry?: string; market?: string; devnet?: string; json?: boolean }) => {
+      async (o: {
+        rpc?: string;
+        registry?: string;
+        market?: string;
+        devnet?: string;
+        deployment?: string;
+        json?: boolean;
+      }) => {
         try {
           const chain = await resolveChain(o);
           const nodes = await listNodes(createFirnClients(chain.rpcUrl, undefined, chain.deployment));

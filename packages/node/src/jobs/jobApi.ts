@@ -31,6 +31,7 @@ import { readJson, requireMediaType, type Router, sendJson } from '../http/route
 import type { Logger } from '../logger.ts';
 import type { NodeDaemon } from '../nodeDaemon.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
+import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { QuotaLedger } from '../storage/quota.ts';
@@ -54,6 +55,11 @@ export interface JobApiOptions {
   maxConcurrentJobs?: number;
   /** Which jobs this operator takes at all (defaults: DEFAULT_JOB_POLICY). */
   jobPolicy?: Partial<JobPolicy>;
+  /**
+   * A shared S3-compatible store (`--artifact-store s3://...`): inputs missing here are fetched
+   * from it and checked against their id; uploads and outputs are copied to it.
+   */
+  sharedArtifacts?: S3ArtifactStore;
 }
 
 /**
@@ -194,6 +200,7 @@ export class JobService {
    * commitment. Returns the on-chain job.
    */
   async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
+    await this.fetchShared(body.inputs);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
@@ -362,6 +369,7 @@ export class JobService {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
         reservation.commit(r.created);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
+        await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
       } catch (e) {
         reservation.release();
@@ -371,6 +379,31 @@ export class JobService {
       releaseSlot();
     }
     return undefined;
+  }
+
+  /** Inputs not stored here are copied from the shared store, each checked against its id. */
+  private async fetchShared(ids: readonly Hex[]): Promise<void> {
+    const shared = this.opts.sharedArtifacts;
+    if (!shared) return;
+    for (const id of ids) {
+      if (this.artifacts.has(id) || !(await shared.has(id))) continue;
+      const r = await shared.copyToLocal(id, this.artifacts, this.opts.maxArtifactBytes);
+      if (r.created) this.quota.addStored(r.size);
+    }
+  }
+
+  /** Copy a stored artifact to the shared store; a failure is logged, the local copy stays. */
+  private async copyToShared(id: Hex): Promise<void> {
+    const shared = this.opts.sharedArtifacts;
+    if (!shared) return;
+    try {
+      await shared.putFromLocal(this.artifacts, id);
+    } catch (e) {
+      this.opts.logger.warn('shared artifact store refused a copy', {
+        artifactId: id,
+        code: (e as { code?: string }).code,
+      });
+    }
   }
 
   private download(idText: string, res: ServerResponse): Promise<undefined> {
@@ -392,6 +425,7 @@ export class JobService {
     await this.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
+    await this.fetchShared(body.inputs);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
@@ -465,6 +499,7 @@ export class JobService {
       for (const o of r.outputs) {
         const stored = await this.artifacts.adopt(o.path, o.artifactId);
         if (stored.created) this.quota.addStored(stored.size);
+        await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }
       const p = parseWorkProofJson(r.proof);
