@@ -166,8 +166,14 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Evidence
     teeType: 'sev-snp',
     parse: parseSevSnpReport,
     async verify(report, ctx) {
+      // With a KDS, the verifier's own collateral (VCEK, chain and CRL) wins wherever the KDS can
+      // serve it: attached collateral only fills what it cannot (a VLEK, a masked chip id), so a host
+      // cannot leave out the CRL that revokes its VCEK by attaching the VCEK alone (as decision 0940
+      // for DCAP: an attachment never replaces the verifier's collateral).
+      const kdsCanServe =
+        report.signingKey === 'vcek' && !report.maskChipId && report.chipId.some((x) => x !== 0);
       const collateral =
-        ctx.collateral === undefined && opts.kds !== undefined
+        opts.kds !== undefined && (ctx.collateral === undefined || kdsCanServe)
           ? await opts.kds.collateralFor(report, ctx.now)
           : parseSevSnpCollateral(ctx.collateral);
       return sevSnpFacts(report, collateral, ctx);
