@@ -8,7 +8,13 @@ import {
   createSevSnpVerifier,
   sevSnpVerifier,
 } from '../../packages/attestation/src/sev-snp/sevSnpVerifier.ts';
+import { parseSevSnpReport } from '../../packages/attestation/src/sev-snp/sevSnpReport.ts';
 import { makeSyntheticSevSnp } from '../../packages/attestation/src/sev-snp/testing/syntheticSevSnp.ts';
+import {
+  SEV_SNP_VECTORS,
+  sevSnpVector,
+  sevSnpVectorText,
+} from '../../packages/attestation/src/sev-snp/testing/sevSnpVectors.ts';
 import { registerVerifier } from '../../packages/attestation/src/verifiers.ts';
 
 // A host whose chip's VCEK AMD has revoked, against a verifier that fetches collateral from the KDS
@@ -71,5 +77,28 @@ describe('attack: attached collateral steers a KDS-backed SEV-SNP verifier aroun
     );
     expect(attached.ok).toBe(false);
     if (!attached.ok) expect(attached.reasons.map((r) => r.code)).toContain('E_EVIDENCE_REVOKED');
+  });
+});
+
+describe('attack: a KDS mirror that lies once', () => {
+  it('a lie cached until the forged notAfter does not refuse the real report after the mirror tells the truth', async () => {
+    const v = SEV_SNP_VECTORS.gcpMilanV5;
+    const fake = await makeSyntheticSevSnp(); // its own "ARK-Milan", valid until 2045
+    let lying = true;
+    const mirror = (async (input: string | URL | Request) => {
+      const p = new URL(String(input)).pathname;
+      if (p.endsWith('/cert_chain')) return new Response(lying ? fake.chainPem : sevSnpVectorText(v.chain!));
+      return new Response(lying ? fake.vekPem : sevSnpVectorText(v.vek));
+    }) as typeof fetch;
+    const verifier = createSevSnpVerifier({
+      kds: createKdsClient({ baseUrl: 'https://mirror.test', fetch: mirror, crl: false, retries: 0 }),
+    });
+    const report = parseSevSnpReport(sevSnpVector(v.report));
+    // While it lies the report is refused: nothing the mirror says is trusted.
+    await expect(verifier.verify(report, { now: v.now })).rejects.toMatchObject({ code: 'E_EVIDENCE_CHAIN' });
+    // The mirror is fixed (or the man in the middle is gone): the real report must verify again.
+    lying = false;
+    const facts = await verifier.verify(report, { now: v.now });
+    expect(facts.teeType).toBe('sev-snp');
   });
 });
