@@ -150,6 +150,8 @@ export function sevSnpFacts(
 /** A collateral fetcher the verifier may use when the bundle carries none (e.g. the KDS client). */
 export interface SevSnpCollateralProvider {
   collateralFor(report: SevSnpReport, now: number): Promise<SevSnpCollateral>;
+  /** Drop what is cached for this report (its collateral did not verify: never keep a lie). */
+  forget?(report: SevSnpReport): Promise<void>;
 }
 
 export interface SevSnpVerifierOptions {
@@ -172,11 +174,17 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Evidence
       // for DCAP: an attachment never replaces the verifier's collateral).
       const kdsCanServe =
         report.signingKey === 'vcek' && !report.maskChipId && report.chipId.some((x) => x !== 0);
-      const collateral =
-        opts.kds !== undefined && (ctx.collateral === undefined || kdsCanServe)
-          ? await opts.kds.collateralFor(report, ctx.now)
-          : parseSevSnpCollateral(ctx.collateral);
-      return sevSnpFacts(report, collateral, ctx);
+      if (opts.kds !== undefined && (ctx.collateral === undefined || kdsCanServe)) {
+        const collateral = await opts.kds.collateralFor(report, ctx.now);
+        try {
+          return sevSnpFacts(report, collateral, ctx);
+        } catch (e) {
+          // A mirror's answer that does not verify is not kept until its (forged) notAfter.
+          await opts.kds.forget?.(report);
+          throw e;
+        }
+      }
+      return sevSnpFacts(report, parseSevSnpCollateral(ctx.collateral), ctx);
     },
   };
 }
