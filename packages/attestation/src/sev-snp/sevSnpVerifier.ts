@@ -1,4 +1,4 @@
-import { bytesToHex, FirnError, measurementDigest } from '@firn/core';
+import { bytesToHex, FirnError, isFirnError, measurementDigest } from '@firn/core';
 import { markVerified, type EvidenceVerifier, type VerifiedEvidence, type VerifyContext } from '../types.ts';
 import { MAX_AMD_CERT_BYTES, MAX_AMD_CRL_BYTES } from './amdCertificates.ts';
 import { parseSevSnpReport, type SevSnpReport } from './sevSnpReport.ts';
@@ -169,20 +169,25 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Evidence
     parse: parseSevSnpReport,
     async verify(report, ctx) {
       // With a KDS, the verifier's own collateral (VCEK, chain and CRL) wins wherever the KDS can
-      // serve it: attached collateral only fills what it cannot (a VLEK, a masked chip id), so a host
-      // cannot leave out the CRL that revokes its VCEK by attaching the VCEK alone (as decision 0940
-      // for DCAP: an attachment never replaces the verifier's collateral).
-      const kdsCanServe =
-        report.signingKey === 'vcek' && !report.maskChipId && report.chipId.some((x) => x !== 0);
-      if (opts.kds !== undefined && (ctx.collateral === undefined || kdsCanServe)) {
-        const collateral = await opts.kds.collateralFor(report, ctx.now);
+      // serve it: attached collateral only fills what it cannot (a VLEK, a masked chip id, a v2
+      // report of no configured product), so a host cannot leave out the CRL that revokes its VCEK
+      // by attaching the VCEK alone (as decision 0940 for DCAP). A KDS outage is no verdict: it throws.
+      if (opts.kds !== undefined) {
+        let own: SevSnpCollateral | undefined;
         try {
-          return sevSnpFacts(report, collateral, ctx);
+          own = await opts.kds.collateralFor(report, ctx.now);
         } catch (e) {
-          // A mirror's answer that does not verify is not kept until its (forged) notAfter.
-          await opts.kds.forget?.(report);
-          throw e;
+          const cannotServe = isFirnError(e) && (e.code === 'E_UNSUPPORTED' || e.code === 'E_INVALID_INPUT');
+          if (!cannotServe || ctx.collateral === undefined) throw e;
         }
+        if (own !== undefined)
+          try {
+            return sevSnpFacts(report, own, ctx);
+          } catch (e) {
+            // A mirror's answer that does not verify is not kept until its (forged) notAfter.
+            await opts.kds.forget?.(report);
+            throw e;
+          }
       }
       return sevSnpFacts(report, parseSevSnpCollateral(ctx.collateral), ctx);
     },
