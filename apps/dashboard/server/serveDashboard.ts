@@ -60,6 +60,9 @@ const NODE_READS = [
   new RegExp(`^/v1/artifacts/${BYTES32}$`),
 ];
 
+/** Marks the dashboard's own requests to node endpoints (loop guard). */
+const RELAY_HEADER = 'x-firn-dashboard-relay';
+
 const SECURITY_HEADERS = {
   // The page may talk to this server only: a requester's key loaded in it has nowhere else to go.
   'content-security-policy':
@@ -107,7 +110,12 @@ async function fetchCapped(
 ): Promise<{ status: number; type: string; body: Uint8Array }> {
   let r: Response;
   try {
-    r = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(30_000) });
+    r = await fetch(url, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string> | undefined), [RELAY_HEADER]: '1' },
+      redirect: 'error',
+      signal: AbortSignal.timeout(30_000),
+    });
   } catch {
     throw new FirnError('E_UNAVAILABLE', `cannot reach ${new URL(url).origin}`);
   }
@@ -177,8 +185,18 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method === 'POST' && path === '/rpc') {
-      const body = await readCapped(req, MAX_RPC_REQUEST_BYTES);
-      checkReadOnlyRpcRequest(body);
+      const raw = await readCapped(req, MAX_RPC_REQUEST_BYTES);
+      const calls = checkReadOnlyRpcRequest(raw);
+      // Forward the calls as checked, rebuilt from their four fields, never the page's bytes: an
+      // upstream whose JSON reader differs (Go's encoding/json matches keys case-insensitively, so
+      // "Method" overrides "method") must see exactly the method that was checked.
+      const canonical = calls.map((c) => ({
+        jsonrpc: '2.0',
+        id: c.id ?? null,
+        method: c.method,
+        ...(c.params === undefined ? {} : { params: c.params }),
+      }));
+      const body = JSON.stringify(/^\s*\[/.test(raw) ? canonical : canonical[0]);
       const up = await fetchCapped(
         o.rpcUrl,
         { method: 'POST', headers: { 'content-type': 'application/json' }, body },
@@ -193,6 +211,13 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
     if (asset) return send(res, 200, asset.contentType, asset.body);
     const m = /^\/node\/(0x[0-9a-fA-F]{64})(\/.*)$/.exec(path);
     if (m) {
+      // A registered endpoint may point back at a dashboard (this one or another): a request that a
+      // dashboard relayed is never relayed again, so one GET cannot become an endless loop.
+      if (req.headers[RELAY_HEADER] !== undefined)
+        throw new FirnError(
+          'E_FORBIDDEN',
+          'the dashboard does not relay a request another dashboard relayed',
+        );
       const enclaveId = m[1]!.toLowerCase() as Hex;
       const sub = m[2]!;
       if (sub !== '/evidence' && !NODE_READS.some((r) => r.test(sub)))

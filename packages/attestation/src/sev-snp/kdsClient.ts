@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FirnError, readBodyCapped, TooLargeError } from '@firn/core';
 import { LRUCache } from 'lru-cache';
@@ -56,6 +56,8 @@ export interface KdsClient extends SevSnpCollateralProvider {
    * KDS), E_INVALID_INPUT (a v2 report and no product configured).
    */
   collateralFor(report: SevSnpReport | Uint8Array, now: number): Promise<SevSnpCollateral>;
+  /** Drop the cached VCEK, chain and CRL for this report (memory and disk). */
+  forget(report: SevSnpReport): Promise<void>;
 }
 
 interface Entry {
@@ -227,6 +229,24 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
   return {
     baseUrl: base,
     vcekUrl,
+    async forget(report) {
+      let product: SevSnpProduct;
+      try {
+        product = productOf(report);
+      } catch {
+        return;
+      }
+      const urls = [
+        vcekUrl(report, product),
+        `${base}/vcek/v1/${product}/cert_chain`,
+        `${base}/vcek/v1/${product}/crl`,
+      ];
+      for (const url of urls) {
+        mem.delete(url);
+        const p = diskPath(url);
+        if (p !== undefined) await rm(p, { force: true }).catch(() => undefined);
+      }
+    },
     async collateralFor(input, now) {
       if (typeof now !== 'number' || !Number.isFinite(now))
         throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');

@@ -1,4 +1,4 @@
-import { bytesToHex, FirnError, measurementDigest } from '@firn/core';
+import { bytesToHex, FirnError, isFirnError, measurementDigest } from '@firn/core';
 import { markVerified, type EvidenceVerifier, type VerifiedEvidence, type VerifyContext } from '../types.ts';
 import { MAX_AMD_CERT_BYTES, MAX_AMD_CRL_BYTES } from './amdCertificates.ts';
 import { parseSevSnpReport, type SevSnpReport } from './sevSnpReport.ts';
@@ -150,6 +150,8 @@ export function sevSnpFacts(
 /** A collateral fetcher the verifier may use when the bundle carries none (e.g. the KDS client). */
 export interface SevSnpCollateralProvider {
   collateralFor(report: SevSnpReport, now: number): Promise<SevSnpCollateral>;
+  /** Drop what is cached for this report (its collateral did not verify: never keep a lie). */
+  forget?(report: SevSnpReport): Promise<void>;
 }
 
 export interface SevSnpVerifierOptions {
@@ -166,11 +168,28 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Evidence
     teeType: 'sev-snp',
     parse: parseSevSnpReport,
     async verify(report, ctx) {
-      const collateral =
-        ctx.collateral === undefined && opts.kds !== undefined
-          ? await opts.kds.collateralFor(report, ctx.now)
-          : parseSevSnpCollateral(ctx.collateral);
-      return sevSnpFacts(report, collateral, ctx);
+      // With a KDS, the verifier's own collateral (VCEK, chain and CRL) wins wherever the KDS can
+      // serve it: attached collateral only fills what it cannot (a VLEK, a masked chip id, a v2
+      // report of no configured product), so a host cannot leave out the CRL that revokes its VCEK
+      // by attaching the VCEK alone (as decision 0940 for DCAP). A KDS outage is no verdict: it throws.
+      if (opts.kds !== undefined) {
+        let own: SevSnpCollateral | undefined;
+        try {
+          own = await opts.kds.collateralFor(report, ctx.now);
+        } catch (e) {
+          const cannotServe = isFirnError(e) && (e.code === 'E_UNSUPPORTED' || e.code === 'E_INVALID_INPUT');
+          if (!cannotServe || ctx.collateral === undefined) throw e;
+        }
+        if (own !== undefined)
+          try {
+            return sevSnpFacts(report, own, ctx);
+          } catch (e) {
+            // A mirror's answer that does not verify is not kept until its (forged) notAfter.
+            await opts.kds.forget?.(report);
+            throw e;
+          }
+      }
+      return sevSnpFacts(report, parseSevSnpCollateral(ctx.collateral), ctx);
     },
   };
 }

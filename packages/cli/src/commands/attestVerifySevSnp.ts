@@ -93,6 +93,7 @@ export async function runAttestVerifySevSnp(
       throw new FirnError('E_INVALID_INPUT', 'give --report FILE (the ATTESTATION_REPORT)');
     const report = parseSevSnpReport(bytesOrHex(await readCapped(opts.report, 'report')));
     let collateral: SevSnpCollateral;
+    let kdsClient: ReturnType<typeof createKdsClient> | undefined;
     if (opts.vcek !== undefined) {
       collateral = { vek: asPem(await readCapped(opts.vcek, 'VCEK')) };
       if (opts.chain !== undefined)
@@ -108,6 +109,7 @@ export async function runAttestVerifySevSnp(
         ...(opts.kdsCache === undefined ? {} : { cacheDir: opts.kdsCache }),
       });
       collateral = await kds.collateralFor(report, now);
+      kdsClient = kds;
     } else throw new FirnError('E_INVALID_INPUT', 'give --vcek FILE or --kds URL');
     const roots = opts.root === undefined ? undefined : [new Uint8Array(await readCapped(opts.root, 'root'))];
     let policy = DEFAULT_CLI_SEV_SNP_POLICY;
@@ -121,7 +123,13 @@ export async function runAttestVerifySevSnp(
       }
       policy = loadAttestationPolicy(json);
     }
-    const facts = sevSnpFacts(report, collateral, { now, ...(roots === undefined ? {} : { roots }) });
+    let facts: ReturnType<typeof sevSnpFacts>;
+    try {
+      facts = sevSnpFacts(report, collateral, { now, ...(roots === undefined ? {} : { roots }) });
+    } catch (e) {
+      await kdsClient?.forget(report); // a KDS answer that did not verify is not kept in --kds-cache
+      throw e;
+    }
     const verdict = evaluateEvidence(facts, policy, { now });
     const body = {
       teeType: facts.teeType,
