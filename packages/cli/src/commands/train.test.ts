@@ -213,7 +213,8 @@ describe('firn train', () => {
       throw Object.assign(new Error('CSV: row 3 column b is missing'), { code: 'E_DATA_INVALID' });
     };
     const rc = await runTrain(base({ out: join(dir, 'f'), json: true }), { runJob: failing, stdout, stderr });
-    expect(rc).toBe(1);
+    // E_DATA_INVALID: fix the input (exit code 3, README "Exit codes").
+    expect(rc).toBe(3);
     expect(JSON.parse(stdout.text)).toEqual({
       error: { code: 'E_DATA_INVALID', message: 'CSV: row 3 column b is missing' },
     });

@@ -1,13 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { cliErrorBody } from '../output.ts';
-import { writeFilesAtomically } from './infer.ts';
+import { cliErrorBody, exitCodeOf } from '../output.ts';
+import { assertWritableNew, readKemKeyPair, writeFilesAtomically } from './infer.ts';
+import { recordJob } from '../jobJournal.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
@@ -29,6 +30,7 @@ export interface TrainOptions extends ChainArgs {
   seed?: string;
   validationSplit?: string;
   patience?: string;
+  kemKey?: string;
   claimTimeout?: string;
   maxNodes?: string;
   header?: string;
@@ -69,6 +71,8 @@ export interface TrainRunJobOptions {
   claimTimeoutSeconds?: number;
   /** Nodes to try in all when one is lost (runJob's maxNodes). */
   maxNodes?: number;
+  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  onPosted?: (jobId: Hex) => void;
   onProgress?: (event: Record<string, unknown>) => void;
 }
 
@@ -230,6 +234,26 @@ export function planTraining(o: TrainOptions): TrainPlan {
   if (o.precheck !== false && !isSafetensors)
     parseCsv(data, { task, header, target, delimiter: o.delimiter ?? sniffDelimiter(data) });
   return { task, params, inputs };
+}
+
+/**
+ * A directory `mkdir -p` can create: its nearest existing ancestor is a writable directory.
+ * E_INVALID_INPUT / E_FORBIDDEN naming the flag and the ancestor, before any payment.
+ */
+export function assertCreatable(dir: string, flag: string): void {
+  let p = dir;
+  while (!existsSync(p)) {
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  if (!statSync(p).isDirectory())
+    throw new FirnError('E_INVALID_INPUT', `${flag} ${dir}: ${p} is a file, not a directory`);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch {
+    throw new FirnError('E_FORBIDDEN', `${flag} ${dir}: ${p} is not writable`);
+  }
 }
 
 /** A README for MODEL_DIR: what each file is and how to run the exported model. */
@@ -420,8 +444,8 @@ export function summaryLines(report: TrainingReport, dir: string, proofOk: boole
 
 /**
  * The core of `firn train`: plan the job, resolve the network, run it through the SDK, render
- * progress, write MODEL_DIR. Returns the exit code (0 ok, 1 error, 2 outputs written but the proof
- * did not verify).
+ * progress, write MODEL_DIR. Returns the exit code (README "Exit codes": 0 ok, 2 the proof did not
+ * verify and nothing was written, otherwise exitCodeOf the error).
  */
 export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number> {
   const json = Boolean(o.json);
@@ -441,6 +465,10 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       );
     if (o.proof && existsSync(o.proof))
       throw new FirnError('E_CONFLICT', `${resolve(o.proof)} already exists; pass another --proof path`);
+    // And that they can be written at all, before any escrow is paid.
+    assertCreatable(outDir, '--out');
+    if (o.proof) assertWritableNew(resolve(o.proof), '--proof');
+    const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
       | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
@@ -455,6 +483,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       ? devnetRoots(devnet as DevnetStateFile)
       : { roots: {}, gpuRoots: {} };
     const roots = o.simRoot !== undefined ? loadSimRoots(o.simRoot) : pinned.roots;
+    const journal = {
+      ...o,
+      data: resolve(o.data),
+      out: outDir,
+      ...(o.model ? { model: resolve(o.model) } : {}),
+      ...(o.weights ? { weights: resolve(o.weights) } : {}),
+      ...(o.proof ? { proof: resolve(o.proof) } : {}),
+    };
+    let previous: Hex | undefined;
     const r = await deps.runJob({
       rpcUrl: chain.rpcUrl,
       deployment: chain.deployment,
@@ -470,6 +507,17 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
       ...(maxNodes !== undefined ? { maxNodes } : {}),
+      ...(requesterKem ? { requesterKem } : {}),
+      onPosted: (jobId) => {
+        recordJob({
+          jobId,
+          command: 'train',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(previous ? { replaces: previous } : {}),
+        });
+        previous = jobId;
+      },
       onProgress: (e) => progress.onEvent(e),
     });
     progress.done();
@@ -502,7 +550,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     if (!isFirnError(e) && process.env['FIRN_DEBUG'] === '1') deps.stderr.write(`${(e as Error)?.stack}\n`);
     if (json) writeJson(deps.stdout, { error: body });
     else deps.stderr.write(`error: ${body.code}: ${body.message}\n`);
-    return 1;
+    return exitCodeOf(e);
   }
 }
 
@@ -537,6 +585,10 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
     .option('--header <mode>', 'CSV header: auto | yes | no', 'auto')
     .option('--delimiter <c>', 'CSV delimiter (default: detected)')
     .option('--proof <file>', 'where to write the Work Proof JSON (default MODEL_DIR/proof.json)')
+    .option(
+      '--kem-key <file>',
+      'KEM key file (firn artifact keygen) to seal the outputs to (else a fresh key)',
+    )
     .option('--rpc <url>', 'JSON-RPC URL')
     .option('--market <address>', 'job market contract')
     .option('--registry <address>', 'registry contract')
