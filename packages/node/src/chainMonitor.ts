@@ -143,8 +143,12 @@ export class ChainMonitor {
     clearTimeout(this.timer);
   }
 
-  /** Throw E_UNAVAILABLE (503) unless the chain answered at its last read. */
-  requireUp(what: string): void {
+  /**
+   * Throw E_UNAVAILABLE (503) unless the chain answers: when the last read failed, the head is
+   * read once more now (the back-off must not keep a recovered chain refused).
+   */
+  async requireUp(what: string): Promise<void> {
+    if (!this.up) await this.refresh();
     if (!this.up)
       throw new FirnError(
         'E_UNAVAILABLE',

@@ -457,7 +457,15 @@ export class JobService {
         details: { size: declared, limit },
       });
     const intent = uploadIntentOf(req, this.requestScope(), this.now());
-    const balance = await this.clients.public.getBalance({ address: intent.uploader, blockTag: 'latest' });
+    const balance = await this.clients.public
+      .getBalance({ address: intent.uploader, blockTag: 'latest' })
+      .catch((e: unknown) => {
+        throw new FirnError(
+          'E_UNAVAILABLE',
+          'the node cannot reach its chain RPC to check the uploader; retry later or use another node',
+          { cause: e, details: { retryAfterSeconds: 5 } },
+        );
+      });
     if (balance === 0n)
       throw new FirnError(
         'E_FORBIDDEN',
@@ -519,7 +527,7 @@ export class JobService {
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     this.admit();
-    this.chainMonitor.requireUp('take jobs');
+    await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
     const now = this.now();
     const record: JobRecord = {
@@ -649,7 +657,7 @@ export class JobService {
       // The wait for a slot may have eaten the time to run it: the terms are checked again, and
       // a job the node could not prove (chain unreachable) is not started.
       this.checkPolicy(job);
-      this.chainMonitor.requireUp('start jobs');
+      await this.chainMonitor.requireUp('start jobs');
       outDir = this.artifacts.tempDir('job');
       await this.setEnclaveChainTime();
       // The enclave opens and checks the request first: one that cannot run costs no gas.

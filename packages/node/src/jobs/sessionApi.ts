@@ -122,7 +122,7 @@ export class SessionService {
     holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
     s.admit();
-    s.chainMonitor.requireUp('open sessions');
+    await s.chainMonitor.requireUp('open sessions');
     const job = await s.checkOpenJob(body, onChain);
     await s.setEnclaveChainTime();
     const log = s.opts.logger.child({ jobId: body.jobId });
