@@ -176,7 +176,7 @@ describe('a node under chain faults, with its host clock 30 minutes ahead of the
   it('a proof finished during a chain outage is kept and submitted when the chain is back', async () => {
     let jobId: Hex | undefined;
     let cut = false;
-    const opts = await trainingJob(40, {
+    const opts = await trainingJob(15, {
       onPosted: (id) => {
         jobId = id;
       },
@@ -221,7 +221,7 @@ describe('a node under chain faults, with its host clock 30 minutes ahead of the
     const offset = Math.floor(Date.now() / 1000) - (await chainNow());
     let jobId: Hex | undefined;
     const result = await runJob(
-      await trainingJob(3, {
+      await trainingJob(2, {
         now: () => Math.floor(Date.now() / 1000) - offset,
         deadlineSeconds: 600,
         onPosted: (id) => {
@@ -302,7 +302,7 @@ describe('a node under chain faults, with its host clock 30 minutes ahead of the
     // One slot, no queue: while a training job runs, the next submission is turned away.
     let running: Hex | undefined;
     const run = runJob(
-      await trainingJob(60, {
+      await trainingJob(20, {
         onPosted: (id) => {
           running = id;
         },

@@ -14,3 +14,5 @@ export * from './storage/artifactStore.ts';
 export * from './storage/jobStore.ts';
 export * from './attachCollateral.ts';
 export * from './gramineManifest.ts';
+export * from './storage/nodeDb.ts';
+export * from './chainMonitor.ts';
