@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../src/main.ts');
+// `firn artifact` runs in a lean process (no chain, attestation or ML modules loaded).
+if (process.argv[2] === 'artifact') await import('../src/artifactMain.ts');
+else await import('../src/main.ts');

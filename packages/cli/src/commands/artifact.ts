@@ -11,7 +11,8 @@ import {
 } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client';
+// The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
+import { paddedContentType, paddedLength, parsePaddedContentType } from '../../../client/src/padding.ts';
 import { bytesToHex, FirnError, hexBytes, InvalidInputError } from '@firn/core';
 import {
   ArtifactHasher,
@@ -99,7 +100,11 @@ async function writeStreamAtomically(
     }
   }
   try {
-    await pipeline(Readable.from(counted()), createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+    // One chunk in flight: Readable.from would otherwise queue 16 (16 MiB) ahead of the disk.
+    await pipeline(
+      Readable.from(counted(), { objectMode: true, highWaterMark: 1 }),
+      createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
+    );
     // Re-checked at the end: a file that appeared meanwhile is not replaced without --force.
     if (!force && existsSync(out))
       throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
@@ -177,7 +182,7 @@ export async function artifactOpen(o: { in: string; out: string; keyFile: string
   const t = parsePaddedContentType(header.contentType);
   const hasher = new ArtifactHasher();
   async function* sealed() {
-    for await (const c of createReadStream(o.in, { highWaterMark: STREAM_CHUNK })) {
+    for await (const c of createReadStream(o.in, { highWaterMark: 256 * 1024 })) {
       hasher.update(c as Buffer);
       yield c as Buffer;
     }
