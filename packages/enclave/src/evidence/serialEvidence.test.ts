@@ -8,7 +8,7 @@ import type { EvidenceProvider } from './types.ts';
 // first, then the quote read over whatever the slot holds at that moment. Interleaved callers
 // would get a quote over another caller's report data.
 function sharedSlotProvider() {
-  let slot = new Uint8Array(64);
+  let slot: Uint8Array = new Uint8Array(64);
   let inFlight = 0;
   let maxInFlight = 0;
   const provider: EvidenceProvider = {
@@ -18,7 +18,7 @@ function sharedSlotProvider() {
       maxInFlight = Math.max(maxInFlight, inFlight);
       slot = reportData;
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
-      const quote = Uint8Array.from(slot);
+      const quote = new Uint8Array(slot);
       inFlight--;
       return { quote };
     },

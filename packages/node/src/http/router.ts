@@ -82,13 +82,15 @@ export class Router {
         : { code: 'E_INTERNAL', message: 'internal error' };
       if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
       const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
-      if (!res.headersSent)
-        sendJson(
-          res,
-          status,
-          { error: body },
-          typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
-        );
+      const headers: Record<string, string> =
+        typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
+      // Refused before its body was read (a full disk, a quota): the connection is closed after
+      // the answer, so no client sends its next request on a socket with a half-read body.
+      if (!req.complete) {
+        headers.connection = 'close';
+        res.shouldKeepAlive = false;
+      }
+      if (!res.headersSent) sendJson(res, status, { error: body }, headers);
       else res.end();
     } finally {
       const key = `${req.method} ${routeName} ${status}`;
