@@ -1,5 +1,5 @@
 import { chmodSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
 import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
 import type { Command } from 'commander';
@@ -43,11 +43,13 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
   const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
-  if (o.stateFile) {
+  {
+    // Under the devnet folder by default (gitignored), beside the keys it names.
+    const stateFile = resolve(o.stateFile ?? join(net.dir, 'state.json'));
     // It holds the devnet accounts' private keys: owner-only, like the key files.
-    writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2), { mode: 0o600 });
-    chmodSync(resolve(o.stateFile), 0o600); // `mode` applies only when the file is created
-    log(`state written to ${resolve(o.stateFile)}`);
+    writeFileSync(stateFile, JSON.stringify(net.state, null, 2), { mode: 0o600 });
+    chmodSync(stateFile, 0o600); // `mode` applies only when the file is created
+    log(`state written to ${stateFile} (use it as --devnet ${stateFile})`);
   }
   log(`RPC ${net.anvil.rpcUrl}  registry ${net.deployment.registry}  market ${net.deployment.jobMarket}`);
   log(`logs in ${resolve(net.dir, 'logs')}`);
@@ -73,11 +75,15 @@ export function registerDevnet(program: Command): void {
     .description(
       'run a local firn network: anvil, contracts, nodes on the simulated TEE, verifiers, demo jobs',
     )
-    .option('--dir <dir>', 'working directory (wiped at start)', '.devnet')
+    .option(
+      '--dir <dir>',
+      'working directory: keys, logs, state.json (wiped at start; refused while another devnet runs in it)',
+      '.devnet',
+    )
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--verifiers <n>', 'number of verifiers', '2')
     .option('--gpu-nodes <n>', 'nodes (the last ones) with a simulated GPU (composite evidence)', '1')
-    .option('--state-file <path>', 'write the network state as JSON once it is ready')
+    .option('--state-file <path>', 'where to write the network state JSON (default DIR/state.json)')
     .option('--no-demo', 'skip the confidential inference and training demo')
     .option('--exit-after-demo', 'stop the network after the demo instead of staying up')
     .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
