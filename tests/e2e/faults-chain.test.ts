@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createFirnClients, getJob, JobStatus, postJob } from '@firn/chain';
-import { NodeApi, type RunJobOptions, runJob, sealInput } from '@firn/client';
+import { NodeApi, openInferenceSession, type RunJobOptions, runJob, sealInput } from '@firn/client';
 import { bytesToHex, computeInputCommitment, type Hex, sharedPath, TEE_TYPES } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
 
 import { startRpcRelay, type RpcRelay, waitFor } from './faultsRelay.ts';
 import { increaseTime, requestScope, startTestNetwork, type TestNetwork } from './network.ts';
@@ -68,7 +69,13 @@ beforeAll(async () => {
     port,
     logger: createLogger({ component: 'node' }, { level: 'debug', write: (l) => logs.push(l) }),
     chain: { rpcUrl: relay.url, deployment: net.deployment, operatorKey: net.operator.privateKey },
-    scheduler: { maxConcurrentJobs: 1, maxQueuedJobs: 0, chainCheckIntervalMs: 200, finalizeIntervalMs: 300 },
+    scheduler: {
+      maxConcurrentJobs: 1,
+      maxQueuedJobs: 0,
+      chainCheckIntervalMs: 200,
+      finalizeIntervalMs: 300,
+      sessionIdleMs: 1500,
+    },
   });
   await node.start();
 }, 180_000);
@@ -284,6 +291,30 @@ describe('a node under chain faults, with its host clock 30 minutes ahead of the
     expect(tail.progress.map((e) => e.seq)).toEqual([all.progress.length - 1]);
     expect(tail.end?.events).toBe(all.progress.length);
   }, 30_000);
+
+  it('an idle session is closed (and proved) by the node after its idle timeout, freeing its slot', async () => {
+    const model = tinyLinearModel({ inFeatures: 4, outFeatures: 2, seed: 4 });
+    const session = await openInferenceSession({
+      rpcUrl: net.anvil.rpcUrl,
+      deployment: net.deployment,
+      requesterKey: net.requester.privateKey,
+      policy: net.policy,
+      roots: net.roots,
+      model: { bytes: model.bytes },
+      escrow: 10n ** 15n,
+    });
+    await session.infer({ x: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } });
+    // The requester walks away without closing: the node reclaims the slot by itself.
+    await waitFor(
+      'the idle session proved',
+      () => (node.jobs!.jobs.get(session.jobId)?.status === 'proved' ? true : undefined),
+      15_000,
+    );
+    expect(node.jobs!.db.getSession(session.jobId)?.state).toBe('closed');
+    await expect(
+      session.infer({ x: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } }),
+    ).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+  }, 60_000);
 
   it('no job is started while the chain is unreachable (503), and a full queue answers 429 + Retry-After', async () => {
     const s1 = await strangerSubmission(storedInputs);
