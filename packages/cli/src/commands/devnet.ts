@@ -5,7 +5,7 @@ import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client'
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
 import { printError } from '../output.ts';
-import { renderNodeTable } from './nodes.ts';
+import { nodeGpuCount, renderNodeTable } from './nodes.ts';
 
 export interface DevnetCommandOptions {
   dir: string;
@@ -42,7 +42,8 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
 
   const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
+  const gpus = await Promise.all(nodes.map((n) => nodeGpuCount(n.endpoint)));
+  process.stdout.write(`\n${renderNodeTable(nodes, gpus)}\n\n`);
   {
     // Under the devnet folder by default (gitignored), beside the keys it names.
     const stateFile = resolve(o.stateFile ?? join(net.dir, 'state.json'));
