@@ -50,6 +50,8 @@ export interface NodeStartOptions extends CollateralArgs {
   maxQueuedJobs?: string;
   jobTimeout?: string;
   sessionIdleTimeout?: string;
+  /** The shortest claim timeout (and time before the deadline) this node accepts, seconds. */
+  minClaimSeconds?: string;
 }
 
 /** A positive whole number from a flag; E_INVALID_INPUT naming the flag otherwise. */
@@ -178,6 +180,9 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       ? { chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, operatorKey } }
       : {}),
     scheduler: schedulerFromArgs(o),
+    ...(o.minClaimSeconds === undefined
+      ? {}
+      : { jobPolicy: { minClaimSeconds: positiveInt(o.minClaimSeconds, '--min-claim-seconds')! } }),
   });
   await node.start();
   if (chain && operatorKey) {
@@ -309,6 +314,10 @@ export function registerNode(program: Command): void {
     .option('--max-jobs <n>', 'jobs run in the enclave at once (default 4)')
     .option('--max-queued-jobs <n>', 'jobs waiting for a slot; more get 429 + Retry-After (default 16)')
     .option('--job-timeout <seconds>', 'how long one job may run in the enclave (default 600)')
+    .option(
+      '--min-claim-seconds <seconds>',
+      'refuse jobs whose claim timeout (or time left before the deadline) is shorter (default 60)',
+    )
     .option(
       '--session-idle-timeout <seconds>',
       'idle warm sessions are closed and proved after this (default 300)',

@@ -42,6 +42,8 @@ export interface DevnetOptions {
   /** Seconds to wait for every node to become Active. */
   readyTimeout: number;
   log: (line: string) => void;
+  /** Extra `firn node start` flags for every node (e.g. ['--min-claim-seconds', '20'] in tests). */
+  nodeArgs?: string[];
 }
 
 export interface DevnetNode {
@@ -242,6 +244,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '2',
       ];
       if (index === 1) args.push('--kms-url', kms.url, '--kms-address', kms.address);
+      args.push(...(o.nodeArgs ?? []));
       if (index > o.nodes - (o.gpuNodes ?? 1)) {
         const gpu = await createSimulatedGpu({
           root: gpuRoot,
