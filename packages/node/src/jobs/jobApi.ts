@@ -405,6 +405,9 @@ export class JobService {
     body: SubmitBody,
   ): Promise<FirnJob> {
     const signer = submissionSigner(req, route, this.requestScope(), body);
+    // A node that cannot reach its chain cannot claim or prove: refuse at once (503), not after
+    // the RPC's own timeouts.
+    await this.chainMonitor.requireUp(route === 'POST /v1/jobs' ? 'take jobs' : 'open sessions');
     const job = await getJob(this.clients, body.jobId).catch((e: unknown) => {
       if (!isTransientChainError(e)) throw e;
       throw new FirnError(
@@ -924,9 +927,18 @@ export class JobService {
     });
   }
 
-  /** Wait for jobs in flight (for shutdown and tests). */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+  /** Wait for jobs in flight (for shutdown and tests), at most `timeoutMs`, then stop the background work. */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // Whatever still waits (a proof or failJob retried through an outage) stops retrying now;
+    // a kept proof is submitted again at the next start.
     this.stop();
   }
 }
