@@ -127,6 +127,10 @@ export class NodeDaemon {
     this.metrics.describe('firn_enclave_restarts_total', 'counter', 'Enclave process restarts');
     this.metrics.describe('firn_enclave_up', 'gauge', '1 when the enclave answers');
     this.metrics.describe('firn_node_info', 'gauge', 'Node identity');
+    this.metrics.describe('firn_chain_up', 'gauge', '1 when the chain RPC answered at its last read');
+    this.metrics.describe('firn_chain_clock_skew_seconds', 'gauge', 'Host clock minus chain time');
+    this.metrics.describe('firn_storage_up', 'gauge', '1 when the node database takes writes');
+    this.metrics.describe('firn_jobs_active', 'gauge', 'Jobs admitted and not over (running or queued)');
   }
 
   private get sealedPath(): string {
@@ -325,6 +329,14 @@ export class NodeDaemon {
         this.metrics.set('firn_http_requests_total', v, { method: method!, route: route!, status: status! });
       }
       this.metrics.set('firn_enclave_up', this.supervisor.pid === undefined ? 0 : 1);
+      if (this.opts.chain) {
+        const chain = this.jobs?.chainMonitor.health();
+        this.metrics.set('firn_chain_up', chain?.up ? 1 : 0);
+        if (chain?.clockSkewSeconds !== undefined)
+          this.metrics.set('firn_chain_clock_skew_seconds', chain.clockSkewSeconds);
+        this.metrics.set('firn_storage_up', this.db?.writable() ? 1 : 0);
+        this.metrics.set('firn_jobs_active', this.jobs?.activeJobs ?? 0);
+      }
       if (this.identity)
         this.metrics.set('firn_node_info', 1, {
           enclave_id: this.identity.enclaveId,
