@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FirnClients, watchRegistrations } from '@firn/chain';
 import type { Hex } from '@firn/core';
+import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { backoffMs, CursorStore } from './cursorStore.ts';
 import { VerifierDaemon } from './verifierDaemon.ts';
@@ -72,7 +73,11 @@ describe('verifier chain cursors and back-off', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'firn-verifier-state-'));
     const jobMarket = '0x00000000000000000000000000000000000000aa' as Hex;
     writeFileSync(
-      join(stateDir, 'verifier-cursors.json'),
+      // The file of this verifier's account (key 0x11…11).
+      join(
+        stateDir,
+        `verifier-cursors-${privateKeyToAccount(`0x${'11'.repeat(32)}`).address.toLowerCase()}.json`,
+      ),
       JSON.stringify({ [`${jobMarket}:registrations`]: '4242', [`${jobMarket}:proofs`]: '4000' }),
     );
     const d = new VerifierDaemon({

@@ -41,7 +41,7 @@ export class CursorStore {
     this.values.set(name, block);
     try {
       mkdirSync(dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
+      const tmp = `${this.file}.${process.pid}.tmp`;
       writeFileSync(
         tmp,
         JSON.stringify(Object.fromEntries([...this.values].map(([k, v]) => [k, v.toString()]))),

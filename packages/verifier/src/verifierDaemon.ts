@@ -75,7 +75,7 @@ export interface VerifierDaemonOptions {
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
   sweepIntervalMs?: number;
   /**
-   * Where the verifier keeps its chain cursors (`verifier-cursors.json`), so a restart after a
+   * Where the verifier keeps its chain cursors (`verifier-cursors-<address>.json`), so a restart after a
    * crash or an RPC/anvil outage resumes from the last handled block. Absent: in memory only.
    */
   stateDir?: string;
@@ -149,8 +149,13 @@ export class VerifierDaemon {
 
   start(): void {
     if (this.opts.stateDir !== undefined && this.cursors === undefined)
-      this.cursors = new CursorStore(join(this.opts.stateDir, 'verifier-cursors.json'), (e) =>
-        this.opts.logger.warn('could not save the chain cursor', { message: e.message }),
+      // One file per verifier account: verifiers sharing a state folder never read each other's cursor.
+      this.cursors = new CursorStore(
+        join(
+          this.opts.stateDir,
+          `verifier-cursors-${requireWallet(this.clients).account.address.toLowerCase()}.json`,
+        ),
+        (e) => this.opts.logger.warn('could not save the chain cursor', { message: e.message }),
       );
     const fromBlock = this.resumeFrom('registrations');
     this.watcher = watchRegistrations(this.clients, {
