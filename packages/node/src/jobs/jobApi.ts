@@ -211,8 +211,9 @@ export class JobService {
       const d = data as { jobId?: unknown; message?: unknown } | null;
       if (typeof d?.jobId !== 'string' || typeof d.message !== 'string') return;
       const id = d.jobId.toLowerCase() as Hex;
-      if (!/^0x[0-9a-f]{64}$/.test(id) || this.jobs.get(id)?.status !== 'running') return;
+      // A listener must never throw (it would be an uncaught exception in the host).
       try {
+        if (!/^0x[0-9a-f]{64}$/.test(id) || this.jobs.get(id)?.status !== 'running') return;
         if (this.db.appendEvent(id, d.message) !== undefined) this.notify(id);
       } catch (e) {
         // A full disk loses the event (the requester sees the gap in seq and in its channel).
