@@ -146,3 +146,20 @@ export async function reclaimIfPossible(clients: FirnClients, jobId: Hex, lapsed
   await withdrawCredits(clients, 'jobMarket');
   return true;
 }
+
+/**
+ * Make the chain produce a block now: a zero-value transfer from the requester to itself (costs
+ * only gas). For chains that mine only on transactions (anvil), where a time condition such as a
+ * lapsed claim is otherwise judged at the last block's old timestamp.
+ */
+export async function nudgeChain(clients: FirnClients): Promise<void> {
+  const w = clients.wallet;
+  if (!w?.account) return;
+  const hash = await w.sendTransaction({
+    account: w.account,
+    chain: w.chain,
+    to: w.account.address,
+    value: 0n,
+  });
+  await clients.public.waitForTransactionReceipt({ hash });
+}

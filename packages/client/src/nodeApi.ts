@@ -280,11 +280,17 @@ export class NodeApi {
   async followEvents(
     jobId: Hex,
     onMessage: (message: string) => Promise<void> | void,
-    opts: { idleMs?: number; reconnects?: number; reconnectDelayMs?: number } = {},
+    opts: {
+      idleMs?: number;
+      reconnects?: number;
+      reconnectDelayMs?: number;
+      /** Events already delivered (the seq to resume from): a follower that reconnects skips them. */
+      from?: number;
+    } = {},
   ): Promise<{ status: string; events?: number; error?: { code: ErrorCode; message: string } }> {
     const idleMs = opts.idleMs ?? 60_000;
     const reconnects = opts.reconnects ?? 3;
-    let next = 0; // the seq expected next
+    let next = opts.from ?? 0; // the seq expected next
     let lastError: FirnError | undefined;
     for (let attempt = 0; attempt <= reconnects; attempt++) {
       if (attempt > 0)

@@ -13,7 +13,7 @@ import {
   withdrawCredits,
 } from '@firn/chain';
 import { artifactId } from '@firn/crypto';
-import { NodeApi, openOutput, verifyWorkProof } from '@firn/client';
+import { NodeApi, nudgeChain, openOutput, verifyWorkProof } from '@firn/client';
 import { computeOutputCommitment, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
@@ -134,6 +134,15 @@ async function chainNow(c: FirnClients): Promise<bigint> {
   return BigInt(Math.max(Number(b.timestamp), Math.floor(Date.now() / 1000)));
 }
 
+/**
+ * A lapsed claim is judged at the block's time: where blocks come only with transactions (anvil)
+ * the latest block can predate the lapse, so make one now (nudgeChain) before reclaiming.
+ */
+async function blockAfter(c: FirnClients, j: FirnJob): Promise<void> {
+  const lapse = j.claimedAt + j.claimTimeout < j.deadline ? j.claimedAt + j.claimTimeout : j.deadline;
+  if (BigInt((await c.public.getBlock()).timestamp) <= lapse) await nudgeChain(c);
+}
+
 /** `firn job status JOBID`: the on-chain record, with times, and what can be done next. */
 export async function jobStatus(chain: ResolvedChain, id: string) {
   const jobId = jobIdArg(id);
@@ -205,6 +214,7 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
   if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
     throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
   const refund = j.escrow + (lapsed ? j.bond : 0n);
+  if (lapsed) await blockAfter(c, j);
   const tx = await reclaimJob(c, jobId);
   await withdrawCredits(c, 'jobMarket');
   return { jobId, status: 'Reclaimed', refundedWei: refund.toString(), tx: tx.hash };
@@ -309,6 +319,7 @@ export async function jobRetry(
   const now = await chainNow(c);
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)) {
+    if (lapsed) await blockAfter(c, j);
     await reclaimJob(c, jobId);
     await withdrawCredits(c, 'jobMarket');
     io.stderr.write(`job ${jobId} reclaimed\n`);
