@@ -4,7 +4,7 @@ import { createFirnClients, listNodes } from '@firn/chain';
 import { runInferenceDemo, runRewardsDemo, runTrainingDemo } from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
-import { printError } from '../output.ts';
+import { exitCodeOf, printError } from '../output.ts';
 import { nodeGpuCount, renderNodeTable } from './nodes.ts';
 
 export interface DevnetCommandOptions {
@@ -93,7 +93,7 @@ export function registerDevnet(program: Command): void {
         await runDevnet(o);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }
