@@ -238,8 +238,7 @@ async function waitOutLostNode(
     const job = await getJob(m.clients, jobId);
     if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
     const chainNow = BigInt((await m.clients.public.getBlock()).timestamp);
-    const lapseAt =
-      job.claimedAt + job.claimTimeout < job.deadline ? job.claimedAt + job.claimTimeout : job.deadline;
+    const lapseAt = Math.min(job.claimedAt + job.claimTimeout, job.deadline);
     const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
     if (job.status === JobStatus.Claimed && !lapsed && BigInt(m.now()) > lapseAt + 2n) {
       // Lapsed by the clock but no block since: on a chain that mines only on transactions (anvil)

@@ -139,7 +139,7 @@ async function chainNow(c: FirnClients): Promise<bigint> {
  * the latest block can predate the lapse, so make one now (nudgeChain) before reclaiming.
  */
 async function blockAfter(c: FirnClients, j: FirnJob): Promise<void> {
-  const lapse = j.claimedAt + j.claimTimeout < j.deadline ? j.claimedAt + j.claimTimeout : j.deadline;
+  const lapse = Math.min(j.claimedAt + j.claimTimeout, j.deadline);
   if (BigInt((await c.public.getBlock()).timestamp) <= lapse) await nudgeChain(c);
 }
 
