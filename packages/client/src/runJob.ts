@@ -238,7 +238,7 @@ async function waitOutLostNode(
     const job = await getJob(m.clients, jobId);
     if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
     const chainNow = BigInt((await m.clients.public.getBlock()).timestamp);
-    const lapseAt = Math.min(job.claimedAt + job.claimTimeout, job.deadline);
+    const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
     const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
     if (job.status === JobStatus.Claimed && !lapsed && BigInt(m.now()) > lapseAt + 2n) {
       // Lapsed by the clock but no block since: on a chain that mines only on transactions (anvil)
@@ -420,4 +420,9 @@ async function runOnNode(
     outputIds,
     summary,
   };
+}
+
+/** The smaller of two bigints (Math.min takes numbers only). */
+function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
 }

@@ -139,7 +139,7 @@ async function chainNow(c: FirnClients): Promise<bigint> {
  * the latest block can predate the lapse, so make one now (nudgeChain) before reclaiming.
  */
 async function blockAfter(c: FirnClients, j: FirnJob): Promise<void> {
-  const lapse = Math.min(j.claimedAt + j.claimTimeout, j.deadline);
+  const lapse = minBig(j.claimedAt + j.claimTimeout, j.deadline);
   if (BigInt((await c.public.getBlock()).timestamp) <= lapse) await nudgeChain(c);
 }
 
@@ -462,4 +462,9 @@ export function registerJob(program: Command): void {
         process.exitCode = exitCodeOf(e);
       }
     });
+}
+
+/** The smaller of two bigints (Math.min takes numbers only). */
+function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
 }
