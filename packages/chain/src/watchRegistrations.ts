@@ -47,8 +47,12 @@ export interface WatchRegistrationsOptions {
   maxBlockRange?: bigint;
   /** Called once per event, in chain order; the next event waits for the returned promise. */
   onEvent: (event: RegistrationEvent) => void | Promise<void>;
-  /** Called when a poll fails (the watcher keeps polling). */
+  /** Called when a poll fails (the watcher keeps polling, backing off). */
   onError?: (error: Error) => void;
+  /** Called with the next block to scan whenever it moves (persist it to resume after a restart). */
+  onProgress?: (nextBlock: bigint) => void;
+  /** Longest wait between polls while they fail, ms (the wait doubles from pollIntervalMs). Default 30 000. */
+  maxBackoffMs?: number;
 }
 
 export interface RegistrationWatcher {
@@ -110,7 +114,8 @@ export async function getRegistrationEvents(
 
 /**
  * Poll the registry for new registrations and key rotations (what verifiers must re-check). Uses
- * getLogs rather than filters so it works against any RPC and resumes from a known block.
+ * getLogs rather than filters so it works against any RPC and resumes from a known block
+ * (`fromBlock`, e.g. a cursor saved through `onProgress`). Failed polls back off.
  */
 export function watchRegistrations(
   clients: FirnClients,
@@ -121,6 +126,7 @@ export function watchRegistrations(
   let timer: NodeJS.Timeout | undefined;
   const interval = opts.pollIntervalMs ?? 1000;
   const range = opts.maxBlockRange ?? 5000n;
+  let failures = 0;
 
   const poll = async (): Promise<void> => {
     try {
@@ -133,11 +139,20 @@ export function watchRegistrations(
           await opts.onEvent(ev);
         }
         next = to + 1n;
+        opts.onProgress?.(next);
       }
+      failures = 0;
     } catch (e) {
+      failures++;
       opts.onError?.(e instanceof Error ? e : new Error(String(e)));
     } finally {
-      if (!stopped) timer = setTimeout(poll, interval);
+      // An unreachable RPC is polled less and less often (doubling, capped), then at the normal
+      // pace again as soon as a poll succeeds; the cursor never moves past an unhandled event.
+      const wait =
+        failures === 0
+          ? interval
+          : Math.min(opts.maxBackoffMs ?? 30_000, interval * 2 ** Math.min(failures, 20));
+      if (!stopped) timer = setTimeout(poll, wait);
     }
   };
   timer = setTimeout(poll, 0);

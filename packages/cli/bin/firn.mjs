@@ -6,4 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
 
 register({ tsconfig: fileURLToPath(new URL('../../../tsconfig.json', import.meta.url)) });
-await import('../src/main.ts');
+// `firn artifact` runs in a lean process (no chain, attestation or ML modules loaded).
+if (process.argv[2] === 'artifact') await import('../src/artifactMain.ts');
+else await import('../src/main.ts');

@@ -116,3 +116,19 @@ export function etherArg(v: string, flag: string): bigint {
     throw new InvalidInputError(`${flag} must be an amount of ether such as 0.01 (got ${JSON.stringify(v)})`);
   return parseEther(v.trim());
 }
+
+/**
+ * The requester's key for a resolved chain: `--key-file`, else FIRN_REQUESTER_KEY, else (with
+ * --devnet) the devnet's requester account. E_INVALID_INPUT when none is given.
+ */
+export function requesterKeyFor(chain: ResolvedChain, keyFile?: string): Hex {
+  const devnetKey = (chain.devnet as { accounts?: { requester?: { privateKey?: unknown } } } | undefined)
+    ?.accounts?.requester?.privateKey;
+  if (
+    keyFile === undefined &&
+    process.env['FIRN_REQUESTER_KEY'] === undefined &&
+    typeof devnetKey === 'string'
+  )
+    return devnetKey as Hex;
+  return readKey({ ...(keyFile ? { keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
+}

@@ -9,6 +9,7 @@ import { registerDeploy } from './commands/deploy.ts';
 import { registerDevnet } from './commands/devnet.ts';
 import { registerGov } from './commands/gov.ts';
 import { registerInfer } from './commands/infer.ts';
+import { registerJob } from './commands/job.ts';
 import { registerKms } from './commands/kms.ts';
 import { registerNode } from './commands/node.ts';
 import { registerNodes } from './commands/nodes.ts';
@@ -18,7 +19,7 @@ import { registerRun } from './commands/run.ts';
 import { registerAppPublish } from './commands/appPublish.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerVerifier } from './commands/verifier.ts';
-import { cliErrorBody } from './output.ts';
+import { runProgram } from './runProgram.ts';
 
 const program = new Command()
   .name('firn')
@@ -33,6 +34,7 @@ registerVerifier(program);
 registerKms(program);
 registerNodes(program);
 registerInfer(program);
+registerJob(program);
 registerTrain(program);
 registerProof(program);
 registerArtifact(program);
@@ -46,8 +48,4 @@ const attest = program.command('attest').description('verify attestation evidenc
 registerAttestVerify(attest);
 registerAttestVerifyGpu(attest);
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  const body = cliErrorBody(e);
-  process.stderr.write(`error: ${body.code}: ${body.code === 'E_INTERNAL' ? String(e) : body.message}\n`);
-  process.exit(1);
-});
+runProgram(program);

@@ -1,4 +1,4 @@
-import { isFirnError, toErrorBody } from '@firn/core';
+import { isFirnError, sharedPath, toErrorBody } from '@firn/core';
 
 type Cause = { code?: unknown; path?: unknown; name?: unknown; url?: unknown; cause?: unknown };
 type Body = ReturnType<typeof toErrorBody>;
@@ -20,7 +20,15 @@ export function cliErrorBody(e: unknown): Body {
   for (let c = e as Cause | undefined, i = 0; c && i < 8; c = c.cause as Cause | undefined, i++) {
     if (typeof c.path === 'string' && typeof c.code === 'string') {
       const [code, what] = errno[c.code] ?? ['E_INVALID_INPUT', c.code];
-      return { code, message: `${c.path}: ${what}` };
+      let shared: string | undefined;
+      try {
+        shared = sharedPath();
+      } catch {}
+      const hint =
+        shared !== undefined && c.path.startsWith(shared) && c.code === 'ENOENT'
+          ? ` (the shared/ folder with the datasets and test vectors is not at ${shared}: put it beside the checkout or set FIRN_SHARED_DIR)`
+          : '';
+      return { code, message: `${c.path}: ${what}${hint}` };
     }
     if (c.name === 'HttpRequestError' && typeof c.url === 'string')
       return { code: 'E_UNAVAILABLE', message: `cannot reach the RPC endpoint ${c.url} (is the URL right?)` };
@@ -34,8 +42,64 @@ export function cliErrorBody(e: unknown): Body {
   return toErrorBody(e);
 }
 
+/**
+ * The exit code of a failed command, by error code (the README's "Exit codes" table):
+ * 1 the job failed or an unexpected error; 2 a proof, attestation or policy check refused;
+ * 3 fix the command (a flag, a path, a file's content, an output that exists);
+ * 4 something is unreachable or busy (node, RPC, chain, timeout): try again later.
+ */
+export function exitCodeOf(e: unknown): number {
+  const code: string = cliErrorBody(e).code;
+  if (
+    code === 'E_PROOF_INVALID' ||
+    code === 'E_POLICY_REJECTED' ||
+    code === 'E_CHAIN_DISAGREEMENT' ||
+    code === 'E_IMAGE_MISMATCH' ||
+    code === 'E_DECRYPT' ||
+    code.startsWith('E_EVIDENCE_') ||
+    code.startsWith('E_ARTIFACT_') ||
+    code.startsWith('E_GRANT_')
+  )
+    return 2;
+  if (
+    [
+      'E_INVALID_INPUT',
+      'E_NOT_FOUND',
+      'E_PARSE',
+      'E_TOO_LARGE',
+      'E_CONFLICT',
+      'E_FORBIDDEN',
+      'E_UNAUTHENTICATED',
+      'E_UNSUPPORTED',
+      'E_MODEL_INVALID',
+      'E_DATA_INVALID',
+      'E_INPUT_INVALID',
+      'E_JOB_INVALID',
+      'E_QUOTA_EXCEEDED',
+    ].includes(code)
+  )
+    return 3;
+  if (
+    [
+      'E_UNAVAILABLE',
+      'E_TIMEOUT',
+      'E_RATE_LIMITED',
+      'E_CHAIN',
+      'E_ENCLAVE_UNAVAILABLE',
+      'E_RESULT_UNAVAILABLE',
+      'E_STORAGE_FULL',
+    ].includes(code)
+  )
+    return 4;
+  return 1;
+}
+
+/** The last error printError reported (main maps it to its exit code). */
+export let lastPrintedError: unknown;
+
 /** Print a command's failure: JSON `{"error": {...}}` with --json, else one line on stderr. */
 export function printError(e: unknown, json: boolean): void {
+  lastPrintedError = e;
   const body = cliErrorBody(e);
   if (!isFirnError(e) && process.env.FIRN_DEBUG === '1') process.stderr.write(`${(e as Error)?.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: body })}\n`);

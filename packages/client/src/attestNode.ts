@@ -42,6 +42,8 @@ export interface AttestNodeOptions {
   node?: string;
   /** Or an exact Enclave ID. */
   enclaveId?: Hex;
+  /** Enclave IDs the automatic choice skips (e.g. nodes a job was already lost on). */
+  exclude?: readonly Hex[];
   /**
    * The registry view; every endpoint in it must agree (default: `clients` alone). Under a policy
    * that refuses the simulated TEE (production), a single endpoint is accepted only with a pinned
@@ -125,7 +127,9 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     const all = await readAllNodeEligibility(view);
     const active = all.filter(
       (e) =>
-        e.node.status === NodeStatus.Active && (opts.node === undefined || same(e.node.endpoint, opts.node)),
+        e.node.status === NodeStatus.Active &&
+        (opts.node === undefined || same(e.node.endpoint, opts.node)) &&
+        !(opts.exclude ?? []).some((x) => low(x) === low(e.node.enclaveId)),
     );
     // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
     // the first Active one is refused below with the reason.

@@ -26,6 +26,8 @@ export interface MarketOptions {
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
   /** Endpoint; else the first Active node of the registry. */
   node?: string;
+  /** Enclave IDs not to choose automatically (nodes already tried and lost). */
+  exclude?: readonly Hex[];
   policy: AttestationPolicy;
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   gpuRoots?: AttestNodeOptions['gpuRoots'];
@@ -49,6 +51,8 @@ export interface MarketOptions {
    */
   extraRpcUrls?: string[];
   chainView?: ChainViewOptions;
+  /** Time for one control call to the node, ms (default DEFAULT_NODE_TIMEOUT_MS, 30 s). */
+  nodeTimeoutMs?: number;
 }
 
 export interface MarketSession {
@@ -76,12 +80,13 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.node === undefined ? {} : { node: opts.node }),
+    ...(opts.exclude === undefined ? {} : { exclude: opts.exclude }),
   });
   return {
     clients,
     view,
     node,
-    api: new NodeApi(node.endpoint, undefined, {
+    api: new NodeApi(node.endpoint, opts.nodeTimeoutMs, {
       requesterKey: opts.requesterKey,
       scope: {
         chainId: opts.deployment.chainId,
@@ -128,13 +133,33 @@ export async function postJobFor(
 
 /**
  * Reclaim the escrow of a job that failed, was never claimed, or was slashed (then with the
- * slashed stake), and withdraw it (refunds are credited, then pulled); false when it cannot be reclaimed.
+ * slashed stake), and withdraw it (refunds are credited, then pulled); false when it cannot be
+ * reclaimed. With `lapsed`, a Claimed job is tried too (the contract accepts it once the claim
+ * timeout or the deadline passed, and credits the lapsed claim's bond to the requester); a revert
+ * raises E_CHAIN_REVERTED.
  */
-export async function reclaimIfPossible(clients: FirnClients, jobId: Hex): Promise<boolean> {
+export async function reclaimIfPossible(clients: FirnClients, jobId: Hex, lapsed = false): Promise<boolean> {
   const j = await getJob(clients, jobId);
-  if (j.status !== JobStatus.Failed && j.status !== JobStatus.Open && j.status !== JobStatus.Slashed)
-    return false;
+  const ok = [JobStatus.Failed, JobStatus.Open, JobStatus.Slashed, ...(lapsed ? [JobStatus.Claimed] : [])];
+  if (!ok.includes(j.status)) return false;
   await reclaimJob(clients, jobId);
   await withdrawCredits(clients, 'jobMarket');
   return true;
+}
+
+/**
+ * Make the chain produce a block now: a zero-value transfer from the requester to itself (costs
+ * only gas). For chains that mine only on transactions (anvil), where a time condition such as a
+ * lapsed claim is otherwise judged at the last block's old timestamp.
+ */
+export async function nudgeChain(clients: FirnClients): Promise<void> {
+  const w = clients.wallet;
+  if (!w?.account) return;
+  const hash = await w.sendTransaction({
+    account: w.account,
+    chain: w.chain,
+    to: w.account.address,
+    value: 0n,
+  });
+  await clients.public.waitForTransactionReceipt({ hash });
 }

@@ -46,6 +46,28 @@ export interface NodeJobResult {
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
 
+/** Default time for one control call to a node (attestation, job status, submission), ms. */
+export const DEFAULT_NODE_TIMEOUT_MS = 30_000;
+/** Uploads and downloads get this much extra time per MiB, ms (a slow 1 MiB/s link). */
+const MS_PER_MIB = 1_000;
+
+/**
+ * Turn a network failure into a typed error naming the node: a timeout is E_TIMEOUT, a refused,
+ * reset or dropped connection E_UNAVAILABLE (undici's `fetch failed` / `terminated`). FirnErrors
+ * pass through unchanged.
+ */
+export function nodeNetworkError(e: unknown, endpoint: string, what: string): FirnError {
+  if (e instanceof FirnError) return e;
+  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+    return new FirnError('E_TIMEOUT', `node ${endpoint} did not answer ${what} in time`, { cause: e });
+  const why = err?.cause?.code ?? err?.cause?.message ?? err?.message ?? 'connection failed';
+  return new FirnError('E_UNAVAILABLE', `cannot reach node ${endpoint} for ${what} (${why})`, {
+    cause: e,
+    details: { endpoint },
+  });
+}
+
 const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
 async function json<T>(res: Response): Promise<T> {
@@ -70,7 +92,7 @@ async function json<T>(res: Response): Promise<T> {
 export class NodeApi {
   constructor(
     readonly endpoint: string,
-    readonly timeoutMs = 120_000,
+    readonly timeoutMs = DEFAULT_NODE_TIMEOUT_MS,
     /** Signs uploads, job and session submissions; without it those calls are sent unsigned (and refused). */
     readonly signer?: NodeApiSigner,
   ) {}
@@ -114,32 +136,72 @@ export class NodeApi {
     };
   }
 
+  /**
+   * One HTTP call with a timeout; network failures become E_UNAVAILABLE / E_TIMEOUT naming the
+   * node, and the JSON answer (or its typed error) is read inside the same guard.
+   */
+  private async call<T>(
+    what: string,
+    path: string,
+    init: RequestInit,
+    read: (res: Response) => Promise<T>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
+    try {
+      const res = await fetch(this.url(path), { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      return await read(res);
+    } catch (e) {
+      throw nodeNetworkError(e, this.endpoint, what);
+    }
+  }
+
+  private sizedTimeout(bytes: number): number {
+    return this.timeoutMs + Math.ceil(bytes / (1024 * 1024)) * MS_PER_MIB;
+  }
+
   /** PUT /v1/artifacts with a signed upload intent. */
   async uploadArtifact(sealed: Uint8Array): Promise<{ id: Hex; size: number }> {
-    return json(
-      await fetch(this.url('/v1/artifacts'), {
+    return this.call(
+      'PUT /v1/artifacts',
+      '/v1/artifacts',
+      {
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', ...this.uploadIntentHeaders(sealed) },
         body: sealed,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }),
+      },
+      (r) => json<{ id: Hex; size: number }>(r),
+      this.sizedTimeout(sealed.length),
     );
   }
 
   async getArtifact(id: Hex, maxBytes = 2 ** 31 - 1): Promise<Uint8Array> {
-    const res = await fetch(this.url(`/v1/artifacts/${id}`), { signal: AbortSignal.timeout(this.timeoutMs) });
-    if (!res.ok) await json(res);
-    return readCapped(res, maxBytes);
+    return this.call(
+      `GET /v1/artifacts/${id}`,
+      `/v1/artifacts/${id}`,
+      {},
+      async (res) => {
+        if (!res.ok) await json(res);
+        return readCapped(res, maxBytes);
+      },
+      // The size is not known before the answer: allow a 2 GiB artifact at 1 MiB/s at most.
+      this.sizedTimeout(Math.min(maxBytes, 2 ** 31)),
+    );
   }
 
+  /**
+   * POST /v1/jobs. A retried submission of the same body is idempotent on the node (decision
+   * 1040): it answers the current record and never runs the job twice.
+   */
   async submitJob(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<NodeJobRecord> {
-    return json(
-      await fetch(this.url('/v1/jobs'), {
+    return this.call(
+      'POST /v1/jobs',
+      '/v1/jobs',
+      {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/jobs', body) },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }),
+      },
+      (r) => json<NodeJobRecord>(r),
     );
   }
 
@@ -151,13 +213,15 @@ export class NodeApi {
     /** Base64 channel response: the model's tensor names, sealed to the requester. */
     response: string;
   }> {
-    return json(
-      await fetch(this.url('/v1/sessions'), {
+    return this.call<{ sessionId: Hex; salt: Hex; expiresAt: number; response: string }>(
+      'POST /v1/sessions',
+      '/v1/sessions',
+      {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/sessions', body) },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }),
+      },
+      (r) => json(r),
     );
   }
 
@@ -167,14 +231,15 @@ export class NodeApi {
     message: Uint8Array,
     maxResponseBytes = 8 * 1024 * 1024,
   ): Promise<Uint8Array> {
-    const res = await fetch(this.url(`/v1/sessions/${sessionId}/requests`), {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: message,
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    if (!res.ok) await json(res);
-    return readCapped(res, maxResponseBytes);
+    return this.call(
+      `POST /v1/sessions/${sessionId}/requests`,
+      `/v1/sessions/${sessionId}/requests`,
+      { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: message },
+      async (res) => {
+        if (!res.ok) await json(res);
+        return readCapped(res, maxResponseBytes);
+      },
+    );
   }
 
   /**
@@ -186,73 +251,155 @@ export class NodeApi {
     sessionId: Hex,
     closeMessage: Uint8Array,
   ): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex }> {
-    return json(
-      await fetch(this.url(`/v1/sessions/${sessionId}`), {
-        method: 'DELETE',
-        headers: { 'x-firn-session-auth': Buffer.from(closeMessage).toString('base64') },
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }),
+    return this.call<{ proof: WorkProofJson; requests: number; proofTx?: Hex }>(
+      `DELETE /v1/sessions/${sessionId}`,
+      `/v1/sessions/${sessionId}`,
+      { method: 'DELETE', headers: { 'x-firn-session-auth': Buffer.from(closeMessage).toString('base64') } },
+      (r) => json(r),
     );
   }
 
   async getJob(jobId: Hex): Promise<NodeJobRecord> {
-    return json(await fetch(this.url(`/v1/jobs/${jobId}`), { signal: AbortSignal.timeout(this.timeoutMs) }));
+    return this.call(`GET /v1/jobs/${jobId}`, `/v1/jobs/${jobId}`, {}, (r) => json<NodeJobRecord>(r));
   }
 
   async getResult(jobId: Hex): Promise<NodeJobResult> {
-    return json(
-      await fetch(this.url(`/v1/jobs/${jobId}/result`), { signal: AbortSignal.timeout(this.timeoutMs) }),
+    return this.call(`GET /v1/jobs/${jobId}/result`, `/v1/jobs/${jobId}/result`, {}, (r) =>
+      json<NodeJobResult>(r),
     );
   }
 
   /**
-   * Follow GET /v1/jobs/{id}/events until the `end` event; each progress message (base64 channel
-   * ciphertext) goes to onMessage in order. Returns the end event's data.
+   * Follow GET /v1/jobs/{id}/events until the `end` event (wire shape: docs/decisions/1040):
+   * each progress message (base64 channel ciphertext) goes to onMessage in `seq` order, once.
+   * A dropped connection is resumed from the last `seq` seen (`Last-Event-ID`) up to
+   * `reconnects` times; a gap in `seq`, fewer events than `end` names, or a stream that stays
+   * closed without `end` raises E_UNAVAILABLE (never a silent short stream). `idleMs` bounds the
+   * wait for any byte (the node sends a keep-alive every 15 s). Returns the end event's data.
    */
   async followEvents(
     jobId: Hex,
     onMessage: (message: string) => Promise<void> | void,
-    timeoutMs = 600_000,
-  ): Promise<{ status: string; error?: { code: ErrorCode; message: string } }> {
-    const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok || !res.body) await json(res);
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      if (buf.length > 4 * 1024 * 1024) throw new FirnError('E_TOO_LARGE', 'event stream message too large');
-      let i = buf.indexOf('\n\n');
-      while (i >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        i = buf.indexOf('\n\n');
-        let event = 'message';
-        let data = '';
-        for (const line of block.split('\n')) {
-          if (line.startsWith('event: ')) event = line.slice(7);
-          else if (line.startsWith('data: ')) data += line.slice(6);
-        }
-        if (data === '') continue; // a keep-alive comment (": …") or an empty block
-        let d: {
-          message?: string;
-          status?: string;
-          error?: { code: ErrorCode; message: string };
-        };
-        try {
-          d = JSON.parse(data) as typeof d;
-        } catch {
-          throw new FirnError('E_PARSE', 'event stream data is not JSON');
-        }
-        if (event === 'progress' && typeof d.message === 'string') await onMessage(d.message);
-        if (event === 'end') {
-          await reader.cancel().catch(() => undefined);
-          return d as { status: string; error?: { code: ErrorCode; message: string } };
-        }
+    opts: {
+      idleMs?: number;
+      reconnects?: number;
+      reconnectDelayMs?: number;
+      /** Events already delivered (the seq to resume from): a follower that reconnects skips them. */
+      from?: number;
+    } = {},
+  ): Promise<{ status: string; events?: number; error?: { code: ErrorCode; message: string } }> {
+    const idleMs = opts.idleMs ?? 60_000;
+    const reconnects = opts.reconnects ?? 3;
+    let next = opts.from ?? 0; // the seq expected next
+    let lastError: FirnError | undefined;
+    for (let attempt = 0; attempt <= reconnects; attempt++) {
+      if (attempt > 0)
+        await new Promise((r) => setTimeout(r, (opts.reconnectDelayMs ?? 500) * 2 ** (attempt - 1)));
+      try {
+        const end = await this.followOnce(jobId, next, idleMs, async (seq, message) => {
+          if (seq !== undefined && seq < next) return; // replayed: already delivered
+          if (seq !== undefined && seq !== next)
+            throw new FirnError(
+              'E_UNAVAILABLE',
+              `the event stream of job ${jobId} skipped from event ${next} to ${seq}: the node dropped events`,
+              { details: { expected: next, got: seq } },
+            );
+          next++;
+          await onMessage(message);
+        });
+        if (typeof end.events === 'number' && end.events !== next)
+          throw new FirnError(
+            'E_UNAVAILABLE',
+            `the event stream of job ${jobId} ended after ${next} of ${end.events} events: the node dropped events`,
+            { details: { received: next, events: end.events } },
+          );
+        return end;
+      } catch (e) {
+        const err = nodeNetworkError(e, this.endpoint, `GET /v1/jobs/${jobId}/events`);
+        // Only a lost connection is worth resuming; a node's typed refusal or a gap is final.
+        if (
+          !(err.code === 'E_UNAVAILABLE' || err.code === 'E_TIMEOUT') ||
+          err.details?.['expected'] !== undefined
+        )
+          throw err;
+        if (err.details?.['events'] !== undefined) throw err;
+        lastError = err;
       }
     }
-    throw new FirnError('E_UNAVAILABLE', 'event stream ended without an end event');
+    throw lastError ?? new FirnError('E_UNAVAILABLE', `the event stream of job ${jobId} failed`);
+  }
+
+  /** One connection to the event stream, from `after` (the seq expected next). */
+  private async followOnce(
+    jobId: Hex,
+    from: number,
+    idleMs: number,
+    onEvent: (seq: number | undefined, message: string) => Promise<void>,
+  ): Promise<{ status: string; events?: number; error?: { code: ErrorCode; message: string } }> {
+    const ctl = new AbortController();
+    let idle = setTimeout(() => ctl.abort(new DOMException('idle', 'TimeoutError')), idleMs);
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => ctl.abort(new DOMException('idle', 'TimeoutError')), idleMs);
+    };
+    try {
+      const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), {
+        signal: ctl.signal,
+        headers: from > 0 ? { 'last-event-id': String(from - 1) } : {},
+      });
+      if (!res.ok || !res.body) await json(res);
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        touch();
+        buf += dec.decode(value, { stream: true });
+        if (buf.length > 4 * 1024 * 1024)
+          throw new FirnError('E_TOO_LARGE', 'event stream message too large');
+        let i = buf.indexOf('\n\n');
+        while (i >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          i = buf.indexOf('\n\n');
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data === '') continue; // a keep-alive comment (": …") or an empty block
+          let d: {
+            seq?: unknown;
+            message?: string;
+            status?: string;
+            events?: unknown;
+            error?: { code: ErrorCode; message: string };
+          };
+          try {
+            d = JSON.parse(data) as typeof d;
+          } catch {
+            throw new FirnError('E_PARSE', 'event stream data is not JSON');
+          }
+          if (event === 'progress' && typeof d.message === 'string') {
+            if (d.seq !== undefined && !(Number.isSafeInteger(d.seq) && (d.seq as number) >= 0))
+              throw new FirnError('E_PARSE', 'event stream seq is not a non-negative integer');
+            await onEvent(d.seq as number | undefined, d.message);
+          }
+          if (event === 'end') {
+            await reader.cancel().catch(() => undefined);
+            if (typeof d.status !== 'string')
+              throw new FirnError('E_PARSE', 'event stream end has no status');
+            if (d.events !== undefined && !(Number.isSafeInteger(d.events) && (d.events as number) >= 0))
+              throw new FirnError('E_PARSE', 'event stream end names no valid event count');
+            return d as { status: string; events?: number; error?: { code: ErrorCode; message: string } };
+          }
+        }
+      }
+      throw new FirnError('E_UNAVAILABLE', `the event stream of job ${jobId} closed without an end event`);
+    } finally {
+      clearTimeout(idle);
+    }
   }
 }

@@ -229,14 +229,18 @@ export interface InferenceSession {
   /**
    * Close the session: the node submits the enclave's Work Proof, which is verified here. A
    * session that answered no request has nothing to prove: rejects with JobFailedError
-   * E_SESSION_EMPTY after reclaiming the escrow (`reclaimed` says whether that succeeded).
+   * E_SESSION_EMPTY after reclaiming the escrow (`reclaimed` says whether that succeeded). A
+   * failed `infer` closes the session itself; close() then returns that result.
    */
-  close(): Promise<{
-    proof: WorkProofJson;
-    proofCheck: { ok: boolean; reasons: string[] };
-    requests: number;
-    workUnits: bigint;
-  }>;
+  close(): Promise<SessionCloseResult>;
+}
+
+/** What closing a session returns: the verified Work Proof and the requester's own counts. */
+export interface SessionCloseResult {
+  proof: WorkProofJson;
+  proofCheck: { ok: boolean; reasons: string[] };
+  requests: number;
+  workUnits: bigint;
 }
 
 /**
@@ -283,19 +287,55 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   }
   if (opened.sessionId.toLowerCase() !== jobId.toLowerCase())
     throw new FirnError('E_JOB_INVALID', 'node opened another session than this job');
-  const names = await openSessionInfo(built.channel, opened.response, jobId);
   const codec = new SessionCodec(
     built.secret,
     hexBytes(opened.salt, 'salt', SESSION_SALT_BYTES),
     jobId,
     opts.format ?? 'binary',
   );
+  let names: Awaited<ReturnType<typeof openSessionInfo>>;
+  try {
+    names = await openSessionInfo(built.channel, opened.response, jobId);
+  } catch (e) {
+    // Never leave an opened session holding one of the enclave's slots: close it (no request was
+    // answered, so the node fails the job) and take the escrow back.
+    await api.closeSession(opened.sessionId, codec.sealClose()).catch(() => undefined);
+    await reclaimIfPossible(clients, jobId).catch(() => false);
+    throw e;
+  }
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
     const run = tail.then(f, f);
     tail = run.catch(() => undefined);
     return run;
+  };
+  let closing: Promise<SessionCloseResult> | undefined;
+  const close = (): Promise<SessionCloseResult> => {
+    closing ??= serial(async () => {
+      const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
+        // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
+        if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
+        const reclaimed = await reclaimIfPossible(clients, jobId).catch(() => false);
+        throw new JobFailedError('E_SESSION_EMPTY', (e as Error).message, jobId, reclaimed);
+      });
+      const check = await verifyWorkProof(clients, r.proof, {
+        jobId,
+        workloadHash,
+        inputCommitment,
+        outputCommitment: codec.commitment(),
+      });
+      const p = parseWorkProofJson(r.proof);
+      if (p.proof.workUnits !== codec.workUnits)
+        check.reasons.push('workUnits differ from the requester’s own count');
+      return {
+        proof: r.proof,
+        proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
+        requests: r.requests,
+        workUnits: codec.workUnits,
+      };
+    });
+    return closing;
   };
   return {
     jobId,
@@ -312,33 +352,19 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     timings: { attestMs, openMs },
     infer: (tensors) =>
       serial(async () => {
-        const request = codec.sealRequest(tensors);
-        const response = await api.sessionRequest(opened.sessionId, request);
-        return codec.openResponse(request, response);
+        if (closing)
+          throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
+        try {
+          const request = codec.sealRequest(tensors);
+          const response = await api.sessionRequest(opened.sessionId, request);
+          return codec.openResponse(request, response);
+        } catch (e) {
+          // A failed request closes the session (its slot is freed at once); the proof covers
+          // the requests answered before it, and close() returns it.
+          void close().catch(() => undefined);
+          throw e;
+        }
       }),
-    close: () =>
-      serial(async () => {
-        const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
-          // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
-          if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
-          const reclaimed = await reclaimIfPossible(clients, jobId).catch(() => false);
-          throw new JobFailedError('E_SESSION_EMPTY', (e as Error).message, jobId, reclaimed);
-        });
-        const check = await verifyWorkProof(clients, r.proof, {
-          jobId,
-          workloadHash,
-          inputCommitment,
-          outputCommitment: codec.commitment(),
-        });
-        const p = parseWorkProofJson(r.proof);
-        if (p.proof.workUnits !== codec.workUnits)
-          check.reasons.push('workUnits differ from the requester’s own count');
-        return {
-          proof: r.proof,
-          proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
-          requests: r.requests,
-          workUnits: codec.workUnits,
-        };
-      }),
+    close: () => close(),
   };
 }

@@ -1,11 +1,13 @@
 import { getJob, JobStatus } from '@firn/chain';
 import { computeOutputCommitment, FirnError, type Hex, type WorkProofJson } from '@firn/core';
-import { artifactId, type CreateGrantParams } from '@firn/crypto';
+import { artifactId, type CreateGrantParams, generateKemKeyPair } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
 import {
   connectToNode,
   type MarketOptions,
+  type MarketSession,
+  nudgeChain,
   postJobFor,
   reclaimIfPossible,
   uploadSealed,
@@ -29,6 +31,15 @@ export interface RunJobOptions extends MarketOptions {
   onPosted?: (jobId: Hex) => void;
   /** Interval between attempts to fetch a proved job's result the node does not serve, ms (default 2000). */
   resultRetryMs?: number;
+  /**
+   * Nodes to try in all (default 3). A node that becomes unreachable, restarts and fails the job
+   * (E_ENCLAVE_UNAVAILABLE), is full (E_RATE_LIMITED) or lets its claim lapse is replaced: the
+   * job's escrow is reclaimed, another eligible node is attested and the inputs re-granted to it
+   * (docs/decisions/1060-job-reassignment.md). 1 disables reassignment.
+   */
+  maxNodes?: number;
+  /** Interval between chain reads while waiting for a lost node's claim to end, ms (default 1000). */
+  pollMs?: number;
 }
 
 export interface RunJobResult {
@@ -41,6 +52,8 @@ export interface RunJobResult {
   outputIds: Hex[];
   /** The enclave's own summary (opened from the channel response). */
   summary: Record<string, unknown>;
+  /** Earlier attempts on nodes that were lost, in order: their job ids were reclaimed (or not). */
+  reassignments: { jobId: Hex; enclaveId: Hex; endpoint: string; reason: string; reclaimed: boolean }[];
 }
 
 /** A job that failed in the enclave: the node failed it on chain and the escrow was reclaimed. */
@@ -111,20 +124,171 @@ async function awaitResult(
 }
 
 /**
+ * A node was lost while it held the job: unreachable, restarted (it failed the job with
+ * E_ENCLAVE_UNAVAILABLE), full, or its claim lapsed. The job was reclaimed when `reclaimed`.
+ */
+export class NodeLostError extends FirnError {
+  override readonly name = 'NodeLostError';
+  constructor(
+    code: FirnError['code'],
+    message: string,
+    readonly jobId: Hex,
+    readonly reclaimed: boolean,
+  ) {
+    super(code, message, { details: { jobId, reclaimed } });
+  }
+}
+
+/** Error codes that say "this node, now" rather than "this job": worth another node. */
+const NODE_LOSS_CODES = new Set<string>([
+  'E_UNAVAILABLE',
+  'E_TIMEOUT',
+  'E_ENCLAVE_UNAVAILABLE',
+  'E_RATE_LIMITED',
+]);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
  * Run one confidential job through the market: attest a node, seal and upload the inputs, post
  * the job with escrow, grant the inputs to that enclave for that job, send the encrypted request,
  * follow the encrypted progress, open the sealed outputs and verify the Work Proof off chain. A
- * job the enclave refuses rejects with its typed error after the escrow was reclaimed.
+ * job the enclave refuses rejects with its typed error (JobFailedError) after the escrow was
+ * reclaimed. A node lost on the way (unreachable, restarted, full, claim lapsed) is replaced by
+ * another eligible, freshly attested node, up to `maxNodes` in all, each step reported through
+ * `onProgress` as `{stage: 'reassigning', …}`: the lost job is reclaimed first (after its claim
+ * lapses, so it can never be paid too), then the same sealed inputs are granted to the new
+ * enclave under a new job. Raises NodeLostError when every node tried was lost.
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
-  const m = await connectToNode(opts);
-  const { clients, node, api, kem, now, deadlineSeconds } = m;
-
+  const maxNodes = Math.max(1, opts.maxNodes ?? 3);
+  const kem = opts.requesterKem ?? (await generateKemKeyPair());
+  // Sealed once, to the requester: every node gets the same ciphertext, only the grants differ.
   const sealed: (SealedInput & { role: string })[] = [];
-  for (const i of opts.inputs) {
-    const s = 'sealed' in i ? i.sealed : await sealInput(i.bytes, i.contentType, kem.publicKey);
-    await uploadSealed(api, s, 'input');
-    sealed.push({ ...s, role: i.role });
+  for (const i of opts.inputs)
+    sealed.push({
+      ...('sealed' in i ? i.sealed : await sealInput(i.bytes, i.contentType, kem.publicKey)),
+      role: i.role,
+    });
+  const lost: RunJobResult['reassignments'] = [];
+  const tried: Hex[] = [];
+  for (let attempt = 1; ; attempt++) {
+    let m: MarketSession;
+    try {
+      m = await connectToNode({
+        ...opts,
+        requesterKem: kem,
+        // The requested node first; after a loss, any other eligible node.
+        ...(attempt === 1 && opts.node !== undefined ? { node: opts.node } : { node: undefined }),
+        exclude: tried,
+      } as MarketOptions);
+    } catch (e) {
+      if (attempt === 1 || !(e instanceof FirnError && e.code === 'E_NOT_FOUND')) throw e;
+      const last = lost[lost.length - 1]!;
+      throw new NodeLostError(
+        'E_UNAVAILABLE',
+        `node ${last.endpoint} was lost (${last.reason}) and no other eligible node is Active; the escrow was ${last.reclaimed ? 'reclaimed' : 'not reclaimed yet (firn job reclaim)'}`,
+        last.jobId,
+        last.reclaimed,
+      );
+    }
+    tried.push(m.node.enclaveId);
+    try {
+      const r = await runOnNode(m, opts, sealed);
+      return { ...r, reassignments: lost };
+    } catch (e) {
+      if (!(e instanceof NodeLostError)) throw e;
+      lost.push({
+        jobId: e.jobId,
+        enclaveId: m.node.enclaveId,
+        endpoint: m.node.endpoint,
+        reason: `${e.code}: ${e.message}`,
+        reclaimed: e.reclaimed,
+      });
+      if (attempt >= maxNodes) throw e;
+      opts.onProgress?.({
+        stage: 'reassigning',
+        attempt: attempt + 1,
+        maxNodes,
+        from: m.node.endpoint,
+        lostJobId: e.jobId,
+        reclaimed: e.reclaimed,
+        reason: e.code,
+      });
+    }
+  }
+}
+
+/**
+ * The node holding `jobId` is unreachable or restarted: wait on chain until the job ends for it.
+ * Proved: the node finished (it may serve the result again), so continue with it. Failed or
+ * Open: reclaim. Claimed: reconnect to its events if it comes back, else wait until the claim
+ * lapses (chain time past claimedAt + claimTimeout, or the deadline) and reclaim. Raises
+ * NodeLostError once reclaimed; returns the end event when the node came back.
+ */
+async function waitOutLostNode(
+  m: MarketSession,
+  jobId: Hex,
+  cause: FirnError,
+  opts: RunJobOptions,
+  follow: () => Promise<{ status: string; error?: { code: FirnError['code']; message: string } }>,
+): Promise<{ status: string; error?: { code: FirnError['code']; message: string } }> {
+  const pollMs = opts.pollMs ?? 1000;
+  for (;;) {
+    const job = await getJob(m.clients, jobId);
+    if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
+    const chainNow = BigInt((await m.clients.public.getBlock()).timestamp);
+    const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
+    const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
+    if (job.status === JobStatus.Claimed && !lapsed && BigInt(m.now()) > lapseAt + 2n) {
+      // Lapsed by the clock but no block since: on a chain that mines only on transactions (anvil)
+      // the reclaim would be judged at the last block's time. A zero-value transfer to ourselves
+      // makes a block at the present time; on a live chain blocks come by themselves.
+      await nudgeChain(m.clients).catch(() => undefined);
+      continue;
+    }
+    if (job.status === JobStatus.Failed || job.status === JobStatus.Open || lapsed) {
+      const reclaimed = await reclaimIfPossible(m.clients, jobId, lapsed).catch(() => false);
+      if (!reclaimed && lapsed) {
+        await sleep(pollMs);
+        continue;
+      }
+      throw new NodeLostError(cause.code, cause.message, jobId, reclaimed);
+    }
+    if (job.status !== JobStatus.Claimed)
+      throw new JobFailedError('E_JOB_FAILED', `the job is ${JobStatus[job.status]}`, jobId, false);
+    opts.onProgress?.({
+      stage: 'node-lost',
+      node: m.node.endpoint,
+      reason: cause.code,
+      claimLapsesAt: Number(lapseAt),
+    });
+    // The node may be back (restarted, or the network healed): its events resume where they stopped.
+    try {
+      return await follow();
+    } catch (e) {
+      if (!(e instanceof FirnError) || !NODE_LOSS_CODES.has(e.code)) throw e;
+    }
+    await sleep(pollMs);
+  }
+}
+
+/** One attempt on one attested node; NodeLostError when the node is lost on the way. */
+async function runOnNode(
+  m: MarketSession,
+  opts: RunJobOptions,
+  sealed: (SealedInput & { role: string })[],
+): Promise<Omit<RunJobResult, 'reassignments'>> {
+  const { clients, node, api, kem, now, deadlineSeconds } = m;
+  for (const s of sealed) {
+    try {
+      await uploadSealed(api, s, 'input');
+    } catch (e) {
+      // Nothing is posted yet: a node that cannot take the upload is simply replaced.
+      if (e instanceof FirnError && NODE_LOSS_CODES.has(e.code))
+        throw new NodeLostError(e.code, e.message, '0x' as Hex, false);
+      throw e;
+    }
   }
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
@@ -146,20 +310,11 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  const reclaim = () => reclaimIfPossible(clients, jobId);
-  try {
-    // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
-    // registration and allow-listed measurement at a fresh block first.
-    await assertStillEligible(m.view, node, opts.policy);
-    await api.submitJob({ ...built.body, inputs: refs.map((r) => r.artifactId) });
-  } catch (e) {
-    const reclaimed = await reclaim().catch(() => false);
-    const err = e as FirnError;
-    throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, jobId, reclaimed);
-  }
   // The enclave tells the host only an error code; the full message arrives sealed on the channel.
   let sealedError: { code: FirnError['code']; message: string } | undefined;
-  const end = await api.followEvents(jobId, async (message) => {
+  let delivered = 0;
+  async function onEvent(message: string): Promise<void> {
+    delivered++;
     const ev = JSON.parse(new TextDecoder().decode(await built.channel.openEvent(message))) as Record<
       string,
       unknown
@@ -169,15 +324,54 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
       sealedError = { code: err.code as FirnError['code'], message: err.message };
     opts.onProgress?.(ev);
-  });
+  }
+  const reclaim = () => reclaimIfPossible(clients, jobId);
+  const body = { ...built.body, inputs: refs.map((r) => r.artifactId) };
+  const follow = () => api.followEvents(jobId, onEvent, { from: delivered });
+  let end: { status: string; error?: { code: FirnError['code']; message: string } } | undefined;
+  try {
+    // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
+    // registration and allow-listed measurement at a fresh block first.
+    await assertStillEligible(m.view, node, opts.policy);
+    try {
+      await api.submitJob(body);
+    } catch (e) {
+      // A dropped answer: the node may have taken the job. The submission is idempotent on the
+      // node (decision 1040), so asking again gives the record and never a second run.
+      if (!(e instanceof FirnError && (e.code === 'E_UNAVAILABLE' || e.code === 'E_TIMEOUT'))) throw e;
+      await sleep(opts.pollMs ?? 1000);
+      await api.submitJob(body);
+    }
+  } catch (e) {
+    const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
+    if (NODE_LOSS_CODES.has(err.code)) {
+      // The node may have claimed before it was lost: then only a lapse frees the job.
+      const j = await getJob(clients, jobId);
+      if (j.status === JobStatus.Open)
+        throw new NodeLostError(err.code, err.message, jobId, await reclaim().catch(() => false));
+      end = await waitOutLostNode(m, jobId, err, opts, follow);
+    } else {
+      const reclaimed = await reclaim().catch(() => false);
+      throw new JobFailedError(err.code, err.message, jobId, reclaimed);
+    }
+  }
+  if (end === undefined)
+    try {
+      end = await follow();
+    } catch (e) {
+      if (!(e instanceof FirnError && NODE_LOSS_CODES.has(e.code))) throw e;
+      end = await waitOutLostNode(m, jobId, e, opts, follow);
+    }
   if (end.status !== 'proved') {
+    const code = sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED';
+    const message = sealedError?.message ?? end.error?.message ?? 'job failed';
+    // The node restarted and failed the job it could not finish: another node can run it.
+    if (code === 'E_ENCLAVE_UNAVAILABLE' || code === 'E_RATE_LIMITED')
+      await waitOutLostNode(m, jobId, new FirnError(code, message), opts, () => {
+        throw new FirnError('E_UNAVAILABLE', 'the node failed the job');
+      });
     const reclaimed = await reclaim().catch(() => false);
-    throw new JobFailedError(
-      sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED',
-      sealedError?.message ?? end.error?.message ?? 'job failed',
-      jobId,
-      reclaimed,
-    );
+    throw new JobFailedError(code, message, jobId, reclaimed);
   }
 
   const result = await awaitResult(m, jobId, opts);
@@ -226,4 +420,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
     outputIds,
     summary,
   };
+}
+
+/** The smaller of two bigints (Math.min takes numbers only). */
+function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
 }

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'E_FORBIDDEN'
   | 'E_RATE_LIMITED'
   | 'E_QUOTA_EXCEEDED'
+  /** The node's disk (or its database) is full: nothing was stored; retry later or elsewhere (HTTP 507). */
+  | 'E_STORAGE_FULL'
   // attestation
   | 'E_EVIDENCE_MALFORMED'
   | 'E_EVIDENCE_SIGNATURE'

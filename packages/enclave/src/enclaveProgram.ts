@@ -72,6 +72,16 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
     kemPublicKey: bytesToHex(ctx.keys().kemPublicKey),
   });
 
+  // Evidence is generated one request at a time: Gramine's /dev/attestation (write report data,
+  // then read the quote) and configfs-tsm are per-process state, so two interleaved attestations
+  // could return a quote over the other's report data. GPU evidence joins the same queue.
+  let evidenceQueue: Promise<unknown> = Promise.resolve();
+  const inSeries = <T>(f: () => Promise<T>): Promise<T> => {
+    const run = evidenceQueue.then(f, f);
+    evidenceQueue = run.catch(() => undefined);
+    return run;
+  };
+
   const handlers: Record<string, Handler> = {
     async hello() {
       return {
@@ -99,15 +109,17 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
     async attest(params) {
       const nonce = assertNonce(hexBytes(params.nonce, 'nonce', undefined, 64));
       const k = ctx.keys();
-      let gpu: GpuEvidenceEntry[] | undefined;
-      if (env.gpu) gpu = await env.gpu.collect(deriveGpuNonce(nonce));
-      const reportData = computeReportData({
-        enclaveAddress: k.enclaveAddress,
-        kemPublicKey: k.kemPublicKey,
-        nonce,
-        ...(gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(gpu) }),
+      const { gpu, quote, collateral } = await inSeries(async () => {
+        let gpu: GpuEvidenceEntry[] | undefined;
+        if (env.gpu) gpu = await env.gpu.collect(deriveGpuNonce(nonce));
+        const reportData = computeReportData({
+          enclaveAddress: k.enclaveAddress,
+          kemPublicKey: k.kemPublicKey,
+          nonce,
+          ...(gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(gpu) }),
+        });
+        return { gpu, ...(await env.provider.quote(reportData)) };
       });
-      const { quote, collateral } = await env.provider.quote(reportData);
       const bundle: EvidenceBundle = {
         version: 1,
         teeType: env.provider.teeType,

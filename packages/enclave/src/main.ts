@@ -2,10 +2,12 @@
  * The enclave program's entry point: a separate OS process that speaks the framed protocol on
  * stdin/stdout. Logs go to stderr as JSON lines and never carry secrets.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ErrorCode, FirnError, toErrorBody } from '@firn/core';
 import { setTfWasmDir } from '@firn/ml';
+import { createChainClock } from './chainClock.ts';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
 import { ENCLAVE_IMAGE_WASM_DIR, verifyEnclaveImage } from './image.ts';
@@ -79,16 +81,29 @@ async function main(): Promise<void> {
   // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
   // The child loads the entry, onnxruntime and Node from disk when it starts, so the image is
   // checked again, against the digest measured at start, before every child.
+  const children = new Set<number>();
   const runtime = childProcessRuntime({
     modulePath: self,
     args: [ML_WORKER_FLAG],
+    onSpawn: (pid) => {
+      for (const p of children) if (!isOurChild(p)) children.delete(p);
+      children.add(pid);
+    },
     beforeSpawn: () => {
       const now = verifyEnclaveImage(imageDir);
       if (Buffer.compare(Buffer.from(now.digest), Buffer.from(image.digest)) !== 0)
         throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed since the enclave started');
     },
   });
-  const program = createEnclaveProgram(env, createJobHandlers(runtime));
+  // Proof times and expiry follow chain time as the host last read it (docs/decisions/1041).
+  const chainClock = createChainClock();
+  const program = createEnclaveProgram(env, {
+    ...createJobHandlers(runtime, WORKLOADS, { now: () => chainClock.now() }),
+    setChainTime: async (params) => {
+      chainClock.set(params.chainTime as number);
+      return { chainTime: chainClock.now() };
+    },
+  });
   log('info', 'enclave started', { teeType: env.provider.teeType });
   const dec = new FrameDecoder();
   process.stdin.on('data', (chunk: Buffer) => {
@@ -114,10 +129,38 @@ async function main(): Promise<void> {
         });
     }
   });
-  process.stdin.on('end', () => process.exit(0));
+  // The host is gone (its end of the pipe closed: exit, crash or SIGKILL): stop at once, with
+  // every ML child, so no enclave keeps running a job with the node's keys beside a new one.
+  const hostGone = (why: string) => {
+    log('warn', 'host pipe closed; exiting', { why });
+    for (const pid of children)
+      if (isOurChild(pid))
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+    process.exit(0);
+  };
+  process.stdin.on('end', () => hostGone('end'));
+  process.stdin.on('close', () => hostGone('close'));
+  process.stdin.on('error', () => hostGone('error'));
+  // Writing to a closed stdout (the host died mid-answer) must end the enclave too, not throw.
+  process.stdout.on('error', () => hostGone('stdout'));
 }
 
 const ML_WORKER_FLAG = '--ml-worker';
+
+/** True when `pid` is alive and a child of this process (/proc; where /proc is absent, assume so). */
+function isOurChild(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self');
+  }
+  // Fields after the parenthesised command: state, ppid, ...
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return ppid === process.pid;
+}
 
 if (process.argv.includes(ML_WORKER_FLAG)) {
   // The ML runtime child: no keys, no environment; it answers its parent over IPC only.

@@ -250,3 +250,56 @@ describe('trainModel', () => {
     });
   });
 });
+
+describe('trainModel early stopping', () => {
+  // Labels drawn at random: nothing to learn, so the validation loss stops improving early and
+  // patience must end the run long before the epoch budget.
+  const rows = 200;
+  const rng = createPrng(7);
+  const x = new Float32Array(rows * 3);
+  const y = new Float32Array(rows);
+  for (let i = 0; i < x.length; i++) x[i] = rng.next() * 2 - 1;
+  for (let i = 0; i < rows; i++) y[i] = rng.next() < 0.5 ? 0 : 1;
+  const noise = { x, y, rows, cols: 3 };
+  const def = mlpDefinition({ inputSize: 3, hidden: [64], task: 'classification', classes: 2 });
+
+  it('stops after `patience` epochs without a validation-loss improvement and bills only those epochs', async () => {
+    const seen: number[] = [];
+    const r = await trainModel({
+      definition: def,
+      data: noise,
+      task: 'classification',
+      epochs: 400,
+      batchSize: 16,
+      learningRate: 0.05,
+      seed: 3,
+      validationSplit: 0.3,
+      patience: 3,
+      onEpoch: (e) => seen.push(e.epoch),
+    });
+    const es = r.metrics.earlyStopping!;
+    expect(es.stopped).toBe(true);
+    expect(r.metrics.epochs).toBeLessThan(400);
+    expect(r.metrics.epochs).toBe(seen.length);
+    expect(r.metrics.epochs - es.bestEpoch).toBe(3);
+    // Work units are what ran, not what was asked.
+    expect(r.workUnits).toBe(r.metrics.trainRows * r.metrics.epochs);
+    const best = Math.min(...r.metrics.history.map((h) => h.valLoss!));
+    expect(es.bestValLoss).toBe(best);
+  });
+
+  it('refuses patience without a validation split, and a non-integer patience', async () => {
+    const base = {
+      definition: def,
+      data: noise,
+      task: 'classification' as const,
+      epochs: 5,
+      batchSize: 16,
+      seed: 1,
+    };
+    await expect(trainModel({ ...base, validationSplit: 0, patience: 2 })).rejects.toThrow(
+      /validation split/,
+    );
+    await expect(trainModel({ ...base, validationSplit: 0.2, patience: 1.5 })).rejects.toThrow(/patience/);
+  });
+});

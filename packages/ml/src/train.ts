@@ -49,7 +49,10 @@ export interface TrainMetrics {
   history: EpochEvent[];
   trainRows: number;
   valRows: number;
+  /** Epochs actually run (fewer than asked when early stopping ended the training). */
   epochs: number;
+  /** Present with `patience`: whether training stopped early, and the epoch with the lowest val loss. */
+  earlyStopping?: { patience: number; stopped: boolean; bestEpoch: number; bestValLoss: number };
   /** Training samples processed per second of optimisation (validation passes excluded). */
   samplesPerSecond: number;
   trainSeconds: number;
@@ -71,6 +74,14 @@ export interface TrainParams {
   /** Fraction of rows held out for validation, in [0, 1). */
   validationSplit: number;
   backend?: TfBackendName;
+  /**
+   * Early stopping: stop once the validation loss has not improved (by more than `minDelta`) for
+   * this many epochs in a row. Needs a validation split > 0. Absent: run every epoch. The weights
+   * returned are the last epoch's (as Keras' EarlyStopping without restore_best_weights).
+   */
+  patience?: number;
+  /** Smallest decrease of the validation loss that counts as an improvement (default 0). */
+  minDelta?: number;
   onEpoch?: (e: EpochEvent) => void;
 }
 
@@ -105,6 +116,13 @@ function checkParams(p: TrainParams): void {
   if (p.task !== 'classification' && p.task !== 'regression')
     throw invalid('task must be classification or regression');
   if (p.data.rows * p.epochs > CAPS.maxWorkUnits) throw invalid('rows x epochs is over the work cap');
+  if (p.patience !== undefined) {
+    if (!Number.isInteger(p.patience) || p.patience < 1 || p.patience > CAPS.maxEpochs)
+      throw invalid(`patience must be an integer in 1..${CAPS.maxEpochs}`);
+    if (p.validationSplit === 0) throw invalid('patience needs a validation split above 0');
+  }
+  if (p.minDelta !== undefined && !(Number.isFinite(p.minDelta) && p.minDelta >= 0))
+    throw invalid('minDelta must be a finite number >= 0');
 }
 
 function classCount(def: ModelDefinition, shapes: ModelShapes): number {
@@ -202,6 +220,8 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
   const yVal = val.rows > 0 ? targetTensor(val, def, classes) : null;
   const history: EpochEvent[] = [];
   let trainMs = 0;
+  let best = { epoch: 0, valLoss: Number.POSITIVE_INFINITY };
+  let stopped = false;
   try {
     for (let epoch = 1; epoch <= p.epochs; epoch++) {
       const t0 = performance.now();
@@ -230,7 +250,15 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
       const e: EpochEvent = { epoch, loss, valLoss, metrics };
       history.push(e);
       p.onEpoch?.(e);
+      if (p.patience !== undefined && valLoss !== null) {
+        if (valLoss < best.valLoss - (p.minDelta ?? 0)) best = { epoch, valLoss };
+        else if (epoch - best.epoch >= p.patience) {
+          stopped = epoch < p.epochs;
+          break;
+        }
+      }
     }
+    const ran = history.length;
     const trainLoss = scalar(model.evaluate(xTrain, yTrain, { batchSize: 4096 }) as tf.Scalar);
     const last = history[history.length - 1]!;
     const metrics: TrainMetrics = {
@@ -240,10 +268,17 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
       history,
       trainRows: train.rows,
       valRows: val.rows,
-      epochs: p.epochs,
-      samplesPerSecond: (train.rows * p.epochs) / (trainMs / 1000),
+      epochs: ran,
+      samplesPerSecond: (train.rows * ran) / (trainMs / 1000),
       trainSeconds: trainMs / 1000,
     };
+    if (p.patience !== undefined)
+      metrics.earlyStopping = {
+        patience: p.patience,
+        stopped,
+        bestEpoch: best.epoch,
+        bestValLoss: best.valLoss,
+      };
     if (p.task === 'classification') {
       metrics.trainAccuracy = accuracy(model, xTrain, train.y, binary);
       if (last.metrics.valAccuracy !== undefined) metrics.valAccuracy = last.metrics.valAccuracy;
@@ -258,7 +293,7 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
       ...(data.labels ? { labels: data.labels } : {}),
       ...(data.featureNames ? { featureNames: data.featureNames } : {}),
     };
-    return { definition: def, weights, preprocessing, metrics, workUnits: train.rows * p.epochs };
+    return { definition: def, weights, preprocessing, metrics, workUnits: train.rows * ran };
   } catch (e) {
     // Engine errors can quote tensor contents, so only a FirnError's own message passes through.
     if (e instanceof FirnError) throw e;

@@ -76,7 +76,16 @@ export interface EnclaveSupervisorOptions {
   requestTimeoutMs?: number;
   /** Restart the enclave when it dies (default true). */
   restart?: boolean;
+  /**
+   * An enclave that ran at least this long before it exited counts as healthy: the restart
+   * back-off starts again from its first step, ms. Default 60 000.
+   */
+  healthyAfterMs?: number;
 }
+
+/** First restart delay, ms; it grows by this much per consecutive crash, up to RESTART_MAX_DELAY_MS. */
+export const RESTART_STEP_MS = 200;
+export const RESTART_MAX_DELAY_MS = 5000;
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -94,7 +103,13 @@ export class EnclaveSupervisor extends EventEmitter {
   private nextId = 1;
   private stopping = false;
   private readonly opts: EnclaveSupervisorOptions;
+  /** Restarts since the supervisor started (for metrics). */
   restarts = 0;
+  /** Crashes in a row, each within healthyAfterMs of its start: the back-off grows with it. */
+  consecutiveCrashes = 0;
+  /** The delay before the latest restart, ms. */
+  lastRestartDelayMs = 0;
+  private startedAt = 0;
 
   constructor(opts: EnclaveSupervisorOptions) {
     super();
@@ -123,6 +138,7 @@ export class EnclaveSupervisor extends EventEmitter {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child = child;
+    this.startedAt = Date.now();
     child.on('error', (e) => {
       // e.g. gramine-sgx not installed: say so once; calls then fail with E_ENCLAVE_UNAVAILABLE.
       this.opts.logger.error('enclave launcher failed to start', {
@@ -175,16 +191,22 @@ export class EnclaveSupervisor extends EventEmitter {
       this.emit('exit', { code, signal });
       if (!this.stopping && this.opts.restart !== false) {
         this.restarts++;
-        this.opts.logger.warn('enclave exited; restarting', { code, signal, restarts: this.restarts });
-        setTimeout(
-          () => {
-            if (!this.stopping) {
-              this.start();
-              this.emit('restarted');
-            }
-          },
-          Math.min(5000, 200 * this.restarts),
-        );
+        // A crash after a healthy run starts the back-off again; crashes in a row grow it.
+        if (Date.now() - this.startedAt >= (this.opts.healthyAfterMs ?? 60_000)) this.consecutiveCrashes = 0;
+        this.consecutiveCrashes++;
+        this.lastRestartDelayMs = Math.min(RESTART_MAX_DELAY_MS, RESTART_STEP_MS * this.consecutiveCrashes);
+        this.opts.logger.warn('enclave exited; restarting', {
+          code,
+          signal,
+          restarts: this.restarts,
+          delayMs: this.lastRestartDelayMs,
+        });
+        setTimeout(() => {
+          if (!this.stopping) {
+            this.start();
+            this.emit('restarted');
+          }
+        }, this.lastRestartDelayMs);
       }
     });
   }

@@ -15,3 +15,5 @@ export * from './storage/jobStore.ts';
 export * from './storage/s3ArtifactStore.ts';
 export * from './attachCollateral.ts';
 export * from './gramineManifest.ts';
+export * from './storage/nodeDb.ts';
+export * from './chainMonitor.ts';

@@ -61,6 +61,9 @@ export class LivenessService {
   private readonly epochs = new Set<bigint>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private failures = 0;
+  /** First block a challenge of each unclaimed epoch was seen in: the saved cursor stays before it. */
+  private readonly epochBlocks = new Map<bigint, bigint>();
 
   constructor(node: NodeDaemon, opts: LivenessServiceOptions) {
     this.node = node;
@@ -68,9 +71,32 @@ export class LivenessService {
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: Math.min(opts.pollIntervalMs ?? 1000, 200),
     });
-    this.next = opts.deployment.deployBlock;
+    // Resume from the cursor a previous run saved (node.db), never before the deployment block.
+    const saved = node.db?.cursor(this.cursorName());
+    this.next =
+      saved !== undefined && saved > opts.deployment.deployBlock ? saved : opts.deployment.deployBlock;
     if (opts.deployment.rewards === undefined)
       throw new FirnError('E_INVALID_INPUT', 'the deployment has no rewards contract: no liveness to prove');
+  }
+
+  private cursorName(): string {
+    return `liveness:${this.opts.deployment.rewards?.toLowerCase() ?? 'none'}`;
+  }
+
+  /** Persist where a restart must resume: the next block, or an unclaimed epoch's first challenge. */
+  private saveCursor(): void {
+    let c = this.next;
+    for (const b of this.epochBlocks.values()) if (b < c) c = b;
+    try {
+      this.node.db?.setCursor(this.cursorName(), c);
+    } catch {
+      // A full disk: the cursor stays behind (a rescan after a restart is safe, only slower).
+    }
+  }
+
+  /** The next block the challenge watch scans (resumed from the saved cursor after a restart). */
+  get nextBlock(): bigint {
+    return this.next;
   }
 
   private write<T>(f: () => Promise<T>): Promise<T> {
@@ -114,6 +140,7 @@ export class LivenessService {
           if (this.handled.has(c.challengeId)) continue;
           this.handled.add(c.challengeId);
           this.epochs.add(c.epoch);
+          if (!this.epochBlocks.has(c.epoch)) this.epochBlocks.set(c.epoch, c.blockNumber);
           const now = await getChallenge(this.clients, c.challengeId);
           if (now.answered) continue;
           if (head.timestamp > now.deadline) {
@@ -140,6 +167,8 @@ export class LivenessService {
         }
       }
       if (this.opts.claimRewards !== false) await this.claim(id.enclaveId);
+      else this.epochBlocks.clear();
+      this.saveCursor();
     } finally {
       this.busy = false;
     }
@@ -151,6 +180,7 @@ export class LivenessService {
     for (const epoch of [...this.epochs].sort((a, b) => (a < b ? -1 : 1))) {
       if (epoch >= currentEpoch) continue;
       this.epochs.delete(epoch);
+      this.epochBlocks.delete(epoch);
       const r = await getNodeEpochReward(this.clients, { epoch, enclaveId });
       // Points decide, not the pending view (an estimate from the pool's state now): a claimed
       // epoch refuses with NothingToClaim in simulation, before any transaction is sent.
@@ -193,14 +223,23 @@ export class LivenessService {
   start(): void {
     const tick = () => {
       this.poll()
-        .catch((e: unknown) =>
-          this.opts.logger.warn('liveness poll failed; retrying', {
-            code: isFirnError(e) ? e.code : 'E_INTERNAL',
-            message: (e as Error).message,
-          }),
+        .then(
+          () => {
+            this.failures = 0;
+          },
+          (e: unknown) => {
+            this.failures++;
+            this.opts.logger.warn('liveness poll failed; retrying', {
+              code: isFirnError(e) ? e.code : 'E_INTERNAL',
+              message: (e as Error).message,
+            });
+          },
         )
         .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.opts.pollIntervalMs ?? 1000);
+          // Back off while the chain fails (doubling, at most 30 s); the normal pace on success.
+          const base = this.opts.pollIntervalMs ?? 1000;
+          const wait = this.failures === 0 ? base : Math.min(30_000, base * 2 ** Math.min(this.failures, 20));
+          if (this.timer !== undefined) this.timer = setTimeout(tick, wait);
         });
     };
     this.timer = setTimeout(tick, 0);

@@ -17,7 +17,8 @@ import {
   remoteIp,
   UploadSlots,
 } from './http/limits.ts';
-import { readJson, Router } from './http/router.ts';
+import { readJson, Router, sendJson } from './http/router.ts';
+import { NodeDb } from './storage/nodeDb.ts';
 import { DEFAULT_STORAGE_QUOTAS, type StorageQuotas } from './storage/quota.ts';
 import type { Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -57,6 +58,24 @@ export interface NodeDaemonOptions {
   jobPolicy?: Partial<JobPolicy>;
   /** Shared S3-compatible artifact store beside the local folder (`--artifact-store`); default none. */
   sharedArtifacts?: S3ArtifactStore;
+  /** The scheduler: concurrency, queue, time limits (defaults in packages/node/src/jobs/jobApi.ts). */
+  scheduler?: NodeSchedulerOptions;
+}
+
+/** The node's job scheduler settings (`firn node start --max-jobs … --job-timeout …`). */
+export interface NodeSchedulerOptions {
+  /** Jobs run in the enclave at once (default 4). */
+  maxConcurrentJobs?: number;
+  /** Jobs admitted to wait beyond the running ones; more get 429 + Retry-After (default 16). */
+  maxQueuedJobs?: number;
+  /** How long one job may run in the enclave, ms (default 10 minutes). */
+  jobTimeoutMs?: number;
+  /** Idle warm sessions are closed after this long, ms (default 5 minutes). */
+  sessionIdleMs?: number;
+  /** How often the chain head is read, ms (default 2000). */
+  chainCheckIntervalMs?: number;
+  /** How often proved jobs are checked for finalization, ms (default 5000). */
+  finalizeIntervalMs?: number;
 }
 
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -85,6 +104,8 @@ export class NodeDaemon {
   readonly sessionRateLimiter: RequestRateLimiter;
   /** Upload concurrency, global and per uploader address. */
   readonly uploadSlots: UploadSlots;
+  /** The node's persistent state (jobs, events, sessions, cursors); undefined while it cannot be opened. */
+  db: NodeDb | undefined;
 
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
@@ -109,6 +130,10 @@ export class NodeDaemon {
     this.metrics.describe('firn_enclave_restarts_total', 'counter', 'Enclave process restarts');
     this.metrics.describe('firn_enclave_up', 'gauge', '1 when the enclave answers');
     this.metrics.describe('firn_node_info', 'gauge', 'Node identity');
+    this.metrics.describe('firn_chain_up', 'gauge', '1 when the chain RPC answered at its last read');
+    this.metrics.describe('firn_chain_clock_skew_seconds', 'gauge', 'Host clock minus chain time');
+    this.metrics.describe('firn_storage_up', 'gauge', '1 when the node database takes writes');
+    this.metrics.describe('firn_jobs_active', 'gauge', 'Jobs admitted and not over (running or queued)');
   }
 
   private get sealedPath(): string {
@@ -120,11 +145,18 @@ export class NodeDaemon {
     return join(this.opts.dataDir, 'sealed-state.json');
   }
 
+  /** Best effort (a full disk keeps the previous floor; the enclave re-emits on its next advance). */
   private saveSealedState(state: unknown): void {
     if (state === undefined || state === null) return;
     const tmp = `${this.sealedStatePath}.tmp`;
-    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
-    renameSync(tmp, this.sealedStatePath);
+    try {
+      writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+      renameSync(tmp, this.sealedStatePath);
+    } catch (e) {
+      this.opts.logger.warn('could not store the enclave state', {
+        code: (e as { code?: string }).code ?? 'E_INTERNAL',
+      });
+    }
   }
 
   /** Start (or restart) the enclave and open its sealed keys; first start creates them. */
@@ -185,13 +217,42 @@ export class NodeDaemon {
     this.mountRoutes();
     // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
     if (this.opts.chain) {
-      this.jobs = new JobService(this, {
-        ...this.opts.chain,
-        logger: log,
-        ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
-        ...(this.opts.sharedArtifacts === undefined ? {} : { sharedArtifacts: this.opts.sharedArtifacts }),
-      });
-      this.jobs.mount(this.router);
+      // A full disk must not stop the node from starting: it serves attestation and reports
+      // storage as down; jobs are refused with 507 until the database opens.
+      try {
+        this.db = new NodeDb(this.opts.dataDir);
+      } catch (e) {
+        log.error('the node database cannot be opened; jobs are refused', { code: (e as FirnError).code });
+      }
+      const sch = this.opts.scheduler ?? {};
+      this.jobs = this.db
+        ? new JobService(this, {
+            ...this.opts.chain,
+            logger: log,
+            ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
+            ...(this.opts.sharedArtifacts === undefined
+              ? {}
+              : { sharedArtifacts: this.opts.sharedArtifacts }),
+            ...(sch.maxConcurrentJobs === undefined ? {} : { maxConcurrentJobs: sch.maxConcurrentJobs }),
+            ...(sch.maxQueuedJobs === undefined ? {} : { maxQueuedJobs: sch.maxQueuedJobs }),
+            ...(sch.jobTimeoutMs === undefined ? {} : { enclaveTimeoutMs: sch.jobTimeoutMs }),
+            ...(sch.sessionIdleMs === undefined ? {} : { sessionIdleMs: sch.sessionIdleMs }),
+            ...(sch.chainCheckIntervalMs === undefined
+              ? {}
+              : { chainCheckIntervalMs: sch.chainCheckIntervalMs }),
+            ...(sch.finalizeIntervalMs === undefined ? {} : { finalizeIntervalMs: sch.finalizeIntervalMs }),
+          })
+        : undefined;
+      if (this.jobs) {
+        this.jobs.mount(this.router);
+        await this.jobs.start();
+      } else {
+        const full = () => {
+          throw new FirnError('E_STORAGE_FULL', "the node's storage cannot be written; it takes no jobs now");
+        };
+        for (const m of ['PUT /v1/artifacts', 'POST /v1/jobs', 'POST /v1/sessions'])
+          this.router.add(m.split(' ')[0]!, m.split(' ')[1]!, full);
+      }
     }
     this.opts.extendRoutes?.(this.router, this);
     this.server = createServer((req, res) => {
@@ -204,6 +265,36 @@ export class NodeDaemon {
     const addr = this.server.address() as AddressInfo;
     this.url = this.opts.endpoint ?? `http://${this.opts.host ?? '127.0.0.1'}:${addr.port}`;
     log.info('node API listening', { url: this.url });
+  }
+
+  /**
+   * The node's health: `enclave` (answers hello within 2 s), `storage` (the database takes a write),
+   * `chain` (the RPC answered at its last read; block, host clock skew). `ok` only when all are up;
+   * a serve-only node (no chain) reports the enclave alone.
+   */
+  async health(): Promise<{
+    ok: boolean;
+    enclave: 'up' | 'down';
+    storage?: 'up' | 'down';
+    chain?: ReturnType<NonNullable<NodeDaemon['jobs']>['chainMonitor']['health']>;
+    jobs?: { active: number };
+  }> {
+    let enclave: 'up' | 'down' = 'up';
+    try {
+      await this.supervisor.call('hello', {}, 2000);
+    } catch {
+      enclave = 'down';
+    }
+    if (!this.opts.chain) return { ok: enclave === 'up', enclave };
+    const storage: 'up' | 'down' = this.db?.writable() ? 'up' : 'down';
+    const chain = this.jobs?.chainMonitor.health() ?? { up: false, error: 'job service not started' };
+    return {
+      ok: enclave === 'up' && storage === 'up' && chain.up,
+      enclave,
+      storage,
+      chain,
+      ...(this.jobs ? { jobs: { active: this.jobs.activeJobs } } : {}),
+    };
   }
 
   /** Evidence for a caller-chosen nonce (the caller then verifies it itself). */
@@ -220,13 +311,11 @@ export class NodeDaemon {
 
   private mountRoutes(): void {
     const r = this.router;
-    r.add('GET', '/healthz', async () => {
-      try {
-        await this.supervisor.call('hello', {}, 2000);
-        return { ok: true, enclave: 'up' };
-      } catch {
-        throw new FirnError('E_ENCLAVE_UNAVAILABLE', 'enclave is not answering');
-      }
+    // Each part separately; 503 when any is down, so a load balancer stops sending jobs here.
+    r.add('GET', '/healthz', async ({ res }) => {
+      const h = await this.health();
+      sendJson(res, h.ok ? 200 : 503, h);
+      return undefined;
     });
     r.add('GET', '/v1/node', () => ({
       ...this.identity,
@@ -246,6 +335,14 @@ export class NodeDaemon {
         this.metrics.set('firn_http_requests_total', v, { method: method!, route: route!, status: status! });
       }
       this.metrics.set('firn_enclave_up', this.supervisor.pid === undefined ? 0 : 1);
+      if (this.opts.chain) {
+        const chain = this.jobs?.chainMonitor.health();
+        this.metrics.set('firn_chain_up', chain?.up ? 1 : 0);
+        if (chain?.clockSkewSeconds !== undefined)
+          this.metrics.set('firn_chain_clock_skew_seconds', chain.clockSkewSeconds);
+        this.metrics.set('firn_storage_up', this.db?.writable() ? 1 : 0);
+        this.metrics.set('firn_jobs_active', this.jobs?.activeJobs ?? 0);
+      }
       if (this.identity)
         this.metrics.set('firn_node_info', 1, {
           enclave_id: this.identity.enclaveId,
@@ -260,8 +357,10 @@ export class NodeDaemon {
   }
 
   async stop(): Promise<void> {
+    this.jobs?.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections?.();
     await this.supervisor.stop();
+    this.db?.close();
   }
 }

@@ -67,6 +67,16 @@ export const OPENAPI_DOCUMENT = {
       'A firn node host: attestation, sealed artifacts, encrypted jobs. The host sees ciphertext only; every request body is size-capped.',
   },
   paths: {
+    '/healthz': {
+      get: {
+        summary:
+          'Health of the enclave, the storage and the chain, each on its own ({ok, enclave, storage, chain: {up, block, clockSkewSeconds, lastSeenSecondsAgo, error?}, jobs: {active}})',
+        responses: {
+          '200': { description: 'All parts up' },
+          '503': { description: 'A part is down (same body, ok: false)' },
+        },
+      },
+    },
     '/v1/node': {
       get: {
         summary: 'Node identity and registration status',
@@ -181,7 +191,11 @@ export const OPENAPI_DOCUMENT = {
               'Accepted; once it has an enclave slot the enclave pre-flights it (opens the request, checks it against the chain and the grants) and only then the node claims and runs it. A request refused by the pre-flight ends as status failed with its code (E_DECRYPT, E_JOB_INVALID, E_GRANT_*), never claimed',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/JobRecord' } } },
           },
-          '409': { description: 'Job not Open, or already submitted here' },
+          '409': {
+            description:
+              'Job not Open, or already submitted here with another body (the same body again answers 202 with the current record and never runs the job twice)',
+          },
+          '507': { description: 'The node’s disk is full (E_STORAGE_FULL)', content: errorBody },
           ...errors,
           ...authErrors,
           ...claimErrors,
@@ -209,8 +223,12 @@ export const OPENAPI_DOCUMENT = {
     '/v1/jobs/{id}/events': {
       get: {
         summary:
-          'Server-sent events: `progress` (data {seq, message: base64 channel event}) then `end` (data {status, error?})',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
+          'Server-sent events (docs/decisions/1040): `progress` (id = seq; data {seq, message: base64 channel event}, seq 0, 1, 2…) then `end` (data {status, events: count, error?}); resumable with Last-Event-ID or ?after=seq; replayed after a node restart',
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: hex32 },
+          { name: 'after', in: 'query', required: false, schema: { type: 'integer', minimum: -1 } },
+          { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'integer', minimum: -1 } },
+        ],
         responses: {
           '200': { description: 'Event stream', content: { 'text/event-stream': {} } },
           '429': {

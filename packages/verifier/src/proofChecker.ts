@@ -52,7 +52,11 @@ export interface ProofCheckerOptions {
   resultGraceFraction?: number;
   result?: ResultCheckOptions;
   pollIntervalMs?: number;
+  /** Longest wait between polls while they fail, ms (doubling from pollIntervalMs). Default 30 000. */
+  maxBackoffMs?: number;
   fromBlock?: bigint;
+  /** Called with the block a restart must resume from (persist it; see CursorStore). */
+  onProgress?: (cursor: bigint) => void;
   logger?: {
     info(m: string, f?: Record<string, unknown>): void;
     warn(m: string, f?: Record<string, unknown>): void;
@@ -156,6 +160,9 @@ export async function checkSubmittedProof(
 export class ProofChecker {
   private timer: NodeJS.Timeout | undefined;
   private next: bigint;
+  private failures = 0;
+  /** Block of each proof being checked now: the saved cursor never moves past an unfinished one. */
+  private readonly pendingBlocks = new Map<string, bigint>();
   private busy = false;
   readonly verdicts: ProofVerdict[] = [];
 
@@ -225,6 +232,13 @@ export class ProofChecker {
     return verdict;
   }
 
+  /** The block a restarted checker must resume from: the next one, or an unfinished proof's. */
+  get cursor(): bigint {
+    let c = this.next;
+    for (const b of this.pendingBlocks.values()) if (b < c) c = b;
+    return c;
+  }
+
   /** Scan new ProofSubmitted events once. */
   async poll(): Promise<void> {
     if (this.busy) return;
@@ -245,14 +259,20 @@ export class ProofChecker {
         // Each proof is judged on its own (a result check may wait for a slow node): never awaited here.
         if (jobId && tx && !this.handling.has(jobId)) {
           this.handling.add(jobId);
+          this.pendingBlocks.set(jobId, l.blockNumber ?? this.next);
           void this.handle(jobId, tx)
             .catch((e: unknown) =>
               this.opts.logger?.warn('proof check failed', { jobId, message: (e as Error).message }),
             )
-            .finally(() => this.handling.delete(jobId));
+            .finally(() => {
+              this.handling.delete(jobId);
+              this.pendingBlocks.delete(jobId);
+              this.opts.onProgress?.(this.cursor);
+            });
         }
       }
       this.next = head + 1n;
+      this.opts.onProgress?.(this.cursor);
     } finally {
       this.busy = false;
     }
@@ -262,11 +282,23 @@ export class ProofChecker {
     this.stopped = false;
     const tick = () => {
       this.poll()
-        .catch((e: unknown) =>
-          this.opts.logger?.warn('proof watch failed; retrying', { message: (e as Error).message }),
+        .then(
+          () => {
+            this.failures = 0;
+          },
+          (e: unknown) => {
+            this.failures++;
+            this.opts.logger?.warn('proof watch failed; retrying', { message: (e as Error).message });
+          },
         )
         .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.opts.pollIntervalMs ?? 1000);
+          // Back off while the RPC fails (doubling, capped), back to the normal pace on success.
+          const base = this.opts.pollIntervalMs ?? 1000;
+          const wait =
+            this.failures === 0
+              ? base
+              : Math.min(this.opts.maxBackoffMs ?? 30_000, base * 2 ** Math.min(this.failures, 20));
+          if (this.timer !== undefined) this.timer = setTimeout(tick, wait);
         });
     };
     this.timer = setTimeout(tick, 0);

@@ -23,6 +23,8 @@ import {
   refusalNameOf,
   teeTypeName,
 } from '@firn/core';
+import { join } from 'node:path';
+import { CursorStore } from './cursorStore.ts';
 import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
 import { ProofChecker, type ProofCheckerOptions } from './proofChecker.ts';
@@ -72,6 +74,13 @@ export interface VerifierDaemonOptions {
   challengeLiveness?: boolean;
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
   sweepIntervalMs?: number;
+  /**
+   * Where the verifier keeps its chain cursors (`verifier-cursors-<address>.json`), so a restart after a
+   * crash or an RPC/anvil outage resumes from the last handled block. Absent: in memory only.
+   */
+  stateDir?: string;
+  /** Longest wait between chain polls while the RPC fails, ms (the wait doubles). Default 30 000. */
+  maxBackoffMs?: number;
 }
 
 /**
@@ -119,11 +128,42 @@ export class VerifierDaemon {
     });
   }
 
+  /** The next block the registration watch scans (resumed from the saved cursor after a restart). */
+  get nextRegistrationBlock(): bigint | undefined {
+    return this.watcher?.nextBlock;
+  }
+
+  /** The persisted cursors, when `stateDir` was given. */
+  cursors: CursorStore | undefined;
+
+  /** Resume point of a watch: the saved cursor, never before the deployment block. */
+  private resumeFrom(name: string): bigint {
+    const saved = this.cursors?.get(`${this.opts.deployment.jobMarket.toLowerCase()}:${name}`);
+    const deploy = this.opts.deployment.deployBlock;
+    return saved !== undefined && saved > deploy ? saved : deploy;
+  }
+
+  private saveCursor(name: string, block: bigint): void {
+    this.cursors?.set(`${this.opts.deployment.jobMarket.toLowerCase()}:${name}`, block);
+  }
+
   start(): void {
+    if (this.opts.stateDir !== undefined && this.cursors === undefined)
+      // One file per verifier account: verifiers sharing a state folder never read each other's cursor.
+      this.cursors = new CursorStore(
+        join(
+          this.opts.stateDir,
+          `verifier-cursors-${requireWallet(this.clients).account.address.toLowerCase()}.json`,
+        ),
+        (e) => this.opts.logger.warn('could not save the chain cursor', { message: e.message }),
+      );
+    const fromBlock = this.resumeFrom('registrations');
     this.watcher = watchRegistrations(this.clients, {
-      fromBlock: this.opts.deployment.deployBlock,
+      fromBlock,
       pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+      maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
       onEvent: (e) => this.onRegistration(e),
+      onProgress: (next) => this.saveCursor('registrations', next),
       onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
     });
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 5000);
@@ -132,6 +172,9 @@ export class VerifierDaemon {
       this.proofs = new ProofChecker(this.clients, {
         ...this.opts.proofChecks,
         pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+        maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
+        fromBlock: this.resumeFrom('proofs'),
+        onProgress: (cursor) => this.saveCursor('proofs', cursor),
         logger: this.opts.logger,
       });
       this.proofs.start();

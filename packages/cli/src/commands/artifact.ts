@@ -1,26 +1,132 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import {
-  type DevnetStateFile,
-  devnetRoots,
-  grantForJob,
-  MAX_JOB_PLAN_BYTES,
-  openOutput,
-  paddedContentType,
-  padPlaintext,
-  parseJobPlan,
-  parsePaddedContentType,
-} from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
-import { artifactId, generateKemKeyPair, sealArtifact } from '@firn/crypto';
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+// The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
+import { paddedContentType, paddedLength, parsePaddedContentType } from '../../../client/src/padding.ts';
+import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import {
+  ArtifactHasher,
+  generateKemKeyPair,
+  openArtifactStream,
+  readArtifactHeader,
+  sealArtifactStream,
+} from '@firn/crypto';
 import type { Command } from 'commander';
-import { readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
-import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+
+/** Bytes per read and per emitted zero block while streaming. */
+const STREAM_CHUNK = 1024 * 1024;
+
+/** The file's plaintext followed, with `pad`, by the bit padding up to its Padmé bucket (streamed). */
+async function* plaintextOf(path: string, size: number, pad: boolean): AsyncIterable<Uint8Array> {
+  let n = 0;
+  for await (const c of createReadStream(path, { highWaterMark: STREAM_CHUNK })) {
+    n += (c as Buffer).length;
+    yield c as Buffer;
+  }
+  // The file changed while it was read: the padding (and the size the user was told) would lie.
+  if (n !== size) throw new FirnError('E_CONFLICT', `${path} changed size while it was sealed`);
+  if (!pad) return;
+  let left = paddedLength(size) - size;
+  const first = new Uint8Array(Math.min(left, STREAM_CHUNK));
+  first[0] = 0x80;
+  yield first;
+  left -= first.length;
+  const zeros = new Uint8Array(STREAM_CHUNK);
+  while (left > 0) {
+    const k = Math.min(left, STREAM_CHUNK);
+    yield zeros.subarray(0, k);
+    left -= k;
+  }
+}
 
 /**
- * Seal a file to one or more X25519 recipients; returns the artifact id and size. With `pad`, the
- * plaintext is padded inside the encryption to a Padmé size bucket (packages/client/src/padding.ts),
- * so the sealed size reveals only the bucket; `artifact open` removes the padding.
+ * Remove bit padding from a plaintext stream in constant memory: a run of trailing zeros is kept
+ * as a count, not a buffer, and released only when a non-zero byte follows it. At the end the last
+ * non-zero byte must be the 0x80 marker (E_ARTIFACT_FORMAT otherwise), and it and the zeros are dropped.
+ */
+export async function* unpadStream(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  let held: number | undefined; // the last non-zero byte seen, not yet released
+  let zeros = 0; // zeros after it (or from the start), not yet released
+  const zeroBlock = new Uint8Array(STREAM_CHUNK);
+  function* release(): Generator<Uint8Array> {
+    if (held !== undefined) yield Uint8Array.of(held);
+    while (zeros > 0) {
+      const k = Math.min(zeros, STREAM_CHUNK);
+      yield zeroBlock.subarray(0, k);
+      zeros -= k;
+    }
+    held = undefined;
+  }
+  for await (const c of source) {
+    let last = c.length - 1;
+    while (last >= 0 && c[last] === 0) last--;
+    if (last < 0) {
+      zeros += c.length;
+      continue;
+    }
+    yield* release();
+    if (last > 0) yield c.subarray(0, last);
+    held = c[last];
+    zeros = c.length - last - 1;
+  }
+  if (held !== 0x80) throw new FirnError('E_ARTIFACT_FORMAT', 'padded artifact has no padding marker');
+}
+
+/** Write a stream to `out` through a temp file beside it, renamed into place only when complete. */
+async function writeStreamAtomically(
+  out: string,
+  source: AsyncIterable<Uint8Array>,
+  force: boolean,
+  onChunk?: (c: Uint8Array) => void,
+): Promise<number> {
+  const tmp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
+  let size = 0;
+  async function* counted() {
+    for await (const c of source) {
+      size += c.length;
+      onChunk?.(c);
+      yield c;
+    }
+  }
+  try {
+    // One chunk in flight: Readable.from would otherwise queue 16 (16 MiB) ahead of the disk.
+    await pipeline(
+      Readable.from(counted(), { objectMode: true, highWaterMark: 1 }),
+      createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
+    );
+    // Re-checked at the end: a file that appeared meanwhile is not replaced without --force.
+    if (!force && existsSync(out))
+      throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
+    renameSync(tmp, out);
+    return size;
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function checkOut(out: string, force: boolean | undefined): void {
+  if (!force && existsSync(out))
+    throw new FirnError('E_CONFLICT', `--out ${out} already exists; pass --force to replace it`);
+}
+
+/**
+ * Seal a file to one or more X25519 recipients; returns the artifact id and size. Streamed: the
+ * file is read, encrypted and written one chunk at a time, so memory stays flat whatever its size.
+ * With `pad`, the plaintext is padded inside the encryption to a Padmé size bucket
+ * (packages/client/src/padding.ts), so the sealed size reveals only the bucket; `artifact open`
+ * removes the padding. The output is written to a temp file and renamed into place when complete.
  */
 export async function artifactSeal(o: {
   in: string;
@@ -28,6 +134,7 @@ export async function artifactSeal(o: {
   recipients: string[];
   contentType: string;
   pad?: boolean;
+  force?: boolean;
 }) {
   if (o.recipients.length === 0)
     throw new InvalidInputError('pass at least one --recipient KEM public key (hex)');
@@ -36,37 +143,70 @@ export async function artifactSeal(o: {
     throw new InvalidInputError(
       '--content-type carries firn-pad=padme: drop it (pass --pad to pad); artifact open would cut the file',
     );
-  const plain = new Uint8Array(readFileSync(o.in));
-  const sealed = await sealArtifact(o.pad ? padPlaintext(plain) : plain, {
-    recipients: o.recipients.map((r) => hexBytes(r, 'recipient', 32)),
-    contentType: o.pad ? paddedContentType(o.contentType) : o.contentType,
-  });
-  writeFileSync(o.out, sealed);
-  return { id: artifactId(sealed), size: sealed.length, padded: o.pad === true };
+  const recipients = o.recipients.map((r) => hexBytes(r, 'recipient', 32));
+  checkOut(o.out, o.force);
+  const size = statSync(o.in).size;
+  const hasher = new ArtifactHasher();
+  const written = await writeStreamAtomically(
+    o.out,
+    sealArtifactStream(plaintextOf(o.in, size, o.pad === true), {
+      recipients,
+      contentType: o.pad ? paddedContentType(o.contentType) : o.contentType,
+    }),
+    o.force === true,
+    (c) => hasher.update(c),
+  );
+  return { id: hasher.digest(), size: written, padded: o.pad === true };
 }
 
 function readKemKey(file: string): Uint8Array {
-  const o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
+  let o: { privateKey?: unknown };
+  try {
+    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new InvalidInputError(`--key-file ${file} is not JSON`);
+    throw e;
+  }
   return hexBytes(o.privateKey, 'privateKey', 32);
 }
 
-/** Open a sealed artifact with a KEM private key (JSON key file from `firn artifact keygen`). */
-export async function artifactOpen(o: { in: string; out: string; keyFile: string }) {
-  const sealed = new Uint8Array(readFileSync(o.in));
-  const r = await openOutput(sealed, readKemKey(o.keyFile));
-  writeFileSync(o.out, r.bytes);
-  return { id: artifactId(sealed), contentType: r.contentType, size: r.bytes.length };
+/**
+ * Open a sealed artifact with a KEM private key (JSON key file from `firn artifact keygen`).
+ * Streamed in constant memory; the plaintext is written to a temp file and renamed into place
+ * only once the whole artifact verified, so a truncated or tampered artifact leaves no output.
+ */
+export async function artifactOpen(o: { in: string; out: string; keyFile: string; force?: boolean }) {
+  const kemPrivateKey = readKemKey(o.keyFile);
+  checkOut(o.out, o.force);
+  const header = await readArtifactHeader(createReadStream(o.in, { highWaterMark: 64 * 1024 }));
+  const t = parsePaddedContentType(header.contentType);
+  const hasher = new ArtifactHasher();
+  async function* sealed() {
+    for await (const c of createReadStream(o.in, { highWaterMark: 256 * 1024 })) {
+      hasher.update(c as Buffer);
+      yield c as Buffer;
+    }
+  }
+  const plain = openArtifactStream(sealed(), { kemPrivateKey });
+  const size = await writeStreamAtomically(o.out, t.padded ? unpadStream(plain) : plain, o.force === true);
+  return { id: hasher.digest(), contentType: t.padded ? t.contentType : header.contentType, size };
 }
 
-/** Write a fresh X25519 KEM key pair as JSON (mode 0600). */
-export async function artifactKeygen(o: { out: string }) {
+/** Write a fresh X25519 KEM key pair as JSON (mode 0600); never over an existing file without `force`. */
+export async function artifactKeygen(o: { out: string; force?: boolean }) {
+  if (!o.force && existsSync(o.out))
+    throw new FirnError(
+      'E_CONFLICT',
+      `--out ${o.out} already exists: replacing a key makes everything sealed to it unrecoverable; pass --force to replace it`,
+    );
   const k = await generateKemKeyPair();
-  writeFileSync(
-    o.out,
-    JSON.stringify({ privateKey: bytesToHex(k.privateKey), publicKey: bytesToHex(k.publicKey) }),
-    // Never over an existing key: everything sealed to it would be lost.
-    { mode: 0o600, flag: 'wx' },
-  );
+  const json = JSON.stringify({ privateKey: bytesToHex(k.privateKey), publicKey: bytesToHex(k.publicKey) });
+  if (o.force) {
+    // Written beside it and renamed: the old key is replaced whole or not at all.
+    const tmp = `${o.out}.${randomBytes(6).toString('hex')}.tmp`;
+    writeFileSync(tmp, json, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, o.out);
+  } else writeFileSync(o.out, json, { mode: 0o600, flag: 'wx' });
   return { publicKey: bytesToHex(k.publicKey) };
 }
 
@@ -98,6 +238,10 @@ export interface ArtifactGrantOptions {
  * check). Give the grant file to the requester (`firn run --grants-dir`). The key files never leave.
  */
 export async function artifactGrant(o: ArtifactGrantOptions) {
+  // The requester SDK is loaded only here, so `artifact seal|open|keygen` stay a small process.
+  const { devnetRoots, grantForJob, MAX_JOB_PLAN_BYTES, parseJobPlan } = await import('@firn/client');
+  const { readKey, resolveChain } = await import('../chainArgs.ts');
+  const { loadPolicy, loadSimRoots } = await import('../policyArgs.ts');
   const planSize = statSync(o.plan).size;
   if (planSize > MAX_JOB_PLAN_BYTES) throw new TooLargeError('job plan', planSize, MAX_JOB_PLAN_BYTES);
   const plan = parseJobPlan(readFileSync(o.plan, 'utf8'));
@@ -107,9 +251,9 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     ...(o.deployment ? { deployment: o.deployment } : {}),
     ...(o.devnet ? { devnet: o.devnet } : {}),
   });
-  const state = chain.devnet as Partial<DevnetStateFile> | undefined;
+  const state = chain.devnet as Partial<import('@firn/client').DevnetStateFile> | undefined;
   const pinned = state?.simulatedRootPem
-    ? devnetRoots(state as DevnetStateFile)
+    ? devnetRoots(state as import('@firn/client').DevnetStateFile)
     : { roots: {}, gpuRoots: {} };
   const kem = JSON.parse(readFileSync(o.kemKeyFile, 'utf8')) as { privateKey?: unknown; publicKey?: unknown };
   const grant = await grantForJob({
@@ -143,31 +287,54 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
 
 export function registerArtifact(program: Command): void {
   const a = program.command('artifact').description('sealed artifacts');
-  const run = (f: () => Promise<unknown>, json = true) =>
+  // One error format per output mode: these commands print JSON results, so --json selects JSON
+  // errors too; without it errors are one text line on stderr like every other command.
+  const run = (f: () => Promise<unknown>, json: boolean | undefined) =>
     f().then(printJson, (e: unknown) => {
-      printError(e, json);
+      printError(e, json === true);
       process.exitCode = 1;
     });
   a.command('keygen')
     .description('create an X25519 KEM key pair file')
-    .requiredOption('--out <file>', 'key file to write')
-    .action((o: { out: string }) => run(() => artifactKeygen(o)));
+    .requiredOption('--out <file>', 'key file to write (refused if it exists)')
+    .option(
+      '--force',
+      'replace an existing key file (everything sealed to the old key becomes unrecoverable)',
+    )
+    .option('--json', 'errors as JSON too')
+    .action((o: { out: string; force?: boolean; json?: boolean }) => run(() => artifactKeygen(o), o.json));
   a.command('seal <in>')
     .description('seal a file to KEM public keys')
     .requiredOption('--out <file>', 'sealed output')
     .requiredOption('--recipient <hex...>', 'recipient KEM public key(s), hex')
     .option('--content-type <type>', 'content type', 'application/octet-stream')
     .option('--pad', 'pad the plaintext (inside the encryption) to a Padmé size bucket, at least 4 KiB')
-    .action((inp: string, o: { out: string; recipient: string[]; contentType: string; pad?: boolean }) =>
-      run(() =>
-        artifactSeal({
-          in: inp,
-          out: o.out,
-          recipients: o.recipient,
-          contentType: o.contentType,
-          pad: o.pad === true,
-        }),
-      ),
+    .option('--force', 'replace --out if it exists')
+    .option('--json', 'errors as JSON too')
+    .action(
+      (
+        inp: string,
+        o: {
+          out: string;
+          recipient: string[];
+          contentType: string;
+          pad?: boolean;
+          force?: boolean;
+          json?: boolean;
+        },
+      ) =>
+        run(
+          () =>
+            artifactSeal({
+              in: inp,
+              out: o.out,
+              recipients: o.recipient,
+              contentType: o.contentType,
+              pad: o.pad === true,
+              force: o.force === true,
+            }),
+          o.json,
+        ),
     );
   a.command('grant')
     .description(
@@ -192,12 +359,15 @@ export function registerArtifact(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .action((o: ArtifactGrantOptions) => run(() => artifactGrant(o)));
+    .option('--json', 'errors as JSON too')
+    .action((o: ArtifactGrantOptions & { json?: boolean }) => run(() => artifactGrant(o), o.json));
   a.command('open <in>')
     .description('open a sealed artifact with a KEM key file')
     .requiredOption('--out <file>', 'plaintext output')
     .requiredOption('--key-file <file>', 'KEM key file (from keygen)')
-    .action((inp: string, o: { out: string; keyFile: string }) =>
-      run(() => artifactOpen({ in: inp, out: o.out, keyFile: o.keyFile })),
+    .option('--force', 'replace --out if it exists')
+    .option('--json', 'errors as JSON too')
+    .action((inp: string, o: { out: string; keyFile: string; force?: boolean; json?: boolean }) =>
+      run(() => artifactOpen({ in: inp, out: o.out, keyFile: o.keyFile, force: o.force === true }), o.json),
     );
 }

@@ -1,11 +1,11 @@
 import { chmodSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
 import { runInferenceDemo, runRewardsDemo, runTrainingDemo, runTwoOwnerInferenceDemo } from '@firn/client';
 import type { Command } from 'commander';
 import { startDevnet } from '../devnet/startDevnet.ts';
-import { printError } from '../output.ts';
-import { renderNodeTable } from './nodes.ts';
+import { exitCodeOf, printError } from '../output.ts';
+import { nodeGpuCount, renderNodeTable } from './nodes.ts';
 
 export interface DevnetCommandOptions {
   dir: string;
@@ -49,16 +49,19 @@ export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
 
   const nodes = await listNodes(createFirnClients(net.anvil.rpcUrl, undefined, net.deployment));
   log(`all ${net.nodes.length} nodes Active after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  process.stdout.write(`\n${renderNodeTable(nodes)}\n\n`);
+  const gpus = await Promise.all(nodes.map((n) => nodeGpuCount(n.endpoint)));
+  process.stdout.write(`\n${renderNodeTable(nodes, gpus)}\n\n`);
   for (const [i, a] of net.apps.entries())
     log(
       `app ${a.name} ${a.version}: measurement ${a.measurement}, workloads ${a.workloads.join(', ')}, node ${net.nodes[net.nodes.length - net.apps.length + i]!.url}`,
     );
-  if (o.stateFile) {
+  {
+    // Under the devnet folder by default (gitignored), beside the keys it names.
+    const stateFile = resolve(o.stateFile ?? join(net.dir, 'state.json'));
     // It holds the devnet accounts' private keys: owner-only, like the key files.
-    writeFileSync(resolve(o.stateFile), JSON.stringify(net.state, null, 2), { mode: 0o600 });
-    chmodSync(resolve(o.stateFile), 0o600); // `mode` applies only when the file is created
-    log(`state written to ${resolve(o.stateFile)}`);
+    writeFileSync(stateFile, JSON.stringify(net.state, null, 2), { mode: 0o600 });
+    chmodSync(stateFile, 0o600); // `mode` applies only when the file is created
+    log(`state written to ${stateFile} (use it as --devnet ${stateFile})`);
   }
   log(`RPC ${net.anvil.rpcUrl}  registry ${net.deployment.registry}  market ${net.deployment.jobMarket}`);
   log(`logs in ${resolve(net.dir, 'logs')}`);
@@ -85,11 +88,15 @@ export function registerDevnet(program: Command): void {
     .description(
       'run a local firn network: anvil, contracts, nodes on the simulated TEE, verifiers, demo jobs',
     )
-    .option('--dir <dir>', 'working directory (wiped at start)', '.devnet')
+    .option(
+      '--dir <dir>',
+      'working directory: keys, logs, state.json (wiped at start; refused while another devnet runs in it)',
+      '.devnet',
+    )
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--verifiers <n>', 'number of verifiers', '2')
     .option('--gpu-nodes <n>', 'nodes (the last ones) with a simulated GPU (composite evidence)', '1')
-    .option('--state-file <path>', 'write the network state as JSON once it is ready')
+    .option('--state-file <path>', 'where to write the network state JSON (default DIR/state.json)')
     .option('--no-demo', 'skip the confidential inference and training demo')
     .option('--exit-after-demo', 'stop the network after the demo instead of staying up')
     .option('--ready-timeout <s>', 'seconds to wait for every node to become Active', '90')
@@ -106,7 +113,7 @@ export function registerDevnet(program: Command): void {
         await runDevnet(o);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }

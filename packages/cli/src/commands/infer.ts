@@ -1,11 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
-import { FirnError, type Hex, TooLargeError } from '@firn/core';
+import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import type { Command } from 'commander';
-import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, requesterKeyFor, resolveChain } from '../chainArgs.ts';
+import { recordJob } from '../jobJournal.ts';
 import { printError, printJson } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
@@ -13,7 +23,10 @@ export interface InferOptions {
   model: string;
   input: string;
   out: string;
-  proof: string;
+  /** Default: OUT's name with `.proof.json` (e.g. out.json -> out.proof.json). */
+  proof?: string;
+  /** A KEM key file (firn artifact keygen) the outputs are sealed to, so `firn job result` can open them later. */
+  kemKey?: string;
   rpc?: string;
   market?: string;
   devnet?: string;
@@ -42,9 +55,61 @@ export interface InferResult {
 const MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 
 function readCapped(path: string, cap: number, what: string): Uint8Array {
-  const b = new Uint8Array(readFileSync(path));
+  let b: Uint8Array;
+  try {
+    b = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new FirnError(
+      code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_INVALID_INPUT',
+      `--${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? 'cannot be read')}`,
+    );
+  }
   if (b.length > cap) throw new TooLargeError(what, b.length, cap);
   return b;
+}
+
+/** `--proof` by default: beside OUT, `x.json` -> `x.proof.json` (train writes MODEL_DIR/proof.json). */
+export function defaultProofPath(out: string): string {
+  return out.toLowerCase().endsWith('.json') ? `${out.slice(0, -5)}.proof.json` : `${out}.proof.json`;
+}
+
+/**
+ * Refuse, before any payment, an output path that exists (E_CONFLICT) or cannot be created: its
+ * directory missing (E_NOT_FOUND) or not writable (E_FORBIDDEN). Names the flag and the path.
+ */
+export function assertWritableNew(path: string, flag: string): void {
+  if (existsSync(path))
+    throw new FirnError('E_CONFLICT', `${flag} ${path} already exists; pass another path or remove it`);
+  const dir = dirname(path);
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new FirnError('E_NOT_FOUND', `${flag} ${path}: the directory ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new FirnError('E_INVALID_INPUT', `${flag} ${path}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new FirnError('E_FORBIDDEN', `${flag} ${path}: the directory ${dir} is not writable`);
+  }
+}
+
+/** A KEM key pair from a `firn artifact keygen` file (`--kem-key`). */
+export function readKemKeyPair(file: string): { privateKey: Uint8Array; publicKey: Uint8Array } {
+  let o: { privateKey?: unknown; publicKey?: unknown };
+  try {
+    o = JSON.parse(readFileSync(file, 'utf8')) as typeof o;
+  } catch (e) {
+    const why =
+      e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
+    throw new FirnError('E_INVALID_INPUT', `--kem-key ${file} ${why === 'ENOENT' ? 'does not exist' : why}`);
+  }
+  return {
+    privateKey: hexBytes(o.privateKey, `--kem-key ${file} privateKey`, 32),
+    publicKey: hexBytes(o.publicKey, `--kem-key ${file} publicKey`, 32),
+  };
 }
 
 /**
@@ -74,36 +139,39 @@ export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | 
 export async function inferCommand(
   o: InferOptions,
   log: (line: string) => void = () => {},
-): Promise<InferResult> {
+): Promise<InferResult & { out: string; proof: string }> {
   const escrow = etherArg(o.escrow, '--escrow');
-  // Before any escrow: never write over a file the user has (a swapped flag would hit the model).
-  for (const p of [o.out, o.proof])
-    if (existsSync(p))
-      throw new FirnError('E_CONFLICT', `${p} already exists; pass another path or remove it`);
-  if (resolve(o.out) === resolve(o.proof))
-    throw new FirnError('E_INVALID_INPUT', '--out and --proof must differ');
+  const out = resolve(o.out);
+  const proof = resolve(o.proof ?? defaultProofPath(o.out));
+  if (out === proof) throw new FirnError('E_INVALID_INPUT', '--out and --proof must differ');
+  // Before any escrow: never write over a file the user has (a swapped flag would hit the model),
+  // and make sure both can be written at all (`--out /nope/x.json` must fail here, not after paying).
+  for (const [flag, p] of [
+    ['--out', out],
+    ['--proof', proof],
+  ] as const)
+    assertWritableNew(p, flag);
+  // Read and check the inputs before the network: a wrong --model path names the path, not the RPC.
+  const model = readCapped(o.model, MAX_MODEL_BYTES, 'model');
+  const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
+  // Validate the input locally first: a malformed file should not cost an escrow round trip.
+  parseTensorMap(input);
+  const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
     ...(o.devnet ? { devnet: o.devnet } : {}),
     ...(o.deployment ? { deployment: o.deployment } : {}),
   });
-  const state = chain.devnet as
-    | { accounts?: { requester?: { privateKey?: Hex } }; simulatedRootPem?: string }
-    | undefined;
-  const requesterKey =
-    o.keyFile === undefined && state?.accounts?.requester?.privateKey
-      ? state.accounts.requester.privateKey
-      : readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
+  const state = chain.devnet as { simulatedRootPem?: string } | undefined;
+  const requesterKey = requesterKeyFor(chain, o.keyFile);
   const policy = loadPolicy(o.policy, o.devnet ? 'dev' : 'production');
   const pinned = state?.simulatedRootPem
     ? devnetRoots(state as DevnetStateFile)
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
-  const model = readCapped(o.model, MAX_MODEL_BYTES, 'model');
-  const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
-  // Validate the input locally first: a malformed file should not cost an escrow round trip.
-  parseTensorMap(input);
+  const journal = { ...o, model: resolve(o.model), input: resolve(o.input), out, proof };
+  let previous: Hex | undefined;
   const r = await runJob({
     rpcUrl: chain.rpcUrl,
     deployment: chain.deployment,
@@ -120,19 +188,32 @@ export async function inferCommand(
     ],
     params: {},
     escrow,
-    onPosted: (jobId) => log(`job ${jobId} posted`),
+    ...(requesterKem ? { requesterKem } : {}),
+    onPosted: (jobId) => {
+      recordJob({
+        jobId,
+        command: 'infer',
+        options: journal,
+        postedAt: Math.floor(Date.now() / 1000),
+        ...(previous ? { replaces: previous } : {}),
+      });
+      previous = jobId;
+      log(`job ${jobId} posted`);
+    },
     onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
   });
   if (!r.proofCheck.ok)
     throw new FirnError('E_PROOF_INVALID', `proof does not verify: ${r.proofCheck.reasons.join('; ')}`);
-  const out = r.outputs.find((x) => x.role === 'output');
-  if (!out) throw new FirnError('E_JOB_FAILED', 'the job returned no output');
-  const names = Object.keys(JSON.parse(new TextDecoder().decode(out.bytes)) as object);
+  const output = r.outputs.find((x) => x.role === 'output');
+  if (!output) throw new FirnError('E_JOB_FAILED', 'the job returned no output');
+  const names = Object.keys(JSON.parse(new TextDecoder().decode(output.bytes)) as object);
   writeFilesAtomically([
-    { path: o.out, bytes: out.bytes },
-    { path: o.proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+    { path: out, bytes: output.bytes },
+    { path: proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
   ]);
-  const result: InferResult = {
+  const result: InferResult & { out: string; proof: string } = {
+    out,
+    proof,
     jobId: r.jobId,
     node: r.node.endpoint,
     enclaveId: r.node.enclaveId,
@@ -153,7 +234,11 @@ export function registerInfer(program: Command): void {
       'input tensors: {"<name>": {"dims": [..], "type": "float32", "data": [..]}}',
     )
     .requiredOption('--out <file>', 'where to write the output tensors (same JSON shape)')
-    .requiredOption('--proof <file>', 'where to write the signed Work Proof (PROOF.json)')
+    .option('--proof <file>', 'where to write the signed Work Proof (default: OUT with .proof.json)')
+    .option(
+      '--kem-key <file>',
+      'KEM key file (firn artifact keygen) to seal the outputs to (else a fresh key)',
+    )
     .option('--rpc <url>', 'RPC URL')
     .option('--market <address>', 'job market address (the registry is read from it)')
     .option('--devnet <file>', 'devnet state file (addresses, requester key, simulated root)')
@@ -176,7 +261,7 @@ export function registerInfer(program: Command): void {
         if (o.json) printJson(r);
         else
           process.stdout.write(
-            `job ${r.jobId} on ${r.node}: outputs ${r.outputs.join(', ')} written to ${o.out}; proof verified, written to ${o.proof}\n`,
+            `job ${r.jobId} on ${r.node}: outputs ${r.outputs.join(', ')} written to ${r.out}; proof verified, written to ${r.proof}\n`,
           );
       } catch (e) {
         printError(e, o.json === true);

@@ -55,6 +55,36 @@ export interface NodeStartOptions extends CollateralArgs {
   artifactStore?: string;
   s3Endpoint?: string;
   s3Region?: string;
+  maxJobs?: string;
+  maxQueuedJobs?: string;
+  jobTimeout?: string;
+  sessionIdleTimeout?: string;
+  /** The shortest claim timeout (and time before the deadline) this node accepts, seconds. */
+  minClaimSeconds?: string;
+}
+
+/** A positive whole number from a flag; E_INVALID_INPUT naming the flag otherwise. */
+function positiveInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v) || Number(v) === 0)
+    throw new InvalidInputError(
+      `${flag} must be a positive whole number (got ${JSON.stringify(v.slice(0, 32))})`,
+    );
+  return Number(v);
+}
+
+/** The scheduler flags (--max-jobs, --max-queued-jobs, --job-timeout s, --session-idle-timeout s). */
+export function schedulerFromArgs(o: NodeStartOptions) {
+  const maxJobs = positiveInt(o.maxJobs, '--max-jobs');
+  const queued = o.maxQueuedJobs === '0' ? 0 : positiveInt(o.maxQueuedJobs, '--max-queued-jobs');
+  const timeout = positiveInt(o.jobTimeout, '--job-timeout');
+  const idle = positiveInt(o.sessionIdleTimeout, '--session-idle-timeout');
+  return {
+    ...(maxJobs === undefined ? {} : { maxConcurrentJobs: maxJobs }),
+    ...(queued === undefined ? {} : { maxQueuedJobs: queued }),
+    ...(timeout === undefined ? {} : { jobTimeoutMs: timeout * 1000 }),
+    ...(idle === undefined ? {} : { sessionIdleMs: idle * 1000 }),
+  };
 }
 
 /**
@@ -162,6 +192,10 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
     ...(chain && operatorKey
       ? { chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, operatorKey } }
       : {}),
+    scheduler: schedulerFromArgs(o),
+    ...(o.minClaimSeconds === undefined
+      ? {}
+      : { jobPolicy: { minClaimSeconds: positiveInt(o.minClaimSeconds, '--min-claim-seconds')! } }),
   });
   await node.start();
   if (chain && operatorKey) {
@@ -319,6 +353,17 @@ export function registerNode(program: Command): void {
       "host this app folder (repeatable: one node per app); builds and runs the app's enclave image",
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
+    )
+    .option('--max-jobs <n>', 'jobs run in the enclave at once (default 4)')
+    .option('--max-queued-jobs <n>', 'jobs waiting for a slot; more get 429 + Retry-After (default 16)')
+    .option('--job-timeout <seconds>', 'how long one job may run in the enclave (default 600)')
+    .option(
+      '--min-claim-seconds <seconds>',
+      'refuse jobs whose claim timeout (or time left before the deadline) is shorter (default 60)',
+    )
+    .option(
+      '--session-idle-timeout <seconds>',
+      'idle warm sessions are closed and proved after this (default 300)',
     )
     .action(async (o: NodeStartOptions) => {
       try {

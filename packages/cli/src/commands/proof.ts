@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createFirnClients, firnJobMarketAbi } from '@firn/chain';
-import { loadDevnetState, type ProofCheck, verifyWorkProof } from '@firn/client';
+import { type ProofCheck, verifyWorkProof } from '@firn/client';
 import { FirnError, MAX_WORK_PROOF_JSON_BYTES, parseWorkProofJson } from '@firn/core';
 import type { Command } from 'commander';
 import { createPublicClient, http, isAddress, zeroAddress } from 'viem';
+import { resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 
 export interface ProofVerifyOptions {
+  /** The RPC URL; or --devnet / --deployment, which also pin the market. */
   rpc?: string;
-  /** A devnet state file: its RPC URL and job market (pinned) unless --rpc / --market say otherwise. */
   devnet?: string;
+  deployment?: string;
   /** Pin the job market; without it the market named in the proof is used (and reported). */
   market?: string;
   json?: boolean;
@@ -27,15 +29,17 @@ export async function proofVerifyCommand(
   const text = readFileSync(file, 'utf8');
   if (text.length > MAX_WORK_PROOF_JSON_BYTES) throw new FirnError('E_TOO_LARGE', 'proof file too large');
   const parsed = parseWorkProofJson(text);
-  if (o.devnet !== undefined) {
-    const state = loadDevnetState(o.devnet);
-    o = { ...o, rpc: o.rpc ?? state.rpcUrl, market: o.market ?? state.contracts.jobMarket };
+  if (o.devnet !== undefined || o.deployment !== undefined) {
+    // A devnet state or deployment file names the RPC and pins the market the proof must be for.
+    const chain = await resolveChain(o);
+    o = { ...o, rpc: o.rpc ?? chain.rpcUrl, market: o.market ?? chain.deployment.jobMarket };
   }
-  if (o.rpc === undefined) throw new FirnError('E_INVALID_INPUT', 'pass --rpc URL or --devnet STATE.json');
+  if (o.rpc === undefined)
+    throw new FirnError('E_INVALID_INPUT', 'pass --rpc URL, --devnet STATE.json or --deployment FILE');
+  const rpc = o.rpc;
   if (o.market !== undefined && !isAddress(o.market))
     throw new FirnError('E_INVALID_INPUT', '--market is not an address');
   const market = (o.market ?? parsed.domain.jobMarket) as `0x${string}`;
-  const rpc = o.rpc;
   const pub = createPublicClient({ transport: http(rpc) });
   const chainId = await pub.getChainId();
   const registry = await pub.readContract({
@@ -61,7 +65,8 @@ export function registerProof(program: Command): void {
     .command('verify <file>')
     .description('verify a PROOF.json against the chain')
     .option('--rpc <url>', 'RPC URL')
-    .option('--devnet <file>', 'devnet state file (its RPC URL and job market)')
+    .option('--devnet <file>', 'devnet state file (RPC and market)')
+    .option('--deployment <file>', 'deployment JSON (RPC and market)')
     .option('--market <address>', 'expected job market (recommended: pins the EIP-712 domain)')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, o: ProofVerifyOptions) => {

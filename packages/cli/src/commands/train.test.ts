@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { trainingWorkload } from '../../../enclave/src/jobs/workloads/training.ts';
 import {
   createProgressRenderer,
+  MAX_PLAIN_EPOCH_LINES,
   type OutStream,
   planTraining,
   runTrain,
@@ -135,7 +136,7 @@ describe('firn train', () => {
     expect(code(base({ data: bad, precheck: false }))).toBe('ok');
   });
 
-  it('runs the job, prints one line per epoch off a terminal, and fills MODEL_DIR', async () => {
+  it('runs the job, prints a bounded epoch summary off a terminal (not a line per epoch), and fills MODEL_DIR', async () => {
     const seen: TrainRunJobOptions[] = [];
     const stdout = sink();
     const stderr = sink();
@@ -152,8 +153,12 @@ describe('firn train', () => {
     expect(seen[0]!.policy.allowSimulated).toBe(true);
     expect(seen[0]!.deployment.jobMarket).toBe(addr(3));
     const epochLines = stdout.text.split('\n').filter((l) => l.startsWith('epoch '));
-    expect(epochLines).toHaveLength(30);
-    expect(epochLines[29]).toMatch(/^epoch 30\/30 loss \d+\.\d{4} val_loss \d+\.\d{4} val_acc \d+\.\d%$/);
+    // 30 epochs: epoch 1, every third, and the last; never one line per epoch.
+    expect(epochLines.length).toBeLessThanOrEqual(MAX_PLAIN_EPOCH_LINES + 1);
+    expect(epochLines.length).toBeGreaterThan(1);
+    expect(epochLines[epochLines.length - 1]).toMatch(
+      /^epoch 30\/30 loss \d+\.\d{4} val_loss \d+\.\d{4} val_acc \d+\.\d%$/,
+    );
     expect(stdout.text).toContain('held-out accuracy');
     for (const f of [
       'weights.safetensors',
@@ -208,7 +213,8 @@ describe('firn train', () => {
       throw Object.assign(new Error('CSV: row 3 column b is missing'), { code: 'E_DATA_INVALID' });
     };
     const rc = await runTrain(base({ out: join(dir, 'f'), json: true }), { runJob: failing, stdout, stderr });
-    expect(rc).toBe(1);
+    // E_DATA_INVALID: fix the input (exit code 3, README "Exit codes").
+    expect(rc).toBe(3);
     expect(JSON.parse(stdout.text)).toEqual({
       error: { code: 'E_DATA_INVALID', message: 'CSV: row 3 column b is missing' },
     });
@@ -221,9 +227,42 @@ describe('firn train', () => {
     r.onEvent({ type: 'status', text: 'ignored' });
     r.onEvent({ type: 'epoch', epoch: 4, epochs: 4, loss: 0.25, valLoss: 0.3, valAccuracy: 0.9 });
     r.done();
-    expect(s.text).toBe(
-      '\r\x1b[2K[######..................] epoch 1/4 loss 0.5000 val_loss 0.6000' +
-        '\r\x1b[2K[########################] epoch 4/4 loss 0.2500 val_loss 0.3000 val_acc 90.0%\n',
+    // One bar, redrawn in place (cursor to column 1), finished with a single newline.
+    expect(s.text).toContain(
+      'epoch 4/4 [========================] loss 0.2500 val_loss 0.3000 val_acc 90.0%',
     );
+    expect(s.text.split('\n')).toHaveLength(2);
+    expect(s.text.endsWith('\n')).toBe(true);
+  });
+
+  it('off a terminal, 1500 epochs print at most a bounded summary', () => {
+    const s = sink(false);
+    const r = createProgressRenderer(s);
+    for (let epoch = 1; epoch <= 1500; epoch++)
+      r.onEvent({ type: 'epoch', epoch, epochs: 1500, loss: 1, valLoss: 1 });
+    r.done();
+    const lines = s.text.split('\n').filter((l) => l.length > 0);
+    expect(lines.length).toBeLessThanOrEqual(MAX_PLAIN_EPOCH_LINES + 1);
+    expect(lines[lines.length - 1]).toMatch(/^epoch 1500\/1500 /);
+  });
+
+  it('a lost node and its replacement are shown as lines, even on a terminal', () => {
+    const s = sink(true);
+    const r = createProgressRenderer(s);
+    r.onEvent({ type: 'epoch', epoch: 1, epochs: 4, loss: 0.5, valLoss: 0.6 });
+    r.onEvent({ stage: 'node-lost', node: 'http://127.0.0.1:1', reason: 'E_UNAVAILABLE', claimLapsesAt: 1 });
+    r.onEvent({ stage: 'reassigning', lostJobId: '0xab', reclaimed: true, attempt: 2, maxNodes: 3 });
+    r.done();
+    expect(s.text).toContain('node http://127.0.0.1:1 lost (E_UNAVAILABLE)');
+    expect(s.text).toContain('job 0xab reclaimed; retrying on another node (attempt 2 of 3)');
+  });
+
+  it('--patience needs a validation split', () => {
+    expect(() =>
+      planTraining({ data: IRIS, out: join(dir, 'p'), patience: '3', validationSplit: '0' } as TrainOptions),
+    ).toThrow(/--patience needs --validation-split/);
+    expect(
+      planTraining({ data: IRIS, out: join(dir, 'p'), patience: '3' } as TrainOptions).params['patience'],
+    ).toBe(3);
   });
 });

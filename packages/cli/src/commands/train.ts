@@ -1,12 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
+import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { cliErrorBody } from '../output.ts';
-import { writeFilesAtomically } from './infer.ts';
+import { cliErrorBody, exitCodeOf } from '../output.ts';
+import { assertWritableNew, readKemKeyPair, writeFilesAtomically } from './infer.ts';
+import { recordJob } from '../jobJournal.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
@@ -27,6 +29,10 @@ export interface TrainOptions extends ChainArgs {
   lr?: string;
   seed?: string;
   validationSplit?: string;
+  patience?: string;
+  kemKey?: string;
+  claimTimeout?: string;
+  maxNodes?: string;
   header?: string;
   delimiter?: string;
   proof?: string;
@@ -61,6 +67,12 @@ export interface TrainRunJobOptions {
   params: Record<string, unknown>;
   escrow: bigint;
   extraRpcUrls?: string[];
+  /** Seconds a node's claim lasts; a node lost while holding the job is replaced after it. */
+  claimTimeoutSeconds?: number;
+  /** Nodes to try in all when one is lost (runJob's maxNodes). */
+  maxNodes?: number;
+  requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  onPosted?: (jobId: Hex) => void;
   onProgress?: (event: Record<string, unknown>) => void;
 }
 
@@ -209,14 +221,39 @@ export function planTraining(o: TrainOptions): TrainPlan {
   set('learningRate', num(o.lr, '--lr'));
   set('seed', int(o.seed, '--seed', 0, 2 ** 32 - 1) ?? 1);
   set('validationSplit', num(o.validationSplit, '--validation-split'));
+  set('patience', int(o.patience, '--patience', 1, 10_000));
   const lr = params['learningRate'] as number | undefined;
   if (lr !== undefined && !(lr > 0 && lr <= 10)) throw new InvalidInputError('--lr must be in (0, 10]');
   const vs = params['validationSplit'] as number | undefined;
   if (vs !== undefined && !(vs >= 0 && vs < 1))
     throw new InvalidInputError('--validation-split must be in [0, 1)');
+  if (params['patience'] !== undefined && vs === 0)
+    throw new InvalidInputError(
+      '--patience needs --validation-split above 0 (it watches the validation loss)',
+    );
   if (o.precheck !== false && !isSafetensors)
     parseCsv(data, { task, header, target, delimiter: o.delimiter ?? sniffDelimiter(data) });
   return { task, params, inputs };
+}
+
+/**
+ * A directory `mkdir -p` can create: its nearest existing ancestor is a writable directory.
+ * E_INVALID_INPUT / E_FORBIDDEN naming the flag and the ancestor, before any payment.
+ */
+export function assertCreatable(dir: string, flag: string): void {
+  let p = dir;
+  while (!existsSync(p)) {
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  if (!statSync(p).isDirectory())
+    throw new FirnError('E_INVALID_INPUT', `${flag} ${dir}: ${p} is a file, not a directory`);
+  try {
+    accessSync(p, constants.W_OK);
+  } catch {
+    throw new FirnError('E_FORBIDDEN', `${flag} ${dir}: ${p} is not writable`);
+  }
 }
 
 /** A README for MODEL_DIR: what each file is and how to run the exported model. */
@@ -307,33 +344,78 @@ function fmt(v: unknown, digits = 4): string {
   return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-';
 }
 
+/** Off a terminal, at most this many epoch lines are printed (evenly spaced, the last always). */
+export const MAX_PLAIN_EPOCH_LINES = 10;
+
 /**
- * Progress display for epoch events: on a terminal one bar redrawn in place, elsewhere one line
- * per epoch. Events of other types are ignored.
+ * Progress display for the job's events. On a terminal: one `cli-progress` bar redrawn in place
+ * (epoch, loss, val_loss, val_acc). Elsewhere (a pipe, a CI log): a bounded summary — at most
+ * MAX_PLAIN_EPOCH_LINES epoch lines, evenly spaced, plus the last — never a line per epoch.
+ * Reassignment events (`stage: 'node-lost' | 'reassigning'`) are always printed as lines, so a
+ * lost node is visible; other events are ignored.
  */
 export function createProgressRenderer(out: OutStream): {
   onEvent(e: Record<string, unknown>): void;
   done(): void;
 } {
-  let drawn = false;
+  let bar: SingleBar | undefined;
+  let lostShown = false;
+  const line = (text: string) => {
+    if (bar) {
+      bar.stop();
+      bar = undefined;
+    }
+    out.write(`${text}\n`);
+  };
   return {
     onEvent(e) {
+      if (e['stage'] === 'node-lost') {
+        if (!lostShown)
+          line(
+            `node ${String(e['node'])} lost (${String(e['reason'])}); waiting until its claim lapses at ${new Date(Number(e['claimLapsesAt']) * 1000).toISOString()}`,
+          );
+        lostShown = true;
+        return;
+      }
+      if (e['stage'] === 'reassigning') {
+        lostShown = false;
+        line(
+          `job ${String(e['lostJobId'])} ${e['reclaimed'] ? 'reclaimed' : 'not reclaimed'}; retrying on another node (attempt ${String(e['attempt'])} of ${String(e['maxNodes'])})`,
+        );
+        return;
+      }
       if (e['type'] !== 'epoch') return;
       const epoch = Number(e['epoch']);
       const epochs = Number(e['epochs']);
       const acc =
         typeof e['valAccuracy'] === 'number' ? ` val_acc ${(100 * e['valAccuracy']).toFixed(1)}%` : '';
-      const text = `epoch ${epoch}/${epochs} loss ${fmt(e['loss'])} val_loss ${fmt(e['valLoss'])}${acc}`;
+      const text = `loss ${fmt(e['loss'])} val_loss ${fmt(e['valLoss'])}${acc}`;
       if (out.isTTY) {
-        const width = 24;
-        const filled = epochs > 0 ? Math.min(width, Math.round((width * epoch) / epochs)) : 0;
-        out.write(`\r\x1b[2K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`);
-        drawn = true;
-      } else out.write(`${text}\n`);
+        if (!bar) {
+          bar = new SingleBar(
+            {
+              stream: out as unknown as NodeJS.WritableStream,
+              format: 'epoch {value}/{total} [{bar}] {text}',
+              barsize: 24,
+              hideCursor: false,
+              clearOnComplete: false,
+              noTTYOutput: false,
+              fps: 10,
+            },
+            Presets.legacy,
+          );
+          bar.start(epochs, 0, { text });
+        }
+        bar.update(epoch, { text });
+        return;
+      }
+      const every = Math.max(1, Math.ceil(epochs / MAX_PLAIN_EPOCH_LINES));
+      if (epoch % every === 0 || epoch === epochs || epoch === 1)
+        out.write(`epoch ${epoch}/${epochs} ${text}\n`);
     },
     done() {
-      if (drawn) out.write('\n');
-      drawn = false;
+      if (bar) bar.stop();
+      bar = undefined;
     },
   };
 }
@@ -348,7 +430,12 @@ export function summaryLines(report: TrainingReport, dir: string, proofOk: boole
         ? `held-out RMSE ${fmt(h.rmse)} on ${h.rows} rows`
         : `held-out loss ${fmt(h.loss)} on ${h.rows} rows`;
   return [
-    `trained ${report.train.rows} rows x ${report.params.epochs} epochs on ${report.backend}: ${quality}`,
+    `trained ${report.train.rows} rows x ${report.epochsRun ?? report.params.epochs} epochs on ${report.backend}: ${quality}`,
+    ...(report.earlyStopping?.stopped
+      ? [
+          `  stopped early after ${report.epochsRun} of ${report.params.epochs} epochs (best val_loss ${fmt(report.earlyStopping.bestValLoss)} at epoch ${report.earlyStopping.bestEpoch})`,
+        ]
+      : []),
     `  ${Math.round(report.samplesPerSecond)} samples/s, ${report.parameterCount} parameters, work units ${report.workUnits}`,
     `  wrote ${dir} (${Object.values(MODEL_DIR_FILES).join(', ')}, README.md)`,
     `  job ${jobId}: proof ${proofOk ? 'verified' : 'DID NOT VERIFY'}`,
@@ -357,8 +444,8 @@ export function summaryLines(report: TrainingReport, dir: string, proofOk: boole
 
 /**
  * The core of `firn train`: plan the job, resolve the network, run it through the SDK, render
- * progress, write MODEL_DIR. Returns the exit code (0 ok, 1 error, 2 outputs written but the proof
- * did not verify).
+ * progress, write MODEL_DIR. Returns the exit code (README "Exit codes": 0 ok, 2 the proof did not
+ * verify and nothing was written, otherwise exitCodeOf the error).
  */
 export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number> {
   const json = Boolean(o.json);
@@ -367,6 +454,8 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
   try {
     const plan = planTraining(o);
     const escrow = etherArg(o.escrow ?? '0.01', '--escrow');
+    const claimTimeout = int(o.claimTimeout, '--claim-timeout', 10, 7 * 24 * 3600);
+    const maxNodes = int(o.maxNodes, '--max-nodes', 1, 16);
     // Before any escrow: never write over the user's files (README.md, proof.json, a previous model).
     const outDir = resolve(o.out);
     if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0))
@@ -376,6 +465,10 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       );
     if (o.proof && existsSync(o.proof))
       throw new FirnError('E_CONFLICT', `${resolve(o.proof)} already exists; pass another --proof path`);
+    // And that they can be written at all, before any escrow is paid.
+    assertCreatable(outDir, '--out');
+    if (o.proof) assertWritableNew(resolve(o.proof), '--proof');
+    const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
       | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
@@ -390,6 +483,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       ? devnetRoots(devnet as DevnetStateFile)
       : { roots: {}, gpuRoots: {} };
     const roots = o.simRoot !== undefined ? loadSimRoots(o.simRoot) : pinned.roots;
+    const journal = {
+      ...o,
+      data: resolve(o.data),
+      out: outDir,
+      ...(o.model ? { model: resolve(o.model) } : {}),
+      ...(o.weights ? { weights: resolve(o.weights) } : {}),
+      ...(o.proof ? { proof: resolve(o.proof) } : {}),
+    };
+    let previous: Hex | undefined;
     const r = await deps.runJob({
       rpcUrl: chain.rpcUrl,
       deployment: chain.deployment,
@@ -403,6 +505,19 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       params: plan.params,
       escrow,
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
+      ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
+      ...(maxNodes !== undefined ? { maxNodes } : {}),
+      ...(requesterKem ? { requesterKem } : {}),
+      onPosted: (jobId) => {
+        recordJob({
+          jobId,
+          command: 'train',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(previous ? { replaces: previous } : {}),
+        });
+        previous = jobId;
+      },
       onProgress: (e) => progress.onEvent(e),
     });
     progress.done();
@@ -435,7 +550,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     if (!isFirnError(e) && process.env['FIRN_DEBUG'] === '1') deps.stderr.write(`${(e as Error)?.stack}\n`);
     if (json) writeJson(deps.stdout, { error: body });
     else deps.stderr.write(`error: ${body.code}: ${body.message}\n`);
-    return 1;
+    return exitCodeOf(e);
   }
 }
 
@@ -461,9 +576,19 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
     .option('--lr <x>', 'learning rate (default: the model optimizer, 0.01 for --hidden)')
     .option('--seed <n>', 'seed for initialisation, split, shuffling and dropout', '1')
     .option('--validation-split <f>', 'fraction of rows held out for validation (default 0.1)')
+    .option('--patience <n>', 'early stopping: stop after n epochs without a validation-loss improvement')
+    .option(
+      '--claim-timeout <s>',
+      'seconds a node may hold the job before its claim lapses and another node takes it (default 900)',
+    )
+    .option('--max-nodes <n>', 'nodes to try in all when a node is lost while running the job (default 3)')
     .option('--header <mode>', 'CSV header: auto | yes | no', 'auto')
     .option('--delimiter <c>', 'CSV delimiter (default: detected)')
     .option('--proof <file>', 'where to write the Work Proof JSON (default MODEL_DIR/proof.json)')
+    .option(
+      '--kem-key <file>',
+      'KEM key file (firn artifact keygen) to seal the outputs to (else a fresh key)',
+    )
     .option('--rpc <url>', 'JSON-RPC URL')
     .option('--market <address>', 'job market contract')
     .option('--registry <address>', 'registry contract')

@@ -24,6 +24,8 @@ export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   simRoot?: string;
   simGpuRoot?: string;
   pollMs: string;
+  /** Where the verifier keeps its chain cursors (resumes from them after a restart). */
+  dataDir?: string;
   /** Join the verifier set with this stake (ether) when the account is not a member yet. */
   stake?: string;
 }
@@ -54,6 +56,7 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     ...gpuSourcesFromArgs(o),
     logger,
     pollIntervalMs: Number(o.pollMs),
+    ...(o.dataDir === undefined ? {} : { stateDir: o.dataDir }),
   });
   daemon.start();
   return daemon;
@@ -85,6 +88,11 @@ export function registerVerifier(program: Command): void {
       'join the verifier set with this stake, in ether, if not a member (after gov admit-verifier)',
     )
     .option('--poll-ms <ms>', 'chain polling interval', '500')
+    .option(
+      '--data-dir <dir>',
+      'where the verifier keeps its chain cursors (resumed after a restart)',
+      '.firn/verifier',
+    )
     .action(async (o: VerifierStartOptions) => {
       try {
         const d = await startVerifierCommand(o);

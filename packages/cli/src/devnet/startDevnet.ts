@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createSimulatedGpu,
@@ -13,7 +21,6 @@ import {
   deployFirn,
   type FirnDeployment,
   type FirnNode,
-  freePort,
   joinVerifierSet,
   listNodes,
   NodeStatus,
@@ -44,6 +51,8 @@ export interface DevnetOptions {
   dashboard?: boolean;
   /** Port of the dashboard (default 0: a free port). */
   dashboardPort?: number;
+  /** Extra `firn node start` flags for every node (e.g. ['--min-claim-seconds', '20'] in tests). */
+  nodeArgs?: string[];
 }
 
 export interface DevnetNode {
@@ -125,12 +134,22 @@ async function waitRegistered(
  */
 export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const dir = resolve(o.dir);
-  rmSync(dir, { recursive: true, force: true });
-  for (const d of ['logs', 'keys', 'platforms', 'nodes'])
-    mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  // Refused while another devnet runs here: wiping its folder would take its keys and logs.
+  const releaseLock = acquireDevnetLock(dir);
+  let anvil: AnvilInstance;
+  try {
+    for (const e of readdirSync(dir))
+      if (e !== LOCK_FILE) rmSync(join(dir, e), { recursive: true, force: true });
+    for (const d of ['logs', 'keys', 'platforms', 'nodes'])
+      mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+    o.log('building the enclave program bundle');
+    // One node per hosted app after the regular ones: every node gets its own funded account.
+    anvil = await startAnvilRetrying(12 + o.nodes + (o.apps?.length ?? 0) + o.verifiers);
+  } catch (e) {
+    releaseLock();
+    throw e;
+  }
   const log = o.log;
-
-  log('building the enclave program bundle');
   const bundle = await buildEnclaveBundle();
   const measurement = bytesToHex(bundle.measurement);
   log(`enclave measurement ${measurement}`);
@@ -138,7 +157,6 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   // One node per app, after the regular ones.
   const nodeCount = o.nodes + apps.length;
 
-  const anvil = await startAnvil({ accounts: 12 + nodeCount + o.verifiers });
   const children: ChildProcess[] = [];
   let dashboard: Promise<DashboardServer> | undefined;
   const stop = async () => {
@@ -150,6 +168,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     await new Promise((r) => setTimeout(r, 500));
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await anvil.stop();
+    releaseLock();
   };
   try {
     const [deployer, requester, ...rest] = anvil.accounts;
@@ -260,7 +279,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)), { mode: 0o600 });
       const keyFile = join(dir, 'keys', `operator-${index}.key`);
       writeFileSync(keyFile, acct.privateKey, { mode: 0o600 });
-      const port = await freePort();
+      // Port 0: the node binds any free port itself and registers the URL it got, so no port is
+      // chosen here and bound later by the child (the race that failed one start in twelve).
       const dataDir = join(dir, 'nodes', `node-${index}`);
       const args = [
         'node',
@@ -270,7 +290,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--data-dir',
         dataDir,
         '--port',
-        String(port),
+        '0',
         '--sim-platform',
         platformFile,
         '--key-file',
@@ -281,6 +301,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '2',
       ];
       if (index === 1) args.push('--kms-url', kms.url, '--kms-address', kms.address);
+      args.push(...(o.nodeArgs ?? []));
       if (index <= o.nodes && index > o.nodes - (o.gpuNodes ?? 1)) {
         const gpu = await createSimulatedGpu({
           root: gpuRoot,
@@ -295,8 +316,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       children.push(child);
       nodes.push({
         index,
-        url: `http://127.0.0.1:${port}`,
-        port,
+        url: '',
+        port: 0,
         dataDir,
         keyFile,
         platformFile,
@@ -321,7 +342,18 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       const rejected = all.filter((n) => n.status === NodeStatus.Rejected);
       if (rejected.length > 0)
         throw new FirnError('E_POLICY_REJECTED', `${rejected.length} node(s) were refused by the verifiers`);
-      if (active.length >= nodes.length) break;
+      if (active.length >= nodes.length) {
+        // Each node registered the URL of the port it bound; find it by its operator account.
+        for (const n of nodes) {
+          const op = operatorAccounts[n.index - 1]!.address.toLowerCase();
+          const reg = all.find((x) => x.operator.toLowerCase() === op);
+          if (reg) {
+            n.url = reg.endpoint;
+            n.port = Number(new URL(reg.endpoint).port);
+          }
+        }
+        break;
+      }
       if (Date.now() > until)
         throw new FirnError(
           'E_TIMEOUT',
@@ -384,4 +416,64 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     await stop();
     throw e;
   }
+}
+
+/** The lock file in the devnet folder: the pid of the `firn devnet` that owns the folder. */
+export const LOCK_FILE = 'devnet.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Take the devnet folder for this process: create `<dir>/devnet.lock` exclusively with our pid.
+ * A lock whose pid is alive refuses with E_CONFLICT naming the folder and the pid; a stale one (the
+ * process is gone) is taken over. Returns the release function (idempotent).
+ */
+export function acquireDevnetLock(dir: string): () => void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        try {
+          if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file);
+        } catch {}
+      };
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST') throw e;
+    }
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isSafeInteger(pid) && pid > 0 && alive(pid))
+      throw new FirnError(
+        'E_CONFLICT',
+        `a devnet is already running in ${dir} (pid ${pid}); stop it (Ctrl-C) or pass another --dir`,
+        { details: { pid } },
+      );
+    rmSync(file, { force: true }); // stale: its process is gone
+  }
+  throw new FirnError('E_CONFLICT', `cannot take the devnet lock ${file}`);
+}
+
+/** anvil picks its port before binding it: a port taken meanwhile fails the start, so try again. */
+async function startAnvilRetrying(accounts: number): Promise<AnvilInstance> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      return await startAnvil({ accounts });
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }

@@ -21,7 +21,10 @@ import { WORKLOADS } from './workloads/index.ts';
 export function createJobHandlers(
   runtime: MlRuntime = inProcessRuntime(WORKLOADS),
   workloads: Record<string, Workload> = WORKLOADS,
+  /** `now`: the enclave's clock for proofs and expiry, unix seconds (main passes chain time). */
+  opts: { now?: () => number } = {},
 ): Record<string, Handler> {
+  const clock = opts.now === undefined ? {} : { now: opts.now };
   // One plaintext cache for jobs and sessions, so a model opened by either is not decrypted twice.
   const cache = new ArtifactCache();
   // Requests opened and checked before the host claims (preflightJob), taken over by runJob.
@@ -29,11 +32,11 @@ export function createJobHandlers(
   // Warm inference sessions belong to apps that define the `inference` workload; any other app's
   // image refuses them, so an image never proves work its app does not do.
   const sessions = Object.hasOwn(workloads, 'inference')
-    ? createSessionHandlers({ cache, runtime })
+    ? createSessionHandlers({ cache, runtime, ...clock })
     : noSessions();
   return {
-    preflightJob: createPreflightJobHandler({ workloads, preflight }),
-    runJob: createRunJobHandler({ workloads, cache, runtime, preflight }),
+    preflightJob: createPreflightJobHandler({ workloads, preflight, ...clock }),
+    runJob: createRunJobHandler({ workloads, cache, runtime, preflight, ...clock }),
     /** The host's claim failed: drop what its pre-flight kept (job entry or session slot). */
     releasePreflight: async (raw, ctx) => {
       if (typeof raw.jobId === 'string') preflight.delete(raw.jobId.toLowerCase() as Hex);

@@ -42,6 +42,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_ENCLAVE_UNAVAILABLE: 503,
   E_UNAVAILABLE: 503,
   E_TIMEOUT: 504,
+  E_STORAGE_FULL: 507,
 };
 
 export function httpStatusOf(code: string): number {

@@ -38,10 +38,15 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
     let routeName = 'unmatched';
     let status = 500;
     try {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        throw new FirnError('E_INVALID_INPUT', 'malformed request target');
+      }
       const candidates = this.routes.filter((r) => r.pattern.test(url.pathname));
       if (candidates.length === 0) throw new FirnError('E_NOT_FOUND', 'no such route');
       const route = candidates.find((r) => r.method === req.method);
@@ -64,25 +69,48 @@ export class Router {
       if (!res.headersSent && out !== undefined) sendJson(res, 200, out);
       status = res.statusCode;
     } catch (e) {
+      // The client went away mid-request (an aborted upload): its fault, not the node's. It is
+      // counted as 499 (nginx's "client closed request"), never as a 5xx, and nothing is sent.
+      if (!isFirnError(e) && clientAborted(req, e)) {
+        status = CLIENT_CLOSED_REQUEST;
+        if (!res.headersSent) res.destroy();
+        return;
+      }
       status = isFirnError(e) ? httpStatusOf(e.code) : 500;
       const body = isFirnError(e)
         ? { code: e.code, message: e.message }
         : { code: 'E_INTERNAL', message: 'internal error' };
       if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
       const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
-      if (!res.headersSent)
-        sendJson(
-          res,
-          status,
-          { error: body },
-          typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {},
-        );
+      const headers: Record<string, string> =
+        typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
+      // Refused before its body was read (a full disk, a quota): the connection is closed after
+      // the answer, so no client sends its next request on a socket with a half-read body.
+      if (!req.complete) {
+        headers.connection = 'close';
+        res.shouldKeepAlive = false;
+      }
+      if (!res.headersSent) sendJson(res, status, { error: body }, headers);
       else res.end();
     } finally {
       const key = `${req.method} ${routeName} ${status}`;
       this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
     }
   }
+}
+
+/** The status a request the client aborted is counted under in metrics (never sent). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** True when `e` comes from the client closing its connection before its request was read. */
+export function clientAborted(req: IncomingMessage, e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    code === 'ECONNRESET' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    (e as Error | null)?.message === 'aborted' ||
+    (req.destroyed && !req.complete)
+  );
 }
 
 export function sendJson(

@@ -1,12 +1,15 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import {
+  ChainRevertedError,
   claimJob,
   createFirnClients,
   type FirnClients,
   type FirnDeployment,
   failJob,
+  finalizeJob,
   type FirnJob,
   getJob,
   JobStatus,
@@ -33,7 +36,9 @@ import type { NodeDaemon } from '../nodeDaemon.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
+import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
+import { NodeDb } from '../storage/nodeDb.ts';
 import { QuotaLedger } from '../storage/quota.ts';
 import { Sema } from 'async-sema';
 import { postSignedDataRecords } from './postSignedData.ts';
@@ -47,12 +52,23 @@ export interface JobApiOptions {
   logger: Logger;
   maxArtifactBytes?: number;
   pollingIntervalMs?: number;
-  /** How long one job may run in the enclave, ms (default 10 minutes). */
+  /** How long one job may run in the enclave, ms (default DEFAULT_JOB_TIME_LIMIT_MS). */
   enclaveTimeoutMs?: number;
-  /** Host clock, unix seconds (only for its own pre-checks; the chain and enclave keep their own). */
+  /**
+   * Clock for the host's pre-checks, unix seconds (default: chain time from the ChainMonitor, so
+   * a skewed host clock neither refuses good jobs nor claims dead ones).
+   */
   now?: () => number;
   /** Jobs run in the enclave at once; more wait, unclaimed, as `accepted` (default 4). */
   maxConcurrentJobs?: number;
+  /** Jobs admitted to wait for a slot beyond the running ones; more get 429 (default 16). */
+  maxQueuedJobs?: number;
+  /** Idle warm sessions are closed (and proved) after this long, ms (default DEFAULT_HOST_SESSION_IDLE_MS). */
+  sessionIdleMs?: number;
+  /** How often the chain head is read (health, chain clock), ms (default 2000). */
+  chainCheckIntervalMs?: number;
+  /** How often proved jobs are checked for finalization, ms (default 5000). */
+  finalizeIntervalMs?: number;
   /** Which jobs this operator takes at all (defaults: DEFAULT_JOB_POLICY). */
   jobPolicy?: Partial<JobPolicy>;
   /**
@@ -77,6 +93,22 @@ export interface JobPolicy {
 }
 
 export const DEFAULT_JOB_POLICY: JobPolicy = Object.freeze({ minEscrowWei: 1n, minClaimSeconds: 60 });
+
+/** How long one job may run in the enclave unless configured (JobApiOptions.enclaveTimeoutMs), ms. */
+export const DEFAULT_JOB_TIME_LIMIT_MS = 10 * 60_000;
+/** Jobs waiting for an enclave slot beyond the running ones, unless configured. */
+export const DEFAULT_MAX_QUEUED_JOBS = 16;
+
+/** SHA-256 over a submission's enc, ciphertext and inputs: what makes a retried submission "the same". */
+export function submissionDigest(body: Pick<SubmitBody, 'enc' | 'ciphertext' | 'inputs'>): Hex {
+  const h = createHash('sha256');
+  h.update('firn/job-submission/v1\0');
+  h.update(body.enc.toLowerCase());
+  h.update('\0');
+  h.update(body.ciphertext);
+  for (const i of body.inputs) h.update(`\0${i.toLowerCase()}`);
+  return `0x${h.digest('hex')}`;
+}
 
 /** How long the enclave's pre-flight of one request may take, ms (no input is read). */
 export const PREFLIGHT_TIMEOUT_MS = 30_000;
@@ -141,7 +173,9 @@ export class JobService {
   readonly jobs: JobStore;
   readonly quota: QuotaLedger;
   readonly clients: FirnClients;
-  private readonly events = new Map<Hex, string[]>();
+  readonly db: NodeDb;
+  /** Chain reachability and chain time (health, proof times, pre-checks). */
+  readonly chainMonitor: ChainMonitor;
   private readonly listeners = new Map<Hex, Set<() => void>>();
   private chainQueue: Promise<unknown> = Promise.resolve();
   private readonly running = new Set<Promise<void>>();
@@ -149,6 +183,10 @@ export class JobService {
   private readonly streamsPerIp = new Map<string, number>();
   /** Bounded concurrency: a job is claimed only once it has an enclave slot. */
   private readonly jobSlots: Sema;
+  /** Jobs admitted and not over (waiting for a slot or running). */
+  private active = 0;
+  private finalizer: NodeJS.Timeout | undefined;
+  private stopped = false;
   readonly sessions: SessionService;
   /** The terms in force (options over DEFAULT_JOB_POLICY). */
   readonly policy: JobPolicy;
@@ -158,29 +196,97 @@ export class JobService {
     readonly opts: JobApiOptions,
   ) {
     this.artifacts = new ArtifactStore(node.opts.dataDir);
-    this.jobs = new JobStore(node.opts.dataDir);
+    this.db = node.db ?? new NodeDb(node.opts.dataDir);
+    this.jobs = new JobStore(this.db);
     this.quota = new QuotaLedger(node.opts.dataDir, this.artifacts.dir, node.quotas);
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
+    this.chainMonitor = new ChainMonitor(this.clients.public, {
+      logger: opts.logger,
+      intervalMs: opts.chainCheckIntervalMs ?? 2000,
+    });
     this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
-    this.sessions = new SessionService(this);
+    this.sessions = new SessionService(this, opts.sessionIdleMs);
     this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
+    // The enclave keeps chain time too (proof times): every head read is passed in.
+    this.chainMonitor.onTime((t) => {
+      void this.node.supervisor.call('setChainTime', { chainTime: t }, 2000).catch(() => undefined);
+    });
     node.supervisor.on('event', (name: string, data: unknown) => {
       if (name !== 'jobEvent') return;
       const d = data as { jobId?: unknown; message?: unknown } | null;
-      if (typeof d?.jobId !== 'string' || typeof d.message !== 'string' || d.message.length > 1_000_000)
-        return;
+      if (typeof d?.jobId !== 'string' || typeof d.message !== 'string') return;
       const id = d.jobId.toLowerCase() as Hex;
-      const list = this.events.get(id);
-      if (!list || list.length >= 10_000) return;
-      list.push(d.message);
-      this.notify(id);
+      // A listener must never throw (it would be an uncaught exception in the host).
+      try {
+        if (!/^0x[0-9a-f]{64}$/.test(id) || this.jobs.get(id)?.status !== 'running') return;
+        if (this.db.appendEvent(id, d.message) !== undefined) this.notify(id);
+      } catch (e) {
+        // A full disk loses the event (the requester sees the gap in seq and in its channel).
+        opts.logger.warn('progress event not stored', { jobId: id, code: (e as FirnError).code });
+      }
     });
   }
 
+  /**
+   * Start the background work: the chain monitor, the recovery of jobs a previous run left
+   * unfinished, and the finalizer of proved jobs. Never throws (failures are logged and retried).
+   */
+  async start(): Promise<void> {
+    await this.chainMonitor.start();
+    this.recover();
+    const every = this.opts.finalizeIntervalMs ?? 5000;
+    const tick = () => {
+      if (this.stopped) return;
+      this.finalizer = setTimeout(() => {
+        void this.finalizeDue()
+          .catch(() => undefined)
+          .finally(tick);
+      }, every);
+      this.finalizer.unref();
+    };
+    tick();
+  }
+
+  /** Stop the background work (chain monitor, finalizer, session sweeper). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.finalizer);
+    this.chainMonitor.stop();
+    this.sessions.stopSweeper();
+  }
+
   private now(): number {
-    return (this.opts.now ?? (() => Math.floor(Date.now() / 1000)))();
+    return (this.opts.now ?? (() => this.chainMonitor.now()))();
+  }
+
+  private safeUpdate(jobId: Hex, patch: Partial<JobRecord>): void {
+    try {
+      this.jobs.update(jobId, patch, this.now());
+    } catch (e) {
+      this.opts.logger.error('job record not updated', {
+        jobId,
+        status: patch.status,
+        code: isFirnError(e) ? e.code : 'E_INTERNAL',
+      });
+    }
+  }
+
+  /** Jobs admitted and not yet over (waiting or running). */
+  get activeJobs(): number {
+    return this.active;
+  }
+
+  /**
+   * Admission control: a job (or session) is admitted only while fewer than maxConcurrentJobs +
+   * maxQueuedJobs are active. Raises E_RATE_LIMITED (429, Retry-After) when full.
+   */
+  admit(): void {
+    const cap =
+      Math.max(1, this.opts.maxConcurrentJobs ?? 4) + (this.opts.maxQueuedJobs ?? DEFAULT_MAX_QUEUED_JOBS);
+    if (this.active >= cap)
+      throw rateLimited(`this node is busy (${this.active} jobs running or queued); retry later`, 10);
   }
 
   private notify(id: Hex): void {
@@ -308,7 +414,17 @@ export class JobService {
     body: SubmitBody,
   ): Promise<FirnJob> {
     const signer = submissionSigner(req, route, this.requestScope(), body);
-    const job = await getJob(this.clients, body.jobId);
+    // A node that cannot reach its chain cannot claim or prove: refuse at once (503), not after
+    // the RPC's own timeouts.
+    await this.chainMonitor.requireUp(route === 'POST /v1/jobs' ? 'take jobs' : 'open sessions');
+    const job = await getJob(this.clients, body.jobId).catch((e: unknown) => {
+      if (!isTransientChainError(e)) throw e;
+      throw new FirnError(
+        'E_UNAVAILABLE',
+        'the node cannot reach its chain RPC to check this job; retry later or use another node',
+        { cause: e, details: { retryAfterSeconds: 5 } },
+      );
+    });
     if (job.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', 'no such job on chain');
     if (!same(signer, job.requester))
       throw new FirnError('E_FORBIDDEN', 'only the requester of this job on chain may submit it');
@@ -326,7 +442,9 @@ export class JobService {
     router.add('GET', '/v1/artifacts/:id', ({ params, res }) => this.download(params.id!, res));
     router.add('POST', '/v1/jobs', ({ req, res }) => this.submit(req, res));
     router.add('GET', '/v1/jobs/:id', ({ params }) => this.status(params.id!));
-    router.add('GET', '/v1/jobs/:id/events', ({ params, req, res }) => this.stream(params.id!, req, res));
+    router.add('GET', '/v1/jobs/:id/events', ({ params, req, res, url }) =>
+      this.stream(params.id!, req, res, url),
+    );
     router.add('GET', '/v1/jobs/:id/result', ({ params }) => this.result(params.id!));
     this.sessions.mount(router);
   }
@@ -351,7 +469,15 @@ export class JobService {
         details: { size: declared, limit },
       });
     const intent = uploadIntentOf(req, this.requestScope(), this.now());
-    const balance = await this.clients.public.getBalance({ address: intent.uploader, blockTag: 'latest' });
+    const balance = await this.clients.public
+      .getBalance({ address: intent.uploader, blockTag: 'latest' })
+      .catch((e: unknown) => {
+        throw new FirnError(
+          'E_UNAVAILABLE',
+          'the node cannot reach its chain RPC to check the uploader; retry later or use another node',
+          { cause: e, details: { retryAfterSeconds: 5 } },
+        );
+      });
     if (balance === 0n)
       throw new FirnError(
         'E_FORBIDDEN',
@@ -425,11 +551,22 @@ export class JobService {
     await this.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
+    // A retried submission (its answer was lost) is the same job: same answer, never a second run.
+    const digest = submissionDigest(body);
+    const existing = this.jobs.get(body.jobId);
+    if (existing) {
+      if (existing.requestDigest !== digest)
+        throw new FirnError('E_CONFLICT', 'this job was already submitted here with another request');
+      const { response: _r, ...rest } = existing;
+      sendJson(res, 202, rest);
+      return undefined;
+    }
     await this.fetchShared(body.inputs);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
-    if (this.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
+    this.admit();
+    await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
     const now = this.now();
     const record: JobRecord = {
@@ -438,17 +575,109 @@ export class JobService {
       inputs: body.inputs,
       createdAt: now,
       updatedAt: now,
+      requestDigest: digest,
     };
     this.jobs.put(record);
-    this.events.set(body.jobId, []);
+    this.active++;
     const run = this.process(
       body,
       { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
       job,
-    ).finally(() => this.running.delete(run));
+    )
+      .catch((e: unknown) =>
+        this.opts.logger.error('job processing ended with an error', {
+          jobId: body.jobId,
+          code: isFirnError(e) ? e.code : 'E_INTERNAL',
+        }),
+      )
+      .finally(() => {
+        this.active--;
+        this.running.delete(run);
+      });
     this.running.add(run);
     sendJson(res, 202, record);
     return undefined;
+  }
+
+  /** Chain time after which a claim made now (or at `claimedAt`) lapses, unix seconds. */
+  private claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number {
+    return Math.min(claimedAt + Number(job.claimTimeout), Number(job.deadline));
+  }
+
+  /**
+   * Fail a claimed job on chain (failJob, while the claim is valid, so the requester can re-run
+   * it elsewhere at once), retrying through a chain outage until the claim lapses. Never throws.
+   */
+  private async failOnChain(
+    jobId: Hex,
+    code: string,
+    claimExpiresAt: number | undefined,
+  ): Promise<Hex | undefined> {
+    const log = this.opts.logger.child({ jobId });
+    try {
+      const tx = await retryChain(
+        () => this.chain(() => failJob(this.clients, { jobId, reason: failureReason(code) })),
+        {
+          until: () => this.stopped || (claimExpiresAt !== undefined && this.now() >= claimExpiresAt),
+          onRetry: (e, n) =>
+            n === 1 && log.warn('failJob waits for the chain', { code: (e as FirnError).code }),
+        },
+      );
+      return tx.hash;
+    } catch (e2) {
+      log.error('failJob failed', { code: isFirnError(e2) ? e2.code : 'E_INTERNAL' });
+      return undefined;
+    }
+  }
+
+  /**
+   * Submit a kept proof (status `proving`), retrying through a chain outage until the claim lapses
+   * or the deadline passes. On success the record is `proved` with the challenge window's end;
+   * a revert (or the claim lapsing first) fails it. Never throws.
+   */
+  private async submitKeptProof(jobId: Hex): Promise<void> {
+    const log = this.opts.logger.child({ jobId });
+    const r = this.jobs.get(jobId);
+    if (!r?.proof) return;
+    try {
+      const p = parseWorkProofJson(r.proof);
+      const tx = await retryChain(
+        () =>
+          this.chain(() =>
+            submitProof(this.clients, { jobId, proof: { ...p.proof }, signature: p.signature }),
+          ),
+        {
+          until: () => this.stopped || (r.claimExpiresAt !== undefined && this.now() >= r.claimExpiresAt),
+          onRetry: (e, n) =>
+            n === 1 &&
+            log.warn('proof kept; submission waits for the chain', { code: (e as FirnError).code }),
+        },
+      );
+      let challengeEndsAt: number | undefined;
+      try {
+        challengeEndsAt = Number((await getJob(this.clients, jobId)).challengeEndsAt);
+      } catch {
+        challengeEndsAt = undefined;
+      }
+      this.safeUpdate(jobId, {
+        status: 'proved',
+        txs: { ...this.jobs.get(jobId)?.txs, proof: tx.hash },
+        ...(challengeEndsAt === undefined ? {} : { challengeEndsAt }),
+      });
+      log.info('proof submitted', { workUnits: p.proof.workUnits });
+    } catch (e) {
+      const error = toErrorBody(e);
+      log.error('proof not accepted', { code: error.code });
+      // Reverted while the claim holds (e.g. a bad proof): free the job for the requester now.
+      if (
+        !isTransientChainError(e) &&
+        !(e instanceof ChainRevertedError && /Expired|DeadlinePassed/.test(e.errorName ?? ''))
+      )
+        await this.failOnChain(jobId, error.code, r.claimExpiresAt);
+      this.safeUpdate(jobId, { status: 'failed', error });
+    } finally {
+      this.notify(jobId);
+    }
   }
 
   private async process(
@@ -459,11 +688,17 @@ export class JobService {
     const log = this.opts.logger.child({ jobId: body.jobId });
     const identity = this.node.identity!;
     let claimed = false;
+    let claimExpiresAt: number | undefined;
+    let proofKept = false;
     await this.jobSlots.acquire();
-    const outDir = this.artifacts.tempDir('job');
+    let outDir: string | undefined;
     try {
-      // The wait for a slot may have eaten the time to run it: the terms are checked again.
+      // The wait for a slot may have eaten the time to run it: the terms are checked again, and
+      // a job the node could not prove (chain unreachable) is not started.
       this.checkPolicy(job);
+      await this.chainMonitor.requireUp('start jobs');
+      outDir = this.artifacts.tempDir('job');
+      await this.setEnclaveChainTime();
       // The enclave opens and checks the request first: one that cannot run costs no gas.
       await this.preflight('preflightJob', body, onChain);
       const claim = await this.chain(() =>
@@ -473,8 +708,14 @@ export class JobService {
         throw e;
       });
       claimed = true;
-      this.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, this.now());
+      claimExpiresAt = this.claimEnd(job, this.now());
+      this.jobs.update(
+        body.jobId,
+        { status: 'running', txs: { claim: claim.hash }, claimExpiresAt },
+        this.now(),
+      );
       log.info('job claimed; running in the enclave');
+      await this.setEnclaveChainTime();
       const r = await this.node.supervisor.call<RunJobResult>(
         'runJob',
         {
@@ -493,7 +734,7 @@ export class JobService {
           },
           outputDir: outDir,
         },
-        this.opts.enclaveTimeoutMs ?? 600_000,
+        this.opts.enclaveTimeoutMs ?? DEFAULT_JOB_TIME_LIMIT_MS,
       );
       const outputs = [];
       for (const o of r.outputs) {
@@ -502,53 +743,122 @@ export class JobService {
         await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }
-      const p = parseWorkProofJson(r.proof);
-      const tx = await this.chain(() =>
-        submitProof(this.clients, { jobId: body.jobId, proof: { ...p.proof }, signature: p.signature }),
-      );
+      // The proof is kept before it is sent: a chain outage or a restart never loses it.
       this.jobs.update(
         body.jobId,
-        {
-          status: 'proved',
-          outputs,
-          proof: r.proof,
-          response: r.response,
-          txs: { ...this.jobs.get(body.jobId)?.txs, proof: tx.hash },
-        },
+        { status: 'proving', outputs, proof: r.proof, response: r.response },
         this.now(),
       );
-      log.info('proof submitted', { outputs: outputs.length, workUnits: p.proof.workUnits });
-      // Enclave-signed data records go to the data ledger after the proof (never failing the job).
+      proofKept = true;
+      // Enclave-signed data records go to the data ledger (docs/decisions/1100); posting never fails the job.
       if (r.signedData !== undefined && r.signedData.length > 0)
         await postSignedDataRecords(this.clients, r.signedData, log);
     } catch (e) {
       const error = toErrorBody(e);
       log.warn('job failed', { code: error.code });
       let failTx: Hex | undefined;
-      if (claimed) {
-        try {
-          failTx = (
-            await this.chain(() =>
-              failJob(this.clients, { jobId: body.jobId, reason: failureReason(error.code) }),
-            )
-          ).hash;
-        } catch (e2) {
-          log.error('failJob failed', { code: isFirnError(e2) ? e2.code : 'E_INTERNAL' });
-        }
-      }
-      this.jobs.update(
-        body.jobId,
-        {
-          status: 'failed',
-          error,
-          ...(failTx ? { txs: { ...this.jobs.get(body.jobId)?.txs, fail: failTx } } : {}),
-        },
-        this.now(),
-      );
+      if (claimed) failTx = await this.failOnChain(body.jobId, error.code, claimExpiresAt);
+      this.safeUpdate(body.jobId, {
+        status: 'failed',
+        error,
+        ...(failTx ? { txs: { ...this.jobs.get(body.jobId)?.txs, fail: failTx } } : {}),
+      });
     } finally {
       this.jobSlots.release();
-      await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+      if (outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
       this.notify(body.jobId);
+    }
+    if (proofKept) await this.submitKeptProof(body.jobId);
+  }
+
+  /** Pass the chain time to the enclave (its proof times and expiry checks use it); best effort. */
+  async setEnclaveChainTime(): Promise<void> {
+    if (!this.chainMonitor.up && this.opts.now === undefined) return;
+    await this.node.supervisor.call('setChainTime', { chainTime: this.now() }, 5000).catch(() => undefined);
+  }
+
+  /**
+   * After a restart: a job left `accepted` was never claimed (failed here; it is still Open on
+   * chain for the requester); `running` lost its enclave run (failed on chain while the claim
+   * holds); `proving` has a kept proof (submitted again). Sessions left open lost their enclave
+   * state and are failed like running jobs. Runs in the background; never throws.
+   */
+  recover(): void {
+    const log = this.opts.logger;
+    for (const r of this.jobs.withStatus('accepted'))
+      this.safeUpdate(r.jobId, {
+        status: 'failed',
+        error: {
+          code: 'E_UNAVAILABLE',
+          message: 'the node restarted before the job was claimed; submit it again',
+        },
+      });
+    for (const r of this.jobs.withStatus('running')) {
+      log.warn('job was running when the node stopped; failing it on chain', { jobId: r.jobId });
+      const run = this.failOnChain(r.jobId, 'E_ENCLAVE_UNAVAILABLE', r.claimExpiresAt).then((tx) =>
+        this.safeUpdate(r.jobId, {
+          status: 'failed',
+          error: { code: 'E_ENCLAVE_UNAVAILABLE', message: 'the node restarted while the job ran' },
+          ...(tx ? { txs: { ...r.txs, fail: tx } } : {}),
+        }),
+      );
+      this.track(run);
+    }
+    for (const r of this.jobs.withStatus('proving')) {
+      log.info('resubmitting a kept proof', { jobId: r.jobId });
+      this.track(this.submitKeptProof(r.jobId));
+    }
+    for (const m of this.db.sessions()) {
+      if (m.state === 'closed') continue;
+      try {
+        this.db.putSession({ ...m, state: 'closed' });
+      } catch {}
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    const run: Promise<void> = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+  }
+
+  /**
+   * Finalize this node's proved jobs whose challenge window is over (chain time), so the operator
+   * is paid without anyone typing a command. A job the chain already settled (paid, slashed) is
+   * recorded as such. Never throws.
+   */
+  async finalizeDue(): Promise<void> {
+    if (!this.chainMonitor.up) return;
+    const now = this.now();
+    for (const r of this.jobs.withStatus('proved')) {
+      if (this.stopped) return;
+      if (r.challengeEndsAt !== undefined && now <= r.challengeEndsAt) continue;
+      const log = this.opts.logger.child({ jobId: r.jobId });
+      try {
+        const onChain = await getJob(this.clients, r.jobId);
+        if (r.challengeEndsAt === undefined && onChain.challengeEndsAt > 0n)
+          this.safeUpdate(r.jobId, { challengeEndsAt: Number(onChain.challengeEndsAt) });
+        if (onChain.status === JobStatus.Paid) {
+          this.safeUpdate(r.jobId, { status: 'finalized' });
+          continue;
+        }
+        if (onChain.status === JobStatus.Slashed) {
+          this.safeUpdate(r.jobId, {
+            status: 'failed',
+            error: { code: 'E_PROOF_INVALID', message: 'the proof was disputed and slashed' },
+          });
+          continue;
+        }
+        if (onChain.status !== JobStatus.Proved || BigInt(now) <= onChain.challengeEndsAt) continue;
+        const tx = await this.chain(() => finalizeJob(this.clients, r.jobId));
+        this.safeUpdate(r.jobId, { status: 'finalized', txs: { ...r.txs, finalize: tx.hash } });
+        log.info('job finalized; operator paid');
+      } catch (e) {
+        log.warn('finalize failed; will retry', { code: isFirnError(e) ? e.code : 'E_INTERNAL' });
+      }
     }
   }
 
@@ -569,9 +879,10 @@ export class JobService {
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
     // A session's answers went to the requester in-band; its result is the transcript opening
     // verifiers check the proof's outputCommitment against (docs/decisions/0830-result-availability.md).
-    if (r.status === 'proved' && r.proof && r.sessionOpening)
+    const done = r.status === 'proved' || r.status === 'finalized';
+    if (done && r.proof && r.sessionOpening)
       return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
-    if (r.status !== 'proved' || !r.outputs || !r.proof)
+    if (!done || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
     return {
       jobId: r.jobId,
@@ -586,9 +897,19 @@ export class JobService {
     };
   }
 
-  private stream(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+  /**
+   * GET /v1/jobs/{id}/events (SSE; the wire shape is docs/decisions/1040-job-events-wire-and-node-persistence.md):
+   * `progress` events with `seq` from the database (replayed after a restart), resumable with
+   * Last-Event-ID or `?after=`, then one `end` event naming the status and how many events the job
+   * produced, so a client detects a dropped tail.
+   */
+  private stream(idText: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
     const id = parseArtifactId(idText);
     this.record(id);
+    const afterText = req.headers['last-event-id'] ?? url.searchParams.get('after') ?? '-1';
+    if (typeof afterText !== 'string' || !/^-?\d{1,9}$/.test(afterText))
+      throw new FirnError('E_INVALID_INPUT', 'Last-Event-ID (or ?after=) must be an event seq number');
+    let after = Math.max(-1, Number(afterText));
     // Streams are held open for long: a few per IP, so they cannot take the connection slots.
     const ip = remoteIp(req);
     const streams = this.streamsPerIp.get(ip) ?? 0;
@@ -610,18 +931,25 @@ export class JobService {
     holdWhileServing(req);
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
     heartbeat.unref();
-    let sent = 0;
     return new Promise((resolve) => {
+      let over = false;
       const flush = () => {
-        const list = this.events.get(id) ?? [];
-        for (; sent < list.length; sent++)
-          res.write(
-            `id: ${sent}\nevent: progress\ndata: ${JSON.stringify({ seq: sent, message: list[sent] })}\n\n`,
-          );
+        if (over) return;
+        for (;;) {
+          const batch = this.db.eventsAfter(id, after, 500);
+          for (const ev of batch) {
+            res.write(
+              `id: ${ev.seq}\nevent: progress\ndata: ${JSON.stringify({ seq: ev.seq, message: ev.message })}\n\n`,
+            );
+            after = ev.seq;
+          }
+          if (batch.length < 500) break;
+        }
         const r = this.jobs.get(id);
-        if (r && (r.status === 'proved' || r.status === 'failed')) {
+        if (r && (r.status === 'proved' || r.status === 'finalized' || r.status === 'failed')) {
+          const status = r.status === 'failed' ? 'failed' : 'proved';
           res.write(
-            `event: end\ndata: ${JSON.stringify({ status: r.status, ...(r.error ? { error: r.error } : {}) })}\n\n`,
+            `event: end\ndata: ${JSON.stringify({ status, events: this.db.eventCount(id), ...(r.error ? { error: r.error } : {}) })}\n\n`,
           );
           done();
         }
@@ -629,6 +957,7 @@ export class JobService {
       const set = this.listeners.get(id) ?? new Set();
       this.listeners.set(id, set);
       const done = () => {
+        over = true;
         clearInterval(heartbeat);
         set.delete(flush);
         res.end();
@@ -636,6 +965,7 @@ export class JobService {
       };
       set.add(flush);
       req.on('close', () => {
+        over = true;
         clearInterval(heartbeat);
         set.delete(flush);
         resolve(undefined);
@@ -644,10 +974,19 @@ export class JobService {
     });
   }
 
-  /** Wait for jobs in flight (for shutdown and tests). */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.running]);
-    this.sessions.stopSweeper();
+  /** Wait for jobs in flight (for shutdown and tests), at most `timeoutMs`, then stop the background work. */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // Whatever still waits (a proof or failJob retried through an outage) stops retrying now;
+    // a kept proof is submitted again at the next start.
+    this.stop();
   }
 }
 

@@ -32,6 +32,8 @@ export const SESSION_REFUSAL_DELAY_MS = 2_000;
 
 interface HostSession {
   jobId: Hex;
+  /** Host time the session opened, ms. */
+  openedAt?: number;
   lastUsed: number;
   /** Sequence number of the next request the enclave expects (it accepted this many). */
   nextSeq: bigint;
@@ -55,10 +57,27 @@ export class SessionService {
   private readonly open = new Map<Hex, HostSession>();
   private sweeper: NodeJS.Timeout | undefined;
 
+  readonly idleMs: number;
+
   constructor(
     readonly service: JobService,
-    readonly idleMs = DEFAULT_HOST_SESSION_IDLE_MS,
-  ) {}
+    idleMs?: number,
+  ) {
+    this.idleMs = Math.max(100, idleMs ?? DEFAULT_HOST_SESSION_IDLE_MS);
+  }
+
+  /** Record the session's public metadata (best effort: a full disk does not stop the session). */
+  private persist(h: HostSession, state: 'open' | 'closing' | 'closed'): void {
+    try {
+      this.service.db.putSession({
+        jobId: h.jobId,
+        openedAt: h.openedAt ?? h.lastUsed,
+        lastUsed: h.lastUsed,
+        requests: Number(h.nextSeq),
+        state,
+      });
+    } catch {}
+  }
 
   mount(router: Router): void {
     router.add('POST', '/v1/sessions', ({ req }) => this.openSession(req));
@@ -87,7 +106,8 @@ export class SessionService {
           if (!s.closed && !s.closing && now - s.lastUsed >= this.idleMs)
             void this.close(s.jobId).catch(() => undefined);
       },
-      Math.min(this.idleMs, 30_000),
+      // Checked at a fraction of the idle time, so an idle session never holds its slot much longer.
+      Math.max(50, Math.min(Math.floor(this.idleMs / 4), 30_000)),
     );
     this.sweeper.unref();
   }
@@ -101,7 +121,10 @@ export class SessionService {
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
     holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
+    s.admit();
+    await s.chainMonitor.requireUp('open sessions');
     const job = await s.checkOpenJob(body, onChain);
+    await s.setEnclaveChainTime();
     const log = s.opts.logger.child({ jobId: body.jobId });
     // Before any claim: the enclave reserves a session slot (E_UNAVAILABLE when full), opens the
     // channel and checks the request and its grant. A refusal here records nothing and costs no gas.
@@ -139,7 +162,15 @@ export class SessionService {
         },
         s.opts.enclaveTimeoutMs ?? 600_000,
       );
-      this.open.set(body.jobId, { jobId: body.jobId, lastUsed: Date.now(), nextSeq: 0n, inFlight: 0 });
+      const h: HostSession = {
+        jobId: body.jobId,
+        openedAt: Date.now(),
+        lastUsed: Date.now(),
+        nextSeq: 0n,
+        inFlight: 0,
+      };
+      this.open.set(body.jobId, h);
+      this.persist(h, 'open');
       this.startSweeper();
       log.info('session open');
       return r;
@@ -254,6 +285,8 @@ export class SessionService {
     }
     const id = h.jobId;
     const s = this.service;
+    this.persist(h, 'closing');
+    await s.setEnclaveChainTime();
     const fail = async (e: unknown) => {
       const error = toErrorBody(e);
       s.jobs.update(id, { status: 'failed', error }, s.clock());
@@ -303,6 +336,7 @@ export class SessionService {
         throw e;
       } finally {
         this.open.delete(id);
+        this.persist(h, 'closed');
       }
     })();
     h.closing = run;

@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } 
 import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
+import { isDiskFull, storageFull } from './nodeDb.ts';
 
 export const DEFAULT_MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 
@@ -52,7 +53,12 @@ export class ArtifactStore {
   /** A fresh temp path inside the store's filesystem (for writers such as the enclave). */
   tempDir(name: string): string {
     const d = join(this.tmp, `${name}-${randomBytes(6).toString('hex')}`);
-    mkdirSync(d, { recursive: true });
+    try {
+      mkdirSync(d, { recursive: true });
+    } catch (e) {
+      if (isDiskFull(e)) throw storageFull('a job folder', e);
+      throw e;
+    }
     return d;
   }
 
@@ -68,21 +74,39 @@ export class ArtifactStore {
   ): Promise<{ id: Hex; size: number; created: boolean }> {
     const tmp = join(this.tmp, `upload-${randomBytes(8).toString('hex')}`);
     const out = createWriteStream(tmp, { mode: 0o600 });
+    // A write error (ENOSPC on a full disk) is an event on the stream: without this listener it
+    // would be an uncaught exception that takes the whole host down.
+    let writeError: Error | undefined;
+    let wake: (() => void) | undefined;
+    out.on('error', (e) => {
+      writeError = e;
+      wake?.();
+    });
     const hash = createHash('sha256');
     let size = 0;
     try {
       for await (const chunk of source) {
+        if (writeError) throw writeError;
         size += chunk.length;
         if (size > limit) throw new TooLargeError('artifact', size, limit);
         hash.update(chunk);
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+        if (!out.write(chunk))
+          await new Promise<void>((r) => {
+            wake = r;
+            out.once('drain', () => r());
+          });
+        wake = undefined;
+        if (writeError) throw writeError;
       }
-      await new Promise<void>((resolve, reject) =>
-        out.end((e?: Error | null) => (e ? reject(e) : resolve())),
-      );
+      await new Promise<void>((resolve, reject) => {
+        if (writeError) return reject(writeError);
+        out.once('error', reject);
+        out.end(() => (writeError ? reject(writeError) : resolve()));
+      });
     } catch (e) {
       out.destroy();
       await unlink(tmp).catch(() => undefined);
+      if (isDiskFull(e)) throw storageFull('the artifact', e);
       throw e;
     }
     if (size === 0) {
@@ -104,9 +128,14 @@ export class ArtifactStore {
   async adopt(tmpPath: string, expectedId: Hex): Promise<{ id: Hex; size: number; created: boolean }> {
     const hash = createHash('sha256');
     let size = 0;
-    for await (const c of createReadStream(tmpPath) as AsyncIterable<Buffer>) {
-      hash.update(c);
-      size += c.length;
+    try {
+      for await (const c of createReadStream(tmpPath) as AsyncIterable<Buffer>) {
+        hash.update(c);
+        size += c.length;
+      }
+    } catch (e) {
+      // The enclave could not write its output (a full disk) or it vanished.
+      throw new FirnError('E_NOT_FOUND', 'a job output is missing', { cause: e });
     }
     const id = `0x${hash.digest('hex')}` as Hex;
     if (id !== parseArtifactId(expectedId))
@@ -128,6 +157,7 @@ export class ArtifactStore {
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return { id, size, created: false };
+      if (isDiskFull(e)) throw storageFull('the artifact', e);
       throw new FirnError('E_INTERNAL', 'could not store the artifact');
     }
   }

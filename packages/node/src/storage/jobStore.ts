@@ -1,8 +1,20 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ErrorCode, Hex, WorkProofJson } from '@firn/core';
+import { NodeDb } from './nodeDb.ts';
 
-export type JobRecordStatus = 'accepted' | 'claimed' | 'running' | 'proved' | 'failed';
+/**
+ * A job's state on this node. `accepted`: admitted, waiting for an enclave slot (not claimed);
+ * `running`: claimed and in the enclave; `proving`: the enclave's proof is kept here and is being
+ * submitted (the chain may be down); `proved`: the chain took the proof (challenge window);
+ * `finalized`: paid out; `failed`: over without a proof.
+ */
+export type JobRecordStatus =
+  | 'accepted'
+  | 'claimed'
+  | 'running'
+  | 'proving'
+  | 'proved'
+  | 'finalized'
+  | 'failed';
 
 /** What the host records about a job: public facts and ciphertext references only. */
 export interface JobRecord {
@@ -19,33 +31,35 @@ export interface JobRecord {
   /** Inference sessions: the preimage of the proof's outputCommitment (served with the result). */
   sessionOpening?: { salt: Hex; count: string; requestsHash: Hex; responsesHash: Hex };
   txs?: Record<string, Hex>;
+  /** SHA-256 of the submission (enc, ciphertext, inputs): a retried identical submission is the same job. */
+  requestDigest?: Hex;
+  /** Chain time (unix s) after which the claim lapses; a kept proof must be on chain before it. */
+  claimExpiresAt?: number;
+  /** Chain time (unix s) at which the challenge window ends (finalize after it). */
+  challengeEndsAt?: number;
 }
 
-/** Job records as JSON files under the data dir, written atomically (temp file, then rename). */
+/**
+ * Job records in the node's SQLite database (NodeDb), keyed by job id. Writes raise
+ * E_STORAGE_FULL on a full disk.
+ */
 export class JobStore {
-  readonly dir: string;
-  constructor(dataDir: string) {
-    this.dir = join(dataDir, 'jobs');
-    mkdirSync(this.dir, { recursive: true });
+  readonly db: NodeDb;
+  constructor(dataDirOrDb: string | NodeDb) {
+    this.db = typeof dataDirOrDb === 'string' ? new NodeDb(dataDirOrDb) : dataDirOrDb;
   }
 
-  private path(jobId: Hex): string {
+  private check(jobId: Hex): Hex {
     if (!/^0x[0-9a-f]{64}$/.test(jobId)) throw new Error('jobId must be lowercase 32-byte hex');
-    return join(this.dir, `${jobId.slice(2)}.json`);
+    return jobId;
   }
 
   get(jobId: Hex): JobRecord | undefined {
-    try {
-      return JSON.parse(readFileSync(this.path(jobId), 'utf8')) as JobRecord;
-    } catch {
-      return undefined;
-    }
+    return this.db.getJob(this.check(jobId));
   }
 
   put(r: JobRecord): void {
-    const p = this.path(r.jobId);
-    writeFileSync(`${p}.tmp`, JSON.stringify(r, null, 1), { mode: 0o600 });
-    renameSync(`${p}.tmp`, p);
+    this.db.putJob({ ...r, jobId: this.check(r.jobId) });
   }
 
   update(jobId: Hex, patch: Partial<JobRecord>, now: number): JobRecord {
@@ -57,8 +71,10 @@ export class JobStore {
   }
 
   list(): Hex[] {
-    return readdirSync(this.dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => `0x${f.slice(0, -5)}` as Hex);
+    return this.db.listJobs();
+  }
+
+  withStatus(status: JobRecordStatus): JobRecord[] {
+    return this.db.jobsWithStatus(status);
   }
 }

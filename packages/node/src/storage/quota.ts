@@ -113,9 +113,17 @@ export class QuotaLedger {
     this.storedTotal += size;
   }
 
+  /** Best effort: a ledger that cannot be written (full disk) keeps counting in memory. */
   private persist(): void {
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ used: Object.fromEntries(this.used) }), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, JSON.stringify({ used: Object.fromEntries(this.used) }), { mode: 0o600 });
+      renameSync(tmp, this.file);
+    } catch {
+      this.persistFailures++;
+    }
   }
+
+  /** Ledger writes that failed (full disk); the in-memory counts stay right. */
+  persistFailures = 0;
 }

@@ -57,6 +57,8 @@ export interface ResolvedTrainingParams {
   validationSplit: number;
   /** Regression only: train on standardised targets and fold the scale back into the output layer. */
   scaleTarget: boolean;
+  /** Early stopping: epochs without a validation-loss improvement before training stops (absent: off). */
+  patience?: number;
 }
 
 /** The report returned sealed as output role `metrics`. */
@@ -84,7 +86,10 @@ export interface TrainingReport {
   targetScale?: { mean: number[]; std: number[] };
   samplesPerSecond: number;
   trainSeconds: number;
-  /** Training samples x epochs: the Work Proof's workUnits. */
+  /** With early stopping (params.patience): the epochs actually run. */
+  epochsRun?: number;
+  earlyStopping?: { patience: number; stopped: boolean; bestEpoch: number; bestValLoss: number };
+  /** Training samples x epochs run: the Work Proof's workUnits. */
   workUnits: string;
   parameterCount: number;
 }
@@ -120,6 +125,7 @@ const KNOWN_PARAMS = new Set([
   'seed',
   'validationSplit',
   'scaleTarget',
+  'patience',
 ]);
 
 /**
@@ -288,6 +294,11 @@ export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Wo
   if (!(validationSplit >= 0 && validationSplit < 1))
     throw jobInvalid('param validationSplit must be in [0, 1)');
   const lrParam = optNumber(p, 'learningRate');
+  const patience = optInt(p, 'patience', 1, 10_000);
+  if (patience !== undefined && validationSplit === 0)
+    throw jobInvalid(
+      'param patience needs validationSplit above 0 (early stopping watches the validation loss)',
+    );
   const scaleParam = p['scaleTarget'];
   if (scaleParam !== undefined && typeof scaleParam !== 'boolean')
     throw jobInvalid('param scaleTarget must be a boolean');
@@ -328,6 +339,7 @@ export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Wo
     seed,
     validationSplit,
     scaleTarget,
+    ...(patience !== undefined ? { patience } : {}),
   };
 
   const r = await trainModel({
@@ -340,6 +352,7 @@ export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Wo
     ...(lrParam !== undefined ? { learningRate: lrParam } : {}),
     seed,
     validationSplit,
+    ...(patience !== undefined ? { patience } : {}),
     onEpoch: (e) =>
       ctx.progress({
         type: 'epoch',
@@ -407,6 +420,7 @@ export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Wo
     ...(scaled ? { targetScale: { mean: scaled.mean, std: scaled.std } } : {}),
     samplesPerSecond: m.samplesPerSecond,
     trainSeconds: m.trainSeconds,
+    ...(m.earlyStopping ? { epochsRun: m.epochs, earlyStopping: m.earlyStopping } : {}),
     workUnits: String(r.workUnits),
     parameterCount: shapes.parameterCount,
   };

@@ -1,0 +1,470 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  createFirnClients,
+  type FirnClients,
+  type FirnJob,
+  finalizeJob,
+  firnJobMarketAbi,
+  getJob,
+  getNode,
+  JobStatus,
+  reclaimJob,
+  withdrawCredits,
+} from '@firn/chain';
+import { artifactId } from '@firn/crypto';
+import { NodeApi, nudgeChain, openOutput, verifyWorkProof } from '@firn/client';
+import { computeOutputCommitment, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
+import type { Command } from 'commander';
+import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
+import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
+import { readJobRecord } from '../jobJournal.ts';
+import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
+import { inferCommand, type InferOptions } from './infer.ts';
+import { runTrain, type TrainOptions } from './train.ts';
+
+/** Options every `firn job` subcommand takes. */
+export interface JobArgs extends ChainArgs {
+  json?: boolean;
+  keyFile?: string;
+}
+
+/** One row of `firn job list --json`. */
+export interface JobListRow {
+  jobId: Hex;
+  status: string;
+  enclaveId: Hex | null;
+  requester: Hex;
+  /** Escrow still held, wei as a decimal string (0 once paid out or refunded). */
+  escrow: string;
+}
+
+const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
+/** `list` reads at most this many of the latest jobs (each is one RPC call). */
+export const MAX_LISTED_JOBS = 1000;
+
+function jobIdArg(v: string | undefined): Hex {
+  if (v === undefined || !JOB_ID.test(v))
+    throw new InvalidInputError(
+      `JOBID must be 32 bytes of hex, 0x followed by 64 hex digits (got ${v ?? 'nothing'})`,
+    );
+  return v.toLowerCase() as Hex;
+}
+
+/**
+ * The id of the market's n-th job (1-based), as FirnJobMarket.postJob derives it:
+ * keccak256(abi.encode(chainid, market, n)).
+ */
+export function marketJobId(chainId: number, market: Hex, n: bigint): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+      [BigInt(chainId), market, n],
+    ),
+  );
+}
+
+function readerFor(chain: ResolvedChain): FirnClients {
+  if (chain.deployment.jobMarket === zeroAddress)
+    throw new InvalidInputError('no job market address: pass --market, --deployment or --devnet');
+  return createFirnClients(chain.rpcUrl, undefined, chain.deployment, { pollingIntervalMs: 100 });
+}
+
+function row(j: FirnJob): JobListRow {
+  const claimed = j.enclaveId !== `0x${'0'.repeat(64)}`;
+  return {
+    jobId: j.jobId,
+    status: JobStatus[j.status] ?? String(j.status),
+    enclaveId: claimed ? j.enclaveId : null,
+    requester: j.requester as Hex,
+    escrow: j.escrow.toString(),
+  };
+}
+
+/** `firn job list`: the market's latest jobs (at most `limit`), newest first, optionally one requester's. */
+export async function listJobs(
+  chain: ResolvedChain,
+  o: { requester?: string; limit?: number } = {},
+): Promise<JobListRow[]> {
+  const c = readerFor(chain);
+  const count = await c.public.readContract({
+    address: chain.deployment.jobMarket,
+    abi: firnJobMarketAbi,
+    functionName: 'jobCount',
+  });
+  const limit = BigInt(Math.min(o.limit ?? MAX_LISTED_JOBS, MAX_LISTED_JOBS));
+  const rows: JobListRow[] = [];
+  for (let n = count; n >= 1n && count - n < limit; n--) {
+    const j = await getJob(c, marketJobId(chain.deployment.chainId, chain.deployment.jobMarket, n));
+    if (o.requester && j.requester.toLowerCase() !== o.requester.toLowerCase()) continue;
+    rows.push(row(j));
+  }
+  return rows;
+}
+
+/** What a job's state means for its requester, and what (if anything) they can do now. */
+export function jobAdvice(j: FirnJob, chainNow: bigint): string {
+  const lapse = j.claimedAt + j.claimTimeout;
+  switch (j.status) {
+    case JobStatus.Open:
+      return 'nobody claimed it yet; `firn job reclaim` refunds the escrow';
+    case JobStatus.Claimed:
+      return chainNow > lapse || chainNow > j.deadline
+        ? 'the claim lapsed: `firn job reclaim` refunds the escrow and the bond, `firn job retry` runs it on another node'
+        : `running on ${j.enclaveId}; the claim lapses at ${new Date(Number(lapse) * 1000).toISOString()}`;
+    case JobStatus.Proved:
+      return chainNow >= j.challengeEndsAt
+        ? 'proved, challenge window over: `firn job finalize` pays the operator (the node does it too)'
+        : `proved; the challenge window ends at ${new Date(Number(j.challengeEndsAt) * 1000).toISOString()}; \`firn job result\` fetches the outputs`;
+    case JobStatus.Paid:
+      return 'finalized: the operator was paid';
+    case JobStatus.Failed:
+      return 'the node failed it: `firn job reclaim` refunds the escrow, `firn job retry` runs it again';
+    case JobStatus.Slashed:
+      return 'the proof was slashed: `firn job reclaim` refunds the escrow with the slashed stake';
+    case JobStatus.Reclaimed:
+      return 'the escrow was refunded';
+    default:
+      return 'no such job on this market';
+  }
+}
+
+async function chainNow(c: FirnClients): Promise<bigint> {
+  const b = await c.public.getBlock();
+  return BigInt(Math.max(Number(b.timestamp), Math.floor(Date.now() / 1000)));
+}
+
+/**
+ * A lapsed claim is judged at the block's time: where blocks come only with transactions (anvil)
+ * the latest block can predate the lapse, so make one now (nudgeChain) before reclaiming.
+ */
+async function blockAfter(c: FirnClients, j: FirnJob): Promise<void> {
+  const lapse = minBig(j.claimedAt + j.claimTimeout, j.deadline);
+  if (BigInt((await c.public.getBlock()).timestamp) <= lapse) await nudgeChain(c);
+}
+
+/** `firn job status JOBID`: the on-chain record, with times, and what can be done next. */
+export async function jobStatus(chain: ResolvedChain, id: string) {
+  const jobId = jobIdArg(id);
+  const c = readerFor(chain);
+  const j = await getJob(c, jobId);
+  if (j.status === JobStatus.None)
+    throw new FirnError(
+      'E_NOT_FOUND',
+      `job ${jobId} does not exist on the market ${chain.deployment.jobMarket}`,
+    );
+  const now = await chainNow(c);
+  let endpoint: string | null = null;
+  if (j.status !== JobStatus.Open && row(j).enclaveId)
+    endpoint = (await getNode(c, j.enclaveId)).endpoint || null;
+  return {
+    ...row(j),
+    node: endpoint,
+    deadline: Number(j.deadline),
+    claimedAt: Number(j.claimedAt),
+    claimLapsesAt: j.claimedAt > 0n ? Number(j.claimedAt + j.claimTimeout) : null,
+    challengeEndsAt: j.challengeEndsAt > 0n ? Number(j.challengeEndsAt) : null,
+    workUnits: j.workUnits.toString(),
+    advice: jobAdvice(j, now),
+  };
+}
+
+function requesterClients(chain: ResolvedChain, keyFile?: string): FirnClients {
+  const key = requesterKeyFor(chain, keyFile);
+  return createFirnClients(chain.rpcUrl, key, chain.deployment, { pollingIntervalMs: 100 });
+}
+
+/** `firn job finalize JOBID`: pay the operator of a proved job once its challenge window ended. */
+export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: string) {
+  const jobId = jobIdArg(id);
+  const c = requesterClients(chain, keyFile);
+  const j = await getJob(c, jobId);
+  if (j.status !== JobStatus.Proved)
+    throw new FirnError(
+      'E_CONFLICT',
+      `job ${jobId} is ${JobStatus[j.status]}, not Proved: nothing to finalize`,
+    );
+  const now = await chainNow(c);
+  if (now < j.challengeEndsAt)
+    throw new FirnError(
+      'E_CONFLICT',
+      `job ${jobId}'s challenge window ends at ${new Date(Number(j.challengeEndsAt) * 1000).toISOString()}; finalize after it`,
+    );
+  const tx = await finalizeJob(c, jobId);
+  return { jobId, status: 'Paid', tx: tx.hash };
+}
+
+/**
+ * `firn job reclaim JOBID`: refund a job the requester can no longer use (Open, Failed, Slashed,
+ * or Claimed with a lapsed claim) and withdraw the credit.
+ */
+export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: string) {
+  const jobId = jobIdArg(id);
+  const c = requesterClients(chain, keyFile);
+  const j = await getJob(c, jobId);
+  if (j.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', `job ${jobId} does not exist`);
+  const me = c.wallet!.account!.address;
+  if (j.requester.toLowerCase() !== me.toLowerCase())
+    throw new FirnError(
+      'E_FORBIDDEN',
+      `job ${jobId} was posted by ${j.requester}, not by ${me} (pass the requester's --key-file)`,
+    );
+  const now = await chainNow(c);
+  const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
+  if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
+    throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
+  const refund = j.escrow + (lapsed ? j.bond : 0n);
+  if (lapsed) await blockAfter(c, j);
+  const tx = await reclaimJob(c, jobId);
+  await withdrawCredits(c, 'jobMarket');
+  return { jobId, status: 'Reclaimed', refundedWei: refund.toString(), tx: tx.hash };
+}
+
+/**
+ * `firn job result JOBID --out DIR`: fetch a proved job's sealed outputs and Work Proof from its
+ * node, check each output hashes to its id, that the proof verifies and commits to exactly these
+ * outputs, then write proof.json and the outputs: opened with `--kem-key` (the key the job was
+ * run with, `firn train|infer --kem-key`), else still sealed (`<role>.sealed`).
+ */
+export async function jobResult(chain: ResolvedChain, id: string, o: { out: string; kemKey?: string }) {
+  const jobId = jobIdArg(id);
+  const out = resolve(o.out);
+  if (existsSync(out)) throw new FirnError('E_CONFLICT', `${out} already exists; pass a new --out directory`);
+  const kem = o.kemKey ? readKemPrivateKey(o.kemKey) : undefined;
+  const c = readerFor(chain);
+  const j = await getJob(c, jobId);
+  if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid)
+    throw new FirnError('E_CONFLICT', `job ${jobId} is ${JobStatus[j.status]}: it has no result`);
+  const node = await getNode(c, j.enclaveId);
+  if (!node.endpoint)
+    throw new FirnError('E_NOT_FOUND', `node ${j.enclaveId} has no endpoint in the registry`);
+  const api = new NodeApi(node.endpoint);
+  const r = await api.getResult(jobId);
+  const files: { name: string; bytes: Uint8Array | string }[] = [];
+  for (const x of r.outputs) {
+    const bytes =
+      x.sealed !== undefined
+        ? new Uint8Array(Buffer.from(x.sealed, 'base64'))
+        : await api.getArtifact(x.artifactId);
+    if (artifactId(bytes) !== x.artifactId.toLowerCase())
+      throw new FirnError(
+        'E_ARTIFACT_TAMPERED',
+        `output ${x.role} from ${node.endpoint} does not hash to its id`,
+      );
+    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(x.role))
+      throw new FirnError(
+        'E_PARSE',
+        `output role ${JSON.stringify(x.role).slice(0, 40)} is not a plain name`,
+      );
+    if (kem) {
+      const opened = await openOutput(bytes, kem);
+      files.push({ name: x.role, bytes: opened.bytes });
+    } else files.push({ name: `${x.role}.sealed`, bytes });
+  }
+  const check = await verifyWorkProof(c, r.proof, {
+    jobId,
+    outputCommitment: computeOutputCommitment(
+      r.outputs.map((x) => ({ role: x.role, artifactId: x.artifactId })),
+    ),
+  });
+  if (!check.ok)
+    throw new FirnError(
+      'E_PROOF_INVALID',
+      `the Work Proof from ${node.endpoint} does not verify: ${check.reasons.join('; ')}`,
+    );
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  for (const f of files) writeFileSync(join(out, f.name), f.bytes, { mode: 0o600, flag: 'wx' });
+  writeFileSync(join(out, 'proof.json'), `${JSON.stringify(r.proof, null, 2)}\n`, { flag: 'wx' });
+  return {
+    jobId,
+    node: node.endpoint,
+    dir: out,
+    files: [...files.map((f) => f.name), 'proof.json'],
+    opened: !!kem,
+  };
+}
+
+function readKemPrivateKey(file: string): Uint8Array {
+  let o: { privateKey?: unknown };
+  try {
+    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
+  } catch (e) {
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `--kem-key ${file}: ${(e as { code?: string }).code ?? 'not JSON'}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return hexBytes(o.privateKey, `--kem-key ${file} privateKey`, 32);
+}
+
+/**
+ * `firn job retry JOBID`: run a job posted from this machine again (same command, same files and
+ * flags, from the local job record) on another node, after reclaiming the old job when it can be
+ * (Open, Failed, Slashed, or a lapsed claim). Refuses a job that is running (claim valid), proved
+ * or paid, naming what to do instead. Returns the new command's exit code.
+ */
+export async function jobRetry(
+  chain: ResolvedChain,
+  id: string,
+  o: { keyFile?: string; json?: boolean },
+  io: { stdout: NodeJS.WritableStream & { isTTY?: boolean }; stderr: NodeJS.WritableStream },
+): Promise<number> {
+  const jobId = jobIdArg(id);
+  const rec = readJobRecord(jobId);
+  const c = requesterClients(chain, o.keyFile ?? (rec.options['keyFile'] as string | undefined));
+  const j = await getJob(c, jobId);
+  const now = await chainNow(c);
+  const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
+  if (lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)) {
+    if (lapsed) await blockAfter(c, j);
+    await reclaimJob(c, jobId);
+    await withdrawCredits(c, 'jobMarket');
+    io.stderr.write(`job ${jobId} reclaimed\n`);
+  } else if (j.status !== JobStatus.Reclaimed)
+    throw new FirnError('E_CONFLICT', `job ${jobId} is not to be retried: ${jobAdvice(j, now)}`);
+  // The lost node is not asked again; any other eligible node is chosen.
+  const { node: _node, ...options } = rec.options as Record<string, unknown> & { node?: string };
+  const json = o.json ?? false;
+  if (rec.command === 'train')
+    return runTrain(
+      { ...(options as unknown as TrainOptions), json },
+      {
+        runJob: (await import('@firn/client')).runJob,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      },
+    );
+  const r = await inferCommand({ ...(options as unknown as InferOptions) }, (l) => {
+    if (!json) io.stderr.write(`${l}\n`);
+  });
+  if (json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else io.stdout.write(`job ${r.jobId} on ${r.node}: outputs written; proof verified\n`);
+  return 0;
+}
+
+export function renderJobTable(rows: JobListRow[]): string {
+  return table(
+    ['JOB ID', 'STATUS', 'ENCLAVE ID', 'REQUESTER', 'ESCROW (ETH)'],
+    rows.map((r) => [
+      short(r.jobId),
+      r.status,
+      r.enclaveId ? short(r.enclaveId) : '-',
+      short(r.requester, 6),
+      formatEther(BigInt(r.escrow)),
+    ]),
+  );
+}
+
+function chainOptions(cmd: Command): Command {
+  return cmd
+    .option('--devnet <file>', 'devnet state file (RPC, contracts, requester account)')
+    .option('--deployment <file>', 'deployment JSON')
+    .option('--rpc <url>', 'JSON-RPC URL')
+    .option('--market <address>', 'job market contract')
+    .option('--json', 'print JSON (errors too)');
+}
+
+export function registerJob(program: Command): void {
+  const job = program
+    .command('job')
+    .description('the lifecycle of market jobs: list, status, result, finalize, reclaim, retry');
+  const run =
+    <R>(f: (chain: ResolvedChain) => Promise<R>, render: (r: R) => string, id?: string) =>
+    async (o: JobArgs): Promise<void> => {
+      try {
+        // A malformed JOBID is named before any network call.
+        if (id !== undefined) jobIdArg(id);
+        const chain = await resolveChain(o);
+        const r = await f(chain);
+        if (o.json) printJson(r);
+        else process.stdout.write(`${render(r)}\n`);
+      } catch (e) {
+        printError(e, o.json === true);
+        process.exitCode = exitCodeOf(e);
+      }
+    };
+  chainOptions(job.command('list').description('the latest jobs on the market, newest first'))
+    .option('--requester <address>', 'only jobs posted by this address')
+    .option('--limit <n>', `at most this many of the latest jobs (max ${MAX_LISTED_JOBS})`, '100')
+    .action((o: JobArgs & { requester?: string; limit: string }) =>
+      run(
+        (chain) => {
+          const limit = Number(o.limit);
+          if (!Number.isSafeInteger(limit) || limit < 1)
+            throw new InvalidInputError(`--limit must be a positive integer (got ${o.limit})`);
+          return listJobs(chain, { ...(o.requester ? { requester: o.requester } : {}), limit });
+        },
+        (r) => (r.length === 0 ? 'no jobs' : renderJobTable(r)),
+      )(o),
+    );
+  chainOptions(job.command('status <jobId>').description('a job on chain, and what can be done next')).action(
+    (id: string, o: JobArgs) =>
+      run(
+        (chain) => jobStatus(chain, id),
+        (r) => [`job ${r.jobId}: ${r.status}${r.node ? ` on ${r.node}` : ''}`, `  ${r.advice}`].join('\n'),
+        id,
+      )(o),
+  );
+  chainOptions(
+    job.command('result <jobId>').description("fetch a proved job's outputs and Work Proof from its node"),
+  )
+    .requiredOption('--out <dir>', 'new directory for proof.json and the outputs')
+    .option(
+      '--kem-key <file>',
+      'the KEM key file the job ran with (firn artifact keygen); else outputs stay sealed',
+    )
+    .action((id: string, o: JobArgs & { out: string; kemKey?: string }) =>
+      run(
+        (chain) => jobResult(chain, id, { out: o.out, ...(o.kemKey ? { kemKey: o.kemKey } : {}) }),
+        (r) => `wrote ${r.files.join(', ')} to ${r.dir} (proof verified)`,
+        id,
+      )(o),
+    );
+  chainOptions(
+    job
+      .command('finalize <jobId>')
+      .description('pay the operator of a proved job after its challenge window'),
+  )
+    .option('--key-file <file>', 'account paying the gas (else FIRN_REQUESTER_KEY, or the devnet requester)')
+    .action((id: string, o: JobArgs) =>
+      run(
+        (chain) => jobFinalize(chain, id, o.keyFile),
+        (r) => `job ${r.jobId} finalized: operator paid`,
+        id,
+      )(o),
+    );
+  chainOptions(
+    job
+      .command('reclaim <jobId>')
+      .description('refund a job you can no longer use (open, failed, slashed, lapsed claim)'),
+  )
+    .option('--key-file <file>', 'the requester key (else FIRN_REQUESTER_KEY, or the devnet requester)')
+    .action((id: string, o: JobArgs) =>
+      run(
+        (chain) => jobReclaim(chain, id, o.keyFile),
+        (r) => `job ${r.jobId} reclaimed: ${formatEther(BigInt(r.refundedWei))} ETH refunded`,
+        id,
+      )(o),
+    );
+  chainOptions(
+    job.command('retry <jobId>').description('run a job posted from this machine again on another node'),
+  )
+    .option('--key-file <file>', 'the requester key (else the one the job used)')
+    .action(async (id: string, o: JobArgs) => {
+      try {
+        const chain = await resolveChain(o);
+        process.exitCode = await jobRetry(chain, id, o, { stdout: process.stdout, stderr: process.stderr });
+      } catch (e) {
+        printError(e, o.json === true);
+        process.exitCode = exitCodeOf(e);
+      }
+    });
+}
+
+/** The smaller of two bigints (Math.min takes numbers only). */
+function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}

@@ -1,0 +1,251 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { FirnError, type Hex } from '@firn/core';
+import type { JobRecord } from './jobStore.ts';
+
+/** Most progress events kept per job (more are dropped, and the end marker still counts what was kept). */
+export const MAX_EVENTS_PER_JOB = 10_000;
+/** Largest progress event message kept, characters (base64 channel ciphertext). */
+export const MAX_EVENT_MESSAGE_CHARS = 1_000_000;
+/** Largest job record accepted back from the database, characters (a corrupt row fails closed). */
+const MAX_RECORD_CHARS = 64 * 1024 * 1024;
+
+/** Session metadata the host keeps (no key, no plaintext): enough to fail or prove it after a crash. */
+export interface SessionMeta {
+  jobId: Hex;
+  /** Host time the session opened, ms. */
+  openedAt: number;
+  /** Host time of the last accepted request, ms. */
+  lastUsed: number;
+  /** Requests the enclave accepted. */
+  requests: number;
+  state: 'open' | 'closing' | 'closed';
+}
+
+/**
+ * True for an error that means the disk (or the database file's filesystem) is full:
+ * ENOSPC / EDQUOT from node:fs, SQLITE_FULL from SQLite.
+ */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === 'E_STORAGE_FULL';
+}
+
+/** The typed error for a full disk (HTTP 507); `what` names what could not be stored. */
+export function storageFull(what: string, cause?: unknown): FirnError {
+  return new FirnError(
+    'E_STORAGE_FULL',
+    `the node's disk is full: could not store ${what}; retry later or on another node`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/** Run a storage write; a full disk becomes E_STORAGE_FULL, anything else E_INTERNAL (no path or text leaks). */
+export function storageWrite<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof FirnError) throw e;
+    if (isDiskFull(e)) throw storageFull(what, e);
+    throw new FirnError('E_INTERNAL', `could not store ${what}`, { cause: e });
+  }
+}
+
+/**
+ * The node's persistent state in one SQLite database (`<dataDir>/node.db`, WAL mode,
+ * docs/decisions/1040-job-events-wire-and-node-persistence.md): job records, their progress events
+ * with sequence numbers, session metadata and named chain cursors. The host stores public facts
+ * and ciphertext only. Every write raises E_STORAGE_FULL (507) on a full disk and E_INTERNAL on any
+ * other failure; reads of a corrupt row fail closed (the row is treated as absent).
+ *
+ * On first open, job records left as JSON files by earlier versions (`<dataDir>/jobs/*.json`) are
+ * imported and the folder renamed to `jobs.imported`.
+ */
+export class NodeDb {
+  readonly db: Database.Database;
+  private readonly st: {
+    getJob: Database.Statement;
+    putJob: Database.Statement;
+    listJobs: Database.Statement;
+    listByStatus: Database.Statement;
+    addEvent: Database.Statement;
+    countEvents: Database.Statement;
+    eventsAfter: Database.Statement;
+    putSession: Database.Statement;
+    getSession: Database.Statement;
+    listSessions: Database.Statement;
+    getCursor: Database.Statement;
+    putCursor: Database.Statement;
+  };
+
+  constructor(readonly dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = storageWrite('the node database', () => {
+      const db = new Database(join(dataDir, 'node.db'));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 2000');
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS jobs (
+          job_id TEXT PRIMARY KEY,
+          status TEXT NOT NULL,
+          record TEXT NOT NULL,
+          updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+        CREATE TABLE IF NOT EXISTS events (
+          job_id TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          message TEXT NOT NULL,
+          PRIMARY KEY (job_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS sessions (
+          job_id TEXT PRIMARY KEY,
+          meta TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS cursors (
+          name TEXT PRIMARY KEY,
+          block INTEGER NOT NULL
+        );
+      `);
+      return db;
+    });
+    const p = (sql: string) => this.db.prepare(sql);
+    this.st = {
+      getJob: p('SELECT record FROM jobs WHERE job_id = ?'),
+      putJob: p(
+        'INSERT INTO jobs (job_id, status, record, updated_at) VALUES (@id, @status, @record, @at) ' +
+          'ON CONFLICT(job_id) DO UPDATE SET status = excluded.status, record = excluded.record, updated_at = excluded.updated_at',
+      ),
+      listJobs: p('SELECT job_id FROM jobs ORDER BY updated_at'),
+      listByStatus: p('SELECT record FROM jobs WHERE status = ? ORDER BY updated_at'),
+      addEvent: p(
+        'INSERT INTO events (job_id, seq, message) SELECT @id, COALESCE(MAX(seq) + 1, 0), @message FROM events WHERE job_id = @id RETURNING seq',
+      ),
+      countEvents: p('SELECT COUNT(*) AS n FROM events WHERE job_id = ?'),
+      eventsAfter: p('SELECT seq, message FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      putSession: p(
+        'INSERT INTO sessions (job_id, meta) VALUES (?, ?) ON CONFLICT(job_id) DO UPDATE SET meta = excluded.meta',
+      ),
+      getSession: p('SELECT meta FROM sessions WHERE job_id = ?'),
+      listSessions: p('SELECT meta FROM sessions'),
+      getCursor: p('SELECT block FROM cursors WHERE name = ?'),
+      putCursor: p(
+        'INSERT INTO cursors (name, block) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block',
+      ),
+    };
+    this.importJsonRecords();
+  }
+
+  private importJsonRecords(): void {
+    const dir = join(this.dataDir, 'jobs');
+    if (!existsSync(dir)) return;
+    for (const f of readdirSync(dir)) {
+      if (!/^[0-9a-f]{64}\.json$/.test(f)) continue;
+      try {
+        const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as JobRecord;
+        if (!this.getJob(r.jobId)) this.putJob(r);
+      } catch {
+        // An unreadable old record is skipped; it was never served as valid either.
+      }
+    }
+    storageWrite('the imported job records', () => renameSync(dir, `${dir}.imported`));
+  }
+
+  getJob(jobId: Hex): JobRecord | undefined {
+    const row = this.st.getJob.get(jobId) as { record: string } | undefined;
+    return row ? parseRow<JobRecord>(row.record) : undefined;
+  }
+
+  putJob(r: JobRecord): void {
+    storageWrite('the job record', () =>
+      this.st.putJob.run({
+        id: r.jobId,
+        status: r.status,
+        record: JSON.stringify(r),
+        at: r.updatedAt,
+      }),
+    );
+  }
+
+  listJobs(): Hex[] {
+    return (this.st.listJobs.all() as { job_id: Hex }[]).map((r) => r.job_id);
+  }
+
+  jobsWithStatus(status: JobRecord['status']): JobRecord[] {
+    return (this.st.listByStatus.all(status) as { record: string }[])
+      .map((r) => parseRow<JobRecord>(r.record))
+      .filter((r): r is JobRecord => r !== undefined);
+  }
+
+  /**
+   * Append a progress event to a job; returns its sequence number (0, 1, 2, ... per job), or
+   * undefined when the job already holds MAX_EVENTS_PER_JOB events or the message is too long.
+   */
+  appendEvent(jobId: Hex, message: string): number | undefined {
+    if (message.length > MAX_EVENT_MESSAGE_CHARS) return undefined;
+    if (this.eventCount(jobId) >= MAX_EVENTS_PER_JOB) return undefined;
+    const row = storageWrite('a progress event', () => this.st.addEvent.get({ id: jobId, message })) as
+      | { seq: number }
+      | undefined;
+    return row?.seq;
+  }
+
+  eventCount(jobId: Hex): number {
+    return (this.st.countEvents.get(jobId) as { n: number }).n;
+  }
+
+  /** Events with seq > `after` in order, at most `limit`. */
+  eventsAfter(jobId: Hex, after: number, limit = 1000): { seq: number; message: string }[] {
+    return this.st.eventsAfter.all(jobId, after, limit) as { seq: number; message: string }[];
+  }
+
+  putSession(m: SessionMeta): void {
+    storageWrite('the session metadata', () => this.st.putSession.run(m.jobId, JSON.stringify(m)));
+  }
+
+  getSession(jobId: Hex): SessionMeta | undefined {
+    const row = this.st.getSession.get(jobId) as { meta: string } | undefined;
+    return row ? parseRow<SessionMeta>(row.meta) : undefined;
+  }
+
+  sessions(): SessionMeta[] {
+    return (this.st.listSessions.all() as { meta: string }[])
+      .map((r) => parseRow<SessionMeta>(r.meta))
+      .filter((m): m is SessionMeta => m !== undefined);
+  }
+
+  /** A named chain cursor (the next block to read), or undefined before the first save. */
+  cursor(name: string): bigint | undefined {
+    const row = this.st.getCursor.get(name) as { block: number | bigint } | undefined;
+    return row === undefined ? undefined : BigInt(row.block);
+  }
+
+  setCursor(name: string, block: bigint): void {
+    storageWrite('the chain cursor', () => this.st.putCursor.run(name, block));
+  }
+
+  /** A cheap write probe (for /healthz): false when the database cannot take a write now. */
+  writable(): boolean {
+    try {
+      this.st.putCursor.run('__health', Date.now());
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function parseRow<T>(text: string): T | undefined {
+  if (text.length > MAX_RECORD_CHARS) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
