@@ -72,8 +72,8 @@ function interleaved(
   for (let r = 0; r < rounds; r++)
     for (const [name, { f, perBatch }] of Object.entries(fns)) {
       const b = batch(perBatch, f);
-      (wall[name] ??= []).push(b.wall);
-      (cpu[name] ??= []).push(b.cpu);
+      wall[name] = [...(wall[name] ?? []), b.wall];
+      cpu[name] = [...(cpu[name] ?? []), b.cpu];
     }
   return Object.fromEntries(
     Object.keys(fns).map((k) => [k, { wallUs: median(wall[k]!), cpuUs: median(cpu[k]!) }]),
