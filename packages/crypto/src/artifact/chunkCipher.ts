@@ -14,7 +14,7 @@ import { CHUNK_TAG_BYTES } from './artifactHeader.ts';
 /** Chunks at least this long (plaintext bytes) go to the thread pool; shorter ones stay inline. */
 export const POOL_MIN_CHUNK = 64 * 1024;
 /** Chunks in flight at once (seal and open each); memory is about this many chunks. */
-export const PIPELINE_DEPTH = 3;
+export const PIPELINE_DEPTH = 2;
 
 /** One artifact's chunk key, usable by both paths. */
 export interface ChunkKey {

@@ -3,7 +3,7 @@ import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { parseArtifactHeader } from './artifactHeader.ts';
 import { POOL_MIN_CHUNK } from './chunkCipher.ts';
-import { openArtifactStream, sealArtifact, sealArtifactStream } from './index.ts';
+import { openArtifactStream, sealArtifact } from './index.ts';
 
 // The pipelined cipher loop (thread pool for large chunks, inline for small ones) must produce the
 // sealed format byte for byte (decisions 0200, 1161) and keep open's guarantees: nothing after a

@@ -5,7 +5,6 @@ import { ByteSource, type ByteStream } from './ByteSource.ts';
 import { chunkKey, encryptChunk, PIPELINE_DEPTH } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
-  CHUNK_TAG_BYTES,
   checkChunkSize,
   checkContentType,
   chunkNonce,
