@@ -105,8 +105,8 @@ function diagnose(key: ChunkKey, header: ArtifactHeader, block: Uint8Array, coun
 export async function* openArtifactStream(source: ByteStream, key: ArtifactKey): AsyncIterable<Uint8Array> {
   const src = new ByteSource(source);
   let dataKey: Uint8Array | undefined;
-  // Chunks read ahead and being decrypted (thread pool), oldest first; each is yielded only
-  // after its own tag verified, in order, and nothing after a failed chunk is ever yielded.
+  // Chunks read ahead and decrypted, oldest first; each is yielded only after its own tag
+  // verified, in order, and nothing after a failed chunk is ever yielded.
   const ahead: {
     counter: number;
     atEnd: boolean;
@@ -140,7 +140,7 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
       const { counter, atEnd, block, pt: pending } = ahead.shift()!;
       const pt =
         (await pending) ??
-        // A failure off the thread pool is re-checked inline before it is explained.
+        // A failure is re-checked inline before it is explained (matters if decryption moves off-thread).
         tryDecrypt(ck, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, block);
       if (pt !== undefined) {
         yield pt;
