@@ -20,6 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
   buildJobRequest,
@@ -35,6 +36,7 @@ import type { RunJobResult } from '@firn/enclave';
 import { createPrng, loadOnnxModel, type TensorMap, tensorMapToJson } from '@firn/ml';
 import { startTestNetwork } from '../tests/e2e/network.ts';
 import { makeMidSizeModel } from './inference.ts';
+import { type Headline, reportBench } from './report.ts';
 
 const pct = (a: number[], p: number) => {
   const s = [...a].sort((x, y) => x - y);
@@ -230,6 +232,7 @@ export async function runConfidentialInferenceBenchmark(
 
 if (process.argv[1] && join(process.argv[1]).endsWith('confidentialInference.ts')) {
   const [size, iters] = process.argv.slice(2).map(Number);
+  const loadBefore = loadavg();
   const r = await runConfidentialInferenceBenchmark({
     ...(size ? { sizeMB: size } : {}),
     ...(iters ? { iterations: iters } : {}),
@@ -241,4 +244,23 @@ if (process.argv[1] && join(process.argv[1]).endsWith('confidentialInference.ts'
         `throughput plain/session ${row.ratios.throughput}x; attestation amortised ${row.ratios.latencyAttestationAmortised}x, ` +
         `attestation per request ${row.ratios.latencyAttestationPerRequest}x; target 1.10x warm: ${row.ratios.meets110 ? 'met' : 'NOT met'}`,
     );
+  // Goals (issue 15): p50 within 1.5x of plain at batch 1 and 1.10x at batch 64; p95 within 1.5x.
+  const headlines: Headline[] = [];
+  for (const row of r.rows) {
+    if (row.batch === 1 || row.batch === 64)
+      headlines.push({
+        name: `session_p50_vs_plain_batch${row.batch}`,
+        value: row.ratios.latencyP50,
+        cmp: '<=',
+        goal: row.batch === 1 ? 1.5 : 1.1,
+      });
+    headlines.push({
+      name: `session_p95_vs_plain_batch${row.batch}`,
+      value: row.ratios.latencyP95,
+      cmp: '<=',
+      goal: 1.5,
+    });
+  }
+  headlines.push({ name: 'outputs_max_abs_diff', value: r.session.maxAbsDiffVsPlain, cmp: '<=', goal: 0 });
+  reportBench('confidentialInference', r, headlines, { loadBefore });
 }

@@ -13,8 +13,8 @@
  * Run: node packages/cli/bin/run-ts.mjs bench/gas.ts
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reportBench } from './report.ts';
 import { repoRoot } from '@firn/core';
 
 /** Issue 15's targets (mean gas per call). */
@@ -111,26 +111,20 @@ for (const [name, v] of Object.entries(results)) {
     );
   }
 }
-for (const [name, v] of Object.entries(results)) {
-  if (v.goal !== undefined) {
-    process.stdout.write(`ratio gas.${name} ${Math.round(v.mean)} ${v.goal} ${v.met ? 'met' : 'missed'}\n`);
-  }
-}
-
-const out = join(root, 'bench', 'results');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  join(out, 'gas.json'),
-  `${JSON.stringify(
-    {
-      name: 'gas',
-      source: 'forge test --match-contract FirnGasPaths --gas-report --json (each call its own transaction)',
-      seconds: (performance.now() - t0) / 1000,
-      results,
-      report,
-    },
-    null,
-    2,
-  )}\n`,
+reportBench(
+  'gas',
+  {
+    source: 'forge test --match-contract FirnGasPaths --gas-report --json (each call its own transaction)',
+    seconds: (performance.now() - t0) / 1000,
+    results,
+    report,
+  },
+  Object.entries(results)
+    .filter(([, v]) => v.goal !== undefined)
+    .map(([name, v]) => ({
+      name: `gas.${name}`,
+      value: Math.round(v.mean),
+      cmp: '<=' as const,
+      goal: v.goal!,
+    })),
 );
-process.exit(Object.values(results).every((v) => v.met !== false) ? 0 : 1);

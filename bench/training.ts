@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
@@ -10,6 +10,7 @@ import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { mlpDefinition, parseCsv, type TrainResult, trainModel } from '@firn/ml';
 // The enclave's job handler and workloads, run in this process (see runConfidential).
 import { createRunJobHandler, type RunJobResult } from '../packages/enclave/src/jobs/runJob.ts';
+import { reportBench } from './report.ts';
 import type { TrainingReport } from '../packages/enclave/src/jobs/workloads/training.ts';
 import { WORKLOADS } from '../packages/enclave/src/jobs/workloads/index.ts';
 
@@ -224,5 +225,27 @@ export function formatTrainingBench(r: TrainingBenchResult): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  console.log(formatTrainingBench(await run()));
+  const loadBefore = loadavg();
+  const r = await run();
+  console.log(formatTrainingBench(r));
+  // Goal (issue 15): confidential training >= 0.95x the plaintext engine end to end, same weights.
+  reportBench(
+    'training',
+    r,
+    [
+      {
+        name: 'training_confidential_vs_plain',
+        value: r.ratios.confidentialVsWasm,
+        cmp: '>=',
+        goal: 0.95,
+      },
+      {
+        name: 'training_weights_equal',
+        value: r.confidential.weightsEqualPlaintext ? 1 : 0,
+        cmp: '>=',
+        goal: 1,
+      },
+    ],
+    { loadBefore },
+  );
 }

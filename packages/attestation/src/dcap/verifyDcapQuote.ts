@@ -88,13 +88,21 @@ interface Anchors {
 }
 
 const defaultRootDer = pemCertificates(INTEL_SGX_ROOT_CA_PEM, 'Intel root')[0]!;
+/**
+ * The pinned Intel root is part of the program, not of any input: it is parsed and its key
+ * imported once, on first use, and kept across clearDcapCaches (decision 1160). Signatures it
+ * makes are still checked on every cold verification.
+ */
 let defaultAnchors: Anchors | undefined;
 function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
   const useDefault = roots === undefined || roots.length === 0;
   if (useDefault && defaultAnchors !== undefined) return defaultAnchors;
-  const list = (useDefault ? [defaultRootDer] : roots.map(rootDer)).map(cert);
+  const list = useDefault ? [parseCertificate(defaultRootDer)] : roots.map(rootDer).map(cert);
   const a = { roots: list, id: list.map((r) => key(r.der)).join('\u0001') };
-  if (useDefault) defaultAnchors = a;
+  if (useDefault) {
+    list[0]!.publicKey();
+    defaultAnchors = a;
+  }
   return a;
 }
 
@@ -103,7 +111,11 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
  * being a pinned root or issued by one. Returns the chain with the root appended (leaf first).
  */
 function verifyChain(ders: Uint8Array[], a: Anchors, what: string): Certificate[] {
-  const certs = ders.map(cert);
+  // A pinned root inside the chain is used as the anchor object itself (its key already imported).
+  const certs = ders.map(
+    (d) =>
+      a.roots.find((r) => r.der.length === d.length && Buffer.from(r.der).equals(Buffer.from(d))) ?? cert(d),
+  );
   for (let i = 0; i + 1 < certs.length; i++) checkIssued(certs[i]!, certs[i + 1]!, `${what}[${i}]`);
   const top = certs[certs.length - 1]!;
   if (a.roots.some((r) => Buffer.from(r.der).equals(Buffer.from(top.der)))) return certs;
@@ -125,7 +137,7 @@ interface PreparedCollateral {
 }
 
 const preparedCache = new Lru<PreparedCollateral>(64);
-const preparedByObject = new WeakMap<object, Map<string, PreparedCollateral>>();
+let preparedByObject = new WeakMap<object, Map<string, PreparedCollateral>>();
 
 function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
   return [
@@ -237,12 +249,16 @@ function pckChain(q: DcapQuote, raw: unknown, a: Anchors): PckChain {
   return pckCache.set(k, { certs, ext: parsePckExtensions(certs[0]!) });
 }
 
-/** Forget every cached parse and check (for benchmarks measuring the cold path). */
+/**
+ * Forget every cached parse and check of inputs (for benchmarks measuring the cold path): parsed
+ * certificates and their keys, passed signature checks, prepared collateral (by bytes and by
+ * object) and PCK chains. The pinned default root stays parsed (it is not an input).
+ */
 export function clearDcapCaches(): void {
   certCache.clear();
   issuedCache.clear();
-  defaultAnchors = undefined;
   preparedCache.clear();
+  preparedByObject = new WeakMap();
   pckCache.clear();
 }
 

@@ -78,12 +78,39 @@ function ecdsaSignature(b: Uint8Array, algNode: DerNode, sigNode: DerNode, what:
   return bits.subarray(1);
 }
 
+/**
+ * SubjectPublicKeyInfo of an uncompressed P-256 key up to the point (RFC 5480: id-ecPublicKey,
+ * prime256v1, BIT STRING of 66 bytes: 0x00 unused bits, 0x04, x, y). Every Intel DCAP key has it.
+ */
+const P256_SPKI_PREFIX = Uint8Array.from([
+  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+  0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+]);
+
+/**
+ * Import an SPKI public key. A P-256 SPKI (the only kind in Intel's chains) is imported from its
+ * point as a JWK: OpenSSL 3's DER decoder costs about twice as much as building the key from
+ * coordinates, and both check the point is on the curve. Any other SPKI takes the DER path.
+ */
+function importSpki(spki: Uint8Array): KeyObject {
+  if (spki.length === P256_SPKI_PREFIX.length + 64) {
+    let p256 = true;
+    for (let i = 0; i < P256_SPKI_PREFIX.length; i++)
+      if (spki[i] !== P256_SPKI_PREFIX[i]) {
+        p256 = false;
+        break;
+      }
+    if (p256) return p256RawKey(spki.subarray(P256_SPKI_PREFIX.length));
+  }
+  return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+}
+
 function lazyKey(spki: Uint8Array): () => KeyObject {
   let key: KeyObject | undefined;
   return () => {
     if (key === undefined) {
       try {
-        key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+        key = importSpki(spki);
       } catch (e) {
         throw new FirnError('E_EVIDENCE_MALFORMED', 'certificate public key cannot be imported', {
           cause: e,

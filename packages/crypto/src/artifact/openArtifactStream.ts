@@ -1,7 +1,13 @@
-import { createDecipheriv } from 'node:crypto';
 import { assertBytes, bytesEqual, concatBytes, FirnError, InvalidInputError } from '@firn/core';
 import { hpkeOpen, kemPublicKeyOf } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
+import {
+  type ChunkKey,
+  chunkKey,
+  decryptChunk,
+  decryptChunkSync as tryDecrypt,
+  PIPELINE_DEPTH,
+} from './chunkCipher.ts';
 import {
   ArtifactError,
   type ArtifactHeader,
@@ -71,36 +77,8 @@ async function dataKeyFor(header: ArtifactHeader, key: ArtifactKey): Promise<Uin
   return unwrapDataKey(header, key.kemPrivateKey);
 }
 
-/** Decrypt one chunk; undefined when the tag does not verify (plaintext is never released then). */
-function tryDecrypt(
-  key: Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  block: Uint8Array,
-): Uint8Array | undefined {
-  if (block.length < CHUNK_TAG_BYTES) return undefined;
-  const ctLen = block.length - CHUNK_TAG_BYTES;
-  const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: CHUNK_TAG_BYTES });
-  d.setAAD(aad);
-  d.setAuthTag(block.subarray(ctLen));
-  const out = d.update(block.subarray(0, ctLen));
-  try {
-    // GCM emits everything in update(); final() only checks the tag.
-    d.final();
-  } catch {
-    out.fill(0);
-    return undefined;
-  }
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
-}
-
 /** Explain a chunk that failed at its expected position: came from elsewhere, or altered. */
-function diagnose(
-  key: Uint8Array,
-  header: ArtifactHeader,
-  block: Uint8Array,
-  counter: number,
-): ArtifactError {
+function diagnose(key: ChunkKey, header: ArtifactHeader, block: Uint8Array, counter: number): ArtifactError {
   const lo = Math.max(0, counter - REORDER_WINDOW);
   const hi = Math.min(2 ** 32 - 1, counter + REORDER_WINDOW);
   for (let j = lo; j <= hi; j++) {
@@ -127,18 +105,43 @@ function diagnose(
 export async function* openArtifactStream(source: ByteStream, key: ArtifactKey): AsyncIterable<Uint8Array> {
   const src = new ByteSource(source);
   let dataKey: Uint8Array | undefined;
+  // Chunks read ahead and decrypted, oldest first; each is yielded only after its own tag
+  // verified, in order, and nothing after a failed chunk is ever yielded.
+  const ahead: {
+    counter: number;
+    atEnd: boolean;
+    block: Uint8Array;
+    pt: Promise<Uint8Array | undefined> | Uint8Array | undefined;
+  }[] = [];
   try {
     const header = await readArtifactHeaderFrom(src);
     dataKey = await dataKeyFor(header, key);
+    const ck = await chunkKey(dataKey, 'decrypt');
     const blockSize = header.chunkSize + CHUNK_TAG_BYTES;
-    for (let counter = 0; ; counter++) {
-      const block = await src.read(blockSize);
-      if (block.length === 0)
-        throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
-          details: { chunks: counter },
+    let next = 0;
+    let ended = false;
+    for (;;) {
+      while (!ended && ahead.length < PIPELINE_DEPTH) {
+        const block = await src.read(blockSize);
+        if (block.length === 0)
+          throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
+            details: { chunks: next },
+          });
+        const atEnd = block.length < blockSize || (await src.atEnd());
+        ahead.push({
+          counter: next,
+          atEnd,
+          block,
+          pt: decryptChunk(ck, chunkNonce(header.noncePrefix, next, atEnd), header.aad, block),
         });
-      const atEnd = block.length < blockSize || (await src.atEnd());
-      const pt = tryDecrypt(dataKey, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, block);
+        next++;
+        ended = atEnd;
+      }
+      const { counter, atEnd, block, pt: pending } = ahead.shift()!;
+      const pt =
+        (await pending) ??
+        // A failure is re-checked inline before it is explained (matters if decryption moves off-thread).
+        tryDecrypt(ck, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, block);
       if (pt !== undefined) {
         yield pt;
         if (atEnd) return;
@@ -146,9 +149,7 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
       }
       // The same position with the other last-flag tells a cut at a chunk boundary (a non-last
       // chunk at the end) from a final chunk followed by extra bytes.
-      if (
-        tryDecrypt(dataKey, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block) !== undefined
-      ) {
+      if (tryDecrypt(ck, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block) !== undefined) {
         if (atEnd)
           throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
             details: { chunks: counter + 1 },
@@ -161,9 +162,10 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
         throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends inside a chunk', {
           details: { position: counter },
         });
-      throw diagnose(dataKey, header, block, counter);
+      throw diagnose(ck, header, block, counter);
     }
   } finally {
+    ahead.length = 0;
     dataKey?.fill(0);
     await src.close();
   }

@@ -1,10 +1,10 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { assertBytes, concatBytes, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
+import { chunkKey, encryptChunk, PIPELINE_DEPTH } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
-  CHUNK_TAG_BYTES,
   checkChunkSize,
   checkContentType,
   chunkNonce,
@@ -42,15 +42,6 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
   return out;
 }
 
-/** Encrypt one chunk; returns the pieces to emit (ciphertext, then final bytes and tag) without copying. */
-function encryptChunk(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array[] {
-  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: CHUNK_TAG_BYTES });
-  c.setAAD(aad);
-  const body = c.update(pt);
-  const tail = Buffer.concat([c.final(), c.getAuthTag()]);
-  return body.length > 0 ? [body, tail] : [tail];
-}
-
 /**
  * Seal a byte stream into the sealed-artifact format, yielding the header first and then one
  * encrypted chunk at a time, so memory stays at about one chunk whatever the input size.
@@ -81,7 +72,11 @@ export async function* sealArtifactStream(
     recipients: await wrapFor(opts.recipients, dataKey),
   });
   const src = new ByteSource(source);
+  // Up to PIPELINE_DEPTH chunks are encrypted at once (thread pool) while the next are read;
+  // they are yielded in order, so memory stays at a few chunks whatever the input size.
+  const inFlight: (Promise<Uint8Array> | Uint8Array)[] = [];
   try {
+    const key = await chunkKey(dataKey, 'encrypt');
     yield header.bytes;
     for (let counter = 0; ; counter++) {
       if (counter >= MAX_CHUNKS)
@@ -89,16 +84,15 @@ export async function* sealArtifactStream(
       const pt = await src.read(chunkSize);
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = pt.length < chunkSize || (await src.atEnd());
-      for (const piece of encryptChunk(
-        dataKey,
-        chunkNonce(header.noncePrefix, counter, last),
-        header.aad,
-        pt,
-      ))
-        yield piece;
+      inFlight.push(encryptChunk(key, chunkNonce(header.noncePrefix, counter, last), header.aad, pt));
       if (last) break;
+      if (inFlight.length >= PIPELINE_DEPTH) yield await inFlight.shift()!;
     }
+    while (inFlight.length > 0) yield await inFlight.shift()!;
   } finally {
+    // Chunks still in flight (the consumer stopped early or the source failed) are dropped;
+    // their promises never reject unhandled.
+    for (const p of inFlight) if (p instanceof Promise) p.catch(() => {});
     dataKey.fill(0);
     await src.close();
   }
