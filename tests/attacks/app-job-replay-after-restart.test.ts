@@ -53,82 +53,109 @@ afterAll(async () => {
   for (const s of sups) await s.stop();
 });
 
-describe('a host replays a job after restarting the enclave', () => {
-  it('the enclave runs one job request once, across restarts', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'firn-app-replay-'));
-    const appDir = join(tmp, 'app');
-    mkdirSync(join(appDir, 'src'), { recursive: true });
-    writeFileSync(join(appDir, 'src', 'index.ts'), APP);
-    const built = await buildAppImage({ appDir, outDir: join(tmp, 'image') });
-    const platformPath = join(tmp, 'platform.json');
-    writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())));
-    const start = async () => {
-      const sup = new EnclaveSupervisor({
-        bundlePath: built.image.entry,
-        env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
-        logger: createLogger({}, { write: () => undefined }),
-        restart: false,
-      });
-      sups.push(sup);
-      sup.start();
-      await sup.ready();
-      return sup;
-    };
+async function setup() {
+  const tmp = mkdtempSync(join(tmpdir(), 'firn-app-replay-'));
+  const appDir = join(tmp, 'app');
+  mkdirSync(join(appDir, 'src'), { recursive: true });
+  writeFileSync(join(appDir, 'src', 'index.ts'), APP);
+  const built = await buildAppImage({ appDir, outDir: join(tmp, 'image') });
+  const platformPath = join(tmp, 'platform.json');
+  writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())));
+  const start = async () => {
+    const sup = new EnclaveSupervisor({
+      bundlePath: built.image.entry,
+      env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
+      logger: createLogger({}, { write: () => undefined }),
+      restart: false,
+    });
+    sups.push(sup);
+    sup.start();
+    await sup.ready();
+    return sup;
+  };
 
-    const first = await start();
-    const identity = await first.call<{
-      enclaveId: Hex;
-      kemPublicKey: Hex;
-      sealedKeys: unknown;
-      sealedState: unknown;
-    }>('init', {});
-    const owner = generateSigningKey();
-    const requester = await generateKemKeyPair();
-    const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
-    const s = await sealInput(utf8('alice,bob'), 'text/plain', requester.publicKey);
-    const inPath = join(tmp, s.artifactId.slice(2));
-    writeFileSync(inPath, s.sealed);
-    const inputs = [{ role: 'entries', artifactId: s.artifactId }];
-    const workloadHash = computeAppWorkloadHash(built.measurement, 'draw', {}, inputs);
-    const grant = await createGrant({
-      ownerPrivateKey: owner.privateKey,
-      artifactId: s.artifactId,
-      dataKey: s.dataKey,
-      enclaveId: identity.enclaveId,
-      enclaveKemPublicKey: hexToBytes(identity.kemPublicKey),
-      scope: { jobId, workloadHash },
-      expiresAt: Math.floor(Date.now() / 1000) + 600,
-    });
-    const request: JobRequest = {
-      v: 1,
-      jobId,
-      kind: 'draw',
-      inputs,
-      grants: [grant],
-      params: {},
-      resultRecipient: bytesToHex(requester.publicKey),
-      chainId: domain.chainId,
-      jobMarket: domain.jobMarket,
-      app: built.measurement,
+  const first = await start();
+  const identity = await first.call<{
+    enclaveId: Hex;
+    kemPublicKey: Hex;
+    sealedKeys: unknown;
+    sealedState: unknown;
+  }>('init', {});
+  const owner = generateSigningKey();
+  const requester = await generateKemKeyPair();
+  const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+  const s = await sealInput(utf8('alice,bob'), 'text/plain', requester.publicKey);
+  const inPath = join(tmp, s.artifactId.slice(2));
+  writeFileSync(inPath, s.sealed);
+  const inputs = [{ role: 'entries', artifactId: s.artifactId }];
+  const workloadHash = computeAppWorkloadHash(built.measurement, 'draw', {}, inputs);
+  const grant = await createGrant({
+    ownerPrivateKey: owner.privateKey,
+    artifactId: s.artifactId,
+    dataKey: s.dataKey,
+    enclaveId: identity.enclaveId,
+    enclaveKemPublicKey: hexToBytes(identity.kemPublicKey),
+    scope: { jobId, workloadHash },
+    expiresAt: Math.floor(Date.now() / 1000) + 600,
+  });
+  const request: JobRequest = {
+    v: 1,
+    jobId,
+    kind: 'draw',
+    inputs,
+    grants: [grant],
+    params: {},
+    resultRecipient: bytesToHex(requester.publicKey),
+    chainId: domain.chainId,
+    jobMarket: domain.jobMarket,
+    app: built.measurement,
+  };
+  const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
+  const sealedRequest = Buffer.from(await channel.sealRequest(utf8(JSON.stringify(request)))).toString(
+    'base64',
+  );
+  const params = (outputDir: string) => ({
+    jobId,
+    enc: bytesToHex(channel.enc),
+    request: sealedRequest,
+    inputPaths: { [s.artifactId]: inPath },
+    onChain: { workloadHash, inputCommitment: computeInputCommitment(inputs.map((i) => i.artifactId)) },
+    domain,
+    outputDir,
+  });
+  const p = params(mkdtempSync(join(tmp, 'out1-')));
+  const r1 = await first.call<RunJobResult>('runJob', p);
+  expect(r1.signedData).toHaveLength(1);
+  // Within one process the replay is refused.
+  await expect(first.call('runJob', p)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
+  return { tmp, start, first, identity, request, jobId, p, r1, requester };
+}
+
+describe('one job runs once in an enclave', () => {
+  it('a fresh request for a job that already ran is refused (the grants serve one run)', async () => {
+    const { tmp, first, identity, request, jobId, p } = await setup();
+
+    // A requester who hosts the node (or a host given a second request by the requester) seals a
+    // fresh request for the same job: new channel, the same grants, still in scope (jobId,
+    // workloadHash) and unexpired. One grant would serve any number of runs.
+    const again = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
+    const fresh = {
+      ...p,
+      enc: bytesToHex(again.enc),
+      request: Buffer.from(await again.sealRequest(utf8(JSON.stringify(request)))).toString('base64'),
+      outputDir: mkdtempSync(join(tmp, 'out1b-')),
     };
-    const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
-    const sealedRequest = Buffer.from(await channel.sealRequest(utf8(JSON.stringify(request)))).toString(
-      'base64',
-    );
-    const params = (outputDir: string) => ({
-      jobId,
-      enc: bytesToHex(channel.enc),
-      request: sealedRequest,
-      inputPaths: { [s.artifactId]: inPath },
-      onChain: { workloadHash, inputCommitment: computeInputCommitment(inputs.map((i) => i.artifactId)) },
-      domain,
-      outputDir,
-    });
-    const p = params(mkdtempSync(join(tmp, 'out1-')));
-    const r1 = await first.call<RunJobResult>('runJob', p);
-    expect(r1.signedData).toHaveLength(1);
-    // Within one process the replay is refused.
-    await expect(first.call('runJob', p)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
+    let rerun: unknown;
+    try {
+      rerun = await first.call<RunJobResult>('runJob', fresh);
+    } catch (e) {
+      rerun = e;
+    }
+    expect(rerun).toMatchObject({ code: 'E_CONFLICT' });
+  }, 120_000);
+
+  it('a host that restarts the enclave cannot replay a job request', async () => {
+    const { tmp, start, first, identity, p, r1, requester } = await setup();
 
     // The host restarts the enclave from its sealed keys and replays the same request.
     await first.stop();
