@@ -387,6 +387,8 @@ export async function acceptRequest<T>(
 /** How many accepted channel keys (HPKE `enc`) the enclave remembers to refuse replays. */
 export const MAX_REMEMBERED_CHANNELS = 100_000;
 const acceptedChannels = new Set<string>();
+/** Jobs whose workload this enclave process started (bounded like `acceptedChannels`). */
+const ranJobs = new Set<string>();
 
 /**
  * Accept a channel once. The response and event keys derive from the requester's `enc`, and
@@ -486,6 +488,11 @@ async function runRequest(
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
   const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
+  // The grants serve one run of the job: a fresh request (new channel) for a job this enclave
+  // process already ran is refused, so an app's randomness cannot be drawn again.
+  if (ranJobs.has(p.jobId)) throw fail('E_CONFLICT', 'this enclave already ran this job');
+  ranJobs.add(p.jobId);
+  if (ranJobs.size > MAX_REMEMBERED_CHANNELS) ranJobs.delete(ranJobs.values().next().value as string);
 
   // Events come from the app (through the runtime child): plain JSON objects up to 64 KiB, else
   // the job fails (E_JOB_FAILED) instead of the enclave process throwing while relaying them.
