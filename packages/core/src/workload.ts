@@ -210,6 +210,10 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
   });
   const roles = new Set(inputs.map((i) => i.role));
   if (roles.size !== inputs.length) throw new InvalidInputError('input roles must be distinct');
+  // One artifact under two roles would let one owner's grant open their data as another party's
+  // input too (a self-join: overlap(bob, bob) = the size of bob's list).
+  if (new Set(inputs.map((i) => i.artifactId)).size !== inputs.length)
+    throw new InvalidInputError('input artifacts must be distinct (one artifact under two roles)');
   return {
     v: 1,
     jobId: bytesToHex(hexBytes(r.jobId, 'jobId', 32)),
