@@ -1,5 +1,6 @@
 import { sealInput } from '@firn/client';
-import { bytesToHex, type FirnDeployment, type Hex, parseJobRequest, utf8 } from '@firn/core';
+import type { FirnDeployment } from '@firn/chain';
+import { bytesToHex, type Hex, parseJobRequest, utf8 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import { runWorkload } from '@firn/app/testing';
 import { describe, expect, it } from 'vitest';
