@@ -108,6 +108,7 @@ async function setup() {
     resultRecipient: bytesToHex(requester.publicKey),
     chainId: domain.chainId,
     jobMarket: domain.jobMarket,
+    dataLedger: domain.dataLedger,
     app: built.measurement,
   };
   const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });

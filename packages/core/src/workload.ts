@@ -159,6 +159,8 @@ export interface JobRequest {
   jobMarket: Hex;
   /** The app's measurement (32 bytes), when the job names its app; see computeAppWorkloadHash. */
   app?: Hex;
+  /** The FirnDataLedger the app's signed-data records are for; without it the enclave signs none. */
+  dataLedger?: Hex;
 }
 
 export const MAX_JOB_REQUEST_BYTES = 1024 * 1024;
@@ -174,6 +176,7 @@ const REQUEST_KEYS = new Set([
   'chainId',
   'jobMarket',
   'app',
+  'dataLedger',
 ]);
 
 /** Parse a job request from its JSON bytes: size-capped, every field checked; grants stay unparsed. */
@@ -225,6 +228,9 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
     chainId: r.chainId,
     jobMarket: bytesToHex(hexBytes(r.jobMarket, 'jobMarket', 20)),
     ...(r.app === undefined ? {} : { app: bytesToHex(hexBytes(r.app, 'app', 32)) }),
+    ...(r.dataLedger === undefined
+      ? {}
+      : { dataLedger: bytesToHex(hexBytes(r.dataLedger, 'dataLedger', 20)) }),
   };
 }
 

@@ -92,6 +92,7 @@ async function run(kind: string): Promise<RunJobResult> {
     resultRecipient: bytesToHex(requester.publicKey),
     chainId: domain.chainId,
     jobMarket: domain.jobMarket,
+    dataLedger: domain.dataLedger,
   };
   const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
   return (await program.handle('runJob', {

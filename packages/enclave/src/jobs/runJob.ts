@@ -219,6 +219,13 @@ export function checkRequestAgainstChain(
   if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
   if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
     throw fail('E_JOB_INVALID', 'the request names another chain or job market');
+  // Records are signed for the ledger the requester names, never one the host picks.
+  if (
+    req.dataLedger !== undefined &&
+    p.domain.dataLedger !== undefined &&
+    !same(req.dataLedger, p.domain.dataLedger)
+  )
+    throw fail('E_JOB_INVALID', 'the request names another data ledger');
   // A request that names its app commits to it in the workload hash (docs/decisions/1080-app-model.md).
   const workloadHash =
     req.app === undefined
@@ -504,16 +511,16 @@ async function runRequest(
   // Records the app asks for; signed here, in the process that holds the key, never in the runtime.
   const signedData: SignedDataRecord[] = [];
   const signData = async (digest: Uint8Array, o: { topic: string }): Promise<SignedDataRecord> => {
-    if (p.domain.dataLedger === undefined)
+    if (p.domain.dataLedger === undefined || req.dataLedger === undefined)
       throw fail(
         'E_UNSUPPORTED',
-        'the node named no data ledger for this job, so the enclave cannot sign data',
+        'the node or the request named no data ledger for this job, so the enclave cannot sign data',
       );
     if (signedData.length >= MAX_SIGNED_DATA_PER_JOB)
       throw fail('E_TOO_LARGE', `a job signs at most ${MAX_SIGNED_DATA_PER_JOB} data records`);
     const record = signDataRecord(
       { signingKey: keys.signingKey, enclaveId: ctx.enclaveId() },
-      { chainId: req.chainId, address: p.domain.dataLedger },
+      { chainId: req.chainId, address: req.dataLedger },
       digest,
       o.topic,
       p.jobId,
