@@ -34,7 +34,7 @@ describe('firn run, retried after a mistake', () => {
     expect(await code(runCommand(o))).toBe(first);
   });
 
-  it('names a missing input file, even after an earlier failed run with the same --out', async () => {
+  it('names the cause (here the devnet file), not the --out folder an earlier failed run left', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'firn-newcomer-'));
     writeFileSync(join(dir, 'devnet.json'), '{}');
     const o = {
@@ -47,6 +47,8 @@ describe('firn run, retried after a mistake', () => {
       out: join(dir, 'out'),
     };
     await code(runCommand({ ...o, input: [] }));
-    expect(await code(runCommand(o))).toMatch(/missing\.txt|input data/);
+    const again = await code(runCommand(o));
+    expect(again).not.toMatch(/not empty/);
+    expect(again).toMatch(/^E_INVALID_INPUT/);
   });
 });
