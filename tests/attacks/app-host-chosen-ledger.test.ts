@@ -5,8 +5,8 @@ import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation'
 import { sealInput } from '@firn/client';
 import {
   bytesToHex,
+  computeAppWorkloadHash,
   computeInputCommitment,
-  computeWorkloadHash,
   type Hex,
   hexToBytes,
   type JobRequest,
@@ -63,6 +63,7 @@ const program = createEnclaveProgram(
   { runJob: createRunJobHandler({ workloads, now: () => NOW }) },
 );
 const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+const appMeasurement = ((await program.handle('hello', {})) as { measurement: Hex }).measurement;
 const owner = generateSigningKey();
 const requester = await generateKemKeyPair();
 const domain = {
@@ -80,7 +81,7 @@ async function run(
   const s = await sealInput(utf8('payload'), 'application/octet-stream', requester.publicKey);
   writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
   const inputs = [{ role: 'data', artifactId: s.artifactId }];
-  const workloadHash = computeWorkloadHash(kind, {}, inputs);
+  const workloadHash = computeAppWorkloadHash(appMeasurement, kind, {}, inputs);
   const grant = await createGrant({
     ownerPrivateKey: owner.privateKey,
     artifactId: s.artifactId,
@@ -101,6 +102,7 @@ async function run(
     resultRecipient: bytesToHex(requester.publicKey),
     chainId: domain.chainId,
     jobMarket: domain.jobMarket,
+    app: appMeasurement,
     ...(reqLedger === null ? {} : { dataLedger: reqLedger }),
   } as JobRequest;
   const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });

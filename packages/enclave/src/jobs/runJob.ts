@@ -1,4 +1,5 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import firnMl from '../apps/firn-ml/index.ts';
 import { join } from 'node:path';
 import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
 import { signDataRecord } from '@firn/app/signData';
@@ -254,6 +255,13 @@ export function checkRequestServed(
       `the job is for app ${req.app}; this enclave serves ${bytesToHex(ctx.measurement)}`,
     );
   const w = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
+  // A request that names no app (the first-party clients') runs only first-party code: another
+  // app's workload of the same name is not what its requester attested and granted to.
+  if (req.app === undefined && w !== undefined && !Object.values(firnMl.workloads).includes(w))
+    throw fail(
+      'E_UNSUPPORTED',
+      `this enclave serves app ${bytesToHex(ctx.measurement)}: a job for it must name it (app)`,
+    );
   if (w === undefined) throw fail('E_UNSUPPORTED', `this app has no workload "${req.kind}"`);
   return w;
 }
