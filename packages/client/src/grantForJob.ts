@@ -183,6 +183,12 @@ export async function grantForJob(o: GrantForJobOptions): Promise<Grant> {
     );
   if (artifactId(o.sealed) !== input.artifactId.toLowerCase())
     throw new InvalidInputError(`your sealed file is not the plan's input ${o.role} (artifact ids differ)`);
+  const roles = plan.inputs.filter((i) => i.artifactId.toLowerCase() === input.artifactId.toLowerCase());
+  if (roles.length > 1)
+    throw new FirnError(
+      'E_GRANT_SCOPE',
+      `the job plan lists your artifact under more than one input (${roles.map((i) => i.role).join(', ')}): one grant would open it as each of them`,
+    );
   const dataKey = await unwrapDataKey(readArtifactHeader(o.sealed), o.kemPrivateKey);
   if (o.requireRecipient !== undefined) {
     const mine = bytesToHex(o.requireRecipient);

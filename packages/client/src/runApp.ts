@@ -302,6 +302,10 @@ export async function completeAppJob(
     chainId: plan.chainId,
     jobMarket: plan.jobMarket,
     app: plan.app,
+    // The enclave signs the app's records only for the ledger named here (not one the host picks).
+    ...(/^0x0{40}$/i.test(m.clients.addresses.dataLedger)
+      ? {}
+      : { dataLedger: m.clients.addresses.dataLedger }),
   };
   const channel = await openChannel(kem, { info: jobChannelInfo(plan.jobId) });
   const message = await channel.sealRequest(utf8(JSON.stringify(request)));

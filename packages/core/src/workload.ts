@@ -159,6 +159,8 @@ export interface JobRequest {
   jobMarket: Hex;
   /** The app's measurement (32 bytes), when the job names its app; see computeAppWorkloadHash. */
   app?: Hex;
+  /** The FirnDataLedger the app's signed-data records are for; without it the enclave signs none. */
+  dataLedger?: Hex;
 }
 
 export const MAX_JOB_REQUEST_BYTES = 1024 * 1024;
@@ -174,6 +176,7 @@ const REQUEST_KEYS = new Set([
   'chainId',
   'jobMarket',
   'app',
+  'dataLedger',
 ]);
 
 /** Parse a job request from its JSON bytes: size-capped, every field checked; grants stay unparsed. */
@@ -210,6 +213,10 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
   });
   const roles = new Set(inputs.map((i) => i.role));
   if (roles.size !== inputs.length) throw new InvalidInputError('input roles must be distinct');
+  // One artifact under two roles would let one owner's grant open their data as another party's
+  // input too (a self-join: overlap(bob, bob) = the size of bob's list).
+  if (new Set(inputs.map((i) => i.artifactId)).size !== inputs.length)
+    throw new InvalidInputError('input artifacts must be distinct (one artifact under two roles)');
   return {
     v: 1,
     jobId: bytesToHex(hexBytes(r.jobId, 'jobId', 32)),
@@ -221,6 +228,9 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
     chainId: r.chainId,
     jobMarket: bytesToHex(hexBytes(r.jobMarket, 'jobMarket', 20)),
     ...(r.app === undefined ? {} : { app: bytesToHex(hexBytes(r.app, 'app', 32)) }),
+    ...(r.dataLedger === undefined
+      ? {}
+      : { dataLedger: bytesToHex(hexBytes(r.dataLedger, 'dataLedger', 20)) }),
   };
 }
 

@@ -185,6 +185,7 @@ describe('an app image runs its workloads in the enclave', async () => {
       resultRecipient: bytesToHex(requester.publicKey),
       chainId: domain.chainId,
       jobMarket: domain.jobMarket,
+      dataLedger: domain.dataLedger,
       app,
     };
     const channel = await openChannel(hexToBytes(identity.kemPublicKey), {

@@ -174,9 +174,11 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
   const escrow = etherArg(o.escrow, '--escrow');
   const workload = assertRole(o.workload, '--workload');
   const out = resolve(o.out);
-  if (existsSync(out) && readdirSync(out).some((f) => f !== 'grants'))
+  // An empty sealed/ is what a run that failed before sealing anything leaves: a retry may reuse it.
+  const leftover = (f: string) =>
+    f !== 'grants' && !(f === 'sealed' && readdirSync(join(out, f)).length === 0);
+  if (existsSync(out) && readdirSync(out).some(leftover))
     throw new FirnError('E_CONFLICT', `--out ${out} is not empty; pass a new folder`);
-  mkdirSync(join(out, 'sealed'), { recursive: true, mode: 0o700 });
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
@@ -221,6 +223,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
   }
   if (inputs.length === 0)
     throw new InvalidInputError('pass at least one --input ROLE=FILE or --input-sealed ROLE=FILE');
+  mkdirSync(join(out, 'sealed'), { recursive: true, mode: 0o700 });
   const grantsDir = resolve(o.grantsDir ?? join(out, 'grants'));
   const r = await runApp({
     rpcUrl: chain.rpcUrl,

@@ -5,8 +5,8 @@ import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation'
 import { sealInput } from '@firn/client';
 import {
   bytesToHex,
+  computeAppWorkloadHash,
   computeInputCommitment,
-  computeWorkloadHash,
   type Hex,
   hexToBytes,
   type JobRequest,
@@ -58,6 +58,7 @@ const program = createEnclaveProgram(
   { runJob: createRunJobHandler({ workloads, now: () => NOW }) },
 );
 const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+const appMeasurement = ((await program.handle('hello', {})) as { measurement: Hex }).measurement;
 const owner = generateSigningKey();
 const requester = await generateKemKeyPair();
 const domain = {
@@ -71,7 +72,7 @@ async function run(kind: string): Promise<RunJobResult> {
   const s = await sealInput(utf8('payload'), 'application/octet-stream', requester.publicKey);
   writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
   const inputs = [{ role: 'data', artifactId: s.artifactId }];
-  const workloadHash = computeWorkloadHash(kind, {}, inputs);
+  const workloadHash = computeAppWorkloadHash(appMeasurement, kind, {}, inputs);
   const grant = await createGrant({
     ownerPrivateKey: owner.privateKey,
     artifactId: s.artifactId,
@@ -92,6 +93,8 @@ async function run(kind: string): Promise<RunJobResult> {
     resultRecipient: bytesToHex(requester.publicKey),
     chainId: domain.chainId,
     jobMarket: domain.jobMarket,
+    app: appMeasurement,
+    dataLedger: domain.dataLedger,
   };
   const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
   return (await program.handle('runJob', {

@@ -78,7 +78,7 @@ async function prepare(
     { role: 'model', artifactId: ids[0]!, dataKey: m.dataKey },
     { role: 'input', artifactId: ids[1]!, dataKey: i.dataKey },
   ];
-  const jobId = opts.jobId ?? bytesToHex(sha256(new Uint8Array([Math.floor(Math.random() * 255), 7])));
+  const jobId = opts.jobId ?? bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
   const built = await buildJobRequest({
     jobId,
     kind: 'inference',

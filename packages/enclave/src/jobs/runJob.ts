@@ -1,4 +1,5 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import firnMl from '../apps/firn-ml/index.ts';
 import { join } from 'node:path';
 import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
 import { signDataRecord } from '@firn/app/signData';
@@ -219,6 +220,13 @@ export function checkRequestAgainstChain(
   if (!same(req.jobId, p.jobId)) throw fail('E_JOB_INVALID', 'the request is for another job');
   if (req.chainId !== p.domain.chainId || !same(req.jobMarket, p.domain.jobMarket))
     throw fail('E_JOB_INVALID', 'the request names another chain or job market');
+  // Records are signed for the ledger the requester names, never one the host picks.
+  if (
+    req.dataLedger !== undefined &&
+    p.domain.dataLedger !== undefined &&
+    !same(req.dataLedger, p.domain.dataLedger)
+  )
+    throw fail('E_JOB_INVALID', 'the request names another data ledger');
   // A request that names its app commits to it in the workload hash (docs/decisions/1080-app-model.md).
   const workloadHash =
     req.app === undefined
@@ -247,6 +255,13 @@ export function checkRequestServed(
       `the job is for app ${req.app}; this enclave serves ${bytesToHex(ctx.measurement)}`,
     );
   const w = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
+  // A request that names no app (the first-party clients') runs only first-party code: another
+  // app's workload of the same name is not what its requester attested and granted to.
+  if (req.app === undefined && w !== undefined && !Object.values(firnMl.workloads).includes(w))
+    throw fail(
+      'E_UNSUPPORTED',
+      `this enclave serves app ${bytesToHex(ctx.measurement)}: a job for it must name it (app)`,
+    );
   if (w === undefined) throw fail('E_UNSUPPORTED', `this app has no workload "${req.kind}"`);
   return w;
 }
@@ -387,6 +402,8 @@ export async function acceptRequest<T>(
 /** How many accepted channel keys (HPKE `enc`) the enclave remembers to refuse replays. */
 export const MAX_REMEMBERED_CHANNELS = 100_000;
 const acceptedChannels = new Set<string>();
+/** Jobs whose workload this enclave process started (bounded like `acceptedChannels`). */
+const ranJobs = new Set<string>();
 
 /**
  * Accept a channel once. The response and event keys derive from the requester's `enc`, and
@@ -486,6 +503,11 @@ async function runRequest(
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
   const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
+  // The grants serve one run of the job: a fresh request (new channel) for a job this enclave
+  // process already ran is refused, so an app's randomness cannot be drawn again.
+  if (ranJobs.has(p.jobId)) throw fail('E_CONFLICT', 'this enclave already ran this job');
+  ranJobs.add(p.jobId);
+  if (ranJobs.size > MAX_REMEMBERED_CHANNELS) ranJobs.delete(ranJobs.values().next().value as string);
 
   // Events come from the app (through the runtime child): plain JSON objects up to 64 KiB, else
   // the job fails (E_JOB_FAILED) instead of the enclave process throwing while relaying them.
@@ -497,16 +519,16 @@ async function runRequest(
   // Records the app asks for; signed here, in the process that holds the key, never in the runtime.
   const signedData: SignedDataRecord[] = [];
   const signData = async (digest: Uint8Array, o: { topic: string }): Promise<SignedDataRecord> => {
-    if (p.domain.dataLedger === undefined)
+    if (p.domain.dataLedger === undefined || req.dataLedger === undefined)
       throw fail(
         'E_UNSUPPORTED',
-        'the node named no data ledger for this job, so the enclave cannot sign data',
+        'the node or the request named no data ledger for this job, so the enclave cannot sign data',
       );
     if (signedData.length >= MAX_SIGNED_DATA_PER_JOB)
       throw fail('E_TOO_LARGE', `a job signs at most ${MAX_SIGNED_DATA_PER_JOB} data records`);
     const record = signDataRecord(
       { signingKey: keys.signingKey, enclaveId: ctx.enclaveId() },
-      { chainId: req.chainId, address: p.domain.dataLedger },
+      { chainId: req.chainId, address: req.dataLedger },
       digest,
       o.topic,
       p.jobId,
