@@ -8,7 +8,7 @@ import { hexBytes, repoRoot, sharedPath } from '@firn/core';
 import type { Browser, Page, Request } from 'playwright-core';
 import { createPublicClient, type Hex, http, type PublicClient } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { advance, emptyNetwork, type PageConfig } from '../../apps/dashboard/src/network.ts';
+import { advance, emptyNetwork, type PageConfig, refreshJob } from '../../apps/dashboard/src/network.ts';
 import { verifyProofInBrowser } from '../../apps/dashboard/src/verifyProofInBrowser.ts';
 
 /**
@@ -207,6 +207,37 @@ describe.skipIf(!hasChromium)(
       });
       expect(wrongSigner.ok).toBe(false);
       expect(wrongSigner.reasons.join()).toContain('signer differs');
+
+      // The signed proof must hash to the facts the market stored (decision 1142): another stored
+      // hash, another challenge window or another stake snapshot is refused.
+      expect(j.factsHash).not.toMatch(/^0x0+$/);
+      for (const tamper of [
+        { factsHash: other },
+        { challengeWindow: j.challengeWindow + 1n },
+        { snapshotId: j.snapshotId + 1n },
+      ]) {
+        const r = await verifyProofInBrowser(client, config, { ...j, ...tamper });
+        expect(r.ok, JSON.stringify(Object.keys(tamper))).toBe(false);
+        expect(r.reasons.join()).toContain('does not hash to the facts');
+      }
+
+      // A server that serves other events than the chain holds: the job's events no longer hash to
+      // the stored terms and facts, the page names the mismatch, leaves the fields empty and never
+      // shows the proof as verified.
+      const forged = emptyNetwork(BigInt(config.fromBlock));
+      while (forged.cursor < (await client.getBlockNumber())) await advance(client, config, forged);
+      const ev = forged.jobEvents.get(job.jobId)!;
+      ev.posted = { ...ev.posted!, workloadHash: other };
+      ev.proved = { ...ev.proved!, workUnits: ev.proved!.workUnits + 1n };
+      await refreshJob(client, config, forged, job.jobId, forged.cursor);
+      const fj = forged.jobs.get(job.jobId)!;
+      expect(fj.mismatch).toContain('stored terms hash');
+      expect(fj.mismatch).toContain('stored facts hash');
+      expect(fj.workloadHash).toMatch(/^0x0+$/);
+      expect(fj.workUnits).toBe(0n);
+      const forgedCheck = await verifyProofInBrowser(client, config, fj);
+      expect(forgedCheck.ok).toBe(false);
+      expect(forgedCheck.reasons[0]).toContain('inconsistent');
     }, 240_000);
   },
 );

@@ -418,7 +418,7 @@ async function refreshNode(
   });
 }
 
-/** Job statuses after a proof (Proved, Paid, Slashed; Reclaimed keeps the facts after a slash). */
+/** JobStatus values (IFirnJobMarket.JobStatus) the record reader tells apart. */
 const JOB_NONE = 0;
 const JOB_OPEN = 1;
 const JOB_CLAIMED = 2;
@@ -429,7 +429,7 @@ const JOB_CLAIMED = 2;
  * packages/chain getJob does. A mismatch (a server that serves other events) is kept in
  * `JobView.mismatch`, and the fields it would have filled stay zero.
  */
-async function refreshJob(
+export async function refreshJob(
   client: PublicClient,
   c: PageConfig,
   v: NetworkView,
