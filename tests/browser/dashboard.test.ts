@@ -110,6 +110,11 @@ describe.skipIf(!hasChromium)(
           .locator(`#nodes tr[data-enclave-id="${n.enclaveId}"] code.id`)
           .waitFor({ timeout: 30_000 });
       expect(await page.locator('#nodes tbody tr').count()).toBe(state.nodes.length);
+      for (const n of state.nodes)
+        await page
+          .locator(`#nodes tr[data-enclave-id="${n.enclaveId}"] td code`, { hasText: n.url })
+          .first()
+          .waitFor({ timeout: 10_000 });
       // The last node's composite evidence names its GPU (fetched through the dashboard with a fresh nonce).
       await page.locator('#nodes td', { hasText: 'GPU' }).waitFor({ timeout: 30_000 });
       expect(await page.locator('#votes tr[data-vote="approve"]').count()).toBeGreaterThanOrEqual(
@@ -188,6 +193,8 @@ describe.skipIf(!hasChromium)(
       const v = emptyNetwork(BigInt(config.fromBlock));
       while (v.cursor < (await client.getBlockNumber())) await advance(client, config, v);
       expect([...v.nodes.keys()].sort()).toEqual(state.nodes.map((n) => n.enclaveId).sort());
+      // The registry keeps endpoints only in events (decision 1140): each is the node's own URL.
+      for (const n of state.nodes) expect(v.nodes.get(n.enclaveId)!.endpoint).toBe(n.url);
       const j = v.jobs.get(job.jobId)!;
       expect(await verifyProofInBrowser(client, config, j)).toMatchObject({ ok: true, reasons: [] });
       const other = `0x${'77'.repeat(32)}` as Hex;
