@@ -44,7 +44,14 @@ export const JOB_STATUS = [
   'Reclaimed',
 ] as const;
 export const VERIFIER_STATUS = ['None', 'Active', 'Leaving'] as const;
-export const TEE_TYPE_NAMES: Record<number, string> = { 1: 'simulated', 2: 'sgx', 3: 'tdx' };
+/** On-chain TEE type numbers (packages/core/src/identity.ts TEE_TYPES). */
+export const TEE_TYPE_NAMES: Record<number, string> = {
+  1: 'simulated',
+  2: 'sgx',
+  3: 'tdx',
+  4: 'nitro',
+  5: 'sev-snp',
+};
 /** Verifier refusal and dispute reason codes (packages/core/src/refusalCodes.ts, stable numbers). */
 export const REASON_NAMES: Record<number, string> = {
   1: 'E_EVIDENCE_MALFORMED',
