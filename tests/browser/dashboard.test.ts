@@ -8,7 +8,7 @@ import { hexBytes, repoRoot, sharedPath } from '@firn/core';
 import type { Browser, Page, Request } from 'playwright-core';
 import { createPublicClient, type Hex, http, type PublicClient } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { advance, emptyNetwork, type PageConfig } from '../../apps/dashboard/src/network.ts';
+import { advance, emptyNetwork, type PageConfig, refreshJob } from '../../apps/dashboard/src/network.ts';
 import { verifyProofInBrowser } from '../../apps/dashboard/src/verifyProofInBrowser.ts';
 
 /**
@@ -110,6 +110,11 @@ describe.skipIf(!hasChromium)(
           .locator(`#nodes tr[data-enclave-id="${n.enclaveId}"] code.id`)
           .waitFor({ timeout: 30_000 });
       expect(await page.locator('#nodes tbody tr').count()).toBe(state.nodes.length);
+      for (const n of state.nodes)
+        await page
+          .locator(`#nodes tr[data-enclave-id="${n.enclaveId}"] td code`, { hasText: n.url })
+          .first()
+          .waitFor({ timeout: 10_000 });
       // The last node's composite evidence names its GPU (fetched through the dashboard with a fresh nonce).
       await page.locator('#nodes td', { hasText: 'GPU' }).waitFor({ timeout: 30_000 });
       expect(await page.locator('#votes tr[data-vote="approve"]').count()).toBeGreaterThanOrEqual(
@@ -188,6 +193,8 @@ describe.skipIf(!hasChromium)(
       const v = emptyNetwork(BigInt(config.fromBlock));
       while (v.cursor < (await client.getBlockNumber())) await advance(client, config, v);
       expect([...v.nodes.keys()].sort()).toEqual(state.nodes.map((n) => n.enclaveId).sort());
+      // The registry keeps endpoints only in events (decision 1140): each is the node's own URL.
+      for (const n of state.nodes) expect(v.nodes.get(n.enclaveId)!.endpoint).toBe(n.url);
       const j = v.jobs.get(job.jobId)!;
       expect(await verifyProofInBrowser(client, config, j)).toMatchObject({ ok: true, reasons: [] });
       const other = `0x${'77'.repeat(32)}` as Hex;
@@ -207,6 +214,37 @@ describe.skipIf(!hasChromium)(
       });
       expect(wrongSigner.ok).toBe(false);
       expect(wrongSigner.reasons.join()).toContain('signer differs');
+
+      // The signed proof must hash to the facts the market stored (decision 1142): another stored
+      // hash, another challenge window or another stake snapshot is refused.
+      expect(j.factsHash).not.toMatch(/^0x0+$/);
+      for (const tamper of [
+        { factsHash: other },
+        { challengeWindow: j.challengeWindow + 1n },
+        { snapshotId: j.snapshotId + 1n },
+      ]) {
+        const r = await verifyProofInBrowser(client, config, { ...j, ...tamper });
+        expect(r.ok, JSON.stringify(Object.keys(tamper))).toBe(false);
+        expect(r.reasons.join()).toContain('does not hash to the facts');
+      }
+
+      // A server that serves other events than the chain holds: the job's events no longer hash to
+      // the stored terms and facts, the page names the mismatch, leaves the fields empty and never
+      // shows the proof as verified.
+      const forged = emptyNetwork(BigInt(config.fromBlock));
+      while (forged.cursor < (await client.getBlockNumber())) await advance(client, config, forged);
+      const ev = forged.jobEvents.get(job.jobId)!;
+      ev.posted = { ...ev.posted!, workloadHash: other };
+      ev.proved = { ...ev.proved!, workUnits: ev.proved!.workUnits + 1n };
+      await refreshJob(client, config, forged, job.jobId, forged.cursor);
+      const fj = forged.jobs.get(job.jobId)!;
+      expect(fj.mismatch).toContain('stored terms hash');
+      expect(fj.mismatch).toContain('stored facts hash');
+      expect(fj.workloadHash).toMatch(/^0x0+$/);
+      expect(fj.workUnits).toBe(0n);
+      const forgedCheck = await verifyProofInBrowser(client, config, fj);
+      expect(forgedCheck.ok).toBe(false);
+      expect(forgedCheck.reasons[0]).toContain('inconsistent');
     }, 240_000);
   },
 );

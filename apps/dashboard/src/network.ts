@@ -2,8 +2,10 @@ import {
   type Address,
   createPublicClient,
   decodeEventLog,
+  encodeAbiParameters,
   type Hex,
   http,
+  keccak256,
   type Log,
   type PublicClient,
 } from 'viem';
@@ -42,7 +44,14 @@ export const JOB_STATUS = [
   'Reclaimed',
 ] as const;
 export const VERIFIER_STATUS = ['None', 'Active', 'Leaving'] as const;
-export const TEE_TYPE_NAMES: Record<number, string> = { 1: 'simulated', 2: 'sgx', 3: 'tdx' };
+/** On-chain TEE type numbers (packages/core/src/identity.ts TEE_TYPES). */
+export const TEE_TYPE_NAMES: Record<number, string> = {
+  1: 'simulated',
+  2: 'sgx',
+  3: 'tdx',
+  4: 'nitro',
+  5: 'sev-snp',
+};
 /** Verifier refusal and dispute reason codes (packages/core/src/refusalCodes.ts, stable numbers). */
 export const REASON_NAMES: Record<number, string> = {
   1: 'E_EVIDENCE_MALFORMED',
@@ -75,6 +84,7 @@ export interface NodeView {
   /** FirnRegistry.ineligibility: 0 eligible, else REGISTRY_INELIGIBLE_REASONS. */
   ineligibility: number;
   enclaveAddress: Address;
+  /** The latest endpoint published in NodeRegistered or EndpointUpdated (the registry does not store it). */
   endpoint: string;
   stake: bigint;
   approvalStake: bigint;
@@ -110,12 +120,30 @@ export interface JobView {
   status: number;
   escrow: bigint;
   enclaveId: Hex;
+  /** From JobPosted, checked against the stored termsHash (zero when not checked: see `mismatch`). */
   workloadHash: Hex;
   inputCommitment: Hex;
-  outputCommitment: Hex;
+  allowedMeasurements: readonly Hex[];
+  /** The claim's measurement (latest JobClaimed); zero before a claim. */
   measurement: Hex;
+  /** From ProofSubmitted, checked against the stored factsHash; zero before a proof. */
+  outputCommitment: Hex;
   signer: Address;
+  startedAt: bigint;
+  finishedAt: bigint;
+  workUnits: bigint;
+  /** Unix seconds: the proof block's time plus the job's challenge window; 0 before a proof. */
   challengeEndsAt: bigint;
+  /** The job's challenge window (s) and the claim's stake snapshot, from the stored record. */
+  challengeWindow: bigint;
+  snapshotId: bigint;
+  /** keccak256 of the ProofFacts the market stores for a proved job (IFirnJobMarket.Job.factsHash). */
+  factsHash: Hex;
+  /**
+   * Set when the events the server returned do not hash to what the market stores (termsHash,
+   * factsHash): the fields above are then not the chain's and the page shows the job as unverified.
+   */
+  mismatch?: string;
   postedBlock: bigint;
   /** The ProofSubmitted log (transaction and block), when the job was proved. */
   proofTx?: { hash: Hex; blockNumber: bigint };
@@ -132,6 +160,14 @@ export interface NetworkView {
   jobs: Map<Hex, JobView>;
   /** Last block whose events are applied. */
   cursor: bigint;
+  /**
+   * What the contracts keep only in events (decisions 1140, 1142), gathered in chain order: each
+   * node's latest published endpoint, and each job's terms, latest claim and proof.
+   */
+  published: Map<Hex, string>;
+  jobEvents: Map<Hex, JobEvents>;
+  /** Block timestamps already read (a proof's challenge window starts at its block's time). */
+  blockTimes: Map<bigint, bigint>;
   /** Facts from events about records not read yet, applied once the record is there. */
   pending: {
     proofs: Map<Hex, { hash: Hex; blockNumber: bigint }>;
@@ -187,17 +223,168 @@ export function emptyNetwork(fromBlock: bigint): NetworkView {
     verifiers: new Map(),
     votes: [],
     jobs: new Map(),
+    published: new Map(),
+    jobEvents: new Map(),
+    blockTimes: new Map(),
     cursor: fromBlock - 1n,
     pending: { proofs: new Map(), payouts: new Map(), answers: new Map(), claims: new Map() },
   };
 }
 
-async function refreshNode(client: PublicClient, c: PageConfig, v: NetworkView, id: Hex, block?: bigint) {
+/**
+ * A job's facts that live in the market's events (decision 1142), as the page gathered them: the
+ * terms from JobPosted, the latest JobClaimed, and ProofSubmitted.
+ */
+export interface JobEvents {
+  posted?: {
+    blockNumber: bigint;
+    workloadHash: Hex;
+    inputCommitment: Hex;
+    allowedMeasurements: readonly Hex[];
+    enclaveIds: readonly Hex[];
+  };
+  claimed?: { blockNumber: bigint; measurement: Hex };
+  proved?: {
+    blockNumber: bigint;
+    outputCommitment: Hex;
+    workUnits: bigint;
+    signer: Address;
+    startedAt: bigint;
+    finishedAt: bigint;
+  };
+}
+
+/**
+ * keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds)): the job's
+ * `termsHash` (IFirnJobMarket, decision 1142; same as packages/chain computeTermsHash).
+ */
+export function termsHashOf(t: NonNullable<JobEvents['posted']>): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32[]' }, { type: 'bytes32[]' }],
+      [t.workloadHash, t.inputCommitment, [...t.allowedMeasurements], [...t.enclaveIds]],
+    ),
+  );
+}
+
+/**
+ * keccak256(abi.encode(ProofFacts{signer, startedAt, finishedAt, provedBlock, challengeEndsAt,
+ * workUnits, snapshotId})): a proved job's `factsHash` (IFirnJobMarket.ProofFacts, decision 1142).
+ * Times are unix seconds, all fields uint64 but the signer.
+ */
+export function proofFactsHashOf(f: {
+  signer: Address;
+  startedAt: bigint;
+  finishedAt: bigint;
+  provedBlock: bigint;
+  challengeEndsAt: bigint;
+  workUnits: bigint;
+  snapshotId: bigint;
+}): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'address' },
+        { type: 'uint64' },
+        { type: 'uint64' },
+        { type: 'uint64' },
+        { type: 'uint64' },
+        { type: 'uint64' },
+        { type: 'uint64' },
+      ],
+      [f.signer, f.startedAt, f.finishedAt, f.provedBlock, f.challengeEndsAt, f.workUnits, f.snapshotId],
+    ),
+  );
+}
+
+/** Fold one decoded market or registry event into the page's event-held facts (chain order). */
+function foldEvent(v: NetworkView, eventName: string, args: Record<string, unknown>, bn: bigint): void {
+  const jobId = args['jobId'] as Hex | undefined;
+  const id = args['enclaveId'] as Hex | undefined;
+  if ((eventName === 'NodeRegistered' || eventName === 'EndpointUpdated') && id) {
+    v.published.set(id, String(args['endpoint'] ?? ''));
+    return;
+  }
+  if (!jobId) return;
+  const ev = v.jobEvents.get(jobId) ?? {};
+  if (eventName === 'JobPosted') {
+    ev.posted = {
+      blockNumber: bn,
+      workloadHash: args['workloadHash'] as Hex,
+      inputCommitment: args['inputCommitment'] as Hex,
+      allowedMeasurements: args['allowedMeasurements'] as readonly Hex[],
+      enclaveIds: args['enclaveIds'] as readonly Hex[],
+    };
+  } else if (eventName === 'JobClaimed') {
+    ev.claimed = { blockNumber: bn, measurement: args['measurement'] as Hex };
+  } else if (eventName === 'ProofSubmitted') {
+    ev.proved = {
+      blockNumber: bn,
+      outputCommitment: args['outputCommitment'] as Hex,
+      workUnits: args['workUnits'] as bigint,
+      signer: args['signer'] as Address,
+      startedAt: args['startedAt'] as bigint,
+      finishedAt: args['finishedAt'] as bigint,
+    };
+  } else return;
+  v.jobEvents.set(jobId, ev);
+}
+
+/**
+ * The events of one contract with topic1 = `subject`, from block 0 to `to`: for a record whose
+ * first events lie before the page's start block (`--from-block` past the deployment).
+ */
+async function readSubjectEvents(
+  client: PublicClient,
+  v: NetworkView,
+  address: Address,
+  subject: Hex,
+  to: bigint,
+): Promise<void> {
+  const logs = await client.request({
+    method: 'eth_getLogs',
+    params: [{ address, fromBlock: '0x0', toBlock: `0x${to.toString(16)}`, topics: [null, subject] }],
+  });
+  for (const log of logs as unknown as Log[]) {
+    try {
+      const d = decodeEventLog({ abi: ALL_ABI, data: log.data, topics: log.topics });
+      foldEvent(v, d.eventName, (d.args ?? {}) as Record<string, unknown>, BigInt(log.blockNumber ?? 0n));
+    } catch {
+      // not one of ours
+    }
+  }
+}
+
+/** A block's timestamp (unix seconds), cached in the view. */
+export async function blockTimeOf(
+  client: PublicClient,
+  v: NetworkView,
+  blockNumber: bigint,
+): Promise<bigint> {
+  const hit = v.blockTimes.get(blockNumber);
+  if (hit !== undefined) return hit;
+  const b = await client.getBlock({ blockNumber });
+  v.blockTimes.set(blockNumber, b.timestamp);
+  return b.timestamp;
+}
+
+const ZERO32 = `0x${'0'.repeat(64)}` as Hex;
+const ZERO_ADDRESS = `0x${'0'.repeat(40)}` as Address;
+
+async function refreshNode(
+  client: PublicClient,
+  c: PageConfig,
+  v: NetworkView,
+  id: Hex,
+  at: bigint,
+  block?: bigint,
+) {
   const n = await client.readContract({
     address: c.registry,
     abi: firnRegistryAbi,
     functionName: 'getNode',
     args: [id],
+    blockNumber: at,
   });
   const [allowed, inel] = await Promise.all([
     client.readContract({
@@ -205,14 +392,18 @@ async function refreshNode(client: PublicClient, c: PageConfig, v: NetworkView, 
       abi: firnRegistryAbi,
       functionName: 'isMeasurementAllowed',
       args: [n.teeType, n.measurement],
+      blockNumber: at,
     }),
     client.readContract({
       address: c.registry,
       abi: firnRegistryAbi,
       functionName: 'ineligibility',
       args: [id],
+      blockNumber: at,
     }),
   ]);
+  // The endpoint is only in NodeRegistered / EndpointUpdated (decision 1140).
+  if (!v.published.has(id) && n.status !== 0) await readSubjectEvents(client, v, c.registry, id, at);
   const prev = v.nodes.get(id);
   v.nodes.set(id, {
     enclaveId: id,
@@ -223,7 +414,7 @@ async function refreshNode(client: PublicClient, c: PageConfig, v: NetworkView, 
     measurementAllowed: allowed,
     ineligibility: Number(inel),
     enclaveAddress: n.enclaveAddress,
-    endpoint: n.endpoint,
+    endpoint: v.published.get(id) ?? '',
     stake: n.stake,
     approvalStake: n.approvalStake,
     refusalStake: n.refusalStake,
@@ -234,30 +425,98 @@ async function refreshNode(client: PublicClient, c: PageConfig, v: NetworkView, 
   });
 }
 
-async function refreshJob(client: PublicClient, c: PageConfig, v: NetworkView, id: Hex, block?: bigint) {
+/** JobStatus values (IFirnJobMarket.JobStatus) the record reader tells apart. */
+const JOB_NONE = 0;
+const JOB_OPEN = 1;
+const JOB_CLAIMED = 2;
+
+/**
+ * Read a job's stored record at block `at` and fill the fields the market keeps only as hashes from
+ * the events gathered up to `at`, checking them against the stored termsHash and factsHash the way
+ * packages/chain getJob does. A mismatch (a server that serves other events) is kept in
+ * `JobView.mismatch`, and the fields it would have filled stay zero.
+ */
+export async function refreshJob(
+  client: PublicClient,
+  c: PageConfig,
+  v: NetworkView,
+  id: Hex,
+  at: bigint,
+  block?: bigint,
+) {
   const j = await client.readContract({
     address: c.jobMarket,
     abi: firnJobMarketAbi,
     functionName: 'getJob',
     args: [id],
+    blockNumber: at,
   });
+  if (j.status !== JOB_NONE && !v.jobEvents.get(id)?.posted)
+    await readSubjectEvents(client, v, c.jobMarket, id, at);
+  const ev = v.jobEvents.get(id) ?? {};
   const prev = v.jobs.get(id);
-  v.jobs.set(id, {
+  const view: JobView = {
     jobId: id,
     requester: j.requester,
     status: j.status,
     escrow: j.escrow,
     enclaveId: j.enclaveId,
-    workloadHash: j.workloadHash,
-    inputCommitment: j.inputCommitment,
-    outputCommitment: j.outputCommitment,
-    measurement: j.measurement,
-    signer: j.signer,
-    challengeEndsAt: j.challengeEndsAt,
-    postedBlock: prev?.postedBlock ?? block ?? 0n,
+    workloadHash: ZERO32,
+    inputCommitment: ZERO32,
+    allowedMeasurements: [],
+    measurement: ZERO32,
+    outputCommitment: ZERO32,
+    signer: ZERO_ADDRESS,
+    startedAt: 0n,
+    finishedAt: 0n,
+    workUnits: 0n,
+    challengeEndsAt: 0n,
+    challengeWindow: BigInt(j.challengeWindow),
+    snapshotId: BigInt(j.snapshotId),
+    factsHash: j.factsHash,
+    postedBlock: prev?.postedBlock ?? ev.posted?.blockNumber ?? block ?? 0n,
     ...(prev?.proofTx ? { proofTx: prev.proofTx } : {}),
     ...(prev?.payout !== undefined ? { payout: prev.payout } : {}),
-  });
+  };
+  const mismatches: string[] = [];
+  if (j.status !== JOB_NONE) {
+    if (!ev.posted) mismatches.push('no JobPosted event for this job');
+    else if (termsHashOf(ev.posted).toLowerCase() !== j.termsHash.toLowerCase())
+      mismatches.push('the JobPosted event does not match the stored terms hash');
+    else {
+      view.workloadHash = ev.posted.workloadHash;
+      view.inputCommitment = ev.posted.inputCommitment;
+      view.allowedMeasurements = ev.posted.allowedMeasurements;
+    }
+  }
+  if (ev.claimed && j.claimExpiresAt !== 0) view.measurement = ev.claimed.measurement;
+  // Once proved, factsHash stays the proof's whether the job is then Paid, Slashed or Reclaimed.
+  if (j.status !== JOB_NONE && j.status !== JOB_OPEN && j.status !== JOB_CLAIMED && ev.proved) {
+    const p = ev.proved;
+    const challengeEndsAt = (await blockTimeOf(client, v, p.blockNumber)) + view.challengeWindow;
+    const facts = {
+      signer: p.signer,
+      startedAt: p.startedAt,
+      finishedAt: p.finishedAt,
+      provedBlock: p.blockNumber,
+      challengeEndsAt,
+      workUnits: p.workUnits,
+      snapshotId: view.snapshotId,
+    };
+    if (proofFactsHashOf(facts).toLowerCase() !== j.factsHash.toLowerCase())
+      mismatches.push('the ProofSubmitted event does not match the stored facts hash');
+    else {
+      if (ev.claimed) view.measurement = ev.claimed.measurement;
+      view.outputCommitment = p.outputCommitment;
+      view.signer = p.signer;
+      view.startedAt = p.startedAt;
+      view.finishedAt = p.finishedAt;
+      view.workUnits = p.workUnits;
+      view.challengeEndsAt = challengeEndsAt;
+    }
+  }
+  if (mismatches.length > 0) view.mismatch = mismatches.join('; ');
+  v.jobs.set(id, view);
 }
 
 async function refreshVerifier(client: PublicClient, c: PageConfig, v: NetworkView, addr: Address) {
@@ -295,6 +554,7 @@ export async function advance(
   const { proofs: pendingProofs, payouts: finalized, answers: answered, claims: claimed } = v.pending;
   for (const { eventName, args, log } of events) {
     const bn = log.blockNumber ?? 0n;
+    foldEvent(v, eventName, args, bn);
     const id = args['enclaveId'] as Hex | undefined;
     const jobId = args['jobId'] as Hex | undefined;
     if (log.address.toLowerCase() === c.registry.toLowerCase() && id) nodes.set(id, nodes.get(id) ?? bn);
@@ -352,8 +612,10 @@ export async function advance(
     }
   }
   await Promise.all([
-    ...[...nodes].map(([id, bn]) => refreshNode(client, c, v, id, bn)),
-    ...[...jobs].map(([id, bn]) => refreshJob(client, c, v, id, bn)),
+    // Records are read at `to`, the last block whose events are applied, so a record and the
+    // events that fill it describe the same block.
+    ...[...nodes].map(([id, bn]) => refreshNode(client, c, v, id, to, bn)),
+    ...[...jobs].map(([id, bn]) => refreshJob(client, c, v, id, to, bn)),
     ...[...verifiers].map((a) => refreshVerifier(client, c, v, a)),
   ]);
   for (const [id, proofTx] of pendingProofs) {

@@ -1,7 +1,15 @@
-import { type Address, decodeFunctionData, type Hex, type PublicClient, recoverTypedDataAddress } from 'viem';
+import {
+  type Address,
+  compactSignatureToSignature,
+  decodeFunctionData,
+  type Hex,
+  hexToBigInt,
+  type PublicClient,
+  recoverTypedDataAddress,
+} from 'viem';
 import { firnJobMarketAbi, firnRegistryAbi } from '../../../packages/chain/src/abi/generated.ts';
 import { WORK_PROOF_TYPES } from '../../../packages/core/src/workProof.ts';
-import type { JobView, PageConfig } from './network.ts';
+import { type JobView, type PageConfig, proofFactsHashOf } from './network.ts';
 
 /** The page's own check of a job's Work Proof, from the chain alone. */
 export interface BrowserProofCheck {
@@ -12,17 +20,25 @@ export interface BrowserProofCheck {
 }
 
 /**
- * Verify a proved job's Work Proof in the browser against the chain: take the proof and signature
- * from the calldata of the transaction that emitted ProofSubmitted, recover the EIP-712 signer with
- * viem (domain name "firn", version "1", the chain id, the job market; types WORK_PROOF_TYPES of
- * packages/core/src/workProof.ts), and require that it is the enclave address the registry held for
- * the proof's Enclave ID at that block (wasEnclaveAddress, so a later key rotation does not void it),
- * that it is the signer the market recorded, and that the signed fields are the job's (Enclave ID,
- * measurement, workload, input and output commitments).
+ * Verify a proved job's Work Proof in the browser against the chain: take the proof and its EIP-2098
+ * compact signature (r, vs) from the calldata of the transaction that emitted ProofSubmitted
+ * (`submitProof(WorkProof proof, bytes32 r, bytes32 vs)`, decision 1141), recover the EIP-712 signer
+ * with viem (domain name "firn", version "1", the chain id, the job market; types WORK_PROOF_TYPES of
+ * packages/core/src/workProof.ts), and require that:
+ * - it is the enclave address the registry held for the proof's Enclave ID at that block
+ *   (wasEnclaveAddress, so a later key rotation does not void it);
+ * - the ProofFacts built from the signed proof (recovered signer, signed times and work units, the
+ *   proof's block, that block's time plus the job's challenge window, the claim's snapshot) hash to
+ *   the factsHash the market stored for the job (decision 1142), and the signer is the one the
+ *   ProofSubmitted event carries;
+ * - the signed fields are the job's: job id, the claimed Enclave ID and measurement, and the workload
+ *   and input commitments of the terms (checked against the stored termsHash when the job was read),
+ *   and the output commitment of ProofSubmitted.
  *
  * Proves the enclave registered under that Enclave ID signed these facts about this job. Does not
  * re-verify the attestation evidence behind the registration (the verifiers' quorum did) and cannot
- * read a proof submitted through another contract's call (reported as a reason, never as ok).
+ * read a proof submitted through another contract's call (reported as a reason, never as ok). A job
+ * whose events did not match the stored hashes (`JobView.mismatch`) is never ok.
  */
 export async function verifyProofInBrowser(
   client: PublicClient,
@@ -45,8 +61,7 @@ export async function verifyProofInBrowser(
   } catch {
     return { ok: false, reasons: ['the proof transaction’s calldata does not decode as submitProof'] };
   }
-  const [jobId, proof, signature] = args as [
-    Hex,
+  const [proof, r, vs] = args as [
     {
       jobId: Hex;
       enclaveId: Hex;
@@ -59,12 +74,17 @@ export async function verifyProofInBrowser(
       workUnits: bigint;
     },
     Hex,
+    Hex,
   ];
   const reasons: string[] = [];
+  if (job.mismatch) reasons.push(`the chain's events for this job are inconsistent: ${job.mismatch}`);
   const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  if (!eq(jobId, job.jobId) || !eq(proof.jobId, job.jobId)) reasons.push('the proof is for another job');
+  if (!eq(proof.jobId, job.jobId)) reasons.push('the proof is for another job');
   let signer: Address;
   try {
+    const signature = compactSignatureToSignature({ r, yParityAndS: vs });
+    // The market refuses high-s signatures (OpenZeppelin tryRecover); so does the page.
+    if (hexToBigInt(signature.s) > SECP256K1_HALF_N) throw new Error('high s');
     signer = await recoverTypedDataAddress({
       domain: { name: 'firn', version: '1', chainId: config.chainId, verifyingContract: config.jobMarket },
       types: WORK_PROOF_TYPES,
@@ -75,14 +95,28 @@ export async function verifyProofInBrowser(
   } catch {
     return { ok: false, reasons: [...reasons, 'the signature does not recover'] };
   }
-  const wasEnclave = await client.readContract({
-    address: config.registry,
-    abi: firnRegistryAbi,
-    functionName: 'wasEnclaveAddress',
-    args: [proof.enclaveId, signer, job.proofTx.blockNumber],
-  });
+  const [wasEnclave, provedBlock] = await Promise.all([
+    client.readContract({
+      address: config.registry,
+      abi: firnRegistryAbi,
+      functionName: 'wasEnclaveAddress',
+      args: [proof.enclaveId, signer, job.proofTx.blockNumber],
+    }),
+    client.getBlock({ blockNumber: job.proofTx.blockNumber }),
+  ]);
   if (!wasEnclave)
     reasons.push('the signer was not the registered enclave key of that Enclave ID at the proof’s block');
+  const factsHash = proofFactsHashOf({
+    signer,
+    startedAt: proof.startedAt,
+    finishedAt: proof.finishedAt,
+    provedBlock: job.proofTx.blockNumber,
+    challengeEndsAt: provedBlock.timestamp + job.challengeWindow,
+    workUnits: proof.workUnits,
+    snapshotId: job.snapshotId,
+  });
+  if (!eq(factsHash, job.factsHash))
+    reasons.push('the signed proof does not hash to the facts the market recorded for this job');
   if (!eq(signer, job.signer)) reasons.push('the signer differs from the one the market recorded');
   if (!eq(proof.enclaveId, job.enclaveId)) reasons.push('signed Enclave ID differs from the job’s node');
   if (!eq(proof.measurement, job.measurement)) reasons.push('signed measurement differs from the job’s');
@@ -93,3 +127,6 @@ export async function verifyProofInBrowser(
     reasons.push('signed output commitment differs from the job’s');
   return { ok: reasons.length === 0, signer, reasons };
 }
+
+/** secp256k1 n / 2: the largest s the market (OpenZeppelin ECDSA) accepts. */
+const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
