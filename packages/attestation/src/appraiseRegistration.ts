@@ -35,6 +35,8 @@ export interface AppraiseRegistrationOptions {
   gpuRoots?: Parameters<typeof appraiseEvidence>[1]['gpuRoots'];
   /** Where DCAP collateral comes from when the node's bundle lacks it or it has expired. */
   collateralSource?: Parameters<typeof appraiseEvidence>[1]['collateralSource'];
+  /** Where SEV-SNP collateral comes from (createKdsClient); authoritative over attached pieces. */
+  sevSnpCollateral?: Parameters<typeof appraiseEvidence>[1]['sevSnpCollateral'];
   /** Where GPU RIMs come from (NVIDIA's RIM service or an offline folder). */
   gpuRimSource?: Parameters<typeof appraiseEvidence>[1]['gpuRimSource'];
   /** OCSP client for GPU certificate revocation. */
@@ -96,6 +98,7 @@ export async function appraiseRegistration(
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.sevSnpCollateral === undefined ? {} : { sevSnpCollateral: opts.sevSnpCollateral }),
     ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
     ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });

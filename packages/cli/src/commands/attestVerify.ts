@@ -1,4 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
 import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
 import type { Command } from 'commander';
 import {
@@ -12,6 +11,7 @@ import {
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
 import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
 import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
@@ -50,13 +50,8 @@ export const DEFAULT_CLI_DCAP_POLICY: DcapPolicy = {
   dcap: {},
 };
 
-async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path);
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> => readUserFile(path, what, cap);
 
 /** Quote bytes from a file holding either the raw quote or its hex text. */
 export function quoteBytesFromFile(buf: Buffer): Uint8Array {

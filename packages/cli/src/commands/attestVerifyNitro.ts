@@ -1,4 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
 import {
   type AttestationPolicy,
   evaluateEvidence,
@@ -8,6 +7,7 @@ import {
   type VerifiedEvidence,
 } from '@firn/attestation';
 import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyNitroOptions {
   /**
@@ -30,13 +30,8 @@ export interface AttestVerifyNitroOptions {
 const MAX_EVIDENCE_FILE = 4 * MAX_NITRO_DOCUMENT_BYTES;
 const MAX_SMALL_FILE = 256 << 10;
 
-async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found: ${path}`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path);
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> => readUserFile(path, what, cap);
 
 /**
  * The document bytes from a file: raw CBOR (a COSE_Sign1 array, 0x84, or tagged, 0xd2), hex (with
