@@ -9,7 +9,11 @@ import {
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
-import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
+import {
+  ATTEST_VERIFY_EXIT_HELP,
+  type AttestVerifyNitroOptions,
+  runAttestVerifyNitro,
+} from './attestVerifyNitro.ts';
 import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
 import { readUserFile } from '../readUserFile.ts';
 
@@ -192,6 +196,7 @@ export function registerAttestVerify(attest: Command): Command {
     .option('--allow-debug', 'with --tee nitro and no --policy: accept a debug enclave (still reported)')
     .option('--max-age <seconds>', 'with --tee nitro and no --policy: largest accepted document age')
     .option('--json', 'print JSON (the only output format)', true)
+    .addHelpText('after', ATTEST_VERIFY_EXIT_HELP)
     .action(
       async (
         o: AttestVerifyOptions &

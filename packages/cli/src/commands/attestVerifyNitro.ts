@@ -102,6 +102,28 @@ function render(f: VerifiedEvidence, now: number): Record<string, unknown> {
   };
 }
 
+/** Exit code: the document did not verify (or could not be read): it is not genuine evidence. */
+export const EXIT_NOT_VERIFIED = 1;
+/**
+ * Exit code: the document verified (genuine) and the policy refused it (e.g. a debug enclave). The
+ * same code as a failure, as DCAP's command uses, so scripts that test for 0 stay safe; the JSON's
+ * `verified`/`outcome` fields tell the two apart.
+ */
+export const EXIT_POLICY_REFUSED = 1;
+
+/** The exit codes and outcomes of `firn attest verify`, for its --help. */
+export const ATTEST_VERIFY_EXIT_HELP = `
+Exit codes (every TEE type):
+  0  the evidence verified and the policy accepted it
+  1  the evidence did not verify (malformed; a signature, chain, time or collateral check failed),
+     or a file or option is wrong: the JSON has an "error" with its code
+  1  the evidence verified but the policy refused it (e.g. a debug enclave, a TCB status): the
+     JSON has an "error" and the "reasons"; SGX/TDX add "status", SEV-SNP adds "facts"
+With --tee nitro the JSON also says which: "outcome" is "accepted", "not-verified" or
+"genuine-policy-refused" (then "verified": true and the message says the document is genuine and
+only the policy refused it; a debug enclave is refused unless --allow-debug).
+`;
+
 /**
  * The core of `firn attest verify --tee nitro`: verify the document at --at, apply the policy,
  * render one JSON object. Exit code 0 only when verified and accepted; on a policy refusal the
@@ -147,13 +169,27 @@ export async function runAttestVerifyNitro(
       const first = verdict.reasons[0]!;
       const hint =
         facts.debug && !policy.allowDebug && opts.policy === undefined
-          ? ' (the document itself verified: pass --allow-debug to accept a debug enclave)'
+          ? ' Pass --allow-debug to accept a debug enclave (its memory is readable by the parent instance).'
           : '';
-      const error = { code: first.code, message: verdict.reasons.map((r) => r.message).join('; ') + hint };
-      return { exitCode: 1, output: JSON.stringify({ error, reasons: verdict.reasons, ...body }) };
+      // Say plainly that nothing is wrong with the document itself: only the policy refused it.
+      const message =
+        `the attestation document is genuine (its signature, its certificate chain to the ${roots ? 'given' : 'pinned AWS Nitro'} root and its times verified at --at), ` +
+        `but the policy "${policy.name}" refused it: ${verdict.reasons.map((r) => r.message).join('; ')}.${hint}`;
+      return {
+        exitCode: EXIT_POLICY_REFUSED,
+        output: JSON.stringify({
+          error: { code: first.code, message },
+          outcome: 'genuine-policy-refused',
+          reasons: verdict.reasons,
+          ...body,
+        }),
+      };
     }
-    return { exitCode: 0, output: JSON.stringify(body) };
+    return { exitCode: 0, output: JSON.stringify({ ...body, outcome: 'accepted' }) };
   } catch (e) {
-    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e), verified: false }) };
+    return {
+      exitCode: EXIT_NOT_VERIFIED,
+      output: JSON.stringify({ error: toErrorBody(e), verified: false, outcome: 'not-verified' }),
+    };
   }
 }
