@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { NITRO_VECTOR_DIR, NITRO_VECTORS } from '../../packages/attestation/src/nitro/testing/nitroVectors.ts';
+import {
+  NITRO_VECTOR_DIR,
+  NITRO_VECTORS,
+} from '../../packages/attestation/src/nitro/testing/nitroVectors.ts';
 import { registerAttestVerify, runAttestVerify } from '../../packages/cli/src/commands/attestVerify.ts';
 import { runAttestVerifyGpu } from '../../packages/cli/src/commands/attestVerifyGpu.ts';
 import { runAttestVerifyNitro } from '../../packages/cli/src/commands/attestVerifyNitro.ts';
@@ -99,7 +102,12 @@ describe('firn attest verify --tee nitro: a genuine debug document refused by th
     const r = await runAttestVerifyNitro({ evidence: join(NITRO_VECTOR_DIR, v.file), at: v.verifyAt });
     expect(r.exitCode).toBe(1);
     const o = JSON.parse(r.output) as Record<string, unknown> & { error: { message: string } };
-    expect(o).toMatchObject({ verified: true, accepted: false, debug: true, outcome: 'genuine-policy-refused' });
+    expect(o).toMatchObject({
+      verified: true,
+      accepted: false,
+      debug: true,
+      outcome: 'genuine-policy-refused',
+    });
     expect(o.error.message).toMatch(/genuine/);
     expect(o.error.message).toMatch(/policy "cli-nitro" refused it/);
     expect(o.error.message).toContain('--allow-debug');

@@ -96,8 +96,10 @@ describe('attack: an endless configfs-tsm blob', () => {
       rmSync(join(p, 'provider'));
       symlinkSync('/dev/zero', join(p, 'provider'));
     };
-    await expect(new TdxConfigfsEvidenceProvider({ root: k.root, fs: k.fs }).quote(rd)).rejects.toMatchObject({
-      code: 'E_TOO_LARGE',
-    });
+    await expect(new TdxConfigfsEvidenceProvider({ root: k.root, fs: k.fs }).quote(rd)).rejects.toMatchObject(
+      {
+        code: 'E_TOO_LARGE',
+      },
+    );
   }, 20_000);
 });

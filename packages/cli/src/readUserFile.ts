@@ -31,7 +31,13 @@ function notRegular(path: string, what: string, kind: string): InvalidInputError
   );
 }
 
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function kindOf(st: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a pipe (FIFO)';
   if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';

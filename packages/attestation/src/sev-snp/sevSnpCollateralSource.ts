@@ -1,7 +1,11 @@
 import { isFirnError } from '@firn/core';
 import { parseAmdCrl } from './amdCertificates.ts';
 import type { SevSnpReport } from './sevSnpReport.ts';
-import { parseSevSnpCollateral, type SevSnpCollateral, type SevSnpCollateralProvider } from './sevSnpVerifier.ts';
+import {
+  parseSevSnpCollateral,
+  type SevSnpCollateral,
+  type SevSnpCollateralProvider,
+} from './sevSnpVerifier.ts';
 
 /** thisUpdate of a base64 CRL that parses and is current at `now` ([thisUpdate, nextUpdate)), else undefined. */
 function currentCrlThisUpdate(crl: string | undefined, now: number): number | undefined {
@@ -93,8 +97,7 @@ export async function sevSnpCollateralFor(
   now: number,
   o: SevSnpCollateralSourceOptions,
 ): Promise<SevSnpCollateral | unknown> {
-  let own: SevSnpCollateral | undefined =
-    o.fixed === undefined ? undefined : parseSevSnpCollateral(o.fixed);
+  let own: SevSnpCollateral | undefined = o.fixed === undefined ? undefined : parseSevSnpCollateral(o.fixed);
   if (o.provider !== undefined) {
     let served: SevSnpCollateral | undefined;
     try {

@@ -1,4 +1,4 @@
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import type { Command } from 'commander';
 import {
   type DcapPolicy,
@@ -55,7 +55,8 @@ export const DEFAULT_CLI_DCAP_POLICY: DcapPolicy = {
 };
 
 /** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
-const readCapped = (path: string, cap: number, what: string): Promise<Buffer> => readUserFile(path, what, cap);
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /** Quote bytes from a file holding either the raw quote or its hex text. */
 export function quoteBytesFromFile(buf: Buffer): Uint8Array {

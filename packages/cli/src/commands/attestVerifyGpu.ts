@@ -1,4 +1,4 @@
-import { FirnError, type GpuEvidenceEntry, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { FirnError, type GpuEvidenceEntry, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import {
   evaluateGpu,

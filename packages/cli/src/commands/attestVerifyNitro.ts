@@ -6,7 +6,7 @@ import {
   nitroVerifier,
   type VerifiedEvidence,
 } from '@firn/attestation';
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyNitroOptions {
@@ -31,7 +31,8 @@ const MAX_EVIDENCE_FILE = 4 * MAX_NITRO_DOCUMENT_BYTES;
 const MAX_SMALL_FILE = 256 << 10;
 
 /** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
-const readCapped = (path: string, cap: number, what: string): Promise<Buffer> => readUserFile(path, what, cap);
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /**
  * The document bytes from a file: raw CBOR (a COSE_Sign1 array, 0x84, or tagged, 0xd2), hex (with

@@ -8,7 +8,7 @@ import {
   type SevSnpProduct,
   sevSnpFacts,
 } from '@firn/attestation';
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifySevSnpOptions {
@@ -51,7 +51,8 @@ export const DEFAULT_CLI_SEV_SNP_POLICY: AttestationPolicy = {
 };
 
 /** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
-const readCapped = (path: string, what: string, cap = MAX_FILE): Promise<Buffer> => readUserFile(path, what, cap);
+const readCapped = (path: string, what: string, cap = MAX_FILE): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /** Raw bytes, or the bytes of hex text (with or without 0x). */
 function bytesOrHex(buf: Buffer): Uint8Array {

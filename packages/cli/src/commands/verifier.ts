@@ -105,7 +105,7 @@ export function registerVerifier(program: Command): void {
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
     .option(
       '--kds <url>',
-      "AMD KDS (https://kdsintf.amd.com) or a mirror for SEV-SNP VCEKs, chains and CRLs (or env FIRN_KDS_URL); its answers win over what a node attaches",
+      'AMD KDS (https://kdsintf.amd.com) or a mirror for SEV-SNP VCEKs, chains and CRLs (or env FIRN_KDS_URL); its answers win over what a node attaches',
     )
     .option('--kds-cache <dir>', 'keep KDS answers on disk (each is re-verified on use)')
     .option(
