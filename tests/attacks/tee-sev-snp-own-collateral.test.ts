@@ -82,6 +82,19 @@ describe("attack: a host's attachment overrides the verifier's own SEV-SNP colla
     expect(codes(attacked)).toContain('E_EVIDENCE_REVOKED');
   });
 
+  it('an attached CRL claiming to be newer wins the date and is then refused by its signature', async () => {
+    const { s, bundle, opts } = await revokedGuest();
+    // A CRL that revokes nothing, dated after the verifier's own, signed by a key that is not AMD's.
+    const forger = await makeSyntheticSevSnp({ crlThisUpdate: new Date('2025-05-01T00:00:00Z') });
+    const attacked = await appraiseEvidence(
+      { ...bundle, collateral: { vek: s.vekPem, chain: s.chainPem, crl: b64(forger.crlDer) } },
+      { ...opts, collateral: { vek: s.vekPem, chain: s.chainPem, crl: b64(s.crlDer) } },
+    );
+    expect(attacked.ok).toBe(false);
+    expect(codes(attacked)).not.toEqual([]);
+    expect(codes(attacked)).toEqual([expect.stringMatching(/^E_EVIDENCE_(CHAIN|SIGNATURE|COLLATERAL)$/)]);
+  });
+
   it("an attachment that does not parse is ignored where the verifier has its own; an attached CRL fills the own collateral's gap", async () => {
     const { s, bundle, opts } = await revokedGuest();
     const junk = await appraiseEvidence(
