@@ -17,6 +17,9 @@ import type { OcspClient } from './nvidia/ocspClient.ts';
 import type { RimServiceClient } from './nvidia/rimService.ts';
 import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
 import { type AttestationPolicy, evaluateEvidence } from './policy/policy.ts';
+import { sevSnpCollateralFor } from './sev-snp/sevSnpCollateralSource.ts';
+import type { SevSnpReport } from './sev-snp/sevSnpReport.ts';
+import type { SevSnpCollateralProvider } from './sev-snp/sevSnpVerifier.ts';
 import type { Refusal, VerifiedEvidence } from './types.ts';
 import { verifierFor } from './verifiers.ts';
 
@@ -28,9 +31,10 @@ export interface AppraiseOptions {
   /** Pinned roots per TEE type (the simulated root must be given explicitly). */
   roots?: Partial<Record<TeeTypeName, readonly Uint8Array[]>>;
   /**
-   * The verifier's own DCAP collateral (e.g. a dcap-qvl QuoteCollateralV3 file), used as an
-   * offline source when collateralSource is not given: attached pieces replace its pieces only
-   * when newer, piece by piece, or where it has none for the quote.
+   * The verifier's own collateral: for DCAP a dcap-qvl QuoteCollateralV3 file, used as an offline
+   * source when collateralSource is not given; for SEV-SNP a SevSnpCollateral (VEK, chain, CRL).
+   * Attached pieces replace its pieces only when newer (CRLs, TCB info), piece by piece, or where it
+   * has none for the evidence; an SEV-SNP VEK or chain of its own is never replaced.
    */
   collateral?: unknown;
   /**
@@ -38,6 +42,11 @@ export interface AppraiseOptions {
    * fill what this source has no copy of, and where both exist the newest wins, piece by piece.
    */
   collateralSource?: CollateralSource;
+  /**
+   * Where SEV-SNP collateral comes from (createKdsClient: AMD's KDS or a mirror, with cache): its
+   * VEK, chain and CRL are authoritative; attached pieces only fill what it cannot serve (decision 1220).
+   */
+  sevSnpCollateral?: SevSnpCollateralProvider;
   /** GPU trust anchors (device, RIM, and explicitly pinned simulated GPU roots). */
   gpuRoots?: GpuVerifyContext['roots'];
   gpuRims?: RimStore;
@@ -97,6 +106,15 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
       collateral = await own.collateralFor(parsed as DcapQuote, opts.now, {
         ...(bundle.collateral === undefined ? {} : { attached: bundle.collateral }),
         graceSeconds: opts.policy.collateralGraceSeconds,
+      });
+    else if (
+      bundle.teeType === 'sev-snp' &&
+      (opts.sevSnpCollateral !== undefined || opts.collateral !== undefined)
+    )
+      collateral = await sevSnpCollateralFor(parsed as SevSnpReport, opts.now, {
+        ...(opts.collateral === undefined ? {} : { fixed: opts.collateral }),
+        ...(opts.sevSnpCollateral === undefined ? {} : { provider: opts.sevSnpCollateral }),
+        ...(bundle.collateral === undefined ? {} : { attached: bundle.collateral }),
       });
     else if (collateral === undefined) collateral = opts.collateral;
     const roots = opts.roots?.[bundle.teeType];

@@ -35,6 +35,8 @@ export interface AppraiseRegistrationOptions {
   gpuRoots?: Parameters<typeof appraiseEvidence>[1]['gpuRoots'];
   /** Where DCAP collateral comes from when the node's bundle lacks it or it has expired. */
   collateralSource?: Parameters<typeof appraiseEvidence>[1]['collateralSource'];
+  /** Where SEV-SNP collateral comes from (createKdsClient); authoritative over attached pieces. */
+  sevSnpCollateral?: Parameters<typeof appraiseEvidence>[1]['sevSnpCollateral'];
   /** Where GPU RIMs come from (NVIDIA's RIM service or an offline folder). */
   gpuRimSource?: Parameters<typeof appraiseEvidence>[1]['gpuRimSource'];
   /** OCSP client for GPU certificate revocation. */
@@ -44,7 +46,11 @@ export interface AppraiseRegistrationOptions {
   timeoutMs?: number;
 }
 
-/** POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer. */
+/**
+ * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer; redirects are
+ * refused, not followed. Errors: E_INVALID_INPUT (not http(s)), E_UNAVAILABLE (a redirect or a
+ * non-2xx answer), E_TOO_LARGE (over the bundle cap), the network's (unreachable, timeout).
+ */
 export async function fetchEvidenceOverHttp(
   endpoint: string,
   nonce: Uint8Array,
@@ -58,7 +64,17 @@ export async function fetchEvidenceOverHttp(
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ nonce: bytesToHex(nonce) }),
     signal: AbortSignal.timeout(timeoutMs),
+    // A node's endpoint must answer itself: a redirect (to another node's endpoint, an internal
+    // address the verifier can reach and the node cannot) is refused, never followed.
+    redirect: 'manual',
   });
+  if ((res.status >= 300 && res.status < 400) || res.type === 'opaqueredirect') {
+    await res.body?.cancel().catch(() => undefined);
+    throw new FirnError(
+      'E_UNAVAILABLE',
+      `node endpoint ${url.origin} answered with a redirect (${res.status}): a node must answer its attestation request itself`,
+    );
+  }
   const body = await readBodyCapped(res, MAX_EVIDENCE_BUNDLE_BYTES, 'evidence bundle');
   if (!res.ok) throw new FirnError('E_UNAVAILABLE', `node answered ${res.status}`);
   return Buffer.from(body).toString('utf8');
@@ -96,6 +112,7 @@ export async function appraiseRegistration(
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.sevSnpCollateral === undefined ? {} : { sevSnpCollateral: opts.sevSnpCollateral }),
     ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
     ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   type AttestationPolicy,
   certificateDer,
@@ -7,6 +6,10 @@ import {
   PRODUCTION_POLICY,
 } from '@firn/attestation';
 import { FirnError } from '@firn/core';
+import { readUserFileSync } from './readUserFile.ts';
+
+const MAX_POLICY_FILE = 256 << 10;
+const MAX_ROOT_FILE = 64 << 10;
 
 /**
  * `--policy dev|production|FILE`; FILE is firn's policy JSON or one of Intel's appraisal-policy
@@ -19,8 +22,19 @@ export function loadPolicy(
   const s = spec ?? fallback;
   if (s === 'dev') return DEV_POLICY;
   if (s === 'production') return PRODUCTION_POLICY;
+  let text: string;
   try {
-    return loadAttestationPolicy(JSON.parse(readFileSync(s, 'utf8')), s);
+    text = readUserFileSync(s, 'policy', MAX_POLICY_FILE).toString('utf8');
+  } catch (e) {
+    // A missing file is most often a mistyped policy name: say both.
+    if (e instanceof FirnError && e.code === 'E_NOT_FOUND')
+      throw new FirnError('E_INVALID_INPUT', `--policy ${s}: not dev, production or an existing file`, {
+        cause: e,
+      });
+    throw e;
+  }
+  try {
+    return loadAttestationPolicy(JSON.parse(text), s);
   } catch (e) {
     throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}`, { cause: e });
   }
@@ -29,11 +43,11 @@ export function loadPolicy(
 /** Pinned simulated roots from `--sim-root FILE` (PEM). */
 export function loadSimRoots(file: string | undefined): { simulated?: Uint8Array[] } {
   if (!file) return {};
-  return { simulated: [certificateDer(readFileSync(file, 'utf8'))] };
+  return { simulated: [certificateDer(readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8'))] };
 }
 
 /** Pinned simulated GPU device roots from `--sim-gpu-root FILE` (PEM). */
 export function loadSimGpuRoots(file: string | undefined): { simulated?: Uint8Array[] } {
   if (!file) return {};
-  return { simulated: [certificateDer(readFileSync(file, 'utf8'))] };
+  return { simulated: [certificateDer(readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8'))] };
 }

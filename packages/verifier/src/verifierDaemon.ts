@@ -50,6 +50,8 @@ export interface VerifierDaemonOptions {
   gpuRoots?: AppraiseRegistrationOptions['gpuRoots'];
   /** DCAP collateral for evidence that carries none or expired collateral (PCS/PCCS or offline). */
   collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /** SEV-SNP collateral (AMD's KDS or a mirror, with cache): authoritative over what a node attaches. */
+  sevSnpCollateral?: AppraiseRegistrationOptions['sevSnpCollateral'];
   /** GPU RIMs (NVIDIA's RIM service or an offline folder) and OCSP client for GPU evidence. */
   gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
   gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
@@ -358,6 +360,7 @@ export class VerifierDaemon {
       ...(this.opts.roots === undefined ? {} : { roots: this.opts.roots }),
       ...(this.opts.gpuRoots === undefined ? {} : { gpuRoots: this.opts.gpuRoots }),
       ...(this.opts.collateralSource === undefined ? {} : { collateralSource: this.opts.collateralSource }),
+      ...(this.opts.sevSnpCollateral === undefined ? {} : { sevSnpCollateral: this.opts.sevSnpCollateral }),
       ...(this.opts.gpuRimSource === undefined ? {} : { gpuRimSource: this.opts.gpuRimSource }),
       ...(this.opts.gpuOcsp === undefined ? {} : { gpuOcsp: this.opts.gpuOcsp }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),

@@ -1,6 +1,7 @@
-import { bytesToHex, FirnError, isFirnError, measurementDigest } from '@firn/core';
+import { bytesToHex, FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type EvidenceVerifier, type VerifiedEvidence, type VerifyContext } from '../types.ts';
 import { MAX_AMD_CERT_BYTES, MAX_AMD_CRL_BYTES } from './amdCertificates.ts';
+import { sevSnpCollateralFor } from './sevSnpCollateralSource.ts';
 import { parseSevSnpReport, type SevSnpReport } from './sevSnpReport.ts';
 import { verifySevSnpReport } from './verifySevSnpReport.ts';
 
@@ -173,21 +174,18 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Evidence
       // report of no configured product), so a host cannot leave out the CRL that revokes its VCEK
       // by attaching the VCEK alone (as decision 0940 for DCAP). A KDS outage is no verdict: it throws.
       if (opts.kds !== undefined) {
-        let own: SevSnpCollateral | undefined;
+        const kds = opts.kds;
+        const collateral = await sevSnpCollateralFor(report, ctx.now, {
+          provider: kds,
+          ...(ctx.collateral === undefined ? {} : { attached: ctx.collateral }),
+        });
         try {
-          own = await opts.kds.collateralFor(report, ctx.now);
+          return sevSnpFacts(report, parseSevSnpCollateral(collateral), ctx);
         } catch (e) {
-          const cannotServe = isFirnError(e) && (e.code === 'E_UNSUPPORTED' || e.code === 'E_INVALID_INPUT');
-          if (!cannotServe || ctx.collateral === undefined) throw e;
+          // A mirror's answer that does not verify is not kept until its (forged) notAfter.
+          await kds.forget?.(report);
+          throw e;
         }
-        if (own !== undefined)
-          try {
-            return sevSnpFacts(report, own, ctx);
-          } catch (e) {
-            // A mirror's answer that does not verify is not kept until its (forged) notAfter.
-            await opts.kds.forget?.(report);
-            throw e;
-          }
       }
       return sevSnpFacts(report, parseSevSnpCollateral(ctx.collateral), ctx);
     },

@@ -1,5 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import type { Command } from 'commander';
 import {
   type DcapPolicy,
@@ -10,8 +9,13 @@ import {
   verifyDcapQuote,
 } from '@firn/attestation';
 import { collateralSourceFromArgs } from '../collateralArgs.ts';
-import { type AttestVerifyNitroOptions, runAttestVerifyNitro } from './attestVerifyNitro.ts';
+import {
+  ATTEST_VERIFY_EXIT_HELP,
+  type AttestVerifyNitroOptions,
+  runAttestVerifyNitro,
+} from './attestVerifyNitro.ts';
 import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
@@ -50,13 +54,9 @@ export const DEFAULT_CLI_DCAP_POLICY: DcapPolicy = {
   dcap: {},
 };
 
-async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path);
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /** Quote bytes from a file holding either the raw quote or its hex text. */
 export function quoteBytesFromFile(buf: Buffer): Uint8Array {
@@ -197,6 +197,7 @@ export function registerAttestVerify(attest: Command): Command {
     .option('--allow-debug', 'with --tee nitro and no --policy: accept a debug enclave (still reported)')
     .option('--max-age <seconds>', 'with --tee nitro and no --policy: largest accepted document age')
     .option('--json', 'print JSON (the only output format)', true)
+    .addHelpText('after', ATTEST_VERIFY_EXIT_HELP)
     .action(
       async (
         o: AttestVerifyOptions &

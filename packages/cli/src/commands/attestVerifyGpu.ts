@@ -1,5 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
-import { FirnError, type GpuEvidenceEntry, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { FirnError, type GpuEvidenceEntry, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import {
   evaluateGpu,
@@ -10,6 +9,7 @@ import {
   verifyGpuEvidenceList,
 } from '@firn/attestation';
 import { cliErrorBody } from '../output.ts';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyGpuOptions {
   /** Path of the evidence JSON: the SDK's list, or an object with a `gpu` list (evidence bundle). */
@@ -40,13 +40,9 @@ export const DEFAULT_CLI_GPU_POLICY: GpuPolicy = {
   allowSimulated: false,
 };
 
-async function readCapped(path: string, cap: number, what: string): Promise<string> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path, 'utf8');
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = async (path: string, cap: number, what: string): Promise<string> =>
+  (await readUserFile(path, what, cap)).toString('utf8');
 
 function entriesOf(json: unknown): GpuEvidenceEntry[] {
   const list = Array.isArray(json) ? json : (json as { gpu?: unknown } | null)?.gpu;

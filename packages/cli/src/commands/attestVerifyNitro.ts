@@ -1,4 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
 import {
   type AttestationPolicy,
   evaluateEvidence,
@@ -7,7 +6,8 @@ import {
   nitroVerifier,
   type VerifiedEvidence,
 } from '@firn/attestation';
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifyNitroOptions {
   /**
@@ -30,13 +30,9 @@ export interface AttestVerifyNitroOptions {
 const MAX_EVIDENCE_FILE = 4 * MAX_NITRO_DOCUMENT_BYTES;
 const MAX_SMALL_FILE = 256 << 10;
 
-async function readCapped(path: string, cap: number, what: string): Promise<Buffer> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found: ${path}`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path);
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = (path: string, cap: number, what: string): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /**
  * The document bytes from a file: raw CBOR (a COSE_Sign1 array, 0x84, or tagged, 0xd2), hex (with
@@ -107,6 +103,28 @@ function render(f: VerifiedEvidence, now: number): Record<string, unknown> {
   };
 }
 
+/** Exit code: the document did not verify (or could not be read): it is not genuine evidence. */
+export const EXIT_NOT_VERIFIED = 1;
+/**
+ * Exit code: the document verified (genuine) and the policy refused it (e.g. a debug enclave). The
+ * same code as a failure, as DCAP's command uses, so scripts that test for 0 stay safe; the JSON's
+ * `verified`/`outcome` fields tell the two apart.
+ */
+export const EXIT_POLICY_REFUSED = 1;
+
+/** The exit codes and outcomes of `firn attest verify`, for its --help. */
+export const ATTEST_VERIFY_EXIT_HELP = `
+Exit codes (every TEE type):
+  0  the evidence verified and the policy accepted it
+  1  the evidence did not verify (malformed; a signature, chain, time or collateral check failed),
+     or a file or option is wrong: the JSON has an "error" with its code
+  1  the evidence verified but the policy refused it (e.g. a debug enclave, a TCB status): the
+     JSON has an "error" and the "reasons"; SGX/TDX add "status", SEV-SNP adds "facts"
+With --tee nitro the JSON also says which: "outcome" is "accepted", "not-verified" or
+"genuine-policy-refused" (then "verified": true and the message says the document is genuine and
+only the policy refused it; a debug enclave is refused unless --allow-debug).
+`;
+
 /**
  * The core of `firn attest verify --tee nitro`: verify the document at --at, apply the policy,
  * render one JSON object. Exit code 0 only when verified and accepted; on a policy refusal the
@@ -152,13 +170,27 @@ export async function runAttestVerifyNitro(
       const first = verdict.reasons[0]!;
       const hint =
         facts.debug && !policy.allowDebug && opts.policy === undefined
-          ? ' (the document itself verified: pass --allow-debug to accept a debug enclave)'
+          ? ' Pass --allow-debug to accept a debug enclave (its memory is readable by the parent instance).'
           : '';
-      const error = { code: first.code, message: verdict.reasons.map((r) => r.message).join('; ') + hint };
-      return { exitCode: 1, output: JSON.stringify({ error, reasons: verdict.reasons, ...body }) };
+      // Say plainly that nothing is wrong with the document itself: only the policy refused it.
+      const message =
+        `the attestation document is genuine (its signature, its certificate chain to the ${roots ? 'given' : 'pinned AWS Nitro'} root and its times verified at --at), ` +
+        `but the policy "${policy.name}" refused it: ${verdict.reasons.map((r) => r.message).join('; ')}.${hint}`;
+      return {
+        exitCode: EXIT_POLICY_REFUSED,
+        output: JSON.stringify({
+          error: { code: first.code, message },
+          outcome: 'genuine-policy-refused',
+          reasons: verdict.reasons,
+          ...body,
+        }),
+      };
     }
-    return { exitCode: 0, output: JSON.stringify(body) };
+    return { exitCode: 0, output: JSON.stringify({ ...body, outcome: 'accepted' }) };
   } catch (e) {
-    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e), verified: false }) };
+    return {
+      exitCode: EXIT_NOT_VERIFIED,
+      output: JSON.stringify({ error: toErrorBody(e), verified: false, outcome: 'not-verified' }),
+    };
   }
 }

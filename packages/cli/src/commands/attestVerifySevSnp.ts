@@ -1,4 +1,3 @@
-import { readFile, stat } from 'node:fs/promises';
 import {
   type AttestationPolicy,
   createKdsClient,
@@ -9,7 +8,8 @@ import {
   type SevSnpProduct,
   sevSnpFacts,
 } from '@firn/attestation';
-import { bytesToHex, FirnError, toErrorBody, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
+import { readUserFile } from '../readUserFile.ts';
 
 export interface AttestVerifySevSnpOptions {
   /** ATTESTATION_REPORT file: 1184 raw bytes, or their hex. */
@@ -50,13 +50,9 @@ export const DEFAULT_CLI_SEV_SNP_POLICY: AttestationPolicy = {
   sevSnp: { maxVmpl: 3, allowMigrationAgent: true, allowMaskedChipId: true },
 };
 
-async function readCapped(path: string, what: string, cap = MAX_FILE): Promise<Buffer> {
-  const st = await stat(path).catch(() => {
-    throw new FirnError('E_NOT_FOUND', `${what} file not found: ${path}`);
-  });
-  if (st.size > cap) throw new TooLargeError(what, st.size, cap);
-  return readFile(path);
-}
+/** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
+const readCapped = (path: string, what: string, cap = MAX_FILE): Promise<Buffer> =>
+  readUserFile(path, what, cap);
 
 /** Raw bytes, or the bytes of hex text (with or without 0x). */
 function bytesOrHex(buf: Buffer): Uint8Array {

@@ -1,3 +1,4 @@
+import { createKdsClient, type KdsClient } from '@firn/attestation';
 import { createFirnClients, isVerifier, joinVerifierSet, requireWallet } from '@firn/chain';
 import { InvalidInputError } from '@firn/core';
 import { createLogger } from '@firn/node';
@@ -26,14 +27,41 @@ export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   pollMs: string;
   /** Where the verifier keeps its chain cursors (resumes from them after a restart). */
   dataDir?: string;
+  /** AMD KDS (or a mirror) base URL for SEV-SNP collateral (VCEK, chain, CRL). */
+  kds?: string;
+  /** Keep KDS answers on disk (each re-verified on use). */
+  kdsCache?: string;
   /** Join the verifier set with this stake (ether) when the account is not a member yet. */
   stake?: string;
+}
+
+/**
+ * The SEV-SNP collateral source of `--kds URL` (or env FIRN_KDS_URL) with `--kds-cache DIR`, as
+ * `--pccs` is for DCAP: the verifier's own VCEK, chain and CRL then win over a node's attachment
+ * (decision 1220). Undefined without a URL. Errors: E_INVALID_INPUT for a URL that is not http(s).
+ */
+export function kdsSourceFromArgs(o: { kds?: string; kdsCache?: string }): KdsClient | undefined {
+  const url = o.kds ?? process.env.FIRN_KDS_URL;
+  if (url === undefined || url === '') {
+    if (o.kdsCache !== undefined) throw new InvalidInputError('--kds-cache needs --kds URL');
+    return undefined;
+  }
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InvalidInputError(`--kds must be an http(s) URL, got ${JSON.stringify(url.slice(0, 200))}`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new InvalidInputError(`--kds must be an http(s) URL, got ${u.protocol}`);
+  return createKdsClient({ baseUrl: url, ...(o.kdsCache === undefined ? {} : { cacheDir: o.kdsCache }) });
 }
 
 export async function startVerifierCommand(o: VerifierStartOptions): Promise<VerifierDaemon> {
   const chain = await resolveChain(o);
   const logger = createLogger({ component: 'verifier' });
   const collateralSource = collateralSourceFromArgs(o);
+  const sevSnpCollateral = kdsSourceFromArgs(o);
   const verifierKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' });
   const clients = createFirnClients(chain.rpcUrl, verifierKey, chain.deployment, { pollingIntervalMs: 200 });
   const me = requireWallet(clients).account.address;
@@ -53,6 +81,7 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     roots: loadSimRoots(o.simRoot),
     gpuRoots: loadSimGpuRoots(o.simGpuRoot),
     ...(collateralSource === undefined ? {} : { collateralSource }),
+    ...(sevSnpCollateral === undefined ? {} : { sevSnpCollateral }),
     ...gpuSourcesFromArgs(o),
     logger,
     pollIntervalMs: Number(o.pollMs),
@@ -77,6 +106,11 @@ export function registerVerifier(program: Command): void {
     .option('--sim-gpu-root <file>', 'pin a simulated GPU device root (PEM); only a dev policy accepts it')
     .option('--pccs <url>', 'Intel PCS or PCCS base URL for DCAP collateral (or env FIRN_PCCS_URL)')
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
+    .option(
+      '--kds <url>',
+      'AMD KDS (https://kdsintf.amd.com) or a mirror for SEV-SNP VCEKs, chains and CRLs (or env FIRN_KDS_URL); its answers win over what a node attaches',
+    )
+    .option('--kds-cache <dir>', 'keep KDS answers on disk (each is re-verified on use)')
     .option(
       '--rim-service <url>',
       "GPU RIMs from this RIM service (NVIDIA's: https://rim.attestation.nvidia.com)",

@@ -14,10 +14,16 @@ import {
 } from './nitroNsm.ts';
 import { environmentFromEnv } from './environmentFromEnv.ts';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
+import {
+  makeSyntheticNitroDocument,
+  makeSyntheticNitroPki,
+} from '../../../attestation/src/nitro/testing/syntheticNitro.ts';
 
 // A fake device tree: <root>/dev/nsm exists, and a fake NSM helper (a separate process, as the real
 // ioctl helper is) records the CBOR request next to the device and answers with a prepared CBOR
 // response wrapping a captured REAL attestation document (packages/attestation/vectors/nitro).
+// The real documents carry other user_data than the provider asks for, so the provider must refuse
+// them (a confused helper); documents that answer the request are synthetic (a test PKI).
 // Not covered: a real NSM signing a document over the written user_data (no Nitro hardware here).
 const VECTORS = join(repoRoot(), 'packages', 'attestation', 'vectors', 'nitro');
 const REAL = [
@@ -52,12 +58,17 @@ const attestationResponse = (document: Uint8Array) =>
 
 describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => {
   for (const v of REAL) {
-    it(`sends the 64 report-data bytes as user_data and returns ${v.file} unchanged, which verifies`, async () => {
+    it(`sends the 64 report-data bytes as user_data; the real ${v.file}, bound to other user_data, is refused (a confused helper)`, async () => {
       const doc = new Uint8Array(readFileSync(join(VECTORS, v.file)));
+      // The document itself is genuine: the verifier accepts it at its time.
+      const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now: v.at });
+      expect(facts.teeType).toBe('nitro');
       const t = tree(attestationResponse(doc));
       const p = new NitroNsmEvidenceProvider({ root: t.root, helper: t.helper });
-      const { quote } = await p.quote(rd);
-      expect(Buffer.from(quote).equals(Buffer.from(doc))).toBe(true);
+      await expect(p.quote(rd)).rejects.toMatchObject({
+        code: 'E_CONFLICT',
+        message: expect.stringContaining('user_data'),
+      });
       const req = decode(readFileSync(`${t.dev}.request`), { useMaps: true }) as Map<
         string,
         Map<string, unknown>
@@ -67,18 +78,49 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
       expect(Buffer.from(att.get('user_data') as Uint8Array).equals(Buffer.from(rd))).toBe(true);
       expect(att.get('nonce')).toBeNull();
       expect(att.get('public_key')).toBeNull();
-      const facts = await nitroVerifier.verify(nitroVerifier.parse(quote), { now: v.at });
-      expect(facts.teeType).toBe('nitro');
     });
   }
 
+  it('returns a document bound to exactly the requested report data unchanged, which verifies', async () => {
+    const pki = await makeSyntheticNitroPki();
+    const doc = await makeSyntheticNitroDocument(pki, { userData: rd });
+    const t = tree(attestationResponse(doc));
+    const p = new NitroNsmEvidenceProvider({ root: t.root, helper: t.helper });
+    const { quote } = await p.quote(rd);
+    expect(Buffer.from(quote).equals(Buffer.from(doc))).toBe(true);
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(quote), {
+      now: Date.parse('2025-01-01T00:00:20Z') / 1000,
+      roots: [pki.rootDer],
+    });
+    expect(Buffer.from(facts.reportData)).toEqual(Buffer.from(rd));
+  });
+
+  it('attack: a helper answering with a genuine document for other report data (another request, a replay) is caught in the enclave', async () => {
+    const pki = await makeSyntheticNitroPki();
+    const other = new Uint8Array(64).fill(7);
+    const shorter = rd.slice(0, 32);
+    for (const userData of [other, shorter, null, new Uint8Array([...rd, 0])]) {
+      const doc = await makeSyntheticNitroDocument(pki, { userData, nonce: rd });
+      const t = tree(attestationResponse(doc));
+      const p = new NitroNsmEvidenceProvider({ root: t.root, helper: t.helper });
+      await expect(p.quote(rd)).rejects.toMatchObject({ code: 'E_CONFLICT' });
+    }
+  });
+
   it('learns its own identity from its document: the same measurement and platform a verifier derives', async () => {
-    const doc = new Uint8Array(readFileSync(join(VECTORS, REAL[0]!.file)));
+    const pki = await makeSyntheticNitroPki();
+    const doc = await makeSyntheticNitroDocument(pki, {
+      userData: new Uint8Array(64),
+      moduleId: 'i-0de38b2b6853cc9e8-enc0193fd1e2ab9f5d1',
+    });
     const t = tree(attestationResponse(doc));
     const env = await nitroEnvironment({ root: t.root, helper: t.helper });
     expect(env.measurementRegisters).toHaveLength(4);
     expect(Buffer.from(env.platformId).toString('utf8')).toBe('i-0de38b2b6853cc9e8');
-    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now: REAL[0]!.at });
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), {
+      now: Date.parse('2025-01-01T00:00:20Z') / 1000,
+      roots: [pki.rootDer],
+    });
     expect(Buffer.from(measurementDigest(env.provider.teeType, env.measurementRegisters))).toEqual(
       Buffer.from(facts.measurement),
     );
@@ -86,13 +128,17 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
   });
 
   it('environmentFromEnv(FIRN_TEE=nitro, FIRN_NSM_HELPER): it names itself as a verifier does and needs a key broker', async () => {
-    const doc = new Uint8Array(readFileSync(join(VECTORS, REAL[0]!.file)));
+    const pki = await makeSyntheticNitroPki();
+    const doc = await makeSyntheticNitroDocument(pki, { userData: new Uint8Array(64) });
     const t = tree(attestationResponse(doc));
     const env = await environmentFromEnv(
       { FIRN_TEE: 'nitro', FIRN_FS_ROOT: t.root, FIRN_NSM_HELPER: JSON.stringify(t.helper) },
       new Uint8Array(32),
     );
-    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), { now: REAL[0]!.at });
+    const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), {
+      now: Date.parse('2025-01-01T00:00:20Z') / 1000,
+      roots: [pki.rootDer],
+    });
     expect(bytesToHex(measurementDigest('nitro', env.measurementRegisters))).toBe(
       bytesToHex(facts.measurement),
     );
@@ -151,7 +197,7 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
   });
 
   it('a transport can stand in for the helper', async () => {
-    const doc = new Uint8Array(readFileSync(join(VECTORS, REAL[1]!.file)));
+    const doc = await makeSyntheticNitroDocument(await makeSyntheticNitroPki(), { userData: rd });
     const t = tree(new Uint8Array(0));
     let seen: Uint8Array | undefined;
     const p = new NitroNsmEvidenceProvider({

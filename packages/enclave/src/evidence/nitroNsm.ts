@@ -140,7 +140,8 @@ export function nsmAttestationDocument(response: Uint8Array): Uint8Array {
 /**
  * Evidence from an AWS Nitro enclave: the 64 bytes of report data go to the NSM as user_data
  * (decision 1000) and the attestation document it signs is the quote. The document is checked for
- * shape only (parseNitroDocument); its signature and binding are the verifiers' to check.
+ * shape (parseNitroDocument) and that its user_data is exactly the report data requested (else
+ * E_CONFLICT); its signature and chain are the verifiers' to check.
  */
 export class NitroNsmEvidenceProvider implements EvidenceProvider {
   readonly teeType = 'nitro' as const;
@@ -171,8 +172,9 @@ export class NitroNsmEvidenceProvider implements EvidenceProvider {
     const transport =
       this.#o.transport ?? new NsmHelperTransport({ command: this.#o.helper ?? [], device: this.#device });
     const quote = nsmAttestationDocument(await transport.request(nsmAttestationRequest(reportData)));
+    let doc: ReturnType<typeof parseNitroDocument>;
     try {
-      parseNitroDocument(quote);
+      doc = parseNitroDocument(quote);
     } catch (e) {
       throw new FirnError(
         'E_ENCLAVE_PROTOCOL',
@@ -182,6 +184,13 @@ export class NitroNsmEvidenceProvider implements EvidenceProvider {
         },
       );
     }
+    // The document must carry exactly the report data we asked for: a confused or racing helper
+    // (another request's answer, a replayed document) is caught here, not only at the verifier.
+    if (doc.userData === null || !Buffer.from(doc.userData).equals(Buffer.from(reportData)))
+      throw new FirnError(
+        'E_CONFLICT',
+        'the NSM attestation document binds other user_data than the report data requested',
+      );
     return { quote };
   }
 

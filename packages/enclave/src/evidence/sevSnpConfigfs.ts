@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSevSnpReport, type SevSnpCollateral, sevSnpSelfIdentity } from '@firn/attestation';
 import { FirnError } from '@firn/core';
 import type { EvidenceProvider } from './types.ts';
-import type { TsmFs } from './tdxConfigfs.ts';
+import { MAX_TSM_TEXT_BYTES, nodeTsmFs, readTsmAttribute, type TsmFs } from './tdxConfigfs.ts';
 
 /** GUIDs of the SEV-SNP extended-report certificate table (GHCB spec 56421, "SNP Extended Guest Request"). */
 export const SEV_SNP_CERT_GUIDS = {
@@ -115,12 +114,7 @@ export class SevSnpConfigfsEvidenceProvider implements EvidenceProvider {
     )
       throw new FirnError('E_INVALID_INPUT', 'privlevel must be 0..3');
     this.#opts = opts;
-    this.#fs = opts.fs ?? {
-      mkdir: (p) => mkdir(p),
-      rmdir: (p) => rmdir(p),
-      readFile: (p) => readFile(p),
-      writeFile,
-    };
+    this.#fs = opts.fs ?? nodeTsmFs;
   }
 
   async quote(reportData: Uint8Array): Promise<{ quote: Uint8Array; collateral?: unknown }> {
@@ -143,7 +137,7 @@ export class SevSnpConfigfsEvidenceProvider implements EvidenceProvider {
   }
 
   async #text(path: string): Promise<string> {
-    return Buffer.from(await this.#fs.readFile(path))
+    return Buffer.from(await readTsmAttribute(this.#fs, path, MAX_TSM_TEXT_BYTES))
       .toString('utf8')
       .trim();
   }
@@ -178,10 +172,11 @@ export class SevSnpConfigfsEvidenceProvider implements EvidenceProvider {
       const afterWrite = await this.#generation(dir);
       if (afterWrite !== before + 1)
         throw new FirnError('E_CONFLICT', 'configfs-tsm entry written concurrently');
-      const report = new Uint8Array(await this.#fs.readFile(join(dir, 'outblob')));
+      // Both blobs are read at most one byte over their caps, then refused by the checks below.
+      const report = new Uint8Array(await this.#fs.readFile(join(dir, 'outblob'), REPORT_BYTES));
       let certTable: Uint8Array | undefined;
       try {
-        certTable = new Uint8Array(await this.#fs.readFile(join(dir, 'auxblob')));
+        certTable = new Uint8Array(await this.#fs.readFile(join(dir, 'auxblob'), MAX_SEV_SNP_AUXBLOB_BYTES));
       } catch {
         certTable = undefined; // no certificates from the host: the verifier fetches the VCEK itself
       }

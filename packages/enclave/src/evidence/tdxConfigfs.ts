@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { FirnError, MAX_QUOTE_BYTES } from '@firn/core';
 import type { EvidenceProvider } from './types.ts';
 
@@ -20,16 +20,52 @@ export interface TdxConfigfsOptions {
 export interface TsmFs {
   mkdir(path: string): Promise<unknown>;
   rmdir(path: string): Promise<unknown>;
-  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Read an attribute, at most `maxBytes + 1` bytes of it (so the caller can tell "over the cap"
+   * from "exactly the cap" without reading an unbounded blob into memory).
+   */
+  readFile(path: string, maxBytes: number): Promise<Uint8Array>;
   writeFile(path: string, data: Uint8Array): Promise<unknown>;
 }
 
-const nodeFs: TsmFs = {
+/** Small text attributes (provider, generation, privlevel_floor): more is refused. */
+export const MAX_TSM_TEXT_BYTES = 256;
+
+/**
+ * Read at most `maxBytes + 1` bytes of a file, whatever its size claims (configfs attributes and
+ * device nodes report no useful size). Errors: the filesystem's.
+ */
+export async function readAtMost(path: string, maxBytes: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(maxBytes + 1);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return new Uint8Array(buf.subarray(0, got));
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The configfs-tsm calls through node:fs, every read capped (readAtMost). */
+export const nodeTsmFs: TsmFs = {
   mkdir: (p) => mkdir(p),
   rmdir: (p) => rmdir(p),
-  readFile: (p) => readFile(p),
+  readFile: (p, maxBytes) => readAtMost(p, maxBytes),
   writeFile,
 };
+
+/** Read a TSM attribute capped at `cap`; over it is E_TOO_LARGE naming the attribute. */
+export async function readTsmAttribute(fs: TsmFs, path: string, cap: number): Promise<Uint8Array> {
+  const b = await fs.readFile(path, cap);
+  if (b.length > cap)
+    throw new FirnError('E_TOO_LARGE', `configfs-tsm ${basename(path)} is over ${cap} bytes`);
+  return b;
+}
 
 const TSM_REPORT = ['sys', 'kernel', 'config', 'tsm', 'report'];
 
@@ -45,11 +81,11 @@ export class TdxConfigfsEvidenceProvider implements EvidenceProvider {
 
   constructor(opts: TdxConfigfsOptions = {}) {
     this.#opts = opts;
-    this.#fs = opts.fs ?? nodeFs;
+    this.#fs = opts.fs ?? nodeTsmFs;
   }
 
   async #text(path: string): Promise<string> {
-    return Buffer.from(await this.#fs.readFile(path))
+    return Buffer.from(await readTsmAttribute(this.#fs, path, MAX_TSM_TEXT_BYTES))
       .toString('utf8')
       .trim();
   }
@@ -75,7 +111,8 @@ export class TdxConfigfsEvidenceProvider implements EvidenceProvider {
       // The ABI bumps generation on every write: exactly one bump means nobody else wrote in between.
       if (afterWrite !== before + 1)
         throw new FirnError('E_CONFLICT', 'configfs-tsm entry written concurrently');
-      const quote = new Uint8Array(await this.#fs.readFile(join(dir, 'outblob')));
+      // Read at most one byte over the cap: a confused or hostile provider cannot make us buffer more.
+      const quote = new Uint8Array(await this.#fs.readFile(join(dir, 'outblob'), MAX_QUOTE_BYTES));
       const afterRead = await this.#generation(dir);
       if (afterRead !== afterWrite)
         throw new FirnError('E_CONFLICT', 'configfs-tsm entry changed while reading the quote');

@@ -45,6 +45,8 @@ export interface SyntheticSevSnpOptions {
   /** hwID the VCEK certifies (default: the chip id, 8 bytes on Turin). */
   vekHwId?: Uint8Array;
   revokeVek?: boolean;
+  /** The CRL's thisUpdate (default 2025-01-01; nextUpdate stays 2026-06-01). */
+  crlThisUpdate?: Date;
   notBefore?: Date;
   notAfter?: Date;
 }
@@ -156,7 +158,7 @@ export async function makeSyntheticSevSnp(o: SyntheticSevSnpOptions = {}): Promi
   });
   const crl = await x509.X509CrlGenerator.create({
     issuer: ark.subject,
-    thisUpdate: new Date('2025-01-01T00:00:00Z'),
+    thisUpdate: o.crlThisUpdate ?? new Date('2025-01-01T00:00:00Z'),
     nextUpdate: new Date('2026-06-01T00:00:00Z'),
     entries:
       o.revokeVek === true ? [{ serialNumber: '0a', revocationDate: new Date('2025-01-01T00:00:00Z') }] : [],
