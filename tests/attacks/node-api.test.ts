@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { createFirnClients, getJob } from '@firn/chain';
 import { NodeApi, openInferenceSession, type RunJobOptions, runJob } from '@firn/client';
-import type { Hex } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -226,7 +226,8 @@ describe('node API attacks', () => {
     const realFetch = globalThis.fetch;
     // The requester does not wait for its jobs: it stops following each one once it is submitted.
     globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
-      if (String(url).includes('/events')) throw new Error('not waiting');
+      // A requester that gives up (not a lost node: the SDK would wait out the claim and re-run).
+      if (String(url).includes('/events')) throw new FirnError('E_INVALID_INPUT', 'not waiting');
       return realFetch(url, init);
     }) as typeof fetch;
     const jobs = 12;
