@@ -251,7 +251,14 @@ export class NodeDaemon {
       // Without a database the job routes answer 507 (nodeApi.ts).
       if (this.jobs) await this.jobs.start();
     }
-    this.server = createAdaptorServer({ fetch: createNodeApi(this).fetch }) as Server;
+    this.server = createAdaptorServer({
+      fetch: createNodeApi(this).fetch,
+      // Handlers stream on the raw request: an unread body is not drained after a refusal (the
+      // connection is closed instead, http/router.ts answerError), and the process's global
+      // Request/Response stay Node's own.
+      autoCleanupIncoming: false,
+      overrideGlobalObjects: false,
+    }) as Server;
     applyHttpLimits(this.server, this.limits);
     await new Promise<void>((resolve) =>
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),

@@ -48,7 +48,11 @@ function fakeHost(chain: boolean, logs: string[]) {
 
 async function serve(host: NodeApiHost) {
   const app = createNodeApi(host);
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    autoCleanupIncoming: false,
+    overrideGlobalObjects: false,
+  }) as Server;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { app, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
