@@ -69,8 +69,12 @@ export function createLogger(
 function wrap(p: pino.Logger): Logger {
   const at =
     (level: Level) =>
-    (msg: string, fields: Record<string, unknown> = {}) =>
-      p[level](fields, msg);
+    (msg: string, fields: Record<string, unknown> = {}) => {
+      // `level`, `msg` and `time` are the line's own keys: a re-emitted line (the enclave's logs)
+      // keeps a differing level as `sourceLevel` instead of writing the key twice.
+      const { level: source, msg: _m, time: _t, ...rest } = fields;
+      p[level](source === undefined || source === level ? rest : { ...rest, sourceLevel: source }, msg);
+    };
   return {
     debug: at('debug'),
     info: at('info'),

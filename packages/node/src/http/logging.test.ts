@@ -14,6 +14,21 @@ describe('node logs (pino)', () => {
     expect(new Date(o.time as string).toISOString()).toBe(o.time);
   });
 
+  it('a re-emitted line (the enclave logs) never writes level, msg or time twice', () => {
+    const lines: string[] = [];
+    const log = createLogger({}, { write: (l) => lines.push(l) });
+    log.info('enclave started', { enclave: true, level: 'warn', msg: 'enclave started', time: 'x', t: 'y' });
+    expect(lines[0]!.match(/"level":/g)).toHaveLength(1);
+    expect(lines[0]!.match(/"msg":/g)).toHaveLength(1);
+    expect(lines[0]!.match(/"time":/g)).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 'info',
+      sourceLevel: 'warn',
+      enclave: true,
+      t: 'y',
+    });
+  });
+
   it('drops levels under the configured one', () => {
     const lines: string[] = [];
     const log = createLogger({}, { level: 'warn', write: (l) => lines.push(l) });
