@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type EvidenceBundle, FirnError, hexBytes, assertNonce } from '@firn/core';
+import { type EvidenceBundle, FirnError, hexBytes, assertNonce, MAX_JOB_INPUTS } from '@firn/core';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { JobService } from '../jobs/jobApi.ts';
 import type { JobHost } from '../jobs/jobHost.ts';
@@ -53,7 +53,10 @@ export const JobSubmissionSchema = z
       .string()
       .max(MAX_JOB_BODY_BYTES)
       .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'ciphertext must be base64'),
-    inputs: z.array(hex32('input artifact id')).min(1, 'inputs must list at least one artifact id'),
+    inputs: z
+      .array(hex32('input artifact id'))
+      .min(1, `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`)
+      .max(MAX_JOB_INPUTS, `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`),
   })
   .openapi('JobSubmission');
 const AttestationRequest = z
