@@ -1,11 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { S3ArtifactStore } from './storage/s3ArtifactStore.ts';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { type EvidenceBundle, FirnError, type Hex, hexBytes, assertNonce } from '@firn/core';
+import { createAdaptorServer } from '@hono/node-server';
+import { type EvidenceBundle, type FirnError, type Hex, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { type JobPolicy, JobService } from './jobs/jobApi.ts';
@@ -14,23 +15,17 @@ import {
   DEFAULT_HTTP_LIMITS,
   type HttpLimits,
   RequestRateLimiter,
-  remoteIp,
   UploadSlots,
 } from './http/limits.ts';
-import { readJson, Router, sendJson } from './http/router.ts';
+import { createNodeApi } from './http/nodeApi.ts';
+import type { EnclaveIdentity } from './jobs/jobHost.ts';
 import { NodeDb } from './storage/nodeDb.ts';
 import { DEFAULT_STORAGE_QUOTAS, type StorageQuotas } from './storage/quota.ts';
 import type { Logger } from './logger.ts';
-import { Metrics } from './metrics.ts';
+import { NodeMetrics } from './metrics.ts';
 
-export interface EnclaveIdentity {
-  teeType: string;
-  measurement: Hex;
-  platformId: Hex;
-  enclaveId: Hex;
-  enclaveAddress: Hex;
-  kemPublicKey: Hex;
-}
+export type { EnclaveIdentity } from './jobs/jobHost.ts';
+export { ATTESTATION_BODY_LIMIT } from './http/nodeApi.ts';
 
 export interface NodeDaemonOptions {
   dataDir: string;
@@ -48,8 +43,6 @@ export interface NodeDaemonOptions {
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
   /** DCAP collateral to attach to SGX/TDX evidence (PCS/PCCS); absent: verifiers fetch it. */
   collateralSource?: CollateralSource;
-  /** Extra routes (job API) mounted by later layers. */
-  extendRoutes?: (router: Router, node: NodeDaemon) => void;
   /** Connection, rate and upload-concurrency limits (defaults: DEFAULT_HTTP_LIMITS). */
   limits?: Partial<HttpLimits>;
   /** Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS). */
@@ -78,8 +71,6 @@ export interface NodeSchedulerOptions {
   finalizeIntervalMs?: number;
 }
 
-export const ATTESTATION_BODY_LIMIT = 4096;
-
 /**
  * The host daemon: supervises the enclave, persists only its sealed key blob, and serves the
  * node API. It relays public keys, quotes and ciphertext; it never holds enclave secrets.
@@ -87,8 +78,8 @@ export const ATTESTATION_BODY_LIMIT = 4096;
 export class NodeDaemon {
   readonly opts: NodeDaemonOptions;
   readonly supervisor: EnclaveSupervisor;
-  readonly metrics = new Metrics();
-  readonly router = new Router();
+  /** Prometheus metrics (GET /metrics). */
+  readonly metrics: NodeMetrics;
   identity: EnclaveIdentity | undefined;
   chainStatus = 'unregistered';
   /** The job API, when the node was started with a chain. */
@@ -125,15 +116,36 @@ export class NodeDaemon {
       ...(opts.enclaveLauncher === undefined ? {} : { launcher: opts.enclaveLauncher }),
       logger: opts.logger,
     });
-    this.metrics.describe('firn_http_requests_total', 'counter', 'HTTP requests by route and status');
-    this.metrics.describe('firn_attestations_total', 'counter', 'Evidence bundles produced');
-    this.metrics.describe('firn_enclave_restarts_total', 'counter', 'Enclave process restarts');
-    this.metrics.describe('firn_enclave_up', 'gauge', '1 when the enclave answers');
-    this.metrics.describe('firn_node_info', 'gauge', 'Node identity');
-    this.metrics.describe('firn_chain_up', 'gauge', '1 when the chain RPC answered at its last read');
-    this.metrics.describe('firn_chain_clock_skew_seconds', 'gauge', 'Host clock minus chain time');
-    this.metrics.describe('firn_storage_up', 'gauge', '1 when the node database takes writes');
-    this.metrics.describe('firn_jobs_active', 'gauge', 'Jobs admitted and not over (running or queued)');
+    this.metrics = new NodeMetrics(() => {
+      const chain = this.jobs?.chainMonitor.health();
+      return {
+        enclaveUp: this.supervisor.pid !== undefined,
+        ...(this.identity
+          ? {
+              identity: {
+                enclaveId: this.identity.enclaveId,
+                teeType: this.identity.teeType,
+                status: this.chainStatus,
+              },
+            }
+          : {}),
+        ...(this.opts.chain
+          ? {
+              chain: {
+                up: chain?.up === true,
+                ...(chain?.clockSkewSeconds === undefined
+                  ? {}
+                  : { clockSkewSeconds: chain.clockSkewSeconds }),
+                ...(chain?.lastSeenSecondsAgo === undefined
+                  ? {}
+                  : { headLagSeconds: chain.lastSeenSecondsAgo }),
+                storageUp: this.db?.writable() === true,
+                jobsActive: this.jobs?.activeJobs ?? 0,
+              },
+            }
+          : {}),
+      };
+    });
   }
 
   private get sealedPath(): string {
@@ -202,7 +214,7 @@ export class NodeDaemon {
       }
     });
     this.supervisor.on('restarted', () => {
-      this.metrics.inc('firn_enclave_restarts_total');
+      this.metrics.enclaveRestarted();
       this.initEnclave()
         .then((id) => {
           if (this.identity && id.enclaveAddress !== this.identity.enclaveAddress)
@@ -214,7 +226,6 @@ export class NodeDaemon {
     this.supervisor.start();
     this.identity = await this.initEnclave();
     log.info('enclave ready', { ...this.identity });
-    this.mountRoutes();
     // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
     if (this.opts.chain) {
       // A full disk must not stop the node from starting: it serves attestation and reports
@@ -243,21 +254,17 @@ export class NodeDaemon {
             ...(sch.finalizeIntervalMs === undefined ? {} : { finalizeIntervalMs: sch.finalizeIntervalMs }),
           })
         : undefined;
-      if (this.jobs) {
-        this.jobs.mount(this.router);
-        await this.jobs.start();
-      } else {
-        const full = () => {
-          throw new FirnError('E_STORAGE_FULL', "the node's storage cannot be written; it takes no jobs now");
-        };
-        for (const m of ['PUT /v1/artifacts', 'POST /v1/jobs', 'POST /v1/sessions'])
-          this.router.add(m.split(' ')[0]!, m.split(' ')[1]!, full);
-      }
+      // Without a database the job routes answer 507 (nodeApi.ts).
+      if (this.jobs) await this.jobs.start();
     }
-    this.opts.extendRoutes?.(this.router, this);
-    this.server = createServer((req, res) => {
-      void this.router.handle(req, res, log);
-    });
+    this.server = createAdaptorServer({
+      fetch: createNodeApi(this).fetch,
+      // Handlers stream on the raw request: an unread body is not drained after a refusal (the
+      // connection is closed instead, http/router.ts answerError), and the process's global
+      // Request/Response stay Node's own.
+      autoCleanupIncoming: false,
+      overrideGlobalObjects: false,
+    }) as Server;
     applyHttpLimits(this.server, this.limits);
     await new Promise<void>((resolve) =>
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
@@ -300,60 +307,19 @@ export class NodeDaemon {
   /** Evidence for a caller-chosen nonce (the caller then verifies it itself). */
   async attest(nonce: Uint8Array): Promise<EvidenceBundle> {
     assertNonce(nonce);
-    const bundle = await this.supervisor.call<EvidenceBundle>('attest', {
-      nonce: `0x${Buffer.from(nonce).toString('hex')}`,
-    });
-    this.metrics.inc('firn_attestations_total');
+    let bundle: EvidenceBundle;
+    try {
+      bundle = await this.supervisor.call<EvidenceBundle>('attest', {
+        nonce: `0x${Buffer.from(nonce).toString('hex')}`,
+      });
+    } catch (e) {
+      this.metrics.attestation('error');
+      throw e;
+    }
+    this.metrics.attestation('ok');
     const source = this.opts.collateralSource;
     if (source === undefined) return bundle;
     return attachCollateral(bundle, source, Math.floor(Date.now() / 1000), this.opts.logger);
-  }
-
-  private mountRoutes(): void {
-    const r = this.router;
-    // Each part separately; 503 when any is down, so a load balancer stops sending jobs here.
-    r.add('GET', '/healthz', async ({ res }) => {
-      const h = await this.health();
-      sendJson(res, h.ok ? 200 : 503, h);
-      return undefined;
-    });
-    r.add('GET', '/v1/node', () => ({
-      ...this.identity,
-      endpoint: this.url,
-      status: this.chainStatus,
-      version: '0.1.0',
-    }));
-    r.add('POST', '/v1/attestation', async ({ req }) => {
-      await this.rateLimiter.take(remoteIp(req));
-      const body = (await readJson(req, ATTESTATION_BODY_LIMIT)) as { nonce?: unknown } | null;
-      const nonce = assertNonce(hexBytes(body?.nonce, 'nonce', undefined, 64));
-      return this.attest(nonce);
-    });
-    r.add('GET', '/metrics', ({ res }) => {
-      for (const [k, v] of this.router.counters) {
-        const [method, route, status] = k.split(' ');
-        this.metrics.set('firn_http_requests_total', v, { method: method!, route: route!, status: status! });
-      }
-      this.metrics.set('firn_enclave_up', this.supervisor.pid === undefined ? 0 : 1);
-      if (this.opts.chain) {
-        const chain = this.jobs?.chainMonitor.health();
-        this.metrics.set('firn_chain_up', chain?.up ? 1 : 0);
-        if (chain?.clockSkewSeconds !== undefined)
-          this.metrics.set('firn_chain_clock_skew_seconds', chain.clockSkewSeconds);
-        this.metrics.set('firn_storage_up', this.db?.writable() ? 1 : 0);
-        this.metrics.set('firn_jobs_active', this.jobs?.activeJobs ?? 0);
-      }
-      if (this.identity)
-        this.metrics.set('firn_node_info', 1, {
-          enclave_id: this.identity.enclaveId,
-          tee_type: this.identity.teeType,
-          status: this.chainStatus,
-        });
-      const text = this.metrics.render();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(text);
-      return undefined;
-    });
   }
 
   async stop(): Promise<void> {

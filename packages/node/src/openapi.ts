@@ -1,4 +1,9 @@
-/** OpenAPI 3.1 description of the node API, served at GET /v1/openapi.json (docs/api.md). */
+/**
+ * The words of the node API's OpenAPI 3.1 document (docs/api.md): summaries, response
+ * descriptions, header parameters and shared components. The served document is generated from
+ * the route declarations in http/nodeApi.ts (nodeOpenApiDocument), which take their words from here;
+ * a route with no words here fails at startup.
+ */
 const hex32 = { type: 'string', pattern: '^0x[0-9a-fA-F]{64}$' };
 const error = {
   type: 'object',
@@ -74,6 +79,18 @@ export const OPENAPI_DOCUMENT = {
         responses: {
           '200': { description: 'All parts up' },
           '503': { description: 'A part is down (same body, ok: false)' },
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        summary:
+          'Prometheus metrics (text format 0.0.4): HTTP requests by declared route and status (499: client closed the request) and their durations, jobs by outcome and their durations, attestations by result, enclave restarts, enclave/chain/storage up, chain head lag and clock skew, active jobs',
+        responses: {
+          '200': {
+            description: 'Prometheus text exposition',
+            content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
+          },
         },
       },
     },

@@ -69,34 +69,51 @@ export class Router {
       if (!res.headersSent && out !== undefined) sendJson(res, 200, out);
       status = res.statusCode;
     } catch (e) {
-      // The client went away mid-request (an aborted upload): its fault, not the node's. It is
-      // counted as 499 (nginx's "client closed request"), never as a 5xx, and nothing is sent.
-      if (!isFirnError(e) && clientAborted(req, e)) {
-        status = CLIENT_CLOSED_REQUEST;
-        if (!res.headersSent) res.destroy();
-        return;
-      }
-      status = isFirnError(e) ? httpStatusOf(e.code) : 500;
-      const body = isFirnError(e)
-        ? { code: e.code, message: e.message }
-        : { code: 'E_INTERNAL', message: 'internal error' };
-      if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
-      const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
-      const headers: Record<string, string> =
-        typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
-      // Refused before its body was read (a full disk, a quota): the connection is closed after
-      // the answer, so no client sends its next request on a socket with a half-read body.
-      if (!req.complete) {
-        headers.connection = 'close';
-        res.shouldKeepAlive = false;
-      }
-      if (!res.headersSent) sendJson(res, status, { error: body }, headers);
-      else res.end();
+      status = answerError(req, res, e, logger, routeName);
     } finally {
       const key = `${req.method} ${routeName} ${status}`;
       this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
     }
   }
+}
+
+/**
+ * Answer a request that failed with `e`, the same way on every server of the node: a FirnError
+ * as `{error: {code, message}}` with its status (errorStatus.ts) and Retry-After when it carries
+ * one; anything else as 500 E_INTERNAL (logged by code only, never its message). A request the
+ * client aborted is not answered and counted as 499. A body left unread closes the connection.
+ * Returns the status to count.
+ */
+export function answerError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  e: unknown,
+  logger: Logger,
+  routeName: string,
+): number {
+  // The client went away mid-request (an aborted upload): its fault, not the node's. It is
+  // counted as 499 (nginx's "client closed request"), never as a 5xx, and nothing is sent.
+  if (!isFirnError(e) && clientAborted(req, e)) {
+    if (!res.headersSent) res.destroy();
+    return CLIENT_CLOSED_REQUEST;
+  }
+  const status = isFirnError(e) ? httpStatusOf(e.code) : 500;
+  const body = isFirnError(e)
+    ? { code: e.code, message: e.message }
+    : { code: 'E_INTERNAL', message: 'internal error' };
+  if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
+  const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
+  const headers: Record<string, string> =
+    typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
+  // Refused before its body was read (a full disk, a quota): the connection is closed after
+  // the answer, so no client sends its next request on a socket with a half-read body.
+  if (!req.complete) {
+    headers.connection = 'close';
+    res.shouldKeepAlive = false;
+  }
+  if (!res.headersSent) sendJson(res, status, { error: body }, headers);
+  else res.end();
+  return status;
 }
 
 /** The status a request the client aborted is counted under in metrics (never sent). */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -19,9 +18,7 @@ import {
   computeInputCommitment,
   FirnError,
   type Hex,
-  hexBytes,
   isFirnError,
-  MAX_JOB_INPUTS,
   parseWorkProofJson,
   TEE_TYPES,
   type TeeTypeName,
@@ -30,10 +27,8 @@ import {
 import type { RunJobResult } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
 import { holdWhileServing, ipPrefix, rateLimited, remoteIp } from '../http/limits.ts';
-import { readJson, requireMediaType, type Router, sendJson } from '../http/router.ts';
+import { readJson, requireMediaType, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
-import type { NodeDaemon } from '../nodeDaemon.ts';
-import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
@@ -41,8 +36,16 @@ import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { QuotaLedger } from '../storage/quota.ts';
 import { Sema } from 'async-sema';
+import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
 import { SessionService } from './sessionApi.ts';
+import {
+  failureReason,
+  MAX_JOB_BODY_BYTES,
+  parseSubmitBody,
+  type SubmitBody,
+  submissionDigest,
+} from './submission.ts';
 
 export interface JobApiOptions {
   rpcUrl: string;
@@ -99,68 +102,15 @@ export const DEFAULT_JOB_TIME_LIMIT_MS = 10 * 60_000;
 /** Jobs waiting for an enclave slot beyond the running ones, unless configured. */
 export const DEFAULT_MAX_QUEUED_JOBS = 16;
 
-/** SHA-256 over a submission's enc, ciphertext and inputs: what makes a retried submission "the same". */
-export function submissionDigest(body: Pick<SubmitBody, 'enc' | 'ciphertext' | 'inputs'>): Hex {
-  const h = createHash('sha256');
-  h.update('firn/job-submission/v1\0');
-  h.update(body.enc.toLowerCase());
-  h.update('\0');
-  h.update(body.ciphertext);
-  for (const i of body.inputs) h.update(`\0${i.toLowerCase()}`);
-  return `0x${h.digest('hex')}`;
-}
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /** How long the enclave's pre-flight of one request may take, ms (no input is read). */
 export const PREFLIGHT_TIMEOUT_MS = 30_000;
 
-export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
 /** Interval of the SSE keep-alive comment on GET /v1/jobs/{id}/events, ms. */
 export const SSE_HEARTBEAT_MS = 15_000;
 /** Outputs up to this size are inlined (base64) in GET /v1/jobs/{id}/result. */
 export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
-
-const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
-const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-
-/** bytes32 reason for failJob: the stable error code in ASCII, right-padded with zeros. */
-export function failureReason(code: string): Hex {
-  const b = Buffer.alloc(32);
-  b.write(code.slice(0, 32), 'ascii');
-  return `0x${b.toString('hex')}`;
-}
-
-/** Decode a failJob reason back to the error code. */
-export function failureCodeOf(reason: Hex): string {
-  return Buffer.from(reason.slice(2), 'hex').toString('ascii').replace(/\0+$/, '');
-}
-
-export interface SubmitBody {
-  jobId: Hex;
-  enc: Hex;
-  ciphertext: string;
-  inputs: Hex[];
-}
-
-export function parseSubmitBody(o: unknown): SubmitBody {
-  const r = o as Record<string, unknown> | null;
-  if (typeof r !== 'object' || r === null) throw new FirnError('E_INVALID_INPUT', 'body must be an object');
-  const jobId = parseArtifactId(r.jobId) as Hex;
-  hexBytes(r.enc, 'enc', 32);
-  if (
-    typeof r.ciphertext !== 'string' ||
-    !B64_RE.test(r.ciphertext) ||
-    r.ciphertext.length > MAX_JOB_BODY_BYTES
-  )
-    throw new FirnError('E_INVALID_INPUT', 'ciphertext must be base64');
-  if (!Array.isArray(r.inputs) || r.inputs.length === 0 || r.inputs.length > MAX_JOB_INPUTS)
-    throw new FirnError('E_INVALID_INPUT', `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`);
-  return {
-    jobId,
-    enc: (r.enc as string).toLowerCase() as Hex,
-    ciphertext: r.ciphertext,
-    inputs: r.inputs.map(parseArtifactId),
-  };
-}
 
 /**
  * The node's job API (docs/api.md): artifact upload and download, encrypted job submission, job
@@ -192,7 +142,7 @@ export class JobService {
   readonly policy: JobPolicy;
 
   constructor(
-    readonly node: NodeDaemon,
+    readonly node: JobHost,
     readonly opts: JobApiOptions,
   ) {
     this.artifacts = new ArtifactStore(node.opts.dataDir);
@@ -262,6 +212,11 @@ export class JobService {
   }
 
   private safeUpdate(jobId: Hex, patch: Partial<JobRecord>): void {
+    const { status } = patch;
+    if (status === 'proved' || status === 'finalized' || status === 'failed') {
+      const createdAt = this.jobs.get(jobId)?.createdAt;
+      this.node.metrics?.jobOutcome(status, createdAt === undefined ? undefined : this.now() - createdAt);
+    }
     try {
       this.jobs.update(jobId, patch, this.now());
     } catch (e) {
@@ -436,19 +391,6 @@ export class JobService {
     return this.now();
   }
 
-  mount(router: Router): void {
-    router.add('GET', '/v1/openapi.json', () => OPENAPI_DOCUMENT);
-    router.add('PUT', '/v1/artifacts', ({ req, res }) => this.upload(req, res));
-    router.add('GET', '/v1/artifacts/:id', ({ params, res }) => this.download(params.id!, res));
-    router.add('POST', '/v1/jobs', ({ req, res }) => this.submit(req, res));
-    router.add('GET', '/v1/jobs/:id', ({ params }) => this.status(params.id!));
-    router.add('GET', '/v1/jobs/:id/events', ({ params, req, res, url }) =>
-      this.stream(params.id!, req, res, url),
-    );
-    router.add('GET', '/v1/jobs/:id/result', ({ params }) => this.result(params.id!));
-    this.sessions.mount(router);
-  }
-
   /**
    * PUT /v1/artifacts: 415 unless application/octet-stream; 413 over the size cap; 401 without a
    * valid signed upload intent; 403 when the uploader holds no balance at the latest block; 429
@@ -456,7 +398,7 @@ export class JobService {
    * uploader's or the node's disk quota. Only then is the body streamed to disk, and it must hash
    * to the artifact id of the intent.
    */
-  private async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+  async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     await this.node.rateLimiter.take(remoteIp(req));
     requireMediaType(req, 'application/octet-stream');
     const limit = this.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
@@ -532,7 +474,7 @@ export class JobService {
     }
   }
 
-  private download(idText: string, res: ServerResponse): Promise<undefined> {
+  download(idText: string, res: ServerResponse): Promise<undefined> {
     const id = parseArtifactId(idText);
     const size = this.artifacts.size(id);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
@@ -547,9 +489,13 @@ export class JobService {
     });
   }
 
-  private async submit(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
-    await this.node.rateLimiter.take(remoteIp(req));
-    const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
+  /**
+   * POST /v1/jobs. `json`: the body already read (rate limited, size-capped and parsed) by the
+   * HTTP layer; absent, it is read here.
+   */
+  async submit(req: IncomingMessage, res: ServerResponse, json?: unknown): Promise<undefined> {
+    if (json === undefined) await this.node.rateLimiter.take(remoteIp(req));
+    const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     // A retried submission (its answer was lost) is the same job: same answer, never a second run.
     const digest = submissionDigest(body);
@@ -862,18 +808,18 @@ export class JobService {
     }
   }
 
-  private record(idText: string): JobRecord {
+  record(idText: string): JobRecord {
     const r = this.jobs.get(parseArtifactId(idText));
     if (!r) throw new FirnError('E_NOT_FOUND', 'no such job here');
     return r;
   }
 
-  private status(idText: string): unknown {
+  status(idText: string): unknown {
     const { response: _r, ...rest } = this.record(idText);
     return rest;
   }
 
-  private result(idText: string): unknown {
+  result(idText: string): unknown {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
@@ -903,7 +849,7 @@ export class JobService {
    * Last-Event-ID or `?after=`, then one `end` event naming the status and how many events the job
    * produced, so a client detects a dropped tail.
    */
-  private stream(idText: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
+  stream(idText: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
     const id = parseArtifactId(idText);
     this.record(id);
     const afterText = req.headers['last-event-id'] ?? url.searchParams.get('after') ?? '-1';
@@ -988,13 +934,4 @@ export class JobService {
     // a kept proof is submitted again at the next start.
     this.stop();
   }
-}
-
-/** `extendRoutes` for NodeDaemon: mounts the job API on the node's router. */
-export function jobApiRoutes(opts: JobApiOptions & { onService?: (s: JobService) => void }) {
-  return (router: Router, node: NodeDaemon): void => {
-    const service = new JobService(node, opts);
-    service.mount(router);
-    opts.onService?.(service);
-  };
 }

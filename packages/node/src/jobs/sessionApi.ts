@@ -1,13 +1,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { claimJob, failJob, submitProof } from '@firn/chain';
+import {
+  claimJob,
+  type FirnClients,
+  type FirnDeployment,
+  type FirnJob,
+  failJob,
+  submitProof,
+} from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
 import { sessionAuthOf } from '../http/auth.ts';
 import { holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
-import { readBody, readJson, requireMediaType, type Router } from '../http/router.ts';
+import { readBody, readJson, requireMediaType } from '../http/router.ts';
+import type { ChainMonitor } from '../chainMonitor.ts';
+import type { Logger } from '../logger.ts';
+import type { ArtifactStore } from '../storage/artifactStore.ts';
+import type { JobStore } from '../storage/jobStore.ts';
+import type { NodeDb } from '../storage/nodeDb.ts';
+import type { JobHost } from './jobHost.ts';
 import { parseArtifactId } from '../storage/artifactStore.ts';
-import { failureReason, type JobService, MAX_JOB_BODY_BYTES, parseSubmitBody } from './jobApi.ts';
+import { failureReason, MAX_JOB_BODY_BYTES, parseSubmitBody, type SubmitBody } from './submission.ts';
 
 /** Largest session request body the host relays (the enclave enforces the same cap). */
 export const MAX_SESSION_REQUEST_BYTES = MAX_SESSION_MESSAGE_BYTES;
@@ -48,6 +61,41 @@ interface HostSession {
 }
 
 /**
+ * What the session service uses of the job service (JobService implements it): the shared
+ * pre-checks, the operator's chain queue and the stores. An interface, so that the job service
+ * can own the session service without an import circle.
+ */
+export interface SessionJobs {
+  readonly node: JobHost;
+  readonly opts: {
+    readonly deployment: FirnDeployment;
+    readonly enclaveTimeoutMs?: number;
+    readonly logger: Logger;
+  };
+  readonly clients: FirnClients;
+  readonly jobs: JobStore;
+  readonly db: NodeDb;
+  readonly artifacts: ArtifactStore;
+  readonly chainMonitor: ChainMonitor;
+  admit(): void;
+  authorizeSubmission(
+    req: IncomingMessage,
+    route: 'POST /v1/jobs' | 'POST /v1/sessions',
+    body: SubmitBody,
+  ): Promise<FirnJob>;
+  checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob): Promise<FirnJob>;
+  preflight(
+    method: 'preflightJob' | 'preflightSession',
+    body: SubmitBody,
+    onChain: { workloadHash: Hex; inputCommitment: Hex },
+  ): Promise<unknown>;
+  releasePreflight(jobId: Hex): Promise<void>;
+  chainWrite<T>(f: () => Promise<T>): Promise<T>;
+  clock(): number;
+  setEnclaveChainTime(): Promise<void>;
+}
+
+/**
  * Warm inference sessions on the node (docs/decisions/0602-inference-sessions.md). Opening claims
  * the session's job on chain and opens it in the enclave; each request is relayed as opaque bytes
  * (no JSON, no disk); closing submits the enclave's Work Proof for the whole session. The host
@@ -60,7 +108,7 @@ export class SessionService {
   readonly idleMs: number;
 
   constructor(
-    readonly service: JobService,
+    readonly service: SessionJobs,
     idleMs?: number,
   ) {
     this.idleMs = Math.max(100, idleMs ?? DEFAULT_HOST_SESSION_IDLE_MS);
@@ -79,16 +127,11 @@ export class SessionService {
     } catch {}
   }
 
-  mount(router: Router): void {
-    router.add('POST', '/v1/sessions', ({ req }) => this.openSession(req));
-    router.add('POST', '/v1/sessions/:id/requests', ({ params, req, res }) =>
-      this.request(params.id!, req, res),
-    );
-    router.add('DELETE', '/v1/sessions/:id', ({ params, req }) => {
-      const auth = sessionAuthOf(req);
-      holdWhileServing(req); // the proof transaction may outlast the idle timeout
-      return this.close(parseArtifactId(params.id!) as Hex, auth);
-    });
+  /** DELETE /v1/sessions/{id}: close with the requester's sealed close message (x-firn-session-auth). */
+  closeRequest(idText: string, req: IncomingMessage): Promise<unknown> {
+    const auth = sessionAuthOf(req);
+    holdWhileServing(req); // the proof transaction may outlast the idle timeout
+    return this.close(parseArtifactId(idText) as Hex, auth);
   }
 
   /** Stop the idle sweeper (shutdown, tests). */
@@ -112,10 +155,11 @@ export class SessionService {
     this.sweeper.unref();
   }
 
-  private async openSession(req: IncomingMessage): Promise<OpenSessionResult> {
+  /** POST /v1/sessions. `json`: the body already read by the HTTP layer (absent: read here). */
+  async openSession(req: IncomingMessage, json?: unknown): Promise<OpenSessionResult> {
     const s = this.service;
-    await s.node.rateLimiter.take(remoteIp(req));
-    const body = parseSubmitBody(await readJson(req, MAX_JOB_BODY_BYTES));
+    if (json === undefined) await s.node.rateLimiter.take(remoteIp(req));
+    const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
@@ -215,7 +259,7 @@ export class SessionService {
   }
 
   /** The hot path: bytes in, bytes out; the only transformation is base64 over the enclave pipe. */
-  private async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
+  async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     const h = this.session(idText);
     // Exactly octet-stream, never absent: a body without Content-Type is a CORS "simple" request.
     requireMediaType(req, 'application/octet-stream');

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'no
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FirnError, type Hex } from '@firn/core';
-import type { JobRecord } from './jobStore.ts';
+import type { JobRecord } from './jobRecord.ts';
 
 /** Most progress events kept per job (more are dropped, and the end marker still counts what was kept). */
 export const MAX_EVENTS_PER_JOB = 10_000;
