@@ -22,7 +22,7 @@ import { createSimulatedProvider } from '../evidence/simulated.ts';
 import { inProcessRuntime } from '../runtime/mlRuntime.ts';
 import { createJobHandlers } from './index.ts';
 import { createRunJobHandler, type RunJobResult } from './runJob.ts';
-import { WORKLOADS } from './workloads/index.ts';
+import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 
 // In process: what the enclave process enforces on an app's signData calls, whatever the app
 // (or a compromised runtime child) asks for.
@@ -128,7 +128,9 @@ describe('warm inference sessions', () => {
     const ctx = undefined as never;
     for (const m of ['preflightSession', 'openSession', 'sessionRequest', 'closeSession'])
       await expect(appHandlers[m]!({}, ctx)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
-    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS);
+    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS, {
+      served: FIRST_PARTY_SERVED,
+    });
     // The first-party image gets as far as checking the request (which this empty one fails).
     await expect(firstParty.openSession!({}, ctx)).rejects.not.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
