@@ -45,6 +45,13 @@ export interface AttestNodeOptions {
   /** Enclave IDs the automatic choice skips (e.g. nodes a job was already lost on). */
   exclude?: readonly Hex[];
   /**
+   * The automatic choice considers only nodes whose registered measurement is one of these (a
+   * first-party job passes the first-party image measurements, so it never lands on a developer
+   * app's node, which would refuse it at preflight: docs/decisions/1090). Explicit `node` or
+   * `enclaveId` choices are not filtered. Absent: any measurement.
+   */
+  measurements?: readonly Hex[];
+  /**
    * The registry view; every endpoint in it must agree (default: `clients` alone). Under a policy
    * that refuses the simulated TEE (production), a single endpoint is accepted only with a pinned
    * `policy.measurementAllowList` (docs/decisions/0870-trusted-chain-view.md).
@@ -129,7 +136,10 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
       (e) =>
         e.node.status === NodeStatus.Active &&
         (opts.node === undefined || same(e.node.endpoint, opts.node)) &&
-        !(opts.exclude ?? []).some((x) => low(x) === low(e.node.enclaveId)),
+        !(opts.exclude ?? []).some((x) => low(x) === low(e.node.enclaveId)) &&
+        (opts.node !== undefined ||
+          opts.measurements === undefined ||
+          opts.measurements.some((m) => low(m) === low(e.node.measurement))),
     );
     // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
     // the first Active one is refused below with the reason.
