@@ -114,6 +114,8 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
   if (typeof domain.chainId !== 'number') throw fail('E_JOB_INVALID', 'domain.chainId must be a number');
   if (typeof p.outputDir !== 'string' || typeof p.inputPaths !== 'object' || p.inputPaths === null)
     throw fail('E_JOB_INVALID', 'outputDir and inputPaths are required');
+  if (p.deadline !== undefined && (typeof p.deadline !== 'number' || !Number.isSafeInteger(p.deadline)))
+    throw fail('E_JOB_INVALID', 'deadline must be unix seconds (an integer)');
   return {
     jobId,
     enc: bytesToHex(hexBytes(p.enc, 'enc', 32)),
@@ -131,6 +133,7 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
         : { dataLedger: bytesToHex(hexBytes(domain.dataLedger, 'dataLedger', 20)) }),
     },
     outputDir: p.outputDir,
+    ...(p.deadline === undefined ? {} : { deadline: p.deadline as number }),
   };
 }
 
