@@ -190,12 +190,9 @@ function parseImageApp(v: unknown): EnclaveImageApp {
     throw mismatch('image manifest field app.name is not an app name');
   if (typeof a.version !== 'string' || a.version.length > 32 || /[^\x20-\x7e]/.test(a.version))
     throw mismatch('image manifest field app.version is not a short printable version');
-  if (typeof a.firstParty !== 'boolean') throw mismatch('image manifest field app.firstParty is not a boolean');
-  if (
-    !Array.isArray(a.workloads) ||
-    a.workloads.length === 0 ||
-    a.workloads.length > MAX_IMAGE_APP_WORKLOADS
-  )
+  if (typeof a.firstParty !== 'boolean')
+    throw mismatch('image manifest field app.firstParty is not a boolean');
+  if (!Array.isArray(a.workloads) || a.workloads.length === 0 || a.workloads.length > MAX_IMAGE_APP_WORKLOADS)
     throw mismatch(`image manifest field app.workloads must list 1..${MAX_IMAGE_APP_WORKLOADS} names`);
   const workloads = a.workloads.map((w: unknown) => {
     if (typeof w !== 'string' || !APP_NAME.test(w))

@@ -463,7 +463,10 @@ export function describeWorkerEntry(workerPath: string): AppDescription {
     typeof o.version !== 'string' ||
     !Array.isArray(o.workloads)
   )
-    throw new FirnError('E_IMAGE_MISMATCH', 'the worker entry answered --describe-app with no app description');
+    throw new FirnError(
+      'E_IMAGE_MISMATCH',
+      'the worker entry answered --describe-app with no app description',
+    );
   return {
     format: APP_FORMAT,
     name: assertRole(o.name, 'app name'),

@@ -42,7 +42,12 @@ const program = createEnclaveProgram(
     emit: (event, data) => events.push({ event, data }),
   },
   {
-    runJob: createRunJobHandler({ workloads: WORKLOADS, served: FIRST_PARTY_SERVED, now: () => NOW, preflight }),
+    runJob: createRunJobHandler({
+      workloads: WORKLOADS,
+      served: FIRST_PARTY_SERVED,
+      now: () => NOW,
+      preflight,
+    }),
     preflightJob: createPreflightJobHandler({
       workloads: WORKLOADS,
       served: FIRST_PARTY_SERVED,
