@@ -20,7 +20,8 @@ import {
  * Gramine manifest takes as trusted files. Layout:
  *
  *   manifest.json
- *   app/enclave.mjs                         the esbuild bundle (program, framework, ML JS)
+ *   app/enclave.mjs                         the enclave entry (program, framework; keys; no app)
+ *   app/worker.mjs                          the runtime child's entry (the app, ML JS; no key)
  *   ort/onnxruntime_binding.node            onnxruntime-node's N-API binding
  *   ort/libonnxruntime.so.1                 its shared library (RUNPATH $ORIGIN)
  *   wasm/tfjs-backend-wasm*.wasm            TensorFlow.js WebAssembly binaries

@@ -143,9 +143,9 @@ type FromWorker =
   | { id: number; error: { code: string; message: string } };
 
 export interface ChildProcessRuntimeOptions {
-  /** Module the child runs (the image entry, or a test entry). */
+  /** Module the child runs (the image's worker entry `app/worker.mjs`, or a test entry). */
   modulePath: string;
-  /** Arguments after the module (the image entry takes `--ml-worker`). */
+  /** Arguments after the module (the image's worker entry takes none). */
   args?: string[];
   /** Node flags for the child (tests pass `--import tsx`); default none. */
   execArgv?: string[];
