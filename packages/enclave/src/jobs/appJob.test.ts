@@ -42,7 +42,7 @@ const workloads: Record<string, Workload> = {
   async giant() {
     return out(new Uint8Array(LIMITS.maxOutputBytes + 1));
   },
-  async twoBig() {
+  async twobig() {
     const half = new Uint8Array(LIMITS.maxOutputBytes);
     return {
       outputs: [
@@ -143,7 +143,7 @@ describe('limits on a workload', () => {
     expect(readdirSync(dir).length).toBe(before + 1);
   });
   it('outputs each under the cap but over the total cap fail with E_TOO_LARGE', async () => {
-    await expect(run('twoBig')).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+    await expect(run('twobig')).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
   });
 });
 
