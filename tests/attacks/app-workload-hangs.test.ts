@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
@@ -116,6 +116,29 @@ describe('a workload that hangs', () => {
     expect(took).toBeGreaterThanOrEqual(1_500);
     expect(took).toBeLessThan(20_000);
     expect(readdirSync(outputDir)).toEqual([]);
+    // The spinning runtime child is gone (killed), not left burning a CPU: the enclave process has
+    // no child left (Linux /proc; the children file lists each thread's children).
+    await new Promise((r) => setTimeout(r, 500));
+    if (existsSync(`/proc/${sup.pid}/task`)) {
+      const kids = readdirSync(`/proc/${sup.pid}/task`).flatMap((t) => {
+        try {
+          return readFileSync(`/proc/${sup.pid}/task/${t}/children`, 'utf8')
+            .trim()
+            .split(/\s+/)
+            .filter(Boolean);
+        } catch {
+          return [];
+        }
+      });
+      const alive = kids.filter((k) => {
+        try {
+          return !readFileSync(`/proc/${k}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+        } catch {
+          return false;
+        }
+      });
+      expect(alive).toEqual([]);
+    }
     // The enclave process is unaffected and answers the next call.
     const hello = await sup.call<{ measurement: Hex }>('hello', {});
     expect(hello.measurement.toLowerCase()).toBe(built.measurement.toLowerCase());
