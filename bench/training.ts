@@ -12,7 +12,7 @@ import { mlpDefinition, parseCsv, type TrainResult, trainModel } from '@firn/ml'
 import { createRunJobHandler, type RunJobResult } from '../packages/enclave/src/jobs/runJob.ts';
 import { reportBench } from './report.ts';
 import type { TrainingReport } from '../packages/enclave/src/jobs/workloads/training.ts';
-import { WORKLOADS } from '../packages/enclave/src/jobs/workloads/index.ts';
+import { FIRST_PARTY_SERVED, WORKLOADS } from '../packages/enclave/src/jobs/workloads/index.ts';
 
 interface PathResult {
   backend: string;
@@ -71,7 +71,7 @@ async function runConfidential(
         measurementRegisters: [measurement],
         platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
       },
-      { runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => now }) },
+      { runJob: createRunJobHandler({ workloads: WORKLOADS, served: FIRST_PARTY_SERVED, now: () => now }) },
     );
     const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
     const requester = generateSigningKey();

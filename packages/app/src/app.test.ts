@@ -9,6 +9,7 @@ import {
   defineApp,
   describeApp,
   isFirnApp,
+  seededRandom,
 } from './index.ts';
 import { signDataRecord } from './signData.ts';
 import { runWorkload } from './testing.ts';
@@ -181,5 +182,29 @@ describe('@firn/app/testing', () => {
     expect(await code(runWorkload(app, 'nosuch'))).toBe('E_UNSUPPORTED');
     expect(await code(runWorkload(app, 'reverse'))).toBe('E_INPUT_INVALID');
     expect(await code(runWorkload(app, 'twice'))).toBe('E_JOB_FAILED');
+  });
+});
+
+describe('ctx.random from a per-job seed (1080, Randomness)', () => {
+  const seed = sha256(utf8('job seed'));
+  const ctxOf = (randomSeed: Uint8Array) =>
+    createWorkloadContext({ params: {}, inputs: [], progress: () => undefined, now: () => 0, randomSeed });
+  it('the same seed and calls give the same bytes (a re-run draws nothing new); another seed differs', () => {
+    const a = ctxOf(seed);
+    const b = ctxOf(Uint8Array.from(seed));
+    const drawsA = [a.random(5), a.random(40), a.random(0), a.random(1000)].map(bytesToHex);
+    const drawsB = [b.random(5), b.random(40), b.random(0), b.random(1000)].map(bytesToHex);
+    expect(drawsB).toEqual(drawsA);
+    expect(bytesToHex(ctxOf(sha256(utf8('other job'))).random(5))).not.toBe(drawsA[0]);
+    // Successive draws do not repeat the stream.
+    expect(drawsA[1]!.slice(2, 12)).not.toBe(drawsA[0]!.slice(2, 12));
+  });
+  it('splitting a draw gives the same stream as one draw', () => {
+    const one = seededRandom(seed)(64);
+    const r = seededRandom(seed);
+    expect(bytesToHex(new Uint8Array([...r(7), ...r(57)]))).toBe(bytesToHex(one));
+  });
+  it('refuses a seed that is not 32 bytes', () => {
+    expect(() => seededRandom(new Uint8Array(31))).toThrow(/32 bytes/);
   });
 });

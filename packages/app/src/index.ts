@@ -21,6 +21,7 @@
  * });
  * ```
  */
+import { createHmac } from 'node:crypto';
 import { assertRole, FirnError, type Hex, InvalidInputError } from '@firn/core';
 
 export { FirnError } from '@firn/core';
@@ -92,7 +93,12 @@ export interface WorkloadContext {
   progress(event: Record<string, unknown>): void;
   /** The enclave's trusted time, unix seconds (never below grant and chain times it has seen). */
   now(): number;
-  /** `n` bytes (0..65536) from the enclave's CSPRNG. */
+  /**
+   * `n` bytes (0..65536), unpredictable to anyone but the enclave and the same on every run of the
+   * same job (derived per job from the enclave's key, the jobId and the workload hash): a host that
+   * replays a job after restarting the enclave gets the same draw, not a second one. Apps must use
+   * this, not `crypto.getRandomValues`, for anything whose outcome matters.
+   */
   random(n: number): Uint8Array;
   /**
    * Have the enclave sign a 32-byte digest for the data ledger under a topic. Resolves to the
@@ -221,13 +227,51 @@ export interface WorkloadRunContext {
   now(): number;
   /** Absent where no enclave can sign (then `ctx.signData` throws E_UNSUPPORTED). */
   signData?: (digest: Uint8Array, opts: SignDataOptions) => Promise<SignedDataRecord>;
-  /** Default: node:crypto's CSPRNG via globalThis.crypto. */
+  /** Default: `randomSeed`'s stream when given, else node:crypto's CSPRNG via globalThis.crypto. */
   random?: (n: number) => Uint8Array;
+  /**
+   * 32-byte per-job seed the enclave derives from its key, the jobId and the workload hash
+   * (docs/decisions/1080, "Randomness"): `ctx.random` is then `seededRandom(randomSeed)`, so a
+   * re-run of the same job (a replay after an enclave restart) draws the same bytes.
+   */
+  randomSeed?: Uint8Array;
+}
+
+/**
+ * A deterministic byte stream from a 32-byte seed: block i (32 bytes) is
+ * HMAC-SHA256(seed, "firn/app-random/v1" || u64be(i)), and each call takes the next `n` bytes.
+ * Equal seeds and equal call sequences give equal bytes; without the seed the stream is
+ * indistinguishable from random (HMAC as a PRF). Throws E_INVALID_INPUT for a seed that is not 32 bytes.
+ */
+export function seededRandom(seed: Uint8Array): (n: number) => Uint8Array {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32)
+    throw new InvalidInputError('a random seed is 32 bytes');
+  const key = Uint8Array.from(seed);
+  const tag = new TextEncoder().encode('firn/app-random/v1');
+  let block = 0n;
+  let spare = new Uint8Array(0);
+  return (n) => {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      if (spare.length === 0) {
+        const ctr = new Uint8Array(8);
+        new DataView(ctr.buffer).setBigUint64(0, block++);
+        spare = new Uint8Array(createHmac('sha256', key).update(tag).update(ctr).digest());
+      }
+      const take = Math.min(spare.length, n - at);
+      out.set(spare.subarray(0, take), at);
+      spare = spare.subarray(take);
+      at += take;
+    }
+    return out;
+  };
 }
 
 /** Build the context a workload sees (adds `input(role)`, checks `random` sizes). */
 export function createWorkloadContext(run: WorkloadRunContext): WorkloadContext {
   const inputs = run.inputs;
+  const draw = run.random ?? (run.randomSeed === undefined ? undefined : seededRandom(run.randomSeed));
   return {
     params: run.params,
     inputs,
@@ -247,7 +291,7 @@ export function createWorkloadContext(run: WorkloadRunContext): WorkloadContext 
     random(n: number): Uint8Array {
       if (!Number.isSafeInteger(n) || n < 0 || n > MAX_RANDOM_BYTES)
         throw new InvalidInputError(`random(n) takes 0..${MAX_RANDOM_BYTES} bytes`);
-      if (run.random) return run.random(n);
+      if (draw) return draw(n);
       return globalThis.crypto.getRandomValues(new Uint8Array(n));
     },
     signData(digest, opts) {

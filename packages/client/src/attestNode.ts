@@ -45,6 +45,13 @@ export interface AttestNodeOptions {
   /** Enclave IDs the automatic choice skips (e.g. nodes a job was already lost on). */
   exclude?: readonly Hex[];
   /**
+   * The automatic choice considers only nodes whose registered measurement is one of these (a
+   * first-party job passes the first-party image measurements, so it never lands on a developer
+   * app's node, which would refuse it at preflight: docs/decisions/1090). Explicit `node` or
+   * `enclaveId` choices are not filtered. Absent: any measurement.
+   */
+  measurements?: readonly Hex[];
+  /**
    * The registry view; every endpoint in it must agree (default: `clients` alone). Under a policy
    * that refuses the simulated TEE (production), a single endpoint is accepted only with a pinned
    * `policy.measurementAllowList` (docs/decisions/0870-trusted-chain-view.md).
@@ -112,6 +119,30 @@ const same = (a: string, b: string) =>
   a.toLowerCase().replace(/\/+$/, '') === b.toLowerCase().replace(/\/+$/, '');
 
 /**
+ * The registry's automatic choice: the first Active node that matches `node` (endpoint), is not
+ * in `exclude`, and (when `measurements` is given and no endpoint is) runs one of `measurements`;
+ * among those, the first whose measurement is allow-listed, else the first (refused later with
+ * the reason). Undefined when none matches.
+ */
+export function chooseNode(
+  all: readonly NodeEligibility[],
+  opts: Pick<AttestNodeOptions, 'node' | 'exclude' | 'measurements'>,
+): NodeEligibility | undefined {
+  const active = all.filter(
+    (e) =>
+      e.node.status === NodeStatus.Active &&
+      (opts.node === undefined || same(e.node.endpoint, opts.node)) &&
+      !(opts.exclude ?? []).some((x) => low(x) === low(e.node.enclaveId)) &&
+      (opts.node !== undefined ||
+        opts.measurements === undefined ||
+        opts.measurements.some((m) => low(m) === low(e.node.measurement))),
+  );
+  // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
+  // the first Active one is refused below with the reason.
+  return active.find((e) => e.measurementAllowed) ?? active[0];
+}
+
+/**
  * Attest a node for a job: choose it from the registry, fetch evidence with our own fresh nonce,
  * verify and evaluate it under our policy, and compare the attested identity (TEE type,
  * measurement, enclave address, KEM key, Enclave ID derivation) with the Active registration. It
@@ -123,23 +154,16 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
   assertTrustedChainView(view, opts.policy);
   let chosen: NodeEligibility | undefined;
   if (opts.enclaveId !== undefined) chosen = await readNodeEligibility(view, opts.enclaveId);
-  else {
-    const all = await readAllNodeEligibility(view);
-    const active = all.filter(
-      (e) =>
-        e.node.status === NodeStatus.Active &&
-        (opts.node === undefined || same(e.node.endpoint, opts.node)) &&
-        !(opts.exclude ?? []).some((x) => low(x) === low(e.node.enclaveId)),
-    );
-    // Automatic choice skips nodes whose measurement is not allow-listed; if that leaves none,
-    // the first Active one is refused below with the reason.
-    chosen = active.find((e) => e.measurementAllowed) ?? active[0];
-  }
+  else chosen = chooseNode(await readAllNodeEligibility(view), opts);
   const node: FirnNode | undefined = chosen?.node;
   if (!chosen || !node || node.status !== NodeStatus.Active)
     throw new FirnError(
       'E_NOT_FOUND',
-      opts.node ? `no Active node registered at ${opts.node}` : 'no Active node in the registry',
+      opts.node
+        ? `no Active node registered at ${opts.node}`
+        : opts.measurements !== undefined
+          ? `no Active node in the registry runs one of the ${opts.measurements.length} accepted measurement(s) (first-party images)`
+          : 'no Active node in the registry',
     );
   assertMeasurementEligible(chosen, opts.policy);
   const claim = {

@@ -28,6 +28,11 @@ export interface MarketOptions {
   node?: string;
   /** Enclave IDs not to choose automatically (nodes already tried and lost). */
   exclude?: readonly Hex[];
+  /**
+   * Measurements of the first-party image (firn-ml) the requester accepts for a job without
+   * `app`: the automatic node choice skips every other node (docs/decisions/1090). Absent: no filter.
+   */
+  firstPartyMeasurements?: readonly Hex[];
   policy: AttestationPolicy;
   roots?: Partial<Record<TeeTypeName, Uint8Array[]>>;
   gpuRoots?: AttestNodeOptions['gpuRoots'];
@@ -81,6 +86,7 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.node === undefined ? {} : { node: opts.node }),
     ...(opts.exclude === undefined ? {} : { exclude: opts.exclude }),
+    ...(opts.firstPartyMeasurements === undefined ? {} : { measurements: opts.firstPartyMeasurements }),
   });
   return {
     clients,

@@ -66,6 +66,35 @@ describe('parseEnclaveImageManifest', () => {
     ];
     for (const v of variants) expect(bytesToHex(enclaveImageDigest(v))).not.toBe(d);
   });
+
+  it('measures the app section (1090): a developer app cannot claim the first-party flag or add a workload unmeasured', () => {
+    const app = { name: 'firn-ml', version: '1.0.0', workloads: ['inference', 'training'], firstParty: true };
+    const withApp: EnclaveImageManifest = { ...base, app };
+    expect(parseEnclaveImageManifest(enc(withApp))).toEqual(withApp);
+    const d = bytesToHex(enclaveImageDigest(withApp));
+    expect(d).not.toBe(bytesToHex(enclaveImageDigest(base)));
+    const variants: EnclaveImageManifest[] = [
+      { ...base, app: { ...app, firstParty: false } },
+      { ...base, app: { ...app, name: 'firn-mm' } },
+      { ...base, app: { ...app, version: '1.0.1' } },
+      { ...base, app: { ...app, workloads: ['inference'] } },
+      { ...base, app: { ...app, workloads: ['inference', 'training', 'zz'] } },
+    ];
+    for (const v of variants) expect(bytesToHex(enclaveImageDigest(v))).not.toBe(d);
+    const bad: unknown[] = [
+      { ...base, app: { ...app, firstParty: 'yes' } },
+      { ...base, app: { ...app, extra: 1 } },
+      { ...base, app: { ...app, workloads: ['training', 'inference'] } },
+      { ...base, app: { ...app, workloads: [] } },
+      { ...base, app: { ...app, workloads: ['Inference'] } },
+      { ...base, app: { ...app, name: '../x' } },
+      {
+        ...base,
+        app: { ...app, workloads: Array.from({ length: 65 }, (_, i) => `w${String(i).padStart(2, '0')}`) },
+      },
+    ];
+    for (const b of bad) expect(code(() => parseEnclaveImageManifest(enc(b)))).toBe('E_IMAGE_MISMATCH');
+  });
 });
 
 describe('verifyEnclaveImage', () => {

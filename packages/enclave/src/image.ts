@@ -20,7 +20,8 @@ import {
  * Gramine manifest takes as trusted files. Layout:
  *
  *   manifest.json
- *   app/enclave.mjs                         the esbuild bundle (program, framework, ML JS)
+ *   app/enclave.mjs                         the enclave entry (program, framework; keys; no app)
+ *   app/worker.mjs                          the runtime child's entry (the app, ML JS; no key)
  *   ort/onnxruntime_binding.node            onnxruntime-node's N-API binding
  *   ort/libonnxruntime.so.1                 its shared library (RUNPATH $ORIGIN)
  *   wasm/tfjs-backend-wasm*.wasm            TensorFlow.js WebAssembly binaries
@@ -29,6 +30,14 @@ import {
 export const ENCLAVE_IMAGE_FORMAT = 'firn/enclave-image/v1';
 export const ENCLAVE_IMAGE_MANIFEST = 'manifest.json';
 export const ENCLAVE_IMAGE_ENTRY = 'app/enclave.mjs';
+/**
+ * The runtime child's entry: the app's code with the ML runtimes, started by the enclave for each
+ * job, holding no key (docs/decisions/1090-app-code-outside-the-keyed-process.md). The enclave
+ * entry never imports the app.
+ */
+export const ENCLAVE_IMAGE_WORKER = 'app/worker.mjs';
+/** Most workload names an image's app may declare in its manifest. */
+export const MAX_IMAGE_APP_WORKLOADS = 64;
 /** Where the ML runtimes live inside the image, relative to its root. */
 export const ENCLAVE_IMAGE_ORT_DIR = 'ort';
 export const ENCLAVE_IMAGE_WASM_DIR = 'wasm';
@@ -57,6 +66,25 @@ export interface EnclaveImageNode {
   size: number;
 }
 
+/**
+ * The app an image serves, written at build time (from the worker entry's `--describe-app`) and
+ * covered by the image digest, so by the measurement. The enclave process learns the workload
+ * names here and never loads the app's code itself.
+ */
+export interface EnclaveImageApp {
+  /** The app's name (a role-like name, ≤ 64 chars). */
+  name: string;
+  /** The app's version (≤ 32 chars). */
+  version: string;
+  /** Workload names (job kinds), sorted, unique, at most MAX_IMAGE_APP_WORKLOADS. */
+  workloads: string[];
+  /**
+   * True only for the first-party image (`firn-ml`, built without `--app`): a request that names
+   * no app runs only on such an image. A build-time property, measured with the rest.
+   */
+  firstParty: boolean;
+}
+
 export interface EnclaveImageManifest {
   format: typeof ENCLAVE_IMAGE_FORMAT;
   /** The file Node runs (relative path; one of `files`). */
@@ -64,6 +92,8 @@ export interface EnclaveImageManifest {
   node: EnclaveImageNode;
   /** Sorted by path, no duplicates. */
   files: EnclaveImageFile[];
+  /** The app the image serves (absent in images built before 1090; such an image serves no job). */
+  app?: EnclaveImageApp;
 }
 
 const mismatch = (message: string, details?: Record<string, string | number>) =>
@@ -115,7 +145,7 @@ export function parseEnclaveImageManifest(bytes: Uint8Array): EnclaveImageManife
   if (typeof r !== 'object' || r === null || Array.isArray(r))
     throw mismatch('image manifest must be an object');
   for (const k of Object.keys(r))
-    if (!['format', 'entry', 'node', 'files'].includes(k))
+    if (!['format', 'entry', 'node', 'files', 'app'].includes(k))
       throw mismatch(`unknown image manifest field ${k.slice(0, 32)}`);
   if (r.format !== ENCLAVE_IMAGE_FORMAT)
     throw mismatch(`image manifest format is not ${ENCLAVE_IMAGE_FORMAT}`);
@@ -144,12 +174,42 @@ export function parseEnclaveImageManifest(bytes: Uint8Array): EnclaveImageManife
       throw mismatch('image manifest files must be sorted and unique');
   const entry = checkPath(r.entry);
   if (!files.some((f) => f.path === entry)) throw mismatch('image manifest entry is not one of its files');
-  return { format: ENCLAVE_IMAGE_FORMAT, entry, node, files };
+  const app = r.app === undefined ? undefined : parseImageApp(r.app);
+  return { format: ENCLAVE_IMAGE_FORMAT, entry, node, files, ...(app ? { app } : {}) };
+}
+
+const APP_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+function parseImageApp(v: unknown): EnclaveImageApp {
+  const a = v as Record<string, unknown> | null;
+  if (typeof a !== 'object' || a === null || Array.isArray(a))
+    throw mismatch('image manifest field app must be an object');
+  for (const k of Object.keys(a))
+    if (!['name', 'version', 'workloads', 'firstParty'].includes(k))
+      throw mismatch(`unknown image manifest field app.${k.slice(0, 32)}`);
+  if (typeof a.name !== 'string' || !APP_NAME.test(a.name))
+    throw mismatch('image manifest field app.name is not an app name');
+  if (typeof a.version !== 'string' || a.version.length > 32 || /[^\x20-\x7e]/.test(a.version))
+    throw mismatch('image manifest field app.version is not a short printable version');
+  if (typeof a.firstParty !== 'boolean')
+    throw mismatch('image manifest field app.firstParty is not a boolean');
+  if (!Array.isArray(a.workloads) || a.workloads.length === 0 || a.workloads.length > MAX_IMAGE_APP_WORKLOADS)
+    throw mismatch(`image manifest field app.workloads must list 1..${MAX_IMAGE_APP_WORKLOADS} names`);
+  const workloads = a.workloads.map((w: unknown) => {
+    if (typeof w !== 'string' || !APP_NAME.test(w))
+      throw mismatch('image manifest field app.workloads holds a name that is not a workload name');
+    return w;
+  });
+  for (let i = 1; i < workloads.length; i++)
+    if (!(workloads[i - 1]! < workloads[i]!))
+      throw mismatch('image manifest field app.workloads must be sorted and unique');
+  return { name: a.name, version: a.version, workloads, firstParty: a.firstParty };
 }
 
 /**
  * The image digest: taggedSha256("firn/enclave-image/v1", format, entry, node version, platform,
- * arch, node sha256, node size, then per file path, sha256, size). Equal manifests give equal
+ * arch, node sha256, node size, then per file path, sha256, size, then, when the manifest has an
+ * app section, "app", name, version, firstParty (u64 0/1), workload count, each workload name). Equal manifests give equal
  * digests; the simulated TEE's measurement is measurementDigest('simulated', [digest]).
  */
 export function enclaveImageDigest(m: EnclaveImageManifest): Uint8Array {
@@ -163,6 +223,11 @@ export function enclaveImageDigest(m: EnclaveImageManifest): Uint8Array {
     u64be(m.node.size),
   ];
   for (const f of m.files) fields.push(utf8(f.path), hexBytes(f.sha256, 'sha256', 32), u64be(f.size));
+  // The app section (1090): its name, version, first-party flag and workload names are measured.
+  if (m.app !== undefined) {
+    fields.push(utf8('app'), utf8(m.app.name), utf8(m.app.version), u64be(m.app.firstParty ? 1 : 0));
+    fields.push(u64be(m.app.workloads.length), ...m.app.workloads.map((w) => utf8(w)));
+  }
   return taggedSha256(TAGS.enclaveImage, encodeFields(fields));
 }
 

@@ -1,6 +1,9 @@
 /**
  * The enclave program's entry point: a separate OS process that speaks the framed protocol on
- * stdin/stdout. Logs go to stderr as JSON lines and never carry secrets.
+ * stdin/stdout. Logs go to stderr as JSON lines and never carry secrets. This entry holds the
+ * keys and never imports the app: the app's code lives only in the worker entry
+ * (runtime/workerMain.ts, `app/worker.mjs`), and this process learns the app's workload names and
+ * first-party flag from the measured image manifest (docs/decisions/1090).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
@@ -10,10 +13,9 @@ import { setTfWasmDir } from '@firn/ml';
 import { createChainClock } from './chainClock.ts';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
-import { ENCLAVE_IMAGE_WASM_DIR, verifyEnclaveImage } from './image.ts';
+import { ENCLAVE_IMAGE_WASM_DIR, ENCLAVE_IMAGE_WORKER, verifyEnclaveImage } from './image.ts';
 import { createJobHandlers } from './jobs/index.ts';
-import { WORKLOADS } from './jobs/workloads/index.ts';
-import { childProcessRuntime, serveMlRuntime } from './runtime/mlRuntime.ts';
+import { childProcessRuntime } from './runtime/mlRuntime.ts';
 import { encodeFrame, FrameDecoder, isRequestFrame, PROTOCOL_VERSION } from './protocol.ts';
 
 function log(level: string, msg: string, fields: Record<string, unknown> = {}): void {
@@ -74,17 +76,22 @@ async function main(): Promise<void> {
     throw new FirnError('E_IMAGE_MISMATCH', 'the running file is not the image entry');
   // The ML runtimes load only from the measured image, never from the host's node_modules.
   setTfWasmDir(join(imageDir, ENCLAVE_IMAGE_WASM_DIR));
+  // The app this image serves, as measured: names and the first-party flag, never its code.
+  const app = image.manifest.app;
+  if (app === undefined)
+    throw new FirnError('E_IMAGE_MISMATCH', 'the image manifest names no app; rebuild the image');
+  if (!image.manifest.files.some((f) => f.path === ENCLAVE_IMAGE_WORKER))
+    throw new FirnError('E_IMAGE_MISMATCH', `the image has no worker entry ${ENCLAVE_IMAGE_WORKER}`);
   const env = await environmentFromEnv(process.env, image.digest);
   const send = (o: unknown) => process.stdout.write(encodeFrame(o));
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
-  // Each job's ML runtime runs in a child process started from this same measured entry; it
+  // Each job's app and ML runtime run in a child process started from the measured worker entry; it
   // never holds the keys (docs/decisions/0851-ml-runtime-process.md).
   // The child loads the entry, onnxruntime and Node from disk when it starts, so the image is
   // checked again, against the digest measured at start, before every child.
   const children = new Set<number>();
   const runtime = childProcessRuntime({
-    modulePath: self,
-    args: [ML_WORKER_FLAG],
+    modulePath: join(imageDir, ...ENCLAVE_IMAGE_WORKER.split('/')),
     onSpawn: (pid) => {
       for (const p of children) if (!isOurChild(p)) children.delete(p);
       children.add(pid);
@@ -98,7 +105,10 @@ async function main(): Promise<void> {
   // Proof times and expiry follow chain time as the host last read it (docs/decisions/1041).
   const chainClock = createChainClock();
   const program = createEnclaveProgram(env, {
-    ...createJobHandlers(runtime, WORKLOADS, { now: () => chainClock.now() }),
+    ...createJobHandlers(runtime, undefined, {
+      now: () => chainClock.now(),
+      served: { workloads: app.workloads, firstParty: app.firstParty },
+    }),
     setChainTime: async (params) => {
       chainClock.set(params.chainTime as number);
       return { chainTime: chainClock.now() };
@@ -147,8 +157,6 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => hostGone('stdout'));
 }
 
-const ML_WORKER_FLAG = '--ml-worker';
-
 /** True when `pid` is alive and a child of this process (/proc; where /proc is absent, assume so). */
 function isOurChild(pid: number): boolean {
   let stat: string;
@@ -162,13 +170,7 @@ function isOurChild(pid: number): boolean {
   return ppid === process.pid;
 }
 
-if (process.argv.includes(ML_WORKER_FLAG)) {
-  // The ML runtime child: no keys, no environment; it answers its parent over IPC only.
-  setTfWasmDir(join(dirname(dirname(fileURLToPath(import.meta.url))), ENCLAVE_IMAGE_WASM_DIR));
-  serveMlRuntime(WORKLOADS);
-} else {
-  main().catch((e: unknown) => {
-    log('fatal', 'enclave failed to start', toErrorBody(e));
-    process.exit(1);
-  });
-}
+main().catch((e: unknown) => {
+  log('fatal', 'enclave failed to start', toErrorBody(e));
+  process.exit(1);
+});

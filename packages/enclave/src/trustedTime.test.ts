@@ -10,7 +10,7 @@ import { createEnclaveProgram } from './enclaveProgram.ts';
 import { createSimulatedProvider } from './evidence/simulated.ts';
 import { createRunJobHandler } from './jobs/runJob.ts';
 import { tinyLinearModel } from './jobs/testModels.ts';
-import { WORKLOADS } from './jobs/workloads/index.ts';
+import { FIRST_PARTY_SERVED, WORKLOADS } from './jobs/workloads/index.ts';
 import { MAX_AHEAD_SECONDS, type SealedState } from './trustedTime.ts';
 
 // The host sets the enclave's clock (here: `hostNow`). The attack: rewind it so that an expired
@@ -32,7 +32,7 @@ function enclave() {
         if (event === 'enclaveState') states.push((data as { sealedState: SealedState }).sealedState);
       },
     },
-    { runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => hostNow }) },
+    { runJob: createRunJobHandler({ workloads: WORKLOADS, served: FIRST_PARTY_SERVED, now: () => hostNow }) },
   );
 }
 

@@ -65,6 +65,7 @@ describe('enclave image manifest', () => {
     expect(paths).toEqual(
       expect.arrayContaining([
         'app/enclave.mjs',
+        'app/worker.mjs',
         'ort/onnxruntime_binding.node',
         'ort/libonnxruntime.so.1',
         'wasm/tfjs-backend-wasm.wasm',
@@ -75,6 +76,22 @@ describe('enclave image manifest', () => {
     expect(image.nodeVersion).toBe(process.version);
     expect(image.manifest.node.sha256).toBe(hashFile(process.execPath).sha256);
     expect(image.measurement).toEqual(measurementDigest('simulated', [image.digest]));
+    // The framework's own build is the first-party image, and says so in its measured manifest.
+    expect(image.manifest.app).toEqual({
+      name: 'firn-ml',
+      version: expect.any(String),
+      workloads: ['inference', 'training'],
+      firstParty: true,
+    });
+  });
+
+  it('the enclave entry carries no app code; only the worker entry does (1090)', () => {
+    const enclave = readFileSync(join(image.dir, 'app', 'enclave.mjs'), 'utf8');
+    const worker = readFileSync(join(image.dir, 'app', 'worker.mjs'), 'utf8');
+    // esbuild names each bundled module in a comment: the first-party app's modules.
+    expect(worker).toContain('packages/enclave/src/apps/firn-ml/index.ts');
+    expect(enclave).not.toContain('packages/enclave/src/apps/');
+    expect(enclave).not.toContain('--describe-app');
   });
 
   it('the enclave started from the image reports the image measurement', async () => {
@@ -161,7 +178,7 @@ describe('enclave image manifest', () => {
   }, 30_000);
 
   it("the image's ML runtime child runs onnxruntime and tfjs wasm from the image, not node_modules", async () => {
-    const runtime = childProcessRuntime({ modulePath: image.entry, args: ['--ml-worker'] });
+    const runtime = childProcessRuntime({ modulePath: join(image.dir, 'app', 'worker.mjs') });
     const model = await runtime.loadModel(
       encodeOnnxModel({
         name: 'g',

@@ -19,6 +19,7 @@ import {
   ENCLAVE_IMAGE_MANIFEST,
   ENCLAVE_IMAGE_ORT_DIR,
   ENCLAVE_IMAGE_WASM_DIR,
+  ENCLAVE_IMAGE_WORKER,
   type EnclaveImageFile,
   type EnclaveImageManifest,
   enclaveImageDigest,
@@ -114,6 +115,10 @@ const optionalAbsent: Plugin = {
   },
 };
 
+/** The enclave entry's module: the framework that holds the keys, never an app. */
+export const ENCLAVE_MAIN_MODULE = 'packages/enclave/src/main.ts';
+/** The worker entry's module: the keyless runtime child, which carries the app. */
+export const ENCLAVE_WORKER_MODULE = 'packages/enclave/src/runtime/workerMain.ts';
 /** The module of the enclave program that names the app an image serves (replaced for app builds). */
 export const IMAGE_APP_MODULE = 'packages/enclave/src/apps/imageApp.ts';
 const APP_NS = 'firn-app';
@@ -221,37 +226,22 @@ export async function buildEnclaveImage(
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'app'), { recursive: true });
   const entry = join(dir, ...ENCLAVE_IMAGE_ENTRY.split('/'));
+  const worker = join(dir, ...ENCLAVE_IMAGE_WORKER.split('/'));
   const root = repoRoot();
-  const result = await build({
-    // The entry runs describeApp.ts first (it answers --describe-app and exits), then the program.
-    stdin: {
-      contents: [
-        "import './packages/enclave/src/runtime/describeApp.ts';",
-        "import './packages/enclave/src/main.ts';",
-      ].join('\n'),
-      resolveDir: root,
-      sourcefile: 'firn-image-entry.ts',
-      loader: 'ts',
-    },
+  const common = {
     // Paths in the bundle (esbuild's module comments and CommonJS keys) are relative to the
     // installation, and the app's own files live in a location-free namespace: the same sources
     // give the same bytes wherever the installation and the app folder are.
     absWorkingDir: root,
     nodePaths: [join(root, 'node_modules')],
-    outfile: entry,
     bundle: true,
-    platform: 'node',
-    format: 'esm',
+    platform: 'node' as const,
+    format: 'esm' as const,
     target: 'node20',
-    legalComments: 'none',
-    logLevel: 'error',
-    metafile: true,
-    charset: 'utf8',
-    plugins: [
-      ortBindingFromImage,
-      optionalAbsent,
-      ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : []),
-    ],
+    legalComments: 'none' as const,
+    logLevel: 'error' as const,
+    metafile: true as const,
+    charset: 'utf8' as const,
     banner: {
       // CommonJS code in the bundle (emscripten's glue in tfjs-backend-wasm) expects require,
       // __filename and __dirname; ESM has none, so they are defined from the bundle's own URL.
@@ -265,7 +255,32 @@ export async function buildEnclaveImage(
         'const __firnImageDir = __dn(__dirname);',
       ].join(' '),
     },
+  };
+  // Two entries (docs/decisions/1090): the enclave entry (keys, channel, proofs, signing) is the
+  // framework alone, and the worker entry (the keyless runtime child) carries the app. The app's
+  // module-level code therefore never runs in the process that makes and holds the keys.
+  const enclaveBuild = await build({
+    ...common,
+    entryPoints: [ENCLAVE_MAIN_MODULE],
+    outfile: entry,
+    plugins: [ortBindingFromImage, optionalAbsent],
   });
+  for (const input of Object.keys(enclaveBuild.metafile.inputs))
+    if (input.startsWith(`${APP_NS}:`) || input.includes('packages/enclave/src/apps/'))
+      throw new Error(`the enclave entry imports app code (${input}); apps belong in the worker entry only`);
+  const workerBuild = await build({
+    ...common,
+    entryPoints: [ENCLAVE_WORKER_MODULE],
+    outfile: worker,
+    plugins: [
+      ortBindingFromImage,
+      optionalAbsent,
+      ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : []),
+    ],
+  });
+  const result = {
+    metafile: { outputs: { ...enclaveBuild.metafile.outputs, ...workerBuild.metafile.outputs } },
+  };
   // Every import must be inside the bundle or a Node built-in: nothing resolves from node_modules.
   for (const out of Object.values(result.metafile.outputs))
     for (const imp of out.imports)
@@ -276,14 +291,24 @@ export async function buildEnclaveImage(
     mkdirSync(dirname(to), { recursive: true });
     copyFileSync(src, to);
   }
-  const rels = [ENCLAVE_IMAGE_ENTRY, ...runtimeFiles().map(([, r]) => r)].sort();
+  const rels = [ENCLAVE_IMAGE_ENTRY, ENCLAVE_IMAGE_WORKER, ...runtimeFiles().map(([, r]) => r)].sort();
   const files = rels.map((path): EnclaveImageFile => ({ path, ...hashFile(join(dir, ...path.split('/'))) }));
   const node = hashFile(process.execPath);
+  // The app's description comes from the worker entry (a child with no environment), and goes
+  // into the manifest, so the measurement covers the workload names and the first-party flag.
+  const described = describeWorkerEntry(worker);
   const manifest: EnclaveImageManifest = {
     format: ENCLAVE_IMAGE_FORMAT,
     entry: ENCLAVE_IMAGE_ENTRY,
     node: { version: process.version, platform: process.platform, arch: process.arch, ...node },
     files,
+    app: {
+      name: described.name,
+      version: described.version,
+      workloads: [...described.workloads].sort(),
+      // Only the framework's own build (no --app) is the first-party image.
+      firstParty: opts.app === undefined,
+    },
   };
   writeFileSync(join(dir, ENCLAVE_IMAGE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return readEnclaveImage(dir, { skipNodeBinary: true });
@@ -390,15 +415,27 @@ export async function buildAppImage(opts: BuildAppImageOptions): Promise<AppImag
 }
 
 /**
- * The app a built image serves: runs `node <image>/app/enclave.mjs --describe-app` with an empty
- * environment (no platform, no keys; it exits before the enclave program starts) and checks the
- * answer. Throws E_INVALID_INPUT when the app's module throws on load (its error line quoted),
- * E_IMAGE_MISMATCH when the entry answers with something that is not an app description.
+ * The app a built image serves, from its verified manifest (written at build time from the
+ * worker entry, covered by the measurement): `{format, name, version, workloads}`. Throws
+ * E_IMAGE_MISMATCH when the image does not verify or its manifest names no app.
  */
 export function describeEnclaveImage(dir: string): AppDescription {
+  const app = verifyEnclaveImage(dir, { skipNodeBinary: true }).manifest.app;
+  if (app === undefined)
+    throw new FirnError('E_IMAGE_MISMATCH', 'the image manifest names no app; rebuild the image');
+  return { format: APP_FORMAT, name: app.name, version: app.version, workloads: [...app.workloads] };
+}
+
+/**
+ * Ask a built worker entry which app it carries: runs `node WORKER --describe-app` with an empty
+ * environment (no platform, no keys) and checks the answer. Throws E_INVALID_INPUT when the app's
+ * module throws on load (its error line quoted), E_IMAGE_MISMATCH when the entry answers with
+ * something that is not an app description.
+ */
+export function describeWorkerEntry(workerPath: string): AppDescription {
   let out: string;
   try {
-    out = execFileSync(process.execPath, [join(dir, ...ENCLAVE_IMAGE_ENTRY.split('/')), '--describe-app'], {
+    out = execFileSync(process.execPath, [workerPath, '--describe-app'], {
       env: {},
       encoding: 'utf8',
       timeout: 60_000,
@@ -418,7 +455,7 @@ export function describeEnclaveImage(dir: string): AppDescription {
   try {
     o = JSON.parse(out.trim()) as Record<string, unknown>;
   } catch {
-    throw new FirnError('E_IMAGE_MISMATCH', 'the image entry answered --describe-app with no JSON');
+    throw new FirnError('E_IMAGE_MISMATCH', 'the worker entry answered --describe-app with no JSON');
   }
   if (
     o.format !== APP_FORMAT ||
@@ -428,7 +465,7 @@ export function describeEnclaveImage(dir: string): AppDescription {
   )
     throw new FirnError(
       'E_IMAGE_MISMATCH',
-      'the image entry answered --describe-app with no app description',
+      'the worker entry answered --describe-app with no app description',
     );
   return {
     format: APP_FORMAT,

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
@@ -22,11 +22,13 @@ import { createSimulatedProvider } from '../evidence/simulated.ts';
 import { inProcessRuntime } from '../runtime/mlRuntime.ts';
 import { createJobHandlers } from './index.ts';
 import { createRunJobHandler, type RunJobResult } from './runJob.ts';
-import { WORKLOADS } from './workloads/index.ts';
+import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 
 // In process: what the enclave process enforces on an app's signData calls, whatever the app
 // (or a compromised runtime child) asks for.
 const NOW = 1_750_000_000;
+// Lowered limits, so the caps are reached with small outputs and short waits.
+const LIMITS = { maxWorkloadMs: 400, maxOutputBytes: 1024, maxTotalOutputBytes: 1536 };
 const dir = mkdtempSync(join(tmpdir(), 'firn-appjob-'));
 const platform = await createSimulatedPlatform(await createSimulatedRoot());
 const measurement = sha256(utf8('app image'));
@@ -35,6 +37,21 @@ const out = (bytes: Uint8Array) => ({
   workUnits: 1n,
 });
 const workloads: Record<string, Workload> = {
+  // A workload that never finishes (a deadlock, an await on nothing).
+  hang: () => new Promise(() => undefined),
+  async giant() {
+    return out(new Uint8Array(LIMITS.maxOutputBytes + 1));
+  },
+  async twobig() {
+    const half = new Uint8Array(LIMITS.maxOutputBytes);
+    return {
+      outputs: [
+        { role: 'a', contentType: 'application/octet-stream', bytes: half },
+        { role: 'b', contentType: 'application/octet-stream', bytes: half },
+      ],
+      workUnits: 1n,
+    };
+  },
   async greedy(ctx) {
     for (let i = 0; i < 17; i++) await ctx.signData(sha256(new Uint8Array([i])), { topic: `n${i}` });
     return out(new Uint8Array(1));
@@ -55,7 +72,7 @@ const program = createEnclaveProgram(
     measurementRegisters: [measurement],
     platformId: hexToBytes(platform.platformId),
   },
-  { runJob: createRunJobHandler({ workloads, now: () => NOW }) },
+  { runJob: createRunJobHandler({ workloads, now: () => NOW, limits: LIMITS }) },
 );
 const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
 const appMeasurement = ((await program.handle('hello', {})) as { measurement: Hex }).measurement;
@@ -67,7 +84,7 @@ const domain = {
   dataLedger: '0x00000000000000000000000000000000000000dd' as Hex,
 };
 
-async function run(kind: string): Promise<RunJobResult> {
+async function run(kind: string, extra: { deadline?: number } = {}): Promise<RunJobResult> {
   const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
   const s = await sealInput(utf8('payload'), 'application/octet-stream', requester.publicKey);
   writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
@@ -105,8 +122,30 @@ async function run(kind: string): Promise<RunJobResult> {
     onChain: { workloadHash, inputCommitment: computeInputCommitment([s.artifactId]) },
     domain,
     outputDir: dir,
+    ...extra,
   })) as RunJobResult;
 }
+
+describe('limits on a workload', () => {
+  it('a workload that never finishes fails with E_TIMEOUT at the enclave cap', async () => {
+    const t0 = Date.now();
+    await expect(run('hang')).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+  it("a workload that never finishes fails with E_TIMEOUT at the job's deadline (before the cap)", async () => {
+    // The deadline has passed (enclave time NOW): the run is stopped at once, not after the cap.
+    await expect(run('hang', { deadline: NOW - 1 })).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+  });
+  it('an output over the per-output cap fails the job with E_TOO_LARGE and writes nothing', async () => {
+    const before = readdirSync(dir).length;
+    await expect(run('giant')).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+    // Only the sealed input of this run was added; no output reached the host's disk.
+    expect(readdirSync(dir).length).toBe(before + 1);
+  });
+  it('outputs each under the cap but over the total cap fail with E_TOO_LARGE', async () => {
+    await expect(run('twobig')).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+  });
+});
 
 describe('signData in the enclave process', () => {
   it('signs at most 16 records per job (E_TOO_LARGE for the 17th)', async () => {
@@ -128,7 +167,9 @@ describe('warm inference sessions', () => {
     const ctx = undefined as never;
     for (const m of ['preflightSession', 'openSession', 'sessionRequest', 'closeSession'])
       await expect(appHandlers[m]!({}, ctx)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
-    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS);
+    const firstParty = createJobHandlers(inProcessRuntime(WORKLOADS), WORKLOADS, {
+      served: FIRST_PARTY_SERVED,
+    });
     // The first-party image gets as far as checking the request (which this empty one fails).
     await expect(firstParty.openSession!({}, ctx)).rejects.not.toMatchObject({ code: 'E_UNSUPPORTED' });
   });

@@ -1,6 +1,6 @@
 import { FirnError, type Hex } from '@firn/core';
 import type { Handler } from '../enclaveProgram.ts';
-import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
+import type { MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import { createSessionHandlers } from './inferenceSession.ts';
 import {
@@ -8,35 +8,38 @@ import {
   createRunJobHandler,
   type PreflightedJob,
   PreflightStore,
+  type ServedApp,
 } from './runJob.ts';
 import type { Workload } from './workload.ts';
-import { WORKLOADS } from './workloads/index.ts';
 
 /**
- * Job handlers (the workloads of the app this image serves, apps/imageApp.ts) and warm inference
- * sessions registered with the enclave program. `runtime` says where workloads run: the enclave's
- * main passes a child-process runtime that never holds the enclave's keys; the default runs them
- * in this process. `workloads` must be the table the runtime serves.
+ * Job handlers and warm inference sessions registered with the enclave program. `runtime` says
+ * where workloads run: the enclave's main passes a child-process runtime (the image's worker
+ * entry, which alone holds the app's code and never the keys); tests pass `inProcessRuntime`.
+ * `opts.served` names what the app serves (main: from the measured manifest, docs/decisions/1090);
+ * without it, the names of `workloads` (the table an in-process runtime serves), not first-party.
+ * This module never imports an app, so the enclave entry carries none.
  */
 export function createJobHandlers(
-  runtime: MlRuntime = inProcessRuntime(WORKLOADS),
-  workloads: Record<string, Workload> = WORKLOADS,
+  runtime: MlRuntime,
+  workloads: Record<string, Workload> = {},
   /** `now`: the enclave's clock for proofs and expiry, unix seconds (main passes chain time). */
-  opts: { now?: () => number } = {},
+  opts: { now?: () => number; served?: ServedApp } = {},
 ): Record<string, Handler> {
   const clock = opts.now === undefined ? {} : { now: opts.now };
+  const served: ServedApp = opts.served ?? { workloads: Object.keys(workloads), firstParty: false };
   // One plaintext cache for jobs and sessions, so a model opened by either is not decrypted twice.
   const cache = new ArtifactCache();
   // Requests opened and checked before the host claims (preflightJob), taken over by runJob.
   const preflight = new PreflightStore<PreflightedJob>();
   // Warm inference sessions belong to apps that define the `inference` workload; any other app's
   // image refuses them, so an image never proves work its app does not do.
-  const sessions = Object.hasOwn(workloads, 'inference')
+  const sessions = served.workloads.includes('inference')
     ? createSessionHandlers({ cache, runtime, ...clock })
     : noSessions();
   return {
-    preflightJob: createPreflightJobHandler({ workloads, preflight, ...clock }),
-    runJob: createRunJobHandler({ workloads, cache, runtime, preflight, ...clock }),
+    preflightJob: createPreflightJobHandler({ served, preflight, ...clock }),
+    runJob: createRunJobHandler({ served, cache, runtime, preflight, ...clock }),
     /** The host's claim failed: drop what its pre-flight kept (job entry or session slot). */
     releasePreflight: async (raw, ctx) => {
       if (typeof raw.jobId === 'string') preflight.delete(raw.jobId.toLowerCase() as Hex);

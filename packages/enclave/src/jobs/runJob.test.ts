@@ -24,7 +24,7 @@ import {
   type RunJobResult,
 } from './runJob.ts';
 import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
-import { WORKLOADS } from './workloads/index.ts';
+import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 
 // In-process: the enclave program with the job handler, no host and no chain. The host side is
 // played by hand (files in a temp dir); the on-chain values are computed as a requester would.
@@ -42,8 +42,18 @@ const program = createEnclaveProgram(
     emit: (event, data) => events.push({ event, data }),
   },
   {
-    runJob: createRunJobHandler({ workloads: WORKLOADS, now: () => NOW, preflight }),
-    preflightJob: createPreflightJobHandler({ workloads: WORKLOADS, now: () => NOW, preflight }),
+    runJob: createRunJobHandler({
+      workloads: WORKLOADS,
+      served: FIRST_PARTY_SERVED,
+      now: () => NOW,
+      preflight,
+    }),
+    preflightJob: createPreflightJobHandler({
+      workloads: WORKLOADS,
+      served: FIRST_PARTY_SERVED,
+      now: () => NOW,
+      preflight,
+    }),
   },
 );
 const identity = (await program.handle('init', {})) as {

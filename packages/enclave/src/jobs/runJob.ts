@@ -1,5 +1,4 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import firnMl from '../apps/firn-ml/index.ts';
 import { join } from 'node:path';
 import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
 import { signDataRecord } from '@firn/app/signData';
@@ -9,6 +8,7 @@ import {
   computeInputCommitment,
   computeOutputCommitment,
   computeWorkloadHash,
+  concatBytes,
   FirnError,
   type Hex,
   hexBytes,
@@ -17,6 +17,7 @@ import {
   type JobRequest,
   parseJobRequest,
   sha256,
+  TooLargeError,
   utf8,
   type WorkProofFields,
   toErrorBody,
@@ -27,6 +28,7 @@ import {
 import {
   acceptChannel,
   artifactId,
+  hkdfSha256,
   type EnclaveChannel,
   openArtifact,
   openGrantKey,
@@ -45,6 +47,14 @@ import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
 /** Largest sealed input the enclave reads from host storage. */
 export const MAX_INPUT_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 export const MAX_OUTPUTS = 16;
+/** Largest single output a workload may return (plaintext bytes), else E_TOO_LARGE. */
+export const MAX_OUTPUT_BYTES = 512 * 1024 * 1024;
+/** Largest total of a job's outputs (plaintext bytes), else E_TOO_LARGE. */
+export const MAX_TOTAL_OUTPUT_BYTES = 1024 * 1024 * 1024;
+/** Longest a workload may run when the host names no earlier deadline, ms (6 h). */
+export const MAX_WORKLOAD_MS = 6 * 60 * 60 * 1000;
+/** HKDF info tag of the per-job seed of `ctx.random` (docs/decisions/1080, "Randomness"). */
+export const APP_RANDOM_TAG = 'firn/app-random-seed/v1';
 
 /** What the host passes to `runJob` (everything here is public or ciphertext). */
 export interface RunJobParams {
@@ -64,6 +74,12 @@ export interface RunJobParams {
   domain: { chainId: number; jobMarket: Hex; dataLedger?: Hex };
   /** Host directory where the enclave writes sealed outputs (ciphertext only). */
   outputDir: string;
+  /**
+   * The job's deadline (unix seconds, the on-chain one): the workload is stopped there with
+   * E_TIMEOUT. Optional; the enclave's cap (MAX_WORKLOAD_MS) applies either way. A host that
+   * names a later one gains nothing past the cap; an earlier one only fails its own job.
+   */
+  deadline?: number;
 }
 
 export interface RunJobOutput {
@@ -98,6 +114,8 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
   if (typeof domain.chainId !== 'number') throw fail('E_JOB_INVALID', 'domain.chainId must be a number');
   if (typeof p.outputDir !== 'string' || typeof p.inputPaths !== 'object' || p.inputPaths === null)
     throw fail('E_JOB_INVALID', 'outputDir and inputPaths are required');
+  if (p.deadline !== undefined && (typeof p.deadline !== 'number' || !Number.isSafeInteger(p.deadline)))
+    throw fail('E_JOB_INVALID', 'deadline must be unix seconds (an integer)');
   return {
     jobId,
     enc: bytesToHex(hexBytes(p.enc, 'enc', 32)),
@@ -115,6 +133,7 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
         : { dataLedger: bytesToHex(hexBytes(domain.dataLedger, 'dataLedger', 20)) }),
     },
     outputDir: p.outputDir,
+    ...(p.deadline === undefined ? {} : { deadline: p.deadline as number }),
   };
 }
 
@@ -241,33 +260,53 @@ export function checkRequestAgainstChain(
 }
 
 /**
+ * What the enclave process knows of the app its image serves: the workload names and whether the
+ * image is the first-party one. In an image both come from the measured manifest
+ * (`EnclaveImageManifest.app`, docs/decisions/1090); the enclave process never loads the app.
+ */
+export interface ServedApp {
+  /** Workload names (job kinds) the app defines. */
+  readonly workloads: readonly string[];
+  /** True only for the first-party image (firn-ml): the only one that serves requests without `app`. */
+  readonly firstParty: boolean;
+}
+
+/** The `served` of handlers given only a workload table (in-process runs): never first-party. */
+function servedOf(opts: { workloads?: Record<string, Workload>; served?: ServedApp }): ServedApp {
+  return opts.served ?? { workloads: Object.keys(opts.workloads ?? {}), firstParty: false };
+}
+
+/**
  * Check that this enclave serves the job: the request's `app` (when given) is this image's
- * measurement, and the app defines the workload `kind`. Raises E_UNSUPPORTED naming which.
+ * measurement, and the app defines the workload `kind`; a request without `app` is served only by
+ * the first-party image (a build-time flag in the measured manifest). Raises E_UNSUPPORTED naming which.
  */
 export function checkRequestServed(
   req: Pick<JobRequest, 'kind' | 'app'>,
   ctx: Pick<EnclaveContext, 'measurement'>,
-  workloads: Record<string, Workload>,
-): Workload {
+  served: ServedApp,
+): void {
   if (req.app !== undefined && !same(req.app, bytesToHex(ctx.measurement)))
     throw fail(
       'E_UNSUPPORTED',
       `the job is for app ${req.app}; this enclave serves ${bytesToHex(ctx.measurement)}`,
     );
-  const w = Object.hasOwn(workloads, req.kind) ? workloads[req.kind] : undefined;
-  // A request that names no app (the first-party clients') runs only first-party code: another
-  // app's workload of the same name is not what its requester attested and granted to.
-  if (req.app === undefined && w !== undefined && !Object.values(firnMl.workloads).includes(w))
+  // A request that names no app (the first-party clients') runs only on the first-party image:
+  // another app's workload of the same name is not what its requester attested and granted to.
+  if (req.app === undefined && !served.firstParty)
     throw fail(
       'E_UNSUPPORTED',
       `this enclave serves app ${bytesToHex(ctx.measurement)}: a job for it must name it (app)`,
     );
-  if (w === undefined) throw fail('E_UNSUPPORTED', `this app has no workload "${req.kind}"`);
-  return w;
+  if (!served.workloads.includes(req.kind))
+    throw fail('E_UNSUPPORTED', `this app has no workload "${String(req.kind).slice(0, 64)}"`);
 }
 
 export interface JobHandlerOptions {
-  workloads: Record<string, Workload>;
+  /** Workloads for the default in-process runtime (tests, tools); an image's enclave passes none. */
+  workloads?: Record<string, Workload>;
+  /** The app served (names, first-party flag); default the names of `workloads`, not first-party. */
+  served?: ServedApp;
   /** Enclave clock, unix seconds (tests inject it; the host cannot). */
   now?: () => number;
   cache?: ArtifactCache;
@@ -275,6 +314,15 @@ export interface JobHandlerOptions {
   runtime?: MlRuntime;
   /** Requests already opened and checked by `preflightJob`, shared with `runJob`. */
   preflight?: PreflightStore<PreflightedJob>;
+  /** Limits (tests lower them): workload run time, ms; one output and all outputs, bytes. */
+  limits?: Partial<JobLimits>;
+}
+
+/** What one job may use: run time (ms) and output sizes (plaintext bytes). */
+export interface JobLimits {
+  maxWorkloadMs: number;
+  maxOutputBytes: number;
+  maxTotalOutputBytes: number;
 }
 
 /** How long an opened, checked request waits for the host's claim and its `runJob`, ms. */
@@ -363,7 +411,9 @@ function emitSealedFailure(ctx: EnclaveContext, channel: EnclaveChannel, jobId: 
  * opened are sealed to the requester; the host gets the code only.
  */
 export function createPreflightJobHandler(
-  opts: Pick<JobHandlerOptions, 'workloads' | 'now'> & { preflight: PreflightStore<PreflightedJob> },
+  opts: Pick<JobHandlerOptions, 'workloads' | 'served' | 'now'> & {
+    preflight: PreflightStore<PreflightedJob>;
+  },
 ): Handler {
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   return async (raw, ctx) => {
@@ -372,7 +422,7 @@ export function createPreflightJobHandler(
     try {
       const req = parseRequest(plaintext, parseJobRequest, 'job');
       const { workloadHash } = checkRequestAgainstChain(req, p);
-      checkRequestServed(req, ctx, opts.workloads);
+      checkRequestServed(req, ctx, servedOf(opts));
       verifyRequestGrants(req, p.jobId, ctx, ctx.time.now(clock()), workloadHash);
       opts.preflight.put(p.jobId, { enc: p.enc, request: p.request, channel, req, at: Date.now() });
       return { ok: true };
@@ -463,7 +513,8 @@ export function hostFailure(e: unknown): FirnError {
 export function createRunJobHandler(opts: JobHandlerOptions): Handler {
   const cache = opts.cache ?? new ArtifactCache();
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
-  const runtime = opts.runtime ?? inProcessRuntime(opts.workloads);
+  const runtime = opts.runtime ?? inProcessRuntime(opts.workloads ?? {});
+  const served = servedOf(opts);
   return async (raw, ctx) => {
     const p = parseRunJobParams(raw);
     // A request that passed `preflightJob` was opened then; its channel is taken over here.
@@ -473,7 +524,11 @@ export function createRunJobHandler(opts: JobHandlerOptions): Handler {
       : await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
     try {
       const req = pre ? pre.req : parseRequest(plaintext!, parseJobRequest, 'job');
-      return await runRequest(req, p, ctx, channel, cache, clock, opts.workloads, runtime);
+      return await runRequest(req, p, ctx, channel, cache, clock, served, runtime, {
+        maxWorkloadMs: opts.limits?.maxWorkloadMs ?? MAX_WORKLOAD_MS,
+        maxOutputBytes: opts.limits?.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+        maxTotalOutputBytes: opts.limits?.maxTotalOutputBytes ?? MAX_TOTAL_OUTPUT_BYTES,
+      });
     } catch (e) {
       // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
       emitSealedFailure(ctx, channel, p.jobId, e);
@@ -489,14 +544,15 @@ async function runRequest(
   channel: EnclaveChannel,
   cache: ArtifactCache,
   clock: () => number,
-  workloads: Record<string, Workload>,
+  served: ServedApp,
   runtime: MlRuntime,
+  limits: JobLimits,
 ): Promise<RunJobResult> {
   // Host clock, never below the enclave's time floor (grant times and earlier host times).
   const now = () => ctx.time.now(clock());
   const startedAt = now();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
-  checkRequestServed(req, ctx, workloads);
+  checkRequestServed(req, ctx, served);
   // The requester and every recipient the job's params list (1101), all covered by the workload hash.
   const recipients = jobRecipients(req.resultRecipient, req.params);
 
@@ -536,15 +592,28 @@ async function runRequest(
     signedData.push(record);
     return record;
   };
+  // The job's randomness: HKDF of the enclave's signing key over the jobId and workload hash, so
+  // every run of this job (a replay after a restart included) draws the same bytes and signs the
+  // same records; the seed is one-way, so the runtime child learns nothing of the key.
+  const randomSeed = hkdfSha256(
+    keys.signingKey,
+    utf8(APP_RANDOM_TAG),
+    concatBytes(hexBytes(p.jobId, 'jobId', 32), hexBytes(workloadHash, 'workloadHash', 32)),
+    32,
+  );
+  // Stopped at the job's deadline (when the host names one) or the enclave's cap, whichever is first.
+  const untilDeadline =
+    typeof p.deadline === 'number' && Number.isFinite(p.deadline)
+      ? Math.max(0, (p.deadline - now()) * 1000)
+      : Number.POSITIVE_INFINITY;
+  const timeoutMs = Math.min(limits.maxWorkloadMs, untilDeadline);
   let result: Awaited<ReturnType<Workload>>;
   try {
-    result = await runtime.runWorkload(req.kind, {
-      params: req.params,
-      inputs,
-      progress: emitProgress,
-      now,
-      signData,
-    });
+    result = await runtime.runWorkload(
+      req.kind,
+      { params: req.params, inputs, progress: emitProgress, now, signData, randomSeed },
+      { timeoutMs },
+    );
   } catch (e) {
     // Typed workload errors pass through (the runtime maps them to app codes); anything else is
     // reported without its message.
@@ -554,6 +623,15 @@ async function runRequest(
   checkWorkloadResult(result);
   if (result.outputs.length > MAX_OUTPUTS)
     throw fail('E_JOB_FAILED', `a workload must return 1..${MAX_OUTPUTS} outputs`);
+  // Output sizes are checked before anything is sealed or written to the host's disk.
+  let total = 0;
+  for (const o of result.outputs as WorkloadOutput[]) {
+    if (o.bytes.length > limits.maxOutputBytes)
+      throw new TooLargeError(`output "${o.role}"`, o.bytes.length, limits.maxOutputBytes);
+    total += o.bytes.length;
+  }
+  if (total > limits.maxTotalOutputBytes)
+    throw new TooLargeError("the job's outputs together", total, limits.maxTotalOutputBytes);
 
   const outputs: RunJobOutput[] = [];
   for (const o of result.outputs as WorkloadOutput[]) {

@@ -54,6 +54,7 @@ const program = createEnclaveProgram(
   {
     runJob: createRunJobHandler({
       workloads: { ...WORKLOADS, probe: WORKLOADS.inference!, abort: WORKLOADS.inference! },
+      served: { workloads: [...Object.keys(WORKLOADS), 'probe', 'abort'], firstParty: true },
       now: () => NOW,
       runtime,
     }),

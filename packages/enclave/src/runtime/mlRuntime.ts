@@ -33,9 +33,53 @@ export interface MlRuntime {
    * `signData` calls are answered by `ctx.signData` (in the enclave process, which holds the key).
    * A workload's failure is a FirnError with an app code (`appErrorBody`).
    */
-  runWorkload(kind: string, ctx: WorkloadRunContext): Promise<WorkloadResult>;
+  runWorkload(kind: string, ctx: WorkloadRunContext, opts?: RunWorkloadOptions): Promise<WorkloadResult>;
   /** Load an ONNX model that stays loaded until `release` (one runtime per model). */
   loadModel(bytes: Uint8Array): Promise<RuntimeModel>;
+}
+
+/** Per-run limits the enclave sets. */
+export interface RunWorkloadOptions {
+  /**
+   * Milliseconds the workload may run. When they pass, the run fails with E_TIMEOUT; the child
+   * runtime is killed (SIGKILL), so a workload that hangs or spins ends at the job's deadline.
+   */
+  timeoutMs?: number;
+}
+
+/** The E_TIMEOUT of a run that passed its deadline. */
+function timeoutError(ms: number): FirnError {
+  return new FirnError(
+    'E_TIMEOUT',
+    `the workload did not finish within ${Math.round(ms / 1000)} s (the job's deadline or the enclave's cap); it was stopped`,
+  );
+}
+
+/** Reject with E_TIMEOUT after `ms` (and call `onTimeout`); `clear` stops the timer. */
+function deadline(
+  ms: number | undefined,
+  onTimeout: () => void = () => undefined,
+): { promise: Promise<never>; clear: () => void; error?: FirnError } {
+  const state: { promise: Promise<never>; clear: () => void; error?: FirnError } = {
+    promise: new Promise<never>(() => undefined),
+    clear: () => undefined,
+  };
+  if (ms === undefined) return state;
+  let timer: NodeJS.Timeout | undefined;
+  state.promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        state.error = timeoutError(ms);
+        onTimeout();
+        reject(state.error);
+      },
+      Math.max(0, ms),
+    );
+  });
+  // A run that settles first leaves this promise pending forever; nothing awaits it then.
+  state.promise.catch(() => undefined);
+  state.clear = () => clearTimeout(timer);
+  return state;
 }
 
 const unknownKind = (kind: string) => new FirnError('E_UNSUPPORTED', `unknown job kind ${kind.slice(0, 64)}`);
@@ -46,14 +90,19 @@ export function inProcessRuntime(
   load: (bytes: Uint8Array) => Promise<RuntimeModel> = (b) => loadOnnxModel(b, { intraOpThreads: 1 }),
 ): MlRuntime {
   return {
-    async runWorkload(kind, ctx) {
+    async runWorkload(kind, ctx, opts = {}) {
       const w = Object.hasOwn(workloads, kind) ? workloads[kind] : undefined;
       if (w === undefined) throw unknownKind(kind);
+      // In this process a workload cannot be killed: past its deadline its result is ignored.
+      const d = deadline(opts.timeoutMs);
       try {
-        return await w(createWorkloadContext(ctx));
+        return await Promise.race([w(createWorkloadContext(ctx)), d.promise]);
       } catch (e) {
+        if (e !== undefined && e === d.error) throw e;
         const b = appErrorBody(e);
         throw new FirnError(b.code, b.message);
+      } finally {
+        d.clear();
       }
     },
     loadModel: load,
@@ -70,6 +119,8 @@ type ToWorker =
       params: Record<string, unknown>;
       inputs: WorkloadInput[];
       now: number;
+      /** The per-job seed of `ctx.random` (derived in the enclave process; no key). */
+      randomSeed?: Uint8Array;
     }
   | { id: number; op: 'load'; bytes: Uint8Array }
   | { id: number; op: 'infer'; inputs: TensorMap }
@@ -92,9 +143,9 @@ type FromWorker =
   | { id: number; error: { code: string; message: string } };
 
 export interface ChildProcessRuntimeOptions {
-  /** Module the child runs (the image entry, or a test entry). */
+  /** Module the child runs (the image's worker entry `app/worker.mjs`, or a test entry). */
   modulePath: string;
-  /** Arguments after the module (the image entry takes `--ml-worker`). */
+  /** Arguments after the module (the image's worker entry takes none). */
   args?: string[];
   /** Node flags for the child (tests pass `--import tsx`); default none. */
   execArgv?: string[];
@@ -228,21 +279,35 @@ class RuntimeChild {
  */
 export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime {
   return {
-    async runWorkload(kind, ctx) {
+    async runWorkload(kind, ctx, run = {}) {
       const child = new RuntimeChild(opts);
+      // At the deadline the child is killed: a workload that hangs cannot hold the job (or the node).
+      const d = deadline(run.timeoutMs, () => child.stop());
       try {
-        return await child.call<WorkloadResult>(
-          { op: 'run', kind, params: ctx.params, inputs: ctx.inputs, now: ctx.now() },
-          (e) => ctx.progress(e),
-          ctx.signData,
-        );
+        return await Promise.race([
+          child.call<WorkloadResult>(
+            {
+              op: 'run',
+              kind,
+              params: ctx.params,
+              inputs: ctx.inputs,
+              now: ctx.now(),
+              ...(ctx.randomSeed === undefined ? {} : { randomSeed: ctx.randomSeed }),
+            },
+            (e) => ctx.progress(e),
+            ctx.signData,
+          ),
+          d.promise,
+        ]);
       } catch (e) {
+        if (d.error !== undefined) throw d.error;
         // A child speaks for the app's code: only app codes pass; the crash of the child is ours.
         // (Compared by identity: a child that sends the code E_RUNTIME_CRASHED itself gets E_JOB_FAILED.)
         if (e !== undefined && e === child.crash) throw e;
         const b = appErrorBody(e);
         throw new FirnError(b.code, b.message);
       } finally {
+        d.clear();
         child.stop();
       }
     },
@@ -317,6 +382,7 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
                 inputs: m.inputs,
                 progress: (e) => send({ id: m.id, progress: e }),
                 now: () => m.now + Math.floor((Date.now() - t0) / 1000),
+                ...(m.randomSeed instanceof Uint8Array ? { randomSeed: m.randomSeed } : {}),
                 signData: (digest, opts) =>
                   new Promise<SignedDataRecord>((resolve, reject) => {
                     const call = ++calls;

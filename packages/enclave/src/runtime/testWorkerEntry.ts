@@ -1,7 +1,7 @@
 /**
  * Test-only entry of an ML runtime child run from TypeScript sources (`node --import tsx`): the
- * image's workloads plus two probes. The image's own child is main.ts with `--ml-worker`, which
- * serves WORKLOADS only; this file is never bundled.
+ * image's workloads plus two probes. The image's own child is its worker entry
+ * (runtime/workerMain.ts, `app/worker.mjs`), which serves the image's app only; this file is never bundled.
  */
 import { FirnError } from '@firn/core';
 import { WORKLOADS } from '../jobs/workloads/index.ts';

@@ -1,4 +1,5 @@
 import imageApp from '../../apps/imageApp.ts';
+import type { ServedApp } from '../runJob.ts';
 import type { Workload } from '../workload.ts';
 
 /**
@@ -6,3 +7,10 @@ import type { Workload } from '../workload.ts';
  * listed here is refused with E_UNSUPPORTED.
  */
 export const WORKLOADS: Record<string, Workload> = imageApp.workloads;
+
+/**
+ * What the first-party image serves (in-process tests and tools that run firn-ml's workloads
+ * without an image): the names of WORKLOADS and the first-party flag. An image's enclave reads
+ * the same from its measured manifest instead (docs/decisions/1090).
+ */
+export const FIRST_PARTY_SERVED: ServedApp = { workloads: Object.keys(WORKLOADS).sort(), firstParty: true };
