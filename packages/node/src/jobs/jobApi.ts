@@ -553,14 +553,16 @@ export class JobService {
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     // A retried submission (its answer was lost) is the same job: same answer, never a second run.
     const digest = submissionDigest(body);
-    const existing = this.jobs.get(body.jobId);
-    if (existing) {
+    const answerExisting = (): boolean => {
+      const existing = this.jobs.get(body.jobId);
+      if (!existing) return false;
       if (existing.requestDigest !== digest)
         throw new FirnError('E_CONFLICT', 'this job was already submitted here with another request');
       const { response: _r, ...rest } = existing;
       sendJson(res, 202, rest);
-      return undefined;
-    }
+      return true;
+    };
+    if (answerExisting()) return undefined;
     await this.fetchShared(body.inputs);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
@@ -568,6 +570,9 @@ export class JobService {
     this.admit();
     await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
+    // The same submission may have arrived again while this one awaited the chain: checked again
+    // with no await before the record is written, so only one of them ever runs the job.
+    if (answerExisting()) return undefined;
     const now = this.now();
     const record: JobRecord = {
       jobId: body.jobId,
