@@ -30,7 +30,7 @@ describe('attack: the same signed job submission sent twice at once', () => {
     const statuses: number[] = [];
     const seen: string[] = [];
     let jobId: Hex | undefined;
-    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
       const url = String(input instanceof Request ? input.url : input);
       if (init?.method === 'POST' && url.endsWith('/v1/jobs') && statuses.length === 0) {
         // The same request, twice, concurrently (the second is a retry of the first).
