@@ -605,7 +605,7 @@ export class JobService {
   }
 
   /** Chain time after which a claim made now (or at `claimedAt`) lapses, unix seconds. */
-  private claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number {
+  claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number {
     return Math.min(claimedAt + Number(job.claimTimeout), Number(job.deadline));
   }
 
@@ -640,7 +640,7 @@ export class JobService {
    * or the deadline passes. On success the record is `proved` with the challenge window's end;
    * a revert (or the claim lapsing first) fails it. Never throws.
    */
-  private async submitKeptProof(jobId: Hex): Promise<void> {
+  async submitKeptProof(jobId: Hex): Promise<void> {
     const log = this.opts.logger.child({ jobId });
     const r = this.jobs.get(jobId);
     if (!r?.proof) return;

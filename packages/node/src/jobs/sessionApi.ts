@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { claimJob, failJob, submitProof } from '@firn/chain';
+import { claimJob, failJob } from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
 import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
@@ -149,7 +149,11 @@ export class SessionService {
           throw e;
         });
       claimed = true;
-      s.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, s.clock());
+      s.jobs.update(
+        body.jobId,
+        { status: 'running', txs: { claim: claim.hash }, claimExpiresAt: s.claimEnd(job, s.clock()) },
+        s.clock(),
+      );
       const r = await s.node.supervisor.call<OpenSessionResult>(
         'openSession',
         {
@@ -312,27 +316,25 @@ export class SessionService {
     const run = (async () => {
       try {
         const p = parseWorkProofJson(r.proof);
-        const tx = await s.chainWrite(() =>
-          submitProof(s.clients, { jobId: id, proof: { ...p.proof }, signature: p.signature }),
-        );
-        s.jobs.update(
-          id,
-          {
-            status: 'proved',
-            proof: r.proof,
-            sessionOpening: r.opening,
-            txs: { ...s.jobs.get(id)?.txs, proof: tx.hash },
-          },
-          s.clock(),
-        );
+        // Kept before it is sent (like a job's proof): a chain outage or a restart never loses it;
+        // it is sent with back-off until the claim lapses, and failed on chain only on a revert.
+        s.jobs.update(id, { status: 'proving', proof: r.proof, sessionOpening: r.opening }, s.clock());
+        await s.submitKeptProof(id);
+        const rec = s.jobs.get(id);
+        const proofTx = rec?.txs?.proof;
+        if (rec?.status !== 'proved' || proofTx === undefined)
+          throw new FirnError(
+            rec?.error?.code ?? 'E_CHAIN',
+            rec?.error?.message ?? 'session proof not accepted',
+          );
         s.opts.logger.info('session closed; proof submitted', {
           jobId: id,
           requests: r.requests,
           workUnits: p.proof.workUnits,
         });
-        return { ...r, proofTx: tx.hash };
+        return { ...r, proofTx };
       } catch (e) {
-        await fail(e);
+        if (s.jobs.get(id)?.status !== 'failed') await fail(e);
         throw e;
       } finally {
         this.open.delete(id);
