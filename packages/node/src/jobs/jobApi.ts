@@ -938,17 +938,28 @@ export class JobService {
     heartbeat.unref();
     return new Promise((resolve) => {
       let over = false;
+      // Backpressure: a reader that does not read makes the replay wait for 'drain', so the node
+      // holds about one socket buffer per stream, never a job's whole event history.
+      let draining = false;
       const flush = () => {
-        if (over) return;
+        if (over || draining) return;
         for (;;) {
-          const batch = this.db.eventsAfter(id, after, 500);
+          const batch = this.db.eventsAfter(id, after, 64);
           for (const ev of batch) {
-            res.write(
+            after = ev.seq;
+            const ok = res.write(
               `id: ${ev.seq}\nevent: progress\ndata: ${JSON.stringify({ seq: ev.seq, message: ev.message })}\n\n`,
             );
-            after = ev.seq;
+            if (!ok) {
+              draining = true;
+              res.once('drain', () => {
+                draining = false;
+                flush();
+              });
+              return;
+            }
           }
-          if (batch.length < 500) break;
+          if (batch.length < 64) break;
         }
         const r = this.jobs.get(id);
         if (r && (r.status === 'proved' || r.status === 'finalized' || r.status === 'failed')) {
