@@ -119,6 +119,13 @@ export const SSE_HEARTBEAT_MS = 15_000;
 /** Outputs up to this size are inlined (base64) in GET /v1/jobs/{id}/result. */
 export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Output bytes inlined in result answers not yet sent, at most (all clients together): beyond it,
+ * outputs are listed without `sealed` and fetched by GET /v1/artifacts/{id}, which streams with
+ * backpressure, so readers that do not read cannot make the node hold many whole answers.
+ */
+export const MAX_INLINE_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
+
 const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
@@ -445,7 +452,7 @@ export class JobService {
     router.add('GET', '/v1/jobs/:id/events', ({ params, req, res, url }) =>
       this.stream(params.id!, req, res, url),
     );
-    router.add('GET', '/v1/jobs/:id/result', ({ params }) => this.result(params.id!));
+    router.add('GET', '/v1/jobs/:id/result', ({ params, res }) => this.result(params.id!, res));
     this.sessions.mount(router);
   }
 
@@ -878,7 +885,10 @@ export class JobService {
     return rest;
   }
 
-  private result(idText: string): unknown {
+  /** Output bytes inlined in result answers still being sent (MAX_INLINE_BYTES_IN_FLIGHT). */
+  private inlineBytesInFlight = 0;
+
+  private result(idText: string, res?: ServerResponse): unknown {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
@@ -889,17 +899,25 @@ export class JobService {
       return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
     if (!done || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
-    return {
-      jobId: r.jobId,
-      proof: r.proof,
-      response: r.response,
-      outputs: r.outputs.map((o) => ({
+    let inlined = 0;
+    const outputs = r.outputs.map((o) => {
+      const inline =
+        o.size <= MAX_INLINE_OUTPUT_BYTES &&
+        this.inlineBytesInFlight + inlined + o.size <= MAX_INLINE_BYTES_IN_FLIGHT;
+      if (!inline) return { ...o };
+      inlined += o.size;
+      return {
         ...o,
-        ...(o.size <= MAX_INLINE_OUTPUT_BYTES
-          ? { sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64') }
-          : {}),
-      })),
-    };
+        sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64'),
+      };
+    });
+    if (inlined > 0 && res) {
+      this.inlineBytesInFlight += inlined;
+      res.once('close', () => {
+        this.inlineBytesInFlight -= inlined;
+      });
+    }
+    return { jobId: r.jobId, proof: r.proof, response: r.response, outputs };
   }
 
   /**
