@@ -23,6 +23,19 @@ function addr(v: unknown, what: string): Address {
   return v;
 }
 
+/** An RPC URL from the command line or a state file: http(s) or ws(s), else E_INVALID_INPUT naming the flag. */
+function rpcArg(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidInputError(`--rpc ${v} is not a URL (e.g. http://127.0.0.1:8545)`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol))
+    throw new InvalidInputError(`--rpc ${v} is not an http(s) or ws(s) URL`);
+  return v;
+}
+
 /** Serialise a deployment for a file (bigints as decimal strings). */
 export function deploymentToJson(d: FirnDeployment): Record<string, unknown> {
   return { ...d, deployBlock: d.deployBlock.toString() };
@@ -55,8 +68,9 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     } catch (e) {
       throw new FirnError('E_INVALID_INPUT', `cannot read ${fromFile}`, { cause: e });
     }
-    const rpcUrl = a.rpc ?? (o.rpcUrl as string | undefined);
-    if (!rpcUrl) throw new InvalidInputError('no RPC URL: pass --rpc');
+    const rpcText = a.rpc ?? (o.rpcUrl as string | undefined);
+    if (!rpcText) throw new InvalidInputError('no RPC URL: pass --rpc');
+    const rpcUrl = rpcArg(rpcText);
     const deployment = deploymentFromJson(o);
     // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
     // address at unrelated (or attacker-deployed) contracts.
@@ -71,10 +85,13 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
   }
   if (!a.rpc)
     throw new InvalidInputError('pass --rpc URL with --registry or --market, or --devnet STATE.json');
-  const pub = createPublicClient({ transport: http(a.rpc) });
-  const chainId = await pub.getChainId();
+  // Every flag is checked before the RPC is asked anything: a mistake in the command is exit 3
+  // whether or not the RPC answers.
+  rpcArg(a.rpc);
   let registry = a.registry ? addr(a.registry, '--registry') : undefined;
   const market = a.market ? addr(a.market, '--market') : undefined;
+  const pub = createPublicClient({ transport: http(a.rpc) });
+  const chainId = await pub.getChainId();
   if (!registry && market)
     registry = await pub.readContract({ address: market, abi: firnJobMarketAbi, functionName: 'registry' });
   if (!registry) throw new InvalidInputError('pass --registry or --market');

@@ -286,7 +286,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
   route('get', '/v1/jobs/:id/events', { params: IdParams, query: EventsQuery }, ({ req, res, url }, c) =>
     jobs().stream(idOf(c), req, res, url),
   );
-  route('get', '/v1/jobs/:id/result', { params: IdParams }, (_raw, c) => jobs().result(idOf(c)));
+  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res }, c) => jobs().result(idOf(c), res));
   route(
     'post',
     '/v1/sessions',

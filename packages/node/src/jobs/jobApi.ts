@@ -113,6 +113,13 @@ export const SSE_HEARTBEAT_MS = 15_000;
 export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
 
 /**
+ * Output bytes inlined in result answers not yet sent, at most (all clients together): beyond it,
+ * outputs are listed without `sealed` and fetched by GET /v1/artifacts/{id}, which streams with
+ * backpressure, so readers that do not read cannot make the node hold many whole answers.
+ */
+export const MAX_INLINE_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
+
+/**
  * The node's job API (docs/api.md): artifact upload and download, encrypted job submission, job
  * status, encrypted progress events and results. The host checks the job on chain, claims it,
  * runs it in the enclave, stores the sealed outputs and submits the enclave's proof, or fails
@@ -499,14 +506,16 @@ export class JobService {
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     // A retried submission (its answer was lost) is the same job: same answer, never a second run.
     const digest = submissionDigest(body);
-    const existing = this.jobs.get(body.jobId);
-    if (existing) {
+    const answerExisting = (): boolean => {
+      const existing = this.jobs.get(body.jobId);
+      if (!existing) return false;
       if (existing.requestDigest !== digest)
         throw new FirnError('E_CONFLICT', 'this job was already submitted here with another request');
       const { response: _r, ...rest } = existing;
       sendJson(res, 202, rest);
-      return undefined;
-    }
+      return true;
+    };
+    if (answerExisting()) return undefined;
     await this.fetchShared(body.inputs);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
@@ -514,6 +523,9 @@ export class JobService {
     this.admit();
     await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
+    // The same submission may have arrived again while this one awaited the chain: checked again
+    // with no await before the record is written, so only one of them ever runs the job.
+    if (answerExisting()) return undefined;
     const now = this.now();
     const record: JobRecord = {
       jobId: body.jobId,
@@ -546,7 +558,7 @@ export class JobService {
   }
 
   /** Chain time after which a claim made now (or at `claimedAt`) lapses, unix seconds. */
-  private claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number {
+  claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number {
     return Math.min(claimedAt + Number(job.claimTimeout), Number(job.deadline));
   }
 
@@ -581,7 +593,7 @@ export class JobService {
    * or the deadline passes. On success the record is `proved` with the challenge window's end;
    * a revert (or the claim lapsing first) fails it. Never throws.
    */
-  private async submitKeptProof(jobId: Hex): Promise<void> {
+  async submitKeptProof(jobId: Hex): Promise<void> {
     const log = this.opts.logger.child({ jobId });
     const r = this.jobs.get(jobId);
     if (!r?.proof) return;
@@ -819,7 +831,10 @@ export class JobService {
     return rest;
   }
 
-  result(idText: string): unknown {
+  /** Output bytes inlined in result answers still being sent (MAX_INLINE_BYTES_IN_FLIGHT). */
+  private inlineBytesInFlight = 0;
+
+  result(idText: string, res?: ServerResponse): unknown {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
@@ -830,17 +845,25 @@ export class JobService {
       return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
     if (!done || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
-    return {
-      jobId: r.jobId,
-      proof: r.proof,
-      response: r.response,
-      outputs: r.outputs.map((o) => ({
+    let inlined = 0;
+    const outputs = r.outputs.map((o) => {
+      const inline =
+        o.size <= MAX_INLINE_OUTPUT_BYTES &&
+        this.inlineBytesInFlight + inlined + o.size <= MAX_INLINE_BYTES_IN_FLIGHT;
+      if (!inline) return { ...o };
+      inlined += o.size;
+      return {
         ...o,
-        ...(o.size <= MAX_INLINE_OUTPUT_BYTES
-          ? { sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64') }
-          : {}),
-      })),
-    };
+        sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64'),
+      };
+    });
+    if (inlined > 0 && res) {
+      this.inlineBytesInFlight += inlined;
+      res.once('close', () => {
+        this.inlineBytesInFlight -= inlined;
+      });
+    }
+    return { jobId: r.jobId, proof: r.proof, response: r.response, outputs };
   }
 
   /**
@@ -879,17 +902,28 @@ export class JobService {
     heartbeat.unref();
     return new Promise((resolve) => {
       let over = false;
+      // Backpressure: a reader that does not read makes the replay wait for 'drain', so the node
+      // holds about one socket buffer per stream, never a job's whole event history.
+      let draining = false;
       const flush = () => {
-        if (over) return;
+        if (over || draining) return;
         for (;;) {
-          const batch = this.db.eventsAfter(id, after, 500);
+          const batch = this.db.eventsAfter(id, after, 64);
           for (const ev of batch) {
-            res.write(
+            after = ev.seq;
+            const ok = res.write(
               `id: ${ev.seq}\nevent: progress\ndata: ${JSON.stringify({ seq: ev.seq, message: ev.message })}\n\n`,
             );
-            after = ev.seq;
+            if (!ok) {
+              draining = true;
+              res.once('drain', () => {
+                draining = false;
+                flush();
+              });
+              return;
+            }
           }
-          if (batch.length < 500) break;
+          if (batch.length < 64) break;
         }
         const r = this.jobs.get(id);
         if (r && (r.status === 'proved' || r.status === 'finalized' || r.status === 'failed')) {

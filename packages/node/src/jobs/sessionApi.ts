@@ -93,6 +93,10 @@ export interface SessionJobs {
   chainWrite<T>(f: () => Promise<T>): Promise<T>;
   clock(): number;
   setEnclaveChainTime(): Promise<void>;
+  /** When a claim made at `claimedAt` (unix s) lapses: the claim timeout or the deadline. */
+  claimEnd(job: Pick<FirnJob, 'claimTimeout' | 'deadline'>, claimedAt: number): number;
+  /** Send a kept (`proving`) proof, retried with back-off until the claim lapses (decision 1041). */
+  submitKeptProof(jobId: Hex): Promise<void>;
 }
 
 /**
@@ -193,7 +197,11 @@ export class SessionService {
           throw e;
         });
       claimed = true;
-      s.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash } }, s.clock());
+      s.jobs.update(
+        body.jobId,
+        { status: 'running', txs: { claim: claim.hash }, claimExpiresAt: s.claimEnd(job, s.clock()) },
+        s.clock(),
+      );
       const r = await s.node.supervisor.call<OpenSessionResult>(
         'openSession',
         {
@@ -356,27 +364,25 @@ export class SessionService {
     const run = (async () => {
       try {
         const p = parseWorkProofJson(r.proof);
-        const tx = await s.chainWrite(() =>
-          submitProof(s.clients, { jobId: id, proof: { ...p.proof }, signature: p.signature }),
-        );
-        s.jobs.update(
-          id,
-          {
-            status: 'proved',
-            proof: r.proof,
-            sessionOpening: r.opening,
-            txs: { ...s.jobs.get(id)?.txs, proof: tx.hash },
-          },
-          s.clock(),
-        );
+        // Kept before it is sent (like a job's proof): a chain outage or a restart never loses it;
+        // it is sent with back-off until the claim lapses, and failed on chain only on a revert.
+        s.jobs.update(id, { status: 'proving', proof: r.proof, sessionOpening: r.opening }, s.clock());
+        await s.submitKeptProof(id);
+        const rec = s.jobs.get(id);
+        const proofTx = rec?.txs?.proof;
+        if (rec?.status !== 'proved' || proofTx === undefined)
+          throw new FirnError(
+            rec?.error?.code ?? 'E_CHAIN',
+            rec?.error?.message ?? 'session proof not accepted',
+          );
         s.opts.logger.info('session closed; proof submitted', {
           jobId: id,
           requests: r.requests,
           workUnits: p.proof.workUnits,
         });
-        return { ...r, proofTx: tx.hash };
+        return { ...r, proofTx };
       } catch (e) {
-        await fail(e);
+        if (s.jobs.get(id)?.status !== 'failed') await fail(e);
         throw e;
       } finally {
         this.open.delete(id);

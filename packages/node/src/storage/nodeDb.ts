@@ -123,7 +123,9 @@ export class NodeDb {
       addEvent: p(
         'INSERT INTO events (job_id, seq, message) SELECT @id, COALESCE(MAX(seq) + 1, 0), @message FROM events WHERE job_id = @id RETURNING seq',
       ),
-      countEvents: p('SELECT COUNT(*) AS n FROM events WHERE job_id = ?'),
+      // seq runs 0, 1, 2, ... per job (addEvent), so the count is MAX(seq) + 1: one index lookup,
+      // where COUNT(*) would read the job's whole history (its messages included) on every append.
+      countEvents: p('SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM events WHERE job_id = ?'),
       eventsAfter: p('SELECT seq, message FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       putSession: p(
         'INSERT INTO sessions (job_id, meta) VALUES (?, ?) ON CONFLICT(job_id) DO UPDATE SET meta = excluded.meta',

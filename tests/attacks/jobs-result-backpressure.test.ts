@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import type { Hex } from '@firn/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+
+// GET /v1/jobs/{id}/result needs no credentials (outputs are sealed) and inlines every output up
+// to 8 MiB as base64 in one JSON body. A stranger asks for a proved job's result on many
+// connections it never reads: each answer is built whole in memory and stays there. The node
+// must bound what it holds for readers that do not read.
+let net: TestNetwork;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  net = await startTestNetwork();
+}, 120_000);
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await net?.stop();
+});
+
+describe('attack: many unread requests for a large result', () => {
+  it('the node holds a bounded amount for them', async () => {
+    const jobs = net.node.jobs!;
+    const jobId = `0x${randomBytes(32).toString('hex')}` as Hex;
+    // A proved job with one 8 MiB sealed output, as the node stores it.
+    const out = `0x${randomBytes(32).toString('hex')}` as Hex;
+    writeFileSync(jobs.artifacts.path(out), randomBytes(8 * 1024 * 1024));
+    const now = Math.floor(Date.now() / 1000);
+    jobs.jobs.put({
+      jobId,
+      status: 'proved',
+      inputs: [out],
+      createdAt: now,
+      updatedAt: now,
+      outputs: [
+        { role: 'model', artifactId: out, contentType: 'application/octet-stream', size: 8 * 1024 * 1024 },
+      ],
+      proof: { proof: {}, signature: '0x' } as never,
+    });
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    const { hostname, port } = new URL(net.node.url);
+    for (let i = 0; i < 24; i++) {
+      const s = connect(Number(port), hostname);
+      sockets.push(s);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.pause(); // never read
+      s.write(`GET /v1/jobs/${jobId}/result HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const grown = process.memoryUsage().rss - before;
+    // 24 answers of ~11 MiB each held whole would be ~270 MiB.
+    expect(grown, `rss grew by ${(grown / 2 ** 20).toFixed(0)} MiB`).toBeLessThan(96 * 2 ** 20);
+  }, 90_000);
+});
