@@ -3,7 +3,7 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../../packages/attestation/src/appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../../packages/attestation/src/gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { DEV_POLICY } from '../../packages/attestation/src/policy/policy.ts';
 import {
   certificateDer,

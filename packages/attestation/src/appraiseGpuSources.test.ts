@@ -5,7 +5,7 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from './gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { createRimServiceClient } from './nvidia/rimService.ts';
 import { DEV_POLICY } from './policy/policy.ts';
 import {

@@ -3,7 +3,7 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from './gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
 import {
   certificateDer,

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { createSimulatedProvider } from './evidence/simulated.ts';
 import { createRunJobHandler } from './jobs/runJob.ts';
-import { tinyLinearModel } from './jobs/testModels.ts';
+import { tinyLinearModel } from '../test/testModels.ts';
 import { WORKLOADS } from './jobs/workloads/index.ts';
 import { MAX_AHEAD_SECONDS, type SealedState } from './trustedTime.ts';
 

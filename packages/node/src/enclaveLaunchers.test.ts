@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
   certificateDer,
   DEV_POLICY,
   dcapSelfIdentity,
 } from '@firn/attestation';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { bytesToHex, measurementDigest } from '@firn/core';
 import { KmsDaemon } from '@firn/kms';
 import { parse } from 'smol-toml';

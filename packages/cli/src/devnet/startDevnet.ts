@@ -9,12 +9,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-} from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import {
   type AnvilInstance,
   createFirnClients,

@@ -14,7 +14,7 @@ import {
   createSessionHandlers,
   type OpenSessionResult,
 } from './inferenceSession.ts';
-import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
+import { tinyLinearModel, tinyLinearReference } from '../../test/testModels.ts';
 
 // In-process enclave program with the session handlers; the host is played by hand (model file
 // in a temp dir, on-chain values computed as the requester would). No chain, no HTTP: the

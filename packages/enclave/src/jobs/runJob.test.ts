@@ -23,7 +23,7 @@ import {
   PreflightStore,
   type RunJobResult,
 } from './runJob.ts';
-import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
+import { tinyLinearModel, tinyLinearReference } from '../../test/testModels.ts';
 import { WORKLOADS } from './workloads/index.ts';
 
 // In-process: the enclave program with the job handler, no host and no chain. The host side is
