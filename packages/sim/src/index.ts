@@ -5,3 +5,4 @@
  */
 export * from './gpuDevice.ts';
 export * from './simulatedGpu.ts';
+export * from './simulatedPlatform.ts';

@@ -9,8 +9,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
+import {
+  createSimulatedPlatform,
+  createSimulatedRoot,
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
+} from '@firn/sim';
 import {
   type AnvilInstance,
   createFirnClients,

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildSessionOpen, openSessionInfo, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
 import { bytesToHex, type Hex, hexBytes, parseWorkProofJson, sha256, workProofDigest } from '@firn/core';
 import { type CreateGrantParams, generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
