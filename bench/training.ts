@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, sha256, sharedPath } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';

@@ -27,7 +27,7 @@ import { NodeApi, type RunJobOptions, runJob, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, sharedPath } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { createLogger, NodeDaemon } from '@firn/node';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { requestScope, startTestNetwork, type TestNetwork } from '../../tests/e2e/network.ts';
 
 const args = process.argv.slice(2);

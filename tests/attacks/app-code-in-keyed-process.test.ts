@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, type Hex } from '@firn/core';
 import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,14 +1,12 @@
 import { DEV_POLICY } from '@firn/attestation';
 import {
   completeAppJob,
-  demoModel,
   type DevnetStateFile,
   grantForJob,
   type JobFailedError,
   type JobPlan,
   prepareAppJob,
   type RunAppOptions,
-  runTwoOwnerInferenceDemo,
   sealInput,
 } from '@firn/client';
 import { bytesToHex, type FirnError, repoRoot, TEE_TYPES } from '@firn/core';
@@ -18,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFirnClients, isMeasurementAllowed } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTwoOwnerInferenceDemo } from '../../packages/cli/src/devnet/demo/grantDemo.ts';
+import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { appPublishCommand } from '../../packages/cli/src/commands/appPublish.ts';
 import { appMeasurement } from '../../packages/cli/src/commands/run.ts';
 import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';

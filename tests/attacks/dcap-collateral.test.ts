@@ -1,9 +1,6 @@
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import {
-  makeSyntheticTdx,
-  type SyntheticDcap,
-} from '../../packages/attestation/src/dcap/testing/syntheticDcap.ts';
+import { makeSyntheticTdx, type SyntheticDcap } from '../../packages/attestation/test/dcap/syntheticDcap.ts';
 import { verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 import { parseDcapQuote } from '../../packages/attestation/src/dcap/quote.ts';
 import { toQuoteCollateralV3 } from '../../packages/attestation/src/dcap/quoteCollateral.ts';

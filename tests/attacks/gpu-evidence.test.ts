@@ -3,13 +3,14 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../../packages/attestation/src/appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../../packages/attestation/src/gpuSim/index.ts';
-import { DEV_POLICY } from '../../packages/attestation/src/policy/policy.ts';
 import {
-  certificateDer,
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
-} from '../../packages/attestation/src/simulated/simulatedPlatform.ts';
+} from '@firn/sim';
+import { DEV_POLICY } from '../../packages/attestation/src/policy/policy.ts';
+import { certificateDer } from '../../packages/attestation/src/simulated/simulatedPlatform.ts';
 
 // A host that owns one GPU and wants its node counted as a multi-GPU node: GPU traffic crosses the
 // host (the collector output is untrusted, docs/attestation-nvidia.md), so it hands the TD the same

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, sha256 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';

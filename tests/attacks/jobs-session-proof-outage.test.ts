@@ -2,7 +2,7 @@ import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import { openInferenceSession } from '@firn/client';
 import { createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { type RpcRelay, startRpcRelay, waitFor } from '../e2e/faultsRelay.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 

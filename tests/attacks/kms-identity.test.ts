@@ -2,13 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  appraiseEvidence,
-  certificateDer,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-  DEV_POLICY,
-} from '@firn/attestation';
+import { appraiseEvidence, certificateDer, DEV_POLICY } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, measurementDigest } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider, requestKmsSealingKey } from '@firn/enclave';
 import { createLogger } from '@firn/node';

@@ -3,12 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeSyntheticNitroPki } from '../../packages/attestation/src/nitro/testing/syntheticNitro.ts';
+import { makeSyntheticNitroPki } from '../../packages/attestation/test/nitro/syntheticNitro.ts';
 import {
   NITRO_VECTOR_DIR,
   NITRO_VECTORS,
   nitroVectorBytes,
-} from '../../packages/attestation/src/nitro/testing/nitroVectors.ts';
+} from '../../packages/attestation/test/nitro/nitroVectors.ts';
 import { runAttestVerifyNitro } from '../../packages/cli/src/commands/attestVerifyNitro.ts';
 
 // `firn attest verify --tee nitro --evidence FILE --at UNIX --json` as the issue checks it: real

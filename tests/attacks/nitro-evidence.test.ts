@@ -18,11 +18,8 @@ import {
   makeSyntheticNitroDocument,
   makeSyntheticNitroPki,
   syntheticPcrs,
-} from '../../packages/attestation/src/nitro/testing/syntheticNitro.ts';
-import {
-  NITRO_VECTORS,
-  nitroVectorBytes,
-} from '../../packages/attestation/src/nitro/testing/nitroVectors.ts';
+} from '../../packages/attestation/test/nitro/syntheticNitro.ts';
+import { NITRO_VECTORS, nitroVectorBytes } from '../../packages/attestation/test/nitro/nitroVectors.ts';
 import { PRODUCTION_POLICY } from '../../packages/attestation/src/policy/policy.ts';
 
 // Attacks on AWS Nitro evidence. The attacker controls the host: it relays (and may alter, splice,

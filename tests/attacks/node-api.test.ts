@@ -6,7 +6,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePrivateKey } from 'viem/accounts';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { requesterOptions, requestScope, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // Attacks by a stranger (or a requester acting in bad faith) on the node API. Each test performs

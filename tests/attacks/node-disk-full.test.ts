@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { type AnvilInstance, type FirnDeployment, startAnvil } from '@firn/chain';
 import { NodeApi } from '@firn/client';
 import { bytesToHex, type Hex } from '@firn/core';

@@ -3,7 +3,7 @@ import { runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // A greedy requester posts a job whose claim timeout is too short for any enclave run, hands it

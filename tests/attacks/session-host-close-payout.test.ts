@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildSessionOpen, sealInput, sessionCommitments } from '@firn/client';
 import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../../packages/enclave/src/enclaveProgram.ts';
 import { createSimulatedProvider } from '../../packages/enclave/src/evidence/simulated.ts';
 import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
 // Attack (malicious host): the market pays the whole escrow for any accepted Work Proof, and the
 // enclave signs a session's proof whenever the host closes it, with or without the requester's

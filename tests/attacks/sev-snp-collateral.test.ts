@@ -9,12 +9,12 @@ import {
   sevSnpVerifier,
 } from '../../packages/attestation/src/sev-snp/sevSnpVerifier.ts';
 import { parseSevSnpReport } from '../../packages/attestation/src/sev-snp/sevSnpReport.ts';
-import { makeSyntheticSevSnp } from '../../packages/attestation/src/sev-snp/testing/syntheticSevSnp.ts';
+import { makeSyntheticSevSnp } from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
 import {
   SEV_SNP_VECTORS,
   sevSnpVector,
   sevSnpVectorText,
-} from '../../packages/attestation/src/sev-snp/testing/sevSnpVectors.ts';
+} from '../../packages/attestation/test/sev-snp/sevSnpVectors.ts';
 import { registerVerifier } from '../../packages/attestation/src/verifiers.ts';
 
 // A host whose chip's VCEK AMD has revoked, against a verifier that fetches collateral from the KDS

@@ -9,12 +9,12 @@ import { createSevSnpVerifier } from '../../packages/attestation/src/sev-snp/sev
 import {
   makeSyntheticSevSnp,
   type SyntheticSevSnpOptions,
-} from '../../packages/attestation/src/sev-snp/testing/syntheticSevSnp.ts';
+} from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
 import {
   SEV_SNP_VECTORS,
   sevSnpVector,
   sevSnpVectorText,
-} from '../../packages/attestation/src/sev-snp/testing/sevSnpVectors.ts';
+} from '../../packages/attestation/test/sev-snp/sevSnpVectors.ts';
 
 // A malicious host (or node operator) against SEV-SNP appraisal: it controls the bundle, the
 // collateral it attaches, and the KDS mirror a verifier may be pointed at. It does not hold AMD's

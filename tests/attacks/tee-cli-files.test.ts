@@ -4,10 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import {
-  NITRO_VECTOR_DIR,
-  NITRO_VECTORS,
-} from '../../packages/attestation/src/nitro/testing/nitroVectors.ts';
+import { NITRO_VECTOR_DIR, NITRO_VECTORS } from '../../packages/attestation/test/nitro/nitroVectors.ts';
 import { registerAttestVerify, runAttestVerify } from '../../packages/cli/src/commands/attestVerify.ts';
 import { runAttestVerifyGpu } from '../../packages/cli/src/commands/attestVerifyGpu.ts';
 import { runAttestVerifyNitro } from '../../packages/cli/src/commands/attestVerifyNitro.ts';

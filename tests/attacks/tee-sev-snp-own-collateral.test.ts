@@ -6,7 +6,7 @@ import type { RegistrationClaim } from '../../packages/attestation/src/appraiseR
 import { PRODUCTION_POLICY } from '../../packages/attestation/src/policy/policy.ts';
 import { createKdsClient } from '../../packages/attestation/src/sev-snp/kdsClient.ts';
 import { combineSevSnpCollateral } from '../../packages/attestation/src/sev-snp/sevSnpCollateralSource.ts';
-import { makeSyntheticSevSnp } from '../../packages/attestation/src/sev-snp/testing/syntheticSevSnp.ts';
+import { makeSyntheticSevSnp } from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
 import { kdsSourceFromArgs } from '../../packages/cli/src/commands/verifier.ts';
 import { VerifierDaemon } from '../../packages/verifier/src/verifierDaemon.ts';
 

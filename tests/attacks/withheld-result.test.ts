@@ -3,7 +3,7 @@ import { runJob, sealInput } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // Attack (malicious host): the host runs the job, submits the enclave's valid Work Proof, and then

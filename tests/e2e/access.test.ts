@@ -18,7 +18,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFunctionSelector } from 'viem';
 import { generatePrivateKey } from 'viem/accounts';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import {
   increaseTime,
   requesterOptions,

@@ -11,11 +11,12 @@ import {
   JobStatus,
   revokeMeasurementCall,
 } from '@firn/chain';
-import { demoModel, NodeApi, runInferenceDemo } from '@firn/client';
+import { NodeApi } from '@firn/client';
 import { TEE_TYPES } from '@firn/core';
 import { encodeOnnxModel, loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { checkSubmittedProof, ProofChecker } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoModel, runInferenceDemo } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { artifactKeygen, artifactOpen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 import { inferCommand } from '../../packages/cli/src/commands/infer.ts';
 import { proofVerifyCommand } from '../../packages/cli/src/commands/proof.ts';

@@ -6,7 +6,7 @@ import { bytesToHex, computeInputCommitment, type Hex, sharedPath, TEE_TYPES } f
 import { generateKemKeyPair } from '@firn/crypto';
 import { createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
 import { startRpcRelay, type RpcRelay, waitFor } from './faultsRelay.ts';
 import { increaseTime, requestScope, startTestNetwork, type TestNetwork } from './network.ts';

@@ -12,7 +12,7 @@ import { bytesToHex, type Hex } from '@firn/core';
 import { artifactId, generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
 
 // What bad input gets: each fault fails the job with a typed error the requester sees, the node

@@ -10,7 +10,7 @@ import { runJob } from '@firn/client';
 import { parseWorkProofJson, workProofDigest } from '@firn/core';
 import { loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
 // The happy path through the market on a real anvil, a real enclave process and two verifiers.

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createSimulatedPlatform, DEV_POLICY, type SimulatedRoot } from '@firn/attestation';
+import { DEV_POLICY } from '@firn/attestation';
+import { createSimulatedPlatform, type SimulatedRoot } from '@firn/sim';
 import { attestNode, devnetRoots } from '@firn/client';
 import { createFirnClients, firnRegistryAbi, getNode, NodeStatus, registerNode } from '@firn/chain';
 import {

@@ -1,13 +1,8 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type AttestationPolicy,
-  certificateDer,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-  DEV_POLICY,
-} from '@firn/attestation';
+import { type AttestationPolicy, certificateDer, DEV_POLICY } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import {
   type AnvilInstance,
   createFirnClients,

@@ -3,7 +3,7 @@ import { openInferenceSession, type RunJobOptions, runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // The operator's job policy and the host's admission of session messages, on a live devnet node

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runJob } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // The SDK as someone outside the repository gets it: built to ESM + .d.ts, packed with `npm pack`,
@@ -25,8 +26,10 @@ let stateFile: string;
 const JOB_SCRIPT = `
 import { readFileSync } from 'node:fs';
 import { DEV_POLICY } from '@firn/attestation';
-import { demoModel, deploymentFromState, devnetRoots, loadDevnetState, runJob } from '@firn/client';
+import { deploymentFromState, devnetRoots, loadDevnetState, runJob } from '@firn/client';
 const state = loadDevnetState(process.argv[2]);
+// The model is the requester's own file (the devnet demo's model, written by the test).
+const model = new Uint8Array(readFileSync('model.onnx'));
 const input = { features: { dims: [2, 4], type: 'float32', data: [0.1, 0.2, 0.3, 0.4, -1, 0.5, 2, -0.25] } };
 const r = await runJob({
   rpcUrl: state.rpcUrl,
@@ -36,7 +39,7 @@ const r = await runJob({
   ...devnetRoots(state),
   kind: 'inference',
   inputs: [
-    { role: 'model', bytes: demoModel(), contentType: 'application/onnx' },
+    { role: 'model', bytes: model, contentType: 'application/onnx' },
     { role: 'input', bytes: new TextEncoder().encode(JSON.stringify(input)), contentType: 'application/json' },
   ],
   params: {},
@@ -66,6 +69,7 @@ beforeAll(async () => {
   await run('mkdir', ['-p', consumer]);
   writeFileSync(join(consumer, 'package.json'), '{"name":"consumer","private":true,"type":"module"}\n');
   writeFileSync(join(consumer, 'job.mjs'), JOB_SCRIPT);
+  writeFileSync(join(consumer, 'model.onnx'), demoModel());
   await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs], {
     cwd: consumer,
     maxBuffer: 16 << 20,
@@ -154,7 +158,7 @@ describe('the packed SDK', () => {
     const input = {
       features: { dims: [2, 4], type: 'float32', data: [0.1, 0.2, 0.3, 0.4, -1, 0.5, 2, -0.25] },
     };
-    const { demoModel, deploymentFromState, devnetRoots } = await import('@firn/client');
+    const { deploymentFromState, devnetRoots } = await import('@firn/client');
     const state = stateOf(net, net.rootPem);
     const r = await runJob({
       rpcUrl: state.rpcUrl,

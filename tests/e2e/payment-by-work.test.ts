@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { checkResultAvailable } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Payment follows work (maxWorkUnits) and verifiers check the result the node serves against the

@@ -8,7 +8,7 @@ import type { Hex } from '@firn/core';
 import { S3ArtifactStore } from '@firn/node';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
 
 // A node started with a shared S3-compatible artifact store (a real S3 HTTP server in this

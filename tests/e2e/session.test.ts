@@ -3,7 +3,7 @@ import { NodeApi, openInferenceSession } from '@firn/client';
 import { parseWorkProofJson } from '@firn/core';
 import { encodeOnnxModel, loadOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/src/jobs/testModels.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
 
 // A warm inference session through a real node (HTTP), a real enclave process and the market

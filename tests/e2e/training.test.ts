@@ -13,7 +13,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { loadOnnxModel, mlpDefinition, parseCsv, readSafetensors, trainModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainingReport } from '../../packages/enclave/src/jobs/workloads/training.ts';
-import { runTrainingDemo, splitCsvLines } from '../../packages/client/src/trainingDemo.ts';
+import { runTrainingDemo, splitCsvLines } from '../../packages/cli/src/devnet/demo/trainingDemo.ts';
 import { filesUnder, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Confidential training through the market: a real anvil, a real enclave process, verifiers.

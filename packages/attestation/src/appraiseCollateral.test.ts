@@ -2,7 +2,7 @@ import { bytesToHex } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
 import { offlineCollateralSource } from './collateral/collateralSource.ts';
-import { makeSyntheticTdx, type SyntheticDcap } from './dcap/testing/syntheticDcap.ts';
+import { makeSyntheticTdx, type SyntheticDcap } from '../test/dcap/syntheticDcap.ts';
 import { PRODUCTION_POLICY } from './policy/policy.ts';
 
 // The verifier's own collateral given to appraiseEvidence (`collateral`: what the KMS key broker

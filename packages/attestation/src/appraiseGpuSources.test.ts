@@ -5,14 +5,15 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from './gpuSim/index.ts';
-import { createRimServiceClient } from './nvidia/rimService.ts';
-import { DEV_POLICY } from './policy/policy.ts';
 import {
-  certificateDer,
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
-} from './simulated/simulatedPlatform.ts';
+} from '@firn/sim';
+import { createRimServiceClient } from './nvidia/rimService.ts';
+import { DEV_POLICY } from './policy/policy.ts';
+import { certificateDer } from './simulated/simulatedPlatform.ts';
 
 // appraiseEvidence asks the RIM source for the RIMs the GPU evidence names (driver and VBIOS
 // versions from the signed SPDM report). Simulated GPU, simulated CPU TEE; the RIM service here

@@ -3,13 +3,14 @@ import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import { createSimulatedGpu, createSimulatedGpuRoot } from './gpuSim/index.ts';
-import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
 import {
-  certificateDer,
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
-} from './simulated/simulatedPlatform.ts';
+} from '@firn/sim';
+import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
+import { certificateDer } from './simulated/simulatedPlatform.ts';
 
 /**
  * Composite evidence: a simulated CPU TEE whose report data binds the digest of a simulated GPU's

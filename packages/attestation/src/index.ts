@@ -4,7 +4,6 @@ export * from './policy/policy.ts';
 export * from './simulated/index.ts';
 export * from './types.ts';
 export * from './verifiers.ts';
-export * from './gpuSim/index.ts';
 export * from './nvidia/index.ts';
 export * from './dcap/index.ts';
 export * from './policy/dcapPolicy.ts';

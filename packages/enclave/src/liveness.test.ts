@@ -1,4 +1,4 @@
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, type Hex, hexBytes, livenessAnswerDigest, sha256, workProofDigest } from '@firn/core';
 import { generateSigningKey, recoverAddress, signDigest } from '@firn/crypto';
 import { describe, expect, it } from 'vitest';

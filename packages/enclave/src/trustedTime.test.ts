@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
 import { type CreateGrantParams, generateKemKeyPair, generateSigningKey } from '@firn/crypto';
@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { createSimulatedProvider } from './evidence/simulated.ts';
 import { createRunJobHandler } from './jobs/runJob.ts';
-import { tinyLinearModel } from './jobs/testModels.ts';
+import { tinyLinearModel } from '../test/testModels.ts';
 import { FIRST_PARTY_SERVED, WORKLOADS } from './jobs/workloads/index.ts';
 import { MAX_AHEAD_SECONDS, type SealedState } from './trustedTime.ts';
 

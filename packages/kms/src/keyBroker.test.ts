@@ -6,13 +6,12 @@ import { fileURLToPath } from 'node:url';
 import {
   appraiseEvidence,
   certificateDer,
-  createSimulatedPlatform,
-  createSimulatedRoot,
   DEV_POLICY,
   PRODUCTION_POLICY,
   type SimulatedPlatform,
   verifierFor,
 } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, computeReportData, measurementDigest, sharedPath } from '@firn/core';
 import {
   createEnclaveProgram,

@@ -2,12 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  createSimulatedPlatform,
-  createSimulatedRoot,
-  PRODUCTION_POLICY,
-  verifierFor,
-} from '@firn/attestation';
+import { PRODUCTION_POLICY, verifierFor } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, sharedPath } from '@firn/core';
 import { createEnclaveProgram } from '@firn/enclave';
 import { createLogger } from '@firn/node';

@@ -2,15 +2,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { certificateDer, DEV_POLICY, dcapSelfIdentity } from '@firn/attestation';
 import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
-  certificateDer,
-  DEV_POLICY,
-  dcapSelfIdentity,
-} from '@firn/attestation';
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
+} from '@firn/sim';
 import { bytesToHex, measurementDigest } from '@firn/core';
 import { KmsDaemon } from '@firn/kms';
 import { parse } from 'smol-toml';

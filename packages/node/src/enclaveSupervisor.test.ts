@@ -2,13 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  appraiseEvidence,
-  certificateDer,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-  DEV_POLICY,
-} from '@firn/attestation';
+import { appraiseEvidence, certificateDer, DEV_POLICY } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildEnclaveBundle } from './enclaveBundle.ts';

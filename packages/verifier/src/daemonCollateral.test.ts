@@ -17,7 +17,7 @@ import {
   PCS_VECTORS,
   startLocalPcs,
   vectorQuote,
-} from '../../attestation/src/collateral/testing/localPcs.ts';
+} from '../../attestation/test/collateral/localPcs.ts';
 import { ownServiceUnavailable, VerifierDaemon } from './verifierDaemon.ts';
 
 // The verifier daemon's appraisal path (what a vote runs) on REAL SGX and TDX quotes that are not

@@ -13,7 +13,7 @@ import {
   quoteCollateralToJson,
 } from './collateralSource.ts';
 import { createCollateralFetcher } from './createCollateralFetcher.ts';
-import { type LocalPcs, PCS_VECTORS, startLocalPcs, vectorQuote } from './testing/localPcs.ts';
+import { type LocalPcs, PCS_VECTORS, startLocalPcs, vectorQuote } from '../../test/collateral/localPcs.ts';
 
 // Real quotes that are not in ../shared/vectors, with Intel PCS responses recorded for them
 // (vectors/pcs/*/SOURCE.md), served by a PCS-compatible server on 127.0.0.1. The reference verdict

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VECTORS, vector, vectorJson } from '../dcap/testVectors.ts';
+import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote } from '../dcap/verifyDcapQuote.ts';
 import { createCollateralFetcher, rawMember } from './createCollateralFetcher.ts';
 import { loadQuoteCollateralV3 } from './loadQuoteCollateralV3.ts';

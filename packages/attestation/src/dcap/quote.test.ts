@@ -3,7 +3,7 @@ import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { parsePckExtensions } from './pckExtensions.ts';
 import { parseDcapQuote } from './quote.ts';
-import { VECTORS, vector } from './testVectors.ts';
+import { VECTORS, vector } from '../../test/dcap/testVectors.ts';
 import { chainCertificates, parseCertificate, parseCrl } from './x509.ts';
 
 /** Run f and require that it either succeeds or throws a FirnError (never a TypeError, RangeError...). */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { rawMember } from '../collateral/createCollateralFetcher.ts';
-import { PCS_VECTORS, PCS_VECTORS_DIR } from '../collateral/testing/localPcs.ts';
+import { PCS_VECTORS, PCS_VECTORS_DIR } from '../../test/collateral/localPcs.ts';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import type { AttestationPolicy } from '../policy/policy.ts';
 import { parseDcapQuote } from './quote.ts';

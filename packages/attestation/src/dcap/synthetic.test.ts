@@ -1,7 +1,7 @@
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
-import { makeSyntheticSgx, type SyntheticDcap } from './testing/syntheticDcap.ts';
+import { makeSyntheticSgx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
 import { verifyDcapQuote } from './verifyDcapQuote.ts';
 
 const run = (s: SyntheticDcap, now = s.now) =>

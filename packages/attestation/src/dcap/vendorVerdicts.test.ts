@@ -9,8 +9,8 @@ import { parseDcapQuote } from './quote.ts';
 import { toQuoteCollateralV3 } from './quoteCollateral.ts';
 import { matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
-import { makeSyntheticSgx, type SyntheticDcap } from './testing/syntheticDcap.ts';
-import { VECTORS, vector, vectorJson } from './testVectors.ts';
+import { makeSyntheticSgx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
+import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote } from './verifyDcapQuote.ts';
 import { chainCertificates, parseCertificate } from './x509.ts';
 

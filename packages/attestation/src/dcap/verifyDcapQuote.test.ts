@@ -6,7 +6,7 @@ import { sgxVerifier } from '../sgx/sgxVerifier.ts';
 import { tdxVerifier } from '../tdx/tdxVerifier.ts';
 import { INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256 } from './intelRootCa.ts';
 import { parseDcapQuote } from './quote.ts';
-import { iso, VECTORS, vector, vectorJson } from './testVectors.ts';
+import { iso, VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote, verifyDcapQuoteSync } from './verifyDcapQuote.ts';
 import { pemCertificates } from './x509.ts';
 

@@ -3,18 +3,18 @@ import { readFileSync } from 'node:fs';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { DEV_POLICY, evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
-import { describeEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
+import { describeEvidenceVerifierBehaviour } from '../../test/evidenceVerifierBehaviour.ts';
 import { verifierFor } from '../verifiers.ts';
 import { AWS_NITRO_ROOT_G1_DER, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256 } from './awsNitroRoot.ts';
 import { nitroVerifier } from './nitroVerifier.ts';
 import { MAX_NITRO_DOCUMENT_BYTES, parseNitroDocument } from './parseNitroDocument.ts';
-import { makeSyntheticNitroPki } from './testing/syntheticNitro.ts';
+import { makeSyntheticNitroPki } from '../../test/nitro/syntheticNitro.ts';
 import {
   NITRO_ROOT_PEM_FILE,
   NITRO_VECTORS,
   type NitroVector,
   nitroVectorBytes,
-} from './testing/nitroVectors.ts';
+} from '../../test/nitro/nitroVectors.ts';
 import { verifyNitroDocument } from './verifyNitroDocument.ts';
 
 // Another P-384 root, with AWS's subject name, that did not issue the real documents.

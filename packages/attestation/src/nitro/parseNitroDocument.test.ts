@@ -1,10 +1,10 @@
 import { computePlatformIdHash, isFirnError, platformFamily } from '@firn/core';
 import { encode } from 'cborg';
 import { describe, expect, it } from 'vitest';
-import { certificateMutations } from '../testing/evidenceVerifierBehaviour.ts';
+import { certificateMutations } from '../../test/evidenceVerifierBehaviour.ts';
 import { nitroVerifier } from './nitroVerifier.ts';
 import { MAX_NITRO_DOCUMENT_BYTES, parseNitroDocument } from './parseNitroDocument.ts';
-import { NITRO_VECTORS, nitroVectorBytes } from './testing/nitroVectors.ts';
+import { NITRO_VECTORS, nitroVectorBytes } from '../../test/nitro/nitroVectors.ts';
 import { reportDataOf } from './verifyNitroDocument.ts';
 
 const base = NITRO_VECTORS.base;

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bytesToHex, type GpuEvidenceEntry, hexToBytes, sharedPath } from '@firn/core';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../gpuSim/index.ts';
-import { describeGpuEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
+import { describeGpuEvidenceVerifierBehaviour } from '../../test/evidenceVerifierBehaviour.ts';
 import type { GpuPolicy } from './evaluateGpu.ts';
 
 // The shared EvidenceVerifier behaviour, for the GPU verifier: real H100 (shared nvtrust vector),

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { bytesToHex, hexToBytes, sharedPath } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import {
   compareMeasurements,
   createRimStore,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { GpuEvidenceEntry } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { PRODUCTION_GPU_POLICY } from '../policy/policy.ts';
 import {
   certificateFwid,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { certificateMutations } from '../testing/evidenceVerifierBehaviour.ts';
+import { certificateMutations } from '../../test/evidenceVerifierBehaviour.ts';
 import { verifyRim } from './verifyRim.ts';
 
 // A RIM's signer chain is untrusted input too: the structured certificate mutations of the GPU

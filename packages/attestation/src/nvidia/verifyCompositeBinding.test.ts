@@ -1,6 +1,6 @@
 import { computeReportData, deriveGpuNonce, gpuEvidenceDigest } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSimulatedGpu, createSimulatedGpuRoot } from '../gpuSim/index.ts';
+import { createSimulatedGpu, createSimulatedGpuRoot } from '@firn/sim';
 import { verifyCompositeBinding } from './verifyCompositeBinding.ts';
 import { verifyGpuEvidenceList } from './verifyGpuEvidence.ts';
 

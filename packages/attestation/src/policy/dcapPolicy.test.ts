@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { sharedPath } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { VECTORS, vector, vectorJson } from '../dcap/testVectors.ts';
+import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote } from '../dcap/verifyDcapQuote.ts';
 import { evaluateDcapEvidence, fromIntelAppraisalPolicy } from './dcapPolicy.ts';
 

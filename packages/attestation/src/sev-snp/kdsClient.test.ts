@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createKdsClient } from './kdsClient.ts';
 import { parseSevSnpReport } from './sevSnpReport.ts';
 import { createSevSnpVerifier } from './sevSnpVerifier.ts';
-import { makeSyntheticSevSnp } from './testing/syntheticSevSnp.ts';
-import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from './testing/sevSnpVectors.ts';
+import { makeSyntheticSevSnp } from '../../test/sev-snp/syntheticSevSnp.ts';
+import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from '../../test/sev-snp/sevSnpVectors.ts';
 
 const gcp = SEV_SNP_VECTORS.gcpMilanV5;
 const gcpReport = parseSevSnpReport(sevSnpVector(gcp.report));

@@ -4,7 +4,7 @@ import { DEV_POLICY, evaluateEvidence, PRODUCTION_POLICY } from '../policy/polic
 import {
   certificateMutations,
   describeEvidenceVerifierBehaviour,
-} from '../testing/evidenceVerifierBehaviour.ts';
+} from '../../test/evidenceVerifierBehaviour.ts';
 import { verifierFor } from '../verifiers.ts';
 import { AMD_SEV_SNP_CERTIFICATES } from './amdRoots.ts';
 import {
@@ -15,7 +15,7 @@ import {
 } from './amdCertificates.ts';
 import { parseSevSnpReport, SEV_SNP_REPORT_BYTES, SEV_SNP_SIGNED_BYTES } from './sevSnpReport.ts';
 import { type SevSnpCollateral, sevSnpSelfIdentity, sevSnpVerifier } from './sevSnpVerifier.ts';
-import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from './testing/sevSnpVectors.ts';
+import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from '../../test/sev-snp/sevSnpVectors.ts';
 import { verifySevSnpReport } from './verifySevSnpReport.ts';
 
 const pemOf = (der: Uint8Array) =>

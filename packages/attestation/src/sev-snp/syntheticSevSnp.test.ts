@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import { parseSevSnpReport } from './sevSnpReport.ts';
 import { sevSnpVerifier } from './sevSnpVerifier.ts';
-import { makeSyntheticSevSnp, type SyntheticSevSnp } from './testing/syntheticSevSnp.ts';
+import { makeSyntheticSevSnp, type SyntheticSevSnp } from '../../test/sev-snp/syntheticSevSnp.ts';
 import { verifySevSnpReport } from './verifySevSnpReport.ts';
 
 async function outcome(s: SyntheticSevSnp, extra: { crl?: boolean; now?: number } = {}): Promise<string> {

@@ -1,5 +1,5 @@
-import { VECTORS, iso, vector, vectorJson } from '../dcap/testVectors.ts';
-import { describeEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
+import { VECTORS, iso, vector, vectorJson } from '../../test/dcap/testVectors.ts';
+import { describeEvidenceVerifierBehaviour } from '../../test/evidenceVerifierBehaviour.ts';
 import { sgxVerifier } from './sgxVerifier.ts';
 
 // The shared verifier behaviour on the real SGX v3 vector; every-offset flips live in

@@ -4,8 +4,9 @@ import { createSimulatedProvider } from '@firn/enclave';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../appraiseEvidence.ts';
 import { DEV_POLICY, PRODUCTION_POLICY } from '../policy/policy.ts';
-import { describeEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
-import { certificateDer, createSimulatedPlatform, createSimulatedRoot } from './simulatedPlatform.ts';
+import { describeEvidenceVerifierBehaviour } from '../../test/evidenceVerifierBehaviour.ts';
+import { certificateDer } from './simulatedPlatform.ts';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { parseSimulatedQuote } from './simulatedQuote.ts';
 import { simulatedVerifier } from './simulatedVerifier.ts';
 

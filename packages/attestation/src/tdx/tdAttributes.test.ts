@@ -1,7 +1,7 @@
 import { bytesToHex } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { makeSyntheticTdx, type SyntheticDcap } from '../dcap/testing/syntheticDcap.ts';
-import { VECTORS, vector, vectorJson } from '../dcap/testVectors.ts';
+import { makeSyntheticTdx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
+import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote } from '../dcap/verifyDcapQuote.ts';
 import { evaluateEvidence, PRODUCTION_POLICY, parsePolicy } from '../policy/policy.ts';
 import type { AttestationPolicy } from '../policy/policy.ts';

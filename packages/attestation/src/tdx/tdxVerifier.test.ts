@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { rawMember } from '../collateral/createCollateralFetcher.ts';
-import { VECTORS, iso, vector, vectorJson } from '../dcap/testVectors.ts';
-import { describeEvidenceVerifierBehaviour } from '../testing/evidenceVerifierBehaviour.ts';
+import { VECTORS, iso, vector, vectorJson } from '../../test/dcap/testVectors.ts';
+import { describeEvidenceVerifierBehaviour } from '../../test/evidenceVerifierBehaviour.ts';
 import { tdxVerifier } from './tdxVerifier.ts';
 
 // The real quote carries 70 bytes of zero padding after its signature data; cutting padding is

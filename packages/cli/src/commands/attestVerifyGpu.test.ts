@@ -100,9 +100,7 @@ describe('firn attest verify-gpu', () => {
   });
   it('a certificate with a malformed key gives a typed error, never E_INTERNAL', async () => {
     const { readFileSync } = await import('node:fs');
-    const { certificateMutations } = await import(
-      '../../../attestation/src/testing/evidenceVerifierBehaviour.ts'
-    );
+    const { certificateMutations } = await import('../../../attestation/test/evidenceVerifierBehaviour.ts');
     const { pemToDerList } = await import('@firn/attestation');
     const hex = readFileSync(V('hopperAttestationReport.txt'), 'utf8').trim();
     const chain = pemToDerList(readFileSync(V('hopperCertChain.txt'), 'utf8'));

@@ -4,11 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import {
-  type LocalPcs,
-  PCS_VECTORS,
-  startLocalPcs,
-} from '../../../attestation/src/collateral/testing/localPcs.ts';
+import { type LocalPcs, PCS_VECTORS, startLocalPcs } from '../../../attestation/test/collateral/localPcs.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAttestVerify } from './attestVerify.ts';
 

@@ -1,8 +1,10 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createFirnClients, listNodes } from '@firn/chain';
-import { runInferenceDemo, runRewardsDemo, runTrainingDemo, runTwoOwnerInferenceDemo } from '@firn/client';
 import type { Command } from 'commander';
+import { runTwoOwnerInferenceDemo } from '../devnet/demo/grantDemo.ts';
+import { runInferenceDemo, runRewardsDemo } from '../devnet/demo/inferenceDemo.ts';
+import { runTrainingDemo } from '../devnet/demo/trainingDemo.ts';
 import { startDevnet } from '../devnet/startDevnet.ts';
 import { exitCodeOf, printError } from '../output.ts';
 import { nodeGpuCount, renderNodeTable } from './nodes.ts';

@@ -10,11 +10,11 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
   createSimulatedPlatform,
   createSimulatedRoot,
-} from '@firn/attestation';
+  createSimulatedGpu,
+  createSimulatedGpuRoot,
+} from '@firn/sim';
 import {
   type AnvilInstance,
   createFirnClients,

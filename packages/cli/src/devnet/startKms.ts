@@ -2,13 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import {
-  appraiseEvidence,
-  certificateDer,
-  createSimulatedPlatform,
-  DEV_POLICY,
-  type SimulatedRoot,
-} from '@firn/attestation';
+import { appraiseEvidence, certificateDer, DEV_POLICY } from '@firn/attestation';
+import { createSimulatedPlatform, type SimulatedRoot } from '@firn/sim';
 import { bytesToHex, FirnError, type Hex, measurementDigest } from '@firn/core';
 import { brokerCodeSha256 } from '@firn/kms';
 

@@ -1,11 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { FirnError, hexToBytes, measurementDigest } from '@firn/core';
-import {
-  dcapSelfIdentity,
-  parseSimulatedPlatform,
-  restoreSimulatedGpu,
-  type SimulatedGpuState,
-} from '@firn/attestation';
+import { dcapSelfIdentity, parseSimulatedPlatform } from '@firn/attestation';
+import { restoreSimulatedGpu, type SimulatedGpuState } from '@firn/sim/device';
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
 import { GramineEvidenceProvider } from './gramine.ts';
 import { withKmsSealingKey } from './kmsSealingKey.ts';

@@ -17,7 +17,7 @@ import { createEnclaveProgram } from '../enclaveProgram.ts';
 import {
   makeSyntheticNitroDocument,
   makeSyntheticNitroPki,
-} from '../../../attestation/src/nitro/testing/syntheticNitro.ts';
+} from '../../../attestation/test/nitro/syntheticNitro.ts';
 
 // A fake device tree: <root>/dev/nsm exists, and a fake NSM helper (a separate process, as the real
 // ioctl helper is) records the CBOR request next to the device and answers with a prepared CBOR

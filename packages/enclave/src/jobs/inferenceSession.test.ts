@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildSessionOpen, openSessionInfo, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
 import { bytesToHex, type Hex, hexBytes, parseWorkProofJson, sha256, workProofDigest } from '@firn/core';
 import { type CreateGrantParams, generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
@@ -14,7 +14,7 @@ import {
   createSessionHandlers,
   type OpenSessionResult,
 } from './inferenceSession.ts';
-import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
+import { tinyLinearModel, tinyLinearReference } from '../../test/testModels.ts';
 
 // In-process enclave program with the session handlers; the host is played by hand (model file
 // in a temp dir, on-chain values computed as the requester would). No chain, no HTTP: the

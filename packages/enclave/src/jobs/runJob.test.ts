@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
 import {
   bytesToHex,
@@ -23,7 +23,7 @@ import {
   PreflightStore,
   type RunJobResult,
 } from './runJob.ts';
-import { tinyLinearModel, tinyLinearReference } from './testModels.ts';
+import { tinyLinearModel, tinyLinearReference } from '../../test/testModels.ts';
 import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 
 // In-process: the enclave program with the job handler, no host and no chain. The host side is

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/attestation';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import {
   buildJobRequest,
   buildSessionOpen,
@@ -23,7 +23,7 @@ import {
   type OpenSessionResult,
 } from '../jobs/inferenceSession.ts';
 import { createRunJobHandler, type RunJobResult } from '../jobs/runJob.ts';
-import { tinyLinearModel } from '../jobs/testModels.ts';
+import { tinyLinearModel } from '../../test/testModels.ts';
 import { WORKLOADS } from '../jobs/workloads/index.ts';
 import { childProcessRuntime } from './mlRuntime.ts';
 

@@ -13,7 +13,7 @@ export interface NitroVector {
   timestampMs: number;
 }
 
-export const NITRO_VECTOR_DIR = fileURLToPath(new URL('../../../vectors/nitro/', import.meta.url));
+export const NITRO_VECTOR_DIR = fileURLToPath(new URL('../../vectors/nitro/', import.meta.url));
 
 export const NITRO_VECTORS = {
   base: {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 /** Test-only: the committed SEV-SNP vectors (packages/attestation/vectors/sev-snp, see each SOURCE.md). */
 export function sevSnpVector(path: string): Uint8Array {
   return new Uint8Array(
-    readFileSync(fileURLToPath(new URL(`../../../vectors/sev-snp/${path}`, import.meta.url))),
+    readFileSync(fileURLToPath(new URL(`../../vectors/sev-snp/${path}`, import.meta.url))),
   );
 }
 export const sevSnpVectorText = (path: string): string => Buffer.from(sevSnpVector(path)).toString('latin1');

@@ -1,11 +1,16 @@
 import { DEV_POLICY } from '@firn/attestation';
 import { bytesToHex, FirnError, type Hex } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import { demoModel } from './demo.ts';
-import { type DevnetStateFile, deploymentFromState, devnetRoots } from './devnetState.ts';
-import { grantForJob } from './grantForJob.ts';
-import { runApp } from './runApp.ts';
-import { openOutput, sealInput } from './sealInput.ts';
+import { demoModel } from './inferenceDemo.ts';
+import {
+  deploymentFromState,
+  devnetRoots,
+  type DevnetStateFile,
+  grantForJob,
+  openOutput,
+  runApp,
+  sealInput,
+} from '@firn/client';
 
 export interface TwoOwnerDemoResult {
   jobId: Hex;

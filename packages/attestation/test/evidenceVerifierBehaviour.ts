@@ -1,9 +1,9 @@
 import { type GpuEvidenceEntry, isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { pemToDerList } from '../nvidia/certChain.ts';
-import { evaluateGpu, type GpuPolicy } from '../nvidia/evaluateGpu.ts';
-import { type GpuVerifyContext, verifyGpuEvidenceList } from '../nvidia/verifyGpuEvidence.ts';
-import type { EvidenceVerifier, VerifyContext } from '../types.ts';
+import { pemToDerList } from '../src/nvidia/certChain.ts';
+import { evaluateGpu, type GpuPolicy } from '../src/nvidia/evaluateGpu.ts';
+import { type GpuVerifyContext, verifyGpuEvidenceList } from '../src/nvidia/verifyGpuEvidence.ts';
+import type { EvidenceVerifier, VerifyContext } from '../src/types.ts';
 
 export interface VerifierBehaviourCase {
   /** Name printed in the suite title. */

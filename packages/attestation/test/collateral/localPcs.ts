@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The recorded PCS vectors shipped with this package (see vectors/pcs/README.md). */
-export const PCS_VECTORS_DIR = fileURLToPath(new URL('../../../vectors/pcs/', import.meta.url));
+export const PCS_VECTORS_DIR = fileURLToPath(new URL('../../vectors/pcs/', import.meta.url));
 
 /** One recorded case: the quote, the time its SOURCE.md says to verify at, and the expected verdict. */
 export const PCS_VECTORS = {

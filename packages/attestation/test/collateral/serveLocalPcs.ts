@@ -2,7 +2,7 @@
  * Serve recorded Intel PCS responses on 127.0.0.1 until Ctrl-C, for trying `firn attest verify
  * --pccs URL` by hand:
  *
- *   node packages/cli/bin/run-ts.mjs packages/attestation/src/collateral/testing/serveLocalPcs.ts \
+ *   node packages/cli/bin/run-ts.mjs packages/attestation/test/collateral/serveLocalPcs.ts \
  *     packages/attestation/vectors/pcs/sgx-00606a000000 [--port 8081] [--crl der|pem|hex]
  *
  * Prints the base URL on stdout. One folder per run when two snapshots carry different PCK CRLs.

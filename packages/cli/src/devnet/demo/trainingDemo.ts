@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { DEV_POLICY } from '@firn/attestation';
 import { type Hex, hexBytes, sharedPath } from '@firn/core';
 import { createPrng, shuffledIndices } from '@firn/ml/formats';
-import { deploymentFromState, type DevnetStateFile, devnetRoots } from './devnetState.ts';
-import { runJob } from './runJob.ts';
+import { deploymentFromState, devnetRoots, type DevnetStateFile, runJob } from '@firn/client';
 
 export interface TrainingDemoResult {
   dataset: string;

@@ -15,8 +15,7 @@ import {
 import { FirnError, type Hex } from '@firn/core';
 import { formatEther, parseEventLogs } from 'viem';
 import { encodeOnnxModel } from '@firn/ml/formats';
-import { type DevnetStateFile, deploymentFromState, devnetRoots } from './devnetState.ts';
-import { runJob } from './runJob.ts';
+import { deploymentFromState, devnetRoots, type DevnetStateFile, runJob } from '@firn/client';
 
 export interface InferenceDemoResult {
   jobId: Hex;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { SevSnpProduct } from '../sevSnpReport.ts';
+import type { SevSnpProduct } from '../../src/sev-snp/sevSnpReport.ts';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
