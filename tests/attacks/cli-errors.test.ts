@@ -55,17 +55,18 @@ describe('the CLI names the cause of a user mistake', () => {
     expect(r.stderr).not.toContain('E_INTERNAL');
   });
 
-  it('a wrong --rpc URL names the URL (E_UNAVAILABLE, exit 4), as text or as JSON', () => {
+  it('a wrong --rpc URL names the URL (unreachable: E_UNAVAILABLE, exit 4; not a URL: exit 3), as text or as JSON', () => {
     const text = firn(['job', 'list', '--rpc', 'http://127.0.0.1:9', '--market', NO_CODE]);
     expect(text.status).toBe(4);
     expect(text.stderr).toMatch(
       /^error: E_UNAVAILABLE: cannot reach the RPC endpoint http:\/\/127\.0\.0\.1:9/,
     );
+    // Not a URL at all is a mistake in the command (exit 3), named before anything is asked.
     const json = firn(['nodes', 'list', '--rpc', 'not-a-url', '--registry', NO_CODE, '--json']);
-    expect(json.status).toBe(4);
+    expect(json.status).toBe(3);
     expect(json.stderr).toBe('');
     expect(JSON.parse(json.stdout)).toMatchObject({
-      error: { code: 'E_UNAVAILABLE', message: expect.stringContaining('not-a-url') },
+      error: { code: 'E_INVALID_INPUT', message: expect.stringContaining('not-a-url') },
     });
   });
 

@@ -471,7 +471,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
-      | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
+      | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string; measurement?: Hex }
       | undefined;
     const envKey = o.keyFile !== undefined || process.env['FIRN_REQUESTER_KEY'] !== undefined;
     const requesterKey =
@@ -497,6 +497,10 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       deployment: chain.deployment,
       requesterKey,
       ...(o.node ? { node: o.node } : {}),
+      // Picked automatically, only a node running the first-party image (the devnet names it).
+      ...(o.node === undefined && devnet?.measurement
+        ? { firstPartyMeasurements: [devnet.measurement] }
+        : {}),
       policy,
       roots,
       gpuRoots: pinned.gpuRoots,

@@ -397,7 +397,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           enclaveAddress: (c?.enclaveAddress ?? '0x') as Hex,
           operator: operatorAccounts[n.index - 1]!.address,
           pid: n.child.pid ?? 0,
-          restart: [process.execPath, FIRN_BIN(), ...n.args],
+          // Restarted on the port it got, so its registered endpoint stays right.
+          restart: [
+            process.execPath,
+            FIRN_BIN(),
+            ...n.args.map((a, i) => (n.args[i - 1] === '--port' ? new URL(n.url).port : a)),
+          ],
         };
       }),
       verifiers: verifiers.map((v) => ({ address: v.address, pid: v.child.pid ?? 0 })),

@@ -691,6 +691,8 @@ export class JobService {
               : { dataLedger: this.opts.deployment.dataLedger }),
           },
           outputDir: outDir,
+          // The enclave stops the workload when the claim lapses: a proof after it cannot be paid.
+          ...(claimExpiresAt === undefined ? {} : { deadline: claimExpiresAt }),
         },
         this.opts.enclaveTimeoutMs ?? DEFAULT_JOB_TIME_LIMIT_MS,
       );
