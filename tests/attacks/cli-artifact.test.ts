@@ -60,7 +60,7 @@ function measured(op: 'seal' | 'open', args: Record<string, unknown>): { baselin
 }
 
 describe('firn artifact: flat memory, no lost keys, no partial outputs', () => {
-  it('seal and open of a 96 MiB file each grow the process by under 48 MiB (streamed, not read whole)', async () => {
+  it('seal and open of a 96 MiB file each grow the process by under 64 MiB (streamed, not read whole)', async () => {
     const k = await artifactKeygen({ out: join(dir, 'big-kem.json') });
     const plain = join(dir, 'big.bin');
     // 96 MiB of a non-zero pattern; reading it whole would cost at least its size (plus the sealed copy).
@@ -85,8 +85,10 @@ describe('firn artifact: flat memory, no lost keys, no partial outputs', () => {
     console.log(
       `artifact seal 96 MiB: +${((seal.peak - seal.baseline) / MiB).toFixed(1)} MiB RSS; open: +${((open.peak - open.baseline) / MiB).toFixed(1)} MiB RSS`,
     );
-    expect(seal.peak - seal.baseline).toBeLessThan(48 * MiB);
-    expect(open.peak - open.baseline).toBeLessThan(48 * MiB);
+    // Reading it whole costs at least 96 MiB; streaming holds a few 1 MiB chunks in flight (two on the
+    // thread pool when sealing, docs/decisions/1161) plus the runtime's own growth.
+    expect(seal.peak - seal.baseline).toBeLessThan(64 * MiB);
+    expect(open.peak - open.baseline).toBeLessThan(64 * MiB);
     expect(statSync(join(dir, 'big.opened')).size).toBe(size);
     expect(await sha256File(join(dir, 'big.opened'))).toBe(await sha256File(plain));
   }, 180_000);

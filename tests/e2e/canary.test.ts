@@ -186,7 +186,8 @@ describe('canary', () => {
         stderr: { write: (t: string) => err.push(t) },
       },
     );
-    expect(code).toBe(1);
+    // A mistake in the user's own file: exit 3 (README, exit codes).
+    expect(code).toBe(3);
     expect(err.join('')).toContain(`error: E_DATA_INVALID: CSV: row 3 column ${column} is missing`);
     await Promise.all(pending);
     const haystacks: [string, string][] = [
