@@ -5,7 +5,7 @@ import {
   parseSevSnpCollateral,
   type SevSnpCollateral,
   type SevSnpCollateralProvider,
-} from './sevSnpVerifier.ts';
+} from './sevSnpCollateral.ts';
 
 /** thisUpdate of a base64 CRL that parses and is current at `now` ([thisUpdate, nextUpdate)), else undefined. */
 function currentCrlThisUpdate(crl: string | undefined, now: number): number | undefined {
