@@ -44,6 +44,8 @@ export interface S3ArtifactStoreOptions extends S3Location {
   forcePathStyle?: boolean;
   /** An already configured client (tests, custom middleware). */
   client?: S3Client;
+  /** A read whose object brings no byte for this long fails E_UNAVAILABLE, ms. Default 30 000. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -60,9 +62,11 @@ export class S3ArtifactStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
+  readonly idleTimeoutMs: number;
 
   constructor(opts: S3ArtifactStoreOptions) {
     this.bucket = opts.bucket;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
     this.prefix = opts.prefix;
     this.client =
       opts.client ??
@@ -210,7 +214,7 @@ export class S3ArtifactStore {
     const body = r.Body as AsyncIterable<Uint8Array> | undefined;
     if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== 'function')
       throw new FirnError('E_UNAVAILABLE', 'the object store answered without a body');
-    return body;
+    return guardBody(body, this.idleTimeoutMs);
   }
 
   private async send(cmd: PutObjectCommand): Promise<void> {
@@ -219,6 +223,42 @@ export class S3ArtifactStore {
     } catch (e) {
       throw unavailable(e);
     }
+  }
+}
+
+/**
+ * The object's bytes, failing E_UNAVAILABLE when the store stops sending for `idleMs` or drops the
+ * connection mid-body (a store failure, never a raw socket error that reads as a client abort).
+ */
+async function* guardBody(body: AsyncIterable<Uint8Array>, idleMs: number): AsyncGenerator<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  const close = () => (body as { destroy?: () => void }).destroy?.();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await Promise.race([
+          it.next(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new FirnError('E_UNAVAILABLE', `the object store sent nothing for ${idleMs} ms`)),
+              idleMs,
+            );
+          }),
+        ]);
+      } catch (e) {
+        close();
+        if (e instanceof FirnError) throw e;
+        throw unavailable(e);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    close();
   }
 }
 
