@@ -64,7 +64,7 @@ describe('attack: a JSON route with two Content-Type headers', () => {
   });
   afterAll(() => server.close());
 
-  it('is the caller\'s mistake (4xx, never 5xx), and logs no error', async () => {
+  it("is the caller's mistake (4xx, never 5xx), and logs no error", async () => {
     const body = JSON.stringify({ nonce: `0x${'ab'.repeat(16)}` });
     const answer = await rawRequest(
       port,

@@ -50,7 +50,12 @@ describe('attack: a rogue bucket that stalls or drops an object mid-body', () =>
   });
 
   it('a connection the bucket resets mid-body is E_UNAVAILABLE (a store failure), not a raw socket error the API mistakes for the client going away', async () => {
-    const store = new S3ArtifactStore({ bucket: 'b-ucket', prefix: '', endpoint: reset.endpoint, credentials });
+    const store = new S3ArtifactStore({
+      bucket: 'b-ucket',
+      prefix: '',
+      endpoint: reset.endpoint,
+      credentials,
+    });
     const local = new ArtifactStore(join(dir, 'reset'));
     const err = await store.copyToLocal(ID, local).then(
       () => undefined,
@@ -61,7 +66,12 @@ describe('attack: a rogue bucket that stalls or drops an object mid-body', () =>
   });
 
   it('a bucket that stops sending mid-body does not hold the node forever: the read fails E_UNAVAILABLE within a minute', async () => {
-    const store = new S3ArtifactStore({ bucket: 'b-ucket', prefix: '', endpoint: stall.endpoint, credentials });
+    const store = new S3ArtifactStore({
+      bucket: 'b-ucket',
+      prefix: '',
+      endpoint: stall.endpoint,
+      credentials,
+    });
     const local = new ArtifactStore(join(dir, 'stall'));
     const t0 = Date.now();
     const err = await Promise.race([

@@ -99,7 +99,10 @@ function docOf(path: string, method: Method): Doc {
 function callerError(e: unknown): unknown {
   if (!(e instanceof HTTPException) || e.status < 400 || e.status >= 500) return e;
   const code = e.status === 415 ? 'E_UNSUPPORTED' : e.status === 413 ? 'E_TOO_LARGE' : 'E_INVALID_INPUT';
-  return new FirnError(code, e.status === 415 ? 'send this body as application/json' : e.message || 'invalid request');
+  return new FirnError(
+    code,
+    e.status === 415 ? 'send this body as application/json' : e.message || 'invalid request',
+  );
 }
 
 /** The OpenAPI `{param}` path of a Hono `:param` path, and back. */
