@@ -319,8 +319,18 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     },
     ({ req, res }, c) => jobs().sessions.request(idOf(c), req, res),
   );
-  route('delete', '/v1/sessions/:id', { params: IdParams }, ({ req }, c) =>
-    jobs().sessions.closeRequest(idOf(c), req),
+  route(
+    'delete',
+    '/v1/sessions/:id',
+    {
+      params: IdParams,
+      // A mutating route like the others: junk closes from a stranger never flood the enclave.
+      before: async (c, next) => {
+        await host.rateLimiter.take(remoteIp(c.env.incoming));
+        await next();
+      },
+    },
+    ({ req }, c) => jobs().sessions.closeRequest(idOf(c), req),
   );
   return app;
 }
