@@ -80,6 +80,8 @@ export class S3ArtifactStore {
         // SHA-256 id, checked on every read.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
+        // A bucket that accepts the connection and never answers fails instead of hanging.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: this.idleTimeoutMs },
       });
   }
 
@@ -209,9 +211,12 @@ export class S3ArtifactStore {
       if (isNotFound(e)) throw new FirnError('E_NOT_FOUND', 'no such artifact in the object store');
       throw unavailable(e);
     }
-    if (r.ContentLength !== undefined && r.ContentLength > limit)
-      throw new TooLargeError('artifact', r.ContentLength, limit);
     const body = r.Body as AsyncIterable<Uint8Array> | undefined;
+    if (r.ContentLength !== undefined && r.ContentLength > limit) {
+      // Release the connection: an unread body would keep one of the client's sockets for good.
+      (body as { destroy?: () => void } | undefined)?.destroy?.();
+      throw new TooLargeError('artifact', r.ContentLength, limit);
+    }
     if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== 'function')
       throw new FirnError('E_UNAVAILABLE', 'the object store answered without a body');
     return guardBody(body, this.idleTimeoutMs);
