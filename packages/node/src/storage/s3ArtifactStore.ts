@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -83,6 +84,18 @@ export class S3ArtifactStore {
         // A bucket that accepts the connection and never answers fails instead of hanging.
         requestHandler: { connectionTimeout: 10_000, requestTimeout: this.idleTimeoutMs },
       });
+    // An error answer is parsed whole by the SDK: keep only its head, so a bucket cannot make the
+    // node buffer an endless error body.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const r = out.response as { statusCode?: number; body?: unknown };
+        if ((r.statusCode ?? 200) >= 300 && r.body instanceof Readable)
+          r.body = Readable.from(head(r.body, MAX_ERROR_BODY_BYTES));
+        return out;
+      },
+      { step: 'deserialize', priority: 'low', name: 'firnCapErrorBody' },
+    );
   }
 
   /** Object key of an id: `prefix/<64 lowercase hex>`. */
@@ -228,6 +241,24 @@ export class S3ArtifactStore {
     } catch (e) {
       throw unavailable(e);
     }
+  }
+}
+
+/** Most bytes of an error answer the SDK gets to parse. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** The first `max` bytes of `body`; the rest is never read (the stream is destroyed). */
+async function* head(body: Readable, max: number): AsyncGenerator<Buffer> {
+  let n = 0;
+  try {
+    for await (const c of body as AsyncIterable<Buffer>) {
+      const take = c.subarray(0, max - n);
+      n += take.length;
+      if (take.length > 0) yield take;
+      if (n >= max) return;
+    }
+  } finally {
+    body.destroy();
   }
 }
 
