@@ -18,7 +18,13 @@ describe('attack: a bucket that answers with a huge error body', () => {
     const chunk = Buffer.alloc(2 ** 20, 0x41);
     server = createServer((req, res) => {
       req.resume();
-      res.writeHead(500, { 'content-type': 'application/xml', 'content-length': ERROR_BYTES });
+      if (req.method === 'HEAD') {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      // A read gets an error status; a write gets 200 OK with the same endless body.
+      res.writeHead(req.method === 'PUT' ? 200 : 500, { 'content-type': 'application/xml', 'content-length': ERROR_BYTES });
       let sent = 0;
       const pump = () => {
         while (sent < ERROR_BYTES) {
@@ -61,6 +67,25 @@ describe('attack: a bucket that answers with a huge error body', () => {
     );
     clearInterval(sample);
     expect((err as { code?: string })?.code).toBe('E_UNAVAILABLE');
+    expect(peak).toBeLessThan(64 * 2 ** 20);
+  }, 60_000);
+
+  it('a write answered 200 with a huge body is not buffered either (memory grows by < 64 MiB)', async () => {
+    const store = new S3ArtifactStore({
+      bucket: 'b-ucket',
+      prefix: '',
+      endpoint,
+      credentials: { accessKeyId: 'R', secretAccessKey: 'R' },
+    });
+    const base = process.memoryUsage();
+    const baseline = base.arrayBuffers + base.heapUsed;
+    let peak = 0;
+    const sample = setInterval(() => {
+      const m = process.memoryUsage();
+      peak = Math.max(peak, m.arrayBuffers + m.heapUsed - baseline);
+    }, 5);
+    await store.put(Buffer.from('some sealed bytes')).catch(() => undefined);
+    clearInterval(sample);
     expect(peak).toBeLessThan(64 * 2 ** 20);
   }, 60_000);
 });
