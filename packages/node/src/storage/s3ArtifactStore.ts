@@ -84,13 +84,14 @@ export class S3ArtifactStore {
         // A bucket that accepts the connection and never answers fails instead of hanging.
         requestHandler: { connectionTimeout: 10_000, requestTimeout: this.idleTimeoutMs },
       });
-    // An error answer is parsed whole by the SDK: keep only its head, so a bucket cannot make the
-    // node buffer an endless error body.
+    // An error answer (and any answer but an object's bytes) is parsed whole by the SDK: keep only
+    // its head, so a bucket cannot make the node buffer an endless body.
     this.client.middlewareStack.add(
       (next) => async (args) => {
         const out = await next(args);
         const r = out.response as { statusCode?: number; body?: unknown };
-        if ((r.statusCode ?? 200) >= 300 && r.body instanceof Readable)
+        const read = (args.request as { method?: string }).method === 'GET';
+        if ((!read || (r.statusCode ?? 200) >= 300) && r.body instanceof Readable)
           r.body = Readable.from(head(r.body, MAX_ERROR_BODY_BYTES));
         return out;
       },
