@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, startAnvil } from '@firn/chain';
@@ -23,12 +23,13 @@ afterAll(async () => {
 });
 
 describe('attack: firn deploy --out in a folder that does not exist', () => {
-  it('is refused (E_INVALID_INPUT naming --out) before any transaction is sent', async () => {
+  const refusedBeforeSending = async (out: string, force?: boolean) => {
     const o: DeployOptions = {
       rpc: anvil.rpcUrl,
       keyFile,
       chainId: '434343',
-      out: join(dir, 'no-such-folder', 'deployment.json'),
+      out,
+      ...(force ? { force } : {}),
       profile: 'devnet',
       governanceDelay: '2',
       minNodeStake: '1',
@@ -54,5 +55,15 @@ describe('attack: firn deploy --out in a folder that does not exist', () => {
     expect(after).toBe(before);
     expect(err).toMatchObject({ code: 'E_INVALID_INPUT' });
     expect(String((err as Error).message)).toMatch(/--out/);
+  };
+
+  it('is refused (E_INVALID_INPUT naming --out) before any transaction is sent', async () => {
+    await refusedBeforeSending(join(dir, 'no-such-folder', 'deployment.json'));
+  }, 60_000);
+
+  it('--force with an --out that is a folder is refused before any transaction is sent', async () => {
+    const folder = join(dir, 'a-folder');
+    mkdirSync(folder);
+    await refusedBeforeSending(folder, true);
   }, 60_000);
 });
