@@ -88,9 +88,10 @@ export async function runDeploy(o: DeployOptions): Promise<DeployResult> {
   // The file is the only record of the addresses: a folder it cannot be written to is refused now.
   try {
     if (!statSync(dirname(file)).isDirectory()) throw new Error('not a folder');
+    if (existsSync(file) && !statSync(file).isFile()) throw new Error('not a file');
     accessSync(dirname(file), constants.W_OK);
   } catch {
-    throw new InvalidInputError(`--out ${file}: its folder does not exist or cannot be written`);
+    throw new InvalidInputError(`--out ${file}: not a file in a folder that exists and can be written`);
   }
   const deployerKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_DEPLOYER_KEY' });
   const production = o.profile === 'production';
