@@ -73,8 +73,9 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     const rpcUrl = rpcArg(rpcText);
     const deployment = deploymentFromJson(o);
     // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
-    // address at unrelated (or attacker-deployed) contracts.
-    if (!a.devnet) {
+    // address at unrelated (or attacker-deployed) contracts. A devnet file is checked too when
+    // --rpc replaces the RPC it names.
+    if (!a.devnet || a.rpc !== undefined) {
       const answered = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
       if (answered !== deployment.chainId)
         throw new InvalidInputError(

@@ -1,5 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import {
   type DeployFirnParams,
   deployFirn,
@@ -85,6 +85,14 @@ export async function runDeploy(o: DeployOptions): Promise<DeployResult> {
   const file = resolve(o.out);
   if (existsSync(file) && !o.force)
     throw new InvalidInputError(`${file} exists: choose another --out, or --force to replace it`);
+  // The file is the only record of the addresses: a folder it cannot be written to is refused now.
+  try {
+    if (!statSync(dirname(file)).isDirectory()) throw new Error('not a folder');
+    if (existsSync(file) && !statSync(file).isFile()) throw new Error('not a file');
+    accessSync(dirname(file), constants.W_OK);
+  } catch {
+    throw new InvalidInputError(`--out ${file}: not a file in a folder that exists and can be written`);
+  }
   const deployerKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_DEPLOYER_KEY' });
   const production = o.profile === 'production';
   const params: DeployFirnParams = {
@@ -120,10 +128,15 @@ export async function runDeploy(o: DeployOptions): Promise<DeployResult> {
       );
   }
   const deployment = await deployFirn(params);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ ...(o.recordRpc ? { rpcUrl: o.rpc } : {}), ...deploymentToJson(deployment) }, null, 2)}\n`,
-  );
+  const text = `${JSON.stringify({ ...(o.recordRpc ? { rpcUrl: o.rpc } : {}), ...deploymentToJson(deployment) }, null, 2)}\n`;
+  try {
+    writeFileSync(file, text);
+  } catch (e) {
+    // Deployed but not written: the addresses must not be lost with the error.
+    throw new InvalidInputError(
+      `deployed, but --out ${file} could not be written (${(e as Error).message}); the deployment is:\n${text}`,
+    );
+  }
   return { deployment, file };
 }
 

@@ -19,7 +19,7 @@ export interface HttpLimits {
   maxConnections: number;
   /** Open sockets per remote IP address; further ones get 429 and are closed. Default 64. */
   maxConnectionsPerIp: number;
-  /** Mutating requests (uploads, job and session submissions, attestations) per IP per second. Default 50. */
+  /** Mutating requests (uploads, job and session submissions, session closes, attestations) per IP per second. Default 50. */
   mutatingRequestsPerSecondPerIp: number;
   /**
    * Session messages (POST /v1/sessions/{id}/requests) per IP per second, counted once their

@@ -5,6 +5,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type EvidenceBundle, FirnError, hexBytes, assertNonce, MAX_JOB_INPUTS } from '@firn/core';
 import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import type { JobService } from '../jobs/jobApi.ts';
 import type { JobHost } from '../jobs/jobHost.ts';
 import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
@@ -91,6 +92,19 @@ function docOf(path: string, method: Method): Doc {
   return p;
 }
 
+/**
+ * A 4xx the framework raised itself (Hono's HTTPException, e.g. @hono/zod-openapi's 415 for a
+ * Content-Type it does not match) is the caller's mistake: the same FirnError the handlers throw.
+ */
+function callerError(e: unknown): unknown {
+  if (!(e instanceof HTTPException) || e.status < 400 || e.status >= 500) return e;
+  const code = e.status === 415 ? 'E_UNSUPPORTED' : e.status === 413 ? 'E_TOO_LARGE' : 'E_INVALID_INPUT';
+  return new FirnError(
+    code,
+    e.status === 415 ? 'send this body as application/json' : e.message || 'invalid request',
+  );
+}
+
 /** The OpenAPI `{param}` path of a Hono `:param` path, and back. */
 export const openApiPath = (honoPath: string) => honoPath.replace(/:([A-Za-z]+)/g, '{$1}');
 
@@ -128,7 +142,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
       }
       await next();
     } catch (e) {
-      c.set('status', answerError(c.env.incoming, c.env.outgoing, e, log, c.get('route')));
+      c.set('status', answerError(c.env.incoming, c.env.outgoing, callerError(e), log, c.get('route')));
       c.res = RESPONSE_ALREADY_SENT;
     } finally {
       const res = c.env.outgoing;
@@ -142,7 +156,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     }
   });
   app.onError((e, c) => {
-    c.set('status', answerError(c.env.incoming, c.env.outgoing, e, log, c.get('route')));
+    c.set('status', answerError(c.env.incoming, c.env.outgoing, callerError(e), log, c.get('route')));
     return RESPONSE_ALREADY_SENT;
   });
   app.notFound((c) => {
@@ -305,8 +319,18 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     },
     ({ req, res }, c) => jobs().sessions.request(idOf(c), req, res),
   );
-  route('delete', '/v1/sessions/:id', { params: IdParams }, ({ req }, c) =>
-    jobs().sessions.closeRequest(idOf(c), req),
+  route(
+    'delete',
+    '/v1/sessions/:id',
+    {
+      params: IdParams,
+      // A mutating route like the others: junk closes from a stranger never flood the enclave.
+      before: async (c, next) => {
+        await host.rateLimiter.take(remoteIp(c.env.incoming));
+        await next();
+      },
+    },
+    ({ req }, c) => jobs().sessions.closeRequest(idOf(c), req),
   );
   return app;
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -44,6 +45,8 @@ export interface S3ArtifactStoreOptions extends S3Location {
   forcePathStyle?: boolean;
   /** An already configured client (tests, custom middleware). */
   client?: S3Client;
+  /** A read whose object brings no byte for this long fails E_UNAVAILABLE, ms. Default 30 000. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -60,9 +63,11 @@ export class S3ArtifactStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
+  readonly idleTimeoutMs: number;
 
   constructor(opts: S3ArtifactStoreOptions) {
     this.bucket = opts.bucket;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
     this.prefix = opts.prefix;
     this.client =
       opts.client ??
@@ -76,7 +81,22 @@ export class S3ArtifactStore {
         // SHA-256 id, checked on every read.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
+        // A bucket that accepts the connection and never answers fails instead of hanging.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: this.idleTimeoutMs },
       });
+    // An error answer (and any answer but an object's bytes) is parsed whole by the SDK: keep only
+    // its head, so a bucket cannot make the node buffer an endless body.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const r = out.response as { statusCode?: number; body?: unknown };
+        const read = (args.request as { method?: string }).method === 'GET';
+        if ((!read || (r.statusCode ?? 200) >= 300) && r.body instanceof Readable)
+          r.body = Readable.from(head(r.body, MAX_ERROR_BODY_BYTES));
+        return out;
+      },
+      { step: 'deserialize', priority: 'low', name: 'firnCapErrorBody' },
+    );
   }
 
   /** Object key of an id: `prefix/<64 lowercase hex>`. */
@@ -205,12 +225,15 @@ export class S3ArtifactStore {
       if (isNotFound(e)) throw new FirnError('E_NOT_FOUND', 'no such artifact in the object store');
       throw unavailable(e);
     }
-    if (r.ContentLength !== undefined && r.ContentLength > limit)
-      throw new TooLargeError('artifact', r.ContentLength, limit);
     const body = r.Body as AsyncIterable<Uint8Array> | undefined;
+    if (r.ContentLength !== undefined && r.ContentLength > limit) {
+      // Release the connection: an unread body would keep one of the client's sockets for good.
+      (body as { destroy?: () => void } | undefined)?.destroy?.();
+      throw new TooLargeError('artifact', r.ContentLength, limit);
+    }
     if (!body || typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== 'function')
       throw new FirnError('E_UNAVAILABLE', 'the object store answered without a body');
-    return body;
+    return guardBody(body, this.idleTimeoutMs);
   }
 
   private async send(cmd: PutObjectCommand): Promise<void> {
@@ -219,6 +242,60 @@ export class S3ArtifactStore {
     } catch (e) {
       throw unavailable(e);
     }
+  }
+}
+
+/** Most bytes of an error answer the SDK gets to parse. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** The first `max` bytes of `body`; the rest is never read (the stream is destroyed). */
+async function* head(body: Readable, max: number): AsyncGenerator<Buffer> {
+  let n = 0;
+  try {
+    for await (const c of body as AsyncIterable<Buffer>) {
+      const take = c.subarray(0, max - n);
+      n += take.length;
+      if (take.length > 0) yield take;
+      if (n >= max) return;
+    }
+  } finally {
+    body.destroy();
+  }
+}
+
+/**
+ * The object's bytes, failing E_UNAVAILABLE when the store stops sending for `idleMs` or drops the
+ * connection mid-body (a store failure, never a raw socket error that reads as a client abort).
+ */
+async function* guardBody(body: AsyncIterable<Uint8Array>, idleMs: number): AsyncGenerator<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  const close = () => (body as { destroy?: () => void }).destroy?.();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await Promise.race([
+          it.next(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new FirnError('E_UNAVAILABLE', `the object store sent nothing for ${idleMs} ms`)),
+              idleMs,
+            );
+          }),
+        ]);
+      } catch (e) {
+        close();
+        if (e instanceof FirnError) throw e;
+        throw unavailable(e);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    close();
   }
 }
 
