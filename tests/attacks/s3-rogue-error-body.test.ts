@@ -24,7 +24,10 @@ describe('attack: a bucket that answers with a huge error body', () => {
         return;
       }
       // A read gets an error status; a write gets 200 OK with the same endless body.
-      res.writeHead(req.method === 'PUT' ? 200 : 500, { 'content-type': 'application/xml', 'content-length': ERROR_BYTES });
+      res.writeHead(req.method === 'PUT' ? 200 : 500, {
+        'content-type': 'application/xml',
+        'content-length': ERROR_BYTES,
+      });
       let sent = 0;
       const pump = () => {
         while (sent < ERROR_BYTES) {
