@@ -68,6 +68,32 @@ export class ByteSource {
     return out;
   }
 
+  /**
+   * Up to n bytes as the source's own pieces (subarrays, no copy), in order: exactly n bytes, or
+   * fewer only when the stream ended. The cipher loops feed these straight to AES-GCM, which
+   * streams, so a chunk spread over several source pieces is never joined into a new buffer.
+   */
+  async readPieces(n: number): Promise<Uint8Array[]> {
+    while (this.buffered < n && (await this.pull()));
+    const out: Uint8Array[] = [];
+    let left = Math.min(n, this.buffered);
+    this.buffered -= left;
+    while (left > 0) {
+      const p = this.pieces[0];
+      if (p === undefined) throw new FirnError('E_INTERNAL', 'byte source underflow');
+      if (p.length <= left) {
+        out.push(p);
+        this.pieces.shift();
+        left -= p.length;
+      } else {
+        out.push(p.subarray(0, left));
+        this.pieces[0] = p.subarray(left);
+        left = 0;
+      }
+    }
+    return out;
+  }
+
   /** True when no byte is left (pulls from the stream if nothing is buffered). */
   async atEnd(): Promise<boolean> {
     while (this.buffered === 0) if (!(await this.pull())) return true;

@@ -1,103 +1,128 @@
-import { createCipheriv, createDecipheriv, webcrypto } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { CHUNK_TAG_BYTES } from './artifactHeader.ts';
 
 /**
- * AES-256-GCM of sealed-artifact chunks (the cipher loop of seal and open). Every chunk is
- * independent (its own nonce: prefix || counter || last flag), so large chunks are encrypted and
- * decrypted on libuv's thread pool through WebCrypto, several at once, while the caller reads the
- * next ones: node:crypto's Cipher object runs on the JS thread and copies each output once more,
- * which held sealing to about a third of `openssl speed` (decision 1161). Small chunks take the
- * synchronous path, where a thread-pool round trip would cost more than it saves. Both paths
- * produce the same bytes: ciphertext || 16-byte tag, AES-256-GCM as NIST SP 800-38D.
+ * AES-256-GCM of sealed-artifact chunks (the cipher loop of seal and open), NIST SP 800-38D with a
+ * 12-byte nonce and a 16-byte tag: a chunk is ciphertext (as long as its plaintext) || tag.
+ *
+ * Where the time goes (decision 1260): node:crypto's `Cipher.update(x)` allocates a fresh output
+ * of `x.length + 1` bytes, then a second one of `x.length` and copies into it. At 1 MiB per call
+ * those are fresh pages from the allocator each time (glibc trims its heap top and unmaps large
+ * blocks after every collection), and page faults cost more than the AES itself: one thread did
+ * about a quarter of `openssl speed -evp aes-256-gcm`. So a chunk is fed to the cipher in slices
+ * of CIPHER_SLICE bytes, taken straight from the source's own pieces (GCM streams: a chunk spread
+ * over several pieces is never joined), and the slices' outputs are handed on as they are: small
+ * blocks the allocator recycles from its free lists while they are still mapped and warm. No
+ * output is ever copied into a chunk-sized buffer.
  */
 
-/** Chunks at least this long (plaintext bytes) go to the thread pool; shorter ones stay inline. */
-export const POOL_MIN_CHUNK = 64 * 1024;
-/** Chunks in flight at once (seal and open each); memory is about this many chunks. */
-export const PIPELINE_DEPTH = 2;
+/**
+ * Bytes fed to one `update` call. 16-64 KiB gave the fewest page faults and the best throughput
+ * in interleaved runs here (decision 1260); the output pieces of a 1 MiB chunk are 32 of these.
+ */
+export const CIPHER_SLICE = 32 * 1024;
 
-/** One artifact's chunk key, usable by both paths. */
-export interface ChunkKey {
-  raw: Uint8Array;
-  web: webcrypto.CryptoKey;
-}
-
-/** Import a 32-byte data key for chunk encryption or decryption. */
-export async function chunkKey(dataKey: Uint8Array, usage: 'encrypt' | 'decrypt'): Promise<ChunkKey> {
-  const web = await webcrypto.subtle.importKey('raw', dataKey, { name: 'AES-GCM' }, false, [usage]);
-  return { raw: dataKey, web };
-}
-
-/** Encrypt one chunk inline: ciphertext || tag as one buffer. */
-export function encryptChunkSync(
-  key: ChunkKey,
+/**
+ * Encrypt one chunk whose plaintext is `pieces` (in order; any sizes, possibly none), returning
+ * ciphertext pieces followed by the 16-byte tag as the last element. Their concatenation is
+ * exactly `AES-256-GCM(key, nonce, aad, concat(pieces))` = ciphertext || tag. The plaintext is
+ * only read, and read before this returns, so a source may reuse its buffers afterwards.
+ *
+ * @param key 32-byte AES-256 key
+ * @param nonce 12-byte GCM nonce
+ * @param aad associated data (the header hash for sealed artifacts)
+ */
+export function encryptChunk(
+  key: Uint8Array,
   nonce: Uint8Array,
   aad: Uint8Array,
-  pt: Uint8Array,
-): Uint8Array {
-  const c = createCipheriv('aes-256-gcm', key.raw, nonce, { authTagLength: CHUNK_TAG_BYTES });
+  pieces: readonly Uint8Array[],
+): Uint8Array[] {
+  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: CHUNK_TAG_BYTES });
   c.setAAD(aad);
-  const body = c.update(pt);
+  const out: Uint8Array[] = [];
+  for (const p of pieces)
+    for (let o = 0; o < p.length; o += CIPHER_SLICE) {
+      const ct = c.update(p.subarray(o, o + CIPHER_SLICE));
+      if (ct.length > 0) out.push(ct);
+    }
+  // GCM emits everything in update(); final() emits nothing and computes the tag.
   const fin = c.final();
-  const tag = c.getAuthTag();
-  const out = new Uint8Array(body.length + fin.length + tag.length);
-  out.set(body, 0);
-  out.set(fin, body.length);
-  out.set(tag, body.length + fin.length);
+  if (fin.length > 0) out.push(fin);
+  out.push(c.getAuthTag());
   return out;
 }
 
 /**
- * Encrypt one chunk: ciphertext || tag. The plaintext is copied before this returns (WebCrypto
- * takes a copy of its input synchronously), so a source may reuse its buffer afterwards.
+ * Decrypt one chunk given as ciphertext pieces and its 16-byte tag. Returns the plaintext pieces
+ * (concatenation = the chunk's plaintext) only when the tag verifies; otherwise undefined, with
+ * every piece already decrypted zeroed first, so no unauthenticated plaintext leaves this function.
+ *
+ * @param key 32-byte AES-256 key
+ * @param nonce 12-byte GCM nonce
+ * @param aad associated data (the header hash for sealed artifacts)
+ * @param ct ciphertext pieces, in order
+ * @param tag the chunk's 16-byte GCM tag
  */
-export function encryptChunk(
-  key: ChunkKey,
+export function decryptChunk(
+  key: Uint8Array,
   nonce: Uint8Array,
   aad: Uint8Array,
-  pt: Uint8Array,
-): Promise<Uint8Array> | Uint8Array {
-  if (pt.length < POOL_MIN_CHUNK) return encryptChunkSync(key, nonce, aad, pt);
-  return webcrypto.subtle
-    .encrypt({ name: 'AES-GCM', iv: nonce, additionalData: aad, tagLength: 128 }, key.web, pt)
-    .then((ab) => new Uint8Array(ab));
-}
-
-/** Decrypt one chunk inline; undefined when the tag does not verify (no plaintext is released). */
-export function decryptChunkSync(
-  key: ChunkKey | Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  block: Uint8Array,
-): Uint8Array | undefined {
-  if (block.length < CHUNK_TAG_BYTES) return undefined;
-  const ctLen = block.length - CHUNK_TAG_BYTES;
-  const raw = key instanceof Uint8Array ? key : key.raw;
-  const d = createDecipheriv('aes-256-gcm', raw, nonce, { authTagLength: CHUNK_TAG_BYTES });
+  ct: readonly Uint8Array[],
+  tag: Uint8Array,
+): Uint8Array[] | undefined {
+  if (tag.length !== CHUNK_TAG_BYTES) return undefined;
+  const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: CHUNK_TAG_BYTES });
   d.setAAD(aad);
-  d.setAuthTag(block.subarray(ctLen));
-  const out = d.update(block.subarray(0, ctLen));
+  d.setAuthTag(tag);
+  const out: Uint8Array[] = [];
+  for (const p of ct)
+    for (let o = 0; o < p.length; o += CIPHER_SLICE) {
+      const pt = d.update(p.subarray(o, o + CIPHER_SLICE));
+      if (pt.length > 0) out.push(pt);
+    }
   try {
-    // GCM emits everything in update(); final() only checks the tag.
+    // final() only checks the tag (GCM emits all plaintext in update()).
     d.final();
   } catch {
-    out.fill(0);
+    for (const p of out) p.fill(0);
     return undefined;
   }
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return out;
 }
 
 /**
- * Decrypt one chunk (ciphertext || tag) for open; undefined when the tag does not verify. Inline
- * for every size: WebCrypto decryption on the pool measured slower than inline in interleaved
- * runs here (median 209 vs 308 MiB/s at 1 MiB chunks, load ~16 on 2 cores; decision 1161), unlike
- * encryption. Kept as its own entry point so open's read-ahead loop need not change if it moves.
+ * Split a chunk read as pieces (ciphertext || tag, total length >= 16) into its ciphertext pieces
+ * (subarrays, no copy) and its tag (a copy of the last 16 bytes, which may straddle pieces).
  */
-export function decryptChunk(
-  key: ChunkKey,
+export function splitTag(
+  pieces: readonly Uint8Array[],
+  total: number,
+): { ct: Uint8Array[]; tag: Uint8Array } {
+  const ctLen = total - CHUNK_TAG_BYTES;
+  const ct: Uint8Array[] = [];
+  const tag = new Uint8Array(CHUNK_TAG_BYTES);
+  let o = 0;
+  for (const p of pieces) {
+    const end = o + p.length;
+    if (o < ctLen) ct.push(end <= ctLen ? p : p.subarray(0, ctLen - o));
+    if (end > ctLen) {
+      const from = Math.max(0, ctLen - o);
+      tag.set(p.subarray(from), o + from - ctLen);
+    }
+    o = end;
+  }
+  return { ct, tag };
+}
+
+/** Decrypt one contiguous chunk (ciphertext || tag); undefined when it does not authenticate. */
+export function decryptBlock(
+  key: Uint8Array,
   nonce: Uint8Array,
   aad: Uint8Array,
   block: Uint8Array,
-): Uint8Array | undefined {
-  return decryptChunkSync(key, nonce, aad, block);
+): Uint8Array[] | undefined {
+  if (block.length < CHUNK_TAG_BYTES) return undefined;
+  const ctLen = block.length - CHUNK_TAG_BYTES;
+  return decryptChunk(key, nonce, aad, [block.subarray(0, ctLen)], block.subarray(ctLen));
 }

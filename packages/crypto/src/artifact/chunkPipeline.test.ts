@@ -2,12 +2,13 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { parseArtifactHeader } from './artifactHeader.ts';
-import { POOL_MIN_CHUNK } from './chunkCipher.ts';
-import { openArtifactStream, sealArtifact } from './index.ts';
+import { CIPHER_SLICE } from './chunkCipher.ts';
+import { openArtifactStream, sealArtifact, sealArtifactStream } from './index.ts';
 
-// The pipelined cipher loop (thread pool for large chunks, inline for small ones) must produce the
-// sealed format byte for byte (decisions 0200, 1161) and keep open's guarantees: nothing after a
-// failed chunk is released, order and truncation are still detected.
+// The sliced cipher loop (chunks fed to AES-GCM straight from the source's pieces, output handed on
+// in slices; decision 1260) must produce the sealed format byte for byte (decisions 0200, 0872,
+// 1161) and keep open's guarantees: nothing of a failed chunk or after it is released, order and
+// truncation are still detected. Pieces no longer map to chunks, so releases are counted in bytes.
 
 const TAG = 16;
 
@@ -38,13 +39,24 @@ async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   return out;
 }
 
+const released = (got: Uint8Array[]) => got.reduce((n, p) => n + p.length, 0);
+
+/** Yield `bytes` in pieces of the given sizes, cycling through them (never aligned with chunks). */
+async function* inPieces(bytes: Uint8Array, sizes: number[]): AsyncIterable<Uint8Array> {
+  for (let o = 0, i = 0; o < bytes.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    yield bytes.subarray(o, o + n);
+    o += n;
+  }
+}
+
 async function* of(...ps: Uint8Array[]): AsyncIterable<Uint8Array> {
   for (const p of ps) yield p;
 }
 
 describe('sealed artifacts: pipelined chunk cipher', () => {
-  for (const chunkSize of [4096, POOL_MIN_CHUNK, 256 * 1024]) {
-    it(`seals exactly the reference bytes (chunk ${chunkSize}, ${chunkSize < POOL_MIN_CHUNK ? 'inline' : 'thread pool'})`, async () => {
+  for (const chunkSize of [4096, 2 * CIPHER_SLICE, 100_000, 256 * 1024]) {
+    it(`seals exactly the reference bytes (chunk ${chunkSize}, slices of ${CIPHER_SLICE})`, async () => {
       const dataKey = new Uint8Array(randomBytes(32));
       // 5.5 chunks: full chunks, then a short last one.
       const pt = new Uint8Array(randomBytes(Math.floor(chunkSize * 5.5)));
@@ -57,6 +69,52 @@ describe('sealed artifacts: pipelined chunk cipher', () => {
       expect(Buffer.concat(await collect(openArtifactStream(of(sealed), { dataKey }))).equals(pt)).toBe(true);
     });
   }
+
+  it('seals and opens the same bytes whatever the source piece sizes (chunks spread over pieces)', async () => {
+    const dataKey = new Uint8Array(randomBytes(32));
+    const chunkSize = 64 * 1024;
+    const pt = new Uint8Array(randomBytes(chunkSize * 4 + 777));
+    // Pieces of 1 byte up to over a chunk, so chunks and tags straddle piece boundaries.
+    const sizes = [1, 15, 17, 4095, 70_000, 3, chunkSize + 16, 9];
+    const sealed = Buffer.concat(
+      await collect(
+        sealArtifactStream(inPieces(pt, sizes), {
+          recipients: [],
+          dataKey,
+          contentType: 'a/b',
+          chunkSize,
+        }),
+      ),
+    );
+    const h = parseArtifactHeader(sealed);
+    expect(
+      Buffer.from(sealed.subarray(h.bytes.length)).equals(referenceBody(pt, new Uint8Array(sealed), dataKey)),
+    ).toBe(true);
+    for (const split of [[13, 4000], [17, 5], [chunkSize + 15], [chunkSize + 17, 1]]) {
+      const opened = Buffer.concat(await collect(openArtifactStream(inPieces(sealed, split), { dataKey })));
+      expect(opened.equals(pt)).toBe(true);
+    }
+  });
+
+  it('refuses a chunk whose tag straddles two source pieces and was altered', async () => {
+    const dataKey = new Uint8Array(randomBytes(32));
+    const chunkSize = 4096;
+    const pt = new Uint8Array(randomBytes(chunkSize * 3));
+    const sealed = await sealArtifact(pt, { recipients: [], dataKey, contentType: 'a/b', chunkSize });
+    const hl = parseArtifactHeader(sealed).bytes.length;
+    const bad = sealed.slice();
+    // The last byte of chunk 1's tag; pieces of 7 bytes put that tag across several pieces.
+    bad[hl + 2 * (chunkSize + TAG) - 1]! ^= 0x80;
+    const got: Uint8Array[] = [];
+    let code = 'ok';
+    try {
+      for await (const p of openArtifactStream(inPieces(bad, [7]), { dataKey })) got.push(p.slice());
+    } catch (e) {
+      code = isFirnError(e) ? e.code : 'other';
+    }
+    expect(code).toBe('E_ARTIFACT_TAMPERED');
+    expect(Buffer.concat(got).equals(pt.subarray(0, chunkSize))).toBe(true);
+  });
 
   // Attacks on a pipelined open: chunks after the damaged one are already decrypting when it
   // fails; none of them may be released, and the error names the cause.
@@ -86,7 +144,6 @@ describe('sealed artifacts: pipelined chunk cipher', () => {
     bad[hl + 2 * block + 100]! ^= 1;
     const r = await openUntilError(bad, dataKey);
     expect(r.code).toBe('E_ARTIFACT_TAMPERED');
-    expect(r.got.length).toBe(2);
     expect(Buffer.concat(r.got).equals(pt.subarray(0, 2 * chunkSize))).toBe(true);
   });
 
@@ -97,7 +154,7 @@ describe('sealed artifacts: pipelined chunk cipher', () => {
     bad.set(sealed.subarray(hl + 3 * block, hl + 4 * block), hl + 4 * block);
     const r = await openUntilError(bad, dataKey);
     expect(r.code).toBe('E_ARTIFACT_REORDERED');
-    expect(r.got.length).toBe(3);
+    expect(released(r.got)).toBe(3 * chunkSize);
     expect(r.details).toMatchObject({ position: 3, sealedAt: 4 });
   });
 
@@ -105,13 +162,13 @@ describe('sealed artifacts: pipelined chunk cipher', () => {
     const { dataKey, sealed, hl } = await fixture();
     const r = await openUntilError(sealed.subarray(0, hl + 5 * block), dataKey);
     expect(r.code).toBe('E_ARTIFACT_TRUNCATED');
-    expect(r.got.length).toBe(4);
+    expect(released(r.got)).toBe(4 * chunkSize);
   });
 
   it('opens nothing with the wrong data key', async () => {
     const { sealed } = await fixture();
     const r = await openUntilError(sealed, new Uint8Array(randomBytes(32)));
     expect(r.code).toBe('E_ARTIFACT_WRONG_KEY');
-    expect(r.got.length).toBe(0);
+    expect(released(r.got)).toBe(0);
   });
 });

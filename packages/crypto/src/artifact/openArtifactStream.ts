@@ -1,13 +1,7 @@
 import { assertBytes, bytesEqual, concatBytes, FirnError, InvalidInputError } from '@firn/core';
 import { hpkeOpen, kemPublicKeyOf } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import {
-  type ChunkKey,
-  chunkKey,
-  decryptChunk,
-  decryptChunkSync as tryDecrypt,
-  PIPELINE_DEPTH,
-} from './chunkCipher.ts';
+import { decryptBlock, decryptChunk, splitTag } from './chunkCipher.ts';
 import {
   ArtifactError,
   type ArtifactHeader,
@@ -77,14 +71,27 @@ async function dataKeyFor(header: ArtifactHeader, key: ArtifactKey): Promise<Uin
   return unwrapDataKey(header, key.kemPrivateKey);
 }
 
+/** Whether a whole block authenticates under this nonce (for diagnosis; the plaintext is wiped). */
+function opensWith(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, block: Uint8Array): boolean {
+  const pt = decryptBlock(key, nonce, aad, block);
+  if (pt === undefined) return false;
+  for (const p of pt) p.fill(0);
+  return true;
+}
+
 /** Explain a chunk that failed at its expected position: came from elsewhere, or altered. */
-function diagnose(key: ChunkKey, header: ArtifactHeader, block: Uint8Array, counter: number): ArtifactError {
+function diagnose(
+  key: Uint8Array,
+  header: ArtifactHeader,
+  block: Uint8Array,
+  counter: number,
+): ArtifactError {
   const lo = Math.max(0, counter - REORDER_WINDOW);
   const hi = Math.min(2 ** 32 - 1, counter + REORDER_WINDOW);
   for (let j = lo; j <= hi; j++) {
     if (j === counter) continue;
     for (const last of [false, true]) {
-      if (tryDecrypt(key, chunkNonce(header.noncePrefix, j, last), header.aad, block) !== undefined)
+      if (opensWith(key, chunkNonce(header.noncePrefix, j, last), header.aad, block))
         return new ArtifactError('E_ARTIFACT_REORDERED', 'chunk is out of order', {
           details: { position: counter, sealedAt: j },
         });
@@ -96,60 +103,45 @@ function diagnose(key: ChunkKey, header: ArtifactHeader, block: Uint8Array, coun
 }
 
 /**
- * Open a sealed artifact stream, yielding plaintext chunk by chunk, each only after its tag
- * verified. Proves every byte yielded was sealed under this header, in this order, and (at the
- * end) that nothing was cut off; it does not prove who sealed it (any holder of a recipient key or
- * of the data key can seal), and a consumer that acts on early chunks before the stream ends must
- * accept that a later error can still come.
+ * Open a sealed artifact stream, yielding plaintext as pieces (at most CIPHER_SLICE, 32 KiB, each;
+ * every one new and the caller's to keep), a chunk's pieces only after that chunk's tag verified.
+ * Proves every byte yielded was sealed under this header, in this order, and (at the end) that
+ * nothing was cut off; it does not prove who sealed it (any holder of a recipient key or of the
+ * data key can seal), and a consumer that acts on early chunks before the stream ends must accept
+ * that a later error can still come. Raises ArtifactError: E_ARTIFACT_FORMAT (header),
+ * E_ARTIFACT_WRONG_KEY, E_ARTIFACT_TAMPERED, E_ARTIFACT_REORDERED, E_ARTIFACT_TRUNCATED.
  */
 export async function* openArtifactStream(source: ByteStream, key: ArtifactKey): AsyncIterable<Uint8Array> {
   const src = new ByteSource(source);
   let dataKey: Uint8Array | undefined;
-  // Chunks read ahead and decrypted, oldest first; each is yielded only after its own tag
-  // verified, in order, and nothing after a failed chunk is ever yielded.
-  const ahead: {
-    counter: number;
-    atEnd: boolean;
-    block: Uint8Array;
-    pt: Promise<Uint8Array | undefined> | Uint8Array | undefined;
-  }[] = [];
   try {
     const header = await readArtifactHeaderFrom(src);
     dataKey = await dataKeyFor(header, key);
-    const ck = await chunkKey(dataKey, 'decrypt');
     const blockSize = header.chunkSize + CHUNK_TAG_BYTES;
-    let next = 0;
-    let ended = false;
-    for (;;) {
-      while (!ended && ahead.length < PIPELINE_DEPTH) {
-        const block = await src.read(blockSize);
-        if (block.length === 0)
-          throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
-            details: { chunks: next },
-          });
-        const atEnd = block.length < blockSize || (await src.atEnd());
-        ahead.push({
-          counter: next,
-          atEnd,
-          block,
-          pt: decryptChunk(ck, chunkNonce(header.noncePrefix, next, atEnd), header.aad, block),
+    for (let counter = 0; ; counter++) {
+      // The chunk as the source's own pieces (no copy into a block-sized buffer; decision 1260).
+      const pieces = await src.readPieces(blockSize);
+      let n = 0;
+      for (const p of pieces) n += p.length;
+      if (n === 0)
+        throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
+          details: { chunks: counter },
         });
-        next++;
-        ended = atEnd;
+      const atEnd = n < blockSize || (await src.atEnd());
+      if (n >= CHUNK_TAG_BYTES) {
+        const { ct, tag } = splitTag(pieces, n);
+        const pt = decryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, ct, tag);
+        if (pt !== undefined) {
+          yield* pt;
+          if (atEnd) return;
+          continue;
+        }
       }
-      const { counter, atEnd, block, pt: pending } = ahead.shift()!;
-      const pt =
-        (await pending) ??
-        // A failure is re-checked inline before it is explained (matters if decryption moves off-thread).
-        tryDecrypt(ck, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, block);
-      if (pt !== undefined) {
-        yield pt;
-        if (atEnd) return;
-        continue;
-      }
+      // Failed: explain it from the whole block (a rare path, so the copy does not matter).
+      const block = pieces.length === 1 ? pieces[0]! : concatBytes(...pieces);
       // The same position with the other last-flag tells a cut at a chunk boundary (a non-last
       // chunk at the end) from a final chunk followed by extra bytes.
-      if (tryDecrypt(ck, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block) !== undefined) {
+      if (opensWith(dataKey, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block)) {
         if (atEnd)
           throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
             details: { chunks: counter + 1 },
@@ -162,10 +154,9 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
         throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends inside a chunk', {
           details: { position: counter },
         });
-      throw diagnose(ck, header, block, counter);
+      throw diagnose(dataKey, header, block, counter);
     }
   } finally {
-    ahead.length = 0;
     dataKey?.fill(0);
     await src.close();
   }

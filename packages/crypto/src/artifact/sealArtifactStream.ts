@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { assertBytes, concatBytes, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import { chunkKey, encryptChunk, PIPELINE_DEPTH } from './chunkCipher.ts';
+import { encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
   checkChunkSize,
@@ -43,8 +43,12 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
 }
 
 /**
- * Seal a byte stream into the sealed-artifact format, yielding the header first and then one
- * encrypted chunk at a time, so memory stays at about one chunk whatever the input size.
+ * Seal a byte stream into the sealed-artifact format (docs/sealed-artifacts.md). Yields the
+ * header first, then the body as pieces of at most CIPHER_SLICE (32 KiB) plus each chunk's 16-byte
+ * tag; concatenated they are the sealed bytes. Each yielded buffer is new and the caller's to keep.
+ * Memory stays at about one chunk (plus what the consumer holds) whatever the input size. Raises
+ * InvalidInputError / ArtifactError('E_ARTIFACT_FORMAT') for bad options, and whatever the source
+ * raises; bytes already yielded before an error are not a valid artifact.
  */
 export async function* sealArtifactStream(
   source: ByteStream,
@@ -72,27 +76,22 @@ export async function* sealArtifactStream(
     recipients: await wrapFor(opts.recipients, dataKey),
   });
   const src = new ByteSource(source);
-  // Up to PIPELINE_DEPTH chunks are encrypted at once (thread pool) while the next are read;
-  // they are yielded in order, so memory stays at a few chunks whatever the input size.
-  const inFlight: (Promise<Uint8Array> | Uint8Array)[] = [];
   try {
-    const key = await chunkKey(dataKey, 'encrypt');
     yield header.bytes;
     for (let counter = 0; ; counter++) {
       if (counter >= MAX_CHUNKS)
         throw new InvalidInputError('artifact has too many chunks for its chunk size');
-      const pt = await src.read(chunkSize);
+      // The chunk as the source's own pieces: no copy into a chunk-sized buffer (decision 1260).
+      const pt = await src.readPieces(chunkSize);
+      let n = 0;
+      for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
-      const last = pt.length < chunkSize || (await src.atEnd());
-      inFlight.push(encryptChunk(key, chunkNonce(header.noncePrefix, counter, last), header.aad, pt));
+      const last = n < chunkSize || (await src.atEnd());
+      // Ciphertext slices and the tag, handed on as they are (each its own small buffer).
+      yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
       if (last) break;
-      if (inFlight.length >= PIPELINE_DEPTH) yield await inFlight.shift()!;
     }
-    while (inFlight.length > 0) yield await inFlight.shift()!;
   } finally {
-    // Chunks still in flight (the consumer stopped early or the source failed) are dropped;
-    // their promises never reject unhandled.
-    for (const p of inFlight) if (p instanceof Promise) p.catch(() => {});
     dataKey.fill(0);
     await src.close();
   }
