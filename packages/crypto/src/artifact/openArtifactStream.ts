@@ -10,6 +10,7 @@ import {
   DATA_KEY_BYTES,
   keyCommitmentOf,
   kemKeyId,
+  parseArtifactHeader,
   readArtifactHeaderFrom,
 } from './artifactHeader.ts';
 import { ARTIFACT_KEY_WRAP_INFO } from './sealArtifactStream.ts';
@@ -162,13 +163,50 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
   }
 }
 
-/** Open a sealed artifact held in memory (convenience over openArtifactStream). */
+/** Plaintext bytes of a well-formed sealed artifact, from its length; undefined if it cannot be one. */
+function plaintextSize(bytes: Uint8Array): number | undefined {
+  let h: ArtifactHeader;
+  try {
+    h = parseArtifactHeader(bytes);
+  } catch {
+    return undefined; // openArtifactStream raises the precise error
+  }
+  const body = bytes.length - h.bytes.length;
+  const block = h.chunkSize + CHUNK_TAG_BYTES;
+  const chunks = Math.ceil(body / block);
+  const size = body - chunks * CHUNK_TAG_BYTES;
+  return chunks >= 1 && size >= 0 && body - (chunks - 1) * block >= CHUNK_TAG_BYTES ? size : undefined;
+}
+
+/**
+ * Open a sealed artifact held in memory (convenience over openArtifactStream). Each verified
+ * piece is copied into the result as it comes (the size follows from the artifact's length), so
+ * nothing is held twice; on failure the partial result is wiped. Raises as openArtifactStream.
+ */
 export async function openArtifact(bytes: Uint8Array, key: ArtifactKey): Promise<Uint8Array> {
   assertBytes(bytes, 'artifact');
   async function* one() {
     yield bytes;
   }
+  const size = plaintextSize(bytes);
+  const out = size === undefined ? undefined : new Uint8Array(size);
   const parts: Uint8Array[] = [];
-  for await (const p of openArtifactStream(one(), key)) parts.push(p);
-  return concatBytes(...parts);
+  let o = 0;
+  try {
+    for await (const p of openArtifactStream(one(), key)) {
+      if (out === undefined) parts.push(p);
+      else {
+        if (o + p.length > out.length)
+          throw new FirnError('E_INTERNAL', 'artifact opened longer than its size');
+        out.set(p, o);
+      }
+      o += p.length;
+    }
+  } catch (e) {
+    out?.fill(0);
+    throw e;
+  }
+  if (out === undefined) return concatBytes(...parts);
+  if (o !== out.length) throw new FirnError('E_INTERNAL', 'artifact opened shorter than its size');
+  return out;
 }

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { assertBytes, concatBytes, InvalidInputError, TAGS, utf8 } from '@firn/core';
+import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
 import { encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
   checkChunkSize,
+  CHUNK_TAG_BYTES,
   checkContentType,
   chunkNonce,
   DATA_KEY_BYTES,
@@ -97,13 +98,28 @@ export async function* sealArtifactStream(
   }
 }
 
-/** Seal a buffer in one call (convenience over sealArtifactStream). */
+/**
+ * Seal a buffer in one call (convenience over sealArtifactStream). The sealed size is known up
+ * front (header + plaintext + 16 bytes per chunk), so each piece is copied into the result as it
+ * comes, while still in cache, and nothing is held twice. Raises as sealArtifactStream.
+ */
 export async function sealArtifact(bytes: Uint8Array, opts: SealArtifactOptions): Promise<Uint8Array> {
   assertBytes(bytes, 'plaintext');
   async function* one() {
     yield bytes;
   }
-  const parts: Uint8Array[] = [];
-  for await (const p of sealArtifactStream(one(), opts)) parts.push(p);
-  return concatBytes(...parts);
+  const chunkSize = opts?.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunks = Math.max(1, Math.ceil(bytes.length / chunkSize));
+  let out: Uint8Array | undefined;
+  let o = 0;
+  for await (const p of sealArtifactStream(one(), opts)) {
+    // The first piece is the header.
+    out ??= new Uint8Array(p.length + bytes.length + chunks * CHUNK_TAG_BYTES);
+    if (o + p.length > out.length) throw new FirnError('E_INTERNAL', 'sealed artifact longer than its size');
+    out.set(p, o);
+    o += p.length;
+  }
+  if (out === undefined || o !== out.length)
+    throw new FirnError('E_INTERNAL', 'sealed artifact shorter than its size');
+  return out;
 }
