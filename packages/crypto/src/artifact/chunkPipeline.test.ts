@@ -3,7 +3,7 @@ import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { parseArtifactHeader } from './artifactHeader.ts';
 import { CIPHER_SLICE } from './chunkCipher.ts';
-import { openArtifactStream, sealArtifact, sealArtifactStream } from './index.ts';
+import { openArtifact, openArtifactStream, sealArtifact, sealArtifactStream } from './index.ts';
 
 // The sliced cipher loop (chunks fed to AES-GCM straight from the source's pieces, output handed on
 // in slices; decision 1260) must produce the sealed format byte for byte (decisions 0200, 0872,
@@ -114,6 +114,33 @@ describe('sealed artifacts: pipelined chunk cipher', () => {
     }
     expect(code).toBe('E_ARTIFACT_TAMPERED');
     expect(Buffer.concat(got).equals(pt.subarray(0, chunkSize))).toBe(true);
+  });
+
+  it('openArtifact (result sized from the input length) refuses every cut and every append with a typed error', async () => {
+    const dataKey = new Uint8Array(randomBytes(32));
+    const chunkSize = 4096;
+    const block = chunkSize + TAG;
+    const pt = new Uint8Array(randomBytes(chunkSize * 2 + 100));
+    const sealed = await sealArtifact(pt, { recipients: [], dataKey, contentType: 'a/b', chunkSize });
+    expect(Buffer.from(await openArtifact(sealed, { dataKey })).equals(pt)).toBe(true);
+    const hl = parseArtifactHeader(sealed).bytes.length;
+    const attempt = async (bytes: Uint8Array) => {
+      try {
+        await openArtifact(bytes, { dataKey });
+        return 'ok';
+      } catch (e) {
+        return isFirnError(e) ? e.code : 'other';
+      }
+    };
+    // Every length from inside the first chunk's tag to one byte short of the whole artifact.
+    for (let len = hl + block - TAG; len < sealed.length; len += 7)
+      expect(['E_ARTIFACT_TRUNCATED', 'E_ARTIFACT_TAMPERED'], `cut at ${len}`).toContain(
+        await attempt(sealed.subarray(0, len)),
+      );
+    for (const extra of [1, 15, 16, 17, block - 100, block, block + 1])
+      expect(await attempt(Buffer.concat([sealed, randomBytes(extra)])), `+${extra}`).toBe(
+        'E_ARTIFACT_TAMPERED',
+      );
   });
 
   // Attacks on a pipelined open: chunks after the damaged one are already decrypting when it
