@@ -104,7 +104,7 @@ function diagnose(
 }
 
 /**
- * Open a sealed artifact stream, yielding plaintext as pieces (at most CIPHER_SLICE, 32 KiB, each;
+ * Open a sealed artifact stream, yielding plaintext as pieces (at most CIPHER_SLICE, 256 KiB, each;
  * every one new and the caller's to keep), a chunk's pieces only after that chunk's tag verified.
  * Proves every byte yielded was sealed under this header, in this order, and (at the end) that
  * nothing was cut off; it does not prove who sealed it (any holder of a recipient key or of the

@@ -45,8 +45,8 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
 
 /**
  * Seal a byte stream into the sealed-artifact format (docs/sealed-artifacts.md). Yields the
- * header first, then the body as pieces of at most CIPHER_SLICE (32 KiB) plus each chunk's 16-byte
- * tag; concatenated they are the sealed bytes. Each yielded buffer is new and the caller's to keep.
+ * header first, then the body as pieces of at most CIPHER_SLICE (256 KiB) + 16 bytes, a chunk's
+ * tag joined to the end of its ciphertext; concatenated they are the sealed bytes. Each yielded buffer is new and the caller's to keep.
  * Memory stays at about one chunk (plus what the consumer holds) whatever the input size. Raises
  * InvalidInputError / ArtifactError('E_ARTIFACT_FORMAT') for bad options, and whatever the source
  * raises; bytes already yielded before an error are not a valid artifact.
@@ -88,7 +88,7 @@ export async function* sealArtifactStream(
       for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = n < chunkSize || (await src.atEnd());
-      // Ciphertext slices and the tag, handed on as they are (each its own small buffer).
+      // Ciphertext slices (the last joined with the tag), handed on as they are, each its own buffer.
       yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
       if (last) break;
     }
