@@ -150,3 +150,18 @@ export function requesterKeyFor(chain: ResolvedChain, keyFile?: string): Hex {
     return devnetKey as Hex;
   return readKey({ ...(keyFile ? { keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
 }
+
+/**
+ * What `runJob` takes to pick a node for a first-party job (inference, training) when the user
+ * named none: with --devnet, only nodes running the devnet's first-party image
+ * (`{ firstPartyMeasurements: [measurement] }`; an app node would refuse the job at preflight).
+ * Empty (`{}`) when `--node` is given or the chain is not a devnet that names its measurement.
+ */
+export function firstPartyNodeChoice(
+  chain: ResolvedChain,
+  node: string | undefined,
+): { firstPartyMeasurements?: Hex[] } {
+  const measurement = (chain.devnet as { measurement?: unknown } | undefined)?.measurement;
+  if (node !== undefined || typeof measurement !== 'string' || measurement === '') return {};
+  return { firstPartyMeasurements: [measurement as Hex] };
+}
