@@ -1,35 +1,12 @@
-import { decodeEventLog, encodeAbiParameters, type Hex, keccak256, toEventSelector } from 'viem';
+import { decodeEventLog, type Hex, toEventSelector } from 'viem';
 import { FirnError } from '@firn/core';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
+import { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts } from './jobHashes.ts';
 
-/**
- * What a claim passes back to `claimJob`: the preimage of the job's `termsHash`
- * (keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds))), read
- * from its JobPosted event. See docs/decisions/1142-facts-as-calldata.md.
- */
-export interface JobTerms {
-  workloadHash: Hex;
-  inputCommitment: Hex;
-  allowedMeasurements: readonly Hex[];
-  enclaveIds: readonly Hex[];
-}
-
-/**
- * The facts recorded at submitProof (IFirnJobMarket.ProofFacts), which `dispute` and `finalize`
- * pass back; the market stores only keccak256(abi.encode(facts)) as the job's `factsHash`.
- */
-export interface ProofFacts {
-  signer: Hex;
-  startedAt: bigint;
-  finishedAt: bigint;
-  provedBlock: bigint;
-  challengeEndsAt: bigint;
-  workUnits: bigint;
-  snapshotId: bigint;
-}
+export { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts };
 
 /** The job's events as read from the chain (the latest claim only). */
 export interface JobEvents {
@@ -50,34 +27,6 @@ const TOPICS = ['JobPosted', 'JobClaimed', 'ProofSubmitted'].map((name) => {
   if (!item) throw new Error(`ABI has no ${name} event`);
   return toEventSelector(item as Parameters<typeof toEventSelector>[0]);
 });
-
-/** keccak256 of the ABI-encoded terms: what the market stores as `termsHash`. */
-export function computeTermsHash(t: JobTerms): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32[]' }, { type: 'bytes32[]' }],
-      [t.workloadHash, t.inputCommitment, [...t.allowedMeasurements], [...t.enclaveIds]],
-    ),
-  );
-}
-
-/** keccak256 of the ABI-encoded ProofFacts: what the market stores as a Proved job's `factsHash`. */
-export function computeProofFactsHash(f: ProofFacts): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [
-        { type: 'address' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-      ],
-      [f.signer, f.startedAt, f.finishedAt, f.provedBlock, f.challengeEndsAt, f.workUnits, f.snapshotId],
-    ),
-  );
-}
 
 /**
  * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events in one `eth_getLogs`
