@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
@@ -126,6 +126,26 @@ export function readKey(opts: { keyFile?: string; env: string }): Hex {
   const k = raw.startsWith('0x') ? raw : `0x${raw}`;
   if (!/^0x[0-9a-fA-F]{64}$/.test(k)) throw new InvalidInputError('key must be 32 bytes of hex');
   return k as Hex;
+}
+
+/**
+ * A warning when a private key file can be read by other accounts on this machine (its POSIX mode
+ * grants any permission to group or others, e.g. 0644), else undefined. The key is still read:
+ * whoever can read the file can sign as its owner, so the user is told how to close it
+ * (`chmod 600`). Undefined on Windows (no POSIX modes) and when the file cannot be stat'ed (the
+ * read that follows reports that).
+ */
+export function keyFileExposure(keyFile: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = statSync(keyFile).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const who = [mode & 0o070 ? 'its group' : '', mode & 0o007 ? 'every account' : ''].filter(Boolean);
+  return `--key-file ${keyFile} is open to ${who.join(' and ')} on this machine (mode ${mode.toString(8).padStart(4, '0')}): anyone who can read it can sign as this key; run chmod 600 ${keyFile}`;
 }
 
 /** An amount of ether from the command line (`--escrow`, `--stake`); E_INVALID_INPUT naming the flag. */
