@@ -3,6 +3,7 @@ import { FirnError } from '@firn/core';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
+import { getLogsPaged } from '../getLogsPaged.ts';
 import { assertBytes32 } from '../validate.ts';
 import { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts } from './jobHashes.ts';
 
@@ -29,9 +30,9 @@ const TOPICS = ['JobPosted', 'JobClaimed', 'ProofSubmitted'].map((name) => {
 });
 
 /**
- * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events in one `eth_getLogs`
- * (topic0 in the three, topic1 = jobId), from the deployment block to `blockNumber` (default
- * latest). Throws ChainRevertedError-mapped errors on RPC failure.
+ * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events (one log filter: topic0 in
+ * the three, topic1 = jobId), from the deployment block to `blockNumber` (default latest), in
+ * block-range pages (getLogsPaged). Throws ChainRevertedError-mapped errors on RPC failure.
  */
 export async function getJobEvents(
   clients: FirnClients,
@@ -39,22 +40,11 @@ export async function getJobEvents(
   opts: { blockNumber?: bigint } = {},
 ): Promise<JobEvents> {
   assertBytes32(jobId, 'jobId');
-  let logs: { topics: Hex[]; data: Hex; blockNumber: Hex }[];
-  try {
-    logs = (await clients.public.request({
-      method: 'eth_getLogs',
-      params: [
-        {
-          address: clients.addresses.jobMarket,
-          fromBlock: `0x${(clients.addresses.deployBlock ?? 0n).toString(16)}`,
-          toBlock: opts.blockNumber !== undefined ? `0x${opts.blockNumber.toString(16)}` : 'latest',
-          topics: [TOPICS as Hex[], jobId],
-        },
-      ],
-    })) as unknown as { topics: Hex[]; data: Hex; blockNumber: Hex }[];
-  } catch (e) {
-    throw toChainError(e, 'eth_getLogs');
-  }
+  const logs = await getLogsPaged(clients, {
+    address: clients.addresses.jobMarket,
+    topics: [TOPICS as Hex[], jobId],
+    ...(opts.blockNumber === undefined ? {} : { toBlock: opts.blockNumber }),
+  });
   const out: JobEvents = {};
   for (const log of logs) {
     const ev = decodeEventLog({
