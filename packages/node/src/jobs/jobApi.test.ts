@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AnvilInstance, deployFirn, type FirnDeployment, startAnvil } from '@firn/chain';
+import { type AnvilInstance, type FirnDeployment, startAnvil } from '@firn/chain';
 import { type Hex, keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployTestFirn } from '../../../chain/test/testDeployment.ts';
 import { createLogger } from '../logger.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { DEFAULT_STORAGE_QUOTAS } from '../storage/quota.ts';
@@ -14,7 +15,6 @@ import type { JobHost } from './jobHost.ts';
 // A job this node proved, that the chain then lost (an anvil reset, or a reorg that dropped the
 // proof): the market reads it as None. The finalizer used to poll such a job for ever; now it
 // gives up after `lostProofChecks` checks in a row and the record says why it will not be paid.
-const ETH = 10n ** 18n;
 let anvil: AnvilInstance;
 let deployment: FirnDeployment;
 let svc: JobService;
@@ -22,20 +22,8 @@ const logs: string[] = [];
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 2 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    governanceDelay: 1,
-    epochLength: 3600,
-    measurements: [],
-    verifiers: [],
-    pollingIntervalMs: 50,
-  });
+  deployment = await deployTestFirn(anvil);
+
   const dataDir = mkdtempSync(join(tmpdir(), 'firn-lost-proof-'));
   const host = {
     opts: { dataDir },
