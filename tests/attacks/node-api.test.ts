@@ -10,6 +10,7 @@ import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import {
   inferenceInputs,
   inferenceJobOptions,
+  requesterOptions,
   requestScope,
   startTestNetwork,
   type TestNetwork,
@@ -42,12 +43,7 @@ describe('node API attacks', () => {
 
   it('a session message without Content-Type (a cross-site "simple" request) is refused with 415 before the enclave', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });
@@ -145,12 +141,7 @@ describe('node API attacks', () => {
 
   it('a stranger flooding a session with junk messages does not hold up the requester behind them', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });

@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { inferenceJobOptions, startTestNetwork, type TestNetwork } from './network.ts';
+import { inferenceJobOptions, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // The operator's job policy and the host's admission of session messages, on a live devnet node
 // (docs/decisions/0890-preflight-before-claim.md). Each test performs the refused action and
@@ -81,12 +81,7 @@ describe('operator job policy', () => {
 describe('session message admission by the host', () => {
   it('refuses junk and replays from their header before the enclave, caps requests in flight, and the session goes on', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });
