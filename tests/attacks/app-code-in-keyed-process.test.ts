@@ -1,15 +1,9 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, type Hex } from '@firn/core';
-import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAppImage } from '../../packages/node/src/enclaveImage.ts';
-import { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
+import { buildAppEnclave, stopAppEnclaves } from '../../packages/node/test/appEnclave.ts';
 
 // 1080: "the app runs in the runtime child, which holds no key and is treated as untrusted input".
 // But the image entry imports the app module (describeApp.ts -> apps/imageApp.ts) in every
@@ -62,29 +56,11 @@ function predictableKeys(): { address: Hex; kemPublicKey: Hex } {
   }
 }
 
-const sups: EnclaveSupervisor[] = [];
-afterAll(async () => {
-  for (const s of sups) await s.stop();
-});
+afterAll(stopAppEnclaves);
 
 describe('an app cannot reach the keyed enclave process', () => {
   it("an app's module-level code does not decide the enclave's keys", async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'firn-app-keyed-'));
-    const appDir = join(tmp, 'app');
-    mkdirSync(join(appDir, 'src'), { recursive: true });
-    writeFileSync(join(appDir, 'src', 'index.ts'), APP);
-    const built = await buildAppImage({ appDir, outDir: join(tmp, 'image') });
-    const platformPath = join(tmp, 'platform.json');
-    writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())));
-    const sup = new EnclaveSupervisor({
-      bundlePath: built.image.entry,
-      env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
-      logger: createLogger({}, { write: () => undefined }),
-      restart: false,
-    });
-    sups.push(sup);
-    sup.start();
-    await sup.ready();
+    const sup = await (await buildAppEnclave(APP, 'firn-app-keyed-')).start();
     const identity = await sup.call<{ enclaveAddress: Hex; kemPublicKey: Hex }>('init', {});
     const known = predictableKeys();
     // The promise: keys are made where no app code runs, so the app cannot know them.

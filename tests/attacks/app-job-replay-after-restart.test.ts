@@ -1,24 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
-import { openOutput, sealInput } from '@firn/client';
-import {
-  bytesToHex,
-  computeAppWorkloadHash,
-  computeInputCommitment,
-  type Hex,
-  hexToBytes,
-  type JobRequest,
-  jobChannelInfo,
-  utf8,
-} from '@firn/core';
-import { createGrant, generateKemKeyPair, generateSigningKey, openChannel } from '@firn/crypto';
+import { openOutput } from '@firn/client';
+import { bytesToHex, type Hex } from '@firn/core';
 import type { RunJobResult } from '@firn/enclave';
-import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAppImage } from '../../packages/node/src/enclaveImage.ts';
-import { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
+import { buildAppEnclave, sealAppJob, stopAppEnclaves } from '../../packages/node/test/appEnclave.ts';
 
 // A malicious host replays one job request after restarting the enclave process (its sealed keys
 // unseal again; the memory of accepted channels, runJob.ts `acceptedChannels`, is per process).
@@ -43,37 +29,11 @@ export default defineApp({
 });
 `;
 
-const domain = {
-  chainId: 31337,
-  jobMarket: '0x00000000000000000000000000000000000000aa' as Hex,
-  dataLedger: '0x00000000000000000000000000000000000000dd' as Hex,
-};
-const sups: EnclaveSupervisor[] = [];
-afterAll(async () => {
-  for (const s of sups) await s.stop();
-});
+afterAll(stopAppEnclaves);
 
 async function setup() {
-  const tmp = mkdtempSync(join(tmpdir(), 'firn-app-replay-'));
-  const appDir = join(tmp, 'app');
-  mkdirSync(join(appDir, 'src'), { recursive: true });
-  writeFileSync(join(appDir, 'src', 'index.ts'), APP);
-  const built = await buildAppImage({ appDir, outDir: join(tmp, 'image') });
-  const platformPath = join(tmp, 'platform.json');
-  writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())));
-  const start = async () => {
-    const sup = new EnclaveSupervisor({
-      bundlePath: built.image.entry,
-      env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
-      logger: createLogger({}, { write: () => undefined }),
-      restart: false,
-    });
-    sups.push(sup);
-    sup.start();
-    await sup.ready();
-    return sup;
-  };
-
+  const app = await buildAppEnclave(APP, 'firn-app-replay-');
+  const { tmp, start } = app;
   const first = await start();
   const identity = await first.call<{
     enclaveId: Hex;
@@ -81,71 +41,30 @@ async function setup() {
     sealedKeys: unknown;
     sealedState: unknown;
   }>('init', {});
-  const owner = generateSigningKey();
-  const requester = await generateKemKeyPair();
-  const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
-  const s = await sealInput(utf8('alice,bob'), 'text/plain', requester.publicKey);
-  const inPath = join(tmp, s.artifactId.slice(2));
-  writeFileSync(inPath, s.sealed);
-  const inputs = [{ role: 'entries', artifactId: s.artifactId }];
-  const workloadHash = computeAppWorkloadHash(built.measurement, 'draw', {}, inputs);
-  const grant = await createGrant({
-    ownerPrivateKey: owner.privateKey,
-    artifactId: s.artifactId,
-    dataKey: s.dataKey,
-    enclaveId: identity.enclaveId,
-    enclaveKemPublicKey: hexToBytes(identity.kemPublicKey),
-    scope: { jobId, workloadHash },
-    expiresAt: Math.floor(Date.now() / 1000) + 600,
-  });
-  const request: JobRequest = {
-    v: 1,
-    jobId,
+  const { requester, params, reseal } = await sealAppJob(identity, tmp, {
     kind: 'draw',
-    inputs,
-    grants: [grant],
-    params: {},
-    resultRecipient: bytesToHex(requester.publicKey),
-    chainId: domain.chainId,
-    jobMarket: domain.jobMarket,
-    dataLedger: domain.dataLedger,
-    app: built.measurement,
-  };
-  const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
-  const sealedRequest = Buffer.from(await channel.sealRequest(utf8(JSON.stringify(request)))).toString(
-    'base64',
-  );
-  const params = (outputDir: string) => ({
-    jobId,
-    enc: bytesToHex(channel.enc),
-    request: sealedRequest,
-    inputPaths: { [s.artifactId]: inPath },
-    onChain: { workloadHash, inputCommitment: computeInputCommitment(inputs.map((i) => i.artifactId)) },
-    domain,
-    outputDir,
+    role: 'entries',
+    plaintext: 'alice,bob',
+    contentType: 'text/plain',
+    app: app.measurement,
+    dataLedger: '0x00000000000000000000000000000000000000dd',
   });
   const p = params(mkdtempSync(join(tmp, 'out1-')));
   const r1 = await first.call<RunJobResult>('runJob', p);
   expect(r1.signedData).toHaveLength(1);
   // Within one process the replay is refused.
   await expect(first.call('runJob', p)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
-  return { tmp, start, first, identity, request, jobId, p, r1, requester };
+  return { tmp, start, first, identity, p, r1, requester, reseal };
 }
 
 describe('one job runs once in an enclave', () => {
   it('a fresh request for a job that already ran is refused (the grants serve one run)', async () => {
-    const { tmp, first, identity, request, jobId, p } = await setup();
+    const { tmp, first, p, reseal } = await setup();
 
     // A requester who hosts the node (or a host given a second request by the requester) seals a
     // fresh request for the same job: new channel, the same grants, still in scope (jobId,
     // workloadHash) and unexpired. One grant would serve any number of runs.
-    const again = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
-    const fresh = {
-      ...p,
-      enc: bytesToHex(again.enc),
-      request: Buffer.from(await again.sealRequest(utf8(JSON.stringify(request)))).toString('base64'),
-      outputDir: mkdtempSync(join(tmp, 'out1b-')),
-    };
+    const fresh = { ...p, ...(await reseal()), outputDir: mkdtempSync(join(tmp, 'out1b-')) };
     let rerun: unknown;
     try {
       rerun = await first.call<RunJobResult>('runJob', fresh);

@@ -8,7 +8,6 @@ import {
   governAndExecute,
   revokeMeasurementCall,
   createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   joinVerifierSet,
@@ -22,6 +21,7 @@ import { bytesToHex, sha256, signedDataHash, signedDataUri, utf8 } from '@firn/c
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployTestFirn } from '../../packages/chain/test/testDeployment.ts';
 import { dataVerifyCommand } from '../../packages/cli/src/commands/data.ts';
 
 // Attacks on enclave-signed data records (issue 12): a record with one byte changed, a record
@@ -40,21 +40,9 @@ const enclaveId = keccak256(toHex('app-enclave'));
 describe('attacks on enclave-signed data records', () => {
   beforeAll(async () => {
     anvil = await startAnvil({ accounts: 6 });
-    deployment = await deployFirn({
-      rpcUrl: anvil.rpcUrl,
-      deployerKey: anvil.accounts[0]!.privateKey,
-      minNodeStake: ETH,
-      minVerifierStake: ETH,
-      unbondingPeriod: 60,
-      challengeWindow: 30,
-      slashAmount: ETH,
-      claimBond: ETH / 10n,
-      protocolFeeBps: 500,
-      governanceDelay: 1,
-      epochLength: 3600,
+    deployment = await deployTestFirn(anvil, {
       measurements: [{ teeType: 1, measurement }],
       verifiers: [anvil.accounts[3]!.address],
-      pollingIntervalMs: 50,
     });
     const at = (i: number) =>
       createFirnClients(anvil.rpcUrl, anvil.accounts[i]!.privateKey, deployment, { pollingIntervalMs: 50 });

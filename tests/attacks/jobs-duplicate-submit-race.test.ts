@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { inferenceJobOptions, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // A requester's submission is retried while the first attempt is still in flight (a proxy or a
 // client timeout resends the same signed POST /v1/jobs). Decision 1040 promises that a retried
@@ -21,7 +21,6 @@ beforeAll(async () => {
 afterAll(() => net?.stop());
 
 const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 9 });
-const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 
 describe('attack: the same signed job submission sent twice at once', () => {
   it('is one job: the run succeeds and the node never records it failed', async () => {
@@ -53,29 +52,15 @@ describe('attack: the same signed job submission sent twice at once', () => {
           await new Promise((res) => setTimeout(res, 10));
         }
       })();
-      result = await runJob({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        requesterKem: kem,
-        policy: net.policy,
-        roots: net.roots,
-        kind: 'inference',
-        inputs: [
-          { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
-          {
-            role: 'input',
-            bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
-            contentType: 'application/json',
+      result = await runJob(
+        inferenceJobOptions(net, kem, model.bytes, {
+          escrow: 1n,
+          maxNodes: 1,
+          onPosted: (id) => {
+            jobId = id;
           },
-        ],
-        params: {},
-        escrow: 1n,
-        maxNodes: 1,
-        onPosted: (id) => {
-          jobId = id;
-        },
-      }).catch((e: unknown) => {
+        }),
+      ).catch((e: unknown) => {
         error = e;
         return undefined;
       });

@@ -7,14 +7,20 @@ import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { requesterOptions, requestScope, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import {
+  inferenceInputs,
+  inferenceJobOptions,
+  requesterOptions,
+  requestScope,
+  startTestNetwork,
+  type TestNetwork,
+} from '../e2e/network.ts';
 
 // Attacks by a stranger (or a requester acting in bad faith) on the node API. Each test performs
 // the attack and asserts what docs/api.md and docs/decisions/0871-node-api-access.md promise.
 let net: TestNetwork;
 let kem: { privateKey: Uint8Array; publicKey: Uint8Array };
 const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 5 });
-const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 
 beforeAll(async () => {
   net = await startTestNetwork();
@@ -24,23 +30,7 @@ afterAll(() => net?.stop());
 
 const scope = () => requestScope(net);
 
-function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
-  return {
-    ...requesterOptions(net, kem),
-    kind: 'inference',
-    inputs: [
-      { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
-      {
-        role: 'input',
-        bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
-        contentType: 'application/json',
-      },
-    ],
-    params: {},
-    escrow: 1n,
-    ...extra,
-  };
-}
+const jobOptions = (extra: Partial<RunJobOptions> = {}) => inferenceJobOptions(net, kem, model.bytes, extra);
 
 describe('node API attacks', () => {
   it('a malformed percent-escape in an id is a 400 with the JSON error body, not a 500 E_INTERNAL', async () => {
@@ -53,12 +43,7 @@ describe('node API attacks', () => {
 
   it('a session message without Content-Type (a cross-site "simple" request) is refused with 415 before the enclave', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });
@@ -140,14 +125,7 @@ describe('node API attacks', () => {
     await runJob(
       jobOptions({
         escrow: 10n ** 15n,
-        inputs: [
-          { role: 'model', bytes: secretModel, contentType: 'application/onnx' },
-          {
-            role: 'input',
-            bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
-            contentType: 'application/json',
-          },
-        ],
+        inputs: inferenceInputs(secretModel),
         onPosted: (id: Hex) => {
           jobId = id;
         },
@@ -163,12 +141,7 @@ describe('node API attacks', () => {
 
   it('a stranger flooding a session with junk messages does not hold up the requester behind them', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });

@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { increaseTime, inferenceJobOptions, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // A greedy requester posts a job whose claim timeout is too short for any enclave run, hands it
 // to an honest node, and reclaims the moment the node's claim lapses: the node's claim bond is
@@ -19,7 +19,6 @@ beforeAll(async () => {
 afterAll(() => net?.stop());
 
 const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 5 });
-const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 
 describe('attack: a requester takes an honest node its claim bond with a one-second claim timeout', () => {
   it('the honest node loses no bond to a claim timeout it could never meet', async () => {
@@ -54,29 +53,15 @@ describe('attack: a requester takes an honest node its claim bond with a one-sec
         await new Promise((r) => setTimeout(r, 25));
       }
     })();
-    await runJob({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
-      kind: 'inference',
-      inputs: [
-        { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
-        {
-          role: 'input',
-          bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
-          contentType: 'application/json',
+    await runJob(
+      inferenceJobOptions(net, kem, model.bytes, {
+        escrow: 1n,
+        claimTimeoutSeconds: 1,
+        onPosted: (id) => {
+          jobId = id;
         },
-      ],
-      params: {},
-      escrow: 1n,
-      claimTimeoutSeconds: 1,
-      onPosted: (id) => {
-        jobId = id;
-      },
-    }).catch(() => undefined);
+      }),
+    ).catch(() => undefined);
     await attack;
     expect(jobId).toBeDefined();
     expect(forfeited, "the node's bond was credited to the requester").toBe(false);

@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { increaseTime, requesterOptions, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 // Attack (malicious host): the host runs the job, submits the enclave's valid Work Proof, and then
 // never serves the result (the sealed outputs and the sealed summary live only in its storage).
@@ -43,12 +43,7 @@ describe('attack: host withholds the result of a proved job', () => {
     let failure: { code?: string } | undefined;
     try {
       await runJob({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        requesterKem: kem,
-        policy: net.policy,
-        roots: net.roots,
+        ...requesterOptions(net, kem),
         kind: 'inference',
         inputs: [
           { role: 'model', sealed: model },

@@ -166,12 +166,7 @@ describe('strangers change nothing on the node API', () => {
           },
           () =>
             openInferenceSession({
-              rpcUrl: net.anvil.rpcUrl,
-              deployment: net.deployment,
-              requesterKey: net.requester.privateKey,
-              requesterKem: kem,
-              policy: net.policy,
-              roots: net.roots,
+              ...requesterOptions(net, kem),
               model: { bytes: model.bytes },
               escrow: 10n ** 15n,
             }),

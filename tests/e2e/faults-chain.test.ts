@@ -9,7 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
 import { startRpcRelay, type RpcRelay, waitFor } from './faultsRelay.ts';
-import { increaseTime, requestScope, startTestNetwork, type TestNetwork } from './network.ts';
+import {
+  increaseTime,
+  requesterOptions,
+  requestScope,
+  startTestNetwork,
+  type TestNetwork,
+} from './network.ts';
 
 // The node under chain faults and a skewed clock: its RPC goes through a relay the test cuts, and
 // the chain runs 30 minutes behind the host's clock for the whole file. What must hold: /healthz
@@ -98,12 +104,7 @@ const health = async () => {
 
 function trainingJob(epochs: number, extra: Partial<RunJobOptions> = {}): Promise<RunJobOptions> {
   return sealInput(enc(csv), 'text/csv', kem.publicKey).then((dataset) => ({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'training',
     inputs: [{ role: 'dataset', sealed: dataset }],
     params: {

@@ -9,7 +9,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultsNodeConfig } from './faultsNode.ts';
 import { waitFor } from './faultsRelay.ts';
-import { startTestNetwork, type TestNetwork } from './network.ts';
+import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // A node host killed with SIGKILL in the middle of a training job, then started again on the same
 // data dir: its enclave (and the enclave's ML child) must not outlive it; the restarted node fails
@@ -115,12 +115,7 @@ describe('a node host killed mid-job and restarted', () => {
     const dataset = await sealInput(new Uint8Array(csv), 'text/csv', kem.publicKey);
     let jobId: Hex | undefined;
     const run = runJob({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       kind: 'training',
       inputs: [{ role: 'dataset', sealed: dataset }],
       params: {

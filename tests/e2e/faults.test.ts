@@ -13,7 +13,7 @@ import { artifactId, generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { startTestNetwork, type TestNetwork } from './network.ts';
+import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // What bad input gets: each fault fails the job with a typed error the requester sees, the node
 // fails it on chain, the SDK reclaims the escrow, and the uploaded artifacts stay intact and
@@ -36,12 +36,7 @@ afterAll(() => net?.stop());
 
 function base(inputs: RunJobOptions['inputs'], extra: Partial<RunJobOptions> = {}): RunJobOptions {
   return {
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'inference',
     inputs,
     params: {},

@@ -20,6 +20,7 @@ import {
   NodeDaemon,
   type NodeDaemonOptions,
 } from '@firn/node';
+import type { RunJobOptions } from '@firn/client';
 import { VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 
@@ -249,6 +250,39 @@ export function requesterOptions(
     requesterKem,
     policy: net.policy,
     roots: net.roots,
+  };
+}
+
+/** A one-row input `x` = [[1, 2, 3]] for a 3-feature model, as the JSON tensor file a job takes. */
+export const TINY_INFERENCE_INPUT = new TextEncoder().encode(
+  JSON.stringify({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
+);
+
+/** The inputs of an inference job: `model` (ONNX bytes) and TINY_INFERENCE_INPUT. */
+export function inferenceInputs(model: Uint8Array): RunJobOptions['inputs'] {
+  return [
+    { role: 'model', bytes: model, contentType: 'application/onnx' },
+    { role: 'input', bytes: TINY_INFERENCE_INPUT, contentType: 'application/json' },
+  ];
+}
+
+/**
+ * runJob options for an inference of `model` on TINY_INFERENCE_INPUT by this network's requester
+ * (escrow 1 wei); `extra` replaces any of them.
+ */
+export function inferenceJobOptions(
+  net: TestNetwork,
+  requesterKem: { privateKey: Uint8Array; publicKey: Uint8Array },
+  model: Uint8Array,
+  extra: Partial<RunJobOptions> = {},
+): RunJobOptions {
+  return {
+    ...requesterOptions(net, requesterKem),
+    kind: 'inference',
+    inputs: inferenceInputs(model),
+    params: {},
+    escrow: 1n,
+    ...extra,
   };
 }
 

@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
+import { inferenceJobOptions, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // The operator's job policy and the host's admission of session messages, on a live devnet node
 // (docs/decisions/0890-preflight-before-claim.md). Each test performs the refused action and
@@ -12,7 +12,6 @@ import { requesterOptions, startTestNetwork, type TestNetwork } from './network.
 let net: TestNetwork;
 let kem: { privateKey: Uint8Array; publicKey: Uint8Array };
 const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 11 });
-const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 
 beforeAll(async () => {
   net = await startTestNetwork();
@@ -20,23 +19,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => net?.stop());
 
-function jobOptions(extra: Partial<RunJobOptions> = {}): RunJobOptions {
-  return {
-    ...requesterOptions(net, kem),
-    kind: 'inference',
-    inputs: [
-      { role: 'model', bytes: model.bytes, contentType: 'application/onnx' },
-      {
-        role: 'input',
-        bytes: enc({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } }),
-        contentType: 'application/json',
-      },
-    ],
-    params: {},
-    escrow: 1n,
-    ...extra,
-  };
-}
+const jobOptions = (extra: Partial<RunJobOptions> = {}) => inferenceJobOptions(net, kem, model.bytes, extra);
 
 /** Count the enclave calls of one method while `f` runs. */
 async function countingCalls<T>(method: string, f: () => Promise<T>): Promise<{ calls: number; out: T }> {
@@ -98,12 +81,7 @@ describe('operator job policy', () => {
 describe('session message admission by the host', () => {
   it('refuses junk and replays from their header before the enclave, caps requests in flight, and the session goes on', async () => {
     const s = await openInferenceSession({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
     });

@@ -97,6 +97,8 @@ describe('the packed SDK', () => {
     >;
     expect(manifest.exports).toEqual({
       '.': { types: './index.d.ts', import: './index.js', default: './index.js' },
+      // The padding helpers alone (firn artifact imports them without the rest of the SDK).
+      './padding': { types: './padding.d.ts', import: './padding.js', default: './padding.js' },
     });
     expect(manifest.private).toBeUndefined();
     for (const p of ['core', 'crypto', 'attestation', 'chain', 'ml', 'client']) {

@@ -5,7 +5,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { checkResultAvailable } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
+import { increaseTime, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Payment follows work (maxWorkUnits) and verifiers check the result the node serves against the
 // proof's outputCommitment (docs/decisions/0830-result-availability.md). Each check below is the
@@ -45,12 +45,7 @@ describe('payment by work and result availability', () => {
       kem.publicKey,
     );
     const r = await runJob({
-      rpcUrl: net.anvil.rpcUrl,
-      deployment: net.deployment,
-      requesterKey: net.requester.privateKey,
-      requesterKem: kem,
-      policy: net.policy,
-      roots: net.roots,
+      ...requesterOptions(net, kem),
       kind: 'inference',
       inputs: [
         { role: 'model', sealed: model },
@@ -153,12 +148,7 @@ describe('payment by work and result availability', () => {
     let r: Awaited<ReturnType<typeof runJob>>;
     try {
       r = await runJob({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        requesterKem: kem,
-        policy: net.policy,
-        roots: net.roots,
+        ...requesterOptions(net, kem),
         kind: 'inference',
         inputs: [
           { role: 'model', sealed: model },

@@ -14,7 +14,7 @@ import { loadOnnxModel, mlpDefinition, parseCsv, readSafetensors, trainModel } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainingReport } from '../../packages/enclave/src/jobs/workloads/training.ts';
 import { runTrainingDemo, splitCsvLines } from '../../packages/cli/src/devnet/demo/trainingDemo.ts';
-import { filesUnder, startTestNetwork, type TestNetwork } from './network.ts';
+import { filesUnder, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Confidential training through the market: a real anvil, a real enclave process, verifiers.
 // Checks quality (held-out accuracy of the exported model, also through confidential inference),
@@ -71,12 +71,7 @@ afterAll(async () => {
 
 function base(inputs: RunJobOptions['inputs'], extra: Partial<RunJobOptions> = {}): RunJobOptions {
   return {
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: kem,
-    policy: net.policy,
-    roots: net.roots,
+    ...requesterOptions(net, kem),
     kind: 'training',
     inputs,
     params: PARAMS,

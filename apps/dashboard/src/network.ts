@@ -2,13 +2,12 @@ import {
   type Address,
   createPublicClient,
   decodeEventLog,
-  encodeAbiParameters,
   type Hex,
   http,
-  keccak256,
   type Log,
   type PublicClient,
 } from 'viem';
+import { computeProofFactsHash, computeTermsHash } from '@firn/chain/jobHashes';
 import {
   firnJobMarketAbi,
   firnRegistryAbi,
@@ -254,49 +253,6 @@ export interface JobEvents {
   };
 }
 
-/**
- * keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds)): the job's
- * `termsHash` (IFirnJobMarket, decision 1142; same as packages/chain computeTermsHash).
- */
-export function termsHashOf(t: NonNullable<JobEvents['posted']>): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32[]' }, { type: 'bytes32[]' }],
-      [t.workloadHash, t.inputCommitment, [...t.allowedMeasurements], [...t.enclaveIds]],
-    ),
-  );
-}
-
-/**
- * keccak256(abi.encode(ProofFacts{signer, startedAt, finishedAt, provedBlock, challengeEndsAt,
- * workUnits, snapshotId})): a proved job's `factsHash` (IFirnJobMarket.ProofFacts, decision 1142).
- * Times are unix seconds, all fields uint64 but the signer.
- */
-export function proofFactsHashOf(f: {
-  signer: Address;
-  startedAt: bigint;
-  finishedAt: bigint;
-  provedBlock: bigint;
-  challengeEndsAt: bigint;
-  workUnits: bigint;
-  snapshotId: bigint;
-}): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [
-        { type: 'address' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-      ],
-      [f.signer, f.startedAt, f.finishedAt, f.provedBlock, f.challengeEndsAt, f.workUnits, f.snapshotId],
-    ),
-  );
-}
-
 /** Fold one decoded market or registry event into the page's event-held facts (chain order). */
 function foldEvent(v: NetworkView, eventName: string, args: Record<string, unknown>, bn: bigint): void {
   const jobId = args['jobId'] as Hex | undefined;
@@ -481,7 +437,7 @@ export async function refreshJob(
   const mismatches: string[] = [];
   if (j.status !== JOB_NONE) {
     if (!ev.posted) mismatches.push('no JobPosted event for this job');
-    else if (termsHashOf(ev.posted).toLowerCase() !== j.termsHash.toLowerCase())
+    else if (computeTermsHash(ev.posted).toLowerCase() !== j.termsHash.toLowerCase())
       mismatches.push('the JobPosted event does not match the stored terms hash');
     else {
       view.workloadHash = ev.posted.workloadHash;
@@ -503,7 +459,7 @@ export async function refreshJob(
       workUnits: p.workUnits,
       snapshotId: view.snapshotId,
     };
-    if (proofFactsHashOf(facts).toLowerCase() !== j.factsHash.toLowerCase())
+    if (computeProofFactsHash(facts).toLowerCase() !== j.factsHash.toLowerCase())
       mismatches.push('the ProofSubmitted event does not match the stored facts hash');
     else {
       if (ev.claimed) view.measurement = ev.claimed.measurement;

@@ -7,9 +7,10 @@ import {
   type PublicClient,
   recoverTypedDataAddress,
 } from 'viem';
+import { computeProofFactsHash } from '@firn/chain/jobHashes';
 import { firnJobMarketAbi, firnRegistryAbi } from '../../../packages/chain/src/abi/generated.ts';
 import { WORK_PROOF_TYPES } from '../../../packages/core/src/workProof.ts';
-import { type JobView, type PageConfig, proofFactsHashOf } from './network.ts';
+import type { JobView, PageConfig } from './network.ts';
 
 /** The page's own check of a job's Work Proof, from the chain alone. */
 export interface BrowserProofCheck {
@@ -106,7 +107,7 @@ export async function verifyProofInBrowser(
   ]);
   if (!wasEnclave)
     reasons.push('the signer was not the registered enclave key of that Enclave ID at the proof’s block');
-  const factsHash = proofFactsHashOf({
+  const factsHash = computeProofFactsHash({
     signer,
     startedAt: proof.startedAt,
     finishedAt: proof.finishedAt,

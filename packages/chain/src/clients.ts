@@ -19,11 +19,15 @@ export interface FirnClients {
   public: PublicClient;
   wallet?: WalletClient;
   addresses: FirnDeployment;
+  /** Blocks per `eth_getLogs` call of the reads that scan from the deployment block (getLogsPaged; default 5000). */
+  logBlockRange?: bigint;
 }
 
 export interface CreateFirnClientsOptions {
   /** How often to poll for receipts and events, ms (default 1000; 50 suits a local anvil). */
   pollingIntervalMs?: number;
+  /** Blocks per `eth_getLogs` call, for RPC endpoints that cap the range (default 5000). */
+  logBlockRange?: bigint;
 }
 
 /** A viem chain for a firn network known only by its RPC URL and chain id. */
@@ -50,14 +54,15 @@ export function createFirnClients(
     transport: http(rpcUrl),
     pollingInterval,
   }) as PublicClient;
-  if (privateKey === undefined) return { public: publicClient, addresses: deployment };
+  const range = opts.logBlockRange === undefined ? {} : { logBlockRange: opts.logBlockRange };
+  if (privateKey === undefined) return { public: publicClient, addresses: deployment, ...range };
   const wallet = createWalletClient({
     chain,
     transport: http(rpcUrl),
     account: privateKeyToAccount(privateKey),
     pollingInterval,
   });
-  return { public: publicClient, wallet, addresses: deployment };
+  return { public: publicClient, wallet, addresses: deployment, ...range };
 }
 
 /** The wallet of `clients` with its account, or a typed error when the clients cannot sign. */

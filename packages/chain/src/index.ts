@@ -4,6 +4,7 @@ export * from './ChainRevertedError.ts';
 export * from './clients.ts';
 export * from './dataLedger/postData.ts';
 export * from './deploy.ts';
+export * from './getLogsPaged.ts';
 export * from './governance/actions.ts';
 export * from './governance/timelock.ts';
 export * from './jobMarket/claimJob.ts';

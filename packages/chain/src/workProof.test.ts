@@ -5,7 +5,6 @@ import { type AnvilInstance, startAnvil } from './anvil.ts';
 import type { ChainRevertedError } from './ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from './clients.ts';
 import { postData } from './dataLedger/postData.ts';
-import { deployFirn } from './deploy.ts';
 import { claimJob } from './jobMarket/claimJob.ts';
 import { finalizeJob } from './jobMarket/finalizeJob.ts';
 import { getJob, getWorkProofDigest } from './jobMarket/getJob.ts';
@@ -17,6 +16,7 @@ import { getRewardsState } from './rewards/getRewardsState.ts';
 import { type FirnDeployment, JobStatus } from './types.ts';
 import { joinVerifierSet } from './verifierSet/joinVerifierSet.ts';
 import { getWithdrawable, withdrawCredits } from './withdrawCredits.ts';
+import { deployTestFirn } from '../test/testDeployment.ts';
 import { hashWorkProof, signedDataTypedData, type WorkProof, workProofTypedData } from './workProof.ts';
 
 // One job-market round trip on a real anvil with a Work Proof signed by a viem account standing in
@@ -31,21 +31,9 @@ const at = (i: number): FirnClients =>
 describe('work proofs and the job market on anvil', () => {
   beforeAll(async () => {
     anvil = await startAnvil({ accounts: 6 });
-    deployment = await deployFirn({
-      rpcUrl: anvil.rpcUrl,
-      deployerKey: anvil.accounts[0]!.privateKey,
-      minNodeStake: ETH,
-      minVerifierStake: ETH,
-      unbondingPeriod: 60,
-      challengeWindow: 30,
-      slashAmount: ETH,
-      claimBond: ETH / 10n,
-      protocolFeeBps: 500,
-      governanceDelay: 1,
-      epochLength: 3600,
+    deployment = await deployTestFirn(anvil, {
       measurements: [{ teeType: 1, measurement: keccak256(toHex('bundle')) }],
       verifiers: [anvil.accounts[3]!.address],
-      pollingIntervalMs: 50,
     });
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
@@ -128,6 +128,26 @@ export function readKey(opts: { keyFile?: string; env: string }): Hex {
   return k as Hex;
 }
 
+/**
+ * A warning when a private key file can be read by other accounts on this machine (its POSIX mode
+ * grants any permission to group or others, e.g. 0644), else undefined. The key is still read:
+ * whoever can read the file can sign as its owner, so the user is told how to close it
+ * (`chmod 600`). Undefined on Windows (no POSIX modes) and when the file cannot be stat'ed (the
+ * read that follows reports that).
+ */
+export function keyFileExposure(keyFile: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = statSync(keyFile).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const who = [mode & 0o070 ? 'its group' : '', mode & 0o007 ? 'every account' : ''].filter(Boolean);
+  return `--key-file ${keyFile} is open to ${who.join(' and ')} on this machine (mode ${mode.toString(8).padStart(4, '0')}): anyone who can read it can sign as this key; run chmod 600 ${keyFile}`;
+}
+
 /** An amount of ether from the command line (`--escrow`, `--stake`); E_INVALID_INPUT naming the flag. */
 export function etherArg(v: string, flag: string): bigint {
   if (!/^\d+(\.\d{1,18})?$/.test(v.trim()))
@@ -149,4 +169,19 @@ export function requesterKeyFor(chain: ResolvedChain, keyFile?: string): Hex {
   )
     return devnetKey as Hex;
   return readKey({ ...(keyFile ? { keyFile } : {}), env: 'FIRN_REQUESTER_KEY' });
+}
+
+/**
+ * What `runJob` takes to pick a node for a first-party job (inference, training) when the user
+ * named none: with --devnet, only nodes running the devnet's first-party image
+ * (`{ firstPartyMeasurements: [measurement] }`; an app node would refuse the job at preflight).
+ * Empty (`{}`) when `--node` is given or the chain is not a devnet that names its measurement.
+ */
+export function firstPartyNodeChoice(
+  chain: ResolvedChain,
+  node: string | undefined,
+): { firstPartyMeasurements?: Hex[] } {
+  const measurement = (chain.devnet as { measurement?: unknown } | undefined)?.measurement;
+  if (node !== undefined || typeof measurement !== 'string' || measurement === '') return {};
+  return { firstPartyMeasurements: [measurement as Hex] };
 }

@@ -69,6 +69,8 @@ export interface NodeSchedulerOptions {
   chainCheckIntervalMs?: number;
   /** How often proved jobs are checked for finalization, ms (default 5000). */
   finalizeIntervalMs?: number;
+  /** Checks in a row a proved job may be missing on chain before it is marked failed (default 60). */
+  lostProofChecks?: number;
 }
 
 /**
@@ -252,6 +254,7 @@ export class NodeDaemon {
               ? {}
               : { chainCheckIntervalMs: sch.chainCheckIntervalMs }),
             ...(sch.finalizeIntervalMs === undefined ? {} : { finalizeIntervalMs: sch.finalizeIntervalMs }),
+            ...(sch.lostProofChecks === undefined ? {} : { lostProofChecks: sch.lostProofChecks }),
           })
         : undefined;
       // Without a database the job routes answer 507 (nodeApi.ts).

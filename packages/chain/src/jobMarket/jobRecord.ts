@@ -1,35 +1,13 @@
-import { decodeEventLog, encodeAbiParameters, type Hex, keccak256, toEventSelector } from 'viem';
+import { decodeEventLog, type Hex, toEventSelector } from 'viem';
 import { FirnError } from '@firn/core';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
+import { getLogsPaged } from '../getLogsPaged.ts';
 import { assertBytes32 } from '../validate.ts';
+import { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts } from './jobHashes.ts';
 
-/**
- * What a claim passes back to `claimJob`: the preimage of the job's `termsHash`
- * (keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds))), read
- * from its JobPosted event. See docs/decisions/1142-facts-as-calldata.md.
- */
-export interface JobTerms {
-  workloadHash: Hex;
-  inputCommitment: Hex;
-  allowedMeasurements: readonly Hex[];
-  enclaveIds: readonly Hex[];
-}
-
-/**
- * The facts recorded at submitProof (IFirnJobMarket.ProofFacts), which `dispute` and `finalize`
- * pass back; the market stores only keccak256(abi.encode(facts)) as the job's `factsHash`.
- */
-export interface ProofFacts {
-  signer: Hex;
-  startedAt: bigint;
-  finishedAt: bigint;
-  provedBlock: bigint;
-  challengeEndsAt: bigint;
-  workUnits: bigint;
-  snapshotId: bigint;
-}
+export { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts };
 
 /** The job's events as read from the chain (the latest claim only). */
 export interface JobEvents {
@@ -51,38 +29,10 @@ const TOPICS = ['JobPosted', 'JobClaimed', 'ProofSubmitted'].map((name) => {
   return toEventSelector(item as Parameters<typeof toEventSelector>[0]);
 });
 
-/** keccak256 of the ABI-encoded terms: what the market stores as `termsHash`. */
-export function computeTermsHash(t: JobTerms): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'bytes32[]' }, { type: 'bytes32[]' }],
-      [t.workloadHash, t.inputCommitment, [...t.allowedMeasurements], [...t.enclaveIds]],
-    ),
-  );
-}
-
-/** keccak256 of the ABI-encoded ProofFacts: what the market stores as a Proved job's `factsHash`. */
-export function computeProofFactsHash(f: ProofFacts): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [
-        { type: 'address' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-        { type: 'uint64' },
-      ],
-      [f.signer, f.startedAt, f.finishedAt, f.provedBlock, f.challengeEndsAt, f.workUnits, f.snapshotId],
-    ),
-  );
-}
-
 /**
- * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events in one `eth_getLogs`
- * (topic0 in the three, topic1 = jobId), from the deployment block to `blockNumber` (default
- * latest). Throws ChainRevertedError-mapped errors on RPC failure.
+ * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events (one log filter: topic0 in
+ * the three, topic1 = jobId), from the deployment block to `blockNumber` (default latest), in
+ * block-range pages (getLogsPaged). Throws ChainRevertedError-mapped errors on RPC failure.
  */
 export async function getJobEvents(
   clients: FirnClients,
@@ -90,22 +40,11 @@ export async function getJobEvents(
   opts: { blockNumber?: bigint } = {},
 ): Promise<JobEvents> {
   assertBytes32(jobId, 'jobId');
-  let logs: { topics: Hex[]; data: Hex; blockNumber: Hex }[];
-  try {
-    logs = (await clients.public.request({
-      method: 'eth_getLogs',
-      params: [
-        {
-          address: clients.addresses.jobMarket,
-          fromBlock: `0x${(clients.addresses.deployBlock ?? 0n).toString(16)}`,
-          toBlock: opts.blockNumber !== undefined ? `0x${opts.blockNumber.toString(16)}` : 'latest',
-          topics: [TOPICS as Hex[], jobId],
-        },
-      ],
-    })) as unknown as { topics: Hex[]; data: Hex; blockNumber: Hex }[];
-  } catch (e) {
-    throw toChainError(e, 'eth_getLogs');
-  }
+  const logs = await getLogsPaged(clients, {
+    address: clients.addresses.jobMarket,
+    topics: [TOPICS as Hex[], jobId],
+    ...(opts.blockNumber === undefined ? {} : { toBlock: opts.blockNumber }),
+  });
   const out: JobEvents = {};
   for (const log of logs) {
     const ev = decodeEventLog({

@@ -2,6 +2,7 @@ import { type Address, decodeEventLog, type Hex, toEventSelector } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
+import { getLogsPaged } from '../getLogsPaged.ts';
 import type { FirnNode, NodeStatus } from '../types.ts';
 import { assertBytes32 } from '../validate.ts';
 
@@ -69,17 +70,15 @@ async function readPublished(
   enclaveId: Hex,
   blockNumber: bigint | undefined,
 ): Promise<{ kemPublicKey: Hex; endpoint: string }> {
-  const logs = (await clients.public.request({
-    method: 'eth_getLogs',
-    params: [
-      {
-        address: clients.addresses.registry,
-        fromBlock: `0x${(clients.addresses.deployBlock ?? 0n).toString(16)}`,
-        toBlock: blockNumber !== undefined ? `0x${blockNumber.toString(16)}` : 'latest',
-        topics: [PUBLISHING_TOPICS, enclaveId],
-      },
-    ],
-  })) as unknown as { topics: Hex[]; data: Hex }[];
+  const logs = await getLogsPaged(
+    clients,
+    {
+      address: clients.addresses.registry,
+      topics: [PUBLISHING_TOPICS, enclaveId],
+      ...(blockNumber === undefined ? {} : { toBlock: blockNumber }),
+    },
+    'getNode',
+  );
   let kemPublicKey: Hex = `0x${'0'.repeat(64)}`;
   let endpoint = '';
   // Logs come in chain order: the last of each kind is in force.

@@ -2,6 +2,7 @@ import { type Hex, toEventSelector } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
+import { getLogsPaged } from '../getLogsPaged.ts';
 import { NodeStatus, type FirnNode } from '../types.ts';
 import { getNode } from './getNode.ts';
 
@@ -28,17 +29,15 @@ const NODE_REGISTERED = toEventSelector(
  */
 async function listPendingEnclaveIds(clients: FirnClients, blockNumber?: bigint): Promise<Hex[]> {
   try {
-    const logs = (await clients.public.request({
-      method: 'eth_getLogs',
-      params: [
-        {
-          address: clients.addresses.registry,
-          fromBlock: `0x${(clients.addresses.deployBlock ?? 0n).toString(16)}`,
-          toBlock: blockNumber !== undefined ? `0x${blockNumber.toString(16)}` : 'latest',
-          topics: [NODE_REGISTERED],
-        },
-      ],
-    })) as unknown as { topics: Hex[] }[];
+    const logs = await getLogsPaged(
+      clients,
+      {
+        address: clients.addresses.registry,
+        topics: [NODE_REGISTERED],
+        ...(blockNumber === undefined ? {} : { toBlock: blockNumber }),
+      },
+      'NodeRegistered',
+    );
     const ids = [...new Set(logs.map((l) => l.topics[1]).filter((t): t is Hex => t !== undefined))];
     const statuses = await Promise.all(
       ids.map((id) =>

@@ -12,7 +12,7 @@ import {
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 // The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
-import { paddedContentType, paddedLength, parsePaddedContentType } from '../../../client/src/padding.ts';
+import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client/padding';
 import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
 import {
   ArtifactHasher,

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, createFirnClients, isMeasurementAllowed, startAnvil } from '@firn/chain';
@@ -108,6 +108,53 @@ describe('firn deploy', () => {
     const before = await nonce(anvil);
     await expect(runDeploy(base({}))).rejects.toMatchObject({ message: expect.stringContaining('--force') });
     expect(await nonce(anvil)).toBe(before);
+  });
+
+  it('warns when the key file is readable by other accounts, and not when it is 0600', async () => {
+    const open = join(dir, 'shared.key');
+    writeFileSync(open, `${anvil.accounts[0]!.privateKey}\n`);
+    chmodSync(open, 0o644);
+    const warned: string[] = [];
+    // Refused before sending anything (another chain id): the warning comes first.
+    await expect(
+      runDeploy(base({ keyFile: open, chainId: '1', out: join(dir, 'never.json') }), {
+        warn: (m) => warned.push(m),
+      }),
+    ).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+    });
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain(open);
+    expect(warned[0]).toContain('chmod 600');
+    const quiet: string[] = [];
+    await expect(
+      runDeploy(base({ chainId: '1', out: join(dir, 'never.json') }), { warn: (m) => quiet.push(m) }),
+    ).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+    });
+    expect(quiet).toEqual([]);
+    // The command prints it on stderr, so --json output on stdout stays one JSON value.
+    const cli = spawnSync(
+      process.execPath,
+      [
+        'packages/cli/bin/firn.mjs',
+        'deploy',
+        '--rpc',
+        anvil.rpcUrl,
+        '--key-file',
+        open,
+        '--chain-id',
+        '1',
+        '--out',
+        join(dir, 'never.json'),
+        '--json',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(cli.stderr).toMatch(
+      /^warning: --key-file .*shared\.key is open to its group and every account .*\(mode 0644\)/m,
+    );
+    expect(JSON.parse(cli.stdout)).toMatchObject({ error: { code: 'E_INVALID_INPUT' } });
   });
 
   it('parses --measurement TEE:0xDIGEST and refuses malformed ones', () => {

@@ -9,7 +9,7 @@ import {
 import { type Hex, InvalidInputError, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import type { Command } from 'commander';
 import { type Address, createPublicClient, getAddress, http, isAddress } from 'viem';
-import { deploymentToJson, etherArg, readKey } from '../chainArgs.ts';
+import { deploymentToJson, etherArg, keyFileExposure, readKey } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 
 /** `firn deploy` options (strings as commander gives them). */
@@ -77,9 +77,13 @@ export function measurementFlag(v: string): { teeType: number; measurement: Hex 
  *
  * Checked before any transaction: the RPC answers `--chain-id` when given; `--out` does not
  * exist (unless --force); every flag parses. Errors: E_INVALID_INPUT naming the flag,
- * E_CHAIN_REVERTED from a deployment transaction.
+ * E_CHAIN_REVERTED from a deployment transaction. A `--key-file` that other accounts can read is
+ * reported through `io.warn` (default: a `warning: …` line on stderr) before it is used.
  */
-export async function runDeploy(o: DeployOptions): Promise<DeployResult> {
+export async function runDeploy(
+  o: DeployOptions,
+  io: { warn?: (message: string) => void } = {},
+): Promise<DeployResult> {
   if (o.profile !== 'production' && o.profile !== 'devnet')
     throw new InvalidInputError('--profile must be production or devnet');
   const file = resolve(o.out);
@@ -93,6 +97,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeployResult> {
   } catch {
     throw new InvalidInputError(`--out ${file}: not a file in a folder that exists and can be written`);
   }
+  const exposed = o.keyFile ? keyFileExposure(o.keyFile) : undefined;
+  if (exposed !== undefined) (io.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(exposed);
   const deployerKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_DEPLOYER_KEY' });
   const production = o.profile === 'production';
   const params: DeployFirnParams = {

@@ -14,7 +14,7 @@ import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import type { Command } from 'commander';
-import { etherArg, requesterKeyFor, resolveChain } from '../chainArgs.ts';
+import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { recordJob } from '../jobJournal.ts';
 import { printError, printJson } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
@@ -163,7 +163,7 @@ export async function inferCommand(
     ...(o.devnet ? { devnet: o.devnet } : {}),
     ...(o.deployment ? { deployment: o.deployment } : {}),
   });
-  const state = chain.devnet as { simulatedRootPem?: string; measurement?: Hex } | undefined;
+  const state = chain.devnet as { simulatedRootPem?: string } | undefined;
   const requesterKey = requesterKeyFor(chain, o.keyFile);
   const policy = loadPolicy(o.policy, o.devnet ? 'dev' : 'production');
   const pinned = state?.simulatedRootPem
@@ -180,9 +180,7 @@ export async function inferCommand(
     roots,
     gpuRoots: pinned.gpuRoots,
     ...(o.node ? { node: o.node } : {}),
-    // Picked automatically, a first-party job goes only to a node running the first-party image
-    // (an app node would refuse it at preflight); the devnet names that image's measurement.
-    ...(o.node === undefined && state?.measurement ? { firstPartyMeasurements: [state.measurement] } : {}),
+    ...firstPartyNodeChoice(chain, o.node),
     ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
     kind: 'inference',
     inputs: [

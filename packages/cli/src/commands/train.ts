@@ -12,7 +12,7 @@ import { recordJob } from '../jobJournal.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
-import { type ChainArgs, etherArg, readKey, resolveChain } from '../chainArgs.ts';
+import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
@@ -471,7 +471,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
     const chain = await resolveChain(o);
     const devnet = chain.devnet as
-      | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string; measurement?: Hex }
+      | { accounts?: { requester?: { privateKey?: string } }; simulatedRootPem?: string }
       | undefined;
     const envKey = o.keyFile !== undefined || process.env['FIRN_REQUESTER_KEY'] !== undefined;
     const requesterKey =
@@ -497,10 +497,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       deployment: chain.deployment,
       requesterKey,
       ...(o.node ? { node: o.node } : {}),
-      // Picked automatically, only a node running the first-party image (the devnet names it).
-      ...(o.node === undefined && devnet?.measurement
-        ? { firstPartyMeasurements: [devnet.measurement] }
-        : {}),
+      ...firstPartyNodeChoice(chain, o.node),
       policy,
       roots,
       gpuRoots: pinned.gpuRoots,

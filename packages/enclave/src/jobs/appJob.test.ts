@@ -1,27 +1,10 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
-import { sealInput } from '@firn/client';
-import {
-  bytesToHex,
-  computeAppWorkloadHash,
-  computeInputCommitment,
-  type Hex,
-  hexToBytes,
-  type JobRequest,
-  jobChannelInfo,
-  sha256,
-  utf8,
-} from '@firn/core';
-import { createGrant, generateKemKeyPair, generateSigningKey, openChannel } from '@firn/crypto';
-import { describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
 import type { Workload } from '@firn/app';
-import { createEnclaveProgram } from '../enclaveProgram.ts';
-import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { sha256 } from '@firn/core';
+import { describe, expect, it } from 'vitest';
+import { createAppProgram, oneOutput as out } from '../../test/appProgram.ts';
 import { inProcessRuntime } from '../runtime/mlRuntime.ts';
 import { createJobHandlers } from './index.ts';
-import { createRunJobHandler, type RunJobResult } from './runJob.ts';
 import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 
 // In process: what the enclave process enforces on an app's signData calls, whatever the app
@@ -29,13 +12,6 @@ import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 const NOW = 1_750_000_000;
 // Lowered limits, so the caps are reached with small outputs and short waits.
 const LIMITS = { maxWorkloadMs: 400, maxOutputBytes: 1024, maxTotalOutputBytes: 1536 };
-const dir = mkdtempSync(join(tmpdir(), 'firn-appjob-'));
-const platform = await createSimulatedPlatform(await createSimulatedRoot());
-const measurement = sha256(utf8('app image'));
-const out = (bytes: Uint8Array) => ({
-  outputs: [{ role: 'result', contentType: 'application/octet-stream', bytes }],
-  workUnits: 1n,
-});
 const workloads: Record<string, Workload> = {
   // A workload that never finishes (a deadlock, an await on nothing).
   hang: () => new Promise(() => undefined),
@@ -66,65 +42,8 @@ const workloads: Record<string, Workload> = {
     return { ...out(new Uint8Array(1)), signedData: [fake, fake] } as unknown as ReturnType<Workload>;
   },
 };
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, measurement),
-    measurementRegisters: [measurement],
-    platformId: hexToBytes(platform.platformId),
-  },
-  { runJob: createRunJobHandler({ workloads, now: () => NOW, limits: LIMITS }) },
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const appMeasurement = ((await program.handle('hello', {})) as { measurement: Hex }).measurement;
-const owner = generateSigningKey();
-const requester = await generateKemKeyPair();
-const domain = {
-  chainId: 31337,
-  jobMarket: '0x00000000000000000000000000000000000000aa' as Hex,
-  dataLedger: '0x00000000000000000000000000000000000000dd' as Hex,
-};
-
-async function run(kind: string, extra: { deadline?: number } = {}): Promise<RunJobResult> {
-  const jobId = bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
-  const s = await sealInput(utf8('payload'), 'application/octet-stream', requester.publicKey);
-  writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
-  const inputs = [{ role: 'data', artifactId: s.artifactId }];
-  const workloadHash = computeAppWorkloadHash(appMeasurement, kind, {}, inputs);
-  const grant = await createGrant({
-    ownerPrivateKey: owner.privateKey,
-    artifactId: s.artifactId,
-    dataKey: s.dataKey,
-    enclaveId: identity.enclaveId,
-    enclaveKemPublicKey: hexToBytes(identity.kemPublicKey),
-    scope: { jobId, workloadHash },
-    expiresAt: NOW + 600,
-    issuedAt: NOW - 60,
-  });
-  const req: JobRequest = {
-    v: 1,
-    jobId,
-    kind,
-    inputs,
-    grants: [grant],
-    params: {},
-    resultRecipient: bytesToHex(requester.publicKey),
-    chainId: domain.chainId,
-    jobMarket: domain.jobMarket,
-    app: appMeasurement,
-    dataLedger: domain.dataLedger,
-  };
-  const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
-  return (await program.handle('runJob', {
-    jobId,
-    enc: bytesToHex(channel.enc),
-    request: Buffer.from(await channel.sealRequest(utf8(JSON.stringify(req)))).toString('base64'),
-    inputPaths: { [s.artifactId]: join(dir, s.artifactId.slice(2)) },
-    onChain: { workloadHash, inputCommitment: computeInputCommitment([s.artifactId]) },
-    domain,
-    outputDir: dir,
-    ...extra,
-  })) as RunJobResult;
-}
+const { dir, run: runApp } = await createAppProgram({ workloads, now: NOW, limits: LIMITS });
+const run = (kind: string, extra: { deadline?: number } = {}) => runApp(kind, { extra });
 
 describe('limits on a workload', () => {
   it('a workload that never finishes fails with E_TIMEOUT at the enclave cap', async () => {

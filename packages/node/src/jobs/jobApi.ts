@@ -72,6 +72,12 @@ export interface JobApiOptions {
   chainCheckIntervalMs?: number;
   /** How often proved jobs are checked for finalization, ms (default 5000). */
   finalizeIntervalMs?: number;
+  /**
+   * Finalization checks in a row that may find a `proved` job not Proved, Paid or Slashed on chain
+   * (a reorg or a chain reset lost the proof) before the record is marked failed with E_CHAIN
+   * (default DEFAULT_LOST_PROOF_CHECKS).
+   */
+  lostProofChecks?: number;
   /** Which jobs this operator takes at all (defaults: DEFAULT_JOB_POLICY). */
   jobPolicy?: Partial<JobPolicy>;
   /**
@@ -99,6 +105,11 @@ export const DEFAULT_JOB_POLICY: JobPolicy = Object.freeze({ minEscrowWei: 1n, m
 
 /** How long one job may run in the enclave unless configured (JobApiOptions.enclaveTimeoutMs), ms. */
 export const DEFAULT_JOB_TIME_LIMIT_MS = 10 * 60_000;
+/**
+ * Finalization checks in a row (finalizeIntervalMs apart: 5 minutes at the default 5 s) in which
+ * the chain may not show a job this node proved before the node stops waiting for it.
+ */
+export const DEFAULT_LOST_PROOF_CHECKS = 60;
 /** Jobs waiting for an enclave slot beyond the running ones, unless configured. */
 export const DEFAULT_MAX_QUEUED_JOBS = 16;
 
@@ -143,6 +154,8 @@ export class JobService {
   /** Jobs admitted and not over (waiting for a slot or running). */
   private active = 0;
   private finalizer: NodeJS.Timeout | undefined;
+  /** Proved jobs the chain did not show as proved, with the checks in a row that found so. */
+  private readonly proofMissing = new Map<Hex, number>();
   private stopped = false;
   readonly sessions: SessionService;
   /** The terms in force (options over DEFAULT_JOB_POLICY). */
@@ -812,7 +825,12 @@ export class JobService {
           });
           continue;
         }
-        if (onChain.status !== JobStatus.Proved || BigInt(now) <= onChain.challengeEndsAt) continue;
+        if (onChain.status !== JobStatus.Proved) {
+          this.proofLost(r.jobId, onChain.status);
+          continue;
+        }
+        this.proofMissing.delete(r.jobId);
+        if (BigInt(now) <= onChain.challengeEndsAt) continue;
         const tx = await this.chain(() => finalizeJob(this.clients, r.jobId));
         this.safeUpdate(r.jobId, { status: 'finalized', txs: { ...r.txs, finalize: tx.hash } });
         log.info('job finalized; operator paid');
@@ -820,6 +838,31 @@ export class JobService {
         log.warn('finalize failed; will retry', { code: isFirnError(e) ? e.code : 'E_INTERNAL' });
       }
     }
+  }
+
+  /**
+   * One more check that found a `proved` job in another chain status (None after a reset, Open or
+   * Claimed after a reorg dropped the proof, Failed or Reclaimed): after `lostProofChecks` in a
+   * row the record is marked failed with E_CHAIN, so it is not polled for ever and its state says
+   * why it will not be paid.
+   */
+  private proofLost(jobId: Hex, status: JobStatus): void {
+    const checks = (this.proofMissing.get(jobId) ?? 0) + 1;
+    if (checks < (this.opts.lostProofChecks ?? DEFAULT_LOST_PROOF_CHECKS)) {
+      this.proofMissing.set(jobId, checks);
+      return;
+    }
+    this.proofMissing.delete(jobId);
+    const seen = JobStatus[status] ?? String(status);
+    this.safeUpdate(jobId, {
+      status: 'failed',
+      error: {
+        code: 'E_CHAIN',
+        message: `the chain no longer holds this job's proof (it reads the job as ${seen} after ${checks} checks): a reorg or a chain reset lost it, and the node stopped waiting to finalize it`,
+      },
+    });
+    this.opts.logger.warn('proof lost on chain; job marked failed', { jobId, status: seen });
+    this.notify(jobId);
   }
 
   record(idText: string): JobRecord {
