@@ -43,6 +43,7 @@ import { assertStillEligible } from './attestNode.ts';
 import { JobFailedError } from './runJob.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
+import { SessionStream } from './sessionStream.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
 export type SessionFormat = 'binary' | 'json';
@@ -211,6 +212,13 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
   model: { bytes: Uint8Array } | { sealed: SealedInput };
   /** Tensor encoding inside the encrypted requests; default binary. */
   format?: SessionFormat;
+  /**
+   * How requests reach the node: `stream` (default) sends them over one persistent binary
+   * connection (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240) and pipelines
+   * them: `infer` sends at once, and answers are opened in call order. When the node offers no
+   * stream, requests fall back to `http` (one POST /v1/sessions/{id}/requests each, one at a time).
+   */
+  transport?: 'stream' | 'http';
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -224,7 +232,10 @@ export interface InferenceSession {
   outputNames: string[];
   /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
   timings: { attestMs: number; openMs: number };
-  /** Run one tensor map in the enclave; requests are sent one at a time, in call order. */
+  /**
+   * Run one tensor map in the enclave. Over a stream the request is sent at once (calls may
+   * overlap; answers come in call order); over http one at a time, in call order.
+   */
   infer(tensors: Record<string, TensorLike>): Promise<TensorMap>;
   /**
    * Close the session: the node submits the enclave's Work Proof, which is verified here. A
@@ -303,6 +314,10 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
+  const stream =
+    opts.transport === 'http'
+      ? undefined
+      : await SessionStream.open(node.endpoint, opened.sessionId).catch(() => undefined);
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -313,6 +328,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   let closing: Promise<SessionCloseResult> | undefined;
   const close = (): Promise<SessionCloseResult> => {
     closing ??= serial(async () => {
+      stream?.close();
       const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
         // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
         if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
@@ -350,8 +366,27 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     inputNames: names.inputNames,
     outputNames: names.outputNames,
     timings: { attestMs, openMs },
-    infer: (tensors) =>
-      serial(async () => {
+    infer: (tensors) => {
+      if (stream !== undefined && !closing) {
+        // Sealed and sent now, in call order; opened in the same order as the answers arrive.
+        let request: Uint8Array;
+        try {
+          request = codec.sealRequest(tensors);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        const answer = stream.send(request);
+        answer.catch(() => undefined);
+        return serial(async () => {
+          try {
+            return codec.openResponse(request, await answer);
+          } catch (e) {
+            void close().catch(() => undefined);
+            throw e;
+          }
+        });
+      }
+      return serial(async () => {
         if (closing)
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
@@ -364,7 +399,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           void close().catch(() => undefined);
           throw e;
         }
-      }),
+      });
+    },
     close: () => close(),
   };
 }
