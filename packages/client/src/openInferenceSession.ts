@@ -230,6 +230,8 @@ export interface InferenceSession {
   expiresAt: number;
   inputNames: string[];
   outputNames: string[];
+  /** How requests travel: the pipelined binary stream, or one HTTP POST each (fallback). */
+  transport: 'stream' | 'http';
   /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
   timings: { attestMs: number; openMs: number };
   /**
@@ -365,6 +367,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     expiresAt: opened.expiresAt,
     inputNames: names.inputNames,
     outputNames: names.outputNames,
+    transport: stream ? 'stream' : 'http',
     timings: { attestMs, openMs },
     infer: (tensors) => {
       if (stream !== undefined && !closing) {
