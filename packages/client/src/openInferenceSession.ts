@@ -115,6 +115,22 @@ export class SessionCodec {
   }
 }
 
+/**
+ * Why a session's Work Proof does not cover the exchange the requester saw (empty: it does): its
+ * outputCommitment must be the commitment of the requester's own transcript and its workUnits the
+ * requester's own count. This is what makes a misreported transcript (a node, or a session child
+ * subverted by its model, that claims more or other requests) worthless: the requester refuses it.
+ * Throws E_PARSE on a malformed proof.
+ */
+export function sessionProofMismatches(proof: WorkProofJson, codec: SessionCodec): string[] {
+  const p = parseWorkProofJson(proof).proof;
+  const reasons: string[] = [];
+  if (p.outputCommitment.toLowerCase() !== codec.commitment().toLowerCase())
+    reasons.push('outputCommitment differs from the requester’s own transcript');
+  if (p.workUnits !== codec.workUnits) reasons.push('workUnits differ from the requester’s own count');
+  return reasons;
+}
+
 export interface BuildSessionOpenParams {
   jobId: Hex;
   model: { artifactId: Hex; dataKey: Uint8Array };
@@ -343,9 +359,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         inputCommitment,
         outputCommitment: codec.commitment(),
       });
-      const p = parseWorkProofJson(r.proof);
-      if (p.proof.workUnits !== codec.workUnits)
-        check.reasons.push('workUnits differ from the requester’s own count');
+      for (const why of sessionProofMismatches(r.proof, codec))
+        if (!check.reasons.includes(why)) check.reasons.push(why);
       return {
         proof: r.proof,
         proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
