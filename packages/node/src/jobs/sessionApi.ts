@@ -157,10 +157,17 @@ export class SessionService {
     return this.close(parseArtifactId(idText) as Hex, auth);
   }
 
-  /** Stop the idle sweeper (shutdown, tests). */
+  /**
+   * Stop the idle sweeper and end every session stream and endpoint connection (shutdown, tests):
+   * upgraded connections are not the HTTP server's any more, so it would wait for them forever.
+   */
   stopSweeper(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    for (const h of this.open.values()) {
+      for (const st of h.streams) st.destroy();
+      h.relay?.close();
+    }
   }
 
   private startSweeper(): void {
