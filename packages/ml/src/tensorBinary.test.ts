@@ -18,6 +18,19 @@ describe('binary tensors', () => {
     expect(Array.from(back.c!.data as Uint8Array)).toEqual([1, 0, 1]);
   });
 
+  it('decodes from a Buffer lying inside a larger buffer (as read off a socket) into its own aligned arrays', () => {
+    const enc = encodeTensorsBinary({
+      x: { type: 'float32', dims: [3], data: Float32Array.from([1, 2, 3]) },
+    });
+    const pool = Buffer.alloc(enc.length + 11, 7);
+    pool.set(enc, 5);
+    const back = decodeTensorsBinary(pool.subarray(5, 5 + enc.length));
+    const d = back.x!.data as Float32Array;
+    expect(Array.from(d)).toEqual([1, 2, 3]);
+    // Its own buffer: not a view of the message (which is zeroed or reused afterwards).
+    expect(d.buffer.byteLength).toBe(12);
+  });
+
   it('refuses truncation, trailing bytes, bad magic, wrong data length and over-cap sizes', () => {
     const ok = encodeTensorsBinary({ x: { type: 'float32', dims: [4], data: new Float32Array(4) } });
     const code = { code: 'E_INPUT_INVALID' };

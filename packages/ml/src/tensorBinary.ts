@@ -96,7 +96,8 @@ export function encodeTensorsBinary(tensors: Record<string, TensorLike>): Uint8A
 
 function typedArrayOf(type: TensorType, bytes: Uint8Array): TensorData {
   // A fresh copy: aligned for the typed array and detached from the (decrypted) message buffer.
-  const copy = bytes.slice();
+  // (Uint8Array's slice, never Buffer's, which would return a view of the whole pool buffer.)
+  const copy = Uint8Array.prototype.slice.call(bytes);
   switch (type) {
     case 'float32':
       return new Float32Array(copy.buffer);
