@@ -4,11 +4,13 @@
  * plain:    onnxruntime-node session (CPU, intraOpNumThreads 1, interOpNumThreads 1, graph
  *           optimisation "all": loadOnnxModel's defaults), loaded once; `run` per request on a
  *           prebuilt Float32Array tensor (no JSON on this side either).
- * session:  a warm inference session on a live devnet node (docs/decisions/0602): per request the
- *           requester encodes the tensor (binary), seals it with the session key (AES-256-GCM),
- *           POSTs it over HTTP keep-alive, the host relays it over the enclave pipe (base64 in a
- *           JSON frame), the enclave opens it, checks the sequence, decodes, runs the same
- *           onnxruntime settings, encodes, seals, and the requester opens and decodes the reply.
+ * session:  a warm inference session on a live devnet node (docs/decisions/0602, 1240): per request
+ *           the requester encodes the tensor (binary), seals it with the session key (AES-256-GCM),
+ *           sends it on its session stream (one upgraded HTTP connection, binary frames), the host
+ *           relays the bytes as they are to the session's keyless child over its Unix socket, the
+ *           child opens it, checks the sequence, decodes, runs the same onnxruntime settings,
+ *           encodes, seals, and the requester opens and decodes the reply. Requests are timed one
+ *           at a time (latency), alternating with the plain requests so both see the same load.
  *           Attestation, post + claim + grant + model load (open) and close + proof submission
  *           are once per session: "excluded" ratios leave them out, "amortised" ratios spread
  *           them over the session's requests, "per request" charges one attestation to every
