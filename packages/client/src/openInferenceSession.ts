@@ -69,10 +69,14 @@ export class SessionCodec {
   }
 
   sealRequest(tensors: Record<string, TensorLike>): Uint8Array {
-    const body = this.format === 'binary' ? encodeTensorsBinary(tensors) : utf8(tensorMapToJson(tensors));
-    const pt = new Uint8Array(body.length + 1);
+    let pt: Uint8Array;
+    if (this.format === 'binary') pt = encodeTensorsBinary(tensors, 1);
+    else {
+      const body = utf8(tensorMapToJson(tensors));
+      pt = new Uint8Array(body.length + 1);
+      pt.set(body, 1);
+    }
     pt[0] = SESSION_FORMAT[this.format];
-    pt.set(body, 1);
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
     const message = this.endpoint.seal(pt);

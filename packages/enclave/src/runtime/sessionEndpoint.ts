@@ -97,12 +97,15 @@ export function encodeResponsePayload(
   format: number,
   outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
 ): Uint8Array {
-  const body =
-    format === SESSION_FORMAT.binary ? encodeTensorsBinary(outputs) : utf8(tensorMapToJson(outputs));
-  const out = new Uint8Array(body.length + 2);
+  let out: Uint8Array;
+  if (format === SESSION_FORMAT.binary) out = encodeTensorsBinary(outputs, 2);
+  else {
+    const body = utf8(tensorMapToJson(outputs));
+    out = new Uint8Array(body.length + 2);
+    out.set(body, 2);
+  }
   out[0] = SESSION_STATUS.ok;
   out[1] = format;
-  out.set(body, 2);
   return out;
 }
 
