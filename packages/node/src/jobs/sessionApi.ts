@@ -1,13 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  claimJob,
-  type FirnClients,
-  type FirnDeployment,
-  type FirnJob,
-  failJob,
-  submitProof,
-} from '@firn/chain';
+import { claimJob, type FirnClients, type FirnDeployment, type FirnJob, failJob } from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
 import {
