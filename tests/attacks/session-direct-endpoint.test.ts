@@ -36,7 +36,7 @@ import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 // The enclave program runs in this process with a runtime whose models serve in-process (the same
 // serveSessionEndpoint the image's child runs), so the sockets, framing and crypto are the real ones.
 
-const now = 1_750_000_000;
+let now = 1_750_000_000;
 const dir = mkdtempSync(join(tmpdir(), 'firn-direct-'));
 const root = await createSimulatedRoot();
 const platform = await createSimulatedPlatform(root);
@@ -230,6 +230,25 @@ describe('attacks on the direct session endpoint', () => {
     })) as CloseSessionResult;
     expect(closed.requests).toBe(2);
     await expect(relay.send(codec.sealRequest(x([1, 1, 1])))).rejects.toBeInstanceOf(Error);
+  });
+
+  it('a host that lets the enclave clock run ahead cannot get a busy direct session dropped as idle', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const a = codec.sealRequest(x([1, 2, 3]));
+    codec.openResponse(a, await relay.send(a));
+    // The enclave process never sees this session's requests: on its clock the session looks idle
+    // for longer than the idle limit, but the child answered a request milliseconds ago.
+    now += 601;
+    const other = await openDirect(); // the open sweeps idle sessions
+    const b = codec.sealRequest(x([3, 2, 1]));
+    expect(codec.openResponse(b, await relay.send(b)).y!.dims).toEqual([1, 2]);
+    const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(closed.requests).toBe(2);
+    await expect(program.handle('closeSession', { sessionId: other.jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
+    relay.close();
   });
 
   it('a session child that misreports its transcript gets a signed proof the requester refuses', async () => {
