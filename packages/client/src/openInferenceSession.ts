@@ -389,7 +389,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     transport: stream ? 'stream' : 'http',
     timings: { attestMs, openMs },
     infer: (tensors) => {
-      if (stream !== undefined && !closing) {
+      // A stream the node ended (its idle close, a restart) is not reopened: the request goes by
+      // POST, whose answer says what happened to the session (e.g. 404 E_NOT_FOUND).
+      if (stream !== undefined && !stream.closed && !closing) {
         // Sealed and sent now, in call order; opened in the same order as the answers arrive.
         let request: Uint8Array;
         try {

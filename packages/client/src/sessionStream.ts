@@ -106,6 +106,11 @@ export class SessionStream {
     this.fail(new FirnError('E_UNAVAILABLE', 'the session stream was closed'));
   }
 
+  /** True once the stream ended (closed by either side, or failed). */
+  get closed(): boolean {
+    return this.gone !== undefined;
+  }
+
   private onData(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.size += chunk.length;
