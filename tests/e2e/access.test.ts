@@ -169,6 +169,8 @@ describe('strangers change nothing on the node API', () => {
               ...requesterOptions(net, kem),
               model: { bytes: model.bytes },
               escrow: 10n ** 15n,
+              // The POST route, so the test can tap the request (streams: tests/attacks/session-stream.test.ts).
+              transport: 'http',
             }),
         );
         await s.infer({ x: { type: 'float32', dims: [1, 3], data: Float32Array.from([1, 2, 3]) } });

@@ -27,6 +27,8 @@ describe('warm inference session end to end', () => {
       roots: net.roots,
       model: { bytes: model.bytes },
       escrow: 10n ** 16n,
+      // The POST route (the fallback), so the test can tap the requests; streams: tests/attacks/session-stream.test.ts.
+      transport: 'http',
     });
     expect(session.inputNames).toEqual(['x']);
     let units = 0n;

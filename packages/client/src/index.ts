@@ -6,6 +6,7 @@ export * from './runJob.ts';
 export * from './sealInput.ts';
 export * from './verifyWorkProof.ts';
 export * from './openInferenceSession.ts';
+export * from './sessionStream.ts';
 export * from './marketJob.ts';
 export * from './chainView.ts';
 export * from './padding.ts';

@@ -43,6 +43,7 @@ import { assertStillEligible } from './attestNode.ts';
 import { JobFailedError } from './runJob.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
+import { SessionStream } from './sessionStream.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
 export type SessionFormat = 'binary' | 'json';
@@ -68,10 +69,14 @@ export class SessionCodec {
   }
 
   sealRequest(tensors: Record<string, TensorLike>): Uint8Array {
-    const body = this.format === 'binary' ? encodeTensorsBinary(tensors) : utf8(tensorMapToJson(tensors));
-    const pt = new Uint8Array(body.length + 1);
+    let pt: Uint8Array;
+    if (this.format === 'binary') pt = encodeTensorsBinary(tensors, 1);
+    else {
+      const body = utf8(tensorMapToJson(tensors));
+      pt = new Uint8Array(body.length + 1);
+      pt.set(body, 1);
+    }
     pt[0] = SESSION_FORMAT[this.format];
-    pt.set(body, 1);
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
     const message = this.endpoint.seal(pt);
@@ -112,6 +117,22 @@ export class SessionCodec {
   commitment(): Hex {
     return this.transcript.commitment(this.sessionId, this.salt);
   }
+}
+
+/**
+ * Why a session's Work Proof does not cover the exchange the requester saw (empty: it does): its
+ * outputCommitment must be the commitment of the requester's own transcript and its workUnits the
+ * requester's own count. This is what makes a misreported transcript (a node, or a session child
+ * subverted by its model, that claims more or other requests) worthless: the requester refuses it.
+ * Throws E_PARSE on a malformed proof.
+ */
+export function sessionProofMismatches(proof: WorkProofJson, codec: SessionCodec): string[] {
+  const p = parseWorkProofJson(proof).proof;
+  const reasons: string[] = [];
+  if (p.outputCommitment.toLowerCase() !== codec.commitment().toLowerCase())
+    reasons.push('outputCommitment differs from the requester’s own transcript');
+  if (p.workUnits !== codec.workUnits) reasons.push('workUnits differ from the requester’s own count');
+  return reasons;
 }
 
 export interface BuildSessionOpenParams {
@@ -211,6 +232,13 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
   model: { bytes: Uint8Array } | { sealed: SealedInput };
   /** Tensor encoding inside the encrypted requests; default binary. */
   format?: SessionFormat;
+  /**
+   * How requests reach the node: `stream` (default) sends them over one persistent binary
+   * connection (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240) and pipelines
+   * them: `infer` sends at once, and answers are opened in call order. When the node offers no
+   * stream, requests fall back to `http` (one POST /v1/sessions/{id}/requests each, one at a time).
+   */
+  transport?: 'stream' | 'http';
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -222,9 +250,14 @@ export interface InferenceSession {
   expiresAt: number;
   inputNames: string[];
   outputNames: string[];
+  /** How requests travel: the pipelined binary stream, or one HTTP POST each (fallback). */
+  transport: 'stream' | 'http';
   /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
   timings: { attestMs: number; openMs: number };
-  /** Run one tensor map in the enclave; requests are sent one at a time, in call order. */
+  /**
+   * Run one tensor map in the enclave. Over a stream the request is sent at once (calls may
+   * overlap; answers come in call order); over http one at a time, in call order.
+   */
   infer(tensors: Record<string, TensorLike>): Promise<TensorMap>;
   /**
    * Close the session: the node submits the enclave's Work Proof, which is verified here. A
@@ -303,6 +336,10 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
+  const stream =
+    opts.transport === 'http'
+      ? undefined
+      : await SessionStream.open(node.endpoint, opened.sessionId).catch(() => undefined);
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -313,6 +350,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   let closing: Promise<SessionCloseResult> | undefined;
   const close = (): Promise<SessionCloseResult> => {
     closing ??= serial(async () => {
+      stream?.close();
       const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
         // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
         if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
@@ -325,9 +363,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         inputCommitment,
         outputCommitment: codec.commitment(),
       });
-      const p = parseWorkProofJson(r.proof);
-      if (p.proof.workUnits !== codec.workUnits)
-        check.reasons.push('workUnits differ from the requester’s own count');
+      for (const why of sessionProofMismatches(r.proof, codec))
+        if (!check.reasons.includes(why)) check.reasons.push(why);
       return {
         proof: r.proof,
         proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
@@ -349,9 +386,31 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     expiresAt: opened.expiresAt,
     inputNames: names.inputNames,
     outputNames: names.outputNames,
+    transport: stream ? 'stream' : 'http',
     timings: { attestMs, openMs },
-    infer: (tensors) =>
-      serial(async () => {
+    infer: (tensors) => {
+      // A stream the node ended (its idle close, a restart) is not reopened: the request goes by
+      // POST, whose answer says what happened to the session (e.g. 404 E_NOT_FOUND).
+      if (stream !== undefined && !stream.closed && !closing) {
+        // Sealed and sent now, in call order; opened in the same order as the answers arrive.
+        let request: Uint8Array;
+        try {
+          request = codec.sealRequest(tensors);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        const answer = stream.send(request);
+        answer.catch(() => undefined);
+        return serial(async () => {
+          try {
+            return codec.openResponse(request, await answer);
+          } catch (e) {
+            void close().catch(() => undefined);
+            throw e;
+          }
+        });
+      }
+      return serial(async () => {
         if (closing)
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
@@ -364,7 +423,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           void close().catch(() => undefined);
           throw e;
         }
-      }),
+      });
+    },
     close: () => close(),
   };
 }

@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import {
   assertBytes,
   bytesToHex,
@@ -10,7 +11,7 @@ import {
   u64be,
   utf8,
 } from '@firn/core';
-import { aesGcmDecrypt, aesGcmEncrypt } from './aesGcm.ts';
+import { AES_GCM_TAG_BYTES } from './aesGcm.ts';
 import { CHANNEL_HEADER_BYTES, CHANNEL_VERSION, ChannelError } from './channel.ts';
 import { hkdfSha256 } from './hkdf.ts';
 
@@ -66,13 +67,15 @@ const aadOf = (kind: 'request' | 'response', id: Uint8Array, seq: bigint) =>
 /** Session message kinds on the wire (distinct from the job channel's kinds). */
 const SESSION_KIND_CODE = { request: 0x11, response: 0x12 } as const;
 
-/** Wire form of a session message: version (1) || kind (1) || seq (8, big-endian) || ciphertext-with-tag. */
-function encodeSessionMessage(kind: 'request' | 'response', seq: bigint, ciphertext: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CHANNEL_HEADER_BYTES + ciphertext.length);
+/**
+ * Wire form of a session message: version (1) || kind (1) || seq (8, big-endian) ||
+ * ciphertext-with-tag. Returns the header filled and `sealedLength` bytes left for the ciphertext.
+ */
+function encodeSessionMessage(kind: 'request' | 'response', seq: bigint, sealedLength: number): Uint8Array {
+  const out = new Uint8Array(CHANNEL_HEADER_BYTES + sealedLength);
   out[0] = CHANNEL_VERSION;
   out[1] = SESSION_KIND_CODE[kind];
   out.set(u64be(seq), 2);
-  out.set(ciphertext, CHANNEL_HEADER_BYTES);
   return out;
 }
 
@@ -144,12 +147,21 @@ export function createSessionEndpoint(
       return received;
     },
     seal(plaintext) {
+      assertBytes(plaintext, 'plaintext');
       if (plaintext.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
         throw new ChannelError('E_PARSE', 'session message too large');
       const seq = sent;
-      const ct = aesGcmEncrypt(sendKey, nonceOf(seq), plaintext, aadOf(out, id, seq));
+      // AES-256-GCM straight into the wire form: one pass over the plaintext, one copy.
+      const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
+      c.setAAD(aadOf(out, id, seq));
+      const message = encodeSessionMessage(out, seq, plaintext.length + AES_GCM_TAG_BYTES);
+      const body = c.update(plaintext);
+      message.set(body, CHANNEL_HEADER_BYTES);
+      const tail = c.final();
+      message.set(tail, CHANNEL_HEADER_BYTES + body.length);
+      message.set(c.getAuthTag(), CHANNEL_HEADER_BYTES + plaintext.length);
       sent++;
-      return encodeSessionMessage(out, seq, ct);
+      return message;
     },
     open(message) {
       if (message.length > MAX_SESSION_MESSAGE_BYTES)
@@ -163,14 +175,26 @@ export function createSessionEndpoint(
           m.seq < received ? 'replayed session message' : 'session message out of order',
           { details: { expected: received.toString(), got: m.seq.toString() } },
         );
-      let pt: Uint8Array;
+      const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
+      const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
+        authTagLength: AES_GCM_TAG_BYTES,
+      });
+      d.setAuthTag(m.ciphertext.subarray(ctLen));
+      d.setAAD(aadOf(inn, id, m.seq));
+      const head = d.update(m.ciphertext.subarray(0, ctLen));
+      let tail: Buffer;
       try {
-        pt = aesGcmDecrypt(recvKey, nonceOf(m.seq), m.ciphertext, aadOf(inn, id, m.seq));
+        tail = d.final();
       } catch {
+        // The unauthenticated plaintext is dropped, never returned.
+        head.fill(0);
         throw new ChannelError('E_DECRYPT', 'decryption failed');
       }
       received++;
-      return pt;
+      // GCM's final() yields no bytes: the plaintext is `head` itself, not copied again.
+      // A plain Uint8Array view (Buffer's slice() would not copy, which decoders must not meet).
+      const pt = tail.length === 0 ? head : Buffer.concat([head, tail]);
+      return new Uint8Array(pt.buffer, pt.byteOffset, pt.byteLength);
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { FirnError, type ErrorCode } from '@firn/core';
 
 /**
@@ -62,4 +63,73 @@ export function isRequestFrame(o: unknown): o is RequestFrame {
     typeof r.params === 'object' &&
     r.params !== null
   );
+}
+
+// ---- session streams (docs/decisions/1240-direct-session-endpoint.md) ----
+// Binary frames of the warm-session hot path: requester <-> host (an upgraded HTTP connection) and
+// host <-> the session's child (a Unix socket). No JSON, no base64: message bytes travel as they are.
+
+/** Largest session message (MAX_SESSION_MESSAGE_BYTES of @firn/crypto: 8 MiB). */
+const MAX_STREAM_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Frame tags on the session streams (host-child and requester-host). */
+export const STREAM_TAG = { message: 0, error: 1, token: 2 } as const;
+/** Bytes of the connection token the open result carries. */
+export const SESSION_TOKEN_BYTES = 32;
+/** Largest frame body on a session stream: one session message and its tag. */
+export const MAX_STREAM_FRAME_BYTES = MAX_STREAM_MESSAGE_BYTES + 1;
+
+/** Encode one stream frame: u32 BE length of (tag || body), tag, body. */
+export function encodeStreamFrame(tag: number, body: Uint8Array): [Buffer, Buffer] {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(body.length + 1, 0);
+  head[4] = tag;
+  return [head, Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
+}
+
+/** Write one frame without copying the body (corked, so header and body leave in one write). */
+export function writeStreamFrame(socket: Socket, tag: number, body: Uint8Array): void {
+  const [head, b] = encodeStreamFrame(tag, body);
+  socket.cork();
+  socket.write(head);
+  socket.write(b);
+  process.nextTick(() => socket.uncork());
+}
+
+/**
+ * Incremental reader of stream frames: feed socket chunks, get {tag, body} frames. A frame whose
+ * length is 0 or over `maxBody` bytes fails with E_TOO_LARGE / E_PARSE before anything is
+ * buffered for it. Bodies are views of the received chunk when a frame lies in one chunk.
+ */
+export class StreamFrameReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly maxBody = MAX_STREAM_FRAME_BYTES) {}
+
+  push(chunk: Buffer): { tag: number; body: Buffer }[] {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    const out: { tag: number; body: Buffer }[] = [];
+    for (;;) {
+      if (this.size < 4) break;
+      const first = this.chunks[0]!.length >= 4 ? this.chunks[0]! : this.flatten();
+      const len = first.readUInt32BE(0);
+      if (len === 0) throw new FirnError('E_PARSE', 'empty session stream frame');
+      if (len > this.maxBody)
+        throw new FirnError('E_TOO_LARGE', `a session stream frame is at most ${this.maxBody} bytes`);
+      if (this.size < 4 + len) break;
+      const buf = this.chunks[0]!.length >= 4 + len ? this.chunks[0]! : this.flatten();
+      out.push({ tag: buf[4]!, body: buf.subarray(5, 4 + len) });
+      const rest = buf.subarray(4 + len);
+      this.chunks = rest.length > 0 ? [rest, ...this.chunks.slice(1)] : this.chunks.slice(1);
+      this.size -= 4 + len;
+    }
+    return out;
+  }
+
+  private flatten(): Buffer {
+    const b = Buffer.concat(this.chunks);
+    this.chunks = [b];
+    return b;
+  }
 }

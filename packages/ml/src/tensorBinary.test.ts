@@ -18,6 +18,29 @@ describe('binary tensors', () => {
     expect(Array.from(back.c!.data as Uint8Array)).toEqual([1, 0, 1]);
   });
 
+  it('leaves the reserved leading bytes for a caller header and encodes the same bytes after them', () => {
+    const m = { x: { type: 'float32' as const, dims: [2], data: Float32Array.from([1, -2]) } };
+    const plain = encodeTensorsBinary(m);
+    const withHead = encodeTensorsBinary(m, 2);
+    expect(withHead.length).toBe(plain.length + 2);
+    expect(Array.from(withHead.subarray(0, 2))).toEqual([0, 0]);
+    expect(Buffer.compare(Buffer.from(withHead.subarray(2)), Buffer.from(plain))).toBe(0);
+    expect(Array.from(decodeTensorsBinary(withHead.subarray(2)).x!.data as Float32Array)).toEqual([1, -2]);
+  });
+
+  it('decodes from a Buffer lying inside a larger buffer (as read off a socket) into its own aligned arrays', () => {
+    const enc = encodeTensorsBinary({
+      x: { type: 'float32', dims: [3], data: Float32Array.from([1, 2, 3]) },
+    });
+    const pool = Buffer.alloc(enc.length + 11, 7);
+    pool.set(enc, 5);
+    const back = decodeTensorsBinary(pool.subarray(5, 5 + enc.length));
+    const d = back.x!.data as Float32Array;
+    expect(Array.from(d)).toEqual([1, 2, 3]);
+    // Its own buffer: not a view of the message (which is zeroed or reused afterwards).
+    expect(d.buffer.byteLength).toBe(12);
+  });
+
   it('refuses truncation, trailing bytes, bad magic, wrong data length and over-cap sizes', () => {
     const ok = encodeTensorsBinary({ x: { type: 'float32', dims: [4], data: new Float32Array(4) } });
     const code = { code: 'E_INPUT_INVALID' };

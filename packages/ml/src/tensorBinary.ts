@@ -56,8 +56,12 @@ function viewBytes(data: unknown, type: TensorType, elements: number, name: stri
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** Encode named tensors (onnxruntime outputs or TensorValues) in the binary tensor form. */
-export function encodeTensorsBinary(tensors: Record<string, TensorLike>): Uint8Array {
+/**
+ * Encode named tensors (onnxruntime outputs or TensorValues) in the binary tensor form. `reserve`
+ * leading bytes (zero) are left before it, for a caller's own header, so the elements are copied
+ * once (the session payload's format and status bytes).
+ */
+export function encodeTensorsBinary(tensors: Record<string, TensorLike>, reserve = 0): Uint8Array {
   requireLittleEndian();
   const parts: Uint8Array[] = [];
   let size = 8;
@@ -83,10 +87,10 @@ export function encodeTensorsBinary(tensors: Record<string, TensorLike>): Uint8A
     parts.push(head, data);
     size += head.length + data.length;
   }
-  const out = new Uint8Array(size);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, entries.length, true);
-  let o = 8;
+  const out = new Uint8Array(reserve + size);
+  out.set(MAGIC, reserve);
+  new DataView(out.buffer).setUint32(reserve + 4, entries.length, true);
+  let o = reserve + 8;
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
@@ -96,7 +100,8 @@ export function encodeTensorsBinary(tensors: Record<string, TensorLike>): Uint8A
 
 function typedArrayOf(type: TensorType, bytes: Uint8Array): TensorData {
   // A fresh copy: aligned for the typed array and detached from the (decrypted) message buffer.
-  const copy = bytes.slice();
+  // (Uint8Array's slice, never Buffer's, which would return a view of the whole pool buffer.)
+  const copy = Uint8Array.prototype.slice.call(bytes);
   switch (type) {
     case 'float32':
       return new Float32Array(copy.buffer);

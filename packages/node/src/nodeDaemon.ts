@@ -17,7 +17,7 @@ import {
   RequestRateLimiter,
   UploadSlots,
 } from './http/limits.ts';
-import { createNodeApi } from './http/nodeApi.ts';
+import { createNodeApi, sessionStreamUpgrade } from './http/nodeApi.ts';
 import type { EnclaveIdentity } from './jobs/jobHost.ts';
 import { NodeDb } from './storage/nodeDb.ts';
 import { DEFAULT_STORAGE_QUOTAS, type StorageQuotas } from './storage/quota.ts';
@@ -269,6 +269,8 @@ export class NodeDaemon {
       overrideGlobalObjects: false,
     }) as Server;
     applyHttpLimits(this.server, this.limits);
+    // Warm sessions' binary streams (HTTP Upgrade; docs/decisions/1240-direct-session-endpoint.md).
+    this.server.on('upgrade', sessionStreamUpgrade(this));
     await new Promise<void>((resolve) =>
       this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
     );

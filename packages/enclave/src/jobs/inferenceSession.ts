@@ -19,25 +19,27 @@ import {
   deriveSessionKeys,
   MAX_SESSION_MESSAGE_BYTES,
   parseGrant,
-  SESSION_FORMAT,
   SESSION_KIND,
   SESSION_SECRET_BYTES,
-  SESSION_STATUS,
   type SessionEndpoint,
   SessionTranscript,
   sessionChannelInfo,
   sessionClosePlaintext,
+  sessionTranscriptCommitment,
   signDigest,
 } from '@firn/crypto';
-import {
-  decodeTensorsBinary,
-  encodeTensorsBinary,
-  parseTensorMap,
-  type TensorMap,
-  tensorMapToJson,
-} from '@firn/ml';
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
-import { inProcessRuntime, type MlRuntime, type RuntimeModel } from '../runtime/mlRuntime.ts';
+import {
+  inProcessRuntime,
+  type MlRuntime,
+  type RuntimeModel,
+  type ServedSession,
+} from '../runtime/mlRuntime.ts';
+import {
+  answerSessionRequest,
+  type SessionEndpointAddress,
+  type SessionEndpointTranscript,
+} from '../runtime/sessionEndpoint.ts';
 import { ArtifactCache } from './artifactCache.ts';
 import {
   acceptRequest,
@@ -78,6 +80,12 @@ export interface OpenSessionParams {
   inputPaths: Record<string, string>;
   onChain: { workloadHash: Hex; inputCommitment: Hex };
   domain: { chainId: number; jobMarket: Hex };
+  /**
+   * Ask for the direct endpoint (docs/decisions/1240-direct-session-endpoint.md): the session's
+   * keyless ML child serves the requests on a Unix socket and the result carries `endpoint`. Where
+   * the runtime cannot serve (in-process runtimes), the session is served over this pipe as before.
+   */
+  direct?: boolean;
 }
 
 export interface OpenSessionResult {
@@ -91,6 +99,11 @@ export interface OpenSessionResult {
    * names are the requester's secret, so the host relays them only encrypted.
    */
   response: string;
+  /**
+   * For the host only (never relayed to the requester): where the session's child listens and the
+   * token its first frame must carry. Present when the open asked for `direct` and the runtime serves.
+   */
+  endpoint?: SessionEndpointAddress;
 }
 
 /** What the open response carries inside the channel. */
@@ -162,7 +175,10 @@ export interface SessionHandlerOptions {
 
 interface Session {
   jobId: Hex;
-  endpoint: SessionEndpoint;
+  /** The enclave process's end of the channel; absent when the child serves the session directly. */
+  endpoint?: SessionEndpoint;
+  /** The child that serves the session directly (it holds the direction keys and the transcript). */
+  served?: ServedSession;
   salt: Uint8Array;
   model: RuntimeModel;
   transcript: SessionTranscript;
@@ -189,39 +205,6 @@ function onQueue<T>(s: Session, f: () => Promise<T>): Promise<T> {
 
 function sessionIdOf(raw: Record<string, unknown>): Hex {
   return bytesToHex(hexBytes(raw.sessionId, 'sessionId', 32));
-}
-
-function decodeRequestPayload(pt: Uint8Array): { format: number; tensors: TensorMap } {
-  const format = pt[0];
-  const body = pt.subarray(1);
-  if (format === SESSION_FORMAT.binary) return { format, tensors: decodeTensorsBinary(body) };
-  if (format === SESSION_FORMAT.json) return { format, tensors: parseTensorMap(body) };
-  throw fail('E_INPUT_INVALID', 'unknown session payload format');
-}
-
-function encodeResponsePayload(
-  format: number,
-  outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
-) {
-  const body =
-    format === SESSION_FORMAT.binary ? encodeTensorsBinary(outputs) : utf8(tensorMapToJson(outputs));
-  const out = new Uint8Array(body.length + 2);
-  out[0] = SESSION_STATUS.ok;
-  out[1] = format;
-  out.set(body, 2);
-  return out;
-}
-
-function errorPayload(e: unknown): Uint8Array {
-  // Typed errors (bad tensors, wrong shapes) are the requester's to see; anything else stays vague.
-  const body = isFirnError(e)
-    ? { code: e.code, message: e.message }
-    : { code: 'E_JOB_FAILED', message: 'inference failed' };
-  const text = utf8(JSON.stringify(body));
-  const out = new Uint8Array(text.length + 1);
-  out[0] = SESSION_STATUS.error;
-  out.set(text, 1);
-  return out;
 }
 
 /**
@@ -258,8 +241,19 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     sessions.delete(s.jobId);
     void onQueue(s, () => s.model.release()).catch(() => undefined);
   };
-  const sweep = (now: number) => {
-    for (const s of [...sessions.values()]) if (now - s.lastUsed >= idle) drop(s);
+  const sweep = async (now: number) => {
+    for (const s of [...sessions.values()]) {
+      if (now - s.lastUsed < idle) continue;
+      // A directly served session's use is known only to its child: ask it before dropping.
+      if (s.served) {
+        const ms = await s.served.idleMs().catch(() => Number.POSITIVE_INFINITY);
+        if (ms < idle * 1000) {
+          s.lastUsed = now - Math.floor(ms / 1000);
+          continue;
+        }
+      }
+      if (!s.closed) drop(s);
+    }
   };
   const get = (id: Hex): Session => {
     const s = sessions.get(id);
@@ -278,7 +272,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
   const preflightSession: Handler = async (raw, ctx: EnclaveContext) => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
     const now = ctx.time.now(clock());
-    sweep(now);
+    await sweep(now);
     sweepReserved();
     if (sessions.has(p.jobId) || opening.has(p.jobId) || reserved.has(p.jobId))
       throw fail('E_CONFLICT', 'a session for this job is already open');
@@ -311,7 +305,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
   const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
     const now = ctx.time.now(clock());
-    sweep(now);
+    await sweep(now);
     sweepReserved();
     // A slot reserved by `preflightSession` for this very request is taken over, channel included.
     const r = reserved.get(p.jobId);
@@ -332,14 +326,26 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       const expiresAt = Math.min(...req.grants.map((g) => parseGrant(g).expiresAt));
       const loaded = await load(model!.bytes);
       const salt = new Uint8Array(randomBytes(32));
-      const endpoint = createSessionEndpoint(
-        'enclave',
-        deriveSessionKeys(hexBytes(open.sessionSecret, 'sessionSecret', 32), salt, p.jobId),
-        p.jobId,
-      );
+      const keys = deriveSessionKeys(hexBytes(open.sessionSecret, 'sessionSecret', 32), salt, p.jobId);
+      // Direct: the child gets this session's two direction keys and nothing else; from here on
+      // this process holds no state of the channel (it could not open the next message anyway).
+      let served: ServedSession | undefined;
+      if (raw.direct === true && loaded.serveSession !== undefined) {
+        try {
+          served = await loaded.serveSession({
+            sessionId: p.jobId,
+            keys,
+            expiresInMs: Math.max(0, expiresAt - now) * 1000,
+            maxRequestBytes: maxRequest,
+          });
+        } catch (e) {
+          await loaded.release().catch(() => undefined);
+          throw e;
+        }
+      }
       sessions.set(p.jobId, {
         jobId: p.jobId,
-        endpoint,
+        ...(served ? { served } : { endpoint: createSessionEndpoint('enclave', keys, p.jobId) }),
         salt,
         model: loaded,
         transcript: new SessionTranscript(),
@@ -364,6 +370,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         salt: bytesToHex(salt),
         expiresAt,
         response: Buffer.from(channel.sealResponse(utf8(JSON.stringify(info)))).toString('base64'),
+        ...(served ? { endpoint: served.address } : {}),
       };
     } finally {
       opening.delete(p.jobId);
@@ -372,6 +379,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const sessionRequest: Handler = async (raw, ctx: EnclaveContext): Promise<{ message: string }> => {
     const s = get(sessionIdOf(raw));
+    if (s.served) throw fail('E_CONFLICT', 'this session is served by its direct endpoint');
     if (typeof raw.message !== 'string' || raw.message.length > Math.ceil(maxRequest / 3) * 4)
       throw fail('E_TOO_LARGE', `a session request is at most ${maxRequest} bytes`);
     const message = new Uint8Array(Buffer.from(raw.message, 'base64'));
@@ -381,19 +389,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       const now = ctx.time.now(clock());
       if (now >= s.expiresAt) throw fail('E_GRANT_EXPIRED', 'the session grant has expired');
       // Replayed, reordered or altered messages fail here and leave the session state unchanged.
-      const pt = s.endpoint.open(message);
-      let response: Uint8Array;
-      let units = 0n;
-      try {
-        const { format, tensors } = decodeRequestPayload(pt);
-        for (const t of Object.values(tensors)) units += BigInt(t.data.length);
-        response = encodeResponsePayload(format, await s.model.run(tensors));
-      } catch (e) {
-        units = 0n;
-        response = errorPayload(e);
-      }
-      const sealed = s.endpoint.seal(response);
-      s.transcript.add(message, sealed);
+      const { sealed, units } = await answerSessionRequest(s.endpoint!, s.model, s.transcript, message);
       s.workUnits += units;
       s.lastUsed = now;
       return { message: Buffer.from(sealed).toString('base64') };
@@ -407,49 +403,68 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       // A requester's close is its next session message with the close tag as plaintext: only a
       // holder of the session keys can end the session through the node API. (The host may still
       // close without one, e.g. when idle: it can always stop relaying anyway.)
-      if (raw.auth !== undefined) {
-        if (typeof raw.auth !== 'string' || raw.auth.length > 1024)
-          throw fail('E_UNAUTHENTICATED', 'the close request is not a session message');
-        let pt: Uint8Array;
+      if (raw.auth !== undefined && (typeof raw.auth !== 'string' || raw.auth.length > 1024))
+        throw fail('E_UNAUTHENTICATED', 'the close request is not a session message');
+      const auth = raw.auth === undefined ? undefined : new Uint8Array(Buffer.from(raw.auth, 'base64'));
+      let t: SessionEndpointTranscript;
+      if (s.served) {
+        // The child checks the close under the keys it holds (E_UNAUTHENTICATED keeps it serving)
+        // and reports the transcript. A child subverted by its model can misreport only this
+        // session's transcript, and the requester refuses a proof that differs from its own.
         try {
-          pt = s.endpoint.open(new Uint8Array(Buffer.from(raw.auth, 'base64')));
-        } catch {
-          throw fail('E_UNAUTHENTICATED', 'the close request does not open under the session keys');
+          t = await s.served.finish(auth);
+        } catch (e) {
+          if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') throw e;
+          s.closed = true;
+          sessions.delete(s.jobId);
+          await s.model.release().catch(() => undefined);
+          throw e;
         }
-        if (Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) !== 0)
-          throw fail('E_UNAUTHENTICATED', 'the close request is not a close message');
+      } else {
+        if (auth !== undefined) {
+          let pt: Uint8Array;
+          try {
+            pt = s.endpoint!.open(auth);
+          } catch {
+            throw fail('E_UNAUTHENTICATED', 'the close request does not open under the session keys');
+          }
+          if (Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) !== 0)
+            throw fail('E_UNAUTHENTICATED', 'the close request is not a close message');
+        }
+        t = { ...s.transcript.opening(), workUnits: s.workUnits };
       }
       s.closed = true;
       sessions.delete(s.jobId);
       await s.model.release().catch(() => undefined);
       // A session that answered nothing has no work to prove: no Work Proof is signed, so a host
       // that opens and closes at once cannot be paid (the node fails the job; the escrow returns).
-      if (s.transcript.count === 0n)
+      if (t.count === 0n)
         throw fail('E_SESSION_EMPTY', 'the session answered no request; there is no work to prove');
       const keys = ctx.keys();
-      if (s.workUnits >= 1n << 64n) throw fail('E_JOB_FAILED', 'workUnits out of range');
+      if (t.workUnits < 0n || t.workUnits >= 1n << 64n) throw fail('E_JOB_FAILED', 'workUnits out of range');
+      if (t.count < 0n || t.count >= 1n << 64n) throw fail('E_JOB_FAILED', 'request count out of range');
       const proof: WorkProofFields = {
         jobId: s.jobId,
         enclaveId: bytesToHex(ctx.enclaveId()),
         measurement: bytesToHex(ctx.measurement),
         workloadHash: s.workloadHash,
         inputCommitment: s.inputCommitment,
-        outputCommitment: s.transcript.commitment(s.jobId, s.salt),
+        outputCommitment: sessionTranscriptCommitment(s.jobId, s.salt, t),
         startedAt: BigInt(s.startedAt),
         finishedAt: BigInt(Math.max(ctx.time.now(clock()), s.startedAt)),
-        workUnits: s.workUnits,
+        workUnits: t.workUnits,
       };
       const signature = bytesToHex(
         signDigest(keys.signingKey, hexBytes(workProofDigest(s.domain, proof), 'digest', 32)),
       );
       return {
         proof: workProofToJson(proof, signature, s.domain, bytesToHex(keys.enclaveAddress)),
-        requests: Number(s.transcript.count),
+        requests: Number(t.count),
         opening: {
           salt: bytesToHex(s.salt),
-          count: s.transcript.count.toString(),
-          requestsHash: bytesToHex(s.transcript.opening().requestsHash),
-          responsesHash: bytesToHex(s.transcript.opening().responsesHash),
+          count: t.count.toString(),
+          requestsHash: bytesToHex(t.requestsHash),
+          responsesHash: bytesToHex(t.responsesHash),
         },
       };
     });

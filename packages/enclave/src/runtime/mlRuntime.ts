@@ -3,6 +3,13 @@ import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedD
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadOnnxModel, type TensorMap } from '@firn/ml';
 import type { Workload, WorkloadInput, WorkloadResult, WorkloadRunContext } from '../jobs/workload.ts';
+import {
+  type ServedSessionEndpoint,
+  type ServeSessionParams,
+  type SessionEndpointAddress,
+  type SessionEndpointTranscript,
+  serveSessionEndpoint,
+} from './sessionEndpoint.ts';
 
 /**
  * Where a job's ML runtime runs (docs/decisions/0851-ml-runtime-process.md). The enclave process
@@ -25,6 +32,20 @@ export interface RuntimeModel {
   readonly outputNames: readonly string[];
   run(inputs: TensorMap): Promise<Record<string, PlainTensor>>;
   release(): Promise<void>;
+  /**
+   * Make the runtime holding this model the session's direct endpoint (sessionEndpoint.ts,
+   * docs/decisions/1240-direct-session-endpoint.md). Absent where the runtime cannot (in-process).
+   */
+  serveSession?(p: ServeSessionParams): Promise<ServedSession>;
+}
+
+/** A session served by a runtime (see serveSessionEndpoint), as the enclave process drives it. */
+export interface ServedSession {
+  address: SessionEndpointAddress;
+  /** Milliseconds since the endpoint last answered a request. */
+  idleMs(): Promise<number>;
+  /** End serving (checking the requester's close message when given) and report the transcript. */
+  finish(auth?: Uint8Array): Promise<SessionEndpointTranscript>;
 }
 
 export interface MlRuntime {
@@ -125,6 +146,9 @@ type ToWorker =
   | { id: number; op: 'load'; bytes: Uint8Array }
   | { id: number; op: 'infer'; inputs: TensorMap }
   | { id: number; op: 'release' }
+  | { id: number; op: 'serve'; params: ServeSessionParams }
+  | { id: number; op: 'finish'; auth?: Uint8Array }
+  | { id: number; op: 'idle' }
   /** The parent's answer to a `signData` request of run `id` (call = the child's counter). */
   | {
       id: number;
@@ -320,6 +344,15 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime
           outputNames: info.outputNames,
           run: (inputs) => child.call<Record<string, PlainTensor>>({ op: 'infer', inputs }),
           release: async () => child.stop(),
+          serveSession: async (params) => {
+            const address = await child.call<SessionEndpointAddress>({ op: 'serve', params });
+            return {
+              address,
+              idleMs: () => child.call<number>({ op: 'idle' }),
+              finish: (auth) =>
+                child.call<SessionEndpointTranscript>({ op: 'finish', ...(auth ? { auth } : {}) }),
+            };
+          },
         };
       } catch (e) {
         child.stop();
@@ -352,6 +385,7 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
           : { code: 'E_JOB_FAILED', message: 'the workload failed' },
     });
   let model: Awaited<ReturnType<typeof loadOnnxModel>> | undefined;
+  let served: ServedSessionEndpoint | undefined;
   // signData calls waiting for the parent, by run id and call number.
   const signing = new Map<string, { resolve: (r: SignedDataRecord) => void; reject: (e: unknown) => void }>();
   let calls = 0;
@@ -406,7 +440,19 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
         } else if (m.op === 'infer') {
           if (model === undefined) throw new FirnError('E_NOT_FOUND', 'no model loaded');
           send({ id: m.id, result: plain(await model.run(m.inputs)) });
+        } else if (m.op === 'serve') {
+          if (model === undefined) throw new FirnError('E_NOT_FOUND', 'no model loaded');
+          if (served !== undefined)
+            throw new FirnError('E_CONFLICT', 'this runtime already serves a session');
+          served = await serveSessionEndpoint(model, m.params);
+          send({ id: m.id, result: served.address });
+        } else if (m.op === 'finish') {
+          if (served === undefined) throw new FirnError('E_NOT_FOUND', 'no session served');
+          send({ id: m.id, result: await served.finish(m.auth) });
+        } else if (m.op === 'idle') {
+          send({ id: m.id, result: served?.idleMs() ?? 0 });
         } else if (m.op === 'release') {
+          served?.stop();
           await model?.release();
           model = undefined;
           send({ id: m.id, result: null });

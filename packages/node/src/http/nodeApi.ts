@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
@@ -333,6 +334,26 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     ({ req }, c) => jobs().sessions.closeRequest(idOf(c), req),
   );
   return app;
+}
+
+/**
+ * The server's `upgrade` listener: GET /v1/sessions/{id}/stream with `Upgrade: firn-session/1`
+ * becomes the session's binary stream (SessionService.stream, docs/decisions/1240); any other
+ * upgrade is answered 404 and closed.
+ */
+export function sessionStreamUpgrade(
+  host: Pick<NodeApiHost, 'jobs'>,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const pattern = /^\/v1\/sessions\/([^/?#]+)\/stream(?:\?.*)?$/;
+  return (req, socket, head) => {
+    socket.on('error', () => undefined);
+    const m = pattern.exec(req.url ?? '');
+    if (req.method !== 'GET' || m === null || host.jobs === undefined) {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    void host.jobs.sessions.stream(m[1]!, req, socket, head).catch(() => socket.destroy());
+  };
 }
 
 /**

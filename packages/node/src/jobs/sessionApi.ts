@@ -1,15 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  claimJob,
-  type FirnClients,
-  type FirnDeployment,
-  type FirnJob,
-  failJob,
-  submitProof,
-} from '@firn/chain';
+import type { Duplex } from 'node:stream';
+import { claimJob, type FirnClients, type FirnDeployment, type FirnJob, failJob } from '@firn/chain';
 import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
-import type { CloseSessionResult, OpenSessionResult } from '@firn/enclave';
+import {
+  type CloseSessionResult,
+  MAX_STREAM_FRAME_BYTES,
+  type OpenSessionResult,
+  STREAM_TAG,
+  StreamFrameReader,
+  writeStreamFrame,
+} from '@firn/enclave';
+import { SessionRelay } from './sessionRelay.ts';
 import { sessionAuthOf } from '../http/auth.ts';
 import { holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
 import { readBody, readJson, requireMediaType } from '../http/router.ts';
@@ -42,6 +44,12 @@ export const SESSION_SEQUENCE_WINDOW = 2n;
  * messages. Shorter than the body-rate grace, so a held connection is not cut as a slow body.
  */
 export const SESSION_REFUSAL_DELAY_MS = 2_000;
+/** The protocol name of a session stream (HTTP Upgrade on GET /v1/sessions/{id}/stream). */
+export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
+/** Requests one session stream may have at the enclave at once (pipelining depth); more: E_RATE_LIMITED. */
+export const MAX_STREAM_REQUESTS_IN_FLIGHT = 16;
+/** Open session streams per session; more are refused (409). */
+export const MAX_STREAMS_PER_SESSION = 4;
 
 interface HostSession {
   jobId: Hex;
@@ -58,6 +66,10 @@ interface HostSession {
   closeQueue?: Promise<unknown>;
   /** The accepted close (its proof submission), for the host's idle sweeper. */
   closing?: Promise<CloseSessionResult & { proofTx: Hex }>;
+  /** The one connection to the session's direct endpoint (absent: requests go over the enclave pipe). */
+  relay?: SessionRelay;
+  /** The requester's open session streams (ended when the session closes). */
+  streams: Set<Duplex>;
 }
 
 /**
@@ -138,10 +150,17 @@ export class SessionService {
     return this.close(parseArtifactId(idText) as Hex, auth);
   }
 
-  /** Stop the idle sweeper (shutdown, tests). */
+  /**
+   * Stop the idle sweeper and end every session stream and endpoint connection (shutdown, tests):
+   * upgraded connections are not the HTTP server's any more, so it would wait for them forever.
+   */
   stopSweeper(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    for (const h of this.open.values()) {
+      for (const st of h.streams) st.destroy();
+      h.relay?.close();
+    }
   }
 
   private startSweeper(): void {
@@ -211,21 +230,27 @@ export class SessionService {
           inputPaths: { [body.inputs[0]!]: s.artifacts.path(body.inputs[0]!) },
           onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
           domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
+          direct: true,
         },
         s.opts.enclaveTimeoutMs ?? 600_000,
       );
+      const { endpoint, ...answer } = r;
       const h: HostSession = {
         jobId: body.jobId,
         openedAt: Date.now(),
         lastUsed: Date.now(),
         nextSeq: 0n,
         inFlight: 0,
+        streams: new Set(),
       };
+      // The session's child serves it: the host keeps one connection to it for all requests.
+      if (endpoint !== undefined) h.relay = await SessionRelay.connect(endpoint.path, endpoint.token);
       this.open.set(body.jobId, h);
       this.persist(h, 'open');
       this.startSweeper();
-      log.info('session open');
-      return r;
+      log.info('session open', { direct: h.relay !== undefined });
+      // The endpoint's path and token are the host's: the requester gets the public answer only.
+      return answer;
     } catch (e) {
       const error = toErrorBody(e);
       log.warn('session open failed', { code: error.code });
@@ -296,12 +321,9 @@ export class SessionService {
       res.once('finish', () => socket?.destroy());
       throw e;
     }
-    let r: { message: string };
+    let out: Buffer;
     try {
-      r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
-        sessionId: h.jobId,
-        message: body.toString('base64'),
-      });
+      out = await this.forward(h, body);
     } finally {
       h.inFlight--;
     }
@@ -309,10 +331,141 @@ export class SessionService {
     // warm and moves the expected sequence number on.
     h.lastUsed = Date.now();
     if (seq! + 1n > h.nextSeq) h.nextSeq = seq! + 1n;
-    const out = Buffer.from(r.message, 'base64');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.length });
     res.end(out);
     return undefined;
+  }
+
+  /** Relay one session message: to the session's direct endpoint, or over the enclave pipe. */
+  private async forward(h: HostSession, message: Uint8Array): Promise<Buffer> {
+    if (h.relay) return h.relay.send(message);
+    const r = await this.service.node.supervisor.call<{ message: string }>('sessionRequest', {
+      sessionId: h.jobId,
+      message: Buffer.from(message).toString('base64'),
+    });
+    return Buffer.from(r.message, 'base64');
+  }
+
+  /**
+   * GET /v1/sessions/{id}/stream with `Upgrade: firn-session/1`: one persistent binary connection
+   * for a session's requests (docs/decisions/1240-direct-session-endpoint.md). After the 101
+   * answer, each direction carries frames `u32 BE length || u8 tag || body`: the requester sends
+   * tag 0 frames holding one session request message each and may send the next before the answer
+   * to the last arrived (up to MAX_STREAM_REQUESTS_IN_FLIGHT); answers come in order, tag 0 the
+   * sealed response message, tag 1 JSON {code, message} of a refusal. The message bytes are
+   * relayed as they are. Same checks as POST .../requests: the clear header must be a request with
+   * the next sequence numbers, the per-IP session rate applies, and a frame over the 8 MiB cap is
+   * refused; a frame refused by its header or size ends the connection (the sender reconnects
+   * through the per-IP request rate). Anyone may connect, as anyone may POST: only messages
+   * sealed under the session keys are answered with anything but a refusal.
+   */
+  async stream(idText: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const refuse = (status: number, e: FirnError) => {
+      const body = JSON.stringify(toErrorBody(e));
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict' : 'Bad Request'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    let h: HostSession;
+    try {
+      if (String(req.headers.upgrade ?? '').toLowerCase() !== SESSION_STREAM_PROTOCOL)
+        throw new FirnError('E_UNSUPPORTED', `upgrade to ${SESSION_STREAM_PROTOCOL}`);
+      await this.service.node.rateLimiter.take(remoteIp(req));
+      h = this.session(idText);
+      if (h.streams.size >= MAX_STREAMS_PER_SESSION)
+        throw new FirnError('E_CONFLICT', `a session has at most ${MAX_STREAMS_PER_SESSION} streams`);
+    } catch (e) {
+      const f = isFirnError(e) ? e : new FirnError('E_INVALID_INPUT', 'bad session stream request');
+      refuse(
+        f.code === 'E_NOT_FOUND'
+          ? 404
+          : f.code === 'E_RATE_LIMITED'
+            ? 429
+            : f.code === 'E_CONFLICT'
+              ? 409
+              : 400,
+        f,
+      );
+      return;
+    }
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${SESSION_STREAM_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`,
+    );
+    const s = socket as Duplex & { setNoDelay?: (v: boolean) => void; setTimeout?: (ms: number) => void };
+    s.setNoDelay?.(true);
+    s.setTimeout?.(0);
+    h.streams.add(socket);
+    socket.on('close', () => h.streams.delete(socket));
+    socket.on('error', () => undefined);
+    const ip = remoteIp(req);
+    const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
+    let inFlight = 0;
+    // Sequence number the next frame on this stream must carry (the session's next, plus what this
+    // stream already has in flight).
+    let expect: bigint | undefined;
+    const answer = (tag: number, body: Uint8Array) => {
+      if (!socket.destroyed) writeStreamFrame(socket as never, tag, body);
+    };
+    const refuseFrame = (e: unknown) => {
+      answer(STREAM_TAG.error, Buffer.from(JSON.stringify(toErrorBody(e))));
+      socket.end();
+    };
+    // Answers leave in the order the requests came, whatever order the relay settles them in.
+    let tail: Promise<unknown> = Promise.resolve();
+    const onFrame = (tag: number, body: Buffer) => {
+      if (tag !== STREAM_TAG.message) throw new FirnError('E_PARSE', 'unknown session stream frame');
+      if (body.length > MAX_SESSION_REQUEST_BYTES)
+        throw new FirnError('E_TOO_LARGE', `a session request is at most ${MAX_SESSION_REQUEST_BYTES} bytes`);
+      if (h.closed) throw new FirnError('E_NOT_FOUND', 'no open session with this id');
+      const { kind, seq } = sessionMessageHeader(body.subarray(0, SESSION_MESSAGE_MIN_BYTES));
+      if (kind !== 'request') throw new FirnError('E_CHANNEL_SEQUENCE', 'not a session request message');
+      const next = expect !== undefined && expect > h.nextSeq ? expect : h.nextSeq;
+      if (seq !== next)
+        throw new FirnError(
+          'E_CHANNEL_SEQUENCE',
+          seq < next ? 'replayed session message' : 'session message out of order',
+        );
+      if (inFlight >= MAX_STREAM_REQUESTS_IN_FLIGHT)
+        throw rateLimited(
+          `a session stream has at most ${MAX_STREAM_REQUESTS_IN_FLIGHT} requests in progress`,
+        );
+      expect = seq + 1n;
+      inFlight++;
+      h.inFlight++;
+      const sent = this.service.node.sessionRateLimiter
+        .take(ip)
+        .then(() => this.forward(h, body))
+        .finally(() => {
+          inFlight--;
+          h.inFlight--;
+        });
+      tail = tail.then(() =>
+        sent.then(
+          (out) => {
+            h.lastUsed = Date.now();
+            if (seq + 1n > h.nextSeq) h.nextSeq = seq + 1n;
+            answer(STREAM_TAG.message, out);
+          },
+          (e: unknown) => {
+            // Refused (not sealed under the session keys, rate, ...): the next expected stays.
+            expect = undefined;
+            answer(STREAM_TAG.error, Buffer.from(JSON.stringify(toErrorBody(e))));
+          },
+        ),
+      );
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        for (const f of reader.push(chunk)) onFrame(f.tag, f.body);
+      } catch (e) {
+        socket.off('data', onData);
+        // After the answers already owed on this stream, in order.
+        tail = tail.then(() => refuseFrame(e));
+      }
+    };
+    socket.on('data', onData);
+    if (head.length > 0) onData(head);
   }
 
   /**
@@ -356,11 +509,15 @@ export class SessionService {
       // A close the enclave did not authenticate changes nothing: the session stays open.
       if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') throw e;
       h.closed = true;
+      h.relay?.close();
+      for (const st of h.streams) st.destroy();
       this.open.delete(id);
       await fail(e);
       throw e;
     }
     h.closed = true;
+    h.relay?.close();
+    for (const st of h.streams) st.destroy();
     const run = (async () => {
       try {
         const p = parseWorkProofJson(r.proof);

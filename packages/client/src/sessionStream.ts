@@ -1,0 +1,163 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import { type ErrorCode, FirnError, type Hex } from '@firn/core';
+
+/**
+ * The requester's side of a session stream (docs/decisions/1240-direct-session-endpoint.md): one
+ * persistent binary connection to the node, opened with `GET /v1/sessions/{id}/stream` and
+ * `Upgrade: firn-session/1`. Frames are `u32 BE length || u8 tag || body` both ways; the requester
+ * sends tag 0 frames (one sealed session request each) and may send the next before the answer to
+ * the last arrived; answers come in order, tag 0 (the sealed response) or tag 1 (JSON {code,
+ * message} of a refusal). Answers are size-capped (E_TOO_LARGE) and an answer nobody asked for
+ * ends the stream (E_PARSE).
+ */
+
+export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
+const TAG_MESSAGE = 0;
+const TAG_ERROR = 1;
+
+export class SessionStream {
+  private readonly pending: { resolve: (b: Uint8Array) => void; reject: (e: unknown) => void }[] = [];
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private gone: FirnError | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly maxResponseBytes: number,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (c: Buffer) => this.onData(c));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.fail(new FirnError('E_UNAVAILABLE', 'the session stream closed')));
+  }
+
+  /**
+   * Open the stream of session `sessionId` at the node `endpoint` (http or https URL). Rejects with
+   * the node's typed refusal (e.g. E_NOT_FOUND), or E_UNSUPPORTED when the node does not upgrade.
+   */
+  static open(
+    endpoint: string,
+    sessionId: Hex,
+    maxResponseBytes = 8 * 1024 * 1024 + 1,
+  ): Promise<SessionStream> {
+    const url = new URL(`/v1/sessions/${sessionId}/stream`, endpoint);
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method: 'GET',
+      headers: { connection: 'Upgrade', upgrade: SESSION_STREAM_PROTOCOL },
+    });
+    return new Promise<SessionStream>((resolve, reject) => {
+      req.on('upgrade', (res, socket, head) => {
+        if (String(res.headers.upgrade ?? '').toLowerCase() !== SESSION_STREAM_PROTOCOL) {
+          socket.destroy();
+          reject(new FirnError('E_UNSUPPORTED', 'the node answered with another protocol'));
+          return;
+        }
+        const s = new SessionStream(socket, maxResponseBytes);
+        if (head.length > 0) s.onData(head);
+        resolve(s);
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (text.length < 4096) text += d;
+        });
+        res.on('end', () => {
+          let e: FirnError = new FirnError(
+            'E_UNSUPPORTED',
+            `the node does not offer session streams (${res.statusCode})`,
+          );
+          try {
+            const o = JSON.parse(text) as {
+              error?: { code?: string; message?: string };
+              code?: string;
+              message?: string;
+            };
+            const b = o.error ?? o;
+            if (typeof b.code === 'string' && b.code.startsWith('E_'))
+              e = new FirnError(b.code as ErrorCode, String(b.message ?? ''));
+          } catch {}
+          reject(e);
+        });
+      });
+      req.on('error', (err) => reject(new FirnError('E_UNAVAILABLE', `session stream: ${err.message}`)));
+      req.end();
+    });
+  }
+
+  /** Send one sealed session request; resolves with its sealed response, in order. */
+  send(message: Uint8Array): Promise<Uint8Array> {
+    if (this.gone) return Promise.reject(this.gone);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      const head = Buffer.allocUnsafe(5);
+      head.writeUInt32BE(message.length + 1, 0);
+      head[4] = TAG_MESSAGE;
+      this.socket.cork();
+      this.socket.write(head);
+      this.socket.write(message);
+      process.nextTick(() => this.socket.uncork());
+    });
+  }
+
+  close(): void {
+    this.fail(new FirnError('E_UNAVAILABLE', 'the session stream was closed'));
+  }
+
+  /** True once the stream ended (closed by either side, or failed). */
+  get closed(): boolean {
+    return this.gone !== undefined;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size >= 4) {
+      let buf = this.chunks[0]!;
+      if (buf.length < 4) buf = this.flatten();
+      const len = buf.readUInt32BE(0);
+      if (len === 0 || len > this.maxResponseBytes) {
+        this.fail(new FirnError('E_TOO_LARGE', 'session stream answer over the size limit'));
+        return;
+      }
+      if (this.size < 4 + len) return;
+      if (buf.length < 4 + len) buf = this.flatten();
+      const tag = buf[4]!;
+      const body = buf.subarray(5, 4 + len);
+      const rest = buf.subarray(4 + len);
+      this.chunks = rest.length > 0 ? [rest, ...this.chunks.slice(1)] : this.chunks.slice(1);
+      this.size -= 4 + len;
+      const p = this.pending.shift();
+      if (p === undefined) {
+        this.fail(new FirnError('E_PARSE', 'a session stream answer nobody asked for'));
+        return;
+      }
+      if (tag === TAG_MESSAGE) p.resolve(body);
+      else if (tag === TAG_ERROR) p.reject(refusalOf(body));
+      else p.reject(new FirnError('E_PARSE', 'unknown session stream frame'));
+    }
+  }
+
+  private flatten(): Buffer {
+    const b = Buffer.concat(this.chunks);
+    this.chunks = [b];
+    return b;
+  }
+
+  private fail(e: FirnError): void {
+    this.gone ??= e;
+    for (const p of this.pending.splice(0)) p.reject(this.gone);
+    this.socket.destroy();
+  }
+}
+
+function refusalOf(body: Uint8Array): FirnError {
+  try {
+    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { code?: unknown; message?: unknown };
+    if (typeof o.code === 'string' && /^E_[A-Z_]{1,40}$/.test(o.code))
+      return new FirnError(o.code as ErrorCode, typeof o.message === 'string' ? o.message.slice(0, 500) : '');
+  } catch {}
+  return new FirnError('E_PARSE', 'malformed session stream refusal');
+}

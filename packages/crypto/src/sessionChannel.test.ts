@@ -1,0 +1,52 @@
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { bytesToHex, encodeFields, type Hex, TAGS, u64be, utf8 } from '@firn/core';
+import { describe, expect, it } from 'vitest';
+import { createSessionEndpoint, deriveSessionKeys } from './sessionChannel.ts';
+
+// The session wire form against an independent AES-256-GCM decryption (node:crypto directly, not
+// the endpoint's code): header, nonce = seq, associated data = tag || sessionId || seq.
+const secret = new Uint8Array(randomBytes(32));
+const salt = new Uint8Array(randomBytes(32));
+const sessionId = bytesToHex(new Uint8Array(randomBytes(32))) as Hex;
+const keys = deriveSessionKeys(secret, salt, sessionId);
+
+function independentOpen(message: Uint8Array, seq: bigint): Buffer {
+  const nonce = new Uint8Array(12);
+  nonce.set(u64be(seq), 4);
+  const d = createDecipheriv('aes-256-gcm', keys.request, nonce, { authTagLength: 16 });
+  d.setAAD(encodeFields([utf8(TAGS.sessionRequest), Buffer.from(sessionId.slice(2), 'hex'), u64be(seq)]));
+  const ct = message.subarray(10);
+  d.setAuthTag(ct.subarray(ct.length - 16));
+  return Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]);
+}
+
+describe('session channel wire form', () => {
+  it('seals version, kind, sequence and AES-256-GCM exactly as specified (checked by an independent decryption)', () => {
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    for (const [i, size] of [0, 1, 4096, 128 * 1024 + 3].entries()) {
+      const pt = new Uint8Array(randomBytes(size));
+      const m = requester.seal(pt);
+      expect(m[0]).toBe(1);
+      expect(m[1]).toBe(0x11);
+      expect(Buffer.from(m.subarray(2, 10))).toEqual(Buffer.from(u64be(BigInt(i))));
+      expect(m.length).toBe(10 + size + 16);
+      expect(Buffer.compare(independentOpen(m, BigInt(i)), Buffer.from(pt))).toBe(0);
+    }
+  });
+
+  it('opens into a plain Uint8Array of exactly the plaintext; a flipped bit is E_DECRYPT and the place is kept', () => {
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    const pt = new Uint8Array(randomBytes(1000));
+    const m = requester.seal(pt);
+    const bad = Uint8Array.from(m);
+    bad[20]! ^= 1;
+    expect(() => enclave.open(bad)).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+    expect(enclave.received).toBe(0n);
+    const back = enclave.open(m);
+    expect(Buffer.isBuffer(back)).toBe(false);
+    expect(back.byteLength).toBe(1000);
+    expect(Buffer.compare(Buffer.from(back), Buffer.from(pt))).toBe(0);
+    expect(enclave.received).toBe(1n);
+  });
+});

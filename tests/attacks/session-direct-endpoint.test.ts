@@ -1,0 +1,277 @@
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  buildSessionOpen,
+  SessionCodec,
+  sealInput,
+  sessionCommitments,
+  sessionProofMismatches,
+} from '@firn/client';
+import { bytesToHex, type Hex, hexBytes, parseWorkProofJson, sha256 } from '@firn/core';
+import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
+import {
+  type CloseSessionResult,
+  createEnclaveProgram,
+  createSimulatedProvider,
+  type OpenSessionResult,
+  STREAM_TAG,
+  writeStreamFrame,
+} from '@firn/enclave';
+import { loadOnnxModel } from '@firn/ml';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { describe, expect, it } from 'vitest';
+import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
+import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
+import {
+  MAX_TOKENLESS_CONNECTIONS,
+  serveSessionEndpoint,
+} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
+
+// Attacks on the direct session endpoint (docs/decisions/1240-direct-session-endpoint.md): the
+// session's runtime serves its requests on a Unix socket; the host relays over one connection.
+// The enclave program runs in this process with a runtime whose models serve in-process (the same
+// serveSessionEndpoint the image's child runs), so the sockets, framing and crypto are the real ones.
+
+let now = 1_750_000_000;
+const dir = mkdtempSync(join(tmpdir(), 'firn-direct-'));
+const root = await createSimulatedRoot();
+const platform = await createSimulatedPlatform(root);
+/** When set, the served session misreports its transcript at close (a child subverted by its model). */
+let lie: ((t: { count: bigint; workUnits: bigint }) => void) | undefined;
+const program = createEnclaveProgram(
+  {
+    provider: createSimulatedProvider(platform, sha256(new Uint8Array([3]))),
+    measurementRegisters: [sha256(new Uint8Array([3]))],
+    platformId: hexBytes(platform.platformId, 'platformId'),
+  },
+  createSessionHandlers({
+    now: () => now,
+    maxRequestBytes: 64 * 1024,
+    loadModel: async (b): Promise<RuntimeModel> => {
+      const m = await loadOnnxModel(b);
+      return {
+        ...m,
+        run: (i) => m.run(i),
+        release: () => m.release(),
+        serveSession: async (p) => {
+          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
+          return {
+            address: served.address,
+            idleMs: async () => served.idleMs(),
+            finish: async (auth) => {
+              const t = await served.finish(auth);
+              lie?.(t);
+              return t;
+            },
+          };
+        },
+      };
+    },
+  }),
+);
+const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+const requesterKey = bytesToHex(generateSigningKey().privateKey);
+const kem = await generateKemKeyPair();
+const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
+const model = tinyLinearModel({ docString: 'direct' });
+const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
+writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
+let seed = 0;
+
+async function openDirect() {
+  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 7])));
+  const built = await buildSessionOpen({
+    jobId,
+    model: sealedModel,
+    requesterKey,
+    enclave: identity,
+    resultRecipient: kem.publicKey,
+    domain,
+    grantExpiresAt: now + 600,
+    grantIssuedAt: now - 60,
+  });
+  const r = (await program.handle('openSession', {
+    jobId,
+    enc: built.body.enc,
+    request: built.body.ciphertext,
+    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
+    onChain: sessionCommitments(sealedModel.artifactId),
+    domain,
+    direct: true,
+  })) as OpenSessionResult;
+  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
+  return { jobId, r, codec };
+}
+
+const x = (v: number[]) => ({
+  x: { type: 'float32' as const, dims: [v.length / 3, 3], data: Float32Array.from(v) },
+});
+
+/** Connect to the endpoint as a stranger; resolves with every byte it got before the socket closed. */
+function stranger(path: string, send: (s: Socket) => void): Promise<{ bytes: number; connected: boolean }> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    let connected = false;
+    const s = connect({ path });
+    s.on('connect', () => {
+      connected = true;
+      send(s);
+    });
+    s.on('data', (d) => {
+      bytes += d.length;
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve({ bytes, connected }));
+    setTimeout(() => s.destroy(), 2000).unref();
+  });
+}
+
+describe('attacks on the direct session endpoint', () => {
+  it('the socket lies in a private (0700) folder, and only the open result (the host) learns where and the token', async () => {
+    const { r, jobId, codec } = await openDirect();
+    expect(r.endpoint).toBeDefined();
+    expect(statSync(dirname(r.endpoint!.path)).mode & 0o777).toBe(0o700);
+    // The session's keys never left the child's side: the enclave process refuses pipe requests.
+    await expect(
+      program.handle('sessionRequest', { sessionId: jobId, message: 'AAAA' }),
+    ).rejects.toMatchObject({
+      code: 'E_CONFLICT',
+    });
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const q = codec.sealRequest(x([1, 2, 3]));
+    codec.openResponse(q, await relay.send(q));
+    const c = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(parseWorkProofJson(c.proof).proof.outputCommitment).toBe(codec.commitment());
+    relay.close();
+  });
+
+  it('a stranger without the token gets no byte and cannot disturb the session; after the host connects nobody else can', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const path = r.endpoint!.path;
+    // A captured-looking request with a wrong token, and raw junk: closed without an answer.
+    const wrongToken = await stranger(path, (s) => writeStreamFrame(s, STREAM_TAG.token, new Uint8Array(32)));
+    expect(wrongToken).toEqual({ bytes: 0, connected: true });
+    const req0 = codec.sealRequest(x([4, 5, 6]));
+    const noToken = await stranger(path, (s) => writeStreamFrame(s, STREAM_TAG.message, req0));
+    expect(noToken).toEqual({ bytes: 0, connected: true });
+    // The host's connection (with the token) still gets in, and the request a stranger tried first
+    // is answered normally: the stranger moved nothing.
+    const relay = await SessionRelay.connect(path, r.endpoint!.token);
+    codec.openResponse(req0, await relay.send(req0));
+    // The endpoint stopped listening once the host connected: a second holder of the token is refused.
+    expect(existsSync(path)).toBe(false);
+    await expect(SessionRelay.connect(path, r.endpoint!.token)).rejects.toMatchObject({
+      code: 'E_ENCLAVE_UNAVAILABLE',
+    });
+    await program.handle('closeSession', { sessionId: jobId });
+    relay.close();
+  });
+
+  it(`after ${MAX_TOKENLESS_CONNECTIONS} tokenless tries the endpoint stops listening (no endless guessing)`, async () => {
+    const { r, jobId } = await openDirect();
+    for (let i = 0; i < MAX_TOKENLESS_CONNECTIONS; i++)
+      await stranger(r.endpoint!.path, (s) =>
+        writeStreamFrame(s, STREAM_TAG.token, new Uint8Array(32).fill(i)),
+      );
+    expect(existsSync(r.endpoint!.path)).toBe(false);
+    await expect(SessionRelay.connect(r.endpoint!.path, r.endpoint!.token)).rejects.toMatchObject({
+      code: 'E_ENCLAVE_UNAVAILABLE',
+    });
+    // The session answered nothing: no proof.
+    await expect(program.handle('closeSession', { sessionId: jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
+  });
+
+  it('replayed, reordered, altered and oversized messages through the relay are refused and leave the session in place', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const a = codec.sealRequest(x([1, 1, 1]));
+    codec.openResponse(a, await relay.send(a));
+    await expect(relay.send(a)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' }); // replay
+    const b = codec.sealRequest(x([2, 2, 2]));
+    const c = codec.sealRequest(x([3, 3, 3]));
+    await expect(relay.send(c)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' }); // reordered
+    const altered = Uint8Array.from(b);
+    altered[altered.length - 1]! ^= 1;
+    await expect(relay.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    // Over this enclave's 64 KiB request cap (the host's own cap is 8 MiB).
+    const big = Uint8Array.from(b);
+    const huge = new Uint8Array(64 * 1024 + 1);
+    huge.set(big.subarray(0, 10));
+    await expect(relay.send(huge)).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+    // Pipelined: b and c sent back to back, answered in order.
+    const [rb, rc] = await Promise.all([relay.send(b), relay.send(c)]);
+    expect(codec.openResponse(b, rb).y!.dims).toEqual([1, 2]);
+    expect(codec.openResponse(c, rc).y!.dims).toEqual([1, 2]);
+    const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(closed.requests).toBe(3);
+    expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);
+    relay.close();
+  });
+
+  it('a forged close is refused and the session keeps serving; only the requester’s close ends it', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const a = codec.sealRequest(x([1, 0, 1]));
+    codec.openResponse(a, await relay.send(a));
+    await expect(
+      program.handle('closeSession', { sessionId: jobId, auth: Buffer.from(a).toString('base64') }),
+    ).rejects.toMatchObject({ code: 'E_UNAUTHENTICATED' });
+    const b = codec.sealRequest(x([0, 1, 0]));
+    codec.openResponse(b, await relay.send(b));
+    const closed = (await program.handle('closeSession', {
+      sessionId: jobId,
+      auth: Buffer.from(codec.sealClose()).toString('base64'),
+    })) as CloseSessionResult;
+    expect(closed.requests).toBe(2);
+    await expect(relay.send(codec.sealRequest(x([1, 1, 1])))).rejects.toBeInstanceOf(Error);
+  });
+
+  it('a host that lets the enclave clock run ahead cannot get a busy direct session dropped as idle', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const a = codec.sealRequest(x([1, 2, 3]));
+    codec.openResponse(a, await relay.send(a));
+    // The enclave process never sees this session's requests: on its clock the session looks idle
+    // for longer than the idle limit, but the child answered a request milliseconds ago.
+    now += 601;
+    const other = await openDirect(); // the open sweeps idle sessions
+    const b = codec.sealRequest(x([3, 2, 1]));
+    expect(codec.openResponse(b, await relay.send(b)).y!.dims).toEqual([1, 2]);
+    const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(closed.requests).toBe(2);
+    await expect(program.handle('closeSession', { sessionId: other.jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
+    relay.close();
+  });
+
+  it('a session child that misreports its transcript gets a signed proof the requester refuses', async () => {
+    for (const forge of [
+      (t: { count: bigint; workUnits: bigint }) => {
+        t.count += 5n; // claims requests that never happened
+      },
+      (t: { count: bigint; workUnits: bigint }) => {
+        t.workUnits *= 10n; // claims more work
+      },
+    ]) {
+      const { r, jobId, codec } = await openDirect();
+      const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+      const a = codec.sealRequest(x([1, 2, 3, 4, 5, 6]));
+      codec.openResponse(a, await relay.send(a));
+      lie = forge;
+      try {
+        const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+        expect(sessionProofMismatches(closed.proof, codec).length).toBeGreaterThan(0);
+      } finally {
+        lie = undefined;
+        relay.close();
+      }
+    }
+  });
+});

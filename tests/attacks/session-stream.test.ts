@@ -1,0 +1,126 @@
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
+import { type InferenceSession, openInferenceSession, SessionStream } from '@firn/client';
+import { generateKemKeyPair } from '@firn/crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+
+// Attacks on the session stream (GET /v1/sessions/{id}/stream, Upgrade: firn-session/1;
+// docs/decisions/1240-direct-session-endpoint.md) through a real node, enclave process and the
+// session's child: a stranger on the stream, replayed and oversized frames, and the requester's
+// session going on untouched. Bounded: one devnet, a tiny model.
+let net: TestNetwork;
+let session: InferenceSession;
+const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 11 });
+const x = (v: number) => ({
+  x: { type: 'float32' as const, dims: [1, 3], data: Float32Array.from([v, 2, 3]) },
+});
+
+beforeAll(async () => {
+  net = await startTestNetwork();
+  session = await openInferenceSession({
+    rpcUrl: net.anvil.rpcUrl,
+    deployment: net.deployment,
+    requesterKey: net.requester.privateKey,
+    requesterKem: await generateKemKeyPair(),
+    policy: net.policy,
+    roots: net.roots,
+    model: { bytes: model.bytes },
+    escrow: 10n ** 15n,
+  });
+}, 120_000);
+afterAll(() => net?.stop());
+
+/** Upgrade a raw connection to the session stream; resolves with the socket. */
+function rawStream(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, net.node.url), {
+      headers: { connection: 'Upgrade', upgrade: 'firn-session/1' },
+    });
+    req.on('upgrade', (_res, socket) => resolve(socket as Socket));
+    req.on('response', (r) => reject(new Error(`status ${r.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('session stream attacks', () => {
+  it('the requester pipelines over the stream; answers come in order and match the requests', async () => {
+    expect(session.transport).toBe('stream');
+    const outs = await Promise.all([1, 2, 3, 4, 5].map((v) => session.infer(x(v))));
+    const ys = outs.map((o) => Array.from(o.y!.data as Float32Array));
+    // Same answers one at a time: the order was kept.
+    for (const [i, v] of [1, 2, 3, 4, 5].entries()) {
+      const one = await session.infer(x(v));
+      expect(Array.from(one.y!.data as Float32Array)).toEqual(ys[i]);
+    }
+  });
+
+  it('a stream to an unknown session, or with another protocol, is refused before any frame', async () => {
+    await expect(SessionStream.open(net.node.url, `0x${'ab'.repeat(32)}`)).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
+    const status = await new Promise<number>((resolve) => {
+      const req = request(new URL(`/v1/sessions/${session.sessionId}/stream`, net.node.url), {
+        headers: { connection: 'Upgrade', upgrade: 'websocket' },
+      });
+      req.on('response', (r) => resolve(r.statusCode ?? 0));
+      req.on('upgrade', (_r, s) => {
+        s.destroy();
+        resolve(101);
+      });
+      req.on('error', () => resolve(-1));
+      req.end();
+    });
+    expect(status).toBe(400);
+  });
+
+  it('a stranger on the stream gets only refusal codes: junk, a replay and an oversized frame; the requester goes on', async () => {
+    // Capture the requester's next message as it leaves (what the host or a tap would see).
+    const captured: Uint8Array[] = [];
+    const send = SessionStream.prototype.send;
+    SessionStream.prototype.send = function (this: SessionStream, m: Uint8Array) {
+      captured.push(Uint8Array.from(m));
+      return send.call(this, m);
+    };
+    try {
+      await session.infer(x(7));
+    } finally {
+      SessionStream.prototype.send = send;
+    }
+    const replay = captured[0]!;
+    // Replayed: refused by its clear header at the host (and it would be by the child), stream ended.
+    const s1 = await SessionStream.open(net.node.url, session.sessionId);
+    await expect(s1.send(replay)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
+    // Junk with the next sequence number in its header: the child cannot open it (E_DECRYPT); the
+    // session's expected sequence number does not move.
+    const junk = Uint8Array.from(replay);
+    const seq = new DataView(junk.buffer).getBigUint64(2, false) + 1n;
+    new DataView(junk.buffer).setBigUint64(2, seq, false);
+    const s2 = await SessionStream.open(net.node.url, session.sessionId);
+    await expect(s2.send(junk)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    s2.close();
+    // Oversized: a 9 MiB length is refused from its prefix, nothing of it is read or relayed.
+    const raw = await rawStream(`/v1/sessions/${session.sessionId}/stream`);
+    const got: Buffer[] = [];
+    const closed = new Promise<void>((r) => raw.on('close', () => r()));
+    raw.on('data', (d: Buffer) => got.push(d));
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(9 * 1024 * 1024, 0);
+    raw.write(head);
+    await closed;
+    const answer = Buffer.concat(got);
+    expect(answer[4]).toBe(1); // a refusal frame
+    expect(JSON.parse(answer.subarray(5).toString('utf8'))).toMatchObject({ code: 'E_TOO_LARGE' });
+    // The requester's session is where it was.
+    expect((await session.infer(x(8))).y!.dims).toEqual([1, 2]);
+  });
+
+  it('the session closes with a proof that matches the requester’s transcript; its streams end', async () => {
+    const stranger = await SessionStream.open(net.node.url, session.sessionId);
+    const closed = await session.close();
+    expect(closed.proofCheck).toEqual({ ok: true, reasons: [] });
+    await expect(stranger.send(new Uint8Array(40))).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+  });
+});
