@@ -53,6 +53,8 @@ export interface DevnetOptions {
   dashboardPort?: number;
   /** Extra `firn node start` flags for every node (e.g. ['--min-claim-seconds', '20'] in tests). */
   nodeArgs?: string[];
+  /** Node.js flags for every node and verifier process (e.g. ['--cpu-prof'] to profile them). */
+  execArgv?: string[];
 }
 
 export interface DevnetNode {
@@ -101,9 +103,14 @@ export const DEVNET_ECONOMICS = { governanceDelay: 3, epochLength: 15, answerWin
 
 const FIRN_BIN = () => join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
 
-function spawnFirn(args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+function spawnFirn(
+  args: string[],
+  env: Record<string, string>,
+  logFile: string,
+  execArgv: readonly string[] = [],
+): ChildProcess {
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [FIRN_BIN(), ...args], {
+  const child = spawn(process.execPath, [...execArgv, FIRN_BIN(), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -261,6 +268,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         ],
         {},
         join(dir, 'logs', `verifier-${i + 1}.log`),
+        o.execArgv,
       );
       children.push(child);
       verifiers.push({ address: acct.address, child });
@@ -312,7 +320,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         writeFileSync(gpuFile, JSON.stringify([gpu.state]), { mode: 0o600 });
         args.push('--sim-gpus', gpuFile);
       }
-      const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`));
+      const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`), o.execArgv);
       children.push(child);
       nodes.push({
         index,
