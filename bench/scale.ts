@@ -456,6 +456,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     readyTimeout: o.readyTimeoutS ?? 300,
     log: (l) => log(`devnet: ${l}`),
     dashboard: false,
+    // One node at a time: ten enclaves starting at once on two loaded cores miss their deadline.
+    staggerNodes: true,
     ...(o.execArgv === undefined ? {} : { execArgv: o.execArgv }),
   });
   o.onDevnet?.(net);

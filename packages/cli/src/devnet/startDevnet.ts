@@ -55,6 +55,11 @@ export interface DevnetOptions {
   nodeArgs?: string[];
   /** Node.js flags for every node and verifier process (e.g. ['--cpu-prof'] to profile them). */
   execArgv?: string[];
+  /**
+   * Start each node only once the previous one has registered (default false: all at once). On a
+   * loaded machine ten enclaves starting together can miss their start-up deadline.
+   */
+  staggerNodes?: boolean;
 }
 
 export interface DevnetNode {
@@ -125,10 +130,12 @@ async function waitRegistered(
   deployment: FirnDeployment,
   count: number,
   timeoutS: number,
+  check: () => void = () => {},
 ): Promise<void> {
   const reader = createFirnClients(rpcUrl, undefined, deployment, { pollingIntervalMs: 50 });
   const until = Date.now() + timeoutS * 1000;
   while ((await listNodes(reader)).length < count) {
+    check();
     if (Date.now() > until)
       throw new FirnError('E_TIMEOUT', `the ${count} regular nodes did not register within ${timeoutS}s`);
     await new Promise((r) => setTimeout(r, 200));
@@ -283,6 +290,15 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       // App nodes register after the regular ones, so a client choosing "the first Active node"
       // (the demo's jobs) still lands on a node of the first-party image.
       if (index === o.nodes + 1) await waitRegistered(anvil.rpcUrl, deployment, o.nodes, o.readyTimeout);
+      else if (o.staggerNodes && index > 1)
+        await waitRegistered(anvil.rpcUrl, deployment, index - 1, o.readyTimeout, () => {
+          for (const n of nodes)
+            if (n.child.exitCode !== null)
+              throw new FirnError(
+                'E_UNAVAILABLE',
+                `node ${n.index} exited (see ${join(dir, 'logs', `node-${n.index}.log`)})`,
+              );
+        });
       const platformFile = join(dir, 'platforms', `machine-${index}.json`);
       writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)), { mode: 0o600 });
       const keyFile = join(dir, 'keys', `operator-${index}.key`);
