@@ -22,7 +22,7 @@
  * a 2-core machine); `runScale` with fewer nodes and jobs is the smoke test (tests/e2e/scale.test.ts).
  * Every process it starts is stopped at the end, on failure, and on SIGINT/SIGTERM.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -35,7 +35,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { demoModel } from '../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { type Devnet, startDevnet } from '../packages/cli/src/devnet/startDevnet.ts';
-import { type Headline, reportBench } from './report.ts';
+import { type Headline, reportBench, resultPath } from './report.ts';
 
 /** What one scale run does. */
 export interface ScaleOptions {
@@ -55,11 +55,15 @@ export interface ScaleOptions {
   sampleMs?: number;
   /** Longest wait for a phase's jobs to be finalized after its last result, ms (default 120 000). */
   finalizeTimeoutMs?: number;
+  /** How long the idle devnet's background CPU is measured before the first phase, ms (default 10 000). */
+  idleMs?: number;
   /** Seconds to wait for every node to become Active (default 300). */
   readyTimeoutS?: number;
   log?: (line: string) => void;
   /** Node.js flags for the devnet's node and verifier processes (e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']). */
   execArgv?: string[];
+  /** Called after each phase with what it measured (the bench keeps a partial result on disk). */
+  onPhase?: (phase: PhaseResult, index: number) => void;
   /** Called with the devnet once it is up (tests: to record the pids it started). */
   onDevnet?: (net: Devnet) => void;
 }
@@ -137,6 +141,8 @@ export interface LoadSummary {
     requesterClient: number;
     other: number;
   };
+  /** CPU seconds per completed job by component (all their CPU over the phase, background included). */
+  cpuSecondsPerJob: Record<keyof LoadSummary['coresBy'], number> & { total: number };
   /** Largest `firn_jobs_active` any node reported, and the share of samples where some node had jobs waiting for a slot. */
   nodeQueue: { maxActive: number; samplesWithWaiting: number; samples: number };
   /** eth_blockNumber round trip, ms. */
@@ -148,6 +154,8 @@ export interface LoadSummary {
 }
 
 export interface ScaleResult {
+  /** The devnet with no job running (before the first phase): its background CPU, cores by component. */
+  idle: { seconds: number; machineBusy: number; coresBy: LoadSummary['coresBy'] };
   nodes: number;
   verifiers: number;
   requesters: number;
@@ -191,6 +199,8 @@ interface ProcInfo {
   ppid: number;
   /** utime + stime, clock ticks. */
   ticks: number;
+  /** cutime + cstime: CPU of its children that ended and were waited for, clock ticks. */
+  childTicks: number;
   rssBytes: number;
 }
 
@@ -215,6 +225,7 @@ function procTable(): Map<number, ProcInfo> {
       out.set(Number(e), {
         ppid: Number(f[1]),
         ticks: Number(f[11]) + Number(f[12]),
+        childTicks: Number(f[13]) + Number(f[14]),
         rssBytes: Number(f[21]) * PAGE,
       });
     } catch {
@@ -284,11 +295,20 @@ function componentTicks(table: Map<number, ProcInfo>, net: Devnet) {
       .reduce((a, t) => a + table.get(t.pid)!.ticks, 0);
   const nodeDaemons = net.nodes.reduce((a, n) => a + sumTree(n.child.pid, (d) => d === 0), 0);
   const enclaves = net.nodes.reduce((a, n) => a + sumTree(n.child.pid, (d) => d === 1), 0);
-  const mlRuntimes = net.nodes.reduce((a, n) => a + sumTree(n.child.pid, (d) => d >= 2), 0);
+  // The enclave starts one ML runtime per job and waits for it: the ended ones are in its cutime.
+  const reaped = (pid: number | undefined, depth: number) =>
+    treeOf(table, pid ?? -1)
+      .filter((t) => t.depth === depth)
+      .reduce((a, t) => a + table.get(t.pid)!.childTicks, 0);
+  const mlRuntimes = net.nodes.reduce(
+    (a, n) => a + sumTree(n.child.pid, (d) => d >= 2) + reaped(n.child.pid, 1),
+    0,
+  );
   const anvil = sumTree(net.anvil.pid);
   const verifiers = net.verifiers.reduce((a, v) => a + sumTree(v.child.pid), 0);
   const self = table.get(process.pid)?.ticks ?? 0;
   const all = sumTree(process.pid);
+  const allReaped = net.nodes.reduce((a, n) => a + reaped(n.child.pid, 1), 0);
   return {
     nodeDaemons,
     enclaves,
@@ -296,7 +316,7 @@ function componentTicks(table: Map<number, ProcInfo>, net: Devnet) {
     anvil,
     verifiers,
     requesterClient: self,
-    other: all - self - nodeDaemons - enclaves - mlRuntimes - anvil - verifiers,
+    other: all + allReaped - self - nodeDaemons - enclaves - mlRuntimes - anvil - verifiers,
   };
 }
 
@@ -374,10 +394,21 @@ export function limitOf(load: LoadSummary, reassigned: Record<string, number>): 
     .map(([k, v]) => `${k} ${v.toFixed(2)}`)
     .join(', ');
   const rateLimited = reassigned.E_RATE_LIMITED ?? 0;
+  const sumCores = Object.values(c).reduce((a, b) => a + b, 0);
+  const perJob = load.cpuSecondsPerJob;
+  const cost = Number.isFinite(perJob?.total)
+    ? `; ${perJob.total.toFixed(2)} CPU s per job (${Object.entries(perJob)
+        .filter(([k]) => k !== 'total')
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(
+          ', ',
+        )}), so ${load.cores} free cores would carry at most ${(load.cores / perJob.total).toFixed(1)} jobs/s`
+    : '';
   if (load.machineBusy >= 0.85)
     return {
       what: 'CPU',
-      why: `the machine's ${load.cores} cores were ${(load.machineBusy * 100).toFixed(0)}% busy; cores used by component: ${ranked}`,
+      why: `the machine's ${load.cores} cores were ${(load.machineBusy * 100).toFixed(0)}% busy (our processes used ${sumCores.toFixed(2)} of them); cores used by component: ${ranked}${cost}`,
     };
   if (load.nodeQueue.samplesWithWaiting > load.nodeQueue.samples / 4 || rateLimited > 0)
     return {
@@ -577,6 +608,26 @@ async function measure(
     }
   })();
 
+  // The devnet's own background (polling, liveness, rewards) with no job: measured first.
+  const idleS = (o.idleMs ?? 10_000) / 1000;
+  const i0 = componentTicks(procTable(), net);
+  const im0 = machineTicks();
+  await sleep(idleS * 1000);
+  const i1 = componentTicks(procTable(), net);
+  const im1 = machineTicks();
+  const idle: ScaleResult['idle'] = {
+    seconds: idleS,
+    machineBusy:
+      im0 && im1 && im1.total > im0.total ? 1 - (im1.idle - im0.idle) / (im1.total - im0.total) : Number.NaN,
+    coresBy: Object.fromEntries(
+      Object.keys(i0).map((k) => [k, (i1[k as keyof typeof i0] - i0[k as keyof typeof i0]) / HZ / idleS]),
+    ) as LoadSummary['coresBy'],
+  };
+  log(
+    `idle devnet (${idleS} s, no job): ${Object.entries(idle.coresBy)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ')} cores`,
+  );
   const phases: PhaseResult[] = [];
   const records: JobRecordLocal[] = [];
   let jobNo = 0;
@@ -765,6 +816,13 @@ async function measure(
           requesterClient: ticks('requesterClient'),
           other: ticks('other'),
         },
+        cpuSecondsPerJob: (() => {
+          const done = Math.max(1, phaseRecords.filter((r) => r.jobId !== undefined).length);
+          const per = Object.fromEntries(
+            (Object.keys(cpu0) as (keyof typeof cpu0)[]).map((k) => [k, (cpu1[k] - cpu0[k]) / HZ / done]),
+          ) as Record<keyof typeof cpu0, number>;
+          return { ...per, total: Object.values(per).reduce((a, b) => a + b, 0) };
+        })(),
         nodeQueue: {
           maxActive: sample.maxActive,
           samplesWithWaiting: sample.waiting,
@@ -812,6 +870,7 @@ async function measure(
         load,
       };
       phases.push(phase);
+      o.onPhase?.(phase, p);
       records.push(...phaseRecords);
       const errors = [...new Set(phaseRecords.filter((r) => r.error).map((r) => r.error!))].slice(0, 5);
       log(
@@ -835,6 +894,7 @@ async function measure(
     nodeMemoryMax: last.memory.maxTotalMiB / first.memory.maxTotalMiB,
   };
   return {
+    idle,
     nodes: o.nodes,
     verifiers: ctx.verifiers,
     requesters: ctx.requesters,
@@ -915,7 +975,20 @@ function printSummary(r: ScaleResult): void {
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const loadBefore = loadavg();
-  const r = await runScale({ nodes: 10, phases: [100, 900], requesters: 4, concurrency: 4 });
+  // A run stopped half-way (Ctrl-C) still leaves the phases it finished.
+  const partial = join(resultPath('scale'), '..', 'scale.partial.json');
+  const done: PhaseResult[] = [];
+  const r = await runScale({
+    nodes: 10,
+    phases: [100, 900],
+    requesters: 4,
+    concurrency: 4,
+    onPhase: (p) => {
+      done.push(p);
+      mkdirSync(join(partial, '..'), { recursive: true });
+      writeFileSync(partial, `${JSON.stringify({ at: new Date().toISOString(), phases: done }, null, 2)}\n`);
+    },
+  });
   printSummary(r);
   reportBench('scale', r, scaleHeadlines(r), { loadBefore });
   process.exit(0);

@@ -112,6 +112,16 @@ describe('what the benchmark counts', () => {
         requesterClient: 0.2,
         other: 0,
       },
+      cpuSecondsPerJob: {
+        nodeDaemons: 0.3,
+        enclaves: 0.2,
+        mlRuntimes: 0.3,
+        anvil: 0.1,
+        verifiers: 0.1,
+        requesterClient: 0.2,
+        other: 0,
+        total: 1.2,
+      },
       nodeQueue: { maxActive: 2, samplesWithWaiting: 0, samples: 10 },
       rpcMs: dist([1, 2, 3]),
       eventLoopDelayMs: { p50: 10, p99: 20, max: 30 },
@@ -119,8 +129,11 @@ describe('what the benchmark counts', () => {
     };
     expect(limitOf(base, {}).what).toBe('job concurrency');
     expect(limitOf({ ...base, machineBusy: 0.97 }, {}).what).toBe('CPU');
-    expect(limitOf({ ...base, machineBusy: 0.97 }, {}).why).toMatch(
-      /^the machine's 2 cores were 97% busy; cores used by component: nodeDaemons 0.30/,
+    const cpu = limitOf({ ...base, machineBusy: 0.97 }, {}).why;
+    expect(cpu).toMatch(/^the machine's 2 cores were 97% busy \(our processes used 1\.00 of them\)/);
+    // The CPU a job costs, heaviest first, and the rate two free cores would carry at that cost.
+    expect(cpu).toMatch(
+      /1\.20 CPU s per job \(nodeDaemons 0\.30, mlRuntimes 0\.30, .*\), so 2 free cores would carry at most 1\.7 jobs\/s$/,
     );
     expect(limitOf(base, { E_RATE_LIMITED: 1 }).what).toBe('node queue');
     expect(
