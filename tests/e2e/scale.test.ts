@@ -41,6 +41,7 @@ describe('bench/scale.ts on a small devnet', () => {
       requesters: 2,
       concurrency: 2,
       sampleMs: 500,
+      idleMs: 1000,
       finalizeTimeoutMs: 40_000,
       log: () => {},
       onDevnet: (net) => {
@@ -71,6 +72,9 @@ describe('bench/scale.ts on a small devnet', () => {
       // The challenge window is in the posted -> finalized time (chain seconds).
       expect(p.postedToFinalizedChainS.p50).toBeGreaterThanOrEqual(r.challengeWindowS);
       expect(p.postedToResultMs.p95).toBeGreaterThan(0);
+      // Each job cost CPU in the node daemons, the enclaves and their ML runtimes (ended ones included).
+      for (const k of ['nodeDaemons', 'enclaves', 'mlRuntimes', 'total'] as const)
+        expect(p.load.cpuSecondsPerJob[k]).toBeGreaterThan(0);
       expect(Object.values(p.perNode).reduce((a, b) => a + b, 0)).toBe(p.jobs);
     }
     const lines = scaleHeadlines(r).map(ratioLine);
