@@ -9,8 +9,8 @@ import {
   getChallenge,
   getIssuedChallenges,
   getNodeEpochReward,
-  getRewardsState,
   type LivenessChallenge,
+  rewardsAddress,
   withdrawAllCredits,
 } from '@firn/chain';
 import { FirnError, type Hex, isFirnError } from '@firn/core';
@@ -176,7 +176,17 @@ export class LivenessService {
 
   private async claim(enclaveId: Hex): Promise<void> {
     const log = this.opts.logger;
-    const { currentEpoch } = await getRewardsState(this.clients);
+    // Only the epoch number is needed, and only while a challenged epoch waits to be claimed: this
+    // runs on every poll of every node, so the 10 reads of getRewardsState were the bulk of a
+    // devnet's idle chain traffic (bench/scale.ts, docs/decisions/1290).
+    const currentEpoch =
+      this.epochs.size === 0
+        ? 0n
+        : await this.clients.public.readContract({
+            address: rewardsAddress(this.clients),
+            abi: firnRewardsAbi,
+            functionName: 'currentEpoch',
+          });
     for (const epoch of [...this.epochs].sort((a, b) => (a < b ? -1 : 1))) {
       if (epoch >= currentEpoch) continue;
       this.epochs.delete(epoch);

@@ -53,6 +53,13 @@ export interface DevnetOptions {
   dashboardPort?: number;
   /** Extra `firn node start` flags for every node (e.g. ['--min-claim-seconds', '20'] in tests). */
   nodeArgs?: string[];
+  /** Node.js flags for every node and verifier process (e.g. ['--cpu-prof'] to profile them). */
+  execArgv?: string[];
+  /**
+   * Start each node only once the previous one has registered (default false: all at once). On a
+   * loaded machine ten enclaves starting together can miss their start-up deadline.
+   */
+  staggerNodes?: boolean;
 }
 
 export interface DevnetNode {
@@ -101,9 +108,14 @@ export const DEVNET_ECONOMICS = { governanceDelay: 3, epochLength: 15, answerWin
 
 const FIRN_BIN = () => join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
 
-function spawnFirn(args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+function spawnFirn(
+  args: string[],
+  env: Record<string, string>,
+  logFile: string,
+  execArgv: readonly string[] = [],
+): ChildProcess {
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [FIRN_BIN(), ...args], {
+  const child = spawn(process.execPath, [...execArgv, FIRN_BIN(), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -118,10 +130,12 @@ async function waitRegistered(
   deployment: FirnDeployment,
   count: number,
   timeoutS: number,
+  check: () => void = () => {},
 ): Promise<void> {
   const reader = createFirnClients(rpcUrl, undefined, deployment, { pollingIntervalMs: 50 });
   const until = Date.now() + timeoutS * 1000;
   while ((await listNodes(reader)).length < count) {
+    check();
     if (Date.now() > until)
       throw new FirnError('E_TIMEOUT', `the ${count} regular nodes did not register within ${timeoutS}s`);
     await new Promise((r) => setTimeout(r, 200));
@@ -261,6 +275,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         ],
         {},
         join(dir, 'logs', `verifier-${i + 1}.log`),
+        o.execArgv,
       );
       children.push(child);
       verifiers.push({ address: acct.address, child });
@@ -275,6 +290,15 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       // App nodes register after the regular ones, so a client choosing "the first Active node"
       // (the demo's jobs) still lands on a node of the first-party image.
       if (index === o.nodes + 1) await waitRegistered(anvil.rpcUrl, deployment, o.nodes, o.readyTimeout);
+      else if (o.staggerNodes && index > 1)
+        await waitRegistered(anvil.rpcUrl, deployment, index - 1, o.readyTimeout, () => {
+          for (const n of nodes)
+            if (n.child.exitCode !== null)
+              throw new FirnError(
+                'E_UNAVAILABLE',
+                `node ${n.index} exited (see ${join(dir, 'logs', `node-${n.index}.log`)})`,
+              );
+        });
       const platformFile = join(dir, 'platforms', `machine-${index}.json`);
       writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)), { mode: 0o600 });
       const keyFile = join(dir, 'keys', `operator-${index}.key`);
@@ -312,7 +336,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         writeFileSync(gpuFile, JSON.stringify([gpu.state]), { mode: 0o600 });
         args.push('--sim-gpus', gpuFile);
       }
-      const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`));
+      const child = spawnFirn(args, {}, join(dir, 'logs', `node-${index}.log`), o.execArgv);
       children.push(child);
       nodes.push({
         index,
