@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
@@ -101,6 +110,25 @@ describe('enclave image manifest', () => {
     expect(hello.measurement).toBe(bytesToHex(image.measurement));
     sealedKeys = (await sup.call<{ sealedKeys: unknown }>('init', {})).sealedKeys;
   }, 30_000);
+
+  it('a second build of the same sources leaves a running image in place; a damaged one is replaced whole', async () => {
+    // A second devnet or test run builds the image while enclaves run from it: the files they
+    // check must not be rewritten under them.
+    const entryIno = statSync(image.entry).ino;
+    const running = supervise(image.entry);
+    await running.call('hello');
+    const again = await buildEnclaveImage(join(root, 'image'));
+    expect(again.measurement).toEqual(image.measurement);
+    expect(statSync(image.entry).ino).toBe(entryIno);
+    expect(readdirSync(root).filter((n) => n.includes('.staging-') || n.includes('.old-'))).toEqual([]);
+    await running.call('hello');
+    // A damaged image in the target folder is not kept: the rebuild replaces it and verifies.
+    const d = copyImage('damaged');
+    appendFileSync(join(d, 'app', 'worker.mjs'), '\n');
+    const rebuilt = await buildEnclaveImage(d);
+    expect(rebuilt.measurement).toEqual(image.measurement);
+    expect(readEnclaveImage(d, { skipNodeBinary: true }).digest).toEqual(image.digest);
+  }, 90_000);
 
   it('replacing one ML runtime file stops the enclave (E_IMAGE_MISMATCH naming the file)', () => {
     const d = copyImage('swapped-ort');

@@ -5,10 +5,12 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { APP_FORMAT, type AppDescription } from '@firn/app';
@@ -211,7 +213,57 @@ export interface BuildEnclaveImageOptions {
 }
 
 /**
- * Build the enclave image into `dir` (default packages/enclave/dist/image, replaced): bundle the
+ * Build the enclave image into `dir` (default packages/enclave/dist/image): the image is built in a
+ * sibling staging folder and only then put in place. When `dir` already holds a valid image with
+ * the same manifest (the build is deterministic, so the same sources and Node binary), it is left
+ * untouched, so enclaves already running from it keep passing their image checks while a second
+ * devnet or test run builds; a different image replaces it by two renames, never file by file.
+ * Otherwise as {@link buildImageInto}. Throws what it throws, and on a failed build leaves `dir`
+ * as it was.
+ */
+export async function buildEnclaveImage(
+  dir = defaultImageDir(),
+  opts: BuildEnclaveImageOptions = {},
+): Promise<EnclaveImage> {
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const staging = `${dir}.staging-${tag}`;
+  try {
+    await buildImageInto(staging, opts);
+    const fresh = readFileSync(join(staging, ENCLAVE_IMAGE_MANIFEST));
+    if (!sameValidImage(dir, fresh)) {
+      const old = `${dir}.old-${tag}`;
+      try {
+        renameSync(dir, old);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      try {
+        renameSync(staging, dir);
+      } catch (e) {
+        // Another build put its image in place between the two renames: keep it if it is ours.
+        if (!sameValidImage(dir, fresh)) throw e;
+      }
+      rmSync(old, { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return readEnclaveImage(dir, { skipNodeBinary: true });
+}
+
+/** Whether `dir` holds an image whose manifest is byte-equal to `manifest` and whose files verify. */
+function sameValidImage(dir: string, manifest: Buffer): boolean {
+  try {
+    if (!readFileSync(join(dir, ENCLAVE_IMAGE_MANIFEST)).equals(manifest)) return false;
+    readEnclaveImage(dir, { skipNodeBinary: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Build the enclave image into `dir` (emptied first): bundle the
  * enclave program with its framework and the ML runtimes' JavaScript into app/enclave.mjs (no
  * package is left to resolve at run time: only Node built-ins stay external), copy the
  * onnxruntime native binding and library and the TensorFlow.js WebAssembly files, hash every file
@@ -219,10 +271,7 @@ export interface BuildEnclaveImageOptions {
  * start. Deterministic for the same sources, dependencies and Node binary.
  * Throws if esbuild leaves an external package or a runtime file is missing.
  */
-export async function buildEnclaveImage(
-  dir = defaultImageDir(),
-  opts: BuildEnclaveImageOptions = {},
-): Promise<EnclaveImage> {
+async function buildImageInto(dir: string, opts: BuildEnclaveImageOptions): Promise<EnclaveImage> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'app'), { recursive: true });
   const entry = join(dir, ...ENCLAVE_IMAGE_ENTRY.split('/'));
