@@ -981,10 +981,15 @@ export class JobService {
       };
       const set = this.listeners.get(id) ?? new Set();
       this.listeners.set(id, set);
+      // The job's listener set goes with its last listener (no empty set kept per streamed job).
+      const unlisten = () => {
+        set.delete(flush);
+        if (set.size === 0 && this.listeners.get(id) === set) this.listeners.delete(id);
+      };
       const done = () => {
         over = true;
         clearInterval(heartbeat);
-        set.delete(flush);
+        unlisten();
         res.end();
         resolve(undefined);
       };
@@ -992,7 +997,7 @@ export class JobService {
       req.on('close', () => {
         over = true;
         clearInterval(heartbeat);
-        set.delete(flush);
+        unlisten();
         resolve(undefined);
       });
       flush();
