@@ -130,6 +130,8 @@ type ToWorker =
   | { id: number; op: 'load'; bytes: Uint8Array }
   /** Start the ML engines before any job is known (a spare child; no input, no key). */
   | { id: number; op: 'warm' }
+  /** Answer at once: the parent checks a spare is alive before it hands it a job. */
+  | { id: number; op: 'ping' }
   | { id: number; op: 'infer'; inputs: TensorMap }
   | { id: number; op: 'release' }
   /** The parent's answer to a `signData` request of run `id` (call = the child's counter). */
@@ -355,7 +357,14 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     spare = undefined;
     if (s !== undefined) {
       s.child.setIdle(false);
-      if ((await s.ready) && s.child.crash === undefined) return s.child;
+      // A spare that died while idle may not have been reaped yet: one round trip proves it answers.
+      const ok =
+        (await s.ready) &&
+        (await s.child.call<null>({ op: 'ping' }).then(
+          () => true,
+          () => false,
+        ));
+      if (ok && s.child.crash === undefined) return s.child;
       s.child.stop();
     }
     return new RuntimeChild(opts);
@@ -495,6 +504,8 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
             return;
           }
           send({ id: m.id, result: r });
+        } else if (m.op === 'ping') {
+          send({ id: m.id, result: null });
         } else if (m.op === 'warm') {
           // Engine start-up and first-run compilation on synthetic data, before any job is known.
           await warmTraining();
