@@ -1,6 +1,15 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FirnError, repoRoot } from '@firn/core';
+import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
+import { bytesToHex, FirnError, type Hex, repoRoot, sha256 } from '@firn/core';
+import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
+import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { createJobHandlers } from '../jobs/index.ts';
+import type { RunJobResult } from '../jobs/runJob.ts';
 import { childProcessRuntime, type ChildProcessRuntimeOptions } from './mlRuntime.ts';
 
 // The spare ML child (docs/decisions/1280-spare-ml-child.md), driven through the runtime's own
@@ -152,5 +161,69 @@ describe('spare ML child', () => {
     expect(r.pid).toBe(spawned[1]);
     await runtime.spareReady();
     expect(spawned).toHaveLength(2);
+  }, 120_000);
+
+  it('through the job handlers: each runJob runs in its own child, and the next spare starts only after the answer', async () => {
+    const { runtime, spawned } = spareRuntime();
+    const NOW = 1_750_000_000;
+    const dir = mkdtempSync(join(tmpdir(), 'firn-spare-'));
+    const platform = await createSimulatedPlatform(await createSimulatedRoot());
+    const m = sha256(new Uint8Array([5]));
+    const program = createEnclaveProgram(
+      {
+        provider: createSimulatedProvider(platform, m),
+        measurementRegisters: [m],
+        platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
+      },
+      createJobHandlers(runtime, undefined, {
+        now: () => NOW,
+        served: { workloads: ['memory'], firstParty: true },
+      }),
+    );
+    const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+    const kem = await generateKemKeyPair();
+    const domain = { chainId: 31337, jobMarket: `0x${'00'.repeat(19)}aa` as Hex };
+    let n = 0;
+    const job = async (params: Record<string, unknown>) => {
+      const s = await sealInput(new TextEncoder().encode('x'), 'text/plain', kem.publicKey);
+      writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
+      const inputs = [{ role: 'data', artifactId: s.artifactId, dataKey: s.dataKey }];
+      const jobId = bytesToHex(sha256(new Uint8Array([++n, 91])));
+      const built = await buildJobRequest({
+        jobId,
+        kind: 'memory' as 'training',
+        inputs,
+        params,
+        requesterKey: bytesToHex(generateSigningKey().privateKey),
+        enclave: identity,
+        resultRecipient: kem.publicKey,
+        domain,
+        grantExpiresAt: NOW + 600,
+        grantIssuedAt: NOW - 60,
+      });
+      const r = (await program.handle('runJob', {
+        jobId,
+        enc: built.body.enc,
+        request: built.body.ciphertext,
+        inputPaths: { [s.artifactId]: join(dir, s.artifactId.slice(2)) },
+        onChain: jobCommitments('memory' as 'training', params, inputs),
+        domain,
+        outputDir: dir,
+      })) as RunJobResult;
+      // The answer is out and no new child was forked before it.
+      const atAnswer = spawned.length;
+      const out = await openOutput(new Uint8Array(readFileSync(r.outputs[0]!.path)), kem.privateKey);
+      return { seen: decode(out.bytes), atAnswer };
+    };
+    await runtime.spareReady();
+    const a = await job({ mode: 'set', value: 'first job' });
+    expect(a.seen.pid).toBe(spawned[0]);
+    expect(a.atAnswer).toBe(1);
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(2);
+    const b = await job({ mode: 'get' });
+    expect(b.seen.pid).toBe(spawned[1]);
+    expect(b.seen.seen).toBeNull();
+    expect(b.atAnswer).toBe(2);
   }, 120_000);
 });
