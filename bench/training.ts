@@ -21,14 +21,17 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
-import { bytesToHex, type Hex, sha256, sharedPath } from '@firn/core';
+import { bytesToHex, type Hex, repoRoot, sha256, sharedPath } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import type { RunJobResult } from '@firn/enclave';
 import { mlpDefinition, parseCsv, type TrainResult, trainModel } from '@firn/ml';
-import { buildEnclaveBundle, createLogger, EnclaveSupervisor } from '@firn/node';
+// The supervisor alone, not @firn/node's index: the image builder (esbuild) never loads here.
+import { EnclaveSupervisor } from '../packages/node/src/enclaveSupervisor.ts';
+import { createLogger } from '../packages/node/src/logger.ts';
 import { reportBench } from './report.ts';
 import type { TrainingReport } from '../packages/enclave/src/jobs/workloads/training.ts';
 
@@ -114,12 +117,25 @@ function treeCpuTicks(pid: number): number {
 
 async function startEnclave(): Promise<BenchEnclave> {
   const dir = mkdtempSync(join(tmpdir(), 'firn-bench-train-'));
-  const bundle = await buildEnclaveBundle(join(dir, 'image', 'app', 'enclave.mjs'));
+  // The image is built in a process of its own, so the bundler's memory and heap never sit in the
+  // process that times the plaintext engine.
+  const bundlePath = join(dir, 'image', 'app', 'enclave.mjs');
+  const built = spawnSync(
+    process.execPath,
+    [
+      join(repoRoot(), 'packages/cli/bin/run-ts.mjs'),
+      fileURLToPath(import.meta.url),
+      BUILD_IMAGE,
+      bundlePath,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  if (built.status !== 0) throw new Error(`building the enclave image failed (exit ${built.status})`);
   const root = await createSimulatedRoot();
   const platformPath = join(dir, 'platform.json');
   writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(root)));
   const sup = new EnclaveSupervisor({
-    bundlePath: bundle.path,
+    bundlePath,
     env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath },
     logger: createLogger({}, { write: () => undefined }),
     requestTimeoutMs: 600_000,
@@ -332,7 +348,16 @@ export function formatTrainingBench(r: TrainingBenchResult): string {
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+/** argv flag: build the enclave image to the entry path that follows, then exit (a helper process). */
+const BUILD_IMAGE = '--build-enclave-image';
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv[2] === BUILD_IMAGE) {
+  const { buildEnclaveBundle } = await import('../packages/node/src/enclaveBundle.ts');
+  await buildEnclaveBundle(process.argv[3]);
+  process.exit(0);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv[2] !== BUILD_IMAGE) {
   const loadBefore = loadavg();
   const r = await run();
   console.log(formatTrainingBench(r));
