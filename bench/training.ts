@@ -253,10 +253,10 @@ export async function run(
   const params = { task: 'classification', hidden, epochs, batchSize, seed, validationSplit };
 
   // One short warm-up per path so module loading and kernel set-up in this process are not timed;
-  // then the best of `repeats` runs per path, interleaved, since the machine may be shared. Before
+  // then the best of `repeats` runs per path, interleaved in ABBA order, since the machine may be shared. Before
   // every timed run the bench waits for the enclave's spare child to be warm, so its start never
   // shares the CPU with a timed run of either path (a node idle between jobs has it ready).
-  const repeats = opts.repeats ?? 3;
+  const repeats = opts.repeats ?? 4;
   const enclave = await startEnclave();
   const idle = enclave.idle;
   try {
@@ -266,15 +266,22 @@ export async function run(
     let conf: Awaited<ReturnType<BenchEnclave['job']>> | undefined;
     let wasmRun: Awaited<ReturnType<typeof plain>> | undefined;
     const runs = { confidential: [] as number[], wasm: [] as number[] };
-    for (let i = 0; i < repeats; i++) {
+    const confRun = async () => {
       await idle();
       const c = await enclave.job(csv, params);
       runs.confidential.push(c.seconds);
       if (!conf || c.seconds < conf.seconds) conf = c;
+    };
+    const plainRun = async () => {
       await idle();
       const w = await plain('wasm');
       runs.wasm.push(w.seconds);
       if (!wasmRun || w.seconds < wasmRun.seconds) wasmRun = w;
+    };
+    for (let i = 0; i < repeats; i++) {
+      // ABBA order: which path runs first alternates, so an effect of going first or second cancels.
+      const pair = i % 2 === 0 ? [confRun, plainRun] : [plainRun, confRun];
+      for (const step of pair) await step();
     }
     if (!conf || !wasmRun) throw new Error('repeats must be at least 1');
     // Back to back: a job that arrives as the previous one answers finds no spare child ready yet.
