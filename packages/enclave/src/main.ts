@@ -92,6 +92,8 @@ async function main(): Promise<void> {
   const children = new Set<number>();
   const runtime = childProcessRuntime({
     modulePath: join(imageDir, ...ENCLAVE_IMAGE_WORKER.split('/')),
+    // The next job's child is started and warmed ahead of it, and handed to that job only (decision 1280).
+    spare: true,
     onSpawn: (pid) => {
       for (const p of children) if (!isOurChild(p)) children.delete(p);
       children.add(pid);

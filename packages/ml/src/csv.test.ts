@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { sharedPath } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { parseCsv } from './csv.ts';
+import { parseCsv, sniffDelimiter } from './csv.ts';
 import { fitStandardizer, splitDataset } from './dataset.ts';
 import { createPrng } from './prng.ts';
 
@@ -144,5 +144,50 @@ describe('splitDataset and fitStandardizer', () => {
     const s = fitStandardizer(Float32Array.from([1, 10, 3, 10]), 2, 2);
     expect(s.mean).toEqual([2, 10]);
     expect(s.std).toEqual([1, 1]); // the constant column gets std 1
+  });
+});
+
+describe('sniffDelimiter', () => {
+  // The former reading: decode the first 64 KiB, split every line, take the first non-empty one.
+  const reference = (bytes: Uint8Array): string => {
+    const head = new TextDecoder().decode(bytes.subarray(0, 64 * 1024));
+    const line = head.split('\n').find((l) => l.trim() !== '') ?? '';
+    const counts = new Map<string, number>([
+      [',', 0],
+      [';', 0],
+      ['\t', 0],
+      ['|', 0],
+    ]);
+    let quoted = false;
+    for (const ch of line) {
+      if (ch === '"') quoted = !quoted;
+      else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
+    }
+    let best = ',';
+    let n = 0;
+    for (const [d, c] of counts)
+      if (c > n) {
+        best = d;
+        n = c;
+      }
+    return best;
+  };
+  const enc = (s: string) => new TextEncoder().encode(s);
+
+  it('reads only the first non-empty line, as the full-split reading did', () => {
+    const cases = [
+      '',
+      '\n\n  \r\nа;b;c\n1,2,3\n',
+      '\uFEFFx|y|z\n1|2|3',
+      '"a;b",c,d\r\n1,2,3',
+      'one\n',
+      `${'é'.repeat(40_000)};x\n1;2`,
+      `\n${'a\t'.repeat(40_000)}\n1,2`,
+    ];
+    for (const c of cases) expect(sniffDelimiter(enc(c))).toBe(reference(enc(c)));
+    const banknote = new Uint8Array(readFileSync(sharedPath('datasets', 'banknote_authentication.csv')));
+    expect(sniffDelimiter(banknote)).toBe(',');
+    const wine = new Uint8Array(readFileSync(sharedPath('datasets', 'winequality-red.csv')));
+    expect(sniffDelimiter(wine)).toBe(reference(wine));
   });
 });

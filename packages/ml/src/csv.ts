@@ -170,8 +170,20 @@ export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset 
  * double quotes, ',' when none occurs. Public datasets (e.g. UCI wine quality) often use ';'.
  */
 export function sniffDelimiter(bytes: Uint8Array): string {
-  const head = new TextDecoder().decode(bytes.subarray(0, 64 * 1024));
-  const line = head.split('\n').find((l) => l.trim() !== '') ?? '';
+  // Only the first non-empty line of the first 64 KiB is decoded: the dataset is parsed once, by parseCsv.
+  const limit = Math.min(bytes.length, 64 * 1024);
+  const decoder = new TextDecoder();
+  let line = '';
+  for (let start = 0; start < limit; ) {
+    const nl = bytes.indexOf(0x0a, start);
+    const end = nl < 0 || nl > limit ? limit : nl;
+    const l = decoder.decode(bytes.subarray(start, end));
+    if (l.trim() !== '') {
+      line = l;
+      break;
+    }
+    start = end + 1;
+  }
   const counts = new Map<string, number>([
     [',', 0],
     [';', 0],

@@ -5,3 +5,4 @@ export * from './predict.ts';
 export * from './tfBackend.ts';
 export * from './train.ts';
 export * from './weights.ts';
+export * from './warmTraining.ts';

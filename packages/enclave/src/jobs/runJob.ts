@@ -533,6 +533,9 @@ export function createRunJobHandler(opts: JobHandlerOptions): Handler {
       // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
       emitSealedFailure(ctx, channel, p.jobId, e);
       throw hostFailure(e);
+    } finally {
+      // After the answer has gone out (a macrotask after this handler settles): the runtime's spare.
+      setImmediate(() => runtime.jobFinished?.());
     }
   };
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
-import { loadOnnxModel, type TensorMap } from '@firn/ml';
+import { loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
 import type { Workload, WorkloadInput, WorkloadResult, WorkloadRunContext } from '../jobs/workload.ts';
 import {
   type ServedSessionEndpoint,
@@ -57,6 +57,11 @@ export interface MlRuntime {
   runWorkload(kind: string, ctx: WorkloadRunContext, opts?: RunWorkloadOptions): Promise<WorkloadResult>;
   /** Load an ONNX model that stays loaded until `release` (one runtime per model). */
   loadModel(bytes: Uint8Array): Promise<RuntimeModel>;
+  /**
+   * The job handler has answered the job that ran here: a runtime that keeps a spare child starts
+   * the next one now, after the answer, so the start never delays a job (optional).
+   */
+  jobFinished?(): void;
 }
 
 /** Per-run limits the enclave sets. */
@@ -144,6 +149,10 @@ type ToWorker =
       randomSeed?: Uint8Array;
     }
   | { id: number; op: 'load'; bytes: Uint8Array }
+  /** Start the ML engines before any job is known (a spare child; no input, no key). */
+  | { id: number; op: 'warm' }
+  /** Answer at once: the parent checks a spare is alive before it hands it a job. */
+  | { id: number; op: 'ping' }
   | { id: number; op: 'infer'; inputs: TensorMap }
   | { id: number; op: 'release' }
   | { id: number; op: 'serve'; params: ServeSessionParams }
@@ -181,6 +190,27 @@ export interface ChildProcessRuntimeOptions {
    * after the check at start.
    */
   beforeSpawn?: () => void;
+  /**
+   * Keep one child started and warmed ahead of the next job (docs/decisions/1280-spare-ml-child.md):
+   * started from the same entry, with the same (empty) environment, when the runtime is created and
+   * again after each job that took it; handed to one job only and stopped when that job ends, never
+   * reused. Default false (every job starts its own child).
+   */
+  spare?: boolean;
+}
+
+/** Longest a spare child may take to start and warm before it is dropped, ms. */
+export const SPARE_WARM_TIMEOUT_MS = 60_000;
+
+/** The child-process runtime, with the spare child's controls. */
+export interface ChildProcessMlRuntime extends MlRuntime {
+  /**
+   * Resolves once the spare child (when one is starting) has loaded its engines, or failed to;
+   * at once when there is no spare. For tools and benchmarks that wait for an idle node.
+   */
+  spareReady(): Promise<void>;
+  /** Stop the spare child and start no more; jobs after this start their own child. */
+  close(): void;
 }
 
 /** One child process; requests are matched to answers by id. */
@@ -295,16 +325,94 @@ class RuntimeChild {
   stop(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
+
+  /** An idle spare does not keep the parent's event loop alive; a child in use does. */
+  setIdle(idle: boolean): void {
+    const channel = this.child.channel as { ref?: () => void; unref?: () => void } | null | undefined;
+    if (idle) {
+      this.child.unref();
+      channel?.unref?.();
+    } else {
+      this.child.ref();
+      channel?.ref?.();
+    }
+  }
 }
 
 /**
- * Runs every job, and every session's model, in its own child process: a fresh one per job
- * (ended when the job ends) and one per warm session (ended on release).
+ * Runs every job, and every session's model, in its own child process: one per job (ended when
+ * the job ends) and one per warm session (ended on release). With `spare`, the job's child is the
+ * one started and warmed ahead of it when there is one (see ChildProcessRuntimeOptions.spare).
  */
-export function childProcessRuntime(opts: ChildProcessRuntimeOptions): MlRuntime {
+export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProcessMlRuntime {
+  let spare: { child: RuntimeChild; ready: Promise<boolean> } | undefined;
+  let closed = false;
+  const startSpare = () => {
+    if (!opts.spare || closed || spare !== undefined) return;
+    let child: RuntimeChild;
+    try {
+      child = new RuntimeChild(opts);
+    } catch {
+      // beforeSpawn refused (the image changed): the next job starts its own child and reports why.
+      return;
+    }
+    child.setIdle(true);
+    // A spare that does not warm in time is dropped: a job never waits on it longer than this.
+    let timer: NodeJS.Timeout | undefined;
+    const ready = Promise.race([
+      child.call<null>({ op: 'warm' }).then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), SPARE_WARM_TIMEOUT_MS);
+        timer.unref();
+      }),
+    ]).then((ok) => {
+      clearTimeout(timer);
+      if (!ok) child.stop();
+      return ok;
+    });
+    spare = { child, ready };
+  };
+  // The spare goes to exactly one job; a spare that died or could not warm is replaced by a fresh child.
+  const takeChild = async (): Promise<RuntimeChild> => {
+    const s = spare;
+    spare = undefined;
+    if (s !== undefined) {
+      s.child.setIdle(false);
+      // A spare that died while idle may not have been reaped yet: one round trip proves it answers.
+      const ok =
+        (await s.ready) &&
+        (await s.child.call<null>({ op: 'ping' }).then(
+          () => true,
+          () => false,
+        ));
+      if (ok && s.child.crash === undefined) return s.child;
+      s.child.stop();
+    }
+    return new RuntimeChild(opts);
+  };
+  startSpare();
   return {
+    async spareReady() {
+      const s = spare;
+      if (s === undefined) return;
+      // Someone waits for it: the child keeps the event loop alive until it is warm.
+      s.child.setIdle(false);
+      await s.ready;
+      if (spare === s) s.child.setIdle(true);
+    },
+    // The next job's child starts once this job has answered, so its start (the image check,
+    // Node, the engines) never shares the enclave's loop or the CPU with a job's last steps.
+    jobFinished: startSpare,
+    close() {
+      closed = true;
+      spare?.child.stop();
+      spare = undefined;
+    },
     async runWorkload(kind, ctx, run = {}) {
-      const child = new RuntimeChild(opts);
+      const child = await takeChild();
       // At the deadline the child is killed: a workload that hangs cannot hold the job (or the node).
       const d = deadline(run.timeoutMs, () => child.stop());
       try {
@@ -430,6 +538,12 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
             return;
           }
           send({ id: m.id, result: r });
+        } else if (m.op === 'ping') {
+          send({ id: m.id, result: null });
+        } else if (m.op === 'warm') {
+          // Engine start-up and first-run compilation on synthetic data, before any job is known.
+          await warmTraining();
+          send({ id: m.id, result: null });
         } else if (m.op === 'load') {
           if (model !== undefined) throw new FirnError('E_CONFLICT', 'this runtime already holds a model');
           model = await loadOnnxModel(m.bytes, { intraOpThreads: 1 });

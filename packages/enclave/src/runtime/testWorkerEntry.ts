@@ -21,6 +21,17 @@ serveMlRuntime({
       workUnits: 1n,
     };
   },
+  // What a job left behind in its child's memory: `set` keeps params.value in a global, `get`
+  // returns what is there (the spare-child tests check a later job never sees an earlier one's).
+  async memory(ctx) {
+    const g = globalThis as { firnProbeMemory?: unknown };
+    if (ctx.params.mode === 'set') g.firnProbeMemory = ctx.params.value;
+    const text = JSON.stringify({ pid: process.pid, seen: g.firnProbeMemory ?? null });
+    return {
+      outputs: [{ role: 'memory', contentType: 'application/json', bytes: new TextEncoder().encode(text) }],
+      workUnits: 1n,
+    };
+  },
   // A native fault in a runtime, as an abort would look to the parent.
   async abort(ctx) {
     if (ctx.params.mode === 'exit') process.exit(3);

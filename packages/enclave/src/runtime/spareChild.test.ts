@@ -1,0 +1,229 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
+import { bytesToHex, FirnError, type Hex, repoRoot, sha256 } from '@firn/core';
+import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEnclaveProgram } from '../enclaveProgram.ts';
+import { createSimulatedProvider } from '../evidence/simulated.ts';
+import { createJobHandlers } from '../jobs/index.ts';
+import type { RunJobResult } from '../jobs/runJob.ts';
+import { childProcessRuntime, type ChildProcessRuntimeOptions } from './mlRuntime.ts';
+
+// The spare ML child (docs/decisions/1280-spare-ml-child.md), driven through the runtime's own
+// API with the test worker entry (TypeScript sources via tsx). Each test attacks one promise:
+// a spare serves one job only, carries nothing from an earlier job, gets no environment, is
+// checked like any child before it is forked, and a dead spare never fails a job.
+const entry: Pick<ChildProcessRuntimeOptions, 'modulePath' | 'execArgv'> = {
+  modulePath: join(repoRoot(), 'packages', 'enclave', 'src', 'runtime', 'testWorkerEntry.ts'),
+  execArgv: ['--import', 'tsx'],
+};
+const pids: number[] = [];
+const runtimes: { close(): void }[] = [];
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+/** Wait (at most 10 s, the machine may be loaded) until `pid` has exited and been reaped. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(alive(pid)).toBe(false);
+}
+afterAll(() => {
+  for (const r of runtimes) r.close();
+  for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+});
+
+function spareRuntime(extra: Partial<ChildProcessRuntimeOptions> = {}) {
+  const spawned: number[] = [];
+  const runtime = childProcessRuntime({
+    ...entry,
+    spare: true,
+    ...extra,
+    onSpawn: (pid) => {
+      pids.push(pid);
+      spawned.push(pid);
+    },
+  });
+  runtimes.push(runtime);
+  return { runtime, spawned };
+}
+
+const decode = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as Record<string, unknown>;
+
+/** Run a workload of the test entry as a job would, then let the runtime start its next spare. */
+async function run(
+  runtime: ReturnType<typeof childProcessRuntime>,
+  kind: string,
+  params: Record<string, unknown> = {},
+) {
+  try {
+    const r = await runtime.runWorkload(kind, {
+      params,
+      inputs: [],
+      progress: () => undefined,
+      now: () => 1_750_000_000,
+    });
+    return decode(r.outputs[0]!.bytes);
+  } finally {
+    runtime.jobFinished?.();
+  }
+}
+
+describe('spare ML child', () => {
+  it('is started and warmed before the first job, which runs in it; it is never used again', async () => {
+    const { runtime, spawned } = spareRuntime();
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(1);
+    const spare = spawned[0]!;
+    const first = await run(runtime, 'probe');
+    // The job ran in the child started ahead of it, which ended with the job.
+    expect(first.pid).toBe(spare);
+    await gone(spare);
+    // The next spare is a new process; the second job runs there, not in the first one.
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(2);
+    const second = await run(runtime, 'probe');
+    expect(second.pid).toBe(spawned[1]);
+    expect(second.pid).not.toBe(first.pid);
+  }, 120_000);
+
+  it("a job never sees what an earlier job left in its child's memory", async () => {
+    const { runtime } = spareRuntime();
+    const secret = `requester-data-${Math.random()}`;
+    const a = await run(runtime, 'memory', { mode: 'set', value: secret });
+    expect(a.seen).toBe(secret);
+    await runtime.spareReady();
+    const b = await run(runtime, 'memory', { mode: 'get' });
+    expect(b.pid).not.toBe(a.pid);
+    expect(b.seen).toBeNull();
+  }, 120_000);
+
+  it('gets no environment, even a FIRN variable set in the parent when it was forked', async () => {
+    process.env.FIRN_SPARE_PROBE = 'parent-only';
+    try {
+      const { runtime } = spareRuntime();
+      await runtime.spareReady();
+      const seen = await run(runtime, 'probe');
+      expect((seen.env as string[]).filter((k) => k.startsWith('FIRN'))).toEqual([]);
+      expect(seen.argv).toEqual([]);
+    } finally {
+      delete process.env.FIRN_SPARE_PROBE;
+    }
+  }, 120_000);
+
+  it('a spare killed while idle is replaced by a fresh child: the job still runs', async () => {
+    const { runtime, spawned } = spareRuntime();
+    await runtime.spareReady();
+    const spare = spawned[0]!;
+    process.kill(spare, 'SIGKILL');
+    // No wait: the job may come before the parent has even seen the spare's exit.
+    const r = await run(runtime, 'probe');
+    expect(r.pid).not.toBe(spare);
+    expect(spawned).toContain(r.pid as number);
+  }, 120_000);
+
+  it('is checked (beforeSpawn) before it is forked; once the check refuses, jobs fail typed', async () => {
+    let checks = 0;
+    let refuse = false;
+    const { runtime, spawned } = spareRuntime({
+      beforeSpawn: () => {
+        checks++;
+        if (refuse) throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed');
+      },
+    });
+    await runtime.spareReady();
+    expect(checks).toBe(1);
+    // The image changes while the spare waits: the spare was checked at its fork and the job runs
+    // there; the next spare is refused at its own check, and the job after finds none and is refused.
+    refuse = true;
+    await run(runtime, 'probe');
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(1);
+    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    // Checks: the first spare, the refused second spare, the job's own child, the spare after it.
+    expect(checks).toBe(4);
+    expect(spawned).toHaveLength(1);
+  }, 120_000);
+
+  it('close() stops the spare and starts no more; later jobs start their own child', async () => {
+    const { runtime, spawned } = spareRuntime();
+    await runtime.spareReady();
+    runtime.close();
+    await gone(spawned[0]!);
+    const r = await run(runtime, 'probe');
+    expect(r.pid).toBe(spawned[1]);
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(2);
+  }, 120_000);
+
+  it('through the job handlers: each runJob runs in its own child, and the next spare starts only after the answer', async () => {
+    const { runtime, spawned } = spareRuntime();
+    const NOW = 1_750_000_000;
+    const dir = mkdtempSync(join(tmpdir(), 'firn-spare-'));
+    const platform = await createSimulatedPlatform(await createSimulatedRoot());
+    const m = sha256(new Uint8Array([5]));
+    const program = createEnclaveProgram(
+      {
+        provider: createSimulatedProvider(platform, m),
+        measurementRegisters: [m],
+        platformId: Uint8Array.from(Buffer.from(platform.platformId.slice(2), 'hex')),
+      },
+      createJobHandlers(runtime, undefined, {
+        now: () => NOW,
+        served: { workloads: ['memory'], firstParty: true },
+      }),
+    );
+    const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+    const kem = await generateKemKeyPair();
+    const domain = { chainId: 31337, jobMarket: `0x${'00'.repeat(19)}aa` as Hex };
+    let n = 0;
+    const job = async (params: Record<string, unknown>) => {
+      const s = await sealInput(new TextEncoder().encode('x'), 'text/plain', kem.publicKey);
+      writeFileSync(join(dir, s.artifactId.slice(2)), s.sealed);
+      const inputs = [{ role: 'data', artifactId: s.artifactId, dataKey: s.dataKey }];
+      const jobId = bytesToHex(sha256(new Uint8Array([++n, 91])));
+      const built = await buildJobRequest({
+        jobId,
+        kind: 'memory' as 'training',
+        inputs,
+        params,
+        requesterKey: bytesToHex(generateSigningKey().privateKey),
+        enclave: identity,
+        resultRecipient: kem.publicKey,
+        domain,
+        grantExpiresAt: NOW + 600,
+        grantIssuedAt: NOW - 60,
+      });
+      const r = (await program.handle('runJob', {
+        jobId,
+        enc: built.body.enc,
+        request: built.body.ciphertext,
+        inputPaths: { [s.artifactId]: join(dir, s.artifactId.slice(2)) },
+        onChain: jobCommitments('memory' as 'training', params, inputs),
+        domain,
+        outputDir: dir,
+      })) as RunJobResult;
+      // The answer is out and no new child was forked before it.
+      const atAnswer = spawned.length;
+      const out = await openOutput(new Uint8Array(readFileSync(r.outputs[0]!.path)), kem.privateKey);
+      return { seen: decode(out.bytes), atAnswer };
+    };
+    await runtime.spareReady();
+    const a = await job({ mode: 'set', value: 'first job' });
+    expect(a.seen.pid).toBe(spawned[0]);
+    expect(a.atAnswer).toBe(1);
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(2);
+    const b = await job({ mode: 'get' });
+    expect(b.seen.pid).toBe(spawned[1]);
+    expect(b.seen.seen).toBeNull();
+    expect(b.atAnswer).toBe(2);
+  }, 120_000);
+});
