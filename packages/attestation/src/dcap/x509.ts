@@ -250,6 +250,28 @@ export function ecdsaVerifyRaw(key: KeyObject, data: Uint8Array, signature: Uint
   }
 }
 
+/**
+ * ECDSA-SHA256 verify on libuv's thread pool (node:crypto's callback form): DER signatures when
+ * `dsaEncoding` is 'der', raw r||s (64 bytes) when 'ieee-p1363'. Resolves false on any failure,
+ * never rejects. The data and signature are copied when the job is queued, so later changes to
+ * the caller's buffers do not affect the result.
+ */
+export function ecdsaVerifyOnPool(
+  key: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+  dsaEncoding: 'der' | 'ieee-p1363',
+): boolean | Promise<boolean> {
+  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
+  return new Promise<boolean>((resolve) => {
+    try {
+      nodeVerify('sha256', data, { key, dsaEncoding }, signature, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
 /** Import a raw 64-byte P-256 point (x||y), as the quote's attestation key is stored. */
 export function p256RawKey(xy: Uint8Array): KeyObject {
   if (xy.length !== 64) throw malformed('attestation key must be 64 bytes');
@@ -287,6 +309,11 @@ export function pemCertificates(text: string, what: string): Uint8Array[] {
  * certificates back to back. A root-first chain is turned leaf-first.
  */
 export function chainCertificates(data: Uint8Array, what: string): Uint8Array[] {
+  return leafFirst(chainCertificatesAsGiven(data, what));
+}
+
+/** chainCertificates without the reordering: the certificates in the order the data holds them. */
+export function chainCertificatesAsGiven(data: Uint8Array, what: string): Uint8Array[] {
   let out: Uint8Array[];
   if (data[0] === 0x30) {
     out = [];
@@ -301,7 +328,7 @@ export function chainCertificates(data: Uint8Array, what: string): Uint8Array[] 
     if (data.subarray(p).some((x) => x !== 0))
       throw malformed(`${what}: trailing bytes after the certificates`);
   } else out = pemCertificates(Buffer.from(data).toString('latin1'), what);
-  return leafFirst(out);
+  return out;
 }
 
 /** Reverse a chain given root first (its first certificate self-issued); leave others alone. */
