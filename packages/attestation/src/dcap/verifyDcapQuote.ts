@@ -68,7 +68,10 @@ const certCache = new Lru<Certificate>(512);
 const certKeys = new WeakMap<Certificate, string>();
 function certKey(c: Certificate): string {
   let k = certKeys.get(c);
-  if (k === undefined) certKeys.set(c, (k = key(c.der)));
+  if (k === undefined) {
+    k = key(c.der);
+    certKeys.set(c, k);
+  }
   return k;
 }
 function cert(der: Uint8Array): Certificate {
