@@ -63,6 +63,15 @@ class Lru<V> {
 
 const key = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 
+/** Byte equality without copying (Buffer.from(view) copies); inputs are public. */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  if (a.length > 64) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 const certCache = new Lru<Certificate>(512);
 /** Each parsed certificate's cache key (its DER as a string), computed once per object. */
 const certKeys = new WeakMap<Certificate, string>();
@@ -111,11 +120,11 @@ function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): S
 
 /** Whether `issuer` may have issued `child` by name and CA flag (the checks before the signature). */
 function mayIssue(child: Certificate, issuer: Certificate): boolean {
-  return Buffer.from(child.issuer).equals(Buffer.from(issuer.subject)) && issuer.isCa;
+  return same(child.issuer, issuer.subject) && issuer.isCa;
 }
 
 function checkIssued(child: Certificate, issuer: Certificate, what: string, checks: SignatureChecks): void {
-  if (!Buffer.from(child.issuer).equals(Buffer.from(issuer.subject)))
+  if (!same(child.issuer, issuer.subject))
     throw chainErr(`${what}: issuer name does not match`);
   if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
   checks.add(issuedBy(child, issuer, checks.deferred), () =>
@@ -144,7 +153,10 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
   const useDefault = roots === undefined || roots.length === 0;
   if (useDefault && defaultAnchors !== undefined) return defaultAnchors;
   const list = useDefault ? [parseCertificate(defaultRootDer)] : roots.map(rootDer).map(cert);
-  const a = { roots: list, id: list.map((r) => key(r.der)).join('\u0001') };
+  // Cache keys name the root set by a digest of its DER certificates in order (DER delimits itself).
+  const h = createHash('sha256');
+  for (const r of list) h.update(r.der);
+  const a = { roots: list, id: h.digest('base64') };
   if (useDefault) {
     list[0]!.publicKey();
     defaultAnchors = a;
@@ -156,7 +168,7 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
 function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
   return ders.map(
     (d) =>
-      a.roots.find((r) => r.der.length === d.length && Buffer.from(r.der).equals(Buffer.from(d))) ?? cert(d),
+      a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d),
   );
 }
 
@@ -164,7 +176,7 @@ function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
 function leafFirstCached(ders: Uint8Array[]): Uint8Array[] {
   if (ders.length < 2) return ders;
   const first = cert(ders[0]!);
-  return Buffer.from(first.issuer).equals(Buffer.from(first.subject)) ? [...ders].reverse() : ders;
+  return same(first.issuer, first.subject) ? [...ders].reverse() : ders;
 }
 
 /**
@@ -175,8 +187,8 @@ function verifyChain(ders: Uint8Array[], a: Anchors, what: string, checks: Signa
   const certs = chainObjects(ders, a);
   for (let i = 0; i + 1 < certs.length; i++) checkIssued(certs[i]!, certs[i + 1]!, `${what}[${i}]`, checks);
   const top = certs[certs.length - 1]!;
-  if (a.roots.some((r) => Buffer.from(r.der).equals(Buffer.from(top.der)))) return certs;
-  const root = a.roots.find((r) => Buffer.from(r.subject).equals(Buffer.from(top.issuer)));
+  if (a.roots.some((r) => same(r.der, top.der))) return certs;
+  const root = a.roots.find((r) => same(r.subject, top.issuer));
   if (root === undefined) throw chainErr(`${what}: does not chain to a pinned root`);
   checkIssued(top, root, `${what} root`, checks);
   return [...certs, root];
@@ -191,6 +203,8 @@ interface PreparedCollateral {
   tcbChain: Certificate[];
   qeIdChain: Certificate[];
   pckCrlChain: Certificate[];
+  /** The newest tcbDate over the TCB info's levels. */
+  latestTcbDate: string;
 }
 
 const preparedCache = new Lru<PreparedCollateral>(64);
@@ -212,7 +226,7 @@ function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
 }
 
 function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
-  if (!Buffer.from(crl.issuer).equals(Buffer.from(issuer.subject)))
+  if (!same(crl.issuer, issuer.subject))
     throw chainErr(`${what} is not issued by ${what === 'root CA CRL' ? 'the root' : 'the PCK CA'}`);
   checks.der(issuer.publicKey(), crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
 }
@@ -224,6 +238,13 @@ function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: Signat
 function checkCollateralSigner(chain: Certificate[], what: string): void {
   if (chain.length !== 2 || chain[0]!.isCa)
     throw chainErr(`${what}: the signer must be a non-CA certificate issued directly by the root`);
+}
+
+/** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
+function latestTcbDate(info: TcbInfo): string {
+  let best = info.tcbLevels[0]!.tcbDate;
+  for (const l of info.tcbLevels) if (Date.parse(l.tcbDate) > Date.parse(best)) best = l.tcbDate;
+  return best;
 }
 
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
@@ -268,7 +289,16 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   );
   const pckCrl = parseCrl(c.pckCrl);
   verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
-  return { tcbInfo, qeIdentity, rootCrl, pckCrl, tcbChain, qeIdChain, pckCrlChain };
+  return {
+    tcbInfo,
+    qeIdentity,
+    rootCrl,
+    pckCrl,
+    tcbChain,
+    qeIdChain,
+    pckCrlChain,
+    latestTcbDate: latestTcbDate(tcbInfo),
+  };
 }
 
 function rememberByObject(raw: unknown, a: Anchors, p: PreparedCollateral): void {
@@ -320,9 +350,18 @@ function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
   return new Uint8Array(Buffer.from(chain, 'latin1'));
 }
 
-function pckChain(q: DcapQuote, raw: unknown, a: Anchors, checks: SignatureChecks): PckChain {
+/** The PCK chain's bytes and their cache key under the anchors `a`. */
+function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): { data: Uint8Array; k: string } {
   const data = pckChainData(q, raw);
-  const k = `${a.id}\u0003${key(data)}`;
+  return { data, k: `${a.id}\u0003${key(data)}` };
+}
+
+function pckChain(
+  src: { data: Uint8Array; k: string },
+  a: Anchors,
+  checks: SignatureChecks,
+): PckChain {
+  const { data, k } = src;
   const hit = pckCache.get(k);
   if (hit !== undefined) return hit;
   const certs = verifyChain(
@@ -339,6 +378,8 @@ function pckChain(q: DcapQuote, raw: unknown, a: Anchors, checks: SignatureCheck
 
 /** The quote's own checks, started on the pool ahead of their turn (deferred mode). */
 interface EarlyChecks {
+  /** The PCK chain's bytes and cache key. */
+  pck?: { data: Uint8Array; k: string };
   /** The PCK certificate the QE report check used. */
   leaf?: Certificate;
   qeReport?: SignatureResult;
@@ -355,10 +396,11 @@ interface EarlyChecks {
 function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
   const early: EarlyChecks = {};
   try {
-    const data = pckChainData(q, raw);
-    let certs = pckCache.get(`${a.id}\u0003${key(data)}`)?.certs;
+    const src = pckChainSource(q, raw, a);
+    early.pck = src;
+    let certs = pckCache.get(src.k)?.certs;
     if (certs === undefined) {
-      certs = chainObjects(leafFirstCached(chainCertificatesAsGiven(data, 'PCK chain')), a);
+      certs = chainObjects(leafFirstCached(chainCertificatesAsGiven(src.data, 'PCK chain')), a);
       for (let i = 0; i + 1 < certs.length; i++)
         if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
     }
@@ -374,12 +416,23 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
     // met again at its place in the canonical order
   }
   try {
-    early.attestationKey = p256RawKey(q.attestationKey);
+    early.attestationKey = attestationKey(q.attestationKey);
     early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
   } catch {
     // met again at its place in the canonical order
   }
   return early;
+}
+
+/**
+ * Attestation keys imported from a quote's 64-byte point, keyed by those bytes: a platform's QE
+ * signs every quote with the same key, and an import (with its on-curve check) costs as much as
+ * a signature check. Only successful imports are kept; the quote signature is checked every time.
+ */
+const attestationKeyCache = new Lru<KeyObject>(256);
+function attestationKey(xy: Uint8Array): KeyObject {
+  const k = key(xy);
+  return attestationKeyCache.get(k) ?? attestationKeyCache.set(k, p256RawKey(xy));
 }
 
 /**
@@ -393,13 +446,7 @@ export function clearDcapCaches(): void {
   preparedCache.clear();
   preparedByObject = new WeakMap();
   pckCache.clear();
-}
-
-/** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
-function latestTcbDate(info: TcbInfo): string {
-  let best = info.tcbLevels[0]!.tcbDate;
-  for (const l of info.tcbLevels) if (Date.parse(l.tcbDate) > Date.parse(best)) best = l.tcbDate;
-  return best;
+  attestationKeyCache.clear();
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
@@ -456,7 +503,7 @@ function verifyWith(
     throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
   const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
   // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
-  if (!Buffer.from(q.header.qeVendorId).equals(Buffer.from(INTEL_QE_VENDOR_ID)))
+  if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
     throw new FirnError(
       'E_EVIDENCE_MALFORMED',
       `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
@@ -497,15 +544,15 @@ function verifyWith(
     checkWindow(c, now, what);
 
   // PCK chain to the root, with revocation: the root CRL covers CAs, the PCK CRL covers the PCK.
-  const pck = pckChain(q, opts.collateral, a, checks);
+  const pck = pckChain(early?.pck ?? pckChainSource(q, opts.collateral, a), a, checks);
   const [leaf, pckCa] = pck.certs as [Certificate, Certificate, ...Certificate[]];
   for (const [i, c] of pck.certs.entries()) checkWindow(c, now, i === 0 ? 'PCK' : 'PCK chain CA');
   const root = pck.certs[pck.certs.length - 1]!;
-  if (!Buffer.from(root.der).equals(Buffer.from(col.tcbChain[col.tcbChain.length - 1]!.der)))
+  if (!same(root.der, col.tcbChain[col.tcbChain.length - 1]!.der))
     throw chainErr('PCK chain and collateral chain end in different roots');
   if (
-    !Buffer.from(pckCrl.issuer).equals(Buffer.from(pckCa.subject)) ||
-    !Buffer.from(col.pckCrlChain[0]!.der).equals(Buffer.from(pckCa.der))
+    !same(pckCrl.issuer, pckCa.subject) ||
+    !same(col.pckCrlChain[0]!.der, pckCa.der)
   )
     throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
   for (const c of [
@@ -526,7 +573,7 @@ function verifyWith(
   else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
   if (
-    !binding.equals(Buffer.from(cd.qeReport.reportData.subarray(0, 32))) ||
+    !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||
     cd.qeReport.reportData.subarray(32).some((x) => x !== 0)
   )
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
@@ -534,13 +581,13 @@ function verifyWith(
   // The quote itself, signed by the attestation key.
   const quoteErr = () => sigErr('quote signature is invalid');
   if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
-  else checks.raw(p256RawKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
+  else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
 
   // Platform matching and TCB status as Intel's QVL computes it.
   const ext = pck.ext;
-  if (!Buffer.from(ext.fmspc).equals(Buffer.from(tcbInfo.fmspc)))
+  if (!same(ext.fmspc, tcbInfo.fmspc))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'FMSPC of the PCK certificate does not match the TCB info');
-  if (!Buffer.from(ext.pceId).equals(Buffer.from(tcbInfo.pceId)))
+  if (!same(ext.pceId, tcbInfo.pceId))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'PCE-ID of the PCK certificate does not match the TCB info');
   const td = q.body.kind === 'tdx' ? q.body.report : undefined;
   const level = matchTcbLevel(tcbInfo, ext, td);
@@ -558,7 +605,7 @@ function verifyWith(
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
     // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
-    latestTcbDate: latestTcbDate(tcbInfo),
+    latestTcbDate: col.latestTcbDate,
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,
     tcbInfoVersion: tcbInfo.version,
