@@ -72,10 +72,23 @@ export function sortIsvSvnLevels<T extends { isvSvn: number }>(levels: readonly 
   return [...levels].sort((a, b) => b.isvSvn - a.isvSvn);
 }
 
-function components(v: unknown, what: string): number[] {
-  if (!Array.isArray(v) || v.length !== 16) throw collateralError(`${what} must list 16 components`);
+function components(v: unknown, what: () => string): number[] {
+  if (!Array.isArray(v) || v.length !== 16) throw collateralError(`${what()} must list 16 components`);
   // SVNs are bytes on the platform; a level asking for more can never match, but still parses.
-  return v.map((c, i) => JsonFields.of(c, `${what}[${i}]`).int('svn', 0xffff));
+  const out = new Array<number>(16);
+  for (let i = 0; i < 16; i++) {
+    const c: unknown = v[i];
+    const svn =
+      typeof c === 'object' && c !== null && !Array.isArray(c)
+        ? (c as Record<string, unknown>).svn
+        : undefined;
+    // The common case checked inline; anything else goes through JsonFields for its exact error.
+    out[i] =
+      typeof svn === 'number' && Number.isInteger(svn) && svn >= 0 && svn <= 0xffff
+        ? svn
+        : JsonFields.of(c, `${what()}[${i}]`).int('svn', 0xffff);
+  }
+  return out;
 }
 
 /** Parse the signed tcbInfo JSON text (the object itself, not the {tcbInfo, signature} wrapper). */
@@ -88,14 +101,14 @@ export function parseTcbInfo(text: string): TcbInfo {
   if (id !== 'SGX' && id !== 'TDX') throw collateralError(`tcbInfo id ${id} is not SGX or TDX`);
   const tdx = id === 'TDX';
   const levels = f.arr('tcbLevels').map((lv, i): TcbLevel => {
-    const l = JsonFields.of(lv, `tcbInfo.tcbLevels[${i}]`);
+    const l = JsonFields.of(lv, () => `tcbInfo.tcbLevels[${i}]`);
     const t = l.obj('tcb');
     let sgxComponents: number[];
     if (version === 2) {
       sgxComponents = [];
       for (let c = 1; c <= 16; c++)
         sgxComponents.push(t.int(`sgxtcbcomp${String(c).padStart(2, '0')}svn`, 0xffff));
-    } else sgxComponents = components(t.o.sgxtcbcomponents, `${t.what}.sgxtcbcomponents`);
+    } else sgxComponents = components(t.o.sgxtcbcomponents, () => `${t.what}.sgxtcbcomponents`);
     const level: TcbLevel = {
       sgxComponents,
       pceSvn: t.int('pcesvn', 0xffff),
@@ -103,7 +116,7 @@ export function parseTcbInfo(text: string): TcbInfo {
       status: l.status('tcbStatus'),
       advisoryIds: l.advisories('advisoryIDs'),
     };
-    if (tdx) level.tdxComponents = components(t.o.tdxtcbcomponents, `${t.what}.tdxtcbcomponents`);
+    if (tdx) level.tdxComponents = components(t.o.tdxtcbcomponents, () => `${t.what}.tdxtcbcomponents`);
     return level;
   });
   if (levels.length === 0) throw collateralError('tcbInfo has no TCB levels');
@@ -129,7 +142,7 @@ export function parseTcbInfo(text: string): TcbInfo {
     };
     if (f.has('tdxModuleIdentities')) {
       info.tdxModuleIdentities = f.arr('tdxModuleIdentities', 64).map((x, i) => {
-        const m2 = JsonFields.of(x, `tcbInfo.tdxModuleIdentities[${i}]`);
+        const m2 = JsonFields.of(x, () => `tcbInfo.tdxModuleIdentities[${i}]`);
         return {
           id: m2.str('id'),
           mrSigner: m2.hex('mrsigner', 48),
@@ -137,7 +150,7 @@ export function parseTcbInfo(text: string): TcbInfo {
           attributesMask: m2.hex('attributesMask', 8),
           tcbLevels: sortIsvSvnLevels(
             m2.arr('tcbLevels').map((y, j) => {
-              const l = JsonFields.of(y, `${m2.what}.tcbLevels[${j}]`);
+              const l = JsonFields.of(y, () => `${m2.what}.tcbLevels[${j}]`);
               return {
                 isvSvn: l.obj('tcb').int('isvsvn', 255),
                 status: l.status('tcbStatus'),

@@ -52,10 +52,6 @@ class Lru<V> {
     if (this.m.size > this.cap) this.m.delete(this.m.keys().next().value as string);
     return v;
   }
-  /** Drop `k` only while it still maps to `v` (an in-flight check that failed). */
-  deleteIf(k: string, v: V): void {
-    if (this.m.get(k) === v) this.m.delete(k);
-  }
   clear(): void {
     this.m.clear();
   }
@@ -97,24 +93,32 @@ function cert(der: Uint8Array): Certificate {
  * the in-flight check on the thread pool (shared by the verifications that need it meanwhile,
  * dropped if it fails). A failed check is never kept.
  */
-const issuedCache = new Lru<SignatureResult>(1024);
+const issuedCache = new Lru<Map<string, SignatureResult>>(1024);
 
 /**
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
  * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
 function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
-  const k = `${certKey(child)}\u0000${certKey(issuer)}`;
-  const hit = issuedCache.get(k);
+  // Keyed by the child's bytes, then the issuer's (each key string made once per certificate).
+  const ck = certKey(child);
+  const ik = certKey(issuer);
+  const byIssuer = issuedCache.get(ck);
+  const hit = byIssuer?.get(ik);
   if (hit === true || (hit !== undefined && deferred)) return hit;
   const r = deferred
     ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
     : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
-  if (r === true) issuedCache.set(k, true);
-  else if (r !== false) {
-    issuedCache.set(k, r);
-    void r.then((ok) => (ok ? issuedCache.set(k, true) : issuedCache.deleteIf(k, r)));
-  }
+  if (r === false) return r;
+  const m = byIssuer ?? issuedCache.set(ck, new Map());
+  if (m.size >= 16) m.clear(); // one certificate has one real issuer; bound what others can add
+  m.set(ik, r);
+  if (r !== true)
+    void r.then((ok) => {
+      if (m.get(ik) !== r) return;
+      if (ok) m.set(ik, true);
+      else m.delete(ik);
+    });
   return r;
 }
 
@@ -124,8 +128,7 @@ function mayIssue(child: Certificate, issuer: Certificate): boolean {
 }
 
 function checkIssued(child: Certificate, issuer: Certificate, what: string, checks: SignatureChecks): void {
-  if (!same(child.issuer, issuer.subject))
-    throw chainErr(`${what}: issuer name does not match`);
+  if (!same(child.issuer, issuer.subject)) throw chainErr(`${what}: issuer name does not match`);
   if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
   checks.add(issuedBy(child, issuer, checks.deferred), () =>
     chainErr(`${what}: certificate signature is invalid`),
@@ -166,10 +169,7 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
 
 /** Parsed certificates of a chain; a pinned root in it is the anchor object itself (key imported). */
 function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
-  return ders.map(
-    (d) =>
-      a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d),
-  );
+  return ders.map((d) => a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d));
 }
 
 /** Reverse a chain given root first (its first certificate self-issued), as x509.leafFirst does. */
@@ -264,13 +264,17 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
     c.tcbInfoSignature,
     collateralErr('TCB info signature is invalid'),
   );
-  const qeIdChain = verifyChain(
-    leafFirstCached(pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain')),
-    a,
-    'QE identity issuer chain',
-    checks,
-  );
-  checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
+  // Intel serves the same chain for both: the same text passed (or queued) the same checks above.
+  let qeIdChain = tcbChain;
+  if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain) {
+    qeIdChain = verifyChain(
+      leafFirstCached(pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain')),
+      a,
+      'QE identity issuer chain',
+      checks,
+    );
+    checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
+  }
   const qeIdentity = parseQeIdentity(c.qeIdentity);
   checks.raw(
     qeIdChain[0]!.publicKey(),
@@ -356,11 +360,7 @@ function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): { data: Uint8Ar
   return { data, k: `${a.id}\u0003${key(data)}` };
 }
 
-function pckChain(
-  src: { data: Uint8Array; k: string },
-  a: Anchors,
-  checks: SignatureChecks,
-): PckChain {
+function pckChain(src: { data: Uint8Array; k: string }, a: Anchors, checks: SignatureChecks): PckChain {
   const { data, k } = src;
   const hit = pckCache.get(k);
   if (hit !== undefined) return hit;
@@ -550,10 +550,7 @@ function verifyWith(
   const root = pck.certs[pck.certs.length - 1]!;
   if (!same(root.der, col.tcbChain[col.tcbChain.length - 1]!.der))
     throw chainErr('PCK chain and collateral chain end in different roots');
-  if (
-    !same(pckCrl.issuer, pckCa.subject) ||
-    !same(col.pckCrlChain[0]!.der, pckCa.der)
-  )
+  if (!same(pckCrl.issuer, pckCa.subject) || !same(col.pckCrlChain[0]!.der, pckCa.der))
     throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
   for (const c of [
     ...pck.certs.slice(1, -1),

@@ -290,15 +290,52 @@ export function p256RawKey(xy: Uint8Array): KeyObject {
   }
 }
 
-const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
+const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
+const PEM_END = '-----END CERTIFICATE-----';
+/** JavaScript's \s: what a PEM body may hold besides base64, and what is dropped before decoding. */
+const WS = /\s/;
+const WS_RUNS = /\s+/g;
 
-/** Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. */
+/** 0 = not allowed in a PEM body, 1 = base64 character, 2 = whitespace (ASCII). */
+const PEM_BODY_CLASS = (() => {
+  const t = new Uint8Array(128);
+  for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=')
+    t[ch.charCodeAt(0)] = 1;
+  for (const c of [9, 10, 11, 12, 13, 32]) t[c] = 2;
+  return t;
+})();
+
+/**
+ * Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. A block is
+ * `-----BEGIN CERTIFICATE-----`, a non-empty body of base64 characters and whitespace, and
+ * `-----END CERTIFICATE-----`; anything else between blocks (or a block whose body holds another
+ * character) is skipped. Errors: E_EVIDENCE_MALFORMED for text over the size cap, more than
+ * MAX_CHAIN_CERTS blocks, or none.
+ */
 export function pemCertificates(text: string, what: string): Uint8Array[] {
   if (text.length > MAX_CHAIN_CERTS * MAX_CERT_BYTES * 2) throw malformed(`${what}: PEM text too large`);
   const out: Uint8Array[] = [];
-  for (const m of text.matchAll(PEM_CERT_RE)) {
+  let from = 0;
+  for (;;) {
+    const begin = text.indexOf(PEM_BEGIN, from);
+    if (begin < 0) break;
+    const bodyStart = begin + PEM_BEGIN.length;
+    let i = bodyStart;
+    let spaces = false;
+    for (; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      const k = c < 128 ? PEM_BODY_CLASS[c]! : WS.test(text[i]!) ? 2 : 0;
+      if (k === 0) break;
+      if (k === 2) spaces = true;
+    }
+    if (i === bodyStart || !text.startsWith(PEM_END, i)) {
+      from = begin + 1;
+      continue;
+    }
     if (out.length >= MAX_CHAIN_CERTS) throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
-    out.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+    const body = text.slice(bodyStart, i);
+    out.push(new Uint8Array(Buffer.from(spaces ? body.replace(WS_RUNS, '') : body, 'base64')));
+    from = i + PEM_END.length;
   }
   if (out.length === 0) throw malformed(`${what}: no certificate found`);
   return out;
