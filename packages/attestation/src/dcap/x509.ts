@@ -292,18 +292,9 @@ export function p256RawKey(xy: Uint8Array): KeyObject {
 
 const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
 const PEM_END = '-----END CERTIFICATE-----';
-/** JavaScript's \s: what a PEM body may hold besides base64, and what is dropped before decoding. */
-const WS = /\s/;
+/** A PEM body: base64 characters and JavaScript's \s whitespace (dropped before decoding). */
+const PEM_BODY = /^[A-Za-z0-9+/=\s]+$/;
 const WS_RUNS = /\s+/g;
-
-/** 0 = not allowed in a PEM body, 1 = base64 character, 2 = whitespace (ASCII). */
-const PEM_BODY_CLASS = (() => {
-  const t = new Uint8Array(128);
-  for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=')
-    t[ch.charCodeAt(0)] = 1;
-  for (const c of [9, 10, 11, 12, 13, 32]) t[c] = 2;
-  return t;
-})();
 
 /**
  * Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. A block is
@@ -316,26 +307,25 @@ export function pemCertificates(text: string, what: string): Uint8Array[] {
   if (text.length > MAX_CHAIN_CERTS * MAX_CERT_BYTES * 2) throw malformed(`${what}: PEM text too large`);
   const out: Uint8Array[] = [];
   let from = 0;
+  // The first END marker after the current BEGIN; reused until passed, so the scan stays linear.
+  let end = -1;
   for (;;) {
     const begin = text.indexOf(PEM_BEGIN, from);
     if (begin < 0) break;
     const bodyStart = begin + PEM_BEGIN.length;
-    let i = bodyStart;
-    let spaces = false;
-    for (; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      const k = c < 128 ? PEM_BODY_CLASS[c]! : WS.test(text[i]!) ? 2 : 0;
-      if (k === 0) break;
-      if (k === 2) spaces = true;
+    if (end < bodyStart) {
+      end = text.indexOf(PEM_END, bodyStart);
+      if (end < 0) break;
     }
-    if (i === bodyStart || !text.startsWith(PEM_END, i)) {
+    // The body runs to that END marker and must hold nothing else (else try the next BEGIN).
+    const body = text.slice(bodyStart, end);
+    if (!PEM_BODY.test(body)) {
       from = begin + 1;
       continue;
     }
     if (out.length >= MAX_CHAIN_CERTS) throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
-    const body = text.slice(bodyStart, i);
-    out.push(new Uint8Array(Buffer.from(spaces ? body.replace(WS_RUNS, '') : body, 'base64')));
-    from = i + PEM_END.length;
+    out.push(new Uint8Array(Buffer.from(body.replace(WS_RUNS, ''), 'base64')));
+    from = end + PEM_END.length;
   }
   if (out.length === 0) throw malformed(`${what}: no certificate found`);
   return out;
