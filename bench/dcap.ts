@@ -4,8 +4,11 @@
  * in one run. "cold" clears every firn cache before each verification (X.509 and collateral are
  * parsed and checked again); "warm" reuses parsed and verified collateral and chains, so only the
  * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
- * All four are timed interleaved in rounds (median batch reported), wall-clock and CPU time, so
- * load from other processes hits them alike; the headlines are the wall-clock figures.
+ * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
+ * on libuv's thread pool, decision 1270), each call awaited before the next; the synchronous
+ * variant is timed too. All are timed interleaved in rounds (median batch reported), wall-clock
+ * and CPU time (all threads), so load from other processes hits them alike; the headlines are the
+ * wall-clock figures of verifyDcapQuote.
  *
  * Run: node packages/cli/bin/run-ts.mjs bench/dcap.ts  [--iterations N]
  */
