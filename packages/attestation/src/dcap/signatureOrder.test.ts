@@ -45,7 +45,10 @@ function flipHexByte(hex: string, byteIndex: number): string {
   return b.toString('hex');
 }
 
-const base = (): Case => ({ quote: vector(VECTORS.sgx.quote), collateral: vectorJson(VECTORS.sgx.collateral) });
+const base = (): Case => ({
+  quote: vector(VECTORS.sgx.quote),
+  collateral: vectorJson(VECTORS.sgx.collateral),
+});
 const q0 = parseDcapQuote(vector(VECTORS.sgx.quote));
 const sigStart = 48 + 384 + 4;
 const certDataOffset = q0.certification.certData.byteOffset - q0.raw.byteOffset;
@@ -66,7 +69,10 @@ const SIGNATURES: { name: string; code: string; message: string; breakIt: (c: Ca
     code: 'E_EVIDENCE_CHAIN',
     message: 'TCB info issuer chain[0]: certificate signature is invalid',
     breakIt: (c) => {
-      c.collateral.tcb_info_issuer_chain = flipPemCertificate(c.collateral.tcb_info_issuer_chain as string, 0);
+      c.collateral.tcb_info_issuer_chain = flipPemCertificate(
+        c.collateral.tcb_info_issuer_chain as string,
+        0,
+      );
     },
   },
   {
@@ -156,7 +162,9 @@ function runSync(c: Case): Outcome {
 async function runAsync(c: Case, clear = true): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
-    return { ok: (await verifyDcapQuote(c.quote, { collateral: c.collateral, now: VECTORS.sgx.now })).tcbStatus };
+    return {
+      ok: (await verifyDcapQuote(c.quote, { collateral: c.collateral, now: VECTORS.sgx.now })).tcbStatus,
+    };
   } catch (e) {
     return outcomeOf(e);
   }

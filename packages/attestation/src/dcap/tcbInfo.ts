@@ -59,12 +59,32 @@ function compareDesc(a: readonly number[], b: readonly number[]): number {
  * keep their JSON order. Matching takes the first level the platform meets.
  */
 export function sortTcbLevels(levels: readonly TcbLevel[]): TcbLevel[] {
-  return [...levels].sort(
-    (a, b) =>
-      compareDesc(a.sgxComponents, b.sgxComponents) ||
-      b.pceSvn - a.pceSvn ||
-      compareDesc(a.tdxComponents ?? [], b.tdxComponents ?? []),
+  return [...levels].sort(compareTcbLevels);
+}
+
+function compareTcbLevels(a: TcbLevel, b: TcbLevel): number {
+  return (
+    compareDesc(a.sgxComponents, b.sgxComponents) ||
+    b.pceSvn - a.pceSvn ||
+    compareDesc(a.tdxComponents ?? [], b.tdxComponents ?? [])
   );
+}
+
+/**
+ * The levels in Intel's order, as sortTcbLevels gives them: the list itself when it is already
+ * in that order (parseTcbInfo sorts once; matching then need not copy and sort on every call).
+ */
+export function tcbLevelsInOrder(levels: readonly TcbLevel[]): readonly TcbLevel[] {
+  for (let i = 1; i < levels.length; i++)
+    if (compareTcbLevels(levels[i - 1]!, levels[i]!) > 0) return sortTcbLevels(levels);
+  return levels;
+}
+
+/** sortIsvSvnLevels, without a copy when the list is already highest first. */
+export function isvSvnLevelsInOrder<T extends { isvSvn: number }>(levels: readonly T[]): readonly T[] {
+  for (let i = 1; i < levels.length; i++)
+    if (levels[i - 1]!.isvSvn < levels[i]!.isvSvn) return sortIsvSvnLevels(levels);
+  return levels;
 }
 
 /** Levels keyed by an ISVSVN (QE identity, TDX module identity), highest first whatever the JSON order. */
