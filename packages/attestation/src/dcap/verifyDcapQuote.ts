@@ -262,7 +262,14 @@ function checkCollateralSigner(chain: Certificate[], what: string): void {
 /** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
 function latestTcbDate(info: TcbInfo): string {
   let best = info.tcbLevels[0]!.tcbDate;
-  for (const l of info.tcbLevels) if (Date.parse(l.tcbDate) > Date.parse(best)) best = l.tcbDate;
+  let bestTime = Date.parse(best);
+  for (const l of info.tcbLevels) {
+    const t = Date.parse(l.tcbDate);
+    if (t > bestTime) {
+      best = l.tcbDate;
+      bestTime = t;
+    }
+  }
   return best;
 }
 
