@@ -5,15 +5,15 @@
  * parsed and checked again); "warm" reuses parsed and verified collateral and chains, so only the
  * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
  * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
- * on libuv's thread pool, decision 1270), each call awaited before the next; the synchronous
- * variant is timed too. All are timed interleaved in rounds (median batch reported), wall-clock
+ * on libuv's thread pool while the load average leaves a core free, decision 1270), each call
+ * awaited before the next; the pool forced on and the synchronous variant are timed too. All are timed interleaved in rounds (median batch reported), wall-clock
  * and CPU time (all threads), so load from other processes hits them alike; the headlines are the
  * wall-clock figures of verifyDcapQuote.
  *
  * Run: node packages/cli/bin/run-ts.mjs bench/dcap.ts  [--iterations N]
  */
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { sharedPath } from '@firn/core';
@@ -125,6 +125,7 @@ for (const c of CASES) {
   // thread pool, decision 1270), each call awaited before the next; the synchronous variant is
   // timed alongside for comparison.
   const opts = { collateral, now: c.now };
+  const poolOpts = { ...opts, signatureThreads: 'pool' as const };
   const t = await interleaved(
     {
       firnCold: {
@@ -135,6 +136,14 @@ for (const c of CASES) {
         perBatch: 10,
       },
       firnWarm: { f: () => verifyDcapQuote(quote, opts), perBatch: 50 },
+      firnColdPool: {
+        f: () => {
+          clearDcapCaches();
+          return verifyDcapQuote(quote, poolOpts);
+        },
+        perBatch: 10,
+      },
+      firnWarmPool: { f: () => verifyDcapQuote(quote, poolOpts), perBatch: 50 },
       firnColdSync: {
         f: () => {
           clearDcapCaches();
@@ -160,6 +169,8 @@ for (const c of CASES) {
     `${c.name}: status ${firn.tcbStatus} [${firn.advisoryIds.join(', ')}]; verdicts ${verdicts ? 'identical' : 'DIFFER'} (dcap-qvl ${js.status}, wasm ${wasm.status})`,
     `  firn cold (no caches)      ${fmt(t.firnCold!)}`,
     `  firn warm (cached coll.)   ${fmt(t.firnWarm!)}`,
+    `  firn cold, pool forced     ${fmt(t.firnColdPool!)}`,
+    `  firn warm, pool forced     ${fmt(t.firnWarmPool!)}`,
     `  firn cold, sync variant    ${fmt(t.firnColdSync!)}`,
     `  firn warm, sync variant    ${fmt(t.firnWarmSync!)}`,
     `  @phala/dcap-qvl (JS)       ${fmt(t.dcapQvlJs!)}`,
@@ -168,7 +179,7 @@ for (const c of CASES) {
   );
 }
 process.stdout.write(
-  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')}\n${rows.join('\n')}\n`,
+  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (verifyDcapQuote uses the pool while the 1-minute load is at most ${availableParallelism() - 1})\n${rows.join('\n')}\n`,
 );
 type Timed = { timings: Record<string, { wallUs: number; cpuUs: number }> };
 const worst = (k: string, m: 'wallUs' | 'cpuUs') =>

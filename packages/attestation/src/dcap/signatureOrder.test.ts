@@ -159,12 +159,16 @@ function runSync(c: Case): Outcome {
     return outcomeOf(e);
   }
 }
-async function runAsync(c: Case, clear = true): Promise<Outcome> {
+/** verifyDcapQuote with its checks on the thread pool (the deferred path), unless told otherwise. */
+async function runAsync(
+  c: Case,
+  clear = true,
+  signatureThreads: 'pool' | 'caller' | 'auto' = 'pool',
+): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
-    return {
-      ok: (await verifyDcapQuote(c.quote, { collateral: c.collateral, now: VECTORS.sgx.now })).tcbStatus,
-    };
+    const opts = { collateral: c.collateral, now: VECTORS.sgx.now, signatureThreads };
+    return { ok: (await verifyDcapQuote(c.quote, opts)).tcbStatus };
   } catch (e) {
     return outcomeOf(e);
   }
@@ -183,6 +187,8 @@ describe('signature failures are reported in the synchronous order by both entry
       const want = { code: s.code, message: s.message };
       expect(runSync(c), s.name).toEqual(want);
       expect(await runAsync(c), s.name).toEqual(want);
+      expect(await runAsync(c, true, 'caller'), s.name).toEqual(want);
+      expect(await runAsync(c, true, 'auto'), s.name).toEqual(want);
     }
   });
 

@@ -1,4 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
@@ -30,6 +32,21 @@ export interface VerifyDcapOptions {
   now: number;
   /** Trust anchors (DER or PEM); default: the Intel SGX Root CA (production) only. */
   roots?: readonly Uint8Array[];
+  /**
+   * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
+   * 'caller' (this thread, in turn) or 'auto' (default: the pool while the 1-minute load average
+   * leaves a core free, else this thread). Verdicts and errors are the same either way.
+   */
+  signatureThreads?: 'auto' | 'pool' | 'caller';
+}
+
+/** The pool only pays when a core is free for it; re-read the load at most once a second. */
+let poolChoice = { at: -Infinity, use: true };
+function poolHasACore(): boolean {
+  const t = performance.now();
+  if (t - poolChoice.at > 1000)
+    poolChoice = { at: t, use: (loadavg()[0] ?? 0) <= availableParallelism() - 1 };
+  return poolChoice.use;
 }
 
 const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
@@ -481,16 +498,17 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * collateralNextUpdate), the status and the measurements are left to the policy (evaluate).
  *
  * The ECDSA verifications (up to nine on a cold call) run concurrently on libuv's thread pool
- * while the rest is parsed; the error reported is the one of the first failing check in the order
- * verifyDcapQuoteSync makes them, so both give the same verdict and error code on every input
- * (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN, _COLLATERAL, _EXPIRED,
+ * while the rest is parsed (see `signatureThreads`); the error reported is the one of the first
+ * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
+ * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN, _COLLATERAL, _EXPIRED,
  * _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`.
  */
 export async function verifyDcapQuote(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
-  const checks = new SignatureChecks(true);
+  const where = opts.signatureThreads ?? 'auto';
+  const checks = new SignatureChecks(where === 'pool' || (where === 'auto' && poolHasACore()));
   let out: VerifiedEvidence;
   try {
     out = verifyWith(quote, opts, checks);
