@@ -21,16 +21,29 @@ export function collateralError(message: string): FirnError {
   return new FirnError('E_EVIDENCE_COLLATERAL', message);
 }
 
-/** Field readers over untrusted JSON: each names the field in its error. */
+/**
+ * Field readers over untrusted JSON: each names the field in its error. The object's own name
+ * may be given as a function, built only when an error needs it (levels are parsed by the
+ * hundred, and their names would otherwise cost more than the checks).
+ */
 export class JsonFields {
+  private name: string | (() => string);
   constructor(
     readonly o: Record<string, unknown>,
-    readonly what: string,
-  ) {}
+    what: string | (() => string),
+  ) {
+    this.name = what;
+  }
 
-  static of(v: unknown, what: string): JsonFields {
+  /** The object's name in errors, e.g. `tcbInfo.tcbLevels[3].tcb`. */
+  get what(): string {
+    if (typeof this.name !== 'string') this.name = this.name();
+    return this.name;
+  }
+
+  static of(v: unknown, what: string | (() => string)): JsonFields {
     if (typeof v !== 'object' || v === null || Array.isArray(v))
-      throw collateralError(`${what} must be an object`);
+      throw collateralError(`${typeof what === 'string' ? what : what()} must be an object`);
     return new JsonFields(v as Record<string, unknown>, what);
   }
   has(k: string): boolean {
@@ -68,7 +81,7 @@ export class JsonFields {
     return v;
   }
   obj(k: string): JsonFields {
-    return JsonFields.of(this.o[k], `${this.what}.${k}`);
+    return JsonFields.of(this.o[k], () => `${this.what}.${k}`);
   }
   status(k: string): TcbStatus {
     const s = this.str(k);

@@ -74,16 +74,83 @@ export function derElement(b: Uint8Array, node: DerNode): Uint8Array {
   return b.subarray(node.start, node.end);
 }
 
+/** FNV-1a over an OID's content octets: the index of the table of known OIDs. */
+function oidHash(c: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < c.length; i++) h = Math.imul(h ^ c[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** DER content octets of a dotted OID (for the table of known OIDs). */
+function encodeOid(text: string): Uint8Array {
+  const arcs = text.split('.').map(Number);
+  const out: number[] = [];
+  const push = (v: number) => {
+    const bytes = [v & 0x7f];
+    for (v = Math.floor(v / 128); v > 0; v = Math.floor(v / 128)) bytes.unshift((v & 0x7f) | 0x80);
+    out.push(...bytes);
+  };
+  push(arcs[0]! * 40 + arcs[1]!);
+  for (const a of arcs.slice(2)) push(a);
+  return Uint8Array.from(out);
+}
+
+/**
+ * OIDs met in every Intel DCAP certificate and CRL (algorithms, X.509 extensions, Intel's SGX
+ * extension items), by the hash of their canonical encoding, so that parsing them builds no text.
+ * Any other encoding takes the general decoder, which gives the same text for the same OID.
+ */
+const KNOWN_OIDS = (() => {
+  const sgx = '1.2.840.113741.1.13.1';
+  const list = [
+    '1.2.840.10045.2.1',
+    '1.2.840.10045.3.1.7',
+    '1.2.840.10045.4.3.2',
+    '2.5.29.14',
+    '2.5.29.15',
+    '2.5.29.19',
+    '2.5.29.20',
+    '2.5.29.21',
+    '2.5.29.28',
+    '2.5.29.31',
+    '2.5.29.35',
+    sgx,
+    ...[1, 2, 3, 4, 5, 6, 7].map((i) => `${sgx}.${i}`),
+    ...Array.from({ length: 18 }, (_, i) => `${sgx}.2.${i + 1}`),
+    ...[1, 2, 3].map((i) => `${sgx}.7.${i}`),
+  ];
+  const m = new Map<number, { c: Uint8Array; text: string }>();
+  for (const text of list) {
+    const c = encodeOid(text);
+    const h = oidHash(c);
+    if (m.has(h)) continue; // a collision: the second takes the general decoder
+    if (decodeOid(c, 0) !== text) throw new Error(`OID table: ${text} does not round-trip`);
+    m.set(h, { c, text });
+  }
+  return m;
+})();
+
 /** Dotted OID text from an OBJECT IDENTIFIER element. */
 export function derOid(b: Uint8Array, node: DerNode): string {
   derExpect(node, 0x06, 'OID');
   const c = derContent(b, node);
   if (c.length === 0 || c.length > 64) throw malformed('bad OID length', node.start);
+  const known = KNOWN_OIDS.get(oidHash(c));
+  if (known !== undefined && known.c.length === c.length) {
+    let i = 0;
+    while (i < c.length && known.c[i] === c[i]) i++;
+    if (i === c.length) return known.text;
+  }
+  return decodeOid(c, node.start);
+}
+
+/** The general OID decoder (content octets, 1..64 of them), errors at `offset`. */
+function decodeOid(c: Uint8Array, offset: number): string {
   const parts: number[] = [];
   let v = 0;
   for (let i = 0; i < c.length; i++) {
     v = v * 128 + (c[i]! & 0x7f);
-    if (v > Number.MAX_SAFE_INTEGER / 128) throw malformed('OID arc too large', node.start);
+    if (v > Number.MAX_SAFE_INTEGER / 128) throw malformed('OID arc too large', offset);
     if ((c[i]! & 0x80) === 0) {
       if (parts.length === 0) {
         const first = v < 80 ? Math.floor(v / 40) : 2;
@@ -92,7 +159,7 @@ export function derOid(b: Uint8Array, node: DerNode): string {
       v = 0;
     }
   }
-  if ((c[c.length - 1]! & 0x80) !== 0) throw malformed('truncated OID', node.start);
+  if ((c[c.length - 1]! & 0x80) !== 0) throw malformed('truncated OID', offset);
   return parts.join('.');
 }
 

@@ -5,6 +5,7 @@ import type { Certificate } from './x509.ts';
 /** Intel's SGX extension OID on PCK certificates (SGX PCK Certificate and CRL Profile). */
 export const OID_SGX_EXTENSIONS = '1.2.840.113741.1.13.1';
 const P = OID_SGX_EXTENSIONS;
+const P_TCB = `${P}.2.`;
 
 /** The SGX extension of a PCK certificate: what Intel certifies about this platform. */
 export interface PckExtensions {
@@ -61,7 +62,7 @@ export function parsePckExtensions(cert: Certificate): PckExtensions {
     const [oidN, valN] = derChildren(b, derExpect(item, 0x30, 'TCB item'), 2);
     const oid = derOid(b, derExpect(oidN, 0x06, 'TCB item id'));
     if (valN === undefined) throw bad(`${oid} has no value`);
-    const idx = oid.startsWith(`${P}.2.`) ? Number(oid.slice(P.length + 3)) : 0;
+    const idx = oid.startsWith(P_TCB) ? Number(oid.slice(P_TCB.length)) : 0;
     if (idx >= 1 && idx <= 16) {
       const v = derSmallInt(b, valN, `TCB component ${idx}`);
       if (v > 255) throw bad(`TCB component ${idx} over 255`);

@@ -33,7 +33,7 @@ export function parseQeIdentity(text: string): QeIdentity {
   const version = f.int('version', 255);
   if (version !== 2) throw collateralError(`enclaveIdentity version ${version} is not supported`);
   const tcbLevels = f.arr('tcbLevels').map((x, i) => {
-    const l = JsonFields.of(x, `enclaveIdentity.tcbLevels[${i}]`);
+    const l = JsonFields.of(x, () => `enclaveIdentity.tcbLevels[${i}]`);
     return {
       isvSvn: l.obj('tcb').int('isvsvn', 0xffff),
       status: l.status('tcbStatus'),

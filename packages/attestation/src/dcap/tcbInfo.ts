@@ -59,12 +59,32 @@ function compareDesc(a: readonly number[], b: readonly number[]): number {
  * keep their JSON order. Matching takes the first level the platform meets.
  */
 export function sortTcbLevels(levels: readonly TcbLevel[]): TcbLevel[] {
-  return [...levels].sort(
-    (a, b) =>
-      compareDesc(a.sgxComponents, b.sgxComponents) ||
-      b.pceSvn - a.pceSvn ||
-      compareDesc(a.tdxComponents ?? [], b.tdxComponents ?? []),
+  return [...levels].sort(compareTcbLevels);
+}
+
+function compareTcbLevels(a: TcbLevel, b: TcbLevel): number {
+  return (
+    compareDesc(a.sgxComponents, b.sgxComponents) ||
+    b.pceSvn - a.pceSvn ||
+    compareDesc(a.tdxComponents ?? [], b.tdxComponents ?? [])
   );
+}
+
+/**
+ * The levels in Intel's order, as sortTcbLevels gives them: the list itself when it is already
+ * in that order (parseTcbInfo sorts once; matching then need not copy and sort on every call).
+ */
+export function tcbLevelsInOrder(levels: readonly TcbLevel[]): readonly TcbLevel[] {
+  for (let i = 1; i < levels.length; i++)
+    if (compareTcbLevels(levels[i - 1]!, levels[i]!) > 0) return sortTcbLevels(levels);
+  return levels;
+}
+
+/** sortIsvSvnLevels, without a copy when the list is already highest first. */
+export function isvSvnLevelsInOrder<T extends { isvSvn: number }>(levels: readonly T[]): readonly T[] {
+  for (let i = 1; i < levels.length; i++)
+    if (levels[i - 1]!.isvSvn < levels[i]!.isvSvn) return sortIsvSvnLevels(levels);
+  return levels;
 }
 
 /** Levels keyed by an ISVSVN (QE identity, TDX module identity), highest first whatever the JSON order. */
@@ -72,10 +92,23 @@ export function sortIsvSvnLevels<T extends { isvSvn: number }>(levels: readonly 
   return [...levels].sort((a, b) => b.isvSvn - a.isvSvn);
 }
 
-function components(v: unknown, what: string): number[] {
-  if (!Array.isArray(v) || v.length !== 16) throw collateralError(`${what} must list 16 components`);
+function components(v: unknown, what: () => string): number[] {
+  if (!Array.isArray(v) || v.length !== 16) throw collateralError(`${what()} must list 16 components`);
   // SVNs are bytes on the platform; a level asking for more can never match, but still parses.
-  return v.map((c, i) => JsonFields.of(c, `${what}[${i}]`).int('svn', 0xffff));
+  const out = new Array<number>(16);
+  for (let i = 0; i < 16; i++) {
+    const c: unknown = v[i];
+    const svn =
+      typeof c === 'object' && c !== null && !Array.isArray(c)
+        ? (c as Record<string, unknown>).svn
+        : undefined;
+    // The common case checked inline; anything else goes through JsonFields for its exact error.
+    out[i] =
+      typeof svn === 'number' && Number.isInteger(svn) && svn >= 0 && svn <= 0xffff
+        ? svn
+        : JsonFields.of(c, `${what()}[${i}]`).int('svn', 0xffff);
+  }
+  return out;
 }
 
 /** Parse the signed tcbInfo JSON text (the object itself, not the {tcbInfo, signature} wrapper). */
@@ -88,14 +121,14 @@ export function parseTcbInfo(text: string): TcbInfo {
   if (id !== 'SGX' && id !== 'TDX') throw collateralError(`tcbInfo id ${id} is not SGX or TDX`);
   const tdx = id === 'TDX';
   const levels = f.arr('tcbLevels').map((lv, i): TcbLevel => {
-    const l = JsonFields.of(lv, `tcbInfo.tcbLevels[${i}]`);
+    const l = JsonFields.of(lv, () => `tcbInfo.tcbLevels[${i}]`);
     const t = l.obj('tcb');
     let sgxComponents: number[];
     if (version === 2) {
       sgxComponents = [];
       for (let c = 1; c <= 16; c++)
         sgxComponents.push(t.int(`sgxtcbcomp${String(c).padStart(2, '0')}svn`, 0xffff));
-    } else sgxComponents = components(t.o.sgxtcbcomponents, `${t.what}.sgxtcbcomponents`);
+    } else sgxComponents = components(t.o.sgxtcbcomponents, () => `${t.what}.sgxtcbcomponents`);
     const level: TcbLevel = {
       sgxComponents,
       pceSvn: t.int('pcesvn', 0xffff),
@@ -103,7 +136,7 @@ export function parseTcbInfo(text: string): TcbInfo {
       status: l.status('tcbStatus'),
       advisoryIds: l.advisories('advisoryIDs'),
     };
-    if (tdx) level.tdxComponents = components(t.o.tdxtcbcomponents, `${t.what}.tdxtcbcomponents`);
+    if (tdx) level.tdxComponents = components(t.o.tdxtcbcomponents, () => `${t.what}.tdxtcbcomponents`);
     return level;
   });
   if (levels.length === 0) throw collateralError('tcbInfo has no TCB levels');
@@ -129,7 +162,7 @@ export function parseTcbInfo(text: string): TcbInfo {
     };
     if (f.has('tdxModuleIdentities')) {
       info.tdxModuleIdentities = f.arr('tdxModuleIdentities', 64).map((x, i) => {
-        const m2 = JsonFields.of(x, `tcbInfo.tdxModuleIdentities[${i}]`);
+        const m2 = JsonFields.of(x, () => `tcbInfo.tdxModuleIdentities[${i}]`);
         return {
           id: m2.str('id'),
           mrSigner: m2.hex('mrsigner', 48),
@@ -137,7 +170,7 @@ export function parseTcbInfo(text: string): TcbInfo {
           attributesMask: m2.hex('attributesMask', 8),
           tcbLevels: sortIsvSvnLevels(
             m2.arr('tcbLevels').map((y, j) => {
-              const l = JsonFields.of(y, `${m2.what}.tcbLevels[${j}]`);
+              const l = JsonFields.of(y, () => `${m2.what}.tcbLevels[${j}]`);
               return {
                 isvSvn: l.obj('tcb').int('isvsvn', 255),
                 status: l.status('tcbStatus'),

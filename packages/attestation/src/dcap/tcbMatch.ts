@@ -3,7 +3,7 @@ import type { TcbStatus } from '../types.ts';
 import type { PckExtensions } from './pckExtensions.ts';
 import type { QeIdentity } from './qeIdentity.ts';
 import type { EnclaveReport, TdReport } from './quote.ts';
-import { sortIsvSvnLevels, sortTcbLevels, type TcbInfo, type TcbLevel } from './tcbInfo.ts';
+import { isvSvnLevelsInOrder, type TcbInfo, type TcbLevel, tcbLevelsInOrder } from './tcbInfo.ts';
 
 export interface TcbResult {
   status: TcbStatus;
@@ -28,7 +28,7 @@ function atLeast(actual: ArrayLike<number>, required: readonly number[], from = 
  * still describes (QVL: TCB_NOT_SUPPORTED), which is a verification failure, not a status.
  */
 export function matchTcbLevel(info: TcbInfo, pck: PckExtensions, td?: TdReport): TcbLevel {
-  for (const level of sortTcbLevels(info.tcbLevels)) {
+  for (const level of tcbLevelsInOrder(info.tcbLevels)) {
     if (pck.pceSvn < level.pceSvn || !atLeast(pck.tcbComponents, level.sgxComponents)) continue;
     if (td !== undefined) {
       if (level.tdxComponents === undefined) continue;
@@ -47,7 +47,9 @@ function maskedEqual(a: Uint8Array, b: Uint8Array, mask: Uint8Array): boolean {
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -75,7 +77,7 @@ export function matchTdxModule(info: TcbInfo, td: TdReport): TcbResult | undefin
     !maskedEqual(td.seamAttributes, ident.attributes, ident.attributesMask)
   )
     throw tcbError(`TDX module signer or attributes do not match identity ${id}`);
-  const level = sortIsvSvnLevels(ident.tcbLevels).find((l) => l.isvSvn <= isvSvn);
+  const level = isvSvnLevelsInOrder(ident.tcbLevels).find((l) => l.isvSvn <= isvSvn);
   if (level === undefined)
     throw tcbError(`TDX module SVN ${isvSvn} is below every level of ${id} (TCB not supported)`);
   return { status: level.status, advisoryIds: level.advisoryIds };
@@ -92,7 +94,7 @@ export function matchQeIdentity(ident: QeIdentity, qe: EnclaveReport): TcbResult
     throw tcbError('QE identity mismatch: MISCSELECT');
   if (!maskedEqual(qe.attributes, ident.attributes, ident.attributesMask))
     throw tcbError('QE identity mismatch: ATTRIBUTES');
-  const level = sortIsvSvnLevels(ident.tcbLevels).find((l) => l.isvSvn <= qe.isvSvn);
+  const level = isvSvnLevelsInOrder(ident.tcbLevels).find((l) => l.isvSvn <= qe.isvSvn);
   if (level === undefined) return { status: 'Revoked', advisoryIds: [] };
   return { status: level.status, advisoryIds: level.advisoryIds };
 }

@@ -1,4 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
@@ -9,15 +11,15 @@ import { CERT_DATA_PCK_CHAIN, type DcapQuote, INTEL_QE_VENDOR_ID, parseDcapQuote
 import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
 import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
+import { type SignatureResult, SignatureChecks } from './signatureChecks.ts';
 import {
   type Certificate,
   type Crl,
-  chainCertificates,
+  chainCertificatesAsGiven,
   ecdsaVerifyDer,
-  ecdsaVerifyRaw,
+  ecdsaVerifyOnPool,
   p256RawKey,
   parseCertificate,
-  leafFirst,
   parseCrl,
   pemCertificates,
   rootDer,
@@ -30,9 +32,25 @@ export interface VerifyDcapOptions {
   now: number;
   /** Trust anchors (DER or PEM); default: the Intel SGX Root CA (production) only. */
   roots?: readonly Uint8Array[];
+  /**
+   * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
+   * 'caller' (this thread, in turn) or 'auto' (default: the pool while the 1-minute load average
+   * leaves a core free, else this thread). Verdicts and errors are the same either way.
+   */
+  signatureThreads?: 'auto' | 'pool' | 'caller';
+}
+
+/** The pool only pays when a core is free for it; re-read the load at most once a second. */
+let poolChoice = { at: -Infinity, use: true };
+function poolHasACore(): boolean {
+  const t = performance.now();
+  if (t - poolChoice.at > 1000)
+    poolChoice = { at: t, use: (loadavg()[0] ?? 0) <= availableParallelism() - 1 };
+  return poolChoice.use;
 }
 
 const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
+const sigErr = (m: string) => new FirnError('E_EVIDENCE_SIGNATURE', m);
 
 /** A small insertion-ordered LRU: caches are keyed by exact bytes, so a hit is as good as a check. */
 class Lru<V> {
@@ -58,23 +76,80 @@ class Lru<V> {
 
 const key = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
 
-const certCache = new Lru<Certificate>(512);
-function cert(der: Uint8Array): Certificate {
-  const k = key(der);
-  return certCache.get(k) ?? certCache.set(k, parseCertificate(der));
+/** Byte equality without copying (Buffer.from(view) copies); inputs are public. */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  if (a.length > 64) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
-/** Issuer→child signature checks already passed, keyed by both certificates' exact bytes. */
-const issuedCache = new Lru<true>(1024);
-function checkIssued(child: Certificate, issuer: Certificate, what: string): void {
-  if (!Buffer.from(child.issuer).equals(Buffer.from(issuer.subject)))
-    throw chainErr(`${what}: issuer name does not match`);
+const certCache = new Lru<Certificate>(512);
+/** Each parsed certificate's cache key (its DER as a string), computed once per object. */
+const certKeys = new WeakMap<Certificate, string>();
+function certKey(c: Certificate): string {
+  let k = certKeys.get(c);
+  if (k === undefined) {
+    k = key(c.der);
+    certKeys.set(c, k);
+  }
+  return k;
+}
+function cert(der: Uint8Array): Certificate {
+  const k = key(der);
+  const hit = certCache.get(k);
+  if (hit !== undefined) return hit;
+  const c = parseCertificate(der);
+  certKeys.set(c, k);
+  return certCache.set(k, c);
+}
+
+/**
+ * Issuer→child signature checks, keyed by both certificates' exact bytes: `true` once passed, or
+ * the in-flight check on the thread pool (shared by the verifications that need it meanwhile,
+ * dropped if it fails). A failed check is never kept.
+ */
+const issuedCache = new Lru<Map<string, SignatureResult>>(1024);
+
+/**
+ * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
+ * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
+ */
+function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
+  // Keyed by the child's bytes, then the issuer's (each key string made once per certificate).
+  const ck = certKey(child);
+  const ik = certKey(issuer);
+  const byIssuer = issuedCache.get(ck);
+  const hit = byIssuer?.get(ik);
+  if (hit === true || (hit !== undefined && deferred)) return hit;
+  const r = deferred
+    ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
+    : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
+  if (r === false) return r;
+  const m = byIssuer ?? issuedCache.set(ck, new Map());
+  if (m.size >= 16) m.clear(); // one certificate has one real issuer; bound what others can add
+  m.set(ik, r);
+  if (r !== true)
+    void r.then((ok) => {
+      if (m.get(ik) !== r) return;
+      if (ok) m.set(ik, true);
+      else m.delete(ik);
+    });
+  return r;
+}
+
+/** Whether `issuer` may have issued `child` by name and CA flag (the checks before the signature). */
+function mayIssue(child: Certificate, issuer: Certificate): boolean {
+  return same(child.issuer, issuer.subject) && issuer.isCa;
+}
+
+function checkIssued(child: Certificate, issuer: Certificate, what: string, checks: SignatureChecks): void {
+  if (!same(child.issuer, issuer.subject)) throw chainErr(`${what}: issuer name does not match`);
   if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
-  const k = `${key(child.der)}\u0000${key(issuer.der)}`;
-  if (issuedCache.get(k)) return;
-  if (!ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature))
-    throw chainErr(`${what}: certificate signature is invalid`);
-  issuedCache.set(k, true);
+  checks.add(issuedBy(child, issuer, checks.deferred), () =>
+    chainErr(`${what}: certificate signature is invalid`),
+  );
 }
 
 function checkWindow(c: Certificate, now: number, what: string): void {
@@ -98,7 +173,10 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
   const useDefault = roots === undefined || roots.length === 0;
   if (useDefault && defaultAnchors !== undefined) return defaultAnchors;
   const list = useDefault ? [parseCertificate(defaultRootDer)] : roots.map(rootDer).map(cert);
-  const a = { roots: list, id: list.map((r) => key(r.der)).join('\u0001') };
+  // Cache keys name the root set by a digest of its DER certificates in order (DER delimits itself).
+  const h = createHash('sha256');
+  for (const r of list) h.update(r.der);
+  const a = { roots: list, id: h.digest('base64') };
   if (useDefault) {
     list[0]!.publicKey();
     defaultAnchors = a;
@@ -107,21 +185,39 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
 }
 
 /**
+ * Parsed certificates of a chain, leaf first: a chain given root first (its first certificate
+ * self-issued) is reversed, as x509.leafFirst does; a pinned root in it is the anchor object
+ * itself (its key already imported). Each DER is parsed (or found in the cache) once.
+ */
+function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
+  const obj = (d: Uint8Array) => a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d);
+  if (ders.length < 2) return ders.map(obj);
+  // leafFirst parses the first certificate whatever it is (a malformed one fails here, first).
+  const first = cert(ders[0]!);
+  return (same(first.issuer, first.subject) ? [...ders].reverse() : ders).map(obj);
+}
+
+/**
  * Verify a leaf-first chain up to a pinned root: each certificate signed by the next, the top one
  * being a pinned root or issued by one. Returns the chain with the root appended (leaf first).
  */
-function verifyChain(ders: Uint8Array[], a: Anchors, what: string): Certificate[] {
-  // A pinned root inside the chain is used as the anchor object itself (its key already imported).
-  const certs = ders.map(
-    (d) =>
-      a.roots.find((r) => r.der.length === d.length && Buffer.from(r.der).equals(Buffer.from(d))) ?? cert(d),
-  );
-  for (let i = 0; i + 1 < certs.length; i++) checkIssued(certs[i]!, certs[i + 1]!, `${what}[${i}]`);
+function verifyChain(ders: Uint8Array[], a: Anchors, what: string, checks: SignatureChecks): Certificate[] {
+  const certs = chainObjects(ders, a);
+  return verifyChainOf(certs, a, what, checks);
+}
+
+function verifyChainOf(
+  certs: Certificate[],
+  a: Anchors,
+  what: string,
+  checks: SignatureChecks,
+): Certificate[] {
+  for (let i = 0; i + 1 < certs.length; i++) checkIssued(certs[i]!, certs[i + 1]!, `${what}[${i}]`, checks);
   const top = certs[certs.length - 1]!;
-  if (a.roots.some((r) => Buffer.from(r.der).equals(Buffer.from(top.der)))) return certs;
-  const root = a.roots.find((r) => Buffer.from(r.subject).equals(Buffer.from(top.issuer)));
+  if (a.roots.some((r) => same(r.der, top.der))) return certs;
+  const root = a.roots.find((r) => same(r.subject, top.issuer));
   if (root === undefined) throw chainErr(`${what}: does not chain to a pinned root`);
-  checkIssued(top, root, `${what} root`);
+  checkIssued(top, root, `${what} root`, checks);
   return [...certs, root];
 }
 
@@ -134,31 +230,41 @@ interface PreparedCollateral {
   tcbChain: Certificate[];
   qeIdChain: Certificate[];
   pckCrlChain: Certificate[];
+  /** The newest tcbDate over the TCB info's levels. */
+  latestTcbDate: string;
 }
 
 const preparedCache = new Lru<PreparedCollateral>(64);
 let preparedByObject = new WeakMap<object, Map<string, PreparedCollateral>>();
 
+/**
+ * The collateral's cache key: SHA-256 over every part with its kind and length (so the parts
+ * cannot run into each other), texts as UTF-16 code units (exact for any JavaScript string), under
+ * the anchors' id. Cheaper than a Map lookup of the parts joined (about 13 kB hashed twice).
+ */
 function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
-  return [
-    a.id,
+  const h = createHash('sha256').update(a.id);
+  for (const part of [
     c.pckCrlIssuerChain,
-    key(c.rootCaCrl),
-    key(c.pckCrl),
+    c.rootCaCrl,
+    c.pckCrl,
     c.tcbInfoIssuerChain,
     c.tcbInfo,
-    key(c.tcbInfoSignature),
+    c.tcbInfoSignature,
     c.qeIdentityIssuerChain,
     c.qeIdentity,
-    key(c.qeIdentitySignature),
-  ].join('\u0002');
+    c.qeIdentitySignature,
+  ]) {
+    if (typeof part === 'string') h.update(`s${part.length}:`).update(part, 'utf16le');
+    else h.update(`b${part.length}:`).update(part);
+  }
+  return h.digest('base64');
 }
 
-function verifyCrlBy(crl: Crl, issuer: Certificate, what: string): void {
-  if (!Buffer.from(crl.issuer).equals(Buffer.from(issuer.subject)))
+function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
+  if (!same(crl.issuer, issuer.subject))
     throw chainErr(`${what} is not issued by ${what === 'root CA CRL' ? 'the root' : 'the PCK CA'}`);
-  if (!ecdsaVerifyDer(issuer.publicKey(), crl.tbs, crl.signature))
-    throw chainErr(`${what} signature is invalid`);
+  checks.der(issuer.publicKey(), crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
 }
 
 /**
@@ -170,50 +276,101 @@ function checkCollateralSigner(chain: Certificate[], what: string): void {
     throw chainErr(`${what}: the signer must be a non-CA certificate issued directly by the root`);
 }
 
-function prepare(c: QuoteCollateralV3, a: Anchors): PreparedCollateral {
+/** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
+function latestTcbDate(info: TcbInfo): string {
+  let best = info.tcbLevels[0]!.tcbDate;
+  let bestTime = Date.parse(best);
+  for (const l of info.tcbLevels) {
+    const t = Date.parse(l.tcbDate);
+    if (t > bestTime) {
+      best = l.tcbDate;
+      bestTime = t;
+    }
+  }
+  return best;
+}
+
+const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
+
+function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const tcbChain = verifyChain(
-    leafFirst(pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain')),
+    pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
     'TCB info issuer chain',
+    checks,
   );
   checkCollateralSigner(tcbChain, 'TCB info issuer chain');
   const tcbInfo = parseTcbInfo(c.tcbInfo);
-  if (!ecdsaVerifyRaw(tcbChain[0]!.publicKey(), Buffer.from(c.tcbInfo, 'utf8'), c.tcbInfoSignature))
-    throw new FirnError('E_EVIDENCE_COLLATERAL', 'TCB info signature is invalid');
-  const qeIdChain = verifyChain(
-    leafFirst(pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain')),
-    a,
-    'QE identity issuer chain',
+  checks.raw(
+    tcbChain[0]!.publicKey(),
+    Buffer.from(c.tcbInfo, 'utf8'),
+    c.tcbInfoSignature,
+    collateralErr('TCB info signature is invalid'),
   );
-  checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
+  // Intel serves the same chain for both: the same text passed (or queued) the same checks above.
+  let qeIdChain = tcbChain;
+  if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain) {
+    qeIdChain = verifyChain(
+      pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
+      a,
+      'QE identity issuer chain',
+      checks,
+    );
+    checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
+  }
   const qeIdentity = parseQeIdentity(c.qeIdentity);
-  if (!ecdsaVerifyRaw(qeIdChain[0]!.publicKey(), Buffer.from(c.qeIdentity, 'utf8'), c.qeIdentitySignature))
-    throw new FirnError('E_EVIDENCE_COLLATERAL', 'QE identity signature is invalid');
+  checks.raw(
+    qeIdChain[0]!.publicKey(),
+    Buffer.from(c.qeIdentity, 'utf8'),
+    c.qeIdentitySignature,
+    collateralErr('QE identity signature is invalid'),
+  );
   const rootCrl = parseCrl(c.rootCaCrl);
   const root = tcbChain[tcbChain.length - 1]!;
-  verifyCrlBy(rootCrl, root, 'root CA CRL');
+  verifyCrlBy(rootCrl, root, 'root CA CRL', checks);
   const pckCrlChain = verifyChain(
-    leafFirst(pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain')),
+    pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain'),
     a,
     'PCK CRL issuer chain',
+    checks,
   );
   const pckCrl = parseCrl(c.pckCrl);
-  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL');
-  return { tcbInfo, qeIdentity, rootCrl, pckCrl, tcbChain, qeIdChain, pckCrlChain };
+  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
+  return {
+    tcbInfo,
+    qeIdentity,
+    rootCrl,
+    pckCrl,
+    tcbChain,
+    qeIdChain,
+    pckCrlChain,
+    latestTcbDate: latestTcbDate(tcbInfo),
+  };
 }
 
-function prepared(raw: unknown, a: Anchors): PreparedCollateral {
-  const byObj = typeof raw === 'object' && raw !== null ? preparedByObject.get(raw) : undefined;
-  const hit = byObj?.get(a.id);
+function rememberByObject(raw: unknown, a: Anchors, p: PreparedCollateral): void {
+  if (typeof raw !== 'object' || raw === null) return;
+  const m = preparedByObject.get(raw) ?? new Map<string, PreparedCollateral>();
+  m.set(a.id, p);
+  preparedByObject.set(raw, m);
+}
+
+/** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
+function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
+  const hit = typeof raw === 'object' && raw !== null ? preparedByObject.get(raw)?.get(a.id) : undefined;
   if (hit !== undefined) return hit;
   const c = toQuoteCollateralV3(raw);
   const k = collateralKey(c, a);
-  const p = preparedCache.get(k) ?? preparedCache.set(k, prepare(c, a));
-  if (typeof raw === 'object' && raw !== null) {
-    const m = byObj ?? new Map<string, PreparedCollateral>();
-    m.set(a.id, p);
-    preparedByObject.set(raw, m);
+  const cached = preparedCache.get(k);
+  if (cached !== undefined) {
+    rememberByObject(raw, a, cached);
+    return cached;
   }
+  const p = prepare(c, a, checks);
+  checks.whenPassed(() => {
+    preparedCache.set(k, p);
+    rememberByObject(raw, a, p);
+  });
   return p;
 }
 
@@ -223,30 +380,97 @@ interface PckChain {
 }
 const pckCache = new Lru<PckChain>(256);
 
-function pckChain(q: DcapQuote, raw: unknown, a: Anchors): PckChain {
-  let data: Uint8Array;
-  if (q.certification.certDataType === CERT_DATA_PCK_CHAIN) {
-    data = q.certification.certData;
-  } else {
-    // Types 1-4 carry only an (encrypted) PPID: the PCK chain must come with the collateral.
-    const chain =
-      typeof raw === 'object' && raw !== null
-        ? ((raw as Record<string, unknown>).pckCertificateChain ??
-          (raw as Record<string, unknown>).pck_certificate_chain)
-        : undefined;
-    if (typeof chain !== 'string')
-      throw new FirnError(
-        'E_EVIDENCE_COLLATERAL',
-        `quote has certification data type ${q.certification.certDataType}: the PCK chain must be in the collateral`,
-      );
-    data = new Uint8Array(Buffer.from(chain, 'latin1'));
-  }
-  const k = `${a.id}\u0003${key(data)}`;
+/** The PCK chain's bytes: from the quote (type 5) or, for a PPID-only quote, from the collateral. */
+function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
+  if (q.certification.certDataType === CERT_DATA_PCK_CHAIN) return q.certification.certData;
+  // Types 1-4 carry only an (encrypted) PPID: the PCK chain must come with the collateral.
+  const chain =
+    typeof raw === 'object' && raw !== null
+      ? ((raw as Record<string, unknown>).pckCertificateChain ??
+        (raw as Record<string, unknown>).pck_certificate_chain)
+      : undefined;
+  if (typeof chain !== 'string')
+    throw new FirnError(
+      'E_EVIDENCE_COLLATERAL',
+      `quote has certification data type ${q.certification.certDataType}: the PCK chain must be in the collateral`,
+    );
+  return new Uint8Array(Buffer.from(chain, 'latin1'));
+}
+
+/** The PCK chain's bytes and their cache key under the anchors `a`. */
+function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): { data: Uint8Array; k: string } {
+  const data = pckChainData(q, raw);
+  return { data, k: `${a.id}\u0003${key(data)}` };
+}
+
+function pckChain(src: { data: Uint8Array; k: string }, a: Anchors, checks: SignatureChecks): PckChain {
+  const { data, k } = src;
   const hit = pckCache.get(k);
   if (hit !== undefined) return hit;
-  const certs = verifyChain(chainCertificates(data, 'PCK chain'), a, 'PCK chain');
+  const certs = verifyChain(chainCertificatesAsGiven(data, 'PCK chain'), a, 'PCK chain', checks);
   if (certs.length < 3) throw chainErr('PCK chain must hold the PCK, its CA and the root');
-  return pckCache.set(k, { certs, ext: parsePckExtensions(certs[0]!) });
+  const chain = { certs, ext: parsePckExtensions(certs[0]!) };
+  checks.whenPassed(() => pckCache.set(k, chain));
+  return chain;
+}
+
+/** The quote's own checks, started on the pool ahead of their turn (deferred mode). */
+interface EarlyChecks {
+  /** The PCK chain's bytes and cache key. */
+  pck?: { data: Uint8Array; k: string };
+  /** The PCK certificate the QE report check used. */
+  leaf?: Certificate;
+  qeReport?: SignatureResult;
+  attestationKey?: KeyObject;
+  quote?: SignatureResult;
+}
+
+/**
+ * Start the PCK chain's signatures, the QE report's and the quote's on the thread pool before the
+ * collateral is parsed, so the pool works while this thread parses. Nothing here throws or
+ * decides anything: each result is recorded at its canonical place later (or dropped if an
+ * earlier check fails); any error here is met again, and reported, at that place.
+ */
+function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
+  const early: EarlyChecks = {};
+  try {
+    const src = pckChainSource(q, raw, a);
+    early.pck = src;
+    let certs = pckCache.get(src.k)?.certs;
+    if (certs === undefined) {
+      certs = chainObjects(chainCertificatesAsGiven(src.data, 'PCK chain'), a);
+      for (let i = 0; i + 1 < certs.length; i++)
+        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
+    }
+    const leaf = certs[0]!;
+    early.qeReport = ecdsaVerifyOnPool(
+      leaf.publicKey(),
+      q.certification.qeReport.raw,
+      q.certification.qeReportSignature,
+      'ieee-p1363',
+    );
+    early.leaf = leaf;
+  } catch {
+    // met again at its place in the canonical order
+  }
+  try {
+    early.attestationKey = attestationKey(q.attestationKey);
+    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
+  } catch {
+    // met again at its place in the canonical order
+  }
+  return early;
+}
+
+/**
+ * Attestation keys imported from a quote's 64-byte point, keyed by those bytes: a platform's QE
+ * signs every quote with the same key, and an import (with its on-curve check) costs as much as
+ * a signature check. Only successful imports are kept; the quote signature is checked every time.
+ */
+const attestationKeyCache = new Lru<KeyObject>(256);
+function attestationKey(xy: Uint8Array): KeyObject {
+  const k = key(xy);
+  return attestationKeyCache.get(k) ?? attestationKeyCache.set(k, p256RawKey(xy));
 }
 
 /**
@@ -260,13 +484,7 @@ export function clearDcapCaches(): void {
   preparedCache.clear();
   preparedByObject = new WeakMap();
   pckCache.clear();
-}
-
-/** The newest tcbDate over all levels (order-independent): the latest TCB recovery. */
-function latestTcbDate(info: TcbInfo): string {
-  let best = info.tcbLevels[0]!.tcbDate;
-  for (const l of info.tcbLevels) if (Date.parse(l.tcbDate) > Date.parse(best)) best = l.tcbDate;
-  return best;
+  attestationKeyCache.clear();
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
@@ -278,25 +496,53 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * type matching, TCB level and QE identity matching, and the combined TCB status with advisories.
  * It does not decide acceptance: debug enclaves, collateral past nextUpdate (reported as
  * collateralNextUpdate), the status and the measurements are left to the policy (evaluate).
+ *
+ * The ECDSA verifications (up to nine on a cold call) run concurrently on libuv's thread pool
+ * while the rest is parsed (see `signatureThreads`); the error reported is the one of the first
+ * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
+ * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN, _COLLATERAL, _EXPIRED,
+ * _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`.
  */
 export async function verifyDcapQuote(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
-  return verifyDcapQuoteSync(quote, opts);
+  const where = opts.signatureThreads ?? 'auto';
+  const checks = new SignatureChecks(where === 'pool' || (where === 'auto' && poolHasACore()));
+  let out: VerifiedEvidence;
+  try {
+    out = verifyWith(quote, opts, checks);
+  } catch (e) {
+    // A signature queued before this error failed first in the synchronous order: it wins.
+    await checks.settle();
+    throw e;
+  }
+  await checks.settle();
+  return out;
 }
 
-/** Synchronous core of verifyDcapQuote (the benchmark times it without promise overhead). */
+/**
+ * verifyDcapQuote on the calling thread, every signature checked in turn (same checks, verdicts
+ * and errors). For callers that cannot await; it holds the thread for the whole verification.
+ */
 export function verifyDcapQuoteSync(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
+): VerifiedEvidence {
+  return verifyWith(quote, opts, new SignatureChecks(false));
+}
+
+function verifyWith(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+  checks: SignatureChecks,
 ): VerifiedEvidence {
   const { now } = opts;
   if (typeof now !== 'number' || !Number.isFinite(now))
     throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
   const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
   // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
-  if (!Buffer.from(q.header.qeVendorId).equals(Buffer.from(INTEL_QE_VENDOR_ID)))
+  if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
     throw new FirnError(
       'E_EVIDENCE_MALFORMED',
       `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
@@ -304,8 +550,10 @@ export function verifyDcapQuoteSync(
   const a = anchors(opts.roots);
   const tdx = q.body.kind === 'tdx';
 
+  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a) : undefined;
+
   // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
-  const col = prepared(opts.collateral, a);
+  const col = prepared(opts.collateral, a, checks);
   const { tcbInfo, qeIdentity, rootCrl, pckCrl } = col;
   if (tcbInfo.id !== (tdx ? 'TDX' : 'SGX'))
     throw new FirnError(
@@ -335,16 +583,13 @@ export function verifyDcapQuoteSync(
     checkWindow(c, now, what);
 
   // PCK chain to the root, with revocation: the root CRL covers CAs, the PCK CRL covers the PCK.
-  const pck = pckChain(q, opts.collateral, a);
+  const pck = pckChain(early?.pck ?? pckChainSource(q, opts.collateral, a), a, checks);
   const [leaf, pckCa] = pck.certs as [Certificate, Certificate, ...Certificate[]];
   for (const [i, c] of pck.certs.entries()) checkWindow(c, now, i === 0 ? 'PCK' : 'PCK chain CA');
   const root = pck.certs[pck.certs.length - 1]!;
-  if (!Buffer.from(root.der).equals(Buffer.from(col.tcbChain[col.tcbChain.length - 1]!.der)))
+  if (!same(root.der, col.tcbChain[col.tcbChain.length - 1]!.der))
     throw chainErr('PCK chain and collateral chain end in different roots');
-  if (
-    !Buffer.from(pckCrl.issuer).equals(Buffer.from(pckCa.subject)) ||
-    !Buffer.from(col.pckCrlChain[0]!.der).equals(Buffer.from(pckCa.der))
-  )
+  if (!same(pckCrl.issuer, pckCa.subject) || !same(col.pckCrlChain[0]!.der, pckCa.der))
     throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
   for (const c of [
     ...pck.certs.slice(1, -1),
@@ -359,25 +604,26 @@ export function verifyDcapQuoteSync(
 
   // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
-  if (!ecdsaVerifyRaw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature))
-    throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report signature is invalid');
+  const qeReportErr = () => sigErr('QE report signature is invalid');
+  if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
+  else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
   if (
-    !binding.equals(Buffer.from(cd.qeReport.reportData.subarray(0, 32))) ||
+    !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||
     cd.qeReport.reportData.subarray(32).some((x) => x !== 0)
   )
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
 
   // The quote itself, signed by the attestation key.
-  const attKey: KeyObject = p256RawKey(q.attestationKey);
-  if (!ecdsaVerifyRaw(attKey, q.signedBytes, q.signature))
-    throw new FirnError('E_EVIDENCE_SIGNATURE', 'quote signature is invalid');
+  const quoteErr = () => sigErr('quote signature is invalid');
+  if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
+  else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
 
   // Platform matching and TCB status as Intel's QVL computes it.
   const ext = pck.ext;
-  if (!Buffer.from(ext.fmspc).equals(Buffer.from(tcbInfo.fmspc)))
+  if (!same(ext.fmspc, tcbInfo.fmspc))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'FMSPC of the PCK certificate does not match the TCB info');
-  if (!Buffer.from(ext.pceId).equals(Buffer.from(tcbInfo.pceId)))
+  if (!same(ext.pceId, tcbInfo.pceId))
     throw new FirnError('E_EVIDENCE_COLLATERAL', 'PCE-ID of the PCK certificate does not match the TCB info');
   const td = q.body.kind === 'tdx' ? q.body.report : undefined;
   const level = matchTcbLevel(tcbInfo, ext, td);
@@ -395,7 +641,7 @@ export function verifyDcapQuoteSync(
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
     // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
-    latestTcbDate: latestTcbDate(tcbInfo),
+    latestTcbDate: col.latestTcbDate,
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,
     tcbInfoVersion: tcbInfo.version,

@@ -250,6 +250,28 @@ export function ecdsaVerifyRaw(key: KeyObject, data: Uint8Array, signature: Uint
   }
 }
 
+/**
+ * ECDSA-SHA256 verify on libuv's thread pool (node:crypto's callback form): DER signatures when
+ * `dsaEncoding` is 'der', raw r||s (64 bytes) when 'ieee-p1363'. Resolves false on any failure,
+ * never rejects. The data and signature are copied when the job is queued, so later changes to
+ * the caller's buffers do not affect the result.
+ */
+export function ecdsaVerifyOnPool(
+  key: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+  dsaEncoding: 'der' | 'ieee-p1363',
+): boolean | Promise<boolean> {
+  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
+  return new Promise<boolean>((resolve) => {
+    try {
+      nodeVerify('sha256', data, { key, dsaEncoding }, signature, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
 /** Import a raw 64-byte P-256 point (x||y), as the quote's attestation key is stored. */
 export function p256RawKey(xy: Uint8Array): KeyObject {
   if (xy.length !== 64) throw malformed('attestation key must be 64 bytes');
@@ -268,15 +290,42 @@ export function p256RawKey(xy: Uint8Array): KeyObject {
   }
 }
 
-const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
+const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
+const PEM_END = '-----END CERTIFICATE-----';
+/** A PEM body: base64 characters and JavaScript's \s whitespace (dropped before decoding). */
+const PEM_BODY = /^[A-Za-z0-9+/=\s]+$/;
+const WS_RUNS = /\s+/g;
 
-/** Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. */
+/**
+ * Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. A block is
+ * `-----BEGIN CERTIFICATE-----`, a non-empty body of base64 characters and whitespace, and
+ * `-----END CERTIFICATE-----`; anything else between blocks (or a block whose body holds another
+ * character) is skipped. Errors: E_EVIDENCE_MALFORMED for text over the size cap, more than
+ * MAX_CHAIN_CERTS blocks, or none.
+ */
 export function pemCertificates(text: string, what: string): Uint8Array[] {
   if (text.length > MAX_CHAIN_CERTS * MAX_CERT_BYTES * 2) throw malformed(`${what}: PEM text too large`);
   const out: Uint8Array[] = [];
-  for (const m of text.matchAll(PEM_CERT_RE)) {
+  let from = 0;
+  // The first END marker after the current BEGIN; reused until passed, so the scan stays linear.
+  let end = -1;
+  for (;;) {
+    const begin = text.indexOf(PEM_BEGIN, from);
+    if (begin < 0) break;
+    const bodyStart = begin + PEM_BEGIN.length;
+    if (end < bodyStart) {
+      end = text.indexOf(PEM_END, bodyStart);
+      if (end < 0) break;
+    }
+    // The body runs to that END marker and must hold nothing else (else try the next BEGIN).
+    const body = text.slice(bodyStart, end);
+    if (!PEM_BODY.test(body)) {
+      from = begin + 1;
+      continue;
+    }
     if (out.length >= MAX_CHAIN_CERTS) throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
-    out.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+    out.push(new Uint8Array(Buffer.from(body.replace(WS_RUNS, ''), 'base64')));
+    from = end + PEM_END.length;
   }
   if (out.length === 0) throw malformed(`${what}: no certificate found`);
   return out;
@@ -287,6 +336,11 @@ export function pemCertificates(text: string, what: string): Uint8Array[] {
  * certificates back to back. A root-first chain is turned leaf-first.
  */
 export function chainCertificates(data: Uint8Array, what: string): Uint8Array[] {
+  return leafFirst(chainCertificatesAsGiven(data, what));
+}
+
+/** chainCertificates without the reordering: the certificates in the order the data holds them. */
+export function chainCertificatesAsGiven(data: Uint8Array, what: string): Uint8Array[] {
   let out: Uint8Array[];
   if (data[0] === 0x30) {
     out = [];
@@ -301,7 +355,7 @@ export function chainCertificates(data: Uint8Array, what: string): Uint8Array[] 
     if (data.subarray(p).some((x) => x !== 0))
       throw malformed(`${what}: trailing bytes after the certificates`);
   } else out = pemCertificates(Buffer.from(data).toString('latin1'), what);
-  return leafFirst(out);
+  return out;
 }
 
 /** Reverse a chain given root first (its first certificate self-issued); leave others alone. */
