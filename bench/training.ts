@@ -253,8 +253,8 @@ export async function run(
   const params = { task: 'classification', hidden, epochs, batchSize, seed, validationSplit };
 
   // One short warm-up per path so module loading and kernel set-up in this process are not timed;
-  // then the best of `repeats` (8) runs per path (runs vary by up to 30 % on the shared cores; 4 left the best-of ratio within noise of the goal), interleaved in ABBA order, since the machine may be
-  // shared. Before every timed run the bench waits for the enclave's spare child to be warm, so its
+  // then the best of `repeats` (8) runs per path, interleaved in ABBA order, since the machine may be
+  // shared (runs vary by up to 30 % there; with 4 the best-of ratio was within noise of the goal). Before every timed run the bench waits for the enclave's spare child to be warm, so its
   // start never shares the CPU with a timed run of either path (a node idle between jobs has it).
   const repeats = opts.repeats ?? 8;
   const enclave = await startEnclave();
