@@ -150,7 +150,7 @@ type ToWorker =
     }
   | { id: number; op: 'load'; bytes: Uint8Array }
   /** Start the ML engines before any job is known (a spare child; no input, no key). */
-  | { id: number; op: 'warm' }
+  | { id: number; op: 'warm'; training: boolean }
   /** Answer at once: the parent checks a spare is alive before it hands it a job. */
   | { id: number; op: 'ping' }
   | { id: number; op: 'infer'; inputs: TensorMap }
@@ -198,6 +198,9 @@ export interface ChildProcessRuntimeOptions {
    */
   spare?: boolean;
 }
+
+/** The workload kind whose spare children warm the training engine (the first-party training app). */
+const TRAINING_KIND = 'training';
 
 /** Longest a spare child may take to start and warm before it is dropped, ms. */
 export const SPARE_WARM_TIMEOUT_MS = 60_000;
@@ -347,6 +350,10 @@ class RuntimeChild {
 export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProcessMlRuntime {
   let spare: { child: RuntimeChild; ready: Promise<boolean> } | undefined;
   let closed = false;
+  // The spare warms the training engine only after a training job: the warm-up trains ~10k
+  // synthetic samples (about half a CPU-second), which a node serving inference would pay on every
+  // job for nothing. A node's next job is most often of the kind of its last one.
+  let lastKind: string | undefined;
   const startSpare = () => {
     if (!opts.spare || closed || spare !== undefined) return;
     let child: RuntimeChild;
@@ -360,7 +367,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     // A spare that does not warm in time is dropped: a job never waits on it longer than this.
     let timer: NodeJS.Timeout | undefined;
     const ready = Promise.race([
-      child.call<null>({ op: 'warm' }).then(
+      child.call<null>({ op: 'warm', training: lastKind === TRAINING_KIND }).then(
         () => true,
         () => false,
       ),
@@ -412,6 +419,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
       spare = undefined;
     },
     async runWorkload(kind, ctx, run = {}) {
+      lastKind = kind;
       const child = await takeChild();
       // At the deadline the child is killed: a workload that hangs cannot hold the job (or the node).
       const d = deadline(run.timeoutMs, () => child.stop());
@@ -542,7 +550,7 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
           send({ id: m.id, result: null });
         } else if (m.op === 'warm') {
           // Engine start-up and first-run compilation on synthetic data, before any job is known.
-          await warmTraining();
+          if (m.training) await warmTraining();
           send({ id: m.id, result: null });
         } else if (m.op === 'load') {
           if (model !== undefined) throw new FirnError('E_CONFLICT', 'this runtime already holds a model');
