@@ -23,6 +23,7 @@ import {
   SessionTranscript,
   sessionChannelInfo,
   sessionClosePlaintext,
+  sessionMessageHeader,
 } from '@firn/crypto';
 import {
   decodeTensorsBinary,
@@ -86,6 +87,11 @@ export class SessionCodec {
 
   /** Open the response to `request` (the message sealRequest returned); typed enclave errors are rethrown. */
   openResponse(request: Uint8Array, response: Uint8Array): TensorMap {
+    // The answer to a request carries the request's own sequence number (the enclave answers every
+    // request it opens, in order): an answer to another request (a host that kept one back, or
+    // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
+    if (sessionMessageHeader(response).seq !== sessionMessageHeader(request).seq)
+      throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
     const pt = this.endpoint.open(response);
     this.transcript.add(request, response);
     const units = this.pending.shift() ?? 0n;

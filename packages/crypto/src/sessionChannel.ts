@@ -121,8 +121,13 @@ export interface SessionEndpoint {
   /** Sequence number the next opened message must carry. */
   readonly received: bigint;
   seal(plaintext: Uint8Array): Uint8Array;
-  /** Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); state is unchanged then. */
-  open(message: Uint8Array): Uint8Array;
+  /**
+   * Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); state is
+   * unchanged then. With `accept`, a message that opens but whose plaintext `accept` refuses throws
+   * E_PARSE and does not consume its sequence number either: a caller that takes only one kind of
+   * message (a close) never swallows a request, which would shift every later answer by one.
+   */
+  open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean): Uint8Array;
 }
 
 /** Create the requester's ('requester') or the enclave's ('enclave') end of a session. */
@@ -163,7 +168,7 @@ export function createSessionEndpoint(
       sent++;
       return message;
     },
-    open(message) {
+    open(message, accept) {
       if (message.length > MAX_SESSION_MESSAGE_BYTES)
         throw new ChannelError('E_PARSE', 'session message too large');
       const m = decodeSessionMessage(message);
@@ -190,11 +195,16 @@ export function createSessionEndpoint(
         head.fill(0);
         throw new ChannelError('E_DECRYPT', 'decryption failed');
       }
-      received++;
       // GCM's final() yields no bytes: the plaintext is `head` itself, not copied again.
       // A plain Uint8Array view (Buffer's slice() would not copy, which decoders must not meet).
       const pt = tail.length === 0 ? head : Buffer.concat([head, tail]);
-      return new Uint8Array(pt.buffer, pt.byteOffset, pt.byteLength);
+      const out = new Uint8Array(pt.buffer, pt.byteOffset, pt.byteLength);
+      if (accept !== undefined && !accept(out)) {
+        out.fill(0);
+        throw new ChannelError('E_PARSE', 'not the expected session message');
+      }
+      received++;
+      return out;
     },
   };
 }

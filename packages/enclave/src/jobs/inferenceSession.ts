@@ -24,7 +24,6 @@ import {
   type SessionEndpoint,
   SessionTranscript,
   sessionChannelInfo,
-  sessionClosePlaintext,
   sessionTranscriptCommitment,
   signDigest,
 } from '@firn/crypto';
@@ -37,6 +36,7 @@ import {
 } from '../runtime/mlRuntime.ts';
 import {
   answerSessionRequest,
+  isCloseMessage,
   type SessionEndpointAddress,
   type SessionEndpointTranscript,
 } from '../runtime/sessionEndpoint.ts';
@@ -61,6 +61,12 @@ export const DEFAULT_MAX_SESSIONS = 8;
 export const DEFAULT_SESSION_IDLE_SECONDS = 600;
 /** How long a slot reserved by `preflightSession` waits for the host's claim and `openSession`, ms. */
 export const SESSION_RESERVATION_TTL_MS = 5 * 60_000;
+/**
+ * How long a close waits for a directly served session's child to finish the requests it holds,
+ * ms: under the node's 30 s call timeout. A child still busy then (a model that never ends a
+ * request) is stopped and the session ends without a proof (the node fails the job; the escrow returns).
+ */
+export const DEFAULT_SESSION_FINISH_TIMEOUT_MS = 15_000;
 
 /** A session open request `preflightSession` opened and checked, holding a session slot. */
 interface SessionReservation {
@@ -171,6 +177,8 @@ export interface SessionHandlerOptions {
   loadModel?: (bytes: Uint8Array) => Promise<RuntimeModel>;
   /** Where session models run; default in this process (the enclave's main passes a child-process runtime). */
   runtime?: MlRuntime;
+  /** See DEFAULT_SESSION_FINISH_TIMEOUT_MS. */
+  finishTimeoutMs?: number;
 }
 
 interface Session {
@@ -411,25 +419,32 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         // The child checks the close under the keys it holds (E_UNAUTHENTICATED keeps it serving)
         // and reports the transcript. A child subverted by its model can misreport only this
         // session's transcript, and the requester refuses a proof that differs from its own.
+        let timer: NodeJS.Timeout | undefined;
         try {
-          t = await s.served.finish(auth);
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(fail('E_TIMEOUT', 'the session runtime did not finish its requests in time')),
+              opts.finishTimeoutMs ?? DEFAULT_SESSION_FINISH_TIMEOUT_MS,
+            );
+          });
+          t = await Promise.race([s.served.finish(auth), timeout]);
         } catch (e) {
           if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') throw e;
           s.closed = true;
           sessions.delete(s.jobId);
           await s.model.release().catch(() => undefined);
           throw e;
+        } finally {
+          clearTimeout(timer);
         }
       } else {
         if (auth !== undefined) {
-          let pt: Uint8Array;
+          // Only a close is taken: a request handed in as the close keeps its sequence number.
           try {
-            pt = s.endpoint!.open(auth);
+            s.endpoint!.open(auth, isCloseMessage);
           } catch {
-            throw fail('E_UNAUTHENTICATED', 'the close request does not open under the session keys');
+            throw fail('E_UNAUTHENTICATED', 'the close request is not a close under the session keys');
           }
-          if (Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) !== 0)
-            throw fail('E_UNAUTHENTICATED', 'the close request is not a close message');
         }
         t = { ...s.transcript.opening(), workUnits: s.workUnits };
       }

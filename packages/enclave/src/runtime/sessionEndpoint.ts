@@ -144,9 +144,23 @@ export async function answerSessionRequest(
     units = 0n;
     response = errorPayload(e);
   }
-  const sealed = endpoint.seal(response);
+  let sealed: Uint8Array;
+  try {
+    sealed = endpoint.seal(response);
+  } catch {
+    // The request was opened: it must get an answer at this sequence number, never a refusal.
+    units = 0n;
+    sealed = endpoint.seal(
+      errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap')),
+    );
+  }
   transcript.add(message, sealed);
   return { sealed, units };
+}
+
+/** Whether a session plaintext is the requester's close message. */
+export function isCloseMessage(pt: Uint8Array): boolean {
+  return Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) === 0;
 }
 
 /** A served session in the child: its address, and the calls the enclave process makes on it. */
@@ -279,17 +293,16 @@ export async function serveSessionEndpoint(
       const done = tail.then(() => {
         if (finished) throw new FirnError('E_NOT_FOUND', 'session closed');
         if (auth !== undefined) {
-          let pt: Uint8Array;
+          // Only a close is taken: a request handed in as the close is not consumed (its sequence
+          // number stays the next request's, so no later answer shifts onto another request).
           try {
-            pt = endpoint.open(auth);
+            endpoint.open(auth, isCloseMessage);
           } catch {
             throw new FirnError(
               'E_UNAUTHENTICATED',
-              'the close request does not open under the session keys',
+              'the close request is not a close under the session keys',
             );
           }
-          if (Buffer.compare(Buffer.from(pt), Buffer.from(sessionClosePlaintext())) !== 0)
-            throw new FirnError('E_UNAUTHENTICATED', 'the close request is not a close message');
         }
         stop();
         const o = transcript.opening();
