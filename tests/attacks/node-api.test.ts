@@ -50,8 +50,16 @@ describe('node API attacks', () => {
     try {
       // What fetch(url, {method: 'POST', body: new Blob([bytes])}) sends from any web page: no
       // Content-Type header at all, so no CORS preflight.
+      const stranger = await fetch(new URL(`/v1/sessions/${s.sessionId}/requests`, net.node.url), {
+        method: 'POST',
+        body: new Uint8Array(64),
+      });
+      expect(stranger.status).toBe(401);
+      expect(((await stranger.json()) as { error: { code: string } }).error.code).toBe('E_UNAUTHENTICATED');
+      // Even with the session's token (which a page could only send after a CORS preflight).
       const csrf = await fetch(new URL(`/v1/sessions/${s.sessionId}/requests`, net.node.url), {
         method: 'POST',
+        headers: { 'x-firn-session-token': s.accessToken! },
         body: new Uint8Array(64),
       });
       expect(csrf.status).toBe(415);

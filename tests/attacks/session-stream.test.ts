@@ -36,7 +36,11 @@ afterAll(() => net?.stop());
 function rawStream(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const req = request(new URL(path, net.node.url), {
-      headers: { connection: 'Upgrade', upgrade: 'firn-session/1' },
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'firn-session/1',
+        'x-firn-session-token': session.accessToken!,
+      },
     });
     req.on('upgrade', (_res, socket) => resolve(socket as Socket));
     req.on('response', (r) => reject(new Error(`status ${r.statusCode}`)));
@@ -57,13 +61,22 @@ describe('session stream attacks', () => {
     }
   });
 
-  it('a stream to an unknown session, or with another protocol, is refused before any frame', async () => {
+  it('a stream to an unknown session, without the session token, or with another protocol, is refused before any frame', async () => {
     await expect(SessionStream.open(net.node.url, `0x${'ab'.repeat(32)}`)).rejects.toMatchObject({
       code: 'E_NOT_FOUND',
     });
+    // A stranger who knows the session id (the public jobId) but not its token holds no stream slot.
+    for (const token of [undefined, Buffer.alloc(32).toString('base64url')])
+      await expect(
+        SessionStream.open(net.node.url, session.sessionId, undefined, token),
+      ).rejects.toMatchObject({ code: 'E_UNAUTHENTICATED' });
     const status = await new Promise<number>((resolve) => {
       const req = request(new URL(`/v1/sessions/${session.sessionId}/stream`, net.node.url), {
-        headers: { connection: 'Upgrade', upgrade: 'websocket' },
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'x-firn-session-token': session.accessToken!,
+        },
       });
       req.on('response', (r) => resolve(r.statusCode ?? 0));
       req.on('upgrade', (_r, s) => {
@@ -76,7 +89,7 @@ describe('session stream attacks', () => {
     expect(status).toBe(400);
   });
 
-  it('a stranger on the stream gets only refusal codes: junk, a replay and an oversized frame; the requester goes on', async () => {
+  it('a sender with the token (the host, a tap) gets only refusal codes on the stream: junk, a replay and an oversized frame; the requester goes on', async () => {
     // Capture the requester's next message as it leaves (what the host or a tap would see).
     const captured: Uint8Array[] = [];
     const send = SessionStream.prototype.send;
@@ -91,14 +104,14 @@ describe('session stream attacks', () => {
     }
     const replay = captured[0]!;
     // Replayed: refused by its clear header at the host (and it would be by the child), stream ended.
-    const s1 = await SessionStream.open(net.node.url, session.sessionId);
+    const s1 = await SessionStream.open(net.node.url, session.sessionId, undefined, session.accessToken);
     await expect(s1.send(replay)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
     // Junk with the next sequence number in its header: the child cannot open it (E_DECRYPT); the
     // session's expected sequence number does not move.
     const junk = Uint8Array.from(replay);
     const seq = new DataView(junk.buffer).getBigUint64(2, false) + 1n;
     new DataView(junk.buffer).setBigUint64(2, seq, false);
-    const s2 = await SessionStream.open(net.node.url, session.sessionId);
+    const s2 = await SessionStream.open(net.node.url, session.sessionId, undefined, session.accessToken);
     await expect(s2.send(junk)).rejects.toMatchObject({ code: 'E_DECRYPT' });
     s2.close();
     // Oversized: a 9 MiB length is refused from its prefix, nothing of it is read or relayed.
@@ -118,7 +131,12 @@ describe('session stream attacks', () => {
   });
 
   it('the session closes with a proof that matches the requester’s transcript; its streams end', async () => {
-    const stranger = await SessionStream.open(net.node.url, session.sessionId);
+    const stranger = await SessionStream.open(
+      net.node.url,
+      session.sessionId,
+      undefined,
+      session.accessToken,
+    );
     const closed = await session.close();
     expect(closed.proofCheck).toEqual({ ok: true, reasons: [] });
     await expect(stranger.send(new Uint8Array(40))).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });

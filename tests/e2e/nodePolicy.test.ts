@@ -90,7 +90,9 @@ describe('session message admission by the host', () => {
     const post = (body: Uint8Array) =>
       fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/octet-stream' },
+        // The session's own token: admission by header is what is checked here (a sender without
+        // it is refused before its header, tests/attacks/session-post-slot-hold.test.ts).
+        headers: { 'content-type': 'application/octet-stream', 'x-firn-session-token': s.accessToken! },
         body,
       }).then(
         async (r) => ({

@@ -64,12 +64,16 @@ describe('warm inference session end to end', () => {
     units += 4n;
     expect(captured).toHaveLength(1);
     const api = new NodeApi(session.node.endpoint);
-    await expect(api.sessionRequest(session.sessionId, captured[0]!)).rejects.toMatchObject({
+    await expect(
+      api.sessionRequest(session.sessionId, captured[0]!, undefined, session.accessToken),
+    ).rejects.toMatchObject({
       code: 'E_CHANNEL_SEQUENCE',
     });
     const altered = Uint8Array.from(captured[0]!);
     altered[8] = 9; // sequence number 9: a message from the future
-    await expect(api.sessionRequest(session.sessionId, altered)).rejects.toMatchObject({
+    await expect(
+      api.sessionRequest(session.sessionId, altered, undefined, session.accessToken),
+    ).rejects.toMatchObject({
       code: 'E_CHANNEL_SEQUENCE',
     });
     const closed = await session.close();
@@ -78,7 +82,9 @@ describe('warm inference session end to end', () => {
     expect(parseWorkProofJson(closed.proof).proof.workUnits).toBe(units);
     const clients = createFirnClients(net.anvil.rpcUrl, net.requester.privateKey, net.deployment);
     expect((await getJob(clients, session.jobId)).status).toBe(JobStatus.Proved);
-    await expect(api.sessionRequest(session.sessionId, new Uint8Array(40))).rejects.toMatchObject({
+    await expect(
+      api.sessionRequest(session.sessionId, new Uint8Array(40), undefined, session.accessToken),
+    ).rejects.toMatchObject({
       code: 'E_NOT_FOUND',
     });
     await plain.release();

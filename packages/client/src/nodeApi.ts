@@ -212,8 +212,16 @@ export class NodeApi {
     expiresAt: number;
     /** Base64 channel response: the model's tensor names, sealed to the requester. */
     response: string;
+    /** The session's transport token (base64url): sent with every request and stream of it. */
+    accessToken?: string;
   }> {
-    return this.call<{ sessionId: Hex; salt: Hex; expiresAt: number; response: string }>(
+    return this.call<{
+      sessionId: Hex;
+      salt: Hex;
+      expiresAt: number;
+      response: string;
+      accessToken?: string;
+    }>(
       'POST /v1/sessions',
       '/v1/sessions',
       {
@@ -225,16 +233,27 @@ export class NodeApi {
     );
   }
 
-  /** POST /v1/sessions/{id}/requests: one binary session message in, one out (both opaque to the host). */
+  /**
+   * POST /v1/sessions/{id}/requests: one binary session message in, one out (both opaque to the
+   * host). `accessToken` is the open answer's transport token (x-firn-session-token).
+   */
   async sessionRequest(
     sessionId: Hex,
     message: Uint8Array,
     maxResponseBytes = 8 * 1024 * 1024,
+    accessToken?: string,
   ): Promise<Uint8Array> {
     return this.call(
       `POST /v1/sessions/${sessionId}/requests`,
       `/v1/sessions/${sessionId}/requests`,
-      { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: message },
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          ...(accessToken === undefined ? {} : { 'x-firn-session-token': accessToken }),
+        },
+        body: message,
+      },
       async (res) => {
         if (!res.ok) await json(res);
         return readCapped(res, maxResponseBytes);

@@ -251,6 +251,11 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
 export interface InferenceSession {
   jobId: Hex;
   sessionId: Hex;
+  /**
+   * The session's transport token from the node's open answer (base64url): the node takes
+   * requests and streams of this session only with it (x-firn-session-token). Keep it private.
+   */
+  accessToken?: string;
   node: { endpoint: string; enclaveId: Hex; enclaveAddress: Hex; measurement: Hex };
   /** Unix seconds after which the enclave refuses requests (the grant's expiry). */
   expiresAt: number;
@@ -315,7 +320,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string };
+  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string; accessToken?: string };
   try {
     // The model grant leaves with this request: re-check the node at a fresh block first.
     await assertStillEligible(m.view, node, opts.policy);
@@ -345,7 +350,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   const stream =
     opts.transport === 'http'
       ? undefined
-      : await SessionStream.open(node.endpoint, opened.sessionId).catch(() => undefined);
+      : await SessionStream.open(node.endpoint, opened.sessionId, undefined, opened.accessToken).catch(
+          () => undefined,
+        );
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -383,6 +390,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   return {
     jobId,
     sessionId: opened.sessionId,
+    ...(opened.accessToken === undefined ? {} : { accessToken: opened.accessToken }),
     node: {
       endpoint: node.endpoint,
       enclaveId: node.enclaveId,
@@ -421,7 +429,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
           const request = codec.sealRequest(tensors);
-          const response = await api.sessionRequest(opened.sessionId, request);
+          const response = await api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
           return codec.openResponse(request, response);
         } catch (e) {
           // A failed request closes the session (its slot is freed at once); the proof covers

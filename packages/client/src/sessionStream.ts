@@ -34,18 +34,24 @@ export class SessionStream {
   }
 
   /**
-   * Open the stream of session `sessionId` at the node `endpoint` (http or https URL). Rejects with
+   * Open the stream of session `sessionId` at the node `endpoint` (http or https URL), with the
+   * session's transport token from its open answer (`accessToken`). Rejects with
    * the node's typed refusal (e.g. E_NOT_FOUND), or E_UNSUPPORTED when the node does not upgrade.
    */
   static open(
     endpoint: string,
     sessionId: Hex,
     maxResponseBytes = 8 * 1024 * 1024 + 1,
+    accessToken?: string,
   ): Promise<SessionStream> {
     const url = new URL(`/v1/sessions/${sessionId}/stream`, endpoint);
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method: 'GET',
-      headers: { connection: 'Upgrade', upgrade: SESSION_STREAM_PROTOCOL },
+      headers: {
+        connection: 'Upgrade',
+        upgrade: SESSION_STREAM_PROTOCOL,
+        ...(accessToken === undefined ? {} : { 'x-firn-session-token': accessToken }),
+      },
     });
     return new Promise<SessionStream>((resolve, reject) => {
       req.on('upgrade', (res, socket, head) => {

@@ -305,7 +305,16 @@ export const OPENAPI_DOCUMENT = {
       post: {
         summary:
           'One inference request: the body is a binary session message (sealed with the session keys, strictly increasing sequence number); the response is the sealed output message. The host relays bytes only.',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: hex32 },
+          {
+            name: 'x-firn-session-token',
+            in: 'header',
+            required: true,
+            schema: { type: 'string', maxLength: 64 },
+            description: "the session's transport token from the open answer (accessToken)",
+          },
+        ],
         requestBody: {
           required: true,
           content: {
@@ -313,6 +322,11 @@ export const OPENAPI_DOCUMENT = {
           },
         },
         responses: {
+          '401': {
+            description:
+              'No or a wrong x-firn-session-token (E_UNAUTHENTICATED); refused before the body is read',
+            content: errorBody,
+          },
           '200': {
             description: 'Sealed response message',
             content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
@@ -401,6 +415,11 @@ export const OPENAPI_DOCUMENT = {
           response: {
             type: 'string',
             description: "base64 channel response sealed to the requester: the model's tensor names",
+          },
+          accessToken: {
+            type: 'string',
+            description:
+              "the session's transport token (base64url, 32 bytes): send it as x-firn-session-token on every request and stream of this session",
           },
         },
       },

@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { claimJob, type FirnClients, type FirnDeployment, type FirnJob, failJob } from '@firn/chain';
@@ -70,6 +71,32 @@ interface HostSession {
   relay?: SessionRelay;
   /** The requester's open session streams (ended when the session closes). */
   streams: Set<Duplex>;
+  /**
+   * The session's transport token (32 random bytes), given only to the requester in the open
+   * answer and required on every request and stream (`x-firn-session-token`, base64url): without
+   * it nobody can take one of the session's in-flight or stream slots. Memory only.
+   */
+  token?: Buffer;
+}
+
+/** Header carrying a session's transport token on POST .../requests and GET .../stream. */
+export const SESSION_TOKEN_HEADER = 'x-firn-session-token';
+
+/**
+ * Check a request's session transport token before anything of its body is read or any slot is
+ * taken: a stranger who knows the session id (the public jobId) cannot hold the session's slots.
+ * Throws E_UNAUTHENTICATED (401) when it is missing or wrong. Sessions opened without a token
+ * (none today) accept any request, as before.
+ */
+function requireSessionToken(h: HostSession, req: IncomingMessage): void {
+  if (h.token === undefined) return;
+  const given = req.headers[SESSION_TOKEN_HEADER];
+  const bytes = typeof given === 'string' ? Buffer.from(given, 'base64url') : Buffer.alloc(0);
+  if (bytes.length !== h.token.length || !timingSafeEqual(bytes, h.token))
+    throw new FirnError(
+      'E_UNAUTHENTICATED',
+      `this session needs the ${SESSION_TOKEN_HEADER} header from its open answer`,
+    );
 }
 
 /**
@@ -179,7 +206,10 @@ export class SessionService {
   }
 
   /** POST /v1/sessions. `json`: the body already read by the HTTP layer (absent: read here). */
-  async openSession(req: IncomingMessage, json?: unknown): Promise<OpenSessionResult> {
+  async openSession(
+    req: IncomingMessage,
+    json?: unknown,
+  ): Promise<Omit<OpenSessionResult, 'endpoint'> & { accessToken: string }> {
     const s = this.service;
     if (json === undefined) await s.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
@@ -242,6 +272,7 @@ export class SessionService {
         nextSeq: 0n,
         inFlight: 0,
         streams: new Set(),
+        token: randomBytes(32),
       };
       // The session's child serves it: the host keeps one connection to it for all requests.
       if (endpoint !== undefined) h.relay = await SessionRelay.connect(endpoint.path, endpoint.token);
@@ -249,8 +280,9 @@ export class SessionService {
       this.persist(h, 'open');
       this.startSweeper();
       log.info('session open', { direct: h.relay !== undefined });
-      // The endpoint's path and token are the host's: the requester gets the public answer only.
-      return answer;
+      // The endpoint's path and token are the host's: the requester gets the public answer and
+      // the session's transport token.
+      return { ...answer, accessToken: h.token!.toString('base64url') };
     } catch (e) {
       const error = toErrorBody(e);
       log.warn('session open failed', { code: error.code });
@@ -294,6 +326,15 @@ export class SessionService {
   /** The hot path: bytes in, bytes out; the only transformation is base64 over the enclave pipe. */
   async request(idText: string, req: IncomingMessage, res: ServerResponse): Promise<undefined> {
     const h = this.session(idText);
+    try {
+      requireSessionToken(h, req);
+    } catch (e) {
+      // Refused before its body: the connection goes with the answer, the body is never read.
+      res.shouldKeepAlive = false;
+      const socket = req.socket;
+      res.once('finish', () => socket?.destroy());
+      throw e;
+    }
     // Exactly octet-stream, never absent: a body without Content-Type is a CORS "simple" request.
     requireMediaType(req, 'application/octet-stream');
     let seq: bigint | undefined;
@@ -356,14 +397,16 @@ export class SessionService {
    * relayed as they are. Same checks as POST .../requests: the clear header must be a request with
    * the next sequence numbers, the per-IP session rate applies, and a frame over the 8 MiB cap is
    * refused; a frame refused by its header or size ends the connection (the sender reconnects
-   * through the per-IP request rate). Anyone may connect, as anyone may POST: only messages
-   * sealed under the session keys are answered with anything but a refusal.
+   * through the per-IP request rate). Both routes need the session's transport token from the
+   * open answer (`x-firn-session-token`, 401 E_UNAUTHENTICATED without it), so only the requester
+   * can hold the session's slots; and only messages sealed under the session keys are answered
+   * with anything but a refusal.
    */
   async stream(idText: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const refuse = (status: number, e: FirnError) => {
       const body = JSON.stringify(toErrorBody(e));
       socket.end(
-        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict' : 'Bad Request'}\r\n` +
+        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict' : 'Bad Request'}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     };
@@ -373,6 +416,7 @@ export class SessionService {
         throw new FirnError('E_UNSUPPORTED', `upgrade to ${SESSION_STREAM_PROTOCOL}`);
       await this.service.node.rateLimiter.take(remoteIp(req));
       h = this.session(idText);
+      requireSessionToken(h, req);
       if (h.streams.size >= MAX_STREAMS_PER_SESSION)
         throw new FirnError('E_CONFLICT', `a session has at most ${MAX_STREAMS_PER_SESSION} streams`);
     } catch (e) {
@@ -380,11 +424,13 @@ export class SessionService {
       refuse(
         f.code === 'E_NOT_FOUND'
           ? 404
-          : f.code === 'E_RATE_LIMITED'
-            ? 429
-            : f.code === 'E_CONFLICT'
-              ? 409
-              : 400,
+          : f.code === 'E_UNAUTHENTICATED'
+            ? 401
+            : f.code === 'E_RATE_LIMITED'
+              ? 429
+              : f.code === 'E_CONFLICT'
+                ? 409
+                : 400,
         f,
       );
       return;
