@@ -63,7 +63,7 @@ describe('attack: stop bench/scale.ts while its devnet starts', () => {
   for (const sig of ['SIGTERM', 'SIGINT'] as const)
     it(`${sig} to the bench before the devnet is up leaves no process behind`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'firn-attack-scale-'));
-      const driver = join(dir, 'driver.ts');
+      const driver = join(dir, 'driver.mts');
       const scale = pathToFileURL(join(repoRoot(), 'bench', 'scale.ts')).href;
       writeFileSync(
         driver,
@@ -94,6 +94,11 @@ await runScale({ nodes: 2, phases: [1], requesters: 1, concurrency: 1, idleMs: 0
       // Give whatever it stopped a moment to go.
       await new Promise((r) => setTimeout(r, 3_000));
       const left = [...seen].filter(alive).map((p) => `${p} ${comm(p)}`);
+      // Clean up after the attack whatever it found, then state the promise.
+      for (const p of seen)
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {}
       expect(left).toEqual([]);
     }, 120_000);
 });
