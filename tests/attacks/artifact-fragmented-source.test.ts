@@ -1,10 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import {
-  openArtifactStream,
-  sealArtifact,
-  sealArtifactStream,
-} from '../../packages/crypto/src/artifact/index.ts';
+import { openArtifactStream, sealArtifact } from '../../packages/crypto/src/artifact/index.ts';
 
 // Attack (rogue store or relay dribbling bytes, hostile dataset owner): the chunk cipher loops
 // take a chunk as the source's own pieces and feed each one to AES-GCM and on to the consumer
