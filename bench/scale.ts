@@ -480,22 +480,19 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'firn-scale-'));
   const t0 = performance.now();
   log(`starting a devnet of ${o.nodes} nodes and ${verifiers} verifiers in ${dir}`);
-  const net = await startDevnet({
-    dir: join(dir, 'devnet'),
-    nodes: o.nodes,
-    verifiers,
-    readyTimeout: o.readyTimeoutS ?? 300,
-    log: (l) => log(`devnet: ${l}`),
-    dashboard: false,
-    // One node at a time: ten enclaves starting at once on two loaded cores miss their deadline.
-    staggerNodes: true,
-    ...(o.execArgv === undefined ? {} : { execArgv: o.execArgv }),
-  });
-  o.onDevnet?.(net);
+  let net: Devnet | undefined;
   // Every pid seen under this process: what stop() did not end is ended here, by pid.
   const seen = new Set<number>();
+  /** Kill every process now under this one, by pid (the devnet, however far it got). */
+  const killTree = () => {
+    for (const t of treeOf(procTable(), process.pid))
+      if (t.pid !== process.pid)
+        try {
+          process.kill(t.pid, 'SIGKILL');
+        } catch {}
+  };
   const stopAll = async () => {
-    await net.stop().catch(() => undefined);
+    await net?.stop().catch(() => undefined);
     const table = procTable();
     for (const pid of seen)
       if (pid !== process.pid && treeOf(table, process.pid).some((t) => t.pid === pid))
@@ -506,11 +503,29 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   };
   const onSignal = (sig: NodeJS.Signals) => {
     log(`${sig}: stopping every process`);
+    // The devnet is still starting: nothing can stop it in order, so its processes go by pid, now.
+    if (net === undefined) {
+      killTree();
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    }
     void stopAll().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    net = await startDevnet({
+      dir: join(dir, 'devnet'),
+      nodes: o.nodes,
+      verifiers,
+      readyTimeout: o.readyTimeoutS ?? 300,
+      log: (l) => log(`devnet: ${l}`),
+      dashboard: false,
+      // One node at a time: ten enclaves starting at once on two loaded cores miss their deadline.
+      staggerNodes: true,
+      ...(o.execArgv === undefined ? {} : { execArgv: o.execArgv }),
+    });
+    o.onDevnet?.(net);
     const devnetStartS = (performance.now() - t0) / 1000;
     log(`devnet up in ${devnetStartS.toFixed(1)} s`);
     return await measure(net, o, { requesters, concurrency, verifiers, sampleMs, devnetStartS, log, seen });

@@ -235,7 +235,32 @@ interface PreparedCollateral {
 }
 
 const preparedCache = new Lru<PreparedCollateral>(64);
-let preparedByObject = new WeakMap<object, Map<string, PreparedCollateral>>();
+/**
+ * Prepared collateral by the caller's object, with the field values it was prepared from: a hit
+ * counts only while every field still holds the same string (strings cannot change in place), so
+ * an object whose pieces were replaced or whose bytes were overwritten is checked again.
+ */
+interface ByObject {
+  p: PreparedCollateral;
+  fields: unknown[];
+}
+let preparedByObject = new WeakMap<object, Map<string, ByObject>>();
+/** toQuoteCollateralV3's fields, camelCase and snake_case. */
+const COLLATERAL_FIELDS = [
+  ...['pckCrlIssuerChain', 'rootCaCrl', 'pckCrl', 'tcbInfoIssuerChain', 'tcbInfo', 'tcbInfoSignature'],
+  ...['qeIdentityIssuerChain', 'qeIdentity', 'qeIdentitySignature'],
+].flatMap((f) => [f, f.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)]);
+/** The object's collateral fields, or undefined when one is not a string (bytes can change in place). */
+function fieldsOf(raw: object): unknown[] | undefined {
+  const o = raw as Record<string, unknown>;
+  const out: unknown[] = [];
+  for (const f of COLLATERAL_FIELDS) {
+    const v = o[f];
+    if (v !== undefined && v !== null && typeof v !== 'string') return undefined;
+    out.push(v);
+  }
+  return out;
+}
 
 /**
  * The collateral's cache key: SHA-256 over every part with its kind and length (so the parts
@@ -348,28 +373,37 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   };
 }
 
-function rememberByObject(raw: unknown, a: Anchors, p: PreparedCollateral): void {
-  if (typeof raw !== 'object' || raw === null) return;
-  const m = preparedByObject.get(raw) ?? new Map<string, PreparedCollateral>();
-  m.set(a.id, p);
+function rememberByObject(
+  raw: unknown,
+  fields: unknown[] | undefined,
+  a: Anchors,
+  p: PreparedCollateral,
+): void {
+  if (typeof raw !== 'object' || raw === null || fields === undefined) return;
+  const m = preparedByObject.get(raw) ?? new Map<string, ByObject>();
+  m.set(a.id, { p, fields });
   preparedByObject.set(raw, m);
 }
 
 /** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
 function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
-  const hit = typeof raw === 'object' && raw !== null ? preparedByObject.get(raw)?.get(a.id) : undefined;
-  if (hit !== undefined) return hit;
-  const c = toQuoteCollateralV3(raw);
+  const fields = typeof raw === 'object' && raw !== null ? fieldsOf(raw) : undefined;
+  const hit = fields !== undefined ? preparedByObject.get(raw as object)?.get(a.id) : undefined;
+  if (hit?.fields.every((v, i) => v === fields![i])) return hit.p;
+  // Read from the snapshot, so what is prepared is exactly what the object cache records.
+  const c = toQuoteCollateralV3(
+    fields === undefined ? raw : Object.fromEntries(COLLATERAL_FIELDS.map((f, i) => [f, fields[i]])),
+  );
   const k = collateralKey(c, a);
   const cached = preparedCache.get(k);
   if (cached !== undefined) {
-    rememberByObject(raw, a, cached);
+    rememberByObject(raw, fields, a, cached);
     return cached;
   }
   const p = prepare(c, a, checks);
   checks.whenPassed(() => {
     preparedCache.set(k, p);
-    rememberByObject(raw, a, p);
+    rememberByObject(raw, fields, a, p);
   });
   return p;
 }

@@ -1,5 +1,8 @@
 import { FirnError, InvalidInputError } from '@firn/core';
 
+/** Pieces shorter than this are copied together into blocks of this size (a source dribbling bytes). */
+const COALESCE_BELOW = 64 * 1024;
+
 /** What the artifact functions read from: an async iterable of bytes or a Node readable stream. */
 export type ByteStream = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
 
@@ -12,6 +15,8 @@ export class ByteSource {
   private pieces: Uint8Array[] = [];
   private buffered = 0;
   private done = false;
+  /** The block small pieces are copied into; bytes past `used` were never handed out. */
+  private fill: { buf: Uint8Array; used: number } | undefined;
 
   constructor(source: ByteStream) {
     const iterable = source as AsyncIterable<unknown>;
@@ -33,10 +38,22 @@ export class ByteSource {
     }
     if (!(r.value instanceof Uint8Array))
       throw new InvalidInputError('source yielded something other than bytes');
-    if (r.value.length > 0) {
-      this.pieces.push(r.value);
-      this.buffered += r.value.length;
+    const v = r.value;
+    if (v.length >= COALESCE_BELOW) this.pieces.push(v);
+    else if (v.length > 0) {
+      // A small piece is copied onto the end of a block of our own (extending the last piece when
+      // that ends where the block's used part ends), so a chunk is never thousands of tiny pieces.
+      let f = this.fill;
+      if (f === undefined || f.buf.length - f.used < v.length)
+        f = this.fill = { buf: new Uint8Array(COALESCE_BELOW), used: 0 };
+      f.buf.set(v, f.used);
+      const last = this.pieces[this.pieces.length - 1];
+      if (last !== undefined && last.buffer === f.buf.buffer && last.byteOffset + last.length === f.used)
+        this.pieces[this.pieces.length - 1] = f.buf.subarray(last.byteOffset, f.used + v.length);
+      else this.pieces.push(f.buf.subarray(f.used, f.used + v.length));
+      f.used += v.length;
     }
+    this.buffered += v.length;
     return true;
   }
 

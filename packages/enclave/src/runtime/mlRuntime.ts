@@ -204,6 +204,8 @@ const TRAINING_KIND = 'training';
 
 /** Longest a spare child may take to start and warm before it is dropped, ms. */
 export const SPARE_WARM_TIMEOUT_MS = 60_000;
+/** Longest a warm spare may take to answer the ping before a job, ms; one that does not is dropped. */
+export const SPARE_PING_TIMEOUT_MS = 10_000;
 
 /** The child-process runtime, with the spare child's controls. */
 export interface ChildProcessMlRuntime extends MlRuntime {
@@ -389,13 +391,31 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     if (s !== undefined) {
       s.child.setIdle(false);
       // A spare that died while idle may not have been reaped yet: one round trip proves it answers.
+      // A spare that is alive but does not answer (frozen, stuck) must not hold the job: bounded.
+      let timer: NodeJS.Timeout | undefined;
       const ok =
         (await s.ready) &&
-        (await s.child.call<null>({ op: 'ping' }).then(
-          () => true,
-          () => false,
-        ));
-      if (ok && s.child.crash === undefined) return s.child;
+        (await Promise.race([
+          s.child.call<null>({ op: 'ping' }).then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), SPARE_PING_TIMEOUT_MS);
+          }),
+        ]));
+      clearTimeout(timer);
+      if (ok && s.child.crash === undefined) {
+        // The spare loads onnxruntime's native code only when a job needs it, long after its fork:
+        // the image is checked again now, as before any child's fork (docs/enclave-image.md).
+        try {
+          opts.beforeSpawn?.();
+        } catch (e) {
+          s.child.stop();
+          throw e;
+        }
+        return s.child;
+      }
       s.child.stop();
     }
     return new RuntimeChild(opts);

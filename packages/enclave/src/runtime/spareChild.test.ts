@@ -140,15 +140,17 @@ describe('spare ML child', () => {
     });
     await runtime.spareReady();
     expect(checks).toBe(1);
-    // The image changes while the spare waits: the spare was checked at its fork and the job runs
-    // there; the next spare is refused at its own check, and the job after finds none and is refused.
+    // The image changes while the spare waits: the spare loads onnxruntime only when a job needs
+    // it, so it is checked again when a job takes it and the job is refused; no new spare passes
+    // its check, and the job after finds none and is refused too.
     refuse = true;
-    await run(runtime, 'probe');
+    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
     await runtime.spareReady();
     expect(spawned).toHaveLength(1);
     await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
-    // Checks: the first spare, the refused second spare, the job's own child, the spare after it.
-    expect(checks).toBe(4);
+    // Checks: the first spare's fork, its hand-over, the refused second spare, the job's own
+    // child, the spare after it.
+    expect(checks).toBe(5);
     expect(spawned).toHaveLength(1);
   }, 120_000);
 

@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { repoRoot } from '@firn/core';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// Attack (careless user): bench/scale.ts promises that every process it starts is stopped at the
+// end, on failure and on SIGINT/SIGTERM. Its signal handlers are installed only once the devnet is
+// up, and starting a 10-node devnet is the longest part of a run (minutes). A SIGTERM (or a
+// Ctrl-C sent to the bench alone, as `kill -INT`, a CI timeout or a process manager does) while
+// the devnet starts kills the bench with Node's default action, and what it started so far (anvil,
+// the first daemons) lives on, holding ports and CPU.
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+};
+/** Every descendant of `pid` (Linux /proc). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const t = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(t.slice(t.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {}
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent)
+      if (pp === p) {
+        out.push(c);
+        walk(c);
+      }
+  };
+  walk(pid);
+  return out;
+}
+const comm = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+
+const seen = new Set<number>();
+let bench: ChildProcess | undefined;
+afterAll(() => {
+  bench?.kill('SIGKILL');
+  for (const p of seen)
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {}
+});
+
+describe('attack: stop bench/scale.ts while its devnet starts', () => {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const)
+    it(`${sig} to the bench before the devnet is up leaves no process behind`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'firn-attack-scale-'));
+      const driver = join(dir, 'driver.mts');
+      const scale = pathToFileURL(join(repoRoot(), 'bench', 'scale.ts')).href;
+      writeFileSync(
+        driver,
+        `import { runScale } from ${JSON.stringify(scale)};
+await runScale({ nodes: 2, phases: [1], requesters: 1, concurrency: 1, idleMs: 0, log: () => {} });
+`,
+      );
+      bench = spawn(process.execPath, [join(repoRoot(), 'packages', 'cli', 'bin', 'run-ts.mjs'), driver], {
+        cwd: repoRoot(),
+        stdio: 'ignore',
+      });
+      const pid = bench.pid!;
+      // Wait until the devnet has started its chain (anvil), then stop the bench.
+      let anvil = false;
+      for (let i = 0; i < 600 && !anvil; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        for (const p of descendants(pid)) {
+          seen.add(p);
+          if (comm(p).includes('anvil')) anvil = true;
+        }
+      }
+      expect(anvil).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      for (const p of descendants(pid)) seen.add(p);
+      const exited = new Promise<void>((r) => bench!.once('exit', () => r()));
+      process.kill(pid, sig);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+      // Give whatever it stopped a moment to go.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const left = [...seen].filter(alive).map((p) => `${p} ${comm(p)}`);
+      // Clean up after the attack whatever it found, then state the promise.
+      for (const p of seen)
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {}
+      expect(left).toEqual([]);
+    }, 120_000);
+});
