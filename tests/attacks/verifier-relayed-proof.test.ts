@@ -167,6 +167,8 @@ function fakeClients(disputes: unknown[]): FirnClients {
     getBlock: async () => ({ timestamp: blockTime, number: 50n }),
     request: async ({ method }: { method: string }) => {
       if (method === 'eth_getLogs') return logs;
+      // Log reads are paged from the chain head (getLogsPaged).
+      if (method === 'eth_blockNumber') return '0x32';
       throw new Error(`unexpected request ${method}`);
     },
     getBlockNumber: async () => 50n,
