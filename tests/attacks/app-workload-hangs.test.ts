@@ -37,6 +37,33 @@ describe('a workload that hangs', () => {
       app: app.measurement,
     });
     const outputDir = mkdtempSync(join(app.tmp, 'out-'));
+    /** Live (not zombie) child processes of the enclave process (Linux /proc; [] elsewhere). */
+    const liveKids = (): string[] => {
+      if (!existsSync(`/proc/${sup.pid}/task`)) return [];
+      const kids = readdirSync(`/proc/${sup.pid}/task`).flatMap((t) => {
+        try {
+          return readFileSync(`/proc/${sup.pid}/task/${t}/children`, 'utf8')
+            .trim()
+            .split(/\s+/)
+            .filter(Boolean);
+        } catch {
+          return [];
+        }
+      });
+      return kids.filter((k) => {
+        try {
+          return !readFileSync(`/proc/${k}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+        } catch {
+          return false;
+        }
+      });
+    };
+    // The children alive while the job runs: the one spinning the workload among them (the next
+    // job's spare child is started only after this job has answered).
+    let during: string[] = [];
+    const sample = setTimeout(() => {
+      during = liveKids();
+    }, 1_500);
     const t0 = Date.now();
     let r: unknown;
     try {
@@ -53,28 +80,14 @@ describe('a workload that hangs', () => {
     expect(took).toBeGreaterThanOrEqual(1_500);
     expect(took).toBeLessThan(20_000);
     expect(readdirSync(outputDir)).toEqual([]);
-    // The spinning runtime child is gone (killed), not left burning a CPU: the enclave process has
-    // no child left (Linux /proc; the children file lists each thread's children).
+    clearTimeout(sample);
+    // The spinning runtime child is gone (killed), not left burning a CPU: none of the enclave's
+    // children from during the job is alive (a fresh spare started after it may be).
     await new Promise((r) => setTimeout(r, 500));
     if (existsSync(`/proc/${sup.pid}/task`)) {
-      const kids = readdirSync(`/proc/${sup.pid}/task`).flatMap((t) => {
-        try {
-          return readFileSync(`/proc/${sup.pid}/task/${t}/children`, 'utf8')
-            .trim()
-            .split(/\s+/)
-            .filter(Boolean);
-        } catch {
-          return [];
-        }
-      });
-      const alive = kids.filter((k) => {
-        try {
-          return !readFileSync(`/proc/${k}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
-        } catch {
-          return false;
-        }
-      });
-      expect(alive).toEqual([]);
+      expect(during.length).toBeGreaterThan(0);
+      const after = new Set(liveKids());
+      expect(during.filter((k) => after.has(k))).toEqual([]);
     }
     // The enclave process is unaffected and answers the next call.
     const hello = await sup.call<{ measurement: Hex }>('hello', {});
