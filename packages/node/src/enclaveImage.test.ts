@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -49,6 +50,8 @@ function supervise(entry: string): EnclaveSupervisor {
 }
 afterAll(async () => {
   for (const s of sups) await s.stop();
+  // Several copies of a ~55 MB image live under root: leave nothing behind in the temp folder.
+  rmSync(root, { recursive: true, force: true });
 });
 
 /** A copy of the image to tamper with. */
