@@ -689,7 +689,10 @@ async function measure(
                   roots,
                   gpuRoots,
                   firstPartyMeasurements: [state.measurement],
+                  // The requester chose the node from the registry: the SDK reads that one record
+                  // (and re-checks it is Active, allow-listed and at this endpoint), not all of them.
                   node: node.endpoint,
+                  enclaveId: node.enclaveId,
                   kind: 'inference',
                   inputs: [
                     { role: 'model', bytes: model, contentType: 'application/onnx' },
@@ -993,11 +996,27 @@ if (isMain) {
   // A run stopped half-way (Ctrl-C) still leaves the phases it finished.
   const partial = join(resultPath('scale'), '..', 'scale.partial.json');
   const done: PhaseResult[] = [];
+  // Size knobs for small CPU-accounting runs; the defaults are the issue's 10 nodes x 1,000 jobs.
+  const knob = (name: string, fallback: number) => {
+    const v = process.env[name];
+    if (v === undefined || v === '') return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const phasesEnv = process.env.SCALE_PHASES;
+  const phases = phasesEnv ? phasesEnv.split(',').map((x) => Number(x.trim())) : [100, 900];
+  if (phases.some((x) => !Number.isInteger(x) || x < 1)) {
+    throw new Error(
+      `SCALE_PHASES must be comma-separated positive integers, got ${JSON.stringify(phasesEnv)}`,
+    );
+  }
   const r = await runScale({
-    nodes: 10,
-    phases: [100, 900],
-    requesters: 4,
-    concurrency: 4,
+    nodes: knob('SCALE_NODES', 10),
+    phases,
+    requesters: knob('SCALE_REQUESTERS', 4),
+    concurrency: knob('SCALE_CONCURRENCY', 4),
     onPhase: (p) => {
       done.push(p);
       mkdirSync(join(partial, '..'), { recursive: true });

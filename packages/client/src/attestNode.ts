@@ -153,8 +153,18 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
   const view = opts.chainView ?? new AgreeingChainView([clients]);
   assertTrustedChainView(view, opts.policy);
   let chosen: NodeEligibility | undefined;
-  if (opts.enclaveId !== undefined) chosen = await readNodeEligibility(view, opts.enclaveId);
-  else chosen = chooseNode(await readAllNodeEligibility(view), opts);
+  if (opts.enclaveId !== undefined) {
+    chosen = await readNodeEligibility(view, opts.enclaveId);
+    if (
+      opts.node !== undefined &&
+      chosen.node.status === NodeStatus.Active &&
+      !same(chosen.node.endpoint, opts.node)
+    )
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        `node ${opts.enclaveId} is registered at ${chosen.node.endpoint}, not at ${opts.node}: name one of them, or both as registered`,
+      );
+  } else chosen = chooseNode(await readAllNodeEligibility(view), opts);
   const node: FirnNode | undefined = chosen?.node;
   if (!chosen || !node || node.status !== NodeStatus.Active)
     throw new FirnError(

@@ -26,6 +26,12 @@ export interface MarketOptions {
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
   /** Endpoint; else the first Active node of the registry. */
   node?: string;
+  /**
+   * The node's Enclave ID, when the requester already chose it: only that node's registry record
+   * is read (one record, not the whole registry per job). With `node` too, the registered
+   * endpoint must be `node` (else E_INVALID_INPUT).
+   */
+  enclaveId?: Hex;
   /** Enclave IDs not to choose automatically (nodes already tried and lost). */
   exclude?: readonly Hex[];
   /**
@@ -85,6 +91,7 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.node === undefined ? {} : { node: opts.node }),
+    ...(opts.enclaveId === undefined ? {} : { enclaveId: opts.enclaveId }),
     ...(opts.exclude === undefined ? {} : { exclude: opts.exclude }),
     ...(opts.firstPartyMeasurements === undefined ? {} : { measurements: opts.firstPartyMeasurements }),
   });

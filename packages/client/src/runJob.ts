@@ -180,6 +180,9 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
         requesterKem: kem,
         // The requested node first; after a loss, any other eligible node.
         ...(attempt === 1 && opts.node !== undefined ? { node: opts.node } : { node: undefined }),
+        ...(attempt === 1 && opts.enclaveId !== undefined
+          ? { enclaveId: opts.enclaveId }
+          : { enclaveId: undefined }),
         exclude: tried,
       } as MarketOptions);
     } catch (e) {

@@ -27,6 +27,14 @@ export interface LivenessServiceOptions {
   pollIntervalMs?: number;
   /** Claim the node's epoch rewards and withdraw every credit (rewards, job payouts, refunds); default true. */
   claimRewards?: boolean;
+  /**
+   * Least time between two withdrawals of the operator's credits, ms (default 60 000). Job
+   * payouts are credited at every finalize: checking the three balances on every poll and
+   * withdrawing after every job cost 3 reads per poll and a transaction per job; batched, one
+   * withdrawal takes every payout credited meanwhile (a credit stays the operator's until then).
+   * A reward claim withdraws at once. 0: check on every poll.
+   */
+  withdrawIntervalMs?: number;
 }
 
 /** What the service did so far (for /metrics, tests and the demo). */
@@ -64,6 +72,8 @@ export class LivenessService {
   private failures = 0;
   /** First block a challenge of each unclaimed epoch was seen in: the saved cursor stays before it. */
   private readonly epochBlocks = new Map<bigint, bigint>();
+  /** performance.now() of the last credit withdrawal check (undefined: never, so the first poll checks). */
+  private lastWithdrawAt: number | undefined;
 
   constructor(node: NodeDaemon, opts: LivenessServiceOptions) {
     this.node = node;
@@ -128,14 +138,18 @@ export class LivenessService {
     const log = this.opts.logger;
     try {
       const id = this.node.identity!;
-      const head = await this.clients.public.getBlock({ blockTag: 'latest' });
-      if (head.number >= this.next) {
+      // The head's number only (eth_blockNumber): the block itself, for its time, is read only
+      // when a challenge came in. No new block, no new challenge: the log scan is skipped.
+      const headNumber = await this.clients.public.getBlockNumber({ cacheTime: 0 });
+      if (headNumber >= this.next) {
         const issued = await getIssuedChallenges(this.clients, {
           fromBlock: this.next,
-          toBlock: head.number,
+          toBlock: headNumber,
           enclaveId: id.enclaveId,
         });
-        this.next = head.number + 1n;
+        this.next = headNumber + 1n;
+        const head =
+          issued.length === 0 ? undefined : await this.clients.public.getBlock({ blockNumber: headNumber });
         for (const c of issued) {
           if (this.handled.has(c.challengeId)) continue;
           this.handled.add(c.challengeId);
@@ -143,7 +157,7 @@ export class LivenessService {
           if (!this.epochBlocks.has(c.epoch)) this.epochBlocks.set(c.epoch, c.blockNumber);
           const now = await getChallenge(this.clients, c.challengeId);
           if (now.answered) continue;
-          if (head.timestamp > now.deadline) {
+          if (head !== undefined && head.timestamp > now.deadline) {
             this.stats.missed++;
             log.warn('liveness challenge seen after its deadline', { challengeId: c.challengeId });
             continue;
@@ -187,6 +201,7 @@ export class LivenessService {
             abi: firnRewardsAbi,
             functionName: 'currentEpoch',
           });
+    let claimed = false;
     for (const epoch of [...this.epochs].sort((a, b) => (a < b ? -1 : 1))) {
       if (epoch >= currentEpoch) continue;
       this.epochs.delete(epoch);
@@ -202,6 +217,7 @@ export class LivenessService {
         },
       );
       if (!res) continue;
+      claimed = true;
       // The credited amount is the event's: a budget is fixed when the epoch closes, so the view's
       // estimate before the claim may differ.
       const [ev] = parseEventLogs({
@@ -218,6 +234,11 @@ export class LivenessService {
         answers: r.answers,
       });
     }
+    // Withdraw at most every withdrawIntervalMs, and at once after a reward claim (see the option).
+    const every = this.opts.withdrawIntervalMs ?? 60_000;
+    const t = performance.now();
+    if (!claimed && this.lastWithdrawAt !== undefined && t - this.lastWithdrawAt < every) return;
+    this.lastWithdrawAt = t;
     const got = await this.write(() => withdrawAllCredits(this.clients));
     const total = got.registry + got.jobMarket + got.rewards;
     if (total > 0n) {

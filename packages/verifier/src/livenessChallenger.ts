@@ -5,11 +5,10 @@ import {
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
-  getRewardsState,
   getVerifierEpochReward,
   getWithdrawable,
   issueChallenge,
-  listNodes,
+  listEnclaveIdsByStatus,
   NodeStatus,
   requireWallet,
   rewardsAddress,
@@ -73,6 +72,12 @@ export class LivenessChallenger {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private stopped = false;
+  /** The pool's immutable epoch clock (read once). */
+  private clock: { genesis: bigint; epochLength: bigint } | undefined;
+  /** The answer window (governance may change it: re-read once per epoch). */
+  private window: { epoch: bigint; seconds: bigint } | undefined;
+  /** Last epoch whose end the reward claim and the withdrawal check ran for. */
+  private claimedThrough: bigint | undefined;
 
   constructor(
     readonly clients: FirnClients,
@@ -84,13 +89,34 @@ export class LivenessChallenger {
     if (this.busy) return;
     this.busy = true;
     try {
-      const state = await getRewardsState(this.clients);
-      const head = await this.clients.public.getBlock({ blockTag: 'latest' });
-      const epoch = state.currentEpoch;
-      const epochEnds = state.genesis + (epoch + 1n) * state.epochLength;
-      if (head.timestamp + state.answerWindow < epochEnds) await this.challengeAll(epoch);
+      // Per poll: the epoch number and the head. The epoch clock (genesis, length) is immutable
+      // and read once; the answer window is re-read when the epoch changes (a governance change
+      // counts from the next epoch here; the contract sets each challenge's deadline itself).
+      const base = { address: rewardsAddress(this.clients), abi: firnRewardsAbi } as const;
+      const read = this.clients.public;
+      let clock = this.clock;
+      if (clock === undefined) {
+        const [genesis, epochLength] = await Promise.all([
+          read.readContract({ ...base, functionName: 'genesis' }),
+          read.readContract({ ...base, functionName: 'epochLength' }),
+        ]);
+        clock = { genesis: BigInt(genesis), epochLength: BigInt(epochLength) };
+        this.clock = clock;
+      }
+      const epoch = await read.readContract({ ...base, functionName: 'currentEpoch' });
+      const window =
+        this.window?.epoch === epoch
+          ? this.window
+          : { epoch, seconds: BigInt(await read.readContract({ ...base, functionName: 'answerWindow' })) };
+      this.window = window;
+      const head = await read.getBlock({ blockTag: 'latest' });
+      const epochEnds = clock.genesis + (epoch + 1n) * clock.epochLength;
+      if (head.timestamp + window.seconds < epochEnds) await this.challengeAll(epoch);
       await this.follow(head.timestamp);
-      await this.claim(epoch);
+      if (this.claimedThrough !== epoch) {
+        await this.claim(epoch);
+        this.claimedThrough = epoch;
+      }
     } finally {
       this.busy = false;
     }
@@ -103,24 +129,26 @@ export class LivenessChallenger {
       this.challengedIn.set(epoch, done);
       for (const e of this.challengedIn.keys()) if (e < epoch) this.challengedIn.delete(e);
     }
-    for (const node of await listNodes(this.clients, { status: [NodeStatus.Active] })) {
+    // The Active index only (2 calls): the full records (and their event scans over the chain's
+    // whole history) are not needed to challenge, and this runs on every poll of the epoch.
+    for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active)) {
       if (this.stopped) return;
-      if (done.has(node.enclaveId)) continue;
-      done.add(node.enclaveId);
-      if ((await getIneligibility(this.clients, node.enclaveId)) !== 0) continue;
+      if (done.has(enclaveId)) continue;
+      done.add(enclaveId);
+      if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
       try {
-        const { challenge } = await issueChallenge(this.clients, node.enclaveId);
+        const { challenge } = await issueChallenge(this.clients, enclaveId);
         this.open.set(challenge.challengeId, challenge);
         this.stats.issued++;
         this.opts.logger?.info('liveness challenge issued', {
-          enclaveId: node.enclaveId,
+          enclaveId,
           epoch: epoch.toString(),
           challengeId: challenge.challengeId,
         });
       } catch (e) {
         // AlreadyChallenged after a restart, or the node became ineligible meanwhile: not an error.
         this.opts.logger?.warn('liveness challenge not issued', {
-          enclaveId: node.enclaveId,
+          enclaveId,
           message: isFirnError(e) ? e.message : String(e),
         });
       }

@@ -1,6 +1,7 @@
 import {
   disputeJob,
   type FirnClients,
+  type FirnJob,
   firnJobMarketAbi,
   getJob,
   JobStatus,
@@ -81,8 +82,42 @@ export async function checkSubmittedProof(
   txHash: Hex,
   opts: ProofCheckerOptions = {},
 ): Promise<Omit<ProofVerdict, 'disputed'>> {
+  return checkProofAgainst(clients, await getJob(clients, jobId), txHash, opts);
+}
+
+/**
+ * The market's MAX_CLOCK_SKEW by market (chainId:address). It is a Solidity `constant`: read
+ * once per market, not once per proof.
+ */
+const maxClockSkew = new Map<string, Promise<bigint>>();
+
+function readMaxClockSkew(clients: FirnClients): Promise<bigint> {
+  const key = `${clients.addresses.chainId}:${clients.addresses.jobMarket.toLowerCase()}`;
+  let p = maxClockSkew.get(key);
+  if (p === undefined) {
+    p = clients.public
+      .readContract({
+        address: clients.addresses.jobMarket,
+        abi: firnJobMarketAbi,
+        functionName: 'MAX_CLOCK_SKEW',
+      })
+      .then(BigInt);
+    maxClockSkew.set(key, p);
+    // A failed read is not kept: the next proof reads it again.
+    p.catch(() => maxClockSkew.delete(key));
+  }
+  return p;
+}
+
+/** checkSubmittedProof on a job record already read (getJob) at or after the proof's block. */
+async function checkProofAgainst(
+  clients: FirnClients,
+  job: FirnJob,
+  txHash: Hex,
+  opts: ProofCheckerOptions,
+): Promise<Omit<ProofVerdict, 'disputed'>> {
+  const jobId = job.jobId;
   const reasons: { code: keyof typeof PROOF_DISPUTE_REASONS; text: string }[] = [];
-  const job = await getJob(clients, jobId);
   // Fact reasons are judged on the facts the market recorded at submitProof, exactly as the
   // contract will judge them: never on a transaction's calldata, which a relaying contract (an
   // operator that is a contract) can fill with anything while it forwards a valid proof.
@@ -96,11 +131,7 @@ export async function checkSubmittedProof(
     reasons.push({ code: 1, text: 'signer was not the enclave key at the proof block' });
   // The contract's own rule (FirnJobMarket._timesInvalid): the enclave's clock is not chain time,
   // so only an inverted interval or a finish past the deadline plus MAX_CLOCK_SKEW is a fact.
-  const skew = await clients.public.readContract({
-    address: clients.addresses.jobMarket,
-    abi: firnJobMarketAbi,
-    functionName: 'MAX_CLOCK_SKEW',
-  });
+  const skew = await readMaxClockSkew(clients);
   if (job.startedAt > job.finishedAt || job.finishedAt > job.deadline + skew)
     reasons.push({ code: 2, text: 'proof times invalid' });
   const seconds = job.finishedAt >= job.startedAt ? job.finishedAt - job.startedAt + 1n : 1n;
@@ -181,12 +212,15 @@ export class ProofChecker {
    * finalized), or the grace share of its challenge window passes with the result still unavailable
    * (then the reason to dispute). Chain reads that fail are retried and never count against the node.
    */
-  private async awaitResult(jobId: Hex): Promise<string | undefined> {
+  private async awaitResult(jobId: Hex, first?: FirnJob): Promise<string | undefined> {
     const fraction = this.opts.resultGraceFraction ?? 0.5;
+    // The first pass uses the record the proof check just read (the same chain state, one read fewer).
+    let known = first;
     for (let last: string | undefined; ; ) {
       if (this.stopped) return undefined;
       try {
-        const job = await getJob(this.clients, jobId);
+        const job = known ?? (await getJob(this.clients, jobId));
+        known = undefined;
         if (job.status !== JobStatus.Proved) return undefined;
         const r = await checkResultAvailable(this.clients, job, this.opts.result ?? {});
         if (r.available) return undefined;
@@ -207,9 +241,10 @@ export class ProofChecker {
 
   /** Check, and dispute when invalid and still disputable. */
   async handle(jobId: Hex, txHash: Hex): Promise<ProofVerdict> {
-    let v = await checkSubmittedProof(this.clients, jobId, txHash, this.opts);
+    const job = await getJob(this.clients, jobId);
+    let v = await checkProofAgainst(this.clients, job, txHash, this.opts);
     if (v.ok && this.opts.checkResults !== false) {
-      const missing = await this.awaitResult(jobId);
+      const missing = await this.awaitResult(jobId, job);
       if (missing !== undefined)
         v = { jobId, ok: false, reasonCode: DISPUTE_RESULT_UNAVAILABLE, reasons: [missing] };
     }

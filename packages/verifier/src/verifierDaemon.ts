@@ -4,7 +4,7 @@ import {
   createFirnClients,
   type FirnClients,
   firnRegistryAbi,
-  listNodes,
+  listEnclaveIdsByStatus,
   requireWallet,
   type FirnDeployment,
   getNode,
@@ -208,7 +208,32 @@ export class VerifierDaemon {
     this.sweeping = true;
     try {
       const me = requireWallet(this.clients).account.address;
-      const open = await listNodes(this.clients, { status: [NodeStatus.Pending, NodeStatus.Active] });
+      // The status indexes and each node's stored record: the votes need its status, round and
+      // rotation flag, not its published key and endpoint (getNode scans the registry's events
+      // over the chain's whole history for those, for every node, every sweep).
+      const ids = (
+        await Promise.all(
+          [NodeStatus.Pending, NodeStatus.Active].map((st) => listEnclaveIdsByStatus(this.clients, st)),
+        )
+      ).flat();
+      const open = (
+        await Promise.all(
+          ids.map(async (enclaveId) => {
+            const r = await this.clients.public.readContract({
+              address: this.opts.deployment.registry,
+              abi: firnRegistryAbi,
+              functionName: 'getNode',
+              args: [enclaveId],
+            });
+            return {
+              enclaveId,
+              status: r.status as NodeStatus,
+              rotationPending: r.rotationPending,
+              round: r.round,
+            };
+          }),
+        )
+      ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
       for (const n of open) {
         const rotation = n.status === NodeStatus.Active;
         if (rotation && !n.rotationPending) continue;

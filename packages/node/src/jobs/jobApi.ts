@@ -9,6 +9,7 @@ import {
   type FirnDeployment,
   failJob,
   finalizeJob,
+  firnJobMarketAbi,
   type FirnJob,
   getJob,
   JobStatus,
@@ -626,7 +627,7 @@ export class JobService {
       );
       let challengeEndsAt: number | undefined;
       try {
-        challengeEndsAt = Number((await getJob(this.clients, jobId)).challengeEndsAt);
+        challengeEndsAt = await this.challengeEndOf(jobId, tx.receipt.blockNumber);
       } catch {
         challengeEndsAt = undefined;
       }
@@ -799,9 +800,35 @@ export class JobService {
   }
 
   /**
+   * The end of a proved job's challenge window, unix seconds: the proof block's time plus the
+   * job's challenge window, as the market computes it at submitProof (FirnJobMarket: provedAt =
+   * block.timestamp, challengeEndsAt = provedAt + challengeWindow). Two reads (the stored record
+   * and the block) where getJob also scans the job's events over the chain's history.
+   */
+  private async challengeEndOf(jobId: Hex, proofBlock: bigint): Promise<number> {
+    const [record, block] = await Promise.all([
+      this.readJobRecord(jobId),
+      this.clients.public.getBlock({ blockNumber: proofBlock }),
+    ]);
+    return Number(block.timestamp) + Number(record.challengeWindow);
+  }
+
+  /** The market's stored job record (`getJob` view: status, window, no events). */
+  private readJobRecord(jobId: Hex) {
+    return this.clients.public.readContract({
+      address: this.clients.addresses.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'getJob',
+      args: [jobId],
+    });
+  }
+
+  /**
    * Finalize this node's proved jobs whose challenge window is over (chain time), so the operator
    * is paid without anyone typing a command. A job the chain already settled (paid, slashed) is
-   * recorded as such. Never throws.
+   * recorded as such. A job whose window end the node recorded is checked by its stored status
+   * alone (one call: the market's finalize checks the window and the status itself); only one
+   * without it is read whole (getJob: events included). Never throws.
    */
   async finalizeDue(): Promise<void> {
     if (!this.chainMonitor.up) return;
@@ -811,7 +838,13 @@ export class JobService {
       if (r.challengeEndsAt !== undefined && now <= r.challengeEndsAt) continue;
       const log = this.opts.logger.child({ jobId: r.jobId });
       try {
-        const onChain = await getJob(this.clients, r.jobId);
+        const onChain =
+          r.challengeEndsAt === undefined
+            ? await getJob(this.clients, r.jobId)
+            : {
+                status: (await this.readJobRecord(r.jobId)).status as JobStatus,
+                challengeEndsAt: BigInt(r.challengeEndsAt),
+              };
         if (r.challengeEndsAt === undefined && onChain.challengeEndsAt > 0n)
           this.safeUpdate(r.jobId, { challengeEndsAt: Number(onChain.challengeEndsAt) });
         if (onChain.status === JobStatus.Paid) {
