@@ -2,6 +2,7 @@ import {
   ChainRevertedError,
   claimVerifierReward,
   type FirnClients,
+  firnRegistryAbi,
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
@@ -21,6 +22,12 @@ import { decodeFunctionData, parseEventLogs } from 'viem';
 
 export interface LivenessChallengerOptions {
   pollIntervalMs?: number;
+  /**
+   * Longest time the Active index is trusted unchanged while its size is, ms (default 10 000):
+   * each poll reads the size (one call) and lists the index only when it changed, in a new epoch,
+   * or after this long.
+   */
+  relistMs?: number;
   logger?: {
     info(m: string, f?: Record<string, unknown>): void;
     warn(m: string, f?: Record<string, unknown>): void;
@@ -76,6 +83,8 @@ export class LivenessChallenger {
   private clock: { genesis: bigint; epochLength: bigint } | undefined;
   /** The answer window (governance may change it: re-read once per epoch). */
   private window: { epoch: bigint; seconds: bigint } | undefined;
+  /** The last read of the Active index: its epoch, size and time (performance.now()). */
+  private listed: { epoch: bigint; count: bigint; at: number } | undefined;
   /** Last epoch whose end the reward claim and the withdrawal check ran for. */
   private claimedThrough: bigint | undefined;
 
@@ -129,8 +138,26 @@ export class LivenessChallenger {
       this.challengedIn.set(epoch, done);
       for (const e of this.challengedIn.keys()) if (e < epoch) this.challengedIn.delete(e);
     }
-    // The Active index only (2 calls): the full records (and their event scans over the chain's
-    // whole history) are not needed to challenge, and this runs on every poll of the epoch.
+    // The Active index only: the full records (and their event scans over the chain's whole
+    // history) are not needed to challenge. While its size is the one last listed this epoch, the
+    // index is listed again only every relistMs (a node that left while another joined is then
+    // challenged at most that late); a change in size lists it at once.
+    const count = await this.clients.public.readContract({
+      address: this.clients.addresses.registry,
+      abi: firnRegistryAbi,
+      functionName: 'countByStatus',
+      args: [NodeStatus.Active],
+    });
+    const at = performance.now();
+    const last = this.listed;
+    if (
+      last !== undefined &&
+      last.epoch === epoch &&
+      last.count === count &&
+      at - last.at < (this.opts.relistMs ?? 10_000)
+    )
+      return;
+    this.listed = { epoch, count, at };
     for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active)) {
       if (this.stopped) return;
       if (done.has(enclaveId)) continue;

@@ -74,6 +74,12 @@ export interface VerifierDaemonOptions {
   >;
   /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
   challengeLiveness?: boolean;
+  /**
+   * The liveness challenger's poll period, ms (default: pollIntervalMs, at least 2000). Its duty
+   * is once an epoch per node (minutes on a real chain, 15 s on the devnet) and the answer window
+   * is the node's, not the verifier's: a sub-second poll only added chain reads.
+   */
+  livenessPollIntervalMs?: number;
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
   sweepIntervalMs?: number;
   /**
@@ -183,7 +189,7 @@ export class VerifierDaemon {
     }
     if (this.opts.challengeLiveness !== false && this.opts.deployment.rewards !== undefined) {
       this.liveness = new LivenessChallenger(this.clients, {
-        pollIntervalMs: this.opts.pollIntervalMs ?? 500,
+        pollIntervalMs: this.opts.livenessPollIntervalMs ?? Math.max(this.opts.pollIntervalMs ?? 500, 2000),
         logger: this.opts.logger,
       });
       this.liveness.start();
