@@ -1,4 +1,12 @@
-import { type FirnClients, getJob, getNode, isMeasurementAllowed, JobStatus, NodeStatus } from '@firn/chain';
+import {
+  type FirnClients,
+  firnRegistryAbi,
+  getJob,
+  isMeasurementAllowed,
+  JobStatus,
+  NodeStatus,
+  toChainError,
+} from '@firn/chain';
 import { type Hex, hexBytes, parseWorkProofJson, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 
@@ -51,8 +59,21 @@ export async function verifyWorkProof(
   } catch {
     reasons.push('signature does not recover');
   }
-  const node = await getNode(clients, proof.enclaveId);
-  if (node.status !== NodeStatus.Active) reasons.push(`node is ${NodeStatus[node.status]}, not Active`);
+  // The registry's stored record: status, enclave address, measurement and TEE type are all the
+  // checks below need (getNode would also scan the registry's events since deployment for the
+  // node's published KEM key and endpoint, which play no part in a proof).
+  const node = await clients.public
+    .readContract({
+      address: clients.addresses.registry,
+      abi: firnRegistryAbi,
+      functionName: 'getNode',
+      args: [proof.enclaveId],
+    })
+    .catch((e: unknown) => {
+      throw toChainError(e, 'getNode');
+    });
+  if (node.status !== NodeStatus.Active)
+    reasons.push(`node is ${NodeStatus[node.status as NodeStatus]}, not Active`);
   if (signer !== undefined && !same(signer, node.enclaveAddress))
     reasons.push('signer is not the registered enclave address');
   if (!same(node.measurement, proof.measurement)) reasons.push('measurement differs from the registered one');
