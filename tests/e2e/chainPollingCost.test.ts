@@ -15,11 +15,14 @@ import {
   getChallenge,
   getRewardsState,
   issueChallenge,
+  type RegistrationEvent,
+  registerNode,
 } from '@firn/chain';
+import { randomBytes } from 'node:crypto';
 import { attestNode } from '@firn/client';
-import type { Hex } from '@firn/core';
+import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
 import { LivenessService } from '@firn/node';
-import { LivenessChallenger } from '@firn/verifier';
+import { LivenessChallenger, VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
@@ -27,13 +30,15 @@ import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 const EPOCH = 30;
 const ANSWER_WINDOW = 10;
 let net: TestNetwork;
-let proxy: { url: string; counts: Map<string, number>; server: Server };
+let proxy: { url: string; counts: Map<string, number>; logsFrom: bigint[]; server: Server };
 let operator: FirnClients;
 let enclaveId: Hex;
 
 /** A JSON-RPC proxy in front of anvil that counts the methods it forwards (batches included). */
 async function countingProxy(target: string) {
   const counts = new Map<string, number>();
+  /** fromBlock of each eth_getLogs forwarded. */
+  const logsFrom: bigint[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -41,8 +46,11 @@ async function countingProxy(target: string) {
       const body = Buffer.concat(chunks).toString('utf8');
       try {
         const parsed = JSON.parse(body) as { method?: string } | { method?: string }[];
-        for (const m of Array.isArray(parsed) ? parsed : [parsed])
+        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
           counts.set(m.method ?? '?', (counts.get(m.method ?? '?') ?? 0) + 1);
+          const from = (m as { params?: { fromBlock?: string }[] }).params?.[0]?.fromBlock;
+          if (m.method === 'eth_getLogs' && typeof from === 'string') logsFrom.push(BigInt(from));
+        }
       } catch {
         counts.set('?', (counts.get('?') ?? 0) + 1);
       }
@@ -58,7 +66,7 @@ async function countingProxy(target: string) {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, counts, server };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, counts, logsFrom, server };
 }
 
 const count = (m: string) => proxy.counts.get(m) ?? 0;
@@ -184,5 +192,56 @@ describe('chain reads of the background pollers', () => {
     const node = await attestNode(requester, { ...base, node: net.node.url });
     expect(node.enclaveId.toLowerCase()).toBe(enclaveId.toLowerCase());
     expect(proxy.counts.get('eth_call') ?? 0).toBeGreaterThan(0);
+  }, 60_000);
+
+  // Last: it stops the network's own verifiers so a registration stays Pending.
+  it("the verifier's vote sweep scans only new blocks for registrations and still finds a round it has not voted in", async () => {
+    for (const v of net.verifiers) v.stop();
+    const c = createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[5]!.privateKey, net.deployment, {
+      pollingIntervalMs: 50,
+    });
+    const pending = bytesToHex(randomBytes(32)) as Hex;
+    await registerNode(c, {
+      enclaveId: pending,
+      teeType: TEE_TYPES.simulated,
+      measurement: net.bundleMeasurement,
+      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
+      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
+      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
+      endpoint: 'http://127.0.0.1:1',
+      evidenceDigest: bytesToHex(randomBytes(32)) as Hex,
+      stake: parseEther('1'),
+    });
+    const daemon = new VerifierDaemon({
+      rpcUrl: proxy.url,
+      verifierKey: net.anvil.accounts[2]!.privateKey,
+      deployment: net.deployment,
+      policy: net.policy,
+      roots: net.roots,
+      logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
+    });
+    const seen: RegistrationEvent[] = [];
+    daemon.onRegistration = async (e) => {
+      seen.push(e);
+    };
+    proxy.counts.clear();
+    proxy.logsFrom.length = 0;
+    await daemon.sweep();
+    // The first sweep scans from the deployment block once and finds the open round.
+    expect(proxy.logsFrom).toEqual([net.deployment.deployBlock]);
+    expect(seen.map((e) => e.enclaveId.toLowerCase())).toContain(pending.toLowerCase());
+    expect(seen.find((e) => e.enclaveId.toLowerCase() === pending.toLowerCase())?.kind).toBe('registered');
+    // The next sweep, with no new block, scans nothing and still finds the round (not voted yet).
+    seen.length = 0;
+    proxy.logsFrom.length = 0;
+    await daemon.sweep();
+    expect(proxy.logsFrom).toEqual([]);
+    expect(seen.map((e) => e.enclaveId.toLowerCase())).toContain(pending.toLowerCase());
+    // After a new block, only the blocks since the last sweep are scanned.
+    const before = await c.public.getBlockNumber({ cacheTime: 0 });
+    await increaseTime(net.anvil.rpcUrl, 1);
+    await daemon.sweep();
+    expect(proxy.logsFrom.length).toBe(1);
+    expect(proxy.logsFrom[0]).toBe(before + 1n);
   }, 60_000);
 });

@@ -4,7 +4,7 @@ import {
   createFirnClients,
   type FirnClients,
   firnRegistryAbi,
-  listEnclaveIdsByStatus,
+  getLogsPaged,
   requireWallet,
   type FirnDeployment,
   getNode,
@@ -24,6 +24,7 @@ import {
   teeTypeName,
 } from '@firn/core';
 import { join } from 'node:path';
+import { toEventSelector } from 'viem';
 import { CursorStore } from './cursorStore.ts';
 import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
@@ -91,6 +92,12 @@ export interface VerifierDaemonOptions {
   maxBackoffMs?: number;
 }
 
+const NODE_REGISTERED = toEventSelector(
+  firnRegistryAbi.find((x) => x.type === 'event' && x.name === 'NodeRegistered') as Parameters<
+    typeof toEventSelector
+  >[0],
+);
+
 /**
  * True when a refusal comes from a service of the verifier itself (PCS/PCCS, RIM service, OCSP
  * responder: E_UNAVAILABLE), which is no fact about the node; the daemon abstains instead of voting.
@@ -121,6 +128,10 @@ export class VerifierDaemon {
   private sweeping = false;
   /** Rounds this verifier is voting on now (event and sweep never vote twice at once). */
   private readonly inFlight = new Set<string>();
+  /** Enclave IDs registered up to block `sweptTo - 1` whose record may still hold an open round. */
+  private readonly registered = new Set<Hex>();
+  /** Next block the sweep scans for NodeRegistered. */
+  private sweptTo: bigint;
   /** Rounds this verifier cannot vote in (joined after the snapshot, round closed): the sweep skips them. */
   private readonly settled = new Set<string>();
   /** The Work Proof re-checker, when enabled. */
@@ -131,6 +142,7 @@ export class VerifierDaemon {
 
   constructor(opts: VerifierDaemonOptions) {
     this.opts = opts;
+    this.sweptTo = opts.deployment.deployBlock;
     this.clients = createFirnClients(opts.rpcUrl, opts.verifierKey, opts.deployment, {
       pollingIntervalMs: opts.pollIntervalMs ?? 200,
     });
@@ -214,29 +226,44 @@ export class VerifierDaemon {
     this.sweeping = true;
     try {
       const me = requireWallet(this.clients).account.address;
-      // The status indexes and each node's stored record: the votes need its status, round and
-      // rotation flag, not its published key and endpoint (getNode scans the registry's events
-      // over the chain's whole history for those, for every node, every sweep).
-      const ids = (
-        await Promise.all(
-          [NodeStatus.Pending, NodeStatus.Active].map((st) => listEnclaveIdsByStatus(this.clients, st)),
-        )
-      ).flat();
+      // Every Enclave ID ever registered (NodeRegistered), scanned incrementally: only the blocks
+      // since the last sweep, not the chain's whole history every 5 s. Each one's stored record
+      // then says whether a round is open (Pending, or Active with a key rotation pending); the
+      // vote needs its status, round and rotation flag, not its published key and endpoint.
+      const head = await this.clients.public.getBlockNumber({ cacheTime: 0 });
+      if (head >= this.sweptTo) {
+        const logs = await getLogsPaged(
+          this.clients,
+          {
+            address: this.opts.deployment.registry,
+            topics: [NODE_REGISTERED],
+            fromBlock: this.sweptTo,
+            toBlock: head,
+          },
+          'NodeRegistered',
+        );
+        for (const l of logs)
+          if (l.topics[1] !== undefined) this.registered.add(l.topics[1].toLowerCase() as Hex);
+        this.sweptTo = head + 1n;
+      }
       const open = (
         await Promise.all(
-          ids.map(async (enclaveId) => {
+          [...this.registered].map(async (enclaveId) => {
             const r = await this.clients.public.readContract({
               address: this.opts.deployment.registry,
               abi: firnRegistryAbi,
               functionName: 'getNode',
               args: [enclaveId],
             });
-            return {
-              enclaveId,
-              status: r.status as NodeStatus,
-              rotationPending: r.rotationPending,
-              round: r.round,
-            };
+            const status = r.status as NodeStatus;
+            // Refused, exited or slashed: no round can open again without a new NodeRegistered.
+            if (
+              status === NodeStatus.Rejected ||
+              status === NodeStatus.Exited ||
+              status === NodeStatus.Slashed
+            )
+              this.registered.delete(enclaveId);
+            return { enclaveId, status, rotationPending: r.rotationPending, round: r.round };
           }),
         )
       ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
