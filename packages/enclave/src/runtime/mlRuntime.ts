@@ -193,9 +193,8 @@ export interface ChildProcessRuntimeOptions {
   /** Called with each child's pid when it starts (tests use it to crash the child). */
   onSpawn?: (pid: number) => void;
   /**
-   * Runs before a job's or a session's own child is forked, and for a spare child once it has
-   * loaded every runtime file, instead of before its fork (it may be handed a job only after this);
-   * a throw refuses the job, or drops the spare. The enclave
+   * Runs before every child is forked, and again once a spare child has loaded every runtime file
+   * (before it may be handed a job); a throw refuses the job, or drops the spare. The enclave
    * re-checks its image here: a child loads the entry, onnxruntime, TensorFlow.js's WebAssembly
    * and the Node binary from disk after the check at start
    * (docs/decisions/1330-spare-child-checked-after-load.md).
@@ -204,7 +203,7 @@ export interface ChildProcessRuntimeOptions {
   /**
    * Keep one child started and warmed ahead of the next job (docs/decisions/1280-spare-ml-child.md):
    * started from the same entry, with the same (empty) environment, when the runtime is created and
-   * again after each job that took it; it loads every ML engine, then the image is checked
+   * again after each job that took it; it loads every ML engine, then the image is checked again
    * (`beforeSpawn`), then it warms; handed to one job only (once checked, warm or not) and stopped
    * when that job ends, never reused (decision 1330). Default false (every job starts its own child).
    */
@@ -249,14 +248,10 @@ class RuntimeChild {
   private nextId = 1;
   private exited: FirnError | undefined;
 
-  /**
-   * `checkFirst`: run the image check (`beforeSpawn`) before the fork; a spare passes false, as it
-   * is checked once it has loaded its engines, before it can be handed any job (decision 1330).
-   */
-  constructor(opts: ChildProcessRuntimeOptions, checkFirst = true) {
+  constructor(opts: ChildProcessRuntimeOptions) {
     // No environment, no inherited stdio: the child gets nothing but what each request carries, and
     // nothing it prints (a runtime's diagnostics may name model internals) reaches the host's logs.
-    if (checkFirst) opts.beforeSpawn?.();
+    opts.beforeSpawn?.();
     this.child = fork(opts.modulePath, opts.args ?? [], {
       execArgv: opts.execArgv ?? [],
       env: {},
@@ -404,10 +399,9 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     if (!opts.spare || closed || spare !== undefined) return;
     let child: RuntimeChild;
     try {
-      // Not checked before its fork: the one check that counts is the one after its engines loaded.
-      child = new RuntimeChild(opts, false);
+      child = new RuntimeChild(opts);
     } catch {
-      // The fork failed: the next job starts its own child and reports why.
+      // beforeSpawn refused (the image changed): the next job starts its own child and reports why.
       return;
     }
     child.setIdle(true);

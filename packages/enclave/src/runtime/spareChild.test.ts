@@ -129,38 +129,35 @@ describe('spare ML child', () => {
     expect(spawned).toContain(r.pid as number);
   }, 120_000);
 
-  it('is checked once its engines are loaded, before any job; a change found then drops it and jobs fail typed', async () => {
+  it('is checked before its fork and again once its engines are loaded; a change found then drops it and jobs fail typed', async () => {
     let checks = 0;
-    let refuse = false;
+    let refuseFrom = Number.POSITIVE_INFINITY;
     const mapped: string[] = [];
     const { runtime, spawned } = spareRuntime({
       beforeSpawn: () => {
         checks++;
-        // The spare's check comes after it loaded its engines: onnxruntime's native binding and
-        // shared library are mapped into it by then (nothing is left to load later).
-        if (checks === 1 && spawned[0] !== undefined)
+        // The second check is the spare's, after it loaded its engines: onnxruntime's native
+        // binding and shared library are mapped into it by then (nothing is left to load later).
+        if (checks === 2 && spawned[0] !== undefined)
           mapped.push(readFileSync(`/proc/${spawned[0]}/maps`, 'utf8'));
-        if (refuse) throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed');
+        if (checks >= refuseFrom) throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed');
       },
     });
-    // The image changes while the spare starts and loads its engines: its check refuses it.
-    refuse = true;
+    // The image changes while the spare loads its engines: the check after the load refuses it.
+    refuseFrom = 2;
     await runtime.spareReady();
-    expect(checks).toBe(1);
-    expect(spawned).toHaveLength(1);
+    expect(checks).toBe(2);
     expect(mapped[0]).toMatch(/onnxruntime_binding\.node/);
     expect(mapped[0]).toMatch(/libonnxruntime\.so/);
     await gone(spawned[0]!);
-    // The dropped spare is never handed a job: the job starts its own child, whose check (before
-    // its fork) refuses it.
+    // The dropped spare is never handed a job: the job starts its own child, whose check refuses it.
     await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
-    expect(checks).toBe(2);
-    // The spare after it is forked, checked after its load, and dropped too; so is the next job.
     await runtime.spareReady();
-    expect(checks).toBe(3);
-    expect(spawned).toHaveLength(2);
-    await gone(spawned[1]!);
     await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    // Checks: the spare's fork, its post-load check, the job's own child, the spare after it
+    // (refused before its fork), the second job's own child, the spare after that.
+    expect(checks).toBe(6);
+    expect(spawned).toHaveLength(1);
   }, 120_000);
 
   it('a change after the post-load check never reaches the checked spare, and refuses every later child', async () => {
@@ -173,20 +170,19 @@ describe('spare ML child', () => {
       },
     });
     await runtime.spareReady();
-    expect(checks).toBe(1);
+    expect(checks).toBe(2);
     // The spare holds every runtime file it will run, checked after loading: the hand-over needs
     // no check, and the job runs in it.
     refuse = true;
     const r = await run(runtime, 'probe');
     expect(r.pid).toBe(spawned[0]);
-    expect(checks).toBe(1);
-    // The next spare (forked after the change) is refused by its check and dropped; the next job's
-    // own child is refused before its fork.
-    await runtime.spareReady();
-    expect(checks).toBe(2);
-    await gone(spawned[1]!);
-    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    // The only check since is the next spare's, before its fork (run() ends with jobFinished): refused.
     expect(checks).toBe(3);
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(1);
+    // So is the next job's own child.
+    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    expect(checks).toBe(5);
   }, 120_000);
 
   it('a job that arrives while the spare warms takes it once checked and cuts the warm-up short', async () => {
