@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildJobRequest, jobCommitments, sealInput } from '@firn/client';
+import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, sha256 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
@@ -12,13 +12,13 @@ import { buildEnclaveImage } from '../../packages/node/src/enclaveImage.ts';
 import { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
 import { createLogger } from '../../packages/node/src/logger.ts';
 
-// Attack (malicious host): the enclave checks its image before every ML child is forked, because
-// a child loads onnxruntime's native binding from the image on disk (docs/enclave-image.md). The
-// spare child (decision 1280) is forked and checked when the enclave starts or after the previous
-// job, but it loads onnxruntime only when an inference job reaches it, with no check in between
-// (the warm-up runs TensorFlow.js only). A host that replaces ort/onnxruntime_binding.node after
-// the spare was forked gets its native code run inside the child that holds the requester's
-// decrypted model and inputs, under the unchanged measurement.
+// Attack (malicious host): a child loads onnxruntime's native binding and TensorFlow.js's
+// WebAssembly from the image on disk (docs/enclave-image.md). The spare child (decision 1280) is
+// started ahead of its job; if it loaded an engine only when a job reached it, a host that replaces
+// ort/onnxruntime_binding.node (or a wasm file) while it waits would get its native code run inside
+// the child that holds the requester's decrypted model and inputs, under the unchanged
+// measurement. Decision 1330: the spare loads every engine first, then the image is checked; a
+// job never reaches a spare before that check, and every child started later is checked too.
 const root = mkdtempSync(join(tmpdir(), 'firn-attack-spare-ort-'));
 const image = await buildEnclaveImage(join(root, 'image'));
 const platformPath = join(root, 'platform.json');
@@ -40,7 +40,7 @@ describe('attack: swap onnxruntime in the image while a spare ML child waits', (
     sup.start();
     await sup.ready();
     const identity = await sup.call<{ enclaveId: Hex; kemPublicKey: Hex; enclaveAddress: Hex }>('init', {});
-    // The spare was forked (and the image checked) when the runtime was created; let it warm.
+    // The spare was forked when the runtime was created; let it load its engines and be checked.
     await new Promise((r) => setTimeout(r, 5_000));
 
     // The host's "binding": a shared object whose constructor runs as soon as it is loaded.
@@ -58,6 +58,10 @@ __attribute__((constructor)) static void evil(void) {
     const ort = join(image.dir, 'ort', 'onnxruntime_binding.node');
     renameSync(ort, join(root, 'real-binding.node'));
     execFileSync('cc', ['-shared', '-fPIC', '-o', ort, c]);
+    // TensorFlow.js's WebAssembly too: a module that does not compile (a backend that loaded it
+    // now would fail or fall back to the pure-JS one).
+    for (const f of readdirSync(join(image.dir, 'wasm')))
+      writeFileSync(join(image.dir, 'wasm', f), new Uint8Array([0, 0x61, 0x73, 0x6d, 9, 9, 9, 9]));
 
     const dir = mkdtempSync(join(root, 'job-'));
     const requester = generateSigningKey();
@@ -92,8 +96,8 @@ __attribute__((constructor)) static void evil(void) {
       grantExpiresAt: now + 600,
       grantIssuedAt: now - 60,
     });
-    const outcome = await sup
-      .call('runJob', {
+    const runJob = (jobId: Hex, built: Awaited<ReturnType<typeof buildJobRequest>>) =>
+      sup!.call<{ outputs: { role: string; path: string }[] }>('runJob', {
         jobId,
         enc: built.body.enc,
         request: built.body.ciphertext,
@@ -101,17 +105,49 @@ __attribute__((constructor)) static void evil(void) {
         onChain: jobCommitments('inference', {}, inputs),
         domain,
         outputDir: dir,
-      })
-      .then(
-        () => 'ran',
-        (e: { code?: string }) => e.code ?? 'error',
-      );
+      });
+    const outcome = await runJob(jobId, built).then(
+      async (r) => {
+        // Run, then only by the measured code: the output is the model's (y = 3x).
+        const o = r.outputs.find((x) => x.role === 'output')!;
+        const y = JSON.parse(
+          new TextDecoder().decode(
+            (await openOutput(new Uint8Array(readFileSync(o.path)), kem.privateKey)).bytes,
+          ),
+        ) as { y: { data: number[] } };
+        return `ran ${JSON.stringify(y.y.data)}`;
+      },
+      (e: { code?: string }) => e.code ?? 'error',
+    );
 
     // The promise: code the requester did not attest never runs next to its plaintext. Either the
     // enclave refuses the changed image (the job fails, the escrow comes back) or it runs only the
-    // measured code.
-    const leaked = existsSync(leak) ? readFileSync(leak, 'utf8') : '';
-    expect(leaked, `host code ran in the job's ML child (job outcome: ${outcome})`).toBe('');
-    expect(outcome).toBe('E_IMAGE_MISMATCH');
+    // measured code: the spare had loaded every engine, and been checked, before the swap.
+    const leaked = () => (existsSync(leak) ? readFileSync(leak, 'utf8') : '');
+    expect(leaked(), `host code ran in the job's ML child (job outcome: ${outcome})`).toBe('');
+    expect(['ran [3,6]', 'E_IMAGE_MISMATCH']).toContain(outcome);
+
+    // Every child started after the swap is refused: the next job fails typed, and still no host
+    // code ran (the next spare is checked after it loads, and dropped; the job's own child is
+    // checked before its fork).
+    const jobId2 = bytesToHex(sha256(new TextEncoder().encode(`swap2-${now}`)));
+    const built2 = await buildJobRequest({
+      jobId: jobId2,
+      kind: 'inference',
+      inputs,
+      params: {},
+      requesterKey: bytesToHex(requester.privateKey),
+      enclave: identity,
+      resultRecipient: kem.publicKey,
+      domain,
+      grantExpiresAt: now + 600,
+      grantIssuedAt: now - 60,
+    });
+    const second = await runJob(jobId2, built2).then(
+      () => 'ran',
+      (e: { code?: string }) => e.code ?? 'error',
+    );
+    expect(second).toBe('E_IMAGE_MISMATCH');
+    expect(leaked()).toBe('');
   }, 120_000);
 });

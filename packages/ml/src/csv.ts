@@ -22,12 +22,77 @@ function dataError(message: string, details?: Record<string, number | string>): 
 }
 
 /**
- * Split CSV text into records with csv-parse (RFC 4180: a double-quoted field may hold the
+ * Split CSV text into records as csv-parse does (RFC 4180: a double-quoted field may hold the
  * delimiter, a line break (LF or CRLF) and "" for a quote). Blank lines are skipped and fields
  * trimmed; rows of unequal width are reported by the caller, which knows the header. csv-parse's
- * own messages can quote data, so only its error code and record number are passed on.
+ * own messages can quote data, so only its error code and record number are passed on. A plain
+ * table (no quote; see `splitPlainRecords`) is split by a faster loop with the same result;
+ * `engine: 'csv-parse'` forces the general parser (the tests compare the two). Raises
+ * E_DATA_INVALID (more than maxRows rows, a row over maxCols columns, a parse error).
  */
-function splitRecords(text: string, delim: string, maxRows: number, maxCols: number): string[][] {
+export function splitRecords(
+  text: string,
+  delim: string,
+  maxRows: number,
+  maxCols: number,
+  engine: 'auto' | 'csv-parse' = 'auto',
+): string[][] {
+  let rows: string[][] | undefined = engine === 'auto' ? splitPlainRecords(text, delim, maxRows) : undefined;
+  if (rows === undefined) rows = splitWithCsvParse(text, delim, maxRows);
+  if (rows.length > maxRows + 1) throw dataError(`more than ${maxRows} rows`);
+  rows = rows.filter((r) => !(r.length === 1 && r[0] === ''));
+  rows.forEach((r, i) => {
+    if (r.length > maxCols) throw dataError(`row ${i + 1} has more than ${maxCols} columns`, { row: i + 1 });
+  });
+  return rows;
+}
+
+/** csv-parse's largest record, characters (as its max_record_size below). */
+const MAX_RECORD_CHARS = 64 * 1024 * 1024;
+
+/** Characters csv-parse's `trim` drops before a field (its right trim is String#trimEnd). */
+const isLeftTrimmed = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10 || c === 12;
+
+/**
+ * The records of a CSV without a double quote, a lone carriage return, a second byte-order mark
+ * or an over-long line, split as csv-parse splits them with the options of `splitWithCsvParse`
+ * (LF or CRLF records, fields trimmed as its `trim` does, blank lines skipped, at most
+ * maxRows + 2 records); undefined for any other text, which csv-parse then parses. Most datasets
+ * are such plain tables, and this loop runs several times faster than the general parser, more on
+ * a cold JIT (a fresh ML child). Equivalence is tested against csv-parse on random tables
+ * (csv.test.ts).
+ */
+function splitPlainRecords(text: string, delim: string, maxRows: number): string[][] | undefined {
+  if (delim.length !== 1 || ' \t\f\r\n"'.includes(delim)) return undefined;
+  if (text.includes('"') || text.charCodeAt(0) === 0xfeff) return undefined;
+  const rows: string[][] = [];
+  const n = text.length;
+  for (let start = 0; start < n; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = n;
+    const lineEnd = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
+    if (lineEnd - start > MAX_RECORD_CHARS) return undefined;
+    const line = text.slice(start, lineEnd);
+    start = end + 1;
+    if (line.includes('\r')) return undefined;
+    const fields = line.split(delim);
+    let blank = false;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i]!;
+      let a = 0;
+      while (a < f.length && isLeftTrimmed(f.charCodeAt(a))) a++;
+      blank = fields.length === 1 && a === f.length;
+      fields[i] = (a === 0 ? f : f.slice(a)).trimEnd();
+    }
+    // A line of nothing but left-trimmed characters is an empty line to csv-parse: skipped, uncounted.
+    if (blank) continue;
+    rows.push(fields);
+    if (rows.length >= maxRows + 2) break;
+  }
+  return rows;
+}
+
+function splitWithCsvParse(text: string, delim: string, maxRows: number): string[][] {
   let rows: string[][];
   try {
     rows = parseCsvText(text, {
@@ -57,11 +122,6 @@ function splitRecords(text: string, delim: string, maxRows: number, maxCols: num
       row === undefined ? {} : { row },
     );
   }
-  if (rows.length > maxRows + 1) throw dataError(`more than ${maxRows} rows`);
-  rows = rows.filter((r) => !(r.length === 1 && r[0] === ''));
-  rows.forEach((r, i) => {
-    if (r.length > maxCols) throw dataError(`row ${i + 1} has more than ${maxCols} columns`, { row: i + 1 });
-  });
   return rows;
 }
 

@@ -83,6 +83,13 @@ export interface TrainParams {
   /** Smallest decrease of the validation loss that counts as an improvement (default 0). */
   minDelta?: number;
   onEpoch?: (e: EpochEvent) => void;
+  /**
+   * Stop at the next epoch boundary once aborted (after at least one epoch), returning the
+   * epochs run so far. With a signal the loop yields one macrotask between epochs, so a message
+   * that aborts it can arrive; without one (every job) the loop never yields. The ML runtime's
+   * spare child passes one to its warm-up (docs/decisions/1330-spare-child-checked-after-load.md).
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -250,6 +257,10 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
       const e: EpochEvent = { epoch, loss, valLoss, metrics };
       history.push(e);
       p.onEpoch?.(e);
+      if (p.signal !== undefined) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (p.signal.aborted) break;
+      }
       if (p.patience !== undefined && valLoss !== null) {
         if (valLoss < best.valLoss - (p.minDelta ?? 0)) best = { epoch, valLoss };
         else if (epoch - best.epoch >= p.patience) {

@@ -2,12 +2,35 @@ import { parseCsv } from './csv.ts';
 import { mlpDefinition } from './modelDefinition.ts';
 import { exportOnnx } from './onnxExport.ts';
 import { createPrng } from './prng.ts';
-import type { TfBackendName } from './tfBackend.ts';
+import { initTfBackend, type TfBackendName } from './tfBackend.ts';
 import { trainModel } from './train.ts';
 
 /** Rows, features, epochs and batch size of `warmTraining`'s synthetic job. */
 // About 10k samples: a fresh process's JIT then trains close to a long-warmed one (a third of that did not).
 export const WARM_TRAINING = { rows: 1280, features: 4, hidden: [64, 32], epochs: 8, batchSize: 32 } as const;
+
+/** What `loadMlEngines` loaded. */
+export interface LoadedMlEngines {
+  /** The TensorFlow.js backend selected (its WebAssembly compiled and instantiated). */
+  tfBackend: TfBackendName;
+  /** onnxruntime-node's native binding and shared library are mapped into this process. */
+  onnxRuntime: true;
+}
+
+/**
+ * Load every runtime file an ML job can load, before any job is known: TensorFlow.js's wasm
+ * backend (its WebAssembly binary, from the directory `setTfWasmDir` names) and onnxruntime's
+ * native binding with its shared library. After this call the process reads no further code
+ * from disk, so a check of those files made afterwards covers everything a later job runs (the
+ * ML runtime's spare child, docs/decisions/1330-spare-child-checked-after-load.md). Raises what
+ * the engines raise when they cannot load (a missing or corrupt file).
+ */
+export async function loadMlEngines(): Promise<LoadedMlEngines> {
+  const tfBackend = await initTfBackend('wasm');
+  // The binding loads libonnxruntime when its module is evaluated (see inference.ts).
+  await import('onnxruntime-node');
+  return { tfBackend, onnxRuntime: true };
+}
 
 /**
  * Start the training engine ahead of a job, in a process that has not trained yet (the ML
@@ -17,10 +40,22 @@ export const WARM_TRAINING = { rows: 1280, features: 4, hidden: [64, 32], epochs
  * engine's JavaScript is then compiled and its kernels set up before any job's data arrives. It
  * reads no input and no key, and changes no later result: training depends only on its own
  * inputs and seed (the same weights with or without this call; see warmTraining.test.ts).
- * Returns the backend selected. Raises only on an engine failure (E_JOB_FAILED).
+ * `opts.signal` stops it early: before it starts, or at its next epoch boundary (one macrotask is
+ * yielded between epochs so the message that aborts it can arrive); a job that arrives while the
+ * spare warms then waits for one epoch at most. Returns the backend selected. Raises only on an
+ * engine failure (E_JOB_FAILED).
  */
-export async function warmTraining(backend: TfBackendName = 'wasm'): Promise<TfBackendName> {
+export async function warmTraining(
+  backend: TfBackendName = 'wasm',
+  opts: { signal?: AbortSignal } = {},
+): Promise<TfBackendName> {
   const { rows, features, hidden, epochs, batchSize } = WARM_TRAINING;
+  const signal = opts.signal;
+  if (signal !== undefined) {
+    // A job that is already waiting is answered before any warm-up work starts.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (signal.aborted) return initTfBackend(backend);
+  }
   const rng = createPrng(7);
   const lines = [`${Array.from({ length: features }, (_, c) => `f${c}`).join(',')},label`];
   for (let r = 0; r < rows; r++) {
@@ -43,7 +78,8 @@ export async function warmTraining(backend: TfBackendName = 'wasm'): Promise<TfB
     seed: 1,
     validationSplit: 0.25,
     backend,
+    ...(signal === undefined ? {} : { signal }),
   });
-  exportOnnx(r);
+  if (!signal?.aborted) exportOnnx(r);
   return r.metrics.backend;
 }

@@ -29,6 +29,8 @@ import { FIRST_PARTY_SERVED, WORKLOADS } from './workloads/index.ts';
 // In-process: the enclave program with the job handler, no host and no chain. The host side is
 // played by hand (files in a temp dir); the on-chain values are computed as a requester would.
 const NOW = 1_750_000_000;
+/** The enclave's clock (host time); a test moves it and puts it back. */
+let clock = NOW;
 const dir = mkdtempSync(join(tmpdir(), 'firn-runjob-'));
 const root = await createSimulatedRoot();
 const platform = await createSimulatedPlatform(root);
@@ -45,13 +47,13 @@ const program = createEnclaveProgram(
     runJob: createRunJobHandler({
       workloads: WORKLOADS,
       served: FIRST_PARTY_SERVED,
-      now: () => NOW,
+      now: () => clock,
       preflight,
     }),
     preflightJob: createPreflightJobHandler({
       workloads: WORKLOADS,
       served: FIRST_PARTY_SERVED,
-      now: () => NOW,
+      now: () => clock,
       preflight,
     }),
   },
@@ -240,6 +242,18 @@ describe('enclave runJob (inference, in process)', () => {
     writeFileSync(path, b);
     await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_ARTIFACT_TAMPERED' });
     expect(id).toMatch(/^0x/);
+  });
+
+  it('a grant that expires between pre-flight and runJob fails the run (the pre-flight skips only the signature re-check)', async () => {
+    const { params } = await prepare({ expiresAt: NOW + 30 });
+    const { outputDir: _, ...pre } = params;
+    await expect(program.handle('preflightJob', pre)).resolves.toEqual({ ok: true });
+    clock = NOW + 31;
+    try {
+      await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_GRANT_EXPIRED' });
+    } finally {
+      clock = NOW;
+    }
   });
 
   it('pre-flight (before the host claims): refuses junk, other chain facts and bad grants without reading an input; runJob takes over the checked channel', async () => {

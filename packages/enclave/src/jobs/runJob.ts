@@ -51,6 +51,8 @@ export const MAX_OUTPUTS = 16;
 export const MAX_OUTPUT_BYTES = 512 * 1024 * 1024;
 /** Largest total of a job's outputs (plaintext bytes), else E_TOO_LARGE. */
 export const MAX_TOTAL_OUTPUT_BYTES = 1024 * 1024 * 1024;
+/** Outputs totalling at most this many bytes are sealed concurrently (else one at a time). */
+const PARALLEL_SEAL_BYTES = 64 * 1024 * 1024;
 /** Longest a workload may run when the host names no earlier deadline, ms (6 h). */
 export const MAX_WORKLOAD_MS = 6 * 60 * 60 * 1000;
 /** HKDF info tag of the per-job seed of `ctx.random` (docs/decisions/1080, "Randomness"). */
@@ -187,10 +189,65 @@ export function verifyRequestGrants(
 }
 
 /**
+ * What `verifyRequestGrants` proved for a request at pre-flight: the grants' signatures and scope
+ * for this enclave identity and workload hash. Only their expiry depends on the time.
+ */
+export interface VerifiedGrantScope {
+  enclaveId: Hex;
+  kemPublicKey: Hex;
+  workloadHash: Hex;
+}
+
+function scopeOf(ctx: EnclaveContext, workloadHash: Hex): VerifiedGrantScope {
+  return {
+    enclaveId: bytesToHex(ctx.enclaveId()),
+    kemPublicKey: bytesToHex(ctx.keys().kemPublicKey),
+    workloadHash,
+  };
+}
+
+/**
+ * The grants of a request `verifyRequestGrants` already verified (`verified`, for the same
+ * request object) under the same enclave identity, KEM key and workload hash: only the expiry is
+ * checked again at `now`, and each grant's `issuedAt` raises the time floor again. Anything else
+ * verifies them in full. Raises E_GRANT_EXPIRED, or what `verifyRequestGrants` raises.
+ */
+function recheckGrants(
+  req: Pick<JobRequest, 'inputs' | 'grants'>,
+  jobId: Hex,
+  ctx: EnclaveContext,
+  now: number,
+  workloadHash: Hex,
+  verified: VerifiedGrantScope | undefined,
+): ReturnType<typeof parseGrant>[] {
+  const scope = scopeOf(ctx, workloadHash);
+  if (
+    verified === undefined ||
+    !same(verified.enclaveId, scope.enclaveId) ||
+    !same(verified.kemPublicKey, scope.kemPublicKey) ||
+    !same(verified.workloadHash, scope.workloadHash)
+  )
+    return verifyRequestGrants(req, jobId, ctx, now, workloadHash);
+  const grants = req.grants.map((g) => parseGrant(g));
+  return req.inputs.map((ref) => {
+    const grant = grants.find((g) => same(g.artifactId, ref.artifactId));
+    if (grant === undefined) throw new FirnError('E_GRANT_INVALID', `no grant for input ${ref.role}`);
+    if (now >= grant.expiresAt)
+      throw new FirnError('E_GRANT_EXPIRED', 'grant has expired', {
+        details: { expiresAt: grant.expiresAt },
+      });
+    ctx.time.observe(grant.issuedAt);
+    return grant;
+  });
+}
+
+/**
  * Verify every grant of a request (see `verifyRequestGrants`), unwrap the data keys and open the
  * inputs (from the plaintext cache on a hit with the same key, else from the host file, which
  * must hash to its id). It proves the requester's grants cover these inputs for this job; it does
- * not check the request against the chain (callers compare the commitments first).
+ * not check the request against the chain (callers compare the commitments first). `verified`:
+ * what the pre-flight of this same request object proved (the signatures are not checked twice;
+ * the expiry is, at `now`).
  */
 export async function openGrantedInputs(
   req: Pick<JobRequest, 'inputs' | 'grants'>,
@@ -199,9 +256,10 @@ export async function openGrantedInputs(
   cache: ArtifactCache,
   now: number,
   workloadHash: Hex,
+  verified?: VerifiedGrantScope,
 ): Promise<WorkloadInput[]> {
   const keys = ctx.keys();
-  const grants = verifyRequestGrants(req, p.jobId, ctx, now, workloadHash);
+  const grants = recheckGrants(req, p.jobId, ctx, now, workloadHash, verified);
   const inputs: WorkloadInput[] = [];
   for (const [i, ref] of req.inputs.entries()) {
     const grant = grants[i]!;
@@ -338,6 +396,8 @@ export interface PreflightedJob {
   req: JobRequest;
   /** Date.now() when stored, ms. */
   at: number;
+  /** What the pre-flight verified of `req`'s grants (their expiry is checked again at run). */
+  grants?: VerifiedGrantScope;
 }
 
 /**
@@ -424,7 +484,14 @@ export function createPreflightJobHandler(
       const { workloadHash } = checkRequestAgainstChain(req, p);
       checkRequestServed(req, ctx, servedOf(opts));
       verifyRequestGrants(req, p.jobId, ctx, ctx.time.now(clock()), workloadHash);
-      opts.preflight.put(p.jobId, { enc: p.enc, request: p.request, channel, req, at: Date.now() });
+      opts.preflight.put(p.jobId, {
+        enc: p.enc,
+        request: p.request,
+        channel,
+        req,
+        at: Date.now(),
+        grants: scopeOf(ctx, workloadHash),
+      });
       return { ok: true };
     } catch (e) {
       emitSealedFailure(ctx, channel, p.jobId, e);
@@ -524,11 +591,22 @@ export function createRunJobHandler(opts: JobHandlerOptions): Handler {
       : await openChannel(ctx, p, jobChannelInfo(p.jobId), 'job');
     try {
       const req = pre ? pre.req : parseRequest(plaintext!, parseJobRequest, 'job');
-      return await runRequest(req, p, ctx, channel, cache, clock, served, runtime, {
-        maxWorkloadMs: opts.limits?.maxWorkloadMs ?? MAX_WORKLOAD_MS,
-        maxOutputBytes: opts.limits?.maxOutputBytes ?? MAX_OUTPUT_BYTES,
-        maxTotalOutputBytes: opts.limits?.maxTotalOutputBytes ?? MAX_TOTAL_OUTPUT_BYTES,
-      });
+      return await runRequest(
+        req,
+        p,
+        ctx,
+        channel,
+        cache,
+        clock,
+        served,
+        runtime,
+        {
+          maxWorkloadMs: opts.limits?.maxWorkloadMs ?? MAX_WORKLOAD_MS,
+          maxOutputBytes: opts.limits?.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+          maxTotalOutputBytes: opts.limits?.maxTotalOutputBytes ?? MAX_TOTAL_OUTPUT_BYTES,
+        },
+        pre?.grants,
+      );
     } catch (e) {
       // From here on the requester holds the channel: the message goes to them sealed, the host gets the code.
       emitSealedFailure(ctx, channel, p.jobId, e);
@@ -550,6 +628,7 @@ async function runRequest(
   served: ServedApp,
   runtime: MlRuntime,
   limits: JobLimits,
+  verifiedGrants: VerifiedGrantScope | undefined,
 ): Promise<RunJobResult> {
   // Host clock, never below the enclave's time floor (grant times and earlier host times).
   const now = () => ctx.time.now(clock());
@@ -561,7 +640,7 @@ async function runRequest(
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
-  const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash);
+  const inputs = await openGrantedInputs(req, p, ctx, cache, now(), workloadHash, verifiedGrants);
   // The grants serve one run of the job: a fresh request (new channel) for a job this enclave
   // process already ran is refused, so an app's randomness cannot be drawn again.
   if (ranJobs.has(p.jobId)) throw fail('E_CONFLICT', 'this enclave already ran this job');
@@ -636,15 +715,20 @@ async function runRequest(
   if (total > limits.maxTotalOutputBytes)
     throw new TooLargeError("the job's outputs together", total, limits.maxTotalOutputBytes);
 
-  const outputs: RunJobOutput[] = [];
-  for (const o of result.outputs as WorkloadOutput[]) {
+  const sealOne = async (o: WorkloadOutput): Promise<RunJobOutput> => {
     const sealed = await sealArtifact(o.bytes, { recipients, contentType: o.contentType });
     const id = artifactId(sealed);
     const path = join(p.outputDir, id.slice(2));
     await writeFile(`${path}.part`, sealed);
     await rename(`${path}.part`, path);
-    outputs.push({ role: o.role, artifactId: id, contentType: o.contentType, size: sealed.length, path });
-  }
+    return { role: o.role, artifactId: id, contentType: o.contentType, size: sealed.length, path };
+  };
+  // Small outputs are sealed and written together (their key wraps and file writes overlap on
+  // libuv's pool); large ones one at a time, so at most one sealed copy is held. Order is kept.
+  const outputs: RunJobOutput[] = [];
+  if (total <= PARALLEL_SEAL_BYTES)
+    outputs.push(...(await Promise.all((result.outputs as WorkloadOutput[]).map(sealOne))));
+  else for (const o of result.outputs as WorkloadOutput[]) outputs.push(await sealOne(o));
   const finishedAt = Math.max(now(), startedAt);
   const proof: WorkProofFields = {
     jobId: p.jobId,

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
-import { loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
+import { loadMlEngines, loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
 import type { Workload, WorkloadInput, WorkloadResult, WorkloadRunContext } from '../jobs/workload.ts';
 import {
   type ServedSessionEndpoint,
@@ -149,10 +149,18 @@ type ToWorker =
       randomSeed?: Uint8Array;
     }
   | { id: number; op: 'load'; bytes: Uint8Array }
-  /** Start the ML engines before any job is known (a spare child; no input, no key). */
+  /**
+   * A spare child: load every runtime file a job can load (loadMlEngines), before any job is
+   * known (no input, no key); the parent checks the image once this is answered.
+   */
+  | { id: number; op: 'engines' }
+  /** A spare child: compile the engines' first runs on synthetic data (training: warmTraining). */
   | { id: number; op: 'warm'; training: boolean }
-  /** Answer at once: the parent checks a spare is alive before it hands it a job. */
-  | { id: number; op: 'ping' }
+  /**
+   * A job is about to be handed over: stop any warm-up at its next epoch boundary and answer once
+   * idle (the parent also learns the spare is alive and answering).
+   */
+  | { id: number; op: 'take' }
   | { id: number; op: 'infer'; inputs: TensorMap }
   | { id: number; op: 'release' }
   | { id: number; op: 'serve'; params: ServeSessionParams }
@@ -185,16 +193,19 @@ export interface ChildProcessRuntimeOptions {
   /** Called with each child's pid when it starts (tests use it to crash the child). */
   onSpawn?: (pid: number) => void;
   /**
-   * Runs before every child is forked; a throw refuses the job. The enclave re-checks its image
-   * here: a child loads the entry, onnxruntime and the Node binary from disk at that moment, long
-   * after the check at start.
+   * Runs before every child is forked, and again once a spare child has loaded every runtime file
+   * (before it may be handed a job); a throw refuses the job, or drops the spare. The enclave
+   * re-checks its image here: a child loads the entry, onnxruntime, TensorFlow.js's WebAssembly
+   * and the Node binary from disk after the check at start
+   * (docs/decisions/1330-spare-child-checked-after-load.md).
    */
   beforeSpawn?: () => void;
   /**
    * Keep one child started and warmed ahead of the next job (docs/decisions/1280-spare-ml-child.md):
    * started from the same entry, with the same (empty) environment, when the runtime is created and
-   * again after each job that took it; handed to one job only and stopped when that job ends, never
-   * reused. Default false (every job starts its own child).
+   * again after each job that took it; it loads every ML engine, then the image is checked again
+   * (`beforeSpawn`), then it warms; handed to one job only (once checked, warm or not) and stopped
+   * when that job ends, never reused (decision 1330). Default false (every job starts its own child).
    */
   spare?: boolean;
 }
@@ -202,16 +213,20 @@ export interface ChildProcessRuntimeOptions {
 /** The workload kind whose spare children warm the training engine (the first-party training app). */
 const TRAINING_KIND = 'training';
 
-/** Longest a spare child may take to start and warm before it is dropped, ms. */
+/** Longest a spare child may take to start, load its engines and warm before it is dropped, ms. */
 export const SPARE_WARM_TIMEOUT_MS = 60_000;
-/** Longest a warm spare may take to answer the ping before a job, ms; one that does not is dropped. */
+/**
+ * Longest a spare may take to answer the hand-over (`take`: stop warming, answer) before a job,
+ * ms; one that does not is dropped and the job starts its own child.
+ */
 export const SPARE_PING_TIMEOUT_MS = 10_000;
 
 /** The child-process runtime, with the spare child's controls. */
 export interface ChildProcessMlRuntime extends MlRuntime {
   /**
-   * Resolves once the spare child (when one is starting) has loaded its engines, or failed to;
-   * at once when there is no spare. For tools and benchmarks that wait for an idle node.
+   * Resolves once the spare child (when one is starting) has loaded its engines, been checked and
+   * finished its warm-up, or failed to; at once when there is no spare. For tools and benchmarks
+   * that wait for an idle node.
    */
   spareReady(): Promise<void>;
   /** Stop the spare child and start no more; jobs after this start their own child. */
@@ -345,17 +360,41 @@ class RuntimeChild {
 }
 
 /**
+ * The spare child (decisions 1280, 1330): `checked` resolves true once it has loaded every engine
+ * and the image was checked after that (a job may take it from then on); `warmed` once its warm-up
+ * ended too (or was cut short by a job). `taken` is set when a job takes it, so a warm-up not yet
+ * sent is never sent.
+ */
+interface SpareChild {
+  child: RuntimeChild;
+  checked: Promise<boolean>;
+  warmed: Promise<boolean>;
+  taken: boolean;
+}
+
+/**
  * Runs every job, and every session's model, in its own child process: one per job (ended when
  * the job ends) and one per warm session (ended on release). With `spare`, the job's child is the
  * one started and warmed ahead of it when there is one (see ChildProcessRuntimeOptions.spare).
  */
 export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProcessMlRuntime {
-  let spare: { child: RuntimeChild; ready: Promise<boolean> } | undefined;
+  let spare: SpareChild | undefined;
   let closed = false;
   // The spare warms the training engine only after a training job: the warm-up trains ~10k
   // synthetic samples (about half a CPU-second), which a node serving inference would pay on every
   // job for nothing. A node's next job is most often of the kind of its last one.
   let lastKind: string | undefined;
+  /** `p`, or false once `ms` pass (the timer does not hold the event loop). */
+  const within = (p: Promise<boolean>, ms: number, unref: boolean): Promise<boolean> => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      p,
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+        if (unref) timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
   const startSpare = () => {
     if (!opts.spare || closed || spare !== undefined) return;
     let child: RuntimeChild;
@@ -366,56 +405,72 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
       return;
     }
     child.setIdle(true);
-    // A spare that does not warm in time is dropped: a job never waits on it longer than this.
-    let timer: NodeJS.Timeout | undefined;
-    const ready = Promise.race([
-      child.call<null>({ op: 'warm', training: lastKind === TRAINING_KIND }).then(
-        () => true,
+    const training = lastKind === TRAINING_KIND;
+    const s = { child, taken: false } as SpareChild;
+    // Every runtime file the child will ever load is loaded now; the image is checked after that,
+    // so no file read after the check can reach a job (decision 1330). A spare that does not get
+    // there in time, or fails the check, is dropped: a job never waits on it longer than this.
+    s.checked = within(
+      child.call<null>({ op: 'engines' }).then(
+        () => {
+          opts.beforeSpawn?.();
+          return true;
+        },
         () => false,
       ),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), SPARE_WARM_TIMEOUT_MS);
-        timer.unref();
-      }),
-    ]).then((ok) => {
-      clearTimeout(timer);
-      if (!ok) child.stop();
-      return ok;
+      SPARE_WARM_TIMEOUT_MS,
+      true,
+    ).then(
+      (ok) => {
+        if (!ok) child.stop();
+        return ok;
+      },
+      () => {
+        child.stop();
+        return false;
+      },
+    );
+    s.warmed = s.checked.then((ok) => {
+      if (!ok) return false;
+      // A job took the spare before its warm-up began: it runs at once, unwarmed.
+      if (s.taken) return true;
+      return within(
+        child.call<null>({ op: 'warm', training }).then(
+          () => true,
+          () => false,
+        ),
+        SPARE_WARM_TIMEOUT_MS,
+        true,
+      ).then((warm) => {
+        if (!warm && !s.taken) child.stop();
+        return warm;
+      });
     });
-    spare = { child, ready };
+    spare = s;
   };
-  // The spare goes to exactly one job; a spare that died or could not warm is replaced by a fresh child.
+  // The spare goes to exactly one job; a spare that died, was not checked or does not answer is
+  // replaced by a fresh child (checked before its fork like any other).
   const takeChild = async (): Promise<RuntimeChild> => {
     const s = spare;
     spare = undefined;
     if (s !== undefined) {
+      s.taken = true;
       s.child.setIdle(false);
-      // A spare that died while idle may not have been reaped yet: one round trip proves it answers.
-      // A spare that is alive but does not answer (frozen, stuck) must not hold the job: bounded.
-      let timer: NodeJS.Timeout | undefined;
+      // A spare that died while idle may not have been reaped yet: one round trip proves it answers,
+      // and `take` stops a warm-up still running. A spare that is alive but does not answer
+      // (frozen, stuck) must not hold the job: bounded.
       const ok =
-        (await s.ready) &&
-        (await Promise.race([
-          s.child.call<null>({ op: 'ping' }).then(
+        (await s.checked) &&
+        (await within(
+          s.child.call<null>({ op: 'take' }).then(
             () => true,
             () => false,
           ),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(false), SPARE_PING_TIMEOUT_MS);
-          }),
-        ]));
-      clearTimeout(timer);
-      if (ok && s.child.crash === undefined) {
-        // The spare loads onnxruntime's native code only when a job needs it, long after its fork:
-        // the image is checked again now, as before any child's fork (docs/enclave-image.md).
-        try {
-          opts.beforeSpawn?.();
-        } catch (e) {
-          s.child.stop();
-          throw e;
-        }
-        return s.child;
-      }
+          SPARE_PING_TIMEOUT_MS,
+          false,
+        ));
+      // No image check here: the spare loaded every file it will run before its check (decision 1330).
+      if (ok && s.child.crash === undefined) return s.child;
       s.child.stop();
     }
     return new RuntimeChild(opts);
@@ -427,7 +482,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
       if (s === undefined) return;
       // Someone waits for it: the child keeps the event loop alive until it is warm.
       s.child.setIdle(false);
-      await s.ready;
+      await s.warmed;
       if (spare === s) s.child.setIdle(true);
     },
     // The next job's child starts once this job has answered, so its start (the image check,
@@ -525,6 +580,15 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
   // signData calls waiting for the parent, by run id and call number.
   const signing = new Map<string, { resolve: (r: SignedDataRecord) => void; reject: (e: unknown) => void }>();
   let calls = 0;
+  // A spare's warm-up, while it runs; `take` (or a run) stops it at its next epoch boundary.
+  let warming: { done: Promise<unknown>; stop: AbortController } | undefined;
+  const stopWarming = async () => {
+    const w = warming;
+    if (w === undefined) return;
+    w.stop.abort();
+    await w.done.catch(() => undefined);
+    if (warming === w) warming = undefined;
+  };
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m: ToWorker) => {
     if (m.op === 'signed') {
@@ -543,6 +607,8 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
         if (m.op === 'run') {
           const w = Object.hasOwn(workloads, m.kind) ? workloads[m.kind] : undefined;
           if (w === undefined) throw unknownKind(m.kind);
+          // One engine user at a time: a warm-up still running ends before the job starts.
+          await stopWarming();
           const t0 = Date.now();
           let r: WorkloadResult;
           try {
@@ -566,11 +632,25 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
             return;
           }
           send({ id: m.id, result: r });
-        } else if (m.op === 'ping') {
+        } else if (m.op === 'take') {
+          await stopWarming();
+          send({ id: m.id, result: null });
+        } else if (m.op === 'engines') {
+          // Every runtime file this process will load, before any job is known (decision 1330).
+          await loadMlEngines();
           send({ id: m.id, result: null });
         } else if (m.op === 'warm') {
-          // Engine start-up and first-run compilation on synthetic data, before any job is known.
-          if (m.training) await warmTraining();
+          // First-run compilation on synthetic data, before any job is known; `take` cuts it short.
+          if (m.training) {
+            const stop = new AbortController();
+            const done = warmTraining('wasm', { signal: stop.signal });
+            warming = { done, stop };
+            try {
+              await done;
+            } finally {
+              if (warming?.done === done) warming = undefined;
+            }
+          }
           send({ id: m.id, result: null });
         } else if (m.op === 'load') {
           if (model !== undefined) throw new FirnError('E_CONFLICT', 'this runtime already holds a model');

@@ -129,7 +129,38 @@ describe('spare ML child', () => {
     expect(spawned).toContain(r.pid as number);
   }, 120_000);
 
-  it('is checked (beforeSpawn) before it is forked; once the check refuses, jobs fail typed', async () => {
+  it('is checked before its fork and again once its engines are loaded; a change found then drops it and jobs fail typed', async () => {
+    let checks = 0;
+    let refuseFrom = Number.POSITIVE_INFINITY;
+    const mapped: string[] = [];
+    const { runtime, spawned } = spareRuntime({
+      beforeSpawn: () => {
+        checks++;
+        // The second check is the spare's, after it loaded its engines: onnxruntime's native
+        // binding and shared library are mapped into it by then (nothing is left to load later).
+        if (checks === 2 && spawned[0] !== undefined)
+          mapped.push(readFileSync(`/proc/${spawned[0]}/maps`, 'utf8'));
+        if (checks >= refuseFrom) throw new FirnError('E_IMAGE_MISMATCH', 'the enclave image changed');
+      },
+    });
+    // The image changes while the spare loads its engines: the check after the load refuses it.
+    refuseFrom = 2;
+    await runtime.spareReady();
+    expect(checks).toBe(2);
+    expect(mapped[0]).toMatch(/onnxruntime_binding\.node/);
+    expect(mapped[0]).toMatch(/libonnxruntime\.so/);
+    await gone(spawned[0]!);
+    // The dropped spare is never handed a job: the job starts its own child, whose check refuses it.
+    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    await runtime.spareReady();
+    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    // Checks: the spare's fork, its post-load check, the job's own child, the spare after it
+    // (refused before its fork), the second job's own child, the spare after that.
+    expect(checks).toBe(6);
+    expect(spawned).toHaveLength(1);
+  }, 120_000);
+
+  it('a change after the post-load check never reaches the checked spare, and refuses every later child', async () => {
     let checks = 0;
     let refuse = false;
     const { runtime, spawned } = spareRuntime({
@@ -139,19 +170,41 @@ describe('spare ML child', () => {
       },
     });
     await runtime.spareReady();
-    expect(checks).toBe(1);
-    // The image changes while the spare waits: the spare loads onnxruntime only when a job needs
-    // it, so it is checked again when a job takes it and the job is refused; no new spare passes
-    // its check, and the job after finds none and is refused too.
+    expect(checks).toBe(2);
+    // The spare holds every runtime file it will run, checked after loading: the hand-over needs
+    // no check, and the job runs in it.
     refuse = true;
-    await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
+    const r = await run(runtime, 'probe');
+    expect(r.pid).toBe(spawned[0]);
+    // The only check since is the next spare's, before its fork (run() ends with jobFinished): refused.
+    expect(checks).toBe(3);
     await runtime.spareReady();
     expect(spawned).toHaveLength(1);
+    // So is the next job's own child.
     await expect(run(runtime, 'probe')).rejects.toMatchObject({ code: 'E_IMAGE_MISMATCH' });
-    // Checks: the first spare's fork, its hand-over, the refused second spare, the job's own
-    // child, the spare after it.
     expect(checks).toBe(5);
-    expect(spawned).toHaveLength(1);
+  }, 120_000);
+
+  it('a job that arrives while the spare warms takes it once checked and cuts the warm-up short', async () => {
+    const { runtime, spawned } = spareRuntime();
+    const afterTraining = async () => {
+      // A training job (here one refused for want of a dataset) makes the next spare warm training.
+      await expect(run(runtime, 'training', { task: 'classification' })).rejects.toMatchObject({
+        code: 'E_JOB_INVALID',
+      });
+    };
+    // Waited for: the spare finished its training warm-up before the job.
+    await runtime.spareReady();
+    await afterTraining();
+    await runtime.spareReady();
+    const warmed = await run(runtime, 'probe');
+    // Back to back: the job comes while its spare is still loading or warming.
+    await afterTraining();
+    const cut = await run(runtime, 'probe');
+    expect(cut.pid).toBe(spawned.at(-2));
+    // The warm-up (~10k synthetic training samples, half a CPU-second or more) was stopped before
+    // it ran its course: the job's child had used far less CPU when the job started.
+    expect(cut.cpuMs as number).toBeLessThan((warmed.cpuMs as number) - 150);
   }, 120_000);
 
   it('close() stops the spare and starts no more; later jobs start their own child', async () => {

@@ -15,6 +15,8 @@ serveMlRuntime({
       env: Object.keys(process.env),
       argv: process.argv.slice(2),
       pid: process.pid,
+      // CPU this child used before the job (its start, engines and any warm-up), ms.
+      cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
     });
     return {
       outputs: [{ role: 'probe', contentType: 'application/json', bytes: new TextEncoder().encode(text) }],
