@@ -1,5 +1,4 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { FirnError } from '@firn/core';
 import { CHUNK_TAG_BYTES } from './artifactHeader.ts';
 
 /**
@@ -29,7 +28,7 @@ export const CIPHER_SLICE = 256 * 1024;
  * 16-byte tag never travels as a piece of its own (one more write for the consumer per chunk);
  * copying at most this many bytes costs nothing measurable.
  */
-export const TAG_TAIL = 4096;
+const TAG_TAIL = 4096;
 
 /**
  * Encrypt one chunk whose plaintext is `pieces` (in order; any sizes, possibly none), returning
@@ -155,50 +154,4 @@ export function decryptBlock(
   if (block.length < CHUNK_TAG_BYTES) return undefined;
   const ctLen = block.length - CHUNK_TAG_BYTES;
   return decryptChunk(key, nonce, aad, [block.subarray(0, ctLen)], block.subarray(ctLen));
-}
-
-/** Chunks smaller than this are always ciphered inline (decisions 1161, 1320). */
-export const POOL_MIN_CHUNK = 64 * 1024;
-
-/**
- * How seal shares chunks with the cipher thread (decision 1320): `enabled`, `depth` (chunks in
- * flight on the thread) and `window` (chunks between reading and handing on).
- */
-export const poolSettings: { enabled: boolean; depth: number; window: number } = {
-  enabled: true,
-  depth: 2,
-  window: 4,
-};
-
-/** Reusable input slots in one SharedArrayBuffer, one per chunk in flight on the cipher thread. */
-export class SlotRing {
-  readonly sab: SharedArrayBuffer;
-  private readonly free: number[] = [];
-
-  constructor(
-    count: number,
-    private readonly slotBytes: number,
-  ) {
-    this.sab = new SharedArrayBuffer(count * slotBytes);
-    for (let i = 0; i < count; i++) this.free.push(i * slotBytes);
-  }
-
-  /** Copy `pieces` (total `n` bytes) into a free slot; its offset, or undefined if none is free. */
-  fill(pieces: readonly Uint8Array[], n: number): number | undefined {
-    if (n > this.slotBytes) throw new FirnError('E_INTERNAL', 'chunk larger than its slot');
-    const off = this.free.pop();
-    if (off === undefined) return undefined;
-    const view = new Uint8Array(this.sab, off, n);
-    let o = 0;
-    for (const p of pieces) {
-      view.set(p, o);
-      o += p.length;
-    }
-    return off;
-  }
-
-  /** Give a slot back once the thread answered for it. */
-  release(off: number): void {
-    this.free.push(off);
-  }
 }

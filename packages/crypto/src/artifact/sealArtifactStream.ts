@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import { encryptChunk, POOL_MIN_CHUNK, poolSettings, SlotRing } from './chunkCipher.ts';
-import { type ChunkEntry, cipherWorker, inlineEntry, threadedEntry } from './cipherWorker.ts';
+import { encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
   checkChunkSize,
@@ -78,11 +77,6 @@ export async function* sealArtifactStream(
     recipients: await wrapFor(opts.recipients, dataKey),
   });
   const src = new ByteSource(source);
-  // Chunks of more than one a stream share with the cipher thread (decision 1320).
-  const threaded = chunkSize >= POOL_MIN_CHUNK && poolSettings.enabled;
-  let slots: SlotRing | undefined;
-  // Chunks read and not yet handed on, in order.
-  const queue: ChunkEntry[] = [];
   try {
     yield header.bytes;
     for (let counter = 0; ; counter++) {
@@ -94,28 +88,8 @@ export async function* sealArtifactStream(
       for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = n < chunkSize || (await src.atEnd());
-      const nonce = chunkNonce(header.noncePrefix, counter, last);
-      let entry: ChunkEntry | undefined;
-      // To the cipher thread when it runs and has room (its input copied into a reused slot).
-      if (threaded && counter > 0 && cipherWorker.ready && cipherWorker.inFlight < poolSettings.depth) {
-        slots ??= new SlotRing(poolSettings.depth, chunkSize);
-        const ring = slots;
-        const off = ring.fill(pt, n);
-        if (off !== undefined)
-          entry = threadedEntry(
-            cipherWorker.run({ op: 'seal', sab: ring.sab, off, n, key: dataKey, nonce, aad: header.aad }),
-            () => ring.release(off),
-          );
-      }
-      // Otherwise inline: ciphertext slices (the last joined with the tag), each its own buffer.
-      queue.push(entry ?? inlineEntry(encryptChunk(dataKey, nonce, header.aad, pt)));
-      // Hand on, in order, what is done, and wait for the oldest when the window is full.
-      while (queue.length > 0 && (queue[0]!.done || queue.length >= poolSettings.window || last)) {
-        const e = queue.shift()!;
-        if (!e.done) await e.wait;
-        if (e.err !== undefined) throw e.err;
-        yield* e.out!;
-      }
+      // Ciphertext slices (the last joined with the tag), handed on as they are, each its own buffer.
+      yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
       if (last) break;
     }
   } finally {
