@@ -234,7 +234,6 @@ interface PreparedCollateral {
   latestTcbDate: string;
 }
 
-const preparedCache = new Lru<PreparedCollateral>(64);
 /**
  * Prepared collateral by the caller's object, with the field values it was prepared from: a hit
  * counts only while every field still holds the same string (strings cannot change in place), so
@@ -263,27 +262,36 @@ function fieldsOf(raw: object): unknown[] | undefined {
 }
 
 /**
- * The collateral's cache key: SHA-256 over every part with its kind and length (so the parts
- * cannot run into each other), texts as UTF-16 code units (exact for any JavaScript string), under
- * the anchors' id. Cheaper than a Map lookup of the parts joined (about 13 kB hashed twice).
+ * Prepared collateral by its parts: a bucket per pair of collateral signatures (TCB info and QE
+ * identity, 128 bytes) under the anchors' id, and in it the entries whose every part equals the
+ * input's (strings with ===, bytes byte by byte). A lookup thus costs a 128-byte key and a compare,
+ * never a hash over the 13 kB of collateral; a miss (every cold call) costs only the key.
  */
-function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
-  const h = createHash('sha256').update(a.id);
-  for (const part of [
-    c.pckCrlIssuerChain,
-    c.rootCaCrl,
-    c.pckCrl,
-    c.tcbInfoIssuerChain,
-    c.tcbInfo,
-    c.tcbInfoSignature,
-    c.qeIdentityIssuerChain,
-    c.qeIdentity,
-    c.qeIdentitySignature,
-  ]) {
-    if (typeof part === 'string') h.update(`s${part.length}:`).update(part, 'utf16le');
-    else h.update(`b${part.length}:`).update(part);
-  }
-  return h.digest('base64');
+interface PreparedEntry {
+  c: QuoteCollateralV3;
+  p: PreparedCollateral;
+}
+const preparedCache = new Lru<PreparedEntry[]>(64);
+/** At most this many collaterals share one signature pair in the cache (the newest kept). */
+const MAX_PER_SIGNATURES = 4;
+
+function collateralBucketKey(c: QuoteCollateralV3, a: Anchors): string {
+  return `${a.id}\u0003${key(c.tcbInfoSignature)}\u0003${key(c.qeIdentitySignature)}`;
+}
+
+/** Whether two collaterals are the same in every part (texts exactly, bytes byte for byte). */
+function sameCollateral(x: QuoteCollateralV3, y: QuoteCollateralV3): boolean {
+  return (
+    x.tcbInfo === y.tcbInfo &&
+    x.qeIdentity === y.qeIdentity &&
+    x.tcbInfoIssuerChain === y.tcbInfoIssuerChain &&
+    x.qeIdentityIssuerChain === y.qeIdentityIssuerChain &&
+    x.pckCrlIssuerChain === y.pckCrlIssuerChain &&
+    same(x.tcbInfoSignature, y.tcbInfoSignature) &&
+    same(x.qeIdentitySignature, y.qeIdentitySignature) &&
+    same(x.rootCaCrl, y.rootCaCrl) &&
+    same(x.pckCrl, y.pckCrl)
+  );
 }
 
 function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
@@ -394,15 +402,16 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   const c = toQuoteCollateralV3(
     fields === undefined ? raw : Object.fromEntries(COLLATERAL_FIELDS.map((f, i) => [f, fields[i]])),
   );
-  const k = collateralKey(c, a);
-  const cached = preparedCache.get(k);
+  const k = collateralBucketKey(c, a);
+  const cached = preparedCache.get(k)?.find((e) => sameCollateral(e.c, c))?.p;
   if (cached !== undefined) {
     rememberByObject(raw, fields, a, cached);
     return cached;
   }
   const p = prepare(c, a, checks);
   checks.whenPassed(() => {
-    preparedCache.set(k, p);
+    const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, c));
+    preparedCache.set(k, [{ c, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
     rememberByObject(raw, fields, a, p);
   });
   return p;
@@ -431,17 +440,30 @@ function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
   return new Uint8Array(Buffer.from(chain, 'latin1'));
 }
 
+/** The PCK chain's bytes, their cache key under the anchors, and (once split) its certificates. */
+interface PckSource {
+  data: Uint8Array;
+  k: string;
+  ders?: Uint8Array[];
+}
+
 /** The PCK chain's bytes and their cache key under the anchors `a`. */
-function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): { data: Uint8Array; k: string } {
+function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): PckSource {
   const data = pckChainData(q, raw);
   return { data, k: `${a.id}\u0003${key(data)}` };
 }
 
-function pckChain(src: { data: Uint8Array; k: string }, a: Anchors, checks: SignatureChecks): PckChain {
-  const { data, k } = src;
+/** The chain's DER certificates in the order given, split once per source. */
+function pckDers(src: PckSource): Uint8Array[] {
+  src.ders ??= chainCertificatesAsGiven(src.data, 'PCK chain');
+  return src.ders;
+}
+
+function pckChain(src: PckSource, a: Anchors, checks: SignatureChecks): PckChain {
+  const { k } = src;
   const hit = pckCache.get(k);
   if (hit !== undefined) return hit;
-  const certs = verifyChain(chainCertificatesAsGiven(data, 'PCK chain'), a, 'PCK chain', checks);
+  const certs = verifyChain(pckDers(src), a, 'PCK chain', checks);
   if (certs.length < 3) throw chainErr('PCK chain must hold the PCK, its CA and the root');
   const chain = { certs, ext: parsePckExtensions(certs[0]!) };
   checks.whenPassed(() => pckCache.set(k, chain));
@@ -451,7 +473,7 @@ function pckChain(src: { data: Uint8Array; k: string }, a: Anchors, checks: Sign
 /** The quote's own checks, started on the pool ahead of their turn (deferred mode). */
 interface EarlyChecks {
   /** The PCK chain's bytes and cache key. */
-  pck?: { data: Uint8Array; k: string };
+  pck?: PckSource;
   /** The PCK certificate the QE report check used. */
   leaf?: Certificate;
   qeReport?: SignatureResult;
@@ -472,7 +494,7 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
     early.pck = src;
     let certs = pckCache.get(src.k)?.certs;
     if (certs === undefined) {
-      certs = chainObjects(chainCertificatesAsGiven(src.data, 'PCK chain'), a);
+      certs = chainObjects(pckDers(src), a);
       for (let i = 0; i + 1 < certs.length; i++)
         if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
     }

@@ -57,6 +57,13 @@ export interface Crl {
   signature: Uint8Array;
 }
 
+/** Byte equality without copies (inputs are public). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function malformed(what: string): FirnError {
   return new FirnError('E_EVIDENCE_MALFORMED', what);
 }
@@ -65,9 +72,18 @@ function integerHex(b: Uint8Array, node: DerNode): string {
   derExpect(node, 0x02, 'serial number');
   const c = derContent(b, node);
   if (c.length === 0 || c.length > 32) throw malformed('serial number length out of range');
-  const hex = Buffer.from(c).toString('hex').replace(/^0+/, '');
-  return hex === '' ? '0' : hex;
+  // Lowercase hex of the content octets without leading zero digits ('0' for zero), built from a
+  // table rather than through a Buffer copy and a regular expression (CRLs list hundreds).
+  let i = 0;
+  while (i < c.length && c[i] === 0) i++;
+  if (i === c.length) return '0';
+  let hex = c[i]! < 16 ? HEX_DIGIT[c[i]!]! : HEX_BYTE[c[i]!]!;
+  for (i++; i < c.length; i++) hex += HEX_BYTE[c[i]!]!;
+  return hex;
 }
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_DIGIT = Array.from({ length: 16 }, (_, i) => i.toString(16));
 
 function ecdsaSignature(b: Uint8Array, algNode: DerNode, sigNode: DerNode, what: string): Uint8Array {
   const alg = derChildren(b, derExpect(algNode, 0x30, `${what} signature algorithm`));
@@ -163,11 +179,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     }
   }
   // The outer and inner algorithm identifiers must agree (RFC 5280 4.1.1.2).
-  if (
-    !Buffer.from(derElement(der, innerAlg)).equals(
-      Buffer.from(derElement(der, derExpect(algN, 0x30, 'algorithm'))),
-    )
-  )
+  if (!sameBytes(derElement(der, innerAlg), derElement(der, derExpect(algN, 0x30, 'algorithm'))))
     throw malformed('certificate signature algorithms disagree');
   const signature = ecdsaSignature(der, algN!, derExpect(sigN, 0x03, 'signature'), 'certificate');
   let isCa = false;
