@@ -1,8 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
+import { poolHasACore } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
 import { dcapMeasurementRegisters } from './quoteIdentity.ts';
@@ -34,19 +33,11 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn) or 'auto' (default: the pool while the 1-minute load average
-   * leaves a core free, else this thread). Verdicts and errors are the same either way.
+   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
+   * a core or more idle beside this thread, measured over the last half second or more; else this
+   * thread; decision 1340). Verdicts and errors are the same either way.
    */
   signatureThreads?: 'auto' | 'pool' | 'caller';
-}
-
-/** The pool only pays when a core is free for it; re-read the load at most once a second. */
-let poolChoice = { at: -Infinity, use: true };
-function poolHasACore(): boolean {
-  const t = performance.now();
-  if (t - poolChoice.at > 1000)
-    poolChoice = { at: t, use: (loadavg()[0] ?? 0) <= availableParallelism() - 1 };
-  return poolChoice.use;
 }
 
 const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
