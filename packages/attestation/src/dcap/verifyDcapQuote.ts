@@ -40,6 +40,13 @@ export interface VerifyDcapOptions {
   signatureThreads?: 'auto' | 'pool' | 'caller';
 }
 
+function qeReportErr(): FirnError {
+  return sigErr('QE report signature is invalid');
+}
+function quoteErr(): FirnError {
+  return sigErr('quote signature is invalid');
+}
+
 const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
 const sigErr = (m: string) => new FirnError('E_EVIDENCE_SIGNATURE', m);
 
@@ -181,11 +188,18 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
  * itself (its key already imported). Each DER is parsed (or found in the cache) once.
  */
 function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
-  const obj = (d: Uint8Array) => a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d);
-  if (ders.length < 2) return ders.map(obj);
   // leafFirst parses the first certificate whatever it is (a malformed one fails here, first).
-  const first = cert(ders[0]!);
-  return (same(first.issuer, first.subject) ? [...ders].reverse() : ders).map(obj);
+  const first = ders.length < 2 ? undefined : cert(ders[0]!);
+  const ordered = first !== undefined && same(first.issuer, first.subject) ? [...ders].reverse() : ders;
+  const out: Certificate[] = [];
+  for (const d of ordered) out.push(anchorOf(a, d) ?? cert(d));
+  return out;
+}
+
+/** The pinned root whose DER is exactly `d`, if any. */
+function anchorOf(a: Anchors, d: Uint8Array): Certificate | undefined {
+  for (const r of a.roots) if (r.der.length === d.length && same(r.der, d)) return r;
+  return undefined;
 }
 
 /**
@@ -651,7 +665,6 @@ function verifyWith(
 
   // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
-  const qeReportErr = () => sigErr('QE report signature is invalid');
   if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
   else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
@@ -662,7 +675,6 @@ function verifyWith(
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
 
   // The quote itself, signed by the attestation key.
-  const quoteErr = () => sigErr('quote signature is invalid');
   if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
   else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
 

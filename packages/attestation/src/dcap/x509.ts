@@ -307,6 +307,8 @@ const PEM_END = '-----END CERTIFICATE-----';
 /** A PEM body: base64 characters and JavaScript's \s whitespace (dropped before decoding). */
 const PEM_BODY = /^[A-Za-z0-9+/=\s]+$/;
 const WS_RUNS = /\s+/g;
+/** A PEM body whose only whitespace is line breaks. */
+const PEM_BODY_LINES = /^[A-Za-z0-9+/=\r\n]+$/;
 
 /**
  * Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. A block is
@@ -331,12 +333,15 @@ export function pemCertificates(text: string, what: string): Uint8Array[] {
     }
     // The body runs to that END marker and must hold nothing else (else try the next BEGIN).
     const body = text.slice(bodyStart, end);
-    if (!PEM_BODY.test(body)) {
+    // Line breaks only (every PEM Intel serves): Node's base64 decoder skips them, so the body
+    // decodes as is; other whitespace is removed first, as it always was (pem.test.ts compares).
+    const plain = PEM_BODY_LINES.test(body);
+    if (!plain && !PEM_BODY.test(body)) {
       from = begin + 1;
       continue;
     }
     if (out.length >= MAX_CHAIN_CERTS) throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
-    out.push(new Uint8Array(Buffer.from(body.replace(WS_RUNS, ''), 'base64')));
+    out.push(new Uint8Array(Buffer.from(plain ? body : body.replace(WS_RUNS, ''), 'base64')));
     from = end + PEM_END.length;
   }
   if (out.length === 0) throw malformed(`${what}: no certificate found`);
@@ -366,7 +371,8 @@ export function chainCertificatesAsGiven(data: Uint8Array, what: string): Uint8A
     }
     if (data.subarray(p).some((x) => x !== 0))
       throw malformed(`${what}: trailing bytes after the certificates`);
-  } else out = pemCertificates(Buffer.from(data).toString('latin1'), what);
+  } else
+    out = pemCertificates(Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1'), what);
   return out;
 }
 
