@@ -494,13 +494,22 @@ interface EarlyChecks {
  */
 function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
   const early: EarlyChecks = {};
+  // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
+  // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
+  // first, so the checks are queued from the top (the pinned root's key is already imported).
+  try {
+    early.attestationKey = attestationKey(q.attestationKey);
+    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
+  } catch {
+    // met again at its place in the canonical order
+  }
   try {
     const src = pckChainSource(q, raw, a);
     early.pck = src;
     let certs = pckCache.get(src.k)?.certs;
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
-      for (let i = 0; i + 1 < certs.length; i++)
+      for (let i = certs.length - 2; i >= 0; i--)
         if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
     }
     const leaf = certs[0]!;
@@ -511,12 +520,6 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
       'ieee-p1363',
     );
     early.leaf = leaf;
-  } catch {
-    // met again at its place in the canonical order
-  }
-  try {
-    early.attestationKey = attestationKey(q.attestationKey);
-    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
   } catch {
     // met again at its place in the canonical order
   }
