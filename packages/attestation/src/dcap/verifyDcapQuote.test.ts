@@ -212,3 +212,39 @@ describe('a flipped byte anywhere in a signed region fails', () => {
     }
   });
 });
+
+describe('the prepared-collateral cache (bucketed by the two collateral signatures, decision 1340)', () => {
+  it('a collateral with a cached one signatures but another part is checked again, and fails', async () => {
+    for (const c of [VECTORS.sgx, VECTORS.tdx]) {
+      const col = vectorJson(c.collateral);
+      // The genuine collateral passes and is cached (warm); its signatures name the bucket.
+      expect(await codeOf(run(c, { collateral: col }))).toBe('ok');
+      expect(await codeOf(run(c, { collateral: { ...col } }))).toBe('ok');
+      const flipHexByte = (hex: string, i: number) => {
+        const b = Buffer.from(hex, 'hex');
+        b[i]! ^= 1;
+        return b.toString('hex');
+      };
+      const tcb = col.tcb_info as string;
+      const qe = col.qe_identity as string;
+      const forged: [string, Record<string, unknown>, string][] = [
+        ['tcb_info', { tcb_info: tcb.replace('"pceId":"', '"pceId":"0') }, 'E_EVIDENCE_COLLATERAL'],
+        [
+          'qe_identity',
+          { qe_identity: qe.replace('"isvprodid":', '"isvprodid": ') },
+          'E_EVIDENCE_COLLATERAL',
+        ],
+        // A byte inside the signed part (the TBS) of each CRL: its signature no longer holds.
+        ['root_ca_crl', { root_ca_crl: flipHexByte(col.root_ca_crl as string, 40) }, 'E_EVIDENCE_CHAIN'],
+        ['pck_crl', { pck_crl: flipHexByte(col.pck_crl as string, 40) }, 'E_EVIDENCE_CHAIN'],
+      ];
+      for (const [what, over, code] of forged) {
+        expect((over[what] as string) !== col[what], what).toBe(true);
+        for (const collateral of [{ ...col, ...over }, JSON.parse(JSON.stringify({ ...col, ...over }))])
+          expect(await codeOf(run(c, { collateral })), `${c.quote} ${what}`).toBe(code);
+        // The genuine one is still served from the same bucket afterwards.
+        expect(await codeOf(run(c, { collateral: { ...col } }))).toBe('ok');
+      }
+    }
+  });
+});
