@@ -248,3 +248,21 @@ describe('the prepared-collateral cache (bucketed by the two collateral signatur
     }
   });
 });
+
+describe('attack: collateral bytes changed in place after they passed', () => {
+  it('a CRL given as a Uint8Array and overwritten in place is checked again, cold or warm', async () => {
+    for (const field of ['root_ca_crl', 'pck_crl'] as const) {
+      const base = vectorJson(VECTORS.sgx.collateral);
+      const crl = new Uint8Array(Buffer.from(base[field] as string, 'hex'));
+      const col = { ...base, [field]: crl };
+      expect(await codeOf(run(VECTORS.sgx, { collateral: col }))).toBe('ok');
+      // Same length, same signatures elsewhere: only the CRL's signed bytes differ now.
+      crl[40]! ^= 0x01;
+      for (const collateral of [{ ...col }, col])
+        expect(await codeOf(run(VECTORS.sgx, { collateral })), field).toBe('E_EVIDENCE_CHAIN');
+      expect(() =>
+        verifyDcapQuoteSync(vector(VECTORS.sgx.quote), { collateral: { ...col }, now: VECTORS.sgx.now }),
+      ).toThrow(expect.objectContaining({ code: 'E_EVIDENCE_CHAIN' }));
+    }
+  });
+});

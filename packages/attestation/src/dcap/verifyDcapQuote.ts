@@ -416,7 +416,16 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   const p = prepare(c, a, checks);
   checks.whenPassed(() => {
     const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, c));
-    preparedCache.set(k, [{ c, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
+    // The entry keeps its own copies of byte parts: a caller's array changed in place later must
+    // not compare equal to what was checked (texts are immutable and kept as they are).
+    const own: QuoteCollateralV3 = {
+      ...c,
+      rootCaCrl: c.rootCaCrl.slice(),
+      pckCrl: c.pckCrl.slice(),
+      tcbInfoSignature: c.tcbInfoSignature.slice(),
+      qeIdentitySignature: c.qeIdentitySignature.slice(),
+    };
+    preparedCache.set(k, [{ c: own, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
     rememberByObject(raw, fields, a, p);
   });
   return p;

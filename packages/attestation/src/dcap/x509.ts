@@ -366,7 +366,8 @@ export function chainCertificatesAsGiven(data: Uint8Array, what: string): Uint8A
       if (out.length >= MAX_CHAIN_CERTS)
         throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
       const n = derRead(data, p);
-      out.push(data.subarray(p, n.end));
+      // A copy: parsed certificates are cached, and must not alias bytes the caller may reuse.
+      out.push(data.slice(p, n.end));
       p = n.end;
     }
     if (data.subarray(p).some((x) => x !== 0))
