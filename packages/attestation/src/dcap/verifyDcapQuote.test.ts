@@ -266,3 +266,26 @@ describe('attack: collateral bytes changed in place after they passed', () => {
     }
   });
 });
+
+describe('attack: a quote buffer reused in place after its PCK chain passed', () => {
+  it('a PCK chain changed in place past the cache bucket prefix is checked again', async () => {
+    for (const c of [VECTORS.sgx, VECTORS.tdx]) {
+      const quote = vector(c.quote);
+      const q = parseDcapQuote(quote);
+      const cd = q.certification.certData;
+      const at = cd.byteOffset - quote.byteOffset;
+      expect(await codeOf(run(c, { quote }))).toBe('ok');
+      // A base64 letter of the leaf certificate's signed part, past the 192-byte bucket prefix.
+      let i = 400;
+      while (!/[A-Za-z]/.test(String.fromCharCode(quote[at + i]!))) i++;
+      const was = quote[at + i]!;
+      quote[at + i] = was === 0x41 ? 0x42 : 0x41;
+      expect(await codeOf(run(c, { quote })), c.quote).not.toBe('ok');
+      expect(() =>
+        verifyDcapQuoteSync(quote, { collateral: vectorJson(c.collateral), now: c.now }),
+      ).toThrow();
+      quote[at + i] = was;
+      expect(await codeOf(run(c, { quote }))).toBe('ok');
+    }
+  });
+});

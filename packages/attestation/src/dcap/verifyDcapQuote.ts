@@ -435,7 +435,24 @@ interface PckChain {
   certs: Certificate[];
   ext: PckExtensions;
 }
-const pckCache = new Lru<PckChain>(256);
+/**
+ * Checked PCK chains by their exact bytes: a bucket per anchors, length and first 192 bytes (which
+ * hold the leaf's serial number), each entry keeping its own copy of the bytes it was checked
+ * from, compared in full on lookup. A warm lookup so hashes 192 bytes, not the 3-4 kB chain.
+ */
+const pckCache = new Lru<{ data: Uint8Array; chain: PckChain }[]>(256);
+/** At most this many chains share one bucket (the newest kept). */
+const MAX_PER_PCK_BUCKET = 4;
+function pckCacheGet(src: PckSource): PckChain | undefined {
+  const bucket = pckCache.get(src.k);
+  if (bucket === undefined) return undefined;
+  for (const e of bucket) if (same(e.data, src.data)) return e.chain;
+  return undefined;
+}
+function pckCacheSet(src: PckSource, chain: PckChain): void {
+  const bucket = (pckCache.get(src.k) ?? []).filter((e) => !same(e.data, src.data));
+  pckCache.set(src.k, [{ data: src.data.slice(), chain }, ...bucket].slice(0, MAX_PER_PCK_BUCKET));
+}
 
 /** The PCK chain's bytes: from the quote (type 5) or, for a PPID-only quote, from the collateral. */
 function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
@@ -464,7 +481,7 @@ interface PckSource {
 /** The PCK chain's bytes and their cache key under the anchors `a`. */
 function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): PckSource {
   const data = pckChainData(q, raw);
-  return { data, k: `${a.id}\u0003${key(data)}` };
+  return { data, k: `${a.id}\u0003${data.length}\u0003${key(data.subarray(0, 192))}` };
 }
 
 /** The chain's DER certificates in the order given, split once per source. */
@@ -474,13 +491,12 @@ function pckDers(src: PckSource): Uint8Array[] {
 }
 
 function pckChain(src: PckSource, a: Anchors, checks: SignatureChecks): PckChain {
-  const { k } = src;
-  const hit = pckCache.get(k);
+  const hit = pckCacheGet(src);
   if (hit !== undefined) return hit;
   const certs = verifyChain(pckDers(src), a, 'PCK chain', checks);
   if (certs.length < 3) throw chainErr('PCK chain must hold the PCK, its CA and the root');
   const chain = { certs, ext: parsePckExtensions(certs[0]!) };
-  checks.whenPassed(() => pckCache.set(k, chain));
+  checks.whenPassed(() => pckCacheSet(src, chain));
   return chain;
 }
 
@@ -515,7 +531,7 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
   try {
     const src = pckChainSource(q, raw, a);
     early.pck = src;
-    let certs = pckCache.get(src.k)?.certs;
+    let certs = pckCacheGet(src)?.certs;
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
