@@ -229,9 +229,25 @@ export function parseCrl(der: Uint8Array): Crl {
   i++;
   const revoked = new Set<string>();
   if (f[i]?.tag === 0x30) {
-    for (const entry of derChildren(der, f[i]!, 1 << 20)) {
-      const parts = derChildren(der, derExpect(entry, 0x30, 'revoked entry'), 3);
-      revoked.add(integerHex(der, derExpect(parts[0], 0x02, 'revoked serial')));
+    // Each entry: SEQUENCE { serial INTEGER, revocationDate, [extensions] }, at most 3 elements,
+    // each well-formed (as derChildren(entry, 3) requires), read without building lists.
+    const list = f[i]!;
+    let n = 0;
+    for (let p = list.contentStart; p < list.end; ) {
+      if (n++ >= 1 << 20)
+        throw new FirnError('E_EVIDENCE_MALFORMED', 'DER: too many elements', { details: { offset: p } });
+      const entry = derExpect(derRead(der, p, list.end), 0x30, 'revoked entry');
+      let serial: DerNode | undefined;
+      let k = 0;
+      for (let q = entry.contentStart; q < entry.end; k++) {
+        if (k >= 3)
+          throw new FirnError('E_EVIDENCE_MALFORMED', 'DER: too many elements', { details: { offset: q } });
+        const part = derRead(der, q, entry.end);
+        if (k === 0) serial = part;
+        q = part.end;
+      }
+      revoked.add(integerHex(der, derExpect(serial, 0x02, 'revoked serial')));
+      p = entry.end;
     }
   }
   const signature = ecdsaSignature(
