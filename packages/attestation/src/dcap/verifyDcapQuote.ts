@@ -83,56 +83,56 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-const certCache = new Lru<Certificate>(512);
-/** Each parsed certificate's cache key (its DER as a string), computed once per object. */
-const certKeys = new WeakMap<Certificate, string>();
-function certKey(c: Certificate): string {
-  let k = certKeys.get(c);
-  if (k === undefined) {
-    k = key(c.der);
-    certKeys.set(c, k);
-  }
-  return k;
-}
+/**
+ * Parsed certificates by their exact DER: a bucket per length and last 32 bytes (the end of the
+ * signature), each certificate compared in full on lookup. Every DER parsed here is this module's
+ * own copy (PEM decodes, copied DER chains and roots), so a cached one never changes.
+ */
+const certCache = new Lru<Certificate[]>(512);
+/** At most this many certificates share one bucket (the newest kept). */
+const MAX_PER_CERT_BUCKET = 4;
 function cert(der: Uint8Array): Certificate {
-  const k = key(der);
-  const hit = certCache.get(k);
-  if (hit !== undefined) return hit;
+  const k = `${der.length}\u0003${key(der.subarray(Math.max(0, der.length - 32)))}`;
+  const bucket = certCache.get(k);
+  if (bucket !== undefined) for (const c of bucket) if (same(c.der, der)) return c;
   const c = parseCertificate(der);
-  certKeys.set(c, k);
-  return certCache.set(k, c);
+  certCache.set(k, [c, ...(bucket ?? [])].slice(0, MAX_PER_CERT_BUCKET));
+  return c;
 }
 
 /**
- * Issuer→child signature checks, keyed by both certificates' exact bytes: `true` once passed, or
- * the in-flight check on the thread pool (shared by the verifications that need it meanwhile,
- * dropped if it fails). A failed check is never kept.
+ * Issuer→child signature checks, keyed by both certificate objects (one object per exact DER
+ * while cached, so by their bytes): `true` once passed, or the in-flight check on the thread pool
+ * (shared by the verifications that need it meanwhile, dropped if it fails). A failed check is
+ * never kept. Entries go with their certificates.
  */
-const issuedCache = new Lru<Map<string, SignatureResult>>(1024);
+let issuedCache = new WeakMap<Certificate, Map<Certificate, SignatureResult>>();
 
 /**
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
  * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
 function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
-  // Keyed by the child's bytes, then the issuer's (each key string made once per certificate).
-  const ck = certKey(child);
-  const ik = certKey(issuer);
-  const byIssuer = issuedCache.get(ck);
-  const hit = byIssuer?.get(ik);
+  const byIssuer = issuedCache.get(child);
+  const hit = byIssuer?.get(issuer);
   if (hit === true || (hit !== undefined && deferred)) return hit;
   const r = deferred
     ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
     : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
   if (r === false) return r;
-  const m = byIssuer ?? issuedCache.set(ck, new Map());
+  let m = byIssuer;
+  if (m === undefined) {
+    m = new Map();
+    issuedCache.set(child, m);
+  }
   if (m.size >= 16) m.clear(); // one certificate has one real issuer; bound what others can add
-  m.set(ik, r);
+  m.set(issuer, r);
+  const entries = m;
   if (r !== true)
     void r.then((ok) => {
-      if (m.get(ik) !== r) return;
-      if (ok) m.set(ik, true);
-      else m.delete(ik);
+      if (entries.get(issuer) !== r) return;
+      if (ok) entries.set(issuer, true);
+      else entries.delete(issuer);
     });
   return r;
 }
@@ -569,7 +569,7 @@ function attestationKey(xy: Uint8Array): KeyObject {
  */
 export function clearDcapCaches(): void {
   certCache.clear();
-  issuedCache.clear();
+  issuedCache = new WeakMap();
   preparedCache.clear();
   preparedByObject = new WeakMap();
   pckCache.clear();

@@ -402,7 +402,8 @@ export function leafFirst(ders: Uint8Array[]): Uint8Array[] {
 
 /** Accept a trust anchor as DER or PEM bytes. */
 export function rootDer(bytes: Uint8Array): Uint8Array {
-  if (bytes[0] === 0x30) return bytes;
+  // A copy: roots are parsed and cached, and must not alias bytes the caller may change.
+  if (bytes[0] === 0x30) return bytes.slice();
   const text = Buffer.from(bytes).toString('latin1');
   const certs = pemCertificates(text, 'root');
   if (certs.length !== 1) throw new FirnError('E_INVALID_INPUT', 'a root must be exactly one certificate');
