@@ -174,17 +174,41 @@ export function derSmallInt(b: Uint8Array, node: DerNode, what: string): number 
   return v;
 }
 
-/** UTCTime or GeneralizedTime (the forms X.509 and CRLs use, always in Zulu) as unix seconds. */
+/** Two ASCII digits at `i` as a number, or -1 if either is not a digit. */
+function digits2(b: Uint8Array, i: number): number {
+  const h = b[i]! - 0x30;
+  const l = b[i + 1]! - 0x30;
+  return h >= 0 && h <= 9 && l >= 0 && l <= 9 ? h * 10 + l : -1;
+}
+
+/**
+ * UTCTime (`YYMMDDhhmmssZ`) or GeneralizedTime (`YYYYMMDDhhmmssZ`), the forms X.509 and CRLs use,
+ * always in Zulu, as unix seconds. Read byte by byte (no text is built); the same inputs are
+ * accepted as by the patterns above and give the same Date.UTC arguments.
+ */
 export function derTime(b: Uint8Array, node: DerNode, what: string): number {
-  const s = Buffer.from(derContent(b, node)).toString('latin1');
-  const utc = node.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
-  const gen = node.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
-  const m = utc ?? gen;
-  if (m === null) throw malformed(`${what}: unsupported time encoding`, node.start);
-  const y = Number(m[1]);
+  const p = node.contentStart;
+  const n = node.end - p;
+  const utc = node.tag === 0x17 && n === 13;
+  const gen = node.tag === 0x18 && n === 15;
+  if (!utc && !gen) throw malformed(`${what}: unsupported time encoding`, node.start);
+  const d = utc ? p : p + 2;
+  const parts = [
+    digits2(b, p),
+    digits2(b, d),
+    digits2(b, d + 2),
+    digits2(b, d + 4),
+    digits2(b, d + 6),
+    digits2(b, d + 8),
+    digits2(b, d + 10),
+  ];
+  const hi = gen ? parts[0]! : 0;
+  if (parts.some((x) => x < 0) || b[d + 12] !== 0x5a)
+    throw malformed(`${what}: unsupported time encoding`, node.start);
+  const y = gen ? hi * 100 + parts[1]! : parts[1]!;
   // RFC 5280 4.1.2.5.1: two-digit years 50..99 are 19xx, 00..49 are 20xx.
-  const year = utc !== null ? (y >= 50 ? 1900 + y : 2000 + y) : y;
-  const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  const year = utc ? (y >= 50 ? 1900 + y : 2000 + y) : y;
+  const ms = Date.UTC(year, parts[2]! - 1, parts[3]!, parts[4]!, parts[5]!, parts[6]!);
   if (!Number.isFinite(ms)) throw malformed(`${what}: invalid time`, node.start);
   return ms / 1000;
 }

@@ -1,5 +1,5 @@
 import { FirnError } from '@firn/core';
-import { derChildren, derContent, derExpect, derOid, derRoot, derSmallInt } from './der.ts';
+import { type DerNode, derChildren, derContent, derExpect, derOid, derRoot, derSmallInt } from './der.ts';
 import type { Certificate } from './x509.ts';
 
 /** Intel's SGX extension OID on PCK certificates (SGX PCK Certificate and CRL Profile). */
@@ -35,12 +35,19 @@ function octets(
   return c;
 }
 
+/** The value of a required SGX extension item (`${P}.${suffix}`), or a typed error naming it. */
+function need(fields: Map<string, DerNode>, suffix: string, what: string): DerNode {
+  const n = fields.get(`${P}.${suffix}`);
+  if (n === undefined) throw bad(`${what} missing`);
+  return n;
+}
+
 /** Read the SGX extension of a PCK certificate; every required field must be present exactly once. */
 export function parsePckExtensions(cert: Certificate): PckExtensions {
   const ext = cert.extensions.get(OID_SGX_EXTENSIONS);
   if (ext === undefined) throw bad('missing (not a PCK certificate)');
   const b = ext.value;
-  const fields = new Map<string, ReturnType<typeof derChildren>[number]>();
+  const fields = new Map<string, DerNode>();
   for (const item of derChildren(b, derRoot(b, 0x30, 'SGX extensions'), 16)) {
     const [oidN, valN] = derChildren(b, derExpect(item, 0x30, 'SGX extension item'), 2);
     const oid = derOid(b, derExpect(oidN, 0x06, 'SGX extension id'));
@@ -48,13 +55,8 @@ export function parsePckExtensions(cert: Certificate): PckExtensions {
     if (fields.has(oid)) throw bad(`duplicate ${oid}`);
     fields.set(oid, valN);
   }
-  const need = (suffix: string, what: string) => {
-    const n = fields.get(`${P}.${suffix}`);
-    if (n === undefined) throw bad(`${what} missing`);
-    return n;
-  };
-  const ppid = octets(b, need('1', 'PPID'), 16, 'PPID');
-  const tcbNode = derExpect(need('2', 'TCB'), 0x30, 'TCB');
+  const ppid = octets(b, need(fields, '1', 'PPID'), 16, 'PPID');
+  const tcbNode = derExpect(need(fields, '2', 'TCB'), 0x30, 'TCB');
   const tcbComponents = new Array<number>(16).fill(-1);
   let pceSvn = -1;
   let cpuSvn: Uint8Array | undefined;
@@ -73,8 +75,8 @@ export function parsePckExtensions(cert: Certificate): PckExtensions {
     } else if (idx === 18) cpuSvn = octets(b, valN, 16, 'CPUSVN');
   }
   if (tcbComponents.some((v) => v < 0) || pceSvn < 0 || cpuSvn === undefined) throw bad('TCB is incomplete');
-  const pceId = octets(b, need('3', 'PCE-ID'), 2, 'PCE-ID');
-  const fmspc = octets(b, need('4', 'FMSPC'), 6, 'FMSPC');
-  const sgxType = derSmallInt(b, need('5', 'SGX type'), 'SGX type');
+  const pceId = octets(b, need(fields, '3', 'PCE-ID'), 2, 'PCE-ID');
+  const fmspc = octets(b, need(fields, '4', 'FMSPC'), 6, 'FMSPC');
+  const sgxType = derSmallInt(b, need(fields, '5', 'SGX type'), 'SGX type');
   return { ppid, tcbComponents, pceSvn, cpuSvn, pceId, fmspc, sgxType };
 }

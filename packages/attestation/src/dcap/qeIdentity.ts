@@ -24,6 +24,11 @@ export interface QeIdentity {
   tcbLevels: QeTcbLevel[];
 }
 
+/** A little-endian u32 from 4 bytes. */
+function u32le(b: Uint8Array): number {
+  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+}
+
 /** Parse the signed enclaveIdentity JSON text (the object itself, not the wrapper). */
 export function parseQeIdentity(text: string): QeIdentity {
   const f = JsonFields.of(parseCollateralJson(text, 'enclaveIdentity'), 'enclaveIdentity');
@@ -42,15 +47,15 @@ export function parseQeIdentity(text: string): QeIdentity {
   });
   if (tcbLevels.length === 0) throw collateralError('enclaveIdentity has no TCB levels');
   // miscselect is written as the report's bytes in order (little-endian u32), as QVL reads it.
-  const u32 = (k: string) => Buffer.from(f.hex(k, 4)).readUInt32LE(0);
+
   return {
     id,
     version,
     issueDate: f.date('issueDate'),
     nextUpdate: f.date('nextUpdate'),
     tcbEvaluationDataNumber: f.int('tcbEvaluationDataNumber'),
-    miscSelect: u32('miscselect'),
-    miscSelectMask: u32('miscselectMask'),
+    miscSelect: u32le(f.hex('miscselect', 4)),
+    miscSelectMask: u32le(f.hex('miscselectMask', 4)),
     attributes: f.hex('attributes', 16),
     attributesMask: f.hex('attributesMask', 16),
     mrSigner: f.hex('mrsigner', 32),

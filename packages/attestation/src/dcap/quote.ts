@@ -130,28 +130,43 @@ function parseEnclaveReport(r: ByteReader): EnclaveReport {
 
 function parseTdReport(r: ByteReader, v15: boolean): TdReport {
   const start = r.offset;
-  const t: Omit<TdReport, 'raw' | 'version'> = {
-    teeTcbSvn: r.take(16, 'teeTcbSvn'),
-    mrSeam: r.take(48, 'mrSeam'),
-    mrSignerSeam: r.take(48, 'mrSignerSeam'),
-    seamAttributes: r.take(8, 'seamAttributes'),
-    tdAttributes: r.take(8, 'tdAttributes'),
-    xfam: r.take(8, 'xfam'),
-    mrTd: r.take(48, 'mrTd'),
-    mrConfigId: r.take(48, 'mrConfigId'),
-    mrOwner: r.take(48, 'mrOwner'),
-    mrOwnerConfig: r.take(48, 'mrOwnerConfig'),
-    rtmr0: r.take(48, 'rtmr0'),
-    rtmr1: r.take(48, 'rtmr1'),
-    rtmr2: r.take(48, 'rtmr2'),
-    rtmr3: r.take(48, 'rtmr3'),
-    reportData: r.take(64, 'reportData'),
+  // Built as one literal in the interface's order (no spread of a partial object).
+  const teeTcbSvn = r.take(16, 'teeTcbSvn');
+  const mrSeam = r.take(48, 'mrSeam');
+  const mrSignerSeam = r.take(48, 'mrSignerSeam');
+  const seamAttributes = r.take(8, 'seamAttributes');
+  const tdAttributes = r.take(8, 'tdAttributes');
+  const xfam = r.take(8, 'xfam');
+  const mrTd = r.take(48, 'mrTd');
+  const mrConfigId = r.take(48, 'mrConfigId');
+  const mrOwner = r.take(48, 'mrOwner');
+  const mrOwnerConfig = r.take(48, 'mrOwnerConfig');
+  const rtmr0 = r.take(48, 'rtmr0');
+  const rtmr1 = r.take(48, 'rtmr1');
+  const rtmr2 = r.take(48, 'rtmr2');
+  const rtmr3 = r.take(48, 'rtmr3');
+  const reportData = r.take(64, 'reportData');
+  const fields = {
+    teeTcbSvn,
+    mrSeam,
+    mrSignerSeam,
+    seamAttributes,
+    tdAttributes,
+    xfam,
+    mrTd,
+    mrConfigId,
+    mrOwner,
+    mrOwnerConfig,
+    rtmr0,
+    rtmr1,
+    rtmr2,
+    rtmr3,
+    reportData,
   };
-  if (v15) {
-    t.teeTcbSvn2 = r.take(16, 'teeTcbSvn2');
-    t.mrServiceTd = r.take(48, 'mrServiceTd');
-  }
-  return { ...t, raw: r.bytes.subarray(start, r.offset), version: v15 ? '1.5' : '1.0' };
+  if (!v15) return { ...fields, raw: r.bytes.subarray(start, r.offset), version: '1.0' };
+  const teeTcbSvn2 = r.take(16, 'teeTcbSvn2');
+  const mrServiceTd = r.take(48, 'mrServiceTd');
+  return { ...fields, teeTcbSvn2, mrServiceTd, raw: r.bytes.subarray(start, r.offset), version: '1.5' };
 }
 
 function parseQeCertData(r: ByteReader): QeCertificationData {

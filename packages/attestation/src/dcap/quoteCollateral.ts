@@ -1,5 +1,5 @@
 import { FirnError } from '@firn/core';
-import { MAX_COLLATERAL_JSON } from './collateralJson.ts';
+import { hexBytes, MAX_COLLATERAL_JSON } from './collateralJson.ts';
 import { MAX_CRL_BYTES } from './x509.ts';
 
 /**
@@ -38,9 +38,9 @@ function bytes(o: Record<string, unknown>, snake: string, camel: string, max: nu
   // dcap-qvl writes bytes as hex strings; serde's default writes them as arrays of numbers.
   if (typeof v === 'string') {
     const h = v.startsWith('0x') ? v.slice(2) : v;
-    if (h.length > max * 2 || h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h))
-      throw bad(`${snake} must be hex of at most ${max} bytes`);
-    return new Uint8Array(Buffer.from(h, 'hex'));
+    const b = h.length > max * 2 ? undefined : hexBytes(h);
+    if (b === undefined) throw bad(`${snake} must be hex of at most ${max} bytes`);
+    return b;
   }
   if (Array.isArray(v) && v.length <= max && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255))
     return Uint8Array.from(v as number[]);

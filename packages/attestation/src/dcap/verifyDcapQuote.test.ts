@@ -212,3 +212,80 @@ describe('a flipped byte anywhere in a signed region fails', () => {
     }
   });
 });
+
+describe('the prepared-collateral cache (bucketed by the two collateral signatures, decision 1340)', () => {
+  it('a collateral with a cached one signatures but another part is checked again, and fails', async () => {
+    for (const c of [VECTORS.sgx, VECTORS.tdx]) {
+      const col = vectorJson(c.collateral);
+      // The genuine collateral passes and is cached (warm); its signatures name the bucket.
+      expect(await codeOf(run(c, { collateral: col }))).toBe('ok');
+      expect(await codeOf(run(c, { collateral: { ...col } }))).toBe('ok');
+      const flipHexByte = (hex: string, i: number) => {
+        const b = Buffer.from(hex, 'hex');
+        b[i]! ^= 1;
+        return b.toString('hex');
+      };
+      const tcb = col.tcb_info as string;
+      const qe = col.qe_identity as string;
+      const forged: [string, Record<string, unknown>, string][] = [
+        ['tcb_info', { tcb_info: tcb.replace('"pceId":"', '"pceId":"0') }, 'E_EVIDENCE_COLLATERAL'],
+        [
+          'qe_identity',
+          { qe_identity: qe.replace('"isvprodid":', '"isvprodid": ') },
+          'E_EVIDENCE_COLLATERAL',
+        ],
+        // A byte inside the signed part (the TBS) of each CRL: its signature no longer holds.
+        ['root_ca_crl', { root_ca_crl: flipHexByte(col.root_ca_crl as string, 40) }, 'E_EVIDENCE_CHAIN'],
+        ['pck_crl', { pck_crl: flipHexByte(col.pck_crl as string, 40) }, 'E_EVIDENCE_CHAIN'],
+      ];
+      for (const [what, over, code] of forged) {
+        expect((over[what] as string) !== col[what], what).toBe(true);
+        for (const collateral of [{ ...col, ...over }, JSON.parse(JSON.stringify({ ...col, ...over }))])
+          expect(await codeOf(run(c, { collateral })), `${c.quote} ${what}`).toBe(code);
+        // The genuine one is still served from the same bucket afterwards.
+        expect(await codeOf(run(c, { collateral: { ...col } }))).toBe('ok');
+      }
+    }
+  });
+});
+
+describe('attack: collateral bytes changed in place after they passed', () => {
+  it('a CRL given as a Uint8Array and overwritten in place is checked again, cold or warm', async () => {
+    for (const field of ['root_ca_crl', 'pck_crl'] as const) {
+      const base = vectorJson(VECTORS.sgx.collateral);
+      const crl = new Uint8Array(Buffer.from(base[field] as string, 'hex'));
+      const col = { ...base, [field]: crl };
+      expect(await codeOf(run(VECTORS.sgx, { collateral: col }))).toBe('ok');
+      // Same length, same signatures elsewhere: only the CRL's signed bytes differ now.
+      crl[40]! ^= 0x01;
+      for (const collateral of [{ ...col }, col])
+        expect(await codeOf(run(VECTORS.sgx, { collateral })), field).toBe('E_EVIDENCE_CHAIN');
+      expect(() =>
+        verifyDcapQuoteSync(vector(VECTORS.sgx.quote), { collateral: { ...col }, now: VECTORS.sgx.now }),
+      ).toThrow(expect.objectContaining({ code: 'E_EVIDENCE_CHAIN' }));
+    }
+  });
+});
+
+describe('attack: a quote buffer reused in place after its PCK chain passed', () => {
+  it('a PCK chain changed in place past the cache bucket prefix is checked again', async () => {
+    for (const c of [VECTORS.sgx, VECTORS.tdx]) {
+      const quote = vector(c.quote);
+      const q = parseDcapQuote(quote);
+      const cd = q.certification.certData;
+      const at = cd.byteOffset - quote.byteOffset;
+      expect(await codeOf(run(c, { quote }))).toBe('ok');
+      // A base64 letter of the leaf certificate's signed part, past the 192-byte bucket prefix.
+      let i = 400;
+      while (!/[A-Za-z]/.test(String.fromCharCode(quote[at + i]!))) i++;
+      const was = quote[at + i]!;
+      quote[at + i] = was === 0x41 ? 0x42 : 0x41;
+      expect(await codeOf(run(c, { quote })), c.quote).not.toBe('ok');
+      expect(() =>
+        verifyDcapQuoteSync(quote, { collateral: vectorJson(c.collateral), now: c.now }),
+      ).toThrow();
+      quote[at + i] = was;
+      expect(await codeOf(run(c, { quote }))).toBe('ok');
+    }
+  });
+});

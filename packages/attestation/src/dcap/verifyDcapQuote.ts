@@ -1,8 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
+import { poolHasACore } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
 import { dcapMeasurementRegisters } from './quoteIdentity.ts';
@@ -34,19 +33,18 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn) or 'auto' (default: the pool while the 1-minute load average
-   * leaves a core free, else this thread). Verdicts and errors are the same either way.
+   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
+   * a core or more idle beside this thread, measured over the last half second or more; else this
+   * thread; decision 1340). Verdicts and errors are the same either way.
    */
   signatureThreads?: 'auto' | 'pool' | 'caller';
 }
 
-/** The pool only pays when a core is free for it; re-read the load at most once a second. */
-let poolChoice = { at: -Infinity, use: true };
-function poolHasACore(): boolean {
-  const t = performance.now();
-  if (t - poolChoice.at > 1000)
-    poolChoice = { at: t, use: (loadavg()[0] ?? 0) <= availableParallelism() - 1 };
-  return poolChoice.use;
+function qeReportErr(): FirnError {
+  return sigErr('QE report signature is invalid');
+}
+function quoteErr(): FirnError {
+  return sigErr('quote signature is invalid');
 }
 
 const chainErr = (m: string) => new FirnError('E_EVIDENCE_CHAIN', m);
@@ -85,56 +83,56 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-const certCache = new Lru<Certificate>(512);
-/** Each parsed certificate's cache key (its DER as a string), computed once per object. */
-const certKeys = new WeakMap<Certificate, string>();
-function certKey(c: Certificate): string {
-  let k = certKeys.get(c);
-  if (k === undefined) {
-    k = key(c.der);
-    certKeys.set(c, k);
-  }
-  return k;
-}
+/**
+ * Parsed certificates by their exact DER: a bucket per length and last 32 bytes (the end of the
+ * signature), each certificate compared in full on lookup. Every DER parsed here is this module's
+ * own copy (PEM decodes, copied DER chains and roots), so a cached one never changes.
+ */
+const certCache = new Lru<Certificate[]>(512);
+/** At most this many certificates share one bucket (the newest kept). */
+const MAX_PER_CERT_BUCKET = 4;
 function cert(der: Uint8Array): Certificate {
-  const k = key(der);
-  const hit = certCache.get(k);
-  if (hit !== undefined) return hit;
+  const k = `${der.length}\u0003${key(der.subarray(Math.max(0, der.length - 32)))}`;
+  const bucket = certCache.get(k);
+  if (bucket !== undefined) for (const c of bucket) if (same(c.der, der)) return c;
   const c = parseCertificate(der);
-  certKeys.set(c, k);
-  return certCache.set(k, c);
+  certCache.set(k, [c, ...(bucket ?? [])].slice(0, MAX_PER_CERT_BUCKET));
+  return c;
 }
 
 /**
- * Issuer→child signature checks, keyed by both certificates' exact bytes: `true` once passed, or
- * the in-flight check on the thread pool (shared by the verifications that need it meanwhile,
- * dropped if it fails). A failed check is never kept.
+ * Issuer→child signature checks, keyed by both certificate objects (one object per exact DER
+ * while cached, so by their bytes): `true` once passed, or the in-flight check on the thread pool
+ * (shared by the verifications that need it meanwhile, dropped if it fails). A failed check is
+ * never kept. Entries go with their certificates.
  */
-const issuedCache = new Lru<Map<string, SignatureResult>>(1024);
+let issuedCache = new WeakMap<Certificate, Map<Certificate, SignatureResult>>();
 
 /**
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
  * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
 function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
-  // Keyed by the child's bytes, then the issuer's (each key string made once per certificate).
-  const ck = certKey(child);
-  const ik = certKey(issuer);
-  const byIssuer = issuedCache.get(ck);
-  const hit = byIssuer?.get(ik);
+  const byIssuer = issuedCache.get(child);
+  const hit = byIssuer?.get(issuer);
   if (hit === true || (hit !== undefined && deferred)) return hit;
   const r = deferred
     ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
     : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
   if (r === false) return r;
-  const m = byIssuer ?? issuedCache.set(ck, new Map());
+  let m = byIssuer;
+  if (m === undefined) {
+    m = new Map();
+    issuedCache.set(child, m);
+  }
   if (m.size >= 16) m.clear(); // one certificate has one real issuer; bound what others can add
-  m.set(ik, r);
+  m.set(issuer, r);
+  const entries = m;
   if (r !== true)
     void r.then((ok) => {
-      if (m.get(ik) !== r) return;
-      if (ok) m.set(ik, true);
-      else m.delete(ik);
+      if (entries.get(issuer) !== r) return;
+      if (ok) entries.set(issuer, true);
+      else entries.delete(issuer);
     });
   return r;
 }
@@ -190,11 +188,18 @@ function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
  * itself (its key already imported). Each DER is parsed (or found in the cache) once.
  */
 function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
-  const obj = (d: Uint8Array) => a.roots.find((r) => r.der.length === d.length && same(r.der, d)) ?? cert(d);
-  if (ders.length < 2) return ders.map(obj);
   // leafFirst parses the first certificate whatever it is (a malformed one fails here, first).
-  const first = cert(ders[0]!);
-  return (same(first.issuer, first.subject) ? [...ders].reverse() : ders).map(obj);
+  const first = ders.length < 2 ? undefined : cert(ders[0]!);
+  const ordered = first !== undefined && same(first.issuer, first.subject) ? [...ders].reverse() : ders;
+  const out: Certificate[] = [];
+  for (const d of ordered) out.push(anchorOf(a, d) ?? cert(d));
+  return out;
+}
+
+/** The pinned root whose DER is exactly `d`, if any. */
+function anchorOf(a: Anchors, d: Uint8Array): Certificate | undefined {
+  for (const r of a.roots) if (r.der.length === d.length && same(r.der, d)) return r;
+  return undefined;
 }
 
 /**
@@ -234,7 +239,6 @@ interface PreparedCollateral {
   latestTcbDate: string;
 }
 
-const preparedCache = new Lru<PreparedCollateral>(64);
 /**
  * Prepared collateral by the caller's object, with the field values it was prepared from: a hit
  * counts only while every field still holds the same string (strings cannot change in place), so
@@ -263,27 +267,36 @@ function fieldsOf(raw: object): unknown[] | undefined {
 }
 
 /**
- * The collateral's cache key: SHA-256 over every part with its kind and length (so the parts
- * cannot run into each other), texts as UTF-16 code units (exact for any JavaScript string), under
- * the anchors' id. Cheaper than a Map lookup of the parts joined (about 13 kB hashed twice).
+ * Prepared collateral by its parts: a bucket per pair of collateral signatures (TCB info and QE
+ * identity, 128 bytes) under the anchors' id, and in it the entries whose every part equals the
+ * input's (strings with ===, bytes byte by byte). A lookup thus costs a 128-byte key and a compare,
+ * never a hash over the 13 kB of collateral; a miss (every cold call) costs only the key.
  */
-function collateralKey(c: QuoteCollateralV3, a: Anchors): string {
-  const h = createHash('sha256').update(a.id);
-  for (const part of [
-    c.pckCrlIssuerChain,
-    c.rootCaCrl,
-    c.pckCrl,
-    c.tcbInfoIssuerChain,
-    c.tcbInfo,
-    c.tcbInfoSignature,
-    c.qeIdentityIssuerChain,
-    c.qeIdentity,
-    c.qeIdentitySignature,
-  ]) {
-    if (typeof part === 'string') h.update(`s${part.length}:`).update(part, 'utf16le');
-    else h.update(`b${part.length}:`).update(part);
-  }
-  return h.digest('base64');
+interface PreparedEntry {
+  c: QuoteCollateralV3;
+  p: PreparedCollateral;
+}
+const preparedCache = new Lru<PreparedEntry[]>(64);
+/** At most this many collaterals share one signature pair in the cache (the newest kept). */
+const MAX_PER_SIGNATURES = 4;
+
+function collateralBucketKey(c: QuoteCollateralV3, a: Anchors): string {
+  return `${a.id}\u0003${key(c.tcbInfoSignature)}\u0003${key(c.qeIdentitySignature)}`;
+}
+
+/** Whether two collaterals are the same in every part (texts exactly, bytes byte for byte). */
+function sameCollateral(x: QuoteCollateralV3, y: QuoteCollateralV3): boolean {
+  return (
+    x.tcbInfo === y.tcbInfo &&
+    x.qeIdentity === y.qeIdentity &&
+    x.tcbInfoIssuerChain === y.tcbInfoIssuerChain &&
+    x.qeIdentityIssuerChain === y.qeIdentityIssuerChain &&
+    x.pckCrlIssuerChain === y.pckCrlIssuerChain &&
+    same(x.tcbInfoSignature, y.tcbInfoSignature) &&
+    same(x.qeIdentitySignature, y.qeIdentitySignature) &&
+    same(x.rootCaCrl, y.rootCaCrl) &&
+    same(x.pckCrl, y.pckCrl)
+  );
 }
 
 function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
@@ -394,15 +407,25 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   const c = toQuoteCollateralV3(
     fields === undefined ? raw : Object.fromEntries(COLLATERAL_FIELDS.map((f, i) => [f, fields[i]])),
   );
-  const k = collateralKey(c, a);
-  const cached = preparedCache.get(k);
+  const k = collateralBucketKey(c, a);
+  const cached = preparedCache.get(k)?.find((e) => sameCollateral(e.c, c))?.p;
   if (cached !== undefined) {
     rememberByObject(raw, fields, a, cached);
     return cached;
   }
   const p = prepare(c, a, checks);
   checks.whenPassed(() => {
-    preparedCache.set(k, p);
+    const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, c));
+    // The entry keeps its own copies of byte parts: a caller's array changed in place later must
+    // not compare equal to what was checked (texts are immutable and kept as they are).
+    const own: QuoteCollateralV3 = {
+      ...c,
+      rootCaCrl: c.rootCaCrl.slice(),
+      pckCrl: c.pckCrl.slice(),
+      tcbInfoSignature: c.tcbInfoSignature.slice(),
+      qeIdentitySignature: c.qeIdentitySignature.slice(),
+    };
+    preparedCache.set(k, [{ c: own, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
     rememberByObject(raw, fields, a, p);
   });
   return p;
@@ -412,7 +435,24 @@ interface PckChain {
   certs: Certificate[];
   ext: PckExtensions;
 }
-const pckCache = new Lru<PckChain>(256);
+/**
+ * Checked PCK chains by their exact bytes: a bucket per anchors, length and first 192 bytes (which
+ * hold the leaf's serial number), each entry keeping its own copy of the bytes it was checked
+ * from, compared in full on lookup. A warm lookup so hashes 192 bytes, not the 3-4 kB chain.
+ */
+const pckCache = new Lru<{ data: Uint8Array; chain: PckChain }[]>(256);
+/** At most this many chains share one bucket (the newest kept). */
+const MAX_PER_PCK_BUCKET = 4;
+function pckCacheGet(src: PckSource): PckChain | undefined {
+  const bucket = pckCache.get(src.k);
+  if (bucket === undefined) return undefined;
+  for (const e of bucket) if (same(e.data, src.data)) return e.chain;
+  return undefined;
+}
+function pckCacheSet(src: PckSource, chain: PckChain): void {
+  const bucket = (pckCache.get(src.k) ?? []).filter((e) => !same(e.data, src.data));
+  pckCache.set(src.k, [{ data: src.data.slice(), chain }, ...bucket].slice(0, MAX_PER_PCK_BUCKET));
+}
 
 /** The PCK chain's bytes: from the quote (type 5) or, for a PPID-only quote, from the collateral. */
 function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
@@ -431,27 +471,39 @@ function pckChainData(q: DcapQuote, raw: unknown): Uint8Array {
   return new Uint8Array(Buffer.from(chain, 'latin1'));
 }
 
-/** The PCK chain's bytes and their cache key under the anchors `a`. */
-function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): { data: Uint8Array; k: string } {
-  const data = pckChainData(q, raw);
-  return { data, k: `${a.id}\u0003${key(data)}` };
+/** The PCK chain's bytes, their cache key under the anchors, and (once split) its certificates. */
+interface PckSource {
+  data: Uint8Array;
+  k: string;
+  ders?: Uint8Array[];
 }
 
-function pckChain(src: { data: Uint8Array; k: string }, a: Anchors, checks: SignatureChecks): PckChain {
-  const { data, k } = src;
-  const hit = pckCache.get(k);
+/** The PCK chain's bytes and their cache key under the anchors `a`. */
+function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): PckSource {
+  const data = pckChainData(q, raw);
+  return { data, k: `${a.id}\u0003${data.length}\u0003${key(data.subarray(0, 192))}` };
+}
+
+/** The chain's DER certificates in the order given, split once per source. */
+function pckDers(src: PckSource): Uint8Array[] {
+  src.ders ??= chainCertificatesAsGiven(src.data, 'PCK chain');
+  return src.ders;
+}
+
+function pckChain(src: PckSource, a: Anchors, checks: SignatureChecks): PckChain {
+  const hit = pckCacheGet(src);
   if (hit !== undefined) return hit;
-  const certs = verifyChain(chainCertificatesAsGiven(data, 'PCK chain'), a, 'PCK chain', checks);
+  const certs = verifyChain(pckDers(src), a, 'PCK chain', checks);
   if (certs.length < 3) throw chainErr('PCK chain must hold the PCK, its CA and the root');
   const chain = { certs, ext: parsePckExtensions(certs[0]!) };
-  checks.whenPassed(() => pckCache.set(k, chain));
+  checks.whenPassed(() => pckCacheSet(src, chain));
   return chain;
 }
 
 /** The quote's own checks, started on the pool ahead of their turn (deferred mode). */
 interface EarlyChecks {
   /** The PCK chain's bytes and cache key. */
-  pck?: { data: Uint8Array; k: string };
+  pck?: PckSource;
   /** The PCK certificate the QE report check used. */
   leaf?: Certificate;
   qeReport?: SignatureResult;
@@ -467,13 +519,22 @@ interface EarlyChecks {
  */
 function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
   const early: EarlyChecks = {};
+  // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
+  // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
+  // first, so the checks are queued from the top (the pinned root's key is already imported).
+  try {
+    early.attestationKey = attestationKey(q.attestationKey);
+    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
+  } catch {
+    // met again at its place in the canonical order
+  }
   try {
     const src = pckChainSource(q, raw, a);
     early.pck = src;
-    let certs = pckCache.get(src.k)?.certs;
+    let certs = pckCacheGet(src)?.certs;
     if (certs === undefined) {
-      certs = chainObjects(chainCertificatesAsGiven(src.data, 'PCK chain'), a);
-      for (let i = 0; i + 1 < certs.length; i++)
+      certs = chainObjects(pckDers(src), a);
+      for (let i = certs.length - 2; i >= 0; i--)
         if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
     }
     const leaf = certs[0]!;
@@ -484,12 +545,6 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
       'ieee-p1363',
     );
     early.leaf = leaf;
-  } catch {
-    // met again at its place in the canonical order
-  }
-  try {
-    early.attestationKey = attestationKey(q.attestationKey);
-    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
   } catch {
     // met again at its place in the canonical order
   }
@@ -514,7 +569,7 @@ function attestationKey(xy: Uint8Array): KeyObject {
  */
 export function clearDcapCaches(): void {
   certCache.clear();
-  issuedCache.clear();
+  issuedCache = new WeakMap();
   preparedCache.clear();
   preparedByObject = new WeakMap();
   pckCache.clear();
@@ -638,7 +693,6 @@ function verifyWith(
 
   // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
-  const qeReportErr = () => sigErr('QE report signature is invalid');
   if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
   else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
@@ -649,7 +703,6 @@ function verifyWith(
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
 
   // The quote itself, signed by the attestation key.
-  const quoteErr = () => sigErr('quote signature is invalid');
   if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
   else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
 

@@ -57,6 +57,13 @@ export interface Crl {
   signature: Uint8Array;
 }
 
+/** Byte equality without copies (inputs are public). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function malformed(what: string): FirnError {
   return new FirnError('E_EVIDENCE_MALFORMED', what);
 }
@@ -65,9 +72,18 @@ function integerHex(b: Uint8Array, node: DerNode): string {
   derExpect(node, 0x02, 'serial number');
   const c = derContent(b, node);
   if (c.length === 0 || c.length > 32) throw malformed('serial number length out of range');
-  const hex = Buffer.from(c).toString('hex').replace(/^0+/, '');
-  return hex === '' ? '0' : hex;
+  // Lowercase hex of the content octets without leading zero digits ('0' for zero), built from a
+  // table rather than through a Buffer copy and a regular expression (CRLs list hundreds).
+  let i = 0;
+  while (i < c.length && c[i] === 0) i++;
+  if (i === c.length) return '0';
+  let hex = c[i]! < 16 ? HEX_DIGIT[c[i]!]! : HEX_BYTE[c[i]!]!;
+  for (i++; i < c.length; i++) hex += HEX_BYTE[c[i]!]!;
+  return hex;
 }
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_DIGIT = Array.from({ length: 16 }, (_, i) => i.toString(16));
 
 function ecdsaSignature(b: Uint8Array, algNode: DerNode, sigNode: DerNode, what: string): Uint8Array {
   const alg = derChildren(b, derExpect(algNode, 0x30, `${what} signature algorithm`));
@@ -163,11 +179,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     }
   }
   // The outer and inner algorithm identifiers must agree (RFC 5280 4.1.1.2).
-  if (
-    !Buffer.from(derElement(der, innerAlg)).equals(
-      Buffer.from(derElement(der, derExpect(algN, 0x30, 'algorithm'))),
-    )
-  )
+  if (!sameBytes(derElement(der, innerAlg), derElement(der, derExpect(algN, 0x30, 'algorithm'))))
     throw malformed('certificate signature algorithms disagree');
   const signature = ecdsaSignature(der, algN!, derExpect(sigN, 0x03, 'signature'), 'certificate');
   let isCa = false;
@@ -217,9 +229,25 @@ export function parseCrl(der: Uint8Array): Crl {
   i++;
   const revoked = new Set<string>();
   if (f[i]?.tag === 0x30) {
-    for (const entry of derChildren(der, f[i]!, 1 << 20)) {
-      const parts = derChildren(der, derExpect(entry, 0x30, 'revoked entry'), 3);
-      revoked.add(integerHex(der, derExpect(parts[0], 0x02, 'revoked serial')));
+    // Each entry: SEQUENCE { serial INTEGER, revocationDate, [extensions] }, at most 3 elements,
+    // each well-formed (as derChildren(entry, 3) requires), read without building lists.
+    const list = f[i]!;
+    let n = 0;
+    for (let p = list.contentStart; p < list.end; ) {
+      if (n++ >= 1 << 20)
+        throw new FirnError('E_EVIDENCE_MALFORMED', 'DER: too many elements', { details: { offset: p } });
+      const entry = derExpect(derRead(der, p, list.end), 0x30, 'revoked entry');
+      let serial: DerNode | undefined;
+      let k = 0;
+      for (let q = entry.contentStart; q < entry.end; k++) {
+        if (k >= 3)
+          throw new FirnError('E_EVIDENCE_MALFORMED', 'DER: too many elements', { details: { offset: q } });
+        const part = derRead(der, q, entry.end);
+        if (k === 0) serial = part;
+        q = part.end;
+      }
+      revoked.add(integerHex(der, derExpect(serial, 0x02, 'revoked serial')));
+      p = entry.end;
     }
   }
   const signature = ecdsaSignature(
@@ -295,6 +323,8 @@ const PEM_END = '-----END CERTIFICATE-----';
 /** A PEM body: base64 characters and JavaScript's \s whitespace (dropped before decoding). */
 const PEM_BODY = /^[A-Za-z0-9+/=\s]+$/;
 const WS_RUNS = /\s+/g;
+/** A PEM body whose only whitespace is line breaks. */
+const PEM_BODY_LINES = /^[A-Za-z0-9+/=\r\n]+$/;
 
 /**
  * Split PEM text into DER certificates, in order; at most MAX_CHAIN_CERTS. A block is
@@ -319,12 +349,15 @@ export function pemCertificates(text: string, what: string): Uint8Array[] {
     }
     // The body runs to that END marker and must hold nothing else (else try the next BEGIN).
     const body = text.slice(bodyStart, end);
-    if (!PEM_BODY.test(body)) {
+    // Line breaks only (every PEM Intel serves): Node's base64 decoder skips them, so the body
+    // decodes as is; other whitespace is removed first, as it always was (pem.test.ts compares).
+    const plain = PEM_BODY_LINES.test(body);
+    if (!plain && !PEM_BODY.test(body)) {
       from = begin + 1;
       continue;
     }
     if (out.length >= MAX_CHAIN_CERTS) throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
-    out.push(new Uint8Array(Buffer.from(body.replace(WS_RUNS, ''), 'base64')));
+    out.push(new Uint8Array(Buffer.from(plain ? body : body.replace(WS_RUNS, ''), 'base64')));
     from = end + PEM_END.length;
   }
   if (out.length === 0) throw malformed(`${what}: no certificate found`);
@@ -349,12 +382,14 @@ export function chainCertificatesAsGiven(data: Uint8Array, what: string): Uint8A
       if (out.length >= MAX_CHAIN_CERTS)
         throw malformed(`${what}: more than ${MAX_CHAIN_CERTS} certificates`);
       const n = derRead(data, p);
-      out.push(data.subarray(p, n.end));
+      // A copy: parsed certificates are cached, and must not alias bytes the caller may reuse.
+      out.push(data.slice(p, n.end));
       p = n.end;
     }
     if (data.subarray(p).some((x) => x !== 0))
       throw malformed(`${what}: trailing bytes after the certificates`);
-  } else out = pemCertificates(Buffer.from(data).toString('latin1'), what);
+  } else
+    out = pemCertificates(Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1'), what);
   return out;
 }
 
@@ -367,7 +402,8 @@ export function leafFirst(ders: Uint8Array[]): Uint8Array[] {
 
 /** Accept a trust anchor as DER or PEM bytes. */
 export function rootDer(bytes: Uint8Array): Uint8Array {
-  if (bytes[0] === 0x30) return bytes;
+  // A copy: roots are parsed and cached, and must not alias bytes the caller may change.
+  if (bytes[0] === 0x30) return bytes.slice();
   const text = Buffer.from(bytes).toString('latin1');
   const certs = pemCertificates(text, 'root');
   if (certs.length !== 1) throw new FirnError('E_INVALID_INPUT', 'a root must be exactly one certificate');
