@@ -6,6 +6,7 @@ import {
   type Hex,
   hexBytes,
   parseWorkProofJson,
+  sha256,
   utf8,
   type WorkProofJson,
 } from '@firn/core';
@@ -54,7 +55,13 @@ export type SessionFormat = 'binary' | 'json';
  * opens responses in order, and keeps the transcript whose commitment the closing proof must carry.
  */
 export class SessionCodec {
-  readonly transcript = new SessionTranscript();
+  private readonly _transcript = new SessionTranscript();
+  /**
+   * Answered exchanges not yet folded into the transcript, in order: the response's SHA-256 is
+   * taken after `openResponse` returned (next macrotask), so it is off the request's latency path.
+   */
+  private readonly unhashed: { requestDigest: Uint8Array; response: Uint8Array }[] = [];
+  private flushScheduled = false;
   /** Input elements of the requests the enclave answered without error (the proof's workUnits). */
   workUnits = 0n;
   private readonly endpoint: SessionEndpoint;
@@ -85,15 +92,36 @@ export class SessionCodec {
     return message;
   }
 
-  /** Open the response to `request` (the message sealRequest returned); typed enclave errors are rethrown. */
-  openResponse(request: Uint8Array, response: Uint8Array): TensorMap {
+  /** The session transcript of the answered exchanges so far (every pending hash folded in). */
+  get transcript(): SessionTranscript {
+    this.flush();
+    return this._transcript;
+  }
+
+  private flush(): void {
+    for (const u of this.unhashed.splice(0)) this._transcript.addDigests(u.requestDigest, sha256(u.response));
+  }
+
+  /**
+   * Open the response to `request` (the message sealRequest returned); typed enclave errors are
+   * rethrown. `requestDigest`: SHA-256 of `request` when the caller already took it (while the
+   * request was in flight); computed here otherwise.
+   */
+  openResponse(request: Uint8Array, response: Uint8Array, requestDigest?: Uint8Array): TensorMap {
     // The answer to a request carries the request's own sequence number (the enclave answers every
     // request it opens, in order): an answer to another request (a host that kept one back, or
     // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
     if (sessionMessageHeader(response).seq !== sessionMessageHeader(request).seq)
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
     const pt = this.endpoint.open(response);
-    this.transcript.add(request, response);
+    this.unhashed.push({ requestDigest: requestDigest ?? sha256(request), response });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
     const units = this.pending.shift() ?? 0n;
     if (pt[0] === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
@@ -415,9 +443,11 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         }
         const answer = stream.send(request);
         answer.catch(() => undefined);
+        // Hashed for the transcript while the request is in flight (it is written out already).
+        const requestDigest = sha256(request);
         return serial(async () => {
           try {
-            return codec.openResponse(request, await answer);
+            return codec.openResponse(request, await answer, requestDigest);
           } catch (e) {
             void close().catch(() => undefined);
             throw e;

@@ -101,10 +101,11 @@ export class SessionStream {
       const head = Buffer.allocUnsafe(5);
       head.writeUInt32BE(message.length + 1, 0);
       head[4] = TAG_MESSAGE;
+      // One writev now: header and message without a concat, and without waiting for a later tick.
       this.socket.cork();
       this.socket.write(head);
       this.socket.write(message);
-      process.nextTick(() => this.socket.uncork());
+      this.socket.uncork();
     });
   }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, toErrorBody, utf8 } from '@firn/core';
+import { FirnError, type Hex, isFirnError, sha256, toErrorBody, utf8 } from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -125,21 +125,28 @@ export function errorPayload(e: unknown): Uint8Array {
 /**
  * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE leave the
  * session unchanged and are thrown), run, seal, record in the transcript. Shared by the enclave
- * process's pipe path and the direct endpoint, so both answer alike.
+ * process's pipe path and the direct endpoint, so both answer alike. `deliver`, when given, is
+ * called with the sealed answer before it is recorded (the endpoint writes it out first, so the
+ * transcript's hashing is not on the request's latency path); the request's own SHA-256 is taken
+ * while the model runs on onnxruntime's thread.
  */
 export async function answerSessionRequest(
   endpoint: SessionEndpoint,
   model: EndpointModel,
   transcript: SessionTranscript,
   message: Uint8Array,
+  deliver?: (sealed: Uint8Array) => void,
 ): Promise<{ sealed: Uint8Array; units: bigint }> {
   const pt = endpoint.open(message);
   let response: Uint8Array;
   let units = 0n;
+  let requestDigest: Uint8Array | undefined;
   try {
     const { format, tensors } = decodeRequestPayload(pt);
     for (const t of Object.values(tensors)) units += BigInt(t.data.length);
-    response = encodeResponsePayload(format, await model.run(tensors));
+    const running = model.run(tensors);
+    requestDigest = sha256(message);
+    response = encodeResponsePayload(format, await running);
   } catch (e) {
     units = 0n;
     response = errorPayload(e);
@@ -154,7 +161,8 @@ export async function answerSessionRequest(
       errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap')),
     );
   }
-  transcript.add(message, sealed);
+  deliver?.(sealed);
+  transcript.addDigests(requestDigest ?? sha256(message), sha256(sealed));
   return { sealed, units };
 }
 
@@ -220,10 +228,11 @@ export async function serveSessionEndpoint(
       // Monotonic time from the open: nothing outside the child can move it back.
       if (performance.now() >= expiresAt)
         throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
-      const { sealed, units } = await answerSessionRequest(endpoint, model, transcript, message);
+      const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
+        if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.message, sealed);
+      });
       workUnits += units;
       lastUsed = performance.now();
-      if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.message, sealed);
     });
     tail = run.catch((e: unknown) => refuse(socket, e));
   };
