@@ -214,6 +214,11 @@ export class NodeApi {
     response: string;
     /** The session's transport token (base64url): sent with every request and stream of it. */
     accessToken?: string;
+    /**
+     * Where the requester may connect to the session's child itself (decision 1310): a TCP port
+     * on the node's host and the 32-byte token (hex) the connection's first frame must carry.
+     */
+    direct?: { port: number; token: Hex };
   }> {
     return this.call<{
       sessionId: Hex;
@@ -221,6 +226,7 @@ export class NodeApi {
       expiresAt: number;
       response: string;
       accessToken?: string;
+      direct?: { port: number; token: Hex };
     }>(
       'POST /v1/sessions',
       '/v1/sessions',

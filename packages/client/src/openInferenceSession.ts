@@ -267,12 +267,15 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
   /** Tensor encoding inside the encrypted requests; default binary. */
   format?: SessionFormat;
   /**
-   * How requests reach the node: `stream` (default) sends them over one persistent binary
-   * connection (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240) and pipelines
-   * them: `infer` sends at once, and answers are opened in call order. When the node offers no
-   * stream, requests fall back to `http` (one POST /v1/sessions/{id}/requests each, one at a time).
+   * How requests reach the session: `direct` (default) connects to the session's child itself
+   * when the node offers it (one TCP connection the node's kernel carries, the node's process off
+   * the path; docs/decisions/1310); `stream` sends them over one persistent binary connection to
+   * the node (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240), which relays them.
+   * Both pipeline: `infer` sends at once, and answers are opened in call order. Each falls back to
+   * the next: direct to stream, stream to `http` (one POST /v1/sessions/{id}/requests each, one
+   * at a time).
    */
-  transport?: 'stream' | 'http';
+  transport?: 'direct' | 'stream' | 'http';
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -289,8 +292,11 @@ export interface InferenceSession {
   expiresAt: number;
   inputNames: string[];
   outputNames: string[];
-  /** How requests travel: the pipelined binary stream, or one HTTP POST each (fallback). */
-  transport: 'stream' | 'http';
+  /**
+   * How requests travel: straight to the session's child (`direct`, decision 1310), the node's
+   * relayed pipelined binary stream, or one HTTP POST each (fallback).
+   */
+  transport: 'direct' | 'stream' | 'http';
   /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
   timings: { attestMs: number; openMs: number };
   /**
@@ -348,7 +354,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string; accessToken?: string };
+  let opened: Awaited<ReturnType<typeof api.openSession>>;
   try {
     // The model grant leaves with this request: re-check the node at a fresh block first.
     await assertStillEligible(m.view, node, opts.policy);
@@ -375,12 +381,28 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
+  // Direct to the session's child when the node offers it (decision 1310), else the node's relayed
+  // stream, else one POST per request.
+  let direct: SessionStream | undefined;
+  if ((opts.transport ?? 'direct') === 'direct' && opened.direct !== undefined) {
+    const d = opened.direct;
+    direct = await Promise.resolve()
+      .then(() =>
+        SessionStream.connectDirect(
+          new URL(node.endpoint).hostname,
+          d.port,
+          hexBytes(d.token, 'direct token', 32),
+        ),
+      )
+      .catch(() => undefined);
+  }
   const stream =
-    opts.transport === 'http'
+    direct ??
+    (opts.transport === 'http'
       ? undefined
       : await SessionStream.open(node.endpoint, opened.sessionId, undefined, opened.accessToken).catch(
           () => undefined,
-        );
+        ));
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -428,7 +450,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     expiresAt: opened.expiresAt,
     inputNames: names.inputNames,
     outputNames: names.outputNames,
-    transport: stream ? 'stream' : 'http',
+    transport: direct ? 'direct' : stream ? 'stream' : 'http',
     timings: { attestMs, openMs },
     infer: (tensors) => {
       // A stream the node ended (its idle close, a restart) is not reopened: the request goes by
