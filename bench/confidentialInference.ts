@@ -4,12 +4,12 @@
  * plain:    onnxruntime-node session (CPU, intraOpNumThreads 1, interOpNumThreads 1, graph
  *           optimisation "all": loadOnnxModel's defaults), loaded once; `run` per request on a
  *           prebuilt Float32Array tensor (no JSON on this side either).
- * session:  a warm inference session on a live devnet node (docs/decisions/0602, 1240): per request
- *           the requester encodes the tensor (binary), seals it with the session key (AES-256-GCM),
- *           sends it on its session stream (one upgraded HTTP connection, binary frames), the host
- *           relays the bytes as they are to the session's keyless child over its Unix socket, the
- *           child opens it, checks the sequence, decodes, runs the same onnxruntime settings,
- *           encodes, seals, and the requester opens and decodes the reply. Requests are timed one
+ * session:  a warm inference session on a live devnet node (docs/decisions/0602, 1240, 1310): per
+ *           request the requester encodes the tensor (binary), seals it with the session key
+ *           (AES-256-GCM), sends it on its direct connection to the session's keyless child (TCP
+ *           through the node's kernel, binary frames; the SDK's default, `session.transport` says
+ *           which path ran), the child opens it, checks the sequence, decodes, runs the same
+ *           onnxruntime settings, encodes, seals, and the requester opens and decodes the reply. Requests are timed one
  *           at a time (latency), alternating with the plain requests so both see the same load.
  *           Attestation, post + claim + grant + model load (open) and close + proof submission
  *           are once per session: "excluded" ratios leave them out, "amortised" ratios spread
