@@ -57,6 +57,20 @@ describe('warm session, requester connected to the session child directly', () =
     await plain.release();
   });
 
+  it('a requester that does not ask for it gets no direct port, and the host keeps its own checks', async () => {
+    const model = tinyLinearModel({ inFeatures: 4, outFeatures: 3, seed: 7 });
+    const session = await openInferenceSession({
+      ...(await opts()),
+      model: { bytes: model.bytes },
+      transport: 'stream',
+    });
+    expect(session.transport).toBe('stream');
+    const hosted = (net.node.jobs!.sessions as unknown as { open: Map<string, { direct?: boolean }> }).open;
+    expect(hosted.get(session.sessionId)?.direct).toBeUndefined();
+    await session.infer({ x: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } });
+    expect((await session.close()).proofCheck.ok).toBe(true);
+  });
+
   it('falls back to the node’s relayed stream when the child’s port cannot be reached', async () => {
     const model = tinyLinearModel({ inFeatures: 4, outFeatures: 3, seed: 6 });
     Object.assign(net.node.jobs!.sessions, { idleMs: 5 * 60_000 });

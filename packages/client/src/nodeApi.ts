@@ -206,7 +206,14 @@ export class NodeApi {
   }
 
   /** POST /v1/sessions: claim the session job and open it in the enclave. */
-  async openSession(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<{
+  /**
+   * POST /v1/sessions. With `direct`, asks the node for a direct connection to the session's child
+   * (header `x-firn-session-direct: 1`, decision 1310); the answer's `direct` then names it.
+   */
+  async openSession(
+    body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] },
+    direct = false,
+  ): Promise<{
     sessionId: Hex;
     salt: Hex;
     expiresAt: number;
@@ -232,7 +239,11 @@ export class NodeApi {
       '/v1/sessions',
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/sessions', body) },
+        headers: {
+          'content-type': 'application/json',
+          ...(direct ? { 'x-firn-session-direct': '1' } : {}),
+          ...this.submissionHeaders('POST /v1/sessions', body),
+        },
         body: JSON.stringify(body),
       },
       (r) => json(r),

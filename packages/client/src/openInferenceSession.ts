@@ -358,7 +358,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   try {
     // The model grant leaves with this request: re-check the node at a fresh block first.
     await assertStillEligible(m.view, node, opts.policy);
-    opened = await api.openSession(built.body);
+    opened = await api.openSession(built.body, (opts.transport ?? 'direct') === 'direct');
   } catch (e) {
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;

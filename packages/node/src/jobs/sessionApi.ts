@@ -94,6 +94,9 @@ function directHostOf(req: IncomingMessage): string | undefined {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
+/** Header by which a requester asks, on POST /v1/sessions, to connect to the session's child itself. */
+export const SESSION_DIRECT_HEADER = 'x-firn-session-direct';
+
 /** Header carrying a session's transport token on POST .../requests and GET .../stream. */
 export const SESSION_TOKEN_HEADER = 'x-firn-session-token';
 
@@ -296,8 +299,11 @@ export class SessionService {
           onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
           domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
           direct: true,
-          // The session's child listens for the requester on the address the requester reached us on.
-          ...(directHostOf(req) === undefined ? {} : { directHost: directHostOf(req) }),
+          // Asked for (decision 1310): the session's child listens for the requester on the address
+          // the requester reached us on. Otherwise every request passes the host's checks.
+          ...(req.headers[SESSION_DIRECT_HEADER] === '1' && directHostOf(req) !== undefined
+            ? { directHost: directHostOf(req) }
+            : {}),
         },
         s.opts.enclaveTimeoutMs ?? 600_000,
       );
