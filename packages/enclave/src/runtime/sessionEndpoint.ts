@@ -137,8 +137,8 @@ export function errorPayload(e: unknown): Uint8Array {
  * session unchanged and are thrown), run, seal, record in the transcript. Shared by the enclave
  * process's pipe path and the direct endpoint, so both answer alike. `deliver`, when given, is
  * called with the sealed answer before it is recorded (the endpoint writes it out first, so the
- * transcript's hashing is not on the request's latency path); the request's own SHA-256 is taken
- * while the model runs on onnxruntime's thread.
+ * transcript's two SHA-256 passes are not on the request's latency path: onnxruntime-node runs the
+ * model on this same thread, so nothing overlaps with the run itself).
  */
 export async function answerSessionRequest(
   endpoint: SessionEndpoint,
@@ -150,13 +150,10 @@ export async function answerSessionRequest(
   const pt = endpoint.open(message);
   let response: Uint8Array;
   let units = 0n;
-  let requestDigest: Uint8Array | undefined;
   try {
     const { format, tensors } = decodeRequestPayload(pt);
     for (const t of Object.values(tensors)) units += BigInt(t.data.length);
-    const running = model.run(tensors);
-    requestDigest = sha256(message);
-    response = encodeResponsePayload(format, await running);
+    response = encodeResponsePayload(format, await model.run(tensors));
   } catch (e) {
     units = 0n;
     response = errorPayload(e);
@@ -172,7 +169,7 @@ export async function answerSessionRequest(
     );
   }
   deliver?.(sealed);
-  transcript.addDigests(requestDigest ?? sha256(message), sha256(sealed));
+  transcript.addDigests(sha256(message), sha256(sealed));
   return { sealed, units };
 }
 
