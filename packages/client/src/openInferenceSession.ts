@@ -57,11 +57,11 @@ export type SessionFormat = 'binary' | 'json';
 export class SessionCodec {
   private readonly _transcript = new SessionTranscript();
   /**
-   * Answered exchanges not yet folded into the transcript, in order: the response's SHA-256 is
-   * taken after `openResponse` returned (next macrotask), so it is off the request's latency path.
+   * Answered exchanges not yet folded into the transcript, in order. A response's SHA-256 is taken
+   * while the NEXT request is in flight (`hashPending`), or when the transcript is read: never on
+   * a request's latency path, and never in the caller's own time between requests.
    */
   private readonly unhashed: { requestDigest: Uint8Array; response: Uint8Array }[] = [];
-  private flushScheduled = false;
   /** Input elements of the requests the enclave answered without error (the proof's workUnits). */
   workUnits = 0n;
   private readonly endpoint: SessionEndpoint;
@@ -94,11 +94,12 @@ export class SessionCodec {
 
   /** The session transcript of the answered exchanges so far (every pending hash folded in). */
   get transcript(): SessionTranscript {
-    this.flush();
+    this.hashPending();
     return this._transcript;
   }
 
-  private flush(): void {
+  /** Fold the answered exchanges not hashed yet into the transcript (call while a request is in flight). */
+  hashPending(): void {
     for (const u of this.unhashed.splice(0)) this._transcript.addDigests(u.requestDigest, sha256(u.response));
   }
 
@@ -115,13 +116,6 @@ export class SessionCodec {
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
     const pt = this.endpoint.open(response);
     this.unhashed.push({ requestDigest: requestDigest ?? sha256(request), response });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
     const units = this.pending.shift() ?? 0n;
     if (pt[0] === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
@@ -465,8 +459,10 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         }
         const answer = stream.send(request);
         answer.catch(() => undefined);
-        // Hashed for the transcript while the request is in flight (it is written out already).
+        // Hashed for the transcript while the request is in flight (it is written out already),
+        // with the earlier answers not hashed yet.
         const requestDigest = sha256(request);
+        codec.hashPending();
         return serial(async () => {
           try {
             return codec.openResponse(request, await answer, requestDigest);
@@ -481,7 +477,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
           const request = codec.sealRequest(tensors);
-          const response = await api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
+          const sent = api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
+          codec.hashPending();
+          const response = await sent;
           return codec.openResponse(request, response);
         } catch (e) {
           // A failed request closes the session (its slot is freed at once); the proof covers
