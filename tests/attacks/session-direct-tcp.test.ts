@@ -30,6 +30,7 @@ import {
   MAX_QUEUED_PER_CONNECTION,
   MAX_TOKENLESS_CONNECTIONS,
   serveSessionEndpoint,
+  TOKEN_WAIT_MS,
 } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
@@ -109,7 +110,11 @@ const x = (v: number[]) => ({
 });
 
 /** Connect to the port as a stranger; resolves with every byte it got before the socket closed. */
-function stranger(port: number, send: (s: Socket) => void): Promise<{ bytes: number; connected: boolean }> {
+function stranger(
+  port: number,
+  send: (s: Socket) => void,
+  giveUpMs = 3000,
+): Promise<{ bytes: number; connected: boolean }> {
   return new Promise((resolve) => {
     let bytes = 0;
     let connected = false;
@@ -123,7 +128,7 @@ function stranger(port: number, send: (s: Socket) => void): Promise<{ bytes: num
     });
     s.on('error', () => undefined);
     s.on('close', () => resolve({ bytes, connected }));
-    setTimeout(() => s.destroy(), 3000).unref();
+    setTimeout(() => s.destroy(), giveUpMs).unref();
   });
 }
 
@@ -162,6 +167,13 @@ describe('attacks on the requester’s direct connection to the session child', 
     // A captured request sent without the token: closed without an answer, never run.
     const noToken = await stranger(port, (s) => writeStreamFrame(s, STREAM_TAG.message, req0));
     expect(noToken).toEqual({ bytes: 0, connected: true });
+    // A 9 MiB length prefix instead of a token: refused from the prefix, nothing buffered, no byte.
+    const huge = await stranger(port, (s) => {
+      const h = Buffer.alloc(5);
+      h.writeUInt32BE(9 * 1024 * 1024, 0);
+      s.write(h);
+    });
+    expect(huge).toEqual({ bytes: 0, connected: true });
     const s = await SessionStream.connectDirect('127.0.0.1', port, token);
     // The request the stranger tried first is answered normally: the stranger moved nothing.
     expect(codec.openResponse(req0, await s.send(req0)).y!.dims).toEqual([1, 2]);
@@ -214,6 +226,16 @@ describe('attacks on the requester’s direct connection to the session child', 
     expect((await close(b.jobId, b.codec)).requests).toBe(1);
     relay.close();
   });
+
+  it(`a connection that sends no token is closed after ${TOKEN_WAIT_MS} ms without a byte`, async () => {
+    const { jobId, port } = await openDirect();
+    const t0 = Date.now();
+    const silent = await stranger(port, () => undefined, TOKEN_WAIT_MS + 3000);
+    expect(silent).toEqual({ bytes: 0, connected: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(TOKEN_WAIT_MS - 50);
+    expect(Date.now() - t0).toBeLessThan(TOKEN_WAIT_MS + 2000);
+    await program.handle('closeSession', { sessionId: jobId }).catch(() => undefined);
+  }, 20_000);
 
   it('replayed, reordered, altered and oversized messages on the direct connection are refused and the session goes on', async () => {
     const { jobId, codec, port, token } = await openDirect();
