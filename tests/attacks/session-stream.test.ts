@@ -28,6 +28,8 @@ beforeAll(async () => {
     roots: net.roots,
     model: { bytes: model.bytes },
     escrow: 10n ** 15n,
+    // The node's relayed stream (decision 1240); the direct path is tested in session-direct-tcp.
+    transport: 'stream',
   });
 }, 120_000);
 afterAll(() => net?.stop());

@@ -85,6 +85,8 @@ describe('session message admission by the host', () => {
       ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
       escrow: 10n ** 15n,
+      // Relayed by the node (no direct connection asked, decision 1310): the host sees every request.
+      transport: 'stream',
     });
     const url = new URL(`/v1/sessions/${s.sessionId}/requests`, net.node.url);
     const post = (body: Uint8Array) =>

@@ -206,7 +206,14 @@ export class NodeApi {
   }
 
   /** POST /v1/sessions: claim the session job and open it in the enclave. */
-  async openSession(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<{
+  /**
+   * POST /v1/sessions. With `direct`, asks the node for a direct connection to the session's child
+   * (header `x-firn-session-direct: 1`, decision 1310); the answer's `direct` then names it.
+   */
+  async openSession(
+    body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] },
+    direct = false,
+  ): Promise<{
     sessionId: Hex;
     salt: Hex;
     expiresAt: number;
@@ -214,6 +221,11 @@ export class NodeApi {
     response: string;
     /** The session's transport token (base64url): sent with every request and stream of it. */
     accessToken?: string;
+    /**
+     * Where the requester may connect to the session's child itself (decision 1310): a TCP port
+     * on the node's host and the 32-byte token (hex) the connection's first frame must carry.
+     */
+    direct?: { port: number; token: Hex };
   }> {
     return this.call<{
       sessionId: Hex;
@@ -221,12 +233,17 @@ export class NodeApi {
       expiresAt: number;
       response: string;
       accessToken?: string;
+      direct?: { port: number; token: Hex };
     }>(
       'POST /v1/sessions',
       '/v1/sessions',
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/sessions', body) },
+        headers: {
+          'content-type': 'application/json',
+          ...(direct ? { 'x-firn-session-direct': '1' } : {}),
+          ...this.submissionHeaders('POST /v1/sessions', body),
+        },
         body: JSON.stringify(body),
       },
       (r) => json(r),

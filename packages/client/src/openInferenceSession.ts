@@ -6,6 +6,7 @@ import {
   type Hex,
   hexBytes,
   parseWorkProofJson,
+  sha256,
   utf8,
   type WorkProofJson,
 } from '@firn/core';
@@ -54,7 +55,13 @@ export type SessionFormat = 'binary' | 'json';
  * opens responses in order, and keeps the transcript whose commitment the closing proof must carry.
  */
 export class SessionCodec {
-  readonly transcript = new SessionTranscript();
+  private readonly _transcript = new SessionTranscript();
+  /**
+   * Answered exchanges not yet folded into the transcript, in order. A response's SHA-256 is taken
+   * while the NEXT request is in flight (`hashPending`), or when the transcript is read: never on
+   * a request's latency path, and never in the caller's own time between requests.
+   */
+  private readonly unhashed: { requestDigest: Uint8Array; response: Uint8Array }[] = [];
   /** Input elements of the requests the enclave answered without error (the proof's workUnits). */
   workUnits = 0n;
   private readonly endpoint: SessionEndpoint;
@@ -85,15 +92,30 @@ export class SessionCodec {
     return message;
   }
 
-  /** Open the response to `request` (the message sealRequest returned); typed enclave errors are rethrown. */
-  openResponse(request: Uint8Array, response: Uint8Array): TensorMap {
+  /** The session transcript of the answered exchanges so far (every pending hash folded in). */
+  get transcript(): SessionTranscript {
+    this.hashPending();
+    return this._transcript;
+  }
+
+  /** Fold the answered exchanges not hashed yet into the transcript (call while a request is in flight). */
+  hashPending(): void {
+    for (const u of this.unhashed.splice(0)) this._transcript.addDigests(u.requestDigest, sha256(u.response));
+  }
+
+  /**
+   * Open the response to `request` (the message sealRequest returned); typed enclave errors are
+   * rethrown. `requestDigest`: SHA-256 of `request` when the caller already took it (while the
+   * request was in flight); computed here otherwise.
+   */
+  openResponse(request: Uint8Array, response: Uint8Array, requestDigest?: Uint8Array): TensorMap {
     // The answer to a request carries the request's own sequence number (the enclave answers every
     // request it opens, in order): an answer to another request (a host that kept one back, or
     // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
     if (sessionMessageHeader(response).seq !== sessionMessageHeader(request).seq)
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
     const pt = this.endpoint.open(response);
-    this.transcript.add(request, response);
+    this.unhashed.push({ requestDigest: requestDigest ?? sha256(request), response });
     const units = this.pending.shift() ?? 0n;
     if (pt[0] === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
@@ -239,12 +261,15 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
   /** Tensor encoding inside the encrypted requests; default binary. */
   format?: SessionFormat;
   /**
-   * How requests reach the node: `stream` (default) sends them over one persistent binary
-   * connection (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240) and pipelines
-   * them: `infer` sends at once, and answers are opened in call order. When the node offers no
-   * stream, requests fall back to `http` (one POST /v1/sessions/{id}/requests each, one at a time).
+   * How requests reach the session: `direct` (default) connects to the session's child itself
+   * when the node offers it (one TCP connection the node's kernel carries, the node's process off
+   * the path; docs/decisions/1310); `stream` sends them over one persistent binary connection to
+   * the node (GET /v1/sessions/{id}/stream, HTTP Upgrade; docs/decisions/1240), which relays them.
+   * Both pipeline: `infer` sends at once, and answers are opened in call order. Each falls back to
+   * the next: direct to stream, stream to `http` (one POST /v1/sessions/{id}/requests each, one
+   * at a time).
    */
-  transport?: 'stream' | 'http';
+  transport?: 'direct' | 'stream' | 'http';
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -261,8 +286,11 @@ export interface InferenceSession {
   expiresAt: number;
   inputNames: string[];
   outputNames: string[];
-  /** How requests travel: the pipelined binary stream, or one HTTP POST each (fallback). */
-  transport: 'stream' | 'http';
+  /**
+   * How requests travel: straight to the session's child (`direct`, decision 1310), the node's
+   * relayed pipelined binary stream, or one HTTP POST each (fallback).
+   */
+  transport: 'direct' | 'stream' | 'http';
   /** Milliseconds spent attesting and opening (post, claim, grant check, model load). */
   timings: { attestMs: number; openMs: number };
   /**
@@ -320,11 +348,11 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
   });
-  let opened: { sessionId: Hex; salt: Hex; expiresAt: number; response: string; accessToken?: string };
+  let opened: Awaited<ReturnType<typeof api.openSession>>;
   try {
     // The model grant leaves with this request: re-check the node at a fresh block first.
     await assertStillEligible(m.view, node, opts.policy);
-    opened = await api.openSession(built.body);
+    opened = await api.openSession(built.body, (opts.transport ?? 'direct') === 'direct');
   } catch (e) {
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
@@ -347,12 +375,28 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
+  // Direct to the session's child when the node offers it (decision 1310), else the node's relayed
+  // stream, else one POST per request.
+  let direct: SessionStream | undefined;
+  if ((opts.transport ?? 'direct') === 'direct' && opened.direct !== undefined) {
+    const d = opened.direct;
+    direct = await Promise.resolve()
+      .then(() =>
+        SessionStream.connectDirect(
+          new URL(node.endpoint).hostname,
+          d.port,
+          hexBytes(d.token, 'direct token', 32),
+        ),
+      )
+      .catch(() => undefined);
+  }
   const stream =
-    opts.transport === 'http'
+    direct ??
+    (opts.transport === 'http'
       ? undefined
       : await SessionStream.open(node.endpoint, opened.sessionId, undefined, opened.accessToken).catch(
           () => undefined,
-        );
+        ));
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -400,7 +444,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     expiresAt: opened.expiresAt,
     inputNames: names.inputNames,
     outputNames: names.outputNames,
-    transport: stream ? 'stream' : 'http',
+    transport: direct ? 'direct' : stream ? 'stream' : 'http',
     timings: { attestMs, openMs },
     infer: (tensors) => {
       // A stream the node ended (its idle close, a restart) is not reopened: the request goes by
@@ -415,9 +459,13 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         }
         const answer = stream.send(request);
         answer.catch(() => undefined);
+        // Hashed for the transcript while the request is in flight (it is written out already),
+        // with the earlier answers not hashed yet.
+        const requestDigest = sha256(request);
+        codec.hashPending();
         return serial(async () => {
           try {
-            return codec.openResponse(request, await answer);
+            return codec.openResponse(request, await answer, requestDigest);
           } catch (e) {
             void close().catch(() => undefined);
             throw e;
@@ -429,7 +477,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
           const request = codec.sealRequest(tensors);
-          const response = await api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
+          const sent = api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
+          codec.hashPending();
+          const response = await sent;
           return codec.openResponse(request, response);
         } catch (e) {
           // A failed request closes the session (its slot is freed at once); the proof covers

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { type ErrorCode, FirnError, type Hex } from '@firn/core';
 
 /**
@@ -16,6 +16,7 @@ import { type ErrorCode, FirnError, type Hex } from '@firn/core';
 export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
 const TAG_MESSAGE = 0;
 const TAG_ERROR = 1;
+const TAG_TOKEN = 2;
 
 export class SessionStream {
   private readonly pending: { resolve: (b: Uint8Array) => void; reject: (e: unknown) => void }[] = [];
@@ -93,6 +94,78 @@ export class SessionStream {
     });
   }
 
+  /**
+   * Connect straight to a session's child (docs/decisions/1310-requester-connects-to-session-child.md):
+   * TCP to `host`:`port` (the node's host name and the port of the open answer's `direct`), first
+   * frame the open answer's 32-byte direct token (tag 2). The child answers a kept connection with
+   * one empty tag-2 frame; the stream is resolved only then, so a connection the child refused
+   * (another took the slot, the port is not reachable) rejects with E_UNAVAILABLE within
+   * `timeoutMs` and the caller falls back to the node's relayed stream. Frames after it are those
+   * of the relayed stream.
+   */
+  static connectDirect(
+    host: string,
+    port: number,
+    token: Uint8Array,
+    maxResponseBytes = 8 * 1024 * 1024 + 1,
+    timeoutMs = 5_000,
+  ): Promise<SessionStream> {
+    return new Promise<SessionStream>((resolve, reject) => {
+      if (token.length !== 32 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+        reject(
+          new FirnError('E_INVALID_INPUT', 'a direct session connection needs a port and a 32-byte token'),
+        );
+        return;
+      }
+      const socket = connect({ host: host.replace(/^\[|\]$/g, ''), port, noDelay: true });
+      let got: Buffer = Buffer.alloc(0);
+      let settled = false;
+      const give = (e: FirnError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        reject(e);
+      };
+      const timer = setTimeout(
+        () =>
+          give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection')),
+        timeoutMs,
+      );
+      const onData = (c: Buffer) => {
+        got = got.length === 0 ? c : Buffer.concat([got, c]);
+        if (got.length < 5) return;
+        socket.off('data', onData);
+        if (got.readUInt32BE(0) !== 1 || got[4] !== TAG_TOKEN) {
+          give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection'));
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        const s = new SessionStream(socket, maxResponseBytes);
+        const rest = got.subarray(5);
+        if (rest.length > 0) s.onData(rest);
+        resolve(s);
+      };
+      socket.on('data', onData);
+      socket.on('connect', () => {
+        const head = Buffer.allocUnsafe(5);
+        head.writeUInt32BE(token.length + 1, 0);
+        head[4] = TAG_TOKEN;
+        socket.cork();
+        socket.write(head);
+        socket.write(token);
+        socket.uncork();
+      });
+      socket.on('error', (err) =>
+        give(new FirnError('E_UNAVAILABLE', `direct session connection: ${err.message}`)),
+      );
+      socket.on('close', () =>
+        give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection')),
+      );
+    });
+  }
+
   /** Send one sealed session request; resolves with its sealed response, in order. */
   send(message: Uint8Array): Promise<Uint8Array> {
     if (this.gone) return Promise.reject(this.gone);
@@ -101,10 +174,11 @@ export class SessionStream {
       const head = Buffer.allocUnsafe(5);
       head.writeUInt32BE(message.length + 1, 0);
       head[4] = TAG_MESSAGE;
+      // One writev now: header and message without a concat, and without waiting for a later tick.
       this.socket.cork();
       this.socket.write(head);
       this.socket.write(message);
-      process.nextTick(() => this.socket.uncork());
+      this.socket.uncork();
     });
   }
 

@@ -1,7 +1,7 @@
 import { createDecipheriv, randomBytes } from 'node:crypto';
-import { bytesToHex, encodeFields, type Hex, TAGS, u64be, utf8 } from '@firn/core';
+import { bytesToHex, encodeFields, type Hex, sha256, TAGS, taggedSha256, u64be, utf8 } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSessionEndpoint, deriveSessionKeys } from './sessionChannel.ts';
+import { createSessionEndpoint, deriveSessionKeys, SessionTranscript } from './sessionChannel.ts';
 
 // The session wire form against an independent AES-256-GCM decryption (node:crypto directly, not
 // the endpoint's code): header, nonce = seq, associated data = tag || sessionId || seq.
@@ -48,5 +48,29 @@ describe('session channel wire form', () => {
     expect(back.byteLength).toBe(1000);
     expect(Buffer.compare(Buffer.from(back), Buffer.from(pt))).toBe(0);
     expect(enclave.received).toBe(1n);
+  });
+});
+
+describe('session transcript', () => {
+  it('addDigests (hashes taken off the latency path) gives the commitment add gives, computed independently', () => {
+    const a = new SessionTranscript();
+    const b = new SessionTranscript();
+    const msgs = [0, 1, 5000].map((n) => [
+      new Uint8Array(randomBytes(n + 26)),
+      new Uint8Array(randomBytes(n + 27)),
+    ]);
+    let r: Uint8Array = new Uint8Array(32);
+    let s: Uint8Array = new Uint8Array(32);
+    for (const [q, p] of msgs) {
+      a.add(q!, p!);
+      b.addDigests(sha256(q!), sha256(p!));
+      r = taggedSha256(TAGS.sessionTranscript, utf8('request'), r, sha256(q!));
+      s = taggedSha256(TAGS.sessionTranscript, utf8('response'), s, sha256(p!));
+    }
+    expect(b.commitment(sessionId, salt)).toBe(a.commitment(sessionId, salt));
+    expect(b.opening()).toEqual({ count: 3n, requestsHash: r, responsesHash: s });
+    // A digest of the wrong size is refused, and the transcript does not move.
+    expect(() => b.addDigests(new Uint8Array(31), new Uint8Array(32))).toThrow();
+    expect(b.opening().count).toBe(3n);
   });
 });

@@ -215,14 +215,28 @@ export function createSessionEndpoint(
  * Work Proof outputCommitment, so the requester can check the proof covers exactly the exchange
  * it saw.
  */
+const REQUEST_LABEL = utf8('request');
+const RESPONSE_LABEL = utf8('response');
+
 export class SessionTranscript {
   private requests: Uint8Array = new Uint8Array(32);
   private responses: Uint8Array = new Uint8Array(32);
   count = 0n;
 
   add(request: Uint8Array, response: Uint8Array): void {
-    this.requests = taggedSha256(TAGS.sessionTranscript, utf8('request'), this.requests, sha256(request));
-    this.responses = taggedSha256(TAGS.sessionTranscript, utf8('response'), this.responses, sha256(response));
+    this.addDigests(sha256(request), sha256(response));
+  }
+
+  /**
+   * `add` with the SHA-256 of the request and response messages (32 bytes each) computed by the
+   * caller, e.g. the request's while it is in flight, so the hashing stays off a request's
+   * latency path. Throws E_INVALID_INPUT on wrong sizes.
+   */
+  addDigests(requestDigest: Uint8Array, responseDigest: Uint8Array): void {
+    assertBytes(requestDigest, 'request digest', 32);
+    assertBytes(responseDigest, 'response digest', 32);
+    this.requests = taggedSha256(TAGS.sessionTranscript, REQUEST_LABEL, this.requests, requestDigest);
+    this.responses = taggedSha256(TAGS.sessionTranscript, RESPONSE_LABEL, this.responses, responseDigest);
     this.count++;
   }
 

@@ -86,13 +86,16 @@ export function encodeStreamFrame(tag: number, body: Uint8Array): [Buffer, Buffe
   return [head, Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
 }
 
-/** Write one frame without copying the body (corked, so header and body leave in one write). */
+/**
+ * Write one frame without copying the body: corked and uncorked at once, so header and body leave
+ * in one writev now (not on a later tick).
+ */
 export function writeStreamFrame(socket: Socket, tag: number, body: Uint8Array): void {
   const [head, b] = encodeStreamFrame(tag, body);
   socket.cork();
   socket.write(head);
   socket.write(b);
-  process.nextTick(() => socket.uncork());
+  socket.uncork();
 }
 
 /**

@@ -273,7 +273,17 @@ export const OPENAPI_DOCUMENT = {
       post: {
         summary:
           'Open a warm inference session for a job of kind inference-session posted on chain: the node claims it and the enclave verifies the model grant and loads the model once. Signed by the job’s on-chain requester, as POST /v1/jobs.',
-        parameters: [signature],
+        parameters: [
+          signature,
+          {
+            name: 'x-firn-session-direct',
+            in: 'header',
+            required: false,
+            schema: { type: 'string', enum: ['1'] },
+            description:
+              'Ask to connect to the session’s runtime directly (docs/decisions/1310): the answer’s `direct` names a TCP port on this host and the token its first frame must carry',
+          },
+        ],
         requestBody: {
           required: true,
           content: { 'application/json': { schema: { $ref: '#/components/schemas/JobSubmission' } } },
@@ -420,6 +430,13 @@ export const OPENAPI_DOCUMENT = {
             type: 'string',
             description:
               "the session's transport token (base64url, 32 bytes): send it as x-firn-session-token on every request and stream of this session",
+          },
+          direct: {
+            type: 'object',
+            required: ['port', 'token'],
+            description:
+              'present when x-firn-session-direct was asked and the runtime serves it: connect over TCP to this host at `port`, first frame (u32 BE length 33, tag 2) the 32-byte `token`; frames as on GET .../stream (docs/decisions/1310)',
+            properties: { port: { type: 'integer' }, token: hex32 },
           },
         },
       },

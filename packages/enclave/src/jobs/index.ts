@@ -59,6 +59,7 @@ function noSessions(): Record<string, Handler> {
     openSession: refuse,
     sessionRequest: refuse,
     closeSession: refuse,
+    sessionIdle: refuse,
     releaseSessionPreflight: async () => ({ ok: true }),
   };
 }

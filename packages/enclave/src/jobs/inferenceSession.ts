@@ -92,6 +92,12 @@ export interface OpenSessionParams {
    * the runtime cannot serve (in-process runtimes), the session is served over this pipe as before.
    */
   direct?: boolean;
+  /**
+   * With `direct`: the IP address the requester reached the host on. The child then also listens
+   * on a TCP port of it for the requester's own connection, and `endpoint.direct` names the port
+   * and the token (docs/decisions/1310-requester-connects-to-session-child.md).
+   */
+  directHost?: string;
 }
 
 export interface OpenSessionResult {
@@ -345,6 +351,9 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
             keys,
             expiresInMs: Math.max(0, expiresAt - now) * 1000,
             maxRequestBytes: maxRequest,
+            ...(typeof raw.directHost === 'string' && raw.directHost.length <= 64
+              ? { directHost: raw.directHost }
+              : {}),
           });
         } catch (e) {
           await loaded.release().catch(() => undefined);
@@ -485,5 +494,23 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     });
   };
 
-  return { preflightSession, releaseSessionPreflight, openSession, sessionRequest, closeSession };
+  /**
+   * `sessionIdle` {sessionId}: milliseconds since the session last answered a request (a directly
+   * served session's child is asked: its requests do not pass the host). Returns `{idleMs}`;
+   * E_NOT_FOUND for no open session.
+   */
+  const sessionIdle: Handler = async (raw, ctx: EnclaveContext): Promise<{ idleMs: number }> => {
+    const s = get(sessionIdOf(raw));
+    if (s.served) return { idleMs: Math.max(0, Math.floor(await s.served.idleMs())) };
+    return { idleMs: Math.max(0, ctx.time.now(clock()) - s.lastUsed) * 1000 };
+  };
+
+  return {
+    preflightSession,
+    releaseSessionPreflight,
+    openSession,
+    sessionRequest,
+    closeSession,
+    sessionIdle,
+  };
 }

@@ -1,9 +1,9 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, isIP, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, toErrorBody, utf8 } from '@firn/core';
+import { FirnError, type Hex, isFirnError, sha256, toErrorBody, utf8 } from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -63,12 +63,22 @@ export interface ServeSessionParams {
   maxRequestBytes: number;
   /** Directory the socket's private folder is made in; default the OS temp dir. */
   socketDir?: string;
+  /**
+   * IP address (the one the requester reached the host on) to listen on for the requester's own
+   * connection, TCP, port chosen by the system (docs/decisions/1310). Absent: the host relays all.
+   */
+  directHost?: string;
 }
 
 /** Where the host connects: the socket path and the token its first frame must carry (hex). */
 export interface SessionEndpointAddress {
   path: string;
   token: Hex;
+  /**
+   * Where the requester connects directly (with `directHost`): the TCP port on that address and
+   * the 32-byte token (hex) its first frame must carry; the host passes both to the requester only.
+   */
+  direct?: { port: number; token: Hex };
 }
 
 /** The transcript a child reports at close; the enclave process signs the proof over it. */
@@ -125,13 +135,17 @@ export function errorPayload(e: unknown): Uint8Array {
 /**
  * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE leave the
  * session unchanged and are thrown), run, seal, record in the transcript. Shared by the enclave
- * process's pipe path and the direct endpoint, so both answer alike.
+ * process's pipe path and the direct endpoint, so both answer alike. `deliver`, when given, is
+ * called with the sealed answer before it is recorded (the endpoint writes it out first, so the
+ * transcript's two SHA-256 passes are not on the request's latency path: onnxruntime-node runs the
+ * model on this same thread, so nothing overlaps with the run itself).
  */
 export async function answerSessionRequest(
   endpoint: SessionEndpoint,
   model: EndpointModel,
   transcript: SessionTranscript,
   message: Uint8Array,
+  deliver?: (sealed: Uint8Array) => void,
 ): Promise<{ sealed: Uint8Array; units: bigint }> {
   const pt = endpoint.open(message);
   let response: Uint8Array;
@@ -154,7 +168,8 @@ export async function answerSessionRequest(
       errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap')),
     );
   }
-  transcript.add(message, sealed);
+  deliver?.(sealed);
+  transcript.addDigests(sha256(message), sha256(sealed));
   return { sealed, units };
 }
 
@@ -179,10 +194,116 @@ export interface ServedSessionEndpoint {
 }
 
 /**
- * Serve one session on a Unix socket in a fresh 0700 directory. Exactly one connection is kept:
- * the first whose first frame is the token; others are closed without an answer, and after
- * MAX_TOKENLESS_CONNECTIONS of them the endpoint stops listening (the host can reconnect only
- * until it has connected). Requests are answered strictly in arrival order.
+ * Keep the first connection to `server` whose first frame is `token` (tag 2) and stop listening
+ * then (`unlisten`); every other connection is closed without a byte: one without the token,
+ * one that sends no token within TOKEN_WAIT_MS, the oldest waiting one when a new connection
+ * would make more than MAX_PENDING_CONNECTIONS wait at once (so silent strangers cannot keep the
+ * token holder out without spending their tries), and any after the kept one. After MAX_TOKENLESS_CONNECTIONS such strangers the server stops
+ * listening for good. Frames after the token go to `onFrame`; a frame the reader refuses (size)
+ * is answered with `refuse` and ends the connection. With `ack`, the kept connection is told so
+ * with one empty tag-2 frame (the requester's direct connection waits for it before it relies on
+ * the connection, and falls back to the host's relay otherwise).
+ */
+function acceptOne(
+  server: Server,
+  token: Buffer,
+  ack: boolean,
+  unlisten: () => void,
+  isOver: () => boolean,
+  onAuthed: (socket: Socket) => void,
+  onFrame: (socket: Socket, f: { tag: number; body: Buffer }) => void,
+  refuse: (socket: Socket, e: unknown) => void,
+): void {
+  let kept: Socket | undefined;
+  let tokenless = 0;
+  // Connections that have not presented their token yet, oldest first.
+  const waiting = new Set<Socket>();
+  const stranger = (socket: Socket) => {
+    if (!waiting.delete(socket)) return;
+    socket.destroy();
+    if (++tokenless >= MAX_TOKENLESS_CONNECTIONS) unlisten();
+  };
+  server.on('connection', (socket: Socket) => {
+    if (kept !== undefined || isOver()) {
+      socket.destroy();
+      return;
+    }
+    if (waiting.size >= MAX_PENDING_CONNECTIONS) stranger(waiting.values().next().value!);
+    if (tokenless >= MAX_TOKENLESS_CONNECTIONS) {
+      socket.destroy();
+      return;
+    }
+    waiting.add(socket);
+    socket.setNoDelay(true);
+    const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
+    let authed = false;
+    const wait = setTimeout(() => stranger(socket), TOKEN_WAIT_MS);
+    socket.once('close', () => {
+      clearTimeout(wait);
+      waiting.delete(socket);
+    });
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      let frames: { tag: number; body: Buffer }[];
+      try {
+        frames = reader.push(chunk);
+      } catch (e) {
+        if (!authed) {
+          stranger(socket);
+          return;
+        }
+        refuse(socket, e);
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (!authed) {
+          clearTimeout(wait);
+          if (
+            kept === undefined &&
+            f.tag === STREAM_TAG.token &&
+            f.body.length === SESSION_TOKEN_BYTES &&
+            timingSafeEqual(f.body, token)
+          ) {
+            authed = true;
+            waiting.delete(socket);
+            kept = socket;
+            unlisten();
+            for (const w of waiting) w.destroy();
+            waiting.clear();
+            onAuthed(socket);
+            if (ack) writeStreamFrame(socket, STREAM_TAG.token, new Uint8Array(0));
+            continue;
+          }
+          // A stranger: no answer at all, and a bounded number of tries.
+          stranger(socket);
+          return;
+        }
+        onFrame(socket, f);
+      }
+    });
+  });
+}
+
+/** How long a connection may take to present its token before it counts as a stranger, ms. */
+export const TOKEN_WAIT_MS = 5_000;
+/** Connections waiting to present their token at once; more count as strangers. */
+export const MAX_PENDING_CONNECTIONS = 4;
+/**
+ * Requests read from one connection and not answered yet; at this many the endpoint stops reading
+ * that connection until one is answered (TCP back-pressure on the sender, no refusal).
+ */
+export const MAX_QUEUED_PER_CONNECTION = 16;
+
+/**
+ * Serve one session. The host's connection comes on a Unix socket in a fresh 0700 directory;
+ * with `directHost` the requester's own comes on a TCP port of that address
+ * (docs/decisions/1310-requester-connects-to-session-child.md). Each listener keeps exactly one
+ * connection: the first whose first frame is its token (the host's and the requester's are
+ * different); others are closed without an answer, and after MAX_TOKENLESS_CONNECTIONS of them
+ * that listener stops (the host, or the requester, can reconnect only until it has connected).
+ * Requests from both connections are answered strictly in arrival order, each on the connection
+ * it came on; each sequence number is taken once whichever connection carried it.
  */
 export async function serveSessionEndpoint(
   model: EndpointModel,
@@ -198,8 +319,7 @@ export async function serveSessionEndpoint(
   let lastUsed = started;
   let finished = false;
   let tail: Promise<unknown> = Promise.resolve();
-  let host: Socket | undefined;
-  let tokenless = 0;
+  const sockets = new Set<Socket>();
   // mkdtemp makes the folder 0700: only the enclave's user can reach the socket at all.
   const dir = mkdtempSync(join(p.socketDir ?? tmpdir(), 'firn-s-'));
   const path = join(dir, 's');
@@ -212,7 +332,11 @@ export async function serveSessionEndpoint(
   const refuse = (socket: Socket, e: unknown) => {
     if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.error, utf8(JSON.stringify(toErrorBody(e))));
   };
+  const queued = new WeakMap<Socket, number>();
   const onMessage = (socket: Socket, message: Buffer) => {
+    const n = (queued.get(socket) ?? 0) + 1;
+    queued.set(socket, n);
+    if (n >= MAX_QUEUED_PER_CONNECTION) socket.pause();
     const run = tail.then(async () => {
       if (finished) throw new FirnError('E_NOT_FOUND', 'session closed');
       if (message.length > maxRequest)
@@ -220,58 +344,30 @@ export async function serveSessionEndpoint(
       // Monotonic time from the open: nothing outside the child can move it back.
       if (performance.now() >= expiresAt)
         throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
-      const { sealed, units } = await answerSessionRequest(endpoint, model, transcript, message);
+      const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
+        if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.message, sealed);
+      });
       workUnits += units;
       lastUsed = performance.now();
-      if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.message, sealed);
     });
-    tail = run.catch((e: unknown) => refuse(socket, e));
+    tail = run
+      .catch((e: unknown) => refuse(socket, e))
+      .finally(() => {
+        const left = (queued.get(socket) ?? 1) - 1;
+        queued.set(socket, left);
+        if (left < MAX_QUEUED_PER_CONNECTION && socket.isPaused()) socket.resume();
+      });
   };
-
-  server.on('connection', (socket: Socket) => {
-    if (host !== undefined || finished) {
-      socket.destroy();
-      return;
-    }
-    socket.setNoDelay(true);
-    const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
-    let authed = false;
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk: Buffer) => {
-      let frames: { tag: number; body: Buffer }[];
-      try {
-        frames = reader.push(chunk);
-      } catch (e) {
-        if (authed) refuse(socket, e);
-        socket.destroy();
-        return;
-      }
-      for (const f of frames) {
-        if (!authed) {
-          if (
-            host === undefined &&
-            f.tag === STREAM_TAG.token &&
-            f.body.length === SESSION_TOKEN_BYTES &&
-            timingSafeEqual(f.body, token)
-          ) {
-            authed = true;
-            host = socket;
-            unlisten();
-            continue;
-          }
-          // A stranger: no answer at all, and a bounded number of tries.
-          socket.destroy();
-          if (++tokenless >= MAX_TOKENLESS_CONNECTIONS) unlisten();
-          return;
-        }
-        if (f.tag !== STREAM_TAG.message) {
-          refuse(socket, new FirnError('E_PARSE', 'unknown session stream frame'));
-          continue;
-        }
-        onMessage(socket, f.body);
-      }
-    });
-  });
+  const onFrame = (socket: Socket, f: { tag: number; body: Buffer }) => {
+    if (f.tag !== STREAM_TAG.message)
+      refuse(socket, new FirnError('E_PARSE', 'unknown session stream frame'));
+    else onMessage(socket, f.body);
+  };
+  const keep = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  acceptOne(server, token, false, unlisten, () => finished, keep, onFrame, refuse);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -280,13 +376,48 @@ export async function serveSessionEndpoint(
     });
   });
 
+  // The requester's direct connection: a TCP port on the address the host named.
+  let direct: { server: Server; port: number; token: Buffer } | undefined;
+  if (p.directHost !== undefined) {
+    if (isIP(p.directHost) === 0) {
+      unlisten();
+      throw new FirnError('E_INVALID_INPUT', 'directHost must be an IP address');
+    }
+    const tcp: Server = createServer({ noDelay: true } as Parameters<typeof createServer>[0]);
+    const directToken = randomBytes(SESSION_TOKEN_BYTES);
+    const unlistenTcp = () => {
+      if (tcp.listening) tcp.close();
+    };
+    acceptOne(tcp, directToken, true, unlistenTcp, () => finished, keep, onFrame, refuse);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host: p.directHost, port: 0, exclusive: true }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch {
+      unlisten();
+      throw new FirnError('E_UNAVAILABLE', 'the session runtime cannot listen for direct connections');
+    }
+    direct = { server: tcp, port: (tcp.address() as AddressInfo).port, token: directToken };
+  }
+
   const stop = () => {
     finished = true;
     unlisten();
-    host?.destroy();
+    if (direct?.server.listening) direct.server.close();
+    for (const s of sockets) s.destroy();
   };
   return {
-    address: { path, token: `0x${token.toString('hex')}` as Hex },
+    address: {
+      path,
+      token: `0x${token.toString('hex')}` as Hex,
+      ...(direct === undefined
+        ? {}
+        : { direct: { port: direct.port, token: `0x${direct.token.toString('hex')}` as Hex } }),
+    },
     idleMs: () => performance.now() - lastUsed,
     async finish(auth) {
       // After every request already read: the transcript covers exactly what was answered.

@@ -69,6 +69,11 @@ interface HostSession {
   closing?: Promise<CloseSessionResult & { proofTx: Hex }>;
   /** The one connection to the session's direct endpoint (absent: requests go over the enclave pipe). */
   relay?: SessionRelay;
+  /**
+   * The requester may connect to the session's child itself (decision 1310): its requests then
+   * pass only this host's kernel, so `lastUsed` is learnt from the enclave before an idle close.
+   */
+  direct?: boolean;
   /** The requester's open session streams (ended when the session closes). */
   streams: Set<Duplex>;
   /**
@@ -78,6 +83,19 @@ interface HostSession {
    */
   token?: Buffer;
 }
+
+/**
+ * The IP address a request reached this host on, as the session child can listen on it (an
+ * IPv4-mapped IPv6 address as plain IPv4); undefined when the socket has none (not TCP).
+ */
+function directHostOf(req: IncomingMessage): string | undefined {
+  const a = req.socket?.localAddress;
+  if (typeof a !== 'string' || a === '') return undefined;
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** Header by which a requester asks, on POST /v1/sessions, to connect to the session's child itself. */
+export const SESSION_DIRECT_HEADER = 'x-firn-session-direct';
 
 /** Header carrying a session's transport token on POST .../requests and GET .../stream. */
 export const SESSION_TOKEN_HEADER = 'x-firn-session-token';
@@ -197,7 +215,7 @@ export class SessionService {
         const now = Date.now();
         for (const s of this.open.values())
           if (!s.closed && !s.closing && now - s.lastUsed >= this.idleMs)
-            void this.close(s.jobId).catch(() => undefined);
+            void this.closeIfIdle(s).catch(() => undefined);
       },
       // Checked at a fraction of the idle time, so an idle session never holds its slot much longer.
       Math.max(50, Math.min(Math.floor(this.idleMs / 4), 30_000)),
@@ -205,11 +223,31 @@ export class SessionService {
     this.sweeper.unref();
   }
 
+  /**
+   * The sweeper's close of a session idle by the host's view. A session the requester reaches
+   * directly (decision 1310) is used without the host seeing it: the enclave is asked how long
+   * its child has been idle first, and a session still in use is left open.
+   */
+  private async closeIfIdle(h: HostSession): Promise<void> {
+    if (h.direct) {
+      const r = await this.service.node.supervisor
+        .call<{ idleMs: number }>('sessionIdle', { sessionId: h.jobId })
+        .catch(() => undefined);
+      if (r !== undefined && Number.isFinite(r.idleMs) && r.idleMs < this.idleMs) {
+        h.lastUsed = Math.max(h.lastUsed, Date.now() - Math.max(0, r.idleMs));
+        return;
+      }
+    }
+    if (!h.closed && !h.closing) await this.close(h.jobId);
+  }
+
   /** POST /v1/sessions. `json`: the body already read by the HTTP layer (absent: read here). */
   async openSession(
     req: IncomingMessage,
     json?: unknown,
-  ): Promise<Omit<OpenSessionResult, 'endpoint'> & { accessToken: string }> {
+  ): Promise<
+    Omit<OpenSessionResult, 'endpoint'> & { accessToken: string; direct?: { port: number; token: Hex } }
+  > {
     const s = this.service;
     if (json === undefined) await s.node.rateLimiter.take(remoteIp(req));
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
@@ -261,6 +299,11 @@ export class SessionService {
           onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
           domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
           direct: true,
+          // Asked for (decision 1310): the session's child listens for the requester on the address
+          // the requester reached us on. Otherwise every request passes the host's checks.
+          ...(req.headers[SESSION_DIRECT_HEADER] === '1' && directHostOf(req) !== undefined
+            ? { directHost: directHostOf(req) }
+            : {}),
         },
         s.opts.enclaveTimeoutMs ?? 600_000,
       );
@@ -273,6 +316,7 @@ export class SessionService {
         inFlight: 0,
         streams: new Set(),
         token: randomBytes(32),
+        ...(endpoint?.direct === undefined ? {} : { direct: true }),
       };
       // The session's child serves it: the host keeps one connection to it for all requests.
       if (endpoint !== undefined) h.relay = await SessionRelay.connect(endpoint.path, endpoint.token);
@@ -282,7 +326,11 @@ export class SessionService {
       log.info('session open', { direct: h.relay !== undefined });
       // The endpoint's path and token are the host's: the requester gets the public answer and
       // the session's transport token.
-      return { ...answer, accessToken: h.token!.toString('base64url') };
+      return {
+        ...answer,
+        accessToken: h.token!.toString('base64url'),
+        ...(endpoint?.direct === undefined ? {} : { direct: endpoint.direct }),
+      };
     } catch (e) {
       const error = toErrorBody(e);
       log.warn('session open failed', { code: error.code });
@@ -312,7 +360,9 @@ export class SessionService {
   private async admit(h: HostSession, prefix: Buffer, req: IncomingMessage): Promise<bigint> {
     const { kind, seq } = sessionMessageHeader(prefix);
     if (kind !== 'request') throw new FirnError('E_CHANNEL_SEQUENCE', 'not a session request message');
-    if (seq < h.nextSeq || seq >= h.nextSeq + SESSION_SEQUENCE_WINDOW)
+    // A session the requester also reaches directly (decision 1310) moves on without the host
+    // seeing it: only what the host itself relayed counts as replayed; the child checks the rest.
+    if (seq < h.nextSeq || (!h.direct && seq >= h.nextSeq + SESSION_SEQUENCE_WINDOW))
       throw new FirnError(
         'E_CHANNEL_SEQUENCE',
         seq < h.nextSeq ? 'replayed session message' : 'session message out of order',
@@ -467,7 +517,9 @@ export class SessionService {
       const { kind, seq } = sessionMessageHeader(body.subarray(0, SESSION_MESSAGE_MIN_BYTES));
       if (kind !== 'request') throw new FirnError('E_CHANNEL_SEQUENCE', 'not a session request message');
       const next = expect !== undefined && expect > h.nextSeq ? expect : h.nextSeq;
-      if (seq !== next)
+      // Direct sessions (decision 1310): the host does not see every request, so it refuses only
+      // what is behind what it saw; the child refuses the rest by its own sequence check.
+      if (h.direct ? seq < next : seq !== next)
         throw new FirnError(
           'E_CHANNEL_SEQUENCE',
           seq < next ? 'replayed session message' : 'session message out of order',
@@ -564,6 +616,8 @@ export class SessionService {
     h.closed = true;
     h.relay?.close();
     for (const st of h.streams) st.destroy();
+    // Direct requests did not pass the host: the enclave's count is the record's.
+    if (BigInt(r.requests) > h.nextSeq) h.nextSeq = BigInt(r.requests);
     const run = (async () => {
       try {
         const p = parseWorkProofJson(r.proof);
