@@ -88,18 +88,18 @@ export function describeAllocator(env) {
   const shown = Object.entries(settings)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-  const escape = env[ALLOCATOR_ESCAPE] === 'default';
-  const asFirnArtifact =
-    (escape || env[ALLOCATOR_GUARD] === '1') && Object.keys(missingAllocatorSettings(env)).length === 0;
+  // `firn artifact` adds exactly the missing settings; none missing means it would run like this.
+  const asFirnArtifact = Object.keys(missingAllocatorSettings(env)).length === 0;
   return { line: shown === '' ? 'glibc defaults' : shown, asFirnArtifact, settings };
 }
 
 /** True when this Node runs on glibc (musl and other platforms ignore MALLOC_* variables). */
 function onGlibc() {
   try {
-    const header = /** @type {{ header?: { glibcVersionRuntime?: string } }} */ (process.report?.getReport())
-      .header;
-    return typeof header?.glibcVersionRuntime === 'string';
+    const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (
+      process.report?.getReport()
+    );
+    return typeof report?.header?.glibcVersionRuntime === 'string';
   } catch {
     return false;
   }
