@@ -22,6 +22,20 @@ writeFileSync(
 const e = process.env;
 appendFileSync(e.PROBE_OUT, JSON.stringify({ pid: process.pid, ppid: process.ppid, guard: e.FIRN_ALLOCATOR_APPLIED ?? null,
   trim: e.MALLOC_TRIM_THRESHOLD_ ?? null, mmap: e.MALLOC_MMAP_THRESHOLD_ ?? null, tunables: e.GLIBC_TUNABLES ?? null }) + '\\n');
+if (e.PROBE_FAULTS && (e.FIRN_ALLOCATOR_APPLIED !== undefined || e.FIRN_ALLOCATOR === 'default')) {
+  // What the settings are for: Cipher.update's outputs on warm heap, not fresh pages.
+  const { createCipheriv, randomBytes } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const minflt = () => Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
+  const src = randomBytes(1 << 20), key = randomBytes(32);
+  const run = (mib) => { for (let i = 0; i < mib; i++) { const c = createCipheriv('aes-256-gcm', key, randomBytes(12));
+    for (let o = 0; o < src.length; o += 262144) c.update(src.subarray(o, o + 262144)); c.final(); } };
+  run(32);
+  const f0 = minflt();
+  run(128);
+  appendFileSync(e.PROBE_OUT, JSON.stringify({ faultsPerMiB: (minflt() - f0) / 128 }) + '\\n');
+  process.exit(0);
+}
 if (e.FIRN_ALLOCATOR_APPLIED !== undefined && e.PROBE_EXIT) process.exit(Number(e.PROBE_EXIT));
 if (e.FIRN_ALLOCATOR_APPLIED !== undefined && e.PROBE_KILL) process.kill(process.pid, e.PROBE_KILL);
 if (e.FIRN_ALLOCATOR_APPLIED !== undefined && e.PROBE_HANG) { setInterval(() => {}, 1000); await new Promise(() => {}); }
@@ -29,6 +43,7 @@ if (e.FIRN_ALLOCATOR_APPLIED !== undefined && e.PROBE_HANG) { setInterval(() => 
 );
 
 interface Rec {
+  faultsPerMiB?: number;
   pid: number;
   ppid: number;
   guard: string | null;
@@ -82,6 +97,20 @@ describe('firn artifact: the allocator launcher', () => {
     expect(child.guard).toBe('1');
     expect(child.trim).toBe(ALLOCATOR_SETTINGS.MALLOC_TRIM_THRESHOLD_);
     expect(child.mmap).toBe(ALLOCATOR_SETTINGS.MALLOC_MMAP_THRESHOLD_);
+  });
+
+  it('the settings reach glibc: node:crypto output pages are recycled, not faulted in fresh', () => {
+    const on = firn(['artifact', '--help'], { PROBE_FAULTS: '1' });
+    const off = firn(['artifact', '--help'], { PROBE_FAULTS: '1', FIRN_ALLOCATOR: 'default' });
+    expect(on.status).toBe(0);
+    expect(off.status).toBe(0);
+    const fOn = on.recs.at(-1)!.faultsPerMiB!;
+    const fOff = off.recs.at(-1)!.faultsPerMiB!;
+    console.log(
+      `page faults per MiB ciphered: ${fOn.toFixed(1)} with the settings, ${fOff.toFixed(1)} without`,
+    );
+    // Measured here: 7-34 with them, 137-259 without (a MiB is 256 pages).
+    expect(fOn).toBeLessThan(fOff / 4);
   });
 
   it("the user's own values win, per setting, whether given as MALLOC_* or in GLIBC_TUNABLES", () => {
