@@ -109,8 +109,8 @@ describe('firn artifact: the allocator launcher', () => {
     console.log(
       `page faults per MiB ciphered: ${fOn.toFixed(1)} with the settings, ${fOff.toFixed(1)} without`,
     );
-    // Measured here: 7-34 with them, 137-259 without (a MiB is 256 pages).
-    expect(fOn).toBeLessThan(fOff / 4);
+    // Measured here: 5-13 with them, 76-259 without (a MiB is 256 pages).
+    expect(fOn).toBeLessThan(fOff / 3);
   });
 
   it("the user's own values win, per setting, whether given as MALLOC_* or in GLIBC_TUNABLES", () => {
