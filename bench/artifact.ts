@@ -21,6 +21,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { generateKemKeyPair, openArtifactStream, sealArtifactStream } from '@firn/crypto';
+import { describeAllocator } from '../packages/cli/bin/allocator.mjs';
 import { reportBench } from './report.ts';
 
 const MiB = 1024 * 1024;
@@ -214,6 +215,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     `sealed artifacts, ${res.mib} MiB in ${res.chunkKiB} KiB chunks, ${res.rounds.length} rounds, ${res.cores} cores, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')}`,
   );
   console.log(`  openssl: ${res.openssl}`);
+  // glibc read these at this process's start; `npm run bench -- artifact` starts it with the
+  // settings `firn artifact` runs with (packages/cli/bin/allocator.mjs, decision 1325).
+  const alloc = describeAllocator(process.env);
+  console.log(
+    `  allocator: ${alloc.line} (${alloc.asFirnArtifact ? 'those of `firn artifact`' : 'NOT those of `firn artifact`: run it through `npm run bench -- artifact`'})`,
+  );
   for (const [i, r] of res.rounds.entries())
     console.log(
       `  round ${i + 1}: openssl ${r.opensslMiBps ?? '-'} MiB/s, seal ${r.sealMiBps} (${r.sealCpuMiBps} per CPU s), open ${r.openMiBps} (${r.openCpuMiBps} per CPU s), node:crypto one thread ${r.nodeOneThreadMiBps} MiB/s`,
@@ -230,7 +237,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   );
   reportBench(
     'artifact',
-    res,
+    { ...res, allocator: alloc },
     [
       { name: 'artifact_seal_vs_openssl', value: m.sealVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },
       { name: 'artifact_open_vs_openssl', value: m.openVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },
