@@ -126,8 +126,11 @@ export interface SessionEndpoint {
    * unchanged then. With `accept`, a message that opens but whose plaintext `accept` refuses throws
    * E_PARSE and does not consume its sequence number either: a caller that takes only one kind of
    * message (a close) never swallows a request, which would shift every later answer by one.
+   * With `ahead`, a message whose sequence number is past the next one is opened too (and moves
+   * the next one past it): only for a close, whose sender sealed it after requests that never
+   * arrived (dropped on the way); no answer follows it, so none can shift.
    */
-  open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean): Uint8Array;
+  open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean, ahead?: boolean): Uint8Array;
 }
 
 /** Create the requester's ('requester') or the enclave's ('enclave') end of a session. */
@@ -168,13 +171,13 @@ export function createSessionEndpoint(
       sent++;
       return message;
     },
-    open(message, accept) {
+    open(message, accept, ahead) {
       if (message.length > MAX_SESSION_MESSAGE_BYTES)
         throw new ChannelError('E_PARSE', 'session message too large');
       const m = decodeSessionMessage(message);
       if (m.kind !== inn)
         throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
-      if (m.seq !== received)
+      if (m.seq !== received && !(ahead === true && accept !== undefined && m.seq > received))
         throw new ChannelError(
           'E_CHANNEL_SEQUENCE',
           m.seq < received ? 'replayed session message' : 'session message out of order',
@@ -203,7 +206,7 @@ export function createSessionEndpoint(
         out.fill(0);
         throw new ChannelError('E_PARSE', 'not the expected session message');
       }
-      received++;
+      received = m.seq + 1n;
       return out;
     },
   };

@@ -7,8 +7,13 @@ import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
 // is imported on first use, so that a process which never runs a model (the enclave's key-holding
 // parent, decision 0851) never maps it, and nothing native loads before the enclave has checked
 // its image (docs/enclave-image.md).
+// onnxruntime 1.30 also starts telemetry with its first session: it writes events that name the
+// model (graph name, producer, custom metadata) to an SQLite store under the user's home and
+// /tmp, and uploads them over HTTPS when it can. In the enclave those are host files (and a
+// network path): a sealed model's metadata would leak. It reads this variable when it starts.
 let ortModule: Promise<typeof Ort> | undefined;
-const loadOrt = (): Promise<typeof Ort> => {
+export const loadOrt = (): Promise<typeof Ort> => {
+  process.env.ORT_DISABLE_TELEMETRY = '1';
   ortModule ??= import('onnxruntime-node');
   return ortModule;
 };

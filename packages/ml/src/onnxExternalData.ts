@@ -69,6 +69,9 @@ export function assertNoExternalData(model: Uint8Array): void {
     while (pos < end) {
       let key: number;
       [key, pos] = readVarint(model, pos, end);
+      // protobuf reads a key as a uint32 and drops higher bits: such a key would be another field
+      // to onnxruntime than to this walk (e.g. 13 + 2^29 is external_data there).
+      if (key > 0xffffffff) throw invalid('a field key over 32 bits');
       const field = Math.floor(key / 8);
       const wire = key % 8;
       if (field === 0) throw invalid('field number 0');
@@ -76,7 +79,8 @@ export function assertNoExternalData(model: Uint8Array): void {
         case 0: {
           let v: number;
           [v, pos] = readVarint(model, pos, end);
-          if (kind === 'tensor' && field === 14 && v === 1) throw invalid(EXTERNAL_MESSAGE);
+          // Anything but DEFAULT (0): protobuf truncates an enum to int32, so 2^32 + 1 is EXTERNAL.
+          if (kind === 'tensor' && field === 14 && v !== 0) throw invalid(EXTERNAL_MESSAGE);
           break;
         }
         case 1:

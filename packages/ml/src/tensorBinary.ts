@@ -125,7 +125,8 @@ export function decodeTensorsBinary(bytes: Uint8Array, caps: TensorJsonCaps = {}
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = view.getUint32(4, true);
   if (count === 0 || count > c.maxTensors) throw bad(`tensor count must be 1..${c.maxTensors}`);
-  const out: TensorMap = {};
+  // No prototype: a tensor named "__proto__" is a tensor (an own key), as it is to the sender.
+  const out: TensorMap = Object.create(null);
   let o = 8;
   let total = 0;
   const need = (n: number) => {

@@ -1,6 +1,7 @@
 import { parseCsv } from './csv.ts';
 import { mlpDefinition } from './modelDefinition.ts';
 import { exportOnnx } from './onnxExport.ts';
+import { loadOrt } from './inference.ts';
 import { createPrng } from './prng.ts';
 import { initTfBackend, type TfBackendName } from './tfBackend.ts';
 import { trainModel } from './train.ts';
@@ -27,8 +28,9 @@ export interface LoadedMlEngines {
  */
 export async function loadMlEngines(): Promise<LoadedMlEngines> {
   const tfBackend = await initTfBackend('wasm');
-  // The binding loads libonnxruntime when its module is evaluated (see inference.ts).
-  await import('onnxruntime-node');
+  // The binding loads libonnxruntime when its module is evaluated (see inference.ts, which also
+  // turns onnxruntime's telemetry off first).
+  await loadOrt();
   return { tfBackend, onnxRuntime: true };
 }
 

@@ -450,7 +450,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
         if (auth !== undefined) {
           // Only a close is taken: a request handed in as the close keeps its sequence number.
           try {
-            s.endpoint!.open(auth, isCloseMessage);
+            s.endpoint!.open(auth, isCloseMessage, true);
           } catch {
             throw fail('E_UNAUTHENTICATED', 'the close request is not a close under the session keys');
           }

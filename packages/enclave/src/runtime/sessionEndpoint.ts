@@ -427,7 +427,7 @@ export async function serveSessionEndpoint(
           // Only a close is taken: a request handed in as the close is not consumed (its sequence
           // number stays the next request's, so no later answer shifts onto another request).
           try {
-            endpoint.open(auth, isCloseMessage);
+            endpoint.open(auth, isCloseMessage, true);
           } catch {
             throw new FirnError(
               'E_UNAUTHENTICATED',
