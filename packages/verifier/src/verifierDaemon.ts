@@ -254,6 +254,10 @@ export class VerifierDaemon {
               abi: firnRegistryAbi,
               functionName: 'getNode',
               args: [enclaveId],
+              // At the block the scan reached, never an earlier one: an RPC whose state lags would
+              // otherwise read a re-registered ID as Exited, and the ID would be dropped after its
+              // NodeRegistered was scanned (no later sweep would see it again).
+              blockNumber: head,
             });
             const status = r.status as NodeStatus;
             // Refused, exited or slashed: no round can open again without a new NodeRegistered.
