@@ -39,7 +39,11 @@ async function rpc(method: string, params: unknown[] = []): Promise<unknown> {
 }
 
 beforeAll(async () => {
-  net = await startTestNetwork({ epochLength: EPOCH, answerWindow: ANSWER_WINDOW, poolDeposit: parseEther('1') });
+  net = await startTestNetwork({
+    epochLength: EPOCH,
+    answerWindow: ANSWER_WINDOW,
+    poolDeposit: parseEther('1'),
+  });
   // The network's verifiers are stopped: the votes and the challenges below are the test's own.
   for (const v of net.verifiers) {
     v.liveness?.stop();
