@@ -35,6 +35,12 @@ export interface LivenessServiceOptions {
    * A reward claim withdraws at once. 0: check on every poll.
    */
   withdrawIntervalMs?: number;
+  /**
+   * Blocks before the cursor scanned again on each scan (default 32): an RPC whose log index lags
+   * the head it reports returns no error, only fewer logs, and a challenge in those blocks would
+   * otherwise never be seen (the challenges already handled are skipped).
+   */
+  rescanBlocks?: number;
 }
 
 /** What the service did so far (for /metrics, tests and the demo). */
@@ -142,8 +148,10 @@ export class LivenessService {
       // when a challenge came in. No new block, no new challenge: the log scan is skipped.
       const headNumber = await this.clients.public.getBlockNumber({ cacheTime: 0 });
       if (headNumber >= this.next) {
+        const back = this.next - BigInt(this.opts.rescanBlocks ?? 32);
+        const floor = this.opts.deployment.deployBlock;
         const issued = await getIssuedChallenges(this.clients, {
-          fromBlock: this.next,
+          fromBlock: back > floor ? back : floor,
           toBlock: headNumber,
           enclaveId: id.enclaveId,
         });

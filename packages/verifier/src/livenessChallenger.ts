@@ -22,12 +22,6 @@ import { decodeFunctionData, parseEventLogs } from 'viem';
 
 export interface LivenessChallengerOptions {
   pollIntervalMs?: number;
-  /**
-   * Longest time the Active index is trusted unchanged while its size is, ms (default 10 000):
-   * each poll reads the size (one call) and lists the index only when it changed, in a new epoch,
-   * or after this long.
-   */
-  relistMs?: number;
   logger?: {
     info(m: string, f?: Record<string, unknown>): void;
     warn(m: string, f?: Record<string, unknown>): void;
@@ -83,8 +77,8 @@ export class LivenessChallenger {
   private clock: { genesis: bigint; epochLength: bigint } | undefined;
   /** The answer window (governance may change it: re-read once per epoch). */
   private window: { epoch: bigint; seconds: bigint } | undefined;
-  /** The last read of the Active index: its epoch, size and time (performance.now()). */
-  private listed: { epoch: bigint; count: bigint; at: number } | undefined;
+  /** The last read of the Active index: its epoch and the head block it was read at. */
+  private listed: { epoch: bigint; head: bigint } | undefined;
   /** Last epoch whose end the reward claim and the withdrawal check ran for. */
   private claimedThrough: bigint | undefined;
 
@@ -120,7 +114,7 @@ export class LivenessChallenger {
       this.window = window;
       const head = await read.getBlock({ blockTag: 'latest' });
       const epochEnds = clock.genesis + (epoch + 1n) * clock.epochLength;
-      if (head.timestamp + window.seconds < epochEnds) await this.challengeAll(epoch);
+      if (head.timestamp + window.seconds < epochEnds) await this.challengeAll(epoch, head.number);
       await this.follow(head.timestamp);
       if (this.claimedThrough !== epoch) {
         await this.claim(epoch);
@@ -131,7 +125,7 @@ export class LivenessChallenger {
     }
   }
 
-  private async challengeAll(epoch: bigint): Promise<void> {
+  private async challengeAll(epoch: bigint, headNumber: bigint): Promise<void> {
     let done = this.challengedIn.get(epoch);
     if (!done) {
       done = new Set();
@@ -139,26 +133,14 @@ export class LivenessChallenger {
       for (const e of this.challengedIn.keys()) if (e < epoch) this.challengedIn.delete(e);
     }
     // The Active index only: the full records (and their event scans over the chain's whole
-    // history) are not needed to challenge. While its size is the one last listed this epoch, the
-    // index is listed again only every relistMs (a node that left while another joined is then
-    // challenged at most that late); a change in size lists it at once.
-    const count = await this.clients.public.readContract({
-      address: this.clients.addresses.registry,
-      abi: firnRegistryAbi,
-      functionName: 'countByStatus',
-      args: [NodeStatus.Active],
-    });
-    const at = performance.now();
+    // history) are not needed to challenge. It is listed again whenever a block was added since
+    // the last listing this epoch: a node can only become Active in a new block, so none is missed
+    // (a count or a timer would miss one that joined in the block another left). The listing is
+    // read at that block.
     const last = this.listed;
-    if (
-      last !== undefined &&
-      last.epoch === epoch &&
-      last.count === count &&
-      at - last.at < (this.opts.relistMs ?? 10_000)
-    )
-      return;
-    this.listed = { epoch, count, at };
-    for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active)) {
+    if (last !== undefined && last.epoch === epoch && last.head === headNumber) return;
+    this.listed = { epoch, head: headNumber };
+    for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active, 200, headNumber)) {
       if (this.stopped) return;
       if (done.has(enclaveId)) continue;
       done.add(enclaveId);

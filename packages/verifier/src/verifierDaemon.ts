@@ -232,12 +232,16 @@ export class VerifierDaemon {
       // vote needs its status, round and rotation flag, not its published key and endpoint.
       const head = await this.clients.public.getBlockNumber({ cacheTime: 0 });
       if (head >= this.sweptTo) {
+        // The last 32 blocks before the cursor again: an RPC whose log index lags the head it
+        // reports returns fewer logs, not an error, and a registration there would be lost.
+        const back = this.sweptTo - 32n;
+        const floor = this.opts.deployment.deployBlock;
         const logs = await getLogsPaged(
           this.clients,
           {
             address: this.opts.deployment.registry,
             topics: [NODE_REGISTERED],
-            fromBlock: this.sweptTo,
+            fromBlock: back > floor ? back : floor,
             toBlock: head,
           },
           'NodeRegistered',
@@ -254,6 +258,10 @@ export class VerifierDaemon {
               abi: firnRegistryAbi,
               functionName: 'getNode',
               args: [enclaveId],
+              // At the block the scan reached, never an earlier one: an RPC whose state lags would
+              // otherwise read a re-registered ID as Exited, and the ID would be dropped after its
+              // NodeRegistered was scanned (no later sweep would see it again).
+              blockNumber: head,
             });
             const status = r.status as NodeStatus;
             // Refused, exited or slashed: no round can open again without a new NodeRegistered.

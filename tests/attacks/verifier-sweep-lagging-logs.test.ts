@@ -1,0 +1,114 @@
+/**
+ * The verifier's vote sweep (docs/decisions/1350) scans NodeRegistered from its cursor to the head
+ * it read and moves the cursor past it. Behind an RPC whose log index lags the head it reports
+ * (eth_getLogs answers up to its own head, without an error), a registration in those blocks is
+ * scanned over once and never seen again by the sweep: the round it opened is never voted on by
+ * this verifier unless its event watcher caught it.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createFirnClients, type RegistrationEvent, registerNode } from '@firn/chain';
+import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
+import { VerifierDaemon } from '@firn/verifier';
+import { parseEther } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+
+let net: TestNetwork;
+let proxy: Awaited<ReturnType<typeof laggingLogsProxy>>;
+
+/** While `lagTo` is set, eth_getLogs answers only up to block `lagTo` (a log index that lags). */
+async function laggingLogsProxy(target: string) {
+  const state = { lagTo: undefined as bigint | undefined };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      type Req = { id?: unknown; method?: string; params?: { fromBlock?: string; toBlock?: string }[] };
+      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Req | Req[];
+      const list = Array.isArray(parsed) ? parsed : [parsed];
+      const answers = list.map(async (m) => {
+        const f = m.params?.[0];
+        if (state.lagTo !== undefined && m.method === 'eth_getLogs' && f !== undefined) {
+          if (f.fromBlock?.startsWith('0x') && BigInt(f.fromBlock) > state.lagTo)
+            return { jsonrpc: '2.0', id: m.id, result: [] };
+          f.toBlock = `0x${state.lagTo.toString(16)}`;
+        }
+        const r = await fetch(target, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(m),
+        });
+        return (await r.json()) as unknown;
+      });
+      Promise.all(answers)
+        .then((out) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(Array.isArray(parsed) ? out : out[0]));
+        })
+        .catch(() => {
+          res.writeHead(502);
+          res.end();
+        });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, state };
+}
+
+beforeAll(async () => {
+  net = await startTestNetwork();
+  for (const v of net.verifiers) v.stop();
+  proxy = await laggingLogsProxy(net.anvil.rpcUrl);
+}, 120_000);
+afterAll(async () => {
+  proxy?.server.close();
+  await net?.stop();
+});
+
+describe('vote sweep behind a log index that lags', () => {
+  it('a registration in blocks the log index had not reached is still found once it caught up', async () => {
+    const operator = createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[5]!.privateKey, net.deployment, {
+      pollingIntervalMs: 50,
+    });
+    const daemon = new VerifierDaemon({
+      rpcUrl: proxy.url,
+      verifierKey: net.anvil.accounts[2]!.privateKey,
+      deployment: net.deployment,
+      policy: net.policy,
+      roots: net.roots,
+      logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
+    });
+    const seen: RegistrationEvent[] = [];
+    daemon.onRegistration = async (e) => {
+      seen.push(e);
+    };
+    await daemon.sweep(); // caught up from the deployment block
+    proxy.state.lagTo = await operator.public.getBlockNumber({ cacheTime: 0 });
+    const enclaveId = bytesToHex(randomBytes(32)) as Hex;
+    await registerNode(operator, {
+      enclaveId,
+      teeType: TEE_TYPES.simulated,
+      measurement: net.bundleMeasurement,
+      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
+      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
+      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
+      endpoint: 'http://127.0.0.1:1',
+      evidenceDigest: bytesToHex(randomBytes(32)) as Hex,
+      stake: parseEther('1'),
+    });
+    await daemon.sweep(); // the index has not reached the registration's block yet
+    proxy.state.lagTo = undefined;
+    // The chain goes on producing blocks; the next sweeps must find the open round.
+    for (let i = 0; i < 3; i++) {
+      await fetch(net.anvil.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'evm_mine', params: [] }),
+      });
+      await daemon.sweep();
+    }
+    expect(seen.map((e) => e.enclaveId.toLowerCase())).toContain(enclaveId.toLowerCase());
+  }, 120_000);
+});
