@@ -36,7 +36,9 @@ describe('attack: inputs changed in place while a pool verification is in flight
       const tampered = quote.slice();
       tampered[i] = tampered[i] === 0x41 ? 0x42 : 0x41;
       // The tampered chain alone fails.
-      expect(() => verifyDcapQuoteSync(tampered, { collateral: vectorJson(c.collateral), now: c.now })).toThrow();
+      expect(() =>
+        verifyDcapQuoteSync(tampered, { collateral: vectorJson(c.collateral), now: c.now }),
+      ).toThrow();
       clearDcapCaches();
       // A host reuses its buffer for the next quote while the first verification is in flight.
       const p = verifyDcapQuote(quote, {
@@ -49,7 +51,11 @@ describe('attack: inputs changed in place while a pool verification is in flight
       // The tampered chain must still fail: it was never checked.
       expect(
         await codeOf(
-          verifyDcapQuote(tampered.slice(), { collateral: vectorJson(c.collateral), now: c.now, signatureThreads: 'pool' }),
+          verifyDcapQuote(tampered.slice(), {
+            collateral: vectorJson(c.collateral),
+            now: c.now,
+            signatureThreads: 'pool',
+          }),
         ),
         c.quote,
       ).not.toBe('ok');
@@ -76,7 +82,11 @@ describe('attack: inputs changed in place while a pool verification is in flight
       const later = { ...base, [field]: bad.slice() };
       expect(
         await codeOf(
-          verifyDcapQuote(vector(VECTORS.sgx.quote), { collateral: later, now: VECTORS.sgx.now, signatureThreads: 'pool' }),
+          verifyDcapQuote(vector(VECTORS.sgx.quote), {
+            collateral: later,
+            now: VECTORS.sgx.now,
+            signatureThreads: 'pool',
+          }),
         ),
         field,
       ).toBe('E_EVIDENCE_CHAIN');
