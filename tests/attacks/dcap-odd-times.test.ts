@@ -44,3 +44,26 @@ describe('attack: DER times naming no real instant', () => {
     expect(read(0x18, '00490101000000Z')).toBe(y49.getTime() / 1000);
   });
 });
+
+describe('attack: collateral JSON times naming no real instant', () => {
+  it('issueDate/nextUpdate out of range are refused, not rolled over', async () => {
+    const { JsonFields } = await import('../../packages/attestation/src/dcap/collateralJson.ts');
+    const code = (s: string) => {
+      try {
+        return new JsonFields({ t: s }, 'x').date('t');
+      } catch (e) {
+        if (!isFirnError(e)) throw e;
+        return e.code;
+      }
+    };
+    for (const s of [
+      '2025-02-30T00:00:00Z',
+      '2025-04-31T00:00:00Z',
+      '2025-01-01T24:00:00Z',
+      '2025-02-29T00:00:00Z',
+    ])
+      expect(code(s), s).toBe('E_EVIDENCE_COLLATERAL');
+    expect(code('2024-02-29T23:59:59Z')).toBe(Date.UTC(2024, 1, 29, 23, 59, 59) / 1000);
+    expect(code('2025-07-19T10:01:18.5Z')).toBe(Date.UTC(2025, 6, 19, 10, 1, 18) / 1000);
+  });
+});
