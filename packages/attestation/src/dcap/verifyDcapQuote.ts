@@ -791,7 +791,7 @@ function verifyWith(
     teeType: q.body.kind,
     measurement,
     measurements,
-    platformId: ext.ppid,
+    platformId: ext.ppid.slice(),
     reportData,
     debug,
     tcbStatus: tcb.status,
