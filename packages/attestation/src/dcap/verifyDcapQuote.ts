@@ -328,11 +328,22 @@ function latestTcbDate(info: TcbInfo): string {
   return best;
 }
 
+/**
+ * A collateral signer's chain as served: the signer and the root (Intel's QVL and dcap-qvl refuse
+ * one with a single certificate). A chain whose root block is missing or unreadable is refused,
+ * not completed from the pinned roots.
+ */
+function signerChainDers(text: string, what: string): Uint8Array[] {
+  const ders = pemCertificates(text, what);
+  if (ders.length < 2) throw chainErr(`${what}: the chain does not carry its root certificate`);
+  return ders;
+}
+
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
 function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const tcbChain = verifyChain(
-    pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
+    signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
     'TCB info issuer chain',
     checks,
@@ -349,7 +360,7 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   let qeIdChain = tcbChain;
   if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain) {
     qeIdChain = verifyChain(
-      pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
+      signerChainDers(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
       a,
       'QE identity issuer chain',
       checks,
