@@ -83,7 +83,9 @@ export class JsonFields {
     if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(s))
       throw collateralError(`${this.what}.${k} must be an ISO-8601 UTC time`);
     const t = Date.parse(s);
-    if (!Number.isFinite(t)) throw collateralError(`${this.what}.${k} is not a valid time`);
+    // Date.parse rolls February 30 or hour 24 over into another instant: a real one reads back.
+    if (!Number.isFinite(t) || new Date(t).toISOString().slice(0, 19) !== s.slice(0, 19))
+      throw collateralError(`${this.what}.${k} is not a valid time`);
     return Math.floor(t / 1000);
   }
   arr(k: string, max = MAX_TCB_LEVELS): unknown[] {

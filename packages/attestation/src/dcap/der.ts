@@ -208,7 +208,23 @@ export function derTime(b: Uint8Array, node: DerNode, what: string): number {
   const y = gen ? hi * 100 + parts[1]! : parts[1]!;
   // RFC 5280 4.1.2.5.1: two-digit years 50..99 are 19xx, 00..49 are 20xx.
   const year = utc ? (y >= 50 ? 1900 + y : 2000 + y) : y;
-  const ms = Date.UTC(year, parts[2]! - 1, parts[3]!, parts[4]!, parts[5]!, parts[6]!);
+  const [, , mon, day, hh, mm, ss] = parts as [number, number, number, number, number, number, number];
+  // Each field in range (as OpenSSL and the der crate require): Date.UTC would roll month 13,
+  // February 30 or hour 24 over into another instant. setUTCFullYear keeps years below 100 as given.
+  const t = new Date(Date.UTC(2000, mon - 1, day, hh, mm, ss));
+  t.setUTCFullYear(year);
+  if (
+    mon < 1 ||
+    mon > 12 ||
+    day < 1 ||
+    hh > 23 ||
+    mm > 59 ||
+    ss > 59 ||
+    t.getUTCMonth() !== mon - 1 ||
+    t.getUTCDate() !== day
+  )
+    throw malformed(`${what}: invalid time`, node.start);
+  const ms = t.getTime();
   if (!Number.isFinite(ms)) throw malformed(`${what}: invalid time`, node.start);
   return ms / 1000;
 }

@@ -11,7 +11,28 @@ function reference(tag: number, content: Uint8Array): number | string {
   if (m === null) return 'unsupported';
   const y = Number(m[1]);
   const year = utc !== null ? (y >= 50 ? 1900 + y : 2000 + y) : y;
-  const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  // A real instant only: each field in range (no roll-over), a four-digit year as given.
+  const [mon, day, hh, mm, ss] = [2, 3, 4, 5, 6].map((i) => Number(m[i])) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const d = new Date(Date.UTC(2000, mon - 1, day, hh, mm, ss));
+  d.setUTCFullYear(year);
+  if (
+    mon < 1 ||
+    mon > 12 ||
+    day < 1 ||
+    hh > 23 ||
+    mm > 59 ||
+    ss > 59 ||
+    d.getUTCMonth() !== mon - 1 ||
+    d.getUTCDate() !== day
+  )
+    return 'invalid';
+  const ms = d.getTime();
   if (!Number.isFinite(ms)) return 'invalid';
   return ms / 1000;
 }

@@ -328,11 +328,22 @@ function latestTcbDate(info: TcbInfo): string {
   return best;
 }
 
+/**
+ * A collateral signer's chain as served: the signer and the root (Intel's QVL and dcap-qvl refuse
+ * one with a single certificate). A chain whose root block is missing or unreadable is refused,
+ * not completed from the pinned roots.
+ */
+function signerChainDers(text: string, what: string): Uint8Array[] {
+  const ders = pemCertificates(text, what);
+  if (ders.length < 2) throw chainErr(`${what}: the chain does not carry its root certificate`);
+  return ders;
+}
+
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
 function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const tcbChain = verifyChain(
-    pemCertificates(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
+    signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
     'TCB info issuer chain',
     checks,
@@ -349,7 +360,7 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   let qeIdChain = tcbChain;
   if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain) {
     qeIdChain = verifyChain(
-      pemCertificates(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
+      signerChainDers(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
       a,
       'QE identity issuer chain',
       checks,
@@ -413,18 +424,19 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
     rememberByObject(raw, fields, a, cached);
     return cached;
   }
-  const p = prepare(c, a, checks);
+  // Own copies of the byte parts, taken before anything is checked: the entry must record exactly
+  // the bytes that were checked, and a caller's array may change in place while checks are in
+  // flight on the pool (texts are immutable and kept as they are).
+  const own: QuoteCollateralV3 = {
+    ...c,
+    rootCaCrl: c.rootCaCrl.slice(),
+    pckCrl: c.pckCrl.slice(),
+    tcbInfoSignature: c.tcbInfoSignature.slice(),
+    qeIdentitySignature: c.qeIdentitySignature.slice(),
+  };
+  const p = prepare(own, a, checks);
   checks.whenPassed(() => {
-    const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, c));
-    // The entry keeps its own copies of byte parts: a caller's array changed in place later must
-    // not compare equal to what was checked (texts are immutable and kept as they are).
-    const own: QuoteCollateralV3 = {
-      ...c,
-      rootCaCrl: c.rootCaCrl.slice(),
-      pckCrl: c.pckCrl.slice(),
-      tcbInfoSignature: c.tcbInfoSignature.slice(),
-      qeIdentitySignature: c.qeIdentitySignature.slice(),
-    };
+    const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, own));
     preparedCache.set(k, [{ c: own, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
     rememberByObject(raw, fields, a, p);
   });
@@ -451,7 +463,7 @@ function pckCacheGet(src: PckSource): PckChain | undefined {
 }
 function pckCacheSet(src: PckSource, chain: PckChain): void {
   const bucket = (pckCache.get(src.k) ?? []).filter((e) => !same(e.data, src.data));
-  pckCache.set(src.k, [{ data: src.data.slice(), chain }, ...bucket].slice(0, MAX_PER_PCK_BUCKET));
+  pckCache.set(src.k, [{ data: src.data, chain }, ...bucket].slice(0, MAX_PER_PCK_BUCKET));
 }
 
 /** The PCK chain's bytes: from the quote (type 5) or, for a PPID-only quote, from the collateral. */
@@ -480,7 +492,9 @@ interface PckSource {
 
 /** The PCK chain's bytes and their cache key under the anchors `a`. */
 function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): PckSource {
-  const data = pckChainData(q, raw);
+  // A copy taken before the chain is split or checked: the cache entry records these bytes once
+  // the checks pass (later, on the pool), and the quote's buffer may be reused meanwhile.
+  const data = pckChainData(q, raw).slice();
   return { data, k: `${a.id}\u0003${data.length}\u0003${key(data.subarray(0, 192))}` };
 }
 
@@ -756,7 +770,7 @@ function verifyWith(
     measurement = measurementDigest('sgx', dcapMeasurementRegisters(q));
     // SGX ATTRIBUTES.DEBUG is bit 1 of the flags.
     debug = (r.attributes[0]! & 0x02) !== 0;
-    reportData = r.reportData;
+    reportData = r.reportData.slice();
   } else {
     const r = q.body.report;
     measurements = {
@@ -777,7 +791,7 @@ function verifyWith(
     measurement = measurementDigest('tdx', dcapMeasurementRegisters(q));
     // TDX TDATTRIBUTES.TUD.DEBUG is bit 0.
     debug = (r.tdAttributes[0]! & 0x01) !== 0;
-    reportData = r.reportData;
+    reportData = r.reportData.slice();
     extra.teeTcbSvn = hex(r.teeTcbSvn);
     extra.tdReportVersion = r.version;
     extra.mrconfigid = hex(r.mrConfigId);
@@ -788,7 +802,7 @@ function verifyWith(
     teeType: q.body.kind,
     measurement,
     measurements,
-    platformId: ext.ppid,
+    platformId: ext.ppid.slice(),
     reportData,
     debug,
     tcbStatus: tcb.status,
