@@ -22,8 +22,11 @@ export class SignatureChecks {
   private readonly pending: { result: Promise<boolean>; error: () => FirnError }[] = [];
   private readonly commits: { upTo: number; run: () => void }[] = [];
 
-  /** `deferred`: queue the verifications on the thread pool instead of running them now. */
-  constructor(readonly deferred: boolean) {}
+  /**
+   * `deferred`: queue the verifications on the thread pool instead of running them now. It may be
+   * turned off before the first check is made (a warm call has too few checks to gain from the pool).
+   */
+  constructor(public deferred: boolean) {}
 
   /** Check a DER ECDSA-SHA256 signature (certificates, CRLs); `error` names the failure. */
   der(key: KeyObject, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {

@@ -409,6 +409,15 @@ function rememberByObject(
   preparedByObject.set(raw, m);
 }
 
+/** Whether `raw`, as it is now, is in the object cache of collateral checked against `a`. */
+function collateralObjectKnown(raw: unknown, a: Anchors): boolean {
+  if (typeof raw !== 'object' || raw === null) return false;
+  const hit = preparedByObject.get(raw)?.get(a.id);
+  if (hit === undefined) return false;
+  const fields = fieldsOf(raw);
+  return fields !== undefined && hit.fields.every((v, i) => v === fields[i]);
+}
+
 /** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
 function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const fields = typeof raw === 'object' && raw !== null ? fieldsOf(raw) : undefined;
@@ -614,7 +623,7 @@ export async function verifyDcapQuote(
   const checks = new SignatureChecks(where === 'pool' || (where === 'auto' && poolHasACore()));
   let out: VerifiedEvidence;
   try {
-    out = verifyWith(quote, opts, checks);
+    out = verifyWith(quote, opts, checks, where === 'auto');
   } catch (e) {
     // A signature queued before this error failed first in the synchronous order: it wins.
     await checks.settle();
@@ -639,6 +648,7 @@ function verifyWith(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
   checks: SignatureChecks,
+  auto = false,
 ): VerifiedEvidence {
   const { now } = opts;
   if (typeof now !== 'number' || !Number.isFinite(now))
@@ -652,6 +662,9 @@ function verifyWith(
     );
   const a = anchors(opts.roots);
   const tdx = q.body.kind === 'tdx';
+  // 'auto': a call whose collateral object is already checked has two or three signatures left,
+  // which cost more to queue on the pool than to check here (decision 1340).
+  if (auto && checks.deferred && collateralObjectKnown(opts.collateral, a)) checks.deferred = false;
 
   const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a) : undefined;
 
