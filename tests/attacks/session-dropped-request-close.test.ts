@@ -1,29 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  buildSessionOpen,
-  SessionCodec,
-  SessionStream,
-  sealInput,
-  sessionCommitments,
-  sessionProofMismatches,
-} from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import {
-  type CloseSessionResult,
-  createEnclaveProgram,
-  createSimulatedProvider,
-  type OpenSessionResult,
-} from '@firn/enclave';
-import { loadOnnxModel } from '@firn/ml';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { SessionStream, sessionProofMismatches } from '@firn/client';
+import { hexBytes } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
-import { serveSessionEndpoint } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { sessionProgramHarness } from './sessionProgramHarness.ts';
 
 // The attack: a host (or just a lost connection) drops one of the requester's session requests
 // before it reaches the enclave: a direct TCP connection cut after the SDK wrote the request, or a
@@ -37,76 +15,7 @@ import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 // the session closable by its requester, with a proof of exactly the requests answered.
 // (This drives the SDK's own codec calls in the order `openInferenceSession` makes them.)
 
-const now = 1_750_000_000;
-const dir = mkdtempSync(join(tmpdir(), 'firn-drop-close-'));
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, sha256(new Uint8Array([6]))),
-    measurementRegisters: [sha256(new Uint8Array([6]))],
-    platformId: hexBytes(platform.platformId, 'platformId'),
-  },
-  createSessionHandlers({
-    now: () => now,
-    maxRequestBytes: 64 * 1024,
-    loadModel: async (b): Promise<RuntimeModel> => {
-      const m = await loadOnnxModel(b);
-      return {
-        ...m,
-        run: (i) => m.run(i),
-        release: () => m.release(),
-        serveSession: async (p) => {
-          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-          return { address: served.address, idleMs: async () => served.idleMs(), finish: served.finish };
-        },
-      };
-    },
-  }),
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const requesterKey = bytesToHex(generateSigningKey().privateKey);
-const kem = await generateKemKeyPair();
-const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
-const model = tinyLinearModel({ docString: 'drop-close' });
-const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
-writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
-let seed = 0;
-
-async function open(direct: boolean) {
-  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 11])));
-  const built = await buildSessionOpen({
-    jobId,
-    model: sealedModel,
-    requesterKey,
-    enclave: identity,
-    resultRecipient: kem.publicKey,
-    domain,
-    grantExpiresAt: now + 600,
-    grantIssuedAt: now - 60,
-  });
-  const r = (await program.handle('openSession', {
-    jobId,
-    enc: built.body.enc,
-    request: built.body.ciphertext,
-    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
-    onChain: sessionCommitments(sealedModel.artifactId),
-    domain,
-    ...(direct ? { direct: true, directHost: '127.0.0.1' } : {}),
-  })) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
-  return { jobId, r, codec };
-}
-
-const x = (v: number[]) => ({
-  x: { type: 'float32' as const, dims: [v.length / 3, 3], data: Float32Array.from(v) },
-});
-
-const close = (jobId: Hex, codec: SessionCodec) =>
-  program.handle('closeSession', {
-    sessionId: jobId,
-    auth: Buffer.from(codec.sealClose()).toString('base64'),
-  }) as Promise<CloseSessionResult>;
+const { program, open, x, close } = await sessionProgramHarness('drop-close', 11);
 
 describe('a request dropped before the enclave leaves the session closable by its requester', () => {
   it('direct connection: the request after two answers is lost; the requester’s close is taken and its proof matches', async () => {

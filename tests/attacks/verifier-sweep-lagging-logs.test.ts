@@ -5,57 +5,17 @@
  * scanned over once and never seen again by the sweep: the round it opened is never voted on by
  * this verifier unless its event watcher caught it.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createFirnClients, type RegistrationEvent, registerNode } from '@firn/chain';
 import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
 import { VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { laggingLogsProxy } from './laggingRpcProxy.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 let net: TestNetwork;
 let proxy: Awaited<ReturnType<typeof laggingLogsProxy>>;
-
-/** While `lagTo` is set, eth_getLogs answers only up to block `lagTo` (a log index that lags). */
-async function laggingLogsProxy(target: string) {
-  const state = { lagTo: undefined as bigint | undefined };
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      type Req = { id?: unknown; method?: string; params?: { fromBlock?: string; toBlock?: string }[] };
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Req | Req[];
-      const list = Array.isArray(parsed) ? parsed : [parsed];
-      const answers = list.map(async (m) => {
-        const f = m.params?.[0];
-        if (state.lagTo !== undefined && m.method === 'eth_getLogs' && f !== undefined) {
-          if (f.fromBlock?.startsWith('0x') && BigInt(f.fromBlock) > state.lagTo)
-            return { jsonrpc: '2.0', id: m.id, result: [] };
-          f.toBlock = `0x${state.lagTo.toString(16)}`;
-        }
-        const r = await fetch(target, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(m),
-        });
-        return (await r.json()) as unknown;
-      });
-      Promise.all(answers)
-        .then((out) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(Array.isArray(parsed) ? out : out[0]));
-        })
-        .catch(() => {
-          res.writeHead(502);
-          res.end();
-        });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, state };
-}
 
 beforeAll(async () => {
   net = await startTestNetwork();

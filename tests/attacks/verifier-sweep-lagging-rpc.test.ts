@@ -7,14 +7,14 @@
  * ID and moves its cursor past the event: once the RPC has caught up, no later sweep ever finds
  * the open round, so a re-registered node is never voted on by this verifier's sweep.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createFirnClients, type RegistrationEvent, registerNode, requestExit } from '@firn/chain';
 import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
 import { VerifierDaemon } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rewritingRpcProxy } from './laggingRpcProxy.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 let net: TestNetwork;
@@ -27,43 +27,17 @@ let proxy: { url: string; server: Server; lagTo: bigint | undefined };
  */
 async function laggingProxy(target: string) {
   const state = { lagTo: undefined as bigint | undefined };
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      type Req = { id?: unknown; method?: string; params?: unknown[] };
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Req | Req[];
-      const list = Array.isArray(parsed) ? parsed : [parsed];
-      const answers = list.map(async (m) => {
-        if (state.lagTo !== undefined && m.method === 'eth_call' && Array.isArray(m.params)) {
-          const tag = m.params[1];
-          if (tag === undefined || tag === 'latest' || tag === 'pending')
-            m.params[1] = `0x${state.lagTo.toString(16)}`;
-          else if (typeof tag === 'string' && tag.startsWith('0x') && BigInt(tag) > state.lagTo)
-            return { jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'header not found' } };
-        }
-        const r = await fetch(target, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(m),
-        });
-        return (await r.json()) as unknown;
-      });
-      Promise.all(answers)
-        .then((out) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(Array.isArray(parsed) ? out : out[0]));
-        })
-        .catch(() => {
-          res.writeHead(502);
-          res.end();
-        });
-    });
+  const p = await rewritingRpcProxy(target, (m) => {
+    if (state.lagTo === undefined || m.method !== 'eth_call' || !Array.isArray(m.params)) return undefined;
+    const tag = m.params[1];
+    if (tag === undefined || tag === 'latest' || tag === 'pending')
+      m.params[1] = `0x${state.lagTo.toString(16)}`;
+    else if (typeof tag === 'string' && tag.startsWith('0x') && BigInt(tag) > state.lagTo)
+      return { jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'header not found' } };
+    return undefined;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    server,
+    ...p,
     get lagTo() {
       return state.lagTo;
     },
