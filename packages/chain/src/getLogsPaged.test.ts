@@ -58,7 +58,7 @@ const claim = (block: bigint, m: string) =>
   ]);
 const LOGS = [posted, claim(7_000n, 'first claim'), claim(11_990n, 'latest claim')];
 
-function rangeLimitedRpc(head: bigint, limit: bigint) {
+function rangeLimitedRpc(head: bigint, limit: bigint, logs = LOGS) {
   const calls: [bigint, bigint][] = [];
   const request = async ({ method, params }: { method: string; params?: unknown[] }) => {
     if (method === 'eth_blockNumber') return toHex(head);
@@ -69,7 +69,7 @@ function rangeLimitedRpc(head: bigint, limit: bigint) {
     calls.push([from, to]);
     if (to - from + 1n > limit) throw new Error(`block range too large: ${to - from + 1n} > ${limit}`);
     const t0 = f.topics[0] as Hex[];
-    return LOGS.filter((l) => {
+    return logs.filter((l) => {
       const b = BigInt(l.blockNumber);
       return b >= from && b <= to && t0.includes(l.topics[0]!) && l.topics[1] === f.topics[1];
     });
@@ -82,26 +82,47 @@ function rangeLimitedRpc(head: bigint, limit: bigint) {
 }
 
 describe('reading full records through an RPC that caps the block range of eth_getLogs', () => {
-  it('getJobEvents reads 12 000 blocks through a 10 000-block cap, in chain order', async () => {
+  it('getJobEvents walks back 12 000 blocks through a 10 000-block cap to the JobPosted, in chain order', async () => {
     const { clients, calls } = rangeLimitedRpc(12_000n, 10_000n);
     const ev = await getJobEvents(clients, jobId);
     expect(ev.posted?.terms.workloadHash).toBe(b32('workload'));
     expect(ev.posted?.blockNumber).toBe(120n);
-    // The latest claim wins: pages are joined in block order.
+    // The latest claim wins: windows are joined in block order.
     expect(ev.claimed).toMatchObject({ blockNumber: 11_990n, measurement: b32('latest claim') });
-    // Every call within the cap, together covering [deployBlock, head] with no gap or overlap.
+    // Every call within the page size, newest first, growing 256, 512, ... and together covering
+    // [deployBlock, head] with no gap or overlap.
     expect(calls.every(([a, b]) => b - a + 1n <= 5000n)).toBe(true);
-    expect(calls[0]![0]).toBe(100n);
-    expect(calls.at(-1)![1]).toBe(12_000n);
-    for (let i = 1; i < calls.length; i++) expect(calls[i]![0]).toBe(calls[i - 1]![1] + 1n);
+    expect(calls[0]).toEqual([11_745n, 12_000n]);
+    expect(calls[1]).toEqual([11_233n, 11_744n]);
+    expect(calls.at(-1)![0]).toBe(100n);
+    for (let i = 1; i < calls.length; i++) expect(calls[i]![1]).toBe(calls[i - 1]![0] - 1n);
+  });
+
+  it('a recent job costs one eth_getLogs call however long the chain is', async () => {
+    const recent = [{ ...posted, blockNumber: toHex(999_900n) }, { ...claim(999_950n, 'only claim') }];
+    const { clients, calls } = rangeLimitedRpc(1_000_000n, 10_000n, recent);
+    const ev = await getJobEvents(clients, jobId);
+    expect(ev.posted?.blockNumber).toBe(999_900n);
+    expect(ev.claimed?.measurement).toBe(b32('only claim'));
+    expect(calls).toEqual([[999_745n, 1_000_000n]]);
+  });
+
+  it('a job with no JobPosted is read down to the deployment block (nothing older exists)', async () => {
+    const { clients, calls } = rangeLimitedRpc(12_000n, 10_000n, [claim(7_000n, 'orphan')]);
+    const ev = await getJobEvents(clients, jobId);
+    expect(ev.posted).toBeUndefined();
+    expect(ev.claimed?.measurement).toBe(b32('orphan'));
+    expect(calls.at(-1)![0]).toBe(100n);
   });
 
   it('pages by the clients’ logBlockRange, and stops at the block asked for', async () => {
     const { clients, calls } = rangeLimitedRpc(12_000n, 1000n);
     const ev = await getJobEvents({ ...clients, logBlockRange: 1000n }, jobId, { blockNumber: 8000n });
     expect(ev.claimed?.measurement).toBe(b32('first claim'));
-    expect(calls).toHaveLength(8);
-    expect(calls.at(-1)).toEqual([7100n, 8000n]);
+    expect(ev.posted?.blockNumber).toBe(120n);
+    expect(calls[0]).toEqual([7745n, 8000n]);
+    expect(calls.every(([a, b]) => b - a + 1n <= 1000n)).toBe(true);
+    expect(calls.at(-1)).toEqual([100n, 232n]);
   });
 
   it('refuses a read that would take more than MAX_LOG_PAGES calls, before any call (E_CHAIN)', async () => {
