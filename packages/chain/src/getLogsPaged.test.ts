@@ -11,7 +11,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { firnJobMarketAbi } from './abi/generated.ts';
 import type { FirnClients } from './clients.ts';
-import { getLogsPaged, MAX_LOG_PAGES } from './getLogsPaged.ts';
+import { getLogsBackTo, getLogsPaged, MAX_LOG_PAGES } from './getLogsPaged.ts';
 import { getJobEvents } from './jobMarket/jobRecord.ts';
 import type { FirnDeployment } from './types.ts';
 
@@ -123,6 +123,27 @@ describe('reading full records through an RPC that caps the block range of eth_g
     expect(calls[0]).toEqual([7745n, 8000n]);
     expect(calls.every(([a, b]) => b - a + 1n <= 1000n)).toBe(true);
     expect(calls.at(-1)).toEqual([100n, 232n]);
+  });
+
+  it('getLogsBackTo stops at the newest window holding a start log and returns chain order', async () => {
+    // A node-like history: start (registration) at 200 and again at 9 000, updates between.
+    const start = (b: bigint) => ({ ...posted, blockNumber: toHex(b) });
+    const update = (b: bigint, m: string) => claim(b, m);
+    const history = [start(200n), update(5_000n, 'old'), start(9_000n), update(11_000n, 'new')];
+    const { clients, calls } = rangeLimitedRpc(12_000n, 10_000n, history);
+    const t0 = posted.topics[0]!;
+    const logs = await getLogsBackTo(
+      clients,
+      { address: MARKET, topics: [[t0, claim(1n, 'x').topics[0]!], jobId] },
+      (l) => l.topics[0] === t0,
+    );
+    expect(logs.map((l) => BigInt(l.blockNumber))).toEqual([9_000n, 11_000n]);
+    expect(calls).toEqual([
+      [11_745n, 12_000n],
+      [11_233n, 11_744n],
+      [10_209n, 11_232n],
+      [8_161n, 10_208n],
+    ]);
   });
 
   it('refuses a read that would take more than MAX_LOG_PAGES calls, before any call (E_CHAIN)', async () => {

@@ -81,3 +81,42 @@ export async function getLogsPaged(
   }
   return out;
 }
+
+/** Blocks of the first, newest window getLogsBackTo reads; each older window doubles, up to the page size. */
+export const FIRST_BACK_WINDOW = 256n;
+
+/**
+ * The logs of `q` from the newest window back to the first one holding a log for which `isStart`
+ * is true (or to the deployment block), returned in chain order. For reads whose answer is fixed
+ * by the latest "start" event and what followed it (a job's JobPosted, a node's NodeRegistered):
+ * windows of 256 blocks back from `q.toBlock` (default latest), doubling up to
+ * `clients.logBlockRange`, so a recent start costs one or two `eth_getLogs` calls however long
+ * the chain is. Logs older than the window holding the start are not read. Throws as
+ * getLogsPaged does.
+ */
+export async function getLogsBackTo(
+  clients: FirnClients,
+  q: LogQuery,
+  isStart: (log: RawLog) => boolean,
+  what = 'eth_getLogs',
+): Promise<RawLog[]> {
+  const floor = q.fromBlock ?? clients.addresses.deployBlock ?? 0n;
+  let to: bigint;
+  try {
+    to = q.toBlock ?? BigInt((await clients.public.request({ method: 'eth_blockNumber' })) as Hex);
+  } catch (e) {
+    throw toChainError(e, what);
+  }
+  const range = clients.logBlockRange ?? DEFAULT_LOG_BLOCK_RANGE;
+  let span = FIRST_BACK_WINDOW < range ? FIRST_BACK_WINDOW : range;
+  const windows: RawLog[][] = [];
+  while (to >= floor) {
+    const from: bigint = to - span + 1n > floor ? to - span + 1n : floor;
+    const page = await getLogsPaged(clients, { ...q, fromBlock: from, toBlock: to }, what);
+    windows.unshift(page);
+    if (from === floor || page.some(isStart)) break;
+    to = from - 1n;
+    span = span * 2n < range ? span * 2n : range;
+  }
+  return windows.flat();
+}

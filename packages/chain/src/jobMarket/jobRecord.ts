@@ -3,7 +3,7 @@ import { FirnError } from '@firn/core';
 import { firnJobMarketAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
-import { DEFAULT_LOG_BLOCK_RANGE, getLogsPaged } from '../getLogsPaged.ts';
+import { getLogsBackTo } from '../getLogsPaged.ts';
 import { assertBytes32 } from '../validate.ts';
 import { computeProofFactsHash, computeTermsHash, type JobTerms, type ProofFacts } from './jobHashes.ts';
 
@@ -29,17 +29,13 @@ const TOPICS = ['JobPosted', 'JobClaimed', 'ProofSubmitted'].map((name) => {
   return toEventSelector(item as Parameters<typeof toEventSelector>[0]);
 });
 
-/** Blocks of the first, newest window getJobEvents reads; each older window doubles, up to the page size. */
-const FIRST_WINDOW = 256n;
-
 /**
  * Read a job's JobPosted, latest JobClaimed and ProofSubmitted events (one log filter: topic0 in
  * the three, topic1 = jobId) up to `blockNumber` (default latest). JobPosted is a job's first
- * event, so the read walks back from the head in windows (256 blocks, then twice as many each
- * time, up to `clients.logBlockRange`) and stops at the window holding JobPosted, or at the
- * deployment block: a recent job costs one or two `eth_getLogs` calls however long the chain is,
- * where a read from the deployment block grew with the chain (decision 1350). Throws
- * ChainRevertedError-mapped errors on RPC failure.
+ * event, so the read walks back from the head (getLogsBackTo) and stops at the window holding
+ * JobPosted, or at the deployment block: a recent job costs one or two `eth_getLogs` calls however
+ * long the chain is, where a read from the deployment block grew with the chain (decision 1350).
+ * Throws ChainRevertedError-mapped errors on RPC failure.
  */
 export async function getJobEvents(
   clients: FirnClients,
@@ -47,30 +43,15 @@ export async function getJobEvents(
   opts: { blockNumber?: bigint } = {},
 ): Promise<JobEvents> {
   assertBytes32(jobId, 'jobId');
-  const floor = clients.addresses.deployBlock ?? 0n;
-  let to: bigint;
-  try {
-    to = opts.blockNumber ?? BigInt((await clients.public.request({ method: 'eth_blockNumber' })) as Hex);
-  } catch (e) {
-    throw toChainError(e, 'eth_blockNumber');
-  }
-  const range = clients.logBlockRange ?? DEFAULT_LOG_BLOCK_RANGE;
-  let span = FIRST_WINDOW < range ? FIRST_WINDOW : range;
-  const windows: Awaited<ReturnType<typeof getLogsPaged>>[] = [];
-  while (to >= floor) {
-    const from: bigint = to - span + 1n > floor ? to - span + 1n : floor;
-    const page = await getLogsPaged(clients, {
+  const logs = await getLogsBackTo(
+    clients,
+    {
       address: clients.addresses.jobMarket,
       topics: [TOPICS as Hex[], jobId],
-      fromBlock: from,
-      toBlock: to,
-    });
-    windows.unshift(page);
-    if (from === floor || page.some((l) => l.topics[0] === TOPICS[0])) break;
-    to = from - 1n;
-    span = span * 2n < range ? span * 2n : range;
-  }
-  const logs = windows.flat();
+      ...(opts.blockNumber === undefined ? {} : { toBlock: opts.blockNumber }),
+    },
+    (l) => l.topics[0] === TOPICS[0],
+  );
   const out: JobEvents = {};
   for (const log of logs) {
     const ev = decodeEventLog({

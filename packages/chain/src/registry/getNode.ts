@@ -2,7 +2,7 @@ import { type Address, decodeEventLog, type Hex, toEventSelector } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
-import { getLogsPaged } from '../getLogsPaged.ts';
+import { getLogsBackTo } from '../getLogsPaged.ts';
 import type { FirnNode, NodeStatus } from '../types.ts';
 import { assertBytes32 } from '../validate.ts';
 
@@ -70,13 +70,15 @@ async function readPublished(
   enclaveId: Hex,
   blockNumber: bigint | undefined,
 ): Promise<{ kemPublicKey: Hex; endpoint: string }> {
-  const logs = await getLogsPaged(
+  // NodeRegistered sets both fields, so nothing before the latest one matters: read back to it.
+  const logs = await getLogsBackTo(
     clients,
     {
       address: clients.addresses.registry,
       topics: [PUBLISHING_TOPICS, enclaveId],
       ...(blockNumber === undefined ? {} : { toBlock: blockNumber }),
     },
+    (l) => l.topics[0] === PUBLISHING_TOPICS[0],
     'getNode',
   );
   let kemPublicKey: Hex = `0x${'0'.repeat(64)}`;
