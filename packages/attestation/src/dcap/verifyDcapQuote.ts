@@ -409,20 +409,23 @@ function rememberByObject(
   preparedByObject.set(raw, m);
 }
 
-/** Whether `raw`, as it is now, is in the object cache of collateral checked against `a`. */
-function collateralObjectKnown(raw: unknown, a: Anchors): boolean {
-  if (typeof raw !== 'object' || raw === null) return false;
-  const hit = preparedByObject.get(raw)?.get(a.id);
-  if (hit === undefined) return false;
-  const fields = fieldsOf(raw);
-  return fields !== undefined && hit.fields.every((v, i) => v === fields[i]);
+/** `raw`'s fields (fieldsOf) when it is an object, else undefined. */
+function objectFields(raw: unknown): unknown[] | undefined {
+  return typeof raw === 'object' && raw !== null ? fieldsOf(raw) : undefined;
+}
+
+/** The object cache's entry for `raw` against `a`, if `fields` (its own, now) are those it was checked with. */
+function byObject(raw: unknown, fields: unknown[] | undefined, a: Anchors): PreparedCollateral | undefined {
+  if (fields === undefined) return undefined;
+  const hit = preparedByObject.get(raw as object)?.get(a.id);
+  return hit?.fields.every((v, i) => v === fields[i]) ? hit.p : undefined;
 }
 
 /** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
 function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
-  const fields = typeof raw === 'object' && raw !== null ? fieldsOf(raw) : undefined;
-  const hit = fields !== undefined ? preparedByObject.get(raw as object)?.get(a.id) : undefined;
-  if (hit?.fields.every((v, i) => v === fields![i])) return hit.p;
+  const fields = objectFields(raw);
+  const known = byObject(raw, fields, a);
+  if (known !== undefined) return known;
   // Read from the snapshot, so what is prepared is exactly what the object cache records.
   const c = toQuoteCollateralV3(
     fields === undefined ? raw : Object.fromEntries(COLLATERAL_FIELDS.map((f, i) => [f, fields[i]])),
@@ -664,7 +667,8 @@ function verifyWith(
   const tdx = q.body.kind === 'tdx';
   // 'auto': a call whose collateral object is already checked has two or three signatures left,
   // which cost more to queue on the pool than to check here (decision 1340).
-  if (auto && checks.deferred && collateralObjectKnown(opts.collateral, a)) checks.deferred = false;
+  if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
+    checks.deferred = false;
 
   const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a) : undefined;
 
