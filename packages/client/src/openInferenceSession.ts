@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   bytesToHex,
   type ErrorCode,
@@ -29,6 +29,7 @@ import {
 import {
   decodeTensorsBinary,
   encodeTensorsBinary,
+  encodeTensorsBinaryParts,
   parseTensorMap,
   type TensorLike,
   type TensorMap,
@@ -92,6 +93,30 @@ export class SessionCodec {
     return message;
   }
 
+  /**
+   * `sealRequest` as the wire form's parts (concatenated: the very message `sealRequest` would
+   * give at this sequence number): the tensors' elements are sealed where they lie and the parts
+   * go out in one writev, so neither the plaintext nor the ciphertext is gathered in JS
+   * (docs/decisions/1360-session-hot-path-without-copies.md). `openResponse` takes the parts as
+   * the request. Throws like `sealRequest`.
+   */
+  sealRequestParts(tensors: Record<string, TensorLike>): Uint8Array[] {
+    let pt: Uint8Array[];
+    if (this.format === 'binary') pt = encodeTensorsBinaryParts(tensors, 1);
+    else {
+      const body = utf8(tensorMapToJson(tensors));
+      const one = new Uint8Array(body.length + 1);
+      one.set(body, 1);
+      pt = [one];
+    }
+    pt[0]![0] = SESSION_FORMAT[this.format];
+    let units = 0n;
+    for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
+    const message = this.endpoint.sealParts(pt);
+    this.pending.push(units);
+    return message;
+  }
+
   /** The session transcript of the answered exchanges so far (every pending hash folded in). */
   get transcript(): SessionTranscript {
     this.hashPending();
@@ -104,18 +129,22 @@ export class SessionCodec {
   }
 
   /**
-   * Open the response to `request` (the message sealRequest returned); typed enclave errors are
-   * rethrown. `requestDigest`: SHA-256 of `request` when the caller already took it (while the
-   * request was in flight); computed here otherwise.
+   * Open the response to `request` (the message sealRequest returned, or the parts
+   * sealRequestParts returned); typed enclave errors are rethrown. `requestDigest`: SHA-256 of
+   * `request` when the caller already took it (while the request was in flight); computed here otherwise.
    */
-  openResponse(request: Uint8Array, response: Uint8Array, requestDigest?: Uint8Array): TensorMap {
+  openResponse(
+    request: Uint8Array | readonly Uint8Array[],
+    response: Uint8Array,
+    requestDigest?: Uint8Array,
+  ): TensorMap {
     // The answer to a request carries the request's own sequence number (the enclave answers every
     // request it opens, in order): an answer to another request (a host that kept one back, or
     // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
-    if (sessionMessageHeader(response).seq !== sessionMessageHeader(request).seq)
+    if (sessionMessageHeader(response).seq !== requestSeq(request))
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
     const pt = this.endpoint.open(response);
-    this.unhashed.push({ requestDigest: requestDigest ?? sha256(request), response });
+    this.unhashed.push({ requestDigest: requestDigest ?? requestSha256(request), response });
     const units = this.pending.shift() ?? 0n;
     if (pt[0] === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
@@ -145,6 +174,22 @@ export class SessionCodec {
   commitment(): Hex {
     return this.transcript.commitment(this.sessionId, this.salt);
   }
+}
+
+/** The sequence number of one of our own sealed requests (whole, or as its wire parts). */
+function requestSeq(request: Uint8Array | readonly Uint8Array[]): bigint {
+  if (request instanceof Uint8Array) return sessionMessageHeader(request).seq;
+  // sealParts' first part is exactly the 10-byte header: version, kind, u64 BE sequence number.
+  const head = request[0]!;
+  return new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(2, false);
+}
+
+/** SHA-256 of a sealed request, whole or as its wire parts (the same digest). */
+export function requestSha256(request: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  if (request instanceof Uint8Array) return sha256(request);
+  const h = createHash('sha256');
+  for (const p of request) h.update(p);
+  return new Uint8Array(h.digest());
 }
 
 /**
@@ -451,17 +496,17 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       // POST, whose answer says what happened to the session (e.g. 404 E_NOT_FOUND).
       if (stream !== undefined && !stream.closed && !closing) {
         // Sealed and sent now, in call order; opened in the same order as the answers arrive.
-        let request: Uint8Array;
+        let request: Uint8Array[];
         try {
-          request = codec.sealRequest(tensors);
+          request = codec.sealRequestParts(tensors);
         } catch (e) {
           return Promise.reject(e);
         }
-        const answer = stream.send(request);
+        const answer = stream.sendParts(request);
         answer.catch(() => undefined);
         // Hashed for the transcript while the request is in flight (it is written out already),
         // with the earlier answers not hashed yet.
-        const requestDigest = sha256(request);
+        const requestDigest = requestSha256(request);
         codec.hashPending();
         return serial(async () => {
           try {

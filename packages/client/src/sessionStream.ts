@@ -182,6 +182,26 @@ export class SessionStream {
     });
   }
 
+  /**
+   * `send` of the message whose wire parts are `parts` (SessionEndpoint.sealParts): the frame
+   * header and every part leave in one writev now, nothing gathered into one buffer.
+   */
+  sendParts(parts: readonly Uint8Array[]): Promise<Uint8Array> {
+    if (this.gone) return Promise.reject(this.gone);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      let size = 1;
+      for (const p of parts) size += p.length;
+      const head = Buffer.allocUnsafe(5);
+      head.writeUInt32BE(size, 0);
+      head[4] = TAG_MESSAGE;
+      this.socket.cork();
+      this.socket.write(head);
+      for (const p of parts) if (p.length > 0) this.socket.write(p);
+      this.socket.uncork();
+    });
+  }
+
   close(): void {
     this.fail(new FirnError('E_UNAVAILABLE', 'the session stream was closed'));
   }

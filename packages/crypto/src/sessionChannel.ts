@@ -122,6 +122,14 @@ export interface SessionEndpoint {
   readonly received: bigint;
   seal(plaintext: Uint8Array): Uint8Array;
   /**
+   * `seal` of the concatenation of `parts`, returned as the wire form's consecutive parts (the
+   * 10-byte header, the ciphertext of each non-empty part, the 16-byte tag): the same bytes as
+   * `seal(concat(parts))` under the same sequence number, with neither the plaintext nor the
+   * ciphertext gathered into one buffer. For a sender that writes the parts with one writev
+   * (docs/decisions/1360-session-hot-path-without-copies.md). Throws like `seal`.
+   */
+  sealParts(parts: readonly Uint8Array[]): Uint8Array[];
+  /**
    * Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); state is
    * unchanged then. With `accept`, a message that opens but whose plaintext `accept` refuses throws
    * E_PARSE and does not consume its sequence number either: a caller that takes only one kind of
@@ -170,6 +178,22 @@ export function createSessionEndpoint(
       message.set(c.getAuthTag(), CHANNEL_HEADER_BYTES + plaintext.length);
       sent++;
       return message;
+    },
+    sealParts(parts) {
+      let size = 0;
+      for (const p of parts) size += assertBytes(p, 'plaintext').length;
+      if (size > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+        throw new ChannelError('E_PARSE', 'session message too large');
+      const seq = sent;
+      const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
+      c.setAAD(aadOf(out, id, seq));
+      const wire: Uint8Array[] = [encodeSessionMessage(out, seq, 0)];
+      for (const p of parts) if (p.length > 0) wire.push(c.update(p));
+      const tail = c.final();
+      if (tail.length > 0) wire.push(tail);
+      wire.push(c.getAuthTag());
+      sent++;
+      return wire;
     },
     open(message, accept, ahead) {
       if (message.length > MAX_SESSION_MESSAGE_BYTES)

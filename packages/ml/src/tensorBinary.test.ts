@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTensorsBinary, encodeTensorsBinary } from './tensorBinary.ts';
+import { decodeTensorsBinary, encodeTensorsBinary, encodeTensorsBinaryParts } from './tensorBinary.ts';
 
 // Round trip and refusal of malformed input; not covered: big-endian hosts (refused by design).
 describe('binary tensors', () => {
@@ -26,6 +26,21 @@ describe('binary tensors', () => {
     expect(Array.from(withHead.subarray(0, 2))).toEqual([0, 0]);
     expect(Buffer.compare(Buffer.from(withHead.subarray(2)), Buffer.from(plain))).toBe(0);
     expect(Array.from(decodeTensorsBinary(withHead.subarray(2)).x!.data as Float32Array)).toEqual([1, -2]);
+  });
+
+  it('encodes as parts whose concatenation is the same bytes, the elements as views of the tensors', () => {
+    const m = {
+      input: { type: 'float32' as const, dims: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+      b: { type: 'int64' as const, dims: [1], data: BigInt64Array.from([7n]) },
+    };
+    const parts = encodeTensorsBinaryParts(m, 2);
+    expect(Buffer.compare(Buffer.concat(parts), Buffer.from(encodeTensorsBinary(m, 2)))).toBe(0);
+    // No element copied: the data parts alias the tensors' own memory.
+    expect(parts[1]!.buffer).toBe(m.input.data.buffer);
+    expect(parts[3]!.buffer).toBe(m.b.data.buffer);
+    expect(() =>
+      encodeTensorsBinaryParts({ x: { type: 'float32', dims: [-1], data: new Float32Array(0) } }),
+    ).toThrow(expect.objectContaining({ code: 'E_INPUT_INVALID' }));
   });
 
   it('decodes from a Buffer lying inside a larger buffer (as read off a socket) into its own aligned arrays', () => {

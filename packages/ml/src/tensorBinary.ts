@@ -62,10 +62,35 @@ function viewBytes(data: unknown, type: TensorType, elements: number, name: stri
  * once (the session payload's format and status bytes).
  */
 export function encodeTensorsBinary(tensors: Record<string, TensorLike>, reserve = 0): Uint8Array {
+  const parts = encodeTensorsBinaryParts(tensors, reserve);
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * The binary tensor form of `tensors` as consecutive parts whose concatenation is exactly
+ * `encodeTensorsBinary(tensors, reserve)`: small fresh header parts (the first starts with
+ * `reserve` zero bytes for the caller's own header) and, for each tensor, a zero-copy view of its
+ * elements. For a sender that seals and writes the parts as they are (the warm session's hot path,
+ * docs/decisions/1360-session-hot-path-without-copies.md), so the elements are never copied in JS.
+ * The views alias the tensors' memory: use the parts before the tensors change.
+ * Throws E_UNSUPPORTED (element type, big-endian host), E_INPUT_INVALID (data length or type
+ * differs from dims, name length).
+ */
+export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, reserve = 0): Uint8Array[] {
   requireLittleEndian();
-  const parts: Uint8Array[] = [];
-  let size = 8;
   const entries = Object.entries(tensors);
+  const parts: Uint8Array[] = [];
+  // The running header: reserve || magic || count, then each tensor's name, type, rank and dims.
+  let head: number[] = new Array<number>(reserve).fill(0);
+  head.push(...MAGIC, ...u32le(entries.length));
   for (const [name, t] of entries) {
     const type = t.type as TensorType;
     if (!Object.hasOwn(TYPE_CODES, type))
@@ -74,29 +99,21 @@ export function encodeTensorsBinary(tensors: Record<string, TensorLike>, reserve
     if (nameBytes.length === 0 || nameBytes.length > 0xffff) throw bad('tensor name length out of range');
     const elements = t.dims.reduce((a, b) => a * b, 1);
     const data = viewBytes(t.data, type, elements, name);
-    const head = Buffer.alloc(2 + nameBytes.length + 2 + 4 * t.dims.length);
-    head.writeUInt16LE(nameBytes.length, 0);
-    nameBytes.copy(head, 2);
-    let o = 2 + nameBytes.length;
-    head[o++] = TYPE_CODES[type];
-    head[o++] = t.dims.length;
+    head.push(nameBytes.length & 0xff, nameBytes.length >>> 8);
+    for (const b of nameBytes) head.push(b);
+    head.push(TYPE_CODES[type], t.dims.length);
     for (const d of t.dims) {
-      head.writeUInt32LE(d, o);
-      o += 4;
+      if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) throw bad(`tensor "${name}" has a bad dimension`);
+      head.push(...u32le(d));
     }
-    parts.push(head, data);
-    size += head.length + data.length;
+    parts.push(Uint8Array.from(head), data);
+    head = [];
   }
-  const out = new Uint8Array(reserve + size);
-  out.set(MAGIC, reserve);
-  new DataView(out.buffer).setUint32(reserve + 4, entries.length, true);
-  let o = reserve + 8;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  if (head.length > 0) parts.push(Uint8Array.from(head));
+  return parts;
 }
+
+const u32le = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 
 function typedArrayOf(type: TensorType, bytes: Uint8Array): TensorData {
   // A fresh copy: aligned for the typed array and detached from the (decrypted) message buffer.

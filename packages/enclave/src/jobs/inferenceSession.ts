@@ -409,7 +409,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       const { sealed, units } = await answerSessionRequest(s.endpoint!, s.model, s.transcript, message);
       s.workUnits += units;
       s.lastUsed = now;
-      return { message: Buffer.from(sealed).toString('base64') };
+      return { message: Buffer.concat(sealed).toString('base64') };
     });
   };
 

@@ -1,9 +1,9 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, isIP, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, sha256, toErrorBody, utf8 } from '@firn/core';
+import { FirnError, type Hex, isFirnError, toErrorBody, utf8 } from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -23,7 +23,7 @@ import {
 } from '../protocol.ts';
 import {
   decodeTensorsBinary,
-  encodeTensorsBinary,
+  encodeTensorsBinaryParts,
   parseTensorMap,
   type TensorMap,
   tensorMapToJson,
@@ -107,16 +107,36 @@ export function encodeResponsePayload(
   format: number,
   outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
 ): Uint8Array {
-  let out: Uint8Array;
-  if (format === SESSION_FORMAT.binary) out = encodeTensorsBinary(outputs, 2);
+  return Buffer.concat(encodeResponsePayloadParts(format, outputs));
+}
+
+/**
+ * `encodeResponsePayload` as consecutive parts (same bytes when concatenated): binary outputs
+ * keep their elements as views of onnxruntime's output arrays, so the answer is sealed and written
+ * without a copy of them in JS (docs/decisions/1360-session-hot-path-without-copies.md).
+ */
+export function encodeResponsePayloadParts(
+  format: number,
+  outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
+): Uint8Array[] {
+  let parts: Uint8Array[];
+  if (format === SESSION_FORMAT.binary) parts = encodeTensorsBinaryParts(outputs, 2);
   else {
     const body = utf8(tensorMapToJson(outputs));
-    out = new Uint8Array(body.length + 2);
+    const out = new Uint8Array(body.length + 2);
     out.set(body, 2);
+    parts = [out];
   }
-  out[0] = SESSION_STATUS.ok;
-  out[1] = format;
-  return out;
+  parts[0]![0] = SESSION_STATUS.ok;
+  parts[0]![1] = format;
+  return parts;
+}
+
+/** SHA-256 of the concatenation of `parts` (a message kept as its wire parts), 32 bytes. */
+export function sha256Parts(parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
 }
 
 /** Response plaintext of a request that opened but could not run: status error, JSON {code, message}. */
@@ -135,42 +155,61 @@ export function errorPayload(e: unknown): Uint8Array {
 /**
  * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE leave the
  * session unchanged and are thrown), run, seal, record in the transcript. Shared by the enclave
- * process's pipe path and the direct endpoint, so both answer alike. `deliver`, when given, is
- * called with the sealed answer before it is recorded (the endpoint writes it out first, so the
- * transcript's two SHA-256 passes are not on the request's latency path: onnxruntime-node runs the
- * model on this same thread, so nothing overlaps with the run itself).
+ * process's pipe path and the direct endpoint, so both answer alike. The sealed answer is the wire
+ * form's parts (`SessionEndpoint.sealParts`: header, ciphertext parts, tag; concatenated, the
+ * message): onnxruntime's output elements are sealed where they lie and nothing is gathered
+ * (docs/decisions/1360-session-hot-path-without-copies.md). `deliver`, when given, is called with
+ * them before the exchange is recorded (the endpoint writes them out first, so the transcript's two
+ * SHA-256 passes are not on the request's latency path: onnxruntime-node runs the model on this
+ * same thread, so nothing overlaps with the run itself).
  */
 export async function answerSessionRequest(
   endpoint: SessionEndpoint,
   model: EndpointModel,
   transcript: SessionTranscript,
   message: Uint8Array,
-  deliver?: (sealed: Uint8Array) => void,
-): Promise<{ sealed: Uint8Array; units: bigint }> {
+  deliver?: (sealed: readonly Uint8Array[]) => void,
+): Promise<{ sealed: Uint8Array[]; units: bigint }> {
   const pt = endpoint.open(message);
-  let response: Uint8Array;
+  let response: Uint8Array[];
   let units = 0n;
   try {
     const { format, tensors } = decodeRequestPayload(pt);
     for (const t of Object.values(tensors)) units += BigInt(t.data.length);
-    response = encodeResponsePayload(format, await model.run(tensors));
+    response = encodeResponsePayloadParts(format, await model.run(tensors));
   } catch (e) {
     units = 0n;
-    response = errorPayload(e);
+    response = [errorPayload(e)];
   }
-  let sealed: Uint8Array;
+  let sealed: Uint8Array[];
   try {
-    sealed = endpoint.seal(response);
+    sealed = endpoint.sealParts(response);
   } catch {
     // The request was opened: it must get an answer at this sequence number, never a refusal.
     units = 0n;
-    sealed = endpoint.seal(
+    sealed = endpoint.sealParts([
       errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap')),
-    );
+    ]);
   }
   deliver?.(sealed);
-  transcript.addDigests(sha256(message), sha256(sealed));
+  transcript.addDigests(sha256Parts([message]), sha256Parts(sealed));
   return { sealed, units };
+}
+
+/**
+ * Write one stream frame whose body is `parts` (concatenated): the 5-byte frame header and every
+ * part leave corked in one writev now, nothing copied in JS.
+ */
+function writeStreamFrameParts(socket: Socket, tag: number, parts: readonly Uint8Array[]): void {
+  let size = 1;
+  for (const p of parts) size += p.length;
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(size, 0);
+  head[4] = tag;
+  socket.cork();
+  socket.write(head);
+  for (const p of parts) if (p.length > 0) socket.write(p);
+  socket.uncork();
 }
 
 /** Whether a session plaintext is the requester's close message. */
@@ -345,7 +384,7 @@ export async function serveSessionEndpoint(
       if (performance.now() >= expiresAt)
         throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
       const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
-        if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.message, sealed);
+        if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
       });
       workUnits += units;
       lastUsed = performance.now();
