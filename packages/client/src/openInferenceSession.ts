@@ -27,7 +27,7 @@ import {
   sessionMessageHeader,
 } from '@firn/crypto';
 import {
-  decodeTensorsBinary,
+  decodeTensorsBinaryFrom,
   encodeTensorsBinary,
   encodeTensorsBinaryParts,
   parseTensorMap,
@@ -143,23 +143,31 @@ export class SessionCodec {
     // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
     if (sessionMessageHeader(response).seq !== requestSeq(request))
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
-    const pt = this.endpoint.open(response);
+    // Opened and decoded in one pass: each output's elements are decrypted into their own
+    // buffer and viewed, never copied (decision 1360). Throws, state unchanged, unless it opens.
+    let status: number | undefined;
+    const opened = this.endpoint.openReading(response, (r) => {
+      status = r.left > 0 ? r.take(1)[0] : undefined;
+      if (status !== SESSION_STATUS.ok) return r.take(r.left);
+      const format = r.left > 0 ? r.take(1)[0] : undefined;
+      return format === SESSION_FORMAT.binary ? decodeTensorsBinaryFrom(r) : parseTensorMap(r.take(r.left));
+    });
     this.unhashed.push({ requestDigest: requestDigest ?? requestSha256(request), response });
     const units = this.pending.shift() ?? 0n;
-    if (pt[0] === SESSION_STATUS.error) {
+    if (status === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
       try {
-        e = JSON.parse(new TextDecoder().decode(pt.subarray(1))) as typeof e;
+        if (opened.ok) e = JSON.parse(new TextDecoder().decode(opened.value as Uint8Array)) as typeof e;
       } catch {}
       throw new FirnError(
         (e.code?.startsWith('E_') ? e.code : 'E_JOB_FAILED') as ErrorCode,
         e.message ?? 'inference failed',
       );
     }
-    if (pt[0] !== SESSION_STATUS.ok) throw new FirnError('E_PARSE', 'unknown session response status');
+    if (status !== SESSION_STATUS.ok) throw new FirnError('E_PARSE', 'unknown session response status');
     this.workUnits += units;
-    const body = pt.subarray(2);
-    return pt[1] === SESSION_FORMAT.binary ? decodeTensorsBinary(body) : parseTensorMap(body);
+    if (!opened.ok) throw opened.error;
+    return opened.value as TensorMap;
   }
 
   /**

@@ -74,6 +74,68 @@ describe('session channel sealed in parts', () => {
   });
 });
 
+describe('session channel opened while read (openReading)', () => {
+  const pair = () => ({
+    requester: createSessionEndpoint('requester', keys, sessionId),
+    enclave: createSessionEndpoint('enclave', keys, sessionId),
+  });
+
+  it('hands the reader fresh pieces of exactly the plaintext and consumes the sequence number', () => {
+    const { requester, enclave } = pair();
+    const pt = new Uint8Array(randomBytes(70_000));
+    const got = enclave.openReading(requester.seal(pt), (r) => {
+      const a = r.take(26);
+      const b = r.take(r.left);
+      return { a, b };
+    });
+    if (!got.ok) throw got.error;
+    expect(Buffer.concat([got.value.a, got.value.b]).equals(Buffer.from(pt))).toBe(true);
+    // Each piece owns its memory (a decoder may view it instead of copying).
+    expect(got.value.b.byteOffset).toBe(0);
+    expect(got.value.b.buffer.byteLength).toBe(70_000 - 26);
+    expect(enclave.received).toBe(1n);
+  });
+
+  it('attack: an altered message is E_DECRYPT whatever the reader threw, the pieces are zeroed and the place is kept', () => {
+    const { requester, enclave } = pair();
+    const m = requester.seal(new Uint8Array(1000).fill(7));
+    const bad = Uint8Array.from(m);
+    bad[12]! ^= 1;
+    let seen: Uint8Array | undefined;
+    expect(() =>
+      enclave.openReading(bad, (r) => {
+        seen = r.take(10);
+        throw new Error('parse error the sender must never learn');
+      }),
+    ).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+    expect(seen!.every((x) => x === 0)).toBe(true);
+    expect(enclave.received).toBe(0n);
+    // A flipped bit in a part the reader never took is caught as well.
+    const late = Uint8Array.from(m);
+    late[late.length - 20]! ^= 1;
+    expect(() => enclave.openReading(late, (r) => r.take(5))).toThrow(
+      expect.objectContaining({ code: 'E_DECRYPT' }),
+    );
+    const ok = enclave.openReading(m, (r) => r.take(r.left));
+    expect(ok.ok && ok.value.every((x) => x === 7)).toBe(true);
+  });
+
+  it('an authentic message whose reader fails is answered: {ok: false} with the error, sequence consumed', () => {
+    const { requester, enclave } = pair();
+    const got = enclave.openReading(requester.seal(new Uint8Array(4)), (r) => r.take(5));
+    expect(got.ok).toBe(false);
+    expect(!got.ok && (got.error as { code?: string }).code).toBe('E_PARSE');
+    expect(enclave.received).toBe(1n);
+    // Replays and reorders are refused before any decryption, as by open.
+    expect(() => enclave.openReading(requester.seal(new Uint8Array(1)), (r) => r.left)).not.toThrow();
+    requester.seal(new Uint8Array(1)); // dropped on the way
+    const skipped = requester.seal(new Uint8Array(1));
+    expect(() => enclave.openReading(skipped, (r) => r.left)).toThrow(
+      expect.objectContaining({ code: 'E_CHANNEL_SEQUENCE' }),
+    );
+  });
+});
+
 describe('session transcript', () => {
   it('addDigests (hashes taken off the latency path) gives the commitment add gives, computed independently', () => {
     const a = new SessionTranscript();

@@ -139,7 +139,33 @@ export interface SessionEndpoint {
    * arrived (dropped on the way); no answer follows it, so none can shift.
    */
   open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean, ahead?: boolean): Uint8Array;
+  /**
+   * `open` for a reader that parses the plaintext as it is decrypted: `read` takes consecutive
+   * pieces with `take(n)`, each decrypted into a fresh buffer that only it holds (a decoder makes
+   * its typed arrays over them, no copy: docs/decisions/1360-session-hot-path-without-copies.md).
+   * Whatever `read` does, the whole message is then decrypted and its tag checked before anything
+   * is returned: a message that does not authenticate throws E_DECRYPT (every piece taken is zeroed,
+   * the state is unchanged), so `read`'s own errors on an altered message never reach the caller
+   * (no oracle on unauthenticated plaintext). Sequence checks and errors as `open` (E_PARSE,
+   * E_CHANNEL_SEQUENCE, state unchanged). Once it authenticates the sequence number is consumed and
+   * the result is `{ok: true, value}`, or `{ok: false, error}` with what `read` threw (a request
+   * that opened but whose payload is malformed: it is answered, with an error).
+   */
+  openReading<T>(message: Uint8Array, read: (plaintext: SessionPlaintextReader) => T): OpenedReading<T>;
 }
+
+/** The plaintext of a session message, decrypted piece by piece as it is read (`openReading`). */
+export interface SessionPlaintextReader {
+  /** Plaintext bytes not taken yet. */
+  readonly left: number;
+  /** The next `n` plaintext bytes, a fresh buffer (throws E_PARSE past the end). */
+  take(n: number): Uint8Array;
+  /** Always true: every piece is a fresh buffer that only the reader holds. */
+  readonly fresh: true;
+}
+
+/** What `openReading` returns for an authenticated message: the reader's value, or what it threw. */
+export type OpenedReading<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 /** Create the requester's ('requester') or the enclave's ('enclave') end of a session. */
 export function createSessionEndpoint(
@@ -194,6 +220,63 @@ export function createSessionEndpoint(
       wire.push(c.getAuthTag());
       sent++;
       return wire;
+    },
+    openReading(message, read) {
+      if (message.length > MAX_SESSION_MESSAGE_BYTES)
+        throw new ChannelError('E_PARSE', 'session message too large');
+      const m = decodeSessionMessage(message);
+      if (m.kind !== inn)
+        throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
+      if (m.seq !== received)
+        throw new ChannelError(
+          'E_CHANNEL_SEQUENCE',
+          m.seq < received ? 'replayed session message' : 'session message out of order',
+          { details: { expected: received.toString(), got: m.seq.toString() } },
+        );
+      const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
+      const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
+        authTagLength: AES_GCM_TAG_BYTES,
+      });
+      d.setAuthTag(m.ciphertext.subarray(ctLen));
+      d.setAAD(aadOf(inn, id, m.seq));
+      let at = 0;
+      const taken: Uint8Array[] = [];
+      const piece = (n: number): Uint8Array => {
+        const b = d.update(m.ciphertext.subarray(at, at + n));
+        at += n;
+        // A plain Uint8Array over the piece's own memory (Buffer's slice() would not copy).
+        const u = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+        taken.push(u);
+        return u;
+      };
+      const reader: SessionPlaintextReader = {
+        get left() {
+          return ctLen - at;
+        },
+        take(n) {
+          if (!Number.isInteger(n) || n < 0 || n > ctLen - at)
+            throw new ChannelError('E_PARSE', 'read past the end of the session message');
+          return n === 0 ? new Uint8Array(0) : piece(n);
+        },
+        fresh: true,
+      };
+      let result: OpenedReading<ReturnType<typeof read>>;
+      try {
+        result = { ok: true, value: read(reader) };
+      } catch (error) {
+        result = { ok: false, error };
+      }
+      // The rest is decrypted only for the tag; nobody sees it.
+      if (at < ctLen) piece(ctLen - at).fill(0);
+      try {
+        d.final();
+      } catch {
+        // The unauthenticated plaintext is dropped, never returned.
+        for (const u of taken) u.fill(0);
+        throw new ChannelError('E_DECRYPT', 'decryption failed');
+      }
+      received = m.seq + 1n;
+      return result;
     },
     open(message, accept, ahead) {
       if (message.length > MAX_SESSION_MESSAGE_BYTES)

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTensorsBinary, encodeTensorsBinary, encodeTensorsBinaryParts } from './tensorBinary.ts';
+import {
+  decodeTensorsBinary,
+  decodeTensorsBinaryFrom,
+  encodeTensorsBinary,
+  encodeTensorsBinaryParts,
+} from './tensorBinary.ts';
 
 // Round trip and refusal of malformed input; not covered: big-endian hosts (refused by design).
 describe('binary tensors', () => {
@@ -41,6 +46,40 @@ describe('binary tensors', () => {
     expect(() =>
       encodeTensorsBinaryParts({ x: { type: 'float32', dims: [-1], data: new Float32Array(0) } }),
     ).toThrow(expect.objectContaining({ code: 'E_INPUT_INVALID' }));
+  });
+
+  it('from a fresh source views each aligned element buffer instead of copying it; same refusals', () => {
+    const enc = encodeTensorsBinary({
+      x: { type: 'float32', dims: [2], data: Float32Array.from([1, 2]) },
+      y: { type: 'int64', dims: [1], data: BigInt64Array.from([-3n]) },
+    });
+    const pieces: Uint8Array[] = [];
+    const fresh = (bytes: Uint8Array) => {
+      let o = 0;
+      return {
+        get left() {
+          return bytes.length - o;
+        },
+        take(n: number) {
+          const p = Uint8Array.prototype.slice.call(bytes, o, o + n) as Uint8Array;
+          o += n;
+          pieces.push(p);
+          return p;
+        },
+        fresh: true,
+      };
+    };
+    const back = decodeTensorsBinaryFrom(fresh(enc));
+    expect(Array.from(back.x!.data as Float32Array)).toEqual([1, 2]);
+    expect((back.y!.data as BigInt64Array)[0]).toBe(-3n);
+    expect(pieces.some((p) => p.buffer === (back.x!.data as Float32Array).buffer)).toBe(true);
+    const code = { code: 'E_INPUT_INVALID' };
+    expect(() => decodeTensorsBinaryFrom(fresh(enc.subarray(0, enc.length - 1)))).toThrow(
+      expect.objectContaining(code),
+    );
+    expect(() => decodeTensorsBinaryFrom(fresh(Uint8Array.from([...enc, 0])))).toThrow(
+      expect.objectContaining(code),
+    );
   });
 
   it('decodes from a Buffer lying inside a larger buffer (as read off a socket) into its own aligned arrays', () => {

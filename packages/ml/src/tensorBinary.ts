@@ -115,78 +115,121 @@ export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, re
 
 const u32le = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 
-function typedArrayOf(type: TensorType, bytes: Uint8Array): TensorData {
-  // A fresh copy: aligned for the typed array and detached from the (decrypted) message buffer.
-  // (Uint8Array's slice, never Buffer's, which would return a view of the whole pool buffer.)
-  const copy = Uint8Array.prototype.slice.call(bytes);
+function typedArrayOf(type: TensorType, bytes: Uint8Array, fresh: boolean): TensorData {
+  // Bytes only this decoder holds (a fresh buffer from the decryption) become the array's memory
+  // when aligned for it; anything else is copied: aligned for the typed array and detached from the
+  // (decrypted) message buffer. (Uint8Array's slice, never Buffer's, which would return a view of
+  // the whole pool buffer.)
+  const own =
+    fresh && bytes.byteOffset % ELEMENT_BYTES[type] === 0
+      ? bytes
+      : (Uint8Array.prototype.slice.call(bytes) as Uint8Array);
+  const { buffer, byteOffset, byteLength } = own;
   switch (type) {
     case 'float32':
-      return new Float32Array(copy.buffer);
+      return new Float32Array(buffer, byteOffset, byteLength / 4);
     case 'float64':
-      return new Float64Array(copy.buffer);
+      return new Float64Array(buffer, byteOffset, byteLength / 8);
     case 'int32':
-      return new Int32Array(copy.buffer);
+      return new Int32Array(buffer, byteOffset, byteLength / 4);
     case 'int64':
-      return new BigInt64Array(copy.buffer);
+      return new BigInt64Array(buffer, byteOffset, byteLength / 8);
     default:
-      return copy;
+      return new Uint8Array(buffer, byteOffset, byteLength);
   }
+}
+
+/**
+ * Consecutive bytes a binary tensor map is read from: a buffer, or the plaintext of a session
+ * message decrypted piece by piece as it is read (`SessionEndpoint.openReading`).
+ */
+export interface TensorByteSource {
+  /** Bytes not taken yet. */
+  readonly left: number;
+  /** The next `n` bytes (`n <= left`). */
+  take(n: number): Uint8Array;
+  /**
+   * True when every `take` returns a fresh buffer that only the caller holds: the decoder then
+   * makes the elements' typed arrays over it (no copy) when it is aligned for them.
+   */
+  readonly fresh: boolean;
 }
 
 /** Decode the binary tensor form: size-capped, every length checked; fails with E_INPUT_INVALID. */
 export function decodeTensorsBinary(bytes: Uint8Array, caps: TensorJsonCaps = {}): TensorMap {
+  let o = 0;
+  return decodeTensorsBinaryFrom(
+    {
+      get left() {
+        return bytes.length - o;
+      },
+      take(n) {
+        o += n;
+        return bytes.subarray(o - n, o);
+      },
+      fresh: false,
+    },
+    caps,
+  );
+}
+
+/**
+ * `decodeTensorsBinary` reading from `src` (all of it: bytes left over are refused). With a fresh
+ * source (the session's decryption, docs/decisions/1360-session-hot-path-without-copies.md) each
+ * tensor's elements are decrypted into their own buffer and the typed array is made over it, so
+ * they are never copied in JS. Same caps and errors: E_TOO_LARGE over `maxBytes`, E_INPUT_INVALID
+ * for anything malformed.
+ */
+export function decodeTensorsBinaryFrom(src: TensorByteSource, caps: TensorJsonCaps = {}): TensorMap {
   requireLittleEndian();
   const c = { ...DEFAULT_TENSOR_JSON_CAPS, ...caps };
-  if (bytes.length > c.maxBytes) throw new TooLargeError('binary tensors', bytes.length, c.maxBytes);
-  if (bytes.length < 8 || MAGIC.some((m, i) => bytes[i] !== m)) throw bad('missing FTB1 header');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const count = view.getUint32(4, true);
+  if (src.left > c.maxBytes) throw new TooLargeError('binary tensors', src.left, c.maxBytes);
+  const take = (n: number): Uint8Array => {
+    if (n > src.left) throw bad('truncated');
+    return src.take(n);
+  };
+  const u16 = (b: Uint8Array, at: number) => b[at]! | (b[at + 1]! << 8);
+  const u32 = (b: Uint8Array, at: number) =>
+    (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+  if (src.left < 8) throw bad('missing FTB1 header');
+  const head = take(8);
+  if (MAGIC.some((m, i) => head[i] !== m)) throw bad('missing FTB1 header');
+  const count = u32(head, 4);
   if (count === 0 || count > c.maxTensors) throw bad(`tensor count must be 1..${c.maxTensors}`);
   // No prototype: a tensor named "__proto__" is a tensor (an own key), as it is to the sender.
   const out: TensorMap = Object.create(null);
-  let o = 8;
   let total = 0;
-  const need = (n: number) => {
-    if (o + n > bytes.length) throw bad('truncated');
-  };
   const dec = new TextDecoder('utf-8', { fatal: true });
   for (let k = 0; k < count; k++) {
-    need(2);
-    const nameLen = view.getUint16(o, true);
-    o += 2;
+    const nameLen = u16(take(2), 0);
     if (nameLen === 0 || nameLen > c.maxNameLength) throw bad('tensor name length out of range');
-    need(nameLen + 2);
+    const nameAndKind = take(nameLen + 2);
     let name: string;
     try {
-      name = dec.decode(bytes.subarray(o, o + nameLen));
+      name = dec.decode(nameAndKind.subarray(0, nameLen));
     } catch {
       throw bad('tensor name is not UTF-8');
     }
-    o += nameLen;
     if (Object.hasOwn(out, name)) throw bad(`duplicate tensor "${name}"`);
-    const type = CODE_TYPES[bytes[o++]!];
-    const rank = bytes[o++]!;
+    const type = CODE_TYPES[nameAndKind[nameLen]!];
+    const rank = nameAndKind[nameLen + 1]!;
     if (type === undefined) throw bad(`tensor "${name}" has an unknown type code`);
     if (rank > c.maxRank) throw bad(`tensor "${name}" rank over ${c.maxRank}`);
-    need(4 * rank);
+    const dimBytes = take(4 * rank);
     const dims: number[] = [];
     let elements = 1;
     for (let i = 0; i < rank; i++) {
-      const d = view.getUint32(o, true);
-      o += 4;
+      const d = u32(dimBytes, 4 * i);
       dims.push(d);
       elements *= d;
     }
     total += elements;
     if (total > c.maxTotalElements) throw bad(`more than ${c.maxTotalElements} elements in all`);
-    const len = elements * ELEMENT_BYTES[type];
-    need(len);
-    const data = typedArrayOf(type, bytes.subarray(o, o + len));
-    o += len;
+    const data = typedArrayOf(type, take(elements * ELEMENT_BYTES[type]), src.fresh);
     if (type === 'bool' && (data as Uint8Array).some((v) => v > 1))
       throw bad(`tensor "${name}" has a bool other than 0 or 1`);
     out[name] = { type, dims, data };
   }
-  if (o !== bytes.length) throw bad('trailing bytes');
+  if (src.left !== 0) throw bad('trailing bytes');
   return out;
 }

@@ -11,6 +11,7 @@ import {
   SESSION_STATUS,
   type SessionEndpoint,
   type SessionKeys,
+  type SessionPlaintextReader,
   SessionTranscript,
   sessionClosePlaintext,
 } from '@firn/crypto';
@@ -22,7 +23,7 @@ import {
   writeStreamFrame,
 } from '../protocol.ts';
 import {
-  decodeTensorsBinary,
+  decodeTensorsBinaryFrom,
   encodeTensorsBinaryParts,
   parseTensorMap,
   type TensorMap,
@@ -94,11 +95,14 @@ export interface EndpointModel {
   run(inputs: TensorMap): Promise<Record<string, { type: string; dims: readonly number[]; data: unknown }>>;
 }
 
-function decodeRequestPayload(pt: Uint8Array): { format: number; tensors: TensorMap } {
-  const format = pt[0];
-  const body = pt.subarray(1);
-  if (format === SESSION_FORMAT.binary) return { format, tensors: decodeTensorsBinary(body) };
-  if (format === SESSION_FORMAT.json) return { format, tensors: parseTensorMap(body) };
+/**
+ * A request payload (format byte, then binary tensors or tensor JSON) read as it is decrypted: each
+ * binary tensor's elements land in their own fresh buffer, viewed, not copied.
+ */
+function readRequestPayload(r: SessionPlaintextReader): { format: number; tensors: TensorMap } {
+  const format = r.left > 0 ? r.take(1)[0] : undefined;
+  if (format === SESSION_FORMAT.binary) return { format, tensors: decodeTensorsBinaryFrom(r) };
+  if (format === SESSION_FORMAT.json) return { format, tensors: parseTensorMap(r.take(r.left)) };
   throw new FirnError('E_INPUT_INVALID', 'unknown session payload format');
 }
 
@@ -170,11 +174,14 @@ export async function answerSessionRequest(
   message: Uint8Array,
   deliver?: (sealed: readonly Uint8Array[]) => void,
 ): Promise<{ sealed: Uint8Array[]; units: bigint }> {
-  const pt = endpoint.open(message);
+  // Decrypted and decoded in one pass (the elements are never copied); thrown only when the
+  // message does not open, so the session is unchanged then.
+  const opened = endpoint.openReading(message, readRequestPayload);
   let response: Uint8Array[];
   let units = 0n;
   try {
-    const { format, tensors } = decodeRequestPayload(pt);
+    if (!opened.ok) throw opened.error;
+    const { format, tensors } = opened.value;
     for (const t of Object.values(tensors)) units += BigInt(t.data.length);
     response = encodeResponsePayloadParts(format, await model.run(tensors));
   } catch (e) {
