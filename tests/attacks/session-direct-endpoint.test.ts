@@ -214,6 +214,35 @@ describe('attacks on the direct session endpoint', () => {
     relay.close();
   });
 
+  it('the child reads a request as it decrypts, yet answers nothing before the tag checks: an altered request that would not parse is E_DECRYPT, never a parse answer (decision 1360)', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const a = codec.sealRequest(x([1, 2, 3]));
+    // Flip the format byte (the first ciphertext byte) and a bit of the FTB1 magic: decoded before
+    // the tag check, these would be answered "unknown session payload format" / "missing FTB1
+    // header" (E_INPUT_INVALID), an oracle on the plaintext, and would use up the sequence number.
+    for (const at of [10, 12]) {
+      const altered = Uint8Array.from(a);
+      altered[at]! ^= 0x40;
+      await expect(relay.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    }
+    // Nothing moved: the genuine request is answered at its place.
+    expect(Array.from(codec.openResponse(a, await relay.send(a)).y!.data as Float32Array)).toHaveLength(2);
+    // An authentic request whose payload is malformed is answered (typed, sealed) and counted.
+    const raw = (codec as unknown as { endpoint: { seal(p: Uint8Array): Uint8Array } }).endpoint;
+    const malformed = raw.seal(Uint8Array.of(1, 0x46, 0x54, 0x42, 0x31, 1, 0, 0, 0, 200));
+    const answer = await relay.send(malformed);
+    expect(() => codec.openResponse(malformed, answer)).toThrow(
+      expect.objectContaining({ code: 'E_INPUT_INVALID' }),
+    );
+    const b = codec.sealRequest(x([4, 5, 6]));
+    expect(codec.openResponse(b, await relay.send(b)).y!.dims).toEqual([1, 2]);
+    const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
+    expect(closed.requests).toBe(3);
+    expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);
+    relay.close();
+  });
+
   it('a forged close is refused and the session keeps serving; only the requester’s close ends it', async () => {
     const { r, jobId, codec } = await openDirect();
     const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
