@@ -94,15 +94,16 @@ describe('session stream attacks', () => {
   it('a sender with the token (the host, a tap) gets only refusal codes on the stream: junk, a replay and an oversized frame; the requester goes on', async () => {
     // Capture the requester's next message as it leaves (what the host or a tap would see).
     const captured: Uint8Array[] = [];
-    const send = SessionStream.prototype.send;
-    SessionStream.prototype.send = function (this: SessionStream, m: Uint8Array) {
-      captured.push(Uint8Array.from(m));
-      return send.call(this, m);
+    // The SDK writes a request as its wire parts (decision 1360): the message is their concatenation.
+    const sendParts = SessionStream.prototype.sendParts;
+    SessionStream.prototype.sendParts = function (this: SessionStream, parts: readonly Uint8Array[]) {
+      captured.push(new Uint8Array(Buffer.concat(parts)));
+      return sendParts.call(this, parts);
     };
     try {
       await session.infer(x(7));
     } finally {
-      SessionStream.prototype.send = send;
+      SessionStream.prototype.sendParts = sendParts;
     }
     const replay = captured[0]!;
     // Replayed: refused by its clear header at the host (and it would be by the child), stream ended.
