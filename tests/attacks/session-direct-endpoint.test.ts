@@ -235,8 +235,17 @@ describe('attacks on the direct session endpoint', () => {
     expect(() => codec.openResponse(malformed, answer)).toThrow(
       expect.objectContaining({ code: 'E_INPUT_INVALID' }),
     );
+    // The requester reads an answer as it decrypts too: an answer altered on the way (its status
+    // byte, its FTB1 magic) is E_DECRYPT, never "unknown status" or a decode error, and the genuine
+    // answer still opens at its place.
     const b = codec.sealRequest(x([4, 5, 6]));
-    expect(codec.openResponse(b, await relay.send(b)).y!.dims).toEqual([1, 2]);
+    const answerB = await relay.send(b);
+    for (const at of [10, 12]) {
+      const altered = Uint8Array.from(answerB);
+      altered[at]! ^= 0x40;
+      expect(() => codec.openResponse(b, altered)).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+    }
+    expect(codec.openResponse(b, answerB).y!.dims).toEqual([1, 2]);
     const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
     expect(closed.requests).toBe(3);
     expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);

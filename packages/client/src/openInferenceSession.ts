@@ -188,7 +188,8 @@ export class SessionCodec {
 function requestSeq(request: Uint8Array | readonly Uint8Array[]): bigint {
   if (request instanceof Uint8Array) return sessionMessageHeader(request).seq;
   // sealParts' first part is exactly the 10-byte header: version, kind, u64 BE sequence number.
-  const head = request[0]!;
+  const head = request[0];
+  if (head === undefined || head.length < 10) throw new FirnError('E_PARSE', 'not a sealed session request');
   return new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(2, false);
 }
 
