@@ -1,16 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
-import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-} from '@firn/sim';
 import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
-import { certificateDer } from './simulated/simulatedPlatform.ts';
+import { createSimulatedGpuNode } from './testing/simulatedGpuNode.ts';
 
 /**
  * Composite evidence: a simulated CPU TEE whose report data binds the digest of a simulated GPU's
@@ -18,29 +10,8 @@ import { certificateDer } from './simulated/simulatedPlatform.ts';
  * same parser and verifier that serve real GPUs; it does not cover real NVIDIA hardware (see the
  * nvidia/ tests for the captured H100 evidence).
  */
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const gpuRoot = await createSimulatedGpuRoot();
-const gpu = await createSimulatedGpu({
-  root: gpuRoot,
-  driverVersion: '570.124.06',
-  vbiosVersion: '96.00.9F.00.04',
-});
-const sha = new Uint8Array(randomBytes(32));
-const program = createEnclaveProgram({
-  provider: createSimulatedProvider(platform, sha),
-  measurementRegisters: [sha],
-  platformId: hexToBytes(platform.platformId),
-  gpu: { collect: async (n) => [await gpu.collect(n)] },
-});
-await program.handle('init', {});
-const roots = { simulated: [certificateDer(root.certificatePem)] };
-const gpuRoots = { simulated: [certificateDer(gpuRoot.rootCertPem)] };
+const { attest, roots, gpuRoots } = await createSimulatedGpuNode();
 const now = () => Math.floor(Date.now() / 1000);
-
-async function attest(nonce: Uint8Array): Promise<EvidenceBundle> {
-  return (await program.handle('attest', { nonce: bytesToHex(nonce) })) as EvidenceBundle;
-}
 
 describe('composite CPU + GPU evidence', () => {
   it('the dev policy accepts a bound simulated GPU and reports its facts', async () => {
