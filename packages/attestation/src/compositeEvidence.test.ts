@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
+import { type AttestationPolicy, DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
 import { createSimulatedGpuNode } from './testing/simulatedGpuNode.ts';
 
 /**
@@ -13,16 +13,25 @@ import { createSimulatedGpuNode } from './testing/simulatedGpuNode.ts';
 const { attest, roots, gpuRoots } = await createSimulatedGpuNode();
 const now = () => Math.floor(Date.now() / 1000);
 
+/** Appraise `bundle` for `nonce` now, pinning the simulated CPU root and (unless `pinGpuRoot` is false) the GPU root. */
+const appraise = (
+  bundle: Awaited<ReturnType<typeof attest>>,
+  nonce: Uint8Array,
+  policy: AttestationPolicy = DEV_POLICY,
+  pinGpuRoot = true,
+) =>
+  appraiseEvidence(bundle, {
+    now: now(),
+    policy,
+    expectedNonce: nonce,
+    roots,
+    ...(pinGpuRoot ? { gpuRoots } : {}),
+  });
+
 describe('composite CPU + GPU evidence', () => {
   it('the dev policy accepts a bound simulated GPU and reports its facts', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: DEV_POLICY,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce);
     expect(a.ok).toBe(true);
     if (!a.ok) return;
     expect(a.gpus).toHaveLength(1);
@@ -36,13 +45,7 @@ describe('composite CPU + GPU evidence', () => {
 
   it('a production policy rejects the simulated GPU (and the simulated CPU)', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: PRODUCTION_POLICY,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce, PRODUCTION_POLICY);
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.message).join(' ')).toMatch(/simulated GPU not allowed/);
   });
@@ -51,10 +54,7 @@ describe('composite CPU + GPU evidence', () => {
     const nonce = randomBytes(32);
     const b = await attest(nonce);
     const other = await attest(randomBytes(32));
-    const a = await appraiseEvidence(
-      { ...b, gpu: other.gpu },
-      { now: now(), policy: DEV_POLICY, expectedNonce: nonce, roots, gpuRoots },
-    );
+    const a = await appraise({ ...b, gpu: other.gpu }, nonce);
     expect(a.ok).toBe(false);
     if (!a.ok) {
       const codes = a.reasons.map((r) => r.code);
@@ -65,12 +65,7 @@ describe('composite CPU + GPU evidence', () => {
 
   it('refuses a GPU chained to a root that is not pinned', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: DEV_POLICY,
-      expectedNonce: nonce,
-      roots,
-    });
+    const a = await appraise(await attest(nonce), nonce, DEV_POLICY, false);
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.code)).toContain('E_EVIDENCE_CHAIN');
   });
@@ -78,13 +73,7 @@ describe('composite CPU + GPU evidence', () => {
   it('a policy requiring two GPUs refuses a node with one', async () => {
     const nonce = randomBytes(32);
     const policy = { ...DEV_POLICY, gpu: { ...DEV_POLICY.gpu!, required: 2 } };
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce, policy);
     expect(a.ok).toBe(false);
   });
 
@@ -94,10 +83,7 @@ describe('composite CPU + GPU evidence', () => {
     const g = b.gpu![0]!;
     const ev = Buffer.from(g.evidence, 'base64');
     ev[ev.length - 120]! ^= 1;
-    const a = await appraiseEvidence(
-      { ...b, gpu: [{ ...g, evidence: ev.toString('base64') }] },
-      { now: now(), policy: DEV_POLICY, expectedNonce: nonce, roots, gpuRoots },
-    );
+    const a = await appraise({ ...b, gpu: [{ ...g, evidence: ev.toString('base64') }] }, nonce);
     expect(a.ok).toBe(false);
   });
 });
