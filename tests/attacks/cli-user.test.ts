@@ -1,28 +1,17 @@
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, startAnvil } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectUsefulError, runFirn } from '../helpers/firnCli.ts';
 
 // A careless new user following the README: wrong paths, wrong RPC URL, wrong contract address,
 // existing output files. Every error must name the cause the user can fix (never a bare
 // E_INTERNAL), and no mistake may lose the user's keys or artifacts.
-const bin = join(__dirname, '../../packages/cli/bin/firn.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'firn-careless-'));
 let anvil: AnvilInstance;
 
-function firn(...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-/** The command failed, with a typed code other than E_INTERNAL, and its message names `cause`. */
-function expectUsefulError(r: { code: number | null; out: string }, cause: string) {
-  expect(r.code, r.out).not.toBe(0);
-  expect(r.out).not.toMatch(/E_INTERNAL/);
-  expect(r.out).toContain(cause);
-}
+const firn = (...args: string[]) => runFirn(dir, 60_000, ...args);
 
 /**
  * Writes a devnet state file (as `firn devnet` would) whose registry and job market addresses hold
