@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AnvilInstance, deployFirn, type FirnDeployment } from '@firn/chain';
 import { deploymentToJson } from '../src/chainArgs.ts';
+import type { DeployOptions } from '../src/commands/deploy.ts';
 
 const ETH = 10n ** 18n;
 
@@ -32,4 +33,32 @@ export async function deployForCli(
   const deploymentFile = join(dir, 'deployment.json');
   writeFileSync(deploymentFile, JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }));
   return { deployment, deploymentFile };
+}
+
+/**
+ * Test-only: `firn deploy` options for a devnet deployment from the deployer key in `keyFile` to
+ * `rpc`, written to `out` (governance delay 2 s, stakes 1 ETH, slash 0.5 ETH, claim bond 0.001 ETH,
+ * no registration fee, epoch 30 s, unbonding and challenge window 60 s, no measurements, verifiers,
+ * proposers or executors).
+ */
+export function devnetDeployOptions(rpc: string, keyFile: string, out: string): DeployOptions {
+  return {
+    rpc,
+    keyFile,
+    out,
+    profile: 'devnet',
+    governanceDelay: '2',
+    minNodeStake: '1',
+    minVerifierStake: '1',
+    unbondingPeriod: '60',
+    challengeWindow: '60',
+    slash: '0.5',
+    claimBond: '0.001',
+    registrationFee: '0',
+    epochLength: '30',
+    measurement: [],
+    verifier: [],
+    proposer: [],
+    executor: [],
+  };
 }
