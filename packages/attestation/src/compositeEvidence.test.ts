@@ -15,7 +15,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 /** Appraise `bundle` for `nonce` now, pinning the simulated CPU root and (unless `pinGpuRoot` is false) the GPU root. */
 const appraise = (
-  bundle: Awaited<ReturnType<typeof attest>>,
+  bundle: Parameters<typeof appraiseEvidence>[0],
   nonce: Uint8Array,
   policy: AttestationPolicy = DEV_POLICY,
   pinGpuRoot = true,
