@@ -112,6 +112,22 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(uint256(s.ineligibility), 1, "pending is not eligible");
     }
 
+    /// Registration params for `t` (simulated TEE, MEASUREMENT) with the one field that `zeroError`
+    /// (a Zero* error of IFirnRegistry) names set to zero.
+    function _paramsWithZero(TestNode memory t, bytes4 zeroError)
+        internal
+        pure
+        returns (IFirnRegistry.RegistrationParams memory p)
+    {
+        p = _params(t, SIM, MEASUREMENT);
+        if (zeroError == IFirnRegistry.ZeroEnclaveAddress.selector) p.enclaveAddress = address(0);
+        else if (zeroError == IFirnRegistry.ZeroKemPublicKey.selector) p.kemPublicKey = bytes32(0);
+        else if (zeroError == IFirnRegistry.ZeroEvidenceDigest.selector) p.evidenceDigest = bytes32(0);
+        else if (zeroError == IFirnRegistry.ZeroEnclaveId.selector) p.enclaveId = bytes32(0);
+        else if (zeroError == IFirnRegistry.ZeroPlatformIdHash.selector) p.platformIdHash = bytes32(0);
+        else revert("unknown Zero* error");
+    }
+
     function test_register_reverts() public {
         TestNode memory t = _node(1);
         IFirnRegistry.RegistrationParams memory p = _params(t, SIM, MEASUREMENT);
@@ -137,30 +153,18 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.EndpointTooLong.selector, 257, 256));
         registry.register{value: MIN_NODE_STAKE}(p);
 
-        p = _params(t, SIM, MEASUREMENT);
-        p.enclaveAddress = address(0);
-        vm.expectRevert(IFirnRegistry.ZeroEnclaveAddress.selector);
-        registry.register{value: MIN_NODE_STAKE}(p);
-
-        p = _params(t, SIM, MEASUREMENT);
-        p.kemPublicKey = bytes32(0);
-        vm.expectRevert(IFirnRegistry.ZeroKemPublicKey.selector);
-        registry.register{value: MIN_NODE_STAKE}(p);
-
-        p = _params(t, SIM, MEASUREMENT);
-        p.evidenceDigest = bytes32(0);
-        vm.expectRevert(IFirnRegistry.ZeroEvidenceDigest.selector);
-        registry.register{value: MIN_NODE_STAKE}(p);
-
-        p = _params(t, SIM, MEASUREMENT);
-        p.enclaveId = bytes32(0);
-        vm.expectRevert(IFirnRegistry.ZeroEnclaveId.selector);
-        registry.register{value: MIN_NODE_STAKE}(p);
-
-        p = _params(t, SIM, MEASUREMENT);
-        p.platformIdHash = bytes32(0);
-        vm.expectRevert(IFirnRegistry.ZeroPlatformIdHash.selector);
-        registry.register{value: MIN_NODE_STAKE}(p);
+        // Each identity field left zero is refused with its own error.
+        bytes4[5] memory zeroErrors = [
+            IFirnRegistry.ZeroEnclaveAddress.selector,
+            IFirnRegistry.ZeroKemPublicKey.selector,
+            IFirnRegistry.ZeroEvidenceDigest.selector,
+            IFirnRegistry.ZeroEnclaveId.selector,
+            IFirnRegistry.ZeroPlatformIdHash.selector
+        ];
+        for (uint256 i = 0; i < zeroErrors.length; i++) {
+            vm.expectRevert(zeroErrors[i]);
+            registry.register{value: MIN_NODE_STAKE}(_paramsWithZero(t, zeroErrors[i]));
+        }
 
         p = _params(t, SIM, MEASUREMENT);
         registry.register{value: MIN_NODE_STAKE}(p);

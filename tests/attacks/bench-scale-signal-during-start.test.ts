@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { comm, descendants, running } from '../helpers/processTree.ts';
 
 // Attack (careless user): bench/scale.ts promises that every process it starts is stopped at the
 // end, on failure and on SIGINT/SIGTERM. Its signal handlers are installed only once the devnet is
@@ -12,43 +13,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 // Ctrl-C sent to the bench alone, as `kill -INT`, a CI timeout or a process manager does) while
 // the devnet starts kills the bench with Node's default action, and what it started so far (anvil,
 // the first daemons) lives on, holding ports and CPU.
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-};
-/** Every descendant of `pid` (Linux /proc). */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const t = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(t.slice(t.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {}
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [c, pp] of parent)
-      if (pp === p) {
-        out.push(c);
-        walk(c);
-      }
-  };
-  walk(pid);
-  return out;
-}
-const comm = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-};
-
 const seen = new Set<number>();
 let bench: ChildProcess | undefined;
 afterAll(() => {
@@ -93,7 +57,7 @@ await runScale({ nodes: 2, phases: [1], requesters: 1, concurrency: 1, idleMs: 0
       await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
       // Give whatever it stopped a moment to go.
       await new Promise((r) => setTimeout(r, 3_000));
-      const left = [...seen].filter(alive).map((p) => `${p} ${comm(p)}`);
+      const left = [...seen].filter(running).map((p) => `${p} ${comm(p)}`);
       // Clean up after the attack whatever it found, then state the promise.
       for (const p of seen)
         try {

@@ -1,28 +1,59 @@
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnvilInstance, startAnvil } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectUsefulError, runFirn } from '../helpers/firnCli.ts';
 
 // A careless new user following the README: wrong paths, wrong RPC URL, wrong contract address,
 // existing output files. Every error must name the cause the user can fix (never a bare
 // E_INTERNAL), and no mistake may lose the user's keys or artifacts.
-const bin = join(__dirname, '../../packages/cli/bin/firn.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'firn-careless-'));
 let anvil: AnvilInstance;
 
-function firn(...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+const firn = (...args: string[]) => runFirn(dir, 60_000, ...args);
+
+/**
+ * Writes a devnet state file (as `firn devnet` would) whose registry and job market addresses hold
+ * no contract, so any command reading it fails before paying escrow. Returns its path.
+ */
+function writeDevnetState(name: string): string {
+  const state = join(dir, name);
+  writeFileSync(
+    state,
+    JSON.stringify({
+      rpcUrl: anvil.rpcUrl,
+      chainId: 31337,
+      contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
+      accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
+    }),
+  );
+  return state;
 }
 
-/** The command failed, with a typed code other than E_INTERNAL, and its message names `cause`. */
-function expectUsefulError(r: { code: number | null; out: string }, cause: string) {
-  expect(r.code, r.out).not.toBe(0);
-  expect(r.out).not.toMatch(/E_INTERNAL/);
-  expect(r.out).toContain(cause);
+/** `firn infer --devnet state --model m --input i --out o --proof p [...extra]`. */
+function infer(
+  f: { state: string; model: string; input: string; out: string; proof: string },
+  ...extra: string[]
+) {
+  return firn(
+    'infer',
+    '--devnet',
+    f.state,
+    '--model',
+    f.model,
+    '--input',
+    f.input,
+    '--out',
+    f.out,
+    '--proof',
+    f.proof,
+    ...extra,
+  );
 }
+
+/** A one-value float32 input file, as `firn infer --input` reads it. */
+const oneInput = '{"x":{"dims":[1],"type":"float32","data":[1]}}';
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 1 });
@@ -73,64 +104,28 @@ describe('careless new user', () => {
   });
 
   it('infer names a missing model file', () => {
-    const state = join(dir, 'devnet.json');
-    writeFileSync(
-      state,
-      JSON.stringify({
-        rpcUrl: anvil.rpcUrl,
-        chainId: 31337,
-        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
-        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
-      }),
-    );
+    const state = writeDevnetState('devnet.json');
     const model = join(dir, 'no-such-model.onnx');
-    writeFileSync(join(dir, 'in.json'), '{"x":{"dims":[1],"type":"float32","data":[1]}}');
+    writeFileSync(join(dir, 'in.json'), oneInput);
     expectUsefulError(
-      firn(
-        'infer',
-        '--devnet',
+      infer({
         state,
-        '--model',
         model,
-        '--input',
-        join(dir, 'in.json'),
-        '--out',
-        join(dir, 'o.json'),
-        '--proof',
-        join(dir, 'p.json'),
-      ),
+        input: join(dir, 'in.json'),
+        out: join(dir, 'o.json'),
+        proof: join(dir, 'p.json'),
+      }),
       model,
     );
   });
   it('infer refuses an --out or --proof that already exists (here the model itself) before any escrow is paid', () => {
-    const state = join(dir, 'devnet2.json');
-    writeFileSync(
-      state,
-      JSON.stringify({
-        rpcUrl: anvil.rpcUrl,
-        chainId: 31337,
-        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
-        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
-      }),
-    );
+    const state = writeDevnetState('devnet2.json');
     const model = join(dir, 'mine.onnx');
     const input = join(dir, 'mine.json');
     writeFileSync(model, 'my only copy of the model');
-    writeFileSync(input, '{"x":{"dims":[1],"type":"float32","data":[1]}}');
+    writeFileSync(input, oneInput);
     // Flags swapped by mistake: the proof would be written over the model.
-    const r = firn(
-      'infer',
-      '--devnet',
-      state,
-      '--model',
-      model,
-      '--input',
-      input,
-      '--out',
-      join(dir, 'out.json'),
-      '--proof',
-      model,
-    );
+    const r = infer({ state, model, input, out: join(dir, 'out.json'), proof: model });
     expect(readFileSync(model, 'utf8')).toBe('my only copy of the model');
     expectUsefulError(r, model);
     expect(r.out).toMatch(/E_CONFLICT/);
@@ -149,16 +144,7 @@ describe('careless new user', () => {
     expectUsefulError(r, missing);
   });
   it('train refuses a MODEL_DIR that already holds files before any escrow is paid', () => {
-    const state = join(dir, 'devnet3.json');
-    writeFileSync(
-      state,
-      JSON.stringify({
-        rpcUrl: anvil.rpcUrl,
-        chainId: 31337,
-        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
-        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
-      }),
-    );
+    const state = writeDevnetState('devnet3.json');
     const csv = join(dir, 'd.csv');
     writeFileSync(
       csv,
@@ -185,30 +171,17 @@ describe('careless new user', () => {
     expect(r.out).toMatch(/E_CONFLICT/);
   });
   it('a mistyped --escrow is named, not E_INTERNAL', () => {
-    const state = join(dir, 'devnet4.json');
-    writeFileSync(
-      state,
-      JSON.stringify({
-        rpcUrl: anvil.rpcUrl,
-        chainId: 31337,
-        contracts: { registry: `0x${'12'.repeat(20)}`, jobMarket: `0x${'13'.repeat(20)}` },
-        accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
-      }),
-    );
+    const state = writeDevnetState('devnet4.json');
     writeFileSync(join(dir, 'm4.onnx'), 'model');
-    writeFileSync(join(dir, 'i4.json'), '{"x":{"dims":[1],"type":"float32","data":[1]}}');
-    const r = firn(
-      'infer',
-      '--devnet',
-      state,
-      '--model',
-      join(dir, 'm4.onnx'),
-      '--input',
-      join(dir, 'i4.json'),
-      '--out',
-      join(dir, 'o4.json'),
-      '--proof',
-      join(dir, 'p4.json'),
+    writeFileSync(join(dir, 'i4.json'), oneInput);
+    const r = infer(
+      {
+        state,
+        model: join(dir, 'm4.onnx'),
+        input: join(dir, 'i4.json'),
+        out: join(dir, 'o4.json'),
+        proof: join(dir, 'p4.json'),
+      },
       '--escrow',
       '0,01',
     );

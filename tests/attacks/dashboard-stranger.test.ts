@@ -1,22 +1,16 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  type AnvilInstance,
-  createFirnClients,
-  deployFirn,
-  type FirnDeployment,
-  registerNode,
-  startAnvil,
-} from '@firn/chain';
+import { type AnvilInstance, createFirnClients, type FirnDeployment, registerNode } from '@firn/chain';
 import { TEE_TYPES } from '@firn/core';
 import { type DashboardServer, READ_ONLY_RPC_METHODS, serveDashboard } from '@firn/dashboard';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DASHBOARD_MEASUREMENT, startDashboardChain, stopDashboardChain } from '../helpers/dashboardChain.ts';
 
 // A stranger against the read-only dashboard server (decision 1121): anyone who can reach it, and an
 // operator who can register a node (any endpoint string, stake only, Pending is enough).
 
-const MEASUREMENT = `0x${'5a'.repeat(32)}` as const;
+const MEASUREMENT = DASHBOARD_MEASUREMENT;
 
 const listen = (s: Server) =>
   new Promise<number>((resolve) =>
@@ -52,29 +46,13 @@ describe('attack: a stranger on the read-only dashboard', () => {
   const dashboards: DashboardServer[] = [];
 
   beforeAll(async () => {
-    anvil = await startAnvil({ accounts: 5 });
-    deployment = await deployFirn({
-      rpcUrl: anvil.rpcUrl,
-      deployerKey: anvil.accounts[0]!.privateKey,
-      governanceDelay: 1,
-      minNodeStake: parseEther('1'),
-      minVerifierStake: parseEther('1'),
-      unbondingPeriod: 600,
-      challengeWindow: 60,
-      slashAmount: parseEther('0.5'),
-      epochLength: 3600,
-      pollingIntervalMs: 50,
-      measurements: [{ teeType: TEE_TYPES.simulated, measurement: MEASUREMENT }],
-      verifiers: [anvil.accounts[3]!.address],
-    });
-    dash = await serveDashboard({ rpcUrl: anvil.rpcUrl, deployment });
+    ({ anvil, deployment, dash } = await startDashboardChain());
   }, 120_000);
 
   afterAll(async () => {
     for (const d of dashboards) await d.close();
     for (const s of servers) await closeServer(s);
-    await dash?.close();
-    await anvil?.stop();
+    await stopDashboardChain({ anvil, dash });
   });
 
   it('a write smuggled past the method check in a key a Go JSON-RPC server reads ("Method") never reaches the RPC', async () => {

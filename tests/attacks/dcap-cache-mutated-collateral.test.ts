@@ -1,5 +1,5 @@
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../packages/attestation/test/codeOf.ts';
 import { makeSyntheticSgx } from '../../packages/attestation/test/dcap/syntheticDcap.ts';
 import { verifyDcapQuote, verifyDcapQuoteSync } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 
@@ -8,15 +8,6 @@ import { verifyDcapQuote, verifyDcapQuoteSync } from '../../packages/attestation
 // refreshes its pieces in place (a new PCK CRL, a new TCB info) gets the verdict of the OLD
 // contents: a revocation or a tampered piece never takes effect. Promise: a cache never makes a
 // later, different, revoked or tampered input pass.
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 
 describe('attack: collateral object changed after it passed once', () => {
   it('a PCK CRL refreshed in place to one that revokes the PCK is honoured', async () => {

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../packages/attestation/test/codeOf.ts';
 import { VECTORS, vector, vectorJson } from '../../packages/attestation/test/dcap/testVectors.ts';
 import { clearDcapCaches, verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 
@@ -8,15 +8,6 @@ const dcapQvl = createRequire(import.meta.url)('@phala/dcap-qvl') as {
   verify(q: Uint8Array, c: unknown, now: number): unknown;
 };
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 function vendor(q: Uint8Array, c: unknown, now: number): string {
   try {
     dcapQvl.verify(q, c, now);

@@ -1,5 +1,5 @@
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../packages/attestation/test/codeOf.ts';
 import { makeSyntheticTdx, type SyntheticDcap } from '../../packages/attestation/test/dcap/syntheticDcap.ts';
 import { verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 import { parseDcapQuote } from '../../packages/attestation/src/dcap/quote.ts';
@@ -14,15 +14,6 @@ import {
 // like everything else, so it cannot upgrade a TCB status.
 const run = (s: SyntheticDcap, collateral = s.collateral) =>
   verifyDcapQuote(s.quote, { collateral, now: s.now, roots: [new Uint8Array(Buffer.from(s.rootPem))] });
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 
 describe('attack: collateral signed by a key that is not Intel TCB signing key', () => {
   it('TCB info and QE identity signed with a (leaked, even revoked) PCK key are refused', async () => {

@@ -1,5 +1,5 @@
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../packages/attestation/test/codeOf.ts';
 import { VECTORS, vector, vectorJson } from '../../packages/attestation/test/dcap/testVectors.ts';
 import { parseDcapQuote } from '../../packages/attestation/src/dcap/quote.ts';
 import {
@@ -7,16 +7,6 @@ import {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 
 /** Offset (in the quote) of a base64 letter of the PCK chain past the 192-byte bucket prefix. */
 function chainLetter(quote: Uint8Array): number {

@@ -5,6 +5,7 @@ import { type AnvilInstance, startAnvil } from '@firn/chain';
 import { createPublicClient, http } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeployOptions, runDeploy } from '../../packages/cli/src/commands/deploy.ts';
+import { devnetDeployOptions } from '../../packages/cli/test/cliDeployment.ts';
 
 // A careless operator: `--out` names a folder that does not exist. The deployment file is the only
 // record of the addresses ("a lost deployment file means lost addresses", docs/decisions/1182), so
@@ -25,25 +26,9 @@ afterAll(async () => {
 describe('attack: firn deploy --out in a folder that does not exist', () => {
   const refusedBeforeSending = async (out: string, force?: boolean) => {
     const o: DeployOptions = {
-      rpc: anvil.rpcUrl,
-      keyFile,
+      ...devnetDeployOptions(anvil.rpcUrl, keyFile, out),
       chainId: '434343',
-      out,
       ...(force ? { force } : {}),
-      profile: 'devnet',
-      governanceDelay: '2',
-      minNodeStake: '1',
-      minVerifierStake: '1',
-      unbondingPeriod: '60',
-      challengeWindow: '60',
-      slash: '0.5',
-      claimBond: '0.001',
-      registrationFee: '0',
-      epochLength: '30',
-      measurement: [],
-      verifier: [],
-      proposer: [],
-      executor: [],
     };
     const pub = createPublicClient({ transport: http(anvil.rpcUrl) });
     const before = await pub.getTransactionCount({ address: anvil.accounts[0]!.address });

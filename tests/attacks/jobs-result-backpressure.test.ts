@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { rssGrowthWithUnreadReaders } from '../helpers/unreadReaders.ts';
 
 // GET /v1/jobs/{id}/result needs no credentials (outputs are sealed) and inlines every output up
 // to 8 MiB as base64 in one JSON body. A stranger asks for a proved job's result on many
@@ -39,18 +40,7 @@ describe('attack: many unread requests for a large result', () => {
       ],
       proof: { proof: {}, signature: '0x' } as never,
     });
-    global.gc?.();
-    const before = process.memoryUsage().rss;
-    const { hostname, port } = new URL(net.node.url);
-    for (let i = 0; i < 24; i++) {
-      const s = connect(Number(port), hostname);
-      sockets.push(s);
-      await new Promise<void>((r) => s.once('connect', () => r()));
-      s.pause(); // never read
-      s.write(`GET /v1/jobs/${jobId}/result HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-    const grown = process.memoryUsage().rss - before;
+    const grown = await rssGrowthWithUnreadReaders(net.node.url, `/v1/jobs/${jobId}/result`, 24, sockets);
     // Unbounded, every answer is built whole: ~40 MiB each while it is made (the file, its base64,
     // the JSON, the bytes written), 24 of them ~1 GiB (727 MiB measured). Bounded, at most 24 MiB of
     // outputs are inlined at once (3 answers here, ~120 MiB while built, before the collector runs);

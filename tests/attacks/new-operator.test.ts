@@ -1,61 +1,32 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type AnvilInstance,
   createFirnClients,
-  deployFirn,
   type FirnDeployment,
   isVerifier,
   startAnvil,
 } from '@firn/chain';
 import { sharedPath } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploymentToJson } from '../../packages/cli/src/chainArgs.ts';
+import { deployForCli } from '../../packages/cli/test/cliDeployment.ts';
+import { expectUsefulError, runFirn } from '../helpers/firnCli.ts';
 
 // A careless new operator / governor / verifier following the README and --help of the newer
 // commands (gov, rewards, attest verify-gpu). Every mistake must be named (never a bare
 // E_INTERNAL), and no governance command may report success for an action that changed nothing.
-const bin = join(__dirname, '../../packages/cli/bin/firn.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'firn-new-operator-'));
-const ETH = 10n ** 18n;
 let anvil: AnvilInstance;
 let deployment: FirnDeployment;
 let deploymentFile: string;
 
-function firn(...args: string[]): { code: number | null; out: string } {
-  return firnWithin(60_000, ...args);
-}
-
-function firnWithin(timeout: number, ...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-function expectUsefulError(r: { code: number | null; out: string }, cause: string) {
-  expect(r.code, r.out).not.toBe(0);
-  expect(r.out).not.toMatch(/E_INTERNAL/);
-  expect(r.out).toContain(cause);
-}
+const firn = (...args: string[]) => runFirn(dir, 60_000, ...args);
+const firnWithin = (timeout: number, ...args: string[]) => runFirn(dir, timeout, ...args);
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 2 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    governanceDelay: 1,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    epochLength: 60,
-    poolDeposit: ETH / 10n,
-    pollingIntervalMs: 50,
-  });
-  deploymentFile = join(dir, 'deployment.json');
-  writeFileSync(deploymentFile, JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }));
+  ({ deployment, deploymentFile } = await deployForCli(anvil, dir, 1));
   writeFileSync(join(dir, 'gov.key'), anvil.accounts[0]!.privateKey);
   writeFileSync(join(dir, 'verifier.key'), anvil.accounts[1]!.privateKey);
 }, 60_000);

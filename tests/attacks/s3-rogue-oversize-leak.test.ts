@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import type { Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ArtifactStore } from '../../packages/node/src/storage/s3ArtifactStore.ts';
+import { type RogueBucket, startRogueBucket } from '../helpers/rogueBucket.ts';
 
 // A rogue bucket announces a huge object (Content-Length over the reader's limit) and keeps the
 // connection open. The read is refused E_TOO_LARGE, but if the response body is never destroyed
@@ -14,11 +12,9 @@ const GOOD_ID = `0x${createHash('sha256').update(GOOD).digest('hex')}` as Hex;
 const HUGE_ID = `0x${'ef'.repeat(32)}` as Hex;
 
 describe('attack: a bucket that announces huge objects and holds the connection', () => {
-  let server: Server;
-  let endpoint: string;
-  const sockets = new Set<Socket>();
+  let bucket: RogueBucket;
   beforeAll(async () => {
-    server = createServer((req, res) => {
+    bucket = await startRogueBucket((req, res) => {
       req.resume();
       if (req.url?.includes(GOOD_ID.slice(2))) {
         res.writeHead(200, { 'content-length': GOOD.length });
@@ -28,25 +24,11 @@ describe('attack: a bucket that announces huge objects and holds the connection'
       res.writeHead(200, { 'content-length': 10 * 2 ** 30 });
       res.write(Buffer.alloc(16));
     });
-    server.on('connection', (s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
+  afterAll(() => bucket?.close());
 
   it('refused oversized reads release their connection: a good read still answers', async () => {
-    const store = new S3ArtifactStore({
-      bucket: 'b-ucket',
-      prefix: '',
-      endpoint,
-      credentials: { accessKeyId: 'R', secretAccessKey: 'R' },
-    });
+    const store = bucket.store();
     const run = async () => {
       for (let i = 0; i < 60; i++) {
         const e = await store.get(HUGE_ID, 1024).then(

@@ -1,61 +1,42 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactStore } from '../../packages/node/src/storage/artifactStore.ts';
-import { S3ArtifactStore } from '../../packages/node/src/storage/s3ArtifactStore.ts';
+import { type RogueBucket, startRogueBucket } from '../helpers/rogueBucket.ts';
 
-const credentials = { accessKeyId: 'ROGUE', secretAccessKey: 'ROGUE' };
 const ID = `0x${'cd'.repeat(32)}` as Hex;
 
 /**
  * A rogue S3-compatible server: GET answers 200 with Content-Length 1 MiB, sends 10 bytes, then
  * either stalls forever ('stall') or resets the connection ('reset').
  */
-function rogue(mode: 'stall' | 'reset'): Promise<{ server: Server; endpoint: string; sockets: Set<Socket> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
+function rogue(mode: 'stall' | 'reset'): Promise<RogueBucket> {
+  return startRogueBucket((req, res) => {
     req.resume();
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1 << 20 });
     res.write(Buffer.alloc(10, 1));
     if (mode === 'reset') setTimeout(() => res.socket?.destroy(), 50);
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  return new Promise((r) =>
-    server.listen(0, '127.0.0.1', () =>
-      r({ server, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, sockets }),
-    ),
-  );
 }
 
 describe('attack: a rogue bucket that stalls or drops an object mid-body', () => {
   const dir = mkdtempSync(join(tmpdir(), 'firn-rogue-s3-'));
-  let stall: Awaited<ReturnType<typeof rogue>>;
-  let reset: Awaited<ReturnType<typeof rogue>>;
+  let stall: RogueBucket;
+  let reset: RogueBucket;
   beforeAll(async () => {
     stall = await rogue('stall');
     reset = await rogue('reset');
   });
   afterAll(() => {
-    for (const s of [...stall.sockets, ...reset.sockets]) s.destroy();
-    stall.server.close();
-    reset.server.close();
+    stall?.close();
+    reset?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('a connection the bucket resets mid-body is E_UNAVAILABLE (a store failure), not a raw socket error the API mistakes for the client going away', async () => {
-    const store = new S3ArtifactStore({
-      bucket: 'b-ucket',
-      prefix: '',
-      endpoint: reset.endpoint,
-      credentials,
-    });
+    const store = reset.store();
     const local = new ArtifactStore(join(dir, 'reset'));
     const err = await store.copyToLocal(ID, local).then(
       () => undefined,
@@ -66,12 +47,7 @@ describe('attack: a rogue bucket that stalls or drops an object mid-body', () =>
   });
 
   it('a bucket that stops sending mid-body does not hold the node forever: the read fails E_UNAVAILABLE within a minute', async () => {
-    const store = new S3ArtifactStore({
-      bucket: 'b-ucket',
-      prefix: '',
-      endpoint: stall.endpoint,
-      credentials,
-    });
+    const store = stall.store();
     const local = new ArtifactStore(join(dir, 'stall'));
     const t0 = Date.now();
     const err = await Promise.race([

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { bytesToHex, computeReportData } from '@firn/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../../packages/attestation/src/appraiseEvidence.ts';
-import { PRODUCTION_POLICY } from '../../packages/attestation/src/policy/policy.ts';
 import { createKdsClient } from '../../packages/attestation/src/sev-snp/kdsClient.ts';
 import {
   createSevSnpVerifier,
@@ -10,6 +8,10 @@ import {
 } from '../../packages/attestation/src/sev-snp/sevSnpVerifier.ts';
 import { parseSevSnpReport } from '../../packages/attestation/src/sev-snp/sevSnpReport.ts';
 import { makeSyntheticSevSnp } from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
+import {
+  kdsServing,
+  syntheticSevSnpGuest,
+} from '../../packages/attestation/test/sev-snp/syntheticSevSnpGuest.ts';
 import {
   SEV_SNP_VECTORS,
   sevSnpVector,
@@ -21,27 +23,12 @@ import { registerVerifier } from '../../packages/attestation/src/verifiers.ts';
 // (createSevSnpVerifier({ kds }), CRL on by default). The host controls the bundle, including the
 // collateral it attaches; it does not hold AMD's keys.
 
-const enclaveAddress = new Uint8Array(20).fill(0xab);
-const kemPublicKey = new Uint8Array(32).fill(0xcd);
-
-function kdsServing(vek: Uint8Array, chain: string, crl: Uint8Array): typeof fetch {
-  return (async (input: string | URL | Request) => {
-    const p = new URL(String(input)).pathname;
-    if (p.endsWith('/cert_chain')) return new Response(chain);
-    if (p.endsWith('/crl')) return new Response(Buffer.from(crl));
-    return new Response(Buffer.from(vek));
-  }) as typeof fetch;
-}
-
 afterEach(() => registerVerifier(sevSnpVerifier));
 
 describe('attack: attached collateral steers a KDS-backed SEV-SNP verifier around the CRL', () => {
   it("a revoked VCEK is refused by the verifier's KDS CRL even when the host attaches the VCEK without a CRL", async () => {
     const nonce = randomBytes(32);
-    const s = await makeSyntheticSevSnp({
-      revokeVek: true,
-      reportData: computeReportData({ enclaveAddress, kemPublicKey, nonce }),
-    });
+    const { s, bundle, opts } = await syntheticSevSnpGuest(nonce, { revokeVek: true });
     registerVerifier(
       createSevSnpVerifier({
         kds: createKdsClient({
@@ -51,20 +38,6 @@ describe('attack: attached collateral steers a KDS-backed SEV-SNP verifier aroun
         }),
       }),
     );
-    const bundle = {
-      version: 1,
-      teeType: 'sev-snp',
-      quote: bytesToHex(s.report),
-      nonce: bytesToHex(nonce),
-      enclaveAddress: bytesToHex(enclaveAddress),
-      kemPublicKey: bytesToHex(kemPublicKey),
-    };
-    const opts = {
-      now: s.now,
-      policy: PRODUCTION_POLICY,
-      expectedNonce: nonce,
-      roots: { 'sev-snp': [new Uint8Array(Buffer.from(s.arkPem))] },
-    };
     // Control: with nothing attached the verifier fetches from its KDS and the CRL revokes.
     const fetched = await appraiseEvidence(bundle, opts);
     expect(fetched.ok).toBe(false);

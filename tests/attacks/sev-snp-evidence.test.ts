@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { bytesToHex, computePlatformIdHash, computeReportData, isFirnError } from '@firn/core';
+import { bytesToHex, computePlatformIdHash, isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from '../../packages/attestation/src/appraiseEvidence.ts';
 import { PRODUCTION_POLICY } from '../../packages/attestation/src/policy/policy.ts';
@@ -11,6 +11,10 @@ import {
   type SyntheticSevSnpOptions,
 } from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
 import {
+  GUEST_KEYS,
+  syntheticSevSnpGuest,
+} from '../../packages/attestation/test/sev-snp/syntheticSevSnpGuest.ts';
+import {
   SEV_SNP_VECTORS,
   sevSnpVector,
   sevSnpVectorText,
@@ -20,29 +24,12 @@ import {
 // collateral it attaches, and the KDS mirror a verifier may be pointed at. It does not hold AMD's
 // keys or the guest's VCEK private key (that is inside the AMD Secure Processor).
 
-const enclaveAddress = new Uint8Array(20).fill(0xab);
-const kemPublicKey = new Uint8Array(32).fill(0xcd);
+const { enclaveAddress, kemPublicKey } = GUEST_KEYS;
 
 /** A guest that binds keys and the verifier's nonce into REPORT_DATA as firn does for SGX/TDX. */
 async function honestGuest(nonce: Uint8Array, o: SyntheticSevSnpOptions = {}) {
-  const reportData = computeReportData({ enclaveAddress, kemPublicKey, nonce });
-  const s = await makeSyntheticSevSnp({ ...o, reportData });
-  const bundle = {
-    version: 1,
-    teeType: 'sev-snp',
-    quote: bytesToHex(s.report),
-    collateral: { vek: s.vekPem, chain: s.chainPem },
-    nonce: bytesToHex(nonce),
-    enclaveAddress: bytesToHex(enclaveAddress),
-    kemPublicKey: bytesToHex(kemPublicKey),
-  };
-  const opts = {
-    now: s.now,
-    policy: PRODUCTION_POLICY,
-    expectedNonce: nonce,
-    roots: { 'sev-snp': [new Uint8Array(Buffer.from(s.arkPem))] },
-  };
-  return { s, bundle, opts };
+  const g = await syntheticSevSnpGuest(nonce, o);
+  return { ...g, bundle: { ...g.bundle, collateral: { vek: g.s.vekPem, chain: g.s.chainPem } } };
 }
 
 const codes = (a: { ok: boolean; reasons?: Array<{ code: string }> }) =>

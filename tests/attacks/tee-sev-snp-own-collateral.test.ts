@@ -7,6 +7,11 @@ import { PRODUCTION_POLICY } from '../../packages/attestation/src/policy/policy.
 import { createKdsClient } from '../../packages/attestation/src/sev-snp/kdsClient.ts';
 import { combineSevSnpCollateral } from '../../packages/attestation/src/sev-snp/sevSnpCollateralSource.ts';
 import { makeSyntheticSevSnp } from '../../packages/attestation/test/sev-snp/syntheticSevSnp.ts';
+import {
+  GUEST_KEYS,
+  kdsServing,
+  syntheticSevSnpGuest,
+} from '../../packages/attestation/test/sev-snp/syntheticSevSnpGuest.ts';
 import { kdsSourceFromArgs } from '../../packages/cli/src/commands/verifier.ts';
 import { VerifierDaemon } from '../../packages/verifier/src/verifierDaemon.ts';
 
@@ -17,40 +22,12 @@ import { VerifierDaemon } from '../../packages/verifier/src/verifierDaemon.ts';
 // another product's genuine-looking CRL); it does not hold AMD's keys. The verifier's own
 // collateral must be authoritative (decision 1220): the revoked VCEK is refused whatever is attached.
 
-const enclaveAddress = new Uint8Array(20).fill(0xab);
-const kemPublicKey = new Uint8Array(32).fill(0xcd);
+const { enclaveAddress, kemPublicKey } = GUEST_KEYS;
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 async function revokedGuest() {
   const nonce = new Uint8Array(randomBytes(32));
-  const s = await makeSyntheticSevSnp({
-    revokeVek: true,
-    reportData: computeReportData({ enclaveAddress, kemPublicKey, nonce }),
-  });
-  const bundle = {
-    version: 1,
-    teeType: 'sev-snp',
-    quote: bytesToHex(s.report),
-    nonce: bytesToHex(nonce),
-    enclaveAddress: bytesToHex(enclaveAddress),
-    kemPublicKey: bytesToHex(kemPublicKey),
-  };
-  const opts = {
-    now: s.now,
-    policy: PRODUCTION_POLICY,
-    expectedNonce: nonce,
-    roots: { 'sev-snp': [new Uint8Array(Buffer.from(s.arkPem))] },
-  };
-  return { s, nonce, bundle, opts };
-}
-
-function kdsServing(vek: Uint8Array, chain: string, crl: Uint8Array): typeof fetch {
-  return (async (input: string | URL | Request) => {
-    const p = new URL(String(input)).pathname;
-    if (p.endsWith('/cert_chain')) return new Response(chain);
-    if (p.endsWith('/crl')) return new Response(Buffer.from(crl));
-    return new Response(Buffer.from(vek));
-  }) as typeof fetch;
+  return { nonce, ...(await syntheticSevSnpGuest(nonce, { revokeVek: true })) };
 }
 
 const codes = (a: Awaited<ReturnType<typeof appraiseEvidence>>) => (a.ok ? [] : a.reasons.map((r) => r.code));

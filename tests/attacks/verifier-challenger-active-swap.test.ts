@@ -16,11 +16,12 @@ import {
   registerNode,
   requestExit,
 } from '@firn/chain';
-import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
+import { bytesToHex, type Hex } from '@firn/core';
 import { LivenessChallenger } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { simulatedRegistration } from '../helpers/verifierSweep.ts';
 
 const EPOCH = 15;
 const ANSWER_WINDOW = 5;
@@ -61,17 +62,7 @@ describe('liveness challenger and a swap that keeps the Active count', () => {
   it('a node that became Active while another left is challenged in the same epoch', async () => {
     const newcomer = bytesToHex(randomBytes(32)) as Hex;
     const evidenceDigest = bytesToHex(randomBytes(32)) as Hex;
-    await registerNode(operator, {
-      enclaveId: newcomer,
-      teeType: TEE_TYPES.simulated,
-      measurement: net.bundleMeasurement,
-      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
-      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
-      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
-      endpoint: 'http://127.0.0.1:1',
-      evidenceDigest,
-      stake: parseEther('1'),
-    });
+    await registerNode(operator, { ...simulatedRegistration(net, newcomer), evidenceDigest });
     const [v1, v2] = [net.anvil.accounts[2]!, net.anvil.accounts[3]!].map((a) =>
       createFirnClients(net.anvil.rpcUrl, a.privateKey, net.deployment, { pollingIntervalMs: 50 }),
     ) as [FirnClients, FirnClients];

@@ -6,13 +6,12 @@
  * this verifier unless its event watcher caught it.
  */
 import { randomBytes } from 'node:crypto';
-import { createFirnClients, type RegistrationEvent, registerNode } from '@firn/chain';
-import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
-import { VerifierDaemon } from '@firn/verifier';
-import { parseEther } from 'viem';
+import { createFirnClients, registerNode } from '@firn/chain';
+import { bytesToHex, type Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { laggingLogsProxy } from './laggingRpcProxy.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { simulatedRegistration, sweepingVerifier } from '../helpers/verifierSweep.ts';
 
 let net: TestNetwork;
 let proxy: Awaited<ReturnType<typeof laggingLogsProxy>>;
@@ -32,32 +31,11 @@ describe('vote sweep behind a log index that lags', () => {
     const operator = createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[5]!.privateKey, net.deployment, {
       pollingIntervalMs: 50,
     });
-    const daemon = new VerifierDaemon({
-      rpcUrl: proxy.url,
-      verifierKey: net.anvil.accounts[2]!.privateKey,
-      deployment: net.deployment,
-      policy: net.policy,
-      roots: net.roots,
-      logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
-    });
-    const seen: RegistrationEvent[] = [];
-    daemon.onRegistration = async (e) => {
-      seen.push(e);
-    };
+    const { daemon, seen } = sweepingVerifier(net, proxy.url);
     await daemon.sweep(); // caught up from the deployment block
     proxy.state.lagTo = await operator.public.getBlockNumber({ cacheTime: 0 });
     const enclaveId = bytesToHex(randomBytes(32)) as Hex;
-    await registerNode(operator, {
-      enclaveId,
-      teeType: TEE_TYPES.simulated,
-      measurement: net.bundleMeasurement,
-      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
-      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
-      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
-      endpoint: 'http://127.0.0.1:1',
-      evidenceDigest: bytesToHex(randomBytes(32)) as Hex,
-      stake: parseEther('1'),
-    });
+    await registerNode(operator, simulatedRegistration(net, enclaveId));
     await daemon.sweep(); // the index has not reached the registration's block yet
     proxy.state.lagTo = undefined;
     // The chain goes on producing blocks; the next sweeps must find the open round.

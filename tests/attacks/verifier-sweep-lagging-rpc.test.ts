@@ -7,51 +7,23 @@
  * ID and moves its cursor past the event: once the RPC has caught up, no later sweep ever finds
  * the open round, so a re-registered node is never voted on by this verifier's sweep.
  */
-import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { createFirnClients, type RegistrationEvent, registerNode, requestExit } from '@firn/chain';
-import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
-import { VerifierDaemon } from '@firn/verifier';
-import { parseEther } from 'viem';
+import { createFirnClients, registerNode, requestExit } from '@firn/chain';
+import { bytesToHex, type Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rewritingRpcProxy } from './laggingRpcProxy.ts';
+import { laggingCallProxy } from './laggingRpcProxy.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { simulatedRegistration, sweepingVerifier } from '../helpers/verifierSweep.ts';
 
 let net: TestNetwork;
-let proxy: { url: string; server: Server; lagTo: bigint | undefined };
-
-/**
- * A JSON-RPC proxy in front of anvil whose eth_call backend lags: while `lagTo` is set, an eth_call
- * at "latest" is answered at block `lagTo`, and one at a later block number fails as a lagging node
- * would ("header not found"). Every other method reaches the up-to-date anvil.
- */
-async function laggingProxy(target: string) {
-  const state = { lagTo: undefined as bigint | undefined };
-  const p = await rewritingRpcProxy(target, (m) => {
-    if (state.lagTo === undefined || m.method !== 'eth_call' || !Array.isArray(m.params)) return undefined;
-    const tag = m.params[1];
-    if (tag === undefined || tag === 'latest' || tag === 'pending')
-      m.params[1] = `0x${state.lagTo.toString(16)}`;
-    else if (typeof tag === 'string' && tag.startsWith('0x') && BigInt(tag) > state.lagTo)
-      return { jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'header not found' } };
-    return undefined;
-  });
-  return {
-    ...p,
-    get lagTo() {
-      return state.lagTo;
-    },
-    set lagTo(v: bigint | undefined) {
-      state.lagTo = v;
-    },
-  };
-}
+// An RPC whose eth_call backend lags the one answering eth_blockNumber/eth_getLogs (laggingCallProxy).
+let proxy: Awaited<ReturnType<typeof laggingCallProxy>>;
 
 beforeAll(async () => {
   net = await startTestNetwork();
   // The network's own verifiers would vote the registrations through: stopped, so rounds stay open.
   for (const v of net.verifiers) v.stop();
-  proxy = await laggingProxy(net.anvil.rpcUrl);
+  proxy = await laggingCallProxy(net.anvil.rpcUrl);
 }, 120_000);
 afterAll(async () => {
   proxy?.server.close();
@@ -64,40 +36,18 @@ describe('vote sweep behind an RPC that lags', () => {
       pollingIntervalMs: 50,
     });
     const enclaveId = bytesToHex(randomBytes(32)) as Hex;
-    const params = () => ({
-      enclaveId,
-      teeType: TEE_TYPES.simulated,
-      measurement: net.bundleMeasurement,
-      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
-      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
-      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
-      endpoint: 'http://127.0.0.1:1',
-      evidenceDigest: bytesToHex(randomBytes(32)) as Hex,
-      stake: parseEther('1'),
-    });
     // Register, withdraw the registration (Pending -> Exited), register the same Enclave ID again.
-    await registerNode(operator, params());
+    await registerNode(operator, simulatedRegistration(net, enclaveId));
     await requestExit(operator, enclaveId);
     const exitedAt = await operator.public.getBlockNumber({ cacheTime: 0 });
-    await registerNode(operator, params());
+    await registerNode(operator, simulatedRegistration(net, enclaveId));
 
-    const daemon = new VerifierDaemon({
-      rpcUrl: proxy.url,
-      verifierKey: net.anvil.accounts[2]!.privateKey,
-      deployment: net.deployment,
-      policy: net.policy,
-      roots: net.roots,
-      logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
-    });
-    const seen: RegistrationEvent[] = [];
-    daemon.onRegistration = async (e) => {
-      seen.push(e);
-    };
+    const { daemon, seen } = sweepingVerifier(net, proxy.url);
     // The eth_call backend is one block behind: it has the exit, not the new registration yet.
-    proxy.lagTo = exitedAt;
+    proxy.state.lagTo = exitedAt;
     await daemon.sweep();
     // The RPC catches up; the next sweeps must find the open round (round 2, Pending).
-    proxy.lagTo = undefined;
+    proxy.state.lagTo = undefined;
     await daemon.sweep();
     await daemon.sweep();
     const found = seen.filter((e) => e.enclaveId.toLowerCase() === enclaveId.toLowerCase());

@@ -1,10 +1,10 @@
 import { createFirnClients, finalizeJob, getJob, JobStatus, reclaimJob } from '@firn/chain';
-import { runJob, sealInput } from '@firn/client';
+import { runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { increaseTime, requesterOptions, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { JOB_RESULT_PATH, tinyInferenceJob, urlOf } from '../helpers/tinyInferenceJob.ts';
 
 // Attack (malicious host): the host runs the job, submits the enclave's valid Work Proof, and then
 // never serves the result (the sealed outputs and the sealed summary live only in its storage).
@@ -23,16 +23,9 @@ afterAll(async () => {
 describe('attack: host withholds the result of a proved job', () => {
   it('the requester who never got its outputs can recover the escrow', async () => {
     const kem = await generateKemKeyPair();
-    const model = await sealInput(tinyLinearModel().bytes, 'application/onnx', kem.publicKey);
-    const input = await sealInput(
-      new TextEncoder().encode(JSON.stringify({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } })),
-      'application/json',
-      kem.publicKey,
-    );
     // The host's relay: everything passes except the result, which it never hands out.
     globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
-      const u = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
-      if (/\/v1\/jobs\/0x[0-9a-f]{64}\/result$/i.test(u))
+      if (JOB_RESULT_PATH.test(urlOf(url)))
         return new Response('{"error":{"code":"E_NOT_FOUND","message":"no result"}}', {
           status: 404,
           headers: { 'content-type': 'application/json' },
@@ -42,19 +35,13 @@ describe('attack: host withholds the result of a proved job', () => {
     let jobId: Hex | undefined;
     let failure: { code?: string } | undefined;
     try {
-      await runJob({
-        ...requesterOptions(net, kem),
-        kind: 'inference',
-        inputs: [
-          { role: 'model', sealed: model },
-          { role: 'input', sealed: input },
-        ],
-        params: {},
-        escrow: 10n ** 15n,
-        onPosted: (id: Hex) => {
-          jobId = id;
-        },
-      });
+      await runJob(
+        await tinyInferenceJob(net, kem, [1, 2, 3], {
+          onPosted: (id: Hex) => {
+            jobId = id;
+          },
+        }),
+      );
     } catch (e) {
       jobId ??= (e as { jobId?: Hex }).jobId;
       failure = e as { code?: string };

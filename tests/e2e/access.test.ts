@@ -3,7 +3,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { DEV_POLICY, PRODUCTION_POLICY } from '@firn/attestation';
-import { createFirnClients, getJob, governAndExecute, JobStatus, revokeMeasurementCall } from '@firn/chain';
+import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import {
   AgreeingChainView,
   attestNode,
@@ -13,19 +13,14 @@ import {
   runJob,
   sealInput,
 } from '@firn/client';
-import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
+import { bytesToHex, type Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toFunctionSelector } from 'viem';
 import { generatePrivateKey } from 'viem/accounts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import {
-  increaseTime,
-  requesterOptions,
-  requestScope,
-  startTestNetwork,
-  type TestNetwork,
-} from './network.ts';
+import { governBundleMeasurement } from '../helpers/governBundleMeasurement.ts';
+import { requesterOptions, requestScope, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Attacks on the node API by strangers on the network, and on the requester's registry reads by a
 // lying RPC endpoint. Each performs the attack, asserts it is refused with the documented status,
@@ -397,20 +392,7 @@ async function lyingRpc(
 
 describe('a revoked measurement gets no secrets, even through a lying RPC endpoint', () => {
   it('after governance revokes the measurement the SDK refuses the node before any upload; a lying RPC is caught by a second endpoint or the pinned list', async () => {
-    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
-      pollingIntervalMs: 50,
-    });
-    await governAndExecute(gov, {
-      timelock: net.deployment.timelock!,
-      calls: [
-        revokeMeasurementCall(net.deployment, {
-          teeType: TEE_TYPES.simulated,
-          measurement: net.bundleMeasurement,
-        }),
-      ],
-      pollMs: 100,
-      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
-    });
+    await governBundleMeasurement(net, 'revoke');
     const before = await artifactFiles();
     // Honest RPC: refused at once, nothing uploaded.
     await expect(runJob(jobOptions())).rejects.toMatchObject({

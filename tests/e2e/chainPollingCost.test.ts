@@ -15,16 +15,16 @@ import {
   getChallenge,
   getRewardsState,
   issueChallenge,
-  type RegistrationEvent,
   registerNode,
 } from '@firn/chain';
 import { randomBytes } from 'node:crypto';
 import { attestNode } from '@firn/client';
-import { bytesToHex, type Hex, TEE_TYPES } from '@firn/core';
+import { bytesToHex, type Hex } from '@firn/core';
 import { LivenessService } from '@firn/node';
-import { LivenessChallenger, VerifierDaemon } from '@firn/verifier';
+import { LivenessChallenger } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simulatedRegistration, sweepingVerifier } from '../helpers/verifierSweep.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
 const EPOCH = 30;
@@ -201,29 +201,8 @@ describe('chain reads of the background pollers', () => {
       pollingIntervalMs: 50,
     });
     const pending = bytesToHex(randomBytes(32)) as Hex;
-    await registerNode(c, {
-      enclaveId: pending,
-      teeType: TEE_TYPES.simulated,
-      measurement: net.bundleMeasurement,
-      platformIdHash: bytesToHex(randomBytes(32)) as Hex,
-      enclaveAddress: bytesToHex(randomBytes(20)) as Hex,
-      kemPublicKey: bytesToHex(randomBytes(32)) as Hex,
-      endpoint: 'http://127.0.0.1:1',
-      evidenceDigest: bytesToHex(randomBytes(32)) as Hex,
-      stake: parseEther('1'),
-    });
-    const daemon = new VerifierDaemon({
-      rpcUrl: proxy.url,
-      verifierKey: net.anvil.accounts[2]!.privateKey,
-      deployment: net.deployment,
-      policy: net.policy,
-      roots: net.roots,
-      logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
-    });
-    const seen: RegistrationEvent[] = [];
-    daemon.onRegistration = async (e) => {
-      seen.push(e);
-    };
+    await registerNode(c, simulatedRegistration(net, pending));
+    const { daemon, seen } = sweepingVerifier(net, proxy.url);
     proxy.counts.clear();
     proxy.logsFrom.length = 0;
     await daemon.sweep();

@@ -2,17 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  allowMeasurementCall,
-  createFirnClients,
-  finalizeJob,
-  getJob,
-  governAndExecute,
-  JobStatus,
-  revokeMeasurementCall,
-} from '@firn/chain';
+import { createFirnClients, finalizeJob, getJob, JobStatus } from '@firn/chain';
 import { NodeApi } from '@firn/client';
-import { TEE_TYPES } from '@firn/core';
 import { encodeOnnxModel, loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { checkSubmittedProof, ProofChecker } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +11,7 @@ import { demoModel, runInferenceDemo } from '../../packages/cli/src/devnet/demo/
 import { artifactKeygen, artifactOpen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 import { inferCommand } from '../../packages/cli/src/commands/infer.ts';
 import { proofVerifyCommand } from '../../packages/cli/src/commands/proof.ts';
+import { governBundleMeasurement } from '../helpers/governBundleMeasurement.ts';
 import { increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // The CLI's testable cores against a live network, the verifier's proof re-check (both the
@@ -204,18 +196,7 @@ describe('firn infer / proof verify / artifact', () => {
 
   it('after the revocation, `firn infer --devnet S` exits non-zero with E_POLICY_REJECTED and uploads nothing', async () => {
     // Governance revokes the nodes' measurement through the timelock.
-    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
-      pollingIntervalMs: 50,
-    });
-    const m = { teeType: TEE_TYPES.simulated, measurement: net.bundleMeasurement };
-    const govern = (call: ReturnType<typeof revokeMeasurementCall>) =>
-      governAndExecute(gov, {
-        timelock: net.deployment.timelock!,
-        calls: [call],
-        pollMs: 100,
-        nudge: () => increaseTime(net.anvil.rpcUrl, 1),
-      });
-    await govern(revokeMeasurementCall(net.deployment, m));
+    await governBundleMeasurement(net, 'revoke');
     const artifactsDir = join(net.dataDir, 'artifacts');
     const before = readdirSync(artifactsDir).sort();
     const outDir = mkdtempSync(join(tmpdir(), 'firn-cli-revoked-'));
@@ -244,7 +225,7 @@ describe('firn infer / proof verify / artifact', () => {
     expect(readdirSync(artifactsDir).sort()).toEqual(before);
     expect(readdirSync(outDir)).toEqual([]);
     // Allowed again, the same command runs (the next test revokes it for a dispute).
-    await govern(allowMeasurementCall(net.deployment, m));
+    await governBundleMeasurement(net, 'allow');
   });
 
   /** A fresh proved job (the demo finalizes, so run a plain infer) and its submitProof tx. */
@@ -275,20 +256,7 @@ describe('firn infer / proof verify / artifact', () => {
   it('a proof valid at submission is never disputed, even after its measurement is revoked', async () => {
     for (const d of net.verifiers) d.proofs?.stop();
     const { jobId, txHash } = await provedJob('r3');
-    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment, {
-      pollingIntervalMs: 50,
-    });
-    await governAndExecute(gov, {
-      timelock: net.deployment.timelock!,
-      calls: [
-        revokeMeasurementCall(net.deployment, {
-          teeType: TEE_TYPES.simulated,
-          measurement: net.bundleMeasurement,
-        }),
-      ],
-      pollMs: 100,
-      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
-    });
+    const gov = await governBundleMeasurement(net, 'revoke');
     expect(await checkSubmittedProof(gov, jobId, txHash)).toMatchObject({ ok: true, reasons: [] });
     for (const k of [2, 3]) {
       const checker = new ProofChecker(
@@ -304,17 +272,7 @@ describe('firn infer / proof verify / artifact', () => {
     await finalizeJob(gov, jobId);
     expect((await getJob(gov, jobId)).status).toBe(JobStatus.Paid);
     // Allowed again for the next test.
-    await governAndExecute(gov, {
-      timelock: net.deployment.timelock!,
-      calls: [
-        allowMeasurementCall(net.deployment, {
-          teeType: TEE_TYPES.simulated,
-          measurement: net.bundleMeasurement,
-        }),
-      ],
-      pollMs: 100,
-      nudge: () => increaseTime(net.anvil.rpcUrl, 1),
-    });
+    await governBundleMeasurement(net, 'allow');
   });
 
   it('verifiers dispute a proof they find invalid; more than 2/3 of the stake slashes it', async () => {

@@ -3,12 +3,10 @@ import { join } from 'node:path';
 import {
   type AnvilInstance,
   createFirnClients,
-  deployFirn,
   type FirnDeployment,
   joinVerifierSet,
   registerNode,
   refuseNode,
-  startAnvil,
 } from '@firn/chain';
 import { REFUSAL_CODES, repoRoot, TEE_TYPES } from '@firn/core';
 import {
@@ -16,13 +14,13 @@ import {
   type DashboardServer,
   READ_ONLY_RPC_METHODS,
   resolveDashboardDeployment,
-  serveDashboard,
 } from '@firn/dashboard';
 import { createPublicClient, http, type PublicClient, parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DASHBOARD_MEASUREMENT, startDashboardChain, stopDashboardChain } from '../helpers/dashboardChain.ts';
 import { advance, emptyNetwork, REASON_NAMES } from '../../apps/dashboard/src/network.ts';
 
-const MEASUREMENT = `0x${'5a'.repeat(32)}` as const;
+const MEASUREMENT = DASHBOARD_MEASUREMENT;
 
 /**
  * The dashboard server against a real anvil with the firn contracts: it serves the page and the
@@ -41,27 +39,11 @@ describe('dashboard server: read-only by construction', () => {
     });
 
   beforeAll(async () => {
-    anvil = await startAnvil({ accounts: 5 });
-    deployment = await deployFirn({
-      rpcUrl: anvil.rpcUrl,
-      deployerKey: anvil.accounts[0]!.privateKey,
-      governanceDelay: 1,
-      minNodeStake: parseEther('1'),
-      minVerifierStake: parseEther('1'),
-      unbondingPeriod: 600,
-      challengeWindow: 60,
-      slashAmount: parseEther('0.5'),
-      epochLength: 3600,
-      pollingIntervalMs: 50,
-      measurements: [{ teeType: TEE_TYPES.simulated, measurement: MEASUREMENT }],
-      verifiers: [anvil.accounts[3]!.address],
-    });
-    dash = await serveDashboard({ rpcUrl: anvil.rpcUrl, deployment });
+    ({ anvil, deployment, dash } = await startDashboardChain());
   }, 120_000);
 
   afterAll(async () => {
-    await dash?.close();
-    await anvil?.stop();
+    await stopDashboardChain({ anvil, dash });
   });
 
   it('serves the page, its assets under a same-origin CSP, and the deployment as config', async () => {

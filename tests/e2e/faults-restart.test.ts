@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import { runJob, sealInput } from '@firn/client';
 import { type Hex, sharedPath } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, descendants } from '../helpers/processTree.ts';
 import type { FaultsNodeConfig } from './faultsNode.ts';
 import { waitFor } from './faultsRelay.ts';
 import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
@@ -47,37 +48,6 @@ function startHost(): Promise<{ child: ChildProcess; url: string }> {
     });
   });
 }
-
-/** Every live process under `pid` (children, grandchildren), from /proc. */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {}
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [c, pp] of parent)
-      if (pp === p) {
-        out.push(c);
-        walk(c);
-      }
-  };
-  walk(pid);
-  return out;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 beforeAll(async () => {
   net = await startTestNetwork();

@@ -1,17 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createFirnClients, getJob, JobStatus } from '@firn/chain';
-import {
-  JobFailedError,
-  NodeApi,
-  type RunJobOptions,
-  runJob,
-  type SealedInput,
-  sealInput,
-} from '@firn/client';
+import { NodeApi, type RunJobOptions, runJob, type SealedInput, sealInput } from '@firn/client';
 import { bytesToHex, type Hex } from '@firn/core';
 import { artifactId, generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectJobFailure } from '../helpers/expectJobFailure.ts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
 
@@ -45,26 +38,14 @@ function base(inputs: RunJobOptions['inputs'], extra: Partial<RunJobOptions> = {
   };
 }
 
-async function expectFailure(opts: RunJobOptions, code: string): Promise<Hex> {
-  let err: unknown;
-  try {
-    await runJob(opts);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(JobFailedError);
-  const f = err as JobFailedError;
-  expect(f.code).toBe(code);
-  expect(f.reclaimed).toBe(true);
-  const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
-  expect((await getJob(clients, f.jobId)).status).toBe(JobStatus.Reclaimed);
-  return f.jobId;
-}
+const expectFailure = (opts: RunJobOptions, code: string) => expectJobFailure(net, opts, code);
 
-const good = (): RunJobOptions['inputs'] => [
-  { role: 'model', sealed: goodModel },
-  { role: 'input', sealed: goodInput },
+/** The inputs of an inference job: a model and an input (by default the good ones). */
+const modelAndInput = (model = goodModel, input = goodInput): RunJobOptions['inputs'] => [
+  { role: 'model', sealed: model },
+  { role: 'input', sealed: input },
 ];
+const good = (): RunJobOptions['inputs'] => modelAndInput();
 const random32 = () => bytesToHex(randomBytes(32));
 
 describe('jobs that must fail cleanly', () => {
@@ -72,13 +53,7 @@ describe('jobs that must fail cleanly', () => {
     const bad = { ...goodModel, sealed: Uint8Array.from(goodModel.sealed) };
     bad.sealed[bad.sealed.length - 30]! ^= 0x01;
     bad.artifactId = artifactId(bad.sealed);
-    await expectFailure(
-      base([
-        { role: 'model', sealed: bad },
-        { role: 'input', sealed: goodInput },
-      ]),
-      'E_ARTIFACT_TAMPERED',
-    );
+    await expectFailure(base(modelAndInput(bad)), 'E_ARTIFACT_TAMPERED');
   });
 
   it('a grant for another job', async () => {
@@ -117,24 +92,12 @@ describe('jobs that must fail cleanly', () => {
       outputs: [{ name: 'y', elemType: 'float', shape: ['N', 2] }],
     });
     const sealed = await sealInput(external, 'application/onnx', kem.publicKey);
-    await expectFailure(
-      base([
-        { role: 'model', sealed },
-        { role: 'input', sealed: goodInput },
-      ]),
-      'E_MODEL_INVALID',
-    );
+    await expectFailure(base(modelAndInput(sealed)), 'E_MODEL_INVALID');
   });
 
   it('a model onnxruntime rejects', async () => {
     const junk = await sealInput(enc({ not: 'a model' }), 'application/onnx', kem.publicKey);
-    await expectFailure(
-      base([
-        { role: 'model', sealed: junk },
-        { role: 'input', sealed: goodInput },
-      ]),
-      'E_MODEL_INVALID',
-    );
+    await expectFailure(base(modelAndInput(junk)), 'E_MODEL_INVALID');
   });
 
   it('input tensors of the wrong shape, and of the wrong type', async () => {
@@ -143,25 +106,13 @@ describe('jobs that must fail cleanly', () => {
       'application/json',
       kem.publicKey,
     );
-    await expectFailure(
-      base([
-        { role: 'model', sealed: goodModel },
-        { role: 'input', sealed: shape },
-      ]),
-      'E_INPUT_INVALID',
-    );
+    await expectFailure(base(modelAndInput(goodModel, shape)), 'E_INPUT_INVALID');
     const type = await sealInput(
       enc({ x: { dims: [1, 3], type: 'int32', data: [1, 2, 3] } }),
       'application/json',
       kem.publicKey,
     );
-    await expectFailure(
-      base([
-        { role: 'model', sealed: goodModel },
-        { role: 'input', sealed: type },
-      ]),
-      'E_INPUT_INVALID',
-    );
+    await expectFailure(base(modelAndInput(goodModel, type)), 'E_INPUT_INVALID');
   });
 
   it('leaves the uploaded artifacts intact, and a retry with the same artifacts succeeds', async () => {

@@ -1,11 +1,17 @@
 import { createFirnClients, finalizeJob, getJob, getWithdrawable, JobStatus } from '@firn/chain';
-import { openInferenceSession, runJob, sealInput } from '@firn/client';
+import { openInferenceSession, runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { checkResultAvailable } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { increaseTime, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
+import {
+  expectVerifiersAccepted,
+  JOB_RESULT_PATH,
+  tinyInferenceJob,
+  urlOf,
+} from '../helpers/tinyInferenceJob.ts';
+import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
 // Payment follows work (maxWorkUnits) and verifiers check the result the node serves against the
 // proof's outputCommitment (docs/decisions/0830-result-availability.md). Each check below is the
@@ -24,9 +30,8 @@ afterAll(async () => {
 /** Serve GET /v1/jobs/{id}/result through `edit` (the host's relay), everything else unchanged. */
 function relayResult(edit: (body: Record<string, unknown>) => Record<string, unknown>) {
   globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
-    const u = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
     const res = await realFetch(url, init);
-    if (!/\/v1\/jobs\/0x[0-9a-f]{64}\/result$/i.test(u) || !res.ok) return res;
+    if (!JOB_RESULT_PATH.test(urlOf(url)) || !res.ok) return res;
     const body = edit((await res.json()) as Record<string, unknown>);
     return new Response(JSON.stringify(body), {
       status: 200,
@@ -38,22 +43,7 @@ function relayResult(edit: (body: Record<string, unknown>) => Record<string, unk
 describe('payment by work and result availability', () => {
   it('an honest job result is available; altered, extra or missing outputs are not', async () => {
     const kem = await generateKemKeyPair();
-    const model = await sealInput(tinyLinearModel().bytes, 'application/onnx', kem.publicKey);
-    const input = await sealInput(
-      new TextEncoder().encode(JSON.stringify({ x: { dims: [1, 3], type: 'float32', data: [1, 2, 3] } })),
-      'application/json',
-      kem.publicKey,
-    );
-    const r = await runJob({
-      ...requesterOptions(net, kem),
-      kind: 'inference',
-      inputs: [
-        { role: 'model', sealed: model },
-        { role: 'input', sealed: input },
-      ],
-      params: {},
-      escrow: 10n ** 15n,
-    });
+    const r = await runJob(await tinyInferenceJob(net, kem, [1, 2, 3]));
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     const job = await getJob(reader, r.jobId);
     expect(await checkResultAvailable(reader, job)).toEqual({ available: true, kind: 'job' });
@@ -111,31 +101,15 @@ describe('payment by work and result availability', () => {
       globalThis.fetch = realFetch;
     }
     // Both verifiers found the honest result and did not dispute.
-    const deadline = Date.now() + 20_000;
-    while (
-      Date.now() < deadline &&
-      net.verifiers.some((v) => !v.proofs?.verdicts.some((x) => x.jobId === r.jobId))
-    )
-      await new Promise((res) => setTimeout(res, 200));
-    for (const v of net.verifiers)
-      expect(v.proofs?.verdicts.find((x) => x.jobId === r.jobId)).toMatchObject({
-        ok: true,
-        disputed: false,
-      });
+    await expectVerifiersAccepted(net, r.jobId);
   }, 90_000);
 
   it('a node that serves its result late, within the grace, is not disputed and the requester gets it', async () => {
     const kem = await generateKemKeyPair();
-    const model = await sealInput(tinyLinearModel().bytes, 'application/onnx', kem.publicKey);
-    const input = await sealInput(
-      new TextEncoder().encode(JSON.stringify({ x: { dims: [1, 3], type: 'float32', data: [3, 2, 1] } })),
-      'application/json',
-      kem.publicKey,
-    );
+    const job = await tinyInferenceJob(net, kem, [3, 2, 1], { resultRetryMs: 500 });
     let servedFrom = Number.POSITIVE_INFINITY;
     globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
-      const u = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
-      if (/\/v1\/jobs\/0x[0-9a-f]{64}\/result$/i.test(u)) {
+      if (JOB_RESULT_PATH.test(urlOf(url))) {
         if (servedFrom === Number.POSITIVE_INFINITY) servedFrom = Date.now() + 5_000;
         if (Date.now() < servedFrom)
           return new Response('{"error":{"code":"E_UNAVAILABLE","message":"busy"}}', {
@@ -147,33 +121,13 @@ describe('payment by work and result availability', () => {
     }) as typeof fetch;
     let r: Awaited<ReturnType<typeof runJob>>;
     try {
-      r = await runJob({
-        ...requesterOptions(net, kem),
-        kind: 'inference',
-        inputs: [
-          { role: 'model', sealed: model },
-          { role: 'input', sealed: input },
-        ],
-        params: {},
-        escrow: 10n ** 15n,
-        resultRetryMs: 500,
-      });
+      r = await runJob(job);
     } finally {
       globalThis.fetch = realFetch;
     }
     expect(r.proofCheck).toEqual({ ok: true, reasons: [] });
     expect(r.outputs).toHaveLength(1);
-    const deadline = Date.now() + 20_000;
-    while (
-      Date.now() < deadline &&
-      net.verifiers.some((v) => !v.proofs?.verdicts.some((x) => x.jobId === r.jobId))
-    )
-      await new Promise((res) => setTimeout(res, 200));
-    for (const v of net.verifiers)
-      expect(v.proofs?.verdicts.find((x) => x.jobId === r.jobId)).toMatchObject({
-        ok: true,
-        disputed: false,
-      });
+    await expectVerifiersAccepted(net, r.jobId);
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     expect((await getJob(reader, r.jobId)).status).toBe(JobStatus.Proved);
   }, 90_000);

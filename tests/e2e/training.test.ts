@@ -1,17 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createFirnClients, getJob, JobStatus } from '@firn/chain';
-import {
-  JobFailedError,
-  NodeApi,
-  type RunJobOptions,
-  runJob,
-  type SealedInput,
-  sealInput,
-} from '@firn/client';
+import { NodeApi, type RunJobOptions, runJob, type SealedInput, sealInput } from '@firn/client';
 import { parseWorkProofJson, sharedPath } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { loadOnnxModel, mlpDefinition, parseCsv, readSafetensors, trainModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectJobFailure } from '../helpers/expectJobFailure.ts';
 import type { TrainingReport } from '../../packages/enclave/src/jobs/workloads/training.ts';
 import { runTrainingDemo, splitCsvLines } from '../../packages/cli/src/devnet/demo/trainingDemo.ts';
 import { filesUnder, requesterOptions, startTestNetwork, type TestNetwork } from './network.ts';
@@ -80,21 +73,7 @@ function base(inputs: RunJobOptions['inputs'], extra: Partial<RunJobOptions> = {
   };
 }
 
-async function expectFailure(opts: RunJobOptions, code: string): Promise<JobFailedError> {
-  let err: unknown;
-  try {
-    await runJob(opts);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(JobFailedError);
-  const f = err as JobFailedError;
-  expect(f.code).toBe(code);
-  expect(f.reclaimed).toBe(true);
-  const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
-  expect((await getJob(clients, f.jobId)).status).toBe(JobStatus.Reclaimed);
-  return f;
-}
+const expectFailure = (opts: RunJobOptions, code: string) => expectJobFailure(net, opts, code);
 
 function testRows() {
   const rows = test.map((l) => l.split(',').map(Number));

@@ -1,42 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
-import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-} from '@firn/sim';
 import { createRimServiceClient } from './nvidia/rimService.ts';
 import { DEV_POLICY } from './policy/policy.ts';
-import { certificateDer } from './simulated/simulatedPlatform.ts';
+import { createSimulatedGpuNode } from './testing/simulatedGpuNode.ts';
 
 // appraiseEvidence asks the RIM source for the RIMs the GPU evidence names (driver and VBIOS
 // versions from the signed SPDM report). Simulated GPU, simulated CPU TEE; the RIM service here
 // publishes nothing, so a policy that requires a RIM match refuses. Real RIMs are covered in
 // nvidia/rimService.test.ts.
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const gpuRoot = await createSimulatedGpuRoot();
-const gpu = await createSimulatedGpu({
-  root: gpuRoot,
-  driverVersion: '570.124.06',
-  vbiosVersion: '96.00.9F.00.04',
-});
-const sha = new Uint8Array(randomBytes(32));
-const program = createEnclaveProgram({
-  provider: createSimulatedProvider(platform, sha),
-  measurementRegisters: [sha],
-  platformId: hexToBytes(platform.platformId),
-  gpu: { collect: async (n) => [await gpu.collect(n)] },
-});
-await program.handle('init', {});
-const roots = { simulated: [certificateDer(root.certificatePem)] };
-const gpuRoots = { simulated: [certificateDer(gpuRoot.rootCertPem)] };
+const { attest, roots, gpuRoots } = await createSimulatedGpuNode();
 const now = Math.floor(Date.now() / 1000);
 
 const asked: string[] = [];
@@ -55,7 +30,7 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 describe('appraiseEvidence with a GPU RIM source', () => {
   it('asks for the RIMs the signed report names; a policy requiring a RIM match refuses when none is published', async () => {
     const nonce = randomBytes(32);
-    const bundle = (await program.handle('attest', { nonce: bytesToHex(nonce) })) as EvidenceBundle;
+    const bundle = await attest(nonce);
     const gpuRimSource = createRimServiceClient({ baseUrl: base, retries: 0 });
     const lax = await appraiseEvidence(bundle, {
       now,
@@ -82,7 +57,7 @@ describe('appraiseEvidence with a GPU RIM source', () => {
 
   it('simulated evidence (the devnet) never asks the DCAP collateral source', async () => {
     const nonce = randomBytes(32);
-    const bundle = (await program.handle('attest', { nonce: bytesToHex(nonce) })) as EvidenceBundle;
+    const bundle = await attest(nonce);
     let calls = 0;
     const collateralSource = {
       description: 'must not be asked',

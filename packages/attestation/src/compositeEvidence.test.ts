@@ -1,16 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { bytesToHex, type EvidenceBundle, hexToBytes } from '@firn/core';
-import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
 import { appraiseEvidence } from './appraiseEvidence.ts';
-import {
-  createSimulatedGpu,
-  createSimulatedGpuRoot,
-  createSimulatedPlatform,
-  createSimulatedRoot,
-} from '@firn/sim';
-import { DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
-import { certificateDer } from './simulated/simulatedPlatform.ts';
+import { type AttestationPolicy, DEV_POLICY, PRODUCTION_POLICY } from './policy/policy.ts';
+import { createSimulatedGpuNode } from './testing/simulatedGpuNode.ts';
 
 /**
  * Composite evidence: a simulated CPU TEE whose report data binds the digest of a simulated GPU's
@@ -18,40 +10,28 @@ import { certificateDer } from './simulated/simulatedPlatform.ts';
  * same parser and verifier that serve real GPUs; it does not cover real NVIDIA hardware (see the
  * nvidia/ tests for the captured H100 evidence).
  */
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const gpuRoot = await createSimulatedGpuRoot();
-const gpu = await createSimulatedGpu({
-  root: gpuRoot,
-  driverVersion: '570.124.06',
-  vbiosVersion: '96.00.9F.00.04',
-});
-const sha = new Uint8Array(randomBytes(32));
-const program = createEnclaveProgram({
-  provider: createSimulatedProvider(platform, sha),
-  measurementRegisters: [sha],
-  platformId: hexToBytes(platform.platformId),
-  gpu: { collect: async (n) => [await gpu.collect(n)] },
-});
-await program.handle('init', {});
-const roots = { simulated: [certificateDer(root.certificatePem)] };
-const gpuRoots = { simulated: [certificateDer(gpuRoot.rootCertPem)] };
+const { attest, roots, gpuRoots } = await createSimulatedGpuNode();
 const now = () => Math.floor(Date.now() / 1000);
 
-async function attest(nonce: Uint8Array): Promise<EvidenceBundle> {
-  return (await program.handle('attest', { nonce: bytesToHex(nonce) })) as EvidenceBundle;
-}
+/** Appraise `bundle` for `nonce` now, pinning the simulated CPU root and (unless `pinGpuRoot` is false) the GPU root. */
+const appraise = (
+  bundle: Parameters<typeof appraiseEvidence>[0],
+  nonce: Uint8Array,
+  policy: AttestationPolicy = DEV_POLICY,
+  pinGpuRoot = true,
+) =>
+  appraiseEvidence(bundle, {
+    now: now(),
+    policy,
+    expectedNonce: nonce,
+    roots,
+    ...(pinGpuRoot ? { gpuRoots } : {}),
+  });
 
 describe('composite CPU + GPU evidence', () => {
   it('the dev policy accepts a bound simulated GPU and reports its facts', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: DEV_POLICY,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce);
     expect(a.ok).toBe(true);
     if (!a.ok) return;
     expect(a.gpus).toHaveLength(1);
@@ -65,13 +45,7 @@ describe('composite CPU + GPU evidence', () => {
 
   it('a production policy rejects the simulated GPU (and the simulated CPU)', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: PRODUCTION_POLICY,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce, PRODUCTION_POLICY);
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.message).join(' ')).toMatch(/simulated GPU not allowed/);
   });
@@ -80,10 +54,7 @@ describe('composite CPU + GPU evidence', () => {
     const nonce = randomBytes(32);
     const b = await attest(nonce);
     const other = await attest(randomBytes(32));
-    const a = await appraiseEvidence(
-      { ...b, gpu: other.gpu },
-      { now: now(), policy: DEV_POLICY, expectedNonce: nonce, roots, gpuRoots },
-    );
+    const a = await appraise({ ...b, gpu: other.gpu }, nonce);
     expect(a.ok).toBe(false);
     if (!a.ok) {
       const codes = a.reasons.map((r) => r.code);
@@ -94,12 +65,7 @@ describe('composite CPU + GPU evidence', () => {
 
   it('refuses a GPU chained to a root that is not pinned', async () => {
     const nonce = randomBytes(32);
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy: DEV_POLICY,
-      expectedNonce: nonce,
-      roots,
-    });
+    const a = await appraise(await attest(nonce), nonce, DEV_POLICY, false);
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.reasons.map((r) => r.code)).toContain('E_EVIDENCE_CHAIN');
   });
@@ -107,13 +73,7 @@ describe('composite CPU + GPU evidence', () => {
   it('a policy requiring two GPUs refuses a node with one', async () => {
     const nonce = randomBytes(32);
     const policy = { ...DEV_POLICY, gpu: { ...DEV_POLICY.gpu!, required: 2 } };
-    const a = await appraiseEvidence(await attest(nonce), {
-      now: now(),
-      policy,
-      expectedNonce: nonce,
-      roots,
-      gpuRoots,
-    });
+    const a = await appraise(await attest(nonce), nonce, policy);
     expect(a.ok).toBe(false);
   });
 
@@ -123,10 +83,7 @@ describe('composite CPU + GPU evidence', () => {
     const g = b.gpu![0]!;
     const ev = Buffer.from(g.evidence, 'base64');
     ev[ev.length - 120]! ^= 1;
-    const a = await appraiseEvidence(
-      { ...b, gpu: [{ ...g, evidence: ev.toString('base64') }] },
-      { now: now(), policy: DEV_POLICY, expectedNonce: nonce, roots, gpuRoots },
-    );
+    const a = await appraise({ ...b, gpu: [{ ...g, evidence: ev.toString('base64') }] }, nonce);
     expect(a.ok).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelDefinition, ModelShapes, WeightSpec } from './modelDefinition.ts';
+import type { Activation, ModelDefinition, ModelShapes, Padding, WeightSpec } from './modelDefinition.ts';
 import type { Prng } from './prng.ts';
 
 type Kwargs = Record<string, unknown>;
@@ -31,6 +31,32 @@ class SeededDropout extends tf.layers.Layer {
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), rate: this.rate };
   }
+}
+
+/** tfjs arguments of a 1-D or 2-D convolution, with the definition's defaults (stride 1, valid, linear). */
+function convArgs<K>(l: {
+  filters: number;
+  kernelSize: K;
+  strides?: K;
+  padding?: Padding;
+  activation?: Activation;
+}) {
+  return {
+    filters: l.filters,
+    kernelSize: l.kernelSize,
+    strides: l.strides ?? 1,
+    padding: l.padding ?? 'valid',
+    activation: l.activation ?? 'linear',
+  };
+}
+
+/** tfjs arguments of a 1-D or 2-D pooling, with the definition's defaults (pool 2, stride = pool, valid). */
+function poolArgs<K>(l: { poolSize?: K; strides?: K; padding?: Padding }) {
+  return {
+    poolSize: l.poolSize ?? 2,
+    strides: l.strides ?? l.poolSize ?? 2,
+    padding: l.padding ?? 'valid',
+  };
 }
 
 /** Build the tfjs model for a validated definition and load the given weights into it. */
@@ -71,64 +97,22 @@ export function buildTfModel(
         model.add(tf.layers.flatten());
         break;
       case 'conv1d':
-        model.add(
-          tf.layers.conv1d({
-            filters: l.filters,
-            kernelSize: l.kernelSize,
-            strides: l.strides ?? 1,
-            padding: l.padding ?? 'valid',
-            activation: l.activation ?? 'linear',
-            ...init,
-          }),
-        );
+        model.add(tf.layers.conv1d({ ...convArgs(l), ...init }));
         break;
       case 'conv2d':
-        model.add(
-          tf.layers.conv2d({
-            filters: l.filters,
-            kernelSize: l.kernelSize,
-            strides: l.strides ?? 1,
-            padding: l.padding ?? 'valid',
-            activation: l.activation ?? 'linear',
-            ...init,
-          }),
-        );
+        model.add(tf.layers.conv2d({ ...convArgs(l), ...init }));
         break;
       case 'maxPooling1d':
-        model.add(
-          tf.layers.maxPooling1d({
-            poolSize: l.poolSize ?? 2,
-            strides: l.strides ?? l.poolSize ?? 2,
-            padding: l.padding ?? 'valid',
-          }),
-        );
+        model.add(tf.layers.maxPooling1d(poolArgs(l)));
         break;
       case 'averagePooling1d':
-        model.add(
-          tf.layers.averagePooling1d({
-            poolSize: l.poolSize ?? 2,
-            strides: l.strides ?? l.poolSize ?? 2,
-            padding: l.padding ?? 'valid',
-          }),
-        );
+        model.add(tf.layers.averagePooling1d(poolArgs(l)));
         break;
       case 'maxPooling2d':
-        model.add(
-          tf.layers.maxPooling2d({
-            poolSize: l.poolSize ?? 2,
-            strides: l.strides ?? l.poolSize ?? 2,
-            padding: l.padding ?? 'valid',
-          }),
-        );
+        model.add(tf.layers.maxPooling2d(poolArgs(l)));
         break;
       case 'averagePooling2d':
-        model.add(
-          tf.layers.averagePooling2d({
-            poolSize: l.poolSize ?? 2,
-            strides: l.strides ?? l.poolSize ?? 2,
-            padding: l.padding ?? 'valid',
-          }),
-        );
+        model.add(tf.layers.averagePooling2d(poolArgs(l)));
         break;
     }
   });

@@ -1,15 +1,12 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { FirnError, readBodyCapped, TooLargeError } from '@firn/core';
-import { LRUCache } from 'lru-cache';
-import pRetry, { AbortError } from 'p-retry';
+import { FirnError, TooLargeError } from '@firn/core';
 import { parsePckExtensions } from '../dcap/pckExtensions.ts';
 import { parseQeIdentity } from '../dcap/qeIdentity.ts';
 import { CERT_DATA_PCK_CHAIN, type DcapQuote, parseDcapQuote } from '../dcap/quote.ts';
 import type { QuoteCollateralV3 } from '../dcap/quoteCollateral.ts';
 import { parseTcbInfo } from '../dcap/tcbInfo.ts';
 import { chainCertificates, MAX_CRL_BYTES, parseCertificate, parseCrl } from '../dcap/x509.ts';
+import { boundedGet, where } from './boundedGet.ts';
+import { createUrlCache } from './createUrlCache.ts';
 
 /** Intel's PCS; any PCCS serves the same v4 paths at its own base URL. */
 export const INTEL_PCS_BASE_URL = 'https://api.trustedservices.intel.com';
@@ -94,10 +91,6 @@ interface Entry {
 }
 
 /** The service path of a URL, for errors (never the query's credentials or headers). */
-function where(url: string): string {
-  const u = new URL(url);
-  return `${u.origin}${u.pathname}${u.search}`;
-}
 
 const collateralErr = (url: string, m: string, cause?: unknown) =>
   new FirnError('E_EVIDENCE_COLLATERAL', `${m} (${where(url)})`, cause === undefined ? {} : { cause });
@@ -152,9 +145,6 @@ function signatureOf(body: string, url: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'hex'));
 }
 
-/** Status codes worth another attempt: the service may answer later. */
-const transient = (status: number) => status === 408 || status === 429 || status >= 500;
-
 /**
  * Create a PCS/PCCS collateral client (Intel PCS API v4 paths: `/{sgx,tdx}/certification/v4/tcb`,
  * `/{sgx,tdx}/certification/v4/qe/identity`, `/sgx/certification/v4/pckcrl`, the root CA CRL), with
@@ -182,89 +172,18 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const retries = opts.retries ?? 3;
   const cap = opts.maxResponseBytes ?? MAX_COLLATERAL_RESPONSE_BYTES;
-  const mem = new LRUCache<string, Entry>({ max: opts.cacheEntries ?? 256 });
+  const cache = createUrlCache<Entry>({
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.cacheEntries !== undefined ? { entries: opts.cacheEntries } : {}),
+    maxFileChars: cap * 2 + 65536,
+    isEntry: (e): e is Entry =>
+      typeof e === 'object' &&
+      e !== null &&
+      typeof (e as Entry).body === 'string' &&
+      typeof (e as Entry).chain === 'string' &&
+      typeof (e as Entry).nextUpdate === 'number',
+  });
   const inflight = new Map<string, Promise<Entry>>();
-
-  const diskPath = (url: string) =>
-    // A file name derived from the URL; not a security boundary, so no domain tag applies.
-    opts.cacheDir === undefined
-      ? undefined
-      : join(opts.cacheDir, `${createHash('sha256').update(url).digest('hex')}.json`);
-
-  /** The cached entry for a URL, current or not (the caller decides). */
-  async function lookup(url: string): Promise<Entry | undefined> {
-    const hit = mem.get(url);
-    if (hit !== undefined) return hit;
-    const p = diskPath(url);
-    if (p === undefined) return undefined;
-    try {
-      const text = await readFile(p, 'utf8');
-      if (text.length > cap * 2 + 65536) return undefined;
-      const e = JSON.parse(text) as Entry;
-      if (typeof e.body === 'string' && typeof e.chain === 'string' && typeof e.nextUpdate === 'number') {
-        mem.set(url, e);
-        return e;
-      }
-    } catch {
-      // missing or unreadable cache file: fetch again
-    }
-    return undefined;
-  }
-
-  async function store(url: string, e: Entry): Promise<void> {
-    mem.set(url, e);
-    const p = diskPath(url);
-    if (p === undefined || opts.cacheDir === undefined) return;
-    await mkdir(opts.cacheDir, { recursive: true });
-    const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, JSON.stringify(e));
-    await rename(tmp, p);
-  }
-
-  /** One HTTP GET with a timeout and a capped body; non-transient failures stop the retries. */
-  async function attempt(url: string, binary: boolean): Promise<{ body: Buffer; headers: Headers }> {
-    let res: Response;
-    try {
-      res = await doFetch(url, {
-        headers: {
-          accept: binary ? 'application/pkix-crl, application/x-pem-file, text/plain' : 'application/json',
-          ...opts.headers,
-        },
-        signal: AbortSignal.timeout(timeoutMs),
-        redirect: 'follow',
-      });
-    } catch (e) {
-      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-      throw new FirnError(
-        'E_UNAVAILABLE',
-        `collateral service ${timedOut ? `did not answer within ${timeoutMs} ms` : 'is unreachable'} (${where(url)})`,
-        { cause: e },
-      );
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      const err = new FirnError('E_UNAVAILABLE', `collateral service answered ${res.status} (${where(url)})`);
-      if (transient(res.status)) throw err;
-      throw new AbortError(err);
-    }
-    const len = Number(res.headers.get('content-length') ?? '0');
-    try {
-      if (len > cap) throw new TooLargeError('collateral response', len, cap);
-      const body = Buffer.from(await readBodyCapped(res, cap, 'collateral response'));
-      return { body, headers: res.headers };
-    } catch (e) {
-      if (e instanceof TooLargeError)
-        throw new AbortError(new FirnError('E_TOO_LARGE', `${e.message} (${where(url)})`, { cause: e }));
-      throw new FirnError('E_UNAVAILABLE', `collateral response broke off (${where(url)})`, { cause: e });
-    }
-  }
-
-  function unwrap(e: unknown): unknown {
-    // p-retry rethrows the AbortError's original error; keep FirnErrors as they are.
-    return e instanceof AbortError && (e as { originalError?: unknown }).originalError !== undefined
-      ? (e as { originalError: unknown }).originalError
-      : e;
-  }
 
   async function download(
     url: string,
@@ -272,14 +191,21 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     binary: boolean,
     nextUpdateOf: (body: Buffer) => number,
   ): Promise<Entry> {
-    const { body, headers } = await pRetry(() => attempt(url, binary), {
+    const got = await boundedGet(url, {
+      fetch: doFetch,
+      timeoutMs,
       retries,
-      minTimeout: opts.minRetryDelayMs ?? 250,
-      factor: 2,
-      randomize: true,
-    }).catch((e: unknown) => {
-      throw unwrap(e);
+      minRetryDelayMs: opts.minRetryDelayMs ?? 250,
+      maxBytes: cap,
+      headers: {
+        accept: binary ? 'application/pkix-crl, application/x-pem-file, text/plain' : 'application/json',
+        ...opts.headers,
+      },
+      service: 'collateral service',
+      response: 'collateral response',
     });
+    const body = Buffer.from(got.body);
+    const headers = got.headers;
     let chain = '';
     if (chainHeaders !== undefined) {
       const h = chainHeaders.map((n) => headers.get(n)).find((v) => v !== null && v !== undefined);
@@ -313,7 +239,7 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     grace: number,
     nextUpdateOf: (body: Buffer) => number,
   ): Promise<Entry> {
-    const hit = await lookup(url);
+    const hit = await cache.lookup(url);
     if (hit !== undefined && now < hit.nextUpdate) return hit;
     let p = inflight.get(url);
     if (p === undefined) {
@@ -322,7 +248,7 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     }
     try {
       const e = await p;
-      await store(url, e);
+      await cache.store(url, e);
       return e;
     } catch (e) {
       if (
@@ -360,7 +286,7 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       const need = (k: CollateralPiece) => have[k] === undefined;
       /** A current cached entry for a piece the caller holds (no download). */
       const cached = async (url: string) => {
-        const hit = await lookup(url);
+        const hit = await cache.lookup(url);
         return hit !== undefined && now < hit.nextUpdate ? hit : undefined;
       };
       const pckUrl = `${base}/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`;

@@ -1,60 +1,33 @@
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
-import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { checkOcsp } from './checkOcsp.ts';
 import { createOcspClient, ocspRequestSerials } from './ocspClient.ts';
+import {
+  der,
+  findIssuerByKeyHash,
+  issueTestCert,
+  pk,
+  readOcspRequest,
+  signOcspAnswer,
+  type TestCert,
+} from './testing/testPki.ts';
 
 // An RFC 6960 responder on 127.0.0.1 for a P-384 chain shaped like NVIDIA's (root -> CA -> device
 // leaf), answering with responses it signs itself. NO recorded NVIDIA OCSP answer is public (NVIDIA's
 // responder is online-only), so these answers are generated here; NVIDIA's real ones differ in
 // responder ids and certificates. What is tested is the client (offline folder, cache until
 // nextUpdate, retries, size caps) together with checkOcsp, which must refuse forged or stale answers.
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-pkijs.setEngine(
-  'test',
-  new pkijs.CryptoEngine({
-    name: 'test',
-    crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
-  }),
-);
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-const EC = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
 const NOW = 1_760_000_000;
-const T = (s: number) => new Date(s * 1000);
 
-interface Node {
-  cert: x509.X509Certificate;
-  keys: CryptoKeyPair;
-}
-async function issue(name: string, issuer: Node | undefined, ca: boolean, serial: string): Promise<Node> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const common = {
-    serialNumber: serial,
-    notBefore: T(NOW - 86400 * 365),
-    notAfter: T(NOW + 86400 * 365 * 10),
-    signingAlgorithm: EC,
-    extensions: [new x509.BasicConstraintsExtension(ca, undefined, true)],
-  };
-  const cert =
-    issuer === undefined
-      ? await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys })
-      : await x509.X509CertificateGenerator.create({
-          ...common,
-          subject: `CN=${name}`,
-          issuer: issuer.cert.subject,
-          publicKey: keys.publicKey,
-          signingKey: issuer.keys.privateKey,
-        });
-  return { cert, keys };
-}
+type Node = TestCert;
+const issue = (name: string, issuer: Node | undefined, ca: boolean, serial: string) =>
+  issueTestCert(name, issuer, ca, serial, [NOW - 86400 * 365, NOW + 86400 * 365 * 10]);
 
 let root: Node;
 let ca: Node;
@@ -69,47 +42,21 @@ let validity = 3600;
 let server: Server;
 let url = '';
 
-const der = (n: Node) => new Uint8Array(n.cert.rawData);
-const pk = (n: Node) => pkijs.Certificate.fromBER(n.cert.rawData);
-
 async function respond(body: Uint8Array): Promise<Uint8Array> {
-  const req = new pkijs.OCSPRequest({ schema: asn1js.fromBER(body.slice().buffer as ArrayBuffer).result });
-  const reqCert = req.tbsRequest.requestList[0]!.reqCert;
-  const serial = Buffer.from(reqCert.serialNumber.valueBlock.valueHexView).toString('hex');
+  const { reqCert, serial, issuerKeyHash } = readOcspRequest(body);
   // The issuer of the asked certificate signs (a CA answers for the certificates it issued).
-  const issuerKeyHash = Buffer.from(reqCert.issuerKeyHash.valueBlock.valueHexView);
-  const candidates = [root, ca];
-  let issuer = root;
-  for (const c of candidates) {
-    const spki = pk(c).subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
-    const h = Buffer.from(await webcrypto.subtle.digest('SHA-384', spki));
-    if (h.equals(issuerKeyHash)) issuer = c;
-  }
+  const issuer = (await findIssuerByKeyHash([root, ca], issuerKeyHash)) ?? root;
   const signer = signWith === 'forger' ? forger : issuer;
-  const basic = new pkijs.BasicOCSPResponse();
-  basic.tbsResponseData.responderID = pk(issuer).subject;
-  basic.tbsResponseData.producedAt = T(NOW);
-  const single = new pkijs.SingleResponse();
-  single.certID = reqCert;
-  // The forger always claims "good".
-  single.certStatus =
-    revoked.has(serial) && signWith === 'issuer'
-      ? new asn1js.Constructed({
-          idBlock: { tagClass: 3, tagNumber: 1 },
-          value: [new asn1js.GeneralizedTime({ valueDate: T(NOW - 3600) })],
-        })
-      : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
-  single.thisUpdate = T(NOW - 60);
-  single.nextUpdate = T(NOW + validity);
-  basic.tbsResponseData.responses.push(single);
-  basic.certs = [pk(signer)];
-  await basic.sign(signer.keys.privateKey, 'SHA-384');
-  const res = new pkijs.OCSPResponse();
-  res.responseStatus.valueBlock.valueDec = 0;
-  res.responseBytes = new pkijs.ResponseBytes();
-  res.responseBytes.responseType = '1.3.6.1.5.5.7.48.1.1';
-  res.responseBytes.response = new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) });
-  return new Uint8Array(res.toSchema().toBER(false));
+  return signOcspAnswer({
+    certID: reqCert,
+    responder: issuer,
+    signer,
+    producedAt: NOW,
+    thisUpdate: NOW - 60,
+    nextUpdate: NOW + validity,
+    // The forger always claims "good".
+    ...(revoked.has(serial) && signWith === 'issuer' ? { revokedAt: NOW - 3600 } : {}),
+  });
 }
 
 beforeAll(async () => {

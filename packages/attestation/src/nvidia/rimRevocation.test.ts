@@ -3,14 +3,19 @@ import { createHash, createPrivateKey, sign as cryptoSign, webcrypto } from 'nod
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { GpuEvidenceEntry } from '@firn/core';
-import * as x509 from '@peculiar/x509';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { C14nCanonicalization, SignedXml } from 'xml-crypto';
 import { evaluateGpu, type GpuPolicy } from './evaluateGpu.ts';
 import { ocspRequestSerials } from './ocspClient.ts';
 import { parseSpdmReport } from './parseSpdmReport.ts';
+import {
+  der,
+  findIssuerByKeyHash,
+  issueTestCert,
+  readOcspRequest,
+  signOcspAnswer,
+  type TestCert,
+} from './testing/testPki.ts';
 import { verifyGpuEvidenceList } from './verifyGpuEvidence.ts';
 import { createRimStore, verifyRim } from './verifyRim.ts';
 
@@ -20,51 +25,17 @@ import { createRimStore, verifyRim } from './verifyRim.ts';
 // this file signs. The switch evidence is NVIDIA's real one; its device chain cannot be answered
 // for (NVIDIA's key), so the device chain stays "not checked" in every case below. What is not
 // covered: NVIDIA's real responder ids and certificates.
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-pkijs.setEngine(
-  'rim-revocation-test',
-  new pkijs.CryptoEngine({
-    name: 'rim-revocation-test',
-    crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
-  }),
-);
 const DIR = fileURLToPath(new URL('../../vectors/nvidia-attestation-sdk/', import.meta.url));
 const text = (f: string) => readFileSync(`${DIR}${f}`, 'utf8');
 const SWITCH_RIM = 'switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml';
 const NOW = 1780272000;
-const T = (s: number) => new Date(s * 1000);
-const EC = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const;
 const ALG_ECDSA_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384';
 const ALG_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#sha384';
 const ALG_C14N11 = 'http://www.w3.org/2006/12/xml-c14n11';
 
-interface Node {
-  cert: x509.X509Certificate;
-  keys: webcrypto.CryptoKeyPair;
-}
-async function issue(name: string, issuer: Node | undefined, ca: boolean, serial: string): Promise<Node> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const common = {
-    serialNumber: serial,
-    notBefore: T(NOW - 86400 * 365),
-    notAfter: T(NOW + 86400 * 365 * 5),
-    signingAlgorithm: EC,
-    extensions: [new x509.BasicConstraintsExtension(ca, undefined, true)],
-  };
-  const cert =
-    issuer === undefined
-      ? await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys })
-      : await x509.X509CertificateGenerator.create({
-          ...common,
-          subject: `CN=${name}`,
-          issuer: issuer.cert.subject,
-          publicKey: keys.publicKey,
-          signingKey: issuer.keys.privateKey,
-        });
-  return { cert, keys };
-}
-const pk = (n: Node) => pkijs.Certificate.fromBER(n.cert.rawData);
-const der = (n: Node) => new Uint8Array(n.cert.rawData);
+type Node = TestCert;
+const issue = (name: string, issuer: Node | undefined, ca: boolean, serial: string) =>
+  issueTestCert(name, issuer, ca, serial, [NOW - 86400 * 365, NOW + 86400 * 365 * 5]);
 
 let root: Node;
 let ca: Node;
@@ -127,38 +98,19 @@ function responder(revoked: Set<string>, asked: string[]): typeof fetch {
   return (async (_u: unknown, init?: RequestInit) => {
     const body = init!.body as Uint8Array;
     asked.push(...ocspRequestSerials(body));
-    const req = new pkijs.OCSPRequest({ schema: asn1js.fromBER(body.slice().buffer as ArrayBuffer).result });
-    const reqCert = req.tbsRequest.requestList[0]!.reqCert;
-    const serial = Buffer.from(reqCert.serialNumber.valueBlock.valueHexView).toString('hex');
-    const issuerKeyHash = Buffer.from(reqCert.issuerKeyHash.valueBlock.valueHexView);
-    let issuer: Node | undefined;
-    for (const c of [root, ca]) {
-      const spki = pk(c).subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView;
-      if (Buffer.from(await webcrypto.subtle.digest('SHA-384', spki)).equals(issuerKeyHash)) issuer = c;
-    }
+    const { reqCert, serial, issuerKeyHash } = readOcspRequest(body);
+    const issuer = await findIssuerByKeyHash([root, ca], issuerKeyHash);
     if (issuer === undefined) return new Response(null, { status: 503 });
-    const basic = new pkijs.BasicOCSPResponse();
-    basic.tbsResponseData.responderID = pk(issuer).subject;
-    basic.tbsResponseData.producedAt = T(NOW);
-    const single = new pkijs.SingleResponse();
-    single.certID = reqCert;
-    single.certStatus = revoked.has(serial)
-      ? new asn1js.Constructed({
-          idBlock: { tagClass: 3, tagNumber: 1 },
-          value: [new asn1js.GeneralizedTime({ valueDate: T(NOW - 3600) })],
-        })
-      : new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
-    single.thisUpdate = T(NOW - 60);
-    single.nextUpdate = T(NOW + 3600);
-    basic.tbsResponseData.responses.push(single);
-    basic.certs = [pk(issuer)];
-    await basic.sign(issuer.keys.privateKey, 'SHA-384');
-    const res = new pkijs.OCSPResponse();
-    res.responseStatus.valueBlock.valueDec = 0;
-    res.responseBytes = new pkijs.ResponseBytes();
-    res.responseBytes.responseType = '1.3.6.1.5.5.7.48.1.1';
-    res.responseBytes.response = new asn1js.OctetString({ valueHex: basic.toSchema().toBER(false) });
-    return new Response(new Uint8Array(res.toSchema().toBER(false)), { status: 200 });
+    const answer = await signOcspAnswer({
+      certID: reqCert,
+      responder: issuer,
+      signer: issuer,
+      producedAt: NOW,
+      thisUpdate: NOW - 60,
+      nextUpdate: NOW + 3600,
+      ...(revoked.has(serial) ? { revokedAt: NOW - 3600 } : {}),
+    });
+    return new Response(answer, { status: 200 });
   }) as unknown as typeof fetch;
 }
 

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { FirnError, readBodyCapped, TooLargeError } from '@firn/core';
-import { LRUCache } from 'lru-cache';
-import pRetry, { AbortError } from 'p-retry';
+import { FirnError } from '@firn/core';
+import { boundedGet, where } from '../collateral/boundedGet.ts';
+import { createUrlCache } from '../collateral/createUrlCache.ts';
 import {
   certificatesFrom,
   MAX_AMD_CERT_BYTES,
@@ -67,13 +64,6 @@ interface Entry {
   until: number;
 }
 
-const transient = (s: number) => s === 408 || s === 429 || s >= 500;
-
-function where(url: string): string {
-  const u = new URL(url);
-  return `${u.origin}${u.pathname}${u.search}`;
-}
-
 /**
  * Create a KDS client (AMD "VCEK Certificate and KDS Interface Specification" 57230 paths:
  * `/vcek/v1/{product}/{hwid}?blSPL&teeSPL&snpSPL&ucodeSPL[&fmcSPL]`, `/vcek/v1/{product}/cert_chain`,
@@ -94,70 +84,17 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
     throw new FirnError('E_INVALID_INPUT', 'the KDS URL must not hold credentials');
   const doFetch = opts.fetch ?? globalThis.fetch;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const mem = new LRUCache<string, Entry>({ max: opts.cacheEntries ?? 256 });
+  const cache = createUrlCache<Entry>({
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.cacheEntries !== undefined ? { entries: opts.cacheEntries } : {}),
+    maxFileChars: MAX_AMD_CRL_BYTES * 2,
+    isEntry: (e): e is Entry =>
+      typeof e === 'object' &&
+      e !== null &&
+      typeof (e as Entry).body === 'string' &&
+      typeof (e as Entry).until === 'number',
+  });
   const inflight = new Map<string, Promise<Entry>>();
-  const diskPath = (url: string) =>
-    opts.cacheDir === undefined
-      ? undefined
-      : join(opts.cacheDir, `${createHash('sha256').update(url).digest('hex')}.json`);
-
-  async function lookup(url: string): Promise<Entry | undefined> {
-    const hit = mem.get(url);
-    if (hit !== undefined) return hit;
-    const p = diskPath(url);
-    if (p === undefined) return undefined;
-    try {
-      const text = await readFile(p, 'utf8');
-      if (text.length > MAX_AMD_CRL_BYTES * 2) return undefined;
-      const e = JSON.parse(text) as Entry;
-      if (typeof e.body === 'string' && typeof e.until === 'number') {
-        mem.set(url, e);
-        return e;
-      }
-    } catch {
-      // no usable cache file: fetch again
-    }
-    return undefined;
-  }
-
-  async function store(url: string, e: Entry): Promise<void> {
-    mem.set(url, e);
-    const p = diskPath(url);
-    if (p === undefined || opts.cacheDir === undefined) return;
-    await mkdir(opts.cacheDir, { recursive: true });
-    const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, JSON.stringify(e));
-    await rename(tmp, p);
-  }
-
-  async function attempt(url: string, cap: number): Promise<Uint8Array> {
-    let res: Response;
-    try {
-      res = await doFetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
-    } catch (e) {
-      throw new FirnError(
-        'E_UNAVAILABLE',
-        `the KDS is unreachable or did not answer in ${timeoutMs} ms (${where(url)})`,
-        {
-          cause: e,
-        },
-      );
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      const err = new FirnError('E_UNAVAILABLE', `the KDS answered ${res.status} (${where(url)})`);
-      if (transient(res.status)) throw err;
-      throw new AbortError(err);
-    }
-    const len = Number(res.headers.get('content-length') ?? '0');
-    if (len > cap) throw new AbortError(new TooLargeError(`KDS response (${where(url)})`, len, cap));
-    try {
-      return await readBodyCapped(res, cap, 'KDS response');
-    } catch (e) {
-      if (e instanceof TooLargeError) throw new AbortError(e);
-      throw new FirnError('E_UNAVAILABLE', `the KDS response broke off (${where(url)})`, { cause: e });
-    }
-  }
 
   /** A body from cache while current, else downloaded (one download per URL at a time). */
   async function get(
@@ -166,20 +103,19 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
     cap: number,
     until: (b: Uint8Array) => number,
   ): Promise<Uint8Array> {
-    const hit = await lookup(url);
+    const hit = await cache.lookup(url);
     if (hit !== undefined && now < hit.until) return new Uint8Array(Buffer.from(hit.body, 'base64'));
     let p = inflight.get(url);
     if (p === undefined) {
       p = (async () => {
-        const body = await pRetry(() => attempt(url, cap), {
+        const { body } = await boundedGet(url, {
+          fetch: doFetch,
+          timeoutMs,
           retries: opts.retries ?? 3,
-          minTimeout: opts.minRetryDelayMs ?? 500,
-          factor: 2,
-          randomize: true,
-        }).catch((e: unknown) => {
-          throw e instanceof AbortError && (e as { originalError?: unknown }).originalError !== undefined
-            ? (e as { originalError: unknown }).originalError
-            : e;
+          minRetryDelayMs: opts.minRetryDelayMs ?? 500,
+          maxBytes: cap,
+          service: 'the KDS',
+          response: 'the KDS response',
         });
         let u: number;
         try {
@@ -190,7 +126,7 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
           });
         }
         const entry = { body: Buffer.from(body).toString('base64'), until: u };
-        await store(url, entry);
+        await cache.store(url, entry);
         return entry;
       })().finally(() => inflight.delete(url));
       inflight.set(url, p);
@@ -241,11 +177,7 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
         `${base}/vcek/v1/${product}/cert_chain`,
         `${base}/vcek/v1/${product}/crl`,
       ];
-      for (const url of urls) {
-        mem.delete(url);
-        const p = diskPath(url);
-        if (p !== undefined) await rm(p, { force: true }).catch(() => undefined);
-      }
+      for (const url of urls) await cache.forget(url);
     },
     async collateralFor(input, now) {
       if (typeof now !== 'number' || !Number.isFinite(now))

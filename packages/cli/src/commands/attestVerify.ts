@@ -16,6 +16,7 @@ import {
 } from './attestVerifyNitro.ts';
 import { type AttestVerifySevSnpOptions, runAttestVerifySevSnp } from './attestVerifySevSnp.ts';
 import { readUserFile } from '../readUserFile.ts';
+import { parseAtArg } from '../parseAtArg.ts';
 
 export interface AttestVerifyOptions {
   /** Quote file: raw bytes, or hex with or without 0x. */
@@ -76,10 +77,7 @@ export async function runAttestVerify(
   opts: AttestVerifyOptions,
 ): Promise<{ exitCode: number; output: string }> {
   try {
-    const now = Number(opts.at);
-    if (!Number.isSafeInteger(now) || now < 0)
-      throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
-    if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    const now = parseAtArg(opts.at);
     if (opts.quote === undefined) throw new FirnError('E_INVALID_INPUT', 'give --quote FILE');
     const quote = quoteBytesFromFile(await readCapped(opts.quote, MAX_QUOTE_FILE, 'quote'));
     let collateral: unknown =

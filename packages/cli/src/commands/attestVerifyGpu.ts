@@ -10,6 +10,7 @@ import {
 } from '@firn/attestation';
 import { cliErrorBody } from '../output.ts';
 import { readUserFile } from '../readUserFile.ts';
+import { parseAtArg } from '../parseAtArg.ts';
 
 export interface AttestVerifyGpuOptions {
   /** Path of the evidence JSON: the SDK's list, or an object with a `gpu` list (evidence bundle). */
@@ -87,9 +88,7 @@ export async function runAttestVerifyGpu(
 ): Promise<{ exitCode: number; output: string }> {
   try {
     const nonce = hexBytes(opts.nonce, 'nonce', 32);
-    const at = typeof opts.at === 'number' ? opts.at : Number(opts.at);
-    if (!Number.isSafeInteger(at) || at < 0) throw new InvalidInputError('--at must be unix seconds');
-    if (at > 1e11) throw new InvalidInputError('--at is unix seconds, not milliseconds');
+    const at = parseAtArg(opts.at);
     let json: unknown;
     try {
       json = JSON.parse(await readCapped(opts.evidence, MAX_EVIDENCE_FILE, 'evidence'));

@@ -8,6 +8,7 @@ import {
 } from '@firn/attestation';
 import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import { readUserFile } from '../readUserFile.ts';
+import { parseAtArg } from '../parseAtArg.ts';
 
 export interface AttestVerifyNitroOptions {
   /**
@@ -134,10 +135,7 @@ export async function runAttestVerifyNitro(
   opts: AttestVerifyNitroOptions,
 ): Promise<{ exitCode: number; output: string }> {
   try {
-    const now = Number(opts.at);
-    if (!Number.isSafeInteger(now) || now < 0)
-      throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
-    if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    const now = parseAtArg(opts.at);
     let maxAge: number | undefined;
     if (opts.maxAge !== undefined) {
       maxAge = Number(opts.maxAge);

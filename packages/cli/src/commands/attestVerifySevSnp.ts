@@ -10,6 +10,7 @@ import {
 } from '@firn/attestation';
 import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import { readUserFile } from '../readUserFile.ts';
+import { parseAtArg } from '../parseAtArg.ts';
 
 export interface AttestVerifySevSnpOptions {
   /** ATTESTATION_REPORT file: 1184 raw bytes, or their hex. */
@@ -81,10 +82,7 @@ export async function runAttestVerifySevSnp(
   opts: AttestVerifySevSnpOptions,
 ): Promise<{ exitCode: number; output: string }> {
   try {
-    const now = Number(opts.at);
-    if (!Number.isSafeInteger(now) || now < 0)
-      throw new FirnError('E_INVALID_INPUT', '--at must be unix seconds');
-    if (now > 1e11) throw new FirnError('E_INVALID_INPUT', '--at is unix seconds, not milliseconds');
+    const now = parseAtArg(opts.at);
     if (opts.report === undefined)
       throw new FirnError('E_INVALID_INPUT', 'give --report FILE (the ATTESTATION_REPORT)');
     const report = parseSevSnpReport(bytesOrHex(await readCapped(opts.report, 'report')));

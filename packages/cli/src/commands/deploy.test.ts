@@ -7,6 +7,7 @@ import { TEE_TYPES } from '@firn/core';
 import { createPublicClient, http, keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveChain } from '../chainArgs.ts';
+import { devnetDeployOptions } from '../../test/cliDeployment.ts';
 import { type DeployOptions, measurementFlag, runDeploy } from './deploy.ts';
 
 // `firn deploy` against anvil run with a chain id other than the devnet's: the deployment file it
@@ -19,23 +20,7 @@ let other: AnvilInstance;
 let keyFile: string;
 
 const base = (over: Partial<DeployOptions>): DeployOptions => ({
-  rpc: anvil.rpcUrl,
-  keyFile,
-  out: join(dir, 'deployment.json'),
-  profile: 'devnet',
-  governanceDelay: '2',
-  minNodeStake: '1',
-  minVerifierStake: '1',
-  unbondingPeriod: '60',
-  challengeWindow: '60',
-  slash: '0.5',
-  claimBond: '0.001',
-  registrationFee: '0',
-  epochLength: '30',
-  measurement: [],
-  verifier: [],
-  proposer: [],
-  executor: [],
+  ...devnetDeployOptions(anvil.rpcUrl, keyFile, join(dir, 'deployment.json')),
   ...over,
 });
 

@@ -6,7 +6,6 @@ import {
   allowMeasurementCall,
   type AnvilInstance,
   createFirnClients,
-  deployFirn,
   type FirnDeployment,
   getOperation,
   isMeasurementAllowed,
@@ -16,7 +15,7 @@ import {
 } from '@firn/chain';
 import { keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploymentToJson } from '../chainArgs.ts';
+import { deployForCli } from '../../test/cliDeployment.ts';
 import { governanceProgress, measurementArgs, runGovernance } from './gov.ts';
 import { rewardsShow } from './rewards.ts';
 
@@ -31,21 +30,7 @@ const measurement = keccak256(toHex('gov-cli-measurement'));
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 4 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    governanceDelay: 2,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    epochLength: 60,
-    poolDeposit: ETH / 10n,
-    pollingIntervalMs: 50,
-  });
-  deploymentFile = join(dir, 'deployment.json');
-  writeFileSync(deploymentFile, JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }));
+  ({ deployment, deploymentFile } = await deployForCli(anvil, dir, 2));
   for (const i of [0, 3]) writeFileSync(join(dir, `key-${i}`), anvil.accounts[i]!.privateKey);
 }, 60_000);
 afterAll(() => anvil?.stop());
