@@ -110,7 +110,8 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
       chunkSize: chunk,
     })) {
       bytes += p.length;
-      keep?.push(p);
+      // Views are valid only until the stream moves on (decision 1370): a kept piece is copied.
+      keep?.push(p.slice());
     }
     if (bytes <= total) throw new Error('artifact bench: sealed size mismatch');
     lastCpu = cpuSeconds(c0);

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import { encryptChunk } from './chunkCipher.ts';
+import { cipherPool, cipherPoolSettings, type PoolSession, ringSlots } from './cipherPool.ts';
+import { CIPHER_SLICE, encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
   checkChunkSize,
@@ -77,9 +78,19 @@ export async function* sealArtifactStream(
     recipients: await wrapFor(opts.recipients, dataKey),
   });
   const src = new ByteSource(source);
-  try {
-    yield header.bytes;
-    for (let counter = 0; ; counter++) {
+  // Chunks read ahead, in order; each settles without rejecting (a failure lands in `err`).
+  const q: SealEntry[] = [];
+  const slotBytes = chunkSize + CHUNK_TAG_BYTES;
+  const slots = ringSlots(slotBytes);
+  const usePool = cipherPoolSettings.enabled && chunkSize >= cipherPoolSettings.minChunkBytes;
+  let session: PoolSession | undefined;
+  let usedSlots = 0;
+  let counter = 0;
+  let readAll = false;
+  // Read and start chunks until `slots - 1` are queued: with the chunk whose views the consumer
+  // may still hold, that is every slot (the view contract above).
+  const fill = async () => {
+    while (!readAll && q.length < slots - 1) {
       if (counter >= MAX_CHUNKS)
         throw new InvalidInputError('artifact has too many chunks for its chunk size');
       // The chunk as the source's own pieces: no copy into a chunk-sized buffer (decision 1260).
@@ -88,14 +99,77 @@ export async function* sealArtifactStream(
       for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = n < chunkSize || (await src.atEnd());
-      // Ciphertext slices (the last joined with the tag), handed on as they are, each its own buffer.
-      yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
-      if (last) break;
+      const nonce = chunkNonce(header.noncePrefix, counter, last);
+      if (usePool && counter >= cipherPoolSettings.fromChunk)
+        session ??= cipherPool.session(dataKey, header.aad, cipherPool.takeRing(slots, slotBytes));
+      if (session?.available()) {
+        const slot = counter % slots;
+        const off = slot * slotBytes;
+        usedSlots = Math.max(usedSlots, slot + 1);
+        let o = off;
+        for (const p of pt) {
+          session.ring.inp.set(p, o);
+          o += p.length;
+        }
+        const e: SealEntry = { last, pieces: slotViews(session.ring.out, off, n + CHUNK_TAG_BYTES) };
+        e.wait = session.run('seal', slot, n, nonce).then(
+          () => undefined,
+          (x: unknown) => {
+            e.err = x;
+          },
+        );
+        q.push(e);
+      } else {
+        // Ciphertext slices (the last joined with the tag), each its own buffer.
+        q.push({ last, pieces: encryptChunk(dataKey, nonce, header.aad, pt) });
+      }
+      counter++;
+      if (last) readAll = true;
+    }
+  };
+  try {
+    yield header.bytes;
+    for (;;) {
+      await fill();
+      const e = q.shift();
+      if (e === undefined) break;
+      if (e.wait !== undefined) await e.wait;
+      if (e.err !== undefined) throw e.err;
+      yield* e.pieces;
+      if (e.last) break;
     }
   } finally {
+    // No thread may still write into the ring when it is wiped and reused.
+    for (const e of q) if (e.wait !== undefined) await e.wait;
+    session?.end(usedSlots);
     dataKey.fill(0);
     await src.close();
   }
+}
+
+/** A chunk between reading and handing on (see sealArtifactStream). */
+interface SealEntry {
+  last: boolean;
+  /** Its sealed bytes: own buffers (inline) or views of its output slot (valid once `wait` settled). */
+  pieces: Uint8Array[];
+  wait?: Promise<void>;
+  err?: unknown;
+}
+
+/**
+ * Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each, the last up to CIPHER_SLICE + 16
+ * (a chunk's tag never travels alone): the same shape as the inline cipher's output.
+ */
+export function slotViews(buf: Uint8Array, off: number, n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const end = off + n;
+  let o = off;
+  while (end - o > CIPHER_SLICE + CHUNK_TAG_BYTES) {
+    out.push(buf.subarray(o, o + CIPHER_SLICE));
+    o += CIPHER_SLICE;
+  }
+  out.push(buf.subarray(o, end));
+  return out;
 }
 
 /**
