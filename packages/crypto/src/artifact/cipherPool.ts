@@ -18,12 +18,22 @@ import { CHUNK_TAG_BYTES } from './artifactHeader.ts';
  * chunk in flight with FirnError('E_INTERNAL'); the next stream starts fresh threads.
  */
 
+/** FIRN_ARTIFACT_THREADS: 1-4 turns the threads on with that many, 0 keeps them off; anything else is ignored. */
+const ENV_THREADS = ((v) => (Number.isInteger(v) && v >= 0 && v <= 4 ? v : undefined))(
+  Number(process.env.FIRN_ARTIFACT_THREADS ?? Number.NaN),
+);
+
 /** Tunables; tests and the benchmark flip `enabled` to compare with the inline cipher. */
 export const cipherPoolSettings = {
-  /** Use the threads at all (off: every chunk is ciphered inline, decision 1260). */
-  enabled: availableParallelism() >= 2,
-  /** Threads in the pool (one per core here; the calling thread mostly waits). */
-  threads: Math.min(2, Math.max(1, availableParallelism())),
+  /**
+   * Use the threads at all. Off by default (every chunk ciphered inline, decision 1260): the
+   * threads cost each process about 9 MiB per thread plus the rings and the threads' garbage,
+   * which breaks `firn artifact`'s 64 MiB memory bound (decision 1370). On when the environment
+   * sets FIRN_ARTIFACT_THREADS to 1-4 and there are at least 2 cores.
+   */
+  enabled: availableParallelism() >= 2 && ENV_THREADS !== undefined && ENV_THREADS > 0,
+  /** Threads in the pool (FIRN_ARTIFACT_THREADS; 2 when unset: one per core here, the calling thread mostly waits). */
+  threads: ENV_THREADS || 2,
   /** Chunks below this size stay inline: a round trip costs more than it saves. */
   minChunkBytes: 64 * 1024,
   /** A stream starts using the pool at this chunk (earlier ones inline), so small artifacts never start a thread. */
@@ -36,11 +46,15 @@ export const cipherPoolSettings = {
   slice: 64 * 1024,
 };
 
-/** The thread's source (CommonJS, run by `new Worker(..., { eval: true })`: no loader, no host package). */
+/**
+ * The thread's source, run by `new Worker(..., { eval: true })`: no loader, no host package. It
+ * loads its modules with import(), which works whether Node evaluates it as CommonJS or (under a
+ * module loader such as tsx) as a module, and says 'ready' once it listens.
+ */
 const WORKER_SOURCE = `
-'use strict';
-const { parentPort } = require('node:worker_threads');
-const { createCipheriv, createDecipheriv } = require('node:crypto');
+Promise.all([import('node:worker_threads'), import('node:crypto')]).then(([wt, nc]) => {
+const { parentPort } = wt;
+const { createCipheriv, createDecipheriv } = nc;
 const TAG = ${CHUNK_TAG_BYTES};
 const streams = new Map();
 function seal(s, m) {
@@ -50,11 +64,11 @@ function seal(s, m) {
   for (let o = m.off; o < end; ) {
     const e = Math.min(end, o + m.slice);
     const ct = c.update(s.inp.subarray(o, e));
-    s.out.set(ct, o);
+    if (ct.length > 0) s.outBuf.fill(ct, o, o + ct.length);
     o = e;
   }
   c.final();
-  s.out.set(c.getAuthTag(), end);
+  s.outBuf.fill(c.getAuthTag(), end, end + TAG);
   return true;
 }
 function open(s, m) {
@@ -65,7 +79,7 @@ function open(s, m) {
   for (let o = m.off; o < ctEnd; ) {
     const e = Math.min(ctEnd, o + m.slice);
     const pt = d.update(s.inp.subarray(o, e));
-    s.out.set(pt, o);
+    if (pt.length > 0) s.outBuf.fill(pt, o, o + pt.length);
     pt.fill(0);
     o = e;
   }
@@ -73,13 +87,13 @@ function open(s, m) {
     d.final();
     return true;
   } catch {
-    s.out.fill(0, m.off, ctEnd);
+    s.outBuf.fill(0, m.off, ctEnd);
     return false;
   }
 }
 parentPort.on('message', (m) => {
   if (m.op === 'begin') {
-    streams.set(m.sid, { key: m.key, aad: m.aad, inp: new Uint8Array(m.inp), out: new Uint8Array(m.out) });
+    streams.set(m.sid, { key: m.key, aad: m.aad, inp: new Uint8Array(m.inp), outBuf: Buffer.from(m.out) });
     return;
   }
   if (m.op === 'end') {
@@ -92,6 +106,14 @@ parentPort.on('message', (m) => {
   const s = streams.get(m.sid);
   if (s === undefined) throw new Error('chunk for an unknown stream');
   parentPort.postMessage({ id: m.id, ok: m.op === 'seal' ? seal(s, m) : open(s, m) });
+  // Each update() output is a dead buffer that only a collection frees, and V8 collects for
+  // external memory only every 64 MiB of it: a thread alone would hold tens of MiB. A little
+  // short-lived heap per chunk (1/64 of its bytes) in a small young generation makes a scavenge,
+  // which frees those buffers, come every few chunks (decision 1370).
+  const junk = new Array(m.n >> 6);
+  for (let i = 0; i < junk.length; i++) junk[i] = i + 0.5;
+});
+parentPort.postMessage({ ready: true });
 });
 `;
 
@@ -107,13 +129,20 @@ class CipherThread {
   readonly pending = new Map<number, Pending>();
 
   constructor(onDeath: (t: CipherThread, cause: unknown) => void) {
-    const w = new Worker(WORKER_SOURCE, { eval: true, name: 'firn-artifact-cipher' });
-    this.worker = w;
-    w.unref();
-    w.on('online', () => {
-      this.online = true;
+    // execArgv []: the thread needs no loader (tsx would cost it a second start-up). A small young
+    // generation: see the scavenge note in WORKER_SOURCE.
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      name: 'firn-artifact-cipher',
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
-    w.on('message', (m: { id: number; ok: boolean }) => {
+    this.worker = w;
+    w.on('message', (m: { id: number; ok: boolean; ready?: true }) => {
+      if (m.ready === true) {
+        this.online = true;
+        return;
+      }
       const p = this.pending.get(m.id);
       if (p === undefined) return;
       this.pending.delete(m.id);
@@ -122,6 +151,8 @@ class CipherThread {
     });
     w.on('error', (e) => onDeath(this, e));
     w.on('exit', (code) => onDeath(this, new Error(`exited with code ${code}`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    w.unref();
   }
 }
 
@@ -131,6 +162,24 @@ export interface ChunkRing {
   readonly slotBytes: number;
   readonly inp: Uint8Array;
   readonly out: Uint8Array;
+  /** `inp` as a Buffer: its fill() copies with memcpy (TypedArray set() on shared memory is about 3x slower). */
+  readonly inpBuf: Buffer;
+}
+
+/** Copy `src` into `dst` at byte `at` with memcpy (`dst`: a Buffer over the destination). */
+export function copyBytes(dst: Buffer, src: Uint8Array, at: number): void {
+  if (src.length > 0) dst.fill(src, at, at + src.length);
+}
+
+/** Copy `pieces` into the ring's input at byte `at` (memcpy; see ChunkRing.inpBuf); returns the end. */
+export function copyIn(r: ChunkRing, pieces: readonly Uint8Array[], at: number): number {
+  let o = at;
+  for (const p of pieces) {
+    if (p.length === 0) continue;
+    r.inpBuf.fill(p, o, o + p.length);
+    o += p.length;
+  }
+  return o;
 }
 
 let nextId = 0;
@@ -141,6 +190,8 @@ class CipherPool {
   private threads: CipherThread[] = [];
   /** One ring kept from the last stream (wiped), so back-to-back streams do not fault in fresh pages. */
   private spare: ChunkRing | undefined;
+  /** Chunks handed to a thread since the process started (tests check the path they cover). */
+  chunks = 0;
 
   /** Threads that run now; starts missing ones. Empty while none is online yet. */
   ready(): CipherThread[] {
@@ -169,21 +220,24 @@ class CipherPool {
       this.spare = undefined;
       return s;
     }
-    return {
-      slots,
-      slotBytes,
-      inp: new Uint8Array(new SharedArrayBuffer(slots * slotBytes)),
-      out: new Uint8Array(new SharedArrayBuffer(slots * slotBytes)),
-    };
+    const inp = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
+    const out = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
+    return { slots, slotBytes, inp, out, inpBuf: Buffer.from(inp.buffer) };
   }
 
   /** Take back a ring no thread writes to any more; `used` bytes of each side are wiped first. */
   giveRing(r: ChunkRing, used: number): void {
-    // set() from a zero block: fill() on shared memory goes element by element (decision 1260).
-    const zero = new Uint8Array(Math.min(used, 1024 * 1024));
-    for (const side of [r.inp, r.out])
-      for (let o = 0; o < used; o += zero.length) side.set(zero.subarray(0, Math.min(zero.length, used - o)), o);
+    // Buffer fill() is a memset (TypedArray fill() on shared memory goes element by element).
+    if (used > 0) {
+      r.inpBuf.fill(0, 0, used);
+      Buffer.from(r.out.buffer).fill(0, 0, used);
+    }
     this.spare = r;
+  }
+
+  /** Resolves once `cipherPoolSettings.threads` threads run (tests, benchmarks' warm-up). */
+  async started(): Promise<void> {
+    while (this.ready().length < cipherPoolSettings.threads) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Test hook: make every running thread throw, as a crash would. */
@@ -205,7 +259,6 @@ class CipherPool {
  */
 export class PoolSession {
   private readonly begun = new Set<CipherThread>();
-  private next = 0;
 
   constructor(
     private readonly pool: CipherPool,
@@ -239,6 +292,7 @@ export class PoolSession {
       });
     }
     const id = nextId++;
+    this.pool.chunks++;
     return new Promise<boolean>((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
       if (t.pending.size === 1) w.ref();

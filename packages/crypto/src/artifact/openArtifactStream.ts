@@ -1,7 +1,14 @@
 import { assertBytes, bytesEqual, concatBytes, FirnError, InvalidInputError } from '@firn/core';
 import { hpkeOpen, kemPublicKeyOf } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import { cipherPool, cipherPoolSettings, type PoolSession, ringSlots } from './cipherPool.ts';
+import {
+  cipherPool,
+  cipherPoolSettings,
+  copyBytes,
+  copyIn,
+  type PoolSession,
+  ringSlots,
+} from './cipherPool.ts';
 import { CIPHER_SLICE, decryptBlock, decryptChunk, splitTag } from './chunkCipher.ts';
 import {
   ArtifactError,
@@ -159,11 +166,7 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
           const slot = at % slots;
           const off = slot * blockSize;
           usedSlots = Math.max(usedSlots, slot + 1);
-          let o = off;
-          for (const p of pieces) {
-            s.ring.inp.set(p, o);
-            o += p.length;
-          }
+          copyIn(s.ring, pieces, off);
           const e: OpenEntry = { last: atEnd, pieces: plaintextViews(s.ring.out, off, n - CHUNK_TAG_BYTES) };
           e.wait = s.run('open', slot, n, chunkNonce(header.noncePrefix, at, atEnd)).then(
             (ok) => {
@@ -218,7 +221,8 @@ interface OpenEntry {
 /** Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each (the inline cipher's shape). */
 function plaintextViews(buf: Uint8Array, off: number, n: number): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let o = 0; o < n; o += CIPHER_SLICE) out.push(buf.subarray(off + o, off + Math.min(n, o + CIPHER_SLICE)));
+  for (let o = 0; o < n; o += CIPHER_SLICE)
+    out.push(buf.subarray(off + o, off + Math.min(n, o + CIPHER_SLICE)));
   return out;
 }
 
@@ -237,7 +241,13 @@ function openChunkInline(
     if (pt !== undefined) return pt;
   }
   // Failed: explain it from the whole block (a rare path, so the copy does not matter).
-  throw explainFailure(dataKey, header, pieces.length === 1 ? pieces[0]! : concatBytes(...pieces), counter, atEnd);
+  throw explainFailure(
+    dataKey,
+    header,
+    pieces.length === 1 ? pieces[0]! : concatBytes(...pieces),
+    counter,
+    atEnd,
+  );
 }
 
 /** Why a chunk that did not open at its position failed: truncated, extra bytes, reordered or tampered. */
@@ -296,15 +306,17 @@ export async function openArtifact(bytes: Uint8Array, key: ArtifactKey): Promise
   }
   const size = plaintextSize(bytes);
   const out = size === undefined ? undefined : new Uint8Array(size);
+  const outBuf = out === undefined ? undefined : Buffer.from(out.buffer, out.byteOffset, out.length);
   const parts: Uint8Array[] = [];
   let o = 0;
   try {
     for await (const p of openArtifactStream(one(), key)) {
-      if (out === undefined) parts.push(p);
+      // Copied at once: the pieces are views valid only until the stream moves on.
+      if (outBuf === undefined) parts.push(p.slice());
       else {
-        if (o + p.length > out.length)
+        if (o + p.length > outBuf.length)
           throw new FirnError('E_INTERNAL', 'artifact opened longer than its size');
-        out.set(p, o);
+        copyBytes(outBuf, p, o);
       }
       o += p.length;
     }

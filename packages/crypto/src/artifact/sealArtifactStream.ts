@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import { cipherPool, cipherPoolSettings, type PoolSession, ringSlots } from './cipherPool.ts';
+import {
+  cipherPool,
+  cipherPoolSettings,
+  copyBytes,
+  copyIn,
+  type PoolSession,
+  ringSlots,
+} from './cipherPool.ts';
 import { CIPHER_SLICE, encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
@@ -106,11 +113,7 @@ export async function* sealArtifactStream(
         const slot = counter % slots;
         const off = slot * slotBytes;
         usedSlots = Math.max(usedSlots, slot + 1);
-        let o = off;
-        for (const p of pt) {
-          session.ring.inp.set(p, o);
-          o += p.length;
-        }
+        copyIn(session.ring, pt, off);
         const e: SealEntry = { last, pieces: slotViews(session.ring.out, off, n + CHUNK_TAG_BYTES) };
         e.wait = session.run('seal', slot, n, nonce).then(
           () => undefined,
@@ -184,16 +187,17 @@ export async function sealArtifact(bytes: Uint8Array, opts: SealArtifactOptions)
   }
   const chunkSize = opts?.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const chunks = Math.max(1, Math.ceil(bytes.length / chunkSize));
-  let out: Uint8Array | undefined;
+  let out: Buffer | undefined;
   let o = 0;
   for await (const p of sealArtifactStream(one(), opts)) {
     // The first piece is the header.
-    out ??= new Uint8Array(p.length + bytes.length + chunks * CHUNK_TAG_BYTES);
+    out ??= Buffer.alloc(p.length + bytes.length + chunks * CHUNK_TAG_BYTES);
     if (o + p.length > out.length) throw new FirnError('E_INTERNAL', 'sealed artifact longer than its size');
-    out.set(p, o);
+    // Copied at once: the pieces are views valid only until the stream moves on.
+    copyBytes(out, p, o);
     o += p.length;
   }
   if (out === undefined || o !== out.length)
     throw new FirnError('E_INTERNAL', 'sealed artifact shorter than its size');
-  return out;
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
