@@ -57,6 +57,7 @@ const { parentPort } = wt;
 const { createCipheriv, createDecipheriv } = nc;
 const TAG = ${CHUNK_TAG_BYTES};
 const streams = new Map();
+let crashNext = false;
 function seal(s, m) {
   const c = createCipheriv('aes-256-gcm', s.key, m.nonce, { authTagLength: TAG });
   c.setAAD(s.aad);
@@ -102,7 +103,11 @@ parentPort.on('message', (m) => {
     streams.delete(m.sid);
     return;
   }
-  if (m.op === 'crash') throw new Error('crash requested by a test');
+  if (m.op === 'crash') {
+    crashNext = true;
+    return;
+  }
+  if (crashNext) throw new Error('crash requested by a test');
   const s = streams.get(m.sid);
   if (s === undefined) throw new Error('chunk for an unknown stream');
   parentPort.postMessage({ id: m.id, ok: m.op === 'seal' ? seal(s, m) : open(s, m) });
@@ -188,8 +193,6 @@ let nextSid = 0;
 /** The process's cipher threads (see the module comment). */
 class CipherPool {
   private threads: CipherThread[] = [];
-  /** One ring kept from the last stream (wiped), so back-to-back streams do not fault in fresh pages. */
-  private spare: ChunkRing | undefined;
   /** Chunks handed to a thread since the process started (tests check the path they cover). */
   chunks = 0;
 
@@ -214,25 +217,15 @@ class CipherPool {
     for (const p of all) p.reject(err);
   }
 
-  takeRing(slots: number, slotBytes: number): ChunkRing {
-    const s = this.spare;
-    if (s !== undefined && s.slots === slots && s.slotBytes === slotBytes) {
-      this.spare = undefined;
-      return s;
-    }
+  /**
+   * A fresh ring per stream. Rings are not reused across streams: a consumer may still hold views
+   * of the last chunks' output slots after the stream ended (the view contract), so an output
+   * side is only dropped, never rewritten, once its stream is over.
+   */
+  newRing(slots: number, slotBytes: number): ChunkRing {
     const inp = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
     const out = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
     return { slots, slotBytes, inp, out, inpBuf: Buffer.from(inp.buffer) };
-  }
-
-  /** Take back a ring no thread writes to any more; `used` bytes of each side are wiped first. */
-  giveRing(r: ChunkRing, used: number): void {
-    // Buffer fill() is a memset (TypedArray fill() on shared memory goes element by element).
-    if (used > 0) {
-      r.inpBuf.fill(0, 0, used);
-      Buffer.from(r.out.buffer).fill(0, 0, used);
-    }
-    this.spare = r;
   }
 
   /** Resolves once `cipherPoolSettings.threads` threads run (tests, benchmarks' warm-up). */
@@ -240,7 +233,7 @@ class CipherPool {
     while (this.ready().length < cipherPoolSettings.threads) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** Test hook: make every running thread throw, as a crash would. */
+  /** Test hook: every running thread throws on its next chunk, as a crash would. */
   crashForTest(): void {
     for (const t of this.threads) t.worker.postMessage({ op: 'crash' });
   }
@@ -308,11 +301,16 @@ export class PoolSession {
     });
   }
 
-  /** Forget the stream on its threads (they wipe their copy of the key) and return the ring. */
+  /**
+   * Forget the stream on its threads (they wipe their copy of the key) and wipe the input side
+   * (memset through Buffer fill(); TypedArray fill() on shared memory goes element by element).
+   * Call only once no chunk is in flight. The output side is left to the consumer's views.
+   */
   end(usedSlots: number): void {
     for (const t of this.begun) if (!t.dead) t.worker.postMessage({ op: 'end', sid: this.sid });
     this.begun.clear();
-    this.pool.giveRing(this.ring, Math.min(usedSlots, this.ring.slots) * this.ring.slotBytes);
+    const used = Math.min(usedSlots, this.ring.slots) * this.ring.slotBytes;
+    if (used > 0) this.ring.inpBuf.fill(0, 0, used);
   }
 }
 

@@ -113,7 +113,9 @@ function diagnose(
 
 /**
  * Open a sealed artifact stream, yielding plaintext as pieces (at most CIPHER_SLICE, 256 KiB, each;
- * every one new and the caller's to keep), a chunk's pieces only after that chunk's tag verified.
+ * subject to the view contract of sealArtifactStream: with the cipher threads on, a piece of chunk k
+ * is valid until the first piece of chunk k + 2 is asked for; copy to keep), a chunk's pieces
+ * only after that chunk's tag verified.
  * Proves every byte yielded was sealed under this header, in this order, and (at the end) that
  * nothing was cut off; it does not prove who sealed it (any holder of a recipient key or of the
  * data key can seal), and a consumer that acts on early chunks before the stream ends must accept
@@ -160,7 +162,7 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
         const atEnd = n < blockSize || (await src.atEnd());
         if (atEnd) readAll = true;
         if (usePool && at >= cipherPoolSettings.fromChunk && n > CHUNK_TAG_BYTES)
-          session ??= cipherPool.session(dk, header.aad, cipherPool.takeRing(slots, blockSize));
+          session ??= cipherPool.session(dk, header.aad, cipherPool.newRing(slots, blockSize));
         if (session?.available() && n > CHUNK_TAG_BYTES) {
           const s = session;
           const slot = at % slots;

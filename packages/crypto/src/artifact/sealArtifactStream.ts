@@ -54,7 +54,13 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
 /**
  * Seal a byte stream into the sealed-artifact format (docs/sealed-artifacts.md). Yields the
  * header first, then the body as pieces of at most CIPHER_SLICE (256 KiB) + 16 bytes, a chunk's
- * tag joined to the end of its ciphertext; concatenated they are the sealed bytes. Each yielded buffer is new and the caller's to keep.
+ * tag joined to the end of its ciphertext; concatenated they are the sealed bytes.
+ *
+ * View contract (decision 1370): with the cipher threads on (FIRN_ARTIFACT_THREADS), yielded
+ * pieces may be views of output slots the stream reuses. A piece of chunk k stays valid until the
+ * consumer asks for the first piece of chunk k + 2 (so a reader may hold up to one chunk of later
+ * pieces, as openArtifactStream reading this stream does), and after the stream ended. Copy a
+ * piece to keep it longer. Inline (the default), every piece is a new buffer.
  * Memory stays at about one chunk (plus what the consumer holds) whatever the input size. Raises
  * InvalidInputError / ArtifactError('E_ARTIFACT_FORMAT') for bad options, and whatever the source
  * raises; bytes already yielded before an error are not a valid artifact.
@@ -108,7 +114,7 @@ export async function* sealArtifactStream(
       const last = n < chunkSize || (await src.atEnd());
       const nonce = chunkNonce(header.noncePrefix, counter, last);
       if (usePool && counter >= cipherPoolSettings.fromChunk)
-        session ??= cipherPool.session(dataKey, header.aad, cipherPool.takeRing(slots, slotBytes));
+        session ??= cipherPool.session(dataKey, header.aad, cipherPool.newRing(slots, slotBytes));
       if (session?.available()) {
         const slot = counter % slots;
         const off = slot * slotBytes;
