@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   createReadStream,
-  createWriteStream,
   existsSync,
   readFileSync,
   renameSync,
@@ -9,8 +8,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { open } from 'node:fs/promises';
 // The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
 import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client/padding';
 import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
@@ -100,11 +98,16 @@ async function writeStreamAtomically(
     }
   }
   try {
-    // One chunk in flight: Readable.from would otherwise queue 16 (16 MiB) ahead of the disk.
-    await pipeline(
-      Readable.from(counted(), { objectMode: true, highWaterMark: 1 }),
-      createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
-    );
+    // Each piece is written out before the next is asked for: the artifact streams hand on views
+    // of buffers they reuse, valid until they move on (decision 1370), and one piece in flight
+    // keeps memory flat whatever the file size.
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      for await (const c of counted())
+        for (let o = 0; o < c.length; ) o += (await fh.write(c, o, c.length - o)).bytesWritten;
+    } finally {
+      await fh.close();
+    }
     // Re-checked at the end: a file that appeared meanwhile is not replaced without --force.
     if (!force && existsSync(out))
       throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
