@@ -14,7 +14,7 @@ if (port !== null)
   port.on('message', (job: WorkerJob) => {
     let reply: WorkerReply;
     try {
-      reply = { id: job.id, ok: true, prepared: prepareDetached(job.collateral) };
+      reply = { id: job.id, ok: true, prepared: prepareDetached(job.collateral, job.roots) };
     } catch (e) {
       reply =
         e instanceof FirnError

@@ -17,10 +17,12 @@ export type WorkerReply =
   | { id: number; ok: true; prepared: unknown }
   | { id: number; ok: false; code: ErrorCode; message: string };
 
-/** A job for the worker: the collateral parts (texts and byte arrays). */
+/** A job for the worker: the collateral parts (texts and byte arrays) and the trust anchors. */
 export interface WorkerJob {
   id: number;
   collateral: QuoteCollateralV3;
+  /** DER trust anchors; undefined for the pinned Intel root. */
+  roots: Uint8Array[] | undefined;
 }
 
 /** How long a call waits for the worker's reply before it fails with E_TIMEOUT (ms). */
@@ -110,13 +112,18 @@ export function warmCollateralWorker(): void {
 }
 
 /**
- * Send one collateral to the worker and resolve with its prepared form (plain data, to be revived
+ * Send one collateral (and the DER trust anchors, or undefined for the pinned Intel root) to the
+ * worker and resolve with its prepared form (plain data, to be revived
  * by the caller). Rejects with the worker's own FirnError (the first failing collateral check,
  * same code and message as on the calling thread), E_TIMEOUT after `timeoutMs` (the worker is
  * then stopped, and started again on the next call), or E_INTERNAL when the worker fails or exits
  * before replying. Never resolves without a reply from the worker.
  */
-export function prepareOnWorker(collateral: QuoteCollateralV3, timeoutMs: number): Promise<unknown> {
+export function prepareOnWorker(
+  collateral: QuoteCollateralV3,
+  roots: Uint8Array[] | undefined,
+  timeoutMs: number,
+): Promise<unknown> {
   const r = started();
   const w = r.w;
   const id = nextId++;
@@ -136,7 +143,7 @@ export function prepareOnWorker(collateral: QuoteCollateralV3, timeoutMs: number
     // Keep the process alive while a call waits on the worker.
     if (r.pending.size === 1) w.ref();
     try {
-      w.postMessage({ id, collateral } satisfies WorkerJob);
+      w.postMessage({ id, collateral, roots } satisfies WorkerJob);
     } catch (e) {
       clearTimeout(timer);
       r.pending.delete(id);

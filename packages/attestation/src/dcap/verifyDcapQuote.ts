@@ -516,14 +516,14 @@ interface DetachedCollateral extends Omit<PreparedCollateral, 'tcbChain' | 'qeId
 
 /**
  * The collateral half of a split verification, as the collateral worker runs it: `prepare` against
- * the pinned Intel root with every signature checked in turn on this thread (same checks, order
+ * `roots` (DER; undefined: the pinned Intel root) with every signature checked in turn on this thread (same checks, order
  * and errors as verifyDcapQuoteSync) but the PCK CRL's signature, which the calling thread checks
  * next; then every cache of inputs cleared, so the worker keeps none.
  * Returns plain data (structured-clone safe). Throws the first failing check's FirnError.
  */
-export function prepareDetached(c: QuoteCollateralV3): DetachedCollateral {
+export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | undefined): DetachedCollateral {
   try {
-    const p = prepare(c, anchors(undefined), new SignatureChecks(false), false);
+    const p = prepare(c, anchors(roots), new SignatureChecks(false), false);
     return {
       ...p,
       tcbChain: p.tcbChain.map(certificateFields),
@@ -722,9 +722,8 @@ export async function verifyDcapQuote(
 ): Promise<VerifiedEvidence> {
   const where = opts.signatureThreads ?? 'auto';
   const free = where === 'auto' && poolHasACore();
-  const pinnedRoot = opts.roots === undefined || opts.roots.length === 0;
-  if (pinnedRoot && (where === 'worker' || (free && AUTO_SPLITS))) return verifySplit(quote, opts);
-  const checks = new SignatureChecks(where === 'pool' || where === 'worker' || free);
+  if (where === 'worker' || (free && AUTO_SPLITS)) return verifySplit(quote, opts);
+  const checks = new SignatureChecks(where === 'pool' || free);
   let out: VerifiedEvidence;
   try {
     out = verifyWith(quote, opts, checks, where === 'auto');
@@ -757,7 +756,9 @@ async function verifySplit(
   const b = begin(quote, opts);
   const l = lookupCollateral(opts.collateral, b.a);
   if (l.p !== undefined) return finish(b, opts, l.p, checks);
-  const reply = prepareOnWorker(l.own, opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
+  const pinned = opts.roots === undefined || opts.roots.length === 0;
+  const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
+  const reply = prepareOnWorker(l.own, roots, opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
   const early = startQuoteChecks(b.q, opts.collateral, b.a, false);
   // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
   const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
