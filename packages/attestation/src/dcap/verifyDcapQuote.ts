@@ -14,10 +14,7 @@ import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
 import { type SignatureResult, SignatureChecks } from './signatureChecks.ts';
 import {
   type Certificate,
-  type CertificateFields,
   type Crl,
-  certificateFields,
-  certificateFromFields,
   chainCertificatesAsGiven,
   ecdsaVerifyDer,
   ecdsaVerifyOnPool,
@@ -507,11 +504,14 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   return p;
 }
 
-/** PreparedCollateral as plain data (certificates without their key accessor), to cross threads. */
+/**
+ * PreparedCollateral as plain data to cross threads: its certificates as their DER only (each is
+ * parsed again, or found parsed, on the receiving thread: cheaper than cloning parsed fields).
+ */
 interface DetachedCollateral extends Omit<PreparedCollateral, 'tcbChain' | 'qeIdChain' | 'pckCrlChain'> {
-  tcbChain: CertificateFields[];
-  qeIdChain: CertificateFields[];
-  pckCrlChain: CertificateFields[];
+  tcbChain: Uint8Array[];
+  qeIdChain: Uint8Array[];
+  pckCrlChain: Uint8Array[];
 }
 
 /**
@@ -526,9 +526,9 @@ export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | unde
     const p = prepare(c, anchors(roots), new SignatureChecks(false), false);
     return {
       ...p,
-      tcbChain: p.tcbChain.map(certificateFields),
-      qeIdChain: p.qeIdChain.map(certificateFields),
-      pckCrlChain: p.pckCrlChain.map(certificateFields),
+      tcbChain: p.tcbChain.map((c) => c.der),
+      qeIdChain: p.qeIdChain.map((c) => c.der),
+      pckCrlChain: p.pckCrlChain.map((c) => c.der),
     };
   } finally {
     clearDcapCaches();
@@ -536,11 +536,12 @@ export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | unde
 }
 
 /**
- * The worker's prepared collateral on this thread: its certificates revived, the pinned root as
- * this thread's own anchor object (so it compares and serves keys as usual).
+ * The worker's prepared collateral on this thread: its certificates as this thread's objects (a
+ * root as the anchor object, others parsed or found in the certificate cache by exact DER: the
+ * bytes the worker checked, copied to this thread by the message).
  */
 function attachedCollateral(d: DetachedCollateral, a: Anchors): PreparedCollateral {
-  const revive = (f: CertificateFields) => anchorOf(a, f.der) ?? certificateFromFields(f);
+  const revive = (der: Uint8Array) => anchorOf(a, der) ?? cert(der);
   return {
     ...d,
     tcbChain: d.tcbChain.map(revive),

@@ -205,24 +205,6 @@ export function parseCertificate(der: Uint8Array): Certificate {
   };
 }
 
-/** A certificate's fields without its key accessor: what crosses to another thread. */
-export type CertificateFields = Omit<Certificate, 'publicKey'>;
-
-/** The fields of `c`, without the key accessor (a function cannot be cloned to another thread). */
-export function certificateFields(c: Certificate): CertificateFields {
-  const { publicKey: _, ...fields } = c;
-  return fields;
-}
-
-/**
- * A Certificate again from fields parsed by parseCertificate on another thread (its key imported
- * on first use here). The fields are trusted to come from parseCertificate: only this module's
- * worker sends them.
- */
-export function certificateFromFields(f: CertificateFields): Certificate {
-  return { ...f, publicKey: lazyKey(f.spki) };
-}
-
 /** Parse a DER CRL (size-capped); structure only. */
 export function parseCrl(der: Uint8Array): Crl {
   if (der.length > MAX_CRL_BYTES)
