@@ -35,9 +35,12 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
-   * a core or more idle beside this thread, measured over the last half second or more; else this
-   * thread; decision 1340). Verdicts and errors are the same either way.
+   * 'caller' (this thread, in turn), 'worker' (split: a cold call's collateral half on one
+   * persistent worker thread, its quote half on this thread, both at once; decision 1380) or
+   * 'auto' (default: the pool while other processes leave half a core or more idle beside this
+   * thread, measured over the last half second or more; else this thread; decision 1340). A call
+   * whose collateral is already checked (warm) runs on this thread in 'auto' and 'worker'.
+   * Verdicts and errors are the same in every mode.
    */
   signatureThreads?: 'auto' | 'pool' | 'caller' | 'worker';
   /**
@@ -737,8 +740,11 @@ export async function verifyDcapQuote(
   return out;
 }
 
-/** Whether 'auto' splits a cold verification with the collateral worker (else the pool); decision 1380. */
-const AUTO_SPLITS = true;
+/**
+ * Whether 'auto' splits a cold verification with the collateral worker when a core is free (else
+ * it uses the pool): no, measured slower than the pool on this 2-core machine (decision 1380).
+ */
+const AUTO_SPLITS = false;
 
 /**
  * A cold verification split in two halves that run at once (decision 1380): the collateral half
