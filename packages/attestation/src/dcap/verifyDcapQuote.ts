@@ -637,14 +637,14 @@ interface EarlyChecks {
 
 /**
  * Start the PCK chain's signatures, the QE report's and the quote's ahead of their turn: on the
- * thread pool before the collateral is parsed (`pool`), so the pool works while this thread
- * parses; or checked here at once (split mode, while the collateral worker checks the collateral),
- * leaving out the checks by a pinned root (the worker checks the PCK CA by the root with the PCK
- * CRL's chain, and this thread learns that result with the collateral). Nothing here throws or
+ * thread pool (`pool`) before the collateral is parsed, so the pool works while this thread
+ * parses, or checked here at once. `split` (the collateral worker checks the collateral
+ * meanwhile) leaves out the checks by a pinned root: the worker checks the PCK CA by the root in
+ * the PCK CRL's chain, and this thread learns that result with the collateral. Nothing here throws or
  * decides anything: each result is recorded at its canonical place later (or dropped if an
  * earlier check fails); any error here is met again, and reported, at that place.
  */
-function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean): EarlyChecks {
+function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean, split = false): EarlyChecks {
   const early: EarlyChecks = {};
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
@@ -664,7 +664,7 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean)
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
-        if (mayIssue(certs[i]!, certs[i + 1]!) && (pool || !a.roots.includes(certs[i + 1]!)))
+        if (mayIssue(certs[i]!, certs[i + 1]!) && (!split || !a.roots.includes(certs[i + 1]!)))
           issuedBy(certs[i]!, certs[i + 1]!, pool);
     }
     const leaf = certs[0]!;
@@ -749,8 +749,9 @@ const AUTO_SPLITS = false;
 /**
  * A cold verification split in two halves that run at once (decision 1380): the collateral half
  * (chains to the pinned root, TCB info, QE identity and both CRL signatures) on the collateral
- * worker thread, the quote half (PCK chain, QE report, quote signature) here, every signature in
- * turn on its thread; then the combination (TCB level, QE identity, revocation, bindings) here,
+ * worker thread (its signatures in turn there), the quote half (PCK chain, QE report, quote
+ * signature) here with its signatures on libuv's pool, then the PCK CRL's signature (with the PCK
+ * CA key imported here) and the combination (TCB level, QE identity, revocation, bindings) here,
  * each result recorded at its place in verifyDcapQuoteSync's order, so the error reported is the
  * same. Collateral already checked (cached) is not split: the call runs on this thread. Fails
  * with E_TIMEOUT or E_INTERNAL when the worker does not answer, never with a verdict.
@@ -759,22 +760,30 @@ async function verifySplit(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
-  const checks = new SignatureChecks(false);
   const b = begin(quote, opts);
   const l = lookupCollateral(opts.collateral, b.a);
-  if (l.p !== undefined) return finish(b, opts, l.p, checks);
+  if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
+  const checks = new SignatureChecks(true);
   const pinned = opts.roots === undefined || opts.roots.length === 0;
   const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
   const reply = prepareOnWorker(l.own, roots, opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
-  const early = startQuoteChecks(b.q, opts.collateral, b.a, false);
+  const early = startQuoteChecks(b.q, opts.collateral, b.a, true, true);
   // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
   const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
   learnRootChecks(col, b.a);
-  // The collateral's last check, by the PCK CA's key (this thread's, imported for the PCK chain).
-  const pckCa = col.pckCrlChain[0]!;
-  verifyCrlBy(col.pckCrl, cachedCert(pckCa.der) ?? pckCa, 'PCK CRL', checks);
-  rememberCollateral(l, b.a, col);
-  return finish(b, opts, col, checks, early);
+  let out: VerifiedEvidence;
+  try {
+    // The collateral's last check, by the PCK CA's key (this thread's, imported for the PCK chain).
+    const pckCa = col.pckCrlChain[0]!;
+    verifyCrlBy(col.pckCrl, cachedCert(pckCa.der) ?? pckCa, 'PCK CRL', checks);
+    checks.whenPassed(() => rememberCollateral(l, b.a, col));
+    out = finish(b, opts, col, checks, early);
+  } catch (e) {
+    await checks.settle();
+    throw e;
+  }
+  await checks.settle();
+  return out;
 }
 
 /**
