@@ -267,6 +267,13 @@ describe('a worker that dies or does not answer fails the call, never passes it'
     expect(collateralWorker()).not.toBe(w);
   }, 30_000);
 
+  it('a workerTimeoutMs that is not a positive number is refused, not taken as no limit', async () => {
+    for (const workerTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
+      await expect(
+        verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker', workerTimeoutMs }),
+      ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+  });
+
   it('a process whose only pending work is a split verification waits for it (a call in flight holds the event loop open)', () => {
     const script = `
       import { verifyDcapQuote } from ${JSON.stringify(new URL('./verifyDcapQuote.ts', import.meta.url).href)};

@@ -760,13 +760,16 @@ async function verifySplit(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
+  const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
   const b = begin(quote, opts);
   const l = lookupCollateral(opts.collateral, b.a);
   if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
   const checks = new SignatureChecks(true);
   const pinned = opts.roots === undefined || opts.roots.length === 0;
   const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
-  const reply = prepareOnWorker(l.own, roots, opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
+  const reply = prepareOnWorker(l.own, roots, timeoutMs);
   const early = startQuoteChecks(b.q, opts.collateral, b.a, true, true);
   // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
   const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
