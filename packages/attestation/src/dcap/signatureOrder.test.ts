@@ -163,7 +163,7 @@ function runSync(c: Case): Outcome {
 async function runAsync(
   c: Case,
   clear = true,
-  signatureThreads: 'pool' | 'caller' | 'auto' = 'pool',
+  signatureThreads: 'pool' | 'caller' | 'auto' | 'worker' = 'pool',
 ): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
@@ -189,6 +189,7 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c), s.name).toEqual(want);
       expect(await runAsync(c, true, 'caller'), s.name).toEqual(want);
       expect(await runAsync(c, true, 'auto'), s.name).toEqual(want);
+      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
     }
   });
 
@@ -202,6 +203,7 @@ describe('signature failures are reported in the synchronous order by both entry
         const label = `${SIGNATURES[i]!.name} + ${SIGNATURES[j]!.name}`;
         expect(runSync(c), label).toEqual(want);
         expect(await runAsync(c), label).toEqual(want);
+        expect(await runAsync(c, true, 'worker'), `${label} (split)`).toEqual(want);
       }
   });
 
@@ -212,6 +214,7 @@ describe('signature failures are reported in the synchronous order by both entry
     c0.quote[authDataOffset]! ^= 0x01;
     expect(runSync(c0)).toEqual(binding);
     expect(await runAsync(c0)).toEqual(binding);
+    expect(await runAsync(c0, true, 'worker')).toEqual(binding);
     for (const s of SIGNATURES.slice(0, -1)) {
       const c = base();
       c.quote[authDataOffset]! ^= 0x01;
@@ -219,6 +222,7 @@ describe('signature failures are reported in the synchronous order by both entry
       const want = { code: s.code, message: s.message };
       expect(runSync(c), s.name).toEqual(want);
       expect(await runAsync(c), s.name).toEqual(want);
+      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
     }
   });
 
@@ -231,6 +235,10 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c, false), s.name).toEqual(want);
       expect(await runAsync(c, false), s.name).toEqual(want);
       expect(runSync(c), s.name).toEqual(want);
+      clearDcapCaches();
+      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
+      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
+      expect(runSync(c), `${s.name} (after split)`).toEqual(want);
     }
   });
 
@@ -240,10 +248,18 @@ describe('signature failures are reported in the synchronous order by both entry
       s.breakIt(c);
       return { c, want: { code: s.code, message: s.message } };
     });
-    for (const order of ['good first', 'broken first'] as const) {
+    for (const [order, mode] of [
+      ['good first', 'pool'],
+      ['broken first', 'pool'],
+      ['good first', 'worker'],
+      ['broken first', 'worker'],
+    ] as const) {
       clearDcapCaches();
       const runs = broken.flatMap(({ c, want }) => {
-        const pair = [runAsync(base(), false), runAsync(c, false).then((o) => ({ o, want }))] as const;
+        const pair = [
+          runAsync(base(), false, mode),
+          runAsync(c, false, mode).then((o) => ({ o, want })),
+        ] as const;
         return order === 'good first' ? [pair[0], pair[1]] : [pair[1], pair[0]];
       });
       const results = await Promise.all(runs);

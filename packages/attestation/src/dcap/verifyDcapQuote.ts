@@ -1,6 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
+import { DEFAULT_WORKER_TIMEOUT_MS, prepareOnWorker } from './collateralWorkerClient.ts';
 import { poolHasACore } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
@@ -17,6 +18,7 @@ import {
   chainCertificatesAsGiven,
   ecdsaVerifyDer,
   ecdsaVerifyOnPool,
+  ecdsaVerifyRaw,
   p256RawKey,
   parseCertificate,
   parseCrl,
@@ -33,11 +35,19 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
-   * a core or more idle beside this thread, measured over the last half second or more; else this
-   * thread; decision 1340). Verdicts and errors are the same either way.
+   * 'caller' (this thread, in turn), 'worker' (split: a cold call's collateral half on one
+   * persistent worker thread, its quote half on this thread, both at once; decision 1380) or
+   * 'auto' (default: the pool while other processes leave half a core or more idle beside this
+   * thread, measured over the last half second or more; else this thread; decision 1340). A call
+   * whose collateral is already checked (warm) runs on this thread in 'auto' and 'worker'.
+   * Verdicts and errors are the same in every mode.
    */
-  signatureThreads?: 'auto' | 'pool' | 'caller';
+  signatureThreads?: 'auto' | 'pool' | 'caller' | 'worker';
+  /**
+   * Split mode ('worker', or 'auto' on a free core): how long a cold call waits for the collateral
+   * worker before failing with E_TIMEOUT (ms; default 5000).
+   */
+  workerTimeoutMs?: number;
 }
 
 function qeReportErr(): FirnError {
@@ -98,6 +108,13 @@ function cert(der: Uint8Array): Certificate {
   const c = parseCertificate(der);
   certCache.set(k, [c, ...(bucket ?? [])].slice(0, MAX_PER_CERT_BUCKET));
   return c;
+}
+
+/** The cached certificate object for exactly `der`, if any (nothing parsed). */
+function cachedCert(der: Uint8Array): Certificate | undefined {
+  const bucket = certCache.get(`${der.length}\u0003${key(der.subarray(Math.max(0, der.length - 32)))}`);
+  if (bucket !== undefined) for (const c of bucket) if (same(c.der, der)) return c;
+  return undefined;
 }
 
 /**
@@ -299,9 +316,14 @@ function sameCollateral(x: QuoteCollateralV3, y: QuoteCollateralV3): boolean {
   );
 }
 
-function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
+/** The CRL names `issuer` as its issuer (the check before its signature). */
+function checkCrlIssuer(crl: Crl, issuer: Certificate, what: string): void {
   if (!same(crl.issuer, issuer.subject))
     throw chainErr(`${what} is not issued by ${what === 'root CA CRL' ? 'the root' : 'the PCK CA'}`);
+}
+
+function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
+  checkCrlIssuer(crl, issuer, what);
   checks.der(issuer.publicKey(), crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
 }
 
@@ -341,7 +363,17 @@ function signerChainDers(text: string, what: string): Uint8Array[] {
 
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
-function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
+/**
+ * Check the collateral's chains and signatures, in the canonical order. `pckCrlSignature: false`
+ * (the collateral worker) stops short of the last one, the PCK CRL's signature by the PCK CA: the
+ * calling thread checks it next (checkPckCrlSignature), with the PCK CA key it imports anyway.
+ */
+function prepare(
+  c: QuoteCollateralV3,
+  a: Anchors,
+  checks: SignatureChecks,
+  pckCrlSignature = true,
+): PreparedCollateral {
   const tcbChain = verifyChain(
     signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
@@ -384,7 +416,8 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
     checks,
   );
   const pckCrl = parseCrl(c.pckCrl);
-  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
+  if (pckCrlSignature) verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
+  else checkCrlIssuer(pckCrl, pckCrlChain[0]!, 'PCK CRL');
   return {
     tcbInfo,
     qeIdentity,
@@ -421,11 +454,16 @@ function byObject(raw: unknown, fields: unknown[] | undefined, a: Anchors): Prep
   return hit?.fields.every((v, i) => v === fields[i]) ? hit.p : undefined;
 }
 
-/** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
-function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
+/** A lookup in the collateral caches: the prepared collateral, or what preparing it needs. */
+type CollateralLookup =
+  | { p: PreparedCollateral }
+  | { p?: undefined; own: QuoteCollateralV3; k: string; raw: unknown; fields: unknown[] | undefined };
+
+/** The collateral `raw` checked against `a` from the caches, or its parts (own copies) to check. */
+function lookupCollateral(raw: unknown, a: Anchors): CollateralLookup {
   const fields = objectFields(raw);
   const known = byObject(raw, fields, a);
-  if (known !== undefined) return known;
+  if (known !== undefined) return { p: known };
   // Read from the snapshot, so what is prepared is exactly what the object cache records.
   const c = toQuoteCollateralV3(
     fields === undefined ? raw : Object.fromEntries(COLLATERAL_FIELDS.map((f, i) => [f, fields[i]])),
@@ -434,7 +472,7 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   const cached = preparedCache.get(k)?.find((e) => sameCollateral(e.c, c))?.p;
   if (cached !== undefined) {
     rememberByObject(raw, fields, a, cached);
-    return cached;
+    return { p: cached };
   }
   // Own copies of the byte parts, taken before anything is checked: the entry must record exactly
   // the bytes that were checked, and a caller's array may change in place while checks are in
@@ -446,13 +484,73 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
     tcbInfoSignature: c.tcbInfoSignature.slice(),
     qeIdentitySignature: c.qeIdentitySignature.slice(),
   };
-  const p = prepare(own, a, checks);
-  checks.whenPassed(() => {
-    const bucket = (preparedCache.get(k) ?? []).filter((e) => !sameCollateral(e.c, own));
-    preparedCache.set(k, [{ c: own, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
-    rememberByObject(raw, fields, a, p);
-  });
+  return { own, k, raw, fields };
+}
+
+/** Cache collateral whose every check passed, by its parts and by the caller's object. */
+function rememberCollateral(
+  l: CollateralLookup & { p?: undefined },
+  a: Anchors,
+  p: PreparedCollateral,
+): void {
+  const bucket = (preparedCache.get(l.k) ?? []).filter((e) => !sameCollateral(e.c, l.own));
+  preparedCache.set(l.k, [{ c: l.own, p }, ...bucket].slice(0, MAX_PER_SIGNATURES));
+  rememberByObject(l.raw, l.fields, a, p);
+}
+
+/** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
+function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
+  const l = lookupCollateral(raw, a);
+  if (l.p !== undefined) return l.p;
+  const p = prepare(l.own, a, checks);
+  checks.whenPassed(() => rememberCollateral(l, a, p));
   return p;
+}
+
+/**
+ * PreparedCollateral as plain data to cross threads: its certificates as their DER only (each is
+ * parsed again, or found parsed, on the receiving thread: cheaper than cloning parsed fields).
+ */
+interface DetachedCollateral extends Omit<PreparedCollateral, 'tcbChain' | 'qeIdChain' | 'pckCrlChain'> {
+  tcbChain: Uint8Array[];
+  qeIdChain: Uint8Array[];
+  pckCrlChain: Uint8Array[];
+}
+
+/**
+ * The collateral half of a split verification, as the collateral worker runs it: `prepare` against
+ * `roots` (DER; undefined: the pinned Intel root) with every signature checked in turn on this thread (same checks, order
+ * and errors as verifyDcapQuoteSync) but the PCK CRL's signature, which the calling thread checks
+ * next; then every cache of inputs cleared, so the worker keeps none.
+ * Returns plain data (structured-clone safe). Throws the first failing check's FirnError.
+ */
+export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | undefined): DetachedCollateral {
+  try {
+    const p = prepare(c, anchors(roots), new SignatureChecks(false), false);
+    return {
+      ...p,
+      tcbChain: p.tcbChain.map((c) => c.der),
+      qeIdChain: p.qeIdChain.map((c) => c.der),
+      pckCrlChain: p.pckCrlChain.map((c) => c.der),
+    };
+  } finally {
+    clearDcapCaches();
+  }
+}
+
+/**
+ * The worker's prepared collateral on this thread: its certificates as this thread's objects (a
+ * root as the anchor object, others parsed or found in the certificate cache by exact DER: the
+ * bytes the worker checked, copied to this thread by the message).
+ */
+function attachedCollateral(d: DetachedCollateral, a: Anchors): PreparedCollateral {
+  const revive = (der: Uint8Array) => anchorOf(a, der) ?? cert(der);
+  return {
+    ...d,
+    tcbChain: d.tcbChain.map(revive),
+    qeIdChain: d.qeIdChain.map(revive),
+    pckCrlChain: d.pckCrlChain.map(revive),
+  };
 }
 
 interface PckChain {
@@ -538,19 +636,24 @@ interface EarlyChecks {
 }
 
 /**
- * Start the PCK chain's signatures, the QE report's and the quote's on the thread pool before the
- * collateral is parsed, so the pool works while this thread parses. Nothing here throws or
+ * Start the PCK chain's signatures, the QE report's and the quote's ahead of their turn: on the
+ * thread pool (`pool`) before the collateral is parsed, so the pool works while this thread
+ * parses, or checked here at once. `split` (the collateral worker checks the collateral
+ * meanwhile) leaves out the checks by a pinned root: the worker checks the PCK CA by the root in
+ * the PCK CRL's chain, and this thread learns that result with the collateral. Nothing here throws or
  * decides anything: each result is recorded at its canonical place later (or dropped if an
  * earlier check fails); any error here is met again, and reported, at that place.
  */
-function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
+function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean, split = false): EarlyChecks {
   const early: EarlyChecks = {};
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
   // first, so the checks are queued from the top (the pinned root's key is already imported).
   try {
     early.attestationKey = attestationKey(q.attestationKey);
-    early.quote = ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363');
+    early.quote = pool
+      ? ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
+      : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
   } catch {
     // met again at its place in the canonical order
   }
@@ -561,15 +664,14 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors): EarlyChecks {
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
-        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, true);
+        if (mayIssue(certs[i]!, certs[i + 1]!) && (!split || !a.roots.includes(certs[i + 1]!)))
+          issuedBy(certs[i]!, certs[i + 1]!, pool);
     }
     const leaf = certs[0]!;
-    early.qeReport = ecdsaVerifyOnPool(
-      leaf.publicKey(),
-      q.certification.qeReport.raw,
-      q.certification.qeReportSignature,
-      'ieee-p1363',
-    );
+    const { qeReport, qeReportSignature } = q.certification;
+    early.qeReport = pool
+      ? ecdsaVerifyOnPool(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
+      : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
     early.leaf = leaf;
   } catch {
     // met again at its place in the canonical order
@@ -623,7 +725,9 @@ export async function verifyDcapQuote(
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
   const where = opts.signatureThreads ?? 'auto';
-  const checks = new SignatureChecks(where === 'pool' || (where === 'auto' && poolHasACore()));
+  const free = where === 'auto' && poolHasACore();
+  if (where === 'worker' || (free && AUTO_SPLITS)) return verifySplit(quote, opts);
+  const checks = new SignatureChecks(where === 'pool' || free);
   let out: VerifiedEvidence;
   try {
     out = verifyWith(quote, opts, checks, where === 'auto');
@@ -637,6 +741,77 @@ export async function verifyDcapQuote(
 }
 
 /**
+ * Whether 'auto' splits a cold verification with the collateral worker when a core is free (else
+ * it uses the pool): no, measured slower than the pool on this 2-core machine (decision 1380).
+ */
+const AUTO_SPLITS = false;
+
+/**
+ * A cold verification split in two halves that run at once (decision 1380): the collateral half
+ * (chains to the pinned root, TCB info, QE identity and both CRL signatures) on the collateral
+ * worker thread (its signatures in turn there), the quote half (PCK chain, QE report, quote
+ * signature) here with its signatures on libuv's pool, then the PCK CRL's signature (with the PCK
+ * CA key imported here) and the combination (TCB level, QE identity, revocation, bindings) here,
+ * each result recorded at its place in verifyDcapQuoteSync's order, so the error reported is the
+ * same. Collateral already checked (cached) is not split: the call runs on this thread. Fails
+ * with E_TIMEOUT or E_INTERNAL when the worker does not answer, never with a verdict.
+ */
+async function verifySplit(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+): Promise<VerifiedEvidence> {
+  const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
+  const b = begin(quote, opts);
+  const l = lookupCollateral(opts.collateral, b.a);
+  if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
+  const checks = new SignatureChecks(true);
+  const pinned = opts.roots === undefined || opts.roots.length === 0;
+  const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
+  const reply = prepareOnWorker(l.own, roots, timeoutMs);
+  const early = startQuoteChecks(b.q, opts.collateral, b.a, true, true);
+  // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
+  const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
+  learnRootChecks(col, b.a);
+  let out: VerifiedEvidence;
+  try {
+    // The collateral's last check, by the PCK CA's key (this thread's, imported for the PCK chain).
+    const pckCa = col.pckCrlChain[0]!;
+    verifyCrlBy(col.pckCrl, cachedCert(pckCa.der) ?? pckCa, 'PCK CRL', checks);
+    checks.whenPassed(() => rememberCollateral(l, b.a, col));
+    out = finish(b, opts, col, checks, early);
+  } catch (e) {
+    await checks.settle();
+    throw e;
+  }
+  await checks.settle();
+  return out;
+}
+
+/**
+ * Record the worker's passed checks of certificates by the pinned root (the PCK CA in the PCK
+ * CRL's chain, the collateral signer) for the same certificate objects here, when this thread has
+ * one with the same DER: the PCK chain's CA is then not checked by the root twice. Only exact DER
+ * and the pinned root's own object are matched, so the fact recorded is the one the worker proved.
+ */
+function learnRootChecks(col: PreparedCollateral, a: Anchors): void {
+  for (const chain of [col.pckCrlChain, col.tcbChain, col.qeIdChain])
+    for (let i = 0; i + 1 < chain.length; i++) {
+      const issuer = chain[i + 1]!;
+      if (!a.roots.includes(issuer)) continue;
+      const child = cachedCert(chain[i]!.der);
+      if (child === undefined) continue;
+      let m = issuedCache.get(child);
+      if (m === undefined) {
+        m = new Map();
+        issuedCache.set(child, m);
+      }
+      m.set(issuer, true);
+    }
+}
+
+/**
  * verifyDcapQuote on the calling thread, every signature checked in turn (same checks, verdicts
  * and errors). For callers that cannot await; it holds the thread for the whole verification.
  */
@@ -647,12 +822,13 @@ export function verifyDcapQuoteSync(
   return verifyWith(quote, opts, new SignatureChecks(false));
 }
 
-function verifyWith(
-  quote: Uint8Array | DcapQuote,
-  opts: VerifyDcapOptions,
-  checks: SignatureChecks,
-  auto = false,
-): VerifiedEvidence {
+/** A quote parsed and its anchors chosen: the start every path shares. */
+interface Begun {
+  q: DcapQuote;
+  a: Anchors;
+}
+
+function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
   const { now } = opts;
   if (typeof now !== 'number' || !Number.isFinite(now))
     throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
@@ -663,17 +839,39 @@ function verifyWith(
       'E_EVIDENCE_MALFORMED',
       `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
     );
-  const a = anchors(opts.roots);
-  const tdx = q.body.kind === 'tdx';
+  return { q, a: anchors(opts.roots) };
+}
+
+function verifyWith(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+  checks: SignatureChecks,
+  auto = false,
+): VerifiedEvidence {
+  const b = begin(quote, opts);
+  const { q, a } = b;
   // 'auto': a call whose collateral object is already checked has two or three signatures left,
   // which cost more to queue on the pool than to check here (decision 1340).
   if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
     checks.deferred = false;
 
-  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a) : undefined;
+  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, true) : undefined;
 
   // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
-  const col = prepared(opts.collateral, a, checks);
+  return finish(b, opts, prepared(opts.collateral, a, checks), checks, early);
+}
+
+/** Everything after the collateral's signatures: time windows, the PCK chain, the quote, matching. */
+function finish(
+  b: Begun,
+  opts: VerifyDcapOptions,
+  col: PreparedCollateral,
+  checks: SignatureChecks,
+  early: EarlyChecks | undefined = undefined,
+): VerifiedEvidence {
+  const { q, a } = b;
+  const { now } = opts;
+  const tdx = q.body.kind === 'tdx';
   const { tcbInfo, qeIdentity, rootCrl, pckCrl } = col;
   if (tcbInfo.id !== (tdx ? 'TDX' : 'SGX'))
     throw new FirnError(
