@@ -192,6 +192,11 @@ export async function startRpcMeter(
       if (size <= MAX_BODY) chunks.push(c);
     });
     req.on('end', () => {
+      if (size > MAX_BODY) {
+        res.writeHead(413);
+        res.end();
+        return;
+      }
       const body = Buffer.concat(chunks);
       let parsed: RpcReq | RpcReq[] | undefined;
       try {

@@ -21,6 +21,8 @@
  * Goals: docs/decisions/1290-scale-benchmark.md. Run: `npm run bench -- scale` (about 6-10 min on
  * a 2-core machine); `runScale` with fewer nodes and jobs is the smoke test (tests/e2e/scale.test.ts).
  * Every process it starts is stopped at the end, on failure, and on SIGINT/SIGTERM.
+ * `SCALE_RPC_METER=1` adds, per phase, the JSON-RPC calls each process made by method and shape
+ * (bench/rpcMeter.ts, decision 1400): a diagnostic run, not a run of record.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
