@@ -76,7 +76,14 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     });
     const [nonce, fees] = await Promise.all([
       clients.public.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' }),
-      clients.public.estimateFeesPerGas(),
+      // A chain without EIP-1559 base fees (estimateFeesPerGas refuses it) gets a legacy gas price.
+      clients.public.estimateFeesPerGas().then(
+        (f): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint } => ({
+          maxFeePerGas: f.maxFeePerGas,
+          maxPriorityFeePerGas: f.maxPriorityFeePerGas,
+        }),
+        async () => ({ gasPrice: await clients.public.getGasPrice() }),
+      ),
     ]);
     // `chainId` is not in writeContract's type but is passed through to the request preparation,
     // which otherwise asks the RPC to fill the request (eth_fillTransaction) to learn it.
@@ -84,8 +91,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
       ...sim.request,
       gas: (estimate * 3n) / 2n + 50_000n,
       nonce,
-      maxFeePerGas: fees.maxFeePerGas,
-      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      ...fees,
       chainId: clients.addresses.chainId,
       account: wallet.account,
       chain: wallet.chain ?? null,
