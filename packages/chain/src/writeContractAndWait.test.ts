@@ -53,8 +53,17 @@ async function recordingProxy(target: string) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, calls };
 }
 
-async function deployRaw(c: FirnClients, initCode: Hex): Promise<Address> {
-  const hash = await c.wallet!.sendTransaction({ data: initCode, account: c.wallet!.account!, chain: null });
+async function deployRaw(c: FirnClients, initCode: Hex, legacy = false): Promise<Address> {
+  const w = c.wallet!;
+  const hash = legacy
+    ? await w.sendTransaction({
+        data: initCode,
+        account: w.account!,
+        chain: null,
+        type: 'legacy',
+        gasPrice: await c.public.getGasPrice(),
+      })
+    : await w.sendTransaction({ data: initCode, account: w.account!, chain: null });
   const receipt = await c.public.waitForTransactionReceipt({ hash });
   return receipt.contractAddress!;
 }
@@ -67,6 +76,18 @@ function onPending(calls: { method: string; params: unknown[] }[]) {
       ((c.method === 'eth_estimateGas' || c.method === 'eth_call' || c.method === 'eth_createAccessList') &&
         (c.params[1] === undefined || c.params[1] === 'pending')),
   );
+}
+
+/** No firn contract is used here: the clients need a deployment only for the chain id. */
+function deploymentOf(a: AnvilInstance): FirnDeployment {
+  return {
+    chainId: a.chainId,
+    registry: '0x0000000000000000000000000000000000000001',
+    verifierSet: '0x0000000000000000000000000000000000000002',
+    jobMarket: '0x0000000000000000000000000000000000000003',
+    dataLedger: '0x0000000000000000000000000000000000000004',
+    deployBlock: 0n,
+  };
 }
 
 beforeAll(async () => {
@@ -134,4 +155,31 @@ describe('writeContractAndWait', () => {
     ).rejects.toBeInstanceOf(ChainRevertedError);
     expect(await clients.public.getTransactionCount({ address: anvil.accounts[0]!.address })).toBe(before);
   });
+
+  it('sends a legacy transaction on a chain without base fees, still with no request on the pending block', async () => {
+    const old = await startAnvil({ accounts: 1, hardfork: 'berlin' });
+    const p = await recordingProxy(old.rpcUrl);
+    try {
+      const c = createFirnClients(
+        p.url,
+        old.accounts[0]!.privateKey,
+        { ...deploymentOf(old) },
+        { pollingIntervalMs: 20 },
+      );
+      const target = await deployRaw(c, GROWING, true);
+      p.calls.length = 0;
+      const res = await writeContractAndWait(c, {
+        address: target,
+        abi: ABI,
+        functionName: 'poke',
+        args: [],
+      });
+      expect(res.receipt.status).toBe('success');
+      expect((await c.public.getTransaction({ hash: res.hash })).type).toBe('legacy');
+      expect(onPending(p.calls)).toEqual([]);
+    } finally {
+      p.server.close();
+      await old.stop();
+    }
+  }, 30_000);
 });
