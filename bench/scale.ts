@@ -21,6 +21,8 @@
  * Goals: docs/decisions/1290-scale-benchmark.md. Run: `npm run bench -- scale` (about 6-10 min on
  * a 2-core machine); `runScale` with fewer nodes and jobs is the smoke test (tests/e2e/scale.test.ts).
  * Every process it starts is stopped at the end, on failure, and on SIGINT/SIGTERM.
+ * `SCALE_RPC_METER=1` adds, per phase, the JSON-RPC calls each process made by method and shape
+ * (bench/rpcMeter.ts, decision 1400): a diagnostic run, not a run of record.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -28,12 +30,25 @@ import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DEV_POLICY } from '@firn/attestation';
-import { createFirnClients, firnJobMarketAbi, getJob, JobStatus, listNodes, NodeStatus } from '@firn/chain';
+import {
+  createFirnClients,
+  firnDataLedgerAbi,
+  firnGovernanceAbi,
+  firnJobMarketAbi,
+  firnRegistryAbi,
+  firnRewardsAbi,
+  firnVerifierSetAbi,
+  getJob,
+  JobStatus,
+  listNodes,
+  NodeStatus,
+} from '@firn/chain';
 import { devnetRoots, runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { demoModel } from '../packages/cli/src/devnet/demo/inferenceDemo.ts';
+import { type RpcMeter, type RpcMeterRow, startRpcMeter } from './rpcMeter.ts';
 import { type Devnet, startDevnet } from '../packages/cli/src/devnet/startDevnet.ts';
 import { type Headline, reportBench, resultPath } from './report.ts';
 
@@ -66,6 +81,12 @@ export interface ScaleOptions {
   onPhase?: (phase: PhaseResult, index: number) => void;
   /** Called with the devnet once it is up (tests: to record the pids it started). */
   onDevnet?: (net: Devnet) => void;
+  /**
+   * Put a counting JSON-RPC proxy (bench/rpcMeter.ts) between every client and anvil and record,
+   * per phase, each caller's calls by method and shape with anvil's answer time (`PhaseResult.rpc`).
+   * A diagnostic: it adds a hop to every chain call, so a metered run is not a run of record.
+   */
+  rpcMeter?: boolean;
 }
 
 /** p50/p95/max of a list of numbers (NaN when empty). */
@@ -124,6 +145,8 @@ export interface PhaseResult {
     meanMlMiB: number;
   };
   load: LoadSummary;
+  /** With `rpcMeter`: the phase's JSON-RPC calls by caller and shape, largest anvil time first. */
+  rpc?: RpcMeterRow[];
 }
 
 /** Where the time and CPU went in a phase. */
@@ -481,6 +504,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   const t0 = performance.now();
   log(`starting a devnet of ${o.nodes} nodes and ${verifiers} verifiers in ${dir}`);
   let net: Devnet | undefined;
+  let meter: RpcMeter | undefined;
+  let deployBlock = 0n;
   // Every pid seen under this process: what stop() did not end is ended here, by pid.
   const seen = new Set<number>();
   /** Kill every process now under this one, by pid (the devnet, however far it got). */
@@ -493,6 +518,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   };
   const stopAll = async () => {
     await net?.stop().catch(() => undefined);
+    await meter?.close().catch(() => undefined);
     const table = procTable();
     for (const pid of seen)
       if (pid !== process.pid && treeOf(table, process.pid).some((t) => t.pid === pid))
@@ -524,11 +550,40 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       // One node at a time: ten enclaves starting at once on two loaded cores miss their deadline.
       staggerNodes: true,
       ...(o.execArgv === undefined ? {} : { execArgv: o.execArgv }),
+      ...(o.rpcMeter
+        ? {
+            rpcVia: async (url: string) => {
+              meter = await startRpcMeter(
+                url,
+                [
+                  firnJobMarketAbi,
+                  firnRegistryAbi,
+                  firnRewardsAbi,
+                  firnVerifierSetAbi,
+                  firnDataLedgerAbi,
+                  firnGovernanceAbi,
+                ],
+                () => deployBlock,
+              );
+              return meter.url;
+            },
+          }
+        : {}),
     });
+    deployBlock = net.deployment.deployBlock;
     o.onDevnet?.(net);
     const devnetStartS = (performance.now() - t0) / 1000;
     log(`devnet up in ${devnetStartS.toFixed(1)} s`);
-    return await measure(net, o, { requesters, concurrency, verifiers, sampleMs, devnetStartS, log, seen });
+    return await measure(net, o, {
+      requesters,
+      concurrency,
+      verifiers,
+      sampleMs,
+      devnetStartS,
+      log,
+      seen,
+      meter,
+    });
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
@@ -547,10 +602,20 @@ async function measure(
     devnetStartS: number;
     log: (l: string) => void;
     seen: Set<number>;
+    meter?: RpcMeter | undefined;
   },
 ): Promise<ScaleResult> {
   const { log } = ctx;
   const state = net.state;
+  /** Which devnet component a pid is (for the RPC meter's rows). */
+  const callerOf = (pid: number): string => {
+    if (pid === process.pid) return 'requesters';
+    const n = net.nodes.find((x) => x.child.pid === pid);
+    if (n) return `node${n.index}`;
+    const v = net.verifiers.findIndex((x) => x.child.pid === pid);
+    if (v >= 0) return `verifier${v + 1}`;
+    return `pid${pid}`;
+  };
   const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment, { pollingIntervalMs: 100 });
   const challengeWindowS = Number(
     await reader.public.readContract({
@@ -650,6 +715,7 @@ async function measure(
     for (const [p, count] of o.phases.entries()) {
       log(`phase ${p + 1}: ${count} jobs, ${ctx.requesters} requesters x ${ctx.concurrency} in flight`);
       const fromBlock = await reader.public.getBlockNumber();
+      ctx.meter?.take(callerOf);
       const cpu0 = componentTicks(procTable(), net);
       const m0 = machineTicks();
       const elu = monitorEventLoopDelay({ resolution: 10 });
@@ -749,6 +815,7 @@ async function measure(
       const wallS = (lastDone - started) / 1000;
       const cpu1 = componentTicks(procTable(), net);
       const m1 = machineTicks();
+      const rpcRows = ctx.meter?.take(callerOf);
       elu.disable();
       const toBlock = await reader.public.getBlockNumber();
 
@@ -886,6 +953,7 @@ async function measure(
           meanMlMiB: avg(atEnd.map((m) => m.mlMiB)),
         },
         load,
+        ...(rpcRows ? { rpc: rpcRows } : {}),
       };
       phases.push(phase);
       o.onPhase?.(phase, p);
@@ -895,6 +963,20 @@ async function measure(
         `phase ${p + 1}: ${phase.completed}/${count} completed in ${wallS.toFixed(1)} s (${phase.jobsPerS.toFixed(2)} jobs/s); posted->result p50 ${phase.postedToResultMs.p50.toFixed(0)} ms p95 ${phase.postedToResultMs.p95.toFixed(0)} ms; posted->finalized p50 ${phase.postedToFinalizedChainS.p50} s p95 ${phase.postedToFinalizedChainS.p95} s (chain); gas/job ${gas.perJob.toFixed(0)}; node RSS mean ${phase.memory.meanTotalMiB.toFixed(0)} MiB max ${phase.memory.maxTotalMiB.toFixed(0)} MiB; machine ${(load.machineBusy * 100).toFixed(0)}% busy`,
       );
       if (errors.length > 0) log(`  errors: ${errors.join(' | ')}`);
+      if (rpcRows) {
+        const jobs = Math.max(1, okRecs.length);
+        log(
+          `  JSON-RPC by caller and shape (per job: calls, anvil ms, KiB; max ms; blocks scanned per job):`,
+        );
+        for (const r of rpcRows.slice(0, 25))
+          log(
+            `    ${r.caller.padEnd(10)} ${r.shape.padEnd(62)} ${(r.calls / jobs).toFixed(2).padStart(7)} ${(r.ms / jobs).toFixed(2).padStart(8)} ${(r.bytes / 1024 / jobs).toFixed(1).padStart(7)} ${r.maxMs.toFixed(0).padStart(6)} ${(r.blocks / jobs).toFixed(0).padStart(7)}`,
+          );
+        const total = rpcRows.reduce((a, r) => a + r.ms, 0);
+        log(
+          `    total anvil answer time per job ${(total / jobs).toFixed(1)} ms over ${rpcRows.reduce((a, r) => a + r.calls, 0)} calls`,
+        );
+      }
     }
   } finally {
     sampling = false;
@@ -1017,6 +1099,7 @@ if (isMain) {
     phases,
     requesters: knob('SCALE_REQUESTERS', 4),
     concurrency: knob('SCALE_CONCURRENCY', 4),
+    rpcMeter: process.env.SCALE_RPC_METER === '1',
     onPhase: (p) => {
       done.push(p);
       mkdirSync(join(partial, '..'), { recursive: true });

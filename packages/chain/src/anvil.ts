@@ -43,6 +43,8 @@ export interface StartAnvilOptions {
   startTimeoutMs?: number;
   /** EIP-155 chain id (default DEVNET_CHAIN_ID), e.g. to test against another chain. */
   chainId?: number;
+  /** anvil's `--hardfork` (default: anvil's latest), e.g. 'berlin' for a chain without base fees. */
+  hardfork?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -145,6 +147,7 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
     '--silent',
   ];
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime));
+  if (opts.hardfork !== undefined) args.push('--hardfork', opts.hardfork);
   installExitHook();
   const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);

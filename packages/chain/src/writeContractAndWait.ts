@@ -60,20 +60,42 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     });
     // Head-room over the estimate: another transaction landing first can make this call take a
     // costlier path (e.g. the vote that reaches the quorum), which would otherwise run out of gas.
+    // Estimated at 'latest', like the simulation, and sent with every field filled here (nonce,
+    // fees, gas, chain id), so no request runs on the 'pending' block: anvil builds that block on a
+    // copy of the whole state (eth_estimateGas without a block, eth_fillTransaction, which viem
+    // uses to fill a request), a cost that grew with every job the chain held (decision 1400).
     const estimate = await clients.public.estimateContractGas({
       account: wallet.account,
       address: req.address,
       abi: req.abi,
       functionName: req.functionName,
       args: req.args,
+      blockTag: 'latest',
+      prepare: false,
       ...(req.value === undefined ? {} : { value: req.value }),
     });
+    const [nonce, fees] = await Promise.all([
+      clients.public.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' }),
+      // A chain without EIP-1559 base fees (estimateFeesPerGas refuses it) gets a legacy gas price.
+      clients.public.estimateFeesPerGas().then(
+        (f): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint } => ({
+          maxFeePerGas: f.maxFeePerGas,
+          maxPriorityFeePerGas: f.maxPriorityFeePerGas,
+        }),
+        async () => ({ gasPrice: await clients.public.getGasPrice() }),
+      ),
+    ]);
+    // `chainId` is not in writeContract's type but is passed through to the request preparation,
+    // which otherwise asks the RPC to fill the request (eth_fillTransaction) to learn it.
     const hash = await wallet.writeContract({
       ...sim.request,
       gas: (estimate * 3n) / 2n + 50_000n,
+      nonce,
+      ...fees,
+      chainId: clients.addresses.chainId,
       account: wallet.account,
       chain: wallet.chain ?? null,
-    });
+    } as unknown as Parameters<typeof wallet.writeContract>[0]);
     const receipt = await clients.public.waitForTransactionReceipt({ hash });
     if (receipt.status !== 'success') {
       // Mined but reverted (state changed between simulation and inclusion): replay to decode.

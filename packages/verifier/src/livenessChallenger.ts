@@ -2,7 +2,6 @@ import {
   ChainRevertedError,
   claimVerifierReward,
   type FirnClients,
-  firnRegistryAbi,
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
@@ -48,7 +47,12 @@ interface Open {
   epoch: bigint;
   nonce: Hex;
   deadline: bigint;
+  /** Block of the transaction that issued it: its answer can only come later. */
+  issuedBlock: bigint;
 }
+
+/** Blocks before a challenge's issue block that its answer scan also reads (a reorg may move it). */
+const ANSWER_SCAN_OVERLAP = 32n;
 
 /**
  * A verifier's liveness duty (issue 9): once per epoch, challenge every eligible Active node (the
@@ -146,8 +150,8 @@ export class LivenessChallenger {
       done.add(enclaveId);
       if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
       try {
-        const { challenge } = await issueChallenge(this.clients, enclaveId);
-        this.open.set(challenge.challengeId, challenge);
+        const { challenge, receipt } = await issueChallenge(this.clients, enclaveId);
+        this.open.set(challenge.challengeId, { ...challenge, issuedBlock: receipt.blockNumber });
         this.stats.issued++;
         this.opts.logger?.info('liveness challenge issued', {
           enclaveId,
@@ -187,14 +191,21 @@ export class LivenessChallenger {
     }
   }
 
-  /** The relayed signature recovers an address that was the node's enclave key at that block. */
+  /**
+   * The relayed signature recovers an address that was the node's enclave key at that block. The
+   * answer is looked for from the challenge's issue block (less ANSWER_SCAN_OVERLAP), not from the
+   * deployment: nothing before the challenge can answer it, and a scan from the deployment grew
+   * with the chain (and exceeds the block range public RPCs accept).
+   */
   private async recheckAnswer(c: Open): Promise<boolean> {
+    const floor = this.clients.addresses.deployBlock;
+    const back = c.issuedBlock - ANSWER_SCAN_OVERLAP;
     const logs = await this.clients.public.getContractEvents({
       address: rewardsAddress(this.clients),
       abi: firnRewardsAbi,
       eventName: 'ChallengeAnswered',
       args: { challengeId: c.challengeId },
-      fromBlock: this.clients.addresses.deployBlock,
+      fromBlock: back > floor ? back : floor,
       strict: true,
     });
     const log = logs[0];

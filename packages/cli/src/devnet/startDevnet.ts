@@ -60,6 +60,13 @@ export interface DevnetOptions {
    * loaded machine ten enclaves starting together can miss their start-up deadline.
    */
   staggerNodes?: boolean;
+  /**
+   * Route every devnet client (deployment, nodes, verifiers, dashboard, the state file's
+   * `rpcUrl`) through a URL in front of anvil: called with anvil's own URL, it returns the one
+   * the clients use (e.g. a counting JSON-RPC proxy that measures which calls load the chain).
+   * `Devnet.anvil.rpcUrl` is then that URL. Default: anvil's URL.
+   */
+  rpcVia?: (anvilRpcUrl: string) => Promise<string>;
 }
 
 export interface DevnetNode {
@@ -159,6 +166,15 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     o.log('building the enclave program bundle');
     // One node per hosted app after the regular ones: every node gets its own funded account.
     anvil = await startAnvilRetrying(12 + o.nodes + (o.apps?.length ?? 0) + o.verifiers);
+    if (o.rpcVia) {
+      const started = anvil;
+      try {
+        anvil = { ...started, rpcUrl: await o.rpcVia(started.rpcUrl) };
+      } catch (e) {
+        await started.stop();
+        throw e;
+      }
+    }
   } catch (e) {
     releaseLock();
     throw e;
