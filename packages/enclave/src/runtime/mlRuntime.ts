@@ -1,4 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadMlEngines, loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
@@ -225,8 +227,9 @@ export const SPARE_PING_TIMEOUT_MS = 10_000;
 export interface ChildProcessMlRuntime extends MlRuntime {
   /**
    * Resolves once the spare child (when one is starting) has loaded its engines, been checked and
-   * finished its warm-up, or failed to; at once when there is no spare. For tools and benchmarks
-   * that wait for an idle node.
+   * finished its warm-up, or failed to; after one macrotask when there is no spare (a start that
+   * `jobFinished` has scheduled by then is waited for). For tools and benchmarks that wait for an
+   * idle node.
    */
   spareReady(): Promise<void>;
   /** Stop the spare child and start no more; jobs after this start their own child. */
@@ -478,6 +481,8 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   startSpare();
   return {
     async spareReady() {
+      // A start already scheduled (jobFinished runs one macrotask after a job's answer) counts.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const s = spare;
       if (s === undefined) return;
       // Someone waits for it: the child keeps the event loop alive until it is warm.
@@ -552,6 +557,26 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     },
   };
 }
+
+/**
+ * A full garbage collection of this (child) process: V8's `gc`, exposed at run time the first time
+ * it is needed (no Node option at start, so the child's command line stays the image's). A no-op
+ * where V8 refuses the flag.
+ */
+function collectGarbage(): void {
+  if (gcFunction === undefined) {
+    gcFunction = null;
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc: unknown = runInNewContext('gc');
+      if (typeof gc === 'function') gcFunction = gc as () => void;
+    } catch {
+      // Left null: no collection, as before.
+    }
+  }
+  gcFunction?.();
+}
+let gcFunction: (() => void) | null | undefined;
 
 function plain(outputs: Record<string, PlainTensor>): Record<string, PlainTensor> {
   const out: Record<string, PlainTensor> = {};
@@ -650,6 +675,9 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
             } finally {
               if (warming?.done === done) warming = undefined;
             }
+            // The warm-up's garbage is collected now, while no job waits, not inside the job (or
+            // by V8's idle-time memory reducer during it); skipped when a job cut the warm-up short.
+            if (!stop.signal.aborted) collectGarbage();
           }
           send({ id: m.id, result: null });
         } else if (m.op === 'load') {
