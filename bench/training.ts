@@ -10,9 +10,8 @@
  *   (grant signed to the enclave's KEM key); the host sends `preflightJob` then `runJob` (channel,
  *   commitments, grants, decrypt, train in the child, seal five outputs, sign the Work Proof); the
  *   requester opens the weights. Not included: the chain and the node's HTTP API (per-job costs
- *   measured by the e2e tests). Before every timed run of either path the bench collects this
- *   process's garbage and waits until the enclave and its children use no CPU (a node idle between
- *   jobs, its spare warm); `backToBack`
+ *   measured by the e2e tests). Before every timed run of either path the bench waits until the
+ *   enclave and its children use no CPU (a node idle between jobs, its spare warm); `backToBack`
  *   is a job sent as the previous one answered, before its spare is ready.
  * plaintext: the same engine in this process, from the raw CSV bytes to the weights in hand
  *   (parse, standardise, train), on tfjs's wasm backend (the goal's peer) and on pure-JS cpu.
@@ -24,8 +23,6 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
 import { bytesToHex, type Hex, repoRoot, sha256, sharedPath } from '@firn/core';
@@ -64,8 +61,6 @@ export interface TrainingBenchResult {
   backToBack: { seconds: number; weightsEqualPlaintext: boolean };
   /** Every timed run, seconds, in the order run (interleaved). */
   runs: { confidential: number[]; wasm: number[] };
-  /** Whether this process's heap was collected before every timed run (V8's gc could be exposed). */
-  gcBeforeRuns: boolean;
   /** wasm / cpu, loop throughput. */
   ratio: number;
   ratios: {
@@ -97,20 +92,6 @@ interface BenchEnclave {
   idle: () => Promise<void>;
   close: () => Promise<void>;
 }
-
-/**
- * A full garbage collection of this process (V8's `gc`, exposed at run time), or undefined where
- * the flag cannot be set. The bench calls it before every timed run of both paths.
- */
-const collectGarbage: (() => void) | undefined = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as () => void) : undefined;
-  } catch {
-    return undefined;
-  }
-})();
 
 /** utime + stime (clock ticks) of `pid` and its children, from /proc; 0 where /proc is absent. */
 function treeCpuTicks(pid: number): number {
@@ -277,13 +258,7 @@ export async function run(
   // start never shares the CPU with a timed run of either path (a node idle between jobs has it).
   const repeats = opts.repeats ?? 8;
   const enclave = await startEnclave();
-  // Every timed run of either path starts from the same state: this process's heap collected (so
-  // garbage one run left, e.g. the requester's sealed copies, is not collected inside the next
-  // one, whichever path it is) and the enclave and its children idle.
-  const idle = async () => {
-    collectGarbage?.();
-    await enclave.idle();
-  };
+  const idle = enclave.idle;
   try {
     await plain('wasm', 1);
     await idle();
@@ -341,7 +316,6 @@ export async function run(
         weightsEqualPlaintext: Buffer.from(cold.weights).equals(Buffer.from(wasmRun.r.weights)),
       },
       runs,
-      gcBeforeRuns: collectGarbage !== undefined,
       ratio: wasm.loopSamplesPerSecond / cpu.loopSamplesPerSecond,
       ratios: {
         confidentialVsWasm: confidential.endToEndSamplesPerSecond / wasm.endToEndSamplesPerSecond,
@@ -377,7 +351,6 @@ export function formatTrainingBench(r: TrainingBenchResult): string {
     `  decrypted confidential weights equal the plaintext wasm run: ${r.confidential.weightsEqualPlaintext ? 'yes' : 'NO'}`,
     `  back to back (spare child not ready yet): ${r.backToBack.seconds.toFixed(2)} s, ${r.ratios.backToBackVsWasm.toFixed(2)}x end to end (weights equal: ${r.backToBack.weightsEqualPlaintext ? 'yes' : 'NO'})`,
     `  medians: ${r.ratios.medianConfidentialVsWasm.toFixed(2)}x end to end`,
-    `  before every run: ${r.gcBeforeRuns ? 'full GC of this process, then ' : ''}enclave and children idle`,
     `  runs (s, interleaved): confidential ${r.runs.confidential.map((x) => x.toFixed(3)).join(' ')}; plaintext ${r.runs.wasm.map((x) => x.toFixed(3)).join(' ')}`,
   ].join('\n');
 }

@@ -1,6 +1,4 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadMlEngines, loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
@@ -558,26 +556,6 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   };
 }
 
-/**
- * A full garbage collection of this (child) process: V8's `gc`, exposed at run time the first time
- * it is needed (no Node option at start, so the child's command line stays the image's). A no-op
- * where V8 refuses the flag.
- */
-function collectGarbage(): void {
-  if (gcFunction === undefined) {
-    gcFunction = null;
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc: unknown = runInNewContext('gc');
-      if (typeof gc === 'function') gcFunction = gc as () => void;
-    } catch {
-      // Left null: no collection, as before.
-    }
-  }
-  gcFunction?.();
-}
-let gcFunction: (() => void) | null | undefined;
-
 function plain(outputs: Record<string, PlainTensor>): Record<string, PlainTensor> {
   const out: Record<string, PlainTensor> = {};
   for (const [k, t] of Object.entries(outputs)) out[k] = { type: t.type, dims: [...t.dims], data: t.data };
@@ -675,9 +653,6 @@ export function serveMlRuntime(workloads: Record<string, Workload>): void {
             } finally {
               if (warming?.done === done) warming = undefined;
             }
-            // The warm-up's garbage is collected now, while no job waits, not inside the job (or
-            // by V8's idle-time memory reducer during it); skipped when a job cut the warm-up short.
-            if (!stop.signal.aborted) collectGarbage();
           }
           send({ id: m.id, result: null });
         } else if (m.op === 'load') {
