@@ -54,7 +54,8 @@ function labeledExtract(suiteId: Buffer, salt: Uint8Array, label: string, ikm: U
     .digest();
 }
 
-// LabeledExpand(prk, label, info, L) = HKDF-Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L).
+// LabeledExpand(prk, label, info, L) =
+//   HKDF-Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L).
 function labeledExpand(suiteId: Buffer, prk: Uint8Array, label: string, info: Uint8Array, L: number): Buffer {
   const labeled = Buffer.concat([i2osp2(L), VERSION_LABEL, suiteId, Buffer.from(label), info]);
   const out = Buffer.alloc(L);

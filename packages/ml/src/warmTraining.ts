@@ -65,14 +65,16 @@ export async function loadMlEngines(): Promise<LoadedMlEngines> {
 /**
  * Start the training engine ahead of a job, in a process that has not trained yet (the ML
  * runtime's spare child, docs/decisions/1280-spare-ml-child.md): select the backend (loading its
- * WebAssembly), then run a training job's steps once on synthetic data (`WARM_TRAINING`): parse a
- * generated CSV, train a seeded 4-64-32-2 MLP with a 25% validation split, export it to ONNX. The
+ * WebAssembly), then run a training job's steps on synthetic data (`WARM_TRAINING`): parse a
+ * generated CSV, train a seeded 4-64-32-2 MLP with a 25% validation split, export it to ONNX; then
+ * `passes` short runs (one epoch) of the same steps, so the ones a job runs only once (parse,
+ * split, model build, evaluation, export) are tiered up too (docs/decisions/1390). The
  * engine's JavaScript is then compiled and its kernels set up before any job's data arrives. It
  * reads no input and no key, and changes no later result: training depends only on its own
  * inputs and seed (the same weights with or without this call; see warmTraining.test.ts).
- * `opts.signal` stops it early: before it starts, or at its next epoch boundary (one macrotask is
- * yielded between epochs so the message that aborts it can arrive); a job that arrives while the
- * spare warms then waits for one epoch at most. Returns the backend selected. Raises only on an
+ * `opts.signal` stops it early: before it starts, at its next epoch boundary or between passes
+ * (one macrotask is yielded between epochs and passes so the message that aborts it can arrive); a
+ * job that arrives while the spare warms then waits for one epoch at most. Returns the backend selected. Raises only on an
  * engine failure (E_JOB_FAILED).
  */
 export async function warmTraining(
