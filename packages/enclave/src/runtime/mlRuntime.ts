@@ -225,8 +225,9 @@ export const SPARE_PING_TIMEOUT_MS = 10_000;
 export interface ChildProcessMlRuntime extends MlRuntime {
   /**
    * Resolves once the spare child (when one is starting) has loaded its engines, been checked and
-   * finished its warm-up, or failed to; at once when there is no spare. For tools and benchmarks
-   * that wait for an idle node.
+   * finished its warm-up, or failed to; after one macrotask when there is no spare (a start that
+   * `jobFinished` has scheduled by then is waited for). For tools and benchmarks that wait for an
+   * idle node.
    */
   spareReady(): Promise<void>;
   /** Stop the spare child and start no more; jobs after this start their own child. */
@@ -478,6 +479,8 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   startSpare();
   return {
     async spareReady() {
+      // A start already scheduled (jobFinished runs one macrotask after a job's answer) counts.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const s = spare;
       if (s === undefined) return;
       // Someone waits for it: the child keeps the event loop alive until it is warm.
