@@ -173,8 +173,8 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
           copyIn(s.ring, pieces, off);
           const e: OpenEntry = {
             last: atEnd,
-            pieces: plaintextViews(s.ring.out, off, n - CHUNK_TAG_BYTES),
-            slot: [off, off + n],
+            pieces: plaintextViews(s.ring.outs[slot]!, 0, n - CHUNK_TAG_BYTES),
+            slot,
           };
           e.wait = s.run('open', slot, n, chunkNonce(header.noncePrefix, at, atEnd)).then(
             (ok) => {
@@ -216,8 +216,8 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
     // Chunks decrypted into the shared ring but never released (read ahead past a failure or a
     // consumer's break, or a thread that died mid-chunk) are wiped: only released slots stay.
     if (session !== undefined) {
-      const out = Buffer.from(session.ring.out.buffer);
-      for (const e of cur === undefined ? q : [cur, ...q]) if (e.slot !== undefined) out.fill(0, ...e.slot);
+      for (const e of cur === undefined ? q : [cur, ...q])
+        if (e.slot !== undefined) Buffer.from(session.ring.outs[e.slot]!.buffer).fill(0);
     }
     session?.end(usedSlots);
     dataKey?.fill(0);
@@ -232,8 +232,8 @@ interface OpenEntry {
   pieces: Uint8Array[];
   wait?: Promise<void>;
   err?: unknown;
-  /** Its byte range in the ring (both sides) when on the cipher threads. */
-  slot?: [number, number];
+  /** Its slot in the ring when on the cipher threads. */
+  slot?: number;
 }
 
 /** Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each (the inline cipher's shape). */
