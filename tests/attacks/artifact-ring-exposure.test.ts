@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { isFirnError } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type ChunkRing, cipherPool, cipherPoolSettings } from '../../packages/crypto/src/artifact/cipherPool.ts';
+import {
+  type ChunkRing,
+  cipherPool,
+  cipherPoolSettings,
+} from '../../packages/crypto/src/artifact/cipherPool.ts';
 import { openArtifactStream, sealArtifact } from '../../packages/crypto/src/artifact/index.ts';
 
 // Open with the cipher threads (decision 1370) hands out views of a per-stream shared output ring.
@@ -46,7 +50,12 @@ function holdsChunk(mem: Uint8Array, c: number): boolean {
 describe('artifact open on the cipher threads: nothing after a bad chunk stays reachable', () => {
   it('a tampered chunk leaves no later plaintext in the ring or behind a released piece', async () => {
     const dataKey = new Uint8Array(randomBytes(32));
-    const sealed = await sealArtifact(plaintext(), { recipients: [], dataKey, contentType: 'a/b', chunkSize: CHUNK });
+    const sealed = await sealArtifact(plaintext(), {
+      recipients: [],
+      dataKey,
+      contentType: 'a/b',
+      chunkSize: CHUNK,
+    });
     // Tamper with chunk BAD's tag (header first, then 64 KiB + 16 per chunk).
     const headerBytes = sealed.length - CHUNKS * (CHUNK + 16);
     const bad = sealed.slice();
@@ -86,10 +95,14 @@ describe('artifact open on the cipher threads: nothing after a bad chunk stays r
     }
   });
 
-
   it('a piece handed out does not reach chunks not yet released (its buffer is the whole ring)', async () => {
     const dataKey = new Uint8Array(randomBytes(32));
-    const sealed = await sealArtifact(plaintext(), { recipients: [], dataKey, contentType: 'a/b', chunkSize: CHUNK });
+    const sealed = await sealArtifact(plaintext(), {
+      recipients: [],
+      dataKey,
+      contentType: 'a/b',
+      chunkSize: CHUNK,
+    });
     async function* one() {
       yield sealed;
     }

@@ -25,7 +25,7 @@ afterAll(() => {
 });
 
 describe('artifact open on the cipher threads: unverified plaintext', () => {
-  it('a consumer holding chunk 0 never sees a tampered chunk\'s plaintext', async () => {
+  it("a consumer holding chunk 0 never sees a tampered chunk's plaintext", async () => {
     const pt = new Uint8Array(CHUNK * CHUNKS);
     for (let c = 0; c < CHUNKS; c++) pt.fill(0x40 + c, c * CHUNK, (c + 1) * CHUNK);
     const dataKey = new Uint8Array(randomBytes(32));
@@ -58,6 +58,6 @@ describe('artifact open on the cipher threads: unverified plaintext', () => {
       // E_ARTIFACT_TAMPERED is expected; what matters is what was visible before it.
     }
     expect(polled).toBe(true);
-    expect(seen, 'the tampered chunk\'s plaintext was readable through a released piece').toBe(false);
+    expect(seen, "the tampered chunk's plaintext was readable through a released piece").toBe(false);
   });
 });
