@@ -61,40 +61,48 @@ let crashNext = false;
 function seal(s, m) {
   const c = createCipheriv('aes-256-gcm', s.key, m.nonce, { authTagLength: TAG });
   c.setAAD(s.aad);
+  const out = s.outs[m.slot];
   const end = m.off + m.n;
   for (let o = m.off; o < end; ) {
     const e = Math.min(end, o + m.slice);
     const ct = c.update(s.inp.subarray(o, e));
-    if (ct.length > 0) s.outBuf.fill(ct, o, o + ct.length);
+    if (ct.length > 0) out.fill(ct, o - m.off, o - m.off + ct.length);
     o = e;
   }
   c.final();
-  s.outBuf.fill(c.getAuthTag(), end, end + TAG);
+  out.fill(c.getAuthTag(), m.n, m.n + TAG);
   return true;
 }
 function open(s, m) {
+  // Decrypted into this thread's own buffers; only a verified chunk reaches the shared slot.
   const ctEnd = m.off + m.n - TAG;
   const d = createDecipheriv('aes-256-gcm', s.key, m.nonce, { authTagLength: TAG });
   d.setAAD(s.aad);
   d.setAuthTag(s.inp.slice(ctEnd, ctEnd + TAG));
+  const pts = [];
   for (let o = m.off; o < ctEnd; ) {
     const e = Math.min(ctEnd, o + m.slice);
-    const pt = d.update(s.inp.subarray(o, e));
-    if (pt.length > 0) s.outBuf.fill(pt, o, o + pt.length);
-    pt.fill(0);
+    pts.push(d.update(s.inp.subarray(o, e)));
     o = e;
   }
+  let ok = true;
   try {
     d.final();
-    return true;
   } catch {
-    s.outBuf.fill(0, m.off, ctEnd);
-    return false;
+    ok = false;
   }
+  const out = s.outs[m.slot];
+  let at = 0;
+  for (const pt of pts) {
+    if (ok && pt.length > 0) out.fill(pt, at, at + pt.length);
+    at += pt.length;
+    pt.fill(0);
+  }
+  return ok;
 }
 parentPort.on('message', (m) => {
   if (m.op === 'begin') {
-    streams.set(m.sid, { key: m.key, aad: m.aad, inp: new Uint8Array(m.inp), outBuf: Buffer.from(m.out) });
+    streams.set(m.sid, { key: m.key, aad: m.aad, inp: new Uint8Array(m.inp), outs: m.outs.map((b) => Buffer.from(b)) });
     return;
   }
   if (m.op === 'end') {
@@ -161,12 +169,15 @@ class CipherThread {
   }
 }
 
-/** Slots of one stream: input and output rings of `slots` x `slotBytes` bytes. */
+/**
+ * Slots of one stream: an input ring of `slots` x `slotBytes` bytes, and one output buffer per
+ * slot (its own SharedArrayBuffer: a piece handed out reaches only its own chunk through `.buffer`).
+ */
 export interface ChunkRing {
   readonly slots: number;
   readonly slotBytes: number;
   readonly inp: Uint8Array;
-  readonly out: Uint8Array;
+  readonly outs: readonly Uint8Array[];
   /** `inp` as a Buffer: its fill() copies with memcpy (TypedArray set() on shared memory is about 3x slower). */
   readonly inpBuf: Buffer;
 }
@@ -224,8 +235,8 @@ class CipherPool {
    */
   newRing(slots: number, slotBytes: number): ChunkRing {
     const inp = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
-    const out = new Uint8Array(new SharedArrayBuffer(slots * slotBytes));
-    return { slots, slotBytes, inp, out, inpBuf: Buffer.from(inp.buffer) };
+    const outs = Array.from({ length: slots }, () => new Uint8Array(new SharedArrayBuffer(slotBytes)));
+    return { slots, slotBytes, inp, outs, inpBuf: Buffer.from(inp.buffer) };
   }
 
   /** Resolves once `cipherPoolSettings.threads` threads run (tests, benchmarks' warm-up). */
@@ -281,7 +292,7 @@ export class PoolSession {
         key: this.key,
         aad: this.aad,
         inp: this.ring.inp.buffer,
-        out: this.ring.out.buffer,
+        outs: this.ring.outs.map((o) => o.buffer),
       });
     }
     const id = nextId++;
@@ -293,6 +304,7 @@ export class PoolSession {
         op,
         sid: this.sid,
         id,
+        slot,
         off: slot * this.ring.slotBytes,
         n,
         nonce,

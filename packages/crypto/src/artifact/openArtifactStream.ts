@@ -129,6 +129,8 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
   const q: OpenEntry[] = [];
   let session: PoolSession | undefined;
   let usedSlots = 0;
+  // The chunk taken off the queue and not yet released (a failure keeps it here).
+  let cur: OpenEntry | undefined;
   try {
     const header = await readArtifactHeaderFrom(src);
     const dk = await dataKeyFor(header, key);
@@ -169,7 +171,11 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
           const off = slot * blockSize;
           usedSlots = Math.max(usedSlots, slot + 1);
           copyIn(s.ring, pieces, off);
-          const e: OpenEntry = { last: atEnd, pieces: plaintextViews(s.ring.out, off, n - CHUNK_TAG_BYTES) };
+          const e: OpenEntry = {
+            last: atEnd,
+            pieces: plaintextViews(s.ring.outs[slot]!, 0, n - CHUNK_TAG_BYTES),
+            slot,
+          };
           e.wait = s.run('open', slot, n, chunkNonce(header.noncePrefix, at, atEnd)).then(
             (ok) => {
               if (ok) return;
@@ -197,14 +203,22 @@ export async function* openArtifactStream(source: ByteStream, key: ArtifactKey):
       await fill();
       const e = q.shift();
       if (e === undefined) break;
+      cur = e;
       if (e.wait !== undefined) await e.wait;
       if (e.err !== undefined) throw e.err;
+      cur = undefined;
       yield* e.pieces;
       if (e.last) return;
     }
   } finally {
     // No thread may still write into the ring when it is wiped and reused.
     for (const e of q) if (e.wait !== undefined) await e.wait;
+    // Chunks decrypted into the shared ring but never released (read ahead past a failure or a
+    // consumer's break, or a thread that died mid-chunk) are wiped: only released slots stay.
+    if (session !== undefined) {
+      for (const e of cur === undefined ? q : [cur, ...q])
+        if (e.slot !== undefined) Buffer.from(session.ring.outs[e.slot]!.buffer).fill(0);
+    }
     session?.end(usedSlots);
     dataKey?.fill(0);
     await src.close();
@@ -218,6 +232,8 @@ interface OpenEntry {
   pieces: Uint8Array[];
   wait?: Promise<void>;
   err?: unknown;
+  /** Its slot in the ring when on the cipher threads. */
+  slot?: number;
 }
 
 /** Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each (the inline cipher's shape). */

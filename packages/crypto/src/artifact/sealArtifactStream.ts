@@ -120,7 +120,7 @@ export async function* sealArtifactStream(
         const off = slot * slotBytes;
         usedSlots = Math.max(usedSlots, slot + 1);
         copyIn(session.ring, pt, off);
-        const e: SealEntry = { last, pieces: slotViews(session.ring.out, off, n + CHUNK_TAG_BYTES) };
+        const e: SealEntry = { last, pieces: slotViews(session.ring.outs[slot]!, 0, n + CHUNK_TAG_BYTES) };
         e.wait = session.run('seal', slot, n, nonce).then(
           () => undefined,
           (x: unknown) => {
