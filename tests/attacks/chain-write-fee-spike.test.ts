@@ -89,3 +89,35 @@ describe('chain writes under a base fee spike', () => {
     expect(second !== 'hung' && 'ok' in second && second.ok.receipt.status).toBe('success');
   }, 30_000);
 });
+
+describe('chain writes racing another process that holds the same key', () => {
+  it('a write whose nonce another sender took in the meantime is still mined, not lost', async () => {
+    // The other process (a CLI with the same key) sends right after this write read its nonce.
+    const pub = clients.public as unknown as { getTransactionCount: (a: unknown) => Promise<number> };
+    const original = pub.getTransactionCount.bind(pub);
+    let raced = false;
+    pub.getTransactionCount = async (a: unknown) => {
+      const n = await original(a);
+      if (!raced) {
+        raced = true;
+        const w = clients2.wallet!;
+        const h = await w.sendTransaction({ to: growing, data: '0x', account: w.account!, chain: null });
+        await clients2.public.waitForTransactionReceipt({ hash: h });
+      }
+      return n;
+    };
+    try {
+      const before = await clients.public.getBlockNumber();
+      const res = await within(
+        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
+        8_000,
+      );
+      expect(raced).toBe(true);
+      expect(res).not.toBe('hung');
+      if (res !== 'hung' && 'err' in res) throw res.err;
+      expect(res !== 'hung' && 'ok' in res && res.ok.receipt.blockNumber).toBeGreaterThan(before);
+    } finally {
+      pub.getTransactionCount = original;
+    }
+  }, 30_000);
+});
