@@ -53,8 +53,8 @@ beforeAll(async () => {
   clients = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
     pollingIntervalMs: 20,
   });
-  // Another process holding the same key: its own clients and its own module-level queue cannot
-  // be shared, so a second client object with a different chain-id key stands in for it.
+  // Another process or CLI holding the same key: it sends plain transactions, outside this
+  // process's write queue.
   clients2 = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
     pollingIntervalMs: 20,
   });
@@ -85,7 +85,7 @@ describe('chain writes under a base fee spike', () => {
       writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
       8_000,
     );
-    expect(second).not.toBe("hung");
+    expect(second).not.toBe('hung');
     expect(second !== 'hung' && 'ok' in second && second.ok.receipt.status).toBe('success');
   }, 30_000);
 });
