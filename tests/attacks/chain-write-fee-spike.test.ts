@@ -1,6 +1,7 @@
-import { type Address, type Hex, parseAbi } from 'viem';
+import { type Address, type Hex, parseAbi, toFunctionSelector } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnvilInstance, startAnvil } from '../../packages/chain/src/anvil.ts';
+import { ChainRevertedError } from '../../packages/chain/src/ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from '../../packages/chain/src/clients.ts';
 import type { FirnDeployment } from '../../packages/chain/src/types.ts';
 import { writeContractAndWait } from '../../packages/chain/src/writeContractAndWait.ts';
@@ -49,7 +50,7 @@ function within<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: unknow
 }
 
 beforeAll(async () => {
-  anvil = await startAnvil({ accounts: 1 });
+  anvil = await startAnvil({ accounts: 2 });
   clients = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
     pollingIntervalMs: 20,
   });
@@ -118,6 +119,59 @@ describe('chain writes racing another process that holds the same key', () => {
       expect(res !== 'hung' && 'ok' in res && res.ok.receipt.blockNumber).toBeGreaterThan(before);
     } finally {
       pub.getTransactionCount = original;
+    }
+  }, 30_000);
+});
+
+/** Deploys a runtime whose first call sets a flag and every later call reverts AlreadyDone(). */
+function onceInitCode(): Hex {
+  const sel = toFunctionSelector('AlreadyDone()').slice(2);
+  const runtime = `600054600c57600160005500 5b63${sel}60e01b60005260046000fd`.replace(/ /g, '');
+  const len = (runtime.length / 2).toString(16).padStart(2, '0');
+  return `0x60${len}600c60003960${len}6000f3${runtime}` as Hex;
+}
+
+describe('a write that reverts on chain after a passing simulation', () => {
+  it('names the custom error when another account took the path first in the same block', async () => {
+    const ONCE_ABI = parseAbi(['function poke()', 'error AlreadyDone()']);
+    const w = clients.wallet!;
+    const dh = await w.sendTransaction({ data: onceInitCode(), account: w.account!, chain: null });
+    const once = (await clients.public.waitForTransactionReceipt({ hash: dh })).contractAddress!;
+    const other = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deploymentOf(anvil), {
+      pollingIntervalMs: 20,
+    });
+    await rpc('evm_setAutomine', [false]);
+    try {
+      // Another account's call, with a higher tip, waits in the pool: it is mined first.
+      const ow = other.wallet!;
+      await ow.sendTransaction({
+        to: once,
+        data: toFunctionSelector('poke()'),
+        account: ow.account!,
+        chain: null,
+        gas: 100_000n,
+        maxPriorityFeePerGas: 50_000_000_000n,
+        maxFeePerGas: 100_000_000_000n,
+      });
+      const p = writeContractAndWait(clients, {
+        address: once,
+        abi: ONCE_ABI,
+        functionName: 'poke',
+        args: [],
+      });
+      const settled = p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await rpc('evm_mine', []);
+      const err = await within(settled, 8_000);
+      expect(err).not.toBe('hung');
+      const e = err !== 'hung' && 'ok' in err ? err.ok : undefined;
+      expect(e).toBeInstanceOf(ChainRevertedError);
+      expect((e as ChainRevertedError).errorName).toBe('AlreadyDone');
+    } finally {
+      await rpc('evm_setAutomine', [true]);
     }
   }, 30_000);
 });
