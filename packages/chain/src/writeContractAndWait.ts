@@ -133,19 +133,23 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     }
     const receipt = await clients.public.waitForTransactionReceipt({ hash });
     if (receipt.status !== 'success') {
-      // Mined but reverted (state changed between simulation and inclusion): replay to decode.
-      try {
-        await clients.public.simulateContract({
-          account: wallet.account,
-          address: req.address,
-          abi: req.abi,
-          functionName: req.functionName,
-          args: req.args,
-          blockNumber: receipt.blockNumber - 1n,
-          ...(req.value === undefined ? {} : { value: req.value }),
-        });
-      } catch (e) {
-        throw toChainError(e, context);
+      // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
+      // the state before its block, then (a transaction earlier in the same block changed it) on
+      // the state after it.
+      for (const blockNumber of [receipt.blockNumber - 1n, receipt.blockNumber]) {
+        try {
+          await clients.public.simulateContract({
+            account: wallet.account,
+            address: req.address,
+            abi: req.abi,
+            functionName: req.functionName,
+            args: req.args,
+            blockNumber,
+            ...(req.value === undefined ? {} : { value: req.value }),
+          });
+        } catch (e) {
+          throw toChainError(e, context);
+        }
       }
       throw new ChainRevertedError(undefined, undefined, context);
     }
