@@ -175,3 +175,37 @@ describe('a write that reverts on chain after a passing simulation', () => {
     }
   }, 30_000);
 });
+
+describe('a base fee rise while the write waits in the pool (interval mining)', () => {
+  it('the write is mined or fails typed; it does not wait forever and wedge the account', async () => {
+    await rpc('evm_setAutomine', [false]);
+    let p: Promise<{ ok: unknown } | { err: unknown } | 'hung'> | undefined;
+    try {
+      p = within(
+        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
+        10_000,
+      );
+      // Wait (bounded) until the write sits in the pool.
+      for (let i = 0; i < 100; i++) {
+        const st = (await rpc('txpool_status', [])) as { pending: string };
+        if (Number(st.pending) > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const head = await clients.public.getBlock();
+      await rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(head.baseFeePerGas! * 10n).toString(16)}`]);
+      await rpc('evm_mine', []);
+    } finally {
+      await rpc('evm_setAutomine', [true]);
+    }
+    // Blocks keep coming (automine on, and one mined now).
+    await rpc('evm_mine', []);
+    const res = await p!;
+    expect(res).not.toBe('hung');
+    if (res !== 'hung' && 'err' in res) expect((res.err as { code?: string }).code).toMatch(/^E_/);
+    const next = await within(
+      writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
+      10_000,
+    );
+    expect(next).not.toBe('hung');
+  }, 40_000);
+});
