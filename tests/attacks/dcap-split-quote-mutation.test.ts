@@ -10,7 +10,11 @@
 import { describe, expect, it } from 'vitest';
 import { VECTORS, vector, vectorJson } from '../../packages/attestation/test/dcap/testVectors.ts';
 import { parseDcapQuote } from '../../packages/attestation/src/dcap/quote.ts';
-import { clearDcapCaches, verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
+import {
+  clearDcapCaches,
+  verifyDcapQuote,
+  verifyDcapQuoteSync,
+} from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 
 describe('attack: a quote changed in place while a split verification awaits the worker', () => {
   it('the verdict is for the bytes that were checked, not the bytes written meanwhile', async () => {
@@ -33,6 +37,36 @@ describe('attack: a quote changed in place while a split verification awaits the
       );
       // Either refused, or a pass for exactly the report data that was signed.
       if ('reportData' in out) expect(out.reportData, c.quote).toBe(signed);
+    }
+  }, 30_000);
+});
+
+describe('attack: the options changed in place while a split verification awaits the worker', () => {
+  it('the time the call was given decides the verdict, not a time written meanwhile', async () => {
+    for (const c of [VECTORS.sgx, VECTORS.tdx]) {
+      // Far past every certificate's notAfter: refused on every path.
+      const late = c.now + 40 * 365 * 86400;
+      const sync = (() => {
+        try {
+          verifyDcapQuoteSync(vector(c.quote), { collateral: vectorJson(c.collateral), now: late });
+          return 'ok';
+        } catch (e) {
+          return (e as { code?: string }).code;
+        }
+      })();
+      expect(sync).not.toBe('ok');
+      for (const swapped of [c.now, Number.NaN]) {
+        clearDcapCaches();
+        const opts = { collateral: vectorJson(c.collateral), now: late, signatureThreads: 'worker' as const };
+        const p = verifyDcapQuote(vector(c.quote), opts);
+        // A caller reusing its options object for the next call.
+        opts.now = swapped;
+        const out = await p.then(
+          () => 'ok',
+          (e: { code?: string }) => e.code,
+        );
+        expect(out, `${c.quote} now -> ${swapped}`).toBe(sync);
+      }
     }
   }, 30_000);
 });
