@@ -758,8 +758,11 @@ const AUTO_SPLITS = false;
  */
 async function verifySplit(
   quote: Uint8Array | DcapQuote,
-  opts: VerifyDcapOptions,
+  given: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
+  // The options as given at the call: the checks after the worker's reply (time windows at `now`)
+  // must not read what a caller reusing its options object wrote meanwhile.
+  const opts = { ...given };
   const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
