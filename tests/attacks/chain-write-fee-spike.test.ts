@@ -209,3 +209,48 @@ describe('a base fee rise while the write waits in the pool (interval mining)', 
     expect(next).not.toBe('hung');
   }, 40_000);
 });
+
+describe('a write replaced in the pool by another process holding the same key', () => {
+  it('does not resolve as a success with the receipt of the transaction that replaced it', async () => {
+    await rpc('evm_setAutomine', [false]);
+    let p: Promise<{ ok: unknown } | { err: unknown } | 'hung'> | undefined;
+    try {
+      const nonce = await clients.public.getTransactionCount({
+        address: anvil.accounts[0]!.address,
+        blockTag: 'pending',
+      });
+      p = within(
+        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
+        10_000,
+      );
+      for (let i = 0; i < 100; i++) {
+        const st = (await rpc('txpool_status', [])) as { pending: string };
+        if (Number(st.pending) > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // The other process (same key, same nonce, higher fees): a plain transfer to itself.
+      const w = clients2.wallet!;
+      await w.sendTransaction({
+        to: anvil.accounts[0]!.address,
+        value: 1n,
+        nonce,
+        account: w.account!,
+        chain: null,
+        gas: 21_000n,
+        maxPriorityFeePerGas: 20_000_000_000n,
+        maxFeePerGas: 200_000_000_000n,
+      });
+      await rpc('evm_mine', []);
+    } finally {
+      await rpc('evm_setAutomine', [true]);
+    }
+    const res = await p!;
+    expect(res).not.toBe('hung');
+    if (res !== 'hung' && 'ok' in res) {
+      // A success must be the write's own transaction, to the contract it called.
+      const r = (res.ok as { hash: string; receipt: { transactionHash: string; to: string | null } }).receipt;
+      expect(r.transactionHash).toBe((res.ok as { hash: string }).hash);
+      expect(r.to?.toLowerCase()).toBe(growing.toLowerCase());
+    }
+  }, 40_000);
+});
