@@ -49,8 +49,12 @@ function within<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: unknow
   ]);
 }
 
-beforeAll(async () => {
+const started: AnvilInstance[] = [];
+
+/** A fresh anvil with the test's clients and contract (a test that leaves a write waiting uses its own). */
+async function fresh(): Promise<void> {
   anvil = await startAnvil({ accounts: 2 });
+  started.push(anvil);
   clients = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
     pollingIntervalMs: 20,
   });
@@ -62,10 +66,12 @@ beforeAll(async () => {
   const w = clients.wallet!;
   const hash = await w.sendTransaction({ data: GROWING as Hex, account: w.account!, chain: null });
   growing = (await clients.public.waitForTransactionReceipt({ hash })).contractAddress!;
-}, 30_000);
+}
+
+beforeAll(fresh, 30_000);
 
 afterAll(async () => {
-  await anvil?.stop();
+  for (const a of started) await a.stop();
 });
 
 describe('chain writes under a base fee spike', () => {
@@ -178,6 +184,7 @@ describe('a write that reverts on chain after a passing simulation', () => {
 
 describe('a base fee rise while the write waits in the pool (interval mining)', () => {
   it('the write is mined or fails typed; it does not wait forever and wedge the account', async () => {
+    await fresh();
     await rpc('evm_setAutomine', [false]);
     let p: Promise<{ ok: unknown } | { err: unknown } | 'hung'> | undefined;
     try {
@@ -212,6 +219,7 @@ describe('a base fee rise while the write waits in the pool (interval mining)', 
 
 describe('a write replaced in the pool by another process holding the same key', () => {
   it('does not resolve as a success with the receipt of the transaction that replaced it', async () => {
+    await fresh();
     await rpc('evm_setAutomine', [false]);
     let p: Promise<{ ok: unknown } | { err: unknown } | 'hung'> | undefined;
     try {
