@@ -1,4 +1,12 @@
-import type { Abi, Address, Hex, TransactionReceipt } from 'viem';
+import {
+  type Abi,
+  type Address,
+  BaseError,
+  FeeCapTooLowError,
+  type Hex,
+  NonceTooLowError,
+  type TransactionReceipt,
+} from 'viem';
 import { ChainRevertedError, toChainError } from './ChainRevertedError.ts';
 import { type FirnClients, requireWallet } from './clients.ts';
 
@@ -74,7 +82,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
       prepare: false,
       ...(req.value === undefined ? {} : { value: req.value }),
     });
-    const [nonce, fees] = await Promise.all([
+    let [nonce, fees] = await Promise.all([
       clients.public.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' }),
       // A chain without EIP-1559 base fees (estimateFeesPerGas refuses it) gets a legacy gas price.
       clients.public.estimateFeesPerGas().then(
@@ -87,30 +95,61 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     ]);
     // `chainId` is not in writeContract's type but is passed through to the request preparation,
     // which otherwise asks the RPC to fill the request (eth_fillTransaction) to learn it.
-    const hash = await wallet.writeContract({
-      ...sim.request,
-      gas: (estimate * 3n) / 2n + 50_000n,
-      nonce,
-      ...fees,
-      chainId: clients.addresses.chainId,
-      account: wallet.account,
-      chain: wallet.chain ?? null,
-    } as unknown as Parameters<typeof wallet.writeContract>[0]);
+    const sendWith = (f: typeof fees): Promise<Hex> =>
+      wallet.writeContract({
+        ...sim.request,
+        gas: (estimate * 3n) / 2n + 50_000n,
+        nonce,
+        ...f,
+        chainId: clients.addresses.chainId,
+        account: wallet.account,
+        chain: wallet.chain ?? null,
+      } as unknown as Parameters<typeof wallet.writeContract>[0]);
+    // Two refusals are met once each by sending again: another process or CLI holding this key took
+    // the nonce in the meantime (read it again; a mined revert after that is decoded below, as
+    // always), or the next block's base fee rose past the cap filled from 'latest' (a spike: the
+    // refusal stays until a block is mined, so cap at twice the next block's base fee). Only on
+    // these errors: a normal write still makes no request on the pending block.
+    let hash: Hex | undefined;
+    for (let attempt = 0; hash === undefined; attempt++) {
+      try {
+        hash = await sendWith(fees);
+      } catch (e) {
+        if (attempt >= 2 || !(e instanceof BaseError)) throw e;
+        if (e.walk((x) => x instanceof NonceTooLowError)) {
+          nonce = await clients.public.getTransactionCount({
+            address: wallet.account.address,
+            blockTag: 'pending',
+          });
+        } else if (e.walk((x) => x instanceof FeeCapTooLowError) && 'maxFeePerGas' in fees) {
+          const next = await clients.public.getBlock({ blockTag: 'pending' });
+          if (next.baseFeePerGas === null) throw e;
+          fees = {
+            maxFeePerGas: next.baseFeePerGas * 2n + fees.maxPriorityFeePerGas,
+            maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+          };
+        } else throw e;
+      }
+    }
     const receipt = await clients.public.waitForTransactionReceipt({ hash });
     if (receipt.status !== 'success') {
-      // Mined but reverted (state changed between simulation and inclusion): replay to decode.
-      try {
-        await clients.public.simulateContract({
-          account: wallet.account,
-          address: req.address,
-          abi: req.abi,
-          functionName: req.functionName,
-          args: req.args,
-          blockNumber: receipt.blockNumber - 1n,
-          ...(req.value === undefined ? {} : { value: req.value }),
-        });
-      } catch (e) {
-        throw toChainError(e, context);
+      // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
+      // the state before its block, then (a transaction earlier in the same block changed it) on
+      // the state after it.
+      for (const blockNumber of [receipt.blockNumber - 1n, receipt.blockNumber]) {
+        try {
+          await clients.public.simulateContract({
+            account: wallet.account,
+            address: req.address,
+            abi: req.abi,
+            functionName: req.functionName,
+            args: req.args,
+            blockNumber,
+            ...(req.value === undefined ? {} : { value: req.value }),
+          });
+        } catch (e) {
+          throw toChainError(e, context);
+        }
       }
       throw new ChainRevertedError(undefined, undefined, context);
     }

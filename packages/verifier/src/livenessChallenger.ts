@@ -49,7 +49,12 @@ interface Open {
   deadline: bigint;
   /** Block of the transaction that issued it: its answer can only come later. */
   issuedBlock: bigint;
+  /** Re-checks that found no ChallengeAnswered log yet (an RPC whose log index lags its head). */
+  unseen?: number;
 }
+
+/** Polls an answered challenge's log may lag behind the head before it counts as a mismatch. */
+const ANSWER_LOG_LAG_POLLS = 10;
 
 /** Blocks before a challenge's issue block that its answer scan also reads (a reorg may move it). */
 const ANSWER_SCAN_OVERLAP = 32n;
@@ -172,8 +177,14 @@ export class LivenessChallenger {
     for (const c of [...this.open.values()]) {
       const onChain = await getChallenge(this.clients, c.challengeId);
       if (onChain.answered) {
+        const ok = await this.recheckAnswer(c);
+        // No log yet, though the head says answered: the RPC's log index lags; look again next poll.
+        if (ok === undefined) {
+          c.unseen = (c.unseen ?? 0) + 1;
+          if (c.unseen < ANSWER_LOG_LAG_POLLS) continue;
+        }
         this.open.delete(c.challengeId);
-        if (await this.recheckAnswer(c)) this.stats.answered++;
+        if (ok) this.stats.answered++;
         else {
           this.stats.mismatched++;
           this.opts.logger?.error('accepted liveness answer fails the off-chain check', {
@@ -197,7 +208,7 @@ export class LivenessChallenger {
    * deployment: nothing before the challenge can answer it, and a scan from the deployment grew
    * with the chain (and exceeds the block range public RPCs accept).
    */
-  private async recheckAnswer(c: Open): Promise<boolean> {
+  private async recheckAnswer(c: Open): Promise<boolean | undefined> {
     const floor = this.clients.addresses.deployBlock;
     const back = c.issuedBlock - ANSWER_SCAN_OVERLAP;
     const logs = await this.clients.public.getContractEvents({
@@ -209,7 +220,7 @@ export class LivenessChallenger {
       strict: true,
     });
     const log = logs[0];
-    if (!log) return false;
+    if (!log) return undefined;
     const tx = await this.clients.public.getTransaction({ hash: log.transactionHash });
     let signature: Hex;
     try {

@@ -758,12 +758,18 @@ const AUTO_SPLITS = false;
  */
 async function verifySplit(
   quote: Uint8Array | DcapQuote,
-  opts: VerifyDcapOptions,
+  given: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
+  // The options as given at the call: the checks after the worker's reply (time windows at `now`)
+  // must not read what a caller reusing its options object wrote meanwhile.
+  const opts = { ...given };
   const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
     throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
-  const b = begin(quote, opts);
+  // The verdict is read from the quote after awaiting the worker: from an own copy, so a caller's
+  // buffer (or parsed quote) changed in place meanwhile cannot put bytes that were never checked
+  // into a pass (the parsed quote's fields are views into its bytes).
+  const b = begin(quote instanceof Uint8Array ? quote.slice() : structuredClone(quote), opts);
   const l = lookupCollateral(opts.collateral, b.a);
   if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
   const checks = new SignatureChecks(true);
