@@ -21,6 +21,18 @@ export interface FirnClients {
   addresses: FirnDeployment;
   /** Blocks per `eth_getLogs` call of the reads that scan from the deployment block (getLogsPaged; default 5000). */
   logBlockRange?: bigint;
+  /** How long a write waits for its receipt (writeContractAndWait; defaults there). */
+  receiptWait?: ReceiptWaitOptions;
+}
+
+/** Bounds of a write's receipt wait (writeContractAndWait). */
+export interface ReceiptWaitOptions {
+  /** Length of one round, ms (default: 20 polling intervals, within 1,000-12,000). */
+  roundMs?: number;
+  /** Rounds before the write fails as not mined (default 5). */
+  rounds?: number;
+  /** Times a transaction dropped from the pool is sent again at its nonce (default 2). */
+  resends?: number;
 }
 
 export interface CreateFirnClientsOptions {
@@ -28,6 +40,8 @@ export interface CreateFirnClientsOptions {
   pollingIntervalMs?: number;
   /** Blocks per `eth_getLogs` call, for RPC endpoints that cap the range (default 5000). */
   logBlockRange?: bigint;
+  /** Bounds of a write's receipt wait (see ReceiptWaitOptions). */
+  receiptWait?: ReceiptWaitOptions;
 }
 
 /** A viem chain for a firn network known only by its RPC URL and chain id. */
@@ -54,7 +68,10 @@ export function createFirnClients(
     transport: http(rpcUrl),
     pollingInterval,
   }) as PublicClient;
-  const range = opts.logBlockRange === undefined ? {} : { logBlockRange: opts.logBlockRange };
+  const range = {
+    ...(opts.logBlockRange === undefined ? {} : { logBlockRange: opts.logBlockRange }),
+    ...(opts.receiptWait === undefined ? {} : { receiptWait: opts.receiptWait }),
+  };
   if (privateKey === undefined) return { public: publicClient, addresses: deployment, ...range };
   const wallet = createWalletClient({
     chain,

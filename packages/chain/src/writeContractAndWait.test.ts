@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isFirnError } from '@firn/core';
 import { type Address, type Hex, parseAbi } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnvilInstance, startAnvil } from './anvil.ts';
@@ -126,6 +127,11 @@ describe('writeContractAndWait', () => {
     expect(onPending(proxy.calls)).toEqual([]);
     const estimate = proxy.calls.find((c) => c.method === 'eth_estimateGas');
     expect(estimate?.params[1]).toBe('latest');
+    // The bounded receipt wait costs nothing on a normal write: no round check was made.
+    expect(proxy.calls.filter((c) => c.method === 'eth_getTransactionByHash')).toEqual([]);
+    expect(
+      proxy.calls.filter((c) => c.method === 'eth_getTransactionCount' && c.params[1] === 'latest'),
+    ).toEqual([]);
     const tx = await clients.public.getTransaction({ hash: res.hash });
     expect(tx.gas).toBeGreaterThan(res.receipt.gasUsed + 50_000n - 1n);
     expect(tx.type).toBe('eip1559');
@@ -180,6 +186,140 @@ describe('writeContractAndWait', () => {
     } finally {
       p.server.close();
       await old.stop();
+    }
+  }, 30_000);
+});
+
+/** JSON-RPC call straight to `a`. */
+async function rpcOf(a: AnvilInstance, method: string, params: unknown[]): Promise<unknown> {
+  const r = await fetch(a.rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  return ((await r.json()) as { result?: unknown }).result;
+}
+
+/** The hash of the one transaction waiting in `a`'s pool (waits, bounded, until there is one). */
+async function pooledHash(a: AnvilInstance): Promise<Hex> {
+  for (let i = 0; i < 250; i++) {
+    const block = (await rpcOf(a, 'eth_getBlockByNumber', ['pending', false])) as { transactions: Hex[] };
+    if (block.transactions.length > 0) return block.transactions[0]!;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('no transaction reached the pool');
+}
+
+describe('writeContractAndWait: the receipt wait is bounded', () => {
+  /** A fresh anvil with automine off, the contract deployed, and clients with short rounds. */
+  async function setup(receiptWait?: { roundMs: number; rounds: number }) {
+    const a = await startAnvil({ accounts: 1 });
+    const opts = { pollingIntervalMs: 20, ...(receiptWait === undefined ? {} : { receiptWait }) };
+    const c = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, deploymentOf(a), opts);
+    const other = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, deploymentOf(a), opts);
+    const target = await deployRaw(c, GROWING);
+    await rpcOf(a, 'evm_setAutomine', [false]);
+    return { a, c, other, target };
+  }
+
+  it('fails E_CHAIN_REPLACED naming nonce and hash when another sender with the key takes the nonce, and frees the queue', async () => {
+    const { a, c, other, target } = await setup();
+    try {
+      const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
+      const p = writeContractAndWait(c, { address: target, abi: ABI, functionName: 'poke', args: [] }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const ours = await pooledHash(a);
+      const w = other.wallet!;
+      const theirs = await w.sendTransaction({
+        to: a.accounts[0]!.address,
+        value: 1n,
+        nonce,
+        account: w.account!,
+        chain: null,
+        gas: 21_000n,
+        maxPriorityFeePerGas: 20_000_000_000n,
+        maxFeePerGas: 200_000_000_000n,
+      });
+      await rpcOf(a, 'evm_mine', []);
+      const err = await p;
+      expect(isFirnError(err) && err.code).toBe('E_CHAIN_REPLACED');
+      const details = (err as { details: Record<string, unknown> }).details;
+      expect(details.nonce).toBe(nonce);
+      expect(details.hash).toBe(ours);
+      expect(details.hash).not.toBe(theirs);
+      expect(String((err as Error).message)).toContain(ours);
+      // The account's queue is free: the next write goes on and is mined.
+      await rpcOf(a, 'evm_setAutomine', [true]);
+      const next = await writeContractAndWait(c, {
+        address: target,
+        abi: ABI,
+        functionName: 'poke',
+        args: [],
+      });
+      expect(next.receipt.status).toBe('success');
+      expect(next.receipt.transactionHash).toBe(next.hash);
+    } finally {
+      await a.stop();
+    }
+  }, 30_000);
+
+  it('sends a write dropped from the pool again at the same nonce with fresh fees, and returns its own receipt', async () => {
+    const { a, c, target } = await setup();
+    try {
+      const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
+      const p = writeContractAndWait(c, { address: target, abi: ABI, functionName: 'poke', args: [] });
+      const first = await pooledHash(a);
+      // A base-fee spike prices it out; anvil drops it when the block is built.
+      const head = await c.public.getBlock();
+      await rpcOf(a, 'anvil_setNextBlockBaseFeePerGas', [`0x${(head.baseFeePerGas! * 10n).toString(16)}`]);
+      await rpcOf(a, 'evm_mine', []);
+      await rpcOf(a, 'evm_setAutomine', [true]);
+      const res = await p;
+      expect(res.hash).not.toBe(first);
+      expect(res.receipt.transactionHash).toBe(res.hash);
+      expect(res.receipt.status).toBe('success');
+      expect((await c.public.getTransaction({ hash: res.hash })).nonce).toBe(nonce);
+    } finally {
+      await a.stop();
+    }
+  }, 30_000);
+
+  it('fails typed "not mined" after its rounds when no block comes, and the next write of the account goes on', async () => {
+    const { a, c, target } = await setup({ roundMs: 300, rounds: 3 });
+    try {
+      const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
+      const t0 = Date.now();
+      const err = await writeContractAndWait(c, {
+        address: target,
+        abi: ABI,
+        functionName: 'poke',
+        args: [],
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const waited = Date.now() - t0;
+      expect(isFirnError(err) && err.code).toBe('E_CHAIN');
+      expect(String((err as Error).message)).toMatch(/not mined after \d+ s/);
+      const details = (err as { details: Record<string, unknown> }).details;
+      expect(details.nonce).toBe(nonce);
+      expect(details.hash).toBe(await pooledHash(a));
+      expect(waited).toBeGreaterThanOrEqual(700); // 3 rounds of 300 ms, each ends within a poll
+      expect(waited).toBeLessThan(10_000);
+      // Blocks come again: the next write is queued behind nothing and is mined (after the first).
+      await rpcOf(a, 'evm_setAutomine', [true]);
+      const next = await writeContractAndWait(c, {
+        address: target,
+        abi: ABI,
+        functionName: 'poke',
+        args: [],
+      });
+      expect(next.receipt.status).toBe('success');
+      expect((await c.public.getTransaction({ hash: next.hash })).nonce).toBe(nonce + 1);
+    } finally {
+      await a.stop();
     }
   }, 30_000);
 });

@@ -1,3 +1,4 @@
+import { FirnError } from '@firn/core';
 import {
   type Abi,
   type Address,
@@ -6,9 +7,11 @@ import {
   type Hex,
   NonceTooLowError,
   type TransactionReceipt,
+  TransactionNotFoundError,
+  TransactionReceiptNotFoundError,
 } from 'viem';
 import { ChainRevertedError, toChainError } from './ChainRevertedError.ts';
-import { type FirnClients, requireWallet } from './clients.ts';
+import { type FirnClients, type ReceiptWaitOptions, requireWallet } from './clients.ts';
 
 export interface WriteRequest {
   address: Address;
@@ -34,6 +37,16 @@ const queues = new Map<string, Promise<unknown>>();
  * Writes from one account are serialized within the process: two concurrent sends would otherwise
  * pick the same nonce, and the dropped one would never get a receipt (e.g. a verifier's vote and
  * its liveness challenge).
+ *
+ * The receipt wait is bounded (`clients.receiptWait`, see waitForOwnReceipt): a write settles
+ * within rounds x roundMs (default 5 rounds of 20 polling intervals, each within 1-12 s) plus its
+ * resends, and the account's queue is released whether it succeeds or fails.
+ *
+ * @returns the hash this process sent, its receipt (always of that hash) and the simulated result.
+ * @throws ChainRevertedError (E_CHAIN_REVERTED) when the call reverts, in simulation or mined;
+ *   FirnError E_CHAIN_REPLACED when another transaction of the account took the nonce (details:
+ *   nonce, hash); FirnError E_CHAIN when it was not mined within the rounds (details: nonce,
+ *   hash, waitedMs) or the RPC failed.
  */
 export async function writeContractAndWait<T = undefined>(
   clients: FirnClients,
@@ -131,7 +144,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         } else throw e;
       }
     }
-    const receipt = await clients.public.waitForTransactionReceipt({ hash });
+    const receipt = await waitForOwnReceipt(clients, hash, nonce, sendWith, context);
     if (receipt.status !== 'success') {
       // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
       // the state before its block, then (a transaction earlier in the same block changed it) on
@@ -153,8 +166,128 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
       }
       throw new ChainRevertedError(undefined, undefined, context);
     }
-    return { hash, receipt, result: sim.result as T };
+    return { hash: receipt.transactionHash, receipt, result: sim.result as T };
   } catch (e) {
     throw toChainError(e, context);
   }
+}
+
+type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint };
+
+/** The round bounds of `clients` with their defaults (ReceiptWaitOptions). */
+function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
+  const o = clients.receiptWait ?? {};
+  // The polling interval is chosen per chain (50 ms for a local anvil, 1 s by default), so 20 of
+  // them is a few block times on either; capped at 12 s, one Ethereum slot.
+  const poll = clients.public.pollingInterval;
+  return {
+    roundMs: o.roundMs ?? Math.min(12_000, Math.max(1_000, 20 * poll)),
+    rounds: o.rounds ?? 5,
+    resends: o.resends ?? 2,
+  };
+}
+
+/**
+ * Wait, in bounded rounds, for the receipt of a transaction this process sent at `nonce`. The
+ * receipt is polled every polling interval (the first time at once: on an automining chain it is
+ * there already, so a normal write makes one eth_getTransactionReceipt). After each round without
+ * it, the account's mined nonce (eth_getTransactionCount at 'latest') is read:
+ * - past `nonce`, and no hash we sent has a receipt: another transaction with this key replaced
+ *   ours, FirnError E_CHAIN_REPLACED naming the nonce and hash;
+ * - not past it, and our transaction is gone from the pool (eth_getTransactionByHash null, e.g.
+ *   dropped after a base-fee spike): sent again at the same nonce with fresh fees, at most
+ *   `resends` times.
+ * After the last round, FirnError E_CHAIN ("not mined after N s"). Never returns a receipt whose
+ * hash this process did not send.
+ *
+ * @param resend sends the same call again at `nonce`, with the given fees; returns its hash.
+ */
+async function waitForOwnReceipt(
+  clients: FirnClients,
+  firstHash: Hex,
+  nonce: number,
+  resend: (fees: Fees) => Promise<Hex>,
+  context: string,
+): Promise<TransactionReceipt> {
+  const { roundMs, rounds, resends } = receiptBounds(clients);
+  const poll = Math.max(1, Math.min(clients.public.pollingInterval, roundMs));
+  const address = requireWallet(clients).account.address;
+  const sent: Hex[] = [firstHash];
+  const started = Date.now();
+  const receiptOf = async (h: Hex): Promise<TransactionReceipt | undefined> => {
+    try {
+      const r = await clients.public.getTransactionReceipt({ hash: h });
+      return r.transactionHash.toLowerCase() === h.toLowerCase() ? r : undefined;
+    } catch (e) {
+      if (e instanceof TransactionReceiptNotFoundError) return undefined;
+      throw e;
+    }
+  };
+  const anyReceipt = async (): Promise<TransactionReceipt | undefined> => {
+    for (const h of sent) {
+      const r = await receiptOf(h);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  };
+  const facts = (): Record<string, string | number> => ({
+    nonce,
+    hash: sent[sent.length - 1]!,
+    sent: sent.length,
+  });
+  for (let round = 0; round < rounds; round++) {
+    const end = Date.now() + roundMs;
+    for (;;) {
+      const r = await receiptOf(sent[sent.length - 1]!);
+      if (r !== undefined) return r;
+      if (Date.now() + poll > end) break;
+      await new Promise((res) => setTimeout(res, poll));
+    }
+    const mined = await clients.public.getTransactionCount({ address, blockTag: 'latest' });
+    if (mined > nonce) {
+      const r = await anyReceipt();
+      if (r !== undefined) return r;
+      throw new FirnError(
+        'E_CHAIN_REPLACED',
+        `${context}: transaction ${sent[sent.length - 1]} at nonce ${nonce} was replaced by another transaction of the same account (another process or wallet using this key); it was not mined`,
+        { details: facts() },
+      );
+    }
+    if (sent.length <= resends && (await inPool(clients, sent[sent.length - 1]!)) === false) {
+      const fees = await freshFees(clients);
+      try {
+        sent.push(await resend(fees));
+      } catch (e) {
+        // The nonce was taken meanwhile: the next round reports it as replaced.
+        if (!(e instanceof BaseError && e.walk((x) => x instanceof NonceTooLowError))) throw e;
+      }
+    }
+  }
+  const r = await anyReceipt();
+  if (r !== undefined) return r;
+  const waitedMs = Date.now() - started;
+  throw new FirnError(
+    'E_CHAIN',
+    `${context}: transaction ${sent[sent.length - 1]} at nonce ${nonce} not mined after ${Math.round(waitedMs / 1000)} s (${rounds} rounds of ${roundMs} ms); its fee may be below the chain's base fee, or the chain is not producing blocks`,
+    { details: { ...facts(), waitedMs } },
+  );
+}
+
+/** Whether the node still knows the transaction (in its pool or mined). */
+async function inPool(clients: FirnClients, hash: Hex): Promise<boolean> {
+  try {
+    await clients.public.getTransaction({ hash });
+    return true;
+  } catch (e) {
+    if (e instanceof TransactionNotFoundError) return false;
+    throw e;
+  }
+}
+
+/** Fees filled from the latest block (legacy gas price on a chain without base fees). */
+async function freshFees(clients: FirnClients): Promise<Fees> {
+  return clients.public.estimateFeesPerGas().then(
+    (f): Fees => ({ maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }),
+    async () => ({ gasPrice: await clients.public.getGasPrice() }),
+  );
 }

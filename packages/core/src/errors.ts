@@ -62,7 +62,9 @@ export type ErrorCode =
   // chain
   | 'E_CHAIN'
   | 'E_CHAIN_REVERTED'
-  | 'E_CHAIN_DISAGREEMENT';
+  | 'E_CHAIN_DISAGREEMENT'
+  /** A sent transaction was never mined: another transaction of the same account took its nonce. */
+  | 'E_CHAIN_REPLACED';
 
 export interface FirnErrorOptions {
   cause?: unknown;
