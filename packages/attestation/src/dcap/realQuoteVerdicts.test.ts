@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/codeOf.ts';
 import { rawMember } from '../collateral/createCollateralFetcher.ts';
 import { PCS_VECTORS, PCS_VECTORS_DIR } from '../../test/collateral/localPcs.ts';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
@@ -36,15 +36,6 @@ function collateralOf(dir: string): QuoteCollateralV3 {
   };
 }
 const quoteOf = (dir: string) => new Uint8Array(readFileSync(join(dir, 'quote.dat')));
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 
 const V5 = {
   dir: join(PCS_VECTORS_DIR, 'tdx-90c06f000000-v5'),

@@ -1,5 +1,5 @@
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/codeOf.ts';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import { makeSyntheticSgx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
 import { verifyDcapQuote } from './verifyDcapQuote.ts';
@@ -10,15 +10,6 @@ const run = (s: SyntheticDcap, now = s.now) =>
     now,
     roots: [new Uint8Array(Buffer.from(s.rootPem))],
   });
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 
 // Paths no real vector covers, under a locally generated test root (SGX here; synthetic TDX v4/v5
 // quotes and their TD attribute rules are in tdx/tdAttributes.test.ts).

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/codeOf.ts';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import { parsePckExtensions } from './pckExtensions.ts';
 import { parseQeIdentity } from './qeIdentity.ts';
@@ -20,15 +20,6 @@ const caseFile = (c: string, f: string) => new Uint8Array(readFileSync(`${CASES}
 const caseJson = (c: string, f: string) => JSON.parse(readFileSync(`${CASES}${c}/${f}`, 'utf8')) as unknown;
 const caseNow = (c: string) => Number(readFileSync(`${CASES}${c}/now.txt`, 'utf8').trim());
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
-}
 const runCase = (c: string, collateral = 'collateral.json') =>
   verifyDcapQuote(caseFile(c, 'quote.bin'), {
     collateral: caseJson(c, collateral),

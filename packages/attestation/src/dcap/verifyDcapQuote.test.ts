@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/codeOf.ts';
 import { evaluateEvidence, PRODUCTION_POLICY } from '../policy/policy.ts';
 import { sgxVerifier } from '../sgx/sgxVerifier.ts';
 import { tdxVerifier } from '../tdx/tdxVerifier.ts';
@@ -21,15 +22,6 @@ function run(
     now: over.now ?? c.now,
     ...(roots ? { roots } : {}),
   });
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return e.code;
-  }
 }
 
 describe('pinned Intel root', () => {
