@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnvilInstance, startAnvil } from '../../packages/chain/src/anvil.ts';
 import { ChainRevertedError } from '../../packages/chain/src/ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from '../../packages/chain/src/clients.ts';
-import type { FirnDeployment } from '../../packages/chain/src/types.ts';
 import { writeContractAndWait } from '../../packages/chain/src/writeContractAndWait.ts';
+import { deployRaw, placeholderDeployment, rpcCall } from '../../packages/chain/test/rpcProxy.ts';
 
 // Promise (decision 1400, brief): a write never gets stuck; a base fee rising between the fee fill
 // and inclusion does not leave the account's write queue wedged; a second process sending with the
@@ -13,30 +13,16 @@ import { writeContractAndWait } from '../../packages/chain/src/writeContractAndW
 const GROWING = '0x6016600c60003960166000f333435533600143015533600243015533600343015500';
 const ABI = parseAbi(['function poke()']);
 
+/** One write of poke() to `address` through `c`. */
+const poke = (c: FirnClients, address: Address) =>
+  writeContractAndWait(c, { address, abi: ABI, functionName: 'poke', args: [] });
+
 let anvil: AnvilInstance;
 let clients: FirnClients;
 let clients2: FirnClients;
 let growing: Address;
 
-function deploymentOf(a: AnvilInstance): FirnDeployment {
-  return {
-    chainId: a.chainId,
-    registry: '0x0000000000000000000000000000000000000001',
-    verifierSet: '0x0000000000000000000000000000000000000002',
-    jobMarket: '0x0000000000000000000000000000000000000003',
-    dataLedger: '0x0000000000000000000000000000000000000004',
-    deployBlock: 0n,
-  };
-}
-
-async function rpc(method: string, params: unknown[]): Promise<unknown> {
-  const r = await fetch(anvil.rpcUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return ((await r.json()) as { result?: unknown; error?: unknown }).result;
-}
+const rpc = (method: string, params: unknown[]) => rpcCall(anvil.rpcUrl, method, params);
 
 /** Settles within ms or reports 'hung'. */
 function within<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: unknown } | 'hung'> {
@@ -49,23 +35,30 @@ function within<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: unknow
   ]);
 }
 
+/** Waits (bounded, 2 s) until a transaction sits in the pool. */
+async function untilPooled(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const st = (await rpc('txpool_status', [])) as { pending: string };
+    if (Number(st.pending) > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const started: AnvilInstance[] = [];
 
 /** A fresh anvil with the test's clients and contract (a test that leaves a write waiting uses its own). */
 async function fresh(): Promise<void> {
   anvil = await startAnvil({ accounts: 2 });
   started.push(anvil);
-  clients = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
+  clients = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, placeholderDeployment(anvil), {
     pollingIntervalMs: 20,
   });
   // Another process or CLI holding the same key: it sends plain transactions, outside this
   // process's write queue.
-  clients2 = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deploymentOf(anvil), {
+  clients2 = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, placeholderDeployment(anvil), {
     pollingIntervalMs: 20,
   });
-  const w = clients.wallet!;
-  const hash = await w.sendTransaction({ data: GROWING as Hex, account: w.account!, chain: null });
-  growing = (await clients.public.waitForTransactionReceipt({ hash })).contractAddress!;
+  growing = await deployRaw(clients, GROWING);
 }
 
 beforeAll(fresh, 30_000);
@@ -78,20 +71,14 @@ describe('chain writes under a base fee spike', () => {
   it('a base fee rising 10x before inclusion neither hangs the write nor wedges the next one', async () => {
     const latest = await clients.public.getBlock();
     await rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(latest.baseFeePerGas! * 10n).toString(16)}`]);
-    const first = await within(
-      writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-      8_000,
-    );
+    const first = await within(poke(clients, growing), 8_000);
     // Either mined, or a typed error naming the fee: never a write that waits forever.
     expect(first).not.toBe('hung');
     if (first !== 'hung' && 'err' in first) {
       expect((first.err as { code?: string }).code).toMatch(/^E_/);
       expect(String((first.err as Error).message)).toMatch(/fee|gas price|base/i);
     }
-    const second = await within(
-      writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-      8_000,
-    );
+    const second = await within(poke(clients, growing), 8_000);
     expect(second).not.toBe('hung');
     expect(second !== 'hung' && 'ok' in second && second.ok.receipt.status).toBe('success');
   }, 30_000);
@@ -115,10 +102,7 @@ describe('chain writes racing another process that holds the same key', () => {
     };
     try {
       const before = await clients.public.getBlockNumber();
-      const res = await within(
-        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-        8_000,
-      );
+      const res = await within(poke(clients, growing), 8_000);
       expect(raced).toBe(true);
       expect(res).not.toBe('hung');
       if (res !== 'hung' && 'err' in res) throw res.err;
@@ -143,9 +127,14 @@ describe('a write that reverts on chain after a passing simulation', () => {
     const w = clients.wallet!;
     const dh = await w.sendTransaction({ data: onceInitCode(), account: w.account!, chain: null });
     const once = (await clients.public.waitForTransactionReceipt({ hash: dh })).contractAddress!;
-    const other = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deploymentOf(anvil), {
-      pollingIntervalMs: 20,
-    });
+    const other = createFirnClients(
+      anvil.rpcUrl,
+      anvil.accounts[1]!.privateKey,
+      placeholderDeployment(anvil),
+      {
+        pollingIntervalMs: 20,
+      },
+    );
     await rpc('evm_setAutomine', [false]);
     try {
       // Another account's call, with a higher tip, waits in the pool: it is mined first.
@@ -188,16 +177,9 @@ describe('a base fee rise while the write waits in the pool (interval mining)', 
     await rpc('evm_setAutomine', [false]);
     let p: Promise<{ ok: unknown } | { err: unknown } | 'hung'> | undefined;
     try {
-      p = within(
-        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-        10_000,
-      );
+      p = within(poke(clients, growing), 10_000);
       // Wait (bounded) until the write sits in the pool.
-      for (let i = 0; i < 100; i++) {
-        const st = (await rpc('txpool_status', [])) as { pending: string };
-        if (Number(st.pending) > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await untilPooled();
       const head = await clients.public.getBlock();
       await rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(head.baseFeePerGas! * 10n).toString(16)}`]);
       await rpc('evm_mine', []);
@@ -209,10 +191,7 @@ describe('a base fee rise while the write waits in the pool (interval mining)', 
     const res = await p!;
     expect(res).not.toBe('hung');
     if (res !== 'hung' && 'err' in res) expect((res.err as { code?: string }).code).toMatch(/^E_/);
-    const next = await within(
-      writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-      10_000,
-    );
+    const next = await within(poke(clients, growing), 10_000);
     expect(next).not.toBe('hung');
   }, 40_000);
 });
@@ -227,15 +206,8 @@ describe('a write replaced in the pool by another process holding the same key',
         address: anvil.accounts[0]!.address,
         blockTag: 'pending',
       });
-      p = within(
-        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-        10_000,
-      );
-      for (let i = 0; i < 100; i++) {
-        const st = (await rpc('txpool_status', [])) as { pending: string };
-        if (Number(st.pending) > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      p = within(poke(clients, growing), 10_000);
+      await untilPooled();
       // The other process (same key, same nonce, higher fees): a plain transfer to itself.
       const w = clients2.wallet!;
       await w.sendTransaction({

@@ -1,13 +1,17 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isFirnError } from '@firn/core';
 import { type Address, type Hex, parseAbi } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnvilInstance, startAnvil } from './anvil.ts';
 import { ChainRevertedError } from './ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from './clients.ts';
-import type { FirnDeployment } from './types.ts';
 import { writeContractAndWait } from './writeContractAndWait.ts';
+import {
+  deployRaw,
+  placeholderDeployment,
+  type RecordedCall,
+  recordingRpcProxy,
+  rpcCall,
+} from '../test/rpcProxy.ts';
 
 // A real anvil behind a proxy that records every JSON-RPC request. anvil answers a request on the
 // 'pending' block (eth_fillTransaction, eth_estimateGas or eth_call without a block or with
@@ -21,56 +25,18 @@ const GROWING = '0x6016600c60003960166000f33343553360014301553360024301553360034
 const REVERTS = '0x6005600c60003960056000f360006000fd';
 const ABI = parseAbi(['function poke()']);
 
+/** One write of poke() to `address` through `c`. */
+const poke = (c: FirnClients, address: Address) =>
+  writeContractAndWait(c, { address, abi: ABI, functionName: 'poke', args: [] });
+
 let anvil: AnvilInstance;
-let proxy: { url: string; server: Server; calls: { method: string; params: unknown[] }[] };
+let proxy: Awaited<ReturnType<typeof recordingRpcProxy>>;
 let clients: FirnClients;
 let growing: Address;
 let reverts: Address;
 
-async function recordingProxy(target: string) {
-  const calls: { method: string; params: unknown[] }[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const parsed = JSON.parse(body) as
-        | { method: string; params?: unknown[] }
-        | { method: string; params?: unknown[] }[];
-      for (const m of Array.isArray(parsed) ? parsed : [parsed])
-        calls.push({ method: m.method, params: m.params ?? [] });
-      fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-        .then(async (r) => {
-          res.writeHead(r.status, { 'content-type': 'application/json' });
-          res.end(await r.text());
-        })
-        .catch(() => {
-          res.writeHead(502);
-          res.end();
-        });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, calls };
-}
-
-async function deployRaw(c: FirnClients, initCode: Hex, legacy = false): Promise<Address> {
-  const w = c.wallet!;
-  const hash = legacy
-    ? await w.sendTransaction({
-        data: initCode,
-        account: w.account!,
-        chain: null,
-        type: 'legacy',
-        gasPrice: await c.public.getGasPrice(),
-      })
-    : await w.sendTransaction({ data: initCode, account: w.account!, chain: null });
-  const receipt = await c.public.waitForTransactionReceipt({ hash });
-  return receipt.contractAddress!;
-}
-
 /** The requests of `calls` that anvil answers on the 'pending' block. */
-function onPending(calls: { method: string; params: unknown[] }[]) {
+function onPending(calls: RecordedCall[]) {
   return calls.filter(
     (c) =>
       c.method === 'eth_fillTransaction' ||
@@ -79,30 +45,11 @@ function onPending(calls: { method: string; params: unknown[] }[]) {
   );
 }
 
-/** No firn contract is used here: the clients need a deployment only for the chain id. */
-function deploymentOf(a: AnvilInstance): FirnDeployment {
-  return {
-    chainId: a.chainId,
-    registry: '0x0000000000000000000000000000000000000001',
-    verifierSet: '0x0000000000000000000000000000000000000002',
-    jobMarket: '0x0000000000000000000000000000000000000003',
-    dataLedger: '0x0000000000000000000000000000000000000004',
-    deployBlock: 0n,
-  };
-}
-
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 2 });
-  proxy = await recordingProxy(anvil.rpcUrl);
-  const deployment: FirnDeployment = {
-    chainId: anvil.chainId,
-    registry: '0x0000000000000000000000000000000000000001',
-    verifierSet: '0x0000000000000000000000000000000000000002',
-    jobMarket: '0x0000000000000000000000000000000000000003',
-    dataLedger: '0x0000000000000000000000000000000000000004',
-    deployBlock: 0n,
-  };
-  clients = createFirnClients(proxy.url, anvil.accounts[0]!.privateKey, deployment, {
+  proxy = await recordingRpcProxy(anvil.rpcUrl);
+  // No firn contract is used here: the clients need a deployment only for the chain id.
+  clients = createFirnClients(proxy.url, anvil.accounts[0]!.privateKey, placeholderDeployment(anvil), {
     pollingIntervalMs: 20,
   });
   growing = await deployRaw(clients, GROWING);
@@ -117,12 +64,7 @@ afterAll(async () => {
 describe('writeContractAndWait', () => {
   it('sends a write with no request on the pending block, and it is mined with head-room over the estimate', async () => {
     proxy.calls.length = 0;
-    const res = await writeContractAndWait(clients, {
-      address: growing,
-      abi: ABI,
-      functionName: 'poke',
-      args: [],
-    });
+    const res = await poke(clients, growing);
     expect(res.receipt.status).toBe('success');
     expect(onPending(proxy.calls)).toEqual([]);
     const estimate = proxy.calls.find((c) => c.method === 'eth_estimateGas');
@@ -141,11 +83,7 @@ describe('writeContractAndWait', () => {
   it('gives concurrent writes from one account consecutive nonces: every one is mined', async () => {
     proxy.calls.length = 0;
     const before = await clients.public.getTransactionCount({ address: anvil.accounts[0]!.address });
-    const all = await Promise.all(
-      Array.from({ length: 4 }, () =>
-        writeContractAndWait(clients, { address: growing, abi: ABI, functionName: 'poke', args: [] }),
-      ),
-    );
+    const all = await Promise.all(Array.from({ length: 4 }, () => poke(clients, growing)));
     const nonces = await Promise.all(
       all.map(async (r) => (await clients.public.getTransaction({ hash: r.hash })).nonce),
     );
@@ -156,30 +94,20 @@ describe('writeContractAndWait', () => {
 
   it('refuses a write that reverts with ChainRevertedError, before sending it', async () => {
     const before = await clients.public.getTransactionCount({ address: anvil.accounts[0]!.address });
-    await expect(
-      writeContractAndWait(clients, { address: reverts, abi: ABI, functionName: 'poke', args: [] }),
-    ).rejects.toBeInstanceOf(ChainRevertedError);
+    await expect(poke(clients, reverts)).rejects.toBeInstanceOf(ChainRevertedError);
     expect(await clients.public.getTransactionCount({ address: anvil.accounts[0]!.address })).toBe(before);
   });
 
   it('sends a legacy transaction on a chain without base fees, still with no request on the pending block', async () => {
     const old = await startAnvil({ accounts: 1, hardfork: 'berlin' });
-    const p = await recordingProxy(old.rpcUrl);
+    const p = await recordingRpcProxy(old.rpcUrl);
     try {
-      const c = createFirnClients(
-        p.url,
-        old.accounts[0]!.privateKey,
-        { ...deploymentOf(old) },
-        { pollingIntervalMs: 20 },
-      );
+      const c = createFirnClients(p.url, old.accounts[0]!.privateKey, placeholderDeployment(old), {
+        pollingIntervalMs: 20,
+      });
       const target = await deployRaw(c, GROWING, true);
       p.calls.length = 0;
-      const res = await writeContractAndWait(c, {
-        address: target,
-        abi: ABI,
-        functionName: 'poke',
-        args: [],
-      });
+      const res = await poke(c, target);
       expect(res.receipt.status).toBe('success');
       expect((await c.public.getTransaction({ hash: res.hash })).type).toBe('legacy');
       expect(onPending(p.calls)).toEqual([]);
@@ -190,20 +118,12 @@ describe('writeContractAndWait', () => {
   }, 30_000);
 });
 
-/** JSON-RPC call straight to `a`. */
-async function rpcOf(a: AnvilInstance, method: string, params: unknown[]): Promise<unknown> {
-  const r = await fetch(a.rpcUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return ((await r.json()) as { result?: unknown }).result;
-}
-
 /** The hash of the one transaction waiting in `a`'s pool (waits, bounded, until there is one). */
 async function pooledHash(a: AnvilInstance): Promise<Hex> {
   for (let i = 0; i < 250; i++) {
-    const block = (await rpcOf(a, 'eth_getBlockByNumber', ['pending', false])) as { transactions: Hex[] };
+    const block = (await rpcCall(a.rpcUrl, 'eth_getBlockByNumber', ['pending', false])) as {
+      transactions: Hex[];
+    };
     if (block.transactions.length > 0) return block.transactions[0]!;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -215,10 +135,10 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
   async function setup(receiptWait?: { roundMs: number; rounds: number }) {
     const a = await startAnvil({ accounts: 1 });
     const opts = { pollingIntervalMs: 20, ...(receiptWait === undefined ? {} : { receiptWait }) };
-    const c = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, deploymentOf(a), opts);
-    const other = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, deploymentOf(a), opts);
+    const c = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, placeholderDeployment(a), opts);
+    const other = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, placeholderDeployment(a), opts);
     const target = await deployRaw(c, GROWING);
-    await rpcOf(a, 'evm_setAutomine', [false]);
+    await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
     return { a, c, other, target };
   }
 
@@ -226,7 +146,7 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     const { a, c, other, target } = await setup();
     try {
       const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
-      const p = writeContractAndWait(c, { address: target, abi: ABI, functionName: 'poke', args: [] }).then(
+      const p = poke(c, target).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -242,7 +162,7 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
         maxPriorityFeePerGas: 20_000_000_000n,
         maxFeePerGas: 200_000_000_000n,
       });
-      await rpcOf(a, 'evm_mine', []);
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
       const err = await p;
       expect(isFirnError(err) && err.code).toBe('E_CHAIN_REPLACED');
       const details = (err as { details: Record<string, unknown> }).details;
@@ -251,13 +171,8 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
       expect(details.hash).not.toBe(theirs);
       expect(String((err as Error).message)).toContain(ours);
       // The account's queue is free: the next write goes on and is mined.
-      await rpcOf(a, 'evm_setAutomine', [true]);
-      const next = await writeContractAndWait(c, {
-        address: target,
-        abi: ABI,
-        functionName: 'poke',
-        args: [],
-      });
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [true]);
+      const next = await poke(c, target);
       expect(next.receipt.status).toBe('success');
       expect(next.receipt.transactionHash).toBe(next.hash);
     } finally {
@@ -269,13 +184,15 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     const { a, c, target } = await setup();
     try {
       const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
-      const p = writeContractAndWait(c, { address: target, abi: ABI, functionName: 'poke', args: [] });
+      const p = poke(c, target);
       const first = await pooledHash(a);
       // A base-fee spike prices it out; anvil drops it when the block is built.
       const head = await c.public.getBlock();
-      await rpcOf(a, 'anvil_setNextBlockBaseFeePerGas', [`0x${(head.baseFeePerGas! * 10n).toString(16)}`]);
-      await rpcOf(a, 'evm_mine', []);
-      await rpcOf(a, 'evm_setAutomine', [true]);
+      await rpcCall(a.rpcUrl, 'anvil_setNextBlockBaseFeePerGas', [
+        `0x${(head.baseFeePerGas! * 10n).toString(16)}`,
+      ]);
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [true]);
       const res = await p;
       expect(res.hash).not.toBe(first);
       expect(res.receipt.transactionHash).toBe(res.hash);
@@ -291,12 +208,7 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     try {
       const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
       const t0 = Date.now();
-      const err = await writeContractAndWait(c, {
-        address: target,
-        abi: ABI,
-        functionName: 'poke',
-        args: [],
-      }).then(
+      const err = await poke(c, target).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -309,13 +221,8 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
       expect(waited).toBeGreaterThanOrEqual(700); // 3 rounds of 300 ms, each ends within a poll
       expect(waited).toBeLessThan(10_000);
       // Blocks come again: the next write is queued behind nothing and is mined (after the first).
-      await rpcOf(a, 'evm_setAutomine', [true]);
-      const next = await writeContractAndWait(c, {
-        address: target,
-        abi: ABI,
-        functionName: 'poke',
-        args: [],
-      });
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [true]);
+      const next = await poke(c, target);
       expect(next.receipt.status).toBe('success');
       expect((await c.public.getTransaction({ hash: next.hash })).nonce).toBe(nonce + 1);
     } finally {
