@@ -6,7 +6,6 @@
  * the challenge issued in those blocks is scanned over once, found empty, and never looked at
  * again: the honest node misses a challenge it could have answered in time.
  */
-import type { Server } from 'node:http';
 import { createFirnClients, getChallenge, getRewardsState, issueChallenge } from '@firn/chain';
 import { LivenessService } from '@firn/node';
 import { parseEther } from 'viem';
@@ -15,7 +14,7 @@ import { laggingLogsProxy } from './laggingRpcProxy.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 let net: TestNetwork;
-let proxy: { url: string; server: Server; state: { lagTo: bigint | undefined } };
+let proxy: Awaited<ReturnType<typeof laggingLogsProxy>>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createFirnClients, registerNode } from '@firn/chain';
 import { bytesToHex, type Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rpcCall } from '../../packages/chain/test/rpcProxy.ts';
 import { laggingLogsProxy } from './laggingRpcProxy.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 import { simulatedRegistration, sweepingVerifier } from '../helpers/verifierSweep.ts';
@@ -40,11 +41,7 @@ describe('vote sweep behind a log index that lags', () => {
     proxy.state.lagTo = undefined;
     // The chain goes on producing blocks; the next sweeps must find the open round.
     for (let i = 0; i < 3; i++) {
-      await fetch(net.anvil.rpcUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'evm_mine', params: [] }),
-      });
+      await rpcCall(net.anvil.rpcUrl, 'evm_mine', []);
       await daemon.sweep();
     }
     expect(seen.map((e) => e.enclaveId.toLowerCase())).toContain(enclaveId.toLowerCase());

@@ -7,8 +7,7 @@
  * while the node polls slowly is seen and answered before its deadline; each Active node is
  * challenged once an epoch; a requester naming a node by Enclave ID at another endpoint is refused).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import {
   createFirnClients,
   type FirnClients,
@@ -24,6 +23,7 @@ import { LivenessService } from '@firn/node';
 import { LivenessChallenger } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rewritingRpcProxy } from '../../packages/chain/test/rpcProxy.ts';
 import { simulatedRegistration, sweepingVerifier } from '../helpers/verifierSweep.ts';
 import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 
@@ -39,34 +39,13 @@ async function countingProxy(target: string) {
   const counts = new Map<string, number>();
   /** fromBlock of each eth_getLogs forwarded. */
   const logsFrom: bigint[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      try {
-        const parsed = JSON.parse(body) as { method?: string } | { method?: string }[];
-        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
-          counts.set(m.method ?? '?', (counts.get(m.method ?? '?') ?? 0) + 1);
-          const from = (m as { params?: { fromBlock?: string }[] }).params?.[0]?.fromBlock;
-          if (m.method === 'eth_getLogs' && typeof from === 'string') logsFrom.push(BigInt(from));
-        }
-      } catch {
-        counts.set('?', (counts.get('?') ?? 0) + 1);
-      }
-      fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-        .then(async (r) => {
-          res.writeHead(r.status, { 'content-type': 'application/json' });
-          res.end(await r.text());
-        })
-        .catch(() => {
-          res.writeHead(502);
-          res.end();
-        });
-    });
+  const p = await rewritingRpcProxy(target, (m) => {
+    counts.set(m.method ?? '?', (counts.get(m.method ?? '?') ?? 0) + 1);
+    const from = (m.params?.[0] as { fromBlock?: string } | undefined)?.fromBlock;
+    if (m.method === 'eth_getLogs' && typeof from === 'string') logsFrom.push(BigInt(from));
+    return undefined;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, counts, logsFrom, server };
+  return { ...p, counts, logsFrom };
 }
 
 const count = (m: string) => proxy.counts.get(m) ?? 0;
