@@ -4,7 +4,12 @@ import { type AnvilInstance, startAnvil } from '../../packages/chain/src/anvil.t
 import { ChainRevertedError } from '../../packages/chain/src/ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from '../../packages/chain/src/clients.ts';
 import { writeContractAndWait } from '../../packages/chain/src/writeContractAndWait.ts';
-import { deployRaw, placeholderDeployment, rpcCall } from '../../packages/chain/test/rpcProxy.ts';
+import {
+  deployRaw,
+  placeholderDeployment,
+  rpcCall,
+  sendReplacementAt,
+} from '../../packages/chain/test/rpcProxy.ts';
 
 // Promise (decision 1400, brief): a write never gets stuck; a base fee rising between the fee fill
 // and inclusion does not leave the account's write queue wedged; a second process sending with the
@@ -209,17 +214,7 @@ describe('a write replaced in the pool by another process holding the same key',
       p = within(poke(clients, growing), 10_000);
       await untilPooled();
       // The other process (same key, same nonce, higher fees): a plain transfer to itself.
-      const w = clients2.wallet!;
-      await w.sendTransaction({
-        to: anvil.accounts[0]!.address,
-        value: 1n,
-        nonce,
-        account: w.account!,
-        chain: null,
-        gas: 21_000n,
-        maxPriorityFeePerGas: 20_000_000_000n,
-        maxFeePerGas: 200_000_000_000n,
-      });
+      await sendReplacementAt(clients2, nonce);
       await rpc('evm_mine', []);
     } finally {
       await rpc('evm_setAutomine', [true]);

@@ -11,6 +11,7 @@ import {
   type RecordedCall,
   recordingRpcProxy,
   rpcCall,
+  sendReplacementAt,
 } from '../test/rpcProxy.ts';
 
 // A real anvil behind a proxy that records every JSON-RPC request. anvil answers a request on the
@@ -151,17 +152,7 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
         (e: unknown) => e,
       );
       const ours = await pooledHash(a);
-      const w = other.wallet!;
-      const theirs = await w.sendTransaction({
-        to: a.accounts[0]!.address,
-        value: 1n,
-        nonce,
-        account: w.account!,
-        chain: null,
-        gas: 21_000n,
-        maxPriorityFeePerGas: 20_000_000_000n,
-        maxFeePerGas: 200_000_000_000n,
-      });
+      const theirs = await sendReplacementAt(other, nonce);
       await rpcCall(a.rpcUrl, 'evm_mine', []);
       const err = await p;
       expect(isFirnError(err) && err.code).toBe('E_CHAIN_REPLACED');

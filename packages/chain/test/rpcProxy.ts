@@ -125,3 +125,22 @@ export async function deployRaw(c: FirnClients, initCode: Hex, legacy = false): 
   const receipt = await c.public.waitForTransactionReceipt({ hash });
   return receipt.contractAddress!;
 }
+
+/**
+ * Test-only: another sender holding the same key takes `nonce`: a 1-wei transfer from the clients'
+ * account to itself at `nonce`, with fees (20 gwei tip, 200 gwei cap) above any write's pending at
+ * that nonce, so it replaces it. The transaction hash; nothing is mined here.
+ */
+export async function sendReplacementAt(c: FirnClients, nonce: number): Promise<Hex> {
+  const w = c.wallet!;
+  return w.sendTransaction({
+    to: w.account!.address,
+    value: 1n,
+    nonce,
+    account: w.account!,
+    chain: null,
+    gas: 21_000n,
+    maxPriorityFeePerGas: 20_000_000_000n,
+    maxFeePerGas: 200_000_000_000n,
+  });
+}
