@@ -202,6 +202,14 @@ describe('attacks through the split path fail in whichever half checks them', ()
 describe('a worker that dies or does not answer fails the call, never passes it', () => {
   const sgx = () => ({ collateral: vectorJson(VECTORS.sgx.collateral), now: VECTORS.sgx.now });
   const want = 'ConfigurationAndSWHardeningNeeded';
+  /** The SGX vector verified with its split on the collateral worker. */
+  const onWorker = () => verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' });
+  /** The tcbStatus a call settled with, or its FirnError code. */
+  const outcomeOf = (p: Promise<{ tcbStatus: string }>) =>
+    p.then(
+      (f) => f.tcbStatus,
+      (e: unknown) => (isFirnError(e) ? e.code : 'not a FirnError'),
+    );
 
   it('worker stopped with calls in flight: those calls fail E_INTERNAL; the next call starts a new worker', async () => {
     // A slow job (a 3.5 MB PCK CRL) keeps the worker busy, so both calls are in flight when it stops.
@@ -210,11 +218,6 @@ describe('a worker that dies or does not answer fails the call, never passes it'
     const w = collateralWorker();
     expect(w).toBeDefined();
     clearDcapCaches();
-    const outcomeOf = (p: Promise<{ tcbStatus: string }>) =>
-      p.then(
-        (f) => f.tcbStatus,
-        (e: unknown) => (isFirnError(e) ? e.code : 'not a FirnError'),
-      );
     const first = outcomeOf(
       verifyDcapQuote(vector(VECTORS.sgx.quote), {
         collateral: slow,
@@ -222,14 +225,12 @@ describe('a worker that dies or does not answer fails the call, never passes it'
         signatureThreads: 'worker',
       }),
     );
-    const behind = outcomeOf(
-      verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' }),
-    );
+    const behind = outcomeOf(onWorker());
     await w!.terminate();
     expect(await first).toBe('E_INTERNAL');
     expect(await behind).toBe('E_INTERNAL');
     clearDcapCaches();
-    const again = await verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' });
+    const again = await onWorker();
     expect(again.tcbStatus).toBe(want);
     expect(collateralWorker()).not.toBe(w);
   }, 30_000);
@@ -242,11 +243,6 @@ describe('a worker that dies or does not answer fails the call, never passes it'
     warmCollateralWorker();
     const w = collateralWorker();
     clearDcapCaches();
-    const outcomeOf = (p: Promise<{ tcbStatus: string }>) =>
-      p.then(
-        (f) => f.tcbStatus,
-        (e: unknown) => (isFirnError(e) ? e.code : 'not a FirnError'),
-      );
     const first = outcomeOf(
       verifyDcapQuote(vector(VECTORS.sgx.quote), {
         collateral: slow,
@@ -256,13 +252,11 @@ describe('a worker that dies or does not answer fails the call, never passes it'
       }),
     );
     // A call queued behind it, with a generous timeout: it waits on the same stopped worker.
-    const behind = outcomeOf(
-      verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' }),
-    );
+    const behind = outcomeOf(onWorker());
     expect(await first).toBe('E_TIMEOUT');
     expect(await behind).toBe('E_TIMEOUT');
     clearDcapCaches();
-    const again = await verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' });
+    const again = await onWorker();
     expect(again.tcbStatus).toBe(want);
     expect(collateralWorker()).not.toBe(w);
   }, 30_000);
