@@ -36,6 +36,18 @@ function plaintext(): Uint8Array {
   return pt;
 }
 
+/** The pattern of plaintext() sealed in CHUNK-sized chunks under a fresh data key (no recipient). */
+async function sealedPattern(): Promise<{ dataKey: Uint8Array; sealed: Uint8Array }> {
+  const dataKey = new Uint8Array(randomBytes(32));
+  const sealed = await sealArtifact(plaintext(), {
+    recipients: [],
+    dataKey,
+    contentType: 'a/b',
+    chunkSize: CHUNK,
+  });
+  return { dataKey, sealed };
+}
+
 /** Whether `mem` holds a run of 4 KiB of chunk c's pattern. */
 function holdsChunk(mem: Uint8Array, c: number): boolean {
   const want = 0x10 + c;
@@ -49,13 +61,7 @@ function holdsChunk(mem: Uint8Array, c: number): boolean {
 
 describe('artifact open on the cipher threads: nothing after a bad chunk stays reachable', () => {
   it('a tampered chunk leaves no later plaintext in the ring or behind a released piece', async () => {
-    const dataKey = new Uint8Array(randomBytes(32));
-    const sealed = await sealArtifact(plaintext(), {
-      recipients: [],
-      dataKey,
-      contentType: 'a/b',
-      chunkSize: CHUNK,
-    });
+    const { dataKey, sealed } = await sealedPattern();
     // Tamper with chunk BAD's tag (header first, then 64 KiB + 16 per chunk).
     const headerBytes = sealed.length - CHUNKS * (CHUNK + 16);
     const bad = sealed.slice();
@@ -96,13 +102,7 @@ describe('artifact open on the cipher threads: nothing after a bad chunk stays r
   });
 
   it('a piece handed out does not reach chunks not yet released (its buffer is the whole ring)', async () => {
-    const dataKey = new Uint8Array(randomBytes(32));
-    const sealed = await sealArtifact(plaintext(), {
-      recipients: [],
-      dataKey,
-      contentType: 'a/b',
-      chunkSize: CHUNK,
-    });
+    const { dataKey, sealed } = await sealedPattern();
     async function* one() {
       yield sealed;
     }
