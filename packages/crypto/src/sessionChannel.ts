@@ -180,6 +180,31 @@ export function createSessionEndpoint(
   const recvKey = Uint8Array.from(keys[inn]);
   let sent = 0n;
   let received = 0n;
+  /**
+   * Checks an inbound `message` before any decryption (size cap and decoding: E_PARSE; kind and
+   * sequence number: E_CHANNEL_SEQUENCE, a later number only when `ahead`) and returns it with its
+   * ciphertext length (tag excluded) and a decipher keyed, tagged and bound to its AAD.
+   */
+  const inbound = (message: Uint8Array, ahead: boolean) => {
+    if (message.length > MAX_SESSION_MESSAGE_BYTES)
+      throw new ChannelError('E_PARSE', 'session message too large');
+    const m = decodeSessionMessage(message);
+    if (m.kind !== inn)
+      throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
+    if (m.seq !== received && !(ahead && m.seq > received))
+      throw new ChannelError(
+        'E_CHANNEL_SEQUENCE',
+        m.seq < received ? 'replayed session message' : 'session message out of order',
+        { details: { expected: received.toString(), got: m.seq.toString() } },
+      );
+    const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
+    const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
+      authTagLength: AES_GCM_TAG_BYTES,
+    });
+    d.setAuthTag(m.ciphertext.subarray(ctLen));
+    d.setAAD(aadOf(inn, id, m.seq));
+    return { m, ctLen, d };
+  };
   return {
     sessionId: bytesToHex(id),
     get sent() {
@@ -222,23 +247,7 @@ export function createSessionEndpoint(
       return wire;
     },
     openReading(message, read) {
-      if (message.length > MAX_SESSION_MESSAGE_BYTES)
-        throw new ChannelError('E_PARSE', 'session message too large');
-      const m = decodeSessionMessage(message);
-      if (m.kind !== inn)
-        throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
-      if (m.seq !== received)
-        throw new ChannelError(
-          'E_CHANNEL_SEQUENCE',
-          m.seq < received ? 'replayed session message' : 'session message out of order',
-          { details: { expected: received.toString(), got: m.seq.toString() } },
-        );
-      const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
-      const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
-        authTagLength: AES_GCM_TAG_BYTES,
-      });
-      d.setAuthTag(m.ciphertext.subarray(ctLen));
-      d.setAAD(aadOf(inn, id, m.seq));
+      const { m, ctLen, d } = inbound(message, false);
       let at = 0;
       const taken: Uint8Array[] = [];
       const piece = (n: number): Uint8Array => {
@@ -279,23 +288,7 @@ export function createSessionEndpoint(
       return result;
     },
     open(message, accept, ahead) {
-      if (message.length > MAX_SESSION_MESSAGE_BYTES)
-        throw new ChannelError('E_PARSE', 'session message too large');
-      const m = decodeSessionMessage(message);
-      if (m.kind !== inn)
-        throw new ChannelError('E_CHANNEL_SEQUENCE', `expected a ${inn} message, got ${m.kind}`);
-      if (m.seq !== received && !(ahead === true && accept !== undefined && m.seq > received))
-        throw new ChannelError(
-          'E_CHANNEL_SEQUENCE',
-          m.seq < received ? 'replayed session message' : 'session message out of order',
-          { details: { expected: received.toString(), got: m.seq.toString() } },
-        );
-      const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
-      const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
-        authTagLength: AES_GCM_TAG_BYTES,
-      });
-      d.setAuthTag(m.ciphertext.subarray(ctLen));
-      d.setAAD(aadOf(inn, id, m.seq));
+      const { m, ctLen, d } = inbound(message, ahead === true && accept !== undefined);
       const head = d.update(m.ciphertext.subarray(0, ctLen));
       let tail: Buffer;
       try {
