@@ -202,8 +202,14 @@ describe('attacks through the split path fail in whichever half checks them', ()
 describe('a worker that dies or does not answer fails the call, never passes it', () => {
   const sgx = () => ({ collateral: vectorJson(VECTORS.sgx.collateral), now: VECTORS.sgx.now });
   const want = 'ConfigurationAndSWHardeningNeeded';
-  /** The SGX vector verified with its split on the collateral worker. */
-  const onWorker = () => verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker' });
+  /** The SGX vector verified with its split on the collateral worker; `over` replaces options. */
+  const onWorker = (over: Partial<NonNullable<Parameters<typeof verifyDcapQuote>[1]>> = {}) =>
+    verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker', ...over });
+  /** The SGX collateral with a PCK CRL of 100,000 entries (3.5 MB, under the 4 MiB cap): a slow job. */
+  const slowCollateral = () => ({
+    ...vectorJson(VECTORS.sgx.collateral),
+    pck_crl: bigCrl(100_000).toString('hex'),
+  });
   /** The tcbStatus a call settled with, or its FirnError code. */
   const outcomeOf = (p: Promise<{ tcbStatus: string }>) =>
     p.then(
@@ -213,18 +219,12 @@ describe('a worker that dies or does not answer fails the call, never passes it'
 
   it('worker stopped with calls in flight: those calls fail E_INTERNAL; the next call starts a new worker', async () => {
     // A slow job (a 3.5 MB PCK CRL) keeps the worker busy, so both calls are in flight when it stops.
-    const slow = { ...vectorJson(VECTORS.sgx.collateral), pck_crl: bigCrl(100_000).toString('hex') };
+    const slow = slowCollateral();
     warmCollateralWorker();
     const w = collateralWorker();
     expect(w).toBeDefined();
     clearDcapCaches();
-    const first = outcomeOf(
-      verifyDcapQuote(vector(VECTORS.sgx.quote), {
-        collateral: slow,
-        now: VECTORS.sgx.now,
-        signatureThreads: 'worker',
-      }),
-    );
+    const first = outcomeOf(onWorker({ collateral: slow }));
     const behind = outcomeOf(onWorker());
     await w!.terminate();
     expect(await first).toBe('E_INTERNAL');
@@ -238,19 +238,11 @@ describe('a worker that dies or does not answer fails the call, never passes it'
   it('no answer within workerTimeoutMs: every waiting call fails E_TIMEOUT, the worker is replaced', async () => {
     // A PCK CRL of 100,000 entries (3.5 MB, under the 4 MiB cap): the worker parses it for far
     // longer than the 10 ms allowed, so the timer fires first whatever the load.
-    const big = bigCrl(100_000);
-    const slow = { ...vectorJson(VECTORS.sgx.collateral), pck_crl: big.toString('hex') };
+    const slow = slowCollateral();
     warmCollateralWorker();
     const w = collateralWorker();
     clearDcapCaches();
-    const first = outcomeOf(
-      verifyDcapQuote(vector(VECTORS.sgx.quote), {
-        collateral: slow,
-        now: VECTORS.sgx.now,
-        signatureThreads: 'worker',
-        workerTimeoutMs: 10,
-      }),
-    );
+    const first = outcomeOf(onWorker({ collateral: slow, workerTimeoutMs: 10 }));
     // A call queued behind it, with a generous timeout: it waits on the same stopped worker.
     const behind = outcomeOf(onWorker());
     expect(await first).toBe('E_TIMEOUT');
@@ -263,9 +255,7 @@ describe('a worker that dies or does not answer fails the call, never passes it'
 
   it('a workerTimeoutMs that is not a positive number is refused, not taken as no limit', async () => {
     for (const workerTimeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
-      await expect(
-        verifyDcapQuote(vector(VECTORS.sgx.quote), { ...sgx(), signatureThreads: 'worker', workerTimeoutMs }),
-      ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+      await expect(onWorker({ workerTimeoutMs })).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
   });
 
   it('a process whose only pending work is a split verification waits for it (a call in flight holds the event loop open)', () => {
