@@ -10,6 +10,7 @@ import {
   placeholderDeployment,
   type RecordedCall,
   recordingRpcProxy,
+  rewritingRpcProxy,
   rpcCall,
   sendReplacementAt,
 } from '../test/rpcProxy.ts';
@@ -217,6 +218,41 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
       expect(next.receipt.status).toBe('success');
       expect((await c.public.getTransaction({ hash: next.hash })).nonce).toBe(nonce + 1);
     } finally {
+      await a.stop();
+    }
+  }, 30_000);
+  it('waits out a chain outage longer than its rounds (rounds count only when the chain answers), then returns its own receipt', async () => {
+    const { a, target } = await setup();
+    let down = false;
+    const proxy = await rewritingRpcProxy(a.rpcUrl, (m) =>
+      down
+        ? { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'chain unreachable (test outage)' } }
+        : undefined,
+    );
+    try {
+      const c = createFirnClients(proxy.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+        pollingIntervalMs: 20,
+        receiptWait: { roundMs: 200, rounds: 2 },
+      });
+      const p = poke(c, target).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      const pooled = await pooledHash(a);
+      // The RPC fails for longer than all rounds and the client's own retries; meanwhile the
+      // transaction is mined.
+      down = true;
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      await new Promise((r) => setTimeout(r, 3_000));
+      down = false;
+      const res = await p;
+      expect(isFirnError(res)).toBe(false);
+      const ok = res as Awaited<ReturnType<typeof poke>>;
+      expect(ok.hash).toBe(pooled);
+      expect(ok.receipt.transactionHash).toBe(pooled);
+      expect(ok.receipt.status).toBe('success');
+    } finally {
+      proxy.server.close();
       await a.stop();
     }
   }, 30_000);

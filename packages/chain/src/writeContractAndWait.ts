@@ -197,8 +197,10 @@ function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
  * - not past it, and our transaction is gone from the pool (eth_getTransactionByHash null, e.g.
  *   dropped after a base-fee spike): sent again at the same nonce with fresh fees, at most
  *   `resends` times.
- * After the last round, FirnError E_CHAIN ("not mined after N s"). Never returns a receipt whose
- * hash this process did not send.
+ * After the last round, FirnError E_CHAIN ("not mined after N s"). A round in which a read failed
+ * (the RPC down or erring, not "not found") does not count: an outage is waited out, as the node's
+ * proof submission through an outage relies on (tests/e2e/faults-chain.test.ts). Never returns a
+ * receipt whose hash this process did not send.
  *
  * @param resend sends the same call again at `nonce`, with the given fees; returns its hash.
  */
@@ -214,13 +216,16 @@ async function waitForOwnReceipt(
   const address = requireWallet(clients).account.address;
   const sent: Hex[] = [firstHash];
   const started = Date.now();
+  // Set when a read fails for another reason than "not found" (the RPC is down or erring): a round
+  // in which the chain did not answer does not count, so an outage is waited out as before.
+  let unreachable = false;
   const receiptOf = async (h: Hex): Promise<TransactionReceipt | undefined> => {
     try {
       const r = await clients.public.getTransactionReceipt({ hash: h });
       return r.transactionHash.toLowerCase() === h.toLowerCase() ? r : undefined;
     } catch (e) {
-      if (e instanceof TransactionReceiptNotFoundError) return undefined;
-      throw e;
+      if (!(e instanceof TransactionReceiptNotFoundError)) unreachable = true;
+      return undefined;
     }
   };
   const anyReceipt = async (): Promise<TransactionReceipt | undefined> => {
@@ -237,23 +242,46 @@ async function waitForOwnReceipt(
   });
   for (let round = 0; round < rounds; round++) {
     const end = Date.now() + roundMs;
+    unreachable = false;
     for (;;) {
       const r = await receiptOf(sent[sent.length - 1]!);
       if (r !== undefined) return r;
       if (Date.now() + poll > end) break;
       await new Promise((res) => setTimeout(res, poll));
     }
-    const mined = await clients.public.getTransactionCount({ address, blockTag: 'latest' });
+    let mined: number;
+    try {
+      mined = await clients.public.getTransactionCount({ address, blockTag: 'latest' });
+    } catch {
+      unreachable = true;
+      mined = -1;
+    }
+    if (unreachable) {
+      // The chain did not answer in this round: it says nothing about our transaction. Wait on.
+      round--;
+      continue;
+    }
     if (mined > nonce) {
       const r = await anyReceipt();
       if (r !== undefined) return r;
+      if (unreachable) {
+        round--;
+        continue;
+      }
       throw new FirnError(
         'E_CHAIN_REPLACED',
         `${context}: transaction ${sent[sent.length - 1]} at nonce ${nonce} was replaced by another transaction of the same account (another process or wallet using this key); it was not mined`,
         { details: facts() },
       );
     }
-    if (sent.length <= resends && (await inPool(clients, sent[sent.length - 1]!)) === false) {
+    let known: boolean;
+    try {
+      known = await inPool(clients, sent[sent.length - 1]!);
+    } catch {
+      round--;
+      continue;
+    }
+    if (sent.length <= resends && !known) {
       const fees = await freshFees(clients);
       try {
         sent.push(await resend(fees));
