@@ -216,6 +216,10 @@ export class ProofChecker {
     const fraction = this.opts.resultGraceFraction ?? 0.5;
     // The first pass uses the record the proof check just read (the same chain state, one read fewer).
     let known = first;
+    // Elapsed time on this verifier's own clock since its first look, added to the chain time it
+    // saw then: a host clock set apart from the chain (ahead by 30 minutes, say) cannot make an
+    // honest node's result look overdue at once (tests/e2e/faults-chain.test.ts).
+    let origin: { chain: number; local: number } | undefined;
     for (let last: string | undefined; ; ) {
       if (this.stopped) return undefined;
       try {
@@ -228,8 +232,10 @@ export class ProofChecker {
         const window = Number(job.challengeEndsAt - job.provedAt);
         const giveUpAt = Number(job.provedAt) + Math.floor(window * Math.min(Math.max(fraction, 0), 0.95));
         // Blocks are mined only on transactions on some chains (anvil): the latest block's time may
-        // lag, so the verifier's own clock counts when it is later.
-        const now = Math.max(Number((await this.clients.public.getBlock()).timestamp), Date.now() / 1000);
+        // lag, so the time this verifier has waited since its first look counts when it is later.
+        const chainNow = Number((await this.clients.public.getBlock()).timestamp);
+        origin ??= { chain: chainNow, local: Date.now() / 1000 };
+        const now = Math.max(chainNow, origin.chain + (Date.now() / 1000 - origin.local));
         if (now >= giveUpAt) return last;
         this.opts.logger?.info('result not available yet; retrying', { jobId, reason: last });
       } catch (e) {
