@@ -27,9 +27,11 @@ export class SessionStream {
   private constructor(
     private readonly socket: Socket,
     private readonly maxResponseBytes: number,
+    /** Frames come from a DirectFrameReader (the socket's `onread`), not from 'data' events. */
+    direct = false,
   ) {
     socket.setNoDelay(true);
-    socket.on('data', (c: Buffer) => this.onData(c));
+    if (!direct) socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('error', () => undefined);
     socket.on('close', () => this.fail(new FirnError('E_UNAVAILABLE', 'the session stream closed')));
   }
@@ -117,9 +119,42 @@ export class SessionStream {
         );
         return;
       }
-      const socket = connect({ host: host.replace(/^\[|\]$/g, ''), port, noDelay: true });
-      let got: Buffer = Buffer.alloc(0);
       let settled = false;
+      let stream: SessionStream | undefined;
+      const refused = () =>
+        give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection'));
+      // The kernel reads each frame straight into its own buffer (docs/decisions/1420): the first
+      // frame must be the child's empty tag-2 acknowledgement, every later one goes to the stream.
+      const reader = new DirectFrameReader(
+        maxResponseBytes,
+        (tag, body) => {
+          if (stream !== undefined) {
+            stream.deliver(tag, body);
+            return;
+          }
+          if (tag !== TAG_TOKEN || body.length !== 0) {
+            refused();
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          stream = new SessionStream(socket, maxResponseBytes, true);
+          resolve(stream);
+        },
+        (e) => (stream !== undefined ? stream.fail(e) : refused()),
+      );
+      const socket = connect({
+        host: host.replace(/^\[|\]$/g, ''),
+        port,
+        noDelay: true,
+        onread: {
+          buffer: () => reader.nextBuffer(),
+          callback: (n: number) => {
+            reader.filled(n);
+            return true;
+          },
+        },
+      });
       const give = (e: FirnError) => {
         if (settled) return;
         settled = true;
@@ -127,27 +162,7 @@ export class SessionStream {
         socket.destroy();
         reject(e);
       };
-      const timer = setTimeout(
-        () =>
-          give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection')),
-        timeoutMs,
-      );
-      const onData = (c: Buffer) => {
-        got = got.length === 0 ? c : Buffer.concat([got, c]);
-        if (got.length < 5) return;
-        socket.off('data', onData);
-        if (got.readUInt32BE(0) !== 1 || got[4] !== TAG_TOKEN) {
-          give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection'));
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        const s = new SessionStream(socket, maxResponseBytes);
-        const rest = got.subarray(5);
-        if (rest.length > 0) s.onData(rest);
-        resolve(s);
-      };
-      socket.on('data', onData);
+      const timer = setTimeout(refused, timeoutMs);
       socket.on('connect', () => {
         const head = Buffer.allocUnsafe(5);
         head.writeUInt32BE(token.length + 1, 0);
@@ -160,9 +175,7 @@ export class SessionStream {
       socket.on('error', (err) =>
         give(new FirnError('E_UNAVAILABLE', `direct session connection: ${err.message}`)),
       );
-      socket.on('close', () =>
-        give(new FirnError('E_UNAVAILABLE', 'the session runtime did not accept the direct connection')),
-      );
+      socket.on('close', refused);
     });
   }
 
@@ -229,15 +242,22 @@ export class SessionStream {
       const rest = buf.subarray(4 + len);
       this.chunks = rest.length > 0 ? [rest, ...this.chunks.slice(1)] : this.chunks.slice(1);
       this.size -= 4 + len;
-      const p = this.pending.shift();
-      if (p === undefined) {
-        this.fail(new FirnError('E_PARSE', 'a session stream answer nobody asked for'));
-        return;
-      }
-      if (tag === TAG_MESSAGE) p.resolve(body);
-      else if (tag === TAG_ERROR) p.reject(refusalOf(body));
-      else p.reject(new FirnError('E_PARSE', 'unknown session stream frame'));
+      if (!this.deliver(tag, body)) return;
     }
+  }
+
+  /** One whole answer frame, to the oldest request waiting; false once the stream failed. */
+  private deliver(tag: number, body: Uint8Array): boolean {
+    if (this.gone) return false;
+    const p = this.pending.shift();
+    if (p === undefined) {
+      this.fail(new FirnError('E_PARSE', 'a session stream answer nobody asked for'));
+      return false;
+    }
+    if (tag === TAG_MESSAGE) p.resolve(body);
+    else if (tag === TAG_ERROR) p.reject(refusalOf(body));
+    else p.reject(new FirnError('E_PARSE', 'unknown session stream frame'));
+    return true;
   }
 
   private flatten(): Buffer {
@@ -260,4 +280,65 @@ function refusalOf(body: Uint8Array): FirnError {
       return new FirnError(o.code as ErrorCode, typeof o.message === 'string' ? o.message.slice(0, 500) : '');
   } catch {}
   return new FirnError('E_PARSE', 'malformed session stream refusal');
+}
+
+/**
+ * Frames of a direct session connection read by the kernel straight into their own buffers
+ * (the socket's `onread`; docs/decisions/1420-session-reads-into-frame-buffers.md): the 5-byte
+ * header (`u32 BE length || u8 tag`) is read into a fixed scratch buffer, then the body into a
+ * fresh buffer of exactly its size, so a 128 KiB answer is one or two `read` calls and one
+ * allocation, never a list of 64 KiB chunks concatenated afterwards. The length is checked
+ * against `maxFrameBytes` before anything is allocated: a length of 0 or over the cap is
+ * E_TOO_LARGE and ends the connection (`onError`). Each body is handed to `onFrame` once whole,
+ * owned by the receiver (never reused by the reader).
+ */
+export class DirectFrameReader {
+  private readonly head = Buffer.alloc(5);
+  private headFill = 0;
+  private body: Buffer | undefined;
+  private bodyFill = 0;
+  private failed = false;
+
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly onFrame: (tag: number, body: Buffer) => void,
+    private readonly onError: (e: FirnError) => void,
+  ) {}
+
+  /** Where the next read lands: the rest of the header, or the rest of the current body. */
+  nextBuffer(): Buffer {
+    return this.body !== undefined ? this.body.subarray(this.bodyFill) : this.head.subarray(this.headFill);
+  }
+
+  /** `n` bytes were read into the buffer `nextBuffer` gave last. */
+  filled(n: number): void {
+    if (this.failed) return;
+    if (this.body !== undefined) {
+      this.bodyFill += n;
+      if (this.bodyFill === this.body.length) this.complete(this.body);
+      return;
+    }
+    this.headFill += n;
+    if (this.headFill < 5) return;
+    const len = this.head.readUInt32BE(0);
+    if (len === 0 || len > this.maxFrameBytes) {
+      this.failed = true;
+      this.onError(new FirnError('E_TOO_LARGE', 'session stream answer over the size limit'));
+      return;
+    }
+    // The body is len - 1 bytes (the tag is the header's fifth byte); an empty body is whole now.
+    if (len === 1) this.complete(Buffer.alloc(0));
+    else {
+      this.body = Buffer.allocUnsafeSlow(len - 1);
+      this.bodyFill = 0;
+    }
+  }
+
+  private complete(body: Buffer): void {
+    const tag = this.head[4]!;
+    this.body = undefined;
+    this.bodyFill = 0;
+    this.headFill = 0;
+    this.onFrame(tag, body);
+  }
 }
