@@ -103,6 +103,49 @@ describe('direct session reads: frames land in their own buffers', () => {
     s.close();
   });
 
+  it('an answer buffer handed back is reused only for an answer of its size, and only once it is wholly overwritten', async () => {
+    const sizes = [4096, 4096, 5000, 4096];
+    const answers = sizes.map((n) => randomBytes(n));
+    let write: ((i: number) => void) | undefined;
+    const port = await fakeChild((socket) => {
+      write = (i) => {
+        const all = frame(0, answers[i]!);
+        // Header and first half now, the rest later: the reader holds a half-filled buffer meanwhile.
+        socket.write(all.subarray(0, 2000));
+        setTimeout(() => socket.write(all.subarray(2000)), 20);
+      };
+    });
+    const s = await SessionStream.connectDirect('127.0.0.1', port, TOKEN);
+    const first = s.send(new Uint8Array([1]));
+    await new Promise((r) => setTimeout(r, 20));
+    write!(0);
+    const a = await first;
+    expect(Buffer.compare(Buffer.from(a), answers[0]!)).toBe(0);
+    s.reuse(a);
+    // A view, or a buffer this stream did not allocate, is never taken.
+    s.reuse(a.subarray(1));
+    s.reuse(Buffer.from(answers[1]!));
+    const second = s.send(new Uint8Array([2]));
+    write!(1);
+    const b = await second;
+    // Same memory, every byte the new answer's: nothing of the old one shows through.
+    expect(b.buffer).toBe(a.buffer);
+    expect(Buffer.compare(Buffer.from(b), answers[1]!)).toBe(0);
+    // Another size gets its own memory; the spare of the first size is kept for a later answer.
+    s.reuse(b);
+    const third = s.send(new Uint8Array([3]));
+    write!(2);
+    const c = await third;
+    expect(c.buffer).not.toBe(b.buffer);
+    expect(Buffer.compare(Buffer.from(c), answers[2]!)).toBe(0);
+    const fourth = s.send(new Uint8Array([4]));
+    write!(3);
+    const d = await fourth;
+    expect(d.buffer).toBe(b.buffer);
+    expect(Buffer.compare(Buffer.from(d), answers[3]!)).toBe(0);
+    s.close();
+  });
+
   it('a length over the cap ends the stream E_TOO_LARGE before any body is read or allocated', async () => {
     const port = await fakeChild((socket) => {
       socket.on('request', () => {

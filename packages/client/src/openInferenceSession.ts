@@ -123,9 +123,16 @@ export class SessionCodec {
     return this._transcript;
   }
 
-  /** Fold the answered exchanges not hashed yet into the transcript (call while a request is in flight). */
-  hashPending(): void {
-    for (const u of this.unhashed.splice(0)) this._transcript.addDigests(u.requestDigest, sha256(u.response));
+  /**
+   * Fold the answered exchanges not hashed yet into the transcript (call while a request is in
+   * flight). `done`, when given, gets each answer's bytes once they are hashed: nothing here reads
+   * them again (the direct stream reuses their memory for a later answer, decision 1420).
+   */
+  hashPending(done?: (response: Uint8Array) => void): void {
+    for (const u of this.unhashed.splice(0)) {
+      this._transcript.addDigests(u.requestDigest, sha256(u.response));
+      done?.(u.response);
+    }
   }
 
   /**
@@ -514,9 +521,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         const answer = stream.sendParts(request);
         answer.catch(() => undefined);
         // Hashed for the transcript while the request is in flight (it is written out already),
-        // with the earlier answers not hashed yet.
+        // with the earlier answers not hashed yet; their frame buffers go back to the stream.
         const requestDigest = requestSha256(request);
-        codec.hashPending();
+        codec.hashPending((r) => stream.reuse(r));
         return serial(async () => {
           try {
             return codec.openResponse(request, await answer, requestDigest);

@@ -14,6 +14,8 @@ import { type ErrorCode, FirnError, type Hex } from '@firn/core';
  */
 
 export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
+/** Answer buffers a direct stream keeps for reuse (`SessionStream.reuse`). */
+export const MAX_SPARE_ANSWERS = 4;
 const TAG_MESSAGE = 0;
 const TAG_ERROR = 1;
 const TAG_TOKEN = 2;
@@ -23,12 +25,20 @@ export class SessionStream {
   private chunks: Buffer[] = [];
   private size = 0;
   private gone: FirnError | undefined;
+  /**
+   * Answer buffers handed back by `reuse` (direct connections only), each its own ArrayBuffer:
+   * a warm session's answers are mostly one size, so the next answer of that size is read into one
+   * of these instead of fresh memory (decision 1420).
+   */
+  private readonly spare: Buffer[] = [];
+  /** The memory of every answer this stream read (`reuse` takes back only these). */
+  private readonly mine = new WeakSet<ArrayBufferLike>();
 
   private constructor(
     private readonly socket: Socket,
     private readonly maxResponseBytes: number,
     /** Frames come from a DirectFrameReader (the socket's `onread`), not from 'data' events. */
-    direct = false,
+    private readonly direct = false,
   ) {
     socket.setNoDelay(true);
     if (!direct) socket.on('data', (c: Buffer) => this.onData(c));
@@ -142,6 +152,7 @@ export class SessionStream {
           resolve(stream);
         },
         (e) => (stream !== undefined ? stream.fail(e) : refused()),
+        (n) => (stream !== undefined ? stream.answerBuffer(n) : Buffer.allocUnsafeSlow(n)),
       );
       const socket = connect({
         host: host.replace(/^\[|\]$/g, ''),
@@ -217,6 +228,39 @@ export class SessionStream {
 
   close(): void {
     this.fail(new FirnError('E_UNAVAILABLE', 'the session stream was closed'));
+  }
+
+  /**
+   * Hand back an answer this stream returned once its holder is done with it (opened and hashed:
+   * it holds ciphertext only, and no view of it may be kept): a later answer of the same size is
+   * read into its memory. Anything this stream did not allocate, or more than MAX_SPARE_ANSWERS,
+   * is left to the GC.
+   */
+  reuse(answer: Uint8Array): void {
+    if (
+      !this.direct ||
+      this.spare.length >= MAX_SPARE_ANSWERS ||
+      !(answer instanceof Buffer) ||
+      !this.mine.has(answer.buffer) ||
+      answer.byteOffset !== 0 ||
+      answer.byteLength !== answer.buffer.byteLength ||
+      answer.byteLength === 0 ||
+      this.spare.includes(answer)
+    )
+      return;
+    this.spare.push(answer);
+  }
+
+  /** A buffer of exactly `n` bytes for the next answer: a spare one of that size, or fresh memory. */
+  private answerBuffer(n: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length === n);
+    if (i < 0) {
+      const fresh = Buffer.allocUnsafeSlow(n);
+      this.mine.add(fresh.buffer);
+      return fresh;
+    }
+    const [b] = this.spare.splice(i, 1);
+    return b!;
   }
 
   /** True once the stream ended (closed by either side, or failed). */
@@ -303,6 +347,8 @@ export class DirectFrameReader {
     private readonly maxFrameBytes: number,
     private readonly onFrame: (tag: number, body: Buffer) => void,
     private readonly onError: (e: FirnError) => void,
+    /** Memory for a body of `n` bytes (exactly n long); default fresh. */
+    private readonly alloc: (n: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n),
   ) {}
 
   /** Where the next read lands: the rest of the header, or the rest of the current body. */
@@ -329,7 +375,7 @@ export class DirectFrameReader {
     // The body is len - 1 bytes (the tag is the header's fifth byte); an empty body is whole now.
     if (len === 1) this.complete(Buffer.alloc(0));
     else {
-      this.body = Buffer.allocUnsafeSlow(len - 1);
+      this.body = this.alloc(len - 1);
       this.bodyFill = 0;
     }
   }
