@@ -3,6 +3,8 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { DirectFrameReader, SessionStream } from '@firn/client';
 import type { FirnError } from '@firn/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StreamFrameReader } from '../../packages/enclave/src/protocol.ts';
+import { EndpointFrameReader } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 
 // The requester's direct connection reads each answer frame straight into its own buffer
 // (docs/decisions/1420-session-reads-into-frame-buffers.md). Attacks by whoever holds the other
@@ -230,5 +232,86 @@ describe('direct session reads: frames land in their own buffers', () => {
     r.filled(1);
     expect(frames.length).toBe(1);
     expect(errors.length).toBe(1);
+  });
+});
+
+describe("the child's frame reader: gathered frames reuse memory only once answered", () => {
+  const frames = [
+    randomBytes(1),
+    randomBytes(131_072 + 26),
+    randomBytes(0),
+    randomBytes(70_000),
+    randomBytes(131_072 + 26),
+  ];
+  const wire = Buffer.concat(frames.map((b, i) => frame(i % 3, b)));
+
+  it('reads exactly what StreamFrameReader reads, for reads cut anywhere', () => {
+    // Cuts of a few bytes over small frames, larger cuts over the whole wire.
+    const small = Buffer.concat(
+      [randomBytes(1), randomBytes(300), randomBytes(0), randomBytes(9)].map((b) => frame(0, b)),
+    );
+    for (const [cut, bytes] of [
+      [1, small],
+      [2, small],
+      [3, small],
+      [4, small],
+      [5, small],
+      [7, small],
+      [4096, wire],
+      [65_536, wire],
+      [100_000, wire],
+      [wire.length, wire],
+    ] as const) {
+      const a = new EndpointFrameReader(1 << 20);
+      const b = new StreamFrameReader(1 << 20);
+      const got: { tag: number; body: string }[] = [];
+      const want: { tag: number; body: string }[] = [];
+      for (let at = 0; at < bytes.length; at += cut) {
+        const piece = Buffer.from(bytes.subarray(at, at + cut));
+        for (const f of a.push(piece)) got.push({ tag: f.tag, body: f.body.toString('hex') });
+        for (const f of b.push(piece)) want.push({ tag: f.tag, body: f.body.toString('hex') });
+      }
+      expect(got).toEqual(want);
+      expect(got.length).toBe(bytes === wire ? frames.length : 4);
+    }
+  });
+
+  it('refuses a zero length E_PARSE and an over-cap length E_TOO_LARGE from the 4-byte prefix alone', () => {
+    expect(() => new EndpointFrameReader(100).push(Buffer.from([0, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: 'E_PARSE' }),
+    );
+    expect(() => new EndpointFrameReader(100).push(Buffer.from([0, 0, 0, 101]))).toThrow(
+      expect.objectContaining({ code: 'E_TOO_LARGE' }),
+    );
+    // Split inside the prefix: refused as soon as the fourth byte is in.
+    const r = new EndpointFrameReader(100);
+    expect(r.push(Buffer.from([0, 0]))).toEqual([]);
+    expect(() => r.push(Buffer.from([1, 0]))).toThrow(expect.objectContaining({ code: 'E_TOO_LARGE' }));
+  });
+
+  it('a gathered frame is never overwritten while its request is pending; once done, the next of its size reuses it', () => {
+    const r = new EndpointFrameReader(1 << 20);
+    const body1 = randomBytes(100_000);
+    const body2 = randomBytes(100_000);
+    const body3 = randomBytes(100_000);
+    const feed = (b: Buffer) => {
+      const all = frame(0, b);
+      return [...r.push(Buffer.from(all.subarray(0, 65_536))), ...r.push(Buffer.from(all.subarray(65_536)))];
+    };
+    const [f1] = feed(body1);
+    // Not done yet: the next frame of the same size gets other memory, f1 keeps its bytes.
+    const [f2] = feed(body2);
+    expect(f2!.body.buffer).not.toBe(f1!.body.buffer);
+    expect(Buffer.compare(f1!.body, body1)).toBe(0);
+    f1!.done();
+    const [f3] = feed(body3);
+    expect(f3!.body.buffer).toBe(f1!.body.buffer);
+    expect(Buffer.compare(f3!.body, body3)).toBe(0);
+    expect(Buffer.compare(f2!.body, body2)).toBe(0);
+    // A frame inside one read stays a view of that read; its done() gives nothing back.
+    const small = r.push(frame(1, randomBytes(10)));
+    small[0]!.done();
+    const [f4] = feed(randomBytes(100_000));
+    expect(f4!.body.buffer).not.toBe(small[0]!.body.buffer);
   });
 });

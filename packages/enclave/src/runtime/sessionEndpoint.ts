@@ -15,13 +15,7 @@ import {
   SessionTranscript,
   sessionClosePlaintext,
 } from '@firn/crypto';
-import {
-  MAX_STREAM_FRAME_BYTES,
-  SESSION_TOKEN_BYTES,
-  STREAM_TAG,
-  StreamFrameReader,
-  writeStreamFrame,
-} from '../protocol.ts';
+import { MAX_STREAM_FRAME_BYTES, SESSION_TOKEN_BYTES, STREAM_TAG, writeStreamFrame } from '../protocol.ts';
 import {
   decodeTensorsBinaryFrom,
   encodeTensorsBinaryParts,
@@ -257,7 +251,7 @@ function acceptOne(
   unlisten: () => void,
   isOver: () => boolean,
   onAuthed: (socket: Socket) => void,
-  onFrame: (socket: Socket, f: { tag: number; body: Buffer }) => void,
+  onFrame: (socket: Socket, f: EndpointFrame) => void,
   refuse: (socket: Socket, e: unknown) => void,
 ): void {
   let kept: Socket | undefined;
@@ -281,7 +275,7 @@ function acceptOne(
     }
     waiting.add(socket);
     socket.setNoDelay(true);
-    const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
+    const reader = new EndpointFrameReader(MAX_STREAM_FRAME_BYTES);
     let authed = false;
     const wait = setTimeout(() => stranger(socket), TOKEN_WAIT_MS);
     socket.once('close', () => {
@@ -290,7 +284,7 @@ function acceptOne(
     });
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => {
-      let frames: { tag: number; body: Buffer }[];
+      let frames: EndpointFrame[];
       try {
         frames = reader.push(chunk);
       } catch (e) {
@@ -329,6 +323,125 @@ function acceptOne(
       }
     });
   });
+}
+
+/** A stream frame as the endpoint reads it; `done` hands its memory back once nothing reads it. */
+interface EndpointFrame {
+  tag: number;
+  body: Buffer;
+  done: () => void;
+}
+
+/** `done` of a frame whose memory is not the reader's to reuse (a view of one read, or empty). */
+const keepNothing = (): void => {};
+
+/** Gathered frame buffers a connection keeps for reuse. */
+const MAX_SPARE_FRAMES = 4;
+
+/**
+ * The stream framing of `StreamFrameReader` (`u32 BE length || u8 tag || body`; a zero length is
+ * E_PARSE and a length over `maxBody` E_TOO_LARGE, both from the prefix before anything more is
+ * kept), for the endpoint's connections: a frame inside one read is a view of it, as before, and
+ * a frame that spans reads (every batch-64 request: Node reads 64 KiB at a time) is gathered
+ * into a buffer of exactly its size that the endpoint hands back (`done`) once the request is
+ * answered and hashed, so the next frame of that size is gathered into the same memory instead
+ * of fresh memory (docs/decisions/1420-session-reads-into-frame-buffers.md). Gathered memory
+ * holds ciphertext only and every byte of it is overwritten before a frame is handed out.
+ */
+export class EndpointFrameReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private readonly head = Buffer.alloc(5);
+  private readonly spare: Buffer[] = [];
+  private readonly mine = new WeakSet<ArrayBufferLike>();
+
+  constructor(private readonly maxBody = MAX_STREAM_FRAME_BYTES) {}
+
+  /** Take `chunk`; returns the frames it completed, in order. Throws E_PARSE / E_TOO_LARGE. */
+  push(chunk: Buffer): EndpointFrame[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    const out: EndpointFrame[] = [];
+    while (this.size >= 4) {
+      this.peek(Math.min(5, this.size));
+      const len = this.head.readUInt32BE(0);
+      if (len === 0) throw new FirnError('E_PARSE', 'empty session stream frame');
+      if (len > this.maxBody)
+        throw new FirnError('E_TOO_LARGE', `a session stream frame is at most ${this.maxBody} bytes`);
+      if (this.size < 4 + len) break;
+      const tag = this.head[4]!;
+      this.skip(5);
+      const first = this.chunks[0];
+      let body: Buffer;
+      let done: () => void = keepNothing;
+      if (len === 1) body = Buffer.alloc(0);
+      else if (first !== undefined && first.length >= len - 1) {
+        body = first.subarray(0, len - 1);
+        this.skip(len - 1);
+      } else {
+        const gathered = this.gather(len - 1);
+        body = gathered;
+        done = () => this.reuse(gathered);
+      }
+      out.push({ tag, body, done });
+    }
+    return out;
+  }
+
+  /** Copy the first `n` (at most 5) buffered bytes into `head`, keeping them buffered. */
+  private peek(n: number): void {
+    let at = 0;
+    for (const c of this.chunks) {
+      const k = Math.min(c.length, n - at);
+      c.copy(this.head, at, 0, k);
+      at += k;
+      if (at === n) return;
+    }
+  }
+
+  /** Drop the first `n` buffered bytes. */
+  private skip(n: number): void {
+    this.size -= n;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= n) {
+        n -= c.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+
+  /** Move the first `n` buffered bytes into a buffer of exactly `n` bytes (a spare one if any). */
+  private gather(n: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length === n);
+    let into: Buffer;
+    if (i >= 0) into = this.spare.splice(i, 1)[0]!;
+    else {
+      into = Buffer.allocUnsafeSlow(n);
+      this.mine.add(into.buffer);
+    }
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(into, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.size -= n;
+    return into;
+  }
+
+  private reuse(b: Buffer): void {
+    if (this.spare.length >= MAX_SPARE_FRAMES || !this.mine.has(b.buffer) || this.spare.includes(b)) return;
+    this.spare.push(b);
+  }
 }
 
 /** How long a connection may take to present its token before it counts as a stranger, ms. */
@@ -379,7 +492,7 @@ export async function serveSessionEndpoint(
     if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.error, utf8(JSON.stringify(toErrorBody(e))));
   };
   const queued = new WeakMap<Socket, number>();
-  const onMessage = (socket: Socket, message: Buffer) => {
+  const onMessage = (socket: Socket, message: Buffer, done: () => void) => {
     const n = (queued.get(socket) ?? 0) + 1;
     queued.set(socket, n);
     if (n >= MAX_QUEUED_PER_CONNECTION) socket.pause();
@@ -399,15 +512,18 @@ export async function serveSessionEndpoint(
     tail = run
       .catch((e: unknown) => refuse(socket, e))
       .finally(() => {
+        // Answered (and hashed) or refused: nothing reads the request's bytes any more.
+        done();
         const left = (queued.get(socket) ?? 1) - 1;
         queued.set(socket, left);
         if (left < MAX_QUEUED_PER_CONNECTION && socket.isPaused()) socket.resume();
       });
   };
-  const onFrame = (socket: Socket, f: { tag: number; body: Buffer }) => {
-    if (f.tag !== STREAM_TAG.message)
+  const onFrame = (socket: Socket, f: EndpointFrame) => {
+    if (f.tag !== STREAM_TAG.message) {
+      f.done();
       refuse(socket, new FirnError('E_PARSE', 'unknown session stream frame'));
-    else onMessage(socket, f.body);
+    } else onMessage(socket, f.body, f.done);
   };
   const keep = (socket: Socket) => {
     sockets.add(socket);
