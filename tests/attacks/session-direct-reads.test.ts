@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { DirectFrameReader, SessionStream } from '@firn/client';
+import { DirectFrameReader, MAX_SPARE_ANSWERS, SessionStream } from '@firn/client';
 import type { FirnError } from '@firn/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StreamFrameReader } from '../../packages/enclave/src/protocol.ts';
@@ -145,6 +145,23 @@ describe('direct session reads: frames land in their own buffers', () => {
     const d = await fourth;
     expect(d.buffer).toBe(b.buffer);
     expect(Buffer.compare(Buffer.from(d), answers[3]!)).toBe(0);
+    s.close();
+  });
+
+  it('keeps at most MAX_SPARE_ANSWERS answers for reuse, the most recent ones', async () => {
+    const port = await fakeChild((socket) => {
+      socket.on('request', () => socket.write(frame(0, randomBytes(4096))));
+    });
+    const s = await SessionStream.connectDirect('127.0.0.1', port, TOKEN);
+    const first: Uint8Array[] = [];
+    for (let i = 0; i < MAX_SPARE_ANSWERS + 1; i++) first.push(await s.send(new Uint8Array([i])));
+    for (const a of first) s.reuse(a);
+    const again: Uint8Array[] = [];
+    for (let i = 0; i < MAX_SPARE_ANSWERS + 1; i++) again.push(await s.send(new Uint8Array([i])));
+    const reused = again.filter((b) => first.some((a) => a.buffer === b.buffer));
+    expect(reused.length).toBe(MAX_SPARE_ANSWERS);
+    // The oldest was dropped, never handed out again.
+    expect(again.some((b) => b.buffer === first[0]!.buffer)).toBe(false);
     s.close();
   });
 

@@ -14,8 +14,9 @@ import { type ErrorCode, FirnError, type Hex } from '@firn/core';
  */
 
 export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
-/** Answer buffers a direct stream keeps for reuse (`SessionStream.reuse`). */
+/** Answer buffers a direct stream keeps for reuse (`SessionStream.reuse`), and their total bytes. */
 export const MAX_SPARE_ANSWERS = 4;
+export const MAX_SPARE_ANSWER_BYTES = 16 * 1024 * 1024;
 const TAG_MESSAGE = 0;
 const TAG_ERROR = 1;
 const TAG_TOKEN = 2;
@@ -233,13 +234,13 @@ export class SessionStream {
   /**
    * Hand back an answer this stream returned once its holder is done with it (opened and hashed:
    * it holds ciphertext only, and no view of it may be kept): a later answer of the same size is
-   * read into its memory. Anything this stream did not allocate, or more than MAX_SPARE_ANSWERS,
-   * is left to the GC.
+   * read into its memory. Anything this stream did not allocate is left to the GC, and so are the
+   * oldest spares beyond MAX_SPARE_ANSWERS or MAX_SPARE_ANSWER_BYTES in all.
    */
   reuse(answer: Uint8Array): void {
     if (
       !this.direct ||
-      this.spare.length >= MAX_SPARE_ANSWERS ||
+      answer.byteLength > MAX_SPARE_ANSWER_BYTES ||
       !(answer instanceof Buffer) ||
       !this.mine.has(answer.buffer) ||
       answer.byteOffset !== 0 ||
@@ -249,6 +250,11 @@ export class SessionStream {
     )
       return;
     this.spare.push(answer);
+    // The most recent are kept: at most MAX_SPARE_ANSWERS, at most MAX_SPARE_ANSWER_BYTES in all.
+    let bytes = 0;
+    for (const b of this.spare) bytes += b.length;
+    while (this.spare.length > MAX_SPARE_ANSWERS || bytes > MAX_SPARE_ANSWER_BYTES)
+      bytes -= this.spare.shift()!.length;
   }
 
   /** A buffer of exactly `n` bytes for the next answer: a spare one of that size, or fresh memory. */

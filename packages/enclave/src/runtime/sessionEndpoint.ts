@@ -335,8 +335,9 @@ interface EndpointFrame {
 /** `done` of a frame whose memory is not the reader's to reuse (a view of one read, or empty). */
 const keepNothing = (): void => {};
 
-/** Gathered frame buffers a connection keeps for reuse. */
+/** Gathered frame buffers a connection keeps for reuse, and their total bytes. */
 const MAX_SPARE_FRAMES = 4;
+const MAX_SPARE_FRAME_BYTES = 16 * 1024 * 1024;
 
 /**
  * The stream framing of `StreamFrameReader` (`u32 BE length || u8 tag || body`; a zero length is
@@ -439,8 +440,13 @@ export class EndpointFrameReader {
   }
 
   private reuse(b: Buffer): void {
-    if (this.spare.length >= MAX_SPARE_FRAMES || !this.mine.has(b.buffer) || this.spare.includes(b)) return;
+    if (b.length > MAX_SPARE_FRAME_BYTES || !this.mine.has(b.buffer) || this.spare.includes(b)) return;
     this.spare.push(b);
+    // The most recent are kept: at most MAX_SPARE_FRAMES, at most MAX_SPARE_FRAME_BYTES in all.
+    let bytes = 0;
+    for (const s of this.spare) bytes += s.length;
+    while (this.spare.length > MAX_SPARE_FRAMES || bytes > MAX_SPARE_FRAME_BYTES)
+      bytes -= this.spare.shift()!.length;
   }
 }
 
