@@ -14,11 +14,11 @@
  * costs when the machine is loaded and wall figures mostly measure the load. When openssl is not
  * on PATH the benchmark says so and the openssl ratios are NaN (missed).
  *
- * Chunks are ciphered as `firn artifact` ciphers them: inline, or on cipher threads when
- * FIRN_ARTIFACT_THREADS is set (or `--threads N` is given; decision 1370); the run says which, and
- * its per-CPU-second figures count every thread of the process.
+ * Chunks are ciphered as `firn artifact` ciphers them, inline on the calling thread (decision
+ * 1430 removed the opt-in cipher threads of 1370); the per-CPU-second figures count every thread of
+ * the process (V8's collector threads included).
  *
- * Run: node packages/cli/bin/run-ts.mjs bench/artifact.ts [--mib N] [--chunk-kib N] [--rounds N] [--threads N]
+ * Run: node packages/cli/bin/run-ts.mjs bench/artifact.ts [--mib N] [--chunk-kib N] [--rounds N]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
@@ -28,7 +28,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateKemKeyPair, openArtifactStream, sealArtifactStream } from '@firn/crypto';
 import { describeAllocator } from '../packages/cli/bin/allocator.mjs';
-import { cipherPool, cipherPoolSettings } from '../packages/crypto/src/artifact/cipherPool.ts';
 import { reportBench } from './report.ts';
 
 const MiB = 1024 * 1024;
@@ -173,14 +172,7 @@ export interface ArtifactRound {
   openVsOpenssl?: number;
 }
 
-export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: number; threads?: number } = {}) {
-  if (opts.threads !== undefined) {
-    cipherPoolSettings.enabled = opts.threads > 0;
-    if (opts.threads > 0) cipherPoolSettings.threads = opts.threads;
-  }
-  // Threads start lazily and in the background; a process sealing one large file gets them
-  // after its first chunks, so the rounds (after the warm-up) run with them.
-  if (cipherPoolSettings.enabled) await cipherPool.started();
+export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: number } = {}) {
   const mib = opts.mib ?? 128;
   const chunkKiB = opts.chunkKiB ?? 1024;
   const rounds = opts.rounds ?? 5;
@@ -221,8 +213,7 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
       chunkSize: chunk,
     })) {
       bytes += p.length;
-      // Views are valid only until the stream moves on (decision 1370): a kept piece is copied.
-      keep?.push(p.slice());
+      keep?.push(p);
     }
     if (bytes <= total) throw new Error('artifact bench: sealed size mismatch');
     lastCpu = cpuSeconds(c0);
@@ -297,7 +288,6 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
   return {
     mib,
     chunkKiB,
-    cipherThreads: cipherPoolSettings.enabled ? cipherPoolSettings.threads : 0,
     rounds: all,
     cores: cpus().length,
     openssl: openssl ?? 'not found on PATH: openssl ratios not measured',
@@ -323,13 +313,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const mib = arg('--mib');
   const chunkKiB = arg('--chunk-kib');
   const rounds = arg('--rounds');
-  const threads = arg('--threads');
   const loadBefore = loadavg();
   const res = await run({
     ...(mib ? { mib } : {}),
     ...(chunkKiB ? { chunkKiB } : {}),
     ...(rounds ? { rounds } : {}),
-    ...(threads !== undefined && Number.isInteger(threads) ? { threads } : {}),
   });
   const m = res.median;
   console.log(
@@ -341,9 +329,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const alloc = describeAllocator(process.env);
   console.log(
     `  allocator: ${alloc.line} (${alloc.asFirnArtifact ? 'those of `firn artifact`' : 'NOT those of `firn artifact`: run it through `npm run bench -- artifact`'})`,
-  );
-  console.log(
-    `  chunk cipher: ${res.cipherThreads > 0 ? `${res.cipherThreads} cipher threads (decision 1370)` : 'inline on the calling thread (set FIRN_ARTIFACT_THREADS for threads)'}`,
   );
   for (const [i, r] of res.rounds.entries())
     console.log(
