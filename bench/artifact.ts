@@ -27,7 +27,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateKemKeyPair, openArtifactStream, sealArtifactStream } from '@firn/crypto';
-import { describeAllocator } from '../packages/cli/bin/allocator.mjs';
+import { describeAllocator, missingHeapFlags } from '../packages/cli/bin/allocator.mjs';
 import { reportBench } from './report.ts';
 
 const MiB = 1024 * 1024;
@@ -330,6 +330,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   console.log(
     `  allocator: ${alloc.line} (${alloc.asFirnArtifact ? 'those of `firn artifact`' : 'NOT those of `firn artifact`: run it through `npm run bench -- artifact`'})`,
   );
+  // V8 read these at this process's start, as `firn artifact` gets them (decision 1430).
+  const heapMissing = missingHeapFlags(process.execArgv, process.env);
+  console.log(
+    `  V8 heap flags: ${process.execArgv.join(' ') || 'none'} (${heapMissing.length === 0 ? 'those of `firn artifact`' : `NOT those of \`firn artifact\`, which adds ${heapMissing.join(' ')}: run it through \`npm run bench -- artifact\``})`,
+  );
   for (const [i, r] of res.rounds.entries())
     console.log(
       `  round ${i + 1}: openssl ${r.opensslMiBps ?? '-'} MiB/s, seal ${r.sealMiBps} (${r.sealCpuMiBps} per CPU s), open ${r.openMiBps} (${r.openCpuMiBps} per CPU s), page faults per MiB seal ${r.sealFaultsPerMiB ?? '-'} open ${r.openFaultsPerMiB ?? '-'}, node:crypto one thread ${r.nodeOneThreadMiBps} MiB/s`,
@@ -346,7 +351,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   );
   reportBench(
     'artifact',
-    { ...res, allocator: alloc },
+    { ...res, allocator: alloc, nodeFlags: process.execArgv },
     [
       { name: 'artifact_seal_vs_openssl', value: m.sealVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },
       { name: 'artifact_open_vs_openssl', value: m.openVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },
