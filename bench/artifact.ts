@@ -14,19 +14,20 @@
  * costs when the machine is loaded and wall figures mostly measure the load. When openssl is not
  * on PATH the benchmark says so and the openssl ratios are NaN (missed).
  *
- * Chunks are ciphered as `firn artifact` ciphers them: inline, or on cipher threads when
- * FIRN_ARTIFACT_THREADS is set (or `--threads N` is given; decision 1370); the run says which, and
- * its per-CPU-second figures count every thread of the process.
+ * Chunks are ciphered as `firn artifact` ciphers them, inline on the calling thread (decision
+ * 1430 removed the opt-in cipher threads of 1370); the per-CPU-second figures count every thread of
+ * the process (V8's collector threads included).
  *
- * Run: node packages/cli/bin/run-ts.mjs bench/artifact.ts [--mib N] [--chunk-kib N] [--rounds N] [--threads N]
+ * Run: node packages/cli/bin/run-ts.mjs bench/artifact.ts [--mib N] [--chunk-kib N] [--rounds N]
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateKemKeyPair, openArtifactStream, sealArtifactStream } from '@firn/crypto';
-import { describeAllocator } from '../packages/cli/bin/allocator.mjs';
-import { cipherPool, cipherPoolSettings } from '../packages/crypto/src/artifact/cipherPool.ts';
+import { describeAllocator, missingHeapFlags } from '../packages/cli/bin/allocator.mjs';
 import { reportBench } from './report.ts';
 
 const MiB = 1024 * 1024;
@@ -37,8 +38,76 @@ const MiB = 1024 * 1024;
 // with it, 1220-1430 without, and 1790-1970 in a fresh process sealing once (decision 1260).
 // Garbage a section leaves is paid by the next one, firn's included.
 
-/** openssl's AES-256-GCM throughput over `seconds`, in MiB/s; undefined when openssl is absent. */
-function opensslSpeed(blockBytes: number, elapsed: boolean, seconds = 1): number | undefined {
+/**
+ * Runs `openssl speed` for the rounds from one helper shell started before the warm-up, so this
+ * process never forks while the rounds run. A fork (spawnSync included) write-protects every
+ * private page of this process until the child has exec'd, and the next write to each of those
+ * pages then takes a page fault: the section right after openssl (seal) paid 72-116 faults per MiB
+ * against 0, about a fifth more CPU per MiB (decision 1430). `firn artifact seal` never forks while
+ * it streams, so those faults were the harness's own. Everything else is as with spawnSync: openssl
+ * runs with the same arguments (its -elapsed wall-clock figure, one core), and this process waits
+ * for it blocked (polling the helper's answer file), not idle on its event loop.
+ */
+class OpensslRunner {
+  private readonly dir = mkdtempSync(join(tmpdir(), 'firn-bench-openssl-'));
+  private readonly child: ChildProcess;
+  private requests = 0;
+  private failed = false;
+
+  constructor() {
+    // One request per line on stdin: "<-elapsed|-> <seconds> <bytes> <answer file>". The answer is
+    // openssl's output and its exit status, renamed into place once complete.
+    const script = [
+      'while read -r mode seconds bytes out; do',
+      '  if [ "$mode" = "-elapsed" ]; then set -- -elapsed; else set --; fi',
+      '  openssl speed "$@" -evp aes-256-gcm -seconds "$seconds" -bytes "$bytes" >"$out.part" 2>/dev/null',
+      '  echo "@@status $?" >>"$out.part"',
+      '  mv "$out.part" "$out"',
+      'done',
+    ].join('\n');
+    this.child = spawn('sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+    this.child.on('error', () => {
+      this.failed = true;
+    });
+  }
+
+  /** Resolves once the helper runs (or failed to start); call before the warm-up. */
+  ready(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.pid !== undefined) resolve();
+      this.child.once('spawn', () => resolve());
+      this.child.once('error', () => resolve());
+    });
+  }
+
+  /**
+   * openssl's AES-256-GCM throughput over `seconds`, in MiB/s, waiting blocked like spawnSync;
+   * undefined when openssl did not answer within `seconds` + 30 s or failed. Falls back to
+   * spawnSync (a fork of this process) only when the helper could not be started.
+   */
+  speed(blockBytes: number, elapsed: boolean, seconds = 1): number | undefined {
+    if (this.failed || this.child.stdin === null) return opensslSpeedForked(blockBytes, elapsed, seconds);
+    const out = join(this.dir, `answer-${this.requests++}`);
+    this.child.stdin.write(`${elapsed ? '-elapsed' : '-'} ${seconds} ${blockBytes} ${out}\n`);
+    const deadline = Date.now() + (seconds + 30) * 1000;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    while (!existsSync(out)) {
+      if (Date.now() > deadline) return undefined;
+      Atomics.wait(sleeper, 0, 0, 2);
+    }
+    const text = readFileSync(out, 'utf8');
+    rmSync(out, { force: true });
+    return /^@@status 0$/m.test(text) ? parseSpeed(text) : undefined;
+  }
+
+  close(): void {
+    this.child.stdin?.end();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** openssl speed through spawnSync (forks this process); only when the helper shell is missing. */
+function opensslSpeedForked(blockBytes: number, elapsed: boolean, seconds: number): number | undefined {
   const r = spawnSync(
     'openssl',
     [
@@ -54,9 +123,25 @@ function opensslSpeed(blockBytes: number, elapsed: boolean, seconds = 1): number
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
   );
   if (r.error !== undefined || r.status !== 0) return undefined;
-  // The table's last line: "AES-256-GCM  4084016.27k" (thousands of bytes per second).
-  const m = /AES-256-GCM\s+([\d.]+)k\s*$/m.exec(r.stdout);
+  return parseSpeed(r.stdout);
+}
+
+/** The table's last line: "AES-256-GCM  4084016.27k" (thousands of bytes per second), in MiB/s. */
+function parseSpeed(stdout: string): number | undefined {
+  const m = /AES-256-GCM\s+([\d.]+)k\s*$/m.exec(stdout);
   return m === null ? undefined : (Number(m[1]) * 1000) / MiB;
+}
+
+/** Minor page faults of this process so far (/proc/self/stat field 10); undefined off Linux. */
+function minorFaults(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function opensslVersion(): string | undefined {
@@ -80,18 +165,14 @@ export interface ArtifactRound {
   sealCpuMiBps: number;
   openCpuMiBps: number;
   nodeOneThreadMiBps: number;
+  /** Minor page faults per MiB sealed / opened (Linux only). */
+  sealFaultsPerMiB?: number;
+  openFaultsPerMiB?: number;
   sealVsOpenssl?: number;
   openVsOpenssl?: number;
 }
 
-export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: number; threads?: number } = {}) {
-  if (opts.threads !== undefined) {
-    cipherPoolSettings.enabled = opts.threads > 0;
-    if (opts.threads > 0) cipherPoolSettings.threads = opts.threads;
-  }
-  // Threads start lazily and in the background; a process sealing one large file gets them
-  // after its first chunks, so the rounds (after the warm-up) run with them.
-  if (cipherPoolSettings.enabled) await cipherPool.started();
+export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: number } = {}) {
   const mib = opts.mib ?? 128;
   const chunkKiB = opts.chunkKiB ?? 1024;
   const rounds = opts.rounds ?? 5;
@@ -102,11 +183,20 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
   const aad = new Uint8Array(randomBytes(32));
   const kem = await generateKemKeyPair();
   const openssl = opensslVersion();
-  const opensslCpuMiBps = openssl === undefined ? undefined : opensslSpeed(chunk, false);
+  // Started before the warm-up: the one fork it costs this process is paid there.
+  const runner = openssl === undefined ? undefined : new OpensslRunner();
+  await runner?.ready();
+  const opensslCpuMiBps = runner?.speed(chunk, false);
 
   // CPU seconds of the last seal or open, all of this process's threads (GC included).
   let lastCpu = 0;
+  // Minor page faults of the last seal or open per MiB (Linux; undefined elsewhere): a warm path
+  // takes about none, and a rise says where CPU went that is not the cipher's (decision 1430).
+  let lastFaultsPerMiB: number | undefined;
+  let faults0: number | undefined;
   const cpuSeconds = (c0: NodeJS.CpuUsage) => {
+    const f = minorFaults();
+    lastFaultsPerMiB = f === undefined || faults0 === undefined ? undefined : (f - faults0) / mib;
     const c = process.cpuUsage(c0);
     return (c.user + c.system) / 1e6;
   };
@@ -114,6 +204,7 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
   // once beforehand and kept in memory, like the raw reference reads its input from memory.
   const sealTo = async (keep: Uint8Array[] | undefined): Promise<number> => {
     let bytes = 0;
+    faults0 = minorFaults();
     const c0 = process.cpuUsage();
     const t = performance.now();
     for await (const p of sealArtifactStream(source(pool, total, chunk), {
@@ -122,8 +213,7 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
       chunkSize: chunk,
     })) {
       bytes += p.length;
-      // Views are valid only until the stream moves on (decision 1370): a kept piece is copied.
-      keep?.push(p.slice());
+      keep?.push(p);
     }
     if (bytes <= total) throw new Error('artifact bench: sealed size mismatch');
     lastCpu = cpuSeconds(c0);
@@ -136,6 +226,7 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
       for (const p of sealed) yield p;
     }
     let out = 0;
+    faults0 = minorFaults();
     const c0 = process.cpuUsage();
     const t = performance.now();
     for await (const p of openArtifactStream(replay(), { kemPrivateKey: kem.privateKey })) out += p.length;
@@ -165,11 +256,13 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
 
   const all: ArtifactRound[] = [];
   for (let i = 0; i < rounds; i++) {
-    const ossl = openssl === undefined ? undefined : opensslSpeed(chunk, true);
+    const ossl = runner?.speed(chunk, true);
     const s = await sealTo(undefined);
     const sCpu = lastCpu;
+    const sFaults = lastFaultsPerMiB;
     const o = await openOnce(sealedInput);
     const oCpu = lastCpu;
+    const oFaults = lastFaultsPerMiB;
     const n = nodeOnce();
     const round: ArtifactRound = {
       sealMiBps: r1(mib / s),
@@ -178,6 +271,8 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
       openCpuMiBps: r1(mib / oCpu),
       nodeOneThreadMiBps: r1(mib / n),
     };
+    if (sFaults !== undefined) round.sealFaultsPerMiB = r1(sFaults);
+    if (oFaults !== undefined) round.openFaultsPerMiB = r1(oFaults);
     if (ossl !== undefined) {
       round.opensslMiBps = r1(ossl);
       round.sealVsOpenssl = r2(mib / s / ossl);
@@ -185,6 +280,7 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
     }
     all.push(round);
   }
+  runner?.close();
   const med = (f: (r: ArtifactRound) => number | undefined) => {
     const v = all.map(f).filter((x): x is number => x !== undefined);
     return v.length === 0 ? undefined : median(v);
@@ -192,7 +288,6 @@ export async function run(opts: { mib?: number; chunkKiB?: number; rounds?: numb
   return {
     mib,
     chunkKiB,
-    cipherThreads: cipherPoolSettings.enabled ? cipherPoolSettings.threads : 0,
     rounds: all,
     cores: cpus().length,
     openssl: openssl ?? 'not found on PATH: openssl ratios not measured',
@@ -218,13 +313,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const mib = arg('--mib');
   const chunkKiB = arg('--chunk-kib');
   const rounds = arg('--rounds');
-  const threads = arg('--threads');
   const loadBefore = loadavg();
   const res = await run({
     ...(mib ? { mib } : {}),
     ...(chunkKiB ? { chunkKiB } : {}),
     ...(rounds ? { rounds } : {}),
-    ...(threads !== undefined && Number.isInteger(threads) ? { threads } : {}),
   });
   const m = res.median;
   console.log(
@@ -237,12 +330,14 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   console.log(
     `  allocator: ${alloc.line} (${alloc.asFirnArtifact ? 'those of `firn artifact`' : 'NOT those of `firn artifact`: run it through `npm run bench -- artifact`'})`,
   );
+  // V8 read these at this process's start, as `firn artifact` gets them (decision 1430).
+  const heapMissing = missingHeapFlags(process.execArgv, process.env);
   console.log(
-    `  chunk cipher: ${res.cipherThreads > 0 ? `${res.cipherThreads} cipher threads (decision 1370)` : 'inline on the calling thread (set FIRN_ARTIFACT_THREADS for threads)'}`,
+    `  V8 heap flags: ${process.execArgv.join(' ') || 'none'} (${heapMissing.length === 0 ? 'those of `firn artifact`' : `NOT those of \`firn artifact\`, which adds ${heapMissing.join(' ')}: run it through \`npm run bench -- artifact\``})`,
   );
   for (const [i, r] of res.rounds.entries())
     console.log(
-      `  round ${i + 1}: openssl ${r.opensslMiBps ?? '-'} MiB/s, seal ${r.sealMiBps} (${r.sealCpuMiBps} per CPU s), open ${r.openMiBps} (${r.openCpuMiBps} per CPU s), node:crypto one thread ${r.nodeOneThreadMiBps} MiB/s`,
+      `  round ${i + 1}: openssl ${r.opensslMiBps ?? '-'} MiB/s, seal ${r.sealMiBps} (${r.sealCpuMiBps} per CPU s), open ${r.openMiBps} (${r.openCpuMiBps} per CPU s), page faults per MiB seal ${r.sealFaultsPerMiB ?? '-'} open ${r.openFaultsPerMiB ?? '-'}, node:crypto one thread ${r.nodeOneThreadMiBps} MiB/s`,
     );
   console.log(
     `  median: seal ${m.sealMiBps} MiB/s (${m.sealVsOpenssl ?? '-'}x openssl), open ${m.openMiBps} MiB/s (${m.openVsOpenssl ?? '-'}x openssl); openssl by CPU time (its default figure) ${res.opensslCpuTimeMiBps ?? '-'} MiB/s`,
@@ -256,7 +351,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   );
   reportBench(
     'artifact',
-    { ...res, allocator: alloc },
+    { ...res, allocator: alloc, nodeFlags: process.execArgv },
     [
       { name: 'artifact_seal_vs_openssl', value: m.sealVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },
       { name: 'artifact_open_vs_openssl', value: m.openVsOpenssl ?? Number.NaN, cmp: '>=', goal: 0.5 },

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@firn/core';
-import { allocatorEnv } from '../packages/cli/bin/allocator.mjs';
+import { allocatorEnv, missingHeapFlags } from '../packages/cli/bin/allocator.mjs';
 import { type Headline, ratioLine, resultPath } from './report.ts';
 
 const DEFAULT = ['dcap', 'artifact', 'inference', 'confidentialInference', 'training', 'gas'] as const;
@@ -35,9 +35,13 @@ for (const name of names) {
   const started = Date.now();
   const r = spawnSync(
     process.execPath,
-    [join(repoRoot(), 'packages/cli/bin/run-ts.mjs'), join(repoRoot(), 'bench', `${name}.ts`)],
-    // The artifact benchmark measures what `firn artifact` runs: the same allocator settings
-    // (packages/cli/bin/allocator.mjs, decision 1325).
+    [
+      // The artifact benchmark measures what `firn artifact` runs: the same allocator settings and
+      // V8 heap flags (packages/cli/bin/allocator.mjs, decisions 1325 and 1430).
+      ...(name === 'artifact' ? missingHeapFlags(process.execArgv, process.env) : []),
+      join(repoRoot(), 'packages/cli/bin/run-ts.mjs'),
+      join(repoRoot(), 'bench', `${name}.ts`),
+    ],
     { stdio: 'inherit', ...(name === 'artifact' ? { env: allocatorEnv(process.env) } : {}) },
   );
   // The summary comes from the JSON each run wrote (only if this run wrote it).

@@ -5,6 +5,10 @@ export declare const ALLOCATOR_SETTINGS: Readonly<{
   MALLOC_TRIM_THRESHOLD_: string;
   MALLOC_MMAP_THRESHOLD_: string;
 }>;
+/** V8 heap flags of `firn artifact` and the artifact benchmark (decision 1430). */
+export declare const HEAP_FLAGS: readonly string[];
+/** The HEAP_FLAGS `execArgv` lacks (a flag the user gave wins); empty when FIRN_ALLOCATOR=default. */
+export declare function missingHeapFlags(execArgv: readonly string[], env: NodeJS.ProcessEnv): string[];
 /** Set in the re-executed child; a process that sees it never re-executes again. */
 export declare const ALLOCATOR_GUARD: 'FIRN_ALLOCATOR_APPLIED';
 /** `FIRN_ALLOCATOR=default` keeps glibc's defaults. */
@@ -19,5 +23,5 @@ export declare function describeAllocator(env: NodeJS.ProcessEnv): {
   asFirnArtifact: boolean;
   settings: Record<string, string>;
 };
-/** Re-execute once with the settings when missing; false when the caller should go on itself. */
+/** Re-execute once with the settings (and the heap flags) when missing; false when the caller should go on itself. */
 export declare function reexecWithAllocator(): Promise<boolean>;

@@ -1,7 +1,7 @@
-// glibc malloc settings for the processes that seal and open artifacts (`firn artifact`, and the
-// artifact benchmark, which must run with exactly these), and the re-execution that applies them.
-// Plain JS with no dependencies: it runs before tsx is loaded, so re-executing costs one bare Node
-// start-up. Decision 1325 has the measurements behind the values.
+// glibc malloc settings and V8 heap flags for the processes that seal and open artifacts (`firn
+// artifact`, and the artifact benchmark, which must run with exactly these), and the re-execution
+// that applies them. Plain JS with no dependencies: it runs before tsx is loaded, so re-executing
+// costs one bare Node start-up. Decisions 1325 (allocator) and 1430 (heap) have the measurements.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 
@@ -22,6 +22,31 @@ export const ALLOCATOR_SETTINGS = Object.freeze({
   MALLOC_TRIM_THRESHOLD_: String(64 * MiB),
   MALLOC_MMAP_THRESHOLD_: String(4 * MiB),
 });
+
+/**
+ * V8 heap flags the same processes start with (decision 1430). `--initial-old-space-size=128` (MB)
+ * keeps V8's old-generation allocation limit at 128 MB or more (V8 "skips full GCs below that
+ * threshold"). V8 counts external memory allocated since the last mark-compact against that limit,
+ * and every node:crypto `Cipher.update` output is external memory: with a 15 MB heap the limit
+ * otherwise settled at about 39 MB, the 16-32 MiB of cipher outputs between two scavenges kept
+ * exhausting it, and V8 ran a mark-compact every ~50 ms, halving seal and open throughput.
+ */
+export const HEAP_FLAGS = Object.freeze(['--initial-old-space-size=128']);
+
+/**
+ * The entries of HEAP_FLAGS that `execArgv` lacks: a flag the user gave (any value, `--flag=v`
+ * or `--flag v`, `_` or `-` spelling) wins. Empty when FIRN_ALLOCATOR=default.
+ *
+ * @param {readonly string[]} execArgv Node options this process started with
+ * @param {NodeJS.ProcessEnv} env this process's environment
+ * @returns {string[]}
+ */
+export function missingHeapFlags(execArgv, env) {
+  if (env[ALLOCATOR_ESCAPE] === 'default') return [];
+  const norm = (/** @type {string} */ a) => a.split('=')[0].replaceAll('_', '-');
+  const given = new Set(execArgv.map(norm));
+  return HEAP_FLAGS.filter((f) => !given.has(norm(f)));
+}
 
 /** The GLIBC_TUNABLES name of each setting: a user's value under either name wins over ours. */
 const TUNABLE_OF = Object.freeze({
@@ -107,7 +132,8 @@ function onGlibc() {
 
 /**
  * Re-execute this Node process once with the allocator settings added to its environment, when
- * they are missing and would take effect (glibc reads them only at start). The parent then only
+ * they are missing and would take effect (glibc reads them only at start), and the HEAP_FLAGS the
+ * user did not give added to its Node options (they ride along: they alone never re-execute). The parent then only
  * waits: stdio is inherited, SIGINT/SIGTERM/SIGHUP it receives are passed to the child, and it
  * ends as the child ended (same exit code, or the same signal). Returns false without doing
  * anything when no re-execution is needed or possible: the guard variable is set (we are the
@@ -120,10 +146,14 @@ export async function reexecWithAllocator() {
   if (process.env[ALLOCATOR_GUARD] !== undefined) return false;
   if (Object.keys(missingAllocatorSettings(process.env)).length === 0) return false;
   if (!onGlibc()) return false;
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: allocatorEnv(process.env),
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, ...missingHeapFlags(process.execArgv, process.env), ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: allocatorEnv(process.env),
+    },
+  );
   const signals = /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP']);
   /** @param {NodeJS.Signals} s */
   const forward = (s) => {

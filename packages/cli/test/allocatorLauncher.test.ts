@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ALLOCATOR_SETTINGS } from '../bin/allocator.mjs';
+import { ALLOCATOR_SETTINGS, HEAP_FLAGS } from '../bin/allocator.mjs';
 
 // The real bin, started as a user starts it. A module loaded with --import (Node passes execArgv
 // on to the re-executed child) records, in every process it runs in, the pid, parent pid and the
@@ -21,7 +21,8 @@ writeFileSync(
   `import { appendFileSync } from 'node:fs';
 const e = process.env;
 appendFileSync(e.PROBE_OUT, JSON.stringify({ pid: process.pid, ppid: process.ppid, guard: e.FIRN_ALLOCATOR_APPLIED ?? null,
-  trim: e.MALLOC_TRIM_THRESHOLD_ ?? null, mmap: e.MALLOC_MMAP_THRESHOLD_ ?? null, tunables: e.GLIBC_TUNABLES ?? null }) + '\\n');
+  trim: e.MALLOC_TRIM_THRESHOLD_ ?? null, mmap: e.MALLOC_MMAP_THRESHOLD_ ?? null, tunables: e.GLIBC_TUNABLES ?? null,
+  execArgv: process.execArgv.filter((a) => !a.startsWith('--import') && !a.startsWith('file:')) }) + '\\n');
 if (e.PROBE_FAULTS && (e.FIRN_ALLOCATOR_APPLIED !== undefined || e.FIRN_ALLOCATOR === 'default')) {
   // What the settings are for: Cipher.update's outputs on warm heap, not fresh pages.
   const { createCipheriv, randomBytes } = await import('node:crypto');
@@ -50,6 +51,8 @@ interface Rec {
   trim: string | null;
   mmap: string | null;
   tunables: string | null;
+  /** Node options the process started with, the probe's own --import left out. */
+  execArgv: string[];
 }
 
 let n = 0;
@@ -75,13 +78,17 @@ const records = (out: string): Rec[] =>
         .map((l) => JSON.parse(l) as Rec)
     : [];
 
-function firn(args: string[], extra: Record<string, string> = {}) {
+function firn(args: string[], extra: Record<string, string> = {}, nodeFlags: string[] = []) {
   const { env, out } = envFor(extra);
-  const r = spawnSync(process.execPath, ['--import', pathToFileURL(probe).href, FIRN, ...args], {
-    env,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', pathToFileURL(probe).href, ...nodeFlags, FIRN, ...args],
+    {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   return { ...r, recs: records(out) };
 }
 
@@ -97,6 +104,23 @@ describe('firn artifact: the allocator launcher', () => {
     expect(child.guard).toBe('1');
     expect(child.trim).toBe(ALLOCATOR_SETTINGS.MALLOC_TRIM_THRESHOLD_);
     expect(child.mmap).toBe(ALLOCATOR_SETTINGS.MALLOC_MMAP_THRESHOLD_);
+  });
+
+  it('the child starts with the V8 heap flags; a value the user gave wins and ours is not added beside it', () => {
+    const r = firn(['artifact', '--help'], { PROBE_EXIT: '0' });
+    expect(r.status).toBe(0);
+    expect(r.recs).toHaveLength(2);
+    expect(r.recs[0]!.execArgv).toEqual([]);
+    expect(r.recs[1]!.execArgv).toEqual([...HEAP_FLAGS]);
+    const own = firn(['artifact', '--help'], { PROBE_EXIT: '0' }, ['--initial_old_space_size=64']);
+    expect(own.status).toBe(0);
+    expect(own.recs).toHaveLength(2);
+    expect(own.recs[1]!.execArgv).toEqual(['--initial_old_space_size=64']);
+    // FIRN_ALLOCATOR=default: no re-execution, so no flag either.
+    const off = firn(['artifact', '--help'], { FIRN_ALLOCATOR: 'default' });
+    expect(off.status).toBe(0);
+    expect(off.recs).toHaveLength(1);
+    expect(off.recs[0]!.execArgv).toEqual([]);
   });
 
   it('the settings reach glibc: node:crypto output pages are recycled, not faulted in fresh', () => {

@@ -98,9 +98,8 @@ async function writeStreamAtomically(
     }
   }
   try {
-    // Each piece is written out before the next is asked for: the artifact streams hand on views
-    // of buffers they reuse, valid until they move on (decision 1370), and one piece in flight
-    // keeps memory flat whatever the file size.
+    // Each piece is written out before the next is asked for: one piece in flight keeps memory
+    // flat whatever the file size (Readable.from would queue pieces ahead of the disk).
     const fh = await open(tmp, 'wx', 0o600);
     try {
       for await (const c of counted())

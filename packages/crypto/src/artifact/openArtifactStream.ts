@@ -1,15 +1,7 @@
 import { assertBytes, bytesEqual, concatBytes, FirnError, InvalidInputError } from '@firn/core';
 import { hpkeOpen, kemPublicKeyOf } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import {
-  cipherPool,
-  cipherPoolSettings,
-  copyBytes,
-  copyIn,
-  type PoolSession,
-  ringSlots,
-} from './cipherPool.ts';
-import { CIPHER_SLICE, decryptBlock, decryptChunk, splitTag } from './chunkCipher.ts';
+import { decryptBlock, decryptChunk, splitTag } from './chunkCipher.ts';
 import {
   ArtifactError,
   type ArtifactHeader,
@@ -113,9 +105,7 @@ function diagnose(
 
 /**
  * Open a sealed artifact stream, yielding plaintext as pieces (at most CIPHER_SLICE, 256 KiB, each;
- * subject to the view contract of sealArtifactStream: with the cipher threads on, a piece of chunk k
- * is valid until the first piece of chunk k + 2 is asked for; copy to keep), a chunk's pieces
- * only after that chunk's tag verified.
+ * every one new and the caller's to keep), a chunk's pieces only after that chunk's tag verified.
  * Proves every byte yielded was sealed under this header, in this order, and (at the end) that
  * nothing was cut off; it does not prove who sealed it (any holder of a recipient key or of the
  * data key can seal), and a consumer that acts on early chunks before the stream ends must accept
@@ -125,176 +115,52 @@ function diagnose(
 export async function* openArtifactStream(source: ByteStream, key: ArtifactKey): AsyncIterable<Uint8Array> {
   const src = new ByteSource(source);
   let dataKey: Uint8Array | undefined;
-  // Chunks read ahead, in order; each settles without rejecting (a failure lands in `err`).
-  const q: OpenEntry[] = [];
-  let session: PoolSession | undefined;
-  let usedSlots = 0;
-  // The chunk taken off the queue and not yet released (a failure keeps it here).
-  let cur: OpenEntry | undefined;
   try {
     const header = await readArtifactHeaderFrom(src);
-    const dk = await dataKeyFor(header, key);
-    dataKey = dk;
+    dataKey = await dataKeyFor(header, key);
     const blockSize = header.chunkSize + CHUNK_TAG_BYTES;
-    const slots = ringSlots(blockSize);
-    const usePool = cipherPoolSettings.enabled && header.chunkSize >= cipherPoolSettings.minChunkBytes;
-    let counter = 0;
-    let readAll = false;
-    // Read and start chunks until `slots - 1` are queued (with the chunk whose views the consumer
-    // may still hold, every slot); an error found while reading is queued in order, so every
-    // chunk before it is still released and nothing after it.
-    const fill = async () => {
-      while (!readAll && q.length < slots - 1) {
-        const at = counter++;
-        // The chunk as the source's own pieces (no copy into a block-sized buffer; decision 1260).
-        const pieces = await src.readPieces(blockSize);
-        let n = 0;
-        for (const p of pieces) n += p.length;
-        if (n === 0) {
-          readAll = true;
-          q.push({
-            last: true,
-            pieces: [],
-            err: new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
-              details: { chunks: at },
-            }),
-          });
-          break;
-        }
-        const atEnd = n < blockSize || (await src.atEnd());
-        if (atEnd) readAll = true;
-        if (usePool && at >= cipherPoolSettings.fromChunk && n > CHUNK_TAG_BYTES)
-          session ??= cipherPool.session(dk, header.aad, cipherPool.newRing(slots, blockSize));
-        if (session?.available() && n > CHUNK_TAG_BYTES) {
-          const s = session;
-          const slot = at % slots;
-          const off = slot * blockSize;
-          usedSlots = Math.max(usedSlots, slot + 1);
-          copyIn(s.ring, pieces, off);
-          const e: OpenEntry = {
-            last: atEnd,
-            pieces: plaintextViews(s.ring.outs[slot]!, 0, n - CHUNK_TAG_BYTES),
-            slot,
-          };
-          e.wait = s.run('open', slot, n, chunkNonce(header.noncePrefix, at, atEnd)).then(
-            (ok) => {
-              if (ok) return;
-              e.pieces = [];
-              // The thread zeroed what it decrypted; explain the failure from the block's copy.
-              e.err = explainFailure(dk, header, s.ring.inp.slice(off, off + n), at, atEnd);
-            },
-            (x: unknown) => {
-              e.pieces = [];
-              e.err = x;
-            },
-          );
-          q.push(e);
+    for (let counter = 0; ; counter++) {
+      // The chunk as the source's own pieces (no copy into a block-sized buffer; decision 1260).
+      const pieces = await src.readPieces(blockSize);
+      let n = 0;
+      for (const p of pieces) n += p.length;
+      if (n === 0)
+        throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
+          details: { chunks: counter },
+        });
+      const atEnd = n < blockSize || (await src.atEnd());
+      if (n >= CHUNK_TAG_BYTES) {
+        const { ct, tag } = splitTag(pieces, n);
+        const pt = decryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, ct, tag);
+        if (pt !== undefined) {
+          yield* pt;
+          if (atEnd) return;
           continue;
         }
-        try {
-          q.push({ last: atEnd, pieces: openChunkInline(dk, header, pieces, n, at, atEnd) });
-        } catch (x) {
-          readAll = true;
-          q.push({ last: true, pieces: [], err: x });
-        }
       }
-    };
-    for (;;) {
-      await fill();
-      const e = q.shift();
-      if (e === undefined) break;
-      cur = e;
-      if (e.wait !== undefined) await e.wait;
-      if (e.err !== undefined) throw e.err;
-      cur = undefined;
-      yield* e.pieces;
-      if (e.last) return;
+      // Failed: explain it from the whole block (a rare path, so the copy does not matter).
+      const block = pieces.length === 1 ? pieces[0]! : concatBytes(...pieces);
+      // The same position with the other last-flag tells a cut at a chunk boundary (a non-last
+      // chunk at the end) from a final chunk followed by extra bytes.
+      if (opensWith(dataKey, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block)) {
+        if (atEnd)
+          throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
+            details: { chunks: counter + 1 },
+          });
+        throw new ArtifactError('E_ARTIFACT_TAMPERED', 'bytes follow the last chunk', {
+          details: { position: counter },
+        });
+      }
+      if (block.length < CHUNK_TAG_BYTES)
+        throw new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends inside a chunk', {
+          details: { position: counter },
+        });
+      throw diagnose(dataKey, header, block, counter);
     }
   } finally {
-    // No thread may still write into the ring when it is wiped and reused.
-    for (const e of q) if (e.wait !== undefined) await e.wait;
-    // Chunks decrypted into the shared ring but never released (read ahead past a failure or a
-    // consumer's break, or a thread that died mid-chunk) are wiped: only released slots stay.
-    if (session !== undefined) {
-      for (const e of cur === undefined ? q : [cur, ...q])
-        if (e.slot !== undefined) Buffer.from(session.ring.outs[e.slot]!.buffer).fill(0);
-    }
-    session?.end(usedSlots);
     dataKey?.fill(0);
     await src.close();
   }
-}
-
-/** A chunk between reading and handing on (see openArtifactStream). */
-interface OpenEntry {
-  last: boolean;
-  /** Its plaintext: own buffers (inline) or views of its output slot (valid once `wait` settled). */
-  pieces: Uint8Array[];
-  wait?: Promise<void>;
-  err?: unknown;
-  /** Its slot in the ring when on the cipher threads. */
-  slot?: number;
-}
-
-/** Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each (the inline cipher's shape). */
-function plaintextViews(buf: Uint8Array, off: number, n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let o = 0; o < n; o += CIPHER_SLICE)
-    out.push(buf.subarray(off + o, off + Math.min(n, o + CIPHER_SLICE)));
-  return out;
-}
-
-/** Open one chunk on the calling thread: its plaintext pieces, or the explained failure thrown. */
-function openChunkInline(
-  dataKey: Uint8Array,
-  header: ArtifactHeader,
-  pieces: Uint8Array[],
-  n: number,
-  counter: number,
-  atEnd: boolean,
-): Uint8Array[] {
-  if (n >= CHUNK_TAG_BYTES) {
-    const { ct, tag } = splitTag(pieces, n);
-    const pt = decryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, atEnd), header.aad, ct, tag);
-    if (pt !== undefined) return pt;
-  }
-  // Failed: explain it from the whole block (a rare path, so the copy does not matter).
-  throw explainFailure(
-    dataKey,
-    header,
-    pieces.length === 1 ? pieces[0]! : concatBytes(...pieces),
-    counter,
-    atEnd,
-  );
-}
-
-/** Why a chunk that did not open at its position failed: truncated, extra bytes, reordered or tampered. */
-function explainFailure(
-  dataKey: Uint8Array,
-  header: ArtifactHeader,
-  block: Uint8Array,
-  counter: number,
-  atEnd: boolean,
-): ArtifactError {
-  // The same position with the other last-flag tells a cut at a chunk boundary (a non-last
-  // chunk at the end) from a final chunk followed by extra bytes.
-  if (
-    block.length >= CHUNK_TAG_BYTES &&
-    opensWith(dataKey, chunkNonce(header.noncePrefix, counter, !atEnd), header.aad, block)
-  ) {
-    if (atEnd)
-      return new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends before its last chunk', {
-        details: { chunks: counter + 1 },
-      });
-    return new ArtifactError('E_ARTIFACT_TAMPERED', 'bytes follow the last chunk', {
-      details: { position: counter },
-    });
-  }
-  if (block.length < CHUNK_TAG_BYTES)
-    return new ArtifactError('E_ARTIFACT_TRUNCATED', 'artifact ends inside a chunk', {
-      details: { position: counter },
-    });
-  return diagnose(dataKey, header, block, counter);
 }
 
 /** Plaintext bytes of a well-formed sealed artifact, from its length; undefined if it cannot be one. */
@@ -324,17 +190,15 @@ export async function openArtifact(bytes: Uint8Array, key: ArtifactKey): Promise
   }
   const size = plaintextSize(bytes);
   const out = size === undefined ? undefined : new Uint8Array(size);
-  const outBuf = out === undefined ? undefined : Buffer.from(out.buffer, out.byteOffset, out.length);
   const parts: Uint8Array[] = [];
   let o = 0;
   try {
     for await (const p of openArtifactStream(one(), key)) {
-      // Copied at once: the pieces are views valid only until the stream moves on.
-      if (outBuf === undefined) parts.push(p.slice());
+      if (out === undefined) parts.push(p);
       else {
-        if (o + p.length > outBuf.length)
+        if (o + p.length > out.length)
           throw new FirnError('E_INTERNAL', 'artifact opened longer than its size');
-        copyBytes(outBuf, p, o);
+        out.set(p, o);
       }
       o += p.length;
     }

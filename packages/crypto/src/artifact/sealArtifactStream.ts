@@ -2,15 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
-import {
-  cipherPool,
-  cipherPoolSettings,
-  copyBytes,
-  copyIn,
-  type PoolSession,
-  ringSlots,
-} from './cipherPool.ts';
-import { CIPHER_SLICE, encryptChunk } from './chunkCipher.ts';
+import { encryptChunk } from './chunkCipher.ts';
 import {
   type ArtifactRecipient,
   checkChunkSize,
@@ -54,13 +46,7 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
 /**
  * Seal a byte stream into the sealed-artifact format (docs/sealed-artifacts.md). Yields the
  * header first, then the body as pieces of at most CIPHER_SLICE (256 KiB) + 16 bytes, a chunk's
- * tag joined to the end of its ciphertext; concatenated they are the sealed bytes.
- *
- * View contract (decision 1370): with the cipher threads on (FIRN_ARTIFACT_THREADS), yielded
- * pieces may be views of output slots the stream reuses. A piece of chunk k stays valid until the
- * consumer asks for the first piece of chunk k + 2 (so a reader may hold up to one chunk of later
- * pieces, as openArtifactStream reading this stream does), and after the stream ended. Copy a
- * piece to keep it longer. Inline (the default), every piece is a new buffer.
+ * tag joined to the end of its ciphertext; concatenated they are the sealed bytes. Each yielded buffer is new and the caller's to keep.
  * Memory stays at about one chunk (plus what the consumer holds) whatever the input size. Raises
  * InvalidInputError / ArtifactError('E_ARTIFACT_FORMAT') for bad options, and whatever the source
  * raises; bytes already yielded before an error are not a valid artifact.
@@ -91,19 +77,9 @@ export async function* sealArtifactStream(
     recipients: await wrapFor(opts.recipients, dataKey),
   });
   const src = new ByteSource(source);
-  // Chunks read ahead, in order; each settles without rejecting (a failure lands in `err`).
-  const q: SealEntry[] = [];
-  const slotBytes = chunkSize + CHUNK_TAG_BYTES;
-  const slots = ringSlots(slotBytes);
-  const usePool = cipherPoolSettings.enabled && chunkSize >= cipherPoolSettings.minChunkBytes;
-  let session: PoolSession | undefined;
-  let usedSlots = 0;
-  let counter = 0;
-  let readAll = false;
-  // Read and start chunks until `slots - 1` are queued: with the chunk whose views the consumer
-  // may still hold, that is every slot (the view contract above).
-  const fill = async () => {
-    while (!readAll && q.length < slots - 1) {
+  try {
+    yield header.bytes;
+    for (let counter = 0; ; counter++) {
       if (counter >= MAX_CHUNKS)
         throw new InvalidInputError('artifact has too many chunks for its chunk size');
       // The chunk as the source's own pieces: no copy into a chunk-sized buffer (decision 1260).
@@ -112,73 +88,14 @@ export async function* sealArtifactStream(
       for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = n < chunkSize || (await src.atEnd());
-      const nonce = chunkNonce(header.noncePrefix, counter, last);
-      if (usePool && counter >= cipherPoolSettings.fromChunk)
-        session ??= cipherPool.session(dataKey, header.aad, cipherPool.newRing(slots, slotBytes));
-      if (session?.available()) {
-        const slot = counter % slots;
-        const off = slot * slotBytes;
-        usedSlots = Math.max(usedSlots, slot + 1);
-        copyIn(session.ring, pt, off);
-        const e: SealEntry = { last, pieces: slotViews(session.ring.outs[slot]!, 0, n + CHUNK_TAG_BYTES) };
-        e.wait = session.run('seal', slot, n, nonce).then(
-          () => undefined,
-          (x: unknown) => {
-            e.err = x;
-          },
-        );
-        q.push(e);
-      } else {
-        // Ciphertext slices (the last joined with the tag), each its own buffer.
-        q.push({ last, pieces: encryptChunk(dataKey, nonce, header.aad, pt) });
-      }
-      counter++;
-      if (last) readAll = true;
-    }
-  };
-  try {
-    yield header.bytes;
-    for (;;) {
-      await fill();
-      const e = q.shift();
-      if (e === undefined) break;
-      if (e.wait !== undefined) await e.wait;
-      if (e.err !== undefined) throw e.err;
-      yield* e.pieces;
-      if (e.last) break;
+      // Ciphertext slices (the last joined with the tag), handed on as they are, each its own buffer.
+      yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
+      if (last) break;
     }
   } finally {
-    // No thread may still write into the ring when it is wiped and reused.
-    for (const e of q) if (e.wait !== undefined) await e.wait;
-    session?.end(usedSlots);
     dataKey.fill(0);
     await src.close();
   }
-}
-
-/** A chunk between reading and handing on (see sealArtifactStream). */
-interface SealEntry {
-  last: boolean;
-  /** Its sealed bytes: own buffers (inline) or views of its output slot (valid once `wait` settled). */
-  pieces: Uint8Array[];
-  wait?: Promise<void>;
-  err?: unknown;
-}
-
-/**
- * Views of `buf[off, off + n)` of at most CIPHER_SLICE bytes each, the last up to CIPHER_SLICE + 16
- * (a chunk's tag never travels alone): the same shape as the inline cipher's output.
- */
-export function slotViews(buf: Uint8Array, off: number, n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const end = off + n;
-  let o = off;
-  while (end - o > CIPHER_SLICE + CHUNK_TAG_BYTES) {
-    out.push(buf.subarray(o, o + CIPHER_SLICE));
-    o += CIPHER_SLICE;
-  }
-  out.push(buf.subarray(o, end));
-  return out;
 }
 
 /**
@@ -193,17 +110,16 @@ export async function sealArtifact(bytes: Uint8Array, opts: SealArtifactOptions)
   }
   const chunkSize = opts?.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const chunks = Math.max(1, Math.ceil(bytes.length / chunkSize));
-  let out: Buffer | undefined;
+  let out: Uint8Array | undefined;
   let o = 0;
   for await (const p of sealArtifactStream(one(), opts)) {
     // The first piece is the header.
-    out ??= Buffer.alloc(p.length + bytes.length + chunks * CHUNK_TAG_BYTES);
+    out ??= new Uint8Array(p.length + bytes.length + chunks * CHUNK_TAG_BYTES);
     if (o + p.length > out.length) throw new FirnError('E_INTERNAL', 'sealed artifact longer than its size');
-    // Copied at once: the pieces are views valid only until the stream moves on.
-    copyBytes(out, p, o);
+    out.set(p, o);
     o += p.length;
   }
   if (out === undefined || o !== out.length)
     throw new FirnError('E_INTERNAL', 'sealed artifact shorter than its size');
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return out;
 }
