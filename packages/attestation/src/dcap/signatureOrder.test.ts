@@ -163,7 +163,7 @@ function runSync(c: Case): Outcome {
 async function runAsync(
   c: Case,
   clear = true,
-  signatureThreads: 'pool' | 'caller' | 'auto' | 'worker' = 'pool',
+  signatureThreads: 'pool' | 'caller' | 'auto' = 'pool',
 ): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
@@ -189,7 +189,6 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c), s.name).toEqual(want);
       expect(await runAsync(c, true, 'caller'), s.name).toEqual(want);
       expect(await runAsync(c, true, 'auto'), s.name).toEqual(want);
-      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
     }
   });
 
@@ -203,7 +202,6 @@ describe('signature failures are reported in the synchronous order by both entry
         const label = `${SIGNATURES[i]!.name} + ${SIGNATURES[j]!.name}`;
         expect(runSync(c), label).toEqual(want);
         expect(await runAsync(c), label).toEqual(want);
-        expect(await runAsync(c, true, 'worker'), `${label} (split)`).toEqual(want);
       }
   });
 
@@ -214,7 +212,6 @@ describe('signature failures are reported in the synchronous order by both entry
     c0.quote[authDataOffset]! ^= 0x01;
     expect(runSync(c0)).toEqual(binding);
     expect(await runAsync(c0)).toEqual(binding);
-    expect(await runAsync(c0, true, 'worker')).toEqual(binding);
     for (const s of SIGNATURES.slice(0, -1)) {
       const c = base();
       c.quote[authDataOffset]! ^= 0x01;
@@ -222,7 +219,6 @@ describe('signature failures are reported in the synchronous order by both entry
       const want = { code: s.code, message: s.message };
       expect(runSync(c), s.name).toEqual(want);
       expect(await runAsync(c), s.name).toEqual(want);
-      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
     }
   });
 
@@ -236,9 +232,8 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c, false), s.name).toEqual(want);
       expect(runSync(c), s.name).toEqual(want);
       clearDcapCaches();
-      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
-      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
-      expect(runSync(c), `${s.name} (after split)`).toEqual(want);
+      expect(await runAsync(c, false, 'caller'), `${s.name} (caller)`).toEqual(want);
+      expect(await runAsync(c, false, 'auto'), `${s.name} (auto)`).toEqual(want);
     }
   });
 
@@ -251,8 +246,6 @@ describe('signature failures are reported in the synchronous order by both entry
     for (const [order, mode] of [
       ['good first', 'pool'],
       ['broken first', 'pool'],
-      ['good first', 'worker'],
-      ['broken first', 'worker'],
     ] as const) {
       clearDcapCaches();
       const runs = broken.flatMap(({ c, want }) => {

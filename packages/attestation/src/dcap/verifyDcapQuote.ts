@@ -1,7 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type VerifiedEvidence } from '../types.ts';
-import { DEFAULT_WORKER_TIMEOUT_MS, prepareOnWorker } from './collateralWorkerClient.ts';
 import { poolHasACore } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
@@ -35,19 +34,12 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn), 'worker' (split: a cold call's collateral half on one
-   * persistent worker thread, its quote half on this thread, both at once; decision 1380) or
-   * 'auto' (default: the pool while other processes leave half a core or more idle beside this
-   * thread, measured over the last half second or more; else this thread; decision 1340). A call
-   * whose collateral is already checked (warm) runs on this thread in 'auto' and 'worker'.
-   * Verdicts and errors are the same in every mode.
+   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
+   * a core or more idle beside this thread, measured since the previous decision, at least half a
+   * second; else this thread; decisions 1340, 1450). A call whose collateral is already checked
+   * (warm) runs on this thread in 'auto'. Verdicts and errors are the same in every mode.
    */
-  signatureThreads?: 'auto' | 'pool' | 'caller' | 'worker';
-  /**
-   * Split mode ('worker', or 'auto' on a free core): how long a cold call waits for the collateral
-   * worker before failing with E_TIMEOUT (ms; default 5000).
-   */
-  workerTimeoutMs?: number;
+  signatureThreads?: 'auto' | 'pool' | 'caller';
 }
 
 function qeReportErr(): FirnError {
@@ -108,13 +100,6 @@ function cert(der: Uint8Array): Certificate {
   const c = parseCertificate(der);
   certCache.set(k, [c, ...(bucket ?? [])].slice(0, MAX_PER_CERT_BUCKET));
   return c;
-}
-
-/** The cached certificate object for exactly `der`, if any (nothing parsed). */
-function cachedCert(der: Uint8Array): Certificate | undefined {
-  const bucket = certCache.get(`${der.length}\u0003${key(der.subarray(Math.max(0, der.length - 32)))}`);
-  if (bucket !== undefined) for (const c of bucket) if (same(c.der, der)) return c;
-  return undefined;
 }
 
 /**
@@ -363,17 +348,8 @@ function signerChainDers(text: string, what: string): Uint8Array[] {
 
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
-/**
- * Check the collateral's chains and signatures, in the canonical order. `pckCrlSignature: false`
- * (the collateral worker) stops short of the last one, the PCK CRL's signature by the PCK CA: the
- * calling thread checks it next (checkPckCrlSignature), with the PCK CA key it imports anyway.
- */
-function prepare(
-  c: QuoteCollateralV3,
-  a: Anchors,
-  checks: SignatureChecks,
-  pckCrlSignature = true,
-): PreparedCollateral {
+/** Check the collateral's chains and signatures, in the canonical order. */
+function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const tcbChain = verifyChain(
     signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
@@ -416,8 +392,7 @@ function prepare(
     checks,
   );
   const pckCrl = parseCrl(c.pckCrl);
-  if (pckCrlSignature) verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
-  else checkCrlIssuer(pckCrl, pckCrlChain[0]!, 'PCK CRL');
+  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
   return {
     tcbInfo,
     qeIdentity,
@@ -507,52 +482,6 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   return p;
 }
 
-/**
- * PreparedCollateral as plain data to cross threads: its certificates as their DER only (each is
- * parsed again, or found parsed, on the receiving thread: cheaper than cloning parsed fields).
- */
-interface DetachedCollateral extends Omit<PreparedCollateral, 'tcbChain' | 'qeIdChain' | 'pckCrlChain'> {
-  tcbChain: Uint8Array[];
-  qeIdChain: Uint8Array[];
-  pckCrlChain: Uint8Array[];
-}
-
-/**
- * The collateral half of a split verification, as the collateral worker runs it: `prepare` against
- * `roots` (DER; undefined: the pinned Intel root) with every signature checked in turn on this thread (same checks, order
- * and errors as verifyDcapQuoteSync) but the PCK CRL's signature, which the calling thread checks
- * next; then every cache of inputs cleared, so the worker keeps none.
- * Returns plain data (structured-clone safe). Throws the first failing check's FirnError.
- */
-export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | undefined): DetachedCollateral {
-  try {
-    const p = prepare(c, anchors(roots), new SignatureChecks(false), false);
-    return {
-      ...p,
-      tcbChain: p.tcbChain.map((c) => c.der),
-      qeIdChain: p.qeIdChain.map((c) => c.der),
-      pckCrlChain: p.pckCrlChain.map((c) => c.der),
-    };
-  } finally {
-    clearDcapCaches();
-  }
-}
-
-/**
- * The worker's prepared collateral on this thread: its certificates as this thread's objects (a
- * root as the anchor object, others parsed or found in the certificate cache by exact DER: the
- * bytes the worker checked, copied to this thread by the message).
- */
-function attachedCollateral(d: DetachedCollateral, a: Anchors): PreparedCollateral {
-  const revive = (der: Uint8Array) => anchorOf(a, der) ?? cert(der);
-  return {
-    ...d,
-    tcbChain: d.tcbChain.map(revive),
-    qeIdChain: d.qeIdChain.map(revive),
-    pckCrlChain: d.pckCrlChain.map(revive),
-  };
-}
-
 interface PckChain {
   certs: Certificate[];
   ext: PckExtensions;
@@ -638,13 +567,11 @@ interface EarlyChecks {
 /**
  * Start the PCK chain's signatures, the QE report's and the quote's ahead of their turn: on the
  * thread pool (`pool`) before the collateral is parsed, so the pool works while this thread
- * parses, or checked here at once. `split` (the collateral worker checks the collateral
- * meanwhile) leaves out the checks by a pinned root: the worker checks the PCK CA by the root in
- * the PCK CRL's chain, and this thread learns that result with the collateral. Nothing here throws or
+ * parses, or checked here at once. Nothing here throws or
  * decides anything: each result is recorded at its canonical place later (or dropped if an
  * earlier check fails); any error here is met again, and reported, at that place.
  */
-function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean, split = false): EarlyChecks {
+function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean): EarlyChecks {
   const early: EarlyChecks = {};
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
@@ -664,8 +591,7 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean,
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
-        if (mayIssue(certs[i]!, certs[i + 1]!) && (!split || !a.roots.includes(certs[i + 1]!)))
-          issuedBy(certs[i]!, certs[i + 1]!, pool);
+        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, pool);
     }
     const leaf = certs[0]!;
     const { qeReport, qeReportSignature } = q.certification;
@@ -726,7 +652,6 @@ export async function verifyDcapQuote(
 ): Promise<VerifiedEvidence> {
   const where = opts.signatureThreads ?? 'auto';
   const free = where === 'auto' && poolHasACore();
-  if (where === 'worker' || (free && AUTO_SPLITS)) return verifySplit(quote, opts);
   const checks = new SignatureChecks(where === 'pool' || free);
   let out: VerifiedEvidence;
   try {
@@ -738,83 +663,6 @@ export async function verifyDcapQuote(
   }
   await checks.settle();
   return out;
-}
-
-/**
- * Whether 'auto' splits a cold verification with the collateral worker when a core is free (else
- * it uses the pool): no, measured slower than the pool on this 2-core machine (decision 1380).
- */
-const AUTO_SPLITS = false;
-
-/**
- * A cold verification split in two halves that run at once (decision 1380): the collateral half
- * (chains to the pinned root, TCB info, QE identity and both CRL signatures) on the collateral
- * worker thread (its signatures in turn there), the quote half (PCK chain, QE report, quote
- * signature) here with its signatures on libuv's pool, then the PCK CRL's signature (with the PCK
- * CA key imported here) and the combination (TCB level, QE identity, revocation, bindings) here,
- * each result recorded at its place in verifyDcapQuoteSync's order, so the error reported is the
- * same. Collateral already checked (cached) is not split: the call runs on this thread. Fails
- * with E_TIMEOUT or E_INTERNAL when the worker does not answer, never with a verdict.
- */
-async function verifySplit(
-  quote: Uint8Array | DcapQuote,
-  given: VerifyDcapOptions,
-): Promise<VerifiedEvidence> {
-  // The options as given at the call: the checks after the worker's reply (time windows at `now`)
-  // must not read what a caller reusing its options object wrote meanwhile.
-  const opts = { ...given };
-  const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
-    throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
-  // The verdict is read from the quote after awaiting the worker: from an own copy, so a caller's
-  // buffer (or parsed quote) changed in place meanwhile cannot put bytes that were never checked
-  // into a pass (the parsed quote's fields are views into its bytes).
-  const b = begin(quote instanceof Uint8Array ? quote.slice() : structuredClone(quote), opts);
-  const l = lookupCollateral(opts.collateral, b.a);
-  if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
-  const checks = new SignatureChecks(true);
-  const pinned = opts.roots === undefined || opts.roots.length === 0;
-  const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
-  const reply = prepareOnWorker(l.own, roots, timeoutMs);
-  const early = startQuoteChecks(b.q, opts.collateral, b.a, true, true);
-  // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
-  const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
-  learnRootChecks(col, b.a);
-  let out: VerifiedEvidence;
-  try {
-    // The collateral's last check, by the PCK CA's key (this thread's, imported for the PCK chain).
-    const pckCa = col.pckCrlChain[0]!;
-    verifyCrlBy(col.pckCrl, cachedCert(pckCa.der) ?? pckCa, 'PCK CRL', checks);
-    checks.whenPassed(() => rememberCollateral(l, b.a, col));
-    out = finish(b, opts, col, checks, early);
-  } catch (e) {
-    await checks.settle();
-    throw e;
-  }
-  await checks.settle();
-  return out;
-}
-
-/**
- * Record the worker's passed checks of certificates by the pinned root (the PCK CA in the PCK
- * CRL's chain, the collateral signer) for the same certificate objects here, when this thread has
- * one with the same DER: the PCK chain's CA is then not checked by the root twice. Only exact DER
- * and the pinned root's own object are matched, so the fact recorded is the one the worker proved.
- */
-function learnRootChecks(col: PreparedCollateral, a: Anchors): void {
-  for (const chain of [col.pckCrlChain, col.tcbChain, col.qeIdChain])
-    for (let i = 0; i + 1 < chain.length; i++) {
-      const issuer = chain[i + 1]!;
-      if (!a.roots.includes(issuer)) continue;
-      const child = cachedCert(chain[i]!.der);
-      if (child === undefined) continue;
-      let m = issuedCache.get(child);
-      if (m === undefined) {
-        m = new Map();
-        issuedCache.set(child, m);
-      }
-      m.set(issuer, true);
-    }
 }
 
 /**
