@@ -133,6 +133,7 @@ for (const c of CASES) {
   // timed alongside for comparison.
   const opts = { collateral, now: c.now };
   const poolOpts = { ...opts, signatureThreads: 'pool' as const };
+  const threadOpts = { ...opts, signatureThreads: 'thread' as const };
   const t = await interleaved(
     {
       firnCold: {
@@ -151,6 +152,13 @@ for (const c of CASES) {
         perBatch: 10,
       },
       firnWarmPool: { f: () => verifyDcapQuote(quote, poolOpts), perBatch: 50 },
+      firnColdThread: {
+        f: () => {
+          clearDcapCaches();
+          return verifyDcapQuote(quote, threadOpts);
+        },
+        perBatch: 10,
+      },
       firnColdSync: {
         f: () => {
           clearDcapCaches();
@@ -180,6 +188,7 @@ for (const c of CASES) {
     `  firn warm (cached coll.)   ${fmt(t.firnWarm!)}`,
     `  firn cold, pool forced     ${fmt(t.firnColdPool!)}`,
     `  firn warm, pool forced     ${fmt(t.firnWarmPool!)}`,
+    `  firn cold, thread forced   ${fmt(t.firnColdThread!)}`,
     `  firn cold, sync variant    ${fmt(t.firnColdSync!)}`,
     `  firn warm, sync variant    ${fmt(t.firnWarmSync!)}`,
     `  @phala/dcap-qvl (JS)       ${fmt(t.dcapQvlJs!)}`,

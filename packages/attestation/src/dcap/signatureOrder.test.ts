@@ -163,7 +163,7 @@ function runSync(c: Case): Outcome {
 async function runAsync(
   c: Case,
   clear = true,
-  signatureThreads: 'pool' | 'caller' | 'auto' = 'pool',
+  signatureThreads: 'pool' | 'thread' | 'caller' | 'auto' = 'pool',
 ): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
@@ -189,6 +189,7 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c), s.name).toEqual(want);
       expect(await runAsync(c, true, 'caller'), s.name).toEqual(want);
       expect(await runAsync(c, true, 'auto'), s.name).toEqual(want);
+      expect(await runAsync(c, true, 'thread'), `${s.name} (thread)`).toEqual(want);
     }
   });
 
@@ -202,6 +203,7 @@ describe('signature failures are reported in the synchronous order by both entry
         const label = `${SIGNATURES[i]!.name} + ${SIGNATURES[j]!.name}`;
         expect(runSync(c), label).toEqual(want);
         expect(await runAsync(c), label).toEqual(want);
+        expect(await runAsync(c, true, 'thread'), `${label} (thread)`).toEqual(want);
       }
   });
 
@@ -234,6 +236,9 @@ describe('signature failures are reported in the synchronous order by both entry
       clearDcapCaches();
       expect(await runAsync(c, false, 'caller'), `${s.name} (caller)`).toEqual(want);
       expect(await runAsync(c, false, 'auto'), `${s.name} (auto)`).toEqual(want);
+      clearDcapCaches();
+      expect(await runAsync(c, false, 'thread'), `${s.name} (thread)`).toEqual(want);
+      expect(await runAsync(c, false, 'thread'), `${s.name} (thread, warm)`).toEqual(want);
     }
   });
 
@@ -246,6 +251,8 @@ describe('signature failures are reported in the synchronous order by both entry
     for (const [order, mode] of [
       ['good first', 'pool'],
       ['broken first', 'pool'],
+      ['good first', 'thread'],
+      ['broken first', 'thread'],
     ] as const) {
       clearDcapCaches();
       const runs = broken.flatMap(({ c, want }) => {

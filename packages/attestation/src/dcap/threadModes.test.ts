@@ -12,7 +12,7 @@ import {
 } from './verifyDcapQuote.ts';
 
 /**
- * Where verifyDcapQuote runs its signatures ('pool', 'caller', 'auto') and verifyDcapQuoteSync:
+ * Where verifyDcapQuote runs its signatures ('pool', 'thread', 'caller', 'auto') and verifyDcapQuoteSync:
  * the verdicts and errors must be the same on every vector, case and attack (decisions 1270, 1450).
  */
 
@@ -32,11 +32,12 @@ async function outcome(quote: Uint8Array, opts: VerifyDcapOptions): Promise<Outc
   }
 }
 
-/** The outcome on the pool, on the calling thread, in 'auto' and synchronously: all must agree. */
+/** The outcome on the pool, on the calling thread, in 'auto', on the signature thread and synchronously: all must agree. */
 async function agreed(quote: Uint8Array, opts: VerifyDcapOptions): Promise<Outcome> {
   const pool = await outcome(quote, { ...opts, signatureThreads: 'pool' });
   expect(await outcome(quote, { ...opts, signatureThreads: 'caller' })).toEqual(pool);
   expect(await outcome(quote, { ...opts, signatureThreads: 'auto' })).toEqual(pool);
+  expect(await outcome(quote, { ...opts, signatureThreads: 'thread' })).toEqual(pool);
   let sync: Outcome;
   clearDcapCaches();
   try {

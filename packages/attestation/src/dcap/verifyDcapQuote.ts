@@ -10,7 +10,8 @@ import { CERT_DATA_PCK_CHAIN, type DcapQuote, INTEL_QE_VENDOR_ID, parseDcapQuote
 import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
 import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
-import { type SignatureResult, SignatureChecks } from './signatureChecks.ts';
+import { type DeferredVerify, type SignatureResult, SignatureChecks } from './signatureChecks.ts';
+import { clearSignatureThreadKeys, ecdsaVerifyOnThread } from './signatureThread.ts';
 import {
   type Certificate,
   type Crl,
@@ -34,12 +35,15 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn) or 'auto' (default: the pool while other processes leave half
-   * a core or more idle beside this thread, measured since the previous decision, at least half a
-   * second; else this thread; decisions 1340, 1450). A call whose collateral is already checked
-   * (warm) runs on this thread in 'auto'. Verdicts and errors are the same in every mode.
+   * 'thread' (one persistent signature thread, in the order queued; this thread makes those not
+   * yet started once it has nothing else to do; decision 1450), 'caller' (this thread, in turn)
+   * or 'auto' (default: the pool while other processes leave half a core or more idle beside this
+   * thread, measured since the previous decision, at least half a second; else this thread;
+   * decisions 1340, 1450). A call whose collateral is already checked (warm) runs on this thread
+   * in 'auto'. Verdicts and errors are the same in every mode; in 'thread' a signature thread that
+   * stops mid-call fails the call with E_INTERNAL, never with a verdict.
    */
-  signatureThreads?: 'auto' | 'pool' | 'caller';
+  signatureThreads?: 'auto' | 'pool' | 'thread' | 'caller';
 }
 
 function qeReportErr(): FirnError {
@@ -114,13 +118,18 @@ let issuedCache = new WeakMap<Certificate, Map<Certificate, SignatureResult>>();
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
  * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
-function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
+function issuedBy(
+  child: Certificate,
+  issuer: Certificate,
+  later: DeferredVerify | undefined,
+): SignatureResult {
   const byIssuer = issuedCache.get(child);
   const hit = byIssuer?.get(issuer);
-  if (hit === true || (hit !== undefined && deferred)) return hit;
-  const r = deferred
-    ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
-    : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
+  if (hit === true || (hit !== undefined && later !== undefined)) return hit;
+  const r =
+    later !== undefined
+      ? later(issuer.publicKey(), child.tbs, child.signature, 'der')
+      : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
   if (r === false) return r;
   let m = byIssuer;
   if (m === undefined) {
@@ -131,11 +140,16 @@ function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): S
   m.set(issuer, r);
   const entries = m;
   if (r !== true)
-    void r.then((ok) => {
-      if (entries.get(issuer) !== r) return;
-      if (ok) entries.set(issuer, true);
-      else entries.delete(issuer);
-    });
+    void r.then(
+      (ok) => {
+        if (entries.get(issuer) !== r) return;
+        if (ok) entries.set(issuer, true);
+        else entries.delete(issuer);
+      },
+      () => {
+        if (entries.get(issuer) === r) entries.delete(issuer);
+      },
+    );
   return r;
 }
 
@@ -147,7 +161,7 @@ function mayIssue(child: Certificate, issuer: Certificate): boolean {
 function checkIssued(child: Certificate, issuer: Certificate, what: string, checks: SignatureChecks): void {
   if (!same(child.issuer, issuer.subject)) throw chainErr(`${what}: issuer name does not match`);
   if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
-  checks.add(issuedBy(child, issuer, checks.deferred), () =>
+  checks.add(issuedBy(child, issuer, checks.later), () =>
     chainErr(`${what}: certificate signature is invalid`),
   );
 }
@@ -571,16 +585,22 @@ interface EarlyChecks {
  * decides anything: each result is recorded at its canonical place later (or dropped if an
  * earlier check fails); any error here is met again, and reported, at that place.
  */
-function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean): EarlyChecks {
+function startQuoteChecks(
+  q: DcapQuote,
+  raw: unknown,
+  a: Anchors,
+  later: DeferredVerify | undefined,
+): EarlyChecks {
   const early: EarlyChecks = {};
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
   // first, so the checks are queued from the top (the pinned root's key is already imported).
   try {
     early.attestationKey = attestationKey(q.attestationKey);
-    early.quote = pool
-      ? ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
-      : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
+    early.quote =
+      later !== undefined
+        ? later(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
+        : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
   } catch {
     // met again at its place in the canonical order
   }
@@ -591,13 +611,14 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean)
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
-        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, pool);
+        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, later);
     }
     const leaf = certs[0]!;
     const { qeReport, qeReportSignature } = q.certification;
-    early.qeReport = pool
-      ? ecdsaVerifyOnPool(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
-      : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
+    early.qeReport =
+      later !== undefined
+        ? later(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
+        : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
     early.leaf = leaf;
   } catch {
     // met again at its place in the canonical order
@@ -628,6 +649,7 @@ export function clearDcapCaches(): void {
   preparedByObject = new WeakMap();
   pckCache.clear();
   attestationKeyCache.clear();
+  clearSignatureThreadKeys();
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
@@ -651,8 +673,15 @@ export async function verifyDcapQuote(
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
   const where = opts.signatureThreads ?? 'auto';
-  const free = where === 'auto' && poolHasACore();
-  const checks = new SignatureChecks(where === 'pool' || free);
+  const later: DeferredVerify | undefined =
+    where === 'pool'
+      ? ecdsaVerifyOnPool
+      : where === 'thread'
+        ? ecdsaVerifyOnThread
+        : where === 'auto' && poolHasACore()
+          ? ecdsaVerifyOnPool
+          : undefined;
+  const checks = new SignatureChecks(later);
   let out: VerifiedEvidence;
   try {
     out = verifyWith(quote, opts, checks, where === 'auto');
@@ -673,7 +702,7 @@ export function verifyDcapQuoteSync(
   quote: Uint8Array | DcapQuote,
   opts: VerifyDcapOptions,
 ): VerifiedEvidence {
-  return verifyWith(quote, opts, new SignatureChecks(false));
+  return verifyWith(quote, opts, new SignatureChecks(undefined));
 }
 
 /** A quote parsed and its anchors chosen: the start every path shares. */
@@ -707,9 +736,9 @@ function verifyWith(
   // 'auto': a call whose collateral object is already checked has two or three signatures left,
   // which cost more to queue on the pool than to check here (decision 1340).
   if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
-    checks.deferred = false;
+    checks.later = undefined;
 
-  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, true) : undefined;
+  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, checks.later) : undefined;
 
   // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
   return finish(b, opts, prepared(opts.collateral, a, checks), checks, early);
