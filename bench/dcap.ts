@@ -6,7 +6,9 @@
  * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
  * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
  * on libuv's thread pool while other processes leave a core free, decisions 1270, 1340 and 1450),
- * each call awaited before the next; the pool forced on and the synchronous variant are timed too.
+ * each call awaited before the next; the pool forced on, the signature thread forced on
+ * ('thread', decision 1450; cold only, warm calls run alike) and the synchronous variant are timed
+ * too. The signature thread starts in the warm-up, before anything is timed.
  * All are timed interleaved in rounds (median batch reported; each round starts one function
  * further on, so every function takes every place equally often), wall-clock and CPU time (all
  * threads), so load from other processes hits them alike; the headlines are the wall-clock figures
