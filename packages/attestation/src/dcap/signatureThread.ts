@@ -149,7 +149,17 @@ export function ecdsaVerifyOnThread(
   dsaEncoding: 'der' | 'ieee-p1363',
 ): boolean | Promise<boolean> {
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
-  const w = thread();
+  let w: Worker;
+  try {
+    // Half the ring in flight at most, so a slot never comes round while its job is queued.
+    if (pending.size >= RING / 2) throw new Error('too many checks in flight');
+    w = thread();
+  } catch {
+    // No thread to be had (or a backlog): checked here and now, the same check.
+    return dsaEncoding === 'der'
+      ? ecdsaVerifyDer(key, data, signature)
+      : ecdsaVerifyRaw(key, data, signature);
+  }
   const b = new Uint8Array(data.length + signature.length);
   b.set(data, 0);
   b.set(signature, data.length);
