@@ -1,9 +1,10 @@
 /**
- * The split cold path (decision 1380, `signatureThreads: 'worker'`) queues the quote's signature
- * check, then awaits the collateral worker's reply, and only then reads the quote's registers and
- * report data for the verdict (`finish`). The parsed quote is views into the caller's buffer, so a
- * host that reuses its buffer for the next quote while the call is in flight gets a pass whose
- * report data and measurements are the new bytes: never signed by the QE-attested key.
+ * verifyDcapQuote on the thread pool (`signatureThreads: 'pool'`) queues the quote's signature
+ * check and returns a promise that settles after every queued check. The parsed quote is views
+ * into the caller's buffer, so a host that reuses its buffer (or options object) for the next
+ * quote while the call is in flight must not get a pass for bytes that were never checked. (The
+ * split path this first covered, decision 1380, was removed by decision 1450; the attack applies
+ * to the pool path.)
  * Promise: mutating inputs in place while a call is in flight never yields a pass for bytes that
  * were not checked (the verdict is that of the bytes given, as on every other path).
  */
@@ -16,7 +17,7 @@ import {
   verifyDcapQuoteSync,
 } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 
-describe('attack: a quote changed in place while a split verification awaits the worker', () => {
+describe('attack: a quote changed in place while a verification awaits its signatures', () => {
   it('the verdict is for the bytes that were checked, not the bytes written meanwhile', async () => {
     for (const c of [VECTORS.sgx, VECTORS.tdx]) {
       clearDcapCaches();
@@ -27,7 +28,7 @@ describe('attack: a quote changed in place while a split verification awaits the
       const p = verifyDcapQuote(quote, {
         collateral: vectorJson(c.collateral),
         now: c.now,
-        signatureThreads: 'worker',
+        signatureThreads: 'pool',
       });
       // The host writes the next quote's report data (its own key binding) into the same buffer.
       quote.fill(0x77, at, at + 64);
@@ -41,7 +42,7 @@ describe('attack: a quote changed in place while a split verification awaits the
   }, 30_000);
 });
 
-describe('attack: the options changed in place while a split verification awaits the worker', () => {
+describe('attack: the options changed in place while a verification awaits its signatures', () => {
   it('the time the call was given decides the verdict, not a time written meanwhile', async () => {
     for (const c of [VECTORS.sgx, VECTORS.tdx]) {
       // Far past every certificate's notAfter: refused on every path.
@@ -57,7 +58,7 @@ describe('attack: the options changed in place while a split verification awaits
       expect(sync).not.toBe('ok');
       for (const swapped of [c.now, Number.NaN]) {
         clearDcapCaches();
-        const opts = { collateral: vectorJson(c.collateral), now: late, signatureThreads: 'worker' as const };
+        const opts = { collateral: vectorJson(c.collateral), now: late, signatureThreads: 'pool' as const };
         const p = verifyDcapQuote(vector(c.quote), opts);
         // A caller reusing its options object for the next call.
         opts.now = swapped;

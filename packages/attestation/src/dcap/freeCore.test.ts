@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freeCoresBetween, poolHasACore, sampleCpu } from './freeCore.ts';
+import { choosePool, freeCoresBetween, MIN_INTERVAL_MS, poolHasACore, sampleCpu } from './freeCore.ts';
 
 describe('freeCoresBetween (the auto choice of where DCAP signatures run)', () => {
   const at = (t: number, busy: number, own: number) => ({ at: t, busy, own });
@@ -30,5 +30,39 @@ describe('freeCoresBetween (the auto choice of where DCAP signatures run)', () =
     expect(s.busy).toBeGreaterThan(0);
     expect(s.own).toBeGreaterThan(0);
     expect(typeof poolHasACore()).toBe('boolean');
+  });
+});
+
+describe('choosePool (the auto decision rule, decision 1450)', () => {
+  const at = (t: number, busy: number, own: number) => ({ at: t, busy, own });
+
+  it('a quiet 2-core machine running only this verifier uses the pool, whatever the load average says', () => {
+    // The benchmark keeps both cores busy with its own thread and pool: the load average reads 2,
+    // but no other process ran. This is the quiet run of record, where 'auto' wrongly kept the
+    // calling thread (1.53 ms against 1.20 ms on the pool).
+    expect(choosePool(at(0, 0, 0), at(500, 1000, 1000), 2, 2, 2.0)).toBe(true);
+    // The same with the interval measured from module load (the first decision).
+    expect(choosePool(at(0, 0, 0), at(MIN_INTERVAL_MS, 120, 110), 2, 2, 3.5)).toBe(true);
+  });
+
+  it('another process using more than half a core keeps the calling thread, however low the load average', () => {
+    // 500 ms: other processes used 0.8 core, this one 1 core.
+    expect(choosePool(at(0, 0, 0), at(500, 900, 500), 2, 2, 0.1)).toBe(false);
+    // Just under half a core taken by others: the pool still has enough.
+    expect(choosePool(at(0, 0, 0), at(500, 700, 500), 2, 2, 5)).toBe(true);
+  });
+
+  it('without a measurable interval, or where os.cpus() lists other cores, the load average decides', () => {
+    expect(choosePool(undefined, at(10, 0, 0), 2, 2, 0.5)).toBe(true);
+    expect(choosePool(undefined, at(10, 0, 0), 2, 2, 1.5)).toBe(false);
+    expect(choosePool(at(0, 0, 0), at(MIN_INTERVAL_MS - 1, 0, 0), 2, 2, 1.5)).toBe(false);
+    // A container limited to 2 of 8 listed cores: the busy time of the 8 says nothing of the 2.
+    expect(choosePool(at(0, 0, 0), at(500, 0, 0), 2, 8, 1.5)).toBe(false);
+    expect(choosePool(at(0, 0, 0), at(500, 4000, 0), 2, 8, 0.5)).toBe(true);
+  });
+
+  it('one core never uses the pool', () => {
+    expect(choosePool(at(0, 0, 0), at(500, 0, 0), 1, 1, 0)).toBe(false);
+    expect(choosePool(undefined, at(0, 0, 0), 1, 1, 0)).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { availableParallelism, type CpuInfo, cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 /** One reading of the machine's and this process's CPU time, in milliseconds. */
@@ -25,40 +25,68 @@ export function freeCoresBetween(a: CpuSample, b: CpuSample, cores: number): num
 }
 
 /** Read the machine's busy time (os.cpus, about 60 µs) and this process's CPU time now. */
-export function sampleCpu(): CpuSample {
+export function sampleCpu(list: readonly CpuInfo[] = cpus()): CpuSample {
   let busy = 0;
-  for (const c of cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq;
+  for (const c of list) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq;
   const own = process.cpuUsage();
   return { at: performance.now(), busy, own: (own.user + own.system) / 1000 };
 }
 
 /** Re-decide at most this often (ms); the machine is sampled at each decision. */
-const DECIDE_EVERY_MS = 500;
+export const DECIDE_EVERY_MS = 500;
 /** The pool is used while at least this much of a core is idle beside the calling thread. */
-const MIN_FREE_CORE = 0.5;
-
-let last: CpuSample | undefined;
-let use = true;
+export const MIN_FREE_CORE = 0.5;
+/** An interval shorter than this (ms) is too coarse to measure (os.cpus() counts 10 ms ticks). */
+export const MIN_INTERVAL_MS = 100;
 
 /**
- * Whether libuv's thread pool has a core to itself for DCAP signature checks ('auto' mode): half
- * a core or more left idle by other processes over the last interval (at least 500 ms), besides
- * the one this thread uses. Re-read at most every 500 ms. Where os.cpus() does not describe the
- * cores this process may use (a count other than availableParallelism), or before a first
- * interval exists, the 1-minute load average decides instead (load <= cores - 1).
+ * The 'auto' decision rule (decisions 1340, 1450), pure: whether the pool has a core to itself.
+ *
+ * - `prev`/`now`: samples (sampleCpu) at the previous decision (or when this module loaded) and now.
+ * - `cores`: the cores this process may use (availableParallelism); `listed`: os.cpus().length.
+ * - `load1`: the 1-minute load average.
+ *
+ * Measured idle time decides whenever it can: half a core or more left idle by other processes
+ * over an interval of MIN_INTERVAL_MS or more, besides the calling thread's core. Only where
+ * os.cpus() does not describe the usable cores (`listed !== cores`) or no interval that long
+ * exists yet does the load average decide (load <= cores - 1). The load average counts this
+ * process's own threads and whatever ran in the last minute (a previous benchmark), so on a quiet
+ * machine it kept the calling thread for the first decision; it is the fallback, not the rule.
+ * One core: never the pool (nothing to run it beside the calling thread).
+ */
+export function choosePool(
+  prev: CpuSample | undefined,
+  now: CpuSample,
+  cores: number,
+  listed: number,
+  load1: number,
+): boolean {
+  if (cores < 2) return false;
+  if (listed === cores && prev !== undefined && now.at - prev.at >= MIN_INTERVAL_MS)
+    return freeCoresBetween(prev, now, cores) >= MIN_FREE_CORE;
+  return load1 <= cores - 1;
+}
+
+/**
+ * The first interval starts when this module loads (program start-up, not a past minute of
+ * other work), so the first decision is already a measured one (decision 1450).
+ */
+let last: CpuSample = sampleCpu();
+let use = true;
+let decided = false;
+
+/**
+ * Whether libuv's thread pool has a core to itself for DCAP signature checks ('auto' mode), by
+ * choosePool over the time since the previous decision (or since this module loaded). Re-decided at
+ * most every DECIDE_EVERY_MS; a decision samples os.cpus() (about 60 µs).
  */
 export function poolHasACore(): boolean {
-  const now = performance.now();
-  if (last !== undefined && now - last.at < DECIDE_EVERY_MS) return use;
-  const cores = availableParallelism();
-  if (cpus().length !== cores) {
-    last = { at: now, busy: 0, own: 0 };
-    use = (loadavg()[0] ?? 0) <= cores - 1;
-    return use;
-  }
-  const s = sampleCpu();
-  use =
-    last === undefined ? (loadavg()[0] ?? 0) <= cores - 1 : freeCoresBetween(last, s, cores) >= MIN_FREE_CORE;
-  last = s;
+  if (decided && performance.now() - last.at < DECIDE_EVERY_MS) return use;
+  const list = cpus();
+  const s = sampleCpu(list);
+  use = choosePool(last, s, availableParallelism(), list.length, loadavg()[0] ?? 0);
+  decided = true;
+  // A too-short interval is extended, not restarted: the next decision measures from the same start.
+  if (s.at - last.at >= MIN_INTERVAL_MS) last = s;
   return use;
 }

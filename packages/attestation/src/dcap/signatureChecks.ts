@@ -1,9 +1,22 @@
 import type { KeyObject } from 'node:crypto';
 import type { FirnError } from '@firn/core';
-import { ecdsaVerifyDer, ecdsaVerifyOnPool, ecdsaVerifyRaw } from './x509.ts';
+import { ecdsaVerifyOnThread, takeOver } from './signatureThread.ts';
+import { ecdsaVerifyDer, ecdsaVerifyRaw } from './x509.ts';
 
-/** A signature check's result: known now (synchronous mode) or coming from libuv's thread pool. */
+/** A signature check's result: known now (synchronous mode) or coming from another thread. */
 export type SignatureResult = boolean | Promise<boolean>;
+
+/**
+ * Where deferred checks run: ecdsaVerifyOnPool (libuv's pool) or ecdsaVerifyOnThread (the one
+ * signature thread). Same contract: false at once for a malformed raw signature, else a promise of
+ * the result (rejected only when no verdict could be reached).
+ */
+export type DeferredVerify = (
+  key: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+  dsaEncoding: 'der' | 'ieee-p1363',
+) => SignatureResult;
 
 /**
  * The signature checks of one DCAP verification, in the order the verifier makes them.
@@ -23,25 +36,33 @@ export class SignatureChecks {
   private readonly commits: { upTo: number; run: () => void }[] = [];
 
   /**
-   * `deferred`: queue the verifications on the thread pool instead of running them now. It may be
-   * turned off before the first check is made (a warm call has too few checks to gain from the pool).
+   * `later`: where to queue the verifications instead of running them now (undefined: now, on
+   * this thread). It may be cleared before the first check is made (a warm call has too few
+   * checks to gain from another thread).
    */
-  constructor(public deferred: boolean) {}
+  constructor(public later: DeferredVerify | undefined) {}
+
+  /** Whether checks are queued (a `later` is set) rather than made now. */
+  get deferred(): boolean {
+    return this.later !== undefined;
+  }
 
   /** Check a DER ECDSA-SHA256 signature (certificates, CRLs); `error` names the failure. */
   der(key: KeyObject, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
-    const r = this.deferred
-      ? ecdsaVerifyOnPool(key, data, signature, 'der')
-      : ecdsaVerifyDer(key, data, signature);
+    const r =
+      this.later !== undefined
+        ? this.later(key, data, signature, 'der')
+        : ecdsaVerifyDer(key, data, signature);
     this.add(r, error);
     return r;
   }
 
   /** Check a raw r||s ECDSA-SHA256 signature (quotes, QE reports, collateral JSON). */
   raw(key: KeyObject, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
-    const r = this.deferred
-      ? ecdsaVerifyOnPool(key, data, signature, 'ieee-p1363')
-      : ecdsaVerifyRaw(key, data, signature);
+    const r =
+      this.later !== undefined
+        ? this.later(key, data, signature, 'ieee-p1363')
+        : ecdsaVerifyRaw(key, data, signature);
     this.add(r, error);
     return r;
   }
@@ -65,6 +86,8 @@ export class SignatureChecks {
    */
   async settle(): Promise<void> {
     if (this.pending.length === 0) return;
+    // Nothing left to do here but wait: make the checks the signature thread has not started.
+    if (this.later === ecdsaVerifyOnThread) takeOver(this.pending.map((p) => p.result));
     const results = await Promise.all(this.pending.map((p) => p.result));
     let firstFailed = results.indexOf(false);
     if (firstFailed < 0) firstFailed = results.length;

@@ -163,7 +163,7 @@ function runSync(c: Case): Outcome {
 async function runAsync(
   c: Case,
   clear = true,
-  signatureThreads: 'pool' | 'caller' | 'auto' | 'worker' = 'pool',
+  signatureThreads: 'pool' | 'thread' | 'caller' | 'auto' = 'pool',
 ): Promise<Outcome> {
   if (clear) clearDcapCaches();
   try {
@@ -189,7 +189,7 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c), s.name).toEqual(want);
       expect(await runAsync(c, true, 'caller'), s.name).toEqual(want);
       expect(await runAsync(c, true, 'auto'), s.name).toEqual(want);
-      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
+      expect(await runAsync(c, true, 'thread'), `${s.name} (thread)`).toEqual(want);
     }
   });
 
@@ -203,7 +203,7 @@ describe('signature failures are reported in the synchronous order by both entry
         const label = `${SIGNATURES[i]!.name} + ${SIGNATURES[j]!.name}`;
         expect(runSync(c), label).toEqual(want);
         expect(await runAsync(c), label).toEqual(want);
-        expect(await runAsync(c, true, 'worker'), `${label} (split)`).toEqual(want);
+        expect(await runAsync(c, true, 'thread'), `${label} (thread)`).toEqual(want);
       }
   });
 
@@ -214,7 +214,6 @@ describe('signature failures are reported in the synchronous order by both entry
     c0.quote[authDataOffset]! ^= 0x01;
     expect(runSync(c0)).toEqual(binding);
     expect(await runAsync(c0)).toEqual(binding);
-    expect(await runAsync(c0, true, 'worker')).toEqual(binding);
     for (const s of SIGNATURES.slice(0, -1)) {
       const c = base();
       c.quote[authDataOffset]! ^= 0x01;
@@ -222,7 +221,6 @@ describe('signature failures are reported in the synchronous order by both entry
       const want = { code: s.code, message: s.message };
       expect(runSync(c), s.name).toEqual(want);
       expect(await runAsync(c), s.name).toEqual(want);
-      expect(await runAsync(c, true, 'worker'), `${s.name} (split)`).toEqual(want);
     }
   });
 
@@ -236,9 +234,11 @@ describe('signature failures are reported in the synchronous order by both entry
       expect(await runAsync(c, false), s.name).toEqual(want);
       expect(runSync(c), s.name).toEqual(want);
       clearDcapCaches();
-      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
-      expect(await runAsync(c, false, 'worker'), `${s.name} (split)`).toEqual(want);
-      expect(runSync(c), `${s.name} (after split)`).toEqual(want);
+      expect(await runAsync(c, false, 'caller'), `${s.name} (caller)`).toEqual(want);
+      expect(await runAsync(c, false, 'auto'), `${s.name} (auto)`).toEqual(want);
+      clearDcapCaches();
+      expect(await runAsync(c, false, 'thread'), `${s.name} (thread)`).toEqual(want);
+      expect(await runAsync(c, false, 'thread'), `${s.name} (thread, warm)`).toEqual(want);
     }
   });
 
@@ -251,8 +251,8 @@ describe('signature failures are reported in the synchronous order by both entry
     for (const [order, mode] of [
       ['good first', 'pool'],
       ['broken first', 'pool'],
-      ['good first', 'worker'],
-      ['broken first', 'worker'],
+      ['good first', 'thread'],
+      ['broken first', 'thread'],
     ] as const) {
       clearDcapCaches();
       const runs = broken.flatMap(({ c, want }) => {

@@ -1,7 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { FirnError, measurementDigest } from '@firn/core';
-import { markVerified, type VerifiedEvidence } from '../types.ts';
-import { DEFAULT_WORKER_TIMEOUT_MS, prepareOnWorker } from './collateralWorkerClient.ts';
+import { markVerified, type TcbStatus, type VerifiedEvidence } from '../types.ts';
 import { poolHasACore } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
@@ -11,7 +10,8 @@ import { CERT_DATA_PCK_CHAIN, type DcapQuote, INTEL_QE_VENDOR_ID, parseDcapQuote
 import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.ts';
 import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
-import { type SignatureResult, SignatureChecks } from './signatureChecks.ts';
+import { type DeferredVerify, type SignatureResult, SignatureChecks } from './signatureChecks.ts';
+import { clearSignatureThreadKeys, ecdsaVerifyOnThread } from './signatureThread.ts';
 import {
   type Certificate,
   type Crl,
@@ -35,19 +35,15 @@ export interface VerifyDcapOptions {
   roots?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
-   * 'caller' (this thread, in turn), 'worker' (split: a cold call's collateral half on one
-   * persistent worker thread, its quote half on this thread, both at once; decision 1380) or
-   * 'auto' (default: the pool while other processes leave half a core or more idle beside this
-   * thread, measured over the last half second or more; else this thread; decision 1340). A call
-   * whose collateral is already checked (warm) runs on this thread in 'auto' and 'worker'.
-   * Verdicts and errors are the same in every mode.
+   * 'thread' (one persistent signature thread, in the order queued; this thread makes those not
+   * yet started once it has nothing else to do; decision 1450), 'caller' (this thread, in turn)
+   * or 'auto' (default: the pool while other processes leave half a core or more idle beside this
+   * thread, measured since the previous decision, at least half a second; else this thread;
+   * decisions 1340, 1450). A call whose collateral is already checked (warm) runs on this thread
+   * in 'auto'. Verdicts and errors are the same in every mode; in 'thread' a signature thread that
+   * stops mid-call fails the call with E_INTERNAL, never with a verdict.
    */
-  signatureThreads?: 'auto' | 'pool' | 'caller' | 'worker';
-  /**
-   * Split mode ('worker', or 'auto' on a free core): how long a cold call waits for the collateral
-   * worker before failing with E_TIMEOUT (ms; default 5000).
-   */
-  workerTimeoutMs?: number;
+  signatureThreads?: 'auto' | 'pool' | 'thread' | 'caller';
 }
 
 function qeReportErr(): FirnError {
@@ -110,13 +106,6 @@ function cert(der: Uint8Array): Certificate {
   return c;
 }
 
-/** The cached certificate object for exactly `der`, if any (nothing parsed). */
-function cachedCert(der: Uint8Array): Certificate | undefined {
-  const bucket = certCache.get(`${der.length}\u0003${key(der.subarray(Math.max(0, der.length - 32)))}`);
-  if (bucket !== undefined) for (const c of bucket) if (same(c.der, der)) return c;
-  return undefined;
-}
-
 /**
  * Issuer→child signature checks, keyed by both certificate objects (one object per exact DER
  * while cached, so by their bytes): `true` once passed, or the in-flight check on the thread pool
@@ -129,13 +118,18 @@ let issuedCache = new WeakMap<Certificate, Map<Certificate, SignatureResult>>();
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
  * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
-function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): SignatureResult {
+function issuedBy(
+  child: Certificate,
+  issuer: Certificate,
+  later: DeferredVerify | undefined,
+): SignatureResult {
   const byIssuer = issuedCache.get(child);
   const hit = byIssuer?.get(issuer);
-  if (hit === true || (hit !== undefined && deferred)) return hit;
-  const r = deferred
-    ? ecdsaVerifyOnPool(issuer.publicKey(), child.tbs, child.signature, 'der')
-    : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
+  if (hit === true || (hit !== undefined && later !== undefined)) return hit;
+  const r =
+    later !== undefined
+      ? later(issuer.publicKey(), child.tbs, child.signature, 'der')
+      : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
   if (r === false) return r;
   let m = byIssuer;
   if (m === undefined) {
@@ -146,11 +140,16 @@ function issuedBy(child: Certificate, issuer: Certificate, deferred: boolean): S
   m.set(issuer, r);
   const entries = m;
   if (r !== true)
-    void r.then((ok) => {
-      if (entries.get(issuer) !== r) return;
-      if (ok) entries.set(issuer, true);
-      else entries.delete(issuer);
-    });
+    void r.then(
+      (ok) => {
+        if (entries.get(issuer) !== r) return;
+        if (ok) entries.set(issuer, true);
+        else entries.delete(issuer);
+      },
+      () => {
+        if (entries.get(issuer) === r) entries.delete(issuer);
+      },
+    );
   return r;
 }
 
@@ -162,7 +161,7 @@ function mayIssue(child: Certificate, issuer: Certificate): boolean {
 function checkIssued(child: Certificate, issuer: Certificate, what: string, checks: SignatureChecks): void {
   if (!same(child.issuer, issuer.subject)) throw chainErr(`${what}: issuer name does not match`);
   if (!issuer.isCa) throw chainErr(`${what}: issuer is not a CA`);
-  checks.add(issuedBy(child, issuer, checks.deferred), () =>
+  checks.add(issuedBy(child, issuer, checks.later), () =>
     chainErr(`${what}: certificate signature is invalid`),
   );
 }
@@ -363,17 +362,8 @@ function signerChainDers(text: string, what: string): Uint8Array[] {
 
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
-/**
- * Check the collateral's chains and signatures, in the canonical order. `pckCrlSignature: false`
- * (the collateral worker) stops short of the last one, the PCK CRL's signature by the PCK CA: the
- * calling thread checks it next (checkPckCrlSignature), with the PCK CA key it imports anyway.
- */
-function prepare(
-  c: QuoteCollateralV3,
-  a: Anchors,
-  checks: SignatureChecks,
-  pckCrlSignature = true,
-): PreparedCollateral {
+/** Check the collateral's chains and signatures, in the canonical order. */
+function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
   const tcbChain = verifyChain(
     signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
@@ -416,8 +406,7 @@ function prepare(
     checks,
   );
   const pckCrl = parseCrl(c.pckCrl);
-  if (pckCrlSignature) verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
-  else checkCrlIssuer(pckCrl, pckCrlChain[0]!, 'PCK CRL');
+  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
   return {
     tcbInfo,
     qeIdentity,
@@ -507,52 +496,6 @@ function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCo
   return p;
 }
 
-/**
- * PreparedCollateral as plain data to cross threads: its certificates as their DER only (each is
- * parsed again, or found parsed, on the receiving thread: cheaper than cloning parsed fields).
- */
-interface DetachedCollateral extends Omit<PreparedCollateral, 'tcbChain' | 'qeIdChain' | 'pckCrlChain'> {
-  tcbChain: Uint8Array[];
-  qeIdChain: Uint8Array[];
-  pckCrlChain: Uint8Array[];
-}
-
-/**
- * The collateral half of a split verification, as the collateral worker runs it: `prepare` against
- * `roots` (DER; undefined: the pinned Intel root) with every signature checked in turn on this thread (same checks, order
- * and errors as verifyDcapQuoteSync) but the PCK CRL's signature, which the calling thread checks
- * next; then every cache of inputs cleared, so the worker keeps none.
- * Returns plain data (structured-clone safe). Throws the first failing check's FirnError.
- */
-export function prepareDetached(c: QuoteCollateralV3, roots: Uint8Array[] | undefined): DetachedCollateral {
-  try {
-    const p = prepare(c, anchors(roots), new SignatureChecks(false), false);
-    return {
-      ...p,
-      tcbChain: p.tcbChain.map((c) => c.der),
-      qeIdChain: p.qeIdChain.map((c) => c.der),
-      pckCrlChain: p.pckCrlChain.map((c) => c.der),
-    };
-  } finally {
-    clearDcapCaches();
-  }
-}
-
-/**
- * The worker's prepared collateral on this thread: its certificates as this thread's objects (a
- * root as the anchor object, others parsed or found in the certificate cache by exact DER: the
- * bytes the worker checked, copied to this thread by the message).
- */
-function attachedCollateral(d: DetachedCollateral, a: Anchors): PreparedCollateral {
-  const revive = (der: Uint8Array) => anchorOf(a, der) ?? cert(der);
-  return {
-    ...d,
-    tcbChain: d.tcbChain.map(revive),
-    qeIdChain: d.qeIdChain.map(revive),
-    pckCrlChain: d.pckCrlChain.map(revive),
-  };
-}
-
 interface PckChain {
   certs: Certificate[];
   ext: PckExtensions;
@@ -638,22 +581,26 @@ interface EarlyChecks {
 /**
  * Start the PCK chain's signatures, the QE report's and the quote's ahead of their turn: on the
  * thread pool (`pool`) before the collateral is parsed, so the pool works while this thread
- * parses, or checked here at once. `split` (the collateral worker checks the collateral
- * meanwhile) leaves out the checks by a pinned root: the worker checks the PCK CA by the root in
- * the PCK CRL's chain, and this thread learns that result with the collateral. Nothing here throws or
+ * parses, or checked here at once. Nothing here throws or
  * decides anything: each result is recorded at its canonical place later (or dropped if an
  * earlier check fails); any error here is met again, and reported, at that place.
  */
-function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean, split = false): EarlyChecks {
+function startQuoteChecks(
+  q: DcapQuote,
+  raw: unknown,
+  a: Anchors,
+  later: DeferredVerify | undefined,
+): EarlyChecks {
   const early: EarlyChecks = {};
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
   // first, so the checks are queued from the top (the pinned root's key is already imported).
   try {
     early.attestationKey = attestationKey(q.attestationKey);
-    early.quote = pool
-      ? ecdsaVerifyOnPool(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
-      : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
+    early.quote =
+      later !== undefined
+        ? later(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
+        : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
   } catch {
     // met again at its place in the canonical order
   }
@@ -664,14 +611,14 @@ function startQuoteChecks(q: DcapQuote, raw: unknown, a: Anchors, pool: boolean,
     if (certs === undefined) {
       certs = chainObjects(pckDers(src), a);
       for (let i = certs.length - 2; i >= 0; i--)
-        if (mayIssue(certs[i]!, certs[i + 1]!) && (!split || !a.roots.includes(certs[i + 1]!)))
-          issuedBy(certs[i]!, certs[i + 1]!, pool);
+        if (mayIssue(certs[i]!, certs[i + 1]!)) issuedBy(certs[i]!, certs[i + 1]!, later);
     }
     const leaf = certs[0]!;
     const { qeReport, qeReportSignature } = q.certification;
-    early.qeReport = pool
-      ? ecdsaVerifyOnPool(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
-      : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
+    early.qeReport =
+      later !== undefined
+        ? later(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
+        : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
     early.leaf = leaf;
   } catch {
     // met again at its place in the canonical order
@@ -702,6 +649,7 @@ export function clearDcapCaches(): void {
   preparedByObject = new WeakMap();
   pckCache.clear();
   attestationKeyCache.clear();
+  clearSignatureThreadKeys();
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
@@ -725,9 +673,15 @@ export async function verifyDcapQuote(
   opts: VerifyDcapOptions,
 ): Promise<VerifiedEvidence> {
   const where = opts.signatureThreads ?? 'auto';
-  const free = where === 'auto' && poolHasACore();
-  if (where === 'worker' || (free && AUTO_SPLITS)) return verifySplit(quote, opts);
-  const checks = new SignatureChecks(where === 'pool' || free);
+  const later: DeferredVerify | undefined =
+    where === 'pool'
+      ? ecdsaVerifyOnPool
+      : where === 'thread'
+        ? ecdsaVerifyOnThread
+        : where === 'auto' && poolHasACore()
+          ? ecdsaVerifyOnPool
+          : undefined;
+  const checks = new SignatureChecks(later);
   let out: VerifiedEvidence;
   try {
     out = verifyWith(quote, opts, checks, where === 'auto');
@@ -740,220 +694,21 @@ export async function verifyDcapQuote(
   return out;
 }
 
-/**
- * Whether 'auto' splits a cold verification with the collateral worker when a core is free (else
- * it uses the pool): no, measured slower than the pool on this 2-core machine (decision 1380).
- */
-const AUTO_SPLITS = false;
-
-/**
- * A cold verification split in two halves that run at once (decision 1380): the collateral half
- * (chains to the pinned root, TCB info, QE identity and both CRL signatures) on the collateral
- * worker thread (its signatures in turn there), the quote half (PCK chain, QE report, quote
- * signature) here with its signatures on libuv's pool, then the PCK CRL's signature (with the PCK
- * CA key imported here) and the combination (TCB level, QE identity, revocation, bindings) here,
- * each result recorded at its place in verifyDcapQuoteSync's order, so the error reported is the
- * same. Collateral already checked (cached) is not split: the call runs on this thread. Fails
- * with E_TIMEOUT or E_INTERNAL when the worker does not answer, never with a verdict.
- */
-async function verifySplit(
-  quote: Uint8Array | DcapQuote,
-  given: VerifyDcapOptions,
-): Promise<VerifiedEvidence> {
-  // The options as given at the call: the checks after the worker's reply (time windows at `now`)
-  // must not read what a caller reusing its options object wrote meanwhile.
-  const opts = { ...given };
-  const timeoutMs = opts.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
-    throw new FirnError('E_INVALID_INPUT', 'workerTimeoutMs must be a positive number of milliseconds');
-  // The verdict is read from the quote after awaiting the worker: from an own copy, so a caller's
-  // buffer (or parsed quote) changed in place meanwhile cannot put bytes that were never checked
-  // into a pass (the parsed quote's fields are views into its bytes).
-  const b = begin(quote instanceof Uint8Array ? quote.slice() : structuredClone(quote), opts);
-  const l = lookupCollateral(opts.collateral, b.a);
-  if (l.p !== undefined) return finish(b, opts, l.p, new SignatureChecks(false));
-  const checks = new SignatureChecks(true);
-  const pinned = opts.roots === undefined || opts.roots.length === 0;
-  const roots = pinned ? undefined : b.a.roots.map((r) => r.der);
-  const reply = prepareOnWorker(l.own, roots, timeoutMs);
-  const early = startQuoteChecks(b.q, opts.collateral, b.a, true, true);
-  // The collateral's checks come first in the canonical order: its error, if any, is the verdict.
-  const col = attachedCollateral((await reply) as DetachedCollateral, b.a);
-  learnRootChecks(col, b.a);
-  let out: VerifiedEvidence;
-  try {
-    // The collateral's last check, by the PCK CA's key (this thread's, imported for the PCK chain).
-    const pckCa = col.pckCrlChain[0]!;
-    verifyCrlBy(col.pckCrl, cachedCert(pckCa.der) ?? pckCa, 'PCK CRL', checks);
-    checks.whenPassed(() => rememberCollateral(l, b.a, col));
-    out = finish(b, opts, col, checks, early);
-  } catch (e) {
-    await checks.settle();
-    throw e;
-  }
-  await checks.settle();
-  return out;
-}
-
-/**
- * Record the worker's passed checks of certificates by the pinned root (the PCK CA in the PCK
- * CRL's chain, the collateral signer) for the same certificate objects here, when this thread has
- * one with the same DER: the PCK chain's CA is then not checked by the root twice. Only exact DER
- * and the pinned root's own object are matched, so the fact recorded is the one the worker proved.
- */
-function learnRootChecks(col: PreparedCollateral, a: Anchors): void {
-  for (const chain of [col.pckCrlChain, col.tcbChain, col.qeIdChain])
-    for (let i = 0; i + 1 < chain.length; i++) {
-      const issuer = chain[i + 1]!;
-      if (!a.roots.includes(issuer)) continue;
-      const child = cachedCert(chain[i]!.der);
-      if (child === undefined) continue;
-      let m = issuedCache.get(child);
-      if (m === undefined) {
-        m = new Map();
-        issuedCache.set(child, m);
-      }
-      m.set(issuer, true);
-    }
-}
-
-/**
- * verifyDcapQuote on the calling thread, every signature checked in turn (same checks, verdicts
- * and errors). For callers that cannot await; it holds the thread for the whole verification.
- */
-export function verifyDcapQuoteSync(
-  quote: Uint8Array | DcapQuote,
-  opts: VerifyDcapOptions,
+/** The verified result of a quote whose every check passed: measurements, facts, TCB status. */
+function verdict(
+  q: DcapQuote,
+  ext: PckExtensions,
+  tcbInfo: TcbInfo,
+  qeIdentity: QeIdentity,
+  level: ReturnType<typeof matchTcbLevel>,
+  tcb: { status: TcbStatus; advisoryIds: string[] },
+  qeTcb: { status: TcbStatus },
+  latestTcbDate: string,
+  now: number,
+  issued: number,
+  nextUpdate: number,
 ): VerifiedEvidence {
-  return verifyWith(quote, opts, new SignatureChecks(false));
-}
-
-/** A quote parsed and its anchors chosen: the start every path shares. */
-interface Begun {
-  q: DcapQuote;
-  a: Anchors;
-}
-
-function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
-  const { now } = opts;
-  if (typeof now !== 'number' || !Number.isFinite(now))
-    throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
-  const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
-  // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
-  if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
-    throw new FirnError(
-      'E_EVIDENCE_MALFORMED',
-      `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
-    );
-  return { q, a: anchors(opts.roots) };
-}
-
-function verifyWith(
-  quote: Uint8Array | DcapQuote,
-  opts: VerifyDcapOptions,
-  checks: SignatureChecks,
-  auto = false,
-): VerifiedEvidence {
-  const b = begin(quote, opts);
-  const { q, a } = b;
-  // 'auto': a call whose collateral object is already checked has two or three signatures left,
-  // which cost more to queue on the pool than to check here (decision 1340).
-  if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
-    checks.deferred = false;
-
-  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, true) : undefined;
-
-  // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
-  return finish(b, opts, prepared(opts.collateral, a, checks), checks, early);
-}
-
-/** Everything after the collateral's signatures: time windows, the PCK chain, the quote, matching. */
-function finish(
-  b: Begun,
-  opts: VerifyDcapOptions,
-  col: PreparedCollateral,
-  checks: SignatureChecks,
-  early: EarlyChecks | undefined = undefined,
-): VerifiedEvidence {
-  const { q, a } = b;
-  const { now } = opts;
-  const tdx = q.body.kind === 'tdx';
-  const { tcbInfo, qeIdentity, rootCrl, pckCrl } = col;
-  if (tcbInfo.id !== (tdx ? 'TDX' : 'SGX'))
-    throw new FirnError(
-      'E_EVIDENCE_COLLATERAL',
-      `TCB info is for ${tcbInfo.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
-    );
-  if (tdx && tcbInfo.version < 3) throw new FirnError('E_EVIDENCE_COLLATERAL', 'TDX needs TCB info v3');
-  if (qeIdentity.id !== (tdx ? 'TD_QE' : 'QE'))
-    throw new FirnError(
-      'E_EVIDENCE_COLLATERAL',
-      `QE identity is ${qeIdentity.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
-    );
-  const issued = Math.max(tcbInfo.issueDate, qeIdentity.issueDate, rootCrl.thisUpdate, pckCrl.thisUpdate);
-  const nextUpdate = Math.min(
-    tcbInfo.nextUpdate,
-    qeIdentity.nextUpdate,
-    rootCrl.nextUpdate,
-    pckCrl.nextUpdate,
-  );
-  if (now < issued)
-    throw new FirnError('E_EVIDENCE_EXPIRED', 'collateral is not yet valid at the verification time');
-  for (const [c, what] of [
-    ...col.tcbChain.map((c) => [c, 'TCB signing'] as const),
-    ...col.qeIdChain.map((c) => [c, 'QE identity signing'] as const),
-    ...col.pckCrlChain.map((c) => [c, 'PCK CRL issuer'] as const),
-  ])
-    checkWindow(c, now, what);
-
-  // PCK chain to the root, with revocation: the root CRL covers CAs, the PCK CRL covers the PCK.
-  const pck = pckChain(early?.pck ?? pckChainSource(q, opts.collateral, a), a, checks);
-  const [leaf, pckCa] = pck.certs as [Certificate, Certificate, ...Certificate[]];
-  for (const [i, c] of pck.certs.entries()) checkWindow(c, now, i === 0 ? 'PCK' : 'PCK chain CA');
-  const root = pck.certs[pck.certs.length - 1]!;
-  if (!same(root.der, col.tcbChain[col.tcbChain.length - 1]!.der))
-    throw chainErr('PCK chain and collateral chain end in different roots');
-  if (!same(pckCrl.issuer, pckCa.subject) || !same(col.pckCrlChain[0]!.der, pckCa.der))
-    throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
-  for (const c of [
-    ...pck.certs.slice(1, -1),
-    ...col.tcbChain.slice(0, -1),
-    ...col.qeIdChain.slice(0, -1),
-    ...col.pckCrlChain.slice(0, -1),
-  ])
-    if (rootCrl.revoked.has(c.serial))
-      throw new FirnError('E_EVIDENCE_REVOKED', 'an intermediate or signing certificate is revoked');
-  if (pckCrl.revoked.has(leaf.serial))
-    throw new FirnError('E_EVIDENCE_REVOKED', 'PCK certificate is revoked');
-
-  // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
-  if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
-  else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
-  const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
-  if (
-    !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||
-    cd.qeReport.reportData.subarray(32).some((x) => x !== 0)
-  )
-    throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
-
-  // The quote itself, signed by the attestation key.
-  if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
-  else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
-
-  // Platform matching and TCB status as Intel's QVL computes it.
-  const ext = pck.ext;
-  if (!same(ext.fmspc, tcbInfo.fmspc))
-    throw new FirnError('E_EVIDENCE_COLLATERAL', 'FMSPC of the PCK certificate does not match the TCB info');
-  if (!same(ext.pceId, tcbInfo.pceId))
-    throw new FirnError('E_EVIDENCE_COLLATERAL', 'PCE-ID of the PCK certificate does not match the TCB info');
-  const td = q.body.kind === 'tdx' ? q.body.report : undefined;
-  const level = matchTcbLevel(tcbInfo, ext, td);
-  let tcb = { status: level.status, advisoryIds: [...level.advisoryIds] };
-  if (td !== undefined) tcb = convergeTcb(tcb, matchTdxModule(tcbInfo, td));
-  const qeTcb = matchQeIdentity(qeIdentity, cd.qeReport);
-  tcb = convergeTcb(tcb, qeTcb);
-
   const extra: Record<string, unknown> = {
     quoteVersion: q.header.version,
     fmspc: hex(ext.fmspc),
@@ -963,7 +718,7 @@ function finish(
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
     // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
-    latestTcbDate: col.latestTcbDate,
+    latestTcbDate,
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,
     tcbInfoVersion: tcbInfo.version,
@@ -1033,4 +788,148 @@ function finish(
     collateralNextUpdate: nextUpdate,
     extra,
   });
+}
+
+/** Whether any of `certs[from..to)` is listed in `crl` (serials by their hex). */
+function revokedIn(crl: Crl, certs: readonly Certificate[], from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (crl.revoked.has(certs[i]!.serial)) return true;
+  return false;
+}
+
+/**
+ * verifyDcapQuote on the calling thread, every signature checked in turn (same checks, verdicts
+ * and errors). For callers that cannot await; it holds the thread for the whole verification.
+ */
+export function verifyDcapQuoteSync(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+): VerifiedEvidence {
+  return verifyWith(quote, opts, new SignatureChecks(undefined));
+}
+
+/** A quote parsed and its anchors chosen: the start every path shares. */
+interface Begun {
+  q: DcapQuote;
+  a: Anchors;
+}
+
+function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
+  const { now } = opts;
+  if (typeof now !== 'number' || !Number.isFinite(now))
+    throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
+  const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
+  // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
+  if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
+    throw new FirnError(
+      'E_EVIDENCE_MALFORMED',
+      `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
+    );
+  return { q, a: anchors(opts.roots) };
+}
+
+function verifyWith(
+  quote: Uint8Array | DcapQuote,
+  opts: VerifyDcapOptions,
+  checks: SignatureChecks,
+  auto = false,
+): VerifiedEvidence {
+  const b = begin(quote, opts);
+  const { q, a } = b;
+  // 'auto': a call whose collateral object is already checked has two or three signatures left,
+  // which cost more to queue on the pool than to check here (decision 1340).
+  if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
+    checks.later = undefined;
+
+  const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, checks.later) : undefined;
+
+  // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
+  return finish(b, opts, prepared(opts.collateral, a, checks), checks, early);
+}
+
+/** Everything after the collateral's signatures: time windows, the PCK chain, the quote, matching. */
+function finish(
+  b: Begun,
+  opts: VerifyDcapOptions,
+  col: PreparedCollateral,
+  checks: SignatureChecks,
+  early: EarlyChecks | undefined = undefined,
+): VerifiedEvidence {
+  const { q, a } = b;
+  const { now } = opts;
+  const tdx = q.body.kind === 'tdx';
+  const { tcbInfo, qeIdentity, rootCrl, pckCrl } = col;
+  if (tcbInfo.id !== (tdx ? 'TDX' : 'SGX'))
+    throw new FirnError(
+      'E_EVIDENCE_COLLATERAL',
+      `TCB info is for ${tcbInfo.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
+    );
+  if (tdx && tcbInfo.version < 3) throw new FirnError('E_EVIDENCE_COLLATERAL', 'TDX needs TCB info v3');
+  if (qeIdentity.id !== (tdx ? 'TD_QE' : 'QE'))
+    throw new FirnError(
+      'E_EVIDENCE_COLLATERAL',
+      `QE identity is ${qeIdentity.id} but the quote is ${tdx ? 'TDX' : 'SGX'}`,
+    );
+  const issued = Math.max(tcbInfo.issueDate, qeIdentity.issueDate, rootCrl.thisUpdate, pckCrl.thisUpdate);
+  const nextUpdate = Math.min(
+    tcbInfo.nextUpdate,
+    qeIdentity.nextUpdate,
+    rootCrl.nextUpdate,
+    pckCrl.nextUpdate,
+  );
+  if (now < issued)
+    throw new FirnError('E_EVIDENCE_EXPIRED', 'collateral is not yet valid at the verification time');
+  // Plain loops in the order of the list they replace: finish is hot, and spreads of mapped
+  // tuples made its optimized code large and quick to deoptimize (decision 1450).
+  for (const c of col.tcbChain) checkWindow(c, now, 'TCB signing');
+  for (const c of col.qeIdChain) checkWindow(c, now, 'QE identity signing');
+  for (const c of col.pckCrlChain) checkWindow(c, now, 'PCK CRL issuer');
+
+  // PCK chain to the root, with revocation: the root CRL covers CAs, the PCK CRL covers the PCK.
+  const pck = pckChain(early?.pck ?? pckChainSource(q, opts.collateral, a), a, checks);
+  const [leaf, pckCa] = pck.certs as [Certificate, Certificate, ...Certificate[]];
+  for (const [i, c] of pck.certs.entries()) checkWindow(c, now, i === 0 ? 'PCK' : 'PCK chain CA');
+  const root = pck.certs[pck.certs.length - 1]!;
+  if (!same(root.der, col.tcbChain[col.tcbChain.length - 1]!.der))
+    throw chainErr('PCK chain and collateral chain end in different roots');
+  if (!same(pckCrl.issuer, pckCa.subject) || !same(col.pckCrlChain[0]!.der, pckCa.der))
+    throw chainErr('PCK CRL is not issued by the CA of this PCK certificate');
+  if (
+    revokedIn(rootCrl, pck.certs, 1, pck.certs.length - 1) ||
+    revokedIn(rootCrl, col.tcbChain, 0, col.tcbChain.length - 1) ||
+    revokedIn(rootCrl, col.qeIdChain, 0, col.qeIdChain.length - 1) ||
+    revokedIn(rootCrl, col.pckCrlChain, 0, col.pckCrlChain.length - 1)
+  )
+    throw new FirnError('E_EVIDENCE_REVOKED', 'an intermediate or signing certificate is revoked');
+  if (pckCrl.revoked.has(leaf.serial))
+    throw new FirnError('E_EVIDENCE_REVOKED', 'PCK certificate is revoked');
+
+  // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
+  const cd = q.certification;
+  if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
+  else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
+  const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
+  if (
+    !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||
+    cd.qeReport.reportData.subarray(32).some((x) => x !== 0)
+  )
+    throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
+
+  // The quote itself, signed by the attestation key.
+  if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
+  else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
+
+  // Platform matching and TCB status as Intel's QVL computes it.
+  const ext = pck.ext;
+  if (!same(ext.fmspc, tcbInfo.fmspc))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'FMSPC of the PCK certificate does not match the TCB info');
+  if (!same(ext.pceId, tcbInfo.pceId))
+    throw new FirnError('E_EVIDENCE_COLLATERAL', 'PCE-ID of the PCK certificate does not match the TCB info');
+  const td = q.body.kind === 'tdx' ? q.body.report : undefined;
+  const level = matchTcbLevel(tcbInfo, ext, td);
+  let tcb = { status: level.status, advisoryIds: [...level.advisoryIds] };
+  if (td !== undefined) tcb = convergeTcb(tcb, matchTdxModule(tcbInfo, td));
+  const qeTcb = matchQeIdentity(qeIdentity, cd.qeReport);
+  tcb = convergeTcb(tcb, qeTcb);
+
+  return verdict(q, ext, tcbInfo, qeIdentity, level, tcb, qeTcb, col.latestTcbDate, now, issued, nextUpdate);
 }

@@ -1,0 +1,232 @@
+import type { KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { FirnError } from '@firn/core';
+import type { SignatureResult } from './signatureChecks.ts';
+import { ecdsaVerifyDer, ecdsaVerifyRaw } from './x509.ts';
+
+/**
+ * One persistent thread that checks ECDSA-SHA256 signatures in the order they are sent
+ * (decision 1450): the 'thread' mode of verifyDcapQuote. libuv's pool runs up to four checks at
+ * once, and on a two-core machine those threads take turns with the calling thread, which holds
+ * the critical path (parsing, key imports); one thread leaves the calling thread its core.
+ *
+ * Each check is one message: the key (an imported KeyObject, sent once per key and epoch: the
+ * thread keeps it under a number; a KeyObject crosses threads by reference, not re-imported),
+ * and the data and signature in one copied buffer. The thread drains every message waiting,
+ * checks each in turn and answers once per drained batch. It keeps nothing but keys, and forgets
+ * those when the epoch changes (clearSignatureThreadKeys, called by clearDcapCaches).
+ *
+ * The thread's source is plain JavaScript evaluated in the worker (node builtins only), so it runs
+ * the same from the repository's TypeScript and from the built package.
+ */
+const WORKER_SOURCE = `
+const { parentPort, receiveMessageOnPort, workerData } = require('node:worker_threads');
+const { verify } = require('node:crypto');
+const MAX_KEYS = 4096;
+const claims = new Int32Array(workerData.claims);
+const RING = claims.length;
+let epoch = -1;
+const keys = new Map();
+function check(m) {
+  if (m.e !== epoch) {
+    keys.clear();
+    epoch = m.e;
+  }
+  let key = keys.get(m.k);
+  if (m.key !== undefined) {
+    if (keys.size >= MAX_KEYS) keys.clear();
+    key = m.key;
+    keys.set(m.k, key);
+  }
+  // A check the calling thread has taken over (it waits for none of the thread's): skipped.
+  if (Atomics.compareExchange(claims, m.i % RING, 0, 1) !== 0) return 3;
+  if (key === undefined) return 2;
+  const b = new Uint8Array(m.b);
+  try {
+    const ok = verify('sha256', b.subarray(0, m.n), { key, dsaEncoding: m.d ? 'ieee-p1363' : 'der' }, b.subarray(m.n));
+    return ok ? 1 : 0;
+  } catch {
+    return 0;
+  }
+}
+parentPort.on('message', (first) => {
+  const ids = [first.i];
+  const ok = [check(first)];
+  for (let r = receiveMessageOnPort(parentPort); r !== undefined; r = receiveMessageOnPort(parentPort)) {
+    ids.push(r.message.i);
+    ok.push(check(r.message));
+  }
+  parentPort.postMessage({ ids, ok });
+});
+`;
+
+interface Pending {
+  resolve(ok: boolean): void;
+  reject(e: Error): void;
+  /** The check itself, for the calling thread to make when it takes the job over. */
+  run(): boolean;
+}
+
+/**
+ * One slot per job (by id modulo the ring): 0 while queued, 1 once the thread or the calling
+ * thread has claimed it (Atomics.compareExchange), so each check is made exactly once. Jobs are
+ * claimed in order by the thread, and a taken-over job is answered at once, so no job is still
+ * queued when its slot comes round again.
+ */
+const RING = 1 << 16;
+const claims = new Int32Array(new SharedArrayBuffer(4 * RING));
+
+/** One check as sent: job id, epoch, key id, key (first use in the epoch), encoding, data length, data||signature. */
+interface Job {
+  i: number;
+  e: number;
+  k: number;
+  key?: KeyObject;
+  d: 0 | 1;
+  n: number;
+  b: ArrayBuffer;
+}
+
+let worker: Worker | undefined;
+let pending = new Map<number, Pending>();
+let nextJob = 0;
+let epoch = 0;
+let keyIds = new WeakMap<KeyObject, number>();
+let nextKey = 0;
+
+function threadFailed(w: Worker, why: string): void {
+  if (worker !== w) return;
+  worker = undefined;
+  keyIds = new WeakMap();
+  const lost = pending;
+  pending = new Map();
+  for (const p of lost.values())
+    p.reject(new FirnError('E_INTERNAL', `DCAP signature thread stopped (${why}); no verdict was reached`));
+  void w.terminate();
+}
+
+function thread(): Worker {
+  if (worker !== undefined) return worker;
+  const w = new Worker(WORKER_SOURCE, {
+    eval: true,
+    execArgv: [],
+    stdout: false,
+    stderr: false,
+    workerData: { claims: claims.buffer },
+  });
+  w.on('message', (m: { ids: number[]; ok: number[] }) => {
+    if (worker !== w) return;
+    for (let i = 0; i < m.ids.length; i++) {
+      const p = pending.get(m.ids[i]!);
+      // Undefined: taken over and answered here already (the thread answered 3, skipped).
+      if (p === undefined) continue;
+      pending.delete(m.ids[i]!);
+      // 2: the thread did not hold the key (it restarted its epoch); never a verdict.
+      if (m.ok[i] === 2) p.reject(new FirnError('E_INTERNAL', 'DCAP signature thread lost a key'));
+      else p.resolve(m.ok[i] === 1);
+    }
+    if (pending.size === 0) w.unref();
+  });
+  w.on('error', (e) => threadFailed(w, e instanceof Error ? e.message : 'error'));
+  w.on('exit', (code) => threadFailed(w, `exit ${code}`));
+  w.unref();
+  worker = w;
+  return w;
+}
+
+/**
+ * Check an ECDSA-SHA256 signature on the signature thread: DER signatures when `dsaEncoding` is
+ * 'der', raw r||s (64 bytes) when 'ieee-p1363' (a raw signature of another length is false at
+ * once, as ecdsaVerifyOnPool). The data and signature are copied when the check is sent, so later
+ * changes to the caller's buffers do not affect it. Resolves true or false; rejects with
+ * FirnError E_INTERNAL only if the thread stops before answering (never a verdict). The promise is
+ * marked handled, so a check whose result is never awaited cannot fail the process.
+ */
+export function ecdsaVerifyOnThread(
+  key: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+  dsaEncoding: 'der' | 'ieee-p1363',
+): boolean | Promise<boolean> {
+  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
+  let w: Worker;
+  try {
+    // Half the ring in flight at most, so a slot never comes round while its job is queued.
+    if (pending.size >= RING / 2) throw new Error('too many checks in flight');
+    w = thread();
+  } catch {
+    // No thread to be had (or a backlog): checked here and now, the same check.
+    return dsaEncoding === 'der'
+      ? ecdsaVerifyDer(key, data, signature)
+      : ecdsaVerifyRaw(key, data, signature);
+  }
+  const b = new Uint8Array(data.length + signature.length);
+  b.set(data, 0);
+  b.set(signature, data.length);
+  const i = nextJob++;
+  Atomics.store(claims, i % RING, 0);
+  let k = keyIds.get(key);
+  const job: Job = { i, e: epoch, k: k ?? 0, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
+  if (k === undefined) {
+    k = nextKey++;
+    keyIds.set(key, k);
+    job.k = k;
+    job.key = key;
+  }
+  const d = b.subarray(0, data.length);
+  const sig = b.subarray(data.length);
+  const run = () => (dsaEncoding === 'der' ? ecdsaVerifyDer(key, d, sig) : ecdsaVerifyRaw(key, d, sig));
+  const p = new Promise<boolean>((resolve, reject) => {
+    if (pending.size === 0) w.ref();
+    pending.set(i, { resolve, reject, run });
+  });
+  p.catch(() => {});
+  jobOf.set(p, i);
+  // Copied, not transferred: this thread keeps `b` to make the check itself if it takes it over.
+  w.postMessage(job);
+  return p;
+}
+
+/** The job id behind each promise ecdsaVerifyOnThread returned (for takeOver). */
+const jobOf = new WeakMap<Promise<boolean>, number>();
+
+/**
+ * Make, on the calling thread and now, the checks among `results` that the signature thread has
+ * not started, latest first (the thread works from the earliest): called by a verification that
+ * has nothing left to do but wait, so both threads finish together. A check is made exactly once
+ * (the slot is claimed atomically by whichever thread comes first) and its promise resolves with
+ * the same result either way. Results not from ecdsaVerifyOnThread are left alone.
+ */
+export function takeOver(results: readonly SignatureResult[]): void {
+  const ids: number[] = [];
+  for (const r of results) {
+    if (typeof r === 'boolean') continue;
+    const i = jobOf.get(r);
+    if (i !== undefined && pending.has(i)) ids.push(i);
+  }
+  ids.sort((x, y) => y - x);
+  for (const i of ids) {
+    const p = pending.get(i);
+    if (p === undefined || Atomics.compareExchange(claims, i % RING, 0, 1) !== 0) continue;
+    pending.delete(i);
+    p.resolve(p.run());
+  }
+  if (pending.size === 0) worker?.unref();
+}
+
+/**
+ * Forget the keys the signature thread holds (clearDcapCaches): keys are sent again from the next
+ * check on, and the thread drops every key of an older epoch at its next message.
+ */
+export function clearSignatureThreadKeys(): void {
+  epoch++;
+  keyIds = new WeakMap();
+}
+
+/** Stop the signature thread (tests); checks in flight fail E_INTERNAL, the next check starts a new one. */
+export async function stopSignatureThread(): Promise<void> {
+  const w = worker;
+  if (w === undefined) return;
+  threadFailed(w, 'stopped');
+  await w.terminate();
+}
