@@ -23,6 +23,16 @@ beforeAll(async () => {
   // The node's enclave has counted chain time since the network started, and its clock never
   // winds back (a real chain's never does): restarted, it sees only the chain behind the host, as
   // on a host whose clock was ahead from the start. Its claim deadlines then match the node's.
+  // First the node's chain monitor must have read the new head (it reads every 2 s): the restarted
+  // enclave takes its first chain time from it.
+  const monitor = net.node.jobs?.chainMonitor;
+  if (monitor === undefined) throw new Error('the node has no job service');
+  for (
+    const until = Date.now() + 20_000;
+    monitor.now() > Date.now() / 1000 - SKEW / 2 && Date.now() < until;
+  )
+    await new Promise((r) => setTimeout(r, 100));
+  if (monitor.now() > Date.now() / 1000 - SKEW / 2) throw new Error('the node did not see the chain time');
   const restarted = () => net.logs.some((l) => l.includes('enclave restarted with the same identity'));
   process.kill(net.node.supervisor.pid!, 'SIGKILL');
   for (const until = Date.now() + 30_000; !restarted() && Date.now() < until; )
