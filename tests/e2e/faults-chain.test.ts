@@ -6,6 +6,7 @@ import { bytesToHex, computeInputCommitment, type Hex, sharedPath, TEE_TYPES } f
 import { generateKemKeyPair } from '@firn/crypto';
 import { createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rpcCall } from '../../packages/chain/test/rpcProxy.ts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
 import { startRpcRelay, type RpcRelay, waitFor } from './faultsRelay.ts';
@@ -37,14 +38,7 @@ const realFetch = globalThis.fetch;
 const csv = readFileSync(sharedPath('datasets', 'banknote_authentication.csv'), 'utf8');
 const enc = (s: string) => new TextEncoder().encode(s);
 
-async function rpc(method: string, params: unknown[]): Promise<unknown> {
-  const r = await realFetch(net.anvil.rpcUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return ((await r.json()) as { result: unknown }).result;
-}
+const rpc = (method: string, params: unknown[]) => rpcCall(net.anvil.rpcUrl, method, params);
 const chainNow = async () =>
   Number(BigInt(((await rpc('eth_getBlockByNumber', ['latest', false])) as { timestamp: string }).timestamp));
 

@@ -195,6 +195,55 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     }
   }, 30_000);
 
+  it('re-prices a write the base fee left behind while it waits in the pool, at the same nonce, and the next block mines it', async () => {
+    const { a, c, target } = await setup({ roundMs: 300, rounds: 20 });
+    try {
+      const nonce = await c.public.getTransactionCount({ address: a.accounts[0]!.address });
+      const p = poke(c, target);
+      p.catch(() => undefined); // awaited below; a failure is reported there
+      const first = await pooledHash(a);
+      const sentFirst = await c.public.getTransaction({ hash: first });
+      // A spike: the next block's base fee goes 10x, above the write's fee cap. No block is mined,
+      // so the write stays in the pool, priced out (as on a live chain, where it would wait there
+      // until the base fee falls back).
+      const head = await c.public.getBlock();
+      const spiked = head.baseFeePerGas! * 10n;
+      expect(sentFirst.maxFeePerGas!).toBeLessThan(spiked);
+      await rpcCall(a.rpcUrl, 'anvil_setNextBlockBaseFeePerGas', [`0x${spiked.toString(16)}`]);
+      // The write replaces itself in the pool within a few rounds (the next block would hold it).
+      let pooled: Hex | undefined;
+      for (let i = 0; i < 150 && (pooled === undefined || pooled === first); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const next = (await rpcCall(a.rpcUrl, 'eth_getBlockByNumber', ['pending', false])) as {
+          transactions: Hex[];
+        };
+        pooled = next.transactions[0];
+      }
+      expect(pooled, 'the write was not re-priced while it waited').toBeDefined();
+      expect(pooled).not.toBe(first);
+      if (pooled === undefined) return;
+      const replacement = await c.public.getTransaction({ hash: pooled });
+      expect(replacement.nonce).toBe(nonce);
+      expect(replacement.maxFeePerGas!).toBeGreaterThanOrEqual(spiked);
+      // The replacement rule: every fee at least 10 % over the one it replaces.
+      expect(replacement.maxFeePerGas! * 10n).toBeGreaterThanOrEqual(sentFirst.maxFeePerGas! * 11n);
+      expect(replacement.maxPriorityFeePerGas! * 10n).toBeGreaterThanOrEqual(
+        sentFirst.maxPriorityFeePerGas! * 11n,
+      );
+      // One block, at the spiked base fee, mines it.
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      const mined = await c.public.getBlock();
+      expect(mined.baseFeePerGas).toBe(spiked);
+      const res = await p;
+      expect(res.hash).toBe(pooled);
+      expect(res.receipt.transactionHash).toBe(pooled);
+      expect(res.receipt.status).toBe('success');
+      expect(res.receipt.blockNumber).toBe(mined.number);
+    } finally {
+      await a.stop();
+    }
+  }, 30_000);
+
   it('fails typed "not mined" after its rounds when no block comes, and the next write of the account goes on', async () => {
     const { a, c, target } = await setup({ roundMs: 300, rounds: 3 });
     try {

@@ -3,13 +3,16 @@ import {
   type Abi,
   type Address,
   BaseError,
+  encodeFunctionData,
   FeeCapTooLowError,
   type Hex,
   NonceTooLowError,
   type TransactionReceipt,
   TransactionNotFoundError,
   TransactionReceiptNotFoundError,
+  type TransactionSerializable,
 } from 'viem';
+import { getTransactionError } from 'viem/utils';
 import { ChainRevertedError, toChainError } from './ChainRevertedError.ts';
 import { type FirnClients, type ReceiptWaitOptions, requireWallet } from './clients.ts';
 
@@ -106,18 +109,23 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         async () => ({ gasPrice: await clients.public.getGasPrice() }),
       ),
     ]);
-    // `chainId` is not in writeContract's type but is passed through to the request preparation,
-    // which otherwise asks the RPC to fill the request (eth_fillTransaction) to learn it.
-    const sendWith = (f: typeof fees): Promise<Hex> =>
-      wallet.writeContract({
-        ...sim.request,
-        gas: (estimate * 3n) / 2n + 50_000n,
-        nonce,
-        ...f,
+    // Every field is filled here (chain id, nonce, fees, gas), signed with the local key and sent
+    // raw: nothing asks the RPC to fill the request (eth_fillTransaction, eth_chainId), and the
+    // same call goes again at the same nonce with other fees (a resend, a re-price).
+    const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
+    const gas = (estimate * 3n) / 2n + 50_000n;
+    const sendWith = (f: Fees): Promise<Hex> =>
+      sendSigned(clients, {
         chainId: clients.addresses.chainId,
-        account: wallet.account,
-        chain: wallet.chain ?? null,
-      } as unknown as Parameters<typeof wallet.writeContract>[0]);
+        to: req.address,
+        data,
+        gas,
+        nonce,
+        ...(req.value === undefined ? {} : { value: req.value }),
+        ...('gasPrice' in f
+          ? { type: 'legacy', gasPrice: f.gasPrice }
+          : { type: 'eip1559', maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }),
+      });
     // Two refusals are met once each by sending again: another process or CLI holding this key took
     // the nonce in the meantime (read it again; a mined revert after that is decoded below, as
     // always), or the next block's base fee rose past the cap filled from 'latest' (a spike: the
@@ -144,7 +152,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         } else throw e;
       }
     }
-    const receipt = await waitForOwnReceipt(clients, hash, nonce, sendWith, context);
+    const receipt = await waitForOwnReceipt(clients, hash, nonce, fees, sendWith, context);
     if (receipt.status !== 'success') {
       // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
       // the state before its block, then (a transaction earlier in the same block changed it) on
@@ -174,6 +182,62 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
 
 type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint };
 
+/**
+ * Sign `tx` with the wallet's local key and send it raw (eth_sendRawTransaction). Node errors are
+ * mapped as viem's sendTransaction maps them (NonceTooLowError, FeeCapTooLowError, ...), so the
+ * callers' `walk` checks see the same classes.
+ */
+async function sendSigned(clients: FirnClients, tx: TransactionSerializable): Promise<Hex> {
+  const wallet = requireWallet(clients);
+  const account = wallet.account;
+  if (account.type !== 'local' || account.signTransaction === undefined)
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      'chain writes need a local key (create the clients with a private key)',
+    );
+  try {
+    const serializedTransaction = await account.signTransaction(tx);
+    return await wallet.sendRawTransaction({ serializedTransaction });
+  } catch (e) {
+    if (!(e instanceof BaseError)) throw e;
+    throw getTransactionError(e, {
+      account,
+      chain: wallet.chain,
+      to: tx.to,
+      data: tx.data,
+      gas: tx.gas,
+      nonce: tx.nonce,
+      value: tx.value,
+    });
+  }
+}
+
+/**
+ * The fees a write waiting in the pool must be re-sent with, or undefined when it is not priced
+ * out. It is priced out when the next block's base fee (the 'pending' block, asked only here, on a
+ * round that ended without a receipt) is above its fee cap (its gas price for a legacy one). The
+ * new fees replace it at the same nonce: every fee at least 10 % over the old one plus 1 wei (the
+ * replacement rule of geth's and anvil's pools), and a cap of twice the next base fee plus the tip.
+ * A chain without base fees is never re-priced here (nothing tells a stuck legacy price).
+ */
+async function repricedFees(clients: FirnClients, current: Fees): Promise<Fees | undefined> {
+  const next = (await clients.public.getBlock({ blockTag: 'pending' })).baseFeePerGas;
+  if (next === null || next === undefined) return undefined;
+  const bump = (x: bigint) => (x * 11n) / 10n + 1n;
+  if ('gasPrice' in current) {
+    if (current.gasPrice >= next) return undefined;
+    return { gasPrice: maxBig(bump(current.gasPrice), next * 2n) };
+  }
+  if (current.maxFeePerGas >= next) return undefined;
+  const maxPriorityFeePerGas = bump(current.maxPriorityFeePerGas);
+  return {
+    maxFeePerGas: maxBig(bump(current.maxFeePerGas), next * 2n + maxPriorityFeePerGas),
+    maxPriorityFeePerGas,
+  };
+}
+
+const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+
 /** The round bounds of `clients` with their defaults (ReceiptWaitOptions). */
 function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
   const o = clients.receiptWait ?? {};
@@ -196,22 +260,31 @@ function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
  *   ours, FirnError E_CHAIN_REPLACED naming the nonce and hash;
  * - not past it, and our transaction is gone from the pool (eth_getTransactionByHash null, e.g.
  *   dropped after a base-fee spike): sent again at the same nonce with fresh fees, at most
- *   `resends` times.
+ *   `resends` times;
+ * - not past it, our transaction still in the pool, but the next block's base fee above its fee
+ *   cap (a spike: it waits until the base fee falls back, maybe for hours): replaced at the same
+ *   nonce with fees that clear it (`repricedFees`: each fee 10 % up at least, the replacement
+ *   rule), at most `resends` times. A refused replacement leaves the one in the pool to wait on.
  * After the last round, FirnError E_CHAIN ("not mined after N s"). A round in which a read failed
  * (the RPC down or erring, not "not found") does not count: an outage is waited out, as the node's
  * proof submission through an outage relies on (tests/e2e/faults-chain.test.ts). Never returns a
  * receipt whose hash this process did not send.
  *
+ * @param firstFees the fees `firstHash` was sent with.
  * @param resend sends the same call again at `nonce`, with the given fees; returns its hash.
  */
 async function waitForOwnReceipt(
   clients: FirnClients,
   firstHash: Hex,
   nonce: number,
+  firstFees: Fees,
   resend: (fees: Fees) => Promise<Hex>,
   context: string,
 ): Promise<TransactionReceipt> {
   const { roundMs, rounds, resends } = receiptBounds(clients);
+  // The fees of the transaction last sent, and how many times one waiting in the pool was re-priced.
+  let current = firstFees;
+  let repriced = 0;
   const poll = Math.max(1, Math.min(clients.public.pollingInterval, roundMs));
   const address = requireWallet(clients).account.address;
   const sent: Hex[] = [firstHash];
@@ -285,9 +358,23 @@ async function waitForOwnReceipt(
       const fees = await freshFees(clients);
       try {
         sent.push(await resend(fees));
+        current = fees;
       } catch (e) {
         // The nonce was taken meanwhile: the next round reports it as replaced.
         if (!(e instanceof BaseError && e.walk((x) => x instanceof NonceTooLowError))) throw e;
+      }
+    } else if (known && repriced < resends) {
+      // Still in the pool: priced out by a base fee that rose after it was sent?
+      const fees = await repricedFees(clients, current).catch(() => undefined);
+      if (fees !== undefined) {
+        repriced++;
+        try {
+          sent.push(await resend(fees));
+          current = fees;
+        } catch {
+          // Refused (mined meanwhile, or the pool wants more): the one in the pool is still ours
+          // to wait on, and the next round sees which.
+        }
       }
     }
   }

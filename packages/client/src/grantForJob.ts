@@ -166,7 +166,8 @@ export interface GrantForJobOptions {
  * attested KEM key, scoped to the jobId and workloadHash, expiring at min(plan, job deadline)).
  * It does not prove what the app does with the data beyond its measurement (read the app's code).
  * Raises E_INVALID_INPUT (file or plan mismatch), E_POLICY_REJECTED (attestation, app, job binding),
- * E_GRANT_SCOPE (the job on chain is another computation), E_NOT_FOUND (no such job).
+ * E_GRANT_SCOPE (the job on chain is another computation), E_NOT_FOUND (no such job),
+ * E_GRANT_EXPIRED (the plan or the job deadline has passed at the latest block's time).
  */
 export async function grantForJob(o: GrantForJobOptions): Promise<Grant> {
   const plan = o.plan;
@@ -233,7 +234,10 @@ export async function grantForJob(o: GrantForJobOptions): Promise<Grant> {
     throw new FirnError('E_GRANT_SCOPE', 'the job on chain uses other inputs than the plan');
   const chainTime = Number((await clients.public.getBlock()).timestamp);
   const expiresAt = Math.min(plan.expiresAt, Number(job.deadline));
-  if (expiresAt <= Math.max(chainTime, now()))
+  // Judged on chain time alone: the contract enforces the deadline and the enclave's clock follows
+  // the chain, so an owner's host clock ahead of the chain must not refuse a job that can still run
+  // (docs/decisions/1460-requester-waits-on-chain-time.md).
+  if (expiresAt <= chainTime)
     throw new FirnError('E_GRANT_EXPIRED', 'the job plan (or the job deadline) has already passed');
   return createGrant({
     ownerPrivateKey: hexBytes(o.ownerKey, 'owner key', 32),

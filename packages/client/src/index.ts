@@ -1,5 +1,6 @@
 export * from './attestNode.ts';
 export * from './buildJobRequest.ts';
+export * from './chainClock.ts';
 export * from './devnetState.ts';
 export * from './nodeApi.ts';
 export * from './runJob.ts';

@@ -12,6 +12,7 @@ import {
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { type AttestedNode, type AttestNodeOptions, attestNode } from './attestNode.ts';
+import { ChainClock } from './chainClock.ts';
 import { AgreeingChainView, type ChainViewOptions } from './chainView.ts';
 import { NodeApi } from './nodeApi.ts';
 import type { SealedInput } from './sealInput.ts';
@@ -74,6 +75,11 @@ export interface MarketSession {
   api: NodeApi;
   kem: { privateKey: Uint8Array; publicKey: Uint8Array };
   now: () => number;
+  /**
+   * Chain time for judging waits and give-ups (a result's challenge window, a claim's lapse):
+   * the block first seen at connect plus this process's own elapsed time, never the host clock.
+   */
+  chainClock: ChainClock;
   deadlineSeconds: number;
 }
 
@@ -84,6 +90,10 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     pollingIntervalMs: 100,
   });
   const view = AgreeingChainView.of(clients, opts.extraRpcUrls ?? [], opts.chainView ?? {});
+  const chainClock = new ChainClock(async () => Number((await clients.public.getBlock()).timestamp));
+  // The clock's origin is read while the node is attested (no added latency).
+  const origin = chainClock.now();
+  origin.catch(() => undefined);
   const node = await attestNode(clients, {
     policy: opts.policy,
     chainView: view,
@@ -95,6 +105,10 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     ...(opts.exclude === undefined ? {} : { exclude: opts.exclude }),
     ...(opts.firstPartyMeasurements === undefined ? {} : { measurements: opts.firstPartyMeasurements }),
   });
+  await origin;
+  // Upload intents expire on the node's clock, which follows the chain: set forward from the later
+  // of the host clock and chain time, so a host clock behind the chain does not send expired ones.
+  const intentNow = () => Math.max(now(), chainClock.estimate() ?? 0);
   return {
     clients,
     view,
@@ -106,10 +120,11 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
         jobMarket: opts.deployment.jobMarket,
         enclaveId: node.enclaveId,
       },
-      now,
+      now: intentNow,
     }),
     kem: opts.requesterKem ?? (await generateKemKeyPair()),
     now,
+    chainClock,
     deadlineSeconds: opts.deadlineSeconds ?? 3600,
   };
 }

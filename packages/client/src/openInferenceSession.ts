@@ -78,6 +78,16 @@ export class SessionCodec {
   }
 
   sealRequest(tensors: Record<string, TensorLike>): Uint8Array {
+    return this.sealEncoded(this.encodeRequest(tensors));
+  }
+
+  /**
+   * A request's plaintext (format byte, then the tensors in this session's format) and its work
+   * units, in a buffer of its own: a copy of the tensors as they are now, so a caller that changes
+   * its arrays afterwards changes nothing that is sent. `sealEncoded` seals it later, at its turn
+   * (the POST fallback takes its inputs at `infer()`, like the stream). Throws like `sealRequest`.
+   */
+  encodeRequest(tensors: Record<string, TensorLike>): EncodedSessionRequest {
     let pt: Uint8Array;
     if (this.format === 'binary') pt = encodeTensorsBinary(tensors, 1);
     else {
@@ -88,8 +98,13 @@ export class SessionCodec {
     pt[0] = SESSION_FORMAT[this.format];
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
-    const message = this.endpoint.seal(pt);
-    this.pending.push(units);
+    return { plaintext: pt, units };
+  }
+
+  /** Seal a request `encodeRequest` made as the session's next request message. */
+  sealEncoded(request: EncodedSessionRequest): Uint8Array {
+    const message = this.endpoint.seal(request.plaintext);
+    this.pending.push(request.units);
     return message;
   }
 
@@ -189,6 +204,14 @@ export class SessionCodec {
   commitment(): Hex {
     return this.transcript.commitment(this.sessionId, this.salt);
   }
+}
+
+/** A session request encoded but not sealed yet (`SessionCodec.encodeRequest`). */
+export interface EncodedSessionRequest {
+  /** Format byte, then the tensors: a buffer of its own, not a view of the caller's arrays. */
+  plaintext: Uint8Array;
+  /** The request's work units: the element count of its tensors. */
+  units: bigint;
 }
 
 /** The sequence number of one of our own sealed requests (whole, or as its wire parts). */
@@ -356,7 +379,10 @@ export interface InferenceSession {
   timings: { attestMs: number; openMs: number };
   /**
    * Run one tensor map in the enclave. Over a stream the request is sent at once (calls may
-   * overlap; answers come in call order); over http one at a time, in call order.
+   * overlap; answers come in call order); over http one at a time, in call order. On every
+   * transport the inputs are taken at the call: changing the arrays after `infer()` returns its
+   * promise does not change the request. Invalid tensors reject at once (E_INPUT_INVALID,
+   * E_UNSUPPORTED) and leave the session open.
    */
   infer(tensors: Record<string, TensorLike>): Promise<TensorMap>;
   /**
@@ -533,11 +559,20 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
           }
         });
       }
+      // The inputs are taken now, at infer(), as the stream takes them: encoded into a buffer of
+      // their own, sealed at their turn. A caller that changes its arrays after infer() changes
+      // nothing that is sent.
+      let encoded: EncodedSessionRequest;
+      try {
+        encoded = codec.encodeRequest(tensors);
+      } catch (e) {
+        return Promise.reject(e);
+      }
       return serial(async () => {
         if (closing)
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
         try {
-          const request = codec.sealRequest(tensors);
+          const request = codec.sealEncoded(encoded);
           const sent = api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
           codec.hashPending();
           const response = await sent;

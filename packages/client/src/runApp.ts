@@ -222,9 +222,10 @@ export async function ensureRecordPosted(
       functionName: 'getRecord',
       args: [digest],
     });
-  const deadline = Date.now() + waitMs;
+  // A duration on the monotonic clock: a host clock stepped meanwhile neither cuts nor stretches it.
+  const deadline = performance.now() + waitMs;
   let r = await read();
-  while (r.signer === '0x0000000000000000000000000000000000000000' && Date.now() < deadline) {
+  while (r.signer === '0x0000000000000000000000000000000000000000' && performance.now() < deadline) {
     await new Promise((res) => setTimeout(res, 300));
     r = await read();
   }

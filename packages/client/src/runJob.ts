@@ -100,8 +100,10 @@ async function awaitResult(
       reason = (e as Error).message;
     }
     const job = await getJob(m.clients, jobId);
-    // The latest block's time may lag where blocks are mined only on transactions (anvil).
-    const now = BigInt(Math.max(Number((await m.clients.public.getBlock()).timestamp), m.now()));
+    // Chain time first seen plus own elapsed time (the latest block's time may lag where blocks are
+    // mined only on transactions, anvil); never the host clock, which may run ahead of the chain
+    // and give up on an honest node's result at once (docs/decisions/1460).
+    const now = BigInt(await m.chainClock.now());
     if (job.status === JobStatus.Slashed) {
       const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
       throw new JobFailedError(
@@ -226,7 +228,8 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
  * The node holding `jobId` is unreachable or restarted: wait on chain until the job ends for it.
  * Proved: the node finished (it may serve the result again), so continue with it. Failed or
  * Open: reclaim. Claimed: reconnect to its events if it comes back, else wait until the claim
- * lapses (chain time past claimedAt + claimTimeout, or the deadline) and reclaim. Raises
+ * lapses (chain time past claimedAt + claimTimeout, or the deadline; judged on the chain's clock,
+ * see ChainClock, never the host's) and reclaim. Raises
  * NodeLostError once reclaimed; returns the end event when the node came back.
  */
 async function waitOutLostNode(
@@ -237,16 +240,27 @@ async function waitOutLostNode(
   follow: () => Promise<{ status: string; error?: { code: FirnError['code']; message: string } }>,
 ): Promise<{ status: string; error?: { code: FirnError['code']; message: string } }> {
   const pollMs = opts.pollMs ?? 1000;
+  let nudgedAt = Number.NEGATIVE_INFINITY;
   for (;;) {
     const job = await getJob(m.clients, jobId);
     if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
     const chainNow = BigInt((await m.clients.public.getBlock()).timestamp);
+    // Chain time first seen plus own elapsed time: never the host clock, which may run ahead of
+    // the chain (or behind it) by any amount (docs/decisions/1460).
+    const elapsedNow = BigInt(m.chainClock.observe(Number(chainNow)));
     const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
     const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
-    if (job.status === JobStatus.Claimed && !lapsed && BigInt(m.now()) > lapseAt + 2n) {
-      // Lapsed by the clock but no block since: on a chain that mines only on transactions (anvil)
-      // the reclaim would be judged at the last block's time. A zero-value transfer to ourselves
-      // makes a block at the present time; on a live chain blocks come by themselves.
+    if (
+      job.status === JobStatus.Claimed &&
+      !lapsed &&
+      elapsedNow > lapseAt + 2n &&
+      performance.now() - nudgedAt >= pollMs
+    ) {
+      // Lapsed by the chain's time as counted here but no block since: on a chain that mines only
+      // on transactions (anvil) the reclaim would be judged at the last block's time. A zero-value
+      // transfer to ourselves makes a block at the present time (at most one per poll); on a live
+      // chain blocks come by themselves.
+      nudgedAt = performance.now();
       await nudgeChain(m.clients).catch(() => undefined);
       continue;
     }
