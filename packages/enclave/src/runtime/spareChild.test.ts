@@ -237,13 +237,14 @@ describe('spare ML child', () => {
     const { runtime, spawned } = spareRuntime();
     await runtime.spareReady();
     // No job yet: a plain child.
-    expect(nodeFlags(spawned[0]!)).toEqual(['--import', 'tsx']);
+    const plain = nodeFlags(spawned[0]!);
+    expect(plain).toEqual(['--import', 'tsx']);
     // A training job (it fails on its missing dataset; the kind is what counts) leaves a training spare.
     await expect(run(runtime, 'training', { task: 'classification' })).rejects.toThrow(/dataset/);
     await runtime.spareReady();
     expect(spawned).toHaveLength(2);
     expect(nodeFlags(spawned[1]!)).toEqual([...TRAINING_CHILD_V8_FLAGS, '--import', 'tsx']);
-    expect(nodeFlags(spawned[1]!)).not.toEqual(nodeFlags(spawned[0]!));
+    expect(nodeFlags(spawned[1]!)).not.toEqual(plain);
     // An inference-kind job takes it; the spare after that is plain again.
     await run(runtime, 'probe');
     await runtime.spareReady();
