@@ -213,6 +213,30 @@ export interface ChildProcessRuntimeOptions {
 /** The workload kind whose spare children warm the training engine (the first-party training app). */
 const TRAINING_KIND = 'training';
 
+/**
+ * V8 flags of a child that runs training jobs (docs/decisions/1440-training-child-heap-and-wasm-tiers.md),
+ * tuning only how V8 manages memory and compiles code, never what runs:
+ *
+ * - `--min-semi-space-size=64 --max-semi-space-size=64` (MiB): a young generation of 64 MiB from
+ *   the start. V8's default starts small and grows to at most 16 MiB; a training loop allocates
+ *   short-lived objects (tfjs tensor handles, closures, per-step arrays) at a steady rate, so a
+ *   fresh child ran ~35 scavenges in a banknote job (a long-lived process grown to 16 MiB, ~21;
+ *   with this, 5).
+ * - `--no-wasm-dynamic-tiering`: every WebAssembly function is compiled by TurboFan in the
+ *   background right after its first (Liftoff) compilation, so the engine's kernels reach their
+ *   optimized code during the spare's warm-up instead of tiering up by call counts during the job
+ *   (12 kernels were still tiered up during a banknote job, one for 33 ms of compilation, running
+ *   in Liftoff code meanwhile; with this, none).
+ *
+ * Results are unchanged (WebAssembly and JavaScript have the same semantics in every tier: the
+ * weights are bit-identical, mlRuntime.test.ts and the training bench) and no code is loaded.
+ */
+export const TRAINING_CHILD_V8_FLAGS: readonly string[] = [
+  '--min-semi-space-size=64',
+  '--max-semi-space-size=64',
+  '--no-wasm-dynamic-tiering',
+];
+
 /** Longest a spare child may take to start, load its engines and warm before it is dropped, ms. */
 export const SPARE_WARM_TIMEOUT_MS = 60_000;
 /**
@@ -249,12 +273,16 @@ class RuntimeChild {
   private nextId = 1;
   private exited: FirnError | undefined;
 
-  constructor(opts: ChildProcessRuntimeOptions) {
+  /**
+   * `v8Flags`: heap-sizing flags for this child (TRAINING_CHILD_V8_FLAGS for a child that will
+   * train), before the runtime's own `execArgv`.
+   */
+  constructor(opts: ChildProcessRuntimeOptions, v8Flags: readonly string[] = []) {
     // No environment, no inherited stdio: the child gets nothing but what each request carries, and
     // nothing it prints (a runtime's diagnostics may name model internals) reaches the host's logs.
     opts.beforeSpawn?.();
     this.child = fork(opts.modulePath, opts.args ?? [], {
-      execArgv: opts.execArgv ?? [],
+      execArgv: [...v8Flags, ...(opts.execArgv ?? [])],
       env: {},
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
@@ -398,15 +426,17 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   };
   const startSpare = () => {
     if (!opts.spare || closed || spare !== undefined) return;
+    // A spare after a training job is started as a training child: warmed for it (1280) and with
+    // its heap sized for it (1440).
+    const training = lastKind === TRAINING_KIND;
     let child: RuntimeChild;
     try {
-      child = new RuntimeChild(opts);
+      child = new RuntimeChild(opts, training ? TRAINING_CHILD_V8_FLAGS : []);
     } catch {
       // beforeSpawn refused (the image changed): the next job starts its own child and reports why.
       return;
     }
     child.setIdle(true);
-    const training = lastKind === TRAINING_KIND;
     const s = { child, taken: false } as SpareChild;
     // Every runtime file the child will ever load is loaded now; the image is checked after that,
     // so no file read after the check can reach a job (decision 1330). A spare that does not get
@@ -451,7 +481,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   };
   // The spare goes to exactly one job; a spare that died, was not checked or does not answer is
   // replaced by a fresh child (checked before its fork like any other).
-  const takeChild = async (): Promise<RuntimeChild> => {
+  const takeChild = async (kind: string): Promise<RuntimeChild> => {
     const s = spare;
     spare = undefined;
     if (s !== undefined) {
@@ -474,7 +504,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
       if (ok && s.child.crash === undefined) return s.child;
       s.child.stop();
     }
-    return new RuntimeChild(opts);
+    return new RuntimeChild(opts, kind === TRAINING_KIND ? TRAINING_CHILD_V8_FLAGS : []);
   };
   startSpare();
   return {
@@ -498,7 +528,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     },
     async runWorkload(kind, ctx, run = {}) {
       lastKind = kind;
-      const child = await takeChild();
+      const child = await takeChild(kind);
       // At the deadline the child is killed: a workload that hangs cannot hold the job (or the node).
       const d = deadline(run.timeoutMs, () => child.stop());
       try {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
-import { bytesToHex, FirnError, type Hex, repoRoot, sha256 } from '@firn/core';
+import { bytesToHex, FirnError, type Hex, repoRoot, sha256, sharedPath } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,13 @@ import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
 import { createJobHandlers } from '../jobs/index.ts';
 import type { RunJobResult } from '../jobs/runJob.ts';
-import { childProcessRuntime, type ChildProcessRuntimeOptions } from './mlRuntime.ts';
+import {
+  childProcessRuntime,
+  type ChildProcessRuntimeOptions,
+  inProcessRuntime,
+  TRAINING_CHILD_V8_FLAGS,
+} from './mlRuntime.ts';
+import { WORKLOADS } from '../jobs/workloads/index.ts';
 
 // The spare ML child (docs/decisions/1280-spare-ml-child.md), driven through the runtime's own
 // API with the test worker entry (TypeScript sources via tsx). Each test attacks one promise:
@@ -216,6 +222,62 @@ describe('spare ML child', () => {
     expect(r.pid).toBe(spawned[1]);
     await runtime.spareReady();
     expect(spawned).toHaveLength(2);
+  }, 120_000);
+
+  /** The Node options a child was started with (its command line before the module path; Linux /proc). */
+  const nodeFlags = (pid: number) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.slice(
+      1,
+      argv.findIndex((a) => a.endsWith('testWorkerEntry.ts')),
+    );
+  };
+  // docs/decisions/1440: children that train get V8 heap and wasm tiering flags; no other child does.
+  it('a spare started after a training job gets the training V8 flags; other children get none', async () => {
+    const { runtime, spawned } = spareRuntime();
+    await runtime.spareReady();
+    // No job yet: a plain child.
+    const plain = nodeFlags(spawned[0]!);
+    expect(plain).toEqual(['--import', 'tsx']);
+    // A training job (it fails on its missing dataset; the kind is what counts) leaves a training spare.
+    await expect(run(runtime, 'training', { task: 'classification' })).rejects.toThrow(/dataset/);
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(2);
+    expect(nodeFlags(spawned[1]!)).toEqual([...TRAINING_CHILD_V8_FLAGS, '--import', 'tsx']);
+    expect(nodeFlags(spawned[1]!)).not.toEqual(plain);
+    // An inference-kind job takes it; the spare after that is plain again.
+    await run(runtime, 'probe');
+    await runtime.spareReady();
+    expect(spawned).toHaveLength(3);
+    expect(nodeFlags(spawned[2]!)).toEqual(['--import', 'tsx']);
+  }, 120_000);
+
+  it('a training job started in its own child gets the flags, and trains the same weights as this process', async () => {
+    const csv = new Uint8Array(readFileSync(sharedPath('datasets', 'iris.csv')));
+    const flagged: number[] = [];
+    const seenFlags: string[][] = [];
+    const ctx = {
+      params: { task: 'classification', epochs: 3, hidden: [16], seed: 5, validationSplit: 0.2 },
+      inputs: [
+        { role: 'dataset', artifactId: `0x${'22'.repeat(32)}` as Hex, contentType: 'text/csv', bytes: csv },
+      ],
+      // Read while the child trains (it has started its module by then).
+      progress: () => {
+        if (seenFlags.length === 0 && flagged[0] !== undefined) seenFlags.push(nodeFlags(flagged[0]));
+      },
+      now: () => 1_750_000_000,
+    };
+    // No spare: the job's child is forked for it, as a training child.
+    const child = childProcessRuntime({ ...entry, onSpawn: (pid) => flagged.push(pid) });
+    runtimes.push(child);
+    const inChild = await child.runWorkload('training', ctx);
+    pids.push(...flagged);
+    expect(seenFlags[0]).toEqual([...TRAINING_CHILD_V8_FLAGS, '--import', 'tsx']);
+    const here = await inProcessRuntime(WORKLOADS).runWorkload('training', ctx);
+    const weights = (r: typeof here) => Buffer.from(r.outputs.find((o) => o.role === 'weights')!.bytes);
+    expect(weights(inChild).equals(weights(here))).toBe(true);
+    // The model is not trivial: the weights hold more than their header.
+    expect(weights(here).length).toBeGreaterThan(400);
   }, 120_000);
 
   it('through the job handlers: each runJob runs in its own child, and the next spare starts only after the answer', async () => {
