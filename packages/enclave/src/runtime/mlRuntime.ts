@@ -217,11 +217,11 @@ const TRAINING_KIND = 'training';
  * V8 flags of a child that runs training jobs (docs/decisions/1440-training-child-heap-and-wasm-tiers.md),
  * tuning only how V8 manages memory and compiles code, never what runs:
  *
- * - `--min-semi-space-size=64 --max-semi-space-size=64` (MiB): a young generation of 64 MiB from
- *   the start. V8's default starts small and grows to at most 16 MiB; a training loop allocates
- *   short-lived objects (tfjs tensor handles, closures, per-step arrays) at a steady rate, so a
- *   fresh child ran ~35 scavenges in a banknote job (a long-lived process grown to 16 MiB, ~21;
- *   with this, 5).
+ * - `--min-semi-space-size=16` (MiB): the young generation starts at the size a long-lived
+ *   process grows it to (V8's default starts small and grows to at most 16 MiB; the maximum is left
+ *   at its default, the plaintext peer's). A training loop allocates short-lived objects (tfjs tensor
+ *   handles, closures, per-step arrays) at a steady rate, so a fresh child ran ~35 scavenges in a
+ *   banknote job against ~21 in a long-lived process; with this, ~21, as the peer.
  * - `--no-wasm-dynamic-tiering`: every WebAssembly function is compiled by TurboFan in the
  *   background right after its first (Liftoff) compilation, so the engine's kernels reach their
  *   optimized code during the spare's warm-up instead of tiering up by call counts during the job
@@ -232,8 +232,7 @@ const TRAINING_KIND = 'training';
  * weights are bit-identical, mlRuntime.test.ts and the training bench) and no code is loaded.
  */
 export const TRAINING_CHILD_V8_FLAGS: readonly string[] = [
-  '--min-semi-space-size=64',
-  '--max-semi-space-size=64',
+  '--min-semi-space-size=16',
   '--no-wasm-dynamic-tiering',
 ];
 
