@@ -97,6 +97,15 @@ async function writeStreamAtomically(
       yield c;
     }
   }
+  // A signal (ctrl-C, SIGTERM, a closed terminal) ends the process without the catch below: the
+  // temp file (partly written plaintext, for open) is removed first, then the process ends by it.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (s: NodeJS.Signals) => {
+    rmSync(tmp, { force: true });
+    for (const t of signals) process.off(t, onSignal);
+    process.kill(process.pid, s);
+  };
+  for (const s of signals) process.on(s, onSignal);
   try {
     // Each piece is written out before the next is asked for: one piece in flight keeps memory
     // flat whatever the file size (Readable.from would queue pieces ahead of the disk).
@@ -115,6 +124,8 @@ async function writeStreamAtomically(
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
   }
 }
 
