@@ -11,9 +11,11 @@ import {
   type WorkProofJson,
 } from '@firn/core';
 import {
+  CHANNEL_HEADER_BYTES,
   type CreateGrantParams,
   createSessionEndpoint,
   deriveSessionKeys,
+  MAX_SESSION_MESSAGE_BYTES,
   openChannel,
   type RequesterChannel,
   SESSION_FORMAT,
@@ -96,6 +98,9 @@ export class SessionCodec {
       pt.set(body, 1);
     }
     pt[0] = SESSION_FORMAT[this.format];
+    // The cap `seal` checks, checked now: a request refused later, at its turn, would close the session.
+    if (pt.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+      throw new FirnError('E_TOO_LARGE', 'session request over the session message cap');
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
     return { plaintext: pt, units };
