@@ -11,9 +11,11 @@ import {
   type WorkProofJson,
 } from '@firn/core';
 import {
+  CHANNEL_HEADER_BYTES,
   type CreateGrantParams,
   createSessionEndpoint,
   deriveSessionKeys,
+  MAX_SESSION_MESSAGE_BYTES,
   openChannel,
   type RequesterChannel,
   SESSION_FORMAT,
@@ -91,11 +93,14 @@ export class SessionCodec {
     let pt: Uint8Array;
     if (this.format === 'binary') pt = encodeTensorsBinary(tensors, 1);
     else {
-      const body = utf8(tensorMapToJson(tensors));
+      const body = jsonRequestBody(tensors);
       pt = new Uint8Array(body.length + 1);
       pt.set(body, 1);
     }
     pt[0] = SESSION_FORMAT[this.format];
+    // The cap `seal` checks, checked now: a request refused later, at its turn, would close the session.
+    if (pt.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+      throw new FirnError('E_TOO_LARGE', 'session request over the session message cap');
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
     return { plaintext: pt, units };
@@ -119,7 +124,7 @@ export class SessionCodec {
     let pt: Uint8Array[];
     if (this.format === 'binary') pt = encodeTensorsBinaryParts(tensors, 1);
     else {
-      const body = utf8(tensorMapToJson(tensors));
+      const body = jsonRequestBody(tensors);
       const one = new Uint8Array(body.length + 1);
       one.set(body, 1);
       pt = [one];
@@ -204,6 +209,17 @@ export class SessionCodec {
   commitment(): Hex {
     return this.transcript.commitment(this.sessionId, this.salt);
   }
+}
+
+/**
+ * Tensor JSON of a request, refused here (E_INPUT_INVALID) when the enclave's parser would refuse
+ * it: a request it refuses would be sent, take a sequence number, and its answer close the session.
+ */
+function jsonRequestBody(tensors: Record<string, TensorLike>): Uint8Array {
+  const body = utf8(tensorMapToJson(tensors));
+  if (Object.keys(parseTensorMap(body)).length === 0)
+    throw new FirnError('E_INPUT_INVALID', 'a session request needs at least one tensor');
+  return body;
 }
 
 /** A session request encoded but not sealed yet (`SessionCodec.encodeRequest`). */

@@ -87,6 +87,11 @@ export function encodeTensorsBinary(tensors: Record<string, TensorLike>, reserve
 export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, reserve = 0): Uint8Array[] {
   requireLittleEndian();
   const entries = Object.entries(tensors);
+  // What the decoder refuses is refused here, before anything is sealed or sent (same caps).
+  const c = DEFAULT_TENSOR_JSON_CAPS;
+  if (entries.length === 0 || entries.length > c.maxTensors)
+    throw bad(`tensor count must be 1..${c.maxTensors}`);
+  let total = 0;
   const parts: Uint8Array[] = [];
   // The running header: reserve || magic || count, then each tensor's name, type, rank and dims.
   let head: number[] = new Array<number>(reserve).fill(0);
@@ -96,9 +101,15 @@ export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, re
     if (!Object.hasOwn(TYPE_CODES, type))
       throw new FirnError('E_UNSUPPORTED', `tensor "${name}" has unsupported type ${t.type}`);
     const nameBytes = Buffer.from(name, 'utf8');
-    if (nameBytes.length === 0 || nameBytes.length > 0xffff) throw bad('tensor name length out of range');
+    if (nameBytes.length === 0 || nameBytes.length > c.maxNameLength)
+      throw bad('tensor name length out of range');
+    if (t.dims.length > c.maxRank) throw bad(`tensor "${name}" rank over ${c.maxRank}`);
     const elements = t.dims.reduce((a, b) => a * b, 1);
+    total += elements;
+    if (total > c.maxTotalElements) throw bad(`more than ${c.maxTotalElements} elements in all`);
     const data = viewBytes(t.data, type, elements, name);
+    if (type === 'bool' && data.some((v) => v > 1))
+      throw bad(`tensor "${name}" has a bool other than 0 or 1`);
     head.push(nameBytes.length & 0xff, nameBytes.length >>> 8);
     for (const b of nameBytes) head.push(b);
     head.push(TYPE_CODES[type], t.dims.length);

@@ -25,12 +25,28 @@ import { printError, printJson } from '../output.ts';
 /** Bytes per read and per emitted zero block while streaming. */
 const STREAM_CHUNK = 1024 * 1024;
 
+/**
+ * `e` with `path` attached when it is a system error that names no file: Node raises read and
+ * write errors on an open descriptor (EISDIR, EFBIG, ENOSPC, EIO) without one, and the CLI names
+ * a path only from it.
+ */
+function naming(e: unknown, path: string): unknown {
+  const c = e as { code?: unknown; path?: unknown } | null;
+  if (c !== null && typeof c === 'object' && typeof c.code === 'string' && c.path === undefined)
+    c.path = path;
+  return e;
+}
+
 /** The file's plaintext followed, with `pad`, by the bit padding up to its Padmé bucket (streamed). */
 async function* plaintextOf(path: string, size: number, pad: boolean): AsyncIterable<Uint8Array> {
   let n = 0;
-  for await (const c of createReadStream(path, { highWaterMark: STREAM_CHUNK })) {
-    n += (c as Buffer).length;
-    yield c as Buffer;
+  try {
+    for await (const c of createReadStream(path, { highWaterMark: STREAM_CHUNK })) {
+      n += (c as Buffer).length;
+      yield c as Buffer;
+    }
+  } catch (e) {
+    throw naming(e, path);
   }
   // The file changed while it was read: the padding (and the size the user was told) would lie.
   if (n !== size) throw new FirnError('E_CONFLICT', `${path} changed size while it was sealed`);
@@ -97,13 +113,24 @@ async function writeStreamAtomically(
       yield c;
     }
   }
+  // A signal (ctrl-C, SIGTERM, a closed terminal) ends the process without the catch below: the
+  // temp file (partly written plaintext, for open) is removed first, then the process ends by it.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (s: NodeJS.Signals) => {
+    rmSync(tmp, { force: true });
+    for (const t of signals) process.off(t, onSignal);
+    process.kill(process.pid, s);
+  };
+  for (const s of signals) process.on(s, onSignal);
   try {
     // Each piece is written out before the next is asked for: one piece in flight keeps memory
     // flat whatever the file size (Readable.from would queue pieces ahead of the disk).
     const fh = await open(tmp, 'wx', 0o600);
     try {
       for await (const c of counted())
-        for (let o = 0; o < c.length; ) o += (await fh.write(c, o, c.length - o)).bytesWritten;
+        for (let o = 0; o < c.length; )
+          o += (await fh.write(c, o, c.length - o).catch((e: unknown) => Promise.reject(naming(e, out))))
+            .bytesWritten;
     } finally {
       await fh.close();
     }
@@ -115,6 +142,8 @@ async function writeStreamAtomically(
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
   }
 }
 
@@ -167,7 +196,7 @@ function readKemKey(file: string): Uint8Array {
     o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
   } catch (e) {
     if (e instanceof SyntaxError) throw new InvalidInputError(`--key-file ${file} is not JSON`);
-    throw e;
+    throw naming(e, file);
   }
   return hexBytes(o.privateKey, 'privateKey', 32);
 }
@@ -180,13 +209,19 @@ function readKemKey(file: string): Uint8Array {
 export async function artifactOpen(o: { in: string; out: string; keyFile: string; force?: boolean }) {
   const kemPrivateKey = readKemKey(o.keyFile);
   checkOut(o.out, o.force);
-  const header = await readArtifactHeader(createReadStream(o.in, { highWaterMark: 64 * 1024 }));
+  const header = await readArtifactHeader(createReadStream(o.in, { highWaterMark: 64 * 1024 })).catch(
+    (e: unknown) => Promise.reject(naming(e, o.in)),
+  );
   const t = parsePaddedContentType(header.contentType);
   const hasher = new ArtifactHasher();
   async function* sealed() {
-    for await (const c of createReadStream(o.in, { highWaterMark: 256 * 1024 })) {
-      hasher.update(c as Buffer);
-      yield c as Buffer;
+    try {
+      for await (const c of createReadStream(o.in, { highWaterMark: 256 * 1024 })) {
+        hasher.update(c as Buffer);
+        yield c as Buffer;
+      }
+    } catch (e) {
+      throw naming(e, o.in);
     }
   }
   const plain = openArtifactStream(sealed(), { kemPrivateKey });
