@@ -15,6 +15,7 @@ import {
   type CloseSessionResult,
   createEnclaveProgram,
   createSimulatedProvider,
+  MAX_STREAM_FRAME_BYTES,
   type OpenSessionResult,
   STREAM_TAG,
   writeStreamFrame,
@@ -169,6 +170,26 @@ describe('attacks on the direct session endpoint', () => {
     });
     await program.handle('closeSession', { sessionId: jobId });
     relay.close();
+  });
+
+  it('a stranger announcing a full-size first frame is refused from its length prefix, not held until the token timeout', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const t0 = performance.now();
+    // Only a 5-byte header claiming the largest frame a session may carry: the endpoint would
+    // gather up to that much from someone who never showed the token. The first frame is the token
+    // (tag + 32 bytes), so the prefix alone is enough to refuse it.
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(MAX_STREAM_FRAME_BYTES, 0);
+    header[4] = STREAM_TAG.token;
+    const got = await stranger(r.endpoint!.path, (s) => s.write(header));
+    expect(got).toEqual({ bytes: 0, connected: true });
+    expect(performance.now() - t0).toBeLessThan(1500);
+    // The host still gets in afterwards and is served.
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
+    const q = codec.sealRequest(x([7, 8, 9]));
+    codec.openResponse(q, await relay.send(q));
+    relay.close();
+    await program.handle('closeSession', { sessionId: jobId });
   });
 
   it(`after ${MAX_TOKENLESS_CONNECTIONS} tokenless tries the endpoint stops listening (no endless guessing)`, async () => {

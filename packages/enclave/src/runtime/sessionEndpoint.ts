@@ -275,7 +275,9 @@ function acceptOne(
     }
     waiting.add(socket);
     socket.setNoDelay(true);
-    const reader = new EndpointFrameReader(MAX_STREAM_FRAME_BYTES);
+    // The first frame must be the token (tag + 32 bytes): a stranger cannot make the endpoint
+    // gather more than that before it is refused.
+    const reader = new EndpointFrameReader(MAX_STREAM_FRAME_BYTES, 1 + SESSION_TOKEN_BYTES);
     let authed = false;
     const wait = setTimeout(() => stranger(socket), TOKEN_WAIT_MS);
     socket.once('close', () => {
@@ -355,8 +357,17 @@ export class EndpointFrameReader {
   private readonly head = Buffer.alloc(5);
   private readonly spare: Buffer[] = [];
   private readonly mine = new WeakSet<ArrayBufferLike>();
+  private framesRead = 0;
 
-  constructor(private readonly maxBody = MAX_STREAM_FRAME_BYTES) {}
+  /**
+   * `maxBody`: the cap on every frame's length (tag + body, bytes). `firstMaxBody`: the cap on the
+   * first frame only, so a connection that has not presented its token (the first frame, 1 + 32
+   * bytes) cannot make the endpoint gather a full-size frame from a stranger.
+   */
+  constructor(
+    private readonly maxBody = MAX_STREAM_FRAME_BYTES,
+    private readonly firstMaxBody = maxBody,
+  ) {}
 
   /** Take `chunk`; returns the frames it completed, in order. Throws E_PARSE / E_TOO_LARGE. */
   push(chunk: Buffer): EndpointFrame[] {
@@ -368,9 +379,15 @@ export class EndpointFrameReader {
     while (this.size >= 4) {
       this.peek(Math.min(5, this.size));
       const len = this.head.readUInt32BE(0);
+      const cap = this.framesRead === 0 ? this.firstMaxBody : this.maxBody;
       if (len === 0) throw new FirnError('E_PARSE', 'empty session stream frame');
-      if (len > this.maxBody)
-        throw new FirnError('E_TOO_LARGE', `a session stream frame is at most ${this.maxBody} bytes`);
+      if (len > cap)
+        throw new FirnError(
+          'E_TOO_LARGE',
+          this.framesRead === 0
+            ? `the first session stream frame (the connection token) is at most ${cap} bytes`
+            : `a session stream frame is at most ${cap} bytes`,
+        );
       if (this.size < 4 + len) break;
       const tag = this.head[4]!;
       this.skip(5);
@@ -386,6 +403,7 @@ export class EndpointFrameReader {
         body = gathered;
         done = () => this.reuse(gathered);
       }
+      this.framesRead++;
       out.push({ tag, body, done });
     }
     return out;
