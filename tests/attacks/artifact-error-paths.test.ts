@@ -1,11 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { artifactKeygen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
+import { artifactKeygen, artifactOpen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 
 // `firn artifact` errors name the path. A read or write error that Node raises on an open file
 // descriptor carries no path (EISDIR reading a folder given as the input or the key file, EFBIG /
@@ -87,4 +95,39 @@ describe('firn artifact errors name the path', () => {
     // Nothing is left under the output folder: no output, no temp file.
     expect(readdirSync(out)).toEqual([]);
   }, 120_000);
+});
+
+describe('firn artifact open keeps no descriptor open', () => {
+  /** Descriptors of this process open on `path` (Linux /proc). */
+  const openOn = (path: string) =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    }).length;
+
+  it.runIf(process.platform === 'linux')(
+    'the sealed file is closed once open returns, header stream included',
+    async () => {
+      const key = join(dir, 'fd-k.json');
+      const { publicKey } = (await artifactKeygen({ out: key })) as { publicKey: string };
+      const plain = join(dir, 'fd-plain.bin');
+      writeFileSync(plain, randomBytes(512 * 1024));
+      const sealed = join(dir, 'fd-s.fa');
+      await artifactSeal({
+        in: plain,
+        out: sealed,
+        recipients: [publicKey],
+        contentType: 'application/octet-stream',
+      });
+      for (let i = 0; i < 3; i++)
+        await artifactOpen({ in: sealed, out: join(dir, `fd-out-${i}.bin`), keyFile: key });
+      // Give destroyed streams their close turn.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(openOn(sealed)).toBe(0);
+      expect(readFileSync(join(dir, 'fd-out-2.bin')).equals(readFileSync(plain))).toBe(true);
+    },
+  );
 });

@@ -209,9 +209,11 @@ function readKemKey(file: string): Uint8Array {
 export async function artifactOpen(o: { in: string; out: string; keyFile: string; force?: boolean }) {
   const kemPrivateKey = readKemKey(o.keyFile);
   checkOut(o.out, o.force);
-  const header = await readArtifactHeader(createReadStream(o.in, { highWaterMark: 64 * 1024 })).catch(
-    (e: unknown) => Promise.reject(naming(e, o.in)),
-  );
+  // The header's stream is read only to the header's end: close its descriptor here, not at exit.
+  const headStream = createReadStream(o.in, { highWaterMark: 64 * 1024 });
+  const header = await readArtifactHeader(headStream)
+    .catch((e: unknown) => Promise.reject(naming(e, o.in)))
+    .finally(() => headStream.destroy());
   const t = parsePaddedContentType(header.contentType);
   const hasher = new ArtifactHasher();
   async function* sealed() {
