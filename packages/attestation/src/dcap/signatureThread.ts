@@ -93,11 +93,16 @@ let nextJob = 0;
 let epoch = 0;
 let keyIds = new WeakMap<KeyObject, number>();
 let nextKey = 0;
+/** Keys sent to the thread in this epoch: at MAX_THREAD_KEYS a new epoch starts (both sides forget). */
+let keysSent = 0;
+/** The most keys the thread holds (its MAX_KEYS): it never has to drop one the calling thread counts on. */
+const MAX_THREAD_KEYS = 4096;
 
 function threadFailed(w: Worker, why: string): void {
   if (worker !== w) return;
   worker = undefined;
   keyIds = new WeakMap();
+  keysSent = 0;
   const lost = pending;
   pending = new Map();
   for (const p of lost.values())
@@ -121,9 +126,18 @@ function thread(): Worker {
       // Undefined: taken over and answered here already (the thread answered 3, skipped).
       if (p === undefined) continue;
       pending.delete(m.ids[i]!);
-      // 2: the thread did not hold the key (it restarted its epoch); never a verdict.
-      if (m.ok[i] === 2) p.reject(new FirnError('E_INTERNAL', 'DCAP signature thread lost a key'));
-      else p.resolve(m.ok[i] === 1);
+      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it:
+      // made here, the same check on the bytes queued (never a verdict without a check).
+      if (m.ok[i] === 2) {
+        let ok: boolean;
+        try {
+          ok = p.run();
+        } catch (e) {
+          p.reject(e instanceof Error ? e : new FirnError('E_INTERNAL', 'DCAP signature check failed'));
+          continue;
+        }
+        p.resolve(ok);
+      } else p.resolve(m.ok[i] === 1);
     }
     if (pending.size === 0) w.unref();
   });
@@ -166,9 +180,11 @@ export function ecdsaVerifyOnThread(
   const i = nextJob++;
   Atomics.store(claims, i % RING, 0);
   let k = keyIds.get(key);
+  if (k === undefined && keysSent >= MAX_THREAD_KEYS) clearSignatureThreadKeys();
   const job: Job = { i, e: epoch, k: k ?? 0, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
   if (k === undefined) {
     k = nextKey++;
+    keysSent++;
     keyIds.set(key, k);
     job.k = k;
     job.key = key;
@@ -220,6 +236,7 @@ export function takeOver(results: readonly SignatureResult[]): void {
  */
 export function clearSignatureThreadKeys(): void {
   epoch++;
+  keysSent = 0;
   keyIds = new WeakMap();
 }
 
