@@ -90,6 +90,12 @@ interface Job {
 let worker: Worker | undefined;
 let pending = new Map<number, Pending>();
 let nextJob = 0;
+/**
+ * Jobs below this id the current thread has answered (it answers every message, skipped ones too,
+ * in order). A job taken over here leaves `pending` at once but its message is still queued there:
+ * the in-flight bound counts messages the thread has not answered, not pending promises.
+ */
+let answeredBelow = 0;
 let epoch = 0;
 let keyIds = new WeakMap<KeyObject, number>();
 let nextKey = 0;
@@ -101,6 +107,8 @@ const MAX_THREAD_KEYS = 4096;
 function threadFailed(w: Worker, why: string): void {
   if (worker !== w) return;
   worker = undefined;
+  // The messages queued to that thread are gone with it; the next thread starts from here.
+  answeredBelow = nextJob;
   keyIds = new WeakMap();
   keysSent = 0;
   const lost = pending;
@@ -121,6 +129,7 @@ function thread(): Worker {
   });
   w.on('message', (m: { ids: number[]; ok: number[] }) => {
     if (worker !== w) return;
+    for (const id of m.ids) if (id >= answeredBelow) answeredBelow = id + 1;
     for (let i = 0; i < m.ids.length; i++) {
       const p = pending.get(m.ids[i]!);
       // Undefined: taken over and answered here already (the thread answered 3, skipped).
@@ -165,8 +174,9 @@ export function ecdsaVerifyOnThread(
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
   let w: Worker;
   try {
-    // Half the ring in flight at most, so a slot never comes round while its job is queued.
-    if (pending.size >= RING / 2) throw new Error('too many checks in flight');
+    // Half the ring of messages unanswered by the thread at most (taken-over ones included), so a
+    // slot never comes round while its message is still queued.
+    if (nextJob - answeredBelow >= RING / 2) throw new Error('too many checks in flight');
     w = thread();
   } catch {
     // No thread to be had (or a backlog): checked here and now, the same check.
