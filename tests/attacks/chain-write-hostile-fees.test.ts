@@ -52,7 +52,12 @@ describe('a hostile RPC naming absurd fees', () => {
     let paid: bigint | undefined;
     let refused: unknown;
     try {
-      const res = await writeContractAndWait(c, { address: growing, abi: ABI, functionName: 'poke', args: [] });
+      const res = await writeContractAndWait(c, {
+        address: growing,
+        abi: ABI,
+        functionName: 'poke',
+        args: [],
+      });
       paid = res.receipt.gasUsed * res.receipt.effectiveGasPrice;
     } catch (e) {
       refused = e;

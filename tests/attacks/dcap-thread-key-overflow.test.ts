@@ -1,7 +1,10 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VECTORS, vector, vectorJson } from '../../packages/attestation/test/dcap/testVectors.ts';
-import { ecdsaVerifyOnThread, stopSignatureThread } from '../../packages/attestation/src/dcap/signatureThread.ts';
+import {
+  ecdsaVerifyOnThread,
+  stopSignatureThread,
+} from '../../packages/attestation/src/dcap/signatureThread.ts';
 import { clearDcapCaches, verifyDcapQuote } from '../../packages/attestation/src/dcap/verifyDcapQuote.ts';
 
 // Promise (decision 1450, brief): 'thread' gives the same verdicts as the other modes on every
@@ -48,7 +51,10 @@ describe("DCAP 'thread' mode after many distinct keys", () => {
     expect((await verifyDcapQuote(vector(VECTORS.sgx.quote), opts(VECTORS.sgx))).tcbStatus).toBeDefined();
     await flood(4096);
     // The TDX quote has not been verified in this epoch (cold), but shares the pinned Intel root.
-    const sync = await verifyDcapQuote(vector(VECTORS.tdx.quote), { ...opts(VECTORS.tdx), signatureThreads: 'caller' });
+    const sync = await verifyDcapQuote(vector(VECTORS.tdx.quote), {
+      ...opts(VECTORS.tdx),
+      signatureThreads: 'caller',
+    });
     clearDcapCaches();
     expect((await verifyDcapQuote(vector(VECTORS.sgx.quote), opts(VECTORS.sgx))).tcbStatus).toBeDefined();
     await flood(4096);

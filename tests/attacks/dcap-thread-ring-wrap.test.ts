@@ -1,6 +1,10 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ecdsaVerifyOnThread, stopSignatureThread, takeOver } from '../../packages/attestation/src/dcap/signatureThread.ts';
+import {
+  ecdsaVerifyOnThread,
+  stopSignatureThread,
+  takeOver,
+} from '../../packages/attestation/src/dcap/signatureThread.ts';
 
 // Promise (decision 1450, brief): in 'thread' mode a check is never skipped, whichever way the
 // race between the thread and the calling thread goes, and verdicts equal the other modes. Each
@@ -21,7 +25,8 @@ describe("DCAP 'thread' mode: claim slots reused while their messages are still 
     const der = sign('sha256', data, privateKey);
     // Keep the thread busy: 30,000 real checks (~2 s of its time), well under the in-flight bound.
     const real: Promise<boolean>[] = [];
-    for (let i = 0; i < 30_000; i++) real.push(Promise.resolve(ecdsaVerifyOnThread(publicKey, data, der, 'der')));
+    for (let i = 0; i < 30_000; i++)
+      real.push(Promise.resolve(ecdsaVerifyOnThread(publicKey, data, der, 'der')));
     // Meanwhile 65,536 cheap checks (a malformed DER signature), each taken over by the calling
     // thread at once, as verifications that reach `settle` first do.
     const junk = Buffer.from([0x30, 0x00]);
