@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { type Hex, keccak256, toHex } from 'viem';
+import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnvilInstance, startAnvil } from '../../packages/chain/src/anvil.ts';
