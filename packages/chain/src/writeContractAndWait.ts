@@ -137,7 +137,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         hash = await sendWith(fees);
       } catch (e) {
         if (attempt >= 2 || !(e instanceof BaseError)) throw e;
-        if (e.walk((x) => x instanceof NonceTooLowError)) {
+        if (e.walk((x) => x instanceof NonceTooLowError) || heldInPool(e)) {
           nonce = await clients.public.getTransactionCount({
             address: wallet.account.address,
             blockTag: 'pending',
@@ -181,6 +181,18 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
 }
 
 type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint };
+
+/**
+ * The pool refused the write as an underpriced replacement: another transaction of this key (a
+ * second process, a CLI) waits in the pool at the nonce read, not mined yet. Like a nonce taken
+ * and mined (NonceTooLowError), the nonce is read again ('pending' counts the pooled one).
+ */
+function heldInPool(e: BaseError): boolean {
+  return (
+    e.walk((x) => x instanceof BaseError && /replacement transaction underpriced/i.test(x.details ?? '')) !==
+    null
+  );
+}
 
 /**
  * Sign `tx` with the wallet's local key and send it raw (eth_sendRawTransaction). Node errors are

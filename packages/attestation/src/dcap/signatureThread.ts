@@ -90,14 +90,27 @@ interface Job {
 let worker: Worker | undefined;
 let pending = new Map<number, Pending>();
 let nextJob = 0;
+/**
+ * Jobs below this id the current thread has answered (it answers every message, skipped ones too,
+ * in order). A job taken over here leaves `pending` at once but its message is still queued there:
+ * the in-flight bound counts messages the thread has not answered, not pending promises.
+ */
+let answeredBelow = 0;
 let epoch = 0;
 let keyIds = new WeakMap<KeyObject, number>();
 let nextKey = 0;
+/** Keys sent to the thread in this epoch: at MAX_THREAD_KEYS a new epoch starts (both sides forget). */
+let keysSent = 0;
+/** The most keys the thread holds (its MAX_KEYS): it never has to drop one the calling thread counts on. */
+const MAX_THREAD_KEYS = 4096;
 
 function threadFailed(w: Worker, why: string): void {
   if (worker !== w) return;
   worker = undefined;
+  // The messages queued to that thread are gone with it; the next thread starts from here.
+  answeredBelow = nextJob;
   keyIds = new WeakMap();
+  keysSent = 0;
   const lost = pending;
   pending = new Map();
   for (const p of lost.values())
@@ -116,14 +129,24 @@ function thread(): Worker {
   });
   w.on('message', (m: { ids: number[]; ok: number[] }) => {
     if (worker !== w) return;
+    for (const id of m.ids) if (id >= answeredBelow) answeredBelow = id + 1;
     for (let i = 0; i < m.ids.length; i++) {
       const p = pending.get(m.ids[i]!);
       // Undefined: taken over and answered here already (the thread answered 3, skipped).
       if (p === undefined) continue;
       pending.delete(m.ids[i]!);
-      // 2: the thread did not hold the key (it restarted its epoch); never a verdict.
-      if (m.ok[i] === 2) p.reject(new FirnError('E_INTERNAL', 'DCAP signature thread lost a key'));
-      else p.resolve(m.ok[i] === 1);
+      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it:
+      // made here, the same check on the bytes queued (never a verdict without a check).
+      if (m.ok[i] === 2) {
+        let ok: boolean;
+        try {
+          ok = p.run();
+        } catch (e) {
+          p.reject(e instanceof Error ? e : new FirnError('E_INTERNAL', 'DCAP signature check failed'));
+          continue;
+        }
+        p.resolve(ok);
+      } else p.resolve(m.ok[i] === 1);
     }
     if (pending.size === 0) w.unref();
   });
@@ -151,8 +174,9 @@ export function ecdsaVerifyOnThread(
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
   let w: Worker;
   try {
-    // Half the ring in flight at most, so a slot never comes round while its job is queued.
-    if (pending.size >= RING / 2) throw new Error('too many checks in flight');
+    // Half the ring of messages unanswered by the thread at most (taken-over ones included), so a
+    // slot never comes round while its message is still queued.
+    if (nextJob - answeredBelow >= RING / 2) throw new Error('too many checks in flight');
     w = thread();
   } catch {
     // No thread to be had (or a backlog): checked here and now, the same check.
@@ -166,9 +190,11 @@ export function ecdsaVerifyOnThread(
   const i = nextJob++;
   Atomics.store(claims, i % RING, 0);
   let k = keyIds.get(key);
+  if (k === undefined && keysSent >= MAX_THREAD_KEYS) clearSignatureThreadKeys();
   const job: Job = { i, e: epoch, k: k ?? 0, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
   if (k === undefined) {
     k = nextKey++;
+    keysSent++;
     keyIds.set(key, k);
     job.k = k;
     job.key = key;
@@ -220,6 +246,7 @@ export function takeOver(results: readonly SignatureResult[]): void {
  */
 export function clearSignatureThreadKeys(): void {
   epoch++;
+  keysSent = 0;
   keyIds = new WeakMap();
 }
 
