@@ -6,6 +6,7 @@ import {
   encodeFunctionData,
   FeeCapTooLowError,
   type Hex,
+  hexToBigInt,
   NonceTooLowError,
   type TransactionReceipt,
   TransactionNotFoundError,
@@ -14,7 +15,14 @@ import {
 } from 'viem';
 import { getTransactionError } from 'viem/utils';
 import { ChainRevertedError, toChainError } from './ChainRevertedError.ts';
-import { type FirnClients, type ReceiptWaitOptions, requireWallet } from './clients.ts';
+import {
+  FEE_CEILING_ENV,
+  type FeeCeiling,
+  type FirnClients,
+  type ReceiptWaitOptions,
+  requireWallet,
+  resolveFeeCeiling,
+} from './clients.ts';
 
 export interface WriteRequest {
   address: Address;
@@ -49,7 +57,9 @@ const queues = new Map<string, Promise<unknown>>();
  * @throws ChainRevertedError (E_CHAIN_REVERTED) when the call reverts, in simulation or mined;
  *   FirnError E_CHAIN_REPLACED when another transaction of the account took the nonce (details:
  *   nonce, hash); FirnError E_CHAIN when it was not mined within the rounds (details: nonce,
- *   hash, waitedMs) or the RPC failed.
+ *   hash, waitedMs) or the RPC failed; FeeCeilingError (E_CHAIN) when the fees the chain asks for
+ *   are above the clients' fee ceiling (`clients.feeCeiling`, decision 1470): nothing above it is
+ *   ever signed, at the first send, the fee-cap retry, a resend or a re-price.
  */
 export async function writeContractAndWait<T = undefined>(
   clients: FirnClients,
@@ -98,16 +108,10 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
       prepare: false,
       ...(req.value === undefined ? {} : { value: req.value }),
     });
+    const ceiling = feeCeilingOf(clients);
     let [nonce, fees] = await Promise.all([
       clients.public.getTransactionCount({ address: wallet.account.address, blockTag: 'pending' }),
-      // A chain without EIP-1559 base fees (estimateFeesPerGas refuses it) gets a legacy gas price.
-      clients.public.estimateFeesPerGas().then(
-        (f): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint } => ({
-          maxFeePerGas: f.maxFeePerGas,
-          maxPriorityFeePerGas: f.maxPriorityFeePerGas,
-        }),
-        async () => ({ gasPrice: await clients.public.getGasPrice() }),
-      ),
+      freshFees(clients, ceiling, context),
     ]);
     // Every field is filled here (chain id, nonce, fees, gas), signed with the local key and sent
     // raw: nothing asks the RPC to fill the request (eth_fillTransaction, eth_chainId), and the
@@ -115,7 +119,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
     const gas = (estimate * 3n) / 2n + 50_000n;
     const sendWith = (f: Fees): Promise<Hex> =>
-      sendSigned(clients, {
+      sendSigned(clients, ceiling, context, {
         chainId: clients.addresses.chainId,
         to: req.address,
         data,
@@ -145,14 +149,18 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         } else if (e.walk((x) => x instanceof FeeCapTooLowError) && 'maxFeePerGas' in fees) {
           const next = await clients.public.getBlock({ blockTag: 'pending' });
           if (next.baseFeePerGas === null) throw e;
-          fees = {
-            maxFeePerGas: next.baseFeePerGas * 2n + fees.maxPriorityFeePerGas,
-            maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-          };
+          const tip = fees.maxPriorityFeePerGas;
+          fees = within(
+            ceiling,
+            { maxFeePerGas: next.baseFeePerGas * 2n + tip, maxPriorityFeePerGas: tip },
+            { maxFeePerGas: next.baseFeePerGas + tip, maxPriorityFeePerGas: tip },
+            context,
+            "the next block's base fee plus the tip, after the node refused the fee cap as too low",
+          );
         } else throw e;
       }
     }
-    const receipt = await waitForOwnReceipt(clients, hash, nonce, fees, sendWith, context);
+    const receipt = await waitForOwnReceipt(clients, ceiling, hash, nonce, fees, sendWith, context);
     if (receipt.status !== 'success') {
       // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
       // the state before its block, then (a transaction earlier in the same block changed it) on
@@ -195,11 +203,19 @@ function heldInPool(e: BaseError): boolean {
 }
 
 /**
- * Sign `tx` with the wallet's local key and send it raw (eth_sendRawTransaction). Node errors are
+ * Sign `tx` with the wallet's local key and send it raw (eth_sendRawTransaction), after checking
+ * its fees against `ceiling` (FeeCeilingError, nothing signed). Node errors are
  * mapped as viem's sendTransaction maps them (NonceTooLowError, FeeCapTooLowError, ...), so the
  * callers' `walk` checks see the same classes.
  */
-async function sendSigned(clients: FirnClients, tx: TransactionSerializable): Promise<Hex> {
+async function sendSigned(
+  clients: FirnClients,
+  ceiling: FeeCeiling,
+  context: string,
+  tx: TransactionSerializable,
+): Promise<Hex> {
+  // The last check before the key signs: whatever path chose the fees, none above the ceiling.
+  assertWithinCeiling(ceiling, tx, context);
   const wallet = requireWallet(clients);
   const account = wallet.account;
   if (account.type !== 'local' || account.signTransaction === undefined)
@@ -230,22 +246,48 @@ async function sendSigned(clients: FirnClients, tx: TransactionSerializable): Pr
  * round that ended without a receipt) is above its fee cap (its gas price for a legacy one). The
  * new fees replace it at the same nonce: every fee at least 10 % over the old one plus 1 wei (the
  * replacement rule of geth's and anvil's pools), and a cap of twice the next base fee plus the tip.
- * A chain without base fees is never re-priced here (nothing tells a stuck legacy price).
+ * A chain without base fees is never re-priced here (nothing tells a stuck legacy price). The cap's
+ * head-room is trimmed to the ceiling; when even the least valid replacement is above it,
+ * FeeCeilingError. Undefined too when the pending block cannot be read.
  */
-async function repricedFees(clients: FirnClients, current: Fees): Promise<Fees | undefined> {
-  const next = (await clients.public.getBlock({ blockTag: 'pending' })).baseFeePerGas;
+async function repricedFees(
+  clients: FirnClients,
+  ceiling: FeeCeiling,
+  current: Fees,
+  context: string,
+): Promise<Fees | undefined> {
+  let next: bigint | null | undefined;
+  try {
+    next = (await clients.public.getBlock({ blockTag: 'pending' })).baseFeePerGas;
+  } catch {
+    return undefined;
+  }
   if (next === null || next === undefined) return undefined;
   const bump = (x: bigint) => (x * 11n) / 10n + 1n;
+  const why =
+    "a replacement of the write priced out in the pool: 10 % over its fees and the next block's base fee";
   if ('gasPrice' in current) {
     if (current.gasPrice >= next) return undefined;
-    return { gasPrice: maxBig(bump(current.gasPrice), next * 2n) };
+    return within(
+      ceiling,
+      { gasPrice: maxBig(bump(current.gasPrice), next * 2n) },
+      { gasPrice: maxBig(bump(current.gasPrice), next) },
+      context,
+      why,
+    );
   }
   if (current.maxFeePerGas >= next) return undefined;
   const maxPriorityFeePerGas = bump(current.maxPriorityFeePerGas);
-  return {
-    maxFeePerGas: maxBig(bump(current.maxFeePerGas), next * 2n + maxPriorityFeePerGas),
-    maxPriorityFeePerGas,
-  };
+  return within(
+    ceiling,
+    {
+      maxFeePerGas: maxBig(bump(current.maxFeePerGas), next * 2n + maxPriorityFeePerGas),
+      maxPriorityFeePerGas,
+    },
+    { maxFeePerGas: maxBig(bump(current.maxFeePerGas), next + maxPriorityFeePerGas), maxPriorityFeePerGas },
+    context,
+    why,
+  );
 }
 
 const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
@@ -287,6 +329,7 @@ function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
  */
 async function waitForOwnReceipt(
   clients: FirnClients,
+  ceiling: FeeCeiling,
   firstHash: Hex,
   nonce: number,
   firstFees: Fees,
@@ -297,6 +340,9 @@ async function waitForOwnReceipt(
   // The fees of the transaction last sent, and how many times one waiting in the pool was re-priced.
   let current = firstFees;
   let repriced = 0;
+  // Set when a re-price would have needed fees above the ceiling: the write keeps waiting on the
+  // one in the pool, and fails with this error (not "not mined") if it is never mined.
+  let overCeiling: FeeCeilingError | undefined;
   const poll = Math.max(1, Math.min(clients.public.pollingInterval, roundMs));
   const address = requireWallet(clients).account.address;
   const sent: Hex[] = [firstHash];
@@ -367,7 +413,7 @@ async function waitForOwnReceipt(
       continue;
     }
     if (sent.length <= resends && !known) {
-      const fees = await freshFees(clients);
+      const fees = await freshFees(clients, ceiling, context);
       try {
         sent.push(await resend(fees));
         current = fees;
@@ -375,9 +421,15 @@ async function waitForOwnReceipt(
         // The nonce was taken meanwhile: the next round reports it as replaced.
         if (!(e instanceof BaseError && e.walk((x) => x instanceof NonceTooLowError))) throw e;
       }
-    } else if (known && repriced < resends) {
+    } else if (known && repriced < resends && overCeiling === undefined) {
       // Still in the pool: priced out by a base fee that rose after it was sent?
-      const fees = await repricedFees(clients, current).catch(() => undefined);
+      let fees: Fees | undefined;
+      try {
+        fees = await repricedFees(clients, ceiling, current, context);
+      } catch (e) {
+        if (!(e instanceof FeeCeilingError)) throw e;
+        overCeiling = e;
+      }
       if (fees !== undefined) {
         repriced++;
         try {
@@ -393,6 +445,14 @@ async function waitForOwnReceipt(
   const r = await anyReceipt();
   if (r !== undefined) return r;
   const waitedMs = Date.now() - started;
+  if (overCeiling !== undefined)
+    throw new FeeCeilingError(
+      overCeiling.fee,
+      overCeiling.wanted,
+      overCeiling.ceiling,
+      `${context} (transaction ${sent[sent.length - 1]} at nonce ${nonce}, not mined after ${Math.round(waitedMs / 1000)} s, stays in the pool and may still be mined when the base fee falls)`,
+      overCeiling.why,
+    );
   throw new FirnError(
     'E_CHAIN',
     `${context}: transaction ${sent[sent.length - 1]} at nonce ${nonce} not mined after ${Math.round(waitedMs / 1000)} s (${rounds} rounds of ${roundMs} ms); its fee may be below the chain's base fee, or the chain is not producing blocks`,
@@ -411,10 +471,128 @@ async function inPool(clients: FirnClients, hash: Hex): Promise<boolean> {
   }
 }
 
-/** Fees filled from the latest block (legacy gas price on a chain without base fees). */
-async function freshFees(clients: FirnClients): Promise<Fees> {
-  return clients.public.estimateFeesPerGas().then(
-    (f): Fees => ({ maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }),
-    async () => ({ gasPrice: await clients.public.getGasPrice() }),
+/**
+ * Fees filled from the latest block, as viem's estimateFeesPerGas fills them (the same requests:
+ * the latest block and eth_maxPriorityFeePerGas, else eth_gasPrice minus the base fee): tip as the
+ * RPC names it, cap = 1.2 x base fee + tip. A chain without base fees gets eth_gasPrice as a legacy
+ * gas price. Bounded by `ceiling` (`within`): the cap's head-room is trimmed to it; a tip above the
+ * tip ceiling, base fee + tip (or a gas price) above the fee ceiling, is FeeCeilingError.
+ */
+async function freshFees(clients: FirnClients, ceiling: FeeCeiling, context: string): Promise<Fees> {
+  const [block, named] = await Promise.all([
+    clients.public.getBlock({ blockTag: 'latest' }),
+    clients.public
+      .request({ method: 'eth_maxPriorityFeePerGas' })
+      .then((x) => hexToBigInt(x))
+      .catch(() => undefined),
+  ]);
+  const base = block.baseFeePerGas;
+  if (base === null || base === undefined) {
+    const gasPrice = await clients.public.getGasPrice();
+    return within(ceiling, { gasPrice }, { gasPrice }, context, 'the gas price the RPC names (eth_gasPrice)');
+  }
+  let tip = named;
+  if (tip === undefined) {
+    const gasPrice = await clients.public.getGasPrice();
+    tip = gasPrice > base ? gasPrice - base : 0n;
+  }
+  return within(
+    ceiling,
+    { maxFeePerGas: (base * 12n) / 10n + tip, maxPriorityFeePerGas: tip },
+    { maxFeePerGas: base + tip, maxPriorityFeePerGas: tip },
+    context,
+    "the latest block's base fee plus the tip the RPC names (eth_maxPriorityFeePerGas)",
   );
+}
+
+/**
+ * The fees clients sign with at most (decision 1470): `clients.feeCeiling`, else resolved from the
+ * environment and defaults (clients built by hand, not by createFirnClients).
+ */
+function feeCeilingOf(clients: FirnClients): FeeCeiling {
+  return clients.feeCeiling ?? resolveFeeCeiling();
+}
+
+/**
+ * `wanted` (what the write would sign: the chain's ask plus head-room) bounded by `ceiling`, when
+ * `least` (the least that can be mined or accepted: base fee + tip, a replacement's minimum) is
+ * within it: each fee is min(wanted, ceiling), never below `least`.
+ *
+ * @throws FeeCeilingError naming the first fee of `least` above its ceiling, and `why` it is asked.
+ */
+function within(ceiling: FeeCeiling, wanted: Fees, least: Fees, context: string, why: string): Fees {
+  if ('gasPrice' in wanted) {
+    const floor = 'gasPrice' in least ? least.gasPrice : wanted.gasPrice;
+    if (floor > ceiling.maxFeePerGas)
+      throw new FeeCeilingError('gasPrice', floor, ceiling.maxFeePerGas, context, why);
+    return { gasPrice: minBig(wanted.gasPrice, ceiling.maxFeePerGas) };
+  }
+  const floor = 'maxFeePerGas' in least ? least : wanted;
+  if (floor.maxPriorityFeePerGas > ceiling.maxPriorityFeePerGas)
+    throw new FeeCeilingError(
+      'maxPriorityFeePerGas',
+      floor.maxPriorityFeePerGas,
+      ceiling.maxPriorityFeePerGas,
+      context,
+      why,
+    );
+  if (floor.maxFeePerGas > ceiling.maxFeePerGas)
+    throw new FeeCeilingError('maxFeePerGas', floor.maxFeePerGas, ceiling.maxFeePerGas, context, why);
+  return {
+    maxFeePerGas: maxBig(minBig(wanted.maxFeePerGas, ceiling.maxFeePerGas), floor.maxFeePerGas),
+    maxPriorityFeePerGas: floor.maxPriorityFeePerGas,
+  };
+}
+
+/**
+ * The check before signing: no fee of `tx` above `ceiling`, and the tip never above the cap it is
+ * signed with (decision 1470). FeeCeilingError otherwise; `tx` is then never signed.
+ */
+function assertWithinCeiling(ceiling: FeeCeiling, tx: TransactionSerializable, context: string): void {
+  const why = 'the fees of the transaction about to be signed';
+  if (tx.gasPrice !== undefined && tx.gasPrice > ceiling.maxFeePerGas)
+    throw new FeeCeilingError('gasPrice', tx.gasPrice, ceiling.maxFeePerGas, context, why);
+  if (tx.maxFeePerGas !== undefined && tx.maxFeePerGas > ceiling.maxFeePerGas)
+    throw new FeeCeilingError('maxFeePerGas', tx.maxFeePerGas, ceiling.maxFeePerGas, context, why);
+  if (tx.maxPriorityFeePerGas !== undefined) {
+    const tipCeiling = minBig(ceiling.maxPriorityFeePerGas, tx.maxFeePerGas ?? ceiling.maxFeePerGas);
+    if (tx.maxPriorityFeePerGas > tipCeiling)
+      throw new FeeCeilingError('maxPriorityFeePerGas', tx.maxPriorityFeePerGas, tipCeiling, context, why);
+  }
+}
+
+const minBig = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/** Wei per gas in gwei for a message ("0.000000001", "500", "100000"). */
+function gwei(wei: bigint): string {
+  const whole = wei / 10n ** 9n;
+  const frac = (wei % 10n ** 9n).toString().padStart(9, '0').replace(/0+$/, '');
+  return frac === '' ? whole.toString() : `${whole}.${frac}`;
+}
+
+/**
+ * A write refused before signing: the fee it would need (`fee`, wei per gas) is above the clients'
+ * ceiling (FeeCeiling, decision 1470). Code E_CHAIN, so callers that retry chain failures (the
+ * node's retryChain) try again later, when a spike has passed; details: fee, wantedWei,
+ * ceilingWei, setting (the environment variable that raises it). Either the RPC lies about the
+ * fees, or the chain's fees are above what this operator agreed to pay.
+ */
+export class FeeCeilingError extends FirnError {
+  override readonly name = 'FeeCeilingError';
+  constructor(
+    readonly fee: 'maxFeePerGas' | 'maxPriorityFeePerGas' | 'gasPrice',
+    readonly wanted: bigint,
+    readonly ceiling: bigint,
+    context: string,
+    readonly why: string,
+  ) {
+    const setting =
+      fee === 'maxPriorityFeePerGas' ? FEE_CEILING_ENV.maxPriorityFeePerGas : FEE_CEILING_ENV.maxFeePerGas;
+    const field = fee === 'maxPriorityFeePerGas' ? 'maxPriorityFeePerGas' : 'maxFeePerGas';
+    super(
+      'E_CHAIN',
+      `${context}: not sent: its ${fee} would be ${gwei(wanted)} gwei, above this account's ceiling of ${gwei(ceiling)} gwei (${why}); if the chain really asks this much (check the RPC), raise the ceiling: set ${setting} (gwei) or pass feeCeiling.${field} (wei) to createFirnClients`,
+      { details: { fee, wantedWei: wanted.toString(), ceilingWei: ceiling.toString(), setting } },
+    );
+  }
 }
