@@ -1,3 +1,4 @@
+import { FirnError } from '@firn/core';
 import { type Address, decodeEventLog, type Hex, toEventSelector } from 'viem';
 import { firnRegistryAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
@@ -91,13 +92,22 @@ const PUBLISHED_INDEX_MAX = 4096;
  */
 const publishedIndex = new Map<string, Published & { at: bigint; hash: Hex }>();
 
-/** The hash of block `n` (undefined when the chain has no such block). */
-async function blockHashAt(clients: FirnClients, n: bigint): Promise<Hex | undefined> {
+/** Number and hash of block `n` ('latest': the head), or undefined when the chain has no such block. */
+async function blockAt(
+  clients: FirnClients,
+  n: bigint | 'latest',
+): Promise<{ number: bigint; hash: Hex } | undefined> {
   const b = (await clients.public.request({
     method: 'eth_getBlockByNumber',
-    params: [`0x${n.toString(16)}`, false],
-  })) as { hash?: Hex } | null;
-  return b?.hash ?? undefined;
+    params: [n === 'latest' ? 'latest' : `0x${n.toString(16)}`, false],
+  })) as { hash?: Hex | null; number?: Hex | null } | null;
+  if (b?.hash == null || b.number == null) return undefined;
+  return { number: BigInt(b.number), hash: b.hash };
+}
+
+/** The hash of block `n` (undefined when the chain has no such block). */
+async function blockHashAt(clients: FirnClients, n: bigint): Promise<Hex | undefined> {
+  return (await blockAt(clients, n))?.hash;
 }
 
 /** The index key of `enclaveId` through `clients`, or undefined when the transport has no URL. */
@@ -136,61 +146,121 @@ const NOTHING_PUBLISHED: Published = { kemPublicKey: `0x${'0'.repeat(64)}`, endp
  * latest block). With an index entry at or below that block (an earlier read in this process through
  * the same endpoint), only the logs after it are read; otherwise back to the latest NodeRegistered
  * (getLogsBackTo). The index then moves to PUBLISHED_INDEX_CONFIRMATIONS blocks behind the block
- * read. Throws as getLogsPaged does.
+ * read.
+ *
+ * Every indexed read is bracketed (decision 1462, "A chain switch in the middle of a read"): the
+ * hash of the block read (`to`) is read before any other request and again after all of them,
+ * sequentially. Only when both agree, and the RPC answers the deployment's chain id, is an entry
+ * used and stored: a chain behind the URL that changes in the middle of the read (a restarted
+ * devnet, a load balancer turning to another backend) can then neither put one chain's values
+ * under the other's hash nor serve them. When they disagree the read starts over (at most 3 times,
+ * then E_CHAIN); when the chain id differs the answer is read without the index.
+ * Throws as getLogsPaged does.
  */
 async function readPublished(
   clients: FirnClients,
   enclaveId: Hex,
   blockNumber: bigint | undefined,
 ): Promise<Published> {
-  const q = { address: clients.addresses.registry, topics: [PUBLISHING_TOPICS, enclaveId] };
   const key = indexKey(clients, enclaveId);
-  const to = blockNumber ?? BigInt((await clients.public.request({ method: 'eth_blockNumber' })) as Hex);
-  let cached = key === undefined ? undefined : publishedIndex.get(key);
-  let base: Published = NOTHING_PUBLISHED;
-  let baseAt: bigint | undefined;
-  let logs: RawLog[] | undefined;
-  if (cached !== undefined && cached.at <= to) {
-    const [hash, page] = await Promise.all([
-      blockHashAt(clients, cached.at),
-      cached.at < to
+  if (key === undefined) return readUnindexed(clients, enclaveId, blockNumber);
+  for (let attempt = 1; ; attempt++) {
+    const r = await readBracketed(clients, enclaveId, blockNumber, key);
+    if (r !== undefined) return r;
+    if (attempt >= 3)
+      throw new FirnError(
+        'E_CHAIN',
+        `getNode: the chain behind the RPC URL changed during each of ${attempt} reads (the hash of the block read was not the same before and after): check that the URL serves one chain (deployment chain id ${clients.addresses.chainId})`,
+        { details: { attempts: attempt } },
+      );
+  }
+}
+
+/** The log query of a node's publishing events on the deployment's registry. */
+function publishingQuery(clients: FirnClients, enclaveId: Hex) {
+  return { address: clients.addresses.registry, topics: [PUBLISHING_TOPICS, enclaveId] };
+}
+
+/** Every publishing log of the node back to its latest NodeRegistered, up to `to`; no index. */
+async function readUnindexed(
+  clients: FirnClients,
+  enclaveId: Hex,
+  to: bigint | undefined,
+): Promise<Published> {
+  return applyPublished(NOTHING_PUBLISHED, await scanBack(clients, enclaveId, to));
+}
+
+/** Publishing logs up to `to` (default latest) back to the latest NodeRegistered (getLogsBackTo). */
+function scanBack(clients: FirnClients, enclaveId: Hex, to: bigint | undefined): Promise<RawLog[]> {
+  return getLogsBackTo(
+    clients,
+    { ...publishingQuery(clients, enclaveId), ...(to === undefined ? {} : { toBlock: to }) },
+    // NodeRegistered sets both fields, so nothing before the latest one matters.
+    (l) => l.topics[0] === PUBLISHING_TOPICS[0],
+    'getNode',
+  );
+}
+
+/**
+ * One indexed read of readPublished between two reads of the hash of block `to`; undefined when
+ * they differ (the chain behind the URL changed meanwhile: nothing is stored, the caller reads
+ * again). Requests, in sequence: the block read (number and hash; the head when `blockNumber` is
+ * undefined); then together the chain id, the entry's block hash, the hash of the block the new
+ * entry will be at, and the logs; then the block read's hash again.
+ */
+async function readBracketed(
+  clients: FirnClients,
+  enclaveId: Hex,
+  blockNumber: bigint | undefined,
+  key: string,
+): Promise<Published | undefined> {
+  const before = await blockAt(clients, blockNumber ?? 'latest');
+  // No such block (asked beyond the head): nothing to anchor an entry to.
+  if (before === undefined) return readUnindexed(clients, enclaveId, blockNumber);
+  const to = before.number;
+  const stored = publishedIndex.get(key);
+  const cached = stored !== undefined && stored.at <= to ? stored : undefined;
+  const safe = to - PUBLISHED_INDEX_CONFIRMATIONS;
+  // The new entry moves forward only (a read at an older block leaves a newer entry in place).
+  const advance = safe >= 0n && (stored === undefined || safe > stored.at);
+  const q = publishingQuery(clients, enclaveId);
+  const [chainId, cachedHash, safeHash, page] = await Promise.all([
+    clients.public.request({ method: 'eth_chainId' }).then((x) => Number(BigInt(x as Hex))),
+    cached === undefined ? undefined : blockHashAt(clients, cached.at),
+    advance ? blockHashAt(clients, safe) : undefined,
+    cached === undefined
+      ? undefined
+      : cached.at < to
         ? getLogsPaged(clients, { ...q, fromBlock: cached.at + 1n, toBlock: to }, 'getNode')
-        : Promise.resolve([]),
-    ]);
-    if (hash === cached.hash) {
-      base = cached;
-      baseAt = cached.at;
-      logs = page;
-    } else {
-      // Not the chain the entry was made on (a reorganisation, or another chain at this URL).
-      publishedIndex.delete(key!);
-      cached = undefined;
-    }
-  } else cached = undefined;
-  if (logs === undefined) {
-    // NodeRegistered sets both fields, so nothing before the latest one matters: read back to it.
-    logs = await getLogsBackTo(
-      clients,
-      { ...q, toBlock: to },
-      (l) => l.topics[0] === PUBLISHING_TOPICS[0],
-      'getNode',
-    );
+        : ([] as RawLog[]),
+  ]);
+  let base: Published = NOTHING_PUBLISHED;
+  let baseAt: bigint;
+  let logs: RawLog[];
+  const usable = cached !== undefined && cachedHash === cached.hash && chainId === clients.addresses.chainId;
+  if (usable && page !== undefined) {
+    base = cached;
+    baseAt = cached.at;
+    logs = page;
+  } else {
+    // No entry, or not one of the chain now behind the URL (a reorganisation, another chain).
+    if (cached !== undefined && cachedHash !== cached.hash) publishedIndex.delete(key);
+    logs = await scanBack(clients, enclaveId, to);
     // Complete as of any block from the earliest NodeRegistered read on, or from the floor when
     // there is none (the scan went down to the deployment block).
     const start = logs.find((l) => l.topics[0] === PUBLISHING_TOPICS[0]);
     baseAt = start === undefined ? -1n : BigInt(start.blockNumber) - 1n;
   }
-  const safe = to - PUBLISHED_INDEX_CONFIRMATIONS;
-  if (key !== undefined && safe > baseAt! && (cached === undefined || safe > cached.at)) {
-    const hash = await blockHashAt(clients, safe);
-    if (hash !== undefined) {
-      const upto = logs.filter((l) => BigInt(l.blockNumber) <= safe);
-      publishedIndex.delete(key);
-      publishedIndex.set(key, { ...applyPublished(base, upto), at: safe, hash });
-      if (publishedIndex.size > PUBLISHED_INDEX_MAX) {
-        const oldest = publishedIndex.keys().next().value;
-        if (oldest !== undefined) publishedIndex.delete(oldest);
-      }
+  const after = await blockHashAt(clients, to);
+  if (after !== before.hash) return undefined;
+  if (chainId !== clients.addresses.chainId) return applyPublished(NOTHING_PUBLISHED, logs);
+  if (advance && safe > baseAt && safeHash !== undefined) {
+    const upto = logs.filter((l) => BigInt(l.blockNumber) <= safe);
+    publishedIndex.delete(key);
+    publishedIndex.set(key, { ...applyPublished(base, upto), at: safe, hash: safeHash });
+    if (publishedIndex.size > PUBLISHED_INDEX_MAX) {
+      const oldest = publishedIndex.keys().next().value;
+      if (oldest !== undefined) publishedIndex.delete(oldest);
     }
   }
   return applyPublished(base, logs);
