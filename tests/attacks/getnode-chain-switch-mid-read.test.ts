@@ -58,49 +58,102 @@ afterAll(async () => {
   await b?.stop();
 });
 
-describe('getNode when the chain behind its URL changes in the middle of a read', () => {
-  it('a later read through the URL gives the values on the chain it now serves', async () => {
-    expect(dB.registry).toBe(dA.registry);
-    let target = a.rpcUrl;
-    let switchOnBlockRead = false;
-    // A proxy whose backend is `target` at the time each request arrives.
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const m = JSON.parse(body) as { method?: string };
-        // The chain changes just before the index reads the hash of its block.
-        if (switchOnBlockRead && m.method === 'eth_getBlockByNumber') {
-          target = b.rpcUrl;
-          switchOnBlockRead = false;
-        }
-        fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-          .then(async (r) => {
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(await r.text());
-          })
-          .catch(() => {
-            res.writeHead(502);
-            res.end();
-          });
-      });
+/**
+ * A proxy in front of chain A whose backend becomes chain B when `when(method, seen)` says so
+ * (`seen`: the methods forwarded so far), before that request is forwarded; from then on every
+ * request goes to B. `switched()` tells whether it happened.
+ */
+async function switchingProxy(
+  when: (method: string | undefined, seen: readonly string[]) => boolean,
+): Promise<{ url: string; switched: () => boolean; seen: string[]; close: () => void }> {
+  let target = a.rpcUrl;
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const m = JSON.parse(body) as { method?: string };
+      if (target === a.rpcUrl && when(m.method, seen)) target = b.rpcUrl;
+      seen.push(m.method ?? '?');
+      fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        .then(async (r) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(await r.text());
+        })
+        .catch(() => {
+          res.writeHead(502);
+          res.end();
+        });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    switched: () => target === b.rpcUrl,
+    seen,
+    close: () => server.close(),
+  };
+}
+
+/** What getNode gives through `url` now, and what chain B holds (read straight from B). */
+async function laterAndTruth(url: string) {
+  const later = await getNode(createFirnClients(url, undefined, dB), enclaveId);
+  const truth = await getNode(createFirnClients(b.rpcUrl, undefined, dB), enclaveId);
+  expect(truth.endpoint).toBe('http://127.0.0.1:9202');
+  return { later, truth };
+}
+
+describe('getNode when the chain behind its URL changes in the middle of a read', () => {
+  it('a later read through the URL gives the values on the chain it now serves (switch after the logs, at the block hash read)', async () => {
+    expect(dB.registry).toBe(dA.registry);
+    // The chain changes just before the index reads a block's hash after it read the logs (where
+    // the entry's hash used to be read, after its values).
+    const p = await switchingProxy(
+      (method, seen) => method === 'eth_getBlockByNumber' && seen.includes('eth_getLogs'),
+    );
     try {
-      switchOnBlockRead = true;
       // The read that makes the entry (its answer itself may mix the two chains: not asserted).
-      await getNode(createFirnClients(url, undefined, dA), enclaveId).catch(() => undefined);
-      expect(target).toBe(b.rpcUrl);
+      await getNode(createFirnClients(p.url, undefined, dA), enclaveId).catch(() => undefined);
+      expect(p.switched()).toBe(true);
       // From now on the URL serves chain B only.
-      const later = await getNode(createFirnClients(url, undefined, dB), enclaveId);
-      const truth = await getNode(createFirnClients(b.rpcUrl, undefined, dB), enclaveId);
-      expect(truth.endpoint).toBe('http://127.0.0.1:9202');
+      const { later, truth } = await laterAndTruth(p.url);
       expect(later.endpoint).toBe(truth.endpoint);
       expect(later.kemPublicKey).toBe(truth.kemPublicKey);
     } finally {
-      server.close();
+      p.close();
     }
+  }, 60_000);
+
+  it('whichever request of the read the chain changes at, making the entry or using one, later reads give the new chain’s values', async () => {
+    // Each case gets its own proxy (its own URL: a fresh index key). `warm`: an entry was made on
+    // chain A through the URL first, and the switch comes in the read that uses it.
+    let cases = 0;
+    for (const warm of [false, true]) {
+      for (let k = 0; ; k++) {
+        let reads = 0;
+        let armed = !warm;
+        const p = await switchingProxy(() => armed && reads++ === k);
+        try {
+          if (warm) {
+            expect((await getNode(createFirnClients(p.url, undefined, dA), enclaveId)).endpoint).toBe(
+              'http://127.0.0.1:9101',
+            );
+            armed = true;
+          }
+          await getNode(createFirnClients(p.url, undefined, dA), enclaveId).catch(() => undefined);
+          // Past the read's last request: every switch point has been tried.
+          if (!p.switched()) break;
+          cases++;
+          const { later, truth } = await laterAndTruth(p.url);
+          expect({ warm, k, endpoint: later.endpoint }).toEqual({ warm, k, endpoint: truth.endpoint });
+          expect(later.kemPublicKey).toBe(truth.kemPublicKey);
+        } finally {
+          p.close();
+        }
+      }
+    }
+    // Both reads make several requests (block, chain id, hashes, logs, block again).
+    expect(cases).toBeGreaterThanOrEqual(8);
   }, 60_000);
 });
