@@ -50,7 +50,7 @@ const GWEI = 10n ** 9n;
  * a 300,000-gas write costs at most 0.15 ETH under it (decision 1470).
  */
 export const DEFAULT_MAX_FEE_PER_GAS = 500n * GWEI;
-/** The default tip ceiling is this fraction (1/10) of the fee ceiling: 50 gwei by default. */
+/** The default tip ceiling is this fraction (1/10) of the fee ceiling (at least 1 wei): 50 gwei by default. */
 export const DEFAULT_TIP_DIVISOR = 10n;
 /** Environment variables an operator sets to move the ceiling of every client the process makes (gwei, decimals allowed). */
 export const FEE_CEILING_ENV = {
@@ -86,7 +86,9 @@ export function resolveFeeCeiling(
   };
   const maxFeePerGas = given.maxFeePerGas ?? fromEnv('maxFeePerGas') ?? DEFAULT_MAX_FEE_PER_GAS;
   const maxPriorityFeePerGas =
-    given.maxPriorityFeePerGas ?? fromEnv('maxPriorityFeePerGas') ?? maxFeePerGas / DEFAULT_TIP_DIVISOR;
+    given.maxPriorityFeePerGas ??
+    fromEnv('maxPriorityFeePerGas') ??
+    (maxFeePerGas >= DEFAULT_TIP_DIVISOR ? maxFeePerGas / DEFAULT_TIP_DIVISOR : 1n);
   if (maxFeePerGas <= 0n || maxPriorityFeePerGas <= 0n)
     throw new InvalidInputError('the fee ceiling (feeCeiling) must be positive, in wei per gas');
   if (maxPriorityFeePerGas > maxFeePerGas)
