@@ -125,6 +125,18 @@ describe('getNode reads the blocks since its last read, not since the registrati
     }
   }, 60_000);
 
+  it('neither stores nor uses an entry when the RPC answers another chain id than the deployment’s', async () => {
+    // The deployment says chain id 1; the URL serves anvil's. Every read scans back to the
+    // registration (nothing was stored), and the values are still the chain's.
+    const wrong = { ...deployment, chainId: 1 };
+    const read = () => getNode(createFirnClients(proxy.url, undefined, wrong), enclaveId);
+    expect((await read()).endpoint).toBe('http://127.0.0.1:9002');
+    await mine(100);
+    proxy.calls.length = 0;
+    expect((await read()).endpoint).toBe('http://127.0.0.1:9002');
+    expect(blocksScanned(proxy.calls)).toBeGreaterThan(400n);
+  }, 60_000);
+
   it('does not carry an entry over to another chain behind the same URL (a devnet restarted: same addresses, same Enclave ID)', async () => {
     const read = () => getNode(createFirnClients(proxy.url, undefined, deployment), enclaveId);
     expect((await read()).endpoint).toBe('http://127.0.0.1:9002');
