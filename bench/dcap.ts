@@ -5,12 +5,12 @@
  * parsed and checked again); "warm" reuses parsed and verified collateral and chains, so only the
  * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
  * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
- * on libuv's thread pool while other processes leave a core free, decisions 1270, 1340 and 1450),
+ * on its signature thread while other processes leave a core free, decisions 1270, 1340, 1450, 1490),
  * each call awaited before the next; the pool forced on, the signature thread forced on
  * ('thread', decision 1450; cold only, warm calls run alike) and the synchronous variant are timed
  * too. The signature thread starts in the warm-up, before anything is timed.
- * All are timed interleaved in rounds (median batch reported; each round starts one function
- * further on, so every function takes every place equally often), wall-clock and CPU time (all
+ * All are timed interleaved in rounds (median batch reported; each round runs them in a fresh
+ * seeded order, so every function takes every place and follows every other about equally often), wall-clock and CPU time (all
  * threads), so load from other processes hits them alike; the headlines are the wall-clock figures
  * of verifyDcapQuote.
  *
@@ -26,7 +26,7 @@ import {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from '../packages/attestation/src/dcap/index.ts';
-import { poolHasACore } from '../packages/attestation/src/dcap/freeCore.ts';
+import { coreIsFree } from '../packages/attestation/src/dcap/freeCore.ts';
 import { reportBench } from './report.ts';
 
 const require = createRequire(import.meta.url);
@@ -78,27 +78,53 @@ const median = (a: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
+/** A deterministic PRNG in [0, 1) (mulberry32), so the benchmark's orders repeat from run to run. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+/** A Fisher-Yates shuffled copy of `a`. */
+function shuffled<T>(a: readonly T[], rand: () => number): T[] {
+  const s = [...a];
+  for (let i = s.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [s[i], s[j]] = [s[j]!, s[i]!];
+  }
+  return s;
+}
+
 /**
  * Time several functions interleaved: `rounds` rounds, each running a batch of every function in
  * turn, so a burst of load from other processes hits all of them alike. Reports the median batch.
  */
 async function interleaved(
-  fns: Record<string, { f: Op; perBatch: number }>,
+  fns: Record<string, { f: Op; perBatch: number; after?: () => void }>,
   rounds: number,
 ): Promise<Record<string, { wallUs: number; cpuUs: number }>> {
   for (const { f, perBatch } of Object.values(fns)) await batch(Math.min(20, perBatch * 2), f); // JIT warm-up
   const wall: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
-  const order = Object.entries(fns);
-  for (let r = 0; r < rounds; r++)
-    for (let j = 0; j < order.length; j++) {
-      // Each round starts one place further on, so every function takes every place in the round
-      // equally often: the garbage a reference leaves behind is collected in no one's batch alone.
-      const [name, { f, perBatch }] = order[(r + j) % order.length]!;
+  const entries = Object.entries(fns);
+  const rand = seededRandom(0x15dca9);
+  for (let r = 0; r < rounds; r++) {
+    // A fresh order each round (seeded, so runs repeat it): every function takes every place and
+    // follows every other one about equally often, so the garbage a reference leaves behind is
+    // collected in no one's batch alone. (Rotating one fixed order, as before, kept each
+    // function's predecessor fixed: 'auto' cold always ran right after both references.)
+    const order = shuffled(entries, rand);
+    for (const [name, { f, perBatch, after }] of order) {
       const b = await batch(perBatch, f);
+      after?.();
       wall[name] = [...(wall[name] ?? []), b.wall];
       cpu[name] = [...(cpu[name] ?? []), b.cpu];
     }
+  }
   return Object.fromEntries(
     Object.keys(fns).map((k) => [k, { wallUs: median(wall[k]!), cpuUs: median(cpu[k]!) }]),
   );
@@ -130,12 +156,13 @@ for (const c of CASES) {
 
   // Cold: every cache of inputs cleared before each call (certificates parsed, keys imported and
   // every signature checked again); the pinned Intel root stays parsed (decision 1160). The
-  // headline times verifyDcapQuote, the API every verifier calls (its signatures run on libuv's
-  // thread pool, decision 1270), each call awaited before the next; the synchronous variant is
+  // headline times verifyDcapQuote, the API every verifier calls (its signatures run on its
+  // signature thread while a core is free, decision 1490), each call awaited before the next; the synchronous variant is
   // timed alongside for comparison.
   const opts = { collateral, now: c.now };
   const poolOpts = { ...opts, signatureThreads: 'pool' as const };
   const threadOpts = { ...opts, signatureThreads: 'thread' as const };
+  const autoChoices: boolean[] = [];
   const t = await interleaved(
     {
       firnCold: {
@@ -144,6 +171,8 @@ for (const c of CASES) {
           return verifyDcapQuote(quote, opts);
         },
         perBatch: 10,
+        // What 'auto' used in this batch (its decision holds for half a second).
+        after: () => autoChoices.push(coreIsFree()),
       },
       firnWarm: { f: () => verifyDcapQuote(quote, opts), perBatch: 50 },
       firnColdPool: {
@@ -174,10 +203,11 @@ for (const c of CASES) {
     },
     rounds,
   );
-  const autoPool = poolHasACore();
+  const autoThread = autoChoices.filter((x) => x).length;
   results.push({
     case: c.name,
-    autoChosePool: autoPool,
+    autoUsedThreadInBatches: autoThread,
+    autoBatches: autoChoices.length,
     status: firn.tcbStatus,
     advisoryIds: firn.advisoryIds,
     verdictsIdentical: verdicts,
@@ -186,7 +216,7 @@ for (const c of CASES) {
   });
   rows.push(
     `${c.name}: status ${firn.tcbStatus} [${firn.advisoryIds.join(', ')}]; verdicts ${verdicts ? 'identical' : 'DIFFER'} (dcap-qvl ${js.status}, wasm ${wasm.status})`,
-    `  firn cold (no caches)      ${fmt(t.firnCold!)}  ('auto' chose the ${autoPool ? 'pool' : 'calling thread'} at the end)`,
+    `  firn cold (no caches)      ${fmt(t.firnCold!)}  ('auto' used the signature thread in ${autoThread} of ${autoChoices.length} batches, else the calling thread)`,
     `  firn warm (cached coll.)   ${fmt(t.firnWarm!)}`,
     `  firn cold, pool forced     ${fmt(t.firnColdPool!)}`,
     `  firn warm, pool forced     ${fmt(t.firnWarmPool!)}`,
@@ -199,7 +229,7 @@ for (const c of CASES) {
   );
 }
 process.stdout.write(
-  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (verifyDcapQuote uses the pool while other processes leave half a core idle beside it)\n${rows.join('\n')}\n`,
+  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (verifyDcapQuote uses its signature thread while other processes leave half a core idle beside it)\n${rows.join('\n')}\n`,
 );
 type Timed = { timings: Record<string, { wallUs: number; cpuUs: number }> };
 const worst = (k: string, m: 'wallUs' | 'cpuUs') =>

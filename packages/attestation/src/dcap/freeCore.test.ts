@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { choosePool, freeCoresBetween, MIN_INTERVAL_MS, poolHasACore, sampleCpu } from './freeCore.ts';
+import { choosePool, freeCoresBetween, MIN_INTERVAL_MS, coreIsFree, sampleCpu } from './freeCore.ts';
 
 describe('freeCoresBetween (the auto choice of where DCAP signatures run)', () => {
   const at = (t: number, busy: number, own: number) => ({ at: t, busy, own });
@@ -29,7 +29,7 @@ describe('freeCoresBetween (the auto choice of where DCAP signatures run)', () =
     const s = sampleCpu();
     expect(s.busy).toBeGreaterThan(0);
     expect(s.own).toBeGreaterThan(0);
-    expect(typeof poolHasACore()).toBe('boolean');
+    expect(typeof coreIsFree()).toBe('boolean');
   });
 });
 
