@@ -26,7 +26,7 @@ import {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from '../packages/attestation/src/dcap/index.ts';
-import { coreIsFree } from '../packages/attestation/src/dcap/freeCore.ts';
+import { lastCoreDecision } from '../packages/attestation/src/dcap/freeCore.ts';
 import { reportBench } from './report.ts';
 
 const require = createRequire(import.meta.url);
@@ -172,7 +172,7 @@ for (const c of CASES) {
         },
         perBatch: 10,
         // What 'auto' used in this batch (its decision holds for half a second).
-        after: () => autoChoices.push(coreIsFree()),
+        after: () => autoChoices.push(lastCoreDecision()),
       },
       firnWarm: { f: () => verifyDcapQuote(quote, opts), perBatch: 50 },
       firnColdPool: {

@@ -92,3 +92,11 @@ export function coreIsFree(): boolean {
   if (s.at - last.at >= MIN_INTERVAL_MS) last = s;
   return use;
 }
+
+/**
+ * The decision coreIsFree returned last (true before any), without deciding again or sampling:
+ * for benchmarks reporting what 'auto' used without changing when it decides.
+ */
+export function lastCoreDecision(): boolean {
+  return use;
+}
