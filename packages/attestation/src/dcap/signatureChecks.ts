@@ -1,6 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import type { FirnError } from '@firn/core';
 import { ecdsaVerifyOnThread, takeOver } from './signatureThread.ts';
-import { ecdsaVerifyDer, ecdsaVerifyRaw, type PublicKeyRef, resolveKey } from './x509.ts';
+import { ecdsaVerifyDer, ecdsaVerifyRaw } from './x509.ts';
 
 /** A signature check's result: known now (synchronous mode) or coming from another thread. */
 export type SignatureResult = boolean | Promise<boolean>;
@@ -8,12 +9,10 @@ export type SignatureResult = boolean | Promise<boolean>;
 /**
  * Where deferred checks run: ecdsaVerifyOnPool (libuv's pool) or ecdsaVerifyOnThread (the one
  * signature thread). Same contract: false at once for a malformed raw signature, else a promise of
- * the result, rejected only when no verdict could be reached (E_INTERNAL) or with the key's own
- * import error where the key is imported on the other thread (decision 1490). A key not imported
- * and not importable elsewhere is imported at once (throwing as LazyPublicKey does).
+ * the result (rejected only when no verdict could be reached).
  */
 export type DeferredVerify = (
-  key: PublicKeyRef,
+  key: KeyObject,
   data: Uint8Array,
   signature: Uint8Array,
   dsaEncoding: 'der' | 'ieee-p1363',
@@ -49,21 +48,21 @@ export class SignatureChecks {
   }
 
   /** Check a DER ECDSA-SHA256 signature (certificates, CRLs); `error` names the failure. */
-  der(key: PublicKeyRef, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
+  der(key: KeyObject, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
     const r =
       this.later !== undefined
         ? this.later(key, data, signature, 'der')
-        : ecdsaVerifyDer(resolveKey(key), data, signature);
+        : ecdsaVerifyDer(key, data, signature);
     this.add(r, error);
     return r;
   }
 
   /** Check a raw r||s ECDSA-SHA256 signature (quotes, QE reports, collateral JSON). */
-  raw(key: PublicKeyRef, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
+  raw(key: KeyObject, data: Uint8Array, signature: Uint8Array, error: () => FirnError): SignatureResult {
     const r =
       this.later !== undefined
         ? this.later(key, data, signature, 'ieee-p1363')
-        : ecdsaVerifyRaw(resolveKey(key), data, signature);
+        : ecdsaVerifyRaw(key, data, signature);
     this.add(r, error);
     return r;
   }
@@ -83,22 +82,16 @@ export class SignatureChecks {
 
   /**
    * Wait for every queued check; run the commits whose checks all passed; throw the error of the
-   * first failing check in registration order, if any (a rejected check throws its own error).
+   * first failing check in registration order, if any.
    */
   async settle(): Promise<void> {
     if (this.pending.length === 0) return;
     // Nothing left to do here but wait: make the checks the signature thread has not started.
     if (this.later === ecdsaVerifyOnThread) takeOver(this.pending.map((p) => p.result));
-    // Every result awaited, then read in registration order: a check that failed (false) or could
-    // not be made (rejected: its key's import error, or no verdict reached) fails at its place, so
-    // the first error is the one the synchronous order meets first (decision 1490).
-    const results = await Promise.allSettled(this.pending.map((p) => p.result));
-    let firstFailed = results.findIndex((r) => r.status === 'rejected' || !r.value);
+    const results = await Promise.all(this.pending.map((p) => p.result));
+    let firstFailed = results.indexOf(false);
     if (firstFailed < 0) firstFailed = results.length;
     for (const c of this.commits) if (c.upTo <= firstFailed) c.run();
-    if (firstFailed < results.length) {
-      const r = results[firstFailed]!;
-      throw r.status === 'rejected' ? r.reason : this.pending[firstFailed]!.error();
-    }
+    if (firstFailed < results.length) throw this.pending[firstFailed]!.error();
   }
 }

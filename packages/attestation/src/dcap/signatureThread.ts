@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { FirnError } from '@firn/core';
 import type { SignatureResult } from './signatureChecks.ts';
-import { ecdsaVerifyDer, ecdsaVerifyRaw, type PublicKeyRef, resolveKey } from './x509.ts';
+import { ecdsaVerifyDer, ecdsaVerifyRaw } from './x509.ts';
 
 /**
  * One persistent thread that checks ECDSA-SHA256 signatures in the order they are sent
@@ -21,19 +21,7 @@ import { ecdsaVerifyDer, ecdsaVerifyRaw, type PublicKeyRef, resolveKey } from '.
  */
 const WORKER_SOURCE = `
 const { parentPort, receiveMessageOnPort, workerData } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
-// A P-256 point x||y sent in place of a key: imported here as the calling thread would (JWK, the
-// on-curve check included); null if it cannot be (the calling thread meets the same error).
-function importPoint(p) {
-  try {
-    const b = Buffer.from(p.buffer, p.byteOffset, p.length);
-    const x = b.subarray(0, 32).toString('base64url');
-    const y = b.subarray(32, 64).toString('base64url');
-    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
-  } catch {
-    return null;
-  }
-}
+const { verify } = require('node:crypto');
 const MAX_KEYS = 4096;
 const claims = new Int32Array(workerData.claims);
 const RING = claims.length;
@@ -45,15 +33,14 @@ function check(m) {
     epoch = m.e;
   }
   let key = keys.get(m.k);
-  if (m.key !== undefined || m.p !== undefined) {
+  if (m.key !== undefined) {
     if (keys.size >= MAX_KEYS) keys.clear();
-    key = m.key !== undefined ? m.key : importPoint(m.p);
+    key = m.key;
     keys.set(m.k, key);
   }
   // A check the calling thread has taken over (it waits for none of the thread's): skipped.
   if (Atomics.compareExchange(claims, m.i % RING, 0, 1) !== 0) return 3;
   if (key === undefined) return 2;
-  if (key === null) return 4;
   const b = new Uint8Array(m.b);
   try {
     const ok = verify('sha256', b.subarray(0, m.n), { key, dsaEncoding: m.d ? 'ieee-p1363' : 'der' }, b.subarray(m.n));
@@ -89,16 +76,12 @@ interface Pending {
 const RING = 1 << 16;
 const claims = new Int32Array(new SharedArrayBuffer(4 * RING));
 
-/**
- * One check as sent: job id, epoch, key id, key (first use in the epoch: imported, or the P-256
- * point for the thread to import), encoding, data length, data||signature.
- */
+/** One check as sent: job id, epoch, key id, key (first use in the epoch), encoding, data length, data||signature. */
 interface Job {
   i: number;
   e: number;
   k: number;
   key?: KeyObject;
-  p?: Uint8Array;
   d: 0 | 1;
   n: number;
   b: ArrayBuffer;
@@ -114,8 +97,7 @@ let nextJob = 0;
  */
 let answeredBelow = 0;
 let epoch = 0;
-/** Key ids by the object sent for them: a KeyObject, or a certificate's LazyPublicKey sent as its point. */
-let keyIds = new WeakMap<object, number>();
+let keyIds = new WeakMap<KeyObject, number>();
 let nextKey = 0;
 /** Keys sent to the thread in this epoch: at MAX_THREAD_KEYS a new epoch starts (both sides forget). */
 let keysSent = 0;
@@ -153,11 +135,9 @@ function thread(): Worker {
       // Undefined: taken over and answered here already (the thread answered 3, skipped).
       if (p === undefined) continue;
       pending.delete(m.ids[i]!);
-      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it;
-      // 4: the key's point could not be imported there. Made here, the same check on the bytes
-      // queued (never a verdict without a check); an import that fails here too rejects with its
-      // own error, which settles at this check's place (decision 1490).
-      if (m.ok[i] === 2 || m.ok[i] === 4) {
+      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it:
+      // made here, the same check on the bytes queued (never a verdict without a check).
+      if (m.ok[i] === 2) {
         let ok: boolean;
         try {
           ok = p.run();
@@ -186,16 +166,12 @@ function thread(): Worker {
  * marked handled, so a check whose result is never awaited cannot fail the process.
  */
 export function ecdsaVerifyOnThread(
-  keyRef: PublicKeyRef,
+  key: KeyObject,
   data: Uint8Array,
   signature: Uint8Array,
   dsaEncoding: 'der' | 'ieee-p1363',
 ): boolean | Promise<boolean> {
-  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) {
-    // The synchronous order imports the key before it looks at the signature: same first error.
-    resolveKey(keyRef);
-    return false;
-  }
+  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
   let w: Worker;
   try {
     // Half the ring of messages unanswered by the thread at most (taken-over ones included), so a
@@ -204,46 +180,28 @@ export function ecdsaVerifyOnThread(
     w = thread();
   } catch {
     // No thread to be had (or a backlog): checked here and now, the same check.
-    const k = resolveKey(keyRef);
-    return dsaEncoding === 'der' ? ecdsaVerifyDer(k, data, signature) : ecdsaVerifyRaw(k, data, signature);
+    return dsaEncoding === 'der'
+      ? ecdsaVerifyDer(key, data, signature)
+      : ecdsaVerifyRaw(key, data, signature);
   }
-  // A certificate's key not imported here yet goes as its P-256 point and is imported on the
-  // thread, off this thread's path (decision 1490); any other key is imported here first.
-  let key: KeyObject | undefined;
-  let point: Uint8Array | undefined;
-  if (typeof keyRef === 'function') {
-    key = keyRef.imported();
-    if (key === undefined) {
-      point = keyRef.point;
-      if (point === undefined) key = keyRef();
-    }
-  } else key = keyRef;
-  const sent: object = key ?? keyRef;
   const b = new Uint8Array(data.length + signature.length);
   b.set(data, 0);
   b.set(signature, data.length);
   const i = nextJob++;
   Atomics.store(claims, i % RING, 0);
-  let k = keyIds.get(sent);
+  let k = keyIds.get(key);
   if (k === undefined && keysSent >= MAX_THREAD_KEYS) clearSignatureThreadKeys();
   const job: Job = { i, e: epoch, k: k ?? 0, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
   if (k === undefined) {
     k = nextKey++;
     keysSent++;
-    keyIds.set(sent, k);
+    keyIds.set(key, k);
     job.k = k;
-    if (key !== undefined) job.key = key;
-    // 64 bytes copied: a view would carry its whole buffer (the certificate's) into the message.
-    else if (point !== undefined) job.p = point.slice();
+    job.key = key;
   }
   const d = b.subarray(0, data.length);
   const sig = b.subarray(data.length);
-  // Made here when taken over or when the thread could not: the key imported here if need be (it
-  // may throw its import error, which rejects the check).
-  const run = () => {
-    const kk = key ?? resolveKey(keyRef);
-    return dsaEncoding === 'der' ? ecdsaVerifyDer(kk, d, sig) : ecdsaVerifyRaw(kk, d, sig);
-  };
+  const run = () => (dsaEncoding === 'der' ? ecdsaVerifyDer(key, d, sig) : ecdsaVerifyRaw(key, d, sig));
   const p = new Promise<boolean>((resolve, reject) => {
     if (pending.size === 0) w.ref();
     pending.set(i, { resolve, reject, run });
@@ -277,15 +235,7 @@ export function takeOver(results: readonly SignatureResult[]): void {
     const p = pending.get(i);
     if (p === undefined || Atomics.compareExchange(claims, i % RING, 0, 1) !== 0) continue;
     pending.delete(i);
-    let ok: boolean;
-    try {
-      ok = p.run();
-    } catch (e) {
-      // The key's own import error (decision 1490): settled at this check's place.
-      p.reject(e instanceof Error ? e : new FirnError('E_INTERNAL', 'DCAP signature check failed'));
-      continue;
-    }
-    p.resolve(ok);
+    p.resolve(p.run());
   }
   if (pending.size === 0) worker?.unref();
 }

@@ -117,8 +117,7 @@ let issuedCache = new WeakMap<Certificate, Map<Certificate, SignatureResult>>();
 
 /**
  * The signature of `child` under `issuer`'s key: passed before, in flight (deferred mode only), or
- * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported
- * here (on the signature thread its import error comes as the result's rejection, decision 1490).
+ * checked now (on the pool when `deferred`). Throws only if the issuer's key cannot be imported.
  */
 function issuedBy(
   child: Certificate,
@@ -130,7 +129,7 @@ function issuedBy(
   if (hit === true || (hit !== undefined && later !== undefined)) return hit;
   const r =
     later !== undefined
-      ? later(issuer.publicKey, child.tbs, child.signature, 'der')
+      ? later(issuer.publicKey(), child.tbs, child.signature, 'der')
       : ecdsaVerifyDer(issuer.publicKey(), child.tbs, child.signature);
   if (r === false) return r;
   let m = byIssuer;
@@ -325,7 +324,7 @@ function checkCrlIssuer(crl: Crl, issuer: Certificate, what: string): void {
 
 function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
   checkCrlIssuer(crl, issuer, what);
-  checks.der(issuer.publicKey, crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
+  checks.der(issuer.publicKey(), crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
 }
 
 /**
@@ -375,7 +374,7 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   checkCollateralSigner(tcbChain, 'TCB info issuer chain');
   const tcbInfo = parseTcbInfo(c.tcbInfo);
   checks.raw(
-    tcbChain[0]!.publicKey,
+    tcbChain[0]!.publicKey(),
     Buffer.from(c.tcbInfo, 'utf8'),
     c.tcbInfoSignature,
     collateralErr('TCB info signature is invalid'),
@@ -393,7 +392,7 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
   }
   const qeIdentity = parseQeIdentity(c.qeIdentity);
   checks.raw(
-    qeIdChain[0]!.publicKey,
+    qeIdChain[0]!.publicKey(),
     Buffer.from(c.qeIdentity, 'utf8'),
     c.qeIdentitySignature,
     collateralErr('QE identity signature is invalid'),
@@ -619,7 +618,7 @@ function startQuoteChecks(
     const { qeReport, qeReportSignature } = q.certification;
     early.qeReport =
       later !== undefined
-        ? later(leaf.publicKey, qeReport.raw, qeReportSignature, 'ieee-p1363')
+        ? later(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
         : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
     early.leaf = leaf;
   } catch {
@@ -908,7 +907,7 @@ function finish(
   // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
   if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
-  else checks.raw(leaf.publicKey, cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
+  else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
   if (
     !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||

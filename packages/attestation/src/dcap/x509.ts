@@ -43,31 +43,7 @@ export interface Certificate {
   extensions: Map<string, X509Extension>;
   isCa: boolean;
   /** Created on first use: importing a key costs more than parsing. */
-  publicKey: LazyPublicKey;
-}
-
-/**
- * A certificate's public key, imported on the first call (then the same KeyObject); the call
- * throws FirnError E_EVIDENCE_MALFORMED when the key cannot be imported (a point off the curve)
- * and E_EVIDENCE_CHAIN when it is not an EC key.
- *
- * - `point`: the 64-byte P-256 point x||y when the SPKI is a plain P-256 key (the only kind in
- *   Intel's chains), so another thread can import the same key from it (decision 1490); else
- *   undefined (imported here only).
- * - `imported()`: the KeyObject if this thread has imported it already, else undefined.
- */
-export interface LazyPublicKey {
-  (): KeyObject;
-  readonly point: Uint8Array | undefined;
-  imported(): KeyObject | undefined;
-}
-
-/** A key to check with: imported (KeyObject) or a certificate's lazily imported one. */
-export type PublicKeyRef = KeyObject | LazyPublicKey;
-
-/** The KeyObject behind `k`, imported now if it was not (throws as LazyPublicKey does). */
-export function resolveKey(k: PublicKeyRef): KeyObject {
-  return typeof k === 'function' ? k() : k;
+  publicKey(): KeyObject;
 }
 
 /** A parsed certificate revocation list; its signature is checked by verifyCrl. */
@@ -133,21 +109,21 @@ const P256_SPKI_PREFIX = Uint8Array.from([
  * coordinates, and both check the point is on the curve. Any other SPKI takes the DER path.
  */
 function importSpki(spki: Uint8Array): KeyObject {
-  const point = p256Point(spki);
-  if (point !== undefined) return p256RawKey(point);
+  if (spki.length === P256_SPKI_PREFIX.length + 64) {
+    let p256 = true;
+    for (let i = 0; i < P256_SPKI_PREFIX.length; i++)
+      if (spki[i] !== P256_SPKI_PREFIX[i]) {
+        p256 = false;
+        break;
+      }
+    if (p256) return p256RawKey(spki.subarray(P256_SPKI_PREFIX.length));
+  }
   return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
 }
 
-/** The 64-byte point x||y of a plain P-256 SPKI (a view into it), or undefined for any other SPKI. */
-function p256Point(spki: Uint8Array): Uint8Array | undefined {
-  if (spki.length !== P256_SPKI_PREFIX.length + 64) return undefined;
-  for (let i = 0; i < P256_SPKI_PREFIX.length; i++) if (spki[i] !== P256_SPKI_PREFIX[i]) return undefined;
-  return spki.subarray(P256_SPKI_PREFIX.length);
-}
-
-function lazyKey(spki: Uint8Array): LazyPublicKey {
+function lazyKey(spki: Uint8Array): () => KeyObject {
   let key: KeyObject | undefined;
-  const get = () => {
+  return () => {
     if (key === undefined) {
       try {
         key = importSpki(spki);
@@ -161,7 +137,6 @@ function lazyKey(spki: Uint8Array): LazyPublicKey {
     }
     return key;
   };
-  return Object.assign(get, { point: p256Point(spki), imported: () => key });
 }
 
 /** Parse one DER certificate (size-capped); structure only, no signature or time checked. */
@@ -307,17 +282,14 @@ export function ecdsaVerifyRaw(key: KeyObject, data: Uint8Array, signature: Uint
  * ECDSA-SHA256 verify on libuv's thread pool (node:crypto's callback form): DER signatures when
  * `dsaEncoding` is 'der', raw r||s (64 bytes) when 'ieee-p1363'. Resolves false on any failure,
  * never rejects. The data and signature are copied when the job is queued, so later changes to
- * the caller's buffers do not affect the result. A key not yet imported is imported first, here
- * (throwing as LazyPublicKey does).
+ * the caller's buffers do not affect the result.
  */
 export function ecdsaVerifyOnPool(
-  keyRef: PublicKeyRef,
+  key: KeyObject,
   data: Uint8Array,
   signature: Uint8Array,
   dsaEncoding: 'der' | 'ieee-p1363',
 ): boolean | Promise<boolean> {
-  // Imported here first (it may throw), as when the caller imported it before queueing.
-  const key = resolveKey(keyRef);
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
   return new Promise<boolean>((resolve) => {
     try {
