@@ -9,8 +9,9 @@
  * each call awaited before the next; the pool forced on, the signature thread forced on
  * ('thread', decision 1450; cold only, warm calls run alike) and the synchronous variant are timed
  * too. The signature thread starts in the warm-up, before anything is timed.
- * All are timed interleaved in rounds (median batch reported; each round runs them in a fresh
- * seeded order, so every function takes every place and follows every other about equally often), wall-clock and CPU time (all
+ * All are timed interleaved in rounds (median batch reported; firn's functions rotated in a Latin
+ * square, the references last in each round, so every firn function runs at each distance after
+ * the references equally often), wall-clock and CPU time (all
  * threads), so load from other processes hits them alike; the headlines are the wall-clock figures
  * of verifyDcapQuote.
  *
@@ -78,46 +79,30 @@ const median = (a: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-/** A deterministic PRNG in [0, 1) (mulberry32), so the benchmark's orders repeat from run to run. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-/** A Fisher-Yates shuffled copy of `a`. */
-function shuffled<T>(a: readonly T[], rand: () => number): T[] {
-  const s = [...a];
-  for (let i = s.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [s[i], s[j]] = [s[j]!, s[i]!];
-  }
-  return s;
-}
-
 /**
- * Time several functions interleaved: `rounds` rounds, each running a batch of every function in
- * turn, so a burst of load from other processes hits all of them alike. Reports the median batch.
+ * Time several functions interleaved: `rounds` rounds (a multiple of the functions that are not
+ * references), each running a batch of every function in turn, so a burst of load from
+ * other processes hits all of them alike. Reports the median batch.
+ *
+ * The order is a Latin square over firn's functions with the references last: round r runs firn's
+ * functions rotated by r, then the references. A reference (dcap-qvl's JS verifier above all)
+ * leaves garbage whose collection lands in the next batches; this way every firn function runs
+ * first, second, ... after the references in exactly the same number of rounds. (Decision 1450
+ * rotated all functions together, which kept 'auto' cold right after both references every round;
+ * a seeded shuffle, tried first in decision 1490, still left one entry after them more often.)
  */
 async function interleaved(
-  fns: Record<string, { f: Op; perBatch: number; after?: () => void }>,
+  fns: Record<string, { f: Op; perBatch: number; after?: () => void; reference?: true }>,
   rounds: number,
 ): Promise<Record<string, { wallUs: number; cpuUs: number }>> {
   for (const { f, perBatch } of Object.values(fns)) await batch(Math.min(20, perBatch * 2), f); // JIT warm-up
   const wall: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
-  const entries = Object.entries(fns);
-  const rand = seededRandom(0x15dca9);
+  const own = Object.entries(fns).filter(([, e]) => e.reference !== true);
+  const refs = Object.entries(fns).filter(([, e]) => e.reference === true);
+  if (rounds % own.length !== 0) throw new Error(`rounds must be a multiple of ${own.length}`);
   for (let r = 0; r < rounds; r++) {
-    // A fresh order each round (seeded, so runs repeat it): every function takes every place and
-    // follows every other one about equally often, so the garbage a reference leaves behind is
-    // collected in no one's batch alone. (Rotating one fixed order, as before, kept each
-    // function's predecessor fixed: 'auto' cold always ran right after both references.)
-    const order = shuffled(entries, rand);
+    const order = [...own.slice(r % own.length), ...own.slice(0, r % own.length), ...refs];
     for (const [name, { f, perBatch, after }] of order) {
       const b = await batch(perBatch, f);
       after?.();
@@ -135,7 +120,9 @@ const fmt = (t: { wallUs: number; cpuUs: number }) =>
 const rows: string[] = [];
 const results: Record<string, unknown>[] = [];
 let allSame = true;
-const rounds = Math.max(5, Math.round(N / 20));
+/** firn's functions timed per case (the Latin square's side): rounds are a multiple of it. */
+const FIRN_FUNCTIONS = 7;
+const rounds = Math.ceil(Math.max(5, Math.round(N / 20)) / FIRN_FUNCTIONS) * FIRN_FUNCTIONS;
 for (const c of CASES) {
   const quote = new Uint8Array(readFileSync(c.quote));
   const collateral = JSON.parse(readFileSync(c.collateral, 'utf8')) as Record<string, unknown>;
@@ -198,8 +185,12 @@ for (const c of CASES) {
         perBatch: 10,
       },
       firnWarmSync: { f: () => verifyDcapQuoteSync(quote, opts), perBatch: 50 },
-      dcapQvlJs: { f: () => qvlJs.verify(quote, collateral, c.now), perBatch: 2 },
-      dcapQvlWasm: { f: () => wasmPkg.js_verify(quote, collateral, BigInt(c.now)), perBatch: 4 },
+      dcapQvlJs: { f: () => qvlJs.verify(quote, collateral, c.now), perBatch: 2, reference: true },
+      dcapQvlWasm: {
+        f: () => wasmPkg.js_verify(quote, collateral, BigInt(c.now)),
+        perBatch: 4,
+        reference: true,
+      },
     },
     rounds,
   );
