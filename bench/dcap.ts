@@ -5,12 +5,13 @@
  * parsed and checked again); "warm" reuses parsed and verified collateral and chains, so only the
  * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
  * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
- * on libuv's thread pool while other processes leave a core free, decisions 1270, 1340 and 1450),
+ * on its signature thread while other processes leave a core free, decisions 1270, 1340, 1450, 1490),
  * each call awaited before the next; the pool forced on, the signature thread forced on
  * ('thread', decision 1450; cold only, warm calls run alike) and the synchronous variant are timed
  * too. The signature thread starts in the warm-up, before anything is timed.
- * All are timed interleaved in rounds (median batch reported; each round starts one function
- * further on, so every function takes every place equally often), wall-clock and CPU time (all
+ * All are timed interleaved in rounds (median batch reported; firn's functions rotated in a Latin
+ * square, the references last in each round, so every firn function runs at each distance after
+ * the references equally often), wall-clock and CPU time (all
  * threads), so load from other processes hits them alike; the headlines are the wall-clock figures
  * of verifyDcapQuote.
  *
@@ -26,7 +27,7 @@ import {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from '../packages/attestation/src/dcap/index.ts';
-import { poolHasACore } from '../packages/attestation/src/dcap/freeCore.ts';
+import { lastCoreDecision } from '../packages/attestation/src/dcap/freeCore.ts';
 import { reportBench } from './report.ts';
 
 const require = createRequire(import.meta.url);
@@ -79,26 +80,36 @@ const median = (a: number[]) => {
 };
 
 /**
- * Time several functions interleaved: `rounds` rounds, each running a batch of every function in
- * turn, so a burst of load from other processes hits all of them alike. Reports the median batch.
+ * Time several functions interleaved: `rounds` rounds (a multiple of the functions that are not
+ * references), each running a batch of every function in turn, so a burst of load from
+ * other processes hits all of them alike. Reports the median batch.
+ *
+ * The order is a Latin square over firn's functions with the references last: round r runs firn's
+ * functions rotated by r, then the references. A reference (dcap-qvl's JS verifier above all)
+ * leaves garbage whose collection lands in the next batches; this way every firn function runs
+ * first, second, ... after the references in exactly the same number of rounds. (Decision 1450
+ * rotated all functions together, which kept 'auto' cold right after both references every round;
+ * a seeded shuffle, tried first in decision 1490, still left one entry after them more often.)
  */
 async function interleaved(
-  fns: Record<string, { f: Op; perBatch: number }>,
+  fns: Record<string, { f: Op; perBatch: number; after?: () => void; reference?: true }>,
   rounds: number,
 ): Promise<Record<string, { wallUs: number; cpuUs: number }>> {
   for (const { f, perBatch } of Object.values(fns)) await batch(Math.min(20, perBatch * 2), f); // JIT warm-up
   const wall: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
-  const order = Object.entries(fns);
-  for (let r = 0; r < rounds; r++)
-    for (let j = 0; j < order.length; j++) {
-      // Each round starts one place further on, so every function takes every place in the round
-      // equally often: the garbage a reference leaves behind is collected in no one's batch alone.
-      const [name, { f, perBatch }] = order[(r + j) % order.length]!;
+  const own = Object.entries(fns).filter(([, e]) => e.reference !== true);
+  const refs = Object.entries(fns).filter(([, e]) => e.reference === true);
+  if (rounds % own.length !== 0) throw new Error(`rounds must be a multiple of ${own.length}`);
+  for (let r = 0; r < rounds; r++) {
+    const order = [...own.slice(r % own.length), ...own.slice(0, r % own.length), ...refs];
+    for (const [name, { f, perBatch, after }] of order) {
       const b = await batch(perBatch, f);
+      after?.();
       wall[name] = [...(wall[name] ?? []), b.wall];
       cpu[name] = [...(cpu[name] ?? []), b.cpu];
     }
+  }
   return Object.fromEntries(
     Object.keys(fns).map((k) => [k, { wallUs: median(wall[k]!), cpuUs: median(cpu[k]!) }]),
   );
@@ -109,7 +120,9 @@ const fmt = (t: { wallUs: number; cpuUs: number }) =>
 const rows: string[] = [];
 const results: Record<string, unknown>[] = [];
 let allSame = true;
-const rounds = Math.max(5, Math.round(N / 20));
+/** firn's functions timed per case (the Latin square's side): rounds are a multiple of it. */
+const FIRN_FUNCTIONS = 7;
+const rounds = Math.ceil(Math.max(5, Math.round(N / 20)) / FIRN_FUNCTIONS) * FIRN_FUNCTIONS;
 for (const c of CASES) {
   const quote = new Uint8Array(readFileSync(c.quote));
   const collateral = JSON.parse(readFileSync(c.collateral, 'utf8')) as Record<string, unknown>;
@@ -130,12 +143,13 @@ for (const c of CASES) {
 
   // Cold: every cache of inputs cleared before each call (certificates parsed, keys imported and
   // every signature checked again); the pinned Intel root stays parsed (decision 1160). The
-  // headline times verifyDcapQuote, the API every verifier calls (its signatures run on libuv's
-  // thread pool, decision 1270), each call awaited before the next; the synchronous variant is
+  // headline times verifyDcapQuote, the API every verifier calls (its signatures run on its
+  // signature thread while a core is free, decision 1490), each call awaited before the next; the synchronous variant is
   // timed alongside for comparison.
   const opts = { collateral, now: c.now };
   const poolOpts = { ...opts, signatureThreads: 'pool' as const };
   const threadOpts = { ...opts, signatureThreads: 'thread' as const };
+  const autoChoices: boolean[] = [];
   const t = await interleaved(
     {
       firnCold: {
@@ -144,6 +158,8 @@ for (const c of CASES) {
           return verifyDcapQuote(quote, opts);
         },
         perBatch: 10,
+        // What 'auto' used in this batch (its decision holds for half a second).
+        after: () => autoChoices.push(lastCoreDecision()),
       },
       firnWarm: { f: () => verifyDcapQuote(quote, opts), perBatch: 50 },
       firnColdPool: {
@@ -169,15 +185,20 @@ for (const c of CASES) {
         perBatch: 10,
       },
       firnWarmSync: { f: () => verifyDcapQuoteSync(quote, opts), perBatch: 50 },
-      dcapQvlJs: { f: () => qvlJs.verify(quote, collateral, c.now), perBatch: 2 },
-      dcapQvlWasm: { f: () => wasmPkg.js_verify(quote, collateral, BigInt(c.now)), perBatch: 4 },
+      dcapQvlJs: { f: () => qvlJs.verify(quote, collateral, c.now), perBatch: 2, reference: true },
+      dcapQvlWasm: {
+        f: () => wasmPkg.js_verify(quote, collateral, BigInt(c.now)),
+        perBatch: 4,
+        reference: true,
+      },
     },
     rounds,
   );
-  const autoPool = poolHasACore();
+  const autoThread = autoChoices.filter((x) => x).length;
   results.push({
     case: c.name,
-    autoChosePool: autoPool,
+    autoUsedThreadInBatches: autoThread,
+    autoBatches: autoChoices.length,
     status: firn.tcbStatus,
     advisoryIds: firn.advisoryIds,
     verdictsIdentical: verdicts,
@@ -186,7 +207,7 @@ for (const c of CASES) {
   });
   rows.push(
     `${c.name}: status ${firn.tcbStatus} [${firn.advisoryIds.join(', ')}]; verdicts ${verdicts ? 'identical' : 'DIFFER'} (dcap-qvl ${js.status}, wasm ${wasm.status})`,
-    `  firn cold (no caches)      ${fmt(t.firnCold!)}  ('auto' chose the ${autoPool ? 'pool' : 'calling thread'} at the end)`,
+    `  firn cold (no caches)      ${fmt(t.firnCold!)}  ('auto' used the signature thread in ${autoThread} of ${autoChoices.length} batches, else the calling thread)`,
     `  firn warm (cached coll.)   ${fmt(t.firnWarm!)}`,
     `  firn cold, pool forced     ${fmt(t.firnColdPool!)}`,
     `  firn warm, pool forced     ${fmt(t.firnWarmPool!)}`,
@@ -199,7 +220,7 @@ for (const c of CASES) {
   );
 }
 process.stdout.write(
-  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (verifyDcapQuote uses the pool while other processes leave half a core idle beside it)\n${rows.join('\n')}\n`,
+  `DCAP verification, median of ${rounds} interleaved rounds, node ${process.version}, load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (verifyDcapQuote uses its signature thread while other processes leave half a core idle beside it)\n${rows.join('\n')}\n`,
 );
 type Timed = { timings: Record<string, { wallUs: number; cpuUs: number }> };
 const worst = (k: string, m: 'wallUs' | 'cpuUs') =>

@@ -40,7 +40,8 @@ export const MIN_FREE_CORE = 0.5;
 export const MIN_INTERVAL_MS = 100;
 
 /**
- * The 'auto' decision rule (decisions 1340, 1450), pure: whether the pool has a core to itself.
+ * The 'auto' decision rule (decisions 1340, 1450, 1490), pure: whether another thread (the
+ * signature thread since decision 1490, libuv's pool before) has a core to itself.
  *
  * - `prev`/`now`: samples (sampleCpu) at the previous decision (or when this module loaded) and now.
  * - `cores`: the cores this process may use (availableParallelism); `listed`: os.cpus().length.
@@ -76,11 +77,12 @@ let use = true;
 let decided = false;
 
 /**
- * Whether libuv's thread pool has a core to itself for DCAP signature checks ('auto' mode), by
- * choosePool over the time since the previous decision (or since this module loaded). Re-decided at
- * most every DECIDE_EVERY_MS; a decision samples os.cpus() (about 60 µs).
+ * Whether another thread has a core to itself beside the calling thread ('auto' mode: the
+ * signature thread then checks the DCAP signatures, decision 1490), by choosePool over the time
+ * since the previous decision (or since this module loaded). Re-decided at most every
+ * DECIDE_EVERY_MS; a decision samples os.cpus() (about 60 µs), other calls read one number.
  */
-export function poolHasACore(): boolean {
+export function coreIsFree(): boolean {
   if (decided && performance.now() - last.at < DECIDE_EVERY_MS) return use;
   const list = cpus();
   const s = sampleCpu(list);
@@ -88,5 +90,13 @@ export function poolHasACore(): boolean {
   decided = true;
   // A too-short interval is extended, not restarted: the next decision measures from the same start.
   if (s.at - last.at >= MIN_INTERVAL_MS) last = s;
+  return use;
+}
+
+/**
+ * The decision coreIsFree returned last (true before any), without deciding again or sampling:
+ * for benchmarks reporting what 'auto' used without changing when it decides.
+ */
+export function lastCoreDecision(): boolean {
   return use;
 }

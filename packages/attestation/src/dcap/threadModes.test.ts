@@ -10,6 +10,7 @@ import {
   verifyDcapQuote,
   verifyDcapQuoteSync,
 } from './verifyDcapQuote.ts';
+import { parseCertificate, pemCertificates } from './x509.ts';
 
 /**
  * Where verifyDcapQuote runs its signatures ('pool', 'thread', 'caller', 'auto') and verifyDcapQuoteSync:
@@ -51,6 +52,20 @@ async function agreed(quote: Uint8Array, opts: VerifyDcapOptions): Promise<Outco
   expect(sync).toEqual(pool);
   return pool;
 }
+
+/** `der` with the last byte of its SPKI's point flipped: a P-256 key off the curve. */
+function offCurveKey(der: Uint8Array): Uint8Array {
+  const c = parseCertificate(der);
+  const out = der.slice();
+  out[c.spki.byteOffset - der.byteOffset + c.spki.length - 1]! ^= 1;
+  return out;
+}
+const pem = (ders: Uint8Array[]) =>
+  ders
+    .map(
+      (d) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString('base64')}\n-----END CERTIFICATE-----\n`,
+    )
+    .join('');
 
 const CASES = fileURLToPath(new URL('../../vectors/cases/', import.meta.url));
 const synthRoots = (s: SyntheticDcap) => [new Uint8Array(Buffer.from(s.rootPem))];
@@ -137,6 +152,43 @@ describe('attacks fail alike in every signature mode', () => {
     const s = await makeSyntheticSgx({ qeIsvSvn: 1 });
     const o = await agreed(s.quote, { collateral: s.collateral, now: s.now, roots: synthRoots(s) });
     expect(o).toBeDefined();
+  });
+
+  it('a TCB signing certificate whose key is off the curve (decision 1490: imported on the thread there)', async () => {
+    const col = vectorJson(VECTORS.sgx.collateral);
+    const [signing, ...rest] = pemCertificates(col.tcb_info_issuer_chain as string, 'chain');
+    const chain = pem([offCurveKey(signing!), ...rest]);
+    const collateral = { ...col, tcb_info_issuer_chain: chain, qe_identity_issuer_chain: chain };
+    const o = await agreed(vector(VECTORS.sgx.quote), { collateral, now: VECTORS.sgx.now });
+    expect(o).toMatchObject({ code: expect.stringMatching(/^E_EVIDENCE_/) });
+  });
+
+  it('a PCK certificate in the quote whose key is off the curve', async () => {
+    const quote = vector(VECTORS.sgx.quote);
+    const text = Buffer.from(quote).toString('latin1');
+    const begin = text.indexOf('-----BEGIN CERTIFICATE-----');
+    const end = text.indexOf('-----END CERTIFICATE-----') + '-----END CERTIFICATE-----'.length;
+    const [leaf] = pemCertificates(text.slice(begin, end), 'chain');
+    const bad = offCurveKey(leaf!);
+    // The same length of base64 (one byte flipped), so the quote's sizes still hold.
+    const b64 = Buffer.from(bad).toString('base64');
+    const body = text
+      .slice(begin, end)
+      .replace(/-----[A-Z ]+-----/g, '')
+      .replace(/\s/g, '');
+    expect(b64.length).toBe(body.length);
+    let out = text.slice(begin, end);
+    let j = 0;
+    out = out.replace(/[A-Za-z0-9+/=]{4,}/g, (m) => {
+      if (m.includes('BEGIN') || m.includes('END') || m.includes('CERTIFICATE')) return m;
+      const r = b64.slice(j, j + m.length);
+      j += m.length;
+      return r;
+    });
+    const mutated = new Uint8Array(Buffer.from(text.slice(0, begin) + out + text.slice(end), 'latin1'));
+    expect(mutated.length).toBe(quote.length);
+    const o = await agreed(mutated, { collateral: vectorJson(VECTORS.sgx.collateral), now: VECTORS.sgx.now });
+    expect(o).toMatchObject({ code: expect.stringMatching(/^E_EVIDENCE_/) });
   });
 
   it('a bad quote signature', async () => {

@@ -1,7 +1,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type TcbStatus, type VerifiedEvidence } from '../types.ts';
-import { poolHasACore } from './freeCore.ts';
+import { coreIsFree } from './freeCore.ts';
 import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
 import { dcapMeasurementRegisters } from './quoteIdentity.ts';
@@ -37,11 +37,12 @@ export interface VerifyDcapOptions {
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
    * 'thread' (one persistent signature thread, in the order queued; this thread makes those not
    * yet started once it has nothing else to do; decision 1450), 'caller' (this thread, in turn)
-   * or 'auto' (default: the pool while other processes leave half a core or more idle beside this
-   * thread, measured since the previous decision, at least half a second; else this thread;
-   * decisions 1340, 1450). A call whose collateral is already checked (warm) runs on this thread
-   * in 'auto'. Verdicts and errors are the same in every mode; in 'thread' a signature thread that
-   * stops mid-call fails the call with E_INTERNAL, never with a verdict.
+   * or 'auto' (default: the signature thread while other processes leave half a core or more idle
+   * beside this thread, measured since the previous decision, at least half a second; else this
+   * thread; decisions 1340, 1450, 1490). A call whose collateral is already checked (warm) runs on
+   * this thread in 'auto'. Verdicts and errors are the same in every mode; in 'thread', and in
+   * 'auto' with a free core, a signature thread that stops mid-call fails the call with
+   * E_INTERNAL, never with a verdict.
    */
   signatureThreads?: 'auto' | 'pool' | 'thread' | 'caller';
 }
@@ -662,8 +663,8 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * It does not decide acceptance: debug enclaves, collateral past nextUpdate (reported as
  * collateralNextUpdate), the status and the measurements are left to the policy (evaluate).
  *
- * The ECDSA verifications (up to nine on a cold call) run concurrently on libuv's thread pool
- * while the rest is parsed (see `signatureThreads`); the error reported is the one of the first
+ * The ECDSA verifications (up to nine on a cold call) run on another thread (by default the
+ * signature thread, while a core is free) while the rest is parsed (see `signatureThreads`); the error reported is the one of the first
  * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
  * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN, _COLLATERAL, _EXPIRED,
  * _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`.
@@ -678,8 +679,8 @@ export async function verifyDcapQuote(
       ? ecdsaVerifyOnPool
       : where === 'thread'
         ? ecdsaVerifyOnThread
-        : where === 'auto' && poolHasACore()
-          ? ecdsaVerifyOnPool
+        : where === 'auto' && coreIsFree()
+          ? ecdsaVerifyOnThread
           : undefined;
   const checks = new SignatureChecks(later);
   let out: VerifiedEvidence;
@@ -836,7 +837,7 @@ function verifyWith(
   const b = begin(quote, opts);
   const { q, a } = b;
   // 'auto': a call whose collateral object is already checked has two or three signatures left,
-  // which cost more to queue on the pool than to check here (decision 1340).
+  // which cost more to queue on another thread than to check here (decision 1340).
   if (auto && checks.deferred && byObject(opts.collateral, objectFields(opts.collateral), a) !== undefined)
     checks.later = undefined;
 
