@@ -12,6 +12,7 @@ import {
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
+import { LAPSE_MARGIN_S, followUntilLapse, minBig, type StreamEnd } from './followUntilLapse.ts';
 import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -224,15 +225,6 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   }
 }
 
-/** The end event of a job's event stream (GET /v1/jobs/{id}/events), or the chain's word for it. */
-type StreamEnd = { status: string; error?: { code: FirnError['code']; message: string } };
-
-/**
- * Chain seconds past a claim's lapse (judged on the SDK's ChainClock) before the SDK stops waiting
- * on the node and acts on the chain (nudge, reclaim): the clock may run a little ahead of the
- * chain's own block times (decision 1460), never by much.
- */
-const LAPSE_MARGIN_S = 2n;
 /**
  * Chain seconds past a claim's lapse, by the SDK's own clock, after which a chain whose head did
  * not move across STALLED_NUDGES nudges is judged not advancing (decision 1475).
@@ -248,10 +240,6 @@ const NUDGE_RECEIPT_MS = 10_000;
 const NUDGE_SPACING_MS = 5_000;
 /** Reclaim attempts of a lapsed claim before the wait gives up (NodeLostError, not reclaimed). */
 const MAX_RECLAIM_TRIES = 5;
-/** Own time a stream may stay open after the job settled on chain (its end event is due), ms. */
-const SETTLED_GRACE_MS = 10_000;
-/** Chain reads in a row that may fail while judging a stream's lapse before it is ended anyway. */
-const MAX_WATCH_READ_FAILURES = 5;
 
 /**
  * The chain the requester's RPC serves did not advance: its head stayed put across nudge
@@ -274,85 +262,6 @@ export class ChainNotAdvancingError extends FirnError {
       `the chain the RPC at ${rpcUrl} serves is not advancing: its head stayed at block ${head} across the transactions sent to make a block, while the claim on job ${jobId} should have lapsed at chain time ${lapseAt}; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
       { details: { jobId, rpcUrl, head: head.toString(), lapseAt: lapseAt.toString() } },
     );
-  }
-}
-
-/**
- * Follow a job's event stream (`follow`, which must honour the signal it is given) no longer than
- * the job's claim can hold it: once the SDK's ChainClock (decision 1460) is past the claim's lapse
- * (`min(claimedAt + claimTimeout, deadline)`) plus LAPSE_MARGIN_S, the follow is aborted with
- * E_TIMEOUT naming the job, and the caller goes back to the chain (waitOutLostNode: nudge, reclaim
- * or give up). Nothing the node sends extends this bound: a host that keeps the stream alive with
- * keep-alives (or progress) for ever, its enclave hung, holds the requester only until the lapse.
- * A job still Open is bounded by its deadline; one that settled on chain (proved, failed) by
- * SETTLED_GRACE_MS for its end event. No chain read is made before `earliestLapseAt` (chain
- * seconds; the lapse cannot come sooner), so a job that ends before then costs no extra read.
- * Decision 1475.
- */
-async function followUntilLapse(
-  m: MarketSession,
-  jobId: Hex,
-  follow: (signal: AbortSignal) => Promise<StreamEnd>,
-  earliestLapseAt: bigint,
-): Promise<StreamEnd> {
-  const ctl = new AbortController();
-  let target = earliestLapseAt + LAPSE_MARGIN_S; // chain seconds: the next time to look
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let done = false;
-  let settledSince: number | undefined;
-  let failures = 0;
-  const stop = (why: string) =>
-    ctl.abort(
-      new FirnError(
-        'E_TIMEOUT',
-        `node ${m.node.endpoint} did not end the event stream of job ${jobId}: ${why}`,
-        {
-          details: { jobId, endpoint: m.node.endpoint },
-        },
-      ),
-    );
-  const arm = () => {
-    if (done) return;
-    const now = m.chainClock.estimate() ?? 0;
-    timer = setTimeout(check, Math.max(500, (Number(target) - now) * 1000));
-  };
-  const check = async () => {
-    if (done) return;
-    const now = BigInt(m.chainClock.estimate() ?? 0);
-    if (now < target) return arm();
-    try {
-      const job = await getJob(m.clients, jobId);
-      failures = 0;
-      if (job.status === JobStatus.Claimed) {
-        const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
-        if (now > lapseAt + LAPSE_MARGIN_S)
-          return stop(`its claim lapsed at chain time ${lapseAt} (now ${now}); the chain decides from here`);
-        target = lapseAt + LAPSE_MARGIN_S + 1n;
-      } else if (job.status === JobStatus.Open) {
-        if (now > job.deadline + LAPSE_MARGIN_S)
-          return stop(`nobody claimed it before its deadline at chain time ${job.deadline}`);
-        target = minBig(job.deadline, now + job.claimTimeout) + LAPSE_MARGIN_S + 1n;
-      } else {
-        // Settled on chain (proved, failed, reclaimed...): the end event is due; wait a little for it.
-        settledSince ??= performance.now();
-        if (performance.now() - settledSince >= SETTLED_GRACE_MS)
-          return stop(`the job is ${JobStatus[job.status]} on chain`);
-        target = now + BigInt(Math.ceil(SETTLED_GRACE_MS / 1000));
-      }
-    } catch {
-      // The chain could not be read: look again shortly; a chain that stays unreadable ends it too.
-      if (++failures >= MAX_WATCH_READ_FAILURES)
-        return stop('the chain could not be read to judge its claim');
-      target = now + 2n;
-    }
-    arm();
-  };
-  arm();
-  try {
-    return await follow(ctl.signal);
-  } finally {
-    done = true;
-    clearTimeout(timer);
   }
 }
 
@@ -595,9 +504,4 @@ async function runOnNode(
     outputIds,
     summary,
   };
-}
-
-/** The smaller of two bigints (Math.min takes numbers only). */
-function minBig(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }
