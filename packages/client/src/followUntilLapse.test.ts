@@ -93,6 +93,27 @@ describe('followUntilLapse', () => {
     expect(getJob).not.toHaveBeenCalled();
   });
 
+  it('a lapse years away (beyond a 2^31 ms timer) neither fires early nor spins', async () => {
+    const m = await session(10_000);
+    vi.mocked(getJob).mockResolvedValue(claimed(10_000n, 900n));
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const done = followUntilLapse(
+      m,
+      JOB,
+      (signal) =>
+        new Promise((resolve, reject) => {
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+          setTimeout(() => resolve({ status: 'proved' }), 600);
+        }),
+      10_000n + 10n ** 9n,
+    );
+    await expect(done).resolves.toEqual({ status: 'proved' });
+    // One timer for the bound and the test's own (a delay over 2^31-1 ms would fire at once, re-armed each ms).
+    expect(timers.mock.calls.length).toBeLessThan(5);
+    timers.mockRestore();
+    expect(getJob).not.toHaveBeenCalled();
+  });
+
   it('a claim that lapses later is looked up again at its lapse, not before, and then ends the wait', async () => {
     const m = await session(10_000);
     // The first look (at the earliest possible lapse) finds a claim that lapses 1 s from now.

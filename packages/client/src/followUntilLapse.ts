@@ -53,7 +53,8 @@ export async function followUntilLapse(
   const arm = () => {
     if (done) return;
     const now = m.chainClock.estimate() ?? 0;
-    timer = setTimeout(check, Math.max(500, (Number(target) - now) * 1000));
+    // At most an hour per timer (Node fires a delay over 2^31-1 ms at once); re-armed until due.
+    timer = setTimeout(check, Math.min(3_600_000, Math.max(500, (Number(target) - now) * 1000)));
   };
   const check = async () => {
     if (done) return;
