@@ -249,8 +249,10 @@ const MAX_RECLAIM_TRIES = 5;
  */
 export class ChainNotAdvancingError extends FirnError {
   override readonly name = 'ChainNotAdvancingError';
+  /** The RPC's origin (scheme, host, port): a path or query may hold an API key, never shown. */
+  readonly rpcUrl: string;
   constructor(
-    readonly rpcUrl: string,
+    rpcUrl: string,
     readonly jobId: Hex,
     /** The head block number the RPC kept answering. */
     readonly head: bigint,
@@ -259,9 +261,19 @@ export class ChainNotAdvancingError extends FirnError {
   ) {
     super(
       'E_CHAIN',
-      `the chain the RPC at ${rpcUrl} serves is not advancing: its head stayed at block ${head} across the transactions sent to make a block, while the claim on job ${jobId} should have lapsed at chain time ${lapseAt}; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
-      { details: { jobId, rpcUrl, head: head.toString(), lapseAt: lapseAt.toString() } },
+      `the chain the RPC at ${rpcOrigin(rpcUrl)} serves is not advancing: its head stayed at block ${head} across the transactions sent to make a block, while the claim on job ${jobId} should have lapsed at chain time ${lapseAt}; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
+      { details: { jobId, rpcUrl: rpcOrigin(rpcUrl), head: head.toString(), lapseAt: lapseAt.toString() } },
     );
+    this.rpcUrl = rpcOrigin(rpcUrl);
+  }
+}
+
+/** An RPC URL's origin only: its path, query and credentials may carry an API key. */
+function rpcOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'an unparsable URL';
   }
 }
 
