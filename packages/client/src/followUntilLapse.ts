@@ -11,6 +11,8 @@ export type StreamEnd = { status: string; error?: { code: FirnError['code']; mes
  * chain's own block times (decision 1460), never by much.
  */
 export const LAPSE_MARGIN_S = 2n;
+/** Own time to wait for a nudge's receipt, ms (an RPC that never shows it mined cannot hold us). */
+export const NUDGE_RECEIPT_MS = 10_000;
 /** Own time a stream may stay open after the job settled on chain (its end event is due), ms. */
 const SETTLED_GRACE_MS = 10_000;
 /** Chain reads in a row that may fail while judging a stream's lapse before it is ended anyway. */

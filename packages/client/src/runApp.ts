@@ -29,7 +29,7 @@ import {
 import { AgreeingChainView } from './chainView.ts';
 import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
-import { followUntilLapse, isLapseBound, type StreamEnd } from './followUntilLapse.ts';
+import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
 import { JobFailedError, NodeLostError } from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
@@ -353,7 +353,7 @@ export async function completeAppJob(
     else {
       // The claim lapsed by the chain's time as counted here: a block at the present time (anvil
       // mines only on transactions), then the reclaim, which the contract judges itself.
-      await nudgeChain(m.clients).catch(() => undefined);
+      await nudgeChain(m.clients, NUDGE_RECEIPT_MS).catch(() => undefined);
       const reclaimed = await reclaimIfPossible(m.clients, plan.jobId, true).catch(() => false);
       throw new NodeLostError(err.code, err.message, plan.jobId, reclaimed);
     }

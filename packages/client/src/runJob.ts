@@ -12,7 +12,13 @@ import {
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
-import { LAPSE_MARGIN_S, followUntilLapse, minBig, type StreamEnd } from './followUntilLapse.ts';
+import {
+  followUntilLapse,
+  LAPSE_MARGIN_S,
+  minBig,
+  NUDGE_RECEIPT_MS,
+  type StreamEnd,
+} from './followUntilLapse.ts';
 import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -234,8 +240,6 @@ const STALE_CHAIN_S = 20n;
 const STALLED_NUDGES = 2;
 /** Nudge transactions one wait may send at most (each costs gas). */
 const MAX_NUDGES_PER_WAIT = 3;
-/** Own time to wait for a nudge's receipt, ms (an RPC that never shows it mined cannot hold us). */
-const NUDGE_RECEIPT_MS = 10_000;
 /** Own time between two nudges at least, ms (a live chain makes blocks by itself meanwhile). */
 const NUDGE_SPACING_MS = 5_000;
 /** Reclaim attempts of a lapsed claim before the wait gives up (NodeLostError, not reclaimed). */
