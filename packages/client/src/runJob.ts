@@ -247,8 +247,8 @@ const MAX_RECLAIM_TRIES = 5;
 
 /**
  * The chain the requester's RPC serves did not advance: its head stayed put across nudge
- * transactions it accepted, while the SDK's own clock (decision 1460) says the job's claim lapsed
- * long ago. Code E_CHAIN; `jobId` names the job whose escrow can be reclaimed later (through
+ * transactions it accepted (or its block time never reached the lapse), while the SDK's own clock
+ * (decision 1460) says the job's claim lapsed long ago. Code E_CHAIN; `jobId` names the job whose escrow can be reclaimed later (through
  * another RPC, `firn job reclaim`). See docs/decisions/1475-requester-waits-end-on-chain.md.
  */
 export class ChainNotAdvancingError extends FirnError {
@@ -265,7 +265,7 @@ export class ChainNotAdvancingError extends FirnError {
   ) {
     super(
       'E_CHAIN',
-      `the chain the RPC at ${rpcOrigin(rpcUrl)} serves is not advancing: its head stayed at block ${head} across the transactions sent to make a block, while the claim on job ${jobId} should have lapsed at chain time ${lapseAt}; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
+      `the chain the RPC at ${rpcOrigin(rpcUrl)} serves is not advancing: at block ${head} its time is still at or before chain time ${lapseAt}, when the claim on job ${jobId} lapsed, though the requester's own clock passed it and the transactions sent to make a block did not move it; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
       { details: { jobId, rpcUrl: rpcOrigin(rpcUrl), head: head.toString(), lapseAt: lapseAt.toString() } },
     );
     this.rpcUrl = rpcOrigin(rpcUrl);
@@ -337,7 +337,12 @@ async function waitOutLostNode(
         stalled = after > head ? 0 : stalled + 1;
         continue;
       }
-      if (nudges >= MAX_NUDGES_PER_WAIT && stalled > 0 && elapsedNow > lapseAt + STALE_CHAIN_S)
+      // Every nudge spent: a head that stalled, or a chain whose block time never reaches a lapse
+      // the SDK's clock passed long ago (an RPC that lies about time), ends the wait too.
+      if (
+        nudges >= MAX_NUDGES_PER_WAIT &&
+        ((stalled > 0 && elapsedNow > lapseAt + STALE_CHAIN_S) || elapsedNow > lapseAt + 10n * STALE_CHAIN_S)
+      )
         throw new ChainNotAdvancingError(opts.rpcUrl, jobId, head, lapseAt);
       await sleep(pollMs);
       continue;
