@@ -97,9 +97,13 @@ describe('a requester whose node claimed the job and then hung, its host still u
         },
       });
       const nonceBefore = await reader.public.getTransactionCount({ address: requester });
+      let error: (Error & { code?: string; jobId?: Hex; reclaimed?: boolean }) | undefined;
       const run = runJob(opts).then(
         () => 'returned',
-        (e: unknown) => `threw ${(e as { code?: string }).code ?? (e as Error).message}`,
+        (e: unknown) => {
+          error = e as typeof error;
+          return `threw ${error?.code ?? error?.message}`;
+        },
       );
       // The claim lapses 60 s after it was made; give the SDK 60 s more to notice and settle.
       const outcome = await Promise.race([
@@ -111,6 +115,10 @@ describe('a requester whose node claimed the job and then hung, its host still u
       expect(outcome).not.toBe('still waiting');
       // The post, a reclaim perhaps, a nudge or two: not one transaction per poll.
       expect(sent).toBeLessThanOrEqual(4);
+      // Back to the chain: the lapsed claim was reclaimed (escrow returned), the job named.
+      expect(error?.name).toBe('NodeLostError');
+      expect(error).toMatchObject({ jobId, reclaimed: true });
+      expect((await getJob(reader, jobId!)).status).toBe(JobStatus.Reclaimed);
     } finally {
       globalThis.fetch = realFetch;
       frozen = undefined;

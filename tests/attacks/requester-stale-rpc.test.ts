@@ -103,9 +103,13 @@ describe('a requester whose RPC stops following the chain while the node holding
         },
       });
       const nonceBefore = await reader.public.getTransactionCount({ address: requester });
+      let error: (Error & { code?: string; jobId?: Hex; reclaimed?: boolean }) | undefined;
       const run = runJob(opts).then(
         () => 'returned',
-        (e: unknown) => `threw ${(e as { code?: string }).code ?? (e as Error).message}`,
+        (e: unknown) => {
+          error = e as typeof error;
+          return `threw ${error?.code ?? error?.message}`;
+        },
       );
       // The claim lapses 60 s after it was made; give the SDK 60 s more to notice and settle.
       const outcome = await Promise.race([
@@ -117,6 +121,11 @@ describe('a requester whose RPC stops following the chain while the node holding
       expect(outcome).not.toBe('still waiting');
       // The post, a reclaim perhaps, a nudge or two: not one transaction per poll.
       expect(sent).toBeLessThanOrEqual(4);
+      // A typed give-up naming the RPC and the job, so its escrow can be reclaimed later.
+      expect(outcome).toBe('threw E_CHAIN');
+      expect(error?.message).toContain(proxy!.url);
+      expect(error?.message).toContain(jobId!);
+      expect(error?.message).toMatch(/is not advancing/);
     } finally {
       globalThis.fetch = realFetch;
       frozen = undefined;

@@ -178,9 +178,12 @@ export async function reclaimIfPossible(clients: FirnClients, jobId: Hex, lapsed
 /**
  * Make the chain produce a block now: a zero-value transfer from the requester to itself (costs
  * only gas). For chains that mine only on transactions (anvil), where a time condition such as a
- * lapsed claim is otherwise judged at the last block's old timestamp.
+ * lapsed claim is otherwise judged at the last block's old timestamp. With `receiptTimeoutMs`, the
+ * receipt is awaited that long at most (the SDK's waits pass 10 s, decision 1475): an RPC that
+ * takes transactions but never shows them mined cannot hold the caller (viem's
+ * WaitForTransactionReceiptTimeoutError is raised then); without it, viem's default applies.
  */
-export async function nudgeChain(clients: FirnClients): Promise<void> {
+export async function nudgeChain(clients: FirnClients, receiptTimeoutMs?: number): Promise<void> {
   const w = clients.wallet;
   if (!w?.account) return;
   const hash = await w.sendTransaction({
@@ -189,5 +192,8 @@ export async function nudgeChain(clients: FirnClients): Promise<void> {
     to: w.account.address,
     value: 0n,
   });
-  await clients.public.waitForTransactionReceipt({ hash });
+  await clients.public.waitForTransactionReceipt({
+    hash,
+    ...(receiptTimeoutMs === undefined ? {} : { timeout: receiptTimeoutMs }),
+  });
 }

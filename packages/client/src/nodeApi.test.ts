@@ -1,6 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Hex } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NodeApi } from './nodeApi.ts';
 
@@ -91,6 +91,46 @@ describe('NodeApi.followEvents', () => {
     await expect(
       new NodeApi(url).followEvents(JOB, () => {}, { idleMs: 200, reconnects: 0 }),
     ).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+  });
+});
+
+describe('NodeApi.followEvents bounded by its caller (decision 1475)', () => {
+  it('a host that sends keep-alives for ever holds the stream past idleMs; the signal ends it, with its reason, and no reconnect follows', async () => {
+    let connections = 0;
+    const url = await host((res) => {
+      connections++;
+      const t = setInterval(() => res.write(': keep-alive\n\n'), 30);
+      res.on('close', () => clearInterval(t));
+    });
+    const ctl = new AbortController();
+    const reason = new FirnError('E_TIMEOUT', `claim on job ${JOB} lapsed`, { details: { jobId: JOB } });
+    const t0 = performance.now();
+    let settled = false;
+    const follow = new NodeApi(url)
+      .followEvents(JOB, () => {}, { idleMs: 200, reconnectDelayMs: 5, signal: ctl.signal })
+      .finally(() => {
+        settled = true;
+      });
+    // The keep-alives (every 30 ms) keep a 200 ms idle limit from tripping: still waiting at 600 ms.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(settled).toBe(false);
+    ctl.abort(reason);
+    await expect(follow).rejects.toBe(reason);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    expect(connections).toBe(1);
+    server!.closeAllConnections();
+  });
+
+  it('a signal aborted before the call rejects at once without connecting', async () => {
+    let connections = 0;
+    const url = await host((res) => {
+      connections++;
+      res.end();
+    });
+    await expect(
+      new NodeApi(url).followEvents(JOB, () => {}, { signal: AbortSignal.abort('stop') }),
+    ).rejects.toMatchObject({ code: 'E_TIMEOUT', message: expect.stringContaining(JOB) });
+    expect(connections).toBe(0);
   });
 });
 

@@ -311,7 +311,12 @@ export class NodeApi {
    * A dropped connection is resumed from the last `seq` seen (`Last-Event-ID`) up to
    * `reconnects` times; a gap in `seq`, fewer events than `end` names, or a stream that stays
    * closed without `end` raises E_UNAVAILABLE (never a silent short stream). `idleMs` bounds the
-   * wait for any byte (the node sends a keep-alive every 15 s). Returns the end event's data.
+   * wait for any byte (the node sends a keep-alive every 15 s), so it only detects a dead
+   * connection: a host that stays up keeps it alive for ever whether or not the job progresses.
+   * The bound on the whole wait is the caller's: `signal` (e.g. aborted once the job's claim
+   * should have lapsed, see runJob's followUntilLapse) ends it at once, also between reconnects,
+   * and the call rejects with the signal's reason (a FirnError as given, else E_TIMEOUT).
+   * Returns the end event's data.
    */
   async followEvents(
     jobId: Hex,
@@ -322,17 +327,22 @@ export class NodeApi {
       reconnectDelayMs?: number;
       /** Events already delivered (the seq to resume from): a follower that reconnects skips them. */
       from?: number;
+      /** Ends the wait (the connection and any reconnect delay); the call rejects with its reason. */
+      signal?: AbortSignal;
     } = {},
   ): Promise<{ status: string; events?: number; error?: { code: ErrorCode; message: string } }> {
     const idleMs = opts.idleMs ?? 60_000;
     const reconnects = opts.reconnects ?? 3;
     let next = opts.from ?? 0; // the seq expected next
     let lastError: FirnError | undefined;
+    const signal = opts.signal;
     for (let attempt = 0; attempt <= reconnects; attempt++) {
+      if (signal?.aborted) throw abortError(signal, jobId);
       if (attempt > 0)
-        await new Promise((r) => setTimeout(r, (opts.reconnectDelayMs ?? 500) * 2 ** (attempt - 1)));
+        await delay((opts.reconnectDelayMs ?? 500) * 2 ** (attempt - 1), signal).catch(() => undefined);
+      if (signal?.aborted) throw abortError(signal, jobId);
       try {
-        const end = await this.followOnce(jobId, next, idleMs, async (seq, message) => {
+        const end = await this.followOnce(jobId, next, idleMs, signal, async (seq, message) => {
           if (seq !== undefined && seq < next) return; // replayed: already delivered
           if (seq !== undefined && seq !== next)
             throw new FirnError(
@@ -351,6 +361,8 @@ export class NodeApi {
           );
         return end;
       } catch (e) {
+        // The caller ended the wait: its reason, never a reconnect.
+        if (signal?.aborted) throw abortError(signal, jobId);
         const err = nodeNetworkError(e, this.endpoint, `GET /v1/jobs/${jobId}/events`);
         // Only a lost connection is worth resuming; a node's typed refusal or a gap is final.
         if (
@@ -370,9 +382,13 @@ export class NodeApi {
     jobId: Hex,
     from: number,
     idleMs: number,
+    signal: AbortSignal | undefined,
     onEvent: (seq: number | undefined, message: string) => Promise<void>,
   ): Promise<{ status: string; events?: number; error?: { code: ErrorCode; message: string } }> {
     const ctl = new AbortController();
+    const onAbort = () => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     let idle = setTimeout(() => ctl.abort(new DOMException('idle', 'TimeoutError')), idleMs);
     const touch = () => {
       clearTimeout(idle);
@@ -436,6 +452,33 @@ export class NodeApi {
       throw new FirnError('E_UNAVAILABLE', `the event stream of job ${jobId} closed without an end event`);
     } finally {
       clearTimeout(idle);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/** The error an aborted follow rejects with: the signal's FirnError reason, else E_TIMEOUT naming the job. */
+function abortError(signal: AbortSignal, jobId: Hex): FirnError {
+  const r: unknown = signal.reason;
+  if (r instanceof FirnError) return r;
+  return new FirnError('E_TIMEOUT', `the wait on the event stream of job ${jobId} was ended by its caller`, {
+    cause: r,
+    details: { jobId },
+  });
+}
+
+/** Wait `ms`, or less when `signal` aborts (then rejects). */
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', stop);
+      resolve();
+    }, ms);
+    const stop = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+  });
 }

@@ -21,6 +21,7 @@ import {
   connectToNode,
   type MarketOptions,
   type MarketSession,
+  nudgeChain,
   postJobFor,
   reclaimIfPossible,
   uploadSealed,
@@ -28,7 +29,8 @@ import {
 import { AgreeingChainView } from './chainView.ts';
 import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
-import { JobFailedError } from './runJob.ts';
+import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
+import { JobFailedError, NodeLostError } from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -325,14 +327,37 @@ export async function completeAppJob(
     throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, plan.jobId, reclaimed);
   }
   let sealedError: { code: FirnError['code']; message: string } | undefined;
-  const end = await m.api.followEvents(plan.jobId, async (msg) => {
+  const onEvent = async (msg: string) => {
     const ev = JSON.parse(new TextDecoder().decode(await channel.openEvent(msg))) as Record<string, unknown>;
     const err =
       ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
     if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
       sealedError = { code: err.code as FirnError['code'], message: err.message };
     opts.onProgress?.(ev);
-  });
+  };
+  // Never past the claim's lapse (decision 1475): a host that keeps the stream alive around a hung
+  // enclave holds the requester only until then; the lapsed claim is then reclaimed.
+  let end: StreamEnd;
+  try {
+    end = await followUntilLapse(
+      m,
+      plan.jobId,
+      (signal) => m.api.followEvents(plan.jobId, onEvent, { signal }),
+      BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
+    );
+  } catch (e) {
+    const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
+    if (!isLapseBound(err)) throw err;
+    const j = await getJob(m.clients, plan.jobId);
+    if (j.status === JobStatus.Proved || j.status === JobStatus.Paid) end = { status: 'proved' };
+    else {
+      // The claim lapsed by the chain's time as counted here: a block at the present time (anvil
+      // mines only on transactions), then the reclaim, which the contract judges itself.
+      await nudgeChain(m.clients, NUDGE_RECEIPT_MS).catch(() => undefined);
+      const reclaimed = await reclaimIfPossible(m.clients, plan.jobId, true).catch(() => false);
+      throw new NodeLostError(err.code, err.message, plan.jobId, reclaimed);
+    }
+  }
   if (end.status !== 'proved') {
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(

@@ -12,6 +12,13 @@ import {
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
+import {
+  followUntilLapse,
+  LAPSE_MARGIN_S,
+  minBig,
+  NUDGE_RECEIPT_MS,
+  type StreamEnd,
+} from './followUntilLapse.ts';
 import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
@@ -225,22 +232,82 @@ export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
 }
 
 /**
+ * Chain seconds past a claim's lapse, by the SDK's own clock, after which a chain whose head did
+ * not move across STALLED_NUDGES nudges is judged not advancing (decision 1475).
+ */
+const STALE_CHAIN_S = 20n;
+/** Nudges after which, with the RPC's head unmoved each time, the chain is judged not advancing. */
+const STALLED_NUDGES = 2;
+/** Nudge transactions one wait may send at most (each costs gas). */
+const MAX_NUDGES_PER_WAIT = 3;
+/** Own time between two nudges at least, ms (a live chain makes blocks by itself meanwhile). */
+const NUDGE_SPACING_MS = 5_000;
+/** Reclaim attempts of a lapsed claim before the wait gives up (NodeLostError, not reclaimed). */
+const MAX_RECLAIM_TRIES = 5;
+
+/**
+ * The chain the requester's RPC serves did not advance: its head stayed put across nudge
+ * transactions it accepted (or its block time never reached the lapse), while the SDK's own clock
+ * (decision 1460) says the job's claim lapsed long ago. Code E_CHAIN; `jobId` names the job whose escrow can be reclaimed later (through
+ * another RPC, `firn job reclaim`). See docs/decisions/1475-requester-waits-end-on-chain.md.
+ */
+export class ChainNotAdvancingError extends FirnError {
+  override readonly name = 'ChainNotAdvancingError';
+  /** The RPC's origin (scheme, host, port): a path or query may hold an API key, never shown. */
+  readonly rpcUrl: string;
+  constructor(
+    rpcUrl: string,
+    readonly jobId: Hex,
+    /** The head block number the RPC kept answering. */
+    readonly head: bigint,
+    /** The claim's lapse, unix seconds of chain time. */
+    readonly lapseAt: bigint,
+  ) {
+    super(
+      'E_CHAIN',
+      `the chain the RPC at ${rpcOrigin(rpcUrl)} serves is not advancing: at block ${head} its time is still at or before chain time ${lapseAt}, when the claim on job ${jobId} lapsed, though the requester's own clock passed it and the transactions sent to make a block did not move it; the escrow can be reclaimed later (firn job reclaim ${jobId}) through an RPC that follows the chain`,
+      { details: { jobId, rpcUrl: rpcOrigin(rpcUrl), head: head.toString(), lapseAt: lapseAt.toString() } },
+    );
+    this.rpcUrl = rpcOrigin(rpcUrl);
+  }
+}
+
+/** An RPC URL's origin only: its path, query and credentials may carry an API key. */
+function rpcOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'an unparsable URL';
+  }
+}
+
+/**
  * The node holding `jobId` is unreachable or restarted: wait on chain until the job ends for it.
  * Proved: the node finished (it may serve the result again), so continue with it. Failed or
- * Open: reclaim. Claimed: reconnect to its events if it comes back, else wait until the claim
- * lapses (chain time past claimedAt + claimTimeout, or the deadline; judged on the chain's clock,
- * see ChainClock, never the host's) and reclaim. Raises
- * NodeLostError once reclaimed; returns the end event when the node came back.
+ * Open: reclaim. Claimed: reconnect to its events if it comes back (followUntilLapse: never past
+ * the lapse), else wait until the claim lapses (chain time past claimedAt + claimTimeout, or the
+ * deadline; judged on the chain's clock, see ChainClock, never the host's) and reclaim. Raises
+ * NodeLostError once reclaimed (or after MAX_RECLAIM_TRIES failed reclaims, not reclaimed);
+ * returns the end event when the node came back.
+ *
+ * Bounded on the SDK's own clock too (decision 1475): past the lapse by that clock while the
+ * RPC's block time is not, at most MAX_NUDGES_PER_WAIT nudges are sent (each receipt awaited
+ * NUDGE_RECEIPT_MS at most), and once STALLED_NUDGES of them left the RPC's head where it was and
+ * the clock is STALE_CHAIN_S past the lapse, ChainNotAdvancingError (E_CHAIN) names the job.
  */
 async function waitOutLostNode(
   m: MarketSession,
   jobId: Hex,
   cause: FirnError,
   opts: RunJobOptions,
-  follow: () => Promise<{ status: string; error?: { code: FirnError['code']; message: string } }>,
-): Promise<{ status: string; error?: { code: FirnError['code']; message: string } }> {
+  follow: (signal: AbortSignal) => Promise<StreamEnd>,
+): Promise<StreamEnd> {
   const pollMs = opts.pollMs ?? 1000;
   let nudgedAt = Number.NEGATIVE_INFINITY;
+  let nudges = 0;
+  let stalled = 0; // nudges after which the RPC's head had not moved
+  let head = 0n;
+  let reclaimTries = 0;
   for (;;) {
     const job = await getJob(m.clients, jobId);
     if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
@@ -250,23 +317,39 @@ async function waitOutLostNode(
     const elapsedNow = BigInt(m.chainClock.observe(Number(chainNow)));
     const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
     const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
-    if (
-      job.status === JobStatus.Claimed &&
-      !lapsed &&
-      elapsedNow > lapseAt + 2n &&
-      performance.now() - nudgedAt >= pollMs
-    ) {
+    if (job.status === JobStatus.Claimed && !lapsed && elapsedNow > lapseAt + LAPSE_MARGIN_S) {
       // Lapsed by the chain's time as counted here but no block since: on a chain that mines only
       // on transactions (anvil) the reclaim would be judged at the last block's time. A zero-value
-      // transfer to ourselves makes a block at the present time (at most one per poll); on a live
-      // chain blocks come by themselves.
-      nudgedAt = performance.now();
-      await nudgeChain(m.clients).catch(() => undefined);
+      // transfer to ourselves makes a block at the present time; on a live chain blocks come by
+      // themselves. An RPC that takes the nudges but whose head never moves serves a chain that is
+      // not advancing (or has stopped following it): give up, typed, rather than wait for ever.
+      if (stalled >= STALLED_NUDGES && elapsedNow > lapseAt + STALE_CHAIN_S)
+        throw new ChainNotAdvancingError(opts.rpcUrl, jobId, head, lapseAt);
+      if (
+        nudges < MAX_NUDGES_PER_WAIT &&
+        performance.now() - nudgedAt >= Math.max(pollMs, NUDGE_SPACING_MS)
+      ) {
+        head = await m.clients.public.getBlockNumber({ cacheTime: 0 });
+        nudgedAt = performance.now();
+        nudges++;
+        await nudgeChain(m.clients, NUDGE_RECEIPT_MS).catch(() => undefined);
+        const after = await m.clients.public.getBlockNumber({ cacheTime: 0 }).catch(() => head);
+        stalled = after > head ? 0 : stalled + 1;
+        continue;
+      }
+      // Every nudge spent: a head that stalled, or a chain whose block time never reaches a lapse
+      // the SDK's clock passed long ago (an RPC that lies about time), ends the wait too.
+      if (
+        nudges >= MAX_NUDGES_PER_WAIT &&
+        ((stalled > 0 && elapsedNow > lapseAt + STALE_CHAIN_S) || elapsedNow > lapseAt + 10n * STALE_CHAIN_S)
+      )
+        throw new ChainNotAdvancingError(opts.rpcUrl, jobId, head, lapseAt);
+      await sleep(pollMs);
       continue;
     }
     if (job.status === JobStatus.Failed || job.status === JobStatus.Open || lapsed) {
       const reclaimed = await reclaimIfPossible(m.clients, jobId, lapsed).catch(() => false);
-      if (!reclaimed && lapsed) {
+      if (!reclaimed && lapsed && ++reclaimTries < MAX_RECLAIM_TRIES) {
         await sleep(pollMs);
         continue;
       }
@@ -280,9 +363,10 @@ async function waitOutLostNode(
       reason: cause.code,
       claimLapsesAt: Number(lapseAt),
     });
-    // The node may be back (restarted, or the network healed): its events resume where they stopped.
+    // The node may be back (restarted, or the network healed): its events resume where they
+    // stopped, but never past the claim's lapse (a host alive around a hung enclave).
     try {
-      return await follow();
+      return await followUntilLapse(m, jobId, follow, lapseAt);
     } catch (e) {
       if (!(e instanceof FirnError) || !NODE_LOSS_CODES.has(e.code)) throw e;
     }
@@ -311,6 +395,7 @@ async function runOnNode(
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
   const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
   const chainTime = Number((await clients.public.getBlock()).timestamp);
+  m.chainClock.observe(chainTime);
   opts.onPosted?.(jobId);
 
   const built = await buildJobRequest({
@@ -344,8 +429,11 @@ async function runOnNode(
   }
   const reclaim = () => reclaimIfPossible(clients, jobId);
   const body = { ...built.body, inputs: refs.map((r) => r.artifactId) };
-  const follow = () => api.followEvents(jobId, onEvent, { from: delivered });
-  let end: { status: string; error?: { code: FirnError['code']; message: string } } | undefined;
+  const follow = (signal: AbortSignal) => api.followEvents(jobId, onEvent, { from: delivered, signal });
+  // The claim cannot lapse before the post's block time plus the claim timeout (or the deadline).
+  const earliestLapseAt =
+    BigInt(chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, deadlineSeconds));
+  let end: StreamEnd | undefined;
   try {
     // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
     // registration and allow-listed measurement at a fresh block first.
@@ -374,7 +462,7 @@ async function runOnNode(
   }
   if (end === undefined)
     try {
-      end = await follow();
+      end = await followUntilLapse(m, jobId, follow, earliestLapseAt);
     } catch (e) {
       if (!(e instanceof FirnError && NODE_LOSS_CODES.has(e.code))) throw e;
       end = await waitOutLostNode(m, jobId, e, opts, follow);
@@ -437,9 +525,4 @@ async function runOnNode(
     outputIds,
     summary,
   };
-}
-
-/** The smaller of two bigints (Math.min takes numbers only). */
-function minBig(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }
