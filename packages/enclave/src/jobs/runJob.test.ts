@@ -11,7 +11,7 @@ import {
   sha256,
   workProofDigest,
 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
+import { generateKemKeyPair, generateSigningKey, readArtifactHeader, recoverAddress } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
@@ -147,6 +147,23 @@ describe('enclave runJob (inference, in process)', () => {
       ),
     );
     expect(first.stage).toBe('started');
+  });
+
+  it('later jobs of a kind (output keys drawn while the workload ran) seal outputs that open for their requester only, each under its own data key', async () => {
+    const other = await generateKemKeyPair();
+    const commitments = new Set<string>();
+    for (let n = 0; n < 3; n++) {
+      const { params } = await prepare();
+      const r = (await program.handle('runJob', params)) as RunJobResult;
+      const sealed = new Uint8Array(readFileSync(r.outputs[0]!.path));
+      expect(
+        JSON.parse(new TextDecoder().decode((await openOutput(sealed, kem.privateKey)).bytes)).y.dims,
+      ).toEqual([2, 2]);
+      await expect(openOutput(sealed, other.privateKey)).rejects.toThrow();
+      commitments.add(bytesToHex(readArtifactHeader(sealed).keyCommitment));
+      expect(bytesToHex(sha256(sealed))).toBe(r.outputs[0]!.artifactId);
+    }
+    expect(commitments.size).toBe(3);
   });
 
   it('refuses a replayed request, so no response or event key ever seals twice under one nonce', async () => {
