@@ -251,6 +251,15 @@ describe('enclave runJob (inference, in process)', () => {
     });
   });
 
+  it('an input the host does not have (missing file, a directory in its place) fails E_NOT_FOUND', async () => {
+    for (const bad of [join(dir, 'missing-input'), dir]) {
+      const { params } = await prepare();
+      const [id] = Object.entries(params.inputPaths)[1]!;
+      params.inputPaths[id] = bad;
+      await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    }
+  });
+
   it('refuses host storage that returns other bytes than the committed id', async () => {
     const { params } = await prepare();
     const [id, path] = Object.entries(params.inputPaths)[1]!;

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type SignedDataRecord } from '@firn/app';
@@ -168,10 +168,16 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
   };
 }
 
+/** Sealed inputs up to this size are read from host storage with one synchronous call. */
+const SYNC_READ_BYTES = 1024 * 1024;
+
 async function readInput(path: string, id: Hex): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(path));
+    // A small file (most inputs) in one synchronous read: a few hundred microseconds less CPU than
+    // libuv's open/stat/read/close round trips; larger ones through the pool as before.
+    const size = statSync(path).size;
+    bytes = new Uint8Array(size <= SYNC_READ_BYTES ? readFileSync(path) : await readFile(path));
   } catch {
     throw fail('E_NOT_FOUND', `input artifact ${id} is not in host storage`);
   }
