@@ -672,6 +672,8 @@ async function runRequest(
   checkRequestServed(req, ctx, served);
   // The requester and every recipient the job's params list (1101), all covered by the workload hash.
   const recipients = jobRecipients(req.resultRecipient, req.params);
+  // The runtime may take its spare child now: the hand-over overlaps the grant checks and input reads.
+  runtime.prepareJob?.(req.kind);
 
   const keys = ctx.keys();
   const enclaveId = bytesToHex(ctx.enclaveId());
