@@ -550,7 +550,11 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
       closed = true;
       const e = early;
       early = undefined;
-      if (e !== undefined) void e.child.then((c) => c.stop(), () => undefined);
+      if (e !== undefined)
+        void e.child.then(
+          (c) => c.stop(),
+          () => undefined,
+        );
       spare?.child.stop();
       spare = undefined;
     },
