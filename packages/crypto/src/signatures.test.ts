@@ -8,6 +8,7 @@ import {
   generateSigningKey,
   recoverAddress,
   signDigest,
+  signDigestNoble,
   signTagged,
   taggedDigest,
   verifyDigest,
@@ -72,6 +73,57 @@ describe('signatures', () => {
         (await viemRecoverAddress({ hash: bytesToHex(digest), signature: bytesToHex(sig) })).toLowerCase(),
       ).toBe(k.address);
       expect(verifyDigest(k.publicKey, digest, sig)).toBe(true);
+    }
+  });
+
+  it('signDigest (OpenSSL k·G, RFC 6979 k) gives the bytes @noble/curves gives, edge keys and digests included', () => {
+    const n = secp256k1.Point.CURVE().n;
+    const be = (x: bigint) => hexToBytes(`0x${x.toString(16).padStart(64, '0')}`);
+    const keys = [
+      be(1n),
+      be(2n),
+      be(n - 1n),
+      be(n / 2n),
+      ...Array.from({ length: 40 }, () => generateSigningKey().privateKey),
+    ];
+    const digests = [new Uint8Array(32), new Uint8Array(32).fill(0xff), be(n), be(n - 1n), be(n + 5n)];
+    for (const key of keys) {
+      for (const digest of [
+        ...digests,
+        ...Array.from({ length: 10 }, () => crypto.getRandomValues(new Uint8Array(32))),
+      ]) {
+        const sig = signDigest(key, digest);
+        expect(bytesToHex(sig)).toBe(bytesToHex(signDigestNoble(key, digest)));
+        expect(recoverAddress(digest, sig)).toBe(addressOf(key));
+      }
+    }
+  });
+
+  it('signDigest refuses keys outside [1, n-1] and wrong sizes', () => {
+    const n = secp256k1.Point.CURVE().n;
+    const be = (x: bigint) => hexToBytes(`0x${x.toString(16).padStart(64, '0')}`);
+    const digest = sha256(utf8('d'));
+    for (const bad of [new Uint8Array(32), be(n), be(n + 1n), new Uint8Array(32).fill(0xff)])
+      expect(() => signDigest(bad, digest)).toThrow(/invalid secp256k1 private key/);
+    expect(() => signDigest(new Uint8Array(31).fill(1), digest)).toThrow();
+    expect(() => signDigest(be(7n), new Uint8Array(31))).toThrow();
+  });
+
+  it('the recovery id signDigest picks is the one that recovers the signer: the other names another address', () => {
+    for (let i = 0; i < 16; i++) {
+      const k = generateSigningKey();
+      const digest = sha256(Uint8Array.of(i, 1));
+      const sig = signDigest(k.privateKey, digest);
+      const flipped = Uint8Array.from(sig);
+      flipped[64] = sig[64] === 27 ? 28 : 27;
+      let other: string | undefined;
+      try {
+        other = recoverAddress(digest, flipped);
+      } catch {
+        other = undefined;
+      }
+      expect(other).not.toBe(k.address);
+      expect(recoverAddress(digest, sig)).toBe(k.address);
     }
   });
 

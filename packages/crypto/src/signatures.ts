@@ -1,3 +1,4 @@
+import { createECDH, createHmac, type ECDH } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import {
   assertBytes,
@@ -60,8 +61,94 @@ export function addressOf(key: Uint8Array): Hex {
   return bytesToHex(keccak256(pub.subarray(1)).subarray(12));
 }
 
-/** Sign a 32-byte digest as is (no further hashing): 65 bytes r || s || v, low-s, v = 27 + parity. */
+/** Order n of secp256k1's base point (SEC 2, §2.4.1). */
+const CURVE_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const HALF_N = CURVE_N >> 1n;
+
+const toBigInt = (b: Uint8Array): bigint =>
+  BigInt(`0x${Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex')}`);
+const to32 = (n: bigint): Buffer => Buffer.from(n.toString(16).padStart(64, '0'), 'hex');
+
+/** a^-1 mod n (extended Euclid; a in [1, n-1], n prime). */
+function invertModN(a: bigint): bigint {
+  let [x0, x1, r0, r1] = [1n, 0n, a, CURVE_N];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [x0, x1] = [x1, x0 - q * x1];
+  }
+  return ((x0 % CURVE_N) + CURVE_N) % CURVE_N;
+}
+
+const ZERO_BYTE = new Uint8Array([0]);
+const ONE_BYTE = new Uint8Array([1]);
+/** One ECDH object whose `setPrivateKey(k)` computes k·G in OpenSSL (synchronous, per process). */
+let baseMul: ECDH | undefined;
+
+/**
+ * Sign a 32-byte digest as is (no further hashing): 65 bytes r || s || v, low-s (EIP-2),
+ * v = 27 + recovery id. Deterministic: k is RFC 6979 §3.2's HMAC-SHA256 DRBG over the key and
+ * the digest (int mod n), so the bytes equal @noble/curves' `sign(digest, key, {prehash: false,
+ * lowS: true})` (tested). k·G runs in OpenSSL (node:crypto's secp256k1 ECDH: the public key of
+ * k); r = x(k·G) mod n, s = k^-1 (z + r·d) mod n, negated when above n/2 (the recovery id's
+ * parity bit flips with it); the recovery id is y(k·G)'s parity, plus 2 when x(k·G) >= n (as
+ * noble's). The scalar arithmetic is JavaScript BigInt, as noble's is. Raises InvalidInputError
+ * for a key outside [1, n-1] or wrong sizes.
+ */
 export function signDigest(privateKey: Uint8Array, digest: Uint8Array): Uint8Array {
+  assertBytes(privateKey, 'secp256k1 private key', 32);
+  assertBytes(digest, 'digest', 32);
+  const d = toBigInt(privateKey);
+  if (d === 0n || d >= CURVE_N) throw new InvalidInputError('invalid secp256k1 private key');
+  // bits2int of a 256-bit digest is the digest itself; bits2octets reduces it mod n (RFC 6979 §2.3.4).
+  const z = toBigInt(digest) % CURVE_N;
+  const x = to32(d);
+  const h1 = to32(z);
+  const hmac = (key: Buffer, ...parts: Uint8Array[]) => {
+    const m = createHmac('sha256', key);
+    for (const part of parts) m.update(part);
+    return m.digest();
+  };
+  // RFC 6979 §3.2 steps b-g.
+  let v = Buffer.alloc(32, 1);
+  let k = Buffer.alloc(32, 0);
+  k = hmac(k, v, ZERO_BYTE, x, h1);
+  v = hmac(k, v);
+  k = hmac(k, v, ONE_BYTE, x, h1);
+  v = hmac(k, v);
+  baseMul ??= createECDH('secp256k1');
+  for (;;) {
+    // Step h: one 32-byte block is enough for a 256-bit n.
+    v = hmac(k, v);
+    const kn = toBigInt(v);
+    if (kn > 0n && kn < CURVE_N) {
+      baseMul.setPrivateKey(v);
+      const point = baseMul.getPublicKey(null, 'uncompressed');
+      const rx = toBigInt(point.subarray(1, 33));
+      const r = rx % CURVE_N;
+      if (r !== 0n) {
+        let s = (invertModN(kn) * ((z + r * d) % CURVE_N)) % CURVE_N;
+        if (s !== 0n) {
+          let recovery = (point[64]! & 1) | (rx >= CURVE_N ? 2 : 0);
+          if (s > HALF_N) {
+            s = CURVE_N - s;
+            recovery ^= 1;
+          }
+          const out = new Uint8Array(SIGNATURE_BYTES);
+          out.set(to32(r), 0);
+          out.set(to32(s), 32);
+          out[64] = 27 + recovery;
+          return out;
+        }
+      }
+    }
+    k = hmac(k, v, ZERO_BYTE);
+    v = hmac(k, v);
+  }
+}
+
+/** signDigest through @noble/curves (the reference the native path is tested against). */
+export function signDigestNoble(privateKey: Uint8Array, digest: Uint8Array): Uint8Array {
   assertBytes(privateKey, 'secp256k1 private key', 32);
   assertBytes(digest, 'digest', 32);
   let rec: Uint8Array;

@@ -14,4 +14,11 @@ export {
 export type { ByteStream } from './ByteSource.ts';
 export { type ArtifactKey, openArtifact, openArtifactStream, unwrapDataKey } from './openArtifactStream.ts';
 export { readArtifactHeader } from './readArtifactHeader.ts';
-export { type SealArtifactOptions, sealArtifact, sealArtifactStream } from './sealArtifactStream.ts';
+export {
+  discardArtifactKey,
+  type PreparedArtifactKey,
+  prepareArtifactKey,
+  type SealArtifactOptions,
+  sealArtifact,
+  sealArtifactStream,
+} from './sealArtifactStream.ts';

@@ -27,6 +27,58 @@ export interface SealArtifactOptions {
   chunkSize?: number;
   /** A caller-held data key (32 bytes); random when absent. Needed when there are no recipients. */
   dataKey?: Uint8Array;
+  /**
+   * A data key already wrapped to exactly `recipients` (`prepareArtifactKey`), used instead of a
+   * fresh one; exclusive with `dataKey`. It serves one artifact: it is zeroed here and refused
+   * (E_ARTIFACT_FORMAT) if given again.
+   */
+  prepared?: PreparedArtifactKey;
+}
+
+/**
+ * A fresh random data key and its HPKE wraps to a recipient list, made before the bytes to seal
+ * exist (the wraps depend only on the key and the recipients), for one `sealArtifact` call.
+ * The artifact sealed with it is the one sealing would make with a key drawn at that moment.
+ */
+export interface PreparedArtifactKey {
+  /** The recipients' KEM public keys, copied. */
+  readonly recipients: readonly Uint8Array[];
+  /** @internal the data key (zeroed once used) and its wraps, in `recipients` order. */
+  readonly dataKey: Uint8Array;
+  readonly wrapped: readonly ArtifactRecipient[];
+  /** True once an artifact was sealed with it (or it was discarded). */
+  used: boolean;
+}
+
+/**
+ * Draw a data key and wrap it to `recipients` (X25519 KEM public keys, 1..16) now, to seal one
+ * artifact later (`sealArtifact(bytes, {recipients, contentType, prepared})`): the HPKE work of
+ * sealing moves ahead of the bytes, e.g. while a workload runs. Raises InvalidInputError for a
+ * bad recipient list and what HPKE raises for a bad key.
+ */
+export async function prepareArtifactKey(recipients: readonly Uint8Array[]): Promise<PreparedArtifactKey> {
+  if (!Array.isArray(recipients) || recipients.length === 0 || recipients.length > MAX_RECIPIENTS)
+    throw new InvalidInputError(`a prepared data key needs 1..${MAX_RECIPIENTS} recipients`);
+  const dataKey = new Uint8Array(randomBytes(DATA_KEY_BYTES));
+  const copies = recipients.map((pk) => assertBytes(pk, 'KEM public key').slice());
+  return { recipients: copies, dataKey, wrapped: await wrapFor(copies, dataKey), used: false };
+}
+
+/** Zero a prepared data key that will not be used. */
+export function discardArtifactKey(prepared: PreparedArtifactKey): void {
+  prepared.dataKey.fill(0);
+  prepared.used = true;
+}
+
+/** The prepared key's wraps when it was made for exactly `recipients` and is unused, else an error. */
+function takePrepared(prepared: PreparedArtifactKey, recipients: readonly Uint8Array[]): ArtifactRecipient[] {
+  if (prepared.used) throw new FirnError('E_ARTIFACT_FORMAT', 'a prepared data key serves one artifact');
+  const sameKeys =
+    prepared.recipients.length === recipients.length &&
+    prepared.recipients.every((pk, i) => Buffer.from(pk).equals(Buffer.from(recipients[i]!)));
+  if (!sameKeys) throw new InvalidInputError('the prepared data key was wrapped to other recipients');
+  prepared.used = true;
+  return [...prepared.wrapped];
 }
 
 const MAX_CHUNKS = 2 ** 32; // the counter is 4 bytes
@@ -63,10 +115,16 @@ export async function* sealArtifactStream(
     throw new InvalidInputError(`at most ${MAX_RECIPIENTS} recipients`);
   if (opts.recipients.length === 0 && opts.dataKey === undefined)
     throw new InvalidInputError('an artifact with no recipients needs a caller-held dataKey');
+  if (opts.prepared !== undefined && opts.dataKey !== undefined)
+    throw new InvalidInputError('give a dataKey or a prepared data key, not both');
+  const preWrapped = opts.prepared === undefined ? undefined : takePrepared(opts.prepared, opts.recipients);
   const dataKey =
-    opts.dataKey === undefined
-      ? new Uint8Array(randomBytes(DATA_KEY_BYTES))
-      : assertBytes(opts.dataKey, 'data key', DATA_KEY_BYTES).slice();
+    opts.prepared !== undefined
+      ? opts.prepared.dataKey.slice()
+      : opts.dataKey === undefined
+        ? new Uint8Array(randomBytes(DATA_KEY_BYTES))
+        : assertBytes(opts.dataKey, 'data key', DATA_KEY_BYTES).slice();
+  opts.prepared?.dataKey.fill(0);
   const header = encodeArtifactHeader({
     chunkSize,
     // A fresh random prefix per artifact: with a caller-supplied data key reused across artifacts,
@@ -74,7 +132,7 @@ export async function* sealArtifactStream(
     noncePrefix: new Uint8Array(randomBytes(NONCE_PREFIX_BYTES)),
     keyCommitment: keyCommitmentOf(dataKey),
     contentType: opts.contentType,
-    recipients: await wrapFor(opts.recipients, dataKey),
+    recipients: preWrapped ?? (await wrapFor(opts.recipients, dataKey)),
   });
   const src = new ByteSource(source);
   try {

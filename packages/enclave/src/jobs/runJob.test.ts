@@ -11,7 +11,7 @@ import {
   sha256,
   workProofDigest,
 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey, recoverAddress } from '@firn/crypto';
+import { generateKemKeyPair, generateSigningKey, readArtifactHeader, recoverAddress } from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
@@ -149,6 +149,23 @@ describe('enclave runJob (inference, in process)', () => {
     expect(first.stage).toBe('started');
   });
 
+  it('later jobs of a kind (output keys drawn while the workload ran) seal outputs that open for their requester only, each under its own data key', async () => {
+    const other = await generateKemKeyPair();
+    const commitments = new Set<string>();
+    for (let n = 0; n < 3; n++) {
+      const { params } = await prepare();
+      const r = (await program.handle('runJob', params)) as RunJobResult;
+      const sealed = new Uint8Array(readFileSync(r.outputs[0]!.path));
+      expect(
+        JSON.parse(new TextDecoder().decode((await openOutput(sealed, kem.privateKey)).bytes)).y.dims,
+      ).toEqual([2, 2]);
+      await expect(openOutput(sealed, other.privateKey)).rejects.toThrow();
+      commitments.add(bytesToHex(readArtifactHeader(sealed).keyCommitment));
+      expect(bytesToHex(sha256(sealed))).toBe(r.outputs[0]!.artifactId);
+    }
+    expect(commitments.size).toBe(3);
+  });
+
   it('refuses a replayed request, so no response or event key ever seals twice under one nonce', async () => {
     const { params } = await prepare();
     await program.handle('runJob', params);
@@ -232,6 +249,15 @@ describe('enclave runJob (inference, in process)', () => {
     await expect(program.handle('runJob', (await prepare({ input: wrong })).params)).rejects.toMatchObject({
       code: 'E_INPUT_INVALID',
     });
+  });
+
+  it('an input the host does not have (missing file, a directory in its place) fails E_NOT_FOUND', async () => {
+    for (const bad of [join(dir, 'missing-input'), dir]) {
+      const { params } = await prepare();
+      const [id] = Object.entries(params.inputPaths)[1]!;
+      params.inputPaths[id] = bad;
+      await expect(program.handle('runJob', params)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    }
   });
 
   it('refuses host storage that returns other bytes than the committed id', async () => {

@@ -62,6 +62,14 @@ export interface MlRuntime {
    * the next one now, after the answer, so the start never delays a job (optional).
    */
   jobFinished?(): void;
+  /**
+   * A job of `kind` will run here soon (its request passed the checks that need no input): a
+   * runtime with a spare child may take it now, so the hand-over round trip overlaps the job's
+   * remaining checks and input decryption. A child taken this way serves only that job's
+   * `runWorkload` of the same kind; it is stopped by `jobFinished` when the job ends before it
+   * runs (optional).
+   */
+  prepareJob?(kind: string): void;
 }
 
 /** Per-run limits the enclave sets. */
@@ -412,6 +420,8 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   // synthetic samples (about half a CPU-second), which a node serving inference would pay on every
   // job for nothing. A node's next job is most often of the kind of its last one.
   let lastKind: string | undefined;
+  /** The child `prepareJob` took ahead of its job's `runWorkload`, with the job's kind. */
+  let early: { kind: string; child: Promise<RuntimeChild> } | undefined;
   /** `p`, or false once `ms` pass (the timer does not hold the event loop). */
   const within = (p: Promise<boolean>, ms: number, unref: boolean): Promise<boolean> => {
     let timer: NodeJS.Timeout | undefined;
@@ -519,15 +529,46 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
     },
     // The next job's child starts once this job has answered, so its start (the image check,
     // Node, the engines) never shares the enclave's loop or the CPU with a job's last steps.
-    jobFinished: startSpare,
+    // A child taken for a job that ended before its run is stopped (it never saw an input).
+    jobFinished() {
+      const e = early;
+      early = undefined;
+      if (e !== undefined)
+        void e.child.then(
+          (c) => c.stop(),
+          () => undefined,
+        );
+      startSpare();
+    },
+    prepareJob(kind) {
+      if (early !== undefined || closed) return;
+      const child = takeChild(kind);
+      child.catch(() => undefined);
+      early = { kind, child };
+    },
     close() {
       closed = true;
+      const e = early;
+      early = undefined;
+      if (e !== undefined)
+        void e.child.then(
+          (c) => c.stop(),
+          () => undefined,
+        );
       spare?.child.stop();
       spare = undefined;
     },
     async runWorkload(kind, ctx, run = {}) {
       lastKind = kind;
-      const child = await takeChild(kind);
+      // The child `prepareJob` took for this job when the kind matches; else one taken now.
+      const e = early;
+      early = undefined;
+      if (e !== undefined && e.kind !== kind)
+        void e.child.then(
+          (c) => c.stop(),
+          () => undefined,
+        );
+      const child = e !== undefined && e.kind === kind ? await e.child : await takeChild(kind);
       // At the deadline the child is killed: a workload that hangs cannot hold the job (or the node).
       const d = deadline(run.timeoutMs, () => child.stop());
       try {

@@ -124,6 +124,33 @@ describe('spare ML child', () => {
     }
   }, 120_000);
 
+  it('prepareJob takes the spare ahead of the run, which runs in it; a job that ends before its run stops the taken child, which never serves another job', async () => {
+    const { runtime, spawned } = spareRuntime();
+    await runtime.spareReady();
+    const spare = spawned[0]!;
+    runtime.prepareJob?.('probe');
+    const first = await run(runtime, 'probe');
+    expect(first.pid).toBe(spare);
+    await gone(spare);
+    // Taken for a job that then failed its checks: stopped at jobFinished, no input ever sent.
+    await runtime.spareReady();
+    const taken = spawned[1]!;
+    runtime.prepareJob?.('probe');
+    runtime.jobFinished?.();
+    await gone(taken);
+    await runtime.spareReady();
+    const next = await run(runtime, 'probe');
+    expect(next.pid).not.toBe(taken);
+    expect(next.pid).toBe(spawned[2]);
+    // Taken for one kind, run as another: the taken child is stopped; the run gets its own child.
+    await runtime.spareReady();
+    const other = spawned[3]!;
+    runtime.prepareJob?.('memory');
+    const r = await run(runtime, 'probe');
+    expect(r.pid).not.toBe(other);
+    await gone(other);
+  }, 120_000);
+
   it('a spare killed while idle is replaced by a fresh child: the job still runs', async () => {
     const { runtime, spawned } = spareRuntime();
     await runtime.spareReady();
