@@ -59,9 +59,15 @@ export interface PreparedArtifactKey {
 export async function prepareArtifactKey(recipients: readonly Uint8Array[]): Promise<PreparedArtifactKey> {
   if (!Array.isArray(recipients) || recipients.length === 0 || recipients.length > MAX_RECIPIENTS)
     throw new InvalidInputError(`a prepared data key needs 1..${MAX_RECIPIENTS} recipients`);
-  const dataKey = new Uint8Array(randomBytes(DATA_KEY_BYTES));
   const copies = recipients.map((pk) => assertBytes(pk, 'KEM public key').slice());
-  return { recipients: copies, dataKey, wrapped: await wrapFor(copies, dataKey), used: false };
+  const dataKey = new Uint8Array(randomBytes(DATA_KEY_BYTES));
+  try {
+    return { recipients: copies, dataKey, wrapped: await wrapFor(copies, dataKey), used: false };
+  } catch (e) {
+    // A recipient HPKE refuses (e.g. a low-order point): the key drawn for it is zeroed too.
+    dataKey.fill(0);
+    throw e;
+  }
 }
 
 /** Zero a prepared data key that will not be used. */
