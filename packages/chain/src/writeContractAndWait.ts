@@ -41,6 +41,8 @@ export interface WriteResult<T = undefined> {
 
 /** Tail of the write queue of each sending account in this process (per chain). */
 const queues = new Map<string, Promise<unknown>>();
+/** Most gas one write signs for (a block's worth on Ethereum mainnet). */
+export const MAX_WRITE_GAS = 30_000_000n;
 
 /**
  * Simulate, send and wait for the receipt of one contract call. A revert (in simulation or in the
@@ -118,6 +120,13 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     // same call goes again at the same nonce with other fees (a resend, a re-price).
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
     const gas = (estimate * 3n) / 2n + 50_000n;
+    // The gas limit comes from the RPC too: gas x fee is what a signed write may cost, so it is
+    // bounded like the fees (a block's worth; firn's writes need well under 1M).
+    if (gas > MAX_WRITE_GAS)
+      throw new FirnError(
+        'E_CHAIN',
+        `${context}: the RPC's gas estimate (${estimate}) is above ${MAX_WRITE_GAS} gas a write may sign; nothing was signed`,
+      );
     const sendWith = (f: Fees): Promise<Hex> =>
       sendSigned(clients, ceiling, context, {
         chainId: clients.addresses.chainId,
