@@ -35,7 +35,11 @@ export async function followUntilLapse(
   jobId: Hex,
   follow: (signal: AbortSignal) => Promise<StreamEnd>,
   earliestLapseAt: bigint,
+  latestLapseAt?: bigint,
 ): Promise<StreamEnd> {
+  // The latest the claim can lapse by what the requester posted (its deadline): an RPC naming a
+  // later claim timeout or deadline does not move the bound.
+  const cap = (t: bigint) => (latestLapseAt === undefined ? t : minBig(t, latestLapseAt));
   const ctl = new AbortController();
   let target = earliestLapseAt + LAPSE_MARGIN_S; // chain seconds: the next time to look
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -66,14 +70,15 @@ export async function followUntilLapse(
       const job = await getJob(m.clients, jobId);
       failures = 0;
       if (job.status === JobStatus.Claimed) {
-        const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
+        const lapseAt = cap(minBig(job.claimedAt + job.claimTimeout, job.deadline));
         if (now > lapseAt + LAPSE_MARGIN_S)
           return stop(`its claim lapsed at chain time ${lapseAt} (now ${now}); the chain decides from here`);
         target = lapseAt + LAPSE_MARGIN_S + 1n;
       } else if (job.status === JobStatus.Open) {
-        if (now > job.deadline + LAPSE_MARGIN_S)
-          return stop(`nobody claimed it before its deadline at chain time ${job.deadline}`);
-        target = minBig(job.deadline, now + job.claimTimeout) + LAPSE_MARGIN_S + 1n;
+        const deadline = cap(job.deadline);
+        if (now > deadline + LAPSE_MARGIN_S)
+          return stop(`nobody claimed it before its deadline at chain time ${deadline}`);
+        target = minBig(deadline, now + job.claimTimeout) + LAPSE_MARGIN_S + 1n;
       } else {
         // Settled on chain (proved, failed, reclaimed...): the end event is due; wait a little for it.
         settledSince ??= performance.now();

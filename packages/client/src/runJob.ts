@@ -301,6 +301,7 @@ async function waitOutLostNode(
   cause: FirnError,
   opts: RunJobOptions,
   follow: (signal: AbortSignal) => Promise<StreamEnd>,
+  latestLapseAt: bigint,
 ): Promise<StreamEnd> {
   const pollMs = opts.pollMs ?? 1000;
   let nudgedAt = Number.NEGATIVE_INFINITY;
@@ -315,7 +316,8 @@ async function waitOutLostNode(
     // Chain time first seen plus own elapsed time: never the host clock, which may run ahead of
     // the chain (or behind it) by any amount (docs/decisions/1460).
     const elapsedNow = BigInt(m.chainClock.observe(Number(chainNow)));
-    const lapseAt = minBig(job.claimedAt + job.claimTimeout, job.deadline);
+    // Never later than the deadline this requester posted, whatever the RPC reports.
+    const lapseAt = minBig(minBig(job.claimedAt + job.claimTimeout, job.deadline), latestLapseAt);
     const lapsed = job.status === JobStatus.Claimed && chainNow > lapseAt;
     if (job.status === JobStatus.Claimed && !lapsed && elapsedNow > lapseAt + LAPSE_MARGIN_S) {
       // Lapsed by the chain's time as counted here but no block since: on a chain that mines only
@@ -366,7 +368,7 @@ async function waitOutLostNode(
     // The node may be back (restarted, or the network healed): its events resume where they
     // stopped, but never past the claim's lapse (a host alive around a hung enclave).
     try {
-      return await followUntilLapse(m, jobId, follow, lapseAt);
+      return await followUntilLapse(m, jobId, follow, lapseAt, latestLapseAt);
     } catch (e) {
       if (!(e instanceof FirnError) || !NODE_LOSS_CODES.has(e.code)) throw e;
     }
@@ -433,6 +435,9 @@ async function runOnNode(
   // The claim cannot lapse before the post's block time plus the claim timeout (or the deadline).
   const earliestLapseAt =
     BigInt(chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, deadlineSeconds));
+  // The claim cannot lapse after the deadline posted (at most the later of this block time and the
+  // host clock, plus deadlineSeconds): the bound of every wait, whatever the RPC reports later.
+  const latestLapseAt = BigInt(Math.max(chainTime, now()) + deadlineSeconds);
   let end: StreamEnd | undefined;
   try {
     // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
@@ -454,7 +459,7 @@ async function runOnNode(
       const j = await getJob(clients, jobId);
       if (j.status === JobStatus.Open)
         throw new NodeLostError(err.code, err.message, jobId, await reclaim().catch(() => false));
-      end = await waitOutLostNode(m, jobId, err, opts, follow);
+      end = await waitOutLostNode(m, jobId, err, opts, follow, latestLapseAt);
     } else {
       const reclaimed = await reclaim().catch(() => false);
       throw new JobFailedError(err.code, err.message, jobId, reclaimed);
@@ -462,19 +467,26 @@ async function runOnNode(
   }
   if (end === undefined)
     try {
-      end = await followUntilLapse(m, jobId, follow, earliestLapseAt);
+      end = await followUntilLapse(m, jobId, follow, earliestLapseAt, latestLapseAt);
     } catch (e) {
       if (!(e instanceof FirnError && NODE_LOSS_CODES.has(e.code))) throw e;
-      end = await waitOutLostNode(m, jobId, e, opts, follow);
+      end = await waitOutLostNode(m, jobId, e, opts, follow, latestLapseAt);
     }
   if (end.status !== 'proved') {
     const code = sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED';
     const message = sealedError?.message ?? end.error?.message ?? 'job failed';
     // The node restarted and failed the job it could not finish: another node can run it.
     if (code === 'E_ENCLAVE_UNAVAILABLE' || code === 'E_RATE_LIMITED')
-      await waitOutLostNode(m, jobId, new FirnError(code, message), opts, () => {
-        throw new FirnError('E_UNAVAILABLE', 'the node failed the job');
-      });
+      await waitOutLostNode(
+        m,
+        jobId,
+        new FirnError(code, message),
+        opts,
+        () => {
+          throw new FirnError('E_UNAVAILABLE', 'the node failed the job');
+        },
+        latestLapseAt,
+      );
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(code, message, jobId, reclaimed);
   }
