@@ -28,7 +28,10 @@ describe('requester wait under an RPC that names a far-future lapse', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
     const t0 = Math.floor(Date.now() / 1000);
     // The SDK's chain clock: chain time seen at the post, plus own elapsed time.
-    const chainClock = { estimate: () => Math.floor(Date.now() / 1000), now: async () => Math.floor(Date.now() / 1000) };
+    const chainClock = {
+      estimate: () => Math.floor(Date.now() / 1000),
+      now: async () => Math.floor(Date.now() / 1000),
+    };
     const m = {
       clients: {} as FirnClients,
       chainClock,
