@@ -1,11 +1,13 @@
 import type { AttestationPolicy } from '@firn/attestation';
 import {
   createFirnClients,
+  FeeCeilingError,
   type FirnClients,
   type FirnDeployment,
   getJob,
   JobStatus,
   postJob,
+  resolveFeeCeiling,
   reclaimJob,
   withdrawCredits,
 } from '@firn/chain';
@@ -186,12 +188,40 @@ export async function reclaimIfPossible(clients: FirnClients, jobId: Hex, lapsed
 export async function nudgeChain(clients: FirnClients, receiptTimeoutMs?: number): Promise<void> {
   const w = clients.wallet;
   if (!w?.account) return;
+  // Fees and gas set here, within the client's fee ceiling (decision 1470): the RPC names them.
+  const ceiling = clients.feeCeiling ?? resolveFeeCeiling();
+  const f = await clients.public.estimateFeesPerGas();
+  const tip = f.maxPriorityFeePerGas;
+  if (tip !== undefined && tip > ceiling.maxPriorityFeePerGas)
+    throw new FeeCeilingError(
+      'maxPriorityFeePerGas',
+      tip,
+      ceiling.maxPriorityFeePerGas,
+      'nudge',
+      'the tip the RPC names',
+    );
+  if (f.gasPrice !== undefined && f.gasPrice > ceiling.maxFeePerGas)
+    throw new FeeCeilingError(
+      'gasPrice',
+      f.gasPrice,
+      ceiling.maxFeePerGas,
+      'nudge',
+      'the gas price the RPC names',
+    );
   const hash = await w.sendTransaction({
     account: w.account,
     chain: w.chain,
     to: w.account.address,
     value: 0n,
-  });
+    gas: 21_000n,
+    ...(f.gasPrice !== undefined
+      ? { gasPrice: f.gasPrice }
+      : {
+          // Head-room trimmed to the ceiling (a cap under base fee + tip is refused by the pool).
+          maxFeePerGas: (f.maxFeePerGas ?? 0n) < ceiling.maxFeePerGas ? f.maxFeePerGas : ceiling.maxFeePerGas,
+          maxPriorityFeePerGas: tip,
+        }),
+  } as Parameters<typeof w.sendTransaction>[0]);
   await clients.public.waitForTransactionReceipt({
     hash,
     ...(receiptTimeoutMs === undefined ? {} : { timeout: receiptTimeoutMs }),
