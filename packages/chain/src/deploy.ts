@@ -18,7 +18,7 @@ import { toChainError } from './ChainRevertedError.ts';
 import { createFirnClients, requireWallet } from './clients.ts';
 import { DEVNET_TEE_TYPES, type FirnDeployment, PRODUCTION_TEE_TYPES } from './types.ts';
 import { assertAddress, assertBytes32, assertUint } from './validate.ts';
-import { writeContractAndWait } from './writeContractAndWait.ts';
+import { feesWithinCeiling, writeContractAndWait } from './writeContractAndWait.ts';
 
 /** Shortest timelock delay a production deployment accepts: one day, so a change can be seen and answered. */
 export const MIN_PRODUCTION_GOVERNANCE_DELAY = 86_400;
@@ -127,13 +127,16 @@ export async function deployFirn(params: DeployFirnParams): Promise<FirnDeployme
 
   const deploy = async (name: string, abi: Abi, bytecode: Hex, args: readonly unknown[]) => {
     try {
+      // Fees within the clients' ceiling (decision 1470), not as viem would fill them from the RPC.
+      const fees = await feesWithinCeiling(clients, `deploy ${name}`);
       const hash = await wallet.deployContract({
         abi,
         bytecode,
         args,
         account: wallet.account,
         chain: wallet.chain,
-      });
+        ...fees,
+      } as Parameters<typeof wallet.deployContract>[0]);
       const receipt = await clients.public.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success' || !receipt.contractAddress)
         throw new Error(`deployment of ${name} failed in block ${receipt.blockNumber}`);

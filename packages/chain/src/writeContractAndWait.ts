@@ -197,7 +197,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
   }
 }
 
-type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint };
+export type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint };
 
 /**
  * The pool refused the write as an underpriced replacement: another transaction of this key (a
@@ -478,6 +478,14 @@ async function inPool(clients: FirnClients, hash: Hex): Promise<boolean> {
     if (e instanceof TransactionNotFoundError) return false;
     throw e;
   }
+}
+
+/**
+ * Fees for a transaction signed outside writeContractAndWait (a contract creation): freshFees
+ * within the clients' ceiling (decision 1470). FeeCeilingError when the RPC asks more.
+ */
+export function feesWithinCeiling(clients: FirnClients, context: string): Promise<Fees> {
+  return freshFees(clients, feeCeilingOf(clients), context);
 }
 
 /**
