@@ -344,6 +344,8 @@ export async function completeAppJob(
       plan.jobId,
       (signal) => m.api.followEvents(plan.jobId, onEvent, { signal }),
       BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
+      // No later than the deadline posted (expiresAt was taken after the post), whatever the RPC says.
+      BigInt(plan.expiresAt),
     );
   } catch (e) {
     const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
