@@ -155,6 +155,9 @@ describe('liveness challenges and capacity rewards', () => {
     try {
       const { challenge } = await issueChallenge(verifier1, enclaveId);
       await waitFor(async () => (await getChallenge(operator, challenge.challengeId)).answered, 20_000);
+      // The service counts an answer once its own receipt wait returns, which can be a poll after
+      // the chain shows it answered.
+      await waitFor(async () => service.stats.answered > 0, 10_000);
       expect(service.stats.answered).toBe(1);
       // Replaying the accepted answer (read back from the relay transaction) is refused.
       const replay = await refused(

@@ -1,8 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { FirnError } from '@firn/core';
-import type { SignatureResult } from './signatureChecks.ts';
 import { ecdsaVerifyDer, ecdsaVerifyRaw } from './x509.ts';
+
+/** A check's outcome as signatureChecks.ts records it (its SignatureResult; not imported, so the two modules import one way). */
+type SignatureResult = boolean | Promise<boolean>;
 
 /**
  * One persistent thread that checks ECDSA-SHA256 signatures in the order they are sent
