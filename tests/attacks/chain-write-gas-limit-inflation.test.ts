@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAbi, parseTransaction, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { devnetAccounts } from '../../packages/chain/src/anvil.ts';
 import { createFirnClients } from '../../packages/chain/src/clients.ts';
 import { writeContractAndWait } from '../../packages/chain/src/writeContractAndWait.ts';
 
@@ -10,7 +11,8 @@ import { writeContractAndWait } from '../../packages/chain/src/writeContractAndW
 // a write cost at most a bounded amount ("a 300,000-gas write costs at most 0.15 ETH"); a
 // transaction's worst-case cost is gas limit x maxFeePerGas, and the gas limit comes from
 // eth_estimateGas unbounded.
-const KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+// The devnet mnemonic's first account (public keys; the fake RPC never reaches a real chain).
+const KEY = devnetAccounts(1)[0]!.privateKey;
 const GWEI = 10n ** 9n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 let server: Server;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseTransaction, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { devnetAccounts } from '../../packages/chain/src/anvil.ts';
 import { deployFirn } from '../../packages/chain/src/deploy.ts';
 import { resolveFeeCeiling } from '../../packages/chain/src/clients.ts';
 
@@ -9,7 +10,8 @@ import { resolveFeeCeiling } from '../../packages/chain/src/clients.ts';
 // whatever the RPC says. deployFirn (firn deploy) sends its contract creations through viem's
 // deployContract, which fills fees and gas from the RPC. A hostile RPC names a tip of 100,000 gwei:
 // a creation of a few million gas would pay hundreds of ETH of tip.
-const KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+// The devnet mnemonic's first account (public keys; the fake RPC never reaches a real chain).
+const KEY = devnetAccounts(1)[0]!.privateKey;
 const GWEI = 10n ** 9n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 let server: Server;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseTransaction, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { devnetAccounts } from '../../packages/chain/src/anvil.ts';
 import { createFirnClients } from '../../packages/chain/src/clients.ts';
 import { nudgeChain } from '../../packages/client/src/marketJob.ts';
 
@@ -9,7 +10,8 @@ import { nudgeChain } from '../../packages/client/src/marketJob.ts';
 // The requester's nudge (nudgeChain: a zero-value transfer to itself, sent up to 3 times per wait
 // for a lost node, decision 1475) goes through viem's sendTransaction, which fills its fees from
 // the RPC. A hostile RPC names a tip of 100,000 gwei (base fee 1 gwei, an honest 21,000 gas).
-const KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+// The devnet mnemonic's first account (public keys; the fake RPC never reaches a real chain).
+const KEY = devnetAccounts(1)[0]!.privateKey;
 const GWEI = 10n ** 9n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 let server: Server;
