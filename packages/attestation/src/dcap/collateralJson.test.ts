@@ -82,4 +82,20 @@ describe('isoUtcSeconds (collateral times without a regular expression)', () => 
     expect(() => f.date('b')).toThrow(/tcbInfo\.b must be an ISO-8601 UTC time/);
     expect(f.date('c')).toBe(Date.UTC(2023, 1, 28) / 1000);
   });
+
+  it('JsonFields.hex refuses a short field holding a character whose low byte is a hex digit', () => {
+    // U+0141 and U+FF41 end in the byte of 'A'; U+0130 in '0': a decoder reading low bytes would take them.
+    for (const bad of [
+      '00906ED5000\u0141',
+      '00906ED5000\uff41',
+      '\u013000906ED50000'.slice(0, 12),
+      '00906ED5000G',
+    ])
+      expect(() => JsonFields.of({ fmspc: bad }, 'tcbInfo').hex('fmspc', 6), bad).toThrow(
+        /tcbInfo\.fmspc must be 6 bytes of hex/,
+      );
+    expect(
+      Buffer.from(JsonFields.of({ fmspc: '00906eD50000' }, 'tcbInfo').hex('fmspc', 6)).toString('hex'),
+    ).toBe('00906ed50000');
+  });
 });
