@@ -50,7 +50,7 @@ describe('a deployment under a lying RPC', () => {
 
 // Decision 1540: every write signs a gas limit of at most MAX_WRITE_GAS (30M), and a contract
 // creation is a write. A lying eth_estimateGas of 1e9 gas at honest fees (1 gwei base, 1 gwei tip)
-// would let a creation cost up to about 1.2 ETH; it must be refused before anything is signed.
+// would let a creation cost up to about 2 ETH (1e9 x 2.2 gwei); it must be refused before anything is signed.
 describe('a deployment under an RPC inflating its gas estimate', () => {
   let inflated: LyingFeeRpc;
   beforeAll(async () => {
