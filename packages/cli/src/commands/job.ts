@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createFirnClients,
@@ -20,7 +20,7 @@ import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { readJobRecord } from '../jobJournal.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
-import { inferCommand, type InferOptions } from './infer.ts';
+import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
 import { runTrain, type TrainOptions } from './train.ts';
 
 /** Options every `firn job` subcommand takes. */
@@ -296,8 +296,12 @@ export async function jobResult(chain: ResolvedChain, id: string, o: { out: stri
       `the Work Proof from ${node.endpoint} does not verify: ${check.reasons.join('; ')}`,
     );
   mkdirSync(out, { recursive: true, mode: 0o700 });
-  for (const f of files) writeFileSync(join(out, f.name), f.bytes, { mode: 0o600, flag: 'wx' });
-  writeFileSync(join(out, 'proof.json'), `${JSON.stringify(r.proof, null, 2)}\n`, { flag: 'wx' });
+  // All or nothing, through temp files that name their writer (decision 1542): a kill mid-write
+  // leaves no partial output under its final name, and the next write here removes what it left.
+  writeFilesAtomically([
+    ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
+    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+  ]);
   return {
     jobId,
     node: node.endpoint,
