@@ -1,4 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,13 +16,18 @@ import {
   postJob,
   registerNode,
   startAnvil,
+  submitProof,
+  type WorkProof,
+  workProofTypedData,
   joinVerifierSet,
 } from '@firn/chain';
-import type { FirnError, Hex } from '@firn/core';
+import { sealInput } from '@firn/client';
+import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
+import { generateKemKeyPair } from '@firn/crypto';
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobReclaim, jobStatus } from './job.ts';
+import { jobReclaim, jobResult, jobStatus } from './job.ts';
 
 // Decision 1541: `firn job status` advice and `firn job reclaim`'s pre-check judge a claim's lapse
 // on chain time, never on the host clock. Here the chain runs 30 minutes behind the host (as a
@@ -44,7 +51,18 @@ const rpc = async (method: string, params: unknown[]) => {
   if (j.error) throw new Error(`${method}: ${j.error.message}`);
 };
 
+/** The node's job API as far as `firn job result` asks it: results by job id (lower-case hex). */
+const results = new Map<string, unknown>();
+let node: Server;
+
 beforeAll(async () => {
+  node = createServer((req, res) => {
+    const m = /^\/v1\/jobs\/(0x[0-9a-f]{64})\/result$/.exec(req.url ?? '');
+    const r = m ? results.get(m[1]!) : undefined;
+    res.writeHead(r ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(r ?? { error: { code: 'E_NOT_FOUND', message: 'no result' } }));
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
   anvil = await startAnvil({ accounts: 6 });
   await rpc('anvil_setTime', [Math.floor(Date.now() / 1000) - SKEW]);
   await rpc('evm_mine', []);
@@ -74,14 +92,17 @@ beforeAll(async () => {
     platformIdHash: keccak256(toHex('machine-1')),
     enclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
     kemPublicKey: keccak256(toHex('kem')),
-    endpoint: 'http://127.0.0.1:9100',
+    endpoint: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
     evidenceDigest,
     stake: ETH,
   });
   await approveNode(at(3), { enclaveId, evidenceDigest });
   writeFileSync(join(dir, 'requester.key'), anvil.accounts[2]!.privateKey, { mode: 0o600 });
 }, 60_000);
-afterAll(() => anvil?.stop());
+afterAll(async () => {
+  node?.close();
+  await anvil?.stop();
+});
 
 /** A job posted by account 2 and claimed by the node of account 1, with a 120 s claim timeout. */
 async function claimedJob(): Promise<Hex> {
@@ -142,5 +163,57 @@ describe('firn job on a host clock 30 minutes ahead of the chain', () => {
     expect(r.status).toBe('Reclaimed');
     expect(r.refundedWei).toBe((ETH + ETH / 10n).toString());
     expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Reclaimed);
+  }, 60_000);
+});
+
+describe('firn job result', () => {
+  it('writes the opened outputs and the verified proof, and nothing else, into --out', async () => {
+    const jobId = await claimedJob();
+    const j = await getJob(at(2), jobId);
+    const kem = await generateKemKeyPair();
+    const plaintext = new TextEncoder().encode('the answer, in plaintext');
+    const out = await sealInput(plaintext, 'application/octet-stream', kem.publicKey);
+    const proof: WorkProof = {
+      jobId,
+      enclaveId: j.enclaveId,
+      measurement: keccak256(toHex('job-cli-bundle')),
+      workloadHash: j.workloadHash,
+      inputCommitment: j.inputCommitment,
+      outputCommitment: computeOutputCommitment([{ role: 'y', artifactId: out.artifactId }]),
+      startedAt: j.claimedAt,
+      finishedAt: j.claimedAt + 1n,
+      workUnits: 1n,
+    };
+    const domain = { chainId: deployment.chainId, verifyingContract: deployment.jobMarket };
+    const enclave = privateKeyToAccount(anvil.accounts[5]!.privateKey);
+    const signature = await enclave.signTypedData(workProofTypedData(domain, proof));
+    await submitProof(at(1), { jobId, proof, signature });
+    results.set(jobId.toLowerCase(), {
+      jobId,
+      proof: workProofToJson(
+        proof,
+        signature,
+        { chainId: deployment.chainId, jobMarket: deployment.jobMarket },
+        enclave.address,
+      ),
+      response: '',
+      outputs: [
+        {
+          role: 'y',
+          artifactId: out.artifactId,
+          contentType: 'application/octet-stream',
+          size: out.sealed.length,
+          sealed: Buffer.from(out.sealed).toString('base64'),
+        },
+      ],
+    });
+    const kemFile = join(dir, 'kem.json');
+    writeFileSync(kemFile, JSON.stringify({ privateKey: toHex(kem.privateKey) }), { mode: 0o600 });
+    const outDir = join(dir, 'result');
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out: outDir, kemKey: kemFile });
+    expect(r).toMatchObject({ jobId, files: ['y', 'proof.json'], opened: true });
+    expect(readdirSync(outDir).sort()).toEqual(['proof.json', 'y']);
+    expect(new Uint8Array(readFileSync(join(outDir, 'y')))).toEqual(plaintext);
+    expect(JSON.parse(readFileSync(join(outDir, 'proof.json'), 'utf8'))).toMatchObject({ proof: { jobId } });
   }, 60_000);
 });
