@@ -1,22 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildSessionOpen, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import {
-  type CloseSessionResult,
-  createEnclaveProgram,
-  createSimulatedProvider,
-  type OpenSessionResult,
-} from '@firn/enclave';
-import { loadOnnxModel } from '@firn/ml';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import type { CloseSessionResult } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
-import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
-import { serveSessionEndpoint } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
-import { tinyLinearModel, tinyLinearReference } from '../../packages/enclave/test/testModels.ts';
+import { sessionProgramHarness } from './sessionProgramHarness.ts';
+import { tinyLinearReference } from '../../packages/enclave/test/testModels.ts';
 import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 
 // The attack: a malicious host hands one of the requester's genuine, not yet delivered request
@@ -28,68 +13,11 @@ import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 // the answer to its own. Responses are paired with requests only by their counters, so one
 // consumed-but-unanswered request shifts every later answer by one, silently.
 
-const now = 1_750_000_000;
-const dir = mkdtempSync(join(tmpdir(), 'firn-swallow-'));
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, sha256(new Uint8Array([5]))),
-    measurementRegisters: [sha256(new Uint8Array([5]))],
-    platformId: hexBytes(platform.platformId, 'platformId'),
-  },
-  createSessionHandlers({
-    now: () => now,
-    maxRequestBytes: 64 * 1024,
-    loadModel: async (b): Promise<RuntimeModel> => {
-      const m = await loadOnnxModel(b);
-      return {
-        ...m,
-        run: (i) => m.run(i),
-        release: () => m.release(),
-        serveSession: async (p) => {
-          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-          return {
-            address: served.address,
-            idleMs: async () => served.idleMs(),
-            finish: (auth) => served.finish(auth),
-          };
-        },
-      };
-    },
-  }),
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const requesterKey = bytesToHex(generateSigningKey().privateKey);
-const kem = await generateKemKeyPair();
-const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
-const model = tinyLinearModel({ docString: 'swallow' });
-const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
-writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
-let seed = 0;
+const { program, model, open: openSession } = await sessionProgramHarness('swallow', 5);
 
+/** A session and how to send it one message: over the child's endpoint (Unix socket) or the enclave pipe. */
 async function open(direct: boolean) {
-  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 11])));
-  const built = await buildSessionOpen({
-    jobId,
-    model: sealedModel,
-    requesterKey,
-    enclave: identity,
-    resultRecipient: kem.publicKey,
-    domain,
-    grantExpiresAt: now + 600,
-    grantIssuedAt: now - 60,
-  });
-  const r = (await program.handle('openSession', {
-    jobId,
-    enc: built.body.enc,
-    request: built.body.ciphertext,
-    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
-    onChain: sessionCommitments(sealedModel.artifactId),
-    domain,
-    direct,
-  })) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
+  const { jobId, r, codec } = await openSession(direct, null);
   let send: (m: Uint8Array) => Promise<Uint8Array>;
   let done = () => {};
   if (direct) {

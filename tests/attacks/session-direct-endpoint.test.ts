@@ -1,35 +1,12 @@
-import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import {
-  buildSessionOpen,
-  SessionCodec,
-  sealInput,
-  sessionCommitments,
-  sessionProofMismatches,
-} from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, parseWorkProofJson, sha256 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import {
-  type CloseSessionResult,
-  createEnclaveProgram,
-  createSimulatedProvider,
-  MAX_STREAM_FRAME_BYTES,
-  type OpenSessionResult,
-  STREAM_TAG,
-  writeStreamFrame,
-} from '@firn/enclave';
-import { loadOnnxModel } from '@firn/ml';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { dirname } from 'node:path';
+import { sessionProofMismatches } from '@firn/client';
+import { parseWorkProofJson } from '@firn/core';
+import { type CloseSessionResult, MAX_STREAM_FRAME_BYTES, STREAM_TAG, writeStreamFrame } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
-import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
-import {
-  MAX_TOKENLESS_CONNECTIONS,
-  serveSessionEndpoint,
-} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { sessionProgramHarness } from './sessionProgramHarness.ts';
+import { MAX_TOKENLESS_CONNECTIONS } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 
 // Attacks on the direct session endpoint (docs/decisions/1240-direct-session-endpoint.md): the
@@ -38,79 +15,14 @@ import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 // serveSessionEndpoint the image's child runs), so the sockets, framing and crypto are the real ones.
 
 let now = 1_750_000_000;
-const dir = mkdtempSync(join(tmpdir(), 'firn-direct-'));
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
 /** When set, the served session misreports its transcript at close (a child subverted by its model). */
 let lie: ((t: { count: bigint; workUnits: bigint }) => void) | undefined;
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, sha256(new Uint8Array([3]))),
-    measurementRegisters: [sha256(new Uint8Array([3]))],
-    platformId: hexBytes(platform.platformId, 'platformId'),
-  },
-  createSessionHandlers({
-    now: () => now,
-    maxRequestBytes: 64 * 1024,
-    loadModel: async (b): Promise<RuntimeModel> => {
-      const m = await loadOnnxModel(b);
-      return {
-        ...m,
-        run: (i) => m.run(i),
-        release: () => m.release(),
-        serveSession: async (p) => {
-          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-          return {
-            address: served.address,
-            idleMs: async () => served.idleMs(),
-            finish: async (auth) => {
-              const t = await served.finish(auth);
-              lie?.(t);
-              return t;
-            },
-          };
-        },
-      };
-    },
-  }),
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const requesterKey = bytesToHex(generateSigningKey().privateKey);
-const kem = await generateKemKeyPair();
-const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
-const model = tinyLinearModel({ docString: 'direct' });
-const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
-writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
-let seed = 0;
-
-async function openDirect() {
-  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 7])));
-  const built = await buildSessionOpen({
-    jobId,
-    model: sealedModel,
-    requesterKey,
-    enclave: identity,
-    resultRecipient: kem.publicKey,
-    domain,
-    grantExpiresAt: now + 600,
-    grantIssuedAt: now - 60,
-  });
-  const r = (await program.handle('openSession', {
-    jobId,
-    enc: built.body.enc,
-    request: built.body.ciphertext,
-    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
-    onChain: sessionCommitments(sealedModel.artifactId),
-    domain,
-    direct: true,
-  })) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
-  return { jobId, r, codec };
-}
-
-const x = (v: number[]) => ({
-  x: { type: 'float32' as const, dims: [v.length / 3, 3], data: Float32Array.from(v) },
+const { program, open, x } = await sessionProgramHarness('direct', 3, {
+  now: () => now,
+  onFinish: (t) => lie?.(t),
 });
+/** A session opened on the child's direct endpoint, a Unix socket (no direct host). */
+const openDirect = () => open(true, null);
 
 /** Connect to the endpoint as a stranger; resolves with every byte it got before the socket closed. */
 function stranger(path: string, send: (s: Socket) => void): Promise<{ bytes: number; connected: boolean }> {

@@ -1,38 +1,15 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  buildSessionOpen,
-  SessionCodec,
-  SessionStream,
-  sealInput,
-  sessionCommitments,
-  sessionProofMismatches,
-} from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import {
-  type CloseSessionResult,
-  createEnclaveProgram,
-  createSimulatedProvider,
-  type OpenSessionResult,
-  STREAM_TAG,
-  writeStreamFrame,
-} from '@firn/enclave';
-import { loadOnnxModel } from '@firn/ml';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { SessionStream, sessionProofMismatches } from '@firn/client';
+import { hexBytes } from '@firn/core';
+import { STREAM_TAG, writeStreamFrame } from '@firn/enclave';
 import { describe, expect, it } from 'vitest';
-import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
+import { sessionProgramHarness } from './sessionProgramHarness.ts';
 import {
   MAX_PENDING_CONNECTIONS,
   MAX_QUEUED_PER_CONNECTION,
   MAX_TOKENLESS_CONNECTIONS,
-  serveSessionEndpoint,
   TOKEN_WAIT_MS,
 } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 
 // Attacks on the requester's direct connection to a session's child
@@ -42,72 +19,14 @@ import { SessionRelay } from '../../packages/node/src/jobs/sessionRelay.ts';
 // serve in-process (the same serveSessionEndpoint the image's child runs): real sockets, framing
 // and crypto.
 
-const now = 1_750_000_000;
-const dir = mkdtempSync(join(tmpdir(), 'firn-direct-tcp-'));
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, sha256(new Uint8Array([4]))),
-    measurementRegisters: [sha256(new Uint8Array([4]))],
-    platformId: hexBytes(platform.platformId, 'platformId'),
-  },
-  createSessionHandlers({
-    now: () => now,
-    maxRequestBytes: 64 * 1024,
-    loadModel: async (b): Promise<RuntimeModel> => {
-      const m = await loadOnnxModel(b);
-      return {
-        ...m,
-        run: (i) => m.run(i),
-        release: () => m.release(),
-        serveSession: async (p) => {
-          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-          return { address: served.address, idleMs: async () => served.idleMs(), finish: served.finish };
-        },
-      };
-    },
-  }),
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const requesterKey = bytesToHex(generateSigningKey().privateKey);
-const kem = await generateKemKeyPair();
-const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
-const model = tinyLinearModel({ docString: 'direct-tcp' });
-const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
-writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
-let seed = 0;
+const { program, open, x, close } = await sessionProgramHarness('direct-tcp', 4);
 
+/** A session opened on the child's direct TCP endpoint, with the requester's port and token. */
 async function openDirect() {
-  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 9])));
-  const built = await buildSessionOpen({
-    jobId,
-    model: sealedModel,
-    requesterKey,
-    enclave: identity,
-    resultRecipient: kem.publicKey,
-    domain,
-    grantExpiresAt: now + 600,
-    grantIssuedAt: now - 60,
-  });
-  const r = (await program.handle('openSession', {
-    jobId,
-    enc: built.body.enc,
-    request: built.body.ciphertext,
-    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
-    onChain: sessionCommitments(sealedModel.artifactId),
-    domain,
-    direct: true,
-    directHost: '127.0.0.1',
-  })) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
-  const d = r.endpoint!.direct!;
-  return { jobId, r, codec, port: d.port, token: hexBytes(d.token, 'token', 32) };
+  const o = await open(true);
+  const d = o.r.endpoint!.direct!;
+  return { ...o, port: d.port, token: hexBytes(d.token, 'token', 32) };
 }
-
-const x = (v: number[]) => ({
-  x: { type: 'float32' as const, dims: [v.length / 3, 3], data: Float32Array.from(v) },
-});
 
 /** Connect to the port as a stranger; resolves with every byte it got before the socket closed. */
 function stranger(
@@ -131,12 +50,6 @@ function stranger(
     setTimeout(() => s.destroy(), giveUpMs).unref();
   });
 }
-
-const close = (jobId: Hex, codec: SessionCodec) =>
-  program.handle('closeSession', {
-    sessionId: jobId,
-    auth: Buffer.from(codec.sealClose()).toString('base64'),
-  }) as Promise<CloseSessionResult>;
 
 describe('attacks on the requester’s direct connection to the session child', () => {
   it('the requester connects with the direct token and pipelines; answers come in order, the proof matches', async () => {

@@ -1,8 +1,8 @@
-import { openInferenceSession } from '@firn/client';
 import { loadOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // A session takes a request's inputs when `infer()` is called, on every transport. The POST
 // fallback used to seal a request only at its turn (after the requests before it), so a caller
@@ -28,14 +28,7 @@ describe('session inputs are taken at infer()', () => {
   for (const transport of ['http', 'stream'] as const)
     it(`${transport}: arrays changed after infer() do not change the request or its answer`, async () => {
       const plain = await loadOnnxModel(model.bytes);
-      const session = await openInferenceSession({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        policy: net.policy,
-        roots: net.roots,
-        model: { bytes: model.bytes },
-        escrow: 10n ** 16n,
+      const session = await openNetworkSession(net, model.bytes, {
         transport,
       });
       expect(session.transport).toBe(transport);

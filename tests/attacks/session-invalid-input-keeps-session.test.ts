@@ -1,7 +1,7 @@
-import { openInferenceSession } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // "Invalid tensors reject at once (E_INPUT_INVALID, E_UNSUPPORTED) and leave the session open."
 // The requester's encoder let through tensor maps the enclave's decoder refuses (an empty map, a
@@ -22,14 +22,7 @@ const good = () => ({
 describe('a locally invalid tensor map rejects at infer() and leaves the session open', () => {
   for (const transport of ['direct', 'http'] as const)
     it(`${transport}: empty map, bool 2, rank 9 reject E_INPUT_INVALID; the next request is answered`, async () => {
-      const session = await openInferenceSession({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        policy: net.policy,
-        roots: net.roots,
-        model: { bytes: model.bytes },
-        escrow: 10n ** 16n,
+      const session = await openNetworkSession(net, model.bytes, {
         transport,
       });
       expect(session.transport).toBe(transport);

@@ -1,7 +1,7 @@
-import { openInferenceSession } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // "Invalid tensors reject at once (E_INPUT_INVALID, E_UNSUPPORTED) and leave the session open."
 // With `format: 'json'` the requester writes tensor JSON without the checks the enclave's parser
@@ -21,14 +21,7 @@ const good = () => ({
 describe('a locally invalid tensor map in JSON format rejects at infer() and leaves the session open', () => {
   for (const transport of ['direct', 'http'] as const)
     it(`${transport}: json: empty map, dims that do not match the data reject E_INPUT_INVALID; the next request is answered`, async () => {
-      const session = await openInferenceSession({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        policy: net.policy,
-        roots: net.roots,
-        model: { bytes: model.bytes },
-        escrow: 10n ** 16n,
+      const session = await openNetworkSession(net, model.bytes, {
         transport,
         format: 'json',
       });

@@ -1,9 +1,10 @@
 import { connect, type Socket } from 'node:net';
-import { type InferenceSession, openInferenceSession } from '@firn/client';
+import type { InferenceSession } from '@firn/client';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // The attack: a stranger with no credentials holds the session-wide "requests in flight" slots of
 // POST /v1/sessions/{id}/requests. A slot is taken as soon as a body's clear 26-byte header passes
@@ -21,14 +22,8 @@ const x = (v: number) => ({
 
 beforeAll(async () => {
   net = await startTestNetwork();
-  session = await openInferenceSession({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
+  session = await openNetworkSession(net, model.bytes, {
     requesterKem: await generateKemKeyPair(),
-    policy: net.policy,
-    roots: net.roots,
-    model: { bytes: model.bytes },
     escrow: 10n ** 15n,
     transport: 'http',
   });

@@ -1,7 +1,7 @@
-import { openInferenceSession } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // The POST fallback encodes a request at infer() but seals it only at its turn, and sealing is
 // where the session's 8 MiB message cap was checked: a request over the cap rejected inside the
@@ -22,14 +22,7 @@ const rows = (n: number) => ({
 describe('a request over the session cap rejects at infer() and leaves the session open', () => {
   for (const transport of ['direct', 'http'] as const)
     it(`${transport}: a 9 MiB request rejects, the next one is answered and proved`, async () => {
-      const session = await openInferenceSession({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        policy: net.policy,
-        roots: net.roots,
-        model: { bytes: model.bytes },
-        escrow: 10n ** 16n,
+      const session = await openNetworkSession(net, model.bytes, {
         transport,
       });
       expect(session.transport).toBe(transport);

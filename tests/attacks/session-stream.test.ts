@@ -1,10 +1,11 @@
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
-import { type InferenceSession, openInferenceSession, SessionStream } from '@firn/client';
+import { type InferenceSession, SessionStream } from '@firn/client';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 
 // Attacks on the session stream (GET /v1/sessions/{id}/stream, Upgrade: firn-session/1;
 // docs/decisions/1240-direct-session-endpoint.md) through a real node, enclave process and the
@@ -19,14 +20,8 @@ const x = (v: number) => ({
 
 beforeAll(async () => {
   net = await startTestNetwork();
-  session = await openInferenceSession({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
+  session = await openNetworkSession(net, model.bytes, {
     requesterKem: await generateKemKeyPair(),
-    policy: net.policy,
-    roots: net.roots,
-    model: { bytes: model.bytes },
     escrow: 10n ** 15n,
     // The node's relayed stream (decision 1240); the direct path is tested in session-direct-tcp.
     transport: 'stream',

@@ -17,14 +17,25 @@ import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.
 import { serveSessionEndpoint } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
+/** Options of sessionProgramHarness. */
+export interface SessionHarnessOptions {
+  /** The enclave's clock, unix seconds (default: a fixed 1,750,000,000); read at each use. */
+  now?: () => number;
+  /**
+   * Called with the transcript the served session reports at close, before the enclave takes it:
+   * a test may change it in place (a child subverted by its model misreporting its work).
+   */
+  onFinish?: (t: { count: bigint; workUnits: bigint }) => void;
+}
+
 /**
  * An enclave program with the session handlers and a real session child endpoint (Unix socket,
  * direct TCP when asked), in this process, with a sealed tiny linear model (3 inputs) ready to
  * open sessions on: the set-up the session attack tests share. `tag` names the temp folder and
  * the model; `salt` keeps job IDs and the measurement apart between test files.
  */
-export async function sessionProgramHarness(tag: string, salt: number) {
-  const now = 1_750_000_000;
+export async function sessionProgramHarness(tag: string, salt: number, o: SessionHarnessOptions = {}) {
+  const clock = o.now ?? (() => 1_750_000_000);
   const dir = mkdtempSync(join(tmpdir(), `firn-${tag}-`));
   const root = await createSimulatedRoot();
   const platform = await createSimulatedPlatform(root);
@@ -35,7 +46,7 @@ export async function sessionProgramHarness(tag: string, salt: number) {
       platformId: hexBytes(platform.platformId, 'platformId'),
     },
     createSessionHandlers({
-      now: () => now,
+      now: clock,
       maxRequestBytes: 64 * 1024,
       loadModel: async (b): Promise<RuntimeModel> => {
         const m = await loadOnnxModel(b);
@@ -45,7 +56,15 @@ export async function sessionProgramHarness(tag: string, salt: number) {
           release: () => m.release(),
           serveSession: async (p) => {
             const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-            return { address: served.address, idleMs: async () => served.idleMs(), finish: served.finish };
+            return {
+              address: served.address,
+              idleMs: async () => served.idleMs(),
+              finish: async (auth) => {
+                const t = await served.finish(auth);
+                o.onFinish?.(t);
+                return t;
+              },
+            };
           },
         };
       },
@@ -60,7 +79,12 @@ export async function sessionProgramHarness(tag: string, salt: number) {
   writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
   let seed = 0;
 
-  async function open(direct: boolean) {
+  /**
+   * Open a session on the sealed model: through the enclave's pipe, or with `direct` on the
+   * child's own endpoint (a TCP port on `directHost`, or a Unix socket with `directHost` null).
+   */
+  async function open(direct: boolean, directHost: string | null = '127.0.0.1') {
+    const now = clock();
     const jobId = bytesToHex(sha256(new Uint8Array([++seed, salt])));
     const built = await buildSessionOpen({
       jobId,
@@ -79,7 +103,7 @@ export async function sessionProgramHarness(tag: string, salt: number) {
       inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
       onChain: sessionCommitments(sealedModel.artifactId),
       domain,
-      ...(direct ? { direct: true, directHost: '127.0.0.1' } : {}),
+      ...(direct ? { direct: true, ...(directHost === null ? {} : { directHost }) } : {}),
     })) as OpenSessionResult;
     const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
     return { jobId, r, codec };
@@ -94,5 +118,5 @@ export async function sessionProgramHarness(tag: string, salt: number) {
       sessionId: jobId,
       auth: Buffer.from(codec.sealClose()).toString('base64'),
     }) as Promise<CloseSessionResult>;
-  return { dir, program, identity, open, x, close };
+  return { dir, program, identity, model, open, x, close };
 }

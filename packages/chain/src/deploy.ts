@@ -1,5 +1,5 @@
 import { InvalidInputError, TEE_TYPES } from '@firn/core';
-import { type Abi, type Address, getAddress, type Hex } from 'viem';
+import { type Abi, type Address, encodeDeployData, getAddress, type Hex } from 'viem';
 import {
   firnDataLedgerAbi,
   firnDataLedgerBytecode,
@@ -18,7 +18,7 @@ import { toChainError } from './ChainRevertedError.ts';
 import { createFirnClients, requireWallet } from './clients.ts';
 import { DEVNET_TEE_TYPES, type FirnDeployment, PRODUCTION_TEE_TYPES } from './types.ts';
 import { assertAddress, assertBytes32, assertUint } from './validate.ts';
-import { feesWithinCeiling, writeContractAndWait } from './writeContractAndWait.ts';
+import { feesWithinCeiling, gasWithinCap, writeContractAndWait } from './writeContractAndWait.ts';
 
 /** Shortest timelock delay a production deployment accepts: one day, so a change can be seen and answered. */
 export const MIN_PRODUCTION_GOVERNANCE_DELAY = 86_400;
@@ -127,14 +127,27 @@ export async function deployFirn(params: DeployFirnParams): Promise<FirnDeployme
 
   const deploy = async (name: string, abi: Abi, bytecode: Hex, args: readonly unknown[]) => {
     try {
-      // Fees within the clients' ceiling (decision 1470), not as viem would fill them from the RPC.
-      const fees = await feesWithinCeiling(clients, `deploy ${name}`);
+      // Fees within the clients' ceiling (decision 1470) and a gas limit within MAX_WRITE_GAS
+      // (decision 1540), not as viem would fill them from the RPC: both are checked before the
+      // creation is signed, as for every other write.
+      const context = `deploy ${name}`;
+      const [fees, estimate] = await Promise.all([
+        feesWithinCeiling(clients, context),
+        clients.public.estimateGas({
+          account: owner,
+          data: encodeDeployData({ abi, bytecode, args }),
+          blockTag: 'latest',
+          prepare: false,
+        }),
+      ]);
+      const gas = gasWithinCap(estimate, context);
       const hash = await wallet.deployContract({
         abi,
         bytecode,
         args,
         account: wallet.account,
         chain: wallet.chain,
+        gas,
         ...fees,
       } as Parameters<typeof wallet.deployContract>[0]);
       const receipt = await clients.public.waitForTransactionReceipt({ hash });

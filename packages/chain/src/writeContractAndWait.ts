@@ -119,14 +119,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     // raw: nothing asks the RPC to fill the request (eth_fillTransaction, eth_chainId), and the
     // same call goes again at the same nonce with other fees (a resend, a re-price).
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
-    const gas = (estimate * 3n) / 2n + 50_000n;
-    // The gas limit comes from the RPC too: gas x fee is what a signed write may cost, so it is
-    // bounded like the fees (a block's worth; firn's writes need well under 1M).
-    if (gas > MAX_WRITE_GAS)
-      throw new FirnError(
-        'E_CHAIN',
-        `${context}: the RPC's gas estimate (${estimate}) is above ${MAX_WRITE_GAS} gas a write may sign; nothing was signed`,
-      );
+    const gas = gasWithinCap(estimate, context);
     const sendWith = (f: Fees): Promise<Hex> =>
       sendSigned(clients, ceiling, context, {
         chainId: clients.addresses.chainId,
@@ -481,6 +474,29 @@ async function inPool(clients: FirnClients, hash: Hex): Promise<boolean> {
 }
 
 /**
+ * The gas limit to sign for a transaction whose `estimate` (gas, from eth_estimateGas) came from
+ * the RPC: 1.5 x estimate + 50,000 of head-room (another transaction landing first can make the call
+ * take a costlier path). The gas limit comes from the untrusted RPC like the fees, and gas x fee is
+ * what a signed transaction may cost, so it is bounded like them: at most MAX_WRITE_GAS (30M, a
+ * block's worth on Ethereum mainnet; firn's writes need well under 1M, its largest contract
+ * creation about 6M). Used by every write and every contract creation (decision 1540).
+ * @throws FeeCeilingError (E_CHAIN, fee 'gas') when the limit would exceed MAX_WRITE_GAS; nothing
+ *   is signed.
+ */
+export function gasWithinCap(estimate: bigint, context: string): bigint {
+  const gas = (estimate * 3n) / 2n + 50_000n;
+  if (gas > MAX_WRITE_GAS)
+    throw new FeeCeilingError(
+      'gas',
+      gas,
+      MAX_WRITE_GAS,
+      context,
+      `the RPC's gas estimate is ${estimate} gas`,
+    );
+  return gas;
+}
+
+/**
  * Fees for a transaction signed outside writeContractAndWait (a contract creation): freshFees
  * within the clients' ceiling (decision 1470). FeeCeilingError when the RPC asks more.
  */
@@ -596,20 +612,39 @@ function gwei(wei: bigint): string {
  */
 export class FeeCeilingError extends FirnError {
   override readonly name = 'FeeCeilingError';
+  /**
+   * @param fee the field refused; 'gas' is the gas limit (wanted and ceiling in gas, ceiling
+   *   MAX_WRITE_GAS, details wantedGas/ceilingGas, no setting), the others are wei per gas.
+   */
   constructor(
-    readonly fee: 'maxFeePerGas' | 'maxPriorityFeePerGas' | 'gasPrice',
+    readonly fee: 'maxFeePerGas' | 'maxPriorityFeePerGas' | 'gasPrice' | 'gas',
     readonly wanted: bigint,
     readonly ceiling: bigint,
     context: string,
     readonly why: string,
   ) {
-    const setting =
-      fee === 'maxPriorityFeePerGas' ? FEE_CEILING_ENV.maxPriorityFeePerGas : FEE_CEILING_ENV.maxFeePerGas;
-    const field = fee === 'maxPriorityFeePerGas' ? 'maxPriorityFeePerGas' : 'maxFeePerGas';
-    super(
-      'E_CHAIN',
-      `${context}: not sent: its ${fee} would be ${gwei(wanted)} gwei, above this account's ceiling of ${gwei(ceiling)} gwei (${why}); if the chain really asks this much (check the RPC), raise the ceiling: set ${setting} (gwei) or pass feeCeiling.${field} (wei) to createFirnClients`,
-      { details: { fee, wantedWei: wanted.toString(), ceilingWei: ceiling.toString(), setting } },
-    );
+    super('E_CHAIN', ...feeCeilingText(fee, wanted, ceiling, context, why));
   }
+}
+
+/** FeeCeilingError's message and details: fees in gwei with the setting that raises them, gas in gas. */
+function feeCeilingText(
+  fee: FeeCeilingError['fee'],
+  wanted: bigint,
+  ceiling: bigint,
+  context: string,
+  why: string,
+): [string, { details: Record<string, string> }] {
+  if (fee === 'gas')
+    return [
+      `${context}: not sent: its gas limit would be ${wanted} gas (${why}, with head-room), above the ${ceiling} gas any transaction may sign; the RPC is wrong about the call's cost, use another RPC`,
+      { details: { fee, wantedGas: wanted.toString(), ceilingGas: ceiling.toString() } },
+    ];
+  const setting =
+    fee === 'maxPriorityFeePerGas' ? FEE_CEILING_ENV.maxPriorityFeePerGas : FEE_CEILING_ENV.maxFeePerGas;
+  const field = fee === 'maxPriorityFeePerGas' ? 'maxPriorityFeePerGas' : 'maxFeePerGas';
+  return [
+    `${context}: not sent: its ${fee} would be ${gwei(wanted)} gwei, above this account's ceiling of ${gwei(ceiling)} gwei (${why}); if the chain really asks this much (check the RPC), raise the ceiling: set ${setting} (gwei) or pass feeCeiling.${field} (wei) to createFirnClients`,
+    { details: { fee, wantedWei: wanted.toString(), ceilingWei: ceiling.toString(), setting } },
+  ];
 }

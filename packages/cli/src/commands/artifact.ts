@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   createReadStream,
   existsSync,
@@ -21,6 +20,7 @@ import {
 } from '@firn/crypto';
 import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
+import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 
 /** Bytes per read and per emitted zero block while streaming. */
 const STREAM_CHUNK = 1024 * 1024;
@@ -104,7 +104,9 @@ async function writeStreamAtomically(
   force: boolean,
   onChunk?: (c: Uint8Array) => void,
 ): Promise<number> {
-  const tmp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
+  // Partial files a killed writer left here go first (decision 1542); this one names its writer.
+  removeAbandonedPartialsBeside(out);
+  const tmp = partialPathFor(out);
   let size = 0;
   async function* counted() {
     for await (const c of source) {
@@ -242,7 +244,8 @@ export async function artifactKeygen(o: { out: string; force?: boolean }) {
   const json = JSON.stringify({ privateKey: bytesToHex(k.privateKey), publicKey: bytesToHex(k.publicKey) });
   if (o.force) {
     // Written beside it and renamed: the old key is replaced whole or not at all.
-    const tmp = `${o.out}.${randomBytes(6).toString('hex')}.tmp`;
+    removeAbandonedPartialsBeside(o.out);
+    const tmp = partialPathFor(o.out);
     writeFileSync(tmp, json, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, o.out);
   } else writeFileSync(o.out, json, { mode: 0o600, flag: 'wx' });

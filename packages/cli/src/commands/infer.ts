@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   accessSync,
   constants,
@@ -17,6 +16,7 @@ import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { recordJob } from '../jobJournal.ts';
 import { printError, printJson } from '../output.ts';
+import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface InferOptions {
@@ -118,9 +118,11 @@ export function readKemKeyPair(file: string): { privateKey: Uint8Array; publicKe
  */
 export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | string }[]): void {
   const tmps: string[] = [];
+  // Partial files a killed writer left beside these go first (decision 1542); these name their writer.
+  for (const f of files) removeAbandonedPartialsBeside(f.path);
   try {
     for (const f of files) {
-      const tmp = `${f.path}.${randomBytes(6).toString('hex')}.tmp`;
+      const tmp = partialPathFor(f.path);
       tmps.push(tmp);
       writeFileSync(tmp, f.bytes, { mode: 0o600, flag: 'wx' });
     }

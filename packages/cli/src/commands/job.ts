@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createFirnClients,
@@ -20,7 +20,7 @@ import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { readJobRecord } from '../jobJournal.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
-import { inferCommand, type InferOptions } from './infer.ts';
+import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
 import { runTrain, type TrainOptions } from './train.ts';
 
 /** Options every `firn job` subcommand takes. */
@@ -129,9 +129,32 @@ export function jobAdvice(j: FirnJob, chainNow: bigint): string {
   }
 }
 
-async function chainNow(c: FirnClients): Promise<bigint> {
-  const b = await c.public.getBlock();
-  return BigInt(Math.max(Number(b.timestamp), Math.floor(Date.now() / 1000)));
+/**
+ * Chain time at which a transaction sent now would be judged, unix seconds: the latest block's
+ * timestamp when it is already past `due` (unix seconds; the time whose passing the caller judges),
+ * else the later of it and the pending block's timestamp. The pending block is the one a reclaim
+ * or finalize sent now lands in, stamped by the chain's own clock: on a chain that mines only on
+ * transactions (anvil) the latest block can be minutes old while the next one is not. The host's
+ * clock is never read (decisions 1460, 1541): a host clock ahead of the chain must not advise
+ * "reclaim now" or send a reclaim the contract reverts. The pending block is asked for only when
+ * the latest does not settle the question (anvil builds it on a copy of the state, decision 1400);
+ * an RPC that has none, or fails on it, leaves the latest block's time.
+ */
+export async function chainNow(c: FirnClients, due: bigint): Promise<bigint> {
+  const latest = (await c.public.getBlock({ blockTag: 'latest' })).timestamp;
+  if (latest > due) return latest;
+  const pending = await c.public
+    .getBlock({ blockTag: 'pending' })
+    .then((b) => b?.timestamp)
+    .catch(() => undefined);
+  return pending !== undefined && pending > latest ? pending : latest;
+}
+
+/** The time whose passing decides what can be done with `j` next (claim lapse or challenge end), unix seconds. */
+function dueOf(j: FirnJob): bigint {
+  if (j.status === JobStatus.Claimed) return minBig(j.claimedAt + j.claimTimeout, j.deadline);
+  if (j.status === JobStatus.Proved) return j.challengeEndsAt - 1n;
+  return 0n;
 }
 
 /**
@@ -153,7 +176,7 @@ export async function jobStatus(chain: ResolvedChain, id: string) {
       'E_NOT_FOUND',
       `job ${jobId} does not exist on the market ${chain.deployment.jobMarket}`,
     );
-  const now = await chainNow(c);
+  const now = await chainNow(c, dueOf(j));
   let endpoint: string | null = null;
   if (j.status !== JobStatus.Open && row(j).enclaveId)
     endpoint = (await getNode(c, j.enclaveId)).endpoint || null;
@@ -184,7 +207,7 @@ export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: st
       'E_CONFLICT',
       `job ${jobId} is ${JobStatus[j.status]}, not Proved: nothing to finalize`,
     );
-  const now = await chainNow(c);
+  const now = await chainNow(c, dueOf(j));
   if (now < j.challengeEndsAt)
     throw new FirnError(
       'E_CONFLICT',
@@ -209,7 +232,7 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
       'E_FORBIDDEN',
       `job ${jobId} was posted by ${j.requester}, not by ${me} (pass the requester's --key-file)`,
     );
-  const now = await chainNow(c);
+  const now = await chainNow(c, dueOf(j));
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
     throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
@@ -273,8 +296,12 @@ export async function jobResult(chain: ResolvedChain, id: string, o: { out: stri
       `the Work Proof from ${node.endpoint} does not verify: ${check.reasons.join('; ')}`,
     );
   mkdirSync(out, { recursive: true, mode: 0o700 });
-  for (const f of files) writeFileSync(join(out, f.name), f.bytes, { mode: 0o600, flag: 'wx' });
-  writeFileSync(join(out, 'proof.json'), `${JSON.stringify(r.proof, null, 2)}\n`, { flag: 'wx' });
+  // All or nothing, through temp files that name their writer (decision 1542): a kill mid-write
+  // leaves no partial output under its final name, and the next write here removes what it left.
+  writeFilesAtomically([
+    ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
+    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+  ]);
   return {
     jobId,
     node: node.endpoint,
@@ -316,7 +343,7 @@ export async function jobRetry(
   const rec = readJobRecord(jobId);
   const c = requesterClients(chain, o.keyFile ?? (rec.options['keyFile'] as string | undefined));
   const j = await getJob(c, jobId);
-  const now = await chainNow(c);
+  const now = await chainNow(c, dueOf(j));
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)) {
     if (lapsed) await blockAfter(c, j);

@@ -4,6 +4,18 @@ import { workProofDigestBytes } from './workProofDigest.ts';
 
 const rand = (n: number) => bytesToHex(crypto.getRandomValues(new Uint8Array(n)));
 const u64 = () => new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
+/** A Work Proof with random 32-byte fields and the given times and work units. */
+const proofWith = (startedAt: bigint, finishedAt: bigint, workUnits: bigint) => ({
+  jobId: rand(32),
+  enclaveId: rand(32),
+  measurement: rand(32),
+  workloadHash: rand(32),
+  inputCommitment: rand(32),
+  outputCommitment: rand(32),
+  startedAt,
+  finishedAt,
+  workUnits,
+});
 
 describe('workProofDigestBytes', () => {
   it("equals core's EIP-712 workProofDigest (viem) on random proofs, domains and uint64 edges", () => {
@@ -13,34 +25,14 @@ describe('workProofDigestBytes', () => {
         chainId: [1, 31337, 0, 2 ** 53 - 1, Math.floor(Math.random() * 1e9)][i % 5]!,
         jobMarket: rand(20),
       };
-      const proof = {
-        jobId: rand(32),
-        enclaveId: rand(32),
-        measurement: rand(32),
-        workloadHash: rand(32),
-        inputCommitment: rand(32),
-        outputCommitment: rand(32),
-        startedAt: i < 4 ? edges[i]! : u64(),
-        finishedAt: i < 4 ? edges[3 - i]! : u64(),
-        workUnits: u64(),
-      };
+      const proof = proofWith(i < 4 ? edges[i]! : u64(), i < 4 ? edges[3 - i]! : u64(), u64());
       expect(bytesToHex(workProofDigestBytes(domain, proof))).toBe(workProofDigest(domain, proof));
     }
   });
 
   it('binds every field and the domain: changing any one changes the digest', () => {
     const domain = { chainId: 31337, jobMarket: rand(20) };
-    const proof = {
-      jobId: rand(32),
-      enclaveId: rand(32),
-      measurement: rand(32),
-      workloadHash: rand(32),
-      inputCommitment: rand(32),
-      outputCommitment: rand(32),
-      startedAt: 10n,
-      finishedAt: 11n,
-      workUnits: 12n,
-    };
+    const proof = proofWith(10n, 11n, 12n);
     const base = bytesToHex(workProofDigestBytes(domain, proof));
     for (const k of Object.keys(proof) as (keyof typeof proof)[]) {
       const v = proof[k];
@@ -53,17 +45,7 @@ describe('workProofDigestBytes', () => {
 
   it('refuses out-of-range uint64 values, bad hex sizes and a bad chainId', () => {
     const domain = { chainId: 1, jobMarket: rand(20) };
-    const proof = {
-      jobId: rand(32),
-      enclaveId: rand(32),
-      measurement: rand(32),
-      workloadHash: rand(32),
-      inputCommitment: rand(32),
-      outputCommitment: rand(32),
-      startedAt: 1n,
-      finishedAt: 2n,
-      workUnits: 3n,
-    };
+    const proof = proofWith(1n, 2n, 3n);
     expect(() => workProofDigestBytes(domain, { ...proof, workUnits: 1n << 64n })).toThrow(/uint64/);
     expect(() => workProofDigestBytes(domain, { ...proof, startedAt: -1n })).toThrow(/uint64/);
     expect(() => workProofDigestBytes(domain, { ...proof, jobId: rand(31) as Hex })).toThrow();

@@ -1,0 +1,219 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AnvilInstance,
+  approveNode,
+  claimJob,
+  createFirnClients,
+  deployFirn,
+  type FirnClients,
+  type FirnDeployment,
+  getJob,
+  JobStatus,
+  postJob,
+  registerNode,
+  startAnvil,
+  submitProof,
+  type WorkProof,
+  workProofTypedData,
+  joinVerifierSet,
+} from '@firn/chain';
+import { sealInput } from '@firn/client';
+import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
+import { generateKemKeyPair } from '@firn/crypto';
+import { keccak256, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobReclaim, jobResult, jobStatus } from './job.ts';
+
+// Decision 1541: `firn job status` advice and `firn job reclaim`'s pre-check judge a claim's lapse
+// on chain time, never on the host clock. Here the chain runs 30 minutes behind the host (as a
+// host whose clock is ahead sees it): a claim of 120 s has lapsed by the host clock the moment it
+// is made, but not on the chain, where the contract would revert a reclaim (ClaimNotLapsed).
+const ETH = 10n ** 18n;
+const SKEW = 1800;
+const CLAIM_TIMEOUT = 120n;
+const dir = mkdtempSync(join(tmpdir(), 'firn-job-'));
+let anvil: AnvilInstance;
+let deployment: FirnDeployment;
+const at = (i: number): FirnClients =>
+  createFirnClients(anvil.rpcUrl, anvil.accounts[i]!.privateKey, deployment, { pollingIntervalMs: 50 });
+const rpc = async (method: string, params: unknown[]) => {
+  const r = await fetch(anvil.rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const j = (await r.json()) as { error?: { message: string } };
+  if (j.error) throw new Error(`${method}: ${j.error.message}`);
+};
+
+/** The node's job API as far as `firn job result` asks it: results by job id (lower-case hex). */
+const results = new Map<string, unknown>();
+let node: Server;
+
+beforeAll(async () => {
+  node = createServer((req, res) => {
+    const m = /^\/v1\/jobs\/(0x[0-9a-f]{64})\/result$/.exec(req.url ?? '');
+    const r = m ? results.get(m[1]!) : undefined;
+    res.writeHead(r ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(r ?? { error: { code: 'E_NOT_FOUND', message: 'no result' } }));
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  anvil = await startAnvil({ accounts: 6 });
+  await rpc('anvil_setTime', [Math.floor(Date.now() / 1000) - SKEW]);
+  await rpc('evm_mine', []);
+  const measurement = keccak256(toHex('job-cli-bundle'));
+  deployment = await deployFirn({
+    rpcUrl: anvil.rpcUrl,
+    deployerKey: anvil.accounts[0]!.privateKey,
+    governanceDelay: 1,
+    minNodeStake: ETH,
+    minVerifierStake: ETH,
+    unbondingPeriod: 60,
+    challengeWindow: 30,
+    slashAmount: ETH,
+    claimBond: ETH / 10n,
+    epochLength: 3600,
+    measurements: [{ teeType: 1, measurement }],
+    verifiers: [anvil.accounts[3]!.address],
+    pollingIntervalMs: 50,
+  });
+  const enclaveId = keccak256(toHex('job-cli-enclave'));
+  const evidenceDigest = keccak256(toHex('job-cli-evidence'));
+  await joinVerifierSet(at(3), ETH);
+  await registerNode(at(1), {
+    enclaveId,
+    teeType: 1,
+    measurement,
+    platformIdHash: keccak256(toHex('machine-1')),
+    enclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
+    kemPublicKey: keccak256(toHex('kem')),
+    endpoint: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    evidenceDigest,
+    stake: ETH,
+  });
+  await approveNode(at(3), { enclaveId, evidenceDigest });
+  writeFileSync(join(dir, 'requester.key'), anvil.accounts[2]!.privateKey, { mode: 0o600 });
+}, 60_000);
+afterAll(async () => {
+  node?.close();
+  await anvil?.stop();
+});
+
+/** A job posted by account 2 and claimed by the node of account 1, with a 120 s claim timeout. */
+async function claimedJob(): Promise<Hex> {
+  const block = await at(2).public.getBlock();
+  const { jobId } = await postJob(at(2), {
+    teeTypeMask: 1 << 1,
+    allowedMeasurements: [],
+    workloadHash: keccak256(toHex('model')),
+    inputCommitment: keccak256(toHex('inputs')),
+    deadline: block.timestamp + 3600n,
+    claimTimeout: CLAIM_TIMEOUT,
+    escrow: ETH,
+  });
+  await claimJob(at(1), { jobId, enclaveId: keccak256(toHex('job-cli-enclave')) });
+  return jobId;
+}
+
+describe('firn job on a host clock 30 minutes ahead of the chain', () => {
+  it('does not advise a reclaim before the claim lapses on the chain', async () => {
+    const jobId = await claimedJob();
+    const chain = { rpcUrl: anvil.rpcUrl, deployment };
+    const j = await getJob(at(2), jobId);
+    // By the host clock the claim lapsed half an hour ago.
+    expect(BigInt(Math.floor(Date.now() / 1000))).toBeGreaterThan(j.claimedAt + j.claimTimeout + 1000n);
+
+    const status = await jobStatus(chain, jobId);
+    expect(status.advice).toMatch(/^running on 0x[0-9a-f]{64}; the claim lapses at /);
+    expect(status.advice).not.toMatch(/lapsed|reclaim/);
+  }, 60_000);
+
+  it('does not send a reclaim (nor a block-making transfer) before the claim lapses on the chain', async () => {
+    const jobId = await claimedJob();
+    const chain = { rpcUrl: anvil.rpcUrl, deployment };
+    const requester = anvil.accounts[2]!.address;
+    const nonce = await at(2).public.getTransactionCount({ address: requester });
+    const err = (await jobReclaim(chain, jobId, join(dir, 'requester.key')).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as FirnError | undefined;
+    expect(err?.code).toBe('E_CONFLICT');
+    expect(err?.message).toMatch(/cannot be reclaimed: running on/);
+    // Nothing was sent: no reclaim, and no block-making transfer either.
+    expect(await at(2).public.getTransactionCount({ address: requester })).toBe(nonce);
+    expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Claimed);
+  }, 60_000);
+
+  it('once the claim lapses on the chain (no block mined since), advises and performs the reclaim', async () => {
+    const jobId = await claimedJob();
+    const chain = { rpcUrl: anvil.rpcUrl, deployment };
+    // The chain's clock moves past the lapse, but no block is mined: the latest block still shows
+    // the claim running; the next block (the one a reclaim lands in) does not.
+    await rpc('evm_increaseTime', [Number(CLAIM_TIMEOUT) + 10]);
+    const j = await getJob(at(2), jobId);
+    expect((await at(2).public.getBlock()).timestamp).toBeLessThanOrEqual(j.claimedAt + j.claimTimeout);
+
+    expect((await jobStatus(chain, jobId)).advice).toMatch(/^the claim lapsed: `firn job reclaim`/);
+    const r = await jobReclaim(chain, jobId, join(dir, 'requester.key'));
+    expect(r.status).toBe('Reclaimed');
+    expect(r.refundedWei).toBe((ETH + ETH / 10n).toString());
+    expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Reclaimed);
+  }, 60_000);
+});
+
+describe('firn job result', () => {
+  it('writes the opened outputs and the verified proof, and nothing else, into --out', async () => {
+    const jobId = await claimedJob();
+    const j = await getJob(at(2), jobId);
+    const kem = await generateKemKeyPair();
+    const plaintext = new TextEncoder().encode('the answer, in plaintext');
+    const out = await sealInput(plaintext, 'application/octet-stream', kem.publicKey);
+    const proof: WorkProof = {
+      jobId,
+      enclaveId: j.enclaveId,
+      measurement: keccak256(toHex('job-cli-bundle')),
+      workloadHash: j.workloadHash,
+      inputCommitment: j.inputCommitment,
+      outputCommitment: computeOutputCommitment([{ role: 'y', artifactId: out.artifactId }]),
+      startedAt: j.claimedAt,
+      finishedAt: j.claimedAt + 1n,
+      workUnits: 1n,
+    };
+    const domain = { chainId: deployment.chainId, verifyingContract: deployment.jobMarket };
+    const enclave = privateKeyToAccount(anvil.accounts[5]!.privateKey);
+    const signature = await enclave.signTypedData(workProofTypedData(domain, proof));
+    await submitProof(at(1), { jobId, proof, signature });
+    results.set(jobId.toLowerCase(), {
+      jobId,
+      proof: workProofToJson(
+        proof,
+        signature,
+        { chainId: deployment.chainId, jobMarket: deployment.jobMarket },
+        enclave.address,
+      ),
+      response: '',
+      outputs: [
+        {
+          role: 'y',
+          artifactId: out.artifactId,
+          contentType: 'application/octet-stream',
+          size: out.sealed.length,
+          sealed: Buffer.from(out.sealed).toString('base64'),
+        },
+      ],
+    });
+    const kemFile = join(dir, 'kem.json');
+    writeFileSync(kemFile, JSON.stringify({ privateKey: toHex(kem.privateKey) }), { mode: 0o600 });
+    const outDir = join(dir, 'result');
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out: outDir, kemKey: kemFile });
+    expect(r).toMatchObject({ jobId, files: ['y', 'proof.json'], opened: true });
+    expect(readdirSync(outDir).sort()).toEqual(['proof.json', 'y']);
+    expect(new Uint8Array(readFileSync(join(outDir, 'y')))).toEqual(plaintext);
+    expect(JSON.parse(readFileSync(join(outDir, 'proof.json'), 'utf8'))).toMatchObject({ proof: { jobId } });
+  }, 60_000);
+});
