@@ -13,7 +13,14 @@ import {
   utf8,
   type WorkProofJson,
 } from '@firn/core';
-import { artifactId, createGrant, type Grant, openChannel, parseGrant } from '@firn/crypto';
+import {
+  artifactId,
+  assertKemRecipientKeys,
+  createGrant,
+  type Grant,
+  openChannel,
+  parseGrant,
+} from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { readAllNodeEligibility } from './chainView.ts';
 import { type JobPlan, RECIPIENTS_PARAM } from './grantForJob.ts';
@@ -140,6 +147,8 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
     if (roles.has(i.role)) throw new FirnError('E_INVALID_INPUT', `input role ${i.role} is given twice`);
     roles.add(i.role);
   }
+  // A low-order or malformed key is refused before anything is sealed or posted (RFC 9180 §7.1.4).
+  assertKemRecipientKeys(opts.recipients ?? [], 'extra recipient');
   const extra = (opts.recipients ?? []).map((k) => bytesToHex(k));
   if (extra.length > 15) throw new FirnError('E_INVALID_INPUT', 'at most 15 extra recipients');
   const params: Record<string, unknown> = { ...(opts.params ?? {}) };
