@@ -146,3 +146,50 @@ describe('relayed session stream (HTTP upgrade): bounded', () => {
     expect(s.closed).toBe(true);
   });
 });
+
+describe('the deadline keeps nothing alive', () => {
+  it('a process that got its answer and closed its stream exits at once, not after requestTimeoutMs', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'firn-deadline-'));
+    const script = join(dir, 'run.mts');
+    // The child: an echo endpoint and a stream in one process; one answered request, then both
+    // closed. A 60 s deadline timer that held the event loop would keep it alive for a minute.
+    writeFileSync(
+      script,
+      `import { createServer } from 'node:net';
+import { SessionStream } from ${JSON.stringify(join(import.meta.dirname, 'sessionStream.ts'))};
+const server = createServer((s) => {
+  let acked = false;
+  s.on('data', (c) => { if (!acked) { acked = true; s.write(Buffer.of(0, 0, 0, 1, 2)); } else s.write(c); });
+  s.on('error', () => {});
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const st = await SessionStream.connectDirect('127.0.0.1', server.address().port, new Uint8Array(32));
+const a = await st.send(new Uint8Array(40).fill(5));
+st.close();
+server.close();
+console.log('answered', a[0]);
+`,
+    );
+    const t0 = performance.now();
+    const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.on('exit', (code) => {
+        clearTimeout(kill);
+        resolve({ code, text });
+      });
+    });
+    expect(out.text).toContain('answered 5');
+    expect(out.code).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+  }, 30_000);
+});
