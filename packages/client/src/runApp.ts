@@ -124,10 +124,14 @@ export interface PreparedAppJob {
  * Attest a node hosting the app, seal and upload the inputs, and post the job (bound to that
  * Enclave ID and the app's measurement, workloadHash = computeAppWorkloadHash). Returns the job plan
  * the other owners grant against. Raises E_NOT_FOUND (no node hosts the app), E_POLICY_REJECTED
- * (attestation, or the node runs other code), E_INVALID_INPUT (too many recipients, duplicate roles).
+ * (attestation, or the node runs other code), E_INVALID_INPUT (too many recipients, a recipient key
+ * that is malformed or of low order, named by index, duplicate roles).
  */
 export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob> {
   const app = bytesToHex(hexBytes(opts.app, 'app measurement', 32));
+  // A low-order or malformed key is refused before any node is asked, anything sealed or posted
+  // (RFC 9180 §7.1.4; decision 1531).
+  assertKemRecipientKeys(opts.recipients ?? [], 'extra recipient');
   let node = opts.node;
   if (node === undefined) {
     const clients = createFirnClients(opts.rpcUrl, undefined, opts.deployment);
@@ -147,8 +151,6 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
     if (roles.has(i.role)) throw new FirnError('E_INVALID_INPUT', `input role ${i.role} is given twice`);
     roles.add(i.role);
   }
-  // A low-order or malformed key is refused before anything is sealed or posted (RFC 9180 §7.1.4).
-  assertKemRecipientKeys(opts.recipients ?? [], 'extra recipient');
   const extra = (opts.recipients ?? []).map((k) => bytesToHex(k));
   if (extra.length > 15) throw new FirnError('E_INVALID_INPUT', 'at most 15 extra recipients');
   const params: Record<string, unknown> = { ...(opts.params ?? {}) };
