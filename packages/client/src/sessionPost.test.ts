@@ -215,3 +215,16 @@ describe('session POST fallback: bounded', () => {
     ).rejects.toMatchObject({ code: 'E_TIMEOUT' });
   });
 });
+
+describe('openInferenceSession requestTimeoutMs', () => {
+  it('refuses a deadline that is not an integer of 1..2^31-1 ms before anything is done', async () => {
+    const { openInferenceSession } = await import('./openInferenceSession.ts');
+    for (const requestTimeoutMs of [0, -1, 1.5, Number.NaN, 2 ** 31])
+      await expect(
+        openInferenceSession({ requestTimeoutMs } as unknown as Parameters<typeof openInferenceSession>[0]),
+      ).rejects.toMatchObject({
+        code: 'E_INVALID_INPUT',
+        message: expect.stringMatching(/requestTimeoutMs/),
+      });
+  });
+});
