@@ -8,6 +8,7 @@ export * from './sealInput.ts';
 export * from './verifyWorkProof.ts';
 export * from './openInferenceSession.ts';
 export * from './sessionStream.ts';
+export * from './sessionPost.ts';
 export * from './marketJob.ts';
 export * from './chainView.ts';
 export * from './padding.ts';

@@ -68,6 +68,23 @@ export function nodeNetworkError(e: unknown, endpoint: string, what: string): Fi
   });
 }
 
+/**
+ * The typed refusal `e` of an HTTP answer `res` with the answer's status (details.httpStatus) and
+ * a numeric Retry-After (details.retryAfterSeconds, RFC 9110 §10.2.3; an HTTP-date is left out).
+ */
+function withHttpAnswer(e: unknown, res: Response): unknown {
+  if (!(e instanceof FirnError)) return e;
+  const retryAfter = Number(res.headers.get('retry-after') ?? Number.NaN);
+  return new FirnError(e.code, e.message, {
+    cause: e.cause,
+    details: {
+      ...e.details,
+      httpStatus: res.status,
+      ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterSeconds: retryAfter } : {}),
+    },
+  });
+}
+
 const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
 async function json<T>(res: Response): Promise<T> {
@@ -252,13 +269,17 @@ export class NodeApi {
 
   /**
    * POST /v1/sessions/{id}/requests: one binary session message in, one out (both opaque to the
-   * host). `accessToken` is the open answer's transport token (x-firn-session-token).
+   * host). `accessToken` is the open answer's transport token (x-firn-session-token); `timeoutMs`
+   * bounds the whole exchange, body included (default this client's timeout). A refusal the node
+   * answered carries `details.httpStatus` (and `details.retryAfterSeconds` from a numeric
+   * Retry-After), so a caller can tell it from a connection that dropped (no httpStatus).
    */
   async sessionRequest(
     sessionId: Hex,
     message: Uint8Array,
     maxResponseBytes = 8 * 1024 * 1024,
     accessToken?: string,
+    timeoutMs = this.timeoutMs,
   ): Promise<Uint8Array> {
     return this.call(
       `POST /v1/sessions/${sessionId}/requests`,
@@ -272,9 +293,10 @@ export class NodeApi {
         body: message,
       },
       async (res) => {
-        if (!res.ok) await json(res);
+        if (!res.ok) await json(res).catch((e: unknown) => Promise.reject(withHttpAnswer(e, res)));
         return readCapped(res, maxResponseBytes);
       },
+      timeoutMs,
     );
   }
 

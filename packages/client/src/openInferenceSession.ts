@@ -48,7 +48,8 @@ import { assertStillEligible } from './attestNode.ts';
 import { JobFailedError } from './runJob.ts';
 import { createJobRequest, jobCommitments } from './buildJobRequest.ts';
 import { type SealedInput, sealInput } from './sealInput.ts';
-import { SessionStream } from './sessionStream.ts';
+import { postSessionRequest } from './sessionPost.ts';
+import { DEFAULT_SESSION_REQUEST_TIMEOUT_MS, SessionStream } from './sessionStream.ts';
 import { verifyWorkProof } from './verifyWorkProof.ts';
 
 export type SessionFormat = 'binary' | 'json';
@@ -370,6 +371,14 @@ export interface OpenInferenceSessionOptions extends MarketOptions {
    * at a time).
    */
   transport?: 'direct' | 'stream' | 'http';
+  /**
+   * How long one `infer` may wait for its answer, ms, counted from when it is sent (default
+   * 60 000, DEFAULT_SESSION_REQUEST_TIMEOUT_MS: far above a batch-256 run). On every transport a
+   * request that waits longer rejects with E_TIMEOUT, and so does every request queued behind it;
+   * the session is then closed (its sequence numbers are spent), like after any failed request.
+   * An integer from 1 to 2^31 - 1; anything else is E_INVALID_INPUT.
+   */
+  requestTimeoutMs?: number;
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
 }
 
@@ -426,6 +435,9 @@ export interface SessionCloseResult {
  * transcript. An open the enclave refuses rejects with its typed error after the escrow is reclaimed.
  */
 export async function openInferenceSession(opts: OpenInferenceSessionOptions): Promise<InferenceSession> {
+  const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
+  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > 2 ** 31 - 1)
+    throw new FirnError('E_INVALID_INPUT', 'requestTimeoutMs must be an integer number of ms, 1 to 2^31 - 1');
   const t0 = performance.now();
   const m = await connectToNode(opts);
   const { clients, node, api, kem, now, deadlineSeconds } = m;
@@ -500,6 +512,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       : await SessionStream.open(node.endpoint, opened.sessionId, undefined, opened.accessToken).catch(
           () => undefined,
         ));
+  if (stream !== undefined) stream.requestTimeoutMs = requestTimeoutMs;
   const openMs = performance.now() - t1;
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -508,6 +521,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     return run;
   };
   let closing: Promise<SessionCloseResult> | undefined;
+  /** The E_TIMEOUT a POST request failed with, if one did (what requests queued behind it get). */
+  let timedOut: FirnError | undefined;
   const close = (): Promise<SessionCloseResult> => {
     closing ??= serial(async () => {
       stream?.close();
@@ -585,17 +600,29 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         return Promise.reject(e);
       }
       return serial(async () => {
-        if (closing)
+        if (closing) {
+          // Requests queued behind one that timed out fail as it did (their turn never comes).
+          if (timedOut !== undefined)
+            throw new FirnError('E_TIMEOUT', `${timedOut.message}; this request was queued behind it`, {
+              details: { ...timedOut.details },
+            });
           throw new FirnError('E_CONFLICT', 'the session was closed after a failed request; open a new one');
+        }
         try {
           const request = codec.sealEncoded(encoded);
-          const sent = api.sessionRequest(opened.sessionId, request, undefined, opened.accessToken);
+          // Refusals that prove the enclave never saw it are re-sent (the same sealed bytes, never
+          // a new seal of the same inputs), a dropped connection once (decision 1530).
+          const sent = postSessionRequest(api, opened.sessionId, request, {
+            ...(opened.accessToken === undefined ? {} : { accessToken: opened.accessToken }),
+            timeoutMs: requestTimeoutMs,
+          });
           codec.hashPending();
           const response = await sent;
           return codec.openResponse(request, response);
         } catch (e) {
           // A failed request closes the session (its slot is freed at once); the proof covers
           // the requests answered before it, and close() returns it.
+          if (e instanceof FirnError && e.code === 'E_TIMEOUT') timedOut ??= e;
           void close().catch(() => undefined);
           throw e;
         }

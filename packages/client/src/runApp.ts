@@ -13,7 +13,14 @@ import {
   utf8,
   type WorkProofJson,
 } from '@firn/core';
-import { artifactId, createGrant, type Grant, openChannel, parseGrant } from '@firn/crypto';
+import {
+  artifactId,
+  assertKemRecipientKeys,
+  createGrant,
+  type Grant,
+  openChannel,
+  parseGrant,
+} from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { readAllNodeEligibility } from './chainView.ts';
 import { type JobPlan, RECIPIENTS_PARAM } from './grantForJob.ts';
@@ -117,10 +124,14 @@ export interface PreparedAppJob {
  * Attest a node hosting the app, seal and upload the inputs, and post the job (bound to that
  * Enclave ID and the app's measurement, workloadHash = computeAppWorkloadHash). Returns the job plan
  * the other owners grant against. Raises E_NOT_FOUND (no node hosts the app), E_POLICY_REJECTED
- * (attestation, or the node runs other code), E_INVALID_INPUT (too many recipients, duplicate roles).
+ * (attestation, or the node runs other code), E_INVALID_INPUT (too many recipients, a recipient key
+ * that is malformed or of low order, named by index, duplicate roles).
  */
 export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob> {
   const app = bytesToHex(hexBytes(opts.app, 'app measurement', 32));
+  // A low-order or malformed key is refused before any node is asked, anything sealed or posted
+  // (RFC 9180 §7.1.4; decision 1531).
+  assertKemRecipientKeys(opts.recipients ?? [], 'extra recipient');
   let node = opts.node;
   if (node === undefined) {
     const clients = createFirnClients(opts.rpcUrl, undefined, opts.deployment);

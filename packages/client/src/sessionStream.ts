@@ -17,12 +17,34 @@ export const SESSION_STREAM_PROTOCOL = 'firn-session/1';
 /** Answer buffers a direct stream keeps for reuse (`SessionStream.reuse`), and their total bytes. */
 export const MAX_SPARE_ANSWERS = 4;
 export const MAX_SPARE_ANSWER_BYTES = 16 * 1024 * 1024;
+/**
+ * How long one session request may wait for its answer by default, ms, counted from when it was
+ * sent (a batch-256 inference answers in tens of ms; a cold or loaded node in seconds).
+ */
+export const DEFAULT_SESSION_REQUEST_TIMEOUT_MS = 60_000;
+/** How long the node may take to answer a stream's upgrade request by default, ms. */
+export const DEFAULT_SESSION_STREAM_OPEN_TIMEOUT_MS = 10_000;
 const TAG_MESSAGE = 0;
 const TAG_ERROR = 1;
 const TAG_TOKEN = 2;
 
 export class SessionStream {
-  private readonly pending: { resolve: (b: Uint8Array) => void; reject: (e: unknown) => void }[] = [];
+  private readonly pending: {
+    resolve: (b: Uint8Array) => void;
+    reject: (e: unknown) => void;
+    /** performance.now() by which the answer must be whole (`requestTimeoutMs` after the send). */
+    at: number;
+  }[] = [];
+  /**
+   * Milliseconds each request may wait for its whole answer, from when it was sent (default
+   * DEFAULT_SESSION_REQUEST_TIMEOUT_MS; openInferenceSession's `requestTimeoutMs`). When the oldest
+   * request waits longer (the peer accepted and went silent, or dribbles its answer), it and every
+   * request sent after it reject with E_TIMEOUT and the stream ends: their sequence numbers are
+   * spent, so the session cannot go on.
+   */
+  requestTimeoutMs = DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
+  /** The one timer of the oldest request's deadline; re-armed lazily, unref'd, cleared on close. */
+  private deadline: ReturnType<typeof setTimeout> | undefined;
   private chunks: Buffer[] = [];
   private size = 0;
   private gone: FirnError | undefined;
@@ -50,13 +72,15 @@ export class SessionStream {
   /**
    * Open the stream of session `sessionId` at the node `endpoint` (http or https URL), with the
    * session's transport token from its open answer (`accessToken`). Rejects with
-   * the node's typed refusal (e.g. E_NOT_FOUND), or E_UNSUPPORTED when the node does not upgrade.
+   * the node's typed refusal (e.g. E_NOT_FOUND), E_UNSUPPORTED when the node does not upgrade, or
+   * E_TIMEOUT when it gives no answer within `timeoutMs`.
    */
   static open(
     endpoint: string,
     sessionId: Hex,
     maxResponseBytes = 8 * 1024 * 1024 + 1,
     accessToken?: string,
+    timeoutMs = DEFAULT_SESSION_STREAM_OPEN_TIMEOUT_MS,
   ): Promise<SessionStream> {
     const url = new URL(`/v1/sessions/${sessionId}/stream`, endpoint);
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
@@ -68,7 +92,19 @@ export class SessionStream {
       },
     });
     return new Promise<SessionStream>((resolve, reject) => {
+      // A node that takes the connection and never answers the upgrade: E_TIMEOUT, connection ended.
+      const timer = setTimeout(() => {
+        reject(
+          new FirnError(
+            'E_TIMEOUT',
+            `the node did not answer the session stream upgrade within ${timeoutMs} ms`,
+          ),
+        );
+        req.destroy();
+      }, timeoutMs);
+      req.on('close', () => clearTimeout(timer));
       req.on('upgrade', (res, socket, head) => {
+        clearTimeout(timer);
         if (String(res.headers.upgrade ?? '').toLowerCase() !== SESSION_STREAM_PROTOCOL) {
           socket.destroy();
           reject(new FirnError('E_UNSUPPORTED', 'the node answered with another protocol'));
@@ -195,7 +231,7 @@ export class SessionStream {
   send(message: Uint8Array): Promise<Uint8Array> {
     if (this.gone) return Promise.reject(this.gone);
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.pending.push({ resolve, reject });
+      this.enqueue(resolve, reject);
       const head = Buffer.allocUnsafe(5);
       head.writeUInt32BE(message.length + 1, 0);
       head[4] = TAG_MESSAGE;
@@ -214,7 +250,7 @@ export class SessionStream {
   sendParts(parts: readonly Uint8Array[]): Promise<Uint8Array> {
     if (this.gone) return Promise.reject(this.gone);
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.pending.push({ resolve, reject });
+      this.enqueue(resolve, reject);
       let size = 1;
       for (const p of parts) size += p.length;
       const head = Buffer.allocUnsafe(5);
@@ -229,6 +265,38 @@ export class SessionStream {
 
   close(): void {
     this.fail(new FirnError('E_UNAVAILABLE', 'the session stream was closed'));
+  }
+
+  /** A request waits for its answer from now, until `requestTimeoutMs` from now. */
+  private enqueue(resolve: (b: Uint8Array) => void, reject: (e: unknown) => void): void {
+    this.pending.push({ resolve, reject, at: performance.now() + this.requestTimeoutMs });
+    // One timer for the whole queue, not one per request: when it fires it checks the oldest
+    // request's own deadline and re-arms for it (answers that came in time cost no timer work).
+    if (this.deadline === undefined) this.armDeadline(this.requestTimeoutMs);
+  }
+
+  private armDeadline(ms: number): void {
+    this.deadline = setTimeout(() => this.onDeadline(), Math.max(1, Math.ceil(ms)));
+    // It never keeps a process alive by itself (an idle stream's timer may still be pending).
+    this.deadline.unref();
+  }
+
+  private onDeadline(): void {
+    this.deadline = undefined;
+    const oldest = this.pending[0];
+    if (oldest === undefined || this.gone) return;
+    const left = oldest.at - performance.now();
+    if (left > 0) {
+      this.armDeadline(left);
+      return;
+    }
+    this.fail(
+      new FirnError(
+        'E_TIMEOUT',
+        `the session gave no answer to a request within ${this.requestTimeoutMs} ms (openInferenceSession option requestTimeoutMs); that request and those sent after it failed and the session stream is closed`,
+        { details: { timeoutMs: this.requestTimeoutMs } },
+      ),
+    );
   }
 
   /**
@@ -318,6 +386,8 @@ export class SessionStream {
 
   private fail(e: FirnError): void {
     this.gone ??= e;
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
     for (const p of this.pending.splice(0)) p.reject(this.gone);
     this.socket.destroy();
   }

@@ -60,6 +60,6 @@ export {
   verifyDigest,
   verifyTagged,
 } from './signatures.ts';
-export { x25519SharedSecret } from './x25519.ts';
+export { assertKemRecipientKeys, isLowOrderX25519PublicKey, x25519SharedSecret } from './x25519.ts';
 export * from './sessionChannel.ts';
 export * from './nodeAuth.ts';

@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { assertBytes, FirnError, InvalidInputError, TAGS, utf8 } from '@firn/core';
 import { hpkeSeal } from '../hpke.ts';
+import { assertKemRecipientKeys } from '../x25519.ts';
 import { ByteSource, type ByteStream } from './ByteSource.ts';
 import { encryptChunk } from './chunkCipher.ts';
 import {
@@ -54,13 +55,16 @@ export interface PreparedArtifactKey {
  * Draw a data key and wrap it to `recipients` (X25519 KEM public keys, 1..16) now, to seal one
  * artifact later (`sealArtifact(bytes, {recipients, contentType, prepared})`): the HPKE work of
  * sealing moves ahead of the bytes, e.g. while a workload runs. Raises InvalidInputError for a
- * bad recipient list and what HPKE raises for a bad key.
+ * bad recipient list, naming the index of a recipient key that is not 32 bytes or is a low-order
+ * X25519 point (refused before any key is drawn), and what HPKE raises otherwise.
  */
 export async function prepareArtifactKey(recipients: readonly Uint8Array[]): Promise<PreparedArtifactKey> {
   if (!Array.isArray(recipients) || recipients.length === 0 || recipients.length > MAX_RECIPIENTS)
     throw new InvalidInputError(`a prepared data key needs 1..${MAX_RECIPIENTS} recipients`);
   const copies = recipients.map((pk) => assertBytes(pk, 'KEM public key').slice());
-  const dataKey = new Uint8Array(randomBytes(DATA_KEY_BYTES));
+  // A low-order or malformed recipient is refused before a key is drawn (RFC 9180 §7.1.4).
+  assertKemRecipientKeys(copies);
+  const dataKey = freshDataKey();
   try {
     return { recipients: copies, dataKey, wrapped: await wrapFor(copies, dataKey), used: false };
   } catch (e) {
@@ -123,25 +127,32 @@ export async function* sealArtifactStream(
     throw new InvalidInputError('an artifact with no recipients needs a caller-held dataKey');
   if (opts.prepared !== undefined && opts.dataKey !== undefined)
     throw new InvalidInputError('give a dataKey or a prepared data key, not both');
+  // Every recipient is checked before a key is drawn or a prepared one is taken (RFC 9180 §7.1.4).
+  assertKemRecipientKeys(opts.recipients);
   const preWrapped = opts.prepared === undefined ? undefined : takePrepared(opts.prepared, opts.recipients);
-  const dataKey =
-    opts.prepared !== undefined
-      ? opts.prepared.dataKey.slice()
-      : opts.dataKey === undefined
-        ? new Uint8Array(randomBytes(DATA_KEY_BYTES))
-        : assertBytes(opts.dataKey, 'data key', DATA_KEY_BYTES).slice();
-  opts.prepared?.dataKey.fill(0);
-  const header = encodeArtifactHeader({
-    chunkSize,
-    // A fresh random prefix per artifact: with a caller-supplied data key reused across artifacts,
-    // nonces still differ (7 random bytes; reuse of one data key should stay rare regardless).
-    noncePrefix: new Uint8Array(randomBytes(NONCE_PREFIX_BYTES)),
-    keyCommitment: keyCommitmentOf(dataKey),
-    contentType: opts.contentType,
-    recipients: preWrapped ?? (await wrapFor(opts.recipients, dataKey)),
-  });
-  const src = new ByteSource(source);
+  // From the moment a key exists, every way out (a recipient HPKE refuses, a header error, a
+  // source or a consumer that throws, a consumer that stops early) goes through the finally
+  // below, which zeroes it.
+  let dataKey: Uint8Array | undefined;
+  let src: ByteSource | undefined;
   try {
+    dataKey =
+      opts.prepared !== undefined
+        ? opts.prepared.dataKey.slice()
+        : opts.dataKey === undefined
+          ? freshDataKey()
+          : assertBytes(opts.dataKey, 'data key', DATA_KEY_BYTES).slice();
+    opts.prepared?.dataKey.fill(0);
+    const header = encodeArtifactHeader({
+      chunkSize,
+      // A fresh random prefix per artifact: with a caller-supplied data key reused across artifacts,
+      // nonces still differ (7 random bytes; reuse of one data key should stay rare regardless).
+      noncePrefix: new Uint8Array(randomBytes(NONCE_PREFIX_BYTES)),
+      keyCommitment: keyCommitmentOf(dataKey),
+      contentType: opts.contentType,
+      recipients: preWrapped ?? (await wrapFor(opts.recipients, dataKey)),
+    });
+    src = new ByteSource(source);
     yield header.bytes;
     for (let counter = 0; ; counter++) {
       if (counter >= MAX_CHUNKS)
@@ -157,9 +168,15 @@ export async function* sealArtifactStream(
       if (last) break;
     }
   } finally {
-    dataKey.fill(0);
-    await src.close();
+    dataKey?.fill(0);
+    opts.prepared?.dataKey.fill(0);
+    await src?.close();
   }
+}
+
+/** 32 random bytes drawn straight into the key's own buffer (no other copy is left to zero). */
+function freshDataKey(): Uint8Array {
+  return randomFillSync(new Uint8Array(DATA_KEY_BYTES));
 }
 
 /**

@@ -1,4 +1,5 @@
-import { bytesToHex } from '@firn/core';
+import { readFileSync } from 'node:fs';
+import { bytesToHex, type Hex, sharedPath } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { jobRecipients, RECIPIENTS_PARAM } from './recipients.ts';
 
@@ -17,5 +18,35 @@ describe('jobRecipients', () => {
       expect(() => jobRecipients(key(1), { [RECIPIENTS_PARAM]: bad })).toThrow(
         expect.objectContaining({ code: 'E_JOB_INVALID' }),
       );
+  });
+
+  it('refuses every low-order X25519 point (Wycheproof x25519 zero-shared-secret keys) as requester or listed recipient, naming it', () => {
+    const file = JSON.parse(
+      readFileSync(sharedPath('vectors', 'wycheproof', 'x25519_test.json'), 'utf8'),
+    ) as {
+      testGroups: { tests: { public: string; shared: string }[] }[];
+    };
+    const low = [
+      ...new Set(
+        file.testGroups.flatMap((g) =>
+          g.tests.filter((t) => /^0+$/.test(t.shared)).map((t) => `0x${t.public}`),
+        ),
+      ),
+    ] as Hex[];
+    expect(low.length).toBeGreaterThanOrEqual(12);
+    for (const bad of low) {
+      expect(() => jobRecipients(bad, {})).toThrow(
+        expect.objectContaining({
+          code: 'E_JOB_INVALID',
+          message: expect.stringMatching(/resultRecipient .*low-order/),
+        }),
+      );
+      expect(() => jobRecipients(key(1), { [RECIPIENTS_PARAM]: [key(2), bad] })).toThrow(
+        expect.objectContaining({
+          code: 'E_JOB_INVALID',
+          message: expect.stringMatching(/\[1\] is a low-order/),
+        }),
+      );
+    }
   });
 });
