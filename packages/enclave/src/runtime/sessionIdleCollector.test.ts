@@ -97,7 +97,8 @@ describe('IdleCollector (the session child collects between requests)', () => {
     expect(IDLE_GC_MESSAGE_BYTES).toBe(8 * 1024 * 1024);
     const kinds: number[] = [];
     const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) kinds.push((e as unknown as { detail: { kind: number } }).detail.kind);
+      for (const e of list.getEntries())
+        kinds.push((e as unknown as { detail: { kind: number } }).detail.kind);
     });
     obs.observe({ entryTypes: ['gc'] });
     try {
