@@ -2,6 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, isIP, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { FirnError, type Hex, isFirnError, toErrorBody, utf8 } from '@firn/core';
 import {
@@ -468,6 +470,90 @@ export class EndpointFrameReader {
   }
 }
 
+/**
+ * Request and answer bytes an endpoint handles between two collections it runs itself while no
+ * request is waiting (`IdleCollector`). Each byte of a message costs the child about two bytes of
+ * fresh external memory (the socket's read chunks and the decrypted input for a request;
+ * onnxruntime's output and the sealed answer for an answer), and V8 starts a mark-compact on its
+ * own once external memory has grown by 64 MiB since the last one, on whichever allocation crosses
+ * the line: a request's decryption, run or sealing. At 8 MiB of messages (about 16-32 MiB of
+ * external memory) the endpoint's own collection comes first, between requests.
+ * docs/decisions/1500-session-child-collects-between-requests.md.
+ */
+export const IDLE_GC_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Runs the child's collections between requests instead of inside them
+ * (docs/decisions/1500-session-child-collects-between-requests.md). `handled(bytes)` counts a
+ * request's and its answer's bytes; `idle()` (call once nothing is waiting) schedules, for the next
+ * turn of the event loop and only if nothing arrived meanwhile (`busy()` false): a mark-compact once
+ * IDLE_GC_MESSAGE_BYTES have been handled since the last, else a scavenge once the young generation
+ * is at least three quarters full (so the next request's allocations do not fill it). The collector is V8's
+ * own `gc`, exposed to a fresh context only, the flag set at run time (the child is started with no
+ * Node options); where that is unavailable it does nothing and V8 collects as before. Collecting
+ * changes no result, only when memory is freed.
+ */
+export class IdleCollector {
+  private bytes = 0;
+  private scheduled = false;
+  /** Collections run so far, by kind (for tests and diagnostics). */
+  readonly runs = { major: 0, minor: 0 };
+
+  constructor(
+    private readonly busy: () => boolean,
+    private readonly threshold = IDLE_GC_MESSAGE_BYTES,
+    private readonly gc: ((type: 'major' | 'minor') => void) | null = exposedCollector(),
+    private readonly youngMostlyFull: () => boolean = youngGenerationMostlyFull,
+  ) {}
+
+  /** Count `n` bytes of a request or answer message. */
+  handled(n: number): void {
+    this.bytes += n;
+  }
+
+  /** Nothing is waiting now: collect on the next turn if there is something to collect and still idle then. */
+  idle(): void {
+    if (this.gc === null || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.busy()) return;
+      if (this.bytes >= this.threshold) {
+        this.bytes = 0;
+        this.runs.major++;
+        this.gc?.('major');
+      } else if (this.youngMostlyFull()) {
+        this.runs.minor++;
+        this.gc?.('minor');
+      }
+    });
+  }
+}
+
+/** Whether V8's young generation (new space) is at least three quarters used. */
+function youngGenerationMostlyFull(): boolean {
+  for (const s of getHeapSpaceStatistics())
+    if (s.space_name === 'new_space')
+      return s.space_used_size * 4 >= (s.space_used_size + s.space_available_size) * 3;
+  return false;
+}
+
+let exposedGc: ((o: { type: 'major' | 'minor' }) => void) | null | undefined;
+/** V8's collection of the given kind, or null where it cannot be reached. */
+function exposedCollector(): ((type: 'major' | 'minor') => void) | null {
+  if (exposedGc === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as unknown;
+      exposedGc = typeof gc === 'function' ? (gc as (o: { type: 'major' | 'minor' }) => void) : null;
+    } catch {
+      exposedGc = null;
+    }
+  }
+  const gc = exposedGc;
+  return gc === null ? null : (type) => gc({ type });
+}
+
 /** How long a connection may take to present its token before it counts as a stranger, ms. */
 export const TOKEN_WAIT_MS = 5_000;
 /** Connections waiting to present their token at once; more count as strangers. */
@@ -516,7 +602,12 @@ export async function serveSessionEndpoint(
     if (!socket.destroyed) writeStreamFrame(socket, STREAM_TAG.error, utf8(JSON.stringify(toErrorBody(e))));
   };
   const queued = new WeakMap<Socket, number>();
+  // Requests read and not answered yet, on every connection: the idle collection waits for none.
+  let waiting = 0;
+  const collector = new IdleCollector(() => waiting > 0);
   const onMessage = (socket: Socket, message: Buffer, done: () => void) => {
+    waiting++;
+    collector.handled(message.length);
     const n = (queued.get(socket) ?? 0) + 1;
     queued.set(socket, n);
     if (n >= MAX_QUEUED_PER_CONNECTION) socket.pause();
@@ -528,6 +619,7 @@ export async function serveSessionEndpoint(
       if (performance.now() >= expiresAt)
         throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
       const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
+        for (const part of sealed) collector.handled(part.length);
         if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
       });
       workUnits += units;
@@ -541,6 +633,7 @@ export async function serveSessionEndpoint(
         const left = (queued.get(socket) ?? 1) - 1;
         queued.set(socket, left);
         if (left < MAX_QUEUED_PER_CONNECTION && socket.isPaused()) socket.resume();
+        if (--waiting === 0) collector.idle();
       });
   };
   const onFrame = (socket: Socket, f: EndpointFrame) => {
