@@ -122,7 +122,7 @@ describe('the session endpoint collects between requests', () => {
       const data = Float32Array.from({ length: rows * 3 }, (_, i) => (i % 7) - 3);
       const windows: { start: number; end: number }[] = [];
       let bytes = 0;
-      for (let i = 0; bytes < 1.25 * IDLE_GC_MESSAGE_BYTES; i++) {
+      while (bytes < 1.25 * IDLE_GC_MESSAGE_BYTES) {
         const q = codec.sealRequest({ x: { type: 'float32', dims: [rows, 3], data } });
         const start = performance.now();
         const a = await s.send(q);
