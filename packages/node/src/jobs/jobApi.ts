@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import {
   ChainRevertedError,
   claimJob,
@@ -36,6 +36,7 @@ import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { QuotaLedger } from '../storage/quota.ts';
+import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
@@ -282,12 +283,12 @@ export class JobService {
    * commitment. Returns the on-chain job.
    */
   async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
-    await this.fetchShared(body.inputs);
+    const job = onChain ?? (await getJob(this.clients, body.jobId));
+    await this.fetchShared(body.inputs, job.requester);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     const identity = this.node.identity!;
-    const job = onChain ?? (await getJob(this.clients, body.jobId));
     if (job.status !== JobStatus.Open)
       throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
     const tee = TEE_TYPES[identity.teeType as TeeTypeName];
@@ -470,15 +471,14 @@ export class JobService {
     return undefined;
   }
 
-  /** Inputs not stored here are copied from the shared store, each checked against its id. */
-  private async fetchShared(ids: readonly Hex[]): Promise<void> {
+  /**
+   * Inputs not stored here are copied from the shared store, each checked against its id and
+   * charged to the job's requester against the disk quotas (storage/sharedInputs.ts).
+   */
+  private async fetchShared(ids: readonly Hex[], requester: string): Promise<void> {
     const shared = this.opts.sharedArtifacts;
     if (!shared) return;
-    for (const id of ids) {
-      if (this.artifacts.has(id) || !(await shared.has(id))) continue;
-      const r = await shared.copyToLocal(id, this.artifacts, this.opts.maxArtifactBytes);
-      if (r.created) this.quota.addStored(r.size);
-    }
+    await fetchSharedInputs(shared, this.artifacts, this.quota, ids, requester, this.opts.maxArtifactBytes);
   }
 
   /** Copy a stored artifact to the shared store; a failure is logged, the local copy stays. */
@@ -530,7 +530,7 @@ export class JobService {
       return true;
     };
     if (answerExisting()) return undefined;
-    await this.fetchShared(body.inputs);
+    await this.fetchShared(body.inputs, onChain.requester);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
@@ -712,6 +712,10 @@ export class JobService {
       );
       const outputs = [];
       for (const o of r.outputs) {
+        // Outputs count in the node's total quota: over it, the job fails (E_QUOTA_EXCEEDED)
+        // and its output folder is removed below; nothing stored before is touched.
+        if (!this.artifacts.has(o.artifactId))
+          this.quota.checkTotal(await outputSize(o.path), `the job output ${o.role}`);
         const stored = await this.artifacts.adopt(o.path, o.artifactId);
         if (stored.created) this.quota.addStored(stored.size);
         await this.copyToShared(stored.id);
@@ -1051,4 +1055,12 @@ export class JobService {
     // a kept proof is submitted again at the next start.
     this.stop();
   }
+}
+
+/** Size of a job output the enclave wrote, bytes; 0 when it is missing (adopt then reports it). */
+async function outputSize(path: string): Promise<number> {
+  return stat(path).then(
+    (st) => st.size,
+    () => 0,
+  );
 }
