@@ -40,7 +40,7 @@ import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
-import { SessionService } from './sessionApi.ts';
+import { type SessionBounds, SessionService } from './sessionApi.ts';
 import {
   failureReason,
   MAX_JOB_BODY_BYTES,
@@ -70,6 +70,8 @@ export interface JobApiOptions {
   maxQueuedJobs?: number;
   /** Idle warm sessions are closed (and proved) after this long, ms (default DEFAULT_HOST_SESSION_IDLE_MS). */
   sessionIdleMs?: number;
+  /** Session lifetime and per-requester bounds (defaults: DEFAULT_SESSION_BOUNDS, decision 1550). */
+  sessionBounds?: Partial<SessionBounds>;
   /** How often the chain head is read (health, chain clock), ms (default 2000). */
   chainCheckIntervalMs?: number;
   /** How often proved jobs are checked for finalization, ms (default 5000). */
@@ -179,7 +181,7 @@ export class JobService {
       intervalMs: opts.chainCheckIntervalMs ?? 2000,
     });
     this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
-    this.sessions = new SessionService(this, opts.sessionIdleMs);
+    this.sessions = new SessionService(this, opts.sessionIdleMs, opts.sessionBounds);
     this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
     // The enclave keeps chain time too (proof times): every head read is passed in.
     this.chainMonitor.onTime((t) => {
