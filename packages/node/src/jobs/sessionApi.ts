@@ -59,11 +59,18 @@ export const MAX_STREAMS_PER_SESSION = 4;
  */
 export interface SessionBounds {
   /**
-   * A session stream (GET .../stream) on which no whole frame arrived and no request was in
-   * progress for this long is ended with an E_TIMEOUT refusal frame, ms. A frame dribbled a few
-   * bytes at a time does not count as activity until it is whole. Default 60 000.
+   * A session stream (GET .../stream) with no request in progress, no frame begun and nothing
+   * answered for this long is ended with an E_TIMEOUT refusal frame, ms. Default
+   * DEFAULT_HOST_SESSION_IDLE_MS (5 minutes: a requester's stream is not cut before its session
+   * would be closed as idle; its client then sends by POST).
    */
   streamIdleMs: number;
+  /**
+   * A frame whose first byte arrived must be whole within this long, ms, or the stream is ended
+   * with an E_TIMEOUT refusal frame: a sender dribbling a frame cannot hold the stream and its
+   * buffer (up to the 8 MiB frame cap). Default 30 000.
+   */
+  frameMs: number;
   /**
    * Longest a session stays open on this host, ms; then it is closed and proved like an idle
    * one. It is also closed this margin before its claim on chain lapses (a session proved after
@@ -78,7 +85,8 @@ export interface SessionBounds {
 }
 
 export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
-  streamIdleMs: 60_000,
+  streamIdleMs: DEFAULT_HOST_SESSION_IDLE_MS,
+  frameMs: 30_000,
   maxSessionMs: 24 * 3600_000,
   maxSessionsPerRequester: 4,
 });
@@ -623,27 +631,28 @@ export class SessionService {
     const ip = remoteIp(req);
     const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
     let inFlight = 0;
-    // SessionBounds.streamIdleMs: only a whole frame or an answer counts as activity, so a
-    // connection that dribbles a frame (or sends nothing) is ended with a reason.
+    // SessionBounds: a stream with nothing going on is ended after streamIdleMs, and a frame
+    // begun must be whole within frameMs (a dribbled frame holds the stream and its buffer).
     let active = Date.now();
-    const idleMs = this.bounds.streamIdleMs;
+    let pending = 0; // bytes received that are not part of a whole frame yet
+    let partialSince = 0;
+    const { streamIdleMs: idleMs, frameMs } = this.bounds;
     const idleCheck = setInterval(
       () => {
         if (socket.destroyed) return clearInterval(idleCheck);
-        if (inFlight > 0 || Date.now() - active < idleMs) return;
+        const now = Date.now();
+        let why: string | undefined;
+        if (pending > 0 && now - partialSince >= frameMs)
+          why = `a session request frame must arrive whole within ${frameMs} ms (the node's frame limit); this one did not`;
+        else if (pending === 0 && inFlight === 0 && now - active >= idleMs)
+          why = `nothing was sent on this session stream for ${idleMs} ms (the node's stream idle limit); reconnect to go on`;
+        if (why === undefined) return;
         clearInterval(idleCheck);
         socket.off('data', onData);
-        tail = tail.then(() =>
-          endStream(
-            socket,
-            new FirnError(
-              'E_TIMEOUT',
-              `no whole session request arrived on this stream for ${idleMs} ms (the node's stream idle limit); reconnect to go on`,
-            ),
-          ),
-        );
+        const e = new FirnError('E_TIMEOUT', why);
+        tail = tail.then(() => endStream(socket, e));
       },
-      Math.max(20, Math.min(Math.floor(idleMs / 4), 5_000)),
+      Math.max(20, Math.min(Math.floor(Math.min(idleMs, frameMs) / 4), 5_000)),
     );
     idleCheck.unref();
     socket.on('close', () => clearInterval(idleCheck));
@@ -706,8 +715,14 @@ export class SessionService {
       );
     };
     const onData = (chunk: Buffer) => {
+      if (pending === 0) partialSince = Date.now();
+      pending += chunk.length;
       try {
-        for (const f of reader.push(chunk)) onFrame(f.tag, f.body);
+        for (const f of reader.push(chunk)) {
+          pending -= 5 + f.body.length;
+          partialSince = Date.now();
+          onFrame(f.tag, f.body);
+        }
       } catch (e) {
         socket.off('data', onData);
         // After the answers already owed on this stream, in order.
