@@ -40,6 +40,7 @@ import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
+import { DEFAULT_MAX_JOBS_PER_REQUESTER, JobAdmission } from './admission.ts';
 import { type SessionBounds, SessionService } from './sessionApi.ts';
 import {
   failureReason,
@@ -68,6 +69,11 @@ export interface JobApiOptions {
   maxConcurrentJobs?: number;
   /** Jobs admitted to wait for a slot beyond the running ones; more get 429 (default 16). */
   maxQueuedJobs?: number;
+  /**
+   * Jobs one requester may have admitted (running or queued) at once; more get 429 with
+   * Retry-After (default DEFAULT_MAX_JOBS_PER_REQUESTER; jobs/admission.ts).
+   */
+  maxJobsPerRequester?: number;
   /** Idle warm sessions are closed (and proved) after this long, ms (default DEFAULT_HOST_SESSION_IDLE_MS). */
   sessionIdleMs?: number;
   /** Session lifetime and per-requester bounds (defaults: DEFAULT_SESSION_BOUNDS, decision 1550). */
@@ -156,7 +162,8 @@ export class JobService {
   /** Bounded concurrency: a job is claimed only once it has an enclave slot. */
   private readonly jobSlots: Sema;
   /** Jobs admitted and not over (waiting for a slot or running). */
-  private active = 0;
+  /** Jobs admitted in all and per requester (jobs/admission.ts). */
+  readonly admission: JobAdmission;
   private finalizer: NodeJS.Timeout | undefined;
   /** Proved jobs the chain did not show as proved, with the checks in a row that found so. */
   private readonly proofMissing = new Map<Hex, number>();
@@ -181,6 +188,10 @@ export class JobService {
       intervalMs: opts.chainCheckIntervalMs ?? 2000,
     });
     this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
+    this.admission = new JobAdmission(
+      Math.max(1, opts.maxConcurrentJobs ?? 4) + (opts.maxQueuedJobs ?? DEFAULT_MAX_QUEUED_JOBS),
+      Math.max(1, opts.maxJobsPerRequester ?? DEFAULT_MAX_JOBS_PER_REQUESTER),
+    );
     this.sessions = new SessionService(this, opts.sessionIdleMs, opts.sessionBounds);
     this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
     // The enclave keeps chain time too (proof times): every head read is passed in.
@@ -254,18 +265,16 @@ export class JobService {
 
   /** Jobs admitted and not yet over (waiting or running). */
   get activeJobs(): number {
-    return this.active;
+    return this.admission.active;
   }
 
   /**
    * Admission control: a job (or session) is admitted only while fewer than maxConcurrentJobs +
-   * maxQueuedJobs are active. Raises E_RATE_LIMITED (429, Retry-After) when full.
+   * maxQueuedJobs are active and, with `requester`, fewer than maxJobsPerRequester of them are
+   * that requester's. Raises E_RATE_LIMITED (429, Retry-After) otherwise.
    */
-  admit(): void {
-    const cap =
-      Math.max(1, this.opts.maxConcurrentJobs ?? 4) + (this.opts.maxQueuedJobs ?? DEFAULT_MAX_QUEUED_JOBS);
-    if (this.active >= cap)
-      throw rateLimited(`this node is busy (${this.active} jobs running or queued); retry later`, 10);
+  admit(requester?: string): void {
+    this.admission.check(requester);
   }
 
   private notify(id: Hex): void {
@@ -536,7 +545,7 @@ export class JobService {
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
-    this.admit();
+    this.admit(onChain.requester);
     await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
     // The same submission may have arrived again while this one awaited the chain: checked again
@@ -551,8 +560,9 @@ export class JobService {
       updatedAt: now,
       requestDigest: digest,
     };
+    // Counted with no await since the check above, so concurrent submissions cannot overshoot.
+    const leave = this.admission.enter(onChain.requester);
     this.jobs.put(record);
-    this.active++;
     const run = this.process(
       body,
       { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
@@ -565,7 +575,7 @@ export class JobService {
         }),
       )
       .finally(() => {
-        this.active--;
+        leave();
         this.running.delete(run);
       });
     this.running.add(run);
