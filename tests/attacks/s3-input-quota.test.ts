@@ -116,3 +116,40 @@ describe('attack: inputs fetched from the shared artifact store around the disk 
     expect(svc.quota.total).toBe(5_000);
   }, 30_000);
 });
+
+describe('attack: a bucket that declares a small object and sends a large one', () => {
+  it('the copy is capped at the declared (reserved) size: E_TOO_LARGE, no partial file, the reservation released', async () => {
+    const { startRogueBucket } = await import('../helpers/rogueBucket.ts');
+    const { fetchSharedInputs } = await import('../../packages/node/src/storage/sharedInputs.ts');
+    const { ArtifactStore } = await import('../../packages/node/src/storage/artifactStore.ts');
+    const { QuotaLedger } = await import('../../packages/node/src/storage/quota.ts');
+    const id = `0x${'ab'.repeat(32)}` as Hex;
+    const bucket = await startRogueBucket((req, res) => {
+      req.resume();
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { 'content-length': 100 });
+        res.end();
+        return;
+      }
+      // No Content-Length: 4 MiB streamed, far over the 100 bytes declared and reserved.
+      res.writeHead(200, { 'transfer-encoding': 'chunked' });
+      for (let i = 0; i < 64; i++) res.write(Buffer.alloc(64 * 1024, 1));
+      res.end();
+    });
+    try {
+      const dataDir = join(dir, 'node-rogue');
+      const local = new ArtifactStore(dataDir);
+      const quota = new QuotaLedger(dataDir, local.dir, { perAddressBytes: 1_000, totalBytes: 1_000 });
+      await expect(fetchSharedInputs(bucket.store(), local, quota, [id], REQUESTER)).rejects.toMatchObject({
+        code: 'E_TOO_LARGE',
+      });
+      expect(local.has(id)).toBe(false);
+      expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
+      expect(quota.usedBy(REQUESTER)).toBe(0);
+      // The reservation was released: the whole quota is still there.
+      quota.reserve(REQUESTER, 1_000).release();
+    } finally {
+      bucket.close();
+    }
+  }, 30_000);
+});
