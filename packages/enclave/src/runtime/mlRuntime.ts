@@ -218,7 +218,7 @@ export interface ChildProcessRuntimeOptions {
   beforeSpawn?: () => void;
   /**
    * Keep one child started and warmed ahead of the next job (docs/decisions/1280-spare-ml-child.md):
-   * started from the same entry, with the same (empty) environment, when the runtime is created and
+   * started from the same entry, with the same environment (its own HOME and TMPDIR only), when the runtime is created and
    * again after each job that took it; it loads every ML engine, then the image is checked again
    * (`beforeSpawn`), then it warms; handed to one job only (once checked, warm or not) and stopped
    * when that job ends, never reused (decision 1330). Default false (every job starts its own child).
