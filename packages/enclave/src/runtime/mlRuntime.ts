@@ -1,4 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadMlEngines, loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
@@ -201,6 +204,11 @@ export interface ChildProcessRuntimeOptions {
   /** Called with each child's pid when it starts (tests use it to crash the child). */
   onSpawn?: (pid: number) => void;
   /**
+   * Folder under which each child gets its private HOME and TMPDIR (a fresh 0700 folder per
+   * child, removed when the child ends). Default: this process's os.tmpdir().
+   */
+  scratchRoot?: string;
+  /**
    * Runs before every child is forked, and again once a spare child has loaded every runtime file
    * (before it may be handed a job); a throw refuses the job, or drops the spare. The enclave
    * re-checks its image here: a child loads the entry, onnxruntime, TensorFlow.js's WebAssembly
@@ -210,7 +218,7 @@ export interface ChildProcessRuntimeOptions {
   beforeSpawn?: () => void;
   /**
    * Keep one child started and warmed ahead of the next job (docs/decisions/1280-spare-ml-child.md):
-   * started from the same entry, with the same (empty) environment, when the runtime is created and
+   * started from the same entry, with the same environment (its own HOME and TMPDIR only), when the runtime is created and
    * again after each job that took it; it loads every ML engine, then the image is checked again
    * (`beforeSpawn`), then it warms; handed to one job only (once checked, warm or not) and stopped
    * when that job ends, never reused (decision 1330). Default false (every job starts its own child).
@@ -279,21 +287,35 @@ class RuntimeChild {
   >();
   private nextId = 1;
   private exited: FirnError | undefined;
+  /** The child's private HOME and TMPDIR, removed when it ends. */
+  readonly scratch: string;
 
   /**
    * `v8Flags`: heap-sizing flags for this child (TRAINING_CHILD_V8_FLAGS for a child that will
    * train), before the runtime's own `execArgv`.
    */
   constructor(opts: ChildProcessRuntimeOptions, v8Flags: readonly string[] = []) {
-    // No environment, no inherited stdio: the child gets nothing but what each request carries, and
+    // No environment (but its private HOME and TMPDIR below), no inherited stdio: the child gets
+    // nothing but what each request carries, and
     // nothing it prints (a runtime's diagnostics may name model internals) reaches the host's logs.
     opts.beforeSpawn?.();
-    this.child = fork(opts.modulePath, opts.args ?? [], {
-      execArgv: [...v8Flags, ...(opts.execArgv ?? [])],
-      env: {},
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    });
+    // Its own HOME and TMPDIR (nothing else of an environment): a runtime that writes caches or
+    // temp files (os.tmpdir(), os.homedir()) writes them here, never in a folder shared with the
+    // host or another job's child, and the folder goes when the child ends.
+    const scratch = mkdtempSync(join(opts.scratchRoot ?? tmpdir(), 'firn-ml-'));
+    this.scratch = scratch;
+    const removeScratch = () => rmSync(scratch, { recursive: true, force: true, maxRetries: 2 });
+    try {
+      this.child = fork(opts.modulePath, opts.args ?? [], {
+        execArgv: [...v8Flags, ...(opts.execArgv ?? [])],
+        env: { HOME: scratch, TMPDIR: scratch, TMP: scratch, TEMP: scratch },
+        serialization: 'advanced',
+        stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      });
+    } catch (e) {
+      removeScratch();
+      throw e;
+    }
     if (this.child.pid !== undefined) opts.onSpawn?.(this.child.pid);
     this.child.on('message', (m: FromWorker) => {
       const p = this.pending.get(m.id);
@@ -325,6 +347,9 @@ class RuntimeChild {
       );
       for (const p of this.pending.values()) p.reject(this.exited);
       this.pending.clear();
+      try {
+        removeScratch();
+      } catch {}
     };
     this.child.on('exit', onGone);
     this.child.on('error', () => onGone(null, null));

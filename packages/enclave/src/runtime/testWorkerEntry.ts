@@ -3,6 +3,9 @@
  * image's workloads plus two probes. The image's own child is its worker entry
  * (runtime/workerMain.ts, `app/worker.mjs`), which serves the image's app only; this file is never bundled.
  */
+import { writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FirnError } from '@firn/core';
 import { WORKLOADS } from '../jobs/workloads/index.ts';
 import { serveMlRuntime } from './mlRuntime.ts';
@@ -10,9 +13,13 @@ import { serveMlRuntime } from './mlRuntime.ts';
 serveMlRuntime({
   ...WORKLOADS,
   // What the child can see of its parent: environment variables and argv.
-  async probe() {
+  async probe(ctx) {
+    // With params.write: a file left in the child's temp folder (what a runtime's cache would be).
+    if (ctx.params.write === true) writeFileSync(join(tmpdir(), 'runtime-cache.bin'), 'requester-derived');
     const text = JSON.stringify({
       env: Object.keys(process.env),
+      tmpdir: tmpdir(),
+      home: homedir(),
       argv: process.argv.slice(2),
       pid: process.pid,
       // CPU this child used before the job (its start, engines and any warm-up), ms.

@@ -167,6 +167,37 @@ describe('HTTP limits', () => {
     expect(again.usedBy(A)).toBe(900);
   });
 
+  it('quota refusals name the limit and the option that raises it; job outputs are checked against the total', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-quota-'));
+    mkdirSync(join(dir, 'artifacts'));
+    const A = `0x${'aa'.repeat(20)}`;
+    const q = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
+    const refusal = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e as { code: string; message: string; details: Record<string, unknown> };
+      }
+      throw new Error('not refused');
+    };
+    const e1 = refusal(() => q.reserve(A, 1001, 'input artifact 0x01'));
+    expect(e1.code).toBe('E_QUOTA_EXCEEDED');
+    expect(e1.message).toMatch(
+      /^input artifact 0x01 \(1001 bytes\).*quota of 1000 bytes.*quotas\.perAddressBytes/,
+    );
+    expect(e1.details).toMatchObject({ limit: 1000, quota: 'perAddressBytes' });
+    q.reserve(A, 1000).commit(true);
+    // A job output of 600 bytes would cross the node's 1500 bytes: refused; 500 fits and is counted.
+    const e2 = refusal(() => q.checkTotal(600, 'the job output result'));
+    expect(e2.code).toBe('E_QUOTA_EXCEEDED');
+    expect(e2.message).toMatch(/the job output result.*quotas\.totalBytes/);
+    expect(e2.details).toMatchObject({ limit: 1500, used: 1000, quota: 'totalBytes' });
+    q.checkTotal(500);
+    q.addStored(500);
+    expect(q.total).toBe(1500);
+    expect(() => q.checkTotal(1)).toThrow(/over its storage quota of 1500 bytes/);
+  });
+
   it('a trickle that is never idle is cut once the grace is over; an upload at a normal rate and a node slow to read are not', async () => {
     // Grace 300 ms, then at least 16 KiB per 200 ms window (80 KiB/s).
     const url = await serve(5_000, {

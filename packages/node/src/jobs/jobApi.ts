@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import {
   ChainRevertedError,
   claimJob,
@@ -36,10 +36,12 @@ import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { QuotaLedger } from '../storage/quota.ts';
+import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
-import { SessionService } from './sessionApi.ts';
+import { DEFAULT_MAX_JOBS_PER_REQUESTER, JobAdmission } from './admission.ts';
+import { type SessionBounds, SessionService } from './sessionApi.ts';
 import {
   failureReason,
   MAX_JOB_BODY_BYTES,
@@ -67,8 +69,15 @@ export interface JobApiOptions {
   maxConcurrentJobs?: number;
   /** Jobs admitted to wait for a slot beyond the running ones; more get 429 (default 16). */
   maxQueuedJobs?: number;
+  /**
+   * Jobs one requester may have admitted (running or queued) at once; more get 429 with
+   * Retry-After (default DEFAULT_MAX_JOBS_PER_REQUESTER; jobs/admission.ts).
+   */
+  maxJobsPerRequester?: number;
   /** Idle warm sessions are closed (and proved) after this long, ms (default DEFAULT_HOST_SESSION_IDLE_MS). */
   sessionIdleMs?: number;
+  /** Session lifetime and per-requester bounds (defaults: DEFAULT_SESSION_BOUNDS, decision 1550). */
+  sessionBounds?: Partial<SessionBounds>;
   /** How often the chain head is read (health, chain clock), ms (default 2000). */
   chainCheckIntervalMs?: number;
   /** How often proved jobs are checked for finalization, ms (default 5000). */
@@ -153,7 +162,8 @@ export class JobService {
   /** Bounded concurrency: a job is claimed only once it has an enclave slot. */
   private readonly jobSlots: Sema;
   /** Jobs admitted and not over (waiting for a slot or running). */
-  private active = 0;
+  /** Jobs admitted in all and per requester (jobs/admission.ts). */
+  readonly admission: JobAdmission;
   private finalizer: NodeJS.Timeout | undefined;
   /** Proved jobs the chain did not show as proved, with the checks in a row that found so. */
   private readonly proofMissing = new Map<Hex, number>();
@@ -178,7 +188,11 @@ export class JobService {
       intervalMs: opts.chainCheckIntervalMs ?? 2000,
     });
     this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
-    this.sessions = new SessionService(this, opts.sessionIdleMs);
+    this.admission = new JobAdmission(
+      Math.max(1, opts.maxConcurrentJobs ?? 4) + (opts.maxQueuedJobs ?? DEFAULT_MAX_QUEUED_JOBS),
+      Math.max(1, opts.maxJobsPerRequester ?? DEFAULT_MAX_JOBS_PER_REQUESTER),
+    );
+    this.sessions = new SessionService(this, opts.sessionIdleMs, opts.sessionBounds);
     this.jobSlots = new Sema(Math.max(1, opts.maxConcurrentJobs ?? 4));
     // The enclave keeps chain time too (proof times): every head read is passed in.
     this.chainMonitor.onTime((t) => {
@@ -251,18 +265,16 @@ export class JobService {
 
   /** Jobs admitted and not yet over (waiting or running). */
   get activeJobs(): number {
-    return this.active;
+    return this.admission.active;
   }
 
   /**
    * Admission control: a job (or session) is admitted only while fewer than maxConcurrentJobs +
-   * maxQueuedJobs are active. Raises E_RATE_LIMITED (429, Retry-After) when full.
+   * maxQueuedJobs are active and, with `requester`, fewer than maxJobsPerRequester of them are
+   * that requester's. Raises E_RATE_LIMITED (429, Retry-After) otherwise.
    */
-  admit(): void {
-    const cap =
-      Math.max(1, this.opts.maxConcurrentJobs ?? 4) + (this.opts.maxQueuedJobs ?? DEFAULT_MAX_QUEUED_JOBS);
-    if (this.active >= cap)
-      throw rateLimited(`this node is busy (${this.active} jobs running or queued); retry later`, 10);
+  admit(requester?: string): void {
+    this.admission.check(requester);
   }
 
   private notify(id: Hex): void {
@@ -282,12 +294,12 @@ export class JobService {
    * commitment. Returns the on-chain job.
    */
   async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
-    await this.fetchShared(body.inputs);
+    const job = onChain ?? (await getJob(this.clients, body.jobId));
+    await this.fetchShared(body.inputs, job.requester);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     const identity = this.node.identity!;
-    const job = onChain ?? (await getJob(this.clients, body.jobId));
     if (job.status !== JobStatus.Open)
       throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
     const tee = TEE_TYPES[identity.teeType as TeeTypeName];
@@ -470,15 +482,14 @@ export class JobService {
     return undefined;
   }
 
-  /** Inputs not stored here are copied from the shared store, each checked against its id. */
-  private async fetchShared(ids: readonly Hex[]): Promise<void> {
+  /**
+   * Inputs not stored here are copied from the shared store, each checked against its id and
+   * charged to the job's requester against the disk quotas (storage/sharedInputs.ts).
+   */
+  private async fetchShared(ids: readonly Hex[], requester: string): Promise<void> {
     const shared = this.opts.sharedArtifacts;
     if (!shared) return;
-    for (const id of ids) {
-      if (this.artifacts.has(id) || !(await shared.has(id))) continue;
-      const r = await shared.copyToLocal(id, this.artifacts, this.opts.maxArtifactBytes);
-      if (r.created) this.quota.addStored(r.size);
-    }
+    await fetchSharedInputs(shared, this.artifacts, this.quota, ids, requester, this.opts.maxArtifactBytes);
   }
 
   /** Copy a stored artifact to the shared store; a failure is logged, the local copy stays. */
@@ -530,11 +541,11 @@ export class JobService {
       return true;
     };
     if (answerExisting()) return undefined;
-    await this.fetchShared(body.inputs);
+    await this.fetchShared(body.inputs, onChain.requester);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
-    this.admit();
+    this.admit(onChain.requester);
     await this.chainMonitor.requireUp('take jobs');
     const job = await this.checkOpenJob(body, onChain);
     // The same submission may have arrived again while this one awaited the chain: checked again
@@ -549,8 +560,9 @@ export class JobService {
       updatedAt: now,
       requestDigest: digest,
     };
+    // Counted with no await since the check above, so concurrent submissions cannot overshoot.
+    const leave = this.admission.enter(onChain.requester);
     this.jobs.put(record);
-    this.active++;
     const run = this.process(
       body,
       { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
@@ -563,7 +575,7 @@ export class JobService {
         }),
       )
       .finally(() => {
-        this.active--;
+        leave();
         this.running.delete(run);
       });
     this.running.add(run);
@@ -712,6 +724,10 @@ export class JobService {
       );
       const outputs = [];
       for (const o of r.outputs) {
+        // Outputs count in the node's total quota: over it, the job fails (E_QUOTA_EXCEEDED)
+        // and its output folder is removed below; nothing stored before is touched.
+        if (!this.artifacts.has(o.artifactId))
+          this.quota.checkTotal(await outputSize(o.path), `the job output ${o.role}`);
         const stored = await this.artifacts.adopt(o.path, o.artifactId);
         if (stored.created) this.quota.addStored(stored.size);
         await this.copyToShared(stored.id);
@@ -1051,4 +1067,12 @@ export class JobService {
     // a kept proof is submitted again at the next start.
     this.stop();
   }
+}
+
+/** Size of a job output the enclave wrote, bytes; 0 when it is missing (adopt then reports it). */
+async function outputSize(path: string): Promise<number> {
+  return stat(path).then(
+    (st) => st.size,
+    () => 0,
+  );
 }

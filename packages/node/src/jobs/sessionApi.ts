@@ -52,8 +52,56 @@ export const MAX_STREAM_REQUESTS_IN_FLIGHT = 16;
 /** Open session streams per session; more are refused (409). */
 export const MAX_STREAMS_PER_SESSION = 4;
 
+/**
+ * The host's bounds on a session's lifetime and on what one requester may hold open
+ * (docs/decisions/1550-node-host-resource-bounds.md). Each is configurable
+ * (JobApiOptions.sessionBounds) and each refusal or close names itself.
+ */
+export interface SessionBounds {
+  /**
+   * A session stream (GET .../stream) with no request in progress, no frame begun and nothing
+   * answered for this long is ended with an E_TIMEOUT refusal frame, ms. Default
+   * DEFAULT_HOST_SESSION_IDLE_MS (5 minutes: a requester's stream is not cut before its session
+   * would be closed as idle; its client then sends by POST).
+   */
+  streamIdleMs: number;
+  /**
+   * A frame whose first byte arrived must be whole within this long, ms, or the stream is ended
+   * with an E_TIMEOUT refusal frame: a sender dribbling a frame cannot hold the stream and its
+   * buffer (up to the 8 MiB frame cap). Default 30 000.
+   */
+  frameMs: number;
+  /**
+   * Longest a session stays open on this host, ms; then it is closed and proved like an idle
+   * one. It is also closed this margin before its claim on chain lapses (a session proved after
+   * its claim cannot be paid): whichever comes first. Default 24 h.
+   */
+  maxSessionMs: number;
+  /**
+   * Sessions one requester (the job's requester on chain) may have open or opening on this node
+   * at once; one more is refused E_RATE_LIMITED (429) before anything is claimed. Default 4.
+   */
+  maxSessionsPerRequester: number;
+}
+
+export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
+  streamIdleMs: DEFAULT_HOST_SESSION_IDLE_MS,
+  frameMs: 30_000,
+  maxSessionMs: 24 * 3600_000,
+  maxSessionsPerRequester: 4,
+});
+
+/** A session is closed this long before its claim lapses (or a tenth of the claim, if shorter), ms. */
+export const SESSION_CLAIM_MARGIN_MS = 60_000;
+
 interface HostSession {
   jobId: Hex;
+  /** The job's requester on chain, lowercase (SessionBounds.maxSessionsPerRequester). */
+  requester?: string;
+  /** Host time after which the sweeper closes the session (SessionBounds.maxSessionMs, claim end), ms. */
+  expiresAt?: number;
+  /** The timer that closes it at expiresAt. */
+  expiry?: NodeJS.Timeout;
   /** Host time the session opened, ms. */
   openedAt?: number;
   lastUsed: number;
@@ -167,12 +215,73 @@ export class SessionService {
   private sweeper: NodeJS.Timeout | undefined;
 
   readonly idleMs: number;
+  /** The bounds in force (options over DEFAULT_SESSION_BOUNDS); read when used, so tests may narrow them. */
+  readonly bounds: SessionBounds;
+  /** Sessions being opened, by requester (counted with the open ones against maxSessionsPerRequester). */
+  private readonly opening = new Map<string, number>();
 
   constructor(
     readonly service: SessionJobs,
     idleMs?: number,
+    bounds?: Partial<SessionBounds>,
   ) {
     this.idleMs = Math.max(100, idleMs ?? DEFAULT_HOST_SESSION_IDLE_MS);
+    this.bounds = { ...DEFAULT_SESSION_BOUNDS, ...bounds };
+  }
+
+  /**
+   * Close (and prove) `h` at its expiresAt, ending its streams with an E_TIMEOUT frame that says
+   * why. A session closed before then is left alone.
+   */
+  private expireAt(h: HostSession): void {
+    if (h.expiresAt === undefined) return;
+    h.expiry = setTimeout(
+      () => {
+        if (h.closed || h.closing || this.open.get(h.jobId) !== h) return;
+        this.service.opts.logger.info('session closed at the end of its lifetime', { jobId: h.jobId });
+        endStreams(
+          h,
+          new FirnError(
+            'E_TIMEOUT',
+            "the session reached the end of its lifetime on this node (its claim ends, or the node's longest session); open a new session to go on",
+          ),
+        );
+        void this.close(h.jobId).catch(() => undefined);
+      },
+      Math.min(2 ** 31 - 1, Math.max(0, h.expiresAt - Date.now())),
+    );
+    h.expiry.unref();
+  }
+
+  /** Sessions `requester` has open or opening here. */
+  sessionsOf(requester: string): number {
+    const key = requester.toLowerCase();
+    let n = this.opening.get(key) ?? 0;
+    for (const h of this.open.values()) if (!h.closed && h.requester === key) n++;
+    return n;
+  }
+
+  /**
+   * Count a session being opened against its requester's cap; throws E_RATE_LIMITED (429) over
+   * SessionBounds.maxSessionsPerRequester. Returns the release (call it once the open ended).
+   */
+  private reserveOpening(requester: string): () => void {
+    const key = requester.toLowerCase();
+    const max = this.bounds.maxSessionsPerRequester;
+    if (this.sessionsOf(key) >= max)
+      throw rateLimited(
+        `this requester already has ${max} sessions open on this node (the node's limit); close one (DELETE /v1/sessions/{id}) or retry when one has ended`,
+        30,
+      );
+    this.opening.set(key, (this.opening.get(key) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.opening.get(key) ?? 1) - 1;
+      if (left <= 0) this.opening.delete(key);
+      else this.opening.set(key, left);
+    };
   }
 
   /** Record the session's public metadata (best effort: a full disk does not stop the session). */
@@ -203,6 +312,7 @@ export class SessionService {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     for (const h of this.open.values()) {
+      clearTimeout(h.expiry);
       for (const st of h.streams) st.destroy();
       h.relay?.close();
     }
@@ -213,9 +323,10 @@ export class SessionService {
     this.sweeper = setInterval(
       () => {
         const now = Date.now();
-        for (const s of this.open.values())
-          if (!s.closed && !s.closing && now - s.lastUsed >= this.idleMs)
-            void this.closeIfIdle(s).catch(() => undefined);
+        for (const s of this.open.values()) {
+          if (s.closed || s.closing) continue;
+          if (now - s.lastUsed >= this.idleMs) void this.closeIfIdle(s).catch(() => undefined);
+        }
       },
       // Checked at a fraction of the idle time, so an idle session never holds its slot much longer.
       Math.max(50, Math.min(Math.floor(this.idleMs / 4), 30_000)),
@@ -256,6 +367,23 @@ export class SessionService {
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
     holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');
+    const releaseOpening = this.reserveOpening(onChain.requester);
+    try {
+      return await this.openCounted(req, body, onChain);
+    } finally {
+      releaseOpening();
+    }
+  }
+
+  /** The rest of openSession, counted against the requester's session cap. */
+  private async openCounted(
+    req: IncomingMessage,
+    body: SubmitBody,
+    onChain: FirnJob,
+  ): Promise<
+    Omit<OpenSessionResult, 'endpoint'> & { accessToken: string; direct?: { port: number; token: Hex } }
+  > {
+    const s = this.service;
     s.admit();
     await s.chainMonitor.requireUp('open sessions');
     const job = await s.checkOpenJob(body, onChain);
@@ -284,10 +412,13 @@ export class SessionService {
           throw e;
         });
       claimed = true;
-      s.jobs.update(
-        body.jobId,
-        { status: 'running', txs: { claim: claim.hash }, claimExpiresAt: s.claimEnd(job, s.clock()) },
-        s.clock(),
+      const claimExpiresAt = s.claimEnd(job, s.clock());
+      s.jobs.update(body.jobId, { status: 'running', txs: { claim: claim.hash }, claimExpiresAt }, s.clock());
+      // Closed (and proved) before the claim lapses, and after the node's longest session at most.
+      const claimLeftMs = Math.max(0, (claimExpiresAt - s.clock()) * 1000);
+      const lifetimeMs = Math.min(
+        this.bounds.maxSessionMs,
+        claimLeftMs - Math.min(SESSION_CLAIM_MARGIN_MS, claimLeftMs / 10),
       );
       const r = await s.node.supervisor.call<OpenSessionResult>(
         'openSession',
@@ -310,6 +441,8 @@ export class SessionService {
       const { endpoint, ...answer } = r;
       const h: HostSession = {
         jobId: body.jobId,
+        requester: onChain.requester.toLowerCase(),
+        expiresAt: Date.now() + Math.max(0, lifetimeMs),
         openedAt: Date.now(),
         lastUsed: Date.now(),
         nextSeq: 0n,
@@ -323,6 +456,7 @@ export class SessionService {
       this.open.set(body.jobId, h);
       this.persist(h, 'open');
       this.startSweeper();
+      this.expireAt(h);
       log.info('session open', { direct: h.relay !== undefined });
       // The endpoint's path and token are the host's: the requester gets the public answer and
       // the session's transport token.
@@ -497,10 +631,36 @@ export class SessionService {
     const ip = remoteIp(req);
     const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
     let inFlight = 0;
+    // SessionBounds: a stream with nothing going on is ended after streamIdleMs, and a frame
+    // begun must be whole within frameMs (a dribbled frame holds the stream and its buffer).
+    let active = Date.now();
+    let pending = 0; // bytes received that are not part of a whole frame yet
+    let partialSince = 0;
+    const { streamIdleMs: idleMs, frameMs } = this.bounds;
+    const idleCheck = setInterval(
+      () => {
+        if (socket.destroyed) return clearInterval(idleCheck);
+        const now = Date.now();
+        let why: string | undefined;
+        if (pending > 0 && now - partialSince >= frameMs)
+          why = `a session request frame must arrive whole within ${frameMs} ms (the node's frame limit); this one did not`;
+        else if (pending === 0 && inFlight === 0 && now - active >= idleMs)
+          why = `nothing was sent on this session stream for ${idleMs} ms (the node's stream idle limit); reconnect to go on`;
+        if (why === undefined) return;
+        clearInterval(idleCheck);
+        socket.off('data', onData);
+        const e = new FirnError('E_TIMEOUT', why);
+        tail = tail.then(() => endStream(socket, e));
+      },
+      Math.max(20, Math.min(Math.floor(Math.min(idleMs, frameMs) / 4), 5_000)),
+    );
+    idleCheck.unref();
+    socket.on('close', () => clearInterval(idleCheck));
     // Sequence number the next frame on this stream must carry (the session's next, plus what this
     // stream already has in flight).
     let expect: bigint | undefined;
     const answer = (tag: number, body: Uint8Array) => {
+      active = Date.now();
       if (!socket.destroyed) writeStreamFrame(socket as never, tag, body);
     };
     const refuseFrame = (e: unknown) => {
@@ -510,6 +670,7 @@ export class SessionService {
     // Answers leave in the order the requests came, whatever order the relay settles them in.
     let tail: Promise<unknown> = Promise.resolve();
     const onFrame = (tag: number, body: Buffer) => {
+      active = Date.now();
       if (tag !== STREAM_TAG.message) throw new FirnError('E_PARSE', 'unknown session stream frame');
       if (body.length > MAX_SESSION_REQUEST_BYTES)
         throw new FirnError('E_TOO_LARGE', `a session request is at most ${MAX_SESSION_REQUEST_BYTES} bytes`);
@@ -554,8 +715,14 @@ export class SessionService {
       );
     };
     const onData = (chunk: Buffer) => {
+      if (pending === 0) partialSince = Date.now();
+      pending += chunk.length;
       try {
-        for (const f of reader.push(chunk)) onFrame(f.tag, f.body);
+        for (const f of reader.push(chunk)) {
+          pending -= 5 + f.body.length;
+          partialSince = Date.now();
+          onFrame(f.tag, f.body);
+        }
       } catch (e) {
         socket.off('data', onData);
         // After the answers already owed on this stream, in order.
@@ -649,4 +816,20 @@ export class SessionService {
     h.closing = run;
     return run;
   }
+}
+
+/**
+ * End a session stream with a refusal frame naming why (tag 1, JSON {code, message}); the socket
+ * is destroyed shortly after, whether or not the peer closes its side.
+ */
+function endStream(socket: Duplex, e: FirnError): void {
+  if (socket.destroyed) return;
+  writeStreamFrame(socket as never, STREAM_TAG.error, Buffer.from(JSON.stringify(toErrorBody(e))));
+  socket.end();
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/** End every stream of a session with the reason it ends. */
+function endStreams(h: HostSession, e: FirnError): void {
+  for (const st of h.streams) endStream(st, e);
 }

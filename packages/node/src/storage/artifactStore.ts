@@ -104,7 +104,13 @@ export class ArtifactStore {
         out.end(() => (writeError ? reject(writeError) : resolve()));
       });
     } catch (e) {
-      out.destroy();
+      // The file is removed only once the stream let it go: a stream destroyed before its file
+      // was opened still opens (creates) it, which would leave a partial file behind an unlink.
+      if (!out.closed) {
+        const closed = new Promise<void>((r) => out.once('close', () => r()));
+        out.destroy();
+        await closed;
+      }
       await unlink(tmp).catch(() => undefined);
       if (isDiskFull(e)) throw storageFull('the artifact', e);
       throw e;

@@ -66,23 +66,27 @@ export class QuotaLedger {
     return this.storedTotal;
   }
 
-  /** Reserve `size` bytes for an upload by `address`; throws E_QUOTA_EXCEEDED. Returns the release function. */
-  reserve(address: string, size: number): { commit: (charged: boolean) => void; release: () => void } {
+  /**
+   * Reserve `size` bytes that `address` is about to make the node store (an upload, an input
+   * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
+   * the limit that would be crossed and how an operator raises it. `what` names the bytes in the
+   * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` when
+   * `charged`, i.e. the bytes were newly stored) and release (free the reservation: a failure).
+   */
+  reserve(
+    address: string,
+    size: number,
+    what = 'this upload',
+  ): { commit: (charged: boolean) => void; release: () => void } {
     const key = address.toLowerCase();
     const mine = this.usedBy(key) + (this.reserved.get(key) ?? 0);
     if (mine + size > this.quotas.perAddressBytes)
       throw new FirnError(
         'E_QUOTA_EXCEEDED',
-        `this upload (${size} bytes) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use)`,
-        { details: { size, used: mine, limit: this.quotas.perAddressBytes } },
+        `${what} (${size} bytes) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use); the node's operator raises it with the quotas.perAddressBytes option`,
+        { details: { size, used: mine, limit: this.quotas.perAddressBytes, quota: 'perAddressBytes' } },
       );
-    const all = this.storedTotal + this.reservedTotal;
-    if (all + size > this.quotas.totalBytes)
-      throw new FirnError(
-        'E_QUOTA_EXCEEDED',
-        `this upload (${size} bytes) would take the node over its storage quota of ${this.quotas.totalBytes} bytes`,
-        { details: { size, used: all, limit: this.quotas.totalBytes } },
-      );
+    this.checkTotal(size, what);
     this.reserved.set(key, (this.reserved.get(key) ?? 0) + size);
     this.reservedTotal += size;
     let done = false;
@@ -106,6 +110,20 @@ export class QuotaLedger {
         unreserve();
       },
     };
+  }
+
+  /**
+   * Check that `size` more bytes the node stores for itself (a job's outputs) fit in the node's
+   * total; throws E_QUOTA_EXCEEDED naming the limit. Count them with addStored once stored.
+   */
+  checkTotal(size: number, what = 'this upload'): void {
+    const all = this.storedTotal + this.reservedTotal;
+    if (all + size > this.quotas.totalBytes)
+      throw new FirnError(
+        'E_QUOTA_EXCEEDED',
+        `${what} (${size} bytes) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option`,
+        { details: { size, used: all, limit: this.quotas.totalBytes, quota: 'totalBytes' } },
+      );
   }
 
   /** Count bytes the node stored for itself (job outputs) in the total. */
