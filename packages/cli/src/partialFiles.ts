@@ -44,8 +44,23 @@ export function partialHostTag(): string {
  * The caller creates it with flag 'wx' and renames it onto `target` once complete.
  */
 export function partialPathFor(target: string): string {
-  return `${target}.firn-partial.${partialHostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  // A file name holds at most 255 bytes (NAME_MAX) and the suffix takes up to 53: the output's
+  // name is cut (at a character boundary) to leave room, so any name the file system takes can be
+  // written. Only the suffix identifies a partial file.
+  let stem = basename(target);
+  if (Buffer.byteLength(stem) > PARTIAL_STEM_BYTES) {
+    const chars = Array.from(stem);
+    let bytes = 0;
+    let n = 0;
+    while (n < chars.length && bytes + Buffer.byteLength(chars[n]!) <= PARTIAL_STEM_BYTES) bytes += Buffer.byteLength(chars[n++]!);
+    stem = chars.slice(0, n).join('');
+  }
+  const suffix = `.firn-partial.${partialHostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  return join(dirname(target), `${stem}${suffix}`);
 }
+
+/** Bytes of the output's name kept at the front of a partial file's name (255 - the longest suffix). */
+const PARTIAL_STEM_BYTES = 200;
 
 /** Whether `pid` names a running process on this host (EPERM: it runs under another account). */
 function running(pid: number): boolean {
