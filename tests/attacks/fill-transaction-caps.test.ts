@@ -20,7 +20,11 @@ beforeAll(async () => {
   rpc = await startLyingFeeRpc({
     estimateGas: 3_000_000n,
     maxPriorityFeePerGas: GWEI,
-    fillTransaction: { gas: 1_000_000_000n, maxFeePerGas: 100_000n * GWEI, maxPriorityFeePerGas: 50_000n * GWEI },
+    fillTransaction: {
+      gas: 1_000_000_000n,
+      maxFeePerGas: 100_000n * GWEI,
+      maxPriorityFeePerGas: 50_000n * GWEI,
+    },
   });
 });
 afterAll(() => rpc?.close());
@@ -55,7 +59,7 @@ describe('an RPC answering eth_fillTransaction with its own gas and fees', () =>
     expectWithinCaps(rpc.sent);
   }, 20_000);
 
-  it("the nudge before a reclaim signs no gas limit over 21,000 nor a fee over the ceiling", async () => {
+  it('the nudge before a reclaim signs no gas limit over 21,000 nor a fee over the ceiling', async () => {
     rpc.sent.length = 0;
     const zero = `0x${'00'.repeat(20)}` as Hex;
     const clients = createFirnClients(rpc.url, KEY, {

@@ -22,7 +22,12 @@ describe('an output whose name the file system takes (230 bytes, under NAME_MAX)
     const plain = join(dir, 'plain.bin');
     writeFileSync(plain, Buffer.alloc(100_000, 3));
     const sealed = join(dir, name('sealed', '.sealed'));
-    await artifactSeal({ in: plain, out: sealed, recipients: [publicKey], contentType: 'application/octet-stream' });
+    await artifactSeal({
+      in: plain,
+      out: sealed,
+      recipients: [publicKey],
+      contentType: 'application/octet-stream',
+    });
     const opened = join(dir, name('opened', '.bin'));
     await artifactOpen({ in: sealed, out: opened, keyFile: key });
     const tensor = join(dir, name('out', '.json'));

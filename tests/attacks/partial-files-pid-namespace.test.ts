@@ -25,7 +25,19 @@ describe('a write from another pid namespace on the same host', () => {
       writeSync(fd, Buffer.alloc(4096, 7));
       const r = spawnSync(
         'unshare',
-        ['--user', '--map-root-user', '--pid', '--fork', process.execPath, FIRN, 'artifact', 'keygen', '--force', '--out', join(dir, 'k.json')],
+        [
+          '--user',
+          '--map-root-user',
+          '--pid',
+          '--fork',
+          process.execPath,
+          FIRN,
+          'artifact',
+          'keygen',
+          '--force',
+          '--out',
+          join(dir, 'k.json'),
+        ],
         { encoding: 'utf8', timeout: 60_000 },
       );
       expect(r.status, `unshare/firn failed: ${r.stderr}`).toBe(0);

@@ -25,7 +25,16 @@ async function interrupted(signal: NodeJS.Signals): Promise<string[]> {
   let sent = false;
   for (let i = 0; i < 30_000 && !sent && child.exitCode === null; i++) {
     const tmp = readdirSync(dir).find((n) => n.includes('.firn-partial.'));
-    if (tmp !== undefined && (() => { try { return statSync(join(dir, tmp)).size > 0; } catch { return false; } })()) {
+    if (
+      tmp !== undefined &&
+      (() => {
+        try {
+          return statSync(join(dir, tmp)).size > 0;
+        } catch {
+          return false;
+        }
+      })()
+    ) {
       child.kill(signal);
       sent = true;
     } else await new Promise((r) => setTimeout(r, 2));

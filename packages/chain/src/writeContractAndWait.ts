@@ -504,9 +504,16 @@ export function gasWithinCap(estimate: bigint, context: string): bigint {
  * payer replaces the gas and fees passed. FeeCeilingError (nothing signed) for a gas limit over
  * MAX_WRITE_GAS or a fee over the ceiling.
  */
-export function sendFilledWithinCaps(clients: FirnClients, context: string, tx: TransactionSerializable): Promise<Hex> {
+export function sendFilledWithinCaps(
+  clients: FirnClients,
+  context: string,
+  tx: TransactionSerializable,
+): Promise<Hex> {
   if (tx.gas === undefined || tx.nonce === undefined || tx.chainId === undefined)
-    throw new FirnError('E_INVALID_INPUT', `${context}: chain id, nonce and gas must be filled before signing`);
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `${context}: chain id, nonce and gas must be filled before signing`,
+    );
   if (tx.gas > MAX_WRITE_GAS)
     throw new FeeCeilingError('gas', tx.gas, MAX_WRITE_GAS, context, 'the gas limit about to be signed');
   return sendSigned(clients, feeCeilingOf(clients), context, tx);

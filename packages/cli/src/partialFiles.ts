@@ -52,7 +52,8 @@ export function partialPathFor(target: string): string {
     const chars = Array.from(stem);
     let bytes = 0;
     let n = 0;
-    while (n < chars.length && bytes + Buffer.byteLength(chars[n]!) <= PARTIAL_STEM_BYTES) bytes += Buffer.byteLength(chars[n++]!);
+    while (n < chars.length && bytes + Buffer.byteLength(chars[n]!) <= PARTIAL_STEM_BYTES)
+      bytes += Buffer.byteLength(chars[n++]!);
     stem = chars.slice(0, n).join('');
   }
   const suffix = `.firn-partial.${partialHostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
