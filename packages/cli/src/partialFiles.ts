@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, opendirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, opendirSync, readlinkSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
  * Temp files the CLI writes beside an output (plaintext from `artifact open`, tensors from `infer`,
  * a key from `artifact keygen --force`) carry a name that says who writes them:
  * `<output name>.firn-partial.<host tag>.<pid>.<12 hex>.tmp` (host tag: the first 8 hex of
- * SHA-256 of the host name, boot id and pid namespace). A signal the CLI can catch removes its own temp file (decision 1430);
+ * SHA-256 of the host name and pid namespace). A signal the CLI can catch removes its own temp file (decision 1430);
  * SIGKILL, the OOM killer or a power cut cannot be caught, and Node has no O_TMPFILE (an unnamed
  * file linked only once complete). So every later write into the same directory first removes
  * the partial files whose writer is gone: written on this host by a pid that no longer runs, or
@@ -21,22 +21,18 @@ export const PARTIAL_MAX_IDLE_MS = 60 * 60 * 1000;
 const PARTIAL = /\.firn-partial\.([0-9a-f]{8})\.([1-9][0-9]{0,9})\.[0-9a-f]{12}\.tmp$/;
 
 /**
- * This host's tag in partial names: 8 hex of SHA-256 of the host name, this boot and this pid
- * namespace. A pid names a process only within its pid namespace and boot: a CLI in a container
- * that shares the host name (host network or UTS namespace) must not judge the host's writers by
- * pid, nor the host the container's; those partials are judged by age only.
+ * This host's tag in partial names: 8 hex of SHA-256 of the host name and this pid namespace. A pid
+ * names a process only within its pid namespace: a CLI in a container that shares the host name
+ * (host network or UTS namespace) must not judge the host's writers by pid, nor the host the
+ * container's; those partials are judged by age only. (The host's own pid namespace keeps its
+ * identity across a reboot, so a power cut's partial is still judged by its pid after it.)
  */
 export function partialHostTag(): string {
-  const read = (f: () => string): string => {
-    try {
-      return f();
-    } catch {
-      return '';
-    }
-  };
-  const bootId = read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
-  const pidNs = read(() => readlinkSync('/proc/self/ns/pid'));
-  return createHash('sha256').update(`${hostname()}\n${bootId}\n${pidNs}`).digest('hex').slice(0, 8);
+  let pidNs = '';
+  try {
+    pidNs = readlinkSync('/proc/self/ns/pid'); // e.g. "pid:[4026531836]"; none off Linux
+  } catch {}
+  return createHash('sha256').update(`${hostname()}\n${pidNs}`).digest('hex').slice(0, 8);
 }
 
 /**
