@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactKeygen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 import { descendants } from '../helpers/processTree.ts';
+import { partialHostTag } from '../../packages/cli/src/partialFiles.ts';
 
 // "A seal or open that fails midway (... ctrl-C) leaves no output file presented as complete and
 // never leaves plaintext on disk." `firn artifact open` streams the plaintext into a temp file
@@ -105,7 +106,7 @@ describe('a killed firn artifact open', () => {
     // The name carries the writer's pid: the process doing the open (firn re-executes itself once
     // for its allocator settings, decision 1325, so it is the command's child), killed as the OOM
     // killer would kill it.
-    const tag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const tag = partialHostTag();
     const m = new RegExp(`^o\\.bin\\.firn-partial\\.${tag}\\.(\\d+)\\.[0-9a-f]{12}\\.tmp$`).exec(partial!);
     expect(m, `${partial} names its writer`).not.toBeNull();
     const writer = Number(m![1]);

@@ -12,6 +12,11 @@ export interface LyingFeeRpcAnswers {
   gasPrice?: bigint;
   /** The latest block's base fee, wei (default 1 gwei). */
   baseFeePerGas?: bigint;
+  /**
+   * eth_fillTransaction: when set, the filled transaction (gas, fees) the RPC names, marked as
+   * co-signed by a fee payer (a non-null feePayerSignature); unset, the method is unknown.
+   */
+  fillTransaction?: { gas: bigint; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
 }
 
 /** A running fake RPC: its URL, every raw transaction it was sent (refused), and how to stop it. */
@@ -75,6 +80,28 @@ export async function startLyingFeeRpc(answers: LyingFeeRpcAnswers): Promise<Lyi
               totalDifficulty: '0x0',
               uncles: [],
             });
+          case 'eth_fillTransaction': {
+            const f = answers.fillTransaction;
+            if (!f) return { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: `no ${m.method}` } };
+            const r = (m.params as Record<string, string>[])[0]!;
+            return ok({
+              raw: '0x',
+              tx: {
+                type: '0x2',
+                chainId: '0x7a69',
+                nonce: '0x0',
+                from: r.from,
+                to: r.to ?? null,
+                value: r.value ?? '0x0',
+                input: r.data ?? r.input ?? '0x',
+                gas: hex(f.gas),
+                maxFeePerGas: hex(f.maxFeePerGas),
+                maxPriorityFeePerGas: hex(f.maxPriorityFeePerGas),
+                accessList: [],
+                feePayerSignature: { r: `0x${'01'.repeat(32)}`, s: `0x${'01'.repeat(32)}`, yParity: '0x0' },
+              },
+            });
+          }
           case 'eth_sendRawTransaction':
             sent.push((m.params as Hex[])[0]!);
             // Refuse it: the tests only need what the key signed.

@@ -18,7 +18,12 @@ import { toChainError } from './ChainRevertedError.ts';
 import { createFirnClients, requireWallet } from './clients.ts';
 import { DEVNET_TEE_TYPES, type FirnDeployment, PRODUCTION_TEE_TYPES } from './types.ts';
 import { assertAddress, assertBytes32, assertUint } from './validate.ts';
-import { feesWithinCeiling, gasWithinCap, writeContractAndWait } from './writeContractAndWait.ts';
+import {
+  feesWithinCeiling,
+  gasWithinCap,
+  sendFilledWithinCaps,
+  writeContractAndWait,
+} from './writeContractAndWait.ts';
 
 /** Shortest timelock delay a production deployment accepts: one day, so a change can be seen and answered. */
 export const MIN_PRODUCTION_GOVERNANCE_DELAY = 86_400;
@@ -141,15 +146,18 @@ export async function deployFirn(params: DeployFirnParams): Promise<FirnDeployme
         }),
       ]);
       const gas = gasWithinCap(estimate, context);
-      const hash = await wallet.deployContract({
-        abi,
-        bytecode,
-        args,
-        account: wallet.account,
-        chain: wallet.chain,
+      // Signed with every field filled here (sendFilledWithinCaps): viem's deployContract would ask
+      // the RPC to fill the request, and a filled answer can replace this gas and these fees.
+      const nonce = await clients.public.getTransactionCount({ address: owner, blockTag: 'pending' });
+      const hash = await sendFilledWithinCaps(clients, context, {
+        chainId,
+        nonce,
         gas,
-        ...fees,
-      } as Parameters<typeof wallet.deployContract>[0]);
+        data: encodeDeployData({ abi, bytecode, args }),
+        ...('gasPrice' in fees
+          ? { type: 'legacy' as const, gasPrice: fees.gasPrice }
+          : { type: 'eip1559' as const, ...fees }),
+      });
       const receipt = await clients.public.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success' || !receipt.contractAddress)
         throw new Error(`deployment of ${name} failed in block ${receipt.blockNumber}`);

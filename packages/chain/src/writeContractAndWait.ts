@@ -497,6 +497,29 @@ export function gasWithinCap(estimate: bigint, context: string): bigint {
 }
 
 /**
+ * Sign `tx` (every field filled by the caller: chain id, nonce, gas, fees) with the clients' local
+ * key and send it raw, for a transaction outside writeContractAndWait (a contract creation, the
+ * nudge). Never through viem's sendTransaction/deployContract: their request preparation asks the
+ * RPC to fill the transaction (eth_fillTransaction), and an answer marked as co-signed by a fee
+ * payer replaces the gas and fees passed. FeeCeilingError (nothing signed) for a gas limit over
+ * MAX_WRITE_GAS or a fee over the ceiling.
+ */
+export function sendFilledWithinCaps(
+  clients: FirnClients,
+  context: string,
+  tx: TransactionSerializable,
+): Promise<Hex> {
+  if (tx.gas === undefined || tx.nonce === undefined || tx.chainId === undefined)
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `${context}: chain id, nonce and gas must be filled before signing`,
+    );
+  if (tx.gas > MAX_WRITE_GAS)
+    throw new FeeCeilingError('gas', tx.gas, MAX_WRITE_GAS, context, 'the gas limit about to be signed');
+  return sendSigned(clients, feeCeilingOf(clients), context, tx);
+}
+
+/**
  * Fees for a transaction signed outside writeContractAndWait (a contract creation): freshFees
  * within the clients' ceiling (decision 1470). FeeCeilingError when the RPC asks more.
  */

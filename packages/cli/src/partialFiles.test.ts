@@ -1,20 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeFilesAtomically } from './commands/infer.ts';
 import {
   isPartialName,
   PARTIAL_MAX_IDLE_MS,
+  partialHostTag,
   partialPathFor,
   removeAbandonedPartials,
 } from './partialFiles.ts';
 
 // Decision 1542: the CLI's temp files name their writer, and a later write into the same folder
 // removes those whose writer is gone, and only those.
-const TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+const TAG = partialHostTag();
 const fresh = () => mkdtempSync(join(tmpdir(), 'firn-partial-'));
 /** A pid that ran here and has exited (a finished child, reaped). */
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '0']).pid!;

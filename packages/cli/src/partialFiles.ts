@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, opendirSync, rmSync } from 'node:fs';
+import { lstatSync, opendirSync, readlinkSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
  * Temp files the CLI writes beside an output (plaintext from `artifact open`, tensors from `infer`,
  * a key from `artifact keygen --force`) carry a name that says who writes them:
  * `<output name>.firn-partial.<host tag>.<pid>.<12 hex>.tmp` (host tag: the first 8 hex of
- * SHA-256 of the host name). A signal the CLI can catch removes its own temp file (decision 1430);
+ * SHA-256 of the host name and pid namespace). A signal the CLI can catch removes its own temp file (decision 1430);
  * SIGKILL, the OOM killer or a power cut cannot be caught, and Node has no O_TMPFILE (an unnamed
  * file linked only once complete). So every later write into the same directory first removes
  * the partial files whose writer is gone: written on this host by a pid that no longer runs, or
@@ -20,9 +20,19 @@ export const PARTIAL_MAX_IDLE_MS = 60 * 60 * 1000;
 
 const PARTIAL = /\.firn-partial\.([0-9a-f]{8})\.([1-9][0-9]{0,9})\.[0-9a-f]{12}\.tmp$/;
 
-/** This host's tag in partial names: 8 hex of SHA-256 of the host name. */
-function hostTag(): string {
-  return createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/**
+ * This host's tag in partial names: 8 hex of SHA-256 of the host name and this pid namespace. A pid
+ * names a process only within its pid namespace: a CLI in a container that shares the host name
+ * (host network or UTS namespace) must not judge the host's writers by pid, nor the host the
+ * container's; those partials are judged by age only. (The host's own pid namespace keeps its
+ * identity across a reboot, so a power cut's partial is still judged by its pid after it.)
+ */
+export function partialHostTag(): string {
+  let pidNs = '';
+  try {
+    pidNs = readlinkSync('/proc/self/ns/pid'); // e.g. "pid:[4026531836]"; none off Linux
+  } catch {}
+  return createHash('sha256').update(`${hostname()}\n${pidNs}`).digest('hex').slice(0, 8);
 }
 
 /**
@@ -30,8 +40,24 @@ function hostTag(): string {
  * The caller creates it with flag 'wx' and renames it onto `target` once complete.
  */
 export function partialPathFor(target: string): string {
-  return `${target}.firn-partial.${hostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  // A file name holds at most 255 bytes (NAME_MAX) and the suffix takes up to 53: the output's
+  // name is cut (at a character boundary) to leave room, so any name the file system takes can be
+  // written. Only the suffix identifies a partial file.
+  let stem = basename(target);
+  if (Buffer.byteLength(stem) > PARTIAL_STEM_BYTES) {
+    const chars = Array.from(stem);
+    let bytes = 0;
+    let n = 0;
+    while (n < chars.length && bytes + Buffer.byteLength(chars[n]!) <= PARTIAL_STEM_BYTES)
+      bytes += Buffer.byteLength(chars[n++]!);
+    stem = chars.slice(0, n).join('');
+  }
+  const suffix = `.firn-partial.${partialHostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  return join(dirname(target), `${stem}${suffix}`);
 }
+
+/** Bytes of the output's name kept at the front of a partial file's name (255 - the longest suffix). */
+const PARTIAL_STEM_BYTES = 200;
 
 /** Whether `pid` names a running process on this host (EPERM: it runs under another account). */
 function running(pid: number): boolean {
@@ -66,7 +92,7 @@ export function removeAbandonedPartials(dir: string, o: RemovePartialsOptions = 
   const now = o.now ?? Date.now();
   const maxIdle = o.maxIdleMs ?? PARTIAL_MAX_IDLE_MS;
   const isRunning = o.isRunning ?? running;
-  const here = hostTag();
+  const here = partialHostTag();
   const uid = process.getuid?.();
   const removed: string[] = [];
   let d: ReturnType<typeof opendirSync>;

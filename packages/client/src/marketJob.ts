@@ -9,6 +9,7 @@ import {
   postJob,
   resolveFeeCeiling,
   reclaimJob,
+  sendFilledWithinCaps,
   withdrawCredits,
 } from '@firn/chain';
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
@@ -208,20 +209,24 @@ export async function nudgeChain(clients: FirnClients, receiptTimeoutMs?: number
       'nudge',
       'the gas price the RPC names',
     );
-  const hash = await w.sendTransaction({
-    account: w.account,
-    chain: w.chain,
+  // Signed with every field filled here: viem's sendTransaction would ask the RPC to fill the
+  // request (eth_fillTransaction), and a filled answer can replace this gas and these fees.
+  const nonce = await clients.public.getTransactionCount({ address: w.account.address, blockTag: 'pending' });
+  const hash = await sendFilledWithinCaps(clients, 'nudge', {
+    chainId: clients.addresses.chainId,
+    nonce,
     to: w.account.address,
     value: 0n,
     gas: 21_000n,
     ...(f.gasPrice !== undefined
-      ? { gasPrice: f.gasPrice }
+      ? { type: 'legacy' as const, gasPrice: f.gasPrice }
       : {
+          type: 'eip1559' as const,
           // Head-room trimmed to the ceiling (a cap under base fee + tip is refused by the pool).
           maxFeePerGas: (f.maxFeePerGas ?? 0n) < ceiling.maxFeePerGas ? f.maxFeePerGas : ceiling.maxFeePerGas,
           maxPriorityFeePerGas: tip,
         }),
-  } as Parameters<typeof w.sendTransaction>[0]);
+  });
   await clients.public.waitForTransactionReceipt({
     hash,
     ...(receiptTimeoutMs === undefined ? {} : { timeout: receiptTimeoutMs }),

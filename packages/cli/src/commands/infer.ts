@@ -120,6 +120,25 @@ export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | 
   const tmps: string[] = [];
   // Partial files a killed writer left beside these go first (decision 1542); these name their writer.
   for (const f of files) removeAbandonedPartialsBeside(f.path);
+  // A signal (ctrl-C, SIGTERM, a closed terminal) must not end the process mid-write with plaintext
+  // in a temp file (its default action would). The writes below are synchronous, so a handler runs
+  // only once they are done: it removes any temp file still there, then ends the process by the
+  // signal. The handlers stay until the next turn of the event loop has polled, so a signal taken
+  // meanwhile reaches them rather than being dropped.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (s: NodeJS.Signals) => {
+    for (const t of tmps) rmSync(t, { force: true });
+    for (const t of signals) process.off(t, onSignal);
+    process.kill(process.pid, s);
+  };
+  for (const s of signals) process.on(s, onSignal);
+  // Removed only in the check phase of the next turn: it follows that turn's poll phase, where a
+  // signal taken during the writes reaches its handler (the current turn may be past its poll).
+  setImmediate(() =>
+    setImmediate(() => {
+      for (const s of signals) process.off(s, onSignal);
+    }),
+  );
   try {
     for (const f of files) {
       const tmp = partialPathFor(f.path);
