@@ -78,16 +78,31 @@ export async function prepareArtifactKey(recipients: readonly Uint8Array[]): Pro
 export function discardArtifactKey(prepared: PreparedArtifactKey): void {
   prepared.dataKey.fill(0);
   prepared.used = true;
+  spentPreparedKeys.add(prepared.dataKey);
 }
+
+/**
+ * The data-key buffers of prepared keys already taken or discarded. `used` is a plain field a
+ * caller can reset (or lose in a copy of the object); the key buffer is zeroed by then, and a
+ * second artifact would be sealed under 32 zero bytes, readable by anyone.
+ */
+const spentPreparedKeys = new WeakSet<Uint8Array>();
 
 /** The prepared key's wraps when it was made for exactly `recipients` and is unused, else an error. */
 function takePrepared(prepared: PreparedArtifactKey, recipients: readonly Uint8Array[]): ArtifactRecipient[] {
-  if (prepared.used) throw new FirnError('E_ARTIFACT_FORMAT', 'a prepared data key serves one artifact');
+  if (
+    prepared.used ||
+    !(prepared.dataKey instanceof Uint8Array) ||
+    spentPreparedKeys.has(prepared.dataKey) ||
+    prepared.dataKey.every((b) => b === 0)
+  )
+    throw new FirnError('E_ARTIFACT_FORMAT', 'a prepared data key serves one artifact');
   const sameKeys =
     prepared.recipients.length === recipients.length &&
     prepared.recipients.every((pk, i) => Buffer.from(pk).equals(Buffer.from(recipients[i]!)));
   if (!sameKeys) throw new InvalidInputError('the prepared data key was wrapped to other recipients');
   prepared.used = true;
+  spentPreparedKeys.add(prepared.dataKey);
   return [...prepared.wrapped];
 }
 
