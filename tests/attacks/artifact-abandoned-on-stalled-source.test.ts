@@ -42,7 +42,9 @@ describe('a sealing stream its consumer abandons while the source is stalled', (
   it('destroy(): the drawn data key is zeroed promptly, not when the source moves again', async () => {
     const kem = await generateKemKeyPair();
     const { src, release } = stallingSource();
-    const r = Readable.from(sealArtifactStream(src, { recipients: [kem.publicKey], contentType: 'x/y', chunkSize: 4096 }));
+    const r = Readable.from(
+      sealArtifactStream(src, { recipients: [kem.publicKey], contentType: 'x/y', chunkSize: 4096 }),
+    );
     // Header and the first two chunks, then the generator waits on the stalled source.
     await new Promise<void>((ok) => {
       let n = 0;

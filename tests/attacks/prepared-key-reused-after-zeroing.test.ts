@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  openArtifact,
-  prepareArtifactKey,
-  sealArtifact,
-} from '../../packages/crypto/src/artifact/index.ts';
+import { openArtifact, prepareArtifactKey, sealArtifact } from '../../packages/crypto/src/artifact/index.ts';
 import { generateKemKeyPair } from '../../packages/crypto/src/hpke.ts';
 
 // A prepared data key serves one artifact: after it the key is zeroed and `used` is set. `used`

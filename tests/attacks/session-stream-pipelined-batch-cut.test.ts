@@ -48,11 +48,19 @@ async function serialChild(ms: number): Promise<number> {
 
 describe('a pipelined batch over a session stream to an honest, serial child', () => {
   it('is not cut while answers keep coming, each well within requestTimeoutMs of the last', async () => {
-    const s = await SessionStream.connectDirect('127.0.0.1', await serialChild(120), new Uint8Array(32).fill(7));
+    const s = await SessionStream.connectDirect(
+      '127.0.0.1',
+      await serialChild(120),
+      new Uint8Array(32).fill(7),
+    );
     s.requestTimeoutMs = 400;
     // Six requests: answered at ~120, 240, ..., 720 ms; never more than 120 ms between answers.
-    const answers = await Promise.allSettled([1, 2, 3, 4, 5, 6].map((b) => s.send(new Uint8Array(40).fill(b))));
-    const failed = answers.filter((a) => a.status === 'rejected').map((a) => (a as PromiseRejectedResult).reason.code);
+    const answers = await Promise.allSettled(
+      [1, 2, 3, 4, 5, 6].map((b) => s.send(new Uint8Array(40).fill(b))),
+    );
+    const failed = answers
+      .filter((a) => a.status === 'rejected')
+      .map((a) => (a as PromiseRejectedResult).reason.code);
     expect(failed).toEqual([]);
     s.close();
   });
