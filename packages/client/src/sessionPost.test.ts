@@ -142,7 +142,10 @@ describe('session POST fallback: refusals that prove the enclave never saw the r
     const waits: number[] = [];
     const req = s.codec.sealRequest(x);
     await expect(
-      postSessionRequest(host.api, s.id, req, { timeoutMs: 5_000, sleep: async (ms) => void waits.push(ms) }),
+      postSessionRequest(host.api, s.id, req, {
+        timeoutMs: 60_000,
+        sleep: async (ms) => void waits.push(ms),
+      }),
     ).rejects.toMatchObject({ code: 'E_ENCLAVE_UNAVAILABLE', details: { httpStatus: 503 } });
     expect(waits).toEqual([5_000, 400, 800]);
     expect(host.bodies.length).toBe(4);

@@ -47,9 +47,15 @@ export async function postSessionRequest(
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let refusals = 0;
   let resent = false;
+  // One deadline for the request, re-sends and waits included (decision 1530: from the moment it
+  // is sent to the moment its whole answer is in): a host that refuses each try just before its
+  // bound cannot hold the caller a multiple of `timeoutMs`.
+  const deadline = performance.now() + o.timeoutMs;
+  const left = () => Math.ceil(deadline - performance.now());
   for (;;) {
     try {
-      return await api.sessionRequest(sessionId, request, undefined, o.accessToken, o.timeoutMs);
+      if (left() <= 0) throw new FirnError('E_TIMEOUT', 'no time left for a re-send');
+      return await api.sessionRequest(sessionId, request, undefined, o.accessToken, left());
     } catch (e) {
       if (!(e instanceof FirnError)) throw e;
       const status = e.details?.httpStatus;
@@ -58,7 +64,7 @@ export async function postSessionRequest(
         const wait =
           typeof after === 'number' ? after * 1000 : FIRST_RETRY_WAIT_MS * 2 ** Math.min(refusals, 10);
         refusals++;
-        await sleep(Math.min(wait, maxWait));
+        await sleep(Math.max(0, Math.min(wait, maxWait, left())));
         continue;
       }
       if (status === undefined && e.code === 'E_UNAVAILABLE' && !resent) {

@@ -32,11 +32,15 @@ export class SessionStream {
   private readonly pending: {
     resolve: (b: Uint8Array) => void;
     reject: (e: unknown) => void;
-    /** performance.now() by which the answer must be whole (`requestTimeoutMs` after the send). */
+    /**
+     * performance.now() by which the answer must be whole: `requestTimeoutMs` after the send, or
+     * after the answer before it came if that is later (the peer runs requests one at a time).
+     */
     at: number;
   }[] = [];
   /**
-   * Milliseconds each request may wait for its whole answer, from when it was sent (default
+   * Milliseconds each request may wait for its whole answer, from when it was sent or, when
+   * pipelined behind others, from when the answer before it came, whichever is later (default
    * DEFAULT_SESSION_REQUEST_TIMEOUT_MS; openInferenceSession's `requestTimeoutMs`). When the oldest
    * request waits longer (the peer accepted and went silent, or dribbles its answer), it and every
    * request sent after it reject with E_TIMEOUT and the stream ends: their sequence numbers are
@@ -372,6 +376,10 @@ export class SessionStream {
       this.fail(new FirnError('E_PARSE', 'a session stream answer nobody asked for'));
       return false;
     }
+    // The session answers one request at a time: the next one's turn starts now, so an honest
+    // peer that keeps answering a pipelined batch is not cut; a silent or dribbling one still is.
+    const next = this.pending[0];
+    if (next !== undefined) next.at = Math.max(next.at, performance.now() + this.requestTimeoutMs);
     if (tag === TAG_MESSAGE) p.resolve(body);
     else if (tag === TAG_ERROR) p.reject(refusalOf(body));
     else p.reject(new FirnError('E_PARSE', 'unknown session stream frame'));

@@ -78,16 +78,31 @@ export async function prepareArtifactKey(recipients: readonly Uint8Array[]): Pro
 export function discardArtifactKey(prepared: PreparedArtifactKey): void {
   prepared.dataKey.fill(0);
   prepared.used = true;
+  spentPreparedKeys.add(prepared.dataKey);
 }
+
+/**
+ * The data-key buffers of prepared keys already taken or discarded. `used` is a plain field a
+ * caller can reset (or lose in a copy of the object); the key buffer is zeroed by then, and a
+ * second artifact would be sealed under 32 zero bytes, readable by anyone.
+ */
+const spentPreparedKeys = new WeakSet<Uint8Array>();
 
 /** The prepared key's wraps when it was made for exactly `recipients` and is unused, else an error. */
 function takePrepared(prepared: PreparedArtifactKey, recipients: readonly Uint8Array[]): ArtifactRecipient[] {
-  if (prepared.used) throw new FirnError('E_ARTIFACT_FORMAT', 'a prepared data key serves one artifact');
+  if (
+    prepared.used ||
+    !(prepared.dataKey instanceof Uint8Array) ||
+    spentPreparedKeys.has(prepared.dataKey) ||
+    prepared.dataKey.every((b) => b === 0)
+  )
+    throw new FirnError('E_ARTIFACT_FORMAT', 'a prepared data key serves one artifact');
   const sameKeys =
     prepared.recipients.length === recipients.length &&
     prepared.recipients.every((pk, i) => Buffer.from(pk).equals(Buffer.from(recipients[i]!)));
   if (!sameKeys) throw new InvalidInputError('the prepared data key was wrapped to other recipients');
   prepared.used = true;
+  spentPreparedKeys.add(prepared.dataKey);
   return [...prepared.wrapped];
 }
 
@@ -113,10 +128,46 @@ async function wrapFor(recipients: readonly Uint8Array[], dataKey: Uint8Array): 
  * InvalidInputError / ArtifactError('E_ARTIFACT_FORMAT') for bad options, and whatever the source
  * raises; bytes already yielded before an error are not a valid artifact.
  */
-export async function* sealArtifactStream(
+export function sealArtifactStream(
   source: ByteStream,
   opts: SealArtifactOptions,
-): AsyncIterable<Uint8Array> {
+): AsyncIterableIterator<Uint8Array> {
+  // A consumer that stops (return(), as `for await` break and a destroyed Readable.from do, or
+  // throw()) while a next() still waits on a stalled source: a generator runs its finally only
+  // once that next() settles, maybe never. The key is zeroed here at once, and the generator
+  // ends without using it again.
+  const state: SealState = { stopped: false };
+  const gen = sealChunks(source, opts, state);
+  const stop = () => {
+    state.stopped = true;
+    state.key?.fill(0);
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: () => gen.next(),
+    return: (value?: unknown) => {
+      stop();
+      return gen.return(value as undefined);
+    },
+    throw: (e?: unknown) => {
+      stop();
+      return gen.throw(e);
+    },
+  };
+}
+
+interface SealState {
+  stopped: boolean;
+  key?: Uint8Array;
+}
+
+async function* sealChunks(
+  source: ByteStream,
+  opts: SealArtifactOptions,
+  state: SealState,
+): AsyncGenerator<Uint8Array, void, undefined> {
   const chunkSize = checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   checkContentType(opts.contentType);
   if (!Array.isArray(opts.recipients))
@@ -142,6 +193,7 @@ export async function* sealArtifactStream(
         : opts.dataKey === undefined
           ? freshDataKey()
           : assertBytes(opts.dataKey, 'data key', DATA_KEY_BYTES).slice();
+    state.key = dataKey;
     opts.prepared?.dataKey.fill(0);
     const header = encodeArtifactHeader({
       chunkSize,
@@ -153,6 +205,7 @@ export async function* sealArtifactStream(
       recipients: preWrapped ?? (await wrapFor(opts.recipients, dataKey)),
     });
     src = new ByteSource(source);
+    if (state.stopped) return;
     yield header.bytes;
     for (let counter = 0; ; counter++) {
       if (counter >= MAX_CHUNKS)
@@ -163,6 +216,7 @@ export async function* sealArtifactStream(
       for (const p of pt) n += p.length;
       // The last chunk is the first one short of chunkSize, or a full one the stream ends after.
       const last = n < chunkSize || (await src.atEnd());
+      if (state.stopped) return;
       // Ciphertext slices (the last joined with the tag), handed on as they are, each its own buffer.
       yield* encryptChunk(dataKey, chunkNonce(header.noncePrefix, counter, last), header.aad, pt);
       if (last) break;
