@@ -193,6 +193,31 @@ describe('key broker: attacks that must get nothing', () => {
     expect(forged.json.error.code).toBe('E_EVIDENCE_NONCE');
   });
 
+  it('an allow-listed TD asking for the key under a low-order X25519 KEM key is refused, nothing sealed', async () => {
+    // The all-zero u-coordinate is of low order: HPKE to it gives a shared secret anyone can compute.
+    const { nonce } = (await post(info.url, '/v1/kms/nonce', {})).json as { nonce: string };
+    const kem = new Uint8Array(32);
+    const nonceBytes = Uint8Array.from(Buffer.from(nonce.slice(2), 'hex'));
+    const { quote } = await td().quote(
+      computeReportData({ enclaveAddress: KMS_REQUEST_ADDRESS, kemPublicKey: kem, nonce: nonceBytes }),
+    );
+    const r = await post(info.url, '/v1/kms/key', {
+      v: 1,
+      evidence: {
+        version: 1,
+        teeType: 'simulated',
+        quote: bytesToHex(quote),
+        nonce,
+        enclaveAddress: bytesToHex(KMS_REQUEST_ADDRESS),
+        kemPublicKey: bytesToHex(kem),
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toContain('low-order');
+    expect(r.json.enc).toBeUndefined();
+    expect(JSON.stringify(r.json)).not.toContain('ciphertext');
+  });
+
   it('an expired nonce is refused', async () => {
     let t = Math.floor(Date.now() / 1000);
     const dir = mkdtempSync(join(tmpdir(), 'firn-kms-clock-'));

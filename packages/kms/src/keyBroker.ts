@@ -17,7 +17,14 @@ import {
   type TeeTypeName,
   utf8,
 } from '@firn/core';
-import { addressOf, hkdfSha256, hpkeSeal, publicKeyOf, signDigest } from '@firn/crypto';
+import {
+  addressOf,
+  assertKemRecipientKeys,
+  hkdfSha256,
+  hpkeSeal,
+  publicKeyOf,
+  signDigest,
+} from '@firn/crypto';
 import {
   KMS_KEY_BYTES,
   KMS_NONCE_BYTES,
@@ -184,14 +191,18 @@ export class KeyBroker {
         'E_POLICY_REJECTED',
         `measurement ${measurement} is not on the on-chain allow-list`,
       );
+    const kemPublicKey = hexBytes(ev.kemPublicKey, 'kemPublicKey', 32);
+    // RFC 9180 §7.1.4: a low-order X25519 key makes every shared secret zero, so the sealing key
+    // would be readable by anyone. Refused before the key is derived.
+    assertKemRecipientKeys([kemPublicKey], 'evidence kemPublicKey');
     const key = deriveKmsSealingKey(this.#master, facts.teeType, facts.measurement, facts.platformId);
     const ctx = { nonce, measurement, platformId: bytesToHex(facts.platformId) };
-    const sealed = await hpkeSeal(
-      hexBytes(ev.kemPublicKey, 'kemPublicKey', 32),
-      key,
-      kmsReleaseHpkeParams(ctx),
-    );
-    key.fill(0);
+    let sealed: Awaited<ReturnType<typeof hpkeSeal>>;
+    try {
+      sealed = await hpkeSeal(kemPublicKey, key, kmsReleaseHpkeParams(ctx));
+    } finally {
+      key.fill(0);
+    }
     const unsigned = {
       ...ctx,
       recipient: bytesToHex(hexBytes(ev.kemPublicKey, 'kemPublicKey', 32)),
