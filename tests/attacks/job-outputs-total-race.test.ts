@@ -35,7 +35,11 @@ function service() {
       const path = join(args.outputDir!, 'result');
       writeFileSync(path, bytes);
       const artifactId = `0x${createHash('sha256').update(bytes).digest('hex')}`;
-      return { outputs: [{ role: 'result', path, artifactId, contentType: 'application/octet-stream' }], proof: '{}', response: '0x' };
+      return {
+        outputs: [{ role: 'result', path, artifactId, contentType: 'application/octet-stream' }],
+        proof: '{}',
+        response: '0x',
+      };
     },
   });
   const host = {
@@ -48,7 +52,14 @@ function service() {
   const svc = new JobService(host, {
     rpcUrl: 'http://127.0.0.1:9',
     operatorKey: `0x${'11'.repeat(32)}`,
-    deployment: { chainId: 31337, registry: zero, verifierSet: zero, jobMarket: zero, dataLedger: zero, deployBlock: 0n } as FirnDeployment,
+    deployment: {
+      chainId: 31337,
+      registry: zero,
+      verifierSet: zero,
+      jobMarket: zero,
+      dataLedger: zero,
+      deployBlock: 0n,
+    } as FirnDeployment,
     logger: createLogger({}, { write: () => undefined }),
   });
   // No chain here: the claim and every other chain write answer at once; the chain is "up".
