@@ -726,9 +726,15 @@ export class JobService {
       for (const o of r.outputs) {
         // Outputs count in the node's total quota: over it, the job fails (E_QUOTA_EXCEEDED)
         // and its output folder is removed below; nothing stored before is touched.
-        if (!this.artifacts.has(o.artifactId))
-          this.quota.checkTotal(await outputSize(o.path), `the job output ${o.role}`);
-        const stored = await this.artifacts.adopt(o.path, o.artifactId);
+        // Held against the total while adopted, so concurrent jobs cannot cross it together.
+        const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
+        const release = this.quota.holdTotal(size, `the job output ${o.role}`);
+        let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
+        try {
+          stored = await this.artifacts.adopt(o.path, o.artifactId);
+        } finally {
+          release();
+        }
         if (stored.created) this.quota.addStored(stored.size);
         await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });

@@ -126,6 +126,21 @@ export class QuotaLedger {
       );
   }
 
+  /**
+   * checkTotal, then hold `size` against the total until the returned release is called (a job
+   * output being adopted), so concurrent writers cannot each pass the check and cross it together.
+   */
+  holdTotal(size: number, what?: string): () => void {
+    this.checkTotal(size, what);
+    this.reservedTotal += size;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.reservedTotal -= size;
+    };
+  }
+
   /** Count bytes the node stored for itself (job outputs) in the total. */
   addStored(size: number): void {
     this.storedTotal += size;
