@@ -304,7 +304,11 @@ class RuntimeChild {
     // host or another job's child, and the folder goes when the child ends.
     const scratch = mkdtempSync(join(opts.scratchRoot ?? tmpdir(), 'firn-ml-'));
     this.scratch = scratch;
-    const removeScratch = () => rmSync(scratch, { recursive: true, force: true, maxRetries: 2 });
+    trackScratch(scratch);
+    const removeScratch = () => {
+      liveScratch.delete(scratch);
+      rmSync(scratch, { recursive: true, force: true, maxRetries: 2 });
+    };
     try {
       this.child = fork(opts.modulePath, opts.args ?? [], {
         execArgv: [...v8Flags, ...(opts.execArgv ?? [])],
@@ -418,6 +422,25 @@ class RuntimeChild {
       channel?.ref?.();
     }
   }
+}
+
+/**
+ * Scratch folders of children not yet seen to exit. A stop that kills the children and exits at
+ * once (the enclave when its host goes) never gets their 'exit' events: what is left here is
+ * removed as this process exits.
+ */
+const liveScratch = new Set<string>();
+let scratchExitHook = false;
+function trackScratch(dir: string): void {
+  liveScratch.add(dir);
+  if (scratchExitHook) return;
+  scratchExitHook = true;
+  process.once('exit', () => {
+    for (const d of liveScratch)
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {}
+  });
 }
 
 /**
