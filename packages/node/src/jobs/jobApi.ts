@@ -468,7 +468,7 @@ export class JobService {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
-        reservation.commit(r.created);
+        reservation.commit(r.created, r.size);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
         await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
