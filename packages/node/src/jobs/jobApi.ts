@@ -724,18 +724,20 @@ export class JobService {
       );
       const outputs = [];
       for (const o of r.outputs) {
-        // Outputs count in the node's total quota: over it, the job fails (E_QUOTA_EXCEEDED)
-        // and its output folder is removed below; nothing stored before is touched.
-        // Held against the total while adopted, so concurrent jobs cannot cross it together.
+        // Over a quota the job fails (E_QUOTA_EXCEEDED) and its output folder is removed below;
+        // nothing stored before is touched.
+        // Charged to the job's requester and the node's total like its uploads, reserved while
+        // adopted (concurrent jobs cannot cross a quota together); over one, the job fails.
         const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
-        const release = this.quota.holdTotal(size, `the job output ${o.role}`);
+        const reservation = this.quota.reserve(job.requester, size, `the job output ${o.role}`);
         let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
         try {
           stored = await this.artifacts.adopt(o.path, o.artifactId);
-        } finally {
-          release();
+        } catch (e) {
+          reservation.release();
+          throw e;
         }
-        if (stored.created) this.quota.addStored(stored.size);
+        reservation.commit(stored.created, stored.size);
         await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }

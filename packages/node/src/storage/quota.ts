@@ -20,7 +20,8 @@ const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
 /**
  * Who stored how much. An upload reserves its declared size against the uploader's quota and the
  * node's total before a byte is written, and the reservation is released when the upload fails
- * or turns out to be a duplicate; a stored artifact is charged to its first uploader. The usage per
+ * or turns out to be a duplicate; a stored artifact is charged to its first uploader (a fetched
+ * input or a job's output: to the job's requester), the bytes actually stored. The usage per
  * address is persisted (data dir `quota.json`); the total is re-measured from the store at start.
  * Exceeding either quota is E_QUOTA_EXCEEDED (HTTP 413) with the numbers in `details`.
  */
@@ -128,21 +129,6 @@ export class QuotaLedger {
         `${what} (${size} bytes) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option`,
         { details: { size, used: all, limit: this.quotas.totalBytes, quota: 'totalBytes' } },
       );
-  }
-
-  /**
-   * checkTotal, then hold `size` against the total until the returned release is called (a job
-   * output being adopted), so concurrent writers cannot each pass the check and cross it together.
-   */
-  holdTotal(size: number, what?: string): () => void {
-    this.checkTotal(size, what);
-    this.reservedTotal += size;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.reservedTotal -= size;
-    };
   }
 
   /** Count bytes the node stored for itself (job outputs) in the total. */
