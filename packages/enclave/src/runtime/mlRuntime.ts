@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
@@ -307,7 +307,7 @@ class RuntimeChild {
     trackScratch(scratch);
     const removeScratch = () => {
       liveScratch.delete(scratch);
-      rmSync(scratch, { recursive: true, force: true, maxRetries: 2 });
+      removeTree(scratch);
     };
     try {
       this.child = fork(opts.modulePath, opts.args ?? [], {
@@ -438,9 +438,29 @@ function trackScratch(dir: string): void {
   process.once('exit', () => {
     for (const d of liveScratch)
       try {
-        rmSync(d, { recursive: true, force: true });
+        removeTree(d);
       } catch {}
   });
+}
+
+/**
+ * Remove a child's scratch folder. A child may have left folders it made unwritable (0500), whose
+ * entries cannot be unlinked: then every real folder under it (symlinks are not followed) is made
+ * writable by its owner and the removal is tried again.
+ */
+function removeTree(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    return;
+  } catch {}
+  const open = (d: string): void => {
+    try {
+      chmodSync(d, 0o700);
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
+    } catch {}
+  };
+  open(dir);
+  rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
 }
 
 /**
