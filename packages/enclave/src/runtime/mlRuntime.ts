@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
@@ -304,7 +304,11 @@ class RuntimeChild {
     // host or another job's child, and the folder goes when the child ends.
     const scratch = mkdtempSync(join(opts.scratchRoot ?? tmpdir(), 'firn-ml-'));
     this.scratch = scratch;
-    const removeScratch = () => rmSync(scratch, { recursive: true, force: true, maxRetries: 2 });
+    trackScratch(scratch);
+    const removeScratch = () => {
+      liveScratch.delete(scratch);
+      removeTree(scratch);
+    };
     try {
       this.child = fork(opts.modulePath, opts.args ?? [], {
         execArgv: [...v8Flags, ...(opts.execArgv ?? [])],
@@ -418,6 +422,45 @@ class RuntimeChild {
       channel?.ref?.();
     }
   }
+}
+
+/**
+ * Scratch folders of children not yet seen to exit. A stop that kills the children and exits at
+ * once (the enclave when its host goes) never gets their 'exit' events: what is left here is
+ * removed as this process exits.
+ */
+const liveScratch = new Set<string>();
+let scratchExitHook = false;
+function trackScratch(dir: string): void {
+  liveScratch.add(dir);
+  if (scratchExitHook) return;
+  scratchExitHook = true;
+  process.once('exit', () => {
+    for (const d of liveScratch)
+      try {
+        removeTree(d);
+      } catch {}
+  });
+}
+
+/**
+ * Remove a child's scratch folder. A child may have left folders it made unwritable (0500), whose
+ * entries cannot be unlinked: then every real folder under it (symlinks are not followed) is made
+ * writable by its owner and the removal is tried again.
+ */
+function removeTree(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    return;
+  } catch {}
+  const open = (d: string): void => {
+    try {
+      chmodSync(d, 0o700);
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
+    } catch {}
+  };
+  open(dir);
+  rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
 }
 
 /**

@@ -468,7 +468,7 @@ export class JobService {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
-        reservation.commit(r.created);
+        reservation.commit(r.created, r.size);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
         await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
@@ -724,12 +724,20 @@ export class JobService {
       );
       const outputs = [];
       for (const o of r.outputs) {
-        // Outputs count in the node's total quota: over it, the job fails (E_QUOTA_EXCEEDED)
-        // and its output folder is removed below; nothing stored before is touched.
-        if (!this.artifacts.has(o.artifactId))
-          this.quota.checkTotal(await outputSize(o.path), `the job output ${o.role}`);
-        const stored = await this.artifacts.adopt(o.path, o.artifactId);
-        if (stored.created) this.quota.addStored(stored.size);
+        // Over a quota the job fails (E_QUOTA_EXCEEDED) and its output folder is removed below;
+        // nothing stored before is touched.
+        // Charged to the job's requester and the node's total like its uploads, reserved while
+        // adopted (concurrent jobs cannot cross a quota together); over one, the job fails.
+        const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
+        const reservation = this.quota.reserve(job.requester, size, `the job output ${o.role}`);
+        let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
+        try {
+          stored = await this.artifacts.adopt(o.path, o.artifactId);
+        } catch (e) {
+          reservation.release();
+          throw e;
+        }
+        reservation.commit(stored.created, stored.size);
         await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { link, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
@@ -16,7 +16,8 @@ export function parseArtifactId(id: unknown): Hex {
 /**
  * Content-addressed storage of sealed artifacts under the node's data dir. A write goes to a temp
  * file while its SHA-256 is computed, then is linked to its id; an existing id is never
- * overwritten. The host holds ciphertext only.
+ * overwritten. The host holds ciphertext only. The temp folder is emptied when the store is opened
+ * (the node's start): one store per data dir.
  */
 export class ArtifactStore {
   readonly dir: string;
@@ -26,6 +27,9 @@ export class ArtifactStore {
     this.dir = join(dataDir, 'artifacts');
     this.tmp = join(dataDir, 'tmp');
     mkdirSync(this.dir, { recursive: true });
+    // What a hard stop left here (partial uploads and fetches, job output folders) is no one's
+    // and counted nowhere: removed at start, so it never holds the disk past the quotas.
+    rmSync(this.tmp, { recursive: true, force: true, maxRetries: 2 });
     mkdirSync(this.tmp, { recursive: true });
   }
 

@@ -20,7 +20,8 @@ const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
 /**
  * Who stored how much. An upload reserves its declared size against the uploader's quota and the
  * node's total before a byte is written, and the reservation is released when the upload fails
- * or turns out to be a duplicate; a stored artifact is charged to its first uploader. The usage per
+ * or turns out to be a duplicate; a stored artifact is charged to its first uploader (a fetched
+ * input or a job's output: to the job's requester), the bytes actually stored. The usage per
  * address is persisted (data dir `quota.json`); the total is re-measured from the store at start.
  * Exceeding either quota is E_QUOTA_EXCEEDED (HTTP 413) with the numbers in `details`.
  */
@@ -70,14 +71,15 @@ export class QuotaLedger {
    * Reserve `size` bytes that `address` is about to make the node store (an upload, an input
    * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
    * the limit that would be crossed and how an operator raises it. `what` names the bytes in the
-   * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` when
-   * `charged`, i.e. the bytes were newly stored) and release (free the reservation: a failure).
+   * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` the `stored`
+   * bytes, default `size`, when `charged`, i.e. they were newly stored) and release (free the
+   * reservation: a failure).
    */
   reserve(
     address: string,
     size: number,
     what = 'this upload',
-  ): { commit: (charged: boolean) => void; release: () => void } {
+  ): { commit: (charged: boolean, stored?: number) => void; release: () => void } {
     const key = address.toLowerCase();
     const mine = this.usedBy(key) + (this.reserved.get(key) ?? 0);
     if (mine + size > this.quotas.perAddressBytes)
@@ -100,10 +102,13 @@ export class QuotaLedger {
       return true;
     };
     return {
-      commit: (charged: boolean) => {
+      commit: (charged: boolean, stored = size) => {
         if (!unreserve() || !charged) return;
-        this.used.set(key, this.usedBy(key) + size);
-        this.storedTotal += size;
+        // The bytes stored (at most the reservation: a write is capped at it), so the ledger
+        // agrees with the disk even when a source announced more than it sent.
+        const bytes = Math.min(size, Math.max(0, stored));
+        this.used.set(key, this.usedBy(key) + bytes);
+        this.storedTotal += bytes;
         this.persist();
       },
       release: () => {
