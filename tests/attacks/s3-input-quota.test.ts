@@ -12,6 +12,7 @@ import type { JobHost } from '../../packages/node/src/jobs/jobHost.ts';
 import { createLogger } from '../../packages/node/src/logger.ts';
 import { NodeDb } from '../../packages/node/src/storage/nodeDb.ts';
 import { S3ArtifactStore } from '../../packages/node/src/storage/s3ArtifactStore.ts';
+import { chargedBytes } from '../../packages/node/src/storage/quota.ts';
 
 // Attack: a requester whose disk quota on this node is spent (or who never uploaded here) puts its
 // inputs in the shared artifact store (through another node, or with write access to the
@@ -85,7 +86,7 @@ describe('attack: inputs fetched from the shared artifact store around the disk 
     // The first input fits and is charged to the job's requester.
     await svc.checkOpenJob({ jobId, inputs: [a.id] }, jobOf(REQUESTER)).catch(() => undefined);
     expect(svc.artifacts.has(a.id)).toBe(true);
-    expect(svc.quota.usedBy(REQUESTER)).toBe(6_000);
+    expect(svc.quota.usedBy(REQUESTER)).toBe(chargedBytes(6_000));
     // The second would take it to 12 000 > 10 000: refused before a byte is written.
     const e = await svc.checkOpenJob({ jobId, inputs: [b.id] }, jobOf(REQUESTER)).catch((x) => x);
     expect(e).toMatchObject({
@@ -95,12 +96,12 @@ describe('attack: inputs fetched from the shared artifact store around the disk 
     expect(String(e.message)).toMatch(/storage quota of 10000 bytes.*quotas\.perAddressBytes/);
     expect(svc.artifacts.has(b.id)).toBe(false);
     expect(readdirSync(join(dir, 'node-a', 'tmp'))).toEqual([]);
-    expect(svc.quota.usedBy(REQUESTER)).toBe(6_000);
+    expect(svc.quota.usedBy(REQUESTER)).toBe(chargedBytes(6_000));
     // Nothing else lost: the first input is still stored, and another requester is not affected.
     expect(svc.artifacts.has(a.id)).toBe(true);
     await svc.checkOpenJob({ jobId, inputs: [b.id] }, jobOf(OTHER)).catch(() => undefined);
     expect(svc.artifacts.has(b.id)).toBe(true);
-    expect(svc.quota.usedBy(OTHER)).toBe(6_000);
+    expect(svc.quota.usedBy(OTHER)).toBe(chargedBytes(6_000));
   }, 30_000);
 
   it("the node's total quota bounds fetched inputs of many requesters", async () => {
@@ -113,7 +114,7 @@ describe('attack: inputs fetched from the shared artifact store around the disk 
     expect(e).toMatchObject({ code: 'E_QUOTA_EXCEEDED', details: { limit: 9_000, quota: 'totalBytes' } });
     expect(String(e.message)).toMatch(/quotas\.totalBytes/);
     expect(svc.artifacts.has(b.id)).toBe(false);
-    expect(svc.quota.total).toBe(5_000);
+    expect(svc.quota.total).toBe(chargedBytes(5_000));
   }, 30_000);
 });
 
@@ -139,7 +140,7 @@ describe('attack: a bucket that declares a small object and sends a large one', 
     try {
       const dataDir = join(dir, 'node-rogue');
       const local = new ArtifactStore(dataDir);
-      const quota = new QuotaLedger(dataDir, local.dir, { perAddressBytes: 1_000, totalBytes: 1_000 });
+      const quota = new QuotaLedger(dataDir, local.dir, { perAddressBytes: 4_096, totalBytes: 4_096 });
       await expect(fetchSharedInputs(bucket.store(), local, quota, [id], REQUESTER)).rejects.toMatchObject({
         code: 'E_TOO_LARGE',
       });
@@ -147,7 +148,7 @@ describe('attack: a bucket that declares a small object and sends a large one', 
       expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
       expect(quota.usedBy(REQUESTER)).toBe(0);
       // The reservation was released: the whole quota is still there.
-      quota.reserve(REQUESTER, 1_000).release();
+      quota.reserve(REQUESTER, 4_096).release();
     } finally {
       bucket.close();
     }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../logger.ts';
-import { QuotaLedger } from '../storage/quota.ts';
+import { QuotaLedger, STORAGE_BLOCK_BYTES as K } from '../storage/quota.ts';
 import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
@@ -153,25 +153,36 @@ describe('HTTP limits', () => {
     writeFileSync(join(dir, 'artifacts', 'x'), Buffer.alloc(100));
     const A = `0x${'aa'.repeat(20)}`;
     const B = `0x${'bb'.repeat(20)}`;
-    const q = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
-    expect(q.total).toBe(100);
-    const r1 = q.reserve(A.toUpperCase().replace('0X', '0x'), 800);
-    expect(() => q.reserve(A, 300)).toThrow(expect.objectContaining({ code: 'E_QUOTA_EXCEEDED' }));
+    const quotas = { perAddressBytes: 10 * K, totalBytes: 15 * K };
+    const q = new QuotaLedger(dir, join(dir, 'artifacts'), quotas);
+    // A stored file is charged in whole blocks: 100 bytes take one.
+    expect(q.total).toBe(K);
+    const r1 = q.reserve(A.toUpperCase().replace('0X', '0x'), 8 * K);
+    expect(() => q.reserve(A, 3 * K)).toThrow(expect.objectContaining({ code: 'E_QUOTA_EXCEEDED' }));
     r1.release();
-    q.reserve(A, 900).commit(true);
-    expect(q.usedBy(A.toUpperCase().replace('0X', '0x'))).toBe(900);
-    expect(() => q.reserve(B, 600)).toThrow(/node over its storage quota/);
-    q.reserve(B, 400).commit(false); // a duplicate: not charged
+    q.reserve(A, 9 * K).commit(true);
+    expect(q.usedBy(A.toUpperCase().replace('0X', '0x'))).toBe(9 * K);
+    expect(() => q.reserve(B, 6 * K)).toThrow(/node over its storage quota/);
+    q.reserve(B, 4 * K).commit(false); // a duplicate: not charged
     expect(q.usedBy(B)).toBe(0);
-    const again = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
-    expect(again.usedBy(A)).toBe(900);
+    const again = new QuotaLedger(dir, join(dir, 'artifacts'), quotas);
+    expect(again.usedBy(A)).toBe(9 * K);
+    // One byte is charged a whole block, so ten 1-byte files fill a ten-block quota.
+    const C = `0x${'cc'.repeat(20)}`;
+    const small = new QuotaLedger(dir, join(dir, 'artifacts'), {
+      perAddressBytes: 10 * K,
+      totalBytes: 100 * K,
+    });
+    for (let i = 0; i < 10; i++) small.reserve(C, 1).commit(true);
+    expect(small.usedBy(C)).toBe(10 * K);
+    expect(() => small.reserve(C, 1)).toThrow(/1 bytes, charged as 4096: whole 4096-byte blocks/);
   });
 
   it('quota refusals name the limit and the option that raises it; job outputs are checked against the total', () => {
     const dir = mkdtempSync(join(tmpdir(), 'firn-quota-'));
     mkdirSync(join(dir, 'artifacts'));
     const A = `0x${'aa'.repeat(20)}`;
-    const q = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 1000, totalBytes: 1500 });
+    const q = new QuotaLedger(dir, join(dir, 'artifacts'), { perAddressBytes: 10 * K, totalBytes: 15 * K });
     const refusal = (f: () => unknown) => {
       try {
         f();
@@ -180,22 +191,22 @@ describe('HTTP limits', () => {
       }
       throw new Error('not refused');
     };
-    const e1 = refusal(() => q.reserve(A, 1001, 'input artifact 0x01'));
+    const e1 = refusal(() => q.reserve(A, 10 * K + 1, 'input artifact 0x01'));
     expect(e1.code).toBe('E_QUOTA_EXCEEDED');
     expect(e1.message).toMatch(
-      /^input artifact 0x01 \(1001 bytes\).*quota of 1000 bytes.*quotas\.perAddressBytes/,
+      /^input artifact 0x01 \(40961 bytes, charged as 45056: whole 4096-byte blocks\).*quota of 40960 bytes.*quotas\.perAddressBytes/,
     );
-    expect(e1.details).toMatchObject({ limit: 1000, quota: 'perAddressBytes' });
-    q.reserve(A, 1000).commit(true);
-    // A job output of 600 bytes would cross the node's 1500 bytes: refused; 500 fits and is counted.
-    const e2 = refusal(() => q.checkTotal(600, 'the job output result'));
+    expect(e1.details).toMatchObject({ limit: 10 * K, quota: 'perAddressBytes' });
+    q.reserve(A, 10 * K).commit(true);
+    // A job output of 6 blocks would cross the node's 15: refused; 5 fit and are counted.
+    const e2 = refusal(() => q.checkTotal(6 * K, 'the job output result'));
     expect(e2.code).toBe('E_QUOTA_EXCEEDED');
     expect(e2.message).toMatch(/the job output result.*quotas\.totalBytes/);
-    expect(e2.details).toMatchObject({ limit: 1500, used: 1000, quota: 'totalBytes' });
-    q.checkTotal(500);
-    q.addStored(500);
-    expect(q.total).toBe(1500);
-    expect(() => q.checkTotal(1)).toThrow(/over its storage quota of 1500 bytes/);
+    expect(e2.details).toMatchObject({ limit: 15 * K, used: 10 * K, quota: 'totalBytes' });
+    q.checkTotal(5 * K);
+    q.addStored(5 * K);
+    expect(q.total).toBe(15 * K);
+    expect(() => q.checkTotal(1)).toThrow(/over its storage quota of 61440 bytes/);
   });
 
   it('a trickle that is never idle is cut once the grace is over; an upload at a normal rate and a node slow to read are not', async () => {

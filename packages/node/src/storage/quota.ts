@@ -17,6 +17,18 @@ export const DEFAULT_STORAGE_QUOTAS: StorageQuotas = Object.freeze({
 
 const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
 
+/** Allocation unit a stored file is charged in: the common filesystem block (ext4, xfs, APFS). */
+export const STORAGE_BLOCK_BYTES = 4096;
+
+/**
+ * The bytes a stored file of `size` bytes is charged: its size rounded up to whole
+ * STORAGE_BLOCK_BYTES blocks, and at least one block (an empty file still takes an inode and is
+ * charged one block). So many tiny artifacts cannot take more disk than their quota says.
+ */
+export function chargedBytes(size: number): number {
+  return Math.max(1, Math.ceil(Math.max(0, size) / STORAGE_BLOCK_BYTES)) * STORAGE_BLOCK_BYTES;
+}
+
 /**
  * Who stored how much. An upload reserves its declared size against the uploader's quota and the
  * node's total before a byte is written, and the reservation is released when the upload fails
@@ -52,7 +64,7 @@ export class QuotaLedger {
     this.storedTotal = 0;
     for (const f of readdirSync(artifactDir)) {
       try {
-        this.storedTotal += statSync(join(artifactDir, f)).size;
+        this.storedTotal += chargedBytes(statSync(join(artifactDir, f)).size);
       } catch {}
     }
   }
@@ -68,7 +80,7 @@ export class QuotaLedger {
   }
 
   /**
-   * Reserve `size` bytes that `address` is about to make the node store (an upload, an input
+   * Reserve `bytes` bytes (charged in whole blocks, chargedBytes) that `address` is about to make the node store (an upload, an input
    * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
    * the limit that would be crossed and how an operator raises it. `what` names the bytes in the
    * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` the `stored`
@@ -77,18 +89,24 @@ export class QuotaLedger {
    */
   reserve(
     address: string,
-    size: number,
+    bytes: number,
     what = 'this upload',
   ): { commit: (charged: boolean, stored?: number) => void; release: () => void } {
     const key = address.toLowerCase();
+    // Charged in whole blocks (chargedBytes): what the file takes on disk, not its byte count.
+    const size = chargedBytes(bytes);
+    const shown =
+      bytes === size
+        ? `${size} bytes`
+        : `${bytes} bytes, charged as ${size}: whole ${STORAGE_BLOCK_BYTES}-byte blocks`;
     const mine = this.usedBy(key) + (this.reserved.get(key) ?? 0);
     if (mine + size > this.quotas.perAddressBytes)
       throw new FirnError(
         'E_QUOTA_EXCEEDED',
-        `${what} (${size} bytes) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use); the node's operator raises it with the quotas.perAddressBytes option`,
+        `${what} (${shown}) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use); the node's operator raises it with the quotas.perAddressBytes option`,
         { details: { size, used: mine, limit: this.quotas.perAddressBytes, quota: 'perAddressBytes' } },
       );
-    this.checkTotal(size, what);
+    this.checkTotal(size, what, shown);
     this.reserved.set(key, (this.reserved.get(key) ?? 0) + size);
     this.reservedTotal += size;
     let done = false;
@@ -102,13 +120,13 @@ export class QuotaLedger {
       return true;
     };
     return {
-      commit: (charged: boolean, stored = size) => {
+      commit: (charged: boolean, stored = bytes) => {
         if (!unreserve() || !charged) return;
         // The bytes stored (at most the reservation: a write is capped at it), so the ledger
         // agrees with the disk even when a source announced more than it sent.
-        const bytes = Math.min(size, Math.max(0, stored));
-        this.used.set(key, this.usedBy(key) + bytes);
-        this.storedTotal += bytes;
+        const charge = Math.min(size, chargedBytes(stored));
+        this.used.set(key, this.usedBy(key) + charge);
+        this.storedTotal += charge;
         this.persist();
       },
       release: () => {
@@ -118,22 +136,22 @@ export class QuotaLedger {
   }
 
   /**
-   * Check that `size` more bytes the node stores for itself (a job's outputs) fit in the node's
+   * Check that `size` more charged bytes (chargedBytes) the node stores fit in the node's
    * total; throws E_QUOTA_EXCEEDED naming the limit. Count them with addStored once stored.
    */
-  checkTotal(size: number, what = 'this upload'): void {
+  checkTotal(size: number, what = 'this upload', shown = `${size} bytes`): void {
     const all = this.storedTotal + this.reservedTotal;
     if (all + size > this.quotas.totalBytes)
       throw new FirnError(
         'E_QUOTA_EXCEEDED',
-        `${what} (${size} bytes) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option`,
+        `${what} (${shown}) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option`,
         { details: { size, used: all, limit: this.quotas.totalBytes, quota: 'totalBytes' } },
       );
   }
 
   /** Count bytes the node stored for itself (job outputs) in the total. */
   addStored(size: number): void {
-    this.storedTotal += size;
+    this.storedTotal += chargedBytes(size);
   }
 
   /** Best effort: a ledger that cannot be written (full disk) keeps counting in memory. */
