@@ -40,7 +40,14 @@ describe('firn devnet, careless flags', () => {
   });
 
   it('--state-file in a folder that does not exist is refused before the network starts', () => {
-    const r = firn('devnet', '--dir', join(dir, 'dn2'), '--state-file', join(dir, 'nope', 's.json'), ...quick);
+    const r = firn(
+      'devnet',
+      '--dir',
+      join(dir, 'dn2'),
+      '--state-file',
+      join(dir, 'nope', 's.json'),
+      ...quick,
+    );
     expect(r.code, r.out).toBe(3);
     expect(r.out).toContain('--state-file');
     expect(r.out).not.toContain('RPC http');
@@ -56,7 +63,12 @@ describe('firn devnet, careless flags', () => {
     ['--dashboard-port', '99999'],
   ] as const)
     it(`${flag} ${value} is refused (exit 3, names ${flag}) before anything starts`, () => {
-      const args = ['devnet', '--dir', join(dir, `dn-${flag}-${value}`), ...quick.filter((a) => a !== '--no-dashboard')];
+      const args = [
+        'devnet',
+        '--dir',
+        join(dir, `dn-${flag}-${value}`),
+        ...quick.filter((a) => a !== '--no-dashboard'),
+      ];
       // the flag under test last, so it wins over the quick defaults
       const r = firn(...args, flag, value);
       expect(r.code, r.out).toBe(3);
