@@ -75,18 +75,8 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
     // address at unrelated (or attacker-deployed) contracts. A devnet file is checked too when
     // --rpc replaces the RPC it names.
-    // Asked for a devnet file too: a stopped devnet is then named as such, not as a wrong contract.
-    let answered: number;
-    try {
-      answered = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
-    } catch (e) {
-      throw new FirnError(
-        'E_UNAVAILABLE',
-        `cannot reach the RPC endpoint ${rpcUrl} named by ${fromFile}${a.devnet && a.rpc === undefined ? ' (is that devnet still running?)' : ''}`,
-        { cause: e },
-      );
-    }
     if (!a.devnet || a.rpc !== undefined) {
+      const answered = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
       if (answered !== deployment.chainId)
         throw new InvalidInputError(
           `${fromFile} is for chain id ${deployment.chainId} but the RPC answers chain id ${answered}: pass the matching --rpc`,
