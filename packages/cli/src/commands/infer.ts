@@ -170,7 +170,7 @@ export async function inferCommand(
   }
   const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
   // Validate the input locally first: a malformed file should not cost an escrow round trip.
-  parseTensorMap(input);
+  namingFile('--input', o.input, () => parseTensorMap(input));
   const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
@@ -284,4 +284,14 @@ export function registerInfer(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** Runs `f`; a FirnError it throws about a file's content is rethrown naming `flag` and `path`. */
+export function namingFile<T>(flag: string, path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof FirnError) throw new FirnError(e.code, `${flag} ${path}: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
