@@ -61,8 +61,39 @@ function checkStateFile(path: string): void {
     throw new FirnError('E_NOT_FOUND', `--state-file ${path}: the folder ${parent} does not exist`);
 }
 
+/** The devnet flags npm keeps for itself from `npm start --flag` (as npm_config_<flag>). */
+const NPM_SWALLOWED = [
+  'dir',
+  'nodes',
+  'verifiers',
+  'gpu-nodes',
+  'state-file',
+  'demo',
+  'exit-after-demo',
+  'ready-timeout',
+  'dashboard',
+  'dashboard-port',
+  'app',
+];
+
+/** `npm start --exit-after-demo` runs `firn devnet` without the flag: refuse, naming `npm start -- …`. */
+function refuseNpmSwallowedFlags(env: NodeJS.ProcessEnv = process.env): void {
+  if (env['npm_lifecycle_event'] !== 'start') return;
+  const lost = NPM_SWALLOWED.filter((f) => env[`npm_config_${f.replaceAll('-', '_')}`] !== undefined);
+  if (lost.length > 0) {
+    const flags = lost.map((f) =>
+      env[`npm_config_${f.replaceAll('-', '_')}`] === '' ? `--no-${f}` : `--${f}`,
+    );
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `npm kept ${flags.join(' ')} for itself, so the devnet would start without it: run \`npm start -- ${flags.join(' ')}\``,
+    );
+  }
+}
+
 export async function runDevnet(o: DevnetCommandOptions): Promise<void> {
   const t0 = Date.now();
+  refuseNpmSwallowedFlags();
   const log = (line: string) => process.stdout.write(`[devnet] ${line}\n`);
   const nodeCount = intFlag('--nodes', o.nodes, 0, 64);
   const verifiers = intFlag('--verifiers', o.verifiers, 1, 32);
