@@ -37,6 +37,10 @@ export function cliErrorBody(e: unknown): Body {
         shared !== undefined && c.path.startsWith(shared) && c.code === 'ENOENT'
           ? ` (the shared/ folder with the datasets and test vectors is not at ${shared}: put it beside the checkout or set FIRN_SHARED_DIR)`
           : '';
+      // An output is written through `<out>.firn-partial.<…>.tmp`: name the path the user typed.
+      const partial = /\.firn-partial\.[0-9a-f]{8}\.\d+\.[0-9a-f]{12}\.tmp$/.exec(c.path);
+      if (partial && c.code === 'ENOENT')
+        return { code, message: `${c.path.slice(0, partial.index)}: its folder does not exist` };
       return { code, message: `${c.path}: ${what}${hint}` };
     }
     if (c.name === 'HttpRequestError' && typeof c.url === 'string')
