@@ -124,7 +124,10 @@ export function readKey(opts: { keyFile?: string; env: string }): Hex {
   const raw = opts.keyFile ? readFileSync(opts.keyFile, 'utf8').trim() : process.env[opts.env];
   if (!raw) throw new InvalidInputError(`no key: pass --key-file or set ${opts.env}`);
   const k = raw.startsWith('0x') ? raw : `0x${raw}`;
-  if (!/^0x[0-9a-fA-F]{64}$/.test(k)) throw new InvalidInputError('key must be 32 bytes of hex');
+  if (!/^0x[0-9a-fA-F]{64}$/.test(k))
+    throw new InvalidInputError(
+      `${opts.keyFile ? `--key-file ${opts.keyFile}` : opts.env} must hold a private key: 32 bytes of hex (0x followed by 64 hex digits)`,
+    );
   return k as Hex;
 }
 

@@ -8,6 +8,15 @@ type Body = ReturnType<typeof toErrorBody>;
  * a contract call that finds no contract the address; only an unknown error stays E_INTERNAL.
  */
 export function cliErrorBody(e: unknown): Body {
+  // An RPC that does not answer (a stopped devnet, a wrong port) is named as such, before a chain
+  // error that only says "HTTP request failed" or a contract call that blames the address.
+  if (!isFirnError(e) || e.code === 'E_CHAIN')
+    for (let c = e as Cause | undefined, i = 0; c && i < 8; c = c.cause as Cause | undefined, i++)
+      if (c.name === 'HttpRequestError' && typeof c.url === 'string')
+        return {
+          code: 'E_UNAVAILABLE',
+          message: `cannot reach the RPC endpoint ${c.url} (is the URL right, and is that chain or devnet running?)`,
+        };
   if (isFirnError(e)) return toErrorBody(e);
   const errno: Record<string, [Body['code'], string]> = {
     ENOENT: ['E_NOT_FOUND', 'no such file or directory'],
@@ -28,6 +37,10 @@ export function cliErrorBody(e: unknown): Body {
         shared !== undefined && c.path.startsWith(shared) && c.code === 'ENOENT'
           ? ` (the shared/ folder with the datasets and test vectors is not at ${shared}: put it beside the checkout or set FIRN_SHARED_DIR)`
           : '';
+      // An output is written through `<out>.firn-partial.<…>.tmp`: name the path the user typed.
+      const partial = /\.firn-partial\.[0-9a-f]{8}\.\d+\.[0-9a-f]{12}\.tmp$/.exec(c.path);
+      if (partial && c.code === 'ENOENT')
+        return { code, message: `${c.path.slice(0, partial.index)}: its folder does not exist` };
       return { code, message: `${c.path}: ${what}${hint}` };
     }
     if (c.name === 'HttpRequestError' && typeof c.url === 'string')

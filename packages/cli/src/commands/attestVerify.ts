@@ -1,3 +1,4 @@
+import { exitCodeOf } from '../output.ts';
 import { bytesToHex, FirnError, toErrorBody } from '@firn/core';
 import type { Command } from 'commander';
 import {
@@ -150,7 +151,8 @@ export async function runAttestVerify(
     };
     return { exitCode: 0, output: JSON.stringify(body) };
   } catch (e) {
-    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e) }) };
+    // A mistake in the command (a missing file, a malformed flag) is exit 3, as for every command.
+    return { exitCode: exitCodeOf(e) === 3 ? 3 : 1, output: JSON.stringify({ error: toErrorBody(e) }) };
   }
 }
 

@@ -8,7 +8,7 @@ import {
   parseGpuPolicy,
   verifyGpuEvidenceList,
 } from '@firn/attestation';
-import { cliErrorBody } from '../output.ts';
+import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { readUserFile } from '../readUserFile.ts';
 import { parseAtArg } from '../parseAtArg.ts';
 
@@ -87,7 +87,7 @@ export async function runAttestVerifyGpu(
   opts: AttestVerifyGpuOptions,
 ): Promise<{ exitCode: number; output: string }> {
   try {
-    const nonce = hexBytes(opts.nonce, 'nonce', 32);
+    const nonce = hexBytes(opts.nonce, '--nonce', 32);
     const at = parseAtArg(opts.at);
     let json: unknown;
     try {
@@ -131,7 +131,8 @@ export async function runAttestVerifyGpu(
     }
     return { exitCode: 0, output: JSON.stringify(body, null, 2) };
   } catch (e) {
-    return { exitCode: 2, output: JSON.stringify({ error: cliErrorBody(e) }) };
+    // A mistake in the command (a missing file, a malformed flag) is exit 3, as for every command.
+    return { exitCode: exitCodeOf(e) === 3 ? 3 : 2, output: JSON.stringify({ error: cliErrorBody(e) }) };
   }
 }
 

@@ -3,7 +3,7 @@ import { resolveDashboardDeployment, serveDashboard } from '@firn/dashboard';
 import type { Command } from 'commander';
 import type { Address } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
-import { printError } from '../output.ts';
+import { exitCodeOf, printError } from '../output.ts';
 
 export interface DashboardCommandOptions {
   rpc?: string;
@@ -70,7 +70,7 @@ export function registerDashboard(program: Command): void {
         await runDashboard(o);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }

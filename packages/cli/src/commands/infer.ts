@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
+import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { recordJob } from '../jobJournal.ts';
@@ -174,9 +175,21 @@ export async function inferCommand(
     assertWritableNew(p, flag);
   // Read and check the inputs before the network: a wrong --model path names the path, not the RPC.
   const model = readCapped(o.model, MAX_MODEL_BYTES, 'model');
+  // A CSV, an empty file or a note passed as --model is the user's mistake: refuse it here, not
+  // after a job was posted and the enclave refused it.
+  try {
+    if (model.length === 0) throw new FirnError('E_MODEL_INVALID', 'the file is empty');
+    assertNoExternalData(model);
+  } catch (e) {
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `--model ${o.model} is not an ONNX model: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
   const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
   // Validate the input locally first: a malformed file should not cost an escrow round trip.
-  parseTensorMap(input);
+  namingFile('--input', o.input, () => parseTensorMap(input));
   const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
@@ -290,4 +303,14 @@ export function registerInfer(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** Runs `f`; a FirnError it throws about a file's content is rethrown naming `flag` and `path`. */
+export function namingFile<T>(flag: string, path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof FirnError) throw new FirnError(e.code, `${flag} ${path}: ${e.message}`, { cause: e });
+    throw e;
+  }
 }

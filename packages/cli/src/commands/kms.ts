@@ -8,7 +8,7 @@ import { createLogger } from '@firn/node';
 import type { Command } from 'commander';
 import { createPublicClient, http } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
-import { printError } from '../output.ts';
+import { exitCodeOf, printError } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface KmsStartOptions {
@@ -126,7 +126,7 @@ export function registerKms(program: Command): void {
         process.once('SIGTERM', stop);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }

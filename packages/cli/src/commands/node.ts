@@ -21,7 +21,7 @@ import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
 import { appBundle, spawnAppNodes } from './nodeApps.ts';
-import { printError } from '../output.ts';
+import { exitCodeOf, printError } from '../output.ts';
 
 export interface NodeStartOptions extends CollateralArgs {
   rpc?: string;
@@ -303,7 +303,7 @@ export function registerNode(program: Command): void {
           process.stdout.write(text);
         } catch (e) {
           printError(e, false);
-          process.exit(1);
+          process.exit(exitCodeOf(e));
         }
       },
     );
@@ -384,7 +384,7 @@ export function registerNode(program: Command): void {
         process.once('SIGTERM', stop);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }

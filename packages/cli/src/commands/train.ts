@@ -7,7 +7,7 @@ import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } 
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
-import { assertWritableNew, readKemKeyPair, writeFilesAtomically } from './infer.ts';
+import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { recordJob } from '../jobJournal.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
@@ -181,9 +181,9 @@ export function planTraining(o: TrainOptions): TrainPlan {
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
-      throw new FirnError('E_MODEL_INVALID', 'model definition is not valid JSON');
+      throw new FirnError('E_MODEL_INVALID', `--model ${o.model}: model definition is not valid JSON`);
     }
-    modelTask = taskOf(validateModelDefinition(json).definition.loss);
+    modelTask = namingFile('--model', o.model, () => taskOf(validateModelDefinition(json).definition.loss));
     inputs.push({ role: 'model', bytes, contentType: 'application/json' });
   }
   if (o.weights !== undefined)
@@ -232,7 +232,9 @@ export function planTraining(o: TrainOptions): TrainPlan {
       '--patience needs --validation-split above 0 (it watches the validation loss)',
     );
   if (o.precheck !== false && !isSafetensors)
-    parseCsv(data, { task, header, target, delimiter: o.delimiter ?? sniffDelimiter(data) });
+    namingFile('--data', o.data, () =>
+      parseCsv(data, { task, header, target, delimiter: o.delimiter ?? sniffDelimiter(data) }),
+    );
   return { task, params, inputs };
 }
 

@@ -11,7 +11,7 @@ import {
   type GpuSourceArgs,
   gpuSourcesFromArgs,
 } from '../collateralArgs.ts';
-import { printError } from '../output.ts';
+import { exitCodeOf, printError } from '../output.ts';
 import { loadPolicy, loadSimGpuRoots, loadSimRoots } from '../policyArgs.ts';
 
 export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
@@ -58,11 +58,12 @@ export function kdsSourceFromArgs(o: { kds?: string; kdsCache?: string }): KdsCl
 }
 
 export async function startVerifierCommand(o: VerifierStartOptions): Promise<VerifierDaemon> {
+  // The key is local: a wrong --key-file is named before the RPC is asked anything.
+  const verifierKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' });
   const chain = await resolveChain(o);
   const logger = createLogger({ component: 'verifier' });
   const collateralSource = collateralSourceFromArgs(o);
   const sevSnpCollateral = kdsSourceFromArgs(o);
-  const verifierKey = readKey({ ...(o.keyFile ? { keyFile: o.keyFile } : {}), env: 'FIRN_VERIFIER_KEY' });
   const clients = createFirnClients(chain.rpcUrl, verifierKey, chain.deployment, { pollingIntervalMs: 200 });
   const me = requireWallet(clients).account.address;
   if (!(await isVerifier(clients, me))) {
@@ -138,7 +139,7 @@ export function registerVerifier(program: Command): void {
         process.once('SIGTERM', stop);
       } catch (e) {
         printError(e, false);
-        process.exit(1);
+        process.exit(exitCodeOf(e));
       }
     });
 }

@@ -159,6 +159,13 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const releaseLock = acquireDevnetLock(dir);
   let anvil: AnvilInstance;
   try {
+    // Wipe only what a devnet writes: `--dir .` or `--dir ~` must not delete the user's files.
+    const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.has(e));
+    if (foreign.length > 0)
+      throw new FirnError(
+        'E_CONFLICT',
+        `--dir ${dir} holds files a devnet did not write (${foreign.slice(0, 3).join(', ')}); it is wiped at start, so pass a new or empty folder`,
+      );
     for (const e of readdirSync(dir))
       if (e !== LOCK_FILE) rmSync(join(dir, e), { recursive: true, force: true });
     for (const d of ['logs', 'keys', 'platforms', 'nodes'])
@@ -465,6 +472,21 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 
 /** The lock file in the devnet folder: the pid of the `firn devnet` that owns the folder. */
 export const LOCK_FILE = 'devnet.lock';
+
+/** What a devnet writes in its folder: the only entries a new start may wipe. */
+const DEVNET_ENTRIES = new Set([
+  LOCK_FILE,
+  'apps',
+  'deployment.json',
+  'keys',
+  'kms',
+  'logs',
+  'nodes',
+  'platforms',
+  'simulated-gpu-root.pem',
+  'simulated-root.pem',
+  'state.json',
+]);
 
 function alive(pid: number): boolean {
   try {

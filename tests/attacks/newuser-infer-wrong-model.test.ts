@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFirn } from '../helpers/firnCli.ts';
+
+// A new user passes `firn infer --model` a CSV, an empty file or random bytes. That is the user's
+// mistake, visible on the user's machine: it must be refused before the chain is asked anything
+// (no job posted, no gas, no escrow), exit 3, naming --model and the path. Here the state file's RPC
+// is down, so a command that reaches the network first answers E_UNAVAILABLE instead.
+const dir = mkdtempSync(join(tmpdir(), 'firn-infer-wrong-model-'));
+let state: string;
+const input = join(dir, 'in.json');
+
+beforeAll(async () => {
+  const port = await new Promise<number>((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+  state = join(dir, 'state.json');
+  writeFileSync(
+    state,
+    JSON.stringify({
+      rpcUrl: `http://127.0.0.1:${port}`,
+      chainId: 31337,
+      contracts: {
+        registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+        jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
+      },
+      accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
+    }),
+  );
+  writeFileSync(input, '{"x":{"dims":[1],"type":"float32","data":[1]}}');
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('firn infer with a file that is not a model', () => {
+  for (const [name, bytes] of [
+    ['data.csv', 'a,b,label\n1,2,0\n3,4,1\n'],
+    ['empty.onnx', ''],
+    ['notes.txt', 'this is my model, trust me\n'],
+  ] as const)
+    it(`--model ${name} is refused locally (exit 3, names --model and the path), before the chain`, () => {
+      const model = join(dir, name);
+      writeFileSync(model, bytes);
+      const r = runFirn(
+        dir,
+        60_000,
+        'infer',
+        '--devnet',
+        state,
+        '--model',
+        model,
+        '--input',
+        input,
+        '--out',
+        join(dir, `${name}.out.json`),
+      );
+      expect(r.code, r.out).toBe(3);
+      expect(r.out).toContain('--model');
+      expect(r.out).toContain(model);
+      expect(r.out).not.toMatch(/E_UNAVAILABLE|E_INTERNAL/);
+    });
+});
