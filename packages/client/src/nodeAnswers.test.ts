@@ -279,3 +279,33 @@ describe('output bounds', () => {
     expect(MAX_RESULT_OUTPUT_SEALED_BYTES - plain).toBeLessThan(3 * 1024 * 1024);
   });
 });
+
+describe('NodeApi.followEvents against a hostile host', () => {
+  const sse = (body: string) =>
+    host((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(body);
+    });
+  for (const [what, body, field] of [
+    ['a progress event of null', 'event: progress\ndata: null\n\n', '(body)'],
+    ['a progress message that is a number', 'event: progress\ndata: {"seq":0,"message":5}\n\n', 'message'],
+    ['an end without a status', 'event: end\ndata: {"events":0}\n\n', 'status'],
+    [
+      'an end whose error code is an object',
+      'event: end\ndata: {"status":"failed","error":{"code":{}}}\n\n',
+      'error.code',
+    ],
+    [
+      'an end with a fractional event count',
+      'event: end\ndata: {"status":"proved","events":0.5}\n\n',
+      'events',
+    ],
+  ] as const)
+    it(`${what} is E_PARSE naming the node and ${field}, never retried`, async () => {
+      const { url, asked } = await sse(body);
+      const err = await errorOf(new NodeApi(url).followEvents(JOB, () => {}, { reconnectDelayMs: 1 }));
+      expect(err.code).toBe('E_PARSE');
+      expect(err.details).toMatchObject({ endpoint: url, field });
+      expect(asked).toHaveLength(1);
+    });
+});

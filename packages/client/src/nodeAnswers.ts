@@ -151,6 +151,22 @@ export const sessionCloseAnswerSchema = z.object({
   proofTx: hex32.optional(),
 });
 
+/**
+ * A `progress` event of GET /v1/jobs/{id}/events (decision 1040): `seq` from 0, `message` the
+ * channel ciphertext (base64; the stream's 4 MiB buffer bounds it).
+ */
+export const progressEventSchema = z.object({
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  message: z.string(),
+});
+
+/** The `end` event: the job's final state, how many events it produced, the host's error code. */
+export const endEventSchema = z.object({
+  status: z.string().min(1).max(32),
+  events: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  error: z.object({ code: errorCode, message: z.string().max(2000).optional() }).optional(),
+});
+
 /** A node's typed refusal body ({error: {code, message}}), as far as the requester uses it. */
 export const nodeErrorBodySchema = z.object({
   error: z.object({ code: errorCode, message: z.string().max(2000).optional() }),

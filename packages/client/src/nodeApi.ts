@@ -17,10 +17,12 @@ import {
 } from '@firn/crypto';
 import type { z } from 'zod';
 import {
+  endEventSchema,
   nodeErrorBodySchema,
   nodeJobRecordSchema,
   nodeJobResultSchema,
   parseNodeAnswer,
+  progressEventSchema,
   sessionCloseAnswerSchema,
   sessionOpenAnswerSchema,
   uploadAnswerSchema,
@@ -482,12 +484,13 @@ export class NodeApi {
       clearTimeout(idle);
       idle = setTimeout(() => ctl.abort(new DOMException('idle', 'TimeoutError')), idleMs);
     };
+    const route = `GET /v1/jobs/${jobId}/events`;
     try {
       const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), {
         signal: ctl.signal,
         headers: from > 0 ? { 'last-event-id': String(from - 1) } : {},
       });
-      if (!res.ok || !res.body) await json(res, this.endpoint, `GET /v1/jobs/${jobId}/events`);
+      if (!res.ok || !res.body) await json(res, this.endpoint, route);
       const reader = res.body!.getReader();
       const dec = new TextDecoder();
       let buf = '';
@@ -510,30 +513,28 @@ export class NodeApi {
             else if (line.startsWith('data: ')) data += line.slice(6);
           }
           if (data === '') continue; // a keep-alive comment (": …") or an empty block
-          let d: {
-            seq?: unknown;
-            message?: string;
-            status?: string;
-            events?: unknown;
-            error?: { code: ErrorCode; message: string };
-          };
+          let d: unknown;
           try {
-            d = JSON.parse(data) as typeof d;
+            d = JSON.parse(data);
           } catch {
-            throw new FirnError('E_PARSE', 'event stream data is not JSON');
+            throw new FirnError('E_PARSE', `node ${this.endpoint}: event stream data is not JSON`, {
+              details: { endpoint: this.endpoint, route, field: '(body)' },
+            });
           }
-          if (event === 'progress' && typeof d.message === 'string') {
-            if (d.seq !== undefined && !(Number.isSafeInteger(d.seq) && (d.seq as number) >= 0))
-              throw new FirnError('E_PARSE', 'event stream seq is not a non-negative integer');
-            await onEvent(d.seq as number | undefined, d.message);
+          if (event === 'progress') {
+            const p = parseNodeAnswer(progressEventSchema, d, this.endpoint, `${route} progress`);
+            await onEvent(p.seq, p.message);
           }
           if (event === 'end') {
             await reader.cancel().catch(() => undefined);
-            if (typeof d.status !== 'string')
-              throw new FirnError('E_PARSE', 'event stream end has no status');
-            if (d.events !== undefined && !(Number.isSafeInteger(d.events) && (d.events as number) >= 0))
-              throw new FirnError('E_PARSE', 'event stream end names no valid event count');
-            return d as { status: string; events?: number; error?: { code: ErrorCode; message: string } };
+            const e = parseNodeAnswer(endEventSchema, d, this.endpoint, `${route} end`);
+            return {
+              status: e.status,
+              ...(e.events === undefined ? {} : { events: e.events }),
+              ...(e.error === undefined
+                ? {}
+                : { error: { code: e.error.code as ErrorCode, message: e.error.message ?? '' } }),
+            };
           }
         }
       }
