@@ -1,7 +1,9 @@
-import { runJob } from '@firn/client';
+import { DEV_POLICY } from '@firn/attestation';
+import { type RunAppOptions, runApp, runJob } from '@firn/client';
 import type { FirnError } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 import { JOB_RESULT_PATH, tinyInferenceJob, urlOf } from '../helpers/tinyInferenceJob.ts';
 
@@ -79,5 +81,57 @@ describe('a host that lists outputs the Work Proof does not commit to', () => {
     expect(err?.code).toBe('E_PROOF_INVALID');
     expect(err?.message).toMatch(/nothing was downloaded/);
     expect(err?.message).toMatch(/outputCommitment differs|own summary/);
+  }, 60_000);
+});
+
+describe('runApp against a host that lists outputs the Work Proof does not commit to', () => {
+  const appJob = (): RunAppOptions => ({
+    rpcUrl: net.anvil.rpcUrl,
+    deployment: net.deployment,
+    requesterKey: net.requester.privateKey,
+    policy: DEV_POLICY,
+    roots: net.roots,
+    escrow: 10n ** 15n,
+    app: net.bundleMeasurement,
+    workload: 'inference',
+    inputs: [
+      { role: 'model', bytes: demoModel(), contentType: 'application/onnx' },
+      {
+        role: 'input',
+        bytes: new TextEncoder().encode(
+          JSON.stringify({ features: { dims: [1, 4], type: 'float32', data: [0.4, -0.2, 1.5, 0.1] } }),
+        ),
+        contentType: 'application/json',
+      },
+    ],
+  });
+
+  it('an honest app result verifies', async () => {
+    const r = await withHost(
+      () => {},
+      async () => runApp(appJob()),
+    );
+    expect(r.proofCheck).toEqual({ ok: true, reasons: [] });
+  }, 60_000);
+
+  it('another artifact listed under the output role is E_PROOF_INVALID, and nothing is downloaded', async () => {
+    const err = (await withHost(
+      (body) => {
+        body.outputs = body.outputs.map((o) => {
+          const { sealed: _inline, ...rest } = o;
+          return { ...rest, artifactId: `0x${'ab'.repeat(32)}`, size: 1000 };
+        });
+      },
+      async (gets) => {
+        const e = await runApp(appJob()).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect(gets).toEqual([]);
+        return e;
+      },
+    )) as FirnError | undefined;
+    expect(err?.code).toBe('E_PROOF_INVALID');
+    expect(err?.message).toMatch(/nothing was downloaded/);
   }, 60_000);
 });
