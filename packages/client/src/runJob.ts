@@ -54,6 +54,11 @@ export interface RunJobResult {
   node: { endpoint: string; enclaveId: Hex; enclaveAddress: Hex; measurement: Hex };
   outputs: { role: string; contentType: string; bytes: Uint8Array }[];
   proof: WorkProofJson;
+  /**
+   * Always `{ok: true, reasons: []}` on return: a proof (or enclave summary) that does not commit
+   * to the outputs the node lists is thrown as E_PROOF_INVALID before any output is downloaded
+   * (docs/decisions/1560). Kept for callers that check it.
+   */
   proofCheck: { ok: boolean; reasons: string[] };
   /** Output artifact ids, in order. */
   outputIds: Hex[];
@@ -168,6 +173,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `onProgress` as `{stage: 'reassigning', …}`: the lost job is reclaimed first (after its claim
  * lapses, so it can never be paid too), then the same sealed inputs are granted to the new
  * enclave under a new job. Raises NodeLostError when every node tried was lost.
+ *
+ * The node's result is shape-checked (E_PARSE naming the node and field; at most 16 outputs within
+ * the enclave's size bounds), then the Work Proof and the enclave's sealed summary must commit to
+ * exactly the listed outputs, else E_PROOF_INVALID with nothing downloaded; only then is each
+ * output fetched, capped at its listed size and checked against its id (docs/decisions/1560).
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const maxNodes = Math.max(1, opts.maxNodes ?? 3);
