@@ -5,7 +5,9 @@ import { artifactId } from '@firn/crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_RESULT_OUTPUT_SEALED_BYTES, MAX_RESULT_OUTPUTS, maxSealedBytes } from './nodeAnswers.ts';
 import { NodeApi, type NodeJobResult } from './nodeApi.ts';
+import { uploadSealed } from './marketJob.ts';
 import { fetchResultOutputs } from './resultOutputs.ts';
+import type { SealedInput } from './sealInput.ts';
 
 // Every JSON answer of a node reaches the requester through NodeApi, shape-checked (nodeAnswers.ts):
 // a local HTTP server plays a hostile host answering malformed shapes, and each call must fail
@@ -308,4 +310,19 @@ describe('NodeApi.followEvents against a hostile host', () => {
       expect(err.details).toMatchObject({ endpoint: url, field });
       expect(asked).toHaveLength(1);
     });
+});
+
+describe('uploadSealed against a hostile host', () => {
+  it('an upload answered with another well-formed id is E_ARTIFACT_TAMPERED naming the node', async () => {
+    const sealed = new Uint8Array([1, 2, 3]);
+    const { url } = await jsonHost({ id: ID, size: 3 });
+    const err = await errorOf(
+      uploadSealed(
+        new NodeApi(url),
+        { sealed, artifactId: artifactId(sealed), dataKey: new Uint8Array(32) } as SealedInput,
+        'input',
+      ),
+    );
+    expect(err).toMatchObject({ code: 'E_ARTIFACT_TAMPERED', details: { endpoint: url, field: 'id' } });
+  });
 });
