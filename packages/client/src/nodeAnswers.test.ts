@@ -169,6 +169,32 @@ describe('other node answers against a hostile host', () => {
     expect(err.details).toMatchObject({ endpoint: url, field: 'outputs.0.artifactId' });
   });
 
+  it('GET /v1/jobs/{id}: a well-formed record keeps its transactions and times', async () => {
+    const { url } = await jsonHost({
+      jobId: JOB,
+      status: 'finalized',
+      txs: { claim: ID, proof: ID },
+      claimExpiresAt: 5,
+    });
+    expect(await new NodeApi(url).getJob(JOB)).toEqual({
+      jobId: JOB,
+      status: 'finalized',
+      txs: { claim: ID, proof: ID },
+      claimExpiresAt: 5,
+    });
+  });
+
+  it('GET /v1/jobs/{id}: 10,000 named transactions are E_PARSE', async () => {
+    // 10,000 distinct purpose names of letters only: n in base 26, digits 0..p mapped to a..z.
+    const letters = (n: number) =>
+      n.toString(26).replace(/[0-9a-p]/g, (c) => String.fromCharCode(97 + Number.parseInt(c, 26)));
+    const txs = Object.fromEntries(Array.from({ length: 10_000 }, (_, n) => [`t${letters(n)}`, ID]));
+    expect(Object.keys(txs)).toHaveLength(10_000);
+    const { url } = await jsonHost({ jobId: JOB, status: 'proved', txs });
+    const err = await errorOf(new NodeApi(url).getJob(JOB));
+    expect(err.details).toMatchObject({ field: 'txs' });
+  });
+
   it('POST /v1/jobs: a record without a status is E_PARSE', async () => {
     const { url } = await jsonHost({ jobId: JOB });
     const err = await errorOf(

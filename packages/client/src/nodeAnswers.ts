@@ -59,6 +59,7 @@ const hex = (bytes: number) =>
     .regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes} bytes as 0x-prefixed hex`)
     .transform((s) => s.toLowerCase() as Hex);
 const hex32 = hex(32);
+const unixSeconds = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const u64Text = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'must be a decimal integer');
 const base64 = (max: number) =>
   z
@@ -122,6 +123,20 @@ export const nodeJobRecordSchema = z.object({
   error: z.object({ code: errorCode, message: z.string().max(2000) }).optional(),
   outputs: z.array(outputRef).max(MAX_RESULT_OUTPUTS).optional(),
   proof: workProofJsonSchema.optional(),
+  /** Input artifact ids the job named (the node takes at most 16). */
+  inputs: z.array(hex32).max(16).optional(),
+  /** When the node created and last changed its record (its own clock). */
+  createdAt: unixSeconds.optional(),
+  updatedAt: unixSeconds.optional(),
+  /** Transactions the node sent for the job by purpose (claim, proof, finalize, fail, ...). */
+  txs: z
+    .record(z.string().regex(/^[a-zA-Z]{1,32}$/, 'must be a transaction purpose'), hex32)
+    .refine((t) => Object.keys(t).length <= 16, 'must name at most 16 transactions')
+    .optional(),
+  requestDigest: hex32.optional(),
+  /** Chain time (unix seconds) the claim lapses at, and the challenge window ends at. */
+  claimExpiresAt: unixSeconds.optional(),
+  challengeEndsAt: unixSeconds.optional(),
 });
 
 /** PUT /v1/artifacts. */
