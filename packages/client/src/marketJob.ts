@@ -135,8 +135,10 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
 /** Upload a sealed artifact; the host must name the bytes we sent by their hash, nothing else. */
 export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): Promise<void> {
   const up = await api.uploadArtifact(s.sealed);
-  if (up.id.toLowerCase() !== s.artifactId.toLowerCase())
-    throw new FirnError('E_ARTIFACT_TAMPERED', `node stored the ${what} under another id`);
+  if (up.id !== s.artifactId.toLowerCase())
+    throw new FirnError('E_ARTIFACT_TAMPERED', `node ${api.endpoint} stored the ${what} under another id`, {
+      details: { endpoint: api.endpoint, field: 'id' },
+    });
 }
 
 /**

@@ -15,6 +15,18 @@ import {
   signDigest,
   uploadIntentDigest,
 } from '@firn/crypto';
+import type { z } from 'zod';
+import {
+  endEventSchema,
+  nodeErrorBodySchema,
+  nodeJobRecordSchema,
+  nodeJobResultSchema,
+  parseNodeAnswer,
+  progressEventSchema,
+  sessionCloseAnswerSchema,
+  sessionOpenAnswerSchema,
+  uploadAnswerSchema,
+} from './nodeAnswers.ts';
 
 /** How a requester signs its calls to one node (docs/api.md, "Who may call"). */
 export interface NodeApiSigner {
@@ -28,21 +40,21 @@ export interface NodeApiSigner {
   now?: () => number;
 }
 
-/** A node's job record as GET /v1/jobs/{id} returns it. */
-export interface NodeJobRecord {
-  jobId: Hex;
-  status: 'accepted' | 'claimed' | 'running' | 'proved' | 'failed';
-  error?: { code: ErrorCode; message: string };
-  outputs?: { role: string; artifactId: Hex; contentType: string; size: number }[];
-  proof?: WorkProofJson;
-}
+/**
+ * A node's job record as GET /v1/jobs/{id} (and POST /v1/jobs) returns it, shape-checked
+ * (nodeJobRecordSchema): ids lower-case hex, at most MAX_RESULT_OUTPUTS outputs. Nothing in it is
+ * verified: the record is the host's word.
+ */
+export type NodeJobRecord = z.output<typeof nodeJobRecordSchema>;
 
-export interface NodeJobResult {
-  jobId: Hex;
-  proof: WorkProofJson;
-  response: string;
-  outputs: { role: string; artifactId: Hex; contentType: string; size: number; sealed?: string }[];
-}
+/**
+ * A proved job's result as GET /v1/jobs/{id}/result returns it, shape-checked
+ * (nodeJobResultSchema): at most MAX_RESULT_OUTPUTS outputs, each with a role name, a 32-byte
+ * artifact id, a sealed size within the enclave's bound and optionally the sealed bytes inline
+ * (base64). Not verified: the caller checks the proof commits to these outputs
+ * (checkResultAgainstProof) before fetching any of them.
+ */
+export type NodeJobResult = z.output<typeof nodeJobResultSchema>;
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
 
@@ -87,22 +99,34 @@ function withHttpAnswer(e: unknown, res: Response): unknown {
 
 const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
-async function json<T>(res: Response): Promise<T> {
+/**
+ * Read a node's JSON answer (at most MAX_JSON_RESPONSE bytes). A refusal (non-2xx) becomes the
+ * node's typed error when its body is `{error: {code, message}}` (nodeErrorBodySchema), else
+ * E_UNAVAILABLE naming the status; a 2xx that is not JSON is E_PARSE naming the node. The value
+ * returned is not yet shape-checked: pass it to parseNodeAnswer.
+ */
+async function json(res: Response, endpoint: string, route: string): Promise<unknown> {
   const body = await readCapped(res, MAX_JSON_RESPONSE);
   let o: unknown;
   try {
     o = JSON.parse(Buffer.from(body).toString('utf8'));
   } catch {
-    throw new FirnError('E_UNAVAILABLE', `node answered ${res.status} without JSON`);
+    if (!res.ok)
+      throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${route} with ${res.status}`);
+    throw new FirnError('E_PARSE', `node ${endpoint} answered ${route} with ${res.status} without JSON`, {
+      details: { endpoint, route, field: '(body)' },
+    });
   }
   if (!res.ok) {
-    const e = (o as { error?: { code?: string; message?: string } }).error;
+    const e = nodeErrorBodySchema.safeParse(o);
+    if (!e.success)
+      throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${route} with ${res.status}`);
     throw new FirnError(
-      (e?.code?.startsWith('E_') ? e.code : 'E_UNAVAILABLE') as ErrorCode,
-      e?.message ?? `node answered ${res.status}`,
+      e.data.error.code as ErrorCode,
+      e.data.error.message ?? `node ${endpoint} answered ${route} with ${res.status}`,
     );
   }
-  return o as T;
+  return o;
 }
 
 /** A thin client of one node's HTTP API (docs/api.md). Nothing it returns is trusted unchecked. */
@@ -186,18 +210,29 @@ export class NodeApi {
         headers: { 'content-type': 'application/octet-stream', ...this.uploadIntentHeaders(sealed) },
         body: sealed,
       },
-      (r) => json<{ id: Hex; size: number }>(r),
+      async (r) =>
+        parseNodeAnswer(
+          uploadAnswerSchema,
+          await json(r, this.endpoint, 'PUT /v1/artifacts'),
+          this.endpoint,
+          'PUT /v1/artifacts',
+        ),
       this.sizedTimeout(sealed.length),
     );
   }
 
+  /**
+   * GET /v1/artifacts/{id}: the sealed bytes, at most `maxBytes` (else E_TOO_LARGE, the download
+   * cut off there). A caller that knows the size (a result's listed output) passes it, so a node
+   * cannot make it read more. The bytes are not checked against `id` here: the caller does.
+   */
   async getArtifact(id: Hex, maxBytes = 2 ** 31 - 1): Promise<Uint8Array> {
     return this.call(
       `GET /v1/artifacts/${id}`,
       `/v1/artifacts/${id}`,
       {},
       async (res) => {
-        if (!res.ok) await json(res);
+        if (!res.ok) await json(res, this.endpoint, `GET /v1/artifacts/${id}`);
         return readCapped(res, maxBytes);
       },
       // The size is not known before the answer: allow a 2 GiB artifact at 1 MiB/s at most.
@@ -218,11 +253,16 @@ export class NodeApi {
         headers: { 'content-type': 'application/json', ...this.submissionHeaders('POST /v1/jobs', body) },
         body: JSON.stringify(body),
       },
-      (r) => json<NodeJobRecord>(r),
+      async (r) =>
+        parseNodeAnswer(
+          nodeJobRecordSchema,
+          await json(r, this.endpoint, 'POST /v1/jobs'),
+          this.endpoint,
+          'POST /v1/jobs',
+        ),
     );
   }
 
-  /** POST /v1/sessions: claim the session job and open it in the enclave. */
   /**
    * POST /v1/sessions. With `direct`, asks the node for a direct connection to the session's child
    * (header `x-firn-session-direct: 1`, decision 1310); the answer's `direct` then names it.
@@ -237,21 +277,14 @@ export class NodeApi {
     /** Base64 channel response: the model's tensor names, sealed to the requester. */
     response: string;
     /** The session's transport token (base64url): sent with every request and stream of it. */
-    accessToken?: string;
+    accessToken?: string | undefined;
     /**
      * Where the requester may connect to the session's child itself (decision 1310): a TCP port
      * on the node's host and the 32-byte token (hex) the connection's first frame must carry.
      */
-    direct?: { port: number; token: Hex };
+    direct?: { port: number; token: Hex } | undefined;
   }> {
-    return this.call<{
-      sessionId: Hex;
-      salt: Hex;
-      expiresAt: number;
-      response: string;
-      accessToken?: string;
-      direct?: { port: number; token: Hex };
-    }>(
+    return this.call(
       'POST /v1/sessions',
       '/v1/sessions',
       {
@@ -263,7 +296,13 @@ export class NodeApi {
         },
         body: JSON.stringify(body),
       },
-      (r) => json(r),
+      async (r) =>
+        parseNodeAnswer(
+          sessionOpenAnswerSchema,
+          await json(r, this.endpoint, 'POST /v1/sessions'),
+          this.endpoint,
+          'POST /v1/sessions',
+        ),
     );
   }
 
@@ -293,7 +332,10 @@ export class NodeApi {
         body: message,
       },
       async (res) => {
-        if (!res.ok) await json(res).catch((e: unknown) => Promise.reject(withHttpAnswer(e, res)));
+        if (!res.ok)
+          await json(res, this.endpoint, `POST /v1/sessions/${sessionId}/requests`).catch((e: unknown) =>
+            Promise.reject(withHttpAnswer(e, res)),
+          );
         return readCapped(res, maxResponseBytes);
       },
       timeoutMs,
@@ -308,23 +350,49 @@ export class NodeApi {
   async closeSession(
     sessionId: Hex,
     closeMessage: Uint8Array,
-  ): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex }> {
-    return this.call<{ proof: WorkProofJson; requests: number; proofTx?: Hex }>(
-      `DELETE /v1/sessions/${sessionId}`,
+  ): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex | undefined }> {
+    const route = `DELETE /v1/sessions/${sessionId}`;
+    return this.call(
+      route,
       `/v1/sessions/${sessionId}`,
       { method: 'DELETE', headers: { 'x-firn-session-auth': Buffer.from(closeMessage).toString('base64') } },
-      (r) => json(r),
+      async (r) =>
+        parseNodeAnswer(sessionCloseAnswerSchema, await json(r, this.endpoint, route), this.endpoint, route),
     );
   }
 
+  /** GET /v1/jobs/{id}: the node's record of a job, shape-checked (E_PARSE naming the field). */
   async getJob(jobId: Hex): Promise<NodeJobRecord> {
-    return this.call(`GET /v1/jobs/${jobId}`, `/v1/jobs/${jobId}`, {}, (r) => json<NodeJobRecord>(r));
+    const route = `GET /v1/jobs/${jobId}`;
+    return this.call(route, `/v1/jobs/${jobId}`, {}, async (r) =>
+      parseNodeAnswer(nodeJobRecordSchema, await json(r, this.endpoint, route), this.endpoint, route),
+    );
   }
 
+  /**
+   * GET /v1/jobs/{id}/result: a proved job's result, shape-checked (nodeJobResultSchema; E_PARSE
+   * naming the node and the field, E_TOO_LARGE over 64 MiB). A result for another job than
+   * `jobId` is E_PARSE too. Nothing is downloaded here.
+   */
   async getResult(jobId: Hex): Promise<NodeJobResult> {
-    return this.call(`GET /v1/jobs/${jobId}/result`, `/v1/jobs/${jobId}/result`, {}, (r) =>
-      json<NodeJobResult>(r),
-    );
+    const route = `GET /v1/jobs/${jobId}/result`;
+    return this.call(route, `/v1/jobs/${jobId}/result`, {}, async (r) => {
+      const result = parseNodeAnswer(
+        nodeJobResultSchema,
+        await json(r, this.endpoint, route),
+        this.endpoint,
+        route,
+      );
+      if (result.jobId !== jobId.toLowerCase())
+        throw new FirnError(
+          'E_PARSE',
+          `node ${this.endpoint} answered ${route} with the result of another job`,
+          {
+            details: { endpoint: this.endpoint, route, field: 'jobId' },
+          },
+        );
+      return result;
+    });
   }
 
   /**
@@ -416,12 +484,13 @@ export class NodeApi {
       clearTimeout(idle);
       idle = setTimeout(() => ctl.abort(new DOMException('idle', 'TimeoutError')), idleMs);
     };
+    const route = `GET /v1/jobs/${jobId}/events`;
     try {
       const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), {
         signal: ctl.signal,
         headers: from > 0 ? { 'last-event-id': String(from - 1) } : {},
       });
-      if (!res.ok || !res.body) await json(res);
+      if (!res.ok || !res.body) await json(res, this.endpoint, route);
       const reader = res.body!.getReader();
       const dec = new TextDecoder();
       let buf = '';
@@ -444,30 +513,28 @@ export class NodeApi {
             else if (line.startsWith('data: ')) data += line.slice(6);
           }
           if (data === '') continue; // a keep-alive comment (": …") or an empty block
-          let d: {
-            seq?: unknown;
-            message?: string;
-            status?: string;
-            events?: unknown;
-            error?: { code: ErrorCode; message: string };
-          };
+          let d: unknown;
           try {
-            d = JSON.parse(data) as typeof d;
+            d = JSON.parse(data);
           } catch {
-            throw new FirnError('E_PARSE', 'event stream data is not JSON');
+            throw new FirnError('E_PARSE', `node ${this.endpoint}: event stream data is not JSON`, {
+              details: { endpoint: this.endpoint, route, field: '(body)' },
+            });
           }
-          if (event === 'progress' && typeof d.message === 'string') {
-            if (d.seq !== undefined && !(Number.isSafeInteger(d.seq) && (d.seq as number) >= 0))
-              throw new FirnError('E_PARSE', 'event stream seq is not a non-negative integer');
-            await onEvent(d.seq as number | undefined, d.message);
+          if (event === 'progress') {
+            const p = parseNodeAnswer(progressEventSchema, d, this.endpoint, `${route} progress`);
+            await onEvent(p.seq, p.message);
           }
           if (event === 'end') {
             await reader.cancel().catch(() => undefined);
-            if (typeof d.status !== 'string')
-              throw new FirnError('E_PARSE', 'event stream end has no status');
-            if (d.events !== undefined && !(Number.isSafeInteger(d.events) && (d.events as number) >= 0))
-              throw new FirnError('E_PARSE', 'event stream end names no valid event count');
-            return d as { status: string; events?: number; error?: { code: ErrorCode; message: string } };
+            const e = parseNodeAnswer(endEventSchema, d, this.endpoint, `${route} end`);
+            return {
+              status: e.status,
+              ...(e.events === undefined ? {} : { events: e.events }),
+              ...(e.error === undefined
+                ? {}
+                : { error: { code: e.error.code as ErrorCode, message: e.error.message ?? '' } }),
+            };
           }
         }
       }

@@ -3,7 +3,6 @@ import {
   bytesToHex,
   computeAppWorkloadHash,
   computeInputCommitment,
-  computeOutputCommitment,
   FirnError,
   type Hex,
   hexBytes,
@@ -37,10 +36,10 @@ import { AgreeingChainView } from './chainView.ts';
 import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
 import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
-import { JobFailedError, NodeLostError } from './runJob.ts';
+import { fetchResultOutputs, verifyResultProof } from './resultOutputs.ts';
+import { JobFailedError, NodeLostError, openSummary, summaryMismatch } from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
-import { verifyWorkProof } from './verifyWorkProof.ts';
 
 /**
  * Run a workload of a developer's app (issue 12; docs/decisions/1080-app-model.md, 1101): attest a
@@ -381,41 +380,28 @@ export async function completeAppJob(
     );
   }
   const result = await fetchResult(m, plan.jobId);
+  // The enclave's sealed summary and the Work Proof must both commit to exactly the outputs the
+  // node lists before any of them is downloaded (verifyResultProof throws E_PROOF_INVALID).
+  const summary = await openSummary(channel, result, m.node.endpoint);
+  const check = await verifyResultProof(
+    m.clients,
+    m.node.endpoint,
+    result,
+    { jobId: plan.jobId, workloadHash, inputCommitment },
+    [
+      ...(same(result.proof.proof.measurement, plan.app)
+        ? []
+        : ['the proof names another measurement than the app']),
+      ...summaryMismatch(summary, result),
+    ],
+  );
   const outputs: RunAppResult['outputs'] = [];
   const sealedOutputs: RunAppResult['sealedOutputs'] = [];
-  for (const o of result.outputs) {
-    const bytes =
-      o.sealed !== undefined
-        ? new Uint8Array(Buffer.from(o.sealed, 'base64'))
-        : await m.api.getArtifact(o.artifactId);
-    if (artifactId(bytes) !== o.artifactId.toLowerCase())
-      throw new FirnError('E_ARTIFACT_TAMPERED', `output ${o.role} does not hash to its id`);
-    const opened = await openOutput(bytes, m.kem.privateKey);
+  for (const o of await fetchResultOutputs(m.api, result)) {
+    const opened = await openOutput(o.sealed, m.kem.privateKey);
     outputs.push({ role: o.role, contentType: opened.contentType, bytes: opened.bytes });
-    sealedOutputs.push({ role: o.role, artifactId: o.artifactId.toLowerCase() as Hex, sealed: bytes });
+    sealedOutputs.push({ role: o.role, artifactId: o.artifactId, sealed: o.sealed });
   }
-  const summary = JSON.parse(new TextDecoder().decode(await channel.openResponse(result.response))) as Record<
-    string,
-    unknown
-  >;
-  const check = await verifyWorkProof(m.clients, result.proof, {
-    jobId: plan.jobId,
-    workloadHash,
-    inputCommitment,
-    outputCommitment: computeOutputCommitment(
-      result.outputs.map((o) => ({ role: o.role, artifactId: o.artifactId })),
-    ),
-  });
-  if (!same(result.proof.proof.measurement, plan.app))
-    check.reasons.push('the proof names another measurement than the app');
-  const reported = (summary.outputs as { role: string; artifactId: string }[] | undefined) ?? [];
-  if (
-    reported.length !== sealedOutputs.length ||
-    reported.some(
-      (r, i) => !same(r.artifactId, sealedOutputs[i]!.artifactId) || r.role !== sealedOutputs[i]!.role,
-    )
-  )
-    check.reasons.push('outputs differ from the enclave’s own summary');
   // The records come from the summary sealed to us, never from the host.
   const listed = Array.isArray(summary.signedData) ? (summary.signedData as unknown[]) : [];
   const records: SignedDataRecord[] = [];

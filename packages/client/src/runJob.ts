@@ -1,6 +1,6 @@
 import { getJob, JobStatus } from '@firn/chain';
-import { computeOutputCommitment, FirnError, type Hex, type WorkProofJson } from '@firn/core';
-import { artifactId, type CreateGrantParams, generateKemKeyPair } from '@firn/crypto';
+import { FirnError, type Hex, type WorkProofJson } from '@firn/core';
+import { artifactId, type CreateGrantParams, generateKemKeyPair, type RequesterChannel } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
 import {
@@ -21,7 +21,7 @@ import {
 } from './followUntilLapse.ts';
 import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
-import { verifyWorkProof } from './verifyWorkProof.ts';
+import { fetchResultOutputs, verifyResultProof } from './resultOutputs.ts';
 
 export interface RunJobOptions extends MarketOptions {
   kind: 'inference' | 'training';
@@ -54,6 +54,11 @@ export interface RunJobResult {
   node: { endpoint: string; enclaveId: Hex; enclaveAddress: Hex; measurement: Hex };
   outputs: { role: string; contentType: string; bytes: Uint8Array }[];
   proof: WorkProofJson;
+  /**
+   * Always `{ok: true, reasons: []}` on return: a proof (or enclave summary) that does not commit
+   * to the outputs the node lists is thrown as E_PROOF_INVALID before any output is downloaded
+   * (docs/decisions/1560). Kept for callers that check it.
+   */
   proofCheck: { ok: boolean; reasons: string[] };
   /** Output artifact ids, in order. */
   outputIds: Hex[];
@@ -168,6 +173,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `onProgress` as `{stage: 'reassigning', …}`: the lost job is reclaimed first (after its claim
  * lapses, so it can never be paid too), then the same sealed inputs are granted to the new
  * enclave under a new job. Raises NodeLostError when every node tried was lost.
+ *
+ * The node's result is shape-checked (E_PARSE naming the node and field; at most 16 outputs within
+ * the enclave's size bounds), then the Work Proof and the enclave's sealed summary must commit to
+ * exactly the listed outputs, else E_PROOF_INVALID with nothing downloaded; only then is each
+ * output fetched, capped at its listed size and checked against its id (docs/decisions/1560).
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const maxNodes = Math.max(1, opts.maxNodes ?? 3);
@@ -492,37 +502,23 @@ async function runOnNode(
   }
 
   const result = await awaitResult(m, jobId, opts);
+  // Everything the node lists is checked before anything it lists is downloaded: the enclave's
+  // own summary (sealed on the channel) and the Work Proof must both commit to exactly this list.
+  const summary = await openSummary(built.channel, result, node.endpoint);
+  const check = await verifyResultProof(
+    clients,
+    node.endpoint,
+    result,
+    { jobId, workloadHash, inputCommitment },
+    summaryMismatch(summary, result),
+  );
   const outputs: RunJobResult['outputs'] = [];
   const outputIds: Hex[] = [];
-  for (const o of result.outputs) {
-    const bytes =
-      o.sealed !== undefined
-        ? new Uint8Array(Buffer.from(o.sealed, 'base64'))
-        : await api.getArtifact(o.artifactId);
-    if (artifactId(bytes) !== o.artifactId.toLowerCase())
-      throw new FirnError('E_ARTIFACT_TAMPERED', 'output does not hash to its id');
-    const opened = await openOutput(bytes, kem.privateKey);
+  for (const o of await fetchResultOutputs(api, result)) {
+    const opened = await openOutput(o.sealed, kem.privateKey);
     outputs.push({ role: o.role, contentType: opened.contentType, bytes: opened.bytes });
-    outputIds.push(o.artifactId.toLowerCase() as Hex);
+    outputIds.push(o.artifactId);
   }
-  const summary = JSON.parse(
-    new TextDecoder().decode(await built.channel.openResponse(result.response)),
-  ) as Record<string, unknown>;
-  const reported = (summary.outputs as { role: string; artifactId: string }[] | undefined) ?? [];
-  const check = await verifyWorkProof(clients, result.proof, {
-    jobId,
-    workloadHash,
-    inputCommitment,
-    outputCommitment: computeOutputCommitment(
-      result.outputs.map((o) => ({ role: o.role, artifactId: o.artifactId })),
-    ),
-  });
-  // The enclave's own list (inside the channel) must name the same outputs the host handed over.
-  if (
-    reported.length !== outputIds.length ||
-    reported.some((r, i) => r.artifactId.toLowerCase() !== outputIds[i])
-  )
-    check.reasons.push('outputs differ from the enclave’s own summary');
   return {
     jobId,
     node: {
@@ -533,8 +529,58 @@ async function runOnNode(
     },
     outputs,
     proof: result.proof,
-    proofCheck: { ok: check.reasons.length === 0, reasons: check.reasons },
+    proofCheck: { ok: check.ok, reasons: check.reasons },
     outputIds,
     summary,
   };
+}
+
+/** Largest enclave summary (opened channel response) read, bytes. */
+const MAX_SUMMARY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Open the enclave's summary of a job (the result's channel response, sealed to this requester)
+ * as a JSON object. Throws E_PARSE naming the node when the result has none or it is not a JSON
+ * object; the channel's own errors (E_DECRYPT, ...) when it was not sealed on this job's channel.
+ */
+export async function openSummary(
+  channel: Pick<RequesterChannel, 'openResponse'>,
+  result: NodeJobResult,
+  endpoint: string,
+): Promise<Record<string, unknown>> {
+  if (result.response === undefined)
+    throw new FirnError('E_PARSE', `node ${endpoint} answered the result without the enclave's response`, {
+      details: { endpoint, field: 'response' },
+    });
+  const bytes = await channel.openResponse(result.response);
+  let o: unknown;
+  try {
+    if (bytes.length > MAX_SUMMARY_BYTES) throw new Error('too large');
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    o = undefined;
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new FirnError('E_PARSE', `the enclave's summary relayed by node ${endpoint} is not a JSON object`, {
+      details: { endpoint, field: 'response' },
+    });
+  return o as Record<string, unknown>;
+}
+
+/**
+ * Reasons the enclave's own output list (its sealed summary's `outputs`: role and artifact id, in
+ * order) differs from the list the host served; empty when they are the same.
+ */
+export function summaryMismatch(summary: Record<string, unknown>, result: NodeJobResult): string[] {
+  const reported = Array.isArray(summary.outputs) ? (summary.outputs as unknown[]) : [];
+  const same =
+    reported.length === result.outputs.length &&
+    reported.every((r, i) => {
+      const x = r as { role?: unknown; artifactId?: unknown } | null;
+      const o = result.outputs[i]!;
+      return (
+        typeof x?.artifactId === 'string' && x.artifactId.toLowerCase() === o.artifactId && x.role === o.role
+      );
+    });
+  return same ? [] : ['outputs differ from the enclave’s own summary'];
 }

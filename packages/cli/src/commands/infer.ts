@@ -241,7 +241,7 @@ export async function inferCommand(
     throw new FirnError('E_PROOF_INVALID', `proof does not verify: ${r.proofCheck.reasons.join('; ')}`);
   const output = r.outputs.find((x) => x.role === 'output');
   if (!output) throw new FirnError('E_JOB_FAILED', 'the job returned no output');
-  const names = Object.keys(JSON.parse(new TextDecoder().decode(output.bytes)) as object);
+  const names = outputTensorNames(output.bytes);
   writeFilesAtomically([
     { path: out, bytes: output.bytes },
     { path: proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
@@ -257,6 +257,25 @@ export async function inferCommand(
     reasons: r.proofCheck.reasons,
   };
   return result;
+}
+
+/**
+ * The tensor names of an inference output (a JSON object keyed by tensor name). Throws
+ * E_JOB_FAILED when it is not one; the message never quotes the bytes (the requester's result).
+ */
+export function outputTensorNames(bytes: Uint8Array): string[] {
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    o = undefined;
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new FirnError(
+      'E_JOB_FAILED',
+      'the inference job returned an output that is not a JSON object of tensors',
+    );
+  return Object.keys(o);
 }
 
 export function registerInfer(program: Command): void {

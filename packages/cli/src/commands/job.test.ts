@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,10 +53,23 @@ const rpc = async (method: string, params: unknown[]) => {
 
 /** The node's job API as far as `firn job result` asks it: results by job id (lower-case hex). */
 const results = new Map<string, unknown>();
+/** Sealed artifacts the node serves by id (lower-case hex), and every artifact request it got. */
+const artifacts = new Map<string, Uint8Array>();
+const artifactRequests: string[] = [];
 let node: Server;
 
 beforeAll(async () => {
   node = createServer((req, res) => {
+    const a = /^\/v1\/artifacts\/(0x[0-9a-fA-F]{64})$/.exec(req.url ?? '');
+    if (a) {
+      artifactRequests.push(a[1]!.toLowerCase());
+      const bytes = artifacts.get(a[1]!.toLowerCase());
+      res.writeHead(bytes ? 200 : 404, {
+        'content-type': bytes ? 'application/octet-stream' : 'application/json',
+      });
+      res.end(bytes ?? JSON.stringify({ error: { code: 'E_NOT_FOUND', message: 'no artifact' } }));
+      return;
+    }
     const m = /^\/v1\/jobs\/(0x[0-9a-f]{64})\/result$/.exec(req.url ?? '');
     const r = m ? results.get(m[1]!) : undefined;
     res.writeHead(r ? 200 : 404, { 'content-type': 'application/json' });
@@ -215,5 +228,255 @@ describe('firn job result', () => {
     expect(readdirSync(outDir).sort()).toEqual(['proof.json', 'y']);
     expect(new Uint8Array(readFileSync(join(outDir, 'y')))).toEqual(plaintext);
     expect(JSON.parse(readFileSync(join(outDir, 'proof.json'), 'utf8'))).toMatchObject({ proof: { jobId } });
+  }, 60_000);
+});
+
+/**
+ * A job proved on chain with a Work Proof signed by the registered enclave key that commits to
+ * `committed` (role, artifact id) in order; returns the job id and the proof as the node relays it.
+ */
+async function provedJob(committed: { role: string; artifactId: Hex }[]) {
+  const jobId = await claimedJob();
+  const j = await getJob(at(2), jobId);
+  const proof: WorkProof = {
+    jobId,
+    enclaveId: j.enclaveId,
+    measurement: keccak256(toHex('job-cli-bundle')),
+    workloadHash: j.workloadHash,
+    inputCommitment: j.inputCommitment,
+    outputCommitment: computeOutputCommitment(committed),
+    startedAt: j.claimedAt,
+    finishedAt: j.claimedAt + 1n,
+    workUnits: 1n,
+  };
+  const domain = { chainId: deployment.chainId, verifyingContract: deployment.jobMarket };
+  const enclave = privateKeyToAccount(anvil.accounts[5]!.privateKey);
+  const signature = await enclave.signTypedData(workProofTypedData(domain, proof));
+  await submitProof(at(1), { jobId, proof, signature });
+  const proofJson = workProofToJson(
+    proof,
+    signature,
+    { chainId: deployment.chainId, jobMarket: deployment.jobMarket },
+    enclave.address,
+  );
+  return { jobId, proofJson };
+}
+
+/** A sealed output the node lists (not inline: `firn job result` must download it). */
+async function sealedOutput(text: string) {
+  const kem = await generateKemKeyPair();
+  return sealInput(new TextEncoder().encode(text), 'application/octet-stream', kem.publicKey);
+}
+
+/** Run `firn job result` and return its error (undefined when it succeeded). */
+async function resultError(jobId: Hex, out: string): Promise<FirnError | undefined> {
+  return (await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as FirnError | undefined;
+}
+
+describe('firn job result against a hostile node', () => {
+  const endpoint = () => `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+
+  it('a non-string artifactId is E_PARSE naming the node and the field; nothing fetched or written', async () => {
+    const o = await sealedOutput('a');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'y', artifactId: 5, contentType: 'application/octet-stream', size: 10 }],
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-artifact-id');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_PARSE');
+    expect(err?.message).toContain(endpoint());
+    expect(err?.details).toMatchObject({ endpoint: endpoint(), field: 'outputs.0.artifactId' });
+    expect(err).not.toBeInstanceOf(TypeError);
+    expect(artifactRequests).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('missing fields and wrong types are E_PARSE naming each field', async () => {
+    const o = await sealedOutput('b');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    const ref = { role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length };
+    const cases: [unknown, string][] = [
+      [{ jobId, proof: proofJson, response: '' }, 'outputs'],
+      [{ jobId, proof: proofJson, response: '', outputs: 'y' }, 'outputs'],
+      [{ jobId, response: '', outputs: [ref] }, 'proof'],
+      [{ jobId, proof: { ...proofJson, chainId: '1' }, response: '', outputs: [ref] }, 'proof.chainId'],
+      [{ jobId, proof: proofJson, response: '', outputs: [{ ...ref, size: -1 }] }, 'outputs.0.size'],
+      [{ jobId, proof: proofJson, response: '', outputs: [{ ...ref, size: 2 ** 40 }] }, 'outputs.0.size'],
+      [{ jobId, proof: proofJson, response: '', outputs: [{ ...ref, role: ['y'] }] }, 'outputs.0.role'],
+      [{ jobId, proof: proofJson, response: 7, outputs: [ref] }, 'response'],
+      [[], '(body)'],
+    ];
+    for (const [body, field] of cases) {
+      results.set(jobId, body);
+      artifactRequests.length = 0;
+      const out = join(dir, `hostile-shape-${field}`);
+      const err = await resultError(jobId, out);
+      expect({ field, code: err?.code, got: err?.details?.['field'] }).toEqual({
+        field,
+        code: 'E_PARSE',
+        got: field,
+      });
+      expect(err?.message).toContain(endpoint());
+      expect(artifactRequests).toEqual([]);
+      expect(existsSync(out)).toBe(false);
+    }
+  }, 60_000);
+
+  it('10,000 listed outputs are refused at the enclave bound of 16 before any download', async () => {
+    const o = await sealedOutput('c');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    artifacts.set(o.artifactId, o.sealed);
+    const ref = { role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length };
+    results.set(jobId, { jobId, proof: proofJson, response: '', outputs: Array(10_000).fill(ref) });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-many');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_PARSE');
+    expect(err?.details).toMatchObject({ field: 'outputs' });
+    expect(err?.message).toMatch(/at most 16 outputs/);
+    expect(artifactRequests).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('17 listed outputs of a valid shape are refused too (one past the bound)', async () => {
+    const outs = await Promise.all(Array.from({ length: 17 }, (_, i) => sealedOutput(`o${i}`)));
+    const committed = outs.map((o, i) => ({ role: `r${i}`, artifactId: o.artifactId }));
+    const { jobId, proofJson } = await provedJob(committed);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: outs.map((o, i) => ({ ...committed[i], contentType: 'x', size: o.sealed.length })),
+    });
+    artifactRequests.length = 0;
+    const err = await resultError(jobId, join(dir, 'hostile-17'));
+    expect(err?.code).toBe('E_PARSE');
+    expect(artifactRequests).toEqual([]);
+  }, 60_000);
+
+  it('a role the proof does not commit to is E_PROOF_INVALID; nothing downloaded or written', async () => {
+    const o = await sealedOutput('d');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    artifacts.set(o.artifactId, o.sealed);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'z', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-role');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_PROOF_INVALID');
+    expect(err?.message).toContain(endpoint());
+    expect(err?.message).toMatch(/outputCommitment differs/);
+    expect(artifactRequests).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('a valid proof for other outputs than the listed ones is E_PROOF_INVALID; the listed ones are never fetched', async () => {
+    const committed = await sealedOutput('the real output');
+    const other = await sealedOutput('what the host wants fetched');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: committed.artifactId }]);
+    artifacts.set(other.artifactId, other.sealed);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'y', artifactId: other.artifactId, contentType: 'x', size: other.sealed.length }],
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-other');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_PROOF_INVALID');
+    expect(artifactRequests).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('an output served longer than its listed size is cut off at that size (E_TOO_LARGE); nothing written', async () => {
+    const o = await sealedOutput('e');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    // The committed artifact followed by 4 MiB the host appends.
+    artifacts.set(o.artifactId, new Uint8Array(Buffer.concat([o.sealed, Buffer.alloc(4 << 20, 1)])));
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-long');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_TOO_LARGE');
+    expect(artifactRequests).toEqual([o.artifactId]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('an output whose bytes are not its committed id is E_ARTIFACT_TAMPERED; nothing written', async () => {
+    const o = await sealedOutput('f');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    const flipped = o.sealed.slice();
+    flipped[flipped.length - 1]! ^= 1;
+    artifacts.set(o.artifactId, flipped);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
+    });
+    const out = join(dir, 'hostile-flipped');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_ARTIFACT_TAMPERED');
+    expect(err?.details).toMatchObject({ endpoint: endpoint(), role: 'y' });
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('a committed output listed twice under one role is refused before any download (one file name each)', async () => {
+    const o = await sealedOutput('g');
+    const twice = [
+      { role: 'y', artifactId: o.artifactId },
+      { role: 'y', artifactId: o.artifactId },
+    ];
+    const { jobId, proofJson } = await provedJob(twice);
+    artifacts.set(o.artifactId, o.sealed);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: twice.map((r) => ({ ...r, contentType: 'x', size: o.sealed.length })),
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'hostile-twice');
+    const err = await resultError(jobId, out);
+    expect(err?.code).toBe('E_PARSE');
+    expect(err?.details).toMatchObject({ field: 'outputs.1.role' });
+    expect(artifactRequests).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('an honest node: the committed output is downloaded once, at its size, and written sealed', async () => {
+    const o = await sealedOutput('h');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    artifacts.set(o.artifactId, o.sealed);
+    results.set(jobId, {
+      jobId,
+      proof: proofJson,
+      response: '',
+      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
+    });
+    artifactRequests.length = 0;
+    const out = join(dir, 'honest-download');
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
+    expect(r.files).toEqual(['y.sealed', 'proof.json']);
+    expect(artifactRequests).toEqual([o.artifactId]);
+    expect(new Uint8Array(readFileSync(join(out, 'y.sealed')))).toEqual(o.sealed);
   }, 60_000);
 });

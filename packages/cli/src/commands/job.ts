@@ -12,9 +12,8 @@ import {
   reclaimJob,
   withdrawCredits,
 } from '@firn/chain';
-import { artifactId } from '@firn/crypto';
-import { NodeApi, nudgeChain, openOutput, verifyWorkProof } from '@firn/client';
-import { computeOutputCommitment, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
+import { fetchResultOutputs, NodeApi, nudgeChain, openOutput, verifyResultProof } from '@firn/client';
+import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
@@ -40,6 +39,8 @@ export interface JobListRow {
 }
 
 const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
+/** An output role `firn job result` writes as a file name (no dots: never `.`, `..` or a suffix clash). */
+const FILE_ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
 /** `list` reads at most this many of the latest jobs (each is one RPC call). */
 export const MAX_LISTED_JOBS = 1000;
 
@@ -244,10 +245,15 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
 }
 
 /**
- * `firn job result JOBID --out DIR`: fetch a proved job's sealed outputs and Work Proof from its
- * node, check each output hashes to its id, that the proof verifies and commits to exactly these
- * outputs, then write proof.json and the outputs: opened with `--kem-key` (the key the job was
- * run with, `firn train|infer --kem-key`), else still sealed (`<role>.sealed`).
+ * `firn job result JOBID --out DIR`: ask the job's node for its result (shape-checked: at most 16
+ * outputs with plain role names, sizes within the enclave's bounds), verify the Work Proof
+ * (registered enclave signer, node Active, measurement, on-chain commitments) commits to exactly
+ * the (role, artifact id) list the node gives, and only then fetch each output, capped at its
+ * listed size and checked against its id; then write proof.json and the outputs: opened with
+ * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else still sealed
+ * (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
+ * answer, naming the node and field), E_PROOF_INVALID (nothing downloaded), E_ARTIFACT_TAMPERED,
+ * E_TOO_LARGE, E_CONFLICT (not proved; --out exists).
  */
 export async function jobResult(chain: ResolvedChain, id: string, o: { out: string; kemKey?: string }) {
   const jobId = jobIdArg(id);
@@ -262,39 +268,29 @@ export async function jobResult(chain: ResolvedChain, id: string, o: { out: stri
   if (!node.endpoint)
     throw new FirnError('E_NOT_FOUND', `node ${j.enclaveId} has no endpoint in the registry`);
   const api = new NodeApi(node.endpoint);
+  // The node's answer is shape-checked (at most 16 outputs, sizes within the enclave's bounds;
+  // E_PARSE naming the node and the field), then the proof is checked against the list it gives,
+  // and only then is anything downloaded, each output capped at its listed size.
   const r = await api.getResult(jobId);
-  const files: { name: string; bytes: Uint8Array | string }[] = [];
-  for (const x of r.outputs) {
-    const bytes =
-      x.sealed !== undefined
-        ? new Uint8Array(Buffer.from(x.sealed, 'base64'))
-        : await api.getArtifact(x.artifactId);
-    if (artifactId(bytes) !== x.artifactId.toLowerCase())
-      throw new FirnError(
-        'E_ARTIFACT_TAMPERED',
-        `output ${x.role} from ${node.endpoint} does not hash to its id`,
-      );
-    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(x.role))
+  const seen = new Set<string>();
+  for (const [i, x] of r.outputs.entries()) {
+    // Roles become file names here: plain names only, each once.
+    if (!FILE_ROLE.test(x.role) || seen.has(x.role))
       throw new FirnError(
         'E_PARSE',
-        `output role ${JSON.stringify(x.role).slice(0, 40)} is not a plain name`,
+        `node ${node.endpoint} lists output ${i} with role ${JSON.stringify(x.role)}, ${seen.has(x.role) ? 'twice' : 'not a plain file name'}`,
+        { details: { endpoint: node.endpoint, field: `outputs.${i}.role` } },
       );
-    if (kem) {
-      const opened = await openOutput(bytes, kem);
-      files.push({ name: x.role, bytes: opened.bytes });
-    } else files.push({ name: `${x.role}.sealed`, bytes });
+    seen.add(x.role);
   }
-  const check = await verifyWorkProof(c, r.proof, {
-    jobId,
-    outputCommitment: computeOutputCommitment(
-      r.outputs.map((x) => ({ role: x.role, artifactId: x.artifactId })),
-    ),
-  });
-  if (!check.ok)
-    throw new FirnError(
-      'E_PROOF_INVALID',
-      `the Work Proof from ${node.endpoint} does not verify: ${check.reasons.join('; ')}`,
-    );
+  await verifyResultProof(c, node.endpoint, r, { jobId });
+  const files: { name: string; bytes: Uint8Array | string }[] = [];
+  for (const x of await fetchResultOutputs(api, r)) {
+    if (kem) {
+      const opened = await openOutput(x.sealed, kem);
+      files.push({ name: x.role, bytes: opened.bytes });
+    } else files.push({ name: `${x.role}.sealed`, bytes: x.sealed });
+  }
   mkdirSync(out, { recursive: true, mode: 0o700 });
   // All or nothing, through temp files that name their writer (decision 1542): a kill mid-write
   // leaves no partial output under its final name, and the next write here removes what it left.

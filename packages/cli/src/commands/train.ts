@@ -317,7 +317,7 @@ export function modelDirFiles(
     const name = MODEL_DIR_FILES[o.role];
     if (name === undefined) continue;
     files.push({ path: join(dir, name), bytes: o.bytes });
-    if (o.role === 'metrics') report = JSON.parse(new TextDecoder().decode(o.bytes)) as TrainingReport;
+    if (o.role === 'metrics') report = metricsReport(o.bytes);
   }
   if (!report) throw new FirnError('E_JOB_FAILED', 'the training job returned no metrics report');
   files.push({ path: join(dir, 'README.md'), bytes: modelDirReadme(report, jobId) });
@@ -326,6 +326,25 @@ export function modelDirFiles(
     bytes: `${JSON.stringify(proof, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
   });
   return { files, report };
+}
+
+/**
+ * The training job's metrics output as a JSON object. Throws E_JOB_FAILED when it is not one;
+ * the message never quotes the bytes (they are the requester's plaintext result).
+ */
+function metricsReport(bytes: Uint8Array): TrainingReport {
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    o = undefined;
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new FirnError(
+      'E_JOB_FAILED',
+      'the training job returned a metrics report that is not a JSON object',
+    );
+  return o as TrainingReport;
 }
 
 /** Write the decrypted outputs, a README and the proof, all or nothing; returns the paths written. */
