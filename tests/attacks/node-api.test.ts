@@ -267,11 +267,22 @@ describe('node API attacks', () => {
       model: { bytes: model.bytes },
       escrow: 1n,
     });
-    // One requester holds every session slot of the enclave (8 by default) for 1 wei each.
+    // Two requesters hold every session slot of the enclave (8 by default) for 1 wei each: the node
+    // lets one requester hold at most 4 (decision 1550), so the second is a fresh funded address.
+    const { privateKeyToAccount } = await import('viem/accounts');
+    const gov = createFirnClients(net.anvil.rpcUrl, net.deployer.privateKey, net.deployment);
+    const second = generatePrivateKey();
+    const fund = await gov.wallet!.sendTransaction({
+      account: gov.wallet!.account!,
+      chain: gov.wallet!.chain,
+      to: privateKeyToAccount(second).address,
+      value: 10n ** 18n,
+    });
+    await gov.public.waitForTransactionReceipt({ hash: fund });
     const held = [];
     try {
       for (let i = 0; i < 8; i++)
-        held.push(await openInferenceSession(sessionOpts(net.requester.privateKey)));
+        held.push(await openInferenceSession(sessionOpts(i < 4 ? net.requester.privateKey : second)));
       const before = await reader.public.getBalance({ address: net.operator.address });
       const victim = await openInferenceSession(sessionOpts(net.deployer.privateKey)).then(
         (s) => ({ s, error: undefined }),
