@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FirnDeployment } from '@firn/chain';
 import type { Hex } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { firstPartyNodeChoice, keyFileExposure, type ResolvedChain } from './chainArgs.ts';
+import { firstPartyNodeChoice, keyFileExposure, type ResolvedChain, resolveChain } from './chainArgs.ts';
 
 const deployment = { chainId: 31337, deployBlock: 0n } as FirnDeployment;
 const M = `0x${'ab'.repeat(32)}` as Hex;
@@ -47,5 +47,26 @@ describe.skipIf(process.platform === 'win32')('keyFileExposure (firn deploy --ke
       expect(keyFileExposure(key)).toBeUndefined();
     }
     expect(keyFileExposure(`${key}.missing`)).toBeUndefined();
+  });
+});
+
+describe('resolveChain: the devnet or deployment file', () => {
+  it('names the flag and the file: missing is E_NOT_FOUND, a directory unreadable, junk not JSON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-chainargs-'));
+    const missing = join(dir, 'state.json');
+    await expect(resolveChain({ devnet: missing })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      message: expect.stringContaining(`--devnet ${missing} does not exist`),
+    });
+    await expect(resolveChain({ deployment: dir })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringContaining(`--deployment ${dir} cannot be read`),
+    });
+    const junk = join(dir, 'junk.json');
+    writeFileSync(junk, 'not json');
+    await expect(resolveChain({ devnet: junk })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: `--devnet ${junk} is not JSON`,
+    });
   });
 });

@@ -63,10 +63,26 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
   const fromFile = a.devnet ?? a.deployment;
   if (fromFile) {
     let o: Record<string, unknown>;
+    const flag = a.devnet ? '--devnet' : '--deployment';
+    let text: string;
     try {
-      o = JSON.parse(readFileSync(fromFile, 'utf8')) as Record<string, unknown>;
+      text = readFileSync(fromFile, 'utf8');
     } catch (e) {
-      throw new FirnError('E_INVALID_INPUT', `cannot read ${fromFile}`, { cause: e });
+      const code = (e as { code?: string }).code;
+      if (code === 'ENOENT')
+        throw new FirnError(
+          'E_NOT_FOUND',
+          `${flag} ${fromFile} does not exist${a.devnet ? ' (a running `firn devnet` writes it: is one running in this folder?)' : ''}`,
+          { cause: e },
+        );
+      throw new FirnError('E_INVALID_INPUT', `${flag} ${fromFile} cannot be read (${code ?? 'error'})`, {
+        cause: e,
+      });
+    }
+    try {
+      o = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new FirnError('E_INVALID_INPUT', `${flag} ${fromFile} is not JSON`, { cause: e });
     }
     const rpcText = a.rpc ?? (o.rpcUrl as string | undefined);
     if (!rpcText) throw new InvalidInputError('no RPC URL: pass --rpc');
