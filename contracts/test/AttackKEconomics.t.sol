@@ -86,6 +86,25 @@ contract AttackKEconomicsTest is FirnFixture {
         vm.assertLe(opBefore + 0.01 ether + MIN_NODE_STAKE, nodeA.operator.balance, "operator whole");
     }
 
+    /// @dev The same with a far deadline: the requester posts a one-minute job with a deadline and a
+    /// claim timeout ten years out. The node's policy checks only minimums, so it claims, proves
+    /// in a minute and is paid; the lock is claimedAt + 10 years + window, so its stake stays locked
+    /// for ten years although its only challenge window closed a day after the proof.
+    function test_attack_requesterLocksClaimantStakeWithFarDeadline() public {
+        uint64 tenYears = 3650 days;
+        bytes32 jobId = _post(uint64(block.timestamp + tenYears), tenYears, 0.01 ether);
+        _claim(jobId, nodeA);
+        _prove(jobId, nodeA);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(jobId, _factsFor(jobId));
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        vm.warp(block.timestamp + UNBONDING + 1);
+        vm.prank(nodeA.operator);
+        (bool ok,) = address(registry).call(abi.encodeCall(registry.withdrawStake, (nodeA.enclaveId)));
+        vm.assertTrue(ok, "stake withdrawable once the job's only challenge window has closed");
+    }
+
     // ------------------------------------------------------------------ free claim-and-hold
 
     /// @dev Claim-and-abandon costs the bond (0800), and "claiming and failing at once" costs gas
