@@ -128,6 +128,34 @@ contract AttackKEconomicsTest is FirnFixture {
         vm.assertLe(griefAfter + CLAIM_BOND, griefBefore, "holding a claim for its full timeout costs the bond");
     }
 
+    // ------------------------------------------------------------------ silent nodes cost verifiers
+
+    /// @dev Verifier daemons challenge every Active, eligible node each epoch (0800; livenessChallenger
+    /// challengeAll), and silence costs a node only its reward share. An operator registers enclaves
+    /// (fee 0.01 ether each, the deploy script's default; stake refundable) and shuts them down: each
+    /// verifier then pays an issueChallenge transaction per silent node per epoch, for as long as the
+    /// node stays Active. At 10 gwei, 4 verifiers spend more on one silent node within a month of
+    /// 1-day epochs than the attacker paid for it, and the stake comes back whenever it exits.
+    /// Promise: a party cannot grief honest parties for less than it costs itself.
+    function test_attack_silentNodesMakeVerifiersPayChallengesForever() public {
+        uint256 fee = 0.01 ether;
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
+        TestNode memory silent = _activeNode(9, SIM, MEASUREMENT);
+        uint256 gasPrice = 10 gwei;
+        uint256 verifierGas;
+        for (uint256 e = 0; e < 30; ++e) {
+            vm.warp(block.timestamp + EPOCH);
+            for (uint256 v = 0; v < verifierList.length; ++v) {
+                vm.prank(verifierList[v]);
+                uint256 g = gasleft();
+                rewards.issueChallenge(silent.enclaveId); // never answered
+                verifierGas += g - gasleft() + 21_000;
+            }
+        }
+        uint256 harm = verifierGas * gasPrice;
+        vm.assertLe(harm, fee, "30 epochs of challenging a silent node cost the verifiers no more than its fee");
+    }
+
     // ------------------------------------------------------------------ sybil verifier rewards
 
     /// @dev Verifier liveness points are counted per account: each active verifier account may
