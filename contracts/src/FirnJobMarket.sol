@@ -237,9 +237,12 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
             abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment)
         );
         _totalBonds += uint128(required);
-        // A proof of this claim comes by `expires`; its challenge window ends at most a window later.
-        // Locking now keeps the registry out of submitProof (decision 1141).
-        _registry.lockStake(enclaveId, expires + j.challengeWindow);
+        // A proof of this claim comes by `expires` and by the deadline (submitProof refuses later
+        // ones); its challenge window ends at most a window later. The requester picks the claim
+        // timeout, so the lock never outlasts the deadline's window. Locking now keeps the registry
+        // out of submitProof (decision 1141).
+        uint64 lastProof = expires < j.deadline ? expires : j.deadline;
+        _registry.lockStake(enclaveId, lastProof + j.challengeWindow);
         emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement, snapshotId);
     }
 

@@ -322,12 +322,22 @@ export class JobService {
    * `minClaimSeconds` both in the job's claim timeout and before its deadline (host clock), so
    * the node never claims a job it has no time to run. Raises E_POLICY_REJECTED (403).
    */
-  checkPolicy(job: Pick<FirnJob, 'escrow' | 'claimTimeout' | 'deadline'>): void {
+  checkPolicy(job: Pick<FirnJob, 'escrow' | 'claimTimeout' | 'deadline'> & { maxWorkUnits?: bigint }): void {
     const { minEscrowWei, minClaimSeconds } = this.policy;
     if (job.escrow < minEscrowWei)
       throw new FirnError(
         'E_POLICY_REJECTED',
         `this node takes jobs with an escrow of at least ${minEscrowWei} wei (job has ${job.escrow})`,
+        { details: { minEscrowWei: minEscrowWei.toString() } },
+      );
+    // With a work budget the node earns escrow * workUnits / maxWorkUnits (decision 0830), and
+    // it knows the work units only after running: each unit of the budget must pay the minimum,
+    // or a requester posts a large escrow with a huge budget and gets the work for nothing.
+    const budget = job.maxWorkUnits ?? 0n;
+    if (budget > 0n && job.escrow < minEscrowWei * budget)
+      throw new FirnError(
+        'E_POLICY_REJECTED',
+        `this node takes budgeted jobs paying at least ${minEscrowWei} wei per work unit (job pays ${job.escrow} wei for ${budget} units)`,
         { details: { minEscrowWei: minEscrowWei.toString() } },
       );
     const min = BigInt(minClaimSeconds);

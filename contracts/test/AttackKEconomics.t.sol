@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
+import {FirnFixture} from "./utils/FirnFixture.sol";
+
+/// @notice Economic attacks by a dishonest requester, operator or verifier minority. Each test
+/// performs the attack, prints balances in its assertions, and asserts what docs/decisions/0800
+/// promises.
+contract AttackKEconomicsTest is FirnFixture {
+    address internal requester = address(0xCAFE);
+    bytes32 internal constant WORKLOAD = keccak256("model");
+    bytes32 internal constant INPUT = keccak256("inputs");
+    TestNode internal nodeA;
+
+    function setUp() public override {
+        super.setUp();
+        vm.deal(requester, 100 ether);
+        nodeA = _activeNode(1, SIM, MEASUREMENT);
+    }
+
+    function _request(uint64 deadline, uint64 claimTimeout) internal pure returns (IFirnJobMarket.JobRequest memory r) {
+        r.teeTypeMask = uint8(1) << SIM;
+        r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
+        r.workloadHash = WORKLOAD;
+        r.inputCommitment = INPUT;
+        r.deadline = deadline;
+        r.claimTimeout = claimTimeout;
+    }
+
+    function _post(uint64 deadline, uint64 claimTimeout, uint256 escrow) internal returns (bytes32 jobId) {
+        vm.prank(requester);
+        jobId = _remember(market.postJob{value: escrow}(_request(deadline, claimTimeout)), _request(deadline, claimTimeout));
+    }
+
+    function _claim(bytes32 jobId, TestNode memory t) internal {
+        vm.prank(t.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId, _termsFor(jobId));
+    }
+
+    function _prove(bytes32 jobId, TestNode memory t) internal {
+        IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof({
+            jobId: jobId,
+            enclaveId: t.enclaveId,
+            measurement: MEASUREMENT,
+            workloadHash: WORKLOAD,
+            inputCommitment: INPUT,
+            outputCommitment: keccak256("out"),
+            startedAt: uint64(block.timestamp),
+            finishedAt: uint64(block.timestamp),
+            workUnits: 1
+        });
+        bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
+        vm.prank(t.operator);
+        _submitTo(market, p, sig);
+        _rememberProof(jobId, p, t.enclaveAddress);
+    }
+
+    // ------------------------------------------------------------------ requester locks stake
+
+    /// @dev The requester picks `claimTimeout` (up to 2^32 - 1 s, ~136 years) independently of the
+    /// deadline. claimJob locks the claimant's stake until claimedAt + claimTimeout + window, even
+    /// though no proof can be submitted after the deadline (and so no dispute can open after
+    /// deadline + window). A node's policy only checks a minimum claim time, so an honest node
+    /// claims a 1-hour job with a 136-year claim timeout, does the work, is paid, and its stake
+    /// stays locked for 136 years. Promise: a requester cannot lock an operator's stake.
+    function test_attack_requesterLocksClaimantStakeWithHugeClaimTimeout() public {
+        uint256 opBefore = nodeA.operator.balance;
+        bytes32 jobId = _post(uint64(block.timestamp + 1 hours), type(uint32).max, 0.01 ether);
+        _claim(jobId, nodeA);
+        _prove(jobId, nodeA);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(jobId, _factsFor(jobId));
+        vm.prank(nodeA.operator);
+        market.withdraw();
+        // The operator leaves right after: every dispute of its only job is closed.
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        vm.warp(block.timestamp + UNBONDING + 1);
+        vm.prank(nodeA.operator);
+        (bool ok,) = address(registry).call(abi.encodeCall(registry.withdrawStake, (nodeA.enclaveId)));
+        vm.assertTrue(ok, "stake withdrawable after unbonding; no dispute of its job can be open");
+        // Paid 0.01 ether for the job and its 1 ether stake is back.
+        vm.assertLe(opBefore + 0.01 ether + MIN_NODE_STAKE, nodeA.operator.balance, "operator whole");
+    }
+
+    /// @dev The same with a far deadline: the requester posts a one-minute job with a deadline and a
+    /// claim timeout ten years out. The node's policy checks only minimums, so it claims, proves
+    /// in a minute and is paid; the lock is claimedAt + 10 years + window, so its stake stays locked
+    /// for ten years although its only challenge window closed a day after the proof.
+    function test_attack_requesterLocksClaimantStakeWithFarDeadline() public {
+        uint64 tenYears = 3650 days;
+        bytes32 jobId = _post(uint64(block.timestamp + tenYears), tenYears, 0.01 ether);
+        _claim(jobId, nodeA);
+        _prove(jobId, nodeA);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(jobId, _factsFor(jobId));
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        vm.warp(block.timestamp + UNBONDING + 1);
+        vm.prank(nodeA.operator);
+        (bool ok,) = address(registry).call(abi.encodeCall(registry.withdrawStake, (nodeA.enclaveId)));
+        vm.assertTrue(ok, "stake withdrawable once the job's only challenge window has closed");
+    }
+
+    // ------------------------------------------------------------------ free claim-and-hold
+
+    /// @dev Claim-and-abandon costs the bond (0800), and "claiming and failing at once" costs gas
+    /// and a re-post. But failJob returns the bond at any time while the claim stands, with no
+    /// enclave evidence: an operator claims a job it never runs, holds it for the whole claim
+    /// timeout, and fails it one second before the claim lapses. The job is blocked for its full
+    /// claim timeout and then ends Failed (no one else may claim it), exactly what abandoning does,
+    /// but the griefer gets its bond back. Promise: blocking the market by claiming costs the bond.
+    function test_attack_claimHoldAndFailAtLastSecondBlocksForFree() public {
+        uint64 timeout = 6 hours;
+        bytes32 jobId = _post(uint64(block.timestamp + 1 days), timeout, 1 ether);
+        uint256 griefBefore = nodeA.operator.balance;
+        uint256 marketBefore = market.withdrawable(nodeA.operator);
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + timeout - 1); // held for the whole claim timeout, enclave never ran it
+        vm.prank(nodeA.operator);
+        market.failJob(jobId, bytes32("E_INTERNAL"));
+        vm.assertEq(uint8(market.getJob(jobId).status), uint8(IFirnJobMarket.JobStatus.Failed), "job is dead");
+        uint256 griefAfter = nodeA.operator.balance + market.withdrawable(nodeA.operator) - marketBefore;
+        // The griefer held the job as long as an abandoning claimant: it must have paid the bond.
+        vm.assertLe(griefAfter + CLAIM_BOND, griefBefore, "holding a claim for its full timeout costs the bond");
+    }
+
+    // ------------------------------------------------------------------ silent nodes cost verifiers
+
+    /// @dev Verifier daemons challenge every Active, eligible node each epoch (0800; livenessChallenger
+    /// challengeAll), and silence costs a node only its reward share. An operator registers enclaves
+    /// (fee 0.01 ether each, the deploy script's default; stake refundable) and shuts them down: each
+    /// verifier then pays an issueChallenge transaction per silent node per epoch, for as long as the
+    /// node stays Active. At 10 gwei, 4 verifiers spend more on one silent node within a month of
+    /// 1-day epochs than the attacker paid for it, and the stake comes back whenever it exits.
+    /// Promise: a party cannot grief honest parties for less than it costs itself.
+    function test_attack_silentNodesMakeVerifiersPayChallengesForever() public {
+        uint256 fee = 0.01 ether;
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
+        TestNode memory silent = _activeNode(9, SIM, MEASUREMENT);
+        uint256 gasPrice = 10 gwei;
+        uint256 verifierGas;
+        for (uint256 e = 0; e < 30; ++e) {
+            vm.warp(block.timestamp + EPOCH);
+            for (uint256 v = 0; v < verifierList.length; ++v) {
+                vm.prank(verifierList[v]);
+                uint256 g = gasleft();
+                rewards.issueChallenge(silent.enclaveId); // never answered
+                verifierGas += g - gasleft() + 21_000;
+            }
+        }
+        uint256 harm = verifierGas * gasPrice;
+        vm.assertLe(harm, fee, "30 epochs of challenging a silent node cost the verifiers no more than its fee");
+    }
+
+    // ------------------------------------------------------------------ sybil verifier rewards
+
+    /// @dev Verifier liveness points are counted per account: each active verifier account may
+    /// challenge each eligible node once per epoch and earns 1 point per answer, whatever its
+    /// stake. A minority (2 ether of 12 ether, 1/6 of the stake) split over 4 admitted accounts at the
+    /// minimum stake does what verifier daemons do (challenge every Active node) and takes 4/9 of
+    /// the verifier budget from the honest verifiers (8 ether on one account + 4 x 0.5 ether). The
+    /// same stake on one account would earn 1/6 of it. Promise: sybils splitting stake over many
+    /// addresses cannot take honest verifiers' rewards.
+    function test_attack_sybilVerifierAccountsMultiplyLivenessRewardShare() public {
+        rewards.fund{value: 10 ether}();
+        TestNode memory nodeB = _activeNode(2, SIM, MEASUREMENT);
+        // Honest side: the four fixture verifiers (4 x 0.5 ether) and one with 8 ether.
+        address bigHonest = address(0xB16);
+        _joinVerifier(bigHonest, 8 ether);
+        // Attacker: 2 ether split over 4 accounts at the minimum stake.
+        address[4] memory sybil;
+        for (uint256 i = 0; i < 4; ++i) {
+            sybil[i] = address(uint160(0x5B1000 + i));
+            _joinVerifier(sybil[i], MIN_VERIFIER_STAKE);
+        }
+        uint256 total = verifierSet.totalActiveStake();
+        vm.assertEq(total, 12 ether, "12 ether of verifier stake");
+        // New epoch so registration votes do not mix in.
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        TestNode[2] memory nodes = [nodeA, nodeB];
+        address[] memory all = new address[](verifierList.length);
+        for (uint256 v = 0; v < verifierList.length; ++v) all[v] = verifierList[v];
+        for (uint256 k = 0; k < 2; ++k) {
+            for (uint256 v = 0; v < all.length; ++v) {
+                vm.prank(all[v]);
+                bytes32 id = rewards.issueChallenge(nodes[k].enclaveId);
+                IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+                bytes32 digest =
+                    rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch));
+                rewards.answerChallenge(id, _sig(nodes[k].enclaveKey, digest));
+            }
+        }
+        vm.warp(block.timestamp + EPOCH);
+        rewards.closeEpoch(epoch);
+        uint256 budget = rewards.getEpoch(epoch).verifierBudget;
+        uint256 attackerReward;
+        for (uint256 i = 0; i < 4; ++i) attackerReward += rewards.pendingVerifierReward(epoch, sybil[i]);
+        uint256 stakeShare = budget * (4 * MIN_VERIFIER_STAKE) / total;
+        // 1/6 of the stake doing the same work per account as everyone: at most its stake share.
+        vm.assertLe(attackerReward, stakeShare + 1, "sybil accounts earn no more than their stake share");
+    }
+}
