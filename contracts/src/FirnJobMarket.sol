@@ -34,6 +34,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     uint16 public constant MAX_PROTOCOL_FEE_BPS = 1000;
     /// @notice Tolerance between the enclave's clock and chain time when judging a proof's times (s).
     uint64 public constant MAX_CLOCK_SKEW = 300;
+    /// @notice Longest claim a requester can make a claimant hold (s) when the deadline is further
+    /// away than this (decision 1570): a claim locks the node's stake until min(claim expiry,
+    /// deadline) + challenge window, so this bounds that lock to claimedAt + 7 days + window, which
+    /// an exit requested after the job's window closed outlasts whenever unbonding >= 7 days.
+    uint64 public constant MAX_CLAIM_TIMEOUT = 7 days;
 
     /// @notice Fact reasons, judged by the contract: the signer was not the Enclave ID's enclave key
     /// at the proof's block; the proof's times are inconsistent or after the deadline.
@@ -171,6 +176,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (r.deadline > type(uint40).max) revert TimeTooLarge(r.deadline, type(uint40).max);
         if (r.claimTimeout == 0) revert InvalidClaimTimeout(r.claimTimeout);
         if (r.claimTimeout > type(uint32).max) revert TimeTooLarge(r.claimTimeout, type(uint32).max);
+        // Only the lock a claim can really hold is bounded: a long timeout under a near deadline
+        // lapses at the deadline anyway (decision 1570).
+        if (r.claimTimeout > MAX_CLAIM_TIMEOUT && r.deadline > block.timestamp + MAX_CLAIM_TIMEOUT) {
+            revert ClaimTimeoutTooLong(r.claimTimeout, r.deadline, MAX_CLAIM_TIMEOUT);
+        }
         uint256 n = r.allowedMeasurements.length;
         if (n > MAX_ALLOWED_MEASUREMENTS) revert TooManyMeasurements(n, MAX_ALLOWED_MEASUREMENTS);
         uint256 e = r.enclaveIds.length;
@@ -298,20 +308,37 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev The bond comes back in proportion to the claim time left (decision 1571): with the
+    /// claim's usable span S = min(claim expiry, deadline) - claimedAt and R = its end - now, the
+    /// claimant is credited bond * R / S (rounded down) and the requester the rest, so holding a
+    /// job and failing it at the last second costs what abandoning it does.
     function failJob(bytes32 jobId, bytes32 reason) external {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
         // A lapsed claim's bond is the requester's: failing after the lapse cannot take it back.
-        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline, uint64(block.timestamp));
+        uint64 deadline = j.deadline;
+        if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
         uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
+        uint64 end = expiresAt < deadline ? expiresAt : deadline;
+        uint64 claimedAt = expiresAt - j.claimTimeout;
+        // claimJob runs at or before the deadline, so end >= claimedAt; a zero span refunds nothing.
+        uint256 span = end - claimedAt;
+        uint256 refund = span == 0 ? 0 : bond * (end - block.timestamp) / span;
+        uint256 forfeited = bond - refund;
+        bytes32 enclaveId = j.enclaveId;
         j.status = JobStatus.Failed;
         j.bond = 0;
         _totalBonds -= uint128(bond);
-        emit JobFailed(jobId, j.enclaveId, reason);
-        _credit(msg.sender, bond);
+        emit JobFailed(jobId, enclaveId, reason);
+        if (forfeited != 0) {
+            address requester = j.requester;
+            emit ClaimBondForfeited(jobId, enclaveId, requester, forfeited);
+            _credit(requester, forfeited);
+        }
+        _credit(msg.sender, refund);
     }
 
     /// @inheritdoc IFirnJobMarket

@@ -90,19 +90,38 @@ contract AttackKEconomicsTest is FirnFixture {
     /// claim timeout ten years out. The node's policy checks only minimums, so it claims, proves
     /// in a minute and is paid; the lock is claimedAt + 10 years + window, so its stake stays locked
     /// for ten years although its only challenge window closed a day after the proof.
+    /// Fixed (decision 1570): postJob refuses such a job; the longest claim a far deadline allows
+    /// (MAX_CLAIM_TIMEOUT) locks no longer than the unbonding an exit after the window waits anyway.
     function test_attack_requesterLocksClaimantStakeWithFarDeadline() public {
         uint64 tenYears = 3650 days;
-        bytes32 jobId = _post(uint64(block.timestamp + tenYears), tenYears, 0.01 ether);
+        uint64 deadline = uint64(block.timestamp + tenYears);
+        uint64 max = market.MAX_CLAIM_TIMEOUT();
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.ClaimTimeoutTooLong.selector, tenYears, deadline, max)
+        );
+        vm.prank(requester);
+        market.postJob{value: 0.01 ether}(_request(deadline, tenYears));
+        // One second over the bound is refused too; the bound itself is the worst a requester gets.
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.ClaimTimeoutTooLong.selector, max + 1, deadline, max)
+        );
+        vm.prank(requester);
+        market.postJob{value: 0.01 ether}(_request(deadline, max + 1));
+        uint256 opBefore = nodeA.operator.balance;
+        bytes32 jobId = _post(deadline, max, 0.01 ether);
         _claim(jobId, nodeA);
         _prove(jobId, nodeA);
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize(jobId, _factsFor(jobId));
+        vm.prank(nodeA.operator);
+        market.withdraw();
         vm.prank(nodeA.operator);
         registry.requestExit(nodeA.enclaveId);
         vm.warp(block.timestamp + UNBONDING + 1);
         vm.prank(nodeA.operator);
         (bool ok,) = address(registry).call(abi.encodeCall(registry.withdrawStake, (nodeA.enclaveId)));
         vm.assertTrue(ok, "stake withdrawable once the job's only challenge window has closed");
+        vm.assertLe(opBefore + 0.01 ether + MIN_NODE_STAKE - CLAIM_BOND, nodeA.operator.balance, "operator whole");
     }
 
     // ------------------------------------------------------------------ free claim-and-hold
@@ -124,8 +143,12 @@ contract AttackKEconomicsTest is FirnFixture {
         market.failJob(jobId, bytes32("E_INTERNAL"));
         vm.assertEq(uint8(market.getJob(jobId).status), uint8(IFirnJobMarket.JobStatus.Failed), "job is dead");
         uint256 griefAfter = nodeA.operator.balance + market.withdrawable(nodeA.operator) - marketBefore;
-        // The griefer held the job as long as an abandoning claimant: it must have paid the bond.
-        vm.assertLe(griefAfter + CLAIM_BOND, griefBefore, "holding a claim for its full timeout costs the bond");
+        // The griefer held the job as long as an abandoning claimant: it must have paid the bond,
+        // all but the share of the one second it left (decision 1571: refund = bond x time left).
+        uint256 leftShare = CLAIM_BOND / timeout;
+        vm.assertLe(griefAfter + CLAIM_BOND - leftShare, griefBefore, "holding a claim for its full timeout costs the bond");
+        // What the griefer lost is the requester's, who was kept waiting.
+        vm.assertEq(market.withdrawable(requester), CLAIM_BOND - leftShare, "requester compensated");
     }
 
     // ------------------------------------------------------------------ silent nodes cost verifiers

@@ -132,6 +132,9 @@ interface IFirnJobMarket {
     error InvalidTeeTypeMask(uint8 teeTypeMask);
     error DeadlineInPast(uint64 deadline, uint64 nowTime);
     error InvalidClaimTimeout(uint64 claimTimeout);
+    /// @notice The claim timeout is over `max` seconds while the deadline is more than `max` seconds
+    /// away: a claim could lock the node's stake that long. Post a claim timeout of at most `max`.
+    error ClaimTimeoutTooLong(uint64 claimTimeout, uint64 deadline, uint64 max);
     error TooManyMeasurements(uint256 count, uint256 max);
     error TooManyEnclaveIds(uint256 count, uint256 max);
     error UnknownJob(bytes32 jobId);
@@ -241,8 +244,11 @@ interface IFirnJobMarket {
     /// comes in the 64-byte EIP-2098 form (`r`, `vs` = s with the y parity in the top bit): the
     /// 65-byte form costs calldata for nothing (decision 1141).
     function submitProof(WorkProof calldata proof, bytes32 r, bytes32 vs) external;
-    /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the bond
-    /// comes back to it, the requester may reclaim. After the lapse the bond is the requester's.
+    /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the job
+    /// becomes Failed and the requester may reclaim. The bond comes back in proportion to the claim
+    /// time left, bond * (end - now) / (end - claimedAt) with end = min(claim expiry, deadline); the
+    /// rest is credited to the requester (ClaimBondForfeited). After the lapse the whole bond is the
+    /// requester's. See docs/decisions/1571-fail-refund-by-time-left.md.
     function failJob(bytes32 jobId, bytes32 reason) external;
     /// @notice Verifier disputes a Proved job within its challenge window (see reasons above),
     /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
