@@ -175,11 +175,13 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (r.deadline <= block.timestamp) revert DeadlineInPast(r.deadline, uint64(block.timestamp));
         if (r.deadline > type(uint40).max) revert TimeTooLarge(r.deadline, type(uint40).max);
         if (r.claimTimeout == 0) revert InvalidClaimTimeout(r.claimTimeout);
-        if (r.claimTimeout > type(uint32).max) revert TimeTooLarge(r.claimTimeout, type(uint32).max);
-        // Only the lock a claim can really hold is bounded: a long timeout under a near deadline
-        // lapses at the deadline anyway (decision 1570).
-        if (r.claimTimeout > MAX_CLAIM_TIMEOUT && r.deadline > block.timestamp + MAX_CLAIM_TIMEOUT) {
-            revert ClaimTimeoutTooLong(r.claimTimeout, r.deadline, MAX_CLAIM_TIMEOUT);
+        if (r.claimTimeout > MAX_CLAIM_TIMEOUT) {
+            if (r.claimTimeout > type(uint32).max) revert TimeTooLarge(r.claimTimeout, type(uint32).max);
+            // Only the lock a claim can really hold is bounded: a long timeout under a near deadline
+            // lapses at the deadline anyway (decision 1570).
+            if (r.deadline > block.timestamp + MAX_CLAIM_TIMEOUT) {
+                revert ClaimTimeoutTooLong(r.claimTimeout, r.deadline, MAX_CLAIM_TIMEOUT);
+            }
         }
         uint256 n = r.allowedMeasurements.length;
         if (n > MAX_ALLOWED_MEASUREMENTS) revert TooManyMeasurements(n, MAX_ALLOWED_MEASUREMENTS);

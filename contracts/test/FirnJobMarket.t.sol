@@ -994,6 +994,83 @@ contract FirnJobMarketTest is FirnFixture {
         _assertBooks();
     }
 
+    function _postWith(uint64 deadline, uint64 claimTimeout) internal returns (bytes32 jobId) {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.deadline = deadline;
+        r.claimTimeout = claimTimeout;
+        vm.prank(requester);
+        jobId = _remember(market.postJob{value: 3 ether}(r), r);
+    }
+
+    /// Decision 1570: a claim timeout over MAX_CLAIM_TIMEOUT is refused only when the deadline is
+    /// further away than that too; the lock a claim takes is then at most claimedAt + max + window.
+    function test_postJob_claimTimeoutBoundedByMaxUnlessDeadlineIsNear() public {
+        uint64 max = market.MAX_CLAIM_TIMEOUT();
+        vm.assertEq(max, 7 days, "7 days");
+        uint64 far = uint64(block.timestamp) + max + 1;
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.deadline = far;
+        r.claimTimeout = max + 1;
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.ClaimTimeoutTooLong.selector, max + 1, far, max));
+        vm.prank(requester);
+        market.postJob{value: 1}(r);
+        // Too large for storage is still TimeTooLarge, whatever the deadline.
+        r.deadline = uint64(block.timestamp + 1 hours);
+        r.claimTimeout = uint64(type(uint32).max) + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.TimeTooLarge.selector, uint256(r.claimTimeout), type(uint32).max)
+        );
+        vm.prank(requester);
+        market.postJob{value: 1}(r);
+        // A long timeout under a deadline within the bound lapses at the deadline: accepted.
+        _postWith(uint64(block.timestamp) + max, max * 10);
+        // The bound itself under a far deadline: accepted, and the claim's lock is bounded by it.
+        bytes32 jobId = _postWith(uint64(block.timestamp + 3650 days), max);
+        _claim(jobId, nodeA);
+        vm.assertEq(
+            uint256(registry.getNode(nodeA.enclaveId).lockedUntil),
+            block.timestamp + max + CHALLENGE_WINDOW,
+            "lock = claimedAt + max claim timeout + window"
+        );
+    }
+
+    /// Decision 1571: failJob refunds the bond in proportion to the claim time left; the rest is
+    /// the requester's, announced as ClaimBondForfeited. Half the claim held costs half the bond.
+    function test_failJob_refundShrinksWithTimeHeld() public {
+        bytes32 jobId = _post(); // claim timeout 1 hour, deadline 1 day
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + 30 minutes);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.JobFailed(jobId, nodeA.enclaveId, "E_CRASH");
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND / 2);
+        vm.prank(nodeA.operator);
+        market.failJob(jobId, "E_CRASH");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half the bond back");
+        vm.assertEq(market.withdrawable(requester), CLAIM_BOND / 2, "half to the requester");
+        vm.assertEq(market.totalBonds(), 0, "no bond held");
+        _assertBooks();
+    }
+
+    /// The span is the claim's usable one: a deadline before the claim expiry ends it, so failing at
+    /// the deadline refunds nothing, as letting the claim lapse would.
+    function test_failJob_refundSpanEndsAtDeadline() public {
+        bytes32 jobId = _postWith(uint64(block.timestamp + 2 hours), 6 hours);
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + 1 hours); // half of the 2 hours to the deadline
+        vm.prank(nodeA.operator);
+        market.failJob(jobId, "x");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half of the span to the deadline");
+        bytes32 late = _postWith(uint64(block.timestamp + 2 hours), 6 hours);
+        _claim(late, nodeB);
+        vm.warp(block.timestamp + 2 hours); // at the deadline: the claim still stands, for 0 s more
+        vm.prank(nodeB.operator);
+        market.failJob(late, "x");
+        vm.assertEq(market.withdrawable(nodeB.operator), 0, "nothing back at the deadline");
+        vm.assertEq(market.withdrawable(requester), CLAIM_BOND / 2 + CLAIM_BOND, "requester credited the rest");
+        _assertBooks();
+    }
+
     function test_setParametersGuardianAndPool() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
         vm.prank(stranger);
