@@ -4,7 +4,12 @@ import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
-/** Claimant operator: report that the enclave could not do the job; the requester may reclaim at once. */
+/**
+ * Claimant operator: report that the enclave could not do the job; the requester may reclaim at once.
+ * The claim bond comes back in proportion to the claim time left, bond * (end - now) / (end -
+ * claimedAt) with end = min(claim expiry, deadline); the rest is credited to the requester
+ * (ClaimBondForfeited). Fail as soon as the failure is known (decision 1571).
+ */
 export async function failJob(clients: FirnClients, p: { jobId: Hex; reason: Hex }): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

@@ -19,7 +19,10 @@ export interface PostJobParams {
   inputCommitment: Hex;
   /** Absolute unix seconds by which a proof must be in. */
   deadline: bigint;
-  /** Seconds a claimant has to deliver before others may claim. */
+  /**
+   * Seconds a claimant has to deliver before others may claim. At most MAX_CLAIM_TIMEOUT (7 days)
+   * unless the deadline is within 7 days (decision 1570); else postJob reverts ClaimTimeoutTooLong.
+   */
   claimTimeout: bigint;
   /** Wei held in escrow and paid to the node on success. */
   escrow: bigint;
@@ -33,7 +36,8 @@ export interface PostJobParams {
 
 /**
  * Post a job with its escrow; returns the jobId read from the JobPosted event. Reverts EnforcedPause
- * while the market is paused, TooManyEnclaveIds, TooManyMeasurements, DeadlineInPast, EmptyEscrow.
+ * while the market is paused, TooManyEnclaveIds, TooManyMeasurements, DeadlineInPast, EmptyEscrow,
+ * ClaimTimeoutTooLong (claim timeout and deadline both over 7 days away).
  */
 export async function postJob(clients: FirnClients, p: PostJobParams): Promise<WriteResult & { jobId: Hex }> {
   const request = {
