@@ -1071,6 +1071,25 @@ contract FirnJobMarketTest is FirnFixture {
         _assertBooks();
     }
 
+    /// Decision 1571 for any claim: the bond is split, never created or lost, the claimant's share
+    /// is the time left over the usable span (so holding longer never pays more).
+    function testFuzz_failJob_splitsBondByTimeLeft(uint32 timeout, uint32 toDeadline, uint32 held) public {
+        timeout = uint32(bound(timeout, 1, 7 days));
+        toDeadline = uint32(bound(toDeadline, 1, 30 days));
+        bytes32 jobId = _postWith(uint64(block.timestamp) + toDeadline, timeout);
+        _claim(jobId, nodeA);
+        uint256 span = timeout < toDeadline ? timeout : toDeadline;
+        held = uint32(bound(held, 0, span));
+        vm.warp(block.timestamp + held);
+        uint256 reqBefore = market.withdrawable(requester);
+        vm.prank(nodeA.operator);
+        market.failJob(jobId, "x");
+        uint256 refund = market.withdrawable(nodeA.operator);
+        vm.assertEq(refund, CLAIM_BOND * (span - held) / span, "refund = bond x time left / span");
+        vm.assertEq(refund + market.withdrawable(requester) - reqBefore, CLAIM_BOND, "bond split, not lost");
+        _assertBooks();
+    }
+
     function test_setParametersGuardianAndPool() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
         vm.prank(stranger);
