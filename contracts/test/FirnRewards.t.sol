@@ -81,7 +81,8 @@ contract FirnRewardsTest is FirnFixture {
 
         // Verifier 0 issued two answered challenges; verifiers 0..2 voted on the registrations.
         uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
-        vm.assertEq(v0, 2 + 3, "2 answered challenges + 3 registration votes");
+        // Each unit of work earns the verifier's active stake (decision 1575).
+        vm.assertEq(v0, (2 + 3) * MIN_VERIFIER_STAKE, "2 answered challenges + 3 registration votes, x stake");
         rewards.claimVerifierReward(0, verifierList[0]);
         vm.assertEq(
             rewards.withdrawable(verifierList[0]),
@@ -116,6 +117,8 @@ contract FirnRewardsTest is FirnFixture {
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, late, deadline, deadline + 1));
         rewards.answerChallenge(late, lateSig);
+        // Node A answers another challenge of epoch 0, so it is not unresponsive in epoch 1.
+        _answer(_challenge(2, nodeA), nodeA);
 
         // Issued in epoch 0, answered (within its deadline) in epoch 1.
         vm.warp(rewards.genesis() + EPOCH - 1);
@@ -260,7 +263,7 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ChallengeAnswered(id, nodeA.enclaveId, 0, MIN_NODE_STAKE, MIN_NODE_STAKE);
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4);
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4 * MIN_VERIFIER_STAKE);
         _answer(id, nodeA);
     }
 
@@ -285,7 +288,7 @@ contract FirnRewardsTest is FirnFixture {
         vm.prank(stranger);
         rewards.recordVerifierWork(_one(stranger));
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, 1);
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, MIN_VERIFIER_STAKE);
         vm.prank(address(market));
         rewards.recordVerifierWork(_one(verifierList[3]));
     }
@@ -374,5 +377,100 @@ contract FirnRewardsTest is FirnFixture {
         vm.assertLe(credited, rewards.totalAllocated(), "credited <= allocated");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
         vm.assertEq(address(rewards).balance, rewards.totalReceived() - rewards.totalWithdrawn(), "balance");
+    }
+
+    // ------------------------------------------------------------------ unresponsive nodes (1576)
+
+    /// @dev A node that answers at least one challenge in each challenged epoch is never cut off,
+    /// even when other challenges in the same epochs expire unanswered.
+    function test_liveness_answeringNodeStaysChallengeable() public {
+        for (uint256 e = 0; e < 3; ++e) {
+            _challenge(0, nodeA); // expires unanswered
+            _answer(_challenge(1, nodeA), nodeA);
+            vm.warp(block.timestamp + EPOCH);
+            vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "answered once: no missed epoch");
+            vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "still challenged");
+        }
+        _challenge(0, nodeA);
+    }
+
+    /// @dev The attack: a silent node is challenged by every verifier for one epoch; from the next
+    /// epoch on each issueChallenge reverts NodeUnresponsive, whichever verifier sends it and however
+    /// many epochs pass; the view says so before anyone pays.
+    function test_liveness_silentNodeUnresponsiveAfterOneEpoch() public {
+        for (uint256 v = 0; v < verifierList.length; ++v) _challenge(v, nodeB);
+        vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "within the epoch it may still answer");
+        vm.warp(block.timestamp + EPOCH);
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 1, "one missed epoch");
+        vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "unresponsive");
+        for (uint256 v = 0; v < verifierList.length; ++v) {
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, uint8(1)));
+            _challenge(v, nodeB);
+        }
+        vm.warp(block.timestamp + 10 * EPOCH);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, uint8(1)));
+        _challenge(0, nodeB);
+        // An epoch in which nobody challenged it is not a missed one: node A is unaffected.
+        _answer(_challenge(0, nodeA), nodeA);
+    }
+
+    /// @dev Only the operator may resume, only an unresponsive node, only for the registration fee,
+    /// which goes into the pool; then the node is challenged and can earn again.
+    function test_liveness_resumeChallengesCostsTheFee() public {
+        uint256 fee = 0.01 ether;
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
+        vm.deal(nodeB.operator, 1 ether);
+        vm.prank(nodeB.operator);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotUnresponsive.selector, nodeB.enclaveId, uint8(0)));
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+
+        _challenge(0, nodeB);
+        vm.warp(block.timestamp + EPOCH);
+        vm.deal(stranger, 1 ether);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotNodeOperator.selector, nodeB.enclaveId, stranger));
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+        vm.prank(nodeB.operator);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ResumeFeeTooLow.selector, fee - 1, fee));
+        rewards.resumeChallenges{value: fee - 1}(nodeB.enclaveId);
+
+        uint256 received = rewards.totalReceived();
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.ChallengesResumed(nodeB.enclaveId, nodeB.operator, fee);
+        vm.prank(nodeB.operator);
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+        vm.assertEq(rewards.totalReceived(), received + fee, "fee into the pool");
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared");
+        _answer(_challenge(0, nodeB), nodeB);
+        vm.assertEq(rewards.nodePoints(rewards.currentEpoch(), nodeB.enclaveId), MIN_NODE_STAKE, "earns again");
+    }
+
+    // ------------------------------------------------------------------ stake-weighted work (1575)
+
+    /// @dev The attack: one stake split over two accounts doing twice the work earns what the same
+    /// stake on one account earns doing the work once per account: points are work x stake.
+    function test_verifierPoints_splittingStakeGainsNothing() public {
+        address whole = address(0xA11);
+        address half1 = address(0xA12);
+        address half2 = address(0xA13);
+        _joinVerifier(whole, 2 * MIN_VERIFIER_STAKE);
+        _joinVerifier(half1, MIN_VERIFIER_STAKE);
+        _joinVerifier(half2, MIN_VERIFIER_STAKE);
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        uint256 w = verifierList.length - 3;
+        _answer(_challenge(w, nodeA), nodeA);
+        _answer(_challenge(w + 1, nodeA), nodeA);
+        _answer(_challenge(w + 2, nodeA), nodeA);
+        vm.assertEq(rewards.verifierPoints(epoch, whole), 2 * MIN_VERIFIER_STAKE, "whole: stake x 1");
+        vm.assertEq(
+            rewards.verifierPoints(epoch, half1) + rewards.verifierPoints(epoch, half2),
+            rewards.verifierPoints(epoch, whole),
+            "two halves, twice the work: the same points"
+        );
+        vm.warp(block.timestamp + EPOCH);
+        uint256 split = rewards.pendingVerifierReward(epoch, half1) + rewards.pendingVerifierReward(epoch, half2);
+        vm.assertEq(split, rewards.pendingVerifierReward(epoch, whole), "same reward");
+        vm.assertTrue(split > 0, "something was paid");
     }
 }
