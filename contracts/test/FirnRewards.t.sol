@@ -394,24 +394,47 @@ contract FirnRewardsTest is FirnFixture {
         _challenge(0, nodeA);
     }
 
-    /// @dev The attack: a silent node is challenged by every verifier for one epoch; from the next
-    /// epoch on each issueChallenge reverts NodeUnresponsive, whichever verifier sends it and however
-    /// many epochs pass; the view says so before anyone pays.
-    function test_liveness_silentNodeUnresponsiveAfterOneEpoch() public {
+    /// @dev The attack: a silent node is challenged by every verifier for one epoch; in each of the
+    /// next MAX_MISSED_EPOCHS - 1 epochs one challenge is accepted (NodeOnProbation for a second);
+    /// from then on every issueChallenge reverts NodeUnresponsive, whichever verifier sends it and
+    /// however many epochs pass; the view says so before anyone pays.
+    function test_liveness_silentNodeUnresponsiveAfterMaxMissedEpochs() public {
         for (uint256 v = 0; v < verifierList.length; ++v) _challenge(v, nodeB);
         vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "within the epoch it may still answer");
+        uint8 bound = rewards.MAX_MISSED_EPOCHS();
+        for (uint8 m = 1; m < bound; ++m) {
+            vm.warp(block.timestamp + EPOCH);
+            vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), m, "missed epochs counted");
+            vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "one challenge still accepted");
+            _challenge(m % 4, nodeB);
+            vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "probation: no second challenge");
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeOnProbation.selector, nodeB.enclaveId, m));
+            _challenge((m + 1) % 4, nodeB);
+        }
         vm.warp(block.timestamp + EPOCH);
-        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 1, "one missed epoch");
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), bound, "bound reached");
         vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "unresponsive");
         for (uint256 v = 0; v < verifierList.length; ++v) {
-            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, uint8(1)));
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, bound));
             _challenge(v, nodeB);
         }
         vm.warp(block.timestamp + 10 * EPOCH);
-        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, uint8(1)));
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, bound));
         _challenge(0, nodeB);
-        // An epoch in which nobody challenged it is not a missed one: node A is unaffected.
+        // Epochs in which nobody challenged a node are not missed ones: node A is unaffected.
         _answer(_challenge(0, nodeA), nodeA);
+    }
+
+    /// @dev A node on probation that answers its one challenge is cleared at once: every verifier
+    /// may challenge it again in the same epoch.
+    function test_liveness_probationEndsWithAnAnswer() public {
+        _challenge(0, nodeB);
+        vm.warp(block.timestamp + EPOCH);
+        _answer(_challenge(1, nodeB), nodeB);
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared by the answer");
+        vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "challengeable");
+        _answer(_challenge(2, nodeB), nodeB);
+        _challenge(3, nodeB);
     }
 
     /// @dev Only the operator may resume, only an unresponsive node, only for the registration fee,
@@ -424,8 +447,10 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotUnresponsive.selector, nodeB.enclaveId, uint8(0)));
         rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
 
-        _challenge(0, nodeB);
-        vm.warp(block.timestamp + EPOCH);
+        for (uint256 e = 0; e < rewards.MAX_MISSED_EPOCHS(); ++e) {
+            _challenge(0, nodeB);
+            vm.warp(block.timestamp + EPOCH);
+        }
         vm.deal(stranger, 1 ether);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotNodeOperator.selector, nodeB.enclaveId, stranger));

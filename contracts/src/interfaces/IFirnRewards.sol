@@ -62,6 +62,9 @@ interface IFirnRewards {
     /// @notice The node missed `missedEpochs` consecutive challenged epochs (>= MAX_MISSED_EPOCHS):
     /// it is not challenged until its operator calls resumeChallenges.
     error NodeUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
+    /// @notice The node missed its last `missedEpochs` challenged epochs and was already challenged
+    /// in this one without answering: one challenge per epoch until it answers.
+    error NodeOnProbation(bytes32 enclaveId, uint8 missedEpochs);
     error NodeNotUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
     error NotNodeOperator(bytes32 enclaveId, address caller);
     error ResumeFeeTooLow(uint256 sent, uint256 fee);
@@ -99,7 +102,8 @@ interface IFirnRewards {
     /// @notice Verifier: challenge an eligible node once per epoch. Returns the challenge id; the
     /// nonce (in the event and `getChallenge`) is derived from chain state at issuance. Reverts
     /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
-    /// an answer (check `isUnresponsive` first; decision 1576).
+    /// an answer, and NodeOnProbation for a second challenge in an epoch while it has missed one
+    /// and not answered yet (check `isUnresponsive` first; decision 1576).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
 
     /// @notice The node's operator, after the node became unresponsive: pay at least the registry's
@@ -111,7 +115,8 @@ interface IFirnRewards {
     /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
     function missedEpochs(bytes32 enclaveId) external view returns (uint8);
 
-    /// @notice True when issueChallenge would revert NodeUnresponsive for this node now.
+    /// @notice True when issueChallenge would revert NodeUnresponsive or NodeOnProbation for this
+    /// node now (a daemon reads it before paying for a challenge).
     function isUnresponsive(bytes32 enclaveId) external view returns (bool);
 
     /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over
