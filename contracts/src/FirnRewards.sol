@@ -24,10 +24,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
     uint16 private constant MAX_VERIFIER_SHARE_BPS = 5000;
     /// @notice Consecutive challenged epochs without one answer after which a node is no longer
-    /// challenged (decision 1576). While it has missed at least one, only one challenge per epoch
-    /// is accepted (probation). Verifiers' gas on a silent node is bounded by one epoch of
-    /// challenges from each plus MAX_MISSED_EPOCHS - 1 single challenges; resuming costs its
-    /// operator the registration fee again.
+    /// challenged (decision 1576). Until its first answer, and while it has missed at least one,
+    /// only one challenge per epoch is accepted (probation). Verifiers' gas on a silent node is
+    /// bounded by MAX_MISSED_EPOCHS challenges, whatever their number; resuming costs its operator
+    /// the registration fee again.
     uint8 public constant MAX_MISSED_EPOCHS = 3;
 
     struct NodeEpoch {
@@ -140,8 +140,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             if (missed >= MAX_MISSED_EPOCHS) revert NodeUnresponsive(enclaveId, missed);
             nl.missed = missed;
             nl.challengedTag = tag;
-        } else if (nl.missed != 0 && nl.answeredTag != tag) {
-            // Probation: one unanswered challenge per epoch is all a node that missed gets.
+        } else if ((nl.missed != 0 || nl.answeredTag == 0) && nl.answeredTag != tag) {
+            // Probation: a node that never answered, or missed its last challenged epoch, gets one
+            // unanswered challenge per epoch; its first answer lets every verifier challenge it.
             revert NodeOnProbation(enclaveId, nl.missed);
         }
 
@@ -314,7 +315,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint64 tag = _currentEpoch() + 1;
         uint8 missed = _missedAt(nl, tag);
         if (missed >= MAX_MISSED_EPOCHS) return true;
-        return missed != 0 && nl.challengedTag == tag && nl.answeredTag != tag;
+        return (missed != 0 || nl.answeredTag == 0) && nl.challengedTag == tag && nl.answeredTag != tag;
     }
 
     /// @inheritdoc IFirnRewards

@@ -147,6 +147,7 @@ contract AttackKEconomicsTest is FirnFixture {
         TestNode memory silent = _activeNode(9, SIM, MEASUREMENT);
         uint256 gasPrice = 10 gwei;
         uint256 verifierGas;
+        uint256 sent;
         for (uint256 e = 0; e < 30; ++e) {
             vm.warp(block.timestamp + EPOCH);
             for (uint256 v = 0; v < verifierList.length; ++v) {
@@ -154,6 +155,7 @@ contract AttackKEconomicsTest is FirnFixture {
                 vm.prank(verifierList[v]);
                 uint256 g = gasleft();
                 rewards.issueChallenge(silent.enclaveId); // never answered
+                ++sent;
                 verifierGas += g - gasleft() + 21_000;
             }
         }
@@ -161,6 +163,8 @@ contract AttackKEconomicsTest is FirnFixture {
         vm.assertLe(harm, fee, "30 epochs of challenging a silent node cost the verifiers no more than its fee");
         // The contract refuses a daemon that does not read first: no challenge past the bound.
         uint8 bound = rewards.MAX_MISSED_EPOCHS();
+        // Whatever the number of verifiers: one challenge per epoch until the bound, then none.
+        vm.assertEq(sent, bound, "challenges paid for a silent node");
         vm.assertEq(rewards.missedEpochs(silent.enclaveId), bound, "missed the bound");
         vm.prank(verifierList[0]);
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, silent.enclaveId, bound));

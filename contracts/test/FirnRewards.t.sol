@@ -110,6 +110,8 @@ contract FirnRewardsTest is FirnFixture {
     }
 
     function test_rewards_staleLivenessAnswerRejected() public {
+        // Node A answered once this epoch: every verifier may challenge it (decision 1576).
+        _answer(_challenge(2, nodeA), nodeA);
         // Past its deadline.
         bytes32 late = _challenge(0, nodeA);
         bytes memory lateSig = _answerSig(late, nodeA.enclaveKey);
@@ -117,8 +119,6 @@ contract FirnRewardsTest is FirnFixture {
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, late, deadline, deadline + 1));
         rewards.answerChallenge(late, lateSig);
-        // Node A answers another challenge of epoch 0, so it is not unresponsive in epoch 1.
-        _answer(_challenge(2, nodeA), nodeA);
 
         // Issued in epoch 0, answered (within its deadline) in epoch 1.
         vm.warp(rewards.genesis() + EPOCH - 1);
@@ -257,14 +257,15 @@ contract FirnRewardsTest is FirnFixture {
             "EIP-712 digest"
         );
         vm.assertEq(rewards.DOMAIN_SEPARATOR(), domain, "domain");
-        bytes32 id2 = _challenge(1, nodeA);
-        vm.assertTrue(rewards.getChallenge(id2).nonce != c.nonce, "fresh nonce per challenge");
 
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ChallengeAnswered(id, nodeA.enclaveId, 0, MIN_NODE_STAKE, MIN_NODE_STAKE);
         vm.expectEmit(address(rewards));
         emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4 * MIN_VERIFIER_STAKE);
         _answer(id, nodeA);
+        // A second verifier may challenge once the node answered (decision 1576).
+        bytes32 id2 = _challenge(1, nodeA);
+        vm.assertTrue(rewards.getChallenge(id2).nonce != c.nonce, "fresh nonce per challenge");
     }
 
     function test_closeEpoch_budgetsAndEmptySides() public {
@@ -385,8 +386,8 @@ contract FirnRewardsTest is FirnFixture {
     /// even when other challenges in the same epochs expire unanswered.
     function test_liveness_answeringNodeStaysChallengeable() public {
         for (uint256 e = 0; e < 3; ++e) {
-            _challenge(0, nodeA); // expires unanswered
             _answer(_challenge(1, nodeA), nodeA);
+            _challenge(0, nodeA); // expires unanswered
             vm.warp(block.timestamp + EPOCH);
             vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "answered once: no missed epoch");
             vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "still challenged");
@@ -394,13 +395,15 @@ contract FirnRewardsTest is FirnFixture {
         _challenge(0, nodeA);
     }
 
-    /// @dev The attack: a silent node is challenged by every verifier for one epoch; in each of the
-    /// next MAX_MISSED_EPOCHS - 1 epochs one challenge is accepted (NodeOnProbation for a second);
+    /// @dev The attack: a silent node (never answered) takes one challenge per epoch (NodeOnProbation
+    /// for a second) for MAX_MISSED_EPOCHS epochs;
     /// from then on every issueChallenge reverts NodeUnresponsive, whichever verifier sends it and
     /// however many epochs pass; the view says so before anyone pays.
     function test_liveness_silentNodeUnresponsiveAfterMaxMissedEpochs() public {
-        for (uint256 v = 0; v < verifierList.length; ++v) _challenge(v, nodeB);
-        vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "within the epoch it may still answer");
+        _challenge(0, nodeB);
+        vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "never answered: one challenge per epoch");
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeOnProbation.selector, nodeB.enclaveId, uint8(0)));
+        _challenge(1, nodeB);
         uint8 bound = rewards.MAX_MISSED_EPOCHS();
         for (uint8 m = 1; m < bound; ++m) {
             vm.warp(block.timestamp + EPOCH);

@@ -62,8 +62,9 @@ interface IFirnRewards {
     /// @notice The node missed `missedEpochs` consecutive challenged epochs (>= MAX_MISSED_EPOCHS):
     /// it is not challenged until its operator calls resumeChallenges.
     error NodeUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
-    /// @notice The node missed its last `missedEpochs` challenged epochs and was already challenged
-    /// in this one without answering: one challenge per epoch until it answers.
+    /// @notice The node never answered a challenge, or missed its last `missedEpochs` challenged
+    /// epochs, and was already challenged in this one without answering: one challenge per epoch
+    /// until it answers.
     error NodeOnProbation(bytes32 enclaveId, uint8 missedEpochs);
     error NodeNotUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
     error NotNodeOperator(bytes32 enclaveId, address caller);
@@ -102,8 +103,8 @@ interface IFirnRewards {
     /// @notice Verifier: challenge an eligible node once per epoch. Returns the challenge id; the
     /// nonce (in the event and `getChallenge`) is derived from chain state at issuance. Reverts
     /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
-    /// an answer, and NodeOnProbation for a second challenge in an epoch while it has missed one
-    /// and not answered yet (check `isUnresponsive` first; decision 1576).
+    /// an answer, and NodeOnProbation for a second challenge in an epoch while the node never
+    /// answered or has missed one, and has not answered in this epoch (check `isUnresponsive` first; decision 1576).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
 
     /// @notice The node's operator, after the node became unresponsive: pay at least the registry's
