@@ -70,7 +70,9 @@ const ANSWER_SCAN_OVERLAP = 32n;
  * expires, and re-check an accepted answer off chain (the relayed signature over the EIP-712
  * LivenessAnswer recovers an address that was the node's enclave key at the answer's block). Only
  * challenges that leave a full answer window inside the epoch are issued, so an honest node can
- * always answer in time. After each epoch it claims this verifier's reward share and withdraws it.
+ * always answer in time. A node the pool marks unresponsive or on probation (`isUnresponsive`,
+ * decision 1576) is skipped: a silent node costs this verifier a read, not a transaction. After
+ * each epoch it claims this verifier's reward share and withdraws it.
  */
 export class LivenessChallenger {
   readonly stats: LivenessChallengerStats = {
