@@ -15,7 +15,7 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// registered key before the deadline and within the epoch; each counted answer earns the node's
 /// stake in points, up to `livenessTarget` answers per epoch, and one physical platform counts once
 /// per epoch. After an epoch ends, a share of the undistributed pool is split between nodes (by
-/// points) and verifiers (by work points). Credits are pulled. What it proves: the holder of the
+/// points) and verifiers (by work x active stake). Credits are pulled. What it proves: the holder of the
 /// registered enclave key answered in time. What it does not: that the node served jobs well.
 /// See docs/decisions/0800-economics.md.
 contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
@@ -23,6 +23,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     bytes32 public constant LIVENESS_ANSWER_TYPEHASH =
         keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
     uint16 private constant MAX_VERIFIER_SHARE_BPS = 5000;
+    /// @notice Consecutive challenged epochs without one answer after which a node is no longer
+    /// challenged (decision 1576). Until its first answer, and while it has missed at least one,
+    /// only one challenge per epoch is accepted (probation). Verifiers' gas on a silent node is
+    /// bounded by MAX_MISSED_EPOCHS challenges, whatever their number; resuming costs its operator
+    /// the registration fee again.
+    uint8 public constant MAX_MISSED_EPOCHS = 3;
 
     struct NodeEpoch {
         uint256 points;
@@ -34,6 +40,13 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     struct VerifierEpoch {
         uint256 points;
         bool claimed;
+    }
+
+    /// @dev Per node, one slot. Epochs are stored plus one (0 = never).
+    struct NodeLiveness {
+        uint64 challengedTag;
+        uint64 answeredTag;
+        uint8 missed;
     }
 
     IFirnRegistry private immutable _registry;
@@ -58,6 +71,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
     mapping(address account => uint256) private _withdrawable;
     mapping(address account => bool) private _reporters;
+    mapping(bytes32 enclaveId => NodeLiveness) private _liveness;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param epochLength_ seconds per epoch (> 0; fixed for the life of the contract)
@@ -118,6 +132,19 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint64 epoch = _currentEpoch();
         if (_challenged[epoch][msg.sender][enclaveId]) revert AlreadyChallenged(epoch, msg.sender, enclaveId);
         _challenged[epoch][msg.sender][enclaveId] = true;
+        NodeLiveness storage nl = _liveness[enclaveId];
+        uint64 tag = epoch + 1;
+        if (nl.challengedTag != tag) {
+            // First challenge of the epoch: settle the last challenged epoch (answered or missed).
+            uint8 missed = _missedAt(nl, tag);
+            if (missed >= MAX_MISSED_EPOCHS) revert NodeUnresponsive(enclaveId, missed);
+            nl.missed = missed;
+            nl.challengedTag = tag;
+        } else if ((nl.missed != 0 || nl.answeredTag == 0) && nl.answeredTag != tag) {
+            // Probation: a node that never answered, or missed its last challenged epoch, gets one
+            // unanswered challenge per epoch; its first answer lets every verifier challenge it.
+            revert NodeOnProbation(enclaveId, nl.missed);
+        }
 
         challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
         // Unknown before this block: an answer signed ahead of time cannot match it.
@@ -159,6 +186,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             revert PlatformAlreadyCounted(epoch, node.platformIdHash, holder);
         }
         c.answered = true;
+        NodeLiveness storage nl = _liveness[enclaveId];
+        if (nl.answeredTag != epoch + 1) {
+            nl.answeredTag = epoch + 1;
+            nl.missed = 0;
+        }
 
         Epoch storage ep = _epochs[epoch];
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
@@ -170,6 +202,20 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         ne.answers += 1;
         emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
         _addVerifierPoint(c.verifier, epoch);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function resumeChallenges(bytes32 enclaveId) external payable {
+        IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
+        if (msg.sender != node.operator) revert NotNodeOperator(enclaveId, msg.sender);
+        NodeLiveness storage nl = _liveness[enclaveId];
+        uint8 missed = _missedAt(nl, _currentEpoch() + 1);
+        if (missed < MAX_MISSED_EPOCHS) revert NodeNotUnresponsive(enclaveId, missed);
+        uint256 fee = _registry.registrationFee();
+        if (msg.value < fee) revert ResumeFeeTooLow(msg.value, fee);
+        delete _liveness[enclaveId];
+        _fund();
+        emit ChallengesResumed(enclaveId, msg.sender, msg.value);
     }
 
     /// @inheritdoc IFirnRewards
@@ -256,6 +302,20 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnRewards
     function nodeAnswers(uint64 epoch, bytes32 enclaveId) external view returns (uint32) {
         return _nodeEpochs[epoch][enclaveId].answers;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function missedEpochs(bytes32 enclaveId) external view returns (uint8) {
+        return _missedAt(_liveness[enclaveId], _currentEpoch() + 1);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function isUnresponsive(bytes32 enclaveId) external view returns (bool) {
+        NodeLiveness storage nl = _liveness[enclaveId];
+        uint64 tag = _currentEpoch() + 1;
+        uint8 missed = _missedAt(nl, tag);
+        if (missed >= MAX_MISSED_EPOCHS) return true;
+        return (missed != 0 || nl.answeredTag == 0) && nl.challengedTag == tag && nl.answeredTag != tag;
     }
 
     /// @inheritdoc IFirnRewards
@@ -364,16 +424,30 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         return _hashTypedDataV4(keccak256(abi.encode(LIVENESS_ANSWER_TYPEHASH, challengeId, nonce, enclaveId, epoch)));
     }
 
+    /// @dev Consecutive challenged epochs the node missed, as seen from the epoch tagged `tag`
+    /// (epoch + 1): the stored count, plus one when the last challenged epoch ended before `tag`
+    /// without an answer; 0 once it answered in the last challenged epoch. Saturates at 255.
+    function _missedAt(NodeLiveness storage nl, uint64 tag) private view returns (uint8) {
+        uint64 challenged = nl.challengedTag;
+        if (challenged == 0 || challenged == tag) return nl.missed;
+        if (nl.answeredTag == challenged) return 0;
+        uint8 missed = nl.missed;
+        return missed == type(uint8).max ? missed : missed + 1;
+    }
+
     /// @dev Only an active verifier holding the minimum stake earns: one that left or was slashed
-    /// below the minimum has nothing at risk for the work it reports.
+    /// below the minimum has nothing at risk for the work it reports. A unit of work earns the
+    /// verifier's active stake in points (decision 1575), so an epoch's verifier budget is split by
+    /// stake x work and splitting one stake over many accounts does not multiply its share.
     function _addVerifierPoint(address verifier, uint64 epoch) private {
-        if (!_verifierSet.isVerifier(verifier)) {
+        uint256 stake = _verifierSet.activeStake(verifier);
+        if (stake == 0) {
             emit VerifierWorkWithheld(verifier, epoch);
             return;
         }
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
-        ve.points += 1;
-        _epochs[epoch].verifierPoints += 1;
+        ve.points += stake;
+        _epochs[epoch].verifierPoints += stake;
         emit VerifierWorkRecorded(verifier, epoch, ve.points);
     }
 

@@ -139,6 +139,12 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
+    function activeStake(address account) external view returns (uint256) {
+        uint256 stake = _members[account].stake;
+        return _active.contains(account) && stake >= _minVerifierStake ? stake : 0;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
     function isAdmitted(address account) external view returns (bool) {
         return _admitted[account];
     }

@@ -160,23 +160,47 @@ contract AttackKEconomicsTest is FirnFixture {
     /// node stays Active. At 10 gwei, 4 verifiers spend more on one silent node within a month of
     /// 1-day epochs than the attacker paid for it, and the stake comes back whenever it exits.
     /// Promise: a party cannot grief honest parties for less than it costs itself.
+    /// Fix (decision 1576): a node that missed a challenged epoch gets one challenge per epoch, and
+    /// after MAX_MISSED_EPOCHS such epochs none: issueChallenge reverts and daemons skip it (a free
+    /// `isUnresponsive` read, as livenessChallenger does); its operator pays the registration fee
+    /// again to be challenged.
     function test_attack_silentNodesMakeVerifiersPayChallengesForever() public {
         uint256 fee = 0.01 ether;
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
         TestNode memory silent = _activeNode(9, SIM, MEASUREMENT);
         uint256 gasPrice = 10 gwei;
         uint256 verifierGas;
+        uint256 sent;
         for (uint256 e = 0; e < 30; ++e) {
             vm.warp(block.timestamp + EPOCH);
             for (uint256 v = 0; v < verifierList.length; ++v) {
+                if (rewards.isUnresponsive(silent.enclaveId)) break; // what a daemon reads first
                 vm.prank(verifierList[v]);
                 uint256 g = gasleft();
                 rewards.issueChallenge(silent.enclaveId); // never answered
+                ++sent;
                 verifierGas += g - gasleft() + 21_000;
             }
         }
         uint256 harm = verifierGas * gasPrice;
         vm.assertLe(harm, fee, "30 epochs of challenging a silent node cost the verifiers no more than its fee");
+        // The contract refuses a daemon that does not read first: no challenge past the bound.
+        uint8 bound = rewards.MAX_MISSED_EPOCHS();
+        // Whatever the number of verifiers: one challenge per epoch until the bound, then none.
+        vm.assertEq(sent, bound, "challenges paid for a silent node");
+        vm.assertEq(rewards.missedEpochs(silent.enclaveId), bound, "missed the bound");
+        vm.prank(verifierList[0]);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, silent.enclaveId, bound));
+        rewards.issueChallenge(silent.enclaveId);
+        // Coming back costs the attacker the fee again (paid into the pool), for at most one more
+        // epoch of challenges: each round of griefing costs it what it costs the verifiers.
+        vm.deal(silent.operator, 1 ether);
+        vm.prank(silent.operator);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ResumeFeeTooLow.selector, fee - 1, fee));
+        rewards.resumeChallenges{value: fee - 1}(silent.enclaveId);
+        vm.prank(silent.operator);
+        rewards.resumeChallenges{value: fee}(silent.enclaveId);
+        vm.assertFalse(rewards.isUnresponsive(silent.enclaveId), "challenged again after paying the fee");
     }
 
     // ------------------------------------------------------------------ sybil verifier rewards

@@ -246,7 +246,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertTrue(registry.isActive(t.enclaveId), "active");
         vm.assertTrue(registry.isEligible(t.enclaveId), "eligible");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 1, "listed as active");
-        vm.assertEq(rewards.verifierPoints(0, verifierList[0]), 1, "vote reported to the pool");
+        vm.assertEq(rewards.verifierPoints(0, verifierList[0]), MIN_VERIFIER_STAKE, "vote reported to the pool, x stake");
 
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)

@@ -81,7 +81,8 @@ contract FirnRewardsTest is FirnFixture {
 
         // Verifier 0 issued two answered challenges; verifiers 0..2 voted on the registrations.
         uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
-        vm.assertEq(v0, 2 + 3, "2 answered challenges + 3 registration votes");
+        // Each unit of work earns the verifier's active stake (decision 1575).
+        vm.assertEq(v0, (2 + 3) * MIN_VERIFIER_STAKE, "2 answered challenges + 3 registration votes, x stake");
         rewards.claimVerifierReward(0, verifierList[0]);
         vm.assertEq(
             rewards.withdrawable(verifierList[0]),
@@ -109,6 +110,8 @@ contract FirnRewardsTest is FirnFixture {
     }
 
     function test_rewards_staleLivenessAnswerRejected() public {
+        // Node A answered once this epoch: every verifier may challenge it (decision 1576).
+        _answer(_challenge(2, nodeA), nodeA);
         // Past its deadline.
         bytes32 late = _challenge(0, nodeA);
         bytes memory lateSig = _answerSig(late, nodeA.enclaveKey);
@@ -254,14 +257,15 @@ contract FirnRewardsTest is FirnFixture {
             "EIP-712 digest"
         );
         vm.assertEq(rewards.DOMAIN_SEPARATOR(), domain, "domain");
-        bytes32 id2 = _challenge(1, nodeA);
-        vm.assertTrue(rewards.getChallenge(id2).nonce != c.nonce, "fresh nonce per challenge");
 
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ChallengeAnswered(id, nodeA.enclaveId, 0, MIN_NODE_STAKE, MIN_NODE_STAKE);
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4);
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], 0, 4 * MIN_VERIFIER_STAKE);
         _answer(id, nodeA);
+        // A second verifier may challenge once the node answered (decision 1576).
+        bytes32 id2 = _challenge(1, nodeA);
+        vm.assertTrue(rewards.getChallenge(id2).nonce != c.nonce, "fresh nonce per challenge");
     }
 
     function test_closeEpoch_budgetsAndEmptySides() public {
@@ -285,7 +289,7 @@ contract FirnRewardsTest is FirnFixture {
         vm.prank(stranger);
         rewards.recordVerifierWork(_one(stranger));
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, 1);
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[3], 0, MIN_VERIFIER_STAKE);
         vm.prank(address(market));
         rewards.recordVerifierWork(_one(verifierList[3]));
     }
@@ -374,5 +378,127 @@ contract FirnRewardsTest is FirnFixture {
         vm.assertLe(credited, rewards.totalAllocated(), "credited <= allocated");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
         vm.assertEq(address(rewards).balance, rewards.totalReceived() - rewards.totalWithdrawn(), "balance");
+    }
+
+    // ------------------------------------------------------------------ unresponsive nodes (1576)
+
+    /// @dev A node that answers at least one challenge in each challenged epoch is never cut off,
+    /// even when other challenges in the same epochs expire unanswered.
+    function test_liveness_answeringNodeStaysChallengeable() public {
+        for (uint256 e = 0; e < 3; ++e) {
+            _answer(_challenge(1, nodeA), nodeA);
+            _challenge(0, nodeA); // expires unanswered
+            vm.warp(block.timestamp + EPOCH);
+            vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "answered once: no missed epoch");
+            vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "still challenged");
+        }
+        _challenge(0, nodeA);
+    }
+
+    /// @dev The attack: a silent node (never answered) takes one challenge per epoch (NodeOnProbation
+    /// for a second) for MAX_MISSED_EPOCHS epochs;
+    /// from then on every issueChallenge reverts NodeUnresponsive, whichever verifier sends it and
+    /// however many epochs pass; the view says so before anyone pays.
+    function test_liveness_silentNodeUnresponsiveAfterMaxMissedEpochs() public {
+        _challenge(0, nodeB);
+        vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "never answered: one challenge per epoch");
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeOnProbation.selector, nodeB.enclaveId, uint8(0)));
+        _challenge(1, nodeB);
+        uint8 bound = rewards.MAX_MISSED_EPOCHS();
+        for (uint8 m = 1; m < bound; ++m) {
+            vm.warp(block.timestamp + EPOCH);
+            vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), m, "missed epochs counted");
+            vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "one challenge still accepted");
+            _challenge(m % 4, nodeB);
+            vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "probation: no second challenge");
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeOnProbation.selector, nodeB.enclaveId, m));
+            _challenge((m + 1) % 4, nodeB);
+        }
+        vm.warp(block.timestamp + EPOCH);
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), bound, "bound reached");
+        vm.assertTrue(rewards.isUnresponsive(nodeB.enclaveId), "unresponsive");
+        for (uint256 v = 0; v < verifierList.length; ++v) {
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, bound));
+            _challenge(v, nodeB);
+        }
+        vm.warp(block.timestamp + 10 * EPOCH);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeB.enclaveId, bound));
+        _challenge(0, nodeB);
+        // Epochs in which nobody challenged a node are not missed ones: node A is unaffected.
+        _answer(_challenge(0, nodeA), nodeA);
+    }
+
+    /// @dev A node on probation that answers its one challenge is cleared at once: every verifier
+    /// may challenge it again in the same epoch.
+    function test_liveness_probationEndsWithAnAnswer() public {
+        _challenge(0, nodeB);
+        vm.warp(block.timestamp + EPOCH);
+        _answer(_challenge(1, nodeB), nodeB);
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared by the answer");
+        vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "challengeable");
+        _answer(_challenge(2, nodeB), nodeB);
+        _challenge(3, nodeB);
+    }
+
+    /// @dev Only the operator may resume, only an unresponsive node, only for the registration fee,
+    /// which goes into the pool; then the node is challenged and can earn again.
+    function test_liveness_resumeChallengesCostsTheFee() public {
+        uint256 fee = 0.01 ether;
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
+        vm.deal(nodeB.operator, 1 ether);
+        vm.prank(nodeB.operator);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NodeNotUnresponsive.selector, nodeB.enclaveId, uint8(0)));
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+
+        for (uint256 e = 0; e < rewards.MAX_MISSED_EPOCHS(); ++e) {
+            _challenge(0, nodeB);
+            vm.warp(block.timestamp + EPOCH);
+        }
+        vm.deal(stranger, 1 ether);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.NotNodeOperator.selector, nodeB.enclaveId, stranger));
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+        vm.prank(nodeB.operator);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ResumeFeeTooLow.selector, fee - 1, fee));
+        rewards.resumeChallenges{value: fee - 1}(nodeB.enclaveId);
+
+        uint256 received = rewards.totalReceived();
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.ChallengesResumed(nodeB.enclaveId, nodeB.operator, fee);
+        vm.prank(nodeB.operator);
+        rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
+        vm.assertEq(rewards.totalReceived(), received + fee, "fee into the pool");
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared");
+        _answer(_challenge(0, nodeB), nodeB);
+        vm.assertEq(rewards.nodePoints(rewards.currentEpoch(), nodeB.enclaveId), MIN_NODE_STAKE, "earns again");
+    }
+
+    // ------------------------------------------------------------------ stake-weighted work (1575)
+
+    /// @dev The attack: one stake split over two accounts doing twice the work earns what the same
+    /// stake on one account earns doing the work once per account: points are work x stake.
+    function test_verifierPoints_splittingStakeGainsNothing() public {
+        address whole = address(0xA11);
+        address half1 = address(0xA12);
+        address half2 = address(0xA13);
+        _joinVerifier(whole, 2 * MIN_VERIFIER_STAKE);
+        _joinVerifier(half1, MIN_VERIFIER_STAKE);
+        _joinVerifier(half2, MIN_VERIFIER_STAKE);
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        uint256 w = verifierList.length - 3;
+        _answer(_challenge(w, nodeA), nodeA);
+        _answer(_challenge(w + 1, nodeA), nodeA);
+        _answer(_challenge(w + 2, nodeA), nodeA);
+        vm.assertEq(rewards.verifierPoints(epoch, whole), 2 * MIN_VERIFIER_STAKE, "whole: stake x 1");
+        vm.assertEq(
+            rewards.verifierPoints(epoch, half1) + rewards.verifierPoints(epoch, half2),
+            rewards.verifierPoints(epoch, whole),
+            "two halves, twice the work: the same points"
+        );
+        vm.warp(block.timestamp + EPOCH);
+        uint256 split = rewards.pendingVerifierReward(epoch, half1) + rewards.pendingVerifierReward(epoch, half2);
+        vm.assertEq(split, rewards.pendingVerifierReward(epoch, whole), "same reward");
+        vm.assertTrue(split > 0, "something was paid");
     }
 }

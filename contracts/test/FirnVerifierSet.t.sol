@@ -243,6 +243,32 @@ contract FirnVerifierSetTest is FirnTest {
         vm.assertFalse(set.isVerifier(alice), "not a verifier under the raised minimum");
     }
 
+    /// @dev activeStake (reward weight, decision 1575) is the stake of an active member at or above
+    /// the minimum, and 0 exactly when isVerifier is false: not a member, leaving, slashed below the
+    /// minimum, or under a raised minimum.
+    function test_activeStake_zeroWheneverNotAVerifier() public {
+        vm.assertEq(set.activeStake(alice), 0, "not a member");
+        vm.prank(alice);
+        set.join{value: 3 ether}();
+        vm.prank(bob);
+        set.join{value: MIN}();
+        vm.assertEq(set.activeStake(alice), 3 ether, "its stake");
+        vm.prank(slasher);
+        set.slash(alice, 1 ether, pool, bytes32("x"));
+        vm.assertEq(set.activeStake(alice), 2 ether, "after a slash that keeps it above the minimum");
+        vm.prank(slasher);
+        set.slash(alice, 1.5 ether, pool, bytes32("y"));
+        vm.assertEq(set.activeStake(alice), 0, "slashed below the minimum");
+        vm.assertFalse(set.isVerifier(alice), "same test as isVerifier");
+        set.setParameters(2 ether, UNBONDING);
+        vm.assertEq(set.activeStake(bob), 0, "under a raised minimum");
+        set.setParameters(MIN, UNBONDING);
+        vm.assertEq(set.activeStake(bob), MIN, "back at the minimum");
+        vm.prank(bob);
+        set.requestLeave();
+        vm.assertEq(set.activeStake(bob), 0, "leaving");
+    }
+
     function test_setSlasherAndParameters() public {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         vm.prank(alice);

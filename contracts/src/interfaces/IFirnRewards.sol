@@ -8,7 +8,8 @@ import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 /// @notice The reward pool for contributed TEE capacity. Funded by the job market's protocol fee,
 /// registration fees, slashed verifier stake and deposits. Each epoch pays eligible nodes pro rata
 /// to stake x measured liveness, and verifiers pro rata to their work (votes reported by the
-/// registry and job market, and answered liveness challenges). Liveness: a verifier issues a
+/// registry and job market, and answered liveness challenges), each unit weighted by the
+/// verifier's active stake (decision 1575). Liveness: a verifier issues a
 /// challenge with a fresh nonce; the node's enclave signs the EIP-712 `LivenessAnswer` with its
 /// registered enclave key before the challenge's deadline, in the same epoch. One physical
 /// platform (platformIdHash) earns one capacity share per epoch. Claims are credited and pulled.
@@ -58,6 +59,16 @@ interface IFirnRewards {
     error NothingToWithdraw(address account);
     error InvalidParameters();
     error TransferFailed(address to, uint256 amount);
+    /// @notice The node missed `missedEpochs` consecutive challenged epochs (>= MAX_MISSED_EPOCHS):
+    /// it is not challenged until its operator calls resumeChallenges.
+    error NodeUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
+    /// @notice The node never answered a challenge, or missed its last `missedEpochs` challenged
+    /// epochs, and was already challenged in this one without answering: one challenge per epoch
+    /// until it answers.
+    error NodeOnProbation(bytes32 enclaveId, uint8 missedEpochs);
+    error NodeNotUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
+    error NotNodeOperator(bytes32 enclaveId, address caller);
+    error ResumeFeeTooLow(uint256 sent, uint256 fee);
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
@@ -82,18 +93,36 @@ interface IFirnRewards {
     event VerifierRewardClaimed(uint64 indexed epoch, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event ReporterSet(address indexed reporter, bool allowed);
+    /// @notice The operator of an unresponsive node paid `fee` into the pool; it is challenged again.
+    event ChallengesResumed(bytes32 indexed enclaveId, address indexed operator, uint256 fee);
     event ParametersUpdated(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps);
 
     /// @notice Add to the pool (also plain ether transfers).
     function fund() external payable;
 
     /// @notice Verifier: challenge an eligible node once per epoch. Returns the challenge id; the
-    /// nonce (in the event and `getChallenge`) is derived from chain state at issuance.
+    /// nonce (in the event and `getChallenge`) is derived from chain state at issuance. Reverts
+    /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
+    /// an answer, and NodeOnProbation for a second challenge in an epoch while the node never
+    /// answered or has missed one, and has not answered in this epoch (check `isUnresponsive` first; decision 1576).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
+
+    /// @notice The node's operator, after the node became unresponsive: pay at least the registry's
+    /// `registrationFee()` (wei) into the pool and clear its missed count, so verifiers challenge it
+    /// again. Silence then costs the attacker a fee per round of verifiers' challenges. Reverts
+    /// NotNodeOperator, NodeNotUnresponsive, ResumeFeeTooLow.
+    function resumeChallenges(bytes32 enclaveId) external payable;
+
+    /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
+    function missedEpochs(bytes32 enclaveId) external view returns (uint8);
+
+    /// @notice True when issueChallenge would revert NodeUnresponsive or NodeOnProbation for this
+    /// node now (a daemon reads it before paying for a challenge).
+    function isUnresponsive(bytes32 enclaveId) external view returns (bool);
 
     /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over
     /// LivenessAnswer{challengeId, nonce, enclaveId, epoch}. Counts stake points for the node, up to
-    /// `livenessTarget` answers per epoch, and one point for the issuing verifier.
+    /// `livenessTarget` answers per epoch, and the issuing verifier's active stake in points.
     function answerChallenge(bytes32 challengeId, bytes calldata signature) external;
 
     /// @notice Registry and job market: one work point in the current epoch for each of

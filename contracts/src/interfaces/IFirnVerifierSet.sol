@@ -82,6 +82,12 @@ interface IFirnVerifierSet {
     /// slash) and holds at least `minVerifierStake()`.
     function isVerifier(address account) external view returns (bool);
 
+    /// @notice The stake (wei) `account` earns and votes with now: its stake when it is an active
+    /// member holding at least `minVerifierStake()`, else 0 (the same test as `isVerifier`). Reward
+    /// points are weighted by it, so splitting one stake over many accounts earns nothing more
+    /// (decision 1575).
+    function activeStake(address account) external view returns (uint256);
+
     /// @notice True when governance admitted `account`.
     function isAdmitted(address account) external view returns (bool);
 

@@ -225,12 +225,12 @@ contract Break3AttacksTest is FirnFixture {
             vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i], "an open finding earns nothing yet");
         }
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], epoch, before[0] + 1);
+        emit IFirnRewards.VerifierWorkRecorded(verifierList[0], epoch, before[0] + MIN_VERIFIER_STAKE);
         vm.prank(verifierList[2]);
         market.dispute(jobId, 17, _factsFor(jobId)); // 3 of 4 equal stakes: > 2/3, the node is slashed
         vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Slashed), "slashed");
         for (uint256 i = 0; i < 3; ++i) {
-            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i] + 1, "each disputer credited once");
+            vm.assertEq(rewards.verifierPoints(epoch, verifierList[i]), before[i] + MIN_VERIFIER_STAKE, "each disputer credited once");
         }
     }
 
@@ -249,7 +249,7 @@ contract Break3AttacksTest is FirnFixture {
         _approveAll(a.enclaveId, a.evidenceDigest);
         vm.assertTrue(registry.isActive(a.enclaveId), "activated");
         vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore, "the losing refusal earns nothing");
-        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the approvers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + MIN_VERIFIER_STAKE, "the approvers earn");
 
         TestNode memory b = _node(91);
         _register(b, SIM, MEASUREMENT);
@@ -257,15 +257,15 @@ contract Break3AttacksTest is FirnFixture {
         registry.approve(b.enclaveId, b.evidenceDigest);
         vm.prank(verifierList[1]);
         registry.refuse(b.enclaveId, b.evidenceDigest, 1);
-        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 1, "an open refusal earns nothing yet");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + MIN_VERIFIER_STAKE, "an open refusal earns nothing yet");
         vm.prank(lone);
         registry.refuse(b.enclaveId, b.evidenceDigest, 1); // 2/4 > 1/3: refused
         vm.assertEq(
             uint256(registry.getNode(b.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "refused"
         );
-        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore + 1, "the deciding refusers earn");
-        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 2, "both refusers earn");
-        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + 1, "the losing approval earns nothing");
+        vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore + MIN_VERIFIER_STAKE, "the deciding refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + 2 * MIN_VERIFIER_STAKE, "both refusers earn");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), v0Before + MIN_VERIFIER_STAKE, "the losing approval earns nothing");
     }
 
     /// @dev A challenge issued while active and answered after the verifier was slashed out earns

@@ -35,6 +35,11 @@ export interface LivenessChallengerStats {
   answered: number;
   /** Deadline passed without an answer: the node earns nothing for it. */
   missed: number;
+  /**
+   * Challenges not sent because the pool says the node is unresponsive or on probation
+   * (`isUnresponsive`, decision 1576): a silent node costs this verifier a free read, not gas.
+   */
+  skippedUnresponsive: number;
   /** Accepted on chain but not by this verifier's own check (should never happen; logged as an error). */
   mismatched: number;
   /** Wei of this verifier's rewards credited by its claims. */
@@ -65,13 +70,16 @@ const ANSWER_SCAN_OVERLAP = 32n;
  * expires, and re-check an accepted answer off chain (the relayed signature over the EIP-712
  * LivenessAnswer recovers an address that was the node's enclave key at the answer's block). Only
  * challenges that leave a full answer window inside the epoch are issued, so an honest node can
- * always answer in time. After each epoch it claims this verifier's reward share and withdraws it.
+ * always answer in time. A node the pool marks unresponsive or on probation (`isUnresponsive`,
+ * decision 1576) is skipped: a silent node costs this verifier a read, not a transaction. After
+ * each epoch it claims this verifier's reward share and withdraws it.
  */
 export class LivenessChallenger {
   readonly stats: LivenessChallengerStats = {
     issued: 0,
     answered: 0,
     missed: 0,
+    skippedUnresponsive: 0,
     mismatched: 0,
     rewardsClaimed: 0n,
   };
@@ -154,6 +162,23 @@ export class LivenessChallenger {
       if (done.has(enclaveId)) continue;
       done.add(enclaveId);
       if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
+      // A node that missed its last challenged epochs takes one challenge per epoch, and none
+      // after MAX_MISSED_EPOCHS (decision 1576): read first, so a silent node costs no gas.
+      const unresponsive = await this.clients.public.readContract({
+        address: rewardsAddress(this.clients),
+        abi: firnRewardsAbi,
+        functionName: 'isUnresponsive',
+        args: [enclaveId],
+        blockNumber: headNumber,
+      });
+      if (unresponsive) {
+        this.stats.skippedUnresponsive++;
+        this.opts.logger?.info('liveness challenge skipped: node unresponsive', {
+          enclaveId,
+          epoch: epoch.toString(),
+        });
+        continue;
+      }
       try {
         const { challenge, receipt } = await issueChallenge(this.clients, enclaveId);
         this.open.set(challenge.challengeId, { ...challenge, issuedBlock: receipt.blockNumber });

@@ -98,6 +98,7 @@ export async function getNodeEpochReward(
 export interface VerifierEpochReward {
   epoch: bigint;
   verifier: Address;
+  /** Work x the verifier's active stake when it was recorded (wei-weighted; decision 1575). */
   points: bigint;
   pending: bigint;
 }

@@ -22,7 +22,11 @@ export interface LivenessChallenge {
 /**
  * Verifier: challenge an eligible node (once per node per verifier per epoch). The contract picks
  * the nonce from chain state; returns it with the challenge. Reverts NotVerifier,
- * NodeNotEligible(enclaveId, reason), AlreadyChallenged(epoch, verifier, enclaveId).
+ * NodeNotEligible(enclaveId, reason), AlreadyChallenged(epoch, verifier, enclaveId),
+ * NodeOnProbation(enclaveId, missed) (a node that never answered or missed its last challenged
+ * epoch takes one challenge per epoch), NodeUnresponsive(enclaveId, missed) (none after
+ * MAX_MISSED_EPOCHS missed epochs until its operator calls resumeChallenges; decision 1576).
+ * Read the pool's `isUnresponsive(enclaveId)` first to skip such a node without paying gas.
  */
 export async function issueChallenge(
   clients: FirnClients,
