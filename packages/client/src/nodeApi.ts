@@ -97,6 +97,15 @@ function withHttpAnswer(e: unknown, res: Response): unknown {
   });
 }
 
+/** A 3xx answer is E_UNAVAILABLE naming the node; its target is never contacted. */
+function refuseRedirect(res: Response, endpoint: string, what: string): void {
+  if (res.status < 300 || res.status > 399) return;
+  void res.body?.cancel().catch(() => undefined);
+  throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${what} with a redirect (${res.status})`, {
+    details: { endpoint, httpStatus: res.status },
+  });
+}
+
 const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
 /**
@@ -189,7 +198,14 @@ export class NodeApi {
     timeoutMs = this.timeoutMs,
   ): Promise<T> {
     try {
-      const res = await fetch(this.url(path), { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      // A node answers itself: a redirect (to another node, or to an address only the requester
+      // reaches) is refused, never followed, as the verifier's evidence fetch does (decision 1220).
+      const res = await fetch(this.url(path), {
+        ...init,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      refuseRedirect(res, this.endpoint, what);
       return await read(res);
     } catch (e) {
       throw nodeNetworkError(e, this.endpoint, what);
@@ -488,8 +504,10 @@ export class NodeApi {
     try {
       const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), {
         signal: ctl.signal,
+        redirect: 'manual',
         headers: from > 0 ? { 'last-event-id': String(from - 1) } : {},
       });
+      refuseRedirect(res, this.endpoint, route);
       if (!res.ok || !res.body) await json(res, this.endpoint, route);
       const reader = res.body!.getReader();
       const dec = new TextDecoder();
