@@ -136,8 +136,13 @@ export class SessionStream {
               message?: string;
             };
             const b = o.error ?? o;
-            if (typeof b.code === 'string' && b.code.startsWith('E_'))
-              e = new FirnError(b.code as ErrorCode, String(b.message ?? ''));
+            // The node's typed refusal only when it fits {code: E_…, message?: string} (decision 1560).
+            if (
+              typeof b.code === 'string' &&
+              /^E_[A-Z0-9_]{1,48}$/.test(b.code) &&
+              (b.message === undefined || (typeof b.message === 'string' && b.message.length <= 2000))
+            )
+              e = new FirnError(b.code as ErrorCode, b.message ?? '');
           } catch {}
           reject(e);
         });
