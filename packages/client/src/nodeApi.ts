@@ -114,11 +114,35 @@ const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'nod
  * E_UNAVAILABLE naming the status; a 2xx that is not JSON is E_PARSE naming the node. The value
  * returned is not yet shape-checked: pass it to parseNodeAnswer.
  */
+/** The deepest a node's JSON answer nests (the answers' schemas need under 10). */
+const MAX_JSON_DEPTH = 64;
+
+/**
+ * Throws when `text` nests arrays or objects deeper than MAX_JSON_DEPTH (outside strings): each
+ * level is a heap object, so a capped body of brackets would parse into ~30 times its size.
+ */
+function checkJsonDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_JSON_DEPTH) throw new SyntaxError('nested too deep');
+    } else if (c === 93 || c === 125) depth--;
+  }
+}
+
 async function json(res: Response, endpoint: string, route: string): Promise<unknown> {
   const body = await readCapped(res, MAX_JSON_RESPONSE);
   let o: unknown;
   try {
-    o = JSON.parse(Buffer.from(body).toString('utf8'));
+    const text = Buffer.from(body).toString('utf8');
+    checkJsonDepth(text);
+    o = JSON.parse(text);
   } catch {
     if (!res.ok)
       throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${route} with ${res.status}`);
@@ -533,6 +557,7 @@ export class NodeApi {
           if (data === '') continue; // a keep-alive comment (": …") or an empty block
           let d: unknown;
           try {
+            checkJsonDepth(data);
             d = JSON.parse(data);
           } catch {
             throw new FirnError('E_PARSE', `node ${this.endpoint}: event stream data is not JSON`, {
