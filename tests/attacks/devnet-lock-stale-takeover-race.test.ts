@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 // too. Both then wipe and run in the same folder. The interleaving is made exact here: while the
 // second reads the stale pid, the first takes the lock (another live process: our parent).
 
-const hook: { onRead?: () => void } = {};
+const hook: { onRead?: (() => void) | undefined } = {};
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   const readFileSync = ((...a: Parameters<typeof fs.readFileSync>) => {
