@@ -12,8 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 const root = mkdtempSync(join(tmpdir(), 'firn-devnet-user-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe('attack: --dir on a folder whose entries are named like a devnet\'s but are the user\'s', () => {
-  it('keeps the user\'s apps/ and keys/ files', async () => {
+describe("attack: --dir on a folder whose entries are named like a devnet's but are the user's", () => {
+  it("keeps the user's apps/ and keys/ files", async () => {
     const dir = join(root, 'project');
     mkdirSync(join(dir, 'apps', 'myapp'), { recursive: true });
     mkdirSync(join(dir, 'keys'), { recursive: true });

@@ -11,7 +11,13 @@ describe('attack: deeply nested JSON within the answer cap', () => {
   it('is refused with E_PARSE, and the requester survives', () => {
     const r = spawnSync(
       process.execPath,
-      ['--max-old-space-size=384', '--import', 'tsx', join(import.meta.dirname, 'jsonBombClient.ts'), '20000000'],
+      [
+        '--max-old-space-size=384',
+        '--import',
+        'tsx',
+        join(import.meta.dirname, 'jsonBombClient.ts'),
+        '20000000',
+      ],
       { encoding: 'utf8', timeout: 90_000 },
     );
     expect(r.stderr).not.toMatch(/heap out of memory/);

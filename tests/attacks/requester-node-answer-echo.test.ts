@@ -28,7 +28,9 @@ afterAll(async () => {
 
 describe('attack: a node answer whose bad field is a record key', () => {
   it('is E_PARSE naming the field, without echoing the key', async () => {
-    const e = (await new NodeApi(url(node), 5_000).getJob(ID as `0x${string}`).catch((x: unknown) => x)) as FirnError;
+    const e = (await new NodeApi(url(node), 5_000)
+      .getJob(ID as `0x${string}`)
+      .catch((x: unknown) => x)) as FirnError;
     expect(e.code).toBe('E_PARSE');
     expect(e.message).toContain(url(node));
     expect(e.message).not.toContain('\u001b');

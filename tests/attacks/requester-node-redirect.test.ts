@@ -46,9 +46,9 @@ describe('attack: a node host redirects the requester', () => {
       await expect(api.sessionRequest(ID, new Uint8Array(8), 1024)).rejects.toMatchObject({
         code: 'E_UNAVAILABLE',
       });
-      await expect(
-        api.followEvents(ID, () => {}, { reconnects: 0, idleMs: 2_000 }),
-      ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+      await expect(api.followEvents(ID, () => {}, { reconnects: 0, idleMs: 2_000 })).rejects.toMatchObject({
+        code: 'E_UNAVAILABLE',
+      });
     }
     expect(targetHits).toEqual([]);
   });

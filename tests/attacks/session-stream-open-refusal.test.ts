@@ -27,8 +27,10 @@ afterAll(async () => {
 });
 
 describe('attack: a malformed refusal of the session stream upgrade', () => {
-  it('is not taken as the node\'s typed error', async () => {
-    const e = (await SessionStream.open(url(node), ID, 1024, undefined, 5_000).catch((x: unknown) => x)) as FirnError;
+  it("is not taken as the node's typed error", async () => {
+    const e = (await SessionStream.open(url(node), ID, 1024, undefined, 5_000).catch(
+      (x: unknown) => x,
+    )) as FirnError;
     expect(e.code).toMatch(/^E_[A-Z0-9_]{1,48}$/);
     expect(e.message).not.toContain('\u001b');
     expect(e.message).not.toContain('[object Object]');

@@ -175,7 +175,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         `--dir ${dir} holds ${entries.slice(0, 3).join(', ')} but no devnet wrote it (no ${DEVNET_MARK}); it is wiped at start, so pass a new or empty folder`,
       );
     for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
-    writeFileSync(join(dir, DEVNET_MARK), 'a firn devnet folder: wiped at each devnet start\n', { mode: 0o600 });
+    writeFileSync(join(dir, DEVNET_MARK), 'a firn devnet folder: wiped at each devnet start\n', {
+      mode: 0o600,
+    });
     for (const d of ['logs', 'keys', 'platforms', 'nodes'])
       mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
     o.log('building the enclave program bundle');
