@@ -201,7 +201,17 @@ export function parseNodeAnswer<S extends z.ZodType>(
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : '(body)';
+  // A path segment can be a key the node chose (a record's): only schema-like names and indices
+  // are shown, and a key that failed its own check never is.
+  const path = (issue?.path ?? []).map((p, i, all) =>
+    typeof p === 'number' ||
+    (typeof p === 'string' &&
+      /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(p) &&
+      !(issue?.code === 'invalid_key' && i === all.length - 1))
+      ? String(p)
+      : '(key)',
+  );
+  const field = path.length > 0 ? path.join('.') : '(body)';
   const why = (issue?.message ?? 'malformed').slice(0, 200);
   throw new FirnError(
     'E_PARSE',

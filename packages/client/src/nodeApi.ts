@@ -97,6 +97,15 @@ function withHttpAnswer(e: unknown, res: Response): unknown {
   });
 }
 
+/** A 3xx answer is E_UNAVAILABLE naming the node; its target is never contacted. */
+function refuseRedirect(res: Response, endpoint: string, what: string): void {
+  if (res.status < 300 || res.status > 399) return;
+  void res.body?.cancel().catch(() => undefined);
+  throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${what} with a redirect (${res.status})`, {
+    details: { endpoint, httpStatus: res.status },
+  });
+}
+
 const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'node response');
 
 /**
@@ -105,11 +114,36 @@ const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'nod
  * E_UNAVAILABLE naming the status; a 2xx that is not JSON is E_PARSE naming the node. The value
  * returned is not yet shape-checked: pass it to parseNodeAnswer.
  */
+/** The deepest a node's JSON answer nests (the answers' schemas need under 10). */
+const MAX_JSON_DEPTH = 64;
+
+/**
+ * Throws when `text` nests arrays or objects deeper than MAX_JSON_DEPTH (outside strings): each
+ * level is a heap object, so a capped body of brackets would parse into ~30 times its size.
+ */
+function checkJsonDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash: skip the escaped character.
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_JSON_DEPTH) throw new SyntaxError('nested too deep');
+    } else if (c === 93 || c === 125) depth--;
+  }
+}
+
 async function json(res: Response, endpoint: string, route: string): Promise<unknown> {
   const body = await readCapped(res, MAX_JSON_RESPONSE);
   let o: unknown;
   try {
-    o = JSON.parse(Buffer.from(body).toString('utf8'));
+    const text = Buffer.from(body).toString('utf8');
+    checkJsonDepth(text);
+    o = JSON.parse(text);
   } catch {
     if (!res.ok)
       throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${route} with ${res.status}`);
@@ -189,7 +223,14 @@ export class NodeApi {
     timeoutMs = this.timeoutMs,
   ): Promise<T> {
     try {
-      const res = await fetch(this.url(path), { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      // A node answers itself: a redirect (to another node, or to an address only the requester
+      // reaches) is refused, never followed, as the verifier's evidence fetch does (decision 1220).
+      const res = await fetch(this.url(path), {
+        ...init,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      refuseRedirect(res, this.endpoint, what);
       return await read(res);
     } catch (e) {
       throw nodeNetworkError(e, this.endpoint, what);
@@ -488,8 +529,10 @@ export class NodeApi {
     try {
       const res = await fetch(this.url(`/v1/jobs/${jobId}/events`), {
         signal: ctl.signal,
+        redirect: 'manual',
         headers: from > 0 ? { 'last-event-id': String(from - 1) } : {},
       });
+      refuseRedirect(res, this.endpoint, route);
       if (!res.ok || !res.body) await json(res, this.endpoint, route);
       const reader = res.body!.getReader();
       const dec = new TextDecoder();
@@ -515,6 +558,7 @@ export class NodeApi {
           if (data === '') continue; // a keep-alive comment (": …") or an empty block
           let d: unknown;
           try {
+            checkJsonDepth(data);
             d = JSON.parse(data);
           } catch {
             throw new FirnError('E_PARSE', `node ${this.endpoint}: event stream data is not JSON`, {

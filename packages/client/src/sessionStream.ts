@@ -136,8 +136,13 @@ export class SessionStream {
               message?: string;
             };
             const b = o.error ?? o;
-            if (typeof b.code === 'string' && b.code.startsWith('E_'))
-              e = new FirnError(b.code as ErrorCode, String(b.message ?? ''));
+            // The node's typed refusal only when it fits {code: E_…, message?: string} (decision 1560).
+            if (
+              typeof b.code === 'string' &&
+              /^E_[A-Z0-9_]{1,48}$/.test(b.code) &&
+              (b.message === undefined || (typeof b.message === 'string' && b.message.length <= 2000))
+            )
+              e = new FirnError(b.code as ErrorCode, b.message ?? '');
           } catch {}
           reject(e);
         });
@@ -401,7 +406,12 @@ export class SessionStream {
   }
 }
 
+/** The largest refusal frame parsed: {code, message} with the message cut at 500 characters. */
+const MAX_REFUSAL_BYTES = 4096;
+
 function refusalOf(body: Uint8Array): FirnError {
+  // A larger frame is no refusal; parsing megabytes of nested JSON would take the heap.
+  if (body.length > MAX_REFUSAL_BYTES) return new FirnError('E_PARSE', 'malformed session stream refusal');
   try {
     const o = JSON.parse(Buffer.from(body).toString('utf8')) as { code?: unknown; message?: unknown };
     if (typeof o.code === 'string' && /^E_[A-Z_]{1,40}$/.test(o.code))

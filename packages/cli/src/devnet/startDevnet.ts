@@ -166,8 +166,18 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         'E_CONFLICT',
         `--dir ${dir} holds files a devnet did not write (${foreign.slice(0, 3).join(', ')}); it is wiped at start, so pass a new or empty folder`,
       );
-    for (const e of readdirSync(dir))
-      if (e !== LOCK_FILE) rmSync(join(dir, e), { recursive: true, force: true });
+    // Names alone do not tell a devnet's `keys/` or `apps/` from the user's: wipe only a folder a
+    // devnet marked (simulated-root.pem: one written before the mark existed).
+    const entries = readdirSync(dir).filter((e) => e !== LOCK_FILE);
+    if (entries.length > 0 && !entries.includes(DEVNET_MARK) && !entries.includes('simulated-root.pem'))
+      throw new FirnError(
+        'E_CONFLICT',
+        `--dir ${dir} holds ${entries.slice(0, 3).join(', ')} but no devnet wrote it (no ${DEVNET_MARK}); it is wiped at start, so pass a new or empty folder`,
+      );
+    for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
+    writeFileSync(join(dir, DEVNET_MARK), 'a firn devnet folder: wiped at each devnet start\n', {
+      mode: 0o600,
+    });
     for (const d of ['logs', 'keys', 'platforms', 'nodes'])
       mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
     o.log('building the enclave program bundle');
@@ -473,9 +483,13 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
 /** The lock file in the devnet folder: the pid of the `firn devnet` that owns the folder. */
 export const LOCK_FILE = 'devnet.lock';
 
+/** The mark a devnet leaves in its folder: only a marked folder is wiped at the next start. */
+const DEVNET_MARK = '.firn-devnet';
+
 /** What a devnet writes in its folder: the only entries a new start may wipe. */
 const DEVNET_ENTRIES = new Set([
   LOCK_FILE,
+  DEVNET_MARK,
   'apps',
   'deployment.json',
   'keys',
