@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   createWriteStream,
+  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   unlinkSync,
   writeFileSync,
@@ -160,7 +163,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   let anvil: AnvilInstance;
   try {
     // Wipe only what a devnet writes: `--dir .` or `--dir ~` must not delete the user's files.
-    const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.has(e));
+    const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.has(e) && isLockScratch(e) === undefined);
     if (foreign.length > 0)
       throw new FirnError(
         'E_CONFLICT',
@@ -168,7 +171,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       );
     // Names alone do not tell a devnet's `keys/` or `apps/` from the user's: wipe only a folder a
     // devnet marked (simulated-root.pem: one written before the mark existed).
-    const entries = readdirSync(dir).filter((e) => e !== LOCK_FILE);
+    // A lock scratch file of a live start is its own (a takeover in flight); a dead one's is left over.
+    const entries = readdirSync(dir).filter((e) => {
+      if (e === LOCK_FILE) return false;
+      const pid = isLockScratch(e);
+      return pid === undefined || !alive(pid);
+    });
     if (entries.length > 0 && !entries.includes(DEVNET_MARK) && !entries.includes('simulated-root.pem'))
       throw new FirnError(
         'E_CONFLICT',
@@ -513,37 +521,106 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Take the devnet folder for this process: create `<dir>/devnet.lock` exclusively with our pid.
- * A lock whose pid is alive refuses with E_CONFLICT naming the folder and the pid; a stale one (the
- * process is gone) is taken over. Returns the release function (idempotent).
+ * A private name next to the lock (`devnet.lock.<pid>.<12 hex>`): where this process writes its new
+ * lock before linking it in, and where it moves a stale lock to inspect it. Such names are a
+ * devnet's own (a crashed start may leave one); see {@link isLockScratch}.
+ */
+function lockScratch(file: string): string {
+  return `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
+}
+
+const LOCK_SCRATCH = /^devnet\.lock\.(\d+)\.[0-9a-f]{12}$/;
+
+/** Whether a folder entry is a lock scratch name; returns its owner's pid, or undefined. */
+function isLockScratch(entry: string): number | undefined {
+  const m = LOCK_SCRATCH.exec(entry);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The pid a lock file names; 0 when it names none (garbage or empty: nobody owns it). */
+function lockPid(path: string): number {
+  const pid = Number(readFileSync(path, 'utf8').trim());
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : 0;
+}
+
+function held(dir: string, pid: number): FirnError {
+  return new FirnError(
+    'E_CONFLICT',
+    `a devnet is already running in ${dir} (pid ${pid}); stop it (Ctrl-C) or pass another --dir`,
+    { details: { pid } },
+  );
+}
+
+/**
+ * Take the devnet folder for this process: `<dir>/devnet.lock` holding our pid.
+ *
+ * - The lock appears whole: our pid is written to a scratch file that is then hard-linked to
+ *   `devnet.lock` (`link(2)` fails with EEXIST if the name is taken), so no reader sees it empty.
+ * - A lock whose pid is alive refuses with E_CONFLICT naming the folder and the pid.
+ * - A stale lock (its process is gone) is taken over atomically: it is renamed to a scratch name
+ *   (only one of several racing starts can move a given file), and the moved file is read again.
+ *   If it still names a dead pid, it is deleted and the lock is created as above. If it names a
+ *   live pid, another start took the stale lock over between our read and our rename: it is put
+ *   back with `link(2)` and this start refuses. See docs/decisions/1580-devnet-lock-takeover.md.
+ *
+ * Returns the release function (idempotent): it deletes the lock only while it still holds our pid.
+ * @throws FirnError E_CONFLICT when another live devnet holds the folder, or the lock keeps changing.
  */
 export function acquireDevnetLock(dir: string): () => void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
+  const mine = lockScratch(file);
+  writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(mine, file);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          try {
+            if (lockPid(file) === process.pid) unlinkSync(file);
+          } catch {}
+        };
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+      }
+      let pid: number;
+      try {
+        pid = lockPid(file);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') continue; // released meanwhile
+        throw e;
+      }
+      if (pid > 0 && alive(pid)) throw held(dir, pid);
+      // Stale: move it aside, then look at what we moved (it may be another start's fresh lock).
+      const grave = lockScratch(file);
+      try {
+        renameSync(file, grave);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') continue; // another start moved it
+        throw e;
+      }
+      const moved = lockPid(grave);
+      if (moved > 0 && alive(moved)) {
+        // A live devnet's lock: put it back. link(2) refuses if a third start took the name
+        // meanwhile; either way this start does not run.
         try {
-          if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file);
+          linkSync(grave, file);
         } catch {}
-      };
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EEXIST') throw e;
+        rmSync(grave, { force: true });
+        throw held(dir, moved);
+      }
+      rmSync(grave, { force: true }); // stale: its process is gone
     }
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isSafeInteger(pid) && pid > 0 && alive(pid))
-      throw new FirnError(
-        'E_CONFLICT',
-        `a devnet is already running in ${dir} (pid ${pid}); stop it (Ctrl-C) or pass another --dir`,
-        { details: { pid } },
-      );
-    rmSync(file, { force: true }); // stale: its process is gone
+    throw new FirnError(
+      'E_CONFLICT',
+      `cannot take the devnet lock ${file}: it kept changing (other devnets starting in ${dir}?); try again`,
+    );
+  } finally {
+    rmSync(mine, { force: true });
   }
-  throw new FirnError('E_CONFLICT', `cannot take the devnet lock ${file}`);
 }
 
 /** anvil picks its port before binding it: a port taken meanwhile fails the start, so try again. */
