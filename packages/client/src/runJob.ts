@@ -396,7 +396,6 @@ const MAX_HOST_MESSAGE_CHARS = 200;
 function hostFailureText(end: StreamEnd): string {
   const code = typeof end.error?.code === 'string' ? end.error.code.slice(0, 40) : 'no code';
   const raw = typeof end.error?.message === 'string' ? end.error.message : '';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
   const msg = raw.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, MAX_HOST_MESSAGE_CHARS);
   return msg === '' ? code : `${code}: ${msg}`;
 }
