@@ -421,8 +421,10 @@ export async function settleHostFailure(
   sealed: () => { code: FirnError['code']; message: string } | undefined,
 ): Promise<StreamEnd> {
   const said = hostFailureText(first);
+  // The host's code is kept (it names the cause the node reports, e.g. an input it lacks) but only
+  // once the chain has freed the job; the message says it is the node's word alone.
   const hostCode: FirnError['code'] =
-    typeof first.error?.code === 'string' && NODE_LOSS_CODES.has(first.error.code)
+    typeof first.error?.code === 'string' && /^E_[A-Z_]{1,40}$/.test(first.error.code)
       ? first.error.code
       : 'E_JOB_FAILED';
   const nodeLoss = NODE_LOSS_CODES.has(hostCode);
