@@ -37,7 +37,7 @@ import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
 import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
 import { fetchResultOutputs, verifyResultProof } from './resultOutputs.ts';
-import { JobFailedError, NodeLostError, openSummary, summaryMismatch } from './runJob.ts';
+import { JobFailedError, NodeLostError, openSummary, settleHostFailure, summaryMismatch } from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
 
@@ -337,7 +337,9 @@ export async function completeAppJob(
     throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, plan.jobId, reclaimed);
   }
   let sealedError: { code: FirnError['code']; message: string } | undefined;
+  let delivered = 0;
   const onEvent = async (msg: string) => {
+    delivered++;
     const ev = JSON.parse(new TextDecoder().decode(await channel.openEvent(msg))) as Record<string, unknown>;
     const err =
       ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
@@ -347,12 +349,15 @@ export async function completeAppJob(
   };
   // Never past the claim's lapse (decision 1475): a host that keeps the stream alive around a hung
   // enclave holds the requester only until then; the lapsed claim is then reclaimed.
+  // Resumes after the events already opened (a second follow replays none of them).
+  const follow = (signal: AbortSignal) =>
+    m.api.followEvents(plan.jobId, onEvent, { from: delivered, signal });
   let end: StreamEnd;
   try {
     end = await followUntilLapse(
       m,
       plan.jobId,
-      (signal) => m.api.followEvents(plan.jobId, onEvent, { signal }),
+      follow,
       BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
       // No later than the deadline posted (expiresAt was taken after the post), whatever the RPC says.
       BigInt(plan.expiresAt),
@@ -370,11 +375,22 @@ export async function completeAppJob(
       throw new NodeLostError(err.code, err.message, plan.jobId, reclaimed);
     }
   }
+  // A failure only the host reports is not final: the chain decides (decision 1581).
+  if (end.status !== 'proved' && sealedError === undefined)
+    end = await settleHostFailure(
+      m,
+      plan.jobId,
+      end,
+      opts,
+      follow,
+      BigInt(plan.expiresAt),
+      () => sealedError,
+    );
   if (end.status !== 'proved') {
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(
-      sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED',
-      sealedError?.message ?? end.error?.message ?? 'job failed',
+      sealedError?.code ?? 'E_JOB_FAILED',
+      sealedError?.message ?? 'job failed',
       plan.jobId,
       reclaimed,
     );

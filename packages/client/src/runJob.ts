@@ -386,6 +386,90 @@ async function waitOutLostNode(
   }
 }
 
+/** Own time a job still Open after a host-only failure is left to be claimed before it is reclaimed, ms. */
+const OPEN_CLAIM_GRACE_MS = 10_000;
+
+/** Longest text of the host's own failure message quoted in an error, characters. */
+const MAX_HOST_MESSAGE_CHARS = 200;
+
+/** A host's `end` error as quoted text: code and message, capped, control characters dropped. */
+function hostFailureText(end: StreamEnd): string {
+  const code = typeof end.error?.code === 'string' ? end.error.code.slice(0, 40) : 'no code';
+  const raw = typeof end.error?.message === 'string' ? end.error.message : '';
+  const msg = raw.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, MAX_HOST_MESSAGE_CHARS);
+  return msg === '' ? code : `${code}: ${msg}`;
+}
+
+/**
+ * The job stream ended with a failure the enclave did not seal (`end: failed` is the host's word
+ * alone): it is final only where the chain says so. Proved or Paid on chain: returns `{status:
+ * 'proved'}` (the caller fetches the result). Failed or Slashed: reclaimed, then JobFailedError (or
+ * NodeLostError for a code that names the node, not the job: a restart, a full node). Open: the
+ * reclaim ends it (same errors); if the node claimed meanwhile, the wait goes on. Claimed: the
+ * node is treated as lost (waitOutLostNode): its events are followed again, never past the
+ * claim's lapse, after which the chain decides (reclaim, NodeLostError). Another end the enclave
+ * did not seal goes round again after `pollMs`. A failure sealed meanwhile (`sealed()`) is
+ * returned as the failed end for the caller to report. Decision 1581.
+ */
+export async function settleHostFailure(
+  m: MarketSession,
+  jobId: Hex,
+  first: StreamEnd,
+  opts: Pick<RunJobOptions, 'pollMs' | 'rpcUrl' | 'onProgress'>,
+  follow: (signal: AbortSignal) => Promise<StreamEnd>,
+  latestLapseAt: bigint,
+  sealed: () => { code: FirnError['code']; message: string } | undefined,
+): Promise<StreamEnd> {
+  const said = hostFailureText(first);
+  // The host's code is kept (it names the cause the node reports, e.g. an input it lacks) but only
+  // once the chain has freed the job; the message says it is the node's word alone.
+  const hostCode: FirnError['code'] =
+    typeof first.error?.code === 'string' && /^E_[A-Z_]{1,40}$/.test(first.error.code)
+      ? first.error.code
+      : 'E_JOB_FAILED';
+  const nodeLoss = NODE_LOSS_CODES.has(hostCode);
+  const fail = (onChain: string, reclaimed: boolean): never => {
+    const message = `the node says the job failed (${said}), but the enclave did not sign it; ${onChain}, and its escrow was ${reclaimed ? 'reclaimed' : `not reclaimed yet (firn job reclaim ${jobId})`}`;
+    if (nodeLoss) throw new NodeLostError(hostCode, message, jobId, reclaimed);
+    throw new JobFailedError(hostCode, message, jobId, reclaimed);
+  };
+  let end = first;
+  let openSince: number | undefined;
+  for (;;) {
+    if (end.status === 'proved' || sealed() !== undefined) return end;
+    const job = await getJob(m.clients, jobId);
+    if (job.status === JobStatus.Proved || job.status === JobStatus.Paid) return { status: 'proved' };
+    if (job.status === JobStatus.Failed || job.status === JobStatus.Slashed) {
+      const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
+      return fail(`the chain shows the job ${JobStatus[job.status]}`, reclaimed);
+    }
+    if (job.status === JobStatus.Open) {
+      // The node may claim it still (its end came before its claim): give it OPEN_CLAIM_GRACE_MS.
+      // Then the reclaim ends it for good: the contract refuses a claim on a reclaimed job, so it
+      // can never be paid while posted again elsewhere.
+      openSince ??= performance.now();
+      if (performance.now() - openSince < OPEN_CLAIM_GRACE_MS) {
+        await sleep(opts.pollMs ?? 1000);
+        continue;
+      }
+      const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
+      if (reclaimed) return fail('no node claimed it on chain', true);
+      // Claimed (or proved) meanwhile: read the chain again.
+      await sleep(opts.pollMs ?? 1000);
+      continue;
+    }
+    if (job.status !== JobStatus.Claimed)
+      return fail(`the chain shows the job ${JobStatus[job.status] ?? job.status}`, false);
+    opts.onProgress?.({ stage: 'host-failure-unsigned', reason: said.slice(0, 60) });
+    const cause = new FirnError(
+      hostCode,
+      `the node says the job failed (${said}), but the enclave did not sign it; the chain freed the job (failed, or its claim lapsed) before it was proved`,
+    );
+    end = await waitOutLostNode(m, jobId, cause, opts as RunJobOptions, follow, latestLapseAt);
+    if (end.status !== 'proved' && sealed() === undefined) await sleep(opts.pollMs ?? 1000);
+  }
+}
+
 /** One attempt on one attested node; NodeLostError when the node is lost on the way. */
 async function runOnNode(
   m: MarketSession,
@@ -483,22 +567,16 @@ async function runOnNode(
       end = await waitOutLostNode(m, jobId, e, opts, follow, latestLapseAt);
     }
   if (end.status !== 'proved') {
-    const code = sealedError?.code ?? end.error?.code ?? 'E_JOB_FAILED';
-    const message = sealedError?.message ?? end.error?.message ?? 'job failed';
-    // The node restarted and failed the job it could not finish: another node can run it.
-    if (code === 'E_ENCLAVE_UNAVAILABLE' || code === 'E_RATE_LIMITED')
-      await waitOutLostNode(
-        m,
-        jobId,
-        new FirnError(code, message),
-        opts,
-        () => {
-          throw new FirnError('E_UNAVAILABLE', 'the node failed the job');
-        },
-        latestLapseAt,
-      );
-    const reclaimed = await reclaim().catch(() => false);
-    throw new JobFailedError(code, message, jobId, reclaimed);
+    if (sealedError === undefined) {
+      // Only the host said so: the enclave may still be running the job (decision 1581).
+      end = await settleHostFailure(m, jobId, end, opts, follow, latestLapseAt, () => sealedError);
+    }
+    if (end.status !== 'proved') {
+      // The enclave sealed the failure to this requester: it is final.
+      const se = sealedError ?? { code: 'E_JOB_FAILED' as FirnError['code'], message: 'job failed' };
+      const reclaimed = await reclaim().catch(() => false);
+      throw new JobFailedError(se.code, se.message, jobId, reclaimed);
+    }
   }
 
   const result = await awaitResult(m, jobId, opts);

@@ -205,7 +205,10 @@ export class JobService {
       const id = d.jobId.toLowerCase() as Hex;
       // A listener must never throw (it would be an uncaught exception in the host).
       try {
-        if (!/^0x[0-9a-f]{64}$/.test(id) || this.jobs.get(id)?.status !== 'running') return;
+        // `accepted`: the pre-flight's refusal, sealed to the requester, is its only signed word
+        // that the job failed (the host's `end` is not final to it, decision 1581).
+        const status = this.jobs.get(id)?.status;
+        if (!/^0x[0-9a-f]{64}$/.test(id) || (status !== 'running' && status !== 'accepted')) return;
         if (this.db.appendEvent(id, d.message) !== undefined) this.notify(id);
       } catch (e) {
         // A full disk loses the event (the requester sees the gap in seq and in its channel).
