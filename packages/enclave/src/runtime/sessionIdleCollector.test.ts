@@ -107,8 +107,9 @@ describe('IdleCollector (the session child collects between requests)', () => {
       c.idle();
       await turn();
       expect(c.runs.major).toBe(1);
-      // The observer's entries are delivered asynchronously.
-      for (let i = 0; i < 50 && !kinds.includes(constants.NODE_PERFORMANCE_GC_MAJOR); i++)
+      // The observer's entries are delivered asynchronously, later still on a loaded machine.
+      const until = Date.now() + 5_000;
+      while (!kinds.includes(constants.NODE_PERFORMANCE_GC_MAJOR) && Date.now() < until)
         await new Promise((r) => setTimeout(r, 10));
       expect(kinds).toContain(constants.NODE_PERFORMANCE_GC_MAJOR);
     } finally {
