@@ -16,6 +16,7 @@ const registry = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512';
 describe('daemon commands use the README exit codes for user mistakes', () => {
   it('node start with a missing --sim-platform exits 3', () => {
     const key = join(dir, 'op.key');
+    // A made-up test key (a repeated byte), never a real account's.
     writeFileSync(key, `0x${'ab'.repeat(32)}`, { mode: 0o600 });
     const r = firn(
       'node',

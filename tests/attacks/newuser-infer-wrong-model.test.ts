@@ -30,6 +30,7 @@ beforeAll(async () => {
         registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
         jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
       },
+      // A made-up test key (a repeated byte), never a real account's.
       accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
     }),
   );

@@ -47,6 +47,7 @@ function service(name: string, quotas: { perAddressBytes: number; totalBytes: nu
   // No chain is reached: the pre-checks under test run before any chain read (the job is given).
   return new JobService(host, {
     rpcUrl: 'http://127.0.0.1:9',
+    // A made-up test key (a repeated byte), never a real account's.
     operatorKey: `0x${'11'.repeat(32)}`,
     deployment,
     logger: createLogger({}, { write: () => undefined }),

@@ -42,6 +42,7 @@ export function outputQuotaService(dataDir: string, quotas: StorageQuotas, outBy
   } as unknown as JobHost;
   const svc = new JobService(host, {
     rpcUrl: 'http://127.0.0.1:9',
+    // A made-up test key (a repeated byte), never a real account's.
     operatorKey: `0x${'11'.repeat(32)}`,
     deployment: {
       chainId: 31337,

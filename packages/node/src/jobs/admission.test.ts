@@ -77,6 +77,7 @@ describe('the job service uses the share (POST /v1/jobs admission)', () => {
       } as never,
       {
         rpcUrl: 'http://127.0.0.1:9',
+        // A made-up test key (a repeated byte), never a real account's.
         operatorKey: `0x${'11'.repeat(32)}`,
         deployment: {
           chainId: 31337,
