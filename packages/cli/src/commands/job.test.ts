@@ -21,7 +21,7 @@ import {
   workProofTypedData,
   joinVerifierSet,
 } from '@firn/chain';
-import { sealInput } from '@firn/client';
+import { type SealedInput, sealInput } from '@firn/client';
 import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { keccak256, toHex } from 'viem';
@@ -181,45 +181,17 @@ describe('firn job on a host clock 30 minutes ahead of the chain', () => {
 
 describe('firn job result', () => {
   it('writes the opened outputs and the verified proof, and nothing else, into --out', async () => {
-    const jobId = await claimedJob();
-    const j = await getJob(at(2), jobId);
     const kem = await generateKemKeyPair();
     const plaintext = new TextEncoder().encode('the answer, in plaintext');
     const out = await sealInput(plaintext, 'application/octet-stream', kem.publicKey);
-    const proof: WorkProof = {
-      jobId,
-      enclaveId: j.enclaveId,
-      measurement: keccak256(toHex('job-cli-bundle')),
-      workloadHash: j.workloadHash,
-      inputCommitment: j.inputCommitment,
-      outputCommitment: computeOutputCommitment([{ role: 'y', artifactId: out.artifactId }]),
-      startedAt: j.claimedAt,
-      finishedAt: j.claimedAt + 1n,
-      workUnits: 1n,
-    };
-    const domain = { chainId: deployment.chainId, verifyingContract: deployment.jobMarket };
-    const enclave = privateKeyToAccount(anvil.accounts[5]!.privateKey);
-    const signature = await enclave.signTypedData(workProofTypedData(domain, proof));
-    await submitProof(at(1), { jobId, proof, signature });
-    results.set(jobId.toLowerCase(), {
-      jobId,
-      proof: workProofToJson(
-        proof,
-        signature,
-        { chainId: deployment.chainId, jobMarket: deployment.jobMarket },
-        enclave.address,
-      ),
-      response: '',
-      outputs: [
-        {
-          role: 'y',
-          artifactId: out.artifactId,
-          contentType: 'application/octet-stream',
-          size: out.sealed.length,
-          sealed: Buffer.from(out.sealed).toString('base64'),
-        },
-      ],
-    });
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: out.artifactId }]);
+    fakeNode(jobId, proofJson, [
+      {
+        ...listed(out),
+        contentType: 'application/octet-stream',
+        sealed: Buffer.from(out.sealed).toString('base64'),
+      },
+    ]);
     const kemFile = join(dir, 'kem.json');
     writeFileSync(kemFile, JSON.stringify({ privateKey: toHex(kem.privateKey) }), { mode: 0o600 });
     const outDir = join(dir, 'result');
@@ -262,6 +234,26 @@ async function provedJob(committed: { role: string; artifactId: Hex }[]) {
   return { jobId, proofJson };
 }
 
+/**
+ * What the fake node lists for the sealed output `o` under `role`: its artifact id at its sealed
+ * size (bytes), content type 'x'.
+ */
+function listed(o: SealedInput, role = 'y') {
+  return { role, artifactId: o.artifactId, contentType: 'x', size: o.sealed.length };
+}
+
+/**
+ * Sets the fake node up for one case: it answers `jobId`'s result with the proof `proofJson` (as
+ * provedJob relays it), an empty response and `outputs` listed as given (any shape: a hostile
+ * node's listing), serves each of `served` (artifact id, bytes) at /v1/artifacts/{id}, and forgets
+ * the artifact requests earlier cases made.
+ */
+function fakeNode(jobId: Hex, proofJson: unknown, outputs: unknown, served: [Hex, Uint8Array][] = []): void {
+  for (const [id, bytes] of served) artifacts.set(id.toLowerCase(), bytes);
+  results.set(jobId.toLowerCase(), { jobId, proof: proofJson, response: '', outputs });
+  artifactRequests.length = 0;
+}
+
 /** A sealed output the node lists (not inline: `firn job result` must download it). */
 async function sealedOutput(text: string) {
   const kem = await generateKemKeyPair();
@@ -282,13 +274,9 @@ describe('firn job result against a hostile node', () => {
   it('a non-string artifactId is E_PARSE naming the node and the field; nothing fetched or written', async () => {
     const o = await sealedOutput('a');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'y', artifactId: 5, contentType: 'application/octet-stream', size: 10 }],
-    });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, [
+      { ...listed(o), artifactId: 5, contentType: 'application/octet-stream', size: 10 },
+    ]);
     const out = join(dir, 'hostile-artifact-id');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_PARSE');
@@ -302,7 +290,7 @@ describe('firn job result against a hostile node', () => {
   it('missing fields and wrong types are E_PARSE naming each field', async () => {
     const o = await sealedOutput('b');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
-    const ref = { role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length };
+    const ref = listed(o);
     const cases: [unknown, string][] = [
       [{ jobId, proof: proofJson, response: '' }, 'outputs'],
       [{ jobId, proof: proofJson, response: '', outputs: 'y' }, 'outputs'],
@@ -333,10 +321,7 @@ describe('firn job result against a hostile node', () => {
   it('10,000 listed outputs are refused at the enclave bound of 16 before any download', async () => {
     const o = await sealedOutput('c');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
-    artifacts.set(o.artifactId, o.sealed);
-    const ref = { role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length };
-    results.set(jobId, { jobId, proof: proofJson, response: '', outputs: Array(10_000).fill(ref) });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, Array(10_000).fill(listed(o)), [[o.artifactId, o.sealed]]);
     const out = join(dir, 'hostile-many');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_PARSE');
@@ -348,15 +333,14 @@ describe('firn job result against a hostile node', () => {
 
   it('17 listed outputs of a valid shape are refused too (one past the bound)', async () => {
     const outs = await Promise.all(Array.from({ length: 17 }, (_, i) => sealedOutput(`o${i}`)));
-    const committed = outs.map((o, i) => ({ role: `r${i}`, artifactId: o.artifactId }));
-    const { jobId, proofJson } = await provedJob(committed);
-    results.set(jobId, {
+    const { jobId, proofJson } = await provedJob(
+      outs.map((o, i) => ({ role: `r${i}`, artifactId: o.artifactId })),
+    );
+    fakeNode(
       jobId,
-      proof: proofJson,
-      response: '',
-      outputs: outs.map((o, i) => ({ ...committed[i], contentType: 'x', size: o.sealed.length })),
-    });
-    artifactRequests.length = 0;
+      proofJson,
+      outs.map((o, i) => listed(o, `r${i}`)),
+    );
     const err = await resultError(jobId, join(dir, 'hostile-17'));
     expect(err?.code).toBe('E_PARSE');
     expect(artifactRequests).toEqual([]);
@@ -365,14 +349,7 @@ describe('firn job result against a hostile node', () => {
   it('a role the proof does not commit to is E_PROOF_INVALID; nothing downloaded or written', async () => {
     const o = await sealedOutput('d');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
-    artifacts.set(o.artifactId, o.sealed);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'z', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
-    });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, [listed(o, 'z')], [[o.artifactId, o.sealed]]);
     const out = join(dir, 'hostile-role');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_PROOF_INVALID');
@@ -386,14 +363,7 @@ describe('firn job result against a hostile node', () => {
     const committed = await sealedOutput('the real output');
     const other = await sealedOutput('what the host wants fetched');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: committed.artifactId }]);
-    artifacts.set(other.artifactId, other.sealed);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'y', artifactId: other.artifactId, contentType: 'x', size: other.sealed.length }],
-    });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, [listed(other)], [[other.artifactId, other.sealed]]);
     const out = join(dir, 'hostile-other');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_PROOF_INVALID');
@@ -405,14 +375,8 @@ describe('firn job result against a hostile node', () => {
     const o = await sealedOutput('e');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
     // The committed artifact followed by 4 MiB the host appends.
-    artifacts.set(o.artifactId, new Uint8Array(Buffer.concat([o.sealed, Buffer.alloc(4 << 20, 1)])));
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
-    });
-    artifactRequests.length = 0;
+    const longer = new Uint8Array(Buffer.concat([o.sealed, Buffer.alloc(4 << 20, 1)]));
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, longer]]);
     const out = join(dir, 'hostile-long');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_TOO_LARGE');
@@ -425,13 +389,7 @@ describe('firn job result against a hostile node', () => {
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
     const flipped = o.sealed.slice();
     flipped[flipped.length - 1]! ^= 1;
-    artifacts.set(o.artifactId, flipped);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
-    });
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, flipped]]);
     const out = join(dir, 'hostile-flipped');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_ARTIFACT_TAMPERED');
@@ -446,14 +404,7 @@ describe('firn job result against a hostile node', () => {
       { role: 'y', artifactId: o.artifactId },
     ];
     const { jobId, proofJson } = await provedJob(twice);
-    artifacts.set(o.artifactId, o.sealed);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: twice.map((r) => ({ ...r, contentType: 'x', size: o.sealed.length })),
-    });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, [listed(o), listed(o)], [[o.artifactId, o.sealed]]);
     const out = join(dir, 'hostile-twice');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_PARSE');
@@ -465,14 +416,7 @@ describe('firn job result against a hostile node', () => {
   it('an honest node: the committed output is downloaded once, at its size, and written sealed', async () => {
     const o = await sealedOutput('h');
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
-    artifacts.set(o.artifactId, o.sealed);
-    results.set(jobId, {
-      jobId,
-      proof: proofJson,
-      response: '',
-      outputs: [{ role: 'y', artifactId: o.artifactId, contentType: 'x', size: o.sealed.length }],
-    });
-    artifactRequests.length = 0;
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
     const out = join(dir, 'honest-download');
     const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
     expect(r.files).toEqual(['y.sealed', 'proof.json']);
