@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFirn } from '../helpers/firnCli.ts';
+import { writeStoppedDevnetState } from '../helpers/stoppedDevnetState.ts';
 
 // A new user passes `firn infer --model` a CSV, an empty file or random bytes. That is the user's
 // mistake, visible on the user's machine: it must be refused before the chain is asked anything
@@ -14,26 +14,7 @@ let state: string;
 const input = join(dir, 'in.json');
 
 beforeAll(async () => {
-  const port = await new Promise<number>((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-  state = join(dir, 'state.json');
-  writeFileSync(
-    state,
-    JSON.stringify({
-      rpcUrl: `http://127.0.0.1:${port}`,
-      chainId: 31337,
-      contracts: {
-        registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-        jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
-      },
-      // A made-up test key (a repeated byte), never a real account's.
-      accounts: { requester: { privateKey: `0x${'ab'.repeat(32)}` } },
-    }),
-  );
+  state = await writeStoppedDevnetState(dir);
   writeFileSync(input, '{"x":{"dims":[1],"type":"float32","data":[1]}}');
 });
 
