@@ -1,33 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  buildSessionOpen,
-  SessionCodec,
-  SessionStream,
-  sealInput,
-  sessionCommitments,
-  sessionProofMismatches,
-} from '@firn/client';
-import { bytesToHex, type Hex, hexBytes, sha256 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import {
-  type CloseSessionResult,
-  createEnclaveProgram,
-  createSimulatedProvider,
-  type OpenSessionResult,
-} from '@firn/enclave';
-import { loadOnnxModel } from '@firn/ml';
-import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { SessionStream, sessionProofMismatches } from '@firn/client';
+import { hexBytes } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
-import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
-import {
-  IDLE_GC_MESSAGE_BYTES,
-  serveSessionEndpoint,
-} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { IDLE_GC_MESSAGE_BYTES } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import { sessionProgramHarness } from './sessionProgramHarness.ts';
 
 // The session child's collections run between requests, never while one is being answered
 // (docs/decisions/1500-session-child-collects-between-requests.md). The enclave program runs in
@@ -35,74 +11,14 @@ import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 // runs), so the collections the endpoint forces (V8 marks them "forced") show in this process's
 // `gc` performance entries, on the same clock as the requests.
 
-const now = 1_750_000_000;
-const dir = mkdtempSync(join(tmpdir(), 'firn-idle-gc-'));
-const root = await createSimulatedRoot();
-const platform = await createSimulatedPlatform(root);
-const program = createEnclaveProgram(
-  {
-    provider: createSimulatedProvider(platform, sha256(new Uint8Array([4]))),
-    measurementRegisters: [sha256(new Uint8Array([4]))],
-    platformId: hexBytes(platform.platformId, 'platformId'),
-  },
-  createSessionHandlers({
-    now: () => now,
-    maxRequestBytes: 64 * 1024,
-    loadModel: async (b): Promise<RuntimeModel> => {
-      const m = await loadOnnxModel(b);
-      return {
-        ...m,
-        run: (i) => m.run(i),
-        release: () => m.release(),
-        serveSession: async (p) => {
-          const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
-          return { address: served.address, idleMs: async () => served.idleMs(), finish: served.finish };
-        },
-      };
-    },
-  }),
-);
-const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
-const requesterKey = bytesToHex(generateSigningKey().privateKey);
-const kem = await generateKemKeyPair();
-const domain = { chainId: 31337, jobMarket: '0x00000000000000000000000000000000000000aa' as Hex };
-const model = tinyLinearModel({ docString: 'idle-gc' });
-const sealedModel = await sealInput(model.bytes, 'application/onnx', kem.publicKey);
-writeFileSync(join(dir, sealedModel.artifactId.slice(2)), sealedModel.sealed);
-let seed = 0;
+const { open, close } = await sessionProgramHarness('idle-gc', 4);
 
+/** A session opened on the child's direct TCP endpoint: its port and token with the session's codec. */
 async function openDirect() {
-  const jobId = bytesToHex(sha256(new Uint8Array([++seed, 9])));
-  const built = await buildSessionOpen({
-    jobId,
-    model: sealedModel,
-    requesterKey,
-    enclave: identity,
-    resultRecipient: kem.publicKey,
-    domain,
-    grantExpiresAt: now + 600,
-    grantIssuedAt: now - 60,
-  });
-  const r = (await program.handle('openSession', {
-    jobId,
-    enc: built.body.enc,
-    request: built.body.ciphertext,
-    inputPaths: { [sealedModel.artifactId]: join(dir, sealedModel.artifactId.slice(2)) },
-    onChain: sessionCommitments(sealedModel.artifactId),
-    domain,
-    direct: true,
-    directHost: '127.0.0.1',
-  })) as OpenSessionResult;
-  const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
+  const { jobId, r, codec } = await open(true);
   const d = r.endpoint!.direct!;
-  return { jobId, r, codec, port: d.port, token: hexBytes(d.token, 'token', 32) };
+  return { jobId, codec, port: d.port, token: hexBytes(d.token, 'token', 32) };
 }
-
-const close = (jobId: Hex, codec: SessionCodec) =>
-  program.handle('closeSession', {
-    sessionId: jobId,
-    auth: Buffer.from(codec.sealClose()).toString('base64'),
-  }) as Promise<CloseSessionResult>;
 
 describe('the session endpoint collects between requests', () => {
   it('after IDLE_GC_MESSAGE_BYTES of traffic it forces a collection, and never inside a request; answers are right', async () => {
