@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { buildSessionOpen, SessionCodec, sealInput, sessionCommitments } from '@firn/client';
 import { bytesToHex, type Hex, repoRoot, sha256 } from '@firn/core';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
-import { encodeOnnxModel } from '@firn/ml';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loopForeverModel } from '../helpers/loopForeverModel.ts';
 import { createEnclaveProgram } from '../../packages/enclave/src/enclaveProgram.ts';
 import { createSimulatedProvider } from '../../packages/enclave/src/evidence/simulated.ts';
 import {
@@ -52,55 +52,6 @@ const alive = (pid: number) => {
 afterAll(() => {
   for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
-
-/** y = x after a Loop of 10^15 identity iterations: a request that never ends. */
-function loopForeverModel(): Uint8Array {
-  return encodeOnnxModel({
-    name: 'spin',
-    nodes: [
-      {
-        opType: 'Cast',
-        inputs: ['one'],
-        outputs: ['cond'],
-        attributes: [{ name: 'to', kind: 'int', value: 9 }],
-      },
-      {
-        opType: 'Loop',
-        inputs: ['M', 'cond', 'x'],
-        outputs: ['y'],
-        attributes: [
-          {
-            name: 'body',
-            kind: 'graph',
-            value: {
-              name: 'body',
-              nodes: [
-                { opType: 'Identity', inputs: ['c_in'], outputs: ['c_out'] },
-                { opType: 'Identity', inputs: ['v_in'], outputs: ['v_out'] },
-              ],
-              initializers: [],
-              inputs: [
-                { name: 'i', elemType: 'int64', shape: [] },
-                { name: 'c_in', elemType: 'bool', shape: [] },
-                { name: 'v_in', elemType: 'float', shape: ['N', 3] },
-              ],
-              outputs: [
-                { name: 'c_out', elemType: 'bool', shape: [] },
-                { name: 'v_out', elemType: 'float', shape: ['N', 3] },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-    initializers: [
-      { name: 'M', dims: [], dtype: 'int64', data: BigInt64Array.of(10n ** 15n) },
-      { name: 'one', dims: [], dtype: 'float', data: Float32Array.of(1) },
-    ],
-    inputs: [{ name: 'x', elemType: 'float', shape: ['N', 3] }],
-    outputs: [{ name: 'y', elemType: 'float', shape: ['N', 3] }],
-  });
-}
 
 describe('a session whose model never finishes a request', () => {
   it('does not leave its runtime child running after the session is closed', async () => {

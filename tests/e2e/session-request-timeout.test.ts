@@ -1,7 +1,8 @@
-import { type InferenceSession, openInferenceSession } from '@firn/client';
+import type { InferenceSession } from '@firn/client';
 import { generateKemKeyPair } from '@firn/crypto';
-import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loopForeverModel } from '../helpers/loopForeverModel.ts';
+import { openNetworkSession } from '../helpers/networkSession.ts';
 import { startTestNetwork, type TestNetwork } from './network.ts';
 
 // A session whose every request is taken and never answered (its model spins for ever: the
@@ -17,64 +18,9 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => net?.stop());
 
-/** y = x after a Loop of 10^15 identity iterations: a request that never ends. */
-function loopForeverModel(): Uint8Array {
-  return encodeOnnxModel({
-    name: 'spin',
-    nodes: [
-      {
-        opType: 'Cast',
-        inputs: ['one'],
-        outputs: ['cond'],
-        attributes: [{ name: 'to', kind: 'int', value: 9 }],
-      },
-      {
-        opType: 'Loop',
-        inputs: ['M', 'cond', 'x'],
-        outputs: ['y'],
-        attributes: [
-          {
-            name: 'body',
-            kind: 'graph',
-            value: {
-              name: 'body',
-              nodes: [
-                { opType: 'Identity', inputs: ['c_in'], outputs: ['c_out'] },
-                { opType: 'Identity', inputs: ['v_in'], outputs: ['v_out'] },
-              ],
-              initializers: [],
-              inputs: [
-                { name: 'i', elemType: 'int64', shape: [] },
-                { name: 'c_in', elemType: 'bool', shape: [] },
-                { name: 'v_in', elemType: 'float', shape: ['N', 3] },
-              ],
-              outputs: [
-                { name: 'c_out', elemType: 'bool', shape: [] },
-                { name: 'v_out', elemType: 'float', shape: ['N', 3] },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-    initializers: [
-      { name: 'M', dims: [], dtype: 'int64', data: BigInt64Array.of(10n ** 15n) },
-      { name: 'one', dims: [], dtype: 'float', data: Float32Array.of(1) },
-    ],
-    inputs: [{ name: 'x', elemType: 'float', shape: ['N', 3] }],
-    outputs: [{ name: 'y', elemType: 'float', shape: ['N', 3] }],
-  });
-}
-
 async function openSpinning(transport: 'direct' | 'http'): Promise<InferenceSession> {
-  return openInferenceSession({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
+  return openNetworkSession(net, loopForeverModel(), {
     requesterKem: await generateKemKeyPair(),
-    policy: net.policy,
-    roots: net.roots,
-    model: { bytes: loopForeverModel() },
     escrow: 10n ** 15n,
     transport,
     requestTimeoutMs: 1_500,
