@@ -6,53 +6,27 @@
  * verifiers together pay for at most MAX_MISSED_EPOCHS challenges. Here the network's node runs no
  * liveness service: it is the silent node.
  */
-import {
-  type FirnClients,
-  createFirnClients,
-  firnRewardsAbi,
-  getRewardsState,
-  rewardsAddress,
-} from '@firn/chain';
+import { type FirnClients, firnRewardsAbi, rewardsAddress } from '@firn/chain';
 import type { Hex } from '@firn/core';
 import { LivenessChallenger } from '@firn/verifier';
-import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { increaseTime, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import type { TestNetwork } from '../e2e/network.ts';
+import { type LivenessNetwork, startLivenessNetwork } from '../helpers/livenessNetwork.ts';
 
-const EPOCH = 30;
-const ANSWER_WINDOW = 10;
 let net: TestNetwork;
 let v1: FirnClients;
 let v2: FirnClients;
 let enclaveId: Hex;
+let nextEpoch: LivenessNetwork['nextEpoch'];
 
 beforeAll(async () => {
-  net = await startTestNetwork({
-    epochLength: EPOCH,
-    answerWindow: ANSWER_WINDOW,
-    poolDeposit: parseEther('1'),
-  });
   // The daemons' own challengers are stopped: the challengers below are the test's own.
-  for (const v of net.verifiers) v.liveness?.stop();
-  const at = (i: number) =>
-    createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[i]!.privateKey, net.deployment, {
-      pollingIntervalMs: 50,
-    });
-  v1 = at(2);
-  v2 = at(3);
-  enclaveId = net.node.identity!.enclaveId;
+  const l = await startLivenessNetwork();
+  ({ net, enclaveId, nextEpoch } = l);
+  v1 = l.at(2);
+  v2 = l.at(3);
 }, 120_000);
 afterAll(() => net?.stop());
-
-/** Move chain time to the first second of the next epoch. */
-async function nextEpoch(): Promise<void> {
-  const st = await getRewardsState(v1);
-  const block = await v1.public.getBlock({ blockTag: 'latest' });
-  await increaseTime(
-    net.anvil.rpcUrl,
-    Number(st.genesis + (st.currentEpoch + 1n) * st.epochLength - block.timestamp),
-  );
-}
 
 describe('a silent node and the verifiers challenging it', () => {
   it('costs the verifiers MAX_MISSED_EPOCHS challenges in all, then none, whatever the epochs', async () => {

@@ -8,7 +8,6 @@
 import {
   answerChallenge,
   type ChainRevertedError,
-  createFirnClients,
   type FirnClients,
   getChallenge,
   getNode,
@@ -23,43 +22,29 @@ import { LivenessChallenger } from '@firn/verifier';
 import { parseEther } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
+import {
+  LIVENESS_ANSWER_WINDOW,
+  type LivenessNetwork,
+  startLivenessNetwork,
+} from '../helpers/livenessNetwork.ts';
+import { increaseTime, type TestNetwork } from './network.ts';
 
-const EPOCH = 30;
-const ANSWER_WINDOW = 10;
 let net: TestNetwork;
 let verifier1: FirnClients;
 let verifier2: FirnClients;
 let operator: FirnClients;
 let enclaveId: Hex;
+let nextEpoch: LivenessNetwork['nextEpoch'];
 
 beforeAll(async () => {
-  net = await startTestNetwork({
-    epochLength: EPOCH,
-    answerWindow: ANSWER_WINDOW,
-    poolDeposit: parseEther('1'),
-  });
   // The daemons' own challengers are stopped: this test issues every challenge itself.
-  for (const v of net.verifiers) v.liveness?.stop();
-  const at = (i: number) =>
-    createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[i]!.privateKey, net.deployment, {
-      pollingIntervalMs: 50,
-    });
-  verifier1 = at(2);
-  verifier2 = at(3);
-  operator = at(4);
-  enclaveId = net.node.identity!.enclaveId;
+  const l = await startLivenessNetwork();
+  ({ net, enclaveId, nextEpoch } = l);
+  verifier1 = l.at(2);
+  verifier2 = l.at(3);
+  operator = l.at(4);
 }, 120_000);
 afterAll(() => net?.stop());
-
-/** Move chain time to the first second of the next epoch; returns that epoch. */
-async function nextEpoch(): Promise<bigint> {
-  const st = await getRewardsState(operator);
-  const block = await operator.public.getBlock({ blockTag: 'latest' });
-  const start = st.genesis + (st.currentEpoch + 1n) * st.epochLength;
-  await increaseTime(net.anvil.rpcUrl, Number(start - block.timestamp));
-  return (await getRewardsState(operator)).currentEpoch;
-}
 
 /** The enclave's own answer, as the node host gets it (the host cannot produce it). */
 async function enclaveAnswer(c: LivenessChallenge): Promise<Hex> {
@@ -137,7 +122,7 @@ describe('liveness challenges and capacity rewards', () => {
 
     // Stale: a genuine enclave answer after the deadline.
     const genuine = await enclaveAnswer(challenge);
-    await increaseTime(net.anvil.rpcUrl, ANSWER_WINDOW + 1);
+    await increaseTime(net.anvil.rpcUrl, LIVENESS_ANSWER_WINDOW + 1);
     const late = await refused(
       answerChallenge(operator, {
         challengeId: challenge.challengeId,
