@@ -1,10 +1,7 @@
-import { DEV_POLICY } from '@firn/attestation';
-import { grantForJob, runApp, sealInput } from '@firn/client';
-import { bytesToHex } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
+import { runApp } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { foreignModelAppJob } from '../helpers/foreignModelAppJob.ts';
 import { urlOf } from '../helpers/tinyInferenceJob.ts';
 
 // The attack of requester-host-fake-failure.test.ts on an app job (runApp, decision 1581): the
@@ -19,11 +16,7 @@ afterAll(() => net?.stop());
 
 describe('attack: the host ends an app job stream with a failure the enclave never reported', () => {
   it('runApp still gets the proved result', async () => {
-    const owner = { kem: await generateKemKeyPair(), key: bytesToHex(generateSigningKey().privateKey) };
-    const model = await sealInput(demoModel(), 'application/onnx', owner.kem.publicKey);
-    const input = new TextEncoder().encode(
-      JSON.stringify({ features: { dims: [1, 4], type: 'float32', data: [0.4, -0.2, 1.5, 0.1] } }),
-    );
+    const job = await foreignModelAppJob(net);
     const realFetch = globalThis.fetch;
     let faked = 0;
     globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
@@ -37,33 +30,7 @@ describe('attack: the host ends an app job stream with a failure the enclave nev
       return realFetch(url, init);
     }) as typeof fetch;
     try {
-      const r = await runApp({
-        rpcUrl: net.anvil.rpcUrl,
-        deployment: net.deployment,
-        requesterKey: net.requester.privateKey,
-        policy: DEV_POLICY,
-        roots: net.roots,
-        escrow: 10n ** 15n,
-        app: net.bundleMeasurement,
-        workload: 'inference',
-        inputs: [
-          { role: 'model', foreignSealed: model.sealed },
-          { role: 'input', bytes: input, contentType: 'application/json' },
-        ],
-        collectGrants: async (plan) => [
-          await grantForJob({
-            rpcUrl: net.anvil.rpcUrl,
-            deployment: net.deployment,
-            plan,
-            role: 'model',
-            sealed: model.sealed,
-            kemPrivateKey: owner.kem.privateKey,
-            ownerKey: owner.key,
-            policy: DEV_POLICY,
-            roots: net.roots,
-          }),
-        ],
-      });
+      const r = await runApp({ ...job.options, collectGrants: async (plan) => [await job.grant(plan)] });
       expect(faked).toBeGreaterThan(0);
       expect(r.proofCheck.ok).toBe(true);
       expect(r.outputs.length).toBeGreaterThan(0);
