@@ -150,18 +150,32 @@ export async function postJobFor(
   opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<Hex> {
+  return (await postJobWithDeadline(m, opts, commitments)).jobId;
+}
+
+/**
+ * postJobFor, also returning the deadline it posted (unix seconds, the value the contract stores):
+ * a plan or grant that must expire with the job takes this value rather than recomputing it from a
+ * later clock reading, which can land one second later.
+ */
+export async function postJobWithDeadline(
+  m: MarketSession,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
+  commitments: { workloadHash: Hex; inputCommitment: Hex },
+): Promise<{ jobId: Hex; deadline: bigint }> {
   const block = await m.clients.public.getBlock();
+  const deadline = BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds);
   const posted = await postJob(m.clients, {
     teeTypeMask: 1 << TEE_TYPES[m.node.teeType],
     allowedMeasurements: [m.node.measurement],
     enclaveIds: [m.node.enclaveId],
     ...commitments,
-    deadline: BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds),
+    deadline,
     claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
     escrow: opts.escrow,
     ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
   });
-  return posted.jobId;
+  return { jobId: posted.jobId, deadline };
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   type MarketOptions,
   type MarketSession,
   nudgeChain,
-  postJobFor,
+  postJobWithDeadline,
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
@@ -176,7 +176,7 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
   }
   const workloadHash = computeAppWorkloadHash(app, opts.workload, params, refs);
   const inputCommitment = computeInputCommitment(refs.map((r) => r.artifactId));
-  const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  const { jobId, deadline } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
   opts.onPosted?.(jobId);
   const chainTime = Number((await m.clients.public.getBlock()).timestamp);
   const plan: JobPlan = {
@@ -191,7 +191,8 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
     params,
     inputs: refs,
     resultRecipient: bytesToHex(m.kem.publicKey),
-    expiresAt: Math.max(m.now(), chainTime) + m.deadlineSeconds,
+    // The deadline posted, to the second: the grant takes the earlier of plan and job deadline.
+    expiresAt: Number(deadline),
   };
   return { m, opts, plan, own, chainTime };
 }
@@ -359,7 +360,7 @@ export async function completeAppJob(
       plan.jobId,
       follow,
       BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
-      // No later than the deadline posted (expiresAt was taken after the post), whatever the RPC says.
+      // No later than the deadline posted (expiresAt is that deadline), whatever the RPC says.
       BigInt(plan.expiresAt),
     );
   } catch (e) {
