@@ -1,6 +1,8 @@
 import { createFirnClients, firnJobMarketAbi, getWithdrawable } from '@firn/chain';
 import { sealInput } from '@firn/client';
-import { generateKemKeyPair } from '@firn/crypto';
+import { bytesToHex, type Hex } from '@firn/core';
+import { artifactId, generateKemKeyPair, generateSigningKey, signDigest } from '@firn/crypto';
+import { jobFailureDigestBytes, signedJobFailureToJson } from '@firn/enclave';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectJobFailure } from '../helpers/expectJobFailure.ts';
 import { requesterOptions, startTestNetwork, TINY_INFERENCE_INPUT, type TestNetwork } from './network.ts';
@@ -70,5 +72,86 @@ describe('a failure of the requester’s own committed work', () => {
     const requesterGain =
       (await getWithdrawable(reader, 'jobMarket', net.requester.address)) - requesterBefore;
     expect(requesterGain <= escrow).toBe(true);
+  }, 60_000);
+
+  it('a failure the host signs itself is refused by the contract: the node falls back to failJob (1571)', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const kem = await generateKemKeyPair();
+    // A tampered artifact: the enclave fails before the run and signs nothing.
+    const model = await sealInput(
+      new TextEncoder().encode('{"not":"a model"}'),
+      'application/onnx',
+      kem.publicKey,
+    );
+    model.sealed[model.sealed.length - 30]! ^= 0x01;
+    model.artifactId = artifactId(model.sealed);
+    const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
+    // The host forges a JobFailure for the job it runs (right claim facts, its own key) and
+    // hands it to the node as if the enclave had emitted it.
+    const supervisor = net.node.supervisor;
+    const call = supervisor.call.bind(supervisor);
+    const hostKey = generateSigningKey();
+    supervisor.call = (async (method: string, params: Record<string, unknown> = {}, timeoutMs?: number) => {
+      if (method === 'runJob') {
+        const onChain = params.onChain as { workloadHash: Hex; inputCommitment: Hex };
+        const failure = {
+          jobId: params.jobId as Hex,
+          enclaveId: net.node.identity!.enclaveId,
+          measurement: net.bundleMeasurement,
+          workloadHash: onChain.workloadHash,
+          inputCommitment: onChain.inputCommitment,
+          reasonCode: 1,
+          failedAt: BigInt(Math.floor(Date.now() / 1000)),
+        };
+        const digest = jobFailureDigestBytes(
+          { chainId: net.deployment.chainId, jobMarket: net.deployment.jobMarket },
+          failure,
+        );
+        const signature = bytesToHex(signDigest(hostKey.privateKey, digest));
+        supervisor.emit('event', 'jobFailure', signedJobFailureToJson({ failure, signature }));
+      }
+      return call(method, params, timeoutMs);
+    }) as typeof supervisor.call;
+    try {
+      const err = await expectJobFailure(
+        net,
+        {
+          ...requesterOptions(net, kem),
+          kind: 'inference',
+          inputs: [
+            { role: 'model', sealed: model },
+            { role: 'input', sealed: input },
+          ],
+          params: {},
+          escrow: 10n ** 15n,
+        },
+        'E_ARTIFACT_TAMPERED',
+      );
+      const attested = await reader.public.getContractEvents({
+        address: net.deployment.jobMarket,
+        abi: firnJobMarketAbi,
+        eventName: 'JobFailureAttested',
+        fromBlock: 0n,
+        args: { jobId: err.jobId },
+      });
+      expect(attested).toHaveLength(0);
+      // The node did present the forged failure, and the contract named why it refused it.
+      const refused = net.logs.filter((l) => l.includes('failJobAttested refused') && l.includes(err.jobId));
+      expect(refused.join('\n')).toMatch(/WrongSigner/);
+      const failed = await reader.public.getContractEvents({
+        address: net.deployment.jobMarket,
+        abi: firnJobMarketAbi,
+        eventName: 'JobFailed',
+        fromBlock: 0n,
+        args: { jobId: err.jobId },
+      });
+      // failJob's reason: the error code in ASCII (not a signed reason code).
+      expect(failed).toHaveLength(1);
+      expect(
+        Buffer.from((failed[0]!.args as { reason: Hex }).reason.slice(2), 'hex').toString('latin1'),
+      ).toMatch(/^E_ARTIFACT_TAMPERED/);
+    } finally {
+      supervisor.call = call as typeof supervisor.call;
+    }
   }, 60_000);
 });
