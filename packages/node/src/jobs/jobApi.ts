@@ -141,15 +141,15 @@ export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_INLINE_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
 
+/** Most enclave-signed failures kept at once (one per running job in practice). */
+const MAX_KEPT_ATTESTED_FAILURES = 1024;
+
 /**
  * The node's job API (docs/api.md): artifact upload and download, encrypted job submission, job
  * status, encrypted progress events and results. The host checks the job on chain, claims it,
  * runs it in the enclave, stores the sealed outputs and submits the enclave's proof, or fails
  * the job on chain with the enclave's error code. It never sees a key or a plaintext.
  */
-/** Most enclave-signed failures kept at once (one per running job in practice). */
-const MAX_KEPT_ATTESTED_FAILURES = 1024;
-
 export class JobService {
   readonly artifacts: ArtifactStore;
   readonly jobs: JobStore;
