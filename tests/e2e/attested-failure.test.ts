@@ -5,7 +5,13 @@ import { artifactId, generateKemKeyPair, generateSigningKey, signDigest } from '
 import { jobFailureDigestBytes, signedJobFailureToJson } from '@firn/enclave';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectJobFailure } from '../helpers/expectJobFailure.ts';
-import { requesterOptions, startTestNetwork, TINY_INFERENCE_INPUT, type TestNetwork } from './network.ts';
+import {
+  increaseTime,
+  requesterOptions,
+  startTestNetwork,
+  TINY_INFERENCE_INPUT,
+  type TestNetwork,
+} from './network.ts';
 
 // Decision 1595 end to end on anvil: a requester commits to a model that its enclave run rejects
 // (the requester's own work, not the node's fault). The enclave signs the failure, the node fails
@@ -33,6 +39,14 @@ describe('a failure of the requester’s own committed work', () => {
     );
     const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
     const escrow = 10n ** 15n;
+    // Late: 840 s of the 900 s claim pass on chain between the claim and the run (a workload that
+    // fails at its last layer). Under 1571 alone the requester would be credited 14/15 of the bond.
+    const supervisor = net.node.supervisor;
+    const call = supervisor.call.bind(supervisor);
+    supervisor.call = (async (method: string, params: Record<string, unknown> = {}, timeoutMs?: number) => {
+      if (method === 'runJob') await increaseTime(net.anvil.rpcUrl, 840);
+      return call(method, params, timeoutMs);
+    }) as typeof supervisor.call;
     const err = await expectJobFailure(
       net,
       {
@@ -46,7 +60,9 @@ describe('a failure of the requester’s own committed work', () => {
         escrow,
       },
       'E_MODEL_INVALID',
-    );
+    ).finally(() => {
+      supervisor.call = call as typeof supervisor.call;
+    });
     const ofJob = { fromBlock: 0n, args: { jobId: err.jobId } } as const;
     const attested = await reader.public.getContractEvents({
       address: net.deployment.jobMarket,
@@ -101,7 +117,7 @@ describe('a failure of the requester’s own committed work', () => {
           workloadHash: onChain.workloadHash,
           inputCommitment: onChain.inputCommitment,
           reasonCode: 1,
-          failedAt: BigInt(Math.floor(Date.now() / 1000)),
+          failedAt: (await reader.public.getBlock()).timestamp,
         };
         const digest = jobFailureDigestBytes(
           { chainId: net.deployment.chainId, jobMarket: net.deployment.jobMarket },
