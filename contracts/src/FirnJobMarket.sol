@@ -26,6 +26,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     bytes32 public constant WORK_PROOF_TYPEHASH = keccak256(
         "WorkProof(bytes32 jobId,bytes32 enclaveId,bytes32 measurement,bytes32 workloadHash,bytes32 inputCommitment,bytes32 outputCommitment,uint64 startedAt,uint64 finishedAt,uint64 workUnits)"
     );
+    /// @notice EIP-712 type hash of JobFailure; the field list must match the TypeScript types.
+    bytes32 public constant JOB_FAILURE_TYPEHASH = keccak256(
+        "JobFailure(bytes32 jobId,bytes32 enclaveId,bytes32 measurement,bytes32 workloadHash,bytes32 inputCommitment,uint16 reasonCode,uint64 failedAt)"
+    );
     /// @notice Cap on a job's own measurement list, which bounds the claim loop's gas.
     uint256 public constant MAX_ALLOWED_MEASUREMENTS = 32;
     /// @notice Cap on the Enclave IDs a job is bound to, which bounds the claim loop's gas.
@@ -344,6 +348,47 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev Decision 1595: a failure the enclave signed as caused by the committed workload and
+    /// inputs is the requester's doing, so the claimant keeps its whole bond (1571's time-left rule
+    /// stays for unattested failJob). Checked like submitProof: claim hash, registry signer, low-s.
+    function failJobAttested(JobFailure calldata failure, bytes32 r, bytes32 vs) external {
+        bytes32 jobId = failure.jobId;
+        Job storage j = _jobs[jobId];
+        JobStatus status = j.status;
+        if (status != JobStatus.Claimed) {
+            if (status == JobStatus.None) revert UnknownJob(jobId);
+            revert UnexpectedJobStatus(jobId, status);
+        }
+        // A lapsed claim's bond is the requester's, attested or not.
+        uint64 deadline = j.deadline;
+        if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
+        uint64 expiresAt = j.claimExpiresAt;
+        if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
+        bytes32 enclaveId = failure.enclaveId;
+        // The claim hash's bytes (an address encodes as its uint256); written with its own encoder
+        // so submitProof's and claimJob's stay as compiled before (gas, decision 1595).
+        bytes32 claimHash = keccak256(
+            abi.encode(
+                uint256(uint160(msg.sender)),
+                enclaveId,
+                failure.measurement,
+                failure.workloadHash,
+                failure.inputCommitment
+            )
+        );
+        if (claimHash != j.factsHash) _revertClaimMismatch(jobId, j, enclaveId);
+        address signer = _failureSigner(jobId, expiresAt - j.claimTimeout, failure, r, vs);
+
+        uint256 bond = j.bond;
+        j.status = JobStatus.Failed;
+        j.bond = 0;
+        _totalBonds -= uint128(bond);
+        emit JobFailed(jobId, enclaveId, bytes32(uint256(failure.reasonCode)));
+        emit JobFailureAttested(jobId, enclaveId, failure.reasonCode, failure.failedAt, signer);
+        _credit(msg.sender, bond);
+    }
+
+    /// @inheritdoc IFirnJobMarket
     /// @dev A fact dispute is settled in this call: either the recorded facts prove it right (the
     /// node is slashed) or they prove it wrong (the verifier is slashed). A finding counts its
     /// stake; the vote that passes 2/3 of the submission snapshot slashes the node.
@@ -465,6 +510,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    function hashFailure(JobFailure calldata failure) external view returns (bytes32) {
+        return _hashFailure(failure);
+    }
+
+    /// @inheritdoc IFirnJobMarket
     function hasDisputed(bytes32 jobId, address verifier) external view returns (bool) {
         return _disputed[jobId][verifier];
     }
@@ -569,6 +619,45 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
                 )
             )
         );
+    }
+
+    /// @dev failJobAttested's checks of the signed failure itself (separate frame for the stack):
+    /// a reason, a time within the claim, the registry's proof signer, a low-s signature by it.
+    function _failureSigner(bytes32 jobId, uint64 claimedAt, JobFailure calldata failure, bytes32 r, bytes32 vs)
+        private
+        view
+        returns (address signer)
+    {
+        if (failure.reasonCode == 0) revert InvalidFailureReason(0);
+        // Signed during this claim (the enclave's clock, judged with MAX_CLOCK_SKEW like proof times).
+        uint64 failedAt = failure.failedAt;
+        if (uint256(failedAt) + MAX_CLOCK_SKEW < claimedAt || uint256(failedAt) > block.timestamp + MAX_CLOCK_SKEW) {
+            revert InvalidFailureTime(failedAt, claimedAt, uint64(block.timestamp));
+        }
+
+        (address enclaveAddress, uint8 reason) = _registry.proofSigner(failure.enclaveId, failure.measurement);
+        if (reason != 0) revert NodeNotEligible(jobId, failure.enclaveId, _submitReason(reason));
+        // tryRecover refuses malformed and high-s (malleable) signatures instead of recovering.
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecover(_hashFailure(failure), r, vs);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
+        if (signer != enclaveAddress) revert WrongSigner(failure.enclaveId, enclaveAddress, signer);
+    }
+
+    function _hashFailure(JobFailure calldata f) private view returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                JOB_FAILURE_TYPEHASH,
+                f.jobId,
+                f.enclaveId,
+                f.measurement,
+                f.workloadHash,
+                f.inputCommitment,
+                f.reasonCode,
+                f.failedAt
+            )
+        );
+        return keccak256(abi.encodePacked(hex"1901", _domainSeparatorV4(), structHash));
     }
 
     /// @dev The escrow a proof of `workUnits` earns: all of it when the job set no maxWorkUnits,

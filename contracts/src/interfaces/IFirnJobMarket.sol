@@ -71,6 +71,22 @@ interface IFirnJobMarket {
         uint64 workUnits;
     }
 
+    /// @notice The typed data an enclave signs when a job fails for a reason that is a deterministic
+    /// function of the committed workload and inputs (EIP-712, domain "firn" "1", like WorkProof):
+    /// a model that does not parse or fit, an input the workload rejects, the app's own typed error.
+    /// Never signed for a timeout, a resource limit, a killed runtime or a missing input (anything
+    /// the host can cause). `reasonCode` (> 0) names the enclave's error code
+    /// (docs/decisions/1595-attested-job-failure.md); `failedAt` is the enclave's clock (unix s).
+    struct JobFailure {
+        bytes32 jobId;
+        bytes32 enclaveId;
+        bytes32 measurement;
+        bytes32 workloadHash;
+        bytes32 inputCommitment;
+        uint16 reasonCode;
+        uint64 failedAt;
+    }
+
     /// @notice What a claim and a proof are checked against: `termsHash` of a job is
     /// keccak256(abi.encode(workloadHash, inputCommitment, allowedMeasurements, enclaveIds)), the
     /// preimage is in its JobPosted event, and claimJob passes it back (decision 1142).
@@ -157,6 +173,11 @@ interface IFirnJobMarket {
     error TimeTooLarge(uint256 value, uint256 max);
     error InvalidProofTimes(uint64 startedAt, uint64 finishedAt);
     error InvalidSignature(uint8 recoverError);
+    /// @notice An attested failure with reason code 0 (no reason the enclave signs).
+    error InvalidFailureReason(uint16 reasonCode);
+    /// @notice An attested failure's `failedAt` is before the claim (less MAX_CLOCK_SKEW) or after
+    /// now (plus MAX_CLOCK_SKEW): it was not signed during this claim.
+    error InvalidFailureTime(uint64 failedAt, uint64 claimedAt, uint64 nowTime);
     error WrongSigner(bytes32 enclaveId, address expected, address recovered);
     error NotVerifier(address caller);
     error NotEligibleVoter(bytes32 jobId, address verifier, uint64 snapshotId);
@@ -220,7 +241,14 @@ interface IFirnJobMarket {
     /// @notice The part of a finalized job's escrow its work units did not use, credited back to the requester.
     event UnusedEscrowReturned(bytes32 indexed jobId, address indexed requester, uint256 amount);
     event JobReclaimed(bytes32 indexed jobId, address indexed requester, uint256 refund);
+    /// @notice `reason`: failJob's as the node sent it (by convention an error code in ASCII); for
+    /// failJobAttested the signed reason code as a number (bytes32(uint256(reasonCode)), first byte 0).
     event JobFailed(bytes32 indexed jobId, bytes32 indexed enclaveId, bytes32 reason);
+    /// @notice The job failed for a reason its enclave signed (JobFailure); the whole bond went back
+    /// to the claimant, next to JobFailed.
+    event JobFailureAttested(
+        bytes32 indexed jobId, bytes32 indexed enclaveId, uint16 reasonCode, uint64 failedAt, address signer
+    );
     event Credited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
@@ -250,6 +278,14 @@ interface IFirnJobMarket {
     /// rest is credited to the requester (ClaimBondForfeited). After the lapse the whole bond is the
     /// requester's. See docs/decisions/1571-fail-refund-by-time-left.md.
     function failJob(bytes32 jobId, bytes32 reason) external;
+    /// @notice Claimant reports a failure its enclave signed as a deterministic function of the
+    /// committed workload and inputs (JobFailure, EIP-712, signature in EIP-2098 form as for
+    /// submitProof). Checked as submitProof is: the claim facts (claimant, enclaveId, measurement,
+    /// workloadHash, inputCommitment), the registry's proof signer, low-s recovery, the claim not
+    /// lapsed, and `failedAt` within the claim (MAX_CLOCK_SKEW either side). The job becomes Failed,
+    /// the whole bond is credited back to the claimant and the requester may reclaim its escrow at
+    /// once. See docs/decisions/1595-attested-job-failure.md.
+    function failJobAttested(JobFailure calldata failure, bytes32 r, bytes32 vs) external;
     /// @notice Verifier disputes a Proved job within its challenge window (see reasons above),
     /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
@@ -280,6 +316,8 @@ interface IFirnJobMarket {
 
     function getJob(bytes32 jobId) external view returns (Job memory);
     function hashWorkProof(WorkProof calldata proof) external view returns (bytes32);
+    /// @notice The EIP-712 digest of a JobFailure under this market's domain.
+    function hashFailure(JobFailure calldata failure) external view returns (bytes32);
     function hasDisputed(bytes32 jobId, address verifier) external view returns (bool);
     function jobCount() external view returns (uint256);
     function challengeWindow() external view returns (uint64);

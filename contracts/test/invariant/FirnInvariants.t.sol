@@ -195,6 +195,32 @@ contract Handler {
         }
     }
 
+    /// @dev Ghosts of failAttested: accepted failures signed by the enclave, and by the operator.
+    uint256 public attestedFailures;
+    uint256 public forgedFailuresAccepted;
+
+    /// @dev Decision 1595: the claimant fails with a JobFailure its enclave signed (or, with
+    /// `forged`, one signed by the operator's own key, which must revert).
+    function failAttested(uint256 j, uint256 i, bool forged) external {
+        if (jobIds.length == 0) return;
+        bytes32 jobId = jobIds[j % jobIds.length];
+        i %= NODES;
+        // Claimed by this node first where it can (else the failure is for someone else's claim).
+        uint256 bond = market.claimBond();
+        vm.deal(_op(i), bond);
+        vm.prank(_op(i));
+        try market.claimJob{value: bond}(jobId, _id(i), _terms()) {} catch {}
+        IFirnJobMarket.JobFailure memory f = IFirnJobMarket.JobFailure(
+            jobId, _id(i), measurement, bytes32(uint256(1)), bytes32(uint256(2)), 1, uint64(block.timestamp)
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(forged ? _key(i) + 1 : _key(i), market.hashFailure(f));
+        vm.prank(_op(i));
+        try market.failJobAttested(f, r, bytes32(uint256(s) | (uint256(v - 27) << 255))) {
+            if (forged) forgedFailuresAccepted++;
+            else attestedFailures++;
+        } catch {}
+    }
+
     function disputeOrFinalize(uint256 j, uint256 v, uint8 mode, uint256 wait) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
@@ -377,5 +403,10 @@ contract FirnInvariantsTest is FirnFixture {
             vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
             vm.assertLe(handler.creditedVerifier(e), ep.verifierBudget, "verifier credits <= verifier budget");
         }
+    }
+
+    /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.
+    function invariant_forgedFailureNeverAccepted() public view {
+        vm.assertEq(handler.forgedFailuresAccepted(), 0, "forged failures accepted");
     }
 }

@@ -10,6 +10,7 @@ export * from './governance/timelock.ts';
 export * from './jobMarket/claimJob.ts';
 export * from './jobMarket/disputeJob.ts';
 export * from './jobMarket/failJob.ts';
+export * from './jobMarket/failJobAttested.ts';
 export * from './jobMarket/finalizeJob.ts';
 export * from './jobMarket/getJob.ts';
 export * from './jobMarket/jobRecord.ts';

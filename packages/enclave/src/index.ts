@@ -5,6 +5,7 @@ export * from './image.ts';
 export * from './keys.ts';
 export * from './protocol.ts';
 export type { RunJobOutput, RunJobParams, RunJobResult } from './jobs/runJob.ts';
+export * from './jobs/jobFailure.ts';
 export type {
   CloseSessionResult,
   OpenSessionParams,

@@ -54,6 +54,8 @@ export interface AppProgram {
   appMeasurement: Hex;
   /** The folder that holds sealed inputs and outputs. */
   dir: string;
+  /** The enclave's identity (`init`). */
+  identity: { enclaveId: Hex; kemPublicKey: Hex; enclaveAddress: Hex };
   run(kind: string, o?: AppRunOptions): Promise<RunJobResult>;
 }
 
@@ -63,6 +65,8 @@ export async function createAppProgram(opts: {
   now: number;
   limits?: Parameters<typeof createRunJobHandler>[0]['limits'];
   prefix?: string;
+  /** Receives the enclave's events to the host (jobEvent, jobFailure). */
+  emit?: (event: string, data: unknown) => void;
 }): Promise<AppProgram> {
   const dir = mkdtempSync(join(tmpdir(), opts.prefix ?? 'firn-appjob-'));
   const platform = await createSimulatedPlatform(await createSimulatedRoot());
@@ -72,6 +76,7 @@ export async function createAppProgram(opts: {
       provider: createSimulatedProvider(platform, measurement),
       measurementRegisters: [measurement],
       platformId: hexToBytes(platform.platformId),
+      ...(opts.emit ? { emit: opts.emit } : {}),
     },
     {
       runJob: createRunJobHandler({
@@ -81,7 +86,11 @@ export async function createAppProgram(opts: {
       }),
     },
   );
-  const identity = (await program.handle('init', {})) as { enclaveId: Hex; kemPublicKey: Hex };
+  const identity = (await program.handle('init', {})) as {
+    enclaveId: Hex;
+    kemPublicKey: Hex;
+    enclaveAddress: Hex;
+  };
   const appMeasurement = ((await program.handle('hello', {})) as { measurement: Hex }).measurement;
   const owner = generateSigningKey();
   const requester = await generateKemKeyPair();
@@ -129,5 +138,5 @@ export async function createAppProgram(opts: {
       ...o.extra,
     })) as RunJobResult;
   }
-  return { appMeasurement, dir, run };
+  return { appMeasurement, dir, identity, run };
 }

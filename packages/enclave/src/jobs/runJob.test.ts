@@ -183,7 +183,13 @@ describe('enclave runJob (inference, in process)', () => {
     };
     expect(err.code).toBe('E_INPUT_INVALID');
     expect(err.message).not.toContain(canary);
-    const mine = events.filter((e) => (e as { data: { jobId: Hex } }).data.jobId === params.jobId);
+    const ofJob = events.filter((e) => (e as { data: { jobId: Hex } }).data.jobId === params.jobId);
+    // An input the first-party model rejects is the requester's own: the enclave signs the failure
+    // (decision 1595), which carries ids and a reason code only, never the message.
+    const signed = ofJob.filter((e) => (e as { event: string }).event === 'jobFailure');
+    expect(signed).toHaveLength(1);
+    expect(JSON.stringify(signed[0])).not.toContain(canary);
+    const mine = ofJob.filter((e) => (e as { event: string }).event === 'jobEvent');
     let opened: { stage?: string; error?: { code: string; message: string } } = {};
     for (const e of mine) {
       const message = (e as { data: { message: string } }).data.message;

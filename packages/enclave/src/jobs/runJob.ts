@@ -44,6 +44,12 @@ import {
 import type { EnclaveContext, Handler } from '../enclaveProgram.ts';
 import { inProcessRuntime, type MlRuntime } from '../runtime/mlRuntime.ts';
 import { ArtifactCache } from './artifactCache.ts';
+import {
+  attestableFailureReason,
+  type JobFailureFields,
+  jobFailureDigestBytes,
+  signedJobFailureToJson,
+} from './jobFailure.ts';
 import { jobRecipients } from './recipients.ts';
 import { workProofDigestBytes } from './workProofDigest.ts';
 import type { Workload, WorkloadInput, WorkloadOutput } from './workload.ts';
@@ -693,14 +699,21 @@ async function runRequest(
   emitProgress({ stage: 'started', kind: req.kind });
   // Records the app asks for; signed here, in the process that holds the key, never in the runtime.
   const signedData: SignedDataRecord[] = [];
+  // A refusal here may depend on the host (the ledger it passes): the app may turn it into a typed
+  // error, so a run that saw one never gets its failure attested (decision 1595).
+  let hostRefused = false;
   const signData = async (digest: Uint8Array, o: { topic: string }): Promise<SignedDataRecord> => {
-    if (p.domain.dataLedger === undefined || req.dataLedger === undefined)
+    if (p.domain.dataLedger === undefined || req.dataLedger === undefined) {
+      hostRefused = true;
       throw fail(
         'E_UNSUPPORTED',
         'the node or the request named no data ledger for this job, so the enclave cannot sign data',
       );
-    if (signedData.length >= MAX_SIGNED_DATA_PER_JOB)
+    }
+    if (signedData.length >= MAX_SIGNED_DATA_PER_JOB) {
+      hostRefused = true;
       throw fail('E_TOO_LARGE', `a job signs at most ${MAX_SIGNED_DATA_PER_JOB} data records`);
+    }
     const record = signDataRecord(
       { signingKey: keys.signingKey, enclaveId: ctx.enclaveId() },
       { chainId: req.chainId, address: req.dataLedger },
@@ -739,6 +752,29 @@ async function runRequest(
     result = await work;
   } catch (e) {
     void prepared.then((keys) => keys.forEach(discardArtifactKey));
+    // A failure that is a function of the committed workload and inputs only is signed for the
+    // node's failJobAttested (decision 1595); never a timeout, a crash or anything the host caused.
+    const code = isFirnError(e) ? e.code : undefined;
+    const reasonCode = attestableFailureReason(e, {
+      fromWorkload: true,
+      timedOut: code === 'E_TIMEOUT',
+      crashed: code === 'E_RUNTIME_CRASHED',
+      hostRefused,
+    });
+    if (reasonCode !== undefined) {
+      const failure: JobFailureFields = {
+        jobId: p.jobId,
+        enclaveId,
+        measurement: bytesToHex(ctx.measurement),
+        workloadHash,
+        inputCommitment,
+        reasonCode,
+        failedAt: BigInt(Math.max(now(), startedAt)),
+      };
+      const signature = bytesToHex(signDigest(keys.signingKey, jobFailureDigestBytes(p.domain, failure)));
+      // Public: ids, the code's number and a time; the message stays sealed to the requester.
+      ctx.env.emit?.('jobFailure', signedJobFailureToJson({ failure, signature }));
+    }
     // Typed workload errors pass through (the runtime maps them to app codes); anything else is
     // reported without its message.
     if (isFirnError(e)) throw e;

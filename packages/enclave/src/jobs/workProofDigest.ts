@@ -60,7 +60,12 @@ const DOMAIN_TYPEHASH = keccak256(
 );
 const separators = new Map<string, Uint8Array>();
 
-function domainSeparator(domain: WorkProofDomain): Uint8Array {
+/**
+ * The EIP-712 domain separator of {name "firn", version "1", chainId, verifyingContract: jobMarket}
+ * (32 bytes), kept per (chainId, jobMarket). Shared by the Work Proof and the JobFailure digests.
+ * Raises InvalidInputError for a bad chainId or address.
+ */
+export function domainSeparator(domain: WorkProofDomain): Uint8Array {
   if (!Number.isSafeInteger(domain.chainId) || domain.chainId < 0)
     throw new InvalidInputError('domain chainId must be a non-negative integer');
   const market = hexBytes(domain.jobMarket, 'jobMarket', 20);

@@ -95,7 +95,7 @@ async function job(kind: string, params: Record<string, unknown>, data: Uint8Arr
   };
   const opened = async () => {
     const out: Record<string, unknown>[] = [];
-    for (const e of events.filter((x) => x.data.jobId === jobId))
+    for (const e of events.filter((x) => x.event === 'jobEvent' && x.data.jobId === jobId))
       out.push(JSON.parse(new TextDecoder().decode(await built.channel.openEvent(e.data.message))));
     return out;
   };
@@ -171,9 +171,12 @@ describe('ML runtime in a child process', () => {
   }, 60_000);
 
   it('abort() and process.exit() in the child fail the job typed; the enclave keeps serving', async () => {
+    const signedFor = (id: Hex) => events.filter((x) => x.event === 'jobFailure' && x.data.jobId === id);
     for (const mode of ['abort', 'exit']) {
       const j = await job('abort', { mode });
       await expect(j.run()).rejects.toMatchObject({ code: 'E_RUNTIME_CRASHED' });
+      // A dead runtime child is never the requester's committed work (decision 1595): not signed.
+      expect(signedFor(j.jobId)).toHaveLength(0);
     }
     // A typed error raised in the child crosses as that code, its message only on the channel.
     const t = await job('abort', { mode: 'throw' });
@@ -182,6 +185,8 @@ describe('ML runtime in a child process', () => {
       message: expect.not.stringMatching(/typed failure/),
     });
     expect((await t.opened()).at(-1)).toMatchObject({ error: { message: 'typed failure from the runtime' } });
+    // The app's own typed error, relayed from the child: signed for failJobAttested.
+    expect(signedFor(t.jobId)).toHaveLength(1);
     // Same enclave program, same keys: the next job runs.
     const ok = await job('training', { task: 'classification', epochs: 1, hidden: [4], seed: 5 });
     expect(((await ok.run()) as RunJobResult).proof.signature).toMatch(/^0x/);

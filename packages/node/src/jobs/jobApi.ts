@@ -8,6 +8,7 @@ import {
   type FirnClients,
   type FirnDeployment,
   failJob,
+  failJobAttested,
   finalizeJob,
   firnJobMarketAbi,
   type FirnJob,
@@ -25,7 +26,7 @@ import {
   type TeeTypeName,
   toErrorBody,
 } from '@firn/core';
-import type { RunJobResult } from '@firn/enclave';
+import { parseSignedJobFailure, type RunJobResult, type SignedJobFailure } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
 import { holdWhileServing, ipPrefix, rateLimited, remoteIp } from '../http/limits.ts';
 import { readJson, requireMediaType, sendJson } from '../http/router.ts';
@@ -140,6 +141,9 @@ export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_INLINE_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
 
+/** Most enclave-signed failures kept at once (one per running job in practice). */
+const MAX_KEPT_ATTESTED_FAILURES = 1024;
+
 /**
  * The node's job API (docs/api.md): artifact upload and download, encrypted job submission, job
  * status, encrypted progress events and results. The host checks the job on chain, claims it,
@@ -167,6 +171,11 @@ export class JobService {
   private finalizer: NodeJS.Timeout | undefined;
   /** Proved jobs the chain did not show as proved, with the checks in a row that found so. */
   private readonly proofMissing = new Map<Hex, number>();
+  /**
+   * Failures the enclave signed for running jobs (decision 1595), taken by `failOnChain`. Bounded
+   * by the running jobs (an entry is kept only for a job in `running`), capped against a flood.
+   */
+  private readonly attestedFailures = new Map<Hex, SignedJobFailure>();
   private stopped = false;
   readonly sessions: SessionService;
   /** The terms in force (options over DEFAULT_JOB_POLICY). */
@@ -199,6 +208,10 @@ export class JobService {
       void this.node.supervisor.call('setChainTime', { chainTime: t }, 2000).catch(() => undefined);
     });
     node.supervisor.on('event', (name: string, data: unknown) => {
+      if (name === 'jobFailure') {
+        this.keepAttestedFailure(data);
+        return;
+      }
       if (name !== 'jobEvent') return;
       const d = data as { jobId?: unknown; message?: unknown } | null;
       if (typeof d?.jobId !== 'string' || typeof d.message !== 'string') return;
@@ -602,8 +615,29 @@ export class JobService {
   }
 
   /**
-   * Fail a claimed job on chain (failJob, while the claim is valid, so the requester can re-run
-   * it elsewhere at once), retrying through a chain outage until the claim lapses. Never throws.
+   * Keep the enclave's signed failure of a running job (`jobFailure` event) for `failOnChain`.
+   * Checked for shape only (the contract checks the signature); dropped for a job not running
+   * here. Never throws (an event listener).
+   */
+  private keepAttestedFailure(data: unknown): void {
+    try {
+      const signed = parseSignedJobFailure(data);
+      const id = signed.failure.jobId.toLowerCase() as Hex;
+      if (this.jobs.get(id)?.status !== 'running') return;
+      if (this.attestedFailures.size >= MAX_KEPT_ATTESTED_FAILURES)
+        this.attestedFailures.delete(this.attestedFailures.keys().next().value as Hex);
+      this.attestedFailures.set(id, signed);
+    } catch (e) {
+      this.opts.logger.warn('enclave job failure not kept', { code: isFirnError(e) ? e.code : 'E_INTERNAL' });
+    }
+  }
+
+  /**
+   * Fail a claimed job on chain while the claim is valid, so the requester can re-run it elsewhere
+   * at once, retrying through a chain outage until the claim lapses. With a failure the enclave
+   * signed for this job (decision 1595) it is `failJobAttested`, which returns the whole claim
+   * bond; a revert of that (e.g. the node's key rotated since) falls back to `failJob`, which
+   * returns the bond by the claim time left (1571). Never throws.
    */
   private async failOnChain(
     jobId: Hex,
@@ -611,6 +645,26 @@ export class JobService {
     claimExpiresAt: number | undefined,
   ): Promise<Hex | undefined> {
     const log = this.opts.logger.child({ jobId });
+    const attested = this.attestedFailures.get(jobId.toLowerCase() as Hex);
+    this.attestedFailures.delete(jobId.toLowerCase() as Hex);
+    if (attested !== undefined) {
+      try {
+        const tx = await retryChain(() => this.chain(() => failJobAttested(this.clients, attested)), {
+          until: () => this.stopped || (claimExpiresAt !== undefined && this.now() >= claimExpiresAt),
+          onRetry: (e, n) =>
+            n === 1 && log.warn('failJobAttested waits for the chain', { code: (e as FirnError).code }),
+        });
+        log.info('job failed on chain with the enclave-signed failure', {
+          reasonCode: attested.failure.reasonCode,
+        });
+        return tx.hash;
+      } catch (e) {
+        log.warn('failJobAttested refused; failing without it', {
+          code: isFirnError(e) ? e.code : 'E_INTERNAL',
+          ...(e instanceof ChainRevertedError && e.errorName ? { revert: e.errorName } : {}),
+        });
+      }
+    }
     try {
       const tx = await retryChain(
         () => this.chain(() => failJob(this.clients, { jobId, reason: failureReason(code) })),

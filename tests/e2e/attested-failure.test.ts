@@ -1,0 +1,173 @@
+import { createFirnClients, firnJobMarketAbi, getWithdrawable } from '@firn/chain';
+import { sealInput } from '@firn/client';
+import { bytesToHex, type Hex } from '@firn/core';
+import { artifactId, generateKemKeyPair, generateSigningKey, signDigest } from '@firn/crypto';
+import { jobFailureDigestBytes, signedJobFailureToJson } from '@firn/enclave';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectJobFailure } from '../helpers/expectJobFailure.ts';
+import {
+  increaseTime,
+  requesterOptions,
+  startTestNetwork,
+  TINY_INFERENCE_INPUT,
+  type TestNetwork,
+} from './network.ts';
+
+// Decision 1595 end to end on anvil: a requester commits to a model that its enclave run rejects
+// (the requester's own work, not the node's fault). The enclave signs the failure, the node fails
+// the job with failJobAttested, the requester gets its escrow back and nothing of the claim bond,
+// and the operator gets the whole bond back. Under 1571 alone the requester was credited the bond's
+// share of the claim time held.
+let net: TestNetwork;
+
+beforeAll(async () => {
+  net = await startTestNetwork();
+}, 120_000);
+afterAll(() => net?.stop());
+
+describe('a failure of the requester’s own committed work', () => {
+  it('is signed by the enclave and failed with failJobAttested: the requester gains nothing from the bond', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const operatorBefore = await getWithdrawable(reader, 'jobMarket', net.operator.address);
+    const requesterBefore = await getWithdrawable(reader, 'jobMarket', net.requester.address);
+    const kem = await generateKemKeyPair();
+    // Bytes onnxruntime refuses to load: a deterministic function of the committed model.
+    const junk = await sealInput(
+      new TextEncoder().encode('{"not":"a model"}'),
+      'application/onnx',
+      kem.publicKey,
+    );
+    const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
+    const escrow = 10n ** 15n;
+    // Late: 840 s of the 900 s claim pass on chain between the claim and the run (a workload that
+    // fails at its last layer). Under 1571 alone the requester would be credited 14/15 of the bond.
+    const supervisor = net.node.supervisor;
+    const call = supervisor.call.bind(supervisor);
+    supervisor.call = (async (method: string, params: Record<string, unknown> = {}, timeoutMs?: number) => {
+      if (method === 'runJob') await increaseTime(net.anvil.rpcUrl, 840);
+      return call(method, params, timeoutMs);
+    }) as typeof supervisor.call;
+    const err = await expectJobFailure(
+      net,
+      {
+        ...requesterOptions(net, kem),
+        kind: 'inference',
+        inputs: [
+          { role: 'model', sealed: junk },
+          { role: 'input', sealed: input },
+        ],
+        params: {},
+        escrow,
+      },
+      'E_MODEL_INVALID',
+    ).finally(() => {
+      supervisor.call = call as typeof supervisor.call;
+    });
+    const ofJob = { fromBlock: 0n, args: { jobId: err.jobId } } as const;
+    const attested = await reader.public.getContractEvents({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      eventName: 'JobFailureAttested',
+      ...ofJob,
+    });
+    expect(attested).toHaveLength(1);
+    expect((attested[0]!.args as { signer: string }).signer.toLowerCase()).toBe(
+      net.node.identity!.enclaveAddress.toLowerCase(),
+    );
+    const forfeited = await reader.public.getContractEvents({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      eventName: 'ClaimBondForfeited',
+      ...ofJob,
+    });
+    expect(forfeited).toHaveLength(0);
+    const bond = 10n ** 16n; // the test network's claim bond (0.01 ether)
+    expect((await getWithdrawable(reader, 'jobMarket', net.operator.address)) - operatorBefore).toBe(bond);
+    // No share of the bond was credited to the requester (ClaimBondForfeited above); its credit
+    // grew by at most the escrow it reclaimed.
+    const requesterGain =
+      (await getWithdrawable(reader, 'jobMarket', net.requester.address)) - requesterBefore;
+    expect(requesterGain <= escrow).toBe(true);
+  }, 60_000);
+
+  it('a failure the host signs itself is refused by the contract: the node falls back to failJob (1571)', async () => {
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const kem = await generateKemKeyPair();
+    // A tampered artifact: the enclave fails before the run and signs nothing.
+    const model = await sealInput(
+      new TextEncoder().encode('{"not":"a model"}'),
+      'application/onnx',
+      kem.publicKey,
+    );
+    model.sealed[model.sealed.length - 30]! ^= 0x01;
+    model.artifactId = artifactId(model.sealed);
+    const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
+    // The host forges a JobFailure for the job it runs (right claim facts, its own key) and
+    // hands it to the node as if the enclave had emitted it.
+    const supervisor = net.node.supervisor;
+    const call = supervisor.call.bind(supervisor);
+    const hostKey = generateSigningKey();
+    supervisor.call = (async (method: string, params: Record<string, unknown> = {}, timeoutMs?: number) => {
+      if (method === 'runJob') {
+        const onChain = params.onChain as { workloadHash: Hex; inputCommitment: Hex };
+        const failure = {
+          jobId: params.jobId as Hex,
+          enclaveId: net.node.identity!.enclaveId,
+          measurement: net.bundleMeasurement,
+          workloadHash: onChain.workloadHash,
+          inputCommitment: onChain.inputCommitment,
+          reasonCode: 1,
+          failedAt: (await reader.public.getBlock()).timestamp,
+        };
+        const digest = jobFailureDigestBytes(
+          { chainId: net.deployment.chainId, jobMarket: net.deployment.jobMarket },
+          failure,
+        );
+        const signature = bytesToHex(signDigest(hostKey.privateKey, digest));
+        supervisor.emit('event', 'jobFailure', signedJobFailureToJson({ failure, signature }));
+      }
+      return call(method, params, timeoutMs);
+    }) as typeof supervisor.call;
+    try {
+      const err = await expectJobFailure(
+        net,
+        {
+          ...requesterOptions(net, kem),
+          kind: 'inference',
+          inputs: [
+            { role: 'model', sealed: model },
+            { role: 'input', sealed: input },
+          ],
+          params: {},
+          escrow: 10n ** 15n,
+        },
+        'E_ARTIFACT_TAMPERED',
+      );
+      const attested = await reader.public.getContractEvents({
+        address: net.deployment.jobMarket,
+        abi: firnJobMarketAbi,
+        eventName: 'JobFailureAttested',
+        fromBlock: 0n,
+        args: { jobId: err.jobId },
+      });
+      expect(attested).toHaveLength(0);
+      // The node did present the forged failure, and the contract named why it refused it.
+      const refused = net.logs.filter((l) => l.includes('failJobAttested refused') && l.includes(err.jobId));
+      expect(refused.join('\n')).toMatch(/WrongSigner/);
+      const failed = await reader.public.getContractEvents({
+        address: net.deployment.jobMarket,
+        abi: firnJobMarketAbi,
+        eventName: 'JobFailed',
+        fromBlock: 0n,
+        args: { jobId: err.jobId },
+      });
+      // failJob's reason: the error code in ASCII (not a signed reason code).
+      expect(failed).toHaveLength(1);
+      expect(
+        Buffer.from((failed[0]!.args as { reason: Hex }).reason.slice(2), 'hex').toString('latin1'),
+      ).toMatch(/^E_ARTIFACT_TAMPERED/);
+    } finally {
+      supervisor.call = call as typeof supervisor.call;
+    }
+  }, 60_000);
+});
