@@ -17,7 +17,7 @@ import { buildAppImage } from '@firn/node';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
-import { writeFilesAtomically } from './infer.ts';
+import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface RunOptions {
@@ -199,13 +199,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
   let requesterKem: { privateKey: Uint8Array; publicKey: Uint8Array } | undefined;
-  if (o.kemKeyFile) {
-    const k = JSON.parse(readFileSync(o.kemKeyFile, 'utf8')) as { privateKey?: unknown; publicKey?: unknown };
-    requesterKem = {
-      privateKey: hexBytes(k.privateKey, 'privateKey', 32),
-      publicKey: hexBytes(k.publicKey, 'publicKey', 32),
-    };
-  }
+  if (o.kemKeyFile) requesterKem = readKemKeyPair(o.kemKeyFile, '--kem-key-file');
   const app = await appMeasurement(o.app);
   log(`app measurement ${app}`);
   const inputs: AppJobInput[] = [];
