@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -42,6 +51,15 @@ describe('ML scratch folders left by a dead enclave process', () => {
     expect(removeStaleScratch(root)).toEqual([]);
     expect(existsSync(join(target, 'keep'))).toBe(true);
     expect(removeStaleScratch(join(base, 'no-such-root'))).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("leaves a dead owner's folder of another user alone", () => {
+    const root = mkdtempSync(join(base, 'uid-'));
+    const name = `firn-ml-${scratchOwnerTag()}-${deadPid()}-otheru`;
+    mkdirSync(join(root, name));
+    chownSync(join(root, name), 65534, 65534);
+    expect(removeStaleScratch(root)).toEqual([]);
+    expect(existsSync(join(root, name))).toBe(true);
   });
 
   it('judges liveness by the injected probe: a pid that runs keeps its folder', () => {
