@@ -28,7 +28,13 @@ async function withHost<T>(
   const artifactGets: string[] = [];
   globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
     const u = urlOf(url);
-    if (/\/v1\/artifacts\/0x[0-9a-f]{64}$/i.test(u) && (init?.method ?? 'GET') === 'GET')
+    // The requester's GETs only (NodeApi refuses redirects): the in-process verifiers read the
+    // same altered answer and check the outputs' availability on their own.
+    if (
+      /\/v1\/artifacts\/0x[0-9a-f]{64}$/i.test(u) &&
+      (init?.method ?? 'GET') === 'GET' &&
+      init?.redirect === 'manual'
+    )
       artifactGets.push(u);
     const res = await realFetch(url, init);
     if (!JOB_RESULT_PATH.test(u) || !res.ok) return res;
@@ -81,6 +87,36 @@ describe('a host that lists outputs the Work Proof does not commit to', () => {
     expect(err?.code).toBe('E_PROOF_INVALID');
     expect(err?.message).toMatch(/nothing was downloaded/);
     expect(err?.message).toMatch(/outputCommitment differs|own summary/);
+  }, 60_000);
+});
+
+// The sizes a host lists are not in the Work Proof: a host that overstated one (up to the ~514 MiB
+// the answer's schema allows) made the requester read that much before the hash check. The
+// enclave's sealed summary now gives each output's sealed size (decision 1600), and a listing
+// with another size is refused before any download.
+describe('a host that overstates an output size 100x', () => {
+  it('is E_PROOF_INVALID naming the sealed size, and nothing is downloaded', async () => {
+    const kem = await generateKemKeyPair();
+    const opts = await tinyInferenceJob(net, kem, [1, 2, 3]);
+    const err = (await withHost(
+      (body) => {
+        body.outputs = body.outputs.map((o) => {
+          const { sealed: _inline, ...rest } = o;
+          return { ...rest, size: (o.size as number) * 100 };
+        });
+      },
+      async (gets) => {
+        const e = await runJob(opts).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect(gets).toEqual([]);
+        return e;
+      },
+    )) as FirnError | undefined;
+    expect(err?.code).toBe('E_PROOF_INVALID');
+    expect(err?.message).toMatch(/nothing was downloaded/);
+    expect(err?.message).toMatch(/is listed as \d+ bytes, the enclave sealed \d+/);
   }, 60_000);
 });
 

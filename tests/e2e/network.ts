@@ -70,6 +70,9 @@ export interface TestNetworkOptions {
   protocolFeeBps?: number;
   /** A shared S3-compatible artifact store for the node (default none). */
   sharedArtifacts?: NodeDaemonOptions['sharedArtifacts'];
+  /** The node's scheduler settings and storage quotas (default: the daemon's defaults). */
+  scheduler?: NodeDaemonOptions['scheduler'];
+  quotas?: NodeDaemonOptions['quotas'];
 }
 
 export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -135,6 +138,8 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
     logger,
     chain: { rpcUrl: anvil.rpcUrl, deployment, operatorKey: operator.privateKey },
     ...(opts.sharedArtifacts ? { sharedArtifacts: opts.sharedArtifacts } : {}),
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+    ...(opts.quotas ? { quotas: opts.quotas } : {}),
   });
   await node.start();
   await ensureRegistered(node, {

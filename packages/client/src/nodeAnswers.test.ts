@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_RESULT_OUTPUT_SEALED_BYTES, MAX_RESULT_OUTPUTS, maxSealedBytes } from './nodeAnswers.ts';
 import { NodeApi, type NodeJobResult } from './nodeApi.ts';
 import { uploadSealed } from './marketJob.ts';
-import { fetchResultOutputs } from './resultOutputs.ts';
+import { fetchResultOutputs, summaryOutputSizes } from './resultOutputs.ts';
+import { summaryMismatch } from './runJob.ts';
 import type { SealedInput } from './sealInput.ts';
 
 // Every JSON answer of a node reaches the requester through NodeApi, shape-checked (nodeAnswers.ts):
@@ -281,6 +282,78 @@ describe('fetchResultOutputs', () => {
     expect(err.code).toBe('E_TOO_LARGE');
     // The requester stopped reading long before the host's 64 MiB.
     expect(written).toBeLessThan(32 << 20);
+  });
+
+  it('attack: a host serving an output 100x its sealed size is cut at that size (+ one read chunk) and named', async () => {
+    // A real size the schema allows the host to overstate up to ~514 MiB: 1 MiB sealed, served as
+    // 100 MiB. The host lists the size it serves (so the listing check cannot catch it): only the
+    // enclave's sealed summary knows the real size, and the download is capped there.
+    const real = new Uint8Array(1 << 20).fill(9);
+    const realId = artifactId(real);
+    let written = 0;
+    const { url } = await host((_req, res) => {
+      const more = () => {
+        while (written < 100 * real.length) {
+          written += real.length;
+          if (!res.write(real)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    const hostile: NodeJobResult = {
+      ...result({}),
+      outputs: [{ role: 'y', artifactId: realId, contentType: 'x', size: real.length }],
+    };
+    const err = await errorOf(fetchResultOutputs(new NodeApi(url), hostile, [real.length]));
+    expect(err).toMatchObject({
+      code: 'E_TOO_LARGE',
+      details: { endpoint: url, artifactId: realId, role: 'y', limit: real.length },
+    });
+    expect(err.message).toContain(url);
+    expect(err.message).toContain(realId);
+    expect(err.message).toContain('the enclave sealed');
+    // Read: the real size and at most one read chunk past it (undici's chunks are 64 KiB or less
+    // on loopback; allow 1 MiB).
+    const read = (err.details as { size: number }).size;
+    expect(read).toBeGreaterThan(real.length);
+    expect(read - real.length).toBeLessThanOrEqual(1 << 20);
+    expect(written).toBeLessThan(50 * real.length);
+  });
+
+  it('attack: a listed size above the sealed one is refused before any download', async () => {
+    const { url, asked } = await host((_req, res) => res.end(sealed));
+    const err = await errorOf(
+      fetchResultOutputs(new NodeApi(url), result({ size: sealed.length * 100 }), [sealed.length]),
+    );
+    expect(err).toMatchObject({ code: 'E_ARTIFACT_TAMPERED', details: { endpoint: url, artifactId: id } });
+    expect(err.message).toContain('the enclave sealed');
+    expect(asked).toEqual([]);
+  });
+
+  it('a body shorter than the sealed size is E_ARTIFACT_TAMPERED naming the node and artifact', async () => {
+    const { url } = await host((_req, res) => res.end(sealed.subarray(1)));
+    const err = await errorOf(fetchResultOutputs(new NodeApi(url), result({}), [sealed.length]));
+    expect(err).toMatchObject({ code: 'E_ARTIFACT_TAMPERED', details: { endpoint: url, artifactId: id } });
+    expect(err.message).toContain(`${sealed.length - 1} bytes, sealed as ${sealed.length}`);
+  });
+
+  it('summaryOutputSizes reads whole sizes in bound; anything else leaves that output at the listed cap', () => {
+    expect(
+      summaryOutputSizes({
+        outputs: [{ size: 5 }, {}, { size: -1 }, { size: 1.5 }, { size: '5' }, null, { size: 2 ** 40 }],
+      }),
+    ).toEqual([5, undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect(summaryOutputSizes({})).toEqual([]);
+  });
+
+  it('summaryMismatch names an output whose listed size is not the sealed one', () => {
+    const r = result({});
+    expect(summaryMismatch({ outputs: [{ role: 'y', artifactId: id, size: sealed.length }] }, r)).toEqual([]);
+    expect(summaryMismatch({ outputs: [{ role: 'y', artifactId: id }] }, r)).toEqual([]);
+    expect(summaryMismatch({ outputs: [{ role: 'y', artifactId: id, size: 3 }] }, r)).toEqual([
+      `output y is listed as ${sealed.length} bytes, the enclave sealed 3`,
+    ]);
   });
 
   it('a short download or other bytes are E_ARTIFACT_TAMPERED naming the node and role', async () => {

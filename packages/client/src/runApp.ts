@@ -36,7 +36,7 @@ import { AgreeingChainView } from './chainView.ts';
 import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
 import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
-import { fetchResultOutputs, verifyResultProof } from './resultOutputs.ts';
+import { fetchResultOutputs, summaryOutputSizes, verifyResultProof } from './resultOutputs.ts';
 import { JobFailedError, NodeLostError, openSummary, settleHostFailure, summaryMismatch } from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
@@ -414,7 +414,8 @@ export async function completeAppJob(
   );
   const outputs: RunAppResult['outputs'] = [];
   const sealedOutputs: RunAppResult['sealedOutputs'] = [];
-  for (const o of await fetchResultOutputs(m.api, result)) {
+  // Each download is capped at the size the enclave sealed (its summary), not the host's word.
+  for (const o of await fetchResultOutputs(m.api, result, summaryOutputSizes(summary))) {
     const opened = await openOutput(o.sealed, m.kem.privateKey);
     outputs.push({ role: o.role, contentType: opened.contentType, bytes: opened.bytes });
     sealedOutputs.push({ role: o.role, artifactId: o.artifactId, sealed: o.sealed });

@@ -21,7 +21,7 @@ import {
 } from './followUntilLapse.ts';
 import type { NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
-import { fetchResultOutputs, verifyResultProof } from './resultOutputs.ts';
+import { fetchResultOutputs, summaryOutputSizes, verifyResultProof } from './resultOutputs.ts';
 
 export interface RunJobOptions extends MarketOptions {
   kind: 'inference' | 'training';
@@ -177,7 +177,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The node's result is shape-checked (E_PARSE naming the node and field; at most 16 outputs within
  * the enclave's size bounds), then the Work Proof and the enclave's sealed summary must commit to
  * exactly the listed outputs, else E_PROOF_INVALID with nothing downloaded; only then is each
- * output fetched, capped at its listed size and checked against its id (docs/decisions/1560).
+ * output fetched, capped at the sealed size the enclave's summary gives (the listed size must be
+ * the same) and checked against its id (docs/decisions/1560, 1600).
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
   const maxNodes = Math.max(1, opts.maxNodes ?? 3);
@@ -592,7 +593,8 @@ async function runOnNode(
   );
   const outputs: RunJobResult['outputs'] = [];
   const outputIds: Hex[] = [];
-  for (const o of await fetchResultOutputs(api, result)) {
+  // Each download is capped at the size the enclave sealed (its summary), not the host's word.
+  for (const o of await fetchResultOutputs(api, result, summaryOutputSizes(summary))) {
     const opened = await openOutput(o.sealed, kem.privateKey);
     outputs.push({ role: o.role, contentType: opened.contentType, bytes: opened.bytes });
     outputIds.push(o.artifactId);
@@ -660,5 +662,14 @@ export function summaryMismatch(summary: Record<string, unknown>, result: NodeJo
         typeof x?.artifactId === 'string' && x.artifactId.toLowerCase() === o.artifactId && x.role === o.role
       );
     });
-  return same ? [] : ['outputs differ from the enclave’s own summary'];
+  if (!same) return ['outputs differ from the enclave’s own summary'];
+  // The sealed sizes (decision 1600; absent from an older enclave's summary): a host that lists
+  // another size is refused before any download.
+  const reasons: string[] = [];
+  for (const [i, size] of summaryOutputSizes(summary).entries()) {
+    const o = result.outputs[i]!;
+    if (size !== undefined && size !== o.size)
+      reasons.push(`output ${o.role} is listed as ${o.size} bytes, the enclave sealed ${size}`);
+  }
+  return reasons;
 }

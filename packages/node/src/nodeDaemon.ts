@@ -45,7 +45,11 @@ export interface NodeDaemonOptions {
   collateralSource?: CollateralSource;
   /** Connection, rate and upload-concurrency limits (defaults: DEFAULT_HTTP_LIMITS). */
   limits?: Partial<HttpLimits>;
-  /** Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS). */
+  /**
+   * Artifact store quotas (defaults: DEFAULT_STORAGE_QUOTAS): `perAddressBytes` is each requester's
+   * (uploader's) share, its uploads, fetched inputs and its jobs' outputs (`firn node start
+   * --quota-per-address`); `totalBytes` the store's (`--quota-total`).
+   */
   quotas?: Partial<StorageQuotas>;
   /** The operator's terms for taking jobs: minimum escrow and claim time (defaults: DEFAULT_JOB_POLICY). */
   jobPolicy?: Partial<JobPolicy>;
@@ -71,6 +75,16 @@ export interface NodeSchedulerOptions {
   finalizeIntervalMs?: number;
   /** Checks in a row a proved job may be missing on chain before it is marked failed (default 60). */
   lostProofChecks?: number;
+  /**
+   * Jobs one requester (the job's requester on chain) may have running or queued at once; more get
+   * 429 E_RATE_LIMITED with Retry-After (default 8; jobs/admission.ts, decision 1550). At least 1.
+   */
+  maxJobsPerRequester?: number;
+  /**
+   * Sessions one requester may have open or opening at once; one more is refused 429 before any
+   * claim (default 4; SessionBounds.maxSessionsPerRequester, decision 1550). At least 1.
+   */
+  maxSessionsPerRequester?: number;
 }
 
 /**
@@ -255,6 +269,12 @@ export class NodeDaemon {
               : { chainCheckIntervalMs: sch.chainCheckIntervalMs }),
             ...(sch.finalizeIntervalMs === undefined ? {} : { finalizeIntervalMs: sch.finalizeIntervalMs }),
             ...(sch.lostProofChecks === undefined ? {} : { lostProofChecks: sch.lostProofChecks }),
+            ...(sch.maxJobsPerRequester === undefined
+              ? {}
+              : { maxJobsPerRequester: sch.maxJobsPerRequester }),
+            ...(sch.maxSessionsPerRequester === undefined
+              ? {}
+              : { sessionBounds: { maxSessionsPerRequester: Math.max(1, sch.maxSessionsPerRequester) } }),
           })
         : undefined;
       // Without a database the job routes answer 507 (nodeApi.ts).

@@ -20,6 +20,7 @@ import {
 } from '@firn/crypto';
 import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
+import { readKemKeyPair } from '../kemKeyFile.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 
 /** Bytes per read and per emitted zero block while streaming. */
@@ -297,14 +298,14 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
   const pinned = state?.simulatedRootPem
     ? devnetRoots(state as import('@firn/client').DevnetStateFile)
     : { roots: {}, gpuRoots: {} };
-  const kem = JSON.parse(readFileSync(o.kemKeyFile, 'utf8')) as { privateKey?: unknown; publicKey?: unknown };
+  const kem = readKemKeyPair(o.kemKeyFile, '--kem-key-file');
   const grant = await grantForJob({
     rpcUrl: chain.rpcUrl,
     deployment: chain.deployment,
     plan,
     role: o.role,
     sealed: new Uint8Array(readFileSync(o.sealed)),
-    kemPrivateKey: hexBytes(kem.privateKey, 'privateKey', 32),
+    kemPrivateKey: kem.privateKey,
     ownerKey: readKey({
       ...(o.ownerKeyFile ? { keyFile: o.ownerKeyFile } : {}),
       env: 'FIRN_OWNER_KEY',
@@ -313,7 +314,7 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     roots: o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots,
     gpuRoots: pinned.gpuRoots,
     ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
-    ...(o.requireRecipient ? { requireRecipient: hexBytes(kem.publicKey, 'publicKey', 32) } : {}),
+    ...(o.requireRecipient ? { requireRecipient: kem.publicKey } : {}),
   });
   writeFileSync(o.out, `${JSON.stringify(grant)}\n`, { flag: 'wx' });
   return {

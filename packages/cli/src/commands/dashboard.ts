@@ -25,6 +25,10 @@ export async function runDashboard(o: DashboardCommandOptions): Promise<void> {
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new InvalidInputError('--port must be 0..65535');
+  if (o.fromBlock !== undefined && !/^\d{1,20}$/.test(String(o.fromBlock)))
+    throw new InvalidInputError(
+      `--from-block must be a block number (decimal digits), got ${JSON.stringify(o.fromBlock)}`,
+    );
   const fromBlock = o.fromBlock === undefined ? undefined : BigInt(o.fromBlock);
   let rpcUrl: string;
   let deployment: Awaited<ReturnType<typeof resolveDashboardDeployment>>;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createFirnClients } from '@firn/chain';
 import {
   MAX_SIGNED_DATA_RECORD_BYTES,
@@ -6,13 +5,15 @@ import {
   parseSignedDataRecords,
   recordFromTx,
   type SignedDataCheck,
+  type SignedDataRecord,
   verifySignedDataRecord,
 } from '@firn/client';
-import { FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { zeroAddress } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 
 export interface DataVerifyOptions {
   rpc?: string;
@@ -36,37 +37,64 @@ export interface DataVerifyResult {
 }
 
 /**
+ * Read `--record FILE` (one record, or a records.json list from `firn run`) and keep the one at
+ * `index` when given. At most MAX_SIGNED_DATA_RECORDS records of MAX_SIGNED_DATA_RECORD_BYTES.
+ * Every error names the file: E_NOT_FOUND / E_INVALID_INPUT (missing, not a regular file,
+ * unreadable), E_TOO_LARGE, E_PARSE (not UTF-8 JSON, or not records: the parser's reason, never the
+ * file's text), E_INVALID_INPUT (--index out of range), E_NOT_FOUND (an empty list).
+ */
+export function readRecordFile(path: string, index?: string): SignedDataRecord[] {
+  const cap = MAX_SIGNED_DATA_RECORD_BYTES * MAX_SIGNED_DATA_RECORDS;
+  const bytes = readUserFileSync(path, 'record', cap);
+  let records: SignedDataRecord[];
+  try {
+    records = parseSignedDataRecords(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    const why = e instanceof FirnError ? e.message : 'it is not UTF-8 text';
+    throw new FirnError(
+      e instanceof FirnError ? e.code : 'E_PARSE',
+      `--record ${path} is not a signed-data record or records.json list: ${why}`,
+      { cause: e, details: { ...(e instanceof FirnError ? e.details : {}), file: path } },
+    );
+  }
+  if (index !== undefined) {
+    const i = Number(index);
+    if (!/^\d+$/.test(index) || !Number.isInteger(i) || i >= records.length)
+      throw new InvalidInputError(
+        records.length === 0
+          ? `--index ${index}: ${path} holds no record`
+          : `--index must be 0..${records.length - 1} (${path} holds ${records.length}), got ${JSON.stringify(index)}`,
+      );
+    records = [records[i]!];
+  }
+  if (records.length === 0) throw new FirnError('E_NOT_FOUND', `--record ${path} holds no record`);
+  return records;
+}
+
+/**
  * `firn data verify`: check enclave-signed data records against the chain (see
  * verifySignedDataRecord for what is and is not proven). Every record must pass for ok.
  * Raises E_INVALID_INPUT (neither or both of --record/--tx, a deployment without a data ledger),
- * E_TOO_LARGE / E_PARSE (a record file that is not one), E_NOT_FOUND (--tx is no ledger post).
+ * the errors of readRecordFile (each naming the file, raised before the chain is asked anything),
+ * E_NOT_FOUND (--tx is no ledger post).
  */
 export async function dataVerifyCommand(o: DataVerifyOptions): Promise<DataVerifyResult> {
   if ((o.record === undefined) === (o.tx === undefined))
     throw new InvalidInputError('pass exactly one of --record FILE or --tx HASH');
+  // The record file is checked before the chain is asked anything.
+  const records = o.record === undefined ? undefined : readRecordFile(o.record, o.index);
   const chain = await resolveChain(o);
   if (chain.deployment.dataLedger === zeroAddress)
     throw new InvalidInputError('this deployment names no data ledger: pass --devnet or --deployment');
   const clients = createFirnClients(chain.rpcUrl, undefined, chain.deployment);
   const out: DataVerifyResult['records'] = [];
-  if (o.tx !== undefined) {
-    const tx = bytesHex(o.tx, '--tx');
+  if (records === undefined) {
+    const tx = bytesHex(o.tx!, '--tx');
     const digest = o.digest === undefined ? undefined : bytesHex(o.digest, '--digest');
     const { record } = await recordFromTx(clients, tx, digest);
     const check = await verifySignedDataRecord(clients, record);
     out.push({ ...check, topic: record.topic, enclaveId: record.enclaveId, ...(digest ? { digest } : {}) });
   } else {
-    const cap = MAX_SIGNED_DATA_RECORD_BYTES * MAX_SIGNED_DATA_RECORDS;
-    const text = readFileSync(o.record!, 'utf8');
-    if (text.length > cap) throw new TooLargeError('record file', text.length, cap);
-    let records = parseSignedDataRecords(text);
-    if (o.index !== undefined) {
-      const i = Number(o.index);
-      if (!Number.isInteger(i) || i < 0 || i >= records.length)
-        throw new InvalidInputError(`--index must be 0..${records.length - 1}`);
-      records = [records[i]!];
-    }
-    if (records.length === 0) throw new FirnError('E_NOT_FOUND', `${o.record} holds no record`);
     for (const r of records) {
       const check = await verifySignedDataRecord(clients, r);
       out.push({ ...check, topic: r.topic, enclaveId: r.enclaveId, digest: r.digest });

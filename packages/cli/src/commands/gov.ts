@@ -8,6 +8,7 @@ import {
   isMeasurementAllowed,
   type PausableContract,
   pauseCall,
+  parseParameterName,
   revokeMeasurementCall,
   setAdmissionCall,
   setParameterCall,
@@ -213,6 +214,28 @@ export function measurementArgs(
   return { tee: teeArg !== undefined && !teeArg.startsWith('0x') ? teeArg : o.tee, m };
 }
 
+/**
+ * `gov set-param NAME VALUE`: the value as an unsigned integer for parameter NAME (units: wei for
+ * stakes, fees and bonds; seconds for periods; basis points for *Bps; a count for livenessTarget;
+ * setParameterCall). Throws E_INVALID_INPUT naming the parameter: an unknown NAME (with the known
+ * ones), or a VALUE that is not plain decimal digits (e.g. "1e18", "-1", "0x10", "5 ETH").
+ */
+export function paramValueArg(name: string, value: string): bigint {
+  const { param } = parseParameterName(name);
+  const unit = /Bps$/.test(param)
+    ? 'basis points'
+    : /Period|Window|Timeout|Length|Delay/i.test(param)
+      ? 'seconds'
+      : param === 'livenessTarget'
+        ? 'a count'
+        : 'wei';
+  if (!/^\d{1,78}$/.test(value))
+    throw new InvalidInputError(
+      `set-param ${name}: value ${JSON.stringify(value)} is not an unsigned integer; give plain decimal digits (${unit}), e.g. ${unit === 'wei' ? '1000000000000000000 for 1 ETH' : unit === 'basis points' ? '500 for 5%' : '3600'}`,
+    );
+  return BigInt(value);
+}
+
 export function registerGov(program: Command): void {
   const gov = program
     .command('gov')
@@ -264,10 +287,11 @@ export function registerGov(program: Command): void {
     .argument('<name>', 'contract.parameter, e.g. registry.registrationFee, rewards.epochBudgetBps')
     .argument('<value>', 'unsigned integer')
     .action((name: string, value: string, o: GovOptions) =>
-      act(o, () =>
-        runGovernance(o, `set-param ${name}`, async (c) => {
-          if (!/^\d+$/.test(value)) throw new InvalidInputError('value must be an unsigned integer');
-          const r = await setParameterCall(c, { name, value: BigInt(value) });
+      act(o, () => {
+        // Name and value are checked before the chain is asked anything.
+        paramValueArg(name, value);
+        return runGovernance(o, `set-param ${name}`, async (c) => {
+          const r = await setParameterCall(c, { name, value: paramValueArg(name, value) });
           const changed = Object.keys(r.after).find((k) => r.after[k] !== r.before[k]);
           return {
             calls: [r.call],
@@ -275,8 +299,8 @@ export function registerGov(program: Command): void {
               ? { [changed]: `${r.before[changed]} -> ${r.after[changed]}` }
               : { unchanged: value },
           };
-        }),
-      ),
+        });
+      }),
     );
   for (const paused of [true, false])
     withChainOptions(gov.command(paused ? 'pause' : 'unpause'))

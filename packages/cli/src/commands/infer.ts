@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
-import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
+import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
@@ -18,6 +18,7 @@ import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '.
 import { recordJob } from '../jobJournal.ts';
 import { printError, printJson } from '../output.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
+import { readKemKeyPair } from '../kemKeyFile.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface InferOptions {
@@ -95,22 +96,6 @@ export function assertWritableNew(path: string, flag: string): void {
   } catch {
     throw new FirnError('E_FORBIDDEN', `${flag} ${path}: the directory ${dir} is not writable`);
   }
-}
-
-/** A KEM key pair from a `firn artifact keygen` file (`--kem-key`). */
-export function readKemKeyPair(file: string): { privateKey: Uint8Array; publicKey: Uint8Array } {
-  let o: { privateKey?: unknown; publicKey?: unknown };
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8')) as typeof o;
-  } catch (e) {
-    const why =
-      e instanceof SyntaxError ? 'is not JSON' : ((e as { code?: string }).code ?? 'cannot be read');
-    throw new FirnError('E_INVALID_INPUT', `--kem-key ${file} ${why === 'ENOENT' ? 'does not exist' : why}`);
-  }
-  return {
-    privateKey: hexBytes(o.privateKey, `--kem-key ${file} privateKey`, 32),
-    publicKey: hexBytes(o.publicKey, `--kem-key ${file} publicKey`, 32),
-  };
 }
 
 /**
@@ -333,3 +318,5 @@ export function namingFile<T>(flag: string, path: string, f: () => T): T {
     throw e;
   }
 }
+
+export { readKemKeyPair };

@@ -249,7 +249,9 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
  * outputs with plain role names, sizes within the enclave's bounds), verify the Work Proof
  * (registered enclave signer, node Active, measurement, on-chain commitments) commits to exactly
  * the (role, artifact id) list the node gives, and only then fetch each output, capped at its
- * listed size and checked against its id; then write proof.json and the outputs: opened with
+ * listed size (bounded by the enclave's largest sealed output, ~514 MiB: this command has no job
+ * channel to open the enclave's summary with, whose sealed sizes `runJob`/`runApp` cap at;
+ * decision 1600) and checked against its id; then write proof.json and the outputs: opened with
  * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else still sealed
  * (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
  * answer, naming the node and field), E_PROOF_INVALID (nothing downloaded), E_ARTIFACT_TAMPERED,

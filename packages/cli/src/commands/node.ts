@@ -61,6 +61,53 @@ export interface NodeStartOptions extends CollateralArgs {
   sessionIdleTimeout?: string;
   /** The shortest claim timeout (and time before the deadline) this node accepts, seconds. */
   minClaimSeconds?: string;
+  /** Jobs one requester may have running or queued (decision 1550). */
+  maxJobsPerRequester?: string;
+  /** Sessions one requester may have open or opening (decision 1550). */
+  maxSessionsPerRequester?: string;
+  /** Artifact store bytes per address (uploads, fetched inputs, job outputs): `4GiB`, `500MiB`, bytes. */
+  quotaPerAddress?: string;
+  /** Artifact store bytes in all. */
+  quotaTotal?: string;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+/**
+ * A byte size from a flag: whole bytes, or a whole number with KiB, MiB, GiB or TiB (case-blind);
+ * at least 4096 (one block: every stored file is charged at least that) and at most 2^53 - 1.
+ * E_INVALID_INPUT naming the flag otherwise.
+ */
+export function byteSizeArg(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,16})\s*([kmgt]ib|b)?$/i.exec(v.trim());
+  const n = m === null ? Number.NaN : Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n < 4096)
+    throw new InvalidInputError(
+      `${flag} must be a size of at least 4096 bytes: bytes, or a whole number with KiB, MiB, GiB or TiB, e.g. 4GiB (got ${JSON.stringify(v.slice(0, 32))})`,
+    );
+  return n;
+}
+
+/** The storage quota flags (--quota-per-address, --quota-total), as NodeDaemonOptions.quotas. */
+export function quotasFromArgs(o: NodeStartOptions): { perAddressBytes?: number; totalBytes?: number } {
+  const perAddress = byteSizeArg(o.quotaPerAddress, '--quota-per-address');
+  const total = byteSizeArg(o.quotaTotal, '--quota-total');
+  if (perAddress !== undefined && total !== undefined && perAddress > total)
+    throw new InvalidInputError(
+      `--quota-per-address (${perAddress} bytes) must not exceed --quota-total (${total} bytes)`,
+    );
+  return {
+    ...(perAddress === undefined ? {} : { perAddressBytes: perAddress }),
+    ...(total === undefined ? {} : { totalBytes: total }),
+  };
 }
 
 /** A positive whole number from a flag; E_INVALID_INPUT naming the flag otherwise. */
@@ -73,17 +120,24 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return Number(v);
 }
 
-/** The scheduler flags (--max-jobs, --max-queued-jobs, --job-timeout s, --session-idle-timeout s). */
+/**
+ * The scheduler flags (--max-jobs, --max-queued-jobs, --job-timeout s, --session-idle-timeout s,
+ * --max-jobs-per-requester, --max-sessions-per-requester), as NodeDaemonOptions.scheduler.
+ */
 export function schedulerFromArgs(o: NodeStartOptions) {
   const maxJobs = positiveInt(o.maxJobs, '--max-jobs');
   const queued = o.maxQueuedJobs === '0' ? 0 : positiveInt(o.maxQueuedJobs, '--max-queued-jobs');
   const timeout = positiveInt(o.jobTimeout, '--job-timeout');
   const idle = positiveInt(o.sessionIdleTimeout, '--session-idle-timeout');
+  const perRequesterJobs = positiveInt(o.maxJobsPerRequester, '--max-jobs-per-requester');
+  const perRequesterSessions = positiveInt(o.maxSessionsPerRequester, '--max-sessions-per-requester');
   return {
     ...(maxJobs === undefined ? {} : { maxConcurrentJobs: maxJobs }),
     ...(queued === undefined ? {} : { maxQueuedJobs: queued }),
     ...(timeout === undefined ? {} : { jobTimeoutMs: timeout * 1000 }),
     ...(idle === undefined ? {} : { sessionIdleMs: idle * 1000 }),
+    ...(perRequesterJobs === undefined ? {} : { maxJobsPerRequester: perRequesterJobs }),
+    ...(perRequesterSessions === undefined ? {} : { maxSessionsPerRequester: perRequesterSessions }),
   };
 }
 
@@ -193,6 +247,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       ? { chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, operatorKey } }
       : {}),
     scheduler: schedulerFromArgs(o),
+    quotas: quotasFromArgs(o),
     ...(o.minClaimSeconds === undefined
       ? {}
       : { jobPolicy: { minClaimSeconds: positiveInt(o.minClaimSeconds, '--min-claim-seconds')! } }),
@@ -365,6 +420,19 @@ export function registerNode(program: Command): void {
       '--session-idle-timeout <seconds>',
       'idle warm sessions are closed and proved after this (default 300)',
     )
+    .option(
+      '--max-jobs-per-requester <n>',
+      'jobs one requester may have running or queued; more get 429 + Retry-After (default 8)',
+    )
+    .option(
+      '--max-sessions-per-requester <n>',
+      'warm sessions one requester may have open or opening; more get 429 before any claim (default 4)',
+    )
+    .option(
+      '--quota-per-address <size>',
+      "disk one address may use: its uploads, its jobs' fetched inputs and outputs, e.g. 4GiB (default 4GiB)",
+    )
+    .option('--quota-total <size>', 'disk the artifact store may use in all, e.g. 32GiB (default 32GiB)')
     .action(async (o: NodeStartOptions) => {
       try {
         if (o.app && o.app.length > 1) {

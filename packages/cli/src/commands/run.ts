@@ -17,6 +17,7 @@ import { buildAppImage } from '@firn/node';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
+import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface RunOptions {
@@ -167,7 +168,8 @@ async function awaitGrants(
  * `firn run`: run a workload of an app through the market (see runApp): attest a node hosting the
  * app, seal, post, collect other owners' grants, follow progress; then write each output role to
  * OUT/ROLE, the sealed outputs to OUT/sealed/ROLE.sealed (for the other recipients), the proof to
- * OUT/proof.json and the enclave-signed records to OUT/records.json, and verify the proof
+ * OUT/proof.json and the enclave-signed records to OUT/records.json, all or nothing through temp
+ * files that name their writer (writeRunOutputs, decision 1542), and verify the proof
  * (E_PROOF_INVALID when it does not verify; the files are still written for inspection).
  */
 export async function runCommand(o: RunOptions, log: (line: string) => void = () => {}): Promise<RunResult> {
@@ -197,13 +199,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
   let requesterKem: { privateKey: Uint8Array; publicKey: Uint8Array } | undefined;
-  if (o.kemKeyFile) {
-    const k = JSON.parse(readFileSync(o.kemKeyFile, 'utf8')) as { privateKey?: unknown; publicKey?: unknown };
-    requesterKem = {
-      privateKey: hexBytes(k.privateKey, 'privateKey', 32),
-      publicKey: hexBytes(k.publicKey, 'publicKey', 32),
-    };
-  }
+  if (o.kemKeyFile) requesterKem = readKemKeyPair(o.kemKeyFile, '--kem-key-file');
   const app = await appMeasurement(o.app);
   log(`app measurement ${app}`);
   const inputs: AppJobInput[] = [];
@@ -251,19 +247,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       return awaitGrants(grantsDir, plan, foreignRoles, Number(o.grantTimeout ?? 600), log);
     },
   });
-  writeFileSync(join(out, 'plan.json'), `${JSON.stringify(r.plan, null, 2)}\n`);
-  const written: RunResult['outputs'] = [];
-  for (const [i, x] of r.outputs.entries()) {
-    const path = join(out, x.role);
-    writeFileSync(path, x.bytes, { mode: 0o600 });
-    const sealed = r.sealedOutputs[i]!;
-    if (artifactId(sealed.sealed) !== sealed.artifactId)
-      throw new FirnError('E_ARTIFACT_TAMPERED', `sealed output ${x.role} does not hash to its id`);
-    writeFileSync(join(out, 'sealed', `${x.role}.sealed`), sealed.sealed);
-    written.push({ role: x.role, path, contentType: x.contentType, size: x.bytes.length });
-  }
-  writeFileSync(join(out, 'proof.json'), `${JSON.stringify(r.proof, null, 2)}\n`);
-  writeFileSync(join(out, 'records.json'), `${JSON.stringify(r.records, null, 2)}\n`);
+  const written = writeRunOutputs(out, r);
   const result: RunResult = {
     jobId: r.jobId,
     app,
@@ -282,6 +266,41 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       details: { jobId: r.jobId, out },
     });
   return result;
+}
+
+/**
+ * Write a `firn run` result into `out` (which exists): each output's plaintext as `<role>` (mode
+ * 0600), its sealed artifact as `sealed/<role>.sealed`, and plan.json, proof.json, records.json.
+ * All or nothing through temp files that name their writer (writeFilesAtomically, decision 1542):
+ * a signal the process can take removes them; a SIGKILL leaves only a temp file named by its dead
+ * pid (never a file under its final name), which the next write into that folder removes.
+ * Throws E_ARTIFACT_TAMPERED (nothing written) when a sealed output does not hash to its id.
+ */
+export function writeRunOutputs(
+  out: string,
+  r: Pick<Awaited<ReturnType<typeof runApp>>, 'plan' | 'outputs' | 'sealedOutputs' | 'proof' | 'records'>,
+): RunResult['outputs'] {
+  const written: RunResult['outputs'] = [];
+  const files: { path: string; bytes: Uint8Array | string }[] = [];
+  for (const [i, x] of r.outputs.entries()) {
+    const sealed = r.sealedOutputs[i]!;
+    if (artifactId(sealed.sealed) !== sealed.artifactId)
+      throw new FirnError('E_ARTIFACT_TAMPERED', `sealed output ${x.role} does not hash to its id`);
+    const path = join(out, x.role);
+    files.push(
+      { path, bytes: x.bytes },
+      { path: join(out, 'sealed', `${x.role}.sealed`), bytes: sealed.sealed },
+    );
+    written.push({ role: x.role, path, contentType: x.contentType, size: x.bytes.length });
+  }
+  mkdirSync(join(out, 'sealed'), { recursive: true, mode: 0o700 });
+  writeFilesAtomically([
+    ...files,
+    { path: join(out, 'plan.json'), bytes: `${JSON.stringify(r.plan, null, 2)}\n` },
+    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+    { path: join(out, 'records.json'), bytes: `${JSON.stringify(r.records, null, 2)}\n` },
+  ]);
+  return written;
 }
 
 const collect = (v: string, acc: string[]) => [...acc, v];

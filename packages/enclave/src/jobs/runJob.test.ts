@@ -140,6 +140,10 @@ describe('enclave runJob (inference, in process)', () => {
     expect(signer).toBe(identity.enclaveAddress.toLowerCase());
     const summary = JSON.parse(new TextDecoder().decode(await built.channel.openResponse(r.response)));
     expect(summary.outputs[0].artifactId).toBe(r.outputs[0]!.artifactId);
+    // Each output's sealed size, which the requester caps its download at (decision 1600).
+    expect(summary.outputs.map((o: { size: number }) => o.size)).toEqual(
+      r.outputs.map((o) => readFileSync(o.path).length),
+    );
     const ev = events.filter((e) => (e as { data: { jobId: Hex } }).data.jobId === params.jobId);
     const first = JSON.parse(
       new TextDecoder().decode(

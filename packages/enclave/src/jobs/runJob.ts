@@ -849,9 +849,17 @@ async function runRequest(
     };
     const signature = bytesToHex(signDigest(keys.signingKey, workProofDigestBytes(p.domain, proof)));
     emitProgress({ stage: 'finished', workUnits: result.workUnits.toString() });
+    // Each output's sealed size travels sealed to the requester with its id: the host's listing of
+    // sizes is not committed by the proof, so the requester caps each download at this size
+    // (docs/decisions/1600-downloads-capped-at-the-sealed-size.md).
     const summary = {
       jobId: p.jobId,
-      outputs: outputs.map((o) => ({ role: o.role, artifactId: o.artifactId, contentType: o.contentType })),
+      outputs: outputs.map((o) => ({
+        role: o.role,
+        artifactId: o.artifactId,
+        contentType: o.contentType,
+        size: o.size,
+      })),
       workUnits: result.workUnits.toString(),
       ...(result.report === undefined ? {} : { report: result.report }),
       outputDigests: result.outputs.map((o) => bytesToHex(sha256(o.bytes))),

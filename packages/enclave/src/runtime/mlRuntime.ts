@@ -1,11 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appErrorBody, createWorkloadContext, type SignDataOptions, type SignedDataRecord } from '@firn/app';
 import { type ErrorCode, FirnError, isFirnError, toErrorBody } from '@firn/core';
 import { loadMlEngines, loadOnnxModel, type TensorMap, warmTraining } from '@firn/ml';
 import type { Workload, WorkloadInput, WorkloadResult, WorkloadRunContext } from '../jobs/workload.ts';
+import { removeScratchTree, removeStaleScratch, scratchPrefix } from './mlScratch.ts';
 import {
   type ServedSessionEndpoint,
   type ServeSessionParams,
@@ -205,7 +206,9 @@ export interface ChildProcessRuntimeOptions {
   onSpawn?: (pid: number) => void;
   /**
    * Folder under which each child gets its private HOME and TMPDIR (a fresh 0700 folder per
-   * child, removed when the child ends). Default: this process's os.tmpdir().
+   * child, named by this process's pid and pid namespace: mlScratch.ts, removed when the child
+   * ends). The runtime first removes the folders a dead enclave process of this host left there
+   * (removeStaleScratch). Default: this process's os.tmpdir().
    */
   scratchRoot?: string;
   /**
@@ -302,12 +305,12 @@ class RuntimeChild {
     // Its own HOME and TMPDIR (nothing else of an environment): a runtime that writes caches or
     // temp files (os.tmpdir(), os.homedir()) writes them here, never in a folder shared with the
     // host or another job's child, and the folder goes when the child ends.
-    const scratch = mkdtempSync(join(opts.scratchRoot ?? tmpdir(), 'firn-ml-'));
+    const scratch = mkdtempSync(join(opts.scratchRoot ?? tmpdir(), scratchPrefix()));
     this.scratch = scratch;
     trackScratch(scratch);
     const removeScratch = () => {
       liveScratch.delete(scratch);
-      removeTree(scratch);
+      removeScratchTree(scratch);
     };
     try {
       this.child = fork(opts.modulePath, opts.args ?? [], {
@@ -438,29 +441,9 @@ function trackScratch(dir: string): void {
   process.once('exit', () => {
     for (const d of liveScratch)
       try {
-        removeTree(d);
+        removeScratchTree(d);
       } catch {}
   });
-}
-
-/**
- * Remove a child's scratch folder. A child may have left folders it made unwritable (0500), whose
- * entries cannot be unlinked: then every real folder under it (symlinks are not followed) is made
- * writable by its owner and the removal is tried again.
- */
-function removeTree(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
-    return;
-  } catch {}
-  const open = (d: string): void => {
-    try {
-      chmodSync(d, 0o700);
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
-    } catch {}
-  };
-  open(dir);
-  rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
 }
 
 /**
@@ -482,6 +465,8 @@ interface SpareChild {
  * one started and warmed ahead of it when there is one (see ChildProcessRuntimeOptions.spare).
  */
 export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProcessMlRuntime {
+  // What a SIGKILLed enclave's children left on this scratch root goes first (decision 1601).
+  removeStaleScratch(opts.scratchRoot ?? tmpdir());
   let spare: SpareChild | undefined;
   let closed = false;
   // The spare warms the training engine only after a training job: the warm-up trains ~10k

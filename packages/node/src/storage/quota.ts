@@ -103,7 +103,7 @@ export class QuotaLedger {
     if (mine + size > this.quotas.perAddressBytes)
       throw new FirnError(
         'E_QUOTA_EXCEEDED',
-        `${what} (${shown}) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use); the node's operator raises it with the quotas.perAddressBytes option`,
+        `${what} (${shown}) would take ${key} over its storage quota of ${this.quotas.perAddressBytes} bytes (${mine} in use); the node's operator raises it with the quotas.perAddressBytes option (firn node start --quota-per-address)`,
         { details: { size, used: mine, limit: this.quotas.perAddressBytes, quota: 'perAddressBytes' } },
       );
     this.checkTotal(size, what, shown);
@@ -144,7 +144,7 @@ export class QuotaLedger {
     if (all + size > this.quotas.totalBytes)
       throw new FirnError(
         'E_QUOTA_EXCEEDED',
-        `${what} (${shown}) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option`,
+        `${what} (${shown}) would take the node over its storage quota of ${this.quotas.totalBytes} bytes (${all} in use); the node's operator raises it with the quotas.totalBytes option (firn node start --quota-total)`,
         { details: { size, used: all, limit: this.quotas.totalBytes, quota: 'totalBytes' } },
       );
   }
