@@ -120,12 +120,20 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, late, deadline, deadline + 1));
         rewards.answerChallenge(late, lateSig);
 
-        // Issued in epoch 0, answered (within its deadline) in epoch 1.
-        vm.warp(rewards.genesis() + EPOCH - 1);
+        // A challenge whose window would run into epoch 1 is not issued (decision 1590); the last
+        // one that is has its deadline in epoch 0, so an answer in epoch 1 is past its deadline.
+        uint64 epochEnd = rewards.genesis() + EPOCH;
+        vm.warp(epochEnd - 1);
+        vm.prank(verifierList[1]);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.ChallengeTooLate.selector, uint64(0), epochEnd - 1 + ANSWER_WINDOW, epochEnd)
+        );
+        rewards.issueChallenge(nodeA.enclaveId);
+        vm.warp(epochEnd - ANSWER_WINDOW - 1);
         bytes32 edge = _challenge(1, nodeA);
         bytes memory edgeSig = _answerSig(edge, nodeA.enclaveKey);
-        vm.warp(rewards.genesis() + EPOCH);
-        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.StaleChallenge.selector, edge, uint64(0), uint64(1)));
+        vm.warp(epochEnd);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, edge, epochEnd - 1, epochEnd));
         rewards.answerChallenge(edge, edgeSig);
 
         // A host-made answer: signed by the operator's (or any non-enclave) key.
@@ -322,6 +330,11 @@ contract FirnRewardsTest is FirnFixture {
         rewards.setParameters(1, 1, 10_001, 0);
         vm.expectRevert(IFirnRewards.InvalidParameters.selector);
         rewards.setParameters(1, 1, 1, 5001);
+        // An answer window as long as the epoch leaves no second to issue a challenge (decision 1590).
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(EPOCH, 1, 1, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        new FirnRewards(owner, registry, verifierSet, 60, 60, 1, 1, 0);
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ParametersUpdated(60, 2, 100, 500);
         rewards.setParameters(60, 2, 100, 500);
