@@ -61,6 +61,8 @@ export interface NodeStartOptions extends CollateralArgs {
   sessionIdleTimeout?: string;
   /** The shortest claim timeout (and time before the deadline) this node accepts, seconds. */
   minClaimSeconds?: string;
+  /** Most ether one automatic resumeChallenges may pay (decision 1592); 0 never resumes. */
+  maxResumeFee?: string;
 }
 
 /** A positive whole number from a flag; E_INVALID_INPUT naming the flag otherwise. */
@@ -152,6 +154,8 @@ export async function planEnclaveLaunch(
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
   const stake = o.register ? etherArg(o.stake, '--stake') : 0n;
+  const maxResumeFeeWei =
+    o.maxResumeFee === undefined ? undefined : etherArg(o.maxResumeFee, '--max-resume-fee');
   if (o.tee === 'simulated') {
     // Read them here first: inside the enclave a bad file is only a vague startup failure.
     for (const [flag, f] of [
@@ -215,6 +219,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
             deployment: chain.deployment,
             logger,
             pollIntervalMs: 500,
+            ...(maxResumeFeeWei === undefined ? {} : { maxResumeFeeWei }),
           }).start();
         // Refused: the stake was credited back (pull payment); take it.
         if (status === NodeStatus.Rejected)
@@ -364,6 +369,10 @@ export function registerNode(program: Command): void {
     .option(
       '--session-idle-timeout <seconds>',
       'idle warm sessions are closed and proved after this (default 300)',
+    )
+    .option(
+      '--max-resume-fee <ether>',
+      'most ether paid, per resume, to be challenged again after the pool marked the node unresponsive (default 0.05; 0: never)',
     )
     .action(async (o: NodeStartOptions) => {
       try {
