@@ -172,4 +172,38 @@ describe('a node back from an outage', () => {
     c1.stop();
     c2.stop();
   }, 60_000);
+
+  it('does not pay again when the node went silent again without answering since its resume', async () => {
+    const c1 = new LivenessChallenger(v1);
+    const bound = await v1.public.readContract({
+      address: rewardsAddress(v1),
+      abi: firnRewardsAbi,
+      functionName: 'MAX_MISSED_EPOCHS',
+    });
+    /** Challenge the silent node once an epoch until the pool marks it unresponsive. */
+    const silence = async () => {
+      for (let e = 0; e < 2 * bound + 2 && (await read<number>('missedEpochs')) < bound; e++) {
+        await nextEpoch();
+        await c1.poll();
+      }
+      expect(await read<boolean>('isUnresponsive')).toBe(true);
+    };
+    await silence();
+    const logs = recorder();
+    const svc = service(logs);
+    await svc.poll();
+    expect(svc.stats.resumed).toBe(1);
+    // Its answers fail (here: the service does not run) for MAX_MISSED_EPOCHS challenged epochs.
+    await silence();
+    await svc.poll();
+    await svc.poll();
+    expect(svc.stats.answered).toBe(0);
+    expect(svc.stats.resumed).toBe(1);
+    const again = logs.lines.filter(
+      (l) => l.level === 'warn' && l.msg.includes('since its last automatic resume'),
+    );
+    expect(again).toHaveLength(1);
+    expect(await read<boolean>('isUnresponsive')).toBe(true);
+    c1.stop();
+  }, 60_000);
 });

@@ -95,8 +95,10 @@ export interface LivenessStats {
  * (`livenessAnswer`: EIP-712 LivenessAnswer by the enclave key; the host holds no key that could
  * make it) and relays the signature before the challenge's deadline; after each epoch it claims
  * the node's reward share and withdraws what the contracts credited to the operator (rewards, job
- * payouts and claim bonds, registration refunds). Chain writes go through the job service's
- * serial queue so the operator's nonces never collide.
+ * payouts and claim bonds, registration refunds). When the pool marked the node unresponsive
+ * (an outage of MAX_MISSED_EPOCHS challenged epochs) and it is healthy again, it pays the pool's
+ * resume fee within `maxResumeFeeWei`, once per spell (decision 1592). Chain writes go through the
+ * job service's serial queue so the operator's nonces never collide.
  */
 export class LivenessService {
   readonly stats: LivenessStats = {
