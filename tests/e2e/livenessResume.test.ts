@@ -20,9 +20,13 @@ import {
 import type { Hex } from '@firn/core';
 import { LivenessService, type Logger } from '@firn/node';
 import { LivenessChallenger } from '@firn/verifier';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
+import { rewardsResume } from '../../packages/cli/src/commands/rewards.ts';
+import { increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 const EPOCH = 30;
 const ANSWER_WINDOW = 10;
@@ -204,6 +208,21 @@ describe('a node back from an outage', () => {
     );
     expect(again).toHaveLength(1);
     expect(await read<boolean>('isUnresponsive')).toBe(true);
+
+    // The operator resumes by hand: `firn rewards resume`, refused above --max-fee.
+    const dir = mkdtempSync(join(tmpdir(), 'firn-resume-'));
+    const devnet = join(dir, 'state.json');
+    writeFileSync(devnet, JSON.stringify(stateOf(net, net.rootPem)));
+    const keyFile = join(dir, 'operator.key');
+    writeFileSync(keyFile, net.operator.privateKey, { mode: 0o600 });
+    await expect(rewardsResume({ devnet, keyFile, maxFee: '0.000000000000000001' })).rejects.toThrow(
+      /--max-fee/,
+    );
+    expect(await read<boolean>('isUnresponsive')).toBe(true);
+    const byHand = await rewardsResume({ devnet, keyFile });
+    expect(byHand.resumed.map((r) => r.enclaveId)).toEqual([enclaveId]);
+    expect(await read<boolean>('isUnresponsive')).toBe(false);
+    expect((await rewardsResume({ devnet, keyFile })).skipped).toEqual([enclaveId]);
     c1.stop();
   }, 60_000);
 });

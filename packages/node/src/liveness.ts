@@ -299,7 +299,7 @@ export class LivenessService {
     const cap = this.opts.maxResumeFeeWei ?? DEFAULT_MAX_RESUME_FEE_WEI;
     if (cap === 0n) {
       warnOnce(
-        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; automatic resume is off (${MAX_RESUME_FEE_FLAG} 0): call resumeChallenges or set ${MAX_RESUME_FEE_FLAG}`,
+        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; automatic resume is off (${MAX_RESUME_FEE_FLAG} 0): run 'firn rewards resume' or set ${MAX_RESUME_FEE_FLAG}`,
         {},
       );
       return;
@@ -310,7 +310,7 @@ export class LivenessService {
     const value = resumeFeeAt(quote, (quote.baseFee * BASE_FEE_HEADROOM_NUM) / BASE_FEE_HEADROOM_DEN + 1n);
     if (value > cap) {
       warnOnce(
-        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; its resume fee is above ${MAX_RESUME_FEE_FLAG} (maxResumeFeeWei): raise ${MAX_RESUME_FEE_FLAG} or call resumeChallenges yourself`,
+        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; its resume fee is above ${MAX_RESUME_FEE_FLAG} (maxResumeFeeWei): raise ${MAX_RESUME_FEE_FLAG} or run 'firn rewards resume'`,
         { resumeFeeWei: value.toString(), maxResumeFeeWei: cap.toString() },
       );
       return;
