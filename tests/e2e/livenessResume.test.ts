@@ -223,6 +223,18 @@ describe('a node back from an outage', () => {
     expect(byHand.resumed.map((r) => r.enclaveId)).toEqual([enclaveId]);
     expect(await read<boolean>('isUnresponsive')).toBe(false);
     expect((await rewardsResume({ devnet, keyFile })).skipped).toEqual([enclaveId]);
+
+    // Silent again with its enclave down (last: the node stays down): nothing is paid for a node
+    // that could not answer, and the warning says why, once.
+    await silence();
+    await net.node.supervisor.stop();
+    const downLogs = recorder();
+    const down = service(downLogs);
+    await down.poll();
+    await down.poll();
+    expect(down.stats.resumed).toBe(0);
+    expect(downLogs.lines.filter((l) => l.msg.includes('enclave does not answer'))).toHaveLength(1);
+    expect(await read<boolean>('isUnresponsive')).toBe(true);
     c1.stop();
   }, 60_000);
 });
