@@ -7,6 +7,11 @@ import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
+/// @dev forge's `cool` cheatcode (not in utils/Vm.sol): an account and its storage cold again.
+interface VmCool {
+    function cool(address target) external;
+}
+
 contract FirnRewardsTest is FirnFixture {
     TestNode internal nodeA;
     TestNode internal nodeB;
@@ -513,5 +518,24 @@ contract FirnRewardsTest is FirnFixture {
         uint256 split = rewards.pendingVerifierReward(epoch, half1) + rewards.pendingVerifierReward(epoch, half2);
         vm.assertEq(split, rewards.pendingVerifierReward(epoch, whole), "same reward");
         vm.assertTrue(split > 0, "something was paid");
+    }
+
+    // ------------------------------------------------------------------ resume fee (1591)
+
+    /// @dev CHALLENGE_GAS bounds the dearest challenge transaction: the pool's first challenge ever
+    /// (its counter and the node's liveness slot written from zero), storage and accounts cold,
+    /// plus the intrinsic 21,000 and the calldata. The resume fee is priced on it.
+    function test_challengeGas_boundsTheFirstColdChallenge() public {
+        VmCool(address(vm)).cool(address(rewards));
+        VmCool(address(vm)).cool(address(registry));
+        VmCool(address(vm)).cool(address(verifierSet));
+        bytes memory data = abi.encodeCall(IFirnRewards.issueChallenge, (nodeA.enclaveId));
+        uint256 calldataGas;
+        for (uint256 i = 0; i < data.length; ++i) calldataGas += data[i] == 0 ? 4 : 16;
+        vm.prank(verifierList[0]);
+        uint256 g = gasleft();
+        rewards.issueChallenge(nodeA.enclaveId);
+        uint256 used = g - gasleft() + 21_000 + calldataGas;
+        vm.assertLe(used, rewards.CHALLENGE_GAS(), "the first cold challenge transaction fits CHALLENGE_GAS");
     }
 }

@@ -114,6 +114,26 @@ describe('a node back from an outage', () => {
       await c1.poll();
     }
     expect(c1.stats.issued).toBe(bound);
+    // What those challenges cost the verifier, from the receipts: CHALLENGE_GAS bounds each one, so
+    // the resume fee (MAX_MISSED_EPOCHS x CHALLENGE_GAS x base fee) covers them (decision 1591).
+    const challengeGas = await v1.public.readContract({
+      address: rewardsAddress(v1),
+      abi: firnRewardsAbi,
+      functionName: 'CHALLENGE_GAS',
+    });
+    const issuedLogs = await v1.public.getContractEvents({
+      address: rewardsAddress(v1),
+      abi: firnRewardsAbi,
+      eventName: 'ChallengeIssued',
+      args: { enclaveId },
+      fromBlock: net.deployment.deployBlock,
+      strict: true,
+    });
+    expect(issuedLogs).toHaveLength(bound);
+    for (const l of issuedLogs) {
+      const r = await v1.public.getTransactionReceipt({ hash: l.transactionHash });
+      expect(r.gasUsed).toBeLessThanOrEqual(challengeGas);
+    }
     expect(await read<number>('missedEpochs')).toBe(bound);
     expect(await read<boolean>('isUnresponsive')).toBe(true);
 
