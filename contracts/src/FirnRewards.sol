@@ -29,6 +29,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// bounded by MAX_MISSED_EPOCHS challenges, whatever their number; resuming costs its operator
     /// the registration fee again.
     uint8 public constant MAX_MISSED_EPOCHS = 3;
+    /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
+    /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
+    /// gas report's isolated maximum is 207,931), 174,058 for a later one (decision 1591).
+    /// `resumeFee()` charges MAX_MISSED_EPOCHS of them at the block's base fee, so a resume pays for
+    /// the challenges it lets verifiers spend on a node that stays silent.
+    uint256 public constant CHALLENGE_GAS = 220_000;
 
     struct NodeEpoch {
         uint256 points;
@@ -130,6 +136,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint8 reason = _registry.ineligibility(enclaveId);
         if (reason != 0) revert NodeNotEligible(enclaveId, reason);
         uint64 epoch = _currentEpoch();
+        // The whole answer window inside the epoch (decision 1590): answerChallenge refuses an
+        // answer from another epoch, so a later deadline would let a verifier, first to challenge a
+        // node on probation, make it miss the epoch through no fault of its own.
+        uint64 deadline = uint64(block.timestamp) + _answerWindow;
+        uint64 epochEnd = _genesis + (epoch + 1) * _epochLength;
+        if (deadline >= epochEnd) revert ChallengeTooLate(epoch, deadline, epochEnd);
         if (_challenged[epoch][msg.sender][enclaveId]) revert AlreadyChallenged(epoch, msg.sender, enclaveId);
         _challenged[epoch][msg.sender][enclaveId] = true;
         NodeLiveness storage nl = _liveness[enclaveId];
@@ -149,7 +161,6 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
         // Unknown before this block: an answer signed ahead of time cannot match it.
         bytes32 nonce = keccak256(abi.encode(block.prevrandao, blockhash(block.number - 1), challengeId, msg.sender));
-        uint64 deadline = uint64(block.timestamp) + _answerWindow;
         _challenges[challengeId] = Challenge({
             enclaveId: enclaveId,
             verifier: msg.sender,
@@ -211,7 +222,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         NodeLiveness storage nl = _liveness[enclaveId];
         uint8 missed = _missedAt(nl, _currentEpoch() + 1);
         if (missed < MAX_MISSED_EPOCHS) revert NodeNotUnresponsive(enclaveId, missed);
-        uint256 fee = _registry.registrationFee();
+        uint256 fee = _resumeFee();
         if (msg.value < fee) revert ResumeFeeTooLow(msg.value, fee);
         delete _liveness[enclaveId];
         _fund();
@@ -302,6 +313,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnRewards
     function nodeAnswers(uint64 epoch, bytes32 enclaveId) external view returns (uint32) {
         return _nodeEpochs[epoch][enclaveId].answers;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function resumeFee() external view returns (uint256) {
+        return _resumeFee();
     }
 
     /// @inheritdoc IFirnRewards
@@ -412,6 +428,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit PoolFunded(msg.sender, msg.value);
     }
 
+    /// @dev max(registrationFee, MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee), wei (decision
+    /// 1591): at least what the verifiers may spend challenging the node before it is unresponsive
+    /// again, and never less than a registration round, so a free registration fee (devnet,
+    /// governance) does not make silence free.
+    function _resumeFee() private view returns (uint256) {
+        uint256 fee = _registry.registrationFee();
+        uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * CHALLENGE_GAS * block.basefee;
+        return gasCost > fee ? gasCost : fee;
+    }
+
     function _currentEpoch() private view returns (uint64) {
         return (uint64(block.timestamp) - _genesis) / _epochLength;
     }
@@ -483,7 +509,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint16 verifierShareBps_
     ) private {
         if (
-            answerWindow_ == 0 || livenessTarget_ == 0 || epochBudgetBps_ == 0 || epochBudgetBps_ > 10_000
+            answerWindow_ == 0 || answerWindow_ >= _epochLength || livenessTarget_ == 0 || epochBudgetBps_ == 0 || epochBudgetBps_ > 10_000
                 || verifierShareBps_ > MAX_VERIFIER_SHARE_BPS
         ) revert InvalidParameters();
         _answerWindow = answerWindow_;

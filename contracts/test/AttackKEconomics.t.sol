@@ -5,6 +5,25 @@ import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
+/// @dev forge cheatcodes these tests use beyond utils/Vm.sol: set block.basefee, and mark an
+/// account and its storage cold (as at the start of a transaction).
+interface VmLiveness {
+    function fee(uint256 newBasefee) external;
+    function cool(address target) external;
+    function skip(bool skipTest) external;
+}
+
+/// @dev Reads block.basefee in a call of its own: forge's isolation mode (`--gas-report`, `--isolate`)
+/// runs each call as its own transaction with the base fee at 0, where a fee set by `fee` does not hold.
+contract BaseFeeProbe {
+    function baseFee() external returns (uint256) {
+        emit Read(block.basefee);
+        return block.basefee;
+    }
+
+    event Read(uint256 baseFee);
+}
+
 /// @notice Economic attacks by a dishonest requester, operator or verifier minority. Each test
 /// performs the attack, prints balances in its assertions, and asserts what docs/decisions/0800
 /// promises.
@@ -250,5 +269,126 @@ contract AttackKEconomicsTest is FirnFixture {
         uint256 stakeShare = budget * (4 * MIN_VERIFIER_STAKE) / total;
         // 1/6 of the stake doing the same work per account as everyone: at most its stake share.
         vm.assertLe(attackerReward, stakeShare + 1, "sybil accounts earn no more than their stake share");
+    }
+
+    // ------------------------------------------------------------------ liveness (decisions 1590, 1591)
+
+    /// @dev A dishonest verifier, the first to challenge a node on probation (one challenge per
+    /// epoch until it answers), sends its challenge so late that the answer window runs past the
+    /// epoch's end. answerChallenge refuses an answer from another epoch (StaleChallenge), so the
+    /// node, online and answering at once, would miss the epoch and move towards NodeUnresponsive
+    /// through no fault of its own; the probation slot is taken, so no honest verifier can
+    /// challenge it in that epoch. Promise: only a node that could have answered in time and did
+    /// not ever counts a missed epoch. Fix (decision 1590): issueChallenge refuses a challenge whose
+    /// deadline is not before the epoch's end (ChallengeTooLate).
+    function test_attack_lateChallengeOnProbationMakesNodeMissAnEpoch() public {
+        TestNode memory fresh = _activeNode(11, SIM, MEASUREMENT); // never answered: on probation
+        vm.warp(block.timestamp + EPOCH);
+        uint64 epoch = rewards.currentEpoch();
+        uint64 epochEnd = rewards.genesis() + (epoch + 1) * rewards.epochLength();
+        uint64 window = rewards.answerWindow();
+        address dishonest = verifierList[0];
+
+        // The attack: half a window before the epoch ends.
+        vm.warp(epochEnd - window / 2);
+        vm.prank(dishonest);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.ChallengeTooLate.selector, epoch, epochEnd + window / 2, epochEnd)
+        );
+        rewards.issueChallenge(fresh.enclaveId);
+        // The last second at which the deadline would fall on the epoch's end is refused too.
+        vm.warp(epochEnd - window);
+        vm.prank(dishonest);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeTooLate.selector, epoch, epochEnd, epochEnd));
+        rewards.issueChallenge(fresh.enclaveId);
+        vm.assertFalse(rewards.isUnresponsive(fresh.enclaveId), "a refused challenge took no probation slot");
+
+        // One second earlier the whole window fits: the node can answer at its very deadline.
+        vm.warp(epochEnd - window - 1);
+        vm.prank(dishonest);
+        bytes32 id = rewards.issueChallenge(fresh.enclaveId);
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        vm.assertEq(uint256(c.deadline), uint256(epochEnd - 1), "deadline is the epoch's last second");
+        vm.warp(c.deadline);
+        bytes32 digest = rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch));
+        rewards.answerChallenge(id, _sig(fresh.enclaveKey, digest));
+        vm.assertEq(rewards.nodeAnswers(epoch, fresh.enclaveId), 1, "answered within its epoch");
+        vm.warp(epochEnd);
+        vm.assertEq(rewards.missedEpochs(fresh.enclaveId), 0, "no epoch missed");
+        vm.assertFalse(rewards.isUnresponsive(fresh.enclaveId), "every verifier may challenge it");
+    }
+
+    /// @dev Verifier gas of one issueChallenge transaction, storage and accounts cold as in a real
+    /// transaction (forge's `cool` cheatcode), plus the intrinsic 21,000 and the calldata.
+    function _coldChallengeGas(address verifier, bytes32 enclaveId) internal returns (uint256) {
+        VmLiveness cheats = VmLiveness(address(vm));
+        cheats.cool(address(rewards));
+        cheats.cool(address(registry));
+        cheats.cool(address(verifierSet));
+        bytes memory data = abi.encodeCall(IFirnRewards.issueChallenge, (enclaveId));
+        uint256 calldataGas;
+        for (uint256 i = 0; i < data.length; ++i) calldataGas += data[i] == 0 ? 4 : 16;
+        vm.prank(verifier);
+        uint256 g = gasleft();
+        rewards.issueChallenge(enclaveId);
+        return g - gasleft() + 21_000 + calldataGas;
+    }
+
+    /// @dev With registrationFee 0 (a devnet, or governance's choice), resumeChallenges was free: a
+    /// silent node cycles (MAX_MISSED_EPOCHS missed epochs, resume, again) and makes the verifiers
+    /// pay MAX_MISSED_EPOCHS challenges per cycle, forever, for the gas of one resume. Promise: a
+    /// party cannot grief honest parties for less than it costs itself. Fix (decision 1591):
+    /// resumeFee() = max(registrationFee, MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee).
+    function test_attack_freeResumeMakesVerifiersPayForSilenceForever() public {
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0);
+        vm.assertEq(registry.registrationFee(), 0, "a free registration fee");
+        TestNode memory silent = _activeNode(12, SIM, MEASUREMENT);
+        uint256 baseFee = 10 gwei;
+        VmLiveness(address(vm)).fee(baseFee);
+        // Under isolation the calls below would see a 0 base fee: the test measures nothing there.
+        if (new BaseFeeProbe().baseFee() != baseFee) {
+            VmLiveness(address(vm)).skip(true);
+            return;
+        }
+        vm.deal(silent.operator, 10 ether);
+        uint8 bound = rewards.MAX_MISSED_EPOCHS();
+        uint256 required = uint256(bound) * rewards.CHALLENGE_GAS() * baseFee;
+        vm.assertEq(rewards.resumeFee(), required, "the fee covers the challenges a resume allows");
+        uint256 worstChallenge;
+        for (uint256 cycle = 0; cycle < 3; ++cycle) {
+            uint256 verifierCost;
+            uint256 sent;
+            for (uint256 e = 0; e < 2 * bound; ++e) {
+                vm.warp(block.timestamp + EPOCH);
+                for (uint256 v = 0; v < verifierList.length; ++v) {
+                    if (rewards.isUnresponsive(silent.enclaveId)) break; // what a daemon reads first
+                    uint256 gas = _coldChallengeGas(verifierList[v], silent.enclaveId);
+                    if (gas > worstChallenge) worstChallenge = gas;
+                    verifierCost += gas * baseFee;
+                    ++sent;
+                }
+            }
+            vm.assertEq(sent, bound, "challenges per cycle");
+            vm.assertTrue(rewards.isUnresponsive(silent.enclaveId), "unresponsive at the end of the cycle");
+            // The free resume of the attack is refused; the fee it pays covers the cycle.
+            vm.prank(silent.operator);
+            vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ResumeFeeTooLow.selector, 0, required));
+            rewards.resumeChallenges(silent.enclaveId);
+            uint256 fee = rewards.resumeFee();
+            uint256 received = rewards.totalReceived();
+            vm.expectEmit(address(rewards));
+            emit IFirnRewards.ChallengesResumed(silent.enclaveId, silent.operator, fee);
+            vm.prank(silent.operator);
+            rewards.resumeChallenges{value: fee}(silent.enclaveId);
+            vm.assertEq(rewards.totalReceived(), received + fee, "the fee went into the pool");
+            vm.assertLe(verifierCost, fee, "a cycle costs the attacker at least what it costs the verifiers");
+        }
+        vm.assertLe(worstChallenge, rewards.CHALLENGE_GAS(), "CHALLENGE_GAS bounds a cold challenge transaction");
+        // The fee follows the base fee, and never drops below the registration fee.
+        VmLiveness(address(vm)).fee(100 gwei);
+        vm.assertEq(rewards.resumeFee(), required * 10, "at ten times the base fee");
+        VmLiveness(address(vm)).fee(0);
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.01 ether);
+        vm.assertEq(rewards.resumeFee(), 0.01 ether, "the registration fee when gas is cheaper");
     }
 }

@@ -7,6 +7,11 @@ import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
+/// @dev forge's `cool` cheatcode (not in utils/Vm.sol): an account and its storage cold again.
+interface VmCool {
+    function cool(address target) external;
+}
+
 contract FirnRewardsTest is FirnFixture {
     TestNode internal nodeA;
     TestNode internal nodeB;
@@ -120,12 +125,20 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, late, deadline, deadline + 1));
         rewards.answerChallenge(late, lateSig);
 
-        // Issued in epoch 0, answered (within its deadline) in epoch 1.
-        vm.warp(rewards.genesis() + EPOCH - 1);
+        // A challenge whose window would run into epoch 1 is not issued (decision 1590); the last
+        // one that is has its deadline in epoch 0, so an answer in epoch 1 is past its deadline.
+        uint64 epochEnd = rewards.genesis() + EPOCH;
+        vm.warp(epochEnd - 1);
+        vm.prank(verifierList[1]);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.ChallengeTooLate.selector, uint64(0), epochEnd - 1 + ANSWER_WINDOW, epochEnd)
+        );
+        rewards.issueChallenge(nodeA.enclaveId);
+        vm.warp(epochEnd - ANSWER_WINDOW - 1);
         bytes32 edge = _challenge(1, nodeA);
         bytes memory edgeSig = _answerSig(edge, nodeA.enclaveKey);
-        vm.warp(rewards.genesis() + EPOCH);
-        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.StaleChallenge.selector, edge, uint64(0), uint64(1)));
+        vm.warp(epochEnd);
+        vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ChallengeExpired.selector, edge, epochEnd - 1, epochEnd));
         rewards.answerChallenge(edge, edgeSig);
 
         // A host-made answer: signed by the operator's (or any non-enclave) key.
@@ -322,6 +335,11 @@ contract FirnRewardsTest is FirnFixture {
         rewards.setParameters(1, 1, 10_001, 0);
         vm.expectRevert(IFirnRewards.InvalidParameters.selector);
         rewards.setParameters(1, 1, 1, 5001);
+        // An answer window as long as the epoch leaves no second to issue a challenge (decision 1590).
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        rewards.setParameters(EPOCH, 1, 1, 0);
+        vm.expectRevert(IFirnRewards.InvalidParameters.selector);
+        new FirnRewards(owner, registry, verifierSet, 60, 60, 1, 1, 0);
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ParametersUpdated(60, 2, 100, 500);
         rewards.setParameters(60, 2, 100, 500);
@@ -500,5 +518,24 @@ contract FirnRewardsTest is FirnFixture {
         uint256 split = rewards.pendingVerifierReward(epoch, half1) + rewards.pendingVerifierReward(epoch, half2);
         vm.assertEq(split, rewards.pendingVerifierReward(epoch, whole), "same reward");
         vm.assertTrue(split > 0, "something was paid");
+    }
+
+    // ------------------------------------------------------------------ resume fee (1591)
+
+    /// @dev CHALLENGE_GAS bounds the dearest challenge transaction: the pool's first challenge ever
+    /// (its counter and the node's liveness slot written from zero), storage and accounts cold,
+    /// plus the intrinsic 21,000 and the calldata. The resume fee is priced on it.
+    function test_challengeGas_boundsTheFirstColdChallenge() public {
+        VmCool(address(vm)).cool(address(rewards));
+        VmCool(address(vm)).cool(address(registry));
+        VmCool(address(vm)).cool(address(verifierSet));
+        bytes memory data = abi.encodeCall(IFirnRewards.issueChallenge, (nodeA.enclaveId));
+        uint256 calldataGas;
+        for (uint256 i = 0; i < data.length; ++i) calldataGas += data[i] == 0 ? 4 : 16;
+        vm.prank(verifierList[0]);
+        uint256 g = gasleft();
+        rewards.issueChallenge(nodeA.enclaveId);
+        uint256 used = g - gasleft() + 21_000 + calldataGas;
+        vm.assertLe(used, rewards.CHALLENGE_GAS(), "the first cold challenge transaction fits CHALLENGE_GAS");
     }
 }

@@ -32,7 +32,7 @@ const deployThrough = (url: string) =>
     challengeWindow: 60,
     slashAmount: 1n,
     epochLength: 60,
-    answerWindow: 60,
+    answerWindow: 30,
     pollingIntervalMs: 20,
   } as Parameters<typeof deployFirn>[0]);
 

@@ -53,7 +53,7 @@ describe('an RPC answering eth_fillTransaction with its own gas and fees', () =>
       challengeWindow: 60,
       slashAmount: 1n,
       epochLength: 60,
-      answerWindow: 60,
+      answerWindow: 30,
       pollingIntervalMs: 20,
     } as Parameters<typeof deployFirn>[0]).catch(() => undefined);
     expectWithinCaps(rpc.sent);

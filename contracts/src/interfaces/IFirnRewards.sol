@@ -69,6 +69,11 @@ interface IFirnRewards {
     error NodeNotUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
     error NotNodeOperator(bytes32 enclaveId, address caller);
     error ResumeFeeTooLow(uint256 sent, uint256 fee);
+    /// @notice A challenge issued now would have its answer `deadline` (unix s) at or after
+    /// `epochEnd`, the first second of the next epoch, when answerChallenge no longer accepts an
+    /// answer for `epoch`: issue challenges at least `answerWindow` seconds before the epoch ends
+    /// (decision 1590).
+    error ChallengeTooLate(uint64 epoch, uint64 deadline, uint64 epochEnd);
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
@@ -105,13 +110,21 @@ interface IFirnRewards {
     /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
     /// an answer, and NodeOnProbation for a second challenge in an epoch while the node never
     /// answered or has missed one, and has not answered in this epoch (check `isUnresponsive` first; decision 1576).
+    /// Reverts ChallengeTooLate(epoch, deadline, epochEnd) when now + answerWindow reaches the
+    /// epoch's end: every accepted challenge leaves the node its whole answer window (decision 1590).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
 
-    /// @notice The node's operator, after the node became unresponsive: pay at least the registry's
-    /// `registrationFee()` (wei) into the pool and clear its missed count, so verifiers challenge it
-    /// again. Silence then costs the attacker a fee per round of verifiers' challenges. Reverts
-    /// NotNodeOperator, NodeNotUnresponsive, ResumeFeeTooLow.
+    /// @notice The node's operator, after the node became unresponsive: pay at least `resumeFee()`
+    /// (wei, at this block's base fee; the whole msg.value goes to the pool) and clear its missed
+    /// count, so verifiers challenge it again. Silence then costs the attacker, per round of
+    /// verifiers' challenges, at least what those challenges cost them (decisions 1576, 1591).
+    /// Reverts NotNodeOperator, NodeNotUnresponsive, ResumeFeeTooLow(sent, fee).
     function resumeChallenges(bytes32 enclaveId) external payable;
+
+    /// @notice What resumeChallenges asks now, wei: max(registry.registrationFee(),
+    /// MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee). It follows the base fee: a caller sends
+    /// it with head-room for the base fee of the block its transaction lands in (decision 1591).
+    function resumeFee() external view returns (uint256);
 
     /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
     function missedEpochs(bytes32 enclaveId) external view returns (uint8);

@@ -151,6 +151,10 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
     await expect(setParameterCall(gov, { name: 'market.nope', value: 1n })).rejects.toMatchObject({
       code: 'E_INVALID_INPUT',
     });
+    // An answer window as long as the 60 s epoch: no challenge could be issued (decision 1590).
+    await expect(setParameterCall(gov, { name: 'rewards.answerWindow', value: 60n })).rejects.toThrow(
+      /must be shorter than the epoch/,
+    );
 
     await governAndExecute(gov, {
       timelock: deployment.timelock!,

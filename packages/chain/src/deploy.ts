@@ -93,6 +93,11 @@ function checkParams(p: DeployFirnParams): void {
   seconds('governanceDelay', p.governanceDelay);
   seconds('epochLength', p.epochLength, 1);
   seconds('answerWindow', p.answerWindow, 1);
+  // FirnRewards refuses a window that leaves no second of an epoch to challenge in (decision 1590).
+  if (p.answerWindow !== undefined && p.epochLength !== undefined && p.answerWindow >= p.epochLength)
+    throw new InvalidInputError(
+      `answerWindow (${p.answerWindow} s) must be shorter than epochLength (${p.epochLength} s): a challenge's answer window must end inside its epoch`,
+    );
   if (p.protocolFeeBps !== undefined) assertUint(p.protocolFeeBps, 16, 'protocolFeeBps');
   if (p.livenessTarget !== undefined) assertUint(p.livenessTarget, 32, 'livenessTarget');
   for (const m of p.measurements ?? []) assertBytes32(m.measurement, 'measurement');

@@ -34,6 +34,7 @@ export * from './rewards/answerChallenge.ts';
 export * from './rewards/claimRewards.ts';
 export * from './rewards/getRewardsState.ts';
 export * from './rewards/issueChallenge.ts';
+export * from './rewards/resumeChallenges.ts';
 export * from './rewards/rewardsAddress.ts';
 export * from './types.ts';
 export * from './verifierSet/getVerifierSet.ts';

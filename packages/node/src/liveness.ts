@@ -9,7 +9,10 @@ import {
   getChallenge,
   getIssuedChallenges,
   getNodeEpochReward,
+  getResumeFee,
   type LivenessChallenge,
+  resumeChallenges,
+  resumeFeeAt,
   rewardsAddress,
   withdrawAllCredits,
 } from '@firn/chain';
@@ -41,11 +44,42 @@ export interface LivenessServiceOptions {
    * otherwise never be seen (the challenges already handled are skipped).
    */
   rescanBlocks?: number;
+  /**
+   * Most wei the service pays for one `resumeChallenges` (decision 1592): when the pool marks this
+   * node unresponsive (MAX_MISSED_EPOCHS challenged epochs without an answer) while the service
+   * runs and its enclave answers, it pays the pool's resume fee so verifiers challenge it again,
+   * if the fee is at most this. Default DEFAULT_MAX_RESUME_FEE_WEI (0.05 ether, five times the
+   * production deploy's registration fee); 0 never resumes (a warning names the option).
+   */
+  maxResumeFeeWei?: bigint;
+  /**
+   * Least time between two reads of the node's missed-epoch count on chain, ms (default 60 000):
+   * a node becomes unresponsive only at an epoch's first challenge, so a read per minute finds it
+   * early at one call's cost. 0: read on every poll.
+   */
+  resumeCheckIntervalMs?: number;
 }
+
+/** Default cap of one automatic resume, wei: 0.05 ether (decision 1592). */
+export const DEFAULT_MAX_RESUME_FEE_WEI = 50_000_000_000_000_000n;
+
+/** The CLI flag that sets `maxResumeFeeWei` (named in the warnings). */
+export const MAX_RESUME_FEE_FLAG = '--max-resume-fee';
+
+/**
+ * Head-room on the latest block's base fee for the block the resume lands in (EIP-1559 raises it
+ * by at most 1/8 per block: 5/4 covers the next two); the excess stays in the pool.
+ */
+const BASE_FEE_HEADROOM_NUM = 5n;
+const BASE_FEE_HEADROOM_DEN = 4n;
 
 /** What the service did so far (for /metrics, tests and the demo). */
 export interface LivenessStats {
   answered: number;
+  /** Automatic `resumeChallenges` this service paid for (decision 1592). */
+  resumed: number;
+  /** Wei those resumes paid into the pool. */
+  resumeFeesPaid: bigint;
   /** Challenges seen too late (deadline passed) or refused by the contract. */
   missed: number;
   /** Wei of epoch rewards credited to the operator by this service's claims. */
@@ -61,11 +95,20 @@ export interface LivenessStats {
  * (`livenessAnswer`: EIP-712 LivenessAnswer by the enclave key; the host holds no key that could
  * make it) and relays the signature before the challenge's deadline; after each epoch it claims
  * the node's reward share and withdraws what the contracts credited to the operator (rewards, job
- * payouts and claim bonds, registration refunds). Chain writes go through the job service's
- * serial queue so the operator's nonces never collide.
+ * payouts and claim bonds, registration refunds). When the pool marked the node unresponsive
+ * (an outage of MAX_MISSED_EPOCHS challenged epochs) and it is healthy again, it pays the pool's
+ * resume fee within `maxResumeFeeWei`, once per spell (decision 1592). Chain writes go through the
+ * job service's serial queue so the operator's nonces never collide.
  */
 export class LivenessService {
-  readonly stats: LivenessStats = { answered: 0, missed: 0, rewardsClaimed: 0n, withdrawn: 0n };
+  readonly stats: LivenessStats = {
+    answered: 0,
+    resumed: 0,
+    resumeFeesPaid: 0n,
+    missed: 0,
+    rewardsClaimed: 0n,
+    withdrawn: 0n,
+  };
   readonly clients: FirnClients;
   private readonly node: NodeDaemon;
   private readonly opts: LivenessServiceOptions;
@@ -80,6 +123,17 @@ export class LivenessService {
   private readonly epochBlocks = new Map<bigint, bigint>();
   /** performance.now() of the last credit withdrawal check (undefined: never, so the first poll checks). */
   private lastWithdrawAt: number | undefined;
+  /** Automatic resume (decision 1592): the pool's MAX_MISSED_EPOCHS, read once. */
+  private maxMissed: number | undefined;
+  /** performance.now() of the last missed-epoch read (undefined: never). */
+  private lastResumeCheckAt: number | undefined;
+  /** No resume attempt before this performance.now() (back-off after a failed one). */
+  private resumeNotBefore = 0;
+  private resumeFailures = 0;
+  /** `stats.answered` when this service last resumed the node (undefined: it never did). */
+  private answeredAtResume: number | undefined;
+  /** Reasons already warned about in this unresponsive spell (cleared once it is not unresponsive). */
+  private readonly spellWarnings = new Set<string>();
 
   constructor(node: NodeDaemon, opts: LivenessServiceOptions) {
     this.node = node;
@@ -188,11 +242,102 @@ export class LivenessService {
           }
         }
       }
+      await this.resumeIfUnresponsive(id.enclaveId);
       if (this.opts.claimRewards !== false) await this.claim(id.enclaveId);
       else this.epochBlocks.clear();
       this.saveCursor();
     } finally {
       this.busy = false;
+    }
+  }
+
+  /**
+   * Decision 1592: the pool stops challenging a node after MAX_MISSED_EPOCHS challenged epochs
+   * without an answer, until its operator pays `resumeFee()`. Reached only on a poll whose chain
+   * reads succeeded; it pays when this node is unresponsive, its enclave answers now, the fee is at
+   * most `maxResumeFeeWei`, and the node answered a challenge since the last resume this service
+   * paid (a node that went silent again right after a resume is not paid for in a loop). One
+   * resume per unresponsive spell: the payment clears the count on chain. A failed payment is
+   * retried after a back-off (1 min, doubling, at most 1 h). Each refusal is logged once per spell.
+   */
+  private async resumeIfUnresponsive(enclaveId: Hex): Promise<void> {
+    const t = performance.now();
+    if (t < this.resumeNotBefore) return;
+    const every = this.opts.resumeCheckIntervalMs ?? 60_000;
+    if (this.lastResumeCheckAt !== undefined && t - this.lastResumeCheckAt < every) return;
+    this.lastResumeCheckAt = t;
+    const base = { address: rewardsAddress(this.clients), abi: firnRewardsAbi } as const;
+    const read = this.clients.public;
+    this.maxMissed ??= Number(await read.readContract({ ...base, functionName: 'MAX_MISSED_EPOCHS' }));
+    const missed = await read.readContract({ ...base, functionName: 'missedEpochs', args: [enclaveId] });
+    if (missed < this.maxMissed) {
+      this.spellWarnings.clear();
+      return;
+    }
+    const log = this.opts.logger;
+    const warnOnce = (message: string, fields: Record<string, unknown>) => {
+      if (this.spellWarnings.has(message)) return;
+      this.spellWarnings.add(message);
+      log.warn(message, { enclaveId, missedEpochs: missed, ...fields });
+    };
+    if (this.answeredAtResume !== undefined && this.stats.answered === this.answeredAtResume) {
+      warnOnce(
+        'node unresponsive on chain again without answering a challenge since its last automatic resume: not paying again; check the enclave and the RPC, then restart the node',
+        {},
+      );
+      return;
+    }
+    // Healthy again: the enclave that signs the answers must answer now.
+    try {
+      await this.node.supervisor.call('hello', {}, 5000);
+    } catch (e) {
+      warnOnce('node unresponsive on chain and its enclave does not answer: not resuming challenges yet', {
+        code: isFirnError(e) ? e.code : 'E_INTERNAL',
+      });
+      return;
+    }
+    const cap = this.opts.maxResumeFeeWei ?? DEFAULT_MAX_RESUME_FEE_WEI;
+    if (cap === 0n) {
+      warnOnce(
+        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; automatic resume is off (${MAX_RESUME_FEE_FLAG} 0): run 'firn rewards resume' or set ${MAX_RESUME_FEE_FLAG}`,
+        {},
+      );
+      return;
+    }
+    const quote = await getResumeFee(this.clients);
+    // Priced for a base fee above the latest block's, so the payment still covers the fee when
+    // the block it lands in costs more (the excess goes to the pool, as any payment above it).
+    const value = resumeFeeAt(quote, (quote.baseFee * BASE_FEE_HEADROOM_NUM) / BASE_FEE_HEADROOM_DEN + 1n);
+    if (value > cap) {
+      warnOnce(
+        `node unresponsive on chain: verifiers no longer challenge it and it earns no capacity reward; its resume fee is above ${MAX_RESUME_FEE_FLAG} (maxResumeFeeWei): raise ${MAX_RESUME_FEE_FLAG} or run 'firn rewards resume'`,
+        { resumeFeeWei: value.toString(), maxResumeFeeWei: cap.toString() },
+      );
+      return;
+    }
+    try {
+      const res = await this.write(() => resumeChallenges(this.clients, { enclaveId, value }));
+      this.stats.resumed++;
+      this.stats.resumeFeesPaid += value;
+      this.answeredAtResume = this.stats.answered;
+      this.resumeFailures = 0;
+      this.spellWarnings.clear();
+      log.info('node was unresponsive on chain; challenges resumed (fee paid into the reward pool)', {
+        enclaveId,
+        missedEpochs: missed,
+        wei: value.toString(),
+        tx: res.hash,
+      });
+    } catch (e) {
+      this.resumeFailures++;
+      const wait = Math.min(3_600_000, 60_000 * 2 ** Math.min(this.resumeFailures - 1, 10));
+      this.resumeNotBefore = performance.now() + wait;
+      log.warn('resuming challenges failed; retrying later', {
+        enclaveId,
+        code: isFirnError(e) ? e.code : 'E_INTERNAL',
+        error: e instanceof ChainRevertedError ? e.errorName : undefined,
+        retryInMs: wait,
+      });
     }
   }
 

@@ -21,6 +21,13 @@ import { decodeFunctionData, parseEventLogs } from 'viem';
 
 export interface LivenessChallengerOptions {
   pollIntervalMs?: number;
+  /**
+   * Seconds, beyond the answer window, a challenge must leave before the epoch ends to be sent
+   * (decision 1590: the pool refuses one whose deadline is not before the epoch's end,
+   * ChallengeTooLate). They cover the time between the head this daemon read and the block its
+   * transaction lands in. Default: a tenth of the epoch, at least 1 s and at most 30 s.
+   */
+  issueMarginSeconds?: number;
   logger?: {
     info(m: string, f?: Record<string, unknown>): void;
     warn(m: string, f?: Record<string, unknown>): void;
@@ -40,6 +47,12 @@ export interface LivenessChallengerStats {
    * (`isUnresponsive`, decision 1576): a silent node costs this verifier a free read, not gas.
    */
   skippedUnresponsive: number;
+  /**
+   * Epochs in which this daemon held challenges back because less than the answer window (plus
+   * `issueMarginSeconds`) was left before the epoch's end (counted once per epoch), plus challenges
+   * the pool refused as ChallengeTooLate (decision 1590; a warning each).
+   */
+  skippedLate: number;
   /** Accepted on chain but not by this verifier's own check (should never happen; logged as an error). */
   mismatched: number;
   /** Wei of this verifier's rewards credited by its claims. */
@@ -80,6 +93,7 @@ export class LivenessChallenger {
     answered: 0,
     missed: 0,
     skippedUnresponsive: 0,
+    skippedLate: 0,
     mismatched: 0,
     rewardsClaimed: 0n,
   };
@@ -96,6 +110,8 @@ export class LivenessChallenger {
   private window: { epoch: bigint; seconds: bigint } | undefined;
   /** The last read of the Active index: its epoch and the head block it was read at. */
   private listed: { epoch: bigint; head: bigint } | undefined;
+  /** Last epoch in which challenges were held back for lack of time (counted once). */
+  private lateEpoch: bigint | undefined;
   /** Last epoch whose end the reward claim and the withdrawal check ran for. */
   private claimedThrough: bigint | undefined;
 
@@ -130,8 +146,22 @@ export class LivenessChallenger {
           : { epoch, seconds: BigInt(await read.readContract({ ...base, functionName: 'answerWindow' })) };
       this.window = window;
       const head = await read.getBlock({ blockTag: 'latest' });
+      const readAt = performance.now();
       const epochEnds = clock.genesis + (epoch + 1n) * clock.epochLength;
-      if (head.timestamp + window.seconds < epochEnds) await this.challengeAll(epoch, head.number);
+      // The pool accepts a challenge only while now + answerWindow < the epoch's end (decision
+      // 1590). Chain time is estimated as the head's plus the wall time since it was read (the
+      // loop sends one transaction per node), and a margin covers the block the next one lands in.
+      const lastIssueAt = epochEnds - window.seconds - this.margin(clock.epochLength);
+      const chainNow = () => head.timestamp + BigInt(Math.ceil((performance.now() - readAt) / 1000));
+      const inTime = () => {
+        if (chainNow() <= lastIssueAt) return true;
+        if (this.lateEpoch !== epoch) {
+          this.lateEpoch = epoch;
+          this.stats.skippedLate++;
+        }
+        return false;
+      };
+      if (inTime()) await this.challengeAll(epoch, head.number, inTime);
       await this.follow(head.timestamp);
       if (this.claimedThrough !== epoch) {
         await this.claim(epoch);
@@ -142,7 +172,15 @@ export class LivenessChallenger {
     }
   }
 
-  private async challengeAll(epoch: bigint, headNumber: bigint): Promise<void> {
+  /** Seconds kept between the last challenge sent and the latest one the pool would accept. */
+  private margin(epochLength: bigint): bigint {
+    const set = this.opts.issueMarginSeconds;
+    if (set !== undefined) return BigInt(Math.max(0, Math.ceil(set)));
+    const tenth = epochLength / 10n;
+    return tenth < 1n ? 1n : tenth > 30n ? 30n : tenth;
+  }
+
+  private async challengeAll(epoch: bigint, headNumber: bigint, inTime: () => boolean): Promise<void> {
     let done = this.challengedIn.get(epoch);
     if (!done) {
       done = new Set();
@@ -160,6 +198,8 @@ export class LivenessChallenger {
     for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active, 200, headNumber)) {
       if (this.stopped) return;
       if (done.has(enclaveId)) continue;
+      // Too little of the epoch left for a whole answer window: the rest wait for the next one.
+      if (!inTime()) return;
       done.add(enclaveId);
       if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
       // A node that missed its last challenged epochs takes one challenge per epoch, and none
@@ -189,6 +229,15 @@ export class LivenessChallenger {
           challengeId: challenge.challengeId,
         });
       } catch (e) {
+        if (e instanceof ChainRevertedError && e.errorName === 'ChallengeTooLate') {
+          // Landed later than the margin allowed for (decision 1590): none more this epoch.
+          this.stats.skippedLate++;
+          this.opts.logger?.warn('liveness challenge refused: too late in the epoch for an answer window', {
+            enclaveId,
+            epoch: epoch.toString(),
+          });
+          return;
+        }
         // AlreadyChallenged after a restart, or the node became ineligible meanwhile: not an error.
         this.opts.logger?.warn('liveness challenge not issued', {
           enclaveId,

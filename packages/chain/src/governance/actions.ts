@@ -201,7 +201,18 @@ export async function setParameterCall(
         ],
       }),
     };
-  else
+  else {
+    // The pool refuses a window that leaves no second of an epoch to challenge in (decision 1590):
+    // say so before a proposal waits out the delay only to revert.
+    const epochLength = await clients.public.readContract({
+      address: requireRewards(d),
+      abi: firnRewardsAbi,
+      functionName: 'epochLength',
+    });
+    if (after.answerWindow! >= BigInt(epochLength))
+      throw new InvalidInputError(
+        `rewards.answerWindow (${after.answerWindow} s) must be shorter than the epoch (${epochLength} s): a challenge's answer window must end inside its epoch`,
+      );
     call = {
       target: requireRewards(d),
       data: encodeFunctionData({
@@ -215,5 +226,6 @@ export async function setParameterCall(
         ],
       }),
     };
+  }
   return { call, before, after };
 }

@@ -69,6 +69,8 @@ export interface NodeStartOptions extends CollateralArgs {
   quotaPerAddress?: string;
   /** Artifact store bytes in all. */
   quotaTotal?: string;
+  /** Most ether one automatic resumeChallenges may pay (decision 1592); 0 never resumes. */
+  maxResumeFee?: string;
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -206,6 +208,8 @@ export async function planEnclaveLaunch(
 export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon> {
   const logger = createLogger({ component: 'node' });
   const stake = o.register ? etherArg(o.stake, '--stake') : 0n;
+  const maxResumeFeeWei =
+    o.maxResumeFee === undefined ? undefined : etherArg(o.maxResumeFee, '--max-resume-fee');
   if (o.tee === 'simulated') {
     // Read them here first: inside the enclave a bad file is only a vague startup failure.
     for (const [flag, f] of [
@@ -270,6 +274,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
             deployment: chain.deployment,
             logger,
             pollIntervalMs: 500,
+            ...(maxResumeFeeWei === undefined ? {} : { maxResumeFeeWei }),
           }).start();
         // Refused: the stake was credited back (pull payment); take it.
         if (status === NodeStatus.Rejected)
@@ -433,6 +438,10 @@ export function registerNode(program: Command): void {
       "disk one address may use: its uploads, its jobs' fetched inputs and outputs, e.g. 4GiB (default 4GiB)",
     )
     .option('--quota-total <size>', 'disk the artifact store may use in all, e.g. 32GiB (default 32GiB)')
+    .option(
+      '--max-resume-fee <ether>',
+      'most ether paid, per resume, to be challenged again after the pool marked the node unresponsive (default 0.05; 0: never)',
+    )
     .action(async (o: NodeStartOptions) => {
       try {
         if (o.app && o.app.length > 1) {

@@ -7,15 +7,19 @@ import {
   firnRewardsAbi,
   getNodeEpochReward,
   getRewardsState,
+  getResumeFee,
   getVerifierEpochReward,
   getWithdrawable,
   requireWallet,
+  resumeChallenges,
+  resumeFeeAt,
+  rewardsAddress,
   withdrawCredits,
 } from '@firn/chain';
 import { type Hex, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { type Address, formatEther, isAddress, parseEventLogs } from 'viem';
-import { readKey, resolveChain } from '../chainArgs.ts';
+import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson, table } from '../output.ts';
 
 export interface RewardsOptions {
@@ -29,6 +33,8 @@ export interface RewardsOptions {
   verifier?: string[];
   epochs?: string;
   json?: boolean;
+  /** `rewards resume`: most ether to pay per node (default 0.05). */
+  maxFee?: string;
 }
 
 export interface RewardsShow {
@@ -209,6 +215,43 @@ function withOptions(c: Command): Command {
     .option('--json', 'print JSON');
 }
 
+/**
+ * The operator: have each named node the pool marked unresponsive challenged again
+ * (`resumeChallenges`, decisions 1576, 1591), paying its resume fee priced at 5/4 of the latest
+ * base fee (the excess stays in the pool), refused above `--max-fee` ether (default 0.05). A node
+ * that is not unresponsive is skipped. Throws E_INVALID_INPUT when a fee is above the cap,
+ * E_CHAIN_REVERTED (NotNodeOperator, ResumeFeeTooLow) when the pool refuses.
+ */
+export async function rewardsResume(
+  o: RewardsOptions,
+): Promise<{ resumed: { enclaveId: Hex; wei: string; tx: Hex }[]; skipped: Hex[] }> {
+  const chain = await resolveChain(o);
+  const c = await clientsFor(o, true);
+  const cap = etherArg(o.maxFee ?? '0.05', '--max-fee');
+  const base = { address: rewardsAddress(c), abi: firnRewardsAbi } as const;
+  const resumed: { enclaveId: Hex; wei: string; tx: Hex }[] = [];
+  const skipped: Hex[] = [];
+  for (const enclaveId of nodesOf(o, chain.devnet)) {
+    const [missed, bound] = await Promise.all([
+      c.public.readContract({ ...base, functionName: 'missedEpochs', args: [enclaveId] }),
+      c.public.readContract({ ...base, functionName: 'MAX_MISSED_EPOCHS' }),
+    ]);
+    if (missed < bound) {
+      skipped.push(enclaveId);
+      continue;
+    }
+    const quote = await getResumeFee(c);
+    const value = resumeFeeAt(quote, (quote.baseFee * 5n) / 4n + 1n);
+    if (value > cap)
+      throw new InvalidInputError(
+        `the resume fee of ${formatEther(value)} ETH is above --max-fee ${formatEther(cap)} ETH: raise --max-fee`,
+      );
+    const res = await resumeChallenges(c, { enclaveId, value });
+    resumed.push({ enclaveId, wei: value.toString(), tx: res.hash });
+  }
+  return { resumed, skipped };
+}
+
 export function registerRewards(program: Command): void {
   const r = program.command('rewards').description('capacity rewards: epochs, liveness points, claims');
   withOptions(r.command('show'))
@@ -262,6 +305,21 @@ export function registerRewards(program: Command): void {
             `claimed epoch ${cl.epoch} for ${cl.who}: ${formatEther(BigInt(cl.wei))} ETH (${cl.tx})\n`,
           );
         process.stdout.write(`withdrawn: ${formatEther(BigInt(res.withdrawnWei))} ETH\n`);
+      } catch (e) {
+        printError(e, Boolean(o.json));
+        process.exitCode = 1;
+      }
+    });
+  withOptions(r.command('resume'))
+    .description('pay the resume fee so verifiers challenge an unresponsive node again (decision 1591)')
+    .option('--max-fee <ether>', 'most ether to pay per node', '0.05')
+    .action(async (o: RewardsOptions) => {
+      try {
+        const res = await rewardsResume(o);
+        if (o.json) return printJson(res);
+        for (const r of res.resumed)
+          process.stdout.write(`resumed ${r.enclaveId}: ${formatEther(BigInt(r.wei))} ETH (${r.tx})\n`);
+        for (const id of res.skipped) process.stdout.write(`${id}: not unresponsive, nothing to pay\n`);
       } catch (e) {
         printError(e, Boolean(o.json));
         process.exitCode = 1;

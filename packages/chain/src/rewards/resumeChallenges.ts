@@ -1,0 +1,80 @@
+import type { Hex } from 'viem';
+import { firnRegistryAbi, firnRewardsAbi } from '../abi/generated.ts';
+import { toChainError } from '../ChainRevertedError.ts';
+import type { FirnClients } from '../clients.ts';
+import { assertBytes32 } from '../validate.ts';
+import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
+import { rewardsAddress } from './rewardsAddress.ts';
+
+/**
+ * What resuming an unresponsive node costs (decisions 1576, 1591), read at one block.
+ * `fee` is the pool's `resumeFee()` at that block's base fee; the other fields let a caller
+ * re-price it for a later block's base fee: fee = max(registrationFee, maxMissedEpochs x
+ * challengeGas x baseFee).
+ */
+export interface ResumeFeeQuote {
+  /** Wei the pool asks at `baseFee`. */
+  fee: bigint;
+  /** Wei: the registry's registrationFee, the floor of the fee. */
+  registrationFee: bigint;
+  /** MAX_MISSED_EPOCHS: challenges a resumed node that stays silent can cost the verifiers. */
+  maxMissedEpochs: number;
+  /** CHALLENGE_GAS: gas of one issueChallenge transaction, at most. */
+  challengeGas: bigint;
+  /** Wei per gas of the block read (0 on a chain without EIP-1559). */
+  baseFee: bigint;
+}
+
+/**
+ * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x challengeGas x
+ * baseFee), what `resumeChallenges` requires in a block with that base fee.
+ */
+export function resumeFeeAt(q: Omit<ResumeFeeQuote, 'fee' | 'baseFee'>, baseFee: bigint): bigint {
+  const gasCost = BigInt(q.maxMissedEpochs) * q.challengeGas * baseFee;
+  return gasCost > q.registrationFee ? gasCost : q.registrationFee;
+}
+
+/**
+ * Read the resume fee and its parts at the latest block. Computed from the registry's fee, the
+ * pool's constants and the block's base fee (an eth_call may run with a base fee of 0, so the
+ * view itself is not read). Throws FirnError E_CHAIN on an RPC failure.
+ */
+export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote> {
+  try {
+    const base = { address: rewardsAddress(clients), abi: firnRewardsAbi } as const;
+    const [maxMissedEpochs, challengeGas, block] = await Promise.all([
+      clients.public.readContract({ ...base, functionName: 'MAX_MISSED_EPOCHS' }),
+      clients.public.readContract({ ...base, functionName: 'CHALLENGE_GAS' }),
+      clients.public.getBlock({ blockTag: 'latest' }),
+    ]);
+    const registrationFee = await clients.public.readContract({
+      address: clients.addresses.registry,
+      abi: firnRegistryAbi,
+      functionName: 'registrationFee',
+      blockNumber: block.number,
+    });
+    const parts = { registrationFee, maxMissedEpochs: Number(maxMissedEpochs), challengeGas };
+    const baseFee = block.baseFeePerGas ?? 0n;
+    return { ...parts, baseFee, fee: resumeFeeAt(parts, baseFee) };
+  } catch (e) {
+    throw toChainError(e, 'getResumeFee');
+  }
+}
+
+/**
+ * The node's operator: have an unresponsive node challenged again by paying `value` wei (at least
+ * `resumeFee()` in the block it lands in; all of it goes to the pool). Reverts NotNodeOperator,
+ * NodeNotUnresponsive(enclaveId, missed), ResumeFeeTooLow(sent, fee).
+ */
+export async function resumeChallenges(
+  clients: FirnClients,
+  p: { enclaveId: Hex; value: bigint },
+): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: rewardsAddress(clients),
+    abi: firnRewardsAbi,
+    functionName: 'resumeChallenges',
+    args: [assertBytes32(p.enclaveId, 'enclaveId')],
+    value: p.value,
+  });
+}
