@@ -57,6 +57,8 @@ export type NodeJobRecord = z.output<typeof nodeJobRecordSchema>;
 export type NodeJobResult = z.output<typeof nodeJobResultSchema>;
 
 const MAX_JSON_RESPONSE = 64 * 1024 * 1024;
+/** Most bytes of a refused download's body read (an error body: a code and a message ≤ 2000 chars). */
+const MAX_REFUSAL_BODY = 16 * 1024;
 
 /** Default time for one control call to a node (attestation, job status, submission), ms. */
 export const DEFAULT_NODE_TIMEOUT_MS = 30_000;
@@ -137,8 +139,13 @@ function checkJsonDepth(text: string): void {
   }
 }
 
-async function json(res: Response, endpoint: string, route: string): Promise<unknown> {
-  const body = await readCapped(res, MAX_JSON_RESPONSE);
+async function json(
+  res: Response,
+  endpoint: string,
+  route: string,
+  cap = MAX_JSON_RESPONSE,
+): Promise<unknown> {
+  const body = await readCapped(res, cap);
   let o: unknown;
   try {
     const text = Buffer.from(body).toString('utf8');
@@ -273,7 +280,21 @@ export class NodeApi {
       `/v1/artifacts/${id}`,
       {},
       async (res) => {
-        if (!res.ok) await json(res, this.endpoint, `GET /v1/artifacts/${id}`);
+        if (!res.ok) {
+          // A refusal's body is read only as far as an error body goes (never up to the JSON
+          // cap: the caller bounded this download by the sealed size), and the error names the
+          // node and the artifact whatever the host wrote.
+          const why = await json(res, this.endpoint, `GET /v1/artifacts/${id}`, MAX_REFUSAL_BODY).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          const code = why instanceof FirnError && why.code !== 'E_TOO_LARGE' ? why.code : 'E_UNAVAILABLE';
+          throw new FirnError(
+            code,
+            `node ${this.endpoint} refused GET /v1/artifacts/${id} with ${res.status}${why instanceof FirnError && why.code !== 'E_TOO_LARGE' ? `: ${why.message}` : ''}`,
+            { cause: why, details: { endpoint: this.endpoint, artifactId: id, httpStatus: res.status } },
+          );
+        }
         return readCapped(res, maxBytes);
       },
       // The size is not known before the answer: allow a 2 GiB artifact at 1 MiB/s at most.
