@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { createAdaptorServer } from '@hono/node-server';
-import { type EvidenceBundle, type FirnError, type Hex, assertNonce } from '@firn/core';
+import { type EvidenceBundle, type FirnError, type Hex, InvalidInputError, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { type JobPolicy, JobService } from './jobs/jobApi.ts';
@@ -87,6 +87,39 @@ export interface NodeSchedulerOptions {
   maxSessionsPerRequester?: number;
 }
 
+/** Most ms a Node timer holds: past it setTimeout fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Check the scheduler and quota options at the entry (decision 1550): each given value must be a
+ * whole number in its range (NaN, Infinity or a negative count would compare as no limit, a timer
+ * past 2^31-1 ms fires at once); E_INVALID_INPUT naming the option otherwise. Returns the quotas
+ * in force (a key present as undefined keeps its default).
+ */
+function checkedLimits(opts: NodeDaemonOptions): StorageQuotas {
+  const check = (v: number | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min && v <= max))
+      throw new InvalidInputError(
+        `NodeDaemonOptions.${name} must be a whole number from ${min} to ${max} (got ${String(v).slice(0, 32)})`,
+      );
+  };
+  const s = opts.scheduler ?? {};
+  check(s.maxConcurrentJobs, 'scheduler.maxConcurrentJobs', 1);
+  check(s.maxQueuedJobs, 'scheduler.maxQueuedJobs', 0);
+  check(s.maxJobsPerRequester, 'scheduler.maxJobsPerRequester', 1);
+  check(s.maxSessionsPerRequester, 'scheduler.maxSessionsPerRequester', 1);
+  check(s.lostProofChecks, 'scheduler.lostProofChecks', 1);
+  for (const k of ['jobTimeoutMs', 'sessionIdleMs', 'chainCheckIntervalMs', 'finalizeIntervalMs'] as const)
+    check(s[k], `scheduler.${k}`, 1, MAX_TIMER_MS);
+  const quotas: StorageQuotas = {
+    perAddressBytes: opts.quotas?.perAddressBytes ?? DEFAULT_STORAGE_QUOTAS.perAddressBytes,
+    totalBytes: opts.quotas?.totalBytes ?? DEFAULT_STORAGE_QUOTAS.totalBytes,
+  };
+  check(quotas.perAddressBytes, 'quotas.perAddressBytes', 1);
+  check(quotas.totalBytes, 'quotas.totalBytes', 1);
+  return quotas;
+}
+
 /**
  * The host daemon: supervises the enclave, persists only its sealed key blob, and serves the
  * node API. It relays public keys, quotes and ciphertext; it never holds enclave secrets.
@@ -117,7 +150,7 @@ export class NodeDaemon {
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
     this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
-    this.quotas = { ...DEFAULT_STORAGE_QUOTAS, ...opts.quotas };
+    this.quotas = checkedLimits(opts);
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
     this.sessionRateLimiter = new RequestRateLimiter(this.limits.sessionRequestsPerSecondPerIp);
     this.uploadSlots = new UploadSlots(

@@ -122,6 +122,17 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return Number(v);
 }
 
+/** Seconds a Node timer can hold (2^31-1 ms; past it a timer fires at once): about 24.8 days. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A positive whole number of seconds a timer can hold; E_INVALID_INPUT naming the flag otherwise. */
+function seconds(v: string | undefined, flag: string): number | undefined {
+  const n = positiveInt(v, flag);
+  if (n !== undefined && n > MAX_TIMER_SECONDS)
+    throw new InvalidInputError(`${flag} must be at most ${MAX_TIMER_SECONDS} seconds (got ${n})`);
+  return n;
+}
+
 /**
  * The scheduler flags (--max-jobs, --max-queued-jobs, --job-timeout s, --session-idle-timeout s,
  * --max-jobs-per-requester, --max-sessions-per-requester), as NodeDaemonOptions.scheduler.
@@ -129,8 +140,8 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
 export function schedulerFromArgs(o: NodeStartOptions) {
   const maxJobs = positiveInt(o.maxJobs, '--max-jobs');
   const queued = o.maxQueuedJobs === '0' ? 0 : positiveInt(o.maxQueuedJobs, '--max-queued-jobs');
-  const timeout = positiveInt(o.jobTimeout, '--job-timeout');
-  const idle = positiveInt(o.sessionIdleTimeout, '--session-idle-timeout');
+  const timeout = seconds(o.jobTimeout, '--job-timeout');
+  const idle = seconds(o.sessionIdleTimeout, '--session-idle-timeout');
   const perRequesterJobs = positiveInt(o.maxJobsPerRequester, '--max-jobs-per-requester');
   const perRequesterSessions = positiveInt(o.maxSessionsPerRequester, '--max-sessions-per-requester');
   return {
