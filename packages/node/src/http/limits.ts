@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { FirnError } from '@firn/core';
 import { Sema } from 'async-sema';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -292,6 +293,16 @@ export function holdWhileServing(req: IncomingMessage): void {
   req.once('close', () => {
     delete socket[SERVING];
   });
+}
+
+/**
+ * Write `text` (a refusal) on a socket the HTTP server handed over for an upgrade, end it, and
+ * destroy it 1 s later whether the peer closes or not: the server no longer times such a socket
+ * out and keeps it half-open, so a peer that never closes its side would hold it for ever.
+ */
+export function endUpgradedSocket(socket: Duplex, text: string): void {
+  socket.end(text);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** The remote IP of a request (the socket's; no forwarding header is trusted). */

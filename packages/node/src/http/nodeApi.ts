@@ -13,7 +13,7 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { remoteIp } from './limits.ts';
+import { endUpgradedSocket, remoteIp } from './limits.ts';
 import { answerError, readJson, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
@@ -349,7 +349,7 @@ export function sessionStreamUpgrade(
     socket.on('error', () => undefined);
     const m = pattern.exec(req.url ?? '');
     if (req.method !== 'GET' || m === null || host.jobs === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      endUpgradedSocket(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
     void host.jobs.sessions.stream(m[1]!, req, socket, head).catch(() => socket.destroy());

@@ -14,7 +14,7 @@ import {
 } from '@firn/enclave';
 import { SessionRelay } from './sessionRelay.ts';
 import { sessionAuthOf } from '../http/auth.ts';
-import { holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
+import { endUpgradedSocket, holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
 import { readBody, readJson, requireMediaType } from '../http/router.ts';
 import type { ChainMonitor } from '../chainMonitor.ts';
 import type { Logger } from '../logger.ts';
@@ -589,7 +589,8 @@ export class SessionService {
   async stream(idText: string, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const refuse = (status: number, e: FirnError) => {
       const body = JSON.stringify(toErrorBody(e));
-      socket.end(
+      endUpgradedSocket(
+        socket,
         `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 409 ? 'Conflict' : 'Bad Request'}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
