@@ -71,4 +71,14 @@ describe('attack: an operator limit given a bad value', () => {
       expect(ms).toBeLessThanOrEqual(2 ** 31 - 1);
     } else expect(e.code).toBe('E_INVALID_INPUT');
   });
+
+  it('--max-jobs 999999999 is refused at the entry (the job slots are allocated up front)', () => {
+    // JobService takes its enclave slots from async-sema's Sema, which pushes one token per slot
+    // at construction: 2e7 slots take ~290 MiB of heap, 999,999,999 (accepted by the flag's
+    // check) end the node with a fatal out-of-memory at start. Not run here: only the checks.
+    const e = refusal(() => schedulerFromArgs({ maxJobs: '999999999' } as never));
+    expect(e?.code).toBe('E_INVALID_INPUT');
+    const d = refusal(() => new NodeDaemon({ ...base, scheduler: { maxConcurrentJobs: 999_999_999 } }));
+    expect(d?.code).toBe('E_INVALID_INPUT');
+  });
 });
