@@ -87,6 +87,9 @@ export interface NodeSchedulerOptions {
   maxSessionsPerRequester?: number;
 }
 
+/** Most jobs run in the enclave at once (each is an ML child; the slots are allocated up front). */
+export const MAX_CONCURRENT_JOBS = 1024;
+
 /** Most ms a Node timer holds: past it setTimeout fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -104,7 +107,7 @@ function checkedLimits(opts: NodeDaemonOptions): StorageQuotas {
       );
   };
   const s = opts.scheduler ?? {};
-  check(s.maxConcurrentJobs, 'scheduler.maxConcurrentJobs', 1);
+  check(s.maxConcurrentJobs, 'scheduler.maxConcurrentJobs', 1, MAX_CONCURRENT_JOBS);
   check(s.maxQueuedJobs, 'scheduler.maxQueuedJobs', 0);
   check(s.maxJobsPerRequester, 'scheduler.maxJobsPerRequester', 1);
   check(s.maxSessionsPerRequester, 'scheduler.maxSessionsPerRequester', 1);

@@ -10,6 +10,7 @@ import {
   generateGramineManifest,
   measureEnclaveBundle,
   LivenessService,
+  MAX_CONCURRENT_JOBS,
   NodeDaemon,
   parseS3Url,
   S3ArtifactStore,
@@ -139,6 +140,9 @@ function seconds(v: string | undefined, flag: string): number | undefined {
  */
 export function schedulerFromArgs(o: NodeStartOptions) {
   const maxJobs = positiveInt(o.maxJobs, '--max-jobs');
+  // Each slot is allocated at start (and each running job is an ML child process).
+  if (maxJobs !== undefined && maxJobs > MAX_CONCURRENT_JOBS)
+    throw new InvalidInputError(`--max-jobs must be at most ${MAX_CONCURRENT_JOBS} (got ${maxJobs})`);
   const queued = o.maxQueuedJobs === '0' ? 0 : positiveInt(o.maxQueuedJobs, '--max-queued-jobs');
   const timeout = seconds(o.jobTimeout, '--job-timeout');
   const idle = seconds(o.sessionIdleTimeout, '--session-idle-timeout');
