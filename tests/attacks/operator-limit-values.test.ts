@@ -57,7 +57,10 @@ describe('attack: an operator limit given a bad value', () => {
   it('a quota key present as undefined keeps the default, not no limit', () => {
     const node = new NodeDaemon({
       ...base,
-      quotas: { perAddressBytes: undefined, totalBytes: undefined } as unknown as NodeDaemonOptions['quotas'],
+      quotas: { perAddressBytes: undefined, totalBytes: undefined } as unknown as Partial<{
+        perAddressBytes: number;
+        totalBytes: number;
+      }>,
     });
     expect(node.quotas.perAddressBytes).toBe(4 * 1024 ** 3);
     expect(node.quotas.totalBytes).toBe(32 * 1024 ** 3);

@@ -210,9 +210,41 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   if (declared > limit) throw new TooLargeError('request body', declared, limit);
   requireMediaType(req, 'application/json');
   const body = await readBody(req, limit);
+  const text = body.toString('utf8');
+  checkJsonShape(text);
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new FirnError('E_INVALID_INPUT', 'request body is not JSON');
+  }
+}
+
+/** The deepest a request's JSON may nest, and the most arrays and objects it may hold. */
+export const MAX_REQUEST_JSON_DEPTH = 32;
+export const MAX_REQUEST_JSON_CONTAINERS = 4096;
+
+/**
+ * Refuse (400 E_INVALID_INPUT) a JSON text nesting deeper than MAX_REQUEST_JSON_DEPTH or holding
+ * more than MAX_REQUEST_JSON_CONTAINERS arrays and objects, in one linear scan outside strings and
+ * before any parse: a body of brackets or empty objects costs a stranger nothing to send and the
+ * node about a second of its only thread to parse (the API's bodies need a handful of each).
+ */
+function checkJsonShape(text: string): void {
+  let depth = 0;
+  let containers = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_REQUEST_JSON_DEPTH || ++containers > MAX_REQUEST_JSON_CONTAINERS)
+        throw new FirnError(
+          'E_INVALID_INPUT',
+          `request body nests deeper than ${MAX_REQUEST_JSON_DEPTH} or holds more than ${MAX_REQUEST_JSON_CONTAINERS} arrays and objects`,
+        );
+    } else if (c === 93 || c === 125) depth--;
   }
 }
