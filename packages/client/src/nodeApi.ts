@@ -119,12 +119,17 @@ const readCapped = (res: Response, cap: number) => readBodyCapped(res, cap, 'nod
 /** The deepest a node's JSON answer nests (the answers' schemas need under 10). */
 const MAX_JSON_DEPTH = 64;
 
+/** The most arrays and objects a node's JSON answer holds (the answers' schemas need under 200; a few MiB of heap at most). */
+const MAX_JSON_CONTAINERS = 65_536;
+
 /**
- * Throws when `text` nests arrays or objects deeper than MAX_JSON_DEPTH (outside strings): each
- * level is a heap object, so a capped body of brackets would parse into ~30 times its size.
+ * Throws when `text` nests arrays or objects deeper than MAX_JSON_DEPTH, or holds more than
+ * MAX_JSON_CONTAINERS of them (outside strings): each is a heap object, so a capped body of
+ * brackets, or of empty objects side by side, would parse into ~30 times its size.
  */
 function checkJsonDepth(text: string): void {
   let depth = 0;
+  let containers = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -135,6 +140,7 @@ function checkJsonDepth(text: string): void {
     } else if (c === 34) inString = true;
     else if (c === 91 || c === 123) {
       if (++depth > MAX_JSON_DEPTH) throw new SyntaxError('nested too deep');
+      if (++containers > MAX_JSON_CONTAINERS) throw new SyntaxError('too many arrays and objects');
     } else if (c === 93 || c === 125) depth--;
   }
 }
