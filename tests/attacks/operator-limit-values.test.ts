@@ -46,6 +46,18 @@ describe('attack: an operator limit given a bad value', () => {
     ['quotas.perAddressBytes NaN', { quotas: { perAddressBytes: Number.NaN } }],
     ['quotas.totalBytes Infinity', { quotas: { totalBytes: Number.POSITIVE_INFINITY } }],
     ['quotas.perAddressBytes -1', { quotas: { perAddressBytes: -1 } }],
+    ['limits.maxConnectionsPerIp NaN', { limits: { maxConnectionsPerIp: Number.NaN } }],
+    [
+      'limits.mutatingRequestsPerSecondPerIp Infinity',
+      { limits: { mutatingRequestsPerSecondPerIp: Number.POSITIVE_INFINITY } },
+    ],
+    ['limits.idleTimeoutMs 2^31', { limits: { idleTimeoutMs: 2 ** 31 } }],
+    // Upload slots are async-sema tokens allocated in the constructor: 999,999,999 ends the
+    // process out of memory there (not run: 2000 shows the missing bound cheaply).
+    [
+      'limits.maxConcurrentUploads 2000 (slots allocated up front)',
+      { limits: { maxConcurrentUploads: 2000 } },
+    ],
   ];
   for (const [what, opts] of bad)
     it(`NodeDaemonOptions ${what} is refused at the entry`, () => {
