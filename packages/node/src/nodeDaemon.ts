@@ -124,6 +124,29 @@ function checkedLimits(opts: NodeDaemonOptions): StorageQuotas {
 }
 
 /**
+ * The HTTP limits in force (DEFAULT_HTTP_LIMITS under `given`; a key present as undefined keeps
+ * its default), each a whole number of at least 0, the timers at most 2^31-1 ms and the upload
+ * slots (allocated at start) at most MAX_CONCURRENT_JOBS; E_INVALID_INPUT naming the option otherwise.
+ */
+function checkedHttpLimits(given: Partial<HttpLimits> | undefined): HttpLimits {
+  const limits = { ...DEFAULT_HTTP_LIMITS };
+  for (const [k, v] of Object.entries(given ?? {}) as [keyof HttpLimits, number | undefined][]) {
+    if (v === undefined || !(k in DEFAULT_HTTP_LIMITS)) continue;
+    const max = k.endsWith('Ms')
+      ? MAX_TIMER_MS
+      : k === 'maxConcurrentUploads' || k === 'maxConcurrentUploadsPerAddress'
+        ? MAX_CONCURRENT_JOBS
+        : Number.MAX_SAFE_INTEGER;
+    if (!(Number.isSafeInteger(v) && v >= 0 && v <= max))
+      throw new InvalidInputError(
+        `NodeDaemonOptions.limits.${k} must be a whole number from 0 to ${max} (got ${String(v).slice(0, 32)})`,
+      );
+    limits[k] = v;
+  }
+  return limits;
+}
+
+/**
  * The host daemon: supervises the enclave, persists only its sealed key blob, and serves the
  * node API. It relays public keys, quotes and ciphertext; it never holds enclave secrets.
  */
@@ -152,8 +175,8 @@ export class NodeDaemon {
 
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
-    this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
     this.quotas = checkedLimits(opts);
+    this.limits = checkedHttpLimits(opts.limits);
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
     this.sessionRateLimiter = new RequestRateLimiter(this.limits.sessionRequestsPerSecondPerIp);
     this.uploadSlots = new UploadSlots(
