@@ -45,7 +45,9 @@ describe('attack: refused upgrades held half-open', () => {
           s.once('end', () => r(text));
         }),
       );
-      s.write(`GET /v1/sessions/${i}/stream HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: firn-session/1\r\n\r\n`);
+      s.write(
+        `GET /v1/sessions/${i}/stream HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: firn-session/1\r\n\r\n`,
+      );
     }
     // Every upgrade was refused (and the node ended its side).
     for (const t of await Promise.all(refused)) expect(t).toMatch(/^HTTP\/1\.1 404/);
