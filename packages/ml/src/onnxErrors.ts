@@ -65,12 +65,12 @@ const kernel = (phrase: string): OnnxErrorRule => ({
 const KERNEL_RULES: readonly OnnxErrorRule[] = [
   kernel(String.raw`The input tensor cannot be reshaped to the requested shape\.`), // Reshape
   kernel(String.raw`At most one dimension can be -1\.`), // Reshape
-  kernel(String.raw`A dimension cannot be less than -1`), // Reshape
+  kernel('A dimension cannot be less than -1'), // Reshape
   kernel(String.raw`indices element out of data bounds, idx=-?\d+ must be within the inclusive range`), // Gather
   kernel(String.raw`Attempting to broadcast an axis by a dimension other than 1\.`), // element-wise ops
-  kernel(String.raw`PrepareForComputeImpl Non concat axis dimensions must match`), // Concat
-  kernel(String.raw`invalid expand shape$`), // Expand
-  kernel(String.raw`Compute MatMul dimension mismatch$`), // MatMul
+  kernel('PrepareForComputeImpl Non concat axis dimensions must match'), // Concat
+  kernel('invalid expand shape$'), // Expand
+  kernel('Compute MatMul dimension mismatch$'), // MatMul
   kernel(String.raw`Input channels C is not equal to kernel channels \* group\.`), // Conv
   kernel(String.raw`Invalid input shape: \{[\d,]*\}$`), // Conv, pooling: input smaller than the kernel
   // A shape whose element count is negative or whose byte size overflows size_t: computed before
