@@ -1,6 +1,6 @@
 import { FirnError, TooLargeError } from '@firn/core';
 import type * as Ort from 'onnxruntime-node';
-import { onnxErrorCode } from './onnxErrors.ts';
+import { onnxErrorCode, onnxErrorReason } from './onnxErrors.ts';
 import { assertNoExternalData } from './onnxExternalData.ts';
 import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
 
@@ -157,6 +157,6 @@ function engineError(cause: unknown, phase: 'load' | 'run', what: string): FirnE
 
 // onnxruntime's messages name nodes and shapes, not tensor contents; still cap their length.
 function shortReason(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = onnxErrorReason(e instanceof Error ? e.message : String(e));
   return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
 }

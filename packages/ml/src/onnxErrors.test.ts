@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { onnxErrorCode } from './onnxErrors.ts';
+import { onnxErrorCode, onnxErrorReason } from './onnxErrors.ts';
 
 // Decision 1597: every message below is onnxruntime-node 1.30.0's own text, collected by
 // provoking the failure (inference.test.ts provokes most of them again through loadOnnxModel).
@@ -221,5 +221,20 @@ describe('onnxErrorCode', () => {
 
   it('refuses to classify a message over 64 KiB', () => {
     expect(onnxErrorCode(W('Expand', 'x'.repeat(70_000), 'invalid expand shape'), 'run')).toBeUndefined();
+  });
+});
+
+describe('onnxErrorReason', () => {
+  it('keeps the reason of a kernel failure within the cap: op, node, and the status without its source location', () => {
+    expect(onnxErrorReason(RUN_TYPED[5]![1])).toBe(
+      "Reshape node 'reshape_0': The input tensor cannot be reshaped to the requested shape. Input shape:{6}, requested shape:{4,4}",
+    );
+    expect(onnxErrorReason(RUN_TYPED[4]![1])).toBe(
+      "MatMul node 'matmul_0': MatMul dimension mismatch",
+    );
+    expect(onnxErrorReason(RUN_TYPED[8]![1])).toBe(
+      "Gather node 'gather_0': indices element out of data bounds, idx=9 must be within the inclusive range [-4,3]",
+    );
+    expect(onnxErrorReason(LOAD_TYPED[0]![1])).toBe(LOAD_TYPED[0]![1]);
   });
 });

@@ -114,3 +114,23 @@ export function onnxErrorCode(message: string, phase: 'load' | 'run'): ErrorCode
   const rules = phase === 'load' ? LOAD_RULES : wrapped ? KERNEL_RULES : FEED_RULES;
   return rules.find((r) => r.pattern.test(text))?.code;
 }
+
+/**
+ * onnxruntime's reason in a form a requester reads: a kernel failure as "<Op> node '<name>':
+ * <status>" with the C++ source location and failed condition dropped (they would fill the
+ * length cap before the reason), anything else as it is. Shapes and names only; Gather's status
+ * names the index it refused (the requester's own value; the message travels sealed to it).
+ */
+export function onnxErrorReason(message: string): string {
+  const w = KERNEL_WRAPPER.exec(message);
+  if (w === null) return message;
+  const name =
+    /^Non-zero status code returned while running \w+ node\. Name:'(.*)' Status Message: /s.exec(
+      message,
+    )?.[1] ?? '';
+  const status = w[2]!
+    .replace(/^\S+:\d+ [^\n]*? was false\. /, '')
+    .replace(/^\S+\.(?:h|cc):\d+ (?:\w+ )?/, '')
+    .trim();
+  return `${w[1]} node '${name.slice(0, 64)}': ${status}`;
+}
