@@ -229,9 +229,7 @@ describe('onnxErrorReason', () => {
     expect(onnxErrorReason(RUN_TYPED[5]![1])).toBe(
       "Reshape node 'reshape_0': The input tensor cannot be reshaped to the requested shape. Input shape:{6}, requested shape:{4,4}",
     );
-    expect(onnxErrorReason(RUN_TYPED[4]![1])).toBe(
-      "MatMul node 'matmul_0': MatMul dimension mismatch",
-    );
+    expect(onnxErrorReason(RUN_TYPED[4]![1])).toBe("MatMul node 'matmul_0': MatMul dimension mismatch");
     expect(onnxErrorReason(RUN_TYPED[8]![1])).toBe(
       "Gather node 'gather_0': indices element out of data bounds, idx=9 must be within the inclusive range [-4,3]",
     );
