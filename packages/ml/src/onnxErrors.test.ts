@@ -103,6 +103,40 @@ const RUN_TYPED: [string, string][] = [
   ],
 ];
 
+RUN_TYPED.push(
+  ['Gemm', W('Gemm', 'gemm_0', 'GEMM: Dimension mismatch, W: {5,3} K: 4 N:3')],
+  [
+    'Split',
+    W(
+      'Split',
+      'split_0',
+      "Cannot split using values in 'split' attribute. Axis=0 Input shape={5} NumOutputs=2 Num entries in 'split' (must equal number of outputs) was 2 Sum of sizes in 'split' (must equal size of selected axis) was 4",
+    ),
+  ],
+  [
+    'Squeeze',
+    W(
+      'Squeeze',
+      'squeeze_0',
+      '/onnxruntime_src/onnxruntime/core/providers/cpu/tensor/squeeze.h:53 static onnxruntime::TensorShapeVector onnxruntime::SqueezeBase::ComputeOutputShape(const onnxruntime::TensorShape&, const onnxruntime::TensorShapeVector&) input_shape[i] == 1 was false. Dimension of input 0 must be 1 instead of 2. shape={2,3}\n',
+    ),
+  ],
+  ['TopK', W('TopK', 'topk_0', 'k argument [9] should not be greater than specified axis dim value [3]')],
+  // Its source prefix names a concurrency::ThreadPool* parameter: not a thread-pool failure.
+  [
+    'GatherElements',
+    W(
+      'GatherElements',
+      'gatherelements_0',
+      '/onnxruntime_src/onnxruntime/core/providers/cpu/tensor/gather_elements.cc:150 void onnxruntime::core_impl(const Tensor*, const Tensor*, Tensor*, int64_t, concurrency::ThreadPool*) [with Tin = long int; int64_t = long int] GatherElements op: Out of range value in index tensor\n',
+    ),
+  ],
+  [
+    'BatchNormalization',
+    W('BatchNormalization', 'batchnormalization_0', 'Invalid input scale: 0th dimension != 4'),
+  ],
+);
+
 const LOAD_TYPED: [string, string][] = [
   ['protobuf', 'Failed to load model because protobuf parsing failed.'],
   [
@@ -124,6 +158,18 @@ const LOAD_TYPED: [string, string][] = [
   [
     'type inference',
     'Node (transpose_0) Op (Transpose) [TypeInferenceError] Attribute perm for Transpose has repeated value: 0',
+  ],
+  [
+    'Softmax axis',
+    "Node (softmax_0) Op (Softmax) [ShapeInferenceError] 'axis' must be in [-2 , 1]. Its actual value is: 3",
+  ],
+  [
+    'Tile repeats',
+    "Node (tile_0) Op (Tile) [ShapeInferenceError] 'Repeats' input has incorrect number of values. The number of values in 'repeats' must be equal to the number of input dimensions.",
+  ],
+  [
+    'Slice axis',
+    'Node (slice_0) Op (Slice) [ShapeInferenceError] Unexpected axis value: 5. Expected range [-2, 2)',
   ],
 ];
 

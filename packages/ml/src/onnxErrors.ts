@@ -73,6 +73,12 @@ const KERNEL_RULES: readonly OnnxErrorRule[] = [
   kernel('Compute MatMul dimension mismatch$'), // MatMul
   kernel(String.raw`Input channels C is not equal to kernel channels \* group\.`), // Conv
   kernel(String.raw`Invalid input shape: \{[\d,]*\}$`), // Conv, pooling: input smaller than the kernel
+  kernel('GEMM: Dimension mismatch, '), // Gemm
+  kernel(String.raw`Cannot split using values in 'split' attribute\.`), // Split
+  kernel(String.raw`Dimension of input \d+ must be 1 instead of \d+\.`), // Squeeze
+  kernel(String.raw`k argument \[\d+\] should not be greater than specified axis dim value`), // TopK
+  kernel('GatherElements op: Out of range value in index tensor'), // GatherElements
+  kernel(String.raw`Invalid input scale: \d+th dimension != \d+$`), // BatchNormalization
   // A shape whose element count is negative or whose byte size overflows size_t: computed before
   // any allocation is attempted, from the shape alone.
   kernel(
@@ -92,12 +98,13 @@ const KERNEL_WRAPPER =
 /**
  * Resource and system failures: never typed, wherever a rule would match. onnxruntime's arena
  * ("Failed to allocate memory for requested buffer of size N"), C++'s std::bad_alloc, an
- * exhausted or failed thread pool, a system error. Checked on a kernel's status (the only place
+ * exhausted or failed thread pool (not the `concurrency::ThreadPool*` parameter that kernel
+ * signatures in a status's source prefix carry), a system error. Checked on a kernel's status (the only place
  * an allocation failure is reported together with a typed phrase's wrapper), never on text that
  * quotes the requester's names: a name holding these words must not untype its own failure.
  */
 const RESOURCE_FAILURE =
-  /Failed to allocate|bad_alloc|[Oo]ut of memory|BFCArena|AllocateRaw|[Tt]hread ?[Pp]ool|pthread|system_error|Resource temporarily unavailable|errno/;
+  /Failed to allocate|bad_alloc|[Oo]ut of memory|BFCArena|AllocateRaw|[Tt]hread ?[Pp]ool(?!\*)|pthread|system_error|Resource temporarily unavailable|errno/;
 
 /**
  * The typed code of an onnxruntime failure message, or undefined when its cause may be the host
