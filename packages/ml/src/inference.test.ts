@@ -190,4 +190,38 @@ describe('loadOnnxModel', () => {
     });
     await expand.release();
   });
+
+  // The farm of 1595 by naming: a requester's node named like an allocation failure must not make
+  // its own deterministic failure read as one (untyped, unsigned); the reverse neither.
+  it('a node name cannot untype (or type) a failure: resource words are read only in the status', async () => {
+    const named = (name: string) =>
+      loadOnnxModel(
+        encodeOnnxModel({
+          name: 'n',
+          nodes: [{ opType: 'Expand', inputs: ['x', 's'], outputs: ['y'], name }],
+          initializers: [],
+          inputs: [
+            { name: 'x', elemType: 'float', shape: ['N'] },
+            { name: 's', elemType: 'int64', shape: [1] },
+          ],
+          outputs: [{ name: 'y', elemType: 'float', shape: ['A'] }],
+        }),
+      );
+    const feeds = (n: number, to: bigint) => ({
+      x: { type: 'float32' as const, dims: [n], data: new Float32Array(n) },
+      s: { type: 'int64' as const, dims: [1], data: BigInt64Array.of(to) },
+    });
+    const untyper = await named("Failed to allocate memory std::bad_alloc' Status Message: BFCArena");
+    await expect(untyper.run(feeds(3, 4n))).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /invalid expand shape/,
+    });
+    await untyper.release();
+    const typer = await named("x' Status Message: invalid expand shape");
+    await expect(typer.run(feeds(1, 2n ** 40n))).rejects.toMatchObject({
+      code: 'E_JOB_FAILED',
+      message: /Failed to allocate/,
+    });
+    await typer.release();
+  });
 });
