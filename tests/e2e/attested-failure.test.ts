@@ -3,6 +3,7 @@ import { sealInput } from '@firn/client';
 import { bytesToHex, type Hex } from '@firn/core';
 import { artifactId, generateKemKeyPair, generateSigningKey, signDigest } from '@firn/crypto';
 import { jobFailureDigestBytes, signedJobFailureToJson } from '@firn/enclave';
+import { encodeOnnxModel } from '@firn/ml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectJobFailure } from '../helpers/expectJobFailure.ts';
 import {
@@ -26,6 +27,57 @@ beforeAll(async () => {
 afterAll(() => net?.stop());
 
 describe('a failure of the requester’s own committed work', () => {
+  it('a model that onnxruntime refuses at run time on the committed input is attested too (1597): reason E_INPUT_INVALID', async () => {
+    // First in the file: the next test moves anvil's clock 840 s ahead of the enclave's, after
+    // which an attested failure's failedAt falls outside the contract's 300 s skew window.
+    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const operatorBefore = await getWithdrawable(reader, 'jobMarket', net.operator.address);
+    const kem = await generateKemKeyPair();
+    // It loads (x: [N, 3]) and its last node reshapes the 3 values of the input to [7, 7]:
+    // onnxruntime's kernel refuses it at run time. Under 1595 alone this was E_JOB_FAILED, unsigned.
+    const lateReshape = encodeOnnxModel({
+      name: 'late-reshape',
+      nodes: [
+        { opType: 'Relu', inputs: ['x'], outputs: ['h'] },
+        { opType: 'Reshape', inputs: ['h', 's'], outputs: ['y'] },
+      ],
+      initializers: [{ name: 's', dims: [2], dtype: 'int64', data: BigInt64Array.from([7n, 7n]) }],
+      inputs: [{ name: 'x', elemType: 'float', shape: ['N', 3] }],
+      outputs: [{ name: 'y', elemType: 'float', shape: [7, 7] }],
+    });
+    const model = await sealInput(lateReshape, 'application/onnx', kem.publicKey);
+    const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
+    const err = await expectJobFailure(
+      net,
+      {
+        ...requesterOptions(net, kem),
+        kind: 'inference',
+        inputs: [
+          { role: 'model', sealed: model },
+          { role: 'input', sealed: input },
+        ],
+        params: {},
+        escrow: 10n ** 15n,
+      },
+      'E_INPUT_INVALID',
+    );
+    // The requester reads onnxruntime's reason; the host saw only the code.
+    expect(err.message).toMatch(/cannot be reshaped to the requested shape/);
+    const attested = await reader.public.getContractEvents({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      eventName: 'JobFailureAttested',
+      fromBlock: 0n,
+      args: { jobId: err.jobId },
+    });
+    expect(attested).toHaveLength(1);
+    const args = attested[0]!.args as { signer: string; reasonCode: number };
+    expect(args.reasonCode).toBe(2); // E_INPUT_INVALID in JOB_FAILURE_REASONS
+    expect(args.signer.toLowerCase()).toBe(net.node.identity!.enclaveAddress.toLowerCase());
+    const bond = 10n ** 16n;
+    expect((await getWithdrawable(reader, 'jobMarket', net.operator.address)) - operatorBefore).toBe(bond);
+  }, 60_000);
+
   it('is signed by the enclave and failed with failJobAttested: the requester gains nothing from the bond', async () => {
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     const operatorBefore = await getWithdrawable(reader, 'jobMarket', net.operator.address);

@@ -107,4 +107,121 @@ describe('loadOnnxModel', () => {
       code: 'E_TOO_LARGE',
     });
   });
+
+  // Decision 1597: failures whose cause is the model or its input are typed (and so signed by the
+  // enclave, 1595); an allocation failure, which a host can cause, is not.
+  it('types a kernel failure on the given input (Reshape, Gather, MatMul) E_INPUT_INVALID, an allocation failure E_JOB_FAILED', async () => {
+    const i64 = (v: bigint[]) => ({ type: 'int64' as const, dims: [v.length], data: BigInt64Array.from(v) });
+    const f32 = (dims: number[]) => ({
+      type: 'float32' as const,
+      dims,
+      data: new Float32Array(dims.reduce((a, b) => a * b, 1)),
+    });
+    const reshape = await loadOnnxModel(
+      encodeOnnxModel({
+        name: 'r',
+        nodes: [{ opType: 'Reshape', inputs: ['x', 's'], outputs: ['y'] }],
+        initializers: [],
+        inputs: [
+          { name: 'x', elemType: 'float', shape: ['N'] },
+          { name: 's', elemType: 'int64', shape: [2] },
+        ],
+        outputs: [{ name: 'y', elemType: 'float', shape: ['A', 'B'] }],
+      }),
+    );
+    await expect(reshape.run({ x: f32([6]), s: i64([4n, 4n]) })).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /cannot be reshaped to the requested shape/,
+    });
+    await expect(reshape.run({ x: f32([6]), s: i64([-1n, -1n]) })).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+    });
+    expect((await reshape.run({ x: f32([6]), s: i64([2n, 3n]) }))['y']?.dims).toEqual([2, 3]);
+    await reshape.release();
+
+    const gather = await loadOnnxModel(
+      encodeOnnxModel({
+        name: 'g',
+        nodes: [{ opType: 'Gather', inputs: ['T', 'i'], outputs: ['y'] }],
+        initializers: [{ name: 'T', dims: [4, 2], dtype: 'float', data: new Float32Array(8) }],
+        inputs: [{ name: 'i', elemType: 'int64', shape: ['N'] }],
+        outputs: [{ name: 'y', elemType: 'float', shape: ['N', 2] }],
+      }),
+    );
+    await expect(gather.run({ i: i64([1n, 9n]) })).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /out of data bounds/,
+    });
+    await gather.release();
+
+    // Symbolic dims pass checkInputs; the kernel refuses the inner dimension.
+    const matmul = await loadOnnxModel(
+      encodeOnnxModel({
+        name: 'm',
+        nodes: [{ opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'] }],
+        initializers: [{ name: 'W', dims: [5, 3], dtype: 'float', data: new Float32Array(15) }],
+        inputs: [{ name: 'x', elemType: 'float', shape: ['N', 'K'] }],
+        outputs: [{ name: 'y', elemType: 'float', shape: ['N', 3] }],
+      }),
+    );
+    await expect(matmul.run({ x: f32([2, 4]) })).rejects.toMatchObject({ code: 'E_INPUT_INVALID' });
+    await matmul.release();
+
+    // A real allocation failure: Expand to 2^40 floats asks the arena for 4 TiB, which fails
+    // at once. The same failure could be the host's doing, so it stays untyped.
+    const expand = await loadOnnxModel(
+      encodeOnnxModel({
+        name: 'e',
+        nodes: [{ opType: 'Expand', inputs: ['x', 's'], outputs: ['y'] }],
+        initializers: [],
+        inputs: [
+          { name: 'x', elemType: 'float', shape: ['N'] },
+          { name: 's', elemType: 'int64', shape: [1] },
+        ],
+        outputs: [{ name: 'y', elemType: 'float', shape: ['A'] }],
+      }),
+    );
+    await expect(expand.run({ x: f32([1]), s: i64([2n ** 40n]) })).rejects.toMatchObject({
+      code: 'E_JOB_FAILED',
+      message: /Failed to allocate/,
+    });
+    await expect(expand.run({ x: f32([3]), s: i64([4n]) })).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+    });
+    await expand.release();
+  });
+
+  // The farm of 1595 by naming: a requester's node named like an allocation failure must not make
+  // its own deterministic failure read as one (untyped, unsigned); the reverse neither.
+  it('a node name cannot untype (or type) a failure: resource words are read only in the status', async () => {
+    const named = (name: string) =>
+      loadOnnxModel(
+        encodeOnnxModel({
+          name: 'n',
+          nodes: [{ opType: 'Expand', inputs: ['x', 's'], outputs: ['y'], name }],
+          initializers: [],
+          inputs: [
+            { name: 'x', elemType: 'float', shape: ['N'] },
+            { name: 's', elemType: 'int64', shape: [1] },
+          ],
+          outputs: [{ name: 'y', elemType: 'float', shape: ['A'] }],
+        }),
+      );
+    const feeds = (n: number, to: bigint) => ({
+      x: { type: 'float32' as const, dims: [n], data: new Float32Array(n) },
+      s: { type: 'int64' as const, dims: [1], data: BigInt64Array.of(to) },
+    });
+    const untyper = await named("Failed to allocate memory std::bad_alloc' Status Message: BFCArena");
+    await expect(untyper.run(feeds(3, 4n))).rejects.toMatchObject({
+      code: 'E_INPUT_INVALID',
+      message: /invalid expand shape/,
+    });
+    await untyper.release();
+    const typer = await named("x' Status Message: invalid expand shape");
+    await expect(typer.run(feeds(1, 2n ** 40n))).rejects.toMatchObject({
+      code: 'E_JOB_FAILED',
+      message: /Failed to allocate/,
+    });
+    await typer.release();
+  });
 });

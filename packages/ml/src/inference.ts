@@ -1,5 +1,6 @@
 import { FirnError, TooLargeError } from '@firn/core';
 import type * as Ort from 'onnxruntime-node';
+import { onnxErrorCode, onnxErrorReason } from './onnxErrors.ts';
 import { assertNoExternalData } from './onnxExternalData.ts';
 import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
 
@@ -14,7 +15,12 @@ import type { TensorMap, TensorType, TensorValue } from './tensorJson.ts';
 let ortModule: Promise<typeof Ort> | undefined;
 export const loadOrt = (): Promise<typeof Ort> => {
   process.env.ORT_DISABLE_TELEMETRY = '1';
-  ortModule ??= import('onnxruntime-node');
+  // Its own logger would print a failing kernel's status (shapes, and the index Gather refused:
+  // a value of the requester's input) on stderr; the error carries it to the requester, sealed.
+  ortModule ??= import('onnxruntime-node').then((m) => {
+    m.env.logLevel = 'fatal';
+    return m;
+  });
   return ortModule;
 };
 
@@ -88,8 +94,13 @@ function toOrtTensor(ort: typeof Ort, t: TensorValue): Ort.Tensor {
 
 /**
  * Load an ONNX model from bytes into a CPU onnxruntime session. A model with external tensor data
- * is refused before onnxruntime sees it, and a model onnxruntime cannot load fails, both with
- * E_MODEL_INVALID; the message carries onnxruntime's reason, never model bytes.
+ * is refused before onnxruntime sees it (E_MODEL_INVALID). A model onnxruntime refuses fails with
+ * E_MODEL_INVALID when its reason is one of the graph checks `onnxErrorCode` knows, and with
+ * E_JOB_FAILED otherwise (an allocation failure the host can cause is never typed, decision 1597).
+ * `run` raises E_INPUT_INVALID for inputs the graph or a kernel refuses (rank, dimensions, type,
+ * name, a Reshape, Gather, broadcast... that cannot apply to these tensors) and E_JOB_FAILED for
+ * anything else. Messages carry onnxruntime's reason (shapes, names; Gather names the index it
+ * refused), sealed to the requester; never model bytes.
  */
 export async function loadOnnxModel(
   modelBytes: Uint8Array,
@@ -109,10 +120,10 @@ export async function loadOnnxModel(
       intraOpNumThreads: opts.intraOpThreads ?? 1,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
+      logSeverityLevel: 4,
     });
   } catch (cause) {
-    throw new FirnError('E_MODEL_INVALID', `onnxruntime cannot load the model: ${shortReason(cause)}`);
+    throw engineError(cause, 'load', 'onnxruntime cannot load the model');
   }
   const inputMetadata: OnnxInputMetadata[] = session.inputMetadata.map((m) =>
     m.isTensor
@@ -130,15 +141,22 @@ export async function loadOnnxModel(
       try {
         return (await session.run(feeds)) as Record<string, Ort.Tensor>;
       } catch (cause) {
-        throw new FirnError('E_JOB_FAILED', `inference failed: ${shortReason(cause)}`);
+        throw engineError(cause, 'run', 'inference failed');
       }
     },
     release: () => session.release(),
   };
 }
 
+// Typed only where the cause is the model or its input (onnxErrors.ts); classified on the whole
+// message, before it is shortened.
+function engineError(cause: unknown, phase: 'load' | 'run', what: string): FirnError {
+  const code = onnxErrorCode(cause instanceof Error ? cause.message : String(cause), phase) ?? 'E_JOB_FAILED';
+  return new FirnError(code, `${what}: ${shortReason(cause)}`);
+}
+
 // onnxruntime's messages name nodes and shapes, not tensor contents; still cap their length.
 function shortReason(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = onnxErrorReason(e instanceof Error ? e.message : String(e));
   return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
 }

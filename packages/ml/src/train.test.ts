@@ -173,6 +173,53 @@ describe('trainModel', () => {
     expect(Math.abs((out.data as Float32Array)[0]! - tfPred.data[0]!)).toBeLessThanOrEqual(1e-5);
   });
 
+  // Decision 1597: divergence under the job's own backend is a function of its data, definition,
+  // params and seed, so it is typed (E_DATA_INVALID, which the enclave signs, 1595), not E_JOB_FAILED.
+  it('types divergence E_DATA_INVALID, at the same epoch on every run, on the wasm backend', async () => {
+    const rng = createPrng(3);
+    const rows = 64;
+    const x = Float32Array.from({ length: rows * 2 }, () => rng.next() * 2 - 1);
+    const y = Float32Array.from({ length: rows }, (_, r) => x[2 * r]! + x[2 * r + 1]!);
+    const definition = {
+      ...mlpDefinition({ inputSize: 2, hidden: [8], task: 'regression' }),
+      optimizer: { type: 'sgd' as const, learningRate: 1 },
+    };
+    const run = async () => {
+      const epochs: number[] = [];
+      const err = await trainModel({
+        definition,
+        data: { x, y, rows, cols: 2 },
+        task: 'regression',
+        epochs: 30,
+        batchSize: 8,
+        seed: 1,
+        validationSplit: 0,
+        onEpoch: (e) => epochs.push(e.epoch),
+      }).catch((e: unknown) => e);
+      return { err: err as { code?: string; message?: string; details?: unknown }, epochs };
+    };
+    const a = await run();
+    const b = await run();
+    expect(a.err).toMatchObject({
+      code: 'E_DATA_INVALID',
+      message: /training diverged at epoch 2 \(loss is not finite\)/,
+      details: { epoch: 2, reason: 'diverged' },
+    });
+    expect(a.epochs).toEqual([1]);
+    expect(b).toEqual(a);
+    // The same data at a learning rate that does not diverge trains on wasm.
+    const ok = await trainModel({
+      definition: { ...definition, optimizer: { type: 'sgd', learningRate: 0.05 } },
+      data: { x, y, rows, cols: 2 },
+      task: 'regression',
+      epochs: 3,
+      batchSize: 8,
+      seed: 1,
+      validationSplit: 0,
+    });
+    expect(ok.metrics.backend).toBe('wasm');
+  });
+
   it('trains a small conv1d model, and export refuses it with E_UNSUPPORTED', async () => {
     const definition = {
       format: MODEL_FORMAT,

@@ -40,7 +40,7 @@ export interface EpochEvent {
 }
 
 export interface TrainMetrics {
-  /** The backend that actually ran (conv models always run on cpu; wasm falls back to cpu if it cannot start). */
+  /** The backend that ran: conv models on cpu, others on the one asked for (wasm by default); never a fallback. */
   backend: TfBackendName;
   trainLoss: number;
   valLoss: number | null;
@@ -73,6 +73,7 @@ export interface TrainParams {
   seed: number;
   /** Fraction of rows held out for validation, in [0, 1). */
   validationSplit: number;
+  /** Default 'wasm'. If it cannot start, training fails with E_UNAVAILABLE (no fallback, decision 1597). */
   backend?: TfBackendName;
   /**
    * Early stopping: stop once the validation loss has not improved (by more than `minDelta`) for
@@ -176,7 +177,11 @@ function accuracy(model: tf.Sequential, x: tf.Tensor, y: Float32Array, binary: b
 /**
  * Train a sequential model inside the enclave: validate everything first, split the rows with the
  * seed, standardise with training-split statistics, and fit with seeded shuffling and dropout.
- * The same inputs, seed and backend give bit-identical weights.
+ * The same inputs, seed and backend give bit-identical weights; the backend is the job's (conv
+ * models: cpu; others: `p.backend`, default wasm) and never a fallback, so whether it diverges is
+ * too. Raises E_INVALID_INPUT (params), E_MODEL_INVALID (definition, weights), E_DATA_INVALID
+ * (dataset, or a loss that is not finite: divergence), E_UNAVAILABLE (the backend cannot start on
+ * this node) and E_JOB_FAILED (any other engine failure, an allocation included).
  */
 export async function trainModel(p: TrainParams): Promise<TrainResult> {
   checkParams(p);
@@ -245,10 +250,13 @@ export async function trainModel(p: TrainParams): Promise<TrainResult> {
       tf.dispose([idx, xs, ys]);
       trainMs += performance.now() - t0;
       const loss = Number(h.history['loss']?.[0]);
+      // A function of the data, the definition, the params and the seed under the backend the job
+      // decides (no fallback, tfBackend.ts): the requester's own, so typed and signed (1595, 1597).
       if (!Number.isFinite(loss))
         throw new FirnError(
-          'E_JOB_FAILED',
-          `training diverged at epoch ${epoch} (loss is not finite); lower the learning rate`,
+          'E_DATA_INVALID',
+          `training diverged at epoch ${epoch} (loss is not finite); lower the learning rate or rescale the data`,
+          { details: { epoch, reason: 'diverged' } },
         );
       const valLoss =
         xVal && yVal ? scalar(model.evaluate(xVal, yVal, { batchSize: 4096 }) as tf.Scalar) : null;

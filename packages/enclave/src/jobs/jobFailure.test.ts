@@ -128,6 +128,7 @@ describe('JobFailure digest', () => {
       'E_JOB_FAILED',
       'E_RUNTIME_CRASHED',
       'E_INTERNAL',
+      'E_UNAVAILABLE',
       'E_ARTIFACT_TAMPERED',
       'E_GRANT_EXPIRED',
     ])

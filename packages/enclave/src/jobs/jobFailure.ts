@@ -26,9 +26,14 @@ import { domainSeparator } from './workProofDigest.ts';
  * The error codes whose failure of a workload the enclave signs, with their on-chain reason codes
  * (uint16, stable: never renumbered). They are the codes a workload (the first-party ML engines or
  * an app through the app SDK's typed errors) raises for a model, an input or params it rejects.
+ * The ML engines type only failures whose cause is the committed work (decision 1597):
+ * onnxruntime's graph, input and kernel checks (E_MODEL_INVALID, E_INPUT_INVALID; its allocation
+ * failures stay E_JOB_FAILED) and training divergence under the job's pinned TF.js backend
+ * (E_DATA_INVALID, reason 3).
  * Absent on purpose: E_TIMEOUT (host clock), E_TOO_LARGE (limits), E_NOT_FOUND (host storage),
  * E_UNSUPPORTED (also what a refused signData raises), E_JOB_FAILED (every untyped throw, a
- * RangeError of a failed allocation included), E_RUNTIME_CRASHED (a killed child), E_INTERNAL.
+ * RangeError of a failed allocation included), E_RUNTIME_CRASHED (a killed child), E_INTERNAL,
+ * E_UNAVAILABLE (a training backend that cannot start on this node, 1597).
  */
 export const JOB_FAILURE_REASONS: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze({
   E_MODEL_INVALID: 1,
