@@ -39,12 +39,16 @@ const workloads: Record<string, Workload> = {
   // The first-party training workload on the requester's (valid) dataset, the host's memory
   // starved while it runs.
   async 'training-starved'(ctx) {
-    const inputs = [{ role: 'dataset', artifactId: ctx.inputs[0]!.artifactId, contentType: 'text/csv', bytes: dataset }];
+    const inputs = [
+      { role: 'dataset', artifactId: ctx.inputs[0]!.artifactId, contentType: 'text/csv', bytes: dataset },
+    ];
     return starveBigAllocations(64 * 1024, () => training({ ...ctx, params, inputs }));
   },
   // The same dataset with memory to spare trains: the data is not at fault.
   async 'training-fed'(ctx) {
-    const inputs = [{ role: 'dataset', artifactId: ctx.inputs[0]!.artifactId, contentType: 'text/csv', bytes: dataset }];
+    const inputs = [
+      { role: 'dataset', artifactId: ctx.inputs[0]!.artifactId, contentType: 'text/csv', bytes: dataset },
+    ];
     return training({ ...ctx, params, inputs });
   },
 };
