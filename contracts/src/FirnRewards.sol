@@ -189,18 +189,22 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(uint8(err));
         if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
 
-        // One capacity share per physical platform and epoch, whatever number of apps it hosts.
-        bytes32 holder = _platformHolder[epoch][node.platformIdHash];
-        if (holder == bytes32(0)) {
-            _platformHolder[epoch][node.platformIdHash] = enclaveId;
-        } else if (holder != enclaveId) {
-            revert PlatformAlreadyCounted(epoch, node.platformIdHash, holder);
-        }
         c.answered = true;
         NodeLiveness storage nl = _liveness[enclaveId];
         if (nl.answeredTag != epoch + 1) {
             nl.answeredTag = epoch + 1;
             nl.missed = 0;
+        }
+        // One capacity share per physical platform and epoch, whatever number of apps it hosts. A
+        // timely answer of another enclave on a counted platform still proves it live (so it never
+        // counts as missed: another tenant of the platform answering first cannot make it
+        // unresponsive), but earns no points, nor any for its verifier.
+        bytes32 holder = _platformHolder[epoch][node.platformIdHash];
+        if (holder == bytes32(0)) {
+            _platformHolder[epoch][node.platformIdHash] = enclaveId;
+        } else if (holder != enclaveId) {
+            emit ChallengeAnswered(challengeId, enclaveId, epoch, _nodeEpochs[epoch][enclaveId].points, _epochs[epoch].nodePoints);
+            return;
         }
 
         Epoch storage ep = _epochs[epoch];

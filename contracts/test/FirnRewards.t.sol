@@ -195,13 +195,14 @@ contract FirnRewardsTest is FirnFixture {
 
         _answer(_challenge(0, nodeA), nodeA);
         bytes32 id = _challenge(0, twin);
-        bytes memory sig = _answerSig(id, twin.enclaveKey);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnRewards.PlatformAlreadyCounted.selector, uint64(0), nodeA.platformIdHash, nodeA.enclaveId
-            )
-        );
-        rewards.answerChallenge(id, sig);
+        // The twin's answer proves it live (it is not on probation, nothing is missed) but earns
+        // no points, and its verifier earns none for it.
+        uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
+        _answer(id, twin);
+        vm.assertTrue(rewards.getChallenge(id).answered, "twin's answer recorded");
+        vm.assertEq(rewards.nodePoints(0, twin.enclaveId), 0, "twin earns no share");
+        vm.assertEq(rewards.verifierPoints(0, verifierList[0]), v0, "no verifier point for it");
+        vm.assertFalse(rewards.isUnresponsive(twin.enclaveId), "twin live");
         // The counted enclave may keep answering (more liveness samples) in that epoch.
         _answer(_challenge(1, nodeA), nodeA);
         vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 2, "two answers");

@@ -1,5 +1,6 @@
 import { FirnError, TooLargeError } from '@firn/core';
-import { parse as parseCsvText } from 'csv-parse/sync';
+import { CsvError, parse as parseCsvText } from 'csv-parse/sync';
+import { isDecodeVerdict } from './decodeVerdict.ts';
 import type { Dataset } from './dataset.ts';
 import type { Task } from './modelDefinition.ts';
 
@@ -108,6 +109,9 @@ function splitWithCsvParse(text: string, delim: string, maxRows: number): string
       max_record_size: 64 * 1024 * 1024,
     }) as string[][];
   } catch (e) {
+    // Only the parser's verdict on the text is a data error; anything else (an allocation failure
+    // under memory the host starves) stays untyped, so the enclave never signs it (decision 1595).
+    if (!(e instanceof CsvError)) throw e;
     const err = e as { code?: unknown; records?: unknown };
     const code = typeof err.code === 'string' ? err.code : 'CSV_PARSE_ERROR';
     const row = typeof err.records === 'number' ? err.records + 1 : undefined;
@@ -141,6 +145,7 @@ export function parseCsv(input: string | Uint8Array, opts: CsvOptions): Dataset 
   try {
     text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true }).decode(input);
   } catch (cause) {
+    if (!isDecodeVerdict(cause)) throw cause;
     throw new FirnError('E_DATA_INVALID', 'CSV is not valid UTF-8', { cause });
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

@@ -6,3 +6,4 @@ export * from './tfBackend.ts';
 export * from './train.ts';
 export * from './weights.ts';
 export * from './warmTraining.ts';
+export * from './decodeVerdict.ts';

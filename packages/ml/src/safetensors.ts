@@ -1,4 +1,5 @@
 import { type ErrorCode, FirnError, TooLargeError } from '@firn/core';
+import { isDecodeVerdict } from './decodeVerdict.ts';
 
 /** The safetensors dtypes firn reads and writes. */
 export type SafeDtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8';
@@ -74,6 +75,7 @@ export function readSafetensors(bytes: Uint8Array, caps: SafetensorsCaps = {}): 
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + hl)));
   } catch (cause) {
+    if (!isDecodeVerdict(cause)) throw cause;
     throw new FirnError(c.errorCode, 'safetensors: header is not valid UTF-8 JSON', { cause });
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header))

@@ -1,4 +1,5 @@
 import { FirnError, TooLargeError } from '@firn/core';
+import { isDecodeVerdict } from './decodeVerdict.ts';
 
 /** Element types the tensor JSON format carries; names match onnxruntime's tensor types. */
 export type TensorType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'bool';
@@ -80,6 +81,7 @@ function toText(json: string | Uint8Array, maxBytes: number): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(json);
   } catch (cause) {
+    if (!isDecodeVerdict(cause)) throw cause;
     throw new FirnError('E_INPUT_INVALID', 'tensor JSON is not valid UTF-8', { cause });
   }
 }
@@ -97,6 +99,7 @@ export function parseTensorMap(json: string | Uint8Array | object, caps: TensorJ
     try {
       root = JSON.parse(text);
     } catch (cause) {
+      if (!isDecodeVerdict(cause)) throw cause;
       throw new FirnError('E_INPUT_INVALID', 'tensor JSON does not parse', { cause });
     }
   }

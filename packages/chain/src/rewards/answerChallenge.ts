@@ -10,8 +10,8 @@ import { rewardsAddress } from './rewardsAddress.ts';
  * Anyone (the node's host): relay the enclave's 65-byte signature over LivenessAnswer{challengeId,
  * nonce, enclaveId, epoch} (core's livenessAnswerDigest). Reverts UnknownChallenge,
  * AlreadyAnswered, ChallengeExpired (past the deadline), StaleChallenge (another epoch),
- * WrongSigner (not the registered enclave key, e.g. an answer the host made), NodeNotEligible,
- * PlatformAlreadyCounted.
+ * WrongSigner (not the registered enclave key, e.g. an answer the host made), NodeNotEligible.
+ * An answer of a second Enclave ID of a platform already counted this epoch is accepted with no points.
  */
 export async function answerChallenge(
   clients: FirnClients,

@@ -4,6 +4,7 @@ import {
   datasetFromSafetensors,
   exportOnnx,
   fitStandardizer,
+  isDecodeVerdict,
   type ModelDefinition,
   mlpDefinition,
   ONNX_INPUT,
@@ -228,7 +229,9 @@ function parseModelJson(input: WorkloadInput): ModelDefinition {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(input.bytes));
-  } catch {
+  } catch (e) {
+    // A decoder's or parser's verdict only: an allocation failure stays untyped (decision 1595).
+    if (!isDecodeVerdict(e)) throw e;
     throw new FirnError('E_MODEL_INVALID', 'model definition is not valid JSON');
   }
   return validateModelDefinition(json).definition;

@@ -1,0 +1,64 @@
+import { createFirnClients, firnJobMarketAbi, getJob, JobStatus } from '@firn/chain';
+import { openInferenceSession } from '@firn/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+
+// A dishonest requester farms honest nodes' claim bonds with inference sessions it never uses.
+// It opens a session (a valid model, escrow 1 wei, the node's minimum claim time of 60 s) and
+// sends nothing. The node closes it before the claim lapses; the enclave has nothing to prove
+// (E_SESSION_EMPTY, never attested: decision 1595 leaves sessions out, on the grounds that "a
+// session's model is loaded when it opens, at the start of its claim (f near 0)"), and the node's
+// `failJob` lands ~90 % into the claim, so 1571 credits the requester ~90 % of the bond. No crafted
+// workload is needed. Promise (README, 0800): a dishonest minority cannot profit from honest nodes;
+// here the requester's take per session is several times its gas (post ~120k, reclaim, withdraw).
+let net: TestNetwork;
+beforeAll(async () => {
+  net = await startTestNetwork();
+}, 120_000);
+afterAll(() => net?.stop());
+
+describe('economics: a requester that opens sessions and sends nothing', () => {
+  it('is not credited the honest node’s claim bond', async () => {
+    const session = await openInferenceSession({
+      rpcUrl: net.anvil.rpcUrl,
+      deployment: net.deployment,
+      requesterKey: net.requester.privateKey,
+      policy: net.policy,
+      roots: net.roots,
+      model: { bytes: tinyLinearModel().bytes },
+      escrow: 1n,
+      claimTimeoutSeconds: 60,
+      transport: 'http',
+    });
+    const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const jobId = session.sessionId;
+    // Send nothing; the node closes the session before its claim lapses and fails the job.
+    const until = Date.now() + 100_000;
+    let status = (await getJob(clients, jobId)).status;
+    while (status === JobStatus.Claimed && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 1000));
+      status = (await getJob(clients, jobId)).status;
+    }
+    expect(status).toBe(JobStatus.Failed);
+    const bond = (await clients.public.readContract({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'claimBond',
+    })) as bigint;
+    const forfeited = await clients.public.getContractEvents({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      eventName: 'ClaimBondForfeited',
+      args: { jobId },
+      fromBlock: 0n,
+    });
+    const toRequester = forfeited.reduce((s, l) => s + ((l.args as { bond?: bigint }).bond ?? 0n), 0n);
+    // The requester's gas for this farm round at 10 gwei: post (~120k) + reclaim + withdraw, < 250k.
+    const gasCost = 250_000n * 10n ** 10n;
+    expect(
+      toRequester,
+      `requester credited ${toRequester} wei of a ${bond} wei bond for an unused session (gas ~${gasCost})`,
+    ).toBeLessThanOrEqual(gasCost);
+  }, 200_000);
+});
