@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { S3ArtifactStore } from './storage/s3ArtifactStore.ts';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { type EvidenceBundle, type FirnError, type Hex, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
@@ -260,14 +260,30 @@ export class NodeDaemon {
       // Without a database the job routes answer 507 (nodeApi.ts).
       if (this.jobs) await this.jobs.start();
     }
-    this.server = createAdaptorServer({
-      fetch: createNodeApi(this).fetch,
-      // Handlers stream on the raw request: an unread body is not drained after a refusal (the
-      // connection is closed instead, http/router.ts answerError), and the process's global
-      // Request/Response stay Node's own.
-      autoCleanupIncoming: false,
-      overrideGlobalObjects: false,
-    }) as Server;
+    this.server = createServer(
+      getRequestListener(createNodeApi(this).fetch, {
+        // Handlers stream on the raw request: an unread body is not drained after a refusal (the
+        // connection is closed instead, http/router.ts answerError), and the process's global
+        // Request/Response stay Node's own.
+        autoCleanupIncoming: false,
+        overrideGlobalObjects: false,
+        // A request the adapter cannot turn into a URL (a Host that is no host, a backslash in the
+        // path) is the caller's mistake: the JSON error body naming it, not a bare 400.
+        errorHandler: (e: unknown) => {
+          const bad = e instanceof RequestError;
+          const error = bad
+            ? {
+                code: 'E_INVALID_INPUT',
+                message: `malformed Host header or request target: ${(e as Error).message}`,
+              }
+            : { code: 'E_INTERNAL', message: 'internal error' };
+          return new Response(JSON.stringify({ error }), {
+            status: bad ? 400 : 500,
+            headers: { 'content-type': 'application/json; charset=utf-8' },
+          });
+        },
+      }),
+    );
     applyHttpLimits(this.server, this.limits);
     // Warm sessions' binary streams (HTTP Upgrade; docs/decisions/1240-direct-session-endpoint.md).
     this.server.on('upgrade', sessionStreamUpgrade(this));

@@ -13,7 +13,7 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { remoteIp } from './limits.ts';
+import { rawJsonError, remoteIp } from './limits.ts';
 import { answerError, readJson, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
@@ -348,7 +348,20 @@ export function sessionStreamUpgrade(
   return (req, socket, head) => {
     socket.on('error', () => undefined);
     const m = pattern.exec(req.url ?? '');
-    if (req.method !== 'GET' || m === null || host.jobs === undefined) {
+    if (m === null) {
+      // Node hands every request with an Upgrade offer here (curl --http2 sends `Upgrade: h2c`):
+      // refused naming the header, never a bare 404 on a route that exists.
+      socket.end(
+        rawJsonError(
+          400,
+          'Bad Request',
+          'E_UNSUPPORTED',
+          `this node upgrades only GET /v1/sessions/{id}/stream (Upgrade: firn-session/1); send this request without an Upgrade header (got ${JSON.stringify(String(req.headers.upgrade ?? '').slice(0, 40))})`,
+        ),
+      );
+      return;
+    }
+    if (req.method !== 'GET' || host.jobs === undefined) {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
