@@ -14,6 +14,7 @@ import {
 } from '@firn/chain';
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
+import { formatEther } from 'viem';
 import { type AttestedNode, type AttestNodeOptions, attestNode } from './attestNode.ts';
 import { ChainClock } from './chainClock.ts';
 import { AgreeingChainView, type ChainViewOptions } from './chainView.ts';
@@ -93,6 +94,17 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
     pollingIntervalMs: 100,
   });
   const view = AgreeingChainView.of(clients, opts.extraRpcUrls ?? [], opts.chainView ?? {});
+  // An escrow the requester's balance cannot pay is the caller's mistake (not a chain outage to
+  // retry): named before any node is attested or any input uploaded.
+  const payer = clients.wallet?.account?.address;
+  if (payer !== undefined && opts.escrow > 0n) {
+    const balance = await clients.public.getBalance({ address: payer });
+    if (balance < opts.escrow)
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        `the escrow (--escrow ${formatEther(opts.escrow)} ETH) is more than the requester ${payer}'s balance of ${formatEther(balance)} ETH`,
+      );
+  }
   const chainClock = new ChainClock(async () => Number((await clients.public.getBlock()).timestamp));
   // The clock's origin is read while the node is attested (no added latency).
   const origin = chainClock.now();
