@@ -87,8 +87,39 @@ export interface MarketSession {
   deadlineSeconds: number;
 }
 
+/**
+ * The options a script passes, checked before any RPC is asked or anything sent: a mistake is
+ * E_INVALID_INPUT naming the option (the key itself is never echoed).
+ */
+export function assertMarketOptions(opts: MarketOptions): void {
+  const bad = (name: string, want: string) => new FirnError('E_INVALID_INPUT', `${name} must be ${want}`);
+  if (typeof opts.rpcUrl !== 'string' || !/^https?:\/\/[^/]/i.test(opts.rpcUrl))
+    throw bad(
+      'rpcUrl',
+      `an http(s) URL such as http://127.0.0.1:8545 (got ${JSON.stringify(String(opts.rpcUrl).slice(0, 80))})`,
+    );
+  if (typeof opts.requesterKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(opts.requesterKey))
+    throw bad(
+      'requesterKey',
+      `a private key: a string of 0x and 64 hex digits (got a ${typeof opts.requesterKey} of another form)`,
+    );
+  if (typeof opts.escrow !== 'bigint' || opts.escrow < 0n)
+    throw bad(
+      'escrow',
+      `a bigint amount of wei, e.g. 10n ** 16n for 0.01 ETH (got ${typeof opts.escrow} ${String(opts.escrow).slice(0, 40)})`,
+    );
+  if (typeof opts.policy !== 'object' || opts.policy === null)
+    throw bad(
+      'policy',
+      'an attestation policy (e.g. DEV_POLICY or PRODUCTION_POLICY from @firn/attestation)',
+    );
+  if (typeof opts.deployment !== 'object' || opts.deployment === null)
+    throw bad('deployment', 'the contract addresses (deploymentFromState or a firn deploy file)');
+}
+
 /** Attest a node under the requester's policy and prepare the clients to use it. */
 export async function connectToNode(opts: MarketOptions): Promise<MarketSession> {
+  assertMarketOptions(opts);
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
     pollingIntervalMs: 100,
@@ -98,7 +129,9 @@ export async function connectToNode(opts: MarketOptions): Promise<MarketSession>
   // retry): named before any node is attested or any input uploaded.
   const payer = clients.wallet?.account?.address;
   if (payer !== undefined && opts.escrow > 0n) {
-    const balance = await clients.public.getBalance({ address: payer });
+    const balance = await clients.public.getBalance({ address: payer }).catch((e: unknown) => {
+      throw new FirnError('E_UNAVAILABLE', `cannot reach the RPC endpoint ${opts.rpcUrl}`, { cause: e });
+    });
     if (balance < opts.escrow)
       throw new FirnError(
         'E_INVALID_INPUT',
