@@ -14,7 +14,7 @@ import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import { rawJsonError, remoteIp } from './limits.ts';
-import { answerError, readJson, sendJson } from './router.ts';
+import { answerError, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -235,9 +235,10 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     async (c, next) => {
       guard?.();
       await host.rateLimiter.take(remoteIp(c.env.incoming));
-      const json = await readJson(c.env.incoming, limit);
-      // The validator reads the body through Hono's cache: give it the bytes already read.
-      (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(JSON.stringify(json));
+      const text = await readJsonText(c.env.incoming, limit);
+      // The validator reads the body through Hono's cache: give it the text already read and
+      // parsed (never stringified again: a body nested deep enough would overflow the stack).
+      (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
       await next();
     };
   const jobs = (): JobService => {
