@@ -111,6 +111,12 @@ describe('attack: requests refused before any route runs', () => {
     }
   }, 30_000);
 
+  it('an Expect header other than 100-continue gets 417 with the JSON error body naming Expect', async () => {
+    const a = await raw('GET /healthz HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nConnection: close\r\n\r\n');
+    expect(a.status).toBe(417);
+    expect(jsonError(a).message).toMatch(/expect/i);
+  }, 30_000);
+
   it('the node still serves others afterwards', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/v1/node`);
     expect(r.status).toBe(200);
