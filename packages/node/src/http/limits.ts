@@ -1,4 +1,4 @@
-import { type IncomingMessage, maxHeaderSize, type Server } from 'node:http';
+import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { FirnError } from '@firn/core';
 import { Sema } from 'async-sema';
@@ -238,6 +238,22 @@ export function applyHttpLimits(server: Server, limits: HttpLimits): void {
   server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => socket.destroy());
   server.on('request', (req: IncomingMessage) => guardBodyRate(req, limits));
   server.on('clientError', answerClientError(server, limits));
+  // Node answers an Expect it does not know with a bare 417 unless someone listens here.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({
+      error: {
+        code: 'E_INVALID_INPUT',
+        message: 'the Expect header may only be 100-continue; send the request without it',
+      },
+    });
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
+    req.resume();
+  });
   const perIp = new Map<string, number>();
   const groups = new Map<string, Map<TrackedSocket, SocketInfo>>();
   let open = 0;
