@@ -71,7 +71,7 @@ describe('attack: a new user’s firn infer and the escrow', () => {
     expect(r.status).toBe(3);
   }, 60_000);
 
-  it('Ctrl-C once the job is posted leaves the escrow recoverable: refunded, or a result `firn job result` can open', async () => {
+  it('Ctrl-C once the node runs the job leaves the escrow recoverable: refunded, or a result `firn job result` can open', async () => {
     const child = spawn(process.execPath, [FIRN, ...infer('c.json')], { cwd: dir, env });
     let stderr = '';
     child.stderr.on('data', (d) => {
