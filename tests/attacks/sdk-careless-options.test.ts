@@ -1,8 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEV_POLICY } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { type RunJobOptions, runJob } from '@firn/client';
+import { loadDevnetState, type RunJobOptions, runJob } from '@firn/client';
 import { FirnError, type Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -115,5 +118,24 @@ describe('attack: the SDK called with careless options', () => {
     const e = await refusal({ rpcUrl: 'http://127.0.0.1:1' });
     expect(e.code).toBe('E_UNAVAILABLE');
     expect(e.message).toContain('http://127.0.0.1:1');
+  });
+
+  it('loadDevnetState on a file that is not a state file (null, the input tensors) is a FirnError naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-atk-sdk-state-'));
+    for (const [name, text] of [
+      ['null.json', 'null'],
+      ['input.json', JSON.stringify({ x: { dims: [1], type: 'float32', data: [1] } })],
+    ]) {
+      const file = join(dir, name!);
+      writeFileSync(file, text!);
+      let e: unknown;
+      try {
+        loadDevnetState(file);
+      } catch (x) {
+        e = x;
+      }
+      expect(e).toBeInstanceOf(FirnError);
+      expect((e as FirnError).message).toContain(file);
+    }
   });
 });
