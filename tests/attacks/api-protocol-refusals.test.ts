@@ -111,6 +111,18 @@ describe('attack: requests refused before any route runs', () => {
     }
   }, 30_000);
 
+  it('an Upgrade to the session stream on a node without the job API, or by POST, gets the JSON error body', async () => {
+    const id = `0x${'ab'.repeat(32)}`;
+    for (const method of ['GET', 'POST']) {
+      const a = await raw(
+        `${method} /v1/sessions/${id}/stream HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: firn-session/1\r\n\r\n`,
+      );
+      expect(a.status).toBeGreaterThanOrEqual(400);
+      expect(a.status).toBeLessThan(500);
+      jsonError(a);
+    }
+  }, 30_000);
+
   it('an Expect header other than 100-continue gets 417 with the JSON error body naming Expect', async () => {
     const a = await raw('GET /healthz HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nConnection: close\r\n\r\n');
     expect(a.status).toBe(417);
