@@ -363,7 +363,11 @@ export function sessionStreamUpgrade(
       return;
     }
     if (req.method !== 'GET' || host.jobs === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      socket.end(
+        req.method !== 'GET'
+          ? rawJsonError(405, 'Method Not Allowed', 'E_INVALID_INPUT', 'method not allowed')
+          : rawJsonError(404, 'Not Found', 'E_NOT_FOUND', 'this node takes no sessions (it has no job API)'),
+      );
       return;
     }
     void host.jobs.sessions.stream(m[1]!, req, socket, head).catch(() => socket.destroy());
