@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '@firn/core';
+import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A careless operator starts `firn node start --port P` on a port another program (or a node
+// started before) already holds. Promised: one `error: CODE: message` line naming the port and
+// the flag, with a documented exit code, and no process left behind. It was Node's raw stack
+// trace for an unhandled 'error' event (EADDRINUSE), exit 1.
+const FIRN = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
+const dir = mkdtempSync(join(tmpdir(), 'firn-atk-port-'));
+let holder: Server;
+let port: number;
+
+beforeAll(async () => {
+  writeFileSync(
+    join(dir, 'platform.json'),
+    JSON.stringify(await createSimulatedPlatform(await createSimulatedRoot())),
+  );
+  holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  port = (holder.address() as { port: number }).port;
+});
+afterAll(() => {
+  holder?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('attack: firn node start on a port in use', () => {
+  it('names the port and --port, exits 3 or 4, no stack trace', async () => {
+    const args = ['node', 'start', '--no-register', '--sim-platform', join(dir, 'platform.json')];
+    args.push('--data-dir', join(dir, 'node'), '--port', String(port));
+    const child = spawn(process.execPath, [FIRN, ...args], { cwd: dir });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => {
+      stderr += d.toString();
+    });
+    child.stdout.on('data', (d) => {
+      stdout += d.toString();
+    });
+    const status = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 50_000);
+      child.on('close', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+    });
+    const out = stderr + stdout;
+    expect(out).not.toMatch(/\n\s+at /); // no stack trace
+    expect(out).toMatch(/error: E_[A-Z_]+: .*--port/);
+    expect(out).toContain(String(port));
+    expect([3, 4]).toContain(status);
+  }, 60_000);
+});
