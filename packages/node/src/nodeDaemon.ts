@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import { type EvidenceBundle, type FirnError, type Hex, assertNonce } from '@firn/core';
+import { type EvidenceBundle, FirnError, type Hex, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { type JobPolicy, JobService } from './jobs/jobApi.ts';
@@ -287,9 +287,24 @@ export class NodeDaemon {
     applyHttpLimits(this.server, this.limits);
     // Warm sessions' binary streams (HTTP Upgrade; docs/decisions/1240-direct-session-endpoint.md).
     this.server.on('upgrade', sessionStreamUpgrade(this));
-    await new Promise<void>((resolve) =>
-      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
-    );
+    const where = `${this.opts.host ?? '127.0.0.1'}:${this.opts.port ?? 0}`;
+    await new Promise<void>((resolve, reject) => {
+      // A port already taken (or not ours to bind) is the operator's to fix, not a crash.
+      this.server!.once('error', (e: NodeJS.ErrnoException) => {
+        const code = e.code === 'EADDRINUSE' ? 'E_CONFLICT' : 'E_INVALID_INPUT';
+        reject(
+          new FirnError(
+            code,
+            `the node API cannot listen on ${where} (--host/--port): ${e.code ?? e.message}`,
+          ),
+        );
+      });
+      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve);
+    }).catch(async (e: unknown) => {
+      // Nothing keeps running: the enclave, the job service and the database are stopped.
+      await this.stop().catch(() => undefined);
+      throw e;
+    });
     const addr = this.server.address() as AddressInfo;
     this.url = this.opts.endpoint ?? `http://${this.opts.host ?? '127.0.0.1'}:${addr.port}`;
     log.info('node API listening', { url: this.url });
