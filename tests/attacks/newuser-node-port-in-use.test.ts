@@ -7,7 +7,7 @@ import { repoRoot } from '@firn/core';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-// A careless operator starts `firn node start --port P` on a port another program (or a node
+// A careless operator starts `firn node start --port P` (or `firn kms start`) on a port another program (or a node
 // started before) already holds. Promised: one `error: CODE: message` line naming the port and
 // the flag, with a documented exit code, and no process left behind. It was Node's raw stack
 // trace for an unhandled 'error' event (EADDRINUSE), exit 1.
@@ -30,30 +30,46 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('attack: firn node start on a port in use', () => {
-  it('names the port and --port, exits 3 or 4, no stack trace', async () => {
+async function startOnTakenPort(args: string[]) {
+  const child = spawn(process.execPath, [FIRN, ...args], { cwd: dir });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (d) => {
+    stderr += d.toString();
+  });
+  child.stdout.on('data', (d) => {
+    stdout += d.toString();
+  });
+  const status = await new Promise<number | null>((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+  const out = stderr + stdout;
+  expect(out).not.toMatch(/\n\s+at /); // no stack trace
+  expect(out).toMatch(/error: E_[A-Z_]+: .*--port/);
+  expect(out).toContain(String(port));
+  expect([3, 4]).toContain(status);
+}
+
+describe('attack: a daemon started on a port in use', () => {
+  it('firn node start names the port and --port, exits 3 or 4, no stack trace', async () => {
     const args = ['node', 'start', '--no-register', '--sim-platform', join(dir, 'platform.json')];
-    args.push('--data-dir', join(dir, 'node'), '--port', String(port));
-    const child = spawn(process.execPath, [FIRN, ...args], { cwd: dir });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (d) => {
-      stderr += d.toString();
-    });
-    child.stdout.on('data', (d) => {
-      stdout += d.toString();
-    });
-    const status = await new Promise<number | null>((resolve) => {
-      const t = setTimeout(() => child.kill('SIGKILL'), 50_000);
-      child.on('close', (code) => {
-        clearTimeout(t);
-        resolve(code);
-      });
-    });
-    const out = stderr + stdout;
-    expect(out).not.toMatch(/\n\s+at /); // no stack trace
-    expect(out).toMatch(/error: E_[A-Z_]+: .*--port/);
-    expect(out).toContain(String(port));
-    expect([3, 4]).toContain(status);
+    await startOnTakenPort([...args, '--data-dir', join(dir, 'node'), '--port', String(port)]);
+  }, 60_000);
+
+  it('firn kms start names the port and --port, exits 3 or 4, no stack trace', async () => {
+    const args = [
+      'kms',
+      'start',
+      '--sim-platform',
+      join(dir, 'platform.json'),
+      '--data-dir',
+      join(dir, 'kms'),
+    ];
+    args.push('--policy', 'dev', '--allow-measurement', `0x${'ab'.repeat(32)}`, '--port', String(port));
+    await startOnTakenPort(args);
   }, 60_000);
 });
