@@ -7,7 +7,7 @@ import { repoRoot } from '@firn/core';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-// A careless operator starts `firn node start --port P` (or `firn kms start`) on a port another program (or a node
+// A careless operator starts `firn node start --port P` (or `firn kms start`, `firn dashboard`) on a port another program (or a node
 // started before) already holds. Promised: one `error: CODE: message` line naming the port and
 // the flag, with a documented exit code, and no process left behind. It was Node's raw stack
 // trace for an unhandled 'error' event (EADDRINUSE), exit 1.
@@ -71,5 +71,17 @@ describe('attack: a daemon started on a port in use', () => {
     ];
     args.push('--policy', 'dev', '--allow-measurement', `0x${'ab'.repeat(32)}`, '--port', String(port));
     await startOnTakenPort(args);
+  }, 60_000);
+
+  it('firn dashboard names the port and --port, exits 3 or 4, no stack trace', async () => {
+    const a = (n: number) => `0x${n.toString(16).padStart(40, '0')}`;
+    const state = {
+      rpcUrl: 'http://127.0.0.1:1',
+      chainId: 31337,
+      contracts: { registry: a(1), verifierSet: a(2), jobMarket: a(3), dataLedger: a(4) },
+      deployBlock: '0',
+    };
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(state));
+    await startOnTakenPort(['dashboard', '--devnet', join(dir, 'state.json'), '--port', String(port)]);
   }, 60_000);
 });
