@@ -84,4 +84,26 @@ describe('attack: a daemon started on a port in use', () => {
     writeFileSync(join(dir, 'state.json'), JSON.stringify(state));
     await startOnTakenPort(['dashboard', '--devnet', join(dir, 'state.json'), '--port', String(port)]);
   }, 60_000);
+
+  it('firn dashboard with a --host that does not resolve names the host, exit 3, not E_INTERNAL', async () => {
+    const child = spawn(
+      process.execPath,
+      [FIRN, 'dashboard', '--devnet', join(dir, 'state.json'), '--host', 'nosuch.invalid', '--port', '0'],
+      { cwd: dir },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d.toString();
+    });
+    const status = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 50_000);
+      child.on('close', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+    });
+    expect(stderr).not.toMatch(/E_INTERNAL/);
+    expect(stderr).toContain('nosuch.invalid');
+    expect(status).toBe(3);
+  }, 60_000);
 });
