@@ -22,7 +22,7 @@ function verify(file: string) {
   });
 }
 
-describe('attack: firn proof verify on a file that is no proof', () => {
+describe('attack: firn proof verify (data verify, artifact grant) on a file that is not what it wants', () => {
   it('a binary file (the model) names the file', () => {
     writeFileSync(join(dir, 'model.onnx'), Buffer.from([0x08, 0x07, 0x12, 0x00, 0xff]));
     const r = verify('model.onnx');
@@ -35,5 +35,43 @@ describe('attack: firn proof verify on a file that is no proof', () => {
     const r = verify('input.json');
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('input.json');
+  }, 60_000);
+
+  it('data verify --record and artifact grant --plan on a file holding null name the file', () => {
+    writeFileSync(join(dir, 'null.json'), 'null');
+    const a = (n: number) => `0x${n.toString(16).padStart(40, '0')}`;
+    writeFileSync(
+      join(dir, 'state.json'),
+      JSON.stringify({
+        rpcUrl: 'http://127.0.0.1:1',
+        chainId: 31337,
+        contracts: { registry: a(1), verifierSet: a(2), jobMarket: a(3), dataLedger: a(4) },
+      }),
+    );
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, [FIRN, ...args], { cwd: dir, encoding: 'utf8', timeout: 50_000 });
+    const data = run(['data', 'verify', '--devnet', 'state.json', '--record', 'null.json']);
+    expect(data.status).toBe(3);
+    expect(data.stderr).toContain('--record null.json');
+    const grant = run([
+      'artifact',
+      'grant',
+      '--plan',
+      'null.json',
+      '--role',
+      'data',
+      '--sealed',
+      'none.sealed',
+      '--kem-key-file',
+      'none.json',
+      '--owner-key-file',
+      'none.key',
+      '--out',
+      'g.json',
+      '--devnet',
+      'state.json',
+    ]);
+    expect(grant.status).toBe(3);
+    expect(grant.stderr).toContain('--plan null.json');
   }, 60_000);
 });
