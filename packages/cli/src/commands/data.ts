@@ -9,6 +9,7 @@ import {
   verifySignedDataRecord,
 } from '@firn/client';
 import { FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { namingFile } from './infer.ts';
 import type { Command } from 'commander';
 import { zeroAddress } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
@@ -59,7 +60,7 @@ export async function dataVerifyCommand(o: DataVerifyOptions): Promise<DataVerif
     const cap = MAX_SIGNED_DATA_RECORD_BYTES * MAX_SIGNED_DATA_RECORDS;
     const text = readFileSync(o.record!, 'utf8');
     if (text.length > cap) throw new TooLargeError('record file', text.length, cap);
-    let records = parseSignedDataRecords(text);
+    let records = namingFile('--record', o.record!, () => parseSignedDataRecords(text));
     if (o.index !== undefined) {
       const i = Number(o.index);
       if (!Number.isInteger(i) || i < 0 || i >= records.length)
