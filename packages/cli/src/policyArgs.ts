@@ -36,7 +36,7 @@ export function loadPolicy(
   try {
     return loadAttestationPolicy(JSON.parse(text), s);
   } catch (e) {
-    throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}`, { cause: e });
+    throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}: ${(e as Error).message}`, { cause: e });
   }
 }
 
