@@ -98,6 +98,9 @@ export function assertMarketOptions(opts: MarketOptions): void {
       'rpcUrl',
       `an http(s) URL such as http://127.0.0.1:8545 (got ${JSON.stringify(String(opts.rpcUrl).slice(0, 80))})`,
     );
+  for (const u of opts.extraRpcUrls ?? [])
+    if (typeof u !== 'string' || !/^https?:\/\/[^/]/i.test(u))
+      throw bad('extraRpcUrls (--also-rpc)', `http(s) URLs (got ${JSON.stringify(String(u).slice(0, 80))})`);
   if (typeof opts.requesterKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(opts.requesterKey))
     throw bad(
       'requesterKey',
