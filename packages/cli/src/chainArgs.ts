@@ -24,15 +24,15 @@ function addr(v: unknown, what: string): Address {
 }
 
 /** An RPC URL from the command line or a state file: http(s) or ws(s), else E_INVALID_INPUT naming the flag. */
-function rpcArg(v: string): string {
+function rpcArg(v: string, name = '--rpc'): string {
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new InvalidInputError(`--rpc ${v} is not a URL (e.g. http://127.0.0.1:8545)`);
+    throw new InvalidInputError(`${name} ${v} is not a URL (e.g. http://127.0.0.1:8545)`);
   }
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol))
-    throw new InvalidInputError(`--rpc ${v} is not an http(s) or ws(s) URL`);
+    throw new InvalidInputError(`${name} ${v} is not an http(s) or ws(s) URL`);
   return v;
 }
 
@@ -84,10 +84,23 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     } catch (e) {
       throw new FirnError('E_INVALID_INPUT', `${flag} ${fromFile} is not JSON`, { cause: e });
     }
-    const rpcText = a.rpc ?? (o.rpcUrl as string | undefined);
-    if (!rpcText) throw new InvalidInputError('no RPC URL: pass --rpc');
-    const rpcUrl = rpcArg(rpcText);
-    const deployment = deploymentFromJson(o);
+    // What is wrong with the file's content names the flag and the file (a wrong file was passed).
+    const notFile = (why: string) =>
+      new InvalidInputError(
+        `${flag} ${fromFile} is not a ${a.devnet ? 'devnet state' : 'deployment'} file: ${why}`,
+      );
+    const inFile = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        throw e instanceof FirnError ? notFile(e.message) : e;
+      }
+    };
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw notFile('not a JSON object');
+    if (a.rpc === undefined && typeof o.rpcUrl !== 'string')
+      throw notFile('it names no rpcUrl (or pass --rpc)');
+    const rpcUrl = a.rpc !== undefined ? rpcArg(a.rpc) : inFile(() => rpcArg(o.rpcUrl as string, 'rpcUrl'));
+    const deployment = inFile(() => deploymentFromJson(o));
     // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
     // address at unrelated (or attacker-deployed) contracts. A devnet file is checked too when
     // --rpc replaces the RPC it names.

@@ -45,6 +45,18 @@ export function cliErrorBody(e: unknown): Body {
     }
     if (c.name === 'HttpRequestError' && typeof c.url === 'string')
       return { code: 'E_UNAVAILABLE', message: `cannot reach the RPC endpoint ${c.url} (is the URL right?)` };
+    // A server that cannot bind its address (taken by another program, or not this host's).
+    const bind = c as { syscall?: unknown; address?: unknown; port?: unknown; hostname?: unknown };
+    if (bind.syscall === 'listen' && typeof c.code === 'string')
+      return {
+        code: c.code === 'EADDRINUSE' ? 'E_CONFLICT' : 'E_INVALID_INPUT',
+        message: `cannot listen on ${String(bind.address)}${bind.port === undefined ? '' : `:${String(bind.port)}`} (--host/--port): ${c.code}`,
+      };
+    if (bind.syscall === 'getaddrinfo' && typeof bind.hostname === 'string')
+      return {
+        code: 'E_INVALID_INPUT',
+        message: `the host name ${bind.hostname} does not resolve (${String(c.code)}): check --host or the URL`,
+      };
     const call = c as { contractAddress?: unknown; functionName?: unknown };
     if (c.name === 'ContractFunctionExecutionError' && typeof call.contractAddress === 'string')
       return {

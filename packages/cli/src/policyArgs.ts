@@ -36,18 +36,28 @@ export function loadPolicy(
   try {
     return loadAttestationPolicy(JSON.parse(text), s);
   } catch (e) {
-    throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}`, { cause: e });
+    throw new FirnError('E_INVALID_INPUT', `cannot read policy ${s}: ${(e as Error).message}`, { cause: e });
   }
 }
 
 /** Pinned simulated roots from `--sim-root FILE` (PEM). */
 export function loadSimRoots(file: string | undefined): { simulated?: Uint8Array[] } {
   if (!file) return {};
-  return { simulated: [certificateDer(readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8'))] };
+  const pem = readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8');
+  try {
+    return { simulated: [certificateDer(pem)] };
+  } catch (e) {
+    throw new FirnError('E_INVALID_INPUT', `--sim-root ${file}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** Pinned simulated GPU device roots from `--sim-gpu-root FILE` (PEM). */
 export function loadSimGpuRoots(file: string | undefined): { simulated?: Uint8Array[] } {
   if (!file) return {};
-  return { simulated: [certificateDer(readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8'))] };
+  const pem = readUserFileSync(file, 'root', MAX_ROOT_FILE).toString('utf8');
+  try {
+    return { simulated: [certificateDer(pem)] };
+  } catch (e) {
+    throw new FirnError('E_INVALID_INPUT', `--sim-root ${file}: ${(e as Error).message}`, { cause: e });
+  }
 }

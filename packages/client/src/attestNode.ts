@@ -193,11 +193,14 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
     ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });
-  if (!verdict.approve)
+  if (!verdict.approve) {
+    // Our own collateral/RIM/OCSP service being down, or the node not answering (E_UNREACHABLE:
+    // refused, timed out), is worth a retry, not a verdict on the node.
+    const retry = verdict.reasons.some((r) => r.code === 'E_UNAVAILABLE' || r.code === 'E_UNREACHABLE');
     throw new FirnError(
-      // Our own collateral/RIM/OCSP service being down is worth a retry, not a verdict on the node.
-      verdict.reasons.some((r) => r.code === 'E_UNAVAILABLE') ? 'E_UNAVAILABLE' : 'E_POLICY_REJECTED',
-      `node attestation refused: ${verdict.reasons.map((r) => `${r.code}: ${r.message}`).join('; ')}`,
+      retry ? 'E_UNAVAILABLE' : 'E_POLICY_REJECTED',
+      `node ${node.endpoint} ${retry ? 'could not be attested' : 'attestation refused'}: ${verdict.reasons.map((r) => `${r.code}: ${r.message}`).join('; ')}`,
     );
+  }
   return { ...claim, enclaveAddress: claim.enclaveAddress.toLowerCase() as Hex };
 }

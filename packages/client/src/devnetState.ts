@@ -41,20 +41,23 @@ export function loadDevnetState(path: string): DevnetStateFile {
   } catch {
     throw new FirnError('E_NOT_FOUND', `cannot read devnet state file ${path}`);
   }
-  if (text.length > MAX_STATE_BYTES) throw new FirnError('E_TOO_LARGE', 'devnet state file too large');
+  if (text.length > MAX_STATE_BYTES)
+    throw new FirnError('E_TOO_LARGE', `devnet state file ${path} too large`);
   let s: DevnetStateFile;
   try {
     s = JSON.parse(text) as DevnetStateFile;
   } catch {
-    throw new FirnError('E_PARSE', 'devnet state file is not JSON');
+    throw new FirnError('E_PARSE', `devnet state file ${path} is not JSON`);
   }
   if (
+    typeof s !== 'object' ||
+    s === null ||
     typeof s.rpcUrl !== 'string' ||
     typeof s.chainId !== 'number' ||
     typeof s.contracts !== 'object' ||
     s.contracts === null
   )
-    throw new FirnError('E_PARSE', 'devnet state file lacks rpcUrl, chainId or contracts');
+    throw new FirnError('E_PARSE', `devnet state file ${path} lacks rpcUrl, chainId or contracts`);
   for (const k of ['registry', 'verifierSet', 'jobMarket', 'dataLedger'] as const)
     hexBytes(s.contracts[k], `contracts.${k}`, 20);
   for (const k of ['rewards', 'timelock'] as const)

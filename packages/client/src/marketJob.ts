@@ -14,6 +14,7 @@ import {
 } from '@firn/chain';
 import { FirnError, type Hex, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
+import { formatEther } from 'viem';
 import { type AttestedNode, type AttestNodeOptions, attestNode } from './attestNode.ts';
 import { ChainClock } from './chainClock.ts';
 import { AgreeingChainView, type ChainViewOptions } from './chainView.ts';
@@ -86,13 +87,60 @@ export interface MarketSession {
   deadlineSeconds: number;
 }
 
+/**
+ * The options a script passes, checked before any RPC is asked or anything sent: a mistake is
+ * E_INVALID_INPUT naming the option (the key itself is never echoed).
+ */
+export function assertMarketOptions(opts: MarketOptions): void {
+  const bad = (name: string, want: string) => new FirnError('E_INVALID_INPUT', `${name} must be ${want}`);
+  if (typeof opts.rpcUrl !== 'string' || !/^https?:\/\/[^/]/i.test(opts.rpcUrl))
+    throw bad(
+      'rpcUrl',
+      `an http(s) URL such as http://127.0.0.1:8545 (got ${JSON.stringify(String(opts.rpcUrl).slice(0, 80))})`,
+    );
+  for (const u of opts.extraRpcUrls ?? [])
+    if (typeof u !== 'string' || !/^https?:\/\/[^/]/i.test(u))
+      throw bad('extraRpcUrls (--also-rpc)', `http(s) URLs (got ${JSON.stringify(String(u).slice(0, 80))})`);
+  if (typeof opts.requesterKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(opts.requesterKey))
+    throw bad(
+      'requesterKey',
+      `a private key: a string of 0x and 64 hex digits (got a ${typeof opts.requesterKey} of another form)`,
+    );
+  if (typeof opts.escrow !== 'bigint' || opts.escrow < 0n)
+    throw bad(
+      'escrow',
+      `a bigint amount of wei, e.g. 10n ** 16n for 0.01 ETH (got ${typeof opts.escrow} ${String(opts.escrow).slice(0, 40)})`,
+    );
+  if (typeof opts.policy !== 'object' || opts.policy === null)
+    throw bad(
+      'policy',
+      'an attestation policy (e.g. DEV_POLICY or PRODUCTION_POLICY from @firn/attestation)',
+    );
+  if (typeof opts.deployment !== 'object' || opts.deployment === null)
+    throw bad('deployment', 'the contract addresses (deploymentFromState or a firn deploy file)');
+}
+
 /** Attest a node under the requester's policy and prepare the clients to use it. */
 export async function connectToNode(opts: MarketOptions): Promise<MarketSession> {
+  assertMarketOptions(opts);
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const clients = createFirnClients(opts.rpcUrl, opts.requesterKey, opts.deployment, {
     pollingIntervalMs: 100,
   });
   const view = AgreeingChainView.of(clients, opts.extraRpcUrls ?? [], opts.chainView ?? {});
+  // An escrow the requester's balance cannot pay is the caller's mistake (not a chain outage to
+  // retry): named before any node is attested or any input uploaded.
+  const payer = clients.wallet?.account?.address;
+  if (payer !== undefined && opts.escrow > 0n) {
+    const balance = await clients.public.getBalance({ address: payer }).catch((e: unknown) => {
+      throw new FirnError('E_UNAVAILABLE', `cannot reach the RPC endpoint ${opts.rpcUrl}`, { cause: e });
+    });
+    if (balance < opts.escrow)
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        `the escrow (--escrow ${formatEther(opts.escrow)} ETH) is more than the requester ${payer}'s balance of ${formatEther(balance)} ETH`,
+      );
+  }
   const chainClock = new ChainClock(async () => Number((await clients.public.getBlock()).timestamp));
   // The clock's origin is read while the node is attested (no added latency).
   const origin = chainClock.now();

@@ -10,6 +10,7 @@ import {
   bytesToHex,
   computeReportData,
   type EvidenceBundle,
+  FirnError,
   type Hex,
   hexBytes,
   measurementDigest,
@@ -150,7 +151,18 @@ export class KmsDaemon {
       void router.handle(req, res, log);
     });
     this.server.requestTimeout = 30_000;
-    await new Promise<void>((resolve) => this.server!.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      // A port already taken (or not ours to bind) is the operator's to fix, not a crash.
+      this.server!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new FirnError(
+            e.code === 'EADDRINUSE' ? 'E_CONFLICT' : 'E_INVALID_INPUT',
+            `the key broker cannot listen on ${o.host ?? '127.0.0.1'}:${o.port ?? 0} (--host/--port): ${e.code ?? e.message}`,
+          ),
+        ),
+      );
+      this.server!.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve);
+    });
     const addr = this.server.address() as AddressInfo;
     this.info = {
       url: `http://${o.host ?? '127.0.0.1'}:${addr.port}`,

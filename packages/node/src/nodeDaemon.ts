@@ -1,12 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { S3ArtifactStore } from './storage/s3ArtifactStore.ts';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { createAdaptorServer } from '@hono/node-server';
-import { type EvidenceBundle, type FirnError, type Hex, InvalidInputError, assertNonce } from '@firn/core';
+import { getRequestListener, RequestError } from '@hono/node-server';
+import { type EvidenceBundle, FirnError, type Hex, InvalidInputError, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { type JobPolicy, JobService } from './jobs/jobApi.ts';
@@ -339,20 +339,51 @@ export class NodeDaemon {
       // Without a database the job routes answer 507 (nodeApi.ts).
       if (this.jobs) await this.jobs.start();
     }
-    this.server = createAdaptorServer({
-      fetch: createNodeApi(this).fetch,
-      // Handlers stream on the raw request: an unread body is not drained after a refusal (the
-      // connection is closed instead, http/router.ts answerError), and the process's global
-      // Request/Response stay Node's own.
-      autoCleanupIncoming: false,
-      overrideGlobalObjects: false,
-    }) as Server;
+    this.server = createServer(
+      getRequestListener(createNodeApi(this).fetch, {
+        // Handlers stream on the raw request: an unread body is not drained after a refusal (the
+        // connection is closed instead, http/router.ts answerError), and the process's global
+        // Request/Response stay Node's own.
+        autoCleanupIncoming: false,
+        overrideGlobalObjects: false,
+        // A request the adapter cannot turn into a URL (a Host that is no host, a backslash in the
+        // path) is the caller's mistake: the JSON error body naming it, not a bare 400.
+        errorHandler: (e: unknown) => {
+          const bad = e instanceof RequestError;
+          const error = bad
+            ? {
+                code: 'E_INVALID_INPUT',
+                message: `malformed Host header or request target: ${(e as Error).message}`,
+              }
+            : { code: 'E_INTERNAL', message: 'internal error' };
+          return new Response(JSON.stringify({ error }), {
+            status: bad ? 400 : 500,
+            headers: { 'content-type': 'application/json; charset=utf-8' },
+          });
+        },
+      }),
+    );
     applyHttpLimits(this.server, this.limits);
     // Warm sessions' binary streams (HTTP Upgrade; docs/decisions/1240-direct-session-endpoint.md).
     this.server.on('upgrade', sessionStreamUpgrade(this));
-    await new Promise<void>((resolve) =>
-      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve),
-    );
+    const where = `${this.opts.host ?? '127.0.0.1'}:${this.opts.port ?? 0}`;
+    await new Promise<void>((resolve, reject) => {
+      // A port already taken (or not ours to bind) is the operator's to fix, not a crash.
+      this.server!.once('error', (e: NodeJS.ErrnoException) => {
+        const code = e.code === 'EADDRINUSE' ? 'E_CONFLICT' : 'E_INVALID_INPUT';
+        reject(
+          new FirnError(
+            code,
+            `the node API cannot listen on ${where} (--host/--port): ${e.code ?? e.message}`,
+          ),
+        );
+      });
+      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', resolve);
+    }).catch(async (e: unknown) => {
+      // Nothing keeps running: the enclave, the job service and the database are stopped.
+      await this.stop().catch(() => undefined);
+      throw e;
+    });
     const addr = this.server.address() as AddressInfo;
     this.url = this.opts.endpoint ?? `http://${this.opts.host ?? '127.0.0.1'}:${addr.port}`;
     log.info('node API listening', { url: this.url });

@@ -202,11 +202,33 @@ export function assertAccepted(verdict: Verdict): VerifiedEvidence {
   );
 }
 
-/** Parse a policy from untrusted JSON, checking every field's type. */
+/** The top-level keys of a policy file. */
+const POLICY_KEYS = new Set([
+  'name',
+  'allowSimulated',
+  'acceptedTcbStatuses',
+  'allowDebug',
+  'collateralGraceSeconds',
+  'rejectedAdvisoryIds',
+  'measurementAllowList',
+  'minTcbEvaluationDataNumber',
+  'maxEvidenceAgeSeconds',
+  'gpu',
+  'tdx',
+  'dcap',
+  'nitro',
+  'sevSnp',
+]);
+
+/** Parse a policy from untrusted JSON, checking every field's type; unknown keys are refused. */
 export function parsePolicy(json: unknown): AttestationPolicy {
   const bad = (m: string) => new FirnError('E_INVALID_INPUT', `policy: ${m}`);
   if (typeof json !== 'object' || json === null) throw bad('must be an object');
   const o = json as Record<string, unknown>;
+  // A mistyped key would otherwise drop its rule silently (the sections below refuse theirs too).
+  for (const k of Object.keys(o))
+    if (!POLICY_KEYS.has(k))
+      throw bad(`unknown key ${JSON.stringify(k)} (known: ${[...POLICY_KEYS].join(', ')})`);
   const strs = (v: unknown, k: string): string[] => {
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
       throw bad(`${k} must be a list of strings`);

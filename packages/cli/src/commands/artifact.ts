@@ -287,7 +287,8 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
   const { loadPolicy, loadSimRoots } = await import('../policyArgs.ts');
   const planSize = statSync(o.plan).size;
   if (planSize > MAX_JOB_PLAN_BYTES) throw new TooLargeError('job plan', planSize, MAX_JOB_PLAN_BYTES);
-  const plan = parseJobPlan(readFileSync(o.plan, 'utf8'));
+  const { namingFile } = await import('./infer.ts');
+  const plan = namingFile('--plan', o.plan, () => parseJobPlan(readFileSync(o.plan, 'utf8')));
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),

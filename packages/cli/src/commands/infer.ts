@@ -59,15 +59,19 @@ const MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 function readCapped(path: string, cap: number, what: string): Uint8Array {
   let b: Uint8Array;
   try {
+    // Sized before it is read: a file over the cap is refused without reading it into memory.
+    const size = statSync(path).size;
+    if (size > cap) throw new TooLargeError(`--${what} ${path}`, size, cap);
     b = new Uint8Array(readFileSync(path));
   } catch (e) {
+    if (e instanceof TooLargeError) throw e;
     const code = (e as { code?: string }).code;
     throw new FirnError(
       code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_INVALID_INPUT',
       `--${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? 'cannot be read')}`,
     );
   }
-  if (b.length > cap) throw new TooLargeError(what, b.length, cap);
+  if (b.length > cap) throw new TooLargeError(`--${what} ${path}`, b.length, cap);
   return b;
 }
 

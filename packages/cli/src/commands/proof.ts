@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { createPublicClient, http, isAddress, zeroAddress } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
+import { namingFile } from './infer.ts';
 
 export interface ProofVerifyOptions {
   /** The RPC URL; or --devnet / --deployment, which also pin the market. */
@@ -27,8 +28,10 @@ export async function proofVerifyCommand(
   o: ProofVerifyOptions,
 ): Promise<ProofCheck & { jobMarket: string; marketPinned: boolean }> {
   const text = readFileSync(file, 'utf8');
-  if (text.length > MAX_WORK_PROOF_JSON_BYTES) throw new FirnError('E_TOO_LARGE', 'proof file too large');
-  const parsed = parseWorkProofJson(text);
+  if (text.length > MAX_WORK_PROOF_JSON_BYTES)
+    throw new FirnError('E_TOO_LARGE', `proof file ${file} is too large to be a Work Proof`);
+  // Several files go into this command: an error about the proof's content names the file.
+  const parsed = namingFile('proof file', file, () => parseWorkProofJson(text));
   if (o.devnet !== undefined || o.deployment !== undefined) {
     // A devnet state or deployment file names the RPC and pins the market the proof must be for.
     const chain = await resolveChain(o);

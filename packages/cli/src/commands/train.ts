@@ -118,7 +118,7 @@ function readCapped(path: string, cap: number, what: string): Uint8Array {
   } catch {
     throw new FirnError('E_NOT_FOUND', `${what} file ${path} not found`);
   }
-  if (size > cap) throw new TooLargeError(what, size, cap);
+  if (size > cap) throw new TooLargeError(`${what} file ${path}`, size, cap);
   return new Uint8Array(readFileSync(path));
 }
 

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   createWriteStream,
+  existsSync,
   linkSync,
   mkdirSync,
   readdirSync,
@@ -11,7 +12,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   createSimulatedPlatform,
   createSimulatedRoot,
@@ -566,8 +567,21 @@ function held(dir: string, pid: number): FirnError {
  * Returns the release function (idempotent): it deletes the lock only while it still holds our pid.
  * @throws FirnError E_CONFLICT when another live devnet holds the folder, or the lock keeps changing.
  */
+/**
+ * mkdir -p one level at a time: Node 20's recursive mkdir retries an ENOENT on a folder whose
+ * parent exists (/proc, some FUSE mounts) for ever; here the error names the folder.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) mkdirSync(d, { mode: 0o700 });
+}
+
 export function acquireDevnetLock(dir: string): () => void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir);
   const file = join(dir, LOCK_FILE);
   const mine = lockScratch(file);
   writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });

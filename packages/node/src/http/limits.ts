@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FirnError } from '@firn/core';
@@ -89,12 +89,49 @@ export function ipPrefix(ip: string): string {
 }
 
 /** The JSON error body of the API as raw HTTP/1.1, for a socket refused before any request is parsed. */
-function rawJsonError(status: number, reason: string, code: string, message: string): string {
+export function rawJsonError(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify({ error: { code, message } });
+  const retry = status === 429 || status === 503 ? 'Retry-After: 1\r\n' : '';
   return (
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`
   );
+}
+
+/**
+ * Answer what Node's HTTP parser refuses (oversized or malformed headers, headers not complete in
+ * time) with the API's JSON error body naming the cause, instead of Node's bare status line.
+ */
+function answerClientError(server: Server, limits: HttpLimits) {
+  return (err: Error & { code?: string }, socket: Socket): void => {
+    const busy = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (err.code === 'ECONNRESET' || !socket.writable || busy) {
+      socket.destroy();
+      return;
+    }
+    const answer =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? rawJsonError(
+            431,
+            'Request Header Fields Too Large',
+            'E_TOO_LARGE',
+            `request headers over the node's limit of ${(server as { maxHeaderSize?: number }).maxHeaderSize ?? maxHeaderSize} bytes`,
+          )
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? rawJsonError(
+              408,
+              'Request Timeout',
+              'E_TIMEOUT',
+              `request headers not complete within ${limits.headersTimeoutMs} ms`,
+            )
+          : rawJsonError(
+              400,
+              'Bad Request',
+              'E_INVALID_INPUT',
+              `malformed HTTP request (${err.code ?? 'parse error'}): check the request line and headers`,
+            );
+    socket.end(answer);
+  };
 }
 
 /** Per-socket bookkeeping for eviction: when it connected, and whether the node is serving it. */
@@ -201,6 +238,23 @@ export function applyHttpLimits(server: Server, limits: HttpLimits): void {
   server.maxConnections = limits.maxConnections * 2;
   server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => socket.destroy());
   server.on('request', (req: IncomingMessage) => guardBodyRate(req, limits));
+  server.on('clientError', answerClientError(server, limits));
+  // Node answers an Expect it does not know with a bare 417 unless someone listens here.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({
+      error: {
+        code: 'E_INVALID_INPUT',
+        message: 'the Expect header may only be 100-continue; send the request without it',
+      },
+    });
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
+    req.resume();
+  });
   const perIp = new Map<string, number>();
   const groups = new Map<string, Map<TrackedSocket, SocketInfo>>();
   let open = 0;

@@ -13,8 +13,8 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { endUpgradedSocket, remoteIp } from './limits.ts';
-import { answerError, readJson, sendJson } from './router.ts';
+import { endUpgradedSocket, rawJsonError, remoteIp } from './limits.ts';
+import { answerError, readJson, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -235,9 +235,10 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     async (c, next) => {
       guard?.();
       await host.rateLimiter.take(remoteIp(c.env.incoming));
-      const json = await readJson(c.env.incoming, limit);
-      // The validator reads the body through Hono's cache: give it the bytes already read.
-      (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(JSON.stringify(json));
+      const text = await readJsonText(c.env.incoming, limit);
+      // The validator reads the body through Hono's cache: give it the text already read and
+      // parsed (never stringified again: a body nested deep enough would overflow the stack).
+      (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
       await next();
     };
   const jobs = (): JobService => {
@@ -348,8 +349,27 @@ export function sessionStreamUpgrade(
   return (req, socket, head) => {
     socket.on('error', () => undefined);
     const m = pattern.exec(req.url ?? '');
-    if (req.method !== 'GET' || m === null || host.jobs === undefined) {
-      endUpgradedSocket(socket, 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    if (m === null) {
+      // Node hands every request with an Upgrade offer here (curl --http2 sends `Upgrade: h2c`):
+      // refused naming the header, never a bare 404 on a route that exists.
+      endUpgradedSocket(
+        socket,
+        rawJsonError(
+          400,
+          'Bad Request',
+          'E_UNSUPPORTED',
+          `this node upgrades only GET /v1/sessions/{id}/stream (Upgrade: firn-session/1); send this request without an Upgrade header (got ${JSON.stringify(String(req.headers.upgrade ?? '').slice(0, 40))})`,
+        ),
+      );
+      return;
+    }
+    if (req.method !== 'GET' || host.jobs === undefined) {
+      endUpgradedSocket(
+        socket,
+        req.method !== 'GET'
+          ? rawJsonError(405, 'Method Not Allowed', 'E_INVALID_INPUT', 'method not allowed')
+          : rawJsonError(404, 'Not Found', 'E_NOT_FOUND', 'this node takes no sessions (it has no job API)'),
+      );
       return;
     }
     void host.jobs.sessions.stream(m[1]!, req, socket, head).catch(() => socket.destroy());

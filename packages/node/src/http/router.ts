@@ -206,17 +206,22 @@ export function requireMediaType(req: IncomingMessage, expected: string): void {
  * `limit`), only from application/json (415), and parsed (400 E_INVALID_INPUT otherwise).
  */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  return JSON.parse(await readJsonText(req, limit));
+}
+
+/** As readJson, but the body's text, checked to parse as JSON. */
+export async function readJsonText(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) throw new TooLargeError('request body', declared, limit);
   requireMediaType(req, 'application/json');
-  const body = await readBody(req, limit);
-  const text = body.toString('utf8');
+  const text = (await readBody(req, limit)).toString('utf8');
   checkJsonShape(text);
   try {
-    return JSON.parse(text);
+    JSON.parse(text);
   } catch {
     throw new FirnError('E_INVALID_INPUT', 'request body is not JSON');
   }
+  return text;
 }
 
 /** The deepest a request's JSON may nest, and the most arrays and objects it may hold. */
