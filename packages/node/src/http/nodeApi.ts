@@ -14,7 +14,7 @@ import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
 import { endUpgradedSocket, rawJsonError, remoteIp } from './limits.ts';
-import { answerError, readJson, readJsonText, sendJson } from './router.ts';
+import { answerError, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
 export const ATTESTATION_BODY_LIMIT = 4096;
