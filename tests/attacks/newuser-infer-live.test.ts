@@ -106,6 +106,16 @@ describe('attack: a new user’s firn infer and the escrow', () => {
     expect(status).not.toBe(JobStatus.Reclaimed);
     expect(status, 'the job is still running 25 s after the interrupt').not.toBe(JobStatus.Claimed);
     // Paid for: the result must still be the user's. `firn job result` is what the README offers.
+    // Another requester key cannot open it, and says which flag to fix (nothing written).
+    writeFileSync(join(dir, 'other.key'), `0x${'42'.repeat(32)}\n`, { mode: 0o600 });
+    const wrongOut = join(dir, 'c-wrong');
+    const wrong = await firn(
+      ['job', 'result', jobId, '--devnet', stateFile, '--key-file', 'other.key', '--out', wrongOut],
+      20_000,
+    );
+    expect(wrong.stderr).toMatch(/E_INVALID_INPUT.*--key-file/);
+    expect(wrong.status).toBe(3);
+    expect(existsSync(wrongOut)).toBe(false);
     const out = join(dir, 'c-result');
     const r = await firn(['job', 'result', jobId, '--devnet', stateFile, '--out', out], 20_000);
     expect(r.status, r.stderr).toBe(0);
