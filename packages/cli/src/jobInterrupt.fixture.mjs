@@ -1,5 +1,6 @@
 // A process that holds a job in flight under guardJobInFlight, as `firn infer|train|run` does
-// after posting, for jobInterrupt.test.ts to signal. Env: RPC, DEPLOYMENT (JSON), KEY, JOB.
+// after posting, for jobInterrupt.test.ts to signal. Env: RPC, DEPLOYMENT (JSON), KEY, JOB (none:
+// not posted yet).
 import { fileURLToPath } from 'node:url';
 import { register } from 'tsx/esm/api';
 
@@ -18,6 +19,6 @@ const guard = guardJobInFlight({
   reclaimCommand: (id) => jobReclaimCommand(id, flags),
   stderr: process.stderr,
 });
-guard.posted(env.JOB);
+if (env.JOB) guard.posted(env.JOB);
 setInterval(() => {}, 1000);
 process.stdout.write('armed\n');

@@ -93,14 +93,14 @@ async function openJob(): Promise<Hex> {
 }
 
 /** The fixture holding `jobId` in flight, armed (its handlers installed). */
-async function inFlight(jobId: Hex, rpc = anvil.rpcUrl) {
+async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl) {
   const child: ChildProcess = spawn(process.execPath, [FIXTURE], {
     env: {
       ...process.env,
       RPC: rpc,
       DEPLOYMENT: JSON.stringify(deploymentToJson(deployment)),
       KEY: anvil.accounts[2]!.privateKey,
-      JOB: jobId,
+      ...(jobId ? { JOB: jobId } : {}),
     },
   });
   let stderr = '';
@@ -168,6 +168,18 @@ describe('a signal while a job is in flight', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     // Nothing was sent to the real chain: the job is still there to reclaim.
     expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Open);
+  }, 60_000);
+
+  it('before the job is posted a signal exits at once, touching no chain (the hung RPC is never asked)', async () => {
+    let asked = 0;
+    hung.on('request', () => asked++);
+    const p = await inFlight(undefined, `http://127.0.0.1:${(hung.address() as AddressInfo).port}`);
+    const t0 = Date.now();
+    p.child.kill('SIGHUP');
+    expect(await p.exited).toBe(129);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(asked).toBe(0);
+    expect(p.stderr()).toBe('');
   }, 60_000);
 
   it('maps signals to the shell’s exit codes', () => {
