@@ -92,6 +92,11 @@ export function guardJobInFlight(o: {
     void reclaimIfOpen(o.chain, id)
       .then((r) => {
         if (r.reclaimed) o.stderr.write(`job ${id} was not claimed yet: reclaimed, escrow refunded\n`);
+        else if (r.status === 'Failed' || r.status === 'Slashed')
+          o.stderr.write(
+            `job ${id} is ${r.status}: it has no result; refund it with:\n  ${o.reclaimCommand(id)}\n`,
+          );
+        else if (r.status === 'Reclaimed') o.stderr.write(`job ${id} was already reclaimed\n`);
         else
           o.stderr.write(
             `job ${id} is ${r.status} on its node; fetch and open its result later with:\n  ${o.resultCommand(id)}\n`,
