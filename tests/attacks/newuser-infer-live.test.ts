@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFirnClients, getJob, JobStatus } from '@firn/chain';
@@ -88,9 +88,12 @@ describe('attack: a new user’s firn infer and the escrow', () => {
         }
       });
     });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGINT');
-    await exited;
+    // Decision 1630: the interrupt exits 130 (README) and, the job being the node's, says how to
+    // fetch and open its result later.
+    expect(await exited).toBe(130);
+    expect(stderr).toContain(`firn job result ${jobId} --devnet ${stateFile}`);
     // The node goes on with the job as it would for any requester that went away.
     const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     let status = JobStatus.Open;
@@ -99,15 +102,30 @@ describe('attack: a new user’s firn infer and the escrow', () => {
       if (status !== JobStatus.Open && status !== JobStatus.Claimed) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    if (status === JobStatus.Reclaimed) return; // refunded: nothing lost
+    // The node had the job (it reported progress): it is not reclaimed under it.
+    expect(status).not.toBe(JobStatus.Reclaimed);
     expect(status, 'the job is still running 25 s after the interrupt').not.toBe(JobStatus.Claimed);
     // Paid for: the result must still be the user's. `firn job result` is what the README offers.
+    // Another requester key cannot open it, and says which flag to fix (nothing written).
+    writeFileSync(join(dir, 'other.key'), `0x${'42'.repeat(32)}\n`, { mode: 0o600 });
+    const wrongOut = join(dir, 'c-wrong');
+    const wrong = await firn(
+      ['job', 'result', jobId, '--devnet', stateFile, '--key-file', 'other.key', '--out', wrongOut],
+      20_000,
+    );
+    expect(wrong.stderr).toMatch(/E_INVALID_INPUT.*--key-file/);
+    expect(wrong.status).toBe(3);
+    expect(existsSync(wrongOut)).toBe(false);
     const out = join(dir, 'c-result');
     const r = await firn(['job', 'result', jobId, '--devnet', stateFile, '--out', out], 20_000);
     expect(r.status, r.stderr).toBe(0);
     const files = existsSync(out) ? readdirSync(out) : [];
     // An opened output, not only `output.sealed` under a key the interrupted run threw away.
-    expect(files.filter((f) => f !== 'proof.json' && !f.endsWith('.sealed'))).not.toEqual([]);
+    expect(files.filter((f) => f !== 'proof.json' && !f.endsWith('.sealed'))).toEqual(['output']);
+    // The plaintext the node computed: what an uninterrupted run of the same job writes.
+    const again = await firn(infer('c-again.json'), 30_000);
+    expect(again.status, again.stderr).toBe(0);
+    expect(readFileSync(join(out, 'output'), 'utf8')).toBe(readFileSync(join(dir, 'c-again.json'), 'utf8'));
   }, 60_000);
 
   // Last: it stops the node. The registry still lists it Active (a crashed node, a devnet half

@@ -15,7 +15,9 @@ import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { recordJob } from '../jobJournal.ts';
+import { journalDir, recordJob } from '../jobJournal.ts';
+import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { newResultKem, wipe } from '../resultKem.ts';
 import { printError, printJson } from '../output.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 import { readKemKeyPair } from '../kemKeyFile.ts';
@@ -194,38 +196,61 @@ export async function inferCommand(
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
   const journal = { ...o, model: resolve(o.model), input: resolve(o.input), out, proof };
-  let previous: Hex | undefined;
-  const r = await runJob({
-    rpcUrl: chain.rpcUrl,
-    deployment: chain.deployment,
-    requesterKey,
-    policy,
-    roots,
-    gpuRoots: pinned.gpuRoots,
-    ...(o.node ? { node: o.node } : {}),
-    ...firstPartyNodeChoice(chain, o.node),
-    ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
-    kind: 'inference',
-    inputs: [
-      { role: 'model', bytes: model, contentType: 'application/onnx' },
-      { role: 'input', bytes: input, contentType: 'application/json' },
-    ],
-    params: {},
-    escrow,
-    ...(requesterKem ? { requesterKem } : {}),
-    onPosted: (jobId) => {
-      recordJob({
-        jobId,
-        command: 'infer',
-        options: journal,
-        postedAt: Math.floor(Date.now() / 1000),
-        ...(previous ? { replaces: previous } : {}),
-      });
-      previous = jobId;
-      log(`job ${jobId} posted`);
-    },
-    onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
+  // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
+  // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
+  const derived = requesterKem ? undefined : newResultKem(requesterKey);
+  const guard = guardJobInFlight({
+    chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
+    resultCommand: (id) =>
+      jobResultCommand(id, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out }),
+    reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+    stderr: process.stderr,
   });
+  let previous: Hex | undefined;
+  let r: Awaited<ReturnType<typeof runJob>>;
+  try {
+    r = await runJob({
+      rpcUrl: chain.rpcUrl,
+      deployment: chain.deployment,
+      requesterKey,
+      policy,
+      roots,
+      gpuRoots: pinned.gpuRoots,
+      ...(o.node ? { node: o.node } : {}),
+      ...firstPartyNodeChoice(chain, o.node),
+      ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
+      kind: 'inference',
+      inputs: [
+        { role: 'model', bytes: model, contentType: 'application/onnx' },
+        { role: 'input', bytes: input, contentType: 'application/json' },
+      ],
+      params: {},
+      escrow,
+      requesterKem: requesterKem ?? derived!.kem,
+      onPosted: (jobId) => {
+        const recorded = recordJob({
+          jobId,
+          command: 'infer',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(previous ? { replaces: previous } : {}),
+          ...(derived ? derived.record : {}),
+        });
+        guard.posted(jobId);
+        previous = jobId;
+        log(`job ${jobId} posted`);
+        if (!recorded && derived)
+          log(
+            `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
+          );
+      },
+      onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
+    });
+  } finally {
+    // The result is in memory (or the run failed): from here a signal is the writer's (1542).
+    guard.release();
+    wipe(derived?.kem);
+  }
   if (!r.proofCheck.ok)
     throw new FirnError('E_PROOF_INVALID', `proof does not verify: ${r.proofCheck.reasons.join('; ')}`);
   const output = r.outputs.find((x) => x.role === 'output');
@@ -280,7 +305,7 @@ export function registerInfer(program: Command): void {
     .option('--proof <file>', 'where to write the signed Work Proof (default: OUT with .proof.json)')
     .option(
       '--kem-key <file>',
-      'KEM key file (firn artifact keygen) to seal the outputs to (else a fresh key)',
+      'KEM key file (firn artifact keygen) to seal the outputs to (else one derived from the requester key, reopened by firn job result)',
     )
     .option('--rpc <url>', 'RPC URL')
     .option('--market <address>', 'job market address (the registry is read from it)')

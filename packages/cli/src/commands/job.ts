@@ -17,7 +17,8 @@ import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { readJobRecord } from '../jobJournal.ts';
+import { findJobRecord, readJobRecord } from '../jobJournal.ts';
+import { recoverResultKem } from '../resultKem.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
 import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
 import { runTrain, type TrainOptions } from './train.ts';
@@ -252,16 +253,63 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
  * listed size (bounded by the enclave's largest sealed output, ~514 MiB: this command has no job
  * channel to open the enclave's summary with, whose sealed sizes `runJob`/`runApp` cap at;
  * decision 1600) and checked against its id; then write proof.json and the outputs: opened with
- * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else still sealed
- * (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
+ * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else with the key
+ * derived again from the requester key (`--key-file`, FIRN_REQUESTER_KEY, the devnet requester or
+ * the key the journal names) and the salt the job journal holds for a job this machine posted
+ * without `--kem-key` (decision 1630), else still sealed (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
  * answer, naming the node and field), E_PROOF_INVALID (nothing downloaded), E_ARTIFACT_TAMPERED,
  * E_TOO_LARGE, E_CONFLICT (not proved; --out exists).
  */
-export async function jobResult(chain: ResolvedChain, id: string, o: { out: string; kemKey?: string }) {
+export async function jobResult(
+  chain: ResolvedChain,
+  id: string,
+  o: { out: string; kemKey?: string; keyFile?: string },
+) {
   const jobId = jobIdArg(id);
   const out = resolve(o.out);
   if (existsSync(out)) throw new FirnError('E_CONFLICT', `${out} already exists; pass a new --out directory`);
-  const kem = o.kemKey ? readKemPrivateKey(o.kemKey) : undefined;
+  const kem = o.kemKey ? readKemPrivateKey(o.kemKey) : derivedResultKey(chain, jobId, o.keyFile);
+  try {
+    return await fetchAndWriteResult(chain, jobId, out, kem);
+  } finally {
+    kem?.fill(0);
+  }
+}
+
+/**
+ * Without --kem-key: the private result key of a job posted from this machine without one, derived
+ * again from the requester key and the salt in the job journal (decision 1630); undefined when the
+ * journal has no such record (the outputs are then written sealed, as before). E_INVALID_INPUT
+ * naming --key-file when no requester key is at hand or it is not the one the job was posted with.
+ */
+function derivedResultKey(chain: ResolvedChain, jobId: Hex, keyFile?: string): Uint8Array | undefined {
+  const rec = findJobRecord(jobId);
+  if (rec?.resultKemSalt === undefined || rec.resultKemPublicKey === undefined) return undefined;
+  let requesterKey: Hex;
+  try {
+    requesterKey = requesterKeyFor(chain, keyFile ?? (rec.options['keyFile'] as string | undefined));
+  } catch (e) {
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `job ${jobId}'s result is sealed to a key derived from its requester key: pass that key with --key-file (or FIRN_REQUESTER_KEY), or --kem-key: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  const kem = recoverResultKem(
+    requesterKey,
+    { resultKemSalt: rec.resultKemSalt, resultKemPublicKey: rec.resultKemPublicKey },
+    jobId,
+    '--key-file',
+  );
+  return kem.privateKey;
+}
+
+async function fetchAndWriteResult(
+  chain: ResolvedChain,
+  jobId: Hex,
+  out: string,
+  kem: Uint8Array | undefined,
+) {
   const c = readerFor(chain);
   const j = await getJob(c, jobId);
   if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid)
@@ -339,6 +387,11 @@ export async function jobRetry(
 ): Promise<number> {
   const jobId = jobIdArg(id);
   const rec = readJobRecord(jobId);
+  if (rec.command === 'run')
+    throw new FirnError(
+      'E_CONFLICT',
+      `job ${jobId} was posted by firn run, which retry does not repeat (its other owners grant again): run the same firn run again`,
+    );
   const c = requesterClients(chain, o.keyFile ?? (rec.options['keyFile'] as string | undefined));
   const j = await getJob(c, jobId);
   const now = await chainNow(c, dueOf(j));
@@ -439,11 +492,20 @@ export function registerJob(program: Command): void {
     .requiredOption('--out <dir>', 'new directory for proof.json and the outputs')
     .option(
       '--kem-key <file>',
-      'the KEM key file the job ran with (firn artifact keygen); else outputs stay sealed',
+      'the KEM key file the job ran with (firn artifact keygen); else the key derived from the requester key (jobs posted from this machine), else outputs stay sealed',
+    )
+    .option(
+      '--key-file <file>',
+      'the requester key the job was posted with (else FIRN_REQUESTER_KEY, the devnet requester, or the one it used)',
     )
     .action((id: string, o: JobArgs & { out: string; kemKey?: string }) =>
       run(
-        (chain) => jobResult(chain, id, { out: o.out, ...(o.kemKey ? { kemKey: o.kemKey } : {}) }),
+        (chain) =>
+          jobResult(chain, id, {
+            out: o.out,
+            ...(o.kemKey ? { kemKey: o.kemKey } : {}),
+            ...(o.keyFile ? { keyFile: o.keyFile } : {}),
+          }),
         (r) => `wrote ${r.files.join(', ')} to ${r.dir} (proof verified)`,
         id,
       )(o),

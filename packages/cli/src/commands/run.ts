@@ -18,6 +18,9 @@ import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
+import { journalDir, recordJob } from '../jobJournal.ts';
+import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { newResultKem, wipe } from '../resultKem.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface RunOptions {
@@ -221,32 +224,68 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     throw new InvalidInputError('pass at least one --input ROLE=FILE or --input-sealed ROLE=FILE');
   mkdirSync(join(out, 'sealed'), { recursive: true, mode: 0o700 });
   const grantsDir = resolve(o.grantsDir ?? join(out, 'grants'));
-  const r = await runApp({
-    rpcUrl: chain.rpcUrl,
-    deployment: chain.deployment,
-    requesterKey,
-    ...(requesterKem ? { requesterKem } : {}),
-    policy,
-    roots,
-    gpuRoots: pinned.gpuRoots,
-    ...(o.node ? { node: o.node } : {}),
-    ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
-    escrow,
-    app,
-    workload,
-    inputs,
-    params: parseParams(o.param ?? []),
-    ...(o.recipient && o.recipient.length > 0
-      ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
-      : {}),
-    onPosted: (jobId) => log(`job ${jobId} posted`),
-    onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
-    collectGrants: async (plan) => {
-      writeFileSync(join(out, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-      log(`job plan written to ${join(out, 'plan.json')}: each owner runs firn artifact grant --plan it`);
-      return awaitGrants(grantsDir, plan, foreignRoles, Number(o.grantTimeout ?? 600), log);
-    },
+  // Without --kem-key-file the result key is derived from the requester key and a per-job salt kept
+  // in the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
+  const derived = requesterKem ? undefined : newResultKem(requesterKey);
+  const guard = guardJobInFlight({
+    chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
+    resultCommand: (id) =>
+      jobResultCommand(id, {
+        ...chainFlags(o),
+        ...(o.kemKeyFile ? { kemKey: o.kemKeyFile } : {}),
+        out: join(out, 'result'),
+      }),
+    reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+    stderr: process.stderr,
   });
+  const journal = { ...o, out, grantsDir };
+  let r: Awaited<ReturnType<typeof runApp>>;
+  try {
+    r = await runApp({
+      rpcUrl: chain.rpcUrl,
+      deployment: chain.deployment,
+      requesterKey,
+      requesterKem: requesterKem ?? derived!.kem,
+      policy,
+      roots,
+      gpuRoots: pinned.gpuRoots,
+      ...(o.node ? { node: o.node } : {}),
+      ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
+      escrow,
+      app,
+      workload,
+      inputs,
+      params: parseParams(o.param ?? []),
+      ...(o.recipient && o.recipient.length > 0
+        ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
+        : {}),
+      onPosted: (jobId) => {
+        const recorded = recordJob({
+          jobId,
+          command: 'run',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(derived ? derived.record : {}),
+        });
+        guard.posted(jobId);
+        log(`job ${jobId} posted`);
+        if (!recorded && derived)
+          log(
+            `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
+          );
+      },
+      onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
+      collectGrants: async (plan) => {
+        writeFileSync(join(out, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+        log(`job plan written to ${join(out, 'plan.json')}: each owner runs firn artifact grant --plan it`);
+        return awaitGrants(grantsDir, plan, foreignRoles, Number(o.grantTimeout ?? 600), log);
+      },
+    });
+  } finally {
+    // The result is in memory (or the run failed): from here a signal is the writer's (1542).
+    guard.release();
+    wipe(derived?.kem);
+  }
   const written = writeRunOutputs(out, r);
   const result: RunResult = {
     jobId: r.jobId,
@@ -341,7 +380,10 @@ export function registerRun(program: Command): void {
     )
     .option('--grants-dir <dir>', 'where other owners put their grant files (default OUT/grants)')
     .option('--grant-timeout <s>', 'seconds to wait for them', '600')
-    .option('--kem-key-file <file>', 'your KEM key file (firn artifact keygen); default a fresh key')
+    .option(
+      '--kem-key-file <file>',
+      'your KEM key file (firn artifact keygen); default one derived from the requester key, reopened by firn job result',
+    )
     .option('--devnet <file>', 'devnet state file')
     .option('--rpc <url>', 'JSON-RPC URL')
     .option('--market <address>', 'job market contract')

@@ -8,7 +8,9 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { recordJob } from '../jobJournal.ts';
+import { journalDir, recordJob } from '../jobJournal.ts';
+import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { newResultKem, wipe } from '../resultKem.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots } from '@firn/client';
@@ -512,36 +514,64 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       ...(o.weights ? { weights: resolve(o.weights) } : {}),
       ...(o.proof ? { proof: resolve(o.proof) } : {}),
     };
-    let previous: Hex | undefined;
-    const r = await deps.runJob({
-      rpcUrl: chain.rpcUrl,
-      deployment: chain.deployment,
-      requesterKey,
-      ...(o.node ? { node: o.node } : {}),
-      ...firstPartyNodeChoice(chain, o.node),
-      policy,
-      roots,
-      gpuRoots: pinned.gpuRoots,
-      kind: 'training',
-      inputs: plan.inputs,
-      params: plan.params,
-      escrow,
-      ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
-      ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
-      ...(maxNodes !== undefined ? { maxNodes } : {}),
-      ...(requesterKem ? { requesterKem } : {}),
-      onPosted: (jobId) => {
-        recordJob({
-          jobId,
-          command: 'train',
-          options: journal,
-          postedAt: Math.floor(Date.now() / 1000),
-          ...(previous ? { replaces: previous } : {}),
-        });
-        previous = jobId;
+    // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
+    // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
+    const derived = requesterKem ? undefined : newResultKem(requesterKey);
+    const guard = guardJobInFlight({
+      chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
+      resultCommand: (id) =>
+        jobResultCommand(id, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out: outDir }),
+      reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+      stderr: {
+        write: (s: string) => {
+          progress.done();
+          return deps.stderr.write(s);
+        },
       },
-      onProgress: (e) => progress.onEvent(e),
     });
+    let previous: Hex | undefined;
+    let r: Awaited<ReturnType<TrainRunJob>>;
+    try {
+      r = await deps.runJob({
+        rpcUrl: chain.rpcUrl,
+        deployment: chain.deployment,
+        requesterKey,
+        ...(o.node ? { node: o.node } : {}),
+        ...firstPartyNodeChoice(chain, o.node),
+        policy,
+        roots,
+        gpuRoots: pinned.gpuRoots,
+        kind: 'training',
+        inputs: plan.inputs,
+        params: plan.params,
+        escrow,
+        ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
+        ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
+        ...(maxNodes !== undefined ? { maxNodes } : {}),
+        requesterKem: requesterKem ?? derived!.kem,
+        onPosted: (jobId) => {
+          const recorded = recordJob({
+            jobId,
+            command: 'train',
+            options: journal,
+            postedAt: Math.floor(Date.now() / 1000),
+            ...(previous ? { replaces: previous } : {}),
+            ...(derived ? derived.record : {}),
+          });
+          guard.posted(jobId);
+          previous = jobId;
+          if (!recorded && derived)
+            deps.stderr.write(
+              `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result\n`,
+            );
+        },
+        onProgress: (e) => progress.onEvent(e),
+      });
+    } finally {
+      // The result is in memory (or the run failed): from here a signal is the writer's (1542).
+      guard.release();
+      wipe(derived?.kem);
+    }
     progress.done();
     const dir = resolve(o.out);
     const proofPath = o.proof ? resolve(o.proof) : undefined;
@@ -609,7 +639,7 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
     .option('--proof <file>', 'where to write the Work Proof JSON (default MODEL_DIR/proof.json)')
     .option(
       '--kem-key <file>',
-      'KEM key file (firn artifact keygen) to seal the outputs to (else a fresh key)',
+      'KEM key file (firn artifact keygen) to seal the outputs to (else one derived from the requester key, reopened by firn job result)',
     )
     .option('--rpc <url>', 'JSON-RPC URL')
     .option('--market <address>', 'job market contract')

@@ -1,0 +1,190 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import {
+  type AnvilInstance,
+  approveNode,
+  claimJob,
+  createFirnClients,
+  deployFirn,
+  type FirnClients,
+  type FirnDeployment,
+  getJob,
+  JobStatus,
+  joinVerifierSet,
+  postJob,
+  registerNode,
+  startAnvil,
+} from '@firn/chain';
+import type { Hex } from '@firn/core';
+import { keccak256, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploymentToJson } from './chainArgs.ts';
+import { interruptExitCode, jobResultCommand } from './jobInterrupt.ts';
+
+// Decision 1630: a signal to `firn infer|train|run` between posting and writing the result must
+// not leave the requester paying for nothing. The guard runs in a real child process (the fixture)
+// and gets real signals; the chain is anvil with the real contracts.
+const ETH = 10n ** 18n;
+const FIXTURE = fileURLToPath(new URL('./jobInterrupt.fixture.mjs', import.meta.url));
+let anvil: AnvilInstance;
+let deployment: FirnDeployment;
+let hung: Server;
+const enclaveId = keccak256(toHex('interrupt-enclave'));
+const at = (i: number): FirnClients =>
+  createFirnClients(anvil.rpcUrl, anvil.accounts[i]!.privateKey, deployment, { pollingIntervalMs: 50 });
+
+beforeAll(async () => {
+  // An RPC that accepts and never answers: the chain check on interrupt hangs on it.
+  hung = createServer(() => {});
+  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+  anvil = await startAnvil({ accounts: 6 });
+  const measurement = keccak256(toHex('interrupt-bundle'));
+  deployment = await deployFirn({
+    rpcUrl: anvil.rpcUrl,
+    deployerKey: anvil.accounts[0]!.privateKey,
+    governanceDelay: 1,
+    minNodeStake: ETH,
+    minVerifierStake: ETH,
+    unbondingPeriod: 60,
+    challengeWindow: 30,
+    slashAmount: ETH,
+    claimBond: ETH / 10n,
+    epochLength: 3600,
+    measurements: [{ teeType: 1, measurement }],
+    verifiers: [anvil.accounts[3]!.address],
+    pollingIntervalMs: 50,
+  });
+  const evidenceDigest = keccak256(toHex('interrupt-evidence'));
+  await joinVerifierSet(at(3), ETH);
+  await registerNode(at(1), {
+    enclaveId,
+    teeType: 1,
+    measurement,
+    platformIdHash: keccak256(toHex('machine-1')),
+    enclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
+    kemPublicKey: keccak256(toHex('kem')),
+    endpoint: 'http://127.0.0.1:9',
+    evidenceDigest,
+    stake: ETH,
+  });
+  await approveNode(at(3), { enclaveId, evidenceDigest });
+}, 60_000);
+
+afterAll(async () => {
+  hung?.close();
+  await anvil?.stop();
+});
+
+async function openJob(): Promise<Hex> {
+  const block = await at(2).public.getBlock();
+  const { jobId } = await postJob(at(2), {
+    teeTypeMask: 1 << 1,
+    allowedMeasurements: [],
+    workloadHash: keccak256(toHex('model')),
+    inputCommitment: keccak256(toHex('inputs')),
+    deadline: block.timestamp + 3600n,
+    claimTimeout: 600n,
+    escrow: ETH,
+  });
+  return jobId;
+}
+
+/** The fixture holding `jobId` in flight, armed (its handlers installed). */
+async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl) {
+  const child: ChildProcess = spawn(process.execPath, [FIXTURE], {
+    env: {
+      ...process.env,
+      RPC: rpc,
+      DEPLOYMENT: JSON.stringify(deploymentToJson(deployment)),
+      KEY: anvil.accounts[2]!.privateKey,
+      ...(jobId ? { JOB: jobId } : {}),
+    },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`fixture not armed: ${stderr}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      if (d.toString().includes('armed')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  return { child, exited, stderr: () => stderr };
+}
+
+describe('a signal while a job is in flight', () => {
+  it('Ctrl-C while the job is Open reclaims it: the escrow is back with the requester, exit 130', async () => {
+    const jobId = await openJob();
+    const requester = anvil.accounts[2]!.address;
+    const before = await at(2).public.getBalance({ address: requester });
+    const p = await inFlight(jobId);
+    p.child.kill('SIGINT');
+    expect(await p.exited).toBe(130);
+    expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Reclaimed);
+    // Refunded and withdrawn: the requester holds the escrow again, less the gas of two calls.
+    const after = await at(2).public.getBalance({ address: requester });
+    expect(after - before).toBeGreaterThan((ETH * 99n) / 100n);
+    expect(p.stderr()).toContain(`job ${jobId} was not claimed yet: reclaimed, escrow refunded`);
+  }, 60_000);
+
+  it('SIGTERM once a node claimed it leaves the job running and prints the `firn job result` command (exit 143)', async () => {
+    const jobId = await openJob();
+    await claimJob(at(1), { jobId, enclaveId });
+    const p = await inFlight(jobId);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(143);
+    expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Claimed);
+    const cmd = jobResultCommand(jobId, {
+      devnet: 'state.json',
+      keyFile: 'requester.key',
+      out: '/tmp/out.json',
+    });
+    expect(cmd).toBe(
+      `firn job result ${jobId} --devnet state.json --key-file requester.key --out /tmp/out.json.result`,
+    );
+    expect(p.stderr()).toContain(
+      `job ${jobId} is Claimed on its node; fetch and open its result later with:\n  ${cmd}`,
+    );
+  }, 60_000);
+
+  it('a second signal exits at once while the chain check hangs', async () => {
+    const jobId = await openJob();
+    const p = await inFlight(jobId, `http://127.0.0.1:${(hung.address() as AddressInfo).port}`);
+    p.child.kill('SIGINT');
+    // The first one waits on the (hung) chain: still running a second later.
+    const first = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('running'), 1000))]);
+    expect(first).toBe('running');
+    const t0 = Date.now();
+    p.child.kill('SIGINT');
+    expect(await p.exited).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // Nothing was sent to the real chain: the job is still there to reclaim.
+    expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Open);
+  }, 60_000);
+
+  it('before the job is posted a signal exits at once, touching no chain (the hung RPC is never asked)', async () => {
+    let asked = 0;
+    hung.on('request', () => asked++);
+    const p = await inFlight(undefined, `http://127.0.0.1:${(hung.address() as AddressInfo).port}`);
+    const t0 = Date.now();
+    p.child.kill('SIGHUP');
+    expect(await p.exited).toBe(129);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(asked).toBe(0);
+    expect(p.stderr()).toBe('');
+  }, 60_000);
+
+  it('maps signals to the shell’s exit codes', () => {
+    expect(interruptExitCode('SIGINT')).toBe(130);
+    expect(interruptExitCode('SIGHUP')).toBe(129);
+    expect(interruptExitCode('SIGTERM')).toBe(143);
+  });
+});
