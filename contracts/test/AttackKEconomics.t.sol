@@ -156,6 +156,7 @@ contract AttackKEconomicsTest is FirnFixture {
         bytes32 jobId = _post(uint64(block.timestamp + 1 days), timeout, 1 ether);
         uint256 griefBefore = nodeA.operator.balance;
         uint256 marketBefore = market.withdrawable(nodeA.operator);
+        uint256 poolBefore = rewards.totalReceived();
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + timeout - 1); // held for the whole claim timeout, enclave never ran it
         vm.prank(nodeA.operator);
@@ -166,8 +167,9 @@ contract AttackKEconomicsTest is FirnFixture {
         // all but the share of the one second it left (decision 1571: refund = bond x time left).
         uint256 leftShare = CLAIM_BOND / timeout;
         vm.assertLe(griefAfter + CLAIM_BOND - leftShare, griefBefore, "holding a claim for its full timeout costs the bond");
-        // What the griefer lost is the requester's, who was kept waiting.
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND - leftShare, "requester compensated");
+        // What the griefer lost funds the reward pool (decision 1625), never the requester.
+        vm.assertEq(rewards.totalReceived() - poolBefore, CLAIM_BOND - leftShare, "forfeit to the pool");
+        vm.assertEq(market.withdrawable(requester), 0, "requester credited no bond");
     }
 
     // ------------------------------------------------------------------ silent nodes cost verifiers

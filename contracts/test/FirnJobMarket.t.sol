@@ -6,6 +6,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "../src/interfaces/IFirnVerifierSet.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
@@ -320,18 +321,23 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "still open");
     }
 
-    /// @dev Claim-and-abandon: the griefer's bond goes to the requester when its claim lapses,
-    /// whether another node takes the job over or the requester reclaims it.
+    /// @dev Claim-and-abandon: the griefer's bond funds the reward pool when its claim lapses
+    /// (decision 1625), whether another node takes the job over or the requester reclaims it; the
+    /// requester gets exactly its escrow.
     function test_claimBond_lostOnLapse() public {
         bytes32 jobId = _post();
         uint256 griefer = nodeA.operator.balance;
+        uint256 pool = rewards.totalReceived();
         _claim(jobId, nodeA);
         vm.assertEq(nodeA.operator.balance, griefer - CLAIM_BOND, "bond paid in");
         vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.PoolFunded(address(market), CLAIM_BOND);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
         _claim(jobId, nodeB);
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND, "requester compensated");
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "the pool received the bond");
+        vm.assertEq(market.withdrawable(requester), 0, "requester credited no bond");
         vm.assertEq(market.withdrawable(nodeA.operator), 0, "griefer gets nothing back");
         vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "reassigned");
         // The late first claimant can no longer submit.
@@ -341,15 +347,18 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
 
-        // Second lapse, then the requester reclaims: that bond is the requester's too.
+        // Second lapse, then the requester reclaims: that bond funds the pool too.
         vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeB.enclaveId, address(rewards), CLAIM_BOND);
         vm.prank(requester);
         market.reclaim(jobId);
-        vm.assertEq(market.withdrawable(requester), 3 ether + 2 * CLAIM_BOND, "escrow and both bonds");
+        vm.assertEq(market.withdrawable(requester), 3 ether, "escrow only");
+        vm.assertEq(rewards.totalReceived(), pool + 2 * CLAIM_BOND, "both bonds in the pool");
         uint256 before = requester.balance;
         vm.prank(requester);
         market.withdraw();
-        vm.assertEq(requester.balance, before + 3 ether + 2 * CLAIM_BOND, "pulled");
+        vm.assertEq(requester.balance, before + 3 ether, "pulled");
         _assertBooks();
     }
 
@@ -359,14 +368,19 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, nodeB.operator));
         vm.prank(nodeB.operator);
         market.releaseJob(jobId);
-        vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND);
+        uint256 pool = rewards.totalReceived();
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobReleased(jobId, nodeA.enclaveId);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
         vm.prank(nodeA.operator);
         market.releaseJob(jobId);
+        vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "open again");
         _claim(jobId, nodeB);
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND, "bond to requester");
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "bond to the pool");
+        vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "none back to the releaser");
+        _assertBooks();
     }
 
     function test_submitProof_successRecordsFacts() public {
@@ -960,13 +974,18 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(stranger);
         market.reclaim(jobId);
 
-        // After a missed deadline the requester gets the escrow back, and the bond.
+        // After a missed deadline the requester gets the escrow back; the bond funds the pool.
         vm.warp(market.getJob(jobId).deadline + 1);
+        uint256 pool = rewards.totalReceived();
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
         vm.prank(requester);
         market.reclaim(jobId);
-        vm.assertEq(market.withdrawable(requester), 3 ether + CLAIM_BOND, "credited");
+        vm.assertEq(market.withdrawable(requester), 3 ether, "credited the escrow");
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "bond to the pool");
+        _assertBooks();
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed");
         vm.expectRevert(
             abi.encodeWithSelector(IFirnJobMarket.NotReclaimable.selector, jobId, IFirnJobMarket.JobStatus.Reclaimed)
@@ -1034,20 +1053,23 @@ contract FirnJobMarketTest is FirnFixture {
         );
     }
 
-    /// Decision 1571: failJob refunds the bond in proportion to the claim time left; the rest is
-    /// the requester's, announced as ClaimBondForfeited. Half the claim held costs half the bond.
+    /// Decision 1571: failJob refunds the bond in proportion to the claim time left; the rest funds
+    /// the reward pool (decision 1625), announced as ClaimBondForfeited. Half the claim held costs
+    /// half the bond.
     function test_failJob_refundShrinksWithTimeHeld() public {
         bytes32 jobId = _post(); // claim timeout 1 hour, deadline 1 day
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + 30 minutes);
+        uint256 pool = rewards.totalReceived();
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFailed(jobId, nodeA.enclaveId, "E_CRASH");
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, requester, CLAIM_BOND / 2);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND / 2);
         vm.prank(nodeA.operator);
         market.failJob(jobId, "E_CRASH");
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half the bond back");
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND / 2, "half to the requester");
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND / 2, "half to the pool");
+        vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         vm.assertEq(market.totalBonds(), 0, "no bond held");
         _assertBooks();
     }
@@ -1056,6 +1078,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// the deadline refunds nothing, as letting the claim lapse would.
     function test_failJob_refundSpanEndsAtDeadline() public {
         bytes32 jobId = _postWith(uint64(block.timestamp + 2 hours), 6 hours);
+        uint256 pool = rewards.totalReceived();
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + 1 hours); // half of the 2 hours to the deadline
         vm.prank(nodeA.operator);
@@ -1067,12 +1090,14 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(nodeB.operator);
         market.failJob(late, "x");
         vm.assertEq(market.withdrawable(nodeB.operator), 0, "nothing back at the deadline");
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND / 2 + CLAIM_BOND, "requester credited the rest");
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND / 2 + CLAIM_BOND, "the pool received the rest");
+        vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         _assertBooks();
     }
 
     /// Decision 1571 for any claim: the bond is split, never created or lost, the claimant's share
-    /// is the time left over the usable span (so holding longer never pays more).
+    /// is the time left over the usable span (so holding longer never pays more); the rest is the
+    /// reward pool's, never the requester's (decision 1625).
     function testFuzz_failJob_splitsBondByTimeLeft(uint32 timeout, uint32 toDeadline, uint32 held) public {
         timeout = uint32(bound(timeout, 1, 7 days));
         toDeadline = uint32(bound(toDeadline, 1, 30 days));
@@ -1082,11 +1107,66 @@ contract FirnJobMarketTest is FirnFixture {
         held = uint32(bound(held, 0, span));
         vm.warp(block.timestamp + held);
         uint256 reqBefore = market.withdrawable(requester);
+        uint256 poolBefore = rewards.totalReceived();
         vm.prank(nodeA.operator);
         market.failJob(jobId, "x");
         uint256 refund = market.withdrawable(nodeA.operator);
         vm.assertEq(refund, CLAIM_BOND * (span - held) / span, "refund = bond x time left / span");
-        vm.assertEq(refund + market.withdrawable(requester) - reqBefore, CLAIM_BOND, "bond split, not lost");
+        vm.assertEq(refund + rewards.totalReceived() - poolBefore, CLAIM_BOND, "bond split, not lost");
+        vm.assertEq(market.withdrawable(requester), reqBefore, "the requester gains nothing");
+        _assertBooks();
+    }
+
+    /// Decision 1625 without a reward pool: a forfeit goes to the owner (governance), still never to
+    /// the requester, on every path that forfeits (failJob's share, release, a lapse at reclaim).
+    function test_forfeit_withoutPoolGoesToGovernance() public {
+        market.setRewardPool(address(0)); // allowed: the fixture's protocol fee is 0
+        bytes32 failed = _post();
+        _claim(failed, nodeA);
+        vm.warp(block.timestamp + 30 minutes);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(failed, nodeA.enclaveId, owner, CLAIM_BOND / 2);
+        vm.prank(nodeA.operator);
+        market.failJob(failed, "E_TIMEOUT");
+        bytes32 released = _post();
+        _claim(released, nodeB);
+        vm.prank(nodeB.operator);
+        market.releaseJob(released);
+        _claim(released, nodeA);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.startPrank(requester);
+        market.reclaim(failed);
+        market.reclaim(released);
+        vm.stopPrank();
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 2 * CLAIM_BOND, "forfeits to governance");
+        vm.assertEq(market.withdrawable(requester), 6 ether, "the requester: its two escrows, no bond");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "the claimant: its time-left share");
+        _assertBooks();
+    }
+
+    /// A reward pool that refuses payments cannot block a failure, release, claim or reclaim: the
+    /// forfeit falls back to the owner and the requester still gets exactly its escrow.
+    function test_forfeit_refusingPoolBlocksNothing() public {
+        RefusingPool refusing = new RefusingPool();
+        market.setRewardPool(address(refusing));
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + 30 minutes);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND / 2);
+        vm.prank(nodeA.operator);
+        market.failJob(jobId, "E_TIMEOUT");
+        vm.prank(requester);
+        market.reclaim(jobId);
+        bytes32 lapsed = _post();
+        _claim(lapsed, nodeB);
+        vm.warp(block.timestamp + 1 hours + 1);
+        _claim(lapsed, nodeA); // supersedes nodeB's lapsed claim
+        vm.prank(nodeA.operator);
+        market.releaseJob(lapsed);
+        vm.assertEq(address(refusing).balance, 0, "the pool took nothing");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 2 * CLAIM_BOND, "forfeits to governance");
+        vm.assertEq(market.withdrawable(requester), 3 ether, "escrow only");
         _assertBooks();
     }
 
@@ -1213,5 +1293,14 @@ contract FirnJobMarketTest is FirnFixture {
             v := byte(0, mload(add(sig, 96)))
         }
         return ecrecover(digest, v, r, s);
+    }
+}
+
+/// @dev A reward pool whose fund() always reverts (a paused or broken pool).
+contract RefusingPool {
+    error Refused();
+
+    function fund() external payable {
+        revert Refused();
     }
 }

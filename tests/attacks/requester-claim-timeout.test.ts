@@ -64,6 +64,6 @@ describe('attack: a requester takes an honest node its claim bond with a one-sec
     ).catch(() => undefined);
     await attack;
     expect(jobId).toBeDefined();
-    expect(forfeited, "the node's bond was credited to the requester").toBe(false);
+    expect(forfeited, "the node's bond was forfeited").toBe(false);
   });
 });

@@ -17,7 +17,7 @@ import {
 // Decision 1595 end to end on anvil: a requester commits to a model that its enclave run rejects
 // (the requester's own work, not the node's fault). The enclave signs the failure, the node fails
 // the job with failJobAttested, the requester gets its escrow back and nothing of the claim bond,
-// and the operator gets the whole bond back. Under 1571 alone the requester was credited the bond's
+// and the operator gets the whole bond back. Under 1571 alone (before 1625) the requester was credited the bond's
 // share of the claim time held.
 let net: TestNetwork;
 
@@ -92,7 +92,7 @@ describe('a failure of the requester’s own committed work', () => {
     const input = await sealInput(TINY_INFERENCE_INPUT, 'application/json', kem.publicKey);
     const escrow = 10n ** 15n;
     // Late: 840 s of the 900 s claim pass on chain between the claim and the run (a workload that
-    // fails at its last layer). Under 1571 alone the requester would be credited 14/15 of the bond.
+    // fails at its last layer). Under 1571 alone (before 1625) the requester would be credited 14/15 of the bond.
     const supervisor = net.node.supervisor;
     const call = supervisor.call.bind(supervisor);
     supervisor.call = (async (method: string, params: Record<string, unknown> = {}, timeoutMs?: number) => {

@@ -12,7 +12,7 @@ import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 interface IFirnJobMarket {
     /// @notice Life cycle of a job.
     /// Open: posted, claimable. Claimed: a node works on it (claimable again by others once its
-    /// claim timeout passes; the lapsed claim's bond goes to the requester). Proved: a proof is in,
+    /// claim timeout passes; the lapsed claim's bond goes to the reward pool). Proved: a proof is in,
     /// the challenge window runs. Paid: escrow (minus the protocol fee) credited to the node's
     /// operator. Slashed: a verifier quorum disputed the proof; escrow plus slashed stake wait for
     /// the requester's `reclaim`. Failed: the node reported it could not do the job. Reclaimed:
@@ -217,7 +217,10 @@ interface IFirnJobMarket {
         uint64 snapshotId
     );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
-    event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed requester, uint256 bond);
+    /// @notice A claimant lost `bond` wei of its claim bond (a lapsed claim, releaseJob, or failJob's
+    /// share for the time held); `recipient` is where it went: the reward pool, or the owner
+    /// (governance) when no pool is set or the pool refused it. Never the requester (decision 1625).
+    event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed recipient, uint256 bond);
     /// @notice Carries the ProofFacts that dispute and finalize pass back, with what the job record
     /// (getJob) holds: `provedBlock` is this event's block, `challengeEndsAt` = that block's
     /// timestamp + the job's `challengeWindow`, `snapshotId` the job's (also in JobClaimed).
@@ -261,10 +264,11 @@ interface IFirnJobMarket {
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
     /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
     /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
-    /// is superseded and its bond credited to the requester. Locks the node's stake until the claim's
+    /// is superseded and its bond goes to the reward pool (ClaimBondForfeited). Locks the node's stake until the claim's
     /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
-    /// @notice Claimant gives the job back before its claim lapses; the bond goes to the requester.
+    /// @notice Claimant gives the job back before its claim lapses; the job is Open again and the
+    /// bond goes to the reward pool (ClaimBondForfeited; decision 1625).
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
@@ -275,8 +279,9 @@ interface IFirnJobMarket {
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the job
     /// becomes Failed and the requester may reclaim. The bond comes back in proportion to the claim
     /// time left, bond * (end - now) / (end - claimedAt) with end = min(claim expiry, deadline); the
-    /// rest is credited to the requester (ClaimBondForfeited). After the lapse the whole bond is the
-    /// requester's. See docs/decisions/1571-fail-refund-by-time-left.md.
+    /// rest goes to the reward pool (ClaimBondForfeited), never to the requester. After the lapse
+    /// the whole bond is forfeited at the next claim or the reclaim. See
+    /// docs/decisions/1571-fail-refund-by-time-left.md and 1625-forfeited-bonds-fund-the-pool.md.
     function failJob(bytes32 jobId, bytes32 reason) external;
     /// @notice Claimant reports a failure its enclave signed as a deterministic function of the
     /// committed workload and inputs (JobFailure, EIP-712, signature in EIP-2098 form as for
@@ -293,8 +298,8 @@ interface IFirnJobMarket {
     /// goes to the reward pool. Works while paused.
     /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external;
-    /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, with
-    /// the lapsed bond; Failed; Slashed with the slashed stake).
+    /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, whose
+    /// bond then goes to the reward pool; Failed; Slashed with the slashed stake and bond).
     function reclaim(bytes32 jobId) external;
     /// @notice Pay the caller's withdrawable balance. Works while paused.
     function withdraw() external;

@@ -106,19 +106,24 @@ contract AttackAttestedFailureTest is FirnFixture {
     // ------------------------------------------------------------------ the attack
 
     /// @dev The requester posts a workload whose own committed model fails at its last layer, so an
-    /// honest node fails it 59 minutes into a 60-minute claim. With plain failJob (1571) the requester
-    /// collects 59/60 of the bond per claim; the enclave signs this failure (it is a deterministic
-    /// function of the committed workload), so failJobAttested refunds the whole bond and the
-    /// requester ends with exactly its escrow: it gains nothing from the failure.
+    /// honest node fails it 59 minutes into a 60-minute claim. With plain failJob (1571) the node
+    /// loses 59/60 of the bond per claim (which funded the requester until decision 1625, and the
+    /// reward pool since); the enclave signs this failure (it is a deterministic function of the
+    /// committed workload), so failJobAttested refunds the whole bond and the requester ends with
+    /// exactly its escrow: it gains nothing from the failure, and the node loses nothing.
     function test_attack_requesterFarmsBondWithLateDeterministicFailure() public {
-        // Under 1571 alone (unattested failJob): the farm works.
+        // Under 1571 alone (unattested failJob): the node pays 59/60 of the bond, to the pool (1625).
         bytes32 farmed = _post();
         _claim(farmed, nodeA);
         vm.warp(block.timestamp + CLAIM_TIMEOUT - 1 minutes);
+        uint256 poolBefore = rewards.totalReceived();
         vm.prank(nodeA.operator);
         market.failJob(farmed, bytes32("E_MODEL_INVALID"));
-        uint256 plainGain = market.withdrawable(requester);
-        vm.assertEq(plainGain, CLAIM_BOND - CLAIM_BOND / 60, "1571's rule: the requester takes 59/60 of the bond");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 60, "1571's rule: the node keeps 1/60");
+        vm.assertEq(
+            rewards.totalReceived() - poolBefore, CLAIM_BOND - CLAIM_BOND / 60, "1625: the 59/60 fund the pool"
+        );
+        vm.assertEq(market.withdrawable(requester), 0, "1625: the requester is credited no share");
         vm.prank(requester);
         market.reclaim(farmed);
         vm.prank(requester);
@@ -185,9 +190,12 @@ contract AttackAttestedFailureTest is FirnFixture {
         uint256 hostKey = uint256(keccak256("operator's own key"));
         _expectWrongSigner(nodeA, f, _sig(hostKey, _digest(f, block.chainid)));
         // The only way out is failJob, which still costs the time held.
+        uint256 poolBefore = rewards.totalReceived();
         vm.prank(nodeA.operator);
         market.failJob(jobId, bytes32("E_MODEL_INVALID"));
-        vm.assertEq(market.withdrawable(requester), CLAIM_BOND / 2, "half the bond, as 1571");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half the bond back, as 1571");
+        vm.assertEq(rewards.totalReceived() - poolBefore, CLAIM_BOND / 2, "half to the pool (1625)");
+        vm.assertEq(market.withdrawable(requester), 0, "none to the requester (1625)");
     }
 
     /// @dev A failure the enclave signed for job A is presented for job B (same terms, same node).

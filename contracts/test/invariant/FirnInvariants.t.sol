@@ -157,14 +157,27 @@ contract Handler {
     /// @dev The facts of each accepted proof, as a verifier reads them from ProofSubmitted.
     mapping(bytes32 jobId => IFirnJobMarket.ProofFacts) internal facts;
 
+    /// @dev Ghost of decision 1625: what the market credited the requester beyond a job's escrow
+    /// (a claim superseding a lapsed one, a release, a failure, or a reclaim paying more than the
+    /// job's recorded escrow). Must stay 0: forfeited bonds fund the reward pool.
+    uint256 public requesterBondCredits;
+    /// @dev Ghost: successful calls that forfeit a bond or part of one (release, failJob).
+    uint256 public forfeitingCalls;
+
+    function _requesterCredit() internal view returns (uint256) {
+        return market.withdrawable(REQUESTER);
+    }
+
     function claimAndProve(uint256 j, uint256 i, bool prove) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
         i %= NODES;
         uint256 bond = market.claimBond();
         vm.deal(_op(i), bond);
+        uint256 credit = _requesterCredit();
         vm.prank(_op(i));
         try market.claimJob{value: bond}(jobId, _id(i), _terms()) {} catch {}
+        requesterBondCredits += _requesterCredit() - credit;
         if (!prove) return;
         IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof(
             jobId, _id(i), measurement, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 0, 0, 1
@@ -187,12 +200,18 @@ contract Handler {
     function releaseOrFail(uint256 j, uint256 i, bool fail) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
+        uint256 credit = _requesterCredit();
         vm.prank(_op(i % NODES));
         if (fail) {
-            try market.failJob(jobId, "x") {} catch {}
+            try market.failJob(jobId, "x") {
+                forfeitingCalls++;
+            } catch {}
         } else {
-            try market.releaseJob(jobId) {} catch {}
+            try market.releaseJob(jobId) {
+                forfeitingCalls++;
+            } catch {}
         }
+        requesterBondCredits += _requesterCredit() - credit;
     }
 
     /// @dev Ghosts of failAttested: accepted failures signed by the enclave, and by the operator.
@@ -240,8 +259,14 @@ contract Handler {
     function reclaimAndWithdraw(uint256 j, uint256 i, uint256 wait) external {
         if (jobIds.length == 0) return;
         vm.warp(block.timestamp + (wait % 2 days));
+        bytes32 jobId = jobIds[j % jobIds.length];
+        uint256 escrow = market.getJob(jobId).escrow;
+        uint256 credit = _requesterCredit();
         vm.prank(REQUESTER);
-        try market.reclaim(jobIds[j % jobIds.length]) {} catch {}
+        try market.reclaim(jobId) {
+            uint256 got = _requesterCredit() - credit;
+            if (got > escrow) requesterBondCredits += got - escrow;
+        } catch {}
         vm.prank(REQUESTER);
         try market.withdraw() {} catch {}
         vm.prank(_op(i % NODES));
@@ -403,6 +428,35 @@ contract FirnInvariantsTest is FirnFixture {
             vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
             vm.assertLe(handler.creditedVerifier(e), ep.verifierBudget, "verifier credits <= verifier budget");
         }
+    }
+
+    /// @dev Decision 1625: no forfeited claim bond (lapse, release, failJob's share) is ever
+    /// credited to the requester; it funds the reward pool (whose books the other invariants hold).
+    function invariant_requesterNeverCreditedABond() public view {
+        vm.assertEq(handler.requesterBondCredits(), 0, "bond credited to the requester");
+    }
+
+    /// @dev The ghost above sees the forfeit paths: one node made Active claims a job, holds it,
+    /// releases it, claims it again, lets it lapse into the requester's reclaim, and fails another
+    /// late (with the requester-funded rule of 1571 this ghost reads 2.5 bonds).
+    function test_handler_forfeitPathsReachTheGhost() public {
+        handler.register(0, 0);
+        handler.approveQuorum(0);
+        handler.post(1 ether);
+        handler.post(1 ether);
+        handler.claimAndProve(0, 0, false);
+        handler.releaseOrFail(0, 0, false);
+        handler.claimAndProve(0, 0, false);
+        handler.claimAndProve(1, 0, false);
+        vm.warp(block.timestamp + 30 minutes);
+        handler.releaseOrFail(1, 0, true); // half the claim held: half the bond forfeited
+        handler.reclaimAndWithdraw(0, 0, 2 hours); // job 0's claim lapsed: its bond forfeited
+        vm.assertEq(handler.forfeitingCalls(), 2, "release and failJob reached");
+        vm.assertEq(
+            uint256(market.getJob(handler.jobAt(0)).status), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed"
+        );
+        vm.assertEq(handler.requesterBondCredits(), 0, "bond credited to the requester");
+        invariant_stakeConserved();
     }
 
     /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.

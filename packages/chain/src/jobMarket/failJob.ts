@@ -7,8 +7,9 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 /**
  * Claimant operator: report that the enclave could not do the job; the requester may reclaim at once.
  * The claim bond comes back in proportion to the claim time left, bond * (end - now) / (end -
- * claimedAt) with end = min(claim expiry, deadline); the rest is credited to the requester
- * (ClaimBondForfeited). Fail as soon as the failure is known (decision 1571).
+ * claimedAt) with end = min(claim expiry, deadline); the rest goes to the reward pool
+ * (ClaimBondForfeited, decision 1625), never to the requester. Fail as soon as the failure is
+ * known (decision 1571).
  */
 export async function failJob(clients: FirnClients, p: { jobId: Hex; reason: Hex }): Promise<WriteResult> {
   return writeContractAndWait(clients, {

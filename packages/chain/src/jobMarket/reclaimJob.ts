@@ -5,8 +5,8 @@ import { assertBytes32 } from '../validate.ts';
 import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.ts';
 
 /**
- * Requester: credit the escrow back (Open; Claimed past its deadline or claim timeout, with the
- * lapsed claim bond; Failed; Slashed with the slashed stake). Pull it with withdrawCredits(c, 'jobMarket').
+ * Requester: credit the escrow back (Open; Claimed past its deadline or claim timeout, whose bond
+ * then goes to the reward pool (decision 1625); Failed; Slashed with the slashed stake). Pull it with withdrawCredits(c, 'jobMarket').
  */
 export async function reclaimJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
