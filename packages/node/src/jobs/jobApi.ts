@@ -546,11 +546,8 @@ export class JobService {
       );
     if (this.artifacts.has(intent.artifactId)) {
       // Already stored (by anyone): nothing is written or charged; the body is discarded. Its
-      // owner uploading it again restarts its retention; another address does not (it would
-      // keep the owner's quota taken).
-      const charge = this.db.artifactCharge(intent.artifactId);
-      if (charge?.owner === intent.uploader.toLowerCase())
-        this.db.touchArtifactCharge(intent.artifactId, this.now());
+      // retention is not restarted (decision 1603): a signed intent costs nothing to send, so a
+      // re-upload that kept an artifact would keep its owner's quota taken for good.
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
       return undefined;
     }

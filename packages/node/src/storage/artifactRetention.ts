@@ -7,8 +7,8 @@ import type { QuotaLedger } from './quota.ts';
 /** How long stored artifacts are kept (docs/api.md "Limits", docs/decisions/1603). */
 export interface ArtifactRetention {
   /**
-   * Seconds an artifact no job record names is kept after its upload (or its owner's last
-   * re-upload) before it is deleted and its charge released. At least MIN_UPLOAD_RETENTION_SECONDS
+   * Seconds an artifact no job record names is kept after its upload (a re-upload of a stored
+   * artifact does not restart it) before it is deleted and its charge released. At least MIN_UPLOAD_RETENTION_SECONDS
    * (an upload intent's longest lifetime). Default 86,400 (24 h). `firn node start --upload-retention`.
    */
   uploadSeconds: number;

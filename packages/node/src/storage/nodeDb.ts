@@ -28,7 +28,7 @@ export interface SessionMeta {
  * lowercase address charged (`null`: a file found in the store with no record, e.g. from an
  * earlier version or a crash between the link and this record: counted in the node's total only),
  * `charged` the bytes charged (whole blocks, quota.ts chargedBytes), `storedAt` the node's clock
- * (unix s) at the upload or its owner's last re-upload.
+ * (unix s) at the upload (or, for a file found with no record, at the start that found it).
  */
 export interface ArtifactCharge {
   artifactId: Hex;
@@ -101,7 +101,6 @@ export class NodeDb {
     putRef: Database.Statement;
     putCharge: Database.Statement;
     getCharge: Database.Statement;
-    touchCharge: Database.Statement;
     dropCharge: Database.Statement;
     chargesFrom: Database.Statement;
     holders: Database.Statement;
@@ -184,7 +183,6 @@ export class NodeDb {
       getCharge: p(
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id = ?',
       ),
-      touchCharge: p('UPDATE artifact_charges SET stored_at = MAX(stored_at, ?) WHERE artifact_id = ?'),
       dropCharge: p('DELETE FROM artifact_charges WHERE artifact_id = ?'),
       chargesFrom: p(
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id > ? ORDER BY artifact_id LIMIT ?',
@@ -281,11 +279,6 @@ export class NodeDb {
   artifactCharge(id: Hex): ArtifactCharge | undefined {
     const row = this.st.getCharge.get(id.toLowerCase()) as ChargeRow | undefined;
     return row ? chargeOf(row) : undefined;
-  }
-
-  /** Move an artifact's retention start to `at` (unix s) if later (its owner uploaded it again). */
-  touchArtifactCharge(id: Hex, at: number): void {
-    storageWrite('the artifact charge', () => this.st.touchCharge.run(at, id.toLowerCase()));
   }
 
   /** Forget an artifact's charge (its file was deleted). */
