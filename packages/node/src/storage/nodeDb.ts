@@ -207,11 +207,18 @@ export class NodeDb {
     if ((this.db.pragma('user_version', { simple: true }) as number) >= 1) return;
     storageWrite('the artifact index', () =>
       this.db.transaction(() => {
-        for (const row of this.db.prepare('SELECT record FROM jobs').iterate() as Iterable<{
-          record: string;
-        }>) {
-          const r = parseRow<JobRecord>(row.record);
-          if (r) this.putRefs(r);
+        // Paged (a statement cannot be iterated while the same connection writes).
+        const page = this.db.prepare(
+          'SELECT rowid AS n, record FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT 256',
+        );
+        for (let after = 0; ; ) {
+          const rows = page.all(after) as { n: number; record: string }[];
+          for (const row of rows) {
+            const r = parseRow<JobRecord>(row.record);
+            if (r) this.putRefs(r);
+          }
+          if (rows.length < 256) break;
+          after = rows[rows.length - 1]!.n;
         }
         this.db.pragma('user_version = 1');
       })(),
