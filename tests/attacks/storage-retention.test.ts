@@ -208,6 +208,16 @@ describe('attack: make the node drop what a job or a verifier needs', () => {
     // The chain took the proof; the challenge window runs, then the node sits unpaid for years:
     // a job not final keeps its artifacts whatever the clock says.
     svc.jobs.update(jobId, { status: 'proved' }, clock.now);
+    // The attacker names the output in a job of its own that fails at once: a final job beside a
+    // live one does not end the output's life.
+    const other = `0x${'0d'.repeat(32)}` as Hex;
+    svc.jobs.put({
+      jobId: other,
+      status: 'failed',
+      inputs: [output],
+      createdAt: clock.now,
+      updatedAt: clock.now,
+    });
     clock.now += 10 * 365 * 86_400;
     expect(svc.sweepArtifacts().deleted).toBe(0);
     expect(svc.artifacts.has(output)).toBe(true);
