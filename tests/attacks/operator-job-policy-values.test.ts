@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FirnError } from '@firn/core';
 import { createLogger, NodeDaemon, type NodeDaemonOptions } from '@firn/node';
+import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { retentionFromArgs } from '../../packages/cli/src/commands/node.ts';
+import {
+  type NodeStartOptions,
+  registerNode,
+  retentionFromArgs,
+} from '../../packages/cli/src/commands/node.ts';
 
 // The attack: the operator's job terms (NodeDaemonOptions.jobPolicy) and artifact retention given
 // a bad value. jobPolicy was taken as given: `minClaimSeconds: NaN` compares false against every
@@ -22,6 +27,21 @@ const base: NodeDaemonOptions = {
   enclaveEnv: { FIRN_TEE: 'simulated' },
   logger: createLogger({ component: 'node' }, { write: () => undefined }),
 };
+
+/** The options commander gives `firn node start` for `args` (the action is replaced: nothing starts). */
+async function parsed(args: string[]): Promise<NodeStartOptions> {
+  const program = new Command().exitOverride();
+  registerNode(program);
+  let got: NodeStartOptions | undefined;
+  const start = program.commands
+    .find((c) => c.name() === 'node')!
+    .commands.find((c) => c.name() === 'start')!;
+  start.action((o: NodeStartOptions) => {
+    got = o;
+  });
+  await program.parseAsync(['node', 'start', ...args], { from: 'user' });
+  return got!;
+}
 
 function refusal(f: () => unknown): FirnError | undefined {
   try {
@@ -93,12 +113,15 @@ describe('attack: an operator job term or retention given a bad value', () => {
     expect(defaults.jobPolicy).toEqual({ minEscrowWei: 1n, minClaimSeconds: 60 });
   });
 
-  it('the retention flags are whole seconds of at least an hour', () => {
+  it('the retention flags are whole seconds of at least an hour', async () => {
     expect(retentionFromArgs({ uploadRetention: '86400', outputRetention: '3600' })).toEqual({
       uploadSeconds: 86_400,
       outputSeconds: 3600,
     });
     expect(retentionFromArgs({})).toEqual({});
+    expect(
+      retentionFromArgs(await parsed(['--upload-retention', '7200', '--output-retention', '1209600'])),
+    ).toEqual({ uploadSeconds: 7200, outputSeconds: 1_209_600 });
     for (const v of ['59', '0', '-5', '1e9', 'NaN', '3600.5'])
       expect(() => retentionFromArgs({ uploadRetention: v })).toThrow(/--upload-retention/);
     expect(() => retentionFromArgs({ outputRetention: '10' })).toThrow(/--output-retention/);
