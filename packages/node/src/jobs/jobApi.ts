@@ -296,7 +296,7 @@ export class JobService {
   /** The sweeper's pass, at most once per artifactSweepIntervalMs (on the finalizer's tick). */
   private sweepIfDue(): void {
     const every = this.opts.artifactSweepIntervalMs ?? DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS;
-    if (Date.now() - this.lastSweepAt < every) return;
+    if (this.stopped || Date.now() - this.lastSweepAt < every) return;
     this.lastSweepAt = Date.now();
     this.sweepArtifacts();
   }
