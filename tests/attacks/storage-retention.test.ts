@@ -11,7 +11,7 @@ import { type Hex, hexBytes } from '@firn/core';
 import { addressOf as addressOfBytes } from '@firn/crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestRateLimiter, UploadSlots } from '../../packages/node/src/http/limits.ts';
-import { JobService } from '../../packages/node/src/jobs/jobApi.ts';
+import { type JobApiOptions, JobService } from '../../packages/node/src/jobs/jobApi.ts';
 import type { JobHost } from '../../packages/node/src/jobs/jobHost.ts';
 import { createLogger } from '../../packages/node/src/logger.ts';
 import { DEFAULT_ARTIFACT_RETENTION } from '../../packages/node/src/storage/artifactRetention.ts';
@@ -50,6 +50,7 @@ function service(
   dataDir: string,
   clock: { now: number },
   quotas = { perAddressBytes: 16 * K, totalBytes: 64 * K },
+  extra: Partial<JobApiOptions> = {},
 ) {
   let n = 0;
   const supervisor = Object.assign(new EventEmitter(), {
@@ -83,6 +84,7 @@ function service(
     deployment,
     logger: createLogger({}, { write: () => undefined }),
     now: () => clock.now,
+    ...extra,
   });
   const s = svc as unknown as Record<string, unknown>;
   s.chain = async () => ({ hash: `0x${'44'.repeat(32)}` });
@@ -190,6 +192,25 @@ describe('attack: fill the store with uploads no job names', () => {
     // Uploaded again after it went: stored and charged anew, for a new retention.
     expect((await upload(svc, ATTACKER_KEY, b, clock)).status).toBe(201);
     expect(svc.quota.usedBy(addressOf(ATTACKER_KEY))).toBe(K);
+    svc.stop();
+  });
+});
+
+describe("the node's background loop", () => {
+  it('sweeps on the finalizer tick, with no call from outside', async () => {
+    const clock = { now: 1_900_000_000 };
+    const svc = service(join(dir, 'loop'), clock, undefined, {
+      finalizeIntervalMs: 20,
+      artifactSweepIntervalMs: 20,
+      chainCheckIntervalMs: 60_000,
+    });
+    const b = randomBytes(K);
+    expect((await upload(svc, ATTACKER_KEY, b, clock)).status).toBe(201);
+    clock.now += UPLOAD;
+    await svc.start();
+    for (let i = 0; i < 200 && svc.artifacts.has(idOf(b)); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(svc.artifacts.has(idOf(b))).toBe(false);
+    expect(svc.quota.usedBy(addressOf(ATTACKER_KEY))).toBe(0);
     svc.stop();
   });
 });
