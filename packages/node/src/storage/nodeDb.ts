@@ -104,7 +104,6 @@ export class NodeDb {
     dropCharge: Database.Statement;
     chargesFrom: Database.Statement;
     holders: Database.Statement;
-    usedByOwner: Database.Statement;
   };
 
   constructor(readonly dataDir: string) {
@@ -189,9 +188,6 @@ export class NodeDb {
       ),
       holders: p(
         'SELECT j.job_id, j.status, j.updated_at FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
-      ),
-      usedByOwner: p(
-        'SELECT owner, SUM(charged) AS n FROM artifact_charges WHERE owner IS NOT NULL GROUP BY owner',
       ),
     };
     this.importJsonRecords();
@@ -307,14 +303,6 @@ export class NodeDb {
         updated_at: number;
       }[]
     ).map((r) => ({ jobId: r.job_id, status: r.status, updatedAt: Number(r.updated_at) }));
-  }
-
-  /** Charged bytes per owner address, summed over the recorded charges. */
-  chargedByOwner(): Map<string, number> {
-    const m = new Map<string, number>();
-    for (const r of this.st.usedByOwner.all() as { owner: string; n: number | bigint }[])
-      m.set(r.owner, Number(r.n));
-    return m;
   }
 
   listJobs(): Hex[] {

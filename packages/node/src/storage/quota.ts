@@ -6,7 +6,7 @@ import type { NodeDb } from './nodeDb.ts';
 /** The per-artifact charge records a ledger keeps in the node's database (decision 1603). */
 export type ChargeBook = Pick<
   NodeDb,
-  'putArtifactCharge' | 'artifactCharge' | 'dropArtifactCharge' | 'artifactChargesAfter' | 'chargedByOwner'
+  'putArtifactCharge' | 'artifactCharge' | 'dropArtifactCharge' | 'artifactChargesAfter'
 >;
 
 /** Where a ledger records each stored artifact's charge, and the clock it stamps them with. */
@@ -116,21 +116,35 @@ export class QuotaLedger {
     for (;;) {
       const page = book.artifactChargesAfter(after, 1024);
       for (const c of page) {
-        if (!files.has(c.artifactId)) book.dropArtifactCharge(c.artifactId);
-        else files.delete(c.artifactId);
+        if (!files.has(c.artifactId)) {
+          // Best effort (a full disk must not stop the node): the record is not counted either way.
+          try {
+            book.dropArtifactCharge(c.artifactId);
+          } catch {
+            this.persistFailures++;
+          }
+          continue;
+        }
+        files.delete(c.artifactId);
+        if (c.owner !== null) this.used.set(c.owner, this.usedBy(c.owner) + c.charged);
       }
       if (page.length < 1024) break;
       after = page[page.length - 1]!.artifactId;
     }
     const at = now();
-    for (const [id, size] of files)
-      book.putArtifactCharge({
-        artifactId: id as Hex,
-        owner: null,
-        charged: chargedBytes(size),
-        storedAt: at,
-      });
-    for (const [owner, n] of book.chargedByOwner()) if (n > 0) this.used.set(owner, n);
+    for (const [id, size] of files) {
+      try {
+        book.putArtifactCharge({
+          artifactId: id as Hex,
+          owner: null,
+          charged: chargedBytes(size),
+          storedAt: at,
+        });
+      } catch {
+        // A full disk: recorded at a later start; counted in the total meanwhile.
+        this.persistFailures++;
+      }
+    }
     for (const f of readdirSync(artifactDir)) {
       try {
         this.storedTotal += chargedBytes(statSync(join(artifactDir, f)).size);
