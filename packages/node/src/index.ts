@@ -14,6 +14,7 @@ export * from './jobs/submission.ts';
 export * from './http/nodeApi.ts';
 export * from './openapi.ts';
 export * from './storage/artifactStore.ts';
+export * from './storage/artifactRetention.ts';
 export * from './storage/jobStore.ts';
 export * from './storage/s3ArtifactStore.ts';
 export * from './attachCollateral.ts';

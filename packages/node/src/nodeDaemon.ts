@@ -9,7 +9,14 @@ import { getRequestListener, RequestError } from '@hono/node-server';
 import { type EvidenceBundle, FirnError, type Hex, InvalidInputError, assertNonce } from '@firn/core';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
-import { type JobPolicy, JobService } from './jobs/jobApi.ts';
+import { DEFAULT_JOB_POLICY, type JobPolicy, JobService } from './jobs/jobApi.ts';
+import {
+  type ArtifactRetention,
+  DEFAULT_ARTIFACT_RETENTION,
+  MAX_RETENTION_SECONDS,
+  MIN_OUTPUT_RETENTION_SECONDS,
+  MIN_UPLOAD_RETENTION_SECONDS,
+} from './storage/artifactRetention.ts';
 import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
@@ -51,8 +58,20 @@ export interface NodeDaemonOptions {
    * --quota-per-address`); `totalBytes` the store's (`--quota-total`).
    */
   quotas?: Partial<StorageQuotas>;
-  /** The operator's terms for taking jobs: minimum escrow and claim time (defaults: DEFAULT_JOB_POLICY). */
+  /**
+   * The operator's terms for taking jobs: minimum escrow and claim time (defaults:
+   * DEFAULT_JOB_POLICY). `minEscrowWei` a bigint of at least 0, `minClaimSeconds` a whole number
+   * from 0 to 2^31-1; E_INVALID_INPUT naming the option otherwise.
+   */
   jobPolicy?: Partial<JobPolicy>;
+  /**
+   * How long stored artifacts are kept (defaults: DEFAULT_ARTIFACT_RETENTION, decision 1603):
+   * `uploadSeconds`, an artifact no job names after its upload (`firn node start
+   * --upload-retention`, at least 3600, the upload intent's longest lifetime); `outputSeconds`,
+   * a job's inputs and outputs after the job is final (`--output-retention`, at least 3600).
+   * Both whole seconds, at most 10 years.
+   */
+  retention?: Partial<ArtifactRetention>;
   /** Shared S3-compatible artifact store beside the local folder (`--artifact-store`); default none. */
   sharedArtifacts?: S3ArtifactStore;
   /** The scheduler: concurrency, queue, time limits (defaults in packages/node/src/jobs/jobApi.ts). */
@@ -99,7 +118,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * past 2^31-1 ms fires at once); E_INVALID_INPUT naming the option otherwise. Returns the quotas
  * in force (a key present as undefined keeps its default).
  */
-function checkedLimits(opts: NodeDaemonOptions): StorageQuotas {
+function checkedLimits(opts: NodeDaemonOptions): {
+  quotas: StorageQuotas;
+  jobPolicy: JobPolicy;
+  retention: ArtifactRetention;
+} {
   const check = (v: number | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= min && v <= max))
       throw new InvalidInputError(
@@ -120,7 +143,38 @@ function checkedLimits(opts: NodeDaemonOptions): StorageQuotas {
   };
   check(quotas.perAddressBytes, 'quotas.perAddressBytes', 1);
   check(quotas.totalBytes, 'quotas.totalBytes', 1);
-  return quotas;
+  // The operator's terms: a NaN minimum compares false against every job (no minimum at all).
+  const p = opts.jobPolicy ?? {};
+  const jobPolicy: JobPolicy = {
+    minEscrowWei: p.minEscrowWei ?? DEFAULT_JOB_POLICY.minEscrowWei,
+    minClaimSeconds: p.minClaimSeconds ?? DEFAULT_JOB_POLICY.minClaimSeconds,
+  };
+  if (typeof jobPolicy.minEscrowWei !== 'bigint' || jobPolicy.minEscrowWei < 0n)
+    throw new InvalidInputError(
+      `NodeDaemonOptions.jobPolicy.minEscrowWei must be a bigint of at least 0 wei (got ${String(jobPolicy.minEscrowWei).slice(0, 32)})`,
+    );
+  check(jobPolicy.minClaimSeconds, 'jobPolicy.minClaimSeconds', 0, Math.floor(MAX_TIMER_MS / 1000));
+  for (const k of Object.keys(p))
+    if (!(k in DEFAULT_JOB_POLICY))
+      throw new InvalidInputError(`NodeDaemonOptions.jobPolicy.${k.slice(0, 32)} is not a job policy option`);
+  const r = opts.retention ?? {};
+  const retention: ArtifactRetention = {
+    uploadSeconds: r.uploadSeconds ?? DEFAULT_ARTIFACT_RETENTION.uploadSeconds,
+    outputSeconds: r.outputSeconds ?? DEFAULT_ARTIFACT_RETENTION.outputSeconds,
+  };
+  check(
+    retention.uploadSeconds,
+    'retention.uploadSeconds',
+    MIN_UPLOAD_RETENTION_SECONDS,
+    MAX_RETENTION_SECONDS,
+  );
+  check(
+    retention.outputSeconds,
+    'retention.outputSeconds',
+    MIN_OUTPUT_RETENTION_SECONDS,
+    MAX_RETENTION_SECONDS,
+  );
+  return { quotas, jobPolicy, retention };
 }
 
 /**
@@ -164,6 +218,10 @@ export class NodeDaemon {
   /** The limits in force (options over defaults). */
   readonly limits: HttpLimits;
   readonly quotas: StorageQuotas;
+  /** The operator's job terms in force (options over DEFAULT_JOB_POLICY), checked at the entry. */
+  readonly jobPolicy: JobPolicy;
+  /** The artifact retention in force (options over DEFAULT_ARTIFACT_RETENTION), checked at the entry. */
+  readonly retention: ArtifactRetention;
   /** Mutating requests per remote IP (uploads, submissions, attestations). */
   readonly rateLimiter: RequestRateLimiter;
   /** Admitted session messages per remote IP (HttpLimits.sessionRequestsPerSecondPerIp). */
@@ -175,7 +233,7 @@ export class NodeDaemon {
 
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
-    this.quotas = checkedLimits(opts);
+    ({ quotas: this.quotas, jobPolicy: this.jobPolicy, retention: this.retention } = checkedLimits(opts));
     this.limits = checkedHttpLimits(opts.limits);
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
     this.sessionRateLimiter = new RequestRateLimiter(this.limits.sessionRequestsPerSecondPerIp);
@@ -315,7 +373,8 @@ export class NodeDaemon {
         ? new JobService(this, {
             ...this.opts.chain,
             logger: log,
-            ...(this.opts.jobPolicy === undefined ? {} : { jobPolicy: this.opts.jobPolicy }),
+            jobPolicy: this.jobPolicy,
+            retention: this.retention,
             ...(this.opts.sharedArtifacts === undefined
               ? {}
               : { sharedArtifacts: this.opts.sharedArtifacts }),

@@ -266,6 +266,11 @@ export const OPENAPI_DOCUMENT = {
           '409': { description: 'Not finished' },
           '422': { description: 'Job failed' },
           ...errors,
+          '404': {
+            description:
+              'No such job here, or its outputs were deleted: they are kept until the job is final plus the output retention (retention.outputSeconds, default 7 days; docs/decisions/1603)',
+            content: errorBody,
+          },
         },
       },
     },

@@ -11,6 +11,9 @@ import {
   measureEnclaveBundle,
   LivenessService,
   MAX_CONCURRENT_JOBS,
+  MAX_RETENTION_SECONDS,
+  MIN_OUTPUT_RETENTION_SECONDS,
+  MIN_UPLOAD_RETENTION_SECONDS,
   NodeDaemon,
   parseS3Url,
   S3ArtifactStore,
@@ -70,6 +73,10 @@ export interface NodeStartOptions extends CollateralArgs {
   quotaPerAddress?: string;
   /** Artifact store bytes in all. */
   quotaTotal?: string;
+  /** Seconds an upload no job names is kept (decision 1603). */
+  uploadRetention?: string;
+  /** Seconds a final job's inputs and outputs are kept (decision 1603). */
+  outputRetention?: string;
   /** Most ether one automatic resumeChallenges may pay (decision 1592); 0 never resumes. */
   maxResumeFee?: string;
 }
@@ -132,6 +139,32 @@ function seconds(v: string | undefined, flag: string): number | undefined {
   if (n !== undefined && n > MAX_TIMER_SECONDS)
     throw new InvalidInputError(`${flag} must be at most ${MAX_TIMER_SECONDS} seconds (got ${n})`);
   return n;
+}
+
+/** Whole seconds from `min` to MAX_RETENTION_SECONDS from a flag; E_INVALID_INPUT naming the flag otherwise. */
+function retentionSeconds(v: string | undefined, flag: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(v) || Number(v) < min || Number(v) > MAX_RETENTION_SECONDS)
+    throw new InvalidInputError(
+      `${flag} must be whole seconds from ${min} to ${MAX_RETENTION_SECONDS} (got ${JSON.stringify(v.slice(0, 32))})`,
+    );
+  return Number(v);
+}
+
+/**
+ * The retention flags (--upload-retention s, --output-retention s), as NodeDaemonOptions.retention
+ * (decision 1603): each at least an hour (an upload intent's longest lifetime), at most 10 years.
+ */
+export function retentionFromArgs(o: Pick<NodeStartOptions, 'uploadRetention' | 'outputRetention'>): {
+  uploadSeconds?: number;
+  outputSeconds?: number;
+} {
+  const upload = retentionSeconds(o.uploadRetention, '--upload-retention', MIN_UPLOAD_RETENTION_SECONDS);
+  const output = retentionSeconds(o.outputRetention, '--output-retention', MIN_OUTPUT_RETENTION_SECONDS);
+  return {
+    ...(upload === undefined ? {} : { uploadSeconds: upload }),
+    ...(output === undefined ? {} : { outputSeconds: output }),
+  };
 }
 
 /**
@@ -267,6 +300,7 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
       : {}),
     scheduler: schedulerFromArgs(o),
     quotas: quotasFromArgs(o),
+    retention: retentionFromArgs(o),
     ...(o.minClaimSeconds === undefined
       ? {}
       : { jobPolicy: { minClaimSeconds: positiveInt(o.minClaimSeconds, '--min-claim-seconds')! } }),
@@ -453,6 +487,14 @@ export function registerNode(program: Command): void {
       "disk one address may use: its uploads, its jobs' fetched inputs and outputs, e.g. 4GiB (default 4GiB)",
     )
     .option('--quota-total <size>', 'disk the artifact store may use in all, e.g. 32GiB (default 32GiB)')
+    .option(
+      '--upload-retention <seconds>',
+      'an uploaded artifact no job names is deleted this long after its upload, its quota released (default 86400; at least 3600)',
+    )
+    .option(
+      '--output-retention <seconds>',
+      "a job's inputs and outputs are deleted this long after the job is final (paid, failed, slashed) (default 604800; at least 3600)",
+    )
     .option(
       '--max-resume-fee <ether>',
       'most ether paid, per resume, to be challenged again after the pool marked the node unresponsive (default 0.05; 0: never)',

@@ -37,6 +37,12 @@ import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { QuotaLedger } from '../storage/quota.ts';
+import {
+  type ArtifactRetention,
+  ArtifactSweeper,
+  DEFAULT_ARTIFACT_RETENTION,
+  type SweepResult,
+} from '../storage/artifactRetention.ts';
 import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
@@ -96,7 +102,20 @@ export interface JobApiOptions {
    * from it and checked against their id; uploads and outputs are copied to it.
    */
   sharedArtifacts?: S3ArtifactStore;
+  /** How long stored artifacts are kept (defaults: DEFAULT_ARTIFACT_RETENTION, decision 1603). */
+  retention?: Partial<ArtifactRetention>;
+  /** How often expired artifacts are swept (on the finalizer's tick), ms (default 60,000). */
+  artifactSweepIntervalMs?: number;
 }
+
+/** How often the artifact sweeper runs unless configured, ms. */
+export const DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * How long a submission holds the inputs it checked from the sweeper, seconds: its job record
+ * names them once written (admission, the chain reads, the enclave's pre-flight come first).
+ */
+const SUBMISSION_HOLD_SECONDS = 3600;
 
 /**
  * The operator's terms for taking a job (docs/api.md, "Job policy"). A job outside them is
@@ -154,6 +173,9 @@ export class JobService {
   readonly artifacts: ArtifactStore;
   readonly jobs: JobStore;
   readonly quota: QuotaLedger;
+  /** Deletes expired artifacts and releases their charge (storage/artifactRetention.ts). */
+  readonly sweeper: ArtifactSweeper;
+  private lastSweepAt = 0;
   readonly clients: FirnClients;
   readonly db: NodeDb;
   /** Chain reachability and chain time (health, proof times, pre-checks). */
@@ -188,13 +210,21 @@ export class JobService {
     this.artifacts = new ArtifactStore(node.opts.dataDir);
     this.db = node.db ?? new NodeDb(node.opts.dataDir);
     this.jobs = new JobStore(this.db);
-    this.quota = new QuotaLedger(node.opts.dataDir, this.artifacts.dir, node.quotas);
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
     this.chainMonitor = new ChainMonitor(this.clients.public, {
       logger: opts.logger,
       intervalMs: opts.chainCheckIntervalMs ?? 2000,
+    });
+    // Each stored artifact's charge is recorded in the database, so retention can release it.
+    this.quota = new QuotaLedger(node.opts.dataDir, this.artifacts.dir, node.quotas, {
+      book: this.db,
+      now: () => this.now(),
+    });
+    this.sweeper = new ArtifactSweeper(this.artifacts, this.quota, this.db, {
+      ...DEFAULT_ARTIFACT_RETENTION,
+      ...definedOnly(opts.retention),
     });
     this.policy = { ...DEFAULT_JOB_POLICY, ...opts.jobPolicy };
     this.admission = new JobAdmission(
@@ -243,6 +273,7 @@ export class JobService {
       this.finalizer = setTimeout(() => {
         void this.finalizeDue()
           .catch(() => undefined)
+          .then(() => this.sweepIfDue())
           .finally(tick);
       }, every);
       this.finalizer.unref();
@@ -260,6 +291,33 @@ export class JobService {
 
   private now(): number {
     return (this.opts.now ?? (() => this.chainMonitor.now()))();
+  }
+
+  /** The sweeper's pass, at most once per artifactSweepIntervalMs (on the finalizer's tick). */
+  private sweepIfDue(): void {
+    const every = this.opts.artifactSweepIntervalMs ?? DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS;
+    if (this.stopped || Date.now() - this.lastSweepAt < every) return;
+    this.lastSweepAt = Date.now();
+    this.sweepArtifacts();
+  }
+
+  /**
+   * One pass of the artifact sweeper at `now` (unix s, default the node's clock): deletes the
+   * artifacts whose retention ended (decision 1603) and releases their charge. Never throws
+   * (a failure is logged; the next pass goes on).
+   */
+  sweepArtifacts(now = this.now()): SweepResult {
+    try {
+      const r = this.sweeper.sweep(now);
+      if (r.deleted > 0)
+        this.opts.logger.info('expired artifacts deleted', { deleted: r.deleted, freedBytes: r.freedBytes });
+      return r;
+    } catch (e) {
+      this.opts.logger.warn('artifact sweep failed; will retry', {
+        code: isFirnError(e) ? e.code : 'E_INTERNAL',
+      });
+      return { checked: 0, deleted: 0, freedBytes: 0 };
+    }
   }
 
   private safeUpdate(jobId: Hex, patch: Partial<JobRecord>): void {
@@ -310,6 +368,8 @@ export class JobService {
    * commitment. Returns the on-chain job.
    */
   async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
+    // The inputs stay until the job record names them (then for as long as the job lives).
+    this.sweeper.hold(body.inputs, this.now() + SUBMISSION_HOLD_SECONDS);
     const job = onChain ?? (await getJob(this.clients, body.jobId));
     await this.fetchShared(body.inputs, job.requester);
     for (const id of body.inputs)
@@ -485,7 +545,9 @@ export class JobService {
         'uploads are taken only from an address that holds a balance on chain',
       );
     if (this.artifacts.has(intent.artifactId)) {
-      // Already stored (by anyone): nothing is written or charged; the body is discarded.
+      // Already stored (by anyone): nothing is written or charged; the body is discarded. Its
+      // retention is not restarted (decision 1603): a signed intent costs nothing to send, so a
+      // re-upload that kept an artifact would keep its owner's quota taken for good.
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
       return undefined;
     }
@@ -494,7 +556,7 @@ export class JobService {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
-        reservation.commit(r.created, r.size);
+        reservation.commit(r.created, r.size, r.id);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
         await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
@@ -804,7 +866,7 @@ export class JobService {
           reservation.release();
           throw e;
         }
-        reservation.commit(stored.created, stored.size);
+        reservation.commit(stored.created, stored.size, stored.id);
         await this.copyToShared(stored.id);
         outputs.push({ role: o.role, artifactId: stored.id, contentType: o.contentType, size: stored.size });
       }
@@ -1015,6 +1077,13 @@ export class JobService {
     if (!done || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
     let inlined = 0;
+    // Kept for the output retention after the job is final (decision 1603), then deleted.
+    for (const o of r.outputs)
+      if (!this.artifacts.has(o.artifactId))
+        throw new FirnError(
+          'E_NOT_FOUND',
+          `the job's output ${o.artifactId} is no longer stored here: outputs are kept ${this.sweeper.retention.outputSeconds} s after the job is final`,
+        );
     const outputs = r.outputs.map((o) => {
       const inline =
         o.size <= MAX_INLINE_OUTPUT_BYTES &&
@@ -1150,4 +1219,9 @@ async function outputSize(path: string): Promise<number> {
     (st) => st.size,
     () => 0,
   );
+}
+
+/** `o` without its keys whose value is undefined (so they keep their defaults when spread). */
+function definedOnly<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -24,6 +24,27 @@ export interface SessionMeta {
 }
 
 /**
+ * Who a stored artifact is charged to and since when (docs/decisions/1603): `owner` is the
+ * lowercase address charged (`null`: a file found in the store with no record, e.g. from an
+ * earlier version or a crash between the link and this record: counted in the node's total only),
+ * `charged` the bytes charged (whole blocks, quota.ts chargedBytes), `storedAt` the node's clock
+ * (unix s) at the upload (or, for a file found with no record, at the start that found it).
+ */
+export interface ArtifactCharge {
+  artifactId: Hex;
+  owner: string | null;
+  charged: number;
+  storedAt: number;
+}
+
+/** A job record that names an artifact (as an input or an output): its status and last update (unix s). */
+export interface ArtifactHolder {
+  jobId: Hex;
+  status: JobRecord['status'];
+  updatedAt: number;
+}
+
+/**
  * True for an error that means the disk (or the database file's filesystem) is full:
  * ENOSPC / EDQUOT from node:fs, SQLITE_FULL from SQLite.
  */
@@ -77,6 +98,12 @@ export class NodeDb {
     listSessions: Database.Statement;
     getCursor: Database.Statement;
     putCursor: Database.Statement;
+    putRef: Database.Statement;
+    putCharge: Database.Statement;
+    getCharge: Database.Statement;
+    dropCharge: Database.Statement;
+    chargesFrom: Database.Statement;
+    holders: Database.Statement;
   };
 
   constructor(readonly dataDir: string) {
@@ -108,6 +135,17 @@ export class NodeDb {
           name TEXT PRIMARY KEY,
           block INTEGER NOT NULL
         );
+        CREATE TABLE IF NOT EXISTS artifact_charges (
+          artifact_id TEXT PRIMARY KEY,
+          owner TEXT,
+          charged INTEGER NOT NULL,
+          stored_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS artifact_refs (
+          artifact_id TEXT NOT NULL,
+          job_id TEXT NOT NULL,
+          PRIMARY KEY (artifact_id, job_id)
+        ) WITHOUT ROWID;
       `);
       return db;
     });
@@ -136,8 +174,58 @@ export class NodeDb {
       putCursor: p(
         'INSERT INTO cursors (name, block) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block',
       ),
+      putRef: p('INSERT OR IGNORE INTO artifact_refs (artifact_id, job_id) VALUES (?, ?)'),
+      putCharge: p(
+        'INSERT INTO artifact_charges (artifact_id, owner, charged, stored_at) VALUES (@id, @owner, @charged, @at) ' +
+          'ON CONFLICT(artifact_id) DO UPDATE SET owner = excluded.owner, charged = excluded.charged, stored_at = excluded.stored_at',
+      ),
+      getCharge: p(
+        'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id = ?',
+      ),
+      dropCharge: p('DELETE FROM artifact_charges WHERE artifact_id = ?'),
+      chargesFrom: p(
+        'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id > ? ORDER BY artifact_id LIMIT ?',
+      ),
+      holders: p(
+        'SELECT j.job_id, j.status, j.updated_at FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
+      ),
     };
     this.importJsonRecords();
+    this.indexArtifactRefs();
+  }
+
+  /**
+   * Once per database (user_version 0 -> 1): list the artifacts each job record already stored
+   * names (inputs and outputs) in artifact_refs, which putJob keeps from then on, so retention
+   * (storage/artifactRetention.ts) never takes a job's artifact for an unnamed one.
+   */
+  private indexArtifactRefs(): void {
+    if ((this.db.pragma('user_version', { simple: true }) as number) >= 1) return;
+    storageWrite('the artifact index', () =>
+      this.db.transaction(() => {
+        // Paged (a statement cannot be iterated while the same connection writes).
+        const page = this.db.prepare(
+          'SELECT rowid AS n, record FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT 256',
+        );
+        for (let after = 0; ; ) {
+          const rows = page.all(after) as { n: number; record: string }[];
+          for (const row of rows) {
+            const r = parseRow<JobRecord>(row.record);
+            if (r) this.putRefs(r);
+          }
+          if (rows.length < 256) break;
+          after = rows[rows.length - 1]!.n;
+        }
+        this.db.pragma('user_version = 1');
+      })(),
+    );
+  }
+
+  private putRefs(r: JobRecord): void {
+    const ids = [...(Array.isArray(r.inputs) ? r.inputs : []), ...(r.outputs ?? []).map((o) => o.artifactId)];
+    for (const id of ids)
+      if (typeof id === 'string' && /^0x[0-9a-fA-F]{64}$/.test(id))
+        this.st.putRef.run(id.toLowerCase(), r.jobId.toLowerCase());
   }
 
   private importJsonRecords(): void {
@@ -160,15 +248,61 @@ export class NodeDb {
     return row ? parseRow<JobRecord>(row.record) : undefined;
   }
 
+  /**
+   * Store a job record, and index the artifacts it names (inputs, outputs) in the same
+   * transaction: a stored record never names an artifact that retention does not see as held.
+   */
   putJob(r: JobRecord): void {
     storageWrite('the job record', () =>
-      this.st.putJob.run({
-        id: r.jobId,
-        status: r.status,
-        record: JSON.stringify(r),
-        at: r.updatedAt,
+      this.db.transaction(() => {
+        this.st.putJob.run({
+          id: r.jobId,
+          status: r.status,
+          record: JSON.stringify(r),
+          at: r.updatedAt,
+        });
+        this.putRefs(r);
+      })(),
+    );
+  }
+
+  /** Record (or replace) the charge of a stored artifact (ArtifactCharge). */
+  putArtifactCharge(c: ArtifactCharge): void {
+    storageWrite('the artifact charge', () =>
+      this.st.putCharge.run({
+        id: c.artifactId.toLowerCase(),
+        owner: c.owner === null ? null : c.owner.toLowerCase(),
+        charged: c.charged,
+        at: c.storedAt,
       }),
     );
+  }
+
+  /** The charge of a stored artifact, or undefined when none is recorded. */
+  artifactCharge(id: Hex): ArtifactCharge | undefined {
+    const row = this.st.getCharge.get(id.toLowerCase()) as ChargeRow | undefined;
+    return row ? chargeOf(row) : undefined;
+  }
+
+  /** Forget an artifact's charge (its file was deleted). */
+  dropArtifactCharge(id: Hex): void {
+    storageWrite('the artifact charge', () => this.st.dropCharge.run(id.toLowerCase()));
+  }
+
+  /** Up to `limit` charges with an artifact id after `after` (lowercase 0x hex; '' from the first), in id order. */
+  artifactChargesAfter(after: string, limit: number): ArtifactCharge[] {
+    return (this.st.chargesFrom.all(after, limit) as ChargeRow[]).map(chargeOf);
+  }
+
+  /** The job records that name artifact `id` (inputs or outputs). */
+  artifactHolders(id: Hex): ArtifactHolder[] {
+    return (
+      this.st.holders.all(id.toLowerCase()) as {
+        job_id: Hex;
+        status: JobRecord['status'];
+        updated_at: number;
+      }[]
+    ).map((r) => ({ jobId: r.job_id, status: r.status, updatedAt: Number(r.updated_at) }));
   }
 
   listJobs(): Hex[] {
@@ -241,6 +375,22 @@ export class NodeDb {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+interface ChargeRow {
+  artifact_id: string;
+  owner: string | null;
+  charged: number | bigint;
+  stored_at: number | bigint;
+}
+
+function chargeOf(r: ChargeRow): ArtifactCharge {
+  return {
+    artifactId: r.artifact_id as Hex,
+    owner: r.owner,
+    charged: Number(r.charged),
+    storedAt: Number(r.stored_at),
+  };
 }
 
 function parseRow<T>(text: string): T | undefined {

@@ -1,6 +1,23 @@
 import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FirnError } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
+import type { NodeDb } from './nodeDb.ts';
+
+/** The per-artifact charge records a ledger keeps in the node's database (decision 1603). */
+export type ChargeBook = Pick<
+  NodeDb,
+  'putArtifactCharge' | 'artifactCharge' | 'dropArtifactCharge' | 'artifactChargesAfter'
+>;
+
+/** Where a ledger records each stored artifact's charge, and the clock it stamps them with. */
+export interface QuotaLedgerBook {
+  /** The node's database (artifact_charges). */
+  book: ChargeBook;
+  /** The node's clock, unix seconds (the job records' clock: chain time on a node). */
+  now: () => number;
+}
+
+const ARTIFACT_FILE = /^[0-9a-f]{64}$/;
 
 /** Disk quotas of the artifact store (docs/api.md, "Limits"). */
 export interface StorageQuotas {
@@ -36,6 +53,14 @@ export function chargedBytes(size: number): number {
  * input or a job's output: to the job's requester), the bytes actually stored. The usage per
  * address is persisted (data dir `quota.json`); the total is re-measured from the store at start.
  * Exceeding either quota is E_QUOTA_EXCEEDED (HTTP 413) with the numbers in `details`.
+ *
+ * With a `book` (the node's database, decision 1603) each stored artifact's charge is recorded
+ * (owner, bytes, time) so retention can delete it and give the bytes back (`forget`); the usage
+ * per address is then the sum of those records, and at start the records and the files are
+ * reconciled: a record whose file is gone is dropped (its bytes released), a file with no record
+ * is recorded with no owner (counted in the total, deleted like an unnamed upload). So a crash
+ * between a file's unlink and its record's removal, in either order, leaves the ledger and the
+ * disk agreeing after the restart. `quota.json` is then neither read nor written.
  */
 export class QuotaLedger {
   private readonly file: string;
@@ -44,12 +69,21 @@ export class QuotaLedger {
   private reservedTotal = 0;
   private storedTotal: number;
 
+  private readonly book: QuotaLedgerBook | undefined;
+
   constructor(
     dataDir: string,
     artifactDir: string,
     readonly quotas: StorageQuotas = DEFAULT_STORAGE_QUOTAS,
+    book?: QuotaLedgerBook,
   ) {
     this.file = join(dataDir, 'quota.json');
+    this.book = book;
+    this.storedTotal = 0;
+    if (book !== undefined) {
+      this.reconcile(artifactDir, book);
+      return;
+    }
     try {
       const text = readFileSync(this.file, 'utf8');
       if (text.length <= MAX_LEDGER_BYTES) {
@@ -69,6 +103,72 @@ export class QuotaLedger {
     }
   }
 
+  /** Match the charge records to the files (see the class docs); sets `used` and the total. */
+  private reconcile(artifactDir: string, { book, now }: QuotaLedgerBook): void {
+    const files = new Map<string, number>();
+    for (const f of readdirSync(artifactDir)) {
+      if (!ARTIFACT_FILE.test(f)) continue;
+      try {
+        files.set(`0x${f}`, statSync(join(artifactDir, f)).size);
+      } catch {}
+    }
+    let after = '';
+    for (;;) {
+      const page = book.artifactChargesAfter(after, 1024);
+      for (const c of page) {
+        if (!files.has(c.artifactId)) {
+          // Best effort (a full disk must not stop the node): the record is not counted either way.
+          try {
+            book.dropArtifactCharge(c.artifactId);
+          } catch {
+            this.persistFailures++;
+          }
+          continue;
+        }
+        files.delete(c.artifactId);
+        if (c.owner !== null) this.used.set(c.owner, this.usedBy(c.owner) + c.charged);
+      }
+      if (page.length < 1024) break;
+      after = page[page.length - 1]!.artifactId;
+    }
+    const at = now();
+    for (const [id, size] of files) {
+      try {
+        book.putArtifactCharge({
+          artifactId: id as Hex,
+          owner: null,
+          charged: chargedBytes(size),
+          storedAt: at,
+        });
+      } catch {
+        // A full disk: recorded at a later start; counted in the total meanwhile.
+        this.persistFailures++;
+      }
+    }
+    for (const f of readdirSync(artifactDir)) {
+      try {
+        this.storedTotal += chargedBytes(statSync(join(artifactDir, f)).size);
+      } catch {}
+    }
+  }
+
+  /**
+   * The artifact `id` was deleted from the store: its recorded charge is dropped and its bytes
+   * released from its owner and the total. Returns the bytes released (0 without a record or a book).
+   */
+  forget(id: Hex): number {
+    const c = this.book?.book.artifactCharge(id);
+    if (c === undefined) return 0;
+    this.book!.book.dropArtifactCharge(id);
+    if (c.owner !== null) {
+      const left = this.usedBy(c.owner) - c.charged;
+      if (left > 0) this.used.set(c.owner, left);
+      else this.used.delete(c.owner);
+    }
+    this.storedTotal = Math.max(0, this.storedTotal - c.charged);
+    return c.charged;
+  }
+
   /** Bytes charged to `address` (stored, not counting reservations). */
   usedBy(address: string): number {
     return this.used.get(address.toLowerCase()) ?? 0;
@@ -84,14 +184,14 @@ export class QuotaLedger {
    * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
    * the limit that would be crossed and how an operator raises it. `what` names the bytes in the
    * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` the `stored`
-   * bytes, default `size`, when `charged`, i.e. they were newly stored) and release (free the
-   * reservation: a failure).
+   * bytes, default `size`, when `charged`, i.e. they were newly stored as artifact `id`: with a
+   * book the charge is recorded under `id`) and release (free the reservation: a failure).
    */
   reserve(
     address: string,
     bytes: number,
     what = 'this upload',
-  ): { commit: (charged: boolean, stored?: number) => void; release: () => void } {
+  ): { commit: (charged: boolean, stored?: number, id?: Hex) => void; release: () => void } {
     const key = address.toLowerCase();
     // Charged in whole blocks (chargedBytes): what the file takes on disk, not its byte count.
     const size = chargedBytes(bytes);
@@ -120,14 +220,29 @@ export class QuotaLedger {
       return true;
     };
     return {
-      commit: (charged: boolean, stored = bytes) => {
+      commit: (charged: boolean, stored = bytes, id?: Hex) => {
         if (!unreserve() || !charged) return;
         // The bytes stored (at most the reservation: a write is capped at it), so the ledger
         // agrees with the disk even when a source announced more than it sent.
         const charge = Math.min(size, chargedBytes(stored));
         this.used.set(key, this.usedBy(key) + charge);
         this.storedTotal += charge;
-        this.persist();
+        if (this.book === undefined) {
+          this.persist();
+          return;
+        }
+        if (id === undefined) return;
+        try {
+          this.book.book.putArtifactCharge({
+            artifactId: id,
+            owner: key,
+            charged: charge,
+            storedAt: this.book.now(),
+          });
+        } catch {
+          // A full disk: the file is recorded with no owner at the next start (reconcile).
+          this.persistFailures++;
+        }
       },
       release: () => {
         unreserve();

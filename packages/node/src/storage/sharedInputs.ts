@@ -33,7 +33,7 @@ export async function fetchSharedInputs(
     const reservation = quota.reserve(payer, size, `input artifact ${id} from the shared artifact store`);
     try {
       const r = await shared.copyToLocal(id, local, size);
-      reservation.commit(r.created, r.size);
+      reservation.commit(r.created, r.size, id);
     } catch (e) {
       reservation.release();
       throw e;
