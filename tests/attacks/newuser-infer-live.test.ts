@@ -107,7 +107,7 @@ describe('attack: a new user’s firn infer and the escrow', () => {
     expect(status, 'the job is still running 25 s after the interrupt').not.toBe(JobStatus.Claimed);
     // Paid for: the result must still be the user's. `firn job result` is what the README offers.
     // Another requester key cannot open it, and says which flag to fix (nothing written).
-    writeFileSync(join(dir, 'other.key'), `0x${'42'.repeat(32)}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'other.key'), `0x${'42'.repeat(32)}\n`, { mode: 0o600 }); // a made-up test key
     const wrongOut = join(dir, 'c-wrong');
     const wrong = await firn(
       ['job', 'result', jobId, '--devnet', stateFile, '--key-file', 'other.key', '--out', wrongOut],

@@ -33,8 +33,8 @@ const dir = mkdtempSync(join(tmpdir(), 'firn-retention-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const zero = `0x${'00'.repeat(20)}` as Hex;
 // Made-up test keys (a repeated byte), never a real account's.
-const ATTACKER_KEY = `0x${'a1'.repeat(32)}` as Hex;
-const VICTIM_KEY = `0x${'b2'.repeat(32)}` as Hex;
+const ATTACKER_KEY = `0x${'a1'.repeat(32)}` as Hex; // a made-up test key
+const VICTIM_KEY = `0x${'b2'.repeat(32)}` as Hex; // a made-up test key
 const ENCLAVE_ID = `0x${'33'.repeat(32)}` as Hex;
 const deployment = {
   chainId: 31337,
@@ -80,7 +80,7 @@ function service(
   } as unknown as JobHost;
   const svc = new JobService(host, {
     rpcUrl: 'http://127.0.0.1:9',
-    operatorKey: `0x${'11'.repeat(32)}`,
+    operatorKey: `0x${'11'.repeat(32)}`, // a made-up test key
     deployment,
     logger: createLogger({}, { write: () => undefined }),
     now: () => clock.now,

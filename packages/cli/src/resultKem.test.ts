@@ -10,8 +10,8 @@ import { deriveResultKem, newResultKem, newResultKemSalt, recoverResultKem, wipe
 // Decision 1630: without --kem-key the result key is derived from the requester key and a per-job
 // salt the journal keeps, so an interrupted `firn infer|train|run` leaves a result its requester
 // can still open. The journal must never hold the secret.
-const KEY_A = `0x${'11'.repeat(32)}` as Hex;
-const KEY_B = `0x${'22'.repeat(32)}` as Hex;
+const KEY_A = `0x${'11'.repeat(32)}` as Hex; // a made-up test key
+const KEY_B = `0x${'22'.repeat(32)}` as Hex; // a made-up test key
 const JOB = `0x${'ab'.repeat(32)}` as Hex;
 const home = process.env['FIRN_HOME'];
 afterEach(() => {
