@@ -95,8 +95,8 @@ export class ArtifactSweeper {
   ) {}
 
   /**
-   * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs from its
-   * first check until its job record (which then names them) is written.
+   * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs once its
+   * checks passed until its job record (which then names them) is written.
    */
   hold(ids: readonly Hex[], until: number): void {
     for (const id of ids) {
