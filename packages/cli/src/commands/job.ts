@@ -7,6 +7,7 @@ import {
   finalizeJob,
   firnJobMarketAbi,
   getJob,
+  getWithdrawable,
   getNode,
   JobStatus,
   reclaimJob,
@@ -234,6 +235,14 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
       'E_FORBIDDEN',
       `job ${jobId} was posted by ${j.requester}, not by ${me} (pass the requester's --key-file)`,
     );
+  if (j.status === JobStatus.Reclaimed) {
+    // Reclaimed, its credit not withdrawn (an interrupt between the two, decision 1630): paid out.
+    const credit = await getWithdrawable(c, 'jobMarket', me);
+    if (credit > 0n) {
+      const tx = await withdrawCredits(c, 'jobMarket');
+      return { jobId, status: 'Reclaimed', refundedWei: credit.toString(), tx: tx.hash };
+    }
+  }
   const now = await chainNow(c, dueOf(j));
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
