@@ -48,9 +48,12 @@ const FINAL: ReadonlySet<ArtifactHolder['status']> = new Set(['finalized', 'fail
  */
 export function artifactExpiry(
   c: Pick<ArtifactCharge, 'storedAt'>,
-  holders: readonly Pick<ArtifactHolder, 'status' | 'updatedAt'>[],
+  holders: readonly Pick<ArtifactHolder, 'status' | 'updatedAt' | 'claimed'>[],
   retention: ArtifactRetention,
 ): number | undefined {
+  // A job failed before any claim (refused at pre-flight) ran nothing and has no result: it keeps
+  // nothing, or a job naming another's uploads, refused at once, would keep them for a week.
+  holders = holders.filter((h) => !(h.status === 'failed' && h.claimed === false));
   if (holders.length === 0) return c.storedAt + retention.uploadSeconds;
   let last = 0;
   for (const h of holders) {
