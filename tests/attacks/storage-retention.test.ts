@@ -5,9 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { FirnDeployment, FirnJob } from '@firn/chain';
+import { type FirnDeployment, type FirnJob, JobStatus } from '@firn/chain';
 import { NodeApi } from '@firn/client';
-import { type Hex, hexBytes } from '@firn/core';
+import { computeInputCommitment, type Hex, hexBytes } from '@firn/core';
 import { addressOf as addressOfBytes } from '@firn/crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestRateLimiter, UploadSlots } from '../../packages/node/src/http/limits.ts';
@@ -288,8 +288,20 @@ describe('attack: make the node drop what a job or a verifier needs', () => {
     const input = randomBytes(K);
     expect((await upload(svc, VICTIM_KEY, input, clock)).status).toBe(201);
     clock.now += UPLOAD;
-    // checkOpenJob holds the inputs first (the chain read that follows fails here: no chain).
-    await svc.checkOpenJob({ jobId: `0x${'0c'.repeat(32)}`, inputs: [idOf(input)] }).catch(() => undefined);
+    // checkOpenJob holds the inputs once the job passed its checks (Open, these inputs committed);
+    // a refused submission holds nothing (storage-hold-renewal.test.ts).
+    const inputs = [idOf(input)];
+    const open = {
+      requester: addressOf(VICTIM_KEY),
+      status: JobStatus.Open,
+      escrow: 10n ** 18n,
+      claimTimeout: 86_400n,
+      deadline: BigInt(clock.now + 86_400),
+      inputCommitment: computeInputCommitment(inputs),
+      teeTypeMask: 0xff,
+      allowedMeasurements: [],
+    } as unknown as FirnJob;
+    await svc.checkOpenJob({ jobId: `0x${'0c'.repeat(32)}`, inputs }, open);
     expect(svc.sweepArtifacts().deleted).toBe(0);
     expect(svc.artifacts.has(idOf(input))).toBe(true);
     clock.now += 3600;

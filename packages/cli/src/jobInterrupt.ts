@@ -3,6 +3,7 @@ import {
   createFirnClients,
   type FirnDeployment,
   getJob,
+  getWithdrawable,
   JobStatus,
   reclaimJob,
   withdrawCredits,
@@ -43,7 +44,14 @@ export async function reclaimIfOpen(
     } catch (e) {
       const now = await getJob(clients, jobId);
       if (now.status === JobStatus.Open) throw e;
-      if (now.status === JobStatus.Reclaimed) return { reclaimed: true };
+      if (now.status === JobStatus.Reclaimed) {
+        // Reclaimed, but the withdraw failed: the escrow is still a credit. Tried once more; a
+        // failure throws, and the caller prints `firn job reclaim`, which withdraws it.
+        const me = clients.wallet!.account!.address;
+        if ((await getWithdrawable(clients, 'jobMarket', me)) > 0n)
+          await withdrawCredits(clients, 'jobMarket');
+        return { reclaimed: true };
+      }
       return { reclaimed: false, status: JobStatus[now.status] ?? String(now.status) };
     }
   }

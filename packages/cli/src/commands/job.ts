@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createFirnClients,
@@ -7,6 +7,7 @@ import {
   finalizeJob,
   firnJobMarketAbi,
   getJob,
+  getWithdrawable,
   getNode,
   JobStatus,
   reclaimJob,
@@ -234,6 +235,14 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
       'E_FORBIDDEN',
       `job ${jobId} was posted by ${j.requester}, not by ${me} (pass the requester's --key-file)`,
     );
+  if (j.status === JobStatus.Reclaimed) {
+    // Reclaimed, its credit not withdrawn (an interrupt between the two, decision 1630): paid out.
+    const credit = await getWithdrawable(c, 'jobMarket', me);
+    if (credit > 0n) {
+      const tx = await withdrawCredits(c, 'jobMarket');
+      return { jobId, status: 'Reclaimed', refundedWei: credit.toString(), tx: tx.hash };
+    }
+  }
   const now = await chainNow(c, dueOf(j));
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
@@ -289,7 +298,17 @@ function derivedResultKey(chain: ResolvedChain, jobId: Hex, keyFile?: string): U
   if (rec?.resultKemSalt === undefined || rec.resultKemPublicKey === undefined) return undefined;
   let requesterKey: Hex;
   try {
-    requesterKey = requesterKeyFor(chain, keyFile ?? (rec.options['keyFile'] as string | undefined));
+    const recorded = rec.options['keyFile'];
+    // The journal's path is data from a file anyone with write access to $FIRN_HOME can change:
+    // read only a small regular file there (never a FIFO, a device or a large file).
+    if (keyFile === undefined && recorded !== undefined) {
+      const st = typeof recorded === 'string' ? statSync(recorded, { throwIfNoEntry: false }) : undefined;
+      if (st === undefined || !st.isFile() || st.size > 4096)
+        throw new InvalidInputError(
+          `the key file its journal entry names (${String(recorded)}) is not a key file`,
+        );
+    }
+    requesterKey = requesterKeyFor(chain, keyFile ?? (recorded as string | undefined));
   } catch (e) {
     throw new FirnError(
       'E_INVALID_INPUT',

@@ -368,8 +368,6 @@ export class JobService {
    * commitment. Returns the on-chain job.
    */
   async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
-    // The inputs stay until the job record names them (then for as long as the job lives).
-    this.sweeper.hold(body.inputs, this.now() + SUBMISSION_HOLD_SECONDS);
     const job = onChain ?? (await getJob(this.clients, body.jobId));
     await this.fetchShared(body.inputs, job.requester);
     for (const id of body.inputs)
@@ -390,6 +388,11 @@ export class JobService {
     if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
       throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
     this.checkPolicy(job);
+    // The inputs stay until the job record names them (then for as long as the job lives). Held
+    // only once every check passed, with no await since the inputs were found stored: a refused
+    // submission (a job not Open, other inputs than its commitment) must hold nothing, or
+    // re-sending it every hour would keep any stored artifact, and its owner's quota, for good.
+    this.sweeper.hold(body.inputs, this.now() + SUBMISSION_HOLD_SECONDS);
     return job;
   }
 

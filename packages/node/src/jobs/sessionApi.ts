@@ -667,6 +667,9 @@ export class SessionService {
     const refuseFrame = (e: unknown) => {
       answer(STREAM_TAG.error, Buffer.from(JSON.stringify(toErrorBody(e))));
       socket.end();
+      // The socket has no timeout and the server keeps it half-open: destroyed whether or not
+      // the peer closes its side (decision 1550), as endStream does.
+      setTimeout(() => socket.destroy(), 1_000).unref();
     };
     // Answers leave in the order the requests came, whatever order the relay settles them in.
     let tail: Promise<unknown> = Promise.resolve();

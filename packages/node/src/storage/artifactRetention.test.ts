@@ -69,6 +69,13 @@ describe('artifactExpiry', () => {
       10 * R.outputSeconds,
     );
   });
+  it('ignores a job that failed before any claim (refused at pre-flight): it ran nothing', () => {
+    const refused = { status: 'failed' as const, updatedAt: 5_000, claimed: false };
+    expect(artifactExpiry({ storedAt: 0 }, [refused], R)).toBe(R.uploadSeconds);
+    expect(artifactExpiry({ storedAt: 0 }, [refused, { ...refused, claimed: true }], R)).toBe(
+      5_000 + R.outputSeconds,
+    );
+  });
 });
 
 describe('ArtifactSweeper', () => {
@@ -127,7 +134,9 @@ describe('NodeDb artifact index', () => {
     raw.pragma('user_version = 0');
     raw.close();
     const b = new NodeDb(dir);
-    expect(b.artifactHolders(id(1))).toEqual([{ jobId: id(9), status: 'proved', updatedAt: 1 }]);
+    expect(b.artifactHolders(id(1))).toEqual([
+      { jobId: id(9), status: 'proved', updatedAt: 1, claimed: false },
+    ]);
     expect(b.artifactHolders(id(2)).map((h) => h.jobId)).toEqual([id(9)]);
     b.close();
   });

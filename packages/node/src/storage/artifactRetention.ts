@@ -48,9 +48,12 @@ const FINAL: ReadonlySet<ArtifactHolder['status']> = new Set(['finalized', 'fail
  */
 export function artifactExpiry(
   c: Pick<ArtifactCharge, 'storedAt'>,
-  holders: readonly Pick<ArtifactHolder, 'status' | 'updatedAt'>[],
+  holders: readonly Pick<ArtifactHolder, 'status' | 'updatedAt' | 'claimed'>[],
   retention: ArtifactRetention,
 ): number | undefined {
+  // A job failed before any claim (refused at pre-flight) ran nothing and has no result: it keeps
+  // nothing, or a job naming another's uploads, refused at once, would keep them for a week.
+  holders = holders.filter((h) => !(h.status === 'failed' && h.claimed === false));
   if (holders.length === 0) return c.storedAt + retention.uploadSeconds;
   let last = 0;
   for (const h of holders) {
@@ -95,8 +98,8 @@ export class ArtifactSweeper {
   ) {}
 
   /**
-   * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs from its
-   * first check until its job record (which then names them) is written.
+   * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs once its
+   * checks passed until its job record (which then names them) is written.
    */
   hold(ids: readonly Hex[], until: number): void {
     for (const id of ids) {

@@ -42,6 +42,8 @@ export interface ArtifactHolder {
   jobId: Hex;
   status: JobRecord['status'];
   updatedAt: number;
+  /** Whether the job was ever claimed on chain (its record has a claim transaction). */
+  claimed?: boolean;
 }
 
 /**
@@ -187,7 +189,8 @@ export class NodeDb {
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id > ? ORDER BY artifact_id LIMIT ?',
       ),
       holders: p(
-        'SELECT j.job_id, j.status, j.updated_at FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
+        "SELECT j.job_id, j.status, j.updated_at, json_extract(j.record, '$.txs.claim') IS NOT NULL AS claimed " +
+          'FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
       ),
     };
     this.importJsonRecords();
@@ -301,8 +304,14 @@ export class NodeDb {
         job_id: Hex;
         status: JobRecord['status'];
         updated_at: number;
+        claimed: number;
       }[]
-    ).map((r) => ({ jobId: r.job_id, status: r.status, updatedAt: Number(r.updated_at) }));
+    ).map((r) => ({
+      jobId: r.job_id,
+      status: r.status,
+      updatedAt: Number(r.updated_at),
+      claimed: r.claimed === 1,
+    }));
   }
 
   listJobs(): Hex[] {
