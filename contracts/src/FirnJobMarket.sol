@@ -818,25 +818,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _payForfeit(jobId, enclaveId, bond);
     }
 
-    /// @dev Decision 1625: a forfeited claim bond (or failJob's share of it) funds the reward pool
-    /// (`fund`, as finalize does with the fee), so no requester can profit from a failure it can
-    /// cause. Without a pool, or when the pool refuses the payment, it is credited to the owner
-    /// (governance) instead, so a pool can never block a failure, release, claim or reclaim. The
-    /// amount is already out of `_totalBonds`; ClaimBondForfeited names where it went.
+    /// @dev Decisions 1625 and its amendment: a forfeited claim bond (or failJob's share of it) is
+    /// credited to the owner (governance treasury, a pull payment), never to the requester and never
+    /// to the reward pool, which pays by stake and so would return a share to a requester that also
+    /// runs a node (AttackCircularPoolFarm). No external call, so nothing can block a failure,
+    /// release, claim or reclaim. The amount is already out of `_totalBonds`; ClaimBondForfeited
+    /// names the owner as its recipient.
     function _payForfeit(bytes32 jobId, bytes32 enclaveId, uint256 amount) private {
-        address pool = _rewardPool;
-        if (pool != address(0)) {
-            // A low-level call, so a pool that reverts is answered by the fallback below instead of
-            // reverting the failure, release, claim or reclaim that forfeited the bond.
-            (bool ok,) = pool.call{value: amount}(abi.encodeCall(IFirnRewards.fund, ()));
-            if (ok) {
-                emit ClaimBondForfeited(jobId, enclaveId, pool, amount);
-                return;
-            }
-        }
-        address governance = owner();
-        emit ClaimBondForfeited(jobId, enclaveId, governance, amount);
-        _credit(governance, amount);
+        address treasury = owner();
+        emit ClaimBondForfeited(jobId, enclaveId, treasury, amount);
+        _credit(treasury, amount);
     }
 
     /// @dev Reports confirmed disputes to the reward pool; a failing pool never blocks a dispute.
