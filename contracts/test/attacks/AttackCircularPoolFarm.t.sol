@@ -20,6 +20,9 @@ interface IVmState {
 /// (rewards with the farm minus rewards without it, same challenges and answers in both worlds)
 /// against the farm's own gas (posts, reclaims, withdraw) at 10 gwei, under the deploy defaults
 /// (bond 0.01 ether, epoch budget 10 %, verifier share 20 %, liveness target 1).
+/// Fix (decision 1625, amendment): a forfeit is credited to the owner (governance treasury), where
+/// no market participant gets a share by stake; the pool receives none of it, so the operator's
+/// node earns the same with the farm as without it.
 contract AttackCircularPoolFarmTest is FirnFixture {
     IVmState internal constant VMS = IVmState(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant BOND = 0.01 ether;
@@ -112,12 +115,15 @@ contract AttackCircularPoolFarmTest is FirnFixture {
         (uint256 without,) = _liveAndClaim(false);
         VMS.revertToState(state);
         uint256 honestBefore = honest.operator.balance + market.withdrawable(honest.operator);
+        uint256 treasuryBefore = market.withdrawable(owner);
         (uint256 with, uint256 farmGas) = _liveAndClaim(true);
         uint256 honestLost = honestBefore - (honest.operator.balance + market.withdrawable(honest.operator));
         vm.assertEq(honestLost, JOBS * (BOND - BOND / CLAIM_TIMEOUT), "the honest node forfeited 59/60 per claim");
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, honestLost, "the forfeits went to the treasury");
         uint256 gain = with - without;
         uint256 cost = farmGas * GAS_PRICE;
         // The promise (1625): no requester profits from a claimant's forfeited bond.
         vm.assertLe(gain, cost, "the requester's own node earns more of the forfeits than the farm's gas");
+        vm.assertEq(gain, 0, "the requester's node earns nothing from the forfeits");
     }
 }
