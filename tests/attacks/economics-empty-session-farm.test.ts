@@ -102,7 +102,9 @@ describe('economics: a requester that opens sessions and sends nothing', () => {
       .filter((a) => lower(a.recipient) === lower(treasury))
       .reduce((s, a) => s + (a.bond ?? 0n), 0n);
     expect(toTreasury, 'the forfeited share goes to the governance treasury').toBeGreaterThan(0n);
-    expect(await treasuryCredit(), 'the treasury is credited exactly the forfeits').toBe(treasuryBefore + toTreasury);
+    expect(await treasuryCredit(), 'the treasury is credited exactly the forfeits').toBe(
+      treasuryBefore + toTreasury,
+    );
     const toPool = args.filter((a) => lower(a.recipient) === lower(net.deployment.rewards));
     expect(toPool, 'no forfeit names the reward pool').toHaveLength(0);
   }, 200_000);

@@ -176,7 +176,11 @@ describe('firn job on a host clock 30 minutes ahead of the chain', () => {
     const market = { address: deployment.jobMarket, abi: firnJobMarketAbi } as const;
     const treasury = (await at(2).public.readContract({ ...market, functionName: 'owner' })) as Hex;
     const treasuryCredit = async () =>
-      (await at(2).public.readContract({ ...market, functionName: 'withdrawable', args: [treasury] })) as bigint;
+      (await at(2).public.readContract({
+        ...market,
+        functionName: 'withdrawable',
+        args: [treasury],
+      })) as bigint;
     const treasuryBefore = await treasuryCredit();
     const r = await jobReclaim(chain, jobId, join(dir, 'requester.key'));
     expect(r.status).toBe('Reclaimed');
