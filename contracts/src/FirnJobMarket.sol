@@ -214,7 +214,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @inheritdoc IFirnJobMarket
     /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any
-    /// eligible node; the lapsed claim's bond goes to the reward pool first (decision 1625).
+    /// eligible node; the lapsed claim's bond goes to the owner's treasury first (decision 1625).
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable whenNotPaused {
         uint256 required = _claimBond;
         if (msg.value != required) revert WrongClaimBond(msg.value, required);
@@ -267,7 +267,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
-        // The job is Open again before the bond goes to the pool (decision 1625).
+        // The job is Open again, then the bond is credited to the owner's treasury (decision 1625).
         j.status = JobStatus.Open;
         emit JobReleased(jobId, j.enclaveId);
         _forfeitBond(jobId, j);
@@ -317,8 +317,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev The bond comes back in proportion to the claim time left (decision 1571): with the
     /// claim's usable span S = min(claim expiry, deadline) - claimedAt and R = its end - now, the
     /// claimant is credited bond * R / S (rounded down), so holding a job and failing it at the last
-    /// second costs what abandoning it does. The rest funds the reward pool, never the requester
-    /// (decision 1625: the requester decides whether an unattestable failure happens).
+    /// second costs what abandoning it does. The rest goes to the owner's treasury, never to the
+    /// requester (decision 1625: the requester decides whether an unattestable failure happens).
     function failJob(bytes32 jobId, bytes32 reason) external {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
@@ -356,7 +356,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
             if (status == JobStatus.None) revert UnknownJob(jobId);
             revert UnexpectedJobStatus(jobId, status);
         }
-        // A lapsed claim's bond is forfeited (to the reward pool), attested or not.
+        // A lapsed claim's bond is forfeited (to the owner's treasury), attested or not.
         uint64 deadline = j.deadline;
         if (block.timestamp > deadline) revert DeadlinePassed(jobId, deadline, uint64(block.timestamp));
         uint64 expiresAt = j.claimExpiresAt;
@@ -465,7 +465,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     /// @dev The requester may cancel an Open job at any time (nobody works on it), a Claimed job
     /// once the deadline or the claim timeout has passed (the claim lapsed: its bond goes to the
-    /// reward pool, decision 1625), and a Failed or Slashed job at once. The requester gets exactly
+    /// owner's treasury, decision 1625), and a Failed or Slashed job at once. The requester gets exactly
     /// its escrow back.
     function reclaim(bytes32 jobId) external nonReentrant {
         Job storage j = _job(jobId);
@@ -804,7 +804,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @dev Ends the current claim (a lapse superseded or reclaimed, a release) and forfeits its
-    /// whole bond through _payForfeit: to the reward pool, never to the requester (decision 1625).
+    /// whole bond through _payForfeit: to the owner's treasury, never to the requester (decision 1625).
     function _forfeitBond(bytes32 jobId, Job storage j) private {
         uint256 bond = j.bond;
         bytes32 enclaveId = j.enclaveId;
@@ -818,25 +818,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _payForfeit(jobId, enclaveId, bond);
     }
 
-    /// @dev Decision 1625: a forfeited claim bond (or failJob's share of it) funds the reward pool
-    /// (`fund`, as finalize does with the fee), so no requester can profit from a failure it can
-    /// cause. Without a pool, or when the pool refuses the payment, it is credited to the owner
-    /// (governance) instead, so a pool can never block a failure, release, claim or reclaim. The
-    /// amount is already out of `_totalBonds`; ClaimBondForfeited names where it went.
+    /// @dev Decisions 1625 and its amendment: a forfeited claim bond (or failJob's share of it) is
+    /// credited to the owner (governance treasury, a pull payment), never to the requester and never
+    /// to the reward pool, which pays by stake and so would return a share to a requester that also
+    /// runs a node (AttackCircularPoolFarm). No external call, so nothing can block a failure,
+    /// release, claim or reclaim. The amount is already out of `_totalBonds`; ClaimBondForfeited
+    /// names the owner as its recipient.
     function _payForfeit(bytes32 jobId, bytes32 enclaveId, uint256 amount) private {
-        address pool = _rewardPool;
-        if (pool != address(0)) {
-            // A low-level call, so a pool that reverts is answered by the fallback below instead of
-            // reverting the failure, release, claim or reclaim that forfeited the bond.
-            (bool ok,) = pool.call{value: amount}(abi.encodeCall(IFirnRewards.fund, ()));
-            if (ok) {
-                emit ClaimBondForfeited(jobId, enclaveId, pool, amount);
-                return;
-            }
-        }
-        address governance = owner();
-        emit ClaimBondForfeited(jobId, enclaveId, governance, amount);
-        _credit(governance, amount);
+        address treasury = owner();
+        emit ClaimBondForfeited(jobId, enclaveId, treasury, amount);
+        _credit(treasury, amount);
     }
 
     /// @dev Reports confirmed disputes to the reward pool; a failing pool never blocks a dispute.

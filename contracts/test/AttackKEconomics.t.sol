@@ -157,6 +157,7 @@ contract AttackKEconomicsTest is FirnFixture {
         uint256 griefBefore = nodeA.operator.balance;
         uint256 marketBefore = market.withdrawable(nodeA.operator);
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + timeout - 1); // held for the whole claim timeout, enclave never ran it
         vm.prank(nodeA.operator);
@@ -167,8 +168,10 @@ contract AttackKEconomicsTest is FirnFixture {
         // all but the share of the one second it left (decision 1571: refund = bond x time left).
         uint256 leftShare = CLAIM_BOND / timeout;
         vm.assertLe(griefAfter + CLAIM_BOND - leftShare, griefBefore, "holding a claim for its full timeout costs the bond");
-        // What the griefer lost funds the reward pool (decision 1625), never the requester.
-        vm.assertEq(rewards.totalReceived() - poolBefore, CLAIM_BOND - leftShare, "forfeit to the pool");
+        // What the griefer lost is credited to the owner's treasury (decision 1625, amended), never
+        // to the requester nor to the stake-weighted reward pool.
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, CLAIM_BOND - leftShare, "forfeit to the treasury");
+        vm.assertEq(rewards.totalReceived(), poolBefore, "none to the pool");
         vm.assertEq(market.withdrawable(requester), 0, "requester credited no bond");
     }
 

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {FirnGovernance} from "../src/FirnGovernance.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
@@ -321,9 +322,9 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "still open");
     }
 
-    /// @dev Claim-and-abandon: the griefer's bond funds the reward pool when its claim lapses
-    /// (decision 1625), whether another node takes the job over or the requester reclaims it; the
-    /// requester gets exactly its escrow.
+    /// @dev Claim-and-abandon: the griefer's bond is credited to the owner (governance treasury)
+    /// when its claim lapses (decision 1625, amended), whether another node takes the job over or
+    /// the requester reclaims it; the requester gets exactly its escrow, the reward pool nothing.
     function test_claimBond_lostOnLapse() public {
         bytes32 jobId = _post();
         uint256 griefer = nodeA.operator.balance;
@@ -331,12 +332,13 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(jobId, nodeA);
         vm.assertEq(nodeA.operator.balance, griefer - CLAIM_BOND, "bond paid in");
         vm.warp(block.timestamp + 1 hours + 1);
-        vm.expectEmit(address(rewards));
-        emit IFirnRewards.PoolFunded(address(market), CLAIM_BOND);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.Credited(owner, CLAIM_BOND);
         _claim(jobId, nodeB);
-        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "the pool received the bond");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND, "the treasury was credited the bond");
+        vm.assertEq(rewards.totalReceived(), pool, "the pool received nothing");
         vm.assertEq(market.withdrawable(requester), 0, "requester credited no bond");
         vm.assertEq(market.withdrawable(nodeA.operator), 0, "griefer gets nothing back");
         vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "reassigned");
@@ -347,14 +349,15 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
 
-        // Second lapse, then the requester reclaims: that bond funds the pool too.
+        // Second lapse, then the requester reclaims: that bond goes to the treasury too.
         vm.warp(block.timestamp + 1 hours + 1);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeB.enclaveId, address(rewards), CLAIM_BOND);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeB.enclaveId, owner, CLAIM_BOND);
         vm.prank(requester);
         market.reclaim(jobId);
         vm.assertEq(market.withdrawable(requester), 3 ether, "escrow only");
-        vm.assertEq(rewards.totalReceived(), pool + 2 * CLAIM_BOND, "both bonds in the pool");
+        vm.assertEq(market.withdrawable(owner), 2 * CLAIM_BOND, "both bonds to the treasury");
+        vm.assertEq(rewards.totalReceived(), pool, "none in the pool");
         uint256 before = requester.balance;
         vm.prank(requester);
         market.withdraw();
@@ -372,12 +375,13 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobReleased(jobId, nodeA.enclaveId);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND);
         vm.prank(nodeA.operator);
         market.releaseJob(jobId);
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Open), "open again");
         _claim(jobId, nodeB);
-        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "bond to the pool");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND, "bond to the treasury");
+        vm.assertEq(rewards.totalReceived(), pool, "none to the pool");
         vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         vm.assertEq(market.withdrawable(nodeA.operator), 0, "none back to the releaser");
         _assertBooks();
@@ -974,17 +978,19 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(stranger);
         market.reclaim(jobId);
 
-        // After a missed deadline the requester gets the escrow back; the bond funds the pool.
+        // After a missed deadline the requester gets the escrow back; the bond goes to the treasury.
         vm.warp(market.getJob(jobId).deadline + 1);
         uint256 pool = rewards.totalReceived();
+        uint256 treasury = market.withdrawable(owner);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND);
         vm.prank(requester);
         market.reclaim(jobId);
         vm.assertEq(market.withdrawable(requester), 3 ether, "credited the escrow");
-        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "bond to the pool");
+        vm.assertEq(market.withdrawable(owner), treasury + CLAIM_BOND, "bond to the treasury");
+        vm.assertEq(rewards.totalReceived(), pool, "none to the pool");
         _assertBooks();
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed");
         vm.expectRevert(
@@ -1053,9 +1059,9 @@ contract FirnJobMarketTest is FirnFixture {
         );
     }
 
-    /// Decision 1571: failJob refunds the bond in proportion to the claim time left; the rest funds
-    /// the reward pool (decision 1625), announced as ClaimBondForfeited. Half the claim held costs
-    /// half the bond.
+    /// Decision 1571: failJob refunds the bond in proportion to the claim time left; the rest is
+    /// credited to the owner (decision 1625, amended), announced as ClaimBondForfeited. Half the
+    /// claim held costs half the bond.
     function test_failJob_refundShrinksWithTimeHeld() public {
         bytes32 jobId = _post(); // claim timeout 1 hour, deadline 1 day
         _claim(jobId, nodeA);
@@ -1064,11 +1070,12 @@ contract FirnJobMarketTest is FirnFixture {
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobFailed(jobId, nodeA.enclaveId, "E_CRASH");
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, address(rewards), CLAIM_BOND / 2);
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND / 2);
         vm.prank(nodeA.operator);
         market.failJob(jobId, "E_CRASH");
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half the bond back");
-        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND / 2, "half to the pool");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2, "half to the treasury");
+        vm.assertEq(rewards.totalReceived(), pool, "none to the pool");
         vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         vm.assertEq(market.totalBonds(), 0, "no bond held");
         _assertBooks();
@@ -1090,14 +1097,15 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(nodeB.operator);
         market.failJob(late, "x");
         vm.assertEq(market.withdrawable(nodeB.operator), 0, "nothing back at the deadline");
-        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND / 2 + CLAIM_BOND, "the pool received the rest");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + CLAIM_BOND, "the treasury received the rest");
+        vm.assertEq(rewards.totalReceived(), pool, "the pool received nothing");
         vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         _assertBooks();
     }
 
     /// Decision 1571 for any claim: the bond is split, never created or lost, the claimant's share
     /// is the time left over the usable span (so holding longer never pays more); the rest is the
-    /// reward pool's, never the requester's (decision 1625).
+    /// owner's (governance treasury), never the requester's nor the reward pool's (decision 1625).
     function testFuzz_failJob_splitsBondByTimeLeft(uint32 timeout, uint32 toDeadline, uint32 held) public {
         timeout = uint32(bound(timeout, 1, 7 days));
         toDeadline = uint32(bound(toDeadline, 1, 30 days));
@@ -1108,17 +1116,20 @@ contract FirnJobMarketTest is FirnFixture {
         vm.warp(block.timestamp + held);
         uint256 reqBefore = market.withdrawable(requester);
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.prank(nodeA.operator);
         market.failJob(jobId, "x");
         uint256 refund = market.withdrawable(nodeA.operator);
         vm.assertEq(refund, CLAIM_BOND * (span - held) / span, "refund = bond x time left / span");
-        vm.assertEq(refund + rewards.totalReceived() - poolBefore, CLAIM_BOND, "bond split, not lost");
+        vm.assertEq(refund + market.withdrawable(owner) - treasuryBefore, CLAIM_BOND, "bond split, not lost");
+        vm.assertEq(rewards.totalReceived(), poolBefore, "the pool gains nothing");
         vm.assertEq(market.withdrawable(requester), reqBefore, "the requester gains nothing");
         _assertBooks();
     }
 
-    /// Decision 1625 without a reward pool: a forfeit goes to the owner (governance), still never to
-    /// the requester, on every path that forfeits (failJob's share, release, a lapse at reclaim).
+    /// Decision 1625 without a reward pool: a forfeit goes to the owner (governance), never to the
+    /// requester, on every path that forfeits (failJob's share, release, a lapse at reclaim), as it
+    /// does with one.
     function test_forfeit_withoutPoolGoesToGovernance() public {
         market.setRewardPool(address(0)); // allowed: the fixture's protocol fee is 0
         bytes32 failed = _post();
@@ -1144,11 +1155,13 @@ contract FirnJobMarketTest is FirnFixture {
         _assertBooks();
     }
 
-    /// A reward pool that refuses payments cannot block a failure, release, claim or reclaim: the
-    /// forfeit falls back to the owner and the requester still gets exactly its escrow.
-    function test_forfeit_refusingPoolBlocksNothing() public {
-        RefusingPool refusing = new RefusingPool();
-        market.setRewardPool(address(refusing));
+    /// Decision 1625, amended: the reward pool pays by stake, so a forfeit paid into it would come
+    /// back in part to a requester that also runs a node (AttackCircularPoolFarm). No forfeit path
+    /// calls the pool: a pool that counts every call and every wei sees none from a failJob share, a
+    /// release, a lapse superseded by a claim or a lapse ended by reclaim; the owner is credited all.
+    function test_forfeit_neverCallsThePool() public {
+        CountingPool counting = new CountingPool();
+        market.setRewardPool(address(counting));
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + 30 minutes);
@@ -1164,9 +1177,58 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(lapsed, nodeA); // supersedes nodeB's lapsed claim
         vm.prank(nodeA.operator);
         market.releaseJob(lapsed);
-        vm.assertEq(address(refusing).balance, 0, "the pool took nothing");
-        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 2 * CLAIM_BOND, "forfeits to governance");
-        vm.assertEq(market.withdrawable(requester), 3 ether, "escrow only");
+        _claim(lapsed, nodeB);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.prank(requester);
+        market.reclaim(lapsed); // ends nodeB's second, lapsed claim
+        vm.assertEq(counting.calls(), 0, "the pool was never called");
+        vm.assertEq(address(counting).balance, 0, "the pool took nothing");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 3 * CLAIM_BOND, "forfeits to governance");
+        vm.assertEq(market.withdrawable(requester), 6 ether, "escrows only");
+        _assertBooks();
+    }
+
+    /// The treasury's credit is governance's to use by a timelocked proposal (decision 1625,
+    /// amended): with the market owned by FirnGovernance, nobody but the timelock can pull it, and
+    /// one batch executed after the delay withdraws it and funds the reward pool with it.
+    function test_forfeit_treasuryFundsThePoolOnlyByTimelockedProposal() public {
+        uint256 delay = 2 days;
+        address proposer = address(0x9909);
+        address[] memory proposers = new address[](1);
+        proposers[0] = proposer;
+        address[] memory executors = new address[](1);
+        executors[0] = address(0);
+        FirnGovernance timelock = new FirnGovernance(delay, proposers, executors, address(0));
+        market.transferOwnership(address(timelock));
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.prank(nodeA.operator);
+        market.releaseJob(jobId);
+        vm.assertEq(market.withdrawable(address(timelock)), CLAIM_BOND, "the new owner is credited");
+        vm.assertEq(market.withdrawable(owner), 0, "the former owner is not");
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NothingToWithdraw.selector, nodeB.operator));
+        vm.prank(nodeB.operator);
+        market.withdraw();
+
+        address[] memory targets = new address[](2);
+        targets[0] = address(market);
+        targets[1] = address(rewards);
+        uint256[] memory values = new uint256[](2);
+        values[1] = CLAIM_BOND;
+        bytes[] memory data = new bytes[](2);
+        data[0] = abi.encodeCall(IFirnJobMarket.withdraw, ());
+        data[1] = abi.encodeCall(IFirnRewards.fund, ());
+        vm.prank(proposer);
+        timelock.scheduleBatch(targets, values, data, bytes32(0), bytes32(0), delay);
+        vm.expectRevert();
+        timelock.executeBatch(targets, values, data, bytes32(0), bytes32(0));
+        uint256 pool = rewards.totalReceived();
+        vm.warp(block.timestamp + delay);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.PoolFunded(address(timelock), CLAIM_BOND);
+        timelock.executeBatch(targets, values, data, bytes32(0), bytes32(0));
+        vm.assertEq(rewards.totalReceived(), pool + CLAIM_BOND, "funded by governance's decision");
+        vm.assertEq(market.withdrawable(address(timelock)), 0, "credit pulled");
         _assertBooks();
     }
 
@@ -1296,11 +1358,15 @@ contract FirnJobMarketTest is FirnFixture {
     }
 }
 
-/// @dev A reward pool whose fund() always reverts (a paused or broken pool).
-contract RefusingPool {
-    error Refused();
+/// @dev A reward pool that accepts every payment and counts every call that reaches it.
+contract CountingPool {
+    uint256 public calls;
 
     function fund() external payable {
-        revert Refused();
+        calls++;
+    }
+
+    fallback() external payable {
+        calls++;
     }
 }

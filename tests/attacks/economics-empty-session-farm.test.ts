@@ -13,7 +13,9 @@ import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 // `failJob` lands ~90 % into the claim, so 1571 credits the requester ~90 % of the bond. No crafted
 // workload is needed. Promise (README, 0800): a dishonest minority cannot profit from honest nodes;
 // here the requester's take per session was several times its gas (post ~120k, reclaim, withdraw).
-// Fix (decision 1625): the forfeited share funds the reward pool; the requester gets its escrow.
+// Fix (decision 1625, amended): the forfeited share is credited to the governance treasury (the
+// market's owner), never to the requester nor to the stake-weighted reward pool (which would pay a
+// requester running a node its stake share back); the requester gets its escrow.
 let net: TestNetwork;
 beforeAll(async () => {
   net = await startTestNetwork();
@@ -32,7 +34,20 @@ describe('economics: a requester that opens sessions and sends nothing', () => {
         functionName: 'withdrawable',
         args: [net.requester.address],
       })) as bigint;
+    const treasury = (await clients.public.readContract({
+      address: net.deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'owner',
+    })) as Hex;
+    const treasuryCredit = async () =>
+      (await clients.public.readContract({
+        address: net.deployment.jobMarket,
+        abi: firnJobMarketAbi,
+        functionName: 'withdrawable',
+        args: [treasury],
+      })) as bigint;
     const before = await credited();
+    const treasuryBefore = await treasuryCredit();
     const session = await openInferenceSession({
       rpcUrl: net.anvil.rpcUrl,
       deployment: net.deployment,
@@ -81,10 +96,16 @@ describe('economics: a requester that opens sessions and sends nothing', () => {
     ).toBeLessThanOrEqual(gasCost);
     expect(creditedForJob, 'the requester is credited its escrow only').toBe(0n);
     expect(toRequester, 'no forfeit names the requester').toBe(0n);
-    // The node still paid for holding the claim (1571's deterrent): its share went to the pool.
-    const toPool = args
-      .filter((a) => lower(a.recipient) === lower(net.deployment.rewards))
+    // The node still paid for holding the claim (1571's deterrent): its share went to the treasury,
+    // and none of it to the reward pool.
+    const toTreasury = args
+      .filter((a) => lower(a.recipient) === lower(treasury))
       .reduce((s, a) => s + (a.bond ?? 0n), 0n);
-    expect(toPool, 'the forfeited share funds the reward pool').toBeGreaterThan(0n);
+    expect(toTreasury, 'the forfeited share goes to the governance treasury').toBeGreaterThan(0n);
+    expect(await treasuryCredit(), 'the treasury is credited exactly the forfeits').toBe(
+      treasuryBefore + toTreasury,
+    );
+    const toPool = args.filter((a) => lower(a.recipient) === lower(net.deployment.rewards));
+    expect(toPool, 'no forfeit names the reward pool').toHaveLength(0);
   }, 200_000);
 });

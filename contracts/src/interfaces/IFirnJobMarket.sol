@@ -218,8 +218,8 @@ interface IFirnJobMarket {
     );
     event JobReleased(bytes32 indexed jobId, bytes32 indexed enclaveId);
     /// @notice A claimant lost `bond` wei of its claim bond (a lapsed claim, releaseJob, or failJob's
-    /// share for the time held); `recipient` is where it went: the reward pool, or the owner
-    /// (governance) when no pool is set or the pool refused it. Never the requester (decision 1625).
+    /// share for the time held); `recipient` is where it went: the owner (governance treasury), as a
+    /// pull credit. Never the requester, never the stake-weighted reward pool (decision 1625).
     event ClaimBondForfeited(bytes32 indexed jobId, bytes32 indexed enclaveId, address indexed recipient, uint256 bond);
     /// @notice Carries the ProofFacts that dispute and finalize pass back, with what the job record
     /// (getJob) holds: `provedBlock` is this event's block, `challengeEndsAt` = that block's
@@ -264,11 +264,11 @@ interface IFirnJobMarket {
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
     /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
     /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
-    /// is superseded and its bond goes to the reward pool (ClaimBondForfeited). Locks the node's stake until the claim's
+    /// is superseded and its bond goes to the owner (ClaimBondForfeited). Locks the node's stake until the claim's
     /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back before its claim lapses; the job is Open again and the
-    /// bond goes to the reward pool (ClaimBondForfeited; decision 1625).
+    /// bond goes to the owner (ClaimBondForfeited; decision 1625).
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
@@ -279,7 +279,7 @@ interface IFirnJobMarket {
     /// @notice Claimant reports failure before its claim lapses (claim timeout and deadline); the job
     /// becomes Failed and the requester may reclaim. The bond comes back in proportion to the claim
     /// time left, bond * (end - now) / (end - claimedAt) with end = min(claim expiry, deadline); the
-    /// rest goes to the reward pool (ClaimBondForfeited), never to the requester. After the lapse
+    /// rest goes to the owner (ClaimBondForfeited), never to the requester. After the lapse
     /// the whole bond is forfeited at the next claim or the reclaim. See
     /// docs/decisions/1571-fail-refund-by-time-left.md and 1625-forfeited-bonds-fund-the-pool.md.
     function failJob(bytes32 jobId, bytes32 reason) external;

@@ -108,20 +108,22 @@ contract AttackAttestedFailureTest is FirnFixture {
     /// @dev The requester posts a workload whose own committed model fails at its last layer, so an
     /// honest node fails it 59 minutes into a 60-minute claim. With plain failJob (1571) the node
     /// loses 59/60 of the bond per claim (which funded the requester until decision 1625, and the
-    /// reward pool since); the enclave signs this failure (it is a deterministic function of the
+    /// owner's treasury since); the enclave signs this failure (it is a deterministic function of the
     /// committed workload), so failJobAttested refunds the whole bond and the requester ends with
     /// exactly its escrow: it gains nothing from the failure, and the node loses nothing.
     function test_attack_requesterFarmsBondWithLateDeterministicFailure() public {
-        // Under 1571 alone (unattested failJob): the node pays 59/60 of the bond, to the pool (1625).
+        // Under 1571 alone (unattested failJob): the node pays 59/60 of the bond, to the treasury (1625).
         bytes32 farmed = _post();
         _claim(farmed, nodeA);
         vm.warp(block.timestamp + CLAIM_TIMEOUT - 1 minutes);
-        uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.prank(nodeA.operator);
         market.failJob(farmed, bytes32("E_MODEL_INVALID"));
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 60, "1571's rule: the node keeps 1/60");
         vm.assertEq(
-            rewards.totalReceived() - poolBefore, CLAIM_BOND - CLAIM_BOND / 60, "1625: the 59/60 fund the pool"
+            market.withdrawable(owner) - treasuryBefore,
+            CLAIM_BOND - CLAIM_BOND / 60,
+            "1625: the 59/60 go to the treasury"
         );
         vm.assertEq(market.withdrawable(requester), 0, "1625: the requester is credited no share");
         vm.prank(requester);
@@ -190,11 +192,11 @@ contract AttackAttestedFailureTest is FirnFixture {
         uint256 hostKey = uint256(keccak256("operator's own key"));
         _expectWrongSigner(nodeA, f, _sig(hostKey, _digest(f, block.chainid)));
         // The only way out is failJob, which still costs the time held.
-        uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.prank(nodeA.operator);
         market.failJob(jobId, bytes32("E_MODEL_INVALID"));
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 2, "half the bond back, as 1571");
-        vm.assertEq(rewards.totalReceived() - poolBefore, CLAIM_BOND / 2, "half to the pool (1625)");
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, CLAIM_BOND / 2, "half to the treasury (1625)");
         vm.assertEq(market.withdrawable(requester), 0, "none to the requester (1625)");
     }
 

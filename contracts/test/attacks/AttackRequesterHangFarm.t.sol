@@ -10,8 +10,9 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// minClaimSeconds 60) accepts a 1-wei job; the enclave runs it until the claim's end (the host
 /// passes claimEnd as the enclave's deadline), it fails E_TIMEOUT, and the node's `failJob` then
 /// refunds bond x (time left) / span, about nothing. Promise (README, 0800): a dishonest minority
-/// cannot profit from honest nodes. Fix (decision 1625): every forfeited bond share funds the reward
-/// pool, never the requester, so the node still pays for the claim it held and the requester gets
+/// cannot profit from honest nodes. Fix (decision 1625, amended): every forfeited bond share is
+/// credited to the owner's treasury, never to the requester (nor to the stake-weighted reward pool,
+/// AttackCircularPoolFarm), so the node still pays for the claim it held and the requester gets
 /// exactly its escrow back.
 contract AttackRequesterHangFarmTest is FirnFixture {
     address internal requester = address(0xBAD);
@@ -33,6 +34,7 @@ contract AttackRequesterHangFarmTest is FirnFixture {
         uint256 requesterGas;
         uint256 nodeBefore = node.operator.balance + market.withdrawable(node.operator);
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         uint256 start = requester.balance;
         for (uint256 i = 0; i < JOBS; ++i) {
             IFirnJobMarket.JobRequest memory r;
@@ -71,9 +73,10 @@ contract AttackRequesterHangFarmTest is FirnFixture {
         uint256 gasCost = requesterGas * GAS_PRICE;
         uint256 gained = requester.balance - start; // escrows came back; no bond share may come in
         uint256 nodeAfter = node.operator.balance + market.withdrawable(node.operator);
-        // The node still paid for holding the claims (1571), and that went to the reward pool.
+        // The node still paid for holding the claims (1571), and that went to the owner's treasury.
         vm.assertEq(nodeBefore - nodeAfter, JOBS * (CLAIM_BOND - CLAIM_BOND / CLAIM_TIMEOUT), "the node paid");
-        vm.assertEq(rewards.totalReceived() - poolBefore, nodeBefore - nodeAfter, "the node's loss is the pool's");
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, nodeBefore - nodeAfter, "the node's loss is the treasury's");
+        vm.assertEq(rewards.totalReceived(), poolBefore, "none of it reaches the reward pool");
         // The promise: the requester's farm does not pay for itself.
         vm.assertLe(gained, gasCost, "requester profits from honest nodes' bonds with jobs that outrun the claim");
         vm.assertEq(gained, 0, "the requester gets exactly its escrows back");
@@ -81,7 +84,8 @@ contract AttackRequesterHangFarmTest is FirnFixture {
 
     /// @dev Every way a requester can make a claimant forfeit (a failure at any time, a release, a
     /// lapse superseded by another claim or ended by the reclaim): the requester ends with exactly
-    /// its escrow, the claimant loses bond - refund and the reward pool gains exactly that.
+    /// its escrow, the claimant loses bond - refund, the owner's treasury gains exactly that and the
+    /// reward pool nothing.
     function testFuzz_attack_noForfeitPathPaysTheRequester(uint8 path, uint32 heldFor) public {
         TestNode memory other = _activeNode(2, SIM, MEASUREMENT);
         vm.deal(other.operator, 10 ether);
@@ -100,6 +104,7 @@ contract AttackRequesterHangFarmTest is FirnFixture {
         _remember(jobId, r);
         uint256 nodeBefore = node.operator.balance;
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.prank(node.operator);
         market.claimJob{value: CLAIM_BOND}(jobId, node.enclaveId, _termsFor(jobId));
         if (path == 0) {
@@ -125,7 +130,8 @@ contract AttackRequesterHangFarmTest is FirnFixture {
         try market.withdraw() {} catch {}
         vm.assertEq(market.withdrawable(requester), 1, "the requester: its escrow, nothing more");
         uint256 lost = nodeBefore - node.operator.balance;
-        vm.assertEq(rewards.totalReceived() - poolBefore, lost, "what the claimant lost is the pool's");
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, lost, "what the claimant lost is the treasury's");
+        vm.assertEq(rewards.totalReceived(), poolBefore, "the pool gains nothing");
         if (path != 0) vm.assertEq(lost, CLAIM_BOND, "a release or a lapse costs the whole bond");
         vm.assertEq(
             address(market).balance, market.totalEscrow() + market.totalBonds() + market.totalWithdrawable(), "books"

@@ -154,8 +154,8 @@ contract Break3AttacksTest is FirnFixture {
     /// @dev A griefing node claims a job and sits on it for the whole claim timeout (no other node
     /// can claim it meanwhile), then, once the claim has lapsed and before anyone reclaims or
     /// re-claims, calls failJob: the bond comes back, so abandoning the claim cost nothing.
-    /// Promise: when the claim lapses the claimant has lost the bond (to the reward pool since
-    /// decision 1625; the requester gets its escrow).
+    /// Promise: when the claim lapses the claimant has lost the bond (to the owner's treasury since
+    /// decision 1625 as amended; the requester gets its escrow).
     function test_attack_failJobAfterLapseRecoversTheBond() public {
         bytes32 jobId = _postClaim(uint64(block.timestamp + 1 days), 1 hours);
         vm.warp(block.timestamp + 1 hours + 1); // the claim has lapsed
@@ -164,10 +164,12 @@ contract Break3AttacksTest is FirnFixture {
         ok; // whether failJob reverts or not, the griefer must not get the bond back
         vm.assertEq(market.withdrawable(nodeA.operator), 0, "a lapsed claim's bond is not returned to the claimant");
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.prank(requester);
         market.reclaim(jobId);
         vm.assertEq(market.withdrawable(requester), 1 ether, "requester gets its escrow");
-        vm.assertEq(rewards.totalReceived() - poolBefore, CLAIM_BOND, "the lapsed bond funds the reward pool");
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, CLAIM_BOND, "the lapsed bond goes to the treasury");
+        vm.assertEq(rewards.totalReceived(), poolBefore, "none of it to the reward pool");
     }
 
     // ------------------------------------------------------------------ stake-less verifiers

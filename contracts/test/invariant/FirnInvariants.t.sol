@@ -159,13 +159,30 @@ contract Handler {
 
     /// @dev Ghost of decision 1625: what the market credited the requester beyond a job's escrow
     /// (a claim superseding a lapsed one, a release, a failure, or a reclaim paying more than the
-    /// job's recorded escrow). Must stay 0: forfeited bonds fund the reward pool.
+    /// job's recorded escrow). Must stay 0: forfeited bonds go to the owner's treasury.
     uint256 public requesterBondCredits;
+    /// @dev Ghost of decision 1625 as amended: what the reward pool received during the calls that
+    /// forfeit (claim over a lapse, release, failJob, reclaim), none of which pays a fee. Must stay
+    /// 0: the pool pays by stake, so a forfeit in it would flow back to a requester's own node.
+    uint256 public poolForfeitReceipts;
+    /// @dev Ghost: what those calls credited the owner (governance treasury), i.e. every forfeit.
+    uint256 public treasuryForfeitCredits;
     /// @dev Ghost: successful calls that forfeit a bond or part of one (release, failJob).
     uint256 public forfeitingCalls;
 
     function _requesterCredit() internal view returns (uint256) {
         return market.withdrawable(REQUESTER);
+    }
+
+    /// @dev The pool's receipts and the treasury's credit, read around a forfeiting call.
+    function _forfeitBooks() internal view returns (uint256 pool, uint256 treasury) {
+        return (rewards.totalReceived(), market.withdrawable(market.owner()));
+    }
+
+    function _recordForfeits(uint256 pool, uint256 treasury) internal {
+        (uint256 poolNow, uint256 treasuryNow) = _forfeitBooks();
+        poolForfeitReceipts += poolNow - pool;
+        treasuryForfeitCredits += treasuryNow - treasury;
     }
 
     function claimAndProve(uint256 j, uint256 i, bool prove) external {
@@ -175,9 +192,11 @@ contract Handler {
         uint256 bond = market.claimBond();
         vm.deal(_op(i), bond);
         uint256 credit = _requesterCredit();
+        (uint256 pool, uint256 treasury) = _forfeitBooks();
         vm.prank(_op(i));
         try market.claimJob{value: bond}(jobId, _id(i), _terms()) {} catch {}
         requesterBondCredits += _requesterCredit() - credit;
+        _recordForfeits(pool, treasury);
         if (!prove) return;
         IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof(
             jobId, _id(i), measurement, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 0, 0, 1
@@ -201,6 +220,7 @@ contract Handler {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
         uint256 credit = _requesterCredit();
+        (uint256 pool, uint256 treasury) = _forfeitBooks();
         vm.prank(_op(i % NODES));
         if (fail) {
             try market.failJob(jobId, "x") {
@@ -212,6 +232,7 @@ contract Handler {
             } catch {}
         }
         requesterBondCredits += _requesterCredit() - credit;
+        _recordForfeits(pool, treasury);
     }
 
     /// @dev Ghosts of failAttested: accepted failures signed by the enclave, and by the operator.
@@ -262,11 +283,13 @@ contract Handler {
         bytes32 jobId = jobIds[j % jobIds.length];
         uint256 escrow = market.getJob(jobId).escrow;
         uint256 credit = _requesterCredit();
+        (uint256 pool, uint256 treasury) = _forfeitBooks();
         vm.prank(REQUESTER);
         try market.reclaim(jobId) {
             uint256 got = _requesterCredit() - credit;
             if (got > escrow) requesterBondCredits += got - escrow;
         } catch {}
+        _recordForfeits(pool, treasury);
         vm.prank(REQUESTER);
         try market.withdraw() {} catch {}
         vm.prank(_op(i % NODES));
@@ -431,9 +454,17 @@ contract FirnInvariantsTest is FirnFixture {
     }
 
     /// @dev Decision 1625: no forfeited claim bond (lapse, release, failJob's share) is ever
-    /// credited to the requester; it funds the reward pool (whose books the other invariants hold).
+    /// credited to the requester; it is credited to the owner's treasury (held in the market's
+    /// books, which invariant_stakeConserved holds).
     function invariant_requesterNeverCreditedABond() public view {
         vm.assertEq(handler.requesterBondCredits(), 0, "bond credited to the requester");
+    }
+
+    /// @dev Decision 1625 as amended: no forfeit ever reaches the stake-weighted reward pool, and
+    /// the owner's credit in the market is exactly the forfeits (nothing else credits it here).
+    function invariant_forfeitsNeverReachThePool() public view {
+        vm.assertEq(handler.poolForfeitReceipts(), 0, "a forfeit funded the reward pool");
+        vm.assertEq(market.withdrawable(owner), handler.treasuryForfeitCredits(), "treasury credit == forfeits");
     }
 
     /// @dev The ghost above sees the forfeit paths: one node made Active claims a job, holds it,
@@ -456,7 +487,12 @@ contract FirnInvariantsTest is FirnFixture {
             uint256(market.getJob(handler.jobAt(0)).status), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed"
         );
         vm.assertEq(handler.requesterBondCredits(), 0, "bond credited to the requester");
+        // Release (1 bond) + late failJob (half a bond) + lapse at reclaim (1 bond): all to the
+        // treasury, none to the pool (under the pool rule this ghost reads 2.5 bonds).
+        vm.assertEq(handler.treasuryForfeitCredits(), 5 * CLAIM_BOND / 2, "the forfeits reached the treasury");
+        vm.assertEq(handler.poolForfeitReceipts(), 0, "no forfeit in the pool");
         invariant_stakeConserved();
+        invariant_forfeitsNeverReachThePool();
     }
 
     /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.

@@ -55,7 +55,7 @@ export interface DeployFirnParams {
   challengeWindow: number;
   /** Taken from a node's stake when a verifier quorum upholds a finding (capped at its stake), wei. */
   slashAmount: bigint;
-  /** Posted with every claim; forfeited to the reward pool when the claim lapses (default 0.01 ether). */
+  /** Posted with every claim; forfeited to the governance treasury when the claim lapses (default 0.01 ether). */
   claimBond?: bigint;
   /** Taken from a verifier whose fact dispute the contract disproves (default slashAmount / 2). */
   falseDisputeSlash?: bigint;

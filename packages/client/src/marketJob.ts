@@ -230,7 +230,7 @@ export async function postJobWithDeadline(
  * Reclaim the escrow of a job that failed, was never claimed, or was slashed (then with the
  * slashed stake), and withdraw it (refunds are credited, then pulled); false when it cannot be
  * reclaimed. With `lapsed`, a Claimed job is tried too (the contract accepts it once the claim
- * timeout or the deadline passed; the lapsed claim's bond goes to the reward pool, the requester
+ * timeout or the deadline passed; the lapsed claim's bond goes to the governance treasury, the requester
  * gets its escrow, decision 1625); a revert
  * raises E_CHAIN_REVERTED.
  */

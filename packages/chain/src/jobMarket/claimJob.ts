@@ -9,7 +9,7 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 /**
  * Operator: claim a job for one of its eligible nodes, posting the claim bond (default: read from
  * the market). The bond comes back on finalize or failJob (by the claim time left) and goes to the
- * reward pool when the claim lapses or is released (decision 1625). Reverts EnforcedPause, WrongClaimBond, NodeNotEligible(jobId, id, reason),
+ * governance treasury (the market's owner) when the claim lapses or is released (decision 1625). Reverts EnforcedPause, WrongClaimBond, NodeNotEligible(jobId, id, reason),
  * AlreadyClaimed, DeadlinePassed, NotNodeOperator, TermsMismatch. `terms` default: read from the
  * job's JobPosted event and checked against its stored hash.
  */
@@ -51,7 +51,7 @@ export async function getClaimBond(clients: FirnClients): Promise<bigint> {
   }
 }
 
-/** Claimant: give a claimed job back so another node can take it; the bond goes to the reward pool. */
+/** Claimant: give a claimed job back so another node can take it; the bond goes to the governance treasury. */
 export async function releaseJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,

@@ -7,7 +7,7 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 /**
  * Claimant operator: report that the enclave could not do the job; the requester may reclaim at once.
  * The claim bond comes back in proportion to the claim time left, bond * (end - now) / (end -
- * claimedAt) with end = min(claim expiry, deadline); the rest goes to the reward pool
+ * claimedAt) with end = min(claim expiry, deadline); the rest goes to the governance treasury
  * (ClaimBondForfeited, decision 1625), never to the requester. Fail as soon as the failure is
  * known (decision 1571).
  */

@@ -6,7 +6,7 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 
 /**
  * Requester: credit the escrow back (Open; Claimed past its deadline or claim timeout, whose bond
- * then goes to the reward pool (decision 1625); Failed; Slashed with the slashed stake). Pull it with withdrawCredits(c, 'jobMarket').
+ * then goes to the governance treasury (decision 1625); Failed; Slashed with the slashed stake). Pull it with withdrawCredits(c, 'jobMarket').
  */
 export async function reclaimJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {

@@ -11,6 +11,7 @@ import {
   deployFirn,
   type FirnClients,
   type FirnDeployment,
+  firnJobMarketAbi,
   getJob,
   JobStatus,
   postJob,
@@ -172,10 +173,20 @@ describe('firn job on a host clock 30 minutes ahead of the chain', () => {
     expect((await at(2).public.getBlock()).timestamp).toBeLessThanOrEqual(j.claimedAt + j.claimTimeout);
 
     expect((await jobStatus(chain, jobId)).advice).toMatch(/^the claim lapsed: `firn job reclaim`/);
+    const market = { address: deployment.jobMarket, abi: firnJobMarketAbi } as const;
+    const treasury = (await at(2).public.readContract({ ...market, functionName: 'owner' })) as Hex;
+    const treasuryCredit = async () =>
+      (await at(2).public.readContract({
+        ...market,
+        functionName: 'withdrawable',
+        args: [treasury],
+      })) as bigint;
+    const treasuryBefore = await treasuryCredit();
     const r = await jobReclaim(chain, jobId, join(dir, 'requester.key'));
     expect(r.status).toBe('Reclaimed');
-    // The escrow only: the lapsed claim's bond went to the reward pool (decision 1625).
+    // The escrow only: the lapsed claim's bond went to the governance treasury (decision 1625).
     expect(r.refundedWei).toBe(ETH.toString());
+    expect(await treasuryCredit()).toBe(treasuryBefore + ETH / 10n);
     expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Reclaimed);
   }, 60_000);
 });

@@ -113,7 +113,7 @@ export function jobAdvice(j: FirnJob, chainNow: bigint): string {
       return 'nobody claimed it yet; `firn job reclaim` refunds the escrow';
     case JobStatus.Claimed:
       return chainNow > lapse || chainNow > j.deadline
-        ? "the claim lapsed: `firn job reclaim` refunds the escrow (the node's bond goes to the reward pool), `firn job retry` runs it on another node"
+        ? "the claim lapsed: `firn job reclaim` refunds the escrow (the node's bond goes to the governance treasury), `firn job retry` runs it on another node"
         : `running on ${j.enclaveId}; the claim lapses at ${new Date(Number(lapse) * 1000).toISOString()}`;
     case JobStatus.Proved:
       return chainNow >= j.challengeEndsAt
@@ -247,8 +247,8 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
     throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
-  // Exactly the escrow: a lapsed claim's bond goes to the reward pool, never to the requester
-  // (decision 1625).
+  // Exactly the escrow: a lapsed claim's bond goes to the governance treasury, never to the
+  // requester (decision 1625).
   const refund = j.escrow;
   if (lapsed) await blockAfter(c, j);
   const tx = await reclaimJob(c, jobId);
