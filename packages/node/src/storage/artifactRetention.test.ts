@@ -9,7 +9,6 @@ import {
   artifactExpiry,
   DEFAULT_ARTIFACT_RETENTION as R,
   SWEEP_CHECKS_PER_PASS,
-  SWEEP_DELETIONS_PER_OWNER_VISIT,
   SWEEP_DELETIONS_PER_PASS,
   SWEEP_TIME_BUDGET_MS,
 } from './artifactRetention.ts';
