@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from '@firn/core';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ArtifactSweeper,
   artifactExpiry,
   DEFAULT_ARTIFACT_RETENTION as R,
   SWEEP_CHECKS_PER_PASS,
   SWEEP_DELETIONS_PER_PASS,
+  SWEEP_TIME_BUDGET_MS,
 } from './artifactRetention.ts';
 import { ArtifactStore } from './artifactStore.ts';
 import { NodeDb } from './nodeDb.ts';
@@ -21,7 +22,8 @@ const id = (n: number) => `0x${n.toString(16).padStart(64, '0')}` as Hex;
 const OWNER = `0x${'ab'.repeat(20)}`;
 
 /** A store with `n` one-block artifacts charged to OWNER at time 0, and its sweeper. */
-function filled(name: string, n: number) {
+function filled(name: string, n: number, now = 0) {
+  const clock = { now };
   const dir = join(root, name);
   const db = new NodeDb(dir);
   const store = new ArtifactStore(dir);
@@ -31,15 +33,25 @@ function filled(name: string, n: number) {
     { perAddressBytes: 1 << 30, totalBytes: 1 << 30 },
     {
       book: db,
-      now: () => 0,
+      now: () => clock.now,
     },
   );
-  for (let i = 1; i <= n; i++) {
-    writeFileSync(store.path(id(i)), 'x');
-    quota.reserve(OWNER, 1).commit(true, 1, id(i));
-  }
-  return { db, store, quota, sweeper: new ArtifactSweeper(store, quota, db) };
+  /** Store artifacts `ids` for `owner` at the clock's time (as the upload path commits them). */
+  const put = (owner: string, ids: readonly Hex[]) => {
+    for (const a of ids) {
+      writeFileSync(store.path(a), 'x');
+      quota.reserve(owner, 1).commit(true, 1, a);
+    }
+  };
+  put(
+    OWNER,
+    Array.from({ length: n }, (_, i) => id(i + 1)),
+  );
+  return { db, store, quota, clock, put, sweeper: new ArtifactSweeper(store, quota, db) };
 }
+
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => id(from + i));
+afterEach(() => vi.restoreAllMocks());
 
 describe('artifactExpiry', () => {
   it('is the upload retention for an artifact no job names', () => {
@@ -85,7 +97,9 @@ describe('ArtifactSweeper', () => {
     expect(quota.usedBy(OWNER)).toBe(n * K);
     const passes: number[] = [];
     for (let i = 0; i < 5 && readdirSync(store.dir).length > 0; i++) {
-      const r = sweeper.sweep(R.uploadSeconds);
+      // Budget 0: exactly one pass per call.
+      const r = sweeper.sweep(R.uploadSeconds, 0);
+      expect(r.passes).toBe(1);
       expect(r.checked).toBeLessThanOrEqual(SWEEP_CHECKS_PER_PASS);
       expect(r.deleted).toBeLessThanOrEqual(SWEEP_DELETIONS_PER_PASS);
       passes.push(r.deleted);
@@ -94,6 +108,102 @@ describe('ArtifactSweeper', () => {
     expect(readdirSync(store.dir)).toEqual([]);
     expect(quota.usedBy(OWNER)).toBe(0);
     expect(quota.total).toBe(0);
+  });
+
+  it('runs further passes while there is a backlog, within its time budget', () => {
+    const n = SWEEP_DELETIONS_PER_PASS * 4 + 10;
+    const { store, quota, sweeper } = filled('budget', n);
+    // performance.now advances 30 ms per reading: the first pass ends at 30 ms (under the 50 ms
+    // budget, another pass), the second at 60 ms (over: the call returns).
+    let t = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => {
+      const at = t;
+      t += 30;
+      return at;
+    });
+    const r = sweeper.sweep(R.uploadSeconds, SWEEP_TIME_BUDGET_MS);
+    expect(r.passes).toBe(2);
+    expect(r.deleted).toBe(2 * SWEEP_DELETIONS_PER_PASS);
+    vi.restoreAllMocks();
+    // With time to spare, one call clears the rest, and stops when nothing is left (no extra pass).
+    const rest = sweeper.sweep(R.uploadSeconds, 60_000);
+    expect(rest.deleted).toBe(n - 2 * SWEEP_DELETIONS_PER_PASS);
+    expect(rest.passes).toBe(3);
+    expect(readdirSync(store.dir)).toEqual([]);
+    expect(quota.total).toBe(0);
+    expect(sweeper.sweep(R.uploadSeconds, 60_000)).toEqual({
+      checked: 0,
+      deleted: 0,
+      freedBytes: 0,
+      passes: 1,
+    });
+  });
+
+  it('attack: a table of records not yet due costs a pass nothing (only due records are read)', () => {
+    const { store, clock, put, sweeper } = filled('not-due', 1);
+    // 2,000 records stored an hour later, with ids both sides of the due one.
+    clock.now = 3600;
+    put(`0x${'cd'.repeat(20)}`, range(2, 2000));
+    put(OWNER, range(10_000, 100));
+    const r = sweeper.sweep(R.uploadSeconds, 0);
+    expect(r).toMatchObject({ checked: 1, deleted: 1 });
+    expect(store.has(id(1))).toBe(false);
+    expect(store.has(id(2))).toBe(true);
+  });
+
+  it("attack: one address's backlog of expired records does not delay another's (owners in turn)", () => {
+    // OWNER (0xabab...) holds 2,000 expired records stored first; two others one each, stored later
+    // (a lower and a higher address than OWNER's, so each round visits one before and one after).
+    const { db, store, clock, put, quota, sweeper } = filled('fair', 2000);
+    const low = `0x${'01'.repeat(20)}`;
+    const high = `0x${'fe'.repeat(20)}`;
+    // And 300 expired files found with no record (charged to no one), also stored first.
+    for (const a of range(40_000, 300)) {
+      writeFileSync(store.path(a), 'x');
+      db.putArtifactCharge({ artifactId: a, owner: null, charged: K, storedAt: 0 });
+    }
+    clock.now = 10;
+    put(low, [id(50_000)]);
+    put(high, [id(50_001)]);
+    // One pass, no more: both victims' uploads go, though OWNER's 2,000 and the 300 are older.
+    const r = sweeper.sweep(R.uploadSeconds + 10, 0);
+    expect(store.has(id(50_000))).toBe(false);
+    expect(store.has(id(50_001))).toBe(false);
+    expect(quota.usedBy(low)).toBe(0);
+    expect(quota.usedBy(high)).toBe(0);
+    expect(r.deleted).toBe(SWEEP_DELETIONS_PER_PASS);
+    // The backlogs go on in later passes, oldest first.
+    expect(store.has(id(1))).toBe(false);
+    expect(store.has(id(40_000))).toBe(false);
+    expect(store.has(id(2000))).toBe(true);
+  });
+
+  it("attack: an expired upload is found behind its owner's older held records", () => {
+    const { db, store, clock, put, sweeper } = filled('held-front', 1000);
+    // A running job names all 1,000 of OWNER's records (kept while it runs), stored first.
+    db.putJob({
+      jobId: id(77_777),
+      status: 'running',
+      inputs: range(1, 1000),
+      createdAt: 0,
+      updatedAt: 0,
+    });
+    clock.now = 5;
+    put(OWNER, [id(60_000)]);
+    const r = sweeper.sweep(R.uploadSeconds + 5, 60_000);
+    expect(store.has(id(60_000))).toBe(false);
+    expect(r.deleted).toBe(1);
+    // Each due record read once in the call, not again and again until the budget is spent.
+    expect(r.checked).toBe(1001);
+    expect(store.has(id(1))).toBe(true);
+    // Bounded passes (budget 0) reach it too, each reading at most SWEEP_CHECKS_PER_PASS.
+    put(OWNER, [id(60_001)]);
+    let found = false;
+    for (let i = 0; i < 4 && !found; i++) {
+      expect(sweeper.sweep(R.uploadSeconds + 5, 0).checked).toBeLessThanOrEqual(SWEEP_CHECKS_PER_PASS);
+      found = !store.has(id(60_001));
+    }
+    expect(found).toBe(true);
   });
 
   it('a held id is not deleted until its hold ends', () => {
@@ -138,6 +248,33 @@ describe('NodeDb artifact index', () => {
       { jobId: id(9), status: 'proved', updatedAt: 1, claimed: false },
     ]);
     expect(b.artifactHolders(id(2)).map((h) => h.jobId)).toEqual([id(9)]);
+    b.close();
+  });
+
+  it("a database from before the sweep's index gets it when opened, and the due query uses it", () => {
+    const dir = join(root, 'migrate-index');
+    new NodeDb(dir).close();
+    const raw = new Database(join(dir, 'node.db'));
+    raw.exec('DROP INDEX artifact_charges_owner_age');
+    raw.close();
+    const b = new NodeDb(dir);
+    const plan = (sql: string) =>
+      (b.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join();
+    expect(
+      plan(
+        "SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE owner = 'x' AND stored_at <= 5 AND (stored_at, artifact_id) > (0, '') ORDER BY stored_at, artifact_id LIMIT 3",
+      ),
+    ).toMatch(/USING (COVERING )?INDEX artifact_charges_owner_age \(owner=\? AND \(stored_at,artifact_id\)>/);
+    b.putArtifactCharge({ artifactId: id(3), owner: null, charged: K, storedAt: 7 });
+    b.putArtifactCharge({ artifactId: id(2), owner: OWNER, charged: K, storedAt: 7 });
+    b.putArtifactCharge({ artifactId: id(1), owner: OWNER, charged: K, storedAt: 8 });
+    const from = { storedAt: Number.MIN_SAFE_INTEGER, artifactId: '' };
+    expect(b.artifactChargesDue(OWNER, 8, from, 10).map((c) => c.artifactId)).toEqual([id(2), id(1)]);
+    expect(b.artifactChargesDue(OWNER, 7, from, 10).map((c) => c.artifactId)).toEqual([id(2)]);
+    expect(b.artifactChargesDue(OWNER, 8, { storedAt: 7, artifactId: id(2) }, 10).length).toBe(1);
+    expect(b.artifactChargesDue(null, 8, from, 10).map((c) => c.artifactId)).toEqual([id(3)]);
+    expect(b.nextArtifactOwner('')).toBe(OWNER);
+    expect(b.nextArtifactOwner(OWNER)).toBeUndefined();
     b.close();
   });
 });

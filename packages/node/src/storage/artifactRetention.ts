@@ -38,6 +38,17 @@ export const DEFAULT_ARTIFACT_RETENTION: ArtifactRetention = Object.freeze({
 export const SWEEP_CHECKS_PER_PASS = 512;
 /** Artifacts deleted per sweep pass, at most. */
 export const SWEEP_DELETIONS_PER_PASS = 128;
+/** Owners (addresses, and the records with none) visited per sweep pass, at most. */
+export const SWEEP_OWNERS_PER_PASS = 256;
+/** Charge records of one owner read per visit, at most (its turn in the round-robin). */
+export const SWEEP_CHECKS_PER_OWNER_VISIT = 64;
+/**
+ * Artifacts of one owner deleted per visit, at most: an owner with a backlog yields its turn after
+ * this many, so another's expired upload is not queued behind it (decision 1603, 4.).
+ */
+export const SWEEP_DELETIONS_PER_OWNER_VISIT = 32;
+/** Time one `sweep` call may take for further passes while there is a backlog, ms (performance.now). */
+export const SWEEP_TIME_BUDGET_MS = 50;
 
 /** Job record states after which the job can change no more (on chain and here). */
 const FINAL: ReadonlySet<ArtifactHolder['status']> = new Set(['finalized', 'failed']);
@@ -64,7 +75,7 @@ export function artifactExpiry(
   return Math.max(c.storedAt + retention.uploadSeconds, last + retention.outputSeconds);
 }
 
-/** What one sweep pass did. */
+/** What one `sweep` call (one pass or more) did. */
 export interface SweepResult {
   /** Charge records looked at. */
   checked: number;
@@ -72,21 +83,52 @@ export interface SweepResult {
   deleted: number;
   /** Charged bytes released. */
   freedBytes: number;
+  /** Passes run (each bounded by the SWEEP_*_PER_PASS limits). */
+  passes?: number;
 }
+
+/** A position in one owner's records, (stored_at, artifact_id) order: the last record handled. */
+interface Position {
+  storedAt: number;
+  artifactId: string;
+}
+
+const START: Position = Object.freeze({ storedAt: Number.MIN_SAFE_INTEGER, artifactId: '' });
+/** Past this many owners with a scan in progress, the positions are dropped (they restart from the oldest). */
+const MAX_OWNER_POSITIONS = 100_000;
+/** The owner key of the records with no owner (they are visited first in each round). */
+const UNOWNED = null;
 
 /**
  * The node's artifact garbage collector (docs/decisions/1603): every stored artifact has a charge
  * record (QuotaLedger with a book) and a lifetime (artifactExpiry), and `sweep` deletes the
- * expired ones and releases their charge. Work per pass is bounded (SWEEP_CHECKS_PER_PASS records
- * from a cursor that wraps around, SWEEP_DELETIONS_PER_PASS deletions). Each deletion unlinks the
- * file first, then drops the record and releases the bytes: a crash between the two leaves a
- * record with no file, which the ledger drops at the next start (QuotaLedger reconcile).
+ * expired ones and releases their charge.
  *
- * `hold` keeps ids a submission is checking (before its job record names them) from a sweep.
- * Time is passed in (`now`, unix s, the clock of the job records).
+ * What it looks at: only records that can have expired, stored at or before `now -
+ * retention.uploadSeconds` (artifactExpiry is never sooner), read from the index
+ * artifact_charges(owner, stored_at, artifact_id): a table of records not yet due costs nothing.
+ * In what order: owners in turn (the records with no owner, then addresses in order; a cursor
+ * that wraps), each visit reading that owner's due records oldest first from where its last visit
+ * stopped (a (stored_at, artifact_id) cursor per owner that wraps) and deleting at most
+ * SWEEP_DELETIONS_PER_OWNER_VISIT: one address's backlog, however large, delays another's expired
+ * upload by one visit per round, not by the backlog's length.
+ * How much: a pass is bounded (SWEEP_CHECKS_PER_PASS records, SWEEP_DELETIONS_PER_PASS deletions,
+ * SWEEP_OWNERS_PER_PASS visits); one `sweep` runs passes while work is left (a pass hit a bound,
+ * or a round of owners left one unfinished) and its time budget is not spent, and stops once a
+ * whole round found nothing more to read.
+ *
+ * Each deletion unlinks the file first, then drops the record and releases the bytes: a crash
+ * between the two leaves a record with no file, which the ledger drops at the next start
+ * (QuotaLedger reconcile). `hold` keeps ids a submission is checking (before its job record names
+ * them) from a sweep. Time is passed in (`now`, unix s, the clock of the job records).
  */
 export class ArtifactSweeper {
-  private cursor = '';
+  /** The owner visited last in the current round (UNOWNED, or an address); undefined: a round starts. */
+  private owner: string | null | undefined;
+  /** Where each owner's scan stopped (absent: from its oldest record). */
+  private readonly positions = new Map<string | null, Position>();
+  /** Whether the current round left an owner with records still to read. */
+  private roundUnfinished = false;
   /** Ids held by submissions in progress, with the time (unix s) each hold ends. */
   private readonly held = new Map<string, number>();
 
@@ -109,38 +151,94 @@ export class ArtifactSweeper {
   }
 
   /**
-   * One pass at time `now` (unix s): deletes what expired among the next SWEEP_CHECKS_PER_PASS
-   * charge records. A file that cannot be removed (not ENOENT) is left, with its record, for the
-   * next pass. Never throws for one artifact; a database failure ends the pass (thrown).
+   * Sweep at time `now` (unix s): one bounded pass, then more while work is left and `budgetMs`
+   * (ms of performance.now since the call began; 0: exactly one pass) is not spent. A file that
+   * cannot be removed (not ENOENT) is left, with its record, for a later round. Never throws for
+   * one artifact; a database failure ends the call (thrown).
    */
-  sweep(now: number): SweepResult {
+  sweep(now: number, budgetMs: number = SWEEP_TIME_BUDGET_MS): SweepResult {
+    const began = performance.now();
     for (const [k, until] of this.held) if (until <= now) this.held.delete(k);
-    const page = this.db.artifactChargesAfter(this.cursor, SWEEP_CHECKS_PER_PASS);
-    this.cursor = page.length < SWEEP_CHECKS_PER_PASS ? '' : page[page.length - 1]!.artifactId;
-    const result: SweepResult = { checked: page.length, deleted: 0, freedBytes: 0 };
+    // artifactExpiry is never before storedAt + uploadSeconds: newer records cannot be due.
+    const due = now - this.retention.uploadSeconds;
+    const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0 };
+    for (;;) {
+      const { result, more } = this.pass(now, due);
+      total.checked += result.checked;
+      total.deleted += result.deleted;
+      total.freedBytes += result.freedBytes;
+      total.passes++;
+      if (!more || performance.now() - began >= budgetMs) return total;
+    }
+  }
+
+  /** One bounded pass; `more`: it stopped at a bound (not at the end of a round with nothing left). */
+  private pass(now: number, due: number): { result: SweepResult; more: boolean } {
+    const result: SweepResult = { checked: 0, deleted: 0, freedBytes: 0 };
+    for (let visits = 0; ; visits++) {
+      if (
+        visits >= SWEEP_OWNERS_PER_PASS ||
+        result.checked >= SWEEP_CHECKS_PER_PASS ||
+        result.deleted >= SWEEP_DELETIONS_PER_PASS
+      )
+        return { result, more: true };
+      const owner =
+        this.owner === undefined ? UNOWNED : (this.db.nextArtifactOwner(this.owner ?? '') ?? undefined);
+      if (owner === undefined) {
+        // The round is over: another starts, in this pass only if one owner had more to read.
+        this.owner = undefined;
+        const unfinished = this.roundUnfinished;
+        this.roundUnfinished = false;
+        if (!unfinished) return { result, more: false };
+        continue;
+      }
+      this.owner = owner;
+      if (this.visit(owner, now, due, result)) this.roundUnfinished = true;
+    }
+  }
+
+  /** Read and sweep a share of `owner`'s due records; true when it has more left to read. */
+  private visit(owner: string | null, now: number, due: number, result: SweepResult): boolean {
+    const limit = Math.min(SWEEP_CHECKS_PER_OWNER_VISIT, SWEEP_CHECKS_PER_PASS - result.checked);
+    const page = this.db.artifactChargesDue(owner, due, this.positions.get(owner) ?? START, limit);
+    const deletions = Math.min(SWEEP_DELETIONS_PER_OWNER_VISIT, SWEEP_DELETIONS_PER_PASS - result.deleted);
+    let deleted = 0;
+    let last: Position | undefined;
+    let stopped = false;
     for (const c of page) {
-      if (result.deleted >= SWEEP_DELETIONS_PER_PASS) {
-        // Resume here next pass.
-        this.cursor = prev(c.artifactId);
+      if (deleted >= deletions) {
+        stopped = true; // This owner's turn is over: resume at `c` on its next visit.
         break;
       }
-      if (this.held.has(c.artifactId)) continue;
-      const expiry = artifactExpiry(c, this.db.artifactHolders(c.artifactId), this.retention);
-      if (expiry === undefined || now < expiry) continue;
-      try {
-        // Synchronous, with the check above: no submission's check of the file runs in between.
-        unlinkSync(this.store.path(c.artifactId));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') continue;
-      }
-      result.freedBytes += this.quota.forget(c.artifactId);
-      result.deleted++;
+      result.checked++;
+      last = { storedAt: c.storedAt, artifactId: c.artifactId };
+      if (this.sweepOne(c, now, result)) deleted++;
     }
-    return result;
+    if (stopped || page.length === limit) {
+      if (last !== undefined) {
+        if (this.positions.size >= MAX_OWNER_POSITIONS && !this.positions.has(owner)) this.positions.clear();
+        this.positions.set(owner, last);
+      }
+      return true;
+    }
+    // Read to the end of its due records: the next visit starts again from its oldest.
+    this.positions.delete(owner);
+    return false;
   }
-}
 
-/** The id just before `id` in the cursor's order (so a pass resumes at `id` itself). */
-function prev(id: string): string {
-  return id.slice(0, -1);
+  /** Delete `c` if it expired and is not held; true when deleted (file gone, charge released). */
+  private sweepOne(c: ArtifactCharge, now: number, result: SweepResult): boolean {
+    if (this.held.has(c.artifactId)) return false;
+    const expiry = artifactExpiry(c, this.db.artifactHolders(c.artifactId), this.retention);
+    if (expiry === undefined || now < expiry) return false;
+    try {
+      // Synchronous, with the check above: no submission's check of the file runs in between.
+      unlinkSync(this.store.path(c.artifactId));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
+    result.freedBytes += this.quota.forget(c.artifactId);
+    result.deleted++;
+    return true;
+  }
 }

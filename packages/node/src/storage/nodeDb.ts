@@ -105,6 +105,9 @@ export class NodeDb {
     getCharge: Database.Statement;
     dropCharge: Database.Statement;
     chargesFrom: Database.Statement;
+    nextOwner: Database.Statement;
+    dueOfOwner: Database.Statement;
+    dueUnowned: Database.Statement;
     holders: Database.Statement;
   };
 
@@ -143,6 +146,9 @@ export class NodeDb {
           charged INTEGER NOT NULL,
           stored_at INTEGER NOT NULL
         );
+        -- The sweep's walk (storage/artifactRetention.ts): owners in turn, each one's records oldest
+        -- first. IF NOT EXISTS: a database from before it gets it when opened.
+        CREATE INDEX IF NOT EXISTS artifact_charges_owner_age ON artifact_charges(owner, stored_at, artifact_id);
         CREATE TABLE IF NOT EXISTS artifact_refs (
           artifact_id TEXT NOT NULL,
           job_id TEXT NOT NULL,
@@ -191,6 +197,18 @@ export class NodeDb {
       holders: p(
         "SELECT j.job_id, j.status, j.updated_at, json_extract(j.record, '$.txs.claim') IS NOT NULL AS claimed " +
           'FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
+      ),
+      // All three walk artifact_charges_owner_age: one seek, then rows in index order.
+      nextOwner: p('SELECT owner FROM artifact_charges WHERE owner > ? ORDER BY owner LIMIT 1'),
+      dueOfOwner: p(
+        'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges ' +
+          'WHERE owner = @owner AND stored_at <= @until AND (stored_at, artifact_id) > (@at, @id) ' +
+          'ORDER BY stored_at, artifact_id LIMIT @limit',
+      ),
+      dueUnowned: p(
+        'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges ' +
+          'WHERE owner IS NULL AND stored_at <= @until AND (stored_at, artifact_id) > (@at, @id) ' +
+          'ORDER BY stored_at, artifact_id LIMIT @limit',
       ),
     };
     this.importJsonRecords();
@@ -295,6 +313,34 @@ export class NodeDb {
   /** Up to `limit` charges with an artifact id after `after` (lowercase 0x hex; '' from the first), in id order. */
   artifactChargesAfter(after: string, limit: number): ArtifactCharge[] {
     return (this.st.chargesFrom.all(after, limit) as ChargeRow[]).map(chargeOf);
+  }
+
+  /**
+   * The smallest charged owner (lowercase 0x address) greater than `after` ('' for the first), or
+   * undefined past the last. Records with no owner are not listed (see artifactChargesDue).
+   * One index seek (artifact_charges_owner_age).
+   */
+  nextArtifactOwner(after: string): string | undefined {
+    const row = this.st.nextOwner.get(after) as { owner: string } | undefined;
+    return row?.owner;
+  }
+
+  /**
+   * Up to `limit` charges of `owner` (lowercase address; null: the records with no owner) stored
+   * at or before `until` (unix s), strictly after the position `after` in (stored_at, artifact_id)
+   * order (from the start: `{ storedAt: Number.MIN_SAFE_INTEGER, artifactId: '' }`), oldest first.
+   * Reads only those rows (an index range of artifact_charges_owner_age), however many newer ones
+   * the owner or others have. Used by the sweep (storage/artifactRetention.ts, decision 1603).
+   */
+  artifactChargesDue(
+    owner: string | null,
+    until: number,
+    after: { storedAt: number; artifactId: string },
+    limit: number,
+  ): ArtifactCharge[] {
+    const args = { until, at: after.storedAt, id: after.artifactId, limit };
+    const rows = owner === null ? this.st.dueUnowned.all(args) : this.st.dueOfOwner.all({ ...args, owner });
+    return (rows as ChargeRow[]).map(chargeOf);
   }
 
   /** The job records that name artifact `id` (inputs or outputs). */
