@@ -209,11 +209,37 @@ contract FirnRewardsTest is FirnFixture {
     }
 
     function test_rewards_livenessTargetCapsPoints() public {
-        for (uint256 v = 0; v < VERIFIERS; ++v) {
-            _answer(_challenge(v, nodeA), nodeA);
-        }
+        // One answer ends probation; the other three issued before the node reached its target,
+        // then all answered: four counted answers, points for three.
+        _answer(_challenge(0, nodeA), nodeA);
+        bytes32[] memory ids = new bytes32[](VERIFIERS);
+        for (uint256 v = 1; v < VERIFIERS; ++v) ids[v] = _challenge(v, nodeA);
+        for (uint256 v = 1; v < VERIFIERS; ++v) _answer(ids[v], nodeA);
         vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 4, "four answers");
         vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), LIVENESS_TARGET * MIN_NODE_STAKE, "capped at target");
+    }
+
+    /// @dev Decision 1576: a node that counted livenessTarget answers in an epoch owes no verifier
+    /// another one, so a further challenge (which it may let expire at the verifier's cost) is
+    /// refused, and `isUnresponsive` tells the daemons so before they pay for it.
+    function test_issueChallenge_refusedOnceTheLivenessTargetIsReached() public {
+        for (uint256 v = 0; v < LIVENESS_TARGET; ++v) {
+            vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "challengeable below the target");
+            _answer(_challenge(v, nodeA), nodeA);
+        }
+        vm.assertTrue(rewards.isUnresponsive(nodeA.enclaveId), "the daemons skip it");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRewards.LivenessTargetReached.selector, nodeA.enclaveId, uint64(0), uint32(LIVENESS_TARGET)
+            )
+        );
+        _challenge(LIVENESS_TARGET, nodeA);
+        // Another node is unaffected; the next epoch the node is challengeable again.
+        _challenge(LIVENESS_TARGET, nodeB);
+        vm.warp(rewards.genesis() + EPOCH + 1);
+        vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "challengeable in the next epoch");
+        _answer(_challenge(LIVENESS_TARGET, nodeA), nodeA);
+        vm.assertEq(rewards.nodeAnswers(1, nodeA.enclaveId), 1, "answered in the next epoch");
     }
 
     function test_issueChallenge_reverts() public {
