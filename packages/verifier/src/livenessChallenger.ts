@@ -215,10 +215,13 @@ export class LivenessChallenger {
       });
       if (unresponsive) {
         this.stats.skippedUnresponsive++;
-        this.opts.logger?.info('liveness challenge skipped: node unresponsive or its liveness target reached', {
-          enclaveId,
-          epoch: epoch.toString(),
-        });
+        this.opts.logger?.info(
+          'liveness challenge skipped: node unresponsive or its liveness target reached',
+          {
+            enclaveId,
+            epoch: epoch.toString(),
+          },
+        );
         continue;
       }
       try {
