@@ -34,7 +34,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint8 public constant MAX_MISSED_EPOCHS = 3;
     /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
     /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
-    /// gas report's isolated maximum is 207,931), 174,058 for a later one (decision 1591).
+    /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
+    /// 1594), 174,058 for a later one (decision 1591).
     /// `resumeFee()` charges MAX_MISSED_EPOCHS of them at the block's base fee, so a resume pays for
     /// the challenges it lets verifiers spend on a node that stays silent.
     uint256 public constant CHALLENGE_GAS = 220_000;
