@@ -243,6 +243,19 @@ export class LivenessChallenger {
           });
           return;
         }
+        if (
+          e instanceof ChainRevertedError &&
+          (e.errorName === 'LivenessTargetReached' || e.errorName === 'NodeOnProbation')
+        ) {
+          // Another verifier's challenge landed first (decisions 1576, 1594): nothing owed.
+          this.stats.skippedUnresponsive++;
+          this.opts.logger?.info('liveness challenge refused: another verifier challenged the node first', {
+            enclaveId,
+            epoch: epoch.toString(),
+            reason: e.errorName,
+          });
+          continue;
+        }
         // AlreadyChallenged after a restart, or the node became ineligible meanwhile: not an error.
         this.opts.logger?.warn('liveness challenge not issued', {
           enclaveId,
