@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
@@ -19,6 +20,8 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// registered enclave key answered in time. What it does not: that the node served jobs well.
 /// See docs/decisions/0800-economics.md.
 contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
+    using Checkpoints for Checkpoints.Trace208;
+
     /// @notice EIP-712 type hash of LivenessAnswer; the field list must match the TypeScript types.
     bytes32 public constant LIVENESS_ANSWER_TYPEHASH =
         keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
@@ -31,10 +34,17 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint8 public constant MAX_MISSED_EPOCHS = 3;
     /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
     /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
-    /// gas report's isolated maximum is 207,931), 174,058 for a later one (decision 1591).
+    /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
+    /// 1594), 174,058 for a later one (decision 1591).
     /// `resumeFee()` charges MAX_MISSED_EPOCHS of them at the block's base fee, so a resume pays for
     /// the challenges it lets verifiers spend on a node that stays silent.
     uint256 public constant CHALLENGE_GAS = 220_000;
+    /// @notice Gas one refused `issueChallenge` transaction (NodeOnProbation, the race every daemon
+    /// runs at an epoch's start for a node on probation) costs the verifier that sent it, intrinsic
+    /// gas included, rounded up: 68,351 measured cold with the test call's overhead (decision
+    /// 1594). `resumeFee()` charges MAX_MISSED_EPOCHS x (verifierCount - 1) of them on top of the
+    /// accepted challenges.
+    uint256 public constant REFUSED_CHALLENGE_GAS = 75_000;
 
     struct NodeEpoch {
         uint256 points;
@@ -78,6 +88,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(address account => uint256) private _withdrawable;
     mapping(address account => bool) private _reporters;
     mapping(bytes32 enclaveId => NodeLiveness) private _liveness;
+    /// @dev key: an epoch E in which the pool was first funded; value: `_totalReceived` before that
+    /// funding (what the pool had received by the end of every epoch before E). Decision 1593.
+    Checkpoints.Trace208 private _receivedBefore;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param epochLength_ seconds per epoch (> 0; fixed for the life of the contract)
@@ -157,6 +170,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             // unanswered challenge per epoch; its first answer lets every verifier challenge it.
             revert NodeOnProbation(enclaveId, nl.missed);
         }
+        // A node that earned its whole share of the epoch owes no verifier another answer
+        // (decision 1576): refused before the verifier pays for a challenge it would let expire.
+        uint32 answers = _nodeEpochs[epoch][enclaveId].answers;
+        if (answers >= _livenessTarget) revert LivenessTargetReached(enclaveId, epoch, answers);
 
         challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
         // Unknown before this block: an answer signed ahead of time cannot match it.
@@ -335,7 +352,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint64 tag = _currentEpoch() + 1;
         uint8 missed = _missedAt(nl, tag);
         if (missed >= MAX_MISSED_EPOCHS) return true;
-        return (missed != 0 || nl.answeredTag == 0) && nl.challengedTag == tag && nl.answeredTag != tag;
+        if ((missed != 0 || nl.answeredTag == 0) && nl.challengedTag == tag && nl.answeredTag != tag) return true;
+        return _nodeEpochs[tag - 1][enclaveId].answers >= _livenessTarget;
     }
 
     /// @inheritdoc IFirnRewards
@@ -428,7 +446,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     // ---------------------------------------------------------------- internals
 
     function _fund() private {
-        _totalReceived += msg.value;
+        uint256 received = _totalReceived;
+        uint48 epoch = uint48(_currentEpoch());
+        (bool exists, uint48 lastKey,) = _receivedBefore.latestCheckpoint();
+        // First funding of this epoch: remember what every earlier epoch could be paid from.
+        if (!exists || lastKey != epoch) _receivedBefore.push(epoch, uint208(received));
+        _totalReceived = received + msg.value;
         emit PoolFunded(msg.sender, msg.value);
     }
 
@@ -438,7 +461,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// governance) does not make silence free.
     function _resumeFee() private view returns (uint256) {
         uint256 fee = _registry.registrationFee();
-        uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * CHALLENGE_GAS * block.basefee;
+        uint256 others = _verifierSet.verifierCount();
+        others = others == 0 ? 0 : others - 1;
+        uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * (CHALLENGE_GAS + others * REFUSED_CHALLENGE_GAS) * block.basefee;
         return gasCost > fee ? gasCost : fee;
     }
 
@@ -481,13 +506,27 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit VerifierWorkRecorded(verifier, epoch, ve.points);
     }
 
-    /// @dev What closing `epoch` now would allocate: epochBudgetBps of what the pool has not yet
-    /// allocated, split by verifierShareBps; a side without points gets nothing (it stays in the pool).
+    /// @dev What closing `epoch` now would allocate: epochBudgetBps of what the pool had received by
+    /// the epoch's end and has not yet allocated, split by verifierShareBps; a side without points
+    /// gets nothing (it stays in the pool). Money received after the epoch ended never funds it, so
+    /// an epoch left open and closed late cannot take the budget of the epochs that followed it
+    /// (decision 1593).
     function _budgets(uint64 epoch) private view returns (uint256 nodeBudget, uint256 verifierBudget) {
         Epoch storage ep = _epochs[epoch];
-        uint256 budget = (_totalReceived - _totalAllocated) * _epochBudgetBps / 10_000;
+        uint256 receivedByEnd = _receivedByEnd(epoch);
+        uint256 allocated = _totalAllocated;
+        uint256 available = receivedByEnd > allocated ? receivedByEnd - allocated : 0;
+        uint256 budget = available * _epochBudgetBps / 10_000;
         verifierBudget = ep.verifierPoints == 0 ? 0 : budget * _verifierShareBps / 10_000;
         nodeBudget = ep.nodePoints == 0 ? 0 : budget - budget * _verifierShareBps / 10_000;
+    }
+
+    /// @dev `_totalReceived` as of the end of `epoch` (wei): the value checkpointed at the first
+    /// funding of a later epoch, or everything received when no later epoch has been funded.
+    function _receivedByEnd(uint64 epoch) private view returns (uint256) {
+        (bool exists, uint48 lastKey,) = _receivedBefore.latestCheckpoint();
+        if (!exists || lastKey <= epoch) return _totalReceived;
+        return _receivedBefore.lowerLookup(uint48(epoch) + 1);
     }
 
     function _close(uint64 epoch) private returns (Epoch storage ep) {

@@ -252,6 +252,10 @@ contract AttackKEconomicsTest is FirnFixture {
         vm.assertEq(total, 12 ether, "12 ether of verifier stake");
         // New epoch so registration votes do not mix in.
         vm.warp(block.timestamp + EPOCH);
+        // Every verifier's challenge counts (decision 1576 refuses challenges past the target).
+        rewards.setParameters(
+            rewards.answerWindow(), uint32(verifierList.length), rewards.epochBudgetBps(), rewards.verifierShareBps()
+        );
         uint64 epoch = rewards.currentEpoch();
         TestNode[2] memory nodes = [nodeA, nodeB];
         address[] memory all = new address[](verifierList.length);
@@ -357,7 +361,9 @@ contract AttackKEconomicsTest is FirnFixture {
         }
         vm.deal(silent.operator, 10 ether);
         uint8 bound = rewards.MAX_MISSED_EPOCHS();
-        uint256 required = uint256(bound) * rewards.CHALLENGE_GAS() * baseFee;
+        // One accepted challenge per epoch plus the refused ones of every other racing daemon (1594).
+        uint256 required = uint256(bound)
+            * (rewards.CHALLENGE_GAS() + (verifierSet.verifierCount() - 1) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
         vm.assertEq(rewards.resumeFee(), required, "the fee covers the challenges a resume allows");
         uint256 worstChallenge;
         for (uint256 cycle = 0; cycle < 3; ++cycle) {

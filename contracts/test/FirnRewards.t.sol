@@ -209,11 +209,68 @@ contract FirnRewardsTest is FirnFixture {
     }
 
     function test_rewards_livenessTargetCapsPoints() public {
-        for (uint256 v = 0; v < VERIFIERS; ++v) {
-            _answer(_challenge(v, nodeA), nodeA);
-        }
+        // One answer ends probation; the other three issued before the node reached its target,
+        // then all answered: four counted answers, points for three.
+        _answer(_challenge(0, nodeA), nodeA);
+        bytes32[] memory ids = new bytes32[](VERIFIERS);
+        for (uint256 v = 1; v < VERIFIERS; ++v) ids[v] = _challenge(v, nodeA);
+        for (uint256 v = 1; v < VERIFIERS; ++v) _answer(ids[v], nodeA);
         vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 4, "four answers");
         vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), LIVENESS_TARGET * MIN_NODE_STAKE, "capped at target");
+    }
+
+    /// @dev Decision 1593: an epoch's budget comes only from what the pool had received by the
+    /// epoch's end, whenever it is closed and in whatever order. 10 ether before epoch 1, 30 more in
+    /// epoch 1, closed at epoch 3 in the order 1, 0, 2.
+    function test_closeEpoch_budgetOnlyFromMoneyReceivedByItsEnd() public {
+        uint64 g0 = rewards.genesis();
+        for (uint64 e = 0; e < 3; ++e) {
+            vm.warp(g0 + e * EPOCH + 1);
+            _answer(_challenge(0, nodeA), nodeA);
+            if (e == 1) {
+                vm.prank(funder);
+                rewards.fund{value: 30 ether}();
+            }
+        }
+        vm.warp(g0 + 3 * EPOCH + 1);
+        // Whatever the registry sweep adds now counts as received in epoch 3: it funds none of 0..2.
+        uint256 byEnd1 = 40 ether;
+        vm.assertTrue(rewards.pendingNodeReward(0, nodeA.enclaveId) > 0, "epoch 0 pays before later closes");
+        rewards.closeEpoch(1);
+        IFirnRewards.Epoch memory ep1 = rewards.getEpoch(1);
+        vm.assertEq(ep1.nodeBudget + ep1.verifierBudget, byEnd1 * EPOCH_BUDGET_BPS / 10_000, "epoch 1: 40 ether by its end");
+        // Epoch 0 ended with 10 ether received, all of it now covered by epoch 1's allocation.
+        rewards.closeEpoch(0);
+        IFirnRewards.Epoch memory ep0 = rewards.getEpoch(0);
+        vm.assertEq(ep0.nodeBudget + ep0.verifierBudget, 0, "epoch 0 takes none of the money received after it");
+        rewards.closeEpoch(2);
+        IFirnRewards.Epoch memory ep2 = rewards.getEpoch(2);
+        uint256 left = byEnd1 - (ep1.nodeBudget + ep1.verifierBudget);
+        vm.assertEq(ep2.nodeBudget + ep2.verifierBudget, left * EPOCH_BUDGET_BPS / 10_000, "epoch 2: what is left of 40");
+        vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
+    }
+
+    /// @dev Decision 1576: a node that counted livenessTarget answers in an epoch owes no verifier
+    /// another one, so a further challenge (which it may let expire at the verifier's cost) is
+    /// refused, and `isUnresponsive` tells the daemons so before they pay for it.
+    function test_issueChallenge_refusedOnceTheLivenessTargetIsReached() public {
+        for (uint256 v = 0; v < LIVENESS_TARGET; ++v) {
+            vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "challengeable below the target");
+            _answer(_challenge(v, nodeA), nodeA);
+        }
+        vm.assertTrue(rewards.isUnresponsive(nodeA.enclaveId), "the daemons skip it");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRewards.LivenessTargetReached.selector, nodeA.enclaveId, uint64(0), uint32(LIVENESS_TARGET)
+            )
+        );
+        _challenge(LIVENESS_TARGET, nodeA);
+        // Another node is unaffected; the next epoch the node is challengeable again.
+        _challenge(LIVENESS_TARGET, nodeB);
+        vm.warp(rewards.genesis() + EPOCH + 1);
+        vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "challengeable in the next epoch");
+        _answer(_challenge(LIVENESS_TARGET, nodeA), nodeA);
+        vm.assertEq(rewards.nodeAnswers(1, nodeA.enclaveId), 1, "answered in the next epoch");
     }
 
     function test_issueChallenge_reverts() public {

@@ -9,12 +9,14 @@ import {
   answerChallenge,
   type ChainRevertedError,
   type FirnClients,
+  firnRewardsAbi,
   getChallenge,
   getNode,
   getNodeEpochReward,
   getRewardsState,
   issueChallenge,
   type LivenessChallenge,
+  rewardsAddress,
 } from '@firn/chain';
 import { type Hex, livenessAnswerDigest } from '@firn/core';
 import { LivenessService } from '@firn/node';
@@ -212,4 +214,50 @@ describe('liveness challenges and capacity rewards', () => {
       service.stop();
     }
   }, 90_000);
+
+  it('past its liveness target the node answers no more, and the pool and the daemons refuse further challenges', async () => {
+    // One answered epoch ends any probation, so the next one accepts both challenges before an answer.
+    await nextEpoch();
+    const warmUp = await issueChallenge(verifier1, enclaveId);
+    await answerChallenge(operator, {
+      challengeId: warmUp.challenge.challengeId,
+      signature: await enclaveAnswer(warmUp.challenge),
+    });
+    const epoch = await nextEpoch();
+    const base = { address: rewardsAddress(verifier1), abi: firnRewardsAbi } as const;
+    expect(await verifier1.public.readContract({ ...base, functionName: 'livenessTarget' })).toBe(1);
+    const first = await issueChallenge(verifier1, enclaveId);
+    const second = await issueChallenge(verifier2, enclaveId);
+    const service = new LivenessService(net.node, {
+      rpcUrl: net.anvil.rpcUrl,
+      operatorKey: net.operator.privateKey,
+      deployment: net.deployment,
+      logger: net.node.opts.logger,
+      pollIntervalMs: 200,
+    });
+    const answeredBefore = service.stats.answered;
+    service.start();
+    const challenger = new LivenessChallenger(verifier1);
+    try {
+      await waitFor(
+        async () => service.stats.answered - answeredBefore + service.stats.beyondTarget >= 2,
+        20_000,
+      );
+      expect(service.stats.answered - answeredBefore).toBe(1);
+      expect(service.stats.beyondTarget).toBe(1);
+      expect((await getChallenge(operator, first.challenge.challengeId)).answered).toBe(true);
+      expect((await getChallenge(operator, second.challenge.challengeId)).answered).toBe(false);
+      expect((await getNodeEpochReward(operator, { epoch, enclaveId })).answers).toBe(1);
+      // The pool says so before a daemon pays for a challenge, and refuses one sent anyway.
+      expect(
+        await verifier1.public.readContract({ ...base, functionName: 'isUnresponsive', args: [enclaveId] }),
+      ).toBe(true);
+      await challenger.poll();
+      expect(challenger.stats.issued).toBe(0);
+      expect(challenger.stats.skippedUnresponsive).toBe(1);
+    } finally {
+      challenger.stop();
+      service.stop();
+    }
+  }, 60_000);
 });

@@ -74,6 +74,10 @@ interface IFirnRewards {
     /// answer for `epoch`: issue challenges at least `answerWindow` seconds before the epoch ends
     /// (decision 1590).
     error ChallengeTooLate(uint64 epoch, uint64 deadline, uint64 epochEnd);
+    /// @notice The node already counted `answers` >= livenessTarget answers in `epoch`: it has
+    /// earned its whole share and owes no further answer, so no verifier pays for a challenge it
+    /// may let expire (decision 1576). Challenge it again next epoch.
+    error LivenessTargetReached(bytes32 enclaveId, uint64 epoch, uint32 answers);
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
@@ -110,6 +114,7 @@ interface IFirnRewards {
     /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
     /// an answer, and NodeOnProbation for a second challenge in an epoch while the node never
     /// answered or has missed one, and has not answered in this epoch (check `isUnresponsive` first; decision 1576).
+    /// Reverts LivenessTargetReached once the node counted livenessTarget answers in this epoch.
     /// Reverts ChallengeTooLate(epoch, deadline, epochEnd) when now + answerWindow reaches the
     /// epoch's end: every accepted challenge leaves the node its whole answer window (decision 1590).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
@@ -122,15 +127,19 @@ interface IFirnRewards {
     function resumeChallenges(bytes32 enclaveId) external payable;
 
     /// @notice What resumeChallenges asks now, wei: max(registry.registrationFee(),
-    /// MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee). It follows the base fee: a caller sends
-    /// it with head-room for the base fee of the block its transaction lands in (decision 1591).
+    /// MAX_MISSED_EPOCHS x (CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x
+    /// block.basefee): every active verifier's daemon may race the one challenge a node on
+    /// probation accepts per epoch, and the refused ones pay gas too (decisions 1591, 1594). It
+    /// follows the base fee and the verifier count: a caller sends it with head-room for the block
+    /// its transaction lands in.
     function resumeFee() external view returns (uint256);
 
     /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
     function missedEpochs(bytes32 enclaveId) external view returns (uint8);
 
-    /// @notice True when issueChallenge would revert NodeUnresponsive or NodeOnProbation for this
-    /// node now (a daemon reads it before paying for a challenge).
+    /// @notice True when issueChallenge would revert NodeUnresponsive, NodeOnProbation or
+    /// LivenessTargetReached for this node now (a daemon reads it before paying for a challenge):
+    /// the node is silent, or it already answered enough this epoch (decision 1576).
     function isUnresponsive(bytes32 enclaveId) external view returns (bool);
 
     /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over

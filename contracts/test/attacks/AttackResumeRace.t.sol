@@ -32,6 +32,9 @@ contract BaseFeeReader {
 contract AttackResumeRaceTest is FirnFixture {
     uint256 internal constant BASE_FEE = 10 gwei;
 
+    /// @notice The dearest refused challenge measured (cold, intrinsic gas included), for the record.
+    event DearestRefusedChallengeGas(uint256 gas);
+
     function _txGas(address verifier, bytes32 enclaveId) internal returns (uint256 gas, bool ok) {
         VmFee cheats = VmFee(address(vm));
         cheats.cool(address(rewards));
@@ -70,6 +73,7 @@ contract AttackResumeRaceTest is FirnFixture {
         uint256 verifierCost;
         uint256 accepted;
         uint256 refused;
+        uint256 maxRefusedGas;
         uint256 start = (block.timestamp - rewards.genesis()) / EPOCH + 1;
         for (uint256 e = start; e < start + 4; ++e) {
             vm.warp(rewards.genesis() + e * EPOCH + 1);
@@ -78,12 +82,19 @@ contract AttackResumeRaceTest is FirnFixture {
             for (uint256 v = 0; v < verifierList.length; ++v) {
                 (uint256 gas, bool ok) = _txGas(verifierList[v], silent.enclaveId);
                 verifierCost += gas * BASE_FEE;
-                if (ok) ++accepted;
-                else ++refused;
+                if (ok) {
+                    ++accepted;
+                } else {
+                    ++refused;
+                    if (gas > maxRefusedGas) maxRefusedGas = gas;
+                }
             }
         }
         vm.assertEq(accepted, rewards.MAX_MISSED_EPOCHS(), "one accepted challenge per epoch");
         vm.assertEq(refused, 3 * (verifierList.length - 1), "the other daemons' challenges were refused");
+        emit DearestRefusedChallengeGas(maxRefusedGas);
+        // The fee's unit for a refused challenge (decision 1594) covers the dearest one measured.
+        vm.assertLe(maxRefusedGas, rewards.REFUSED_CHALLENGE_GAS(), "a refused challenge fits REFUSED_CHALLENGE_GAS");
         // The promise (1591): the resume paid at least what the silence cost the verifiers.
         vm.assertLe(verifierCost, fee, "the verifiers paid more for the resumed node's silence than its resume fee");
     }

@@ -82,6 +82,11 @@ export interface LivenessStats {
   resumeFeesPaid: bigint;
   /** Challenges seen too late (deadline passed) or refused by the contract. */
   missed: number;
+  /**
+   * Challenges left unanswered because the node had already counted `livenessTarget` answers in
+   * their epoch: more earn nothing, and the pool refuses further challenges then (decision 1576).
+   */
+  beyondTarget: number;
   /** Wei of epoch rewards credited to the operator by this service's claims. */
   rewardsClaimed: bigint;
   /** Wei withdrawn from the contracts' pull balances. */
@@ -103,6 +108,7 @@ export interface LivenessStats {
 export class LivenessService {
   readonly stats: LivenessStats = {
     answered: 0,
+    beyondTarget: 0,
     resumed: 0,
     resumeFeesPaid: 0n,
     missed: 0,
@@ -212,6 +218,16 @@ export class LivenessService {
         this.next = headNumber + 1n;
         const head =
           issued.length === 0 ? undefined : await this.clients.public.getBlock({ blockNumber: headNumber });
+        // Answers past the pool's livenessTarget earn nothing (decision 1576): read it once per
+        // batch, and the node's counted answers once per epoch seen, instead of paying for them.
+        const target =
+          issued.length === 0
+            ? 0
+            : await this.clients.public.readContract({
+                address: rewardsAddress(this.clients),
+                abi: firnRewardsAbi,
+                functionName: 'livenessTarget',
+              });
         for (const c of issued) {
           if (this.handled.has(c.challengeId)) continue;
           this.handled.add(c.challengeId);
@@ -222,6 +238,20 @@ export class LivenessService {
           if (head !== undefined && head.timestamp > now.deadline) {
             this.stats.missed++;
             log.warn('liveness challenge seen after its deadline', { challengeId: c.challengeId });
+            continue;
+          }
+          const counted = await this.clients.public.readContract({
+            address: rewardsAddress(this.clients),
+            abi: firnRewardsAbi,
+            functionName: 'nodeAnswers',
+            args: [c.epoch, id.enclaveId],
+          });
+          if (counted >= target) {
+            this.stats.beyondTarget++;
+            log.info('liveness challenge left unanswered: the liveness target of its epoch is reached', {
+              challengeId: c.challengeId,
+              epoch: c.epoch.toString(),
+            });
             continue;
           }
           try {

@@ -43,8 +43,9 @@ export interface LivenessChallengerStats {
   /** Deadline passed without an answer: the node earns nothing for it. */
   missed: number;
   /**
-   * Challenges not sent because the pool says the node is unresponsive or on probation
-   * (`isUnresponsive`, decision 1576): a silent node costs this verifier a free read, not gas.
+   * Challenges not sent because the pool says the node is unresponsive, on probation, or has
+   * reached its liveness target this epoch (`isUnresponsive`, decision 1576): a silent node, or
+   * one that owes no more answers, costs this verifier a free read, not gas.
    */
   skippedUnresponsive: number;
   /**
@@ -202,8 +203,9 @@ export class LivenessChallenger {
       if (!inTime()) return;
       done.add(enclaveId);
       if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
-      // A node that missed its last challenged epochs takes one challenge per epoch, and none
-      // after MAX_MISSED_EPOCHS (decision 1576): read first, so a silent node costs no gas.
+      // A node that missed its last challenged epochs takes one challenge per epoch, none after
+      // MAX_MISSED_EPOCHS, and none once it counted livenessTarget answers in the epoch (decision
+      // 1576): read first, so a silent node, or one that owes no answer, costs no gas.
       const unresponsive = await this.clients.public.readContract({
         address: rewardsAddress(this.clients),
         abi: firnRewardsAbi,
@@ -213,10 +215,13 @@ export class LivenessChallenger {
       });
       if (unresponsive) {
         this.stats.skippedUnresponsive++;
-        this.opts.logger?.info('liveness challenge skipped: node unresponsive', {
-          enclaveId,
-          epoch: epoch.toString(),
-        });
+        this.opts.logger?.info(
+          'liveness challenge skipped: node unresponsive or its liveness target reached',
+          {
+            enclaveId,
+            epoch: epoch.toString(),
+          },
+        );
         continue;
       }
       try {
@@ -237,6 +242,19 @@ export class LivenessChallenger {
             epoch: epoch.toString(),
           });
           return;
+        }
+        if (
+          e instanceof ChainRevertedError &&
+          (e.errorName === 'LivenessTargetReached' || e.errorName === 'NodeOnProbation')
+        ) {
+          // Another verifier's challenge landed first (decisions 1576, 1594): nothing owed.
+          this.stats.skippedUnresponsive++;
+          this.opts.logger?.info('liveness challenge refused: another verifier challenged the node first', {
+            enclaveId,
+            epoch: epoch.toString(),
+            reason: e.errorName,
+          });
+          continue;
         }
         // AlreadyChallenged after a restart, or the node became ineligible meanwhile: not an error.
         this.opts.logger?.warn('liveness challenge not issued', {

@@ -1,5 +1,5 @@
 import type { Hex } from 'viem';
-import { firnRegistryAbi, firnRewardsAbi } from '../abi/generated.ts';
+import { firnRegistryAbi, firnRewardsAbi, firnVerifierSetAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
 import { assertBytes32 } from '../validate.ts';
@@ -10,7 +10,7 @@ import { rewardsAddress } from './rewardsAddress.ts';
  * What resuming an unresponsive node costs (decisions 1576, 1591), read at one block.
  * `fee` is the pool's `resumeFee()` at that block's base fee; the other fields let a caller
  * re-price it for a later block's base fee: fee = max(registrationFee, maxMissedEpochs x
- * challengeGas x baseFee).
+ * (challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee) (decision 1594).
  */
 export interface ResumeFeeQuote {
   /** Wei the pool asks at `baseFee`. */
@@ -21,16 +21,22 @@ export interface ResumeFeeQuote {
   maxMissedEpochs: number;
   /** CHALLENGE_GAS: gas of one issueChallenge transaction, at most. */
   challengeGas: bigint;
+  /** REFUSED_CHALLENGE_GAS: gas of one refused issueChallenge transaction, at most. */
+  refusedChallengeGas: bigint;
+  /** Active verifiers (FirnVerifierSet.verifierCount) at the block read: the daemons that race. */
+  verifierCount: bigint;
   /** Wei per gas of the block read (0 on a chain without EIP-1559). */
   baseFee: bigint;
 }
 
 /**
- * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x challengeGas x
- * baseFee), what `resumeChallenges` requires in a block with that base fee.
+ * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x (challengeGas +
+ * (verifierCount - 1) x refusedChallengeGas) x baseFee), what `resumeChallenges` requires in a
+ * block with that base fee and verifier count (FirnRewards._resumeFee, decisions 1591, 1594).
  */
 export function resumeFeeAt(q: Omit<ResumeFeeQuote, 'fee' | 'baseFee'>, baseFee: bigint): bigint {
-  const gasCost = BigInt(q.maxMissedEpochs) * q.challengeGas * baseFee;
+  const others = q.verifierCount > 0n ? q.verifierCount - 1n : 0n;
+  const gasCost = BigInt(q.maxMissedEpochs) * (q.challengeGas + others * q.refusedChallengeGas) * baseFee;
   return gasCost > q.registrationFee ? gasCost : q.registrationFee;
 }
 
@@ -42,18 +48,33 @@ export function resumeFeeAt(q: Omit<ResumeFeeQuote, 'fee' | 'baseFee'>, baseFee:
 export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote> {
   try {
     const base = { address: rewardsAddress(clients), abi: firnRewardsAbi } as const;
-    const [maxMissedEpochs, challengeGas, block] = await Promise.all([
+    const [maxMissedEpochs, challengeGas, refusedChallengeGas, block] = await Promise.all([
       clients.public.readContract({ ...base, functionName: 'MAX_MISSED_EPOCHS' }),
       clients.public.readContract({ ...base, functionName: 'CHALLENGE_GAS' }),
+      clients.public.readContract({ ...base, functionName: 'REFUSED_CHALLENGE_GAS' }),
       clients.public.getBlock({ blockTag: 'latest' }),
     ]);
-    const registrationFee = await clients.public.readContract({
-      address: clients.addresses.registry,
-      abi: firnRegistryAbi,
-      functionName: 'registrationFee',
-      blockNumber: block.number,
-    });
-    const parts = { registrationFee, maxMissedEpochs: Number(maxMissedEpochs), challengeGas };
+    const [registrationFee, verifierCount] = await Promise.all([
+      clients.public.readContract({
+        address: clients.addresses.registry,
+        abi: firnRegistryAbi,
+        functionName: 'registrationFee',
+        blockNumber: block.number,
+      }),
+      clients.public.readContract({
+        address: clients.addresses.verifierSet,
+        abi: firnVerifierSetAbi,
+        functionName: 'verifierCount',
+        blockNumber: block.number,
+      }),
+    ]);
+    const parts = {
+      registrationFee,
+      maxMissedEpochs: Number(maxMissedEpochs),
+      challengeGas,
+      refusedChallengeGas,
+      verifierCount,
+    };
     const baseFee = block.baseFeePerGas ?? 0n;
     return { ...parts, baseFee, fee: resumeFeeAt(parts, baseFee) };
   } catch (e) {
