@@ -216,15 +216,25 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         // timely answer of another enclave on a counted platform still proves it live (so it never
         // counts as missed: another tenant of the platform answering first cannot make it
         // unresponsive), but earns no points, nor any for its verifier.
+        // The share goes to the platform's answering enclave with the most stake (decision 1622): a
+        // co-tenant answering first with less stake is replaced, and its points for the epoch leave
+        // the epoch's total; ties keep the first.
+        Epoch storage ep = _epochs[epoch];
         bytes32 holder = _platformHolder[epoch][node.platformIdHash];
         if (holder == bytes32(0)) {
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
         } else if (holder != enclaveId) {
-            emit ChallengeAnswered(challengeId, enclaveId, epoch, _nodeEpochs[epoch][enclaveId].points, _epochs[epoch].nodePoints);
-            return;
+            if (node.stake <= _registry.getNodeSummary(holder).stake) {
+                emit ChallengeAnswered(challengeId, enclaveId, epoch, _nodeEpochs[epoch][enclaveId].points, ep.nodePoints);
+                return;
+            }
+            NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
+            ep.nodePoints -= replaced.points;
+            emit PlatformShareReplaced(epoch, node.platformIdHash, holder, enclaveId);
+            replaced.points = 0;
+            _platformHolder[epoch][node.platformIdHash] = enclaveId;
         }
 
-        Epoch storage ep = _epochs[epoch];
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
         if (ne.operator == address(0)) ne.operator = node.operator;
         if (ne.answers < _livenessTarget) {

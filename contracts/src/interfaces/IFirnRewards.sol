@@ -91,6 +91,11 @@ interface IFirnRewards {
     event ChallengeAnswered(
         bytes32 indexed challengeId, bytes32 indexed enclaveId, uint64 epoch, uint256 nodePoints, uint256 epochNodePoints
     );
+    /// @notice A platform's capacity share in `epoch` moved from `previous` to `enclaveId`, an
+    /// answering enclave of the same platform with more stake (decision 1622).
+    event PlatformShareReplaced(
+        uint64 indexed epoch, bytes32 indexed platformIdHash, bytes32 previous, bytes32 enclaveId
+    );
     event VerifierWorkRecorded(address indexed verifier, uint64 indexed epoch, uint256 points);
     /// @notice Work reported for an account that is not an active verifier with the minimum stake
     /// (it left, or a slash deactivated it) earned no point.

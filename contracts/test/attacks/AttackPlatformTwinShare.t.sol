@@ -41,6 +41,25 @@ contract AttackPlatformTwinShareTest is FirnFixture {
         );
     }
 
+    /// A co-tenant with MORE stake than the first answerer takes the share over; equal stake keeps the first.
+    function test_platformShare_followsTheLargestStake() public {
+        TestNode memory big = _node(7);
+        big.platformIdHash = honest.platformIdHash;
+        vm.prank(big.operator);
+        registry.register{value: 6 * MIN_NODE_STAKE}(_params(big, SIM, MEASUREMENT));
+        _approveAll(big.enclaveId, big.evidenceDigest);
+        uint64 g0 = rewards.genesis();
+        vm.warp(g0 + 1);
+        _answer(0, honest);
+        vm.assertEq(rewards.nodePoints(0, honest.enclaveId), 5 * MIN_NODE_STAKE, "the first answerer holds the share");
+        _answer(1, big);
+        vm.assertEq(rewards.nodePoints(0, honest.enclaveId), 0, "replaced by the larger stake");
+        vm.assertEq(rewards.nodePoints(0, big.enclaveId), 6 * MIN_NODE_STAKE, "the larger stake holds it");
+        _answer(2, honest);
+        vm.assertEq(rewards.nodePoints(0, honest.enclaveId), 0, "a smaller stake cannot take it back");
+        vm.assertEq(rewards.missedEpochs(honest.enclaveId), 0, "still proved live");
+    }
+
     function test_attack_coTenantTakesThePlatformShareEveryEpoch() public {
         uint64 g0 = rewards.genesis();
         for (uint256 e = 0; e < EPOCHS; ++e) {
@@ -56,13 +75,15 @@ contract AttackPlatformTwinShareTest is FirnFixture {
         uint256 twinEarned;
         for (uint64 e = 0; e < EPOCHS; ++e) {
             honestEarned += rewards.pendingNodeReward(e, honest.enclaveId);
+            vm.assertTrue(rewards.nodePoints(e, honest.enclaveId) >= 5 * MIN_NODE_STAKE, "the honest node earns its stake in points");
             if (rewards.nodePoints(e, twin.enclaveId) != 0) {
                 twinEarned += rewards.pendingNodeReward(e, twin.enclaveId);
                 rewards.claimNodeReward(e, twin.enclaveId);
             }
         }
         vm.assertEq(rewards.missedEpochs(honest.enclaveId), 0, "never missed (1620 holds)");
-        vm.assertTrue(twinEarned > 0, "the co-tenant earned the platform's share");
+        // Decision 1622: the platform's share goes to its answering enclave with the most stake.
+        vm.assertEq(twinEarned, 0, "the co-tenant with less stake earns no share of the platform");
         // The honest node holds 5/6 of the platform's stake and answered every challenge on time.
         vm.assertTrue(honestEarned * 6 >= (honestEarned + twinEarned) * 5, "the co-tenant took the honest node's capacity share");
     }
