@@ -1,22 +1,20 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { type FirnDeployment, type FirnJob, JobStatus } from '@firn/chain';
-import { NodeApi } from '@firn/client';
-import { type Hex, hexBytes } from '@firn/core';
-import { addressOf as addressOfBytes } from '@firn/crypto';
+import { type FirnJob, JobStatus } from '@firn/chain';
+import type { Hex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RequestRateLimiter, UploadSlots } from '../../packages/node/src/http/limits.ts';
-import { type JobApiOptions, JobService } from '../../packages/node/src/jobs/jobApi.ts';
-import type { JobHost } from '../../packages/node/src/jobs/jobHost.ts';
-import { createLogger } from '../../packages/node/src/logger.ts';
+import type { JobService } from '../../packages/node/src/jobs/jobApi.ts';
 import { DEFAULT_ARTIFACT_RETENTION } from '../../packages/node/src/storage/artifactRetention.ts';
-import { NodeDb } from '../../packages/node/src/storage/nodeDb.ts';
 import { STORAGE_BLOCK_BYTES as K } from '../../packages/node/src/storage/quota.ts';
+import {
+  addressOfKey as addressOf,
+  artifactIdOf as idOf,
+  storageService as service,
+  uploadAs as upload,
+} from '../helpers/storageService.ts';
 
 // The attack (red team): `checkOpenJob` holds a submission's inputs from the sweep for an hour
 // (decision 1603, 4.) BEFORE it checks that the job is Open, for this node, and that the inputs
@@ -31,103 +29,9 @@ import { STORAGE_BLOCK_BYTES as K } from '../../packages/node/src/storage/quota.
 
 const dir = mkdtempSync(join(tmpdir(), 'firn-hold-renewal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const zero = `0x${'00'.repeat(20)}` as Hex;
 // Made-up test keys (a repeated byte), never a real account's.
 const ATTACKER_KEY = `0x${'a1'.repeat(32)}` as Hex;
 const VICTIM_KEY = `0x${'b2'.repeat(32)}` as Hex;
-const ENCLAVE_ID = `0x${'33'.repeat(32)}` as Hex;
-const deployment = {
-  chainId: 31337,
-  registry: zero,
-  verifierSet: zero,
-  jobMarket: zero,
-  dataLedger: zero,
-  deployBlock: 0n,
-} as FirnDeployment;
-
-/** A node's JobService in `dataDir` on a clock the test moves; no chain (writes answer at once). */
-function service(
-  dataDir: string,
-  clock: { now: number },
-  quotas = { perAddressBytes: 16 * K, totalBytes: 64 * K },
-  extra: Partial<JobApiOptions> = {},
-) {
-  let n = 0;
-  const supervisor = Object.assign(new EventEmitter(), {
-    // The enclave of every job writes one output of 3 blocks, distinct per job.
-    call: async (method: string, args: { outputDir?: string }) => {
-      if (method !== 'runJob') return {};
-      const bytes = Buffer.alloc(3 * K, ++n);
-      const path = join(args.outputDir!, 'result');
-      writeFileSync(path, bytes);
-      const artifactId = `0x${createHash('sha256').update(bytes).digest('hex')}`;
-      return {
-        outputs: [{ role: 'result', path, artifactId, contentType: 'application/octet-stream' }],
-        proof: '{}',
-        response: '0x',
-      };
-    },
-  });
-  const host = {
-    opts: { dataDir },
-    db: new NodeDb(dataDir),
-    quotas,
-    supervisor,
-    identity: { enclaveId: ENCLAVE_ID },
-    rateLimiter: new RequestRateLimiter(10_000),
-    sessionRateLimiter: new RequestRateLimiter(10_000),
-    uploadSlots: new UploadSlots(64, 64),
-  } as unknown as JobHost;
-  const svc = new JobService(host, {
-    rpcUrl: 'http://127.0.0.1:9',
-    operatorKey: `0x${'11'.repeat(32)}`,
-    deployment,
-    logger: createLogger({}, { write: () => undefined }),
-    now: () => clock.now,
-    ...extra,
-  });
-  const s = svc as unknown as Record<string, unknown>;
-  s.chain = async () => ({ hash: `0x${'44'.repeat(32)}` });
-  // The proof stays kept (`proving`): the test moves the record to proved / finalized itself.
-  s.submitKeptProof = async () => undefined;
-  (svc.chainMonitor as unknown as { requireUp: () => Promise<void> }).requireUp = async () => undefined;
-  // Every uploader holds a balance.
-  (svc.clients.public as unknown as { getBalance: () => Promise<bigint> }).getBalance = async () => 1n;
-  return svc;
-}
-
-/** PUT /v1/artifacts through JobService.upload with a signed intent: the status and error code. */
-async function upload(svc: JobService, key: Hex, bytes: Uint8Array, clock: { now: number }) {
-  const api = new NodeApi('http://node.invalid', 30_000, {
-    requesterKey: key,
-    scope: { chainId: deployment.chainId, jobMarket: deployment.jobMarket, enclaveId: ENCLAVE_ID },
-    now: () => clock.now,
-  });
-  const req = Object.assign(Readable.from([Buffer.from(bytes)]), {
-    headers: {
-      'content-type': 'application/octet-stream',
-      'content-length': String(bytes.length),
-      ...api.uploadIntentHeaders(bytes),
-    },
-    socket: { remoteAddress: '127.0.0.1' },
-  }) as unknown as IncomingMessage;
-  let status = 0;
-  const res = {
-    writeHead: (s: number) => {
-      status = s;
-    },
-    end: () => undefined,
-  } as unknown as ServerResponse;
-  try {
-    await svc.upload(req, res);
-    return { status };
-  } catch (e) {
-    return { status: 0, code: (e as { code?: string }).code };
-  }
-}
-
-const addressOf = (key: Hex) => addressOfBytes(hexBytes(key, 'test key', 32));
-const idOf = (b: Uint8Array) => `0x${createHash('sha256').update(b).digest('hex')}` as Hex;
 
 const UPLOAD = DEFAULT_ARTIFACT_RETENTION.uploadSeconds;
 

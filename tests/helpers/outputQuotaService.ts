@@ -1,14 +1,8 @@
-import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { FirnDeployment, FirnJob } from '@firn/chain';
+import type { FirnJob } from '@firn/chain';
 import type { Hex } from '@firn/core';
-import { JobService } from '../../packages/node/src/jobs/jobApi.ts';
-import type { JobHost } from '../../packages/node/src/jobs/jobHost.ts';
-import { createLogger } from '../../packages/node/src/logger.ts';
-import { NodeDb } from '../../packages/node/src/storage/nodeDb.ts';
+import type { JobService } from '../../packages/node/src/jobs/jobApi.ts';
 import type { StorageQuotas } from '../../packages/node/src/storage/quota.ts';
+import { stubbedJobService } from './storageService.ts';
 
 const zero = `0x${'00'.repeat(20)}` as Hex;
 
@@ -18,46 +12,7 @@ const zero = `0x${'00'.repeat(20)}` as Hex;
  * For the job-output quota attacks (decision 1550).
  */
 export function outputQuotaService(dataDir: string, quotas: StorageQuotas, outBytes: number): JobService {
-  let n = 0;
-  const supervisor = Object.assign(new EventEmitter(), {
-    call: async (method: string, args: { outputDir?: string }) => {
-      if (method !== 'runJob') return {};
-      const bytes = Buffer.alloc(outBytes, ++n);
-      const path = join(args.outputDir!, 'result');
-      writeFileSync(path, bytes);
-      const artifactId = `0x${createHash('sha256').update(bytes).digest('hex')}`;
-      return {
-        outputs: [{ role: 'result', path, artifactId, contentType: 'application/octet-stream' }],
-        proof: '{}',
-        response: '0x',
-      };
-    },
-  });
-  const host = {
-    opts: { dataDir },
-    db: new NodeDb(dataDir),
-    quotas,
-    supervisor,
-    identity: { enclaveId: `0x${'33'.repeat(32)}` },
-  } as unknown as JobHost;
-  const svc = new JobService(host, {
-    rpcUrl: 'http://127.0.0.1:9',
-    // A made-up test key (a repeated byte), never a real account's.
-    operatorKey: `0x${'11'.repeat(32)}`,
-    deployment: {
-      chainId: 31337,
-      registry: zero,
-      verifierSet: zero,
-      jobMarket: zero,
-      dataLedger: zero,
-      deployBlock: 0n,
-    } as FirnDeployment,
-    logger: createLogger({}, { write: () => undefined }),
-  });
-  const s = svc as unknown as Record<string, unknown>;
-  s.chain = async () => ({ hash: `0x${'44'.repeat(32)}` });
-  (svc.chainMonitor as unknown as { requireUp: () => Promise<void> }).requireUp = async () => undefined;
-  return svc;
+  return stubbedJobService(dataDir, quotas, outBytes);
 }
 
 /** Run job number `i` of `requester` through `svc` (accepted, then processed); resolves to its record. */
