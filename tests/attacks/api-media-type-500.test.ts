@@ -1,17 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createAdaptorServer } from '@hono/node-server';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EvidenceBundle } from '@firn/core';
-import type { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
-import { createLogger } from '../../packages/node/src/logger.ts';
-import { NodeMetrics } from '../../packages/node/src/metrics.ts';
-import { DEFAULT_STORAGE_QUOTAS } from '../../packages/node/src/storage/quota.ts';
-import { DEFAULT_HTTP_LIMITS, RequestRateLimiter, UploadSlots } from '../../packages/node/src/http/limits.ts';
-import { createNodeApi, type NodeApiHost } from '../../packages/node/src/http/nodeApi.ts';
+import { type StubNodeApiServer, startStubNodeApi } from '../helpers/stubNodeApiServer.ts';
 
 /** Send raw HTTP/1.1 bytes; resolve with the whole answer once the server closes. */
 function rawRequest(port: number, text: string): Promise<string> {
@@ -29,40 +18,13 @@ function rawRequest(port: number, text: string): Promise<string> {
 }
 
 describe('attack: a JSON route with two Content-Type headers', () => {
-  const logs: string[] = [];
-  let server: Server;
+  let api: StubNodeApiServer;
   let port: number;
   beforeAll(async () => {
-    const host = {
-      opts: {
-        dataDir: mkdtempSync(join(tmpdir(), 'firn-atk-')),
-        logger: createLogger({}, { write: (l: string) => logs.push(l) }),
-      },
-      url: 'http://node.test',
-      chainStatus: 'active',
-      metrics: new NodeMetrics(() => ({ enclaveUp: true })),
-      jobs: undefined,
-      db: undefined,
-      quotas: DEFAULT_STORAGE_QUOTAS,
-      supervisor: {} as EnclaveSupervisor,
-      identity: undefined,
-      limits: DEFAULT_HTTP_LIMITS,
-      rateLimiter: new RequestRateLimiter(1000),
-      sessionRateLimiter: new RequestRateLimiter(1000),
-      uploadSlots: new UploadSlots(4, 2, 2),
-      health: async () => ({ ok: true }),
-      attest: async () => ({ version: 1 }) as unknown as EvidenceBundle,
-    } as unknown as NodeApiHost;
-    const app = createNodeApi(host);
-    server = createAdaptorServer({
-      fetch: app.fetch,
-      autoCleanupIncoming: false,
-      overrideGlobalObjects: false,
-    }) as Server;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as AddressInfo).port;
+    api = await startStubNodeApi();
+    port = api.port;
   });
-  afterAll(() => server.close());
+  afterAll(() => api.close());
 
   it("is the caller's mistake (4xx, never 5xx), and logs no error", async () => {
     const body = JSON.stringify({ nonce: `0x${'ab'.repeat(16)}` });
@@ -74,6 +36,6 @@ describe('attack: a JSON route with two Content-Type headers', () => {
     const status = Number(answer.split(' ')[1]);
     expect(status).toBeGreaterThanOrEqual(400);
     expect(status).toBeLessThan(500);
-    expect(logs.join('')).not.toMatch(/"level":"error"/);
+    expect(api.logs.join('')).not.toMatch(/"level":"error"/);
   });
 });

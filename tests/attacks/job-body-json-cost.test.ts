@@ -1,19 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createAdaptorServer } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EvidenceBundle } from '@firn/core';
-import type { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
 import type { JobService } from '../../packages/node/src/jobs/jobApi.ts';
-import { createLogger } from '../../packages/node/src/logger.ts';
-import { NodeMetrics } from '../../packages/node/src/metrics.ts';
-import { DEFAULT_STORAGE_QUOTAS } from '../../packages/node/src/storage/quota.ts';
-import { DEFAULT_HTTP_LIMITS, RequestRateLimiter, UploadSlots } from '../../packages/node/src/http/limits.ts';
-import { createNodeApi, type NodeApiHost } from '../../packages/node/src/http/nodeApi.ts';
+import { type StubNodeApiServer, startStubNodeApi } from '../helpers/stubNodeApiServer.ts';
+import { DEFAULT_HTTP_LIMITS, RequestRateLimiter } from '../../packages/node/src/http/limits.ts';
 
 // The attack: a stranger (no keys: the signature is checked only after the body is parsed, since
 // it covers the body) posts job submissions whose 2 MiB JSON is a nesting or container bomb:
@@ -26,8 +15,7 @@ import { createNodeApi, type NodeApiHost } from '../../packages/node/src/http/no
 // cannot exhaust the node with malformed bodies; a malformed body is a 4xx, never a 5xx, and
 // logs no error.
 describe('attack: JSON bombs in job submissions from a stranger', () => {
-  const logs: string[] = [];
-  let server: Server;
+  let api: StubNodeApiServer;
   let url: string;
   let reached = 0;
   beforeAll(async () => {
@@ -37,36 +25,13 @@ describe('attack: JSON bombs in job submissions from a stranger', () => {
         return undefined;
       },
     } as unknown as JobService;
-    const host = {
-      opts: {
-        dataDir: mkdtempSync(join(tmpdir(), 'firn-atk-')),
-        logger: createLogger({}, { write: (l: string) => logs.push(l) }),
-        chain: {},
-      },
-      url: 'http://node.test',
-      chainStatus: 'active',
-      metrics: new NodeMetrics(() => ({ enclaveUp: true })),
-      jobs,
-      db: undefined,
-      quotas: DEFAULT_STORAGE_QUOTAS,
-      supervisor: {} as EnclaveSupervisor,
-      identity: undefined,
-      limits: DEFAULT_HTTP_LIMITS,
-      rateLimiter: new RequestRateLimiter(DEFAULT_HTTP_LIMITS.mutatingRequestsPerSecondPerIp),
-      sessionRateLimiter: new RequestRateLimiter(1000),
-      uploadSlots: new UploadSlots(4, 2, 2),
-      health: async () => ({ ok: true }),
-      attest: async () => ({ version: 1 }) as unknown as EvidenceBundle,
-    } as unknown as NodeApiHost;
-    server = createAdaptorServer({
-      fetch: createNodeApi(host).fetch,
-      autoCleanupIncoming: false,
-      overrideGlobalObjects: false,
-    }) as Server;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    api = await startStubNodeApi(
+      { jobs, rateLimiter: new RequestRateLimiter(DEFAULT_HTTP_LIMITS.mutatingRequestsPerSecondPerIp) },
+      { chain: {} },
+    );
+    url = api.url;
   });
-  afterAll(() => server.close());
+  afterAll(() => api.close());
 
   const post = async (body: string) => {
     const r = await fetch(`${url}/v1/jobs`, {
@@ -85,7 +50,7 @@ describe('attack: JSON bombs in job submissions from a stranger', () => {
     const status = await post(deep);
     expect(status).toBeGreaterThanOrEqual(400);
     expect(status).toBeLessThan(500);
-    expect(logs.filter((l) => /"level":"error"/.test(l))).toEqual([]);
+    expect(api.logs.filter((l) => /"level":"error"/.test(l))).toEqual([]);
     expect(reached).toBe(0);
   }, 60_000);
 
