@@ -6,22 +6,20 @@ import { join } from 'node:path';
 import {
   type AnvilInstance,
   createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   getJob,
   getWithdrawable,
   JobStatus,
-  postJob,
   reclaimJob,
   startAnvil,
   withdrawCredits,
 } from '@firn/chain';
-import type { Hex } from '@firn/core';
 import { keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobReclaim } from '../../packages/cli/src/commands/job.ts';
 import { reclaimIfOpen } from '../../packages/cli/src/jobInterrupt.ts';
+import { deployJobFirn, postOpenJob } from '../../packages/cli/test/jobChain.ts';
 
 // The attack (red team): decision 1630, 2. reclaims a job still Open when `firn infer|train|run`
 // gets a signal: `reclaim` (the escrow becomes a credit in the job market), then `withdraw` (the
@@ -46,21 +44,7 @@ const at = (i: number, url = anvil.rpcUrl): FirnClients =>
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 4 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    governanceDelay: 1,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    claimBond: ETH / 10n,
-    epochLength: 3600,
-    measurements: [{ teeType: 1, measurement: keccak256(toHex('stranded-bundle')) }],
-    verifiers: [anvil.accounts[3]!.address],
-    pollingIntervalMs: 50,
-  });
+  deployment = await deployJobFirn(anvil, keccak256(toHex('stranded-bundle')));
   writeFileSync(join(dir, 'requester.key'), `${anvil.accounts[2]!.privateKey}\n`, { mode: 0o600 });
   // An RPC on 127.0.0.1 that forwards to anvil but refuses every transaction after the first one
   // it is sent (the reclaim goes through, the withdraw does not).
@@ -101,19 +85,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function openJob(): Promise<Hex> {
-  const block = await at(2).public.getBlock();
-  const { jobId } = await postJob(at(2), {
-    teeTypeMask: 1 << 1,
-    allowedMeasurements: [],
-    workloadHash: keccak256(toHex('model')),
-    inputCommitment: keccak256(toHex('inputs')),
-    deadline: block.timestamp + 3600n,
-    claimTimeout: 600n,
-    escrow: ETH,
-  });
-  return jobId;
-}
+const openJob = () => postOpenJob(at(2));
 
 describe('attack: split the reclaim from its withdraw', () => {
   it('a withdraw that fails after the reclaim is not reported as "escrow refunded"', async () => {

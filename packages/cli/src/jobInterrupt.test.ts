@@ -4,23 +4,18 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   type AnvilInstance,
-  approveNode,
   claimJob,
   createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   getJob,
   JobStatus,
-  joinVerifierSet,
-  postJob,
-  registerNode,
   startAnvil,
 } from '@firn/chain';
 import type { Hex } from '@firn/core';
 import { keccak256, toHex } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployJobFirn, postOpenJob, registerApprovedNode } from '../test/jobChain.ts';
 import { deploymentToJson } from './chainArgs.ts';
 import { interruptExitCode, jobResultCommand } from './jobInterrupt.ts';
 
@@ -42,35 +37,13 @@ beforeAll(async () => {
   await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
   anvil = await startAnvil({ accounts: 6 });
   const measurement = keccak256(toHex('interrupt-bundle'));
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    governanceDelay: 1,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    claimBond: ETH / 10n,
-    epochLength: 3600,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [anvil.accounts[3]!.address],
-    pollingIntervalMs: 50,
-  });
-  const evidenceDigest = keccak256(toHex('interrupt-evidence'));
-  await joinVerifierSet(at(3), ETH);
-  await registerNode(at(1), {
+  deployment = await deployJobFirn(anvil, measurement);
+  await registerApprovedNode(anvil, at, {
     enclaveId,
-    teeType: 1,
     measurement,
-    platformIdHash: keccak256(toHex('machine-1')),
-    enclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
-    kemPublicKey: keccak256(toHex('kem')),
     endpoint: 'http://127.0.0.1:9',
-    evidenceDigest,
-    stake: ETH,
+    tag: 'interrupt',
   });
-  await approveNode(at(3), { enclaveId, evidenceDigest });
 }, 60_000);
 
 afterAll(async () => {
@@ -78,19 +51,7 @@ afterAll(async () => {
   await anvil?.stop();
 });
 
-async function openJob(): Promise<Hex> {
-  const block = await at(2).public.getBlock();
-  const { jobId } = await postJob(at(2), {
-    teeTypeMask: 1 << 1,
-    allowedMeasurements: [],
-    workloadHash: keccak256(toHex('model')),
-    inputCommitment: keccak256(toHex('inputs')),
-    deadline: block.timestamp + 3600n,
-    claimTimeout: 600n,
-    escrow: ETH,
-  });
-  return jobId;
-}
+const openJob = () => postOpenJob(at(2));
 
 /** The fixture holding `jobId` in flight, armed (its handlers installed). */
 async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl) {

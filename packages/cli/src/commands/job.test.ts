@@ -5,22 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type AnvilInstance,
-  approveNode,
   claimJob,
   createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   firnJobMarketAbi,
   getJob,
   JobStatus,
-  postJob,
-  registerNode,
   startAnvil,
   submitProof,
   type WorkProof,
   workProofTypedData,
-  joinVerifierSet,
 } from '@firn/chain';
 import { type SealedInput, sealInput } from '@firn/client';
 import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
@@ -28,6 +23,7 @@ import { generateKemKeyPair } from '@firn/crypto';
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployJobFirn, postOpenJob, registerApprovedNode } from '../../test/jobChain.ts';
 import { jobReclaim, jobResult, jobStatus } from './job.ts';
 
 // Decision 1541: `firn job status` advice and `firn job reclaim`'s pre-check judge a claim's lapse
@@ -81,36 +77,13 @@ beforeAll(async () => {
   await rpc('anvil_setTime', [Math.floor(Date.now() / 1000) - SKEW]);
   await rpc('evm_mine', []);
   const measurement = keccak256(toHex('job-cli-bundle'));
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    governanceDelay: 1,
-    minNodeStake: ETH,
-    minVerifierStake: ETH,
-    unbondingPeriod: 60,
-    challengeWindow: 30,
-    slashAmount: ETH,
-    claimBond: ETH / 10n,
-    epochLength: 3600,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [anvil.accounts[3]!.address],
-    pollingIntervalMs: 50,
-  });
-  const enclaveId = keccak256(toHex('job-cli-enclave'));
-  const evidenceDigest = keccak256(toHex('job-cli-evidence'));
-  await joinVerifierSet(at(3), ETH);
-  await registerNode(at(1), {
-    enclaveId,
-    teeType: 1,
+  deployment = await deployJobFirn(anvil, measurement);
+  await registerApprovedNode(anvil, at, {
+    enclaveId: keccak256(toHex('job-cli-enclave')),
     measurement,
-    platformIdHash: keccak256(toHex('machine-1')),
-    enclaveAddress: privateKeyToAccount(anvil.accounts[5]!.privateKey).address,
-    kemPublicKey: keccak256(toHex('kem')),
     endpoint: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
-    evidenceDigest,
-    stake: ETH,
+    tag: 'job-cli',
   });
-  await approveNode(at(3), { enclaveId, evidenceDigest });
   writeFileSync(join(dir, 'requester.key'), anvil.accounts[2]!.privateKey, { mode: 0o600 });
 }, 60_000);
 afterAll(async () => {
@@ -120,16 +93,7 @@ afterAll(async () => {
 
 /** A job posted by account 2 and claimed by the node of account 1, with a 120 s claim timeout. */
 async function claimedJob(): Promise<Hex> {
-  const block = await at(2).public.getBlock();
-  const { jobId } = await postJob(at(2), {
-    teeTypeMask: 1 << 1,
-    allowedMeasurements: [],
-    workloadHash: keccak256(toHex('model')),
-    inputCommitment: keccak256(toHex('inputs')),
-    deadline: block.timestamp + 3600n,
-    claimTimeout: CLAIM_TIMEOUT,
-    escrow: ETH,
-  });
+  const jobId = await postOpenJob(at(2), CLAIM_TIMEOUT);
   await claimJob(at(1), { jobId, enclaveId: keccak256(toHex('job-cli-enclave')) });
   return jobId;
 }
