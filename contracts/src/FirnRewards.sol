@@ -225,7 +225,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
         } else if (holder != enclaveId) {
             if (node.stake <= _registry.getNodeSummary(holder).stake) {
-                emit ChallengeAnswered(challengeId, enclaveId, epoch, _nodeEpochs[epoch][enclaveId].points, ep.nodePoints);
+                // Counted towards the liveness target (no points): a node that answered its target
+                // is not challenged again in the epoch (decision 1594), holder or not.
+                NodeEpoch storage other = _nodeEpochs[epoch][enclaveId];
+                other.answers += 1;
+                emit ChallengeAnswered(challengeId, enclaveId, epoch, other.points, ep.nodePoints);
                 return;
             }
             NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
