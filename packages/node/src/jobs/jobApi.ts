@@ -41,6 +41,7 @@ import {
   type ArtifactRetention,
   ArtifactSweeper,
   DEFAULT_ARTIFACT_RETENTION,
+  MIN_UPLOAD_RETENTION_SECONDS,
   type SweepResult,
 } from '../storage/artifactRetention.ts';
 import { fetchSharedInputs } from '../storage/sharedInputs.ts';
@@ -856,6 +857,9 @@ export class JobService {
       );
       const outputs = [];
       for (const o of r.outputs) {
+        // An output already stored (an earlier upload's bytes) keeps that upload's charge and time:
+        // held from the sweep until the record below names it (decision 1603, never a live job's).
+        this.sweeper.hold([o.artifactId], this.now() + MIN_UPLOAD_RETENTION_SECONDS);
         // Over a quota the job fails (E_QUOTA_EXCEEDED) and its output folder is removed below;
         // nothing stored before is touched.
         // Charged to the job's requester and the node's total like its uploads, reserved while
