@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
+import {FirnFixture} from "../utils/FirnFixture.sol";
+
+/// @notice Decision 1622: "taking a platform's share now costs more stake than the honest tenant
+/// holds". Ties keep the first answerer, so it costs only as much: a co-tenant staking exactly what
+/// the honest node stakes (both at the minimum, the common case), challenged at each epoch's start
+/// by a colluding verifier, answers first and takes the platform's whole share every epoch, as
+/// before 1622 (AttackPlatformTwinShare). The honest node answers every challenge on time and earns
+/// nothing; the order of answers, which a verifier controls, decides again.
+contract AttackPlatformTwinTieTest is FirnFixture {
+    uint256 internal constant EPOCHS = 5;
+    TestNode internal honest;
+    TestNode internal twin;
+
+    function setUp() public override {
+        super.setUp();
+        honest = _node(1);
+        vm.prank(honest.operator);
+        registry.register{value: MIN_NODE_STAKE}(_params(honest, SIM, MEASUREMENT));
+        _approveAll(honest.enclaveId, honest.evidenceDigest);
+        twin = _node(5);
+        twin.platformIdHash = honest.platformIdHash;
+        vm.prank(twin.operator);
+        registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
+        _approveAll(twin.enclaveId, twin.evidenceDigest);
+        vm.deal(address(this), 10 ether);
+        rewards.fund{value: 10 ether}();
+    }
+
+    function _answer(uint256 v, TestNode memory t) internal {
+        vm.prank(verifierList[v]);
+        bytes32 id = rewards.issueChallenge(t.enclaveId);
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        rewards.answerChallenge(
+            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
+        );
+    }
+
+    function test_attack_equalStakeCoTenantTakesThePlatformShareEveryEpoch() public {
+        uint64 g0 = rewards.genesis();
+        for (uint256 e = 0; e < EPOCHS; ++e) {
+            vm.warp(g0 + e * EPOCH + 1);
+            _answer(3, twin); // the colluding verifier challenges the co-tenant first
+            vm.warp(g0 + e * EPOCH + 60);
+            _answer(0, honest);
+            _answer(1, honest);
+            _answer(2, honest);
+        }
+        vm.warp(g0 + EPOCHS * EPOCH + 1);
+        for (uint64 e = 0; e < EPOCHS; ++e) {
+            rewards.closeEpoch(e);
+            if (rewards.nodePoints(e, honest.enclaveId) != 0) {
+                rewards.claimNodeReward(e, honest.enclaveId);
+            }
+            if (rewards.nodePoints(e, twin.enclaveId) != 0) {
+                rewards.claimNodeReward(e, twin.enclaveId);
+            }
+        }
+        uint256 honestEarned = rewards.withdrawable(honest.operator);
+        uint256 twinEarned = rewards.withdrawable(twin.operator);
+        // Equal stake, both answered on time: the co-tenant must not take more than half.
+        vm.assertLe(twinEarned, honestEarned, "the first answerer took the platform's share on a tie");
+    }
+}
