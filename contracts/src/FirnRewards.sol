@@ -224,7 +224,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (holder == bytes32(0)) {
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
         } else if (holder != enclaveId) {
-            if (node.stake <= _registry.getNodeSummary(holder).stake) {
+            if (!_takesPlatformShare(epoch, enclaveId, node.stake, holder)) {
                 // Counted towards the liveness target (no points): a node that answered its target
                 // is not challenged again in the epoch (decision 1594), holder or not.
                 NodeEpoch storage other = _nodeEpochs[epoch][enclaveId];
@@ -248,6 +248,20 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         ne.answers += 1;
         emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
         _addVerifierPoint(c.verifier, epoch);
+    }
+
+    /// @dev True when `enclaveId` (stake `stake`) takes the platform's share from `holder` in
+    /// `epoch` (decision 1622): more stake, or equal stake and first in an order fixed per epoch
+    /// before anyone answers (not who answered first, which a colluding verifier chooses), so equal
+    /// tenants hold the share in turn.
+    function _takesPlatformShare(uint64 epoch, bytes32 enclaveId, uint256 stake, bytes32 holder)
+        private
+        view
+        returns (bool)
+    {
+        uint256 holderStake = _registry.getNodeSummary(holder).stake;
+        if (stake != holderStake) return stake > holderStake;
+        return keccak256(abi.encode(epoch, enclaveId)) < keccak256(abi.encode(epoch, holder));
     }
 
     /// @inheritdoc IFirnRewards

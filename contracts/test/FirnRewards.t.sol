@@ -193,19 +193,24 @@ contract FirnRewardsTest is FirnFixture {
         registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
         _approveAll(twin.enclaveId, twin.evidenceDigest);
 
-        _answer(_challenge(0, nodeA), nodeA);
-        bytes32 id = _challenge(0, twin);
-        // The twin's answer proves it live (it is not on probation, nothing is missed) but earns
+        // Equal stakes: the share goes to the first of the two in the epoch's fixed order (1622),
+        // so `holder` answers first and `other` second, whichever enclave each is.
+        bool aFirst = keccak256(abi.encode(uint64(0), nodeA.enclaveId)) < keccak256(abi.encode(uint64(0), twin.enclaveId));
+        TestNode memory holder = aFirst ? nodeA : twin;
+        TestNode memory other = aFirst ? twin : nodeA;
+        _answer(_challenge(0, holder), holder);
+        bytes32 id = _challenge(0, other);
+        // The other's answer proves it live (it is not on probation, nothing is missed) but earns
         // no points, and its verifier earns none for it.
         uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
-        _answer(id, twin);
-        vm.assertTrue(rewards.getChallenge(id).answered, "twin's answer recorded");
-        vm.assertEq(rewards.nodePoints(0, twin.enclaveId), 0, "twin earns no share");
+        _answer(id, other);
+        vm.assertTrue(rewards.getChallenge(id).answered, "other's answer recorded");
+        vm.assertEq(rewards.nodePoints(0, other.enclaveId), 0, "other earns no share");
         vm.assertEq(rewards.verifierPoints(0, verifierList[0]), v0, "no verifier point for it");
-        vm.assertFalse(rewards.isUnresponsive(twin.enclaveId), "twin live");
+        vm.assertFalse(rewards.isUnresponsive(other.enclaveId), "other live");
         // The counted enclave may keep answering (more liveness samples) in that epoch.
-        _answer(_challenge(1, nodeA), nodeA);
-        vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 2, "two answers");
+        _answer(_challenge(1, holder), holder);
+        vm.assertEq(rewards.nodeAnswers(0, holder.enclaveId), 2, "two answers");
     }
 
     function test_rewards_livenessTargetCapsPoints() public {
