@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // A FIRN_HOME of its own per test file (tests/setup/firnHome.ts).
+    setupFiles: ['tests/setup/firnHome.ts'],
     reporters: ['default'],
   },
 });
