@@ -47,7 +47,7 @@ describe('deriveResultKem', () => {
     const kem = deriveResultKem(KEY_A, salt);
     const { hkdfSync } = await import('node:crypto');
     const raw = new Uint8Array(
-      hkdfSync('sha256', Buffer.from('11'.repeat(32), 'hex'), salt, 'firn/cli/result-kem/v1', 32),
+      hkdfSync('sha256', Buffer.from('11'.repeat(32), 'hex'), salt, 'firn/cli/result-kem/v1', 32), // KEY_A: a made-up test key
     );
     raw[0]! &= 248;
     raw[31]! = (raw[31]! & 127) | 64;
