@@ -30,20 +30,21 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// challenged (decision 1576). Until its first answer, and while it has missed at least one,
     /// only one challenge per epoch is accepted (probation). Verifiers' gas on a silent node is
     /// bounded by MAX_MISSED_EPOCHS challenges, whatever their number; resuming costs its operator
-    /// the registration fee again.
+    /// `resumeFee(enclaveId)`, at least the registration fee.
     uint8 public constant MAX_MISSED_EPOCHS = 3;
     /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
     /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
     /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
     /// 1594), 174,058 for a later one (decision 1591).
-    /// `resumeFee()` charges MAX_MISSED_EPOCHS of them at the block's base fee, so a resume pays for
-    /// the challenges it lets verifiers spend on a node that stays silent.
+    /// `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS of them at the higher of the block's base
+    /// fee and the dearest one the node's spell was challenged at (decision 1645), so a resume pays
+    /// for the challenges verifiers spend on a node that stays silent.
     uint256 public constant CHALLENGE_GAS = 220_000;
     /// @notice Gas one refused `issueChallenge` transaction (NodeOnProbation, the race every daemon
     /// runs at an epoch's start for a node on probation) costs the verifier that sent it, intrinsic
     /// gas included, rounded up: 68,351 measured cold with the test call's overhead (decision
-    /// 1594). `resumeFee()` charges MAX_MISSED_EPOCHS x (verifierCount - 1) of them on top of the
-    /// accepted challenges.
+    /// 1594). `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS x (verifierCount - 1) of them on top
+    /// of the accepted challenges.
     uint256 public constant REFUSED_CHALLENGE_GAS = 75_000;
 
     struct NodeEpoch {
@@ -58,11 +59,15 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         bool claimed;
     }
 
-    /// @dev Per node, one slot. Epochs are stored plus one (0 = never).
+    /// @dev Per node, one slot. Epochs are stored plus one (0 = never). `peakCost` (wei, saturating):
+    /// the dearest probation epoch the node's spell cost the verifiers, (CHALLENGE_GAS +
+    /// (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x base fee at each accepted challenge since the
+    /// node last answered or resumed (decision 1645).
     struct NodeLiveness {
         uint64 challengedTag;
         uint64 answeredTag;
         uint8 missed;
+        uint112 peakCost;
     }
 
     IFirnRegistry private immutable _registry;
@@ -78,6 +83,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint256 private _totalReceived;
     uint256 private _totalAllocated;
     uint256 private _totalWithdrawn;
+    /// @dev Resume fees credited to owners and not yet withdrawn (decision 1646): outside the pool's
+    /// books (received, allocated, withdrawn).
+    uint256 private _totalTreasuryCredit;
 
     mapping(bytes32 challengeId => Challenge) private _challenges;
     mapping(uint64 epoch => Epoch) private _epochs;
@@ -86,6 +94,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(address verifier => VerifierEpoch)) private _verifierEpochs;
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
     mapping(address account => uint256) private _withdrawable;
+    mapping(address account => uint256) private _treasuryCredit;
     mapping(address account => bool) private _reporters;
     mapping(bytes32 enclaveId => NodeLiveness) private _liveness;
     /// @dev key: an epoch E in which the pool was first funded; value: `_totalReceived` before that
@@ -174,6 +183,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         // (decision 1576): refused before the verifier pays for a challenge it would let expire.
         uint32 answers = _nodeEpochs[epoch][enclaveId].answers;
         if (answers >= _livenessTarget) revert LivenessTargetReached(enclaveId, epoch, answers);
+        // What this epoch's race costs the verifiers, at the base fee they pay now (decision 1645):
+        // the node's resume fee is priced on the dearest epoch of its spell, not on the base fee of
+        // the block its operator picks to resume in.
+        uint256 cost = _probationEpochCost(block.basefee);
+        if (cost > nl.peakCost) nl.peakCost = cost > type(uint112).max ? type(uint112).max : uint112(cost);
 
         challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
         // Unknown before this block: an answer signed ahead of time cannot match it.
@@ -211,6 +225,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (nl.answeredTag != epoch + 1) {
             nl.answeredTag = epoch + 1;
             nl.missed = 0;
+            // Live again: a later spell is priced on its own challenges (decision 1645).
+            nl.peakCost = 0;
         }
         // One capacity share per physical platform and epoch, whatever number of apps it hosts. A
         // timely answer of another enclave on a counted platform still proves it live (so it never
@@ -271,11 +287,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         NodeLiveness storage nl = _liveness[enclaveId];
         uint8 missed = _missedAt(nl, _currentEpoch() + 1);
         if (missed < MAX_MISSED_EPOCHS) revert NodeNotUnresponsive(enclaveId, missed);
-        uint256 fee = _resumeFee();
+        uint256 fee = _resumeFee(nl.peakCost);
         if (msg.value < fee) revert ResumeFeeTooLow(msg.value, fee);
         delete _liveness[enclaveId];
-        _fund();
+        // To the owner's treasury, never the pool (decision 1646): the pool pays nodes by stake, so a
+        // large staker would get most of its own fee back.
+        address treasury = owner();
+        _treasuryCredit[treasury] += msg.value;
+        _totalTreasuryCredit += msg.value;
         emit ChallengesResumed(enclaveId, msg.sender, msg.value);
+        emit TreasuryCredited(treasury, msg.value);
     }
 
     /// @inheritdoc IFirnRewards
@@ -318,10 +339,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function withdraw() external nonReentrant {
-        uint256 amount = _withdrawable[msg.sender];
+        uint256 reward = _withdrawable[msg.sender];
+        uint256 fees = _treasuryCredit[msg.sender];
+        uint256 amount = reward + fees;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         _withdrawable[msg.sender] = 0;
-        _totalWithdrawn += amount;
+        _totalWithdrawn += reward;
+        if (fees != 0) {
+            _treasuryCredit[msg.sender] = 0;
+            _totalTreasuryCredit -= fees;
+        }
         emit Withdrawn(msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender, amount);
@@ -365,8 +392,13 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRewards
-    function resumeFee() external view returns (uint256) {
-        return _resumeFee();
+    function resumeFee(bytes32 enclaveId) external view returns (uint256) {
+        return _resumeFee(_liveness[enclaveId].peakCost);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function peakChallengeCost(bytes32 enclaveId) external view returns (uint256) {
+        return _liveness[enclaveId].peakCost;
     }
 
     /// @inheritdoc IFirnRewards
@@ -407,7 +439,17 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function withdrawable(address account) external view returns (uint256) {
-        return _withdrawable[account];
+        return _withdrawable[account] + _treasuryCredit[account];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function treasuryCredit(address account) external view returns (uint256) {
+        return _treasuryCredit[account];
+    }
+
+    /// @inheritdoc IFirnRewards
+    function totalTreasuryCredit() external view returns (uint256) {
+        return _totalTreasuryCredit;
     }
 
     /// @inheritdoc IFirnRewards
@@ -483,16 +525,26 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit PoolFunded(msg.sender, msg.value);
     }
 
-    /// @dev max(registrationFee, MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee), wei (decision
-    /// 1591): at least what the verifiers may spend challenging the node before it is unresponsive
-    /// again, and never less than a registration round, so a free registration fee (devnet,
-    /// governance) does not make silence free.
-    function _resumeFee() private view returns (uint256) {
+    /// @dev max(registrationFee, MAX_MISSED_EPOCHS x max(_probationEpochCost(block.basefee),
+    /// peakCost)), wei (decisions 1591, 1594, 1645): at least what the verifiers may spend
+    /// challenging the node before it is unresponsive again at today's base fee, at least what its
+    /// last spell cost them at the base fees they paid (so the operator cannot pick a cheap block),
+    /// and never less than a registration round, so a free registration fee (devnet, governance)
+    /// does not make silence free.
+    function _resumeFee(uint256 peakCost) private view returns (uint256) {
         uint256 fee = _registry.registrationFee();
+        uint256 cost = _probationEpochCost(block.basefee);
+        if (peakCost > cost) cost = peakCost;
+        uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * cost;
+        return gasCost > fee ? gasCost : fee;
+    }
+
+    /// @dev Wei one epoch of probation costs the verifiers at `baseFee` (wei per gas): the accepted
+    /// challenge and the refused ones of every other active verifier's racing daemon (decision 1594).
+    function _probationEpochCost(uint256 baseFee) private view returns (uint256) {
         uint256 others = _verifierSet.verifierCount();
         others = others == 0 ? 0 : others - 1;
-        uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * (CHALLENGE_GAS + others * REFUSED_CHALLENGE_GAS) * block.basefee;
-        return gasCost > fee ? gasCost : fee;
+        return (CHALLENGE_GAS + others * REFUSED_CHALLENGE_GAS) * baseFee;
     }
 
     function _currentEpoch() private view returns (uint64) {

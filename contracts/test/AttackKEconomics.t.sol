@@ -347,7 +347,8 @@ contract AttackKEconomicsTest is FirnFixture {
     /// silent node cycles (MAX_MISSED_EPOCHS missed epochs, resume, again) and makes the verifiers
     /// pay MAX_MISSED_EPOCHS challenges per cycle, forever, for the gas of one resume. Promise: a
     /// party cannot grief honest parties for less than it costs itself. Fix (decision 1591):
-    /// resumeFee() = max(registrationFee, MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee).
+    /// resumeFee() = max(registrationFee, MAX_MISSED_EPOCHS x CHALLENGE_GAS x block.basefee); since
+    /// 1594 and 1645 the per-node resumeFee(enclaveId), which equals it at one steady base fee.
     function test_attack_freeResumeMakesVerifiersPayForSilenceForever() public {
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0);
         vm.assertEq(registry.registrationFee(), 0, "a free registration fee");
@@ -364,7 +365,7 @@ contract AttackKEconomicsTest is FirnFixture {
         // One accepted challenge per epoch plus the refused ones of every other racing daemon (1594).
         uint256 required = uint256(bound)
             * (rewards.CHALLENGE_GAS() + (verifierSet.verifierCount() - 1) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
-        vm.assertEq(rewards.resumeFee(), required, "the fee covers the challenges a resume allows");
+        vm.assertEq(rewards.resumeFee(silent.enclaveId), required, "the fee covers the challenges a resume allows");
         uint256 worstChallenge;
         for (uint256 cycle = 0; cycle < 3; ++cycle) {
             uint256 verifierCost;
@@ -385,21 +386,23 @@ contract AttackKEconomicsTest is FirnFixture {
             vm.prank(silent.operator);
             vm.expectRevert(abi.encodeWithSelector(IFirnRewards.ResumeFeeTooLow.selector, 0, required));
             rewards.resumeChallenges(silent.enclaveId);
-            uint256 fee = rewards.resumeFee();
+            uint256 fee = rewards.resumeFee(silent.enclaveId);
             uint256 received = rewards.totalReceived();
+            uint256 credited = rewards.treasuryCredit(rewards.owner());
             vm.expectEmit(address(rewards));
             emit IFirnRewards.ChallengesResumed(silent.enclaveId, silent.operator, fee);
             vm.prank(silent.operator);
             rewards.resumeChallenges{value: fee}(silent.enclaveId);
-            vm.assertEq(rewards.totalReceived(), received + fee, "the fee went into the pool");
+            vm.assertEq(rewards.totalReceived(), received, "none of the fee went into the pool (decision 1646)");
+            vm.assertEq(rewards.treasuryCredit(rewards.owner()), credited + fee, "the owner's treasury took the fee");
             vm.assertLe(verifierCost, fee, "a cycle costs the attacker at least what it costs the verifiers");
         }
         vm.assertLe(worstChallenge, rewards.CHALLENGE_GAS(), "CHALLENGE_GAS bounds a cold challenge transaction");
         // The fee follows the base fee, and never drops below the registration fee.
         VmLiveness(address(vm)).fee(100 gwei);
-        vm.assertEq(rewards.resumeFee(), required * 10, "at ten times the base fee");
+        vm.assertEq(rewards.resumeFee(silent.enclaveId), required * 10, "at ten times the base fee");
         VmLiveness(address(vm)).fee(0);
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.01 ether);
-        vm.assertEq(rewards.resumeFee(), 0.01 ether, "the registration fee when gas is cheaper");
+        vm.assertEq(rewards.resumeFee(silent.enclaveId), 0.01 ether, "the registration fee when gas is cheaper");
     }
 }

@@ -522,7 +522,8 @@ contract FirnRewardsTest is FirnFixture {
     }
 
     /// @dev Only the operator may resume, only an unresponsive node, only for the registration fee,
-    /// which goes into the pool; then the node is challenged and can earn again.
+    /// which is credited to the owner's treasury, not the pool (decision 1646); then the node is
+    /// challenged and can earn again.
     function test_liveness_resumeChallengesCostsTheFee() public {
         uint256 fee = 0.01 ether;
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, fee);
@@ -544,11 +545,16 @@ contract FirnRewardsTest is FirnFixture {
         rewards.resumeChallenges{value: fee - 1}(nodeB.enclaveId);
 
         uint256 received = rewards.totalReceived();
+        address treasury = rewards.owner();
         vm.expectEmit(address(rewards));
         emit IFirnRewards.ChallengesResumed(nodeB.enclaveId, nodeB.operator, fee);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.TreasuryCredited(treasury, fee);
         vm.prank(nodeB.operator);
         rewards.resumeChallenges{value: fee}(nodeB.enclaveId);
-        vm.assertEq(rewards.totalReceived(), received + fee, "fee into the pool");
+        vm.assertEq(rewards.totalReceived(), received, "none into the pool (decision 1646)");
+        vm.assertEq(rewards.treasuryCredit(treasury), fee, "credited to the owner's treasury");
+        vm.assertEq(rewards.totalTreasuryCredit(), fee, "the treasury total");
         vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared");
         _answer(_challenge(0, nodeB), nodeB);
         vm.assertEq(rewards.nodePoints(rewards.currentEpoch(), nodeB.enclaveId), MIN_NODE_STAKE, "earns again");

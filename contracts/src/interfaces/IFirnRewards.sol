@@ -13,7 +13,9 @@ import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 /// challenge with a fresh nonce; the node's enclave signs the EIP-712 `LivenessAnswer` with its
 /// registered enclave key before the challenge's deadline, in the same epoch. One physical
 /// platform (platformIdHash) earns one capacity share per epoch. Claims are credited and pulled.
-/// Invariant: totalWithdrawn <= totalAllocated <= totalReceived.
+/// Resume fees are not pool money: they are credited to the owner's treasury (decision 1646).
+/// Invariant: totalWithdrawn <= totalAllocated <= totalReceived, and the balance is
+/// totalReceived - totalWithdrawn + totalTreasuryCredit.
 /// See docs/decisions/0800-economics.md.
 interface IFirnRewards {
     /// @notice The typed data the enclave signs (EIP-712, domain "firn" "1", this contract).
@@ -107,8 +109,12 @@ interface IFirnRewards {
     event VerifierRewardClaimed(uint64 indexed epoch, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event ReporterSet(address indexed reporter, bool allowed);
-    /// @notice The operator of an unresponsive node paid `fee` into the pool; it is challenged again.
+    /// @notice The operator of an unresponsive node paid `fee` (credited to the owner's treasury,
+    /// TreasuryCredited); it is challenged again.
     event ChallengesResumed(bytes32 indexed enclaveId, address indexed operator, uint256 fee);
+    /// @notice `amount` wei of a resume fee credited to `account`, the owner at the time, to pull
+    /// with withdraw (decision 1646).
+    event TreasuryCredited(address indexed account, uint256 amount);
     event ParametersUpdated(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps);
 
     /// @notice Add to the pool (also plain ether transfers).
@@ -124,20 +130,28 @@ interface IFirnRewards {
     /// epoch's end: every accepted challenge leaves the node its whole answer window (decision 1590).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
 
-    /// @notice The node's operator, after the node became unresponsive: pay at least `resumeFee()`
-    /// (wei, at this block's base fee; the whole msg.value goes to the pool) and clear its missed
-    /// count, so verifiers challenge it again. Silence then costs the attacker, per round of
-    /// verifiers' challenges, at least what those challenges cost them (decisions 1576, 1591).
+    /// @notice The node's operator, after the node became unresponsive: pay at least
+    /// `resumeFee(enclaveId)` (wei, in this block) and clear its missed count, so verifiers challenge
+    /// it again. The whole msg.value is credited to the owner's treasury (TreasuryCredited, pulled
+    /// with withdraw), never to the pool, whose stakers would get it back (decision 1646). Silence
+    /// then costs the attacker, per spell of verifiers' challenges, at least what those challenges
+    /// cost them (decisions 1576, 1591, 1645).
     /// Reverts NotNodeOperator, NodeNotUnresponsive, ResumeFeeTooLow(sent, fee).
     function resumeChallenges(bytes32 enclaveId) external payable;
 
-    /// @notice What resumeChallenges asks now, wei: max(registry.registrationFee(),
-    /// MAX_MISSED_EPOCHS x (CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x
-    /// block.basefee): every active verifier's daemon may race the one challenge a node on
-    /// probation accepts per epoch, and the refused ones pay gas too (decisions 1591, 1594). It
-    /// follows the base fee and the verifier count: a caller sends it with head-room for the block
-    /// its transaction lands in.
-    function resumeFee() external view returns (uint256);
+    /// @notice What resumeChallenges asks for the node now, wei: max(registry.registrationFee(),
+    /// MAX_MISSED_EPOCHS x max((CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x
+    /// block.basefee, peakChallengeCost(enclaveId))): every active verifier's daemon may race the one
+    /// challenge a node on probation accepts per epoch, and the refused ones pay gas too (decisions
+    /// 1591, 1594); the price is never below the dearest epoch of the spell that made the node
+    /// unresponsive, so a resume timed for a cheap block still pays what the verifiers paid (1645).
+    /// A caller sends it with head-room for the block its transaction lands in.
+    function resumeFee(bytes32 enclaveId) external view returns (uint256);
+
+    /// @notice Wei: the dearest epoch of probation the node's current spell cost the verifiers,
+    /// (CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x block.basefee recorded at each
+    /// accepted challenge since the node last answered or resumed (0 after either; decision 1645).
+    function peakChallengeCost(bytes32 enclaveId) external view returns (uint256);
 
     /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
     function missedEpochs(bytes32 enclaveId) external view returns (uint8);
@@ -171,7 +185,8 @@ interface IFirnRewards {
     /// @notice Anyone: credit the verifier's share of a closed (or closable) epoch.
     function claimVerifierReward(uint64 epoch, address verifier) external;
 
-    /// @notice Pay the caller's credited rewards.
+    /// @notice Pay the caller's credited rewards and, for an owner, its treasury credit of resume
+    /// fees. Reverts NothingToWithdraw when both are 0, TransferFailed.
     function withdraw() external;
 
     /// @notice Owner (timelock): answer window (s), answers per node per epoch that count
@@ -194,7 +209,12 @@ interface IFirnRewards {
     /// @notice What claimNodeReward would credit now (0 when the epoch has not ended).
     function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
     function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256);
+    /// @notice What withdraw pays `account` now, wei: its credited rewards plus its treasury credit.
     function withdrawable(address account) external view returns (uint256);
+    /// @notice Resume fees credited to `account` (an owner at the time) and not yet withdrawn, wei.
+    function treasuryCredit(address account) external view returns (uint256);
+    /// @notice Resume fees credited to owners and not yet withdrawn, wei; not part of the pool.
+    function totalTreasuryCredit() external view returns (uint256);
     function hashLivenessAnswer(LivenessAnswer calldata answer) external view returns (bytes32);
     function totalReceived() external view returns (uint256);
     function totalAllocated() external view returns (uint256);

@@ -66,7 +66,7 @@ contract AttackResumeRaceTest is FirnFixture {
             rewards.issueChallenge(silent.enclaveId);
         }
         vm.assertTrue(rewards.isUnresponsive(silent.enclaveId), "unresponsive");
-        uint256 fee = rewards.resumeFee();
+        uint256 fee = rewards.resumeFee(silent.enclaveId);
         vm.prank(silent.operator);
         rewards.resumeChallenges{value: fee}(silent.enclaveId);
 

@@ -31,6 +31,8 @@ contract Handler {
     mapping(uint64 epoch => uint256) public creditedNode;
     mapping(uint64 epoch => uint256) public creditedVerifier;
     uint256 public creditedTotal;
+    /// @dev Resume fees paid by operators (ghost).
+    uint256 public resumeFeesPaid;
     uint256 public answers;
     uint64 public maxEpochTouched;
 
@@ -321,6 +323,18 @@ contract Handler {
         } catch {}
     }
 
+    /// @dev An unresponsive node's operator pays its resume fee (decision 1646: to the owner).
+    function resume(uint256 i) external {
+        i %= NODES;
+        if (rewards.missedEpochs(_id(i)) < rewards.MAX_MISSED_EPOCHS()) return;
+        uint256 fee = rewards.resumeFee(_id(i));
+        vm.deal(_op(i), _op(i).balance + fee);
+        vm.prank(_op(i));
+        try rewards.resumeChallenges{value: fee}(_id(i)) {
+            resumeFeesPaid += fee;
+        } catch {}
+    }
+
     function advanceEpoch(uint256 wait) external {
         vm.warp(block.timestamp + (wait % 2 days));
         uint64 e = rewards.currentEpoch();
@@ -438,14 +452,18 @@ contract FirnInvariantsTest is FirnFixture {
     }
 
     /// @dev What the pool credited (per epoch and overall) never exceeds what it allocated, which
-    /// never exceeds what it received; its balance is exactly received - withdrawn.
+    /// never exceeds what it received; its balance is exactly received - withdrawn plus the resume
+    /// fees owed to the owner's treasury, which are outside the pool's books (decision 1646).
     function invariant_rewardsNeverExceedPool() public view {
         vm.assertLe(rewards.totalWithdrawn(), rewards.totalAllocated(), "withdrawn <= allocated");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
         vm.assertLe(handler.creditedTotal(), rewards.totalAllocated(), "credited <= allocated");
         vm.assertEq(
-            address(rewards).balance, rewards.totalReceived() - rewards.totalWithdrawn(), "balance == received - paid"
+            address(rewards).balance,
+            rewards.totalReceived() - rewards.totalWithdrawn() + rewards.totalTreasuryCredit(),
+            "balance == received - paid + treasury credit"
         );
+        vm.assertEq(rewards.treasuryCredit(owner), handler.resumeFeesPaid(), "every resume fee is the owner's");
         for (uint64 e = 0; e <= handler.maxEpochTouched(); ++e) {
             IFirnRewards.Epoch memory ep = rewards.getEpoch(e);
             vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
