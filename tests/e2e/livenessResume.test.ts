@@ -4,8 +4,9 @@
  * The node runs no liveness service for MAX_MISSED_EPOCHS challenged epochs (an outage): the pool
  * marks it unresponsive and verifiers stop challenging it. Then its liveness service comes back:
  * with a cap below the resume fee it logs one warning naming --max-resume-fee and pays nothing;
- * with the default cap it pays `resumeFee()` once by itself, is challenged again and answers, and
- * does not pay again. The verifier daemon sends no challenge whose answer window would run past
+ * with the default cap it pays `resumeFee(enclaveId)` once by itself (to the owner's treasury, not
+ * the pool: decision 1646), priced never below the dearest challenge of its outage (decision 1645),
+ * is challenged again and answers, and does not pay again. The verifier daemon sends no challenge whose answer window would run past
  * the epoch's end (the pool would refuse it as ChallengeTooLate) and still challenges early in the
  * next one. The registration fee is 0 here: the resume still costs its challenges' gas.
  */
@@ -13,6 +14,7 @@ import {
   createFirnClients,
   type FirnClients,
   firnRewardsAbi,
+  firnVerifierSetAbi,
   getChallenge,
   getRewardsState,
   rewardsAddress,
@@ -115,7 +117,7 @@ describe('a node back from an outage', () => {
     }
     expect(c1.stats.issued).toBe(bound);
     // What those challenges cost the verifier, from the receipts: CHALLENGE_GAS bounds each one, so
-    // the resume fee (MAX_MISSED_EPOCHS x CHALLENGE_GAS x base fee) covers them (decision 1591).
+    // the resume fee (MAX_MISSED_EPOCHS x (CHALLENGE_GAS + ...) x base fee) covers them (1591).
     const challengeGas = await v1.public.readContract({
       address: rewardsAddress(v1),
       abi: firnRewardsAbi,
@@ -130,10 +132,29 @@ describe('a node back from an outage', () => {
       strict: true,
     });
     expect(issuedLogs).toHaveLength(bound);
+    // The pool recorded the dearest of those challenges' epochs at the base fee each one paid and
+    // the verifier count then (decision 1645): the resume cannot be priced below it.
+    const pool = { address: rewardsAddress(v1), abi: firnRewardsAbi } as const;
+    const [refusedGas, verifiers] = await Promise.all([
+      v1.public.readContract({ ...pool, functionName: 'REFUSED_CHALLENGE_GAS' }),
+      v1.public.readContract({
+        address: net.deployment.verifierSet,
+        abi: firnVerifierSetAbi,
+        functionName: 'verifierCount',
+      }),
+    ]);
+    let peak = 0n;
     for (const l of issuedLogs) {
       const r = await v1.public.getTransactionReceipt({ hash: l.transactionHash });
       expect(r.gasUsed).toBeLessThanOrEqual(challengeGas);
+      const b = await v1.public.getBlock({ blockNumber: r.blockNumber });
+      const cost = (challengeGas + (verifiers - 1n) * refusedGas) * (b.baseFeePerGas ?? 0n);
+      if (cost > peak) peak = cost;
     }
+    expect(peak).toBeGreaterThan(0n);
+    expect(
+      await v1.public.readContract({ ...pool, functionName: 'peakChallengeCost', args: [enclaveId] }),
+    ).toBe(peak);
     expect(await read<number>('missedEpochs')).toBe(bound);
     expect(await read<boolean>('isUnresponsive')).toBe(true);
 
@@ -152,10 +173,23 @@ describe('a node back from an outage', () => {
     const logs = recorder();
     const svc = service(logs);
     const received = (await getRewardsState(v1)).totalReceived;
+    const treasury = await v1.public.readContract({ ...pool, functionName: 'owner' });
+    expect(treasury).toBe(net.deployment.timelock);
+    const credited = await v1.public.readContract({
+      ...pool,
+      functionName: 'treasuryCredit',
+      args: [treasury],
+    });
     await svc.poll();
     expect(svc.stats.resumed).toBe(1);
     expect(logs.lines.filter((l) => l.msg.includes('challenges resumed'))).toHaveLength(1);
-    expect((await getRewardsState(v1)).totalReceived - received).toBe(svc.stats.resumeFeesPaid);
+    expect(svc.stats.resumeFeesPaid).toBeGreaterThanOrEqual(3n * peak);
+    // All of it to governance's treasury (the timelock), none into the reward pool.
+    expect((await getRewardsState(v1)).totalReceived).toBe(received);
+    expect(
+      (await v1.public.readContract({ ...pool, functionName: 'treasuryCredit', args: [treasury] })) -
+        credited,
+    ).toBe(svc.stats.resumeFeesPaid);
     expect(await read<number>('missedEpochs')).toBe(0);
     expect(await read<boolean>('isUnresponsive')).toBe(false);
 

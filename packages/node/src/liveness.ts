@@ -47,8 +47,8 @@ export interface LivenessServiceOptions {
   /**
    * Most wei the service pays for one `resumeChallenges` (decision 1592): when the pool marks this
    * node unresponsive (MAX_MISSED_EPOCHS challenged epochs without an answer) while the service
-   * runs and its enclave answers, it pays the pool's resume fee so verifiers challenge it again,
-   * if the fee is at most this. Default DEFAULT_MAX_RESUME_FEE_WEI (0.05 ether, five times the
+   * runs and its enclave answers, it pays the node's resume fee (credited to governance's
+   * treasury, decision 1646) so verifiers challenge it again, if the fee is at most this. Default DEFAULT_MAX_RESUME_FEE_WEI (0.05 ether, five times the
    * production deploy's registration fee); 0 never resumes (a warning names the option).
    */
   maxResumeFeeWei?: bigint;
@@ -334,9 +334,10 @@ export class LivenessService {
       );
       return;
     }
-    const quote = await getResumeFee(this.clients);
+    const quote = await getResumeFee(this.clients, enclaveId);
     // Priced for a base fee above the latest block's, so the payment still covers the fee when
-    // the block it lands in costs more (the excess goes to the pool, as any payment above it).
+    // the block it lands in costs more (the excess is credited to the owner's treasury with the
+    // rest: decision 1646).
     const value = resumeFeeAt(quote, (quote.baseFee * BASE_FEE_HEADROOM_NUM) / BASE_FEE_HEADROOM_DEN + 1n);
     if (value > cap) {
       warnOnce(
@@ -352,7 +353,7 @@ export class LivenessService {
       this.answeredAtResume = this.stats.answered;
       this.resumeFailures = 0;
       this.spellWarnings.clear();
-      log.info('node was unresponsive on chain; challenges resumed (fee paid into the reward pool)', {
+      log.info("node was unresponsive on chain; challenges resumed (fee credited to governance's treasury)", {
         enclaveId,
         missedEpochs: missed,
         wei: value.toString(),

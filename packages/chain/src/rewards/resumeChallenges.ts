@@ -7,10 +7,12 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 import { rewardsAddress } from './rewardsAddress.ts';
 
 /**
- * What resuming an unresponsive node costs (decisions 1576, 1591), read at one block.
- * `fee` is the pool's `resumeFee()` at that block's base fee; the other fields let a caller
- * re-price it for a later block's base fee: fee = max(registrationFee, maxMissedEpochs x
- * (challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee) (decision 1594).
+ * What resuming one unresponsive node costs (decisions 1576, 1591), read at one block.
+ * `fee` is the pool's `resumeFee(enclaveId)` at that block's base fee; the other fields let a
+ * caller re-price it for a later block's base fee: fee = max(registrationFee, maxMissedEpochs x
+ * max((challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee, peakChallengeCost))
+ * (decisions 1594, 1645). All of it is credited to the owner's treasury, not the reward pool
+ * (decision 1646).
  */
 export interface ResumeFeeQuote {
   /** Wei the pool asks at `baseFee`. */
@@ -25,27 +27,38 @@ export interface ResumeFeeQuote {
   refusedChallengeGas: bigint;
   /** Active verifiers (FirnVerifierSet.verifierCount) at the block read: the daemons that race. */
   verifierCount: bigint;
+  /**
+   * Wei: the dearest epoch of probation the node's spell cost the verifiers, recorded at their
+   * accepted challenges (FirnRewards.peakChallengeCost, decision 1645); the fee is never priced
+   * below it, whatever the base fee of the block the resume lands in.
+   */
+  peakChallengeCost: bigint;
   /** Wei per gas of the block read (0 on a chain without EIP-1559). */
   baseFee: bigint;
 }
 
 /**
- * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x (challengeGas +
- * (verifierCount - 1) x refusedChallengeGas) x baseFee), what `resumeChallenges` requires in a
- * block with that base fee and verifier count (FirnRewards._resumeFee, decisions 1591, 1594).
+ * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x
+ * max((challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee, peakChallengeCost)),
+ * what `resumeChallenges` requires in a block with that base fee and verifier count
+ * (FirnRewards._resumeFee, decisions 1591, 1594, 1645).
  */
 export function resumeFeeAt(q: Omit<ResumeFeeQuote, 'fee' | 'baseFee'>, baseFee: bigint): bigint {
   const others = q.verifierCount > 0n ? q.verifierCount - 1n : 0n;
-  const gasCost = BigInt(q.maxMissedEpochs) * (q.challengeGas + others * q.refusedChallengeGas) * baseFee;
+  let epochCost = (q.challengeGas + others * q.refusedChallengeGas) * baseFee;
+  if (q.peakChallengeCost > epochCost) epochCost = q.peakChallengeCost;
+  const gasCost = BigInt(q.maxMissedEpochs) * epochCost;
   return gasCost > q.registrationFee ? gasCost : q.registrationFee;
 }
 
 /**
- * Read the resume fee and its parts at the latest block. Computed from the registry's fee, the
- * pool's constants and the block's base fee (an eth_call may run with a base fee of 0, so the
- * view itself is not read). Throws FirnError E_CHAIN on an RPC failure.
+ * Read the resume fee of node `enclaveId` (bytes32 hex) and its parts at the latest block.
+ * Computed from the registry's fee, the pool's constants, the node's recorded peak and the block's
+ * base fee (an eth_call may run with a base fee of 0, so the view itself is not read). Throws
+ * FirnError E_INVALID_INPUT for a malformed enclaveId, E_CHAIN on an RPC failure.
  */
-export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote> {
+export async function getResumeFee(clients: FirnClients, enclaveId: Hex): Promise<ResumeFeeQuote> {
+  const id = assertBytes32(enclaveId, 'enclaveId');
   try {
     const base = { address: rewardsAddress(clients), abi: firnRewardsAbi } as const;
     const [maxMissedEpochs, challengeGas, refusedChallengeGas, block] = await Promise.all([
@@ -54,7 +67,7 @@ export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote
       clients.public.readContract({ ...base, functionName: 'REFUSED_CHALLENGE_GAS' }),
       clients.public.getBlock({ blockTag: 'latest' }),
     ]);
-    const [registrationFee, verifierCount] = await Promise.all([
+    const [registrationFee, verifierCount, peakChallengeCost] = await Promise.all([
       clients.public.readContract({
         address: clients.addresses.registry,
         abi: firnRegistryAbi,
@@ -67,6 +80,12 @@ export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote
         functionName: 'verifierCount',
         blockNumber: block.number,
       }),
+      clients.public.readContract({
+        ...base,
+        functionName: 'peakChallengeCost',
+        args: [id],
+        blockNumber: block.number,
+      }),
     ]);
     const parts = {
       registrationFee,
@@ -74,6 +93,7 @@ export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote
       challengeGas,
       refusedChallengeGas,
       verifierCount,
+      peakChallengeCost,
     };
     const baseFee = block.baseFeePerGas ?? 0n;
     return { ...parts, baseFee, fee: resumeFeeAt(parts, baseFee) };
@@ -84,7 +104,8 @@ export async function getResumeFee(clients: FirnClients): Promise<ResumeFeeQuote
 
 /**
  * The node's operator: have an unresponsive node challenged again by paying `value` wei (at least
- * `resumeFee()` in the block it lands in; all of it goes to the pool). Reverts NotNodeOperator,
+ * `resumeFee(enclaveId)` in the block it lands in; all of it is credited to the owner's treasury,
+ * none to the reward pool: decision 1646). Reverts NotNodeOperator,
  * NodeNotUnresponsive(enclaveId, missed), ResumeFeeTooLow(sent, fee).
  */
 export async function resumeChallenges(

@@ -497,7 +497,7 @@ export function registerNode(program: Command): void {
     )
     .option(
       '--max-resume-fee <ether>',
-      'most ether paid, per resume, to be challenged again after the pool marked the node unresponsive (default 0.05; 0: never)',
+      "most ether paid (to governance's treasury), per resume, to be challenged again after the pool marked the node unresponsive (default 0.05; 0: never)",
     )
     .action(async (o: NodeStartOptions) => {
       try {

@@ -218,7 +218,9 @@ function withOptions(c: Command): Command {
 /**
  * The operator: have each named node the pool marked unresponsive challenged again
  * (`resumeChallenges`, decisions 1576, 1591), paying its resume fee priced at 5/4 of the latest
- * base fee (the excess stays in the pool), refused above `--max-fee` ether (default 0.05). A node
+ * base fee and never below the dearest epoch of challenges its spell cost the verifiers (decision
+ * 1645), refused above `--max-fee` ether (default 0.05). The whole payment, excess included, is
+ * credited to governance's treasury, not the reward pool (decision 1646). A node
  * that is not unresponsive is skipped. Throws E_INVALID_INPUT when a fee is above the cap,
  * E_CHAIN_REVERTED (NotNodeOperator, ResumeFeeTooLow) when the pool refuses.
  */
@@ -240,7 +242,7 @@ export async function rewardsResume(
       skipped.push(enclaveId);
       continue;
     }
-    const quote = await getResumeFee(c);
+    const quote = await getResumeFee(c, enclaveId);
     const value = resumeFeeAt(quote, (quote.baseFee * 5n) / 4n + 1n);
     if (value > cap)
       throw new InvalidInputError(
@@ -311,7 +313,9 @@ export function registerRewards(program: Command): void {
       }
     });
   withOptions(r.command('resume'))
-    .description('pay the resume fee so verifiers challenge an unresponsive node again (decision 1591)')
+    .description(
+      "pay the resume fee (to governance's treasury) so verifiers challenge an unresponsive node again (decisions 1591, 1646)",
+    )
     .option('--max-fee <ether>', 'most ether to pay per node', '0.05')
     .action(async (o: RewardsOptions) => {
       try {
