@@ -35,7 +35,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
     /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
     /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
-    /// 1594), 174,058 for a later one (decision 1591).
+    /// 1594; measured cold with the test call's overhead at a non-zero base fee, 217,136 since the
+    /// challenge-cost record of decision 1645), 174,058 for a later one (decision 1591).
     /// `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS of them at the higher of the block's base
     /// fee and the dearest one the node's spell was challenged at (decision 1645), so a resume pays
     /// for the challenges verifiers spend on a node that stays silent.

@@ -10,9 +10,13 @@ import {FirnFixture} from "./utils/FirnFixture.sol";
 /// @dev forge's `cool` cheatcode (not in utils/Vm.sol): an account and its storage cold again.
 interface VmCool {
     function cool(address target) external;
+    function fee(uint256 newBasefee) external;
 }
 
 contract FirnRewardsTest is FirnFixture {
+    /// @notice For the record: the dearest challenge transaction measured.
+    event FirstColdChallengeGas(uint256 gas);
+
     TestNode internal nodeA;
     TestNode internal nodeB;
     TestNode internal nodeD; // twice the stake
@@ -593,8 +597,11 @@ contract FirnRewardsTest is FirnFixture {
 
     /// @dev CHALLENGE_GAS bounds the dearest challenge transaction: the pool's first challenge ever
     /// (its counter and the node's liveness slot written from zero), storage and accounts cold,
-    /// plus the intrinsic 21,000 and the calldata. The resume fee is priced on it.
+    /// plus the intrinsic 21,000 and the calldata. The resume fee is priced on it. At a non-zero
+    /// base fee, so the node's challenge-cost record (decision 1645) is written too (forge's
+    /// isolation mode runs it at 0, where the record is not written).
     function test_challengeGas_boundsTheFirstColdChallenge() public {
+        VmCool(address(vm)).fee(30 gwei);
         VmCool(address(vm)).cool(address(rewards));
         VmCool(address(vm)).cool(address(registry));
         VmCool(address(vm)).cool(address(verifierSet));
@@ -605,6 +612,7 @@ contract FirnRewardsTest is FirnFixture {
         uint256 g = gasleft();
         rewards.issueChallenge(nodeA.enclaveId);
         uint256 used = g - gasleft() + 21_000 + calldataGas;
+        emit FirstColdChallengeGas(used);
         vm.assertLe(used, rewards.CHALLENGE_GAS(), "the first cold challenge transaction fits CHALLENGE_GAS");
     }
 }

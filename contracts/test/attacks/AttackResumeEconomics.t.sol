@@ -38,6 +38,11 @@ contract AttackResumeCheapBlockTest is FirnFixture {
     /// @notice For the record: what a spell cost the verifiers, what the cheap block's price asked,
     /// and what the resume asks now.
     event Spell(uint256 verifierCost, uint256 cheapBlockPrice, uint256 fee);
+    /// @notice For the record: the dearest accepted and refused challenge transactions measured.
+    event DearestChallengeGas(uint256 accepted, uint256 refused);
+
+    uint256 internal maxAcceptedGas;
+    uint256 internal maxRefusedGas;
 
     function _txGas(address verifier, bytes32 enclaveId) internal returns (uint256 gas, bool ok) {
         VmResume cheats = VmResume(address(vm));
@@ -63,8 +68,10 @@ contract AttackResumeCheapBlockTest is FirnFixture {
             vm.warp(rewards.genesis() + (rewards.currentEpoch() + 1) * EPOCH + 1);
             if (rewards.isUnresponsive(enclaveId)) break; // what each daemon reads first
             for (uint256 v = 0; v < verifierList.length; ++v) {
-                (uint256 gas,) = _txGas(verifierList[v], enclaveId);
+                (uint256 gas, bool ok) = _txGas(verifierList[v], enclaveId);
                 cost += gas * baseFee;
+                if (ok && gas > maxAcceptedGas) maxAcceptedGas = gas;
+                if (!ok && gas > maxRefusedGas) maxRefusedGas = gas;
             }
         }
         vm.assertEq(rewards.missedEpochs(enclaveId), rewards.MAX_MISSED_EPOCHS(), "unresponsive");
@@ -116,6 +123,10 @@ contract AttackResumeCheapBlockTest is FirnFixture {
         uint256 cheapFee = rewards.resumeFee(silent.enclaveId);
         vm.assertLe(cheapSpent, cheapFee, "covers a cheap spell");
         vm.assertEq(cheapFee, _priceAt(CHEAP), "and asks no more than its price");
+        // The constants the price is built on still bound every challenge measured (record written).
+        emit DearestChallengeGas(maxAcceptedGas, maxRefusedGas);
+        vm.assertLe(maxAcceptedGas, rewards.CHALLENGE_GAS(), "an accepted challenge fits CHALLENGE_GAS");
+        vm.assertLe(maxRefusedGas, rewards.REFUSED_CHALLENGE_GAS(), "a refused challenge fits REFUSED_CHALLENGE_GAS");
         // Gas dearer at the resume than during the spell: today's price.
         VmResume(address(vm)).fee(DEAR);
         vm.assertEq(rewards.resumeFee(silent.enclaveId), _priceAt(DEAR), "today's base fee when it is higher");
