@@ -485,6 +485,24 @@ contract FirnInvariantsTest is FirnFixture {
         vm.assertEq(market.withdrawable(owner), handler.treasuryForfeitCredits(), "treasury credit == forfeits");
     }
 
+    /// @dev The handler reaches a resume: a node challenged and silent for MAX_MISSED_EPOCHS epochs
+    /// pays its fee through `resume`, the owner's credit is that fee, the pool's books do not move,
+    /// and the balance identity of invariant_rewardsNeverExceedPool holds (decision 1646).
+    function test_handler_resumeReachesTheTreasury() public {
+        handler.register(0, 0);
+        handler.approveQuorum(0);
+        for (uint256 e = 0; e < rewards.MAX_MISSED_EPOCHS() + 1; ++e) {
+            handler.advanceEpoch(1 days);
+            handler.challengeAndAnswer(0, 0, false);
+        }
+        uint256 received = rewards.totalReceived();
+        handler.resume(0);
+        vm.assertTrue(handler.resumeFeesPaid() != 0, "a resume was paid");
+        vm.assertEq(rewards.treasuryCredit(owner), handler.resumeFeesPaid(), "the owner's credit is the fee");
+        vm.assertEq(rewards.totalReceived(), received, "the pool received none of it");
+        invariant_rewardsNeverExceedPool();
+    }
+
     /// @dev The ghost above sees the forfeit paths: one node made Active claims a job, holds it,
     /// releases it, claims it again, lets it lapse into the requester's reclaim, and fails another
     /// late (with the requester-funded rule of 1571 this ghost reads 2.5 bonds).
