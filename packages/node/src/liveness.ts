@@ -78,7 +78,7 @@ export interface LivenessStats {
   answered: number;
   /** Automatic `resumeChallenges` this service paid for (decision 1592). */
   resumed: number;
-  /** Wei those resumes paid into the pool. */
+  /** Wei those resumes paid (credited to governance's treasury, decision 1646). */
   resumeFeesPaid: bigint;
   /** Challenges seen too late (deadline passed) or refused by the contract. */
   missed: number;

@@ -322,7 +322,9 @@ export function registerRewards(program: Command): void {
         const res = await rewardsResume(o);
         if (o.json) return printJson(res);
         for (const r of res.resumed)
-          process.stdout.write(`resumed ${r.enclaveId}: ${formatEther(BigInt(r.wei))} ETH (${r.tx})\n`);
+          process.stdout.write(
+            `resumed ${r.enclaveId}: ${formatEther(BigInt(r.wei))} ETH to governance's treasury (${r.tx})\n`,
+          );
         for (const id of res.skipped) process.stdout.write(`${id}: not unresponsive, nothing to pay\n`);
       } catch (e) {
         printError(e, Boolean(o.json));
