@@ -436,6 +436,12 @@ describe('firn job result against a hostile node', () => {
     const out = join(dir, 'hostile-long');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_TOO_LARGE');
+    // What the requester can do about it, not only what the node did (decision 1651).
+    expect(err?.message).toContain('Nothing was written');
+    expect(err?.message).toContain('the only bound there is');
+    expect(err?.message).toContain(`firn job status ${jobId}`);
+    expect(err?.message).toContain(`firn job reclaim ${jobId}`);
+    expect(err?.details).toMatchObject({ endpoint: endpoint(), role: 'y', limit: o.sealed.length });
     expect(artifactRequests).toEqual([o.artifactId]);
     expect(existsSync(out)).toBe(false);
   }, 60_000);
@@ -449,6 +455,7 @@ describe('firn job result against a hostile node', () => {
     const out = join(dir, 'hostile-flipped');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_ARTIFACT_TAMPERED');
+    expect(err?.message).toContain(`firn job reclaim ${jobId}`);
     expect(err?.details).toMatchObject({ endpoint: endpoint(), role: 'y' });
     expect(existsSync(out)).toBe(false);
   }, 60_000);

@@ -263,7 +263,9 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
  * the (role, artifact id) list the node gives, and only then fetch each output, capped at its
  * listed size (bounded by the enclave's largest sealed output, ~514 MiB: this command has no job
  * channel to open the enclave's summary with, whose sealed sizes `runJob`/`runApp` cap at;
- * decision 1600) and checked against its id; then write proof.json and the outputs: opened with
+ * decisions 1600, 1651: with or without a journal entry, the listed size is the tightest bound this
+ * command has) and checked against its id; an output served past its listed size or as other
+ * bytes stops the command, naming what the requester can do (notServedAsListed); then write proof.json and the outputs: opened with
  * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else with the key
  * derived again from the requester key (`--key-file`, FIRN_REQUESTER_KEY, the devnet requester or
  * the key the journal names) and the salt the job journal holds for a job this machine posted
@@ -388,7 +390,12 @@ async function fetchVerifiedResult(
   }
   await verifyResultProof(c, node.endpoint, r, { jobId });
   const files: { name: string; bytes: Uint8Array | string }[] = [];
-  for (const x of await fetchResultOutputs(api, r)) {
+  // Capped at each output's listed size: without the job's channel this command cannot open the
+  // enclave's summary (its sealed sizes), and the proof commits to hashes, not sizes (1600, 1651).
+  const fetched = await fetchResultOutputs(api, r).catch((e: unknown) => {
+    throw notServedAsListed(e, node.endpoint, jobId);
+  });
+  for (const x of fetched) {
     if (kem) {
       const opened = await openOutput(x.sealed, kem);
       files.push({ name: x.role, bytes: opened.bytes });
@@ -408,6 +415,22 @@ async function fetchVerifiedResult(
     files: [...files.map((f) => f.name), 'proof.json'],
     opened: !!kem,
   };
+}
+
+/**
+ * A download `firn job result` cannot complete because the node serves an output other than it
+ * listed (E_TOO_LARGE: past its listed size; E_ARTIFACT_TAMPERED: other bytes or fewer), with what
+ * the requester can do: nothing was written, the listed size is the only bound this command has
+ * (decision 1651), and a result the node does not serve is disputed by verifiers, after which the
+ * escrow can be reclaimed. Other errors are returned as they are. Keeps code, details and cause.
+ */
+export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unknown {
+  if (!(e instanceof FirnError) || (e.code !== 'E_TOO_LARGE' && e.code !== 'E_ARTIFACT_TAMPERED')) return e;
+  return new FirnError(
+    e.code,
+    `${e.message}. Nothing was written. The Work Proof commits to each output's hash, not its size, and firn job result has no channel to the enclave's own summary, so the size node ${endpoint} lists is the only bound there is: this node does not serve the output it listed, and its result cannot be fetched from it. Try again later; verifiers dispute a result its node does not serve, and once \`firn job status ${jobId}\` shows the job Slashed, \`firn job reclaim ${jobId}\` refunds the escrow`,
+    { cause: e, ...(e.details === undefined ? {} : { details: e.details }) },
+  );
 }
 
 function readKemPrivateKey(file: string): Uint8Array {
