@@ -17,7 +17,7 @@ import {
   type WorkProof,
   workProofTypedData,
 } from '@firn/chain';
-import { type SealedInput, sealInput } from '@firn/client';
+import { type JobPostedAt, type SealedInput, sealInput } from '@firn/client';
 import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { keccak256, toHex } from 'viem';
@@ -25,7 +25,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployJobFirn, postOpenJob, registerApprovedNode } from '../../test/jobChain.ts';
 import { jobChainFacts, recordJob } from '../jobJournal.ts';
-import { newResultKem } from '../resultKem.ts';
+import { newResultKem, type ResultKemRecord } from '../resultKem.ts';
 import { jobReclaim, jobResult, jobStatus } from './job.ts';
 
 // Decision 1541: `firn job status` advice and `firn job reclaim`'s pre-check judge a claim's lapse
@@ -194,8 +194,20 @@ async function postedAt(jobId: Hex) {
 }
 
 describe('firn job result with a journal entry (decisions 1630, 1650)', () => {
-  const keyFile = () => join(dir, 'requester.key');
-  const requester = () => anvil.accounts[2]!.address;
+  /**
+   * Journal `jobId` as `firn infer` does without --kem-key: the result key's salt and public key
+   * (`record`), the requester's key file, and `posted` as where it was posted (none: an entry
+   * written before decision 1650).
+   */
+  const journal = (jobId: Hex, record: ResultKemRecord, posted?: JobPostedAt) =>
+    recordJob({
+      jobId,
+      command: 'infer',
+      options: { keyFile: join(dir, 'requester.key') },
+      postedAt: 1,
+      ...record,
+      ...(posted ? { chain: jobChainFacts(deployment, anvil.accounts[2]!.address, posted) } : {}),
+    });
 
   it("an entry bound to this chain's post opens the outputs with the key derived again", async () => {
     const { kem, record } = newResultKem(anvil.accounts[2]!.privateKey);
@@ -203,14 +215,7 @@ describe('firn job result with a journal entry (decisions 1630, 1650)', () => {
     const o = await sealInput(plaintext, 'application/octet-stream', kem.publicKey);
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
     fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
-    recordJob({
-      jobId,
-      command: 'infer',
-      options: { keyFile: keyFile() },
-      postedAt: 1,
-      ...record,
-      chain: jobChainFacts(deployment, requester(), await postedAt(jobId)),
-    });
+    journal(jobId, record, await postedAt(jobId));
     const out = join(dir, 'journal-bound');
     const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
     expect(r).toMatchObject({ opened: true, files: ['y', 'proof.json'] });
@@ -228,17 +233,10 @@ describe('firn job result with a journal entry (decisions 1630, 1650)', () => {
     fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
     const here = await postedAt(jobId);
     const { record } = newResultKem(anvil.accounts[2]!.privateKey);
-    recordJob({
-      jobId,
-      command: 'infer',
-      options: { keyFile: keyFile() },
-      postedAt: 1,
-      ...record,
-      chain: jobChainFacts(deployment, requester(), {
-        txHash: keccak256(toHex('earlier chain post')),
-        blockNumber: here.blockNumber,
-        blockHash: keccak256(toHex('earlier chain block')),
-      }),
+    journal(jobId, record, {
+      txHash: keccak256(toHex('earlier chain post')),
+      blockNumber: here.blockNumber,
+      blockHash: keccak256(toHex('earlier chain block')),
     });
     const out = join(dir, 'journal-stale');
     const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
@@ -252,7 +250,7 @@ describe('firn job result with a journal entry (decisions 1630, 1650)', () => {
     const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
     fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
     const { record } = newResultKem(anvil.accounts[2]!.privateKey);
-    recordJob({ jobId, command: 'infer', options: { keyFile: keyFile() }, postedAt: 1, ...record });
+    journal(jobId, record);
     const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out: join(dir, 'journal-old') });
     expect(r).toMatchObject({ opened: false });
     expect(r.journal).toMatch(/names no chain it was posted on/);
