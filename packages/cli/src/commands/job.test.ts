@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -91,6 +91,7 @@ beforeAll(async () => {
 afterAll(async () => {
   node?.close();
   await anvil?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A job posted by account 2 and claimed by the node of account 1, with a 120 s claim timeout. */
