@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const dir = mkdtempSync(join(tmpdir(), 'firn-journal-key-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const JOB_ID = `0x${'4e'.repeat(32)}`;
+const MARKET = `0x${'66'.repeat(20)}`;
 const ROOT = resolve(__dirname, '../..');
 
 describe('attack: a tampered journal entry names a FIFO as the key file', () => {
@@ -25,6 +26,9 @@ describe('attack: a tampered journal entry names a FIFO as the key file', () => 
     mkdirSync(join(home, 'jobs'), { recursive: true });
     const fifo = join(dir, 'key.fifo');
     execFileSync('mkfifo', [fifo]);
+    // An entry bound to the chain asked (decision 1650): only such an entry is used at all.
+    const blockHash = `0x${'33'.repeat(32)}`;
+    const requester = `0x${'44'.repeat(20)}`;
     writeFileSync(
       join(home, 'jobs', `${JOB_ID}.json`),
       JSON.stringify({
@@ -34,15 +38,25 @@ describe('attack: a tampered journal entry names a FIFO as the key file', () => 
         postedAt: 1,
         resultKemSalt: `0x${'11'.repeat(32)}`,
         resultKemPublicKey: `0x${'22'.repeat(32)}`,
+        chain: {
+          chainId: 31337,
+          jobMarket: MARKET,
+          requester,
+          postTx: `0x${'55'.repeat(32)}`,
+          postBlock: '7',
+          postBlockHash: blockHash,
+        },
       }),
     );
     const script = join(dir, 'result.mts');
     writeFileSync(
       script,
-      `import { jobResult } from ${JSON.stringify(join(ROOT, 'packages/cli/src/commands/job.ts'))};
-const chain = { rpcUrl: 'http://127.0.0.1:9', deployment: { chainId: 31337 } };
+      `import { journalResultKey } from ${JSON.stringify(join(ROOT, 'packages/cli/src/commands/job.ts'))};
+const chain = { rpcUrl: 'http://127.0.0.1:9', deployment: { chainId: 31337, jobMarket: ${JSON.stringify(MARKET)} } };
+// The chain as it answers for this job: the entry's post block, the entry's requester.
+const c = { public: { getBlock: async () => ({ hash: ${JSON.stringify(blockHash)} }) } };
 try {
-  await jobResult(chain as never, ${JSON.stringify(JOB_ID)}, { out: ${JSON.stringify(join(dir, 'out'))} });
+  await journalResultKey(chain as never, c as never, { requester: ${JSON.stringify(requester)} } as never, ${JSON.stringify(JOB_ID)});
   console.log('RESULT ok');
 } catch (e) {
   console.log('RESULT', (e as { code?: string }).code, (e as Error).message);

@@ -1,9 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fetchResultOutputs, NodeApi, type NodeJobResult } from '@firn/client';
-import { FirnError, type Hex } from '@firn/core';
 import { artifactId } from '@firn/crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { errorOf, FAKE_JOB, FAKE_PROOF, useHostileHost } from '../helpers/hostileNodeHost.ts';
 
 // The attack: a hostile node, asked for a proved output (GET /v1/artifacts/{id}), answers with a
 // refusal status instead of the bytes. The requester caps a 2xx body at the size the enclave
@@ -11,61 +9,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 // sealed size; and a refusal with a well-formed error body surfaced with the host's own words,
 // naming neither the node nor the artifact. Promise (decisions 1560, 1600): the requester reads at
 // most the sealed size plus one read chunk, and its errors name the node URL and the artifact id.
-const JOB = `0x${'ab'.repeat(32)}` as Hex;
-const ID = `0x${'cd'.repeat(32)}` as Hex;
-const proof = {
-  proof: {
-    jobId: JOB,
-    enclaveId: ID,
-    measurement: ID,
-    workloadHash: ID,
-    inputCommitment: ID,
-    outputCommitment: ID,
-    startedAt: '1',
-    finishedAt: '2',
-    workUnits: '3',
-  },
-  signature: `0x${'11'.repeat(65)}`,
-  chainId: 31337,
-  jobMarket: `0x${'22'.repeat(20)}`,
-  enclaveAddress: `0x${'33'.repeat(20)}`,
-};
 const sealed = new Uint8Array(4096).fill(5);
 const id = artifactId(sealed);
 const result: NodeJobResult = {
-  jobId: JOB,
-  proof: proof as NodeJobResult['proof'],
+  jobId: FAKE_JOB,
+  proof: FAKE_PROOF as NodeJobResult['proof'],
   response: '',
   outputs: [{ role: 'y', artifactId: id, contentType: 'x', size: sealed.length }],
 };
-
-let server: Server | undefined;
-afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r) ?? r(undefined));
-  server = undefined;
-});
-
-async function host(answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  server = createServer(answer);
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<FirnError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(FirnError);
-  return e as FirnError;
-}
+const { host } = useHostileHost();
 
 describe('attack: a hostile node refuses a proved output download', () => {
   it('a refusal status with a 60 MiB body is not read past the sealed size (+ one chunk)', async () => {
     let written = 0;
     let closed!: Promise<void>;
-    const url = await host((_req, res) => {
+    const { url } = await host((_req, res) => {
       closed = new Promise((r) => res.once('close', () => r()));
       res.writeHead(500, { 'content-type': 'application/json' });
       // A JSON error body padded out to just under the requester's JSON cap.
@@ -90,7 +48,7 @@ describe('attack: a hostile node refuses a proved output download', () => {
   });
 
   it('a well-formed refusal body is reported naming the node URL and the artifact id', async () => {
-    const url = await host((_req, res) => {
+    const { url } = await host((_req, res) => {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'E_NOT_FOUND', message: 'no such thing' } }));
     });

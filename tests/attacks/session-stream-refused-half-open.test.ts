@@ -1,10 +1,8 @@
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
-import { type InferenceSession, openInferenceSession } from '@firn/client';
-import { generateKemKeyPair } from '@firn/crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import type { InferenceSession } from '@firn/client';
+import { describe, expect, it } from 'vitest';
+import { useNetworkSession } from '../helpers/networkSession.ts';
 
 // The attack (red team): a session stream whose frame is refused by its header or size (an
 // unknown tag, a frame over the cap, a replayed sequence number) gets its refusal frame and the
@@ -14,30 +12,12 @@ import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 // against the session's 4 streams (a fifth is refused 409) and the per-IP connection cap.
 // Promise (decision 1550, 2., docs/api.md): "Every ended stream first gets a refusal frame ...; the
 // socket is destroyed 1 s after `end()` whether the peer closes or not."
-let net: TestNetwork;
-let session: InferenceSession;
-const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 7 });
-
-beforeAll(async () => {
-  net = await startTestNetwork();
-  session = await openInferenceSession({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: await generateKemKeyPair(),
-    policy: net.policy,
-    roots: net.roots,
-    model: { bytes: model.bytes },
-    escrow: 10n ** 15n,
-    transport: 'stream',
-  });
-}, 120_000);
-afterAll(() => net?.stop());
+const fixture = useNetworkSession(7, 'stream');
 
 /** Upgrade a raw connection to the session stream; it never closes its side by itself. */
 function rawStream(s: InferenceSession): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(`/v1/sessions/${s.sessionId}/stream`, net.node.url), {
+    const req = request(new URL(`/v1/sessions/${s.sessionId}/stream`, fixture.net.node.url), {
       headers: { connection: 'Upgrade', upgrade: 'firn-session/1', 'x-firn-session-token': s.accessToken! },
     });
     req.on('upgrade', (_res, socket: Socket) => {
@@ -54,11 +34,12 @@ function rawStream(s: InferenceSession): Promise<Socket> {
 describe('attack: a refused session stream left half-open', () => {
   it('the node destroys a stream it refused within about a second, whether the peer closes or not', async () => {
     // The node's own view of the session's streams (a socket leaves it when the node closes it).
-    const open = (net.node.jobs!.sessions as unknown as { open: Map<string, { streams: Set<unknown> }> })
-      .open;
-    const streams = () => open.get(session.sessionId.toLowerCase())?.streams.size ?? 0;
+    const open = (
+      fixture.net.node.jobs!.sessions as unknown as { open: Map<string, { streams: Set<unknown> }> }
+    ).open;
+    const streams = () => open.get(fixture.session.sessionId.toLowerCase())?.streams.size ?? 0;
     const before = streams();
-    const socket = await rawStream(session);
+    const socket = await rawStream(fixture.session);
     const parts: Buffer[] = [];
     socket.on('data', (c: Buffer) => parts.push(c));
     for (let i = 0; i < 100 && streams() === before; i++) await new Promise((r) => setTimeout(r, 10));

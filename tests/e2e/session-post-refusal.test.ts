@@ -1,38 +1,19 @@
-import { type InferenceSession, openInferenceSession } from '@firn/client';
 import { FirnError } from '@firn/core';
-import { generateKemKeyPair } from '@firn/crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
-import { startTestNetwork, type TestNetwork } from './network.ts';
+import { describe, expect, it } from 'vitest';
+import { useNetworkSession } from '../helpers/networkSession.ts';
 
 // The POST fallback under the node's own per-IP session rate limit (docs/decisions/1530): a
 // request the node refuses with 429 (Retry-After) before it reaches the enclave is re-sent, the
 // same sealed frame, and the session goes on; its Work Proof covers exactly the requests answered.
-let net: TestNetwork;
-let session: InferenceSession;
-const model = tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed: 5 });
 const x = (v: number) => ({
   x: { type: 'float32' as const, dims: [1, 3], data: Float32Array.from([v, 2, 3]) },
 });
 
-beforeAll(async () => {
-  net = await startTestNetwork();
-  session = await openInferenceSession({
-    rpcUrl: net.anvil.rpcUrl,
-    deployment: net.deployment,
-    requesterKey: net.requester.privateKey,
-    requesterKem: await generateKemKeyPair(),
-    policy: net.policy,
-    roots: net.roots,
-    model: { bytes: model.bytes },
-    escrow: 10n ** 15n,
-    transport: 'http',
-  });
-}, 120_000);
-afterAll(() => net?.stop());
+const fixture = useNetworkSession(5, 'http');
 
 describe('session POST fallback against the node’s rate limit', () => {
   it('a request refused with 429 is re-sent and answered; the session survives and its proof checks', async () => {
+    const { net, session } = fixture;
     expect(session.transport).toBe('http');
     expect((await session.infer(x(1))).y!.dims).toEqual([1, 2]);
     // The node's limiter refuses the next admission (as when this address is over its rate):

@@ -1,5 +1,8 @@
 import { type InferenceSession, type OpenInferenceSessionOptions, openInferenceSession } from '@firn/client';
-import type { TestNetwork } from '../e2e/network.ts';
+import { generateKemKeyPair } from '@firn/crypto';
+import { afterAll, beforeAll } from 'vitest';
+import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
+import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 
 /**
  * openInferenceSession on the test network `net` as its requester, under its policy and roots,
@@ -21,4 +24,29 @@ export function openNetworkSession(
     escrow: 10n ** 16n,
     ...more,
   });
+}
+
+/** What useNetworkSession sets up: filled in before the file's first test. */
+export interface NetworkSessionFixture {
+  net: TestNetwork;
+  session: InferenceSession;
+}
+
+/**
+ * For the calling test file: before its tests, start a test network and open one inference session
+ * on it as its requester (a fresh KEM key, the tiny linear model 3 -> 2 of `seed`, escrow 0.001 ETH)
+ * over `transport`; after them, stop the network. The returned object holds both once set up.
+ */
+export function useNetworkSession(seed: number, transport: 'stream' | 'http'): NetworkSessionFixture {
+  const fixture = {} as NetworkSessionFixture;
+  beforeAll(async () => {
+    fixture.net = await startTestNetwork();
+    fixture.session = await openNetworkSession(
+      fixture.net,
+      tinyLinearModel({ inFeatures: 3, outFeatures: 2, seed }).bytes,
+      { requesterKem: await generateKemKeyPair(), escrow: 10n ** 15n, transport },
+    );
+  }, 120_000);
+  afterAll(() => fixture.net?.stop());
+  return fixture;
 }

@@ -1,7 +1,10 @@
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { FirnClients, FirnDeployment } from '@firn/chain';
+import type { JobPostedAt } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
+import { BlockNotFoundError } from 'viem';
 
 /**
  * The requester's local record of the jobs `firn train` and `firn infer` posted, so that
@@ -11,6 +14,9 @@ import { FirnError, type Hex, TooLargeError } from '@firn/core';
  * `--kem-key` it also holds the salt (and public key) of the job's result key, derived from the
  * requester key (resultKem.ts, decision 1630): not secret, and what `firn job result` needs to
  * open the result after the posting process was interrupted; never the private key.
+ * Each entry names the chain facts of its job's post (`chain`): a job id repeats on a fresh chain
+ * with the same deployment (a restarted devnet), and an entry is used for a job only where those
+ * facts hold on the chain asked (checkJobRecord, decision 1650).
  * Location: `$FIRN_HOME/jobs/<jobId>.json` (default `~/.firn`), owner-only.
  */
 export interface JobJournalEntry {
@@ -26,6 +32,42 @@ export interface JobJournalEntry {
   resultKemSalt?: Hex;
   /** The derived result KEM public key, 0x + 64 hex (absent with --kem-key). */
   resultKemPublicKey?: Hex;
+  /** Where the job was posted (absent in entries written before decision 1650). */
+  chain?: JobChainFacts;
+}
+
+/**
+ * The chain facts a journal entry is bound to (decision 1650): the chain and market the job was
+ * posted on, the requester address that posted it, and its post transaction and block. The block
+ * hash is what tells a job from another one with the same id on a fresh chain.
+ */
+export interface JobChainFacts {
+  chainId: number;
+  /** The job market contract, 0x + 40 hex. */
+  jobMarket: Hex;
+  /** The account that posted the job, 0x + 40 hex. */
+  requester: Hex;
+  /** The postJob transaction, 0x + 64 hex. */
+  postTx: Hex;
+  /** The block it was mined in: number (decimal string) and hash (0x + 64 hex). */
+  postBlock: string;
+  postBlockHash: Hex;
+}
+
+/** The chain facts of a job posted on `deployment` by `requester` (recordJob's `chain`). */
+export function jobChainFacts(
+  deployment: FirnDeployment,
+  requester: Hex,
+  posted: JobPostedAt,
+): JobChainFacts {
+  return {
+    chainId: deployment.chainId,
+    jobMarket: deployment.jobMarket,
+    requester,
+    postTx: posted.txHash,
+    postBlock: posted.blockNumber.toString(),
+    postBlockHash: posted.blockHash,
+  };
 }
 
 /** Options never written to the journal (none is secret today; this keeps it so). */
@@ -91,6 +133,60 @@ export function findJobRecord(jobId: string): JobJournalEntry | undefined {
   )
     throw new FirnError('E_PARSE', `${file} is not a firn job record`);
   return o;
+}
+
+const HASH = /^0x[0-9a-fA-F]{64}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+/**
+ * Why the journal entry `rec` is not the record of job `jobId` on the chain `c` reads
+ * (`deployment`: its chain id and market), or undefined when it is. Checked (decision 1650): the
+ * chain id and market the entry names are these; the chain has the entry's post block, with the
+ * hash the entry names (a fresh chain that reused the id has another block there, or none yet);
+ * and the job's on-chain requester is the entry's. An entry without chain facts (written before
+ * 1650) cannot be told from an earlier chain's, so it is refused too, saying so. Throws only the
+ * RPC's errors (the block read); `requester` is the job's on-chain requester.
+ */
+export async function staleJobRecord(
+  rec: JobJournalEntry,
+  jobId: Hex,
+  c: Pick<FirnClients, 'public'>,
+  deployment: Pick<FirnDeployment, 'chainId' | 'jobMarket'>,
+  requester: string,
+): Promise<string | undefined> {
+  const f = rec.chain;
+  const where = `the local record of job ${jobId} (${recordFile(jobId)})`;
+  if (
+    typeof f !== 'object' ||
+    f === null ||
+    typeof f.chainId !== 'number' ||
+    typeof f.jobMarket !== 'string' ||
+    !ADDRESS.test(f.jobMarket) ||
+    typeof f.requester !== 'string' ||
+    !ADDRESS.test(f.requester) ||
+    typeof f.postBlockHash !== 'string' ||
+    !HASH.test(f.postBlockHash) ||
+    typeof f.postBlock !== 'string' ||
+    !/^[0-9]{1,20}$/.test(f.postBlock)
+  )
+    return `${where} names no chain it was posted on (written by an older firn), so it may be an earlier chain's job with the same id`;
+  if (f.chainId !== deployment.chainId || f.jobMarket.toLowerCase() !== deployment.jobMarket.toLowerCase())
+    return `${where} is for the job market ${f.jobMarket} on chain ${f.chainId}, not ${deployment.jobMarket} on chain ${deployment.chainId}`;
+  const block = await c.public.getBlock({ blockNumber: BigInt(f.postBlock) }).catch((e: unknown) => {
+    // A block past this chain's head: the chain is younger than the entry's.
+    if (e instanceof BlockNotFoundError) return undefined;
+    throw e;
+  });
+  if (block?.hash?.toLowerCase() !== f.postBlockHash.toLowerCase())
+    return `${where} was posted in block ${f.postBlock} ${f.postBlockHash}, which this chain does not have: it is an earlier chain's job with the same id (a restarted devnet reuses job ids)`;
+  if (requester.toLowerCase() !== f.requester.toLowerCase())
+    return `${where} was posted by ${f.requester}, but this chain's job ${jobId} by ${requester}`;
+  return undefined;
+}
+
+/** The file of a job's journal entry. */
+export function recordFile(jobId: string): string {
+  return join(journalDir(), `${jobId.toLowerCase()}.json`);
 }
 
 /** Read the record of a job; E_NOT_FOUND naming where it was looked for (else as findJobRecord). */

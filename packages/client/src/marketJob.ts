@@ -202,15 +202,29 @@ export async function postJobFor(
 }
 
 /**
- * postJobFor, also returning the deadline it posted (unix seconds, the value the contract stores):
- * a plan or grant that must expire with the job takes this value rather than recomputing it from a
- * later clock reading, which can land one second later.
+ * Where a job was posted: the facts of its JobPosted transaction on this chain. A job id is
+ * keccak256(chain id, market, n) and so repeats on a fresh chain with the same deployment (a
+ * restarted devnet); the block hash tells the two apart (decision 1650).
+ */
+export interface JobPostedAt {
+  /** The postJob transaction's hash. */
+  txHash: Hex;
+  /** The block it was mined in: number and hash. */
+  blockNumber: bigint;
+  blockHash: Hex;
+}
+
+/**
+ * postJobFor, also returning the deadline it posted (unix seconds, the value the contract stores)
+ * and where it was posted (`posted`): a plan or grant that must expire with the job takes this
+ * deadline rather than recomputing it from a later clock reading, which can land one second later
+ * (decision 1653).
  */
 export async function postJobWithDeadline(
   m: MarketSession,
   opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
-): Promise<{ jobId: Hex; deadline: bigint }> {
+): Promise<{ jobId: Hex; deadline: bigint; posted: JobPostedAt }> {
   const block = await m.clients.public.getBlock();
   const deadline = BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds);
   const posted = await postJob(m.clients, {
@@ -223,7 +237,15 @@ export async function postJobWithDeadline(
     escrow: opts.escrow,
     ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
   });
-  return { jobId: posted.jobId, deadline };
+  return {
+    jobId: posted.jobId,
+    deadline,
+    posted: {
+      txHash: posted.hash,
+      blockNumber: posted.receipt.blockNumber,
+      blockHash: posted.receipt.blockHash,
+    },
+  };
 }
 
 /**

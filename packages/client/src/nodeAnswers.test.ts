@@ -1,8 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { FirnError, type Hex } from '@firn/core';
 import { artifactId } from '@firn/crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import {
+  errorOf,
+  FAKE_ID as ID,
+  FAKE_JOB as JOB,
+  FAKE_PROOF as proof,
+  useHostileHost,
+} from '../../../tests/helpers/hostileNodeHost.ts';
 import { MAX_RESULT_OUTPUT_SEALED_BYTES, MAX_RESULT_OUTPUTS, maxSealedBytes } from './nodeAnswers.ts';
 import { NodeApi, type NodeJobResult } from './nodeApi.ts';
 import { uploadSealed } from './marketJob.ts';
@@ -13,58 +17,14 @@ import type { SealedInput } from './sealInput.ts';
 // Every JSON answer of a node reaches the requester through NodeApi, shape-checked (nodeAnswers.ts):
 // a local HTTP server plays a hostile host answering malformed shapes, and each call must fail
 // with a typed error naming the node and the field, never a TypeError later in the caller.
-const JOB = `0x${'ab'.repeat(32)}` as Hex;
-const ID = `0x${'cd'.repeat(32)}` as Hex;
-let server: Server | undefined;
-
-afterEach(async () => {
-  await new Promise((r) => server?.close(r) ?? r(undefined));
-  server = undefined;
-});
-
-/** A host answering every request with `answer(req)` (status, JSON or raw body); records the paths asked. */
-async function host(answer: (req: IncomingMessage, res: ServerResponse) => void) {
-  const asked: string[] = [];
-  server = createServer((req, res) => {
-    asked.push(`${req.method} ${req.url}`);
-    answer(req, res);
-  });
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, asked };
-}
+const { host } = useHostileHost();
 const jsonHost = (body: unknown, status = 200) =>
   host((_req, res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(typeof body === 'string' ? body : JSON.stringify(body));
   });
 
-const proof = {
-  proof: {
-    jobId: JOB,
-    enclaveId: ID,
-    measurement: ID,
-    workloadHash: ID,
-    inputCommitment: ID,
-    outputCommitment: ID,
-    startedAt: '1',
-    finishedAt: '2',
-    workUnits: '3',
-  },
-  signature: `0x${'11'.repeat(65)}`,
-  chainId: 31337,
-  jobMarket: `0x${'22'.repeat(20)}`,
-  enclaveAddress: `0x${'33'.repeat(20)}`,
-};
 const ref = { role: 'y', artifactId: ID, contentType: 'application/octet-stream', size: 100 };
-
-async function errorOf(p: Promise<unknown>): Promise<FirnError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(FirnError);
-  return e as FirnError;
-}
 
 describe('NodeApi.getResult against a hostile host', () => {
   const cases: [string, unknown, string][] = [
@@ -222,7 +182,6 @@ describe('other node answers against a hostile host', () => {
       const { url } = await jsonHost({ ...open, ...bad });
       const err = await errorOf(new NodeApi(url).openSession(body));
       expect(err.details).toMatchObject({ endpoint: url, field });
-      await new Promise((r) => server?.close(r));
     }
   });
 

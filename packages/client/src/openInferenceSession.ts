@@ -40,7 +40,7 @@ import {
 import {
   connectToNode,
   type MarketOptions,
-  postJobFor,
+  postJobWithDeadline,
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
@@ -440,7 +440,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     throw new FirnError('E_INVALID_INPUT', 'requestTimeoutMs must be an integer number of ms, 1 to 2^31 - 1');
   const t0 = performance.now();
   const m = await connectToNode(opts);
-  const { clients, node, api, kem, now, deadlineSeconds } = m;
+  const { clients, node, api, kem } = m;
   const attestMs = performance.now() - t0;
   const t1 = performance.now();
   const model =
@@ -449,7 +449,9 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
       : await sealInput(opts.model.bytes, 'application/onnx', kem.publicKey);
   await uploadSealed(api, model, 'model');
   const { workloadHash, inputCommitment } = sessionCommitments(model.artifactId);
-  const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  // The grant expires with the job: at the deadline computed before the post and posted with it,
+  // never at a clock read after it, which can be a second later (decision 1653).
+  const { jobId, deadline } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
   const chainTime = Number((await clients.public.getBlock()).timestamp);
   const built = await buildSessionOpen({
     jobId,
@@ -458,7 +460,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    grantExpiresAt: Number(deadline),
     // The chain time the grant is made at: the enclave's clock never goes below it.
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),

@@ -28,6 +28,7 @@ import {
   type MarketOptions,
   type MarketSession,
   nudgeChain,
+  type JobPostedAt,
   postJobWithDeadline,
   reclaimIfPossible,
   uploadSealed,
@@ -66,7 +67,8 @@ export interface RunAppOptions extends MarketOptions {
   /** More X25519 public keys the outputs are sealed to (e.g. the other data owners), at most 15. */
   recipients?: Uint8Array[];
   onProgress?: (event: Record<string, unknown>) => void;
-  onPosted?: (jobId: Hex) => void;
+  /** Called once the job is posted, with where it was posted (decision 1650; as RunJobOptions.onPosted). */
+  onPosted?: (jobId: Hex, posted: JobPostedAt) => void;
   /**
    * Called with the job plan once the job is posted; must resolve to the grants of every foreign
    * input (from their owners, see grantForJob). Required when an input is foreign.
@@ -176,8 +178,8 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
   }
   const workloadHash = computeAppWorkloadHash(app, opts.workload, params, refs);
   const inputCommitment = computeInputCommitment(refs.map((r) => r.artifactId));
-  const { jobId, deadline } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
-  opts.onPosted?.(jobId);
+  const { jobId, deadline, posted } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
+  opts.onPosted?.(jobId, posted);
   const chainTime = Number((await m.clients.public.getBlock()).timestamp);
   const plan: JobPlan = {
     v: 1,

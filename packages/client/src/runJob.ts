@@ -8,7 +8,8 @@ import {
   type MarketOptions,
   type MarketSession,
   nudgeChain,
-  postJobFor,
+  type JobPostedAt,
+  postJobWithDeadline,
   reclaimIfPossible,
   uploadSealed,
 } from './marketJob.ts';
@@ -34,8 +35,11 @@ export interface RunJobOptions extends MarketOptions {
   onProgress?: (event: Record<string, unknown>) => void;
   /** Fault tests only: alter grant terms before they are signed. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
-  /** Called once the job is posted (e.g. to log its id). */
-  onPosted?: (jobId: Hex) => void;
+  /**
+   * Called once the job is posted (e.g. to log its id), with where it was posted (its transaction
+   * and block: what binds a local record of the job to this chain, decision 1650).
+   */
+  onPosted?: (jobId: Hex, posted: JobPostedAt) => void;
   /** Interval between attempts to fetch a proved job's result the node does not serve, ms (default 2000). */
   resultRetryMs?: number;
   /**
@@ -477,7 +481,7 @@ async function runOnNode(
   opts: RunJobOptions,
   sealed: (SealedInput & { role: string })[],
 ): Promise<Omit<RunJobResult, 'reassignments'>> {
-  const { clients, node, api, kem, now, deadlineSeconds } = m;
+  const { clients, node, api, kem, deadlineSeconds } = m;
   for (const s of sealed) {
     try {
       await uploadSealed(api, s, 'input');
@@ -490,10 +494,12 @@ async function runOnNode(
   }
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
   const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
-  const jobId = await postJobFor(m, opts, { workloadHash, inputCommitment });
+  // The grants expire with the job: at the deadline computed before the post and posted with it,
+  // never at a clock read after it, which can be a second later (decision 1653).
+  const { jobId, deadline, posted } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
   const chainTime = Number((await clients.public.getBlock()).timestamp);
   m.chainClock.observe(chainTime);
-  opts.onPosted?.(jobId);
+  opts.onPosted?.(jobId, posted);
 
   const built = await buildJobRequest({
     jobId,
@@ -504,7 +510,7 @@ async function runOnNode(
     enclave: node,
     resultRecipient: kem.publicKey,
     domain: { chainId: opts.deployment.chainId, jobMarket: opts.deployment.jobMarket },
-    grantExpiresAt: Math.max(now(), chainTime) + deadlineSeconds,
+    grantExpiresAt: Number(deadline),
     // The chain time the grants are made at: the enclave's clock never goes below it.
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
@@ -530,9 +536,9 @@ async function runOnNode(
   // The claim cannot lapse before the post's block time plus the claim timeout (or the deadline).
   const earliestLapseAt =
     BigInt(chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, deadlineSeconds));
-  // The claim cannot lapse after the deadline posted (at most the later of this block time and the
-  // host clock, plus deadlineSeconds): the bound of every wait, whatever the RPC reports later.
-  const latestLapseAt = BigInt(Math.max(chainTime, now()) + deadlineSeconds);
+  // The claim cannot lapse after the deadline posted: the bound of every wait, whatever the RPC
+  // reports later.
+  const latestLapseAt = deadline;
   let end: StreamEnd | undefined;
   try {
     // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's

@@ -9,13 +9,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, type JobPostedAt, runJob } from '@firn/client';
+import { privateKeyToAccount } from 'viem/accounts';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { journalDir, recordJob } from '../jobJournal.ts';
+import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
 import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 import { printError, printJson } from '../output.ts';
@@ -227,12 +228,15 @@ export async function inferCommand(
       params: {},
       escrow,
       requesterKem: requesterKem ?? derived!.kem,
-      onPosted: (jobId) => {
+      onPosted: (jobId, posted?: JobPostedAt) => {
         const recorded = recordJob({
           jobId,
           command: 'infer',
           options: journal,
           postedAt: Math.floor(Date.now() / 1000),
+          ...(posted
+            ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
+            : {}),
           ...(previous ? { replaces: previous } : {}),
           ...(derived ? derived.record : {}),
         });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,13 +17,15 @@ import {
   type WorkProof,
   workProofTypedData,
 } from '@firn/chain';
-import { type SealedInput, sealInput } from '@firn/client';
+import { type JobPostedAt, type SealedInput, sealInput } from '@firn/client';
 import { computeOutputCommitment, type FirnError, type Hex, workProofToJson } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployJobFirn, postOpenJob, registerApprovedNode } from '../../test/jobChain.ts';
+import { jobChainFacts, recordJob } from '../jobJournal.ts';
+import { newResultKem, type ResultKemRecord } from '../resultKem.ts';
 import { jobReclaim, jobResult, jobStatus } from './job.ts';
 
 // Decision 1541: `firn job status` advice and `firn job reclaim`'s pre-check judge a claim's lapse
@@ -89,6 +91,7 @@ beforeAll(async () => {
 afterAll(async () => {
   node?.close();
   await anvil?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A job posted by account 2 and claimed by the node of account 1, with a 120 s claim timeout. */
@@ -176,6 +179,82 @@ describe('firn job result', () => {
     expect(readdirSync(outDir).sort()).toEqual(['proof.json', 'y']);
     expect(new Uint8Array(readFileSync(join(outDir, 'y')))).toEqual(plaintext);
     expect(JSON.parse(readFileSync(join(outDir, 'proof.json'), 'utf8'))).toMatchObject({ proof: { jobId } });
+  }, 60_000);
+});
+
+/** Where `jobId` was posted on the test chain (its JobPosted event): what `firn infer` records. */
+async function postedAt(jobId: Hex) {
+  const [ev] = await at(2).public.getContractEvents({
+    address: deployment.jobMarket,
+    abi: firnJobMarketAbi,
+    eventName: 'JobPosted',
+    args: { jobId },
+    fromBlock: 0n,
+  });
+  return { txHash: ev!.transactionHash, blockNumber: ev!.blockNumber, blockHash: ev!.blockHash };
+}
+
+describe('firn job result with a journal entry (decisions 1630, 1650)', () => {
+  /**
+   * Journal `jobId` as `firn infer` does without --kem-key: the result key's salt and public key
+   * (`record`), the requester's key file, and `posted` as where it was posted (none: an entry
+   * written before decision 1650).
+   */
+  const journal = (jobId: Hex, record: ResultKemRecord, posted?: JobPostedAt) =>
+    recordJob({
+      jobId,
+      command: 'infer',
+      options: { keyFile: join(dir, 'requester.key') },
+      postedAt: 1,
+      ...record,
+      ...(posted ? { chain: jobChainFacts(deployment, anvil.accounts[2]!.address, posted) } : {}),
+    });
+
+  it("an entry bound to this chain's post opens the outputs with the key derived again", async () => {
+    const { kem, record } = newResultKem(anvil.accounts[2]!.privateKey);
+    const plaintext = new TextEncoder().encode('derived-key answer');
+    const o = await sealInput(plaintext, 'application/octet-stream', kem.publicKey);
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
+    journal(jobId, record, await postedAt(jobId));
+    const out = join(dir, 'journal-bound');
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
+    expect(r).toMatchObject({ opened: true, files: ['y', 'proof.json'] });
+    expect(r).not.toHaveProperty('journal');
+    expect(new Uint8Array(readFileSync(join(out, 'y')))).toEqual(plaintext);
+  }, 60_000);
+
+  it("attack: an earlier chain's entry for the same job id is not used; the outputs are written sealed and the entry named", async () => {
+    // The job on this chain was run with a key this machine never recorded (another process, or
+    // --kem-key); the journal holds an entry a restarted devnet's earlier job of the same id left:
+    // same chain id, market and requester, its own post block.
+    const other = await generateKemKeyPair();
+    const o = await sealInput(new TextEncoder().encode('not yours to open here'), 'x', other.publicKey);
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
+    const here = await postedAt(jobId);
+    const { record } = newResultKem(anvil.accounts[2]!.privateKey);
+    journal(jobId, record, {
+      txHash: keccak256(toHex('earlier chain post')),
+      blockNumber: here.blockNumber,
+      blockHash: keccak256(toHex('earlier chain block')),
+    });
+    const out = join(dir, 'journal-stale');
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out });
+    expect(r).toMatchObject({ opened: false, files: ['y.sealed', 'proof.json'] });
+    expect(r.journal).toMatch(/earlier chain's job with the same id.*it was not used/);
+    expect(new Uint8Array(readFileSync(join(out, 'y.sealed')))).toEqual(o.sealed);
+  }, 60_000);
+
+  it('an entry from before chain facts were recorded is not used either, and says so', async () => {
+    const o = await sealedOutput('legacy');
+    const { jobId, proofJson } = await provedJob([{ role: 'y', artifactId: o.artifactId }]);
+    fakeNode(jobId, proofJson, [listed(o)], [[o.artifactId, o.sealed]]);
+    const { record } = newResultKem(anvil.accounts[2]!.privateKey);
+    journal(jobId, record);
+    const r = await jobResult({ rpcUrl: anvil.rpcUrl, deployment }, jobId, { out: join(dir, 'journal-old') });
+    expect(r).toMatchObject({ opened: false });
+    expect(r.journal).toMatch(/names no chain it was posted on/);
   }, 60_000);
 });
 
@@ -356,6 +435,12 @@ describe('firn job result against a hostile node', () => {
     const out = join(dir, 'hostile-long');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_TOO_LARGE');
+    // What the requester can do about it, not only what the node did (decision 1651).
+    expect(err?.message).toContain('Nothing was written');
+    expect(err?.message).toContain('the only bound there is');
+    expect(err?.message).toContain(`firn job status ${jobId}`);
+    expect(err?.message).toContain(`firn job reclaim ${jobId}`);
+    expect(err?.details).toMatchObject({ endpoint: endpoint(), role: 'y', limit: o.sealed.length });
     expect(artifactRequests).toEqual([o.artifactId]);
     expect(existsSync(out)).toBe(false);
   }, 60_000);
@@ -369,6 +454,7 @@ describe('firn job result against a hostile node', () => {
     const out = join(dir, 'hostile-flipped');
     const err = await resultError(jobId, out);
     expect(err?.code).toBe('E_ARTIFACT_TAMPERED');
+    expect(err?.message).toContain(`firn job reclaim ${jobId}`);
     expect(err?.details).toMatchObject({ endpoint: endpoint(), role: 'y' });
     expect(existsSync(out)).toBe(false);
   }, 60_000);

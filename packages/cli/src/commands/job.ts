@@ -18,7 +18,7 @@ import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { findJobRecord, readJobRecord } from '../jobJournal.ts';
+import { findJobRecord, readJobRecord, staleJobRecord } from '../jobJournal.ts';
 import { recoverResultKem } from '../resultKem.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
 import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
@@ -263,7 +263,9 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
  * the (role, artifact id) list the node gives, and only then fetch each output, capped at its
  * listed size (bounded by the enclave's largest sealed output, ~514 MiB: this command has no job
  * channel to open the enclave's summary with, whose sealed sizes `runJob`/`runApp` cap at;
- * decision 1600) and checked against its id; then write proof.json and the outputs: opened with
+ * decisions 1600, 1651: with or without a journal entry, the listed size is the tightest bound this
+ * command has) and checked against its id; an output served past its listed size or as other
+ * bytes stops the command, naming what the requester can do (notServedAsListed); then write proof.json and the outputs: opened with
  * `--kem-key` (the key the job was run with, `firn train|infer --kem-key`), else with the key
  * derived again from the requester key (`--key-file`, FIRN_REQUESTER_KEY, the devnet requester or
  * the key the journal names) and the salt the job journal holds for a job this machine posted
@@ -279,23 +281,34 @@ export async function jobResult(
   const jobId = jobIdArg(id);
   const out = resolve(o.out);
   if (existsSync(out)) throw new FirnError('E_CONFLICT', `${out} already exists; pass a new --out directory`);
-  const kem = o.kemKey ? readKemPrivateKey(o.kemKey) : derivedResultKey(chain, jobId, o.keyFile);
+  const kemKey = o.kemKey ? readKemPrivateKey(o.kemKey) : undefined;
   try {
-    return await fetchAndWriteResult(chain, jobId, out, kem);
+    return await fetchAndWriteResult(chain, jobId, out, kemKey, o.keyFile);
   } finally {
-    kem?.fill(0);
+    kemKey?.fill(0);
   }
 }
 
 /**
  * Without --kem-key: the private result key of a job posted from this machine without one, derived
- * again from the requester key and the salt in the job journal (decision 1630); undefined when the
- * journal has no such record (the outputs are then written sealed, as before). E_INVALID_INPUT
- * naming --key-file when no requester key is at hand or it is not the one the job was posted with.
+ * again from the requester key and the salt in the job journal (decision 1630); `key` undefined
+ * when the journal has no such record (the outputs are then written sealed, as before) or when
+ * its record is not this chain's job `j` (staleJobRecord, decision 1650: a restarted devnet reuses
+ * job ids), then with `ignored` saying why. E_INVALID_INPUT naming --key-file when no requester
+ * key is at hand or it is not the one the job was posted with. `c` reads the chain (one block),
+ * `j` is the job as the chain has it. The caller zeroes the returned key once done.
  */
-function derivedResultKey(chain: ResolvedChain, jobId: Hex, keyFile?: string): Uint8Array | undefined {
+export async function journalResultKey(
+  chain: ResolvedChain,
+  c: FirnClients,
+  j: FirnJob,
+  jobId: Hex,
+  keyFile?: string,
+): Promise<{ key?: Uint8Array; ignored?: string }> {
   const rec = findJobRecord(jobId);
-  if (rec?.resultKemSalt === undefined || rec.resultKemPublicKey === undefined) return undefined;
+  if (rec?.resultKemSalt === undefined || rec.resultKemPublicKey === undefined) return {};
+  const stale = await staleJobRecord(rec, jobId, c, chain.deployment, j.requester);
+  if (stale !== undefined) return { ignored: `${stale}; it was not used` };
   let requesterKey: Hex;
   try {
     const recorded = rec.options['keyFile'];
@@ -322,19 +335,40 @@ function derivedResultKey(chain: ResolvedChain, jobId: Hex, keyFile?: string): U
     jobId,
     '--key-file',
   );
-  return kem.privateKey;
+  return { key: kem.privateKey };
 }
 
 async function fetchAndWriteResult(
   chain: ResolvedChain,
   jobId: Hex,
   out: string,
-  kem: Uint8Array | undefined,
+  kemKey: Uint8Array | undefined,
+  keyFile: string | undefined,
 ) {
   const c = readerFor(chain);
   const j = await getJob(c, jobId);
   if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid)
     throw new FirnError('E_CONFLICT', `job ${jobId} is ${JobStatus[j.status]}: it has no result`);
+  // The journal entry is used only once the chain shows it is this job's (decision 1650).
+  const derived = kemKey ? {} : await journalResultKey(chain, c, j, jobId, keyFile);
+  const kem = kemKey ?? derived.key;
+  try {
+    return {
+      ...(await fetchVerifiedResult(c, j, jobId, out, kem)),
+      ...(derived.ignored === undefined ? {} : { journal: derived.ignored }),
+    };
+  } finally {
+    derived.key?.fill(0);
+  }
+}
+
+async function fetchVerifiedResult(
+  c: FirnClients,
+  j: FirnJob,
+  jobId: Hex,
+  out: string,
+  kem: Uint8Array | undefined,
+) {
   const node = await getNode(c, j.enclaveId);
   if (!node.endpoint)
     throw new FirnError('E_NOT_FOUND', `node ${j.enclaveId} has no endpoint in the registry`);
@@ -356,7 +390,12 @@ async function fetchAndWriteResult(
   }
   await verifyResultProof(c, node.endpoint, r, { jobId });
   const files: { name: string; bytes: Uint8Array | string }[] = [];
-  for (const x of await fetchResultOutputs(api, r)) {
+  // Capped at each output's listed size: without the job's channel this command cannot open the
+  // enclave's summary (its sealed sizes), and the proof commits to hashes, not sizes (1600, 1651).
+  const fetched = await fetchResultOutputs(api, r).catch((e: unknown) => {
+    throw notServedAsListed(e, node.endpoint, jobId);
+  });
+  for (const x of fetched) {
     if (kem) {
       const opened = await openOutput(x.sealed, kem);
       files.push({ name: x.role, bytes: opened.bytes });
@@ -378,6 +417,22 @@ async function fetchAndWriteResult(
   };
 }
 
+/**
+ * A download `firn job result` cannot complete because the node serves an output other than it
+ * listed (E_TOO_LARGE: past its listed size; E_ARTIFACT_TAMPERED: other bytes or fewer), with what
+ * the requester can do: nothing was written, the listed size is the only bound this command has
+ * (decision 1651), and a result the node does not serve is disputed by verifiers, after which the
+ * escrow can be reclaimed. Other errors are returned as they are. Keeps code, details and cause.
+ */
+export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unknown {
+  if (!(e instanceof FirnError) || (e.code !== 'E_TOO_LARGE' && e.code !== 'E_ARTIFACT_TAMPERED')) return e;
+  return new FirnError(
+    e.code,
+    `${e.message}. Nothing was written. The Work Proof commits to each output's hash, not its size, and firn job result has no channel to the enclave's own summary, so the size node ${endpoint} lists is the only bound there is: this node does not serve the output it listed, and its result cannot be fetched from it. Try again later; verifiers dispute a result its node does not serve, and once \`firn job status ${jobId}\` shows the job Slashed, \`firn job reclaim ${jobId}\` refunds the escrow`,
+    { cause: e, ...(e.details === undefined ? {} : { details: e.details }) },
+  );
+}
+
 function readKemPrivateKey(file: string): Uint8Array {
   let o: { privateKey?: unknown };
   try {
@@ -397,8 +452,13 @@ function readKemPrivateKey(file: string): Uint8Array {
 /**
  * `firn job retry JOBID`: run a job posted from this machine again (same command, same files and
  * flags, from the local job record) on another node, after reclaiming the old job when it can be
- * (Open, Failed, Slashed, or a lapsed claim). Refuses a job that is running (claim valid), proved
- * or paid, naming what to do instead. Returns the new command's exit code.
+ * (Open, Failed, Slashed, or a lapsed claim) and withdrawing the requester's credit in the job
+ * market (the reclaimed escrow, or one a reclaim left there before, decision 1652): the money is
+ * back in the requester's account before the new job's escrow is paid, and stderr says how much;
+ * a withdraw that fails names `firn job reclaim JOBID`, which pays the credit out later. Refuses a
+ * job that is running (claim valid), proved or paid, naming what to do instead, and a record that
+ * is not this chain's job JOBID (E_CONFLICT, staleJobRecord: a restarted devnet reuses job ids,
+ * decision 1650) before anything is sent. Returns the new command's exit code.
  */
 export async function jobRetry(
   chain: ResolvedChain,
@@ -415,15 +475,21 @@ export async function jobRetry(
     );
   const c = requesterClients(chain, o.keyFile ?? (rec.options['keyFile'] as string | undefined));
   const j = await getJob(c, jobId);
+  const stale = await staleJobRecord(rec, jobId, c, chain.deployment, j.requester);
+  if (stale !== undefined)
+    throw new FirnError(
+      'E_CONFLICT',
+      `${stale}: retry would reclaim and repeat a job it does not know; nothing was sent. Run the ${rec.command} command again instead`,
+    );
   const now = await chainNow(c, dueOf(j));
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   if (lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)) {
     if (lapsed) await blockAfter(c, j);
     await reclaimJob(c, jobId);
-    await withdrawCredits(c, 'jobMarket');
-    io.stderr.write(`job ${jobId} reclaimed\n`);
+    io.stderr.write(`job ${jobId} reclaimed: ${formatEther(j.escrow)} ETH of escrow credited back\n`);
   } else if (j.status !== JobStatus.Reclaimed)
     throw new FirnError('E_CONFLICT', `job ${jobId} is not to be retried: ${jobAdvice(j, now)}`);
+  await withdrawLeftCredit(c, jobId, io.stderr);
   // The lost node is not asked again; any other eligible node is chosen.
   const { node: _node, ...options } = rec.options as Record<string, unknown> & { node?: string };
   const json = o.json ?? false;
@@ -442,6 +508,28 @@ export async function jobRetry(
   if (json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else io.stdout.write(`job ${r.jobId} on ${r.node}: outputs written; proof verified\n`);
   return 0;
+}
+
+/**
+ * Withdraw the requester's pull credit in the job market (a reclaimed escrow, decision 1652),
+ * saying on `say` what was paid out; a credit of zero sends nothing. A withdraw that fails is
+ * reported with the command that pays the credit out later (`firn job reclaim JOBID`), not thrown:
+ * the credit stays the requester's in the contract. Returns the wei withdrawn.
+ */
+async function withdrawLeftCredit(c: FirnClients, jobId: Hex, say: NodeJS.WritableStream): Promise<bigint> {
+  const me = c.wallet!.account!.address;
+  const credit = await getWithdrawable(c, 'jobMarket', me);
+  if (credit === 0n) return 0n;
+  try {
+    await withdrawCredits(c, 'jobMarket');
+  } catch (e) {
+    say.write(
+      `warning: ${formatEther(credit)} ETH stays credited to ${me} in the job market (withdraw failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}); \`firn job reclaim ${jobId}\` withdraws it\n`,
+    );
+    return 0n;
+  }
+  say.write(`withdrew ${formatEther(credit)} ETH of credit from the job market to ${me}\n`);
+  return credit;
 }
 
 export function renderJobTable(rows: JobListRow[]): string {
@@ -527,7 +615,11 @@ export function registerJob(program: Command): void {
             ...(o.kemKey ? { kemKey: o.kemKey } : {}),
             ...(o.keyFile ? { keyFile: o.keyFile } : {}),
           }),
-        (r) => `wrote ${r.files.join(', ')} to ${r.dir} (proof verified)`,
+        (r) =>
+          [
+            ...(r.journal === undefined ? [] : [`note: ${r.journal}`]),
+            `wrote ${r.files.join(', ')} to ${r.dir} (proof verified${r.opened ? '' : '; outputs still sealed: pass --kem-key to open them'})`,
+          ].join('\n'),
         id,
       )(o),
     );

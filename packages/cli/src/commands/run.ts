@@ -10,7 +10,15 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import { type AppJobInput, type DevnetStateFile, devnetRoots, type JobPlan, runApp } from '@firn/client';
+import {
+  type AppJobInput,
+  type DevnetStateFile,
+  devnetRoots,
+  type JobPlan,
+  type JobPostedAt,
+  runApp,
+} from '@firn/client';
+import { privateKeyToAccount } from 'viem/accounts';
 import { assertRole, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
 import { artifactId, MAX_GRANT_JSON_BYTES } from '@firn/crypto';
 import { buildAppImage } from '@firn/node';
@@ -18,7 +26,7 @@ import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { journalDir, recordJob } from '../jobJournal.ts';
+import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
 import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
@@ -259,12 +267,15 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       ...(o.recipient && o.recipient.length > 0
         ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
         : {}),
-      onPosted: (jobId) => {
+      onPosted: (jobId, posted?: JobPostedAt) => {
         const recorded = recordJob({
           jobId,
           command: 'run',
           options: journal,
           postedAt: Math.floor(Date.now() / 1000),
+          ...(posted
+            ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
+            : {}),
           ...(derived ? derived.record : {}),
         });
         guard.posted(jobId);

@@ -8,12 +8,13 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { journalDir, recordJob } from '../jobJournal.ts';
+import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
 import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
-import { type DevnetStateFile, devnetRoots } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, type JobPostedAt } from '@firn/client';
+import { privateKeyToAccount } from 'viem/accounts';
 import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
@@ -74,7 +75,8 @@ export interface TrainRunJobOptions {
   /** Nodes to try in all when one is lost (runJob's maxNodes). */
   maxNodes?: number;
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
-  onPosted?: (jobId: Hex) => void;
+  /** Called once the job is posted, with where (runJob's onPosted; absent from a test double). */
+  onPosted?: (jobId: Hex, posted?: JobPostedAt) => void;
   onProgress?: (event: Record<string, unknown>) => void;
 }
 
@@ -549,12 +551,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
-        onPosted: (jobId) => {
+        onPosted: (jobId, posted?: JobPostedAt) => {
           const recorded = recordJob({
             jobId,
             command: 'train',
             options: journal,
             postedAt: Math.floor(Date.now() / 1000),
+            ...(posted
+              ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
+              : {}),
             ...(previous ? { replaces: previous } : {}),
             ...(derived ? derived.record : {}),
           });
