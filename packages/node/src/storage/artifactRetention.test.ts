@@ -124,6 +124,7 @@ describe('ArtifactSweeper', () => {
     const r = sweeper.sweep(R.uploadSeconds, SWEEP_TIME_BUDGET_MS);
     expect(r.passes).toBe(2);
     expect(r.deleted).toBe(2 * SWEEP_DELETIONS_PER_PASS);
+    expect(r.more).toBe(true);
     vi.restoreAllMocks();
     // With time to spare, one call clears the rest, and stops when nothing is left (no extra pass).
     const rest = sweeper.sweep(R.uploadSeconds, 60_000);
@@ -136,6 +137,7 @@ describe('ArtifactSweeper', () => {
       deleted: 0,
       freedBytes: 0,
       passes: 1,
+      more: false,
     });
   });
 
@@ -285,6 +287,22 @@ describe('ArtifactSweeper', () => {
       outputSeconds: 3600,
     });
     expect(short.sweep(R.uploadSeconds + 60)).toMatchObject({ checked: 1, deleted: 1 });
+  });
+
+  it('a visit whose records cannot be dropped releases nothing, and the next sweep releases them once', () => {
+    const { db, store, quota, sweeper } = filled('failed-drop', 40);
+    const drop = vi.spyOn(db, 'dropArtifactCharges').mockImplementationOnce(() => {
+      throw new Error('disk I/O error');
+    });
+    // The first visit unlinked its 32 files, then its transaction failed: the call ends (thrown).
+    expect(() => sweeper.sweep(R.uploadSeconds)).toThrow('disk I/O error');
+    expect(readdirSync(store.dir).length).toBe(40 - 32);
+    expect(quota.usedBy(OWNER)).toBe(40 * K);
+    drop.mockRestore();
+    // The next sweep reads the same records again (their files already gone) and releases each once.
+    expect(sweeper.sweep(R.uploadSeconds + 60)).toMatchObject({ deleted: 40, freedBytes: 40 * K });
+    expect(quota.usedBy(OWNER)).toBe(0);
+    expect(quota.total).toBe(0);
   });
 
   it('a held id is not deleted until its hold ends', () => {

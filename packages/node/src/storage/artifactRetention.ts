@@ -85,6 +85,8 @@ export interface SweepResult {
   freedBytes: number;
   /** Passes run (each bounded by the SWEEP_*_PER_PASS limits). */
   passes?: number;
+  /** Whether it stopped at its time budget with work left (a backlog: sweep again soon). */
+  more?: boolean;
 }
 
 /** A position in one owner's records, (stored_at, artifact_id) order: the last record handled. */
@@ -173,13 +175,14 @@ export class ArtifactSweeper {
     for (const [k, until] of this.held) if (until <= now) this.held.delete(k);
     // artifactExpiry is never before storedAt + uploadSeconds: newer records cannot be due.
     const due = now - this.retention.uploadSeconds;
-    const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0 };
+    const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0, more: false };
     for (;;) {
       const { result, more } = this.pass(now, due);
       total.checked += result.checked;
       total.deleted += result.deleted;
       total.freedBytes += result.freedBytes;
       total.passes++;
+      total.more = more;
       if (!more || performance.now() - began >= budgetMs) return total;
     }
   }
@@ -203,23 +206,29 @@ export class ArtifactSweeper {
   /** Read and sweep a share of the due records of the owner first in the queue, and requeue it. */
   private visit(head: SweepQueueEntry, now: number, due: number, result: SweepResult): void {
     const { owner } = head;
-    const scan = this.scans.get(owner) ?? { at: START, recheck: Number.POSITIVE_INFINITY };
+    // A copy: should this visit throw (a database failure), the next one reads the same records.
+    const scan = { ...(this.scans.get(owner) ?? { at: START, recheck: Number.POSITIVE_INFINITY }) };
     const limit = Math.min(SWEEP_CHECKS_PER_OWNER_VISIT, SWEEP_CHECKS_PER_PASS - result.checked);
     const page = this.db.artifactChargesDue(owner, due, scan.at, limit);
     const deletions = Math.min(SWEEP_DELETIONS_PER_OWNER_VISIT, SWEEP_DELETIONS_PER_PASS - result.deleted);
-    let deleted = 0;
+    const unlinked: Hex[] = [];
     let stopped = false;
     for (const c of page) {
-      if (deleted >= deletions) {
+      if (unlinked.length >= deletions) {
         stopped = true; // This owner's turn is over: resume at `c` on its next visit.
         break;
       }
       result.checked++;
       scan.at = { storedAt: c.storedAt, artifactId: c.artifactId };
-      const kept = this.sweepOne(c, now, due, result);
-      if (kept === undefined) deleted++;
+      const kept = this.sweepOne(c, now, due);
+      if (kept === undefined) unlinked.push(c.artifactId);
       else scan.recheck = Math.min(scan.recheck, kept);
     }
+    // The visit's records go in one transaction, their bytes once it committed (QuotaLedger.forgetAll).
+    // Should it fail (thrown), the files are gone and the records stay: the next sweep finds them
+    // (ENOENT counts as deleted) and releases them then, or the next start drops them (reconcile).
+    result.freedBytes += this.quota.forgetAll(unlinked);
+    result.deleted += unlinked.length;
     if (stopped || page.length === limit) {
       // More to read: back in the queue behind every owner due now.
       if (this.scans.size >= MAX_OWNER_SCANS && !this.scans.has(owner)) this.scans.clear();
@@ -240,10 +249,11 @@ export class ArtifactSweeper {
   }
 
   /**
-   * Delete `c` if it expired and is not held: undefined when deleted (file gone, charge released);
-   * else the earliest time (stored_at scale, later than `due`) it may be due again.
+   * Unlink `c`'s file if it expired and is not held: undefined when it is gone (its record is then
+   * dropped by the caller); else the earliest time (stored_at scale, later than `due`) it may be
+   * due again.
    */
-  private sweepOne(c: ArtifactCharge, now: number, due: number, result: SweepResult): number | undefined {
+  private sweepOne(c: ArtifactCharge, now: number, due: number): number | undefined {
     const upload = this.retention.uploadSeconds;
     const until = this.held.get(c.artifactId);
     if (until !== undefined) return until - upload;
@@ -259,8 +269,6 @@ export class ArtifactSweeper {
       // Left for the next sweep (a minute on).
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return due + 1;
     }
-    result.freedBytes += this.quota.forget(c.artifactId);
-    result.deleted++;
     return undefined;
   }
 }

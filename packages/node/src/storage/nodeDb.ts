@@ -104,6 +104,7 @@ export class NodeDb {
     putCharge: Database.Statement;
     getCharge: Database.Statement;
     dropCharge: Database.Statement;
+    dropReturning: Database.Statement;
     chargesFrom: Database.Statement;
     dueOfOwner: Database.Statement;
     dueUnowned: Database.Statement;
@@ -222,6 +223,9 @@ export class NodeDb {
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id = ?',
       ),
       dropCharge: p('DELETE FROM artifact_charges WHERE artifact_id = ?'),
+      dropReturning: p(
+        'DELETE FROM artifact_charges WHERE artifact_id = ? RETURNING artifact_id, owner, charged, stored_at',
+      ),
       chargesFrom: p(
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id > ? ORDER BY artifact_id LIMIT ?',
       ),
@@ -375,6 +379,24 @@ export class NodeDb {
   /** Forget an artifact's charge (its file was deleted). */
   dropArtifactCharge(id: Hex): void {
     storageWrite('the artifact charge', () => this.st.dropCharge.run(id.toLowerCase()));
+  }
+
+  /**
+   * Forget the charges of artifacts `ids` (their files were deleted) in one transaction: all or
+   * none. Returns the charges dropped (an id with none recorded is skipped). Throws as every write
+   * (E_STORAGE_FULL, E_INTERNAL), having dropped nothing.
+   */
+  dropArtifactCharges(ids: readonly Hex[]): ArtifactCharge[] {
+    return storageWrite('the artifact charges', () =>
+      this.db.transaction(() => {
+        const dropped: ArtifactCharge[] = [];
+        for (const id of ids) {
+          const row = this.st.dropReturning.get(id.toLowerCase()) as ChargeRow | undefined;
+          if (row !== undefined) dropped.push(chargeOf(row));
+        }
+        return dropped;
+      })(),
+    );
   }
 
   /** Up to `limit` charges with an artifact id after `after` (lowercase 0x hex; '' from the first), in id order. */
