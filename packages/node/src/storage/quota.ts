@@ -109,11 +109,13 @@ export class QuotaLedger {
 
   /** Match the charge records to the files (see the class docs); sets `used` and the total. */
   private reconcile(artifactDir: string, { book, now }: QuotaLedgerBook): void {
+    // One listing and one stat per file (the total is measured from the same sizes).
     const files = new Map<string, number>();
     for (const f of readdirSync(artifactDir)) {
-      if (!ARTIFACT_FILE.test(f)) continue;
       try {
-        files.set(`0x${f}`, statSync(join(artifactDir, f)).size);
+        const size = statSync(join(artifactDir, f)).size;
+        this.storedTotal += chargedBytes(size);
+        if (ARTIFACT_FILE.test(f)) files.set(`0x${f}`, size);
       } catch {}
     }
     let after = '';
@@ -148,11 +150,6 @@ export class QuotaLedger {
         // A full disk: recorded at a later start; counted in the total meanwhile.
         this.persistFailures++;
       }
-    }
-    for (const f of readdirSync(artifactDir)) {
-      try {
-        this.storedTotal += chargedBytes(statSync(join(artifactDir, f)).size);
-      } catch {}
     }
   }
 
