@@ -148,10 +148,10 @@ export class ArtifactSweeper {
     private readonly quota: QuotaLedger,
     private readonly db: NodeDb,
     readonly retention: ArtifactRetention = DEFAULT_ARTIFACT_RETENTION,
-  ) {
-    // The queue's times were reckoned with the retention in force: a changed one starts it over.
-    db.syncSweepRetention(retention);
-  }
+  ) {}
+
+  /** Whether the queue was checked against the retention in force (at the first sweep). */
+  private synced = false;
 
   /**
    * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs once its
@@ -172,6 +172,12 @@ export class ArtifactSweeper {
    */
   sweep(now: number, budgetMs: number = SWEEP_TIME_BUDGET_MS): SweepResult {
     const began = performance.now();
+    if (!this.synced) {
+      // The queue's times were reckoned with the retention in force: a changed one starts it over.
+      // At the first sweep, not at construction: a full disk fails a sweep (retried), not the start.
+      this.db.syncSweepRetention(this.retention);
+      this.synced = true;
+    }
     for (const [k, until] of this.held) if (until <= now) this.held.delete(k);
     // artifactExpiry is never before storedAt + uploadSeconds: newer records cannot be due.
     const due = now - this.retention.uploadSeconds;
