@@ -21,7 +21,7 @@ import type { Hex } from '@firn/core';
 import { ArtifactSweeper, SWEEP_TIME_BUDGET_MS } from '../packages/node/src/storage/artifactRetention.ts';
 import { ArtifactStore } from '../packages/node/src/storage/artifactStore.ts';
 import { NodeDb } from '../packages/node/src/storage/nodeDb.ts';
-import { QuotaLedger, STORAGE_BLOCK_BYTES } from '../packages/node/src/storage/quota.ts';
+import { QuotaLedger } from '../packages/node/src/storage/quota.ts';
 import { reportBench } from './report.ts';
 
 const arg = process.argv.indexOf('--records');
