@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { type FirnJob, JobStatus } from '@firn/chain';
 import { computeInputCommitment, type Hex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { JobService } from '../../packages/node/src/jobs/jobApi.ts';
 import { DEFAULT_ARTIFACT_RETENTION } from '../../packages/node/src/storage/artifactRetention.ts';
 import { STORAGE_BLOCK_BYTES as K } from '../../packages/node/src/storage/quota.ts';
 import {
   addressOfKey as addressOf,
   artifactIdOf as idOf,
+  runStorageJob as runJob,
   storageService as service,
   uploadAs as upload,
 } from '../helpers/storageService.ts';
@@ -28,28 +28,9 @@ import {
 
 const dir = mkdtempSync(join(tmpdir(), 'firn-retention-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const zero = `0x${'00'.repeat(20)}` as Hex;
 // Made-up test keys (a repeated byte), never a real account's.
 const ATTACKER_KEY = `0x${'a1'.repeat(32)}` as Hex; // a made-up test key
 const VICTIM_KEY = `0x${'b2'.repeat(32)}` as Hex; // a made-up test key
-
-/** Run job `i` of `requester` naming `inputs` through the node's job loop; its stored outputs. */
-async function runJob(svc: JobService, i: number, requester: string, inputs: Hex[], now: number) {
-  const jobId = `0x${String(i).padStart(64, '0')}` as Hex;
-  svc.jobs.put({ jobId, status: 'accepted', inputs, createdAt: now, updatedAt: now });
-  const job = {
-    requester,
-    escrow: 10n ** 30n,
-    claimTimeout: 86_400n,
-    deadline: BigInt(now + 86_400 * 2),
-  } as unknown as FirnJob;
-  await (svc as unknown as { process: (...a: unknown[]) => Promise<void> }).process(
-    { jobId, inputs, enc: '0x', ciphertext: '0x' },
-    { workloadHash: zero, inputCommitment: zero },
-    job,
-  );
-  return { jobId, record: svc.jobs.get(jobId)! };
-}
 
 const UPLOAD = DEFAULT_ARTIFACT_RETENTION.uploadSeconds;
 const OUTPUT = DEFAULT_ARTIFACT_RETENTION.outputSeconds;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from '@firn/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_ARTIFACT_RETENTION } from '../../packages/node/src/storage/artifactRetention.ts';
 import { STORAGE_BLOCK_BYTES as K } from '../../packages/node/src/storage/quota.ts';
 import {
@@ -32,6 +32,7 @@ const ATTACKER_KEY = `0x${'a1'.repeat(32)}` as Hex;
 const VICTIM_KEY = `0x${'b2'.repeat(32)}` as Hex;
 
 const UPLOAD = DEFAULT_ARTIFACT_RETENTION.uploadSeconds;
+afterEach(() => vi.restoreAllMocks());
 
 describe("attack: delay everyone's retention with a table of tiny records", () => {
   it("a victim's expired upload is freed within ten sweeps (ten minutes) of its retention, whatever else is stored", async () => {
@@ -64,6 +65,40 @@ describe("attack: delay everyone's retention with a table of tiny records", () =
     }
     expect(svc.artifacts.has(idOf(body))).toBe(false);
     expect(svc.quota.usedBy(victim)).toBe(0);
+    svc.stop();
+  });
+
+  it("an address's own expired backlog is swept at every tick of the node's loop until it is gone, not once a minute", () => {
+    const clock = { now: 1_900_000_000 };
+    const svc = service(join(dir, 'own-backlog'), clock);
+    const attacker = addressOf(ATTACKER_KEY);
+    svc.db.db.transaction(() => {
+      for (let i = 0; i < 2000; i++)
+        svc.db.putArtifactCharge({
+          artifactId: idOf(Buffer.from(`own ${i}`)),
+          owner: attacker,
+          charged: K,
+          storedAt: clock.now,
+        });
+    })();
+    clock.now += UPLOAD;
+    const sweepIfDue = () => (svc as unknown as { sweepIfDue: () => void }).sweepIfDue();
+    const left = () => svc.db.artifactChargesAfter('', 1).length;
+    const sweep = vi.spyOn(svc.sweeper, 'sweep');
+    // Each sweep's time runs out after one pass (performance.now advances 60 ms a reading).
+    let t = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => (t += 60));
+    sweepIfDue();
+    expect(sweep).toHaveBeenCalledTimes(1);
+    // The next tick (5 s on, well within the minute) sweeps again while work is left.
+    for (let tick = 0; tick < 40 && left() > 0; tick++) sweepIfDue();
+    expect(left()).toBe(0);
+    expect(sweep.mock.calls.length).toBeGreaterThan(2);
+    // With nothing left, the next tick within the minute does not sweep.
+    const calls = sweep.mock.calls.length;
+    sweepIfDue();
+    sweepIfDue();
+    expect(sweep.mock.calls.length).toBe(calls);
     svc.stop();
   });
 });

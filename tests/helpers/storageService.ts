@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { FirnDeployment } from '@firn/chain';
+import type { FirnDeployment, FirnJob } from '@firn/chain';
 import { NodeApi } from '@firn/client';
 import { type Hex, hexBytes } from '@firn/core';
 import { addressOf as addressOfBytes } from '@firn/crypto';
@@ -140,3 +140,31 @@ export async function uploadAs(svc: JobService, key: Hex, bytes: Uint8Array, clo
 export const addressOfKey = (key: Hex) => addressOfBytes(hexBytes(key, 'test key', 32));
 /** An artifact's id: the SHA-256 of its bytes (hex). */
 export const artifactIdOf = (b: Uint8Array) => `0x${createHash('sha256').update(b).digest('hex')}` as Hex;
+
+/**
+ * Run job number `i` of `requester` naming `inputs` through `svc`'s job loop at `now` (unix s):
+ * its record is put `accepted`, then processed (claim, enclave, outputs stored); resolves to its
+ * id and its record after. For the retention attacks (decision 1603).
+ */
+export async function runStorageJob(
+  svc: JobService,
+  i: number,
+  requester: string,
+  inputs: Hex[],
+  now: number,
+) {
+  const jobId = `0x${String(i).padStart(64, '0')}` as Hex;
+  svc.jobs.put({ jobId, status: 'accepted', inputs, createdAt: now, updatedAt: now });
+  const job = {
+    requester,
+    escrow: 10n ** 30n,
+    claimTimeout: 86_400n,
+    deadline: BigInt(now + 86_400 * 2),
+  } as unknown as FirnJob;
+  await (svc as unknown as { process: (...a: unknown[]) => Promise<void> }).process(
+    { jobId, inputs, enc: '0x', ciphertext: '0x' },
+    { workloadHash: zero, inputCommitment: zero },
+    job,
+  );
+  return { jobId, record: svc.jobs.get(jobId)! };
+}

@@ -124,6 +124,7 @@ describe('ArtifactSweeper', () => {
     const r = sweeper.sweep(R.uploadSeconds, SWEEP_TIME_BUDGET_MS);
     expect(r.passes).toBe(2);
     expect(r.deleted).toBe(2 * SWEEP_DELETIONS_PER_PASS);
+    expect(r.more).toBe(true);
     vi.restoreAllMocks();
     // With time to spare, one call clears the rest, and stops when nothing is left (no extra pass).
     const rest = sweeper.sweep(R.uploadSeconds, 60_000);
@@ -136,6 +137,7 @@ describe('ArtifactSweeper', () => {
       deleted: 0,
       freedBytes: 0,
       passes: 1,
+      more: false,
     });
   });
 
@@ -206,6 +208,103 @@ describe('ArtifactSweeper', () => {
     expect(found).toBe(true);
   });
 
+  it('attack: 200,000 owners with nothing due cost a sweep nothing (a due owner is swept at its first visit)', () => {
+    // The victim's three uploads, due first; its address sorts after every attacker's.
+    const { db, store, clock, put, quota, sweeper } = filled('many-owners', 0);
+    const victim = `0x${'fe'.repeat(20)}`;
+    put(victim, range(1, 3));
+    // 200,000 addresses with one upload each, stored an hour later (not due when the victim's are):
+    // their charge records as the upload path writes them, in one transaction to keep the test fast.
+    clock.now = 3600;
+    db.db.transaction(() => {
+      for (let i = 0; i < 200_000; i++)
+        db.putArtifactCharge({
+          artifactId: id(1_000_000 + i),
+          owner: `0x${(i + 1).toString(16).padStart(40, '0')}`,
+          charged: K,
+          storedAt: 3600,
+        });
+    })();
+    const reads = vi.spyOn(db, 'artifactChargesDue');
+    // One pass: the victim's owner is the only one visited, its three records the only ones read.
+    const r = sweeper.sweep(R.uploadSeconds, 0);
+    expect(r).toMatchObject({ checked: 3, deleted: 3, passes: 1 });
+    expect(reads).toHaveBeenCalledTimes(1);
+    for (const a of range(1, 3)) expect(store.has(a)).toBe(false);
+    expect(quota.usedBy(victim)).toBe(0);
+    // A minute on, nothing is due: a sweep reads nothing, whatever its budget.
+    reads.mockClear();
+    expect(sweeper.sweep(R.uploadSeconds + 60, 60_000)).toMatchObject({ checked: 0, passes: 1 });
+    expect(reads).not.toHaveBeenCalled();
+  });
+
+  it('attack: records a live job keeps are read once, not at every sweep, and go when their time comes', () => {
+    const { db, store, sweeper } = filled('kept-once', 1000);
+    const job = {
+      jobId: id(77_778),
+      status: 'running' as const,
+      inputs: range(1, 1000),
+      createdAt: 0,
+      updatedAt: 0,
+    };
+    db.putJob(job);
+    expect(sweeper.sweep(R.uploadSeconds, 60_000)).toMatchObject({ checked: 1000, deleted: 0 });
+    // The next sweeps (a minute apart) read none of them again.
+    for (let m = 1; m <= 3; m++) expect(sweeper.sweep(R.uploadSeconds + 60 * m, 60_000).checked).toBe(0);
+    // Finalized at U + 120: they go exactly outputSeconds later (read once more on the way).
+    const final = R.uploadSeconds + 120;
+    db.putJob({ ...job, status: 'finalized', updatedAt: final });
+    expect(sweeper.sweep(final + R.outputSeconds - 1, 60_000)).toMatchObject({ checked: 1000, deleted: 0 });
+    expect(sweeper.sweep(final + R.outputSeconds, 60_000)).toMatchObject({ checked: 1000, deleted: 1000 });
+    expect(readdirSync(store.dir)).toEqual([]);
+  });
+
+  it('attack: an expired upload a job named before failing unclaimed goes at the next sweep', () => {
+    // The job is accepted (live) when a sweep reads the upload, then refused at pre-flight.
+    const { db, store, sweeper } = filled('failed-unclaimed', 1);
+    const job = {
+      jobId: id(77_779),
+      status: 'accepted' as const,
+      inputs: [id(1)],
+      createdAt: 0,
+      updatedAt: 0,
+    };
+    db.putJob(job);
+    expect(sweeper.sweep(R.uploadSeconds)).toMatchObject({ checked: 1, deleted: 0 });
+    db.putJob({ ...job, status: 'failed', updatedAt: R.uploadSeconds + 10 });
+    expect(sweeper.sweep(R.uploadSeconds + 60)).toMatchObject({ checked: 1, deleted: 1 });
+    expect(store.has(id(1))).toBe(false);
+  });
+
+  it('a shorter retention set at a restart applies to records the sweep had set aside', () => {
+    const { db, store, quota, sweeper } = filled('retention-change', 1);
+    db.putJob({ jobId: id(77_780), status: 'finalized', inputs: [id(1)], createdAt: 0, updatedAt: 0 });
+    // Kept until outputSeconds (7 days) after the job: read once, set aside until then.
+    expect(sweeper.sweep(R.uploadSeconds)).toMatchObject({ checked: 1, deleted: 0 });
+    // Restarted with an output retention of an hour: due at the upload retention (it has passed).
+    const short = new ArtifactSweeper(store, quota, db, {
+      uploadSeconds: R.uploadSeconds,
+      outputSeconds: 3600,
+    });
+    expect(short.sweep(R.uploadSeconds + 60)).toMatchObject({ checked: 1, deleted: 1 });
+  });
+
+  it('a visit whose records cannot be dropped releases nothing, and the next sweep releases them once', () => {
+    const { db, store, quota, sweeper } = filled('failed-drop', 40);
+    const drop = vi.spyOn(db, 'dropArtifactCharges').mockImplementationOnce(() => {
+      throw new Error('disk I/O error');
+    });
+    // The first visit unlinked its 32 files, then its transaction failed: the call ends (thrown).
+    expect(() => sweeper.sweep(R.uploadSeconds)).toThrow('disk I/O error');
+    expect(readdirSync(store.dir).length).toBe(40 - 32);
+    expect(quota.usedBy(OWNER)).toBe(40 * K);
+    drop.mockRestore();
+    // The next sweep reads the same records again (their files already gone) and releases each once.
+    expect(sweeper.sweep(R.uploadSeconds + 60)).toMatchObject({ deleted: 40, freedBytes: 40 * K });
+    expect(quota.usedBy(OWNER)).toBe(0);
+    expect(quota.total).toBe(0);
+  });
+
   it('a held id is not deleted until its hold ends', () => {
     const { store, sweeper } = filled('held', 2);
     sweeper.hold([id(1)], R.uploadSeconds + 60);
@@ -256,8 +355,14 @@ describe('NodeDb artifact index', () => {
     new NodeDb(dir).close();
     const raw = new Database(join(dir, 'node.db'));
     raw.exec('DROP INDEX artifact_charges_owner_age');
+    // And from before the sweep's queue (user_version 1): its records' owners are queued when opened.
+    raw.prepare('INSERT INTO artifact_charges VALUES (?, ?, ?, ?)').run(id(4), OWNER, K, 3);
+    raw.exec('DELETE FROM artifact_sweep_queue');
+    raw.pragma('user_version = 1');
     raw.close();
     const b = new NodeDb(dir);
+    expect(b.sweepQueueHead(3)).toMatchObject({ owner: OWNER, at: 3 });
+    b.dropArtifactCharge(id(4));
     const plan = (sql: string) =>
       (b.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join();
     expect(
@@ -273,8 +378,14 @@ describe('NodeDb artifact index', () => {
     expect(b.artifactChargesDue(OWNER, 7, from, 10).map((c) => c.artifactId)).toEqual([id(2)]);
     expect(b.artifactChargesDue(OWNER, 8, { storedAt: 7, artifactId: id(2) }, 10).length).toBe(1);
     expect(b.artifactChargesDue(null, 8, from, 10).map((c) => c.artifactId)).toEqual([id(3)]);
-    expect(b.nextArtifactOwner('')).toBe(OWNER);
-    expect(b.nextArtifactOwner(OWNER)).toBeUndefined();
+    // The sweep's queue: each owner at its oldest record's time (OWNER's row stays at 3 until a
+    // sweep finds it has nothing then), the one with no owner ('') before an address on a tie.
+    expect(b.sweepQueueHead(2)).toBeUndefined();
+    expect(b.sweepQueueHead(7)).toMatchObject({ owner: OWNER, at: 3 });
+    b.db.prepare('UPDATE artifact_sweep_queue SET at = 7 WHERE owner = ?').run(OWNER);
+    expect(b.sweepQueueHead(7)).toMatchObject({ owner: null, at: 7 });
+    expect(b.nextArtifactStoredAfter(OWNER, 7)).toBe(8);
+    expect(b.nextArtifactStoredAfter(null, 7)).toBeUndefined();
     b.close();
   });
 });

@@ -1,7 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import type { Hex } from '@firn/core';
 import type { ArtifactStore } from './artifactStore.ts';
-import type { ArtifactCharge, ArtifactHolder, NodeDb } from './nodeDb.ts';
+import type { ArtifactCharge, ArtifactHolder, NodeDb, SweepQueueEntry } from './nodeDb.ts';
 import type { QuotaLedger } from './quota.ts';
 
 /** How long stored artifacts are kept (docs/api.md "Limits", docs/decisions/1603). */
@@ -85,6 +85,8 @@ export interface SweepResult {
   freedBytes: number;
   /** Passes run (each bounded by the SWEEP_*_PER_PASS limits). */
   passes?: number;
+  /** Whether it stopped at its time budget with work left (a backlog: sweep again soon). */
+  more?: boolean;
 }
 
 /** A position in one owner's records, (stored_at, artifact_id) order: the last record handled. */
@@ -93,29 +95,40 @@ interface Position {
   artifactId: string;
 }
 
+/** Where an owner's scan of its due records stands between its visits. */
+interface Scan {
+  /** The last record read. */
+  at: Position;
+  /** The earliest time (stored_at scale) a record it read and kept may be due again. */
+  recheck: number;
+}
+
 const START: Position = Object.freeze({ storedAt: Number.MIN_SAFE_INTEGER, artifactId: '' });
-/** Past this many owners with a scan in progress, the positions are dropped (they restart from the oldest). */
-const MAX_OWNER_POSITIONS = 100_000;
-/** The owner key of the records with no owner (they are visited first in each round). */
-const UNOWNED = null;
+/** Past this many owners with a scan in progress, the scans are dropped (they restart from the oldest). */
+const MAX_OWNER_SCANS = 100_000;
 
 /**
- * The node's artifact garbage collector (docs/decisions/1603): every stored artifact has a charge
- * record (QuotaLedger with a book) and a lifetime (artifactExpiry), and `sweep` deletes the
+ * The node's artifact garbage collector (docs/decisions/1603, 1640): every stored artifact has a
+ * charge record (QuotaLedger with a book) and a lifetime (artifactExpiry), and `sweep` deletes the
  * expired ones and releases their charge.
  *
- * What it looks at: only records that can have expired, stored at or before `now -
- * retention.uploadSeconds` (artifactExpiry is never sooner), read from the index
- * artifact_charges(owner, stored_at, artifact_id): a table of records not yet due costs nothing.
- * In what order: owners in turn (the records with no owner, then addresses in order; a cursor
- * that wraps), each visit reading that owner's due records oldest first from where its last visit
- * stopped (a (stored_at, artifact_id) cursor per owner that wraps) and deleting at most
- * SWEEP_DELETIONS_PER_OWNER_VISIT: one address's backlog, however large, delays another's expired
- * upload by one visit per round, not by the backlog's length.
+ * Whom it visits: only owners with something due, from the node database's sweep queue (one row
+ * per owner, and one for the records with no owner, holding the time from which it has something
+ * to look at; NodeDb.sweepQueueHead seeks the first due one): owners with nothing due, however
+ * many, cost nothing. What it reads: each visit reads that owner's records stored at or before
+ * `now - retention.uploadSeconds` (artifactExpiry is never sooner) oldest first, from where its
+ * last visit stopped, and deletes at most SWEEP_DELETIONS_PER_OWNER_VISIT; an owner with more to
+ * read goes back in the queue behind every owner due now (round robin), so one address's backlog
+ * delays another's expired upload by one visit, not by the backlog's length. An owner read to the
+ * end goes back at the time its next record falls due or a record it kept may expire (a hold's
+ * end, the expiry its final jobs give it, or `outputSeconds` on for one a live job names: no job
+ * becoming final sooner can make it expire sooner), and leaves the queue with no record left: a
+ * kept record is read again when it may have expired, not on every sweep. A job record written
+ * `failed` before any claim (it keeps nothing) puts the owners of what it names back at once
+ * (NodeDb.putJob).
  * How much: a pass is bounded (SWEEP_CHECKS_PER_PASS records, SWEEP_DELETIONS_PER_PASS deletions,
- * SWEEP_OWNERS_PER_PASS visits); one `sweep` runs passes while work is left (a pass hit a bound,
- * or a round of owners left one unfinished) and its time budget is not spent, and stops once a
- * whole round found nothing more to read.
+ * SWEEP_OWNERS_PER_PASS visits); one `sweep` runs passes while work is left and its time budget is
+ * not spent, and stops once no owner has anything due.
  *
  * Each deletion unlinks the file first, then drops the record and releases the bytes: a crash
  * between the two leaves a record with no file, which the ledger drops at the next start
@@ -123,12 +136,10 @@ const UNOWNED = null;
  * them) from a sweep. Time is passed in (`now`, unix s, the clock of the job records).
  */
 export class ArtifactSweeper {
-  /** The owner visited last in the current round (UNOWNED, or an address); undefined: a round starts. */
-  private owner: string | null | undefined;
   /** Where each owner's scan stopped (absent: from its oldest record). */
-  private readonly positions = new Map<string | null, Position>();
-  /** Whether the current round left an owner with records still to read. */
-  private roundUnfinished = false;
+  private readonly scans = new Map<string | null, Scan>();
+  /** Orders the owners put back in the queue at one time (round robin). */
+  private seq = 0;
   /** Ids held by submissions in progress, with the time (unix s) each hold ends. */
   private readonly held = new Map<string, number>();
 
@@ -138,6 +149,9 @@ export class ArtifactSweeper {
     private readonly db: NodeDb,
     readonly retention: ArtifactRetention = DEFAULT_ARTIFACT_RETENTION,
   ) {}
+
+  /** Whether the queue was checked against the retention in force (at the first sweep). */
+  private synced = false;
 
   /**
    * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs once its
@@ -153,26 +167,33 @@ export class ArtifactSweeper {
   /**
    * Sweep at time `now` (unix s): one bounded pass, then more while work is left and `budgetMs`
    * (ms of performance.now since the call began; 0: exactly one pass) is not spent. A file that
-   * cannot be removed (not ENOENT) is left, with its record, for a later round. Never throws for
+   * cannot be removed (not ENOENT) is left, with its record, for the next sweep. Never throws for
    * one artifact; a database failure ends the call (thrown).
    */
   sweep(now: number, budgetMs: number = SWEEP_TIME_BUDGET_MS): SweepResult {
     const began = performance.now();
+    if (!this.synced) {
+      // The queue's times were reckoned with the retention in force: a changed one starts it over.
+      // At the first sweep, not at construction: a full disk fails a sweep (retried), not the start.
+      this.db.syncSweepRetention(this.retention);
+      this.synced = true;
+    }
     for (const [k, until] of this.held) if (until <= now) this.held.delete(k);
     // artifactExpiry is never before storedAt + uploadSeconds: newer records cannot be due.
     const due = now - this.retention.uploadSeconds;
-    const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0 };
+    const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0, more: false };
     for (;;) {
       const { result, more } = this.pass(now, due);
       total.checked += result.checked;
       total.deleted += result.deleted;
       total.freedBytes += result.freedBytes;
       total.passes++;
+      total.more = more;
       if (!more || performance.now() - began >= budgetMs) return total;
     }
   }
 
-  /** One bounded pass; `more`: it stopped at a bound (not at the end of a round with nothing left). */
+  /** One bounded pass; `more`: it stopped at a bound (not because no owner had anything due). */
   private pass(now: number, due: number): { result: SweepResult; more: boolean } {
     const result: SweepResult = { checked: 0, deleted: 0, freedBytes: 0 };
     for (let visits = 0; ; visits++) {
@@ -182,63 +203,78 @@ export class ArtifactSweeper {
         result.deleted >= SWEEP_DELETIONS_PER_PASS
       )
         return { result, more: true };
-      const owner =
-        this.owner === undefined ? UNOWNED : (this.db.nextArtifactOwner(this.owner ?? '') ?? undefined);
-      if (owner === undefined) {
-        // The round is over: another starts, in this pass only if one owner had more to read.
-        this.owner = undefined;
-        const unfinished = this.roundUnfinished;
-        this.roundUnfinished = false;
-        if (!unfinished) return { result, more: false };
-        continue;
-      }
-      this.owner = owner;
-      if (this.visit(owner, now, due, result)) this.roundUnfinished = true;
+      const head = this.db.sweepQueueHead(due);
+      if (head === undefined) return { result, more: false };
+      this.visit(head, now, due, result);
     }
   }
 
-  /** Read and sweep a share of `owner`'s due records; true when it has more left to read. */
-  private visit(owner: string | null, now: number, due: number, result: SweepResult): boolean {
+  /** Read and sweep a share of the due records of the owner first in the queue, and requeue it. */
+  private visit(head: SweepQueueEntry, now: number, due: number, result: SweepResult): void {
+    const { owner } = head;
+    // A copy: should this visit throw (a database failure), the next one reads the same records.
+    const scan = { ...(this.scans.get(owner) ?? { at: START, recheck: Number.POSITIVE_INFINITY }) };
     const limit = Math.min(SWEEP_CHECKS_PER_OWNER_VISIT, SWEEP_CHECKS_PER_PASS - result.checked);
-    const page = this.db.artifactChargesDue(owner, due, this.positions.get(owner) ?? START, limit);
+    const page = this.db.artifactChargesDue(owner, due, scan.at, limit);
     const deletions = Math.min(SWEEP_DELETIONS_PER_OWNER_VISIT, SWEEP_DELETIONS_PER_PASS - result.deleted);
-    let deleted = 0;
-    let last: Position | undefined;
+    const unlinked: Hex[] = [];
     let stopped = false;
     for (const c of page) {
-      if (deleted >= deletions) {
+      if (unlinked.length >= deletions) {
         stopped = true; // This owner's turn is over: resume at `c` on its next visit.
         break;
       }
       result.checked++;
-      last = { storedAt: c.storedAt, artifactId: c.artifactId };
-      if (this.sweepOne(c, now, result)) deleted++;
+      scan.at = { storedAt: c.storedAt, artifactId: c.artifactId };
+      const kept = this.sweepOne(c, now, due);
+      if (kept === undefined) unlinked.push(c.artifactId);
+      else scan.recheck = Math.min(scan.recheck, kept);
     }
+    // The visit's records go in one transaction, their bytes once it committed (QuotaLedger.forgetAll).
+    // Should it fail (thrown), the files are gone and the records stay: the next sweep finds them
+    // (ENOENT counts as deleted) and releases them then, or the next start drops them (reconcile).
+    result.freedBytes += this.quota.forgetAll(unlinked);
+    result.deleted += unlinked.length;
     if (stopped || page.length === limit) {
-      if (last !== undefined) {
-        if (this.positions.size >= MAX_OWNER_POSITIONS && !this.positions.has(owner)) this.positions.clear();
-        this.positions.set(owner, last);
-      }
-      return true;
+      // More to read: back in the queue behind every owner due now.
+      if (this.scans.size >= MAX_OWNER_SCANS && !this.scans.has(owner)) this.scans.clear();
+      this.scans.set(owner, scan);
+      // A lowering that came between (a record stored behind the scan, a job failed unclaimed):
+      // the scan starts over from the oldest.
+      if (!this.db.setSweepQueue(head, due, ++this.seq)) this.scans.delete(owner);
+      return;
     }
-    // Read to the end of its due records: the next visit starts again from its oldest.
-    this.positions.delete(owner);
-    return false;
+    // Read to the end: back when its next record falls due or a kept one may expire.
+    this.scans.delete(owner);
+    const next = Math.min(
+      scan.recheck,
+      this.db.nextArtifactStoredAfter(owner, due) ?? Number.POSITIVE_INFINITY,
+    );
+    if (next === Number.POSITIVE_INFINITY) this.db.dropSweepQueue(head);
+    else this.db.setSweepQueue(head, next, 0);
   }
 
-  /** Delete `c` if it expired and is not held; true when deleted (file gone, charge released). */
-  private sweepOne(c: ArtifactCharge, now: number, result: SweepResult): boolean {
-    if (this.held.has(c.artifactId)) return false;
+  /**
+   * Unlink `c`'s file if it expired and is not held: undefined when it is gone (its record is then
+   * dropped by the caller); else the earliest time (stored_at scale, later than `due`) it may be
+   * due again.
+   */
+  private sweepOne(c: ArtifactCharge, now: number, due: number): number | undefined {
+    const upload = this.retention.uploadSeconds;
+    const until = this.held.get(c.artifactId);
+    if (until !== undefined) return until - upload;
     const expiry = artifactExpiry(c, this.db.artifactHolders(c.artifactId), this.retention);
-    if (expiry === undefined || now < expiry) return false;
+    // A job not final names it: it expires no sooner than outputSeconds after that job becomes
+    // final, so after now + outputSeconds (a job failed unclaimed requeues it, NodeDb.putJob).
+    if (expiry === undefined) return due + this.retention.outputSeconds;
+    if (now < expiry) return expiry - upload;
     try {
       // Synchronous, with the check above: no submission's check of the file runs in between.
       unlinkSync(this.store.path(c.artifactId));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+      // Left for the next sweep (a minute on).
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return due + 1;
     }
-    result.freedBytes += this.quota.forget(c.artifactId);
-    result.deleted++;
-    return true;
+    return undefined;
   }
 }

@@ -104,11 +104,19 @@ export class NodeDb {
     putCharge: Database.Statement;
     getCharge: Database.Statement;
     dropCharge: Database.Statement;
+    dropReturning: Database.Statement;
     chargesFrom: Database.Statement;
-    nextOwner: Database.Statement;
     dueOfOwner: Database.Statement;
     dueUnowned: Database.Statement;
+    nextOfOwner: Database.Statement;
+    nextUnowned: Database.Statement;
     holders: Database.Statement;
+    queueHead: Database.Statement;
+    queueSet: Database.Statement;
+    queueDrop: Database.Statement;
+    queueRearm: Database.Statement;
+    getState: Database.Statement;
+    putState: Database.Statement;
   };
 
   constructor(readonly dataDir: string) {
@@ -149,6 +157,30 @@ export class NodeDb {
         -- The sweep's walk (storage/artifactRetention.ts): owners in turn, each one's records oldest
         -- first. IF NOT EXISTS: a database from before it gets it when opened.
         CREATE INDEX IF NOT EXISTS artifact_charges_owner_age ON artifact_charges(owner, stored_at, artifact_id);
+        -- The sweep's queue (storage/artifactRetention.ts, decision 1640): one row per owner ('' for
+        -- the records with no owner) with the time from which it has something to look at, on the
+        -- stored_at scale (due once at <= now - uploadSeconds), so a sweep seeks only owners with
+        -- something due. A new record lowers its owner's time (the triggers); gen counts the
+        -- lowerings, so the sweep's own update of a row it read loses to one that came between.
+        CREATE TABLE IF NOT EXISTS artifact_sweep_queue (
+          owner TEXT PRIMARY KEY,
+          at INTEGER NOT NULL,
+          seq INTEGER NOT NULL DEFAULT 0,
+          gen INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS artifact_sweep_queue_due ON artifact_sweep_queue(at, seq, owner);
+        CREATE TRIGGER IF NOT EXISTS artifact_charges_queued AFTER INSERT ON artifact_charges BEGIN
+          INSERT INTO artifact_sweep_queue (owner, at) VALUES (coalesce(new.owner, ''), new.stored_at)
+            ON CONFLICT(owner) DO UPDATE SET gen = gen + (excluded.at < at), at = min(at, excluded.at);
+        END;
+        CREATE TRIGGER IF NOT EXISTS artifact_charges_requeued AFTER UPDATE OF owner, stored_at ON artifact_charges BEGIN
+          INSERT INTO artifact_sweep_queue (owner, at) VALUES (coalesce(new.owner, ''), new.stored_at)
+            ON CONFLICT(owner) DO UPDATE SET gen = gen + (excluded.at < at), at = min(at, excluded.at);
+        END;
+        CREATE TABLE IF NOT EXISTS artifact_sweep_state (
+          name TEXT PRIMARY KEY,
+          value TEXT NOT NULL
+        ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS artifact_refs (
           artifact_id TEXT NOT NULL,
           job_id TEXT NOT NULL,
@@ -191,6 +223,9 @@ export class NodeDb {
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id = ?',
       ),
       dropCharge: p('DELETE FROM artifact_charges WHERE artifact_id = ?'),
+      dropReturning: p(
+        'DELETE FROM artifact_charges WHERE artifact_id = ? RETURNING artifact_id, owner, charged, stored_at',
+      ),
       chargesFrom: p(
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges WHERE artifact_id > ? ORDER BY artifact_id LIMIT ?',
       ),
@@ -198,8 +233,7 @@ export class NodeDb {
         "SELECT j.job_id, j.status, j.updated_at, json_extract(j.record, '$.txs.claim') IS NOT NULL AS claimed " +
           'FROM artifact_refs r JOIN jobs j ON j.job_id = r.job_id WHERE r.artifact_id = ?',
       ),
-      // All three walk artifact_charges_owner_age: one seek, then rows in index order.
-      nextOwner: p('SELECT owner FROM artifact_charges WHERE owner > ? ORDER BY owner LIMIT 1'),
+      // These four walk artifact_charges_owner_age: one seek, then rows in index order.
       dueOfOwner: p(
         'SELECT artifact_id, owner, charged, stored_at FROM artifact_charges ' +
           'WHERE owner = @owner AND stored_at <= @until AND (stored_at, artifact_id) > (@at, @id) ' +
@@ -210,9 +244,45 @@ export class NodeDb {
           'WHERE owner IS NULL AND stored_at <= @until AND (stored_at, artifact_id) > (@at, @id) ' +
           'ORDER BY stored_at, artifact_id LIMIT @limit',
       ),
+      nextOfOwner: p(
+        'SELECT stored_at FROM artifact_charges WHERE owner = ? AND stored_at > ? ORDER BY stored_at LIMIT 1',
+      ),
+      nextUnowned: p(
+        'SELECT stored_at FROM artifact_charges WHERE owner IS NULL AND stored_at > ? ORDER BY stored_at LIMIT 1',
+      ),
+      // artifact_sweep_queue_due: one seek to the owner first in line among those with something due.
+      queueHead: p(
+        'SELECT owner, at, gen FROM artifact_sweep_queue WHERE at <= ? ORDER BY at, seq, owner LIMIT 1',
+      ),
+      queueSet: p('UPDATE artifact_sweep_queue SET at = @at, seq = @seq WHERE owner = @owner AND gen = @gen'),
+      queueDrop: p('DELETE FROM artifact_sweep_queue WHERE owner = @owner AND gen = @gen'),
+      queueRearm: p(
+        "INSERT INTO artifact_sweep_queue (owner, at) SELECT coalesce(owner, ''), stored_at FROM artifact_charges " +
+          'WHERE artifact_id = ? ON CONFLICT(owner) DO UPDATE SET gen = gen + 1, at = min(at, excluded.at)',
+      ),
+      getState: p('SELECT value FROM artifact_sweep_state WHERE name = ?'),
+      putState: p(
+        'INSERT INTO artifact_sweep_state (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value',
+      ),
     };
     this.importJsonRecords();
     this.indexArtifactRefs();
+    this.queueArtifactOwners();
+  }
+
+  /**
+   * Once per database (user_version 1 -> 2): put every owner of the records already stored in the
+   * sweep's queue at its oldest record's time (the triggers keep it from then on). One pass over
+   * artifact_charges_owner_age.
+   */
+  private queueArtifactOwners(): void {
+    if ((this.db.pragma('user_version', { simple: true }) as number) >= 2) return;
+    storageWrite('the sweep queue', () =>
+      this.db.transaction(() => {
+        this.rebuildSweepQueue();
+        this.db.pragma('user_version = 2');
+      })(),
+    );
   }
 
   /**
@@ -243,10 +313,7 @@ export class NodeDb {
   }
 
   private putRefs(r: JobRecord): void {
-    const ids = [...(Array.isArray(r.inputs) ? r.inputs : []), ...(r.outputs ?? []).map((o) => o.artifactId)];
-    for (const id of ids)
-      if (typeof id === 'string' && /^0x[0-9a-fA-F]{64}$/.test(id))
-        this.st.putRef.run(id.toLowerCase(), r.jobId.toLowerCase());
+    for (const id of namedIds(r)) this.st.putRef.run(id, r.jobId.toLowerCase());
   }
 
   private importJsonRecords(): void {
@@ -283,6 +350,10 @@ export class NodeDb {
           at: r.updatedAt,
         });
         this.putRefs(r);
+        // A job failed before any claim keeps nothing (artifactExpiry): what it names may be due
+        // again at once, though the sweep set it aside while the job was live (decision 1640).
+        if (r.status === 'failed' && r.txs?.claim === undefined)
+          for (const id of namedIds(r)) this.st.queueRearm.run(id);
       })(),
     );
   }
@@ -310,19 +381,100 @@ export class NodeDb {
     storageWrite('the artifact charge', () => this.st.dropCharge.run(id.toLowerCase()));
   }
 
+  /**
+   * Forget the charges of artifacts `ids` (their files were deleted) in one transaction: all or
+   * none. Returns the charges dropped (an id with none recorded is skipped). Throws as every write
+   * (E_STORAGE_FULL, E_INTERNAL), having dropped nothing.
+   */
+  dropArtifactCharges(ids: readonly Hex[]): ArtifactCharge[] {
+    return storageWrite('the artifact charges', () =>
+      this.db.transaction(() => {
+        const dropped: ArtifactCharge[] = [];
+        for (const id of ids) {
+          const row = this.st.dropReturning.get(id.toLowerCase()) as ChargeRow | undefined;
+          if (row !== undefined) dropped.push(chargeOf(row));
+        }
+        return dropped;
+      })(),
+    );
+  }
+
   /** Up to `limit` charges with an artifact id after `after` (lowercase 0x hex; '' from the first), in id order. */
   artifactChargesAfter(after: string, limit: number): ArtifactCharge[] {
     return (this.st.chargesFrom.all(after, limit) as ChargeRow[]).map(chargeOf);
   }
 
   /**
-   * The smallest charged owner (lowercase 0x address) greater than `after` ('' for the first), or
-   * undefined past the last. Records with no owner are not listed (see artifactChargesDue).
-   * One index seek (artifact_charges_owner_age).
+   * The owner first in the sweep's queue among those with something to look at by `due` (unix s on
+   * the stored_at scale: the sweep passes `now - uploadSeconds`), or undefined when none has: one
+   * seek of artifact_sweep_queue_due, however many owners have nothing due. Order: the earliest
+   * `at`, then `seq`, then the owner. `owner` null: the records with no owner. `gen` goes back to
+   * setSweepQueue / dropSweepQueue (decision 1640).
    */
-  nextArtifactOwner(after: string): string | undefined {
-    const row = this.st.nextOwner.get(after) as { owner: string } | undefined;
-    return row?.owner;
+  sweepQueueHead(due: number): SweepQueueEntry | undefined {
+    const row = this.st.queueHead.get(due) as
+      | { owner: string; at: number | bigint; gen: number | bigint }
+      | undefined;
+    if (row === undefined) return undefined;
+    return { owner: row.owner === '' ? null : row.owner, at: Number(row.at), gen: Number(row.gen) };
+  }
+
+  /**
+   * Put `e.owner` back in the sweep's queue at `at` (stored_at scale), ordered among equal times by
+   * `seq`; false (nothing written) when a record or rearmSweep lowered its time since `e` was read.
+   */
+  setSweepQueue(e: SweepQueueEntry, at: number, seq: number): boolean {
+    const r = storageWrite('the sweep queue', () =>
+      this.st.queueSet.run({ owner: e.owner ?? '', gen: e.gen, at, seq }),
+    );
+    return r.changes > 0;
+  }
+
+  /** Take `e.owner` out of the sweep's queue (it has no record left); false as for setSweepQueue. */
+  dropSweepQueue(e: SweepQueueEntry): boolean {
+    const r = storageWrite('the sweep queue', () =>
+      this.st.queueDrop.run({ owner: e.owner ?? '', gen: e.gen }),
+    );
+    return r.changes > 0;
+  }
+
+  /**
+   * The stored_at (unix s) of `owner`'s oldest record stored after `after`, or undefined (none):
+   * when its next record falls due. One seek (artifact_charges_owner_age).
+   */
+  nextArtifactStoredAfter(owner: string | null, after: number): number | undefined {
+    const row = (owner === null ? this.st.nextUnowned.get(after) : this.st.nextOfOwner.get(owner, after)) as
+      | { stored_at: number | bigint }
+      | undefined;
+    return row === undefined ? undefined : Number(row.stored_at);
+  }
+
+  /**
+   * The sweep's queue was built under `retention` (seconds, upload and output): when the stored
+   * ones differ (the operator changed them), every owner is put back at its oldest record's time
+   * (linear in owners, once per change), since the times the queue holds were reckoned with the
+   * old values. Returns whether it reset.
+   */
+  syncSweepRetention(retention: { uploadSeconds: number; outputSeconds: number }): boolean {
+    const want = `${retention.uploadSeconds}/${retention.outputSeconds}`;
+    const had = this.st.getState.get('retention') as { value: string } | undefined;
+    if (had?.value === want) return false;
+    storageWrite('the sweep queue', () =>
+      this.db.transaction(() => {
+        if (had !== undefined) this.rebuildSweepQueue();
+        this.st.putState.run('retention', want);
+      })(),
+    );
+    return had !== undefined;
+  }
+
+  /** Every owner at its oldest record's time, none for an owner with no record (linear in owners). */
+  private rebuildSweepQueue(): void {
+    this.db.exec(`
+      DELETE FROM artifact_sweep_queue;
+      INSERT INTO artifact_sweep_queue (owner, at, gen)
+        SELECT coalesce(owner, ''), min(stored_at), 1 FROM artifact_charges GROUP BY owner;
+    `);
   }
 
   /**
@@ -437,6 +589,24 @@ interface ChargeRow {
   owner: string | null;
   charged: number | bigint;
   stored_at: number | bigint;
+}
+
+/** One owner's place in the sweep's queue (NodeDb.sweepQueueHead). */
+export interface SweepQueueEntry {
+  /** Lowercase address; null: the records with no owner. */
+  owner: string | null;
+  /** From when (stored_at scale, unix s) it has something to look at. */
+  at: number;
+  /** Lowerings of `at` by records and job records so far (compare-and-set token). */
+  gen: number;
+}
+
+/** The artifact ids (lowercase) a job record names: its inputs and outputs, well-formed ones only. */
+function namedIds(r: JobRecord): string[] {
+  const ids = [...(Array.isArray(r.inputs) ? r.inputs : []), ...(r.outputs ?? []).map((o) => o.artifactId)];
+  return ids
+    .filter((id) => typeof id === 'string' && /^0x[0-9a-fA-F]{64}$/.test(id))
+    .map((id) => id.toLowerCase());
 }
 
 function chargeOf(r: ChargeRow): ArtifactCharge {

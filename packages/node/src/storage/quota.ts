@@ -6,7 +6,11 @@ import type { NodeDb } from './nodeDb.ts';
 /** The per-artifact charge records a ledger keeps in the node's database (decision 1603). */
 export type ChargeBook = Pick<
   NodeDb,
-  'putArtifactCharge' | 'artifactCharge' | 'dropArtifactCharge' | 'artifactChargesAfter'
+  | 'putArtifactCharge'
+  | 'artifactCharge'
+  | 'dropArtifactCharge'
+  | 'dropArtifactCharges'
+  | 'artifactChargesAfter'
 >;
 
 /** Where a ledger records each stored artifact's charge, and the clock it stamps them with. */
@@ -105,11 +109,13 @@ export class QuotaLedger {
 
   /** Match the charge records to the files (see the class docs); sets `used` and the total. */
   private reconcile(artifactDir: string, { book, now }: QuotaLedgerBook): void {
+    // One listing and one stat per file (the total is measured from the same sizes).
     const files = new Map<string, number>();
     for (const f of readdirSync(artifactDir)) {
-      if (!ARTIFACT_FILE.test(f)) continue;
       try {
-        files.set(`0x${f}`, statSync(join(artifactDir, f)).size);
+        const size = statSync(join(artifactDir, f)).size;
+        this.storedTotal += chargedBytes(size);
+        if (ARTIFACT_FILE.test(f)) files.set(`0x${f}`, size);
       } catch {}
     }
     let after = '';
@@ -145,11 +151,6 @@ export class QuotaLedger {
         this.persistFailures++;
       }
     }
-    for (const f of readdirSync(artifactDir)) {
-      try {
-        this.storedTotal += chargedBytes(statSync(join(artifactDir, f)).size);
-      } catch {}
-    }
   }
 
   /**
@@ -157,16 +158,28 @@ export class QuotaLedger {
    * released from its owner and the total. Returns the bytes released (0 without a record or a book).
    */
   forget(id: Hex): number {
-    const c = this.book?.book.artifactCharge(id);
-    if (c === undefined) return 0;
-    this.book!.book.dropArtifactCharge(id);
-    if (c.owner !== null) {
-      const left = this.usedBy(c.owner) - c.charged;
-      if (left > 0) this.used.set(c.owner, left);
-      else this.used.delete(c.owner);
+    return this.forgetAll([id]);
+  }
+
+  /**
+   * The artifacts `ids` were deleted from the store: their records are dropped in one transaction
+   * and, once it committed, their bytes released (never before: a failed commit releases nothing,
+   * and the records, swept again, are released once). Returns the bytes released (0 without a book).
+   * Throws what NodeDb.dropArtifactCharges throws.
+   */
+  forgetAll(ids: readonly Hex[]): number {
+    if (this.book === undefined || ids.length === 0) return 0;
+    let freed = 0;
+    for (const c of this.book.book.dropArtifactCharges(ids)) {
+      if (c.owner !== null) {
+        const left = this.usedBy(c.owner) - c.charged;
+        if (left > 0) this.used.set(c.owner, left);
+        else this.used.delete(c.owner);
+      }
+      this.storedTotal = Math.max(0, this.storedTotal - c.charged);
+      freed += c.charged;
     }
-    this.storedTotal = Math.max(0, this.storedTotal - c.charged);
-    return c.charged;
+    return freed;
   }
 
   /** Bytes charged to `address` (stored, not counting reservations). */
