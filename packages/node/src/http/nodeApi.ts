@@ -38,6 +38,11 @@ interface Raw {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
+  /**
+   * A HEAD request (Hono runs the GET handler for it): a handler that writes the raw response
+   * answers the headers alone and reads nothing (no file, no event, no output).
+   */
+  head: boolean;
 }
 
 const HEX32_RE = /^0x[0-9a-fA-F]{64}$/;
@@ -223,7 +228,10 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     app.openapi(r as any, async (c: Context<Env>) => {
       const req = c.env.incoming;
       const res = c.env.outgoing;
-      const out = await handler({ req, res, url: new URL(req.url ?? '/', 'http://localhost') }, c);
+      const out = await handler(
+        { req, res, url: new URL(req.url ?? '/', 'http://localhost'), head: req.method === 'HEAD' },
+        c,
+      );
       if (!res.headersSent && out !== undefined) sendJson(res, 200, out);
       return RESPONSE_ALREADY_SENT;
     });
@@ -291,7 +299,9 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     },
     ({ req, res }) => jobs().upload(req, res),
   );
-  route('get', '/v1/artifacts/:id', { params: IdParams }, ({ res }, c) => jobs().download(idOf(c), res));
+  route('get', '/v1/artifacts/:id', { params: IdParams }, ({ res, head }, c) =>
+    jobs().download(idOf(c), res, head),
+  );
   route(
     'post',
     '/v1/jobs',
@@ -299,10 +309,15 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     ({ req, res }, c) => jobs().submit(req, res, c.req.valid('json' as never)),
   );
   route('get', '/v1/jobs/:id', { params: IdParams }, (_raw, c) => jobs().status(idOf(c)));
-  route('get', '/v1/jobs/:id/events', { params: IdParams, query: EventsQuery }, ({ req, res, url }, c) =>
-    jobs().stream(idOf(c), req, res, url),
+  route(
+    'get',
+    '/v1/jobs/:id/events',
+    { params: IdParams, query: EventsQuery },
+    ({ req, res, url, head }, c) => jobs().stream(idOf(c), req, res, url, head),
   );
-  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res }, c) => jobs().result(idOf(c), res));
+  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res, head }, c) =>
+    jobs().result(idOf(c), res, head),
+  );
   route(
     'post',
     '/v1/sessions',
