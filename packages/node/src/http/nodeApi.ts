@@ -13,7 +13,7 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { endUpgradedSocket, rawJsonError, remoteIp } from './limits.ts';
+import { DEFAULT_HTTP_LIMITS, endUpgradedSocket, InFlightCap, rawJsonError, remoteClient } from './limits.ts';
 import { answerError, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
@@ -242,7 +242,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     (limit: number, guard?: () => void): MiddlewareHandler<Env> =>
     async (c, next) => {
       guard?.();
-      await host.rateLimiter.take(remoteIp(c.env.incoming));
+      await host.rateLimiter.take(remoteClient(c.env.incoming));
       const text = await readJsonText(c.env.incoming, limit);
       // The validator reads the body through Hono's cache: give it the text already read and
       // parsed (never stringified again: a body nested deep enough would overflow the stack).
@@ -274,13 +274,25 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     status: host.chainStatus,
     version: '0.1.0',
   }));
+  // Over all clients (a per-client rate alone lets many networks together queue quotes without
+  // bound in front of every job and session call through the enclave pipe).
+  const attestations = new InFlightCap(
+    host.limits.maxAttestationsInFlight ?? DEFAULT_HTTP_LIMITS.maxAttestationsInFlight,
+    'attestations',
+  );
   route(
     'post',
     '/v1/attestation',
     { json: AttestationRequest, before: readJsonFirst(ATTESTATION_BODY_LIMIT) },
-    (_raw, c) => {
+    async (_raw, c) => {
       const { nonce } = (c.req.valid as (t: 'json') => { nonce: string })('json');
-      return host.attest(assertNonce(hexBytes(nonce, 'nonce', undefined, 64)));
+      const bytes = assertNonce(hexBytes(nonce, 'nonce', undefined, 64));
+      const leave = attestations.tryEnter();
+      try {
+        return await host.attest(bytes);
+      } finally {
+        leave();
+      }
     },
   );
   route('get', '/v1/openapi.json', {}, () => nodeOpenApiDocument(app));
@@ -343,7 +355,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
       params: IdParams,
       // A mutating route like the others: junk closes from a stranger never flood the enclave.
       before: async (c, next) => {
-        await host.rateLimiter.take(remoteIp(c.env.incoming));
+        await host.rateLimiter.take(remoteClient(c.env.incoming));
         await next();
       },
     },

@@ -30,7 +30,7 @@ import {
 } from '@firn/core';
 import { parseSignedJobFailure, type RunJobResult, type SignedJobFailure } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
-import { holdWhileServing, ipPrefix, rateLimited, remoteIp } from '../http/limits.ts';
+import { holdWhileServing, ipPrefix, rateLimited, remoteClient, remoteIp } from '../http/limits.ts';
 import { readJson, requireMediaType, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
@@ -524,7 +524,7 @@ export class JobService {
    * to the artifact id of the intent.
    */
   async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
-    await this.node.rateLimiter.take(remoteIp(req));
+    await this.node.rateLimiter.take(remoteClient(req));
     requireMediaType(req, 'application/octet-stream');
     const limit = this.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
     const lengthText = req.headers['content-length'];
@@ -626,7 +626,7 @@ export class JobService {
    * HTTP layer; absent, it is read here.
    */
   async submit(req: IncomingMessage, res: ServerResponse, json?: unknown): Promise<undefined> {
-    if (json === undefined) await this.node.rateLimiter.take(remoteIp(req));
+    if (json === undefined) await this.node.rateLimiter.take(remoteClient(req));
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     // A retried submission (its answer was lost) is the same job: same answer, never a second run.
@@ -1148,8 +1148,10 @@ export class JobService {
     if (typeof afterText !== 'string' || !/^-?\d{1,9}$/.test(afterText))
       throw new FirnError('E_INVALID_INPUT', 'Last-Event-ID (or ?after=) must be an event seq number');
     let after = Math.max(-1, Number(afterText));
-    // Streams are held open for long: a few per IP, so they cannot take the connection slots.
-    const ip = remoteIp(req);
+    if (head) return Promise.resolve(answerHead(res, 'text/event-stream', { 'cache-control': 'no-cache' }));
+    // Streams are held open for long: a few per client (an IPv6 /64 is one), so they cannot take
+    // the connection slots.
+    const ip = remoteClient(req);
     const streams = this.streamsPerIp.get(ip) ?? 0;
     const cap = this.node.limits.maxEventStreamsPerIp;
     if (streams >= cap) throw rateLimited(`this address already has ${cap} event streams open`);
