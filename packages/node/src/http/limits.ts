@@ -2,7 +2,6 @@ import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse }
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FirnError } from '@firn/core';
-import { Sema } from 'async-sema';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
@@ -485,54 +484,81 @@ export class UploadSlots {
     readonly maxPerAddress: number,
     /** Uploads at once from one network prefix (see `ipPrefix`); default: no cap. */
     readonly maxPerPrefix = Number.POSITIVE_INFINITY,
-  ) {
-    this.global = new Sema(Math.max(1, maxTotal));
+    /** When a held slot may be taken back for a newcomer; default: never. */
+    readonly eviction?: UploadEviction,
+    /** Clock, ms (tests pass their own). */
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Uploads holding a slot now. */
+  get inProgress(): number {
+    return this.held.size;
   }
 
-  /** Take a slot for `address` (the signed uploader) from `prefix` (its network, `ipPrefix`). */
-  tryAcquire(address: string, prefix?: string): () => void {
+  /**
+   * Take a slot for `address` (the signed uploader) from `prefix` (its network, `ipPrefix`);
+   * `holder` makes the upload evictable (see the class). Throws E_RATE_LIMITED when the address
+   * or the network holds its share, or every slot is held and none can be taken back. Returns
+   * the release function (idempotent).
+   */
+  tryAcquire(address: string, prefix?: string, holder?: UploadHolder): () => void {
+    const key = address.toLowerCase();
     if (prefix !== undefined && (this.perPrefix.get(prefix) ?? 0) >= this.maxPerPrefix)
       throw rateLimited(`uploads from this network already hold ${this.maxPerPrefix} slots; retry shortly`);
-    const release = this.acquire(address);
-    if (prefix === undefined) return release;
-    this.perPrefix.set(prefix, (this.perPrefix.get(prefix) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      release();
-      const left = (this.perPrefix.get(prefix) ?? 1) - 1;
-      if (left <= 0) this.perPrefix.delete(prefix);
-      else this.perPrefix.set(prefix, left);
-    };
+    if ((this.perAddress.get(key) ?? 0) >= Math.max(1, this.maxPerAddress))
+      throw rateLimited(`this address already has ${this.maxPerAddress} uploads in progress`);
+    if (this.held.size >= Math.max(1, this.maxTotal) && !this.evictOne())
+      throw rateLimited(`the node has ${this.maxTotal} uploads in progress; retry shortly`);
+    const slot: HeldSlot = { key, prefix, since: this.now(), holder, released: false };
+    this.held.add(slot);
+    bump(this.perAddress, key, 1);
+    if (prefix !== undefined) bump(this.perPrefix, prefix, 1);
+    return () => this.release(slot);
   }
 
-  private acquire(address: string): () => void {
-    const key = address.toLowerCase();
-    let entry = this.perAddress.get(key);
-    if (!entry) {
-      entry = { sema: new Sema(Math.max(1, this.maxPerAddress)), held: 0 };
-      this.perAddress.set(key, entry);
-    }
-    if (entry.sema.tryAcquire() === undefined) {
-      if (entry.held === 0) this.perAddress.delete(key);
-      throw rateLimited(`this address already has ${this.maxPerAddress} uploads in progress`);
-    }
-    if (this.global.tryAcquire() === undefined) {
-      entry.sema.release();
-      if (entry.held === 0) this.perAddress.delete(key);
-      throw rateLimited(`the node has ${this.maxTotal} uploads in progress; retry shortly`);
-    }
-    entry.held++;
-    const e = entry;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.global.release();
-      e.sema.release();
-      e.held--;
-      if (e.held === 0) this.perAddress.delete(key);
-    };
+  private release(slot: HeldSlot): void {
+    if (slot.released) return;
+    slot.released = true;
+    this.held.delete(slot);
+    bump(this.perAddress, slot.key, -1);
+    if (slot.prefix !== undefined) bump(this.perPrefix, slot.prefix, -1);
   }
+
+  /** Take back one slot (see the class); false when none may be. */
+  private evictOne(): boolean {
+    const ev = this.eviction;
+    if (ev === undefined) return false;
+    const now = this.now();
+    const candidates: { slot: HeldSlot; group: number; rate: number }[] = [];
+    for (const slot of this.held) {
+      const age = now - slot.since;
+      if (slot.holder === undefined || age < Math.max(1, ev.minAgeMs)) continue;
+      const rate = (slot.holder.received() * 1000) / age;
+      if (rate >= ev.keepBytesPerSecond) continue;
+      const group = slot.prefix === undefined ? 1 : (this.perPrefix.get(slot.prefix) ?? 1);
+      candidates.push({ slot, group, rate });
+    }
+    candidates.sort((a, b) => b.group - a.group || a.rate - b.rate);
+    for (const { slot, rate } of candidates) {
+      this.release(slot);
+      const reason =
+        `this upload was evicted: the node's ${this.maxTotal} upload slots were full, another upload waited, ` +
+        `and this one was the slowest of its network (${Math.round(rate)} bytes/s since it started; ` +
+        `uploads under ${ev.keepBytesPerSecond} bytes/s may be evicted then); retry it`;
+      if (slot.holder!.evict(reason)) return true;
+      // Its body is complete: it keeps its slot.
+      slot.released = false;
+      this.held.add(slot);
+      bump(this.perAddress, slot.key, 1);
+      if (slot.prefix !== undefined) bump(this.perPrefix, slot.prefix, 1);
+    }
+    return false;
+  }
+}
+
+/** Add `by` to `key`'s count, dropping the key at 0. */
+function bump(m: Map<string, number>, key: string, by: number): void {
+  const n = (m.get(key) ?? 0) + by;
+  if (n <= 0) m.delete(key);
+  else m.set(key, n);
 }

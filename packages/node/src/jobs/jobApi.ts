@@ -557,18 +557,33 @@ export class JobService {
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
       return undefined;
     }
-    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)));
+    // Evictable (decision 1660): a newcomer finding every slot held takes this one back if it is
+    // the slowest of its network and under the kept rate; it is answered 429 and closed then.
+    const start = req.socket.bytesRead;
+    let evicted: FirnError | undefined;
+    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)), {
+      received: () => req.socket.bytesRead - start,
+      evict: (reason) => {
+        if (req.complete || res.headersSent) return false;
+        evicted = rateLimited(reason, 5);
+        // Answered now, before the rest of the body: the server closes the connection once the
+        // answer is written, which ends the body read below.
+        answerEvicted(res, evicted);
+        return true;
+      },
+    });
     try {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
+        if (evicted) throw evicted;
         reservation.commit(r.created, r.size, r.id);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
         await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
       } catch (e) {
         reservation.release();
-        throw e;
+        throw evicted ?? e;
       }
     } finally {
       releaseSlot();
