@@ -63,7 +63,8 @@ export interface HttpLimits {
   /**
    * An upload whose body has averaged at least this many bytes per second since it took its slot
    * is never evicted; a slower one may be when the slots are full and another upload waits
-   * (decision 1660). Default 262 144 (256 KiB/s, 2 Mbit/s: a 2 GiB upload within 2.3 hours).
+   * (decision 1660). Default 262 144 (256 KiB/s, 2 Mbit/s: a 2 GiB upload within 2.3 hours);
+   * 0 turns eviction off.
    */
   uploadKeepBytesPerSecond: number;
 }
@@ -534,7 +535,8 @@ export class UploadSlots {
       const age = now - slot.since;
       if (slot.holder === undefined || age < Math.max(1, ev.minAgeMs)) continue;
       const rate = (slot.holder.received() * 1000) / age;
-      if (rate >= ev.keepBytesPerSecond) continue;
+      // NaN (no byte count) is never judged slow.
+      if (!(rate < ev.keepBytesPerSecond)) continue;
       const group = slot.prefix === undefined ? 1 : (this.perPrefix.get(slot.prefix) ?? 1);
       candidates.push({ slot, group, rate });
     }

@@ -559,16 +559,20 @@ export class JobService {
     }
     // Evictable (decision 1660): a newcomer finding every slot held takes this one back if it is
     // the slowest of its network and under the kept rate; it is answered 429 and closed then.
-    const start = req.socket.bytesRead;
+    const start = req.socket.bytesRead ?? 0;
     let evicted: FirnError | undefined;
     const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)), {
-      received: () => req.socket.bytesRead - start,
+      received: () => (req.socket.bytesRead ?? 0) - start,
       evict: (reason) => {
         if (req.complete || res.headersSent) return false;
         evicted = rateLimited(reason, 5);
-        // Answered now, before the rest of the body: the server closes the connection once the
-        // answer is written, which ends the body read below.
+        // Answered now, before the rest of the body; once the answer is out the body stream is
+        // destroyed, which ends the read below (the server, done with this request, would
+        // close the socket without ending it: the temp file and the reservation would stay).
         answerEvicted(res, evicted);
+        res.once('close', () => {
+          if (!req.complete) req.destroy();
+        });
         return true;
       },
     });
