@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -239,6 +239,7 @@ describe('node API on Hono: behaviour at the edge', () => {
     } finally {
       t.server.closeAllConnections();
       await new Promise((r) => t.server.close(r));
+      rmSync(host.opts.dataDir, { recursive: true, force: true });
     }
   });
 
