@@ -226,7 +226,7 @@ export class NodeDaemon {
   readonly rateLimiter: RequestRateLimiter;
   /** Admitted session messages per remote IP (HttpLimits.sessionRequestsPerSecondPerIp). */
   readonly sessionRateLimiter: RequestRateLimiter;
-  /** Upload concurrency, global and per uploader address. */
+  /** Upload concurrency, global, per uploader address and per network, with eviction (decision 1660). */
   readonly uploadSlots: UploadSlots;
   /** The node's persistent state (jobs, events, sessions, cursors); undefined while it cannot be opened. */
   db: NodeDb | undefined;
@@ -241,6 +241,10 @@ export class NodeDaemon {
       this.limits.maxConcurrentUploads,
       this.limits.maxConcurrentUploadsPerAddress,
       this.limits.maxConcurrentUploadsPerPrefix,
+      {
+        minAgeMs: this.limits.uploadEvictionMinAgeMs,
+        keepBytesPerSecond: this.limits.uploadKeepBytesPerSecond,
+      },
     );
     mkdirSync(opts.dataDir, { recursive: true });
     this.supervisor = new EnclaveSupervisor({

@@ -10,9 +10,12 @@ import {
   applyHttpLimits,
   DEFAULT_HTTP_LIMITS,
   type HttpLimits,
+  clientKey,
   holdWhileServing,
+  InFlightCap,
   ipPrefix,
   RequestRateLimiter,
+  type UploadHolder,
   UploadSlots,
 } from './limits.ts';
 import { readJson, Router } from './router.ts';
@@ -272,5 +275,94 @@ describe('HTTP limits', () => {
     held[0]!();
     slots.tryAcquire('0x6', '10.1.2.0/24');
     other();
+  });
+});
+
+describe('per-client keys, the attestation cap and upload eviction (decisions 1660, 1661)', () => {
+  it('keys an IPv4 address on itself and an IPv6 address on its /64', async () => {
+    expect(clientKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(clientKey('2001:db8:1:2::9')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('2001:db8:1:2:ffff:1:2:3')).toBe(clientKey('2001:0db8:0001:0002::1'));
+    expect(clientKey(clientKey('2001:db8:1:2::9'))).toBe('2001:db8:1:2::/64');
+    expect(clientKey('2001:db8:1:3::9')).not.toBe(clientKey('2001:db8:1:2::9'));
+    // One budget for the whole /64: a fresh address per request gets nothing more.
+    const rl = new RequestRateLimiter(3);
+    for (let i = 1; i <= 3; i++) await rl.take(`2001:db8:1:2::${i}`);
+    await expect(rl.take('2001:db8:1:2:abcd::1')).rejects.toMatchObject({ code: 'E_RATE_LIMITED' });
+    await rl.take('2001:db8:1:3::1');
+    // IPv4 neighbours are separate clients.
+    for (let i = 0; i < 3; i++) await rl.take('10.1.2.3');
+    await rl.take('10.1.2.4');
+  });
+
+  it('caps work in flight over all clients and gives a place back once', () => {
+    const cap = new InFlightCap(2, 'attestations');
+    const a = cap.tryEnter();
+    cap.tryEnter();
+    expect(() => cap.tryEnter()).toThrow(/producing 2 attestations already/);
+    a();
+    a();
+    expect(cap.inFlight).toBe(1);
+    cap.tryEnter();
+    expect(() => cap.tryEnter()).toThrow(expect.objectContaining({ code: 'E_RATE_LIMITED' }));
+  });
+
+  /** An upload of `rate` bytes/s since `since` on the test clock; `done` makes it unevictable. */
+  function upload(clock: { t: number }, since: number, rate: number, done = false) {
+    const u = {
+      evictedWith: undefined as string | undefined,
+      holder: {
+        received: () => ((clock.t - since) * rate) / 1000,
+        evict: (reason: string) => {
+          if (done) return false;
+          u.evictedWith = reason;
+          return true;
+        },
+      } satisfies UploadHolder,
+    };
+    return u;
+  }
+
+  it('a newcomer finding every slot held evicts the slowest upload of the network holding the most', () => {
+    const clock = { t: 0 };
+    const slots = new UploadSlots(4, 2, 3, { minAgeMs: 10_000, keepBytesPerSecond: 1000 }, () => clock.t);
+    const a = [upload(clock, 0, 500), upload(clock, 0, 100), upload(clock, 0, 50)];
+    for (const [i, u] of a.entries()) slots.tryAcquire(`0xa${i}`, 'net-a', u.holder);
+    const b = upload(clock, 0, 10); // the slowest of all, but alone in its network
+    slots.tryAcquire('0xb', 'net-b', b.holder);
+    // Too young to judge: 429 as before.
+    clock.t = 9_999;
+    expect(() => slots.tryAcquire('0xc', 'net-c')).toThrow(/4 uploads in progress/);
+    clock.t = 20_000;
+    slots.tryAcquire('0xc', 'net-c');
+    expect(a[2]!.evictedWith).toMatch(/evicted: the node's 4 upload slots were full.*50 bytes\/s/);
+    expect([a[0], a[1], b].map((u) => u!.evictedWith)).toEqual([undefined, undefined, undefined]);
+    expect(slots.inProgress).toBe(4);
+    // The evicted address got its share back.
+    expect(() => slots.tryAcquire('0xa2', 'net-a')).not.toThrow();
+    expect(a[1]!.evictedWith).toBeDefined();
+  });
+
+  it('never evicts an upload at the kept rate, nor one whose body is complete, nor without eviction', () => {
+    const clock = { t: 0 };
+    const slots = new UploadSlots(2, 2, 2, { minAgeMs: 10_000, keepBytesPerSecond: 1000 }, () => clock.t);
+    const fast = upload(clock, 0, 1000);
+    const complete = upload(clock, 0, 1, true);
+    slots.tryAcquire('0x1', 'net-a', fast.holder);
+    slots.tryAcquire('0x2', 'net-b', complete.holder);
+    clock.t = 60_000;
+    expect(() => slots.tryAcquire('0x3', 'net-c')).toThrow(/2 uploads in progress/);
+    expect(fast.evictedWith).toBeUndefined();
+    expect(slots.inProgress).toBe(2);
+    // The complete one kept its counts: its address and network are still full.
+    expect(() => slots.tryAcquire('0x2', 'net-b')).toThrow(/2 uploads in progress/);
+
+    const plain = new UploadSlots(1, 1);
+    const slow = upload(clock, 0, 0);
+    plain.tryAcquire('0x1', 'net-a', slow.holder);
+    clock.t = 120_000;
+    expect(() => plain.tryAcquire('0x2', 'net-b')).toThrow(/1 uploads in progress/);
+    expect(slow.evictedWith).toBeUndefined();
   });
 });

@@ -2,7 +2,6 @@ import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse }
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FirnError } from '@firn/core';
-import { Sema } from 'async-sema';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
@@ -50,6 +49,24 @@ export interface HttpLimits {
   minBodyBytesPerWindow: number;
   /** Open event streams (GET /v1/jobs/{id}/events) per remote IP; more get 429. Default 16. */
   maxEventStreamsPerIp: number;
+  /**
+   * Attestations (POST /v1/attestation) the enclave produces for clients at once, over all
+   * clients; more get 429 at once. Each is a quote (on SGX/TDX a call to the quoting service)
+   * that every job and session call through the enclave pipe waits behind. Default 4.
+   */
+  maxAttestationsInFlight: number;
+  /**
+   * An upload may be evicted for a newcomer (when every upload slot is held) once it has held its
+   * slot this long, ms. Default 10 000 (the body-rate grace: its rate means something by then).
+   */
+  uploadEvictionMinAgeMs: number;
+  /**
+   * An upload whose body has averaged at least this many bytes per second since it took its slot
+   * is never evicted; a slower one may be when the slots are full and another upload waits
+   * (decision 1660). Default 262 144 (256 KiB/s, 2 Mbit/s: a 2 GiB upload within 2.3 hours);
+   * 0 turns eviction off.
+   */
+  uploadKeepBytesPerSecond: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -66,6 +83,9 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   bodyRateWindowMs: 10_000,
   minBodyBytesPerWindow: 64 * 1024,
   maxEventStreamsPerIp: 16,
+  maxAttestationsInFlight: 4,
+  uploadEvictionMinAgeMs: 10_000,
+  uploadKeepBytesPerSecond: 256 * 1024,
 });
 
 /**
@@ -86,6 +106,19 @@ export function ipPrefix(ip: string): string {
     .slice(0, 4)
     .map((g) => (g || '0').replace(/^0+(?=.)/, ''))
     .join(':')}::/64`;
+}
+
+/**
+ * The key every per-IP limit counts a client under (request rates, open connections, event and
+ * session streams; decision 1661): an IPv4 address itself (IPv4-mapped IPv6 as IPv4), and for
+ * IPv6 its /64, since one subscriber, VM or home router holds a whole /64 and can send from a
+ * fresh address of it per request. A key already in this form is returned unchanged.
+ */
+export function clientKey(ip: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(ip);
+  if (v4) return v4[1]!;
+  if (!ip.includes(':') || ip.endsWith('/64')) return ip;
+  return ipPrefix(ip);
 }
 
 /** The JSON error body of the API as raw HTTP/1.1, for a socket refused before any request is parsed. */
@@ -259,7 +292,8 @@ export function applyHttpLimits(server: Server, limits: HttpLimits): void {
   const groups = new Map<string, Map<TrackedSocket, SocketInfo>>();
   let open = 0;
   server.on('connection', (socket: TrackedSocket) => {
-    const ip = socket.remoteAddress ?? 'unknown';
+    // Keyed like every per-IP limit: one IPv6 /64 is one client (clientKey).
+    const ip = clientKey(socket.remoteAddress ?? 'unknown');
     const prefix = ipPrefix(ip);
     const n = (perIp.get(ip) ?? 0) + 1;
     perIp.set(ip, n);
@@ -282,7 +316,7 @@ export function applyHttpLimits(server: Server, limits: HttpLimits): void {
           429,
           'Too Many Requests',
           'E_RATE_LIMITED',
-          `too many open connections from this address (limit ${limits.maxConnectionsPerIp})`,
+          `too many open connections from this address (IPv6: from its /64; limit ${limits.maxConnectionsPerIp})`,
         ),
       );
       return;
@@ -309,8 +343,9 @@ export function rateLimited(message: string, retryAfterSeconds = 1): FirnError {
 }
 
 /**
- * Per-key request rate (a fixed window per second, rate-limiter-flexible's memory limiter).
- * `take` throws E_RATE_LIMITED (HTTP 429, Retry-After) when the key is over its rate.
+ * Per-client request rate (a fixed window per second, rate-limiter-flexible's memory limiter).
+ * `take(ip)` counts the request under `clientKey(ip)` (an IPv6 client's whole /64) and throws
+ * E_RATE_LIMITED (HTTP 429, Retry-After) when that client is over its rate.
  */
 export class RequestRateLimiter {
   private readonly limiter: RateLimiterMemory;
@@ -319,13 +354,13 @@ export class RequestRateLimiter {
     this.limiter = new RateLimiterMemory({ points: Math.max(1, perSecond), duration: 1 });
   }
 
-  async take(key: string): Promise<void> {
+  async take(ip: string): Promise<void> {
     try {
-      await this.limiter.consume(key, 1);
+      await this.limiter.consume(clientKey(ip), 1);
     } catch (e) {
       if (e instanceof RateLimiterRes)
         throw rateLimited(
-          `too many requests from this address (limit ${this.perSecond}/s)`,
+          `too many requests from this address (IPv6: from its /64; limit ${this.perSecond}/s)`,
           Math.max(1, Math.ceil(e.msBeforeNext / 1000)),
         );
       throw e;
@@ -364,15 +399,85 @@ export function remoteIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
+/** The client a request counts under for per-IP limits: `clientKey` of its remote IP. */
+export function remoteClient(req: IncomingMessage): string {
+  return clientKey(remoteIp(req));
+}
+
 /**
- * Concurrency slots for uploads: one global semaphore and one per uploader address (async-sema).
- * `tryAcquire` never waits: a full slot is E_RATE_LIMITED (429) at once, so a slow uploader cannot
- * queue others behind it. Returns the release function.
+ * A cap on work in flight over all clients (attestations): `tryEnter` takes a place or throws
+ * E_RATE_LIMITED (429, Retry-After 1) at once, never queueing. Returns the release function
+ * (idempotent).
+ */
+export class InFlightCap {
+  private held = 0;
+
+  constructor(
+    readonly max: number,
+    /** What is counted, for the refusal (e.g. "attestations"). */
+    readonly what: string,
+  ) {}
+
+  /** Places taken now. */
+  get inFlight(): number {
+    return this.held;
+  }
+
+  tryEnter(): () => void {
+    if (this.held >= Math.max(1, this.max))
+      throw rateLimited(`the node is producing ${this.max} ${this.what} already; retry shortly`);
+    this.held++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held--;
+    };
+  }
+}
+
+/**
+ * What an upload in progress tells its slot, so that the slot can be taken back for a newcomer
+ * (UploadSlots' eviction).
+ */
+export interface UploadHolder {
+  /** Body bytes received since the slot was taken. */
+  received(): number;
+  /**
+   * The slot was taken back (it is free already): answer the upload 429 naming `reason` and close
+   * it. Returns false when the upload can no longer be evicted (its body is complete); the slot is
+   * then given back to it and another is chosen.
+   */
+  evict(reason: string): boolean;
+}
+
+/** When an upload may lose its slot to a newcomer (HttpLimits; decision 1660). */
+export interface UploadEviction {
+  /** Held its slot at least this long, ms. */
+  minAgeMs: number;
+  /** Averaged under this many body bytes per second since it took its slot. */
+  keepBytesPerSecond: number;
+}
+
+interface HeldSlot {
+  key: string;
+  prefix: string | undefined;
+  since: number;
+  holder: UploadHolder | undefined;
+  released: boolean;
+}
+
+/**
+ * Concurrency slots for uploads: over all uploaders, per uploader address and per source network
+ * (`ipPrefix`). `tryAcquire` never waits: a full slot is E_RATE_LIMITED (429) at once, so a slow
+ * uploader cannot queue others behind it. With `eviction`, a newcomer that finds every slot held
+ * takes one back from the slowest evictable upload (held at least `minAgeMs`, averaging under
+ * `keepBytesPerSecond`), chosen from the network holding the most slots, as the connection
+ * eviction does: a few trickled bodies cannot hold every slot while others wait (decision 1660).
  */
 export class UploadSlots {
-  private readonly global: Sema;
-  private readonly perAddress = new Map<string, { sema: Sema; held: number }>();
-
+  private readonly held = new Set<HeldSlot>();
+  private readonly perAddress = new Map<string, number>();
   private readonly perPrefix = new Map<string, number>();
 
   constructor(
@@ -380,54 +485,82 @@ export class UploadSlots {
     readonly maxPerAddress: number,
     /** Uploads at once from one network prefix (see `ipPrefix`); default: no cap. */
     readonly maxPerPrefix = Number.POSITIVE_INFINITY,
-  ) {
-    this.global = new Sema(Math.max(1, maxTotal));
+    /** When a held slot may be taken back for a newcomer; default: never. */
+    readonly eviction?: UploadEviction,
+    /** Clock, ms (tests pass their own). */
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Uploads holding a slot now. */
+  get inProgress(): number {
+    return this.held.size;
   }
 
-  /** Take a slot for `address` (the signed uploader) from `prefix` (its network, `ipPrefix`). */
-  tryAcquire(address: string, prefix?: string): () => void {
+  /**
+   * Take a slot for `address` (the signed uploader) from `prefix` (its network, `ipPrefix`);
+   * `holder` makes the upload evictable (see the class). Throws E_RATE_LIMITED when the address
+   * or the network holds its share, or every slot is held and none can be taken back. Returns
+   * the release function (idempotent).
+   */
+  tryAcquire(address: string, prefix?: string, holder?: UploadHolder): () => void {
+    const key = address.toLowerCase();
     if (prefix !== undefined && (this.perPrefix.get(prefix) ?? 0) >= this.maxPerPrefix)
       throw rateLimited(`uploads from this network already hold ${this.maxPerPrefix} slots; retry shortly`);
-    const release = this.acquire(address);
-    if (prefix === undefined) return release;
-    this.perPrefix.set(prefix, (this.perPrefix.get(prefix) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      release();
-      const left = (this.perPrefix.get(prefix) ?? 1) - 1;
-      if (left <= 0) this.perPrefix.delete(prefix);
-      else this.perPrefix.set(prefix, left);
-    };
+    if ((this.perAddress.get(key) ?? 0) >= Math.max(1, this.maxPerAddress))
+      throw rateLimited(`this address already has ${this.maxPerAddress} uploads in progress`);
+    if (this.held.size >= Math.max(1, this.maxTotal) && !this.evictOne())
+      throw rateLimited(`the node has ${this.maxTotal} uploads in progress; retry shortly`);
+    const slot: HeldSlot = { key, prefix, since: this.now(), holder, released: false };
+    this.held.add(slot);
+    bump(this.perAddress, key, 1);
+    if (prefix !== undefined) bump(this.perPrefix, prefix, 1);
+    return () => this.release(slot);
   }
 
-  private acquire(address: string): () => void {
-    const key = address.toLowerCase();
-    let entry = this.perAddress.get(key);
-    if (!entry) {
-      entry = { sema: new Sema(Math.max(1, this.maxPerAddress)), held: 0 };
-      this.perAddress.set(key, entry);
-    }
-    if (entry.sema.tryAcquire() === undefined) {
-      if (entry.held === 0) this.perAddress.delete(key);
-      throw rateLimited(`this address already has ${this.maxPerAddress} uploads in progress`);
-    }
-    if (this.global.tryAcquire() === undefined) {
-      entry.sema.release();
-      if (entry.held === 0) this.perAddress.delete(key);
-      throw rateLimited(`the node has ${this.maxTotal} uploads in progress; retry shortly`);
-    }
-    entry.held++;
-    const e = entry;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.global.release();
-      e.sema.release();
-      e.held--;
-      if (e.held === 0) this.perAddress.delete(key);
-    };
+  private release(slot: HeldSlot): void {
+    if (slot.released) return;
+    slot.released = true;
+    this.held.delete(slot);
+    bump(this.perAddress, slot.key, -1);
+    if (slot.prefix !== undefined) bump(this.perPrefix, slot.prefix, -1);
   }
+
+  /** Take back one slot (see the class); false when none may be. */
+  private evictOne(): boolean {
+    const ev = this.eviction;
+    if (ev === undefined) return false;
+    const now = this.now();
+    const candidates: { slot: HeldSlot; group: number; rate: number }[] = [];
+    for (const slot of this.held) {
+      const age = now - slot.since;
+      if (slot.holder === undefined || age < Math.max(1, ev.minAgeMs)) continue;
+      const rate = (slot.holder.received() * 1000) / age;
+      // NaN (no byte count) is never judged slow.
+      if (!(rate < ev.keepBytesPerSecond)) continue;
+      const group = slot.prefix === undefined ? 1 : (this.perPrefix.get(slot.prefix) ?? 1);
+      candidates.push({ slot, group, rate });
+    }
+    candidates.sort((a, b) => b.group - a.group || a.rate - b.rate);
+    for (const { slot, rate } of candidates) {
+      this.release(slot);
+      const reason =
+        `this upload was evicted: the node's ${this.maxTotal} upload slots were full, another upload waited, ` +
+        `and this one was the slowest of its network (${Math.round(rate)} bytes/s since it started; ` +
+        `uploads under ${ev.keepBytesPerSecond} bytes/s may be evicted then); retry it`;
+      if (slot.holder!.evict(reason)) return true;
+      // Its body is complete: it keeps its slot.
+      slot.released = false;
+      this.held.add(slot);
+      bump(this.perAddress, slot.key, 1);
+      if (slot.prefix !== undefined) bump(this.perPrefix, slot.prefix, 1);
+    }
+    return false;
+  }
+}
+
+/** Add `by` to `key`'s count, dropping the key at 0. */
+function bump(m: Map<string, number>, key: string, by: number): void {
+  const n = (m.get(key) ?? 0) + by;
+  if (n <= 0) m.delete(key);
+  else m.set(key, n);
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -198,6 +198,49 @@ describe('node API on Hono: behaviour at the edge', () => {
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ version: 1, teeType: 'simulated' });
     expect(nonces).toEqual(['11'.repeat(32)]);
+  });
+
+  it('attestations in flight are capped over all clients: one over the cap is 429 at once, never queued behind the enclave', async () => {
+    const { host } = fakeHost(false, []);
+    const waiting: (() => void)[] = [];
+    let calls = 0;
+    const limited: NodeApiHost = {
+      ...host,
+      limits: { ...DEFAULT_HTTP_LIMITS, maxAttestationsInFlight: 2 },
+      attest: () => {
+        calls++;
+        return new Promise((r) =>
+          waiting.push(() => r({ version: 1, teeType: 'simulated' } as unknown as EvidenceBundle)),
+        );
+      },
+    };
+    const t = await serve(limited);
+    try {
+      const attest = () =>
+        fetch(`${t.url}/v1/attestation`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ nonce: `0x${'22'.repeat(32)}` }),
+        });
+      const held = [attest(), attest()];
+      while (calls < 2) await new Promise((r) => setTimeout(r, 10));
+      const over = await attest();
+      expect(over.status).toBe(429);
+      expect(over.headers.get('retry-after')).toBe('1');
+      expect((await errorOf(over)).message).toMatch(/2 attestations already/);
+      expect(calls).toBe(2);
+      for (const w of waiting.splice(0)) w();
+      expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
+      // The places came back.
+      const again = attest();
+      while (calls < 3) await new Promise((r) => setTimeout(r, 10));
+      for (const w of waiting.splice(0)) w();
+      expect((await again).status).toBe(200);
+    } finally {
+      t.server.closeAllConnections();
+      await new Promise((r) => t.server.close(r));
+      rmSync(host.opts.dataDir, { recursive: true, force: true });
+    }
   });
 
   it('a node whose storage cannot be written answers 507 to jobs, sessions and uploads, and closes the connection without reading the body', async () => {

@@ -13,7 +13,7 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { endUpgradedSocket, rawJsonError, remoteIp } from './limits.ts';
+import { DEFAULT_HTTP_LIMITS, endUpgradedSocket, InFlightCap, rawJsonError, remoteClient } from './limits.ts';
 import { answerError, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
@@ -38,6 +38,11 @@ interface Raw {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
+  /**
+   * A HEAD request (Hono runs the GET handler for it): a handler that writes the raw response
+   * answers the headers alone and reads nothing (no file, no event, no output).
+   */
+  head: boolean;
 }
 
 const HEX32_RE = /^0x[0-9a-fA-F]{64}$/;
@@ -223,7 +228,10 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     app.openapi(r as any, async (c: Context<Env>) => {
       const req = c.env.incoming;
       const res = c.env.outgoing;
-      const out = await handler({ req, res, url: new URL(req.url ?? '/', 'http://localhost') }, c);
+      const out = await handler(
+        { req, res, url: new URL(req.url ?? '/', 'http://localhost'), head: req.method === 'HEAD' },
+        c,
+      );
       if (!res.headersSent && out !== undefined) sendJson(res, 200, out);
       return RESPONSE_ALREADY_SENT;
     });
@@ -234,7 +242,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     (limit: number, guard?: () => void): MiddlewareHandler<Env> =>
     async (c, next) => {
       guard?.();
-      await host.rateLimiter.take(remoteIp(c.env.incoming));
+      await host.rateLimiter.take(remoteClient(c.env.incoming));
       const text = await readJsonText(c.env.incoming, limit);
       // The validator reads the body through Hono's cache: give it the text already read and
       // parsed (never stringified again: a body nested deep enough would overflow the stack).
@@ -266,13 +274,25 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     status: host.chainStatus,
     version: '0.1.0',
   }));
+  // Over all clients (a per-client rate alone lets many networks together queue quotes without
+  // bound in front of every job and session call through the enclave pipe).
+  const attestations = new InFlightCap(
+    host.limits.maxAttestationsInFlight ?? DEFAULT_HTTP_LIMITS.maxAttestationsInFlight,
+    'attestations',
+  );
   route(
     'post',
     '/v1/attestation',
     { json: AttestationRequest, before: readJsonFirst(ATTESTATION_BODY_LIMIT) },
-    (_raw, c) => {
+    async (_raw, c) => {
       const { nonce } = (c.req.valid as (t: 'json') => { nonce: string })('json');
-      return host.attest(assertNonce(hexBytes(nonce, 'nonce', undefined, 64)));
+      const bytes = assertNonce(hexBytes(nonce, 'nonce', undefined, 64));
+      const leave = attestations.tryEnter();
+      try {
+        return await host.attest(bytes);
+      } finally {
+        leave();
+      }
     },
   );
   route('get', '/v1/openapi.json', {}, () => nodeOpenApiDocument(app));
@@ -291,7 +311,9 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     },
     ({ req, res }) => jobs().upload(req, res),
   );
-  route('get', '/v1/artifacts/:id', { params: IdParams }, ({ res }, c) => jobs().download(idOf(c), res));
+  route('get', '/v1/artifacts/:id', { params: IdParams }, ({ res, head }, c) =>
+    jobs().download(idOf(c), res, head),
+  );
   route(
     'post',
     '/v1/jobs',
@@ -299,10 +321,15 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     ({ req, res }, c) => jobs().submit(req, res, c.req.valid('json' as never)),
   );
   route('get', '/v1/jobs/:id', { params: IdParams }, (_raw, c) => jobs().status(idOf(c)));
-  route('get', '/v1/jobs/:id/events', { params: IdParams, query: EventsQuery }, ({ req, res, url }, c) =>
-    jobs().stream(idOf(c), req, res, url),
+  route(
+    'get',
+    '/v1/jobs/:id/events',
+    { params: IdParams, query: EventsQuery },
+    ({ req, res, url, head }, c) => jobs().stream(idOf(c), req, res, url, head),
   );
-  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res }, c) => jobs().result(idOf(c), res));
+  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res, head }, c) =>
+    jobs().result(idOf(c), res, head),
+  );
   route(
     'post',
     '/v1/sessions',
@@ -328,7 +355,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
       params: IdParams,
       // A mutating route like the others: junk closes from a stranger never flood the enclave.
       before: async (c, next) => {
-        await host.rateLimiter.take(remoteIp(c.env.incoming));
+        await host.rateLimiter.take(remoteClient(c.env.incoming));
         await next();
       },
     },

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   ChainRevertedError,
   claimJob,
@@ -28,7 +30,7 @@ import {
 } from '@firn/core';
 import { parseSignedJobFailure, type RunJobResult, type SignedJobFailure } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
-import { holdWhileServing, ipPrefix, rateLimited, remoteIp } from '../http/limits.ts';
+import { holdWhileServing, ipPrefix, rateLimited, remoteClient, remoteIp } from '../http/limits.ts';
 import { readJson, requireMediaType, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
@@ -528,7 +530,7 @@ export class JobService {
    * to the artifact id of the intent.
    */
   async upload(req: IncomingMessage, res: ServerResponse): Promise<undefined> {
-    await this.node.rateLimiter.take(remoteIp(req));
+    await this.node.rateLimiter.take(remoteClient(req));
     requireMediaType(req, 'application/octet-stream');
     const limit = this.opts.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
     const lengthText = req.headers['content-length'];
@@ -561,18 +563,37 @@ export class JobService {
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
       return undefined;
     }
-    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)));
+    // Evictable (decision 1660): a newcomer finding every slot held takes this one back if it is
+    // the slowest of its network and under the kept rate; it is answered 429 and closed then.
+    const start = req.socket.bytesRead ?? 0;
+    let evicted: FirnError | undefined;
+    const releaseSlot = this.node.uploadSlots.tryAcquire(intent.uploader, ipPrefix(remoteIp(req)), {
+      received: () => (req.socket.bytesRead ?? 0) - start,
+      evict: (reason) => {
+        if (req.complete || res.headersSent) return false;
+        evicted = rateLimited(reason, 5);
+        // Answered now, before the rest of the body; once the answer is out the body stream is
+        // destroyed, which ends the read below (the server, done with this request, would
+        // close the socket without ending it: the temp file and the reservation would stay).
+        answerEvicted(res, evicted);
+        res.once('close', () => {
+          if (!req.complete) req.destroy();
+        });
+        return true;
+      },
+    });
     try {
       const reservation = this.quota.reserve(intent.uploader, declared);
       try {
         const r = await this.artifacts.put(req as AsyncIterable<Uint8Array>, declared, intent.artifactId);
+        if (evicted) throw evicted;
         reservation.commit(r.created, r.size, r.id);
         this.opts.logger.info('artifact stored', { artifactId: r.id, size: r.size, created: r.created });
         await this.copyToShared(r.id);
         sendJson(res, r.created ? 201 : 200, { id: r.id, size: r.size });
       } catch (e) {
         reservation.release();
-        throw e;
+        throw evicted ?? e;
       }
     } finally {
       releaseSlot();
@@ -604,19 +625,25 @@ export class JobService {
     }
   }
 
-  download(idText: string, res: ServerResponse): Promise<undefined> {
+  /**
+   * GET /v1/artifacts/{id}: the stored bytes, streamed from one open file descriptor (its size
+   * from the same descriptor, so a sweep between the two cannot make them disagree) through
+   * `stream.pipeline`, which destroys the file stream, closing its descriptor and freeing its
+   * buffer, when the client hangs up or either side fails. HEAD (`head`) answers the headers
+   * alone and reads nothing. Raises E_NOT_FOUND for an artifact not stored here.
+   */
+  async download(idText: string, res: ServerResponse, head = false): Promise<undefined> {
     const id = parseArtifactId(idText);
-    const size = this.artifacts.size(id);
+    if (head) {
+      const size = this.artifacts.size(id);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+      res.end();
+      return undefined;
+    }
+    const { stream, size } = await this.artifacts.open(id);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-    const s = this.artifacts.read(id);
-    return new Promise((resolve) => {
-      s.on('error', () => {
-        res.destroy();
-        resolve(undefined);
-      });
-      res.on('close', () => resolve(undefined));
-      s.pipe(res);
-    });
+    await serveStream(stream, res);
+    return undefined;
   }
 
   /**
@@ -624,7 +651,7 @@ export class JobService {
    * HTTP layer; absent, it is read here.
    */
   async submit(req: IncomingMessage, res: ServerResponse, json?: unknown): Promise<undefined> {
-    if (json === undefined) await this.node.rateLimiter.take(remoteIp(req));
+    if (json === undefined) await this.node.rateLimiter.take(remoteClient(req));
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     const onChain = await this.authorizeSubmission(req, 'POST /v1/jobs', body);
     // A retried submission (its answer was lost) is the same job: same answer, never a second run.
@@ -1078,13 +1105,21 @@ export class JobService {
   /** Output bytes inlined in result answers still being sent (MAX_INLINE_BYTES_IN_FLIGHT). */
   private inlineBytesInFlight = 0;
 
-  result(idText: string, res?: ServerResponse): unknown {
+  /**
+   * GET /v1/jobs/{id}/result: the proof and the outputs (inlined up to MAX_INLINE_OUTPUT_BYTES
+   * each within MAX_INLINE_BYTES_IN_FLIGHT, else listed for GET /v1/artifacts/{id}). Raises
+   * E_JOB_FAILED, E_CONFLICT (no result yet) or E_NOT_FOUND (an output swept). With `head` (a HEAD
+   * request) the same checks run and only the headers are sent: no output is read.
+   */
+  result(idText: string, res?: ServerResponse, head = false): unknown {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
     // A session's answers went to the requester in-band; its result is the transcript opening
     // verifiers check the proof's outputCommitment against (docs/decisions/0830-result-availability.md).
     const done = r.status === 'proved' || r.status === 'finalized';
+    if (done && r.proof && r.sessionOpening && head && res)
+      return answerHead(res, 'application/json; charset=utf-8');
     if (done && r.proof && r.sessionOpening)
       return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
     if (!done || !r.outputs || !r.proof)
@@ -1097,6 +1132,7 @@ export class JobService {
           'E_NOT_FOUND',
           `the job's output ${o.artifactId} is no longer stored here: outputs are kept ${this.sweeper.retention.outputSeconds} s after the job is final`,
         );
+    if (head && res) return answerHead(res, 'application/json; charset=utf-8');
     const outputs = r.outputs.map((o) => {
       const inline =
         o.size <= MAX_INLINE_OUTPUT_BYTES &&
@@ -1121,17 +1157,26 @@ export class JobService {
    * GET /v1/jobs/{id}/events (SSE; the wire shape is docs/decisions/1040-job-events-wire-and-node-persistence.md):
    * `progress` events with `seq` from the database (replayed after a restart), resumable with
    * Last-Event-ID or `?after=`, then one `end` event naming the status and how many events the job
-   * produced, so a client detects a dropped tail.
+   * produced, so a client detects a dropped tail. A HEAD request (`head`) gets the headers after
+   * the same checks, and neither takes a stream place nor reads an event.
    */
-  stream(idText: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
+  stream(
+    idText: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    head = false,
+  ): Promise<undefined> {
     const id = parseArtifactId(idText);
     this.record(id);
     const afterText = req.headers['last-event-id'] ?? url.searchParams.get('after') ?? '-1';
     if (typeof afterText !== 'string' || !/^-?\d{1,9}$/.test(afterText))
       throw new FirnError('E_INVALID_INPUT', 'Last-Event-ID (or ?after=) must be an event seq number');
     let after = Math.max(-1, Number(afterText));
-    // Streams are held open for long: a few per IP, so they cannot take the connection slots.
-    const ip = remoteIp(req);
+    if (head) return Promise.resolve(answerHead(res, 'text/event-stream', { 'cache-control': 'no-cache' }));
+    // Streams are held open for long: a few per client (an IPv6 /64 is one), so they cannot take
+    // the connection slots.
+    const ip = remoteClient(req);
     const streams = this.streamsPerIp.get(ip) ?? 0;
     const cap = this.node.limits.maxEventStreamsPerIp;
     if (streams >= cap) throw rateLimited(`this address already has ${cap} event streams open`);
@@ -1224,6 +1269,44 @@ export class JobService {
     // a kept proof is submitted again at the next start.
     this.stop();
   }
+}
+
+/**
+ * Answer a HEAD request with the headers of its GET (`contentType`, `extra`) and no body. The
+ * length of the GET's body is left out: it is known only once the body is made (RFC 9110 9.3.2).
+ */
+function answerHead(res: ServerResponse, contentType: string, extra: Record<string, string> = {}): undefined {
+  res.writeHead(200, { ...extra, 'content-type': contentType });
+  res.end();
+  return undefined;
+}
+
+/**
+ * Answer an upload whose slot was taken back (decision 1660) with 429 and `e`, closing the
+ * connection once written (its body is not read further).
+ */
+function answerEvicted(res: ServerResponse, e: FirnError): void {
+  res.shouldKeepAlive = false;
+  sendJson(
+    res,
+    429,
+    { error: toErrorBody(e) },
+    {
+      connection: 'close',
+      'retry-after': String(e.details?.retryAfterSeconds ?? 1),
+    },
+  );
+}
+
+/**
+ * Send `source` as the body of `res` (headers written) through `stream.pipeline`: the source is
+ * destroyed (a file's descriptor closed) when the client goes away or either side fails, and the
+ * response is destroyed when the source fails. Never rejects: a failed or aborted send is over.
+ */
+export function serveStream(source: Readable, res: ServerResponse): Promise<void> {
+  return pipeline(source, res).catch(() => {
+    if (!res.destroyed) res.destroy();
+  });
 }
 
 /** Size of a job output the enclave wrote, bytes; 0 when it is missing (adopt then reports it). */

@@ -14,7 +14,7 @@ import {
 } from '@firn/enclave';
 import { SessionRelay } from './sessionRelay.ts';
 import { sessionAuthOf } from '../http/auth.ts';
-import { endUpgradedSocket, holdWhileServing, rateLimited, remoteIp } from '../http/limits.ts';
+import { endUpgradedSocket, holdWhileServing, rateLimited, remoteClient } from '../http/limits.ts';
 import { readBody, readJson, requireMediaType } from '../http/router.ts';
 import type { ChainMonitor } from '../chainMonitor.ts';
 import type { Logger } from '../logger.ts';
@@ -360,7 +360,7 @@ export class SessionService {
     Omit<OpenSessionResult, 'endpoint'> & { accessToken: string; direct?: { port: number; token: Hex } }
   > {
     const s = this.service;
-    if (json === undefined) await s.node.rateLimiter.take(remoteIp(req));
+    if (json === undefined) await s.node.rateLimiter.take(remoteClient(req));
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
@@ -501,7 +501,7 @@ export class SessionService {
         'E_CHANNEL_SEQUENCE',
         seq < h.nextSeq ? 'replayed session message' : 'session message out of order',
       );
-    await this.service.node.sessionRateLimiter.take(remoteIp(req));
+    await this.service.node.sessionRateLimiter.take(remoteClient(req));
     if (h.inFlight >= MAX_SESSION_REQUESTS_IN_FLIGHT)
       throw rateLimited(`this session already has ${MAX_SESSION_REQUESTS_IN_FLIGHT} requests in progress`);
     return seq;
@@ -599,7 +599,7 @@ export class SessionService {
     try {
       if (String(req.headers.upgrade ?? '').toLowerCase() !== SESSION_STREAM_PROTOCOL)
         throw new FirnError('E_UNSUPPORTED', `upgrade to ${SESSION_STREAM_PROTOCOL}`);
-      await this.service.node.rateLimiter.take(remoteIp(req));
+      await this.service.node.rateLimiter.take(remoteClient(req));
       h = this.session(idText);
       requireSessionToken(h, req);
       if (h.streams.size >= MAX_STREAMS_PER_SESSION)
@@ -629,7 +629,7 @@ export class SessionService {
     h.streams.add(socket);
     socket.on('close', () => h.streams.delete(socket));
     socket.on('error', () => undefined);
-    const ip = remoteIp(req);
+    const ip = remoteClient(req);
     const reader = new StreamFrameReader(MAX_STREAM_FRAME_BYTES);
     let inFlight = 0;
     // SessionBounds: a stream with nothing going on is ended after streamIdleMs, and a frame

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { link, unlink } from 'node:fs/promises';
+import { link, open, unlink } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { FirnError, type Hex, hexBytes, TooLargeError } from '@firn/core';
 import { isDiskFull, storageFull } from './nodeDb.ts';
@@ -52,6 +53,32 @@ export class ArtifactStore {
   read(id: Hex): NodeJS.ReadableStream {
     if (!this.has(id)) throw new FirnError('E_NOT_FOUND', 'no such artifact');
     return createReadStream(this.path(id));
+  }
+
+  /**
+   * Open a stored artifact for reading: one file descriptor, its size from that descriptor (a
+   * sweep after the open cannot change what is read), and a stream that closes the descriptor
+   * when it ends or is destroyed. Raises E_NOT_FOUND when it is not stored.
+   */
+  async open(id: Hex): Promise<{ stream: Readable; size: number }> {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(this.path(id), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new FirnError('E_NOT_FOUND', 'no such artifact');
+      throw e;
+    }
+    try {
+      const { size } = await handle.stat();
+      return {
+        stream: handle.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: true }),
+        size,
+      };
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw e;
+    }
   }
 
   /** A fresh temp path inside the store's filesystem (for writers such as the enclave). */
