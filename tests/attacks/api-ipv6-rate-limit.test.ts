@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createLogger, NodeDaemon } from '@firn/node';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,9 +23,11 @@ import { buildTestBundle } from '../e2e/network.ts';
 let node: NodeDaemon;
 let port: number;
 let dir: string;
+let bundleDir: string;
 
 beforeAll(async () => {
   const bundlePath = (await buildTestBundle('firn-atk-v6-')).path;
+  bundleDir = dirname(dirname(dirname(bundlePath)));
   const root = await createSimulatedRoot();
   dir = mkdtempSync(join(tmpdir(), 'firn-atk-v6-'));
   const platformPath = join(dir, 'platform.json');
@@ -52,6 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  if (bundleDir?.includes('firn-atk-v6-')) rmSync(bundleDir, { recursive: true, force: true });
 });
 
 let lastSent = 0;
