@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,5 +67,29 @@ describe('attack: downloads a stranger hangs up on', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const open = openOnArtifact();
     expect(open, `${open} descriptors on the artifact still open after 100 aborted downloads`).toBe(0);
+  }, 120_000);
+
+  it('a HEAD request reads no artifact from disk (HEAD is the GET handler; its body is discarded)', async () => {
+    const port = Number(new URL(net.node.url).port);
+    const rchar = () => Number(/rchar: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+    const before = rchar();
+    for (let i = 0; i < 8; i++) {
+      const status = await new Promise<number>((resolve) => {
+        const q = request(
+          { host: '127.0.0.1', port, method: 'HEAD', path: `/v1/artifacts/${id}`, agent: false },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        q.on('error', () => resolve(0));
+        q.end();
+      });
+      expect(status).toBe(200);
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const read = rchar() - before;
+    // Eight HEADs of a 32 MiB artifact: a few KiB of request bytes, 256 MiB read from disk.
+    expect(read, `${read} bytes read by the node for 8 HEAD requests`).toBeLessThan(4 * 1024 * 1024);
   }, 120_000);
 });
