@@ -63,3 +63,71 @@ describe('attack: --key-file names a folder', () => {
       expect(r.code, r.out).toBe(3);
     });
 });
+
+// The same mistake with the other files a command reads: train's readCapped
+// (packages/cli/src/commands/train.ts) and run's (packages/cli/src/commands/run.ts) stat the path
+// (a folder has a size) and then readFileSync it; `proof verify` (commands/proof.ts) reads its file
+// with a bare readFileSync. infer's own reader and `firn data verify`/`attest verify` already say
+// "--model kdir: is a directory" (exit 3).
+const inputCases: [string, string[]][] = [
+  [
+    'train --data',
+    [
+      'train',
+      '--devnet',
+      'state.json',
+      '--data',
+      keys,
+      '--out',
+      'tr',
+      '--key-file',
+      join(keys, 'requester.key'),
+    ],
+  ],
+  [
+    'train --model',
+    [
+      'train',
+      '--devnet',
+      'state.json',
+      '--data',
+      'data.csv',
+      '--model',
+      keys,
+      '--out',
+      'tr2',
+      '--key-file',
+      join(keys, 'requester.key'),
+    ],
+  ],
+  [
+    'run --input',
+    [
+      'run',
+      '--devnet',
+      'state.json',
+      '--app',
+      `0x${'11'.repeat(32)}`,
+      '--workload',
+      'w',
+      '--input',
+      `data=${keys}`,
+      '--out',
+      'rr',
+      '--key-file',
+      join(keys, 'requester.key'),
+    ],
+  ],
+  ['proof verify', ['proof', 'verify', keys, '--devnet', 'state.json']],
+];
+
+describe('attack: an input file argument names a folder', () => {
+  for (const [name, args] of inputCases)
+    it(`firn ${name} <folder> exits 3 naming the folder, not E_INTERNAL`, () => {
+      writeFileSync(join(dir, 'data.csv'), 'a,b,label\n1,2,0\n3,4,1\n');
+      const r = runFirn(dir, 60_000, ...args);
+      expect(r.out).not.toMatch(/E_INTERNAL/);
+      expect(r.out).toContain(keys);
+      expect(r.code, r.out).toBe(3);
+    });
+});
