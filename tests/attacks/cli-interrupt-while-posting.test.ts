@@ -55,6 +55,7 @@ afterAll(async () => {
   proxy?.server.closeAllConnections();
   proxy?.server.close();
   await net?.stop();
+  if (net?.dataDir) rmSync(net.dataDir, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
 
