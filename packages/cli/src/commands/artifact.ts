@@ -1,16 +1,8 @@
-import {
-  createReadStream,
-  existsSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { createReadStream, existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 // The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
 import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client/padding';
-import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import {
   ArtifactHasher,
   generateKemKeyPair,
@@ -20,7 +12,8 @@ import {
 } from '@firn/crypto';
 import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
-import { readKemKeyPair } from '../kemKeyFile.ts';
+import { readKemKeyPair, readKemPrivateKeyFile } from '../kemKeyFile.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 
 /** Bytes per read and per emitted zero block while streaming. */
@@ -193,24 +186,13 @@ export async function artifactSeal(o: {
   return { id: hasher.digest(), size: written, padded: o.pad === true };
 }
 
-function readKemKey(file: string): Uint8Array {
-  let o: { privateKey?: unknown };
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new InvalidInputError(`--key-file ${file} is not JSON`);
-    throw naming(e, file);
-  }
-  return hexBytes(o.privateKey, 'privateKey', 32);
-}
-
 /**
  * Open a sealed artifact with a KEM private key (JSON key file from `firn artifact keygen`).
  * Streamed in constant memory; the plaintext is written to a temp file and renamed into place
  * only once the whole artifact verified, so a truncated or tampered artifact leaves no output.
  */
 export async function artifactOpen(o: { in: string; out: string; keyFile: string; force?: boolean }) {
-  const kemPrivateKey = readKemKey(o.keyFile);
+  const kemPrivateKey = readKemPrivateKeyFile(o.keyFile, '--key-file');
   checkOut(o.out, o.force);
   // The header's stream is read only to the header's end: close its descriptor here, not at exit.
   const headStream = createReadStream(o.in, { highWaterMark: 64 * 1024 });
@@ -285,10 +267,9 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
   const { devnetRoots, grantForJob, MAX_JOB_PLAN_BYTES, parseJobPlan } = await import('@firn/client');
   const { readKey, resolveChain } = await import('../chainArgs.ts');
   const { loadPolicy, loadSimRoots } = await import('../policyArgs.ts');
-  const planSize = statSync(o.plan).size;
-  if (planSize > MAX_JOB_PLAN_BYTES) throw new TooLargeError('job plan', planSize, MAX_JOB_PLAN_BYTES);
+  const planText = readUserFileSync(o.plan, '--plan', MAX_JOB_PLAN_BYTES).toString('utf8');
   const { namingFile } = await import('./infer.ts');
-  const plan = namingFile('--plan', o.plan, () => parseJobPlan(readFileSync(o.plan, 'utf8')));
+  const plan = namingFile('--plan', o.plan, () => parseJobPlan(planText));
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
@@ -305,7 +286,8 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     deployment: chain.deployment,
     plan,
     role: o.role,
-    sealed: new Uint8Array(readFileSync(o.sealed)),
+    // The largest buffer Node reads at once: a sealed input of `firn run` has the same bound.
+    sealed: readUserFileSync(o.sealed, '--sealed', 2 * 1024 * 1024 * 1024 - 1),
     kemPrivateKey: kem.privateKey,
     ownerKey: readKey({
       ...(o.ownerKeyFile ? { keyFile: o.ownerKeyFile } : {}),

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createFirnClients,
@@ -14,11 +14,12 @@ import {
   withdrawCredits,
 } from '@firn/chain';
 import { fetchResultOutputs, NodeApi, nudgeChain, openOutput, verifyResultProof } from '@firn/client';
-import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { findJobRecord, readJobRecord } from '../jobJournal.ts';
+import { readKemPrivateKeyFile } from '../kemKeyFile.ts';
 import { recoverResultKem } from '../resultKem.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
 import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
@@ -279,7 +280,9 @@ export async function jobResult(
   const jobId = jobIdArg(id);
   const out = resolve(o.out);
   if (existsSync(out)) throw new FirnError('E_CONFLICT', `${out} already exists; pass a new --out directory`);
-  const kem = o.kemKey ? readKemPrivateKey(o.kemKey) : derivedResultKey(chain, jobId, o.keyFile);
+  const kem = o.kemKey
+    ? readKemPrivateKeyFile(o.kemKey, '--kem-key')
+    : derivedResultKey(chain, jobId, o.keyFile);
   try {
     return await fetchAndWriteResult(chain, jobId, out, kem);
   } finally {
@@ -365,10 +368,13 @@ async function fetchAndWriteResult(
   mkdirSync(out, { recursive: true, mode: 0o700 });
   // All or nothing, through temp files that name their writer (decision 1542): a kill mid-write
   // leaves no partial output under its final name, and the next write here removes what it left.
-  writeFilesAtomically([
-    ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
-    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
-  ]);
+  writeFilesAtomically(
+    [
+      ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
+      { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+    ],
+    { recover: `run firn job result ${jobId} again with a new --out` },
+  );
   return {
     jobId,
     node: node.endpoint,
@@ -376,22 +382,6 @@ async function fetchAndWriteResult(
     files: [...files.map((f) => f.name), 'proof.json'],
     opened: !!kem,
   };
-}
-
-function readKemPrivateKey(file: string): Uint8Array {
-  let o: { privateKey?: unknown };
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
-  } catch (e) {
-    throw new FirnError(
-      'E_INVALID_INPUT',
-      `--kem-key ${file}: ${(e as { code?: string }).code ?? 'not JSON'}`,
-      {
-        cause: e,
-      },
-    );
-  }
-  return hexBytes(o.privateKey, `--kem-key ${file} privateKey`, 32);
 }
 
 /**
