@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
@@ -26,6 +26,12 @@ export interface JobJournalEntry {
   resultKemSalt?: Hex;
   /** The derived result KEM public key, 0x + 64 hex (absent with --kem-key). */
   resultKemPublicKey?: Hex;
+  /**
+   * The postJob transaction, while its receipt is not in (decision 1665): the entry is written
+   * under the job id the simulation gave as soon as the transaction is sent, so an interrupted
+   * post is on record; the receipt then confirms the id (or the entry moves to the real one).
+   */
+  postTx?: Hex;
 }
 
 /** Options never written to the journal (none is secret today; this keeps it so). */
@@ -54,6 +60,15 @@ export function recordJob(entry: JobJournalEntry): boolean {
     // The job runs regardless; only `firn job retry` of it will say there is no record.
     return false;
   }
+}
+
+/**
+ * Remove the entry of `jobId` (best effort): one written under the expected id of a post whose
+ * receipt named another job. A malformed id or a missing entry is ignored.
+ */
+export function forgetJob(jobId: Hex): void {
+  if (!JOB_ID.test(jobId)) return;
+  rmSync(join(journalDir(), `${jobId.toLowerCase()}.json`), { force: true });
 }
 
 /** Largest journal entry read (an entry is a few KiB: options and paths). */

@@ -1,21 +1,28 @@
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError, isFirnError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { journalDir, recordJob } from '../jobJournal.ts';
-import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { forgetJob, journalDir, recordJob } from '../jobJournal.ts';
+import {
+  chainFlags,
+  guardJobInFlight,
+  jobListCommand,
+  jobReclaimCommand,
+  jobResultCommand,
+} from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
-import { type DevnetStateFile, devnetRoots } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, type PostJobSent } from '@firn/client';
 import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
 export interface TrainOptions extends ChainArgs {
@@ -74,6 +81,8 @@ export interface TrainRunJobOptions {
   /** Nodes to try in all when one is lost (runJob's maxNodes). */
   maxNodes?: number;
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  /** Called as soon as a postJob transaction is sent, before its receipt (runJob's onPostSent). */
+  onPostSent?: (tx: PostJobSent) => void;
   onPosted?: (jobId: Hex) => void;
   onProgress?: (event: Record<string, unknown>) => void;
 }
@@ -112,17 +121,6 @@ export const MODEL_DIR_FILES: Record<string, string> = {
   model: 'model.json',
   onnx: 'model.onnx',
 };
-
-function readCapped(path: string, cap: number, what: string): Uint8Array {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch {
-    throw new FirnError('E_NOT_FOUND', `${what} file ${path} not found`);
-  }
-  if (size > cap) throw new TooLargeError(`${what} file ${path}`, size, cap);
-  return new Uint8Array(readFileSync(path));
-}
 
 function int(v: string | undefined, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -169,7 +167,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   if (o.weights !== undefined && o.model === undefined)
     throw new InvalidInputError('--weights needs --model (the definition the weights belong to)');
   const inputs: TrainJobInput[] = [];
-  const data = readCapped(o.data, MAX_DATA_BYTES, 'dataset');
+  const data = readUserFileSync(o.data, '--data', MAX_DATA_BYTES);
   const isSafetensors = o.data.toLowerCase().endsWith('.safetensors');
   inputs.push({
     role: 'dataset',
@@ -178,7 +176,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   });
   let modelTask: Task | undefined;
   if (o.model !== undefined) {
-    const bytes = readCapped(o.model, 1 << 20, 'model definition');
+    const bytes = readUserFileSync(o.model, '--model', 1 << 20);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
@@ -191,7 +189,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   if (o.weights !== undefined)
     inputs.push({
       role: 'weights',
-      bytes: readCapped(o.weights, MAX_SMALL_FILE, 'weights'),
+      bytes: readUserFileSync(o.weights, '--weights', MAX_SMALL_FILE),
       contentType: 'application/safetensors',
     });
   if (o.task !== undefined && o.task !== 'classification' && o.task !== 'regression')
@@ -359,7 +357,10 @@ export function writeModelDir(
 ): { files: string[]; report: TrainingReport } {
   const { files, report } = modelDirFiles(dir, outputs, proof, jobId, proofPath);
   mkdirSync(dir, { recursive: true });
-  writeFilesAtomically(files);
+  // Nothing that appeared in the folder meanwhile is replaced (decision 1666).
+  writeFilesAtomically(files, {
+    recover: `job ${jobId}'s result stays fetchable: firn job result ${jobId} --out <a new folder>`,
+  });
   return { files: files.map((f) => f.path), report };
 }
 
@@ -522,6 +523,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       resultCommand: (id) =>
         jobResultCommand(id, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out: outDir }),
       reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+      listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
       stderr: {
         write: (s: string) => {
           progress.done();
@@ -530,6 +532,8 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       },
     });
     let previous: Hex | undefined;
+    // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
+    let expected: Hex | undefined;
     let r: Awaited<ReturnType<TrainRunJob>>;
     try {
       r = await deps.runJob({
@@ -549,7 +553,21 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
+        onPostSent: (tx) => {
+          expected = tx.expectedJobId;
+          recordJob({
+            jobId: tx.expectedJobId,
+            command: 'train',
+            options: journal,
+            postedAt: Math.floor(Date.now() / 1000),
+            ...(previous ? { replaces: previous } : {}),
+            ...(derived ? derived.record : {}),
+            postTx: tx.hash,
+          });
+          guard.sent(tx);
+        },
         onPosted: (jobId) => {
+          if (expected !== undefined && expected !== jobId) forgetJob(expected);
           const recorded = recordJob({
             jobId,
             command: 'train',
