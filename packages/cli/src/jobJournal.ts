@@ -48,12 +48,14 @@ const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
  * could not be written (the caller says what is then lost).
  */
 export function recordJob(entry: JobJournalEntry): boolean {
+  // An entry for a sent post (its id only expected) never replaces another run's entry there.
+  const flag = entry.postTx === undefined ? 'w' : 'wx';
   try {
     const dir = journalDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const options = Object.fromEntries(Object.entries(entry.options).filter(([k]) => !NEVER_RECORDED.has(k)));
     const file = join(dir, `${entry.jobId.toLowerCase()}.json`);
-    writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600, flag });
     chmodSync(file, 0o600);
     return true;
   } catch {
@@ -63,12 +65,17 @@ export function recordJob(entry: JobJournalEntry): boolean {
 }
 
 /**
- * Remove the entry of `jobId` (best effort): one written under the expected id of a post whose
- * receipt named another job. A malformed id or a missing entry is ignored.
+ * Remove the entry of `jobId` written for the sent post `postTx` (best effort), once its receipt
+ * named another job: only while the entry there is still that post's (another run's entry for
+ * the id stays). A malformed id, a missing or unreadable entry is ignored.
  */
-export function forgetJob(jobId: Hex): void {
-  if (!JOB_ID.test(jobId)) return;
-  rmSync(join(journalDir(), `${jobId.toLowerCase()}.json`), { force: true });
+export function forgetJob(jobId: Hex, postTx: Hex): void {
+  try {
+    if (findJobRecord(jobId)?.postTx?.toLowerCase() !== postTx.toLowerCase()) return;
+    rmSync(join(journalDir(), `${jobId.toLowerCase()}.json`), { force: true });
+  } catch {
+    // Nothing of ours to remove.
+  }
 }
 
 /** Largest journal entry read (an entry is a few KiB: options and paths). */

@@ -248,7 +248,7 @@ export async function inferCommand(
   });
   let previous: Hex | undefined;
   // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-  let expected: Hex | undefined;
+  let expected: { jobId: Hex; tx: Hex } | undefined;
   let r: Awaited<ReturnType<typeof runJob>>;
   try {
     r = await runJob({
@@ -270,7 +270,7 @@ export async function inferCommand(
       escrow,
       requesterKem: requesterKem ?? derived!.kem,
       onPostSent: (tx) => {
-        expected = tx.expectedJobId;
+        expected = { jobId: tx.expectedJobId, tx: tx.hash };
         recordJob({
           jobId: tx.expectedJobId,
           command: 'infer',
@@ -284,7 +284,7 @@ export async function inferCommand(
         log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
       },
       onPosted: (jobId) => {
-        if (expected !== undefined && expected !== jobId) forgetJob(expected);
+        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
         const recorded = recordJob({
           jobId,
           command: 'infer',

@@ -241,7 +241,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     stderr: process.stderr,
   });
   // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-  let expected: Hex | undefined;
+  let expected: { jobId: Hex; tx: Hex } | undefined;
   const journal = { ...o, out, grantsDir };
   let r: Awaited<ReturnType<typeof runApp>>;
   try {
@@ -264,7 +264,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
         ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
         : {}),
       onPostSent: (tx) => {
-        expected = tx.expectedJobId;
+        expected = { jobId: tx.expectedJobId, tx: tx.hash };
         recordJob({
           jobId: tx.expectedJobId,
           command: 'run',
@@ -277,7 +277,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
         log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
       },
       onPosted: (jobId) => {
-        if (expected !== undefined && expected !== jobId) forgetJob(expected);
+        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
         const recorded = recordJob({
           jobId,
           command: 'run',

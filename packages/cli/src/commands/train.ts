@@ -533,7 +533,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     });
     let previous: Hex | undefined;
     // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-    let expected: Hex | undefined;
+    let expected: { jobId: Hex; tx: Hex } | undefined;
     let r: Awaited<ReturnType<TrainRunJob>>;
     try {
       r = await deps.runJob({
@@ -554,7 +554,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
         onPostSent: (tx) => {
-          expected = tx.expectedJobId;
+          expected = { jobId: tx.expectedJobId, tx: tx.hash };
           recordJob({
             jobId: tx.expectedJobId,
             command: 'train',
@@ -567,7 +567,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
           guard.sent(tx);
         },
         onPosted: (jobId) => {
-          if (expected !== undefined && expected !== jobId) forgetJob(expected);
+          if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
           const recorded = recordJob({
             jobId,
             command: 'train',
