@@ -81,6 +81,8 @@ export async function readUserFile(path: string, what: string, cap = DEFAULT_USE
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw notRegular(path, what, kindOf(st));
+    // Refused on its stated size before any buffer is allocated (a sparse 3 GiB file, say).
+    if (st.size > cap) throw new TooLargeError(named(path, what), st.size, cap);
     const buf = Buffer.alloc(Math.min(cap + 1, Math.max(st.size + 1, 1)));
     let got = 0;
     let out = buf;
@@ -113,6 +115,8 @@ export function readUserFileSync(path: string, what: string, cap = DEFAULT_USER_
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(path, what, kindOf(st));
+    // Refused on its stated size before any buffer is allocated (a sparse 3 GiB file, say).
+    if (st.size > cap) throw new TooLargeError(named(path, what), st.size, cap);
     let out = Buffer.alloc(Math.min(cap + 1, Math.max(st.size + 1, 1)));
     let got = 0;
     for (;;) {
