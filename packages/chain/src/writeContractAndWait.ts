@@ -30,6 +30,13 @@ export interface WriteRequest {
   functionName: string;
   args: readonly unknown[];
   value?: bigint;
+  /**
+   * Called with each hash as soon as the node took the transaction (the first send, and a resend
+   * or re-price at the same nonce), before its receipt is awaited, with the call's simulated
+   * result. A caller that must not lose track of a write (an escrow) records it here: a receipt
+   * can take a block or more, and a process interrupted meanwhile still knows what it sent.
+   */
+  onSent?: (hash: Hex, simulated: unknown) => void;
 }
 
 export interface WriteResult<T = undefined> {
@@ -120,7 +127,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     // same call goes again at the same nonce with other fees (a resend, a re-price).
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
     const gas = gasWithinCap(estimate, context);
-    const sendWith = (f: Fees): Promise<Hex> =>
+    const signAndSend = (f: Fees): Promise<Hex> =>
       sendSigned(clients, ceiling, context, {
         chainId: clients.addresses.chainId,
         to: req.address,
@@ -132,6 +139,15 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
           ? { type: 'legacy', gasPrice: f.gasPrice }
           : { type: 'eip1559', maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }),
       });
+    const sendWith = async (f: Fees): Promise<Hex> => {
+      const h = await signAndSend(f);
+      try {
+        req.onSent?.(h, sim.result);
+      } catch {
+        // The transaction is out: a failing observer must not turn a sent write into a failed one.
+      }
+      return h;
+    };
     // Two refusals are met once each by sending again: another process or CLI holding this key took
     // the nonce in the meantime (read it again; a mined revert after that is decoded below, as
     // always), or the next block's base fee rose past the cap filled from 'latest' (a spike: the

@@ -60,7 +60,7 @@ describe('resolveChain: the devnet or deployment file', () => {
     });
     await expect(resolveChain({ deployment: dir })).rejects.toMatchObject({
       code: 'E_INVALID_INPUT',
-      message: expect.stringContaining(`--deployment ${dir} cannot be read`),
+      message: expect.stringContaining(`--deployment ${dir}: is a directory`),
     });
     const junk = join(dir, 'junk.json');
     writeFileSync(junk, 'not json');

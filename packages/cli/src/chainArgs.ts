@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
+import { readUserFileSync } from './readUserFile.ts';
 
 export interface ChainArgs {
   rpc?: string;
@@ -55,6 +56,9 @@ export function deploymentFromJson(o: Record<string, unknown>): FirnDeployment {
   };
 }
 
+/** Largest devnet state or deployment file read, bytes (one is a few KiB). */
+const MAX_CHAIN_FILE_BYTES = 1 << 20;
+
 /**
  * Resolve where the network is: a devnet state file, a deployment file, or an RPC URL with the
  * registry or market address (the other addresses are read from the contracts).
@@ -66,18 +70,15 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     const flag = a.devnet ? '--devnet' : '--deployment';
     let text: string;
     try {
-      text = readFileSync(fromFile, 'utf8');
+      text = readUserFileSync(fromFile, flag, MAX_CHAIN_FILE_BYTES).toString('utf8');
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === 'ENOENT')
+      if (e instanceof FirnError && e.code === 'E_NOT_FOUND')
         throw new FirnError(
           'E_NOT_FOUND',
           `${flag} ${fromFile} does not exist${a.devnet ? ' (a running `firn devnet` writes it: is one running in this folder?)' : ''}`,
           { cause: e },
         );
-      throw new FirnError('E_INVALID_INPUT', `${flag} ${fromFile} cannot be read (${code ?? 'error'})`, {
-        cause: e,
-      });
+      throw e;
     }
     try {
       o = JSON.parse(text) as Record<string, unknown>;
@@ -148,9 +149,20 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
   };
 }
 
-/** A private key from a file or an environment variable; never from argv (visible in ps). */
+/** Largest private key file read, bytes. */
+const MAX_KEY_FILE_BYTES = 4096;
+
+/**
+ * A private key from a file or an environment variable; never from argv (visible in ps). The file
+ * goes through readUserFileSync: a folder, a missing file or one over 4 KiB is E_INVALID_INPUT,
+ * E_NOT_FOUND or E_TOO_LARGE naming --key-file and the path (exit 3); a key that is not 32 bytes of
+ * hex is E_INVALID_INPUT.
+ */
 export function readKey(opts: { keyFile?: string; env: string }): Hex {
-  const raw = opts.keyFile ? readFileSync(opts.keyFile, 'utf8').trim() : process.env[opts.env];
+  // A key file is 64 hex digits and a newline: anything over 4 KiB is not one.
+  const raw = opts.keyFile
+    ? readUserFileSync(opts.keyFile, '--key-file', MAX_KEY_FILE_BYTES).toString('utf8').trim()
+    : process.env[opts.env];
   if (!raw) throw new InvalidInputError(`no key: pass --key-file or set ${opts.env}`);
   const k = raw.startsWith('0x') ? raw : `0x${raw}`;
   if (!/^0x[0-9a-fA-F]{64}$/.test(k))

@@ -20,5 +20,10 @@ const guard = guardJobInFlight({
   stderr: process.stderr,
 });
 if (env.JOB) guard.posted(env.JOB);
+// A postJob sent, its receipt not handed over yet (decision 1665): {hash, expectedJobId, fromBlock}.
+if (env.SENT) {
+  const t = JSON.parse(env.SENT);
+  guard.sent({ ...t, fromBlock: BigInt(t.fromBlock) });
+}
 setInterval(() => {}, 1000);
 process.stdout.write('armed\n');

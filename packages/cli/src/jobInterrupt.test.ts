@@ -10,6 +10,7 @@ import {
   type FirnDeployment,
   getJob,
   JobStatus,
+  postJob,
   startAnvil,
 } from '@firn/chain';
 import type { Hex } from '@firn/core';
@@ -54,7 +55,7 @@ afterAll(async () => {
 const openJob = () => postOpenJob(at(2));
 
 /** The fixture holding `jobId` in flight, armed (its handlers installed). */
-async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl) {
+async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl, sent?: string) {
   const child: ChildProcess = spawn(process.execPath, [FIXTURE], {
     env: {
       ...process.env,
@@ -62,6 +63,7 @@ async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl) {
       DEPLOYMENT: JSON.stringify(deploymentToJson(deployment)),
       KEY: anvil.accounts[2]!.privateKey,
       ...(jobId ? { JOB: jobId } : {}),
+      ...(sent ? { SENT: sent } : {}),
     },
   });
   let stderr = '';
@@ -93,6 +95,43 @@ describe('a signal while a job is in flight', () => {
     // Refunded and withdrawn: the requester holds the escrow again, less the gas of two calls.
     const after = await at(2).public.getBalance({ address: requester });
     expect(after - before).toBeGreaterThan((ETH * 99n) / 100n);
+    expect(p.stderr()).toContain(`job ${jobId} was not claimed yet: reclaimed, escrow refunded`);
+  }, 60_000);
+
+  it('Ctrl-C once the postJob is sent, before its receipt reached the command, finds the job and reclaims it (decision 1665)', async () => {
+    const c = at(2);
+    const fromBlock = await c.public.getBlockNumber();
+    const block = await c.public.getBlock();
+    let hash: Hex | undefined;
+    let expectedJobId: Hex | undefined;
+    const { jobId } = await postJob(
+      c,
+      {
+        teeTypeMask: 1 << 1,
+        allowedMeasurements: [],
+        workloadHash: keccak256(toHex('model')),
+        inputCommitment: keccak256(toHex('inputs')),
+        deadline: block.timestamp + 3600n,
+        claimTimeout: 600n,
+        escrow: ETH,
+      },
+      {
+        onSent: (h, id) => {
+          hash = h;
+          expectedJobId = id;
+        },
+      },
+    );
+    expect(expectedJobId).toBe(jobId);
+    const p = await inFlight(
+      undefined,
+      anvil.rpcUrl,
+      JSON.stringify({ hash, expectedJobId, fromBlock: fromBlock.toString() }),
+    );
+    p.child.kill('SIGINT');
+    expect(await p.exited).toBe(130);
+    expect(p.stderr()).toContain(`postJob transaction ${hash} is sent (job ${jobId}`);
+    expect((await getJob(c, jobId)).status).toBe(JobStatus.Reclaimed);
     expect(p.stderr()).toContain(`job ${jobId} was not claimed yet: reclaimed, escrow refunded`);
   }, 60_000);
 

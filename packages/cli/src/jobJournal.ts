@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { FirnClients, FirnDeployment } from '@firn/chain';
@@ -34,6 +34,12 @@ export interface JobJournalEntry {
   resultKemPublicKey?: Hex;
   /** Where the job was posted (absent in entries written before decision 1650). */
   chain?: JobChainFacts;
+  /**
+   * The postJob transaction, while its receipt is not in (decision 1665): the entry is written
+   * under the job id the simulation gave as soon as the transaction is sent, so an interrupted
+   * post is on record; the receipt then confirms the id (or the entry moves to the real one).
+   */
+  postTx?: Hex;
 }
 
 /**
@@ -84,17 +90,33 @@ const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
  * could not be written (the caller says what is then lost).
  */
 export function recordJob(entry: JobJournalEntry): boolean {
+  // An entry for a sent post (its id only expected) never replaces another run's entry there.
+  const flag = entry.postTx === undefined ? 'w' : 'wx';
   try {
     const dir = journalDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const options = Object.fromEntries(Object.entries(entry.options).filter(([k]) => !NEVER_RECORDED.has(k)));
     const file = join(dir, `${entry.jobId.toLowerCase()}.json`);
-    writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600, flag });
     chmodSync(file, 0o600);
     return true;
   } catch {
     // The job runs regardless; only `firn job retry` of it will say there is no record.
     return false;
+  }
+}
+
+/**
+ * Remove the entry of `jobId` written for the sent post `postTx` (best effort), once its receipt
+ * named another job: only while the entry there is still that post's (another run's entry for
+ * the id stays). A malformed id, a missing or unreadable entry is ignored.
+ */
+export function forgetJob(jobId: Hex, postTx: Hex): void {
+  try {
+    if (findJobRecord(jobId)?.postTx?.toLowerCase() !== postTx.toLowerCase()) return;
+    rmSync(join(journalDir(), `${jobId.toLowerCase()}.json`), { force: true });
+  } catch {
+    // Nothing of ours to remove.
   }
 }
 
@@ -169,7 +191,9 @@ export async function staleJobRecord(
     typeof f.postBlock !== 'string' ||
     !/^[0-9]{1,20}$/.test(f.postBlock)
   )
-    return `${where} names no chain it was posted on (written by an older firn), so it may be an earlier chain's job with the same id`;
+    return typeof rec.postTx === 'string'
+      ? `${where} was written when its postJob transaction ${rec.postTx} was sent and its receipt never came in, so it names no block to tell this job from an earlier chain's with the same id`
+      : `${where} names no chain it was posted on (written by an older firn), so it may be an earlier chain's job with the same id`;
   if (f.chainId !== deployment.chainId || f.jobMarket.toLowerCase() !== deployment.jobMarket.toLowerCase())
     return `${where} is for the job market ${f.jobMarket} on chain ${f.chainId}, not ${deployment.jobMarket} on chain ${deployment.chainId}`;
   const block = await c.public.getBlock({ blockNumber: BigInt(f.postBlock) }).catch((e: unknown) => {

@@ -16,18 +16,38 @@ export const DEFAULT_USER_FILE_CAP = 1 << 20;
 
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
+/**
+ * `what` is either a noun ("quote") or the flag that named the file ("--key-file", or
+ * "--input data=" for a ROLE=FILE value); a flag is quoted as the user typed it, `--key-file PATH`,
+ * so the message names both (decision 1667).
+ */
+const isFlag = (what: string) => what.startsWith('-');
+const named = (path: string, what: string) =>
+  isFlag(what) ? `${what}${what.endsWith('=') ? '' : ' '}${path}` : `${what} file ${path}`;
+
 function openError(e: unknown, path: string, what: string): FirnError {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return new FirnError('E_NOT_FOUND', `${what} file not found: ${path}`);
+  if (code === 'ENOENT')
+    return new FirnError(
+      'E_NOT_FOUND',
+      isFlag(what) ? `${named(path, what)}: no such file` : `${what} file not found: ${path}`,
+      { details: { path } },
+    );
   if (code === 'EISDIR') return notRegular(path, what, 'a directory');
+  if (code === 'ENOTDIR')
+    return new FirnError('E_NOT_FOUND', `${named(path, what)}: not found (a parent of it is not a folder)`, {
+      details: { path },
+    });
   if (code === 'EACCES' || code === 'EPERM')
-    return new FirnError('E_INVALID_INPUT', `${what} file ${path} cannot be read: permission denied`);
-  return new FirnError('E_INVALID_INPUT', `${what} file ${path} cannot be opened (${code ?? 'error'})`);
+    return new FirnError('E_INVALID_INPUT', `${named(path, what)} cannot be read: permission denied`);
+  return new FirnError('E_INVALID_INPUT', `${named(path, what)} cannot be opened (${code ?? 'error'})`);
 }
 
 function notRegular(path: string, what: string, kind: string): InvalidInputError {
   return new InvalidInputError(
-    `${what} file ${path} is ${kind}, not a regular file: save the ${what} to a file and name that`,
+    isFlag(what)
+      ? `${named(path, what)}: is ${kind}, not a file: name a file${kind === 'a directory' ? ' in it' : ''}`
+      : `${what} file ${path} is ${kind}, not a regular file: save the ${what} to a file and name that`,
   );
 }
 
@@ -46,8 +66,8 @@ function kindOf(st: {
 }
 
 /**
- * Read a user-named file of at most `cap` bytes (default 1 MiB). `what` names the file in errors
- * ("quote", "VCEK"...). Errors: E_NOT_FOUND (no such file, naming the path), E_INVALID_INPUT (a
+ * Read a user-named file of at most `cap` bytes (default 1 MiB). `what` names the file in errors:
+ * a noun ("quote", "VCEK"...) or the flag that named it ("--key-file", "--model"). Errors: E_NOT_FOUND (no such file, naming the path), E_INVALID_INPUT (a
  * directory, FIFO, device or socket, or unreadable; naming the path), E_TOO_LARGE (over `cap`
  * bytes, details { size, limit }; the size reported is a lower bound when the file is longer).
  */
@@ -61,6 +81,8 @@ export async function readUserFile(path: string, what: string, cap = DEFAULT_USE
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw notRegular(path, what, kindOf(st));
+    // Refused on its stated size before any buffer is allocated (a sparse 3 GiB file, say).
+    if (st.size > cap) throw new TooLargeError(named(path, what), st.size, cap);
     const buf = Buffer.alloc(Math.min(cap + 1, Math.max(st.size + 1, 1)));
     let got = 0;
     let out = buf;
@@ -75,7 +97,7 @@ export async function readUserFile(path: string, what: string, cap = DEFAULT_USE
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    if (got > cap) throw new TooLargeError(`${what} file ${path}`, Math.max(got, st.size), cap);
+    if (got > cap) throw new TooLargeError(named(path, what), Math.max(got, st.size), cap);
     return out.subarray(0, got);
   } finally {
     await fh.close();
@@ -93,6 +115,8 @@ export function readUserFileSync(path: string, what: string, cap = DEFAULT_USER_
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(path, what, kindOf(st));
+    // Refused on its stated size before any buffer is allocated (a sparse 3 GiB file, say).
+    if (st.size > cap) throw new TooLargeError(named(path, what), st.size, cap);
     let out = Buffer.alloc(Math.min(cap + 1, Math.max(st.size + 1, 1)));
     let got = 0;
     for (;;) {
@@ -106,7 +130,7 @@ export function readUserFileSync(path: string, what: string, cap = DEFAULT_USER_
       if (n === 0) break;
       got += n;
     }
-    if (got > cap) throw new TooLargeError(`${what} file ${path}`, Math.max(got, st.size), cap);
+    if (got > cap) throw new TooLargeError(named(path, what), Math.max(got, st.size), cap);
     return out.subarray(0, got);
   } finally {
     closeSync(fd);

@@ -69,6 +69,26 @@ export interface MarketOptions {
   chainView?: ChainViewOptions;
   /** Time for one control call to the node, ms (default DEFAULT_NODE_TIMEOUT_MS, 30 s). */
   nodeTimeoutMs?: number;
+  /**
+   * Called as soon as a postJob transaction is sent, before its receipt (a block or more later):
+   * a caller interrupted meanwhile still knows the escrow it sent (decision 1665). Called again
+   * for a resend or re-price of the same post, and for each repost on another node.
+   */
+  onPostSent?: (tx: PostJobSent) => void;
+}
+
+/** A postJob transaction the node took, not yet known to be mined. */
+export interface PostJobSent {
+  /** The transaction hash (a re-priced resend has another one; either posts the job). */
+  hash: Hex;
+  /**
+   * The job id the simulation just before sending returned: the id the job gets unless another
+   * job was posted first in between (ids count postings). The receipt's JobPosted event is the
+   * fact; this is what a user can be told while it is not there.
+   */
+  expectedJobId: Hex;
+  /** The latest block when it was sent: the JobPosted event is in a later one. */
+  fromBlock: bigint;
 }
 
 export interface MarketSession {
@@ -195,7 +215,7 @@ export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): 
  */
 export async function postJobFor(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<Hex> {
   return (await postJobWithDeadline(m, opts, commitments)).jobId;
@@ -222,21 +242,27 @@ export interface JobPostedAt {
  */
 export async function postJobWithDeadline(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits'>,
+  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent'>,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<{ jobId: Hex; deadline: bigint; posted: JobPostedAt }> {
   const block = await m.clients.public.getBlock();
   const deadline = BigInt(Math.max(Number(block.timestamp), m.now()) + m.deadlineSeconds);
-  const posted = await postJob(m.clients, {
-    teeTypeMask: 1 << TEE_TYPES[m.node.teeType],
-    allowedMeasurements: [m.node.measurement],
-    enclaveIds: [m.node.enclaveId],
-    ...commitments,
-    deadline,
-    claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
-    escrow: opts.escrow,
-    ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
-  });
+  const posted = await postJob(
+    m.clients,
+    {
+      teeTypeMask: 1 << TEE_TYPES[m.node.teeType],
+      allowedMeasurements: [m.node.measurement],
+      enclaveIds: [m.node.enclaveId],
+      ...commitments,
+      deadline,
+      claimTimeout: BigInt(opts.claimTimeoutSeconds ?? 900),
+      escrow: opts.escrow,
+      ...(opts.maxWorkUnits === undefined ? {} : { maxWorkUnits: opts.maxWorkUnits }),
+    },
+    {
+      onSent: (hash, expectedJobId) => opts.onPostSent?.({ hash, expectedJobId, fromBlock: block.number }),
+    },
+  );
   return {
     jobId: posted.jobId,
     deadline,

@@ -39,7 +39,17 @@ export interface PostJobParams {
  * while the market is paused, TooManyEnclaveIds, TooManyMeasurements, DeadlineInPast, EmptyEscrow,
  * ClaimTimeoutTooLong (claim timeout and deadline both over 7 days away).
  */
-export async function postJob(clients: FirnClients, p: PostJobParams): Promise<WriteResult & { jobId: Hex }> {
+export async function postJob(
+  clients: FirnClients,
+  p: PostJobParams,
+  hooks: {
+    /**
+     * Each hash sent (see WriteRequest.onSent), with the job id the simulation returned: the id
+     * the job gets unless another job is posted first in between (the id is a posting counter).
+     */
+    onSent?: (hash: Hex, expectedJobId: Hex) => void;
+  } = {},
+): Promise<WriteResult & { jobId: Hex }> {
   const request = {
     teeTypeMask: Number(assertUint(p.teeTypeMask, 8, 'teeTypeMask')),
     allowedMeasurements: p.allowedMeasurements.map((m, i) => assertBytes32(m, `allowedMeasurements[${i}]`)),
@@ -56,6 +66,9 @@ export async function postJob(clients: FirnClients, p: PostJobParams): Promise<W
     functionName: 'postJob',
     args: [request],
     value: p.escrow,
+    ...(hooks.onSent
+      ? { onSent: (hash: Hex, simulated: unknown) => hooks.onSent?.(hash, simulated as Hex) }
+      : {}),
   });
   const [posted] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobPosted', logs: res.receipt.logs });
   if (!posted) throw new FirnError('E_CHAIN', 'postJob: no JobPosted event in the receipt');

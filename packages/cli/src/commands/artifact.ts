@@ -1,16 +1,8 @@
-import {
-  createReadStream,
-  existsSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { createReadStream, existsSync, linkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 // The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
 import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client/padding';
-import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { bytesToHex, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import {
   ArtifactHasher,
   generateKemKeyPair,
@@ -20,7 +12,8 @@ import {
 } from '@firn/crypto';
 import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
-import { readKemKeyPair } from '../kemKeyFile.ts';
+import { readKemKeyPair, readKemPrivateKeyFile } from '../kemKeyFile.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 
 /** Bytes per read and per emitted zero block while streaming. */
@@ -137,10 +130,27 @@ async function writeStreamAtomically(
     } finally {
       await fh.close();
     }
-    // Re-checked at the end: a file that appeared meanwhile is not replaced without --force.
-    if (!force && existsSync(out))
-      throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
-    renameSync(tmp, out);
+    // A file that appeared meanwhile is not replaced without --force: link(2) refuses (EEXIST)
+    // where a check then rename would leave a window (decision 1666).
+    if (force) {
+      if (isDirectory(out))
+        throw new InvalidInputError(`--out ${out} is a directory: name a file (e.g. in it)`);
+      renameSync(tmp, out);
+    } else {
+      try {
+        linkSync(tmp, out);
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code === 'EEXIST')
+          throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw naming(e, out);
+        // No hard links on this filesystem: re-checked right before the rename.
+        if (existsSync(out))
+          throw new FirnError('E_CONFLICT', `${out} already exists; pass --force to replace it`);
+        renameSync(tmp, out);
+      }
+      rmSync(tmp, { force: true });
+    }
     return size;
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -150,7 +160,42 @@ async function writeStreamAtomically(
   }
 }
 
+/** The environment variables that hold the user's chain keys (never a KEM public key). */
+const PRIVATE_KEY_ENVS = ['FIRN_REQUESTER_KEY', 'FIRN_OWNER_KEY', 'FIRN_OPERATOR_KEY', 'FIRN_VERIFIER_KEY'];
+
+/**
+ * Refuse a --recipient that is a private key this command can see: one of PRIVATE_KEY_ENVS (the
+ * requester's chain key pasted instead of a KEM public key). Sealing to it would hand the data to
+ * whoever holds that value as an X25519 private key, and the recipient's own key could not open
+ * it. A KEM private key from a keygen file cannot be told from a public one by its bytes alone;
+ * `--recipient` takes the `publicKey` field (decision 1668).
+ */
+function refuseKnownPrivateKeys(recipients: Uint8Array[]): void {
+  for (const env of PRIVATE_KEY_ENVS) {
+    const v = process.env[env]?.trim();
+    if (!v) continue;
+    const hex = (v.startsWith('0x') ? v.slice(2) : v).toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+    for (const [i, r] of recipients.entries())
+      if (bytesToHex(r).replace(/^0x/, '').toLowerCase() === hex)
+        throw new InvalidInputError(
+          `--recipient ${i + 1} is the private key in ${env}, not a KEM public key: pass the publicKey of a firn artifact keygen file (or the enclave's KEM key)`,
+        );
+  }
+}
+
+/** Whether `p` is a directory (false when it does not exist or cannot be stat'ed). */
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function checkOut(out: string, force: boolean | undefined): void {
+  // Even with --force a folder is not replaced (the rename would fail naming the temp file).
+  if (isDirectory(out)) throw new InvalidInputError(`--out ${out} is a directory: name a file (e.g. in it)`);
   if (!force && existsSync(out))
     throw new FirnError('E_CONFLICT', `--out ${out} already exists; pass --force to replace it`);
 }
@@ -178,6 +223,7 @@ export async function artifactSeal(o: {
       '--content-type carries firn-pad=padme: drop it (pass --pad to pad); artifact open would cut the file',
     );
   const recipients = o.recipients.map((r) => hexBytes(r, 'recipient', 32));
+  refuseKnownPrivateKeys(recipients);
   checkOut(o.out, o.force);
   const size = statSync(o.in).size;
   const hasher = new ArtifactHasher();
@@ -193,24 +239,13 @@ export async function artifactSeal(o: {
   return { id: hasher.digest(), size: written, padded: o.pad === true };
 }
 
-function readKemKey(file: string): Uint8Array {
-  let o: { privateKey?: unknown };
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new InvalidInputError(`--key-file ${file} is not JSON`);
-    throw naming(e, file);
-  }
-  return hexBytes(o.privateKey, 'privateKey', 32);
-}
-
 /**
  * Open a sealed artifact with a KEM private key (JSON key file from `firn artifact keygen`).
  * Streamed in constant memory; the plaintext is written to a temp file and renamed into place
  * only once the whole artifact verified, so a truncated or tampered artifact leaves no output.
  */
 export async function artifactOpen(o: { in: string; out: string; keyFile: string; force?: boolean }) {
-  const kemPrivateKey = readKemKey(o.keyFile);
+  const kemPrivateKey = readKemPrivateKeyFile(o.keyFile, '--key-file');
   checkOut(o.out, o.force);
   // The header's stream is read only to the header's end: close its descriptor here, not at exit.
   const headStream = createReadStream(o.in, { highWaterMark: 64 * 1024 });
@@ -285,10 +320,9 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
   const { devnetRoots, grantForJob, MAX_JOB_PLAN_BYTES, parseJobPlan } = await import('@firn/client');
   const { readKey, resolveChain } = await import('../chainArgs.ts');
   const { loadPolicy, loadSimRoots } = await import('../policyArgs.ts');
-  const planSize = statSync(o.plan).size;
-  if (planSize > MAX_JOB_PLAN_BYTES) throw new TooLargeError('job plan', planSize, MAX_JOB_PLAN_BYTES);
+  const planText = readUserFileSync(o.plan, '--plan', MAX_JOB_PLAN_BYTES).toString('utf8');
   const { namingFile } = await import('./infer.ts');
-  const plan = namingFile('--plan', o.plan, () => parseJobPlan(readFileSync(o.plan, 'utf8')));
+  const plan = namingFile('--plan', o.plan, () => parseJobPlan(planText));
   const chain = await resolveChain({
     ...(o.rpc ? { rpc: o.rpc } : {}),
     ...(o.market ? { market: o.market } : {}),
@@ -305,7 +339,8 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     deployment: chain.deployment,
     plan,
     role: o.role,
-    sealed: new Uint8Array(readFileSync(o.sealed)),
+    // The largest buffer Node reads at once: a sealed input of `firn run` has the same bound.
+    sealed: readUserFileSync(o.sealed, '--sealed', 2 * 1024 * 1024 * 1024 - 1),
     kemPrivateKey: kem.privateKey,
     ownerKey: readKey({
       ...(o.ownerKeyFile ? { keyFile: o.ownerKeyFile } : {}),

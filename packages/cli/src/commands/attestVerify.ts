@@ -204,8 +204,9 @@ export function registerAttestVerify(attest: Command): Command {
           Partial<AttestVerifyNitroOptions> &
           AttestVerifySevSnpOptions & { tee?: string; quote?: string; json?: boolean },
       ) => {
+        // A missing or contradictory flag is a mistake in the command: the README's exit 3.
         const fail = (code: string, message: string) => ({
-          exitCode: 1,
+          exitCode: 3,
           output: JSON.stringify({ error: { code, message } }),
         });
         const evidence = o.evidence ?? o.quote;

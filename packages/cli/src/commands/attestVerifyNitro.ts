@@ -31,9 +31,18 @@ export interface AttestVerifyNitroOptions {
 const MAX_EVIDENCE_FILE = 4 * MAX_NITRO_DOCUMENT_BYTES;
 const MAX_SMALL_FILE = 256 << 10;
 
+/**
+ * Errors that are a mistake in the command (a missing, unreadable or oversized file): the README's
+ * exit 3, not the "did not verify" 1 that malformed evidence gets.
+ */
+const commandMistakes = new WeakSet<object>();
+
 /** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
 const readCapped = (path: string, cap: number, what: string): Promise<Buffer> =>
-  readUserFile(path, what, cap);
+  readUserFile(path, what, cap).catch((e: unknown) => {
+    if (typeof e === 'object' && e !== null) commandMistakes.add(e);
+    throw e;
+  });
 
 /**
  * The document bytes from a file: raw CBOR (a COSE_Sign1 array, 0x84, or tagged, 0xd2), hex (with
@@ -117,8 +126,9 @@ export const EXIT_POLICY_REFUSED = 1;
 export const ATTEST_VERIFY_EXIT_HELP = `
 Exit codes (every TEE type):
   0  the evidence verified and the policy accepted it
-  1  the evidence did not verify (malformed; a signature, chain, time or collateral check failed),
-     or a file or option is wrong: the JSON has an "error" with its code
+  1  the evidence did not verify (malformed; a signature, chain, time or collateral check failed):
+     the JSON has an "error" with its code
+  3  a file or option is wrong (a missing or unreadable file, a bad flag value): fix the command
   1  the evidence verified but the policy refused it (e.g. a debug enclave, a TCB status): the
      JSON has an "error" and the "reasons"; SGX/TDX add "status", SEV-SNP adds "facts"
 With --tee nitro the JSON also says which: "outcome" is "accepted", "not-verified" or
@@ -187,7 +197,8 @@ export async function runAttestVerifyNitro(
     return { exitCode: 0, output: JSON.stringify({ ...body, outcome: 'accepted' }) };
   } catch (e) {
     return {
-      exitCode: EXIT_NOT_VERIFIED,
+      // A mistake in the command (a missing or unreadable file, a bad flag) is the README's 3.
+      exitCode: typeof e === 'object' && e !== null && commandMistakes.has(e) ? 3 : EXIT_NOT_VERIFIED,
       output: JSON.stringify({ error: toErrorBody(e), verified: false, outcome: 'not-verified' }),
     };
   }

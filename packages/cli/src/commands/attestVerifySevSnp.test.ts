@@ -103,3 +103,20 @@ describe('firn attest verify --tee sev-snp', () => {
     ).toBe('E_NOT_FOUND');
   });
 });
+
+describe('firn attest verify --tee sev-snp|nitro: a missing file is a mistake in the command', () => {
+  it('exits 3 naming the path (README: 3 fixes the command), not the "did not verify" 1', async () => {
+    const missing = join(tmp, 'no-such-report.bin');
+    const snp = await runAttestVerifySevSnp({ report: missing, vcek: GCP.vcek, at: GCP.at });
+    expect({ code: snp.exitCode, output: snp.output }).toMatchObject({ code: 3 });
+    expect(snp.output).toContain(missing);
+    const { runAttestVerifyNitro } = await import('./attestVerifyNitro.ts');
+    const nitro = await runAttestVerifyNitro({ evidence: missing, at: String(GCP.at) });
+    expect(nitro.exitCode).toBe(3);
+    expect(nitro.output).toContain(missing);
+    // Malformed evidence is still "did not verify" (1), not a command mistake.
+    const junk = join(tmp, 'junk.bin');
+    writeFileSync(junk, Buffer.alloc(64));
+    expect((await runAttestVerifyNitro({ evidence: junk, at: String(GCP.at) })).exitCode).toBe(1);
+  });
+});

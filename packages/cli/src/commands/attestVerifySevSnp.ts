@@ -51,9 +51,18 @@ export const DEFAULT_CLI_SEV_SNP_POLICY: AttestationPolicy = {
   sevSnp: { maxVmpl: 3, allowMigrationAgent: true, allowMaskedChipId: true },
 };
 
+/**
+ * Errors that are a mistake in the command (a missing, unreadable or oversized file): the README's
+ * exit 3, not the "did not verify" 1 that a malformed report gets.
+ */
+const commandMistakes = new WeakSet<object>();
+
 /** A user-named file through the one capped reader (no FIFOs or devices; at most cap + 1 bytes read). */
 const readCapped = (path: string, what: string, cap = MAX_FILE): Promise<Buffer> =>
-  readUserFile(path, what, cap);
+  readUserFile(path, what, cap).catch((e: unknown) => {
+    if (typeof e === 'object' && e !== null) commandMistakes.add(e);
+    throw e;
+  });
 
 /** Raw bytes, or the bytes of hex text (with or without 0x). */
 function bytesOrHex(buf: Buffer): Uint8Array {
@@ -156,6 +165,10 @@ export async function runAttestVerifySevSnp(
     }
     return { exitCode: 0, output: JSON.stringify(body) };
   } catch (e) {
-    return { exitCode: 1, output: JSON.stringify({ error: toErrorBody(e) }) };
+    // A mistake in the command (a missing or unreadable file, a bad flag) is the README's 3.
+    return {
+      exitCode: typeof e === 'object' && e !== null && commandMistakes.has(e) ? 3 : 1,
+      output: JSON.stringify({ error: toErrorBody(e) }),
+    };
   }
 }

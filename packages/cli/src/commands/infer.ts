@@ -2,7 +2,7 @@ import {
   accessSync,
   constants,
   existsSync,
-  readFileSync,
+  linkSync,
   renameSync,
   rmSync,
   statSync,
@@ -11,17 +11,24 @@ import {
 import { dirname, resolve } from 'node:path';
 import { type DevnetStateFile, devnetRoots, type JobPostedAt, runJob } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
-import { FirnError, type Hex, TooLargeError } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
-import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
+import {
+  chainFlags,
+  guardJobInFlight,
+  jobListCommand,
+  jobReclaimCommand,
+  jobResultCommand,
+} from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 import { printError, printJson } from '../output.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 import { readKemKeyPair } from '../kemKeyFile.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
 export interface InferOptions {
@@ -58,25 +65,8 @@ export interface InferResult {
 }
 
 const MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024 - 1;
-
-function readCapped(path: string, cap: number, what: string): Uint8Array {
-  let b: Uint8Array;
-  try {
-    // Sized before it is read: a file over the cap is refused without reading it into memory.
-    const size = statSync(path).size;
-    if (size > cap) throw new TooLargeError(`--${what} ${path}`, size, cap);
-    b = new Uint8Array(readFileSync(path));
-  } catch (e) {
-    if (e instanceof TooLargeError) throw e;
-    const code = (e as { code?: string }).code;
-    throw new FirnError(
-      code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_INVALID_INPUT',
-      `--${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? 'cannot be read')}`,
-    );
-  }
-  if (b.length > cap) throw new TooLargeError(`--${what} ${path}`, b.length, cap);
-  return b;
-}
+/** Largest --input tensor JSON read, bytes. */
+const MAX_INPUT_BYTES = 256 * 1024 * 1024;
 
 /** `--proof` by default: beside OUT, `x.json` -> `x.proof.json` (train writes MODEL_DIR/proof.json). */
 export function defaultProofPath(out: string): string {
@@ -107,10 +97,21 @@ export function assertWritableNew(path: string, flag: string): void {
 
 /**
  * Write files all or nothing: each goes to a temp file beside its target, and only when every one
- * is written are they renamed into place (a rename within a directory is atomic on POSIX).
+ * is written are they published under their final names. A file already at a final name is never
+ * replaced (decision 1666): each is published with link(2), which fails EEXIST instead of replacing
+ * what appeared there since the command checked (another run with the same --out, a file the user
+ * saved meanwhile); then the files this call already published are removed again, and E_CONFLICT
+ * names the path and `o.recover` (where the result can be had again, e.g. a `firn job result`
+ * command). `o.replace` (a `--force`), or a file's own `replace` (a file this command wrote
+ * earlier, e.g. `firn run`'s plan.json), renames over an existing file instead. A filesystem
+ * without hard links (EPERM, ENOTSUP) falls back to a re-check just before each rename.
  */
-export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | string }[]): void {
+export function writeFilesAtomically(
+  files: { path: string; bytes: Uint8Array | string; replace?: boolean }[],
+  o: { replace?: boolean; recover?: string } = {},
+): void {
   const tmps: string[] = [];
+  const published: { path: string; ino: number }[] = [];
   // Partial files a killed writer left beside these go first (decision 1542); these name their writer.
   for (const f of files) removeAbandonedPartialsBeside(f.path);
   // A signal (ctrl-C, SIGTERM, a closed terminal) must not end the process mid-write with plaintext
@@ -138,10 +139,48 @@ export function writeFilesAtomically(files: { path: string; bytes: Uint8Array | 
       tmps.push(tmp);
       writeFileSync(tmp, f.bytes, { mode: 0o600, flag: 'wx' });
     }
-    for (const [i, f] of files.entries()) renameSync(tmps[i]!, f.path);
+    for (const [i, f] of files.entries()) {
+      if (o.replace === true || f.replace === true) renameSync(tmps[i]!, f.path);
+      else {
+        const ino = statSync(tmps[i]!).ino;
+        publishNew(tmps[i]!, f.path, o.recover);
+        published.push({ path: f.path, ino });
+      }
+    }
+    for (const t of tmps) rmSync(t, { force: true });
   } catch (e) {
+    // Only the links this call made go: a file whose inode is no longer its temp file's is not ours.
+    for (const p of published)
+      try {
+        if (statSync(p.path).ino === p.ino) rmSync(p.path, { force: true });
+      } catch {
+        // Gone already: nothing of ours to remove.
+      }
     for (const t of tmps) rmSync(t, { force: true });
     throw e;
+  }
+}
+
+/**
+ * Publish `tmp` as `path` only when nothing is at `path` (link(2) fails EEXIST rather than
+ * replace). E_CONFLICT names the path and, when given, where the result can be had again.
+ */
+function publishNew(tmp: string, path: string, recover: string | undefined): void {
+  const conflict = () =>
+    new FirnError(
+      'E_CONFLICT',
+      `${path} appeared while this command ran and was left as it is; nothing was written${recover ? `; ${recover}` : ''}`,
+      { details: { path } },
+    );
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'EEXIST') throw conflict();
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    // No hard links here: re-checked right before the rename (a narrower window, not none).
+    if (existsSync(path)) throw conflict();
+    renameSync(tmp, path);
   }
 }
 
@@ -166,7 +205,7 @@ export async function inferCommand(
   ] as const)
     assertWritableNew(p, flag);
   // Read and check the inputs before the network: a wrong --model path names the path, not the RPC.
-  const model = readCapped(o.model, MAX_MODEL_BYTES, 'model');
+  const model = readUserFileSync(o.model, '--model', MAX_MODEL_BYTES);
   // A CSV, an empty file or a note passed as --model is the user's mistake: refuse it here, not
   // after a job was posted and the enclave refused it.
   try {
@@ -179,7 +218,7 @@ export async function inferCommand(
       { cause: e },
     );
   }
-  const input = readCapped(o.input, 256 * 1024 * 1024, 'input');
+  const input = readUserFileSync(o.input, '--input', MAX_INPUT_BYTES);
   // Validate the input locally first: a malformed file should not cost an escrow round trip.
   namingFile('--input', o.input, () => parseTensorMap(input));
   const requesterKem = o.kemKey ? readKemKeyPair(o.kemKey) : undefined;
@@ -205,9 +244,12 @@ export async function inferCommand(
     resultCommand: (id) =>
       jobResultCommand(id, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out }),
     reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+    listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
   let previous: Hex | undefined;
+  // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
+  let expected: { jobId: Hex; tx: Hex } | undefined;
   let r: Awaited<ReturnType<typeof runJob>>;
   try {
     r = await runJob({
@@ -228,7 +270,22 @@ export async function inferCommand(
       params: {},
       escrow,
       requesterKem: requesterKem ?? derived!.kem,
+      onPostSent: (tx) => {
+        expected = { jobId: tx.expectedJobId, tx: tx.hash };
+        recordJob({
+          jobId: tx.expectedJobId,
+          command: 'infer',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(previous ? { replaces: previous } : {}),
+          ...(derived ? derived.record : {}),
+          postTx: tx.hash,
+        });
+        guard.sent(tx);
+        log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
+      },
       onPosted: (jobId, posted?: JobPostedAt) => {
+        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
         const recorded = recordJob({
           jobId,
           command: 'infer',
@@ -260,10 +317,16 @@ export async function inferCommand(
   const output = r.outputs.find((x) => x.role === 'output');
   if (!output) throw new FirnError('E_JOB_FAILED', 'the job returned no output');
   const names = outputTensorNames(output.bytes);
-  writeFilesAtomically([
-    { path: out, bytes: output.bytes },
-    { path: proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
-  ]);
+  // Never over a file that appeared at --out or --proof while the job ran (decision 1666).
+  writeFilesAtomically(
+    [
+      { path: out, bytes: output.bytes },
+      { path: proof, bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+    ],
+    {
+      recover: `job ${r.jobId}'s result stays fetchable: ${jobResultCommand(r.jobId, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out })}`,
+    },
+  );
   const result: InferResult & { out: string; proof: string } = {
     out,
     proof,

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createFirnClients,
@@ -14,11 +14,12 @@ import {
   withdrawCredits,
 } from '@firn/chain';
 import { fetchResultOutputs, NodeApi, nudgeChain, openOutput, verifyResultProof } from '@firn/client';
-import { FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { findJobRecord, readJobRecord, staleJobRecord } from '../jobJournal.ts';
+import { readKemPrivateKeyFile } from '../kemKeyFile.ts';
 import { recoverResultKem } from '../resultKem.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
 import { inferCommand, type InferOptions, writeFilesAtomically } from './infer.ts';
@@ -281,7 +282,7 @@ export async function jobResult(
   const jobId = jobIdArg(id);
   const out = resolve(o.out);
   if (existsSync(out)) throw new FirnError('E_CONFLICT', `${out} already exists; pass a new --out directory`);
-  const kemKey = o.kemKey ? readKemPrivateKey(o.kemKey) : undefined;
+  const kemKey = o.kemKey ? readKemPrivateKeyFile(o.kemKey, '--kem-key') : undefined;
   try {
     return await fetchAndWriteResult(chain, jobId, out, kemKey, o.keyFile);
   } finally {
@@ -404,10 +405,13 @@ async function fetchVerifiedResult(
   mkdirSync(out, { recursive: true, mode: 0o700 });
   // All or nothing, through temp files that name their writer (decision 1542): a kill mid-write
   // leaves no partial output under its final name, and the next write here removes what it left.
-  writeFilesAtomically([
-    ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
-    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
-  ]);
+  writeFilesAtomically(
+    [
+      ...files.map((f) => ({ path: join(out, f.name), bytes: f.bytes })),
+      { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+    ],
+    { recover: `run firn job result ${jobId} again with a new --out` },
+  );
   return {
     jobId,
     node: node.endpoint,
@@ -431,22 +435,6 @@ export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unk
     `${e.message}. Nothing was written. The Work Proof commits to each output's hash, not its size, and firn job result has no channel to the enclave's own summary, so the size node ${endpoint} lists is the only bound there is: this node does not serve the output it listed, and its result cannot be fetched from it. Try again later; verifiers dispute a result its node does not serve, and once \`firn job status ${jobId}\` shows the job Slashed, \`firn job reclaim ${jobId}\` refunds the escrow`,
     { cause: e, ...(e.details === undefined ? {} : { details: e.details }) },
   );
-}
-
-function readKemPrivateKey(file: string): Uint8Array {
-  let o: { privateKey?: unknown };
-  try {
-    o = JSON.parse(readFileSync(file, 'utf8')) as { privateKey?: unknown };
-  } catch (e) {
-    throw new FirnError(
-      'E_INVALID_INPUT',
-      `--kem-key ${file}: ${(e as { code?: string }).code ?? 'not JSON'}`,
-      {
-        cause: e,
-      },
-    );
-  }
-  return hexBytes(o.privateKey, `--kem-key ${file} privateKey`, 32);
 }
 
 /**

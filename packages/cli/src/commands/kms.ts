@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseSimulatedPlatform } from '@firn/attestation';
 import { firnRegistryAbi } from '@firn/chain';
@@ -10,6 +9,10 @@ import { createPublicClient, http } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { exitCodeOf, printError } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { readUserFileSync } from '../readUserFile.ts';
+
+/** Largest --collateral or --sim-platform file read, bytes (collateral is tens of KiB). */
+const MAX_KMS_FILE_BYTES = 4 * 1024 * 1024;
 
 export interface KmsStartOptions {
   dataDir: string;
@@ -57,10 +60,11 @@ export async function startKmsCommand(o: KmsStartOptions): Promise<KmsDaemon> {
   }
   let collateral: unknown;
   if (o.collateral) {
+    const text = readUserFileSync(o.collateral, '--collateral', MAX_KMS_FILE_BYTES).toString('utf8');
     try {
-      collateral = JSON.parse(readFileSync(o.collateral, 'utf8'));
+      collateral = JSON.parse(text);
     } catch (e) {
-      throw new FirnError('E_INVALID_INPUT', `cannot read collateral ${o.collateral}`, { cause: e });
+      throw new FirnError('E_INVALID_INPUT', `--collateral ${o.collateral} is not JSON`, { cause: e });
     }
   }
   const readTyped = <T>(what: string, f: () => T): T => {
@@ -72,8 +76,9 @@ export async function startKmsCommand(o: KmsStartOptions): Promise<KmsDaemon> {
     }
   };
   const simPlatform = o.simPlatform;
+  const platformText = readUserFileSync(simPlatform, '--sim-platform', MAX_KMS_FILE_BYTES).toString('utf8');
   const platform = readTyped(`--sim-platform ${simPlatform}`, () =>
-    parseSimulatedPlatform(JSON.parse(readFileSync(simPlatform, 'utf8'))),
+    parseSimulatedPlatform(JSON.parse(platformText)),
   );
   const roots = readTyped(`--sim-root ${o.simRoot}`, () => loadSimRoots(o.simRoot));
   const daemon = new KmsDaemon({

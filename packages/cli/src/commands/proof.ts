@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createFirnClients, firnJobMarketAbi } from '@firn/chain';
 import { type ProofCheck, verifyWorkProof } from '@firn/client';
 import { FirnError, MAX_WORK_PROOF_JSON_BYTES, parseWorkProofJson } from '@firn/core';
@@ -6,6 +5,7 @@ import type { Command } from 'commander';
 import { createPublicClient, http, isAddress, zeroAddress } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 import { namingFile } from './infer.ts';
 
 export interface ProofVerifyOptions {
@@ -27,9 +27,7 @@ export async function proofVerifyCommand(
   file: string,
   o: ProofVerifyOptions,
 ): Promise<ProofCheck & { jobMarket: string; marketPinned: boolean }> {
-  const text = readFileSync(file, 'utf8');
-  if (text.length > MAX_WORK_PROOF_JSON_BYTES)
-    throw new FirnError('E_TOO_LARGE', `proof file ${file} is too large to be a Work Proof`);
+  const text = readUserFileSync(file, 'proof', MAX_WORK_PROOF_JSON_BYTES).toString('utf8');
   // Several files go into this command: an error about the proof's content names the file.
   const parsed = namingFile('proof file', file, () => parseWorkProofJson(text));
   if (o.devnet !== undefined || o.deployment !== undefined) {

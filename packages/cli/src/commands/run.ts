@@ -19,17 +19,24 @@ import {
   runApp,
 } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
-import { assertRole, FirnError, type Hex, hexBytes, InvalidInputError, TooLargeError } from '@firn/core';
+import { assertRole, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import { artifactId, MAX_GRANT_JSON_BYTES } from '@firn/crypto';
 import { buildAppImage } from '@firn/node';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
-import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
+import {
+  chainFlags,
+  guardJobInFlight,
+  jobListCommand,
+  jobReclaimCommand,
+  jobResultCommand,
+} from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 
 export interface RunOptions {
   /** An app folder (built here to learn its measurement) or a 32-byte measurement. */
@@ -92,12 +99,6 @@ function roleFile(spec: string, flag: string): { role: string; file: string } {
   if (i <= 0)
     throw new InvalidInputError(`${flag} must be ROLE=FILE (got ${JSON.stringify(spec.slice(0, 80))})`);
   return { role: assertRole(spec.slice(0, i), `${flag} role`), file: spec.slice(i + 1) };
-}
-
-function readCapped(path: string, what: string): Uint8Array {
-  const size = statSync(path).size;
-  if (size > MAX_INPUT_BYTES) throw new TooLargeError(what, size, MAX_INPUT_BYTES);
-  return new Uint8Array(readFileSync(path));
 }
 
 /** KEY=VALUE pairs to params; VALUE is JSON when it parses (numbers, booleans, arrays), else a string. */
@@ -218,14 +219,14 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     const { role, file } = roleFile(spec, '--input');
     inputs.push({
       role,
-      bytes: readCapped(file, `input ${role}`),
+      bytes: readUserFileSync(file, `--input ${role}=`, MAX_INPUT_BYTES),
       contentType: CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
     });
   }
   const foreignRoles: string[] = [];
   for (const spec of o.inputSealed ?? []) {
     const { role, file } = roleFile(spec, '--input-sealed');
-    inputs.push({ role, foreignSealed: readCapped(file, `sealed input ${role}`) });
+    inputs.push({ role, foreignSealed: readUserFileSync(file, `--input-sealed ${role}=`, MAX_INPUT_BYTES) });
     foreignRoles.push(role);
   }
   if (inputs.length === 0)
@@ -244,8 +245,11 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
         out: join(out, 'result'),
       }),
     reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+    listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
+  // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
+  let expected: { jobId: Hex; tx: Hex } | undefined;
   const journal = { ...o, out, grantsDir };
   let r: Awaited<ReturnType<typeof runApp>>;
   try {
@@ -267,7 +271,21 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       ...(o.recipient && o.recipient.length > 0
         ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
         : {}),
+      onPostSent: (tx) => {
+        expected = { jobId: tx.expectedJobId, tx: tx.hash };
+        recordJob({
+          jobId: tx.expectedJobId,
+          command: 'run',
+          options: journal,
+          postedAt: Math.floor(Date.now() / 1000),
+          ...(derived ? derived.record : {}),
+          postTx: tx.hash,
+        });
+        guard.sent(tx);
+        log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
+      },
       onPosted: (jobId, posted?: JobPostedAt) => {
+        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
         const recorded = recordJob({
           jobId,
           command: 'run',
@@ -297,7 +315,11 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     guard.release();
     wipe(derived?.kem);
   }
-  const written = writeRunOutputs(out, r);
+  const written = writeRunOutputs(
+    out,
+    r,
+    `job ${r.jobId}'s result stays fetchable: firn job result ${r.jobId} --out <a new folder>`,
+  );
   const result: RunResult = {
     jobId: r.jobId,
     app,
@@ -329,6 +351,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
 export function writeRunOutputs(
   out: string,
   r: Pick<Awaited<ReturnType<typeof runApp>>, 'plan' | 'outputs' | 'sealedOutputs' | 'proof' | 'records'>,
+  recover?: string,
 ): RunResult['outputs'] {
   const written: RunResult['outputs'] = [];
   const files: { path: string; bytes: Uint8Array | string }[] = [];
@@ -344,12 +367,17 @@ export function writeRunOutputs(
     written.push({ role: x.role, path, contentType: x.contentType, size: x.bytes.length });
   }
   mkdirSync(join(out, 'sealed'), { recursive: true, mode: 0o700 });
-  writeFilesAtomically([
-    ...files,
-    { path: join(out, 'plan.json'), bytes: `${JSON.stringify(r.plan, null, 2)}\n` },
-    { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
-    { path: join(out, 'records.json'), bytes: `${JSON.stringify(r.records, null, 2)}\n` },
-  ]);
+  // Nothing that appeared in --out meanwhile is replaced (decision 1666), but plan.json, which
+  // this run wrote itself when it waited for grants.
+  writeFilesAtomically(
+    [
+      ...files,
+      { path: join(out, 'plan.json'), bytes: `${JSON.stringify(r.plan, null, 2)}\n`, replace: true },
+      { path: join(out, 'proof.json'), bytes: `${JSON.stringify(r.proof, null, 2)}\n` },
+      { path: join(out, 'records.json'), bytes: `${JSON.stringify(r.records, null, 2)}\n` },
+    ],
+    recover === undefined ? {} : { recover },
+  );
   return written;
 }
 

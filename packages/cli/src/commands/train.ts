@@ -1,22 +1,29 @@
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { AttestationPolicy } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
-import { FirnError, type Hex, InvalidInputError, isFirnError, TooLargeError } from '@firn/core';
+import { FirnError, type Hex, InvalidInputError, isFirnError } from '@firn/core';
 import { parseCsv, sniffDelimiter, type Task, taskOf, validateModelDefinition } from '@firn/ml/formats';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
-import { chainFlags, guardJobInFlight, jobReclaimCommand, jobResultCommand } from '../jobInterrupt.ts';
+import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
+import {
+  chainFlags,
+  guardJobInFlight,
+  jobListCommand,
+  jobReclaimCommand,
+  jobResultCommand,
+} from '../jobInterrupt.ts';
 import { newResultKem, wipe } from '../resultKem.ts';
 // The enclave's own CSV sniffing, so the local pre-check reads the file exactly as the enclave will.
 import type { TrainingReport } from '@firn/enclave';
-import { type DevnetStateFile, devnetRoots, type JobPostedAt } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, type JobPostedAt, type PostJobSent } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
 import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { readUserFileSync } from '../readUserFile.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
 export interface TrainOptions extends ChainArgs {
@@ -75,6 +82,8 @@ export interface TrainRunJobOptions {
   /** Nodes to try in all when one is lost (runJob's maxNodes). */
   maxNodes?: number;
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  /** Called as soon as a postJob transaction is sent, before its receipt (runJob's onPostSent). */
+  onPostSent?: (tx: PostJobSent) => void;
   /** Called once the job is posted, with where (runJob's onPosted; absent from a test double). */
   onPosted?: (jobId: Hex, posted?: JobPostedAt) => void;
   onProgress?: (event: Record<string, unknown>) => void;
@@ -114,17 +123,6 @@ export const MODEL_DIR_FILES: Record<string, string> = {
   model: 'model.json',
   onnx: 'model.onnx',
 };
-
-function readCapped(path: string, cap: number, what: string): Uint8Array {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch {
-    throw new FirnError('E_NOT_FOUND', `${what} file ${path} not found`);
-  }
-  if (size > cap) throw new TooLargeError(`${what} file ${path}`, size, cap);
-  return new Uint8Array(readFileSync(path));
-}
 
 function int(v: string | undefined, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -171,7 +169,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   if (o.weights !== undefined && o.model === undefined)
     throw new InvalidInputError('--weights needs --model (the definition the weights belong to)');
   const inputs: TrainJobInput[] = [];
-  const data = readCapped(o.data, MAX_DATA_BYTES, 'dataset');
+  const data = readUserFileSync(o.data, '--data', MAX_DATA_BYTES);
   const isSafetensors = o.data.toLowerCase().endsWith('.safetensors');
   inputs.push({
     role: 'dataset',
@@ -180,7 +178,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   });
   let modelTask: Task | undefined;
   if (o.model !== undefined) {
-    const bytes = readCapped(o.model, 1 << 20, 'model definition');
+    const bytes = readUserFileSync(o.model, '--model', 1 << 20);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
@@ -193,7 +191,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   if (o.weights !== undefined)
     inputs.push({
       role: 'weights',
-      bytes: readCapped(o.weights, MAX_SMALL_FILE, 'weights'),
+      bytes: readUserFileSync(o.weights, '--weights', MAX_SMALL_FILE),
       contentType: 'application/safetensors',
     });
   if (o.task !== undefined && o.task !== 'classification' && o.task !== 'regression')
@@ -361,7 +359,10 @@ export function writeModelDir(
 ): { files: string[]; report: TrainingReport } {
   const { files, report } = modelDirFiles(dir, outputs, proof, jobId, proofPath);
   mkdirSync(dir, { recursive: true });
-  writeFilesAtomically(files);
+  // Nothing that appeared in the folder meanwhile is replaced (decision 1666).
+  writeFilesAtomically(files, {
+    recover: `job ${jobId}'s result stays fetchable: firn job result ${jobId} --out <a new folder>`,
+  });
   return { files: files.map((f) => f.path), report };
 }
 
@@ -524,6 +525,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       resultCommand: (id) =>
         jobResultCommand(id, { ...chainFlags(o), ...(o.kemKey ? { kemKey: o.kemKey } : {}), out: outDir }),
       reclaimCommand: (id) => jobReclaimCommand(id, chainFlags(o)),
+      listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
       stderr: {
         write: (s: string) => {
           progress.done();
@@ -532,6 +534,8 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       },
     });
     let previous: Hex | undefined;
+    // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
+    let expected: { jobId: Hex; tx: Hex } | undefined;
     let r: Awaited<ReturnType<TrainRunJob>>;
     try {
       r = await deps.runJob({
@@ -551,7 +555,21 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
+        onPostSent: (tx) => {
+          expected = { jobId: tx.expectedJobId, tx: tx.hash };
+          recordJob({
+            jobId: tx.expectedJobId,
+            command: 'train',
+            options: journal,
+            postedAt: Math.floor(Date.now() / 1000),
+            ...(previous ? { replaces: previous } : {}),
+            ...(derived ? derived.record : {}),
+            postTx: tx.hash,
+          });
+          guard.sent(tx);
+        },
         onPosted: (jobId, posted?: JobPostedAt) => {
+          if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
           const recorded = recordJob({
             jobId,
             command: 'train',
