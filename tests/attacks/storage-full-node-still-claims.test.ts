@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Hex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STORAGE_BLOCK_BYTES as K } from '../../packages/node/src/storage/quota.ts';
-import { runStorageJob, storageService, uploadAs } from '../helpers/storageService.ts';
+import { addressOfKey, runStorageJob, storageService, uploadAs } from '../helpers/storageService.ts';
 
 // Attack (requester, sybil uploaders): the per-address quota bounds one address, not a requester
 // with many. A few throw-away keys upload junk until the node's total quota is full (kept for the
@@ -52,6 +52,26 @@ describe('a node whose total storage quota is full', () => {
     expect(record.error?.code).toBe('E_QUOTA_EXCEEDED');
     // The attack works when the node claimed (bond posted), ran the job and failed it on chain.
     expect({ chainWrites, runs }).toEqual({ chainWrites: 0, runs: 0 });
+    svc.stop();
+  }, 30_000);
+
+  it('does not claim and run a job of a requester whose own quota is full (no sybils needed)', async () => {
+    const clock = { now: 1_800_000_000 };
+    const svc = storageService(join(dir, 'own'), clock, { perAddressBytes: 16 * K, totalBytes: 1024 * K });
+    // The requester fills its own per-address quota with one upload, then posts jobs to this node.
+    const key = `0x${'0e'.repeat(32)}` as Hex;
+    expect((await uploadAs(svc, key, new Uint8Array(16 * K).fill(9), clock)).status).toBe(201);
+    let chainWrites = 0;
+    const s = svc as unknown as Record<string, unknown>;
+    const chain = s.chain as (f: () => Promise<unknown>) => Promise<unknown>;
+    s.chain = async (f: () => Promise<unknown>) => {
+      chainWrites++;
+      return chain(f);
+    };
+    const { record } = await runStorageJob(svc, 2, addressOfKey(key), [], clock.now);
+    expect(record.error?.code).toBe('E_QUOTA_EXCEEDED');
+    // Each such job costs the node a claim, a full run and a failJob (bond share forfeited).
+    expect(chainWrites).toBe(0);
     svc.stop();
   }, 30_000);
 });
