@@ -102,8 +102,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(bytes32 enclaveId => NodeEpoch)) private _nodeEpochs;
     mapping(uint64 epoch => mapping(address verifier => VerifierEpoch)) private _verifierEpochs;
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
-    /// @dev The verifier points the holder's answers earned in the epoch (decision 1670).
-    mapping(uint64 epoch => mapping(bytes32 enclaveId => AnswerCredit[])) private _answerCredits;
+    /// @dev The verifier point each answer of a platform's share holder earned in the epoch, by the
+    /// answer's index in the node's epoch count (NodeEpoch.answers before it; decision 1670). Keyed
+    /// by that index rather than pushed to an array: no length slot to write on each answer.
+    mapping(uint64 epoch => mapping(bytes32 enclaveId => mapping(uint32 answer => AnswerCredit))) private
+        _answerCredits;
     mapping(address account => uint256) private _withdrawable;
     mapping(address account => uint256) private _treasuryCredit;
     mapping(address account => bool) private _reporters;
@@ -266,7 +269,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
             // The replaced holder's answers earn the platform nothing in the end, so neither do
             // their challenges (decision 1670): the verifier points go with the node points.
-            _revokeAnswerCredits(epoch, holder);
+            _revokeAnswerCredits(epoch, holder, replaced.answers);
         }
 
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
@@ -275,28 +278,29 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             ne.points += node.stake;
             ep.nodePoints += node.stake;
         }
-        ne.answers += 1;
+        uint32 index = ne.answers;
+        ne.answers = index + 1;
         emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
         uint96 granted = _addVerifierPoint(c.verifier, epoch);
-        if (granted != 0) _answerCredits[epoch][enclaveId].push(AnswerCredit(c.verifier, granted));
+        if (granted != 0) _answerCredits[epoch][enclaveId][index] = AnswerCredit(c.verifier, granted);
     }
 
     /// @dev Takes back every verifier point the answers of `enclaveId` earned in `epoch` while it
-    /// held its platform's share, and forgets them (decision 1670). At most one credit per verifier
-    /// (one challenge per verifier, node and epoch), so the loop is bounded by the verifier count.
-    function _revokeAnswerCredits(uint64 epoch, bytes32 enclaveId) private {
-        AnswerCredit[] storage credits = _answerCredits[epoch][enclaveId];
-        uint256 n = credits.length;
-        if (n == 0) return;
+    /// held its platform's share, and forgets them (decision 1670). The node's answers in an epoch
+    /// come from distinct verifiers (one challenge per verifier, node and epoch), so the loop is
+    /// bounded by the verifier count; answers that earned no point have no credit.
+    function _revokeAnswerCredits(uint64 epoch, bytes32 enclaveId, uint32 answers) private {
+        mapping(uint32 => AnswerCredit) storage credits = _answerCredits[epoch][enclaveId];
         Epoch storage ep = _epochs[epoch];
-        for (uint256 i = 0; i < n; ++i) {
+        for (uint32 i = 0; i < answers; ++i) {
             AnswerCredit memory credit = credits[i];
+            if (credit.points == 0) continue;
+            delete credits[i];
             VerifierEpoch storage ve = _verifierEpochs[epoch][credit.verifier];
             ve.points -= credit.points;
             ep.verifierPoints -= credit.points;
             emit VerifierWorkRevoked(credit.verifier, epoch, enclaveId, ve.points);
         }
-        delete _answerCredits[epoch][enclaveId];
     }
 
     /// @dev True when `enclaveId` (stake `stake`) takes the platform's share from `holder` in
