@@ -114,8 +114,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         emit ParametersUpdated(challengeWindow_, slashAmount_, claimBond_, 0, falseDisputeSlash_);
     }
 
-    /// @dev Only the registry (slashed node stake) and the verifier set (slashed verifier stake
-    /// when no pool is set) pay this contract.
+    /// @dev Only the registry (slashed node stake) and the verifier set (a false disputer's slashed
+    /// stake, for the owner's treasury: decision 1671) pay this contract.
     receive() external payable {
         if (msg.sender != address(_registry) && msg.sender != address(_verifierSet)) {
             revert UnexpectedPayment(msg.sender);
@@ -415,7 +415,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
                 _reportWork(disputer);
                 _slashNode(jobId, j);
             } else {
-                _slashFalseDisputer(jobId, j, reasonCode);
+                _slashFalseDisputer(jobId, reasonCode);
             }
             return;
         }
@@ -793,14 +793,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         emit JobSlashed(jobId, enclaveId, slashed, refundable);
     }
 
-    /// @dev A fact dispute the recorded state contradicts: the verifier loses falseDisputeSlash
-    /// to the reward pool (or, without a pool, to the falsely accused claimant).
-    function _slashFalseDisputer(bytes32 jobId, Job storage j, uint16 reasonCode) private {
-        address pool = _rewardPool;
-        address beneficiary = pool == address(0) ? address(this) : pool;
-        uint256 slashed = _verifierSet.slash(msg.sender, _falseDisputeSlash, beneficiary, jobId);
+    /// @dev A fact dispute the recorded state contradicts: the verifier loses falseDisputeSlash,
+    /// paid to this market and credited to the owner (governance treasury, a pull payment), never
+    /// to the reward pool, which pays verifiers by stake x work and nodes by stake and so would give
+    /// a large staker most of its own penalty back (decision 1671, as 1625 does for forfeits).
+    function _slashFalseDisputer(bytes32 jobId, uint16 reasonCode) private {
+        uint256 slashed = _verifierSet.slash(msg.sender, _falseDisputeSlash, address(this), jobId);
         emit FalseDisputeSlashed(jobId, msg.sender, reasonCode, slashed);
-        if (pool == address(0)) _credit(j.claimant, slashed);
+        if (slashed != 0) _credit(owner(), slashed);
     }
 
     /// @dev Ends the current claim (a lapse superseded or reclaimed, a release) and forfeits its

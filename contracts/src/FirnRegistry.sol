@@ -11,8 +11,8 @@ import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 
 /// @title FirnRegistry
-/// @notice Registers TEE nodes by Enclave ID. A registration carries a stake, a fee for the reward
-/// pool and a digest of the attestation evidence; verifiers re-check that evidence off chain and
+/// @notice Registers TEE nodes by Enclave ID. A registration carries a stake, a fee for the
+/// governance treasury (decision 1671) and a digest of the attestation evidence; verifiers re-check that evidence off chain and
 /// vote on that exact digest with their stake as weight; > 2/3 of the stake snapshotted when the
 /// round opened activates, > 1/3 refuses. The owner (the timelock) keeps the measurement
 /// allow-list, the allowed TEE types and the parameters; the guardian may pause and revoke at
@@ -42,7 +42,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     uint128 private _minNodeStake;
     uint128 private _registrationFee;
     // Sums of ether held; bounded by the ether in existence, far below 2^128 wei. register and
-    // rotateKeys change one slot: the stake total and the fees held for the pool (decision 1140).
+    // rotateKeys change one slot: the stake total and the fees held for the treasury (decisions 1140, 1671).
     uint128 private _totalStaked;
     uint128 private _feesHeld;
     uint128 private _totalWithdrawable;
@@ -210,7 +210,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         n.evidenceDigest = p.evidenceDigest;
         _enclaveIdOf[p.enclaveAddress] = p.enclaveId;
         _totalStaked += uint128(stake);
-        // Held for the pool and swept in one payment (sweepFees): a payment per registration would
+        // Held for the treasury and swept in one payment (sweepFees): a payment per registration would
         // cost a call with value and the pool's own writes each time (decision 1140).
         if (fee != 0) _feesHeld += uint128(fee);
         _emitRegistered(p, round, stake, fee, snapshotId);
@@ -430,7 +430,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev Anyone may sweep: the fees are the pool's, and the payment goes only there.
+    /// @dev Anyone may sweep: the payment goes only to the pool contract's treasury credit of its
+    /// owner, never into the pool's budgets (decision 1671).
     function sweepFees() external nonReentrant returns (uint256 amount) {
         address pool = _rewardPool;
         if (pool == address(0)) revert RewardPoolNotSet();
@@ -438,7 +439,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (amount == 0) return 0;
         _feesHeld = 0;
         emit FeesSwept(pool, amount);
-        IFirnRewards(pool).fund{value: amount}();
+        IFirnRewards(pool).creditTreasury{value: amount}();
     }
 
     // ---------------------------------------------------------------- views

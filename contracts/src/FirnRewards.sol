@@ -60,6 +60,14 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         bool claimed;
     }
 
+    /// @dev One verifier point granted for an answer of a platform's share holder (decision 1670):
+    /// the challenging verifier and the points it earned (its active stake, saturating at 2^96 - 1
+    /// wei), taken back when the holder is replaced in the same epoch.
+    struct AnswerCredit {
+        address verifier;
+        uint96 points;
+    }
+
     /// @dev Per node, one slot. Epochs are stored plus one (0 = never). `peakCost` (wei, saturating):
     /// the dearest probation epoch the node's spell cost the verifiers, (CHALLENGE_GAS +
     /// (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x base fee at each accepted challenge since the
@@ -84,8 +92,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint256 private _totalReceived;
     uint256 private _totalAllocated;
     uint256 private _totalWithdrawn;
-    /// @dev Resume fees credited to owners and not yet withdrawn (decision 1646): outside the pool's
-    /// books (received, allocated, withdrawn).
+    /// @dev Resume, registration and rotation fees credited to owners and not yet withdrawn
+    /// (decisions 1646, 1671): outside the pool's books (received, allocated, withdrawn).
     uint256 private _totalTreasuryCredit;
 
     mapping(bytes32 challengeId => Challenge) private _challenges;
@@ -94,6 +102,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(bytes32 enclaveId => NodeEpoch)) private _nodeEpochs;
     mapping(uint64 epoch => mapping(address verifier => VerifierEpoch)) private _verifierEpochs;
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
+    /// @dev The verifier point each answer of a platform's share holder earned in the epoch, by the
+    /// answer's index in the node's epoch count (NodeEpoch.answers before it; decision 1670). Keyed
+    /// by that index rather than pushed to an array: no length slot to write on each answer.
+    mapping(uint64 epoch => mapping(bytes32 enclaveId => mapping(uint32 answer => AnswerCredit))) private
+        _answerCredits;
     mapping(address account => uint256) private _withdrawable;
     mapping(address account => uint256) private _treasuryCredit;
     mapping(address account => bool) private _reporters;
@@ -254,6 +267,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             emit PlatformShareReplaced(epoch, node.platformIdHash, holder, enclaveId);
             replaced.points = 0;
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
+            // The replaced holder's answers earn the platform nothing in the end, so neither do
+            // their challenges (decision 1670): the verifier points go with the node points.
+            _revokeAnswerCredits(epoch, holder, replaced.answers);
         }
 
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
@@ -262,9 +278,29 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             ne.points += node.stake;
             ep.nodePoints += node.stake;
         }
-        ne.answers += 1;
+        uint32 index = ne.answers;
+        ne.answers = index + 1;
         emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
-        _addVerifierPoint(c.verifier, epoch);
+        uint96 granted = _addVerifierPoint(c.verifier, epoch);
+        if (granted != 0) _answerCredits[epoch][enclaveId][index] = AnswerCredit(c.verifier, granted);
+    }
+
+    /// @dev Takes back every verifier point the answers of `enclaveId` earned in `epoch` while it
+    /// held its platform's share, and forgets them (decision 1670). The node's answers in an epoch
+    /// come from distinct verifiers (one challenge per verifier, node and epoch), so the loop is
+    /// bounded by the verifier count; answers that earned no point have no credit.
+    function _revokeAnswerCredits(uint64 epoch, bytes32 enclaveId, uint32 answers) private {
+        mapping(uint32 => AnswerCredit) storage credits = _answerCredits[epoch][enclaveId];
+        Epoch storage ep = _epochs[epoch];
+        for (uint32 i = 0; i < answers; ++i) {
+            AnswerCredit memory credit = credits[i];
+            if (credit.points == 0) continue;
+            delete credits[i];
+            VerifierEpoch storage ve = _verifierEpochs[epoch][credit.verifier];
+            ve.points -= credit.points;
+            ep.verifierPoints -= credit.points;
+            emit VerifierWorkRevoked(credit.verifier, epoch, enclaveId, ve.points);
+        }
     }
 
     /// @dev True when `enclaveId` (stake `stake`) takes the platform's share from `holder` in
@@ -293,11 +329,22 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         delete _liveness[enclaveId];
         // To the owner's treasury, never the pool (decision 1646): the pool pays nodes by stake, so a
         // large staker would get most of its own fee back.
-        address treasury = owner();
-        _treasuryCredit[treasury] += msg.value;
-        _totalTreasuryCredit += msg.value;
         emit ChallengesResumed(enclaveId, msg.sender, msg.value);
-        emit TreasuryCredited(treasury, msg.value);
+        _creditTreasury(msg.value);
+    }
+
+    /// @inheritdoc IFirnRewards
+    function creditTreasury() external payable {
+        if (msg.value != 0) _creditTreasury(msg.value);
+    }
+
+    /// @dev Credits `amount` wei to the owner (governance treasury), outside the pool's books
+    /// (decisions 1646, 1671).
+    function _creditTreasury(uint256 amount) private {
+        address treasury = owner();
+        _treasuryCredit[treasury] += amount;
+        _totalTreasuryCredit += amount;
+        emit TreasuryCredited(treasury, amount);
     }
 
     /// @inheritdoc IFirnRewards
@@ -575,12 +622,15 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// below the minimum has nothing at risk for the work it reports. A unit of work earns the
     /// verifier's active stake in points (decision 1575), so an epoch's verifier budget is split by
     /// stake x work and splitting one stake over many accounts does not multiply its share.
-    function _addVerifierPoint(address verifier, uint64 epoch) private {
+    /// Returns the points added; a stake above 2^96 - 1 wei (79 billion ether) counts as that much.
+    function _addVerifierPoint(address verifier, uint64 epoch) private returns (uint96 points) {
         uint256 stake = _verifierSet.activeStake(verifier);
         if (stake == 0) {
             emit VerifierWorkWithheld(verifier, epoch);
-            return;
+            return 0;
         }
+        if (stake > type(uint96).max) stake = type(uint96).max;
+        points = uint96(stake);
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
         ve.points += stake;
         _epochs[epoch].verifierPoints += stake;
@@ -615,8 +665,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (epoch >= current) revert EpochNotEnded(epoch, current);
         ep = _epochs[epoch];
         if (ep.closed) return ep;
-        // Registration and rotation fees wait in the registry until swept (decision 1140); take them
-        // in before the budget is fixed. A failing sweep never blocks a close.
+        // Registration and rotation fees wait in the registry until swept (decision 1140) to the
+        // owner's treasury, never into a budget (decision 1671). A failing sweep never blocks a close.
         try _registry.sweepFees() {} catch {}
         (uint256 nodeBudget, uint256 verifierBudget) = _budgets(epoch);
         ep.closed = true;

@@ -753,10 +753,12 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(uint256(facts.provedBlock), provedBlock, "proof block recorded");
 
         uint256 stakeBefore = verifierSet.getVerifier(verifierList[0]).stake;
+        uint256 treasuryBefore = market.withdrawable(owner);
+        uint256 poolBefore = address(rewards).balance;
         vm.expectEmit(address(market));
         emit IFirnJobMarket.JobDisputed(jobId, verifierList[0], 1, MIN_VERIFIER_STAKE, 0);
         vm.expectEmit(address(verifierSet));
-        emit IFirnVerifierSet.VerifierSlashed(verifierList[0], FALSE_DISPUTE_SLASH, address(rewards), jobId);
+        emit IFirnVerifierSet.VerifierSlashed(verifierList[0], FALSE_DISPUTE_SLASH, address(market), jobId);
         vm.expectEmit(address(market));
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[0], 1, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[0]);
@@ -771,12 +773,14 @@ contract FirnJobMarketTest is FirnFixture {
         emit IFirnJobMarket.FalseDisputeSlashed(jobId, verifierList[1], 2, FALSE_DISPUTE_SLASH);
         vm.prank(verifierList[1]);
         market.dispute(jobId, 2, _factsFor(jobId));
+        vm.assertEq(address(rewards).balance, poolBefore, "none of the slashed stake to the pool");
 
         vm.warp(facts.challengeEndsAt);
         market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
-        vm.assertEq(address(rewards).balance, 2 * FALSE_DISPUTE_SLASH, "false disputes fund the pool");
+        // Decision 1671: the owner's treasury, never the stake-weighted pool.
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, 2 * FALSE_DISPUTE_SLASH, "false disputes to the treasury");
     }
 
     /// @dev The market keeps the submission facts as a hash. A verifier that passes other facts
@@ -1266,8 +1270,9 @@ contract FirnJobMarketTest is FirnFixture {
         ok;
     }
 
-    /// @dev Without a reward pool a false disputer's stake compensates the falsely accused claimant.
-    function test_falseDispute_withoutPoolPaysClaimant() public {
+    /// @dev Without a reward pool too, a false disputer's stake goes to the owner's treasury
+    /// (decision 1671), not to the claimant, which a colluding verifier could otherwise pay.
+    function test_falseDispute_withoutPoolCreditsTheTreasury() public {
         FirnJobMarket bare = new FirnJobMarket(
             owner, registry, verifierSet, CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, FALSE_DISPUTE_SLASH
         );
@@ -1284,7 +1289,8 @@ contract FirnJobMarketTest is FirnFixture {
         _rememberProofOn(bare, jobId, p, nodeA.enclaveAddress);
         vm.prank(verifierList[0]);
         bare.dispute(jobId, 1, _factsFor(jobId));
-        vm.assertEq(bare.withdrawable(nodeA.operator), FALSE_DISPUTE_SLASH, "claimant compensated");
+        vm.assertEq(bare.withdrawable(owner), FALSE_DISPUTE_SLASH, "the owner's treasury credited");
+        vm.assertEq(bare.withdrawable(nodeA.operator), 0, "the claimant is not paid by the disputer");
     }
 
     /// @dev Re-entering withdraw() from the payout cannot pay twice: the whole withdrawal

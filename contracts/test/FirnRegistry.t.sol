@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {FirnRegistry} from "../src/FirnRegistry.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
 /// @dev An operator contract that refuses ether until told otherwise: a push refund to it would
@@ -185,7 +186,7 @@ contract FirnRegistryTest is FirnFixture {
         registry.register{value: MIN_NODE_STAKE}(q);
     }
 
-    function test_register_feeGoesToPoolAndIsNotStake() public {
+    function test_register_feeGoesToTreasuryAndIsNotStake() public {
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0.05 ether);
         TestNode memory t = _node(1);
         vm.expectRevert(
@@ -195,16 +196,20 @@ contract FirnRegistryTest is FirnFixture {
         registry.register{value: MIN_NODE_STAKE}(_params(t, SIM, MEASUREMENT));
         _register(t, SIM, MEASUREMENT);
         vm.assertEq(registry.getNode(t.enclaveId).stake, MIN_NODE_STAKE, "stake excludes the fee");
-        vm.assertEq(registry.feesHeld(), 0.05 ether, "fee held for the pool");
+        vm.assertEq(registry.feesHeld(), 0.05 ether, "fee held for the treasury");
         vm.assertEq(address(registry).balance, MIN_NODE_STAKE + 0.05 ether, "stake and fee held");
         vm.expectEmit(address(registry));
         emit IFirnRegistry.FeesSwept(address(rewards), 0.05 ether);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.TreasuryCredited(rewards.owner(), 0.05 ether);
         vm.prank(stranger);
         vm.assertEq(registry.sweepFees(), 0.05 ether, "anyone sweeps");
         vm.assertEq(registry.feesHeld(), 0, "nothing held");
         vm.assertEq(registry.sweepFees(), 0, "a second sweep pays nothing");
-        vm.assertEq(address(rewards).balance, 0.05 ether, "fee in the pool");
-        vm.assertEq(rewards.totalReceived(), 0.05 ether, "pool books the fee");
+        vm.assertEq(address(rewards).balance, 0.05 ether, "fee held by the pool contract");
+        // Decision 1671: credited to the owner's treasury, outside the pool's books and budgets.
+        vm.assertEq(rewards.treasuryCredit(rewards.owner()), 0.05 ether, "the owner's treasury holds the fee");
+        vm.assertEq(rewards.totalReceived(), 0, "the pool's budgets never see the fee");
         vm.assertEq(address(registry).balance, registry.totalStaked(), "registry holds only stake");
     }
 

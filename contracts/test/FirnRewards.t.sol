@@ -217,6 +217,41 @@ contract FirnRewardsTest is FirnFixture {
         vm.assertEq(rewards.nodeAnswers(0, holder.enclaveId), 2, "two answers");
     }
 
+    /// @dev Decision 1670: when a co-tenant with more stake replaces the platform's holder, the
+    /// verifier points the holder's answers earned leave the epoch with its node points
+    /// (VerifierWorkRevoked for each), the replacing answer's verifier keeps its point, and the
+    /// epoch's verifier total is the sum of what remains.
+    function test_rewards_replacedHolderLosesItsVerifiersPoints() public {
+        TestNode memory big = _node(5);
+        big.platformIdHash = nodeA.platformIdHash;
+        vm.prank(big.operator);
+        registry.register{value: 2 * MIN_NODE_STAKE}(_params(big, SIM, MEASUREMENT_B));
+        _approveAll(big.enclaveId, big.evidenceDigest);
+        vm.warp(rewards.genesis() + EPOCH + 1);
+        // nodeA holds the share for two answers (verifiers 0 and 1), then `big` answers (verifier 2).
+        _answer(_challenge(0, nodeA), nodeA);
+        _answer(_challenge(1, nodeA), nodeA);
+        uint256 p0 = rewards.verifierPoints(1, verifierList[0]);
+        uint256 p1 = rewards.verifierPoints(1, verifierList[1]);
+        vm.assertTrue(p0 > 0 && p1 > 0, "premise: the holder's verifiers earned points");
+        bytes32 id = _challenge(2, big);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRevoked(verifierList[0], 1, nodeA.enclaveId, 0);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierWorkRevoked(verifierList[1], 1, nodeA.enclaveId, 0);
+        _answer(id, big);
+        vm.assertEq(rewards.nodePoints(1, nodeA.enclaveId), 0, "the replaced holder's node points left");
+        vm.assertEq(rewards.verifierPoints(1, verifierList[0]), 0, "its first verifier's point left");
+        vm.assertEq(rewards.verifierPoints(1, verifierList[1]), 0, "its second verifier's point left");
+        uint256 p2 = rewards.verifierPoints(1, verifierList[2]);
+        vm.assertTrue(p2 > 0, "the replacing answer's verifier keeps its point");
+        vm.assertEq(rewards.getEpoch(1).verifierPoints, p2, "the epoch's verifier total is what remains");
+        // A later answer of the replaced enclave earns nothing, and nothing is taken twice.
+        _answer(_challenge(3, nodeA), nodeA);
+        vm.assertEq(rewards.verifierPoints(1, verifierList[3]), 0, "no point for a shareless answer");
+        vm.assertEq(rewards.getEpoch(1).verifierPoints, p2, "the total is unchanged");
+    }
+
     function test_rewards_livenessTargetCapsPoints() public {
         // One answer ends probation; the other three issued before the node reached its target,
         // then all answered: four counted answers, points for three.

@@ -37,7 +37,8 @@ interface IFirnJobMarket {
     /// recorded at submitProof: 1 the signer was not the Enclave ID's enclave key at the proof's
     /// block (registry key history); 2 the proof's times are inconsistent or end after the deadline
     /// (+ MAX_CLOCK_SKEW). 3..15 are reserved. A fact dispute that the recorded state contradicts is
-    /// a provably wrong vote: the disputing verifier loses `falseDisputeSlash` of its stake.
+    /// a provably wrong vote: the disputing verifier loses `falseDisputeSlash` of its stake, credited to
+    /// the owner's treasury (decision 1671).
     /// 16 and above are findings only verifiers can check (16 evidence invalid, 17 output wrong,
     /// 18 other); they slash the node once disputers hold > 2/3 of the stake snapshotted at submitProof.
 

@@ -185,7 +185,8 @@ interface IFirnRegistry {
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
     event RewardPoolSet(address indexed previousPool, address indexed newPool);
     event ParametersUpdated(uint256 minNodeStake, uint64 unbondingPeriod, uint256 registrationFee);
-    /// @notice Registration and rotation fees held since the last sweep were paid into the pool.
+    /// @notice Registration and rotation fees held since the last sweep were paid to `pool`, which
+    /// credits them to its owner's treasury, outside its budgets (decision 1671).
     event FeesSwept(address indexed pool, uint256 amount);
 
     // ------------------------------------------------------------ governance (owner = timelock)
@@ -202,10 +203,11 @@ interface IFirnRegistry {
     function setSlasher(address newSlasher) external;
     /// @notice Owner: the account that may pause and revoke measurements at once.
     function setGuardian(address newGuardian) external;
-    /// @notice Owner: the reward pool that receives registration fees and verifier work reports.
+    /// @notice Owner: the reward pool that receives registration fees (for its owner's treasury,
+    /// decision 1671) and verifier work reports.
     function setRewardPool(address newPool) external;
     /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee
-    /// (wei, paid into the reward pool; reverts RewardPoolNotSet when > 0 without a pool).
+    /// (wei, credited to the governance treasury through the reward pool contract; reverts RewardPoolNotSet when > 0 without a pool).
     function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee) external;
     /// @notice Owner or guardian: stop new registrations and key rotations.
     function pause() external;
@@ -215,10 +217,10 @@ interface IFirnRegistry {
     // ------------------------------------------------------------ operators
 
     /// @notice Register with msg.value = stake + registrationFee (minNodeStake <= stake < 2^80 wei).
-    /// The fee is held for the reward pool until the next sweep (`sweepFees`).
+    /// The fee is held until the next sweep (`sweepFees`) credits it to the governance treasury.
     function register(RegistrationParams calldata params) external payable;
     /// @notice Operator of an Active node: propose new enclave keys with msg.value exactly
-    /// `registrationFee()` (non-refundable, paid into the reward pool: a rotation reserves the new
+    /// `registrationFee()` (non-refundable, credited to the governance treasury: a rotation reserves the new
     /// enclave address while its vote runs, so holding an address costs the fee like a registration
     /// does). Reverts RotationFeeMismatch, UnexpectedStatus, RotationPending, EnclaveAddressInUse.
     function rotateKeys(
@@ -253,8 +255,9 @@ interface IFirnRegistry {
     /// @notice Slasher: the node's stake stays locked until at least `until`. The market locks at
     /// claim until the latest end the claim's challenge window can have (decision 1141).
     function lockStake(bytes32 enclaveId, uint64 until) external;
-    /// @notice Pay the registration and rotation fees held so far into the reward pool (anyone; the
-    /// pool also sweeps when it closes an epoch). Reverts RewardPoolNotSet without a pool.
+    /// @notice Pay the registration and rotation fees held so far to the reward pool contract, which
+    /// credits them to its owner's treasury, never to an epoch's budget (anyone; the pool also sweeps
+    /// when it closes an epoch; decision 1671). Reverts RewardPoolNotSet without a pool.
     function sweepFees() external returns (uint256 amount);
 
     // ------------------------------------------------------------ views
@@ -272,7 +275,7 @@ interface IFirnRegistry {
         external
         view
         returns (address enclaveAddress, uint8 ineligibility);
-    /// @notice Fees held for the reward pool, not yet swept (wei).
+    /// @notice Fees held for the governance treasury, not yet swept (wei).
     function feesHeld() external view returns (uint256);
     /// @notice 0 when eligible for work, else the reason (see above).
     function ineligibility(bytes32 enclaveId) external view returns (uint8);

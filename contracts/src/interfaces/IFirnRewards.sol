@@ -5,15 +5,16 @@ import {IFirnRegistry} from "./IFirnRegistry.sol";
 import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 
 /// @title IFirnRewards
-/// @notice The reward pool for contributed TEE capacity. Funded by the job market's protocol fee,
-/// registration fees, slashed verifier stake and deposits. Each epoch pays eligible nodes pro rata
+/// @notice The reward pool for contributed TEE capacity. Funded by the job market's protocol fee
+/// and deposits. Each epoch pays eligible nodes pro rata
 /// to stake x measured liveness, and verifiers pro rata to their work (votes reported by the
 /// registry and job market, and answered liveness challenges), each unit weighted by the
 /// verifier's active stake (decision 1575). Liveness: a verifier issues a
 /// challenge with a fresh nonce; the node's enclave signs the EIP-712 `LivenessAnswer` with its
 /// registered enclave key before the challenge's deadline, in the same epoch. One physical
 /// platform (platformIdHash) earns one capacity share per epoch. Claims are credited and pulled.
-/// Resume fees are not pool money: they are credited to the owner's treasury (decision 1646).
+/// Resume fees and the registry's registration and rotation fees are not pool money: they are
+/// credited to the owner's treasury (decisions 1646, 1671).
 /// Invariant: totalWithdrawn <= totalAllocated <= totalReceived, and the balance is
 /// totalReceived - totalWithdrawn + totalTreasuryCredit.
 /// See docs/decisions/0800-economics.md.
@@ -102,6 +103,10 @@ interface IFirnRewards {
     /// @notice Work reported for an account that is not an active verifier with the minimum stake
     /// (it left, or a slash deactivated it) earned no point.
     event VerifierWorkWithheld(address indexed verifier, uint64 indexed epoch);
+    /// @notice The verifier point `verifier` earned in `epoch` for challenging `enclaveId` was taken
+    /// back: that enclave lost its platform's share for the epoch to a co-tenant with more stake, so
+    /// its answers earned nothing (decision 1670). `points`: the verifier's points for the epoch now.
+    event VerifierWorkRevoked(address indexed verifier, uint64 indexed epoch, bytes32 indexed enclaveId, uint256 points);
     event EpochClosed(
         uint64 indexed epoch, uint256 nodeBudget, uint256 verifierBudget, uint256 nodePoints, uint256 verifierPoints
     );
@@ -138,6 +143,13 @@ interface IFirnRewards {
     /// cost them (decisions 1576, 1591, 1645).
     /// Reverts NotNodeOperator, NodeNotUnresponsive, ResumeFeeTooLow(sent, fee).
     function resumeChallenges(bytes32 enclaveId) external payable;
+
+    /// @notice Credit the whole msg.value to the owner's treasury (TreasuryCredited, pulled with
+    /// withdraw), outside the pool's books: the registry's sweep of registration and rotation fees
+    /// pays here (decision 1671), since the pool pays nodes by stake and a large staker would get
+    /// most of its own fees back. Anyone may pay; nothing here reaches an epoch's budget. A zero
+    /// payment does nothing.
+    function creditTreasury() external payable;
 
     /// @notice What resumeChallenges asks for the node now, wei: max(registry.registrationFee(),
     /// MAX_MISSED_EPOCHS x max((CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x

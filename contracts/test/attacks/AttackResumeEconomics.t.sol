@@ -203,8 +203,11 @@ contract AttackResumeRebateTest is FirnFixture {
         _registerWith(honest, MIN_NODE_STAKE);
         _registerWith(whale, 9 * MIN_NODE_STAKE);
         _registerWith(silent, MIN_NODE_STAKE);
-        // The pool holds the registration fees from before the attack.
+        // The pool holds the registration fees from before the attack: swept to the owner's treasury
+        // (decision 1671), pulled, and paid into the pool by governance.
         registry.sweepFees();
+        rewards.withdraw();
+        rewards.fund{value: 3 * REGISTRATION_FEE}();
     }
 
     function _registerWith(TestNode memory t, uint256 stake) internal {

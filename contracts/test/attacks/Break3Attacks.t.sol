@@ -129,15 +129,20 @@ contract Break3AttacksTest is FirnFixture {
         registry.rotateKeys{value: 0.06 ether}(nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk"));
         // ...so the squatter pays the fee to hold the address (whatever it sends, it is the fee or a revert).
         uint256 poolBefore = rewards.totalReceived();
+        uint256 treasuryBefore = rewards.treasuryCredit(rewards.owner());
         uint256 fee = registry.registrationFee();
         vm.prank(nodeA.operator);
         registry.rotateKeys{value: fee}(
             nodeA.enclaveId, victim.enclaveAddress, keccak256("kem-x"), keccak256("junk")
         );
         uint256 paid = squatterBefore - nodeA.operator.balance;
-        vm.assertEq(registry.feesHeld(), paid, "the rotation fee is held for the reward pool");
+        vm.assertEq(registry.feesHeld(), paid, "the rotation fee is held for the treasury");
         registry.sweepFees();
-        vm.assertEq(rewards.totalReceived(), poolBefore + paid, "the rotation fee went to the reward pool");
+        // Decision 1671: to the owner's treasury, never into the stake-weighted pool.
+        vm.assertEq(
+            rewards.treasuryCredit(rewards.owner()), treasuryBefore + paid, "the rotation fee went to the treasury"
+        );
+        vm.assertEq(rewards.totalReceived(), poolBefore, "none of it reached the pool's budgets");
         vm.assertEq(paid, fee, "exactly the fee");
 
         uint256 value = MIN_NODE_STAKE + registry.registrationFee();

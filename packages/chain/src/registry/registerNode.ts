@@ -48,7 +48,7 @@ export async function registerNode(clients: FirnClients, p: RegisterNodeParams):
   });
 }
 
-/** The registry's non-refundable registration fee, wei (paid into the reward pool). */
+/** The registry's non-refundable registration fee, wei (credited to the governance treasury, decision 1671). */
 export async function getRegistrationFee(clients: FirnClients): Promise<bigint> {
   try {
     return await clients.public.readContract({

@@ -15,9 +15,9 @@ export interface RotateKeysParams {
 }
 
 /**
- * Operator: propose new enclave keys with msg.value = the registration fee (paid into the reward
- * pool: the rotation reserves the new address while its vote runs, see
- * docs/decisions/0800-economics.md); the old keys stay in force until the quorum approves.
+ * Operator: propose new enclave keys with msg.value = the registration fee (credited to the
+ * governance treasury, never the reward pool, decision 1671: the rotation reserves the new address
+ * while its vote runs, see docs/decisions/0800-economics.md); the old keys stay in force until the quorum approves.
  * Reverts (ChainRevertedError) RotationFeeMismatch, UnexpectedStatus, RotationPending,
  * EnclaveAddressInUse, NotOperator, EnforcedPause.
  */
