@@ -36,7 +36,7 @@ import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../s
 import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
-import { QuotaLedger } from '../storage/quota.ts';
+import { QuotaLedger, STORAGE_BLOCK_BYTES } from '../storage/quota.ts';
 import {
   type ArtifactRetention,
   ArtifactSweeper,
@@ -117,6 +117,15 @@ export const DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS = 60_000;
  * names them once written (admission, the chain reads, the enclave's pre-flight come first).
  */
 const SUBMISSION_HOLD_SECONDS = 3600;
+
+/**
+ * Bytes of the requester's and the node's storage quotas a job reserves before it is claimed, so
+ * a node that cannot store even one output block refuses the job at once (E_QUOTA_EXCEEDED)
+ * instead of claiming, running and failing it: one STORAGE_BLOCK_BYTES block (what the smallest
+ * output is charged, chargedBytes). Job specs declare no output bound, so this is the whole
+ * reservation; outputs larger than it are still checked when stored (decision 1675).
+ */
+export const MIN_OUTPUT_ALLOWANCE_BYTES = STORAGE_BLOCK_BYTES;
 
 /**
  * The operator's terms for taking a job (docs/api.md, "Job policy"). A job outside them is
@@ -862,10 +871,19 @@ export class JobService {
     let proofKept = false;
     await this.jobSlots.acquire();
     let outDir: string | undefined;
+    let allowance: { release: () => void } | undefined;
     try {
       // The wait for a slot may have eaten the time to run it: the terms are checked again, and
       // a job the node could not prove (chain unreachable) is not started.
       this.checkPolicy(job);
+      // Every resource the job will use is checked before the claim (decision 1675): its outputs
+      // need at least MIN_OUTPUT_ALLOWANCE_BYTES of the requester's and the node's quotas, reserved
+      // now (E_QUOTA_EXCEEDED, no chain write, no run) and handed to its first output when stored.
+      allowance = this.quota.reserve(
+        job.requester,
+        MIN_OUTPUT_ALLOWANCE_BYTES,
+        "the job's outputs (at least one storage block, reserved before the claim)",
+      );
       await this.chainMonitor.requireUp('start jobs');
       outDir = this.artifacts.tempDir('job');
       await this.setEnclaveChainTime();
@@ -918,6 +936,8 @@ export class JobService {
         // Charged to the job's requester and the node's total like its uploads, reserved while
         // adopted (concurrent jobs cannot cross a quota together); over one, the job fails.
         const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
+        // The allowance becomes this reservation with no await between: its space is not lost.
+        allowance?.release();
         const reservation = this.quota.reserve(job.requester, size, `the job output ${o.role}`);
         let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
         try {
@@ -951,6 +971,7 @@ export class JobService {
         ...(failTx ? { txs: { ...this.jobs.get(body.jobId)?.txs, fail: failTx } } : {}),
       });
     } finally {
+      allowance?.release();
       this.jobSlots.release();
       if (outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
       this.notify(body.jobId);
