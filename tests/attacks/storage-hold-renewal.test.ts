@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FirnJob, JobStatus } from '@firn/chain';
-import type { Hex } from '@firn/core';
+import { computeInputCommitment, type Hex } from '@firn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { JobService } from '../../packages/node/src/jobs/jobApi.ts';
 import { DEFAULT_ARTIFACT_RETENTION } from '../../packages/node/src/storage/artifactRetention.ts';
@@ -83,6 +83,48 @@ describe("attack: keep a victim's artifacts (and quota) for ever by re-submittin
     // ... and the victim's uploads, named by no job record here, are gone with their charge.
     expect(svc.jobs.get(`0x${'5a'.repeat(32)}` as Hex)).toBeUndefined();
     for (const b of bodies) expect(svc.artifacts.has(idOf(b))).toBe(false);
+    expect(svc.quota.usedBy(victim)).toBe(0);
+    svc.stop();
+  });
+  it('a submission refused after its checks passed (a same-id record appeared meanwhile) releases its hold', async () => {
+    const clock = { now: 1_900_000_000 };
+    const svc = service(join(dir, 'race'), clock);
+    const victim = addressOf(VICTIM_KEY);
+    const model = randomBytes(4 * K);
+    expect((await upload(svc, VICTIM_KEY, model, clock)).status).toBe(201);
+    const id = idOf(model);
+    const jobId = `0x${'5a'.repeat(32)}` as Hex;
+    // An Open job committing to the victim's artifact: every check passes, so the inputs are held.
+    const open = {
+      requester: addressOf(ATTACKER_KEY),
+      status: JobStatus.Open,
+      escrow: 10n ** 18n,
+      claimTimeout: 86_400n,
+      deadline: BigInt(clock.now + 365 * 86_400),
+      inputCommitment: computeInputCommitment([id]),
+      teeTypeMask: 0xff,
+      allowedMeasurements: [],
+    } as unknown as FirnJob;
+    // While the submission awaits the chain, another request for the same job id (another body)
+    // is recorded, with other inputs: the submission is then refused (E_CONFLICT) after its hold.
+    const monitor = svc.chainMonitor as unknown as { requireUp: () => Promise<void> };
+    monitor.requireUp = async () => {
+      if (svc.jobs.get(jobId) === undefined)
+        svc.jobs.put({
+          jobId,
+          status: 'failed',
+          inputs: [],
+          createdAt: clock.now,
+          updatedAt: clock.now,
+          requestDigest: `0x${'00'.repeat(32)}`,
+        });
+    };
+    // A minute before the upload's retention ends: a hold not released would keep it an hour more.
+    clock.now += UPLOAD - 60;
+    expect(await submit(svc, open, [id])).toBe('E_CONFLICT');
+    clock.now += 61;
+    svc.sweepArtifacts();
+    expect(svc.artifacts.has(id)).toBe(false);
     expect(svc.quota.usedBy(victim)).toBe(0);
     svc.stop();
   });

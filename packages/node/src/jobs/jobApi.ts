@@ -38,7 +38,7 @@ import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../s
 import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
-import { QuotaLedger } from '../storage/quota.ts';
+import { QuotaLedger, STORAGE_BLOCK_BYTES } from '../storage/quota.ts';
 import {
   type ArtifactRetention,
   ArtifactSweeper,
@@ -119,6 +119,15 @@ export const DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS = 60_000;
  * names them once written (admission, the chain reads, the enclave's pre-flight come first).
  */
 const SUBMISSION_HOLD_SECONDS = 3600;
+
+/**
+ * Bytes of the requester's and the node's storage quotas a job reserves before it is claimed, so
+ * a node that cannot store even one output block refuses the job at once (E_QUOTA_EXCEEDED)
+ * instead of claiming, running and failing it: one STORAGE_BLOCK_BYTES block (what the smallest
+ * output is charged, chargedBytes). Job specs declare no output bound, so this is the whole
+ * reservation; outputs larger than it are still checked when stored (decision 1675).
+ */
+export const MIN_OUTPUT_ALLOWANCE_BYTES = STORAGE_BLOCK_BYTES;
 
 /**
  * The operator's terms for taking a job (docs/api.md, "Job policy"). A job outside them is
@@ -372,16 +381,56 @@ export class JobService {
   }
 
   /**
+   * The host's pre-checks before claiming a job (checkAndHold), its hold left to lapse after
+   * SUBMISSION_HOLD_SECONDS. Returns the on-chain job; raises as checkAndHold.
+   */
+  async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob): Promise<FirnJob> {
+    return (await this.checkAndHold(body, onChain)).job;
+  }
+
+  /**
    * The host's pre-checks before claiming a job (for jobs and sessions): inputs stored here, the
    * job Open on chain, for this TEE type and measurement, before its deadline, and with this input
-   * commitment. Returns the on-chain job.
+   * commitment, within the operator's terms. Once all passed the inputs are held from the sweep
+   * (at most SUBMISSION_HOLD_SECONDS) until the caller's job record names them: the caller calls
+   * `releaseHold` in a `finally` once that record is written or the request is refused, so no
+   * request the node refuses extends any artifact's life. Returns the on-chain job and that
+   * release; raises E_NOT_FOUND, E_CONFLICT, E_JOB_INVALID, E_POLICY_REJECTED (nothing held then).
    */
-  async checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob) {
+  async checkAndHold(
+    body: Pick<SubmitBody, 'jobId' | 'inputs'>,
+    onChain?: FirnJob,
+  ): Promise<{ job: FirnJob; releaseHold: () => void }> {
     const job = onChain ?? (await getJob(this.clients, body.jobId));
-    await this.fetchShared(body.inputs, job.requester);
-    for (const id of body.inputs)
+    await this.requireInputs(body.inputs, job.requester);
+    this.checkJobTerms(job, body.inputs);
+    // The inputs stay until the job record names them (then for as long as the job lives). Held
+    // only once every check passed, with no await since the inputs were found stored: a refused
+    // submission (a job not Open, other inputs than its commitment) must hold nothing, or
+    // re-sending it every hour would keep any stored artifact, and its owner's quota, for good.
+    const releaseHold = this.sweeper.hold(body.inputs, this.now() + SUBMISSION_HOLD_SECONDS);
+    return { job, releaseHold };
+  }
+
+  /**
+   * The inputs `ids` are stored here: those missing are first fetched from the shared artifact
+   * store when there is one (charged to `requester`). The check is the last step (no await after
+   * it), so a caller that writes the record naming them with no await in between needs no hold.
+   * Raises E_NOT_FOUND naming the first input missing, or what fetchSharedInputs raises.
+   */
+  async requireInputs(ids: readonly Hex[], requester: string): Promise<void> {
+    await this.fetchShared(ids, requester);
+    for (const id of ids)
       if (!this.artifacts.has(id))
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
+  }
+
+  /**
+   * The chain-side checks of a job this node would claim, no I/O: Open, for this TEE type and
+   * measurement, before its deadline (host clock), committing to exactly `inputs`, and within the
+   * operator's terms (checkPolicy). Raises E_CONFLICT (not Open), E_JOB_INVALID, E_POLICY_REJECTED.
+   */
+  checkJobTerms(job: FirnJob, inputs: readonly Hex[]): void {
     const identity = this.node.identity!;
     if (job.status !== JobStatus.Open)
       throw new FirnError('E_CONFLICT', `job is ${JobStatus[job.status]}, not Open`);
@@ -394,15 +443,9 @@ export class JobService {
     )
       throw new FirnError('E_JOB_INVALID', 'job does not accept this measurement');
     if (BigInt(this.now()) >= job.deadline) throw new FirnError('E_JOB_INVALID', 'job deadline has passed');
-    if (!same(computeInputCommitment(body.inputs), job.inputCommitment))
+    if (!same(computeInputCommitment([...inputs]), job.inputCommitment))
       throw new FirnError('E_JOB_INVALID', 'inputs do not match the on-chain input commitment');
     this.checkPolicy(job);
-    // The inputs stay until the job record names them (then for as long as the job lives). Held
-    // only once every check passed, with no await since the inputs were found stored: a refused
-    // submission (a job not Open, other inputs than its commitment) must hold nothing, or
-    // re-sending it every hour would keep any stored artifact, and its owner's quota, for good.
-    this.sweeper.hold(body.inputs, this.now() + SUBMISSION_HOLD_SECONDS);
-    return job;
   }
 
   /**
@@ -672,22 +715,35 @@ export class JobService {
         throw new FirnError('E_NOT_FOUND', `input artifact ${id} is not stored here`);
     this.admit(onChain.requester);
     await this.chainMonitor.requireUp('take jobs');
-    const job = await this.checkOpenJob(body, onChain);
-    // The same submission may have arrived again while this one awaited the chain: checked again
-    // with no await before the record is written, so only one of them ever runs the job.
-    if (answerExisting()) return undefined;
-    const now = this.now();
-    const record: JobRecord = {
-      jobId: body.jobId,
-      status: 'accepted',
-      inputs: body.inputs,
-      createdAt: now,
-      updatedAt: now,
-      requestDigest: digest,
-    };
-    // Counted with no await since the check above, so concurrent submissions cannot overshoot.
-    const leave = this.admission.enter(onChain.requester);
-    this.jobs.put(record);
+    const { job, releaseHold } = await this.checkAndHold(body, onChain);
+    // The hold ends here, whatever happens: the record below names the inputs from now on, and a
+    // submission refused before it is written (E_CONFLICT, a database failure) must hold nothing.
+    let record: JobRecord;
+    let leave: () => void;
+    try {
+      // The same submission may have arrived again while this one awaited the chain: checked again
+      // with no await before the record is written, so only one of them ever runs the job.
+      if (answerExisting()) return undefined;
+      const now = this.now();
+      record = {
+        jobId: body.jobId,
+        status: 'accepted',
+        inputs: body.inputs,
+        createdAt: now,
+        updatedAt: now,
+        requestDigest: digest,
+      };
+      // Counted with no await since the check above, so concurrent submissions cannot overshoot.
+      leave = this.admission.enter(onChain.requester);
+      try {
+        this.jobs.put(record);
+      } catch (e) {
+        leave();
+        throw e;
+      }
+    } finally {
+      releaseHold();
+    }
     const run = this.process(
       body,
       { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
@@ -842,10 +898,19 @@ export class JobService {
     let proofKept = false;
     await this.jobSlots.acquire();
     let outDir: string | undefined;
+    let allowance: { release: () => void } | undefined;
     try {
       // The wait for a slot may have eaten the time to run it: the terms are checked again, and
       // a job the node could not prove (chain unreachable) is not started.
       this.checkPolicy(job);
+      // Every resource the job will use is checked before the claim (decision 1675): its outputs
+      // need at least MIN_OUTPUT_ALLOWANCE_BYTES of the requester's and the node's quotas, reserved
+      // now (E_QUOTA_EXCEEDED, no chain write, no run) and handed to its first output when stored.
+      allowance = this.quota.reserve(
+        job.requester,
+        MIN_OUTPUT_ALLOWANCE_BYTES,
+        "the job's outputs (at least one storage block, reserved before the claim)",
+      );
       await this.chainMonitor.requireUp('start jobs');
       outDir = this.artifacts.tempDir('job');
       await this.setEnclaveChainTime();
@@ -898,6 +963,8 @@ export class JobService {
         // Charged to the job's requester and the node's total like its uploads, reserved while
         // adopted (concurrent jobs cannot cross a quota together); over one, the job fails.
         const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
+        // The allowance becomes this reservation with no await between: its space is not lost.
+        allowance?.release();
         const reservation = this.quota.reserve(job.requester, size, `the job output ${o.role}`);
         let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
         try {
@@ -931,6 +998,7 @@ export class JobService {
         ...(failTx ? { txs: { ...this.jobs.get(body.jobId)?.txs, fail: failTx } } : {}),
       });
     } finally {
+      allowance?.release();
       this.jobSlots.release();
       if (outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
       this.notify(body.jobId);

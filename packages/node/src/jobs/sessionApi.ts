@@ -188,7 +188,8 @@ export interface SessionJobs {
     route: 'POST /v1/jobs' | 'POST /v1/sessions',
     body: SubmitBody,
   ): Promise<FirnJob>;
-  checkOpenJob(body: Pick<SubmitBody, 'jobId' | 'inputs'>, onChain?: FirnJob): Promise<FirnJob>;
+  checkJobTerms(job: FirnJob, inputs: readonly Hex[]): void;
+  requireInputs(ids: readonly Hex[], requester: string): Promise<void>;
   preflight(
     method: 'preflightJob' | 'preflightSession',
     body: SubmitBody,
@@ -386,7 +387,8 @@ export class SessionService {
     const s = this.service;
     s.admit();
     await s.chainMonitor.requireUp('open sessions');
-    const job = await s.checkOpenJob(body, onChain);
+    const job = onChain;
+    s.checkJobTerms(job, body.inputs);
     await s.setEnclaveChainTime();
     const log = s.opts.logger.child({ jobId: body.jobId });
     // Before any claim: the enclave reserves a session slot (E_UNAVAILABLE when full), opens the
@@ -395,14 +397,23 @@ export class SessionService {
       workloadHash: job.workloadHash,
       inputCommitment: job.inputCommitment,
     });
-    const now = s.clock();
-    s.jobs.put({
-      jobId: body.jobId,
-      status: 'accepted',
-      inputs: body.inputs,
-      createdAt: now,
-      updatedAt: now,
-    });
+    try {
+      // The inputs are looked at last, and the record naming them written with no await after the
+      // check: the sweep cannot delete them in between, so nothing is held from it. A request
+      // refused anywhere before (the checks, the enclave's pre-flight) extends no artifact's life.
+      await s.requireInputs(body.inputs, job.requester);
+      const now = s.clock();
+      s.jobs.put({
+        jobId: body.jobId,
+        status: 'accepted',
+        inputs: body.inputs,
+        createdAt: now,
+        updatedAt: now,
+      });
+    } catch (e) {
+      await s.releasePreflight(body.jobId);
+      throw e;
+    }
     let claimed = false;
     try {
       const claim = await s

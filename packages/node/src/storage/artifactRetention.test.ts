@@ -8,6 +8,7 @@ import {
   ArtifactSweeper,
   artifactExpiry,
   DEFAULT_ARTIFACT_RETENTION as R,
+  HELD_RECHECK_SECONDS,
   SWEEP_CHECKS_PER_PASS,
   SWEEP_DELETIONS_PER_PASS,
   SWEEP_TIME_BUDGET_MS,
@@ -311,6 +312,21 @@ describe('ArtifactSweeper', () => {
     expect(sweeper.sweep(R.uploadSeconds).deleted).toBe(1);
     expect(store.has(id(1))).toBe(true);
     expect(sweeper.sweep(R.uploadSeconds + 60).deleted).toBe(1);
+    expect(store.has(id(1))).toBe(false);
+  });
+
+  it('a released hold stops holding at once; another hold on the same id stays', () => {
+    const { store, sweeper } = filled('held-release', 2);
+    const first = sweeper.hold([id(1), id(2)], R.uploadSeconds + 3600);
+    const second = sweeper.hold([id(1)], R.uploadSeconds + 3600);
+    first();
+    first(); // idempotent: the second hold is not dropped by a repeated release
+    expect(sweeper.sweep(R.uploadSeconds).deleted).toBe(1);
+    expect(store.has(id(2))).toBe(false);
+    expect(store.has(id(1))).toBe(true);
+    // Released long before its end: the file goes at the next look (HELD_RECHECK_SECONDS), not then.
+    second();
+    expect(sweeper.sweep(R.uploadSeconds + HELD_RECHECK_SECONDS).deleted).toBe(1);
     expect(store.has(id(1))).toBe(false);
   });
 

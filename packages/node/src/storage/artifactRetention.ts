@@ -108,6 +108,12 @@ const START: Position = Object.freeze({ storedAt: Number.MIN_SAFE_INTEGER, artif
 const MAX_OWNER_SCANS = 100_000;
 
 /**
+ * How soon a sweep looks again at an artifact it found held, seconds (one default sweep interval):
+ * a hold released before its end stops keeping the file within this long.
+ */
+export const HELD_RECHECK_SECONDS = 60;
+
+/**
  * The node's artifact garbage collector (docs/decisions/1603, 1640): every stored artifact has a
  * charge record (QuotaLedger with a book) and a lifetime (artifactExpiry), and `sweep` deletes the
  * expired ones and releases their charge.
@@ -140,8 +146,11 @@ export class ArtifactSweeper {
   private readonly scans = new Map<string | null, Scan>();
   /** Orders the owners put back in the queue at one time (round robin). */
   private seq = 0;
-  /** Ids held by submissions in progress, with the time (unix s) each hold ends. */
-  private readonly held = new Map<string, number>();
+  /**
+   * Ids held by submissions in progress: per id, the end time (unix s) of each of its holds, keyed
+   * by a token per hold so one submission's release never drops another's.
+   */
+  private readonly held = new Map<string, Map<symbol, number>>();
 
   constructor(
     private readonly store: ArtifactStore,
@@ -155,13 +164,33 @@ export class ArtifactSweeper {
 
   /**
    * Keep `ids` from being deleted until `until` (unix s): a submission holds its inputs once its
-   * checks passed until its job record (which then names them) is written.
+   * checks passed until its job record (which then names them) is written. Returns the release of
+   * this hold alone (idempotent; other holds on the same ids stay): a submission refused before
+   * its record is written calls it, so no refused request extends an artifact's life.
    */
-  hold(ids: readonly Hex[], until: number): void {
-    for (const id of ids) {
-      const k = id.toLowerCase();
-      this.held.set(k, Math.max(until, this.held.get(k) ?? 0));
+  hold(ids: readonly Hex[], until: number): () => void {
+    const token = Symbol('hold');
+    const keys = ids.map((id) => id.toLowerCase());
+    for (const k of keys) {
+      const holds = this.held.get(k) ?? new Map<symbol, number>();
+      holds.set(token, until);
+      this.held.set(k, holds);
     }
+    return () => {
+      for (const k of keys) {
+        const holds = this.held.get(k);
+        if (holds?.delete(token) && holds.size === 0) this.held.delete(k);
+      }
+    };
+  }
+
+  /** The latest end (unix s) of the holds on `id` (lower-case), or undefined when none. */
+  private heldUntil(k: string): number | undefined {
+    const holds = this.held.get(k);
+    if (holds === undefined) return undefined;
+    let until: number | undefined;
+    for (const t of holds.values()) if (until === undefined || t > until) until = t;
+    return until;
   }
 
   /**
@@ -178,7 +207,10 @@ export class ArtifactSweeper {
       this.db.syncSweepRetention(this.retention);
       this.synced = true;
     }
-    for (const [k, until] of this.held) if (until <= now) this.held.delete(k);
+    for (const [k, holds] of this.held) {
+      for (const [token, until] of holds) if (until <= now) holds.delete(token);
+      if (holds.size === 0) this.held.delete(k);
+    }
     // artifactExpiry is never before storedAt + uploadSeconds: newer records cannot be due.
     const due = now - this.retention.uploadSeconds;
     const total: Required<SweepResult> = { checked: 0, deleted: 0, freedBytes: 0, passes: 0, more: false };
@@ -261,8 +293,10 @@ export class ArtifactSweeper {
    */
   private sweepOne(c: ArtifactCharge, now: number, due: number): number | undefined {
     const upload = this.retention.uploadSeconds;
-    const until = this.held.get(c.artifactId);
-    if (until !== undefined) return until - upload;
+    const until = this.heldUntil(c.artifactId);
+    // Looked at again within HELD_RECHECK_SECONDS, not only at the hold's end: a hold is released
+    // early (its submission refused or recorded), and a released one must not keep the file.
+    if (until !== undefined) return Math.min(until, now + HELD_RECHECK_SECONDS) - upload;
     const expiry = artifactExpiry(c, this.db.artifactHolders(c.artifactId), this.retention);
     // A job not final names it: it expires no sooner than outputSeconds after that job becomes
     // final, so after now + outputSeconds (a job failed unclaimed requeues it, NodeDb.putJob).
