@@ -142,6 +142,54 @@ export function computeOutputCommitment(outputs: readonly ArtifactRef[]): Hex {
 export type JobKind = 'inference' | 'training';
 
 /**
+ * Allocation unit a node charges stored files in: the common filesystem block (ext4, xfs, APFS).
+ * A job's declared output bound is measured in it too, so the enclave's count and the node's
+ * quota charge of the same outputs agree byte for byte.
+ */
+export const STORAGE_BLOCK_BYTES = 4096;
+
+/**
+ * The bytes a stored file of `size` bytes is charged: its size rounded up to whole
+ * STORAGE_BLOCK_BYTES blocks, and at least one block (an empty file still takes an inode).
+ */
+export function chargedBytes(size: number): number {
+  return Math.max(1, Math.ceil(Math.max(0, size) / STORAGE_BLOCK_BYTES)) * STORAGE_BLOCK_BYTES;
+}
+
+/**
+ * The output bound of a job that declares none, bytes: one storage block, what the node reserves
+ * before the claim (decision 1675). Such a job's outputs are bounded only by the enclave's caps
+ * and checked against the quotas when stored (decision 1690).
+ */
+export const DEFAULT_OUTPUT_BOUND_BYTES = STORAGE_BLOCK_BYTES;
+/**
+ * Largest output bound a job may declare, bytes (2 GiB): above what the enclave's own caps
+ * (1 GiB of plaintext outputs) can produce once sealed, so a larger one would only reserve more.
+ */
+export const MAX_OUTPUT_BOUND_BYTES = 2 * 1024 ** 3;
+
+/**
+ * Check a declared output bound (`JobRequest.maxOutputBytes`, the `maxOutputBytes` of a job
+ * submission): a whole number of bytes from DEFAULT_OUTPUT_BOUND_BYTES (4096) to
+ * MAX_OUTPUT_BOUND_BYTES. The bound covers the job's sealed outputs as a node stores them: the sum
+ * of each one's size rounded up to whole 4096-byte blocks (chargedBytes). Raises E_INVALID_INPUT
+ * naming `what`.
+ */
+export function parseOutputBound(v: unknown, what = 'maxOutputBytes'): number {
+  if (
+    typeof v !== 'number' ||
+    !Number.isSafeInteger(v) ||
+    v < DEFAULT_OUTPUT_BOUND_BYTES ||
+    v > MAX_OUTPUT_BOUND_BYTES
+  )
+    throw new InvalidInputError(
+      `${what} must be a whole number of bytes from ${DEFAULT_OUTPUT_BOUND_BYTES} to ${MAX_OUTPUT_BOUND_BYTES} (2 GiB)`,
+      { details: { min: DEFAULT_OUTPUT_BOUND_BYTES, max: MAX_OUTPUT_BOUND_BYTES } },
+    );
+  return v;
+}
+
+/**
  * The job request a requester sends to an enclave inside the HPKE channel (docs/job-protocol.md).
  * Grants are carried as opaque objects here and parsed by the enclave with parseGrant.
  */
@@ -161,6 +209,13 @@ export interface JobRequest {
   app?: Hex;
   /** The FirnDataLedger the app's signed-data records are for; without it the enclave signs none. */
   dataLedger?: Hex;
+  /**
+   * The most storage the job's sealed outputs may take, bytes: the sum of each output's sealed size
+   * rounded up to whole STORAGE_BLOCK_BYTES blocks (parseOutputBound). The node reserves it against
+   * the quotas before its claim and the enclave fails a job whose outputs exceed it (E_TOO_LARGE).
+   * Absent: DEFAULT_OUTPUT_BOUND_BYTES is reserved and only the enclave's caps apply (decision 1690).
+   */
+  maxOutputBytes?: number;
 }
 
 export const MAX_JOB_REQUEST_BYTES = 1024 * 1024;
@@ -177,6 +232,7 @@ const REQUEST_KEYS = new Set([
   'jobMarket',
   'app',
   'dataLedger',
+  'maxOutputBytes',
 ]);
 
 /** Parse a job request from its JSON bytes: size-capped, every field checked; grants stay unparsed. */
@@ -231,6 +287,7 @@ export function parseJobRequest(bytes: Uint8Array): JobRequest {
     ...(r.dataLedger === undefined
       ? {}
       : { dataLedger: bytesToHex(hexBytes(r.dataLedger, 'dataLedger', 20)) }),
+    ...(r.maxOutputBytes === undefined ? {} : { maxOutputBytes: parseOutputBound(r.maxOutputBytes) }),
   };
 }
 

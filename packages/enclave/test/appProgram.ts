@@ -47,6 +47,8 @@ export interface AppRunOptions {
   requestLedger?: Hex | null;
   /** Extra runJob parameters from the host (e.g. `deadline`, unix seconds). */
   extra?: Record<string, unknown>;
+  /** Extra job request fields the requester seals (e.g. `maxOutputBytes`). */
+  request?: Record<string, unknown>;
 }
 
 export interface AppProgram {
@@ -125,6 +127,7 @@ export async function createAppProgram(opts: {
       jobMarket: domain.jobMarket,
       app: appMeasurement,
       ...(requestLedger === null ? {} : { dataLedger: requestLedger }),
+      ...o.request,
     } as JobRequest;
     const channel = await openChannel(hexToBytes(identity.kemPublicKey), { info: jobChannelInfo(jobId) });
     return (await program.handle('runJob', {

@@ -5,6 +5,7 @@ import { appEventJson, checkWorkloadResult, MAX_SIGNED_DATA_PER_JOB, type Signed
 import { signDataRecord } from '@firn/app/signData';
 import {
   bytesToHex,
+  chargedBytes,
   computeAppWorkloadHash,
   computeInputCommitment,
   computeOutputCommitment,
@@ -15,6 +16,8 @@ import {
   hexBytes,
   isFirnError,
   jobChannelInfo,
+  parseOutputBound,
+  STORAGE_BLOCK_BYTES,
   type JobRequest,
   parseJobRequest,
   sha256,
@@ -117,6 +120,12 @@ export interface RunJobParams {
    * names a later one gains nothing past the cap; an earlier one only fails its own job.
    */
   deadline?: number;
+  /**
+   * The output bound the host reserved storage for, bytes: must equal the request's declared
+   * `maxOutputBytes` (both absent for a job that declares none), else E_JOB_INVALID before anything
+   * runs (decision 1690). The enclave enforces the request's bound, never the host's word alone.
+   */
+  maxOutputBytes?: number;
 }
 
 export interface RunJobOutput {
@@ -171,7 +180,34 @@ export function parseRunJobParams(p: Record<string, unknown>): RunJobParams {
     },
     outputDir: p.outputDir,
     ...(p.deadline === undefined ? {} : { deadline: p.deadline as number }),
+    ...(p.maxOutputBytes === undefined ? {} : { maxOutputBytes: parseRunJobBound(p.maxOutputBytes) }),
   };
+}
+
+function parseRunJobBound(v: unknown): number {
+  try {
+    return parseOutputBound(v, 'maxOutputBytes');
+  } catch (e) {
+    throw fail('E_JOB_INVALID', (e as Error).message);
+  }
+}
+
+/**
+ * Check that the host reserved storage for the bound the request declares (decision 1690): the
+ * request's `maxOutputBytes` equals the host's (both absent for a job that declares none). A host
+ * that reserved less, or a requester that signed one bound to the node and sealed another, would
+ * otherwise have the job fail at output storage after the claim. Raises E_JOB_INVALID naming both.
+ */
+export function checkOutputBound(
+  req: Pick<JobRequest, 'maxOutputBytes'>,
+  p: Pick<RunJobParams, 'maxOutputBytes'>,
+): void {
+  if (req.maxOutputBytes === p.maxOutputBytes) return;
+  const show = (v: number | undefined) => (v === undefined ? 'none' : `${v} bytes`);
+  throw fail(
+    'E_JOB_INVALID',
+    `the request declares an output bound of ${show(req.maxOutputBytes)} but the node reserved storage for ${show(p.maxOutputBytes)}: submit the job with the maxOutputBytes its request declares`,
+  );
 }
 
 /** Sealed inputs up to this size are read from host storage with one synchronous call. */
@@ -523,6 +559,7 @@ export function createPreflightJobHandler(
     try {
       const req = parseRequest(plaintext, parseJobRequest, 'job');
       const { workloadHash } = checkRequestAgainstChain(req, p);
+      checkOutputBound(req, p);
       checkRequestServed(req, ctx, servedOf(opts));
       verifyRequestGrants(req, p.jobId, ctx, ctx.time.now(clock()), workloadHash);
       opts.preflight.put(p.jobId, {
@@ -675,6 +712,7 @@ async function runRequest(
   const now = () => ctx.time.now(clock());
   const startedAt = now();
   const { workloadHash, inputCommitment } = checkRequestAgainstChain(req, p);
+  checkOutputBound(req, p);
   checkRequestServed(req, ctx, served);
   // The requester and every recipient the job's params list (1101), all covered by the workload hash.
   const recipients = jobRecipients(req.resultRecipient, req.params);
@@ -805,6 +843,25 @@ async function runRequest(
     }
     if (total > limits.maxTotalOutputBytes)
       throw new TooLargeError("the job's outputs together", total, limits.maxTotalOutputBytes);
+    // The requester's declared bound (decision 1690) counts the sealed outputs as the node stores
+    // them, each rounded up to whole storage blocks. Sealing only adds bytes, so the plaintext is
+    // checked first (nothing sealed when it alone is over), then each sealed output before it is
+    // written to the host's disk.
+    const bound = req.maxOutputBytes;
+    const overBound = (n: number) =>
+      new TooLargeError(
+        `the job's outputs (sealed, in whole ${STORAGE_BLOCK_BYTES}-byte blocks) against its declared maxOutputBytes`,
+        n,
+        bound!,
+      );
+    if (bound !== undefined) {
+      const least = (result.outputs as WorkloadOutput[]).reduce(
+        (n, o) => n + chargedBytes(o.bytes.length),
+        0,
+      );
+      if (least > bound) throw overBound(least);
+    }
+    let sealedCharge = 0;
 
     expectedOutputs.set(req.kind, Math.min(result.outputs.length, MAX_OUTPUTS));
     // Small outputs are written with synchronous calls (a few hundred microseconds for all of them,
@@ -817,6 +874,10 @@ async function runRequest(
         contentType: o.contentType,
         ...(pre === undefined ? {} : { prepared: pre }),
       });
+      // Counted with no await between the check and the sum, so outputs sealed together cannot
+      // pass it together.
+      sealedCharge += chargedBytes(sealed.length);
+      if (bound !== undefined && sealedCharge > bound) throw overBound(sealedCharge);
       const id = artifactId(sealed);
       const path = join(p.outputDir, id.slice(2));
       if (syncWrite) {
