@@ -144,7 +144,8 @@ export const artifactIdOf = (b: Uint8Array) => `0x${createHash('sha256').update(
 /**
  * Run job number `i` of `requester` naming `inputs` through `svc`'s job loop at `now` (unix s):
  * its record is put `accepted`, then processed (claim, enclave, outputs stored); resolves to its
- * id and its record after. For the retention attacks (decision 1603).
+ * id and its record after. `maxOutputBytes`: the bound its submission declares (decision 1690).
+ * For the retention attacks (decision 1603).
  */
 export async function runStorageJob(
   svc: JobService,
@@ -152,6 +153,7 @@ export async function runStorageJob(
   requester: string,
   inputs: Hex[],
   now: number,
+  maxOutputBytes?: number,
 ) {
   const jobId = `0x${String(i).padStart(64, '0')}` as Hex;
   svc.jobs.put({ jobId, status: 'accepted', inputs, createdAt: now, updatedAt: now });
@@ -162,7 +164,13 @@ export async function runStorageJob(
     deadline: BigInt(now + 86_400 * 2),
   } as unknown as FirnJob;
   await (svc as unknown as { process: (...a: unknown[]) => Promise<void> }).process(
-    { jobId, inputs, enc: '0x', ciphertext: '0x' },
+    {
+      jobId,
+      inputs,
+      enc: '0x',
+      ciphertext: '0x',
+      ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
+    },
     { workloadHash: zero, inputCommitment: zero },
     job,
   );

@@ -23,9 +23,22 @@ describe('node API request digests', () => {
       nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, enc: h(9) }),
       nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, inputs: [h(6), h(5)] }),
       nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, inputs: [h(5)] }),
+      // A declared output bound is signed: a host cannot add, raise or lower it (decision 1690).
+      nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, maxOutputBytes: 4096 }),
+      nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, maxOutputBytes: 8192 }),
     ];
     for (const d of others) expect(recoverAddress(d, sig)).not.toBe(k.address);
     expect(new Set(others.map((d) => bytesToHex(d))).size).toBe(others.length);
+  });
+
+  it('a submission without an output bound keeps the digest it had before bounds existed', () => {
+    // The digest the encoding of decision 0871 gave this body (computed with it before bounds were
+    // added): a submission signed by an older SDK still recovers to its requester.
+    const before = '0x83069d760647e8dcc66da224e42667b39e4a8bee0fdfa68fb211cd581cf73cca';
+    expect(bytesToHex(nodeSubmissionDigest('POST /v1/jobs', scope, body))).toBe(before);
+    expect(
+      bytesToHex(nodeSubmissionDigest('POST /v1/jobs', scope, { ...body, maxOutputBytes: undefined })),
+    ).toBe(before);
   });
 
   it('an upload intent binds uploader, artifact, size, expiry and node', () => {

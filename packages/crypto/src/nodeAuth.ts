@@ -24,13 +24,17 @@ export interface NodeSubmission {
   /** Base64 channel ciphertext, exactly as sent. */
   ciphertext: string;
   inputs: readonly Hex[];
+  /** The job's declared output bound, bytes (JobRequest.maxOutputBytes), when it declares one. */
+  maxOutputBytes?: number;
 }
 
 /**
  * Digest of one job submission (route 'POST /v1/jobs' or 'POST /v1/sessions') under tag
  * firn/node-request/v1: route, chain id, job market, Enclave ID, jobId, enc, SHA-256 of the
- * ciphertext text, and the input ids in order. The job's on-chain requester signs it, so a
- * stranger can neither submit a job first nor alter a submitted one.
+ * ciphertext text, and the input ids in order, then, only when the submission declares an output
+ * bound, the label "maxOutputBytes" and the bound (u64 BE; decision 1690: a submission without one
+ * has the digest it always had). The job's on-chain requester signs it, so a stranger can neither
+ * submit a job first nor alter a submitted one.
  */
 export function nodeSubmissionDigest(
   route: 'POST /v1/jobs' | 'POST /v1/sessions',
@@ -46,6 +50,7 @@ export function nodeSubmissionDigest(
     hexBytes(s.enc, 'enc', 32),
     sha256(utf8(s.ciphertext)),
     ...s.inputs.map((id) => hexBytes(id, 'input id', 32)),
+    ...(s.maxOutputBytes === undefined ? [] : [utf8('maxOutputBytes'), u64be(s.maxOutputBytes)]),
   ]);
 }
 

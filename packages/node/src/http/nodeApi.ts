@@ -4,7 +4,15 @@ import type { Duplex } from 'node:stream';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type EvidenceBundle, FirnError, hexBytes, assertNonce, MAX_JOB_INPUTS } from '@firn/core';
+import {
+  assertNonce,
+  DEFAULT_OUTPUT_BOUND_BYTES,
+  type EvidenceBundle,
+  FirnError,
+  hexBytes,
+  MAX_JOB_INPUTS,
+  MAX_OUTPUT_BOUND_BYTES,
+} from '@firn/core';
 import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { JobService } from '../jobs/jobApi.ts';
@@ -64,6 +72,16 @@ export const JobSubmissionSchema = z
       .array(hex32('input artifact id'))
       .min(1, `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`)
       .max(MAX_JOB_INPUTS, `inputs must list 1..${MAX_JOB_INPUTS} artifact ids`),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(DEFAULT_OUTPUT_BOUND_BYTES)
+      .max(MAX_OUTPUT_BOUND_BYTES)
+      .optional()
+      .openapi({
+        description:
+          "jobs only: the most storage the job's sealed outputs may take (each rounded up to 4096-byte blocks), bytes; reserved against the quotas before the claim, enforced by the enclave; default one block (decision 1690)",
+      }),
   })
   .openapi('JobSubmission');
 const AttestationRequest = z

@@ -20,6 +20,7 @@ import {
 } from '@firn/chain';
 import {
   computeInputCommitment,
+  DEFAULT_OUTPUT_BOUND_BYTES,
   FirnError,
   type Hex,
   isFirnError,
@@ -38,7 +39,7 @@ import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../s
 import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
-import { QuotaLedger, STORAGE_BLOCK_BYTES } from '../storage/quota.ts';
+import { type OutputReservation, QuotaLedger } from '../storage/quota.ts';
 import {
   type ArtifactRetention,
   ArtifactSweeper,
@@ -121,13 +122,29 @@ export const DEFAULT_ARTIFACT_SWEEP_INTERVAL_MS = 60_000;
 const SUBMISSION_HOLD_SECONDS = 3600;
 
 /**
- * Bytes of the requester's and the node's storage quotas a job reserves before it is claimed, so
- * a node that cannot store even one output block refuses the job at once (E_QUOTA_EXCEEDED)
- * instead of claiming, running and failing it: one STORAGE_BLOCK_BYTES block (what the smallest
- * output is charged, chargedBytes). Job specs declare no output bound, so this is the whole
- * reservation; outputs larger than it are still checked when stored (decision 1675).
+ * Bytes of the requester's and the node's storage quotas a job that declares no output bound
+ * reserves before it is claimed, so a node that cannot store even one output block refuses the job
+ * at once (E_QUOTA_EXCEEDED) instead of claiming, running and failing it: one STORAGE_BLOCK_BYTES
+ * block (what the smallest output is charged, chargedBytes; decision 1675). Such a job's outputs
+ * larger than it are still checked when stored; a job that declares `maxOutputBytes` reserves that
+ * instead, and the enclave holds its outputs to it (decision 1690).
  */
-export const MIN_OUTPUT_ALLOWANCE_BYTES = STORAGE_BLOCK_BYTES;
+export const MIN_OUTPUT_ALLOWANCE_BYTES = DEFAULT_OUTPUT_BOUND_BYTES;
+
+/**
+ * The bytes a job submission reserves for its outputs before the claim: its declared bound, else
+ * MIN_OUTPUT_ALLOWANCE_BYTES (decision 1690).
+ */
+export function outputBoundOf(body: Pick<SubmitBody, 'maxOutputBytes'>): number {
+  return body.maxOutputBytes ?? MIN_OUTPUT_ALLOWANCE_BYTES;
+}
+
+/** How quota refusals name a job's output reservation. */
+function outputsWhat(body: Pick<SubmitBody, 'maxOutputBytes'>): string {
+  return body.maxOutputBytes === undefined
+    ? "the job's outputs (at least one storage block, reserved before the claim)"
+    : "the job's outputs (its declared maxOutputBytes, reserved before the claim)";
+}
 
 /**
  * The operator's terms for taking a job (docs/api.md, "Job policy"). A job outside them is
@@ -505,6 +522,8 @@ export class JobService {
         inputPaths: Object.fromEntries(body.inputs.map((id) => [id, this.artifacts.path(id)])),
         onChain,
         domain: { chainId: this.opts.deployment.chainId, jobMarket: this.opts.deployment.jobMarket },
+        // The bound the node reserved: the enclave refuses a request that declares another.
+        ...(body.maxOutputBytes === undefined ? {} : { maxOutputBytes: body.maxOutputBytes }),
       },
       PREFLIGHT_TIMEOUT_MS,
     );
@@ -709,6 +728,10 @@ export class JobService {
       return true;
     };
     if (answerExisting()) return undefined;
+    // A job whose outputs cannot fit is refused on the request (413 E_QUOTA_EXCEEDED naming the
+    // quota, what is used and what is needed), not accepted and failed later (decision 1690). The
+    // reservation before the claim checks again: a race with other uploads and jobs meanwhile.
+    this.quota.check(onChain.requester, outputBoundOf(body), outputsWhat(body));
     await this.fetchShared(body.inputs, onChain.requester);
     for (const id of body.inputs)
       if (!this.artifacts.has(id))
@@ -898,18 +921,19 @@ export class JobService {
     let proofKept = false;
     await this.jobSlots.acquire();
     let outDir: string | undefined;
-    let allowance: { release: () => void } | undefined;
+    let allowance: OutputReservation | undefined;
     try {
       // The wait for a slot may have eaten the time to run it: the terms are checked again, and
       // a job the node could not prove (chain unreachable) is not started.
       this.checkPolicy(job);
-      // Every resource the job will use is checked before the claim (decision 1675): its outputs
-      // need at least MIN_OUTPUT_ALLOWANCE_BYTES of the requester's and the node's quotas, reserved
-      // now (E_QUOTA_EXCEEDED, no chain write, no run) and handed to its first output when stored.
-      allowance = this.quota.reserve(
+      // Every resource the job will use is checked before the claim (decisions 1675, 1690): its
+      // outputs' declared bound (else one block) of the requester's and the node's quotas, reserved
+      // now (E_QUOTA_EXCEEDED, no chain write, no run) and taken by its outputs when stored.
+      allowance = this.quota.reserveOutputs(
         job.requester,
-        MIN_OUTPUT_ALLOWANCE_BYTES,
-        "the job's outputs (at least one storage block, reserved before the claim)",
+        outputBoundOf(body),
+        outputsWhat(body),
+        body.maxOutputBytes !== undefined,
       );
       await this.chainMonitor.requireUp('start jobs');
       outDir = this.artifacts.tempDir('job');
@@ -950,27 +974,40 @@ export class JobService {
           outputDir: outDir,
           // The enclave stops the workload when the claim lapses: a proof after it cannot be paid.
           ...(claimExpiresAt === undefined ? {} : { deadline: claimExpiresAt }),
+          // The bound reserved above: the enclave fails the job (E_TOO_LARGE) before writing more.
+          ...(body.maxOutputBytes === undefined ? {} : { maxOutputBytes: body.maxOutputBytes }),
         },
         this.opts.enclaveTimeoutMs ?? DEFAULT_JOB_TIME_LIMIT_MS,
       );
-      const outputs = [];
+      // Each output's size first (an output already stored is charged nothing: 0), then every
+      // reservation taken from the bound reserved before the claim with no await between, so a
+      // job whose outputs do not fit fails before any of them is stored: over a declared bound
+      // E_TOO_LARGE, past the one-block allowance of a job that declared none and over a quota
+      // E_QUOTA_EXCEEDED (its output folder is removed below; nothing stored before is touched).
+      const sizes: number[] = [];
       for (const o of r.outputs) {
         // An output already stored (an earlier upload's bytes) keeps that upload's charge and time:
         // held from the sweep until the record below names it (decision 1603, never a live job's).
         this.sweeper.hold([o.artifactId], this.now() + MIN_UPLOAD_RETENTION_SECONDS);
-        // Over a quota the job fails (E_QUOTA_EXCEEDED) and its output folder is removed below;
-        // nothing stored before is touched.
-        // Charged to the job's requester and the node's total like its uploads, reserved while
-        // adopted (concurrent jobs cannot cross a quota together); over one, the job fails.
-        const size = this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path);
-        // The allowance becomes this reservation with no await between: its space is not lost.
-        allowance?.release();
-        const reservation = this.quota.reserve(job.requester, size, `the job output ${o.role}`);
+        sizes.push(this.artifacts.has(o.artifactId) ? 0 : await outputSize(o.path));
+      }
+      const taken: ReturnType<OutputReservation['output']>[] = [];
+      try {
+        for (const [i, o] of r.outputs.entries())
+          taken.push(allowance.output(sizes[i]!, `the job output ${o.role}`));
+      } catch (e) {
+        for (const t of taken) t.release();
+        throw e;
+      }
+      const outputs = [];
+      for (const [i, o] of r.outputs.entries()) {
+        // Charged to the job's requester and the node's total like its uploads.
+        const reservation = taken[i]!;
         let stored: Awaited<ReturnType<ArtifactStore['adopt']>>;
         try {
           stored = await this.artifacts.adopt(o.path, o.artifactId);
         } catch (e) {
-          reservation.release();
+          for (const t of taken.slice(i)) t.release();
           throw e;
         }
         reservation.commit(stored.created, stored.size, stored.id);

@@ -365,6 +365,13 @@ export class SessionService {
     const body = parseSubmitBody(json ?? (await readJson(req, MAX_JOB_BODY_BYTES)));
     if (body.inputs.length !== 1)
       throw new FirnError('E_INVALID_INPUT', 'a session takes one input (the model)');
+    // A session's answers go to the requester in-band and nothing is stored for it: a bound on
+    // stored outputs would be a promise the node never checks (decision 1690).
+    if (body.maxOutputBytes !== undefined)
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        'maxOutputBytes applies to jobs only: a session stores no outputs (its answers come back in-band); leave it out',
+      );
     const onChain = await s.authorizeSubmission(req, 'POST /v1/sessions', body);
     holdWhileServing(req); // the claim and the model load may outlast the idle timeout
     if (s.jobs.get(body.jobId)) throw new FirnError('E_CONFLICT', 'this job was already submitted here');

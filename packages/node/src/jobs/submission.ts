@@ -4,20 +4,26 @@
  * module for these.
  */
 import { createHash } from 'node:crypto';
-import { FirnError, type Hex, hexBytes, MAX_JOB_INPUTS } from '@firn/core';
+import { FirnError, type Hex, hexBytes, MAX_JOB_INPUTS, parseOutputBound } from '@firn/core';
 import { parseArtifactId } from '../storage/artifactStore.ts';
 
 /** Largest job or session submission body (JSON), bytes. */
 export const MAX_JOB_BODY_BYTES = 2 * 1024 * 1024;
 
-/** SHA-256 over a submission's enc, ciphertext and inputs: what makes a retried submission "the same". */
-export function submissionDigest(body: Pick<SubmitBody, 'enc' | 'ciphertext' | 'inputs'>): Hex {
+/**
+ * SHA-256 over a submission's enc, ciphertext, inputs and declared output bound (when it has one):
+ * what makes a retried submission "the same".
+ */
+export function submissionDigest(
+  body: Pick<SubmitBody, 'enc' | 'ciphertext' | 'inputs' | 'maxOutputBytes'>,
+): Hex {
   const h = createHash('sha256');
   h.update('firn/job-submission/v1\0');
   h.update(body.enc.toLowerCase());
   h.update('\0');
   h.update(body.ciphertext);
   for (const i of body.inputs) h.update(`\0${i.toLowerCase()}`);
+  if (body.maxOutputBytes !== undefined) h.update(`\0maxOutputBytes=${body.maxOutputBytes}`);
   return `0x${h.digest('hex')}`;
 }
 
@@ -40,8 +46,18 @@ export interface SubmitBody {
   enc: Hex;
   ciphertext: string;
   inputs: Hex[];
+  /**
+   * The job's declared output bound, bytes (signed with the submission; the enclave refuses a
+   * request whose sealed bound differs). Absent: one storage block is reserved (decision 1690).
+   */
+  maxOutputBytes?: number;
 }
 
+/**
+ * Parse a POST /v1/jobs or POST /v1/sessions body: jobId, enc (32 bytes hex), ciphertext (base64,
+ * at most MAX_JOB_BODY_BYTES), 1..MAX_JOB_INPUTS input ids, and an optional `maxOutputBytes`
+ * (parseOutputBound). Raises E_INVALID_INPUT naming the field.
+ */
 export function parseSubmitBody(o: unknown): SubmitBody {
   const r = o as Record<string, unknown> | null;
   if (typeof r !== 'object' || r === null) throw new FirnError('E_INVALID_INPUT', 'body must be an object');
@@ -60,5 +76,6 @@ export function parseSubmitBody(o: unknown): SubmitBody {
     enc: (r.enc as string).toLowerCase() as Hex,
     ciphertext: r.ciphertext,
     inputs: r.inputs.map(parseArtifactId),
+    ...(r.maxOutputBytes === undefined ? {} : { maxOutputBytes: parseOutputBound(r.maxOutputBytes) }),
   };
 }

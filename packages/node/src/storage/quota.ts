@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FirnError, type Hex } from '@firn/core';
+import { chargedBytes, FirnError, type Hex, STORAGE_BLOCK_BYTES } from '@firn/core';
 import type { NodeDb } from './nodeDb.ts';
 
 /** The per-artifact charge records a ledger keeps in the node's database (decision 1603). */
@@ -38,16 +38,32 @@ export const DEFAULT_STORAGE_QUOTAS: StorageQuotas = Object.freeze({
 
 const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
 
-/** Allocation unit a stored file is charged in: the common filesystem block (ext4, xfs, APFS). */
-export const STORAGE_BLOCK_BYTES = 4096;
+// The storage block and a file's charge are defined in @firn/core: the enclave counts a job's
+// outputs against its declared bound in the same unit (decision 1690).
+export { chargedBytes, STORAGE_BLOCK_BYTES };
 
-/**
- * The bytes a stored file of `size` bytes is charged: its size rounded up to whole
- * STORAGE_BLOCK_BYTES blocks, and at least one block (an empty file still takes an inode and is
- * charged one block). So many tiny artifacts cannot take more disk than their quota says.
- */
-export function chargedBytes(size: number): number {
-  return Math.max(1, Math.ceil(Math.max(0, size) / STORAGE_BLOCK_BYTES)) * STORAGE_BLOCK_BYTES;
+/** Bytes reserved for one artifact (QuotaLedger.reserve): charge them once stored, or release them. */
+export interface QuotaReservation {
+  /**
+   * Free the reservation and, when `charged` (newly stored as artifact `id`), charge the `stored`
+   * bytes (in whole blocks, at most the reservation). Only the first commit or release counts.
+   */
+  commit: (charged: boolean, stored?: number, id?: Hex) => void;
+  /** Free the reservation (a failure); harmless after a commit. */
+  release: () => void;
+}
+
+/** A job's output bound reserved before its claim (QuotaLedger.reserveOutputs, decision 1690). */
+export interface OutputReservation {
+  /** Charged bytes of the bound not yet taken by an output. */
+  readonly left: number;
+  /**
+   * The reservation one output of `bytes` sealed bytes (0: already stored) is stored under, taken
+   * from the bound. Throws E_TOO_LARGE (a declared bound exceeded) or E_QUOTA_EXCEEDED.
+   */
+  output: (bytes: number, what: string) => QuotaReservation;
+  /** Free what is left of the bound (idempotent). */
+  release: () => void;
 }
 
 /**
@@ -193,18 +209,13 @@ export class QuotaLedger {
   }
 
   /**
-   * Reserve `bytes` bytes (charged in whole blocks, chargedBytes) that `address` is about to make the node store (an upload, an input
-   * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
-   * the limit that would be crossed and how an operator raises it. `what` names the bytes in the
-   * message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` the `stored`
-   * bytes, default `size`, when `charged`, i.e. they were newly stored as artifact `id`: with a
-   * book the charge is recorded under `id`) and release (free the reservation: a failure).
+   * Check that `bytes` more bytes (charged in whole blocks, chargedBytes) that `address` would make
+   * the node store fit in its quota and the node's total, counting what is stored and reserved now;
+   * nothing is reserved. Returns the charged size. Throws E_QUOTA_EXCEEDED (HTTP 413) naming the
+   * quota crossed, the bytes in use and needed (`details: {size, used, limit, quota}`) and how the
+   * operator raises it; `what` names the bytes in the message.
    */
-  reserve(
-    address: string,
-    bytes: number,
-    what = 'this upload',
-  ): { commit: (charged: boolean, stored?: number, id?: Hex) => void; release: () => void } {
+  check(address: string, bytes: number, what = 'this upload'): number {
     const key = address.toLowerCase();
     // Charged in whole blocks (chargedBytes): what the file takes on disk, not its byte count.
     const size = chargedBytes(bytes);
@@ -220,16 +231,89 @@ export class QuotaLedger {
         { details: { size, used: mine, limit: this.quotas.perAddressBytes, quota: 'perAddressBytes' } },
       );
     this.checkTotal(size, what, shown);
+    return size;
+  }
+
+  /**
+   * Reserve `bytes` bytes (charged in whole blocks, chargedBytes) that `address` is about to make the node store (an upload, an input
+   * fetched from the shared artifact store for its job); throws E_QUOTA_EXCEEDED (HTTP 413) naming
+   * the limit that would be crossed and how an operator raises it (see `check`). `what` names the
+   * bytes in the message ('this upload', 'input artifact 0x..'). Returns commit (charge `address` the `stored`
+   * bytes, default `size`, when `charged`, i.e. they were newly stored as artifact `id`: with a
+   * book the charge is recorded under `id`) and release (free the reservation: a failure).
+   */
+  reserve(address: string, bytes: number, what = 'this upload'): QuotaReservation {
+    const key = address.toLowerCase();
+    const size = this.check(key, bytes, what);
+    this.addReserved(key, size);
+    return this.piece(key, size, bytes);
+  }
+
+  /**
+   * Reserve a job's output bound (decision 1690): `bound` bytes (charged in whole blocks) of
+   * `address`'s quota and the node's total, checked as `reserve` (E_QUOTA_EXCEEDED). Each output
+   * is then stored under `output(size, what)`, which takes its charged size out of what is left of
+   * the bound, with no new quota check. When the outputs take more than the bound: with `strict`
+   * (the job declared it) `output` throws E_TOO_LARGE naming the bound and stores nothing; without
+   * (a job that declared none: the bound is the one-block allowance of decision 1675) the excess
+   * is reserved as `reserve` would (E_QUOTA_EXCEEDED when it does not fit). `release` frees what is
+   * left; call it on every end (idempotent).
+   */
+  reserveOutputs(address: string, bound: number, what: string, strict: boolean): OutputReservation {
+    const key = address.toLowerCase();
+    const size = this.check(key, bound, what);
+    this.addReserved(key, size);
+    let left = size;
+    return {
+      get left() {
+        return left;
+      },
+      output: (bytes: number, whatOut: string) => {
+        // An output already stored (size 0 here) is charged nothing and takes nothing.
+        if (bytes === 0) return { commit: () => undefined, release: () => undefined };
+        const c = chargedBytes(bytes);
+        if (c > left) {
+          if (strict)
+            throw new FirnError(
+              'E_TOO_LARGE',
+              `${whatOut} (${bytes} bytes, charged as ${c}) exceeds what is left of the job's declared output bound (${left} of ${size} bytes)`,
+              { details: { size: c, limit: left, bound: size } },
+            );
+          const extra = c - left;
+          this.check(key, extra, whatOut);
+          this.addReserved(key, extra);
+          left = 0;
+          return this.piece(key, c, bytes);
+        }
+        left -= c;
+        return this.piece(key, c, bytes);
+      },
+      release: () => {
+        if (left > 0) this.dropReserved(key, left);
+        left = 0;
+      },
+    };
+  }
+
+  private addReserved(key: string, size: number): void {
     this.reserved.set(key, (this.reserved.get(key) ?? 0) + size);
     this.reservedTotal += size;
+  }
+
+  private dropReserved(key: string, size: number): void {
+    const left = (this.reserved.get(key) ?? size) - size;
+    if (left <= 0) this.reserved.delete(key);
+    else this.reserved.set(key, left);
+    this.reservedTotal -= size;
+  }
+
+  /** A reservation of `size` charged bytes of `key` already counted in `reserved` (see `reserve`). */
+  private piece(key: string, size: number, bytes: number): QuotaReservation {
     let done = false;
     const unreserve = () => {
       if (done) return false;
       done = true;
-      const left = (this.reserved.get(key) ?? size) - size;
-      if (left <= 0) this.reserved.delete(key);
-      else this.reserved.set(key, left);
-      this.reservedTotal -= size;
+      this.dropReserved(key, size);
       return true;
     };
     return {
