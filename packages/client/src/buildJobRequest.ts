@@ -6,6 +6,7 @@ import {
   hexToBytes,
   type JobRequest,
   jobChannelInfo,
+  parseOutputBound,
   utf8,
 } from '@firn/core';
 import { type CreateGrantParams, createGrant, openChannel, type RequesterChannel } from '@firn/crypto';
@@ -32,6 +33,11 @@ export interface BuildJobRequestParams {
   grantIssuedAt?: number;
   /** Fault tests only: alter the grant terms before they are signed. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
+  /**
+   * The most storage the job's sealed outputs may take, bytes (JobRequest.maxOutputBytes, each
+   * output rounded up to 4096-byte blocks; 4096..2 GiB, decision 1690). Absent: none declared.
+   */
+  maxOutputBytes?: number;
 }
 
 /** workloadHash and inputCommitment of a job, as posted on chain. */
@@ -78,6 +84,7 @@ export async function createJobRequest(p: BuildJobRequestParams): Promise<JobReq
     resultRecipient: bytesToHex(p.resultRecipient),
     chainId: p.domain.chainId,
     jobMarket: p.domain.jobMarket,
+    ...(p.maxOutputBytes === undefined ? {} : { maxOutputBytes: parseOutputBound(p.maxOutputBytes) }),
   };
 }
 
@@ -87,7 +94,7 @@ export async function createJobRequest(p: BuildJobRequestParams): Promise<JobReq
  * and progress events with.
  */
 export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
-  body: { jobId: Hex; enc: Hex; ciphertext: string };
+  body: { jobId: Hex; enc: Hex; ciphertext: string; maxOutputBytes?: number };
   channel: RequesterChannel;
   request: JobRequest;
 }> {
@@ -100,6 +107,8 @@ export async function buildJobRequest(p: BuildJobRequestParams): Promise<{
       jobId: p.jobId,
       enc: bytesToHex(channel.enc),
       ciphertext: Buffer.from(message).toString('base64'),
+      // The node reserves this before its claim; the enclave checks it equals the sealed one.
+      ...(request.maxOutputBytes === undefined ? {} : { maxOutputBytes: request.maxOutputBytes }),
     },
     channel,
     request,

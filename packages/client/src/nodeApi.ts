@@ -215,7 +215,7 @@ export class NodeApi {
   /** The signature header of a job or session submission (empty without a signer). */
   submissionHeaders(
     route: 'POST /v1/jobs' | 'POST /v1/sessions',
-    body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] },
+    body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[]; maxOutputBytes?: number },
   ): Record<string, string> {
     const key = this.key();
     if (!key || !this.signer) return {};
@@ -310,9 +310,17 @@ export class NodeApi {
 
   /**
    * POST /v1/jobs. A retried submission of the same body is idempotent on the node (decision
-   * 1040): it answers the current record and never runs the job twice.
+   * 1040): it answers the current record and never runs the job twice. `maxOutputBytes`: the bound
+   * the sealed request declares (signed with the rest); a node whose quotas cannot hold it answers
+   * 413 E_QUOTA_EXCEEDED at once (decision 1690).
    */
-  async submitJob(body: { jobId: Hex; enc: Hex; ciphertext: string; inputs: Hex[] }): Promise<NodeJobRecord> {
+  async submitJob(body: {
+    jobId: Hex;
+    enc: Hex;
+    ciphertext: string;
+    inputs: Hex[];
+    maxOutputBytes?: number;
+  }): Promise<NodeJobRecord> {
     return this.call(
       'POST /v1/jobs',
       '/v1/jobs',

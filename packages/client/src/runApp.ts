@@ -8,6 +8,7 @@ import {
   hexBytes,
   type JobRequest,
   jobChannelInfo,
+  parseOutputBound,
   signedDataDigest,
   utf8,
   type WorkProofJson,
@@ -76,6 +77,8 @@ export interface RunAppOptions extends MarketOptions {
   collectGrants?: (plan: JobPlan) => Promise<unknown[]>;
   /** How long to wait for the node to post the signed-data records before posting them itself, ms (default 10 000). */
   recordWaitMs?: number;
+  /** The most storage the job's sealed outputs may take, bytes (as RunJobOptions.maxOutputBytes, decision 1690). */
+  maxOutputBytes?: number;
 }
 
 export interface RunAppResult {
@@ -133,6 +136,7 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
   // A low-order or malformed key is refused before any node is asked, anything sealed or posted
   // (RFC 9180 §7.1.4; decision 1531).
   assertKemRecipientKeys(opts.recipients ?? [], 'extra recipient');
+  if (opts.maxOutputBytes !== undefined) parseOutputBound(opts.maxOutputBytes, 'maxOutputBytes');
   let node = opts.node;
   if (node === undefined) {
     const clients = createFirnClients(opts.rpcUrl, undefined, opts.deployment);
@@ -322,6 +326,7 @@ export async function completeAppJob(
     ...(/^0x0{40}$/i.test(m.clients.addresses.dataLedger)
       ? {}
       : { dataLedger: m.clients.addresses.dataLedger }),
+    ...(opts.maxOutputBytes === undefined ? {} : { maxOutputBytes: opts.maxOutputBytes }),
   };
   const channel = await openChannel(kem, { info: jobChannelInfo(plan.jobId) });
   const message = await channel.sealRequest(utf8(JSON.stringify(request)));
@@ -333,6 +338,7 @@ export async function completeAppJob(
       enc: bytesToHex(channel.enc),
       ciphertext: Buffer.from(message).toString('base64'),
       inputs: plan.inputs.map((i) => i.artifactId),
+      ...(opts.maxOutputBytes === undefined ? {} : { maxOutputBytes: opts.maxOutputBytes }),
     });
   } catch (e) {
     const reclaimed = await reclaim().catch(() => false);

@@ -1,5 +1,5 @@
 import { getJob, JobStatus } from '@firn/chain';
-import { FirnError, type Hex, type WorkProofJson } from '@firn/core';
+import { FirnError, type Hex, parseOutputBound, type WorkProofJson } from '@firn/core';
 import { artifactId, type CreateGrantParams, generateKemKeyPair, type RequesterChannel } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
@@ -35,6 +35,13 @@ export interface RunJobOptions extends MarketOptions {
   onProgress?: (event: Record<string, unknown>) => void;
   /** Fault tests only: alter grant terms before they are signed. */
   mutateGrant?: (p: CreateGrantParams) => CreateGrantParams;
+  /**
+   * The most storage the job's sealed outputs may take, bytes (each output rounded up to 4096-byte
+   * blocks; 4096..2 GiB): the node reserves it before its claim, refuses the job at once when its
+   * quotas cannot hold it, and the enclave fails a job whose outputs exceed it (E_TOO_LARGE).
+   * Checked before anything is posted (E_INVALID_INPUT). Absent: none declared (decision 1690).
+   */
+  maxOutputBytes?: number;
   /**
    * Called once the job is posted (e.g. to log its id), with where it was posted (its transaction
    * and block: what binds a local record of the job to this chain, decision 1650).
@@ -185,6 +192,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the same) and checked against its id (docs/decisions/1560, 1600).
  */
 export async function runJob(opts: RunJobOptions): Promise<RunJobResult> {
+  // A bad bound is the caller's to fix, refused before anything is sealed or posted.
+  if (opts.maxOutputBytes !== undefined) parseOutputBound(opts.maxOutputBytes, 'maxOutputBytes');
   const maxNodes = Math.max(1, opts.maxNodes ?? 3);
   const kem = opts.requesterKem ?? (await generateKemKeyPair());
   // Sealed once, to the requester: every node gets the same ciphertext, only the grants differ.
@@ -514,6 +523,7 @@ async function runOnNode(
     // The chain time the grants are made at: the enclave's clock never goes below it.
     grantIssuedAt: chainTime,
     ...(opts.mutateGrant ? { mutateGrant: opts.mutateGrant } : {}),
+    ...(opts.maxOutputBytes === undefined ? {} : { maxOutputBytes: opts.maxOutputBytes }),
   });
   // The enclave tells the host only an error code; the full message arrives sealed on the channel.
   let sealedError: { code: FirnError['code']; message: string } | undefined;

@@ -16,6 +16,7 @@ import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
+import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
 import {
   chainFlags,
@@ -50,6 +51,8 @@ export interface InferOptions {
   simRoot?: string;
   /** Escrow in ether (decimal string). */
   escrow: string;
+  /** `--max-output`: the job's declared output bound (a size, e.g. 64MiB; decision 1690). */
+  maxOutput?: string;
   /** More RPC endpoints that must agree with --rpc on every registry read. */
   alsoRpc?: string[];
   json?: boolean;
@@ -194,6 +197,8 @@ export async function inferCommand(
   log: (line: string) => void = () => {},
 ): Promise<InferResult & { out: string; proof: string }> {
   const escrow = etherArg(o.escrow, '--escrow');
+  // Checked with the other flags, before anything is sealed or posted (decision 1690).
+  const maxOutputBytes = maxOutputArg(o.maxOutput);
   const out = resolve(o.out);
   const proof = resolve(o.proof ?? defaultProofPath(o.out));
   if (out === proof) throw new FirnError('E_INVALID_INPUT', '--out and --proof must differ');
@@ -269,6 +274,7 @@ export async function inferCommand(
       ],
       params: {},
       escrow,
+      ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
       requesterKem: requesterKem ?? derived!.kem,
       onPostSent: (tx) => {
         expected = { jobId: tx.expectedJobId, tx: tx.hash };
@@ -383,6 +389,7 @@ export function registerInfer(program: Command): void {
     .option('--policy <spec>', 'dev | production | FILE (default production, dev with --devnet)')
     .option('--sim-root <pem>', 'pinned simulated TEE root (dev policy)')
     .option('--escrow <eth>', 'escrow to pay, in ether', '0.01')
+    .option('--max-output <size>', MAX_OUTPUT_HELP)
     .option(
       '--also-rpc <url...>',
       'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',

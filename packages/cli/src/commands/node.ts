@@ -23,6 +23,7 @@ import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
 import { hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
+import { byteSizeArg } from '../sizeArgs.ts';
 import { type CollateralArgs, collateralSourceFromArgs } from '../collateralArgs.ts';
 import { appBundle, spawnAppNodes } from './nodeApps.ts';
 import { exitCodeOf, printError } from '../output.ts';
@@ -81,30 +82,8 @@ export interface NodeStartOptions extends CollateralArgs {
   maxResumeFee?: string;
 }
 
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  tib: 1024 ** 4,
-};
-
-/**
- * A byte size from a flag: whole bytes, or a whole number with KiB, MiB, GiB or TiB (case-blind);
- * at least 4096 (one block: every stored file is charged at least that) and at most 2^53 - 1.
- * E_INVALID_INPUT naming the flag otherwise.
- */
-export function byteSizeArg(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d{1,16})\s*([kmgt]ib|b)?$/i.exec(v.trim());
-  const n = m === null ? Number.NaN : Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!;
-  if (!Number.isSafeInteger(n) || n < 4096)
-    throw new InvalidInputError(
-      `${flag} must be a size of at least 4096 bytes: bytes, or a whole number with KiB, MiB, GiB or TiB, e.g. 4GiB (got ${JSON.stringify(v.slice(0, 32))})`,
-    );
-  return n;
-}
+// Moved to sizeArgs.ts (also parses --max-output); re-exported for the node's flags and tests.
+export { byteSizeArg };
 
 /** The storage quota flags (--quota-per-address, --quota-total), as NodeDaemonOptions.quotas. */
 export function quotasFromArgs(o: NodeStartOptions): { perAddressBytes?: number; totalBytes?: number } {

@@ -24,6 +24,7 @@ import { artifactId, MAX_GRANT_JSON_BYTES } from '@firn/crypto';
 import { buildAppImage } from '@firn/node';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
+import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
@@ -65,6 +66,8 @@ export interface RunOptions {
   policy?: string;
   simRoot?: string;
   escrow: string;
+  /** `--max-output`: the job's declared output bound (a size, e.g. 64MiB; decision 1690). */
+  maxOutput?: string;
   /** More RPC endpoints that must agree with the first on every registry read. */
   alsoRpc?: string[];
   json?: boolean;
@@ -186,6 +189,8 @@ async function awaitGrants(
  */
 export async function runCommand(o: RunOptions, log: (line: string) => void = () => {}): Promise<RunResult> {
   const escrow = etherArg(o.escrow, '--escrow');
+  // Checked with the other flags, before anything is sealed or posted (decision 1690).
+  const maxOutputBytes = maxOutputArg(o.maxOutput);
   const workload = assertRole(o.workload, '--workload');
   const out = resolve(o.out);
   // An empty sealed/ is what a run that failed before sealing anything leaves: a retry may reuse it.
@@ -264,6 +269,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       ...(o.node ? { node: o.node } : {}),
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       escrow,
+      ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
       app,
       workload,
       inputs,
@@ -434,6 +440,7 @@ export function registerRun(program: Command): void {
     .option('--policy <file|dev|production>', 'attestation policy')
     .option('--sim-root <pem>', 'pin a simulated TEE root (dev only)')
     .option('--escrow <eth>', 'escrow in ether', '0.01')
+    .option('--max-output <size>', MAX_OUTPUT_HELP)
     .option(
       '--also-rpc <url>',
       'another RPC endpoint that must agree on the registry (repeatable)',

@@ -22,6 +22,7 @@ import type { TrainingReport } from '@firn/enclave';
 import { type DevnetStateFile, devnetRoots, type JobPostedAt, type PostJobSent } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
 import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
+import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 import { readUserFileSync } from '../readUserFile.ts';
 
@@ -51,6 +52,8 @@ export interface TrainOptions extends ChainArgs {
   policy?: string;
   simRoot?: string;
   escrow?: string;
+  /** `--max-output`: the job's declared output bound (a size, e.g. 64MiB; decision 1690). */
+  maxOutput?: string;
   precheck?: boolean;
   json?: boolean;
   /** More RPC endpoints that must agree with --rpc on every registry read. */
@@ -480,6 +483,8 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
   try {
     const plan = planTraining(o);
     const escrow = etherArg(o.escrow ?? '0.01', '--escrow');
+    // Checked with the other flags, before anything is sealed or posted (decision 1690).
+    const maxOutputBytes = maxOutputArg(o.maxOutput);
     const claimTimeout = int(o.claimTimeout, '--claim-timeout', 10, 7 * 24 * 3600);
     const maxNodes = int(o.maxNodes, '--max-nodes', 1, 16);
     // Before any escrow: never write over the user's files (README.md, proof.json, a previous model).
@@ -551,6 +556,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         inputs: plan.inputs,
         params: plan.params,
         escrow,
+        ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
         ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
@@ -677,6 +683,7 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
     .option('--policy <policy>', 'attestation policy: dev | production | FILE (default: dev with --devnet)')
     .option('--sim-root <file>', 'pinned simulated TEE root (PEM)')
     .option('--escrow <eth>', 'escrow paid for the job, in ether', '0.01')
+    .option('--max-output <size>', MAX_OUTPUT_HELP)
     .option(
       '--also-rpc <url...>',
       'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',
