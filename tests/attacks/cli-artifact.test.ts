@@ -109,7 +109,8 @@ describe('firn artifact: flat memory, no lost keys, no partial outputs', () => {
     expect(firn(['artifact', 'keygen', '--out', key, '--force']).status).toBe(0);
     expect(readFileSync(key, 'utf8')).not.toBe(before);
     expect(statSync(key).mode & 0o777).toBe(0o600);
-  });
+    // Five CLI processes, each loading the CLI's sources: a loaded machine takes well over 60 s.
+  }, 240_000);
 
   it('opening a cut artifact fails typed and writes no output at all', async () => {
     const k = await artifactKeygen({ out: join(dir, 'cut-kem.json') });

@@ -31,7 +31,7 @@ export interface AnvilInstance {
 }
 
 export interface StartAnvilOptions {
-  /** TCP port on 127.0.0.1; a free one is asked from the OS when absent. */
+  /** TCP port on 127.0.0.1; when absent anvil binds a free one itself (port 0) and reports it. */
   port?: number;
   /** Seconds per block; absent means a block per transaction (automine). */
   blockTime?: number;
@@ -119,6 +119,8 @@ async function rpcAnswers(rpcUrl: string): Promise<number | undefined> {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      // A listener that accepts and never answers (not anvil) must not stall the start-up loop.
+      signal: AbortSignal.timeout(2_000),
     });
     const body = (await res.json()) as { result?: string };
     return typeof body.result === 'string' ? Number.parseInt(body.result, 16) : undefined;
@@ -127,15 +129,26 @@ async function rpcAnswers(rpcUrl: string): Promise<number | undefined> {
   }
 }
 
-/** Start a local anvil on 127.0.0.1 and wait until its RPC answers. */
+/** Most bytes of anvil's start-up banner read while looking for its "Listening on" line. */
+const BANNER_CAP = 256 * 1024;
+
+/**
+ * Start a local anvil on 127.0.0.1 and wait until its RPC answers.
+ *
+ * Without `opts.port`, anvil binds port 0 itself and the port is read from its "Listening on
+ * 127.0.0.1:PORT" line: asking the OS for a free port and handing it to anvil would leave a gap in
+ * which another process (a parallel test file's anvil or client socket) can take it.
+ *
+ * @throws FirnError E_UNAVAILABLE when anvil exits at start (its stderr, capped, in the message);
+ *   E_TIMEOUT when its RPC does not answer within `opts.startTimeoutMs`.
+ */
 export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilInstance> {
-  const port = opts.port ?? (await freePort());
   const count = opts.accounts ?? 10;
   const args = [
     '--host',
     '127.0.0.1',
     '--port',
-    String(port),
+    String(opts.port ?? 0),
     '--chain-id',
     String(opts.chainId ?? DEVNET_CHAIN_ID),
     '--accounts',
@@ -144,16 +157,28 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
     String(opts.balanceEth ?? 10_000),
     '--mnemonic',
     DEVNET_MNEMONIC,
-    '--silent',
   ];
+  // With a port given nothing needs reading from stdout; anvil's banner and request log stay off.
+  if (opts.port !== undefined) args.push('--silent');
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime));
   if (opts.hardfork !== undefined) args.push('--hardfork', opts.hardfork);
   installExitHook();
-  const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(anvilBinaryPath(), args, {
+    stdio: ['ignore', opts.port === undefined ? 'pipe' : 'ignore', 'pipe'],
+  });
   live.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 4096) stderr += d.toString('utf8');
+  });
+  let port = opts.port;
+  let banner = '';
+  // Read until the "Listening on" line, then keep draining (anvil logs each request) unread.
+  child.stdout?.on('data', (d: Buffer) => {
+    if (port !== undefined || banner.length > BANNER_CAP) return;
+    banner += d.toString('utf8');
+    const m = /Listening on 127\.0\.0\.1:(\d{1,5})\b/.exec(banner);
+    if (m) port = Number(m[1]);
   });
   let exited = false;
   const exitedP = new Promise<void>((resolve) =>
@@ -163,18 +188,20 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
       resolve();
     }),
   );
-  const rpcUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
   let chainId: number | undefined;
   while (chainId === undefined) {
     if (exited) throw new FirnError('E_UNAVAILABLE', `anvil exited at start: ${stderr.trim().slice(0, 500)}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new FirnError('E_TIMEOUT', `anvil did not answer on ${rpcUrl}`);
+      const where = port === undefined ? 'a port (no "Listening on" line)' : `http://127.0.0.1:${port}`;
+      throw new FirnError('E_TIMEOUT', `anvil did not answer on ${where}`);
     }
-    chainId = await rpcAnswers(rpcUrl);
+    if (port !== undefined) chainId = await rpcAnswers(`http://127.0.0.1:${port}`);
     if (chainId === undefined) await new Promise((r) => setTimeout(r, 50));
   }
+  const bound = port as number;
+  const rpcUrl = `http://127.0.0.1:${bound}`;
   const stop = async (): Promise<void> => {
     if (exited) return;
     child.kill('SIGTERM');
@@ -182,5 +209,5 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<AnvilIns
     await exitedP;
     clearTimeout(timer);
   };
-  return { rpcUrl, port, chainId, accounts: devnetAccounts(count), stop, pid: child.pid ?? -1 };
+  return { rpcUrl, port: bound, chainId, accounts: devnetAccounts(count), stop, pid: child.pid ?? -1 };
 }

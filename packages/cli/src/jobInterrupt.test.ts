@@ -45,7 +45,7 @@ beforeAll(async () => {
     endpoint: 'http://127.0.0.1:9',
     tag: 'interrupt',
   });
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   hung?.close();
@@ -72,7 +72,8 @@ async function inFlight(jobId: Hex | undefined, rpc = anvil.rpcUrl, sent?: strin
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`fixture not armed: ${stderr}`)), 30_000);
+    // Arming loads the CLI's sources: slow on a loaded machine, and not what the tests time.
+    const t = setTimeout(() => reject(new Error(`fixture not armed: ${stderr}`)), 90_000);
     child.stdout!.on('data', (d) => {
       if (d.toString().includes('armed')) {
         clearTimeout(t);
@@ -96,7 +97,7 @@ describe('a signal while a job is in flight', () => {
     const after = await at(2).public.getBalance({ address: requester });
     expect(after - before).toBeGreaterThan((ETH * 99n) / 100n);
     expect(p.stderr()).toContain(`job ${jobId} was not claimed yet: reclaimed, escrow refunded`);
-  }, 60_000);
+  }, 120_000);
 
   it('Ctrl-C once the postJob is sent, before its receipt reached the command, finds the job and reclaims it (decision 1665)', async () => {
     const c = at(2);
@@ -133,7 +134,7 @@ describe('a signal while a job is in flight', () => {
     expect(p.stderr()).toContain(`postJob transaction ${hash} is sent (job ${jobId}`);
     expect((await getJob(c, jobId)).status).toBe(JobStatus.Reclaimed);
     expect(p.stderr()).toContain(`job ${jobId} was not claimed yet: reclaimed, escrow refunded`);
-  }, 60_000);
+  }, 120_000);
 
   it('SIGTERM once a node claimed it leaves the job running and prints the `firn job result` command (exit 143)', async () => {
     const jobId = await openJob();
@@ -153,7 +154,7 @@ describe('a signal while a job is in flight', () => {
     expect(p.stderr()).toContain(
       `job ${jobId} is Claimed on its node; fetch and open its result later with:\n  ${cmd}`,
     );
-  }, 60_000);
+  }, 120_000);
 
   it('a second signal exits at once while the chain check hangs', async () => {
     const jobId = await openJob();
@@ -168,7 +169,7 @@ describe('a signal while a job is in flight', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     // Nothing was sent to the real chain: the job is still there to reclaim.
     expect((await getJob(at(2), jobId)).status).toBe(JobStatus.Open);
-  }, 60_000);
+  }, 120_000);
 
   it('before the job is posted a signal exits at once, touching no chain (the hung RPC is never asked)', async () => {
     let asked = 0;
@@ -180,7 +181,7 @@ describe('a signal while a job is in flight', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(asked).toBe(0);
     expect(p.stderr()).toBe('');
-  }, 60_000);
+  }, 120_000);
 
   it('maps signals to the shell’s exit codes', () => {
     expect(interruptExitCode('SIGINT')).toBe(130);

@@ -637,7 +637,7 @@ export function acquireDevnetLock(dir: string): () => void {
   }
 }
 
-/** anvil picks its port before binding it: a port taken meanwhile fails the start, so try again. */
+/** A start that fails (anvil exits, or is slow to answer on a loaded machine) is tried again. */
 async function startAnvilRetrying(accounts: number): Promise<AnvilInstance> {
   let last: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
