@@ -26,26 +26,31 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     bytes32 public constant LIVENESS_ANSWER_TYPEHASH =
         keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
     uint16 private constant MAX_VERIFIER_SHARE_BPS = 5000;
-    /// @notice Consecutive challenged epochs without one answer after which a node is no longer
-    /// challenged (decision 1576). Until its first answer, and while it has missed at least one,
-    /// only one challenge per epoch is accepted (probation). Verifiers' gas on a silent node is
-    /// bounded by MAX_MISSED_EPOCHS challenges, whatever their number; resuming costs its operator
-    /// `resumeFee(enclaveId)`, at least the registration fee.
+    /// @notice Missed challenged epochs, counted since the node's registration or last resume, after
+    /// which it is no longer challenged (decisions 1576, 1695). An epoch is missed when one of its
+    /// accepted challenges expired unanswered; an answer does not give a missed epoch back. Until its
+    /// first answer, and after a missed epoch until it answers, only one challenge per epoch is
+    /// accepted (probation). Verifiers' gas on a node is bounded by MAX_MISSED_EPOCHS missed epochs
+    /// per resume, whatever their number; resuming costs its operator `resumeFee(enclaveId)`, at
+    /// least the registration fee.
     uint8 public constant MAX_MISSED_EPOCHS = 3;
     /// @notice Gas one `issueChallenge` transaction costs a verifier, intrinsic gas included, rounded
     /// up: 207,919 on anvil for the pool's first challenge (its counter written from zero; the forge
     /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
     /// 1594; measured cold with the test call's overhead at a non-zero base fee, 217,136 since the
-    /// challenge-cost record of decision 1645), 174,058 for a later one (decision 1591).
-    /// `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS of them at the higher of the block's base
-    /// fee and the dearest one the node's spell was challenged at (decision 1645), so a resume pays
-    /// for the challenges verifiers spend on a node that stays silent.
-    uint256 public constant CHALLENGE_GAS = 220_000;
+    /// challenge-cost record of decision 1645; 220,893 since the open-challenge count and the
+    /// epoch's price of decision 1695, whose dearest case the 220,000 of before no longer bounded),
+    /// 174,058 for a later one (decision 1591).
+    /// `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS epochs of min(livenessTarget, verifiers) of
+    /// them at the higher of the block's base fee and the dearest epoch the node missed (decisions
+    /// 1645, 1695), so a resume pays for the challenges verifiers spend on a node that stays silent.
+    uint256 public constant CHALLENGE_GAS = 230_000;
     /// @notice Gas one refused `issueChallenge` transaction (NodeOnProbation, the race every daemon
-    /// runs at an epoch's start for a node on probation) costs the verifier that sent it, intrinsic
-    /// gas included, rounded up: 68,351 measured cold with the test call's overhead (decision
-    /// 1594). `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS x (verifierCount - 1) of them on top
-    /// of the accepted challenges.
+    /// runs at an epoch's start for a node on probation, LivenessTargetReached for a node whose
+    /// target is covered) costs the verifier that sent it, intrinsic gas included, rounded up: 68,351
+    /// measured cold with the test call's overhead (decision 1594); every refusal comes before any
+    /// write since decision 1695. `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS x (verifierCount -
+    /// min(livenessTarget, verifierCount)) of them on top of the accepted challenges.
     uint256 public constant REFUSED_CHALLENGE_GAS = 75_000;
 
     struct NodeEpoch {
@@ -68,15 +73,21 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint96 points;
     }
 
-    /// @dev Per node, one slot. Epochs are stored plus one (0 = never). `peakCost` (wei, saturating):
-    /// the dearest probation epoch the node's spell cost the verifiers, (CHALLENGE_GAS +
-    /// (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x base fee at each accepted challenge since the
-    /// node last answered or resumed (decision 1645).
+    /// @dev Per node, one slot. Epochs are stored plus one (0 = never). `missed`: missed epochs since
+    /// registration or the last resume, settled at the first challenge of a later epoch (decision
+    /// 1695). `lastMissed`: the last settled challenged epoch was missed (probation). `open`: accepted
+    /// challenges of the epoch `challengedTag` not answered yet. `epochCost` / `peakCost` (gwei,
+    /// rounded up, saturating): the dearest price of the epoch `challengedTag` (its accepted
+    /// challenges' `_epochCost` at their base fee), and the dearest missed epoch since the last
+    /// resume (decisions 1645, 1695).
     struct NodeLiveness {
         uint64 challengedTag;
         uint64 answeredTag;
         uint8 missed;
-        uint112 peakCost;
+        bool lastMissed;
+        uint16 open;
+        uint48 epochCost;
+        uint48 peakCost;
     }
 
     IFirnRegistry private immutable _registry;
@@ -179,29 +190,39 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint64 epochEnd = _genesis + (epoch + 1) * _epochLength;
         if (deadline >= epochEnd) revert ChallengeTooLate(epoch, deadline, epochEnd);
         if (_challenged[epoch][msg.sender][enclaveId]) revert AlreadyChallenged(epoch, msg.sender, enclaveId);
-        _challenged[epoch][msg.sender][enclaveId] = true;
-        NodeLiveness storage nl = _liveness[enclaveId];
+        // Every refusal below comes before any write, so a racing daemon that loses pays reads only
+        // (REFUSED_CHALLENGE_GAS; decisions 1594, 1695).
+        NodeLiveness memory nl = _liveness[enclaveId];
         uint64 tag = epoch + 1;
+        uint32 target = _livenessTarget;
         if (nl.challengedTag != tag) {
             // First challenge of the epoch: settle the last challenged epoch (answered or missed).
             uint8 missed = _missedAt(nl, tag);
             if (missed >= MAX_MISSED_EPOCHS) revert NodeUnresponsive(enclaveId, missed);
+            nl.peakCost = _peakAt(nl, tag);
+            nl.lastMissed = missed != nl.missed;
             nl.missed = missed;
             nl.challengedTag = tag;
-        } else if ((nl.missed != 0 || nl.answeredTag == 0) && nl.answeredTag != tag) {
+            nl.open = 0;
+            nl.epochCost = 0;
+        } else if ((nl.lastMissed || nl.answeredTag == 0) && nl.answeredTag != tag) {
             // Probation: a node that never answered, or missed its last challenged epoch, gets one
             // unanswered challenge per epoch; its first answer lets every verifier challenge it.
             revert NodeOnProbation(enclaveId, nl.missed);
         }
-        // A node that earned its whole share of the epoch owes no verifier another answer
-        // (decision 1576): refused before the verifier pays for a challenge it would let expire.
-        uint32 answers = _nodeEpochs[epoch][enclaveId].answers;
-        if (answers >= _livenessTarget) revert LivenessTargetReached(enclaveId, epoch, answers);
+        // The node owes `livenessTarget` answers per epoch and no more (decisions 1594, 1695): no
+        // challenge beyond what it owes is accepted, answered or still open, so every accepted one
+        // is one it must answer, and one it lets expire is a missed epoch its operator pays for.
+        uint32 owed = _nodeEpochs[epoch][enclaveId].answers + nl.open;
+        if (owed >= target || nl.open == type(uint16).max) revert LivenessTargetReached(enclaveId, epoch, owed);
+        nl.open += 1;
         // What this epoch's race costs the verifiers, at the base fee they pay now (decision 1645):
-        // the node's resume fee is priced on the dearest epoch of its spell, not on the base fee of
-        // the block its operator picks to resume in.
-        uint256 cost = _probationEpochCost(block.basefee);
-        if (cost > nl.peakCost) nl.peakCost = cost > type(uint112).max ? type(uint112).max : uint112(cost);
+        // the node's resume fee is priced on the dearest epoch it missed, not on the base fee of the
+        // block its operator picks to resume in.
+        uint48 cost = _toGwei(_epochCost(block.basefee, target));
+        if (cost > nl.epochCost) nl.epochCost = cost;
+        _liveness[enclaveId] = nl;
+        _challenged[epoch][msg.sender][enclaveId] = true;
 
         challengeId = keccak256(abi.encode(block.chainid, address(this), ++_challengeCount));
         // Unknown before this block: an answer signed ahead of time cannot match it.
@@ -235,13 +256,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (signer != node.enclaveAddress) revert WrongSigner(enclaveId, node.enclaveAddress, signer);
 
         c.answered = true;
-        NodeLiveness storage nl = _liveness[enclaveId];
-        if (nl.answeredTag != epoch + 1) {
-            nl.answeredTag = epoch + 1;
-            nl.missed = 0;
-            // Live again: a later spell is priced on its own challenges (decision 1645).
-            nl.peakCost = 0;
-        }
+        _markAnswered(enclaveId, epoch);
         // One capacity share per physical platform and epoch, whatever number of apps it hosts. A
         // timely answer of another enclave on a counted platform still proves it live (so it never
         // counts as missed: another tenant of the platform answering first cannot make it
@@ -285,6 +300,19 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (granted != 0) _answerCredits[epoch][enclaveId][index] = AnswerCredit(c.verifier, granted);
     }
 
+    /// @dev The node answered one of its open challenges of `epoch` (the current one, so the slot's
+    /// open count is this epoch's). A node that reaches its target owes nothing more (a target
+    /// lowered during the epoch leaves challenges beyond it open): none of them makes the epoch
+    /// missed (decision 1695).
+    function _markAnswered(bytes32 enclaveId, uint64 epoch) private {
+        NodeLiveness storage nl = _liveness[enclaveId];
+        uint16 open = nl.open;
+        if (open != 0) --open;
+        if (_nodeEpochs[epoch][enclaveId].answers + 1 >= _livenessTarget) open = 0;
+        nl.open = open;
+        nl.answeredTag = epoch + 1;
+    }
+
     /// @dev Takes back every verifier point the answers of `enclaveId` earned in `epoch` while it
     /// held its platform's share, and forgets them (decision 1670). The node's answers in an epoch
     /// come from distinct verifiers (one challenge per verifier, node and epoch), so the loop is
@@ -322,9 +350,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         IFirnRegistry.NodeSummary memory node = _registry.getNodeSummary(enclaveId);
         if (msg.sender != node.operator) revert NotNodeOperator(enclaveId, msg.sender);
         NodeLiveness storage nl = _liveness[enclaveId];
-        uint8 missed = _missedAt(nl, _currentEpoch() + 1);
+        uint64 tag = _currentEpoch() + 1;
+        uint8 missed = _missedAt(nl, tag);
         if (missed < MAX_MISSED_EPOCHS) revert NodeNotUnresponsive(enclaveId, missed);
-        uint256 fee = _resumeFee(nl.peakCost);
+        uint256 fee = _resumeFee(_peakAt(nl, tag));
         if (msg.value < fee) revert ResumeFeeTooLow(msg.value, fee);
         delete _liveness[enclaveId];
         // To the owner's treasury, never the pool (decision 1646): the pool pays nodes by stake, so a
@@ -441,12 +470,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function resumeFee(bytes32 enclaveId) external view returns (uint256) {
-        return _resumeFee(_liveness[enclaveId].peakCost);
+        return _resumeFee(_peakAt(_liveness[enclaveId], _currentEpoch() + 1));
     }
 
     /// @inheritdoc IFirnRewards
     function peakChallengeCost(bytes32 enclaveId) external view returns (uint256) {
-        return _liveness[enclaveId].peakCost;
+        return uint256(_peakAt(_liveness[enclaveId], _currentEpoch() + 1)) * 1 gwei;
     }
 
     /// @inheritdoc IFirnRewards
@@ -460,8 +489,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint64 tag = _currentEpoch() + 1;
         uint8 missed = _missedAt(nl, tag);
         if (missed >= MAX_MISSED_EPOCHS) return true;
-        if ((missed != 0 || nl.answeredTag == 0) && nl.challengedTag == tag && nl.answeredTag != tag) return true;
-        return _nodeEpochs[tag - 1][enclaveId].answers >= _livenessTarget;
+        if (nl.challengedTag != tag) return false; // not challenged yet this epoch
+        if ((nl.lastMissed || nl.answeredTag == 0) && nl.answeredTag != tag) return true;
+        return uint256(_nodeEpochs[tag - 1][enclaveId].answers) + nl.open >= _livenessTarget
+            || nl.open == type(uint16).max;
     }
 
     /// @inheritdoc IFirnRewards
@@ -573,26 +604,37 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit PoolFunded(msg.sender, msg.value);
     }
 
-    /// @dev max(registrationFee, MAX_MISSED_EPOCHS x max(_probationEpochCost(block.basefee),
-    /// peakCost)), wei (decisions 1591, 1594, 1645): at least what the verifiers may spend
-    /// challenging the node before it is unresponsive again at today's base fee, at least what its
-    /// last spell cost them at the base fees they paid (so the operator cannot pick a cheap block),
-    /// and never less than a registration round, so a free registration fee (devnet, governance)
-    /// does not make silence free.
-    function _resumeFee(uint256 peakCost) private view returns (uint256) {
+    /// @dev max(registrationFee, MAX_MISSED_EPOCHS x max(_epochCost(block.basefee, target), peak)),
+    /// wei (decisions 1591, 1594, 1645, 1695), `peakGwei` in gwei: at least what the verifiers may
+    /// spend on the node in the MAX_MISSED_EPOCHS missed epochs before it is unresponsive again at
+    /// today's base fee, at least what its missed epochs since the last resume cost them at the
+    /// base fees they paid (so the operator cannot pick a cheap block), and never less than a
+    /// registration round, so a free registration fee (devnet, governance) does not make silence free.
+    function _resumeFee(uint256 peakGwei) private view returns (uint256) {
         uint256 fee = _registry.registrationFee();
-        uint256 cost = _probationEpochCost(block.basefee);
-        if (peakCost > cost) cost = peakCost;
+        uint256 cost = _epochCost(block.basefee, _livenessTarget);
+        uint256 peak = peakGwei * 1 gwei;
+        if (peak > cost) cost = peak;
         uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * cost;
         return gasCost > fee ? gasCost : fee;
     }
 
-    /// @dev Wei one epoch of probation costs the verifiers at `baseFee` (wei per gas): the accepted
-    /// challenge and the refused ones of every other active verifier's racing daemon (decision 1594).
-    function _probationEpochCost(uint256 baseFee) private view returns (uint256) {
-        uint256 others = _verifierSet.verifierCount();
-        others = others == 0 ? 0 : others - 1;
-        return (CHALLENGE_GAS + others * REFUSED_CHALLENGE_GAS) * baseFee;
+    /// @dev Wei one epoch of challenges on a node costs the verifiers at `baseFee` (wei per gas), at
+    /// most: min(target, V) accepted challenges and a refused one from every other active
+    /// verifier's racing daemon (decisions 1594, 1695; V >= 1). With target 1 it is one epoch of
+    /// probation, CHALLENGE_GAS + (V - 1) x REFUSED_CHALLENGE_GAS.
+    function _epochCost(uint256 baseFee, uint32 target) private view returns (uint256) {
+        uint256 v = _verifierSet.verifierCount();
+        if (v == 0) v = 1;
+        uint256 accepted = target < v ? target : v;
+        return (accepted * CHALLENGE_GAS + (v - accepted) * REFUSED_CHALLENGE_GAS) * baseFee;
+    }
+
+    /// @dev `wei` in gwei, rounded up, saturating at the 48 bits the liveness slot keeps (281,474
+    /// ether).
+    function _toGwei(uint256 amount) private pure returns (uint48) {
+        uint256 g = (amount + 1 gwei - 1) / 1 gwei;
+        return g > type(uint48).max ? type(uint48).max : uint48(g);
     }
 
     function _currentEpoch() private view returns (uint64) {
@@ -607,15 +649,23 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         return _hashTypedDataV4(keccak256(abi.encode(LIVENESS_ANSWER_TYPEHASH, challengeId, nonce, enclaveId, epoch)));
     }
 
-    /// @dev Consecutive challenged epochs the node missed, as seen from the epoch tagged `tag`
+    /// @dev Missed epochs since registration or the last resume, as seen from the epoch tagged `tag`
     /// (epoch + 1): the stored count, plus one when the last challenged epoch ended before `tag`
-    /// without an answer; 0 once it answered in the last challenged epoch. Saturates at 255.
-    function _missedAt(NodeLiveness storage nl, uint64 tag) private view returns (uint8) {
-        uint64 challenged = nl.challengedTag;
-        if (challenged == 0 || challenged == tag) return nl.missed;
-        if (nl.answeredTag == challenged) return 0;
+    /// with an accepted challenge unanswered (decision 1695: an answer in that epoch does not make
+    /// up for a challenge it let expire, nor does a later one). Saturates at 255.
+    function _missedAt(NodeLiveness memory nl, uint64 tag) private view returns (uint8) {
         uint8 missed = nl.missed;
-        return missed == type(uint8).max ? missed : missed + 1;
+        if (nl.challengedTag == tag || nl.open == 0 || missed == type(uint8).max) return missed;
+        return missed + 1;
+    }
+
+    /// @dev The dearest missed epoch since the last resume (gwei), as seen from the epoch tagged
+    /// `tag`: the stored peak, and the last challenged epoch's price when it ended missed.
+    function _peakAt(NodeLiveness memory nl, uint64 tag) private view returns (uint48) {
+        uint48 peak = nl.peakCost;
+        if (nl.challengedTag == tag || nl.open == 0) return peak;
+        uint48 last = nl.epochCost;
+        return last > peak ? last : peak;
     }
 
     /// @dev Only an active verifier holding the minimum stake earns: one that left or was slashed

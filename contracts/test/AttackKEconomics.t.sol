@@ -362,9 +362,12 @@ contract AttackKEconomicsTest is FirnFixture {
         }
         vm.deal(silent.operator, 10 ether);
         uint8 bound = rewards.MAX_MISSED_EPOCHS();
-        // One accepted challenge per epoch plus the refused ones of every other racing daemon (1594).
-        uint256 required = uint256(bound)
-            * (rewards.CHALLENGE_GAS() + (verifierSet.verifierCount() - 1) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
+        // min(target, V) accepted challenges per epoch plus the refused ones of every other racing
+        // daemon (1594, 1695).
+        uint256 v = verifierSet.verifierCount();
+        uint256 t = rewards.livenessTarget() < v ? rewards.livenessTarget() : v;
+        uint256 required =
+            uint256(bound) * (t * rewards.CHALLENGE_GAS() + (v - t) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
         vm.assertEq(rewards.resumeFee(silent.enclaveId), required, "the fee covers the challenges a resume allows");
         uint256 worstChallenge;
         for (uint256 cycle = 0; cycle < 3; ++cycle) {

@@ -252,15 +252,26 @@ contract FirnRewardsTest is FirnFixture {
         vm.assertEq(rewards.getEpoch(1).verifierPoints, p2, "the total is unchanged");
     }
 
+    /// @dev Decision 1695: no more challenges are accepted in an epoch than the node owes answers
+    /// (answered plus open reach the target); a target lowered during the epoch leaves challenges
+    /// beyond it open, answerable without points, and none of them makes the epoch missed.
     function test_rewards_livenessTargetCapsPoints() public {
-        // One answer ends probation; the other three issued before the node reached its target,
-        // then all answered: four counted answers, points for three.
+        // One answer ends probation; two more are accepted while open, the fourth is refused.
         _answer(_challenge(0, nodeA), nodeA);
-        bytes32[] memory ids = new bytes32[](VERIFIERS);
-        for (uint256 v = 1; v < VERIFIERS; ++v) ids[v] = _challenge(v, nodeA);
-        for (uint256 v = 1; v < VERIFIERS; ++v) _answer(ids[v], nodeA);
-        vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 4, "four answers");
-        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), LIVENESS_TARGET * MIN_NODE_STAKE, "capped at target");
+        bytes32 one = _challenge(1, nodeA);
+        bytes32 two = _challenge(2, nodeA);
+        vm.assertTrue(rewards.isUnresponsive(nodeA.enclaveId), "the target is covered: daemons skip it");
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.LivenessTargetReached.selector, nodeA.enclaveId, uint64(0), uint32(3))
+        );
+        _challenge(3, nodeA);
+        rewards.setParameters(ANSWER_WINDOW, 2, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS);
+        _answer(one, nodeA);
+        _answer(two, nodeA);
+        vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 3, "three answers");
+        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), 2 * MIN_NODE_STAKE, "capped at the lowered target");
+        vm.warp(block.timestamp + EPOCH);
+        vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "nothing missed");
     }
 
     /// @dev Decision 1593: an epoch's budget comes only from what the pool had received by the
@@ -502,17 +513,35 @@ contract FirnRewardsTest is FirnFixture {
 
     // ------------------------------------------------------------------ unresponsive nodes (1576)
 
-    /// @dev A node that answers at least one challenge in each challenged epoch is never cut off,
-    /// even when other challenges in the same epochs expire unanswered.
+    /// @dev A node that answers every challenge it is owed is never cut off (decision 1695: at most
+    /// livenessTarget are accepted per epoch, so it answers each).
     function test_liveness_answeringNodeStaysChallengeable() public {
         for (uint256 e = 0; e < 3; ++e) {
             _answer(_challenge(1, nodeA), nodeA);
-            _challenge(0, nodeA); // expires unanswered
+            _answer(_challenge(0, nodeA), nodeA);
+            _answer(_challenge(2, nodeA), nodeA);
             vm.warp(block.timestamp + EPOCH);
-            vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "answered once: no missed epoch");
+            vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "answered all: no missed epoch");
             vm.assertFalse(rewards.isUnresponsive(nodeA.enclaveId), "still challenged");
         }
         _challenge(0, nodeA);
+    }
+
+    /// @dev Decision 1695: a challenge accepted before the node reached its target and left to expire
+    /// makes the epoch missed, though the node answered another; an answer gives no missed epoch
+    /// back, so MAX_MISSED_EPOCHS such epochs make it unresponsive until its operator pays.
+    function test_liveness_expiredChallengeMissesTheEpochDespiteAnAnswer() public {
+        for (uint8 e = 0; e < rewards.MAX_MISSED_EPOCHS(); ++e) {
+            _answer(_challenge(1, nodeA), nodeA);
+            _challenge(0, nodeA); // expires unanswered
+            vm.warp(block.timestamp + EPOCH);
+            vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), e + 1, "each epoch with an expired challenge missed");
+        }
+        vm.assertTrue(rewards.isUnresponsive(nodeA.enclaveId), "unresponsive");
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRewards.NodeUnresponsive.selector, nodeA.enclaveId, rewards.MAX_MISSED_EPOCHS())
+        );
+        _challenge(1, nodeA);
     }
 
     /// @dev The attack: a silent node (never answered) takes one challenge per epoch (NodeOnProbation
@@ -554,7 +583,7 @@ contract FirnRewardsTest is FirnFixture {
         _challenge(0, nodeB);
         vm.warp(block.timestamp + EPOCH);
         _answer(_challenge(1, nodeB), nodeB);
-        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 0, "cleared by the answer");
+        vm.assertEq(rewards.missedEpochs(nodeB.enclaveId), 1, "an answer gives no missed epoch back (1695)");
         vm.assertFalse(rewards.isUnresponsive(nodeB.enclaveId), "challengeable");
         _answer(_challenge(2, nodeB), nodeB);
         _challenge(3, nodeB);

@@ -152,9 +152,11 @@ describe('a node back from an outage', () => {
       if (cost > peak) peak = cost;
     }
     expect(peak).toBeGreaterThan(0n);
+    // Kept in whole gwei, rounded up (decision 1696).
+    const gwei = 10n ** 9n;
     expect(
       await v1.public.readContract({ ...pool, functionName: 'peakChallengeCost', args: [enclaveId] }),
-    ).toBe(peak);
+    ).toBe(((peak + gwei - 1n) / gwei) * gwei);
     expect(await read<number>('missedEpochs')).toBe(bound);
     expect(await read<boolean>('isUnresponsive')).toBe(true);
 

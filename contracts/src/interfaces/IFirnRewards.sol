@@ -62,12 +62,13 @@ interface IFirnRewards {
     error NothingToWithdraw(address account);
     error InvalidParameters();
     error TransferFailed(address to, uint256 amount);
-    /// @notice The node missed `missedEpochs` consecutive challenged epochs (>= MAX_MISSED_EPOCHS):
-    /// it is not challenged until its operator calls resumeChallenges.
+    /// @notice The node missed `missedEpochs` challenged epochs (>= MAX_MISSED_EPOCHS) since its
+    /// registration or last resume, answered ones in between or not (decision 1695): it is not
+    /// challenged until its operator calls resumeChallenges.
     error NodeUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
-    /// @notice The node never answered a challenge, or missed its last `missedEpochs` challenged
-    /// epochs, and was already challenged in this one without answering: one challenge per epoch
-    /// until it answers.
+    /// @notice The node never answered a challenge, or missed its last challenged epoch (`missedEpochs`
+    /// since its last resume), and was already challenged in this one without answering: one
+    /// challenge per epoch until it answers.
     error NodeOnProbation(bytes32 enclaveId, uint8 missedEpochs);
     error NodeNotUnresponsive(bytes32 enclaveId, uint8 missedEpochs);
     error NotNodeOperator(bytes32 enclaveId, address caller);
@@ -77,10 +78,10 @@ interface IFirnRewards {
     /// answer for `epoch`: issue challenges at least `answerWindow` seconds before the epoch ends
     /// (decision 1590).
     error ChallengeTooLate(uint64 epoch, uint64 deadline, uint64 epochEnd);
-    /// @notice The node already counted `answers` >= livenessTarget answers in `epoch`: it has
-    /// earned its whole share and owes no further answer, so no verifier pays for a challenge it
-    /// may let expire (decision 1576). Challenge it again next epoch.
-    error LivenessTargetReached(bytes32 enclaveId, uint64 epoch, uint32 answers);
+    /// @notice The node's answers in `epoch` plus its accepted challenges still unanswered,
+    /// `accepted`, reached livenessTarget: the node owes no further answer, so no verifier pays for
+    /// a challenge it may let expire (decisions 1594, 1695). Challenge it again next epoch.
+    error LivenessTargetReached(bytes32 enclaveId, uint64 epoch, uint32 accepted);
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
@@ -127,10 +128,13 @@ interface IFirnRewards {
 
     /// @notice Verifier: challenge an eligible node once per epoch. Returns the challenge id; the
     /// nonce (in the event and `getChallenge`) is derived from chain state at issuance. Reverts
-    /// NodeUnresponsive once the node left MAX_MISSED_EPOCHS consecutive challenged epochs without
-    /// an answer, and NodeOnProbation for a second challenge in an epoch while the node never
-    /// answered or has missed one, and has not answered in this epoch (check `isUnresponsive` first; decision 1576).
-    /// Reverts LivenessTargetReached once the node counted livenessTarget answers in this epoch.
+    /// NodeUnresponsive once the node missed MAX_MISSED_EPOCHS challenged epochs since its
+    /// registration or last resume (an epoch is missed when an accepted challenge of it expired
+    /// unanswered; decision 1695), and NodeOnProbation for a second challenge in an epoch while the
+    /// node never answered or missed its last challenged epoch, and has not answered in this epoch
+    /// (check `isUnresponsive` first; decision 1576). Reverts LivenessTargetReached once the node's
+    /// answers plus its open challenges in this epoch reach livenessTarget: at most livenessTarget
+    /// challenges per node and epoch are accepted, each one it owes an answer (decision 1695).
     /// Reverts ChallengeTooLate(epoch, deadline, epochEnd) when now + answerWindow reaches the
     /// epoch's end: every accepted challenge leaves the node its whole answer window (decision 1590).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
@@ -152,25 +156,31 @@ interface IFirnRewards {
     function creditTreasury() external payable;
 
     /// @notice What resumeChallenges asks for the node now, wei: max(registry.registrationFee(),
-    /// MAX_MISSED_EPOCHS x max((CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x
-    /// block.basefee, peakChallengeCost(enclaveId))): every active verifier's daemon may race the one
-    /// challenge a node on probation accepts per epoch, and the refused ones pay gas too (decisions
-    /// 1591, 1594); the price is never below the dearest epoch of the spell that made the node
-    /// unresponsive, so a resume timed for a cheap block still pays what the verifiers paid (1645).
+    /// MAX_MISSED_EPOCHS x max((t x CHALLENGE_GAS + (V - t) x REFUSED_CHALLENGE_GAS) x
+    /// block.basefee, peakChallengeCost(enclaveId))), V = verifierCount (at least 1), t =
+    /// min(livenessTarget, V): an epoch accepts at most t challenges and every other active
+    /// verifier's racing daemon pays a refused one (decisions 1591, 1594, 1695); the price is never
+    /// below the dearest epoch the node missed since its last resume, so a resume timed for a cheap
+    /// block still pays what the verifiers paid (1645). With livenessTarget 1 the epoch price is
+    /// CHALLENGE_GAS + (V - 1) x REFUSED_CHALLENGE_GAS, as before.
     /// A caller sends it with head-room for the block its transaction lands in.
     function resumeFee(bytes32 enclaveId) external view returns (uint256);
 
-    /// @notice Wei: the dearest epoch of probation the node's current spell cost the verifiers,
-    /// (CHALLENGE_GAS + (verifierCount - 1) x REFUSED_CHALLENGE_GAS) x block.basefee recorded at each
-    /// accepted challenge since the node last answered or resumed (0 after either; decision 1645).
+    /// @notice Wei (a whole number of gwei, rounded up): the dearest epoch the node missed since its
+    /// registration or last resume cost the verifiers, (t x CHALLENGE_GAS + (V - t) x
+    /// REFUSED_CHALLENGE_GAS) x block.basefee as recorded at each accepted challenge of the epoch
+    /// (see resumeFee; decisions 1645, 1695). An answer does not clear it; a resume does.
     function peakChallengeCost(bytes32 enclaveId) external view returns (uint256);
 
-    /// @notice Consecutive challenged epochs, up to now, in which the node answered no challenge.
+    /// @notice Challenged epochs since the node's registration or last resume, up to now, in which
+    /// an accepted challenge expired unanswered (decision 1695; consecutive ones before it). An
+    /// answer does not lower it; MAX_MISSED_EPOCHS makes the node unresponsive.
     function missedEpochs(bytes32 enclaveId) external view returns (uint8);
 
     /// @notice True when issueChallenge would revert NodeUnresponsive, NodeOnProbation or
     /// LivenessTargetReached for this node now (a daemon reads it before paying for a challenge):
-    /// the node is silent, or it already answered enough this epoch (decision 1576).
+    /// the node is silent, or its answers and open challenges this epoch reach its target (decisions
+    /// 1576, 1695).
     function isUnresponsive(bytes32 enclaveId) external view returns (bool);
 
     /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over

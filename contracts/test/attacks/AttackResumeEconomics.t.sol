@@ -77,9 +77,12 @@ contract AttackResumeCheapBlockTest is FirnFixture {
         vm.assertEq(rewards.missedEpochs(enclaveId), rewards.MAX_MISSED_EPOCHS(), "unresponsive");
     }
 
-    /// @dev What one epoch of probation costs the verifiers at `baseFee` by the pool's constants.
+    /// @dev What one epoch of challenges costs the verifiers at `baseFee` by the pool's constants, at
+    /// most: min(target, V) accepted and V - min(target, V) refused (decisions 1594, 1695).
     function _epochCostAt(uint256 baseFee) internal view returns (uint256) {
-        return (rewards.CHALLENGE_GAS() + (verifierSet.verifierCount() - 1) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
+        uint256 v = verifierSet.verifierCount();
+        uint256 t = rewards.livenessTarget() < v ? rewards.livenessTarget() : v;
+        return (t * rewards.CHALLENGE_GAS() + (v - t) * rewards.REFUSED_CHALLENGE_GAS()) * baseFee;
     }
 
     /// @dev What the pre-1645 formula asked in a block at `baseFee`.
@@ -132,22 +135,29 @@ contract AttackResumeCheapBlockTest is FirnFixture {
         vm.assertEq(rewards.resumeFee(silent.enclaveId), _priceAt(DEAR), "today's base fee when it is higher");
     }
 
-    /// @dev The record: the dearest accepted challenge of the spell, at the verifier count then;
-    /// cleared by an answer (a live node's later spell is priced on its own challenges).
-    function test_peakChallengeCost_followsTheSpellAndClearsOnAnswer() public {
+    /// @dev The record (decision 1695): the price of each missed epoch since the last resume, the
+    /// dearest kept; an answered epoch adds nothing and an answer clears nothing; a resume clears it.
+    function test_peakChallengeCost_followsTheMissedEpochsAndClearsOnResume() public {
+        registry.setParameters(MIN_NODE_STAKE, UNBONDING, 0);
         TestNode memory node = _activeNode(13, SIM, MEASUREMENT);
+        vm.deal(node.operator, 10 ether);
         VmResume(address(vm)).fee(DEAR);
         if (new ResumeBaseFeeProbe().baseFee() != DEAR) {
             VmResume(address(vm)).skip(true);
             return;
         }
+        uint256 dear = _epochCostAt(DEAR);
+        // Epoch 1, dear: challenged and missed.
         vm.warp(rewards.genesis() + EPOCH + 1);
         vm.prank(verifierList[0]);
+        rewards.issueChallenge(node.enclaveId);
+        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), 0, "an epoch not yet missed prices nothing");
+        vm.warp(rewards.genesis() + 2 * EPOCH + 1);
+        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), dear, "the missed epoch's price");
+        // Epoch 2, dear: answered; the record stays (the missed epoch is not paid for).
+        VmResume(address(vm)).fee(DEAR);
+        vm.prank(verifierList[1]);
         bytes32 id = rewards.issueChallenge(node.enclaveId);
-        uint256 dear = _epochCostAt(DEAR);
-        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), dear, "recorded at the challenge");
-        VmResume(address(vm)).fee(CHEAP);
-        vm.assertEq(rewards.resumeFee(node.enclaveId), 3 * dear, "the spell's price, not the block's");
         IFirnRewards.Challenge memory c = rewards.getChallenge(id);
         rewards.answerChallenge(
             id,
@@ -156,15 +166,22 @@ contract AttackResumeCheapBlockTest is FirnFixture {
                 rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch))
             )
         );
-        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), 0, "an answer clears it");
-        // A cheaper accepted challenge does not lower a higher record.
-        VmResume(address(vm)).fee(DEAR);
-        vm.prank(verifierList[1]);
-        rewards.issueChallenge(node.enclaveId);
-        VmResume(address(vm)).fee(CHEAP);
-        vm.prank(verifierList[2]);
-        rewards.issueChallenge(node.enclaveId);
-        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), dear, "the dearest stays");
+        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), dear, "an answer does not clear it");
+        // Epochs 3 and 4, cheap: missed; the dearest stays and the fee is priced on it.
+        for (uint256 e = 3; e <= 4; ++e) {
+            vm.warp(rewards.genesis() + e * EPOCH + 1);
+            VmResume(address(vm)).fee(CHEAP);
+            vm.prank(verifierList[0]);
+            rewards.issueChallenge(node.enclaveId);
+        }
+        vm.warp(rewards.genesis() + 5 * EPOCH + 1);
+        vm.assertEq(rewards.missedEpochs(node.enclaveId), 3, "three missed, one answered between");
+        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), dear, "the dearest missed epoch");
+        uint256 fee = rewards.resumeFee(node.enclaveId);
+        vm.assertEq(fee, 3 * dear, "priced on it, not on the cheap block");
+        vm.prank(node.operator);
+        rewards.resumeChallenges{value: fee}(node.enclaveId);
+        vm.assertEq(rewards.peakChallengeCost(node.enclaveId), 0, "a resume clears it");
     }
 }
 

@@ -218,8 +218,9 @@ export class LivenessService {
         this.next = headNumber + 1n;
         const head =
           issued.length === 0 ? undefined : await this.clients.public.getBlock({ blockNumber: headNumber });
-        // Answers past the pool's livenessTarget earn nothing (decision 1576): read it once per
-        // batch, and the node's counted answers once per epoch seen, instead of paying for them.
+        // Answers past the pool's livenessTarget earn nothing (decision 1576), and the pool accepts
+        // no challenge past it (1695) unless governance lowered it during the epoch: read it once
+        // per batch, and the node's counted answers once per epoch seen, instead of paying for them.
         const target =
           issued.length === 0
             ? 0
@@ -282,8 +283,9 @@ export class LivenessService {
   }
 
   /**
-   * Decision 1592: the pool stops challenging a node after MAX_MISSED_EPOCHS challenged epochs
-   * without an answer, until its operator pays `resumeFee()`. Reached only on a poll whose chain
+   * Decision 1592: the pool stops challenging a node after MAX_MISSED_EPOCHS missed epochs since
+   * its registration or last resume (an epoch with a challenge left to expire; answers in between
+   * give none back, decisions 1695, 1696), until its operator pays `resumeFee(enclaveId)`. Reached only on a poll whose chain
    * reads succeeded; it pays when this node is unresponsive, its enclave answers now, the fee is at
    * most `maxResumeFeeWei`, and the node answered a challenge since the last resume this service
    * paid (a node that went silent again right after a resume is not paid for in a loop). One

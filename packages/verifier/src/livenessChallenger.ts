@@ -203,9 +203,10 @@ export class LivenessChallenger {
       if (!inTime()) return;
       done.add(enclaveId);
       if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
-      // A node that missed its last challenged epochs takes one challenge per epoch, none after
-      // MAX_MISSED_EPOCHS, and none once it counted livenessTarget answers in the epoch (decision
-      // 1576): read first, so a silent node, or one that owes no answer, costs no gas.
+      // A node that missed its last challenged epoch takes one challenge per epoch, none after
+      // MAX_MISSED_EPOCHS missed since its last resume, and none once its answers plus open
+      // challenges reach livenessTarget in the epoch (decisions 1576, 1695): read first, so a
+      // silent node, or one that owes no further answer, costs no gas.
       const unresponsive = await this.clients.public.readContract({
         address: rewardsAddress(this.clients),
         abi: firnRewardsAbi,

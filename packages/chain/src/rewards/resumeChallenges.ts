@@ -10,9 +10,9 @@ import { rewardsAddress } from './rewardsAddress.ts';
  * What resuming one unresponsive node costs (decisions 1576, 1591), read at one block.
  * `fee` is the pool's `resumeFee(enclaveId)` at that block's base fee; the other fields let a
  * caller re-price it for a later block's base fee: fee = max(registrationFee, maxMissedEpochs x
- * max((challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee, peakChallengeCost))
- * (decisions 1594, 1645). All of it is credited to the owner's treasury, not the reward pool
- * (decision 1646).
+ * max((t x challengeGas + (V - t) x refusedChallengeGas) x baseFee, peakChallengeCost)), V =
+ * max(verifierCount, 1), t = min(livenessTarget, V) (decisions 1594, 1645, 1695). All of it is
+ * credited to the owner's treasury, not the reward pool (decision 1646).
  */
 export interface ResumeFeeQuote {
   /** Wei the pool asks at `baseFee`. */
@@ -28,9 +28,14 @@ export interface ResumeFeeQuote {
   /** Active verifiers (FirnVerifierSet.verifierCount) at the block read: the daemons that race. */
   verifierCount: bigint;
   /**
-   * Wei: the dearest epoch of probation the node's spell cost the verifiers, recorded at their
-   * accepted challenges (FirnRewards.peakChallengeCost, decision 1645); the fee is never priced
-   * below it, whatever the base fee of the block the resume lands in.
+   * The pool's livenessTarget at the block read: at most this many challenges per node and epoch
+   * are accepted (decision 1695), the other daemons' are refused.
+   */
+  livenessTarget: number;
+  /**
+   * Wei: the dearest epoch the node missed since its last resume cost the verifiers, recorded at
+   * their accepted challenges (FirnRewards.peakChallengeCost, decisions 1645, 1695); the fee is
+   * never priced below it, whatever the base fee of the block the resume lands in.
    */
   peakChallengeCost: bigint;
   /** Wei per gas of the block read (0 on a chain without EIP-1559). */
@@ -39,13 +44,16 @@ export interface ResumeFeeQuote {
 
 /**
  * The resume fee at `baseFee` wei per gas: max(registrationFee, maxMissedEpochs x
- * max((challengeGas + (verifierCount - 1) x refusedChallengeGas) x baseFee, peakChallengeCost)),
- * what `resumeChallenges` requires in a block with that base fee and verifier count
- * (FirnRewards._resumeFee, decisions 1591, 1594, 1645).
+ * max((t x challengeGas + (V - t) x refusedChallengeGas) x baseFee, peakChallengeCost)), V =
+ * max(verifierCount, 1), t = min(livenessTarget, V): what `resumeChallenges` requires in a block
+ * with that base fee, verifier count and target (FirnRewards._resumeFee, decisions 1591, 1594,
+ * 1645, 1695).
  */
 export function resumeFeeAt(q: Omit<ResumeFeeQuote, 'fee' | 'baseFee'>, baseFee: bigint): bigint {
-  const others = q.verifierCount > 0n ? q.verifierCount - 1n : 0n;
-  let epochCost = (q.challengeGas + others * q.refusedChallengeGas) * baseFee;
+  const verifiers = q.verifierCount > 0n ? q.verifierCount : 1n;
+  const target = BigInt(q.livenessTarget);
+  const accepted = target < verifiers ? target : verifiers;
+  let epochCost = (accepted * q.challengeGas + (verifiers - accepted) * q.refusedChallengeGas) * baseFee;
   if (q.peakChallengeCost > epochCost) epochCost = q.peakChallengeCost;
   const gasCost = BigInt(q.maxMissedEpochs) * epochCost;
   return gasCost > q.registrationFee ? gasCost : q.registrationFee;
@@ -67,7 +75,7 @@ export async function getResumeFee(clients: FirnClients, enclaveId: Hex): Promis
       clients.public.readContract({ ...base, functionName: 'REFUSED_CHALLENGE_GAS' }),
       clients.public.getBlock({ blockTag: 'latest' }),
     ]);
-    const [registrationFee, verifierCount, peakChallengeCost] = await Promise.all([
+    const [registrationFee, verifierCount, peakChallengeCost, livenessTarget] = await Promise.all([
       clients.public.readContract({
         address: clients.addresses.registry,
         abi: firnRegistryAbi,
@@ -86,6 +94,7 @@ export async function getResumeFee(clients: FirnClients, enclaveId: Hex): Promis
         args: [id],
         blockNumber: block.number,
       }),
+      clients.public.readContract({ ...base, functionName: 'livenessTarget', blockNumber: block.number }),
     ]);
     const parts = {
       registrationFee,
@@ -93,6 +102,7 @@ export async function getResumeFee(clients: FirnClients, enclaveId: Hex): Promis
       challengeGas,
       refusedChallengeGas,
       verifierCount,
+      livenessTarget: Number(livenessTarget),
       peakChallengeCost,
     };
     const baseFee = block.baseFeePerGas ?? 0n;
