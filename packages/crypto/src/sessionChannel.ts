@@ -171,9 +171,9 @@ export interface SessionEndpoint {
 export interface SessionPlaintextReader {
   /** Plaintext bytes not taken yet. */
   readonly left: number;
-  /** The next `n` plaintext bytes, a view of the message's own plaintext buffer (throws E_PARSE past the end). */
+  /** The next `n` plaintext bytes: a view of the message's own plaintext buffer (E_PARSE past the end). */
   take(n: number): Uint8Array;
-  /** Always true: the pieces are views of a buffer that holds this plaintext alone and that nothing else references. */
+  /** Always true: the pieces are views of a buffer that holds this plaintext alone, referenced by nothing else. */
   readonly fresh: true;
 }
 
@@ -202,8 +202,9 @@ export function createSessionEndpoint(
     return new ChannelError('E_DECRYPT', 'decryption failed');
   };
   /**
-   * Checks an inbound `message` before any decryption (an ended endpoint, unless `closing`: E_DECRYPT; size cap and
-   * decoding: E_PARSE; kind and sequence number: E_CHANNEL_SEQUENCE, a later number only when `ahead`) and returns it with its
+   * Checks an inbound `message` before any decryption (an ended endpoint, unless `closing`:
+   * E_DECRYPT; size cap and decoding: E_PARSE; kind and sequence number: E_CHANNEL_SEQUENCE, a
+   * later number only when `ahead`) and returns it with its
    * ciphertext length (tag excluded) and a decipher keyed, tagged and bound to its AAD.
    */
   const inbound = (message: Uint8Array, ahead: boolean, closing = false) => {
