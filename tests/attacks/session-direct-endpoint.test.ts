@@ -120,7 +120,7 @@ describe('attacks on the direct session endpoint', () => {
     });
   });
 
-  it('replayed, reordered, altered and oversized messages through the relay are refused and leave the session in place', async () => {
+  it('replayed, reordered and oversized messages through the relay are refused and leave the session in place; an altered one ends it (decision 1715)', async () => {
     const { r, jobId, codec } = await openDirect();
     const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
     const a = codec.sealRequest(x([1, 1, 1]));
@@ -129,9 +129,6 @@ describe('attacks on the direct session endpoint', () => {
     const b = codec.sealRequest(x([2, 2, 2]));
     const c = codec.sealRequest(x([3, 3, 3]));
     await expect(relay.send(c)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' }); // reordered
-    const altered = Uint8Array.from(b);
-    altered[altered.length - 1]! ^= 1;
-    await expect(relay.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
     // Over this enclave's 64 KiB request cap (the host's own cap is 8 MiB).
     const big = Uint8Array.from(b);
     const huge = new Uint8Array(64 * 1024 + 1);
@@ -141,26 +138,46 @@ describe('attacks on the direct session endpoint', () => {
     const [rb, rc] = await Promise.all([relay.send(b), relay.send(c)]);
     expect(codec.openResponse(b, rb).y!.dims).toEqual([1, 2]);
     expect(codec.openResponse(c, rc).y!.dims).toEqual([1, 2]);
+    // Altered: refused, and the session's receiving side ends (one try, as TLS's bad_record_mac):
+    // the genuine message is refused as well.
+    const d = codec.sealRequest(x([4, 4, 4]));
+    const altered = Uint8Array.from(d);
+    altered[altered.length - 1]! ^= 1;
+    await expect(relay.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    await expect(relay.send(d)).rejects.toMatchObject({
+      code: 'E_DECRYPT',
+      message: expect.stringMatching(/session ended/),
+    });
+    // What was answered before is still proven.
     const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
     expect(closed.requests).toBe(3);
     expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);
     relay.close();
   });
 
-  it('the child reads a request as it decrypts, yet answers nothing before the tag checks: an altered request that would not parse is E_DECRYPT, never a parse answer (decision 1360)', async () => {
+  it('the child answers nothing before the tag checks: an altered request that would not parse is E_DECRYPT, never a parse answer, and ends the session (decisions 1360, 1715)', async () => {
     const { r, jobId, codec } = await openDirect();
     const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
     const a = codec.sealRequest(x([1, 2, 3]));
-    // Flip the format byte (the first ciphertext byte) and a bit of the FTB1 magic: decoded before
+    // Flip the format byte (the first ciphertext byte), then a bit of the FTB1 magic: decoded before
     // the tag check, these would be answered "unknown session payload format" / "missing FTB1
-    // header" (E_INPUT_INVALID), an oracle on the plaintext, and would use up the sequence number.
+    // header" (E_INPUT_INVALID), an oracle on the plaintext.
     for (const at of [10, 12]) {
       const altered = Uint8Array.from(a);
       altered[at]! ^= 0x40;
       await expect(relay.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
     }
-    // Nothing moved: the genuine request is answered at its place.
-    expect(Array.from(codec.openResponse(a, await relay.send(a)).y!.data as Float32Array)).toHaveLength(2);
+    // The first forgery ended the session: the genuine request is not answered either.
+    await expect(relay.send(a)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    await expect(program.handle('closeSession', { sessionId: jobId })).rejects.toMatchObject({
+      code: 'E_SESSION_EMPTY',
+    });
+    relay.close();
+  });
+
+  it('an authentic malformed request is answered; an answer altered on the way is E_DECRYPT at the requester, never a decode error', async () => {
+    const { r, jobId, codec } = await openDirect();
+    const relay = await SessionRelay.connect(r.endpoint!.path, r.endpoint!.token);
     // An authentic request whose payload is malformed is answered (typed, sealed) and counted.
     const raw = (codec as unknown as { endpoint: { seal(p: Uint8Array): Uint8Array } }).endpoint;
     const malformed = raw.seal(Uint8Array.of(1, 0x46, 0x54, 0x42, 0x31, 1, 0, 0, 0, 200));
@@ -168,9 +185,9 @@ describe('attacks on the direct session endpoint', () => {
     expect(() => codec.openResponse(malformed, answer)).toThrow(
       expect.objectContaining({ code: 'E_INPUT_INVALID' }),
     );
-    // The requester reads an answer as it decrypts too: an answer altered on the way (its status
-    // byte, its FTB1 magic) is E_DECRYPT, never "unknown status" or a decode error, and the genuine
-    // answer still opens at its place.
+    // The requester opens an answer before it reads it: an answer altered on the way (its status
+    // byte, its FTB1 magic) is E_DECRYPT, never "unknown status" or a decode error; after it the
+    // requester's side of the session opens nothing more, the genuine answer included.
     const b = codec.sealRequest(x([4, 5, 6]));
     const answerB = await relay.send(b);
     for (const at of [10, 12]) {
@@ -178,10 +195,11 @@ describe('attacks on the direct session endpoint', () => {
       altered[at]! ^= 0x40;
       expect(() => codec.openResponse(b, altered)).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
     }
-    expect(codec.openResponse(b, answerB).y!.dims).toEqual([1, 2]);
+    expect(() => codec.openResponse(b, answerB)).toThrow(
+      expect.objectContaining({ code: 'E_DECRYPT', message: expect.stringMatching(/session ended/) }),
+    );
     const closed = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
-    expect(closed.requests).toBe(3);
-    expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);
+    expect(closed.requests).toBe(2);
     relay.close();
   });
 

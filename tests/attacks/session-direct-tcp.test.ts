@@ -150,7 +150,7 @@ describe('attacks on the requester’s direct connection to the session child', 
     await program.handle('closeSession', { sessionId: jobId }).catch(() => undefined);
   }, 20_000);
 
-  it('replayed, reordered, altered and oversized messages on the direct connection are refused and the session goes on', async () => {
+  it('replayed, reordered and oversized messages on the direct connection are refused and the session goes on; an altered one ends it', async () => {
     const { jobId, codec, port, token } = await openDirect();
     const s = await SessionStream.connectDirect('127.0.0.1', port, token);
     const a = codec.sealRequest(x([1, 1, 1]));
@@ -159,9 +159,6 @@ describe('attacks on the requester’s direct connection to the session child', 
     const b = codec.sealRequest(x([2, 2, 2]));
     const c = codec.sealRequest(x([3, 3, 3]));
     await expect(s.send(c)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' }); // reordered
-    const altered = Uint8Array.from(b);
-    altered[altered.length - 1]! ^= 1;
-    await expect(s.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
     const huge = new Uint8Array(64 * 1024 + 1);
     huge.set(b.subarray(0, 10));
     await expect(s.send(huge)).rejects.toMatchObject({ code: 'E_TOO_LARGE' }); // over the 64 KiB cap
@@ -171,6 +168,13 @@ describe('attacks on the requester’s direct connection to the session child', 
     expect(codec.openResponse(c, rc).y!.dims).toEqual([1, 2]);
     // An answer is tied to its request's number: b's answer never passes for c's.
     expect(() => codec.openResponse(c, rb)).toThrow();
+    // Altered: refused, and the session opens nothing more (decision 1715), the genuine one included.
+    const d = codec.sealRequest(x([4, 4, 4]));
+    const altered = Uint8Array.from(d);
+    altered[altered.length - 1]! ^= 1;
+    await expect(s.send(altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    await expect(s.send(d)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    // The requester's close still opens: what was answered is proven.
     const closed = await close(jobId, codec);
     expect(closed.requests).toBe(3);
     expect(sessionProofMismatches(closed.proof, codec)).toEqual([]);

@@ -86,7 +86,7 @@ describe('session stream attacks', () => {
     expect(status).toBe(400);
   });
 
-  it('a sender with the token (the host, a tap) gets only refusal codes on the stream: junk, a replay and an oversized frame; the requester goes on', async () => {
+  it('a sender with the token (the host, a tap) gets only refusal codes on the stream: a replay and an oversized frame; the requester goes on until junk ends the session', async () => {
     // Capture the requester's next message as it leaves (what the host or a tap would see).
     const captured: Uint8Array[] = [];
     // The SDK writes a request as its wire parts (decision 1360): the message is their concatenation.
@@ -104,14 +104,6 @@ describe('session stream attacks', () => {
     // Replayed: refused by its clear header at the host (and it would be by the child), stream ended.
     const s1 = await SessionStream.open(net.node.url, session.sessionId, undefined, session.accessToken);
     await expect(s1.send(replay)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
-    // Junk with the next sequence number in its header: the child cannot open it (E_DECRYPT); the
-    // session's expected sequence number does not move.
-    const junk = Uint8Array.from(replay);
-    const seq = new DataView(junk.buffer).getBigUint64(2, false) + 1n;
-    new DataView(junk.buffer).setBigUint64(2, seq, false);
-    const s2 = await SessionStream.open(net.node.url, session.sessionId, undefined, session.accessToken);
-    await expect(s2.send(junk)).rejects.toMatchObject({ code: 'E_DECRYPT' });
-    s2.close();
     // Oversized: a 9 MiB length is refused from its prefix, nothing of it is read or relayed.
     const raw = await rawStream(`/v1/sessions/${session.sessionId}/stream`);
     const got: Buffer[] = [];
@@ -126,6 +118,15 @@ describe('session stream attacks', () => {
     expect(JSON.parse(answer.subarray(5).toString('utf8'))).toMatchObject({ code: 'E_TOO_LARGE' });
     // The requester's session is where it was.
     expect((await session.infer(x(8))).y!.dims).toEqual([1, 2]);
+    // Junk with the next sequence number in its header: the child cannot open it (E_DECRYPT), and
+    // the session opens no further request (decision 1715): one try, not a stream of probes.
+    const junk = Uint8Array.from(replay);
+    const seq = new DataView(junk.buffer).getBigUint64(2, false) + 2n;
+    new DataView(junk.buffer).setBigUint64(2, seq, false);
+    const s2 = await SessionStream.open(net.node.url, session.sessionId, undefined, session.accessToken);
+    await expect(s2.send(junk)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    s2.close();
+    await expect(session.infer(x(9))).rejects.toMatchObject({ code: 'E_DECRYPT' });
   });
 
   it('the session closes with a proof that matches the requester’s transcript; its streams end', async () => {

@@ -80,7 +80,7 @@ describe('operator job policy', () => {
 });
 
 describe('session message admission by the host', () => {
-  it('refuses junk and replays from their header before the enclave, caps requests in flight, and the session goes on', async () => {
+  it('refuses junk and replays from their header before the enclave, caps requests in flight; forged messages reaching the enclave end the session', async () => {
     const s = await openInferenceSession({
       ...requesterOptions(net, kem),
       model: { bytes: model.bytes },
@@ -159,14 +159,14 @@ describe('session message admission by the host', () => {
         const third = await post(forged(1n));
         expect(third).toEqual({ status: 429, code: 'E_RATE_LIMITED' });
         open();
-        // At the enclave they do not open under the session keys: refused, nothing changed.
+        // At the enclave they do not open under the session keys: refused, and the session opens no
+        // further request (decision 1715); its close still opens.
         expect((await Promise.all(first)).map((r) => r.code)).toEqual(['E_DECRYPT', 'E_DECRYPT']);
       } finally {
         sup.call = real;
         SessionRelay.prototype.send = realSend;
       }
-      const y = await s.infer(x);
-      expect(y.y?.dims).toEqual([1, 2]);
+      await expect(s.infer(x)).rejects.toMatchObject({ code: 'E_DECRYPT' });
     } finally {
       await s.close();
     }

@@ -171,8 +171,9 @@ export class SessionCodec {
     // faked a refusal) never passes for this one's. The number is authenticated (nonce and AAD).
     if (sessionMessageHeader(response).seq !== requestSeq(request))
       throw new FirnError('E_CHANNEL_SEQUENCE', 'the session answer is not to this request');
-    // Opened and decoded in one pass: each output's elements are decrypted into their own
-    // buffer and viewed, never copied (decision 1360). Throws, state unchanged, unless it opens.
+    // Authenticated, then decoded (decision 1715): outputs' elements are views of the answer's
+    // plaintext buffer where aligned. Throws unless it opens; after an answer that does not
+    // authenticate this side of the session opens nothing more (E_DECRYPT).
     let status: number | undefined;
     const opened = this.endpoint.openReading(response, (r) => {
       status = r.left > 0 ? r.take(1)[0] : undefined;

@@ -42,6 +42,8 @@ export const TAGS = {
   kmsResponse: 'firn/kms-response/v1',
   kmsMaster: 'firn/kms-master/v1',
   kmsIdentity: 'firn/kms-identity/v1',
+  /** HMAC of a key broker's stateless nonce (decision 1716). */
+  kmsNonce: 'firn/kms-nonce/v1',
   enclaveImage: 'firn/enclave-image/v1',
   enclaveState: 'firn/enclave-state/v1',
   platformId: 'firn/platform-id/v2',

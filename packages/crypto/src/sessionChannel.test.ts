@@ -34,20 +34,50 @@ describe('session channel wire form', () => {
     }
   });
 
-  it('opens into a plain Uint8Array of exactly the plaintext; a flipped bit is E_DECRYPT and the place is kept', () => {
+  it('opens into a plain Uint8Array of exactly the plaintext', () => {
     const requester = createSessionEndpoint('requester', keys, sessionId);
     const enclave = createSessionEndpoint('enclave', keys, sessionId);
     const pt = new Uint8Array(randomBytes(1000));
     const m = requester.seal(pt);
-    const bad = Uint8Array.from(m);
-    bad[20]! ^= 1;
-    expect(() => enclave.open(bad)).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
-    expect(enclave.received).toBe(0n);
     const back = enclave.open(m);
     expect(Buffer.isBuffer(back)).toBe(false);
     expect(back.byteLength).toBe(1000);
     expect(Buffer.compare(Buffer.from(back), Buffer.from(pt))).toBe(0);
     expect(enclave.received).toBe(1n);
+    expect(enclave.ended).toBe(false);
+  });
+
+  it('attack: a flipped bit is E_DECRYPT, consumes nothing, and ends the receiving side: the genuine message is refused too (decision 1715)', () => {
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    const m = requester.seal(new Uint8Array(randomBytes(1000)));
+    const bad = Uint8Array.from(m);
+    bad[20]! ^= 1;
+    expect(() => enclave.open(bad)).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+    expect(enclave.received).toBe(0n);
+    expect(enclave.ended).toBe(true);
+    // One try: the forger cannot go on probing, and the session must be reopened.
+    expect(() => enclave.open(m)).toThrow(
+      expect.objectContaining({ code: 'E_DECRYPT', message: expect.stringMatching(/session ended/) }),
+    );
+    expect(() => enclave.openReading(m, (r) => r.left)).toThrow(
+      expect.objectContaining({ code: 'E_DECRYPT' }),
+    );
+    // The requester's close still opens (only compared once it authenticates), so it can end the
+    // session; a request handed in as the close is still not taken.
+    expect(() => enclave.open(m, (pt) => pt.length === 0, true)).toThrow(
+      expect.objectContaining({ code: 'E_PARSE' }),
+    );
+    const close = requester.seal(new Uint8Array(0));
+    expect(enclave.open(close, (pt) => pt.length === 0, true).length).toBe(0);
+    // Sequence and kind refusals are not forgeries: they end nothing.
+    const other = createSessionEndpoint('enclave', keys, sessionId);
+    requester.seal(new Uint8Array(1));
+    const ahead = requester.seal(new Uint8Array(1));
+    expect(() => other.open(ahead)).toThrow(expect.objectContaining({ code: 'E_CHANNEL_SEQUENCE' }));
+    expect(() => other.open(m, () => false)).toThrow(expect.objectContaining({ code: 'E_PARSE' }));
+    expect(other.ended).toBe(false);
+    expect(other.open(m).length).toBe(1000);
   });
 });
 
@@ -80,43 +110,51 @@ describe('session channel opened while read (openReading)', () => {
     enclave: createSessionEndpoint('enclave', keys, sessionId),
   });
 
-  it('hands the reader fresh pieces of exactly the plaintext and consumes the sequence number', () => {
+  it('hands the reader pieces of exactly the plaintext, views of its own buffer, and consumes the sequence number', () => {
     const { requester, enclave } = pair();
     const pt = new Uint8Array(randomBytes(70_000));
-    const got = enclave.openReading(requester.seal(pt), (r) => {
+    const m = requester.seal(pt);
+    const got = enclave.openReading(m, (r) => {
       const a = r.take(26);
       const b = r.take(r.left);
       return { a, b };
     });
     if (!got.ok) throw got.error;
-    expect(Buffer.concat([got.value.a, got.value.b]).equals(Buffer.from(pt))).toBe(true);
-    // Each piece owns its memory (a decoder may view it instead of copying).
-    expect(got.value.b.byteOffset).toBe(0);
-    expect(got.value.b.buffer.byteLength).toBe(70_000 - 26);
+    const { a, b } = got.value;
+    expect(Buffer.concat([a, b]).equals(Buffer.from(pt))).toBe(true);
+    // Views of one buffer that holds this plaintext alone (a decoder may view it instead of copying).
+    expect(Buffer.isBuffer(b)).toBe(false);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + 26);
+    expect(b.buffer).not.toBe(m.buffer);
     expect(enclave.received).toBe(1n);
   });
 
-  it('attack: an altered message is E_DECRYPT whatever the reader threw, the pieces are zeroed and the place is kept', () => {
+  it('attack: the reader never sees a message that does not authenticate; E_DECRYPT, place kept, endpoint ended', () => {
+    for (const at of [12, 1000 + 10 - 20, 1000 + 10 + 3]) {
+      // A flipped bit in the first plaintext byte, one near the end, one in the tag.
+      const { requester, enclave } = pair();
+      const m = requester.seal(new Uint8Array(1000).fill(7));
+      const bad = Uint8Array.from(m);
+      bad[at]! ^= 1;
+      let calls = 0;
+      expect(() =>
+        enclave.openReading(bad, (r) => {
+          calls++;
+          return r.take(r.left);
+        }),
+      ).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+      expect(calls).toBe(0);
+      expect(enclave.received).toBe(0n);
+      expect(enclave.ended).toBe(true);
+      expect(() => enclave.openReading(m, (r) => r.take(r.left))).toThrow(
+        expect.objectContaining({ code: 'E_DECRYPT' }),
+      );
+      expect(calls).toBe(0);
+    }
+    // Without the forgery the same message opens.
     const { requester, enclave } = pair();
-    const m = requester.seal(new Uint8Array(1000).fill(7));
-    const bad = Uint8Array.from(m);
-    bad[12]! ^= 1;
-    let seen: Uint8Array | undefined;
-    expect(() =>
-      enclave.openReading(bad, (r) => {
-        seen = r.take(10);
-        throw new Error('parse error the sender must never learn');
-      }),
-    ).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
-    expect(seen!.every((x) => x === 0)).toBe(true);
-    expect(enclave.received).toBe(0n);
-    // A flipped bit in a part the reader never took is caught as well.
-    const late = Uint8Array.from(m);
-    late[late.length - 20]! ^= 1;
-    expect(() => enclave.openReading(late, (r) => r.take(5))).toThrow(
-      expect.objectContaining({ code: 'E_DECRYPT' }),
-    );
-    const ok = enclave.openReading(m, (r) => r.take(r.left));
+    const ok = enclave.openReading(requester.seal(new Uint8Array(1000).fill(7)), (r) => r.take(r.left));
     expect(ok.ok && ok.value.every((x) => x === 7)).toBe(true);
   });
 

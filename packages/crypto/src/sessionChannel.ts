@@ -130,37 +130,50 @@ export interface SessionEndpoint {
    */
   sealParts(parts: readonly Uint8Array[]): Uint8Array[];
   /**
-   * Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); state is
-   * unchanged then. With `accept`, a message that opens but whose plaintext `accept` refuses throws
-   * E_PARSE and does not consume its sequence number either: a caller that takes only one kind of
-   * message (a close) never swallows a request, which would shift every later answer by one.
-   * With `ahead`, a message whose sequence number is past the next one is opened too (and moves
+   * Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); the sequence
+   * number is not consumed then. With `accept`, a message that opens but whose plaintext `accept`
+   * refuses throws E_PARSE and does not consume its sequence number either: a caller that takes only
+   * one kind of message (a close) never swallows a request, which would shift every later answer by
+   * one. With `ahead`, a message whose sequence number is past the next one is opened too (and moves
    * the next one past it): only for a close, whose sender sealed it after requests that never
    * arrived (dropped on the way); no answer follows it, so none can shift.
+   * A message that does not authenticate ends the endpoint's receiving side (`ended`): every later
+   * `openReading`, and `open` without `accept`, throws E_DECRYPT before any decryption, so whoever
+   * forges messages gets one try, not a stream of probes
+   * (docs/decisions/1715-authenticate-before-parsing.md). `open` with `accept` (the requester's
+   * close) still opens: its plaintext is only compared once it authenticates, and the requester
+   * can then still end the session and get its proof.
    */
   open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean, ahead?: boolean): Uint8Array;
   /**
-   * `open` for a reader that parses the plaintext as it is decrypted: `read` takes consecutive
-   * pieces with `take(n)`, each decrypted into a fresh buffer that only it holds (a decoder makes
-   * its typed arrays over them, no copy: docs/decisions/1360-session-hot-path-without-copies.md).
-   * Whatever `read` does, the whole message is then decrypted and its tag checked before anything
-   * is returned: a message that does not authenticate throws E_DECRYPT (every piece taken is zeroed,
-   * the state is unchanged), so `read`'s own errors on an altered message never reach the caller
-   * (no oracle on unauthenticated plaintext). Sequence checks and errors as `open` (E_PARSE,
-   * E_CHANNEL_SEQUENCE, state unchanged). Once it authenticates the sequence number is consumed and
-   * the result is `{ok: true, value}`, or `{ok: false, error}` with what `read` threw (a request
-   * that opened but whose payload is malformed: it is answered, with an error).
+   * `open` for a reader that decodes the plaintext (docs/decisions/1715-authenticate-before-parsing.md):
+   * the whole message is decrypted into one fresh buffer and its tag checked FIRST; only an
+   * authentic message reaches `read`, which then takes consecutive pieces with `take(n)`: views of
+   * that buffer, which nothing else references (a decoder may make its typed arrays over them, no
+   * copy, where they are aligned). A message that does not authenticate throws E_DECRYPT, its
+   * plaintext is zeroed, `read` never runs (no work, and so no time, depends on unauthenticated
+   * plaintext), the sequence number is not consumed and the endpoint's receiving side ends (as
+   * `open`). Sequence checks and errors as `open` (E_PARSE, E_CHANNEL_SEQUENCE, nothing consumed).
+   * Once it authenticates the sequence number is consumed and the result is `{ok: true, value}`, or
+   * `{ok: false, error}` with what `read` threw (a request that opened but whose payload is
+   * malformed: it is answered, with an error).
    */
   openReading<T>(message: Uint8Array, read: (plaintext: SessionPlaintextReader) => T): OpenedReading<T>;
+  /**
+   * True once a message failed to authenticate: the endpoint opens no more requests or responses
+   * (E_DECRYPT), only a close (`open` with `accept`); the session must be closed and a new one
+   * opened. Sealing is unaffected.
+   */
+  readonly ended: boolean;
 }
 
-/** The plaintext of a session message, decrypted piece by piece as it is read (`openReading`). */
+/** The authenticated plaintext of a session message, read in consecutive pieces (`openReading`). */
 export interface SessionPlaintextReader {
   /** Plaintext bytes not taken yet. */
   readonly left: number;
-  /** The next `n` plaintext bytes, a fresh buffer (throws E_PARSE past the end). */
+  /** The next `n` plaintext bytes: a view of the message's own plaintext buffer (E_PARSE past the end). */
   take(n: number): Uint8Array;
-  /** Always true: every piece is a fresh buffer that only the reader holds. */
+  /** Always true: the pieces are views of a buffer that holds this plaintext alone, referenced by nothing else. */
   readonly fresh: true;
 }
 
@@ -180,12 +193,26 @@ export function createSessionEndpoint(
   const recvKey = Uint8Array.from(keys[inn]);
   let sent = 0n;
   let received = 0n;
+  let ended = false;
+  /** The refusal of a message that does not authenticate; the receiving side ends with it. */
+  const forged = (plaintext: Uint8Array): ChannelError => {
+    // The unauthenticated plaintext is dropped, never returned.
+    plaintext.fill(0);
+    ended = true;
+    return new ChannelError('E_DECRYPT', 'decryption failed');
+  };
   /**
-   * Checks an inbound `message` before any decryption (size cap and decoding: E_PARSE; kind and
-   * sequence number: E_CHANNEL_SEQUENCE, a later number only when `ahead`) and returns it with its
+   * Checks an inbound `message` before any decryption (an ended endpoint, unless `closing`:
+   * E_DECRYPT; size cap and decoding: E_PARSE; kind and sequence number: E_CHANNEL_SEQUENCE, a
+   * later number only when `ahead`) and returns it with its
    * ciphertext length (tag excluded) and a decipher keyed, tagged and bound to its AAD.
    */
-  const inbound = (message: Uint8Array, ahead: boolean) => {
+  const inbound = (message: Uint8Array, ahead: boolean, closing = false) => {
+    if (ended && !closing)
+      throw new ChannelError(
+        'E_DECRYPT',
+        'the session ended: an earlier message did not authenticate; close it and open a new session',
+      );
     if (message.length > MAX_SESSION_MESSAGE_BYTES)
       throw new ChannelError('E_PARSE', 'session message too large');
     const m = decodeSessionMessage(message);
@@ -212,6 +239,9 @@ export function createSessionEndpoint(
     },
     get received() {
       return received;
+    },
+    get ended() {
+      return ended;
     },
     seal(plaintext) {
       assertBytes(plaintext, 'plaintext');
@@ -248,16 +278,19 @@ export function createSessionEndpoint(
     },
     openReading(message, read) {
       const { m, ctLen, d } = inbound(message, false);
+      // Decrypted whole into one fresh buffer and authenticated before `read` sees a byte of it:
+      // nothing data-dependent runs on plaintext the sender did not seal (decision 1715).
+      const head = d.update(m.ciphertext.subarray(0, ctLen));
+      try {
+        // GCM's final() yields no bytes; it checks the tag.
+        d.final();
+      } catch {
+        throw forged(head);
+      }
+      received = m.seq + 1n;
+      // A plain Uint8Array over the buffer's own memory (Buffer's slice() would not copy).
+      const pt = new Uint8Array(head.buffer, head.byteOffset, head.byteLength);
       let at = 0;
-      const taken: Uint8Array[] = [];
-      const piece = (n: number): Uint8Array => {
-        const b = d.update(m.ciphertext.subarray(at, at + n));
-        at += n;
-        // A plain Uint8Array over the piece's own memory (Buffer's slice() would not copy).
-        const u = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-        taken.push(u);
-        return u;
-      };
       const reader: SessionPlaintextReader = {
         get left() {
           return ctLen - at;
@@ -265,38 +298,25 @@ export function createSessionEndpoint(
         take(n) {
           if (!Number.isInteger(n) || n < 0 || n > ctLen - at)
             throw new ChannelError('E_PARSE', 'read past the end of the session message');
-          return n === 0 ? new Uint8Array(0) : piece(n);
+          at += n;
+          return pt.subarray(at - n, at);
         },
         fresh: true,
       };
-      let result: OpenedReading<ReturnType<typeof read>>;
       try {
-        result = { ok: true, value: read(reader) };
+        return { ok: true, value: read(reader) };
       } catch (error) {
-        result = { ok: false, error };
+        return { ok: false, error };
       }
-      // The rest is decrypted only for the tag; nobody sees it.
-      if (at < ctLen) piece(ctLen - at).fill(0);
-      try {
-        d.final();
-      } catch {
-        // The unauthenticated plaintext is dropped, never returned.
-        for (const u of taken) u.fill(0);
-        throw new ChannelError('E_DECRYPT', 'decryption failed');
-      }
-      received = m.seq + 1n;
-      return result;
     },
     open(message, accept, ahead) {
-      const { m, ctLen, d } = inbound(message, ahead === true && accept !== undefined);
+      const { m, ctLen, d } = inbound(message, ahead === true && accept !== undefined, accept !== undefined);
       const head = d.update(m.ciphertext.subarray(0, ctLen));
       let tail: Buffer;
       try {
         tail = d.final();
       } catch {
-        // The unauthenticated plaintext is dropped, never returned.
-        head.fill(0);
-        throw new ChannelError('E_DECRYPT', 'decryption failed');
+        throw forged(head);
       }
       // GCM's final() yields no bytes: the plaintext is `head` itself, not copied again.
       // A plain Uint8Array view (Buffer's slice() would not copy, which decoders must not meet).

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,14 @@ const roots = { simulated: [certificateDer(root.certificatePem)] };
 const daemons: KmsDaemon[] = [];
 
 async function startBroker(platform: SimulatedPlatform = kmsMachine, dir = dataDir): Promise<KmsInfo> {
-  const d = new KmsDaemon({ dataDir: dir, platform, policy, roots, logger });
+  // Every test here comes from 127.0.0.1: the per-client rates (tested on their own below) are
+  // lifted so that tests running back to back never meet them.
+  const limits = {
+    noncesPerSecondPerIp: 1e4,
+    keyRequestsPerSecondPerIp: 1e4,
+    attestationsPerSecondPerIp: 1e4,
+  };
+  const d = new KmsDaemon({ dataDir: dir, platform, policy, roots, logger, limits });
   daemons.push(d);
   return d.start();
 }
@@ -301,7 +308,7 @@ describe('key broker: attacks that must get nothing', () => {
         kemPublicKey: `0x${'44'.repeat(32)}`,
       },
     });
-    expect(swapped.json.error.code).toBe('E_EVIDENCE_BINDING');
+    expect(swapped.json.error).toMatchObject({ code: 'E_EVIDENCE_BINDING' });
   });
 
   it('a captured genuine TDX quote, allow-listed and with valid collateral, replayed as a key request is refused', async () => {
@@ -409,35 +416,123 @@ describe('key broker: attacks that must get nothing', () => {
     expect(seen).toEqual([`simulated:${GOOD_MEASUREMENT}`]);
   });
 
-  it('keeps a bounded number of outstanding nonces: a flood expires the oldest', async () => {
+  /** A key request from the allow-listed TD quoting `nonce` (hex) with a fresh KEM key. */
+  async function keyRequestFor(nonce: string): Promise<unknown> {
+    const kem = new Uint8Array(randomBytes(32));
+    const { quote } = await td().quote(
+      computeReportData({
+        enclaveAddress: KMS_REQUEST_ADDRESS,
+        kemPublicKey: kem,
+        nonce: Buffer.from(nonce.slice(2), 'hex'),
+      }),
+    );
+    return {
+      v: 1,
+      evidence: {
+        version: 1,
+        teeType: 'simulated',
+        quote: bytesToHex(quote),
+        nonce,
+        enclaveAddress: bytesToHex(KMS_REQUEST_ADDRESS),
+        kemPublicKey: bytesToHex(kem),
+      },
+    };
+  }
+
+  it('attack: a flood of nonce requests takes no issued nonce away (stateless nonces, decision 1716)', async () => {
+    const b = new KeyBroker({ masterSecret: new Uint8Array(32).fill(1), policy, roots });
+    const first = b.issueNonce();
+    for (let i = 0; i < 20_000; i++) b.issueNonce();
+    const request = await keyRequestFor(first.nonce);
+    await expect(b.release(request)).resolves.toMatchObject({ response: { nonce: first.nonce } });
+    // Still single use.
+    await expect(b.release(request)).rejects.toMatchObject({ code: 'E_EVIDENCE_NONCE' });
+  });
+
+  it('attack: a nonce with an altered expiry or MAC, or from another broker process, is refused', async () => {
+    let t = Math.floor(Date.now() / 1000);
+    const b = new KeyBroker({ masterSecret: new Uint8Array(32).fill(1), policy, roots, now: () => t });
+    const n = Buffer.from(b.issueNonce().nonce.slice(2), 'hex');
+    // The expiry pushed a day later (bytes 12..15), MAC unchanged.
+    const later = Buffer.from(n);
+    later.writeUInt32BE(later.readUInt32BE(12) + 86_400, 12);
+    const macFlipped = Buffer.from(n);
+    macFlipped[31]! ^= 1;
+    for (const forged of [later, macFlipped])
+      await expect(b.release(await keyRequestFor(`0x${forged.toString('hex')}`))).rejects.toMatchObject({
+        code: 'E_EVIDENCE_NONCE',
+        message: expect.stringMatching(/unknown broker nonce/),
+      });
+    // Same master secret, another process (a restart): the nonce key is per process.
+    const restarted = new KeyBroker({
+      masterSecret: new Uint8Array(32).fill(1),
+      policy,
+      roots,
+      now: () => t,
+    });
+    await expect(restarted.release(await keyRequestFor(`0x${n.toString('hex')}`))).rejects.toMatchObject({
+      code: 'E_EVIDENCE_NONCE',
+    });
+    // Expired one second after its expiry.
+    const e = b.issueNonce();
+    t = e.expiresAt + 1;
+    await expect(b.release(await keyRequestFor(e.nonce))).rejects.toMatchObject({
+      code: 'E_EVIDENCE_NONCE',
+      message: expect.stringMatching(/expired/),
+    });
+  });
+
+  it('remembers spent nonces until they expire: over maxUsedNonces it refuses, never forgets early', async () => {
+    let t = Math.floor(Date.now() / 1000);
     const b = new KeyBroker({
       masterSecret: new Uint8Array(32).fill(1),
       policy,
       roots,
-      maxOutstandingNonces: 2,
+      now: () => t,
+      maxUsedNonces: 2,
     });
-    const first = b.issueNonce();
-    b.issueNonce();
-    b.issueNonce();
-    const p = td();
-    const kem = new Uint8Array(32).fill(5);
-    const nonce = Buffer.from(first.nonce.slice(2), 'hex');
-    const { quote } = await p.quote(
-      computeReportData({ enclaveAddress: KMS_REQUEST_ADDRESS, kemPublicKey: kem, nonce }),
-    );
-    await expect(
-      b.release({
-        v: 1,
-        evidence: {
-          version: 1,
-          teeType: 'simulated',
-          quote: bytesToHex(quote),
-          nonce: first.nonce,
-          enclaveAddress: bytesToHex(KMS_REQUEST_ADDRESS),
-          kemPublicKey: bytesToHex(kem),
-        },
-      }),
-    ).rejects.toMatchObject({ code: 'E_EVIDENCE_NONCE' });
+    const spent = b.issueNonce();
+    const spentRequest = await keyRequestFor(spent.nonce);
+    await b.release(spentRequest);
+    await b.release(await keyRequestFor(b.issueNonce().nonce));
+    // Full: a third request is refused without being spent, and the first stays spent.
+    const third = b.issueNonce();
+    await expect(b.release(await keyRequestFor(third.nonce))).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+    });
+    await expect(b.release(spentRequest)).rejects.toMatchObject({
+      code: 'E_EVIDENCE_NONCE',
+      message: expect.stringMatching(/already used/),
+    });
+    // Once the spent ones expire there is room again (and they would be refused as expired).
+    t = spent.expiresAt + 1;
+    const fresh = b.issueNonce();
+    await expect(b.release(await keyRequestFor(fresh.nonce))).resolves.toBeDefined();
+  });
+
+  it('rate-limits each route per client: a nonce flood is 429, the same client still gets its key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firn-kms-rate-'));
+    const d = new KmsDaemon({
+      dataDir: dir,
+      platform: kmsMachine,
+      policy,
+      roots,
+      logger,
+      limits: { noncesPerSecondPerIp: 3 },
+    });
+    daemons.push(d);
+    const i = await d.start();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(i.url, '/v1/kms/nonce', {})));
+    const limited = answers.filter((a) => a.status === 429);
+    // 8 at once against 3 a second (a window boundary may fall inside the burst: at most 6 pass).
+    expect(limited.length).toBeGreaterThanOrEqual(2);
+    expect(limited[0]!.json.error.code).toBe('E_RATE_LIMITED');
+    // The same client's key request goes through the key route's own budget.
+    const n = d.broker!.issueNonce();
+    const r = await post(i.url, '/v1/kms/key', await keyRequestFor(n.nonce));
+    expect(r.status).toBe(200);
+    expect(r.json.nonce).toBe(n.nonce);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('the master secret is sealed: another machine or an altered file cannot open it', async () => {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   type AppraiseOptions,
   type AttestationPolicy,
@@ -58,11 +58,27 @@ export interface KeyBrokerOptions {
   isMeasurementAllowed?: (teeType: TeeTypeName, measurement: Hex) => Promise<boolean>;
   /** Clock, unix seconds (tests pass their own). */
   now?: () => number;
-  /** How long a nonce stays valid, seconds (default 60). */
+  /**
+   * How long a nonce stays valid, seconds (default 300: a TD's quote through a busy quoting
+   * service, on a loaded host, still arrives in time; at most MAX_KMS_NONCE_TTL_SECONDS).
+   */
   nonceTtlSeconds?: number;
-  /** Outstanding nonces kept at most (default 10 000; the oldest are dropped first). */
-  maxOutstandingNonces?: number;
+  /**
+   * Used nonces remembered at most until they expire (default 200 000). The broker keeps no state
+   * per issued nonce (decision 1716); it remembers a nonce only once a key request has spent it.
+   * When this many unexpired nonces are spent, further key requests are refused E_RATE_LIMITED
+   * (nothing is forgotten early: that would let a spent nonce be replayed).
+   */
+  maxUsedNonces?: number;
 }
+
+/** Default nonce lifetime, seconds. */
+export const DEFAULT_KMS_NONCE_TTL_SECONDS = 300;
+/** Longest nonce lifetime a broker accepts, seconds. */
+export const MAX_KMS_NONCE_TTL_SECONDS = 3600;
+/** Bytes of a broker nonce: random (12) || expiresAt (u32 BE unix seconds, 4) || MAC (16). */
+const NONCE_RANDOM_BYTES = 12;
+const NONCE_MAC_BYTES = 16;
 
 /** What the broker released, for its own log: never the key. */
 export interface KeyRelease {
@@ -108,7 +124,14 @@ export class KeyBroker {
   readonly #opts: KeyBrokerOptions;
   readonly #master: Uint8Array;
   readonly #identityKey: Uint8Array;
-  readonly #nonces = new Map<string, number>();
+  /**
+   * HMAC-SHA256 key of this broker's nonces: fresh per broker process, so a restart (which forgets
+   * the used-nonce set) also voids every nonce issued before it, and a spent nonce cannot be
+   * replayed after a restart.
+   */
+  readonly #nonceKey: Uint8Array = new Uint8Array(randomBytes(32));
+  /** Spent nonces (hex) and their expiry (unix seconds), kept only until they expire. */
+  readonly #used = new Map<string, number>();
   /** The broker's identity address; TDs pin it. */
   readonly address: Hex;
 
@@ -118,6 +141,12 @@ export class KeyBroker {
       throw new FirnError(
         'E_INVALID_INPUT',
         'the key broker needs a measurement allow-list (--allow-measurement); it never releases to any code',
+      );
+    const ttl = opts.nonceTtlSeconds ?? DEFAULT_KMS_NONCE_TTL_SECONDS;
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_KMS_NONCE_TTL_SECONDS)
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        `nonceTtlSeconds must be a whole number of seconds from 1 to ${MAX_KMS_NONCE_TTL_SECONDS}`,
       );
     this.#opts = opts;
     this.#master = opts.masterSecret.slice();
@@ -129,25 +158,75 @@ export class KeyBroker {
     return this.#opts.now?.() ?? Math.floor(Date.now() / 1000);
   }
 
-  /** A fresh single-use nonce, valid for nonceTtlSeconds. */
+  /** The 16-byte MAC of a nonce's random part and expiry under this broker's nonce key. */
+  #nonceMac(random: Uint8Array, expiry: Uint8Array): Uint8Array {
+    const h = createHmac('sha256', this.#nonceKey);
+    h.update(utf8(TAGS.kmsNonce));
+    h.update(random);
+    h.update(expiry);
+    return new Uint8Array(h.digest()).subarray(0, NONCE_MAC_BYTES);
+  }
+
+  /**
+   * A fresh single-use nonce, valid for nonceTtlSeconds (decision 1716): 12 random bytes, the
+   * expiry (u32 BE unix seconds) and a 16-byte HMAC-SHA256 over both under a key only this broker
+   * process holds. Issuing keeps no state, so no caller's nonce requests can push out another
+   * caller's nonce; `release` checks the MAC and expiry and then spends it.
+   */
   issueNonce(): KmsNonceResponse {
-    const now = this.#now();
-    for (const [n, exp] of this.#nonces) if (exp < now) this.#nonces.delete(n);
-    const max = this.#opts.maxOutstandingNonces ?? 10_000;
-    while (this.#nonces.size >= max) {
-      const oldest = this.#nonces.keys().next().value as string;
-      this.#nonces.delete(oldest);
+    const expiresAt = this.#now() + (this.#opts.nonceTtlSeconds ?? DEFAULT_KMS_NONCE_TTL_SECONDS);
+    const random = new Uint8Array(randomBytes(NONCE_RANDOM_BYTES));
+    const expiry = new Uint8Array(4);
+    new DataView(expiry.buffer).setUint32(0, expiresAt, false);
+    const nonce = new Uint8Array(KMS_NONCE_BYTES);
+    nonce.set(random, 0);
+    nonce.set(expiry, NONCE_RANDOM_BYTES);
+    nonce.set(this.#nonceMac(random, expiry), NONCE_RANDOM_BYTES + 4);
+    return { v: 1, nonce: bytesToHex(nonce), expiresAt };
+  }
+
+  /**
+   * Check that `nonce` is one this broker issued, unexpired and unspent, and spend it (whatever
+   * the verdict on the request that carries it). Throws E_EVIDENCE_NONCE (not ours, expired,
+   * already used) or E_RATE_LIMITED (maxUsedNonces unexpired nonces already spent).
+   */
+  #spendNonce(nonce: Hex, now: number): void {
+    const b = hexBytes(nonce, 'nonce');
+    if (b.length !== KMS_NONCE_BYTES)
+      throw new FirnError(
+        'E_EVIDENCE_NONCE',
+        `a broker nonce is ${KMS_NONCE_BYTES} bytes; ask for a fresh one`,
+      );
+    const random = b.subarray(0, NONCE_RANDOM_BYTES);
+    const expiry = b.subarray(NONCE_RANDOM_BYTES, NONCE_RANDOM_BYTES + 4);
+    if (!timingSafeEqual(this.#nonceMac(random, expiry), b.subarray(NONCE_RANDOM_BYTES + 4)))
+      throw new FirnError(
+        'E_EVIDENCE_NONCE',
+        'unknown broker nonce (not issued by this broker process); ask for a fresh one',
+      );
+    const expiresAt = new DataView(expiry.buffer, expiry.byteOffset, 4).getUint32(0, false);
+    if (expiresAt < now) throw new FirnError('E_EVIDENCE_NONCE', 'broker nonce expired; ask for a fresh one');
+    if (this.#used.has(nonce))
+      throw new FirnError('E_EVIDENCE_NONCE', 'broker nonce already used; ask for a fresh one');
+    // Spent nonces are inserted about in expiry order: drop expired ones from the front, and look
+    // through them all only when the set is full.
+    for (const [n, exp] of this.#used) {
+      if (exp >= now) break;
+      this.#used.delete(n);
     }
-    const nonce = bytesToHex(randomBytes(KMS_NONCE_BYTES));
-    const expiresAt = now + (this.#opts.nonceTtlSeconds ?? 60);
-    this.#nonces.set(nonce, expiresAt);
-    return { v: 1, nonce, expiresAt };
+    const max = this.#opts.maxUsedNonces ?? 200_000;
+    if (this.#used.size >= max) for (const [n, exp] of this.#used) if (exp < now) this.#used.delete(n);
+    if (this.#used.size >= max)
+      throw new FirnError('E_RATE_LIMITED', 'the key broker is busy (too many key requests); retry shortly', {
+        details: { retryAfterSeconds: 1 },
+      });
+    this.#used.set(nonce, expiresAt);
   }
 
   /**
    * Appraise a key request and release the key sealed to its ephemeral HPKE key.
    * Errors (FirnError codes): E_INVALID_INPUT / E_EVIDENCE_MALFORMED (shape), E_EVIDENCE_NONCE
-   * (unknown, already used or expired nonce), E_EVIDENCE_BINDING (report data not a key request),
+   * (unknown, already used or expired nonce), E_RATE_LIMITED (too many unexpired nonces spent), E_EVIDENCE_BINDING (report data not a key request),
    * and the appraisal's first refusal (E_POLICY_REJECTED for a measurement off the allow-list,
    * E_EVIDENCE_SIGNATURE, E_EVIDENCE_CHAIN, E_EVIDENCE_COLLATERAL, ...), all reasons in the message.
    */
@@ -155,13 +234,9 @@ export class KeyBroker {
     const req = parseKmsKeyRequest(input);
     const ev = req.evidence;
     const nonce = ev.nonce.toLowerCase() as Hex;
-    const expiresAt = this.#nonces.get(nonce);
-    // Single use: a nonce is spent by its first request, whatever the verdict.
-    this.#nonces.delete(nonce);
     const now = this.#now();
-    if (expiresAt === undefined)
-      throw new FirnError('E_EVIDENCE_NONCE', 'unknown or already used broker nonce; ask for a fresh one');
-    if (expiresAt < now) throw new FirnError('E_EVIDENCE_NONCE', 'broker nonce expired; ask for a fresh one');
+    // Single use: a nonce is spent by its first request, whatever the verdict.
+    this.#spendNonce(nonce, now);
     if (!bytesEqual(hexBytes(ev.enclaveAddress, 'enclaveAddress', 20), KMS_REQUEST_ADDRESS))
       throw new FirnError(
         'E_EVIDENCE_BINDING',

@@ -17,7 +17,7 @@ import {
   type TeeTypeName,
 } from '@firn/core';
 import { createSimulatedProvider, MAX_KMS_REQUEST_BYTES } from '@firn/enclave';
-import { type Logger, Router, readJson } from '@firn/node';
+import { type Logger, RequestRateLimiter, Router, readJson, remoteClient } from '@firn/node';
 import { KeyBroker } from './keyBroker.ts';
 import { loadOrCreateMasterSecret } from './masterSecret.ts';
 
@@ -37,7 +37,29 @@ export interface KmsDaemonOptions {
   logger: Logger;
   /** Clock for appraisal, unix seconds (tests). */
   now?: () => number;
+  /** Per-client request rates (decision 1716); each route has its own budget. */
+  limits?: Partial<KmsRateLimits>;
 }
+
+/**
+ * Requests per second one client (an IPv4 address, an IPv6 /64: `clientKey`) may make to each
+ * route of the broker; more are answered 429 E_RATE_LIMITED with Retry-After. Separate budgets,
+ * so a client that floods one route (nonces) can still make its key request.
+ */
+export interface KmsRateLimits {
+  /** POST /v1/kms/nonce per client per second. Default 20. */
+  noncesPerSecondPerIp: number;
+  /** POST /v1/kms/key per client per second (each an evidence appraisal). Default 10. */
+  keyRequestsPerSecondPerIp: number;
+  /** POST /v1/kms/attestation per client per second (each a quote). Default 5. */
+  attestationsPerSecondPerIp: number;
+}
+
+export const DEFAULT_KMS_RATE_LIMITS: KmsRateLimits = Object.freeze({
+  noncesPerSecondPerIp: 20,
+  keyRequestsPerSecondPerIp: 10,
+  attestationsPerSecondPerIp: 5,
+});
 
 /** What the daemon writes to dataDir/kms.json once listening: how TDs find and pin the broker. */
 export interface KmsInfo {
@@ -70,6 +92,7 @@ export function brokerCodeSha256(): Uint8Array {
  * The key broker daemon (`firn kms start`): opens (or creates) its master secret sealed by its
  * own simulated TEE, then serves POST /v1/kms/nonce, POST /v1/kms/key, POST /v1/kms/attestation
  * (its own evidence binding its identity address and the caller's nonce), GET /v1/kms, GET /healthz.
+ * Each POST route is rate-limited per client (`limits`, 429 E_RATE_LIMITED over them).
  * It logs refusals by code and released identities by measurement, never a key.
  */
 export class KmsDaemon {
@@ -110,13 +133,23 @@ export class KmsDaemon {
       address: broker.address,
       measurement: bytesToHex(measurement),
     });
+    const limits = { ...DEFAULT_KMS_RATE_LIMITS, ...o.limits };
+    const nonceRate = new RequestRateLimiter(limits.noncesPerSecondPerIp);
+    const keyRate = new RequestRateLimiter(limits.keyRequestsPerSecondPerIp);
+    const attestationRate = new RequestRateLimiter(limits.attestationsPerSecondPerIp);
     const router = new Router();
     router.add('GET', '/healthz', () => ({ ok: true }));
     router.add('GET', '/v1/kms', () => this.info);
-    router.add('POST', '/v1/kms/nonce', () => broker.issueNonce());
+    // Nonces are stateless (decision 1716): a flood cannot take a TD's nonce away; the rate
+    // limit only bounds what a client costs the broker.
+    router.add('POST', '/v1/kms/nonce', async ({ req }) => {
+      await nonceRate.take(remoteClient(req));
+      return broker.issueNonce();
+    });
     // The broker's own evidence: its (simulated) TEE quotes its identity address for the caller's
     // nonce, so whoever pins the address can first check which broker code holds it.
     router.add('POST', '/v1/kms/attestation', async ({ req }) => {
+      await attestationRate.take(remoteClient(req));
       const body = (await readJson(req, 4096)) as { nonce?: unknown } | null;
       const nonce = assertNonce(hexBytes(body?.nonce, 'nonce', undefined, 64));
       const kemPublicKey = new Uint8Array(32);
@@ -133,6 +166,7 @@ export class KmsDaemon {
       return bundle;
     });
     router.add('POST', '/v1/kms/key', async ({ req }) => {
+      await keyRate.take(remoteClient(req));
       const body = await readJson(req, MAX_KMS_REQUEST_BYTES);
       try {
         const { response, facts } = await broker.release(body);

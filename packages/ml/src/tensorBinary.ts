@@ -127,8 +127,8 @@ export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, re
 const u32le = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 
 function typedArrayOf(type: TensorType, bytes: Uint8Array, fresh: boolean): TensorData {
-  // Bytes only this decoder holds (a fresh buffer from the decryption) become the array's memory
-  // when aligned for it; anything else is copied: aligned for the typed array and detached from the
+  // Bytes only this decoder holds (a view of a session message's own plaintext buffer) become the
+  // array's memory when aligned for it; anything else is copied: aligned for the typed array and detached from the
   // (decrypted) message buffer. (Uint8Array's slice, never Buffer's, which would return a view of
   // the whole pool buffer.)
   const own =
@@ -151,8 +151,8 @@ function typedArrayOf(type: TensorType, bytes: Uint8Array, fresh: boolean): Tens
 }
 
 /**
- * Consecutive bytes a binary tensor map is read from: a buffer, or the plaintext of a session
- * message decrypted piece by piece as it is read (`SessionEndpoint.openReading`).
+ * Consecutive bytes a binary tensor map is read from: a buffer, or the authenticated plaintext of a
+ * session message (`SessionEndpoint.openReading`).
  */
 export interface TensorByteSource {
   /** Bytes not taken yet. */
@@ -160,8 +160,9 @@ export interface TensorByteSource {
   /** The next `n` bytes (`n <= left`). */
   take(n: number): Uint8Array;
   /**
-   * True when every `take` returns a fresh buffer that only the caller holds: the decoder then
-   * makes the elements' typed arrays over it (no copy) when it is aligned for them.
+   * True when every `take` returns memory that only the caller holds (a view of a buffer nothing
+   * else references): the decoder then makes the elements' typed arrays over it (no copy) when it
+   * is aligned for them.
    */
   readonly fresh: boolean;
 }
@@ -186,9 +187,8 @@ export function decodeTensorsBinary(bytes: Uint8Array, caps: TensorJsonCaps = {}
 
 /**
  * `decodeTensorsBinary` reading from `src` (all of it: bytes left over are refused). With a fresh
- * source (the session's decryption, docs/decisions/1360-session-hot-path-without-copies.md) each
- * tensor's elements are decrypted into their own buffer and the typed array is made over it, so
- * they are never copied in JS. Same caps and errors: E_TOO_LARGE over `maxBytes`, E_INPUT_INVALID
+ * source (a session message's authenticated plaintext, decisions 1360 and 1715) a tensor whose
+ * elements are aligned for its type gets its typed array over them, no copy; others are copied. Same caps and errors: E_TOO_LARGE over `maxBytes`, E_INPUT_INVALID
  * for anything malformed.
  */
 export function decodeTensorsBinaryFrom(src: TensorByteSource, caps: TensorJsonCaps = {}): TensorMap {

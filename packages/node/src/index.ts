@@ -3,6 +3,7 @@ export * from './enclaveImage.ts';
 export * from './enclaveSupervisor.ts';
 export * from './http/errorStatus.ts';
 export * from './http/router.ts';
+export { clientKey, RequestRateLimiter, remoteClient } from './http/limits.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
 export * from './nodeDaemon.ts';

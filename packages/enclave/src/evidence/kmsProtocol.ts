@@ -35,7 +35,7 @@ export const KMS_KEY_BYTES = 32;
 
 export interface KmsNonceResponse {
   v: 1;
-  /** 32 random bytes, hex; valid once, until expiresAt. */
+  /** 32 bytes, hex (opaque to the TD; the broker checks its own MAC in it, decision 1716); valid once, until expiresAt. */
   nonce: Hex;
   /** Unix seconds. */
   expiresAt: number;

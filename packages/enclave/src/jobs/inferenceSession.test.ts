@@ -154,7 +154,7 @@ describe('enclave inference sessions', () => {
     });
   });
 
-  it('refuses replayed, reordered and altered requests without losing its place', async () => {
+  it('refuses replayed and reordered requests without losing its place; an altered one ends the session (decision 1715)', async () => {
     const { jobId, codec } = await open();
     const first = codec.sealRequest(xTensor([1, 2, 3]));
     codec.openResponse(first, await send(jobId, first));
@@ -162,16 +162,20 @@ describe('enclave inference sessions', () => {
     const second = codec.sealRequest(xTensor([4, 5, 6]));
     const third = codec.sealRequest(xTensor([7, 8, 9]));
     await expect(send(jobId, third)).rejects.toMatchObject({ code: 'E_CHANNEL_SEQUENCE' });
-    const altered = Uint8Array.from(second);
-    altered[altered.length - 5]! ^= 1;
-    await expect(send(jobId, altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
-    // The untouched messages still go through, in order; the transcript then matches the proof.
+    // The untouched messages still go through, in order.
     const out2 = codec.openResponse(second, await send(jobId, second));
     expect(Array.from(out2.y!.data as Float32Array)[0]).toBeCloseTo(
       tinyLinearReference(model, [4, 5, 6], 1)[0]!,
       5,
     );
     codec.openResponse(third, await send(jobId, third));
+    // Altered: refused, and nothing more opens (the genuine message included): one try.
+    const fourth = codec.sealRequest(xTensor([1, 1, 1]));
+    const altered = Uint8Array.from(fourth);
+    altered[altered.length - 5]! ^= 1;
+    await expect(send(jobId, altered)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    await expect(send(jobId, fourth)).rejects.toMatchObject({ code: 'E_DECRYPT' });
+    // What was answered is still proven; the transcript matches the proof.
     const c = (await program.handle('closeSession', { sessionId: jobId })) as CloseSessionResult;
     expect(parseWorkProofJson(c.proof).proof.outputCommitment).toBe(codec.commitment());
     expect(c.requests).toBe(3);

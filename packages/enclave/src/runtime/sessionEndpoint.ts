@@ -92,8 +92,9 @@ export interface EndpointModel {
 }
 
 /**
- * A request payload (format byte, then binary tensors or tensor JSON) read as it is decrypted: each
- * binary tensor's elements land in their own fresh buffer, viewed, not copied.
+ * A request payload (format byte, then binary tensors or tensor JSON), read only once the message
+ * has authenticated (`openReading`, decision 1715): binary tensors' elements are views of the
+ * message's plaintext buffer where aligned for their type, copied otherwise.
  */
 function readRequestPayload(r: SessionPlaintextReader): { format: number; tensors: TensorMap } {
   const format = r.left > 0 ? r.take(1)[0] : undefined;
@@ -153,8 +154,8 @@ export function errorPayload(e: unknown): Uint8Array {
 }
 
 /**
- * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE leave the
- * session unchanged and are thrown), run, seal, record in the transcript. Shared by the enclave
+ * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE consume no
+ * sequence number and are thrown; after an E_DECRYPT the session opens no further request), run, seal, record in the transcript. Shared by the enclave
  * process's pipe path and the direct endpoint, so both answer alike. The sealed answer is the wire
  * form's parts (`SessionEndpoint.sealParts`: header, ciphertext parts, tag; concatenated, the
  * message): onnxruntime's output elements are sealed where they lie and nothing is gathered
@@ -170,8 +171,9 @@ export async function answerSessionRequest(
   message: Uint8Array,
   deliver?: (sealed: readonly Uint8Array[]) => void,
 ): Promise<{ sealed: Uint8Array[]; units: bigint }> {
-  // Decrypted and decoded in one pass (the elements are never copied); thrown only when the
-  // message does not open, so the session is unchanged then.
+  // Authenticated first, then decoded (decision 1715): nothing here runs on plaintext that does not
+  // authenticate. Thrown only when the message does not open (the session opens no request after a
+  // forgery), so no sequence number is used then.
   const opened = endpoint.openReading(message, readRequestPayload);
   let response: Uint8Array[];
   let units = 0n;
