@@ -17,6 +17,7 @@ import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -235,7 +236,7 @@ export async function inferCommand(
     ? devnetRoots(state as DevnetStateFile)
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
-  const journal = { ...o, model: resolve(o.model), input: resolve(o.input), out, proof };
+  const journal = journalOptions({ ...o, model: resolve(o.model), input: resolve(o.input), out, proof });
   // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
   // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
   const derived = requesterKem ? undefined : newResultKem(requesterKey);

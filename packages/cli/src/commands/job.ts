@@ -528,7 +528,7 @@ export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unk
 export async function jobRetry(
   chain: ResolvedChain,
   id: string,
-  o: { keyFile?: string; json?: boolean },
+  o: { keyFile?: string; json?: boolean } & ChainArgs,
   io: { stdout: NodeJS.WritableStream & { isTTY?: boolean }; stderr: NodeJS.WritableStream },
 ): Promise<number> {
   const jobId = jobIdArg(id);
@@ -556,7 +556,28 @@ export async function jobRetry(
     throw new FirnError('E_CONFLICT', `job ${jobId} is not to be retried: ${jobAdvice(j, now)}`);
   await withdrawLeftCredit(c, jobId, io.stderr);
   // The lost node is not asked again; any other eligible node is chosen.
-  const { node: _node, ...options } = rec.options as Record<string, unknown> & { node?: string };
+  // The chain is the one this command was given (--rpc, FIRN_RPC_URL, --devnet, --deployment):
+  // the journal keeps no RPC URL's credentials (decision 1686), and a redacted --also-rpc is dropped.
+  const {
+    node: _node,
+    rpc: _rpc,
+    devnet: _devnet,
+    deployment: _deployment,
+    market: _market,
+    alsoRpc,
+    ...kept
+  } = rec.options as Record<string, unknown> & { node?: string; alsoRpc?: unknown };
+  const extra = Array.isArray(alsoRpc)
+    ? alsoRpc.filter((u) => typeof u === 'string' && !u.includes('***'))
+    : [];
+  const options = {
+    ...kept,
+    ...(extra.length > 0 ? { alsoRpc: extra } : {}),
+    ...(o.rpc !== undefined ? { rpc: o.rpc } : {}),
+    ...(o.devnet !== undefined ? { devnet: o.devnet } : {}),
+    ...(o.deployment !== undefined ? { deployment: o.deployment } : {}),
+    ...(o.market !== undefined ? { market: o.market } : {}),
+  };
   const json = o.json ?? false;
   if (rec.command === 'train')
     return runTrain(

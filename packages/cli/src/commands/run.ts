@@ -20,6 +20,7 @@ import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -241,7 +242,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
-  const journal = { ...o, out, grantsDir };
+  const journal = journalOptions({ ...o, out, grantsDir });
   const post = journalPosts({
     command: 'run',
     options: journal,

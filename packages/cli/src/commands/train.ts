@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
 import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -510,7 +511,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       : { roots: {}, gpuRoots: {} };
     const roots = o.simRoot !== undefined ? loadSimRoots(o.simRoot) : pinned.roots;
     const journal = {
-      ...o,
+      ...journalOptions(o),
       data: resolve(o.data),
       out: outDir,
       ...(o.model ? { model: resolve(o.model) } : {}),
