@@ -1,15 +1,8 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createFirnClients, firnJobMarketAbi, getJob, JobStatus } from '@firn/chain';
-import { type Hex, repoRoot } from '@firn/core';
+import type { Hex } from '@firn/core';
 import { decodeEventLog, keccak256 } from 'viem';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rewritingRpcProxy } from '../../packages/chain/test/rpcProxy.ts';
-import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
-import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';
+import { describe, expect, it } from 'vitest';
+import { setupCliInferOverProxy } from './cliInferOverProxy.ts';
 
 // A careless user presses Ctrl-C while `firn infer` is posting its job: the postJob transaction is
 // sent (and mined), and the CLI waits for its receipt, as it does for one block on any real chain
@@ -24,68 +17,24 @@ import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';
 // The RPC here is a proxy to the network's anvil that, once the requester's transaction went
 // through, answers eth_getTransactionReceipt with null (not mined yet), as a chain does until the
 // next block.
-const FIRN = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
-const dir = mkdtempSync(join(tmpdir(), 'firn-atk-postint-'));
-const stateFile = join(dir, 'state.json');
-const env = { ...process.env, FIRN_HOME: join(dir, 'home') };
-let net: TestNetwork;
-let proxy: { url: string; server: Server };
 const sent: Hex[] = [];
-
-beforeAll(async () => {
-  net = await startTestNetwork();
-  proxy = await rewritingRpcProxy(net.anvil.rpcUrl, (m) => {
-    if (m.method === 'eth_sendRawTransaction') {
-      sent.push(keccak256(m.params![0] as Hex));
-      return undefined;
-    }
-    if (m.method === 'eth_getTransactionReceipt' && sent.length > 0)
-      return { jsonrpc: '2.0', id: m.id, result: null };
+const s = setupCliInferOverProxy('postint', (m) => {
+  if (m.method === 'eth_sendRawTransaction') {
+    sent.push(keccak256(m.params![0] as Hex));
     return undefined;
-  });
-  writeFileSync(stateFile, JSON.stringify({ ...stateOf(net, net.rootPem), rpcUrl: proxy.url }));
-  writeFileSync(join(dir, 'model.onnx'), demoModel());
-  writeFileSync(
-    join(dir, 'input.json'),
-    JSON.stringify({ features: { dims: [1, 4], type: 'float32', data: [1, 2, 3, 4] } }),
-  );
-}, 180_000);
-
-afterAll(async () => {
-  proxy?.server.closeAllConnections();
-  proxy?.server.close();
-  await net?.stop();
-  if (net?.dataDir) rmSync(net.dataDir, { recursive: true, force: true });
-  rmSync(dir, { recursive: true, force: true });
+  }
+  if (m.method === 'eth_getTransactionReceipt' && sent.length > 0)
+    return { jsonrpc: '2.0', id: m.id, result: null };
+  return undefined;
 });
 
 describe('attack: Ctrl-C while firn infer posts its job', () => {
   it('the posted job is reclaimed before the command exits, or its id and the reclaim command are printed', async () => {
-    const c = spawn(
-      process.execPath,
-      [
-        FIRN,
-        'infer',
-        '--devnet',
-        stateFile,
-        '--model',
-        'model.onnx',
-        '--input',
-        'input.json',
-        '--out',
-        'out.json',
-      ],
-      { cwd: dir, env },
-    );
-    let stderr = '';
-    c.stderr.on('data', (d) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => c.on('close', (code) => r(code)));
+    const { child: c, output, exited } = s.spawnInfer('out.json');
     const t0 = Date.now();
     while (sent.length === 0 && Date.now() - t0 < 90_000 && c.exitCode === null)
       await new Promise((r) => setTimeout(r, 50));
-    expect(sent.length, stderr).toBeGreaterThan(0);
+    expect(sent.length, output()).toBeGreaterThan(0);
     // The user gives up on "posting" after a moment.
     await new Promise((r) => setTimeout(r, 1500));
     c.kill('SIGINT');
@@ -93,7 +42,8 @@ describe('attack: Ctrl-C while firn infer posts its job', () => {
     const code = await exited;
     clearTimeout(killer);
 
-    const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+    const reader = createFirnClients(s.net.anvil.rpcUrl, undefined, s.net.deployment);
+    const stderr = output();
     const receipt = await reader.public.getTransactionReceipt({ hash: sent[0]! });
     const posted = receipt.logs
       .map((l) => {

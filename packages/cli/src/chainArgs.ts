@@ -3,6 +3,7 @@ import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/ch
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
 import { readUserFileSync } from './readUserFile.ts';
+import { redactRpcUrl } from './rpcUrl.ts';
 
 export interface ChainArgs {
   rpc?: string;
@@ -30,10 +31,10 @@ function rpcArg(v: string, name = '--rpc'): string {
   try {
     u = new URL(v);
   } catch {
-    throw new InvalidInputError(`${name} ${v} is not a URL (e.g. http://127.0.0.1:8545)`);
+    throw new InvalidInputError(`${name} ${redactRpcUrl(v)} is not a URL (e.g. http://127.0.0.1:8545)`);
   }
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol))
-    throw new InvalidInputError(`${name} ${v} is not an http(s) or ws(s) URL`);
+    throw new InvalidInputError(`${name} ${redactRpcUrl(v)} is not an http(s) or ws(s) URL`);
   return v;
 }
 
@@ -63,7 +64,11 @@ const MAX_CHAIN_FILE_BYTES = 1 << 20;
  * Resolve where the network is: a devnet state file, a deployment file, or an RPC URL with the
  * registry or market address (the other addresses are read from the contracts).
  */
-export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
+export async function resolveChain(given: ChainArgs): Promise<ResolvedChain> {
+  // FIRN_RPC_URL stands for --rpc when none is given (an RPC URL with a key stays out of argv and
+  // shell history; decision 1686).
+  const env = process.env['FIRN_RPC_URL'];
+  const a: ChainArgs = given.rpc === undefined && env ? { ...given, rpc: env } : given;
   const fromFile = a.devnet ?? a.deployment;
   if (fromFile) {
     let o: Record<string, unknown>;
@@ -115,7 +120,9 @@ export async function resolveChain(a: ChainArgs): Promise<ResolvedChain> {
     return { rpcUrl, deployment, ...(a.devnet ? { devnet: o } : {}) };
   }
   if (!a.rpc)
-    throw new InvalidInputError('pass --rpc URL with --registry or --market, or --devnet STATE.json');
+    throw new InvalidInputError(
+      'pass --rpc URL (or set FIRN_RPC_URL) with --registry or --market, or --devnet STATE.json or --deployment FILE',
+    );
   // Every flag is checked before the RPC is asked anything: a mistake in the command is exit 3
   // whether or not the RPC answers.
   rpcArg(a.rpc);

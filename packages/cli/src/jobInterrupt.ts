@@ -12,6 +12,7 @@ import {
 import type { PostJobSent } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { parseEventLogs } from 'viem';
+import { redactRpcUrl } from './rpcUrl.ts';
 import { privateKeyToAccount } from 'viem/accounts';
 
 /** The signals a user or a closing terminal sends to end `firn infer|train|run`. */
@@ -322,7 +323,8 @@ export function chainFlags(o: {
   return {
     ...(o.devnet !== undefined ? { devnet: o.devnet } : {}),
     ...(o.deployment !== undefined ? { deployment: o.deployment } : {}),
-    ...(o.rpc !== undefined ? { rpc: o.rpc } : {}),
+    // Printed on the terminal: the RPC URL without its key (decision 1686); the user puts it back.
+    ...(o.rpc !== undefined ? { rpc: redactRpcUrl(o.rpc) } : {}),
     ...(o.market !== undefined ? { market: o.market } : {}),
     ...(o.keyFile !== undefined ? { keyFile: o.keyFile } : {}),
   };

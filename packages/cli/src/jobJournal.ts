@@ -1,10 +1,16 @@
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { FirnClients, FirnDeployment } from '@firn/chain';
-import type { JobPostedAt } from '@firn/client';
+import { type FirnClients, type FirnDeployment, firnJobMarketAbi } from '@firn/chain';
+import type { JobPostedAt, PostJobSent } from '@firn/client';
 import { FirnError, type Hex, TooLargeError } from '@firn/core';
-import { BlockNotFoundError } from 'viem';
+import {
+  BlockNotFoundError,
+  parseEventLogs,
+  TransactionNotFoundError,
+  TransactionReceiptNotFoundError,
+} from 'viem';
+import type { JobInterruptGuard } from './jobInterrupt.ts';
 
 /**
  * The requester's local record of the jobs `firn train` and `firn infer` posted, so that
@@ -40,6 +46,17 @@ export interface JobJournalEntry {
    * post is on record; the receipt then confirms the id (or the entry moves to the real one).
    */
   postTx?: Hex;
+  /**
+   * Every postJob transaction sent for the post while it is pending: the first and each resend or
+   * re-price at the same nonce (either may be the one mined). `postTx` is the last of them.
+   */
+  postTxs?: Hex[];
+  /**
+   * The chain the post was sent to (chain id, job market, requester), in every entry `firn
+   * infer|train|run` write from decision 1685 on: what places a pending entry (no `chain` yet) on
+   * a chain, since the journal never holds the RPC URL's credentials.
+   */
+  sentOn?: { chainId: number; jobMarket: Hex; requester: Hex };
 }
 
 /**
@@ -89,16 +106,26 @@ const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
  * Record a posted job; best effort (a read-only home must not fail a paid job): false when it
  * could not be written (the caller says what is then lost).
  */
-export function recordJob(entry: JobJournalEntry): boolean {
-  // An entry for a sent post (its id only expected) never replaces another run's entry there.
-  const flag = entry.postTx === undefined ? 'w' : 'wx';
-  try {
+export function recordJob(entry: JobJournalEntry, ours: readonly Hex[] = []): boolean {
+  // An entry for a sent post (its id only expected) never replaces another run's entry there; it
+  // replaces only a pending entry of the same post (`ours`: its hashes, a re-price adds one).
+  const write = (flag: 'w' | 'wx'): void => {
     const dir = journalDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const options = Object.fromEntries(Object.entries(entry.options).filter(([k]) => !NEVER_RECORDED.has(k)));
     const file = join(dir, `${entry.jobId.toLowerCase()}.json`);
     writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600, flag });
     chmodSync(file, 0o600);
+  };
+  try {
+    if (entry.postTx === undefined) write('w');
+    else
+      try {
+        write('wx');
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EEXIST' || !isOurs(findJobRecord(entry.jobId), ours)) throw e;
+        write('w');
+      }
     return true;
   } catch {
     // The job runs regardless; only `firn job retry` of it will say there is no record.
@@ -106,14 +133,21 @@ export function recordJob(entry: JobJournalEntry): boolean {
   }
 }
 
+/** Whether `rec` is a pending entry written for one of the transactions `hashes`. */
+function isOurs(rec: JobJournalEntry | undefined, hashes: readonly Hex[]): boolean {
+  const mine = new Set(hashes.map((h) => h.toLowerCase()));
+  return typeof rec?.postTx === 'string' && mine.has(rec.postTx.toLowerCase());
+}
+
 /**
- * Remove the entry of `jobId` written for the sent post `postTx` (best effort), once its receipt
- * named another job: only while the entry there is still that post's (another run's entry for
- * the id stays). A malformed id, a missing or unreadable entry is ignored.
+ * Remove the pending entry of `jobId` written for the sent post `postTx` (one hash, or every hash
+ * of the post: the first send and its re-prices), best effort, once its receipt named another job
+ * or its transaction was never mined: only while the entry there is still that post's (another
+ * run's entry for the id stays). A malformed id, a missing or unreadable entry is ignored.
  */
-export function forgetJob(jobId: Hex, postTx: Hex): void {
+export function forgetJob(jobId: Hex, postTx: Hex | readonly Hex[]): void {
   try {
-    if (findJobRecord(jobId)?.postTx?.toLowerCase() !== postTx.toLowerCase()) return;
+    if (!isOurs(findJobRecord(jobId), typeof postTx === 'string' ? [postTx] : postTx)) return;
     rmSync(join(journalDir(), `${jobId.toLowerCase()}.json`), { force: true });
   } catch {
     // Nothing of ours to remove.
@@ -222,4 +256,274 @@ export function readJobRecord(jobId: string): JobJournalEntry {
       `no local record of job ${jobId} in ${journalDir()}: retry works for jobs posted by firn train or firn infer from this machine (set FIRN_HOME if they used another); run the command again instead`,
     );
   return o;
+}
+
+/** The callbacks `firn infer|train|run` hand the SDK for the journal of their post (journalPosts). */
+export interface PostJournal {
+  /** runJob's / runApp's onPostSent: a postJob transaction is out, its receipt not in yet. */
+  onPostSent(tx: PostJobSent): void;
+  /** runJob's / runApp's onPosted: the receipt named the job. */
+  onPosted(jobId: Hex, posted?: JobPostedAt): void;
+  /**
+   * The command failed (runJob/runApp threw `e`). A post still pending whose transaction was never
+   * mined (E_CHAIN_REPLACED: another transaction of the account took its nonce; E_CHAIN_REVERTED:
+   * mined without posting) leaves no entry; any other failure keeps the pending entry, as the
+   * transaction may still be mined (`firn job list` and `firn job reclaim` settle it later).
+   */
+  failed(e: unknown): void;
+}
+
+/**
+ * The journal side of a post, shared by `firn infer`, `firn train` and `firn run` (decisions 1630,
+ * 1650, 1665, 1685). `onPostSent` writes a pending entry under the job id the simulation returned,
+ * with the transaction hash (`postTx`, and `postTxs`: every hash of the post, a re-price at the
+ * same nonce adds one), before the receipt is awaited, never replacing another run's entry for
+ * that id (recordJob's O_EXCL; a re-price rewrites this post's own entry), and tells `guard` so a
+ * signal looks for the job; then says `postJob transaction H sent (job ID)` on `say`. `onPosted`
+ * removes every pending entry the post wrote under another id than the one the receipt named
+ * (forgetJob: only while it is still this post's), writes the entry with the chain facts of the
+ * post (`chain`, from `posted`) and the job it replaces (a repost after a lost node), tells
+ * `guard`, says `job ID posted`, and warns on `warn` when the entry of a job whose result key is
+ * derived (`resultKem`) could not be written: only this run can then open its result. `failed`
+ * removes the pending entry of a transaction that was never mined. Every entry names `sentOn` (chain
+ * id, market, requester). Nothing here throws (the journal is best effort; a paid job must not
+ * fail on it).
+ *
+ * @param o.options the command's options as they go in the journal (paths resolved, RPC URLs
+ *   without credentials: journalOptions).
+ * @param o.requester the posting account's address (0x + 40 hex).
+ * @param o.resultKem the salt and public key of the derived result key (absent with --kem-key).
+ * @param o.say the command's progress lines (absent: none, as `firn train` prints none here).
+ */
+export function journalPosts(o: {
+  command: JobJournalEntry['command'];
+  options: Record<string, unknown>;
+  deployment: FirnDeployment;
+  requester: Hex;
+  resultKem?: { resultKemSalt: Hex; resultKemPublicKey: Hex };
+  guard: Pick<JobInterruptGuard, 'sent' | 'posted'>;
+  say?: (line: string) => void;
+  warn: (line: string) => void;
+}): PostJournal {
+  let previous: Hex | undefined;
+  // The post whose receipt is awaited: every hash sent for it, and the ids its pending entries are under.
+  let pending: { hashes: Hex[]; ids: Hex[] } | undefined;
+  const base = () => ({
+    command: o.command,
+    options: o.options,
+    postedAt: Math.floor(Date.now() / 1000),
+  });
+  const sentOn = { chainId: o.deployment.chainId, jobMarket: o.deployment.jobMarket, requester: o.requester };
+  const forgetPending = (except?: Hex): void => {
+    for (const id of pending?.ids ?? [])
+      if (except === undefined || id.toLowerCase() !== except.toLowerCase()) forgetJob(id, pending!.hashes);
+  };
+  return {
+    onPostSent(tx) {
+      pending ??= { hashes: [], ids: [] };
+      pending.hashes.push(tx.hash);
+      const wrote = recordJob(
+        {
+          jobId: tx.expectedJobId,
+          ...base(),
+          ...(previous ? { replaces: previous } : {}),
+          ...(o.resultKem ?? {}),
+          postTx: tx.hash,
+          postTxs: [...pending.hashes],
+          sentOn,
+        },
+        pending.hashes,
+      );
+      if (wrote && !pending.ids.some((id) => id.toLowerCase() === tx.expectedJobId.toLowerCase()))
+        pending.ids.push(tx.expectedJobId);
+      o.guard.sent(tx);
+      o.say?.(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
+    },
+    onPosted(jobId, posted) {
+      forgetPending(jobId);
+      pending = undefined;
+      const recorded = recordJob({
+        jobId,
+        ...base(),
+        ...(posted ? { chain: jobChainFacts(o.deployment, o.requester, posted) } : {}),
+        ...(previous ? { replaces: previous } : {}),
+        ...(o.resultKem ?? {}),
+        sentOn,
+      });
+      o.guard.posted(jobId);
+      previous = jobId;
+      o.say?.(`job ${jobId} posted`);
+      if (!recorded && o.resultKem)
+        o.warn(
+          `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
+        );
+    },
+    failed(e) {
+      if (pending === undefined) return;
+      if (!neverMined(e)) return;
+      forgetPending();
+      pending = undefined;
+    },
+  };
+}
+
+/** Whether `e`'s cause chain (at most 8 deep) says the post was never mined: E_CHAIN_REPLACED or E_CHAIN_REVERTED. */
+function neverMined(e: unknown): boolean {
+  for (let c = e as { cause?: unknown } | undefined, i = 0; c && i < 8; c = c.cause as typeof c, i++)
+    if (c instanceof FirnError && (c.code === 'E_CHAIN_REPLACED' || c.code === 'E_CHAIN_REVERTED'))
+      return true;
+  return false;
+}
+
+/** What became of a pending entry's post (settlePendingPost). */
+export type PendingPostFate =
+  /** A transaction of the post was mined and posted `jobId` (maybe not the id it was expected at). */
+  | { fate: 'posted'; jobId: Hex; posted: JobPostedAt }
+  /** None was posted: one was mined and reverted, or none is mined or known to the node any more. */
+  | { fate: 'not posted'; tx: Hex; why: string }
+  /** One still waits in the node's pool. */
+  | { fate: 'waiting'; tx: Hex };
+
+/** The hashes of a pending entry's post: `postTxs`, else `postTx` (entries before decision 1685). */
+function postHashes(rec: JobJournalEntry): Hex[] {
+  const all = Array.isArray(rec.postTxs) ? rec.postTxs : [];
+  const list = [...all, ...(typeof rec.postTx === 'string' ? [rec.postTx] : [])].filter(
+    (h): h is Hex => typeof h === 'string' && HASH.test(h),
+  );
+  // A tampered entry naming thousands of hashes costs at most this many reads.
+  return [...new Set(list.map((h) => h.toLowerCase() as Hex))].slice(0, 8);
+}
+
+/**
+ * Whether `rec` is a pending entry: written when its postJob transaction was sent, before the
+ * receipt named the job (decision 1665), so it has `postTx` and no chain facts.
+ */
+export function isPendingEntry(rec: JobJournalEntry): boolean {
+  return typeof rec.postTx === 'string' && (typeof rec.chain !== 'object' || rec.chain === null);
+}
+
+/**
+ * What became of the post a pending entry records, read on the chain `c` reads (decision 1685):
+ * a receipt of one of its transactions with a JobPosted event is the job it posted; a receipt
+ * without one is a mined revert (nothing posted, nothing paid); no receipt while the node still
+ * knows one of them is a post waiting in the pool; none mined nor known is a post that will not be
+ * mined (another transaction of the account took its nonce, or the pool dropped it and nobody
+ * sends it again): nothing was posted. Throws the RPC's errors other than "not found".
+ */
+export async function settlePendingPost(
+  rec: JobJournalEntry,
+  c: Pick<FirnClients, 'public'>,
+): Promise<PendingPostFate> {
+  const hashes = postHashes(rec);
+  for (const hash of hashes) {
+    const receipt = await c.public.getTransactionReceipt({ hash }).catch((e: unknown) => {
+      if (e instanceof TransactionReceiptNotFoundError) return undefined;
+      throw e;
+    });
+    if (receipt === undefined) continue;
+    const [ev] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobPosted', logs: receipt.logs });
+    if (receipt.status !== 'success' || ev === undefined)
+      return {
+        fate: 'not posted',
+        tx: hash,
+        why: 'was mined and reverted: no job was posted, no escrow paid',
+      };
+    return {
+      fate: 'posted',
+      jobId: ev.args.jobId,
+      posted: { txHash: hash, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash },
+    };
+  }
+  for (const hash of hashes) {
+    const known = await c.public.getTransaction({ hash }).then(
+      () => true,
+      (e: unknown) => {
+        if (e instanceof TransactionNotFoundError) return false;
+        throw e;
+      },
+    );
+    if (known) return { fate: 'waiting', tx: hash };
+  }
+  const last = hashes[hashes.length - 1] ?? (rec.postTx as Hex);
+  return {
+    fate: 'not posted',
+    tx: last,
+    why: 'is neither mined nor waiting in the pool (another transaction of the account took its nonce, or it was dropped): no job was posted, no escrow paid',
+  };
+}
+
+/**
+ * Settle the pending entry `rec` of `jobId` (best effort on the journal; the chain reads throw as
+ * settlePendingPost): its post posted a job, so the entry becomes that job's, with its chain facts
+ * (`deployment`, the entry's requester), under the id the receipt named; or nothing was posted, so
+ * the entry is removed. A post still waiting leaves it as it is. Returns the fate.
+ */
+export async function settlePendingEntry(
+  rec: JobJournalEntry,
+  jobId: Hex,
+  c: Pick<FirnClients, 'public'>,
+  deployment: Pick<FirnDeployment, 'chainId' | 'jobMarket'>,
+): Promise<PendingPostFate> {
+  const fate = await settlePendingPost(rec, c);
+  const hashes = postHashes(rec);
+  if (fate.fate === 'not posted') forgetJob(jobId, hashes);
+  if (fate.fate === 'posted') {
+    const { postTx: _t, postTxs: _ts, ...rest } = rec;
+    const requester = (rec.sentOn?.requester ?? rec.chain?.requester) as Hex | undefined;
+    if (fate.jobId.toLowerCase() !== jobId.toLowerCase()) forgetJob(jobId, hashes);
+    if (requester !== undefined)
+      recordJob({
+        ...rest,
+        jobId: fate.jobId,
+        chain: {
+          chainId: deployment.chainId,
+          jobMarket: deployment.jobMarket,
+          requester,
+          postTx: fate.posted.txHash,
+          postBlock: fate.posted.blockNumber.toString(),
+          postBlockHash: fate.posted.blockHash,
+        },
+      });
+  }
+  return fate;
+}
+
+/** Most pending entries `firn job list` settles in one run (each costs a few RPC reads). */
+export const MAX_SETTLED_ENTRIES = 32;
+
+/**
+ * The pending entries of this machine's journal sent to the chain and market of `deployment`
+ * (their `sentOn`), newest first, at most MAX_SETTLED_ENTRIES: what `firn job list` settles. An
+ * unreadable or malformed entry is skipped.
+ */
+export function pendingEntriesOn(
+  deployment: Pick<FirnDeployment, 'chainId' | 'jobMarket'>,
+): { jobId: Hex; rec: JobJournalEntry }[] {
+  let names: string[];
+  try {
+    names = readdirSync(journalDir());
+  } catch {
+    return [];
+  }
+  const found: { jobId: Hex; rec: JobJournalEntry }[] = [];
+  for (const n of names) {
+    const m = /^(0x[0-9a-f]{64})\.json$/.exec(n);
+    if (!m) continue;
+    let rec: JobJournalEntry | undefined;
+    try {
+      rec = findJobRecord(m[1]!);
+    } catch {
+      continue;
+    }
+    if (
+      rec === undefined ||
+      !isPendingEntry(rec) ||
+      rec.sentOn?.chainId !== deployment.chainId ||
+      typeof rec.sentOn.jobMarket !== 'string' ||
+      rec.sentOn.jobMarket.toLowerCase() !== deployment.jobMarket.toLowerCase()
+    )
+      continue;
+    found.push({ jobId: m[1] as Hex, rec });
+  }
+  return found.sort((a, b) => b.rec.postedAt - a.rec.postedAt).slice(0, MAX_SETTLED_ENTRIES);
 }

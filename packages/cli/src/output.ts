@@ -1,4 +1,5 @@
 import { isFirnError, sharedPath, toErrorBody } from '@firn/core';
+import { redactUrlsIn } from './rpcUrl.ts';
 
 type Cause = { code?: unknown; path?: unknown; name?: unknown; url?: unknown; cause?: unknown };
 type Body = ReturnType<typeof toErrorBody>;
@@ -8,6 +9,12 @@ type Body = ReturnType<typeof toErrorBody>;
  * a contract call that finds no contract the address; only an unknown error stays E_INTERNAL.
  */
 export function cliErrorBody(e: unknown): Body {
+  // No RPC URL's key, password or query reaches the user's terminal or logs (decision 1686).
+  const body = errorBodyOf(e);
+  return { ...body, message: redactUrlsIn(body.message) };
+}
+
+function errorBodyOf(e: unknown): Body {
   // An RPC that does not answer (a stopped devnet, a wrong port) is named as such, before a chain
   // error that only says "HTTP request failed" or a contract call that blames the address.
   if (!isFirnError(e) || e.code === 'E_CHAIN')

@@ -9,15 +9,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type DevnetStateFile, devnetRoots, type JobPostedAt, runJob } from '@firn/client';
+import { type DevnetStateFile, devnetRoots, runJob } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
 import { FirnError, type Hex } from '@firn/core';
 import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
+import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
-import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -240,7 +241,7 @@ export async function inferCommand(
     ? devnetRoots(state as DevnetStateFile)
     : { roots: {}, gpuRoots: {} };
   const roots = o.simRoot ? loadSimRoots(o.simRoot) : pinned.roots;
-  const journal = { ...o, model: resolve(o.model), input: resolve(o.input), out, proof };
+  const journal = journalOptions({ ...o, model: resolve(o.model), input: resolve(o.input), out, proof });
   // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
   // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
   const derived = requesterKem ? undefined : newResultKem(requesterKey);
@@ -252,9 +253,16 @@ export async function inferCommand(
     listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
-  let previous: Hex | undefined;
-  // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-  let expected: { jobId: Hex; tx: Hex } | undefined;
+  const post = journalPosts({
+    command: 'infer',
+    options: journal,
+    deployment: chain.deployment,
+    requester: privateKeyToAccount(requesterKey).address,
+    ...(derived ? { resultKem: derived.record } : {}),
+    guard,
+    say: log,
+    warn: log,
+  });
   let r: Awaited<ReturnType<typeof runJob>>;
   try {
     r = await runJob({
@@ -276,43 +284,14 @@ export async function inferCommand(
       escrow,
       ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
       requesterKem: requesterKem ?? derived!.kem,
-      onPostSent: (tx) => {
-        expected = { jobId: tx.expectedJobId, tx: tx.hash };
-        recordJob({
-          jobId: tx.expectedJobId,
-          command: 'infer',
-          options: journal,
-          postedAt: Math.floor(Date.now() / 1000),
-          ...(previous ? { replaces: previous } : {}),
-          ...(derived ? derived.record : {}),
-          postTx: tx.hash,
-        });
-        guard.sent(tx);
-        log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
-      },
-      onPosted: (jobId, posted?: JobPostedAt) => {
-        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
-        const recorded = recordJob({
-          jobId,
-          command: 'infer',
-          options: journal,
-          postedAt: Math.floor(Date.now() / 1000),
-          ...(posted
-            ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
-            : {}),
-          ...(previous ? { replaces: previous } : {}),
-          ...(derived ? derived.record : {}),
-        });
-        guard.posted(jobId);
-        previous = jobId;
-        log(`job ${jobId} posted`);
-        if (!recorded && derived)
-          log(
-            `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
-          );
-      },
+      onPostSent: post.onPostSent,
+      onPosted: post.onPosted,
       onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
     });
+  } catch (e) {
+    // A post whose transaction was never mined leaves no pending entry (decision 1685).
+    post.failed(e);
+    throw e;
   } finally {
     // The result is in memory (or the run failed): from here a signal is the writer's (1542).
     guard.release();

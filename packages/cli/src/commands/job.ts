@@ -18,7 +18,15 @@ import { FirnError, type Hex, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { findJobRecord, readJobRecord, staleJobRecord } from '../jobJournal.ts';
+import {
+  findJobRecord,
+  isPendingEntry,
+  type PendingPostFate,
+  pendingEntriesOn,
+  readJobRecord,
+  settlePendingEntry,
+  staleJobRecord,
+} from '../jobJournal.ts';
 import { readKemPrivateKeyFile } from '../kemKeyFile.ts';
 import { recoverResultKem } from '../resultKem.ts';
 import { exitCodeOf, printError, printJson, short, table } from '../output.ts';
@@ -229,8 +237,12 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
   const jobId = jobIdArg(id);
   const c = requesterClients(chain, keyFile);
   const j = await getJob(c, jobId);
-  if (j.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', `job ${jobId} does not exist`);
   const me = c.wallet!.account!.address;
+  // JOBID may be the expected id of a post this machine sent whose receipt it never saw (1665):
+  // what became of that post says what there is to reclaim (decision 1685).
+  if (j.status === JobStatus.None || j.requester.toLowerCase() !== me.toLowerCase())
+    await refusePendingPost(c, chain, jobId);
+  if (j.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', `job ${jobId} does not exist`);
   if (j.requester.toLowerCase() !== me.toLowerCase())
     throw new FirnError(
       'E_FORBIDDEN',
@@ -255,6 +267,71 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
   const tx = await reclaimJob(c, jobId);
   await withdrawCredits(c, 'jobMarket');
   return { jobId, status: 'Reclaimed', refundedWei: refund.toString(), tx: tx.hash };
+}
+
+/**
+ * When this machine's journal holds a pending entry for `jobId` (a post sent, its receipt never
+ * seen: decision 1665) and the chain has no job of this requester there, settle it
+ * (settlePendingEntry, decision 1685) and throw what the requester can do: the post posted another
+ * job (E_CONFLICT naming it and its reclaim; the entry moved there), nothing was posted (E_NOT_FOUND:
+ * no escrow was paid, the entry removed), or it still waits in the pool (E_CONFLICT: run again once
+ * it is mined). Returns when there is no such entry.
+ */
+async function refusePendingPost(c: FirnClients, chain: ResolvedChain, jobId: Hex): Promise<void> {
+  const rec = findJobRecord(jobId);
+  if (rec === undefined || !isPendingEntry(rec)) return;
+  const fate = await settlePendingEntry(rec, jobId, c, chain.deployment);
+  const where = `job ${jobId} is the id this machine's journal expected for its postJob transaction`;
+  if (fate.fate === 'posted' && fate.jobId.toLowerCase() !== jobId.toLowerCase())
+    throw new FirnError(
+      'E_CONFLICT',
+      `${where} ${fate.posted.txHash}, which posted job ${fate.jobId} instead (another job took the id first); its local record moved there: run firn job reclaim ${fate.jobId}`,
+      { details: { jobId: fate.jobId } },
+    );
+  if (fate.fate === 'not posted')
+    throw new FirnError(
+      'E_NOT_FOUND',
+      `${where} ${fate.tx}, which ${fate.why}; there is nothing to reclaim, and its local record was removed`,
+    );
+  if (fate.fate === 'waiting')
+    throw new FirnError(
+      'E_CONFLICT',
+      `${where} ${fate.tx}, which still waits in the pool: once it is mined, run firn job reclaim ${jobId} again (firn job list --requester shows the job it posted)`,
+    );
+}
+
+/**
+ * The pending entries of this machine's journal for `chain`'s market (pendingEntriesOn), settled
+ * (settlePendingEntry, decision 1685): one line per entry saying what became of its post, for
+ * `firn job list` to print beside the chain's rows. An entry whose chain read fails is named as
+ * not checked; nothing here throws.
+ */
+export async function settlePendingEntries(chain: ResolvedChain): Promise<string[]> {
+  const entries = pendingEntriesOn(chain.deployment);
+  if (entries.length === 0) return [];
+  const c = readerFor(chain);
+  const lines: string[] = [];
+  for (const { jobId, rec } of entries) {
+    let fate: PendingPostFate;
+    try {
+      fate = await settlePendingEntry(rec, jobId, c, chain.deployment);
+    } catch {
+      lines.push(
+        `local record of job ${jobId}: its postJob transaction ${rec.postTx} could not be checked now`,
+      );
+      continue;
+    }
+    if (fate.fate === 'posted')
+      lines.push(
+        fate.jobId.toLowerCase() === jobId.toLowerCase()
+          ? `local record of job ${jobId}: its postJob transaction ${fate.posted.txHash} posted it; record completed`
+          : `local record of job ${jobId}: its postJob transaction ${fate.posted.txHash} posted job ${fate.jobId} instead; record moved there`,
+      );
+    else if (fate.fate === 'not posted')
+      lines.push(`local record of job ${jobId} removed: its postJob transaction ${fate.tx} ${fate.why}`);
+    else lines.push(`job ${jobId} (expected id): its postJob transaction ${fate.tx} still waits in the pool`);
+  }
+  return lines;
 }
 
 /**
@@ -451,7 +528,7 @@ export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unk
 export async function jobRetry(
   chain: ResolvedChain,
   id: string,
-  o: { keyFile?: string; json?: boolean },
+  o: { keyFile?: string; json?: boolean } & ChainArgs,
   io: { stdout: NodeJS.WritableStream & { isTTY?: boolean }; stderr: NodeJS.WritableStream },
 ): Promise<number> {
   const jobId = jobIdArg(id);
@@ -479,7 +556,28 @@ export async function jobRetry(
     throw new FirnError('E_CONFLICT', `job ${jobId} is not to be retried: ${jobAdvice(j, now)}`);
   await withdrawLeftCredit(c, jobId, io.stderr);
   // The lost node is not asked again; any other eligible node is chosen.
-  const { node: _node, ...options } = rec.options as Record<string, unknown> & { node?: string };
+  // The chain is the one this command was given (--rpc, FIRN_RPC_URL, --devnet, --deployment):
+  // the journal keeps no RPC URL's credentials (decision 1686), and a redacted --also-rpc is dropped.
+  const {
+    node: _node,
+    rpc: _rpc,
+    devnet: _devnet,
+    deployment: _deployment,
+    market: _market,
+    alsoRpc,
+    ...kept
+  } = rec.options as Record<string, unknown> & { node?: string; alsoRpc?: unknown };
+  const extra = Array.isArray(alsoRpc)
+    ? alsoRpc.filter((u) => typeof u === 'string' && !u.includes('***'))
+    : [];
+  const options = {
+    ...kept,
+    ...(extra.length > 0 ? { alsoRpc: extra } : {}),
+    ...(o.rpc !== undefined ? { rpc: o.rpc } : {}),
+    ...(o.devnet !== undefined ? { devnet: o.devnet } : {}),
+    ...(o.deployment !== undefined ? { deployment: o.deployment } : {}),
+    ...(o.market !== undefined ? { market: o.market } : {}),
+  };
   const json = o.json ?? false;
   if (rec.command === 'train')
     return runTrain(
@@ -561,15 +659,23 @@ export function registerJob(program: Command): void {
         process.exitCode = exitCodeOf(e);
       }
     };
-  chainOptions(job.command('list').description('the latest jobs on the market, newest first'))
+  chainOptions(
+    job
+      .command('list')
+      .description(
+        "the latest jobs on the market, newest first; this machine's pending posts there are settled first (stderr)",
+      ),
+  )
     .option('--requester <address>', 'only jobs posted by this address')
     .option('--limit <n>', `at most this many of the latest jobs (max ${MAX_LISTED_JOBS})`, '100')
     .action((o: JobArgs & { requester?: string; limit: string }) =>
       run(
-        (chain) => {
+        async (chain) => {
           const limit = Number(o.limit);
           if (!Number.isSafeInteger(limit) || limit < 1)
             throw new InvalidInputError(`--limit must be a positive integer (got ${o.limit})`);
+          // This machine's pending posts on this market first: their entries follow the chain.
+          for (const line of await settlePendingEntries(chain)) process.stderr.write(`${line}\n`);
           return listJobs(chain, { ...(o.requester ? { requester: o.requester } : {}), limit });
         },
         (r) => (r.length === 0 ? 'no jobs' : renderJobTable(r)),

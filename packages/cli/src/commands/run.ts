@@ -10,14 +10,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import {
-  type AppJobInput,
-  type DevnetStateFile,
-  devnetRoots,
-  type JobPlan,
-  type JobPostedAt,
-  runApp,
-} from '@firn/client';
+import { type AppJobInput, type DevnetStateFile, devnetRoots, type JobPlan, runApp } from '@firn/client';
 import { privateKeyToAccount } from 'viem/accounts';
 import { assertRole, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import { artifactId, MAX_GRANT_JSON_BYTES } from '@firn/crypto';
@@ -27,7 +20,8 @@ import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
+import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -253,9 +247,17 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
-  // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-  let expected: { jobId: Hex; tx: Hex } | undefined;
-  const journal = { ...o, out, grantsDir };
+  const journal = journalOptions({ ...o, out, grantsDir });
+  const post = journalPosts({
+    command: 'run',
+    options: journal,
+    deployment: chain.deployment,
+    requester: privateKeyToAccount(requesterKey).address,
+    ...(derived ? { resultKem: derived.record } : {}),
+    guard,
+    say: log,
+    warn: log,
+  });
   let r: Awaited<ReturnType<typeof runApp>>;
   try {
     r = await runApp({
@@ -277,38 +279,8 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       ...(o.recipient && o.recipient.length > 0
         ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
         : {}),
-      onPostSent: (tx) => {
-        expected = { jobId: tx.expectedJobId, tx: tx.hash };
-        recordJob({
-          jobId: tx.expectedJobId,
-          command: 'run',
-          options: journal,
-          postedAt: Math.floor(Date.now() / 1000),
-          ...(derived ? derived.record : {}),
-          postTx: tx.hash,
-        });
-        guard.sent(tx);
-        log(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
-      },
-      onPosted: (jobId, posted?: JobPostedAt) => {
-        if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
-        const recorded = recordJob({
-          jobId,
-          command: 'run',
-          options: journal,
-          postedAt: Math.floor(Date.now() / 1000),
-          ...(posted
-            ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
-            : {}),
-          ...(derived ? derived.record : {}),
-        });
-        guard.posted(jobId);
-        log(`job ${jobId} posted`);
-        if (!recorded && derived)
-          log(
-            `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
-          );
-      },
+      onPostSent: post.onPostSent,
+      onPosted: post.onPosted,
       onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),
       collectGrants: async (plan) => {
         writeFileSync(join(out, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
@@ -316,6 +288,10 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
         return awaitGrants(grantsDir, plan, foreignRoles, Number(o.grantTimeout ?? 600), log);
       },
     });
+  } catch (e) {
+    // A post whose transaction was never mined leaves no pending entry (decision 1685).
+    post.failed(e);
+    throw e;
   } finally {
     // The result is in memory (or the run failed): from here a signal is the writer's (1542).
     guard.release();

@@ -8,7 +8,8 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { forgetJob, jobChainFacts, journalDir, recordJob } from '../jobJournal.ts';
+import { journalPosts } from '../jobJournal.ts';
+import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
   guardJobInFlight,
@@ -515,7 +516,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       : { roots: {}, gpuRoots: {} };
     const roots = o.simRoot !== undefined ? loadSimRoots(o.simRoot) : pinned.roots;
     const journal = {
-      ...o,
+      ...journalOptions(o),
       data: resolve(o.data),
       out: outDir,
       ...(o.model ? { model: resolve(o.model) } : {}),
@@ -538,9 +539,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         },
       },
     });
-    let previous: Hex | undefined;
-    // The job id a sent postJob is expected to get, recorded before its receipt (decision 1665).
-    let expected: { jobId: Hex; tx: Hex } | undefined;
+    const post = journalPosts({
+      command: 'train',
+      options: journal,
+      deployment: chain.deployment,
+      requester: privateKeyToAccount(requesterKey).address,
+      ...(derived ? { resultKem: derived.record } : {}),
+      guard,
+      warn: (line) => deps.stderr.write(`${line}\n`),
+    });
     let r: Awaited<ReturnType<TrainRunJob>>;
     try {
       r = await deps.runJob({
@@ -561,41 +568,14 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
-        onPostSent: (tx) => {
-          expected = { jobId: tx.expectedJobId, tx: tx.hash };
-          recordJob({
-            jobId: tx.expectedJobId,
-            command: 'train',
-            options: journal,
-            postedAt: Math.floor(Date.now() / 1000),
-            ...(previous ? { replaces: previous } : {}),
-            ...(derived ? derived.record : {}),
-            postTx: tx.hash,
-          });
-          guard.sent(tx);
-        },
-        onPosted: (jobId, posted?: JobPostedAt) => {
-          if (expected !== undefined && expected.jobId !== jobId) forgetJob(expected.jobId, expected.tx);
-          const recorded = recordJob({
-            jobId,
-            command: 'train',
-            options: journal,
-            postedAt: Math.floor(Date.now() / 1000),
-            ...(posted
-              ? { chain: jobChainFacts(chain.deployment, privateKeyToAccount(requesterKey).address, posted) }
-              : {}),
-            ...(previous ? { replaces: previous } : {}),
-            ...(derived ? derived.record : {}),
-          });
-          guard.posted(jobId);
-          previous = jobId;
-          if (!recorded && derived)
-            deps.stderr.write(
-              `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result\n`,
-            );
-        },
+        onPostSent: post.onPostSent,
+        onPosted: post.onPosted,
         onProgress: (e) => progress.onEvent(e),
       });
+    } catch (e) {
+      // A post whose transaction was never mined leaves no pending entry (decision 1685).
+      post.failed(e);
+      throw e;
     } finally {
       // The result is in memory (or the run failed): from here a signal is the writer's (1542).
       guard.release();
