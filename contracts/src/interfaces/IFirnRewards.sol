@@ -81,6 +81,9 @@ interface IFirnRewards {
     /// earned its whole share and owes no further answer, so no verifier pays for a challenge it
     /// may let expire (decision 1576). Challenge it again next epoch.
     error LivenessTargetReached(bytes32 enclaveId, uint64 epoch, uint32 answers);
+    /// @notice renounceOwnership is disabled: treasury credits would go to address(0). Transfer
+    /// ownership instead.
+    error OwnershipRenounceDisabled();
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
