@@ -7,6 +7,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IFirnJobMarket} from "./interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -22,6 +23,8 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// > 2/3 of the verifier stake snapshotted at submission agrees. Every payout is pulled.
 /// See docs/decisions/0102-contract-lifecycles.md and docs/decisions/0800-economics.md.
 contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyGuardTransient {
+    using Checkpoints for Checkpoints.Trace208;
+
     /// @notice EIP-712 type hash of WorkProof; the field list must match the TypeScript types.
     bytes32 public constant WORK_PROOF_TYPEHASH = keccak256(
         "WorkProof(bytes32 jobId,bytes32 enclaveId,bytes32 measurement,bytes32 workloadHash,bytes32 inputCommitment,bytes32 outputCommitment,uint64 startedAt,uint64 finishedAt,uint64 workUnits)"
@@ -43,6 +46,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// deadline) + challenge window, so this bounds that lock to claimedAt + 7 days + window, which
     /// an exit requested after the job's window closed outlasts whenever unbonding >= 7 days.
     uint64 public constant MAX_CLAIM_TIMEOUT = 7 days;
+    /// @notice Gas finalize gives the reward pool's `fund()` for the protocol fee (FirnRewards
+    /// needs about 30k); a pool that needs more, reverts or has no code gets the fee held for
+    /// `sweepFees` instead, so no pool can block a settlement (decision 1701).
+    uint256 public constant FEE_PUSH_GAS = 100_000;
 
     /// @notice Fact reasons, judged by the contract: the signer was not the Enclave ID's enclave key
     /// at the proof's block; the proof's times are inconsistent or after the deadline.
@@ -76,6 +83,13 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     uint128 private _totalEscrow;
     uint128 private _totalBonds;
     uint128 private _totalWithdrawable;
+    /// @dev Protocol fees finalize could not push to the pool (decision 1701).
+    uint128 private _feesHeld;
+    /// @dev (protocol fee bps, slash amount) by the unix time each took effect, value =
+    /// slashAmount << 16 | feeBps: a job settles on the terms at its claim time, read back at
+    /// finalize or at a concluding dispute, so postJob, claimJob and submitProof write nothing more
+    /// (decision 1700).
+    Checkpoints.Trace208 private _settlementTerms;
 
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => mapping(address verifier => bool)) private _disputed;
@@ -111,6 +125,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _slashAmount = SafeCast.toUint128(slashAmount_);
         _claimBond = _toUint96(claimBond_);
         _falseDisputeSlash = SafeCast.toUint128(falseDisputeSlash_);
+        _settlementTerms.push(uint48(block.timestamp), _packTerms(slashAmount_, 0));
         emit ParametersUpdated(challengeWindow_, slashAmount_, claimBond_, 0, falseDisputeSlash_);
     }
 
@@ -125,8 +140,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     // ---------------------------------------------------------------- governance
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev A new challenge window applies to proofs submitted from now on; stake locks follow
-    /// each proof's own window end.
+    /// @dev A new challenge window applies to jobs posted from now on, a new fee and slash amount to
+    /// claims made from now on (decision 1700); stake locks follow each proof's own window end.
     function setParameters(
         uint64 newChallengeWindow,
         uint256 newSlashAmount,
@@ -142,6 +157,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _claimBond = _toUint96(newClaimBond);
         _protocolFeeBps = newProtocolFeeBps;
         _falseDisputeSlash = SafeCast.toUint128(newFalseDisputeSlash);
+        _settlementTerms.push(uint48(block.timestamp), _packTerms(newSlashAmount, newProtocolFeeBps));
         emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
     }
 
@@ -152,8 +168,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. A contract
+    /// whose `fund()` fails cannot block finalize either (decision 1701).
     function setRewardPool(address newPool) external onlyOwner {
-        if (newPool == address(0) && _protocolFeeBps != 0) revert RewardPoolNotSet();
+        if (newPool == address(0)) {
+            if (_protocolFeeBps != 0) revert RewardPoolNotSet();
+        } else if (newPool.code.length == 0) {
+            revert RewardPoolNotContract(newPool);
+        }
         emit RewardPoolSet(_rewardPool, newPool);
         _rewardPool = newPool;
     }
@@ -166,6 +188,24 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     function unpause() external onlyOwner {
         _unpause();
+    }
+
+    /// @notice Disabled (reverts OwnershipRenounceDisabled): without an owner a guardian pause could
+    /// never be lifted and forfeited bonds would be credited to address(0) (decision 1703).
+    function renounceOwnership() public pure override {
+        revert OwnershipRenounceDisabled();
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    /// @dev The pool's own revert propagates: a sweep that fails moves nothing and blocks no job.
+    function sweepFees() external nonReentrant returns (uint256 amount) {
+        address pool = _rewardPool;
+        if (pool == address(0)) revert RewardPoolNotSet();
+        amount = _feesHeld;
+        if (amount == 0) return 0;
+        _feesHeld = 0;
+        emit FeesSwept(pool, amount);
+        IFirnRewards(pool).fund{value: amount}();
     }
 
     // ---------------------------------------------------------------- requesters and nodes
@@ -267,10 +307,19 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
         if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
-        // The job is Open again, then the bond is credited to the owner's treasury (decision 1625).
+        // The job is Open again, then the bond is credited to the owner's treasury (decision 1625),
+        // or back to the claimant when governance made its node ineligible since the claim (1702).
         j.status = JobStatus.Open;
-        emit JobReleased(jobId, j.enclaveId);
-        _forfeitBond(jobId, j);
+        bytes32 enclaveId = j.enclaveId;
+        emit JobReleased(jobId, enclaveId);
+        uint8 revoked = _revokedSinceClaim(enclaveId);
+        if (revoked == 0) {
+            _forfeitBond(jobId, j);
+            return;
+        }
+        uint256 bond = _clearClaim(j);
+        _totalBonds -= uint128(bond);
+        _returnBond(jobId, enclaveId, revoked, bond);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -329,17 +378,24 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         uint256 bond = j.bond;
+        bytes32 enclaveId = j.enclaveId;
+        j.status = JobStatus.Failed;
+        j.bond = 0;
+        _totalBonds -= uint128(bond);
+        emit JobFailed(jobId, enclaveId, reason);
+        // Governance or the guardian made the node ineligible since the claim: the claimant cannot
+        // prove any more, through no act of its own, so it keeps its whole bond (decision 1702).
+        uint8 revoked = _revokedSinceClaim(enclaveId);
+        if (revoked != 0) {
+            _returnBond(jobId, enclaveId, revoked, bond);
+            return;
+        }
         uint64 end = expiresAt < deadline ? expiresAt : deadline;
         uint64 claimedAt = expiresAt - j.claimTimeout;
         // claimJob runs at or before the deadline, so end >= claimedAt; a zero span refunds nothing.
         uint256 span = end - claimedAt;
         uint256 refund = span == 0 ? 0 : bond * (end - block.timestamp) / span;
         uint256 forfeited = bond - refund;
-        bytes32 enclaveId = j.enclaveId;
-        j.status = JobStatus.Failed;
-        j.bond = 0;
-        _totalBonds -= uint128(bond);
-        emit JobFailed(jobId, enclaveId, reason);
         _credit(msg.sender, refund);
         if (forfeited != 0) _payForfeit(jobId, enclaveId, forfeited);
     }
@@ -445,8 +501,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 bond = j.bond;
         uint256 earned = _earned(escrow, facts.workUnits, j.maxWorkUnits);
         uint256 unused = escrow - earned;
-        // The protocol fee is taken from what the work earned, never from escrow returned unused.
-        uint256 fee = earned * _protocolFeeBps / 10_000;
+        // The protocol fee is taken from what the work earned, never from escrow returned unused, at
+        // the rate in force when the claim was made (decision 1700).
+        (uint16 feeBps,) = _termsOfClaim(j);
+        uint256 fee = earned * feeBps / 10_000;
         address operator = j.claimant;
         j.status = JobStatus.Paid;
         j.escrow = 0;
@@ -459,7 +517,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
             emit UnusedEscrowReturned(jobId, j.requester, unused);
             _credit(j.requester, unused);
         }
-        if (fee != 0) IFirnRewards(_rewardPool).fund{value: fee}();
+        if (fee != 0) _pushFee(jobId, fee);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -565,6 +623,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     function totalWithdrawable() external view returns (uint256) {
         return _totalWithdrawable;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function feesHeld() external view returns (uint256) {
+        return _feesHeld;
+    }
+
+    /// @inheritdoc IFirnJobMarket
+    function settlementTermsAt(uint64 at) external view returns (uint16 feeBps, uint256 slashAmount_) {
+        return _unpackTerms(_settlementTerms.upperLookup(SafeCast.toUint48(at)));
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -770,7 +838,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @dev Slashes the proven node; slashed stake and the claim bond join the escrow the
-    /// requester reclaims.
+    /// requester reclaims. The job is Slashed and refunded even when the registry refuses the stake
+    /// slash (decision 1700).
     function _slashNode(bytes32 jobId, Job storage j) private {
         j.status = JobStatus.Slashed;
         bytes32 enclaveId = j.enclaveId;
@@ -781,8 +850,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
             s == IFirnRegistry.NodeStatus.Active || s == IFirnRegistry.NodeStatus.Exiting
                 || s == IFirnRegistry.NodeStatus.Slashed
         ) {
-            uint256 amount = _slashAmount < node.stake ? _slashAmount : node.stake;
-            slashed = _registry.slash(enclaveId, amount, address(this), jobId);
+            // The slash amount in force when the claim was made (decision 1700).
+            (, uint256 slashAmount_) = _termsOfClaim(j);
+            uint256 amount = slashAmount_ < node.stake ? slashAmount_ : node.stake;
+            slashed = _slashStake(jobId, enclaveId, amount);
         }
         uint256 bond = j.bond;
         j.bond = 0;
@@ -806,16 +877,38 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev Ends the current claim (a lapse superseded or reclaimed, a release) and forfeits its
     /// whole bond through _payForfeit: to the owner's treasury, never to the requester (decision 1625).
     function _forfeitBond(bytes32 jobId, Job storage j) private {
-        uint256 bond = j.bond;
         bytes32 enclaveId = j.enclaveId;
+        uint256 bond = _clearClaim(j);
+        if (bond == 0) return;
+        _totalBonds -= uint128(bond);
+        _payForfeit(jobId, enclaveId, bond);
+    }
+
+    /// @dev Ends the current claim's record and returns its bond (still counted in `_totalBonds`).
+    function _clearClaim(Job storage j) private returns (uint256 bond) {
+        bond = j.bond;
         j.bond = 0;
         j.enclaveId = bytes32(0);
         j.claimant = address(0);
         j.claimExpiresAt = 0;
         j.factsHash = bytes32(0);
-        if (bond == 0) return;
-        _totalBonds -= uint128(bond);
-        _payForfeit(jobId, enclaveId, bond);
+    }
+
+    /// @dev NodeNotEligible's reason (3 measurement revoked, 5 TEE type no longer allowed) when the
+    /// registry now refuses the claimed node for a change governance or the guardian made, else 0.
+    /// A claim is only taken by an eligible node, so such a change came after the claim; a node
+    /// that is no longer Active (its own exit, a slash) gets 0: that was its act (decision 1702).
+    function _revokedSinceClaim(bytes32 enclaveId) private view returns (uint8) {
+        uint8 r = _registry.ineligibility(enclaveId);
+        if (r == 2 || r == 3) return _submitReason(r);
+        return 0;
+    }
+
+    /// @dev The whole bond of a claim ended because of `_revokedSinceClaim` goes back to the claimant
+    /// (its amount is already out of `_totalBonds`).
+    function _returnBond(bytes32 jobId, bytes32 enclaveId, uint8 reason, uint256 bond) private {
+        emit ClaimBondReturned(jobId, enclaveId, reason, bond);
+        _credit(msg.sender, bond);
     }
 
     /// @dev Decisions 1625 and its amendment: a forfeited claim bond (or failJob's share of it) is
@@ -828,6 +921,52 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         address treasury = owner();
         emit ClaimBondForfeited(jobId, enclaveId, treasury, amount);
         _credit(treasury, amount);
+    }
+
+    /// @dev registry.slash, except that a registry that no longer takes this market as a slasher
+    /// (NotSlasher: a migration outlived by this proof's window, decision 1700) slashes nothing and
+    /// the finding still concludes. Any other revert (out of gas included) propagates, so a caller
+    /// cannot make the slash fail by the gas it gives.
+    function _slashStake(bytes32 jobId, bytes32 enclaveId, uint256 amount) private returns (uint256) {
+        try _registry.slash(enclaveId, amount, address(this), jobId) returns (uint256 slashed) {
+            return slashed;
+        } catch (bytes memory err) {
+            if (err.length < 4 || bytes4(err) != IFirnRegistry.NotSlasher.selector) {
+                assembly ("memory-safe") {
+                    revert(add(err, 32), mload(err))
+                }
+            }
+            emit NodeSlashRefused(jobId, enclaveId, amount);
+            return 0;
+        }
+    }
+
+    /// @dev The protocol fee bps and slash amount in force at the job's claim (its claim expiry less
+    /// its claim timeout; both stay in the record after submitProof). A change in the claim's own
+    /// second counts (the checkpoint is by unix second).
+    function _termsOfClaim(Job storage j) private view returns (uint16 feeBps, uint256 slashAmount_) {
+        return _unpackTerms(_settlementTerms.upperLookupRecent(uint48(j.claimExpiresAt - j.claimTimeout)));
+    }
+
+    function _packTerms(uint256 slashAmount_, uint16 feeBps) private pure returns (uint208) {
+        return (uint208(SafeCast.toUint128(slashAmount_)) << 16) | feeBps;
+    }
+
+    function _unpackTerms(uint208 packed) private pure returns (uint16 feeBps, uint256 slashAmount_) {
+        return (uint16(packed), uint256(packed >> 16));
+    }
+
+    /// @dev Pushes the fee to the pool's `fund()` with FEE_PUSH_GAS, or holds it for sweepFees when
+    /// the pool has no code, reverts or needs more gas: no settlement depends on the pool (1701).
+    function _pushFee(bytes32 jobId, uint256 fee) private {
+        address pool = _rewardPool;
+        if (pool.code.length != 0) {
+            try IFirnRewards(pool).fund{value: fee, gas: FEE_PUSH_GAS}() {
+                return;
+            } catch {}
+        }
+        _feesHeld += uint128(fee);
+        emit ProtocolFeeHeld(jobId, pool, fee);
     }
 
     /// @dev Reports confirmed disputes to the reward pool; a failing pool never blocks a dispute.

@@ -33,7 +33,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     uint8 private constant INELIGIBLE_MEASUREMENT = 3;
 
     IFirnVerifierSet private immutable _verifierSet;
+    // One slot: lockStake reads the slasher and raises its horizon in the same word (decision 1700).
     address private _slasher;
+    uint64 private _slasherHorizon;
     address private _guardian;
     // One slot: what register and the market's proof check read together (decision 1140).
     address private _rewardPool;
@@ -54,6 +56,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     mapping(NodeStatus status => EnumerableSet.Bytes32Set) private _byStatus;
     mapping(bytes32 enclaveId => EnclaveKeyRecord[]) private _keyHistory;
     mapping(address account => uint256) private _withdrawable;
+    /// @dev Replaced slashers and the last second they may still slash (decision 1700).
+    mapping(address slasher => uint64 until) private _retiredSlasherUntil;
     /// @dev Voters per round and side; only the side that decides the round earns reward points.
     mapping(bytes32 enclaveId => mapping(uint32 round => address[])) private _approvers;
     mapping(bytes32 enclaveId => mapping(uint32 round => address[])) private _refusers;
@@ -117,9 +121,29 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    /// @dev The replaced slasher keeps `slash` until its horizon (the latest lock it took, which
+    /// covers every challenge window it opened); it can take no new lock, so the horizon is final.
+    /// A slasher appointed again resumes from its retired horizon.
     function setSlasher(address newSlasher) external onlyOwner {
-        emit SlasherSet(_slasher, newSlasher);
+        address previous = _slasher;
+        emit SlasherSet(previous, newSlasher);
+        if (previous == newSlasher) return;
+        if (previous != address(0)) {
+            uint64 until = _slasherHorizon;
+            if (until > _retiredSlasherUntil[previous]) {
+                _retiredSlasherUntil[previous] = until;
+                emit SlasherRetired(previous, until);
+            }
+        }
         _slasher = newSlasher;
+        _slasherHorizon = _retiredSlasherUntil[newSlasher];
+        delete _retiredSlasherUntil[newSlasher];
+    }
+
+    /// @notice Disabled (reverts OwnershipRenounceDisabled): without an owner a guardian pause
+    /// could never be lifted (decision 1703).
+    function renounceOwnership() public pure override {
+        revert OwnershipRenounceDisabled();
     }
 
     /// @inheritdoc IFirnRegistry
@@ -399,7 +423,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         nonReentrant
         returns (uint256 slashed)
     {
-        if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        if (msg.sender != _slasher || msg.sender == address(0)) {
+            // A replaced slasher until its last challenge window closed (decision 1700).
+            if (block.timestamp > _retiredSlasherUntil[msg.sender]) revert NotSlasher(msg.sender);
+        }
         Node storage n = _nodes[enclaveId];
         NodeStatus s = n.status;
         if (s != NodeStatus.Active && s != NodeStatus.Exiting && s != NodeStatus.Slashed) {
@@ -420,8 +447,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    /// @dev Also raises the slasher's horizon, how long it keeps `slash` once replaced (1700).
     function lockStake(bytes32 enclaveId, uint64 until) external {
         if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        if (until > _slasherHorizon) _slasherHorizon = until;
         Node storage n = _nodes[enclaveId];
         if (until > n.lockedUntil) {
             n.lockedUntil = SafeCast.toUint40(until);
@@ -597,6 +626,16 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @inheritdoc IFirnRegistry
     function slasher() external view returns (address) {
         return _slasher;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function retiredSlasherUntil(address account) external view returns (uint64) {
+        return _retiredSlasherUntil[account];
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function slasherLockHorizon() external view returns (uint64) {
+        return _slasherHorizon;
     }
 
     /// @inheritdoc IFirnRegistry

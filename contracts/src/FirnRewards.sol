@@ -156,6 +156,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     // ---------------------------------------------------------------- governance
 
+    /// @notice Disabled (reverts OwnershipRenounceDisabled): the owner is the treasury that
+    /// registration, rotation and penalty fees are credited to (decision 1703).
+    function renounceOwnership() public pure override {
+        revert OwnershipRenounceDisabled();
+    }
+
     /// @inheritdoc IFirnRewards
     function setParameters(uint64 answerWindow_, uint32 livenessTarget_, uint16 epochBudgetBps_, uint16 verifierShareBps_)
         external

@@ -191,6 +191,12 @@ interface IFirnJobMarket {
     error NotGuardian(address caller);
     error InvalidProtocolFee(uint16 feeBps, uint16 maxBps);
     error RewardPoolNotSet();
+    /// @notice A reward pool must be a contract (its `fund()` takes the protocol fee); `pool` has
+    /// no code. Name the FirnRewards deployment.
+    error RewardPoolNotContract(address pool);
+    /// @notice renounceOwnership is disabled: without an owner a guardian pause could never be
+    /// lifted and forfeits would be credited to address(0). Transfer ownership instead.
+    error OwnershipRenounceDisabled();
     error NothingToWithdraw(address account);
     error UnexpectedPayment(address from);
     error TransferFailed(address to, uint256 amount);
@@ -253,6 +259,19 @@ interface IFirnJobMarket {
     event JobFailureAttested(
         bytes32 indexed jobId, bytes32 indexed enclaveId, uint16 reasonCode, uint64 failedAt, address signer
     );
+    /// @notice The claimant of a Claimed job gave it up (failJob or releaseJob) after governance or
+    /// the guardian made its node ineligible since the claim (`reason` 3 its measurement revoked, 5
+    /// its TEE type no longer allowed): the whole bond was credited back (decision 1702).
+    event ClaimBondReturned(bytes32 indexed jobId, bytes32 indexed enclaveId, uint8 reason, uint256 bond);
+    /// @notice A finding concluded but the registry no longer lets this market slash (a market
+    /// migration after the window's last lock): the job is Slashed and its escrow and bond go back
+    /// to the requester all the same; `amount` is the stake slash that was refused (decision 1700).
+    event NodeSlashRefused(bytes32 indexed jobId, bytes32 indexed enclaveId, uint256 amount);
+    /// @notice finalize could not push `fee` wei to `pool` (no code, or its `fund()` reverted or ran
+    /// out of its gas allowance): the fee is held here until `sweepFees` (decision 1701).
+    event ProtocolFeeHeld(bytes32 indexed jobId, address indexed pool, uint256 fee);
+    /// @notice Held protocol fees were paid to the reward pool's `fund()`.
+    event FeesSwept(address indexed pool, uint256 amount);
     event Credited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
@@ -283,6 +302,9 @@ interface IFirnJobMarket {
     /// rest goes to the owner (ClaimBondForfeited), never to the requester. After the lapse
     /// the whole bond is forfeited at the next claim or the reclaim. See
     /// docs/decisions/1571-fail-refund-by-time-left.md and 1625-forfeited-bonds-fund-the-pool.md.
+    /// Exception (decision 1702): when the node's measurement was revoked or its TEE type disallowed
+    /// since the claim (the registry's ineligibility 3 or 2), the whole bond comes back
+    /// (ClaimBondReturned); releaseJob likewise.
     function failJob(bytes32 jobId, bytes32 reason) external;
     /// @notice Claimant reports a failure its enclave signed as a deterministic function of the
     /// committed workload and inputs (JobFailure, EIP-712, signature in EIP-2098 form as for
@@ -296,7 +318,9 @@ interface IFirnJobMarket {
     /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
-    /// goes to the reward pool. Works while paused.
+    /// goes to the reward pool. Works while paused. The fee and, for disputes, the slash amount are
+    /// the ones in force when the job's claim was made (`settlementTermsAt`, decision 1700). A pool
+    /// that cannot take the fee never blocks this: the fee is held for `sweepFees` (decision 1701).
     /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external;
     /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, whose
@@ -314,7 +338,18 @@ interface IFirnJobMarket {
         uint256 newFalseDisputeSlash
     ) external;
     function setGuardian(address newGuardian) external;
+    /// @notice Owner: where protocol fees go (its `fund()`). Reverts RewardPoolNotContract for an
+    /// address without code, RewardPoolNotSet for address(0) while the fee is > 0.
     function setRewardPool(address newPool) external;
+    /// @notice Anyone: pay the protocol fees held since a push failed (`feesHeld`) to the current
+    /// pool's `fund()`. Returns the amount (wei, 0 when none). Reverts RewardPoolNotSet without a
+    /// pool, and with the pool's own error when it refuses again (nothing moves then).
+    function sweepFees() external returns (uint256 amount);
+    /// @notice Protocol fees held after a failed push to the pool (wei).
+    function feesHeld() external view returns (uint256);
+    /// @notice The protocol fee (basis points) and slash amount (wei) in force at unix time `at`:
+    /// a job settles on the terms at its claim time (claimExpiresAt - claimTimeout).
+    function settlementTermsAt(uint64 at) external view returns (uint16 feeBps, uint256 slashAmount_);
     /// @notice Owner or guardian: stop new jobs and claims.
     function pause() external;
     /// @notice Owner: resume.

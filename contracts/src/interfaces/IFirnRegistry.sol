@@ -119,6 +119,9 @@ interface IFirnRegistry {
     error NotVerifier(address caller);
     error NotEligibleVoter(bytes32 enclaveId, address verifier, uint64 snapshotId);
     error NotSlasher(address caller);
+    /// @notice renounceOwnership is disabled: without an owner a guardian pause could never be
+    /// lifted. Transfer ownership instead.
+    error OwnershipRenounceDisabled();
     error NotGuardian(address caller);
     error NoOpenRound(bytes32 enclaveId, NodeStatus status);
     error EvidenceMismatch(bytes32 enclaveId, bytes32 expected, bytes32 given);
@@ -182,6 +185,9 @@ interface IFirnRegistry {
     event RefundCredited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
+    /// @notice A replaced slasher keeps its right to `slash` (not to `lockStake`) until `until`
+    /// (unix s), the latest stake lock it took: its last challenge window (decision 1700).
+    event SlasherRetired(address indexed slasher, uint64 until);
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
     event RewardPoolSet(address indexed previousPool, address indexed newPool);
     event ParametersUpdated(uint256 minNodeStake, uint64 unbondingPeriod, uint256 registrationFee);
@@ -199,7 +205,9 @@ interface IFirnRegistry {
     /// @notice Owner: the TEE types accepted, bit (1 << teeType); a production deployment clears
     /// bit 1 (simulated). Nodes of a cleared type become ineligible at once.
     function setAllowedTeeTypes(uint8 mask) external;
-    /// @notice Owner: the contract allowed to slash nodes and lock stake (the job market).
+    /// @notice Owner: the contract allowed to slash nodes and lock stake (the job market). The one it
+    /// replaces may still slash until the latest lock it took ends (SlasherRetired, decision 1700):
+    /// a migration never makes a proof in its challenge window unslashable.
     function setSlasher(address newSlasher) external;
     /// @notice Owner: the account that may pause and revoke measurements at once.
     function setGuardian(address newGuardian) external;
@@ -249,6 +257,8 @@ interface IFirnRegistry {
 
     // ------------------------------------------------------------ slasher (job market)
 
+    /// @notice Slasher, or a retired slasher until `retiredSlasherUntil` (else NotSlasher): take up
+    /// to `amount` wei of the node's stake for `beneficiary`; returns what was taken.
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);
@@ -301,6 +311,10 @@ interface IFirnRegistry {
     function unbondingPeriod() external view returns (uint64);
     function verifierSet() external view returns (IFirnVerifierSet);
     function slasher() external view returns (address);
+    /// @notice Until when (unix s, inclusive) a replaced slasher may still slash; 0 when never one.
+    function retiredSlasherUntil(address account) external view returns (uint64);
+    /// @notice The latest stake lock the current slasher took (unix s): its retirement horizon.
+    function slasherLockHorizon() external view returns (uint64);
     function guardian() external view returns (address);
     function rewardPool() external view returns (address);
     function totalStaked() external view returns (uint256);

@@ -82,6 +82,9 @@ interface IFirnRewards {
     /// `accepted`, reached livenessTarget: the node owes no further answer, so no verifier pays for
     /// a challenge it may let expire (decisions 1594, 1695). Challenge it again next epoch.
     error LivenessTargetReached(bytes32 enclaveId, uint64 epoch, uint32 accepted);
+    /// @notice renounceOwnership is disabled: treasury credits would go to address(0). Transfer
+    /// ownership instead.
+    error OwnershipRenounceDisabled();
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(

@@ -447,7 +447,9 @@ contract FirnInvariantsTest is FirnFixture {
         vm.assertEq(market.totalEscrow(), escrow, "totalEscrow == sum of escrows");
         vm.assertEq(market.totalBonds(), bonds, "totalBonds == sum of bonds");
         vm.assertEq(
-            address(market).balance, escrow + bonds + market.totalWithdrawable(), "market balance == books"
+            address(market).balance,
+            escrow + bonds + market.totalWithdrawable() + market.feesHeld(),
+            "market balance == books (fees held for the pool included)"
         );
     }
 

@@ -9,7 +9,8 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
  * The claim bond comes back in proportion to the claim time left, bond * (end - now) / (end -
  * claimedAt) with end = min(claim expiry, deadline); the rest goes to the governance treasury
  * (ClaimBondForfeited, decision 1625), never to the requester. Fail as soon as the failure is
- * known (decision 1571).
+ * known (decision 1571). When governance or the guardian revoked the node's measurement or
+ * disallowed its TEE type since the claim, the whole bond comes back (ClaimBondReturned, 1702).
  */
 export async function failJob(clients: FirnClients, p: { jobId: Hex; reason: Hex }): Promise<WriteResult> {
   return writeContractAndWait(clients, {

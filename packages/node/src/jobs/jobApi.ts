@@ -815,7 +815,9 @@ export class JobService {
    * at once, retrying through a chain outage until the claim lapses. With a failure the enclave
    * signed for this job (decision 1595) it is `failJobAttested`, which returns the whole claim
    * bond; a revert of that (e.g. the node's key rotated since) falls back to `failJob`, which
-   * returns the bond by the claim time left (1571). Never throws.
+   * returns the bond by the claim time left (1571), or whole when governance revoked the node's
+   * measurement or TEE type since the claim (1702: a proof refused NodeNotEligible lands here at
+   * once). Never throws.
    */
   private async failOnChain(
     jobId: Hex,
