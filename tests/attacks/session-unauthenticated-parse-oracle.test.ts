@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { bytesToHex, type Hex } from '@firn/core';
+import { createSessionEndpoint, deriveSessionKeys, SESSION_FORMAT, SessionTranscript } from '@firn/crypto';
+import { tensorMapToJson } from '@firn/ml';
+import { describe, expect, it } from 'vitest';
+import { answerSessionRequest } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+
+// A malicious host against a requester's inference inputs (sessions, `format: 'json'`).
+//
+// `SessionEndpoint.openReading` (packages/crypto/src/sessionChannel.ts) hands the enclave's reader
+// (`readRequestPayload` -> `parseTensorMap` -> `JSON.parse`) the AES-GCM plaintext of a request
+// BEFORE the tag is checked. Errors of an altered message are hidden (E_DECRYPT), but the work the
+// parser did on the unauthenticated plaintext is not: a refusal comes back after a full JSON.parse
+// of megabytes when the altered plaintext still parses, and at once when it stops parsing at the
+// altered byte. AES-GCM is CTR mode: the host XORs any delta into any plaintext byte by XORing the
+// ciphertext. A refused message leaves the session unchanged (same sequence number), so the host
+// may probe the requester's one message as often as it likes, and the refusal (the direct endpoint's
+// tag-1 frame, the pipe path's error) tells it when the parse ended.
+//
+// Probe for a digit at position i (followed by another digit) and a guess c: XOR ('0'+c) ^ 'e' into
+// it. If the digit is c the byte becomes 'e' and "0.7e281..." is still a JSON number: the whole
+// request is parsed (slow). Otherwise the byte is not a digit, 'e', '.', ... and parsing stops there
+// (fast). Ten probes per digit read the requester's input value off the refusal times.
+
+const sid = bytesToHex(randomBytes(32)) as Hex;
+const keys = deriveSessionKeys(new Uint8Array(randomBytes(32)), new Uint8Array(randomBytes(32)), sid);
+
+/** The requester's sealed JSON-format request (SessionCodec.encodeRequest's layout): format byte, tensor JSON. */
+function sealedJsonRequest(data: Float32Array): { message: Uint8Array; plaintext: Uint8Array } {
+  const requester = createSessionEndpoint('requester', keys, sid);
+  const body = new TextEncoder().encode(
+    tensorMapToJson({ x: { type: 'float32', dims: [1, data.length], data } }),
+  );
+  const plaintext = new Uint8Array(body.length + 1);
+  plaintext[0] = SESSION_FORMAT.json;
+  plaintext.set(body, 1);
+  return { message: requester.seal(plaintext), plaintext };
+}
+
+const neverRun = {
+  run: async () => {
+    throw new Error('the model must never run for a message that does not authenticate');
+  },
+};
+
+/** The host's oracle: how long the enclave takes to refuse the message with one plaintext byte XORed. */
+async function probe(message: Uint8Array, header: number, at: number, delta: number): Promise<number> {
+  const enclave = createSessionEndpoint('enclave', keys, sid);
+  const m = message.slice();
+  m[header + at]! ^= delta;
+  const t0 = process.hrtime.bigint();
+  let code: unknown;
+  try {
+    await answerSessionRequest(enclave, neverRun, new SessionTranscript(), m);
+  } catch (e) {
+    code = (e as { code?: string }).code;
+  }
+  const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+  // Every probe is refused as a message that does not authenticate: nothing else is said to the host.
+  expect(code).toBe('E_DECRYPT');
+  expect(enclave.received).toBe(0n);
+  return dt;
+}
+
+describe('a host reads a requester JSON session input off refusal times (parse before authentication)', () => {
+  it('the enclave does not parse the plaintext of a request that does not authenticate', async () => {
+    const data = Float32Array.from({ length: 64 }, (_, i) => i / 7);
+    const { message } = sealedJsonRequest(data);
+    const seen: string[] = [];
+    const parse = JSON.parse;
+    JSON.parse = ((text: string, ...rest: unknown[]) => {
+      seen.push(String(text));
+      return (parse as (t: string, ...r: unknown[]) => unknown)(text, ...rest);
+    }) as typeof JSON.parse;
+    try {
+      const enclave = createSessionEndpoint('enclave', keys, sid);
+      const m = message.slice();
+      // Flip one plaintext bit in the middle of the tensor JSON (ciphertext bit at the same offset).
+      m[m.length - 16 - 40]! ^= 0x01;
+      await expect(answerSessionRequest(enclave, neverRun, new SessionTranscript(), m)).rejects.toMatchObject(
+        { code: 'E_DECRYPT' },
+      );
+    } finally {
+      JSON.parse = parse;
+    }
+    // Safe outcome: no attacker-altered plaintext reached a parser.
+    expect(seen).toEqual([]);
+  });
+
+  it('the refusal time of altered copies of one request does not reveal the digits of its input', async () => {
+    // The requester's secret input: its first element, then ~200k more values (a few MB of JSON).
+    const secret = Math.fround(0.7281934);
+    const rest = Float32Array.from({ length: 200_000 }, (_, i) => Math.fround(Math.sin(i) * 3));
+    const data = new Float32Array(rest.length + 1);
+    data[0] = secret;
+    data.set(rest, 1);
+    const { message, plaintext } = sealedJsonRequest(data);
+    const header = message.length - 16 - plaintext.length;
+    // What the host knows: the JSON layout up to the first value (name, dims and type are the
+    // requester's public shape; the prefix below is the same for any values).
+    const prefix = `{"x":{"dims":[1,${data.length}],"type":"float32","data":[`;
+    const first = 1 + prefix.length;
+    const truth = String(secret); // "0.7281934..." as JSON.stringify writes the widened float32
+    expect(new TextDecoder().decode(plaintext.subarray(first, first + truth.length))).toBe(truth);
+
+    // Warm up the parser and the cipher.
+    for (let i = 0; i < 3; i++) await probe(message, header, plaintext.length, 0x01); // a tag byte
+
+    const recovered: number[] = [];
+    // Digits after "0.7": positions first+3 .. first+8 (each followed by another digit).
+    for (let pos = first + 3; pos < first + 9; pos++) {
+      const times: number[] = [];
+      for (let c = 0; c <= 9; c++) {
+        const delta = (0x30 + c) ^ 0x65; // digit c -> 'e'
+        const samples: number[] = [];
+        for (let r = 0; r < 3; r++) samples.push(await probe(message, header, pos, delta));
+        samples.sort((a, b) => a - b);
+        times.push(samples[1]!);
+      }
+      recovered.push(times.indexOf(Math.max(...times)));
+    }
+    const actual = truth
+      .slice(3, 9)
+      .split('')
+      .map((d) => Number(d));
+    // Safe outcome: timing says nothing about the plaintext, so the guesses do not spell the input.
+    expect(recovered).not.toEqual(actual);
+  }, 120_000);
+});
