@@ -1,9 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { bytesToHex, type Hex } from '@firn/core';
 import { createSessionEndpoint, deriveSessionKeys, SESSION_FORMAT, SessionTranscript } from '@firn/crypto';
 import { tensorMapToJson } from '@firn/ml';
 import { describe, expect, it } from 'vitest';
-import { answerSessionRequest } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import { encodeStreamFrame, STREAM_TAG } from '../../packages/enclave/src/protocol.ts';
+import {
+  answerSessionRequest,
+  serveSessionEndpoint,
+} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 
 // A malicious host against a requester's inference inputs (sessions, `format: 'json'`).
 //
@@ -125,5 +133,80 @@ describe('a host reads a requester JSON session input off refusal times (parse b
       .map((d) => Number(d));
     // Safe outcome: timing says nothing about the plaintext, so the guesses do not spell the input.
     expect(recovered).not.toEqual(actual);
+  }, 120_000);
+
+  it('through the session child socket: the host reads the digits off the tag-1 refusal frames', async () => {
+    // The warm session's child endpoint as the host reaches it (Unix socket, token frame, message
+    // frames; a refusal comes back as a tag-1 frame). The host holds the requester's sealed request.
+    const dir = mkdtempSync(join(tmpdir(), 'firn-parse-oracle-'));
+    const served = await serveSessionEndpoint(neverRun, {
+      sessionId: sid,
+      keys,
+      expiresInMs: 600_000,
+      maxRequestBytes: 8 * 1024 * 1024,
+      socketDir: dir,
+    });
+    const sock = connect(served.address.path);
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    let buf = Buffer.alloc(0);
+    let waiter: ((tag: number) => void) | undefined;
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        const tag = buf[4]!;
+        buf = buf.subarray(4 + len);
+        const w = waiter;
+        waiter = undefined;
+        w?.(tag);
+      }
+    });
+    const send = (tag: number, body: Uint8Array) => {
+      for (const part of encodeStreamFrame(tag, body)) sock.write(part);
+    };
+    send(STREAM_TAG.token, Buffer.from(served.address.token.slice(2), 'hex'));
+    try {
+      const secret = Math.fround(0.4619372);
+      const data = Float32Array.from({ length: 200_001 }, (_, i) => Math.fround(Math.cos(i) * 5));
+      data[0] = secret;
+      const { message, plaintext } = sealedJsonRequest(data);
+      const header = message.length - 16 - plaintext.length;
+      const first = 1 + `{"x":{"dims":[1,${data.length}],"type":"float32","data":[`.length;
+      const truth = String(secret);
+      const probeSocket = async (at: number, delta: number): Promise<number> => {
+        const m = Buffer.from(message);
+        m[header + at]! ^= delta;
+        const answered = new Promise<number>((r) => {
+          waiter = r;
+        });
+        const t0 = process.hrtime.bigint();
+        send(STREAM_TAG.message, m);
+        const tag = await answered;
+        expect(tag).toBe(STREAM_TAG.error); // refused, session unchanged
+        return Number(process.hrtime.bigint() - t0) / 1e6;
+      };
+      for (let i = 0; i < 3; i++) await probeSocket(plaintext.length, 0x01);
+      const recovered: number[] = [];
+      for (let pos = first + 3; pos < first + 8; pos++) {
+        const times: number[] = [];
+        for (let c = 0; c <= 9; c++) {
+          const samples: number[] = [];
+          for (let r = 0; r < 3; r++) samples.push(await probeSocket(pos, (0x30 + c) ^ 0x65));
+          samples.sort((a, b) => a - b);
+          times.push(samples[1]!);
+        }
+        recovered.push(times.indexOf(Math.max(...times)));
+      }
+      const actual = truth
+        .slice(3, 8)
+        .split('')
+        .map((d) => Number(d));
+      // Safe outcome: refusal frames come back after the same work whatever the plaintext.
+      expect(recovered).not.toEqual(actual);
+    } finally {
+      sock.destroy();
+      served.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
