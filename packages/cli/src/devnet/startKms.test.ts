@@ -53,26 +53,27 @@ describe('the devnet key broker reads the chain', () => {
     const root = await createSimulatedRoot();
     const rootFile = join(dir, 'root.pem');
     writeFileSync(rootFile, root.certificatePem);
+    const spawnFirn = (a: string[], logFile: string) => {
+      const child = spawn(process.execPath, [join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs'), ...a], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out = createWriteStream(logFile, { flags: 'a' });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+      return child;
+    };
+    // As the devnet does: a first start names the broker's identity, the restart keeps it.
+    const first0 = await startDevnetKms({ dir, root, rootFile, measurement, spawnFirn });
+    await stopDevnetKms(first0.child);
     kms = await startDevnetKms({
       dir,
       root,
       rootFile,
       measurement,
       deploymentFile,
-      spawnFirn: (a, logFile) => {
-        const child = spawn(
-          process.execPath,
-          [join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs'), ...a],
-          {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          },
-        );
-        const out = createWriteStream(logFile, { flags: 'a' });
-        child.stdout!.pipe(out);
-        child.stderr!.pipe(out);
-        return child;
-      },
+      spawnFirn,
     });
+    expect(kms.address).toBe(first0.address);
     const platformFile = join(dir, 'platforms', 'td.json');
     writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(root)));
     // An enclave whose measured image pins this broker (decision 1710).

@@ -35,7 +35,9 @@ export async function startDevnetKms(o: {
   timeoutMs?: number;
 }): Promise<DevnetKms> {
   const platformFile = join(o.dir, 'platforms', 'kms.json');
-  writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(o.root)), { mode: 0o600 });
+  // A restart keeps the broker's machine: its sealing key opens the master secret sealed before.
+  if (!existsSync(platformFile))
+    writeFileSync(platformFile, JSON.stringify(await createSimulatedPlatform(o.root)), { mode: 0o600 });
   const dataDir = join(o.dir, 'kms');
   const child = o.spawnFirn(
     [
