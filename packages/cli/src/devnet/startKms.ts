@@ -9,7 +9,7 @@ import { brokerCodeSha256 } from '@firn/kms';
 
 export interface DevnetKms {
   url: string;
-  /** The broker identity nodes pin (--kms-address). */
+  /** The broker identity an enclave image pins (--key-broker; decision 1710). */
   address: Hex;
   child: ChildProcess;
 }
