@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,7 @@ const daemons: KmsDaemon[] = [];
 afterAll(async () => {
   for (const s of sups) await s.stop();
   for (const d of daemons) await d.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 interface Identity {

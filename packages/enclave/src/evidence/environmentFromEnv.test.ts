@@ -77,6 +77,7 @@ describe('environmentFromEnv on a Gramine SGX tree', () => {
       enclaveAddress: string;
     };
     expect(second.enclaveAddress).toBe(first.enclaveAddress);
+    rmSync(root, { recursive: true, force: true });
   });
 
   it('reads no path the host names: FIRN_FS_ROOT relocates nothing (only an in-process test seam does)', async () => {
