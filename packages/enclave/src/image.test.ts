@@ -95,6 +95,28 @@ describe('parseEnclaveImageManifest', () => {
     ];
     for (const b of bad) expect(code(() => parseEnclaveImageManifest(enc(b)))).toBe('E_IMAGE_MISMATCH');
   });
+
+  it('measures the pinned key broker (1710): another broker, or none, is another digest', () => {
+    const a = `0x${'11'.repeat(20)}` as const;
+    const pinned: EnclaveImageManifest = { ...base, keyBroker: { address: a } };
+    expect(
+      parseEnclaveImageManifest(
+        enc({ ...base, keyBroker: { address: a.toUpperCase().replace('0X', '0x') } }),
+      ),
+    ).toEqual(pinned);
+    const d = bytesToHex(enclaveImageDigest(pinned));
+    expect(d).not.toBe(bytesToHex(enclaveImageDigest(base)));
+    expect(d).not.toBe(
+      bytesToHex(enclaveImageDigest({ ...base, keyBroker: { address: `0x${'12'.repeat(20)}` } })),
+    );
+    const bad: unknown[] = [
+      { ...base, keyBroker: {} },
+      { ...base, keyBroker: { address: '0x1234' } },
+      { ...base, keyBroker: { address: a, url: 'http://x' } },
+      { ...base, keyBroker: a },
+    ];
+    for (const b of bad) expect(code(() => parseEnclaveImageManifest(enc(b)))).toBe('E_IMAGE_MISMATCH');
+  });
 });
 
 describe('verifyEnclaveImage', () => {

@@ -94,6 +94,19 @@ export interface EnclaveImageManifest {
   files: EnclaveImageFile[];
   /** The app the image serves (absent in images built before 1090; such an image serves no job). */
   app?: EnclaveImageApp;
+  /**
+   * The key broker this image takes its sealing key from (decision 1710), fixed at build time and
+   * covered by the image digest, so by the measurement: another broker means another measurement.
+   * Absent: the enclave seals with the platform's own key (simulated, SGX) and a TEE without one
+   * (TDX, Nitro, SEV-SNP) cannot seal. The host only says where to reach the broker (FIRN_KMS_URL).
+   */
+  keyBroker?: EnclaveImageKeyBroker;
+}
+
+/** The pinned key broker identity in an image manifest. */
+export interface EnclaveImageKeyBroker {
+  /** The broker's identity address (0x + 40 hex, lower case), which signs its key releases. */
+  address: Hex;
 }
 
 const mismatch = (message: string, details?: Record<string, string | number>) =>
@@ -145,7 +158,7 @@ export function parseEnclaveImageManifest(bytes: Uint8Array): EnclaveImageManife
   if (typeof r !== 'object' || r === null || Array.isArray(r))
     throw mismatch('image manifest must be an object');
   for (const k of Object.keys(r))
-    if (!['format', 'entry', 'node', 'files', 'app'].includes(k))
+    if (!['format', 'entry', 'node', 'files', 'app', 'keyBroker'].includes(k))
       throw mismatch(`unknown image manifest field ${k.slice(0, 32)}`);
   if (r.format !== ENCLAVE_IMAGE_FORMAT)
     throw mismatch(`image manifest format is not ${ENCLAVE_IMAGE_FORMAT}`);
@@ -175,7 +188,30 @@ export function parseEnclaveImageManifest(bytes: Uint8Array): EnclaveImageManife
   const entry = checkPath(r.entry);
   if (!files.some((f) => f.path === entry)) throw mismatch('image manifest entry is not one of its files');
   const app = r.app === undefined ? undefined : parseImageApp(r.app);
-  return { format: ENCLAVE_IMAGE_FORMAT, entry, node, files, ...(app ? { app } : {}) };
+  const keyBroker = r.keyBroker === undefined ? undefined : parseImageKeyBroker(r.keyBroker);
+  return {
+    format: ENCLAVE_IMAGE_FORMAT,
+    entry,
+    node,
+    files,
+    ...(app ? { app } : {}),
+    ...(keyBroker ? { keyBroker } : {}),
+  };
+}
+
+/**
+ * Check a key broker pin: `{ address }`, a 20-byte hex address, returned lower case.
+ * Throws E_IMAGE_MISMATCH on any other shape.
+ */
+export function parseImageKeyBroker(v: unknown): EnclaveImageKeyBroker {
+  const b = v as Record<string, unknown> | null;
+  if (typeof b !== 'object' || b === null || Array.isArray(b))
+    throw mismatch('image manifest field keyBroker must be an object');
+  for (const k of Object.keys(b))
+    if (k !== 'address') throw mismatch(`unknown image manifest field keyBroker.${k.slice(0, 32)}`);
+  if (typeof b.address !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(b.address))
+    throw mismatch('image manifest field keyBroker.address is not a 20-byte hex address');
+  return { address: b.address.toLowerCase() as Hex };
 }
 
 const APP_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -228,6 +264,9 @@ export function enclaveImageDigest(m: EnclaveImageManifest): Uint8Array {
     fields.push(utf8('app'), utf8(m.app.name), utf8(m.app.version), u64be(m.app.firstParty ? 1 : 0));
     fields.push(u64be(m.app.workloads.length), ...m.app.workloads.map((w) => utf8(w)));
   }
+  // The pinned key broker (1710): another broker is another measurement.
+  if (m.keyBroker !== undefined)
+    fields.push(utf8('keyBroker'), hexBytes(m.keyBroker.address, 'keyBroker.address', 20));
   return taggedSha256(TAGS.enclaveImage, encodeFields(fields));
 }
 

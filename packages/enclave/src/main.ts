@@ -82,7 +82,10 @@ async function main(): Promise<void> {
     throw new FirnError('E_IMAGE_MISMATCH', 'the image manifest names no app; rebuild the image');
   if (!image.manifest.files.some((f) => f.path === ENCLAVE_IMAGE_WORKER))
     throw new FirnError('E_IMAGE_MISMATCH', `the image has no worker entry ${ENCLAVE_IMAGE_WORKER}`);
-  const env = await environmentFromEnv(process.env, image.digest);
+  // The key broker is the one the measured manifest pins (decision 1710); the host only routes to it.
+  const env = await environmentFromEnv(process.env, image.digest, {
+    ...(image.manifest.keyBroker ? { keyBroker: image.manifest.keyBroker } : {}),
+  });
   const send = (o: unknown) => process.stdout.write(encodeFrame(o));
   env.emit = (event, data) => send({ v: PROTOCOL_VERSION, id: 0, event, data });
   // Each job's app and ML runtime run in a child process started from the measured worker entry; it

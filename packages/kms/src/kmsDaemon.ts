@@ -64,7 +64,7 @@ export const DEFAULT_KMS_RATE_LIMITS: KmsRateLimits = Object.freeze({
 /** What the daemon writes to dataDir/kms.json once listening: how TDs find and pin the broker. */
 export interface KmsInfo {
   url: string;
-  /** The broker identity address TDs pin (FIRN_KMS_ADDRESS / --kms-address). */
+  /** The broker identity address enclaves pin in their measured image (--key-broker; decision 1710). */
   address: Hex;
   /** The broker's own measurement digest (simulated: over its source files). */
   measurement: Hex;

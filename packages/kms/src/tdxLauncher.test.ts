@@ -73,18 +73,29 @@ afterAll(async () => {
 
 describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key from the broker', () => {
   it('has no sealing key without a broker (no key from an unmeasured file)', async () => {
-    const env = await environmentFromEnv({ FIRN_TEE: 'tdx', FIRN_FS_ROOT: '/' }, new Uint8Array(32), {
+    const env = await environmentFromEnv({ FIRN_TEE: 'tdx' }, new Uint8Array(32), {
       tsmFs: fakeKernel(),
     });
     expect(env.provider.teeType).toBe('tdx');
     await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
       code: 'E_UNSUPPORTED',
     });
+    // A host-set broker URL is no key source: only a broker the measured image pins is.
+    const hostNamed = await environmentFromEnv(
+      { FIRN_TEE: 'tdx', FIRN_KMS_URL: 'http://127.0.0.1:1', FIRN_KMS_ADDRESS: `0x${'11'.repeat(20)}` },
+      new Uint8Array(32),
+      { tsmFs: fakeKernel() },
+    );
+    await expect(createEnclaveProgram(hostNamed).handle('init', {})).rejects.toMatchObject({
+      code: 'E_UNSUPPORTED',
+    });
+    // An image that pins a broker needs to be told where it listens.
     await expect(
-      environmentFromEnv({ FIRN_TEE: 'tdx', FIRN_KMS_URL: 'http://127.0.0.1:1' }, new Uint8Array(32), {
+      environmentFromEnv({ FIRN_TEE: 'tdx' }, new Uint8Array(32), {
         tsmFs: fakeKernel(),
+        keyBroker: { address: `0x${'11'.repeat(20)}` },
       }),
-    ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+    ).rejects.toMatchObject({ code: 'E_INVALID_INPUT', message: expect.stringContaining('--kms-url') });
   });
 
   it('a TD replaying a captured quote is refused by the broker even with an allow-listed measurement', async () => {
@@ -102,11 +113,10 @@ describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key fro
     });
     daemons.push(d);
     const info = await d.start();
-    const env = await environmentFromEnv(
-      { FIRN_TEE: 'tdx', FIRN_KMS_URL: info.url, FIRN_KMS_ADDRESS: info.address },
-      new Uint8Array(32),
-      { tsmFs: fakeKernel() },
-    );
+    const env = await environmentFromEnv({ FIRN_TEE: 'tdx', FIRN_KMS_URL: info.url }, new Uint8Array(32), {
+      tsmFs: fakeKernel(),
+      keyBroker: { address: info.address },
+    });
     const program = createEnclaveProgram(env);
     expect((await program.handle('hello', {})) as { measurement: string }).toMatchObject({
       measurement: bytesToHex(facts.measurement),

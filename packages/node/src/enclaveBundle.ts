@@ -1,5 +1,11 @@
 import { basename, dirname, join } from 'node:path';
-import { type EnclaveImage, buildEnclaveImage, defaultImageDir, readEnclaveImage } from './enclaveImage.ts';
+import {
+  type BuildEnclaveImageOptions,
+  type EnclaveImage,
+  buildEnclaveImage,
+  defaultImageDir,
+  readEnclaveImage,
+} from './enclaveImage.ts';
 
 /** The enclave program as the node runs it: the entry of a built enclave image. */
 export interface EnclaveBundle {
@@ -31,10 +37,14 @@ function fromImage(image: EnclaveImage): EnclaveBundle {
 /**
  * Build the enclave image (docs/enclave-image.md) and return its entry. `outfile` names the entry
  * (…/app/enclave.mjs) or any file whose directory receives the image under `image/`; the returned
- * `path` is the file to run. The measurement covers every file that runs inside the enclave.
+ * `path` is the file to run. The measurement covers every file that runs inside the enclave, and
+ * `opts.keyBroker` (the pinned key broker, decision 1710) when given.
  */
-export async function buildEnclaveBundle(outfile = defaultBundlePath()): Promise<EnclaveBundle> {
-  return fromImage(await buildEnclaveImage(imageDirOf(outfile)));
+export async function buildEnclaveBundle(
+  outfile = defaultBundlePath(),
+  opts: BuildEnclaveImageOptions = {},
+): Promise<EnclaveBundle> {
+  return fromImage(await buildEnclaveImage(imageDirOf(outfile), opts));
 }
 
 /** Measure a built image from its entry path, verifying every file against the manifest. */

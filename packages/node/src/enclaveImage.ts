@@ -14,7 +14,15 @@ import { randomBytes } from 'node:crypto';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { APP_FORMAT, type AppDescription } from '@firn/app';
-import { assertRole, bytesToHex, FirnError, type Hex, measurementDigest, repoRoot } from '@firn/core';
+import {
+  assertRole,
+  bytesToHex,
+  FirnError,
+  type Hex,
+  hexBytes,
+  measurementDigest,
+  repoRoot,
+} from '@firn/core';
 import {
   ENCLAVE_IMAGE_ENTRY,
   ENCLAVE_IMAGE_FORMAT,
@@ -210,6 +218,11 @@ export interface BuildEnclaveImageOptions {
    * `entry` its module exporting `defineApp(...)` as default, relative to `dir` ('/'-separated).
    */
   app?: { dir: string; entry: string };
+  /**
+   * Pin this key broker identity address (0x + 40 hex) in the manifest: the enclave then takes its
+   * sealing key from that broker only, and the pin is part of the measurement (decision 1710).
+   */
+  keyBroker?: Hex;
 }
 
 /**
@@ -358,6 +371,9 @@ async function buildImageInto(dir: string, opts: BuildEnclaveImageOptions): Prom
       // Only the framework's own build (no --app) is the first-party image.
       firstParty: opts.app === undefined,
     },
+    ...(opts.keyBroker === undefined
+      ? {}
+      : { keyBroker: { address: bytesToHex(hexBytes(opts.keyBroker, 'key broker address', 20)) } }),
   };
   writeFileSync(join(dir, ENCLAVE_IMAGE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return readEnclaveImage(dir, { skipNodeBinary: true });
@@ -400,6 +416,8 @@ export interface BuildAppImageOptions {
   outDir?: string;
   /** The entry module relative to appDir; default the first of APP_ENTRY_CANDIDATES that exists. */
   entry?: string;
+  /** Pin this key broker identity address in the measured manifest (decision 1710). */
+  keyBroker?: Hex;
 }
 
 export interface AppImage {
@@ -437,7 +455,10 @@ export async function buildAppImage(opts: BuildAppImageOptions): Promise<AppImag
     throw new FirnError('E_CONFLICT', `${outDir} exists and is not an enclave image; pick another --out`);
   let image: EnclaveImage;
   try {
-    image = await buildEnclaveImage(outDir, { app: { dir: appDir, entry: toPosix(entry) } });
+    image = await buildEnclaveImage(outDir, {
+      app: { dir: appDir, entry: toPosix(entry) },
+      ...(opts.keyBroker === undefined ? {} : { keyBroker: opts.keyBroker }),
+    });
   } catch (e) {
     rmSync(outDir, { recursive: true, force: true });
     const errors = (e as { errors?: { text?: string; location?: { file?: string; line?: number } | null }[] })

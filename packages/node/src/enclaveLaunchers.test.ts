@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,12 @@ import { KmsDaemon } from '@firn/kms';
 import { parse } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildEnclaveBundle } from './enclaveBundle.ts';
-import { checkEnclaveEnv, EnclaveSupervisor, enclaveEnvFromHost } from './enclaveSupervisor.ts';
+import {
+  checkEnclaveEnv,
+  type EnclaveEnvName,
+  EnclaveSupervisor,
+  enclaveEnvFromHost,
+} from './enclaveSupervisor.ts';
 import {
   GRAMINE_DATA_MOUNT,
   GRAMINE_IMAGE_MOUNT,
@@ -52,6 +57,7 @@ const daemons: KmsDaemon[] = [];
 afterAll(async () => {
   for (const s of sups) await s.stop();
   for (const d of daemons) await d.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 interface Identity {
@@ -60,6 +66,24 @@ interface Identity {
   measurement: string;
   sealedKeys: unknown;
 }
+
+/**
+ * Stands in for Gramine's /dev/attestation in the fake gramine-sgx below: redirects that folder to
+ * FS_ROOT/dev/attestation for the enclave's fs/promises calls, then imports the entry (argv[2]).
+ */
+const DEV_ATTESTATION_SHIM = `import { syncBuiltinESMExports } from 'node:module';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+const require = createRequire(import.meta.url);
+const fsp = require('node:fs/promises');
+const map = (p) => (typeof p === 'string' && p.startsWith('/dev/attestation/') ? FS_ROOT + p : p);
+const { readFile, writeFile } = fsp;
+fsp.readFile = (p, ...r) => readFile(map(p), ...r);
+fsp.writeFile = (p, ...r) => writeFile(map(p), ...r);
+syncBuiltinESMExports();
+process.argv.splice(1, 1);
+await import(pathToFileURL(process.argv[1]).href);
+`;
 
 describe('enclave environment allow-list', () => {
   it('refuses variables off the list, oversize values and NUL bytes', () => {
@@ -82,9 +106,19 @@ describe('enclave environment allow-list', () => {
     expect(Object.keys(cmd.env).sort()).toEqual(['FIRN_SIM_PLATFORM', 'FIRN_TEE', 'PATH']);
     expect(cmd.file).toBe(process.execPath);
     expect(cmd.args).toEqual([bundle.path]);
-    expect(enclaveEnvFromHost({ FIRN_GPU_COLLECTOR: '["x"]', HOME: '/root', FIRN_OTHER: '1' })).toEqual({
-      FIRN_GPU_COLLECTOR: '["x"]',
-    });
+    expect(
+      enclaveEnvFromHost({
+        FIRN_LOG_LEVEL: 'debug',
+        FIRN_GPU_COLLECTOR: '["x"]',
+        HOME: '/root',
+        FIRN_OTHER: '1',
+      }),
+    ).toEqual({ FIRN_LOG_LEVEL: 'debug' });
+  });
+
+  it('refuses every variable that would choose code, a key source or a filesystem root (decision 1712)', () => {
+    for (const name of ['FIRN_GPU_COLLECTOR', 'FIRN_KMS_ADDRESS', 'FIRN_FS_ROOT', 'FIRN_NSM_HELPER'])
+      expect(() => checkEnclaveEnv({ [name]: '["/bin/sh"]' })).toThrow(/not on the allow-list/);
   });
 });
 
@@ -101,23 +135,45 @@ describe('node launcher: simulated TEE with its sealing key from the key broker'
     });
     const gpuPath = join(dir, 'gpus.json');
     writeFileSync(gpuPath, JSON.stringify([gpu.state]));
-    const kms = new KmsDaemon({
-      dataDir: join(dir, 'kms'),
-      platform: await createSimulatedPlatform(root),
-      policy: { ...DEV_POLICY, measurementAllowList: [bytesToHex(bundle.measurement)] },
-      roots: { simulated: [certificateDer(root.certificatePem)] },
-      logger,
-    });
+    const kmsPlatform = await createSimulatedPlatform(root);
+    const broker = (measurement: Uint8Array) =>
+      new KmsDaemon({
+        dataDir: join(dir, 'kms'),
+        platform: kmsPlatform,
+        policy: { ...DEV_POLICY, measurementAllowList: [bytesToHex(measurement)] },
+        roots: { simulated: [certificateDer(root.certificatePem)] },
+        logger,
+      });
+    // The broker's identity is pinned in the measured image (decision 1710): learn it, build an
+    // image pinning it, and run the broker (same sealed master, same address) for that image.
+    const first0 = broker(bundle.measurement);
+    const { address } = await first0.start();
+    await first0.stop();
+    const pinned = await buildEnclaveBundle(join(dir, 'pinned', 'enclave.mjs'), { keyBroker: address });
+    expect(pinned.image.manifest.keyBroker).toEqual({ address });
+    expect(bytesToHex(pinned.measurement)).not.toBe(bytesToHex(bundle.measurement));
+    const kms = broker(pinned.measurement);
     daemons.push(kms);
     const info = await kms.start();
-    const sup = new EnclaveSupervisor({
+    expect(info.address).toBe(address);
+    // The unpinned image ignores a broker URL from the host: it seals with its platform key.
+    const unpinned = new EnclaveSupervisor({
       bundlePath: bundle.path,
+      env: { FIRN_TEE: 'simulated', FIRN_SIM_PLATFORM: platformPath, FIRN_KMS_URL: info.url },
+      logger,
+    });
+    sups.push(unpinned);
+    unpinned.start();
+    await unpinned.ready();
+    await unpinned.call<Identity>('init', {});
+    expect(logs.some((l) => l.includes('sealing key released'))).toBe(false);
+    const sup = new EnclaveSupervisor({
+      bundlePath: pinned.path,
       env: {
         FIRN_TEE: 'simulated',
         FIRN_SIM_PLATFORM: platformPath,
         FIRN_SIM_GPUS: gpuPath,
         FIRN_KMS_URL: info.url,
-        FIRN_KMS_ADDRESS: info.address,
       },
       logger,
     });
@@ -125,8 +181,8 @@ describe('node launcher: simulated TEE with its sealing key from the key broker'
     sup.start();
     await sup.ready();
     const first = await sup.call<Identity>('init', {});
-    expect(first.measurement).toBe(bytesToHex(bundle.measurement));
-    // The enclave asked the broker (FIRN_KMS_* arrived) and was released a key for its measurement.
+    expect(first.measurement).toBe(bytesToHex(pinned.measurement));
+    // The enclave asked the pinned broker (FIRN_KMS_URL arrived) and was released a key for its measurement.
     expect(logs.some((l) => l.includes('sealing key released') && l.includes(first.measurement))).toBe(true);
     // FIRN_SIM_GPUS arrived: the evidence is composite.
     const ev = await sup.call<{ gpu?: unknown[] }>('attest', { nonce: `0x${'ab'.repeat(32)}` });
@@ -146,7 +202,7 @@ describe('node launcher: simulated TEE with its sealing key from the key broker'
     await expect(sup.call('init', { sealedKeys: first.sealedKeys })).rejects.toMatchObject({
       code: 'E_UNAVAILABLE',
     });
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('gramine-sgx launcher', () => {
@@ -197,9 +253,9 @@ describe('gramine-sgx launcher', () => {
     expect(m.loader.env.FIRN_TEE).toBe('sgx-gramine');
     expect(m.loader.env.FIRN_LOG_LEVEL).toEqual({ passthrough: true });
     expect(m.loader.env.FIRN_FS_ROOT).toBeUndefined();
-    expect(() => generateGramineManifest({ ...opts, passthroughEnv: ['FIRN_FS_ROOT'] })).toThrow(
-      /may not pass/,
-    );
+    expect(() =>
+      generateGramineManifest({ ...opts, passthroughEnv: ['FIRN_FS_ROOT' as EnclaveEnvName] }),
+    ).toThrow(/may not pass/);
   });
 
   it('refuses to launch with a Node binary other than the one the image pins', async () => {
@@ -292,9 +348,12 @@ const env = {};
 for (const [k, v] of Object.entries(m.loader.env))
   if (typeof v === 'string') env[k] = v;
   else if (v.passthrough && process.env[k] !== undefined) env[k] = process.env[k];
-env.FIRN_FS_ROOT = ${JSON.stringify(fsRoot)}; // stands in for Gramine's /dev/attestation
+// Gramine's /dev/attestation: a shim (the main script, no Node option) maps it to a test folder
+// and then runs the entry. The enclave takes no path from its environment (decision 1712).
+const shim = ${JSON.stringify(join(dir, 'dev-attestation-shim.mjs'))};
+writeFileSync(shim, ${JSON.stringify(DEV_ATTESTATION_SHIM)}.replace('FS_ROOT', JSON.stringify(${JSON.stringify(fsRoot)})));
 // One process in real Gramine: when gramine-sgx dies, so does the enclave (its stdin closes).
-const child = spawn(host(m.libos.entrypoint), m.loader.argv.slice(1).map(host), { env, stdio: ['pipe', 'inherit', 'inherit'] });
+const child = spawn(host(m.libos.entrypoint), [shim, ...m.loader.argv.slice(1).map(host)], { env, stdio: ['pipe', 'inherit', 'inherit'] });
 process.stdin.pipe(child.stdin);
 child.on('exit', (c) => process.exit(c ?? 1));
 `,

@@ -6,21 +6,20 @@ import type { Logger } from './logger.ts';
 
 /**
  * The only environment variables the host may hand the enclave process (everything else in the
- * host's environment stays behind). Each is configuration, never a secret:
- * FIRN_TEE (simulated | sgx-gramine | tdx), FIRN_SIM_PLATFORM / FIRN_SIM_GPUS / FIRN_SIM_DEBUG
- * (simulated TEE), FIRN_FS_ROOT (relocates /dev/attestation or configfs; tests), FIRN_GPU_COLLECTOR
- * (argv JSON of the NVIDIA evidence command), FIRN_KMS_URL / FIRN_KMS_ADDRESS (the key broker and
- * its pinned identity), FIRN_LOG_LEVEL.
+ * host's environment stays behind). Each is configuration that cannot choose the enclave's code,
+ * trust anchors, key source or filesystem root (decision 1712), never a secret:
+ * FIRN_TEE (simulated | sgx-gramine | tdx; shown in every quote), FIRN_SIM_PLATFORM /
+ * FIRN_SIM_GPUS / FIRN_SIM_DEBUG (the simulated machine), FIRN_KMS_URL (where the key broker the
+ * measured image pins listens: a route, not an identity), FIRN_LOG_LEVEL. The key broker identity
+ * is in the image manifest, the TDX GPU collector a fixed path in the measured guest, and the
+ * filesystem root is '/' (decisions 1710, 1711).
  */
 export const ENCLAVE_ENV_ALLOW_LIST = [
   'FIRN_TEE',
   'FIRN_SIM_PLATFORM',
   'FIRN_SIM_GPUS',
   'FIRN_SIM_DEBUG',
-  'FIRN_FS_ROOT',
-  'FIRN_GPU_COLLECTOR',
   'FIRN_KMS_URL',
-  'FIRN_KMS_ADDRESS',
   'FIRN_LOG_LEVEL',
 ] as const;
 export type EnclaveEnvName = (typeof ENCLAVE_ENV_ALLOW_LIST)[number];
@@ -44,7 +43,7 @@ export function checkEnclaveEnv(env: Record<string, string>): Record<string, str
   return out;
 }
 
-/** The allow-listed FIRN_* variables set in the host's environment (e.g. an operator's FIRN_GPU_COLLECTOR). */
+/** The allow-listed FIRN_* variables set in the host's environment (e.g. an operator's FIRN_LOG_LEVEL). */
 export function enclaveEnvFromHost(hostEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of ENCLAVE_ENV_ALLOW_LIST) {

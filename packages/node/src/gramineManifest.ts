@@ -28,8 +28,8 @@ export const GRAMINE_DATA_MOUNT = '/firn/data';
 export const GRAMINE_MANIFEST_NAME = 'firn-enclave';
 /**
  * Enclave variables the host may still set at launch (Gramine `passthrough`): only the log
- * level. FIRN_TEE is fixed in the manifest; FIRN_FS_ROOT never passes (it would let the host
- * point /dev/attestation at files it wrote); the simulated TEE's variables do not apply.
+ * level. FIRN_TEE is fixed in the manifest; no variable relocates /dev/attestation (the enclave
+ * reads none, decision 1712); the simulated TEE's variables do not apply.
  */
 export const GRAMINE_PASSTHROUGH_ALLOWED: readonly EnclaveEnvName[] = ['FIRN_LOG_LEVEL'];
 

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { assertRole, FirnError, repoRoot } from '@firn/core';
+import { assertRole, FirnError, type Hex, repoRoot } from '@firn/core';
 import { type AppImage, appSourcePlugin, buildAppImage } from '@firn/node';
 import type { Command } from 'commander';
 import { build } from 'esbuild';
@@ -33,8 +33,15 @@ export interface AppBuildOutput {
 }
 
 /** Build the app in `dir` (see buildAppImage) and return the JSON the CLI prints. */
-export async function appBuildCommand(dir: string, o: { out?: string } = {}): Promise<AppBuildOutput> {
-  const r: AppImage = await buildAppImage({ appDir: dir, ...(o.out ? { outDir: o.out } : {}) });
+export async function appBuildCommand(
+  dir: string,
+  o: { out?: string; keyBroker?: string } = {},
+): Promise<AppBuildOutput> {
+  const r: AppImage = await buildAppImage({
+    appDir: dir,
+    ...(o.out ? { outDir: o.out } : {}),
+    ...(o.keyBroker ? { keyBroker: o.keyBroker as Hex } : {}),
+  });
   return {
     measurement: r.measurement,
     imageDigest: r.imageDigest,
@@ -233,8 +240,12 @@ export function registerApp(program: Command): Command {
     .command('build <dir>')
     .description('bundle the app with the enclave framework into an enclave image; print its measurement')
     .option('--out <dir>', 'image directory (replaced; default DIR/dist/firn-image)')
+    .option(
+      '--key-broker <address>',
+      "pin this key broker's identity address (kms.json) in the measured image; the enclave seals under its key only",
+    )
     .option('--json', 'print the result as JSON')
-    .action(async (dir: string, o: { out?: string; json?: boolean }) => {
+    .action(async (dir: string, o: { out?: string; keyBroker?: string; json?: boolean }) => {
       try {
         const r = await appBuildCommand(dir, o);
         if (o.json) printJson(r);

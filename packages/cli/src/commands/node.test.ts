@@ -11,41 +11,48 @@ const base: NodeStartOptions = {
 };
 const broker = { kmsUrl: 'http://127.0.0.1:7400', kmsAddress: `0x${'ab'.repeat(20)}` };
 
+const pinned = { keyBroker: { address: broker.kmsAddress } };
+
 describe('firn node start: enclave environment per --tee', () => {
-  it('tdx needs the key broker and passes it to the enclave', async () => {
-    await expect(planEnclaveLaunch({ ...base, tee: 'tdx' }, '/x')).rejects.toThrow(/--kms-url/);
-    const p = await planEnclaveLaunch({ ...base, tee: 'tdx', ...broker }, '/x');
-    expect(p.env).toEqual({
-      FIRN_TEE: 'tdx',
-      FIRN_KMS_URL: broker.kmsUrl,
-      FIRN_KMS_ADDRESS: broker.kmsAddress,
-    });
+  it('tdx needs an image that pins the key broker, and passes only where it listens', async () => {
+    await expect(planEnclaveLaunch({ ...base, tee: 'tdx' }, '/x', {})).rejects.toThrow(/--key-broker/);
+    await expect(planEnclaveLaunch({ ...base, tee: 'tdx' }, '/x', pinned)).rejects.toThrow(/--kms-url/);
+    const p = await planEnclaveLaunch({ ...base, tee: 'tdx', kmsUrl: broker.kmsUrl }, '/x', pinned);
+    expect(p.env).toEqual({ FIRN_TEE: 'tdx', FIRN_KMS_URL: broker.kmsUrl });
     expect(p.launcher).toBeUndefined();
   });
 
-  it('the broker URL and the pinned address go together; the address is 20 bytes', async () => {
-    await expect(planEnclaveLaunch({ ...base, tee: 'tdx', kmsUrl: broker.kmsUrl }, '/x')).rejects.toThrow(
-      /go together/,
-    );
+  it('the host cannot name a broker: --kms-url needs a pin in the image, --kms-address must equal it', async () => {
+    await expect(planEnclaveLaunch({ ...base, tee: 'tdx', ...broker }, '/x', {})).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringContaining('pins no key broker'),
+    });
     await expect(
-      planEnclaveLaunch({ ...base, tee: 'tdx', ...broker, kmsAddress: '0x1234' }, '/x'),
+      planEnclaveLaunch({ ...base, simPlatform: 'p.json', kmsUrl: broker.kmsUrl }, '/x', {}),
+    ).rejects.toMatchObject({ code: 'E_INVALID_INPUT', message: expect.stringContaining('--key-broker') });
+    await expect(
+      planEnclaveLaunch({ ...base, tee: 'tdx', ...broker, kmsAddress: `0x${'cd'.repeat(20)}` }, '/x', pinned),
+    ).rejects.toThrow(/is not the key broker the enclave image pins/);
+    await expect(
+      planEnclaveLaunch({ ...base, tee: 'tdx', ...broker, kmsAddress: '0x1234' }, '/x', pinned),
     ).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });
+    const ok = await planEnclaveLaunch({ ...base, tee: 'tdx', ...broker }, '/x', pinned);
+    expect(ok.env).toEqual({ FIRN_TEE: 'tdx', FIRN_KMS_URL: broker.kmsUrl });
   });
 
-  it('simulated passes its platform, GPUs, the GPU collector and (optionally) the broker', async () => {
+  it('simulated passes its platform, GPUs and (with a pinned image) the broker URL; never a collector', async () => {
     const p = await planEnclaveLaunch(
-      { ...base, simPlatform: 'p.json', simGpus: 'g.json', gpuCollector: '["/bin/c","{nonce}"]', ...broker },
+      { ...base, simPlatform: 'p.json', simGpus: 'g.json', ...broker },
       '/x',
+      pinned,
     );
     expect(Object.keys(p.env).sort()).toEqual([
-      'FIRN_GPU_COLLECTOR',
-      'FIRN_KMS_ADDRESS',
       'FIRN_KMS_URL',
       'FIRN_SIM_GPUS',
       'FIRN_SIM_PLATFORM',
       'FIRN_TEE',
     ]);
-    await expect(planEnclaveLaunch({ ...base }, '/x')).rejects.toThrow(/--sim-platform/);
-    await expect(planEnclaveLaunch({ ...base, tee: 'sev' }, '/x')).rejects.toThrow(/unknown --tee/);
+    await expect(planEnclaveLaunch({ ...base }, '/x', {})).rejects.toThrow(/--sim-platform/);
+    await expect(planEnclaveLaunch({ ...base, tee: 'sev' }, '/x', {})).rejects.toThrow(/unknown --tee/);
   });
 });

@@ -20,7 +20,7 @@ import {
   prepareGramineLaunch,
 } from '@firn/node';
 import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
-import { hexBytes, InvalidInputError } from '@firn/core';
+import { bytesToHex, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { byteSizeArg } from '../sizeArgs.ts';
@@ -47,7 +47,6 @@ export interface NodeStartOptions extends CollateralArgs {
   register: boolean;
   kmsUrl?: string;
   kmsAddress?: string;
-  gpuCollector?: string;
   gramineSignKey?: string;
   gramineLibos?: string;
   gramineRuntimeDir?: string;
@@ -173,29 +172,45 @@ export function schedulerFromArgs(o: NodeStartOptions) {
 /**
  * The enclave's environment and launcher for `--tee`: simulated (plain node, FIRN_SIM_*),
  * sgx-gramine (gramine-sgx with a manifest generated from the enclave image and signed; FIRN_TEE
- * fixed inside it), tdx (plain node in the TD, sealing key from the key broker: --kms-url and
- * --kms-address are required). Only allow-listed variables are ever passed (see
- * ENCLAVE_ENV_ALLOW_LIST): the flags below, and FIRN_LOG_LEVEL / FIRN_GPU_COLLECTOR from the
- * host's environment. Errors: E_INVALID_INPUT naming the missing flag.
+ * fixed inside it), tdx (plain node in the TD, sealing key from the key broker its image pins).
+ * The key broker's identity is part of the measured image (`firn app build --key-broker`,
+ * decision 1710): --kms-url only says where it listens, and --kms-address, if given, must equal the
+ * pin. `pinned` is the image's pin (default: read from the image of `bundlePath`). Only
+ * allow-listed variables are ever passed (see ENCLAVE_ENV_ALLOW_LIST): the flags below and
+ * FIRN_LOG_LEVEL from the host's environment. Errors: E_INVALID_INPUT naming the flag to fix.
  */
 export async function planEnclaveLaunch(
   o: NodeStartOptions,
   bundlePath: string,
+  pinned: { keyBroker?: { address: string } } = o.tee === 'sgx-gramine'
+    ? {}
+    : measureEnclaveBundle(bundlePath).image.manifest,
 ): Promise<{ env: Record<string, string>; launcher?: EnclaveLauncher }> {
   const inherited = enclaveEnvFromHost();
   const env: Record<string, string> = { FIRN_TEE: o.tee };
   if (inherited.FIRN_LOG_LEVEL) env.FIRN_LOG_LEVEL = inherited.FIRN_LOG_LEVEL;
-  const gpu = o.gpuCollector ?? inherited.FIRN_GPU_COLLECTOR;
-  if (gpu) env.FIRN_GPU_COLLECTOR = gpu;
-  if (o.kmsUrl || o.kmsAddress) {
-    if (!o.kmsUrl || !o.kmsAddress)
-      throw new InvalidInputError(
-        '--kms-url and --kms-address go together (the broker and its pinned identity)',
-      );
+  const broker = pinned.keyBroker?.address.toLowerCase();
+  if (o.kmsAddress !== undefined) {
     hexBytes(o.kmsAddress, '--kms-address', 20);
-    env.FIRN_KMS_URL = o.kmsUrl;
-    env.FIRN_KMS_ADDRESS = o.kmsAddress;
+    if (broker === undefined)
+      throw new InvalidInputError(
+        '--kms-address: the enclave image pins no key broker; build it with --key-broker ADDRESS (the pin is measured)',
+      );
+    if (o.kmsAddress.toLowerCase() !== broker)
+      throw new InvalidInputError(
+        `--kms-address ${o.kmsAddress} is not the key broker the enclave image pins (${broker}); rebuild the image to change it`,
+      );
   }
+  if (o.kmsUrl !== undefined && o.tee !== 'sgx-gramine') {
+    if (broker === undefined)
+      throw new InvalidInputError(
+        '--kms-url: the enclave image pins no key broker; build it with --key-broker ADDRESS (the pin is measured)',
+      );
+    env.FIRN_KMS_URL = o.kmsUrl;
+  } else if (broker !== undefined && o.tee !== 'sgx-gramine')
+    throw new InvalidInputError(
+      `the enclave image pins key broker ${broker}: pass --kms-url URL to say where it listens`,
+    );
   if (o.tee === 'simulated') {
     if (!o.simPlatform) throw new InvalidInputError('--sim-platform FILE is required for the simulated TEE');
     env.FIRN_SIM_PLATFORM = resolve(o.simPlatform);
@@ -205,7 +220,7 @@ export async function planEnclaveLaunch(
   if (o.tee === 'tdx') {
     if (!env.FIRN_KMS_URL)
       throw new InvalidInputError(
-        'a TDX guest has no hardware sealing key: pass --kms-url URL --kms-address ADDRESS (firn kms start)',
+        'a TDX guest has no hardware sealing key: build its image with --key-broker ADDRESS (firn kms start) and pass --kms-url URL',
       );
     return { env };
   }
@@ -361,6 +376,25 @@ async function bundleOf(bundle: string | undefined): Promise<string> {
 export function registerNode(program: Command): void {
   const node = program.command('node').description('run a firn compute node');
   node
+    .command('build-image')
+    .description(
+      "build the first-party enclave image; --key-broker pins a key broker's identity in it (measured)",
+    )
+    .requiredOption('--out <dir>', 'image directory (replaced)')
+    .option('--key-broker <address>', "the key broker's identity address (kms.json) the enclave seals under")
+    .action(async (o: { out: string; keyBroker?: string }) => {
+      try {
+        if (o.keyBroker !== undefined) hexBytes(o.keyBroker, '--key-broker', 20);
+        const b = await buildEnclaveBundle(resolve(o.out, 'app', 'enclave.mjs'), {
+          ...(o.keyBroker === undefined ? {} : { keyBroker: o.keyBroker as Hex }),
+        });
+        process.stdout.write(`measurement ${bytesToHex(b.measurement)}\nentry ${b.path}\n`);
+      } catch (e) {
+        printError(e, false);
+        process.exitCode = exitCodeOf(e);
+      }
+    });
+  node
     .command('gramine-manifest')
     .description('print the Gramine manifest `node start --tee sgx-gramine` would sign (for review)')
     .option('--bundle <file>', 'enclave image entry (default: the built one)')
@@ -422,9 +456,11 @@ export function registerNode(program: Command): void {
     .option('--bundle <file>', 'enclave program bundle (default: the built one)')
     .option('--key-file <file>', 'operator private key file (or env FIRN_OPERATOR_KEY)')
     .option('--no-register', 'serve only; do not touch the chain')
-    .option('--kms-url <url>', 'key broker that releases the sealing key (required with --tee tdx)')
-    .option('--kms-address <address>', "the key broker's identity address to pin (from its kms.json)")
-    .option('--gpu-collector <json>', 'argv (JSON list) of the command printing NVIDIA evidence for {nonce}')
+    .option(
+      '--kms-url <url>',
+      'where the key broker the enclave image pins listens (required with --tee tdx)',
+    )
+    .option('--kms-address <address>', 'check: the key broker address the enclave image must pin')
     .option('--gramine-sign-key <file>', 'RSA-3072 enclave signing key for gramine-sgx-sign')
     .option('--gramine-libos <file>', "Gramine's libsysdb.so")
     .option('--gramine-runtime-dir <dir>', "Gramine's patched glibc runtime directory")

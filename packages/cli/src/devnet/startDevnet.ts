@@ -38,7 +38,7 @@ import { buildEnclaveBundle } from '@firn/node';
 import { parseEther } from 'viem';
 import { deploymentToJson } from '../chainArgs.ts';
 import { buildDevnetApps, type DevnetApp } from './devnetApps.ts';
-import { startDevnetKms } from './startKms.ts';
+import { startDevnetKms, stopDevnetKms } from './startKms.ts';
 
 export interface DevnetOptions {
   dir: string;
@@ -227,6 +227,29 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     releaseLock();
   };
   try {
+    const root = await createSimulatedRoot();
+    const rootFile = join(dir, 'simulated-root.pem');
+    writeFileSync(rootFile, root.certificatePem);
+    // The root's private key plays the vendor's role; it stays in the devnet dir, never with nodes.
+    writeFileSync(join(dir, 'keys', 'simulated-root.json'), JSON.stringify(root), { mode: 0o600 });
+    // Node 1 takes its sealing key from the key broker, whose identity its image pins (measured,
+    // decision 1710): the broker starts once to create its sealed master secret and name its
+    // address, node 1's image is built with that pin, and the broker restarts below (same sealed
+    // master, same address) releasing to that image's measurement, with the chain's allow-list.
+    const firstKms = await startDevnetKms({
+      dir,
+      root,
+      rootFile,
+      measurement,
+      spawnFirn: (args, logFile) => spawnFirn(args, {}, logFile),
+    });
+    children.push(firstKms.child);
+    await stopDevnetKms(firstKms.child);
+    log(`building the enclave image that pins key broker ${firstKms.address}`);
+    const kmsBundle = await buildEnclaveBundle(join(dir, 'kms-image', 'app', 'enclave.mjs'), {
+      keyBroker: firstKms.address,
+    });
+    const kmsMeasurement = bytesToHex(kmsBundle.measurement);
     const [deployer, requester, ...rest] = anvil.accounts;
     const verifierAccounts = rest.slice(0, o.verifiers);
     const operatorAccounts = rest.slice(o.verifiers, o.verifiers + nodeCount);
@@ -253,6 +276,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       poolDeposit: parseEther('1'),
       measurements: [
         { teeType: TEE_TYPES.simulated, measurement },
+        { teeType: TEE_TYPES.simulated, measurement: kmsMeasurement },
         ...apps.map((a) => ({ teeType: TEE_TYPES.simulated, measurement: a.measurement })),
       ],
       verifiers: verifierAccounts.map((a) => a.address),
@@ -269,25 +293,26 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       JSON.stringify({ rpcUrl: anvil.rpcUrl, ...deploymentToJson(deployment) }, null, 2),
     );
 
-    const root = await createSimulatedRoot();
-    const rootFile = join(dir, 'simulated-root.pem');
-    writeFileSync(rootFile, root.certificatePem);
-    // The root's private key plays the vendor's role; it stays in the devnet dir, never with nodes.
-    writeFileSync(join(dir, 'keys', 'simulated-root.json'), JSON.stringify(root), { mode: 0o600 });
-
     const gpuRoot = await createSimulatedGpuRoot();
     const gpuRootFile = join(dir, 'simulated-gpu-root.pem');
     writeFileSync(gpuRootFile, gpuRoot.rootCertPem);
 
-    // The key broker: node 1 takes its sealing key from it instead of its platform secret.
+    // The key broker: node 1 takes its sealing key from it instead of its platform secret. It
+    // reads the registry's allow-list too, so `firn gov revoke-measurement` stops key release.
     const kms = await startDevnetKms({
       dir,
       root,
       rootFile,
-      measurement,
+      measurement: kmsMeasurement,
+      deploymentFile,
       spawnFirn: (args, logFile) => spawnFirn(args, {}, logFile),
     });
     children.push(kms.child);
+    if (kms.address !== firstKms.address)
+      throw new FirnError(
+        'E_CONFLICT',
+        'the key broker restarted with another identity than the one node 1 pins',
+      );
     log(`key broker on ${kms.url} (identity ${kms.address})`);
 
     const verifiers: Devnet['verifiers'] = [];
@@ -362,7 +387,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--key-file',
         keyFile,
         '--bundle',
-        index > o.nodes ? apps[index - o.nodes - 1]!.entry : bundle.path,
+        index > o.nodes ? apps[index - o.nodes - 1]!.entry : index === 1 ? kmsBundle.path : bundle.path,
         '--stake',
         '2',
       ];
@@ -503,6 +528,7 @@ const DEVNET_ENTRIES = new Set([
   'deployment.json',
   'keys',
   'kms',
+  'kms-image',
   'logs',
   'nodes',
   'platforms',

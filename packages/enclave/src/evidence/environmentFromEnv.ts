@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FirnError, hexToBytes, measurementDigest } from '@firn/core';
 import { dcapSelfIdentity, parseSimulatedPlatform } from '@firn/attestation';
 import { restoreSimulatedGpu, type SimulatedGpuState } from '@firn/sim/device';
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
+import type { EnclaveImageKeyBroker } from '../image.ts';
 import { GramineEvidenceProvider } from './gramine.ts';
 import { withKmsSealingKey } from './kmsSealingKey.ts';
 import { nitroEnvironment, type NsmTransport } from './nitroNsm.ts';
@@ -12,36 +15,85 @@ import { createSimulatedProvider } from './simulated.ts';
 import { TdxConfigfsEvidenceProvider, type TsmFs } from './tdxConfigfs.ts';
 import type { EvidenceProvider } from './types.ts';
 
-/** The key broker configured by FIRN_KMS_URL and its pinned identity FIRN_KMS_ADDRESS, if any. */
-function kmsFromEnv(env: NodeJS.ProcessEnv): { url: string; brokerAddress: string } | undefined {
-  if (!env.FIRN_KMS_URL) return undefined;
-  if (!env.FIRN_KMS_ADDRESS)
+/**
+ * Where the GPU evidence collector lives inside a TD: a fixed path on the guest's measured (verified)
+ * root filesystem, run as `<path> <hex nonce>` when it exists. The host never names the program an
+ * enclave runs (decision 1711): a host-chosen argv would run code of the host's choice inside the
+ * TD, able to obtain genuine quotes over report data of its choice.
+ */
+export const TDX_GPU_COLLECTOR_PATH = '/opt/firn/bin/collect-gpu-evidence';
+/** Longest FIRN_KMS_URL accepted (bytes). */
+const MAX_KMS_URL = 2048;
+
+/**
+ * The key broker the enclave takes its sealing key from: the identity pinned in the measured
+ * image (`pinned`), reached at the host-given FIRN_KMS_URL. The URL is only a route (the host
+ * carries every packet anyway); the answer must be signed by the pinned address, so a broker the
+ * host runs itself is refused. Without a pin there is no broker, whatever the host sets.
+ * Errors: E_INVALID_INPUT when the image pins a broker and FIRN_KMS_URL is missing or not an
+ * http(s) URL.
+ */
+function kmsOf(
+  env: NodeJS.ProcessEnv,
+  pinned: EnclaveImageKeyBroker | undefined,
+): { url: string; brokerAddress: string } | undefined {
+  if (pinned === undefined) return undefined;
+  const url = env.FIRN_KMS_URL;
+  if (!url)
     throw new FirnError(
       'E_INVALID_INPUT',
-      'FIRN_KMS_URL needs FIRN_KMS_ADDRESS (the broker identity to pin)',
+      `this enclave image pins key broker ${pinned.address}: pass --kms-url (FIRN_KMS_URL) to say where it listens`,
     );
-  return { url: env.FIRN_KMS_URL, brokerAddress: env.FIRN_KMS_ADDRESS };
+  let ok = false;
+  try {
+    ok = url.length <= MAX_KMS_URL && ['http:', 'https:'].includes(new URL(url).protocol);
+  } catch {}
+  if (!ok) throw new FirnError('E_INVALID_INPUT', 'FIRN_KMS_URL must be an http(s) URL of at most 2 KiB');
+  return { url, brokerAddress: pinned.address };
 }
 
 /**
- * Pick the TEE backend from the environment: FIRN_TEE=sgx-gramine or tdx on real hardware
- * (FIRN_FS_ROOT relocates /dev/attestation or configfs for tests; FIRN_GPU_COLLECTOR is the argv of
- * a command printing NVIDIA SDK evidence JSON), or FIRN_TEE=simulated (FIRN_SIM_PLATFORM names the
- * simulated platform file, FIRN_SIM_GPUS optionally a list of simulated GPUs). FIRN_KMS_URL and
- * FIRN_KMS_ADDRESS take the sealing key from the key broker (required on TDX, which has no
- * hardware sealing key; optional on the simulated TEE). FIRN_TEE=nitro talks to `/dev/nsm` through
- * the helper named by FIRN_NSM_HELPER (a JSON argv list; Node cannot issue the ioctl itself);
- * FIRN_TEE=sev-snp reads its report through configfs-tsm. Neither has a hardware sealing key, so
- * both take it from the key broker when FIRN_KMS_URL is set. `deps.tsmFs` and `deps.nsmTransport`
- * let tests stand in for the kernel's configfs-tsm and the NSM. Real backends plug in here.
+ * What environmentFromEnv takes besides the host's variables. `keyBroker` is measured
+ * configuration: the caller passes it from the image manifest whose digest is `bundleSha256` (or
+ * that the hardware measured), never from the host. The others are test seams standing in for the
+ * kernel and devices (in-process only: no host variable reaches them).
+ */
+export interface EnclaveEnvironmentOptions {
+  /** The key broker pinned in the measured image manifest (`manifest.keyBroker`), if any. */
+  keyBroker?: EnclaveImageKeyBroker;
+  /** Stands in for the kernel's configfs-tsm (TDX, SEV-SNP). */
+  tsmFs?: TsmFs;
+  /** Stands in for the Nitro Secure Module. */
+  nsmTransport?: NsmTransport;
+  /** Filesystem root for /dev/attestation, configfs and the GPU collector path; default '/'. */
+  fsRoot?: string;
+}
+
+/**
+ * Pick the TEE backend from the environment. The host chooses only what the evidence shows or
+ * what cannot change the enclave's code, trust anchors or key source (decision 1712):
+ * - FIRN_TEE: sgx-gramine or tdx on real hardware, nitro, sev-snp, or simulated (default); the
+ *   backend is visible in every quote, and a production policy refuses the simulated one.
+ * - FIRN_SIM_PLATFORM / FIRN_SIM_GPUS / FIRN_SIM_DEBUG: the simulated machine (its platform file
+ *   is the simulated hardware, held by the host by design) and a debug flag its quotes carry.
+ * - FIRN_KMS_URL: where the key broker pinned by the measured image (`opts.keyBroker`) listens;
+ *   ignored when the image pins none. The broker's identity never comes from the host.
+ * - FIRN_NSM_HELPER (nitro only): the helper argv, set in the measured EIF's environment (the
+ *   parent instance cannot pass it; the node supervisor refuses it).
+ * The TDX GPU collector is the fixed TDX_GPU_COLLECTOR_PATH, used when present. TDX, Nitro and
+ * SEV-SNP have no hardware sealing key: their sealing key comes from the pinned broker, and
+ * without one sealingKey() fails with E_UNSUPPORTED. `bundleSha256` is the image digest (the
+ * simulated TEE's measurement register). Errors: E_INVALID_INPUT naming the variable to fix,
+ * E_UNSUPPORTED for an unknown backend.
  */
 export async function environmentFromEnv(
   env: NodeJS.ProcessEnv,
   bundleSha256: Uint8Array,
-  deps: { tsmFs?: TsmFs; nsmTransport?: NsmTransport } = {},
+  deps: EnclaveEnvironmentOptions = {},
 ): Promise<EnclaveEnvironment> {
   const tee = env.FIRN_TEE ?? 'simulated';
-  const kms = kmsFromEnv(env);
+  const kms = kmsOf(env, deps.keyBroker);
+  const root = deps.fsRoot ?? '/';
   if (tee === 'simulated') {
     const path = env.FIRN_SIM_PLATFORM;
     if (!path) throw new FirnError('E_INVALID_INPUT', 'FIRN_SIM_PLATFORM is not set');
@@ -65,7 +117,6 @@ export async function environmentFromEnv(
     return out;
   }
   if (tee === 'sgx-gramine' || tee === 'tdx') {
-    const root = env.FIRN_FS_ROOT ?? '/';
     // TDX has no hardware sealing key: without a broker, sealingKey() fails with E_UNSUPPORTED.
     const tdx = new TdxConfigfsEvidenceProvider({ root, ...(deps.tsmFs ? { fs: deps.tsmFs } : {}) });
     // The hardware measured this program; the enclave learns its registers and PPID from its own quote.
@@ -88,21 +139,13 @@ export async function environmentFromEnv(
       measurementRegisters: self.registers,
       platformId: self.platformId,
     };
-    if (env.FIRN_GPU_COLLECTOR) {
-      let command: unknown;
-      try {
-        command = JSON.parse(env.FIRN_GPU_COLLECTOR.slice(0, 4096));
-      } catch {
-        command = undefined;
-      }
-      if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string'))
-        throw new FirnError('E_INVALID_INPUT', 'FIRN_GPU_COLLECTOR must be a JSON list of strings (argv)');
-      out.gpu = new NvidiaCommandCollector({ command });
-    }
+    // GPU evidence inside a TD: only the collector fixed on the measured root filesystem runs.
+    const collector = join(root, ...TDX_GPU_COLLECTOR_PATH.split('/'));
+    if (tee === 'tdx' && existsSync(collector))
+      out.gpu = new NvidiaCommandCollector({ command: [collector] });
     return out;
   }
   if (tee === 'nitro' || tee === 'sev-snp') {
-    const root = env.FIRN_FS_ROOT ?? '/';
     const self =
       tee === 'nitro'
         ? await nitroEnvironment({

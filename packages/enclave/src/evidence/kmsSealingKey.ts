@@ -28,8 +28,8 @@ export interface KmsSealingKeyOptions {
   url: string;
   /**
    * The broker's identity address (20 bytes hex). The answer must be signed by it: an impostor
-   * broker run by the host could otherwise hand the TD a key the host knows. On hardware this pin
-   * must be part of what is measured (baked into the image or extended into an RTMR).
+   * broker run by the host could otherwise hand the TD a key the host knows. The pin is part of
+   * what is measured: environmentFromEnv takes it from the image manifest (decision 1710).
    */
   brokerAddress: Hex | string;
   /** The TEE that quotes for this TD. */

@@ -132,8 +132,9 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
     const doc = await makeSyntheticNitroDocument(pki, { userData: new Uint8Array(64) });
     const t = tree(attestationResponse(doc));
     const env = await environmentFromEnv(
-      { FIRN_TEE: 'nitro', FIRN_FS_ROOT: t.root, FIRN_NSM_HELPER: JSON.stringify(t.helper) },
+      { FIRN_TEE: 'nitro', FIRN_NSM_HELPER: JSON.stringify(t.helper) },
       new Uint8Array(32),
+      { fsRoot: t.root },
     );
     const facts = await nitroVerifier.verify(nitroVerifier.parse(doc), {
       now: Date.parse('2025-01-01T00:00:20Z') / 1000,
@@ -143,7 +144,7 @@ describe('NitroNsmEvidenceProvider (fake /dev/nsm tree, real documents)', () => 
       bytesToHex(facts.measurement),
     );
     expect(bytesToHex(env.platformId)).toBe(bytesToHex(facts.platformId));
-    // No hardware sealing key: without a key broker (FIRN_KMS_URL) the enclave refuses to start.
+    // No hardware sealing key: without a key broker pinned in its image the enclave refuses to start.
     await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
       code: 'E_UNSUPPORTED',
     });

@@ -115,8 +115,9 @@ describe('SevSnpConfigfsEvidenceProvider (fake configfs-tsm tree, captured real 
 
   it('environmentFromEnv(FIRN_TEE=sev-snp): it names itself as a verifier does and needs a key broker', async () => {
     const k = fakeKernel();
-    const env = await environmentFromEnv({ FIRN_TEE: 'sev-snp', FIRN_FS_ROOT: k.root }, new Uint8Array(32), {
+    const env = await environmentFromEnv({ FIRN_TEE: 'sev-snp' }, new Uint8Array(32), {
       tsmFs: k.fs,
+      fsRoot: k.root,
     });
     const facts = await sevSnpVerifier.verify(parseSevSnpReport(REPORT), {
       now: NOW,
@@ -126,7 +127,7 @@ describe('SevSnpConfigfsEvidenceProvider (fake configfs-tsm tree, captured real 
       bytesToHex(facts.measurement),
     );
     expect(bytesToHex(env.platformId)).toBe(bytesToHex(facts.platformId));
-    // No hardware sealing key: without a key broker (FIRN_KMS_URL) the enclave refuses to start.
+    // No hardware sealing key: without a key broker pinned in its image the enclave refuses to start.
     await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
       code: 'E_UNSUPPORTED',
     });
