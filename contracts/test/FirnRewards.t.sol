@@ -443,8 +443,11 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectRevert(IFirnRewards.InvalidParameters.selector);
         new FirnRewards(owner, registry, verifierSet, 60, 60, 1, 1, 0);
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.ParametersUpdated(60, 2, 100, 500);
+        emit IFirnRewards.ParametersUpdated(60, 2, 100, 500, rewards.currentEpoch() + 1);
         rewards.setParameters(60, 2, 100, 500);
+        // From the next epoch on (decision 1706).
+        vm.assertEq(uint256(rewards.answerWindow()), ANSWER_WINDOW, "this epoch keeps its window");
+        vm.warp(block.timestamp + EPOCH);
         vm.assertEq(uint256(rewards.answerWindow()), 60, "window");
         vm.assertEq(uint256(rewards.livenessTarget()), 2, "target");
         vm.assertEq(uint256(rewards.epochBudgetBps()), 100, "budget");
