@@ -97,7 +97,7 @@ interface IFirnVerifierSet {
         returns (uint256 slashed);
 
     /// @notice True when `account` has joined, not requested to leave (nor been deactivated by a
-    /// slash) and holds at least `minVerifierStake()`.
+    /// slash or a raised minimum, decision 1705) and holds at least `minVerifierStake()`.
     function isVerifier(address account) external view returns (bool);
 
     /// @notice The stake (wei) `account` earns and votes with now: its stake when it is an active

@@ -83,6 +83,9 @@ interface Open {
 const INELIGIBLE_TEE_TYPE = 2;
 const INELIGIBLE_MEASUREMENT = 3;
 
+/** Chain seconds between two scans of the registry's logs for governance restrictions (1708). */
+const RESTRICTION_SCAN_SECONDS = 60n;
+
 /** Polls an answered challenge's log may lag behind the head before it counts as a mismatch. */
 const ANSWER_LOG_LAG_POLLS = 10;
 
@@ -127,8 +130,8 @@ export class LivenessChallenger {
   private lateEpoch: bigint | undefined;
   /** Last epoch whose end the reward claim and the withdrawal check ran for. */
   private claimedThrough: bigint | undefined;
-  /** Last block scanned for MeasurementRevoked and AllowedTeeTypesSet (decision 1708). */
-  private restrictionsScannedTo: bigint | undefined;
+  /** Last block scanned for MeasurementRevoked and AllowedTeeTypesSet, and its time (decision 1708). */
+  private restrictionsScanned: { block: bigint; at: bigint } | undefined;
 
   constructor(
     readonly clients: FirnClients,
@@ -177,7 +180,7 @@ export class LivenessChallenger {
         return false;
       };
       if (inTime()) await this.challengeAll(epoch, head.number, inTime);
-      await this.dropAfterRestrictions(epoch, head.number);
+      await this.dropAfterRestrictions(epoch, head);
       await this.follow(head.timestamp);
       if (this.claimedThrough !== epoch) {
         await this.claim(epoch);
@@ -299,18 +302,27 @@ export class LivenessChallenger {
   /**
    * After a MeasurementRevoked or AllowedTeeTypesSet since the last scan, drops this epoch's points
    * of every Active node that governance made ineligible (decision 1708): a node revoked after this
-   * daemon challenged it this epoch is not looked at again by challengeAll. One log read per poll.
+   * daemon challenged it this epoch is not looked at again by challengeAll. At most one log read
+   * per RESTRICTION_SCAN_SECONDS of chain time, over the blocks since the last one.
    */
-  private async dropAfterRestrictions(epoch: bigint, headNumber: bigint): Promise<void> {
-    const from = this.restrictionsScannedTo === undefined ? headNumber : this.restrictionsScannedTo + 1n;
-    if (from > headNumber) return;
+  private async dropAfterRestrictions(
+    epoch: bigint,
+    head: { number: bigint; timestamp: bigint },
+  ): Promise<void> {
+    const headNumber = head.number;
+    const last = this.restrictionsScanned;
+    if (
+      last !== undefined &&
+      (headNumber <= last.block || head.timestamp < last.at + RESTRICTION_SCAN_SECONDS)
+    )
+      return;
     const logs = await this.clients.public.getContractEvents({
       address: this.clients.addresses.registry,
       abi: firnRegistryAbi,
-      fromBlock: from,
+      fromBlock: last === undefined ? headNumber : last.block + 1n,
       toBlock: headNumber,
     });
-    this.restrictionsScannedTo = headNumber;
+    this.restrictionsScanned = { block: headNumber, at: head.timestamp };
     if (!logs.some((l) => l.eventName === 'MeasurementRevoked' || l.eventName === 'AllowedTeeTypesSet'))
       return;
     for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active, 200, headNumber)) {
