@@ -180,7 +180,7 @@ export class LivenessChallenger {
         return false;
       };
       if (inTime()) await this.challengeAll(epoch, head.number, inTime);
-      await this.dropAfterRestrictions(epoch, head);
+      await this.dropAfterRestrictions(epoch, head, clock.epochLength);
       await this.follow(head.timestamp);
       if (this.claimedThrough !== epoch) {
         await this.claim(epoch);
@@ -303,19 +303,19 @@ export class LivenessChallenger {
    * After a MeasurementRevoked or AllowedTeeTypesSet since the last scan, drops this epoch's points
    * of every Active node that governance made ineligible (decision 1708): a node revoked after this
    * daemon challenged it this epoch is not looked at again by challengeAll. At most one log read
-   * per RESTRICTION_SCAN_SECONDS of chain time, over the blocks since the last one.
+   * per RESTRICTION_SCAN_SECONDS of chain time (a tenth of a shorter epoch), over the blocks since
+   * the last one.
    */
   private async dropAfterRestrictions(
     epoch: bigint,
     head: { number: bigint; timestamp: bigint },
+    epochLength: bigint,
   ): Promise<void> {
     const headNumber = head.number;
     const last = this.restrictionsScanned;
-    if (
-      last !== undefined &&
-      (headNumber <= last.block || head.timestamp < last.at + RESTRICTION_SCAN_SECONDS)
-    )
-      return;
+    const tenth = epochLength / 10n > 0n ? epochLength / 10n : 1n;
+    const every = tenth < RESTRICTION_SCAN_SECONDS ? tenth : RESTRICTION_SCAN_SECONDS;
+    if (last !== undefined && (headNumber <= last.block || head.timestamp < last.at + every)) return;
     const logs = await this.clients.public.getContractEvents({
       address: this.clients.addresses.registry,
       abi: firnRegistryAbi,
