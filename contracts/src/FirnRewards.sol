@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -18,6 +19,8 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// per epoch. After an epoch ends, a share of the undistributed pool is split between nodes (by
 /// points) and verifiers (by work x active stake). Credits are pulled. What it proves: the holder of the
 /// registered enclave key answered in time. What it does not: that the node served jobs well.
+/// Parameters set during an epoch apply from the next one, so work already done is never repriced
+/// (decision 1706); the pool takes new work only while it is the registry's reward pool (1707).
 /// See docs/decisions/0800-economics.md.
 contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     using Checkpoints for Checkpoints.Trace208;
@@ -39,7 +42,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// gas report's isolated maximum is 207,931, 210,383 since the liveness-target read of decision
     /// 1594; measured cold with the test call's overhead at a non-zero base fee, 217,136 since the
     /// challenge-cost record of decision 1645; 220,893 since the open-challenge count and the
-    /// epoch's price of decision 1695, whose dearest case the 220,000 of before no longer bounded),
+    /// epoch's price of decision 1695, whose dearest case the 220,000 of before no longer bounded; about
+    /// 1.2k more since the registry-pool check of decision 1707),
     /// 174,058 for a later one (decision 1591).
     /// `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS epochs of min(livenessTarget, verifiers) of
     /// them at the higher of the block's base fee and the dearest epoch the node missed (decisions
@@ -52,6 +56,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// write since decision 1695. `resumeFee(enclaveId)` charges MAX_MISSED_EPOCHS x (verifierCount -
     /// min(livenessTarget, verifierCount)) of them on top of the accepted challenges.
     uint256 public constant REFUSED_CHALLENGE_GAS = 75_000;
+    /// @dev IFirnRegistry.ineligibility reasons that are governance restrictions (TEE type withdrawn,
+    /// measurement revoked), the ones dropRevokedPoints acts on (decision 1708).
+    uint8 private constant INELIGIBLE_TEE_TYPE = 2;
+    uint8 private constant INELIGIBLE_MEASUREMENT = 3;
 
     struct NodeEpoch {
         uint256 points;
@@ -95,10 +103,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint64 private immutable _epochLength;
     uint64 private immutable _genesis;
 
-    uint64 private _answerWindow;
-    uint32 private _livenessTarget;
-    uint16 private _epochBudgetBps;
-    uint16 private _verifierShareBps;
+    /// @dev The parameters governance set last, in force from `fromEpoch` on (one slot, read by
+    /// every challenge and answer). Earlier sets are in `_paramHistory` (decision 1706).
+    RewardParameters private _params;
     uint256 private _challengeCount;
     uint256 private _totalReceived;
     uint256 private _totalAllocated;
@@ -125,6 +132,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @dev key: an epoch E in which the pool was first funded; value: `_totalReceived` before that
     /// funding (what the pool had received by the end of every epoch before E). Decision 1593.
     Checkpoints.Trace208 private _receivedBefore;
+    /// @dev key: the first epoch a parameter set applies to; value: that set packed (_pack). An
+    /// epoch closed late is budgeted on the set it ran under (decision 1706).
+    Checkpoints.Trace208 private _paramHistory;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param epochLength_ seconds per epoch (> 0; fixed for the life of the contract)
@@ -147,7 +157,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         _verifierSet = verifierSet_;
         _epochLength = epochLength_;
         _genesis = uint64(block.timestamp);
-        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_, 0);
     }
 
     receive() external payable {
@@ -167,7 +177,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         external
         onlyOwner
     {
-        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+        // From the next epoch: points already earned in this one keep the terms they were earned
+        // under (decision 1706).
+        _setParameters(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_, _currentEpoch() + 1);
     }
 
     /// @inheritdoc IFirnRewards
@@ -185,14 +197,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId) {
+        _requireRegistryPool();
         if (!_verifierSet.isVerifier(msg.sender)) revert NotVerifier(msg.sender);
         uint8 reason = _registry.ineligibility(enclaveId);
         if (reason != 0) revert NodeNotEligible(enclaveId, reason);
         uint64 epoch = _currentEpoch();
+        RewardParameters memory params = _paramsAt(epoch);
         // The whole answer window inside the epoch (decision 1590): answerChallenge refuses an
         // answer from another epoch, so a later deadline would let a verifier, first to challenge a
         // node on probation, make it miss the epoch through no fault of its own.
-        uint64 deadline = uint64(block.timestamp) + _answerWindow;
+        uint64 deadline = uint64(block.timestamp) + params.answerWindow;
         uint64 epochEnd = _genesis + (epoch + 1) * _epochLength;
         if (deadline >= epochEnd) revert ChallengeTooLate(epoch, deadline, epochEnd);
         if (_challenged[epoch][msg.sender][enclaveId]) revert AlreadyChallenged(epoch, msg.sender, enclaveId);
@@ -200,7 +214,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         // (REFUSED_CHALLENGE_GAS; decisions 1594, 1695).
         NodeLiveness memory nl = _liveness[enclaveId];
         uint64 tag = epoch + 1;
-        uint32 target = _livenessTarget;
+        uint32 target = params.livenessTarget;
         if (nl.challengedTag != tag) {
             // First challenge of the epoch: settle the last challenged epoch (answered or missed).
             uint8 missed = _missedAt(nl, tag);
@@ -246,6 +260,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function answerChallenge(bytes32 challengeId, bytes calldata signature) external {
+        _requireRegistryPool();
         Challenge storage c = _challenges[challengeId];
         if (c.verifier == address(0)) revert UnknownChallenge(challengeId);
         if (c.answered) revert AlreadyAnswered(challengeId);
@@ -295,7 +310,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
         if (ne.operator == address(0)) ne.operator = node.operator;
-        if (ne.answers < _livenessTarget) {
+        if (ne.answers < _paramsAt(epoch).livenessTarget) {
             ne.points += node.stake;
             ep.nodePoints += node.stake;
         }
@@ -314,7 +329,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         NodeLiveness storage nl = _liveness[enclaveId];
         uint16 open = nl.open;
         if (open != 0) --open;
-        if (_nodeEpochs[epoch][enclaveId].answers + 1 >= _livenessTarget) open = 0;
+        if (_nodeEpochs[epoch][enclaveId].answers + 1 >= _paramsAt(epoch).livenessTarget) open = 0;
         nl.open = open;
         nl.answeredTag = epoch + 1;
     }
@@ -337,18 +352,38 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         }
     }
 
-    /// @dev True when `enclaveId` (stake `stake`) takes the platform's share from `holder` in
-    /// `epoch` (decision 1622): more stake, or equal stake and first in an order fixed per epoch
-    /// before anyone answers (not who answered first, which a colluding verifier chooses), so equal
-    /// tenants hold the share in turn.
+    /// @dev True when `enclaveId` (eligible, stake `stake`) takes the platform's share from `holder`
+    /// in `epoch`: always from a holder that is no longer eligible (revoked measurement, withdrawn
+    /// TEE type, exit or slash: the share goes to the enclave that can still prove the platform live,
+    /// decision 1708); else more stake, or equal stake and first in an order fixed per epoch before
+    /// anyone answers (not who answered first, which a colluding verifier chooses), so equal tenants
+    /// hold the share in turn (decision 1622).
     function _takesPlatformShare(uint64 epoch, bytes32 enclaveId, uint256 stake, bytes32 holder)
         private
         view
         returns (bool)
     {
-        uint256 holderStake = _registry.getNodeSummary(holder).stake;
+        IFirnRegistry.NodeSummary memory h = _registry.getNodeSummary(holder);
+        if (h.ineligibility != 0) return true;
+        uint256 holderStake = h.stake;
         if (stake != holderStake) return stake > holderStake;
         return keccak256(abi.encode(epoch, enclaveId)) < keccak256(abi.encode(epoch, holder));
+    }
+
+    /// @inheritdoc IFirnRewards
+    function dropRevokedPoints(bytes32 enclaveId) external {
+        uint8 reason = _registry.ineligibility(enclaveId);
+        if (reason != INELIGIBLE_TEE_TYPE && reason != INELIGIBLE_MEASUREMENT) revert NodeNotRevoked(enclaveId, reason);
+        uint64 epoch = _currentEpoch();
+        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
+        uint256 points = ne.points;
+        if (points == 0) revert NothingToDrop(epoch, enclaveId);
+        ne.points = 0;
+        _epochs[epoch].nodePoints -= points;
+        emit NodePointsDropped(epoch, enclaveId, points, reason);
+        // As for a replaced platform holder (decision 1670): answers that end up earning nothing
+        // earn their verifiers nothing either.
+        _revokeAnswerCredits(epoch, enclaveId, ne.answers);
     }
 
     /// @inheritdoc IFirnRewards
@@ -385,6 +420,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnRewards
     function recordVerifierWork(address[] calldata verifiers) external {
         if (!_reporters[msg.sender]) revert NotReporter(msg.sender);
+        _requireRegistryPool();
         uint64 epoch = _currentEpoch();
         for (uint256 i = 0; i < verifiers.length; ++i) {
             _addVerifierPoint(verifiers[i], epoch);
@@ -497,7 +533,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (missed >= MAX_MISSED_EPOCHS) return true;
         if (nl.challengedTag != tag) return false; // not challenged yet this epoch
         if ((nl.lastMissed || nl.answeredTag == 0) && nl.answeredTag != tag) return true;
-        return uint256(_nodeEpochs[tag - 1][enclaveId].answers) + nl.open >= _livenessTarget
+        return uint256(_nodeEpochs[tag - 1][enclaveId].answers) + nl.open >= _paramsAt(tag - 1).livenessTarget
             || nl.open == type(uint16).max;
     }
 
@@ -559,22 +595,27 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function answerWindow() external view returns (uint64) {
-        return _answerWindow;
+        return _paramsAt(_currentEpoch()).answerWindow;
     }
 
     /// @inheritdoc IFirnRewards
     function livenessTarget() external view returns (uint32) {
-        return _livenessTarget;
+        return _paramsAt(_currentEpoch()).livenessTarget;
     }
 
     /// @inheritdoc IFirnRewards
     function epochBudgetBps() external view returns (uint16) {
-        return _epochBudgetBps;
+        return _paramsAt(_currentEpoch()).epochBudgetBps;
     }
 
     /// @inheritdoc IFirnRewards
     function verifierShareBps() external view returns (uint16) {
-        return _verifierShareBps;
+        return _paramsAt(_currentEpoch()).verifierShareBps;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function parametersAt(uint64 epoch) external view returns (RewardParameters memory) {
+        return _paramsAt(epoch);
     }
 
     /// @inheritdoc IFirnRewards
@@ -618,7 +659,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// registration round, so a free registration fee (devnet, governance) does not make silence free.
     function _resumeFee(uint256 peakGwei) private view returns (uint256) {
         uint256 fee = _registry.registrationFee();
-        uint256 cost = _epochCost(block.basefee, _livenessTarget);
+        uint256 cost = _epochCost(block.basefee, _paramsAt(_currentEpoch()).livenessTarget);
         uint256 peak = peakGwei * 1 gwei;
         if (peak > cost) cost = peak;
         uint256 gasCost = uint256(MAX_MISSED_EPOCHS) * cost;
@@ -693,7 +734,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit VerifierWorkRecorded(verifier, epoch, ve.points);
     }
 
-    /// @dev What closing `epoch` now would allocate: epochBudgetBps of what the pool had received by
+    /// @dev What closing `epoch` now would allocate: the epoch's own epochBudgetBps of what the pool had received by
     /// the epoch's end and has not yet allocated, split by verifierShareBps; a side without points
     /// gets nothing (it stays in the pool). Money received after the epoch ended never funds it, so
     /// an epoch left open and closed late cannot take the budget of the epochs that followed it
@@ -703,9 +744,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint256 receivedByEnd = _receivedByEnd(epoch);
         uint256 allocated = _totalAllocated;
         uint256 available = receivedByEnd > allocated ? receivedByEnd - allocated : 0;
-        uint256 budget = available * _epochBudgetBps / 10_000;
-        verifierBudget = ep.verifierPoints == 0 ? 0 : budget * _verifierShareBps / 10_000;
-        nodeBudget = ep.nodePoints == 0 ? 0 : budget - budget * _verifierShareBps / 10_000;
+        // The shares in force during the epoch, not at its close (decision 1706).
+        RewardParameters memory params = _paramsAt(epoch);
+        uint256 budget = available * params.epochBudgetBps / 10_000;
+        uint256 verifierPart = budget * params.verifierShareBps / 10_000;
+        verifierBudget = ep.verifierPoints == 0 ? 0 : verifierPart;
+        nodeBudget = ep.nodePoints == 0 ? 0 : budget - verifierPart;
     }
 
     /// @dev `_totalReceived` as of the end of `epoch` (wei): the value checkpointed at the first
@@ -732,20 +776,60 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit EpochClosed(epoch, nodeBudget, verifierBudget, ep.nodePoints, ep.verifierPoints);
     }
 
+    /// @dev Validates and records a parameter set that applies from `fromEpoch` on. A second set in
+    /// the same epoch replaces the first (same checkpoint key); sets apply in the order made.
     function _setParameters(
         uint64 answerWindow_,
         uint32 livenessTarget_,
         uint16 epochBudgetBps_,
-        uint16 verifierShareBps_
+        uint16 verifierShareBps_,
+        uint64 fromEpoch
     ) private {
         if (
             answerWindow_ == 0 || answerWindow_ >= _epochLength || livenessTarget_ == 0 || epochBudgetBps_ == 0 || epochBudgetBps_ > 10_000
                 || verifierShareBps_ > MAX_VERIFIER_SHARE_BPS
         ) revert InvalidParameters();
-        _answerWindow = answerWindow_;
-        _livenessTarget = livenessTarget_;
-        _epochBudgetBps = epochBudgetBps_;
-        _verifierShareBps = verifierShareBps_;
-        emit ParametersUpdated(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_);
+        RewardParameters memory p = RewardParameters({
+            answerWindow: answerWindow_,
+            livenessTarget: livenessTarget_,
+            epochBudgetBps: epochBudgetBps_,
+            verifierShareBps: verifierShareBps_,
+            fromEpoch: fromEpoch
+        });
+        _params = p;
+        _paramHistory.push(SafeCast.toUint48(fromEpoch), _pack(p));
+        emit ParametersUpdated(answerWindow_, livenessTarget_, epochBudgetBps_, verifierShareBps_, fromEpoch);
     }
+
+    /// @dev The parameter set in force during `epoch`: the latest set when `epoch` is at or after its
+    /// first epoch (one slot read, the path every challenge takes), else the set recorded for it.
+    function _paramsAt(uint64 epoch) private view returns (RewardParameters memory p) {
+        p = _params;
+        if (epoch >= p.fromEpoch) return p;
+        uint208 packed = _paramHistory.upperLookupRecent(SafeCast.toUint48(epoch));
+        p = RewardParameters({
+            answerWindow: uint64(packed >> 128),
+            livenessTarget: uint32(packed >> 96),
+            epochBudgetBps: uint16(packed >> 80),
+            verifierShareBps: uint16(packed >> 64),
+            fromEpoch: uint64(packed)
+        });
+    }
+
+    /// @dev One parameter set in 192 bits: answerWindow | livenessTarget | epochBudgetBps |
+    /// verifierShareBps | fromEpoch, high to low.
+    function _pack(RewardParameters memory p) private pure returns (uint208) {
+        return (uint208(p.answerWindow) << 128) | (uint208(p.livenessTarget) << 96) | (uint208(p.epochBudgetBps) << 80)
+            | (uint208(p.verifierShareBps) << 64) | uint208(p.fromEpoch);
+    }
+
+    /// @dev Reverts PoolRetired unless this contract is the registry's reward pool (decision 1707):
+    /// after governance moves the network to a new pool, no challenge, answer or work report earns
+    /// points here, so no minority keeps farming the unallocated balance; epochs already worked stay
+    /// closable and claimable.
+    function _requireRegistryPool() private view {
+        address pool = _registry.rewardPool();
+        if (pool != address(this)) revert PoolRetired(pool);
+    }
+
 }

@@ -3,6 +3,8 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 
@@ -10,9 +12,13 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// @notice Staked verifiers admitted by governance. Quorums are fractions of the active stake in a
 /// snapshot taken when a round opens; every join, leave and slash of an active member creates a new
 /// snapshot (id -> total active stake). A member who asked to leave stops voting at once; its stake
-/// stays locked and slashable for the unbonding period. See docs/decisions/0800-economics.md.
+/// stays locked and slashable for the unbonding period. Every snapshot counts only stake that can
+/// vote: a raised minimum deactivates the members below it (decision 1705), and a member's weight in
+/// a round is never more than the stake that round's snapshot counted for it (a top-up counts from
+/// the snapshot it creates). See docs/decisions/0800-economics.md.
 contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     using EnumerableSet for EnumerableSet.AddressSet;
+    using Checkpoints for Checkpoints.Trace208;
 
     EnumerableSet.AddressSet private _active;
     mapping(address account => Verifier) private _members;
@@ -23,6 +29,10 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     address private _slasher;
     uint256 private _minVerifierStake;
     uint64 private _unbondingPeriod;
+    /// @dev Per member, one checkpoint per top-up: key = the snapshot id the top-up created, value =
+    /// the stake (wei) before it. A round opened at an earlier snapshot weighs the member at most at
+    /// the stake before the first later top-up, which is what that round's total counted.
+    mapping(address account => Checkpoints.Trace208) private _stakeBeforeTopUp;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param minStake minimum stake to join (wei)
@@ -48,10 +58,14 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
+    /// @dev A raise walks the active set once (bounded by the members governance admitted) so that
+    /// no later snapshot counts stake that `voteWeight` gives no vote (decision 1705).
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external onlyOwner {
+        uint256 oldMin = _minVerifierStake;
         _minVerifierStake = newMinVerifierStake;
         _unbondingPeriod = newUnbondingPeriod;
         emit ParametersUpdated(newMinVerifierStake, newUnbondingPeriod);
+        if (newMinVerifierStake > oldMin) _deactivateBelow(newMinVerifierStake, newUnbondingPeriod);
     }
 
     // ---------------------------------------------------------------- members
@@ -70,6 +84,20 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         v.stake = msg.value;
         _active.add(msg.sender);
         emit VerifierJoined(msg.sender, msg.value, id);
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function addStake() external payable {
+        Verifier storage v = _members[msg.sender];
+        if (v.status != VerifierStatus.Active) revert NotVerifier(msg.sender);
+        if (msg.value == 0) revert EmptyTopUp(msg.sender);
+        uint256 before = v.stake;
+        uint64 id = _recordTotal(_totalActiveStake + msg.value);
+        // Rounds opened before this snapshot counted `before` for this member: it votes there with no more.
+        _stakeBeforeTopUp[msg.sender].push(SafeCast.toUint48(id), SafeCast.toUint208(before));
+        uint256 stake = before + msg.value;
+        v.stake = stake;
+        emit StakeAdded(msg.sender, msg.value, stake, id);
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -185,8 +213,16 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         Verifier storage v = _members[account];
         if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
         // A member below the minimum (raised by governance since it joined) has too little at risk.
-        if (v.stake < _minVerifierStake) return 0;
-        return v.stake;
+        uint256 stake = v.stake;
+        if (stake < _minVerifierStake) return 0;
+        // A top-up after the round's snapshot adds nothing to the round: its total did not count it.
+        Checkpoints.Trace208 storage topUps = _stakeBeforeTopUp[account];
+        (bool exists, uint48 lastTopUp,) = topUps.latestCheckpoint();
+        if (exists && lastTopUp > snapshotId) {
+            uint256 counted = topUps.lowerLookup(SafeCast.toUint48(uint256(snapshotId) + 1));
+            if (counted < stake) stake = counted;
+        }
+        return stake;
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -205,6 +241,28 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev Moves every active member holding less than `min` out of the active set (status Leaving,
+    /// unbonding `unbonding` seconds from now, VerifierDeactivated), then records one snapshot without
+    /// their stake. Walks the set backwards: EnumerableSet.remove moves the last member into the freed
+    /// index, one already visited.
+    function _deactivateBelow(uint256 min, uint64 unbonding) private {
+        uint64 endsAt = uint64(block.timestamp) + unbonding;
+        uint64 id = _snapshot + 1; // the snapshot _recordTotal creates below
+        uint256 removed;
+        for (uint256 i = _active.length(); i > 0; --i) {
+            address account = _active.at(i - 1);
+            Verifier storage v = _members[account];
+            uint256 stake = v.stake;
+            if (stake >= min) continue;
+            v.status = VerifierStatus.Leaving;
+            v.unbondingEndsAt = endsAt;
+            _active.remove(account);
+            removed += stake;
+            emit VerifierDeactivated(account, stake, min, endsAt, id);
+        }
+        if (removed != 0) _recordTotal(_totalActiveStake - removed);
+    }
 
     /// @dev Sets the active total and records it under a new snapshot id.
     function _recordTotal(uint256 total) private returns (uint64 id) {

@@ -250,12 +250,13 @@ contract AttackKEconomicsTest is FirnFixture {
         }
         uint256 total = verifierSet.totalActiveStake();
         vm.assertEq(total, 12 ether, "12 ether of verifier stake");
-        // New epoch so registration votes do not mix in.
-        vm.warp(block.timestamp + EPOCH);
-        // Every verifier's challenge counts (decision 1576 refuses challenges past the target).
+        // Every verifier's challenge counts (decision 1576 refuses challenges past the target); from
+        // the next epoch on (decision 1706).
         rewards.setParameters(
             rewards.answerWindow(), uint32(verifierList.length), rewards.epochBudgetBps(), rewards.verifierShareBps()
         );
+        // New epoch so registration votes do not mix in.
+        vm.warp(block.timestamp + EPOCH);
         uint64 epoch = rewards.currentEpoch();
         TestNode[2] memory nodes = [nodeA, nodeB];
         address[] memory all = new address[](verifierList.length);

@@ -265,11 +265,13 @@ contract FirnRewardsTest is FirnFixture {
             abi.encodeWithSelector(IFirnRewards.LivenessTargetReached.selector, nodeA.enclaveId, uint64(0), uint32(3))
         );
         _challenge(3, nodeA);
+        // A target lowered during the epoch applies from the next one (decision 1706).
         rewards.setParameters(ANSWER_WINDOW, 2, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS);
         _answer(one, nodeA);
         _answer(two, nodeA);
         vm.assertEq(rewards.nodeAnswers(0, nodeA.enclaveId), 3, "three answers");
-        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), 2 * MIN_NODE_STAKE, "capped at the lowered target");
+        vm.assertEq(rewards.nodePoints(0, nodeA.enclaveId), 3 * MIN_NODE_STAKE, "the epoch keeps the target it began with");
+        vm.assertEq(rewards.parametersAt(1).livenessTarget, 2, "the lowered target applies from epoch 1");
         vm.warp(block.timestamp + EPOCH);
         vm.assertEq(rewards.missedEpochs(nodeA.enclaveId), 0, "nothing missed");
     }
@@ -454,8 +456,11 @@ contract FirnRewardsTest is FirnFixture {
         vm.expectRevert(IFirnRewards.InvalidParameters.selector);
         new FirnRewards(owner, registry, verifierSet, 60, 60, 1, 1, 0);
         vm.expectEmit(address(rewards));
-        emit IFirnRewards.ParametersUpdated(60, 2, 100, 500);
+        emit IFirnRewards.ParametersUpdated(60, 2, 100, 500, rewards.currentEpoch() + 1);
         rewards.setParameters(60, 2, 100, 500);
+        // From the next epoch on (decision 1706).
+        vm.assertEq(uint256(rewards.answerWindow()), ANSWER_WINDOW, "this epoch keeps its window");
+        vm.warp(block.timestamp + EPOCH);
         vm.assertEq(uint256(rewards.answerWindow()), 60, "window");
         vm.assertEq(uint256(rewards.livenessTarget()), 2, "target");
         vm.assertEq(uint256(rewards.epochBudgetBps()), 100, "budget");

@@ -262,11 +262,11 @@ contract FirnVerifierSetTest is FirnTest {
         vm.assertFalse(set.isVerifier(alice), "same test as isVerifier");
         set.setParameters(2 ether, UNBONDING);
         vm.assertEq(set.activeStake(bob), 0, "under a raised minimum");
+        // The raise deactivated bob (decision 1705): lowering the minimum again does not bring him
+        // back; he unbonds and may join again.
         set.setParameters(MIN, UNBONDING);
-        vm.assertEq(set.activeStake(bob), MIN, "back at the minimum");
-        vm.prank(bob);
-        set.requestLeave();
-        vm.assertEq(set.activeStake(bob), 0, "leaving");
+        vm.assertEq(set.activeStake(bob), 0, "deactivated by the raise");
+        vm.assertEq(uint256(set.getVerifier(bob).status), uint256(IFirnVerifierSet.VerifierStatus.Leaving), "leaving");
     }
 
     function test_setSlasherAndParameters() public {

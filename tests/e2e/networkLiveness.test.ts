@@ -29,6 +29,7 @@ import {
   type LivenessNetwork,
   startLivenessNetwork,
 } from '../helpers/livenessNetwork.ts';
+import { governBundleMeasurement } from '../helpers/governBundleMeasurement.ts';
 import { increaseTime, type TestNetwork } from './network.ts';
 
 let net: TestNetwork;
@@ -259,4 +260,34 @@ describe('liveness challenges and capacity rewards', () => {
       service.stop();
     }
   }, 60_000);
+  it('a node whose measurement governance revokes after it answered loses the epoch points: the challenger drops them (decision 1708)', async () => {
+    const epoch = await nextEpoch();
+    const { challenge } = await issueChallenge(verifier1, enclaveId);
+    await answerChallenge(operator, {
+      challengeId: challenge.challengeId,
+      signature: await enclaveAnswer(challenge),
+    });
+    const points = async () =>
+      verifier1.public.readContract({
+        address: rewardsAddress(verifier1),
+        abi: firnRewardsAbi,
+        functionName: 'nodePoints',
+        args: [epoch, enclaveId],
+      });
+    expect(await points()).toBeGreaterThan(0n);
+    const challenger = new LivenessChallenger(verifier2);
+    try {
+      await challenger.poll(); // challenges the (still eligible) node and takes its first log scan
+      await governBundleMeasurement(net, 'revoke');
+      await waitFor(async () => {
+        await increaseTime(net.anvil.rpcUrl, 1);
+        await challenger.poll();
+        return challenger.stats.droppedRevoked === 1;
+      }, 20_000);
+      expect(await points()).toBe(0n);
+    } finally {
+      challenger.stop();
+      await governBundleMeasurement(net, 'allow');
+    }
+  }, 90_000);
 });

@@ -37,6 +37,16 @@ interface IFirnRewards {
         bytes32 nonce;
     }
 
+    /// @notice The reward parameters in force from epoch `fromEpoch` on, until a later set's first
+    /// epoch (decision 1706). Units: seconds, answers, basis points.
+    struct RewardParameters {
+        uint64 answerWindow;
+        uint32 livenessTarget;
+        uint16 epochBudgetBps;
+        uint16 verifierShareBps;
+        uint64 fromEpoch;
+    }
+
     /// @notice One epoch's totals. Budgets are fixed when the epoch is closed (after it ended).
     struct Epoch {
         bool closed;
@@ -85,6 +95,15 @@ interface IFirnRewards {
     /// @notice renounceOwnership is disabled: treasury credits would go to address(0). Transfer
     /// ownership instead.
     error OwnershipRenounceDisabled();
+    /// @notice This pool is no longer the registry's reward pool (`registryPool` is): it takes no new
+    /// challenge, answer or work report; epochs already worked here stay closable and claimable, and
+    /// new work goes to `registryPool` (decision 1707).
+    error PoolRetired(address registryPool);
+    /// @notice dropRevokedPoints on a node whose ineligibility `reason` is not a governance
+    /// restriction (2: TEE type withdrawn, 3: measurement revoked); 0 means it is eligible.
+    error NodeNotRevoked(bytes32 enclaveId, uint8 reason);
+    /// @notice The node has no points in the current epoch `epoch` to drop.
+    error NothingToDrop(uint64 epoch, bytes32 enclaveId);
 
     event PoolFunded(address indexed from, uint256 amount);
     event ChallengeIssued(
@@ -124,7 +143,13 @@ interface IFirnRewards {
     /// @notice `amount` wei of a resume fee credited to `account`, the owner at the time, to pull
     /// with withdraw (decision 1646).
     event TreasuryCredited(address indexed account, uint256 amount);
-    event ParametersUpdated(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps);
+    /// @notice A parameter set that applies from epoch `fromEpoch` on (decision 1706).
+    event ParametersUpdated(
+        uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps, uint64 fromEpoch
+    );
+    /// @notice `points` node points of `enclaveId` in `epoch` were dropped: governance made it
+    /// ineligible during the epoch (`reason` 2: TEE type withdrawn, 3: measurement revoked; decision 1708).
+    event NodePointsDropped(uint64 indexed epoch, bytes32 indexed enclaveId, uint256 points, uint8 reason);
 
     /// @notice Add to the pool (also plain ether transfers).
     function fund() external payable;
@@ -140,6 +165,7 @@ interface IFirnRewards {
     /// challenges per node and epoch are accepted, each one it owes an answer (decision 1695).
     /// Reverts ChallengeTooLate(epoch, deadline, epochEnd) when now + answerWindow reaches the
     /// epoch's end: every accepted challenge leaves the node its whole answer window (decision 1590).
+    /// Reverts PoolRetired once this pool is no longer the registry's reward pool (decision 1707).
     function issueChallenge(bytes32 enclaveId) external returns (bytes32 challengeId);
 
     /// @notice The node's operator, after the node became unresponsive: pay at least
@@ -188,14 +214,18 @@ interface IFirnRewards {
 
     /// @notice Anyone (the node's host relays it): the enclave's EIP-712 signature over
     /// LivenessAnswer{challengeId, nonce, enclaveId, epoch}. Counts stake points for the node, up to
-    /// `livenessTarget` answers per epoch, and the issuing verifier's active stake in points.
+    /// `livenessTarget` answers per epoch, and the issuing verifier's active stake in points. The
+    /// platform's share goes to its answering enclave with the most stake, and always from a holder
+    /// that is no longer eligible to an eligible one (decisions 1622, 1708). Reverts PoolRetired
+    /// once this pool is no longer the registry's reward pool (decision 1707).
     function answerChallenge(bytes32 challengeId, bytes calldata signature) external;
 
     /// @notice Registry and job market: one work point in the current epoch for each of
     /// `verifiers`, reported only for votes whose direction was confirmed (the approvals of a round
     /// that activated, the refusals of a round that refused, the disputes of a proof that was
     /// slashed). An account that is no longer an active verifier with the minimum stake earns
-    /// nothing (VerifierWorkWithheld). Reverts NotReporter.
+    /// nothing (VerifierWorkWithheld). Reverts NotReporter, and PoolRetired once this pool is no
+    /// longer the registry's reward pool (decision 1707).
     function recordVerifierWork(address[] calldata verifiers) external;
 
     /// @notice Anyone, after `epoch` ended: fix its budget = undistributed x epochBudgetBps, split
@@ -214,11 +244,21 @@ interface IFirnRewards {
     /// fees. Reverts NothingToWithdraw when both are 0, TransferFailed.
     function withdraw() external;
 
-    /// @notice Owner (timelock): answer window (s), answers per node per epoch that count
-    /// (>= 1), share of the undistributed pool paid per epoch (bps, 1..10000), verifiers' share of
-    /// an epoch's budget (bps, <= 5000).
+    /// @notice Owner (timelock): answer window (s, < epochLength), answers per node per epoch that
+    /// count (>= 1), share of the undistributed pool paid per epoch (bps, 1..10000), verifiers' share
+    /// of an epoch's budget (bps, <= 5000). They apply from the next epoch (currentEpoch() + 1) on:
+    /// an epoch is challenged, answered and budgeted on the set in force when it began, so a change
+    /// never reprices work already done (decision 1706). A second call in the same epoch replaces
+    /// the first. Reverts InvalidParameters.
     function setParameters(uint64 answerWindow, uint32 livenessTarget, uint16 epochBudgetBps, uint16 verifierShareBps)
         external;
+
+    /// @notice Anyone (a verifier daemon, on MeasurementRevoked or AllowedTeeTypesSet): drop the
+    /// current epoch's node points of `enclaveId` after governance made it ineligible (measurement
+    /// revoked, TEE type withdrawn), with the verifier points its answers earned; its platform's
+    /// share is then free for an eligible co-tenant (decision 1708). Points of epochs that ended
+    /// before are kept. Reverts NodeNotRevoked(enclaveId, reason), NothingToDrop(epoch, enclaveId).
+    function dropRevokedPoints(bytes32 enclaveId) external;
 
     /// @notice Owner: allow a contract (registry, job market) to report verifier work.
     function setReporter(address reporter, bool allowed) external;
@@ -244,9 +284,17 @@ interface IFirnRewards {
     function totalReceived() external view returns (uint256);
     function totalAllocated() external view returns (uint256);
     function totalWithdrawn() external view returns (uint256);
+    /// @notice The parameter set in force during `epoch` (for a future epoch: the latest set, which
+    /// applies from its `fromEpoch`). `parametersAt(currentEpoch() + 1)` is what the last
+    /// setParameters wrote (decision 1706).
+    function parametersAt(uint64 epoch) external view returns (RewardParameters memory);
+    /// @notice The answer window (s) in force in the current epoch.
     function answerWindow() external view returns (uint64);
+    /// @notice The liveness target (answers) in force in the current epoch.
     function livenessTarget() external view returns (uint32);
+    /// @notice The epoch budget (bps) in force in the current epoch.
     function epochBudgetBps() external view returns (uint16);
+    /// @notice The verifiers' share (bps) in force in the current epoch.
     function verifierShareBps() external view returns (uint16);
     function isReporter(address account) external view returns (bool);
     function registry() external view returns (IFirnRegistry);

@@ -34,6 +34,8 @@ interface IFirnVerifierSet {
     error NotSlasher(address caller);
     error UnknownSnapshot(uint64 snapshotId, uint64 latest);
     error TransferFailed(address to, uint256 amount);
+    /// @notice addStake was called without value: send the wei to add as msg.value.
+    error EmptyTopUp(address account);
 
     event AdmissionSet(address indexed account, bool admitted);
     event VerifierJoined(address indexed verifier, uint256 stake, uint64 snapshotId);
@@ -43,15 +45,27 @@ interface IFirnVerifierSet {
     event ActiveStakeChanged(uint64 indexed snapshotId, uint256 totalActiveStake);
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
     event ParametersUpdated(uint256 minVerifierStake, uint64 unbondingPeriod);
-    /// @notice A slash left an active member below `minVerifierStake`: it left the active set at
-    /// once (snapshot `snapshotId`) and its remaining stake unbonds until `unbondingEndsAt`.
+    /// @notice A slash, or governance raising `minVerifierStake` (decision 1705), left an active
+    /// member below `minVerifierStake`: it left the active set at once (snapshot `snapshotId`) and
+    /// its remaining stake unbonds until `unbondingEndsAt`.
     event VerifierDeactivated(
         address indexed verifier, uint256 remainingStake, uint256 minVerifierStake, uint64 unbondingEndsAt, uint64 snapshotId
     );
 
+    /// @notice An active member added `amount` wei; its stake is now `stake`, counted from snapshot
+    /// `snapshotId` on (decision 1705).
+    event StakeAdded(address indexed verifier, uint256 amount, uint256 stake, uint64 snapshotId);
+
     /// @notice Join with a stake of at least `minVerifierStake()` (msg.value). Only accounts that
     /// governance admitted may join (reverts NotAdmitted, AlreadyMember, StakeTooLow).
     function join() external payable;
+
+    /// @notice Active member: add msg.value (wei) to its stake, e.g. to stay at or above a raised
+    /// `minVerifierStake` while governance's delay runs (decision 1705). Creates a new snapshot: the
+    /// member votes with the larger stake in rounds opened from it on, and with the stake it had
+    /// before in rounds opened earlier, whose totals counted only that (reverts NotVerifier for an
+    /// account that is not an active member, EmptyTopUp without value).
+    function addStake() external payable;
 
     /// @notice Stop voting at once and start the unbonding period (reverts NotVerifier). The stake
     /// stays slashable until withdrawn.
@@ -66,7 +80,11 @@ interface IFirnVerifierSet {
     /// @notice Owner (timelock): the contract allowed to slash verifiers (the job market).
     function setSlasher(address newSlasher) external;
 
-    /// @notice Owner (timelock): minimum stake for new members (wei) and unbonding period (seconds).
+    /// @notice Owner (timelock): minimum stake (wei) and unbonding period (seconds). Raising the
+    /// minimum deactivates, in the same call, every active member holding less (status Leaving,
+    /// unbonding from now, VerifierDeactivated, one new snapshot without their stake), so that no
+    /// quorum counts stake that cannot vote (decision 1705); members top up with addStake before
+    /// the change executes. Walks the active set once.
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external;
 
     /// @notice Slasher only: take up to `amount` of `verifier`'s stake (Active or Leaving) and send it
@@ -79,7 +97,7 @@ interface IFirnVerifierSet {
         returns (uint256 slashed);
 
     /// @notice True when `account` has joined, not requested to leave (nor been deactivated by a
-    /// slash) and holds at least `minVerifierStake()`.
+    /// slash or a raised minimum, decision 1705) and holds at least `minVerifierStake()`.
     function isVerifier(address account) external view returns (bool);
 
     /// @notice The stake (wei) `account` earns and votes with now: its stake when it is an active
@@ -111,7 +129,8 @@ interface IFirnVerifierSet {
     function totalStakeAt(uint64 snapshotId) external view returns (uint256);
 
     /// @notice Vote weight (wei) of `account` in a round opened at `snapshotId`: its stake when it
-    /// is active now with at least `minVerifierStake()` and joined at or before that snapshot, else 0.
+    /// is active now with at least `minVerifierStake()` and joined at or before that snapshot, else 0;
+    /// never more than the stake it held at that snapshot (a later addStake adds nothing there).
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256);
 
     function minVerifierStake() external view returns (uint256);

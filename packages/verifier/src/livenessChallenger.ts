@@ -1,7 +1,9 @@
 import {
   ChainRevertedError,
   claimVerifierReward,
+  dropRevokedPoints,
   type FirnClients,
+  firnRegistryAbi,
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
@@ -56,6 +58,11 @@ export interface LivenessChallengerStats {
   skippedLate: number;
   /** Accepted on chain but not by this verifier's own check (should never happen; logged as an error). */
   mismatched: number;
+  /**
+   * Nodes whose points of the epoch this daemon dropped after governance made them ineligible
+   * (measurement revoked, TEE type withdrawn; decision 1708).
+   */
+  droppedRevoked: number;
   /** Wei of this verifier's rewards credited by its claims. */
   rewardsClaimed: bigint;
 }
@@ -71,6 +78,13 @@ interface Open {
   /** Re-checks that found no ChallengeAnswered log yet (an RPC whose log index lags its head). */
   unseen?: number;
 }
+
+/** IFirnRegistry.ineligibility reasons that are governance restrictions (decision 1708). */
+const INELIGIBLE_TEE_TYPE = 2;
+const INELIGIBLE_MEASUREMENT = 3;
+
+/** Chain seconds between two scans of the registry's logs for governance restrictions (1708). */
+const RESTRICTION_SCAN_SECONDS = 60n;
 
 /** Polls an answered challenge's log may lag behind the head before it counts as a mismatch. */
 const ANSWER_LOG_LAG_POLLS = 10;
@@ -96,6 +110,7 @@ export class LivenessChallenger {
     skippedUnresponsive: 0,
     skippedLate: 0,
     mismatched: 0,
+    droppedRevoked: 0,
     rewardsClaimed: 0n,
   };
   private readonly open = new Map<Hex, Open>();
@@ -115,6 +130,8 @@ export class LivenessChallenger {
   private lateEpoch: bigint | undefined;
   /** Last epoch whose end the reward claim and the withdrawal check ran for. */
   private claimedThrough: bigint | undefined;
+  /** Last block scanned for MeasurementRevoked and AllowedTeeTypesSet, and its time (decision 1708). */
+  private restrictionsScanned: { block: bigint; at: bigint } | undefined;
 
   constructor(
     readonly clients: FirnClients,
@@ -163,6 +180,7 @@ export class LivenessChallenger {
         return false;
       };
       if (inTime()) await this.challengeAll(epoch, head.number, inTime);
+      await this.dropAfterRestrictions(epoch, head, clock.epochLength);
       await this.follow(head.timestamp);
       if (this.claimedThrough !== epoch) {
         await this.claim(epoch);
@@ -202,7 +220,14 @@ export class LivenessChallenger {
       // Too little of the epoch left for a whole answer window: the rest wait for the next one.
       if (!inTime()) return;
       done.add(enclaveId);
-      if ((await getIneligibility(this.clients, enclaveId)) !== 0) continue;
+      const reason = await getIneligibility(this.clients, enclaveId);
+      if (reason !== 0) {
+        // Made ineligible by governance during the epoch: its points of the epoch, and its
+        // platform's share, go (decision 1708). Not Active (exit, slash): nothing to do.
+        if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
+          await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+        continue;
+      }
       // A node that missed its last challenged epoch takes one challenge per epoch, none after
       // MAX_MISSED_EPOCHS missed since its last resume, and none once its answers plus open
       // challenges reach livenessTarget in the epoch (decisions 1576, 1695): read first, so a
@@ -244,6 +269,15 @@ export class LivenessChallenger {
           });
           return;
         }
+        if (e instanceof ChainRevertedError && e.errorName === 'PoolRetired') {
+          // Governance moved the registry to another pool (decision 1707): this deployment file
+          // names a pool that takes no new work. Nothing more to issue here.
+          this.opts.logger?.error(
+            "liveness challenges refused: the rewards contract is no longer the registry's pool; update the deployment file",
+            { rewards: rewardsAddress(this.clients), registryPool: String(e.args?.[0]) },
+          );
+          return;
+        }
         if (
           e instanceof ChainRevertedError &&
           (e.errorName === 'LivenessTargetReached' || e.errorName === 'NodeOnProbation')
@@ -263,6 +297,76 @@ export class LivenessChallenger {
           message: isFirnError(e) ? e.message : String(e),
         });
       }
+    }
+  }
+
+  /**
+   * After a MeasurementRevoked or AllowedTeeTypesSet since the last scan, drops this epoch's points
+   * of every Active node that governance made ineligible (decision 1708): a node revoked after this
+   * daemon challenged it this epoch is not looked at again by challengeAll. At most one log read
+   * per RESTRICTION_SCAN_SECONDS of chain time (a tenth of a shorter epoch), over the blocks since
+   * the last one.
+   */
+  private async dropAfterRestrictions(
+    epoch: bigint,
+    head: { number: bigint; timestamp: bigint },
+    epochLength: bigint,
+  ): Promise<void> {
+    const headNumber = head.number;
+    const last = this.restrictionsScanned;
+    const tenth = epochLength / 10n > 0n ? epochLength / 10n : 1n;
+    const every = tenth < RESTRICTION_SCAN_SECONDS ? tenth : RESTRICTION_SCAN_SECONDS;
+    if (last !== undefined && (headNumber <= last.block || head.timestamp < last.at + every)) return;
+    const logs = await this.clients.public.getContractEvents({
+      address: this.clients.addresses.registry,
+      abi: firnRegistryAbi,
+      fromBlock: last === undefined ? headNumber : last.block + 1n,
+      toBlock: headNumber,
+    });
+    this.restrictionsScanned = { block: headNumber, at: head.timestamp };
+    if (!logs.some((l) => l.eventName === 'MeasurementRevoked' || l.eventName === 'AllowedTeeTypesSet'))
+      return;
+    for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active, 200, headNumber)) {
+      if (this.stopped) return;
+      const reason = await getIneligibility(this.clients, enclaveId);
+      if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
+        await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+    }
+  }
+
+  /**
+   * Drops the epoch's points of a node governance made ineligible, when it has any (read at
+   * `headNumber` first, so a node without points costs no gas). Another verifier dropping them
+   * first (NothingToDrop) is not an error.
+   */
+  private async dropRevoked(
+    epoch: bigint,
+    enclaveId: Hex,
+    headNumber: bigint,
+    reason: number,
+  ): Promise<void> {
+    const points = await this.clients.public.readContract({
+      address: rewardsAddress(this.clients),
+      abi: firnRewardsAbi,
+      functionName: 'nodePoints',
+      args: [epoch, enclaveId],
+      blockNumber: headNumber,
+    });
+    if (points === 0n) return;
+    try {
+      await dropRevokedPoints(this.clients, enclaveId);
+      this.stats.droppedRevoked++;
+      this.opts.logger?.info('revoked node: its points of the epoch dropped', {
+        enclaveId,
+        epoch: epoch.toString(),
+        reason,
+      });
+    } catch (e) {
+      if (e instanceof ChainRevertedError && e.errorName === 'NothingToDrop') return;
+      this.opts.logger?.warn('revoked node: points not dropped', {
+        enclaveId,
+        message: isFirnError(e) ? e.message : String(e),
+      });
     }
   }
 

@@ -117,7 +117,10 @@ export function parseParameterName(name: string): { contract: GovernedContract; 
   return { contract: c, param };
 }
 
-/** The current values of one contract's governed parameters, in setParameters order. */
+/**
+ * The current values of one contract's governed parameters, in setParameters order. For rewards:
+ * the set the last setParameters wrote, which applies from its first epoch on (decision 1706).
+ */
 export async function readParameters(
   clients: FirnClients,
   contract: GovernedContract,
@@ -133,6 +136,19 @@ export async function readParameters(
           : { address: requireRewards(d), abi: firnRewardsAbi };
   const out: Record<string, bigint> = {};
   try {
+    if (contract === 'rewards') {
+      // A rewards set applies from the next epoch (decision 1706): the set the last setParameters
+      // wrote, so a change of one parameter keeps one still waiting for its epoch.
+      const rewards = { address: requireRewards(d), abi: firnRewardsAbi } as const;
+      const epoch = await clients.public.readContract({ ...rewards, functionName: 'currentEpoch' });
+      const latest = await clients.public.readContract({
+        ...rewards,
+        functionName: 'parametersAt',
+        args: [epoch + 1n],
+      });
+      for (const name of GOVERNANCE_PARAMETERS.rewards) out[name] = BigInt(latest[name]);
+      return out;
+    }
     for (const name of GOVERNANCE_PARAMETERS[contract]) {
       const v = await clients.public.readContract({
         address: target.address,

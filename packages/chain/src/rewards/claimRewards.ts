@@ -57,3 +57,18 @@ export async function fundRewards(clients: FirnClients, amount: bigint): Promise
     value: amount,
   });
 }
+
+/**
+ * Anyone (a verifier daemon): drop the current epoch's node points of `enclaveId` after governance
+ * made it ineligible (measurement revoked: ineligibility 3; TEE type withdrawn: 2), with the
+ * verifier points its answers earned, so its platform's share goes to an eligible co-tenant
+ * (decision 1708). Reverts NodeNotRevoked(enclaveId, reason), NothingToDrop(epoch, enclaveId).
+ */
+export async function dropRevokedPoints(clients: FirnClients, enclaveId: Hex): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: rewardsAddress(clients),
+    abi: firnRewardsAbi,
+    functionName: 'dropRevokedPoints',
+    args: [assertBytes32(enclaveId, 'enclaveId')],
+  });
+}

@@ -25,3 +25,19 @@ export async function leaveVerifierSet(clients: FirnClients): Promise<WriteResul
     args: [],
   });
 }
+
+/**
+ * Active member: add `amount` wei to the verifier stake, e.g. before a raised minVerifierStake
+ * executes (a raise deactivates every member below it; decision 1705). The larger stake votes in
+ * rounds opened after this call; rounds already open keep the stake they counted. Reverts
+ * NotVerifier (not an active member), EmptyTopUp (amount 0).
+ */
+export async function addVerifierStake(clients: FirnClients, amount: bigint): Promise<WriteResult> {
+  return writeContractAndWait(clients, {
+    address: clients.addresses.verifierSet,
+    abi: firnVerifierSetAbi,
+    functionName: 'addStake',
+    args: [],
+    value: amount,
+  });
+}
