@@ -303,23 +303,28 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev Lapse first (decision 1723): a claim past its timeout or the deadline is forfeit
+    /// whatever the registry says now, so a later revocation cannot return a bond the node's own
+    /// inaction lost. Only a claim still running asks the registry (1702).
     function releaseJob(bytes32 jobId) external {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Claimed) revert UnexpectedJobStatus(jobId, j.status);
-        if (j.claimant != msg.sender) revert NotClaimant(jobId, msg.sender);
-        // The job is Open again, then the bond is credited to the owner's treasury (decision 1625),
-        // or back to the claimant when governance made its node ineligible since the claim (1702).
-        j.status = JobStatus.Open;
+        address claimant = j.claimant;
         bytes32 enclaveId = j.enclaveId;
+        uint8 revoked = _claimLapsed(j) ? 0 : _revokedSinceClaim(enclaveId);
+        // Anyone may end a running claim whose node governance made ineligible (1723).
+        if (claimant != msg.sender && revoked == 0) revert NotClaimant(jobId, msg.sender);
+        // The job is Open again, then the bond is credited to the owner's treasury (decision 1625),
+        // or back to the claimant when governance made its node ineligible during the claim (1702).
+        j.status = JobStatus.Open;
         emit JobReleased(jobId, enclaveId);
-        uint8 revoked = _revokedSinceClaim(enclaveId);
         if (revoked == 0) {
             _forfeitBond(jobId, j);
             return;
         }
         uint256 bond = _clearClaim(j);
         _totalBonds -= uint128(bond);
-        _returnBond(jobId, enclaveId, revoked, bond);
+        _returnBond(jobId, enclaveId, claimant, revoked, bond);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -387,7 +392,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         // prove any more, through no act of its own, so it keeps its whole bond (decision 1702).
         uint8 revoked = _revokedSinceClaim(enclaveId);
         if (revoked != 0) {
-            _returnBond(jobId, enclaveId, revoked, bond);
+            _returnBond(jobId, enclaveId, msg.sender, revoked, bond);
             return;
         }
         uint64 end = expiresAt < deadline ? expiresAt : deadline;
@@ -523,14 +528,21 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     /// @dev The requester may cancel an Open job at any time (nobody works on it), a Claimed job
     /// once the deadline or the claim timeout has passed (the claim lapsed: its bond goes to the
-    /// owner's treasury, decision 1625), and a Failed or Slashed job at once. The requester gets exactly
-    /// its escrow back.
+    /// owner's treasury, decision 1625), a Claimed job still running whose node governance made
+    /// ineligible (its whole bond goes back to the claimant, decision 1723), and a Failed or Slashed
+    /// job at once. The requester gets exactly its escrow back.
     function reclaim(bytes32 jobId) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.requester != msg.sender) revert NotRequester(jobId, msg.sender);
         JobStatus s = j.status;
-        bool lapsed = s == JobStatus.Claimed && (block.timestamp > j.deadline || block.timestamp > j.claimExpiresAt);
-        if (!(lapsed || s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed)) {
+        bool lapsed = false;
+        uint8 revoked = 0;
+        if (s == JobStatus.Claimed) {
+            // Lapse first: a lapsed claim is forfeit whatever the registry says now (1723).
+            lapsed = _claimLapsed(j);
+            if (!lapsed) revoked = _revokedSinceClaim(j.enclaveId);
+        }
+        if (!(lapsed || revoked != 0 || s == JobStatus.Open || s == JobStatus.Failed || s == JobStatus.Slashed)) {
             revert NotReclaimable(jobId, s);
         }
         uint256 refund = j.escrow;
@@ -539,7 +551,15 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _totalEscrow -= uint128(refund);
         emit JobReclaimed(jobId, msg.sender, refund);
         _credit(msg.sender, refund);
-        if (lapsed) _forfeitBond(jobId, j);
+        if (lapsed) {
+            _forfeitBond(jobId, j);
+        } else if (revoked != 0) {
+            bytes32 enclaveId = j.enclaveId;
+            address claimant = j.claimant;
+            uint256 bond = _clearClaim(j);
+            _totalBonds -= uint128(bond);
+            _returnBond(jobId, enclaveId, claimant, revoked, bond);
+        }
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -894,21 +914,29 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.factsHash = bytes32(0);
     }
 
+    /// @dev True once the claim is past its timeout or the job's deadline (the claim's end): from
+    /// then on no proof or failure is taken and its bond is forfeit (decisions 1625, 1723).
+    function _claimLapsed(Job storage j) private view returns (bool) {
+        return block.timestamp > j.deadline || block.timestamp > j.claimExpiresAt;
+    }
+
     /// @dev NodeNotEligible's reason (3 measurement revoked, 5 TEE type no longer allowed) when the
     /// registry now refuses the claimed node for a change governance or the guardian made, else 0.
-    /// A claim is only taken by an eligible node, so such a change came after the claim; a node
-    /// that is no longer Active (its own exit, a slash) gets 0: that was its act (decision 1702).
+    /// A claim is only taken by an eligible node, so such a change came after the claim; callers ask
+    /// only while the claim runs (not `_claimLapsed`), so it also came before the claim's end
+    /// (decision 1723). A node that is no longer Active (its own exit, a slash) gets 0: that was its
+    /// act (decision 1702).
     function _revokedSinceClaim(bytes32 enclaveId) private view returns (uint8) {
         uint8 r = _registry.ineligibility(enclaveId);
         if (r == 2 || r == 3) return _submitReason(r);
         return 0;
     }
 
-    /// @dev The whole bond of a claim ended because of `_revokedSinceClaim` goes back to the claimant
-    /// (its amount is already out of `_totalBonds`).
-    function _returnBond(bytes32 jobId, bytes32 enclaveId, uint8 reason, uint256 bond) private {
+    /// @dev The whole bond of a claim ended because of `_revokedSinceClaim` goes back to its
+    /// claimant, whoever ended it (its amount is already out of `_totalBonds`).
+    function _returnBond(bytes32 jobId, bytes32 enclaveId, address claimant, uint8 reason, uint256 bond) private {
         emit ClaimBondReturned(jobId, enclaveId, reason, bond);
-        _credit(msg.sender, bond);
+        _credit(claimant, bond);
     }
 
     /// @dev Decisions 1625 and its amendment: a forfeited claim bond (or failJob's share of it) is

@@ -309,6 +309,124 @@ contract FirnMidFlightTermsTest is FirnFixture {
         vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND / 10, "one tenth back");
     }
 
+    // ------------------------------------------------------------ 1723 lapse first, no hostage
+
+    function _assertBondBooks() internal view {
+        vm.assertEq(
+            address(market).balance,
+            market.totalEscrow() + market.totalBonds() + market.totalWithdrawable() + market.feesHeld(),
+            "market balance == escrow + bonds + credits + held fees"
+        );
+    }
+
+    /// @notice A claim that lapsed by the node's inaction stays forfeit when the measurement is
+    /// revoked after the lapse: releaseJob credits the whole bond to the treasury, none to the node.
+    function test_lapsedClaimReleasedAfterARevocationIsForfeit() public {
+        bytes32 jobId = _post(3 ether, 1 hours);
+        _claim(jobId);
+        vm.warp(block.timestamp + 2 hours);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondForfeited(jobId, nodeA.enclaveId, owner, CLAIM_BOND);
+        vm.prank(nodeA.operator);
+        market.releaseJob(jobId);
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "nothing back to the node");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND, "the whole bond to the treasury");
+        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Open), "open again");
+        _assertBondBooks();
+    }
+
+    /// @notice The same lapse ended by the requester's reclaim after a TEE type was disallowed: the
+    /// bond is forfeit too (lapse first on every path).
+    function test_lapsedClaimReclaimedAfterADisallowedTeeTypeIsForfeit() public {
+        bytes32 jobId = _post(3 ether, 1 hours);
+        _claim(jobId);
+        vm.warp(block.timestamp + 1 hours + 1);
+        registry.setAllowedTeeTypes(ALL_TEE_TYPES & ~uint8(1 << SIM));
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 3 ether, "escrow back");
+        vm.assertEq(market.withdrawable(nodeA.operator), 0, "nothing back to the node");
+        vm.assertEq(market.withdrawable(owner), CLAIM_BOND, "the whole bond to the treasury");
+        _assertBondBooks();
+    }
+
+    /// @notice A measurement revoked during a 7-day claim: the requester reclaims a second later;
+    /// the escrow comes back and the whole bond goes to the claimant, not to the requester.
+    function test_requesterReclaimsARevokedClaimAtOnce() public {
+        bytes32 jobId = _post(3 ether, 7 days);
+        _claim(jobId);
+        vm.warp(block.timestamp + 1 hours);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.warp(block.timestamp + 1);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondReturned(jobId, nodeA.enclaveId, 3, CLAIM_BOND);
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 3 ether, "exactly the escrow");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "whole bond to the claimant");
+        vm.assertEq(market.withdrawable(owner), 0, "nothing forfeited");
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Reclaimed), "reclaimed");
+        vm.assertEq(j.claimant, address(0), "claim cleared");
+        vm.assertEq(market.totalBonds(), 0, "bond out of the books");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnJobMarket.UnexpectedJobStatus.selector, jobId, IFirnJobMarket.JobStatus.Reclaimed
+            )
+        );
+        vm.prank(nodeA.operator);
+        market.releaseJob(jobId);
+        _assertBondBooks();
+    }
+
+    /// @notice Anyone may end a running claim whose TEE type was disallowed: the job is Open again
+    /// and the whole bond goes to the claimant, never to the caller.
+    function test_anyoneReleasesARevokedClaim() public {
+        bytes32 jobId = _post(3 ether, 7 days);
+        _claim(jobId);
+        vm.warp(block.timestamp + 1 hours);
+        registry.setAllowedTeeTypes(ALL_TEE_TYPES & ~uint8(1 << SIM));
+        address stranger = address(0xBEEF);
+        vm.expectEmit(address(market));
+        emit IFirnJobMarket.ClaimBondReturned(jobId, nodeA.enclaveId, 5, CLAIM_BOND);
+        vm.prank(stranger);
+        market.releaseJob(jobId);
+        vm.assertEq(market.withdrawable(stranger), 0, "the caller gets nothing");
+        vm.assertEq(market.withdrawable(nodeA.operator), CLAIM_BOND, "whole bond to the claimant");
+        IFirnJobMarket.Job memory j = market.getJob(jobId);
+        vm.assertEq(uint256(j.status), uint256(IFirnJobMarket.JobStatus.Open), "open again");
+        vm.assertEq(j.claimant, address(0), "claim cleared");
+        _assertBondBooks();
+    }
+
+    /// @notice Without a governance restriction a running claim stays the claimant's: a stranger's
+    /// release reverts NotClaimant and the requester's reclaim NotReclaimable, also after the
+    /// node's own exit (registry ineligibility 1, its act).
+    function test_eligibleOrExitedClaimantKeepsItsRunningClaim() public {
+        bytes32 jobId = _post(3 ether, 7 days);
+        _claim(jobId);
+        vm.warp(block.timestamp + 1 hours);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, address(0xBEEF)));
+        vm.prank(address(0xBEEF));
+        market.releaseJob(jobId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NotReclaimable.selector, jobId, IFirnJobMarket.JobStatus.Claimed)
+        );
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.prank(nodeA.operator);
+        registry.requestExit(nodeA.enclaveId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NotReclaimable.selector, jobId, IFirnJobMarket.JobStatus.Claimed)
+        );
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NotClaimant.selector, jobId, address(0xBEEF)));
+        vm.prank(address(0xBEEF));
+        market.releaseJob(jobId);
+    }
+
     // ------------------------------------------------------------ 1703 no renounce
 
     function test_renounceOwnershipIsDisabled() public {

@@ -259,9 +259,10 @@ interface IFirnJobMarket {
     event JobFailureAttested(
         bytes32 indexed jobId, bytes32 indexed enclaveId, uint16 reasonCode, uint64 failedAt, address signer
     );
-    /// @notice The claimant of a Claimed job gave it up (failJob or releaseJob) after governance or
-    /// the guardian made its node ineligible since the claim (`reason` 3 its measurement revoked, 5
-    /// its TEE type no longer allowed): the whole bond was credited back (decision 1702).
+    /// @notice A running claim ended (the claimant's failJob or releaseJob, anyone's releaseJob, the
+    /// requester's reclaim) after governance or the guardian made its node ineligible during the
+    /// claim (`reason` 3 its measurement revoked, 5 its TEE type no longer allowed): the whole bond
+    /// was credited back to the claimant (decisions 1702, 1723). A lapsed claim never gets this.
     event ClaimBondReturned(bytes32 indexed jobId, bytes32 indexed enclaveId, uint8 reason, uint256 bond);
     /// @notice A finding concluded but the registry no longer lets this market slash (a market
     /// migration after the window's last lock): the job is Slashed and its escrow and bond go back
@@ -287,8 +288,12 @@ interface IFirnJobMarket {
     /// is superseded and its bond goes to the owner (ClaimBondForfeited). Locks the node's stake until the claim's
     /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
-    /// @notice Claimant gives the job back before its claim lapses; the job is Open again and the
-    /// bond goes to the owner (ClaimBondForfeited; decision 1625).
+    /// @notice Claimant gives the job back; the job is Open again and the bond goes to the owner
+    /// (ClaimBondForfeited; decision 1625). After the lapse (claim timeout or deadline passed) the
+    /// bond is forfeit whatever the registry says. While the claim runs and the node's measurement
+    /// is revoked or its TEE type disallowed (registry ineligibility 3 or 2), anyone may call this:
+    /// the job is Open again and the whole bond goes back to the claimant (ClaimBondReturned;
+    /// decisions 1702, 1723). Otherwise a caller other than the claimant gets NotClaimant.
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
@@ -324,7 +329,10 @@ interface IFirnJobMarket {
     /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external;
     /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, whose
-    /// bond then goes to the reward pool; Failed; Slashed with the slashed stake and bond).
+    /// bond then goes to the owner's treasury; Claimed and running while governance has made the
+    /// claimed node ineligible (measurement revoked, TEE type disallowed), whose whole bond then goes
+    /// back to the claimant (ClaimBondReturned, decision 1723); Failed; Slashed with the slashed stake
+    /// and bond). Anything else reverts NotReclaimable.
     function reclaim(bytes32 jobId) external;
     /// @notice Pay the caller's withdrawable balance. Works while paused.
     function withdraw() external;
