@@ -6,6 +6,7 @@ import {
   type FirnJob,
   finalizeJob,
   firnJobMarketAbi,
+  getIneligibility,
   getJob,
   getWithdrawable,
   getNode,
@@ -230,6 +231,29 @@ export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: st
 }
 
 /**
+ * Whether the requester may reclaim `j` now (FirnJobMarket.reclaim): Open, Failed or Slashed; a
+ * Claimed job whose claim lapsed (`lapsed`: its bond goes to the treasury, decision 1625); or a
+ * Claimed job still running whose node governance made ineligible after its claim (`restricted`:
+ * registry ineligibility 2, TEE type withdrawn, or 3, measurement revoked; the whole bond goes back
+ * to the node, decision 1723). `now` is the chain's time, unix seconds. Reads the registry only for
+ * a running claim; chain read errors propagate as FirnError.
+ */
+async function reclaimable(
+  c: FirnClients,
+  j: FirnJob,
+  now: bigint,
+): Promise<{ ok: boolean; lapsed: boolean; restricted: boolean }> {
+  const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
+  let restricted = false;
+  if (j.status === JobStatus.Claimed && !lapsed) {
+    const reason = await getIneligibility(c, j.enclaveId);
+    restricted = reason === 2 || reason === 3;
+  }
+  const ok = lapsed || restricted || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status);
+  return { ok, lapsed, restricted };
+}
+
+/**
  * `firn job reclaim JOBID`: refund a job the requester can no longer use (Open, Failed, Slashed,
  * or Claimed with a lapsed claim) and withdraw the credit.
  */
@@ -257,11 +281,10 @@ export async function jobReclaim(chain: ResolvedChain, id: string, keyFile?: str
     }
   }
   const now = await chainNow(c, dueOf(j));
-  const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
-  if (!(lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)))
-    throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
-  // Exactly the escrow: a lapsed claim's bond goes to the governance treasury, never to the
-  // requester (decision 1625).
+  const { ok, lapsed } = await reclaimable(c, j, now);
+  if (!ok) throw new FirnError('E_CONFLICT', `job ${jobId} cannot be reclaimed: ${jobAdvice(j, now)}`);
+  // Exactly the escrow: a lapsed claim's bond goes to the governance treasury, a restricted one's
+  // back to its node, never to the requester (decisions 1625, 1723).
   const refund = j.escrow;
   if (lapsed) await blockAfter(c, j);
   const tx = await reclaimJob(c, jobId);
@@ -547,8 +570,8 @@ export async function jobRetry(
       `${stale}: retry would reclaim and repeat a job it does not know; nothing was sent. Run the ${rec.command} command again instead`,
     );
   const now = await chainNow(c, dueOf(j));
-  const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
-  if (lapsed || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status)) {
+  const { ok, lapsed } = await reclaimable(c, j, now);
+  if (ok) {
     if (lapsed) await blockAfter(c, j);
     await reclaimJob(c, jobId);
     io.stderr.write(`job ${jobId} reclaimed: ${formatEther(j.escrow)} ETH of escrow credited back\n`);
