@@ -531,6 +531,16 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    function restriction(bytes32 enclaveId) external view returns (uint8) {
+        Node storage n = _nodes[enclaveId];
+        if (n.status == NodeStatus.None) return 0;
+        uint8 t = n.teeType;
+        if (_allowedTeeTypes & (uint8(1) << t) == 0) return INELIGIBLE_TEE_TYPE;
+        if (!_allowed[t][n.measurement]) return INELIGIBLE_MEASUREMENT;
+        return 0;
+    }
+
+    /// @inheritdoc IFirnRegistry
     function isEligible(bytes32 enclaveId) external view returns (bool) {
         return _ineligibility(_nodes[enclaveId]) == 0;
     }

@@ -73,6 +73,14 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         bool claimed;
     }
 
+    /// @dev Points dropped from revoked nodes in an epoch that stay in the epoch's totals with no
+    /// owner (decision 1726): their share of the epoch's budgets is never allocated and stays in the
+    /// pool, so a drop moves no money to other nodes or verifiers.
+    struct VoidPoints {
+        uint256 node;
+        uint256 verifier;
+    }
+
     /// @dev One verifier point granted for an answer of a platform's share holder (decision 1670):
     /// the challenging verifier and the points it earned (its active stake, saturating at 2^96 - 1
     /// wei), taken back when the holder is replaced in the same epoch.
@@ -120,6 +128,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(bytes32 enclaveId => NodeEpoch)) private _nodeEpochs;
     mapping(uint64 epoch => mapping(address verifier => VerifierEpoch)) private _verifierEpochs;
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
+    /// @dev The platform's best answering enclave other than its share holder in the epoch (eligible
+    /// when recorded; most stake, ties in the holder order of decision 1622): the one that takes the
+    /// share, with its earlier answers, when the holder's points are dropped (decision 1726).
+    mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformRunnerUp;
+    mapping(uint64 epoch => VoidPoints) private _voidPoints;
     /// @dev The verifier point each answer of a platform's share holder earned in the epoch, by the
     /// answer's index in the node's epoch count (NodeEpoch.answers before it; decision 1670). Keyed
     /// by that index rather than pushed to an array: no length slot to write on each answer.
@@ -289,23 +302,15 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         bytes32 holder = _platformHolder[epoch][node.platformIdHash];
         if (holder == bytes32(0)) {
             _platformHolder[epoch][node.platformIdHash] = enclaveId;
-        } else if (holder != enclaveId) {
-            if (!_takesPlatformShare(epoch, enclaveId, node.stake, holder)) {
-                // Counted towards the liveness target (no points): a node that answered its target
-                // is not challenged again in the epoch (decision 1594), holder or not.
-                NodeEpoch storage other = _nodeEpochs[epoch][enclaveId];
-                other.answers += 1;
-                emit ChallengeAnswered(challengeId, enclaveId, epoch, other.points, ep.nodePoints);
-                return;
-            }
-            NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
-            ep.nodePoints -= replaced.points;
-            emit PlatformShareReplaced(epoch, node.platformIdHash, holder, enclaveId);
-            replaced.points = 0;
-            _platformHolder[epoch][node.platformIdHash] = enclaveId;
-            // The replaced holder's answers earn the platform nothing in the end, so neither do
-            // their challenges (decision 1670): the verifier points go with the node points.
-            _revokeAnswerCredits(epoch, holder, replaced.answers);
+        } else if (holder != enclaveId && !_contestShare(epoch, enclaveId, node, holder)) {
+            // Counted towards the liveness target (no points): a node that answered its target
+            // is not challenged again in the epoch (decision 1594), holder or not. Its answers
+            // are credited if it takes the share when the holder's points are dropped (1726).
+            NodeEpoch storage other = _nodeEpochs[epoch][enclaveId];
+            if (other.operator == address(0)) other.operator = node.operator;
+            other.answers += 1;
+            emit ChallengeAnswered(challengeId, enclaveId, epoch, other.points, ep.nodePoints);
+            return;
         }
 
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
@@ -319,6 +324,33 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         emit ChallengeAnswered(challengeId, enclaveId, epoch, ne.points, ep.nodePoints);
         uint96 granted = _addVerifierPoint(c.verifier, epoch);
         if (granted != 0) _answerCredits[epoch][enclaveId][index] = AnswerCredit(c.verifier, granted);
+    }
+
+    /// @dev `enclaveId` (eligible, summary `node`) answered on a platform whose share `holder` holds
+    /// in `epoch`. Returns true when it takes the share (decisions 1622, 1708): the holder's node
+    /// points leave the epoch's total with the verifier points its answers earned (1670), and an
+    /// eligible holder replaced by more stake stays the platform's next in line. Else records
+    /// `enclaveId` as next in line when it outranks the one recorded (1726) and returns false.
+    function _contestShare(uint64 epoch, bytes32 enclaveId, IFirnRegistry.NodeSummary memory node, bytes32 holder)
+        private
+        returns (bool)
+    {
+        (bool takes, bool holderEligible, uint256 holderStake) =
+            _takesPlatformShare(epoch, enclaveId, node.stake, holder);
+        if (!takes) {
+            _noteRunnerUp(epoch, node.platformIdHash, enclaveId, node.stake);
+            return false;
+        }
+        if (holderEligible) _noteRunnerUp(epoch, node.platformIdHash, holder, holderStake);
+        NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
+        _epochs[epoch].nodePoints -= replaced.points;
+        emit PlatformShareReplaced(epoch, node.platformIdHash, holder, enclaveId);
+        replaced.points = 0;
+        _platformHolder[epoch][node.platformIdHash] = enclaveId;
+        // The replaced holder's answers earn the platform nothing in the end, so neither do
+        // their challenges (decision 1670): the verifier points go with the node points.
+        _revokeAnswerCredits(epoch, holder, replaced.answers, false);
+        return true;
     }
 
     /// @dev The node answered one of its open challenges of `epoch` (the current one, so the slot's
@@ -337,19 +369,37 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @dev Takes back every verifier point the answers of `enclaveId` earned in `epoch` while it
     /// held its platform's share, and forgets them (decision 1670). The node's answers in an epoch
     /// come from distinct verifiers (one challenge per verifier, node and epoch), so the loop is
-    /// bounded by the verifier count; answers that earned no point have no credit.
-    function _revokeAnswerCredits(uint64 epoch, bytes32 enclaveId, uint32 answers) private {
+    /// bounded by the verifier count; answers that earned no point have no credit. `keepVoid`: the
+    /// points stay in the epoch's total as void points (a drop, decision 1726) instead of leaving it
+    /// (a replacement by a co-tenant, 1670).
+    function _revokeAnswerCredits(uint64 epoch, bytes32 enclaveId, uint32 answers, bool keepVoid) private {
         mapping(uint32 => AnswerCredit) storage credits = _answerCredits[epoch][enclaveId];
-        Epoch storage ep = _epochs[epoch];
+        uint256 revoked;
         for (uint32 i = 0; i < answers; ++i) {
             AnswerCredit memory credit = credits[i];
             if (credit.points == 0) continue;
             delete credits[i];
             VerifierEpoch storage ve = _verifierEpochs[epoch][credit.verifier];
             ve.points -= credit.points;
-            ep.verifierPoints -= credit.points;
+            revoked += credit.points;
             emit VerifierWorkRevoked(credit.verifier, epoch, enclaveId, ve.points);
         }
+        if (revoked == 0) return;
+        if (keepVoid) _voidPoints[epoch].verifier += revoked;
+        else _epochs[epoch].verifierPoints -= revoked;
+    }
+
+    /// @dev Records `enclaveId` (eligible, stake `stake`, an answer of it counted on `platformIdHash`
+    /// in `epoch` without the share) as the platform's next in line when it outranks the one
+    /// recorded, or that one is no longer eligible (decision 1726). One summary read at most.
+    function _noteRunnerUp(uint64 epoch, bytes32 platformIdHash, bytes32 enclaveId, uint256 stake) private {
+        bytes32 current = _platformRunnerUp[epoch][platformIdHash];
+        if (current == enclaveId) return;
+        if (current != bytes32(0)) {
+            (bool outranks,,) = _takesPlatformShare(epoch, enclaveId, stake, current);
+            if (!outranks) return;
+        }
+        _platformRunnerUp[epoch][platformIdHash] = enclaveId;
     }
 
     /// @dev True when `enclaveId` (eligible, stake `stake`) takes the platform's share from `holder`
@@ -358,32 +408,62 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// decision 1708); else more stake, or equal stake and first in an order fixed per epoch before
     /// anyone answers (not who answered first, which a colluding verifier chooses), so equal tenants
     /// hold the share in turn (decision 1622).
+    /// Also returns whether `holder` is eligible and its stake (wei), read for the comparison.
     function _takesPlatformShare(uint64 epoch, bytes32 enclaveId, uint256 stake, bytes32 holder)
         private
         view
-        returns (bool)
+        returns (bool takes, bool holderEligible, uint256 holderStake)
     {
         IFirnRegistry.NodeSummary memory h = _registry.getNodeSummary(holder);
-        if (h.ineligibility != 0) return true;
-        uint256 holderStake = h.stake;
-        if (stake != holderStake) return stake > holderStake;
-        return keccak256(abi.encode(epoch, enclaveId)) < keccak256(abi.encode(epoch, holder));
+        holderStake = h.stake;
+        if (h.ineligibility != 0) return (true, false, holderStake);
+        if (stake != holderStake) return (stake > holderStake, true, holderStake);
+        return (keccak256(abi.encode(epoch, enclaveId)) < keccak256(abi.encode(epoch, holder)), true, holderStake);
     }
 
     /// @inheritdoc IFirnRewards
     function dropRevokedPoints(bytes32 enclaveId) external {
-        uint8 reason = _registry.ineligibility(enclaveId);
+        // The restriction itself, whatever the node's status: an exit or a slash in the block of the
+        // revocation does not hide it (decision 1726).
+        uint8 reason = _registry.restriction(enclaveId);
         if (reason != INELIGIBLE_TEE_TYPE && reason != INELIGIBLE_MEASUREMENT) revert NodeNotRevoked(enclaveId, reason);
         uint64 epoch = _currentEpoch();
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
         uint256 points = ne.points;
         if (points == 0) revert NothingToDrop(epoch, enclaveId);
         ne.points = 0;
-        _epochs[epoch].nodePoints -= points;
         emit NodePointsDropped(epoch, enclaveId, points, reason);
         // As for a replaced platform holder (decision 1670): answers that end up earning nothing
-        // earn their verifiers nothing either.
-        _revokeAnswerCredits(epoch, enclaveId, ne.answers);
+        // earn their verifiers nothing either; their points stay void in the epoch's total.
+        _revokeAnswerCredits(epoch, enclaveId, ne.answers, true);
+        // Only a holder has points: its platform's next in line, if still eligible, takes the share
+        // with its earlier answers; what it does not take stays void, so no other platform gains
+        // from a guardian act (decisions 1702, 1726).
+        bytes32 platformIdHash = _registry.getNodeSummary(enclaveId).platformIdHash;
+        uint256 credited = _promoteRunnerUp(epoch, platformIdHash, enclaveId);
+        if (credited > points) _epochs[epoch].nodePoints += credited - points;
+        else _voidPoints[epoch].node += points - credited;
+    }
+
+    /// @dev Gives `platformIdHash`'s share in `epoch`, whose holder `dropped` lost its points, to the
+    /// platform's next in line when it is still eligible: its answers of the epoch (up to the
+    /// target) earn its current stake each. Returns the node points credited (0: none, the share
+    /// stays free for the next eligible answer). Its verifiers earned no point for those answers
+    /// and get none (decision 1726).
+    function _promoteRunnerUp(uint64 epoch, bytes32 platformIdHash, bytes32 dropped) private returns (uint256 credited) {
+        bytes32 next = _platformRunnerUp[epoch][platformIdHash];
+        if (next == bytes32(0)) return 0;
+        delete _platformRunnerUp[epoch][platformIdHash];
+        IFirnRegistry.NodeSummary memory s = _registry.getNodeSummary(next);
+        if (s.ineligibility != 0) return 0;
+        _platformHolder[epoch][platformIdHash] = next;
+        NodeEpoch storage ne = _nodeEpochs[epoch][next];
+        uint32 target = _paramsAt(epoch).livenessTarget;
+        uint32 counted = ne.answers < target ? ne.answers : target;
+        credited = s.stake * counted;
+        ne.points = credited;
+        if (ne.operator == address(0)) ne.operator = s.operator;
+        emit PlatformShareReplaced(epoch, platformIdHash, dropped, next);
     }
 
     /// @inheritdoc IFirnRewards
@@ -540,6 +620,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnRewards
     function verifierPoints(uint64 epoch, address verifier) external view returns (uint256) {
         return _verifierEpochs[epoch][verifier].points;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function voidPoints(uint64 epoch) external view returns (uint256 nodeVoid, uint256 verifierVoid) {
+        VoidPoints storage v = _voidPoints[epoch];
+        return (v.node, v.verifier);
     }
 
     /// @inheritdoc IFirnRewards
@@ -772,6 +858,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         ep.closed = true;
         ep.nodeBudget = nodeBudget;
         ep.verifierBudget = verifierBudget;
+        // Claims split the budgets over totals that hold the void points (decision 1726): their
+        // share is never claimed, so it is not allocated and stays in the pool (rounded down: the
+        // claims' floors sum to no more).
+        VoidPoints memory v = _voidPoints[epoch];
+        if (v.node != 0) nodeBudget = nodeBudget * (ep.nodePoints - v.node) / ep.nodePoints;
+        if (v.verifier != 0) verifierBudget = verifierBudget * (ep.verifierPoints - v.verifier) / ep.verifierPoints;
         _totalAllocated += nodeBudget + verifierBudget;
         emit EpochClosed(epoch, nodeBudget, verifierBudget, ep.nodePoints, ep.verifierPoints);
     }

@@ -178,7 +178,12 @@ contract FirnRewardsEpochTermsTest is FirnFixture {
         rewards.dropRevokedPoints(nodeA.enclaveId);
 
         vm.assertEq(rewards.nodePoints(epoch, nodeA.enclaveId), 0, "A's points dropped");
-        vm.assertEq(rewards.getEpoch(epoch).nodePoints, MIN_NODE_STAKE, "only B counts");
+        // Decision 1726: A's points stay void in the total, so B's share does not grow.
+        vm.assertEq(rewards.getEpoch(epoch).nodePoints, 3 * MIN_NODE_STAKE, "A's points stay in the total");
+        uint256 verifierTotal = rewards.getEpoch(epoch).verifierPoints;
+        (uint256 nodeVoid, uint256 verifierVoid) = rewards.voidPoints(epoch);
+        vm.assertEq(nodeVoid, 2 * MIN_NODE_STAKE, "A's points are void");
+        vm.assertEq(verifierVoid, 2 * MIN_VERIFIER_STAKE, "the two points for challenging A are void");
         vm.assertEq(
             rewards.verifierPoints(epoch, verifierList[1]),
             v1Points - MIN_VERIFIER_STAKE,
@@ -190,11 +195,44 @@ contract FirnRewardsEpochTermsTest is FirnFixture {
         vm.warp(rewards.genesis() + (epoch + 1) * EPOCH + 1);
         vm.assertEq(rewards.pendingNodeReward(epoch, nodeA.enclaveId), 0, "A is paid nothing for the epoch");
         uint256 budget = uint256(10 ether) * EPOCH_BUDGET_BPS / 10_000;
+        uint256 verifierBudget = budget * VERIFIER_SHARE_BPS / 10_000;
+        uint256 nodeBudget = budget - verifierBudget;
+        vm.assertEq(rewards.pendingNodeReward(epoch, nodeB.enclaveId), nodeBudget / 3, "B keeps its own third");
+        rewards.closeEpoch(epoch);
         vm.assertEq(
-            rewards.pendingNodeReward(epoch, nodeB.enclaveId),
-            budget - budget * VERIFIER_SHARE_BPS / 10_000,
-            "B takes the node budget"
+            rewards.totalAllocated(),
+            nodeBudget / 3 + verifierBudget * (verifierTotal - verifierVoid) / verifierTotal,
+            "the void points' budget stays in the pool"
         );
+    }
+
+    /// @notice Decision 1726: a holder that replaced a smaller co-tenant and is then revoked and
+    /// dropped gives the share back to that co-tenant, credited for its earlier answer; the drop
+    /// works after the revoked node exited, and no other platform gains.
+    function test_dropRevokedPoints_givesTheShareToTheEligibleCoTenantEvenAfterAnExit() public {
+        uint64 epoch = rewards.currentEpoch();
+        TestNode memory big = _node(8);
+        big.platformIdHash = nodeA.platformIdHash;
+        vm.prank(big.operator);
+        registry.register{value: 2 * MIN_NODE_STAKE}(_params(big, SIM, MEASUREMENT_B));
+        _approveAll(big.enclaveId, big.evidenceDigest);
+        _work(0, nodeA);
+        _work(1, big);
+        vm.assertEq(rewards.nodePoints(epoch, nodeA.enclaveId), 0, "the bigger co-tenant replaced A");
+
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT_B);
+        vm.prank(big.operator);
+        registry.requestExit(big.enclaveId);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.PlatformShareReplaced(epoch, nodeA.platformIdHash, big.enclaveId, nodeA.enclaveId);
+        vm.prank(stranger);
+        rewards.dropRevokedPoints(big.enclaveId);
+        vm.assertEq(rewards.nodePoints(epoch, big.enclaveId), 0, "the exited revoked node is dropped");
+        vm.assertEq(rewards.nodePoints(epoch, nodeA.enclaveId), MIN_NODE_STAKE, "A's earlier answer counts");
+        (uint256 nodeVoid,) = rewards.voidPoints(epoch);
+        vm.assertEq(nodeVoid, MIN_NODE_STAKE, "what A does not take stays void");
+        vm.assertEq(rewards.getEpoch(epoch).nodePoints, 2 * MIN_NODE_STAKE, "the platform's weight is unchanged");
     }
 
     /// @notice Points of an epoch that ended before the revocation are kept: it ran under an

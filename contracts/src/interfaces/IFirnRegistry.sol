@@ -289,6 +289,10 @@ interface IFirnRegistry {
     function feesHeld() external view returns (uint256);
     /// @notice 0 when eligible for work, else the reason (see above).
     function ineligibility(bytes32 enclaveId) external view returns (uint8);
+    /// @notice The governance restriction on the code the node runs, whatever its status (decision
+    /// 1726): 2 when its TEE type is no longer allowed, 3 when its measurement is revoked, else 0
+    /// (also for an unknown enclave id). Unlike `ineligibility`, an exit or a slash does not hide it.
+    function restriction(bytes32 enclaveId) external view returns (uint8);
     /// @notice Active, TEE type allowed and measurement allow-listed, now.
     function isEligible(bytes32 enclaveId) external view returns (bool);
     /// @notice Enclave IDs in `status` (only Active and Exiting are indexed; others revert

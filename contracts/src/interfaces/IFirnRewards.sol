@@ -99,8 +99,8 @@ interface IFirnRewards {
     /// challenge, answer or work report; epochs already worked here stay closable and claimable, and
     /// new work goes to `registryPool` (decision 1707).
     error PoolRetired(address registryPool);
-    /// @notice dropRevokedPoints on a node whose ineligibility `reason` is not a governance
-    /// restriction (2: TEE type withdrawn, 3: measurement revoked); 0 means it is eligible.
+    /// @notice dropRevokedPoints on a node under no governance restriction (`reason` 0: its TEE type
+    /// is allowed and its measurement allow-listed, whatever its status; decision 1726).
     error NodeNotRevoked(bytes32 enclaveId, uint8 reason);
     /// @notice The node has no points in the current epoch `epoch` to drop.
     error NothingToDrop(uint64 epoch, bytes32 enclaveId);
@@ -254,10 +254,13 @@ interface IFirnRewards {
         external;
 
     /// @notice Anyone (a verifier daemon, on MeasurementRevoked or AllowedTeeTypesSet): drop the
-    /// current epoch's node points of `enclaveId` after governance made it ineligible (measurement
-    /// revoked, TEE type withdrawn), with the verifier points its answers earned; its platform's
-    /// share is then free for an eligible co-tenant (decision 1708). Points of epochs that ended
-    /// before are kept. Reverts NodeNotRevoked(enclaveId, reason), NothingToDrop(epoch, enclaveId).
+    /// current epoch's node points of `enclaveId` after governance restricted the code it runs
+    /// (measurement revoked, TEE type withdrawn; whatever its status, so an exit does not dodge it),
+    /// with the verifier points its answers earned (decision 1708). Its platform's share goes to the
+    /// platform's best eligible co-tenant that answered this epoch, credited for those answers;
+    /// the points it does not take stay void in the epoch's totals, so no other node or verifier
+    /// gains (`voidPoints`; decision 1726). Points of epochs that ended before are kept. Reverts
+    /// NodeNotRevoked(enclaveId, 0), NothingToDrop(epoch, enclaveId).
     function dropRevokedPoints(bytes32 enclaveId) external;
 
     /// @notice Owner: allow a contract (registry, job market) to report verifier work.
@@ -271,6 +274,10 @@ interface IFirnRewards {
     function nodePoints(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
     function nodeAnswers(uint64 epoch, bytes32 enclaveId) external view returns (uint32);
     function verifierPoints(uint64 epoch, address verifier) external view returns (uint256);
+    /// @notice Points of `epoch` dropped from revoked nodes and kept ownerless in its totals
+    /// (decision 1726): `getEpoch(epoch)` totals include them, and their share of the budgets is
+    /// never allocated (it stays in the pool).
+    function voidPoints(uint64 epoch) external view returns (uint256 nodeVoid, uint256 verifierVoid);
     /// @notice What claimNodeReward would credit now (0 when the epoch has not ended).
     function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
     function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256);

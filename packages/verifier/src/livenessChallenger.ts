@@ -7,6 +7,7 @@ import {
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
+  getRestriction,
   getVerifierEpochReward,
   getWithdrawable,
   issueChallenge,
@@ -302,7 +303,7 @@ export class LivenessChallenger {
 
   /**
    * After a MeasurementRevoked or AllowedTeeTypesSet since the last scan, drops this epoch's points
-   * of every Active node that governance made ineligible (decision 1708): a node revoked after this
+   * of every Active or Exiting node whose code governance restricted (decisions 1708, 1726): a node revoked after this
    * daemon challenged it this epoch is not looked at again by challengeAll. At most one log read
    * per RESTRICTION_SCAN_SECONDS of chain time (a tenth of a shorter epoch), over the blocks since
    * the last one.
@@ -326,11 +327,15 @@ export class LivenessChallenger {
     this.restrictionsScanned = { block: headNumber, at: head.timestamp };
     if (!logs.some((l) => l.eventName === 'MeasurementRevoked' || l.eventName === 'AllowedTeeTypesSet'))
       return;
-    for (const enclaveId of await listEnclaveIdsByStatus(this.clients, NodeStatus.Active, 200, headNumber)) {
-      if (this.stopped) return;
-      const reason = await getIneligibility(this.clients, enclaveId);
-      if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
-        await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+    // Exiting too: an operator that exits in the block of the revocation still loses the epoch's
+    // points (decision 1726); the registry's restriction view ignores the status.
+    for (const status of [NodeStatus.Active, NodeStatus.Exiting]) {
+      for (const enclaveId of await listEnclaveIdsByStatus(this.clients, status, 200, headNumber)) {
+        if (this.stopped) return;
+        const reason = await getRestriction(this.clients, enclaveId);
+        if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
+          await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+      }
     }
   }
 

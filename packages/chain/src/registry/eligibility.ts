@@ -21,6 +21,25 @@ export async function getIneligibility(clients: FirnClients, enclaveId: Hex): Pr
   }
 }
 
+/**
+ * The governance restriction on the code a node runs, whatever its status (decision 1726): 2 when
+ * its TEE type is no longer allowed, 3 when its measurement is revoked, else 0 (also for an unknown
+ * Enclave ID). Unlike `getIneligibility`, an exit or a slash does not hide it.
+ * @throws FirnError (chain) when the read fails; an `enclaveId` that is not 32 bytes of hex is refused first.
+ */
+export async function getRestriction(clients: FirnClients, enclaveId: Hex): Promise<number> {
+  try {
+    return await clients.public.readContract({
+      address: clients.addresses.registry,
+      abi: firnRegistryAbi,
+      functionName: 'restriction',
+      args: [assertBytes32(enclaveId, 'enclaveId')],
+    });
+  } catch (e) {
+    throw toChainError(e, 'restriction');
+  }
+}
+
 /** One entry of an Enclave ID's key history (block numbers inclusive; toBlock = 2^64-1 while in force). */
 export interface EnclaveKeyRecord {
   enclaveAddress: Address;

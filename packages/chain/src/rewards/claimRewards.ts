@@ -60,9 +60,10 @@ export async function fundRewards(clients: FirnClients, amount: bigint): Promise
 
 /**
  * Anyone (a verifier daemon): drop the current epoch's node points of `enclaveId` after governance
- * made it ineligible (measurement revoked: ineligibility 3; TEE type withdrawn: 2), with the
- * verifier points its answers earned, so its platform's share goes to an eligible co-tenant
- * (decision 1708). Reverts NodeNotRevoked(enclaveId, reason), NothingToDrop(epoch, enclaveId).
+ * restricted its code (measurement revoked: restriction 3; TEE type withdrawn: 2; whatever its
+ * status), with the verifier points its answers earned (decision 1708). Its platform's share goes
+ * to the platform's eligible co-tenant that answered this epoch; the rest stays void in the epoch's
+ * totals, so no other node gains (1726). Reverts NodeNotRevoked(enclaveId, 0), NothingToDrop(epoch, enclaveId).
  */
 export async function dropRevokedPoints(clients: FirnClients, enclaveId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
