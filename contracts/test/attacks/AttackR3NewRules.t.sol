@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {FirnGovernance} from "../../src/FirnGovernance.sol";
+import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
+import {IFirnVerifierSet} from "../../src/interfaces/IFirnVerifierSet.sol";
+import {FirnFixture} from "../utils/FirnFixture.sol";
+
+/// @notice Red team R3: the newest contract rules (1695-1708). Each test performs an attack and
+/// asserts the safe outcome, so it fails while the attack works.
+contract AttackR3NewRulesTest is FirnFixture {
+    uint256 internal constant DELAY = 2 days;
+    FirnGovernance internal timelock;
+    address internal proposer = address(0x9909);
+    address internal guardian = address(0x6A4D);
+    address internal requester = address(0xCAFE);
+    bytes32 internal constant WORKLOAD = keccak256("model");
+    bytes32 internal constant INPUT = keccak256("inputs");
+    uint256 internal saltCounter;
+
+    function setUp() public override {
+        super.setUp();
+        vm.deal(requester, 100 ether);
+    }
+
+    function _handOver() internal {
+        address[] memory proposers = new address[](1);
+        proposers[0] = proposer;
+        address[] memory executors = new address[](1);
+        executors[0] = address(0);
+        timelock = new FirnGovernance(DELAY, proposers, executors, address(0));
+        registry.setGuardian(guardian);
+        market.setGuardian(guardian);
+        verifierSet.transferOwnership(address(timelock));
+        registry.transferOwnership(address(timelock));
+        market.transferOwnership(address(timelock));
+        rewards.transferOwnership(address(timelock));
+    }
+
+    function _schedule(address target, bytes memory data) internal returns (bytes32 salt) {
+        salt = bytes32(++saltCounter);
+        vm.prank(proposer);
+        timelock.schedule(target, 0, data, bytes32(0), salt, DELAY);
+    }
+
+    function _execute(address target, bytes memory data, bytes32 salt) internal {
+        timelock.execute(target, 0, data, bytes32(0), salt);
+    }
+
+    function _post(uint256 escrow, uint64 deadlineIn, uint64 claimTimeout) internal returns (bytes32 jobId) {
+        IFirnJobMarket.JobRequest memory r;
+        r.teeTypeMask = uint8(1) << SIM;
+        r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
+        r.workloadHash = WORKLOAD;
+        r.inputCommitment = INPUT;
+        r.deadline = uint64(block.timestamp + deadlineIn);
+        r.claimTimeout = claimTimeout;
+        vm.prank(requester);
+        jobId = _remember(market.postJob{value: escrow}(r), r);
+    }
+
+    function _claim(bytes32 jobId, TestNode memory t) internal {
+        uint256 bond = market.claimBond();
+        vm.prank(t.operator);
+        market.claimJob{value: bond}(jobId, t.enclaveId, _termsFor(jobId));
+    }
+
+    /// @dev Submits a (fraudulent) proof; returns the facts as a verifier reads them from the
+    /// events (the round's snapshot is the claim's, decision 1141).
+    function _submit(bytes32 jobId, TestNode memory t) internal returns (IFirnJobMarket.ProofFacts memory facts) {
+        IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof({
+            jobId: jobId,
+            enclaveId: t.enclaveId,
+            measurement: MEASUREMENT,
+            workloadHash: WORKLOAD,
+            inputCommitment: INPUT,
+            outputCommitment: keccak256("garbage"),
+            startedAt: uint64(block.timestamp),
+            finishedAt: uint64(block.timestamp),
+            workUnits: 7
+        });
+        bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
+        vm.prank(t.operator);
+        _submitTo(market, p, sig);
+        facts = IFirnJobMarket.ProofFacts({
+            signer: t.enclaveAddress,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
+            workUnits: p.workUnits,
+            snapshotId: market.getJob(jobId).snapshotId
+        });
+    }
+
+    function _answer(address v, TestNode memory t) internal {
+        vm.prank(v);
+        bytes32 id = rewards.issueChallenge(t.enclaveId);
+        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+        rewards.answerChallenge(
+            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
+        );
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // 1. Decision 1705 fixed dead stake in snapshots taken AFTER a raise of minVerifierStake, but a
+    //    job's round snapshot is taken at its CLAIM (1141), up to MAX_CLAIM_TIMEOUT (7 days) plus
+    //    the challenge window before its findings are counted. A cheating node claims while the
+    //    raise waits in the timelock (public for DELAY), proves garbage after the raise executed:
+    //    the deactivated members' stake still sits in the round's denominator and `voteWeight`
+    //    gives them 0 (status Leaving), so every member that can vote finds it wrong and the
+    //    finding still cannot pass 2/3. The fraudulent proof is paid, and the node keeps its stake.
+
+    function test_attack_claimBeforeVerifierMinimumRaiseMakesFraudUnslashable() public {
+        TestNode memory cheat = _activeNode(1, SIM, MEASUREMENT);
+        address big1 = _verifierAddr(101);
+        address big2 = _verifierAddr(102);
+        _joinVerifier(big1, 1 ether);
+        _joinVerifier(big2, 1 ether);
+        _handOver();
+        // Governance schedules a raise to 1 ether (public for DELAY); the four 0.5-ether members
+        // could top up, but one that does not (or cannot) leaves dead stake in open rounds.
+        bytes memory data = abi.encodeCall(IFirnVerifierSet.setParameters, (1 ether, UNBONDING));
+        bytes32 salt = _schedule(address(verifierSet), data);
+
+        // The cheat claims a job during the delay: its round snapshot counts 4 ether of stake.
+        bytes32 jobId = _post(3 ether, 7 days, 3 days);
+        _claim(jobId, cheat);
+        vm.warp(block.timestamp + DELAY);
+        _execute(address(verifierSet), data, salt);
+        vm.assertFalse(verifierSet.isVerifier(verifierList[0]), "small members deactivated");
+
+        // Garbage proved after the raise; every member able to vote finds it wrong at once.
+        IFirnJobMarket.ProofFacts memory facts = _submit(jobId, cheat);
+        vm.prank(big1);
+        market.dispute(jobId, 17, facts);
+        vm.prank(big2);
+        market.dispute(jobId, 17, facts);
+        // A deactivated member cannot add its weight (voteWeight 0 -> NotVerifier).
+        vm.prank(verifierList[0]);
+        try market.dispute(jobId, 17, facts) {} catch {}
+
+        if (market.getJob(jobId).status == IFirnJobMarket.JobStatus.Proved) {
+            vm.warp(facts.challengeEndsAt);
+            market.finalize(jobId, facts);
+        }
+        vm.assertEq(
+            uint256(market.getJob(jobId).status),
+            uint256(IFirnJobMarket.JobStatus.Slashed),
+            "all voting stake found the proof wrong, but stake deactivated after the claim kept 2/3 out of reach: fraud paid"
+        );
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // 2. Decision 1708: "the platform share goes to an eligible co-tenant". Only a co-tenant that
+    //    answers AFTER the drop can take it; daemons race every node at the epoch's start, so the
+    //    co-tenant has usually answered its whole target already (as a non-holder: no points) and
+    //    is refused every further challenge (LivenessTargetReached). dropRevokedPoints (called by
+    //    the liveness challenger, or by anyone) then leaves the platform with no share at all for
+    //    an epoch it was proved live all along by an eligible enclave; without the drop, the
+    //    revoked enclave keeps it (the 1708 attack in the other answer order).
+
+    function test_attack_dropRevokedPointsLeavesTheLiveCoTenantWithoutTheShare() public {
+        registry.setGuardian(guardian);
+        TestNode memory revoked = _node(1);
+        vm.prank(revoked.operator);
+        registry.register{value: 2 * MIN_NODE_STAKE}(_params(revoked, SIM, MEASUREMENT));
+        _approveAll(revoked.enclaveId, revoked.evidenceDigest);
+        TestNode memory coTenant = _node(5);
+        coTenant.platformIdHash = revoked.platformIdHash;
+        vm.prank(coTenant.operator);
+        registry.register{value: MIN_NODE_STAKE}(_params(coTenant, SIM, MEASUREMENT_B));
+        _approveAll(coTenant.enclaveId, coTenant.evidenceDigest);
+        vm.deal(address(this), 10 ether);
+        rewards.fund{value: 10 ether}();
+
+        uint64 g0 = rewards.genesis();
+        vm.warp(g0 + 1);
+        // The epoch-start race: both tenants answer what they owe; the bigger stake holds the share.
+        _answer(verifierList[0], revoked);
+        _answer(verifierList[1], coTenant);
+        _answer(verifierList[2], coTenant);
+        _answer(verifierList[3], coTenant);
+        vm.assertEq(rewards.nodeAnswers(0, coTenant.enclaveId), LIVENESS_TARGET, "co-tenant answered its target");
+
+        vm.warp(g0 + 60);
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.prank(stranger);
+        rewards.dropRevokedPoints(revoked.enclaveId);
+
+        // The co-tenant stays live and eligible all epoch, but no verifier may challenge it again.
+        vm.warp(g0 + 2 hours);
+        address extra = _verifierAddr(77);
+        _joinVerifier(extra, MIN_VERIFIER_STAKE);
+        vm.prank(extra);
+        try rewards.issueChallenge(coTenant.enclaveId) returns (bytes32 id) {
+            IFirnRewards.Challenge memory c = rewards.getChallenge(id);
+            rewards.answerChallenge(
+                id,
+                _sig(
+                    coTenant.enclaveKey,
+                    rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch))
+                )
+            );
+        } catch {}
+
+        vm.warp(g0 + EPOCH + 1);
+        vm.assertEq(rewards.pendingNodeReward(0, revoked.enclaveId), 0, "revoked enclave dropped");
+        vm.assertTrue(
+            rewards.pendingNodeReward(0, coTenant.enclaveId) != 0,
+            "the eligible co-tenant that proved the platform live all epoch gets no share (1708 promises it)"
+        );
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // 3. Decision 1702 returns the whole bond to a claimant made ineligible after its claim,
+    //    whenever it fails or releases. Nothing then makes it let go early: it can hold the job
+    //    until the last second of its claim (up to MAX_CLAIM_TIMEOUT, 7 days), the requester cannot
+    //    reclaim a Claimed job before the lapse, and releasing at the end still returns the whole
+    //    bond. Before 1702 the time-left rule (1571) made such a hold cost the bond; now holding a
+    //    requester's job hostage for a week after a revocation is free.
+
+    function test_attack_revokedClaimantHoldsTheJobHostageForFree() public {
+        registry.setGuardian(guardian);
+        TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
+        bytes32 jobId = _post(1 ether, 8 days, 7 days);
+        _claim(jobId, node);
+        uint64 claimExpiresAt = uint64(market.getJob(jobId).claimExpiresAt);
+
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+
+        // The requester sees the claimant cannot prove any more and wants its job back.
+        vm.warp(block.timestamp + 1);
+        vm.prank(requester);
+        bool reclaimed;
+        try market.reclaim(jobId) {
+            reclaimed = true;
+        } catch {}
+
+        uint256 refund;
+        if (!reclaimed) {
+            // The claimant holds the job to the last second of its claim, then releases it.
+            vm.warp(claimExpiresAt);
+            uint256 before = market.withdrawable(node.operator);
+            vm.prank(node.operator);
+            market.releaseJob(jobId);
+            refund = market.withdrawable(node.operator) - before;
+        }
+        vm.assertTrue(
+            reclaimed || refund < CLAIM_BOND,
+            "a revoked claimant held the requester's job for ~7 days and still got its whole bond back"
+        );
+    }
+}
