@@ -256,4 +256,35 @@ contract AttackR3NewRulesTest is FirnFixture {
             "a revoked claimant held the requester's job for ~7 days and still got its whole bond back"
         );
     }
+
+    // ------------------------------------------------------------------------------------------
+    // 4. releaseJob has no lapse check (failJob refuses after the claim expired: "a lapsed claim's
+    //    bond is forfeited"), and 1702's return asks only whether the node is ineligible NOW. A
+    //    node that claims and lets its claim lapse through its own inaction has lost its bond
+    //    (1625); if any later, unrelated revocation of its measurement (or withdrawal of its TEE
+    //    type) comes before the requester or a successor touches the job, releaseJob returns the
+    //    whole bond anyway. The revocation did not cause the failure: it came after the lapse.
+
+    function test_attack_lapsedClaimBondReturnedByALaterRevocation() public {
+        registry.setGuardian(guardian);
+        TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
+        bytes32 jobId = _post(1 ether, 30 days, 1 hours);
+        _claim(jobId, node);
+        // The node does nothing; its claim lapses (its own act: the bond is forfeit, 1625).
+        vm.warp(block.timestamp + 2 hours);
+        vm.prank(node.operator);
+        vm.expectRevert();
+        market.failJob(jobId, bytes32("late"));
+
+        // Days later the guardian revokes the measurement for an unrelated reason.
+        vm.warp(block.timestamp + 3 days);
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+
+        uint256 before = market.withdrawable(node.operator);
+        vm.prank(node.operator);
+        try market.releaseJob(jobId) {} catch {}
+        uint256 refund = market.withdrawable(node.operator) - before;
+        vm.assertEq(refund, 0, "a bond lost to the node's own lapse came back through a later, unrelated revocation");
+    }
 }
