@@ -287,4 +287,40 @@ contract AttackR3NewRulesTest is FirnFixture {
         uint256 refund = market.withdrawable(node.operator) - before;
         vm.assertEq(refund, 0, "a bond lost to the node's own lapse came back through a later, unrelated revocation");
     }
+
+    // ------------------------------------------------------------------------------------------
+    // 5. dropRevokedPoints acts only on ineligibility 2 or 3, and the registry reports 1 (not
+    //    Active) before either. A node whose measurement is revoked calls requestExit right after
+    //    the revocation (it can earn nothing more, and must re-register on a new image anyway):
+    //    it is now "exited", the drop reverts NodeNotRevoked(reason 1), and the revoked node is
+    //    paid its points for the epoch of its revocation, which 1708 says it loses.
+
+    function test_attack_revokedNodeExitsToKeepItsRevocationEpochPoints() public {
+        registry.setGuardian(guardian);
+        TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
+        TestNode memory other = _activeNode(2, SIM, MEASUREMENT_B);
+        vm.deal(address(this), 10 ether);
+        rewards.fund{value: 10 ether}();
+
+        uint64 g0 = rewards.genesis();
+        vm.warp(g0 + 1);
+        _answer(verifierList[0], node);
+        _answer(verifierList[0], other);
+
+        vm.warp(g0 + 60);
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        // Same block, before the liveness challenger's log scan: the operator exits.
+        vm.prank(node.operator);
+        registry.requestExit(node.enclaveId);
+        vm.prank(stranger);
+        try rewards.dropRevokedPoints(node.enclaveId) {} catch {}
+
+        vm.warp(g0 + EPOCH + 1);
+        vm.assertEq(
+            rewards.pendingNodeReward(0, node.enclaveId),
+            0,
+            "the revoked node escaped dropRevokedPoints by exiting and is paid for its revocation epoch"
+        );
+    }
 }
