@@ -323,4 +323,29 @@ contract AttackR3NewRulesTest is FirnFixture {
             "the revoked node escaped dropRevokedPoints by exiting and is paid for its revocation epoch"
         );
     }
+
+    // ------------------------------------------------------------------------------------------
+    // 6. The same dead stake in registry rounds (1705 "left as it is"): a registration whose round
+    //    opened before a raise of minVerifierStake can never be approved once the deactivated
+    //    members hold a third or more of its snapshot. The honest operator's only exits are its
+    //    own requestExit or a refusal, both of which keep the registration fee, and it must pay
+    //    the fee again to register (a key rotation straddling a raise is stuck the same way).
+
+    function test_attack_registrationOpenedBeforeAVerifierMinimumRaiseCanNeverBeApproved() public {
+        address big1 = _verifierAddr(101);
+        address big2 = _verifierAddr(102);
+        _joinVerifier(big1, 1 ether);
+        _joinVerifier(big2, 1 ether);
+        TestNode memory node = _node(9);
+        _register(node, SIM, MEASUREMENT); // round snapshot: 4 ether
+        verifierSet.setParameters(1 ether, UNBONDING); // (through the timelock in production)
+        vm.prank(big1);
+        registry.approve(node.enclaveId, node.evidenceDigest);
+        vm.prank(big2);
+        registry.approve(node.enclaveId, node.evidenceDigest);
+        vm.assertTrue(
+            registry.isActive(node.enclaveId),
+            "every verifier able to vote approved, yet the pre-raise snapshot keeps the registration pending for ever"
+        );
+    }
 }
