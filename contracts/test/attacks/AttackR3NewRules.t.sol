@@ -348,4 +348,45 @@ contract AttackR3NewRulesTest is FirnFixture {
             "every verifier able to vote approved, yet the pre-raise snapshot keeps the registration pending for ever"
         );
     }
+
+    // ------------------------------------------------------------------------------------------
+    // 7. A revoked node cannot answer after its revocation, so every current-epoch point that
+    //    dropRevokedPoints removes was earned while its measurement was allowed, the very reason
+    //    1708 gives for keeping ended epochs. The guardian (no timelock; 0102 and 1702: "a guardian
+    //    action may block work; it must not move money") revokes a measurement one minute before
+    //    an epoch ends and anyone drops its nodes' points: the whole epoch's node budget moves to
+    //    the nodes of the other measurement, who kept the platform live no more than they did.
+
+    function test_attack_lastMinuteGuardianRevocationMovesTheEpochsNodeBudget() public {
+        registry.setGuardian(guardian);
+        TestNode memory victim = _activeNode(1, SIM, MEASUREMENT);
+        TestNode memory rival = _activeNode(2, SIM, MEASUREMENT_B);
+        vm.deal(address(this), 10 ether);
+        rewards.fund{value: 10 ether}();
+
+        uint64 g0 = rewards.genesis();
+        vm.warp(g0 + 1);
+        for (uint256 i = 0; i < LIVENESS_TARGET; ++i) {
+            _answer(verifierList[i], victim);
+            _answer(verifierList[i], rival);
+        }
+        // One minute before the epoch ends: revoke, then drop (anyone may).
+        vm.warp(g0 + EPOCH - 60);
+        vm.prank(guardian);
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.prank(rival.operator);
+        rewards.dropRevokedPoints(victim.enclaveId);
+
+        vm.warp(g0 + EPOCH + 1);
+        // Equal stakes, equal answers: without the revocation each is owed half the node budget
+        // (10 ether x 50 % epoch budget x 90 % node share / 2 = 2.25 ether). Whatever the victim
+        // loses (the drop may stand: test 5), its rival must not gain it from a guardian act.
+        uint256 rivalReward = rewards.pendingNodeReward(0, rival.enclaveId);
+        vm.assertEq(rewards.pendingNodeReward(0, victim.enclaveId), 0, "victim dropped");
+        vm.assertEq(
+            rivalReward,
+            2.25 ether,
+            "an instant guardian act in the epoch's last minute moved the victim's share, earned while allowed, to its rival"
+        );
+    }
 }
