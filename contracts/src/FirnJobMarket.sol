@@ -149,7 +149,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint16 newProtocolFeeBps,
         uint256 newFalseDisputeSlash
     ) external onlyOwner {
-        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) {
+            revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
+        }
         if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
         if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
         _challengeWindow = newChallengeWindow;
@@ -158,7 +160,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _protocolFeeBps = newProtocolFeeBps;
         _falseDisputeSlash = SafeCast.toUint128(newFalseDisputeSlash);
         _settlementTerms.push(uint48(block.timestamp), _packTerms(newSlashAmount, newProtocolFeeBps));
-        emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
+        emit ParametersUpdated(
+            newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash
+        );
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -289,9 +293,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.enclaveId = enclaveId;
         // What submitProof checks in one word: the claimant, this node and its measurement, and the
         // job's commitments, all of which the proof (or its sender) repeats.
-        j.factsHash = keccak256(
-            abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment)
-        );
+        j.factsHash =
+            keccak256(abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment));
         _totalBonds += uint128(required);
         // A proof of this claim comes by `expires` and by the deadline (submitProof refuses later
         // ones); its challenge window ends at most a window later. The requester picks the claim
@@ -339,9 +342,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         bytes32 enclaveId = proof.enclaveId;
-        bytes32 claimHash = keccak256(
-            abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment)
-        );
+        bytes32 claimHash =
+            keccak256(abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment));
         if (claimHash != j.factsHash) _revertClaimMismatch(jobId, j, enclaveId);
         if (_timesInvalid(proof.startedAt, proof.finishedAt, deadline)) {
             revert InvalidProofTimes(proof.startedAt, proof.finishedAt);
@@ -480,8 +482,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.disputeStake = disputeStake;
         emit JobDisputed(jobId, msg.sender, reasonCode, weight, disputeStake);
         _findingDisputers[jobId].push(msg.sender);
-        // Strictly more than two thirds of the stake snapshotted when the proof was submitted.
-        if (disputeStake * 3 > _verifierSet.totalStakeAt(snapshotId) * 2) {
+        // Strictly more than two thirds of the stake that can still vote in the claim's round.
+        if (_findingPassed(jobId, snapshotId, disputeStake)) {
             // A finding earns only once it concludes: a dispute the quorum never joins earns nothing,
             // so disputing valid proofs is never paid.
             _reportWork(_findingDisputers[jobId]);
@@ -496,6 +498,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _checkFacts(jobId, j, facts);
         if (block.timestamp < facts.challengeEndsAt) {
             revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
+        }
+        // Stake that left the round after its last finding can still make that finding pass: it
+        // concludes here rather than the proof being paid (decision 1720).
+        uint256 findings = j.disputeStake;
+        if (findings != 0 && _findingPassed(jobId, facts.snapshotId, findings)) {
+            _reportWork(_findingDisputers[jobId]);
+            _slashNode(jobId, j);
+            return;
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
@@ -862,6 +872,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.escrow = _toUint96(refundable);
         _totalEscrow += uint128(slashed + bond);
         emit JobSlashed(jobId, enclaveId, slashed, refundable);
+    }
+
+    /// @dev Whether findings of `disputeStake` wei pass strictly more than two thirds of the round's
+    /// denominator: the claim snapshot's stake, less what left it since without disputing
+    /// (`IFirnVerifierSet.quorumStakeAt`, decision 1720).
+    function _findingPassed(bytes32 jobId, uint64 snapshotId, uint256 disputeStake) private view returns (bool) {
+        uint256 total = _verifierSet.lastReduction() <= snapshotId
+            ? _verifierSet.totalStakeAt(snapshotId)
+            : _verifierSet.quorumStakeAt(snapshotId, _findingDisputers[jobId], disputeStake);
+        return disputeStake * 3 > total * 2;
     }
 
     /// @dev A fact dispute the recorded state contradicts: the verifier loses falseDisputeSlash,

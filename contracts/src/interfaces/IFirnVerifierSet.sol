@@ -49,7 +49,11 @@ interface IFirnVerifierSet {
     /// member below `minVerifierStake`: it left the active set at once (snapshot `snapshotId`) and
     /// its remaining stake unbonds until `unbondingEndsAt`.
     event VerifierDeactivated(
-        address indexed verifier, uint256 remainingStake, uint256 minVerifierStake, uint64 unbondingEndsAt, uint64 snapshotId
+        address indexed verifier,
+        uint256 remainingStake,
+        uint256 minVerifierStake,
+        uint64 unbondingEndsAt,
+        uint64 snapshotId
     );
 
     /// @notice An active member added `amount` wei; its stake is now `stake`, counted from snapshot
@@ -132,6 +136,20 @@ interface IFirnVerifierSet {
     /// is active now with at least `minVerifierStake()` and joined at or before that snapshot, else 0;
     /// never more than the stake it held at that snapshot (a later addStake adds nothing there).
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256);
+
+    /// @notice Id of the latest snapshot that took stake away from members counted before it (a
+    /// leave, a deactivation, a slash of an active member). Rounds opened at or after it have
+    /// `quorumStakeAt` equal to `totalStakeAt` (decision 1720).
+    function lastReduction() external view returns (uint64);
+
+    /// @notice Denominator (wei) of a round opened at `snapshotId` whose distinct `voters` have
+    /// cast `cast` wei of weight in it (any side): `cast` plus the `voteWeight` every member that has
+    /// not voted can still cast there. Stake that left, was deactivated or slashed since the
+    /// snapshot and had not voted counts no more, so the members that can still vote can always
+    /// conclude; votes already cast keep their weight in both the tally and the denominator, so
+    /// leaving after voting never lowers a bar. At most `totalStakeAt(snapshotId)`; equal to it
+    /// while `lastReduction() <= snapshotId`. Reverts UnknownSnapshot for a future id.
+    function quorumStakeAt(uint64 snapshotId, address[] calldata voters, uint256 cast) external view returns (uint256);
 
     function minVerifierStake() external view returns (uint256);
 
