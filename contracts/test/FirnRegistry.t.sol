@@ -105,7 +105,9 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(uint256(n.snapshotId), uint256(snap), "snapshot");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), t.enclaveId, "reverse map");
         // Pending registrations are not indexed on chain (decision 1140): NodeRegistered lists them.
-        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Pending));
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Pending)
+        );
         registry.countByStatus(IFirnRegistry.NodeStatus.Pending);
         vm.assertEq(address(registry).balance, MIN_NODE_STAKE, "balance");
         IFirnRegistry.NodeSummary memory s = registry.getNodeSummary(t.enclaveId);
@@ -170,7 +172,9 @@ contract FirnRegistryTest is FirnFixture {
         p = _params(t, SIM, MEASUREMENT);
         registry.register{value: MIN_NODE_STAKE}(p);
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnRegistry.EnclaveIdActive.selector, t.enclaveId, IFirnRegistry.NodeStatus.Pending)
+            abi.encodeWithSelector(
+                IFirnRegistry.EnclaveIdActive.selector, t.enclaveId, IFirnRegistry.NodeStatus.Pending
+            )
         );
         registry.register{value: MIN_NODE_STAKE}(p);
         vm.stopPrank();
@@ -251,7 +255,9 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertTrue(registry.isActive(t.enclaveId), "active");
         vm.assertTrue(registry.isEligible(t.enclaveId), "eligible");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 1, "listed as active");
-        vm.assertEq(rewards.verifierPoints(0, verifierList[0]), MIN_VERIFIER_STAKE, "vote reported to the pool, x stake");
+        vm.assertEq(
+            rewards.verifierPoints(0, verifierList[0]), MIN_VERIFIER_STAKE, "vote reported to the pool, x stake"
+        );
 
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)
@@ -283,7 +289,10 @@ contract FirnRegistryTest is FirnFixture {
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IFirnRegistry.NotEligibleVoter.selector, fake.enclaveId, late, registry.getNode(fake.enclaveId).snapshotId
+                IFirnRegistry.NotEligibleVoter.selector,
+                fake.enclaveId,
+                late,
+                registry.getNode(fake.enclaveId).snapshotId
             )
         );
         vm.prank(late);
@@ -369,9 +378,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(registry.withdrawable(address(op)), MIN_NODE_STAKE, "credited, not pushed");
         vm.assertEq(registry.totalWithdrawable(), MIN_NODE_STAKE, "books");
 
-        vm.expectRevert(
-            abi.encodeWithSelector(IFirnRegistry.TransferFailed.selector, address(op), MIN_NODE_STAKE)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.TransferFailed.selector, address(op), MIN_NODE_STAKE));
         op.withdraw();
         op.setAccepting(true);
         uint256 before = address(op).balance;
@@ -391,8 +398,8 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
         registry.approve(t.enclaveId, t.evidenceDigest);
-        // Its stake stays in the round's total: leaving cannot lower the bar. 3 of the 4 stakes
-        // remain, and all three must approve.
+        // It had not voted, so its stake leaves the round's denominator (decision 1720): 3 of the 4
+        // stakes remain and two approvals are exactly 2/3 of them, not more; all three must approve.
         for (uint256 i = 1; i < VERIFIERS; ++i) {
             vm.prank(verifierList[i]);
             registry.approve(t.enclaveId, t.evidenceDigest);
@@ -747,7 +754,9 @@ contract FirnRegistryTest is FirnFixture {
             abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Rejected)
         );
         registry.countByStatus(IFirnRegistry.NodeStatus.Rejected);
-        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Exited));
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Exited)
+        );
         registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Exited, 0, 1);
     }
 
