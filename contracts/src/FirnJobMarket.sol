@@ -149,9 +149,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint16 newProtocolFeeBps,
         uint256 newFalseDisputeSlash
     ) external onlyOwner {
-        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) {
-            revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
-        }
+        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
         if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
         if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
         _challengeWindow = newChallengeWindow;
@@ -160,9 +158,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _protocolFeeBps = newProtocolFeeBps;
         _falseDisputeSlash = SafeCast.toUint128(newFalseDisputeSlash);
         _settlementTerms.push(uint48(block.timestamp), _packTerms(newSlashAmount, newProtocolFeeBps));
-        emit ParametersUpdated(
-            newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash
-        );
+        emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -293,8 +289,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.enclaveId = enclaveId;
         // What submitProof checks in one word: the claimant, this node and its measurement, and the
         // job's commitments, all of which the proof (or its sender) repeats.
-        j.factsHash =
-            keccak256(abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment));
+        j.factsHash = keccak256(
+            abi.encode(msg.sender, enclaveId, node.measurement, terms.workloadHash, terms.inputCommitment)
+        );
         _totalBonds += uint128(required);
         // A proof of this claim comes by `expires` and by the deadline (submitProof refuses later
         // ones); its challenge window ends at most a window later. The requester picks the claim
@@ -342,8 +339,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint64 expiresAt = j.claimExpiresAt;
         if (block.timestamp > expiresAt) revert ClaimExpired(jobId, expiresAt, uint64(block.timestamp));
         bytes32 enclaveId = proof.enclaveId;
-        bytes32 claimHash =
-            keccak256(abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment));
+        bytes32 claimHash = keccak256(
+            abi.encode(msg.sender, enclaveId, proof.measurement, proof.workloadHash, proof.inputCommitment)
+        );
         if (claimHash != j.factsHash) _revertClaimMismatch(jobId, j, enclaveId);
         if (_timesInvalid(proof.startedAt, proof.finishedAt, deadline)) {
             revert InvalidProofTimes(proof.startedAt, proof.finishedAt);

@@ -203,10 +203,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (prev == NodeStatus.Pending || prev == NodeStatus.Active || prev == NodeStatus.Exiting) {
             revert EnclaveIdActive(p.enclaveId, prev);
         }
-        if (
-            prev != NodeStatus.None && n.enclaveAddress != p.enclaveAddress
-                && _enclaveIdOf[n.enclaveAddress] == p.enclaveId
-        ) {
+        if (prev != NodeStatus.None && n.enclaveAddress != p.enclaveAddress && _enclaveIdOf[n.enclaveAddress] == p.enclaveId)
+        {
             // A returning node with new keys releases the address of its previous registration.
             delete _enclaveIdOf[n.enclaveAddress];
         }
@@ -715,9 +713,13 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @dev Separate frame: the event has more fields than register's stack can hold.
-    function _emitRegistered(RegistrationParams calldata p, uint32 round, uint256 stake, uint256 fee, uint64 snapshotId)
-        private
-    {
+    function _emitRegistered(
+        RegistrationParams calldata p,
+        uint32 round,
+        uint256 stake,
+        uint256 fee,
+        uint64 snapshotId
+    ) private {
         emit NodeRegistered(
             p.enclaveId,
             msg.sender,

@@ -302,9 +302,8 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 posted = market.getJob(jobId).termsHash;
         IFirnJobMarket.JobTerms memory forged = _termsFor(jobId);
         forged.enclaveIds = new bytes32[](0);
-        bytes32 forgedHash = keccak256(
-            abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds)
-        );
+        bytes32 forgedHash =
+            keccak256(abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds));
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TermsMismatch.selector, jobId, posted, forgedHash));
         vm.prank(nodeA.operator);
         market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
@@ -402,7 +401,13 @@ contract FirnJobMarketTest is FirnFixture {
         );
         vm.expectEmit(address(market));
         emit IFirnJobMarket.ProofSubmitted(
-            jobId, nodeA.enclaveId, p.outputCommitment, 7, nodeA.enclaveAddress, p.startedAt, p.finishedAt
+            jobId,
+            nodeA.enclaveId,
+            p.outputCommitment,
+            7,
+            nodeA.enclaveAddress,
+            p.startedAt,
+            p.finishedAt
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -446,9 +451,7 @@ contract FirnJobMarketTest is FirnFixture {
         p.jobId = job2;
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered
-            )
+            abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -485,9 +488,7 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, foreignDigest);
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered
-            )
+            abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -714,7 +715,9 @@ contract FirnJobMarketTest is FirnFixture {
         address late = address(0x1a7e);
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId)
+            abi.encodeWithSelector(
+                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId
+            )
         );
         vm.prank(late);
         market.dispute(jobId, 17, _factsFor(jobId));
@@ -777,9 +780,7 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
         // Decision 1671: the owner's treasury, never the stake-weighted pool.
-        vm.assertEq(
-            market.withdrawable(owner) - treasuryBefore, 2 * FALSE_DISPUTE_SLASH, "false disputes to the treasury"
-        );
+        vm.assertEq(market.withdrawable(owner) - treasuryBefore, 2 * FALSE_DISPUTE_SLASH, "false disputes to the treasury");
     }
 
     /// @dev The market keeps the submission facts as a hash. A verifier that passes other facts
@@ -791,18 +792,14 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
         forged.signer = stranger;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
-            )
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 1, forged);
         forged = _factsFor(jobId);
         forged.startedAt = forged.finishedAt + 1;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
-            )
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 2, forged);
@@ -811,9 +808,7 @@ contract FirnJobMarketTest is FirnFixture {
         forged = _factsFor(jobId);
         forged.challengeEndsAt += 1 days;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
-            )
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 17, forged);
@@ -829,9 +824,7 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
         forged.workUnits = 1000;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
-            )
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
         );
         market.finalize(jobId, forged);
 
@@ -840,9 +833,7 @@ contract FirnJobMarketTest is FirnFixture {
         forged = _factsFor(early);
         forged.challengeEndsAt = uint64(block.timestamp);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged))
-            )
+            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged)))
         );
         market.finalize(early, forged);
         vm.assertEq(_status(early), uint256(IFirnJobMarket.JobStatus.Proved), "still in its window");

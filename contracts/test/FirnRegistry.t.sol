@@ -105,9 +105,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(uint256(n.snapshotId), uint256(snap), "snapshot");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), t.enclaveId, "reverse map");
         // Pending registrations are not indexed on chain (decision 1140): NodeRegistered lists them.
-        vm.expectRevert(
-            abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Pending)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Pending));
         registry.countByStatus(IFirnRegistry.NodeStatus.Pending);
         vm.assertEq(address(registry).balance, MIN_NODE_STAKE, "balance");
         IFirnRegistry.NodeSummary memory s = registry.getNodeSummary(t.enclaveId);
@@ -172,9 +170,7 @@ contract FirnRegistryTest is FirnFixture {
         p = _params(t, SIM, MEASUREMENT);
         registry.register{value: MIN_NODE_STAKE}(p);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnRegistry.EnclaveIdActive.selector, t.enclaveId, IFirnRegistry.NodeStatus.Pending
-            )
+            abi.encodeWithSelector(IFirnRegistry.EnclaveIdActive.selector, t.enclaveId, IFirnRegistry.NodeStatus.Pending)
         );
         registry.register{value: MIN_NODE_STAKE}(p);
         vm.stopPrank();
@@ -255,9 +251,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertTrue(registry.isActive(t.enclaveId), "active");
         vm.assertTrue(registry.isEligible(t.enclaveId), "eligible");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 1, "listed as active");
-        vm.assertEq(
-            rewards.verifierPoints(0, verifierList[0]), MIN_VERIFIER_STAKE, "vote reported to the pool, x stake"
-        );
+        vm.assertEq(rewards.verifierPoints(0, verifierList[0]), MIN_VERIFIER_STAKE, "vote reported to the pool, x stake");
 
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)
@@ -289,10 +283,7 @@ contract FirnRegistryTest is FirnFixture {
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IFirnRegistry.NotEligibleVoter.selector,
-                fake.enclaveId,
-                late,
-                registry.getNode(fake.enclaveId).snapshotId
+                IFirnRegistry.NotEligibleVoter.selector, fake.enclaveId, late, registry.getNode(fake.enclaveId).snapshotId
             )
         );
         vm.prank(late);
@@ -378,7 +369,9 @@ contract FirnRegistryTest is FirnFixture {
         vm.assertEq(registry.withdrawable(address(op)), MIN_NODE_STAKE, "credited, not pushed");
         vm.assertEq(registry.totalWithdrawable(), MIN_NODE_STAKE, "books");
 
-        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.TransferFailed.selector, address(op), MIN_NODE_STAKE));
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.TransferFailed.selector, address(op), MIN_NODE_STAKE)
+        );
         op.withdraw();
         op.setAccepting(true);
         uint256 before = address(op).balance;
@@ -754,9 +747,7 @@ contract FirnRegistryTest is FirnFixture {
             abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Rejected)
         );
         registry.countByStatus(IFirnRegistry.NodeStatus.Rejected);
-        vm.expectRevert(
-            abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Exited)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.StatusNotIndexed.selector, IFirnRegistry.NodeStatus.Exited));
         registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Exited, 0, 1);
     }
 

@@ -49,11 +49,7 @@ interface IFirnVerifierSet {
     /// member below `minVerifierStake`: it left the active set at once (snapshot `snapshotId`) and
     /// its remaining stake unbonds until `unbondingEndsAt`.
     event VerifierDeactivated(
-        address indexed verifier,
-        uint256 remainingStake,
-        uint256 minVerifierStake,
-        uint64 unbondingEndsAt,
-        uint64 snapshotId
+        address indexed verifier, uint256 remainingStake, uint256 minVerifierStake, uint64 unbondingEndsAt, uint64 snapshotId
     );
 
     /// @notice An active member added `amount` wei; its stake is now `stake`, counted from snapshot
