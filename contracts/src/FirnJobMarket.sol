@@ -485,8 +485,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.disputeStake = disputeStake;
         emit JobDisputed(jobId, msg.sender, reasonCode, weight, disputeStake);
         _findingDisputers[jobId].push(msg.sender);
-        // Strictly more than two thirds of the stake snapshotted when the proof was submitted.
-        if (disputeStake * 3 > _verifierSet.totalStakeAt(snapshotId) * 2) {
+        // Strictly more than two thirds of the stake that can still vote in the claim's round.
+        if (_findingPassed(jobId, snapshotId, disputeStake)) {
             // A finding earns only once it concludes: a dispute the quorum never joins earns nothing,
             // so disputing valid proofs is never paid.
             _reportWork(_findingDisputers[jobId]);
@@ -501,6 +501,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         _checkFacts(jobId, j, facts);
         if (block.timestamp < facts.challengeEndsAt) {
             revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
+        }
+        // Stake that left the round after its last finding can still make that finding pass: it
+        // concludes here rather than the proof being paid (decision 1720).
+        uint256 findings = j.disputeStake;
+        if (findings != 0 && _findingPassed(jobId, facts.snapshotId, findings)) {
+            _reportWork(_findingDisputers[jobId]);
+            _slashNode(jobId, j);
+            return;
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
@@ -882,6 +890,16 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.escrow = _toUint96(refundable);
         _totalEscrow += uint128(slashed + bond);
         emit JobSlashed(jobId, enclaveId, slashed, refundable);
+    }
+
+    /// @dev Whether findings of `disputeStake` wei pass strictly more than two thirds of the round's
+    /// denominator: the claim snapshot's stake, less what left it since without disputing
+    /// (`IFirnVerifierSet.quorumStakeAt`, decision 1720).
+    function _findingPassed(bytes32 jobId, uint64 snapshotId, uint256 disputeStake) private view returns (bool) {
+        uint256 total = _verifierSet.lastReduction() <= snapshotId
+            ? _verifierSet.totalStakeAt(snapshotId)
+            : _verifierSet.quorumStakeAt(snapshotId, _findingDisputers[jobId], disputeStake);
+        return disputeStake * 3 > total * 2;
     }
 
     /// @dev A fact dispute the recorded state contradicts: the verifier loses falseDisputeSlash,

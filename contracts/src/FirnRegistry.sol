@@ -358,8 +358,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         n.approvalStake = SafeCast.toUint96(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
-        // Strictly more than two thirds of the stake snapshotted when the round opened.
-        if (approvals * 3 <= total * 2) return;
+        // Strictly more than two thirds of the stake that can still vote in the round.
+        if (approvals * 3 <= _quorumStake(enclaveId, n, round, total) * 2) return;
         // The round is decided for approval: its approvers (and only they) earn a work point.
         _reportWork(_approvers[enclaveId][round]);
 
@@ -393,7 +393,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
-        if (refusals * 3 <= total) return;
+        if (refusals * 3 <= _quorumStake(enclaveId, n, round, total)) return;
         // The round is decided for refusal: its refusers (and only they) earn a work point.
         _reportWork(_refusers[enclaveId][round]);
 
@@ -696,6 +696,30 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (_voted[enclaveId][round][msg.sender]) revert AlreadyVoted(enclaveId, round, msg.sender);
         _voted[enclaveId][round][msg.sender] = true;
         total = _verifierSet.totalStakeAt(snapshotId);
+    }
+
+    /// @dev The round's denominator: `total` (its snapshot's stake) while no member counted there
+    /// left, was deactivated or slashed since; else the votes cast plus what the members that have
+    /// not voted can still cast (`IFirnVerifierSet.quorumStakeAt`, decision 1720). Call after the
+    /// vote is recorded in the tallies and voter lists.
+    function _quorumStake(bytes32 enclaveId, Node storage n, uint32 round, uint256 total)
+        private
+        view
+        returns (uint256)
+    {
+        uint64 snapshotId = n.snapshotId;
+        if (_verifierSet.lastReduction() <= snapshotId) return total;
+        address[] storage approvers = _approvers[enclaveId][round];
+        address[] storage refusers = _refusers[enclaveId][round];
+        uint256 a = approvers.length;
+        address[] memory voters = new address[](a + refusers.length);
+        for (uint256 i = 0; i < a; ++i) {
+            voters[i] = approvers[i];
+        }
+        for (uint256 i = 0; i < refusers.length; ++i) {
+            voters[a + i] = refusers[i];
+        }
+        return _verifierSet.quorumStakeAt(snapshotId, voters, uint256(n.approvalStake) + n.refusalStake);
     }
 
     /// @dev Separate frame: the event has more fields than register's stack can hold.

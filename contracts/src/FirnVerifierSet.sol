@@ -33,6 +33,9 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     /// the stake (wei) before it. A round opened at an earlier snapshot weighs the member at most at
     /// the stake before the first later top-up, which is what that round's total counted.
     mapping(address account => Checkpoints.Trace208) private _stakeBeforeTopUp;
+    /// @dev The latest snapshot that took counted stake away from members (a leave, a deactivation or
+    /// a slash of an active member). A round opened at or after it loses no voice (decision 1720).
+    uint64 private _lastReduction;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param minStake minimum stake to join (wei)
@@ -109,6 +112,7 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         v.unbondingEndsAt = endsAt;
         _active.remove(msg.sender);
         uint64 id = _recordTotal(_totalActiveStake - v.stake);
+        _lastReduction = id;
         emit LeaveRequested(msg.sender, endsAt, id);
     }
 
@@ -150,9 +154,10 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
                 v.unbondingEndsAt = endsAt;
                 _active.remove(verifier);
                 uint64 id = _recordTotal(_totalActiveStake - before);
+                _lastReduction = id;
                 emit VerifierDeactivated(verifier, remaining, _minVerifierStake, endsAt, id);
             } else if (slashed != 0) {
-                _recordTotal(_totalActiveStake - slashed);
+                _lastReduction = _recordTotal(_totalActiveStake - slashed);
             }
         }
         emit VerifierSlashed(verifier, slashed, beneficiary, reason);
@@ -210,24 +215,38 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnVerifierSet
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256) {
-        Verifier storage v = _members[account];
-        if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
-        // A member below the minimum (raised by governance since it joined) has too little at risk.
-        uint256 stake = v.stake;
-        if (stake < _minVerifierStake) return 0;
-        // A top-up after the round's snapshot adds nothing to the round: its total did not count it.
-        Checkpoints.Trace208 storage topUps = _stakeBeforeTopUp[account];
-        (bool exists, uint48 lastTopUp,) = topUps.latestCheckpoint();
-        if (exists && lastTopUp > snapshotId) {
-            uint256 counted = topUps.lowerLookup(SafeCast.toUint48(uint256(snapshotId) + 1));
-            if (counted < stake) stake = counted;
-        }
-        return stake;
+        return _voteWeight(account, snapshotId);
     }
 
     /// @inheritdoc IFirnVerifierSet
     function minVerifierStake() external view returns (uint256) {
         return _minVerifierStake;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function lastReduction() external view returns (uint64) {
+        return _lastReduction;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    /// @dev Walks the active set (bounded by the members governance admitted, as the raise in
+    /// decision 1705 does) and the voters (one per member and round). Rounds call it only when
+    /// `lastReduction()` is after their snapshot; otherwise it is `totalStakeAt(snapshotId)`.
+    function quorumStakeAt(uint64 snapshotId, address[] calldata voters, uint256 cast) external view returns (uint256) {
+        if (snapshotId > _snapshot) revert UnknownSnapshot(snapshotId, _snapshot);
+        uint256 total = _totalAt[snapshotId];
+        if (_lastReduction <= snapshotId) return total;
+        // Weight every member counted there can still cast, less what its voters can still cast
+        // (their votes are in `cast` with the weight they had): what the round still waits for.
+        uint256 left = cast;
+        uint256 n = _active.length();
+        for (uint256 i = 0; i < n; ++i) {
+            left += _voteWeight(_active.at(i), snapshotId);
+        }
+        for (uint256 i = 0; i < voters.length; ++i) {
+            left -= _voteWeight(voters[i], snapshotId);
+        }
+        return left < total ? left : total;
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -261,7 +280,25 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
             removed += stake;
             emit VerifierDeactivated(account, stake, min, endsAt, id);
         }
-        if (removed != 0) _recordTotal(_totalActiveStake - removed);
+        if (removed != 0) _lastReduction = _recordTotal(_totalActiveStake - removed);
+    }
+
+    /// @dev See `voteWeight`: 0 unless active now and counted at `snapshotId`, capped by the stake
+    /// that snapshot counted.
+    function _voteWeight(address account, uint64 snapshotId) private view returns (uint256) {
+        Verifier storage v = _members[account];
+        if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
+        // A member below the minimum (raised by governance since it joined) has too little at risk.
+        uint256 stake = v.stake;
+        if (stake < _minVerifierStake) return 0;
+        // A top-up after the round's snapshot adds nothing to the round: its total did not count it.
+        Checkpoints.Trace208 storage topUps = _stakeBeforeTopUp[account];
+        (bool exists, uint48 lastTopUp,) = topUps.latestCheckpoint();
+        if (exists && lastTopUp > snapshotId) {
+            uint256 counted = topUps.lowerLookup(SafeCast.toUint48(uint256(snapshotId) + 1));
+            if (counted < stake) stake = counted;
+        }
+        return stake;
     }
 
     /// @dev Sets the active total and records it under a new snapshot id.

@@ -723,7 +723,7 @@ contract FirnJobMarketTest is FirnFixture {
         market.dispute(jobId, 17, _factsFor(jobId));
 
         vm.prank(verifierList[0]);
-        verifierSet.requestLeave(); // leaving honest verifiers cannot lower the bar either
+        verifierSet.requestLeave(); // 0.9 of the 2.4 ether left (decision 1720) is still far from 2/3
         vm.warp(_factsFor(jobId).challengeEndsAt);
         market.finalize(jobId, _factsFor(jobId));
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "honest node paid");

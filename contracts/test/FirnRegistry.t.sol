@@ -391,8 +391,8 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
         registry.approve(t.enclaveId, t.evidenceDigest);
-        // Its stake stays in the round's total: leaving cannot lower the bar. 3 of the 4 stakes
-        // remain, and all three must approve.
+        // It had not voted, so its stake leaves the round's denominator (decision 1720): 3 of the 4
+        // stakes remain and two approvals are exactly 2/3 of them, not more; all three must approve.
         for (uint256 i = 1; i < VERIFIERS; ++i) {
             vm.prank(verifierList[i]);
             registry.approve(t.enclaveId, t.evidenceDigest);

@@ -133,6 +133,20 @@ interface IFirnVerifierSet {
     /// never more than the stake it held at that snapshot (a later addStake adds nothing there).
     function voteWeight(address account, uint64 snapshotId) external view returns (uint256);
 
+    /// @notice Id of the latest snapshot that took stake away from members counted before it (a
+    /// leave, a deactivation, a slash of an active member). Rounds opened at or after it have
+    /// `quorumStakeAt` equal to `totalStakeAt` (decision 1720).
+    function lastReduction() external view returns (uint64);
+
+    /// @notice Denominator (wei) of a round opened at `snapshotId` whose distinct `voters` have
+    /// cast `cast` wei of weight in it (any side): `cast` plus the `voteWeight` every member that has
+    /// not voted can still cast there. Stake that left, was deactivated or slashed since the
+    /// snapshot and had not voted counts no more, so the members that can still vote can always
+    /// conclude; votes already cast keep their weight in both the tally and the denominator, so
+    /// leaving after voting never lowers a bar. At most `totalStakeAt(snapshotId)`; equal to it
+    /// while `lastReduction() <= snapshotId`. Reverts UnknownSnapshot for a future id.
+    function quorumStakeAt(uint64 snapshotId, address[] calldata voters, uint256 cast) external view returns (uint256);
+
     function minVerifierStake() external view returns (uint256);
 
     function unbondingPeriod() external view returns (uint64);

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {FirnFixture} from "./utils/FirnFixture.sol";
+
+/// @notice A round's denominator is the stake that can still vote in it plus the votes already
+/// cast (decision 1720): stake that left without voting stops counting, a vote cast before leaving
+/// keeps its weight in both the tally and the denominator, and stake added after the snapshot never
+/// counts.
+contract FirnQuorumStakeTest is FirnFixture {
+    address internal requester = address(0xCAFE);
+    bytes32 internal constant WORKLOAD = keccak256("model");
+    bytes32 internal constant INPUT = keccak256("inputs");
+    address internal big1;
+    address internal big2;
+
+    function setUp() public override {
+        super.setUp();
+        vm.deal(requester, 100 ether);
+        big1 = _verifierAddr(101);
+        big2 = _verifierAddr(102);
+        _joinVerifier(big1, 1 ether);
+        _joinVerifier(big2, 1 ether);
+    }
+
+    function _claimAndProve(TestNode memory t) internal returns (bytes32 jobId, IFirnJobMarket.ProofFacts memory f) {
+        IFirnJobMarket.JobRequest memory r;
+        r.teeTypeMask = uint8(1) << SIM;
+        r.allowedMeasurements = new bytes32[](0);
+        r.enclaveIds = new bytes32[](0);
+        r.workloadHash = WORKLOAD;
+        r.inputCommitment = INPUT;
+        r.deadline = uint64(block.timestamp + 7 days);
+        r.claimTimeout = 3 days;
+        vm.prank(requester);
+        jobId = _remember(market.postJob{value: 3 ether}(r), r);
+        vm.prank(t.operator);
+        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId, _termsFor(jobId));
+        IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof({
+            jobId: jobId,
+            enclaveId: t.enclaveId,
+            measurement: MEASUREMENT,
+            workloadHash: WORKLOAD,
+            inputCommitment: INPUT,
+            outputCommitment: keccak256("garbage"),
+            startedAt: uint64(block.timestamp),
+            finishedAt: uint64(block.timestamp),
+            workUnits: 7
+        });
+        bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
+        vm.prank(t.operator);
+        _submitTo(market, p, sig);
+        f = IFirnJobMarket.ProofFacts({
+            signer: t.enclaveAddress,
+            startedAt: p.startedAt,
+            finishedAt: p.finishedAt,
+            provedBlock: uint64(block.number),
+            challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
+            workUnits: p.workUnits,
+            snapshotId: market.getJob(jobId).snapshotId
+        });
+    }
+
+    /// @dev A coalition holding exactly one third (not more) refuses, and the member that voted
+    /// first leaves before the last refusal: were its stake dropped from the denominator while its
+    /// vote stayed, the refusal would pass 1/3 of 3.5 ether with 1.5 ether and reject a valid node.
+    function test_attack_voteThenLeaveCannotLowerTheBar() public {
+        address c1 = _verifierAddr(201);
+        address c2 = _verifierAddr(202);
+        _joinVerifier(c1, 1 ether);
+        _joinVerifier(c2, 0.5 ether);
+        // Honest: 2 + 2 = 4 ether; coalition 1.5 ether; total 5.5: coalition under 1/3.
+        TestNode memory t = _node(7);
+        _register(t, SIM, MEASUREMENT);
+        uint64 snap = registry.getNode(t.enclaveId).snapshotId;
+        vm.prank(c1);
+        registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        vm.prank(c1);
+        verifierSet.requestLeave();
+        // An honest member that never voted also leaves: its stake stops counting.
+        vm.prank(verifierList[0]);
+        verifierSet.requestLeave();
+        vm.prank(c2);
+        registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "pending");
+
+        address[] memory voters = new address[](2);
+        voters[0] = c1;
+        voters[1] = c2;
+        // 1.5 cast + 3.5 that can still vote (0.5 left without voting).
+        vm.assertEq(
+            verifierSet.quorumStakeAt(snap, voters, 1.5 ether), 5 ether, "cast vote kept, silent leaver dropped"
+        );
+        vm.assertEq(verifierSet.totalStakeAt(snap), 5.5 ether, "snapshot unchanged");
+        // The honest members still able to vote (3.5 of 5) approve.
+        for (uint256 i = 1; i < 4; ++i) {
+            vm.prank(verifierList[i]);
+            registry.approve(t.enclaveId, t.evidenceDigest);
+        }
+        vm.prank(big1);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertFalse(registry.isActive(t.enclaveId), "2.5 of 5 is not yet 2/3");
+        vm.prank(big2);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertTrue(registry.isActive(t.enclaveId), "3.5 of 5 passes 2/3");
+    }
+
+    /// @dev The findings were cast before governance's raise deactivated the silent members: no
+    /// vote is left to cast that could conclude the finding, so finalize concludes it instead of
+    /// paying the fraudulent proof.
+    function test_findingPassedByALaterDeactivationSlashesAtFinalize() public {
+        TestNode memory cheat = _activeNode(1, SIM, MEASUREMENT); // 1.5 of 4 ether so far
+        vm.prank(big1);
+        registry.approve(cheat.enclaveId, cheat.evidenceDigest);
+        vm.prank(big2);
+        registry.approve(cheat.enclaveId, cheat.evidenceDigest);
+        (bytes32 jobId, IFirnJobMarket.ProofFacts memory f) = _claimAndProve(cheat);
+        vm.prank(big1);
+        market.dispute(jobId, 17, f);
+        vm.prank(big2);
+        market.dispute(jobId, 17, f);
+        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Proved), "2 of 4 open");
+        verifierSet.setParameters(1 ether, UNBONDING); // deactivates the four 0.5-ether members
+        vm.warp(f.challengeEndsAt);
+        market.finalize(jobId, f);
+        vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Slashed), "slashed");
+        vm.assertEq(market.withdrawable(cheat.operator), 0, "fraud unpaid");
+    }
+
+    /// @dev After a deactivation, stake added since the snapshot (a new member, a top-up) still adds
+    /// nothing to the round's denominator, and a slash of a member that had not voted lowers it by
+    /// the slashed amount only.
+    function test_quorumStake_countsNoStakeAddedAfterTheSnapshot() public {
+        TestNode memory t = _node(8);
+        _register(t, SIM, MEASUREMENT);
+        uint64 snap = registry.getNode(t.enclaveId).snapshotId;
+        address[] memory none = new address[](0);
+        vm.assertEq(verifierSet.lastReduction(), 0, "no reduction yet");
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 4 ether, "fast path: the snapshot");
+        verifierSet.setParameters(1 ether, UNBONDING);
+        vm.assertTrue(verifierSet.lastReduction() > snap, "raise recorded");
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 2 ether, "deactivated stake dropped");
+        vm.prank(big1);
+        verifierSet.addStake{value: 5 ether}();
+        _joinVerifier(_verifierAddr(301), 9 ether);
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 2 ether, "later stake never counts");
+        vm.prank(address(market));
+        verifierSet.slash(big2, 0.25 ether, stranger, bytes32(0)); // 0.75 left is under 1 ether
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 1 ether, "deactivated by the slash");
+        vm.prank(big1);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertTrue(registry.isActive(t.enclaveId), "the one member left that can vote concludes");
+    }
+}
