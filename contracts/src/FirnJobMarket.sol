@@ -659,11 +659,6 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    function settlementTermsAt(uint64 at) external view returns (uint16 feeBps, uint256 slashAmount_) {
-        return _unpackTerms(_settlementTerms.upperLookup(SafeCast.toUint48(at)));
-    }
-
-    /// @inheritdoc IFirnJobMarket
     function guardian() external view returns (address) {
         return _guardian;
     }
@@ -896,9 +891,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// denominator: the claim snapshot's stake, less what left it since without disputing
     /// (`IFirnVerifierSet.quorumStakeAt`, decision 1720).
     function _findingPassed(bytes32 jobId, uint64 snapshotId, uint256 disputeStake) private view returns (bool) {
-        uint256 total = _verifierSet.lastReduction() <= snapshotId
-            ? _verifierSet.totalStakeAt(snapshotId)
-            : _verifierSet.quorumStakeAt(snapshotId, _findingDisputers[jobId], disputeStake);
+        // quorumStakeAt is the snapshot's total for a round opened at or after the last reduction.
+        uint256 total = _verifierSet.quorumStakeAt(snapshotId, _findingDisputers[jobId], disputeStake);
         return disputeStake * 3 > total * 2;
     }
 

@@ -324,7 +324,7 @@ interface IFirnJobMarket {
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
     /// goes to the reward pool. Works while paused. The fee and, for disputes, the slash amount are
-    /// the ones in force when the job's claim was made (`settlementTermsAt`, decision 1700). A pool
+    /// the ones in force when the job's claim was made (decision 1700). A pool
     /// that cannot take the fee never blocks this: the fee is held for `sweepFees` (decision 1701).
     /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external;
@@ -355,9 +355,6 @@ interface IFirnJobMarket {
     function sweepFees() external returns (uint256 amount);
     /// @notice Protocol fees held after a failed push to the pool (wei).
     function feesHeld() external view returns (uint256);
-    /// @notice The protocol fee (basis points) and slash amount (wei) in force at unix time `at`:
-    /// a job settles on the terms at its claim time (claimExpiresAt - claimTimeout).
-    function settlementTermsAt(uint64 at) external view returns (uint16 feeBps, uint256 slashAmount_);
     /// @notice Owner or guardian: stop new jobs and claims.
     function pause() external;
     /// @notice Owner: resume.

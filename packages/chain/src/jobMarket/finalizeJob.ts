@@ -8,8 +8,7 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
 /**
  * Anyone: after the challenge window without a slashing quorum, credit escrow minus the protocol
  * fee, and the claim bond, to the claimant (pull with withdrawCredits); the fee goes to the reward
- * pool. Works while paused. The fee is the one in force at the job's claim (`settlementTermsAt`,
- * decision 1700); a pool that cannot take it never blocks this: the market holds the fee for its
+ * pool. Works while paused. The fee is the one in force at the job's claim (decision 1700); a pool that cannot take it never blocks this: the market holds the fee for its
  * `sweepFees` (ProtocolFeeHeld, decision 1701).
  */
 export async function finalizeJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {

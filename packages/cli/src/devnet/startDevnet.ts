@@ -208,7 +208,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
   const log = o.log;
   const bundle = await buildEnclaveBundle();
   const measurement = bytesToHex(bundle.measurement);
-  log(`enclave measurement ${measurement}`);
+  log(`enclave measurement without a key-broker pin ${measurement}`);
   const apps = await buildDevnetApps(o.apps ?? [], join(dir, 'apps'), log);
   // One node per app, after the regular ones.
   const nodeCount = o.nodes + apps.length;
@@ -232,10 +232,12 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     writeFileSync(rootFile, root.certificatePem);
     // The root's private key plays the vendor's role; it stays in the devnet dir, never with nodes.
     writeFileSync(join(dir, 'keys', 'simulated-root.json'), JSON.stringify(root), { mode: 0o600 });
-    // Node 1 takes its sealing key from the key broker, whose identity its image pins (measured,
-    // decision 1710): the broker starts once to create its sealed master secret and name its
-    // address, node 1's image is built with that pin, and the broker restarts below (same sealed
-    // master, same address) releasing to that image's measurement, with the chain's allow-list.
+    // The first-party nodes take their sealing key from the key broker, whose identity their image
+    // pins (measured, decision 1710): the broker starts once to create its sealed master secret and
+    // name its address, the nodes' image is built with that pin, and the broker restarts below
+    // (same sealed master, same address) releasing to that image's measurement, with the chain's
+    // allow-list. Every first-party node runs that one image, so a job posted for the devnet's
+    // measurement can run on (and be retried on) any of them.
     const firstKms = await startDevnetKms({
       dir,
       root,
@@ -250,6 +252,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       keyBroker: firstKms.address,
     });
     const kmsMeasurement = bytesToHex(kmsBundle.measurement);
+    log(`enclave measurement ${kmsMeasurement} (the first-party nodes' image, pinning key broker ${firstKms.address})`);
     const [deployer, requester, ...rest] = anvil.accounts;
     const verifierAccounts = rest.slice(0, o.verifiers);
     const operatorAccounts = rest.slice(o.verifiers, o.verifiers + nodeCount);
@@ -387,11 +390,11 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
         '--key-file',
         keyFile,
         '--bundle',
-        index > o.nodes ? apps[index - o.nodes - 1]!.entry : index === 1 ? kmsBundle.path : bundle.path,
+        index > o.nodes ? apps[index - o.nodes - 1]!.entry : kmsBundle.path,
         '--stake',
         '2',
       ];
-      if (index === 1) args.push('--kms-url', kms.url, '--kms-address', kms.address);
+      if (index <= o.nodes) args.push('--kms-url', kms.url, '--kms-address', kms.address);
       args.push(...(o.nodeArgs ?? []));
       if (index <= o.nodes && index > o.nodes - (o.gpuNodes ?? 1)) {
         const gpu = await createSimulatedGpu({
@@ -479,7 +482,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       simulatedRootFile: rootFile,
       simulatedGpuRootFile: gpuRootFile,
       simulatedGpuRootPem: gpuRoot.rootCertPem,
-      measurement,
+      measurement: kmsMeasurement,
       nodes: nodes.map((n) => {
         const c = byUrl.get(n.url);
         return {
