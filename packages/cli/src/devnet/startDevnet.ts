@@ -252,7 +252,9 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       keyBroker: firstKms.address,
     });
     const kmsMeasurement = bytesToHex(kmsBundle.measurement);
-    log(`enclave measurement ${kmsMeasurement} (the first-party nodes' image, pinning key broker ${firstKms.address})`);
+    log(
+      `enclave measurement ${kmsMeasurement} (the first-party nodes' image, pinning key broker ${firstKms.address})`,
+    );
     const [deployer, requester, ...rest] = anvil.accounts;
     const verifierAccounts = rest.slice(0, o.verifiers);
     const operatorAccounts = rest.slice(o.verifiers, o.verifiers + nodeCount);
