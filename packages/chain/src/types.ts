@@ -62,6 +62,16 @@ export const REGISTRY_INELIGIBLE_REASONS = {
   3: 'measurement revoked',
 } as const;
 
+/**
+ * Whether an `ineligibility` reason is a restriction governance or the guardian made (2: TEE type
+ * withdrawn, 3: measurement revoked), not the node's own act (1: not Active). Such a node loses
+ * its epoch's points (decisions 1708, 1726) and a running claim of it may be ended at once with
+ * its bond returned (decision 1723).
+ */
+export function isGovernanceRestriction(reason: number): boolean {
+  return reason === 2 || reason === 3;
+}
+
 /** Bit (1 << teeType) of every TEE type a production deployment accepts: SGX, TDX, Nitro, SEV-SNP; never simulated. */
 export const PRODUCTION_TEE_TYPES = 0x3c;
 /** Every TEE type, the simulated one included (devnet and tests). */

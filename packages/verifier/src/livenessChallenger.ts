@@ -7,6 +7,7 @@ import {
   firnRewardsAbi,
   getChallenge,
   getIneligibility,
+  isGovernanceRestriction,
   getRestriction,
   getVerifierEpochReward,
   getWithdrawable,
@@ -79,10 +80,6 @@ interface Open {
   /** Re-checks that found no ChallengeAnswered log yet (an RPC whose log index lags its head). */
   unseen?: number;
 }
-
-/** IFirnRegistry.ineligibility reasons that are governance restrictions (decision 1708). */
-const INELIGIBLE_TEE_TYPE = 2;
-const INELIGIBLE_MEASUREMENT = 3;
 
 /** Chain seconds between two scans of the registry's logs for governance restrictions (1708). */
 const RESTRICTION_SCAN_SECONDS = 60n;
@@ -225,8 +222,7 @@ export class LivenessChallenger {
       if (reason !== 0) {
         // Made ineligible by governance during the epoch: its points of the epoch, and its
         // platform's share, go (decision 1708). Not Active (exit, slash): nothing to do.
-        if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
-          await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+        if (isGovernanceRestriction(reason)) await this.dropRevoked(epoch, enclaveId, headNumber, reason);
         continue;
       }
       // A node that missed its last challenged epoch takes one challenge per epoch, none after
@@ -333,8 +329,7 @@ export class LivenessChallenger {
       for (const enclaveId of await listEnclaveIdsByStatus(this.clients, status, 200, headNumber)) {
         if (this.stopped) return;
         const reason = await getRestriction(this.clients, enclaveId);
-        if (reason === INELIGIBLE_TEE_TYPE || reason === INELIGIBLE_MEASUREMENT)
-          await this.dropRevoked(epoch, enclaveId, headNumber, reason);
+        if (isGovernanceRestriction(reason)) await this.dropRevoked(epoch, enclaveId, headNumber, reason);
       }
     }
   }

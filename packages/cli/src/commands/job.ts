@@ -10,6 +10,7 @@ import {
   getJob,
   getWithdrawable,
   getNode,
+  isGovernanceRestriction,
   JobStatus,
   reclaimJob,
   withdrawCredits,
@@ -233,8 +234,8 @@ export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: st
 /**
  * Whether the requester may reclaim `j` now (FirnJobMarket.reclaim): Open, Failed or Slashed; a
  * Claimed job whose claim lapsed (`lapsed`: its bond goes to the treasury, decision 1625); or a
- * Claimed job still running whose node governance made ineligible after its claim (`restricted`:
- * registry ineligibility 2, TEE type withdrawn, or 3, measurement revoked; the whole bond goes back
+ * Claimed job still running whose node governance made ineligible after its claim
+ * (`isGovernanceRestriction`: TEE type withdrawn or measurement revoked; the whole bond goes back
  * to the node, decision 1723). `now` is the chain's time, unix seconds. Reads the registry only for
  * a running claim; chain read errors propagate as FirnError.
  */
@@ -242,15 +243,14 @@ async function reclaimable(
   c: FirnClients,
   j: FirnJob,
   now: bigint,
-): Promise<{ ok: boolean; lapsed: boolean; restricted: boolean }> {
+): Promise<{ ok: boolean; lapsed: boolean }> {
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
-  let restricted = false;
-  if (j.status === JobStatus.Claimed && !lapsed) {
-    const reason = await getIneligibility(c, j.enclaveId);
-    restricted = reason === 2 || reason === 3;
-  }
+  const restricted =
+    j.status === JobStatus.Claimed &&
+    !lapsed &&
+    isGovernanceRestriction(await getIneligibility(c, j.enclaveId));
   const ok = lapsed || restricted || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status);
-  return { ok, lapsed, restricted };
+  return { ok, lapsed };
 }
 
 /**
