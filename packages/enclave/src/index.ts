@@ -1,6 +1,7 @@
 export * from './enclaveProgram.ts';
 export * from './evidence/simulated.ts';
 export * from './evidence/types.ts';
+export * from './guestLaunch.ts';
 export * from './image.ts';
 export * from './keys.ts';
 export * from './protocol.ts';

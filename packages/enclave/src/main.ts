@@ -13,6 +13,7 @@ import { setTfWasmDir } from '@firn/ml';
 import { createChainClock } from './chainClock.ts';
 import { createEnclaveProgram } from './enclaveProgram.ts';
 import { environmentFromEnv } from './evidence/environmentFromEnv.ts';
+import { applyEnclaveEnvAllowList, checkGuestLaunch } from './guestLaunch.ts';
 import { ENCLAVE_IMAGE_WASM_DIR, ENCLAVE_IMAGE_WORKER, verifyEnclaveImage } from './image.ts';
 import { createJobHandlers } from './jobs/index.ts';
 import { childProcessRuntime } from './runtime/mlRuntime.ts';
@@ -70,6 +71,12 @@ async function main(): Promise<void> {
       'E_IMAGE_MISMATCH',
       `the enclave must run without loader or Node variables in its environment (${loaderVar.slice(0, 64)})`,
     );
+  // An allow-list, not a deny-list (decision 1730): in a TD or SEV-SNP guest any other variable
+  // stops the enclave; elsewhere it is dropped before anything reads it or a child inherits it.
+  applyEnclaveEnvAllowList(process.env, process.env.FIRN_TEE);
+  // In a TD or SEV-SNP guest the hardware measured the boot, not this image: run only as the fixed
+  // Node with the fixed entry of the verified root filesystem, never from a path the host chose.
+  checkGuestLaunch({ tee: process.env.FIRN_TEE, entry: self, execPath: process.execPath });
   const imageDir = dirname(dirname(self));
   const image = verifyEnclaveImage(imageDir);
   if (relative(imageDir, self).split(sep).join('/') !== image.manifest.entry)

@@ -5,6 +5,7 @@ import { FirnError, hexToBytes, measurementDigest } from '@firn/core';
 import { dcapSelfIdentity, parseSimulatedPlatform } from '@firn/attestation';
 import { restoreSimulatedGpu, type SimulatedGpuState } from '@firn/sim/device';
 import type { EnclaveEnvironment } from '../enclaveProgram.ts';
+import { ENCLAVE_CHILD_ENV } from '../guestLaunch.ts';
 import type { EnclaveImageKeyBroker } from '../image.ts';
 import { GramineEvidenceProvider } from './gramine.ts';
 import { withKmsSealingKey } from './kmsSealingKey.ts';
@@ -80,7 +81,8 @@ export interface EnclaveEnvironmentOptions {
  *   ignored when the image pins none. The broker's identity never comes from the host.
  * - FIRN_NSM_HELPER (nitro only): the helper argv, set in the measured EIF's environment (the
  *   parent instance cannot pass it; the node supervisor refuses it).
- * The TDX GPU collector is the fixed TDX_GPU_COLLECTOR_PATH, used when present. TDX, Nitro and
+ * The TDX GPU collector is the fixed TDX_GPU_COLLECTOR_PATH, used when present, run with the fixed
+ * ENCLAVE_CHILD_ENV (never the enclave's environment, decision 1730). TDX, Nitro and
  * SEV-SNP have no hardware sealing key: their sealing key comes from the pinned broker, and
  * without one sealingKey() fails with E_UNSUPPORTED. `bundleSha256` is the image digest (the
  * simulated TEE's measurement register). Errors: E_INVALID_INPUT naming the variable to fix,
@@ -142,7 +144,7 @@ export async function environmentFromEnv(
     // GPU evidence inside a TD: only the collector fixed on the measured root filesystem runs.
     const collector = join(root, ...TDX_GPU_COLLECTOR_PATH.split('/'));
     if (tee === 'tdx' && existsSync(collector))
-      out.gpu = new NvidiaCommandCollector({ command: [collector] });
+      out.gpu = new NvidiaCommandCollector({ command: [collector], env: ENCLAVE_CHILD_ENV });
     return out;
   }
   if (tee === 'nitro' || tee === 'sev-snp') {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { nitroIdentityOf, parseNitroDocument } from '@firn/attestation';
 import { FirnError, MAX_QUOTE_BYTES } from '@firn/core';
 import { decode, encode } from 'cborg';
+import { ENCLAVE_CHILD_ENV } from '../guestLaunch.ts';
 import type { EvidenceProvider } from './types.ts';
 
 /**
@@ -46,6 +47,8 @@ export class NsmHelperTransport implements NsmTransport {
       const child = spawn(argv[0]!, argv.slice(1), {
         shell: false,
         stdio: ['pipe', 'pipe', 'ignore'],
+        // A fixed environment, never the enclave's own (decision 1730).
+        env: { ...ENCLAVE_CHILD_ENV },
         timeout: this.#o.timeoutMs ?? 10_000,
         killSignal: 'SIGKILL',
       });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { FirnError, type GpuEvidenceEntry, MAX_GPU_ENTRIES } from '@firn/core';
+import { ENCLAVE_CHILD_ENV } from '../guestLaunch.ts';
 import type { GpuEvidenceCollector } from './types.ts';
 
 export interface NvidiaCollectorOptions {
@@ -7,7 +8,11 @@ export interface NvidiaCollectorOptions {
   command: readonly string[];
   timeoutMs?: number;
   maxOutputBytes?: number;
-  env?: NodeJS.ProcessEnv;
+  /**
+   * The collector's whole environment; default ENCLAVE_CHILD_ENV (a fixed PATH, nothing the host
+   * set). Never the enclave's own environment (decision 1730).
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 const MAX_FIELD = 256 * 1024;
@@ -38,8 +43,8 @@ export function parseGpuEvidenceList(text: string): GpuEvidenceEntry[] {
 
 /**
  * Collects GPU evidence by running a configured command (e.g. a wrapper around NVIDIA's
- * attestation SDK) that prints the SDK's JSON list for the given nonce; time-limited and
- * output-capped. The output is untrusted: it is verified later, never here.
+ * attestation SDK) that prints the SDK's JSON list for the given nonce; time-limited,
+ * output-capped, without a shell and with a fixed environment (ENCLAVE_CHILD_ENV by default). The output is untrusted: it is verified later, never here.
  */
 export class NvidiaCommandCollector implements GpuEvidenceCollector {
   readonly #opts: NvidiaCollectorOptions;
@@ -68,7 +73,7 @@ export class NvidiaCommandCollector implements GpuEvidenceCollector {
         stdio: ['ignore', 'pipe', 'ignore'],
         timeout: this.#opts.timeoutMs ?? 60_000,
         killSignal: 'SIGKILL',
-        ...(this.#opts.env ? { env: this.#opts.env } : {}),
+        env: { ...(this.#opts.env ?? ENCLAVE_CHILD_ENV) },
       });
       const chunks: Buffer[] = [];
       let size = 0;

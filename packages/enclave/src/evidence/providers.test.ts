@@ -132,8 +132,8 @@ describe('TdxConfigfsEvidenceProvider', () => {
 
 describe('NvidiaCommandCollector', () => {
   const script = join(FIX, 'printEvidence.mjs');
+  // The collector's whole environment (it inherits nothing of the enclave's, decision 1730).
   const env = {
-    ...process.env,
     FIRN_TEST_EVIDENCE: sharedPath('vectors', 'attestation', 'nvidia-nvtrust', 'ppcie', 'gpu_evidence.json'),
   };
   it('runs the command with the hex nonce and parses the SDK list', async () => {
