@@ -10,6 +10,7 @@ import {
   createSimulatedGpuRoot,
 } from '@firn/sim';
 import { bytesToHex, measurementDigest } from '@firn/core';
+import { GUEST_ENCLAVE_ENTRY, GUEST_NODE_PATH } from '@firn/enclave';
 import { KmsDaemon } from '@firn/kms';
 import { parse } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,7 +96,7 @@ describe('enclave environment allow-list', () => {
     ).toThrow(/LD_PRELOAD/);
   });
 
-  it('passes PATH and the configured variables only; the host environment stays behind', () => {
+  it('passes the configured variables only (not even PATH); the host environment stays behind', () => {
     process.env.FIRN_TEST_HOST_SECRET = 'must-not-leak';
     const sup = new EnclaveSupervisor({
       bundlePath: bundle.path,
@@ -103,7 +104,7 @@ describe('enclave environment allow-list', () => {
       logger,
     });
     const cmd = sup.command();
-    expect(Object.keys(cmd.env).sort()).toEqual(['FIRN_SIM_PLATFORM', 'FIRN_TEE', 'PATH']);
+    expect(Object.keys(cmd.env).sort()).toEqual(['FIRN_SIM_PLATFORM', 'FIRN_TEE']);
     expect(cmd.file).toBe(process.execPath);
     expect(cmd.args).toEqual([bundle.path]);
     expect(
@@ -114,6 +115,36 @@ describe('enclave environment allow-list', () => {
         FIRN_OTHER: '1',
       }),
     ).toEqual({ FIRN_LOG_LEVEL: 'debug' });
+  });
+
+  it('a TD or SEV-SNP guest starts only the fixed Node with the fixed entry, without PATH (decision 1730)', () => {
+    const prev = process.env.PATH;
+    process.env.PATH = `/tmp/host-bin:${prev}`;
+    try {
+      for (const tee of ['tdx', 'sev-snp']) {
+        const env = { FIRN_TEE: tee, FIRN_KMS_URL: 'http://kms.example:7400' };
+        const cmd = new EnclaveSupervisor({ bundlePath: GUEST_ENCLAVE_ENTRY, env, logger }).command();
+        expect(cmd).toEqual({ file: GUEST_NODE_PATH, args: [GUEST_ENCLAVE_ENTRY], env });
+        for (const bundlePath of [bundle.path, `${GUEST_ENCLAVE_ENTRY}/../../x/app/enclave.mjs`])
+          expect(() => new EnclaveSupervisor({ bundlePath, env, logger })).toThrow(
+            expect.objectContaining({
+              code: 'E_INVALID_INPUT',
+              message: expect.stringContaining(GUEST_ENCLAVE_ENTRY),
+            }),
+          );
+        expect(
+          () =>
+            new EnclaveSupervisor({
+              bundlePath: GUEST_ENCLAVE_ENTRY,
+              env,
+              logger,
+              launcher: { kind: 'gramine-sgx', manifestDir: dir, name: 'x' },
+            }),
+        ).toThrow(/not Gramine/);
+      }
+    } finally {
+      process.env.PATH = prev;
+    }
   });
 
   it('refuses every variable that would choose code, a key source or a filesystem root (decision 1712)', () => {
