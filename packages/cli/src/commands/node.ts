@@ -21,6 +21,7 @@ import {
 } from '@firn/node';
 import { createFirnClients, NodeStatus, withdrawAllCredits } from '@firn/chain';
 import { bytesToHex, type Hex, hexBytes, InvalidInputError } from '@firn/core';
+import { GUEST_ENCLAVE_ENTRY, GUEST_IMAGE_DIR, isGuestMeasuredTee } from '@firn/enclave';
 import type { Command } from 'commander';
 import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { byteSizeArg } from '../sizeArgs.ts';
@@ -172,7 +173,8 @@ export function schedulerFromArgs(o: NodeStartOptions) {
 /**
  * The enclave's environment and launcher for `--tee`: simulated (plain node, FIRN_SIM_*),
  * sgx-gramine (gramine-sgx with a manifest generated from the enclave image and signed; FIRN_TEE
- * fixed inside it), tdx (plain node in the TD, sealing key from the key broker its image pins).
+ * fixed inside it), tdx (plain node in the TD, sealing key from the key broker its image pins;
+ * `bundlePath` must be GUEST_ENCLAVE_ENTRY, decision 1730).
  * The key broker's identity is part of the measured image (`firn app build --key-broker`,
  * decision 1710): --kms-url only says where it listens, and --kms-address, if given, must equal the
  * pin. `pinned` is the image's pin (default: read from the image of `bundlePath`). Only
@@ -182,10 +184,15 @@ export function schedulerFromArgs(o: NodeStartOptions) {
 export async function planEnclaveLaunch(
   o: NodeStartOptions,
   bundlePath: string,
-  pinned: { keyBroker?: { address: string } } = o.tee === 'sgx-gramine'
-    ? {}
-    : measureEnclaveBundle(bundlePath).image.manifest,
+  pinnedArg?: { keyBroker?: { address: string } },
 ): Promise<{ env: Record<string, string>; launcher?: EnclaveLauncher }> {
+  // A TD measures its boot, not the image: only the image on its verified root filesystem runs.
+  if (isGuestMeasuredTee(o.tee) && bundlePath !== GUEST_ENCLAVE_ENTRY)
+    throw new InvalidInputError(
+      `a ${o.tee} guest runs only the enclave image on its verified root filesystem, ${GUEST_ENCLAVE_ENTRY} (got ${bundlePath.slice(0, 256)})`,
+    );
+  const pinned =
+    pinnedArg ?? (o.tee === 'sgx-gramine' ? {} : measureEnclaveBundle(bundlePath).image.manifest);
   const inherited = enclaveEnvFromHost();
   const env: Record<string, string> = { FIRN_TEE: o.tee };
   if (inherited.FIRN_LOG_LEVEL) env.FIRN_LOG_LEVEL = inherited.FIRN_LOG_LEVEL;
@@ -269,8 +276,11 @@ export async function startNodeCommand(o: NodeStartOptions): Promise<NodeDaemon>
     }
   }
   if (o.app && o.app.length > 0 && o.bundle) throw new InvalidInputError('pass --app or --bundle, not both');
-  const bundlePath =
-    o.app && o.app.length === 1 ? await appBundle(o.app[0]!, o.dataDir) : await bundleOf(o.bundle);
+  const bundlePath = isGuestMeasuredTee(o.tee)
+    ? guestBundle(o)
+    : o.app && o.app.length === 1
+      ? await appBundle(o.app[0]!, o.dataDir)
+      : await bundleOf(o.bundle);
   const { env: enclaveEnv, launcher } = await planEnclaveLaunch(o, bundlePath);
   const chain = o.register ? await resolveChain(o) : undefined;
   const operatorKey = chain
@@ -356,6 +366,28 @@ export function sharedArtifactStoreOf(
     ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}),
     ...(o.s3Region ? { region: o.s3Region } : {}),
   });
+}
+
+/**
+ * The enclave image entry of a measured guest (--tee tdx; decision 1730): always
+ * GUEST_ENCLAVE_ENTRY on the guest's verified root filesystem, which the guest's measurement covers
+ * (its dm-verity root hash is on the measured kernel command line). --bundle and --app are refused,
+ * not compared: any other image would run with the genuine guest's measurement, and nothing is
+ * built at start. Errors: E_INVALID_INPUT naming the fixed path, also when it holds no image.
+ */
+export function guestBundle(o: Pick<NodeStartOptions, 'tee' | 'bundle' | 'app'>): string {
+  const build = `build it into the guest's verified root filesystem with \`firn node build-image --out ${GUEST_IMAGE_DIR}\` (or \`firn app build DIR --out ${GUEST_IMAGE_DIR}\`)`;
+  if (o.bundle !== undefined)
+    throw new InvalidInputError(
+      `--bundle is not taken with --tee ${o.tee}: the guest runs only the enclave image at ${GUEST_ENCLAVE_ENTRY} (leave --bundle out; ${build})`,
+    );
+  if (o.app && o.app.length > 0)
+    throw new InvalidInputError(
+      `--app is not taken with --tee ${o.tee}: the guest runs only the enclave image at ${GUEST_ENCLAVE_ENTRY} (leave --app out; ${build})`,
+    );
+  if (!existsSync(GUEST_ENCLAVE_ENTRY))
+    throw new InvalidInputError(`there is no enclave image at ${GUEST_ENCLAVE_ENTRY}: ${build}`);
+  return GUEST_ENCLAVE_ENTRY;
 }
 
 /**
@@ -453,7 +485,10 @@ export function registerNode(program: Command): void {
       'Intel PCS or PCCS base URL: attach DCAP collateral to evidence (or env FIRN_PCCS_URL)',
     )
     .option('--collateral-cache <dir>', 'keep fetched collateral on disk until its nextUpdate')
-    .option('--bundle <file>', 'enclave program bundle (default: the built one)')
+    .option(
+      '--bundle <file>',
+      `enclave program bundle (default: the built one; not with --tee tdx, which runs ${GUEST_ENCLAVE_ENTRY})`,
+    )
     .option('--key-file <file>', 'operator private key file (or env FIRN_OPERATOR_KEY)')
     .option('--no-register', 'serve only; do not touch the chain')
     .option(
@@ -516,6 +551,7 @@ export function registerNode(program: Command): void {
     )
     .action(async (o: NodeStartOptions) => {
       try {
+        if (isGuestMeasuredTee(o.tee)) guestBundle(o);
         if (o.app && o.app.length > 1) {
           const children = spawnAppNodes(process.argv.slice(2), o.app, o);
           const stopAll = () => {
