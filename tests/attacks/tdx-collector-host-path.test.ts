@@ -82,16 +82,18 @@ describe('the host chooses what the fixed TD GPU collector runs, through PATH', 
     chmodSync(join(hostBin, 'python3'), 0o755);
     process.env.PATH = `${hostBin}:${savedPath}`;
 
-    // The supervisor hands the enclave process the host's PATH (nothing refuses it).
+    // The supervisor hands a TD's enclave process no PATH (decision 1730; this first asserted
+    // that it passed the host's, the precondition of the attack, which the fix removes).
     const cmd = new EnclaveSupervisor({
       bundlePath: '/opt/firn/image/app/enclave.mjs',
       env: { FIRN_TEE: 'tdx', FIRN_KMS_URL: 'http://kms.example:7400' },
       logger: createLogger({}, { write: () => undefined }),
     }).command();
-    expect(cmd.env.PATH?.split(':')[0]).toBe(hostBin);
+    expect(cmd.env.PATH).toBeUndefined();
 
-    // Inside the enclave process (its process.env is exactly cmd.env): a GPU node's `attest`.
-    process.env.PATH = cmd.env.PATH;
+    // Inside the enclave process: a GPU node's `attest`. The host's PATH is left in the process
+    // environment here, as if it had reached the enclave another way: the collector still must
+    // not inherit it.
     const env = await environmentFromEnv(cmd.env, new Uint8Array(32), { tsmFs: fakeKernel(), fsRoot: root });
     expect(env.gpu).toBeDefined();
     await env.gpu?.collect(new Uint8Array(32).fill(7)).catch(() => undefined);

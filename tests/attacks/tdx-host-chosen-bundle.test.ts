@@ -1,14 +1,21 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from '@firn/core';
-import { createEnclaveProgram } from '@firn/enclave';
+import { createEnclaveProgram, GUEST_ENCLAVE_ENTRY, GUEST_NODE_PATH } from '@firn/enclave';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type NodeStartOptions, planEnclaveLaunch } from '../../packages/cli/src/commands/node.ts';
+import {
+  type NodeStartOptions,
+  planEnclaveLaunch,
+  startNodeCommand,
+} from '../../packages/cli/src/commands/node.ts';
 import { environmentFromEnv } from '../../packages/enclave/src/evidence/environmentFromEnv.ts';
-import type { TsmFs } from '../../packages/enclave/src/evidence/tdxConfigfs.ts';
+import { buildEnclaveImage } from '../../packages/node/src/enclaveImage.ts';
+import { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
+import { createLogger } from '../../packages/node/src/logger.ts';
 
 // A malicious host against everything a TD's enclave holds (TDX: docs/deploy-tdx-h100.md).
 //
@@ -27,76 +34,90 @@ import type { TsmFs } from '../../packages/enclave/src/evidence/tdxConfigfs.ts';
 // This is 1711's "code of the host's choice inside the TD" through the flag that selects the
 // enclave itself; 1712's audit covered environment variables, not the bundle path.
 // (No TDX hardware here: configfs-tsm is the captured real quote, as in tdxLauncher.test.ts.)
-const TDX = readFileSync(
-  join(import.meta.dirname, '../../packages/enclave/src/evidence/fixtures/tdx_quote.bin'),
-);
+//
+// Safe outcome (decision 1730): a TD (and an SEV-SNP guest) runs only the enclave image fixed on
+// its verified root filesystem, GUEST_ENCLAVE_ENTRY, under the fixed GUEST_NODE_PATH; that file
+// system's root hash is on the measured kernel command line, so another image is another TD
+// measurement (another broker key, another allow-list entry). The CLI refuses --bundle / --app
+// for a TD, the supervisor starts nothing else, and the enclave entry stops when it is not the
+// fixed file run by the fixed Node.
+//
+// This file first asserted that the TD's enclave identity differs when main.ts passes another
+// image digest to environmentFromEnv. That cannot be the guarantee: main.ts is part of the image,
+// so an image the host wrote passes whatever digest it likes (the genuine one), and a TD's identity
+// is its quote's registers, which cover the boot and not files read later. What keeps the host's
+// image out of the genuine identity is that it never runs in that TD; that is asserted below.
 const dir = mkdtempSync(join(tmpdir(), 'firn-tdx-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function fakeKernel(): TsmFs {
-  const entries = new Map<string, Map<string, Uint8Array>>();
-  const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  return {
-    mkdir: async (p) => {
-      entries.set(
-        p,
-        new Map([
-          ['provider', Buffer.from('tdx_guest\n')],
-          ['generation', Buffer.from('0\n')],
-          ['outblob', TDX],
-        ]),
-      );
-    },
-    rmdir: async (p) => entries.delete(p),
-    readFile: async (p) => {
-      const v = entries.get(parent(p))?.get(base(p));
-      if (!v) throw new Error('ENOENT');
-      return v;
-    },
-    writeFile: async (p, data) => {
-      const e = entries.get(parent(p))!;
-      e.set(base(p), data);
-      e.set('generation', Buffer.from(`${Number(Buffer.from(e.get('generation')!).toString()) + 1}\n`));
-    },
-  };
-}
 
 const sha = (s: string) => new Uint8Array(createHash('sha256').update(s).digest());
 const GENUINE = sha('the firn enclave image on the verified root filesystem');
 const HOSTS = sha('an image the host wrote to /tmp: same pin, its own worker entry');
 const broker = { address: `0x${'ab'.repeat(20)}` as Hex };
+const quiet = createLogger({}, { write: () => undefined });
 
 describe('the host picks the enclave image a TD runs (--bundle / --app)', () => {
-  it('a TD running an image the host wrote does not present the genuine enclave identity', async () => {
-    // The CLI takes any --bundle for a TD: nothing ties it to the measured guest.
-    const base: NodeStartOptions = {
-      dataDir: join(dir, 'node'),
-      host: '127.0.0.1',
-      port: '0',
-      stake: '1',
-      tee: 'tdx',
-      register: false,
-      kmsUrl: 'http://kms.example:7400',
-    };
-    const plan = await planEnclaveLaunch(base, join(dir, 'host-image', 'app', 'enclave.mjs'), {
-      keyBroker: broker,
-    });
-    expect(plan.env.FIRN_TEE).toBe('tdx');
+  const base: NodeStartOptions = {
+    dataDir: join(dir, 'node'),
+    host: '127.0.0.1',
+    port: '0',
+    stake: '1',
+    tee: 'tdx',
+    register: false,
+    kmsUrl: 'http://kms.example:7400',
+  };
+  const hostEntry = join(dir, 'host-image', 'app', 'enclave.mjs');
 
-    // main.ts: environmentFromEnv(process.env, image.digest, { keyBroker: manifest.keyBroker }).
-    const identity = async (digest: Uint8Array) => {
-      const env = await environmentFromEnv(plan.env, digest, { tsmFs: fakeKernel(), keyBroker: broker });
-      const hello = (await createEnclaveProgram(env).handle('hello', {})) as { measurement: string };
-      return { measurement: hello.measurement, platformId: Buffer.from(env.platformId).toString('hex') };
-    };
-    const genuine = await identity(GENUINE);
-    const hosts = await identity(HOSTS);
-    expect(hosts.platformId).toBe(genuine.platformId);
-    // Safe outcome: another image is another measured identity (so another broker key, another
-    // allow-list entry). On the current code both are the TD's boot measurement.
-    expect(hosts.measurement).not.toBe(genuine.measurement);
+  it('the CLI starts a TD from no image the host names: --bundle and --app are refused, naming the fixed path', async () => {
+    await expect(planEnclaveLaunch(base, hostEntry, { keyBroker: broker })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringContaining(GUEST_ENCLAVE_ENTRY),
+    });
+    await expect(startNodeCommand({ ...base, bundle: hostEntry })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringMatching(
+        /--bundle is not taken with --tee tdx.*\/opt\/firn\/image\/app\/enclave\.mjs/,
+      ),
+    });
+    // --app would build an image from a host folder at start: refused before anything is built.
+    const appDir = join(dir, 'host-app');
+    mkdirSync(appDir, { recursive: true });
+    writeFileSync(join(appDir, 'package.json'), '{"name":"host-app","type":"module"}');
+    await expect(startNodeCommand({ ...base, app: [appDir] })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringMatching(
+        /--app is not taken with --tee tdx.*\/opt\/firn\/image\/app\/enclave\.mjs/,
+      ),
+    });
+    expect(existsSync(join(base.dataDir, 'app-image'))).toBe(false);
   });
+
+  it('the supervisor starts a TD or SEV-SNP enclave only as the fixed Node with the fixed entry', () => {
+    for (const tee of ['tdx', 'sev-snp']) {
+      const env = { FIRN_TEE: tee, FIRN_KMS_URL: 'http://kms.example:7400' };
+      expect(() => new EnclaveSupervisor({ bundlePath: hostEntry, env, logger: quiet })).toThrow(
+        GUEST_ENCLAVE_ENTRY,
+      );
+      const cmd = new EnclaveSupervisor({ bundlePath: GUEST_ENCLAVE_ENTRY, env, logger: quiet }).command();
+      expect([cmd.file, ...cmd.args]).toEqual([GUEST_NODE_PATH, GUEST_ENCLAVE_ENTRY]);
+    }
+  });
+
+  it('the genuine image started from a path the host chose does not start as a TD or SEV-SNP enclave', async () => {
+    // Even a launcher the host wrote itself (no CLI, no supervisor) gets no enclave from the
+    // genuine image outside the fixed path: it stops before it asks for a quote or a key.
+    const image = await buildEnclaveImage(join(dir, 'copy'), { keyBroker: broker.address });
+    for (const tee of ['tdx', 'sev-snp']) {
+      const r = spawnSync(process.execPath, [image.entry], {
+        env: { FIRN_TEE: tee, FIRN_KMS_URL: 'http://127.0.0.1:1' },
+        input: '',
+        timeout: 30_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toMatch(/E_IMAGE_MISMATCH/);
+      expect(r.stderr.toString()).toContain(GUEST_ENCLAVE_ENTRY);
+    }
+  }, 120_000);
 
   it('(contrast) the simulated TEE does measure the image digest', async () => {
     const root = await createSimulatedRoot();
