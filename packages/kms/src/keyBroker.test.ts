@@ -417,9 +417,9 @@ describe('key broker: attacks that must get nothing', () => {
   });
 
   /** A key request from the allow-listed TD quoting `nonce` (hex) with a fresh KEM key. */
-  async function keyRequestFor(nonce: string): Promise<unknown> {
+  async function keyRequestFor(nonce: string, code = GOOD_CODE): Promise<unknown> {
     const kem = new Uint8Array(randomBytes(32));
-    const { quote } = await td().quote(
+    const { quote } = await td(code).quote(
       computeReportData({
         enclaveAddress: KMS_REQUEST_ADDRESS,
         kemPublicKey: kem,
@@ -508,6 +508,35 @@ describe('key broker: attacks that must get nothing', () => {
     t = spent.expiresAt + 1;
     const fresh = b.issueNonce();
     await expect(b.release(await keyRequestFor(fresh.nonce))).resolves.toBeDefined();
+  });
+
+  it('attack: refused key requests spend no nonce, so junk cannot fill the spent set (decision 1731)', async () => {
+    const b = new KeyBroker({ masterSecret: new Uint8Array(32).fill(1), policy, roots, maxUsedNonces: 1 });
+    // A flood of requests, each with a genuine fresh nonce and evidence the broker refuses
+    // (a measurement off the allow-list), against a spent set that holds one nonce.
+    for (let i = 0; i < 5; i++)
+      await expect(b.release(await keyRequestFor(b.issueNonce().nonce, OTHER_CODE))).rejects.toMatchObject({
+        code: 'E_POLICY_REJECTED',
+      });
+    // A request whose quote binds another nonce than the one it carries is refused, and the
+    // nonce it carried stays usable by the TD that really quoted it.
+    const n = b.issueNonce().nonce;
+    const junk = (await keyRequestFor(b.issueNonce().nonce)) as { evidence: { nonce: string } };
+    junk.evidence.nonce = n;
+    await expect(b.release(junk)).rejects.toMatchObject({ code: expect.stringMatching(/^E_EVIDENCE/) });
+    const req = await keyRequestFor(n);
+    await expect(b.release(req)).resolves.toBeDefined();
+    // The release spent its nonce: a replay is refused.
+    await expect(b.release(req)).rejects.toMatchObject({ code: 'E_EVIDENCE_NONCE' });
+  });
+
+  it('a nonce is reserved while its request is appraised: a concurrent copy is refused', async () => {
+    const b = new KeyBroker({ masterSecret: new Uint8Array(32).fill(1), policy, roots });
+    const req = await keyRequestFor(b.issueNonce().nonce);
+    const results = await Promise.allSettled([b.release(req), b.release(req)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: 'E_EVIDENCE_NONCE' });
   });
 
   it('rate-limits each route per client: a nonce flood is 429, the same client still gets its key', async () => {

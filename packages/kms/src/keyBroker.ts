@@ -65,9 +65,10 @@ export interface KeyBrokerOptions {
   nonceTtlSeconds?: number;
   /**
    * Used nonces remembered at most until they expire (default 200 000). The broker keeps no state
-   * per issued nonce (decision 1716); it remembers a nonce only once a key request has spent it.
-   * When this many unexpired nonces are spent, further key requests are refused E_RATE_LIMITED
-   * (nothing is forgotten early: that would let a spent nonce be replayed).
+   * per issued nonce (decision 1716); it remembers a nonce only once a key release has spent it
+   * (decision 1731: a refused request spends nothing). When this many unexpired nonces are spent,
+   * further key requests are refused E_RATE_LIMITED (nothing is forgotten early: that would let a
+   * spent nonce be replayed).
    */
   maxUsedNonces?: number;
 }
@@ -132,6 +133,8 @@ export class KeyBroker {
   readonly #nonceKey: Uint8Array = new Uint8Array(randomBytes(32));
   /** Spent nonces (hex) and their expiry (unix seconds), kept only until they expire. */
   readonly #used = new Map<string, number>();
+  /** Nonces whose request is being appraised now: a second request carrying one is refused. */
+  readonly #inFlight = new Set<string>();
   /** The broker's identity address; TDs pin it. */
   readonly address: Hex;
 
@@ -186,11 +189,13 @@ export class KeyBroker {
   }
 
   /**
-   * Check that `nonce` is one this broker issued, unexpired and unspent, and spend it (whatever
-   * the verdict on the request that carries it). Throws E_EVIDENCE_NONCE (not ours, expired,
-   * already used) or E_RATE_LIMITED (maxUsedNonces unexpired nonces already spent).
+   * Check that `nonce` is one this broker issued, unexpired, unspent and not carried by a request
+   * being appraised now, and reserve it for this request. The caller spends it (`#used`) only when
+   * the key is released and otherwise gives the reservation back (decision 1731). Throws
+   * E_EVIDENCE_NONCE (not ours, expired, already used or in use) or E_RATE_LIMITED
+   * (maxUsedNonces unexpired nonces already spent).
    */
-  #spendNonce(nonce: Hex, now: number): void {
+  #reserveNonce(nonce: Hex, now: number): number {
     const b = hexBytes(nonce, 'nonce');
     if (b.length !== KMS_NONCE_BYTES)
       throw new FirnError(
@@ -206,7 +211,7 @@ export class KeyBroker {
       );
     const expiresAt = new DataView(expiry.buffer, expiry.byteOffset, 4).getUint32(0, false);
     if (expiresAt < now) throw new FirnError('E_EVIDENCE_NONCE', 'broker nonce expired; ask for a fresh one');
-    if (this.#used.has(nonce))
+    if (this.#used.has(nonce) || this.#inFlight.has(nonce))
       throw new FirnError('E_EVIDENCE_NONCE', 'broker nonce already used; ask for a fresh one');
     // Spent nonces are inserted about in expiry order: drop expired ones from the front, and look
     // through them all only when the set is full.
@@ -220,7 +225,8 @@ export class KeyBroker {
       throw new FirnError('E_RATE_LIMITED', 'the key broker is busy (too many key requests); retry shortly', {
         details: { retryAfterSeconds: 1 },
       });
-    this.#used.set(nonce, expiresAt);
+    this.#inFlight.add(nonce);
+    return expiresAt;
   }
 
   /**
@@ -235,8 +241,25 @@ export class KeyBroker {
     const ev = req.evidence;
     const nonce = ev.nonce.toLowerCase() as Hex;
     const now = this.#now();
-    // Single use: a nonce is spent by its first request, whatever the verdict.
-    this.#spendNonce(nonce, now);
+    // Single use: a nonce is spent by the request that gets the key. A refused request spends
+    // nothing (decision 1731), so requests carrying junk evidence cannot fill the spent set and
+    // lock allow-listed TDs out; while a request is appraised its nonce is reserved.
+    const expiresAt = this.#reserveNonce(nonce, now);
+    try {
+      const release = await this.#appraiseAndRelease(req, nonce, now);
+      this.#used.set(nonce, expiresAt);
+      return release;
+    } finally {
+      this.#inFlight.delete(nonce);
+    }
+  }
+
+  async #appraiseAndRelease(
+    req: ReturnType<typeof parseKmsKeyRequest>,
+    nonce: Hex,
+    now: number,
+  ): Promise<KeyRelease> {
+    const ev = req.evidence;
     if (!bytesEqual(hexBytes(ev.enclaveAddress, 'enclaveAddress', 20), KMS_REQUEST_ADDRESS))
       throw new FirnError(
         'E_EVIDENCE_BINDING',
