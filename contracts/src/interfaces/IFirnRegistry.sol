@@ -124,6 +124,9 @@ interface IFirnRegistry {
     error OwnershipRenounceDisabled();
     error NotGuardian(address caller);
     error NoOpenRound(bytes32 enclaveId, NodeStatus status);
+    /// @notice `concludeRound` found neither approvals > 2/3 nor refusals > 1/3 of `quorumStake`,
+    /// the round's denominator now (wei): it stays open for more votes.
+    error RoundUndecided(bytes32 enclaveId, uint32 round, uint256 approvals, uint256 refusals, uint256 quorumStake);
     error EvidenceMismatch(bytes32 enclaveId, bytes32 expected, bytes32 given);
     error AlreadyVoted(bytes32 enclaveId, uint32 round, address verifier);
     error UnexpectedStatus(bytes32 enclaveId, NodeStatus status);
@@ -254,6 +257,15 @@ interface IFirnRegistry {
     function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
     /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot stake.
     function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
+    /// @notice Anyone: re-evaluate the open round (a registration or a key rotation) against its
+    /// denominator now (decisions 1720, 1755) and conclude it as a vote would: activate or rotate
+    /// when approvals > 2/3, reject or drop the rotation when refusals > 1/3, the deciding side's
+    /// voters earning their work point. For a round that passes only because stake that could still
+    /// vote has left, been deactivated or slashed since its last vote. Reverts NoOpenRound when the
+    /// node has no open round, RoundUndecided when neither threshold is met, and
+    /// MeasurementRevokedWhilePending when an approval would activate a registration whose
+    /// measurement or TEE type was revoked meanwhile.
+    function concludeRound(bytes32 enclaveId) external;
 
     // ------------------------------------------------------------ slasher (job market)
 
