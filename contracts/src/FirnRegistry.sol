@@ -153,8 +153,14 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. The job
+    /// market reads this pointer, so this one call moves the whole network (decision 1756).
     function setRewardPool(address newPool) external onlyOwner {
-        if (newPool == address(0) && _registrationFee != 0) revert RewardPoolNotSet();
+        if (newPool == address(0)) {
+            if (_registrationFee != 0) revert RewardPoolNotSet();
+        } else if (newPool.code.length == 0) {
+            revert RewardPoolNotContract(newPool);
+        }
         emit RewardPoolSet(_rewardPool, newPool);
         _rewardPool = newPool;
     }

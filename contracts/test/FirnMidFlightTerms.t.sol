@@ -211,15 +211,15 @@ contract FirnMidFlightTermsTest is FirnFixture {
     }
 
     function test_setRewardPoolRefusesAnAccountWithoutCode() public {
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.RewardPoolNotContract.selector, address(0x1234)));
-        market.setRewardPool(address(0x1234));
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RewardPoolNotContract.selector, address(0x1234)));
+        registry.setRewardPool(address(0x1234));
     }
 
     /// @notice A reverting pool: finalize pays the node and holds the fee; the sweep fails while the
     /// pool refuses and pays the fee to the next pool.
     function test_revertingPoolFeeIsHeldThenSwept() public {
         bytes32 jobId = _provedWithFee();
-        market.setRewardPool(address(new RevertingPool()));
+        registry.setRewardPool(address(new RevertingPool()));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 fee = 3 ether * 200 / 10_000;
         vm.expectEmit(address(market));
@@ -233,7 +233,7 @@ contract FirnMidFlightTermsTest is FirnFixture {
         market.sweepFees();
         vm.assertEq(market.feesHeld(), fee, "a failed sweep moves nothing");
 
-        market.setRewardPool(address(rewards));
+        registry.setRewardPool(address(rewards));
         uint256 before = address(rewards).balance;
         vm.assertEq(market.sweepFees(), fee, "swept");
         vm.assertEq(address(rewards).balance - before, fee, "the pool received the held fee");
@@ -243,7 +243,7 @@ contract FirnMidFlightTermsTest is FirnFixture {
     /// @notice A pool that burns all gas it gets cannot make finalize run out of gas.
     function test_gasBurningPoolCannotBlockFinalize() public {
         bytes32 jobId = _provedWithFee();
-        market.setRewardPool(address(new GasBurningPool()));
+        registry.setRewardPool(address(new GasBurningPool()));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize{gas: 1_000_000}(jobId, _factsFor(jobId));
         vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Paid), "paid");

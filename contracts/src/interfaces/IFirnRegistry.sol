@@ -135,6 +135,9 @@ interface IFirnRegistry {
     error NothingToWithdraw(address account);
     error StatusNotIndexed(NodeStatus status);
     error RewardPoolNotSet();
+    /// @notice A reward pool must be a contract (its `fund()` takes protocol fees, `creditTreasury()`
+    /// the swept fees); `pool` has no code. Name the FirnRewards deployment.
+    error RewardPoolNotContract(address pool);
     error StakeTooHigh(uint256 stake, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
@@ -214,8 +217,11 @@ interface IFirnRegistry {
     function setSlasher(address newSlasher) external;
     /// @notice Owner: the account that may pause and revoke measurements at once.
     function setGuardian(address newGuardian) external;
-    /// @notice Owner: the reward pool that receives registration fees (for its owner's treasury,
-    /// decision 1671) and verifier work reports.
+    /// @notice Owner: the network's reward pool: it receives registration fees (for its owner's
+    /// treasury, decision 1671) and verifier work reports, and the job market reads it for protocol
+    /// fees and findings, so this one call moves the whole network (decision 1756). Reverts
+    /// RewardPoolNotContract for an address without code, RewardPoolNotSet for address(0) while the
+    /// registration fee is > 0.
     function setRewardPool(address newPool) external;
     /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee
     /// (wei, credited to the governance treasury through the reward pool contract; reverts RewardPoolNotSet when > 0 without a pool).
