@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
+import {FirnRewards} from "../src/FirnRewards.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
@@ -208,6 +209,25 @@ contract FirnMidFlightTermsTest is FirnFixture {
         jobId = _post(3 ether, 1 hours);
         _claim(jobId);
         _submit(jobId);
+    }
+
+    /// @notice A pool move is one governance call (decision 1756): once the registry points at the
+    /// new pool, the market pays the protocol fee of the next finalize there, and the old pool
+    /// gets nothing. With a pointer of its own the market kept paying the old pool until a second
+    /// call, and in between the two contracts disagreed.
+    function test_poolMove_isOneGovernanceCall() public {
+        bytes32 jobId = _provedWithFee();
+        FirnRewards pool2 =
+            new FirnRewards(owner, registry, verifierSet, EPOCH, ANSWER_WINDOW, LIVENESS_TARGET, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS);
+        uint256 oldReceived = rewards.totalReceived();
+        registry.setRewardPool(address(pool2));
+        vm.assertEq(market.rewardPool(), address(pool2), "the market follows the registry");
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(jobId, _factsFor(jobId));
+        uint256 fee = 3 ether * 200 / 10_000;
+        vm.assertEq(pool2.totalReceived(), fee, "the fee goes to the new pool");
+        vm.assertEq(rewards.totalReceived(), oldReceived, "the old pool gets nothing");
+        vm.assertEq(market.feesHeld(), 0, "nothing held");
     }
 
     function test_setRewardPoolRefusesAnAccountWithoutCode() public {
