@@ -371,7 +371,7 @@ export function registerGov(program: Command): void {
             );
           if (u.openWorkedEpochs !== 0n)
             throw new InvalidInputError(
-              `${u.openWorkedEpochs} epoch(s) with points on ${from} are not closed yet: close them once they ended (rewards closeEpoch), then run this again`,
+              `${u.openWorkedEpochs} epoch(s) with points on ${from} are not closed yet: once each has ended, anyone can call closeEpoch(epoch) on that pool; then run this again`,
             );
           if (u.unallocated === 0n) throw new InvalidInputError(`${from} holds nothing unallocated to move`);
           return {
