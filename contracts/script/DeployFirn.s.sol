@@ -84,7 +84,6 @@ contract DeployFirn {
         d.registry.setSlasher(address(d.market));
         d.verifierSet.setSlasher(address(d.market));
         d.registry.setRewardPool(address(d.rewards));
-        d.market.setRewardPool(address(d.rewards));
         d.rewards.setReporter(address(d.registry), true);
         d.rewards.setReporter(address(d.market), true);
         d.registry.setParameters(

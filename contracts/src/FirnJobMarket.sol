@@ -70,8 +70,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     IFirnRegistry private immutable _registry;
     IFirnVerifierSet private immutable _verifierSet;
     // Parameters packed by who reads them together (decision 1140): submitProof and finalize read
-    // slot A, claimJob slot B, disputes slot C.
-    address private _rewardPool;
+    // slot A, claimJob slot B, disputes slot C. The reward pool is the registry's (decision 1756).
     uint64 private _challengeWindow;
     uint16 private _protocolFeeBps;
     address private _guardian;
@@ -150,7 +149,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 newFalseDisputeSlash
     ) external onlyOwner {
         if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
-        if (newProtocolFeeBps != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
+        if (newProtocolFeeBps != 0 && _pool() == address(0)) revert RewardPoolNotSet();
         if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
         _challengeWindow = newChallengeWindow;
         _slashAmount = SafeCast.toUint128(newSlashAmount);
@@ -165,19 +164,6 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     function setGuardian(address newGuardian) external onlyOwner {
         emit GuardianSet(_guardian, newGuardian);
         _guardian = newGuardian;
-    }
-
-    /// @inheritdoc IFirnJobMarket
-    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. A contract
-    /// whose `fund()` fails cannot block finalize either (decision 1701).
-    function setRewardPool(address newPool) external onlyOwner {
-        if (newPool == address(0)) {
-            if (_protocolFeeBps != 0) revert RewardPoolNotSet();
-        } else if (newPool.code.length == 0) {
-            revert RewardPoolNotContract(newPool);
-        }
-        emit RewardPoolSet(_rewardPool, newPool);
-        _rewardPool = newPool;
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -199,7 +185,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     /// @dev The pool's own revert propagates: a sweep that fails moves nothing and blocks no job.
     function sweepFees() external nonReentrant returns (uint256 amount) {
-        address pool = _rewardPool;
+        address pool = _pool();
         if (pool == address(0)) revert RewardPoolNotSet();
         amount = _feesHeld;
         if (amount == 0) return 0;
@@ -665,7 +651,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @inheritdoc IFirnJobMarket
     function rewardPool() external view returns (address) {
-        return _rewardPool;
+        return _pool();
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -988,6 +974,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         return _unpackTerms(_settlementTerms.upperLookupRecent(uint48(j.claimExpiresAt - j.claimTimeout)));
     }
 
+    /// @dev The registry's reward pool: one governance call moves the whole network (decision 1756).
+    function _pool() private view returns (address) {
+        return _registry.rewardPool();
+    }
+
     function _packTerms(uint256 slashAmount_, uint16 feeBps) private pure returns (uint208) {
         return (uint208(SafeCast.toUint128(slashAmount_)) << 16) | feeBps;
     }
@@ -999,7 +990,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev Pushes the fee to the pool's `fund()` with FEE_PUSH_GAS, or holds it for sweepFees when
     /// the pool has no code, reverts or needs more gas: no settlement depends on the pool (1701).
     function _pushFee(bytes32 jobId, uint256 fee) private {
-        address pool = _rewardPool;
+        address pool = _pool();
         if (pool.code.length != 0) {
             try IFirnRewards(pool).fund{value: fee, gas: FEE_PUSH_GAS}() {
                 return;
@@ -1011,7 +1002,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @dev Reports confirmed disputes to the reward pool; a failing pool never blocks a dispute.
     function _reportWork(address[] memory verifiers) private {
-        address pool = _rewardPool;
+        address pool = _pool();
         if (pool == address(0)) return;
         try IFirnRewards(pool).recordVerifierWork(verifiers) {} catch {}
     }

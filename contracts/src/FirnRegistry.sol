@@ -153,8 +153,14 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. The job
+    /// market reads this pointer, so this one call moves the whole network (decision 1756).
     function setRewardPool(address newPool) external onlyOwner {
-        if (newPool == address(0) && _registrationFee != 0) revert RewardPoolNotSet();
+        if (newPool == address(0)) {
+            if (_registrationFee != 0) revert RewardPoolNotSet();
+        } else if (newPool.code.length == 0) {
+            revert RewardPoolNotContract(newPool);
+        }
         emit RewardPoolSet(_rewardPool, newPool);
         _rewardPool = newPool;
     }
@@ -349,39 +355,14 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     function approve(bytes32 enclaveId, bytes32 evidenceDigest) external {
         Node storage n = _nodes[enclaveId];
         (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
-        // A measurement or TEE type revoked while the vote ran can never be activated.
-        if (
-            n.status == NodeStatus.Pending
-                && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
-        ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
+        _checkNotRevokedWhilePending(enclaveId, n);
         uint256 approvals = n.approvalStake + weight;
         n.approvalStake = SafeCast.toUint96(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake that can still vote in the round.
         if (approvals * 3 <= _quorumStake(enclaveId, n, round, total) * 2) return;
-        // The round is decided for approval: its approvers (and only they) earn a work point.
-        _reportWork(_approvers[enclaveId][round]);
-
-        if (n.rotationPending) {
-            address oldAddress = n.enclaveAddress;
-            address newAddress = n.pendingEnclaveAddress;
-            if (oldAddress != newAddress) delete _enclaveIdOf[oldAddress];
-            bytes32 newKemPublicKey = n.pendingKemPublicKey;
-            n.enclaveAddress = newAddress;
-            n.evidenceDigest = n.pendingEvidenceDigest;
-            n.rotationPending = false;
-            n.pendingEnclaveAddress = address(0);
-            n.pendingKemPublicKey = bytes32(0);
-            n.pendingEvidenceDigest = bytes32(0);
-            _closeKeyRecord(enclaveId);
-            _keyHistory[enclaveId].push(EnclaveKeyRecord(newAddress, uint64(block.number), OPEN_RANGE));
-            emit KeysRotated(enclaveId, round, newAddress, newKemPublicKey);
-        } else {
-            _moveStatus(enclaveId, n, NodeStatus.Active);
-            _keyHistory[enclaveId].push(EnclaveKeyRecord(n.enclaveAddress, uint64(block.number), OPEN_RANGE));
-            emit NodeActivated(enclaveId, round);
-        }
+        _concludeApproved(enclaveId, n, round);
     }
 
     /// @inheritdoc IFirnRegistry
@@ -394,21 +375,29 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third: out of reach of a coalition under one third.
         if (refusals * 3 <= _quorumStake(enclaveId, n, round, total)) return;
-        // The round is decided for refusal: its refusers (and only they) earn a work point.
-        _reportWork(_refusers[enclaveId][round]);
+        _concludeRefused(enclaveId, n, round);
+    }
 
-        if (n.rotationPending) {
-            _clearRotation(enclaveId, n);
-            emit KeyRotationRefused(enclaveId, round);
+    /// @inheritdoc IFirnRegistry
+    /// @dev The votes' own thresholds against the denominator as it is now (decision 1755): a round
+    /// whose last vote fell short only because of stake that could still vote then, and has since
+    /// left, been deactivated or slashed, concludes here as its next vote would have.
+    function concludeRound(bytes32 enclaveId) external {
+        Node storage n = _nodes[enclaveId];
+        if (n.status != NodeStatus.Pending && !(n.status == NodeStatus.Active && n.rotationPending)) {
+            revert NoOpenRound(enclaveId, n.status);
+        }
+        uint32 round = n.round;
+        uint256 quorum = _quorumStake(enclaveId, n, round, _verifierSet.totalStakeAt(n.snapshotId));
+        uint256 approvals = n.approvalStake;
+        uint256 refusals = n.refusalStake;
+        if (approvals * 3 > quorum * 2) {
+            _checkNotRevokedWhilePending(enclaveId, n);
+            _concludeApproved(enclaveId, n, round);
+        } else if (refusals * 3 > quorum) {
+            _concludeRefused(enclaveId, n, round);
         } else {
-            // Refused evidence is not a proven fault: the stake is refundable (pull), the fee is not.
-            uint256 refund = n.stake;
-            n.stake = 0;
-            _totalStaked -= uint128(refund);
-            _moveStatus(enclaveId, n, NodeStatus.Rejected);
-            _releaseAddress(enclaveId, n.enclaveAddress);
-            emit NodeRejected(enclaveId, round, refund);
-            _credit(n.operator, refund);
+            revert RoundUndecided(enclaveId, round, approvals, refusals, quorum);
         }
     }
 
@@ -696,6 +685,58 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (_voted[enclaveId][round][msg.sender]) revert AlreadyVoted(enclaveId, round, msg.sender);
         _voted[enclaveId][round][msg.sender] = true;
         total = _verifierSet.totalStakeAt(snapshotId);
+    }
+
+    /// @dev A measurement or TEE type revoked while a registration's vote ran can never be activated.
+    function _checkNotRevokedWhilePending(bytes32 enclaveId, Node storage n) private view {
+        if (
+            n.status == NodeStatus.Pending
+                && (!_allowed[n.teeType][n.measurement] || _allowedTeeTypes & (uint8(1) << n.teeType) == 0)
+        ) revert MeasurementRevokedWhilePending(enclaveId, n.teeType, n.measurement);
+    }
+
+    /// @dev The open round `round` is decided for approval: its approvers (and only they) earn a
+    /// work point; a pending rotation installs the new keys, a registration activates.
+    function _concludeApproved(bytes32 enclaveId, Node storage n, uint32 round) private {
+        _reportWork(_approvers[enclaveId][round]);
+        if (n.rotationPending) {
+            address oldAddress = n.enclaveAddress;
+            address newAddress = n.pendingEnclaveAddress;
+            if (oldAddress != newAddress) delete _enclaveIdOf[oldAddress];
+            bytes32 newKemPublicKey = n.pendingKemPublicKey;
+            n.enclaveAddress = newAddress;
+            n.evidenceDigest = n.pendingEvidenceDigest;
+            n.rotationPending = false;
+            n.pendingEnclaveAddress = address(0);
+            n.pendingKemPublicKey = bytes32(0);
+            n.pendingEvidenceDigest = bytes32(0);
+            _closeKeyRecord(enclaveId);
+            _keyHistory[enclaveId].push(EnclaveKeyRecord(newAddress, uint64(block.number), OPEN_RANGE));
+            emit KeysRotated(enclaveId, round, newAddress, newKemPublicKey);
+        } else {
+            _moveStatus(enclaveId, n, NodeStatus.Active);
+            _keyHistory[enclaveId].push(EnclaveKeyRecord(n.enclaveAddress, uint64(block.number), OPEN_RANGE));
+            emit NodeActivated(enclaveId, round);
+        }
+    }
+
+    /// @dev The open round `round` is decided for refusal: its refusers (and only they) earn a work
+    /// point; a pending rotation is dropped, a registration is rejected with its stake refundable
+    /// (pull; refused evidence is not a proven fault) and its fee kept.
+    function _concludeRefused(bytes32 enclaveId, Node storage n, uint32 round) private {
+        _reportWork(_refusers[enclaveId][round]);
+        if (n.rotationPending) {
+            _clearRotation(enclaveId, n);
+            emit KeyRotationRefused(enclaveId, round);
+        } else {
+            uint256 refund = n.stake;
+            n.stake = 0;
+            _totalStaked -= uint128(refund);
+            _moveStatus(enclaveId, n, NodeStatus.Rejected);
+            _releaseAddress(enclaveId, n.enclaveAddress);
+            emit NodeRejected(enclaveId, round, refund);
+            _credit(n.operator, refund);
+        }
     }
 
     /// @dev The round's denominator: `total` (its snapshot's stake) while no member counted there

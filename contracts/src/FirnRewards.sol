@@ -118,6 +118,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     uint256 private _totalReceived;
     uint256 private _totalAllocated;
     uint256 private _totalWithdrawn;
+    /// @dev Sent to successor pools by moveUnallocated (decision 1757): out of the books like
+    /// an allocation, but owed to no one here.
+    uint256 private _totalMoved;
+    /// @dev Epochs with a point earned and not closed yet; moveUnallocated waits for 0 (1757).
+    uint256 private _openWorkedEpochs;
     /// @dev Resume, registration and rotation fees credited to owners and not yet withdrawn
     /// (decisions 1646, 1671): outside the pool's books (received, allocated, withdrawn).
     uint256 private _totalTreasuryCredit;
@@ -317,7 +322,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (ne.operator == address(0)) ne.operator = node.operator;
         if (ne.answers < _paramsAt(epoch).livenessTarget) {
             ne.points += node.stake;
-            ep.nodePoints += node.stake;
+            uint256 nodePointsBefore = ep.nodePoints;
+            if (nodePointsBefore == 0) _noteWorked(ep);
+            ep.nodePoints = nodePointsBefore + node.stake;
         }
         uint32 index = ne.answers;
         ne.answers = index + 1;
@@ -515,6 +522,22 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRewards
+    /// @dev Safe once every worked epoch is closed: an epoch with no point allocates nothing when it
+    /// closes, and a retired pool takes no new point (decision 1707), so what is unallocated now
+    /// is owed to no one until the registry points back here (decision 1757).
+    function moveUnallocated() external onlyOwner nonReentrant returns (uint256 amount) {
+        address successor = _registry.rewardPool();
+        if (successor == address(this) || successor == address(0)) revert PoolNotRetired(successor);
+        uint256 open = _openWorkedEpochs;
+        if (open != 0) revert WorkedEpochsOpen(open);
+        amount = _totalReceived - _totalAllocated - _totalMoved;
+        if (amount == 0) revert NothingToMove();
+        _totalMoved += amount;
+        emit UnallocatedMoved(successor, amount);
+        IFirnRewards(successor).fund{value: amount}();
+    }
+
+    /// @inheritdoc IFirnRewards
     function claimNodeReward(uint64 epoch, bytes32 enclaveId) external {
         Epoch storage ep = _close(epoch);
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
@@ -680,6 +703,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnRewards
+    function totalMoved() external view returns (uint256) {
+        return _totalMoved;
+    }
+
+    /// @inheritdoc IFirnRewards
+    function openWorkedEpochs() external view returns (uint256) {
+        return _openWorkedEpochs;
+    }
+
+    /// @inheritdoc IFirnRewards
     function answerWindow() external view returns (uint64) {
         return _paramsAt(_currentEpoch()).answerWindow;
     }
@@ -816,7 +849,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         points = uint96(stake);
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
         ve.points += stake;
-        _epochs[epoch].verifierPoints += stake;
+        Epoch storage ep = _epochs[epoch];
+        uint256 verifierPointsBefore = ep.verifierPoints;
+        if (verifierPointsBefore == 0) _noteWorked(ep);
+        ep.verifierPoints = verifierPointsBefore + stake;
         emit VerifierWorkRecorded(verifier, epoch, ve.points);
     }
 
@@ -828,7 +864,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     function _budgets(uint64 epoch) private view returns (uint256 nodeBudget, uint256 verifierBudget) {
         Epoch storage ep = _epochs[epoch];
         uint256 receivedByEnd = _receivedByEnd(epoch);
-        uint256 allocated = _totalAllocated;
+        // What left the books: budgets of closed epochs and balances moved to successors (1757).
+        uint256 allocated = _totalAllocated + _totalMoved;
         uint256 available = receivedByEnd > allocated ? receivedByEnd - allocated : 0;
         // The shares in force during the epoch, not at its close (decision 1706).
         RewardParameters memory params = _paramsAt(epoch);
@@ -856,6 +893,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         try _registry.sweepFees() {} catch {}
         (uint256 nodeBudget, uint256 verifierBudget) = _budgets(epoch);
         ep.closed = true;
+        if (ep.worked) --_openWorkedEpochs;
         ep.nodeBudget = nodeBudget;
         ep.verifierBudget = verifierBudget;
         // Claims split the budgets over totals that hold the void points (decision 1726): their
@@ -913,6 +951,14 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     function _pack(RewardParameters memory p) private pure returns (uint208) {
         return (uint208(p.answerWindow) << 128) | (uint208(p.livenessTarget) << 96) | (uint208(p.epochBudgetBps) << 80)
             | (uint208(p.verifierShareBps) << 64) | uint208(p.fromEpoch);
+    }
+
+    /// @dev Counts `ep` among the worked epochs not closed yet, at its first point (decision 1757).
+    /// Called only when one of its point totals is zero, so most points pay no read of the flag.
+    function _noteWorked(Epoch storage ep) private {
+        if (ep.worked) return;
+        ep.worked = true;
+        ++_openWorkedEpochs;
     }
 
     /// @dev Reverts PoolRetired unless this contract is the registry's reward pool (decision 1707):

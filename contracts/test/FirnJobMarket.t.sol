@@ -1135,7 +1135,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// requester, on every path that forfeits (failJob's share, release, a lapse at reclaim), as it
     /// does with one.
     function test_forfeit_withoutPoolGoesToGovernance() public {
-        market.setRewardPool(address(0)); // allowed: the fixture's protocol fee is 0
+        registry.setRewardPool(address(0)); // allowed: the fixture's protocol fee is 0
         bytes32 failed = _post();
         _claim(failed, nodeA);
         vm.warp(block.timestamp + 30 minutes);
@@ -1165,7 +1165,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// release, a lapse superseded by a claim or a lapse ended by reclaim; the owner is credited all.
     function test_forfeit_neverCallsThePool() public {
         CountingPool counting = new CountingPool();
-        market.setRewardPool(address(counting));
+        registry.setRewardPool(address(counting));
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
         vm.warp(block.timestamp + 30 minutes);
@@ -1250,12 +1250,11 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(market.claimBond(), 0.2 ether, "bond");
         vm.assertEq(uint256(market.protocolFeeBps()), 100, "fee");
         vm.assertEq(market.falseDisputeSlash(), 0.3 ether, "false dispute slash");
-        vm.expectRevert(IFirnJobMarket.RewardPoolNotSet.selector);
-        market.setRewardPool(address(0));
+        // The market has no pool of its own: it reads the registry's (decision 1756).
+        vm.assertEq(market.rewardPool(), address(rewards), "the registry's pool");
         market.setParameters(2 days, 1 ether, 0.2 ether, 0, 0.3 ether);
-        vm.expectEmit(address(market));
-        emit IFirnJobMarket.RewardPoolSet(address(rewards), address(0));
-        market.setRewardPool(address(0));
+        registry.setRewardPool(address(0));
+        vm.assertEq(market.rewardPool(), address(0), "follows the registry");
         vm.expectRevert(IFirnJobMarket.RewardPoolNotSet.selector);
         market.setParameters(2 days, 1 ether, 0.2 ether, 1, 0.3 ether);
         vm.expectEmit(address(market));

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
+import {FirnRewards} from "../src/FirnRewards.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
@@ -210,16 +211,35 @@ contract FirnMidFlightTermsTest is FirnFixture {
         _submit(jobId);
     }
 
+    /// @notice A pool move is one governance call (decision 1756): once the registry points at the
+    /// new pool, the market pays the protocol fee of the next finalize there, and the old pool
+    /// gets nothing. With a pointer of its own the market kept paying the old pool until a second
+    /// call, and in between the two contracts disagreed.
+    function test_poolMove_isOneGovernanceCall() public {
+        bytes32 jobId = _provedWithFee();
+        FirnRewards pool2 =
+            new FirnRewards(owner, registry, verifierSet, EPOCH, ANSWER_WINDOW, LIVENESS_TARGET, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS);
+        uint256 oldReceived = rewards.totalReceived();
+        registry.setRewardPool(address(pool2));
+        vm.assertEq(market.rewardPool(), address(pool2), "the market follows the registry");
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        market.finalize(jobId, _factsFor(jobId));
+        uint256 fee = 3 ether * 200 / 10_000;
+        vm.assertEq(pool2.totalReceived(), fee, "the fee goes to the new pool");
+        vm.assertEq(rewards.totalReceived(), oldReceived, "the old pool gets nothing");
+        vm.assertEq(market.feesHeld(), 0, "nothing held");
+    }
+
     function test_setRewardPoolRefusesAnAccountWithoutCode() public {
-        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.RewardPoolNotContract.selector, address(0x1234)));
-        market.setRewardPool(address(0x1234));
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.RewardPoolNotContract.selector, address(0x1234)));
+        registry.setRewardPool(address(0x1234));
     }
 
     /// @notice A reverting pool: finalize pays the node and holds the fee; the sweep fails while the
     /// pool refuses and pays the fee to the next pool.
     function test_revertingPoolFeeIsHeldThenSwept() public {
         bytes32 jobId = _provedWithFee();
-        market.setRewardPool(address(new RevertingPool()));
+        registry.setRewardPool(address(new RevertingPool()));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 fee = 3 ether * 200 / 10_000;
         vm.expectEmit(address(market));
@@ -233,7 +253,7 @@ contract FirnMidFlightTermsTest is FirnFixture {
         market.sweepFees();
         vm.assertEq(market.feesHeld(), fee, "a failed sweep moves nothing");
 
-        market.setRewardPool(address(rewards));
+        registry.setRewardPool(address(rewards));
         uint256 before = address(rewards).balance;
         vm.assertEq(market.sweepFees(), fee, "swept");
         vm.assertEq(address(rewards).balance - before, fee, "the pool received the held fee");
@@ -243,7 +263,7 @@ contract FirnMidFlightTermsTest is FirnFixture {
     /// @notice A pool that burns all gas it gets cannot make finalize run out of gas.
     function test_gasBurningPoolCannotBlockFinalize() public {
         bytes32 jobId = _provedWithFee();
-        market.setRewardPool(address(new GasBurningPool()));
+        registry.setRewardPool(address(new GasBurningPool()));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize{gas: 1_000_000}(jobId, _factsFor(jobId));
         vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Paid), "paid");

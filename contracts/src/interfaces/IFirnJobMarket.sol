@@ -191,9 +191,6 @@ interface IFirnJobMarket {
     error NotGuardian(address caller);
     error InvalidProtocolFee(uint16 feeBps, uint16 maxBps);
     error RewardPoolNotSet();
-    /// @notice A reward pool must be a contract (its `fund()` takes the protocol fee); `pool` has
-    /// no code. Name the FirnRewards deployment.
-    error RewardPoolNotContract(address pool);
     /// @notice renounceOwnership is disabled: without an owner a guardian pause could never be
     /// lifted and forfeits would be credited to address(0). Transfer ownership instead.
     error OwnershipRenounceDisabled();
@@ -276,7 +273,6 @@ interface IFirnJobMarket {
     event Credited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event GuardianSet(address indexed previousGuardian, address indexed newGuardian);
-    event RewardPoolSet(address indexed previousPool, address indexed newPool);
     event ParametersUpdated(
         uint64 challengeWindow, uint256 slashAmount, uint256 claimBond, uint16 protocolFeeBps, uint256 falseDisputeSlash
     );
@@ -346,9 +342,6 @@ interface IFirnJobMarket {
         uint256 newFalseDisputeSlash
     ) external;
     function setGuardian(address newGuardian) external;
-    /// @notice Owner: where protocol fees go (its `fund()`). Reverts RewardPoolNotContract for an
-    /// address without code, RewardPoolNotSet for address(0) while the fee is > 0.
-    function setRewardPool(address newPool) external;
     /// @notice Anyone: pay the protocol fees held since a push failed (`feesHeld`) to the current
     /// pool's `fund()`. Returns the amount (wei, 0 when none). Reverts RewardPoolNotSet without a
     /// pool, and with the pool's own error when it refuses again (nothing moves then).
@@ -377,6 +370,8 @@ interface IFirnJobMarket {
     function withdrawable(address account) external view returns (uint256);
     function totalWithdrawable() external view returns (uint256);
     function guardian() external view returns (address);
+    /// @notice Where protocol fees and confirmed findings go: the registry's `rewardPool()`, which
+    /// governance sets for the whole network in one call (decision 1756).
     function rewardPool() external view returns (address);
     function registry() external view returns (IFirnRegistry);
     function verifierSet() external view returns (IFirnVerifierSet);

@@ -124,6 +124,9 @@ interface IFirnRegistry {
     error OwnershipRenounceDisabled();
     error NotGuardian(address caller);
     error NoOpenRound(bytes32 enclaveId, NodeStatus status);
+    /// @notice `concludeRound` found neither approvals > 2/3 nor refusals > 1/3 of `quorumStake`,
+    /// the round's denominator now (wei): it stays open for more votes.
+    error RoundUndecided(bytes32 enclaveId, uint32 round, uint256 approvals, uint256 refusals, uint256 quorumStake);
     error EvidenceMismatch(bytes32 enclaveId, bytes32 expected, bytes32 given);
     error AlreadyVoted(bytes32 enclaveId, uint32 round, address verifier);
     error UnexpectedStatus(bytes32 enclaveId, NodeStatus status);
@@ -132,6 +135,9 @@ interface IFirnRegistry {
     error NothingToWithdraw(address account);
     error StatusNotIndexed(NodeStatus status);
     error RewardPoolNotSet();
+    /// @notice A reward pool must be a contract (its `fund()` takes protocol fees, `creditTreasury()`
+    /// the swept fees); `pool` has no code. Name the FirnRewards deployment.
+    error RewardPoolNotContract(address pool);
     error StakeTooHigh(uint256 stake, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
@@ -211,8 +217,11 @@ interface IFirnRegistry {
     function setSlasher(address newSlasher) external;
     /// @notice Owner: the account that may pause and revoke measurements at once.
     function setGuardian(address newGuardian) external;
-    /// @notice Owner: the reward pool that receives registration fees (for its owner's treasury,
-    /// decision 1671) and verifier work reports.
+    /// @notice Owner: the network's reward pool: it receives registration fees (for its owner's
+    /// treasury, decision 1671) and verifier work reports, and the job market reads it for protocol
+    /// fees and findings, so this one call moves the whole network (decision 1756). Reverts
+    /// RewardPoolNotContract for an address without code, RewardPoolNotSet for address(0) while the
+    /// registration fee is > 0.
     function setRewardPool(address newPool) external;
     /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee
     /// (wei, credited to the governance treasury through the reward pool contract; reverts RewardPoolNotSet when > 0 without a pool).
@@ -254,6 +263,15 @@ interface IFirnRegistry {
     function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
     /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot stake.
     function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
+    /// @notice Anyone: re-evaluate the open round (a registration or a key rotation) against its
+    /// denominator now (decisions 1720, 1755) and conclude it as a vote would: activate or rotate
+    /// when approvals > 2/3, reject or drop the rotation when refusals > 1/3, the deciding side's
+    /// voters earning their work point. For a round that passes only because stake that could still
+    /// vote has left, been deactivated or slashed since its last vote. Reverts NoOpenRound when the
+    /// node has no open round, RoundUndecided when neither threshold is met, and
+    /// MeasurementRevokedWhilePending when an approval would activate a registration whose
+    /// measurement or TEE type was revoked meanwhile.
+    function concludeRound(bytes32 enclaveId) external;
 
     // ------------------------------------------------------------ slasher (job market)
 

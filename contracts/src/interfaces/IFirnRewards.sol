@@ -48,8 +48,10 @@ interface IFirnRewards {
     }
 
     /// @notice One epoch's totals. Budgets are fixed when the epoch is closed (after it ended).
+    /// `worked`: a point was earned in the epoch (counted in `openWorkedEpochs` until it is closed).
     struct Epoch {
         bool closed;
+        bool worked;
         uint256 nodePoints;
         uint256 verifierPoints;
         uint256 nodeBudget;
@@ -99,6 +101,15 @@ interface IFirnRewards {
     /// challenge, answer or work report; epochs already worked here stay closable and claimable, and
     /// new work goes to `registryPool` (decision 1707).
     error PoolRetired(address registryPool);
+    /// @notice moveUnallocated while this pool is still the registry's reward pool (`registryPool`):
+    /// point the registry at the successor first (decision 1757).
+    error PoolNotRetired(address registryPool);
+    /// @notice moveUnallocated while `count` epochs in which points were earned are not closed yet:
+    /// each takes its budget from the unallocated balance when it closes. Close them (closeEpoch,
+    /// once they ended) and call again (decision 1757).
+    error WorkedEpochsOpen(uint256 count);
+    /// @notice moveUnallocated with nothing unallocated.
+    error NothingToMove();
     /// @notice dropRevokedPoints on a node under no governance restriction (`reason` 0: its TEE type
     /// is allowed and its measurement allow-listed, whatever its status; decision 1726).
     error NodeNotRevoked(bytes32 enclaveId, uint8 reason);
@@ -130,6 +141,9 @@ interface IFirnRewards {
     /// back: that enclave lost its platform's share for the epoch to a co-tenant with more stake, so
     /// its answers earned nothing (decision 1670). `points`: the verifier's points for the epoch now.
     event VerifierWorkRevoked(address indexed verifier, uint64 indexed epoch, bytes32 indexed enclaveId, uint256 points);
+    /// @notice Governance moved `amount` wei, the balance no epoch is owed, to `successor` (the
+    /// registry's reward pool) through its `fund()` (decision 1757).
+    event UnallocatedMoved(address indexed successor, uint256 amount);
     event EpochClosed(
         uint64 indexed epoch, uint256 nodeBudget, uint256 verifierBudget, uint256 nodePoints, uint256 verifierPoints
     );
@@ -233,6 +247,15 @@ interface IFirnRewards {
     /// Idempotent: closing a closed epoch does nothing. Reverts EpochNotEnded.
     function closeEpoch(uint64 epoch) external;
 
+    /// @notice Owner (timelock), once this pool is retired (the registry points at another): move
+    /// what no epoch is owed, totalReceived - totalAllocated - totalMoved (wei), to the registry's
+    /// pool through its `fund()`, and return it. Allocated budgets (claimed or not), treasury
+    /// credits and what claims of closed epochs will take are never touched; the share of void
+    /// points was never owed and moves. Reverts PoolNotRetired while this is the registry's pool (or
+    /// it has none), WorkedEpochsOpen while an epoch with points is not closed, NothingToMove, and
+    /// with the successor's own error when its `fund()` refuses (decision 1757).
+    function moveUnallocated() external returns (uint256 amount);
+
     /// @notice Anyone: credit the node's share of a closed (or closable) epoch to the operator that
     /// earned it. Reverts NothingToClaim when it has no points or already claimed.
     function claimNodeReward(uint64 epoch, bytes32 enclaveId) external;
@@ -291,6 +314,10 @@ interface IFirnRewards {
     function totalReceived() external view returns (uint256);
     function totalAllocated() external view returns (uint256);
     function totalWithdrawn() external view returns (uint256);
+    /// @notice Wei moved to successor pools by moveUnallocated (decision 1757).
+    function totalMoved() external view returns (uint256);
+    /// @notice Epochs in which a point was earned and that are not closed yet (decision 1757).
+    function openWorkedEpochs() external view returns (uint256);
     /// @notice The parameter set in force during `epoch` (for a future epoch: the latest set, which
     /// applies from its `fromEpoch`). `parametersAt(currentEpoch() + 1)` is what the last
     /// setParameters wrote (decision 1706).

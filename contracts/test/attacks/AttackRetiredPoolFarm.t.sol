@@ -51,7 +51,6 @@ contract AttackRetiredPoolFarmTest is FirnFixture {
         // Governance upgrades the pool (as the timelock would, after its delay).
         FirnRewards pool2 =
             new FirnRewards(owner, registry, verifierSet, EPOCH, ANSWER_WINDOW, 1, 1000, 2000);
-        market.setRewardPool(address(pool2));
         registry.setRewardPool(address(pool2));
         pool2.setReporter(address(market), true);
         pool2.setReporter(address(registry), true);

@@ -52,7 +52,7 @@ contract AttackRewardPoolFreezesFinalizeTest is FirnFixture {
         _rememberProof(jobId, p, t.enclaveAddress);
 
         // Governance (after its delay) sends protocol fees somewhere else.
-        market.setRewardPool(address(new RejectingPool()));
+        registry.setRewardPool(address(new RejectingPool()));
 
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         try market.finalize(jobId, _factsFor(jobId)) {} catch {}

@@ -61,7 +61,6 @@ abstract contract FirnFixture is FirnTest {
         registry.setSlasher(address(market));
         verifierSet.setSlasher(address(market));
         registry.setRewardPool(address(rewards));
-        market.setRewardPool(address(rewards));
         rewards.setReporter(address(registry), true);
         rewards.setReporter(address(market), true);
         registry.allowMeasurement(SIM, MEASUREMENT);

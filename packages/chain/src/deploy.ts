@@ -226,7 +226,6 @@ export async function deployFirn(params: DeployFirnParams): Promise<FirnDeployme
   await call(reg.address, firnRegistryAbi, 'setSlasher', [market.address]);
   await call(vs.address, firnVerifierSetAbi, 'setSlasher', [market.address]);
   await call(reg.address, firnRegistryAbi, 'setRewardPool', [rewards.address]);
-  await call(market.address, firnJobMarketAbi, 'setRewardPool', [rewards.address]);
   await call(rewards.address, firnRewardsAbi, 'setReporter', [reg.address, true]);
   await call(rewards.address, firnRewardsAbi, 'setReporter', [market.address, true]);
   if ((params.registrationFee ?? 0n) > 0n)

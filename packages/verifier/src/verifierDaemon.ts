@@ -1,6 +1,8 @@
 import type { AttestationPolicy } from '@firn/attestation';
 import {
   approveNode,
+  ChainRevertedError,
+  concludeRound,
   createFirnClients,
   type FirnClients,
   firnRegistryAbi,
@@ -35,6 +37,13 @@ import {
   type RegistrationClaim,
   type RegistrationVerdict,
 } from '@firn/attestation';
+
+/**
+ * concludeRound refusals that are the expected answer for an open round this verifier voted in:
+ * not decided yet, concluded meanwhile, or a registration whose measurement was revoked while
+ * pending (verifiers that have not voted refuse it).
+ */
+const QUIET_CONCLUDE_REFUSALS = new Set(['RoundUndecided', 'NoOpenRound', 'MeasurementRevokedWhilePending']);
 
 export interface VerifierLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -284,7 +293,11 @@ export class VerifierDaemon {
           functionName: 'hasVoted',
           args: [n.enclaveId, n.round, me],
         });
-        if (voted || this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
+        if (voted) {
+          await this.concludeIfDecided(n.enclaveId);
+          continue;
+        }
+        if (this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
         await this.onRegistration({
           kind: rotation ? 'keyRotation' : 'registered',
           enclaveId: n.enclaveId,
@@ -295,6 +308,26 @@ export class VerifierDaemon {
       this.opts.logger.warn('vote sweep failed; retrying', { message: (err as Error).message });
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Conclude an open round this verifier has voted in when it passes on the stake that can still
+   * vote (registry `concludeRound`, decision 1755): once the members that had not voted left or
+   * were deactivated, no vote is left to conclude it. The write is simulated first, so a round
+   * still undecided costs one eth_call per sweep and no transaction; other refusals are logged and
+   * tried again at the next sweep.
+   */
+  private async concludeIfDecided(enclaveId: Hex): Promise<void> {
+    try {
+      const r = await concludeRound(this.clients, { enclaveId });
+      this.opts.logger.info('concluded a round decided after its last vote', { enclaveId, tx: r.hash });
+    } catch (err) {
+      if (err instanceof ChainRevertedError && QUIET_CONCLUDE_REFUSALS.has(err.errorName ?? '')) return;
+      this.opts.logger.warn('concludeRound failed; retrying at the next sweep', {
+        enclaveId,
+        message: (err as Error).message,
+      });
     }
   }
 

@@ -59,6 +59,59 @@ export function setAllowedTeeTypesCall(d: FirnDeployment, mask: number): Timeloc
   };
 }
 
+/**
+ * Owner: the network's reward pool. The job market reads the registry's pointer, so this one call
+ * moves registration fees, protocol fees and work reports together (decision 1756). The registry
+ * refuses an address without code (RewardPoolNotContract).
+ */
+export function setRewardPoolCall(d: FirnDeployment, pool: Address): TimelockCall {
+  return {
+    target: d.registry,
+    data: encodeFunctionData({
+      abi: firnRegistryAbi,
+      functionName: 'setRewardPool',
+      args: [assertAddress(pool, 'pool')],
+    }),
+  };
+}
+
+/**
+ * Owner of the retired pool `pool`: move its unallocated balance (owed to no epoch) to the
+ * registry's current pool (FirnRewards.moveUnallocated, decision 1757). Refused at execution with
+ * PoolNotRetired, WorkedEpochsOpen(count) or NothingToMove; check with `unallocatedOf` first.
+ */
+export function moveUnallocatedCall(pool: Address): TimelockCall {
+  return {
+    target: assertAddress(pool, 'pool'),
+    data: encodeFunctionData({ abi: firnRewardsAbi, functionName: 'moveUnallocated', args: [] }),
+  };
+}
+
+/** What `moveUnallocated` on `pool` would find now: wei owed to no epoch, and epochs with points not closed. */
+export async function unallocatedOf(
+  clients: FirnClients,
+  pool: Address,
+): Promise<{ registryPool: Address; unallocated: bigint; openWorkedEpochs: bigint }> {
+  const read = (functionName: 'totalReceived' | 'totalAllocated' | 'totalMoved' | 'openWorkedEpochs') =>
+    clients.public.readContract({ address: pool, abi: firnRewardsAbi, functionName }) as Promise<bigint>;
+  try {
+    const [registryPool, received, allocated, moved, openWorkedEpochs] = await Promise.all([
+      clients.public.readContract({
+        address: clients.addresses.registry,
+        abi: firnRegistryAbi,
+        functionName: 'rewardPool',
+      }) as Promise<Address>,
+      read('totalReceived'),
+      read('totalAllocated'),
+      read('totalMoved'),
+      read('openWorkedEpochs'),
+    ]);
+    return { registryPool, unallocated: received - allocated - moved, openWorkedEpochs };
+  } catch (e) {
+    throw toChainError(e, 'unallocatedOf');
+  }
+}
+
 /** Owner: admit (or un-admit) an account to join the verifier set. */
 export function setAdmissionCall(
   d: FirnDeployment,

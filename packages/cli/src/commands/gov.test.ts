@@ -7,13 +7,20 @@ import {
   type AnvilInstance,
   createFirnClients,
   type FirnDeployment,
+  firnJobMarketAbi,
+  firnRewardsAbi,
+  firnRewardsBytecode,
   getOperation,
   isMeasurementAllowed,
+  moveUnallocatedCall,
   OperationState,
   pauseCall,
+  requireWallet,
+  setRewardPoolCall,
   startAnvil,
+  unallocatedOf,
 } from '@firn/chain';
-import { keccak256, toHex } from 'viem';
+import { type Address, getAddress, keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployForCli } from '../../test/cliDeployment.ts';
 import { governanceProgress, measurementArgs, runGovernance } from './gov.ts';
@@ -76,6 +83,46 @@ describe('firn gov / firn rewards', () => {
     expect(BigInt(s.pool.receivedWei)).toBe(ETH / 10n);
     expect(s.pool.epochLength).toBe('60');
     expect(s.nodes).toEqual([]);
+  });
+});
+
+describe('firn gov set-reward-pool / move-unallocated', () => {
+  it("one timelock operation moves the network and the old pool's unallocated balance to the new pool", async () => {
+    const owner = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment);
+    const wallet = requireWallet(owner);
+    const hash = await wallet.deployContract({
+      abi: firnRewardsAbi,
+      bytecode: firnRewardsBytecode,
+      args: [deployment.timelock!, deployment.registry, deployment.verifierSet, 60n, 10n, 1, 1000, 2000],
+      account: wallet.account,
+      chain: wallet.chain,
+    });
+    const pool2 = getAddress((await owner.public.waitForTransactionReceipt({ hash })).contractAddress!);
+    const old = getAddress(deployment.rewards!);
+    const before = await unallocatedOf(owner, old);
+    expect(before).toEqual({ registryPool: old, unallocated: ETH / 10n, openWorkedEpochs: 0n });
+
+    await runGovernance(
+      { deployment: deploymentFile, keyFile: join(dir, 'key-0'), mine: true },
+      'set-reward-pool',
+      async (c) => ({ calls: [setRewardPoolCall(c.addresses, pool2), moveUnallocatedCall(old)] }),
+      () => {},
+    );
+    const market = await owner.public.readContract({
+      address: deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'rewardPool',
+    });
+    expect(market).toBe(pool2);
+    const read = (address: Address, functionName: 'totalReceived' | 'totalMoved') =>
+      owner.public.readContract({ address, abi: firnRewardsAbi, functionName });
+    expect(await read(pool2, 'totalReceived')).toBe(ETH / 10n);
+    expect(await read(old, 'totalMoved')).toBe(ETH / 10n);
+    expect(await unallocatedOf(owner, old)).toEqual({
+      registryPool: pool2,
+      unallocated: 0n,
+      openWorkedEpochs: 0n,
+    });
   });
 });
 

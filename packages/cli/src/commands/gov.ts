@@ -6,18 +6,21 @@ import {
   getTimelockDelay,
   governAndExecute,
   isMeasurementAllowed,
+  moveUnallocatedCall,
   type PausableContract,
   pauseCall,
   parseParameterName,
   revokeMeasurementCall,
   setAdmissionCall,
   setParameterCall,
+  setRewardPoolCall,
   type TimelockCall,
+  unallocatedOf,
 } from '@firn/chain';
 import { type Hex, InvalidInputError, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import type { Address } from 'viem';
+import { type Address, formatEther, isAddress } from 'viem';
 import { readKey, resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 
@@ -54,6 +57,11 @@ function teeTypeOf(v: string): number {
 function measurementOf(v: string): Hex {
   if (!/^0x[0-9a-fA-F]{64}$/.test(v)) throw new InvalidInputError('measurement must be 32 bytes of 0x hex');
   return v as Hex;
+}
+
+function addressOf(v: string, what: string): Address {
+  if (!isAddress(v, { strict: false })) throw new InvalidInputError(`${what} must be a 20-byte 0x address`);
+  return v as Address;
 }
 
 function pausableOf(v: string | undefined): PausableContract[] {
@@ -329,5 +337,48 @@ export function registerGov(program: Command): void {
           details: { account },
         })),
       ),
+    );
+  withChainOptions(gov.command('set-reward-pool'))
+    .description(
+      "point the network at a new reward pool (registration fees, protocol fees and work reports move together; the market reads the registry's)",
+    )
+    .argument('<address>', 'the new FirnRewards deployment')
+    .action((pool: string, o: GovOptions) =>
+      act(o, () => {
+        const to = addressOf(pool, 'the pool');
+        return runGovernance(o, 'set-reward-pool', async (c) => {
+          const code = await c.public.getCode({ address: to });
+          if (code === undefined || code === '0x')
+            throw new InvalidInputError(`no contract at ${to}: give the FirnRewards deployment's address`);
+          return { calls: [setRewardPoolCall(c.addresses, to)], details: { pool: to } };
+        });
+      }),
+    );
+  withChainOptions(gov.command('move-unallocated'))
+    .description(
+      "move a retired reward pool's unallocated balance (owed to no epoch) to the registry's current pool",
+    )
+    .argument('<pool>', 'the retired FirnRewards deployment')
+    .action((pool: string, o: GovOptions) =>
+      act(o, () => {
+        const from = addressOf(pool, 'the retired pool');
+        return runGovernance(o, 'move-unallocated', async (c) => {
+          // Checked before scheduling: each refusal would otherwise come back only after the delay.
+          const u = await unallocatedOf(c, from);
+          if (u.registryPool.toLowerCase() === from.toLowerCase())
+            throw new InvalidInputError(
+              `${from} is still the registry's reward pool: run gov set-reward-pool with its successor first`,
+            );
+          if (u.openWorkedEpochs !== 0n)
+            throw new InvalidInputError(
+              `${u.openWorkedEpochs} epoch(s) with points on ${from} are not closed yet: once each has ended, anyone can call closeEpoch(epoch) on that pool; then run this again`,
+            );
+          if (u.unallocated === 0n) throw new InvalidInputError(`${from} holds nothing unallocated to move`);
+          return {
+            calls: [moveUnallocatedCall(from)],
+            details: { from, to: u.registryPool, amount: `${formatEther(u.unallocated)} ETH` },
+          };
+        });
+      }),
     );
 }

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
+import {FirnFixture} from "./utils/FirnFixture.sol";
+
+/// @notice `concludeRound` (decision 1755): a registration or key rotation whose every remaining
+/// member has voted, and that passes only because stake left, was deactivated or was slashed after
+/// the last vote, is concluded by anyone exactly as a vote would have concluded it.
+contract FirnConcludeRoundTest is FirnFixture {
+    address internal big1;
+    address internal big2;
+
+    function setUp() public override {
+        super.setUp();
+        big1 = _verifierAddr(101);
+        big2 = _verifierAddr(102);
+    }
+
+    /// @dev Four 0.5-ether members and two 1-ether members: 4 ether in the round's snapshot.
+    function _joinBig() internal {
+        _joinVerifier(big1, 1 ether);
+        _joinVerifier(big2, 1 ether);
+    }
+
+    function _vote(address v, TestNode memory t, bool approve) internal {
+        vm.prank(v);
+        if (approve) registry.approve(t.enclaveId, t.evidenceDigest);
+        else registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+    }
+
+    /// @dev 2.5 of 4 ether approve and 0.5 refuse: 7.5 <= 8, the round stays open. The one member
+    /// that had not voted leaves; 2.5 of the 3 ether that can still vote is > 2/3, but nobody is
+    /// left to cast the vote that would conclude it. Before concludeRound the registration stayed
+    /// Pending for good (decision 1720's known limit).
+    function test_attack_roundPassedByALaterLeaveIsStuckWithoutConcludeRound() public {
+        _joinBig();
+        TestNode memory t = _node(1);
+        _register(t, SIM, MEASUREMENT);
+        uint32 round = registry.getNode(t.enclaveId).round;
+        _vote(verifierList[0], t, true);
+        _vote(verifierList[1], t, true);
+        _vote(verifierList[2], t, true);
+        _vote(big1, t, true);
+        _vote(verifierList[3], t, false);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 2.5 ether, 0.5 ether, 4 ether)
+        );
+        registry.concludeRound(t.enclaveId);
+
+        vm.prank(big2);
+        verifierSet.requestLeave();
+        // No vote can conclude the round any more: every member that can vote has voted.
+        vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.AlreadyVoted.selector, t.enclaveId, round, verifierList[0]));
+        _vote(verifierList[0], t, true);
+        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "stuck");
+
+        // A measurement revoked meanwhile cannot be activated, here as by a vote.
+        registry.revokeMeasurement(SIM, MEASUREMENT);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.MeasurementRevokedWhilePending.selector, t.enclaveId, SIM, MEASUREMENT)
+        );
+        registry.concludeRound(t.enclaveId);
+        registry.allowMeasurement(SIM, MEASUREMENT);
+
+        uint64 epoch = rewards.currentEpoch();
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[0]), 0, "no point before the round is decided");
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.NodeActivated(t.enclaveId, round);
+        vm.prank(stranger);
+        registry.concludeRound(t.enclaveId);
+        vm.assertTrue(registry.isActive(t.enclaveId), "activated by anyone");
+        vm.assertEq(registry.enclaveKeyHistory(t.enclaveId).length, 1, "key record opened");
+        vm.assertTrue(rewards.verifierPoints(epoch, verifierList[0]) > 0, "approvers earn their point");
+        vm.assertTrue(rewards.verifierPoints(epoch, big1) > 0, "every approver");
+        vm.assertEq(rewards.verifierPoints(epoch, verifierList[3]), 0, "the refuser earns nothing");
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)
+        );
+        registry.concludeRound(t.enclaveId);
+    }
+
+    /// @dev 1 of 4 ether refuses and 1 approves; a raise deactivates the silent 0.5-ether members
+    /// and the last silent member leaves: 1 of the 2 ether left is > 1/3, so the registration is
+    /// rejected, its stake refundable, as the refusal that would have reached 1/3 would have done.
+    function test_refusalPassedByALaterDeactivationRejects() public {
+        _joinBig();
+        TestNode memory t = _node(2);
+        _register(t, SIM, MEASUREMENT);
+        uint32 round = registry.getNode(t.enclaveId).round;
+        _vote(verifierList[0], t, false);
+        _vote(verifierList[1], t, false);
+        _vote(big1, t, true);
+        verifierSet.setParameters(1 ether, UNBONDING); // deactivates every 0.5-ether member
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 1 ether, 3 ether)
+        );
+        registry.concludeRound(t.enclaveId);
+        vm.prank(big2);
+        verifierSet.requestLeave();
+
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.NodeRejected(t.enclaveId, round, MIN_NODE_STAKE);
+        vm.prank(stranger);
+        registry.concludeRound(t.enclaveId);
+        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected");
+        vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "stake refundable");
+        vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
+    }
+
+    /// @dev A round that is still short of both bars after a leave stays open: concludeRound
+    /// decides nothing a vote could not.
+    function test_undecidedRoundStaysOpen() public {
+        _joinBig();
+        TestNode memory t = _node(3);
+        _register(t, SIM, MEASUREMENT);
+        uint32 round = registry.getNode(t.enclaveId).round;
+        _vote(verifierList[0], t, false);
+        _vote(verifierList[1], t, false);
+        _vote(verifierList[2], t, true);
+        _vote(verifierList[3], t, true);
+        _vote(big1, t, true);
+        vm.prank(big2);
+        verifierSet.requestLeave();
+        // 2 approve and 1 refuses of 3: neither 2 > 2 nor 1 > 1.
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 2 ether, 1 ether, 3 ether)
+        );
+        registry.concludeRound(t.enclaveId);
+        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "open");
+    }
+
+    /// @dev A key rotation approved by 1.5 of 3 ether, the silent 1-ether member leaving: 1.5 of 2
+    /// passes 2/3 and the new keys take effect at concludeRound.
+    function test_rotationPassedByALaterLeaveRotates() public {
+        TestNode memory t = _activeNode(4, SIM, MEASUREMENT);
+        _joinVerifier(big1, 1 ether);
+        address newAddr = vm.addr(0xabc);
+        bytes32 newKem = keccak256("kem2");
+        bytes32 newEv = keccak256("ev2");
+        vm.prank(t.operator);
+        registry.rotateKeys(t.enclaveId, newAddr, newKem, newEv);
+        uint32 round = registry.getNode(t.enclaveId).round;
+        vm.roll(block.number + 1);
+        for (uint256 i = 0; i < 3; ++i) {
+            vm.prank(verifierList[i]);
+            registry.approve(t.enclaveId, newEv);
+        }
+        vm.prank(verifierList[3]);
+        registry.refuse(t.enclaveId, newEv, 1);
+        vm.assertTrue(registry.getNode(t.enclaveId).rotationPending, "1.5 of 3 is not 2/3");
+        vm.prank(big1);
+        verifierSet.requestLeave();
+
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.KeysRotated(t.enclaveId, round, newAddr, newKem);
+        vm.prank(stranger);
+        registry.concludeRound(t.enclaveId);
+        IFirnRegistry.Node memory n = registry.getNode(t.enclaveId);
+        vm.assertFalse(n.rotationPending, "concluded");
+        vm.assertEq(n.enclaveAddress, newAddr, "new keys");
+        vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "old address released");
+    }
+}
