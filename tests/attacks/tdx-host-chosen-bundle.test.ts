@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Hex } from '@firn/core';
 import { createEnclaveProgram } from '@firn/enclave';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -64,7 +65,7 @@ function fakeKernel(): TsmFs {
 const sha = (s: string) => new Uint8Array(createHash('sha256').update(s).digest());
 const GENUINE = sha('the firn enclave image on the verified root filesystem');
 const HOSTS = sha('an image the host wrote to /tmp: same pin, its own worker entry');
-const broker = { address: `0x${'ab'.repeat(20)}` };
+const broker = { address: `0x${'ab'.repeat(20)}` as Hex };
 
 describe('the host picks the enclave image a TD runs (--bundle / --app)', () => {
   it('a TD running an image the host wrote does not present the genuine enclave identity', async () => {
