@@ -248,10 +248,9 @@ function answerPadTo(
   parts: readonly Uint8Array[],
   okLength = 0,
 ): number {
-  let size = okLength;
   let own = 0;
   for (const p of parts) own += p.length;
-  size = Math.max(size, own);
+  const size = Math.max(okLength, own);
   let lengths = answerLengths.get(endpoint);
   if (lengths === undefined) {
     lengths = new Map();
