@@ -8,8 +8,11 @@ import {
   SessionTranscript,
 } from '@firn/crypto';
 import { describe, expect, it } from 'vitest';
-import { SessionCodec } from '../../packages/client/src/openInferenceSession.ts';
-import { answerSessionRequest } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import { type SessionFormat, SessionCodec } from '../../packages/client/src/openInferenceSession.ts';
+import {
+  answerSessionRequest,
+  type EndpointModel,
+} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 import { loadOnnxModel } from '../../packages/ml/src/inference.ts';
 import { encodeOnnxModel } from '../../packages/ml/src/onnxProto.ts';
 
@@ -77,6 +80,100 @@ describe('message lengths of a JSON-format session', () => {
       expect(round.request).toBe(positive.request);
     } finally {
       await s.release();
+    }
+  });
+});
+
+// Whether a request ended in an error showed in the answer's length too, in both formats: an error
+// answer was the short JSON {code, message}, an ok answer the outputs. Here the error depends on a
+// secret value (a Gather index out of the table's range: onnxruntime refuses it at run time), so the
+// host would learn, off one length, whether the requester's index was in range.
+const gatherModel = () =>
+  encodeOnnxModel({
+    name: 'lookup',
+    nodes: [{ opType: 'Gather', inputs: ['T', 'i'], outputs: ['y'] }],
+    initializers: [
+      { name: 'T', dims: [16, 8], dtype: 'float', data: Float32Array.from({ length: 128 }, (_, k) => k / 7) },
+    ],
+    inputs: [{ name: 'i', elemType: 'int64', shape: ['N'] }],
+    outputs: [{ name: 'y', elemType: 'float', shape: ['N', 8] }],
+  });
+
+async function lookupSession(format: SessionFormat, declares: boolean) {
+  const onnx = await loadOnnxModel(gatherModel());
+  // As the session child serves it (the OnnxModel itself), or a model that declares no output shapes.
+  const model: EndpointModel = declares ? onnx : { run: (inputs) => onnx.run(inputs) };
+  const secret = new Uint8Array(randomBytes(SESSION_SECRET_BYTES));
+  const salt = new Uint8Array(randomBytes(SESSION_SALT_BYTES));
+  const id = bytesToHex(new Uint8Array(randomBytes(32))) as Hex;
+  const enclave = createSessionEndpoint('enclave', deriveSessionKeys(secret, salt, id), id);
+  const requester = new SessionCodec(secret, salt, id, format);
+  const transcript = new SessionTranscript();
+  /** One lookup as the host sees it (the two lengths), and what the requester got. */
+  const exchange = async (indices: bigint[]) => {
+    const request = requester.sealRequest({
+      i: { type: 'int64', dims: [indices.length], data: BigInt64Array.from(indices) },
+    });
+    const { sealed } = await answerSessionRequest(enclave, model, transcript, request);
+    const response = Buffer.concat(sealed);
+    let failed: string | undefined;
+    try {
+      requester.openResponse(request, response);
+    } catch (e) {
+      failed = (e as { code?: string }).code;
+    }
+    return { request: request.length, response: response.length, failed };
+  };
+  return { exchange, release: () => onnx.release() };
+}
+
+describe('message lengths of a session whose request fails on a secret value', () => {
+  for (const format of ['binary', 'json'] as const)
+    for (const batch of [1, 64])
+      it(`an error answer and an ok answer to same-shaped requests have one sealed length (${format}, batch ${batch})`, async () => {
+        const s = await lookupSession(format, true);
+        try {
+          const inRange = Array.from({ length: batch }, (_, k) => BigInt(k % 16));
+          const outOfRange = [...inRange.slice(1), 99n];
+          // The error first: nothing about this shape was answered before.
+          const error = await s.exchange(outOfRange);
+          const ok = await s.exchange(inRange);
+          const again = await s.exchange(outOfRange);
+          expect(error.failed).toBe('E_INPUT_INVALID');
+          expect(again.failed).toBe('E_INPUT_INVALID');
+          expect(ok.failed).toBeUndefined();
+          expect(error.request).toBe(ok.request);
+          expect(error.response).toBe(ok.response);
+          expect(again.response).toBe(ok.response);
+        } finally {
+          await s.release();
+        }
+      });
+
+  it('a model that declares no output shapes: an error after an ok answer of that shape has its length', async () => {
+    for (const format of ['binary', 'json'] as const) {
+      const s = await lookupSession(format, false);
+      try {
+        const inRange = Array.from({ length: 64 }, (_, k) => BigInt(k % 16));
+        const ok = await s.exchange(inRange);
+        const error = await s.exchange([...inRange.slice(1), -99n]);
+        expect(ok.failed).toBeUndefined();
+        expect(error.failed).toBe('E_INPUT_INVALID');
+        expect(error.response).toBe(ok.response);
+      } finally {
+        await s.release();
+      }
+    }
+  });
+
+  it('the close request has the sealed length of a small request', () => {
+    const secret = new Uint8Array(randomBytes(SESSION_SECRET_BYTES));
+    const salt = new Uint8Array(randomBytes(SESSION_SALT_BYTES));
+    const id = bytesToHex(new Uint8Array(randomBytes(32))) as Hex;
+    for (const format of ['binary', 'json'] as const) {
+      const requester = new SessionCodec(secret, salt, id, format);
+      const request = requester.sealRequest({ i: { type: 'int64', dims: [1], data: BigInt64Array.of(3n) } });
+      expect(requester.sealClose().length).toBe(request.length);
     }
   });
 });

@@ -4,7 +4,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesToHex, type Hex } from '@firn/core';
-import { createSessionEndpoint, deriveSessionKeys, SESSION_FORMAT, SessionTranscript } from '@firn/crypto';
+import {
+  createSessionEndpoint,
+  deriveSessionKeys,
+  SESSION_FORMAT,
+  SessionTranscript,
+  sessionPaddedLength,
+} from '@firn/crypto';
 import { tensorMapToJson } from '@firn/ml';
 import { describe, expect, it } from 'vitest';
 import { encodeStreamFrame, STREAM_TAG } from '../../packages/enclave/src/protocol.ts';
@@ -103,7 +109,8 @@ describe('a host reads a requester JSON session input off refusal times (parse b
     data[0] = secret;
     data.set(rest, 1);
     const { message, plaintext } = sealedJsonRequest(data);
-    const header = message.length - 16 - plaintext.length;
+    // The wire header: the message is header, the padded plaintext (decision 1735), the tag.
+    const header = message.length - 16 - sessionPaddedLength(plaintext.length);
     // What the host knows: the JSON layout up to the first value (name, dims and type are the
     // requester's public shape; the prefix below is the same for any values).
     const prefix = `{"x":{"dims":[1,${data.length}],"type":"float32","data":[`;
@@ -178,7 +185,8 @@ describe('a host reads a requester JSON session input off refusal times (parse b
       const data = Float32Array.from({ length: 200_001 }, (_, i) => Math.fround(Math.cos(i) * 5));
       data[0] = secret;
       const { message, plaintext } = sealedJsonRequest(data);
-      const header = message.length - 16 - plaintext.length;
+      // The wire header: the message is header, the padded plaintext (decision 1735), the tag.
+      const header = message.length - 16 - sessionPaddedLength(plaintext.length);
       const first = 1 + `{"x":{"dims":[1,${data.length}],"type":"float32","data":[`.length;
       const truth = String(secret);
       const probeSocket = async (at: number, delta: number): Promise<number> => {

@@ -11,11 +11,10 @@ import {
   type WorkProofJson,
 } from '@firn/core';
 import {
-  CHANNEL_HEADER_BYTES,
   type CreateGrantParams,
   createSessionEndpoint,
   deriveSessionKeys,
-  MAX_SESSION_MESSAGE_BYTES,
+  MAX_SESSION_BODY_BYTES,
   openChannel,
   type RequesterChannel,
   SESSION_FORMAT,
@@ -35,7 +34,7 @@ import {
   parseTensorMap,
   type TensorLike,
   type TensorMap,
-  tensorMapToJson,
+  tensorMapToFixedWidthJson,
 } from '@firn/ml/formats';
 import {
   connectToNode,
@@ -100,7 +99,7 @@ export class SessionCodec {
     }
     pt[0] = SESSION_FORMAT[this.format];
     // The cap `seal` checks, checked now: a request refused later, at its turn, would close the session.
-    if (pt.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+    if (pt.length > MAX_SESSION_BODY_BYTES)
       throw new FirnError('E_TOO_LARGE', 'session request over the session message cap');
     let units = 0n;
     for (const t of Object.values(tensors)) units += BigInt((t.data as ArrayLike<unknown>).length);
@@ -216,9 +215,11 @@ export class SessionCodec {
 /**
  * Tensor JSON of a request, refused here (E_INPUT_INVALID) when the enclave's parser would refuse
  * it: a request it refuses would be sent, take a sequence number, and its answer close the session.
+ * Numbers are written at a fixed width, so the request's length depends on its tensors' names,
+ * types and dims, never on their values (docs/decisions/1735-session-messages-padded.md).
  */
 function jsonRequestBody(tensors: Record<string, TensorLike>): Uint8Array {
-  const body = utf8(tensorMapToJson(tensors));
+  const body = utf8(tensorMapToFixedWidthJson(tensors));
   if (Object.keys(parseTensorMap(body)).length === 0)
     throw new FirnError('E_INPUT_INVALID', 'a session request needs at least one tensor');
   return body;

@@ -1,7 +1,14 @@
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { bytesToHex, encodeFields, type Hex, sha256, TAGS, taggedSha256, u64be, utf8 } from '@firn/core';
 import { describe, expect, it } from 'vitest';
-import { createSessionEndpoint, deriveSessionKeys, SessionTranscript } from './sessionChannel.ts';
+import {
+  createSessionEndpoint,
+  deriveSessionKeys,
+  MAX_SESSION_BODY_BYTES,
+  SESSION_MIN_PADDED_BYTES,
+  SessionTranscript,
+  sessionPaddedLength,
+} from './sessionChannel.ts';
 
 // The session wire form against an independent AES-256-GCM decryption (node:crypto directly, not
 // the endpoint's code): header, nonce = seq, associated data = tag || sessionId || seq.
@@ -9,6 +16,20 @@ const secret = new Uint8Array(randomBytes(32));
 const salt = new Uint8Array(randomBytes(32));
 const sessionId = bytesToHex(new Uint8Array(randomBytes(32))) as Hex;
 const keys = deriveSessionKeys(secret, salt, sessionId);
+
+/** `plaintext` sealed as request `seq` exactly as given (no padding added): what only a key holder can make. */
+function independentSeal(plaintext: Uint8Array, seq: bigint): Uint8Array {
+  const nonce = new Uint8Array(12);
+  nonce.set(u64be(seq), 4);
+  const c = createCipheriv('aes-256-gcm', keys.request, nonce, { authTagLength: 16 });
+  c.setAAD(encodeFields([utf8(TAGS.sessionRequest), Buffer.from(sessionId.slice(2), 'hex'), u64be(seq)]));
+  const ct = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+  const head = new Uint8Array(10);
+  head[0] = 1;
+  head[1] = 0x11;
+  head.set(u64be(seq), 2);
+  return Buffer.concat([head, ct]);
+}
 
 function independentOpen(message: Uint8Array, seq: bigint): Buffer {
   const nonce = new Uint8Array(12);
@@ -21,17 +42,70 @@ function independentOpen(message: Uint8Array, seq: bigint): Buffer {
 }
 
 describe('session channel wire form', () => {
-  it('seals version, kind, sequence and AES-256-GCM exactly as specified (checked by an independent decryption)', () => {
+  it('seals version, kind, sequence and AES-256-GCM of the padded plaintext exactly as specified (checked by an independent decryption)', () => {
     const requester = createSessionEndpoint('requester', keys, sessionId);
-    for (const [i, size] of [0, 1, 4096, 128 * 1024 + 3].entries()) {
+    for (const [i, size] of [0, 1, 511, 512, 4096, 128 * 1024 + 3].entries()) {
       const pt = new Uint8Array(randomBytes(size));
       const m = requester.seal(pt);
       expect(m[0]).toBe(1);
       expect(m[1]).toBe(0x11);
       expect(Buffer.from(m.subarray(2, 10))).toEqual(Buffer.from(u64be(BigInt(i))));
-      expect(m.length).toBe(10 + size + 16);
-      expect(Buffer.compare(independentOpen(m, BigInt(i)), Buffer.from(pt))).toBe(0);
+      // ISO/IEC 7816-4 padding inside the AEAD: body || 0x80 || zeros, at least 512 bytes (decision 1735).
+      const padded = Math.max(size + 1, SESSION_MIN_PADDED_BYTES);
+      expect(m.length).toBe(10 + padded + 16);
+      const want = Buffer.alloc(padded);
+      want.set(pt);
+      want[size] = 0x80;
+      expect(Buffer.compare(independentOpen(m, BigInt(i)), want)).toBe(0);
     }
+  });
+
+  it('pads to what the sender asks (padTo), and never past the message cap', () => {
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    const short = requester.seal(new Uint8Array(3).fill(1), 5000);
+    const long = requester.seal(new Uint8Array(4000).fill(2), 5000);
+    expect(short.length).toBe(long.length);
+    expect(short.length).toBe(10 + 5000 + 16);
+    expect(Buffer.from(enclave.open(short))).toEqual(Buffer.alloc(3, 1));
+    expect(Buffer.from(enclave.open(long))).toEqual(Buffer.alloc(4000, 2));
+    expect(sessionPaddedLength(10, 2 ** 40)).toBe(MAX_SESSION_BODY_BYTES + 1);
+    expect(sessionPaddedLength(MAX_SESSION_BODY_BYTES)).toBe(MAX_SESSION_BODY_BYTES + 1);
+  });
+
+  it('attack: an authentic message with malformed padding is a forgery: E_DECRYPT, nothing read, the endpoint ended (decision 1735)', () => {
+    const body = new Uint8Array(600).fill(7);
+    const withPad = (tail: number[]) => Uint8Array.from([...body, ...tail]);
+    for (const [what, pt] of [
+      ['no padding at all (last byte not 0x80 or 0)', withPad([])],
+      ['zeros with no 0x80 marker', Uint8Array.from(new Uint8Array(600))],
+      ['a non-zero byte after the 0x80', withPad([0x80, 0, 1])],
+      ['0x81 as the marker', withPad([0x81, 0, 0])],
+      ['empty', new Uint8Array(0)],
+    ] as const) {
+      const enclave = createSessionEndpoint('enclave', keys, sessionId);
+      let calls = 0;
+      expect(
+        () =>
+          enclave.openReading(independentSeal(pt, 0n), (r) => {
+            calls++;
+            return r.left;
+          }),
+        what,
+      ).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
+      expect(calls).toBe(0);
+      expect(enclave.received).toBe(0n);
+      expect(enclave.ended).toBe(true);
+      const other = createSessionEndpoint('enclave', keys, sessionId);
+      expect(() => other.open(independentSeal(pt, 0n)), what).toThrow(
+        expect.objectContaining({ code: 'E_DECRYPT' }),
+      );
+      expect(other.ended).toBe(true);
+    }
+    // The same body correctly padded, sealed independently, opens to the body alone.
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    const got = enclave.openReading(independentSeal(withPad([0x80, 0, 0]), 0n), (r) => r.take(r.left));
+    expect(got.ok && Buffer.from(got.value).equals(Buffer.from(body))).toBe(true);
   });
 
   it('opens into a plain Uint8Array of exactly the plaintext', () => {
@@ -131,7 +205,7 @@ describe('session channel opened while read (openReading)', () => {
   });
 
   it('attack: the reader never sees a message that does not authenticate; E_DECRYPT, place kept, endpoint ended', () => {
-    for (const at of [12, 1000 + 10 - 20, 1000 + 10 + 3]) {
+    for (const at of [12, 1001 + 10 - 20, 1001 + 10 + 3]) {
       // A flipped bit in the first plaintext byte, one near the end, one in the tag.
       const { requester, enclave } = pair();
       const m = requester.seal(new Uint8Array(1000).fill(7));

@@ -34,6 +34,46 @@ export const SESSION_SECRET_BYTES = 32;
 export const SESSION_SALT_BYTES = 32;
 /** Cap on one serialised session message (request or response). */
 export const MAX_SESSION_MESSAGE_BYTES = 8 * 1024 * 1024;
+/**
+ * Every session plaintext is padded inside the AEAD to at least this many bytes
+ * (docs/decisions/1735-session-messages-padded.md): the close, small answers and every error
+ * answer whose text fits in it have one sealed length.
+ */
+export const SESSION_MIN_PADDED_BYTES = 512;
+/** The largest plaintext body one session message can carry (its padding needs at least one byte). */
+export const MAX_SESSION_BODY_BYTES =
+  MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - AES_GCM_TAG_BYTES - 1;
+
+/**
+ * The padded plaintext length of a session message whose body is `bodyLength` bytes and whose
+ * sender asks for at least `padTo` bytes: max(bodyLength + 1, SESSION_MIN_PADDED_BYTES, padTo),
+ * capped at what one message carries. The padding is ISO/IEC 7816-4 (0x80 then zeros), inside the
+ * AEAD (docs/decisions/1735-session-messages-padded.md).
+ */
+export function sessionPaddedLength(bodyLength: number, padTo = 0): number {
+  const most = MAX_SESSION_BODY_BYTES + 1;
+  return Math.min(Math.max(bodyLength + 1, SESSION_MIN_PADDED_BYTES, padTo), most);
+}
+
+/** 0x80 then zeros: padding up to this long is a view of it (the cipher only reads it). */
+const PAD = new Uint8Array(64 * 1024);
+PAD[0] = 0x80;
+const padding = (n: number): Uint8Array => {
+  if (n <= PAD.length) return PAD.subarray(0, n);
+  const p = new Uint8Array(n);
+  p[0] = 0x80;
+  return p;
+};
+
+/**
+ * The body length of a padded session plaintext (ISO/IEC 7816-4: the last non-zero byte is 0x80),
+ * or -1 when the padding is malformed. Reads only the padding, from the end.
+ */
+function unpaddedLength(pt: Uint8Array): number {
+  let i = pt.length - 1;
+  while (i >= 0 && pt[i] === 0) i--;
+  return i >= 0 && pt[i] === 0x80 ? i : -1;
+}
 
 /** HPKE info of a session's open request: binds the session tag and the jobId. */
 export function sessionChannelInfo(jobId: Hex): Uint8Array {
@@ -120,7 +160,12 @@ export interface SessionEndpoint {
   readonly sent: bigint;
   /** Sequence number the next opened message must carry. */
   readonly received: bigint;
-  seal(plaintext: Uint8Array): Uint8Array;
+  /**
+   * Seal `plaintext` as the next message, padded inside the AEAD to `sessionPaddedLength(length,
+   * padTo)` (docs/decisions/1735-session-messages-padded.md). Throws E_PARSE over
+   * MAX_SESSION_BODY_BYTES.
+   */
+  seal(plaintext: Uint8Array, padTo?: number): Uint8Array;
   /**
    * `seal` of the concatenation of `parts`, returned as the wire form's consecutive parts (the
    * 10-byte header, the ciphertext of each non-empty part, the 16-byte tag): the same bytes as
@@ -128,7 +173,7 @@ export interface SessionEndpoint {
    * ciphertext gathered into one buffer. For a sender that writes the parts with one writev
    * (docs/decisions/1360-session-hot-path-without-copies.md). Throws like `seal`.
    */
-  sealParts(parts: readonly Uint8Array[]): Uint8Array[];
+  sealParts(parts: readonly Uint8Array[], padTo?: number): Uint8Array[];
   /**
    * Throws E_CHANNEL_SEQUENCE (replayed, reordered or dropped) or E_DECRYPT (altered); the sequence
    * number is not consumed then. With `accept`, a message that opens but whose plaintext `accept`
@@ -142,7 +187,9 @@ export interface SessionEndpoint {
    * forges messages gets one try, not a stream of probes
    * (docs/decisions/1715-authenticate-before-parsing.md). `open` with `accept` (the requester's
    * close) still opens: its plaintext is only compared once it authenticates, and the requester
-   * can then still end the session and get its proof.
+   * can then still end the session and get its proof. The plaintext returned is the body, without
+   * its padding; malformed padding on a message that authenticates is treated as a forgery
+   * (E_DECRYPT, the receiving side ends; docs/decisions/1735-session-messages-padded.md).
    */
   open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean, ahead?: boolean): Uint8Array;
   /**
@@ -156,7 +203,9 @@ export interface SessionEndpoint {
    * `open`). Sequence checks and errors as `open` (E_PARSE, E_CHANNEL_SEQUENCE, nothing consumed).
    * Once it authenticates the sequence number is consumed and the result is `{ok: true, value}`, or
    * `{ok: false, error}` with what `read` threw (a request that opened but whose payload is
-   * malformed: it is answered, with an error).
+   * malformed: it is answered, with an error). The reader sees the body only: its padding is
+   * checked after the tag and before `read` runs, and malformed padding is a forgery as above
+   * (docs/decisions/1735-session-messages-padded.md).
    */
   openReading<T>(message: Uint8Array, read: (plaintext: SessionPlaintextReader) => T): OpenedReading<T>;
   /**
@@ -243,33 +292,39 @@ export function createSessionEndpoint(
     get ended() {
       return ended;
     },
-    seal(plaintext) {
+    seal(plaintext, padTo) {
       assertBytes(plaintext, 'plaintext');
-      if (plaintext.length > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
+      if (plaintext.length > MAX_SESSION_BODY_BYTES)
         throw new ChannelError('E_PARSE', 'session message too large');
       const seq = sent;
-      // AES-256-GCM straight into the wire form: one pass over the plaintext, one copy.
+      const padded = sessionPaddedLength(plaintext.length, padTo);
+      // AES-256-GCM straight into the wire form: one pass over the plaintext and its padding, one copy.
       const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
       c.setAAD(aadOf(out, id, seq));
-      const message = encodeSessionMessage(out, seq, plaintext.length + AES_GCM_TAG_BYTES);
-      const body = c.update(plaintext);
-      message.set(body, CHANNEL_HEADER_BYTES);
+      const message = encodeSessionMessage(out, seq, padded + AES_GCM_TAG_BYTES);
+      let at = CHANNEL_HEADER_BYTES;
+      for (const p of [plaintext, padding(padded - plaintext.length)]) {
+        const ct = c.update(p);
+        message.set(ct, at);
+        at += ct.length;
+      }
       const tail = c.final();
-      message.set(tail, CHANNEL_HEADER_BYTES + body.length);
-      message.set(c.getAuthTag(), CHANNEL_HEADER_BYTES + plaintext.length);
+      message.set(tail, at);
+      message.set(c.getAuthTag(), CHANNEL_HEADER_BYTES + padded);
       sent++;
       return message;
     },
-    sealParts(parts) {
+    sealParts(parts, padTo) {
       let size = 0;
       for (const p of parts) size += assertBytes(p, 'plaintext').length;
-      if (size > MAX_SESSION_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16)
-        throw new ChannelError('E_PARSE', 'session message too large');
+      if (size > MAX_SESSION_BODY_BYTES) throw new ChannelError('E_PARSE', 'session message too large');
       const seq = sent;
       const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
       c.setAAD(aadOf(out, id, seq));
       const wire: Uint8Array[] = [encodeSessionMessage(out, seq, 0)];
       for (const p of parts) if (p.length > 0) wire.push(c.update(p));
+      // The padding is sealed as one more part: the parts themselves are not copied.
+      wire.push(c.update(padding(sessionPaddedLength(size, padTo) - size)));
       const tail = c.final();
       if (tail.length > 0) wire.push(tail);
       wire.push(c.getAuthTag());
@@ -287,16 +342,19 @@ export function createSessionEndpoint(
       } catch {
         throw forged(head);
       }
+      // The padding, checked once the tag is: malformed padding under a valid tag is a forgery.
+      const bodyLen = unpaddedLength(head);
+      if (bodyLen < 0) throw forged(head);
       received = m.seq + 1n;
       // A plain Uint8Array over the buffer's own memory (Buffer's slice() would not copy).
-      const pt = new Uint8Array(head.buffer, head.byteOffset, head.byteLength);
+      const pt = new Uint8Array(head.buffer, head.byteOffset, bodyLen);
       let at = 0;
       const reader: SessionPlaintextReader = {
         get left() {
-          return ctLen - at;
+          return bodyLen - at;
         },
         take(n) {
-          if (!Number.isInteger(n) || n < 0 || n > ctLen - at)
+          if (!Number.isInteger(n) || n < 0 || n > bodyLen - at)
             throw new ChannelError('E_PARSE', 'read past the end of the session message');
           at += n;
           return pt.subarray(at - n, at);
@@ -321,7 +379,9 @@ export function createSessionEndpoint(
       // GCM's final() yields no bytes: the plaintext is `head` itself, not copied again.
       // A plain Uint8Array view (Buffer's slice() would not copy, which decoders must not meet).
       const pt = tail.length === 0 ? head : Buffer.concat([head, tail]);
-      const out = new Uint8Array(pt.buffer, pt.byteOffset, pt.byteLength);
+      const bodyLen = unpaddedLength(pt);
+      if (bodyLen < 0) throw forged(pt);
+      const out = new Uint8Array(pt.buffer, pt.byteOffset, bodyLen);
       if (accept !== undefined && !accept(out)) {
         out.fill(0);
         throw new ChannelError('E_PARSE', 'not the expected session message');

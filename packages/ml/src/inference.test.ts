@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadOnnxModel } from './inference.ts';
+import { declaredOutputShapes, loadOnnxModel } from './inference.ts';
 import { encodeOnnxModel } from './onnxProto.ts';
 import { createPrng } from './prng.ts';
 import { parseTensorMap, tensorMapToJson } from './tensorJson.ts';
@@ -223,5 +223,41 @@ describe('loadOnnxModel', () => {
       message: /Failed to allocate/,
     });
     await typer.release();
+  });
+});
+
+describe('declaredOutputShapes', () => {
+  const f32 = (dims: number[]) => ({
+    type: 'float32' as const,
+    dims,
+    data: new Float32Array(dims.reduce((a, b) => a * b, 1)),
+  });
+
+  it('binds the graph’s symbolic dims from the inputs’ dims (read off onnxruntime’s metadata)', async () => {
+    const model = await loadOnnxModel(modelBytes());
+    try {
+      expect(model.outputMetadata).toEqual([{ name: 'y', type: 'float32', shape: ['N', OUT] }]);
+      expect(model.declaredOutputs({ x: f32([7, IN]) })).toEqual({ y: { type: 'float32', dims: [7, OUT] } });
+      // And the run agrees.
+      expect((await model.run({ x: f32([7, IN]) }))['y']!.dims).toEqual([7, OUT]);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('is undefined when a dim is unknown before the run, or bound twice differently', () => {
+    const inMeta = [
+      { name: 'a', type: 'float32', shape: ['N', 2] },
+      { name: 'b', type: 'float32', shape: ['N'] },
+    ];
+    const out = (shape: (number | string)[]) => [{ name: 'y', type: 'float32', shape }];
+    const inputs = { a: f32([3, 2]), b: f32([3]) };
+    expect(declaredOutputShapes(inMeta, out(['N', 5]), inputs)).toEqual({
+      y: { type: 'float32', dims: [3, 5] },
+    });
+    expect(declaredOutputShapes(inMeta, out(['M']), inputs)).toBeUndefined();
+    expect(declaredOutputShapes(inMeta, out([-1]), inputs)).toBeUndefined();
+    expect(declaredOutputShapes(inMeta, out([]), inputs)).toBeUndefined();
+    expect(declaredOutputShapes(inMeta, out(['N']), { a: f32([3, 2]), b: f32([4]) })).toBeUndefined();
   });
 });

@@ -42,6 +42,13 @@ export interface OnnxModel {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly OnnxInputMetadata[];
+  /** The graph's declared outputs: name, element type and shape (same form as inputMetadata). */
+  readonly outputMetadata: readonly OnnxInputMetadata[];
+  /**
+   * The outputs' types and dims the graph declares for these inputs (`declaredOutputShapes`), or
+   * undefined when they are not all known before the run.
+   */
+  declaredOutputs(inputs: TensorMap): Record<string, { type: string; dims: number[] }> | undefined;
   /** Run once; the session stays loaded, so repeated calls are warm. */
   run(inputs: TensorMap): Promise<Record<string, Ort.Tensor>>;
   release(): Promise<void>;
@@ -88,6 +95,46 @@ export function checkInputs(meta: readonly OnnxInputMetadata[], inputs: TensorMa
   }
 }
 
+/**
+ * The outputs' element types and dims as the graph declares them for `inputs`: a fixed dimension
+ * as declared, a symbolic one (e.g. the batch size 'N') as the inputs bind it (the dim of an input
+ * declared with the same name). Undefined when any output has a free dimension no input binds, a
+ * dimension the graph leaves unknown (-1 or no shape), is not a tensor, or when the inputs bind one
+ * name to two sizes. It reads only the inputs' dims, never their values, and proves nothing about
+ * what a run returns: onnxruntime may return other dims than a graph declares. For the warm
+ * session's error answers, padded to the length the ok answer would have
+ * (docs/decisions/1735-session-messages-padded.md).
+ */
+export function declaredOutputShapes(
+  inputMeta: readonly OnnxInputMetadata[],
+  outputMeta: readonly OnnxInputMetadata[],
+  inputs: TensorMap,
+): Record<string, { type: string; dims: number[] }> | undefined {
+  const bound = new Map<string, number>();
+  for (const m of inputMeta) {
+    const t = inputs[m.name];
+    if (t === undefined || t.dims.length !== m.shape.length) continue;
+    for (const [i, d] of m.shape.entries()) {
+      if (typeof d !== 'string') continue;
+      const got = bound.get(d);
+      if (got !== undefined && got !== t.dims[i]) return undefined;
+      bound.set(d, t.dims[i]!);
+    }
+  }
+  const out: Record<string, { type: string; dims: number[] }> = Object.create(null);
+  for (const m of outputMeta) {
+    if (m.type === 'non-tensor' || m.shape.length === 0) return undefined;
+    const dims: number[] = [];
+    for (const d of m.shape) {
+      const n = typeof d === 'string' ? bound.get(d) : d;
+      if (n === undefined || !Number.isSafeInteger(n) || n < 0) return undefined;
+      dims.push(n);
+    }
+    out[m.name] = { type: m.type, dims };
+  }
+  return out;
+}
+
 function toOrtTensor(ort: typeof Ort, t: TensorValue): Ort.Tensor {
   return new ort.Tensor(t.type, t.data, t.dims);
 }
@@ -130,10 +177,17 @@ export async function loadOnnxModel(
       ? { name: m.name, type: m.type, shape: m.shape }
       : { name: m.name, type: 'non-tensor', shape: [] },
   );
+  const outputMetadata: OnnxInputMetadata[] = session.outputMetadata.map((m) =>
+    m.isTensor
+      ? { name: m.name, type: m.type, shape: m.shape }
+      : { name: m.name, type: 'non-tensor', shape: [] },
+  );
   return {
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     inputMetadata,
+    outputMetadata,
+    declaredOutputs: (inputs) => declaredOutputShapes(inputMetadata, outputMetadata, inputs),
     async run(inputs) {
       checkInputs(inputMetadata, inputs);
       const feeds: Record<string, Ort.Tensor> = {};

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseTensorMap, tensorMapToJson } from './tensorJson.ts';
+import {
+  FIXED_JSON_ELEMENT_WIDTH,
+  parseTensorMap,
+  tensorMapToFixedWidthJson,
+  tensorMapToJson,
+} from './tensorJson.ts';
 
 // Validation of the tensor JSON format. Not covered: inputs near the 16M-element default cap.
 describe('parseTensorMap', () => {
@@ -61,6 +66,52 @@ describe('parseTensorMap', () => {
     );
     expect(() => parseTensorMap(JSON.stringify(two), { maxTensors: 1 })).toThrow(
       expect.objectContaining({ code: 'E_INPUT_INVALID' }),
+    );
+  });
+});
+
+describe('tensorMapToFixedWidthJson', () => {
+  const map = (f: number[], l: bigint[], i: number[], u: number[], b: number[]) => ({
+    'f "x"': { type: 'float32', dims: [f.length], data: Float32Array.from(f) },
+    d: { type: 'float64', dims: [1, f.length], data: Float64Array.from(f) },
+    l: { type: 'int64', dims: [l.length], data: BigInt64Array.from(l) },
+    i: { type: 'int32', dims: [i.length], data: Int32Array.from(i) },
+    u: { type: 'uint8', dims: [u.length], data: Uint8Array.from(u) },
+    b: { type: 'bool', dims: [b.length], data: Uint8Array.from(b) },
+  });
+  // The longest and shortest texts each type has, and ordinary values.
+  const long = map(
+    [-2.2250738585072014e-308, Number.NaN, Number.NEGATIVE_INFINITY, -1.1754943508222875e-38],
+    [-(1n << 63n), (1n << 63n) - 1n, -9007199254740991n],
+    [-2147483648, 2147483647],
+    [255, 100],
+    [0, 0],
+  );
+  const short = map([0, 1, 2, 3], [0n, 1n, 2n], [0, 1], [0, 1], [1, 1]);
+
+  it('has a length that depends on names, types and dims only, and parses back to what tensorMapToJson gives', () => {
+    const a = tensorMapToFixedWidthJson(long);
+    const b = tensorMapToFixedWidthJson(short);
+    expect(a.length).toBe(b.length);
+    for (const m of [long, short]) {
+      const fixed = parseTensorMap(tensorMapToFixedWidthJson(m));
+      const plain = parseTensorMap(tensorMapToJson(m));
+      expect(Object.keys(fixed)).toEqual(Object.keys(plain));
+      for (const k of Object.keys(plain)) expect(fixed[k]).toEqual(plain[k]);
+    }
+    // Each element takes exactly its type's width (the value, then spaces).
+    const f32 = tensorMapToFixedWidthJson({
+      x: { type: 'float32', dims: [2], data: Float32Array.of(1, 0.1) },
+    });
+    expect(f32).toBe(
+      `{"x":{"dims":[2],"type":"float32","data":[${'1'.padEnd(24)},${String(Math.fround(0.1)).padEnd(24)}]}}`,
+    );
+    expect(FIXED_JSON_ELEMENT_WIDTH.float32).toBe(24);
+  });
+
+  it('refuses an unsupported element type', () => {
+    expect(() => tensorMapToFixedWidthJson({ s: { type: 'string', dims: [1], data: ['a'] } })).toThrow(
+      expect.objectContaining({ code: 'E_UNSUPPORTED' }),
     );
   });
 });

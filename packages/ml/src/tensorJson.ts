@@ -211,18 +211,66 @@ export interface TensorLike {
 export function tensorMapToJson(outputs: Record<string, TensorLike>): string {
   const obj: Record<string, { dims: number[]; type: TensorType; data: (number | string | boolean)[] }> = {};
   for (const [name, t] of Object.entries(outputs)) {
-    const type = t.type as TensorType;
-    if (!TYPES.includes(type))
-      throw new FirnError('E_UNSUPPORTED', `output "${name}" has unsupported type ${t.type}`);
+    const type = checkedType(name, t);
     const src = t.data as ArrayLike<number | bigint | boolean>;
     const data: (number | string | boolean)[] = new Array(src.length);
-    for (let i = 0; i < src.length; i++) {
-      const v = src[i]!;
-      if (type === 'int64') data[i] = Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
-      else if (type === 'bool') data[i] = Boolean(v);
-      else data[i] = encodeFloat(Number(v));
-    }
+    for (let i = 0; i < src.length; i++) data[i] = jsonElement(type, src[i]!);
     obj[name] = { dims: [...t.dims], type, data };
   }
   return JSON.stringify(obj);
+}
+
+function checkedType(name: string, t: TensorLike): TensorType {
+  const type = t.type as TensorType;
+  if (!TYPES.includes(type))
+    throw new FirnError('E_UNSUPPORTED', `output "${name}" has unsupported type ${t.type}`);
+  return type;
+}
+
+function jsonElement(type: TensorType, v: number | bigint | boolean): number | string | boolean {
+  if (type === 'int64') return Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
+  if (type === 'bool') return Boolean(v);
+  return encodeFloat(Number(v));
+}
+
+/**
+ * Characters every element of a type takes in fixed-width tensor JSON: the longest JSON text one
+ * element can have (a double's shortest round-trip form with sign and exponent,
+ * "-2.2250738585072014e-308"; int32 "-2147483648"; an int64 as a quoted decimal string;
+ * uint8 "255"; "false").
+ */
+export const FIXED_JSON_ELEMENT_WIDTH: Readonly<Record<TensorType, number>> = {
+  float32: 24,
+  float64: 24,
+  int32: 11,
+  int64: 22,
+  uint8: 3,
+  bool: 5,
+};
+
+/**
+ * `tensorMapToJson` with every element written at its type's fixed width
+ * (FIXED_JSON_ELEMENT_WIDTH, space-padded after the value; JSON allows the whitespace), so the text's
+ * length depends only on the tensors' names, types and dims, never on their values: the warm
+ * session's JSON format (docs/decisions/1735-session-messages-padded.md). Parses back to the same
+ * tensors as `tensorMapToJson`'s text. Throws E_UNSUPPORTED for an unsupported element type.
+ */
+export function tensorMapToFixedWidthJson(outputs: Record<string, TensorLike>): string {
+  const out: string[] = [];
+  for (const [name, t] of Object.entries(outputs)) {
+    const type = checkedType(name, t);
+    const width = FIXED_JSON_ELEMENT_WIDTH[type];
+    const src = t.data as ArrayLike<number | bigint | boolean>;
+    const data: string[] = new Array(src.length);
+    for (let i = 0; i < src.length; i++) {
+      const text = JSON.stringify(jsonElement(type, src[i]!));
+      // Cannot happen for the supported types (the widths are their longest texts); refused, not leaked.
+      if (text.length > width) throw new FirnError('E_UNSUPPORTED', `an element of "${name}" is too long`);
+      data[i] = text.padEnd(width, ' ');
+    }
+    out.push(
+      `${JSON.stringify(name)}:{"dims":${JSON.stringify([...t.dims])},"type":"${type}","data":[${data.join(',')}]}`,
+    );
+  }
+  return `{${out.join(',')}}`;
 }

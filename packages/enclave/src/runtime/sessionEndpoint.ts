@@ -10,6 +10,7 @@ import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_FORMAT,
+  SESSION_MIN_PADDED_BYTES,
   SESSION_STATUS,
   type SessionEndpoint,
   type SessionKeys,
@@ -21,9 +22,11 @@ import { MAX_STREAM_FRAME_BYTES, SESSION_TOKEN_BYTES, STREAM_TAG, writeStreamFra
 import {
   decodeTensorsBinaryFrom,
   encodeTensorsBinaryParts,
+  FIXED_JSON_ELEMENT_WIDTH,
   parseTensorMap,
   type TensorMap,
-  tensorMapToJson,
+  type TensorType,
+  tensorMapToFixedWidthJson,
 } from '@firn/ml';
 
 /**
@@ -89,6 +92,12 @@ export interface SessionEndpointTranscript {
 /** A loaded model as the endpoint uses it. */
 export interface EndpointModel {
   run(inputs: TensorMap): Promise<Record<string, { type: string; dims: readonly number[]; data: unknown }>>;
+  /**
+   * The outputs' types and dims the model declares for these inputs, or undefined when unknown
+   * before the run (onnxruntime's `OnnxModel.declaredOutputs`). Optional: an error answer is padded
+   * to the length of the ok answer they give (docs/decisions/1735-session-messages-padded.md).
+   */
+  declaredOutputs?(inputs: TensorMap): Record<string, { type: string; dims: readonly number[] }> | undefined;
 }
 
 /**
@@ -123,7 +132,8 @@ export function encodeResponsePayloadParts(
   let parts: Uint8Array[];
   if (format === SESSION_FORMAT.binary) parts = encodeTensorsBinaryParts(outputs, 2);
   else {
-    const body = utf8(tensorMapToJson(outputs));
+    // Fixed-width numbers: the text's length depends on the outputs' shapes, not their values (1735).
+    const body = utf8(tensorMapToFixedWidthJson(outputs));
     const out = new Uint8Array(body.length + 2);
     out.set(body, 2);
     parts = [out];
@@ -133,6 +143,50 @@ export function encodeResponsePayloadParts(
   return parts;
 }
 
+const ELEMENT_BYTES: Readonly<Record<TensorType, number>> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  bool: 1,
+};
+
+/**
+ * The length of `encodeResponsePayload(format, outputs)` for outputs of these names, types and
+ * dims, whatever their values (binary tensors, and fixed-width tensor JSON, have lengths that
+ * depend on nothing else), computed without encoding anything; undefined for an element type the
+ * encoders refuse; MAX_SESSION_MESSAGE_BYTES for outputs over it. For an error answer padded to the
+ * length its ok answer would have had (docs/decisions/1735-session-messages-padded.md).
+ */
+export function responsePayloadLength(
+  format: number,
+  outputs: Record<string, { type: string; dims: readonly number[] }>,
+): number | undefined {
+  const entries = Object.entries(outputs);
+  if (entries.length === 0) return undefined;
+  // Status and format bytes, then the binary header (magic, count) or the JSON braces and commas.
+  let n = 2 + (format === SESSION_FORMAT.binary ? 8 : 1 + entries.length);
+  for (const [name, t] of entries) {
+    if (!Object.hasOwn(ELEMENT_BYTES, t.type)) return undefined;
+    const type = t.type as TensorType;
+    const elements = t.dims.reduce((a, b) => a * b, 1);
+    if (format === SESSION_FORMAT.binary)
+      n += 2 + Buffer.byteLength(name, 'utf8') + 2 + 4 * t.dims.length + elements * ELEMENT_BYTES[type];
+    else {
+      // `"name":{"dims":[..],"type":"..","data":[` and `]}`, then the fixed-width elements and their commas.
+      const head = `${JSON.stringify(name)}:{"dims":${JSON.stringify([...t.dims])},"type":"${type}","data":[]}`;
+      n +=
+        Buffer.byteLength(head, 'utf8') +
+        elements * FIXED_JSON_ELEMENT_WIDTH[type] +
+        Math.max(0, elements - 1);
+    }
+    // Past the cap the ok answer is itself refused (an E_TOO_LARGE error padded to the cap).
+    if (n > MAX_SESSION_MESSAGE_BYTES) return MAX_SESSION_MESSAGE_BYTES;
+  }
+  return n;
+}
+
 /** SHA-256 of the concatenation of `parts` (a message kept as its wire parts), 32 bytes. */
 export function sha256Parts(parts: readonly Uint8Array[]): Uint8Array {
   const h = createHash('sha256');
@@ -140,13 +194,31 @@ export function sha256Parts(parts: readonly Uint8Array[]): Uint8Array {
   return new Uint8Array(h.digest());
 }
 
-/** Response plaintext of a request that opened but could not run: status error, JSON {code, message}. */
+/**
+ * Most bytes of an error answer's plaintext: it fits in the padding minimum
+ * (SESSION_MIN_PADDED_BYTES, with the padding's 0x80), so an error answer is never longer than
+ * the shortest ok answer (docs/decisions/1735-session-messages-padded.md).
+ */
+export const MAX_ERROR_PAYLOAD_BYTES = SESSION_MIN_PADDED_BYTES - 1;
+
+/**
+ * Response plaintext of a request that opened but could not run: status error, JSON {code,
+ * message}, at most MAX_ERROR_PAYLOAD_BYTES (a longer message is cut, marked with "...").
+ */
 export function errorPayload(e: unknown): Uint8Array {
   // Typed errors (bad tensors, wrong shapes) are the requester's to see; anything else stays vague.
   const body = isFirnError(e)
     ? { code: e.code, message: e.message }
     : { code: 'E_JOB_FAILED', message: 'inference failed' };
-  const text = utf8(JSON.stringify(body));
+  let text = utf8(JSON.stringify(body));
+  if (text.length + 1 > MAX_ERROR_PAYLOAD_BYTES) {
+    // Cut by code points until it fits: the JSON stays valid and its UTF-8 whole.
+    const chars = [...body.message];
+    const over = text.length + 1 - MAX_ERROR_PAYLOAD_BYTES;
+    let keep = Math.max(0, chars.length - over - 3);
+    do text = utf8(JSON.stringify({ code: body.code, message: `${chars.slice(0, keep).join('')}...` }));
+    while (text.length + 1 > MAX_ERROR_PAYLOAD_BYTES && keep-- > 0);
+  }
   const out = new Uint8Array(text.length + 1);
   out[0] = SESSION_STATUS.error;
   out.set(text, 1);
@@ -154,8 +226,50 @@ export function errorPayload(e: unknown): Uint8Array {
 }
 
 /**
+ * What an endpoint's answers were padded to, by the sealed length of the request they answered
+ * (the length the host sees): an answer to a request of a length seen before, ok or error, is
+ * padded to at least the longest answer to such a request, so the host cannot tell an error from
+ * an ok answer of that shape (docs/decisions/1735-session-messages-padded.md). At most
+ * MAX_REMEMBERED_ANSWER_LENGTHS lengths per endpoint, the oldest forgotten first.
+ */
+const answerLengths = new WeakMap<SessionEndpoint, Map<number, number>>();
+/** Request lengths an endpoint remembers its answers' padded lengths for. */
+export const MAX_REMEMBERED_ANSWER_LENGTHS = 64;
+
+/**
+ * The plaintext length an answer of `parts` to a request of `requestLength` bytes is padded to:
+ * at least its own length plus the padding's 0x80, SESSION_MIN_PADDED_BYTES, `okLength` + 1 (the
+ * length of the ok answer an error answer stands for, when known) and what answers to requests of
+ * that length were padded to before.
+ */
+function answerPadTo(
+  endpoint: SessionEndpoint,
+  requestLength: number,
+  parts: readonly Uint8Array[],
+  okLength = 0,
+): number {
+  let own = 0;
+  for (const p of parts) own += p.length;
+  const size = Math.max(okLength, own);
+  let lengths = answerLengths.get(endpoint);
+  if (lengths === undefined) {
+    lengths = new Map();
+    answerLengths.set(endpoint, lengths);
+  }
+  const padTo = Math.max(size + 1, SESSION_MIN_PADDED_BYTES, lengths.get(requestLength) ?? 0);
+  lengths.delete(requestLength);
+  lengths.set(requestLength, padTo);
+  if (lengths.size > MAX_REMEMBERED_ANSWER_LENGTHS) lengths.delete(lengths.keys().next().value!);
+  return padTo;
+}
+
+/**
  * One session request, in order: open (E_CHANNEL_SEQUENCE / E_DECRYPT / E_PARSE consume no
- * sequence number and are thrown; after an E_DECRYPT the session opens no further request), run, seal, record in the transcript. Shared by the enclave
+ * sequence number and are thrown; after an E_DECRYPT the session opens no further request), run, seal, record in the transcript.
+ * The answer, ok or error, is padded inside the AEAD (docs/decisions/1735-session-messages-padded.md):
+ * an error answer to the length the ok answer would have had (the model's declared outputs for
+ * these inputs, `responsePayloadLength`), and every answer to at least what earlier answers to
+ * requests of the same sealed length were padded to. Shared by the enclave
  * process's pipe path and the direct endpoint, so both answer alike. The sealed answer is the wire
  * form's parts (`SessionEndpoint.sealParts`: header, ciphertext parts, tag; concatenated, the
  * message): onnxruntime's output elements are sealed where they lie and nothing is gathered
@@ -177,24 +291,31 @@ export async function answerSessionRequest(
   const opened = endpoint.openReading(message, readRequestPayload);
   let response: Uint8Array[];
   let units = 0n;
+  // For an error answer: the length the ok answer would have had, when the model declares it.
+  let okLength = 0;
   try {
     if (!opened.ok) throw opened.error;
     const { format, tensors } = opened.value;
     for (const t of Object.values(tensors)) units += BigInt(t.data.length);
-    response = encodeResponsePayloadParts(format, await model.run(tensors));
+    try {
+      response = encodeResponsePayloadParts(format, await model.run(tensors));
+    } catch (e) {
+      const declared = model.declaredOutputs?.(tensors);
+      okLength = (declared && responsePayloadLength(format, declared)) ?? 0;
+      throw e;
+    }
   } catch (e) {
     units = 0n;
     response = [errorPayload(e)];
   }
   let sealed: Uint8Array[];
   try {
-    sealed = endpoint.sealParts(response);
+    sealed = endpoint.sealParts(response, answerPadTo(endpoint, message.length, response, okLength));
   } catch {
     // The request was opened: it must get an answer at this sequence number, never a refusal.
     units = 0n;
-    sealed = endpoint.sealParts([
-      errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap')),
-    ]);
+    const e = [errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap'))];
+    sealed = endpoint.sealParts(e, answerPadTo(endpoint, message.length, e));
   }
   deliver?.(sealed);
   transcript.addDigests(sha256Parts([message]), sha256Parts(sealed));
