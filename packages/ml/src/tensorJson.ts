@@ -209,7 +209,9 @@ export interface TensorLike {
  * the safe-integer range go out as decimal strings.
  */
 export function tensorMapToJson(outputs: Record<string, TensorLike>): string {
-  const obj: Record<string, { dims: number[]; type: TensorType; data: (number | string | boolean)[] }> = {};
+  // No prototype: an output named "__proto__" is an own key like any other, not a prototype set.
+  const obj: Record<string, { dims: number[]; type: TensorType; data: (number | string | boolean)[] }> =
+    Object.create(null);
   for (const [name, t] of Object.entries(outputs)) {
     const type = checkedType(name, t);
     const src = t.data as ArrayLike<number | bigint | boolean>;
