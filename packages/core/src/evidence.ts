@@ -114,7 +114,7 @@ export function evidenceBundleDigest(bundle: EvidenceBundle): Uint8Array {
 export function canonicalize(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonicalize);
   if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = Object.create(null);
     for (const k of Object.keys(v as object).sort()) out[k] = canonicalize((v as Record<string, unknown>)[k]);
     return out;
   }

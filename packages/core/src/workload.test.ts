@@ -9,6 +9,7 @@ import {
   parseJobRequest,
 } from './workload.ts';
 import { parseWorkProofJson, workProofDigest, workProofToJson } from './workProof.ts';
+import { canonicalize } from './evidence.ts';
 
 const id = (n: number) => bytesToHex(new Uint8Array(32).fill(n));
 
@@ -78,6 +79,15 @@ describe('job commitments', () => {
     let deep: Record<string, unknown> = {};
     for (let i = 0; i < 40; i++) deep = { d: deep };
     expect(code(() => computeWorkloadHash('training', deep, []))).toBe('E_INVALID_INPUT');
+  });
+});
+
+describe('canonicalize', () => {
+  it('keeps a "__proto__" key as an own key, so it cannot be added without changing the JSON', () => {
+    const plain = JSON.parse('{"a":1}') as unknown;
+    const smuggled = JSON.parse('{"a":1,"__proto__":{"b":2}}') as unknown;
+    expect(JSON.stringify(canonicalize(smuggled))).toBe('{"__proto__":{"b":2},"a":1}');
+    expect(JSON.stringify(canonicalize(smuggled))).not.toBe(JSON.stringify(canonicalize(plain)));
   });
 });
 

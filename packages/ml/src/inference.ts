@@ -190,7 +190,7 @@ export async function loadOnnxModel(
     declaredOutputs: (inputs) => declaredOutputShapes(inputMetadata, outputMetadata, inputs),
     async run(inputs) {
       checkInputs(inputMetadata, inputs);
-      const feeds: Record<string, Ort.Tensor> = {};
+      const feeds: Record<string, Ort.Tensor> = Object.create(null);
       for (const [name, t] of Object.entries(inputs)) feeds[name] = toOrtTensor(ort, t);
       try {
         return (await session.run(feeds)) as Record<string, Ort.Tensor>;

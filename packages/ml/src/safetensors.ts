@@ -82,7 +82,7 @@ export function readSafetensors(bytes: Uint8Array, caps: SafetensorsCaps = {}): 
     throw fail('header is not a JSON object');
   const dataStart = 8 + hl;
   const dataLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const entries: { name: string; dtype: SafeDtype; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, spec] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -151,7 +151,7 @@ export function writeSafetensors(
 ): Uint8Array {
   if (!littleEndianHost()) throw new FirnError('E_UNSUPPORTED', 'safetensors needs a little-endian host');
   const names = Object.keys(tensors).sort();
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
   let offset = 0;
   for (const name of names) {

@@ -145,7 +145,7 @@ export function setTfWeights(
 
 /** Read every weight back from the tfjs model (batch-norm moving statistics included). */
 export function getTfWeights(model: tf.Sequential, shapes: ModelShapes): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
+  const out: Record<string, Float32Array> = Object.create(null);
   for (const [i, specs] of byLayer(shapes)) {
     const ws = tfLayer(model, shapes, i).getWeights();
     specs.forEach((s, k) => {

@@ -5,7 +5,7 @@ import { readSafetensors, type SafeTensor, writeSafetensors } from './safetensor
 
 /** Glorot-uniform kernels, zero biases, identity batch-norm state: drawn from the seeded generator. */
 export function initialWeights(shapes: ModelShapes, rng: Prng): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
+  const out: Record<string, Float32Array> = Object.create(null);
   for (const w of shapes.weights) {
     const n = w.shape.reduce((a, b) => a * b, 1);
     const a = new Float32Array(n);
@@ -28,7 +28,7 @@ export function initialWeights(shapes: ModelShapes, rng: Prng): Record<string, F
  */
 export function weightsFromSafetensors(bytes: Uint8Array, shapes: ModelShapes): Record<string, Float32Array> {
   const f = readSafetensors(bytes, { errorCode: 'E_MODEL_INVALID' });
-  const out: Record<string, Float32Array> = {};
+  const out: Record<string, Float32Array> = Object.create(null);
   const expected = new Set(shapes.weights.map((w) => w.name));
   for (const name of Object.keys(f.tensors))
     if (!expected.has(name))

@@ -680,7 +680,7 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
 }
 
 function plain(outputs: Record<string, PlainTensor>): Record<string, PlainTensor> {
-  const out: Record<string, PlainTensor> = {};
+  const out: Record<string, PlainTensor> = Object.create(null);
   for (const [k, t] of Object.entries(outputs)) out[k] = { type: t.type, dims: [...t.dims], data: t.data };
   return out;
 }
