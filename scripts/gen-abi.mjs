@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Build the contracts and write packages/chain/src/abi/generated.ts with each contract's ABI and
-// creation bytecode. `--check` builds into a temporary folder and exits 1 when the committed file
+// creation bytecode (and, for a contract that calls an external library, where its address goes).
+// `--check` builds into a temporary folder and exits 1 when the committed file
 // differs from what the current sources produce (used by the staleness test).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ const target = join(root, 'packages', 'chain', 'src', 'abi', 'generated.ts');
 const CONTRACTS = [
   'FirnVerifierSet',
   'FirnRegistry',
+  'FirnJobMarketAdmin',
   'FirnJobMarket',
   'FirnDataLedger',
   'FirnRewards',
@@ -41,6 +43,12 @@ function render(outDir) {
     const id = name[0].toLowerCase() + name.slice(1);
     lines.push(`export const ${id}Abi = ${JSON.stringify(art.abi, null, 2)} as const;`, '');
     lines.push(`export const ${id}Bytecode = '${art.bytecode.object}' as const;`, '');
+    // A contract that calls an external library carries a placeholder where the library's address
+    // goes; its offsets (in bytes of the creation bytecode) let the deployer link it (linkBytecode).
+    const refs = art.bytecode.linkReferences ?? {};
+    if (Object.keys(refs).length > 0) {
+      lines.push(`export const ${id}LinkReferences = ${JSON.stringify(refs, null, 2)} as const;`, '');
+    }
   }
   return lines.join('\n');
 }

@@ -8,6 +8,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+import {FirnJobMarketAdmin} from "./FirnJobMarketAdmin.sol";
 import {IFirnJobMarket} from "./interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "./interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "./interfaces/IFirnRewards.sol";
@@ -38,7 +39,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @notice Cap on the Enclave IDs a job is bound to, which bounds the claim loop's gas.
     uint256 public constant MAX_ENCLAVE_IDS = 32;
     /// @notice Upper bound of the protocol fee (basis points of the escrow).
-    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1000;
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = FirnJobMarketAdmin.MAX_PROTOCOL_FEE_BPS;
     /// @notice Tolerance between the enclave's clock and chain time when judging a proof's times (s).
     uint64 public constant MAX_CLOCK_SKEW = 300;
     /// @notice Longest claim a requester can make a claimant hold (s) when the deadline is further
@@ -58,6 +59,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @notice Reasons at or above this are verifier findings, decided by stake-weighted vote.
     uint16 public constant DISPUTE_FINDINGS_FROM = 16;
 
+    /// @dev The EIP-712 domain's name and version (ARCHITECTURE 6), both short, so eip712Domain
+    /// returns them as literals instead of through EIP712's ShortStrings fallback (decision 1750).
+    string private constant EIP712_NAME = "firn";
+    string private constant EIP712_VERSION = "1";
     /// @dev Bits 1..3: simulated, sgx, tdx.
     uint8 private constant TEE_MASK_VALID = 0x3e;
     uint8 private constant REASON_NOT_ACTIVE = 1;
@@ -70,13 +75,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     IFirnRegistry private immutable _registry;
     IFirnVerifierSet private immutable _verifierSet;
     // Parameters packed by who reads them together (decision 1140): submitProof and finalize read
-    // slot A, claimJob slot B, disputes slot C. The reward pool is the registry's (decision 1756).
-    uint64 private _challengeWindow;
-    uint16 private _protocolFeeBps;
-    address private _guardian;
-    uint96 private _claimBond;
-    uint128 private _slashAmount;
-    uint128 private _falseDisputeSlash;
+    // slot A, claimJob slot B, disputes slot C. A struct so that FirnJobMarketAdmin can set them.
+    // The reward pool is the registry's (decision 1756).
+    FirnJobMarketAdmin.Parameters private _params;
     // Counters: postJob changes the first slot only. Sums of ether held fit 2^128 wei.
     uint64 private _jobCount;
     uint128 private _totalEscrow;
@@ -97,7 +98,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     mapping(address account => uint256) private _withdrawable;
 
     modifier onlyOwnerOrGuardian() {
-        if (msg.sender != owner() && (msg.sender != _guardian || msg.sender == address(0))) {
+        if (msg.sender != owner() && (msg.sender != _params.guardian || msg.sender == address(0))) {
             revert NotGuardian(msg.sender);
         }
         _;
@@ -116,14 +117,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 slashAmount_,
         uint256 claimBond_,
         uint256 falseDisputeSlash_
-    ) EIP712("firn", "1") Ownable(initialOwner) {
+    ) EIP712(EIP712_NAME, EIP712_VERSION) Ownable(initialOwner) {
         _registry = registry_;
         _verifierSet = verifierSet_;
         if (challengeWindow_ > type(uint32).max) revert TimeTooLarge(challengeWindow_, type(uint32).max);
-        _challengeWindow = challengeWindow_;
-        _slashAmount = SafeCast.toUint128(slashAmount_);
-        _claimBond = _toUint96(claimBond_);
-        _falseDisputeSlash = SafeCast.toUint128(falseDisputeSlash_);
+        _params.challengeWindow = challengeWindow_;
+        _params.slashAmount = SafeCast.toUint128(slashAmount_);
+        _params.claimBond = _toUint96(claimBond_);
+        _params.falseDisputeSlash = SafeCast.toUint128(falseDisputeSlash_);
         _settlementTerms.push(uint48(block.timestamp), _packTerms(slashAmount_, 0));
         emit ParametersUpdated(challengeWindow_, slashAmount_, claimBond_, 0, falseDisputeSlash_);
     }
@@ -148,22 +149,22 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint16 newProtocolFeeBps,
         uint256 newFalseDisputeSlash
     ) external onlyOwner {
-        if (newProtocolFeeBps > MAX_PROTOCOL_FEE_BPS) revert InvalidProtocolFee(newProtocolFeeBps, MAX_PROTOCOL_FEE_BPS);
-        if (newProtocolFeeBps != 0 && _pool() == address(0)) revert RewardPoolNotSet();
-        if (newChallengeWindow > type(uint32).max) revert TimeTooLarge(newChallengeWindow, type(uint32).max);
-        _challengeWindow = newChallengeWindow;
-        _slashAmount = SafeCast.toUint128(newSlashAmount);
-        _claimBond = _toUint96(newClaimBond);
-        _protocolFeeBps = newProtocolFeeBps;
-        _falseDisputeSlash = SafeCast.toUint128(newFalseDisputeSlash);
-        _settlementTerms.push(uint48(block.timestamp), _packTerms(newSlashAmount, newProtocolFeeBps));
-        emit ParametersUpdated(newChallengeWindow, newSlashAmount, newClaimBond, newProtocolFeeBps, newFalseDisputeSlash);
+        FirnJobMarketAdmin.setParameters(
+            _params,
+            _settlementTerms,
+            _pool(),
+            newChallengeWindow,
+            newSlashAmount,
+            newClaimBond,
+            newProtocolFeeBps,
+            newFalseDisputeSlash
+        );
     }
 
     /// @inheritdoc IFirnJobMarket
     function setGuardian(address newGuardian) external onlyOwner {
-        emit GuardianSet(_guardian, newGuardian);
-        _guardian = newGuardian;
+        emit GuardianSet(_params.guardian, newGuardian);
+        _params.guardian = newGuardian;
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -232,7 +233,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.maxWorkUnits = r.maxWorkUnits;
         j.claimTimeout = uint32(r.claimTimeout);
         // The job's proof gets the window in force now (setParameters bounds it to uint32).
-        j.challengeWindow = uint32(_challengeWindow);
+        j.challengeWindow = uint32(_params.challengeWindow);
         j.termsHash = keccak256(abi.encode(r.workloadHash, r.inputCommitment, r.allowedMeasurements, r.enclaveIds));
         _totalEscrow += escrow;
         _emitPosted(jobId, r);
@@ -242,7 +243,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any
     /// eligible node; the lapsed claim's bond goes to the owner's treasury first (decision 1625).
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable whenNotPaused {
-        uint256 required = _claimBond;
+        uint256 required = _params.claimBond;
         if (msg.value != required) revert WrongClaimBond(msg.value, required);
         Job storage j = _job(jobId);
         if (j.status == JobStatus.Claimed) {
@@ -596,27 +597,27 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @inheritdoc IFirnJobMarket
     function challengeWindow() external view returns (uint64) {
-        return _challengeWindow;
+        return _params.challengeWindow;
     }
 
     /// @inheritdoc IFirnJobMarket
     function slashAmount() external view returns (uint256) {
-        return _slashAmount;
+        return _params.slashAmount;
     }
 
     /// @inheritdoc IFirnJobMarket
     function claimBond() external view returns (uint256) {
-        return _claimBond;
+        return _params.claimBond;
     }
 
     /// @inheritdoc IFirnJobMarket
     function protocolFeeBps() external view returns (uint16) {
-        return _protocolFeeBps;
+        return _params.protocolFeeBps;
     }
 
     /// @inheritdoc IFirnJobMarket
     function falseDisputeSlash() external view returns (uint256) {
-        return _falseDisputeSlash;
+        return _params.falseDisputeSlash;
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -646,7 +647,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
 
     /// @inheritdoc IFirnJobMarket
     function guardian() external view returns (address) {
-        return _guardian;
+        return _params.guardian;
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -662,6 +663,28 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @inheritdoc IFirnJobMarket
     function verifierSet() external view returns (IFirnVerifierSet) {
         return _verifierSet;
+    }
+
+    /// @notice ERC-5267: the fields of this market's EIP-712 domain (0x0f: name, version, chainId,
+    /// verifyingContract), the same answer as OpenZeppelin's EIP712 gives.
+    /// @dev Returns the name and version constants the constructor passed to EIP712, so the answer
+    /// cannot drift from DOMAIN_SEPARATOR; skips EIP712's ShortStrings decoding, which only long
+    /// names need (decision 1750).
+    function eip712Domain()
+        public
+        view
+        override
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return (hex"0f", EIP712_NAME, EIP712_VERSION, block.chainid, address(this), bytes32(0), new uint256[](0));
     }
 
     /// @inheritdoc IFirnJobMarket
@@ -887,7 +910,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// to the reward pool, which pays verifiers by stake x work and nodes by stake and so would give
     /// a large staker most of its own penalty back (decision 1671, as 1625 does for forfeits).
     function _slashFalseDisputer(bytes32 jobId, uint16 reasonCode) private {
-        uint256 slashed = _verifierSet.slash(msg.sender, _falseDisputeSlash, address(this), jobId);
+        uint256 slashed = _verifierSet.slash(msg.sender, _params.falseDisputeSlash, address(this), jobId);
         emit FalseDisputeSlashed(jobId, msg.sender, reasonCode, slashed);
         if (slashed != 0) _credit(owner(), slashed);
     }

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {FirnGovernance} from "../src/FirnGovernance.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
@@ -1267,6 +1268,68 @@ contract FirnJobMarketTest is FirnFixture {
         vm.prank(stranger);
         (bool ok,) = address(market).call{value: 1}("");
         ok;
+    }
+
+    /// @dev setParameters runs in FirnJobMarketAdmin (decision 1750): its bounds still revert with the
+    /// market's errors, in the market's order, and a refused change writes nothing.
+    function test_setParameters_boundsAndTheirOrder() public {
+        uint256 tooBig128 = uint256(type(uint128).max) + 1;
+        uint256 tooBig96 = uint256(type(uint96).max) + 1;
+        // The fee bound comes first, then the window, then each amount in field order.
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.InvalidProtocolFee.selector, uint16(1001), uint16(1000)));
+        market.setParameters(type(uint64).max, tooBig128, tooBig96, 1001, tooBig128);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.TimeTooLarge.selector, uint256(type(uint64).max), type(uint32).max)
+        );
+        market.setParameters(type(uint64).max, tooBig128, tooBig96, 0, tooBig128);
+        vm.expectRevert(abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 128, tooBig128));
+        market.setParameters(1 days, tooBig128, tooBig96, 0, tooBig128);
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.AmountTooLarge.selector, tooBig96, type(uint96).max));
+        market.setParameters(1 days, 1 ether, tooBig96, 0, tooBig128);
+        vm.expectRevert(abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 128, tooBig128));
+        market.setParameters(1 days, 1 ether, 0.1 ether, 0, tooBig128);
+        vm.assertEq(uint256(market.challengeWindow()), CHALLENGE_WINDOW, "window kept");
+        vm.assertEq(market.slashAmount(), SLASH_AMOUNT, "slash kept");
+        vm.assertEq(market.claimBond(), CLAIM_BOND, "bond kept");
+        vm.assertEq(market.falseDisputeSlash(), FALSE_DISPUTE_SLASH, "false dispute slash kept");
+        // The largest values that fit are taken.
+        market.setParameters(type(uint32).max, type(uint128).max, type(uint96).max, 1000, type(uint128).max);
+        vm.assertEq(uint256(market.challengeWindow()), type(uint32).max, "window");
+        vm.assertEq(market.slashAmount(), type(uint128).max, "slash");
+        vm.assertEq(market.claimBond(), type(uint96).max, "bond");
+        vm.assertEq(uint256(market.protocolFeeBps()), 1000, "fee");
+        vm.assertEq(market.falseDisputeSlash(), type(uint128).max, "false dispute slash");
+    }
+
+    /// @dev eip712Domain answers with literals (decision 1750); they must describe the very domain
+    /// the market signs under, or a wallet following ERC-5267 would build another digest.
+    function test_eip712Domain_describesTheDomainSeparator() public view {
+        (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        ) = market.eip712Domain();
+        vm.assertEq(uint256(uint8(fields)), 0x0f, "fields: name, version, chainId, verifyingContract");
+        vm.assertEq(name, "firn", "name");
+        vm.assertEq(version, "1", "version");
+        vm.assertEq(chainId, block.chainid, "chainId");
+        vm.assertEq(verifyingContract, address(market), "verifyingContract");
+        vm.assertEq(salt, bytes32(0), "salt");
+        vm.assertEq(extensions.length, 0, "extensions");
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifyingContract
+            )
+        );
+        vm.assertEq(domain, market.DOMAIN_SEPARATOR(), "the domain separator the market signs under");
     }
 
     /// @dev Without a reward pool too, a false disputer's stake goes to the owner's treasury

@@ -3,22 +3,18 @@ pragma solidity 0.8.30;
 
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
-import {FirnFixture} from "./utils/FirnFixture.sol";
+import {FirnScenario} from "./utils/FirnScenario.sol";
 
 /// @notice A round's denominator is the stake that can still vote in it plus the votes already
 /// cast (decision 1720): stake that left without voting stops counting, a vote cast before leaving
 /// keeps its weight in both the tally and the denominator, and stake added after the snapshot never
 /// counts.
-contract FirnQuorumStakeTest is FirnFixture {
-    address internal requester = address(0xCAFE);
-    bytes32 internal constant WORKLOAD = keccak256("model");
-    bytes32 internal constant INPUT = keccak256("inputs");
+contract FirnQuorumStakeTest is FirnScenario {
     address internal big1;
     address internal big2;
 
     function setUp() public override {
         super.setUp();
-        vm.deal(requester, 100 ether);
         big1 = _verifierAddr(101);
         big2 = _verifierAddr(102);
         _joinVerifier(big1, 1 ether);
@@ -26,41 +22,9 @@ contract FirnQuorumStakeTest is FirnFixture {
     }
 
     function _claimAndProve(TestNode memory t) internal returns (bytes32 jobId, IFirnJobMarket.ProofFacts memory f) {
-        IFirnJobMarket.JobRequest memory r;
-        r.teeTypeMask = uint8(1) << SIM;
-        r.allowedMeasurements = new bytes32[](0);
-        r.enclaveIds = new bytes32[](0);
-        r.workloadHash = WORKLOAD;
-        r.inputCommitment = INPUT;
-        r.deadline = uint64(block.timestamp + 7 days);
-        r.claimTimeout = 3 days;
-        vm.prank(requester);
-        jobId = _remember(market.postJob{value: 3 ether}(r), r);
-        vm.prank(t.operator);
-        market.claimJob{value: CLAIM_BOND}(jobId, t.enclaveId, _termsFor(jobId));
-        IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof({
-            jobId: jobId,
-            enclaveId: t.enclaveId,
-            measurement: MEASUREMENT,
-            workloadHash: WORKLOAD,
-            inputCommitment: INPUT,
-            outputCommitment: keccak256("garbage"),
-            startedAt: uint64(block.timestamp),
-            finishedAt: uint64(block.timestamp),
-            workUnits: 7
-        });
-        bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
-        vm.prank(t.operator);
-        _submitTo(market, p, sig);
-        f = IFirnJobMarket.ProofFacts({
-            signer: t.enclaveAddress,
-            startedAt: p.startedAt,
-            finishedAt: p.finishedAt,
-            provedBlock: uint64(block.number),
-            challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
-            workUnits: p.workUnits,
-            snapshotId: market.getJob(jobId).snapshotId
-        });
+        jobId = _postOn(market, 3 ether, 7 days, 3 days);
+        _claimOn(market, jobId, t);
+        f = _proveOn(market, jobId, t, keccak256("garbage"));
     }
 
     /// @dev A coalition holding exactly one third (not more) refuses, and the member that voted

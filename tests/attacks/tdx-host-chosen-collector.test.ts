@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { environmentFromEnv } from '../../packages/enclave/src/evidence/environmentFromEnv.ts';
-import type { TsmFs } from '../../packages/enclave/src/evidence/tdxConfigfs.ts';
+import { fakeTsmKernel } from '../../packages/enclave/test/fakeTsmKernel.ts';
 
 // A malicious host against everything a TD's enclave holds (TDX, the GPU node of
 // docs/deploy-tdx-h100.md).
@@ -16,42 +16,10 @@ import type { TsmFs } from '../../packages/enclave/src/evidence/tdxConfigfs.ts';
 // configfs-tsm and get a genuine quote over it, i.e. a key request binding the genuine broker's
 // nonce and the host's own ephemeral HPKE key: the broker releases the TD's sealing key to the
 // host, which then opens the node's sealed enclave keys. A measured --kms-address pin would not
-// stop this. Here the spawned program only leaves a marker (no TDX hardware in the test).
-const TDX = readFileSync(
-  join(import.meta.dirname, '../../packages/enclave/src/evidence/fixtures/tdx_quote.bin'),
-);
+// stop this. Here the spawned program only leaves a marker (no TDX hardware in the test: configfs-tsm
+// is faked over a captured real TDX quote, as in packages/kms/src/tdxLauncher.test.ts).
 const dir = mkdtempSync(join(tmpdir(), 'firn-collector-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** configfs-tsm over a captured real TDX quote (as packages/kms/src/tdxLauncher.test.ts). */
-function fakeKernel(): TsmFs {
-  const entries = new Map<string, Map<string, Uint8Array>>();
-  const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  return {
-    mkdir: async (p) => {
-      entries.set(
-        p,
-        new Map([
-          ['provider', Buffer.from('tdx_guest\n')],
-          ['generation', Buffer.from('0\n')],
-          ['outblob', TDX],
-        ]),
-      );
-    },
-    rmdir: async (p) => entries.delete(p),
-    readFile: async (p) => {
-      const v = entries.get(parent(p))?.get(base(p));
-      if (!v) throw new Error('ENOENT');
-      return v;
-    },
-    writeFile: async (p, data) => {
-      const e = entries.get(parent(p))!;
-      e.set(base(p), data);
-      e.set('generation', Buffer.from(`${Number(Buffer.from(e.get('generation')!).toString()) + 1}\n`));
-    },
-  };
-}
 
 describe('the host picks the program a TD enclave runs to collect GPU evidence', () => {
   it('the enclave runs no program whose argv the host chose', async () => {
@@ -64,7 +32,7 @@ describe('the host picks the program a TD enclave runs to collect GPU evidence',
     const env = await environmentFromEnv(
       { FIRN_TEE: 'tdx', FIRN_FS_ROOT: '/', FIRN_GPU_COLLECTOR: JSON.stringify(hostArgv) },
       new Uint8Array(32),
-      { tsmFs: fakeKernel() },
+      { tsmFs: fakeTsmKernel() },
     );
     // What `attest` does for a GPU node (enclaveProgram.ts: env.gpu.collect(deriveGpuNonce(nonce))).
     await env.gpu?.collect(new Uint8Array(32).fill(7)).catch(() => undefined);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AttestationPolicy, certificateDer, DEV_POLICY } from '@firn/attestation';
@@ -73,11 +73,64 @@ export interface TestNetworkOptions {
   /** The node's scheduler settings and storage quotas (default: the daemon's defaults). */
   scheduler?: NodeDaemonOptions['scheduler'];
   quotas?: NodeDaemonOptions['quotas'];
+  /**
+   * Called after each set-up step with what runs so far; a throw fails the set-up at that step
+   * (for tests of the clean-up: startTestNetwork then stops all it started and rethrows).
+   */
+  afterStep?: (step: TestNetworkStep, started: TestNetworkStarted) => void | Promise<void>;
 }
 
+/** startTestNetwork's set-up steps, in order. */
+export type TestNetworkStep = 'anvil' | 'deployed' | 'verifiers' | 'node' | 'registered';
+
+/** What a set-up has started by a step (`node` from step 'node' on). */
+export interface TestNetworkStarted {
+  anvil: AnvilInstance;
+  verifiers: readonly VerifierDaemon[];
+  node?: NodeDaemon;
+}
+
+/**
+ * Start the network of TestNetwork. When a step fails (a deployment refused, a verifier or the
+ * node not starting, the registration not going through), everything started before it is stopped
+ * in reverse order (the node and its enclave, the verifiers, anvil) and its temp dirs removed, then
+ * the step's error is rethrown; an AggregateError also carries any clean-up that failed.
+ */
 export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<TestNetwork> {
-  const bundle = await buildTestBundle('firn-e2e-');
+  // Undone in reverse order when a later step fails: no anvil or enclave outlives a failed set-up.
+  const undo: (() => unknown)[] = [];
+  try {
+    return await setUpTestNetwork(opts, undo);
+  } catch (e) {
+    const cleanupErrors: unknown[] = [];
+    for (const u of undo.reverse()) {
+      try {
+        await u();
+      } catch (c) {
+        cleanupErrors.push(c);
+      }
+    }
+    if (cleanupErrors.length === 0) throw e;
+    throw new AggregateError(
+      [e, ...cleanupErrors],
+      'the test network set-up failed, and so did its clean-up',
+    );
+  }
+}
+
+async function setUpTestNetwork(opts: TestNetworkOptions, undo: (() => unknown)[]): Promise<TestNetwork> {
+  const bundleDir = mkdtempSync(join(tmpdir(), 'firn-e2e-'));
+  undo.push(() => rmSync(bundleDir, { recursive: true, force: true }));
+  const bundle = await buildEnclaveBundle(join(bundleDir, 'enclave.mjs'));
   const anvil = await startAnvil({ accounts: 6 });
+  undo.push(() => anvil.stop());
+  const verifiers: VerifierDaemon[] = [];
+  const started = (node?: NodeDaemon): TestNetworkStarted => ({
+    anvil,
+    verifiers,
+    ...(node ? { node } : {}),
+  });
+  await opts.afterStep?.('anvil', started());
   const [deployer, requester, v1, v2, operator] = anvil.accounts as [
     AnvilInstance['accounts'][0],
     AnvilInstance['accounts'][0],
@@ -105,10 +158,10 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
     verifiers: [v1.address, v2.address],
     pollingIntervalMs: 50,
   });
+  await opts.afterStep?.('deployed', started());
   const root = await createSimulatedRoot();
   const roots = { simulated: [certificateDer(root.certificatePem)] };
   const quiet = { info() {}, warn() {}, error() {} };
-  const verifiers: VerifierDaemon[] = [];
   for (const v of [v1, v2]) {
     await joinVerifierSet(
       createFirnClients(anvil.rpcUrl, v.privateKey, deployment, { pollingIntervalMs: 50 }),
@@ -124,10 +177,15 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
       pollIntervalMs: 200,
     });
     d.start();
+    undo.push(() => d.stop());
     verifiers.push(d);
   }
+  await opts.afterStep?.('verifiers', started());
   const dataDir = mkdtempSync(join(tmpdir(), 'firn-e2e-node-'));
-  const platformPath = join(mkdtempSync(join(tmpdir(), 'firn-e2e-platform-')), 'platform.json');
+  undo.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const platformDir = mkdtempSync(join(tmpdir(), 'firn-e2e-platform-'));
+  undo.push(() => rmSync(platformDir, { recursive: true, force: true }));
+  const platformPath = join(platformDir, 'platform.json');
   writeFileSync(platformPath, JSON.stringify(await createSimulatedPlatform(root)));
   const logs: string[] = [];
   const logger = createLogger({ component: 'node' }, { level: 'debug', write: (l) => logs.push(l) });
@@ -141,7 +199,10 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
     ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
     ...(opts.quotas ? { quotas: opts.quotas } : {}),
   });
+  // Stopped even when start fails half way (its enclave process may already run).
+  undo.push(() => node.stop());
   await node.start();
+  await opts.afterStep?.('node', started(node));
   await ensureRegistered(node, {
     rpcUrl: anvil.rpcUrl,
     operatorKey: operator.privateKey,
@@ -150,6 +211,7 @@ export async function startTestNetwork(opts: TestNetworkOptions = {}): Promise<T
     logger,
     pollIntervalMs: 100,
   });
+  await opts.afterStep?.('registered', started(node));
   const liveness = opts.liveness
     ? new LivenessService(node, {
         rpcUrl: anvil.rpcUrl,

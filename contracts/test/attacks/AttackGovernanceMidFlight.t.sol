@@ -7,99 +7,17 @@ import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "../../src/interfaces/IFirnVerifierSet.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Red team R2: governance (through the real timelock, never faster than its delay) and
 /// the guardian against users who acted under the terms in force when they acted. Each test
 /// performs the attack and asserts the safe outcome, so it fails while the attack works.
-contract AttackGovernanceMidFlightTest is FirnFixture {
-    uint256 internal constant DELAY = 2 days;
-    FirnGovernance internal timelock;
-    address internal proposer = address(0x9909);
-    address internal guardian = address(0x6A4D);
-    address internal requester = address(0xCAFE);
-    bytes32 internal constant WORKLOAD = keccak256("model");
-    bytes32 internal constant INPUT = keccak256("inputs");
+contract AttackGovernanceMidFlightTest is FirnScenario {
     TestNode internal nodeA;
-    uint256 internal saltCounter;
 
     function setUp() public override {
         super.setUp();
-        vm.deal(requester, 100 ether);
         nodeA = _activeNode(1, SIM, MEASUREMENT);
-    }
-
-    /// @dev The production hand-over (FirnGovernance.t.sol): guardian set, every contract owned by
-    /// the timelock; `extra` lets a test bootstrap more before the hand-over.
-    function _handOver() internal {
-        address[] memory proposers = new address[](1);
-        proposers[0] = proposer;
-        address[] memory executors = new address[](1);
-        executors[0] = address(0);
-        timelock = new FirnGovernance(DELAY, proposers, executors, address(0));
-        registry.setGuardian(guardian);
-        market.setGuardian(guardian);
-        verifierSet.transferOwnership(address(timelock));
-        registry.transferOwnership(address(timelock));
-        market.transferOwnership(address(timelock));
-        rewards.transferOwnership(address(timelock));
-    }
-
-    function _schedule(address target, bytes memory data) internal returns (bytes32 salt) {
-        salt = bytes32(++saltCounter);
-        vm.prank(proposer);
-        timelock.schedule(target, 0, data, bytes32(0), salt, DELAY);
-    }
-
-    function _execute(address target, bytes memory data, bytes32 salt) internal {
-        timelock.execute(target, 0, data, bytes32(0), salt);
-    }
-
-    function _request(uint64 deadlineIn, uint64 claimTimeout) internal view returns (IFirnJobMarket.JobRequest memory r) {
-        r.teeTypeMask = uint8(1) << SIM;
-        r.allowedMeasurements = new bytes32[](0);
-        r.enclaveIds = new bytes32[](0);
-        r.workloadHash = WORKLOAD;
-        r.inputCommitment = INPUT;
-        r.deadline = uint64(block.timestamp + deadlineIn);
-        r.claimTimeout = claimTimeout;
-    }
-
-    function _postOn(FirnJobMarket m, uint256 escrow, uint64 deadlineIn, uint64 claimTimeout)
-        internal
-        returns (bytes32 jobId)
-    {
-        IFirnJobMarket.JobRequest memory r = _request(deadlineIn, claimTimeout);
-        vm.prank(requester);
-        jobId = _remember(m.postJob{value: escrow}(r), r);
-    }
-
-    function _claimOn(FirnJobMarket m, bytes32 jobId, TestNode memory t) internal {
-        uint256 bond = m.claimBond();
-        vm.prank(t.operator);
-        m.claimJob{value: bond}(jobId, t.enclaveId, _termsFor(jobId));
-    }
-
-    function _proof(bytes32 jobId, TestNode memory t) internal view returns (IFirnJobMarket.WorkProof memory p) {
-        p = IFirnJobMarket.WorkProof({
-            jobId: jobId,
-            enclaveId: t.enclaveId,
-            measurement: MEASUREMENT,
-            workloadHash: WORKLOAD,
-            inputCommitment: INPUT,
-            outputCommitment: keccak256("out"),
-            startedAt: uint64(block.timestamp),
-            finishedAt: uint64(block.timestamp),
-            workUnits: 7
-        });
-    }
-
-    function _submitOn(FirnJobMarket m, bytes32 jobId, TestNode memory t) internal {
-        IFirnJobMarket.WorkProof memory p = _proof(jobId, t);
-        bytes memory sig = _sig(t.enclaveKey, m.hashWorkProof(p));
-        vm.prank(t.operator);
-        _submitTo(m, p, sig);
-        _rememberProofOn(m, jobId, p, t.enclaveAddress);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -125,7 +43,7 @@ contract AttackGovernanceMidFlightTest is FirnFixture {
 
         // The node finishes the job it claimed under fee 0.
         vm.warp(block.timestamp + 12 hours);
-        _submitOn(market, jobId, nodeA);
+        _proveOn(market, jobId, nodeA, keccak256("out"));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize(jobId, _factsFor(jobId));
 
@@ -153,7 +71,7 @@ contract AttackGovernanceMidFlightTest is FirnFixture {
         vm.warp(block.timestamp + DELAY - 1 hours);
         bytes32 jobId = _postOn(market, 3 ether, 1 days, 1 hours);
         _claimOn(market, jobId, nodeA);
-        _submitOn(market, jobId, nodeA);
+        _proveOn(market, jobId, nodeA, keccak256("out"));
         vm.assertEq(market.slashAmount(), SLASH_AMOUNT, "the proof was submitted at slashAmount 0.6 ether");
 
         vm.warp(block.timestamp + 1 hours);
@@ -185,7 +103,7 @@ contract AttackGovernanceMidFlightTest is FirnFixture {
         _claimOn(market, jobId, nodeA);
         // Nine tenths into the claim the enclave has its proof signed; the guardian revokes.
         vm.warp(block.timestamp + 9 hours);
-        IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
+        IFirnJobMarket.WorkProof memory p = _workProof(jobId, nodeA, keccak256("out"));
         bytes memory sig = _sig(nodeA.enclaveKey, market.hashWorkProof(p));
         vm.prank(guardian);
         registry.revokeMeasurement(SIM, MEASUREMENT);
@@ -226,7 +144,7 @@ contract AttackGovernanceMidFlightTest is FirnFixture {
 
         bytes32 jobId = _postOn(market, 3 ether, 1 days, 1 hours);
         _claimOn(market, jobId, nodeA);
-        _submitOn(market, jobId, nodeA);
+        _proveOn(market, jobId, nodeA, keccak256("out"));
         IFirnJobMarket.ProofFacts memory facts = _factsFor(jobId);
         vm.prank(big1);
         market.dispute(jobId, 17, facts);
@@ -260,7 +178,7 @@ contract AttackGovernanceMidFlightTest is FirnFixture {
         vm.warp(block.timestamp + DELAY - 1 hours);
         bytes32 jobId = _postOn(market, 3 ether, 1 days, 1 hours);
         _claimOn(market, jobId, nodeA);
-        _submitOn(market, jobId, nodeA);
+        _proveOn(market, jobId, nodeA, keccak256("out"));
 
         vm.warp(block.timestamp + 1 hours);
         _execute(address(registry), d1, s1);

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Decision 1620's residual, measured: one capacity share per platform and epoch goes to
 /// the first enclave of the platform that answers. A co-tenant (another operator's enclave on the
@@ -12,7 +11,7 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// earns only the co-tenant's small stake in points. Promise (0800, 1620): a node that answers on
 /// time proves it live and earns the capacity reward for its stake; one platform earns one share,
 /// so the share must not go wholly to whichever tenant a verifier challenges first.
-contract AttackPlatformTwinShareTest is FirnFixture {
+contract AttackPlatformTwinShareTest is FirnScenario {
     uint256 internal constant EPOCHS = 5;
     TestNode internal honest;
     TestNode internal twin;
@@ -20,34 +19,18 @@ contract AttackPlatformTwinShareTest is FirnFixture {
     function setUp() public override {
         super.setUp();
         honest = _node(1);
-        vm.prank(honest.operator);
-        registry.register{value: 5 * MIN_NODE_STAKE}(_params(honest, SIM, MEASUREMENT));
-        _approveAll(honest.enclaveId, honest.evidenceDigest);
+        _activate(honest, 5 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         twin = _node(5);
         twin.platformIdHash = honest.platformIdHash;
-        vm.prank(twin.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
-        _approveAll(twin.enclaveId, twin.evidenceDigest);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
+        _activate(twin, MIN_NODE_STAKE, SIM, MEASUREMENT_B);
+        _fundPool(10 ether);
     }
 
     /// A co-tenant with MORE stake than the first answerer takes the share over; equal stake keeps the first.
     function test_platformShare_followsTheLargestStake() public {
         TestNode memory big = _node(7);
         big.platformIdHash = honest.platformIdHash;
-        vm.prank(big.operator);
-        registry.register{value: 6 * MIN_NODE_STAKE}(_params(big, SIM, MEASUREMENT));
-        _approveAll(big.enclaveId, big.evidenceDigest);
+        _activate(big, 6 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         uint64 g0 = rewards.genesis();
         vm.warp(g0 + 1);
         _answer(0, honest);

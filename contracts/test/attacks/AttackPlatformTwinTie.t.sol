@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Decision 1622: "taking a platform's share now costs more stake than the honest tenant
 /// holds". Ties keep the first answerer, so it costs only as much: a co-tenant staking exactly what
@@ -10,7 +9,7 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// by a colluding verifier, answers first and takes the platform's whole share every epoch, as
 /// before 1622 (AttackPlatformTwinShare). The honest node answers every challenge on time and earns
 /// nothing; the order of answers, which a verifier controls, decides again.
-contract AttackPlatformTwinTieTest is FirnFixture {
+contract AttackPlatformTwinTieTest is FirnScenario {
     uint256 internal constant EPOCHS = 5;
     TestNode internal honest;
     TestNode internal twin;
@@ -18,25 +17,11 @@ contract AttackPlatformTwinTieTest is FirnFixture {
     function setUp() public override {
         super.setUp();
         honest = _node(1);
-        vm.prank(honest.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(honest, SIM, MEASUREMENT));
-        _approveAll(honest.enclaveId, honest.evidenceDigest);
+        _activate(honest, MIN_NODE_STAKE, SIM, MEASUREMENT);
         twin = _node(5);
         twin.platformIdHash = honest.platformIdHash;
-        vm.prank(twin.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
-        _approveAll(twin.enclaveId, twin.evidenceDigest);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
+        _activate(twin, MIN_NODE_STAKE, SIM, MEASUREMENT_B);
+        _fundPool(10 ether);
     }
 
     function test_attack_equalStakeCoTenantTakesThePlatformShareEveryEpoch() public {

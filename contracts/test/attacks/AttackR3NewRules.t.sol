@@ -1,109 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {FirnGovernance} from "../../src/FirnGovernance.sol";
 import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "../../src/interfaces/IFirnVerifierSet.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Red team R3: the newest contract rules (1695-1708). Each test performs an attack and
 /// asserts the safe outcome, so it fails while the attack works.
-contract AttackR3NewRulesTest is FirnFixture {
-    uint256 internal constant DELAY = 2 days;
-    FirnGovernance internal timelock;
-    address internal proposer = address(0x9909);
-    address internal guardian = address(0x6A4D);
-    address internal requester = address(0xCAFE);
-    bytes32 internal constant WORKLOAD = keccak256("model");
-    bytes32 internal constant INPUT = keccak256("inputs");
-    uint256 internal saltCounter;
-
-    function setUp() public override {
-        super.setUp();
-        vm.deal(requester, 100 ether);
-    }
-
-    function _handOver() internal {
-        address[] memory proposers = new address[](1);
-        proposers[0] = proposer;
-        address[] memory executors = new address[](1);
-        executors[0] = address(0);
-        timelock = new FirnGovernance(DELAY, proposers, executors, address(0));
-        registry.setGuardian(guardian);
-        market.setGuardian(guardian);
-        verifierSet.transferOwnership(address(timelock));
-        registry.transferOwnership(address(timelock));
-        market.transferOwnership(address(timelock));
-        rewards.transferOwnership(address(timelock));
-    }
-
-    function _schedule(address target, bytes memory data) internal returns (bytes32 salt) {
-        salt = bytes32(++saltCounter);
-        vm.prank(proposer);
-        timelock.schedule(target, 0, data, bytes32(0), salt, DELAY);
-    }
-
-    function _execute(address target, bytes memory data, bytes32 salt) internal {
-        timelock.execute(target, 0, data, bytes32(0), salt);
-    }
-
-    function _post(uint256 escrow, uint64 deadlineIn, uint64 claimTimeout) internal returns (bytes32 jobId) {
-        IFirnJobMarket.JobRequest memory r;
-        r.teeTypeMask = uint8(1) << SIM;
-        r.allowedMeasurements = new bytes32[](0);
-        r.enclaveIds = new bytes32[](0);
-        r.workloadHash = WORKLOAD;
-        r.inputCommitment = INPUT;
-        r.deadline = uint64(block.timestamp + deadlineIn);
-        r.claimTimeout = claimTimeout;
-        vm.prank(requester);
-        jobId = _remember(market.postJob{value: escrow}(r), r);
-    }
-
-    function _claim(bytes32 jobId, TestNode memory t) internal {
-        uint256 bond = market.claimBond();
-        vm.prank(t.operator);
-        market.claimJob{value: bond}(jobId, t.enclaveId, _termsFor(jobId));
-    }
-
-    /// @dev Submits a (fraudulent) proof; returns the facts as a verifier reads them from the
-    /// events (the round's snapshot is the claim's, decision 1141).
-    function _submit(bytes32 jobId, TestNode memory t) internal returns (IFirnJobMarket.ProofFacts memory facts) {
-        IFirnJobMarket.WorkProof memory p = IFirnJobMarket.WorkProof({
-            jobId: jobId,
-            enclaveId: t.enclaveId,
-            measurement: MEASUREMENT,
-            workloadHash: WORKLOAD,
-            inputCommitment: INPUT,
-            outputCommitment: keccak256("garbage"),
-            startedAt: uint64(block.timestamp),
-            finishedAt: uint64(block.timestamp),
-            workUnits: 7
-        });
-        bytes memory sig = _sig(t.enclaveKey, market.hashWorkProof(p));
-        vm.prank(t.operator);
-        _submitTo(market, p, sig);
-        facts = IFirnJobMarket.ProofFacts({
-            signer: t.enclaveAddress,
-            startedAt: p.startedAt,
-            finishedAt: p.finishedAt,
-            provedBlock: uint64(block.number),
-            challengeEndsAt: uint64(block.timestamp) + market.getJob(jobId).challengeWindow,
-            workUnits: p.workUnits,
-            snapshotId: market.getJob(jobId).snapshotId
-        });
-    }
-
-    function _answer(address v, TestNode memory t) internal {
-        vm.prank(v);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
-    }
-
+contract AttackR3NewRulesTest is FirnScenario {
     // ------------------------------------------------------------------------------------------
     // 1. Decision 1705 fixed dead stake in snapshots taken AFTER a raise of minVerifierStake, but a
     //    job's round snapshot is taken at its CLAIM (1141), up to MAX_CLAIM_TIMEOUT (7 days) plus
@@ -126,14 +31,14 @@ contract AttackR3NewRulesTest is FirnFixture {
         bytes32 salt = _schedule(address(verifierSet), data);
 
         // The cheat claims a job during the delay: its round snapshot counts 4 ether of stake.
-        bytes32 jobId = _post(3 ether, 7 days, 3 days);
-        _claim(jobId, cheat);
+        bytes32 jobId = _postOn(market, 3 ether, 7 days, 3 days);
+        _claimOn(market, jobId, cheat);
         vm.warp(block.timestamp + DELAY);
         _execute(address(verifierSet), data, salt);
         vm.assertFalse(verifierSet.isVerifier(verifierList[0]), "small members deactivated");
 
         // Garbage proved after the raise; every member able to vote finds it wrong at once.
-        IFirnJobMarket.ProofFacts memory facts = _submit(jobId, cheat);
+        IFirnJobMarket.ProofFacts memory facts = _proveOn(market, jobId, cheat, keccak256("garbage"));
         vm.prank(big1);
         market.dispute(jobId, 17, facts);
         vm.prank(big2);
@@ -165,24 +70,19 @@ contract AttackR3NewRulesTest is FirnFixture {
     function test_attack_dropRevokedPointsLeavesTheLiveCoTenantWithoutTheShare() public {
         registry.setGuardian(guardian);
         TestNode memory revoked = _node(1);
-        vm.prank(revoked.operator);
-        registry.register{value: 2 * MIN_NODE_STAKE}(_params(revoked, SIM, MEASUREMENT));
-        _approveAll(revoked.enclaveId, revoked.evidenceDigest);
+        _activate(revoked, 2 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         TestNode memory coTenant = _node(5);
         coTenant.platformIdHash = revoked.platformIdHash;
-        vm.prank(coTenant.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(coTenant, SIM, MEASUREMENT_B));
-        _approveAll(coTenant.enclaveId, coTenant.evidenceDigest);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
+        _activate(coTenant, MIN_NODE_STAKE, SIM, MEASUREMENT_B);
+        _fundPool(10 ether);
 
         uint64 g0 = rewards.genesis();
         vm.warp(g0 + 1);
         // The epoch-start race: both tenants answer what they owe; the bigger stake holds the share.
-        _answer(verifierList[0], revoked);
-        _answer(verifierList[1], coTenant);
-        _answer(verifierList[2], coTenant);
-        _answer(verifierList[3], coTenant);
+        _answer(0, revoked);
+        _answer(1, coTenant);
+        _answer(2, coTenant);
+        _answer(3, coTenant);
         vm.assertEq(rewards.nodeAnswers(0, coTenant.enclaveId), LIVENESS_TARGET, "co-tenant answered its target");
 
         vm.warp(g0 + 60);
@@ -226,8 +126,8 @@ contract AttackR3NewRulesTest is FirnFixture {
     function test_attack_revokedClaimantHoldsTheJobHostageForFree() public {
         registry.setGuardian(guardian);
         TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
-        bytes32 jobId = _post(1 ether, 8 days, 7 days);
-        _claim(jobId, node);
+        bytes32 jobId = _postOn(market, 1 ether, 8 days, 7 days);
+        _claimOn(market, jobId, node);
         uint64 claimExpiresAt = uint64(market.getJob(jobId).claimExpiresAt);
 
         vm.warp(block.timestamp + 1 hours);
@@ -268,8 +168,8 @@ contract AttackR3NewRulesTest is FirnFixture {
     function test_attack_lapsedClaimBondReturnedByALaterRevocation() public {
         registry.setGuardian(guardian);
         TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
-        bytes32 jobId = _post(1 ether, 30 days, 1 hours);
-        _claim(jobId, node);
+        bytes32 jobId = _postOn(market, 1 ether, 30 days, 1 hours);
+        _claimOn(market, jobId, node);
         // The node does nothing; its claim lapses (its own act: the bond is forfeit, 1625).
         vm.warp(block.timestamp + 2 hours);
         vm.prank(node.operator);
@@ -299,13 +199,12 @@ contract AttackR3NewRulesTest is FirnFixture {
         registry.setGuardian(guardian);
         TestNode memory node = _activeNode(1, SIM, MEASUREMENT);
         TestNode memory other = _activeNode(2, SIM, MEASUREMENT_B);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
+        _fundPool(10 ether);
 
         uint64 g0 = rewards.genesis();
         vm.warp(g0 + 1);
-        _answer(verifierList[0], node);
-        _answer(verifierList[0], other);
+        _answer(0, node);
+        _answer(0, other);
 
         vm.warp(g0 + 60);
         vm.prank(guardian);
@@ -361,14 +260,13 @@ contract AttackR3NewRulesTest is FirnFixture {
         registry.setGuardian(guardian);
         TestNode memory victim = _activeNode(1, SIM, MEASUREMENT);
         TestNode memory rival = _activeNode(2, SIM, MEASUREMENT_B);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
+        _fundPool(10 ether);
 
         uint64 g0 = rewards.genesis();
         vm.warp(g0 + 1);
         for (uint256 i = 0; i < LIVENESS_TARGET; ++i) {
-            _answer(verifierList[i], victim);
-            _answer(verifierList[i], rival);
+            _answer(i, victim);
+            _answer(i, rival);
         }
         // One minute before the epoch ends: revoke, then drop (anyone may).
         vm.warp(g0 + EPOCH - 60);

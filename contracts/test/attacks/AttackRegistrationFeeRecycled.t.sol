@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 interface VmStateFee {
     function snapshotState() external returns (uint256);
@@ -23,7 +22,7 @@ interface VmStateFee {
 /// test measures its marginal reward (same challenges and answers with and without the rounds) and
 /// finds 81 % of the fees returned (0.162 of 0.2 ether, stake share 9/10 x node share 9/10), so each round costs it a fifth of the price governance set.
 /// Safe outcome (1646's rule, applied to every fee): fees an operator pays never come back to it.
-contract AttackRegistrationFeeRecycledTest is FirnFixture {
+contract AttackRegistrationFeeRecycledTest is FirnScenario {
     uint256 internal constant FEE = 0.01 ether;
     uint256 internal constant ROUNDS = 20;
     uint256 internal constant EPOCHS = 30;
@@ -36,21 +35,9 @@ contract AttackRegistrationFeeRecycledTest is FirnFixture {
         super.setUp();
         registry.setParameters(MIN_NODE_STAKE, UNBONDING, FEE);
         whale = _node(1);
-        vm.prank(whale.operator);
-        registry.register{value: 9 * MIN_NODE_STAKE + FEE}(_params(whale, SIM, MEASUREMENT));
-        _approveAll(whale.enclaveId, whale.evidenceDigest);
+        _activate(whale, 9 * MIN_NODE_STAKE + FEE, SIM, MEASUREMENT);
         small = _activeNode(2, SIM, MEASUREMENT);
-        vm.deal(address(this), 1 ether);
-        rewards.fund{value: 1 ether}();
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
+        _fundPool(1 ether);
     }
 
     /// @dev Epochs 1..EPOCHS, both nodes answering one challenge each; with `rounds`, the whale opens

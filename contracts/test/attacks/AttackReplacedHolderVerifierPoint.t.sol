@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Decisions 1620/1622: one capacity share per platform and epoch, to its answering enclave
 /// with the most stake; "a timely answer of another enclave on a counted platform still proves it
@@ -18,7 +17,7 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// earned nothing on this platform; with the sybil it takes a quarter of every epoch's verifier budget.
 /// Safe outcome: a challenge whose answer ends the epoch earning no platform share earns no
 /// verifier point (the colluder's verifier points for the epoch are zero).
-contract AttackReplacedHolderVerifierPointTest is FirnFixture {
+contract AttackReplacedHolderVerifierPointTest is FirnScenario {
     uint256 internal constant EPOCHS = 4;
     TestNode internal honest;
     TestNode internal twin;
@@ -26,25 +25,11 @@ contract AttackReplacedHolderVerifierPointTest is FirnFixture {
     function setUp() public override {
         super.setUp();
         honest = _node(1);
-        vm.prank(honest.operator);
-        registry.register{value: 5 * MIN_NODE_STAKE}(_params(honest, SIM, MEASUREMENT));
-        _approveAll(honest.enclaveId, honest.evidenceDigest);
+        _activate(honest, 5 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         twin = _node(5);
         twin.platformIdHash = honest.platformIdHash;
-        vm.prank(twin.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(twin, SIM, MEASUREMENT_B));
-        _approveAll(twin.enclaveId, twin.evidenceDigest);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
+        _activate(twin, MIN_NODE_STAKE, SIM, MEASUREMENT_B);
+        _fundPool(10 ether);
     }
 
     function test_attack_replacedHolderKeepsItsVerifiersPoint() public {

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Red team R2 (policy change vs rewards): a measurement revoked mid-epoch keeps the
 /// platform's capacity share it took before the revocation. `_takesPlatformShare` compares only
@@ -11,34 +10,19 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// share over, and the revoked enclave is paid the platform's whole share for the epoch of its
 /// revocation. Promise (0800): a revoked measurement makes a node ineligible at once; one platform
 /// earns one share, for the enclave that proves the platform live.
-contract AttackRevokedKeepsPlatformShareTest is FirnFixture {
+contract AttackRevokedKeepsPlatformShareTest is FirnScenario {
     TestNode internal revoked;
     TestNode internal coTenant;
-    address internal guardian = address(0x6A4D);
 
     function setUp() public override {
         super.setUp();
         registry.setGuardian(guardian);
         revoked = _node(1);
-        vm.prank(revoked.operator);
-        registry.register{value: 2 * MIN_NODE_STAKE}(_params(revoked, SIM, MEASUREMENT));
-        _approveAll(revoked.enclaveId, revoked.evidenceDigest);
+        _activate(revoked, 2 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         coTenant = _node(5);
         coTenant.platformIdHash = revoked.platformIdHash;
-        vm.prank(coTenant.operator);
-        registry.register{value: MIN_NODE_STAKE}(_params(coTenant, SIM, MEASUREMENT_B));
-        _approveAll(coTenant.enclaveId, coTenant.evidenceDigest);
-        vm.deal(address(this), 10 ether);
-        rewards.fund{value: 10 ether}();
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
+        _activate(coTenant, MIN_NODE_STAKE, SIM, MEASUREMENT_B);
+        _fundPool(10 ether);
     }
 
     function test_attack_revokedMeasurementKeepsThePlatformShareOverItsLiveCoTenant() public {

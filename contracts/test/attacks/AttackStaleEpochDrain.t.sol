@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice An epoch's budget is fixed when someone closes it, from what the pool holds then
 /// (`_close`: (received - allocated) x epochBudgetBps), and daemons close only epochs in which they
@@ -14,7 +13,7 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// after they ended, the budget of the honest nodes that were live when it arrived. Promise (0800):
 /// an epoch's node budget goes to the nodes live in it, "sum allocated <= sum received"; money
 /// received after an epoch ended must not fund it.
-contract AttackStaleEpochDrainTest is FirnFixture {
+contract AttackStaleEpochDrainTest is FirnScenario {
     uint256 internal constant STALE = 20;
     TestNode internal sybil;
     TestNode internal honest;
@@ -23,15 +22,6 @@ contract AttackStaleEpochDrainTest is FirnFixture {
         super.setUp();
         rewards.setParameters(ANSWER_WINDOW, 1, 1000, 2000); // the deploy defaults
         sybil = _activeNode(2, SIM, MEASUREMENT);
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
     }
 
     function test_attack_staleEpochsClosedLateTakeMoneyReceivedAfterThem() public {
@@ -46,8 +36,7 @@ contract AttackStaleEpochDrainTest is FirnFixture {
         uint256 honestEarned;
         for (uint256 e = STALE; e < STALE + 5; ++e) {
             vm.warp(g0 + e * EPOCH + 1);
-            vm.deal(address(this), 2 ether);
-            rewards.fund{value: 2 ether}(); // e.g. protocol fees of this epoch's jobs
+            _fundPool(2 ether); // e.g. protocol fees of this epoch's jobs
             _answer(0, honest);
             _answer(0, sybil);
             // The honest node's daemon claims its previous epoch as soon as it ends.

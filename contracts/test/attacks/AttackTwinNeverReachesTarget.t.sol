@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFirnRewards} from "../../src/interfaces/IFirnRewards.sol";
-import {FirnFixture} from "../utils/FirnFixture.sol";
+import {FirnScenario} from "../utils/FirnScenario.sol";
 
 /// @notice Decision 1594 promises that a node which reached its liveness target in an epoch takes no
 /// more challenges (the verifiers would pay for answers that earn nobody anything). Since 1620/1622 an
@@ -13,33 +12,20 @@ import {FirnFixture} from "../utils/FirnFixture.sol";
 /// on an honest operator's platform (a cloud host) thus makes the honest node and every honest
 /// verifier pay V challenges and V answers per epoch for nothing (with the deploy default target 1,
 /// V - 1 more than for any other node).
-contract AttackTwinNeverReachesTargetTest is FirnFixture {
+contract AttackTwinNeverReachesTargetTest is FirnScenario {
     TestNode internal honest;
     TestNode internal big;
 
     function setUp() public override {
         super.setUp();
         big = _node(7);
-        vm.prank(big.operator);
-        registry.register{value: 6 * MIN_NODE_STAKE}(_params(big, SIM, MEASUREMENT));
-        _approveAll(big.enclaveId, big.evidenceDigest);
+        _activate(big, 6 * MIN_NODE_STAKE, SIM, MEASUREMENT);
         honest = _node(1);
         honest.platformIdHash = big.platformIdHash;
-        vm.prank(honest.operator);
-        registry.register{value: 5 * MIN_NODE_STAKE}(_params(honest, SIM, MEASUREMENT_B));
-        _approveAll(honest.enclaveId, honest.evidenceDigest);
+        _activate(honest, 5 * MIN_NODE_STAKE, SIM, MEASUREMENT_B);
         while (verifierList.length < LIVENESS_TARGET + 2) {
             _joinVerifier(_verifierAddr(verifierList.length + 1), MIN_VERIFIER_STAKE);
         }
-    }
-
-    function _answer(uint256 v, TestNode memory t) internal {
-        vm.prank(verifierList[v]);
-        bytes32 id = rewards.issueChallenge(t.enclaveId);
-        IFirnRewards.Challenge memory c = rewards.getChallenge(id);
-        rewards.answerChallenge(
-            id, _sig(t.enclaveKey, rewards.hashLivenessAnswer(IFirnRewards.LivenessAnswer(id, c.nonce, c.enclaveId, c.epoch)))
-        );
     }
 
     function test_attack_nonHolderTwinIsChallengedPastItsTarget() public {

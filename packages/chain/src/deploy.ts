@@ -6,7 +6,10 @@ import {
   firnGovernanceAbi,
   firnGovernanceBytecode,
   firnJobMarketAbi,
+  firnJobMarketAdminAbi,
+  firnJobMarketAdminBytecode,
   firnJobMarketBytecode,
+  firnJobMarketLinkReferences,
   firnRegistryAbi,
   firnRegistryBytecode,
   firnRewardsAbi,
@@ -16,6 +19,7 @@ import {
 } from './abi/generated.ts';
 import { toChainError } from './ChainRevertedError.ts';
 import { createFirnClients, requireWallet } from './clients.ts';
+import { linkBytecode } from './linkBytecode.ts';
 import { DEVNET_TEE_TYPES, type FirnDeployment, PRODUCTION_TEE_TYPES } from './types.ts';
 import { assertAddress, assertBytes32, assertUint } from './validate.ts';
 import {
@@ -113,7 +117,8 @@ function checkParams(p: DeployFirnParams): void {
 }
 
 /**
- * Deploy the verifier set, registry, job market, reward pool, data ledger and the timelock
+ * Deploy the verifier set, registry, job market (after its linked library FirnJobMarketAdmin), reward
+ * pool, data ledger and the timelock
  * (FirnGovernance = OpenZeppelin TimelockController); bootstrap them while the deployer owns them
  * (slashers, reward pool and reporters, parameters, guardian, initial allow-list and verifier
  * admissions, pool deposit), then transfer the ownership of every contract to the timelock: from
@@ -195,7 +200,18 @@ export async function deployFirn(params: DeployFirnParams): Promise<FirnDeployme
   ]);
   const claimBond = params.claimBond ?? 10n ** 16n;
   const falseDisputeSlash = params.falseDisputeSlash ?? params.slashAmount / 2n;
-  const market = await deploy('FirnJobMarket', firnJobMarketAbi, firnJobMarketBytecode, [
+  // The market's cold governance paths live in a library it calls by DELEGATECALL (decision 1750):
+  // deployed first, its address linked into the market's bytecode.
+  const marketAdmin = await deploy(
+    'FirnJobMarketAdmin',
+    firnJobMarketAdminAbi,
+    firnJobMarketAdminBytecode,
+    [],
+  );
+  const marketBytecode = linkBytecode(firnJobMarketBytecode, firnJobMarketLinkReferences, {
+    FirnJobMarketAdmin: marketAdmin.address,
+  });
+  const market = await deploy('FirnJobMarket', firnJobMarketAbi, marketBytecode, [
     owner,
     reg.address,
     vs.address,

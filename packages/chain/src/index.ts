@@ -5,6 +5,7 @@ export * from './clients.ts';
 export * from './dataLedger/postData.ts';
 export * from './deploy.ts';
 export * from './getLogsPaged.ts';
+export * from './linkBytecode.ts';
 export * from './governance/actions.ts';
 export * from './governance/timelock.ts';
 export * from './jobMarket/claimJob.ts';

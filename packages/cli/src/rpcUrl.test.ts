@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chainFlags, jobReclaimCommand } from './jobInterrupt.ts';
 import { journalPosts, recordFile } from './jobJournal.ts';
 import { cliErrorBody } from './output.ts';
-import { journalOptions, redactRpcUrl } from './rpcUrl.ts';
+import { hasCredentials, journalOptions, redactRpcUrl, redactUrlsIn } from './rpcUrl.ts';
 
 // Decision 1686: RPC URLs carry API keys (https://host/v2/KEY, user:pass@host, ?apikey=KEY); the
 // job journal, error messages and printed commands must never hold them.
@@ -30,6 +30,60 @@ describe('redactRpcUrl', () => {
     ['not a url', '***'],
   ])('%s -> %s', (url, want) => {
     expect(redactRpcUrl(url)).toBe(want);
+  });
+});
+
+// Decision 1751: some providers put the key in the host name (https://KEY.rpc.example/).
+describe('redactRpcUrl: a key in a host name label', () => {
+  const HEX_KEY = '9f3c'.repeat(8); // 32 hex characters, made up
+  const B58_KEY = '3yZe7dTvXnN5qzYbY1h8aRkG2uXjW6cPq9sLmD4fVt8'; // 43 base58 characters, made up
+  const B64_KEY = 'Zm9vYmFy_c2VjcmV0-a2V5MDEyMzQ1Njc4OQ'; // 36 base64url characters, made up
+
+  it.each([
+    [`https://${HEX_KEY}.rpc.example/`, 'https://***.rpc.example/'],
+    [`https://${B58_KEY}.solana.rpc.example:8899`, 'https://***.solana.rpc.example:8899'],
+    [
+      `wss://ws.${B64_KEY}.rpc.example/v2/${KEY}?apikey=${QKEY}`,
+      'wss://ws.***.rpc.example/v2/***?apikey=***',
+    ],
+    [`https://user:${PASS}@${HEX_KEY}.rpc.example:8545/`, 'https://***@***.rpc.example:8545/'],
+  ])('%s -> %s', (url, want) => {
+    const got = redactRpcUrl(url);
+    expect(got).toBe(want);
+    // URL parsing lowercases the host: the key must be gone in either case.
+    for (const k of [HEX_KEY, B58_KEY, B64_KEY, KEY, PASS, QKEY]) {
+      expect(got).not.toContain(k);
+      expect(got).not.toContain(k.toLowerCase());
+    }
+    expect(hasCredentials(url)).toBe(true);
+  });
+
+  it.each([
+    'https://eth-mainnet.g.alchemy.com/',
+    // Words joined by hyphens, however long, are a name, not a key.
+    'https://my-company-ethereum-archive-node-eu-west-1.rpc.example/',
+    // Under 32 characters, or without a digit.
+    `https://${HEX_KEY.slice(1)}.rpc.example/`,
+    'https://abcdefghijklmnopqrstuvwxyzabcdefgh.rpc.example/',
+    // An internationalized (punycode) label.
+    'https://xn--mnchenmnchenmnchenmnchen2024-16cggg.example/',
+    'http://[2001:db8::1]:8545',
+  ])('%s keeps its host', (url) => {
+    expect(redactRpcUrl(url)).toBe(url);
+    expect(hasCredentials(url)).toBe(false);
+  });
+
+  it('a message naming a keyed host is redacted (error bodies, log lines)', () => {
+    const text = `cannot reach the RPC endpoint https://${B58_KEY}.rpc.example/v1, retrying.`;
+    expect(redactUrlsIn(text)).toBe('cannot reach the RPC endpoint https://***.rpc.example/v1, retrying.');
+    // viem's error for an RPC that does not answer carries the URL (output.ts names the endpoint).
+    const unreachable = Object.assign(new Error('HTTP request failed.'), {
+      name: 'HttpRequestError',
+      url: `https://${HEX_KEY}.rpc.example/`,
+    });
+    const body = cliErrorBody(unreachable);
+    expect(body.message).not.toContain(HEX_KEY);
+    expect(body.message).toContain('cannot reach the RPC endpoint https://***.rpc.example/');
   });
 });
 

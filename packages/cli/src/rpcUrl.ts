@@ -5,11 +5,20 @@ export const REDACTED = '***';
 const KEY_SEGMENT = /^(?=.*[0-9])[A-Za-z0-9_~.-]{16,}$/;
 
 /**
+ * A host name label that looks like an API key (decision 1751): 32+ characters of the hex, base58
+ * and base64url alphabets ([A-Za-z0-9_-]) with a digit and at most two hyphens. Words joined by
+ * hyphens (`my-archive-node-eu-west-1`) and IDN labels (`xn--…`) stay readable.
+ */
+const KEY_LABEL = /^(?!xn--)(?=.*[0-9])(?!(?:[^-]*-){3})[A-Za-z0-9_-]{32,}$/;
+
+/**
  * An RPC URL without its credentials (decision 1686), for the journal, error messages and printed
- * commands: userinfo (`user:pass@`), every query value (`?apikey=KEY`), the fragment, and every
- * path segment that looks like a key (16+ characters of [A-Za-z0-9_~.-] with a digit:
- * `https://host/v2/KEY`) become `***`; scheme, host, port and other segments stay, so the user can
- * tell which endpoint is meant. Text that is not a URL is returned as `***` (it may be a key).
+ * commands: userinfo (`user:pass@`), every query value (`?apikey=KEY`), the fragment, every path
+ * segment that looks like a key (16+ characters of [A-Za-z0-9_~.-] with a digit:
+ * `https://host/v2/KEY`) and every host name label that looks like one (KEY_LABEL, decision 1751:
+ * `https://KEY.rpc.example/`) become `***`; scheme, the other labels, port and other segments stay,
+ * so the user can tell which endpoint is meant. Text that is not a URL is returned as `***` (it may
+ * be a key).
  */
 export function redactRpcUrl(url: string): string {
   let u: URL;
@@ -19,12 +28,17 @@ export function redactRpcUrl(url: string): string {
     return REDACTED;
   }
   const userinfo = u.username !== '' || u.password !== '' ? `${REDACTED}@` : '';
+  const hostname = u.hostname
+    .split('.')
+    .map((l) => (KEY_LABEL.test(l) ? REDACTED : l))
+    .join('.');
+  const host = u.port === '' ? hostname : `${hostname}:${u.port}`;
   const path = u.pathname
     .split('/')
     .map((s) => (KEY_SEGMENT.test(decoded(s)) ? REDACTED : s))
     .join('/');
   const query = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=${REDACTED}`).join('&');
-  return `${u.protocol}//${userinfo}${u.host}${path === '/' && url.indexOf('/', u.protocol.length + 2) < 0 ? '' : path}${query ? `?${query}` : ''}${u.hash ? `#${REDACTED}` : ''}`;
+  return `${u.protocol}//${userinfo}${host}${path === '/' && url.indexOf('/', u.protocol.length + 2) < 0 ? '' : path}${query ? `?${query}` : ''}${u.hash ? `#${REDACTED}` : ''}`;
 }
 
 /** Whether `url` carries anything redactRpcUrl removes. */

@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PRODUCTION_POLICY, verifierFor } from '@firn/attestation';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { bytesToHex, sharedPath } from '@firn/core';
@@ -9,7 +8,7 @@ import { createEnclaveProgram } from '@firn/enclave';
 import { createLogger } from '@firn/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { environmentFromEnv } from '../../enclave/src/evidence/environmentFromEnv.ts';
-import type { TsmFs } from '../../enclave/src/evidence/tdxConfigfs.ts';
+import { capturedTdxQuote, fakeTsmKernel } from '../../enclave/test/fakeTsmKernel.ts';
 import { KmsDaemon } from './kmsDaemon.ts';
 
 /**
@@ -20,51 +19,11 @@ import { KmsDaemon } from './kmsDaemon.ts';
  * the TD's ephemeral key. Not covered: a real TD whose kernel quotes the report data written to
  * inblob (no TDX hardware here), so the release path on TDX is tested only on the simulated TEE.
  */
-const FIX = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'enclave',
-  'src',
-  'evidence',
-  'fixtures',
-);
-const TDX = readFileSync(join(FIX, 'tdx_quote.bin'));
+const TDX = capturedTdxQuote();
 const NOW = 1752919234;
 const collateral = JSON.parse(
   readFileSync(sharedPath('vectors', 'attestation', 'phala-dcap-qvl', 'tdx_quote_collateral.json'), 'utf8'),
 );
-
-/** configfs-tsm as the kernel ABI documents it: per-entry provider, generation bumped on write. */
-function fakeKernel(): TsmFs {
-  const entries = new Map<string, Map<string, Uint8Array>>();
-  const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  return {
-    mkdir: async (p) => {
-      if (!p.includes('/sys/kernel/config/tsm/report/')) throw new Error('ENOENT');
-      entries.set(
-        p,
-        new Map([
-          ['provider', Buffer.from('tdx_guest\n')],
-          ['generation', Buffer.from('0\n')],
-          ['outblob', TDX],
-        ]),
-      );
-    },
-    rmdir: async (p) => entries.delete(p),
-    readFile: async (p) => {
-      const v = entries.get(parent(p))?.get(base(p));
-      if (!v) throw new Error('ENOENT');
-      return v;
-    },
-    writeFile: async (p, data) => {
-      const e = entries.get(parent(p))!;
-      e.set(base(p), data);
-      e.set('generation', Buffer.from(`${Number(Buffer.from(e.get('generation')!).toString()) + 1}\n`));
-    },
-  };
-}
 
 const daemons: KmsDaemon[] = [];
 afterAll(async () => {
@@ -74,7 +33,7 @@ afterAll(async () => {
 describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key from the broker', () => {
   it('has no sealing key without a broker (no key from an unmeasured file)', async () => {
     const env = await environmentFromEnv({ FIRN_TEE: 'tdx' }, new Uint8Array(32), {
-      tsmFs: fakeKernel(),
+      tsmFs: fakeTsmKernel(),
     });
     expect(env.provider.teeType).toBe('tdx');
     await expect(createEnclaveProgram(env).handle('init', {})).rejects.toMatchObject({
@@ -84,7 +43,7 @@ describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key fro
     const hostNamed = await environmentFromEnv(
       { FIRN_TEE: 'tdx', FIRN_KMS_URL: 'http://127.0.0.1:1', FIRN_KMS_ADDRESS: `0x${'11'.repeat(20)}` },
       new Uint8Array(32),
-      { tsmFs: fakeKernel() },
+      { tsmFs: fakeTsmKernel() },
     );
     await expect(createEnclaveProgram(hostNamed).handle('init', {})).rejects.toMatchObject({
       code: 'E_UNSUPPORTED',
@@ -92,7 +51,7 @@ describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key fro
     // An image that pins a broker needs to be told where it listens.
     await expect(
       environmentFromEnv({ FIRN_TEE: 'tdx' }, new Uint8Array(32), {
-        tsmFs: fakeKernel(),
+        tsmFs: fakeTsmKernel(),
         keyBroker: { address: `0x${'11'.repeat(20)}` },
       }),
     ).rejects.toMatchObject({ code: 'E_INVALID_INPUT', message: expect.stringContaining('--kms-url') });
@@ -114,7 +73,7 @@ describe('--tee tdx: the enclave in a TD (configfs-tsm) with its sealing key fro
     daemons.push(d);
     const info = await d.start();
     const env = await environmentFromEnv({ FIRN_TEE: 'tdx', FIRN_KMS_URL: info.url }, new Uint8Array(32), {
-      tsmFs: fakeKernel(),
+      tsmFs: fakeTsmKernel(),
       keyBroker: { address: info.address },
     });
     const program = createEnclaveProgram(env);

@@ -7,39 +7,7 @@ import { bytesToHex, computeEnclaveId, measurementDigest } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { environmentFromEnv, TDX_GPU_COLLECTOR_PATH } from './environmentFromEnv.ts';
-import type { TsmFs } from './tdxConfigfs.ts';
-
-/** configfs-tsm over a captured real TDX quote (one report entry per mkdir). */
-function fakeTsm(quote: Uint8Array): TsmFs {
-  const entries = new Map<string, Map<string, Uint8Array>>();
-  const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  return {
-    mkdir: async (p) => {
-      entries.set(
-        p,
-        new Map([
-          ['provider', Buffer.from('tdx_guest\n')],
-          ['generation', Buffer.from('0\n')],
-          ['outblob', quote],
-        ]),
-      );
-    },
-    rmdir: async (p) => {
-      entries.delete(p);
-    },
-    readFile: async (p) => {
-      const v = entries.get(parent(p))?.get(base(p));
-      if (!v) throw new Error('ENOENT');
-      return v;
-    },
-    writeFile: async (p, data) => {
-      const e = entries.get(parent(p))!;
-      e.set(base(p), data);
-      e.set('generation', Buffer.from(`${Number(Buffer.from(e.get('generation')!).toString()) + 1}\n`));
-    },
-  };
-}
+import { fakeTsmKernel } from '../../test/fakeTsmKernel.ts';
 
 /**
  * The enclave program started with FIRN_TEE=sgx-gramine over a fake /dev/attestation holding a
@@ -101,7 +69,7 @@ describe('environmentFromEnv on a Gramine SGX tree', () => {
   it('a TD runs only the GPU collector fixed on its measured filesystem, never a host argv', async () => {
     const root = mkdtempSync(join(tmpdir(), 'firn-env-gpu-'));
     try {
-      const kernel = fakeTsm(readFileSync(join(FIX, 'tdx_quote.bin')));
+      const kernel = fakeTsmKernel(readFileSync(join(FIX, 'tdx_quote.bin')));
       const marker = join(root, 'host-argv-ran');
       const hostArgv = [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, '')`];
       const none = await environmentFromEnv(
