@@ -1,54 +1,6 @@
-/** What a credential in a URL is replaced with. */
-export const REDACTED = '***';
+import { redactRpcUrl } from '@firn/core';
 
-/** A path segment that looks like an API key: 16+ characters of a key alphabet with a digit. */
-const KEY_SEGMENT = /^(?=.*[0-9])[A-Za-z0-9_~.-]{16,}$/;
-
-/**
- * An RPC URL without its credentials (decision 1686), for the journal, error messages and printed
- * commands: userinfo (`user:pass@`), every query value (`?apikey=KEY`), the fragment, and every
- * path segment that looks like a key (16+ characters of [A-Za-z0-9_~.-] with a digit:
- * `https://host/v2/KEY`) become `***`; scheme, host, port and other segments stay, so the user can
- * tell which endpoint is meant. Text that is not a URL is returned as `***` (it may be a key).
- */
-export function redactRpcUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return REDACTED;
-  }
-  const userinfo = u.username !== '' || u.password !== '' ? `${REDACTED}@` : '';
-  const path = u.pathname
-    .split('/')
-    .map((s) => (KEY_SEGMENT.test(decoded(s)) ? REDACTED : s))
-    .join('/');
-  const query = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=${REDACTED}`).join('&');
-  return `${u.protocol}//${userinfo}${u.host}${path === '/' && url.indexOf('/', u.protocol.length + 2) < 0 ? '' : path}${query ? `?${query}` : ''}${u.hash ? `#${REDACTED}` : ''}`;
-}
-
-/** Whether `url` carries anything redactRpcUrl removes. */
-export function hasCredentials(url: string): boolean {
-  return redactRpcUrl(url) !== url;
-}
-
-/** Every http(s) or ws(s) URL in `text` through redactRpcUrl (error messages, log lines). */
-export function redactUrlsIn(text: string): string {
-  return text.replace(/\b(?:https?|wss?):\/\/[^\s'"<>`]+/gi, (m) => {
-    // Trailing punctuation of the sentence is not part of the URL.
-    const tail = /[.,;:)\]]+$/.exec(m)?.[0] ?? '';
-    return redactRpcUrl(m.slice(0, m.length - tail.length)) + tail;
-  });
-}
-
-/** A path segment percent-decoded; a malformed escape is kept as it is (it is tested as typed). */
-function decoded(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
+export { hasCredentials, REDACTED, redactRpcUrl, redactUrlsIn } from '@firn/core';
 
 /**
  * A command's options as the job journal keeps them (decision 1686): `rpc` and `alsoRpc` through
