@@ -16,7 +16,7 @@ import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { journalPosts } from '../jobJournal.ts';
+import { journalPosts, reserveResultKey } from '../jobJournal.ts';
 import { journalOptions } from '../rpcUrl.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import {
@@ -245,6 +245,15 @@ export async function inferCommand(
   // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
   // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
   const derived = requesterKem ? undefined : newResultKem(requesterKey);
+  // The salt is on disk before any escrow is sent, or nothing is paid (decision 1747).
+  const reservation = derived
+    ? reserveResultKey({
+        command: 'infer',
+        options: journal,
+        resultKem: derived.record,
+        kemFlag: '--kem-key',
+      })
+    : undefined;
   const guard = guardJobInFlight({
     chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
     resultCommand: (id) =>
@@ -259,6 +268,7 @@ export async function inferCommand(
     deployment: chain.deployment,
     requester: privateKeyToAccount(requesterKey).address,
     ...(derived ? { resultKem: derived.record } : {}),
+    ...(reservation ? { reservation } : {}),
     guard,
     say: log,
     warn: log,
