@@ -17,7 +17,7 @@ export interface ChainArgs {
 export interface ResolvedChain {
   rpcUrl: string;
   /**
-   * Where rpcUrl came from, as messages name it (decision 1747): `--rpc`, `FIRN_RPC_URL`, or
+   * Where rpcUrl came from, as messages name it (decision 1749): `--rpc`, `FIRN_RPC_URL`, or
    * `the rpcUrl of --devnet FILE` / `the rpcUrl of --deployment FILE` (resolveChain always sets it;
    * a chain built by hand may leave it out).
    */
@@ -69,7 +69,7 @@ const MAX_CHAIN_FILE_BYTES = 1 << 20;
 
 /**
  * The first RPC call of a command: an RPC failure (timeout, rate limit, unreachable, refused) is
- * rethrown naming where the URL came from (decision 1747), other errors as they are.
+ * rethrown naming where the URL came from (decision 1749), other errors as they are.
  */
 async function firstCall<T>(source: string, f: () => Promise<T>): Promise<T> {
   try {
@@ -85,7 +85,7 @@ async function firstCall<T>(source: string, f: () => Promise<T>): Promise<T> {
  * Resolve where the network is: a devnet state file, a deployment file, or an RPC URL with the
  * registry or market address (the other addresses are read from the contracts).
  *
- * The RPC (decision 1747): `--rpc` first; else the file's `rpcUrl`; else `FIRN_RPC_URL`. The
+ * The RPC (decision 1749): `--rpc` first; else the file's `rpcUrl`; else `FIRN_RPC_URL`. The
  * environment only fills a missing value: when a file names its RPC and FIRN_RPC_URL names another,
  * the command is refused (E_INVALID_INPUT naming both) rather than one silently replacing the other.
  * An RPC that answers another chain id than a deployment file (or a devnet file whose RPC was

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeOutFileSync } from './outFile.ts';
 import { cliErrorBody } from './output.ts';
 
-// Decision 1749: one writer for every --out. A folder is refused first (with or without --force),
+// Decision 1747: one writer for every --out. A folder is refused first (with or without --force),
 // an existing file only without --force, and no partial file is left beside --out on any failure.
 const dir = mkdtempSync(join(tmpdir(), 'firn-outfile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -12,8 +12,7 @@ function isDirectory(p: string): boolean {
 }
 
 /**
- * The check every `--out` makes before any work (decision 1749's sibling rule for outputs, see
- * docs/decisions/1749): a folder is refused first, even with --force (E_INVALID_INPUT "is a
+ * The check every `--out` makes before any work (decision 1747): a folder is refused first, even with --force (E_INVALID_INPUT "is a
  * directory: name a file"), then an existing file without `force` (E_CONFLICT; `whyKeep` says what
  * replacing it would cost, e.g. for a key). `flag` names the option the user typed (default --out).
  */

@@ -44,7 +44,7 @@ function errorBodyOf(e: unknown): Body {
           ? ` (the shared/ folder with the datasets and test vectors is not at ${shared}: put it beside the checkout or set FIRN_SHARED_DIR)`
           : '';
       // An output is written through `<out>.firn-partial.<…>.tmp`: name the path the user typed,
-      // whatever the error (decision 1749).
+      // whatever the error (decision 1747).
       const partial = /\.firn-partial\.[0-9a-f]{8}\.\d+\.[0-9a-f]{12}\.tmp$/.exec(c.path);
       if (partial) {
         const out = c.path.slice(0, partial.index);
