@@ -146,7 +146,7 @@ describe('resolveChain: where the RPC comes from (decision 1749)', () => {
     await withEnv(otherChain, () =>
       expect(resolveChain({ deployment: dep })).rejects.toMatchObject({
         code: 'E_INVALID_INPUT',
-        message: `${dep} is for chain id 31337 but the RPC from FIRN_RPC_URL (${otherChain}) answers chain id 11155111: set FIRN_RPC_URL to an RPC of that chain, or pass --rpc`,
+        message: `${dep} is for chain id 31337 but the RPC answers chain id 11155111 (that RPC is ${otherChain}, from FIRN_RPC_URL): set FIRN_RPC_URL to an RPC of that chain, or pass --rpc`,
       }),
     );
     // --rpc wins over both, and the refusal names it.
@@ -154,7 +154,7 @@ describe('resolveChain: where the RPC comes from (decision 1749)', () => {
     await withEnv('http://127.0.0.1:1', () =>
       expect(resolveChain({ devnet: state, rpc: otherChain })).rejects.toMatchObject({
         message: expect.stringContaining(
-          `the RPC from --rpc (${otherChain}) answers chain id 11155111: pass the matching --rpc`,
+          `answers chain id 11155111 (that RPC is ${otherChain}, from --rpc): pass the matching --rpc`,
         ),
       }),
     );

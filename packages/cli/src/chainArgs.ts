@@ -156,7 +156,7 @@ export async function resolveChain(given: ChainArgs): Promise<ResolvedChain> {
       );
       if (answered !== deployment.chainId)
         throw new InvalidInputError(
-          `${fromFile} is for chain id ${deployment.chainId} but the RPC from ${rpcSource} (${redactRpcUrl(rpcUrl)}) answers chain id ${answered}: ${
+          `${fromFile} is for chain id ${deployment.chainId} but the RPC answers chain id ${answered} (that RPC is ${redactRpcUrl(rpcUrl)}, from ${rpcSource}): ${
             rpcSource === '--rpc'
               ? 'pass the matching --rpc'
               : rpcSource === 'FIRN_RPC_URL'
