@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { assertWritableNew } from './commands/infer.ts';
 import { writeOutFileSync } from './outFile.ts';
 import { cliErrorBody } from './output.ts';
 
@@ -53,5 +54,15 @@ describe('writeOutFileSync', () => {
     expect(b.code).toBe('E_INVALID_INPUT');
     expect(b.message).toBe(`${out}: not a directory (or a parent of it is not) (nothing was written)`);
     expect(b.message).not.toMatch(/firn-partial/);
+  });
+
+  it("firn infer|train's --out/--proof check names a folder as a folder, not as an existing file", () => {
+    const d = join(dir, 'c');
+    mkdirSync(join(d, 'out'), { recursive: true });
+    const b = refusal(() => assertWritableNew(join(d, 'out'), '--out'));
+    expect(b).toEqual({
+      code: 'E_INVALID_INPUT',
+      message: `--out ${join(d, 'out')} is a directory: name a file (e.g. in it)`,
+    });
   });
 });

@@ -88,6 +88,9 @@ export async function runDeploy(
   if (o.profile !== 'production' && o.profile !== 'devnet')
     throw new InvalidInputError('--profile must be production or devnet');
   const file = resolve(o.out);
+  // A folder is named as a folder, with or without --force (decision 1747).
+  if (existsSync(file) && statSync(file).isDirectory())
+    throw new InvalidInputError(`--out ${file} is a directory: name a file (e.g. in it)`);
   if (existsSync(file) && !o.force)
     throw new InvalidInputError(`${file} exists: choose another --out, or --force to replace it`);
   // The file is the only record of the addresses: a folder it cannot be written to is refused now.

@@ -82,6 +82,9 @@ export function defaultProofPath(out: string): string {
  * directory missing (E_NOT_FOUND) or not writable (E_FORBIDDEN). Names the flag and the path.
  */
 export function assertWritableNew(path: string, flag: string): void {
+  // A folder is named as a folder, not as a file that "already exists" (decision 1747).
+  if (isFolder(path))
+    throw new FirnError('E_INVALID_INPUT', `${flag} ${path} is a directory: name a file (e.g. in it)`);
   if (existsSync(path))
     throw new FirnError('E_CONFLICT', `${flag} ${path} already exists; pass another path or remove it`);
   const dir = dirname(path);
@@ -96,6 +99,15 @@ export function assertWritableNew(path: string, flag: string): void {
     accessSync(dir, constants.W_OK);
   } catch {
     throw new FirnError('E_FORBIDDEN', `${flag} ${path}: the directory ${dir} is not writable`);
+  }
+}
+
+/** Whether `p` is a folder (false when it does not exist or cannot be stat'ed). */
+function isFolder(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }
 
