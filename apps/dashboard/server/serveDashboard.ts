@@ -6,11 +6,12 @@ import {
   type FirnClients,
   type FirnDeployment,
   firnJobMarketAbi,
+  firnTransport,
   getNode,
   NodeStatus,
 } from '@firn/chain';
 import { FirnError, type Hex, parseEvidenceBundle } from '@firn/core';
-import { type Address, createPublicClient, http, isAddress } from 'viem';
+import { type Address, createPublicClient, isAddress } from 'viem';
 import { buildDashboard, type DashboardAsset } from './buildDashboard.ts';
 import { checkReadOnlyRpcRequest, MAX_RPC_REQUEST_BYTES } from './readOnlyRpc.ts';
 
@@ -297,7 +298,7 @@ export async function resolveDashboardDeployment(o: {
   fromBlock?: bigint;
 }): Promise<ServeDashboardOptions['deployment']> {
   if (!isAddress(o.market)) throw new FirnError('E_INVALID_INPUT', '--market must be a 20-byte hex address');
-  const pc = createPublicClient({ transport: http(o.rpcUrl) });
+  const pc = createPublicClient({ transport: firnTransport(o.rpcUrl) });
   let chainId: number;
   try {
     chainId = await pc.getChainId();

@@ -6,6 +6,7 @@ import {
   createWalletClient,
   defineChain,
   type Hex,
+  type HttpTransport,
   http,
   type PublicClient,
   type Transport,
@@ -122,6 +123,22 @@ export interface CreateFirnClientsOptions {
   feeCeiling?: Partial<FeeCeiling>;
 }
 
+/** How long one RPC request may go unanswered before it fails (viem's TimeoutError), ms. */
+export const RPC_TIMEOUT_MS = 10_000;
+
+/** How many times an RPC request that timed out, was rate limited or hit a 5xx is tried again. */
+export const RPC_RETRY_COUNT = 2;
+
+/**
+ * The HTTP transport every firn client uses (decision 1749): one request waits at most
+ * RPC_TIMEOUT_MS (10 s) and is tried RPC_RETRY_COUNT (2) more times with viem's backoff (150 ms,
+ * 300 ms), so an RPC that accepts the connection and never answers (a stopped devnet, a hung
+ * provider) fails one call in about 31 s with viem's TimeoutError, never hangs.
+ */
+export function firnTransport(rpcUrl: string): HttpTransport {
+  return http(rpcUrl, { timeout: RPC_TIMEOUT_MS, retryCount: RPC_RETRY_COUNT });
+}
+
 /** A viem chain for a firn network known only by its RPC URL and chain id. */
 export function firnChain(rpcUrl: string, chainId: number): Chain {
   return defineChain({
@@ -146,7 +163,7 @@ export function createFirnClients(
   const pollingInterval = opts.pollingIntervalMs ?? 1000;
   const publicClient = createPublicClient({
     chain,
-    transport: http(rpcUrl),
+    transport: firnTransport(rpcUrl),
     pollingInterval,
   }) as PublicClient;
   const range = {
@@ -157,7 +174,7 @@ export function createFirnClients(
   const feeCeiling = resolveFeeCeiling(opts.feeCeiling);
   const wallet = createWalletClient({
     chain,
-    transport: http(rpcUrl),
+    transport: firnTransport(rpcUrl),
     account: privateKeyToAccount(privateKey),
     pollingInterval,
   });

@@ -1,8 +1,9 @@
 import { statSync } from 'node:fs';
-import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi } from '@firn/chain';
+import { type FirnDeployment, firnJobMarketAbi, firnRegistryAbi, firnTransport } from '@firn/chain';
 import { FirnError, type Hex, InvalidInputError } from '@firn/core';
-import { type Address, createPublicClient, http, isAddress, parseEther, zeroAddress } from 'viem';
+import { type Address, createPublicClient, isAddress, parseEther, zeroAddress } from 'viem';
 import { readUserFileSync } from './readUserFile.ts';
+import { rpcFailureBody } from './output.ts';
 import { redactRpcUrl } from './rpcUrl.ts';
 
 export interface ChainArgs {
@@ -15,6 +16,12 @@ export interface ChainArgs {
 
 export interface ResolvedChain {
   rpcUrl: string;
+  /**
+   * Where rpcUrl came from, as messages name it (decision 1749): `--rpc`, `FIRN_RPC_URL`, or
+   * `the rpcUrl of --devnet FILE` / `the rpcUrl of --deployment FILE` (resolveChain always sets it;
+   * a chain built by hand may leave it out).
+   */
+  rpcSource?: string;
   deployment: FirnDeployment;
   /** The devnet state file's contents when --devnet was given. */
   devnet?: Record<string, unknown>;
@@ -61,14 +68,32 @@ export function deploymentFromJson(o: Record<string, unknown>): FirnDeployment {
 const MAX_CHAIN_FILE_BYTES = 1 << 20;
 
 /**
+ * The first RPC call of a command: an RPC failure (timeout, rate limit, unreachable, refused) is
+ * rethrown naming where the URL came from (decision 1749), other errors as they are.
+ */
+async function firstCall<T>(source: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    const b = rpcFailureBody(e, source);
+    if (b !== undefined) throw new FirnError(b.code, b.message, { cause: e });
+    throw e;
+  }
+}
+
+/**
  * Resolve where the network is: a devnet state file, a deployment file, or an RPC URL with the
  * registry or market address (the other addresses are read from the contracts).
+ *
+ * The RPC (decision 1749): `--rpc` first; else the file's `rpcUrl`; else `FIRN_RPC_URL`. The
+ * environment only fills a missing value: when a file names its RPC and FIRN_RPC_URL names another,
+ * the command is refused (E_INVALID_INPUT naming both) rather than one silently replacing the other.
+ * An RPC that answers another chain id than a deployment file (or a devnet file whose RPC was
+ * replaced) names is E_INVALID_INPUT naming where that RPC came from.
  */
 export async function resolveChain(given: ChainArgs): Promise<ResolvedChain> {
-  // FIRN_RPC_URL stands for --rpc when none is given (an RPC URL with a key stays out of argv and
-  // shell history; decision 1686).
-  const env = process.env['FIRN_RPC_URL'];
-  const a: ChainArgs = given.rpc === undefined && env ? { ...given, rpc: env } : given;
+  const env = process.env['FIRN_RPC_URL'] || undefined;
+  const a = given;
   const fromFile = a.devnet ?? a.deployment;
   if (fromFile) {
     let o: Record<string, unknown>;
@@ -103,33 +128,58 @@ export async function resolveChain(given: ChainArgs): Promise<ResolvedChain> {
       }
     };
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw notFile('not a JSON object');
-    if (a.rpc === undefined && typeof o.rpcUrl !== 'string')
-      throw notFile('it names no rpcUrl (or pass --rpc)');
-    const rpcUrl = a.rpc !== undefined ? rpcArg(a.rpc) : inFile(() => rpcArg(o.rpcUrl as string, 'rpcUrl'));
+    const fileRpc = typeof o.rpcUrl === 'string' ? o.rpcUrl : undefined;
+    const fileSource = `the rpcUrl of ${flag} ${fromFile}`;
+    let rpcUrl: string;
+    let rpcSource: string;
+    if (a.rpc !== undefined) {
+      rpcUrl = rpcArg(a.rpc);
+      rpcSource = '--rpc';
+    } else if (fileRpc !== undefined) {
+      if (env !== undefined && env !== fileRpc)
+        throw new InvalidInputError(
+          `FIRN_RPC_URL (${redactRpcUrl(env)}) names another RPC than ${fileSource} (${redactRpcUrl(fileRpc)}): the environment never replaces a file's RPC; unset FIRN_RPC_URL to use the file's, or pass --rpc to choose one`,
+        );
+      rpcUrl = inFile(() => rpcArg(fileRpc, 'rpcUrl'));
+      rpcSource = fileSource;
+    } else if (env !== undefined) {
+      rpcUrl = rpcArg(env, 'FIRN_RPC_URL');
+      rpcSource = 'FIRN_RPC_URL';
+    } else throw notFile('it names no rpcUrl (pass --rpc or set FIRN_RPC_URL)');
     const deployment = inFile(() => deploymentFromJson(o));
     // A deployment file (firn deploy) names its chain: an RPC of another chain would point every
     // address at unrelated (or attacker-deployed) contracts. A devnet file is checked too when
-    // --rpc replaces the RPC it names.
-    if (!a.devnet || a.rpc !== undefined) {
-      const answered = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
+    // another RPC replaces the one it names.
+    if (!a.devnet || rpcSource !== fileSource) {
+      const answered = await firstCall(rpcSource, () =>
+        createPublicClient({ transport: firnTransport(rpcUrl) }).getChainId(),
+      );
       if (answered !== deployment.chainId)
         throw new InvalidInputError(
-          `${fromFile} is for chain id ${deployment.chainId} but the RPC answers chain id ${answered}: pass the matching --rpc`,
+          `${fromFile} is for chain id ${deployment.chainId} but the RPC answers chain id ${answered} (that RPC is ${redactRpcUrl(rpcUrl)}, from ${rpcSource}): ${
+            rpcSource === '--rpc'
+              ? 'pass the matching --rpc'
+              : rpcSource === 'FIRN_RPC_URL'
+                ? 'set FIRN_RPC_URL to an RPC of that chain, or pass --rpc'
+                : 'the file names an RPC of another chain: pass --rpc'
+          }`,
         );
     }
-    return { rpcUrl, deployment, ...(a.devnet ? { devnet: o } : {}) };
+    return { rpcUrl, rpcSource, deployment, ...(a.devnet ? { devnet: o } : {}) };
   }
-  if (!a.rpc)
+  const rpcSource = a.rpc !== undefined ? '--rpc' : 'FIRN_RPC_URL';
+  const rpc = a.rpc ?? env;
+  if (!rpc)
     throw new InvalidInputError(
       'pass --rpc URL (or set FIRN_RPC_URL) with --registry or --market, or --devnet STATE.json or --deployment FILE',
     );
   // Every flag is checked before the RPC is asked anything: a mistake in the command is exit 3
   // whether or not the RPC answers.
-  rpcArg(a.rpc);
+  rpcArg(rpc, rpcSource);
   let registry = a.registry ? addr(a.registry, '--registry') : undefined;
   const market = a.market ? addr(a.market, '--market') : undefined;
-  const pub = createPublicClient({ transport: http(a.rpc) });
-  const chainId = await pub.getChainId();
+  const pub = createPublicClient({ transport: firnTransport(rpc) });
+  const chainId = await firstCall(rpcSource, () => pub.getChainId());
   if (!registry && market)
     registry = await pub.readContract({ address: market, abi: firnJobMarketAbi, functionName: 'registry' });
   if (!registry) throw new InvalidInputError('pass --registry or --market');
@@ -141,7 +191,8 @@ export async function resolveChain(given: ChainArgs): Promise<ResolvedChain> {
     read('owner'),
   ]);
   return {
-    rpcUrl: a.rpc,
+    rpcUrl: rpc,
+    rpcSource,
     deployment: {
       chainId,
       registry,

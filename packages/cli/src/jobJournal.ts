@@ -1,4 +1,15 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type FirnClients, type FirnDeployment, firnJobMarketAbi } from '@firn/chain';
@@ -103,8 +114,34 @@ export function journalDir(): string {
 const JOB_ID = /^0x[0-9a-fA-F]{64}$/;
 
 /**
- * Record a posted job; best effort (a read-only home must not fail a paid job): false when it
- * could not be written (the caller says what is then lost).
+ * Write `text` to `file` (mode 0600, `flag` 'w' or 'wx') and fsync it and its folder, so the entry
+ * survives a crash or power loss the moment this returns (decision 1747: a salt that a paid job's
+ * result depends on is on disk before the escrow is sent). Throws the file-system error.
+ */
+function writeDurably(file: string, text: string, flag: 'w' | 'wx'): void {
+  const fd = openSync(file, flag, 0o600);
+  try {
+    const b = Buffer.from(text, 'utf8');
+    for (let o = 0; o < b.length; ) o += writeSync(fd, b, o, b.length - o);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(file, 0o600);
+  const dir = openSync(join(file, '..'), 'r');
+  try {
+    fsyncSync(dir);
+  } catch {
+    // Some file systems (and Windows) cannot fsync a folder; the file itself is synced.
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/**
+ * Record a posted job, written and fsynced (writeDurably); false when it could not be written (the
+ * caller says what is then lost). A command whose result key is derived has already made sure the
+ * journal can be written before paying (reserveResultKey).
  */
 export function recordJob(entry: JobJournalEntry, ours: readonly Hex[] = []): boolean {
   // An entry for a sent post (its id only expected) never replaces another run's entry there; it
@@ -114,8 +151,7 @@ export function recordJob(entry: JobJournalEntry, ours: readonly Hex[] = []): bo
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const options = Object.fromEntries(Object.entries(entry.options).filter(([k]) => !NEVER_RECORDED.has(k)));
     const file = join(dir, `${entry.jobId.toLowerCase()}.json`);
-    writeFileSync(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, { mode: 0o600, flag });
-    chmodSync(file, 0o600);
+    writeDurably(file, `${JSON.stringify({ ...entry, options }, null, 2)}\n`, flag);
   };
   try {
     if (entry.postTx === undefined) write('w');
@@ -131,6 +167,55 @@ export function recordJob(entry: JobJournalEntry, ours: readonly Hex[] = []): bo
     // The job runs regardless; only `firn job retry` of it will say there is no record.
     return false;
   }
+}
+
+/**
+ * The file that keeps a derived result key's salt from before the post until the job's own entry
+ * holds it: `<journalDir>/result-key-<first 16 hex digits of the salt>.json` (the salt is not
+ * secret, decision 1630).
+ */
+export function resultKeyReservationFile(resultKem: { resultKemSalt: Hex }): string {
+  return join(journalDir(), `result-key-${resultKem.resultKemSalt.slice(2, 18).toLowerCase()}.json`);
+}
+
+/**
+ * Before any escrow is sent (decision 1747): write and fsync the derived result key's salt and
+ * public key (with the command and its options) to resultKeyReservationFile, proving the journal
+ * can be written. Without it the result of a paid job could never be opened, so a failure refuses
+ * the command: E_INVALID_INPUT (exit 3) naming FIRN_HOME, the path and the file-system error, and
+ * the way out (`kemFlag`: the command's own key-file flag). Returns the file's path; the caller
+ * removes it (releaseResultKey) once the job's entry is written, or when nothing was posted.
+ */
+export function reserveResultKey(o: {
+  command: JobJournalEntry['command'];
+  options: Record<string, unknown>;
+  resultKem: { resultKemSalt: Hex; resultKemPublicKey: Hex };
+  kemFlag: string;
+}): string {
+  const file = resultKeyReservationFile(o.resultKem);
+  try {
+    mkdirSync(journalDir(), { recursive: true, mode: 0o700 });
+    const options = Object.fromEntries(Object.entries(o.options).filter(([k]) => !NEVER_RECORDED.has(k)));
+    writeDurably(
+      file,
+      `${JSON.stringify({ command: o.command, options, postedAt: Math.floor(Date.now() / 1000), ...o.resultKem }, null, 2)}\n`,
+      'wx',
+    );
+    return file;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const home = process.env['FIRN_HOME'];
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `${home === undefined ? `the job journal (${journalDir()}, under your home folder; set FIRN_HOME to choose another)` : `FIRN_HOME ${home}`} cannot be written: ${file}${typeof code === 'string' ? ` (${code})` : ''}. The result key's salt must be kept there before the job is paid for, or its result could never be opened; no job was sent and nothing was paid. Make it a folder you can write, or pass ${o.kemFlag} FILE (a key from firn artifact keygen)`,
+      { cause: e },
+    );
+  }
+}
+
+/** Remove a reservation reserveResultKey wrote (best effort: a leftover only holds a non-secret salt). */
+export function releaseResultKey(file: string): void {
+  rmSync(file, { force: true });
 }
 
 /** Whether `rec` is a pending entry written for one of the transactions `hashes`. */
@@ -293,6 +378,9 @@ export interface PostJournal {
  *   without credentials: journalOptions).
  * @param o.requester the posting account's address (0x + 40 hex).
  * @param o.resultKem the salt and public key of the derived result key (absent with --kem-key).
+ * @param o.reservation the file reserveResultKey wrote for resultKem before paying: removed once
+ *   the job's entry (which holds the salt) is written, or when the command fails with nothing posted;
+ *   kept (and named in the warning) when the job's entry could not be written.
  * @param o.say the command's progress lines (absent: none, as `firn train` prints none here).
  */
 export function journalPosts(o: {
@@ -301,6 +389,7 @@ export function journalPosts(o: {
   deployment: FirnDeployment;
   requester: Hex;
   resultKem?: { resultKemSalt: Hex; resultKemPublicKey: Hex };
+  reservation?: string;
   guard: Pick<JobInterruptGuard, 'sent' | 'posted'>;
   say?: (line: string) => void;
   warn: (line: string) => void;
@@ -353,12 +442,16 @@ export function journalPosts(o: {
       o.guard.posted(jobId);
       previous = jobId;
       o.say?.(`job ${jobId} posted`);
+      if (recorded && o.reservation !== undefined) releaseResultKey(o.reservation);
       if (!recorded && o.resultKem)
         o.warn(
-          `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result`,
+          `warning: job ${jobId} could not be recorded in ${journalDir()}: only this run can open its result; if it is interrupted, the result can no longer be opened (its key's salt stays in ${o.reservation ?? 'no file'})`,
         );
     },
     failed(e) {
+      // Nothing was ever sent: the reserved salt belongs to no job.
+      if (pending === undefined && previous === undefined && o.reservation !== undefined)
+        releaseResultKey(o.reservation);
       if (pending === undefined) return;
       if (!neverMined(e)) return;
       forgetPending();

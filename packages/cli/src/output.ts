@@ -1,3 +1,4 @@
+import { RPC_RETRY_COUNT, RPC_TIMEOUT_MS } from '@firn/chain';
 import { isFirnError, sharedPath, toErrorBody } from '@firn/core';
 import { redactUrlsIn } from './rpcUrl.ts';
 
@@ -15,15 +16,13 @@ export function cliErrorBody(e: unknown): Body {
 }
 
 function errorBodyOf(e: unknown): Body {
-  // An RPC that does not answer (a stopped devnet, a wrong port) is named as such, before a chain
-  // error that only says "HTTP request failed" or a contract call that blames the address.
-  if (!isFirnError(e) || e.code === 'E_CHAIN')
-    for (let c = e as Cause | undefined, i = 0; c && i < 8; c = c.cause as Cause | undefined, i++)
-      if (c.name === 'HttpRequestError' && typeof c.url === 'string')
-        return {
-          code: 'E_UNAVAILABLE',
-          message: `cannot reach the RPC endpoint ${c.url} (is the URL right, and is that chain or devnet running?)`,
-        };
+  // An RPC that does not answer (a stopped devnet, a wrong port), hangs or refuses for its quota is
+  // named as such, before a chain error that only says "HTTP request failed" or a contract call
+  // that blames the address (decision 1749).
+  if (!isFirnError(e) || e.code === 'E_CHAIN') {
+    const rpc = rpcFailureBody(e);
+    if (rpc !== undefined) return rpc;
+  }
   if (isFirnError(e)) return toErrorBody(e);
   const errno: Record<string, [Body['code'], string]> = {
     ENOENT: ['E_NOT_FOUND', 'no such file or directory'],
@@ -44,14 +43,21 @@ function errorBodyOf(e: unknown): Body {
         shared !== undefined && c.path.startsWith(shared) && c.code === 'ENOENT'
           ? ` (the shared/ folder with the datasets and test vectors is not at ${shared}: put it beside the checkout or set FIRN_SHARED_DIR)`
           : '';
-      // An output is written through `<out>.firn-partial.<…>.tmp`: name the path the user typed.
+      // An output is written through `<out>.firn-partial.<…>.tmp`: name the path the user typed,
+      // whatever the error (decision 1747).
       const partial = /\.firn-partial\.[0-9a-f]{8}\.\d+\.[0-9a-f]{12}\.tmp$/.exec(c.path);
-      if (partial && c.code === 'ENOENT')
-        return { code, message: `${c.path.slice(0, partial.index)}: its folder does not exist` };
+      if (partial) {
+        const out = c.path.slice(0, partial.index);
+        return {
+          code,
+          message:
+            c.code === 'ENOENT'
+              ? `${out}: its folder does not exist`
+              : `${out}: ${what} (nothing was written)`,
+        };
+      }
       return { code, message: `${c.path}: ${what}${hint}` };
     }
-    if (c.name === 'HttpRequestError' && typeof c.url === 'string')
-      return { code: 'E_UNAVAILABLE', message: `cannot reach the RPC endpoint ${c.url} (is the URL right?)` };
     // A server that cannot bind its address (taken by another program, or not this host's).
     const bind = c as { syscall?: unknown; address?: unknown; port?: unknown; hostname?: unknown };
     if (bind.syscall === 'listen' && typeof c.code === 'string')
@@ -72,6 +78,67 @@ function errorBodyOf(e: unknown): Body {
       };
   }
   return toErrorBody(e);
+}
+
+/** JSON-RPC error codes and HTTP statuses of a rate-limited RPC (EIP-1474 -32005; QuickNode -32007). */
+const RATE_LIMIT_CODES: readonly number[] = [-32005, -32007, 429];
+
+/**
+ * What a failed RPC call means for the user (decision 1749), walking `e`'s cause chain (8 links),
+ * or undefined when no RPC failure is in it:
+ * - viem TimeoutError: E_TIMEOUT, the endpoint accepted the request and did not answer within
+ *   RPC_TIMEOUT_MS over every try (a stopped devnet, a hung provider);
+ * - JSON-RPC -32005/-32007/429 or HTTP 429: E_RATE_LIMITED (a hosted RPC's quota);
+ * - HttpRequestError (no connection, an HTTP error status): E_UNAVAILABLE;
+ * - any other JSON-RPC error of an error that is not already a FirnError: E_CHAIN with viem's
+ *   one-line shortMessage (a revert is left to the caller's own message).
+ * Each names the endpoint's URL (the caller redacts it) and, when given, where the URL came from
+ * (`source`: `--rpc`, `FIRN_RPC_URL`, a file's rpcUrl); each is exit 4.
+ */
+export function rpcFailureBody(e: unknown, source?: string): Body | undefined {
+  type Link = Cause & { status?: unknown; shortMessage?: unknown; details?: unknown };
+  let url: string | undefined;
+  let kind: 'timeout' | 'limited' | 'http' | 'rpc' | undefined;
+  let detail = '';
+  for (let c = e as Link | undefined, i = 0; c && typeof c === 'object' && i < 8; c = c.cause as Link, i++) {
+    if (url === undefined && typeof c.url === 'string') url = c.url;
+    if (kind !== undefined) continue;
+    const name = typeof c.name === 'string' ? c.name : '';
+    if (name === 'TimeoutError') kind = 'timeout';
+    else if (
+      (typeof c.code === 'number' && RATE_LIMIT_CODES.includes(c.code)) ||
+      (name === 'HttpRequestError' && c.status === 429)
+    )
+      kind = 'limited';
+    else if (name === 'HttpRequestError') kind = 'http';
+    else if (
+      name === 'RpcRequestError' &&
+      c.code !== 3 &&
+      !/revert/i.test(String(c.details ?? '')) &&
+      !isFirnError(e)
+    ) {
+      kind = 'rpc';
+      detail = typeof c.details === 'string' ? c.details.slice(0, 200) : '';
+    }
+  }
+  if (kind === undefined || url === undefined) return undefined;
+  const where = `the RPC endpoint ${url}${source === undefined ? '' : ` (from ${source})`}`;
+  if (kind === 'timeout')
+    return {
+      code: 'E_TIMEOUT',
+      message: `${where} accepted the request but did not answer within ${RPC_TIMEOUT_MS / 1000} s (${RPC_RETRY_COUNT + 1} tries): is that chain or devnet running (not stopped with Ctrl-Z)? Try again later or use another RPC`,
+    };
+  if (kind === 'limited')
+    return {
+      code: 'E_RATE_LIMITED',
+      message: `${where} refuses requests: its rate limit or quota is spent. Try again later or use another RPC`,
+    };
+  if (kind === 'http')
+    return {
+      code: 'E_UNAVAILABLE',
+      message: `cannot reach ${where} (is the URL right, and is that chain or devnet running?)`,
+    };
+  return { code: 'E_CHAIN', message: `${where} refused the call${detail ? `: ${detail}` : ''}` };
 }
 
 /**

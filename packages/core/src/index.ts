@@ -11,3 +11,4 @@ export * from './workload.ts';
 export * from './workProof.ts';
 export * from './readBodyCapped.ts';
 export * from './signedData.ts';
+export * from './rpcUrl.ts';

@@ -16,7 +16,7 @@ import {
   rewardsAddress,
   withdrawAllCredits,
 } from '@firn/chain';
-import { FirnError, type Hex, isFirnError } from '@firn/core';
+import { errorLogText, FirnError, type Hex, isFirnError } from '@firn/core';
 import { parseEventLogs } from 'viem';
 import type { Logger } from './logger.ts';
 import type { NodeDaemon } from './nodeDaemon.ts';
@@ -268,7 +268,7 @@ export class LivenessService {
             log.warn('liveness answer refused', {
               challengeId: c.challengeId,
               code: isFirnError(e) ? e.code : 'E_INTERNAL',
-              message: (e as Error).message,
+              message: errorLogText(e),
             });
           }
         }
@@ -448,7 +448,7 @@ export class LivenessService {
             this.failures++;
             this.opts.logger.warn('liveness poll failed; retrying', {
               code: isFirnError(e) ? e.code : 'E_INTERNAL',
-              message: (e as Error).message,
+              message: errorLogText(e),
             });
           },
         )

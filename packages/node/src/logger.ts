@@ -1,10 +1,14 @@
+import { redactUrlsIn } from '@firn/core';
 import { pino, stdTimeFunctions } from 'pino';
 
 /**
  * Structured JSON-lines logger (pino). Callers pass only non-secret fields: stable error codes,
  * ids, sizes, statuses; never a key, a plaintext, a ciphertext or an error message that may be
  * derived from a requester's plaintext (docs/decisions/0853-host-sees-error-codes-only.md).
- * As a second line of defence, fields named like secrets are replaced with "[redacted]" (REDACTED_PATHS).
+ * As a second line of defence, fields named like secrets are replaced with "[redacted]" (REDACTED_PATHS),
+ * and every string (the message, each field and each child binding, nested objects and arrays, an
+ * Error's name and message) passes through redactUrlsIn: no caller can log an RPC URL's key,
+ * password or query (viem writes the full URL into its error messages; decisions 1686, 1748).
  */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -63,7 +67,7 @@ export function createLogger(
     },
     { write },
   );
-  return wrap(Object.keys(base).length === 0 ? p : p.child(bigintsAsStrings(base)));
+  return wrap(Object.keys(base).length === 0 ? p : p.child(bigintsAsStrings(sanitiseFields(base))));
 }
 
 function wrap(p: pino.Logger): Logger {
@@ -73,14 +77,20 @@ function wrap(p: pino.Logger): Logger {
       // `level`, `msg` and `time` are the line's own keys: a re-emitted line (the enclave's logs)
       // keeps a differing level as `sourceLevel` instead of writing the key twice.
       const { level: source, msg: _m, time: _t, ...rest } = fields;
-      p[level](source === undefined || source === level ? rest : { ...rest, sourceLevel: source }, msg);
+      const clean = sanitiseFields(rest);
+      p[level](
+        source === undefined || source === level
+          ? clean
+          : { ...clean, sourceLevel: sanitiseValue(source, 0) },
+        redactUrlsIn(msg),
+      );
     };
   return {
     debug: at('debug'),
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
-    child: (fields) => wrap(p.child(bigintsAsStrings(fields))),
+    child: (fields) => wrap(p.child(bigintsAsStrings(sanitiseFields(fields)))),
   };
 }
 
@@ -92,4 +102,33 @@ function bigintsAsStrings(o: Record<string, unknown>): Record<string, unknown> {
       out[k] = v.toString();
     }
   return out ?? o;
+}
+
+/** How deep sanitiseValue walks nested fields; anything deeper is written as "[depth]". */
+const MAX_SANITISE_DEPTH = 6;
+
+/**
+ * A log line's fields with every string through redactUrlsIn (decision 1748). Walks plain objects
+ * and arrays up to MAX_SANITISE_DEPTH; an Error becomes `{type, message}` (its stack and viem's
+ * detail blocks repeat the URL and are not logged). Other values (numbers, bigints, booleans,
+ * null) are kept as they are.
+ */
+export function sanitiseFields(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = sanitiseValue(v, 0);
+  return out;
+}
+
+function sanitiseValue(v: unknown, depth: number): unknown {
+  if (typeof v === 'string') return redactUrlsIn(v);
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= MAX_SANITISE_DEPTH) return '[depth]';
+  if (v instanceof Error) return { type: redactUrlsIn(v.name), message: redactUrlsIn(v.message) };
+  if (Array.isArray(v)) return v.map((x) => sanitiseValue(x, depth + 1));
+  if (v instanceof Uint8Array) return v;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return redactUrlsIn(String(v));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = sanitiseValue(x, depth + 1);
+  return out;
 }

@@ -19,7 +19,7 @@ import {
   wasEnclaveAddress,
   withdrawCredits,
 } from '@firn/chain';
-import { type Hex, hexBytes, isFirnError, livenessAnswerDigest } from '@firn/core';
+import { errorLogText, type Hex, hexBytes, isFirnError, livenessAnswerDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { decodeFunctionData, parseEventLogs } from 'viem';
 
@@ -476,7 +476,7 @@ export class LivenessChallenger {
     const tick = () => {
       this.poll()
         .catch((e: unknown) =>
-          this.opts.logger?.warn('liveness poll failed; retrying', { message: (e as Error).message }),
+          this.opts.logger?.warn('liveness poll failed; retrying', { message: errorLogText(e) }),
         )
         .finally(() => {
           if (this.timer !== undefined) this.timer = setTimeout(tick, this.opts.pollIntervalMs ?? 1000);

@@ -7,7 +7,7 @@ import {
   JobStatus,
   wasEnclaveAddress,
 } from '@firn/chain';
-import { type Hex, hexBytes, workProofDigest } from '@firn/core';
+import { errorLogText, type Hex, hexBytes, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { compactSignatureToSignature, decodeFunctionData, serializeSignature } from 'viem';
 import { checkResultAvailable, type ResultCheckOptions } from './resultAvailability.ts';
@@ -239,7 +239,7 @@ export class ProofChecker {
         if (now >= giveUpAt) return last;
         this.opts.logger?.info('result not available yet; retrying', { jobId, reason: last });
       } catch (e) {
-        this.opts.logger?.warn('result check failed; retrying', { jobId, message: (e as Error).message });
+        this.opts.logger?.warn('result check failed; retrying', { jobId, message: errorLogText(e) });
       }
       await new Promise((res) => setTimeout(res, this.opts.resultRetryMs ?? 2000));
     }
@@ -263,7 +263,7 @@ export class ProofChecker {
           await disputeJob(this.clients, { jobId, reasonCode: v.reasonCode });
           disputed = true;
         } catch (e) {
-          this.opts.logger?.warn('dispute failed', { jobId, message: (e as Error).message });
+          this.opts.logger?.warn('dispute failed', { jobId, message: errorLogText(e) });
         }
       }
       this.opts.logger?.warn('invalid work proof', { jobId, reasons: v.reasons, disputed });
@@ -303,7 +303,7 @@ export class ProofChecker {
           this.pendingBlocks.set(jobId, l.blockNumber ?? this.next);
           void this.handle(jobId, tx)
             .catch((e: unknown) =>
-              this.opts.logger?.warn('proof check failed', { jobId, message: (e as Error).message }),
+              this.opts.logger?.warn('proof check failed', { jobId, message: errorLogText(e) }),
             )
             .finally(() => {
               this.handling.delete(jobId);
@@ -329,7 +329,7 @@ export class ProofChecker {
           },
           (e: unknown) => {
             this.failures++;
-            this.opts.logger?.warn('proof watch failed; retrying', { message: (e as Error).message });
+            this.opts.logger?.warn('proof watch failed; retrying', { message: errorLogText(e) });
           },
         )
         .finally(() => {

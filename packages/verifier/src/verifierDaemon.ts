@@ -19,6 +19,7 @@ import {
 import {
   bytesToHex,
   computePlatformIdHash,
+  errorLogText,
   type Hex,
   isFirnError,
   refusalCodeOf,
@@ -184,7 +185,7 @@ export class VerifierDaemon {
           this.opts.stateDir,
           `verifier-cursors-${requireWallet(this.clients).account.address.toLowerCase()}.json`,
         ),
-        (e) => this.opts.logger.warn('could not save the chain cursor', { message: e.message }),
+        (e) => this.opts.logger.warn('could not save the chain cursor', { message: errorLogText(e) }),
       );
     const fromBlock = this.resumeFrom('registrations');
     this.watcher = watchRegistrations(this.clients, {
@@ -193,7 +194,8 @@ export class VerifierDaemon {
       maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
       onEvent: (e) => this.onRegistration(e),
       onProgress: (next) => this.saveCursor('registrations', next),
-      onError: (e) => this.opts.logger.warn('registration watch failed; retrying', { message: e.message }),
+      onError: (e) =>
+        this.opts.logger.warn('registration watch failed; retrying', { message: errorLogText(e) }),
     });
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 5000);
     this.opts.logger.info('verifier watching registrations', { registry: this.opts.deployment.registry });
@@ -305,7 +307,7 @@ export class VerifierDaemon {
         } as RegistrationEvent);
       }
     } catch (err) {
-      this.opts.logger.warn('vote sweep failed; retrying', { message: (err as Error).message });
+      this.opts.logger.warn('vote sweep failed; retrying', { message: errorLogText(err) });
     } finally {
       this.sweeping = false;
     }

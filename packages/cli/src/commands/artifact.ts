@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, linkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, linkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 // The padding helpers alone, not the whole SDK: `firn artifact` stays a small process.
 import { paddedContentType, paddedLength, parsePaddedContentType } from '@firn/client/padding';
@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, readKemPrivateKeyFile } from '../kemKeyFile.ts';
 import { readUserFileSync } from '../readUserFile.ts';
+import { checkOut, writeOutFileSync } from '../outFile.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 
 /** Bytes per read and per emitted zero block while streaming. */
@@ -193,13 +194,6 @@ function isDirectory(p: string): boolean {
   }
 }
 
-function checkOut(out: string, force: boolean | undefined): void {
-  // Even with --force a folder is not replaced (the rename would fail naming the temp file).
-  if (isDirectory(out)) throw new InvalidInputError(`--out ${out} is a directory: name a file (e.g. in it)`);
-  if (!force && existsSync(out))
-    throw new FirnError('E_CONFLICT', `--out ${out} already exists; pass --force to replace it`);
-}
-
 /**
  * Seal a file to one or more X25519 recipients; returns the artifact id and size. Streamed: the
  * file is read, encrypted and written one chunk at a time, so memory stays flat whatever its size.
@@ -271,20 +265,14 @@ export async function artifactOpen(o: { in: string; out: string; keyFile: string
 
 /** Write a fresh X25519 KEM key pair as JSON (mode 0600); never over an existing file without `force`. */
 export async function artifactKeygen(o: { out: string; force?: boolean }) {
-  if (!o.force && existsSync(o.out))
-    throw new FirnError(
-      'E_CONFLICT',
-      `--out ${o.out} already exists: replacing a key makes everything sealed to it unrecoverable; pass --force to replace it`,
-    );
+  const whyKeep = 'replacing a key makes everything sealed to it unrecoverable';
+  // A folder or an existing key is refused before a key is made (checkOut).
+  checkOut(o.out, o.force, { whyKeep });
   const k = await generateKemKeyPair();
   const json = JSON.stringify({ privateKey: bytesToHex(k.privateKey), publicKey: bytesToHex(k.publicKey) });
-  if (o.force) {
-    // Written beside it and renamed: the old key is replaced whole or not at all.
-    removeAbandonedPartialsBeside(o.out);
-    const tmp = partialPathFor(o.out);
-    writeFileSync(tmp, json, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, o.out);
-  } else writeFileSync(o.out, json, { mode: 0o600, flag: 'wx' });
+  // Written beside it and linked or renamed: the old key is replaced whole or not at all, and the
+  // partial holding the private key is removed on any failure.
+  writeOutFileSync(o.out, json, { mode: 0o600, whyKeep, ...(o.force ? { force: true } : {}) });
   return { publicKey: bytesToHex(k.publicKey) };
 }
 
@@ -318,6 +306,8 @@ export interface ArtifactGrantOptions {
 export async function artifactGrant(o: ArtifactGrantOptions) {
   // The requester SDK is loaded only here, so `artifact seal|open|keygen` stay a small process.
   const { devnetRoots, grantForJob, MAX_JOB_PLAN_BYTES, parseJobPlan } = await import('@firn/client');
+  // The --out is checked before the chain and the enclave are asked anything.
+  checkOut(o.out, false);
   const { readKey, resolveChain } = await import('../chainArgs.ts');
   const { loadPolicy, loadSimRoots } = await import('../policyArgs.ts');
   const planText = readUserFileSync(o.plan, '--plan', MAX_JOB_PLAN_BYTES).toString('utf8');
@@ -352,7 +342,7 @@ export async function artifactGrant(o: ArtifactGrantOptions) {
     ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
     ...(o.requireRecipient ? { requireRecipient: kem.publicKey } : {}),
   });
-  writeFileSync(o.out, `${JSON.stringify(grant)}\n`, { flag: 'wx' });
+  writeOutFileSync(o.out, `${JSON.stringify(grant)}\n`, { mode: 0o644 });
   return {
     grant: o.out,
     jobId: plan.jobId,

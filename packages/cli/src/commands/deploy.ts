@@ -4,11 +4,12 @@ import {
   type DeployFirnParams,
   deployFirn,
   type FirnDeployment,
+  firnTransport,
   MIN_PRODUCTION_GOVERNANCE_DELAY,
 } from '@firn/chain';
 import { type Hex, InvalidInputError, TEE_TYPES, type TeeTypeName } from '@firn/core';
 import type { Command } from 'commander';
-import { type Address, createPublicClient, getAddress, http, isAddress } from 'viem';
+import { type Address, createPublicClient, getAddress, isAddress } from 'viem';
 import { deploymentToJson, etherArg, keyFileExposure, readKey } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 
@@ -87,6 +88,9 @@ export async function runDeploy(
   if (o.profile !== 'production' && o.profile !== 'devnet')
     throw new InvalidInputError('--profile must be production or devnet');
   const file = resolve(o.out);
+  // A folder is named as a folder, with or without --force (decision 1747).
+  if (existsSync(file) && statSync(file).isDirectory())
+    throw new InvalidInputError(`--out ${file} is a directory: name a file (e.g. in it)`);
   if (existsSync(file) && !o.force)
     throw new InvalidInputError(`${file} exists: choose another --out, or --force to replace it`);
   // The file is the only record of the addresses: a folder it cannot be written to is refused now.
@@ -127,7 +131,7 @@ export async function runDeploy(
   };
   if (o.chainId !== undefined) {
     if (!/^\d+$/.test(o.chainId)) throw new InvalidInputError('--chain-id must be a number');
-    const got = await createPublicClient({ transport: http(o.rpc) }).getChainId();
+    const got = await createPublicClient({ transport: firnTransport(o.rpc) }).getChainId();
     if (got !== Number(o.chainId))
       throw new InvalidInputError(
         `--rpc answers chain id ${got}, not --chain-id ${o.chainId}: nothing was sent`,

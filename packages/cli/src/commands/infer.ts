@@ -16,7 +16,7 @@ import { parseTensorMap } from '@firn/ml/formats';
 import { assertNoExternalData } from '@firn/ml/onnx-check';
 import type { Command } from 'commander';
 import { etherArg, firstPartyNodeChoice, requesterKeyFor, resolveChain } from '../chainArgs.ts';
-import { journalPosts } from '../jobJournal.ts';
+import { journalPosts, reserveResultKey } from '../jobJournal.ts';
 import { journalOptions } from '../rpcUrl.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import {
@@ -82,6 +82,9 @@ export function defaultProofPath(out: string): string {
  * directory missing (E_NOT_FOUND) or not writable (E_FORBIDDEN). Names the flag and the path.
  */
 export function assertWritableNew(path: string, flag: string): void {
+  // A folder is named as a folder, not as a file that "already exists" (decision 1747).
+  if (isFolder(path))
+    throw new FirnError('E_INVALID_INPUT', `${flag} ${path} is a directory: name a file (e.g. in it)`);
   if (existsSync(path))
     throw new FirnError('E_CONFLICT', `${flag} ${path} already exists; pass another path or remove it`);
   const dir = dirname(path);
@@ -96,6 +99,15 @@ export function assertWritableNew(path: string, flag: string): void {
     accessSync(dir, constants.W_OK);
   } catch {
     throw new FirnError('E_FORBIDDEN', `${flag} ${path}: the directory ${dir} is not writable`);
+  }
+}
+
+/** Whether `p` is a folder (false when it does not exist or cannot be stat'ed). */
+function isFolder(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -245,6 +257,15 @@ export async function inferCommand(
   // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
   // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
   const derived = requesterKem ? undefined : newResultKem(requesterKey);
+  // The salt is on disk before any escrow is sent, or nothing is paid (decision 1747).
+  const reservation = derived
+    ? reserveResultKey({
+        command: 'infer',
+        options: journal,
+        resultKem: derived.record,
+        kemFlag: '--kem-key',
+      })
+    : undefined;
   const guard = guardJobInFlight({
     chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
     resultCommand: (id) =>
@@ -259,6 +280,7 @@ export async function inferCommand(
     deployment: chain.deployment,
     requester: privateKeyToAccount(requesterKey).address,
     ...(derived ? { resultKem: derived.record } : {}),
+    ...(reservation ? { reservation } : {}),
     guard,
     say: log,
     warn: log,

@@ -23,6 +23,7 @@ import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } fro
 import {
   findJobRecord,
   isPendingEntry,
+  journalDir,
   type PendingPostFate,
   pendingEntriesOn,
   readJobRecord,
@@ -454,9 +455,17 @@ async function fetchAndWriteResult(
   const derived = kemKey ? {} : await journalResultKey(chain, c, j, jobId, keyFile);
   const kem = kemKey ?? derived.key;
   try {
+    // Sealed outputs are kept either way; the user is told whether a key can still open them.
+    const sealedWhy =
+      kem !== undefined
+        ? undefined
+        : derived.ignored !== undefined
+          ? 'pass --kem-key (or the --key-file it was posted with) to open them'
+          : `the job journal here (${journalDir()}) has no entry for this job: if it was posted without --kem-key, its result key's salt is lost and these outputs can no longer be opened; if it was posted with --kem-key FILE, pass that file`;
     return {
       ...(await fetchVerifiedResult(c, j, jobId, out, kem)),
       ...(derived.ignored === undefined ? {} : { journal: derived.ignored }),
+      ...(sealedWhy === undefined ? {} : { sealedWhy }),
     };
   } finally {
     derived.key?.fill(0);
@@ -735,7 +744,7 @@ export function registerJob(program: Command): void {
         (r) =>
           [
             ...(r.journal === undefined ? [] : [`note: ${r.journal}`]),
-            `wrote ${r.files.join(', ')} to ${r.dir} (proof verified${r.opened ? '' : '; outputs still sealed: pass --kem-key to open them'})`,
+            `wrote ${r.files.join(', ')} to ${r.dir} (proof verified${r.opened ? '' : `; outputs still sealed: ${r.sealedWhy ?? 'pass --kem-key to open them'}`})`,
           ].join('\n'),
         id,
       )(o),

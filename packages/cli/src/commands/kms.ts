@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import { parseSimulatedPlatform } from '@firn/attestation';
-import { firnRegistryAbi } from '@firn/chain';
+import { firnRegistryAbi, firnTransport } from '@firn/chain';
 import { FirnError, type Hex, hexBytes, InvalidInputError, type TeeTypeName, teeTypeCode } from '@firn/core';
 import { KmsDaemon } from '@firn/kms';
 import { createLogger } from '@firn/node';
 import type { Command } from 'commander';
-import { createPublicClient, http } from 'viem';
+import { createPublicClient } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { exitCodeOf, printError } from '../output.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
@@ -49,7 +49,7 @@ export async function startKmsCommand(o: KmsStartOptions): Promise<KmsDaemon> {
   let isMeasurementAllowed: ((t: TeeTypeName, m: Hex) => Promise<boolean>) | undefined;
   if (o.rpc || o.deployment || o.devnet) {
     const chain = await resolveChain(o);
-    const pub = createPublicClient({ transport: http(chain.rpcUrl) });
+    const pub = createPublicClient({ transport: firnTransport(chain.rpcUrl) });
     isMeasurementAllowed = (teeType, measurement) =>
       pub.readContract({
         address: chain.deployment.registry,

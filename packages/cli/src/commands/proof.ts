@@ -1,8 +1,8 @@
-import { createFirnClients, firnJobMarketAbi } from '@firn/chain';
+import { createFirnClients, firnJobMarketAbi, firnTransport } from '@firn/chain';
 import { type ProofCheck, verifyWorkProof } from '@firn/client';
 import { FirnError, MAX_WORK_PROOF_JSON_BYTES, parseWorkProofJson } from '@firn/core';
 import type { Command } from 'commander';
-import { createPublicClient, http, isAddress, zeroAddress } from 'viem';
+import { createPublicClient, isAddress, zeroAddress } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readUserFileSync } from '../readUserFile.ts';
@@ -41,7 +41,7 @@ export async function proofVerifyCommand(
   if (o.market !== undefined && !isAddress(o.market))
     throw new FirnError('E_INVALID_INPUT', '--market is not an address');
   const market = (o.market ?? parsed.domain.jobMarket) as `0x${string}`;
-  const pub = createPublicClient({ transport: http(rpc) });
+  const pub = createPublicClient({ transport: firnTransport(rpc) });
   const chainId = await pub.getChainId();
   const registry = await pub.readContract({
     address: market,

@@ -20,7 +20,7 @@ import { etherArg, readKey, resolveChain } from '../chainArgs.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { printError, printJson } from '../output.ts';
 import { readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { journalPosts } from '../jobJournal.ts';
+import { journalPosts, reserveResultKey } from '../jobJournal.ts';
 import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
@@ -235,6 +235,16 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
   // Without --kem-key-file the result key is derived from the requester key and a per-job salt kept
   // in the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
   const derived = requesterKem ? undefined : newResultKem(requesterKey);
+  const journal = journalOptions({ ...o, out, grantsDir });
+  // The salt is on disk before any escrow is sent, or nothing is paid (decision 1747).
+  const reservation = derived
+    ? reserveResultKey({
+        command: 'run',
+        options: journal,
+        resultKem: derived.record,
+        kemFlag: '--kem-key-file',
+      })
+    : undefined;
   const guard = guardJobInFlight({
     chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
     resultCommand: (id) =>
@@ -247,13 +257,13 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
     listCommand: (requester) => jobListCommand(requester, chainFlags(o)),
     stderr: process.stderr,
   });
-  const journal = journalOptions({ ...o, out, grantsDir });
   const post = journalPosts({
     command: 'run',
     options: journal,
     deployment: chain.deployment,
     requester: privateKeyToAccount(requesterKey).address,
     ...(derived ? { resultKem: derived.record } : {}),
+    ...(reservation ? { reservation } : {}),
     guard,
     say: log,
     warn: log,

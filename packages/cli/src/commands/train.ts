@@ -8,7 +8,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { cliErrorBody, exitCodeOf } from '../output.ts';
 import { assertWritableNew, namingFile, readKemKeyPair, writeFilesAtomically } from './infer.ts';
-import { journalPosts } from '../jobJournal.ts';
+import { journalPosts, reserveResultKey } from '../jobJournal.ts';
 import { journalOptions } from '../rpcUrl.ts';
 import {
   chainFlags,
@@ -526,6 +526,15 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
     // Without --kem-key the result key is derived from the requester key and a per-job salt kept in
     // the journal, so an interrupted run loses nothing: `firn job result` derives it again (1630).
     const derived = requesterKem ? undefined : newResultKem(requesterKey);
+    // The salt is on disk before any escrow is sent, or nothing is paid (decision 1747).
+    const reservation = derived
+      ? reserveResultKey({
+          command: 'train',
+          options: journal,
+          resultKem: derived.record,
+          kemFlag: '--kem-key',
+        })
+      : undefined;
     const guard = guardJobInFlight({
       chain: { rpcUrl: chain.rpcUrl, deployment: chain.deployment, requesterKey },
       resultCommand: (id) =>
@@ -545,6 +554,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
       deployment: chain.deployment,
       requester: privateKeyToAccount(requesterKey).address,
       ...(derived ? { resultKem: derived.record } : {}),
+      ...(reservation ? { reservation } : {}),
       guard,
       warn: (line) => deps.stderr.write(`${line}\n`),
     });
