@@ -342,6 +342,13 @@ export class VerifierDaemon {
 
   private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
+    // A round whose node gave no evidence waits for its next try (no chain read either).
+    const roundKey = `${e.enclaveId}:${e.round}`.toLowerCase();
+    const later = this.deferred.get(roundKey);
+    if (later !== undefined && Date.now() < later.notBefore) {
+      this.stats.skipped++;
+      return;
+    }
     const node = await getNode(this.clients, e.enclaveId);
     const rotation = e.kind === 'keyRotation';
     const open = rotation
@@ -361,12 +368,6 @@ export class VerifierDaemon {
     };
     const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;
-    const roundKey = `${e.enclaveId}:${e.round}`.toLowerCase();
-    const later = this.deferred.get(roundKey);
-    if (later !== undefined && Date.now() < later.notBefore) {
-      this.stats.skipped++;
-      return;
-    }
     // A measurement not allow-listed at the block read (e.g. revoked while pending) is refused
     // before any evidence is fetched.
     const allow = await checkMeasurementAllowed(
