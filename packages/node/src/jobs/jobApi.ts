@@ -559,8 +559,11 @@ export class JobService {
 
   /**
    * Check that a job or session submission is signed by the job's on-chain requester: 401
-   * without a valid signature, 404 for a job the chain does not know, 403 for any other signer.
-   * Runs before anything is recorded, so a stranger's submission changes nothing. Returns the job.
+   * without a valid signature, 403 for a signer that never sent a transaction (it posted no job),
+   * 404 for a job the chain does not know, 403 for any other signer, 429 when the chain reads made
+   * for strangers are over budget. Those reads are cached ("nothing there" for 2 s; decision
+   * 1741); the requester's own job is read fresh. Runs before anything is recorded, so a
+   * stranger's submission changes nothing. Returns the job.
    */
   async authorizeSubmission(
     req: IncomingMessage,
@@ -631,8 +634,9 @@ export class JobService {
 
   /**
    * PUT /v1/artifacts: 415 unless application/octet-stream; 413 over the size cap; 401 without a
-   * valid signed upload intent; 403 when the uploader holds no balance at the latest block; 429
-   * when the uploader or the node has too many uploads in flight; 413 (E_QUOTA_EXCEEDED) over the
+   * valid signed upload intent; 403 when the uploader holds no balance at the latest block (read
+   * cached and budgeted, decision 1741: 429 over budget); 429 when the uploader or the node has
+   * too many uploads in flight; 413 (E_QUOTA_EXCEEDED) over the
    * uploader's or the node's disk quota. Only then is the body streamed to disk, and it must hash
    * to the artifact id of the intent.
    */
