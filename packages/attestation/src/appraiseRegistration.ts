@@ -28,7 +28,7 @@ export interface RegistrationClaim {
  * The outcome of re-checking a registration. `approve: false` with `unavailable` set means no
  * evidence was obtained (the endpoint was unreachable, timed out, busy or rate limited, or
  * answered no evidence): that is no fact about the enclave, and a verifier must not refuse on it
- * (decision 1740); `retryAfterMs` is the wait the node asked for (Retry-After), when it gave one.
+ * (decision 1742); `retryAfterMs` is the wait the node asked for (Retry-After), when it gave one.
  */
 export type RegistrationVerdict =
   | { approve: true; appraisal: Appraisal }

@@ -18,7 +18,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VerifierDaemon } from './verifierDaemon.ts';
 
-// A real anvil and the real registry (decision 1740): a node that gives no evidence (busy, rate
+// A real anvil and the real registry (decision 1742): a node that gives no evidence (busy, rate
 // limited, down) is not refused, and is tried again later honouring its Retry-After; evidence
 // that fails verification is refused.
 const ETH = 10n ** 18n;

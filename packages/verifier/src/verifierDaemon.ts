@@ -64,7 +64,7 @@ export interface VerifierDaemonOptions {
    * Quick attempts to fetch a node's evidence within one vote (500 ms * i apart, or the node's
    * Retry-After when longer, within about 10 s) before the round is left for a later sweep. A
    * node that gives no evidence (down, timed out, busy, rate limited) is never refused for it
-   * (decision 1740). Default 5.
+   * (decision 1742). Default 5.
    */
   fetchAttempts?: number;
   /**
@@ -114,7 +114,7 @@ const QUICK_RETRY_BUDGET_MS = 10_000;
 
 /**
  * True when the node gave no evidence (unreachable, timed out, busy, rate limited): no fact about
- * its enclave, so the daemon votes later instead of refusing (decision 1740).
+ * its enclave, so the daemon votes later instead of refusing (decision 1742).
  */
 export function nodeGaveNoEvidence(v: RegistrationVerdict): boolean {
   return !v.approve && v.unavailable !== undefined;
@@ -395,7 +395,7 @@ export class VerifierDaemon {
     if (!verdict.approve && verdict.unavailable !== undefined) {
       // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
       // off, honouring Retry-After). The round stays open; a node that never answers stays
-      // Pending (it takes no job) until it answers or its operator withdraws (decision 1740).
+      // Pending (it takes no job) until it answers or its operator withdraws (decision 1742).
       const failures = (later?.failures ?? 0) + 1;
       const max = this.opts.maxRetryIntervalMs ?? 300_000;
       const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
