@@ -24,9 +24,41 @@ export interface RegistrationClaim {
   endpoint: string;
 }
 
+/**
+ * The outcome of re-checking a registration. `approve: false` with `unavailable` set means no
+ * evidence was obtained (the endpoint was unreachable, timed out, busy or rate limited, or
+ * answered no evidence): that is no fact about the enclave, and a verifier must not refuse on it
+ * (decision 1742); `retryAfterMs` is the wait the node asked for (Retry-After), when it gave one.
+ */
 export type RegistrationVerdict =
   | { approve: true; appraisal: Appraisal }
-  | { approve: false; reasonCode: number; reasons: Refusal[] };
+  | {
+      approve: false;
+      reasonCode: number;
+      reasons: Refusal[];
+      unavailable?: { retryAfterMs?: number };
+    };
+
+/** Longest Retry-After a node's answer is honoured for, seconds (a larger one is clamped). */
+export const MAX_EVIDENCE_RETRY_AFTER_SECONDS = 600;
+
+/**
+ * The wait an HTTP answer asks for (RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date),
+ * in ms, clamped to 0..MAX_EVIDENCE_RETRY_AFTER_SECONDS; undefined when absent or unreadable.
+ * `nowMs` is the clock an HTTP-date is measured from.
+ */
+export function retryAfterMs(value: string | null | undefined, nowMs: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const v = value.trim();
+  let seconds: number;
+  if (/^\d{1,10}$/.test(v)) seconds = Number(v);
+  else {
+    const at = Date.parse(v);
+    if (Number.isNaN(at) || v.length > 64) return undefined;
+    seconds = Math.max(0, (at - nowMs) / 1000);
+  }
+  return Math.round(Math.min(seconds, MAX_EVIDENCE_RETRY_AFTER_SECONDS) * 1000);
+}
 
 export interface AppraiseRegistrationOptions {
   now: number;
@@ -49,7 +81,8 @@ export interface AppraiseRegistrationOptions {
 /**
  * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer; redirects are
  * refused, not followed. Errors: E_INVALID_INPUT (not http(s)), E_UNAVAILABLE (a redirect or a
- * non-2xx answer), E_TOO_LARGE (over the bundle cap), the network's (unreachable, timeout).
+ * non-2xx answer; details.status, and details.retryAfterMs when the answer carried Retry-After),
+ * E_TOO_LARGE (over the bundle cap), the network's (unreachable, timeout).
  */
 export async function fetchEvidenceOverHttp(
   endpoint: string,
@@ -76,7 +109,12 @@ export async function fetchEvidenceOverHttp(
     );
   }
   const body = await readBodyCapped(res, MAX_EVIDENCE_BUNDLE_BYTES, 'evidence bundle');
-  if (!res.ok) throw new FirnError('E_UNAVAILABLE', `node answered ${res.status}`);
+  if (!res.ok) {
+    const wait = retryAfterMs(res.headers.get('retry-after'), Date.now());
+    throw new FirnError('E_UNAVAILABLE', `node answered ${res.status}`, {
+      details: wait === undefined ? { status: res.status } : { status: res.status, retryAfterMs: wait },
+    });
+  }
   return Buffer.from(body).toString('utf8');
 }
 
@@ -98,11 +136,20 @@ export async function appraiseRegistration(
       nonce,
     );
   } catch (e) {
-    const code = e instanceof TooLargeError ? 'E_TOO_LARGE' : 'E_UNREACHABLE';
+    // Bytes that cannot be evidence are a fact about the node's answer: refused.
+    if (e instanceof TooLargeError)
+      return {
+        approve: false,
+        reasonCode: refusalCodeOf('E_TOO_LARGE'),
+        reasons: [{ code: 'E_TOO_LARGE', message: e.message }],
+      };
+    // No evidence at all (down, timed out, busy, rate limited, an error status): no verdict.
+    const wait = e instanceof FirnError ? e.details?.retryAfterMs : undefined;
     return {
       approve: false,
-      reasonCode: refusalCodeOf(code),
-      reasons: [{ code, message: (e as Error).message }],
+      reasonCode: refusalCodeOf('E_UNREACHABLE'),
+      reasons: [{ code: 'E_UNREACHABLE', message: (e as Error).message }],
+      unavailable: typeof wait === 'number' ? { retryAfterMs: wait } : {},
     };
   }
   const appraisal = await appraiseEvidence(raw, {

@@ -70,8 +70,19 @@ export interface VerifierDaemonOptions {
   pollIntervalMs?: number;
   /** Clock for verification; injectable for tests. */
   now?: () => number;
-  /** Attempts to reach a node before refusing it as unreachable. */
+  /**
+   * Quick attempts to fetch a node's evidence within one vote (500 ms * i apart, or the node's
+   * Retry-After when longer, within about 10 s) before the round is left for a later sweep. A
+   * node that gives no evidence (down, timed out, busy, rate limited) is never refused for it
+   * (decision 1742). Default 5.
+   */
   fetchAttempts?: number;
+  /**
+   * Longest wait between later tries of a round whose node gave no evidence, ms: the wait starts
+   * at the sweep interval and doubles per failed vote, or is the node's Retry-After when longer
+   * (clamped to this). Default 300 000.
+   */
+  maxRetryIntervalMs?: number;
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
@@ -107,6 +118,17 @@ const NODE_REGISTERED = toEventSelector(
     typeof toEventSelector
   >[0],
 );
+
+/** Longest the quick retries within one vote may wait in all, ms; beyond it the sweep tries again. */
+const QUICK_RETRY_BUDGET_MS = 10_000;
+
+/**
+ * True when the node gave no evidence (unreachable, timed out, busy, rate limited): no fact about
+ * its enclave, so the daemon votes later instead of refusing (decision 1742).
+ */
+export function nodeGaveNoEvidence(v: RegistrationVerdict): boolean {
+  return !v.approve && v.unavailable !== undefined;
+}
 
 /**
  * True when a refusal comes from a service of the verifier itself (PCS/PCCS, RIM service, OCSP
@@ -144,6 +166,11 @@ export class VerifierDaemon {
   private sweptTo: bigint;
   /** Rounds this verifier cannot vote in (joined after the snapshot, round closed): the sweep skips them. */
   private readonly settled = new Set<string>();
+  /**
+   * Rounds whose node gave no evidence yet: failed votes and the time before which no new try
+   * is made (ms since the epoch). Pruned by the sweep to the rounds still open.
+   */
+  private readonly deferred = new Map<string, { failures: number; notBefore: number }>();
   /** The Work Proof re-checker, when enabled. */
   proofs: ProofChecker | undefined;
   /** The liveness challenger and reward claimer, when enabled and the deployment has a reward pool. */
@@ -286,6 +313,9 @@ export class VerifierDaemon {
           }),
         )
       ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
+      // Forget the retry schedule of rounds that are no longer open.
+      const stillOpen = new Set(open.map((n) => `${n.enclaveId}:${n.round}`.toLowerCase()));
+      for (const k of this.deferred.keys()) if (!stillOpen.has(k)) this.deferred.delete(k);
       for (const n of open) {
         const rotation = n.status === NodeStatus.Active;
         if (rotation && !n.rotationPending) continue;
@@ -347,6 +377,13 @@ export class VerifierDaemon {
 
   private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
+    // A round whose node gave no evidence waits for its next try (no chain read either).
+    const roundKey = `${e.enclaveId}:${e.round}`.toLowerCase();
+    const later = this.deferred.get(roundKey);
+    if (later !== undefined && Date.now() < later.notBefore) {
+      this.stats.skipped++;
+      return;
+    }
     const node = await getNode(this.clients, e.enclaveId);
     const rotation = e.kind === 'keyRotation';
     const open = rotation
@@ -380,12 +417,36 @@ export class VerifierDaemon {
           reasonCode: allow.reasonCode,
           reasons: [{ code: 'E_MEASUREMENT_NOT_ALLOWED', message: allow.message }],
         };
-    const retry = (v: typeof verdict) =>
-      !v.approve && (v.reasons[0]?.code === 'E_UNREACHABLE' || ownServiceUnavailable(v));
+    const retry = (v: typeof verdict) => nodeGaveNoEvidence(v) || ownServiceUnavailable(v);
+    let waited = 0;
     for (let i = 1; i < attempts && allow.allowed && retry(verdict); i++) {
-      await new Promise((r) => setTimeout(r, 500 * i));
+      // The node's Retry-After is honoured; one longer than the quick budget is left to the sweep.
+      const wait = Math.max(500 * i, (!verdict.approve && verdict.unavailable?.retryAfterMs) || 0);
+      if (waited + wait > QUICK_RETRY_BUDGET_MS) break;
+      waited += wait;
+      await new Promise((r) => setTimeout(r, wait));
       verdict = await this.appraise(claim);
     }
+    if (!verdict.approve && verdict.unavailable !== undefined) {
+      // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
+      // off, honouring Retry-After). The round stays open; a node that never answers stays
+      // Pending (it takes no job) until it answers or its operator withdraws (decision 1742).
+      const failures = (later?.failures ?? 0) + 1;
+      const max = this.opts.maxRetryIntervalMs ?? 300_000;
+      const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
+      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable.retryAfterMs ?? 0));
+      this.deferred.set(roundKey, { failures, notBefore: Date.now() + retryInMs });
+      this.stats.skipped++;
+      log.warn('not voting yet: the node gave no evidence', {
+        enclaveId: e.enclaveId,
+        round: e.round,
+        failures,
+        retryInMs,
+        reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
+      });
+      return;
+    }
+    this.deferred.delete(roundKey);
     if (ownServiceUnavailable(verdict)) {
       // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
       // Active only with a quorum of approvals, so abstaining never admits one).

@@ -12,7 +12,7 @@ import {
   type HttpLimits,
   clientKey,
   holdWhileServing,
-  InFlightCap,
+  FairInFlightCap,
   ipPrefix,
   RequestRateLimiter,
   type UploadHolder,
@@ -296,16 +296,73 @@ describe('per-client keys, the attestation cap and upload eviction (decisions 16
     await rl.take('10.1.2.4');
   });
 
-  it('caps work in flight over all clients and gives a place back once', () => {
-    const cap = new InFlightCap(2, 'attestations');
-    const a = cap.tryEnter();
-    cap.tryEnter();
-    expect(() => cap.tryEnter()).toThrow(/producing 2 attestations already/);
+  it('caps work in flight over all clients and gives a place back once', async () => {
+    const cap = new FairInFlightCap(2, 2, 'attestations', {
+      maxWaitingPerClient: 0,
+      maxWaiting: 0,
+      maxWaitMs: 10,
+    });
+    const a = await cap.enter('10.0.0.1');
+    await cap.enter('10.0.0.1');
+    await expect(cap.enter('10.0.0.2')).rejects.toThrow(/producing 2 attestations already/);
     a();
     a();
     expect(cap.inFlight).toBe(1);
-    cap.tryEnter();
-    expect(() => cap.tryEnter()).toThrow(expect.objectContaining({ code: 'E_RATE_LIMITED' }));
+    await cap.enter('10.0.0.2');
+    await expect(cap.enter('10.0.0.3')).rejects.toMatchObject({ code: 'E_RATE_LIMITED' });
+  });
+
+  it("one client never holds every place: its extra requests wait, and another client's request is served first", async () => {
+    const cap = new FairInFlightCap(4, 2, 'attestations');
+    const order: string[] = [];
+    const enter = (c: string, tag: string) =>
+      cap.enter(c).then((leave) => {
+        order.push(tag);
+        return leave;
+      });
+    // The stranger sends four at once: two places, two waiting for its own places.
+    const s1 = enter('10.0.0.9', 's1');
+    const s2 = enter('10.0.0.9', 's2');
+    const s3 = enter('10.0.0.9', 's3');
+    const s4 = enter('10.0.0.9', 's4');
+    await Promise.resolve();
+    expect([cap.inFlight, cap.queued]).toEqual([2, 2]);
+    // A fifth from the stranger is refused at once (two waiting already).
+    await expect(cap.enter('10.0.0.9')).rejects.toThrow(/2 attestations in progress and 2 waiting/);
+    // Another client gets a free place at once, the stranger's waiting requests notwithstanding.
+    const v = await enter('10.0.0.1', 'v');
+    const w = await enter('10.0.0.2', 'w');
+    expect(cap.inFlight).toBe(4);
+    // Every place held: a third client waits, and is served before the stranger's waiting ones.
+    const x = enter('10.0.0.3', 'x');
+    (await s1)();
+    await x;
+    expect(order).toEqual(['s1', 's2', 'v', 'w', 'x']);
+    (await s2)();
+    (await s3)();
+    (await s4)();
+    v();
+    w();
+    (await x)();
+    expect([cap.inFlight, cap.queued]).toEqual([0, 0]);
+    expect(order).toEqual(['s1', 's2', 'v', 'w', 'x', 's3', 's4']);
+  });
+
+  it('a request that finds no place within the wait is refused, and leaves the queue', async () => {
+    const cap = new FairInFlightCap(1, 1, 'attestations', {
+      maxWaitingPerClient: 1,
+      maxWaiting: 1,
+      maxWaitMs: 20,
+    });
+    const leave = await cap.enter('10.0.0.1');
+    await expect(cap.enter('10.0.0.2')).rejects.toThrow(/none ended within 20 ms/);
+    expect(cap.queued).toBe(0);
+    // The queue is full over all clients: refused at once.
+    const waiting = cap.enter('10.0.0.2');
+    await expect(cap.enter('10.0.0.3')).rejects.toThrow(/producing 1 attestations already/);
+    leave();
+    (await waiting)();
+    expect(cap.inFlight).toBe(0);
   });
 
   /** An upload of `rate` bytes/s since `since` on the test clock; `done` makes it unevictable. */

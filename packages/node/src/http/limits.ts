@@ -51,10 +51,18 @@ export interface HttpLimits {
   maxEventStreamsPerIp: number;
   /**
    * Attestations (POST /v1/attestation) the enclave produces for clients at once, over all
-   * clients; more get 429 at once. Each is a quote (on SGX/TDX a call to the quoting service)
-   * that every job and session call through the enclave pipe waits behind. Default 4.
+   * clients. Each is a quote (on SGX/TDX a call to the quoting service) that every job and
+   * session call through the enclave pipe waits behind. Shared fairly (FairInFlightCap,
+   * decision 1740): a client over its share waits for its own places, and a freed place goes to
+   * the waiting client holding the fewest. Default 4.
    */
   maxAttestationsInFlight: number;
+  /**
+   * Attestations one client (IPv4 address, IPv6 /64) has in the enclave at once; its further
+   * requests wait (at most 2 per client, 5 s) or get 429. Default 2 (half the places: one client
+   * never holds them all).
+   */
+  maxAttestationsInFlightPerClient?: number;
   /**
    * An upload may be evicted for a newcomer (when every upload slot is held) once it has held its
    * slot this long, ms. Default 10 000 (the body-rate grace: its rate means something by then).
@@ -84,6 +92,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   minBodyBytesPerWindow: 64 * 1024,
   maxEventStreamsPerIp: 16,
   maxAttestationsInFlight: 4,
+  maxAttestationsInFlightPerClient: 2,
   uploadEvictionMinAgeMs: 10_000,
   uploadKeepBytesPerSecond: 256 * 1024,
 });
@@ -404,35 +413,136 @@ export function remoteClient(req: IncomingMessage): string {
   return clientKey(remoteIp(req));
 }
 
+/** One request waiting for a place (FairInFlightCap). */
+interface Waiter {
+  client: string;
+  seq: number;
+  grant: () => void;
+}
+
 /**
- * A cap on work in flight over all clients (attestations): `tryEnter` takes a place or throws
- * E_RATE_LIMITED (429, Retry-After 1) at once, never queueing. Returns the release function
- * (idempotent).
+ * A cap on work in flight over all clients (attestations), shared fairly between clients
+ * (decision 1740): at most `max` places over all clients and `perClient` per client (a
+ * `clientKey`: IPv4 address, IPv6 /64). A request that finds no place it may take waits, at most
+ * `maxWaitingPerClient` per client and `maxWaiting` in all, for `maxWaitMs`; a freed place goes
+ * to the waiting request whose client holds the fewest places (the oldest among equals), so a
+ * client holding none is served before another request of a client holding some. Waiting
+ * happens here, at the HTTP edge: the enclave never has more than `max` of this work queued.
+ * Refusals are E_RATE_LIMITED (429, Retry-After 1).
  */
-export class InFlightCap {
+export class FairInFlightCap {
   private held = 0;
+  private readonly perClientHeld = new Map<string, number>();
+  private readonly waiting: Waiter[] = [];
+  private seq = 0;
 
   constructor(
     readonly max: number,
+    /** Places one client may hold at once (clamped to 1..max). */
+    readonly perClient: number,
     /** What is counted, for the refusal (e.g. "attestations"). */
     readonly what: string,
+    readonly waits: { maxWaitingPerClient: number; maxWaiting: number; maxWaitMs: number } = {
+      maxWaitingPerClient: 2,
+      maxWaiting: 64,
+      maxWaitMs: 5_000,
+    },
   ) {}
 
-  /** Places taken now. */
+  /** Places taken now, over all clients. */
   get inFlight(): number {
     return this.held;
   }
 
-  tryEnter(): () => void {
-    if (this.held >= Math.max(1, this.max))
-      throw rateLimited(`the node is producing ${this.max} ${this.what} already; retry shortly`);
+  /** Requests waiting for a place now. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private get cap(): number {
+    return Math.max(1, this.max);
+  }
+
+  private get share(): number {
+    return Math.min(this.cap, Math.max(1, this.perClient));
+  }
+
+  /**
+   * Take a place for `client` (any string; `clientKey` of the remote IP on the API), waiting for
+   * one as the class says. Resolves to the release function (idempotent); rejects with
+   * E_RATE_LIMITED when the client already has its waiting requests, every waiting place is
+   * taken, or no place came within `maxWaitMs`.
+   */
+  enter(client: string): Promise<() => void> {
+    const mine = this.perClientHeld.get(client) ?? 0;
+    if (this.waiting.length === 0 && this.held < this.cap && mine < this.share)
+      return Promise.resolve(this.take(client));
+    const waitingMine = this.waiting.filter((w) => w.client === client).length;
+    if (waitingMine >= this.waits.maxWaitingPerClient && mine >= this.share)
+      return Promise.reject(
+        rateLimited(
+          `this address (IPv6: its /64) already has ${mine} ${this.what} in progress and ${waitingMine} waiting; retry shortly`,
+        ),
+      );
+    if (waitingMine >= this.waits.maxWaitingPerClient || this.waiting.length >= this.waits.maxWaiting)
+      return Promise.reject(
+        rateLimited(`the node is producing ${this.max} ${this.what} already; retry shortly`),
+      );
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        client,
+        seq: this.seq++,
+        grant: () => {
+          clearTimeout(timer);
+          resolve(this.take(client));
+        },
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(
+          rateLimited(
+            `the node is producing ${this.max} ${this.what} already and none ended within ${this.waits.maxWaitMs} ms; retry shortly`,
+          ),
+        );
+      }, this.waits.maxWaitMs);
+      timer.unref?.();
+      this.waiting.push(waiter);
+      this.dispatch();
+    });
+  }
+
+  private take(client: string): () => void {
     this.held++;
+    bump(this.perClientHeld, client, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.held--;
+      bump(this.perClientHeld, client, -1);
+      this.dispatch();
     };
+  }
+
+  /** Give free places to waiting requests: fewest places held by their client first, then oldest. */
+  private dispatch(): void {
+    while (this.held < this.cap && this.waiting.length > 0) {
+      let best = -1;
+      let bestHeld = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < this.waiting.length; i++) {
+        const w = this.waiting[i]!;
+        const h = this.perClientHeld.get(w.client) ?? 0;
+        if (h >= this.share) continue;
+        if (h < bestHeld || (h === bestHeld && w.seq < this.waiting[best]!.seq)) {
+          best = i;
+          bestHeld = h;
+        }
+      }
+      if (best < 0) return;
+      const [w] = this.waiting.splice(best, 1);
+      w!.grant();
+    }
   }
 }
 

@@ -200,13 +200,14 @@ describe('node API on Hono: behaviour at the edge', () => {
     expect(nonces).toEqual(['11'.repeat(32)]);
   });
 
-  it('attestations in flight are capped over all clients: one over the cap is 429 at once, never queued behind the enclave', async () => {
+  it('attestations in flight are capped over all clients: the enclave never has more, and a client over its share and its waits is 429 at once', async () => {
     const { host } = fakeHost(false, []);
     const waiting: (() => void)[] = [];
     let calls = 0;
     const limited: NodeApiHost = {
       ...host,
-      limits: { ...DEFAULT_HTTP_LIMITS, maxAttestationsInFlight: 2 },
+      // One client may hold both places; its further requests wait (two) or are refused.
+      limits: { ...DEFAULT_HTTP_LIMITS, maxAttestationsInFlight: 2, maxAttestationsInFlightPerClient: 2 },
       attest: () => {
         calls++;
         return new Promise((r) =>
@@ -224,16 +225,23 @@ describe('node API on Hono: behaviour at the edge', () => {
         });
       const held = [attest(), attest()];
       while (calls < 2) await new Promise((r) => setTimeout(r, 10));
+      // Two more wait at the HTTP edge, not in the enclave; a fifth is refused at once.
+      const queued = [attest(), attest()];
+      await new Promise((r) => setTimeout(r, 100));
       const over = await attest();
       expect(over.status).toBe(429);
       expect(over.headers.get('retry-after')).toBe('1');
-      expect((await errorOf(over)).message).toMatch(/2 attestations already/);
+      expect((await errorOf(over)).message).toMatch(/2 attestations in progress and 2 waiting/);
       expect(calls).toBe(2);
       for (const w of waiting.splice(0)) w();
       expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
+      while (calls < 4) await new Promise((r) => setTimeout(r, 10));
+      expect(calls).toBe(4);
+      for (const w of waiting.splice(0)) w();
+      expect((await Promise.all(queued)).map((r) => r.status)).toEqual([200, 200]);
       // The places came back.
       const again = attest();
-      while (calls < 3) await new Promise((r) => setTimeout(r, 10));
+      while (calls < 5) await new Promise((r) => setTimeout(r, 10));
       for (const w of waiting.splice(0)) w();
       expect((await again).status).toBe(200);
     } finally {

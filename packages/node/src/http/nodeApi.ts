@@ -21,7 +21,13 @@ import { MAX_JOB_BODY_BYTES } from '../jobs/submission.ts';
 import type { Logger } from '../logger.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import { OPENAPI_DOCUMENT } from '../openapi.ts';
-import { DEFAULT_HTTP_LIMITS, endUpgradedSocket, InFlightCap, rawJsonError, remoteClient } from './limits.ts';
+import {
+  DEFAULT_HTTP_LIMITS,
+  endUpgradedSocket,
+  FairInFlightCap,
+  rawJsonError,
+  remoteClient,
+} from './limits.ts';
 import { answerError, readJsonText, sendJson } from './router.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
@@ -293,9 +299,11 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     version: '0.1.0',
   }));
   // Over all clients (a per-client rate alone lets many networks together queue quotes without
-  // bound in front of every job and session call through the enclave pipe).
-  const attestations = new InFlightCap(
+  // bound in front of every job and session call through the enclave pipe), shared fairly: one
+  // client holding every place would refuse the verifiers re-checking this node (decision 1740).
+  const attestations = new FairInFlightCap(
     host.limits.maxAttestationsInFlight ?? DEFAULT_HTTP_LIMITS.maxAttestationsInFlight,
+    host.limits.maxAttestationsInFlightPerClient ?? DEFAULT_HTTP_LIMITS.maxAttestationsInFlightPerClient ?? 2,
     'attestations',
   );
   route(
@@ -305,7 +313,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     async (_raw, c) => {
       const { nonce } = (c.req.valid as (t: 'json') => { nonce: string })('json');
       const bytes = assertNonce(hexBytes(nonce, 'nonce', undefined, 64));
-      const leave = attestations.tryEnter();
+      const leave = await attestations.enter(remoteClient(c.env.incoming));
       try {
         return await host.attest(bytes);
       } finally {

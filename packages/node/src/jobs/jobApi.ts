@@ -51,6 +51,7 @@ import { fetchSharedInputs } from '../storage/sharedInputs.ts';
 import { Sema } from 'async-sema';
 import type { JobHost } from './jobHost.ts';
 import { postSignedDataRecords } from './postSignedData.ts';
+import { type StrangerReadLimits, StrangerChainReads } from './strangerChainReads.ts';
 import { DEFAULT_MAX_JOBS_PER_REQUESTER, JobAdmission } from './admission.ts';
 import { type SessionBounds, SessionService } from './sessionApi.ts';
 import {
@@ -69,6 +70,8 @@ export interface JobApiOptions {
   logger: Logger;
   maxArtifactBytes?: number;
   pollingIntervalMs?: number;
+  /** Cache and budget of chain reads for unauthenticated requests (DEFAULT_STRANGER_READ_LIMITS; decision 1741). */
+  strangerReads?: Partial<StrangerReadLimits>;
   /** How long one job may run in the enclave, ms (default DEFAULT_JOB_TIME_LIMIT_MS). */
   enclaveTimeoutMs?: number;
   /**
@@ -211,6 +214,8 @@ export class JobService {
   readonly db: NodeDb;
   /** Chain reachability and chain time (health, proof times, pre-checks). */
   readonly chainMonitor: ChainMonitor;
+  /** Cache and budget of the chain reads made for unauthenticated requests (decision 1741). */
+  readonly strangerReads: StrangerChainReads;
   private readonly listeners = new Map<Hex, Set<() => void>>();
   private chainQueue: Promise<unknown> = Promise.resolve();
   private readonly running = new Set<Promise<void>>();
@@ -244,6 +249,7 @@ export class JobService {
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
     });
+    this.strangerReads = new StrangerChainReads(opts.strangerReads);
     this.chainMonitor = new ChainMonitor(this.clients.public, {
       logger: opts.logger,
       intervalMs: opts.chainCheckIntervalMs ?? 2000,
@@ -553,8 +559,11 @@ export class JobService {
 
   /**
    * Check that a job or session submission is signed by the job's on-chain requester: 401
-   * without a valid signature, 404 for a job the chain does not know, 403 for any other signer.
-   * Runs before anything is recorded, so a stranger's submission changes nothing. Returns the job.
+   * without a valid signature, 403 for a signer that never sent a transaction (it posted no job),
+   * 404 for a job the chain does not know, 403 for any other signer, 429 when the chain reads made
+   * for strangers are over budget. Those reads are cached ("nothing there" for 2 s; decision
+   * 1741); the requester's own job is read fresh. Runs before anything is recorded, so a
+   * stranger's submission changes nothing. Returns the job.
    */
   async authorizeSubmission(
     req: IncomingMessage,
@@ -565,17 +574,56 @@ export class JobService {
     // A node that cannot reach its chain cannot claim or prove: refuse at once (503), not after
     // the RPC's own timeouts.
     await this.chainMonitor.requireUp(route === 'POST /v1/jobs' ? 'take jobs' : 'open sessions');
-    const job = await getJob(this.clients, body.jobId).catch((e: unknown) => {
+    const unreachable = (e: unknown): never => {
       if (!isTransientChainError(e)) throw e;
       throw new FirnError(
         'E_UNAVAILABLE',
         'the node cannot reach its chain RPC to check this job; retry later or use another node',
         { cause: e, details: { retryAfterSeconds: 5 } },
       );
-    });
-    if (job.status === JobStatus.None) throw new FirnError('E_NOT_FOUND', 'no such job on chain');
-    if (!same(signer, job.requester))
-      throw new FirnError('E_FORBIDDEN', 'only the requester of this job on chain may submit it');
+    };
+    // Until the signer is known to be the job's requester, every chain read is a stranger's: cached
+    // and budgeted (decision 1741). A job's requester posted it, so it has sent a transaction.
+    const ip = remoteIp(req);
+    const sent = await this.strangerReads
+      .read(
+        `sent:${signer.toLowerCase()}`,
+        ip,
+        async () =>
+          (await this.clients.public.getTransactionCount({ address: signer, blockTag: 'latest' })) > 0,
+        (v) => v,
+      )
+      .catch(unreachable);
+    if (!sent)
+      throw new FirnError(
+        'E_FORBIDDEN',
+        `the signer ${signer} has sent no transaction on chain, so it posted no job: only the requester of a job on chain may submit it`,
+      );
+    const jobKey = `job:${body.jobId.toLowerCase()}`;
+    const known = this.strangerReads.peek<string | null>(jobKey);
+    const refuse = (requester: string | null): void => {
+      if (requester === null) throw new FirnError('E_NOT_FOUND', 'no such job on chain');
+      if (!same(signer, requester))
+        throw new FirnError('E_FORBIDDEN', 'only the requester of this job on chain may submit it');
+    };
+    if (known !== undefined) refuse(known);
+    let fresh: FirnJob | undefined;
+    if (known === undefined)
+      await this.strangerReads
+        .read(
+          jobKey,
+          ip,
+          async () => {
+            fresh = await getJob(this.clients, body.jobId);
+            return fresh.status === JobStatus.None ? null : (fresh.requester as string);
+          },
+          (requester) => requester !== null,
+        )
+        .then(refuse)
+        .catch(unreachable);
+    // The requester itself: its job's state is read fresh (a cached answer says only who posted it).
+    const job = fresh ?? (await getJob(this.clients, body.jobId).catch(unreachable));
+    refuse(job.status === JobStatus.None ? null : job.requester);
     return job;
   }
 
@@ -586,8 +634,9 @@ export class JobService {
 
   /**
    * PUT /v1/artifacts: 415 unless application/octet-stream; 413 over the size cap; 401 without a
-   * valid signed upload intent; 403 when the uploader holds no balance at the latest block; 429
-   * when the uploader or the node has too many uploads in flight; 413 (E_QUOTA_EXCEEDED) over the
+   * valid signed upload intent; 403 when the uploader holds no balance at the latest block (read
+   * cached and budgeted, decision 1741: 429 over budget); 429 when the uploader or the node has
+   * too many uploads in flight; 413 (E_QUOTA_EXCEEDED) over the
    * uploader's or the node's disk quota. Only then is the body streamed to disk, and it must hash
    * to the artifact id of the intent.
    */
@@ -604,16 +653,24 @@ export class JobService {
         details: { size: declared, limit },
       });
     const intent = uploadIntentOf(req, this.requestScope(), this.now());
-    const balance = await this.clients.public
-      .getBalance({ address: intent.uploader, blockTag: 'latest' })
+    // Any key signs an intent: the balance read is a stranger's, cached and budgeted (decision 1741).
+    const funded = await this.strangerReads
+      .read(
+        `funded:${intent.uploader.toLowerCase()}`,
+        remoteIp(req),
+        async () =>
+          (await this.clients.public.getBalance({ address: intent.uploader, blockTag: 'latest' })) > 0n,
+        (v) => v,
+      )
       .catch((e: unknown) => {
+        if (isFirnError(e) && e.code === 'E_RATE_LIMITED') throw e;
         throw new FirnError(
           'E_UNAVAILABLE',
           'the node cannot reach its chain RPC to check the uploader; retry later or use another node',
           { cause: e, details: { retryAfterSeconds: 5 } },
         );
       });
-    if (balance === 0n)
+    if (!funded)
       throw new FirnError(
         'E_FORBIDDEN',
         'uploads are taken only from an address that holds a balance on chain',
