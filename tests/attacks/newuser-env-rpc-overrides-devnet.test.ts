@@ -1,0 +1,77 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A new user has FIRN_RPC_URL exported in their shell (the README suggests it for a keyed RPC,
+// decision 1686) for a testnet, and later runs the README's devnet command
+// `firn job list --devnet .devnet/state.json`. resolveChain (chainArgs.ts) lets FIRN_RPC_URL
+// stand for --rpc, and --rpc replaces the RPC the devnet file names; the chain-id check then
+// refuses with "… the RPC answers chain id 11155111: pass the matching --rpc": the user passed no
+// --rpc, and the message never names FIRN_RPC_URL, the setting that caused it. Safe outcome: the
+// refusal names FIRN_RPC_URL (or the devnet file's own RPC is used).
+const bin = join(__dirname, '../../packages/cli/bin/firn.mjs');
+const dir = mkdtempSync(join(tmpdir(), 'firn-atk-envrpc-'));
+let testnet: Server;
+let testnetUrl: string;
+
+beforeAll(async () => {
+  // An RPC of another chain (Sepolia's id) that answers eth_chainId.
+  testnet = createServer((req, res) => {
+    let b = '';
+    req.on('data', (c) => (b += c));
+    req.on('end', () => {
+      const one = (x: { id?: number }) => ({ jsonrpc: '2.0', id: x.id ?? 1, result: '0xaa36a7' });
+      let j: unknown;
+      try {
+        j = JSON.parse(b);
+      } catch {
+        j = {};
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(Array.isArray(j) ? j.map(one) : one(j as { id?: number })));
+    });
+  });
+  await new Promise<void>((r) => testnet.listen(0, '127.0.0.1', r));
+  testnetUrl = `http://127.0.0.1:${(testnet.address() as { port: number }).port}`;
+  writeFileSync(
+    join(dir, 'state.json'),
+    JSON.stringify({
+      rpcUrl: 'http://127.0.0.1:8545',
+      chainId: 31337,
+      contracts: {
+        registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+        verifierSet: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+        jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
+        dataLedger: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
+        rewards: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
+        timelock: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
+      },
+      deployBlock: '0',
+    }),
+  );
+});
+
+afterAll(() => {
+  testnet?.closeAllConnections();
+  testnet?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('FIRN_RPC_URL and --devnet', () => {
+  it('a refusal caused by FIRN_RPC_URL names FIRN_RPC_URL, not a --rpc the user never passed', async () => {
+    const r = await new Promise<{ code: number | null; out: string }>((res) =>
+      execFile(
+        process.execPath,
+        [bin, 'job', 'list', '--devnet', join(dir, 'state.json')],
+        { env: { ...process.env, FIRN_RPC_URL: testnetUrl }, timeout: 50_000 },
+        (e, stdout, stderr) =>
+          res({ code: e ? ((e as { code?: number }).code ?? null) : 0, out: `${stdout}${stderr}` }),
+      ),
+    );
+    expect(r.code, r.out).not.toBe(0);
+    expect(r.out).toContain('FIRN_RPC_URL');
+  }, 60_000);
+});
