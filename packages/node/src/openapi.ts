@@ -27,7 +27,7 @@ const errors = {
 const readErrors = {
   '429': {
     description:
-      'Too many reads from this address (E_RATE_LIMITED; IPv6: from its /64; default 100 a second); see Retry-After',
+      'Too many reads from this address (E_RATE_LIMITED; IPv6: from its /64; default 200 a second); see Retry-After',
     headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
     content: errorBody,
   },

@@ -51,7 +51,7 @@ export interface HttpLimits {
    * Reads that make the node work for anyone, without a credential (GET /v1/jobs/{id}, its
    * /result and /events, GET /v1/artifacts/{id}: a database read, file reads, a stream), per IP
    * per second; more get 429 with Retry-After. Each answer's own work is bounded (decision 1744);
-   * this bounds how often one client makes the node do it. Default 100.
+   * this bounds how often one client makes the node do it. Default 200.
    */
   readRequestsPerSecondPerIp: number;
   /** Open event streams (GET /v1/jobs/{id}/events) per remote IP; more get 429. Default 16. */
@@ -83,7 +83,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxConnectionsPerIp: 64,
   mutatingRequestsPerSecondPerIp: 50,
   sessionRequestsPerSecondPerIp: 1000,
-  readRequestsPerSecondPerIp: 100,
+  readRequestsPerSecondPerIp: 200,
   maxConcurrentUploads: 8,
   maxConcurrentUploadsPerAddress: 2,
   maxConcurrentUploadsPerPrefix: 4,

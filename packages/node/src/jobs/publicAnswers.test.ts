@@ -166,7 +166,7 @@ describe('GET /v1/jobs/{id}/result inlines a bounded part (decision 1744)', () =
     expect(JSON.stringify(body)).not.toContain(INPUT.slice(2));
   });
 
-  it('an output swept between the listing and the read is 404 naming the retention, not a 500', async () => {
+  it('an output no longer stored is 404 naming the retention, not a 500', async () => {
     const gone = `0x${'a3'.repeat(32)}` as Hex;
     const b = Buffer.alloc(100, 0x33);
     const id = artifactIdOf(b);
