@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -1278,10 +1278,11 @@ export class JobService {
         outputs.map(async (o, i) => {
           const ref = publicJobOutput(o);
           if (!inline.has(i)) return ref;
-          const bytes = await readFile(this.artifacts.path(o.artifactId)).catch((e: unknown) => {
+          const bytes = await readExactly(this.artifacts.path(o.artifactId), o.size).catch((e: unknown) => {
             throw (e as NodeJS.ErrnoException).code === 'ENOENT' ? swept(o) : e;
           });
-          return { ...ref, sealed: bytes.toString('base64') };
+          // A file that is not its listed size is listed alone (the reader checks what it fetches).
+          return bytes === undefined ? ref : { ...ref, sealed: bytes.toString('base64') };
         }),
       );
       if (!untilSent) release();
@@ -1446,6 +1447,28 @@ export function serveStream(source: Readable, res: ServerResponse): Promise<void
   return pipeline(source, res).catch(() => {
     if (!res.destroyed) res.destroy();
   });
+}
+
+/**
+ * The bytes of the file at `path` when it holds exactly `size` bytes, else undefined; never reads
+ * more than `size` bytes (one open descriptor for the size check and the read). Raises the file
+ * system's error (ENOENT for a file gone).
+ */
+async function readExactly(path: string, size: number): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    if ((await fh.stat()).size !== size) return undefined;
+    const buf = Buffer.alloc(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await fh.read(buf, at, size - at, at);
+      if (bytesRead === 0) return undefined;
+      at += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Whether `path` is a regular file now (an async stat: no blocking call on a request path). */

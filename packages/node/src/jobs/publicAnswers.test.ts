@@ -30,7 +30,7 @@ const proof = {
   chainId: 31337,
   jobMarket: `0x${'00'.repeat(20)}`,
   enclaveAddress: `0x${'00'.repeat(20)}`,
-} as unknown as JobRecord['proof'];
+} as unknown as NonNullable<JobRecord['proof']>;
 /** A record with every private field set: none of them may reach an answer. */
 const full: JobRecord = {
   jobId: JOB,
@@ -164,6 +164,19 @@ describe('GET /v1/jobs/{id}/result inlines a bounded part (decision 1744)', () =
     const valid = schemaOf('JobResult');
     expect(valid(body), JSON.stringify(valid.errors)).toBe(true);
     expect(JSON.stringify(body)).not.toContain(INPUT.slice(2));
+  });
+
+  it('an output whose file is not its listed size is listed, never read whole into the answer', async () => {
+    const odd = `0x${'a4'.repeat(32)}` as Hex;
+    const b = Buffer.alloc(300 * K, 0x44);
+    const id = artifactIdOf(b);
+    await svc.artifacts.put(Readable.from([b]), b.length, id);
+    svc.jobs.put({ ...full, jobId: odd, outputs: [{ ...full.outputs![0]!, artifactId: id, size: 100 }] });
+    const r = await fetch(`${api.url}/v1/jobs/${odd}/result`);
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { outputs: { size: number; sealed?: string }[] };
+    expect(body.outputs).toEqual([expect.objectContaining({ size: 100 })]);
+    expect(body.outputs[0]!.sealed).toBeUndefined();
   });
 
   it('an output no longer stored is 404 naming the retention, not a 500', async () => {
