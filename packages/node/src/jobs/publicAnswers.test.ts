@@ -77,7 +77,8 @@ beforeAll(async () => {
     },
     requestDigest: `0x${'d2'.repeat(32)}`,
   });
-  api = await startStubNodeApi({ jobs: svc }, { chain: {} });
+  // The stub host's own folder inside ours, so the test leaves nothing behind.
+  api = await startStubNodeApi({ jobs: svc }, { chain: {}, dataDir: join(dir, 'api') });
   doc = (await (await fetch(`${api.url}/v1/openapi.json`)).json()) as typeof doc;
 });
 
@@ -194,7 +195,7 @@ describe('public reads have a per-client rate (decision 1744)', () => {
   it('over readRequestsPerSecondPerIp the reads get 429 with Retry-After; the other routes still answer', async () => {
     const slow = await startStubNodeApi(
       { jobs: svc, limits: { ...DEFAULT_HTTP_LIMITS, readRequestsPerSecondPerIp: 3 } },
-      { chain: {} },
+      { chain: {}, dataDir: join(dir, 'api') },
     );
     try {
       const paths = [
