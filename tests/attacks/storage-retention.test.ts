@@ -128,7 +128,7 @@ describe('attack: make the node drop what a job or a verifier needs', () => {
     expect(svc.sweepArtifacts().deleted).toBe(0);
     expect(svc.artifacts.has(output)).toBe(true);
     expect(svc.artifacts.has(idOf(input))).toBe(true);
-    expect((svc.result(jobId) as { outputs: unknown[] }).outputs).toHaveLength(1);
+    expect(((await svc.result(jobId)) as { outputs: unknown[] }).outputs).toHaveLength(1);
 
     // Paid on chain: kept for the output retention after that, then deleted and released.
     svc.jobs.update(jobId, { status: 'finalized' }, clock.now);
@@ -139,7 +139,7 @@ describe('attack: make the node drop what a job or a verifier needs', () => {
     expect(svc.sweepArtifacts()).toMatchObject({ deleted: 2, freedBytes: 4 * K });
     expect(svc.artifacts.has(output)).toBe(false);
     expect(svc.quota.usedBy(requester)).toBe(0);
-    expect(() => svc.result(jobId)).toThrow(/no longer stored here/);
+    await expect(svc.result(jobId)).rejects.toThrow(/no longer stored here/);
     svc.stop();
   });
 

@@ -50,7 +50,11 @@ export const MAX_RESULT_TOTAL_SEALED_BYTES =
 
 /** Largest channel message (base64) a result or session answer may carry, characters. */
 const MAX_BASE64_RESPONSE_CHARS = 24 * 1024 * 1024;
-/** Largest inline sealed output (base64) a node may put in a result (node MAX_INLINE_OUTPUT_BYTES 8 MiB). */
+/**
+ * Largest inline sealed output (base64) a node may put in a result: 8 MiB, what nodes before
+ * decision 1744 inlined (nodes now inline 64 KiB per answer in all and list the rest for GET
+ * /v1/artifacts/{id}; the cap stays at the older bound so those nodes' answers still parse).
+ */
 const MAX_INLINE_SEALED_CHARS = Math.ceil((8 * 1024 * 1024) / 3) * 4;
 
 const hex = (bytes: number) =>

@@ -4,6 +4,8 @@
  * the route declarations in http/nodeApi.ts (nodeOpenApiDocument), which take their words from here;
  * a route with no words here fails at startup.
  */
+import { JOB_RECORD_STATUSES } from './storage/jobRecord.ts';
+
 const hex32 = { type: 'string', pattern: '^0x[0-9a-fA-F]{64}$' };
 const error = {
   type: 'object',
@@ -20,6 +22,27 @@ const errorBody = { 'application/json': { schema: { $ref: '#/components/schemas/
 const errors = {
   '400': { description: 'Invalid input', content: errorBody },
   '404': { description: 'Not found', content: errorBody },
+};
+/** The public reads' own rate per client (HttpLimits.readRequestsPerSecondPerIp; docs/api.md, "Limits"). */
+const readErrors = {
+  '429': {
+    description:
+      'Too many reads from this address (E_RATE_LIMITED; IPv6: from its /64; default 200 a second); see Retry-After',
+    headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+    content: errorBody,
+  },
+};
+/** One listed output of a job (storage/jobRecord.ts outputs; jobs/publicJobView.ts). */
+const outputRef = {
+  type: 'object',
+  required: ['role', 'artifactId', 'contentType', 'size'],
+  additionalProperties: false,
+  properties: {
+    role: { type: 'string' },
+    artifactId: { ...hex32, description: 'SHA-256 of the sealed artifact; GET /v1/artifacts/{id} serves it' },
+    contentType: { type: 'string' },
+    size: { type: 'integer', minimum: 0, description: 'sealed size, bytes' },
+  },
 };
 /** Statuses of the routes that read a body and are rate limited (docs/api.md, "Limits"). */
 const bodyErrors = {
@@ -190,6 +213,7 @@ export const OPENAPI_DOCUMENT = {
         responses: {
           '200': { description: 'Sealed bytes', content: { 'application/octet-stream': {} } },
           ...errors,
+          ...readErrors,
         },
       },
     },
@@ -230,10 +254,11 @@ export const OPENAPI_DOCUMENT = {
         parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
         responses: {
           '200': {
-            description: 'Job record',
+            description: 'Job record (the public view: documented fields only)',
             content: { 'application/json': { schema: { $ref: '#/components/schemas/JobRecord' } } },
           },
           ...errors,
+          ...readErrors,
         },
       },
     },
@@ -249,7 +274,9 @@ export const OPENAPI_DOCUMENT = {
         responses: {
           '200': { description: 'Event stream', content: { 'text/event-stream': {} } },
           '429': {
-            description: 'Too many event streams open from this address (E_RATE_LIMITED)',
+            description:
+              'Too many event streams open from this address, or too many reads from it (E_RATE_LIMITED); see Retry-After',
+            headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
             content: errorBody,
           },
           ...errors,
@@ -259,13 +286,17 @@ export const OPENAPI_DOCUMENT = {
     '/v1/jobs/{id}/result': {
       get: {
         summary:
-          'Sealed outputs (inline base64 up to 8 MiB each), the channel response and the signed Work Proof; for an inference session, `session` (salt, count, requestsHash, responsesHash: the preimage of the proof’s outputCommitment) and no outputs. Public (ciphertext only): verifiers fetch it to check the result is available and matches the proof, and dispute when it is not.',
+          'Sealed outputs (each listed; the first ones inline as base64 `sealed` while they fit 64 KiB in all, the others fetched with GET /v1/artifacts/{id}), the channel response and the signed Work Proof; for an inference session, `session` (salt, count, requestsHash, responsesHash: the preimage of the proof’s outputCommitment) and no outputs. Public (ciphertext only): verifiers fetch it to check the result is available and matches the proof, and dispute when it is not.',
         parameters: [{ name: 'id', in: 'path', required: true, schema: hex32 }],
         responses: {
-          '200': { description: 'Result' },
+          '200': {
+            description: 'Result',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/JobResult' } } },
+          },
           '409': { description: 'Not finished' },
           '422': { description: 'Job failed' },
           ...errors,
+          ...readErrors,
           '404': {
             description:
               'No such job here, or its outputs were deleted: they are kept until the job is final plus the output retention (retention.outputSeconds, default 7 days; docs/decisions/1603)',
@@ -456,13 +487,70 @@ export const OPENAPI_DOCUMENT = {
       },
       JobRecord: {
         type: 'object',
+        description:
+          'What the node tells anyone about a job (jobs/publicJobView.ts; decision 1745): never the input artifact ids or the node’s own bookkeeping',
         required: ['jobId', 'status'],
+        additionalProperties: false,
         properties: {
           jobId: hex32,
-          status: { enum: ['accepted', 'claimed', 'running', 'proved', 'failed'] },
-          error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
-          outputs: { type: 'array', items: { type: 'object' } },
+          // From the one list the TypeScript type derives from (decision 1746).
+          status: { type: 'string', enum: [...JOB_RECORD_STATUSES] },
+          error: {
+            type: 'object',
+            required: ['code', 'message'],
+            properties: { code: { type: 'string' }, message: { type: 'string' } },
+          },
+          outputs: { type: 'array', items: outputRef },
           proof: { type: 'object', description: 'PROOF.json (WorkProofJson)' },
+          txs: {
+            type: 'object',
+            description:
+              'transactions the node sent for the job, by purpose (claim, proof, finalize, fail, ...)',
+            additionalProperties: hex32,
+          },
+          claimExpiresAt: {
+            type: 'integer',
+            description: 'chain time (unix s) after which the claim lapses',
+          },
+          challengeEndsAt: {
+            type: 'integer',
+            description: 'chain time (unix s) at which the challenge window ends',
+          },
+        },
+      },
+      JobResult: {
+        type: 'object',
+        required: ['jobId', 'proof', 'outputs'],
+        additionalProperties: false,
+        properties: {
+          jobId: hex32,
+          proof: { type: 'object', description: 'PROOF.json (WorkProofJson)' },
+          response: { type: 'string', description: 'base64 channel response sealed to the requester' },
+          outputs: {
+            type: 'array',
+            items: {
+              ...outputRef,
+              properties: {
+                ...outputRef.properties,
+                sealed: {
+                  type: 'string',
+                  contentEncoding: 'base64',
+                  description: 'the sealed bytes, for the first outputs that fit 64 KiB in all',
+                },
+              },
+            },
+          },
+          session: {
+            type: 'object',
+            description: 'an inference session: the preimage of the proof’s outputCommitment',
+            required: ['salt', 'count', 'requestsHash', 'responsesHash'],
+            properties: {
+              salt: hex32,
+              count: { type: 'string', pattern: '^[0-9]{1,20}$' },
+              requestsHash: hex32,
+              responsesHash: hex32,
+            },
+          },
         },
       },
     },

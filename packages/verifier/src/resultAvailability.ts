@@ -2,7 +2,10 @@ import { type FirnClients, getNode } from '@firn/chain';
 import { computeOutputCommitment, FirnError, type Hex, hexBytes, readBodyCapped } from '@firn/core';
 import { artifactId, sessionTranscriptCommitment } from '@firn/crypto';
 
-/** Cap on the JSON of GET /v1/jobs/{id}/result (inline outputs are at most 8 MiB each, base64). */
+/**
+ * Cap on the JSON of GET /v1/jobs/{id}/result (inline outputs: 64 KiB per answer in all since
+ * decision 1744, up to 8 MiB each from older nodes, base64).
+ */
 export const MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024;
 /** Cap on the outputs one result may list. */
 export const MAX_RESULT_OUTPUTS = 64;

@@ -47,6 +47,13 @@ export interface HttpLimits {
    * (6.5 KiB/s: a 2 GiB upload may take up to 91 hours).
    */
   minBodyBytesPerWindow: number;
+  /**
+   * Reads that make the node work for anyone, without a credential (GET /v1/jobs/{id}, its
+   * /result and /events, GET /v1/artifacts/{id}: a database read, file reads, a stream), per IP
+   * per second; more get 429 with Retry-After. Each answer's own work is bounded (decision 1744);
+   * this bounds how often one client makes the node do it. Default 200.
+   */
+  readRequestsPerSecondPerIp: number;
   /** Open event streams (GET /v1/jobs/{id}/events) per remote IP; more get 429. Default 16. */
   maxEventStreamsPerIp: number;
   /**
@@ -84,6 +91,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxConnectionsPerIp: 64,
   mutatingRequestsPerSecondPerIp: 50,
   sessionRequestsPerSecondPerIp: 1000,
+  readRequestsPerSecondPerIp: 200,
   maxConcurrentUploads: 8,
   maxConcurrentUploadsPerAddress: 2,
   maxConcurrentUploadsPerPrefix: 4,

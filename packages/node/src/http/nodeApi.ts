@@ -25,6 +25,7 @@ import {
   DEFAULT_HTTP_LIMITS,
   endUpgradedSocket,
   FairInFlightCap,
+  RequestRateLimiter,
   rawJsonError,
   remoteClient,
 } from './limits.ts';
@@ -279,6 +280,15 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     return host.jobs;
   };
   const idOf = (c: Context<Env>) => (c.req.valid as (t: 'param') => { id: string })('param').id;
+  // Public reads that make the node work (a database read, file reads, a stream) have a rate per
+  // client of their own (HttpLimits.readRequestsPerSecondPerIp, decision 1744).
+  const reads = new RequestRateLimiter(
+    host.limits.readRequestsPerSecondPerIp ?? DEFAULT_HTTP_LIMITS.readRequestsPerSecondPerIp,
+  );
+  const readRate: MiddlewareHandler<Env> = async (c, next) => {
+    await reads.take(remoteClient(c.env.incoming));
+    await next();
+  };
 
   // Each part separately; 503 when any is down, so a load balancer stops sending jobs here.
   route('get', '/healthz', {}, async ({ res }) => {
@@ -321,7 +331,13 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
       }
     },
   );
-  route('get', '/v1/openapi.json', {}, () => nodeOpenApiDocument(app));
+  // Made once, on the first request (every route is declared by then): a stranger's loop on it
+  // costs a JSON answer, not a document generation each time.
+  let openApi: Record<string, unknown> | undefined;
+  route('get', '/v1/openapi.json', {}, () => {
+    openApi ??= nodeOpenApiDocument(app);
+    return openApi;
+  });
 
   if (host.opts.chain === undefined) return app;
   // The job API needs the chain (claim, proof, fail); a serve-only node has attestation alone.
@@ -337,7 +353,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     },
     ({ req, res }) => jobs().upload(req, res),
   );
-  route('get', '/v1/artifacts/:id', { params: IdParams }, ({ res, head }, c) =>
+  route('get', '/v1/artifacts/:id', { params: IdParams, before: readRate }, ({ res, head }, c) =>
     jobs().download(idOf(c), res, head),
   );
   route(
@@ -346,14 +362,14 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     { json: JobSubmissionSchema, before: readJsonFirst(MAX_JOB_BODY_BYTES, jobs) },
     ({ req, res }, c) => jobs().submit(req, res, c.req.valid('json' as never)),
   );
-  route('get', '/v1/jobs/:id', { params: IdParams }, (_raw, c) => jobs().status(idOf(c)));
+  route('get', '/v1/jobs/:id', { params: IdParams, before: readRate }, (_raw, c) => jobs().status(idOf(c)));
   route(
     'get',
     '/v1/jobs/:id/events',
-    { params: IdParams, query: EventsQuery },
+    { params: IdParams, query: EventsQuery, before: readRate },
     ({ req, res, url, head }, c) => jobs().stream(idOf(c), req, res, url, head),
   );
-  route('get', '/v1/jobs/:id/result', { params: IdParams }, ({ res, head }, c) =>
+  route('get', '/v1/jobs/:id/result', { params: IdParams, before: readRate }, ({ res, head }, c) =>
     jobs().result(idOf(c), res, head),
   );
   route(

@@ -66,14 +66,14 @@ afterAll(() => {
 });
 
 describe('HEAD answers (decision 1662)', () => {
-  it('a result: GET inlines the output; HEAD sends headers only, after the same checks', () => {
-    const get = svc.result(JOB, recorder().res) as { outputs: { sealed?: string }[] };
+  it('a result: GET inlines the output; HEAD sends headers only, after the same checks', async () => {
+    const get = (await svc.result(JOB, recorder().res)) as { outputs: { sealed?: string }[] };
     expect(get.outputs[0]!.sealed).toBe(output.toString('base64'));
     const { r, res } = recorder();
-    expect(svc.result(JOB, res, true)).toBeUndefined();
+    expect(await svc.result(JOB, res, true)).toBeUndefined();
     expect(r).toMatchObject({ status: 200, body: [], ended: true });
     expect(r.headers['content-type']).toMatch(/^application\/json/);
-    expect(() => svc.result(`0x${'00'.repeat(32)}`, recorder().res, true)).toThrow(/no such job/);
+    await expect(svc.result(`0x${'00'.repeat(32)}`, recorder().res, true)).rejects.toThrow(/no such job/);
   });
 
   it('an event stream: HEAD sends headers only and takes no stream place', async () => {

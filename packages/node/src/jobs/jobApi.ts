@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -38,6 +37,7 @@ import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
 import { ChainMonitor, isTransientChainError, retryChain } from '../chainMonitor.ts';
 import { type JobRecord, JobStore } from '../storage/jobStore.ts';
+import { type PublicJobView, publicJobOutput, publicJobView } from './publicJobView.ts';
 import { NodeDb } from '../storage/nodeDb.ts';
 import { type OutputReservation, QuotaLedger } from '../storage/quota.ts';
 import {
@@ -182,8 +182,16 @@ export const PREFLIGHT_TIMEOUT_MS = 30_000;
 
 /** Interval of the SSE keep-alive comment on GET /v1/jobs/{id}/events, ms. */
 export const SSE_HEARTBEAT_MS = 15_000;
-/** Outputs up to this size are inlined (base64) in GET /v1/jobs/{id}/result. */
-export const MAX_INLINE_OUTPUT_BYTES = 8 * 1024 * 1024;
+/**
+ * Sealed output bytes one GET /v1/jobs/{id}/result answer inlines (base64), at most, over all its
+ * outputs: outputs are inlined in order while they fit, and every other one is listed without
+ * `sealed` for GET /v1/artifacts/{id}, which streams it with backpressure. The job-status and
+ * result routes are public (job ids are on chain), so an answer's work (read, base64, JSON) must
+ * stay small whatever the output sizes: a training job's model is megabytes (decision 1744).
+ */
+export const MAX_INLINE_RESULT_BYTES = 64 * 1024;
+/** Largest single output inlined in a result answer, bytes (the whole answer's budget). */
+export const MAX_INLINE_OUTPUT_BYTES = MAX_INLINE_RESULT_BYTES;
 
 /**
  * Output bytes inlined in result answers not yet sent, at most (all clients together): beyond it,
@@ -780,8 +788,7 @@ export class JobService {
       if (!existing) return false;
       if (existing.requestDigest !== digest)
         throw new FirnError('E_CONFLICT', 'this job was already submitted here with another request');
-      const { response: _r, ...rest } = existing;
-      sendJson(res, 202, rest);
+      sendJson(res, 202, publicJobView(existing));
       return true;
     };
     if (answerExisting()) return undefined;
@@ -840,7 +847,7 @@ export class JobService {
         this.running.delete(run);
       });
     this.running.add(run);
-    sendJson(res, 202, record);
+    sendJson(res, 202, publicJobView(record));
     return undefined;
   }
 
@@ -1261,21 +1268,28 @@ export class JobService {
     return r;
   }
 
-  status(idText: string): unknown {
-    const { response: _r, ...rest } = this.record(idText);
-    return rest;
+  /**
+   * GET /v1/jobs/{id}: the job's public view (publicJobView: the documented fields only, never the
+   * requester's input ids or the node's digest and clock times). Raises E_NOT_FOUND (no such job
+   * here) and E_INVALID_INPUT (not a 32-byte hex id).
+   */
+  status(idText: string): PublicJobView {
+    return publicJobView(this.record(idText));
   }
 
   /** Output bytes inlined in result answers still being sent (MAX_INLINE_BYTES_IN_FLIGHT). */
   private inlineBytesInFlight = 0;
 
   /**
-   * GET /v1/jobs/{id}/result: the proof and the outputs (inlined up to MAX_INLINE_OUTPUT_BYTES
-   * each within MAX_INLINE_BYTES_IN_FLIGHT, else listed for GET /v1/artifacts/{id}). Raises
-   * E_JOB_FAILED, E_CONFLICT (no result yet) or E_NOT_FOUND (an output swept). With `head` (a HEAD
-   * request) the same checks run and only the headers are sent: no output is read.
+   * GET /v1/jobs/{id}/result: the proof, the channel response and the outputs, each listed with its
+   * role, artifact id, content type and sealed size; the first ones whose sealed bytes fit
+   * MAX_INLINE_RESULT_BYTES together (and MAX_INLINE_BYTES_IN_FLIGHT over all answers being sent)
+   * carry them inline as base64 `sealed`, read without blocking the thread; the others are fetched
+   * with GET /v1/artifacts/{id} (decision 1744). Raises E_JOB_FAILED, E_CONFLICT (no result yet)
+   * or E_NOT_FOUND (no such job, or an output swept). With `head` (a HEAD request) the same checks
+   * run and only the headers are sent: no output is read.
    */
-  result(idText: string, res?: ServerResponse, head = false): unknown {
+  async result(idText: string, res?: ServerResponse, head = false): Promise<unknown> {
     const r = this.record(idText);
     if (r.status === 'failed')
       throw new FirnError('E_JOB_FAILED', `job failed: ${r.error?.code ?? 'E_INTERNAL'}`);
@@ -1288,33 +1302,52 @@ export class JobService {
       return { jobId: r.jobId, proof: r.proof, outputs: [], session: r.sessionOpening };
     if (!done || !r.outputs || !r.proof)
       throw new FirnError('E_CONFLICT', `job is ${r.status}, no result yet`);
-    let inlined = 0;
+    const outputs = r.outputs;
+    const swept = (o: { artifactId: Hex }) =>
+      new FirnError(
+        'E_NOT_FOUND',
+        `the job's output ${o.artifactId} is no longer stored here: outputs are kept ${this.sweeper.retention.outputSeconds} s after the job is final`,
+      );
     // Kept for the output retention after the job is final (decision 1603), then deleted.
-    for (const o of r.outputs)
-      if (!this.artifacts.has(o.artifactId))
-        throw new FirnError(
-          'E_NOT_FOUND',
-          `the job's output ${o.artifactId} is no longer stored here: outputs are kept ${this.sweeper.retention.outputSeconds} s after the job is final`,
-        );
+    for (const o of outputs) if (!(await isFile(this.artifacts.path(o.artifactId)))) throw swept(o);
     if (head && res) return answerHead(res, 'application/json; charset=utf-8');
-    const outputs = r.outputs.map((o) => {
-      const inline =
-        o.size <= MAX_INLINE_OUTPUT_BYTES &&
-        this.inlineBytesInFlight + inlined + o.size <= MAX_INLINE_BYTES_IN_FLIGHT;
-      if (!inline) return { ...o };
+    // The inline budget is taken before the first await, so concurrent answers cannot overshoot it.
+    const inline = new Set<number>();
+    let inlined = 0;
+    for (const [i, o] of outputs.entries()) {
+      if (inlined + o.size > MAX_INLINE_RESULT_BYTES) continue;
+      if (this.inlineBytesInFlight + inlined + o.size > MAX_INLINE_BYTES_IN_FLIGHT) break;
+      inline.add(i);
       inlined += o.size;
-      return {
-        ...o,
-        sealed: Buffer.from(readFileSync(this.artifacts.path(o.artifactId))).toString('base64'),
-      };
-    });
-    if (inlined > 0 && res) {
-      this.inlineBytesInFlight += inlined;
-      res.once('close', () => {
-        this.inlineBytesInFlight -= inlined;
-      });
     }
-    return { jobId: r.jobId, proof: r.proof, response: r.response, outputs };
+    this.inlineBytesInFlight += inlined;
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.inlineBytesInFlight -= inlined;
+    };
+    // Held until the answer is sent or its client gone (listened for now: it may go while we read).
+    const untilSent = res !== undefined && !res.destroyed && res.socket?.destroyed !== true;
+    if (untilSent) res.once('close', release);
+    try {
+      const listed = await Promise.all(
+        outputs.map(async (o, i) => {
+          const ref = publicJobOutput(o);
+          if (!inline.has(i)) return ref;
+          const bytes = await readExactly(this.artifacts.path(o.artifactId), o.size).catch((e: unknown) => {
+            throw (e as NodeJS.ErrnoException).code === 'ENOENT' ? swept(o) : e;
+          });
+          // A file that is not its listed size is listed alone (the reader checks what it fetches).
+          return bytes === undefined ? ref : { ...ref, sealed: bytes.toString('base64') };
+        }),
+      );
+      if (!untilSent) release();
+      return { jobId: r.jobId, proof: r.proof, response: r.response, outputs: listed };
+    } catch (e) {
+      release();
+      throw e;
+    }
   }
 
   /**
@@ -1471,6 +1504,36 @@ export function serveStream(source: Readable, res: ServerResponse): Promise<void
   return pipeline(source, res).catch(() => {
     if (!res.destroyed) res.destroy();
   });
+}
+
+/**
+ * The bytes of the file at `path` when it holds exactly `size` bytes, else undefined; never reads
+ * more than `size` bytes (one open descriptor for the size check and the read). Raises the file
+ * system's error (ENOENT for a file gone).
+ */
+async function readExactly(path: string, size: number): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    if ((await fh.stat()).size !== size) return undefined;
+    const buf = Buffer.alloc(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await fh.read(buf, at, size - at, at);
+      if (bytesRead === 0) return undefined;
+      at += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Whether `path` is a regular file now (an async stat: no blocking call on a request path). */
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (st) => st.isFile(),
+    () => false,
+  );
 }
 
 /** Size of a job output the enclave wrote, bytes; 0 when it is missing (adopt then reports it). */

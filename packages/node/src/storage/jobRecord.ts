@@ -1,19 +1,25 @@
 import type { ErrorCode, Hex, WorkProofJson } from '@firn/core';
 
 /**
- * A job's state on this node. `accepted`: admitted, waiting for an enclave slot (not claimed);
- * `running`: claimed and in the enclave; `proving`: the enclave's proof is kept here and is being
- * submitted (the chain may be down); `proved`: the chain took the proof (challenge window);
- * `finalized`: paid out; `failed`: over without a proof.
+ * Every state a job record can be in, in lifecycle order: the one source the type, the OpenAPI
+ * document (openapi.ts JobRecord.status) and docs/api.md follow. `accepted`: admitted, waiting for
+ * an enclave slot (not claimed); `claimed`: claimed on chain, not yet in the enclave; `running`:
+ * claimed and in the enclave; `proving`: the enclave's proof is kept here and is being submitted
+ * (the chain may be down); `proved`: the chain took the proof (challenge window); `finalized`:
+ * paid out; `failed`: over without a proof.
  */
-export type JobRecordStatus =
-  | 'accepted'
-  | 'claimed'
-  | 'running'
-  | 'proving'
-  | 'proved'
-  | 'finalized'
-  | 'failed';
+export const JOB_RECORD_STATUSES = [
+  'accepted',
+  'claimed',
+  'running',
+  'proving',
+  'proved',
+  'finalized',
+  'failed',
+] as const;
+
+/** A job's state on this node (one of JOB_RECORD_STATUSES). */
+export type JobRecordStatus = (typeof JOB_RECORD_STATUSES)[number];
 
 /** What the host records about a job: public facts and ciphertext references only. */
 export interface JobRecord {
