@@ -72,13 +72,14 @@ describe('parseTensorMap', () => {
 
 describe('tensorMapToJson', () => {
   it('writes an output named "__proto__" as an own key (it does not vanish into the prototype)', () => {
+    const PROTO = '__proto__';
     const outputs = JSON.parse('{"__proto__": 1, "y": 2}') as Record<string, unknown>;
-    outputs['__proto__'] = { dims: [1], type: 'float32', data: new Float32Array([5]) };
+    outputs[PROTO] = { dims: [1], type: 'float32', data: new Float32Array([5]) };
     outputs['y'] = { dims: [1], type: 'float32', data: new Float32Array([6]) };
     const text = tensorMapToJson(outputs as Parameters<typeof tensorMapToJson>[0]);
     const back = JSON.parse(text) as Record<string, { data: number[] }>;
     expect(Object.keys(back)).toEqual(['__proto__', 'y']);
-    expect(back['__proto__']!.data).toEqual([5]);
+    expect(back[PROTO]!.data).toEqual([5]);
   });
 });
 
