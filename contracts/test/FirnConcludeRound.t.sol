@@ -29,20 +29,38 @@ contract FirnConcludeRoundTest is FirnFixture {
         else registry.refuse(t.enclaveId, t.evidenceDigest, 1);
     }
 
+    /// @dev How one member votes in `_pendingRound`: not at all, approve or refuse.
+    enum Ballot {
+        Silent,
+        Approve,
+        Refuse
+    }
+
+    /// @dev The set-up the registration tests share: the two 1-ether members join (`_joinBig`), node
+    /// `seed` registers, then `verifierList[0..3]` cast `members` in that order and `big1` casts
+    /// `bigOne` last. No ballot set here reaches either bar, so the order does not change the tally.
+    /// Returns the node and its open round.
+    function _pendingRound(uint256 seed, Ballot[4] memory members, Ballot bigOne)
+        internal
+        returns (TestNode memory t, uint32 round)
+    {
+        _joinBig();
+        t = _node(seed);
+        _register(t, SIM, MEASUREMENT);
+        round = registry.getNode(t.enclaveId).round;
+        for (uint256 i = 0; i < 4; ++i) {
+            if (members[i] != Ballot.Silent) _vote(verifierList[i], t, members[i] == Ballot.Approve);
+        }
+        if (bigOne != Ballot.Silent) _vote(big1, t, bigOne == Ballot.Approve);
+    }
+
     /// @dev 2.5 of 4 ether approve and 0.5 refuse: 7.5 <= 8, the round stays open. The one member
     /// that had not voted leaves; 2.5 of the 3 ether that can still vote is > 2/3, but nobody is
     /// left to cast the vote that would conclude it. Before concludeRound the registration stayed
     /// Pending for good (decision 1720's known limit).
     function test_attack_roundPassedByALaterLeaveIsStuckWithoutConcludeRound() public {
-        _joinBig();
-        TestNode memory t = _node(1);
-        _register(t, SIM, MEASUREMENT);
-        uint32 round = registry.getNode(t.enclaveId).round;
-        _vote(verifierList[0], t, true);
-        _vote(verifierList[1], t, true);
-        _vote(verifierList[2], t, true);
-        _vote(big1, t, true);
-        _vote(verifierList[3], t, false);
+        (TestNode memory t, uint32 round) =
+            _pendingRound(1, [Ballot.Approve, Ballot.Approve, Ballot.Approve, Ballot.Refuse], Ballot.Approve);
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 2.5 ether, 0.5 ether, 4 ether)
         );
@@ -85,13 +103,8 @@ contract FirnConcludeRoundTest is FirnFixture {
     /// and the last silent member leaves: 1 of the 2 ether left is > 1/3, so the registration is
     /// rejected, its stake refundable, as the refusal that would have reached 1/3 would have done.
     function test_refusalPassedByALaterDeactivationRejects() public {
-        _joinBig();
-        TestNode memory t = _node(2);
-        _register(t, SIM, MEASUREMENT);
-        uint32 round = registry.getNode(t.enclaveId).round;
-        _vote(verifierList[0], t, false);
-        _vote(verifierList[1], t, false);
-        _vote(big1, t, true);
+        (TestNode memory t, uint32 round) =
+            _pendingRound(2, [Ballot.Refuse, Ballot.Refuse, Ballot.Silent, Ballot.Silent], Ballot.Approve);
         verifierSet.setParameters(1 ether, UNBONDING); // deactivates every 0.5-ether member
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 1 ether, 3 ether)
@@ -112,15 +125,8 @@ contract FirnConcludeRoundTest is FirnFixture {
     /// @dev A round that is still short of both bars after a leave stays open: concludeRound
     /// decides nothing a vote could not.
     function test_undecidedRoundStaysOpen() public {
-        _joinBig();
-        TestNode memory t = _node(3);
-        _register(t, SIM, MEASUREMENT);
-        uint32 round = registry.getNode(t.enclaveId).round;
-        _vote(verifierList[0], t, false);
-        _vote(verifierList[1], t, false);
-        _vote(verifierList[2], t, true);
-        _vote(verifierList[3], t, true);
-        _vote(big1, t, true);
+        (TestNode memory t, uint32 round) =
+            _pendingRound(3, [Ballot.Refuse, Ballot.Refuse, Ballot.Approve, Ballot.Approve], Ballot.Approve);
         vm.prank(big2);
         verifierSet.requestLeave();
         // 2 approve and 1 refuses of 3: neither 2 > 2 nor 1 > 1.
