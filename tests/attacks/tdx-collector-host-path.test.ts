@@ -6,7 +6,7 @@ import {
   environmentFromEnv,
   TDX_GPU_COLLECTOR_PATH,
 } from '../../packages/enclave/src/evidence/environmentFromEnv.ts';
-import type { TsmFs } from '../../packages/enclave/src/evidence/tdxConfigfs.ts';
+import { fakeTsmKernel } from '../../packages/enclave/test/fakeTsmKernel.ts';
 import { EnclaveSupervisor } from '../../packages/node/src/enclaveSupervisor.ts';
 import { createLogger } from '../../packages/node/src/logger.ts';
 
@@ -23,44 +23,12 @@ import { createLogger } from '../../packages/node/src/logger.ts';
 // the measured wrapper runs the host's `python3` inside the TD at every attestation: the same
 // "host code inside the TD boundary" as 1711 (genuine quotes over report data of the host's
 // choice -> the TD's sealing key from the broker). Here the host's program leaves a marker.
-const TDX = readFileSync(
-  join(import.meta.dirname, '../../packages/enclave/src/evidence/fixtures/tdx_quote.bin'),
-);
 const dir = mkdtempSync(join(tmpdir(), 'firn-collector-path-'));
 const savedPath = process.env.PATH;
 afterAll(() => {
   process.env.PATH = savedPath;
   rmSync(dir, { recursive: true, force: true });
 });
-
-function fakeKernel(): TsmFs {
-  const entries = new Map<string, Map<string, Uint8Array>>();
-  const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  return {
-    mkdir: async (p) => {
-      entries.set(
-        p,
-        new Map([
-          ['provider', Buffer.from('tdx_guest\n')],
-          ['generation', Buffer.from('0\n')],
-          ['outblob', TDX],
-        ]),
-      );
-    },
-    rmdir: async (p) => entries.delete(p),
-    readFile: async (p) => {
-      const v = entries.get(parent(p))?.get(base(p));
-      if (!v) throw new Error('ENOENT');
-      return v;
-    },
-    writeFile: async (p, data) => {
-      const e = entries.get(parent(p))!;
-      e.set(base(p), data);
-      e.set('generation', Buffer.from(`${Number(Buffer.from(e.get('generation')!).toString()) + 1}\n`));
-    },
-  };
-}
 
 describe('the host chooses what the fixed TD GPU collector runs, through PATH', () => {
   it('no program from a host-chosen PATH runs inside the TD', async () => {
@@ -94,7 +62,10 @@ describe('the host chooses what the fixed TD GPU collector runs, through PATH', 
     // Inside the enclave process: a GPU node's `attest`. The host's PATH is left in the process
     // environment here, as if it had reached the enclave another way: the collector still must
     // not inherit it.
-    const env = await environmentFromEnv(cmd.env, new Uint8Array(32), { tsmFs: fakeKernel(), fsRoot: root });
+    const env = await environmentFromEnv(cmd.env, new Uint8Array(32), {
+      tsmFs: fakeTsmKernel(),
+      fsRoot: root,
+    });
     expect(env.gpu).toBeDefined();
     await env.gpu?.collect(new Uint8Array(32).fill(7)).catch(() => undefined);
     process.env.PATH = savedPath;

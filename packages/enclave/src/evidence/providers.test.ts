@@ -7,7 +7,8 @@ import { sharedPath, TAGS } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { GramineEvidenceProvider } from './gramine.ts';
 import { NvidiaCommandCollector } from './nvidiaCollector.ts';
-import { TdxConfigfsEvidenceProvider, type TsmFs } from './tdxConfigfs.ts';
+import { fakeTsmKernel } from '../../test/fakeTsmKernel.ts';
+import { TdxConfigfsEvidenceProvider } from './tdxConfigfs.ts';
 
 // Fake filesystem trees built from captured REAL quotes (fixtures/SOURCE.md). Not covered: a real
 // Gramine or kernel producing a quote for the written report data, and concurrency on real configfs.
@@ -53,58 +54,30 @@ describe('GramineEvidenceProvider', () => {
 });
 
 describe('TdxConfigfsEvidenceProvider', () => {
-  // An in-memory configfs-tsm: mkdir creates an entry with provider/generation/outblob, every
-  // write bumps generation (as the kernel ABI documents), rmdir removes the entry.
-  function fakeKernel(provider = 'tdx_guest', racer = false) {
-    const entries = new Map<string, Map<string, Uint8Array>>();
-    const parent = (p: string) => p.slice(0, p.lastIndexOf('/'));
-    const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-    const fs: TsmFs = {
-      mkdir: async (p) => {
-        if (!p.includes('/sys/kernel/config/tsm/report/')) throw new Error('ENOENT');
-        entries.set(
-          p,
-          new Map([
-            ['provider', Buffer.from(`${provider}\n`)],
-            ['generation', Buffer.from('0\n')],
-            ['outblob', TDX],
-          ]),
-        );
-      },
-      rmdir: async (p) => entries.delete(p),
-      readFile: async (p) => {
-        const v = entries.get(parent(p))?.get(base(p));
-        if (!v) throw new Error('ENOENT');
-        return v;
-      },
-      writeFile: async (p, data) => {
-        const e = entries.get(parent(p))!;
-        e.set(base(p), data);
-        const g = Number(Buffer.from(e.get('generation')!).toString()) + (racer ? 2 : 1);
-        e.set('generation', Buffer.from(`${g}\n`));
-      },
-    };
-    return { fs, entries };
-  }
+  // An in-memory configfs-tsm (test/fakeTsmKernel.ts): mkdir creates an entry with
+  // provider/generation/outblob, every write bumps generation (as the kernel ABI documents), rmdir
+  // removes the entry.
+  const fakeKernel = (provider = 'tdx_guest', racer = false) =>
+    fakeTsmKernel(TDX, { provider, concurrentWriter: racer });
   it('writes the report data to inblob, returns outblob unchanged and removes its entry', async () => {
     const k = fakeKernel();
     let seen: Uint8Array | undefined;
-    const write = k.fs.writeFile;
-    k.fs.writeFile = async (p, d) => {
+    const write = k.writeFile;
+    k.writeFile = async (p, d) => {
       seen = d;
       return write(p, d);
     };
-    const { quote } = await new TdxConfigfsEvidenceProvider({ root: '/', fs: k.fs }).quote(rd);
+    const { quote } = await new TdxConfigfsEvidenceProvider({ root: '/', fs: k }).quote(rd);
     expect(Buffer.from(quote).equals(TDX)).toBe(true);
     expect(seen && Buffer.from(seen).equals(Buffer.from(rd))).toBe(true);
     expect(k.entries.size).toBe(0);
   });
   it('refuses a concurrent writer (generation moved by more than one) and another provider', async () => {
     await expect(
-      new TdxConfigfsEvidenceProvider({ fs: fakeKernel('tdx_guest', true).fs }).quote(rd),
+      new TdxConfigfsEvidenceProvider({ fs: fakeKernel('tdx_guest', true) }).quote(rd),
     ).rejects.toMatchObject({ code: 'E_CONFLICT' });
     await expect(
-      new TdxConfigfsEvidenceProvider({ fs: fakeKernel('sev_guest').fs }).quote(rd),
+      new TdxConfigfsEvidenceProvider({ fs: fakeKernel('sev_guest') }).quote(rd),
     ).rejects.toMatchObject({ code: 'E_ENCLAVE_UNAVAILABLE' });
   });
   it('works against a real directory tree and fails typed without configfs', async () => {
