@@ -1,70 +1,32 @@
 import { DEV_POLICY } from '@firn/attestation';
 import {
-  type AnvilInstance,
-  createFirnClients,
-  deployFirn,
-  type FirnDeployment,
   getNode,
   getRegistrationEvents,
   governAndExecute,
-  joinVerifierSet,
   NodeStatus,
-  registerNode,
   revokeMeasurementCall,
-  startAnvil,
 } from '@firn/chain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keccak256, toHex } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
+import { registerPendingNode, startVerifierChain, type VerifierChain } from '../test/pendingNodeChain.ts';
 import { VerifierDaemon } from './verifierDaemon.ts';
 
 // A real anvil and the real registry. The attack: governance revokes a measurement while a node
 // running it is Pending; a verifier that only checked the evidence would approve it.
-const ETH = 10n ** 18n;
-const POLL = { pollingIntervalMs: 50 };
-let anvil: AnvilInstance;
-let deployment: FirnDeployment;
+let chain: VerifierChain;
 const quiet = { info() {}, warn() {}, error() {} };
 const measurement = keccak256(toHex('revoked-build'));
 
 beforeAll(async () => {
-  anvil = await startAnvil({ accounts: 5 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    minNodeStake: ETH,
-    minVerifierStake: ETH / 2n,
-    governanceDelay: 1,
-    epochLength: 3600,
-    unbondingPeriod: 3600,
-    challengeWindow: 600,
-    slashAmount: ETH / 2n,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [privateKeyToAccount(anvil.accounts[2]!.privateKey).address],
-    ...POLL,
-  });
+  chain = await startVerifierChain(measurement);
 }, 120_000);
-afterAll(() => anvil?.stop());
+afterAll(() => chain?.anvil.stop());
 
 describe('the verifier refuses a measurement that is not allow-listed at the block it reads', () => {
   it('refuses a node whose measurement was revoked while it was pending, without fetching evidence', async () => {
-    const gov = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, POLL);
-    const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL);
-    const verifierKey = anvil.accounts[2]!.privateKey;
-    await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
-    const enclaveId = keccak256(toHex('pending-node'));
-    await registerNode(operator, {
-      enclaveId,
-      teeType: 1,
-      measurement,
-      enclaveAddress: privateKeyToAccount(anvil.accounts[4]!.privateKey).address,
-      kemPublicKey: keccak256(toHex('kem')),
-      endpoint: 'http://127.0.0.1:9',
-      evidenceDigest: keccak256(toHex('evidence')),
-      platformIdHash: keccak256(toHex('platform')),
-      stake: ETH,
-    });
+    const { anvil, deployment } = chain;
+    const { gov, verifierKey, enclaveId } = await registerPendingNode(chain, measurement, 'pending-node');
     const before = await checkMeasurementAllowed(
       gov,
       { teeType: 1, measurement },

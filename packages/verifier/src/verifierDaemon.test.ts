@@ -1,70 +1,28 @@
 import { DEV_POLICY, fetchEvidenceOverHttp } from '@firn/attestation';
-import {
-  type AnvilInstance,
-  createFirnClients,
-  deployFirn,
-  type FirnDeployment,
-  firnRegistryAbi,
-  getNode,
-  getRegistrationEvents,
-  joinVerifierSet,
-  NodeStatus,
-  registerNode,
-  startAnvil,
-} from '@firn/chain';
+import { firnRegistryAbi, getNode, getRegistrationEvents, NodeStatus } from '@firn/chain';
 import { FirnError } from '@firn/core';
 import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerPendingNode, startVerifierChain, type VerifierChain } from '../test/pendingNodeChain.ts';
 import { VerifierDaemon } from './verifierDaemon.ts';
 
 // A real anvil and the real registry (decision 1742): a node that gives no evidence (busy, rate
 // limited, down) is not refused, and is tried again later honouring its Retry-After; evidence
 // that fails verification is refused.
-const ETH = 10n ** 18n;
-const POLL = { pollingIntervalMs: 50 };
-let anvil: AnvilInstance;
-let deployment: FirnDeployment;
+let chain: VerifierChain;
 const measurement = keccak256(toHex('busy-build'));
 
 beforeAll(async () => {
-  anvil = await startAnvil({ accounts: 5 });
-  deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    minNodeStake: ETH,
-    minVerifierStake: ETH / 2n,
-    governanceDelay: 1,
-    epochLength: 3600,
-    unbondingPeriod: 3600,
-    challengeWindow: 600,
-    slashAmount: ETH / 2n,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [privateKeyToAccount(anvil.accounts[2]!.privateKey).address],
-    ...POLL,
-  });
+  chain = await startVerifierChain(measurement);
 }, 120_000);
-afterAll(() => anvil?.stop());
+afterAll(() => chain?.anvil.stop());
 
 describe('a node that gives no evidence is voted on later, never refused for it', () => {
   it('busy (429 + Retry-After) and down: no vote, the round stays open, the retry waits; bad evidence is refused', async () => {
-    const gov = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, POLL);
-    const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL);
-    const verifierKey = anvil.accounts[2]!.privateKey;
-    await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
-    const enclaveId = keccak256(toHex('busy-node'));
-    await registerNode(operator, {
-      enclaveId,
-      teeType: 1,
-      measurement,
-      enclaveAddress: privateKeyToAccount(anvil.accounts[4]!.privateKey).address,
-      kemPublicKey: keccak256(toHex('kem')),
-      // Nothing listens on port 9: the real fetch of a node that is down.
-      endpoint: 'http://127.0.0.1:9',
-      evidenceDigest: keccak256(toHex('evidence')),
-      platformIdHash: keccak256(toHex('platform')),
-      stake: ETH,
-    });
+    const { anvil, deployment } = chain;
+    // Its endpoint is one where nothing listens (port 9): the real fetch of a node that is down.
+    const { gov, verifierKey, enclaveId } = await registerPendingNode(chain, measurement, 'busy-node');
     let answer: 'busy' | 'down' | 'garbage' = 'busy';
     let fetched = 0;
     const warnings: string[] = [];
