@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDevnetState } from '../helpers/stoppedDevnetState.ts';
 
 // A new user has FIRN_RPC_URL exported in their shell (the README suggests it for a keyed RPC,
 // decision 1686) for a testnet, and later runs the README's devnet command
@@ -36,22 +37,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => testnet.listen(0, '127.0.0.1', r));
   testnetUrl = `http://127.0.0.1:${(testnet.address() as { port: number }).port}`;
-  writeFileSync(
-    join(dir, 'state.json'),
-    JSON.stringify({
-      rpcUrl: 'http://127.0.0.1:8545',
-      chainId: 31337,
-      contracts: {
-        registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-        verifierSet: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-        jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
-        dataLedger: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
-        rewards: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
-        timelock: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
-      },
-      deployBlock: '0',
-    }),
-  );
+  writeDevnetState(dir, 'http://127.0.0.1:8545');
 });
 
 afterAll(() => {

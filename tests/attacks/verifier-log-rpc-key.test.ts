@@ -3,6 +3,7 @@ import { DEV_POLICY } from '@firn/attestation';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../packages/node/src/logger.ts';
 import { VerifierDaemon } from '../../packages/verifier/src/verifierDaemon.ts';
+import { DEVNET_CONTRACTS } from '../helpers/stoppedDevnetState.ts';
 
 // A verifier operator runs `firn verifier start --rpc https://host/v2/<API KEY>` (the README's
 // command) against a hosted RPC. Decision 1686 promises "no RPC URL's key, password or query
@@ -45,16 +46,7 @@ describe('verifier logs and the RPC URL', () => {
     const d = new VerifierDaemon({
       rpcUrl,
       verifierKey: `0x${'59'.repeat(32)}`,
-      deployment: {
-        chainId: 31337,
-        registry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-        verifierSet: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-        jobMarket: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
-        dataLedger: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
-        rewards: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
-        timelock: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
-        deployBlock: 0n,
-      } as never,
+      deployment: { chainId: 31337, ...DEVNET_CONTRACTS, deployBlock: 0n } as never,
       policy: DEV_POLICY,
       logger,
       pollIntervalMs: 100,
