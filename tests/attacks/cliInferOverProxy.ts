@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { repoRoot } from '@firn/core';
 import { afterAll, beforeAll } from 'vitest';
 import { type RpcMessage, rewritingRpcProxy } from '../../packages/chain/test/rpcProxy.ts';
-import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';
+import { inferArgs, writeDemoInferFiles } from '../helpers/cliInferDevnet.ts';
 
 /** The `firn` command line entry. */
 export const FIRN = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
@@ -63,22 +63,7 @@ export function setupCliInferOverProxy(
         body: JSON.stringify(m),
       }).then((r) => r.json())) as unknown,
     spawnInfer(out: string): SpawnedInfer {
-      const child = spawn(
-        process.execPath,
-        [
-          FIRN,
-          'infer',
-          '--devnet',
-          s.stateFile,
-          '--model',
-          'model.onnx',
-          '--input',
-          'input.json',
-          '--out',
-          out,
-        ],
-        { cwd: dir, env: s.env },
-      );
+      const child = spawn(process.execPath, [FIRN, ...inferArgs(s.stateFile, out)], { cwd: dir, env: s.env });
       let text = '';
       child.stdout.on('data', (d) => {
         text += d.toString();
@@ -95,11 +80,7 @@ export function setupCliInferOverProxy(
     s.net = await startTestNetwork();
     s.proxy = await rewritingRpcProxy(s.net.anvil.rpcUrl, (m) => rewrite(m, s));
     writeFileSync(s.stateFile, JSON.stringify({ ...stateOf(s.net, s.net.rootPem), rpcUrl: s.proxy.url }));
-    writeFileSync(join(dir, 'model.onnx'), demoModel());
-    writeFileSync(
-      join(dir, 'input.json'),
-      JSON.stringify({ features: { dims: [1, 4], type: 'float32', data: [1, 2, 3, 4] } }),
-    );
+    writeDemoInferFiles(dir);
   }, 180_000);
   afterAll(async () => {
     onStop();

@@ -1,66 +1,14 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createFirnClients, getJob, JobStatus } from '@firn/chain';
-import { type Hex, repoRoot } from '@firn/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModel } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
-import { startTestNetwork, stateOf, type TestNetwork } from '../e2e/network.ts';
+import { JobStatus } from '@firn/chain';
+import { describe, expect, it } from 'vitest';
+import { jobOnceRunning, settledJobStatus, useCliInferDevnet } from '../helpers/cliInferDevnet.ts';
 
 // A careless new user runs `firn infer --devnet STATE …` as the README shows, against a running
 // network. Promised (README, exit codes): a mistake in the command exits 3 naming the flag, and
 // nothing is lost: the escrow stays recoverable.
-const FIRN = join(repoRoot(), 'packages', 'cli', 'bin', 'firn.mjs');
-const dir = mkdtempSync(join(tmpdir(), 'firn-atk-escrow-'));
-const stateFile = join(dir, 'state.json');
-const env = { ...process.env, FIRN_HOME: join(dir, 'home') };
-let net: TestNetwork;
-
-beforeAll(async () => {
-  net = await startTestNetwork();
-  writeFileSync(stateFile, JSON.stringify(stateOf(net, net.rootPem)));
-  writeFileSync(join(dir, 'model.onnx'), demoModel());
-  writeFileSync(
-    join(dir, 'input.json'),
-    JSON.stringify({ features: { dims: [1, 4], type: 'float32', data: [1, 2, 3, 4] } }),
-  );
-}, 180_000);
-
-afterAll(async () => {
-  await net?.stop();
-});
-
-/** The CLI as a child process, without blocking this process (the node under test runs in it). */
-function firn(args: string[], timeoutMs: number): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [FIRN, ...args], { cwd: dir, env });
-    let stderr = '';
-    c.stderr.on('data', (d) => {
-      stderr += d.toString();
-    });
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stderr });
-    });
-  });
-}
-
-function infer(out: string, extra: string[] = []) {
-  return [
-    'infer',
-    '--devnet',
-    stateFile,
-    '--model',
-    'model.onnx',
-    '--input',
-    'input.json',
-    '--out',
-    out,
-    ...extra,
-  ];
-}
+const s = useCliInferDevnet('escrow');
+const { dir, stateFile, firn, inferArgs: infer } = s;
 
 describe('attack: a new user’s firn infer and the escrow', () => {
   it('an --escrow above the requester’s balance exits 3 naming --escrow and the balance (not E_CHAIN, exit 4 “try again later”)', async () => {
@@ -72,36 +20,17 @@ describe('attack: a new user’s firn infer and the escrow', () => {
   }, 60_000);
 
   it('Ctrl-C once the node runs the job leaves the escrow recoverable: refunded, or a result `firn job result` can open', async () => {
-    const child = spawn(process.execPath, [FIRN, ...infer('c.json')], { cwd: dir, env });
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d.toString();
-    });
+    const run = s.spawnFirn(infer('c.json'));
     // Interrupted once the node has the job (its first progress event): the user gave up waiting.
-    const jobId = await new Promise<Hex>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no job started: ${stderr}`)), 40_000);
-      child.stderr.on('data', () => {
-        const m = /job (0x[0-9a-f]{64}) posted[\s\S]*progress:/.exec(stderr);
-        if (m) {
-          clearTimeout(t);
-          resolve(m[1] as Hex);
-        }
-      });
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGINT');
+    const jobId = await jobOnceRunning(run, 40_000);
+    if (jobId === undefined) throw new Error(`no job started: ${run.stderr()}`);
+    run.child.kill('SIGINT');
     // Decision 1630: the interrupt exits 130 (README) and, the job being the node's, says how to
     // fetch and open its result later.
-    expect(await exited).toBe(130);
-    expect(stderr).toContain(`firn job result ${jobId} --devnet ${stateFile}`);
+    expect(await run.exited).toBe(130);
+    expect(run.stderr()).toContain(`firn job result ${jobId} --devnet ${stateFile}`);
     // The node goes on with the job as it would for any requester that went away.
-    const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
-    let status = JobStatus.Open;
-    for (let i = 0; i < 100; i++) {
-      status = (await getJob(clients, jobId)).status;
-      if (status !== JobStatus.Open && status !== JobStatus.Claimed) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const status = await settledJobStatus(s.net, jobId, 100);
     // The node had the job (it reported progress): it is not reclaimed under it.
     expect(status).not.toBe(JobStatus.Reclaimed);
     expect(status, 'the job is still running 25 s after the interrupt').not.toBe(JobStatus.Claimed);
@@ -132,8 +61,8 @@ describe('attack: a new user’s firn infer and the escrow', () => {
   // stopped). README: an unreachable node exits 4 ("try again later") naming it; it is no
   // attestation refusal (exit 2) of a node that answered.
   it('a registered node that does not answer exits 4 naming its URL, not E_POLICY_REJECTED (exit 2)', async () => {
-    const url = net.node.url;
-    await net.node.stop();
+    const url = s.net.node.url;
+    await s.net.node.stop();
     const r = await firn(infer('down.json'), 55_000);
     expect(r.stderr).not.toMatch(/E_POLICY_REJECTED/);
     expect(r.stderr).toContain(url);
