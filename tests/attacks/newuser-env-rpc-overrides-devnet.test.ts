@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCannedJsonRpc } from '../helpers/cannedJsonRpc.ts';
 import { writeDevnetState } from '../helpers/stoppedDevnetState.ts';
 
 // A new user has FIRN_RPC_URL exported in their shell (the README suggests it for a keyed RPC,
@@ -20,23 +21,7 @@ let testnetUrl: string;
 
 beforeAll(async () => {
   // An RPC of another chain (Sepolia's id) that answers eth_chainId.
-  testnet = createServer((req, res) => {
-    let b = '';
-    req.on('data', (c) => (b += c));
-    req.on('end', () => {
-      const one = (x: { id?: number }) => ({ jsonrpc: '2.0', id: x.id ?? 1, result: '0xaa36a7' });
-      let j: unknown;
-      try {
-        j = JSON.parse(b);
-      } catch {
-        j = {};
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(Array.isArray(j) ? j.map(one) : one(j as { id?: number })));
-    });
-  });
-  await new Promise<void>((r) => testnet.listen(0, '127.0.0.1', r));
-  testnetUrl = `http://127.0.0.1:${(testnet.address() as { port: number }).port}`;
+  ({ server: testnet, url: testnetUrl } = await startCannedJsonRpc({ result: '0xaa36a7' }));
   writeDevnetState(dir, 'http://127.0.0.1:8545');
 });
 

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCannedJsonRpc } from '../helpers/cannedJsonRpc.ts';
 
 // A new user's RPC answers, but not as a running devnet does:
 // - frozen: they pressed Ctrl-Z instead of Ctrl-C on `npm start` (anvil is stopped, the kernel still
@@ -36,27 +37,10 @@ const listen = (s: Server) =>
 beforeAll(async () => {
   // Reads the request, never answers (a SIGSTOPped anvil's socket behaves the same to a client).
   frozen = createServer((req) => req.resume());
-  limited = createServer((req, res) => {
-    let b = '';
-    req.on('data', (c) => (b += c));
-    req.on('end', () => {
-      const one = (x: { id?: number }) => ({
-        jsonrpc: '2.0',
-        id: x.id ?? 1,
-        error: { code: -32005, message: 'daily request count exceeded, request rate limited' },
-      });
-      let j: unknown;
-      try {
-        j = JSON.parse(b);
-      } catch {
-        j = {};
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(Array.isArray(j) ? j.map(one) : one(j as { id?: number })));
-    });
-  });
   frozenUrl = await listen(frozen);
-  limitedUrl = await listen(limited);
+  ({ server: limited, url: limitedUrl } = await startCannedJsonRpc({
+    error: { code: -32005, message: 'daily request count exceeded, request rate limited' },
+  }));
 });
 
 afterAll(() => {
