@@ -365,6 +365,40 @@ describe('per-client keys, the attestation cap and upload eviction (decisions 16
     expect(cap.inFlight).toBe(0);
   });
 
+  it('a full queue: a client holding nothing takes the first waiting place of the client with the most; its youngest is refused 429', async () => {
+    const cap = new FairInFlightCap(1, 1, 'attestations', {
+      maxWaitingPerClient: 2,
+      maxWaiting: 3,
+      maxWaitMs: 5_000,
+    });
+    const order: string[] = [];
+    const enter = (client: string, tag: string) =>
+      cap.enter(client).then((leave) => {
+        order.push(tag);
+        return leave;
+      });
+    const holder = await cap.enter('h');
+    const a1 = enter('a', 'a1');
+    const a2 = enter('a', 'a2');
+    const b1 = enter('b', 'b1');
+    // 'a' holds most (2 waiting): its youngest is refused, the verifier takes its first place.
+    const v = enter('v', 'v');
+    await expect(a2).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+      details: { retryAfterSeconds: 1 },
+      message: expect.stringMatching(/address holding none/),
+    });
+    // Now every client has one request in all: a newcomer would only trade places, so it is refused.
+    await expect(cap.enter('c')).rejects.toMatchObject({ code: 'E_RATE_LIMITED' });
+    expect(cap.queued).toBe(3);
+    holder();
+    (await v)();
+    (await a1)();
+    (await b1)();
+    expect(order).toEqual(['v', 'a1', 'b1']);
+    expect([cap.inFlight, cap.queued]).toEqual([0, 0]);
+  });
+
   /** An upload of `rate` bytes/s since `since` on the test clock; `done` makes it unevictable. */
   function upload(clock: { t: number }, since: number, rate: number, done = false) {
     const u = {

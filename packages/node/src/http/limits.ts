@@ -426,6 +426,8 @@ interface Waiter {
   client: string;
   seq: number;
   grant: () => void;
+  /** Leave the queue refused with `error` (its place was taken by a newcomer). */
+  refuse: (error: FirnError) => void;
 }
 
 /**
@@ -434,7 +436,10 @@ interface Waiter {
  * `clientKey`: IPv4 address, IPv6 /64). A request that finds no place it may take waits, at most
  * `maxWaitingPerClient` per client and `maxWaiting` in all, for `maxWaitMs`; a freed place goes
  * to the waiting request whose client holds the fewest places (the oldest among equals), so a
- * client holding none is served before another request of a client holding some. Waiting
+ * client holding none is served before another request of a client holding some. When every
+ * waiting place is taken, a client holding none and waiting for none takes the first waiting place
+ * of the client with the most held and waiting (that client's youngest waiting request is refused
+ * 429), so the queue is shared fairly too. Waiting
  * happens here, at the HTTP edge: the enclave never has more than `max` of this work queued.
  * Refusals are E_RATE_LIMITED (429, Retry-After 1).
  */
@@ -492,17 +497,30 @@ export class FairInFlightCap {
           `this address (IPv6: its /64) already has ${mine} ${this.what} in progress and ${waitingMine} waiting; retry shortly`,
         ),
       );
-    if (waitingMine >= this.waits.maxWaitingPerClient || this.waiting.length >= this.waits.maxWaiting)
+    // A full queue is shared fairly too (decision 1740, amended): a client holding nothing and
+    // waiting for nothing takes a waiting place from the client with the most held and waiting.
+    const place =
+      this.waiting.length >= this.waits.maxWaiting && mine === 0 && waitingMine === 0
+        ? this.displace()
+        : undefined;
+    if (
+      place === undefined &&
+      (waitingMine >= this.waits.maxWaitingPerClient || this.waiting.length >= this.waits.maxWaiting)
+    )
       return Promise.reject(
         rateLimited(`the node is producing ${this.max} ${this.what} already; retry shortly`),
       );
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         client,
-        seq: this.seq++,
+        seq: place ?? this.seq++,
         grant: () => {
           clearTimeout(timer);
           resolve(this.take(client));
+        },
+        refuse: (error) => {
+          clearTimeout(timer);
+          reject(error);
         },
       };
       const timer = setTimeout(() => {
@@ -518,6 +536,44 @@ export class FairInFlightCap {
       this.waiting.push(waiter);
       this.dispatch();
     });
+  }
+
+  /**
+   * Free a waiting place for a newcomer holding nothing: the client with the most places held
+   * plus requests waiting (ties: the one first in line) loses its youngest waiting request, which
+   * is refused 429; the newcomer gets that client's first place in line and the client's other
+   * waiting requests move back one. Returns the newcomer's `seq`, or undefined when no client has
+   * two or more requests (a swap of equals would gain nothing).
+   */
+  private displace(): number | undefined {
+    const load = new Map<string, number>();
+    const first = new Map<string, number>();
+    for (const w of this.waiting) {
+      bump(load, w.client, 1);
+      first.set(w.client, Math.min(first.get(w.client) ?? w.seq, w.seq));
+    }
+    let victim: string | undefined;
+    let most = 0;
+    for (const [c, n] of load) {
+      const total = n + (this.perClientHeld.get(c) ?? 0);
+      if (total > most || (total === most && first.get(c)! < first.get(victim!)!)) {
+        victim = c;
+        most = total;
+      }
+    }
+    // A client with one request in all would only trade places with the newcomer.
+    if (victim === undefined || most < 2) return undefined;
+    const theirs = this.waiting.filter((w) => w.client === victim).sort((a, b) => a.seq - b.seq);
+    const seqs = theirs.map((w) => w.seq);
+    const youngest = theirs[theirs.length - 1]!;
+    this.waiting.splice(this.waiting.indexOf(youngest), 1);
+    for (let i = 0; i < theirs.length - 1; i++) theirs[i]!.seq = seqs[i + 1]!;
+    youngest.refuse(
+      rateLimited(
+        `the node is producing ${this.max} ${this.what} and its waiting places went to an address holding none; retry shortly`,
+      ),
+    );
+    return seqs[0];
   }
 
   private take(client: string): () => void {

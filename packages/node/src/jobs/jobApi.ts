@@ -570,7 +570,8 @@ export class JobService {
    * without a valid signature, 403 for a signer that never sent a transaction (it posted no job),
    * 404 for a job the chain does not know, 403 for any other signer, 429 when the chain reads made
    * for strangers are over budget. Those reads are cached ("nothing there" for 2 s; decision
-   * 1741); the requester's own job is read fresh. Runs before anything is recorded, so a
+   * 1741); the job read of a signer known to have sent a transaction spends that signer's budget
+   * only; the requester's own job is read fresh. Runs before anything is recorded, so a
    * stranger's submission changes nothing. Returns the job.
    */
   async authorizeSubmission(
@@ -620,7 +621,11 @@ export class JobService {
       await this.strangerReads
         .read(
           jobKey,
-          ip,
+          // The signer has sent a transaction (each of its jobs cost it a postJob): its job reads
+          // spend its own budget, never the client's or the node's stranger budget, so junk from
+          // fresh keys cannot starve it and a gateway serving many requesters is not capped
+          // (decision 1741, amended).
+          { signer },
           async () => {
             fresh = await getJob(this.clients, body.jobId);
             return fresh.status === JobStatus.None ? null : (fresh.requester as string);

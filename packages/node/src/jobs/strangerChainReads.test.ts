@@ -98,4 +98,34 @@ describe('chain reads for strangers', () => {
         ),
       ).toBe(null);
   });
+
+  it("a known signer's misses spend its own budget only: strangers over the client and node budgets do not refuse it", async () => {
+    const reads = new StrangerChainReads({ perClientPer10s: 1, totalPer10s: 2, perKnownSignerPer10s: 3 });
+    let calls = 0;
+    const load = async () => {
+      calls++;
+      return null;
+    };
+    // Strangers spend the node-wide budget to zero.
+    await reads.read(`job:${Math.random()}`, '10.0.0.1', load, () => false);
+    await reads.read(`job:${Math.random()}`, '10.0.0.2', load, () => false);
+    await expect(reads.read(`job:${Math.random()}`, '10.0.0.3', load, () => false)).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+    });
+    // A known signer still gets its reads, up to its own budget, whatever client it comes from.
+    const signer = '0x00000000000000000000000000000000000000aA';
+    for (let i = 0; i < 3; i++) await reads.read(`job:${Math.random()}`, { signer }, load, () => false);
+    await expect(
+      reads.read(`job:${Math.random()}`, { signer: signer.toLowerCase() }, load, () => false),
+    ).rejects.toMatchObject({ code: 'E_RATE_LIMITED', message: expect.stringMatching(/limit 3 per 10 s/) });
+    expect(calls).toBe(5);
+    // Another signer has its own budget.
+    await reads.read(
+      `job:${Math.random()}`,
+      { signer: '0x00000000000000000000000000000000000000bb' },
+      load,
+      () => false,
+    );
+    expect(calls).toBe(6);
+  });
 });

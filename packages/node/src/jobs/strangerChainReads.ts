@@ -21,6 +21,12 @@ export interface StrangerReadLimits {
   perClientPer10s: number;
   /** Chain reads all clients together may cause per 10 s on a cache miss. Default 100. */
   totalPer10s: number;
+  /**
+   * Chain reads one signer known to have sent a transaction may cause per 10 s on a cache miss
+   * (`read` with `{ signer }`); these spend neither the client's nor the node's budget. Each of
+   * that signer's jobs cost it a `postJob` transaction. Default 60.
+   */
+  perKnownSignerPer10s: number;
 }
 
 export const DEFAULT_STRANGER_READ_LIMITS: StrangerReadLimits = Object.freeze({
@@ -29,7 +35,15 @@ export const DEFAULT_STRANGER_READ_LIMITS: StrangerReadLimits = Object.freeze({
   maxEntries: 10_000,
   perClientPer10s: 10,
   totalPer10s: 100,
+  perKnownSignerPer10s: 60,
 });
+
+/**
+ * Whose budget a cache miss spends: the asking client's and the node's (`ip`), or, for a read
+ * made for a signer already known to have sent a transaction, that signer's own (`signer`,
+ * decision 1741, amended).
+ */
+export type StrangerReadCharge = { ip: string } | { signer: string };
 
 /**
  * A short-lived cache and a budget for the chain reads made on behalf of unauthenticated requests
@@ -46,6 +60,7 @@ export class StrangerChainReads {
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly perClient: RateLimiterMemory;
   private readonly total: RateLimiterMemory;
+  private readonly perSigner: RateLimiterMemory;
 
   constructor(limits: Partial<StrangerReadLimits> = {}) {
     this.limits = { ...DEFAULT_STRANGER_READ_LIMITS, ...limits };
@@ -55,6 +70,10 @@ export class StrangerChainReads {
       duration: 10,
     });
     this.total = new RateLimiterMemory({ points: Math.max(1, this.limits.totalPer10s), duration: 10 });
+    this.perSigner = new RateLimiterMemory({
+      points: Math.max(1, this.limits.perKnownSignerPer10s),
+      duration: 10,
+    });
   }
 
   /** The cached answer under `key`, if one is still fresh (no read, no budget spent). */
@@ -63,14 +82,15 @@ export class StrangerChainReads {
   }
 
   /**
-   * The answer under `key`: cached if fresh, else `load()` (one chain read) charged to `ip`'s
-   * client and the node's budget, kept for `positiveTtlMs` when `lasting(answer)` is true and
-   * `negativeTtlMs` otherwise. Throws E_RATE_LIMITED over budget, or what `load` throws (nothing
-   * is cached then).
+   * The answer under `key`: cached if fresh, else `load()` (one chain read) charged to `charge`:
+   * an IP string or `{ ip }` spends that client's and the node's budget, `{ signer }` (a signer
+   * the caller knows has sent a transaction) spends only that signer's. Kept for `positiveTtlMs`
+   * when `lasting(answer)` is true and `negativeTtlMs` otherwise. Throws E_RATE_LIMITED over
+   * budget, or what `load` throws (nothing is cached then).
    */
   async read<T>(
     key: string,
-    ip: string,
+    charge: string | StrangerReadCharge,
     load: () => Promise<T>,
     lasting: (answer: T) => boolean,
   ): Promise<T> {
@@ -78,7 +98,9 @@ export class StrangerChainReads {
     if (hit !== undefined) return hit.value as T;
     const running = this.pending.get(key);
     if (running !== undefined) return running as Promise<T>;
-    await this.spend(ip);
+    const who = typeof charge === 'string' ? { ip: charge } : charge;
+    if ('signer' in who) await this.spendSigner(who.signer);
+    else await this.spend(who.ip);
     // Asked again while the budget was checked: join that read.
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached.value as T;
@@ -102,6 +124,18 @@ export class StrangerChainReads {
   remember(key: string, value: unknown, lasting: boolean): void {
     const ttl = lasting ? this.limits.positiveTtlMs : this.limits.negativeTtlMs;
     if (ttl > 0) this.cache.set(key, { value }, { ttl });
+  }
+
+  private async spendSigner(signer: string): Promise<void> {
+    try {
+      await this.perSigner.consume(signer.toLowerCase(), 1);
+    } catch (e) {
+      if (!(e instanceof RateLimiterRes)) throw e;
+      throw rateLimited(
+        `too many chain checks for unknown jobs signed by ${signer} (limit ${this.limits.perKnownSignerPer10s} per 10 s); retry shortly`,
+        Math.max(1, Math.ceil(e.msBeforeNext / 1000)),
+      );
+    }
   }
 
   private async spend(ip: string): Promise<void> {
