@@ -10,7 +10,7 @@ import {
   getNode,
   NodeStatus,
 } from '@firn/chain';
-import { FirnError, type Hex, parseEvidenceBundle } from '@firn/core';
+import { FirnError, type Hex, parseEvidenceBundle, redactRpcUrl, redactUrlsIn } from '@firn/core';
 import { type Address, createPublicClient, isAddress } from 'viem';
 import { buildDashboard, type DashboardAsset } from './buildDashboard.ts';
 import { checkReadOnlyRpcRequest, MAX_RPC_REQUEST_BYTES } from './readOnlyRpc.ts';
@@ -89,7 +89,9 @@ function sendError(res: ServerResponse, e: unknown): void {
       E_INVALID_INPUT: 400,
       E_UNAVAILABLE: 502,
     }[err.code as string] ?? 500;
-  send(res, status, 'application/json', JSON.stringify({ error: { code: err.code, message: err.message } }));
+  // Every URL in a message through redactUrlsIn (decision 1751): the body goes to any visitor.
+  const message = redactUrlsIn(err.message);
+  send(res, status, 'application/json', JSON.stringify({ error: { code: err.code, message } }));
 }
 
 async function readCapped(req: IncomingMessage, max: number): Promise<string> {
@@ -118,7 +120,7 @@ async function fetchCapped(
       signal: AbortSignal.timeout(30_000),
     });
   } catch {
-    throw new FirnError('E_UNAVAILABLE', `cannot reach ${new URL(url).origin}`);
+    throw new FirnError('E_UNAVAILABLE', `cannot reach ${redactRpcUrl(new URL(url).origin)}`);
   }
   const declared = Number(r.headers.get('content-length') ?? 0);
   if (declared > max) throw new FirnError('E_TOO_LARGE', `upstream response over ${max} bytes`);
@@ -303,7 +305,7 @@ export async function resolveDashboardDeployment(o: {
   try {
     chainId = await pc.getChainId();
   } catch {
-    throw new FirnError('E_UNAVAILABLE', `cannot reach the chain at ${o.rpcUrl}`);
+    throw new FirnError('E_UNAVAILABLE', `cannot reach the chain at ${redactRpcUrl(o.rpcUrl)}`);
   }
   const code = await pc.getCode({ address: o.market });
   if (code === undefined || code === '0x') throw new FirnError('E_NOT_FOUND', `no contract at ${o.market}`);

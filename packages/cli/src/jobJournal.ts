@@ -449,15 +449,54 @@ export function journalPosts(o: {
         );
     },
     failed(e) {
-      // Nothing was ever sent: the reserved salt belongs to no job.
-      if (pending === undefined && previous === undefined && o.reservation !== undefined)
-        releaseResultKey(o.reservation);
+      // No post was seen to go out. The reserved salt belongs to no job unless the failure leaves
+      // open that the RPC took the signed transaction (decision 1747, amended): then it is kept.
+      if (pending === undefined && previous === undefined && o.reservation !== undefined) {
+        if (!mayHaveBroadcast(e)) releaseResultKey(o.reservation);
+        else
+          o.warn(
+            `warning: the postJob transaction may have reached the chain before the RPC stopped answering, so a job may be posted and paid for. Its result key's salt is kept in ${o.reservation}: do not delete that file. Run \`firn job list\` to see whether a job was posted; keep the file until its result is opened`,
+          );
+      }
       if (pending === undefined) return;
       if (!neverMined(e)) return;
       forgetPending();
       pending = undefined;
     },
   };
+}
+
+/** viem's errors for a request whose answer never came: the RPC may have acted on it. */
+const NO_ANSWER = new Set([
+  'TimeoutError',
+  'HttpRequestError',
+  'WebSocketRequestError',
+  'SocketClosedError',
+  'ResponseBodyTooLargeError',
+]);
+
+/**
+ * Whether `e`'s cause chain (at most 8 deep, FirnError and viem `cause`s alike) leaves open that a
+ * signed postJob transaction reached the RPC (decision 1747, amended): a request with no answer
+ * (NO_ANSWER, matched by name so a second copy of viem counts too) that was eth_sendRawTransaction
+ * or whose request body is not known, or a refusal saying the transaction is already in the pool
+ * (a retried send whose first try got through). A failure before the send (the simulation, the
+ * estimate, a read, a refusal with a JSON-RPC error, an error of firn's own) proves nothing was
+ * broadcast: false.
+ */
+function mayHaveBroadcast(e: unknown): boolean {
+  for (let c = e as { cause?: unknown } | undefined, i = 0; c && i < 8; c = c.cause as typeof c, i++) {
+    if (!(c instanceof Error)) continue;
+    const meta = (c as { metaMessages?: unknown }).metaMessages;
+    const text = Array.isArray(meta) ? meta.filter((m) => typeof m === 'string').join('\n') : '';
+    if (
+      NO_ANSWER.has(c.name) &&
+      (!text.includes('Request body:') || text.includes('"eth_sendRawTransaction"'))
+    )
+      return true;
+    if (/already known|known transaction|already imported/i.test(c.message)) return true;
+  }
+  return false;
 }
 
 /** Whether `e`'s cause chain (at most 8 deep) says the post was never mined: E_CHAIN_REPLACED or E_CHAIN_REVERTED. */

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FirnDeployment } from '@firn/chain';
-import type { Hex } from '@firn/core';
+import { FirnError, type Hex } from '@firn/core';
+import { HttpRequestError, RpcRequestError, TimeoutError, TransactionExecutionError } from 'viem';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { journalDir, journalPosts, reserveResultKey } from './jobJournal.ts';
 import { exitCodeOf, cliErrorBody } from './output.ts';
@@ -76,6 +77,49 @@ describe('reserveResultKey', () => {
     const file = reserve();
     posts(file).failed(new Error('no node'));
     expect(existsSync(file)).toBe(false);
+  });
+
+  // Decision 1747, amended: only a failure proving nothing was broadcast removes the reservation.
+  const url = 'https://rpc.example/';
+  const raw = { method: 'eth_sendRawTransaction', params: ['0x02f8'] };
+  it('a read or the estimate that got no answer, or a JSON-RPC refusal of the send, leaves no reservation', () => {
+    for (const e of [
+      new TimeoutError({ body: { method: 'eth_estimateGas', params: [] }, url }),
+      new FirnError('E_INTERNAL', 'runJob failed', {
+        cause: new HttpRequestError({ body: { method: 'eth_getTransactionCount', params: [] }, url }),
+      }),
+      new RpcRequestError({ body: raw, error: { code: -32000, message: 'insufficient funds for gas' }, url }),
+    ]) {
+      const file = reserve();
+      const warn: string[] = [];
+      posts(file, warn).failed(e);
+      expect(existsSync(file), String(e)).toBe(false);
+      expect(warn).toEqual([]);
+    }
+  });
+
+  it('a send with no answer, or refused as already in the pool, keeps the reservation and names it', () => {
+    for (const e of [
+      new FirnError('E_INTERNAL', 'runJob failed', {
+        cause: new TransactionExecutionError(
+          new HttpRequestError({ body: raw, url, details: 'socket hang up' }),
+          {
+            account: undefined as never,
+            chain: undefined,
+          } as never,
+        ),
+      }),
+      new TimeoutError({ body: raw, url }),
+      new RpcRequestError({ body: raw, error: { code: -32000, message: 'already known' }, url }),
+    ]) {
+      const file = reserve();
+      const warn: string[] = [];
+      posts(file, warn).failed(e);
+      expect(existsSync(file), String(e)).toBe(true);
+      expect(warn.join('\n')).toContain(file);
+      expect(warn.join('\n')).toContain('firn job list');
+      rmSync(file);
+    }
   });
 
   it('a job entry that cannot be written keeps the reservation and warns that the result may be lost', () => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FirnError, isFirnError, TooLargeError } from '@firn/core';
+import { FirnError, isFirnError, redactUrlsIn, TooLargeError } from '@firn/core';
 import type { Logger } from '../logger.ts';
 import { httpStatusOf } from './errorStatus.ts';
 
@@ -99,7 +99,8 @@ export function answerError(
   }
   const status = isFirnError(e) ? httpStatusOf(e.code) : 500;
   const body = isFirnError(e)
-    ? { code: e.code, message: e.message }
+    ? // Every URL in the message through redactUrlsIn (decision 1751): the body goes to any client.
+      { code: e.code, message: redactUrlsIn(e.message) }
     : { code: 'E_INTERNAL', message: 'internal error' };
   if (status >= 500) logger.error('request failed', { route: routeName, code: body.code });
   const retryAfter = isFirnError(e) ? e.details?.retryAfterSeconds : undefined;
