@@ -246,7 +246,11 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         for (uint256 i = 0; i < voters.length; ++i) {
             left -= _voteWeight(voters[i], snapshotId);
         }
-        return left < total ? left : total;
+        uint256 shrunk = left < total ? left : total;
+        // Never below the stake active now (decision 1758): a snapshot's members leaving or
+        // rejoining under new keys cannot hand its remaining voters a decision they are a
+        // minority of the network for.
+        return shrunk > _totalActiveStake ? shrunk : _totalActiveStake;
     }
 
     /// @inheritdoc IFirnVerifierSet

@@ -109,12 +109,47 @@ contract FirnQuorumStakeTest is FirnScenario {
         vm.prank(big1);
         verifierSet.addStake{value: 5 ether}();
         _joinVerifier(_verifierAddr(301), 9 ether);
-        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 2 ether, "later stake never counts");
+        // Later stake gives no vote here, yet the bar never falls under the stake active now
+        // (decision 1758): 6 + 1 + 9 ether.
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 16 ether, "bar: the stake active now");
         vm.prank(address(market));
         verifierSet.slash(big2, 0.25 ether, stranger, bytes32(0)); // 0.75 left is under 1 ether
-        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 1 ether, "deactivated by the slash");
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 15 ether, "deactivated by the slash");
         vm.prank(big1);
         registry.approve(t.enclaveId, t.evidenceDigest);
-        vm.assertTrue(registry.isActive(t.enclaveId), "the one member left that can vote concludes");
+        vm.assertFalse(registry.isActive(t.enclaveId), "1 of 15 active ether never decides");
+        uint32 round = registry.getNode(t.enclaveId).round;
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 0, 15 ether)
+        );
+        registry.concludeRound(t.enclaveId);
+
+        // The liveness trade: the stuck registration exits with its stake back and registers
+        // again under a fresh snapshot, where today's members decide.
+        vm.prank(t.operator);
+        registry.requestExit(t.enclaveId);
+        vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "the stake comes back");
+        _register(t, SIM, MEASUREMENT);
+        vm.assertEq(registry.getNode(t.enclaveId).snapshotId, verifierSet.currentSnapshot(), "fresh snapshot");
+        vm.prank(big1);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.prank(_verifierAddr(301));
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertTrue(registry.isActive(t.enclaveId), "the re-registered node passes");
+    }
+
+    /// @dev 1720's liveness kept under 1758: after a minimum raise with no later growth, the
+    /// snapshot's members that can still vote carry the round alone.
+    function test_quorumStake_raiseWithoutGrowthStillPasses() public {
+        TestNode memory t = _node(9);
+        _register(t, SIM, MEASUREMENT);
+        verifierSet.setParameters(1 ether, UNBONDING);
+        vm.assertEq(verifierSet.totalActiveStake(), 2 ether, "only big1 and big2 remain");
+        vm.prank(big1);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertFalse(registry.isActive(t.enclaveId), "half is not enough");
+        vm.prank(big2);
+        registry.approve(t.enclaveId, t.evidenceDigest);
+        vm.assertTrue(registry.isActive(t.enclaveId), "the members left carry the round");
     }
 }

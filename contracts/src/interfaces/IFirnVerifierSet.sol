@@ -143,8 +143,11 @@ interface IFirnVerifierSet {
     /// not voted can still cast there. Stake that left, was deactivated or slashed since the
     /// snapshot and had not voted counts no more, so the members that can still vote can always
     /// conclude; votes already cast keep their weight in both the tally and the denominator, so
-    /// leaving after voting never lowers a bar. At most `totalStakeAt(snapshotId)`; equal to it
-    /// while `lastReduction() <= snapshotId`. Reverts UnknownSnapshot for a future id.
+    /// leaving after voting never lowers a bar. Once a reduction followed the snapshot, never
+    /// less than `totalActiveStake()` now (decision 1758): a round passes only on a share of the
+    /// stake active when it concludes, so a round the remaining members cannot carry stays
+    /// undecided. Otherwise at most `totalStakeAt(snapshotId)`; equal to it while
+    /// `lastReduction() <= snapshotId`. Reverts UnknownSnapshot for a future id.
     function quorumStakeAt(uint64 snapshotId, address[] calldata voters, uint256 cast) external view returns (uint256);
 
     function minVerifierStake() external view returns (uint256);
