@@ -129,7 +129,12 @@ export async function unallocatedOf(
 export async function rewardPoolBindingOf(
   clients: FirnClients,
   pool: Address,
-): Promise<{ registry: Address; verifierSet: Address; poolRegistry?: Address; poolVerifierSet?: Address }> {
+): Promise<{
+  registry: Address;
+  verifierSet: Address;
+  poolRegistry: Address | undefined;
+  poolVerifierSet: Address | undefined;
+}> {
   const registry = clients.addresses.registry;
   let verifierSet: Address;
   try {
