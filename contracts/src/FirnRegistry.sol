@@ -153,13 +153,21 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. The job
-    /// market reads this pointer, so this one call moves the whole network (decision 1756).
+    /// @dev A contract is the cheap check: an account without code cannot take `fund()`. The pool
+    /// must name this registry and its verifier set (its back-pointers): a pool built for another
+    /// registry refuses every report from this one while taking its fees. The job market reads this
+    /// pointer, so this one call moves the whole network (decision 1756).
     function setRewardPool(address newPool) external onlyOwner {
         if (newPool == address(0)) {
             if (_registrationFee != 0) revert RewardPoolNotSet();
         } else if (newPool.code.length == 0) {
             revert RewardPoolNotContract(newPool);
+        } else {
+            address poolRegistry = address(IFirnRewards(newPool).registry());
+            address poolVerifierSet = address(IFirnRewards(newPool).verifierSet());
+            if (poolRegistry != address(this) || poolVerifierSet != address(_verifierSet)) {
+                revert RewardPoolMismatch(newPool, poolRegistry, poolVerifierSet);
+            }
         }
         emit RewardPoolSet(_rewardPool, newPool);
         _rewardPool = newPool;

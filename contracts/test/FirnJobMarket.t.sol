@@ -10,6 +10,7 @@ import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
 import {IFirnVerifierSet} from "../src/interfaces/IFirnVerifierSet.sol";
+import {BoundPool} from "./utils/BoundPool.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
 /// @dev A requester contract that re-enters withdraw() from its receive hook.
@@ -1165,7 +1166,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// calls the pool: a pool that counts every call and every wei sees none from a failJob share, a
     /// release, a lapse superseded by a claim or a lapse ended by reclaim; the owner is credited all.
     function test_forfeit_neverCallsThePool() public {
-        CountingPool counting = new CountingPool();
+        CountingPool counting = new CountingPool(registry);
         registry.setRewardPool(address(counting));
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
@@ -1427,7 +1428,9 @@ contract FirnJobMarketTest is FirnFixture {
 }
 
 /// @dev A reward pool that accepts every payment and counts every call that reaches it.
-contract CountingPool {
+contract CountingPool is BoundPool {
+    constructor(IFirnRegistry registry_) BoundPool(registry_) {}
+
     uint256 public calls;
 
     function fund() external payable {

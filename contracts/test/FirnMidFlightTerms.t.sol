@@ -3,21 +3,28 @@ pragma solidity 0.8.30;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {FirnJobMarket} from "../src/FirnJobMarket.sol";
+import {FirnRegistry} from "../src/FirnRegistry.sol";
 import {FirnRewards} from "../src/FirnRewards.sol";
+import {FirnVerifierSet} from "../src/FirnVerifierSet.sol";
 import {IFirnJobMarket} from "../src/interfaces/IFirnJobMarket.sol";
 import {IFirnRegistry} from "../src/interfaces/IFirnRegistry.sol";
 import {IFirnRewards} from "../src/interfaces/IFirnRewards.sol";
+import {BoundPool} from "./utils/BoundPool.sol";
 import {FirnFixture} from "./utils/FirnFixture.sol";
 
 /// @dev A fee recipient whose fund() reverts.
-contract RevertingPool {
+contract RevertingPool is BoundPool {
+    constructor(IFirnRegistry registry_) BoundPool(registry_) {}
+
     function fund() external payable {
         revert("closed");
     }
 }
 
 /// @dev A fee recipient whose fund() burns every gas unit it is given.
-contract GasBurningPool {
+contract GasBurningPool is BoundPool {
+    constructor(IFirnRegistry registry_) BoundPool(registry_) {}
+
     function fund() external payable {
         while (true) {}
     }
@@ -235,11 +242,59 @@ contract FirnMidFlightTermsTest is FirnFixture {
         registry.setRewardPool(address(0x1234));
     }
 
+    /// @notice A pool built for another registry (same bytecode, another constructor argument) is
+    /// refused, naming the registry it serves; the pointer stays (decision 1756, amended).
+    function test_setRewardPoolRefusesAPoolOfAnotherRegistry() public {
+        FirnRegistry otherRegistry = new FirnRegistry(owner, verifierSet, MIN_NODE_STAKE, UNBONDING, ALL_TEE_TYPES);
+        FirnRewards foreign = new FirnRewards(
+            owner,
+            otherRegistry,
+            verifierSet,
+            EPOCH,
+            ANSWER_WINDOW,
+            LIVENESS_TARGET,
+            EPOCH_BUDGET_BPS,
+            VERIFIER_SHARE_BPS
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRegistry.RewardPoolMismatch.selector,
+                address(foreign),
+                address(otherRegistry),
+                address(verifierSet)
+            )
+        );
+        registry.setRewardPool(address(foreign));
+        vm.assertEq(registry.rewardPool(), address(rewards), "pointer unchanged");
+    }
+
+    /// @notice A pool naming this registry but another verifier set is refused too: its verifier
+    /// work reports would be weighed against stakes this registry's votes never used.
+    function test_setRewardPoolRefusesAPoolOfAnotherVerifierSet() public {
+        FirnVerifierSet otherSet = new FirnVerifierSet(owner, MIN_VERIFIER_STAKE, UNBONDING);
+        FirnRewards foreign = new FirnRewards(
+            owner, registry, otherSet, EPOCH, ANSWER_WINDOW, LIVENESS_TARGET, EPOCH_BUDGET_BPS, VERIFIER_SHARE_BPS
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFirnRegistry.RewardPoolMismatch.selector, address(foreign), address(registry), address(otherSet)
+            )
+        );
+        registry.setRewardPool(address(foreign));
+    }
+
+    /// @notice A contract without the pool's views (no back-pointer to check) is refused.
+    function test_setRewardPoolRefusesAContractWithoutBackPointers() public {
+        vm.expectRevert();
+        registry.setRewardPool(address(verifierSet));
+        vm.assertEq(registry.rewardPool(), address(rewards), "pointer unchanged");
+    }
+
     /// @notice A reverting pool: finalize pays the node and holds the fee; the sweep fails while the
     /// pool refuses and pays the fee to the next pool.
     function test_revertingPoolFeeIsHeldThenSwept() public {
         bytes32 jobId = _provedWithFee();
-        registry.setRewardPool(address(new RevertingPool()));
+        registry.setRewardPool(address(new RevertingPool(registry)));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 fee = 3 ether * 200 / 10_000;
         vm.expectEmit(address(market));
@@ -263,7 +318,7 @@ contract FirnMidFlightTermsTest is FirnFixture {
     /// @notice A pool that burns all gas it gets cannot make finalize run out of gas.
     function test_gasBurningPoolCannotBlockFinalize() public {
         bytes32 jobId = _provedWithFee();
-        registry.setRewardPool(address(new GasBurningPool()));
+        registry.setRewardPool(address(new GasBurningPool(registry)));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         market.finalize{gas: 1_000_000}(jobId, _factsFor(jobId));
         vm.assertEq(uint256(market.getJob(jobId).status), uint256(IFirnJobMarket.JobStatus.Paid), "paid");

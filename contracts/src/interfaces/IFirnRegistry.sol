@@ -138,6 +138,10 @@ interface IFirnRegistry {
     /// @notice A reward pool must be a contract (its `fund()` takes protocol fees, `creditTreasury()`
     /// the swept fees); `pool` has no code. Name the FirnRewards deployment.
     error RewardPoolNotContract(address pool);
+    /// @notice A reward pool must name this registry and its verifier set: `pool` answers
+    /// `registry()` = `poolRegistry` and `verifierSet()` = `poolVerifierSet` (a pool built for another
+    /// deployment). Deploy FirnRewards with this registry's address and verifier set.
+    error RewardPoolMismatch(address pool, address poolRegistry, address poolVerifierSet);
     error StakeTooHigh(uint256 stake, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
@@ -220,7 +224,9 @@ interface IFirnRegistry {
     /// @notice Owner: the network's reward pool: it receives registration fees (for its owner's
     /// treasury, decision 1671) and verifier work reports, and the job market reads it for protocol
     /// fees and findings, so this one call moves the whole network (decision 1756). Reverts
-    /// RewardPoolNotContract for an address without code, RewardPoolNotSet for address(0) while the
+    /// RewardPoolNotContract for an address without code, RewardPoolMismatch for a pool whose
+    /// `registry()` is not this registry or whose `verifierSet()` is not this registry's (a pool
+    /// without these views reverts the call), RewardPoolNotSet for address(0) while the
     /// registration fee is > 0.
     function setRewardPool(address newPool) external;
     /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee

@@ -2,12 +2,16 @@
 pragma solidity 0.8.30;
 
 import {IFirnJobMarket} from "../../src/interfaces/IFirnJobMarket.sol";
+import {IFirnRegistry} from "../../src/interfaces/IFirnRegistry.sol";
+import {BoundPool} from "../utils/BoundPool.sol";
 import {FirnFixture} from "../utils/FirnFixture.sol";
 
 /// @notice A reward pool that does not take `fund()` (an EOA or a treasury multisig named as the
 /// fee recipient, any contract other than FirnRewards) and the pull payments the market promises
 /// (0800: "no contract that rejects ether can freeze anyone else's money").
-contract RejectingPool {}
+contract RejectingPool is BoundPool {
+    constructor(IFirnRegistry registry_) BoundPool(registry_) {}
+}
 
 /// @notice Red team R2 (governance parameter vs escrow). finalize pushes the protocol fee with a
 /// high-level call `IFirnRewards(_rewardPool).fund{value: fee}()`; setRewardPool accepts any
@@ -52,7 +56,7 @@ contract AttackRewardPoolFreezesFinalizeTest is FirnFixture {
         _rememberProof(jobId, p, t.enclaveAddress);
 
         // Governance (after its delay) sends protocol fees somewhere else.
-        registry.setRewardPool(address(new RejectingPool()));
+        registry.setRewardPool(address(new RejectingPool(registry)));
 
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         try market.finalize(jobId, _factsFor(jobId)) {} catch {}

@@ -1,5 +1,12 @@
 import { InvalidInputError } from '@firn/core';
-import { type Address, encodeFunctionData, type Hex } from 'viem';
+import {
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
+  encodeFunctionData,
+  type Hex,
+} from 'viem';
 import { firnJobMarketAbi, firnRegistryAbi, firnRewardsAbi, firnVerifierSetAbi } from '../abi/generated.ts';
 import { toChainError } from '../ChainRevertedError.ts';
 import type { FirnClients } from '../clients.ts';
@@ -62,7 +69,8 @@ export function setAllowedTeeTypesCall(d: FirnDeployment, mask: number): Timeloc
 /**
  * Owner: the network's reward pool. The job market reads the registry's pointer, so this one call
  * moves registration fees, protocol fees and work reports together (decision 1756). The registry
- * refuses an address without code (RewardPoolNotContract).
+ * refuses an address without code (RewardPoolNotContract) and a pool whose `registry()` or
+ * `verifierSet()` is not its own (RewardPoolMismatch); check with `rewardPoolBindingOf` first.
  */
 export function setRewardPoolCall(d: FirnDeployment, pool: Address): TimelockCall {
   return {
@@ -110,6 +118,55 @@ export async function unallocatedOf(
   } catch (e) {
     throw toChainError(e, 'unallocatedOf');
   }
+}
+
+/**
+ * What `registry.setRewardPool(pool)` checks (decision 1756): the registry's address and verifier
+ * set, and the ones `pool` names (its `registry()` and `verifierSet()` back-pointers; undefined
+ * when the contract does not answer them, i.e. it is no FirnRewards). Read-only; throws
+ * ChainRevertedError/FirnError('E_CHAIN') when the registry cannot be read.
+ */
+export async function rewardPoolBindingOf(
+  clients: FirnClients,
+  pool: Address,
+): Promise<{
+  registry: Address;
+  verifierSet: Address;
+  poolRegistry: Address | undefined;
+  poolVerifierSet: Address | undefined;
+}> {
+  const registry = clients.addresses.registry;
+  let verifierSet: Address;
+  try {
+    verifierSet = (await clients.public.readContract({
+      address: registry,
+      abi: firnRegistryAbi,
+      functionName: 'verifierSet',
+    })) as Address;
+  } catch (e) {
+    throw toChainError(e, 'rewardPoolBindingOf');
+  }
+  const backPointer = async (functionName: 'registry' | 'verifierSet'): Promise<Address | undefined> => {
+    try {
+      return (await clients.public.readContract({
+        address: pool,
+        abi: firnRewardsAbi,
+        functionName,
+      })) as Address;
+    } catch (e) {
+      // A contract without the view reverts or returns nothing: it names no registry.
+      const noAnswer =
+        e instanceof BaseError &&
+        e.walk(
+          (x) => x instanceof ContractFunctionRevertedError || x instanceof ContractFunctionZeroDataError,
+        ) !== null;
+      if (noAnswer) return undefined;
+      throw toChainError(e, 'rewardPoolBindingOf');
+    }
+  };
+  const poolRegistry = await backPointer('registry');
+  const poolVerifierSet = await backPointer('verifierSet');
+  return { registry, verifierSet, poolRegistry, poolVerifierSet };
 }
 
 /** Owner: admit (or un-admit) an account to join the verifier set. */

@@ -23,7 +23,7 @@ import {
 import { type Address, getAddress, keccak256, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployForCli } from '../../test/cliDeployment.ts';
-import { governanceProgress, measurementArgs, runGovernance } from './gov.ts';
+import { checkRewardPool, governanceProgress, measurementArgs, runGovernance } from './gov.ts';
 import { rewardsShow } from './rewards.ts';
 
 // The `firn gov` and `firn rewards` cores against a real anvil and the real contracts (no nodes):
@@ -98,6 +98,7 @@ describe('firn gov set-reward-pool / move-unallocated', () => {
       chain: wallet.chain,
     });
     const pool2 = getAddress((await owner.public.waitForTransactionReceipt({ hash })).contractAddress!);
+    await expect(checkRewardPool(owner, pool2)).resolves.toBeUndefined();
     const old = getAddress(deployment.rewards!);
     const before = await unallocatedOf(owner, old);
     expect(before).toEqual({ registryPool: old, unallocated: ETH / 10n, openWorkedEpochs: 0n });
@@ -123,6 +124,39 @@ describe('firn gov set-reward-pool / move-unallocated', () => {
       unallocated: 0n,
       openWorkedEpochs: 0n,
     });
+  });
+});
+
+describe('firn gov set-reward-pool pre-check', () => {
+  it('refuses, before scheduling, a pool built for another registry and a contract that is no pool', async () => {
+    const owner = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment);
+    const wallet = requireWallet(owner);
+    // The same FirnRewards bytecode with another registry address (here the market's: any other).
+    const hash = await wallet.deployContract({
+      abi: firnRewardsAbi,
+      bytecode: firnRewardsBytecode,
+      args: [deployment.timelock!, deployment.jobMarket, deployment.verifierSet, 60n, 10n, 1, 1000, 2000],
+      account: wallet.account,
+      chain: wallet.chain,
+    });
+    const foreign = getAddress((await owner.public.waitForTransactionReceipt({ hash })).contractAddress!);
+    await expect(checkRewardPool(owner, foreign)).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      message: expect.stringMatching(/serves registry .*not this registry/),
+    });
+    // The data ledger names this registry but has no verifierSet(): a partial back-pointer is no pool.
+    await expect(checkRewardPool(owner, deployment.dataLedger)).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+    });
+    // The chain refuses it the same way (RewardPoolMismatch) if the pre-check is skipped.
+    await expect(
+      runGovernance(
+        { deployment: deploymentFile, keyFile: join(dir, 'key-0'), mine: true },
+        'set-reward-pool',
+        async (c) => ({ calls: [setRewardPoolCall(c.addresses, foreign)] }),
+        () => {},
+      ),
+    ).rejects.toMatchObject({ code: 'E_CHAIN_REVERTED', errorName: 'RewardPoolMismatch' });
   });
 });
 

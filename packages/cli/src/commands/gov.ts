@@ -11,6 +11,7 @@ import {
   pauseCall,
   parseParameterName,
   revokeMeasurementCall,
+  rewardPoolBindingOf,
   setAdmissionCall,
   setParameterCall,
   setRewardPoolCall,
@@ -62,6 +63,32 @@ function measurementOf(v: string): Hex {
 function addressOf(v: string, what: string): Address {
   if (!isAddress(v, { strict: false })) throw new InvalidInputError(`${what} must be a 20-byte 0x address`);
   return v as Address;
+}
+
+function sameAddress(a: Address, b: Address): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/**
+ * The refusals of `registry.setRewardPool(pool)` checked before scheduling, since each would
+ * otherwise come back only after the timelock delay (decision 1756): `pool` must have code and
+ * name this registry and its verifier set (`registry()`, `verifierSet()`). Throws
+ * InvalidInputError naming what to deploy or give instead; FirnError('E_CHAIN') when the chain
+ * cannot be read.
+ */
+export async function checkRewardPool(c: FirnClients, pool: Address): Promise<void> {
+  const code = await c.public.getCode({ address: pool });
+  if (code === undefined || code === '0x')
+    throw new InvalidInputError(`no contract at ${pool}: give the FirnRewards deployment's address`);
+  const b = await rewardPoolBindingOf(c, pool);
+  if (b.poolRegistry === undefined || b.poolVerifierSet === undefined)
+    throw new InvalidInputError(
+      `${pool} is not a FirnRewards pool (it does not answer registry()/verifierSet()): give the FirnRewards deployment's address`,
+    );
+  if (!sameAddress(b.poolRegistry, b.registry) || !sameAddress(b.poolVerifierSet, b.verifierSet))
+    throw new InvalidInputError(
+      `the pool at ${pool} serves registry ${b.poolRegistry} and verifier set ${b.poolVerifierSet}, not this registry ${b.registry} and its verifier set ${b.verifierSet}: deploy FirnRewards with this registry and verifier set`,
+    );
 }
 
 function pausableOf(v: string | undefined): PausableContract[] {
@@ -347,9 +374,7 @@ export function registerGov(program: Command): void {
       act(o, () => {
         const to = addressOf(pool, 'the pool');
         return runGovernance(o, 'set-reward-pool', async (c) => {
-          const code = await c.public.getCode({ address: to });
-          if (code === undefined || code === '0x')
-            throw new InvalidInputError(`no contract at ${to}: give the FirnRewards deployment's address`);
+          await checkRewardPool(c, to);
           return { calls: [setRewardPoolCall(c.addresses, to)], details: { pool: to } };
         });
       }),
