@@ -30,7 +30,10 @@ describe('FairInFlightCap: a full waiting queue', () => {
     );
     // One quote ends: its place should go to the client holding none that came to wait.
     releases[0]!();
-    const outcome = await Promise.race([verifier, new Promise((r) => setTimeout(() => r('still waiting'), 200))]);
+    const outcome = await Promise.race([
+      verifier,
+      new Promise((r) => setTimeout(() => r('still waiting'), 200)),
+    ]);
     expect(outcome).toBe('served');
   });
 });

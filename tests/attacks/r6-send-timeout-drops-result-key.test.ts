@@ -40,7 +40,12 @@ const deployment = { chainId: 31337, jobMarket: `0x${'11'.repeat(20)}` } as unkn
 
 describe('1747: a postJob send that timed out after reaching the RPC', () => {
   it('keeps the result key reservation (the transaction may be mined and paid)', () => {
-    const reservation = reserveResultKey({ command: 'infer', options: { out: '/x' }, resultKem, kemFlag: '--kem-key' });
+    const reservation = reserveResultKey({
+      command: 'infer',
+      options: { out: '/x' },
+      resultKem,
+      kemFlag: '--kem-key',
+    });
     expect(existsSync(reservation)).toBe(true);
     const post = journalPosts({
       command: 'infer',
@@ -59,6 +64,8 @@ describe('1747: a postJob send that timed out after reaching the RPC', () => {
       url: 'https://rpc.example/v2/key',
     });
     post.failed(e);
-    expect(existsSync(reservation), 'the only copy of the salt of a possibly paid job was deleted').toBe(true);
+    expect(existsSync(reservation), 'the only copy of the salt of a possibly paid job was deleted').toBe(
+      true,
+    );
   });
 });
