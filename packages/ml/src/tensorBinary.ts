@@ -29,7 +29,8 @@ const CODE_TYPES = Object.fromEntries(Object.entries(TYPE_CODES).map(([k, v]) =>
   number,
   TensorType
 >;
-const ELEMENT_BYTES: Record<TensorType, number> = {
+/** Bytes per element of each tensor type in the binary tensor encoding (little-endian, bool as one byte). */
+export const TENSOR_ELEMENT_BYTES: Readonly<Record<TensorType, number>> = {
   float32: 4,
   float64: 8,
   int32: 4,
@@ -50,7 +51,7 @@ function viewBytes(data: unknown, type: TensorType, elements: number, name: stri
   const d = data as ArrayBufferView & { length: number };
   if (!ArrayBuffer.isView(d) || d.length !== elements)
     throw new FirnError('E_INPUT_INVALID', `tensor "${name}": data length differs from its dims`);
-  const want = ELEMENT_BYTES[type];
+  const want = TENSOR_ELEMENT_BYTES[type];
   if (d.byteLength !== elements * want)
     throw new FirnError('E_INPUT_INVALID', `tensor "${name}": data is not ${type}`);
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
@@ -132,7 +133,7 @@ function typedArrayOf(type: TensorType, bytes: Uint8Array, fresh: boolean): Tens
   // (decrypted) message buffer. (Uint8Array's slice, never Buffer's, which would return a view of
   // the whole pool buffer.)
   const own =
-    fresh && bytes.byteOffset % ELEMENT_BYTES[type] === 0
+    fresh && bytes.byteOffset % TENSOR_ELEMENT_BYTES[type] === 0
       ? bytes
       : (Uint8Array.prototype.slice.call(bytes) as Uint8Array);
   const { buffer, byteOffset, byteLength } = own;
@@ -236,7 +237,7 @@ export function decodeTensorsBinaryFrom(src: TensorByteSource, caps: TensorJsonC
     }
     total += elements;
     if (total > c.maxTotalElements) throw bad(`more than ${c.maxTotalElements} elements in all`);
-    const data = typedArrayOf(type, take(elements * ELEMENT_BYTES[type]), src.fresh);
+    const data = typedArrayOf(type, take(elements * TENSOR_ELEMENT_BYTES[type]), src.fresh);
     if (type === 'bool' && (data as Uint8Array).some((v) => v > 1))
       throw bad(`tensor "${name}" has a bool other than 0 or 1`);
     out[name] = { type, dims, data };

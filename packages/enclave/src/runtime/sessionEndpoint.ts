@@ -24,6 +24,7 @@ import {
   encodeTensorsBinaryParts,
   FIXED_JSON_ELEMENT_WIDTH,
   parseTensorMap,
+  TENSOR_ELEMENT_BYTES,
   type TensorMap,
   type TensorType,
   tensorMapToFixedWidthJson,
@@ -143,15 +144,6 @@ export function encodeResponsePayloadParts(
   return parts;
 }
 
-const ELEMENT_BYTES: Readonly<Record<TensorType, number>> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  int64: 8,
-  uint8: 1,
-  bool: 1,
-};
-
 /**
  * The length of `encodeResponsePayload(format, outputs)` for outputs of these names, types and
  * dims, whatever their values (binary tensors, and fixed-width tensor JSON, have lengths that
@@ -168,11 +160,12 @@ export function responsePayloadLength(
   // Status and format bytes, then the binary header (magic, count) or the JSON braces and commas.
   let n = 2 + (format === SESSION_FORMAT.binary ? 8 : 1 + entries.length);
   for (const [name, t] of entries) {
-    if (!Object.hasOwn(ELEMENT_BYTES, t.type)) return undefined;
+    if (!Object.hasOwn(TENSOR_ELEMENT_BYTES, t.type)) return undefined;
     const type = t.type as TensorType;
     const elements = t.dims.reduce((a, b) => a * b, 1);
     if (format === SESSION_FORMAT.binary)
-      n += 2 + Buffer.byteLength(name, 'utf8') + 2 + 4 * t.dims.length + elements * ELEMENT_BYTES[type];
+      n +=
+        2 + Buffer.byteLength(name, 'utf8') + 2 + 4 * t.dims.length + elements * TENSOR_ELEMENT_BYTES[type];
     else {
       // `"name":{"dims":[..],"type":"..","data":[` and `]}`, then the fixed-width elements and their commas.
       const head = `${JSON.stringify(name)}:{"dims":${JSON.stringify([...t.dims])},"type":"${type}","data":[]}`;
