@@ -4,7 +4,9 @@ import {
   decodeTensorsBinaryFrom,
   encodeTensorsBinary,
   encodeTensorsBinaryParts,
+  tensorsBinaryLength,
 } from './tensorBinary.ts';
+import { fixedWidthJsonLength, tensorMapToFixedWidthJson } from './tensorJson.ts';
 
 // Round trip and refusal of malformed input; not covered: big-endian hosts (refused by design).
 describe('binary tensors', () => {
@@ -110,5 +112,40 @@ describe('binary tensors', () => {
     expect(() =>
       encodeTensorsBinary({ x: { type: 'float32', dims: [5], data: new Float32Array(4) } }),
     ).toThrow(expect.objectContaining(code));
+  });
+});
+
+describe('encoding lengths without encoding', () => {
+  const arrays = {
+    float32: (n: number) => new Float32Array(n).fill(-1.2345678e-30),
+    float64: (n: number) => new Float64Array(n).fill(-2.2250738585072014e-308),
+    int32: (n: number) => new Int32Array(n).fill(-2147483648),
+    int64: (n: number) => new BigInt64Array(n).fill(-(1n << 63n)),
+    uint8: (n: number) => new Uint8Array(n).fill(255),
+    bool: (n: number) => new Uint8Array(n).fill(1),
+  } as const;
+  const shapes = [[], [0], [1], [3], [2, 5], [1, 4, 2]];
+  it("tensorsBinaryLength and fixedWidthJsonLength equal the encoders' lengths, for every type and shape", () => {
+    for (const [type, make] of Object.entries(arrays))
+      for (const dims of shapes)
+        for (const reserve of [0, 2]) {
+          const n = dims.reduce((a, b) => a * b, 1);
+          const m = {
+            'out é': { type, dims, data: make(n) },
+            y: { type, dims: [n], data: make(n) },
+          } as never;
+          expect(tensorsBinaryLength(m, reserve), `${type} [${dims}]`).toBe(
+            encodeTensorsBinary(m, reserve).length,
+          );
+          expect(fixedWidthJsonLength(m), `${type} [${dims}]`).toBe(
+            Buffer.byteLength(tensorMapToFixedWidthJson(m), 'utf8'),
+          );
+        }
+  });
+  it('are undefined for no tensors or a type the encoders refuse', () => {
+    expect(tensorsBinaryLength({})).toBeUndefined();
+    expect(fixedWidthJsonLength({})).toBeUndefined();
+    expect(tensorsBinaryLength({ s: { type: 'string', dims: [1] } })).toBeUndefined();
+    expect(fixedWidthJsonLength({ s: { type: 'string', dims: [1] } })).toBeUndefined();
   });
 });

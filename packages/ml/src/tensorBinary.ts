@@ -125,6 +125,38 @@ export function encodeTensorsBinaryParts(tensors: Record<string, TensorLike>, re
   return parts;
 }
 
+/** A tensor's name, element type and dims: what an encoding's length depends on. */
+export interface TensorShapeSpec {
+  type: string;
+  dims: readonly number[];
+}
+
+/**
+ * Bytes `encodeTensorsBinary(tensors, reserve)` gives for tensors of these names, types and dims,
+ * whatever their values, computed without encoding: `reserve` + magic and count (8) + per tensor
+ * u16 name length, UTF-8 name, type and rank bytes, 4 bytes a dim and the elements
+ * (TENSOR_ELEMENT_BYTES each). Undefined for no tensors or an element type the encoder refuses; it
+ * does not check the other caps (the encoder does). Stops adding at `stopAbove` bytes (returns
+ * the first sum over it), for a caller that only needs to know a cap was passed.
+ */
+export function tensorsBinaryLength(
+  specs: Record<string, TensorShapeSpec>,
+  reserve = 0,
+  stopAbove = Number.POSITIVE_INFINITY,
+): number | undefined {
+  const entries = Object.entries(specs);
+  if (entries.length === 0) return undefined;
+  let n = reserve + MAGIC.length + 4;
+  for (const [name, t] of entries) {
+    if (!Object.hasOwn(TYPE_CODES, t.type)) return undefined;
+    const elements = t.dims.reduce((a, b) => a * b, 1);
+    n += 2 + Buffer.byteLength(name, 'utf8') + 2 + 4 * t.dims.length;
+    n += elements * TENSOR_ELEMENT_BYTES[t.type as TensorType];
+    if (n > stopAbove) return n;
+  }
+  return n;
+}
+
 const u32le = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 
 function typedArrayOf(type: TensorType, bytes: Uint8Array, fresh: boolean): TensorData {

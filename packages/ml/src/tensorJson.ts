@@ -251,6 +251,32 @@ export const FIXED_JSON_ELEMENT_WIDTH: Readonly<Record<TensorType, number>> = {
 };
 
 /**
+ * Characters (and UTF-8 bytes) of `tensorMapToFixedWidthJson(outputs)` for tensors of these names,
+ * types and dims, whatever their values, computed without encoding: the braces and commas, each
+ * tensor's `"name":{"dims":[..],"type":"..","data":[` and `]}`, then FIXED_JSON_ELEMENT_WIDTH a
+ * element and the commas between elements. Undefined for no tensors or an unsupported element
+ * type. Stops adding at `stopAbove` bytes (returns the first sum over it).
+ */
+export function fixedWidthJsonLength(
+  specs: Record<string, { type: string; dims: readonly number[] }>,
+  stopAbove = Number.POSITIVE_INFINITY,
+): number | undefined {
+  const entries = Object.entries(specs);
+  if (entries.length === 0) return undefined;
+  let n = 1 + entries.length;
+  for (const [name, t] of entries) {
+    if (!Object.hasOwn(FIXED_JSON_ELEMENT_WIDTH, t.type)) return undefined;
+    const type = t.type as TensorType;
+    const elements = t.dims.reduce((a, b) => a * b, 1);
+    const head = `${JSON.stringify(name)}:{"dims":${JSON.stringify([...t.dims])},"type":"${type}","data":[]}`;
+    n +=
+      Buffer.byteLength(head, 'utf8') + elements * FIXED_JSON_ELEMENT_WIDTH[type] + Math.max(0, elements - 1);
+    if (n > stopAbove) return n;
+  }
+  return n;
+}
+
+/**
  * `tensorMapToJson` with every element written at its type's fixed width
  * (FIXED_JSON_ELEMENT_WIDTH, space-padded after the value; JSON allows the whitespace), so the text's
  * length depends only on the tensors' names, types and dims, never on their values: the warm

@@ -22,12 +22,11 @@ import { MAX_STREAM_FRAME_BYTES, SESSION_TOKEN_BYTES, STREAM_TAG, writeStreamFra
 import {
   decodeTensorsBinaryFrom,
   encodeTensorsBinaryParts,
-  FIXED_JSON_ELEMENT_WIDTH,
+  fixedWidthJsonLength,
   parseTensorMap,
-  TENSOR_ELEMENT_BYTES,
   type TensorMap,
-  type TensorType,
   tensorMapToFixedWidthJson,
+  tensorsBinaryLength,
 } from '@firn/ml';
 
 /**
@@ -155,29 +154,15 @@ export function responsePayloadLength(
   format: number,
   outputs: Record<string, { type: string; dims: readonly number[] }>,
 ): number | undefined {
-  const entries = Object.entries(outputs);
-  if (entries.length === 0) return undefined;
-  // Status and format bytes, then the binary header (magic, count) or the JSON braces and commas.
-  let n = 2 + (format === SESSION_FORMAT.binary ? 8 : 1 + entries.length);
-  for (const [name, t] of entries) {
-    if (!Object.hasOwn(TENSOR_ELEMENT_BYTES, t.type)) return undefined;
-    const type = t.type as TensorType;
-    const elements = t.dims.reduce((a, b) => a * b, 1);
-    if (format === SESSION_FORMAT.binary)
-      n +=
-        2 + Buffer.byteLength(name, 'utf8') + 2 + 4 * t.dims.length + elements * TENSOR_ELEMENT_BYTES[type];
-    else {
-      // `"name":{"dims":[..],"type":"..","data":[` and `]}`, then the fixed-width elements and their commas.
-      const head = `${JSON.stringify(name)}:{"dims":${JSON.stringify([...t.dims])},"type":"${type}","data":[]}`;
-      n +=
-        Buffer.byteLength(head, 'utf8') +
-        elements * FIXED_JSON_ELEMENT_WIDTH[type] +
-        Math.max(0, elements - 1);
-    }
-    // Past the cap the ok answer is itself refused (an E_TOO_LARGE error padded to the cap).
-    if (n > MAX_SESSION_MESSAGE_BYTES) return MAX_SESSION_MESSAGE_BYTES;
-  }
-  return n;
+  // Status and format bytes, then the encoding itself; past the cap the ok answer is itself
+  // refused (an E_TOO_LARGE error padded to the cap).
+  const cap = MAX_SESSION_MESSAGE_BYTES;
+  const body =
+    format === SESSION_FORMAT.binary
+      ? tensorsBinaryLength(outputs, 2, cap)
+      : fixedWidthJsonLength(outputs, cap);
+  if (body === undefined) return undefined;
+  return Math.min(format === SESSION_FORMAT.binary ? body : body + 2, cap);
 }
 
 /** SHA-256 of the concatenation of `parts` (a message kept as its wire parts), 32 bytes. */
