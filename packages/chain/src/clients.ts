@@ -29,6 +29,13 @@ export interface FirnClients {
    * built by hand: then the defaults, with FIRN_MAX_FEE_PER_GAS_GWEI / FIRN_MAX_PRIORITY_FEE_PER_GAS_GWEI.
    */
   feeCeiling?: FeeCeiling;
+  /**
+   * Closes the clients for writes when aborted (a daemon's stop): a write queued behind another
+   * of the account is refused before it sends, and a write waiting for its receipt stops waiting,
+   * both with FirnError E_UNAVAILABLE. Without it a write waits out a chain outage for as long as
+   * it lasts, and with it every later write of the account in this process (writeContractAndWait).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -121,6 +128,8 @@ export interface CreateFirnClientsOptions {
    * FIRN_MAX_FEE_PER_GAS_GWEI / FIRN_MAX_PRIORITY_FEE_PER_GAS_GWEI, else 500 gwei and 1/10 of it.
    */
   feeCeiling?: Partial<FeeCeiling>;
+  /** Closes the clients for writes when aborted (FirnClients.signal). */
+  signal?: AbortSignal;
 }
 
 /** How long one RPC request may go unanswered before it fails (viem's TimeoutError), ms. */
@@ -169,6 +178,7 @@ export function createFirnClients(
   const range = {
     ...(opts.logBlockRange === undefined ? {} : { logBlockRange: opts.logBlockRange }),
     ...(opts.receiptWait === undefined ? {} : { receiptWait: opts.receiptWait }),
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   };
   if (privateKey === undefined) return { public: publicClient, addresses: deployment, ...range };
   const feeCeiling = resolveFeeCeiling(opts.feeCeiling);

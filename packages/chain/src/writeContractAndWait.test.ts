@@ -305,4 +305,54 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
       await a.stop();
     }
   }, 30_000);
+
+  it("closed clients stop a write waiting out an outage, so the account's next write (another chain) is not queued behind it forever", async () => {
+    // A daemon whose write waits through an outage (its anvil gone) and is then stopped: the
+    // account's write queue in this process must not stay held by that write.
+    const { a, target } = await setup();
+    const closed = new AbortController();
+    const c = createFirnClients(a.rpcUrl, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+      pollingIntervalMs: 20,
+      receiptWait: { roundMs: 200, rounds: 2 },
+      signal: closed.signal,
+    });
+    const p = poke(c, target).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    const pooled = await pooledHash(a);
+    await a.stop();
+    // Same key and chain id, a fresh chain: its write is queued behind the stranded one.
+    const b = await startAnvil({ accounts: 1 });
+    try {
+      const fresh = createFirnClients(b.rpcUrl, b.accounts[0]!.privateKey, placeholderDeployment(b), {
+        pollingIntervalMs: 20,
+      });
+      const there = await deployRaw(fresh, GROWING);
+      const next = poke(fresh, there).then(
+        (r) => r.receipt.status,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 1_500));
+      closed.abort();
+      const err = await p;
+      expect(isFirnError(err) && err.code).toBe('E_UNAVAILABLE');
+      expect((err as { details?: Record<string, unknown> }).details?.hash).toBe(pooled);
+      expect(String((err as Error).message)).toMatch(/poke: stopped waiting/);
+      const mined = await Promise.race([
+        next,
+        new Promise((r) => setTimeout(() => r('still queued'), 10_000)),
+      ]);
+      expect(mined).toBe('success');
+      // And a write through the closed clients is refused before it sends.
+      const refused = await poke(c, target).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isFirnError(refused) && refused.code).toBe('E_UNAVAILABLE');
+      expect(String((refused as Error).message)).toMatch(/not sent/);
+    } finally {
+      await b.stop();
+    }
+  }, 40_000);
 });

@@ -89,9 +89,40 @@ export async function writeContractAndWait<T = undefined>(
   return run;
 }
 
+/**
+ * FirnError E_UNAVAILABLE when `clients.signal` is aborted (the clients were closed, e.g. by a
+ * daemon's stop), naming the write and whether it was sent (`details.sent`: the hash, when one is).
+ */
+function throwIfClosed(clients: FirnClients, context: string, sent?: Hex): void {
+  if (clients.signal?.aborted !== true) return;
+  throw new FirnError(
+    'E_UNAVAILABLE',
+    sent === undefined
+      ? `${context}: not sent, the chain clients were closed`
+      : `${context}: stopped waiting for its receipt, the chain clients were closed (it may still be mined)`,
+    sent === undefined ? {} : { details: { hash: sent } },
+  );
+}
+
+/** Resolves after `ms`, or at once when `signal` is aborted. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteResult<T>> {
   const wallet = requireWallet(clients);
   const context = `${req.functionName}`;
+  // A write queued behind another of the account, whose clients were closed meanwhile, never sends.
+  throwIfClosed(clients, context);
   try {
     const sim = await clients.public.simulateContract({
       account: wallet.account,
@@ -395,8 +426,10 @@ async function waitForOwnReceipt(
     for (;;) {
       const r = await receiptOf(sent[sent.length - 1]!);
       if (r !== undefined) return r;
+      // Closed clients stop waiting, even through an outage that would otherwise be waited out.
+      throwIfClosed(clients, context, sent[sent.length - 1]!);
       if (Date.now() + poll > end) break;
-      await new Promise((res) => setTimeout(res, poll));
+      await pause(poll, clients.signal);
     }
     let mined: number;
     try {

@@ -153,7 +153,10 @@ export interface VerifierStats {
  * the snapshot cannot vote in it (NotEligibleVoter) and skips.
  */
 export class VerifierDaemon {
-  readonly clients: FirnClients;
+  /** The daemon's chain clients; closed for writes by stop(), made anew by a later start(). */
+  clients: FirnClients;
+  /** Aborted by stop(): a write still waiting (an outage) stops, so it holds no account queue. */
+  private closing = new AbortController();
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -180,8 +183,13 @@ export class VerifierDaemon {
   constructor(opts: VerifierDaemonOptions) {
     this.opts = opts;
     this.sweptTo = opts.deployment.deployBlock;
-    this.clients = createFirnClients(opts.rpcUrl, opts.verifierKey, opts.deployment, {
-      pollingIntervalMs: opts.pollIntervalMs ?? 200,
+    this.clients = this.makeClients();
+  }
+
+  private makeClients(): FirnClients {
+    return createFirnClients(this.opts.rpcUrl, this.opts.verifierKey, this.opts.deployment, {
+      pollingIntervalMs: this.opts.pollIntervalMs ?? 200,
+      signal: this.closing.signal,
     });
   }
 
@@ -205,6 +213,10 @@ export class VerifierDaemon {
   }
 
   start(): void {
+    if (this.closing.signal.aborted) {
+      this.closing = new AbortController();
+      this.clients = this.makeClients();
+    }
     if (this.opts.stateDir !== undefined && this.cursors === undefined)
       // One file per verifier account: verifiers sharing a state folder never read each other's cursor.
       this.cursors = new CursorStore(
@@ -247,6 +259,8 @@ export class VerifierDaemon {
   }
 
   stop(): void {
+    // Writes in flight end (E_UNAVAILABLE) instead of waiting out an outage after the daemon is gone.
+    this.closing.abort();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.watcher?.stop();
