@@ -23,6 +23,7 @@ import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } fro
 import {
   findJobRecord,
   isPendingEntry,
+  type JobJournalEntry,
   journalDir,
   type PendingPostFate,
   pendingEntriesOn,
@@ -359,6 +360,47 @@ export async function settlePendingEntries(chain: ResolvedChain): Promise<string
 }
 
 /**
+ * Before `firn job result|retry JOBID` read this machine's journal for `jobId`: settle the pending
+ * entries (posts sent whose receipt this machine never saw, decisions 1665, 1760) that may hold
+ * its record, so a job whose post lost its answer (the RPC stopped answering the send, the
+ * process ended before the receipt) is found under its real id with its result key's salt. The
+ * entry under `jobId` is settled when it is pending; when there is none, every pending entry on
+ * this market (pendingEntriesOn, at most MAX_SETTLED_ENTRIES): a post may have got another id
+ * than the one it expected. Returns a line saying what is still pending (a post waiting in the
+ * pool, or one that could not be checked), else undefined. Never throws: the chain's failures
+ * leave the entries as they are, named in the line.
+ */
+export async function settleLocalPost(
+  chain: ResolvedChain,
+  c: FirnClients,
+  jobId: Hex,
+): Promise<string | undefined> {
+  let own: JobJournalEntry | undefined;
+  try {
+    own = findJobRecord(jobId);
+  } catch {
+    return undefined;
+  }
+  const entries =
+    own === undefined ? pendingEntriesOn(chain.deployment) : isPendingEntry(own) ? [{ jobId, rec: own }] : [];
+  const pendingLines: string[] = [];
+  for (const e of entries) {
+    try {
+      const fate = await settlePendingEntry(e.rec, e.jobId, c, chain.deployment);
+      if (fate.fate === 'waiting')
+        pendingLines.push(
+          `this machine's postJob transaction ${fate.tx} (job ${e.jobId} expected) still waits in the pool`,
+        );
+    } catch {
+      pendingLines.push(
+        `this machine's postJob transaction ${e.rec.postTx} (job ${e.jobId} expected) could not be checked now`,
+      );
+    }
+  }
+  return pendingLines.length === 0 ? undefined : pendingLines.join('; ');
+}
+
+/**
  * `firn job result JOBID --out DIR`: ask the job's node for its result (shape-checked: at most 16
  * outputs with plain role names, sizes within the enclave's bounds), verify the Work Proof
  * (registered enclave signer, node Active, measurement, on-chain commitments) commits to exactly
@@ -448,9 +490,20 @@ async function fetchAndWriteResult(
   keyFile: string | undefined,
 ) {
   const c = readerFor(chain);
+  // A post of this machine whose answer was lost is completed first (decision 1760).
+  const stillPending = await settleLocalPost(chain, c, jobId);
   const j = await getJob(c, jobId);
-  if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid)
-    throw new FirnError('E_CONFLICT', `job ${jobId} is ${JobStatus[j.status]}: it has no result`);
+  if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid) {
+    const local = j.status === JobStatus.None ? undefined : findJobRecord(jobId);
+    const again =
+      local !== undefined && local.command !== 'run' && [JobStatus.Open, JobStatus.Failed].includes(j.status)
+        ? `; \`firn job retry ${jobId}\` reclaims it and runs the same command again on a node`
+        : '';
+    throw new FirnError(
+      'E_CONFLICT',
+      `job ${jobId} is ${JobStatus[j.status]}: it has no result (${jobAdvice(j, await chainNow(c, dueOf(j)))}${again})${stillPending === undefined ? '' : `; ${stillPending}: run this again once it is mined`}`,
+    );
+  }
   // The journal entry is used only once the chain shows it is this job's (decision 1650).
   const derived = kemKey ? {} : await journalResultKey(chain, c, j, jobId, keyFile);
   const kem = kemKey ?? derived.key;
@@ -564,6 +617,8 @@ export async function jobRetry(
   io: { stdout: NodeJS.WritableStream & { isTTY?: boolean }; stderr: NodeJS.WritableStream },
 ): Promise<number> {
   const jobId = jobIdArg(id);
+  // A post of this machine whose answer was lost is completed first (decision 1760).
+  await settleLocalPost(chain, readerFor(chain), jobId);
   const rec = readJobRecord(jobId);
   if (rec.command === 'run')
     throw new FirnError(
