@@ -415,7 +415,10 @@ export async function settleLocalPost(
  * the key the journal names) and the salt the job journal holds for a job this machine posted
  * without `--kem-key` (decision 1630), else still sealed (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
  * answer, naming the node and field), E_PROOF_INVALID (nothing downloaded), E_ARTIFACT_TAMPERED,
- * E_TOO_LARGE, E_CONFLICT (not proved; --out exists).
+ * E_TOO_LARGE, E_CONFLICT (not proved, with the job's advice, `firn job retry` for an Open or
+ * Failed job posted from here, and a post of this machine still pending; --out exists). This
+ * machine's pending posts are settled first (settleLocalPost, decision 1760), so a post whose send
+ * lost its answer is found under the job's id.
  */
 export async function jobResult(
   chain: ResolvedChain,
@@ -494,7 +497,12 @@ async function fetchAndWriteResult(
   const stillPending = await settleLocalPost(chain, c, jobId);
   const j = await getJob(c, jobId);
   if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid) {
-    const local = j.status === JobStatus.None ? undefined : findJobRecord(jobId);
+    let local: JobJournalEntry | undefined;
+    try {
+      local = j.status === JobStatus.None ? undefined : findJobRecord(jobId);
+    } catch {
+      // An unreadable entry only leaves the retry unnamed.
+    }
     const again =
       local !== undefined && local.command !== 'run' && [JobStatus.Open, JobStatus.Failed].includes(j.status)
         ? `; \`firn job retry ${jobId}\` reclaims it and runs the same command again on a node`
@@ -601,7 +609,8 @@ export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unk
 
 /**
  * `firn job retry JOBID`: run a job posted from this machine again (same command, same files and
- * flags, from the local job record) on another node, after reclaiming the old job when it can be
+ * flags, from the local job record; this machine's pending posts are settled first, so a post whose
+ * send lost its answer has its record under JOBID: settleLocalPost, decision 1760) on another node, after reclaiming the old job when it can be
  * (Open, Failed, Slashed, or a lapsed claim) and withdrawing the requester's credit in the job
  * market (the reclaimed escrow, or one a reclaim left there before, decision 1652): the money is
  * back in the requester's account before the new job's escrow is paid, and stderr says how much;
