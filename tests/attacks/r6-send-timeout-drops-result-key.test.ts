@@ -1,11 +1,7 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FirnDeployment } from '@firn/chain';
-import type { Hex } from '@firn/core';
+import { existsSync } from 'node:fs';
 import { TimeoutError } from 'viem';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { journalPosts, reserveResultKey } from '../../packages/cli/src/jobJournal.ts';
+import { describe, expect, it } from 'vitest';
+import { inferPosts, reserveInfer, useTempFirnHome } from '../helpers/resultKeyJournal.ts';
 
 // R6 red team, decision 1747 ("what a paid job needs is on disk before paying").
 // `firn infer|train|run` without --kem-key reserve the derived result key's salt on disk, then
@@ -21,42 +17,13 @@ import { journalPosts, reserveResultKey } from '../../packages/cli/src/jobJourna
 // Safe outcome: the reservation is removed only when the failure proves nothing was broadcast
 // (a failure before signing/sending, or E_CHAIN_REPLACED/REVERTED); a send that may have reached the
 // RPC keeps it.
-const dir = mkdtempSync(join(tmpdir(), 'firn-r6-reserve-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const saved = process.env['FIRN_HOME'];
-beforeEach(() => {
-  process.env['FIRN_HOME'] = mkdtempSync(join(dir, 'home-'));
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env['FIRN_HOME'];
-  else process.env['FIRN_HOME'] = saved;
-});
-
-const resultKem = {
-  resultKemSalt: `0x${'ab'.repeat(32)}` as Hex,
-  resultKemPublicKey: `0x${'cd'.repeat(32)}` as Hex,
-};
-const deployment = { chainId: 31337, jobMarket: `0x${'11'.repeat(20)}` } as unknown as FirnDeployment;
+useTempFirnHome('firn-r6-reserve-');
 
 describe('1747: a postJob send that timed out after reaching the RPC', () => {
   it('keeps the result key reservation (the transaction may be mined and paid)', () => {
-    const reservation = reserveResultKey({
-      command: 'infer',
-      options: { out: '/x' },
-      resultKem,
-      kemFlag: '--kem-key',
-    });
+    const reservation = reserveInfer();
     expect(existsSync(reservation)).toBe(true);
-    const post = journalPosts({
-      command: 'infer',
-      options: { out: '/x' },
-      deployment,
-      requester: `0x${'22'.repeat(20)}` as Hex,
-      resultKem,
-      reservation,
-      guard: { sent: () => {}, posted: () => {} },
-      warn: () => {},
-    });
+    const post = inferPosts(reservation);
     // eth_sendRawTransaction was received by the RPC, which never answered: viem's TimeoutError
     // from sendSigned, before writeContractAndWait could call onSent.
     const e = new TimeoutError({

@@ -82,6 +82,37 @@ describe('writeContractAndWait', () => {
     expect(tx.chainId).toBe(anvil.chainId);
   });
 
+  // Decision 1760: the hash a write will be known by is handed to the caller before the RPC sees
+  // the transaction, so a send whose answer is lost can still be found.
+  it('names each signed hash before sending it (the hash mined), and sends nothing when that call throws', async () => {
+    proxy.calls.length = 0;
+    const seen: { hash: Hex; sendsBefore: number }[] = [];
+    const res = await writeContractAndWait(clients, {
+      address: growing,
+      abi: ABI,
+      functionName: 'poke',
+      args: [],
+      onSigned: (hash) =>
+        seen.push({
+          hash,
+          sendsBefore: proxy.calls.filter((c) => c.method === 'eth_sendRawTransaction').length,
+        }),
+    });
+    expect(seen).toEqual([{ hash: res.hash, sendsBefore: 0 }]);
+    proxy.calls.length = 0;
+    const refused = await writeContractAndWait(clients, {
+      address: growing,
+      abi: ABI,
+      functionName: 'poke',
+      args: [],
+      onSigned: () => {
+        throw new Error('journal not writable');
+      },
+    }).catch((e: unknown) => e);
+    expect(String((refused as Error).message)).toContain('journal not writable');
+    expect(proxy.calls.filter((c) => c.method === 'eth_sendRawTransaction')).toEqual([]);
+  });
+
   it('gives concurrent writes from one account consecutive nonces: every one is mined', async () => {
     proxy.calls.length = 0;
     const before = await clients.public.getTransactionCount({ address: anvil.accounts[0]!.address });

@@ -7,6 +7,7 @@ import {
   FeeCapTooLowError,
   type Hex,
   hexToBigInt,
+  keccak256,
   NonceTooLowError,
   type TransactionReceipt,
   TransactionNotFoundError,
@@ -37,6 +38,16 @@ export interface WriteRequest {
    * can take a block or more, and a process interrupted meanwhile still knows what it sent.
    */
   onSent?: (hash: Hex, simulated: unknown) => void;
+  /**
+   * Called with each signed transaction's hash (keccak256 of the signed bytes, the hash the chain
+   * will know it by) and the simulated result just before it is handed to the RPC: the first send
+   * and every resend or re-price. A caller that must be able to find a write however the send ends
+   * (the RPC takes it and never answers, the process dies before the answer) records the hash here
+   * (decision 1760). When it throws, that transaction is not sent and the write fails with its
+   * error. A hash given here may never reach the chain (the RPC refused it): `onSent` follows only
+   * for a hash the RPC took.
+   */
+  onSigned?: (hash: Hex, simulated: unknown) => void;
 }
 
 export interface WriteResult<T = undefined> {
@@ -158,18 +169,29 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     // same call goes again at the same nonce with other fees (a resend, a re-price).
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
     const gas = gasWithinCap(estimate, context);
+    const beforeSend = req.onSigned ? (h: Hex) => req.onSigned?.(h, sim.result) : undefined;
     const signAndSend = (f: Fees): Promise<Hex> =>
-      sendSigned(clients, ceiling, context, {
-        chainId: clients.addresses.chainId,
-        to: req.address,
-        data,
-        gas,
-        nonce,
-        ...(req.value === undefined ? {} : { value: req.value }),
-        ...('gasPrice' in f
-          ? { type: 'legacy', gasPrice: f.gasPrice }
-          : { type: 'eip1559', maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }),
-      });
+      sendSigned(
+        clients,
+        ceiling,
+        context,
+        {
+          chainId: clients.addresses.chainId,
+          to: req.address,
+          data,
+          gas,
+          nonce,
+          ...(req.value === undefined ? {} : { value: req.value }),
+          ...('gasPrice' in f
+            ? { type: 'legacy', gasPrice: f.gasPrice }
+            : {
+                type: 'eip1559',
+                maxFeePerGas: f.maxFeePerGas,
+                maxPriorityFeePerGas: f.maxPriorityFeePerGas,
+              }),
+        },
+        beforeSend,
+      );
     const sendWith = async (f: Fees): Promise<Hex> => {
       const h = await signAndSend(f);
       try {
@@ -255,13 +277,16 @@ function heldInPool(e: BaseError): boolean {
  * Sign `tx` with the wallet's local key and send it raw (eth_sendRawTransaction), after checking
  * its fees against `ceiling` (FeeCeilingError, nothing signed). Node errors are
  * mapped as viem's sendTransaction maps them (NonceTooLowError, FeeCapTooLowError, ...), so the
- * callers' `walk` checks see the same classes.
+ * callers' `walk` checks see the same classes. `beforeSend` gets the signed transaction's hash
+ * (keccak256 of the signed bytes) before it leaves this process; when it throws, nothing is sent
+ * and its error is thrown as is.
  */
 async function sendSigned(
   clients: FirnClients,
   ceiling: FeeCeiling,
   context: string,
   tx: TransactionSerializable,
+  beforeSend?: (hash: Hex) => void,
 ): Promise<Hex> {
   // The last check before the key signs: whatever path chose the fees, none above the ceiling.
   assertWithinCeiling(ceiling, tx, context);
@@ -274,6 +299,7 @@ async function sendSigned(
     );
   try {
     const serializedTransaction = await account.signTransaction(tx);
+    beforeSend?.(keccak256(serializedTransaction));
     return await wallet.sendRawTransaction({ serializedTransaction });
   } catch (e) {
     if (!(e instanceof BaseError)) throw e;

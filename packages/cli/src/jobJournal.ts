@@ -345,6 +345,13 @@ export function readJobRecord(jobId: string): JobJournalEntry {
 
 /** The callbacks `firn infer|train|run` hand the SDK for the journal of their post (journalPosts). */
 export interface PostJournal {
+  /**
+   * runJob's / runApp's onPostSigned: a postJob transaction is signed and about to be handed to
+   * the RPC (decision 1760). Its pending entry (hash, expected job id, the result key's salt) is
+   * written and fsynced here, before the send, so the post can be found whatever happens to the
+   * send or to this process.
+   */
+  onPostSigned(tx: PostJobSent): void;
   /** runJob's / runApp's onPostSent: a postJob transaction is out, its receipt not in yet. */
   onPostSent(tx: PostJobSent): void;
   /** runJob's / runApp's onPosted: the receipt named the job. */
@@ -360,17 +367,22 @@ export interface PostJournal {
 
 /**
  * The journal side of a post, shared by `firn infer`, `firn train` and `firn run` (decisions 1630,
- * 1650, 1665, 1685). `onPostSent` writes a pending entry under the job id the simulation returned,
- * with the transaction hash (`postTx`, and `postTxs`: every hash of the post, a re-price at the
- * same nonce adds one), before the receipt is awaited, never replacing another run's entry for
- * that id (recordJob's O_EXCL; a re-price rewrites this post's own entry), and tells `guard` so a
- * signal looks for the job; then says `postJob transaction H sent (job ID)` on `say`. `onPosted`
+ * 1650, 1665, 1685, 1760). `onPostSigned` writes (fsynced) a pending entry under the job id the
+ * simulation returned, with the signed transaction's hash (`postTx`, and `postTxs`: every hash of
+ * the post, a resend or re-price at the same nonce adds one) and the result key's salt, before the
+ * transaction is handed to the RPC, never replacing another run's entry for that id (recordJob's
+ * O_EXCL; a re-price rewrites this post's own entry). `onPostSent` (the RPC took it) writes that
+ * entry when onPostSigned did not, tells `guard` so a signal looks for the job, and says `postJob
+ * transaction H sent (job ID)` on `say`. `onPosted`
  * removes every pending entry the post wrote under another id than the one the receipt named
  * (forgetJob: only while it is still this post's), writes the entry with the chain facts of the
  * post (`chain`, from `posted`) and the job it replaces (a repost after a lost node), tells
  * `guard`, says `job ID posted`, and warns on `warn` when the entry of a job whose result key is
  * derived (`resultKem`) could not be written: only this run can then open its result. `failed`
- * removes the pending entry of a transaction that was never mined. Every entry names `sentOn` (chain
+ * removes the pending entry of a transaction that was never mined, and the entry of one the RPC
+ * never took when the failure proves it was not broadcast (mayHaveBroadcast); one that may have
+ * been broadcast (no answer to the send) is kept, with a warning naming the entry and the commands
+ * that settle it (`firn job list`, `firn job result`). Every entry names `sentOn` (chain
  * id, market, requester). Nothing here throws (the journal is best effort; a paid job must not
  * fail on it).
  *
@@ -395,8 +407,9 @@ export function journalPosts(o: {
   warn: (line: string) => void;
 }): PostJournal {
   let previous: Hex | undefined;
-  // The post whose receipt is awaited: every hash sent for it, and the ids its pending entries are under.
-  let pending: { hashes: Hex[]; ids: Hex[] } | undefined;
+  // The post whose receipt is awaited: every hash signed for it, the ids its pending entries are
+  // under, and whether the RPC took one of them (`sent`: onPostSent came).
+  let pending: { hashes: Hex[]; ids: Hex[]; sent: boolean } | undefined;
   const base = () => ({
     command: o.command,
     options: o.options,
@@ -407,24 +420,34 @@ export function journalPosts(o: {
     for (const id of pending?.ids ?? [])
       if (except === undefined || id.toLowerCase() !== except.toLowerCase()) forgetJob(id, pending!.hashes);
   };
+  // Write (or rewrite) the pending entry of the post under tx's expected id, naming every hash.
+  const recordPending = (tx: PostJobSent): void => {
+    pending ??= { hashes: [], ids: [], sent: false };
+    if (pending.hashes.some((h) => h.toLowerCase() === tx.hash.toLowerCase())) return;
+    pending.hashes.push(tx.hash);
+    const wrote = recordJob(
+      {
+        jobId: tx.expectedJobId,
+        ...base(),
+        ...(previous ? { replaces: previous } : {}),
+        ...(o.resultKem ?? {}),
+        postTx: tx.hash,
+        postTxs: [...pending.hashes],
+        sentOn,
+      },
+      pending.hashes,
+    );
+    if (wrote && !pending.ids.some((id) => id.toLowerCase() === tx.expectedJobId.toLowerCase()))
+      pending.ids.push(tx.expectedJobId);
+  };
   return {
+    onPostSigned(tx) {
+      recordPending(tx);
+    },
     onPostSent(tx) {
-      pending ??= { hashes: [], ids: [] };
-      pending.hashes.push(tx.hash);
-      const wrote = recordJob(
-        {
-          jobId: tx.expectedJobId,
-          ...base(),
-          ...(previous ? { replaces: previous } : {}),
-          ...(o.resultKem ?? {}),
-          postTx: tx.hash,
-          postTxs: [...pending.hashes],
-          sentOn,
-        },
-        pending.hashes,
-      );
-      if (wrote && !pending.ids.some((id) => id.toLowerCase() === tx.expectedJobId.toLowerCase()))
-        pending.ids.push(tx.expectedJobId);
+      // Written already by onPostSigned when the SDK calls it; else (an older caller) here.
+      recordPending(tx);
+      pending!.sent = true;
       o.guard.sent(tx);
       o.say?.(`postJob transaction ${tx.hash} sent (job ${tx.expectedJobId})`);
     },
@@ -449,16 +472,28 @@ export function journalPosts(o: {
         );
     },
     failed(e) {
-      // No post was seen to go out. The reserved salt belongs to no job unless the failure leaves
-      // open that the RPC took the signed transaction (decision 1747, amended): then it is kept.
-      if (pending === undefined && previous === undefined && o.reservation !== undefined) {
-        if (!mayHaveBroadcast(e)) releaseResultKey(o.reservation);
-        else
+      // No post was seen to go out (nothing signed, or the RPC never said it took one). The
+      // signed post and the reserved salt belong to no job unless the failure leaves open that the
+      // RPC took the signed transaction (decision 1747, amended): then both are kept (1760).
+      if (pending?.sent !== true) {
+        if (!mayHaveBroadcast(e)) {
+          forgetPending();
+          pending = undefined;
+          if (previous === undefined && o.reservation !== undefined) releaseResultKey(o.reservation);
+          return;
+        }
+        const id = pending?.ids[pending.ids.length - 1];
+        const tx = pending?.hashes[pending.hashes.length - 1];
+        if (id !== undefined && tx !== undefined)
+          o.warn(
+            `warning: postJob transaction ${tx} may have reached the chain before the RPC stopped answering, so job ${id} (the id expected) may be posted and paid for. Its local record ${recordFile(id)} holds the result key's salt${o.reservation === undefined ? '' : ` (kept in ${o.reservation} too)`}: \`firn job list\` (or \`firn job status ${id}\`, \`firn job result ${id} --out DIR\`) finds what became of it; \`firn job retry\` runs it again or \`firn job reclaim\` refunds it once it is known`,
+          );
+        else if (previous === undefined && o.reservation !== undefined)
           o.warn(
             `warning: the postJob transaction may have reached the chain before the RPC stopped answering, so a job may be posted and paid for. Its result key's salt is kept in ${o.reservation}: do not delete that file. Run \`firn job list\` to see whether a job was posted; keep the file until its result is opened`,
           );
+        return;
       }
-      if (pending === undefined) return;
       if (!neverMined(e)) return;
       forgetPending();
       pending = undefined;
@@ -588,7 +623,9 @@ export async function settlePendingPost(
  * Settle the pending entry `rec` of `jobId` (best effort on the journal; the chain reads throw as
  * settlePendingPost): its post posted a job, so the entry becomes that job's, with its chain facts
  * (`deployment`, the entry's requester), under the id the receipt named; or nothing was posted, so
- * the entry is removed. A post still waiting leaves it as it is. Returns the fate.
+ * the entry is removed. A post still waiting leaves it as it is. Once the fate is known the salt's
+ * reservation file (resultKeyReservationFile), if any is left, is removed: the completed entry
+ * holds the salt, or no job was paid (decision 1760). Returns the fate.
  */
 export async function settlePendingEntry(
   rec: JobJournalEntry,
@@ -598,12 +635,22 @@ export async function settlePendingEntry(
 ): Promise<PendingPostFate> {
   const fate = await settlePendingPost(rec, c);
   const hashes = postHashes(rec);
-  if (fate.fate === 'not posted') forgetJob(jobId, hashes);
+  // The salt's reservation (reserveResultKey), kept when the send may have been broadcast: not
+  // needed once the post's fate is known (decision 1760).
+  const reservation =
+    typeof rec.resultKemSalt === 'string' && HASH.test(rec.resultKemSalt)
+      ? resultKeyReservationFile({ resultKemSalt: rec.resultKemSalt })
+      : undefined;
+  if (fate.fate === 'not posted') {
+    forgetJob(jobId, hashes);
+    if (reservation !== undefined) releaseResultKey(reservation);
+  }
   if (fate.fate === 'posted') {
     const { postTx: _t, postTxs: _ts, ...rest } = rec;
     const requester = (rec.sentOn?.requester ?? rec.chain?.requester) as Hex | undefined;
     if (fate.jobId.toLowerCase() !== jobId.toLowerCase()) forgetJob(jobId, hashes);
-    if (requester !== undefined)
+    if (
+      requester !== undefined &&
       recordJob({
         ...rest,
         jobId: fate.jobId,
@@ -615,7 +662,10 @@ export async function settlePendingEntry(
           postBlock: fate.posted.blockNumber.toString(),
           postBlockHash: fate.posted.blockHash,
         },
-      });
+      }) &&
+      reservation !== undefined
+    )
+      releaseResultKey(reservation);
   }
   return fate;
 }

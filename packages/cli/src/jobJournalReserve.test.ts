@@ -1,48 +1,37 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FirnDeployment } from '@firn/chain';
 import { FirnError, type Hex } from '@firn/core';
-import { HttpRequestError, RpcRequestError, TimeoutError, TransactionExecutionError } from 'viem';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { journalDir, journalPosts, reserveResultKey } from './jobJournal.ts';
-import { exitCodeOf, cliErrorBody } from './output.ts';
+import {
+  encodeAbiParameters,
+  encodeEventTopics,
+  HttpRequestError,
+  parseAbiParameters,
+  RpcRequestError,
+  TimeoutError,
+  TransactionExecutionError,
+  TransactionNotFoundError,
+  TransactionReceiptNotFoundError,
+} from 'viem';
+import { describe, expect, it } from 'vitest';
+import { firnJobMarketAbi } from '@firn/chain';
+import {
+  deployment,
+  inferPosts as posts,
+  requester,
+  reserveInfer as reserve,
+  resultKem,
+  useTempFirnHome,
+} from '../../../tests/helpers/resultKeyJournal.ts';
+import { findJobRecord, journalDir, recordFile, settlePendingEntry } from './jobJournal.ts';
+import { cliErrorBody, exitCodeOf } from './output.ts';
 
 // Decision 1747: the salt of a derived result key is on disk (fsynced) before any escrow is sent,
 // or the command is refused, exit 3, naming FIRN_HOME and the path; nothing is paid.
-const dir = mkdtempSync(join(tmpdir(), 'firn-reserve-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const saved = process.env['FIRN_HOME'];
-beforeEach(() => {
-  process.env['FIRN_HOME'] = mkdtempSync(join(dir, 'home-'));
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env['FIRN_HOME'];
-  else process.env['FIRN_HOME'] = saved;
-});
-
-const resultKem = {
-  resultKemSalt: `0x${'ab'.repeat(32)}` as Hex,
-  resultKemPublicKey: `0x${'cd'.repeat(32)}` as Hex,
-};
-const deployment = { chainId: 31337, jobMarket: `0x${'11'.repeat(20)}` } as unknown as FirnDeployment;
-const reserve = () =>
-  reserveResultKey({ command: 'infer', options: { out: '/x' }, resultKem, kemFlag: '--kem-key' });
-const posts = (reservation: string, warn: string[] = []) =>
-  journalPosts({
-    command: 'infer',
-    options: { out: '/x' },
-    deployment,
-    requester: `0x${'22'.repeat(20)}` as Hex,
-    resultKem,
-    reservation,
-    guard: { sent: () => {}, posted: () => {} },
-    warn: (l) => warn.push(l),
-  });
+useTempFirnHome('firn-reserve-');
 
 describe('reserveResultKey', () => {
   it('a FIRN_HOME that cannot hold the journal refuses before paying: exit 3 naming FIRN_HOME and the path', () => {
-    const home = join(dir, 'a-file');
+    const home = join(process.env['FIRN_HOME']!, 'a-file');
     writeFileSync(home, 'not a folder\n');
     process.env['FIRN_HOME'] = home;
     let err: unknown;
@@ -134,5 +123,110 @@ describe('reserveResultKey', () => {
     expect(existsSync(file)).toBe(true);
     expect(warn.join('\n')).toMatch(/can no longer be opened/);
     expect(warn.join('\n')).toContain(file);
+  });
+});
+
+// Decision 1760: the pending entry of a post (the salt, the signed transaction's hash) is on disk
+// before the RPC is handed the transaction; settling it moves the salt to the job it posted.
+describe('a post recorded before its send', () => {
+  const signed = {
+    hash: `0x${'e1'.repeat(32)}` as Hex,
+    expectedJobId: `0x${'99'.repeat(32)}` as Hex,
+    fromBlock: 1n,
+  };
+  const url = 'https://rpc.example/';
+  const raw = { method: 'eth_sendRawTransaction', params: ['0x02f8'] };
+
+  it('a send with no answer keeps the pending entry holding the salt, and names it with the commands that settle it', () => {
+    const file = reserve();
+    const warn: string[] = [];
+    const post = posts(file, warn);
+    post.onPostSigned(signed);
+    expect(findJobRecord(signed.expectedJobId)).toMatchObject({ ...resultKem, postTx: signed.hash });
+    post.failed(new TimeoutError({ body: raw, url }));
+    expect(findJobRecord(signed.expectedJobId)).toMatchObject({ ...resultKem, postTxs: [signed.hash] });
+    const said = warn.join('\n');
+    expect(said).toContain(recordFile(signed.expectedJobId));
+    expect(said).toContain(`firn job result ${signed.expectedJobId}`);
+    expect(said).toContain('firn job list');
+  });
+
+  it('a send the RPC refused (nothing broadcast) leaves neither the pending entry nor the reservation', () => {
+    const file = reserve();
+    const warn: string[] = [];
+    const post = posts(file, warn);
+    post.onPostSigned(signed);
+    post.failed(
+      new RpcRequestError({ body: raw, error: { code: -32000, message: 'insufficient funds for gas' }, url }),
+    );
+    expect(findJobRecord(signed.expectedJobId)).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
+    expect(warn).toEqual([]);
+  });
+
+  // A public client whose only mined transaction is `minedTx`, posting `jobId` (or none at all).
+  const chainWith = (minedTx: Hex | undefined, jobId: Hex) =>
+    ({
+      public: {
+        getTransactionReceipt: async ({ hash }: { hash: Hex }) => {
+          if (hash !== minedTx) throw new TransactionReceiptNotFoundError({ hash });
+          return {
+            status: 'success',
+            blockNumber: 7n,
+            blockHash: `0x${'b7'.repeat(32)}`,
+            logs: [
+              {
+                address: deployment.jobMarket,
+                ...encodeJobPosted(jobId),
+              },
+            ],
+          };
+        },
+        getTransaction: async ({ hash }: { hash: Hex }) => {
+          throw new TransactionNotFoundError({ hash });
+        },
+      },
+    }) as never;
+  // A JobPosted log of `jobId` by `requester` (its other fields zero).
+  const encodeJobPosted = (jobId: Hex) => ({
+    topics: encodeEventTopics({ abi: firnJobMarketAbi, eventName: 'JobPosted', args: { jobId, requester } }),
+    data: encodeAbiParameters(
+      parseAbiParameters('uint256, uint8, bytes32, bytes32, uint64, uint64, uint64, bytes32[], bytes32[]'),
+      [1n, 1, `0x${'00'.repeat(32)}`, `0x${'00'.repeat(32)}`, 0n, 0n, 0n, [], []],
+    ),
+  });
+
+  it('settled as posted (under another id than expected): the salt moves to the real job, the reservation goes', async () => {
+    const file = reserve();
+    const post = posts(file);
+    post.onPostSigned(signed);
+    post.failed(new TimeoutError({ body: raw, url }));
+    const real = `0x${'5a'.repeat(32)}` as Hex;
+    const fate = await settlePendingEntry(
+      findJobRecord(signed.expectedJobId)!,
+      signed.expectedJobId,
+      chainWith(signed.hash, real),
+      deployment,
+    );
+    expect(fate).toMatchObject({ fate: 'posted', jobId: real });
+    expect(findJobRecord(signed.expectedJobId)).toBeUndefined();
+    expect(findJobRecord(real)).toMatchObject({ ...resultKem, chain: { postTx: signed.hash } });
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('settled as never mined nor known: the entry and its salt are discarded', async () => {
+    const file = reserve();
+    const post = posts(file);
+    post.onPostSigned(signed);
+    post.failed(new TimeoutError({ body: raw, url }));
+    const fate = await settlePendingEntry(
+      findJobRecord(signed.expectedJobId)!,
+      signed.expectedJobId,
+      chainWith(undefined, signed.expectedJobId),
+      deployment,
+    );
+    expect(fate.fate).toBe('not posted');
+    expect(findJobRecord(signed.expectedJobId)).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
   });
 });

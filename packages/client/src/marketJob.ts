@@ -75,6 +75,14 @@ export interface MarketOptions {
    * for a resend or re-price of the same post, and for each repost on another node.
    */
   onPostSent?: (tx: PostJobSent) => void;
+  /**
+   * Called with each signed postJob transaction just before it is handed to the RPC (decision
+   * 1760): its hash is what the chain will know it by, so a caller that records it here can find
+   * the post however the send ends (the RPC takes it and never answers, the process dies before
+   * the answer). A hash given here may never be sent (a refusal); onPostSent follows for one the
+   * RPC took. When it throws, that transaction is not sent and the post fails with its error.
+   */
+  onPostSigned?: (tx: PostJobSent) => void;
 }
 
 /** A postJob transaction the node took, not yet known to be mined. */
@@ -215,7 +223,10 @@ export async function uploadSealed(api: NodeApi, s: SealedInput, what: string): 
  */
 export async function postJobFor(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent'>,
+  opts: Pick<
+    MarketOptions,
+    'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent' | 'onPostSigned'
+  >,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<Hex> {
   return (await postJobWithDeadline(m, opts, commitments)).jobId;
@@ -242,7 +253,10 @@ export interface JobPostedAt {
  */
 export async function postJobWithDeadline(
   m: MarketSession,
-  opts: Pick<MarketOptions, 'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent'>,
+  opts: Pick<
+    MarketOptions,
+    'escrow' | 'claimTimeoutSeconds' | 'maxWorkUnits' | 'onPostSent' | 'onPostSigned'
+  >,
   commitments: { workloadHash: Hex; inputCommitment: Hex },
 ): Promise<{ jobId: Hex; deadline: bigint; posted: JobPostedAt }> {
   const block = await m.clients.public.getBlock();
@@ -261,6 +275,8 @@ export async function postJobWithDeadline(
     },
     {
       onSent: (hash, expectedJobId) => opts.onPostSent?.({ hash, expectedJobId, fromBlock: block.number }),
+      onSigned: (hash, expectedJobId) =>
+        opts.onPostSigned?.({ hash, expectedJobId, fromBlock: block.number }),
     },
   );
   return {

@@ -48,6 +48,11 @@ export async function postJob(
      * the job gets unless another job is posted first in between (the id is a posting counter).
      */
     onSent?: (hash: Hex, expectedJobId: Hex) => void;
+    /**
+     * Each signed hash before it is handed to the RPC (see WriteRequest.onSigned, decision 1760),
+     * with the job id the simulation returned; when it throws, that transaction is not sent.
+     */
+    onSigned?: (hash: Hex, expectedJobId: Hex) => void;
   } = {},
 ): Promise<WriteResult & { jobId: Hex }> {
   const request = {
@@ -68,6 +73,9 @@ export async function postJob(
     value: p.escrow,
     ...(hooks.onSent
       ? { onSent: (hash: Hex, simulated: unknown) => hooks.onSent?.(hash, simulated as Hex) }
+      : {}),
+    ...(hooks.onSigned
+      ? { onSigned: (hash: Hex, simulated: unknown) => hooks.onSigned?.(hash, simulated as Hex) }
       : {}),
   });
   const [posted] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobPosted', logs: res.receipt.logs });

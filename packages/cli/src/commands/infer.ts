@@ -306,6 +306,7 @@ export async function inferCommand(
       escrow,
       ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
       requesterKem: requesterKem ?? derived!.kem,
+      onPostSigned: post.onPostSigned,
       onPostSent: post.onPostSent,
       onPosted: post.onPosted,
       onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),

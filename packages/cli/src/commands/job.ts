@@ -23,6 +23,7 @@ import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } fro
 import {
   findJobRecord,
   isPendingEntry,
+  type JobJournalEntry,
   journalDir,
   type PendingPostFate,
   pendingEntriesOn,
@@ -359,6 +360,47 @@ export async function settlePendingEntries(chain: ResolvedChain): Promise<string
 }
 
 /**
+ * Before `firn job result|retry JOBID` read this machine's journal for `jobId`: settle the pending
+ * entries (posts sent whose receipt this machine never saw, decisions 1665, 1760) that may hold
+ * its record, so a job whose post lost its answer (the RPC stopped answering the send, the
+ * process ended before the receipt) is found under its real id with its result key's salt. The
+ * entry under `jobId` is settled when it is pending; when there is none, every pending entry on
+ * this market (pendingEntriesOn, at most MAX_SETTLED_ENTRIES): a post may have got another id
+ * than the one it expected. Returns a line saying what is still pending (a post waiting in the
+ * pool, or one that could not be checked), else undefined. Never throws: the chain's failures
+ * leave the entries as they are, named in the line.
+ */
+export async function settleLocalPost(
+  chain: ResolvedChain,
+  c: FirnClients,
+  jobId: Hex,
+): Promise<string | undefined> {
+  let own: JobJournalEntry | undefined;
+  try {
+    own = findJobRecord(jobId);
+  } catch {
+    return undefined;
+  }
+  const entries =
+    own === undefined ? pendingEntriesOn(chain.deployment) : isPendingEntry(own) ? [{ jobId, rec: own }] : [];
+  const pendingLines: string[] = [];
+  for (const e of entries) {
+    try {
+      const fate = await settlePendingEntry(e.rec, e.jobId, c, chain.deployment);
+      if (fate.fate === 'waiting')
+        pendingLines.push(
+          `this machine's postJob transaction ${fate.tx} (job ${e.jobId} expected) still waits in the pool`,
+        );
+    } catch {
+      pendingLines.push(
+        `this machine's postJob transaction ${e.rec.postTx} (job ${e.jobId} expected) could not be checked now`,
+      );
+    }
+  }
+  return pendingLines.length === 0 ? undefined : pendingLines.join('; ');
+}
+
+/**
  * `firn job result JOBID --out DIR`: ask the job's node for its result (shape-checked: at most 16
  * outputs with plain role names, sizes within the enclave's bounds), verify the Work Proof
  * (registered enclave signer, node Active, measurement, on-chain commitments) commits to exactly
@@ -373,7 +415,10 @@ export async function settlePendingEntries(chain: ResolvedChain): Promise<string
  * the key the journal names) and the salt the job journal holds for a job this machine posted
  * without `--kem-key` (decision 1630), else still sealed (`<role>.sealed`). Nothing is written unless every check passed. Errors: E_PARSE (a malformed
  * answer, naming the node and field), E_PROOF_INVALID (nothing downloaded), E_ARTIFACT_TAMPERED,
- * E_TOO_LARGE, E_CONFLICT (not proved; --out exists).
+ * E_TOO_LARGE, E_CONFLICT (not proved, with the job's advice, `firn job retry` for an Open or
+ * Failed job posted from here, and a post of this machine still pending; --out exists). This
+ * machine's pending posts are settled first (settleLocalPost, decision 1760), so a post whose send
+ * lost its answer is found under the job's id.
  */
 export async function jobResult(
   chain: ResolvedChain,
@@ -448,9 +493,25 @@ async function fetchAndWriteResult(
   keyFile: string | undefined,
 ) {
   const c = readerFor(chain);
+  // A post of this machine whose answer was lost is completed first (decision 1760).
+  const stillPending = await settleLocalPost(chain, c, jobId);
   const j = await getJob(c, jobId);
-  if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid)
-    throw new FirnError('E_CONFLICT', `job ${jobId} is ${JobStatus[j.status]}: it has no result`);
+  if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid) {
+    let local: JobJournalEntry | undefined;
+    try {
+      local = j.status === JobStatus.None ? undefined : findJobRecord(jobId);
+    } catch {
+      // An unreadable entry only leaves the retry unnamed.
+    }
+    const again =
+      local !== undefined && local.command !== 'run' && [JobStatus.Open, JobStatus.Failed].includes(j.status)
+        ? `; \`firn job retry ${jobId}\` reclaims it and runs the same command again on a node`
+        : '';
+    throw new FirnError(
+      'E_CONFLICT',
+      `job ${jobId} is ${JobStatus[j.status]}: it has no result (${jobAdvice(j, await chainNow(c, dueOf(j)))}${again})${stillPending === undefined ? '' : `; ${stillPending}: run this again once it is mined`}`,
+    );
+  }
   // The journal entry is used only once the chain shows it is this job's (decision 1650).
   const derived = kemKey ? {} : await journalResultKey(chain, c, j, jobId, keyFile);
   const kem = kemKey ?? derived.key;
@@ -548,7 +609,8 @@ export function notServedAsListed(e: unknown, endpoint: string, jobId: Hex): unk
 
 /**
  * `firn job retry JOBID`: run a job posted from this machine again (same command, same files and
- * flags, from the local job record) on another node, after reclaiming the old job when it can be
+ * flags, from the local job record; this machine's pending posts are settled first, so a post whose
+ * send lost its answer has its record under JOBID: settleLocalPost, decision 1760) on another node, after reclaiming the old job when it can be
  * (Open, Failed, Slashed, or a lapsed claim) and withdrawing the requester's credit in the job
  * market (the reclaimed escrow, or one a reclaim left there before, decision 1652): the money is
  * back in the requester's account before the new job's escrow is paid, and stderr says how much;
@@ -564,6 +626,8 @@ export async function jobRetry(
   io: { stdout: NodeJS.WritableStream & { isTTY?: boolean }; stderr: NodeJS.WritableStream },
 ): Promise<number> {
   const jobId = jobIdArg(id);
+  // A post of this machine whose answer was lost is completed first (decision 1760).
+  await settleLocalPost(chain, readerFor(chain), jobId);
   const rec = readJobRecord(jobId);
   if (rec.command === 'run')
     throw new FirnError(

@@ -289,6 +289,7 @@ export async function runCommand(o: RunOptions, log: (line: string) => void = ()
       ...(o.recipient && o.recipient.length > 0
         ? { recipients: o.recipient.map((k) => hexBytes(k, '--recipient', 32)) }
         : {}),
+      onPostSigned: post.onPostSigned,
       onPostSent: post.onPostSent,
       onPosted: post.onPosted,
       onProgress: (e) => log(`progress: ${JSON.stringify(e)}`),

@@ -88,6 +88,8 @@ export interface TrainRunJobOptions {
   requesterKem?: { privateKey: Uint8Array; publicKey: Uint8Array };
   /** Called as soon as a postJob transaction is sent, before its receipt (runJob's onPostSent). */
   onPostSent?: (tx: PostJobSent) => void;
+  /** Called with each signed postJob transaction before it is sent (runJob's onPostSigned). */
+  onPostSigned?: (tx: PostJobSent) => void;
   /** Called once the job is posted, with where (runJob's onPosted; absent from a test double). */
   onPosted?: (jobId: Hex, posted?: JobPostedAt) => void;
   onProgress?: (event: Record<string, unknown>) => void;
@@ -578,6 +580,7 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         ...(claimTimeout !== undefined ? { claimTimeoutSeconds: claimTimeout } : {}),
         ...(maxNodes !== undefined ? { maxNodes } : {}),
         requesterKem: requesterKem ?? derived!.kem,
+        onPostSigned: post.onPostSigned,
         onPostSent: post.onPostSent,
         onPosted: post.onPosted,
         onProgress: (e) => progress.onEvent(e),
