@@ -121,7 +121,8 @@ export const OPENAPI_DOCUMENT = {
     },
     '/v1/node': {
       get: {
-        summary: 'Node identity and registration status',
+        summary:
+          'Node identity and registration status; `notice` (only while it holds) says why a Pending registration cannot pass any more and the way out (decision 1761)',
         responses: { '200': { description: 'Identity' }, ...readErrors },
       },
     },

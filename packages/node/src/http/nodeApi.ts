@@ -40,6 +40,8 @@ export interface NodeApiHost extends JobHost {
   readonly opts: { readonly dataDir: string; readonly logger: Logger; readonly chain?: unknown };
   readonly url: string;
   readonly chainStatus: string;
+  /** Why the registration is stuck and the way out, while it is (registration.ts); shown by GET /v1/node. */
+  readonly registrationNotice?: string | undefined;
   readonly metrics: NodeMetrics;
   /** The job service (absent on a chain node whose database cannot be opened: 507). */
   readonly jobs: JobService | undefined;
@@ -314,6 +316,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     ...host.identity,
     endpoint: host.url,
     status: host.chainStatus,
+    ...(host.registrationNotice === undefined ? {} : { notice: host.registrationNotice }),
     version: '0.1.0',
   }));
   // Over all clients (a per-client rate alone lets many networks together queue quotes without
