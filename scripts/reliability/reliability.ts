@@ -110,14 +110,14 @@ async function training(epochs: number, extra: Partial<RunJobOptions> = {}): Pro
   });
 }
 
-async function timed(f: () => Promise<Response>): Promise<{ ok: boolean; t: number }> {
+async function timed(f: () => Promise<Response>): Promise<{ ok: boolean; status: number; t: number }> {
   const t0 = performance.now();
   try {
     const r = await f();
     await r.arrayBuffer();
-    return { ok: r.status < 500, t: performance.now() - t0 };
+    return { ok: r.status < 500, status: r.status, t: performance.now() - t0 };
   } catch {
-    return { ok: false, t: performance.now() - t0 };
+    return { ok: false, status: 0, t: performance.now() - t0 };
   }
 }
 
@@ -134,6 +134,8 @@ async function loadPhase(): Promise<void> {
   const lat: number[] = [];
   const attLat: number[] = [];
   let errors = 0;
+  // Refused by the node's per-client rates (all clients share one address here; decision 1761).
+  let limited = 0;
   let n = 0;
   const end = Date.now() + LOAD_SECONDS * 1000;
   const client = async (i: number) => {
@@ -145,6 +147,7 @@ async function loadPhase(): Promise<void> {
       n++;
       (which === 2 ? attLat : lat).push(r.t);
       if (!r.ok) errors++;
+      if (r.status === 429) limited++;
     }
   };
   // Jobs through the market at the same time.
@@ -162,7 +165,9 @@ async function loadPhase(): Promise<void> {
   })();
   await Promise.all([...Array.from({ length: CLIENTS }, (_v, i) => client(i)), jobs]);
   const rss1 = process.memoryUsage().rss;
-  console.log(`  requests ${n} (${(n / LOAD_SECONDS).toFixed(0)}/s), errors (5xx or network) ${errors}`);
+  console.log(
+    `  requests ${n} (${(n / LOAD_SECONDS).toFixed(0)}/s), errors (5xx or network) ${errors}, 429 (per-client rates) ${limited}`,
+  );
   console.log(
     `  healthz/node latency p50 ${ms(pct(lat, 50))} p95 ${ms(pct(lat, 95))} p99 ${ms(pct(lat, 99))}`,
   );

@@ -211,6 +211,11 @@ export class NodeDaemon {
   readonly metrics: NodeMetrics;
   identity: EnclaveIdentity | undefined;
   chainStatus = 'unregistered';
+  /**
+   * Set while the node's registration round cannot pass with the verifier stake active now
+   * (registration.ts, decision 1761): what is wrong and the way out. Shown by GET /v1/node.
+   */
+  registrationNotice: string | undefined;
   /** The job API, when the node was started with a chain. */
   jobs: JobService | undefined;
   private server: Server | undefined;

@@ -98,10 +98,11 @@ export const OPENAPI_DOCUMENT = {
     '/healthz': {
       get: {
         summary:
-          'Health of the enclave, the storage and the chain, each on its own ({ok, enclave, storage, chain: {up, block, clockSkewSeconds, lastSeenSecondsAgo, error?}, jobs: {active}})',
+          'Health of the enclave, the storage and the chain, each on its own ({ok, enclave, storage, chain: {up, block, clockSkewSeconds, lastSeenSecondsAgo, error?}, jobs: {active}}), from one check made at most once a second (limits.healthRefreshMs) and shared by every request',
         responses: {
           '200': { description: 'All parts up' },
           '503': { description: 'A part is down (same body, ok: false)' },
+          ...readErrors,
         },
       },
     },
@@ -114,13 +115,15 @@ export const OPENAPI_DOCUMENT = {
             description: 'Prometheus text exposition',
             content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
           },
+          ...readErrors,
         },
       },
     },
     '/v1/node': {
       get: {
-        summary: 'Node identity and registration status',
-        responses: { '200': { description: 'Identity' } },
+        summary:
+          'Node identity and registration status; `notice` (only while it holds) says why a Pending registration cannot pass any more and the way out (decision 1761)',
+        responses: { '200': { description: 'Identity' }, ...readErrors },
       },
     },
     '/v1/attestation': {
@@ -385,7 +388,7 @@ export const OPENAPI_DOCUMENT = {
           },
           '429': {
             description:
-              'Per-IP session request rate exceeded, or the session already has 2 requests at the enclave (E_RATE_LIMITED)',
+              'Per-IP session request rate exceeded (counted on arrival, before the token and the header are checked), or the session already has 2 requests at the enclave (E_RATE_LIMITED)',
             headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
             content: errorBody,
           },
@@ -424,7 +427,10 @@ export const OPENAPI_DOCUMENT = {
       },
     },
     '/v1/openapi.json': {
-      get: { summary: 'This document', responses: { '200': { description: 'OpenAPI document' } } },
+      get: {
+        summary: 'This document',
+        responses: { '200': { description: 'OpenAPI document' }, ...readErrors },
+      },
     },
   },
   components: {

@@ -4,7 +4,9 @@ import {
   type FirnClients,
   type FirnDeployment,
   getNode,
+  getRoundOutlook,
   NodeStatus,
+  type RoundOutlook,
   registerNode,
   rotateKeys,
   updateEndpoint,
@@ -18,6 +20,7 @@ import {
   TEE_TYPES,
   type TeeTypeName,
 } from '@firn/core';
+import { formatEther } from 'viem';
 import type { Logger } from './logger.ts';
 import type { NodeDaemon } from './nodeDaemon.ts';
 
@@ -29,6 +32,33 @@ export interface RegistrationOptions {
   stake: bigint;
   logger: Logger;
   pollIntervalMs?: number;
+  /**
+   * While the registration is Pending, how often to check that its round can still pass, ms
+   * (default 15 000; decision 1761). A round that cannot is logged once and shown by GET /v1/node.
+   */
+  outlookIntervalMs?: number;
+}
+
+/** Default period of the stuck-round check while a registration is Pending, ms. */
+export const DEFAULT_OUTLOOK_INTERVAL_MS = 15_000;
+
+const ether = (wei: bigint) => `${formatEther(wei)} ether`;
+
+/**
+ * What an operator reads when its registration's round cannot pass (decision 1758: the bar never
+ * falls under the stake active now, and verifiers that joined after the round's snapshot cannot
+ * vote in it): the figures and the way out.
+ */
+export function stuckRegistrationNotice(o: RoundOutlook): string {
+  return (
+    `registration round ${o.round} cannot pass: approvals ${ether(o.approvalStake)} plus the ` +
+    `${ether(o.notVotedStake)} that verifiers who have not voted can still cast stay at or under 2/3 ` +
+    `of ${ether(o.barAtLeast)} (the verifier stake active now; verifiers that joined after the ` +
+    `registration cannot vote in its round). Way out: the operator calls the registry's ` +
+    `requestExit(${o.enclaveId}) (@firn/chain requestExit; the stake is credited back to ` +
+    'withdrawable, the registration fee is kept), withdraws it, and starts the node again: it ' +
+    'registers under a new snapshot, where the verifiers active now vote'
+  );
 }
 
 const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
@@ -102,9 +132,30 @@ async function followStatus(
 ): Promise<NodeStatus> {
   const id = node.identity!;
   let last: NodeStatus | undefined;
+  let nextOutlook = 0;
+  let warnedRound: number | undefined;
   for (;;) {
     const n = await getNode(clients, id.enclaveId);
     node.chainStatus = NodeStatus[n.status].toLowerCase();
+    if (n.status === NodeStatus.Pending && Date.now() >= nextOutlook) {
+      nextOutlook = Date.now() + (opts.outlookIntervalMs ?? DEFAULT_OUTLOOK_INTERVAL_MS);
+      const o = await getRoundOutlook(clients, id.enclaveId).catch(() => undefined);
+      if (o !== undefined && !o.canApprove) {
+        node.registrationNotice = stuckRegistrationNotice(o);
+        if (warnedRound !== o.round) {
+          warnedRound = o.round;
+          opts.logger.warn('registration cannot pass', {
+            enclaveId: id.enclaveId,
+            round: o.round,
+            approvalStake: o.approvalStake.toString(),
+            notVotedStake: o.notVotedStake.toString(),
+            barAtLeast: o.barAtLeast.toString(),
+            notice: node.registrationNotice,
+          });
+        }
+      } else if (o !== undefined) node.registrationNotice = undefined;
+    }
+    if (n.status !== NodeStatus.Pending) node.registrationNotice = undefined;
     if (n.status !== last) {
       opts.logger.info('registration status', {
         enclaveId: id.enclaveId,

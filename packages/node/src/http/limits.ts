@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FirnError } from '@firn/core';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { DEFAULT_HEALTH_REFRESH_MS } from './sharedHealth.ts';
 
 /**
  * Connection and request limits of the node API (docs/api.md, "Limits"). The defaults let one
@@ -22,9 +23,11 @@ export interface HttpLimits {
   /** Mutating requests (uploads, job and session submissions, session closes, attestations) per IP per second. Default 50. */
   mutatingRequestsPerSecondPerIp: number;
   /**
-   * Session messages (POST /v1/sessions/{id}/requests) per IP per second, counted once their
-   * header is admitted. Its own budget: a warm session is made for hundreds of small requests a
-   * second. Default 1000.
+   * Session messages per IP per second: every POST /v1/sessions/{id}/requests, counted when it
+   * arrives, before its session, token or header is looked at (decision 1761: a guessed token
+   * costs the sender its own budget), and every frame of a session stream. Over it 429
+   * E_RATE_LIMITED with Retry-After. Its own budget: a warm session is made for hundreds of small
+   * requests a second. Default 1000.
    */
   sessionRequestsPerSecondPerIp: number;
   /** Uploads in progress over all uploaders; more get 429. Default 8. */
@@ -48,12 +51,19 @@ export interface HttpLimits {
    */
   minBodyBytesPerWindow: number;
   /**
-   * Reads that make the node work for anyone, without a credential (GET /v1/jobs/{id}, its
-   * /result and /events, GET /v1/artifacts/{id}: a database read, file reads, a stream), per IP
-   * per second; more get 429 with Retry-After. Each answer's own work is bounded (decision 1744);
-   * this bounds how often one client makes the node do it. Default 200.
+   * Reads anyone may make without a credential (GET /v1/jobs/{id}, its /result and /events,
+   * GET /v1/artifacts/{id}, and since decision 1761 GET /healthz, /metrics, /v1/node and
+   * /v1/openapi.json), per IP per second, one budget for all of them; more get 429 with
+   * Retry-After. Each answer's own work is bounded (decision 1744); this bounds how often one
+   * client makes the node do it. Default 200.
    */
   readRequestsPerSecondPerIp: number;
+  /**
+   * GET /healthz answers from one health check (an enclave `hello`, a database write) made at
+   * most once in this many ms, shared by every request (decision 1761); a part that goes down is
+   * reported at most this much later. Default 1000.
+   */
+  healthRefreshMs?: number;
   /** Open event streams (GET /v1/jobs/{id}/events) per remote IP; more get 429. Default 16. */
   maxEventStreamsPerIp: number;
   /**
@@ -92,6 +102,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   mutatingRequestsPerSecondPerIp: 50,
   sessionRequestsPerSecondPerIp: 1000,
   readRequestsPerSecondPerIp: 200,
+  healthRefreshMs: DEFAULT_HEALTH_REFRESH_MS,
   maxConcurrentUploads: 8,
   maxConcurrentUploadsPerAddress: 2,
   maxConcurrentUploadsPerPrefix: 4,

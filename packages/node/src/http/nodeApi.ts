@@ -30,6 +30,7 @@ import {
   remoteClient,
 } from './limits.ts';
 import { answerError, readJsonText, sendJson } from './router.ts';
+import { SharedHealthCheck } from './sharedHealth.ts';
 
 /** Largest POST /v1/attestation body, bytes. */
 export const ATTESTATION_BODY_LIMIT = 4096;
@@ -39,6 +40,8 @@ export interface NodeApiHost extends JobHost {
   readonly opts: { readonly dataDir: string; readonly logger: Logger; readonly chain?: unknown };
   readonly url: string;
   readonly chainStatus: string;
+  /** Why the registration is stuck and the way out, while it is (registration.ts); shown by GET /v1/node. */
+  readonly registrationNotice?: string | undefined;
   readonly metrics: NodeMetrics;
   /** The job service (absent on a chain node whose database cannot be opened: 507). */
   readonly jobs: JobService | undefined;
@@ -290,22 +293,30 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
     await next();
   };
 
-  // Each part separately; 503 when any is down, so a load balancer stops sending jobs here.
-  route('get', '/healthz', {}, async ({ res }) => {
-    const h = await host.health();
+  // Each part separately; 503 when any is down, so a load balancer stops sending jobs here. One
+  // check (an enclave hello, a database write) at most every healthRefreshMs, shared by every
+  // request, and the read rate per client: a stranger looping here queues nothing in front of the
+  // jobs and sessions in the enclave pipe (decision 1761).
+  const health = new SharedHealthCheck(
+    () => host.health(),
+    host.limits.healthRefreshMs ?? DEFAULT_HTTP_LIMITS.healthRefreshMs,
+  );
+  route('get', '/healthz', { before: readRate }, async ({ res }) => {
+    const h = await health.get();
     sendJson(res, h.ok ? 200 : 503, h);
     return undefined;
   });
-  route('get', '/metrics', {}, async ({ res }) => {
+  route('get', '/metrics', { before: readRate }, async ({ res }) => {
     const text = await host.metrics.render();
     res.writeHead(200, { 'content-type': host.metrics.contentType });
     res.end(text);
     return undefined;
   });
-  route('get', '/v1/node', {}, () => ({
+  route('get', '/v1/node', { before: readRate }, () => ({
     ...host.identity,
     endpoint: host.url,
     status: host.chainStatus,
+    ...(host.registrationNotice === undefined ? {} : { notice: host.registrationNotice }),
     version: '0.1.0',
   }));
   // Over all clients (a per-client rate alone lets many networks together queue quotes without
@@ -334,7 +345,7 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
   // Made once, on the first request (every route is declared by then): a stranger's loop on it
   // costs a JSON answer, not a document generation each time.
   let openApi: Record<string, unknown> | undefined;
-  route('get', '/v1/openapi.json', {}, () => {
+  route('get', '/v1/openapi.json', { before: readRate }, () => {
     openApi ??= nodeOpenApiDocument(app);
     return openApi;
   });
@@ -386,6 +397,12 @@ export function createNodeApi(host: NodeApiHost): OpenAPIHono<Env> {
       rawBody: {
         contentType: 'application/octet-stream',
         schema: { type: 'string', format: 'binary', maxLength: 8388608 },
+      },
+      // Counted on arrival, before the session, its token or the message header is looked at: a
+      // stranger guessing tokens spends its own session rate (decision 1761).
+      before: async (c, next) => {
+        await host.sessionRateLimiter.take(remoteClient(c.env.incoming));
+        await next();
       },
     },
     ({ req, res }, c) => jobs().sessions.request(idOf(c), req, res),

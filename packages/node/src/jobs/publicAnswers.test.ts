@@ -192,7 +192,7 @@ describe('GET /v1/jobs/{id}/result inlines a bounded part (decision 1744)', () =
 });
 
 describe('public reads have a per-client rate (decision 1744)', () => {
-  it('over readRequestsPerSecondPerIp the reads get 429 with Retry-After; the other routes still answer', async () => {
+  it('over readRequestsPerSecondPerIp the reads (and /healthz) get 429 with Retry-After; the mutating routes still answer', async () => {
     const slow = await startStubNodeApi(
       { jobs: svc, limits: { ...DEFAULT_HTTP_LIMITS, readRequestsPerSecondPerIp: 3 } },
       { chain: {}, dataDir: join(dir, 'api') },
@@ -211,7 +211,15 @@ describe('public reads have a per-client rate (decision 1744)', () => {
       }
       expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
       expect(statuses.slice(3)).toEqual([429, 429, 429]);
-      expect((await fetch(`${slow.url}/healthz`)).status).toBe(200);
+      // One budget for every credential-free read, /healthz included (decision 1761)...
+      expect((await fetch(`${slow.url}/healthz`)).status).toBe(429);
+      // ...separate from the mutating routes' rate.
+      const att = await fetch(`${slow.url}/v1/attestation`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nonce: `0x${'11'.repeat(32)}` }),
+      });
+      expect(att.status).toBe(200);
     } finally {
       slow.close();
     }

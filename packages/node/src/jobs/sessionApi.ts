@@ -505,11 +505,12 @@ export class SessionService {
   /**
    * Admit a session request by its clear header, before its body is read or queued: it must be a
    * request message whose sequence number is the session's next (or within
-   * SESSION_SEQUENCE_WINDOW of it; E_PARSE 400, E_CHANNEL_SEQUENCE 422 otherwise), the sender's
-   * IP must be under the per-IP session request rate (429), and the session must have fewer than
-   * MAX_SESSION_REQUESTS_IN_FLIGHT requests at the enclave (429). Returns the header's seq.
+   * SESSION_SEQUENCE_WINDOW of it; E_PARSE 400, E_CHANNEL_SEQUENCE 422 otherwise), and the
+   * session must have fewer than MAX_SESSION_REQUESTS_IN_FLIGHT requests at the enclave (429,
+   * Retry-After). The per-IP session rate was counted when the request arrived (the route's
+   * limiter in nodeApi.ts, decision 1761). Returns the header's seq.
    */
-  private async admit(h: HostSession, prefix: Buffer, req: IncomingMessage): Promise<bigint> {
+  private admit(h: HostSession, prefix: Buffer): bigint {
     const { kind, seq } = sessionMessageHeader(prefix);
     if (kind !== 'request') throw new FirnError('E_CHANNEL_SEQUENCE', 'not a session request message');
     // A session the requester also reaches directly (decision 1310) moves on without the host
@@ -519,7 +520,6 @@ export class SessionService {
         'E_CHANNEL_SEQUENCE',
         seq < h.nextSeq ? 'replayed session message' : 'session message out of order',
       );
-    await this.service.node.sessionRateLimiter.take(remoteClient(req));
     if (h.inFlight >= MAX_SESSION_REQUESTS_IN_FLIGHT)
       throw rateLimited(`this session already has ${MAX_SESSION_REQUESTS_IN_FLIGHT} requests in progress`);
     return seq;
@@ -546,7 +546,7 @@ export class SessionService {
         bytes: SESSION_MESSAGE_MIN_BYTES,
         check: async (prefix) => {
           try {
-            seq = await this.admit(h, prefix, req);
+            seq = this.admit(h, prefix);
           } catch (e) {
             if (isFirnError(e) && (e.code === 'E_PARSE' || e.code === 'E_CHANNEL_SEQUENCE'))
               await new Promise((r) => setTimeout(r, SESSION_REFUSAL_DELAY_MS * (0.5 + Math.random())));
