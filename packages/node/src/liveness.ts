@@ -116,6 +116,8 @@ export class LivenessService {
     withdrawn: 0n,
   };
   readonly clients: FirnClients;
+  /** Aborted by stop(): an answer or claim still waiting for its receipt ends (decision 1762). */
+  private readonly closing = new AbortController();
   private readonly node: NodeDaemon;
   private readonly opts: LivenessServiceOptions;
   private next: bigint;
@@ -146,6 +148,7 @@ export class LivenessService {
     this.opts = opts;
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: Math.min(opts.pollIntervalMs ?? 1000, 200),
+      signal: this.closing.signal,
     });
     // Resume from the cursor a previous run saved (node.db), never before the deployment block.
     const saved = node.db?.cursor(this.cursorName());
@@ -462,7 +465,9 @@ export class LivenessService {
     this.timer = setTimeout(tick, 0);
   }
 
+  /** Stop polling and close the chain clients (a write still waiting ends); not started again. */
   stop(): void {
+    this.closing.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -219,6 +219,8 @@ export class JobService {
   /** Whether the last sweep stopped at its time budget with work left. */
   private sweepBacklog = false;
   readonly clients: FirnClients;
+  /** Aborted by stop(): a chain write still waiting (an outage) ends instead of outliving the service (decision 1762). */
+  private readonly closing = new AbortController();
   readonly db: NodeDb;
   /** Chain reachability and chain time (health, proof times, pre-checks). */
   readonly chainMonitor: ChainMonitor;
@@ -256,6 +258,7 @@ export class JobService {
     this.jobs = new JobStore(this.db);
     this.clients = createFirnClients(opts.rpcUrl, opts.operatorKey, opts.deployment, {
       pollingIntervalMs: opts.pollingIntervalMs ?? 200,
+      signal: this.closing.signal,
     });
     this.strangerReads = new StrangerChainReads(opts.strangerReads);
     this.chainMonitor = new ChainMonitor(this.clients.public, {
@@ -326,9 +329,14 @@ export class JobService {
     tick();
   }
 
-  /** Stop the background work (chain monitor, finalizer, session sweeper). */
+  /**
+   * Stop the background work (chain monitor, finalizer, session sweeper) and close the chain
+   * clients: a write still waiting for its receipt ends E_UNAVAILABLE (the job's record keeps its
+   * state; a restarted node reconciles it from the chain). A stopped service is not started again.
+   */
   stop(): void {
     this.stopped = true;
+    this.closing.abort();
     clearTimeout(this.finalizer);
     this.chainMonitor.stop();
     this.sessions.stopSweeper();
