@@ -27,7 +27,18 @@ describe('attack: an Intel tenant TD policy without a platform policy', () => {
     const s = await makeSyntheticTdx({ tcbLevels: [{ comps: cpu, pcesvn: 13, status: 'OutOfDate' }] });
     const facts = await verify(s);
     expect(facts.tcbStatus).toBe('OutOfDate');
-    const policy = loadAttestationPolicy(intel('tenant_td_policy.json'), 'tenant');
+    // Refusing the policy set itself (no platform class, a clear E_INVALID_INPUT) is as secure as
+    // refusing the quote under it.
+    let policy: ReturnType<typeof loadAttestationPolicy>;
+    try {
+      policy = loadAttestationPolicy(intel('tenant_td_policy.json'), 'tenant');
+    } catch (e) {
+      expect(e).toMatchObject({
+        code: 'E_INVALID_INPUT',
+        message: expect.stringMatching(/no platform class/),
+      });
+      return;
+    }
     // The TD itself matches the tenant rules (SEPT_VE_DISABLE set): only the platform is at issue.
     const v = evaluateEvidence(facts, policy, { now: s.now });
     expect(

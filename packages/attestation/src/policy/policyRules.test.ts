@@ -177,11 +177,11 @@ describe('loadAttestationPolicy: one loader for the CLI, the verifier daemon and
   it("loads Intel's files into one AttestationPolicy whose rules evaluateEvidence applies", async () => {
     const f = await sgx();
     const rejected = loadAttestationPolicy(intel('sgx_platform_policy_rejected_id.json'));
-    expect(rejected.rejectedAdvisoryIds).toEqual(['INTEL-SA-00617']);
+    expect(rejected.dcap?.platformClass?.rejectedAdvisoryIds).toEqual(['INTEL-SA-00617']);
     expect(rejected.dcap?.teeType).toBe('sgx');
     expect(rejected.gpu).toEqual(PRODUCTION_POLICY.gpu);
     const grace = loadAttestationPolicy(intel('sgx_platform_policy_platform_grace_period.json'));
-    expect(grace.dcap?.platformGraceSeconds).toBe(7776000);
+    expect(grace.dcap?.platformClass?.platformGraceSeconds).toBe(7776000);
     const strict = loadAttestationPolicy(intel('sgx_platform_policy_strict.json'), 'strict');
     expect(evaluateEvidence(f, strict, { now: NOW }).ok).toBe(false);
     const tdxOnly = loadAttestationPolicy(intel('tdx_platform_policy_strict.json'));
