@@ -721,7 +721,8 @@ function verdict(
     cpuSvn: hex(ext.cpuSvn),
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
-    // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
+    // The newest level's date is the latest TCB recovery (informational: Intel's platform grace
+    // period counts from the matched level's tcbDate above, decision 1766).
     latestTcbDate,
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,

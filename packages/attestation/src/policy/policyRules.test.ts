@@ -95,19 +95,24 @@ const runSynthetic = (s: SyntheticDcap) =>
   verifyDcapQuote(s.quote, { collateral: s.collateral, now: s.now, roots: [Buffer.from(s.rootPem)] });
 
 describe('DCAP rules (Intel appraisal-policy fields)', () => {
-  // An OutOfDate platform whose newest TCB level is dated 2024-03-13 (see makeSyntheticSgx).
+  // An OutOfDate platform whose own TCB level is dated 2024-03-13; the newest level, 2024-11-13.
   const outOfDate = async () => {
     const cpu = [3, 3, 2, 2, 4, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0];
     const s = await makeSyntheticSgx({
       tcbLevels: [
-        { comps: cpu.map((v, i) => (i === 0 ? v + 1 : v)), pcesvn: 13, status: 'UpToDate' },
+        {
+          comps: cpu.map((v, i) => (i === 0 ? v + 1 : v)),
+          pcesvn: 13,
+          status: 'UpToDate',
+          tcbDate: '2024-11-13T00:00:00Z',
+        },
         { comps: cpu, pcesvn: 13, status: 'OutOfDate', advisoryIDs: ['INTEL-SA-00828'] },
       ],
     });
     return { s, f: await runSynthetic(s) };
   };
   const oodPolicy = { acceptedTcbStatuses: ['UpToDate' as const, 'OutOfDate' as const] };
-  it('platformGraceSeconds: refuses an OutOfDate platform past the grace, accepts it inside', async () => {
+  it("platformGraceSeconds: counts from the platform's own level's tcbDate, not the newest level's", async () => {
     const { s, f } = await outOfDate();
     expect(f.tcbStatus).toBe('OutOfDate');
     const recovery = Date.parse('2024-03-13T00:00:00Z') / 1000;
