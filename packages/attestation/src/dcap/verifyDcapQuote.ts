@@ -728,6 +728,7 @@ function verdict(
     qeTcbStatus: qeTcb.status,
     // Per-class facts for Intel's appraisal classes (decision 1766): the platform class is the TCB
     // info with the PCK CRLs (and the TDX module), the QE class is the QE identity.
+    platformClassTcbStatus: platformTcb.status,
     platformAdvisoryIds: [...platformTcb.advisoryIds],
     platformTcbEvaluationDataNumber: tcbInfo.tcbEvaluationDataNumber,
     platformCollateralNextUpdate: platformNextUpdate,

@@ -86,6 +86,16 @@ export function withinPlatformGrace(
   return now <= date + graceSeconds;
 }
 
+/** The earlier of two ISO 8601 dates; `a` alone when `b` is absent (a bad date stays bad). */
+function earlier(a: unknown, b: unknown): unknown {
+  if (typeof b !== 'string') return a;
+  if (typeof a !== 'string') return a;
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (Number.isNaN(ta) || Number.isNaN(tb)) return Number.NaN;
+  return tb < ta ? b : a;
+}
+
 /** The facts one Intel class is judged on (unknown-typed: they come from VerifiedEvidence.extra). */
 interface ClassFacts {
   /** The class's TCB status, when the class judges one. */
@@ -137,9 +147,12 @@ export function dcapRuleRefusals(facts: VerifiedEvidence, d: DcapPolicyRules, no
   const no = (code: string, message: string) => reasons.push({ code, message });
   if (d.teeType !== undefined && facts.teeType !== d.teeType)
     no('E_POLICY_REJECTED', `policy is for ${d.teeType}, evidence is ${facts.teeType}`);
+  // The combined status is judged from the earlier of the platform's and the QE's level dates
+  // (QVL's supplemental tcb_level_date_tag).
+  const combinedDate = earlier(facts.extra.tcbDate, facts.extra.qeTcbDate);
   if (
     d.platformGraceSeconds !== undefined &&
-    !withinPlatformGrace(facts.tcbStatus, facts.extra.tcbDate, d.platformGraceSeconds, now)
+    !withinPlatformGrace(facts.tcbStatus, combinedDate, d.platformGraceSeconds, now)
   )
     no('E_EVIDENCE_TCB', 'platform has been out of date for longer than the platform grace period');
   if (d.platformClass !== undefined) {
@@ -155,8 +168,8 @@ export function dcapRuleRefusals(facts: VerifiedEvidence, d: DcapPolicyRules, no
         advisoryIds: own ? x.platformAdvisoryIds : facts.advisoryIds,
         evalNum: own ? x.platformTcbEvaluationDataNumber : facts.tcbEvaluationDataNumber,
         nextUpdate: own ? x.platformCollateralNextUpdate : facts.collateralNextUpdate,
-        tcbStatusForGrace: facts.tcbStatus,
-        tcbDate: x.tcbDate,
+        tcbStatusForGrace: own ? x.platformClassTcbStatus : facts.tcbStatus,
+        tcbDate: own ? x.tcbDate : combinedDate,
       }),
     );
   }

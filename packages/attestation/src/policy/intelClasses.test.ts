@@ -65,6 +65,44 @@ describe('Intel classes: the TD QE class on its own facts', () => {
     expect(run([platformRejecting, qe([])])).toEqual([]);
   });
 
+  it("with a QE class, the platform's grace judges the platform's own status, not the QE's", async () => {
+    const s = await qeBehind();
+    const f = await verify(s);
+    expect([f.tcbStatus, f.extra.platformClassTcbStatus]).toEqual(['OutOfDate', 'UpToDate']);
+    const p = loadAttestationPolicy({
+      policy_array: [
+        cls(PLATFORM, {
+          accepted_tcb_status: lenient,
+          platform_grace_period: 86400,
+          collateral_grace_period: 0,
+        }),
+        cls(TDQE, { accepted_tcb_status: lenient, platform_grace_period: 1e9, collateral_grace_period: 0 }),
+      ],
+    });
+    expect(reasons(evaluateEvidence(f, p, { now: s.now }))).toEqual([]);
+  });
+
+  it("without a QE class the grace counts from the earlier of the platform's and the QE's level dates", async () => {
+    // Platform OutOfDate at a level dated 2024-12-01; the QE OutOfDate at its 2023-01-01 level.
+    const s = await makeSyntheticTdx({
+      qeIsvSvn: 3,
+      tcbLevels: [{ comps: cpu, pcesvn: 13, status: 'OutOfDate', tcbDate: '2024-12-01T00:00:00Z' }],
+    });
+    const f = await verify(s);
+    const p = loadAttestationPolicy({
+      policy_array: [
+        cls(PLATFORM, {
+          accepted_tcb_status: lenient,
+          platform_grace_period: 90 * 86400,
+          collateral_grace_period: 0,
+        }),
+      ],
+    });
+    expect(reasons(evaluateEvidence(f, p, { now: s.now }))).toEqual([
+      'platform has been out of date for longer than its platform grace period',
+    ]);
+  });
+
   it("without a QE class the platform class covers the QE, as Intel's SGX platform class does", async () => {
     const s = await qeBehind();
     const f = await verify(s);
