@@ -21,7 +21,7 @@ describe('loadPolicy (--policy)', () => {
         'sgx_platform_policy_platform_grace_period.json',
       ),
     );
-    expect(p.dcap).toMatchObject({ teeType: 'sgx', platformGraceSeconds: 7776000 });
+    expect(p.dcap).toMatchObject({ teeType: 'sgx', platformClass: { platformGraceSeconds: 7776000 } });
     expect(p.acceptedTcbStatuses).toContain('OutOfDate');
     expect(p.gpu).toEqual(PRODUCTION_POLICY.gpu);
   });

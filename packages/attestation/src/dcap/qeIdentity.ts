@@ -6,6 +6,8 @@ export interface QeTcbLevel {
   isvSvn: number;
   status: TcbStatus;
   advisoryIds: string[];
+  /** The level's tcbDate (ISO 8601), when the identity gives one (Intel's do). */
+  tcbDate?: string;
 }
 
 /** Intel enclave identity v2 (QE, TD_QE, QVE), parsed from the exact signed text; not yet verified. */
@@ -43,6 +45,7 @@ export function parseQeIdentity(text: string): QeIdentity {
       isvSvn: l.obj('tcb').int('isvsvn', 0xffff),
       status: l.status('tcbStatus'),
       advisoryIds: l.advisories('advisoryIDs'),
+      ...(typeof (x as { tcbDate?: unknown }).tcbDate === 'string' ? { tcbDate: l.str('tcbDate') } : {}),
     };
   });
   if (tcbLevels.length === 0) throw collateralError('enclaveIdentity has no TCB levels');

@@ -8,6 +8,8 @@ import { isvSvnLevelsInOrder, type TcbInfo, type TcbLevel, tcbLevelsInOrder } fr
 export interface TcbResult {
   status: TcbStatus;
   advisoryIds: string[];
+  /** The matched level's tcbDate, where the collateral dates its levels. */
+  tcbDate?: string;
 }
 
 function tcbError(message: string): FirnError {
@@ -96,7 +98,11 @@ export function matchQeIdentity(ident: QeIdentity, qe: EnclaveReport): TcbResult
     throw tcbError('QE identity mismatch: ATTRIBUTES');
   const level = isvSvnLevelsInOrder(ident.tcbLevels).find((l) => l.isvSvn <= qe.isvSvn);
   if (level === undefined) return { status: 'Revoked', advisoryIds: [] };
-  return { status: level.status, advisoryIds: level.advisoryIds };
+  return {
+    status: level.status,
+    advisoryIds: level.advisoryIds,
+    ...(level.tcbDate === undefined ? {} : { tcbDate: level.tcbDate }),
+  };
 }
 
 /**

@@ -703,11 +703,14 @@ function verdict(
   qeIdentity: QeIdentity,
   level: ReturnType<typeof matchTcbLevel>,
   tcb: { status: TcbStatus; advisoryIds: string[] },
-  qeTcb: { status: TcbStatus },
+  platformTcb: { status: TcbStatus; advisoryIds: string[] },
+  qeTcb: { status: TcbStatus; advisoryIds: string[]; tcbDate?: string },
   latestTcbDate: string,
   now: number,
   issued: number,
   nextUpdate: number,
+  platformNextUpdate: number,
+  qeNextUpdate: number,
 ): VerifiedEvidence {
   const cd = q.certification;
   const extra: Record<string, unknown> = {
@@ -718,14 +721,25 @@ function verdict(
     cpuSvn: hex(ext.cpuSvn),
     sgxType: ext.sgxType,
     tcbDate: level.tcbDate,
-    // The newest level's date is the latest TCB recovery: a platform grace period counts from it.
+    // The newest level's date is the latest TCB recovery (informational: Intel's platform grace
+    // period counts from the matched level's tcbDate above, decision 1766).
     latestTcbDate,
     platformTcbStatus: level.status,
     qeTcbStatus: qeTcb.status,
+    // Per-class facts for Intel's appraisal classes (decision 1766): the platform class is the TCB
+    // info with the PCK CRLs (and the TDX module), the QE class is the QE identity.
+    platformClassTcbStatus: platformTcb.status,
+    platformAdvisoryIds: [...platformTcb.advisoryIds],
+    platformTcbEvaluationDataNumber: tcbInfo.tcbEvaluationDataNumber,
+    platformCollateralNextUpdate: platformNextUpdate,
+    qeAdvisoryIds: [...qeTcb.advisoryIds],
+    qeTcbEvaluationDataNumber: qeIdentity.tcbEvaluationDataNumber,
+    qeCollateralNextUpdate: qeNextUpdate,
     tcbInfoVersion: tcbInfo.version,
     qeIsvSvn: cd.qeReport.isvSvn,
     collateralExpired: now > nextUpdate,
   };
+  if (qeTcb.tcbDate !== undefined) extra.qeTcbDate = qeTcb.tcbDate;
   let measurements: Record<string, string>;
   let measurement: Uint8Array;
   let debug: boolean;
@@ -929,8 +943,27 @@ function finish(
   const level = matchTcbLevel(tcbInfo, ext, td);
   let tcb = { status: level.status, advisoryIds: [...level.advisoryIds] };
   if (td !== undefined) tcb = convergeTcb(tcb, matchTdxModule(tcbInfo, td));
+  const platformTcb = tcb;
   const qeTcb = matchQeIdentity(qeIdentity, cd.qeReport);
   tcb = convergeTcb(tcb, qeTcb);
+  // The root CA CRL covers the signing chains of both classes' collateral.
+  const platformNextUpdate = Math.min(tcbInfo.nextUpdate, rootCrl.nextUpdate, pckCrl.nextUpdate);
+  const qeNextUpdate = Math.min(qeIdentity.nextUpdate, rootCrl.nextUpdate);
 
-  return verdict(q, ext, tcbInfo, qeIdentity, level, tcb, qeTcb, col.latestTcbDate, now, issued, nextUpdate);
+  return verdict(
+    q,
+    ext,
+    tcbInfo,
+    qeIdentity,
+    level,
+    tcb,
+    platformTcb,
+    qeTcb,
+    col.latestTcbDate,
+    now,
+    issued,
+    nextUpdate,
+    platformNextUpdate,
+    qeNextUpdate,
+  );
 }

@@ -95,19 +95,24 @@ const runSynthetic = (s: SyntheticDcap) =>
   verifyDcapQuote(s.quote, { collateral: s.collateral, now: s.now, roots: [Buffer.from(s.rootPem)] });
 
 describe('DCAP rules (Intel appraisal-policy fields)', () => {
-  // An OutOfDate platform whose newest TCB level is dated 2024-03-13 (see makeSyntheticSgx).
+  // An OutOfDate platform whose own TCB level is dated 2024-03-13; the newest level, 2024-11-13.
   const outOfDate = async () => {
     const cpu = [3, 3, 2, 2, 4, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0];
     const s = await makeSyntheticSgx({
       tcbLevels: [
-        { comps: cpu.map((v, i) => (i === 0 ? v + 1 : v)), pcesvn: 13, status: 'UpToDate' },
+        {
+          comps: cpu.map((v, i) => (i === 0 ? v + 1 : v)),
+          pcesvn: 13,
+          status: 'UpToDate',
+          tcbDate: '2024-11-13T00:00:00Z',
+        },
         { comps: cpu, pcesvn: 13, status: 'OutOfDate', advisoryIDs: ['INTEL-SA-00828'] },
       ],
     });
     return { s, f: await runSynthetic(s) };
   };
   const oodPolicy = { acceptedTcbStatuses: ['UpToDate' as const, 'OutOfDate' as const] };
-  it('platformGraceSeconds: refuses an OutOfDate platform past the grace, accepts it inside', async () => {
+  it("platformGraceSeconds: counts from the platform's own level's tcbDate, not the newest level's", async () => {
     const { s, f } = await outOfDate();
     expect(f.tcbStatus).toBe('OutOfDate');
     const recovery = Date.parse('2024-03-13T00:00:00Z') / 1000;
@@ -177,11 +182,11 @@ describe('loadAttestationPolicy: one loader for the CLI, the verifier daemon and
   it("loads Intel's files into one AttestationPolicy whose rules evaluateEvidence applies", async () => {
     const f = await sgx();
     const rejected = loadAttestationPolicy(intel('sgx_platform_policy_rejected_id.json'));
-    expect(rejected.rejectedAdvisoryIds).toEqual(['INTEL-SA-00617']);
+    expect(rejected.dcap?.platformClass?.rejectedAdvisoryIds).toEqual(['INTEL-SA-00617']);
     expect(rejected.dcap?.teeType).toBe('sgx');
     expect(rejected.gpu).toEqual(PRODUCTION_POLICY.gpu);
     const grace = loadAttestationPolicy(intel('sgx_platform_policy_platform_grace_period.json'));
-    expect(grace.dcap?.platformGraceSeconds).toBe(7776000);
+    expect(grace.dcap?.platformClass?.platformGraceSeconds).toBe(7776000);
     const strict = loadAttestationPolicy(intel('sgx_platform_policy_strict.json'), 'strict');
     expect(evaluateEvidence(f, strict, { now: NOW }).ok).toBe(false);
     const tdxOnly = loadAttestationPolicy(intel('tdx_platform_policy_strict.json'));
