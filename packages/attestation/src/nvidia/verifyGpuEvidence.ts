@@ -194,8 +194,10 @@ function labelProblems(
 /**
  * Verify one GPU/NVSwitch evidence entry: the SPDM GET_MEASUREMENTS signature (P-384, SHA-384 over
  * request and response) with the leaf of the entry's chain, that chain to NVIDIA's pinned Device
- * Identity root (or an explicitly passed simulated root) at ctx.now, the report FWID against the
- * leaf's DICE FWID, the signed nonce against ctx.expectedNonce, and the measurements against
+ * Identity root (or an explicitly passed simulated root) at ctx.now, the device model (GPU or
+ * NVSwitch, architecture) from the chain's device identity certificate (deviceModelOf; the entry's
+ * labels are only compared with it and with the signed report, see labelProblems), the report FWID
+ * against the leaf's DICE FWID in that model's layout, the signed nonce against ctx.expectedNonce, and the measurements against
  * verified RIMs of the reported driver and VBIOS versions; with ctx.ocsp, the revocation of the
  * device chain and of each verified RIM's signer chain (root included). It proves nothing about which CPU TEE
  * asked (see verifyCompositeBinding) and reports facts only; a malformed entry throws a typed error.
