@@ -183,7 +183,10 @@ export async function createSimulatedGpu(opts: {
   const device = await keyPair();
   const leaf = await keyPair();
   const pdi = randomBytes(9).toString('hex').toUpperCase();
-  const deviceName = `2.5.4.5=${pdi}, O=firn devnet, CN=firn simulated GPU device identity`;
+  // The device identity certificate names the chip as NVIDIA's do ("GH100 A01 GSP BROM"): the
+  // verifier reads the device's kind and architecture from it, not from the `arch` label.
+  const chip = opts.arch === 'BLACKWELL' ? 'GB100' : 'GH100';
+  const deviceName = `2.5.4.5=${pdi}, O=firn devnet, CN=${chip} A01 GSP BROM`;
   const deviceCert = await issue({
     subject: deviceName,
     issuer: interCert.subject,

@@ -165,7 +165,8 @@ const MAX_EXTENSIONS = 64;
 export type FwidLayout = 'hopper' | 'blackwell';
 
 /**
- * The FWID layout of a GPU architecture name (as in the evidence's `arch`), or undefined for an
+ * The FWID layout of an architecture name (the one the device's chain names, see deviceModelOf;
+ * never the host's `arch` label), or undefined for an
  * architecture whose layout is not known (then no FWID can be matched: fail closed).
  * Hopper (and NVSwitch LSxx): the last 48 bytes of the extension value (a first-edition DICE structure ending in the
  * SHA-384 FWID). Blackwell: the first FWID of the DiceTcbInfo `fwids` list ([6]), the extension

@@ -32,7 +32,10 @@ export interface GpuRefusal {
   message: string;
 }
 
-/** NVSwitch architectures are named LS10 and later LSxx; they have no driver version. */
+/**
+ * NVSwitch architectures are named LS10 and later LSxx; they have no driver version. A name test
+ * only: whether a device IS a switch is GpuFacts.kind, read from its certified chain.
+ */
 export function isNvSwitch(arch: string): boolean {
   return /^LS\d+$/i.test(arch);
 }
@@ -50,6 +53,14 @@ export function evaluateGpu(
   };
   facts.forEach((f, i) => {
     const who = `device ${i} (${f.arch})`;
+    // The device's kind and architecture are the certified chain's; a host label that says
+    // otherwise (or a nonce/driver/VBIOS label that differs from the signed report) is refused.
+    for (const p of f.labelProblems) no('E_EVIDENCE_MALFORMED', `${who}: ${p}`);
+    if (f.kind === 'unknown')
+      no(
+        'E_UNSUPPORTED',
+        `${who}: its certificate chain names device model ${f.hwmodel === null ? '(none)' : JSON.stringify(f.hwmodel)}, not a GPU or NVSwitch model known here (GH100, GB100, LS_10)`,
+      );
     if (!f.signatureValid) no('E_EVIDENCE_SIGNATURE', `${who}: SPDM signature does not verify`);
     if (!f.chainValid)
       no('E_EVIDENCE_CHAIN', `${who}: certificate chain invalid: ${f.chainProblems.join('; ')}`);
@@ -83,7 +94,7 @@ export function evaluateGpu(
         );
     }
     const needMatch =
-      policy.requireMeasurementsMatch || (policy.requireCcMode === true && !isNvSwitch(f.arch));
+      policy.requireMeasurementsMatch || (policy.requireCcMode === true && f.kind !== 'nvswitch');
     if (needMatch && f.measurements !== 'match')
       no(
         'E_EVIDENCE_TCB',
@@ -91,7 +102,7 @@ export function evaluateGpu(
           ? `${who}: measurements differ from the RIM at indexes ${f.mismatchingIndexes.join(',')}`
           : `${who}: no verified RIM for its driver/VBIOS`,
       );
-    if (!isNvSwitch(f.arch) && policy.acceptedDriverVersions !== undefined) {
+    if (f.kind !== 'nvswitch' && policy.acceptedDriverVersions !== undefined) {
       const ok =
         f.driverVersion !== null && policy.acceptedDriverVersions.map(norm).includes(norm(f.driverVersion));
       if (!ok) no('E_POLICY_REJECTED', `${who}: driver version ${f.driverVersion ?? 'unknown'} not accepted`);
@@ -105,10 +116,11 @@ export function evaluateGpu(
   // GPUs and switches are counted apart: switch-only evidence verifies on its own and the policy
   // says how many of each it needs.
   // Distinct devices only: one device's signed answer copied into several entries is one device.
-  const distinct = (sw: boolean) =>
-    new Set(facts.filter((f) => isNvSwitch(f.arch) === sw).map((f) => f.deviceId)).size;
-  const gpus = distinct(false);
-  const switches = distinct(true);
+  // Kinds are the certified chain's (an 'unknown' device counts as neither).
+  const distinct = (kind: 'gpu' | 'nvswitch') =>
+    new Set(facts.filter((f) => f.kind === kind).map((f) => f.deviceId)).size;
+  const gpus = distinct('gpu');
+  const switches = distinct('nvswitch');
   if (gpus < policy.required)
     no('E_POLICY_REJECTED', `${gpus} GPU(s) presented, ${policy.required} required`);
   if (switches < (policy.requiredSwitches ?? 0))

@@ -1,6 +1,7 @@
 export * from './certChain.ts';
 export { checkOcsp, type OcspOptions, type OcspResult } from './checkOcsp.ts';
 export * from './compareMeasurements.ts';
+export * from './deviceModel.ts';
 export * from './evaluateGpu.ts';
 export * from './nvidiaRoots.ts';
 export * from './parseSpdmReport.ts';

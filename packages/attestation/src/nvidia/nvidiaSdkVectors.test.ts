@@ -74,11 +74,19 @@ describe('Blackwell (real GB100 evidence NVIDIA verifies)', () => {
     expect(bw).toMatch(/^d090cab1b6e6ffdd/);
     expect(Buffer.from(certificateFwid(leaf, 'hopper')!).toString('hex')).not.toBe(bw);
   });
-  it('labelled with another architecture, its FWID does not match; an unknown architecture fails closed', async () => {
-    for (const arch of ['HOPPER', 'AMPERE']) {
+  it('labelled with another architecture, it is still read as the Blackwell its chain names, and the label is refused', async () => {
+    // Decision 1767: the FWID layout (like GPU vs NVSwitch) follows the certified chain, not the label.
+    for (const arch of ['HOPPER', 'AMPERE', 'LS10']) {
       const [f] = await verify([blackwell(undefined, arch)]);
-      expect(f!.fwidMatches, arch).toBe(false);
-      expect(reasonsOf([f!], CRYPTO_ONLY).join(), arch).toMatch(/FWID/);
+      expect(f, arch).toMatchObject({
+        arch: 'BLACKWELL',
+        kind: 'gpu',
+        labelledArch: arch,
+        fwidMatches: true,
+      });
+      expect(reasonsOf([f!], CRYPTO_ONLY), arch).toEqual([
+        `device 0 (BLACKWELL): labelled arch "${arch}" but its certificate chain is a BLACKWELL GPU (GB100 A01 GSP BROM)`,
+      ]);
     }
   });
   it('tampered (a flipped byte), wrong nonce and not-yet-valid variants are refused', async () => {
@@ -96,7 +104,7 @@ describe('Blackwell (real GB100 evidence NVIDIA verifies)', () => {
     const [early] = await verify([blackwell()], Date.parse('2023-01-01T00:00:00Z') / 1000);
     expect(reasonsOf([early!], CRYPTO_ONLY).join()).toMatch(/not yet valid/);
   });
-  it('simulated Blackwell GPUs use the same layout: FWID matches; read as Hopper it does not', async () => {
+  it('simulated Blackwell GPUs use the same layout: FWID matches, whatever the label says', async () => {
     const root = await createSimulatedGpuRoot();
     const gpu = await createSimulatedGpu({
       root,
@@ -109,8 +117,10 @@ describe('Blackwell (real GB100 evidence NVIDIA verifies)', () => {
     const ctx = { now: NOW, expectedNonce: nonce, roots: { simulated: [Buffer.from(root.rootCertPem)] } };
     const [f] = await verifyGpuEvidenceList([e], ctx);
     expect(f).toMatchObject({ arch: 'BLACKWELL', fwidMatches: true, signatureValid: true, simulated: true });
+    // Labelled HOPPER, the chain still says Blackwell: the FWID is read the Blackwell way.
     const [asHopper] = await verifyGpuEvidenceList([{ ...e, arch: 'HOPPER' }], ctx);
-    expect(asHopper!.fwidMatches).toBe(false);
+    expect(asHopper).toMatchObject({ arch: 'BLACKWELL', fwidMatches: true, labelledArch: 'HOPPER' });
+    expect(asHopper!.labelProblems).toHaveLength(1);
   });
 });
 
@@ -234,7 +244,17 @@ describe('production GPU section (RIM match, CC mode, revocation checked or in a
     simulated: false,
   } as const;
   // Facts come from the verifier; here each rule is driven by the one fact it reads.
-  const facts = (over: Partial<GpuFacts>) => [{ ...(good as unknown as GpuFacts), arch: 'HOPPER', ...over }];
+  const facts = (over: Partial<GpuFacts>) => [
+    {
+      ...(good as unknown as GpuFacts),
+      arch: 'HOPPER',
+      kind: 'gpu' as const,
+      hwmodel: 'GH100 A01 GSP BROM',
+      labelledArch: 'HOPPER',
+      labelProblems: [],
+      ...over,
+    },
+  ];
   it('accepts a GPU whose measurements match and whose revocation was checked', () => {
     expect(reasonsOf(facts({}), PRODUCTION_GPU_POLICY)).toEqual([]);
   });

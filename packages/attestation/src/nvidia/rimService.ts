@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { FirnError, type GpuEvidenceEntry, readBodyCapped, TooLargeError } from '@firn/core';
 import { LRUCache } from 'lru-cache';
 import pRetry, { AbortError } from 'p-retry';
+import { pemToDerList } from './certChain.ts';
+import { deviceModelOf } from './deviceModel.ts';
 import { isNvSwitch } from './evaluateGpu.ts';
 import { parseSpdmReport } from './parseSpdmReport.ts';
 import { createRimStore, MAX_RIM_BYTES, type RimStore } from './verifyRim.ts';
@@ -55,7 +57,8 @@ export interface RimServiceClient {
   getRim(id: string): Promise<FetchedRim>;
   /**
    * A RimStore holding the driver and VBIOS (or switch BIOS) RIMs named by each entry's signed SPDM
-   * opaque data, for verifyGpuEvidenceList. RIMs the service does not have are listed in
+   * opaque data and the device model its certificate chain names (never its `arch` label), for
+   * verifyGpuEvidenceList. RIMs the service does not have are listed in
    * `missing` (the verifier then reports measurements as unchecked); other failures are thrown.
    */
   rimStoreFor(entries: readonly GpuEvidenceEntry[]): Promise<RimStore & { missing: string[] }>;
@@ -225,11 +228,17 @@ export function createRimServiceClient(opts: RimServiceOptions = {}): RimService
       const ids = new Set<string>();
       for (const e of entries) {
         const report = parseSpdmReport(new Uint8Array(Buffer.from(String(e.evidence), 'base64')));
-        if (!isNvSwitch(e.arch) && report.driverVersion !== undefined)
-          ids.add(driverRimId(e.arch, report.driverVersion));
+        // Which RIMs apply depends on what the device is: its certificate chain says, not the
+        // host's arch label (decision 1767). A model not known here gets no RIM (it is refused).
+        const model = deviceModelOf(
+          pemToDerList(Buffer.from(String(e.certificate), 'base64').toString('latin1')),
+        );
+        if (model.kind === 'unknown') continue;
+        if (model.kind === 'gpu' && report.driverVersion !== undefined)
+          ids.add(driverRimId(model.arch, report.driverVersion));
         const { project, projectSku, chipSku, vbiosVersion } = report;
         if (project && projectSku && chipSku && vbiosVersion)
-          ids.add(vbiosRimId(e.arch, { project, projectSku, chipSku, vbiosVersion }));
+          ids.add(vbiosRimId(model.arch, { project, projectSku, chipSku, vbiosVersion }));
       }
       const results = await Promise.allSettled([...ids].map((id) => client.getRim(id)));
       const items: FetchedRim[] = [];

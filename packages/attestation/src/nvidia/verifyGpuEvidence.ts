@@ -18,6 +18,7 @@ import {
   verifyCertChain,
 } from './certChain.ts';
 import { compareMeasurements } from './compareMeasurements.ts';
+import { deviceModelOf, type NvDeviceKind } from './deviceModel.ts';
 import { checkOcsp, type OcspOptions } from './checkOcsp.ts';
 import { NVIDIA_DEVICE_ROOT_PEM } from './nvidiaRoots.ts';
 import { MAX_SPDM_REPORT_BYTES, parseSpdmReport } from './parseSpdmReport.ts';
@@ -59,7 +60,23 @@ export interface RimSummary {
 
 /** What verifyGpuEvidence established about one GPU or NVSwitch. Policy decisions are not made here. */
 export interface GpuFacts {
+  /**
+   * The architecture the device's certificate chain names (HOPPER, BLACKWELL, LS10; 'UNKNOWN'
+   * when it names no model firn knows), never the host's label (decision 1767).
+   */
   arch: string;
+  /** GPU or NVSwitch, from the certificate chain (see deviceModelOf); 'unknown' is refused. */
+  kind: NvDeviceKind;
+  /** The device identity certificate's common name (NVIDIA's `hwmodel`), e.g. "GH100 A01 GSP BROM". */
+  hwmodel: string | null;
+  /** The `arch` label the host put on the entry (reported, never used to decide). */
+  labelledArch: string;
+  /**
+   * Host-supplied labels of the entry (arch, nonce, driver_version, vbios_version) that disagree
+   * with the certified chain or the signed report, one sentence each; evaluateGpu refuses any.
+   * Absent or empty nonce and version labels are not checked.
+   */
+  labelProblems: string[];
   /** The SPDM signature verifies with the leaf certificate's P-384 key. */
   signatureValid: boolean;
   /** The device chain verifies to a trusted (or explicitly simulated) root at `now`. */
@@ -134,11 +151,53 @@ function summary(source: string, f: RimFacts): RimSummary {
   };
 }
 
+const norm = (v: string): string => v.trim().toUpperCase();
+const quote = (v: unknown): string => JSON.stringify(String(v).slice(0, 64));
+
+/**
+ * The host's labels that disagree with what the chain certifies and the device signed: `arch`
+ * against the chain's model; `nonce`, `driver_version`, `vbios_version` (as NVIDIA's SDK writes
+ * them) when present and not empty, against the signed report. NVIDIA's verifiers likewise refuse a driver or
+ * VBIOS version from the host that differs from the report's.
+ */
+function labelProblems(
+  entry: GpuEvidenceEntry,
+  model: ReturnType<typeof deviceModelOf>,
+  report: ReturnType<typeof parseSpdmReport>,
+): string[] {
+  const out: string[] = [];
+  if (model.kind !== 'unknown' && norm(entry.arch) !== model.arch)
+    out.push(
+      `labelled arch ${quote(entry.arch)} but its certificate chain is ${model.kind === 'gpu' ? 'a' : 'an'} ${model.arch} ${model.kind === 'gpu' ? 'GPU' : 'NVSwitch'} (${model.hwmodel})`,
+    );
+  const signed: [string, string | undefined][] = [
+    ['nonce', bytesToHex(report.requestNonce).slice(2)],
+    ['driver_version', report.driverVersion],
+    ['vbios_version', report.vbiosVersion],
+  ];
+  for (const [field, value] of signed) {
+    const label = entry[field];
+    // An absent or empty label says nothing (NVIDIA's SDK leaves some empty).
+    if (label === undefined || label === '') continue;
+    const agrees =
+      typeof label === 'string' &&
+      value !== undefined &&
+      norm(field === 'nonce' ? label.replace(/^0x/i, '') : label) === norm(value);
+    if (!agrees)
+      out.push(
+        `labelled ${field} ${quote(label)} but the signed report says ${value === undefined ? 'none' : quote(value)}`,
+      );
+  }
+  return out;
+}
+
 /**
  * Verify one GPU/NVSwitch evidence entry: the SPDM GET_MEASUREMENTS signature (P-384, SHA-384 over
  * request and response) with the leaf of the entry's chain, that chain to NVIDIA's pinned Device
- * Identity root (or an explicitly passed simulated root) at ctx.now, the report FWID against the
- * leaf's DICE FWID, the signed nonce against ctx.expectedNonce, and the measurements against
+ * Identity root (or an explicitly passed simulated root) at ctx.now, the device model (GPU or
+ * NVSwitch, architecture) from the chain's device identity certificate (deviceModelOf; the entry's
+ * labels are only compared with it and with the signed report, see labelProblems), the report FWID
+ * against the leaf's DICE FWID in that model's layout, the signed nonce against ctx.expectedNonce, and the measurements against
  * verified RIMs of the reported driver and VBIOS versions; with ctx.ocsp, the revocation of the
  * device chain and of each verified RIM's signer chain (root included). It proves nothing about which CPU TEE
  * asked (see verifyCompositeBinding) and reports facts only; a malformed entry throws a typed error.
@@ -190,9 +249,12 @@ async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Prom
   const chain = verifyCertChain(chainDer, [...deviceRoots, ...simRoots], ctx.now);
   const simulated = chain.anchorIndex !== undefined && chain.anchorIndex >= deviceRoots.length;
 
+  // What the device is comes from its certified chain, never from the host's label.
+  const model = deviceModelOf(chainDer);
+
   let fwidMatches: boolean | null = null;
   if (report.fwid !== undefined) {
-    const layout = fwidLayout(entry.arch);
+    const layout = fwidLayout(model.arch);
     const certFwid = layout === undefined ? undefined : certificateFwid(chainDer[0]!, layout);
     fwidMatches = certFwid !== undefined && bytesEqual(certFwid, report.fwid);
   }
@@ -266,7 +328,11 @@ async function verifyEntry(entry: GpuEvidenceEntry, ctx: GpuVerifyContext): Prom
       .toUpperCase();
 
   return {
-    arch: entry.arch,
+    arch: model.arch,
+    kind: model.kind,
+    hwmodel: model.hwmodel,
+    labelledArch: entry.arch,
+    labelProblems: labelProblems(entry, model, report),
     signatureValid,
     chainValid: chain.valid,
     chainProblems: chain.problems,

@@ -98,6 +98,17 @@ describe('firn attest verify-gpu', () => {
     const e = await runAttestVerifyGpu({ evidence: join(empty, 'none.json'), nonce: PPCIE_NONCE, at: AT });
     expect(JSON.parse(e.output).error.code).toBe('E_EVIDENCE_MALFORMED');
   });
+  it('switch evidence labelled HOPPER is reported as the NVSwitch its chain names and refused by index', async () => {
+    const { readFileSync } = await import('node:fs');
+    const sw = JSON.parse(readFileSync(V('ppcie', 'switch_evidence.json'), 'utf8')) as { arch: string }[];
+    const dir = mkdtempSync(join(tmpdir(), 'firn-gpu-'));
+    writeFileSync(join(dir, 'sw.json'), JSON.stringify(sw.map((e) => ({ ...e, arch: 'HOPPER' }))));
+    const r = await runAttestVerifyGpu({ evidence: join(dir, 'sw.json'), nonce: PPCIE_NONCE, at: AT });
+    const o = JSON.parse(r.output);
+    expect(r.exitCode).not.toBe(0);
+    expect(o.devices[0]).toMatchObject({ arch: 'LS10', kind: 'nvswitch', labelledArch: 'HOPPER' });
+    expect(JSON.stringify(o.reasons)).toMatch(/device 0 \(LS10\): labelled arch \\"HOPPER\\"/);
+  });
   it('a certificate with a malformed key gives a typed error, never E_INTERNAL', async () => {
     const { readFileSync } = await import('node:fs');
     const { certificateMutations } = await import('../../../attestation/test/evidenceVerifierBehaviour.ts');

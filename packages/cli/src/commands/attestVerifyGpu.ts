@@ -62,7 +62,12 @@ function entriesOf(json: unknown): GpuEvidenceEntry[] {
 
 function deviceResult(f: GpuFacts) {
   return {
+    // arch and kind are read from the certified chain; labelledArch is what the host said.
     arch: f.arch,
+    kind: f.kind,
+    hwmodel: f.hwmodel,
+    labelledArch: f.labelledArch,
+    labelProblems: f.labelProblems,
     signatureValid: f.signatureValid,
     chainValid: f.chainValid,
     fwidMatches: f.fwidMatches,
