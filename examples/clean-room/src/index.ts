@@ -12,6 +12,12 @@ import { sha256 } from '@noble/hashes/sha2.js';
  * Guard against membership probes: a party that submits one ID learns whether the other list holds
  * it. So both lists must hold at least `minIds` distinct IDs (param, default 10, at least 2). The
  * param is in the workload hash that both owners' grants are scoped to, so both agree on it.
+ *
+ * What the host and the chain see (docs/decisions/1769-app-public-fields.md): the signed
+ * commitment (salted), `workUnits` (the two lists' byte sizes, which their sealed files show
+ * anyway: never the ID counts, which would hand each party the other's count), the output's role,
+ * content type and size (the result is padded to RESULT_BYTES so its length does not tell the
+ * overlap's number of digits), and the error code of a refused job.
  */
 
 /** Largest list read, bytes; and the most IDs and the longest ID accepted. */
@@ -19,6 +25,14 @@ export const MAX_LIST_BYTES = 64 * 1024 * 1024;
 export const MAX_IDS = 1_000_000;
 export const MAX_ID_LENGTH = 256;
 const DOMAIN = new TextEncoder().encode('firn-example/clean-room/overlap/v1');
+/** The result's size in bytes, whatever the overlap: JSON padded with spaces, then a newline. */
+export const RESULT_BYTES = 192;
+
+/** The result's bytes: its JSON padded with spaces to RESULT_BYTES - 1, then "\n". */
+export function resultBytes(result: { overlap: number; salt: string; commitment: string }): Uint8Array {
+  const json = JSON.stringify(result);
+  return new TextEncoder().encode(`${json.padEnd(RESULT_BYTES - 1, ' ')}\n`);
+}
 
 /** Distinct IDs of a list: one per line, trimmed, lowercased, empty lines dropped. Raises E_INPUT_INVALID. */
 export function parseIds(bytes: Uint8Array, role: string): Set<string> {
@@ -69,8 +83,10 @@ export default defineApp({
       const minIds = ctx.params.minIds ?? 10;
       if (typeof minIds !== 'number' || !Number.isInteger(minIds) || minIds < 2 || minIds > MAX_IDS)
         throw new FirnError('E_INPUT_INVALID', `param minIds must be an integer from 2 to ${MAX_IDS}`);
-      const left = parseIds(ctx.input('left'), 'left');
-      const right = parseIds(ctx.input('right'), 'right');
+      const leftBytes = ctx.input('left');
+      const rightBytes = ctx.input('right');
+      const left = parseIds(leftBytes, 'left');
+      const right = parseIds(rightBytes, 'right');
       for (const [role, ids] of [
         ['left', left],
         ['right', right],
@@ -93,10 +109,11 @@ export default defineApp({
           {
             role: 'result',
             contentType: 'application/json',
-            bytes: new TextEncoder().encode(`${JSON.stringify(result)}\n`),
+            bytes: resultBytes(result),
           },
         ],
-        workUnits: BigInt(left.size + right.size),
+        // Public (Work Proof, chain): the lists' byte sizes, never a count read from them.
+        workUnits: BigInt(leftBytes.length + rightBytes.length),
       };
     },
   },

@@ -9,6 +9,12 @@ import { sha256 } from '@noble/hashes/sha2.js';
  * later receives the dataset checks its SHA-256 against it, and anyone checks with `firn data
  * verify` that a registered enclave running this app's measurement issued it. The rows never
  * leave the enclave.
+ *
+ * Public fields (docs/decisions/1769-app-public-fields.md): the signed digest is an unsalted
+ * SHA-256 of the certificate on purpose, since the certificate is made to be published and
+ * checked by hashing; it covers the dataset's SHA-256, so it confirms a guess only of the whole
+ * dataset. `workUnits` is the dataset's byte size (its sealed file shows it anyway), not its row
+ * count: a seller who keeps a certificate private does not publish the row count through it.
  */
 
 export const MAX_DATASET_BYTES = 256 * 1024 * 1024;
@@ -76,7 +82,8 @@ export default defineApp({
       await ctx.signData(sha256(bytes), { topic: 'dataset-certificate' });
       return {
         outputs: [{ role: 'certificate', contentType: 'application/json', bytes }],
-        workUnits: BigInt(cert.rows),
+        // Public (Work Proof, chain): the input's byte size, never a count read from the rows.
+        workUnits: BigInt(data.length),
       };
     },
   },

@@ -4,12 +4,15 @@ import { generateSigningKey, recoverAddress } from '@firn/crypto';
 import { describe, expect, it } from 'vitest';
 import {
   appErrorBody,
+  COMMIT_TAG,
   checkWorkloadResult,
+  commitmentDigest,
   createWorkloadContext,
   defineApp,
   describeApp,
   isFirnApp,
   seededRandom,
+  verifyCommitment,
 } from './index.ts';
 import { signDataRecord } from './signData.ts';
 import { runWorkload } from './testing.ts';
@@ -206,5 +209,56 @@ describe('ctx.random from a per-job seed (1080, Randomness)', () => {
   });
   it('refuses a seed that is not 32 bytes', () => {
     expect(() => seededRandom(new Uint8Array(31))).toThrow(/32 bytes/);
+  });
+});
+
+describe('ctx.commit: a public digest that confirms no guess (1769)', () => {
+  const ctxOf = (seed?: Uint8Array) =>
+    createWorkloadContext({
+      params: {},
+      inputs: [],
+      progress: () => {},
+      now: () => 0,
+      ...(seed ? { randomSeed: seed } : {}),
+    });
+
+  it('an adversary hashing every candidate of a guessable input finds none in the digest', () => {
+    const secret = utf8('vote: no');
+    const c = ctxOf().commit(secret);
+    const candidates = ['vote: yes', 'vote: no', 'vote: abstain'].map(utf8);
+    // The plain hash, and the commitment under a guessed (all-zero) salt: neither matches.
+    for (const g of candidates) {
+      expect(bytesToHex(sha256(g))).not.toBe(bytesToHex(c.digest));
+      expect(verifyCommitment(c.digest, new Uint8Array(32), g)).toBe(false);
+    }
+    // Two commitments to the same input differ: equal inputs are not linkable on chain either.
+    expect(bytesToHex(ctxOf().commit(secret).digest)).not.toBe(bytesToHex(c.digest));
+  });
+
+  it('the holder of the salt opens it; another input or salt does not', () => {
+    const data = utf8('hello');
+    const c = ctxOf().commit(data);
+    expect(c.salt.length).toBe(32);
+    expect(c.digest.length).toBe(32);
+    expect(verifyCommitment(c.digest, c.salt, data)).toBe(true);
+    expect(verifyCommitment(bytesToHex(c.digest), c.salt, data)).toBe(true);
+    expect(verifyCommitment(c.digest, c.salt, utf8('hellO'))).toBe(false);
+    // The digest is SHA-256(tag || salt || bytes).
+    const m = new Uint8Array([...utf8(COMMIT_TAG), ...c.salt, ...data]);
+    expect(bytesToHex(commitmentDigest(c.salt, data))).toBe(bytesToHex(sha256(m)));
+  });
+
+  it('draws its salt from the per-job stream, so a re-run of a job commits the same way', () => {
+    const seed = new Uint8Array(32).fill(7);
+    const a = ctxOf(seed).commit(utf8('x'));
+    const b = ctxOf(seed).commit(utf8('x'));
+    expect(bytesToHex(a.digest)).toBe(bytesToHex(b.digest));
+    expect(bytesToHex(a.salt)).toBe(bytesToHex(seededRandom(seed)(32)));
+  });
+
+  it('refuses what is not bytes, and a salt that is not 32 bytes, with E_INVALID_INPUT', async () => {
+    expect(await code(() => ctxOf().commit('text' as unknown as Uint8Array))).toBe('E_INVALID_INPUT');
+    expect(await code(() => commitmentDigest(new Uint8Array(16), utf8('x')))).toBe('E_INVALID_INPUT');
+    expect(await code(() => verifyCommitment('0x12', new Uint8Array(32), utf8('x')))).toBe('E_INVALID_INPUT');
   });
 });

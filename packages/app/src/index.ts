@@ -7,6 +7,21 @@
  * returns outputs, which the framework seals to the job's recipients and commits to in the Work
  * Proof. It never sees a key; `signData` asks the enclave process to sign.
  *
+ * **What is public** (docs/decisions/1769-app-public-fields.md). Inputs, params, progress events,
+ * output bytes, the report and error messages travel sealed. These fields an app chooses do not:
+ * the host sees them in clear, and most reach the chain.
+ * - `signData`'s digest and topic: posted on the data ledger. An unsalted hash of a guessable value
+ *   (a vote, a count, a small file) gives that value away to anyone who hashes candidates; use
+ *   `ctx.commit(bytes)` and return its salt in a sealed output.
+ * - `workUnits`: in the Work Proof, on chain (FirnJobMarket ProofSubmitted) and in the host's job
+ *   record. Derive it from what is already public (input byte sizes) or make it a constant, never
+ *   from counts or values read out of the plaintext.
+ * - Each output's role, content type and sealed size, and the number of outputs: in the host's job
+ *   record and the output commitment. Keep roles and content types constant, the count fixed, and
+ *   pad outputs whose length would depend on a secret.
+ * - The error code a workload throws (the message stays sealed): make it depend on what the
+ *   requester must fix, not on a secret.
+ *
  * ```ts
  * import { defineApp } from '@firn/app';
  * export default defineApp({
@@ -14,15 +29,22 @@
  *   workloads: {
  *     async reverse(ctx) {
  *       const data = ctx.input('data');
- *       await ctx.signData(sha256(data), { topic: 'digest' });
- *       return { outputs: [{ role: 'result', contentType: 'application/octet-stream', bytes: data.reverse() }], workUnits: 1n };
+ *       const c = ctx.commit(data); // salted: the public record confirms no guess of `data`
+ *       await ctx.signData(c.digest, { topic: 'input-commitment' });
+ *       return {
+ *         outputs: [
+ *           { role: 'result', contentType: 'application/octet-stream', bytes: data.slice().reverse() },
+ *           { role: 'salt', contentType: 'application/octet-stream', bytes: c.salt }, // sealed to the requester
+ *         ],
+ *         workUnits: BigInt(data.length), // the sealed input's size: public already
+ *       };
  *     },
  *   },
  * });
  * ```
  */
-import { createHmac } from 'node:crypto';
-import { assertRole, FirnError, type Hex, InvalidInputError } from '@firn/core';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { assertRole, FirnError, type Hex, hexBytes, InvalidInputError } from '@firn/core';
 
 export { FirnError } from '@firn/core';
 export { APP_ERROR_CODES, appErrorBody, MAX_APP_ERROR_MESSAGE } from './errors.ts';
@@ -40,17 +62,44 @@ export interface AppInput {
   bytes: Uint8Array;
 }
 
-/** One output a workload returns; the framework seals it to every recipient of the job. */
+/**
+ * One output a workload returns; the framework seals it to every recipient of the job. Only
+ * `bytes` is sealed: the role, the content type, the sealed size and the number of outputs are
+ * seen by the host in clear, so none of them may depend on a secret (pad `bytes` to a fixed size
+ * when its length would).
+ */
 export interface AppOutput {
-  /** Lowercase ASCII role, unique within the result (the requester's `firn run` writes DIR/ROLE). */
+  /**
+   * Lowercase ASCII role, unique within the result (the requester's `firn run` writes DIR/ROLE).
+   * Public: use a constant.
+   */
   role: string;
+  /** Public: use a constant. */
   contentType: string;
+  /** Sealed to the job's recipients; its length is public. */
   bytes: Uint8Array;
 }
 
 export interface SignDataOptions {
-  /** 1..64 characters of [a-z0-9_.:-]; bound into the signed hash and the ledger record's uri. */
+  /**
+   * 1..64 characters of [a-z0-9_.:-]; bound into the signed hash and the ledger record's uri.
+   * Public: the host and every chain reader see it. Use a constant, never a value from the inputs.
+   */
   topic: string;
+}
+
+/**
+ * A salted commitment (`ctx.commit`): `digest` = SHA-256(COMMIT_TAG || salt || bytes), with a
+ * 32-byte `salt` from `ctx.random`. Publishing `digest` (with `signData`) reveals nothing about
+ * `bytes` to someone without `salt`, even when `bytes` is one of a few guessable values; whoever
+ * holds `salt` and `bytes` later opens it with `verifyCommitment`. Return `salt` in an output (sealed
+ * to the requester), never in a public field.
+ */
+export interface Commitment {
+  /** 32 bytes: what to sign with `signData`. */
+  digest: Uint8Array;
+  /** 32 bytes of `ctx.random`: secret; the opening of the commitment together with the bytes. */
+  salt: Uint8Array;
 }
 
 /**
@@ -104,14 +153,32 @@ export interface WorkloadContext {
    * Have the enclave sign a 32-byte digest for the data ledger under a topic. Resolves to the
    * record the node will post. At most MAX_SIGNED_DATA_PER_JOB per job. Throws E_INVALID_INPUT
    * (digest or topic malformed), E_TOO_LARGE (too many), E_UNSUPPORTED (the node named no ledger).
+   *
+   * The digest and the topic become PUBLIC: the host receives the record in clear and posts it on
+   * chain. Anyone who can guess the hashed bytes confirms the guess by hashing it, so never sign a
+   * plain hash of input plaintext or of a result with few possible values: sign
+   * `ctx.commit(bytes).digest` and return the salt in a sealed output
+   * (docs/decisions/1769-app-public-fields.md).
    */
   signData(digest: Uint8Array, opts: SignDataOptions): Promise<SignedDataRecord>;
+  /**
+   * A salted commitment to `bytes` (any length), ready for `signData`: SHA-256(COMMIT_TAG || salt ||
+   * bytes) with a fresh 32-byte salt drawn from `ctx.random` (so a re-run of the same job commits
+   * the same way). The digest alone confirms no guess of `bytes`; return `salt` in an output so the
+   * requester can open it (`verifyCommitment`). Throws E_INVALID_INPUT when `bytes` is not a Uint8Array.
+   */
+  commit(bytes: Uint8Array): Commitment;
 }
 
 export interface WorkloadResult {
   /** 1..MAX_APP_OUTPUTS outputs with distinct roles. */
   outputs: AppOutput[];
-  /** The work the job is paid for (0 <= workUnits < 2^64), committed in the Work Proof. */
+  /**
+   * The work the job is paid for (0 <= workUnits < 2^64), committed in the Work Proof. PUBLIC: it
+   * is emitted on chain and kept in the host's job record. Derive it only from what is public
+   * already (the inputs' byte sizes) or use a constant; a count read from the plaintext (rows,
+   * distinct IDs, matches) is published to everyone, the other parties of the job included.
+   */
   workUnits: bigint;
   /** Optional summary (plain JSON data) sealed to the requester with the result. */
   report?: Record<string, unknown>;
@@ -145,6 +212,32 @@ export interface AppDescription {
 }
 
 export const APP_FORMAT = 'firn/app/v1';
+
+/** Domain tag of `ctx.commit`'s digest (UTF-8, 18 bytes). */
+export const COMMIT_TAG = 'firn/app-commit/v1';
+const COMMIT_TAG_BYTES = new TextEncoder().encode(COMMIT_TAG);
+
+/**
+ * The digest of a salted commitment: SHA-256(COMMIT_TAG || salt || bytes). `salt` must be 32
+ * bytes (E_INVALID_INPUT otherwise); `bytes` any Uint8Array. What `ctx.commit` signs.
+ */
+export function commitmentDigest(salt: Uint8Array, bytes: Uint8Array): Uint8Array {
+  if (!(salt instanceof Uint8Array) || salt.length !== 32)
+    throw new InvalidInputError('a commitment salt is 32 bytes');
+  if (!(bytes instanceof Uint8Array)) throw new InvalidInputError('commit takes a Uint8Array');
+  return new Uint8Array(createHash('sha256').update(COMMIT_TAG_BYTES).update(salt).update(bytes).digest());
+}
+
+/**
+ * Open a commitment: true when `digest` (32 bytes, or 0x hex as in a SignedDataRecord) is
+ * `commitmentDigest(salt, bytes)`. The requester runs it on the record's digest, the salt output
+ * and the bytes it claims were committed. Throws E_INVALID_INPUT for a malformed digest or salt.
+ */
+export function verifyCommitment(digest: Uint8Array | Hex, salt: Uint8Array, bytes: Uint8Array): boolean {
+  const want = typeof digest === 'string' ? hexBytes(digest, 'digest', 32) : digest;
+  const got = commitmentDigest(salt, bytes);
+  return want instanceof Uint8Array && want.length === 32 && timingSafeEqual(want, got);
+}
 
 export const MAX_APP_WORKLOADS = 64;
 export const MAX_APP_OUTPUTS = 16;
@@ -272,6 +365,12 @@ export function seededRandom(seed: Uint8Array): (n: number) => Uint8Array {
 export function createWorkloadContext(run: WorkloadRunContext): WorkloadContext {
   const inputs = run.inputs;
   const draw = run.random ?? (run.randomSeed === undefined ? undefined : seededRandom(run.randomSeed));
+  const random = (n: number): Uint8Array => {
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_RANDOM_BYTES)
+      throw new InvalidInputError(`random(n) takes 0..${MAX_RANDOM_BYTES} bytes`);
+    if (draw) return draw(n);
+    return globalThis.crypto.getRandomValues(new Uint8Array(n));
+  };
   return {
     params: run.params,
     inputs,
@@ -288,11 +387,11 @@ export function createWorkloadContext(run: WorkloadRunContext): WorkloadContext 
     },
     progress: (e) => run.progress(e),
     now: () => run.now(),
-    random(n: number): Uint8Array {
-      if (!Number.isSafeInteger(n) || n < 0 || n > MAX_RANDOM_BYTES)
-        throw new InvalidInputError(`random(n) takes 0..${MAX_RANDOM_BYTES} bytes`);
-      if (draw) return draw(n);
-      return globalThis.crypto.getRandomValues(new Uint8Array(n));
+    random,
+    commit(bytes: Uint8Array): Commitment {
+      if (!(bytes instanceof Uint8Array)) throw new InvalidInputError('ctx.commit takes a Uint8Array');
+      const salt = random(32);
+      return { digest: commitmentDigest(salt, bytes), salt };
     },
     signData(digest, opts) {
       if (run.signData === undefined)

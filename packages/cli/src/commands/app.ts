@@ -53,8 +53,7 @@ export async function appBuildCommand(
   };
 }
 
-const SCAFFOLD_APP = `import { sha256 } from '@noble/hashes/sha2.js';
-import { defineApp } from '@firn/app';
+const SCAFFOLD_APP = `import { defineApp } from '@firn/app';
 
 /**
  * A firn app: each workload runs inside the enclave, sees its job's decrypted inputs and params,
@@ -65,13 +64,22 @@ export default defineApp({
   name: '__NAME__',
   version: '0.1.0',
   workloads: {
-    /** Reverse the bytes of input "data"; the enclave signs their SHA-256 for the data ledger. */
+    /**
+     * Reverse the bytes of input "data"; the enclave signs a salted commitment to them for the data
+     * ledger. The record is public (the host and the chain see it), so it is salted: it confirms
+     * no guess of the input, and only the requester, who gets the salt sealed, can open it.
+     */
     async reverse(ctx) {
       const data = ctx.input('data');
-      ctx.progress({ stage: 'reversing', bytes: data.length });
-      await ctx.signData(sha256(data), { topic: 'input-digest' });
+      ctx.progress({ stage: 'reversing', bytes: data.length }); // sealed to the requester
+      const c = ctx.commit(data); // SHA-256(tag || salt || data), salt from ctx.random
+      await ctx.signData(c.digest, { topic: 'input-commitment' }); // public: on chain
       return {
-        outputs: [{ role: 'result', contentType: 'application/octet-stream', bytes: data.slice().reverse() }],
+        outputs: [
+          { role: 'result', contentType: 'application/octet-stream', bytes: data.slice().reverse() },
+          { role: 'salt', contentType: 'application/octet-stream', bytes: c.salt }, // sealed
+        ],
+        // Public (on chain): derived only from the input's size, which its sealed file shows anyway.
         workUnits: BigInt(data.length),
       };
     },
@@ -81,14 +89,20 @@ export default defineApp({
 
 const SCAFFOLD_TEST = `import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { verifyCommitment } from '@firn/app';
 import { runWorkload } from '@firn/app/testing';
 import app from '../src/index.ts';
 
-test('reverse returns the bytes reversed and signs their digest', async () => {
-  const r = await runWorkload(app, 'reverse', { inputs: { data: new TextEncoder().encode('abc') } });
+test('reverse returns the bytes reversed and signs a salted commitment to them', async () => {
+  const data = new TextEncoder().encode('abc');
+  const r = await runWorkload(app, 'reverse', { inputs: { data } });
   assert.equal(new TextDecoder().decode(r.outputs[0]!.bytes), 'cba');
   assert.equal(r.records.length, 1);
-  assert.equal(r.records[0]!.topic, 'input-digest');
+  assert.equal(r.records[0]!.topic, 'input-commitment');
+  // The requester opens the public record with the sealed salt; without it, a guess confirms nothing.
+  const salt = r.outputs.find((o) => o.role === 'salt')!.bytes;
+  assert.equal(verifyCommitment(r.records[0]!.digest, salt, data), true);
+  assert.equal(verifyCommitment(r.records[0]!.digest, new Uint8Array(32), data), false);
 });
 
 test('a job without the "data" input is refused with E_INPUT_INVALID', async () => {
