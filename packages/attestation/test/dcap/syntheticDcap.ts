@@ -48,7 +48,14 @@ export interface SyntheticOptions {
   attributesFlags?: number;
   issue?: Date;
   nextUpdate?: Date;
-  tcbLevels?: Array<{ comps: number[]; pcesvn: number; status: string; advisoryIDs?: string[] }>;
+  tcbLevels?: Array<{
+    comps: number[];
+    pcesvn: number;
+    status: string;
+    advisoryIDs?: string[];
+    /** The level's tcbDate (default 2024-03-13T00:00:00Z). */
+    tcbDate?: string;
+  }>;
   qeIsvSvn?: number;
   /** QE vendor ID in the quote header, hex (default Intel's). */
   qeVendorId?: string;
@@ -209,7 +216,7 @@ async function makeSynthetic(
         pcesvn: l.pcesvn,
         ...(tdx ? { tdxtcbcomponents: teeTcbSvn.map((svn) => ({ svn })) } : {}),
       },
-      tcbDate: '2024-03-13T00:00:00Z',
+      tcbDate: l.tcbDate ?? '2024-03-13T00:00:00Z',
       tcbStatus: l.status,
       ...(l.advisoryIDs ? { advisoryIDs: l.advisoryIDs } : {}),
     })),
