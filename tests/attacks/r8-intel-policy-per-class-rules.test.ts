@@ -67,3 +67,30 @@ describe('attack: a platform policy with no collateral grace, merged with a leni
     expect(v.ok, `collateral grace applied to every piece: ${policy.collateralGraceSeconds} s`).toBe(false);
   });
 });
+
+describe('attack: per-class minimum evaluation numbers merged in file order', () => {
+  // The TD QE policy wants QE identity from TCB evaluation 18 on; the platform policy wants 17.
+  // Intel judges each class by its own number, whatever the order of policy_array. firn keeps the
+  // last one read, so listing the QE policy first lets a host relay a QE identity of evaluation 17.
+  const qe = {
+    environment: { class_id: TDQE },
+    reference: { accepted_tcb_status: ['UpToDate'], min_eval_num: 18 },
+  };
+  const platform = {
+    environment: { class_id: PLATFORM },
+    reference: { accepted_tcb_status: ['UpToDate'], min_eval_num: 17 },
+  };
+  it('control: platform first, the QE identity of evaluation 17 is refused', async () => {
+    const s = await makeSyntheticTdx(); // TCB info and QE identity of evaluation 17
+    const p = loadAttestationPolicy({ policy_array: [platform, qe] }, 'ordered');
+    expect(evaluateEvidence(await verify(s), p, { now: s.now }).ok).toBe(false);
+  });
+  it('QE policy first: the QE identity of evaluation 17 is still refused', async () => {
+    const s = await makeSyntheticTdx();
+    const p = loadAttestationPolicy({ policy_array: [qe, platform] }, 'reordered');
+    expect(
+      evaluateEvidence(await verify(s), p, { now: s.now }).ok,
+      `min evaluation number kept: ${p.minTcbEvaluationDataNumber}`,
+    ).toBe(false);
+  });
+});
