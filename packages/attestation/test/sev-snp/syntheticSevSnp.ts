@@ -85,6 +85,16 @@ function tcbBytes(product: SevSnpProduct, t: NonNullable<SyntheticSevSnpOptions[
   return b;
 }
 
+/**
+ * The default REPORTED_TCB per product: a current one where the production policy has a minimum
+ * (Milan: the GCP vector's, Genoa: the Azure vector's), and a made-up Turin one.
+ */
+const DEFAULT_TCB: Record<SevSnpProduct, NonNullable<SyntheticSevSnpOptions['tcb']>> = {
+  Milan: { bootloader: 4, tee: 0, snp: 27, microcode: 222 },
+  Genoa: { bootloader: 10, tee: 0, snp: 23, microcode: 84 },
+  Turin: { fmc: 1, bootloader: 9, tee: 0, snp: 23, microcode: 72 },
+};
+
 const pem = (der: ArrayBuffer | Uint8Array) =>
   `-----BEGIN CERTIFICATE-----\n${Buffer.from(der as ArrayBuffer).toString('base64')}\n-----END CERTIFICATE-----\n`;
 
@@ -125,13 +135,7 @@ export async function makeSyntheticSevSnp(o: SyntheticSevSnpOptions = {}): Promi
   });
   const chipId = o.chipId ?? Uint8Array.from({ length: 64 }, (_, i) => (i * 7 + 3) & 0xff);
   if (product === 'Turin' && o.chipId === undefined) chipId.fill(0, 8);
-  const tcb = o.tcb ?? {
-    bootloader: 9,
-    tee: 0,
-    snp: 23,
-    microcode: 72,
-    ...(product === 'Turin' ? { fmc: 1 } : {}),
-  };
+  const tcb = o.tcb ?? DEFAULT_TCB[product];
   const vt = o.vekTcb ?? tcb;
   const ext = (oid: string, v: Uint8Array) => new x509.Extension(oid, false, v);
   const exts = [
