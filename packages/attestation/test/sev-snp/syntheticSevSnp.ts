@@ -40,6 +40,10 @@ export interface SyntheticSevSnpOptions {
   hostData?: Uint8Array;
   /** REPORTED_TCB (and current/committed/launch). */
   tcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
+  /** CURRENT_TCB alone (default: tcb). */
+  currentTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
+  /** LAUNCH_TCB alone (default: tcb). */
+  launchTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
   /** What the VEK certifies (default: tcb). */
   vekTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
   /** hwID the VCEK certifies (default: the chip id, 8 bytes on Turin). */
@@ -179,6 +183,8 @@ export async function makeSyntheticSevSnp(o: SyntheticSevSnpOptions = {}): Promi
   dv.setUint32(0x34, 1, true);
   const tb = tcbBytes(product, tcb);
   for (const off of [0x38, 0x180, 0x1e0, 0x1f0]) r.set(tb, off);
+  if (o.currentTcb !== undefined) r.set(tcbBytes(product, o.currentTcb), 0x38);
+  if (o.launchTcb !== undefined) r.set(tcbBytes(product, o.launchTcb), 0x1f0);
   dv.setUint32(0x40, 1, true);
   dv.setUint32(0x48, (o.maskChipId === true ? 2 : 0) | ((kind === 'vlek' ? 1 : 0) << 2), true);
   r.set(o.reportData ?? new Uint8Array(64).fill(0x5a), 0x50);
