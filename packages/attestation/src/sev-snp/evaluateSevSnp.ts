@@ -174,7 +174,7 @@ export function sevSnpRefusals(facts: VerifiedEvidence, p: SevSnpPolicy): Refusa
     out.push({
       code: 'E_EVIDENCE_COLLATERAL',
       message:
-        "the product's CRL was not checked, so a revoked VCEK or ASK would pass: attach it as collateral.crl (base64 of the DER from the AMD KDS, /vcek/v1/{product}/crl), or give the verifier its own (firn verifier start --kds URL; the sevSnpCollateral or collateral option of appraiseEvidence and attestNode)",
+        "the product's CRL was not checked, so a revoked VCEK or ASK would pass: attach it as collateral.crl (base64 of the DER from the AMD KDS, /vcek/v1/{product}/crl), or give the verifier its own (firn verifier start --kds URL; firn attest verify --crl FILE or --kds URL; the sevSnpCollateral or collateral option of appraiseEvidence and attestNode)",
     });
   return out;
 }
