@@ -83,13 +83,13 @@ export const PRODUCTION_GPU_POLICY: GpuPolicy = Object.freeze({
 export const PRODUCTION_SEV_SNP_POLICY: SevSnpPolicy = Object.freeze({
   requireCrl: true,
   requireMinTcb: true,
-  minTcbByLine: {
-    Milan: { bootloader: 4, tee: 0, snp: 22, microcode: 219 },
-    'Milan-X': { bootloader: 4, tee: 0, snp: 22, microcode: 68 },
-    Genoa: { bootloader: 9, tee: 0, snp: 21, microcode: 84 },
-    'Genoa-X': { bootloader: 9, tee: 0, snp: 21, microcode: 79 },
-    'Genoa-Zen4c': { bootloader: 9, tee: 0, snp: 21, microcode: 25 },
-  },
+  minTcbByLine: Object.freeze({
+    Milan: Object.freeze({ bootloader: 4, tee: 0, snp: 22, microcode: 219 }),
+    'Milan-X': Object.freeze({ bootloader: 4, tee: 0, snp: 22, microcode: 68 }),
+    Genoa: Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 84 }),
+    'Genoa-X': Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 79 }),
+    'Genoa-Zen4c': Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 25 }),
+  }),
 }) as SevSnpPolicy;
 
 /**
