@@ -30,7 +30,9 @@ const { enclaveAddress, kemPublicKey } = GUEST_KEYS;
 /** A guest that binds keys and the verifier's nonce into REPORT_DATA as firn does for SGX/TDX. */
 async function honestGuest(nonce: Uint8Array, o: SyntheticSevSnpOptions = {}) {
   const g = await syntheticSevSnpGuest(nonce, o);
-  return { ...g, bundle: { ...g.bundle, collateral: { vek: g.s.vekPem, chain: g.s.chainPem } } };
+  // The production policy requires the CRL to have been checked (decision 1765): attach it too.
+  const crl = Buffer.from(g.s.crlDer).toString('base64');
+  return { ...g, bundle: { ...g.bundle, collateral: { vek: g.s.vekPem, chain: g.s.chainPem, crl } } };
 }
 
 const codes = (a: { ok: boolean; reasons?: Array<{ code: string }> }) =>

@@ -162,12 +162,13 @@ describe('attack: the verifier daemon with --kds, a node attaching its revoked V
       kemPublicKey: bytesToHex(kemPublicKey),
       endpoint: 'http://node.test',
     };
-    // Control: a daemon without a KDS sees only the attachment; the evidence verifies and only the
-    // identity (a made-up claim here) differs, so revocation was never checked.
+    // Control: a daemon without a KDS sees only the attachment, so it cannot check revocation; the
+    // production policy then refuses the evidence for the missing CRL (decision 1765), not as revoked.
     const blind = await daemonWith().appraise(claim);
+    expect(blind.approve).toBe(false);
     const blindCodes = blind.approve ? [] : blind.reasons.map((r) => r.code);
     expect(blindCodes).not.toContain('E_EVIDENCE_REVOKED');
-    expect(blindCodes).toContain('E_IDENTITY_MISMATCH');
+    expect(blindCodes).toContain('E_EVIDENCE_COLLATERAL');
     // With --kds the daemon's own CRL is used whatever the node attaches.
     const verdict = await daemonWith(kds).appraise(claim);
     expect(verdict.approve).toBe(false);

@@ -16,7 +16,7 @@ import type { RimStore } from './nvidia/index.ts';
 import type { OcspClient } from './nvidia/ocspClient.ts';
 import type { RimServiceClient } from './nvidia/rimService.ts';
 import { type GpuFacts, type GpuVerifyContext, verifyGpuEvidenceList } from './nvidia/verifyGpuEvidence.ts';
-import { type AttestationPolicy, evaluateEvidence } from './policy/policy.ts';
+import { type AttestationPolicy, appraiseTcbStatus, evaluateEvidence } from './policy/policy.ts';
 import { sevSnpCollateralFor } from './sev-snp/sevSnpCollateralSource.ts';
 import type { SevSnpReport } from './sev-snp/sevSnpReport.ts';
 import type { SevSnpCollateralProvider } from './sev-snp/sevSnpVerifier.ts';
@@ -132,6 +132,8 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
     nonce,
     ...(bundle.gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(bundle.gpu) }),
   });
+  // The facts returned carry the TCB status this policy gives them (SEV-SNP: its minimums).
+  facts = appraiseTcbStatus(facts, opts.policy);
   const verdict = evaluateEvidence(facts, opts.policy, { now: opts.now, expectedReportData });
   const reasons: Refusal[] = verdict.ok ? [] : [...verdict.reasons];
   // Composite evidence: the report data above binds the GPU list's digest; each GPU must have

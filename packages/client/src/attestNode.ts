@@ -33,6 +33,13 @@ export interface AttestNodeOptions {
    * daemon and the CLI use).
    */
   collateralSource?: AppraiseRegistrationOptions['collateralSource'];
+  /**
+   * SEV-SNP collateral for real SEV-SNP nodes, e.g. `createKdsClient()` (AMD's KDS or a mirror, the
+   * same source as `firn verifier start --kds`): its VCEK, chain and CRL win over what the node
+   * attaches. The production policy requires the CRL to have been checked, so a node that attaches
+   * none is refused without this (decision 1765).
+   */
+  sevSnpCollateral?: AppraiseRegistrationOptions['sevSnpCollateral'];
   /** GPU RIMs (e.g. createRimServiceClient()) and OCSP client (createOcspClient()) for GPU evidence. */
   gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
   gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
@@ -190,6 +197,7 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     ...(opts.roots === undefined ? {} : { roots: opts.roots }),
     ...(opts.gpuRoots === undefined ? {} : { gpuRoots: opts.gpuRoots }),
     ...(opts.collateralSource === undefined ? {} : { collateralSource: opts.collateralSource }),
+    ...(opts.sevSnpCollateral === undefined ? {} : { sevSnpCollateral: opts.sevSnpCollateral }),
     ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
     ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
   });

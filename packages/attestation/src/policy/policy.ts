@@ -1,10 +1,15 @@
 import { bytesEqual, bytesToHex, FirnError } from '@firn/core';
 import { type GpuPolicy, parseGpuPolicy } from '../nvidia/evaluateGpu.ts';
 import { type NitroPolicy, nitroRefusals, parseNitroPolicy } from '../nitro/nitroPolicy.ts';
-import { parseSevSnpPolicy, type SevSnpPolicy, sevSnpRefusals } from '../sev-snp/evaluateSevSnp.ts';
+import {
+  parseSevSnpPolicy,
+  type SevSnpPolicy,
+  sevSnpRefusals,
+  sevSnpTcbStatus,
+} from '../sev-snp/evaluateSevSnp.ts';
 import { parseTdAttributes } from '../tdx/tdAttributes.ts';
 import { type DcapPolicyRules, dcapRuleRefusals, parseDcapRules } from './dcapRules.ts';
-import type { Refusal, TcbStatus, Verdict, VerifiedEvidence } from '../types.ts';
+import { markVerified, type Refusal, type TcbStatus, type Verdict, type VerifiedEvidence } from '../types.ts';
 
 /**
  * TDX rules beyond debug (allowDebug). The defaults (no tdx section) are dcap-qvl's and Intel's:
@@ -66,7 +71,31 @@ export const PRODUCTION_GPU_POLICY: GpuPolicy = Object.freeze({
   allowSimulated: false,
 }) as GpuPolicy;
 
-/** Production: real TEEs only, up-to-date TCB, no debug, collateral must be current, strict GPU rules. */
+/**
+ * The SEV-SNP section of the production policy (decision 1765): the product's CRL must have been
+ * checked (as DCAP collateral always carries the PCK and root CRLs and GPUs need OCSP), and a
+ * platform is 'OutOfDate' under AMD-SB-3019's (EntrySign, CVE-2024-56161) published microcode
+ * minimums per silicon line (SPL = the patch id's low byte: Milan 0x0A0011DB, Milan-X 0x0A001244,
+ * Genoa 0x0A101154, Genoa-X 0x0A10124F, Bergamo/Siena 0x0AA00219), with the PSP firmware floors
+ * of the firmware that shipped with them. Turin has no minimum here, so production refuses Turin
+ * reports until a policy file names one (requireMinTcb). The rest are the strict defaults.
+ */
+export const PRODUCTION_SEV_SNP_POLICY: SevSnpPolicy = Object.freeze({
+  requireCrl: true,
+  requireMinTcb: true,
+  minTcbByLine: Object.freeze({
+    Milan: Object.freeze({ bootloader: 4, tee: 0, snp: 22, microcode: 219 }),
+    'Milan-X': Object.freeze({ bootloader: 4, tee: 0, snp: 22, microcode: 68 }),
+    Genoa: Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 84 }),
+    'Genoa-X': Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 79 }),
+    'Genoa-Zen4c': Object.freeze({ bootloader: 9, tee: 0, snp: 21, microcode: 25 }),
+  }),
+}) as SevSnpPolicy;
+
+/**
+ * Production: real TEEs only, up-to-date TCB, no debug, collateral must be current, revocation
+ * checked for every TEE (DCAP CRLs, GPU OCSP, the SEV-SNP CRL), strict GPU and SEV-SNP rules.
+ */
 export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   name: 'production',
   allowSimulated: false,
@@ -75,6 +104,7 @@ export const PRODUCTION_POLICY: AttestationPolicy = Object.freeze({
   collateralGraceSeconds: 0,
   rejectedAdvisoryIds: [],
   gpu: PRODUCTION_GPU_POLICY,
+  sevSnp: PRODUCTION_SEV_SNP_POLICY,
 }) as AttestationPolicy;
 
 /** Development: also accepts the simulated TEE. Never use outside a devnet. */
@@ -96,14 +126,33 @@ export interface EvaluateContext {
 }
 
 /**
+ * The facts with the TCB status the policy gives them: for SEV-SNP, 'OutOfDate' or 'UpToDate'
+ * against the policy's minimum for the report's silicon line (sevSnp.minTcbByLine; AMD publishes
+ * no status, so the verifier's 'UpToDate' only means "certified by a VEK for this TCB"). Other
+ * TEEs' statuses come from their vendor's collateral and are returned as they are.
+ */
+export function appraiseTcbStatus(facts: VerifiedEvidence, policy: AttestationPolicy): VerifiedEvidence {
+  if (facts.teeType !== 'sev-snp') return facts;
+  const t = sevSnpTcbStatus(facts, policy.sevSnp ?? {});
+  if (t?.status === undefined) return facts;
+  return markVerified({
+    ...facts,
+    tcbStatus: t.status,
+    extra: { ...facts.extra, siliconLine: t.line, ...(t.below.length > 0 ? { tcbBelow: t.below } : {}) },
+  });
+}
+
+/**
  * Apply a policy to verified facts and return every reason for a refusal. It trusts the facts
- * (they come only from verify*) and checks nothing cryptographic itself.
+ * (they come only from verify*) and checks nothing cryptographic itself. SEV-SNP facts get their
+ * TCB status from the policy's minimums first (appraiseTcbStatus); an accepted verdict carries it.
  */
 export function evaluateEvidence(
-  facts: VerifiedEvidence,
+  verified: VerifiedEvidence,
   policy: AttestationPolicy,
   ctx: EvaluateContext,
 ): Verdict {
+  const facts = appraiseTcbStatus(verified, policy);
   const reasons: Refusal[] = [];
   const no = (code: string, message: string) => reasons.push({ code, message });
 
@@ -111,8 +160,13 @@ export function evaluateEvidence(
     if (!policy.allowSimulated)
       no('E_POLICY_REJECTED', `policy ${policy.name} does not accept the simulated TEE`);
   }
-  if (!policy.acceptedTcbStatuses.includes(facts.tcbStatus))
-    no('E_EVIDENCE_TCB', `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}`);
+  if (!policy.acceptedTcbStatuses.includes(facts.tcbStatus)) {
+    const below = facts.extra.tcbBelow as string[] | undefined;
+    no(
+      'E_EVIDENCE_TCB',
+      `TCB status ${facts.tcbStatus} is not accepted by policy ${policy.name}${below === undefined ? '' : ` (${facts.extra.siliconLine} minimum: ${below.join(', ')})`}`,
+    );
+  }
   if (facts.debug && !policy.allowDebug) no('E_POLICY_REJECTED', 'debug enclaves are not accepted');
   if (policy.measurementAllowList !== undefined) {
     // Digests compare as hex, with or without 0x, in any case.

@@ -17,6 +17,15 @@ import { parseSevSnpReport, SEV_SNP_REPORT_BYTES, SEV_SNP_SIGNED_BYTES } from '.
 import { type SevSnpCollateral, sevSnpSelfIdentity, sevSnpVerifier } from './sevSnpVerifier.ts';
 import { SEV_SNP_VECTORS, sevSnpVector, sevSnpVectorText } from '../../test/sev-snp/sevSnpVectors.ts';
 import { verifySevSnpReport } from './verifySevSnpReport.ts';
+import { markVerified, type VerifiedEvidence } from '../types.ts';
+
+/**
+ * The facts as a verification with the product's CRL would give them: no AMD CRL current at the
+ * vectors' times is committed, and the production policy requires one (decision 1765).
+ */
+const asIfCrlChecked = (f: VerifiedEvidence): VerifiedEvidence =>
+  markVerified({ ...f, extra: { ...f.extra, crlChecked: true } });
+const codesOf = (v: ReturnType<typeof evaluateEvidence>) => (v.ok ? [] : v.reasons.map((r) => r.code));
 
 const pemOf = (der: Uint8Array) =>
   `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE-----\n`;
@@ -97,8 +106,14 @@ describe('SEV-SNP: real reports verify to their facts', () => {
     expect(f.extra.reportVersion).toBe(5);
     expect(f.extra.cpuid).toEqual({ family: 0x19, model: 1, stepping: 1 });
     expect(f.extra.reportedTcb).toMatchObject({ bootloader: 4, tee: 0, snp: 27, microcode: 222 });
-    // A production policy accepts it (SMT allowed, VMPL 0, VCEK, chip id present).
-    expect(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
+    // Without a CRL production refuses it for that alone; checked against the CRL, production
+    // accepts it (SMT allowed, VMPL 0, VCEK, chip id present, TCB above Milan's minimum).
+    expect(codesOf(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }))).toEqual([
+      'E_EVIDENCE_COLLATERAL',
+    ]);
+    const accepted = evaluateEvidence(asIfCrlChecked(f), PRODUCTION_POLICY, { now: v.now });
+    expect(accepted.ok).toBe(true);
+    if (accepted.ok) expect(accepted.facts.tcbStatus).toBe('UpToDate');
   });
 
   it('Azure Genoa v3 report: Genoa chain and TCB, accepted by production', async () => {
@@ -111,7 +126,10 @@ describe('SEV-SNP: real reports verify to their facts', () => {
     expect(f.extra.cpuid).toEqual({ family: 0x19, model: 0x11, stepping: 1 });
     expect(f.extra.reportedTcb).toMatchObject({ bootloader: 10, tee: 0, snp: 23, microcode: 84 });
     expect(f.measurements.measurement?.slice(0, 16)).toBe('f57dc09a507c6ecd');
-    expect(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
+    expect(codesOf(evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now }))).toEqual([
+      'E_EVIDENCE_COLLATERAL',
+    ]);
+    expect(evaluateEvidence(asIfCrlChecked(f), PRODUCTION_POLICY, { now: v.now }).ok).toBe(true);
     const milanOnly = [Buffer.from(AMD_SEV_SNP_CERTIFICATES.Milan.ark)];
     expect(
       await codeOf(() =>
@@ -137,9 +155,13 @@ describe('SEV-SNP: real reports verify to their facts', () => {
       vmpl: 1,
       chipIdMasked: true,
     });
-    const verdict = evaluateEvidence(f, PRODUCTION_POLICY, { now: v.now });
+    // VMPL 1, the zero chip id, and REPORTED_TCB microcode 217 under AMD-SB-3019's Milan 219.
+    const verdict = evaluateEvidence(asIfCrlChecked(f), PRODUCTION_POLICY, { now: v.now });
     expect(verdict.ok).toBe(false);
-    if (!verdict.ok) expect(verdict.reasons).toHaveLength(2);
+    if (!verdict.ok) expect(verdict.reasons).toHaveLength(3);
+    expect(codesOf(verdict)).toContain('E_EVIDENCE_TCB');
+    if (!verdict.ok)
+      expect(verdict.reasons.map((r) => r.message).join('\n')).toContain('REPORTED_TCB microcode 217 < 219');
     const aws = { ...PRODUCTION_POLICY, sevSnp: { maxVmpl: 1, allowMaskedChipId: true } };
     expect(evaluateEvidence(f, aws, { now: v.now }).ok).toBe(true);
     expect(
@@ -346,10 +368,12 @@ describe('SEV-SNP: attacks on the report and its chain are refused', () => {
 
 describe('SEV-SNP: the policy decides on the facts', () => {
   const v = SEV_SNP_VECTORS.gcpMilanV5;
-  const factsP = sevSnpVerifier.verify(parseSevSnpReport(sevSnpVector(v.report)), {
-    now: v.now,
-    collateral: collateralOf(v),
-  });
+  const factsP = sevSnpVerifier
+    .verify(parseSevSnpReport(sevSnpVector(v.report)), {
+      now: v.now,
+      collateral: collateralOf(v),
+    })
+    .then(asIfCrlChecked);
   type Extra = Record<string, unknown> & { guestPolicy: Record<string, unknown> };
   const edit = async (f: (x: Extra) => void, debug?: boolean) => {
     const facts = structuredClone(await factsP);
@@ -424,7 +448,13 @@ describe('SEV-SNP: the policy decides on the facts', () => {
         { allowVlek: false },
       ],
       ['tcb', () => {}, { minTcb: { snp: 28 } }],
-      ['crl', () => {}, { requireCrl: true }],
+      [
+        'crl',
+        (x) => {
+          x.crlChecked = false;
+        },
+        { requireCrl: true },
+      ],
     ];
     for (const [what, f, sevSnp] of cases) {
       const verdict = evaluateEvidence(await edit(f), { ...PRODUCTION_POLICY, sevSnp }, { now: v.now });

@@ -54,9 +54,11 @@ const hex = (b: Uint8Array) => bytesToHex(b).slice(2);
 
 /**
  * Verify an SEV-SNP report against its collateral and return firn's facts. Proves what
- * verifySevSnpReport proves; the facts carry the guest policy bits, VMPL, TCBs and chip id for
- * evaluateSevSnp. tcbStatus is 'UpToDate' meaning "certified by a VEK for exactly this TCB": AMD
- * publishes no TCB status, so minimum TCB versions are the policy's (SevSnpPolicy.minTcb).
+ * verifySevSnpReport proves; the facts carry the guest policy bits, VMPL, TCBs, CPUID and chip id
+ * for evaluateSevSnp. AMD publishes no TCB status, so the verifier cannot judge the TCB's age:
+ * tcbStatus here only means "certified by a VEK for exactly this TCB" ('UpToDate'), and
+ * evaluateEvidence replaces it with 'OutOfDate' or 'UpToDate' against the policy's minimum for
+ * the report's silicon line (SevSnpPolicy.minTcbByLine, decision 1765).
  */
 export function sevSnpFacts(
   report: SevSnpReport,

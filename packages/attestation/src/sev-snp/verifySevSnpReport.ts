@@ -99,7 +99,8 @@ function reportSignatureHolds(report: SevSnpReport, vek: AmdCertificate): boolea
  * the report was signed (ECDSA P-384) by the given VCEK or VLEK; that key chains through the ASK
  * (or ASVK) to a pinned ARK with RSASSA-PSS SHA-384 signatures, every certificate valid at `now`;
  * the VEK certifies exactly the report's REPORTED_TCB (blSPL, teeSPL, snpSPL, ucodeSPL, and fmcSPL
- * on Turin) and, for a VCEK, the report's CHIP_ID (hwID); the report's CPUID (v3+) names the same
+ * on Turin) and, for a VCEK, the report's CHIP_ID (hwID); REPORTED_TCB and COMMITTED_TCB are not
+ * above CURRENT_TCB in any component (go-sev-guest's validateTcb); the report's CPUID (v3+) names the same
  * product as the ARK; with a CRL, neither ASK nor VEK is revoked. It does not judge the guest
  * policy, the measurement, the TCB's age or the report data: that is evaluateSevSnp's and the
  * caller's (report data binding).
@@ -190,13 +191,32 @@ export function verifySevSnpReport(
       throw new FirnError('E_EVIDENCE_TCB', "the VCEK was issued for another chip than the report's CHIP_ID");
   }
 
+  // go-sev-guest's validateTcb relations that hold for any genuine report: the VEK's (= reported)
+  // TCB is not above CURRENT_TCB (a VEK can only be derived down from the running firmware), and
+  // COMMITTED_TCB is not above CURRENT_TCB (provisional firmware may run above the committed one).
+  const currentTcb = decodeTcb(report.currentTcbBytes, product);
+  const committedTcb = decodeTcb(report.committedTcbBytes, product);
+  for (const [what, t] of [
+    ['REPORTED_TCB', reportedTcb],
+    ['COMMITTED_TCB', committedTcb],
+  ] as const) {
+    const over = (['fmc', 'bootloader', 'tee', 'snp', 'microcode'] as const).filter(
+      (k) => (t[k] ?? 0) > (currentTcb[k] ?? 0),
+    );
+    if (over.length > 0)
+      throw new FirnError(
+        'E_EVIDENCE_TCB',
+        `the report's ${what} is above its CURRENT_TCB (${over.map((k) => `${k} ${t[k]} > ${currentTcb[k]}`).join(', ')})`,
+      );
+  }
+
   const out: VerifiedSevSnpReport = {
     report,
     product,
     signingKey: report.signingKey,
     reportedTcb,
-    currentTcb: decodeTcb(report.currentTcbBytes, product),
-    committedTcb: decodeTcb(report.committedTcbBytes, product),
+    currentTcb,
+    committedTcb,
     launchTcb: decodeTcb(report.launchTcbBytes, product),
     vek: ext,
     vekNotAfter: Math.min(vek.notAfter, ask.notAfter, ark.notAfter),

@@ -40,6 +40,10 @@ export interface SyntheticSevSnpOptions {
   hostData?: Uint8Array;
   /** REPORTED_TCB (and current/committed/launch). */
   tcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
+  /** CURRENT_TCB alone (default: tcb). */
+  currentTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
+  /** LAUNCH_TCB alone (default: tcb). */
+  launchTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
   /** What the VEK certifies (default: tcb). */
   vekTcb?: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number };
   /** hwID the VCEK certifies (default: the chip id, 8 bytes on Turin). */
@@ -85,6 +89,16 @@ function tcbBytes(product: SevSnpProduct, t: NonNullable<SyntheticSevSnpOptions[
   return b;
 }
 
+/**
+ * The default REPORTED_TCB per product: a current one where the production policy has a minimum
+ * (Milan: the GCP vector's, Genoa: the Azure vector's), and a made-up Turin one.
+ */
+const DEFAULT_TCB: Record<SevSnpProduct, NonNullable<SyntheticSevSnpOptions['tcb']>> = {
+  Milan: { bootloader: 4, tee: 0, snp: 27, microcode: 222 },
+  Genoa: { bootloader: 10, tee: 0, snp: 23, microcode: 84 },
+  Turin: { fmc: 1, bootloader: 9, tee: 0, snp: 23, microcode: 72 },
+};
+
 const pem = (der: ArrayBuffer | Uint8Array) =>
   `-----BEGIN CERTIFICATE-----\n${Buffer.from(der as ArrayBuffer).toString('base64')}\n-----END CERTIFICATE-----\n`;
 
@@ -125,13 +139,7 @@ export async function makeSyntheticSevSnp(o: SyntheticSevSnpOptions = {}): Promi
   });
   const chipId = o.chipId ?? Uint8Array.from({ length: 64 }, (_, i) => (i * 7 + 3) & 0xff);
   if (product === 'Turin' && o.chipId === undefined) chipId.fill(0, 8);
-  const tcb = o.tcb ?? {
-    bootloader: 9,
-    tee: 0,
-    snp: 23,
-    microcode: 72,
-    ...(product === 'Turin' ? { fmc: 1 } : {}),
-  };
+  const tcb = o.tcb ?? DEFAULT_TCB[product];
   const vt = o.vekTcb ?? tcb;
   const ext = (oid: string, v: Uint8Array) => new x509.Extension(oid, false, v);
   const exts = [
@@ -175,6 +183,8 @@ export async function makeSyntheticSevSnp(o: SyntheticSevSnpOptions = {}): Promi
   dv.setUint32(0x34, 1, true);
   const tb = tcbBytes(product, tcb);
   for (const off of [0x38, 0x180, 0x1e0, 0x1f0]) r.set(tb, off);
+  if (o.currentTcb !== undefined) r.set(tcbBytes(product, o.currentTcb), 0x38);
+  if (o.launchTcb !== undefined) r.set(tcbBytes(product, o.launchTcb), 0x1f0);
   dv.setUint32(0x40, 1, true);
   dv.setUint32(0x48, (o.maskChipId === true ? 2 : 0) | ((kind === 'vlek' ? 1 : 0) << 2), true);
   r.set(o.reportData ?? new Uint8Array(64).fill(0x5a), 0x50);
