@@ -11,7 +11,8 @@ import { runWorkload } from '../../packages/app/src/testing.ts';
 // same number of bytes (so the same sealed size) and differ only in how many distinct IDs they hold.
 // Secure outcome: the public workUnits does not tell Bob's two lists apart.
 const enc = (lines: string[]) => new TextEncoder().encode(`${lines.join('\n')}\n`);
-const ids = (p: string, n: number) => Array.from({ length: n }, (_, i) => `${p}${String(i).padStart(4, '0')}`);
+const ids = (p: string, n: number) =>
+  Array.from({ length: n }, (_, i) => `${p}${String(i).padStart(4, '0')}`);
 
 describe('clean-room example: what the public Work Proof says about the other party', () => {
   it("does not reveal how many distinct IDs Bob's list holds", async () => {
