@@ -389,6 +389,104 @@ contract FirnJobMarketTest is FirnFixture {
         _assertBooks();
     }
 
+    /// Decision 1768: the attack is a node taking back the job its own claim released, in the same
+    /// block (an operator contract releases and claims in one transaction), to hold the escrow again.
+    /// Neither its Enclave ID nor its operator (with another Enclave ID) may claim the job again;
+    /// any other eligible node still can.
+    function test_release_neverReopensTheJobToItsClaimant() public {
+        TestNode memory sibling = _node(31);
+        sibling.operator = nodeA.operator; // a second enclave of nodeA's operator
+        _register(sibling, SIM, MEASUREMENT);
+        _approveAll(sibling.enclaveId, sibling.evidenceDigest);
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.prank(nodeA.operator);
+        market.releaseJob(jobId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, sibling.enclaveId, uint8(7))
+        );
+        _claim(jobId, sibling);
+        _claim(jobId, nodeB);
+        vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "another node holds it");
+        // The bar is per job: nodeA claims other jobs as before.
+        bytes32 other = _post();
+        _claim(other, nodeA);
+        _assertBooks();
+    }
+
+    /// Decision 1768: a node whose claim lapsed cannot claim the job again, neither at once (ahead
+    /// of the requester's reclaim) nor after another node's claim superseded its own and lapsed
+    /// too; a node that never held it may still claim, and the requester's reclaim right after
+    /// that claim's lapse succeeds.
+    function test_lapse_neverReopensTheJobToItsClaimant() public {
+        TestNode memory nodeC = _activeNode(32, SIM, MEASUREMENT);
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        _claim(jobId, nodeB); // supersedes nodeA's lapsed claim
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeB.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeB);
+        _claim(jobId, nodeC);
+        vm.assertEq(market.getJob(jobId).enclaveId, nodeC.enclaveId, "a node that never held it may");
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.prank(requester);
+        market.reclaim(jobId); // at the first block after nodeC's lapse
+        vm.assertEq(market.withdrawable(requester), 3 ether, "the escrow back after the lapse");
+        vm.assertEq(market.withdrawable(owner), 3 * CLAIM_BOND, "the lapsed bonds to the treasury");
+        _assertBooks();
+    }
+
+    /// Decision 1768: a job bound to one Enclave ID (as the SDK posts it) is claimable by nobody
+    /// once that node's claim lapsed or was released: the requester reclaims it after one claim
+    /// timeout, whatever the node does.
+    function test_boundJob_lapseOrReleaseLeavesItToTheRequester() public {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.enclaveIds = new bytes32[](1);
+        r.enclaveIds[0] = nodeA.enclaveId;
+        vm.startPrank(requester);
+        bytes32 lapsed = _remember(market.postJob{value: 3 ether}(r), r);
+        bytes32 released = _remember(market.postJob{value: 3 ether}(r), r);
+        vm.stopPrank();
+        _claim(lapsed, nodeA);
+        _claim(released, nodeA);
+        vm.prank(nodeA.operator);
+        market.releaseJob(released);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, released, nodeA.enclaveId, uint8(7))
+        );
+        _claim(released, nodeA);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, lapsed, nodeA.enclaveId, uint8(7))
+        );
+        _claim(lapsed, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, lapsed, nodeB.enclaveId, uint8(6))
+        );
+        _claim(lapsed, nodeB);
+        vm.startPrank(requester);
+        market.reclaim(lapsed);
+        market.reclaim(released);
+        vm.stopPrank();
+        vm.assertEq(market.withdrawable(requester), 6 ether, "both escrows back");
+        _assertBooks();
+    }
+
     function test_submitProof_successRecordsFacts() public {
         bytes32 jobId = _post();
         _claim(jobId, nodeA);
@@ -1166,6 +1264,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// calls the pool: a pool that counts every call and every wei sees none from a failJob share, a
     /// release, a lapse superseded by a claim or a lapse ended by reclaim; the owner is credited all.
     function test_forfeit_neverCallsThePool() public {
+        TestNode memory nodeC = _activeNode(33, SIM, MEASUREMENT); // its registration fee funds the pool
         CountingPool counting = new CountingPool(registry);
         registry.setRewardPool(address(counting));
         bytes32 jobId = _post();
@@ -1183,10 +1282,10 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(lapsed, nodeA); // supersedes nodeB's lapsed claim
         vm.prank(nodeA.operator);
         market.releaseJob(lapsed);
-        _claim(lapsed, nodeB);
+        _claim(lapsed, nodeC); // neither nodeA nor nodeB may (1768)
         vm.warp(block.timestamp + 1 hours + 1);
         vm.prank(requester);
-        market.reclaim(lapsed); // ends nodeB's second, lapsed claim
+        market.reclaim(lapsed); // ends the third node's lapsed claim
         vm.assertEq(counting.calls(), 0, "the pool was never called");
         vm.assertEq(address(counting).balance, 0, "the pool took nothing");
         vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 3 * CLAIM_BOND, "forfeits to governance");
