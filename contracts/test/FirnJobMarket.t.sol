@@ -45,6 +45,31 @@ contract ReenteringRequester {
     }
 }
 
+/// @dev An operator contract: registers its node, then releases its claim and claims the same job
+/// again in one transaction (decision 1768's attack).
+contract ReleaseAndReclaimOperator {
+    FirnJobMarket internal immutable _market;
+
+    constructor(FirnJobMarket market_) payable {
+        _market = market_;
+    }
+
+    function register(IFirnRegistry registry_, IFirnRegistry.RegistrationParams calldata p, uint256 value) external {
+        registry_.register{value: value}(p);
+    }
+
+    function claim(bytes32 jobId, bytes32 enclaveId, IFirnJobMarket.JobTerms calldata terms, uint256 bond) external {
+        _market.claimJob{value: bond}(jobId, enclaveId, terms);
+    }
+
+    function releaseAndClaim(bytes32 jobId, bytes32 enclaveId, IFirnJobMarket.JobTerms calldata terms, uint256 bond)
+        external
+    {
+        _market.releaseJob(jobId);
+        _market.claimJob{value: bond}(jobId, enclaveId, terms);
+    }
+}
+
 contract FirnJobMarketTest is FirnFixture {
     // secp256k1 group order, for building the high-s twin of a signature.
     uint256 internal constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
@@ -415,6 +440,29 @@ contract FirnJobMarketTest is FirnFixture {
         // The bar is per job: nodeA claims other jobs as before.
         bytes32 other = _post();
         _claim(other, nodeA);
+        _assertBooks();
+    }
+
+    /// Decision 1768, the atomic form: an operator contract releases its claim and claims the job
+    /// back in the same transaction, so no reclaim can come between. The claim reverts with
+    /// reason 7 and the whole transaction with it: the claim stands as it was, to its lapse.
+    function test_release_andClaimInOneTransactionIsRefused() public {
+        ReleaseAndReclaimOperator op = new ReleaseAndReclaimOperator{value: 10 ether}(market);
+        TestNode memory t = _node(34);
+        t.operator = address(op);
+        op.register(registry, _params(t, SIM, MEASUREMENT), MIN_NODE_STAKE + registry.registrationFee());
+        _approveAll(t.enclaveId, t.evidenceDigest);
+        bytes32 jobId = _post();
+        op.claim(jobId, t.enclaveId, _termsFor(jobId), CLAIM_BOND);
+        uint64 expiresAt = market.getJob(jobId).claimExpiresAt;
+        vm.warp(expiresAt - 1); // about to lapse: release and re-claim for a fresh claim timeout
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, t.enclaveId, uint8(7)));
+        op.releaseAndClaim(jobId, t.enclaveId, _termsFor(jobId), CLAIM_BOND);
+        vm.assertEq(market.getJob(jobId).claimExpiresAt, expiresAt, "the claim was not renewed");
+        vm.warp(expiresAt + 1);
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 3 ether, "the escrow back after one claim timeout");
         _assertBooks();
     }
 
