@@ -71,6 +71,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     uint8 private constant REASON_MEASUREMENT_NOT_LISTED = 4;
     uint8 private constant REASON_TEE_TYPE_NOT_ALLOWED = 5;
     uint8 private constant REASON_ENCLAVE_NOT_BOUND = 6;
+    uint8 private constant REASON_CLAIM_ENDED = 7;
 
     IFirnRegistry private immutable _registry;
     IFirnVerifierSet private immutable _verifierSet;
@@ -96,6 +97,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     /// @dev Verifiers that disputed a job with a finding; credited only when the finding concludes.
     mapping(bytes32 jobId => address[]) private _findingDisputers;
     mapping(address account => uint256) private _withdrawable;
+    /// @dev Per job, the Enclave IDs and the operators whose claim on it lapsed or was released:
+    /// neither claims that job again (decision 1768). Written when such a claim ends (a release, a
+    /// lapse superseded: the lapsed claimant's own new claim writes it too, then reverts on it).
+    mapping(bytes32 jobId => mapping(bytes32 enclaveId => bool)) private _endedEnclave;
+    mapping(bytes32 jobId => mapping(address operator => bool)) private _endedOperator;
 
     modifier onlyOwnerOrGuardian() {
         if (msg.sender != owner() && (msg.sender != _params.guardian || msg.sender == address(0))) {
@@ -240,8 +246,12 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
-    /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any
+    /// @dev A Claimed job whose claimant let its claim timeout pass is claimable again by any other
     /// eligible node; the lapsed claim's bond goes to the owner's treasury first (decision 1625).
+    /// No Enclave ID and no operator whose claim on the job lapsed or was released claims it again
+    /// (NodeNotEligible reason 7, decision 1768): a node cannot hold a requester's escrow past one
+    /// claim timeout by claiming again ahead of the reclaim, and a job bound to one Enclave ID is
+    /// claimable by nobody once that node's claim lapsed (the requester reclaims it).
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable whenNotPaused {
         uint256 required = _params.claimBond;
         if (msg.value != required) revert WrongClaimBond(msg.value, required);
@@ -249,6 +259,7 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (j.status == JobStatus.Claimed) {
             uint64 expiresAt = j.claimExpiresAt;
             if (block.timestamp <= expiresAt) revert AlreadyClaimed(jobId, j.enclaveId, expiresAt);
+            _endClaimFor(jobId, j);
             _forfeitBond(jobId, j);
         } else if (j.status != JobStatus.Open) {
             revert UnexpectedJobStatus(jobId, j.status);
@@ -263,6 +274,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (node.operator != msg.sender) revert NotNodeOperator(enclaveId, msg.sender);
         uint8 reason = _ineligibility(j.teeTypeMask, terms, node, enclaveId);
         if (reason != 0) revert NodeNotEligible(jobId, enclaveId, reason);
+        if (_endedEnclave[jobId][enclaveId] || _endedOperator[jobId][msg.sender]) {
+            revert NodeNotEligible(jobId, enclaveId, REASON_CLAIM_ENDED);
+        }
 
         uint64 expires = uint64(block.timestamp) + j.claimTimeout;
         // The round's stake snapshot is taken when the claim opens it (decision 1141): a verifier
@@ -303,6 +317,8 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (claimant != msg.sender && revoked == 0) revert NotClaimant(jobId, msg.sender);
         // The job is Open again, then the bond is credited to the owner's treasury (decision 1625),
         // or back to the claimant when governance made its node ineligible during the claim (1702).
+        // Open to every eligible node but this claim's own and its operator's (decision 1768).
+        _endClaimFor(jobId, j);
         j.status = JobStatus.Open;
         emit JobReleased(jobId, enclaveId);
         if (revoked == 0) {
@@ -923,6 +939,13 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         if (bond == 0) return;
         _totalBonds -= uint128(bond);
         _payForfeit(jobId, enclaveId, bond);
+    }
+
+    /// @dev Records the current claim's Enclave ID and operator as never to claim `jobId` again
+    /// (decision 1768); called before a lapsed claim is superseded and on every release.
+    function _endClaimFor(bytes32 jobId, Job storage j) private {
+        _endedEnclave[jobId][j.enclaveId] = true;
+        _endedOperator[jobId][j.claimant] = true;
     }
 
     /// @dev Ends the current claim's record and returns its bond (still counted in `_totalBonds`).

@@ -45,6 +45,31 @@ contract ReenteringRequester {
     }
 }
 
+/// @dev An operator contract: registers its node, then releases its claim and claims the same job
+/// again in one transaction (decision 1768's attack).
+contract ReleaseAndReclaimOperator {
+    FirnJobMarket internal immutable _market;
+
+    constructor(FirnJobMarket market_) payable {
+        _market = market_;
+    }
+
+    function register(IFirnRegistry registry_, IFirnRegistry.RegistrationParams calldata p, uint256 value) external {
+        registry_.register{value: value}(p);
+    }
+
+    function claim(bytes32 jobId, bytes32 enclaveId, IFirnJobMarket.JobTerms calldata terms, uint256 bond) external {
+        _market.claimJob{value: bond}(jobId, enclaveId, terms);
+    }
+
+    function releaseAndClaim(bytes32 jobId, bytes32 enclaveId, IFirnJobMarket.JobTerms calldata terms, uint256 bond)
+        external
+    {
+        _market.releaseJob(jobId);
+        _market.claimJob{value: bond}(jobId, enclaveId, terms);
+    }
+}
+
 contract FirnJobMarketTest is FirnFixture {
     // secp256k1 group order, for building the high-s twin of a signature.
     uint256 internal constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
@@ -386,6 +411,127 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(rewards.totalReceived(), pool, "none to the pool");
         vm.assertEq(market.withdrawable(requester), 0, "none to the requester");
         vm.assertEq(market.withdrawable(nodeA.operator), 0, "none back to the releaser");
+        _assertBooks();
+    }
+
+    /// Decision 1768: the attack is a node taking back the job its own claim released, in the same
+    /// block (an operator contract releases and claims in one transaction), to hold the escrow again.
+    /// Neither its Enclave ID nor its operator (with another Enclave ID) may claim the job again;
+    /// any other eligible node still can.
+    function test_release_neverReopensTheJobToItsClaimant() public {
+        TestNode memory sibling = _node(31);
+        sibling.operator = nodeA.operator; // a second enclave of nodeA's operator
+        _register(sibling, SIM, MEASUREMENT);
+        _approveAll(sibling.enclaveId, sibling.evidenceDigest);
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.prank(nodeA.operator);
+        market.releaseJob(jobId);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, sibling.enclaveId, uint8(7))
+        );
+        _claim(jobId, sibling);
+        _claim(jobId, nodeB);
+        vm.assertEq(market.getJob(jobId).enclaveId, nodeB.enclaveId, "another node holds it");
+        // The bar is per job: nodeA claims other jobs as before.
+        bytes32 other = _post();
+        _claim(other, nodeA);
+        _assertBooks();
+    }
+
+    /// Decision 1768, the atomic form: an operator contract releases its claim and claims the job
+    /// back in the same transaction, so no reclaim can come between. The claim reverts with
+    /// reason 7 and the whole transaction with it: the claim stands as it was, to its lapse.
+    function test_release_andClaimInOneTransactionIsRefused() public {
+        ReleaseAndReclaimOperator op = new ReleaseAndReclaimOperator{value: 10 ether}(market);
+        TestNode memory t = _node(34);
+        t.operator = address(op);
+        op.register(registry, _params(t, SIM, MEASUREMENT), MIN_NODE_STAKE + registry.registrationFee());
+        _approveAll(t.enclaveId, t.evidenceDigest);
+        bytes32 jobId = _post();
+        op.claim(jobId, t.enclaveId, _termsFor(jobId), CLAIM_BOND);
+        uint64 expiresAt = market.getJob(jobId).claimExpiresAt;
+        vm.warp(expiresAt - 1); // about to lapse: release and re-claim for a fresh claim timeout
+        vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, t.enclaveId, uint8(7)));
+        op.releaseAndClaim(jobId, t.enclaveId, _termsFor(jobId), CLAIM_BOND);
+        vm.assertEq(market.getJob(jobId).claimExpiresAt, expiresAt, "the claim was not renewed");
+        vm.warp(expiresAt + 1);
+        vm.prank(requester);
+        market.reclaim(jobId);
+        vm.assertEq(market.withdrawable(requester), 3 ether, "the escrow back after one claim timeout");
+        _assertBooks();
+    }
+
+    /// Decision 1768: a node whose claim lapsed cannot claim the job again, neither at once (ahead
+    /// of the requester's reclaim) nor after another node's claim superseded its own and lapsed
+    /// too; a node that never held it may still claim, and the requester's reclaim right after
+    /// that claim's lapse succeeds.
+    function test_lapse_neverReopensTheJobToItsClaimant() public {
+        TestNode memory nodeC = _activeNode(32, SIM, MEASUREMENT);
+        bytes32 jobId = _post();
+        _claim(jobId, nodeA);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        _claim(jobId, nodeB); // supersedes nodeA's lapsed claim
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeA.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, jobId, nodeB.enclaveId, uint8(7))
+        );
+        _claim(jobId, nodeB);
+        _claim(jobId, nodeC);
+        vm.assertEq(market.getJob(jobId).enclaveId, nodeC.enclaveId, "a node that never held it may");
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.prank(requester);
+        market.reclaim(jobId); // at the first block after nodeC's lapse
+        vm.assertEq(market.withdrawable(requester), 3 ether, "the escrow back after the lapse");
+        vm.assertEq(market.withdrawable(owner), 3 * CLAIM_BOND, "the lapsed bonds to the treasury");
+        _assertBooks();
+    }
+
+    /// Decision 1768: a job bound to one Enclave ID (as the SDK posts it) is claimable by nobody
+    /// once that node's claim lapsed or was released: the requester reclaims it after one claim
+    /// timeout, whatever the node does.
+    function test_boundJob_lapseOrReleaseLeavesItToTheRequester() public {
+        IFirnJobMarket.JobRequest memory r = _request(uint8(1) << SIM);
+        r.enclaveIds = new bytes32[](1);
+        r.enclaveIds[0] = nodeA.enclaveId;
+        vm.startPrank(requester);
+        bytes32 lapsed = _remember(market.postJob{value: 3 ether}(r), r);
+        bytes32 released = _remember(market.postJob{value: 3 ether}(r), r);
+        vm.stopPrank();
+        _claim(lapsed, nodeA);
+        _claim(released, nodeA);
+        vm.prank(nodeA.operator);
+        market.releaseJob(released);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, released, nodeA.enclaveId, uint8(7))
+        );
+        _claim(released, nodeA);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, lapsed, nodeA.enclaveId, uint8(7))
+        );
+        _claim(lapsed, nodeA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnJobMarket.NodeNotEligible.selector, lapsed, nodeB.enclaveId, uint8(6))
+        );
+        _claim(lapsed, nodeB);
+        vm.startPrank(requester);
+        market.reclaim(lapsed);
+        market.reclaim(released);
+        vm.stopPrank();
+        vm.assertEq(market.withdrawable(requester), 6 ether, "both escrows back");
         _assertBooks();
     }
 
@@ -1166,6 +1312,7 @@ contract FirnJobMarketTest is FirnFixture {
     /// calls the pool: a pool that counts every call and every wei sees none from a failJob share, a
     /// release, a lapse superseded by a claim or a lapse ended by reclaim; the owner is credited all.
     function test_forfeit_neverCallsThePool() public {
+        TestNode memory nodeC = _activeNode(33, SIM, MEASUREMENT); // its registration fee funds the pool
         CountingPool counting = new CountingPool(registry);
         registry.setRewardPool(address(counting));
         bytes32 jobId = _post();
@@ -1183,10 +1330,10 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(lapsed, nodeA); // supersedes nodeB's lapsed claim
         vm.prank(nodeA.operator);
         market.releaseJob(lapsed);
-        _claim(lapsed, nodeB);
+        _claim(lapsed, nodeC); // neither nodeA nor nodeB may (1768)
         vm.warp(block.timestamp + 1 hours + 1);
         vm.prank(requester);
-        market.reclaim(lapsed); // ends nodeB's second, lapsed claim
+        market.reclaim(lapsed); // ends the third node's lapsed claim
         vm.assertEq(counting.calls(), 0, "the pool was never called");
         vm.assertEq(address(counting).balance, 0, "the pool took nothing");
         vm.assertEq(market.withdrawable(owner), CLAIM_BOND / 2 + 3 * CLAIM_BOND, "forfeits to governance");

@@ -31,7 +31,9 @@ interface IFirnJobMarket {
     /// @notice Reasons a node is not eligible for a job (argument of NodeNotEligible).
     /// 1: the node is not Active; 2: its TEE type is not in the job's mask; 3: its measurement is
     /// no longer allow-listed; 4: its measurement is not in the job's own list; 5: its TEE type is
-    /// no longer allowed by governance; 6: its Enclave ID is not one the job is bound to.
+    /// no longer allowed by governance; 6: its Enclave ID is not one the job is bound to; 7: this
+    /// Enclave ID or its operator already held a claim on the job that lapsed or was released
+    /// (decision 1768: such a claim never reopens the job to the node or operator that held it).
 
     /// @notice Dispute reasons. 1 and 2 are facts the contract judges at once against the state
     /// recorded at submitProof: 1 the signer was not the Enclave ID's enclave key at the proof's
@@ -281,7 +283,10 @@ interface IFirnJobMarket {
     function postJob(JobRequest calldata request) external payable returns (bytes32 jobId);
     /// @notice Claim with msg.value == claimBond(), passing the job's terms from its JobPosted
     /// event (reverts TermsMismatch otherwise). Reverts while paused. A lapsed claim of another node
-    /// is superseded and its bond goes to the owner (ClaimBondForfeited). Locks the node's stake until the claim's
+    /// is superseded and its bond goes to the owner (ClaimBondForfeited). An Enclave ID or operator
+    /// whose claim on this job lapsed or was released gets NodeNotEligible reason 7 (decision 1768),
+    /// so a job bound to one Enclave ID is claimable by nobody once that claim lapsed: the requester
+    /// reclaims it. Locks the node's stake until the claim's
     /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back; the job is Open again and the bond goes to the owner
@@ -289,7 +294,8 @@ interface IFirnJobMarket {
     /// bond is forfeit whatever the registry says. While the claim runs and the node's measurement
     /// is revoked or its TEE type disallowed (registry ineligibility 3 or 2), anyone may call this:
     /// the job is Open again and the whole bond goes back to the claimant (ClaimBondReturned;
-    /// decisions 1702, 1723). Otherwise a caller other than the claimant gets NotClaimant.
+    /// decisions 1702, 1723). Otherwise a caller other than the claimant gets NotClaimant. Either
+    /// way the released claim's Enclave ID and operator never claim this job again (decision 1768).
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
     /// TEE type still allowed). The stake lock taken at claim covers the challenge window.

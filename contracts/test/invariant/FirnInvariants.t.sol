@@ -187,6 +187,25 @@ contract Handler {
         treasuryForfeitCredits += treasuryNow - treasury;
     }
 
+    /// @dev Ghost of decision 1768: per job, the Enclave IDs whose claim on it lapsed (superseded
+    /// here by another claim) or was released; every node has its own operator in this handler.
+    mapping(bytes32 jobId => mapping(bytes32 enclaveId => bool)) internal claimEnded;
+    /// @dev Ghost: claims accepted from a node whose earlier claim on the same job had ended so. Must
+    /// stay 0: a node cannot hold a job again after its claim lapsed or was released.
+    uint256 public claimsAfterOwnEnd;
+
+    /// @dev Node `i` claims `jobId`, keeping the ghosts of decision 1768.
+    function _claimAs(bytes32 jobId, uint256 i, uint256 bond) internal {
+        IFirnJobMarket.Job memory before = market.getJob(jobId);
+        bool superseding = before.status == IFirnJobMarket.JobStatus.Claimed;
+        vm.prank(_op(i));
+        try market.claimJob{value: bond}(jobId, _id(i), _terms()) {
+            if (claimEnded[jobId][_id(i)] || (superseding && before.enclaveId == _id(i))) claimsAfterOwnEnd++;
+            // A claim over a Claimed job superseded that job's lapsed claim.
+            if (superseding) claimEnded[jobId][before.enclaveId] = true;
+        } catch {}
+    }
+
     function claimAndProve(uint256 j, uint256 i, bool prove) external {
         if (jobIds.length == 0) return;
         bytes32 jobId = jobIds[j % jobIds.length];
@@ -195,8 +214,7 @@ contract Handler {
         vm.deal(_op(i), bond);
         uint256 credit = _requesterCredit();
         (uint256 pool, uint256 treasury) = _forfeitBooks();
-        vm.prank(_op(i));
-        try market.claimJob{value: bond}(jobId, _id(i), _terms()) {} catch {}
+        _claimAs(jobId, i, bond);
         requesterBondCredits += _requesterCredit() - credit;
         _recordForfeits(pool, treasury);
         if (!prove) return;
@@ -223,6 +241,7 @@ contract Handler {
         bytes32 jobId = jobIds[j % jobIds.length];
         uint256 credit = _requesterCredit();
         (uint256 pool, uint256 treasury) = _forfeitBooks();
+        bytes32 holder = market.getJob(jobId).enclaveId;
         vm.prank(_op(i % NODES));
         if (fail) {
             try market.failJob(jobId, "x") {
@@ -231,6 +250,7 @@ contract Handler {
         } else {
             try market.releaseJob(jobId) {
                 forfeitingCalls++;
+                claimEnded[jobId][holder] = true;
             } catch {}
         }
         requesterBondCredits += _requesterCredit() - credit;
@@ -511,11 +531,15 @@ contract FirnInvariantsTest is FirnFixture {
     function test_handler_forfeitPathsReachTheGhost() public {
         handler.register(0, 0);
         handler.approveQuorum(0);
+        handler.register(2, 0);
+        handler.approveQuorum(2);
         handler.post(1 ether);
         handler.post(1 ether);
         handler.claimAndProve(0, 0, false);
         handler.releaseOrFail(0, 0, false);
-        handler.claimAndProve(0, 0, false);
+        handler.claimAndProve(0, 0, false); // refused: node 0 released job 0 (decision 1768)
+        vm.assertEq(market.getJob(handler.jobAt(0)).enclaveId, bytes32(0), "the releaser took job 0 back");
+        handler.claimAndProve(0, 2, false);
         handler.claimAndProve(1, 0, false);
         vm.warp(block.timestamp + 30 minutes);
         handler.releaseOrFail(1, 0, true); // half the claim held: half the bond forfeited
@@ -531,6 +555,12 @@ contract FirnInvariantsTest is FirnFixture {
         vm.assertEq(handler.poolForfeitReceipts(), 0, "no forfeit in the pool");
         invariant_stakeConserved();
         invariant_forfeitsNeverReachThePool();
+    }
+
+    /// @dev Decision 1768: no node claims a job again after its own claim on it lapsed or was
+    /// released, so a requester's reclaim after that lapse is never pre-empted by the same node.
+    function invariant_endedClaimantNeverClaimsAgain() public view {
+        vm.assertEq(handler.claimsAfterOwnEnd(), 0, "a node took back a job its claim had lapsed or released");
     }
 
     /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.

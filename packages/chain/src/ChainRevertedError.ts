@@ -8,6 +8,7 @@ import {
   firnRewardsAbi,
   firnVerifierSetAbi,
 } from './abi/generated.ts';
+import { NODE_INELIGIBLE_REASONS } from './types.ts';
 
 /** Every custom error any firn contract can revert with (calls cross contracts). */
 export const firnErrorsAbi: Abi = dedupeErrors([
@@ -49,7 +50,9 @@ export class ChainRevertedError extends FirnError {
     cause?: unknown,
   ) {
     const shown =
-      errorName === undefined ? 'unknown revert' : `${errorName}(${(args ?? []).map(fmt).join(', ')})`;
+      errorName === undefined
+        ? 'unknown revert'
+        : `${errorName}(${(args ?? []).map(fmt).join(', ')})${reasonText(errorName, args)}`;
     super('E_CHAIN_REVERTED', `${context} reverted: ${shown}`, {
       cause,
       details: {
@@ -60,6 +63,17 @@ export class ChainRevertedError extends FirnError {
     this.errorName = errorName;
     this.args = args;
   }
+}
+
+/**
+ * The job market's NodeNotEligible(jobId, enclaveId, reason) reason in words (": <text>"), so a
+ * refused claim says what to change; '' for any other error (the registry's and the ledger's
+ * NodeNotEligible take two arguments and other reason codes).
+ */
+function reasonText(errorName: string, args: readonly unknown[] | undefined): string {
+  if (errorName !== 'NodeNotEligible' || args?.length !== 3) return '';
+  const text = (NODE_INELIGIBLE_REASONS as Record<number, string>)[Number(args[2])];
+  return text === undefined ? '' : `: ${text}`;
 }
 
 function replacer(_k: string, v: unknown): unknown {

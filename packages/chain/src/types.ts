@@ -45,7 +45,10 @@ export enum VerifierStatus {
   Leaving = 2,
 }
 
-/** Reasons in NodeNotEligible(jobId, enclaveId, reason). */
+/**
+ * Reasons in NodeNotEligible(jobId, enclaveId, reason). 7: the market never reopens a job to the
+ * Enclave ID or operator whose claim on it lapsed or was released (decision 1768).
+ */
 export const NODE_INELIGIBLE_REASONS = {
   1: 'node not active',
   2: 'TEE type not accepted by the job',
@@ -53,6 +56,7 @@ export const NODE_INELIGIBLE_REASONS = {
   4: 'measurement not in the job list',
   5: 'TEE type no longer allowed by governance',
   6: 'Enclave ID not one the job is bound to',
+  7: 'this node or its operator already held a claim on the job that lapsed or was released',
 } as const;
 
 /** Reasons `FirnRegistry.ineligibility(enclaveId)` returns (0 = eligible). */

@@ -5,7 +5,7 @@ import { type AnvilInstance, startAnvil } from './anvil.ts';
 import type { ChainRevertedError } from './ChainRevertedError.ts';
 import { createFirnClients, type FirnClients } from './clients.ts';
 import { postData } from './dataLedger/postData.ts';
-import { claimJob } from './jobMarket/claimJob.ts';
+import { claimJob, releaseJob } from './jobMarket/claimJob.ts';
 import { finalizeJob } from './jobMarket/finalizeJob.ts';
 import { getJob, getWorkProofDigest } from './jobMarket/getJob.ts';
 import { postJob } from './jobMarket/postJob.ts';
@@ -108,6 +108,26 @@ describe('work proofs and the job market on anvil', () => {
     const notBound = await claimJob(operator, { jobId: bound.jobId, enclaveId }).catch((e: unknown) => e);
     expect((notBound as ChainRevertedError).errorName).toBe('NodeNotEligible');
     expect((notBound as ChainRevertedError).args).toEqual([bound.jobId, enclaveId, 6]);
+    // A node that released its claim cannot take the job back (decision 1768): the revert names
+    // the reason in words.
+    const released = await postJob(requester, {
+      teeTypeMask: 1 << 1,
+      allowedMeasurements: [],
+      workloadHash,
+      inputCommitment,
+      deadline: block.timestamp + 3600n,
+      claimTimeout: 600n,
+      escrow: ETH,
+    });
+    await claimJob(operator, { jobId: released.jobId, enclaveId });
+    await releaseJob(operator, released.jobId);
+    expect((await getJob(gov, released.jobId)).status).toBe(JobStatus.Open);
+    const again = await claimJob(operator, { jobId: released.jobId, enclaveId }).catch((e: unknown) => e);
+    expect((again as ChainRevertedError).errorName).toBe('NodeNotEligible');
+    expect((again as ChainRevertedError).args).toEqual([released.jobId, enclaveId, 7]);
+    expect((again as ChainRevertedError).message).toMatch(
+      /already held a claim on the job that lapsed or was released/,
+    );
     // The claim bond must be posted exactly.
     const noBond = await claimJob(operator, { jobId, enclaveId, bond: 0n }).catch((e: unknown) => e);
     expect((noBond as ChainRevertedError).errorName).toBe('WrongClaimBond');

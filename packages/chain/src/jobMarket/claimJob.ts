@@ -10,7 +10,8 @@ import { type WriteResult, writeContractAndWait } from '../writeContractAndWait.
  * Operator: claim a job for one of its eligible nodes, posting the claim bond (default: read from
  * the market). The bond comes back on finalize or failJob (by the claim time left) and goes to the
  * governance treasury (the market's owner) when the claim lapses or is released (decision 1625). Reverts EnforcedPause, WrongClaimBond, NodeNotEligible(jobId, id, reason),
- * AlreadyClaimed, DeadlinePassed, NotNodeOperator, TermsMismatch. `terms` default: read from the
+ * AlreadyClaimed, DeadlinePassed, NotNodeOperator, TermsMismatch. A node (or operator) whose claim
+ * on the job lapsed or was released never claims it again: NodeNotEligible reason 7 (decision 1768). `terms` default: read from the
  * job's JobPosted event and checked against its stored hash.
  */
 export async function claimJob(
@@ -51,7 +52,10 @@ export async function getClaimBond(clients: FirnClients): Promise<bigint> {
   }
 }
 
-/** Claimant: give a claimed job back so another node can take it; the bond goes to the governance treasury. */
+/**
+ * Claimant: give a claimed job back so another node can take it; the bond goes to the governance
+ * treasury. Neither this node nor its operator can claim the job again (decision 1768).
+ */
 export async function releaseJob(clients: FirnClients, jobId: Hex): Promise<WriteResult> {
   return writeContractAndWait(clients, {
     address: clients.addresses.jobMarket,
