@@ -183,7 +183,7 @@ describe('node API attacks', () => {
       open();
       sup.call = realCall;
     }
-    await net.node.jobs!.drain();
+    await net.node.jobs!.settle();
     expect(most).toBeGreaterThan(0);
     expect(most).toBeLessThanOrEqual(8);
   }, 120_000);
@@ -212,7 +212,7 @@ describe('node API attacks', () => {
     } finally {
       sup.call = realCall;
     }
-    await net.node.jobs!.drain();
+    await net.node.jobs!.settle();
     expect(jobId).toBeDefined();
     const after = await reader.public.getBalance({ address: net.operator.address });
     expect(before - after).toBe(0n);

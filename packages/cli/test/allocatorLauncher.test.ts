@@ -133,8 +133,11 @@ describe('firn artifact: the allocator launcher', () => {
     console.log(
       `page faults per MiB ciphered: ${fOn.toFixed(1)} with the settings, ${fOff.toFixed(1)} without`,
     );
-    // Measured here: 5-13 with them, 76-259 without (a MiB is 256 pages).
-    expect(fOn).toBeLessThan(fOff / 3);
+    // Measured here: 3-13 with them, 76-259 without (a MiB is 256 pages). Without them glibc's
+    // dynamic mmap threshold sometimes recycles as well (1.6 seen on a loaded CI machine, where
+    // the collector freed the outputs before the next ones were made), so the bound is absolute:
+    // with the settings at most a quarter of a MiB's pages are fresh, whatever the default did.
+    expect(fOn).toBeLessThan(64);
   });
 
   it("the user's own values win, per setting, whether given as MALLOC_* or in GLIBC_TUNABLES", () => {

@@ -1465,8 +1465,11 @@ export class JobService {
     });
   }
 
-  /** Wait for jobs in flight (for shutdown and tests), at most `timeoutMs`, then stop the background work. */
-  async drain(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Wait for the jobs in flight to end, at most `timeoutMs` (ms); the service keeps running and
+   * its chain clients stay open (for tests that go on using the node). Never throws.
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.running]),
@@ -1475,6 +1478,14 @@ export class JobService {
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Wait for jobs in flight (for shutdown), at most `timeoutMs` (ms), then stop the background
+   * work and close the chain clients (see `stop`): a drained service writes nothing more.
+   */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    await this.settle(timeoutMs);
     // Whatever still waits (a proof or failJob retried through an outage) stops retrying now;
     // a kept proof is submitted again at the next start.
     this.stop();
