@@ -15,14 +15,21 @@
  *           are once per session: "excluded" ratios leave them out, "amortised" ratios spread
  *           them over the session's requests, "per request" charges one attestation to every
  *           request (worst case).
+ * floor:    the same onnxruntime settings in a second, plain Node process behind one TCP loopback
+ *           hop (bench/inferenceFloorChild.ts): raw float32 frames, no encryption, no padding, no
+ *           transcript, nothing of firn's. What it costs above plain is what running the model in
+ *           another process costs on this machine before firn does anything; session/floor is
+ *           firn's own share (decision 1770). Timed in the same interleaved rounds.
  * job path: the one-shot job path (new HPKE channel, grants signed and verified, proof signed,
  *           files written) without chain transactions, for reference (see 0601).
  *
  * Run: node packages/cli/bin/run-ts.mjs bench/confidentialInference.ts [sizeMB] [iterations]
  */
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   buildJobRequest,
@@ -32,7 +39,7 @@ import {
   openOutput,
   sealInput,
 } from '@firn/client';
-import { bytesToHex, type Hex } from '@firn/core';
+import { bytesToHex, type Hex, repoRoot } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import type { RunJobResult } from '@firn/enclave';
 import { createPrng, loadOnnxModel, type TensorMap, tensorMapToJson } from '@firn/ml';
@@ -69,36 +76,112 @@ function statsOf(batch: number, lat: number[]): Stats {
 }
 
 async function measure(batch: number, n: number, run: () => Promise<unknown>): Promise<Stats> {
-  return (await measurePair(batch, n, run))[0];
+  return (await measureInterleaved(batch, n, [run]))[0]!;
 }
 
 /**
- * Measure `a` and `b` interleaved (a, b, a, b, ...; each request timed alone, one at a time), so
- * both sides see the same load on the shared cores: the ratio of their figures is what counts.
+ * Measure `runs` interleaved (a, b, c, a, b, c, ...; each request timed alone, one at a time), so
+ * every side sees the same load on the shared cores: the ratios of their figures are what count.
+ * Returns one Stats per entry of `runs`, in order.
  */
-async function measurePair(
+async function measureInterleaved(
   batch: number,
   n: number,
-  a: () => Promise<unknown>,
-  b?: () => Promise<unknown>,
-): Promise<[Stats, Stats]> {
-  for (let i = 0; i < 3; i++) {
-    await a();
-    await b?.();
-  } // warm-up at this batch size
-  const la: number[] = [];
-  const lb: number[] = [];
-  for (let i = 0; i < n; i++) {
-    let t = performance.now();
-    await a();
-    la.push(performance.now() - t);
-    if (b) {
-      t = performance.now();
-      await b();
-      lb.push(performance.now() - t);
+  runs: readonly (() => Promise<unknown>)[],
+): Promise<Stats[]> {
+  for (let i = 0; i < 3; i++) for (const r of runs) await r(); // warm-up at this batch size
+  const lat = runs.map(() => [] as number[]);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < runs.length; k++) {
+      const t = performance.now();
+      await runs[k]!();
+      lat[k]!.push(performance.now() - t);
     }
-  }
-  return [statsOf(batch, la), statsOf(batch, b ? lb : la)];
+  return lat.map((l) => statsOf(batch, l));
+}
+
+/** The transport floor's process (bench/inferenceFloorChild.ts), seen from the benchmark. */
+interface InferenceFloor {
+  /** One request: `input` (rows x features float32) there, the first output's elements back. */
+  run(input: Float32Array, rows: number, features: number): Promise<Float32Array>;
+  stop(): void;
+}
+
+/**
+ * Start the floor's process on `modelBytes` and connect to it (TCP, 127.0.0.1, no Nagle). One
+ * request at a time; the answer is read into one buffer of its size.
+ */
+async function startInferenceFloor(modelBytes: Uint8Array): Promise<InferenceFloor> {
+  const dir = mkdtempSync(join(tmpdir(), 'firn-floor-'));
+  const modelPath = join(dir, 'model.onnx');
+  writeFileSync(modelPath, modelBytes);
+  const root = repoRoot();
+  const child = fork(
+    join(root, 'packages/cli/bin/run-ts.mjs'),
+    [join(root, 'bench/inferenceFloorChild.ts'), modelPath],
+    { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  const stop = () => {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`the floor's process exited (${code}) before listening`)));
+  });
+  const socket = connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let pending: ((out: Float32Array) => void) | undefined;
+  let head = Buffer.alloc(0);
+  let body: Buffer | undefined;
+  let filled = 0;
+  socket.on('data', (chunk: Buffer) => {
+    let at = 0;
+    while (at < chunk.length) {
+      if (body === undefined) {
+        const need = 4 - head.length;
+        head = Buffer.concat([head, chunk.subarray(at, at + need)]);
+        at += Math.min(need, chunk.length - at);
+        if (head.length < 4) return;
+        // A fresh, aligned buffer of exactly the answer's size, read into directly.
+        body = Buffer.from(new ArrayBuffer(head.readUInt32BE(0)));
+        filled = 0;
+        head = Buffer.alloc(0);
+      }
+      const n = Math.min(body.length - filled, chunk.length - at);
+      chunk.copy(body, filled, at, at + n);
+      filled += n;
+      at += n;
+      if (filled === body.length) {
+        const out = new Float32Array(body.buffer, 0, body.length / 4);
+        body = undefined;
+        pending?.(out);
+      }
+    }
+  });
+  return {
+    run(input, rows, features) {
+      return new Promise((resolve) => {
+        pending = resolve;
+        const h = Buffer.alloc(12);
+        h.writeUInt32BE(8 + input.byteLength, 0);
+        h.writeUInt32BE(rows, 4);
+        h.writeUInt32BE(features, 8);
+        socket.cork();
+        socket.write(h);
+        socket.write(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+        socket.uncork();
+      });
+    },
+    stop() {
+      socket.destroy();
+      stop();
+    },
+  };
 }
 
 /**
@@ -133,6 +216,7 @@ export async function runConfidentialInferenceBenchmark(
   const plain = await loadOnnxModel(m.bytes, { intraOpThreads: 1 });
   const plainStats: Stats[] = [];
 
+  const floor = await startInferenceFloor(m.bytes);
   const net = await startTestNetwork();
   // CPU the benchmark's own process burns per second with no request in flight (ms/s).
   const idleCpu = async (ms = 1000) => {
@@ -168,23 +252,32 @@ export async function runConfidentialInferenceBenchmark(
     const session = await openInferenceSession({ ...sessionOpts, model: { sealed: sealedModel } });
     const openTotalMs = performance.now() - tOpen;
     const sessionStats: Stats[] = [];
-    // Plain and session requests alternate, so both run under the same load.
+    const floorStats: Stats[] = [];
+    const floorRun = (b: number) => {
+      const t = inputs.get(b)!.input!;
+      return floor.run(t.data as Float32Array, b, m.inputFeatures);
+    };
+    // Plain, floor and session requests alternate, so all three run under the same load.
     for (const b of batches) {
-      const [p, s] = await measurePair(
-        b,
-        pairedFor(b),
+      const [p, f, s] = await measureInterleaved(b, pairedFor(b), [
         () => plain.run(inputs.get(b)!),
+        () => floorRun(b),
         () => session.infer(inputs.get(b)!),
-      );
-      plainStats.push(p);
-      sessionStats.push(s);
+      ]);
+      plainStats.push(p!);
+      floorStats.push(f!);
+      sessionStats.push(s!);
     }
-    // Check the outputs equal plain onnxruntime's (same model, same settings).
+    // Check the outputs equal plain onnxruntime's (same model, same settings), the floor's too.
     let maxAbsDiff = 0;
+    let floorMaxAbsDiff = 0;
     for (const b of batches) {
       const a = (await session.infer(inputs.get(b)!)).output!.data as Float32Array;
       const p = (await plain.run(inputs.get(b)!)).output!.data as Float32Array;
+      const f = await floorRun(b);
+      if (a.length !== p.length || f.length !== p.length) throw new Error('output lengths differ');
       for (let i = 0; i < a.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a[i]! - p[i]!));
+      for (let i = 0; i < f.length; i++) floorMaxAbsDiff = Math.max(floorMaxAbsDiff, Math.abs(f[i]! - p[i]!));
     }
     const tClose = performance.now();
     const closed = await session.close();
@@ -253,13 +346,20 @@ export async function runConfidentialInferenceBenchmark(
     const rows = batches.map((b, i) => {
       const p = plainStats[i]!;
       const s = sessionStats[i]!;
+      const f = floorStats[i]!;
       // Amortised: the session's one-off costs spread over the requests this batch size ran.
       const amortisedPerReq = s.totalMs / s.requests + perSessionMs / s.requests;
       return {
         batch: b,
         plain: { p50Ms: p.p50Ms, p95Ms: p.p95Ms, rowsPerSec: p.rowsPerSec, requests: p.requests },
         session: { p50Ms: s.p50Ms, p95Ms: s.p95Ms, rowsPerSec: s.rowsPerSec, requests: s.requests },
+        floor: { p50Ms: f.p50Ms, p95Ms: f.p95Ms, rowsPerSec: f.rowsPerSec, requests: f.requests },
         ratios: {
+          // The machine's share (another process, one TCP hop) and firn's share (session over floor).
+          floorVsPlainP50: r3(f.p50Ms / p.p50Ms),
+          floorVsPlainP95: r3(f.p95Ms / p.p95Ms),
+          sessionVsFloorP50: r3(s.p50Ms / f.p50Ms),
+          sessionVsFloorP95: r3(s.p95Ms / f.p95Ms),
           latencyP50: r3(s.p50Ms / p.p50Ms),
           latencyP95: r3(s.p95Ms / p.p95Ms),
           throughput: r3(p.rowsPerSec / s.rowsPerSec),
@@ -279,6 +379,7 @@ export async function runConfidentialInferenceBenchmark(
         openTotalMs: r2(openTotalMs),
         closeMs: r2(closeMs),
         maxAbsDiffVsPlain: maxAbsDiff,
+        floorMaxAbsDiffVsPlain: floorMaxAbsDiff,
         transport: session.transport,
         proofOk: closed.proofCheck.ok,
         requests: closed.requests,
@@ -288,6 +389,7 @@ export async function runConfidentialInferenceBenchmark(
       ...(jobPathP50Ms === undefined ? {} : { jobPathBatch1P50Ms: jobPathP50Ms }),
     };
   } finally {
+    floor.stop();
     await net.stop();
     await plain.release();
   }
@@ -306,6 +408,12 @@ if (process.argv[1] && join(process.argv[1]).endsWith('confidentialInference.ts'
       `batch ${row.batch}: session/plain latency p50 ${row.ratios.latencyP50}x p95 ${row.ratios.latencyP95}x, ` +
         `throughput plain/session ${row.ratios.throughput}x; attestation amortised ${row.ratios.latencyAttestationAmortised}x, ` +
         `attestation per request ${row.ratios.latencyAttestationPerRequest}x; target 1.10x warm: ${row.ratios.meets110 ? 'met' : 'NOT met'}`,
+    );
+  for (const row of r.rows)
+    console.log(
+      `batch ${row.batch}: floor (plain onnxruntime in another process, one TCP hop, nothing of firn's) ` +
+        `p50 ${row.floor.p50Ms} ms = ${row.ratios.floorVsPlainP50}x plain, p95 ${row.ratios.floorVsPlainP95}x; ` +
+        `session over floor p50 ${row.ratios.sessionVsFloorP50}x, p95 ${row.ratios.sessionVsFloorP95}x`,
     );
   // Goals (issue 15): p50 within 1.5x of plain at batch 1 and 1.10x at batch 64; p95 within 1.5x.
   const headlines: Headline[] = [];
