@@ -45,6 +45,7 @@ import type { RunJobResult } from '@firn/enclave';
 import { createPrng, loadOnnxModel, type TensorMap, tensorMapToJson } from '@firn/ml';
 import { startTestNetwork } from '../tests/e2e/network.ts';
 import { makeMidSizeModel } from './inference.ts';
+import { readRawFrames, writeRawFrame } from './rawFrames.ts';
 import { type Headline, reportBench } from './report.ts';
 
 const pct = (a: number[], p: number) => {
@@ -136,45 +137,20 @@ async function startInferenceFloor(modelBytes: Uint8Array): Promise<InferenceFlo
     socket.once('error', reject);
   });
   let pending: ((out: Float32Array) => void) | undefined;
-  let head = Buffer.alloc(0);
-  let body: Buffer | undefined;
-  let filled = 0;
-  socket.on('data', (chunk: Buffer) => {
-    let at = 0;
-    while (at < chunk.length) {
-      if (body === undefined) {
-        const need = 4 - head.length;
-        head = Buffer.concat([head, chunk.subarray(at, at + need)]);
-        at += Math.min(need, chunk.length - at);
-        if (head.length < 4) return;
-        // A fresh, aligned buffer of exactly the answer's size, read into directly.
-        body = Buffer.from(new ArrayBuffer(head.readUInt32BE(0)));
-        filled = 0;
-        head = Buffer.alloc(0);
-      }
-      const n = Math.min(body.length - filled, chunk.length - at);
-      chunk.copy(body, filled, at, at + n);
-      filled += n;
-      at += n;
-      if (filled === body.length) {
-        const out = new Float32Array(body.buffer, 0, body.length / 4);
-        body = undefined;
-        pending?.(out);
-      }
-    }
-  });
+  // Each answer read into a fresh, aligned buffer of exactly its size.
+  readRawFrames(
+    socket,
+    (size) => Buffer.from(new ArrayBuffer(size)),
+    (body) => pending?.(new Float32Array(body.buffer, 0, body.length / 4)),
+  );
   return {
     run(input, rows, features) {
       return new Promise((resolve) => {
         pending = resolve;
-        const h = Buffer.alloc(12);
-        h.writeUInt32BE(8 + input.byteLength, 0);
-        h.writeUInt32BE(rows, 4);
-        h.writeUInt32BE(features, 8);
-        socket.cork();
-        socket.write(h);
-        socket.write(new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
-        socket.uncork();
+        const shape = Buffer.alloc(8);
+        shape.writeUInt32BE(rows, 0);
+        shape.writeUInt32BE(features, 4);
+        writeRawFrame(socket, [shape, new Uint8Array(input.buffer, input.byteOffset, input.byteLength)]);
       });
     },
     stop() {

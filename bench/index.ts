@@ -15,7 +15,7 @@ import { type Headline, ratioLine, resultPath } from './report.ts';
 
 const DEFAULT = ['dcap', 'artifact', 'inference', 'confidentialInference', 'training', 'gas'] as const;
 /** Modules in bench/ that are helpers, not benchmarks. */
-const HELPERS = new Set(['index', 'report', 'inferenceFloorChild']);
+const HELPERS = new Set(['index', 'report', 'inferenceFloorChild', 'rawFrames']);
 const picked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = picked.length > 0 ? picked : [...DEFAULT];
 for (const name of names) {

@@ -8,26 +8,24 @@
  * Started by the benchmark with `run-ts.mjs bench/inferenceFloorChild.ts MODEL_PATH`; it loads the
  * model with the same settings as plain (`loadOnnxModel`, intraOpThreads 1), listens on an
  * ephemeral port of 127.0.0.1 and sends that port to its parent over IPC, then serves one
- * connection. Frames, both ways: u32 big-endian body length, then the body. A request body is
+ * connection. Frames, both ways (bench/rawFrames.ts): u32 big-endian body length, then the body. A request body is
  * u32 rows, u32 features, then rows x features float32 (little-endian); the answer body is the
  * first output's float32 elements. Not a benchmark itself (bench/index.ts lists it as a helper).
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { loadOnnxModel } from '@firn/ml';
+import { readRawFrames, writeRawFrame } from './rawFrames.ts';
 
 const modelPath = process.argv[2];
 if (!modelPath || !process.send) throw new Error('usage: forked with MODEL_PATH and an IPC channel');
 const model = await loadOnnxModel(new Uint8Array(readFileSync(modelPath)), { intraOpThreads: 1 });
 
-/** Serve `socket`: read whole frames (one preallocated buffer per frame), run, answer. */
+/** Serve `socket`: read whole frames, run each in turn, answer. */
 function serve(socket: Socket): void {
   socket.setNoDelay(true);
-  let head = Buffer.alloc(0);
-  let body: Buffer | undefined;
-  let filled = 0;
   let busy = Promise.resolve();
-  const onFrame = (frame: Buffer) => {
+  readRawFrames(socket, Buffer.allocUnsafe, (frame) => {
     busy = busy.then(async () => {
       const rows = frame.readUInt32BE(0);
       const features = frame.readUInt32BE(4);
@@ -36,36 +34,8 @@ function serve(socket: Socket): void {
       new Uint8Array(data.buffer).set(frame.subarray(8, 8 + data.byteLength));
       const out = await model.run({ input: { type: 'float32', dims: [rows, features], data } });
       const first = Object.values(out)[0]!.data as Float32Array;
-      const len = Buffer.alloc(4);
-      len.writeUInt32BE(first.byteLength, 0);
-      socket.cork();
-      socket.write(len);
-      socket.write(new Uint8Array(first.buffer, first.byteOffset, first.byteLength));
-      socket.uncork();
+      writeRawFrame(socket, [new Uint8Array(first.buffer, first.byteOffset, first.byteLength)]);
     });
-  };
-  socket.on('data', (chunk: Buffer) => {
-    let at = 0;
-    while (at < chunk.length) {
-      if (body === undefined) {
-        const need = 4 - head.length;
-        head = Buffer.concat([head, chunk.subarray(at, at + need)]);
-        at += Math.min(need, chunk.length - at);
-        if (head.length < 4) return;
-        body = Buffer.allocUnsafe(head.readUInt32BE(0));
-        filled = 0;
-        head = Buffer.alloc(0);
-      }
-      const n = Math.min(body.length - filled, chunk.length - at);
-      chunk.copy(body, filled, at, at + n);
-      filled += n;
-      at += n;
-      if (filled === body.length) {
-        const frame = body;
-        body = undefined;
-        onFrame(frame);
-      }
-    }
   });
   socket.on('error', () => undefined);
   socket.on('close', () => process.exit(0));
