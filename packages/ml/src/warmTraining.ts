@@ -10,16 +10,18 @@ import { trainModel } from './train.ts';
  * Rows, features, epochs and batch size of `warmTraining`'s synthetic job, and its short passes:
  * `passes` more runs of a job's steps outside the training loop (`passRows` rows, one epoch).
  */
-// About 15k samples (16 epochs of 960): a fresh process's JIT then trains close to a long-warmed one (a
-// third of that did not; with 8 epochs ~56 JavaScript functions were still optimized during a banknote
-// job, with 16 ~46, as many as a process's 3rd-4th run of the job in-process; decision 1440).
+// About 46k samples (48 epochs of 960): a fresh process's JIT then trains as fast as a long-warmed one.
+// With 8 epochs ~56 JavaScript functions were still optimized during a banknote job, with 16 ~46, as
+// many as a process's 3rd-4th run of the job in-process (decision 1440); with 16 the job's loop still
+// ran 2.5-4% slower than in a process that had trained the job 5-8 times, with 48 it does not
+// (decision 1771). It costs the spare ~2 s more CPU once, after a training job, off any job's path.
 // The steps a job runs once (parse, split, model build, evaluation, export) stay in V8's baseline
 // tiers after one run: 3 more short passes brought them from 31-36 ms to 12-18 ms of CPU per job.
 export const WARM_TRAINING = {
   rows: 1280,
   features: 4,
   hidden: [64, 32],
-  epochs: 16,
+  epochs: 48,
   batchSize: 32,
   passes: 4,
   passRows: 256,

@@ -469,9 +469,9 @@ export function childProcessRuntime(opts: ChildProcessRuntimeOptions): ChildProc
   removeStaleScratch(opts.scratchRoot ?? tmpdir());
   let spare: SpareChild | undefined;
   let closed = false;
-  // The spare warms the training engine only after a training job: the warm-up trains ~10k
-  // synthetic samples (about half a CPU-second), which a node serving inference would pay on every
-  // job for nothing. A node's next job is most often of the kind of its last one.
+  // The spare warms the training engine only after a training job: the warm-up trains ~46k
+  // synthetic samples (about 4 CPU-seconds here, decision 1771), which a node serving inference
+  // would pay on every job for nothing. A node's next job is most often of the kind of its last one.
   let lastKind: string | undefined;
   /** The child `prepareJob` took ahead of its job's `runWorkload`, with the job's kind. */
   let early: { kind: string; child: Promise<RuntimeChild> } | undefined;
