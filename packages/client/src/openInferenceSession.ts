@@ -137,6 +137,15 @@ export class SessionCodec {
     return message;
   }
 
+  /**
+   * Make the AES-256-GCM contexts of the next request and of the next answer now
+   * (`SessionEndpoint.prepare`, decision 1772): called while a request is in flight, so the next
+   * seal and open do not build them on the latency path. Changes no byte sent or accepted.
+   */
+  prepare(): void {
+    this.endpoint.prepare();
+  }
+
   /** The session transcript of the answered exchanges so far (every pending hash folded in). */
   get transcript(): SessionTranscript {
     this.hashPending();
@@ -484,6 +493,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
     jobId,
     opts.format ?? 'binary',
   );
+  codec.prepare();
   let names: Awaited<ReturnType<typeof openSessionInfo>>;
   try {
     names = await openSessionInfo(built.channel, opened.response, jobId);
@@ -585,6 +595,8 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
         // with the earlier answers not hashed yet; their frame buffers go back to the stream.
         const requestDigest = requestSha256(request);
         codec.hashPending((r) => stream.reuse(r));
+        // The contexts of this request's answer and of the next request, made while the enclave runs.
+        codec.prepare();
         return serial(async () => {
           try {
             return codec.openResponse(request, await answer, requestDigest);

@@ -248,6 +248,87 @@ describe('session channel opened while read (openReading)', () => {
   });
 });
 
+describe('session channel contexts made ahead (prepare, decision 1772)', () => {
+  it('seals the very bytes an endpoint that never prepares seals, whatever the order of prepare, seal and sealParts', () => {
+    const plain = createSessionEndpoint('requester', keys, sessionId);
+    const ahead = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    const enclaveAhead = createSessionEndpoint('enclave', keys, sessionId);
+    enclaveAhead.prepare();
+    for (let i = 0; i < 12; i++) {
+      // Prepare before some messages, twice before some, never before others.
+      if (i % 3 !== 2) ahead.prepare();
+      if (i % 4 === 0) ahead.prepare();
+      const pt = new Uint8Array(randomBytes([0, 5, 600, 70_000][i % 4]!));
+      const want =
+        i % 2 === 0 ? plain.seal(pt) : Buffer.concat(plain.sealParts([pt.subarray(0, 3), pt.subarray(3)]));
+      const got =
+        i % 2 === 0 ? ahead.seal(pt) : Buffer.concat(ahead.sealParts([pt.subarray(0, 3), pt.subarray(3)]));
+      expect(Buffer.compare(Buffer.from(got), Buffer.from(want))).toBe(0);
+      expect(Buffer.compare(independentOpen(got, BigInt(i)).subarray(0, pt.length), Buffer.from(pt))).toBe(0);
+      // Opened with and without a prepared context: the same plaintext.
+      const a = enclave.openReading(got, (r) => r.take(r.left));
+      const b = enclaveAhead.openReading(got, (r) => r.take(r.left));
+      if (i % 3 !== 1) enclaveAhead.prepare();
+      expect(
+        a.ok &&
+          b.ok &&
+          Buffer.from(a.value).equals(Buffer.from(pt)) &&
+          Buffer.from(b.value).equals(Buffer.from(pt)),
+      ).toBe(true);
+    }
+    expect(ahead.sent).toBe(12n);
+    expect(enclaveAhead.received).toBe(12n);
+  });
+
+  it('attack: a prepared context spent on a forgery or on a refused close is never used again (a spent GCM context would reject the genuine message or reuse its nonce)', () => {
+    // Spent on a message `accept` refuses: the genuine request of that number still opens.
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    enclave.prepare();
+    const first = requester.seal(new Uint8Array(10).fill(1));
+    expect(() => enclave.open(first, () => false)).toThrow(expect.objectContaining({ code: 'E_PARSE' }));
+    expect(enclave.received).toBe(0n);
+    expect(Buffer.from(enclave.open(first))).toEqual(Buffer.alloc(10, 1));
+    // Spent on a forgery: refused, the side ends, and a close under the same number still opens.
+    const enclave2 = createSessionEndpoint('enclave', keys, sessionId);
+    enclave2.prepare();
+    const m = createSessionEndpoint('requester', keys, sessionId).seal(new Uint8Array(10).fill(2));
+    const bad = Uint8Array.from(m);
+    bad[12]! ^= 1;
+    expect(() => enclave2.openReading(bad, (r) => r.left)).toThrow(
+      expect.objectContaining({ code: 'E_DECRYPT' }),
+    );
+    enclave2.prepare(); // ended: no context is made for opening
+    expect(Buffer.from(enclave2.open(m, () => true))).toEqual(Buffer.alloc(10, 2));
+    // A prepared cipher seals one message: two seals after one prepare use two nonces.
+    const sender = createSessionEndpoint('requester', keys, sessionId);
+    sender.prepare();
+    const x = sender.seal(new Uint8Array(600));
+    const y = sender.seal(new Uint8Array(600));
+    expect(Buffer.from(x.subarray(10)).equals(Buffer.from(y.subarray(10)))).toBe(false);
+    expect(independentOpen(x, 0n).length).toBe(601);
+    expect(independentOpen(y, 1n).length).toBe(601);
+  });
+
+  it('a context prepared for one number is not used for another (a close sent ahead, a reordered message)', () => {
+    const requester = createSessionEndpoint('requester', keys, sessionId);
+    const enclave = createSessionEndpoint('enclave', keys, sessionId);
+    enclave.prepare(); // for request 0
+    requester.seal(new Uint8Array(1)); // 0, dropped on the way
+    const later = requester.seal(new Uint8Array(4).fill(9)); // 1
+    expect(() => enclave.openReading(later, (r) => r.left)).toThrow(
+      expect.objectContaining({ code: 'E_CHANNEL_SEQUENCE' }),
+    );
+    // A close sealed after the dropped one opens ahead, with a context of its own number.
+    expect(Buffer.from(enclave.open(later, () => true, true))).toEqual(Buffer.alloc(4, 9));
+    expect(enclave.received).toBe(2n);
+    enclave.prepare();
+    const next = requester.seal(new Uint8Array(3).fill(4));
+    expect(Buffer.from(enclave.open(next))).toEqual(Buffer.alloc(3, 4));
+  });
+});
+
 describe('session transcript', () => {
   it('addDigests (hashes taken off the latency path) gives the commitment add gives, computed independently', () => {
     const a = new SessionTranscript();

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { type CipherGCM, createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
 import {
   assertBytes,
   bytesToHex,
@@ -209,6 +209,19 @@ export interface SessionEndpoint {
    */
   openReading<T>(message: Uint8Array, read: (plaintext: SessionPlaintextReader) => T): OpenedReading<T>;
   /**
+   * Set up, ahead of its message, the AES-256-GCM context of the next message this end seals
+   * (sequence number `sent`) and of the next one it opens (`received`): key, nonce and AAD depend
+   * only on the session's keys and id and the sequence number, so both can be made before the
+   * message exists. Call it where the end would otherwise wait (a requester after writing a
+   * request, the enclave after writing an answer): the next `seal`/`sealParts`, and the next
+   * `open`/`openReading`, of exactly those numbers then start at their first byte instead of
+   * building a context on the latency path with caches the model run left cold (decision 1772).
+   * Each prepared context serves one message, of its own number, and is dropped once taken (used
+   * or not); nothing is sealed or opened here, and results are byte-identical with or without it.
+   * Idempotent; no decryption context is prepared once the receiving side has ended.
+   */
+  prepare(): void;
+  /**
    * True once a message failed to authenticate: the endpoint opens no more requests or responses
    * (E_DECRYPT), only a close (`open` with `accept`); the session must be closed and a new one
    * opened. Sealing is unaffected.
@@ -243,6 +256,32 @@ export function createSessionEndpoint(
   let sent = 0n;
   let received = 0n;
   let ended = false;
+  // The contexts `prepare` made for the next sealed and the next opened message (decision 1772).
+  let nextCipher: { seq: bigint; c: CipherGCM } | undefined;
+  let nextDecipher: { seq: bigint; d: DecipherGCM } | undefined;
+  const newCipher = (seq: bigint): CipherGCM => {
+    const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
+    c.setAAD(aadOf(out, id, seq));
+    return c;
+  };
+  const newDecipher = (seq: bigint): DecipherGCM => {
+    const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
+    d.setAAD(aadOf(inn, id, seq));
+    return d;
+  };
+  /** The context for sealing `seq`: the prepared one when it is for `seq`; a prepared one is taken either way. */
+  const cipherFor = (seq: bigint): CipherGCM => {
+    const p = nextCipher;
+    nextCipher = undefined;
+    return p !== undefined && p.seq === seq ? p.c : newCipher(seq);
+  };
+  /** The context for opening `seq`: the prepared one when it is for `seq` (then taken), else a new one. */
+  const decipherFor = (seq: bigint): DecipherGCM => {
+    const p = nextDecipher;
+    if (p === undefined || p.seq !== seq) return newDecipher(seq);
+    nextDecipher = undefined;
+    return p.d;
+  };
   /** The refusal of a message that does not authenticate; the receiving side ends with it. */
   const forged = (plaintext: Uint8Array): ChannelError => {
     // The unauthenticated plaintext is dropped, never returned.
@@ -274,11 +313,9 @@ export function createSessionEndpoint(
         { details: { expected: received.toString(), got: m.seq.toString() } },
       );
     const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
-    const d = createDecipheriv('aes-256-gcm', recvKey, nonceOf(m.seq), {
-      authTagLength: AES_GCM_TAG_BYTES,
-    });
+    // Keyed, with its nonce and AAD, for this sequence number only (GCM takes the tag before final()).
+    const d = decipherFor(m.seq);
     d.setAuthTag(m.ciphertext.subarray(ctLen));
-    d.setAAD(aadOf(inn, id, m.seq));
     return { m, ctLen, d };
   };
   return {
@@ -299,8 +336,7 @@ export function createSessionEndpoint(
       const seq = sent;
       const padded = sessionPaddedLength(plaintext.length, padTo);
       // AES-256-GCM straight into the wire form: one pass over the plaintext and its padding, one copy.
-      const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
-      c.setAAD(aadOf(out, id, seq));
+      const c = cipherFor(seq);
       const message = encodeSessionMessage(out, seq, padded + AES_GCM_TAG_BYTES);
       let at = CHANNEL_HEADER_BYTES;
       for (const p of [plaintext, padding(padded - plaintext.length)]) {
@@ -319,8 +355,7 @@ export function createSessionEndpoint(
       for (const p of parts) size += assertBytes(p, 'plaintext').length;
       if (size > MAX_SESSION_BODY_BYTES) throw new ChannelError('E_PARSE', 'session message too large');
       const seq = sent;
-      const c = createCipheriv('aes-256-gcm', sendKey, nonceOf(seq), { authTagLength: AES_GCM_TAG_BYTES });
-      c.setAAD(aadOf(out, id, seq));
+      const c = cipherFor(seq);
       const wire: Uint8Array[] = [encodeSessionMessage(out, seq, 0)];
       for (const p of parts) if (p.length > 0) wire.push(c.update(p));
       // The padding is sealed as one more part: the parts themselves are not copied.
@@ -330,6 +365,11 @@ export function createSessionEndpoint(
       wire.push(c.getAuthTag());
       sent++;
       return wire;
+    },
+    prepare() {
+      if (nextCipher?.seq !== sent) nextCipher = { seq: sent, c: newCipher(sent) };
+      if (!ended && nextDecipher?.seq !== received)
+        nextDecipher = { seq: received, d: newDecipher(received) };
     },
     openReading(message, read) {
       const { m, ctLen, d } = inbound(message, false);

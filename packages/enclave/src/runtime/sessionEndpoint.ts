@@ -680,6 +680,7 @@ export async function serveSessionEndpoint(
   p: ServeSessionParams,
 ): Promise<ServedSessionEndpoint> {
   const endpoint = createSessionEndpoint('enclave', p.keys, p.sessionId);
+  endpoint.prepare();
   const transcript = new SessionTranscript();
   const maxRequest = Math.min(p.maxRequestBytes, MAX_SESSION_MESSAGE_BYTES);
   const token = randomBytes(SESSION_TOKEN_BYTES);
@@ -722,6 +723,9 @@ export async function serveSessionEndpoint(
       const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
         for (const part of sealed) collector.handled(part.length);
         if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
+        // The next request's and the next answer's contexts, made now that this answer is out
+        // (decision 1772), not when the next request arrives.
+        endpoint.prepare();
       });
       workUnits += units;
       lastUsed = performance.now();
