@@ -243,14 +243,22 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         for (uint256 i = 0; i < n; ++i) {
             left += _voteWeight(_active.at(i), snapshotId);
         }
+        uint256 votersNow;
         for (uint256 i = 0; i < voters.length; ++i) {
-            left -= _voteWeight(voters[i], snapshotId);
+            votersNow += _voteWeight(voters[i], snapshotId);
         }
+        left -= votersNow;
         uint256 shrunk = left < total ? left : total;
-        // Never below the stake active now (decision 1758): a snapshot's members leaving or
-        // rejoining under new keys cannot hand its remaining voters a decision they are a
-        // minority of the network for.
-        return shrunk > _totalActiveStake ? shrunk : _totalActiveStake;
+        // Never below the stake active now (decision 1758), with the weight of votes whose voters
+        // have left since counted as if still active (decision 1779): a snapshot's members leaving
+        // or rejoining under new keys cannot hand its remaining voters a decision they are a
+        // minority of the network for, and voters leaving after their vote cannot lower the floor
+        // under their own vote. Never above the snapshot's total (decision 1779): more than two
+        // thirds of the stake the round counted decides it, whoever joined since and cannot vote.
+        uint256 departed = cast > votersNow ? cast - votersNow : 0;
+        uint256 floor = _totalActiveStake + departed;
+        if (floor > total) floor = total;
+        return shrunk > floor ? shrunk : floor;
     }
 
     /// @inheritdoc IFirnVerifierSet

@@ -109,18 +109,19 @@ contract FirnQuorumStakeTest is FirnScenario {
         vm.prank(big1);
         verifierSet.addStake{value: 5 ether}();
         _joinVerifier(_verifierAddr(301), 9 ether);
-        // Later stake gives no vote here, yet the bar never falls under the stake active now
-        // (decision 1758): 6 + 1 + 9 ether.
-        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 16 ether, "bar: the stake active now");
+        // Later stake gives no vote here; the bar never falls under the stake active now (decision
+        // 1758: 6 + 1 + 9 ether) nor rises over the snapshot's total (decision 1779: 4 ether).
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 4 ether, "bar: capped at the snapshot's total");
         vm.prank(address(market));
         verifierSet.slash(big2, 0.25 ether, stranger, bytes32(0)); // 0.75 left is under 1 ether
-        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 15 ether, "deactivated by the slash");
+        vm.assertEq(verifierSet.totalActiveStake(), 15 ether, "deactivated by the slash");
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 4 ether, "still the snapshot's total");
         vm.prank(big1);
         registry.approve(t.enclaveId, t.evidenceDigest);
-        vm.assertFalse(registry.isActive(t.enclaveId), "1 of 15 active ether never decides");
+        vm.assertFalse(registry.isActive(t.enclaveId), "1 of the snapshot's 4 ether never decides");
         uint32 round = registry.getNode(t.enclaveId).round;
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 0, 15 ether)
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 0, 4 ether)
         );
         registry.concludeRound(t.enclaveId);
 

@@ -144,9 +144,12 @@ interface IFirnVerifierSet {
     /// snapshot and had not voted counts no more, so the members that can still vote can always
     /// conclude; votes already cast keep their weight in both the tally and the denominator, so
     /// leaving after voting never lowers a bar. Once a reduction followed the snapshot, never
-    /// less than `totalActiveStake()` now (decision 1758): a round passes only on a share of the
-    /// stake active when it concludes, so a round the remaining members cannot carry stays
-    /// undecided. Otherwise at most `totalStakeAt(snapshotId)`; equal to it while
+    /// less than `min(totalActiveStake() + w, totalStakeAt(snapshotId))`, where `w` is the weight
+    /// in `cast` whose voters no longer hold it (left, deactivated, slashed) (decisions 1758,
+    /// 1779): a round passes only on a share of the stake active when it concludes, counting its
+    /// departed voters as still active, so a round the remaining members cannot carry stays
+    /// undecided; yet more than the share of the snapshot's whole total always decides, whoever
+    /// joined since. Always at most `totalStakeAt(snapshotId)`; equal to it while
     /// `lastReduction() <= snapshotId`. Reverts UnknownSnapshot for a future id.
     function quorumStakeAt(uint64 snapshotId, address[] calldata voters, uint256 cast) external view returns (uint256);
 

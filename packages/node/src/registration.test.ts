@@ -87,10 +87,11 @@ describe('a registration whose round can no longer pass', () => {
       barAtLeast: ETH,
       canApprove: true,
     });
-    // Then 5 ether joins: it cannot vote in this round, and the bar is the 6 ether active now.
+    // Then 5 ether joins: it cannot vote in this round; the bar is the 6 ether active now, capped
+    // at the snapshot's 2 ether (decision 1779), of which the one member left holds only half.
     await joinVerifierSet(clientsFor(4), 5n * ETH);
     const stuck = await getRoundOutlook(operator, enclaveId);
-    expect(stuck).toMatchObject({ notVotedStake: ETH, barAtLeast: 6n * ETH, canApprove: false });
+    expect(stuck).toMatchObject({ notVotedStake: ETH, barAtLeast: 2n * ETH, canApprove: false });
     // The registry agrees: the one vote still possible decides nothing.
     await approveNode(clientsFor(2), { enclaveId, evidenceDigest: params.evidenceDigest });
     expect((await getNode(operator, enclaveId)).status).toBe(NodeStatus.Pending);
@@ -123,10 +124,10 @@ describe('a registration whose round can no longer pass', () => {
     expect(node.chainStatus).toBe('pending');
     expect(node.registrationNotice).toMatch(/round \d+ cannot pass/);
     expect(node.registrationNotice).toContain(`requestExit(${enclaveId})`);
-    expect(node.registrationNotice).toContain('6 ether');
+    expect(node.registrationNotice).toContain('of 2 ether');
     const warnings = lines.filter((l) => l.includes('registration cannot pass'));
     expect(warnings).toHaveLength(1);
-    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 'warn', barAtLeast: (6n * ETH).toString() });
+    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 'warn', barAtLeast: (2n * ETH).toString() });
 
     // The way out: the exit credits the stake back and ends the round; the node stops following it.
     await requestExit(operator, enclaveId);

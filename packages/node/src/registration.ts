@@ -45,15 +45,16 @@ export const DEFAULT_OUTLOOK_INTERVAL_MS = 15_000;
 const ether = (wei: bigint) => `${formatEther(wei)} ether`;
 
 /**
- * What an operator reads when its registration's round cannot pass (decision 1758: the bar never
- * falls under the stake active now, and verifiers that joined after the round's snapshot cannot
- * vote in it): the figures and the way out.
+ * What an operator reads when its registration's round cannot pass (decisions 1758, 1779: the bar
+ * never falls under the stake active now, capped at the round's snapshot total, and verifiers that
+ * joined after the round's snapshot cannot vote in it): the figures and the way out.
  */
 export function stuckRegistrationNotice(o: RoundOutlook): string {
   return (
     `registration round ${o.round} cannot pass: approvals ${ether(o.approvalStake)} plus the ` +
     `${ether(o.notVotedStake)} that verifiers who have not voted can still cast stay at or under 2/3 ` +
-    `of ${ether(o.barAtLeast)} (the verifier stake active now; verifiers that joined after the ` +
+    `of ${ether(o.barAtLeast)} (the verifier stake active now, at most the stake the round's snapshot ` +
+    `counted; verifiers that joined after the ` +
     `registration cannot vote in its round). Way out: the operator calls the registry's ` +
     `requestExit(${o.enclaveId}) (@firn/chain requestExit; the stake is credited back to ` +
     'withdrawable, the registration fee is kept), withdraws it, and starts the node again: it ' +

@@ -20,7 +20,8 @@ export interface RoundOutlook {
   notVotedStake: bigint;
   /**
    * The least the round's bar is now, wei: the snapshot's total while no reduction followed the
-   * snapshot, else at least the stake active now (decision 1758: a shrunk bar never falls under it).
+   * snapshot, else the stake active now capped at the snapshot's total (decisions 1758, 1779: a
+   * shrunk bar never falls under the first nor rises over the second).
    */
   barAtLeast: bigint;
   /**
@@ -32,7 +33,7 @@ export interface RoundOutlook {
 }
 
 /**
- * Read a node's open round and whether approval is still within reach (decisions 1720, 1758):
+ * Read a node's open round and whether approval is still within reach (decisions 1720, 1758, 1779):
  * the approvals cast plus the weight every active verifier that has not voted holds at the
  * round's snapshot, against 2/3 of the least the bar can be now. Undefined when the node has no
  * open round (not Pending, and Active without a pending rotation). Reads the node, the verifier
@@ -71,7 +72,7 @@ export async function getRoundOutlook(
       }),
     );
     const notVotedStake = weights.reduce((a, b) => a + b, 0n);
-    const barAtLeast = BigInt(lastReduction) <= snap ? total : active;
+    const barAtLeast = BigInt(lastReduction) <= snap || active > total ? total : active;
     return {
       enclaveId,
       round: n.round,
