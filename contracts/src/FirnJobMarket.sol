@@ -44,9 +44,15 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     uint64 public constant MAX_CLOCK_SKEW = 300;
     /// @notice Longest claim a requester can make a claimant hold (s) when the deadline is further
     /// away than this (decision 1570): a claim locks the node's stake until min(claim expiry,
-    /// deadline) + challenge window, so this bounds that lock to claimedAt + 7 days + window, which
-    /// an exit requested after the job's window closed outlasts whenever unbonding >= 7 days.
+    /// deadline) + challenge window + FINALIZE_GRACE, so this bounds that lock to claimedAt + 7 days
+    /// + window + grace, which an exit requested after the job's window and grace closed outlasts
+    /// whenever unbonding >= 7 days.
     uint64 public constant MAX_CLAIM_TIMEOUT = 7 days;
+    /// @notice Time after a proof's challenge window during which its node's stake stays locked
+    /// (s), so that a finding that passed by the window's end (or passes later through stake
+    /// leaving the round) is concluded by `finalize` while the stake is still there: the lock a
+    /// claim sets ends FINALIZE_GRACE after the latest window end of its proof (decision 1776).
+    uint64 public constant FINALIZE_GRACE = 1 days;
     /// @notice Gas finalize gives the reward pool's `fund()` for the protocol fee (FirnRewards
     /// needs about 30k); a pool that needs more, reverts or has no code gets the fee held for
     /// `sweepFees` instead, so no pool can block a settlement (decision 1701).
@@ -295,11 +301,14 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         );
         _totalBonds += uint128(required);
         // A proof of this claim comes by `expires` and by the deadline (submitProof refuses later
-        // ones); its challenge window ends at most a window later. The requester picks the claim
-        // timeout, so the lock never outlasts the deadline's window. Locking now keeps the registry
-        // out of submitProof (decision 1141).
+        // ones); its challenge window ends at most a window later, and a finding against it that
+        // passed concludes in `finalize`, from the window's end on: the lock covers FINALIZE_GRACE
+        // more, so the stake is never withdrawable in the block where that finding first can
+        // conclude (decision 1776). The requester picks the claim timeout, so the lock never
+        // outlasts the deadline's window and grace. Locking now keeps the registry out of
+        // submitProof (decision 1141).
         uint64 lastProof = expires < j.deadline ? expires : j.deadline;
-        _registry.lockStake(enclaveId, lastProof + j.challengeWindow);
+        _registry.lockStake(enclaveId, lastProof + j.challengeWindow + FINALIZE_GRACE);
         emit JobClaimed(jobId, enclaveId, msg.sender, expires, msg.value, node.measurement, snapshotId);
     }
 
@@ -313,10 +322,10 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         address claimant = j.claimant;
         bytes32 enclaveId = j.enclaveId;
         uint8 revoked = _claimLapsed(j) ? 0 : _revokedSinceClaim(enclaveId);
-        // Anyone may end a running claim whose node governance made ineligible (1723).
+        // Anyone may end a running claim whose node's code governance restricted (1723, 1775).
         if (claimant != msg.sender && revoked == 0) revert NotClaimant(jobId, msg.sender);
         // The job is Open again, then the bond is credited to the owner's treasury (decision 1625),
-        // or back to the claimant when governance made its node ineligible during the claim (1702).
+        // or back to the claimant when governance restricted its node during the claim (1702).
         // Open to every eligible node but this claim's own and its operator's (decision 1768).
         _endClaimFor(jobId, j);
         j.status = JobStatus.Open;
@@ -391,8 +400,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         j.bond = 0;
         _totalBonds -= uint128(bond);
         emit JobFailed(jobId, enclaveId, reason);
-        // Governance or the guardian made the node ineligible since the claim: the claimant cannot
-        // prove any more, through no act of its own, so it keeps its whole bond (decision 1702).
+        // Governance or the guardian restricted the node's code since the claim: the claimant,
+        // Active or Exiting, cannot prove any more through no act of its own, so it keeps its whole
+        // bond (decisions 1702, 1775).
         uint8 revoked = _revokedSinceClaim(enclaveId);
         if (revoked != 0) {
             _returnBond(jobId, enclaveId, msg.sender, revoked, bond);
@@ -498,20 +508,23 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
     }
 
     /// @inheritdoc IFirnJobMarket
+    /// @dev A passed finding concludes before the window check (decision 1776): the moment it passes
+    /// it can be concluded, window or not, as a vote would conclude it (1755 for registry rounds).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != JobStatus.Proved) revert UnexpectedJobStatus(jobId, j.status);
         _checkFacts(jobId, j, facts);
-        if (block.timestamp < facts.challengeEndsAt) {
-            revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
-        }
         // Stake that left the round after its last finding can still make that finding pass: it
-        // concludes here rather than the proof being paid (decision 1720).
+        // concludes here rather than the proof being paid (decision 1720), by anyone, as soon as it
+        // has passed (decision 1776).
         uint256 findings = j.disputeStake;
         if (findings != 0 && _findingPassed(jobId, facts.snapshotId, findings)) {
             _reportWork(_findingDisputers[jobId]);
             _slashNode(jobId, j);
             return;
+        }
+        if (block.timestamp < facts.challengeEndsAt) {
+            revert ChallengeWindowOpen(jobId, facts.challengeEndsAt, uint64(block.timestamp));
         }
         uint256 escrow = j.escrow;
         uint256 bond = j.bond;
@@ -964,16 +977,21 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         return block.timestamp > j.deadline || block.timestamp > j.claimExpiresAt;
     }
 
-    /// @dev NodeNotEligible's reason (3 measurement revoked, 5 TEE type no longer allowed) when the
-    /// registry now refuses the claimed node for a change governance or the guardian made, else 0.
+    /// @dev NodeNotEligible's reason (3 measurement revoked, 5 TEE type no longer allowed) when a
+    /// change governance or the guardian made now stops the claimed node from proving, else 0.
     /// A claim is only taken by an eligible node, so such a change came after the claim; callers ask
     /// only while the claim runs (not `_claimLapsed`), so it also came before the claim's end
-    /// (decision 1723). A node that is no longer Active (its own exit, a slash) gets 0: that was its
-    /// act (decision 1702).
+    /// (decision 1723). It reads the restriction itself (`registry.restriction`), not
+    /// `ineligibility`, which answers "not Active" first: an Exiting node still proves its running
+    /// claims, so a revocation stops it exactly as it stops an Active one (decision 1775). A node
+    /// that can no longer prove for its own act whatever governance does (Slashed, or Exited) gets 0
+    /// (decision 1702); the status is read only when a restriction is in force.
     function _revokedSinceClaim(bytes32 enclaveId) private view returns (uint8) {
-        uint8 r = _registry.ineligibility(enclaveId);
-        if (r == 2 || r == 3) return _submitReason(r);
-        return 0;
+        uint8 r = _registry.restriction(enclaveId);
+        if (r == 0) return 0;
+        IFirnRegistry.NodeStatus s = _registry.getNodeSummary(enclaveId).status;
+        if (s != IFirnRegistry.NodeStatus.Active && s != IFirnRegistry.NodeStatus.Exiting) return 0;
+        return _submitReason(r);
     }
 
     /// @dev The whole bond of a claim ended because of `_revokedSinceClaim` goes back to its

@@ -36,6 +36,12 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     // One slot: lockStake reads the slasher and raises its horizon in the same word (decision 1700).
     address private _slasher;
     uint64 private _slasherHorizon;
+    // One slot, read only off the current slasher's paths: the scheduled slasher, the second it may
+    // take over (0: none), and the latest unbonding end of any exit requested under a longer
+    // unbonding period than today's (decision 1778).
+    address private _pendingSlasher;
+    uint40 private _slasherChangeAt;
+    uint40 private _exitCover;
     address private _guardian;
     // One slot: what register and the market's proof check read together (decision 1140).
     address private _rewardPool;
@@ -121,13 +127,60 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    /// @dev Decision 1778: the change waits until every node can have left with its stake: the
+    /// unbonding of an exit requested now, of any exit requested under a longer period before
+    /// (`_exitCover`), and every lock the current slasher took (its horizon). Immediate only while
+    /// no slasher is set and nothing is staked (the deployment's bootstrap).
+    function setSlasher(address newSlasher) external onlyOwner {
+        uint40 changeAt = _slasherChangeAt;
+        if (changeAt != 0) {
+            if (block.timestamp >= changeAt) _applySlasherChange();
+            else if (newSlasher == _pendingSlasher) return; // already scheduled: keeps its time
+            else _cancelSlasherChange();
+        }
+        address current = _slasher;
+        if (newSlasher == current) return;
+        if (current == address(0) && _totalStaked == 0) {
+            _replaceSlasher(current, newSlasher);
+            return;
+        }
+        uint256 at = block.timestamp + _unbondingPeriod;
+        if (_exitCover > at) at = _exitCover;
+        if (_slasherHorizon > at) at = _slasherHorizon;
+        // A second after the last withdrawal it waits for, so none races the new slasher's first call.
+        uint40 effectiveAt = SafeCast.toUint40(at + 1);
+        _pendingSlasher = newSlasher;
+        _slasherChangeAt = effectiveAt;
+        emit SlasherChangeScheduled(current, newSlasher, effectiveAt);
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function applySlasherChange() external {
+        uint40 changeAt = _slasherChangeAt;
+        if (changeAt == 0 || block.timestamp < changeAt) revert SlasherChangeNotDue(_pendingSlasher, changeAt);
+        _applySlasherChange();
+    }
+
+    /// @dev The scheduled slasher takes over (its time has come; decision 1778).
+    function _applySlasherChange() private {
+        address next = _pendingSlasher;
+        delete _pendingSlasher;
+        _slasherChangeAt = 0;
+        _replaceSlasher(_slasher, next);
+    }
+
+    /// @dev Forgets the scheduled slasher before its time.
+    function _cancelSlasherChange() private {
+        emit SlasherChangeCancelled(_pendingSlasher);
+        delete _pendingSlasher;
+        _slasherChangeAt = 0;
+    }
+
     /// @dev The replaced slasher keeps `slash` until its horizon (the latest lock it took, which
     /// covers every challenge window it opened); it can take no new lock, so the horizon is final.
-    /// A slasher appointed again resumes from its retired horizon.
-    function setSlasher(address newSlasher) external onlyOwner {
-        address previous = _slasher;
+    /// A slasher appointed again resumes from its retired horizon (decision 1700).
+    function _replaceSlasher(address previous, address newSlasher) private {
         emit SlasherSet(previous, newSlasher);
-        if (previous == newSlasher) return;
         if (previous != address(0)) {
             uint64 until = _slasherHorizon;
             if (until > _retiredSlasherUntil[previous]) {
@@ -181,6 +234,13 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     {
         if (newRegistrationFee != 0 && _rewardPool == address(0)) revert RewardPoolNotSet();
         _minNodeStake = SafeCast.toUint128(newMinNodeStake);
+        uint64 oldUnbonding = _unbondingPeriod;
+        if (newUnbondingPeriod < oldUnbonding) {
+            // Exits requested so far may end as late as this: a slasher scheduled later waits for
+            // them although the new period is shorter (decision 1778).
+            uint40 cover = SafeCast.toUint40(block.timestamp + oldUnbonding);
+            if (cover > _exitCover) _exitCover = cover;
+        }
         _unbondingPeriod = newUnbondingPeriod;
         _registrationFee = SafeCast.toUint128(newRegistrationFee);
         emit ParametersUpdated(newMinNodeStake, newUnbondingPeriod, newRegistrationFee);
@@ -381,8 +441,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         n.refusalStake = SafeCast.toUint96(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
-        // Strictly more than one third: out of reach of a coalition under one third.
-        if (refusals * 3 <= _quorumStake(enclaveId, n, round, total)) return;
+        // Strictly more than one third of the snapshot's whole stake, never of a shrunk bar
+        // (decision 1780): out of reach of a coalition under one third however many leave.
+        if (refusals * 3 <= total) return;
         _concludeRefused(enclaveId, n, round);
     }
 
@@ -396,13 +457,14 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
             revert NoOpenRound(enclaveId, n.status);
         }
         uint32 round = n.round;
-        uint256 quorum = _quorumStake(enclaveId, n, round, _verifierSet.totalStakeAt(n.snapshotId));
+        uint256 total = _verifierSet.totalStakeAt(n.snapshotId);
+        uint256 quorum = _quorumStake(enclaveId, n, round, total);
         uint256 approvals = n.approvalStake;
         uint256 refusals = n.refusalStake;
         if (approvals * 3 > quorum * 2) {
             _checkNotRevokedWhilePending(enclaveId, n);
             _concludeApproved(enclaveId, n, round);
-        } else if (refusals * 3 > quorum) {
+        } else if (refusals * 3 > total) {
             _concludeRefused(enclaveId, n, round);
         } else {
             revert RoundUndecided(enclaveId, round, approvals, refusals, quorum);
@@ -421,8 +483,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         returns (uint256 slashed)
     {
         if (msg.sender != _slasher || msg.sender == address(0)) {
-            // A replaced slasher until its last challenge window closed (decision 1700).
-            if (block.timestamp > _retiredSlasherUntil[msg.sender]) revert NotSlasher(msg.sender);
+            // The scheduled slasher once its time has come (decision 1778), else a replaced
+            // slasher until its last challenge window closed (decision 1700).
+            if (!_takeOverAsSlasher() && block.timestamp > _retiredSlasherUntil[msg.sender]) {
+                revert NotSlasher(msg.sender);
+            }
         }
         Node storage n = _nodes[enclaveId];
         NodeStatus s = n.status;
@@ -446,13 +511,27 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @inheritdoc IFirnRegistry
     /// @dev Also raises the slasher's horizon, how long it keeps `slash` once replaced (1700).
     function lockStake(bytes32 enclaveId, uint64 until) external {
-        if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        // The current slasher pays one slot read; the scheduled one takes over on its first call
+        // once due (decision 1778).
+        if ((msg.sender != _slasher || msg.sender == address(0)) && !_takeOverAsSlasher()) {
+            revert NotSlasher(msg.sender);
+        }
         if (until > _slasherHorizon) _slasherHorizon = until;
         Node storage n = _nodes[enclaveId];
         if (until > n.lockedUntil) {
             n.lockedUntil = SafeCast.toUint40(until);
             emit StakeLocked(enclaveId, until);
         }
+    }
+
+    /// @dev True when the caller is the scheduled slasher and its time has come: it takes over now
+    /// (the current one retires as for any replacement). Off the current slasher's path.
+    function _takeOverAsSlasher() private returns (bool) {
+        uint40 changeAt = _slasherChangeAt;
+        if (changeAt == 0 || block.timestamp < changeAt || msg.sender != _pendingSlasher) return false;
+        if (msg.sender == address(0)) return false;
+        _applySlasherChange();
+        return true;
     }
 
     /// @inheritdoc IFirnRegistry
@@ -633,6 +712,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @inheritdoc IFirnRegistry
     function slasher() external view returns (address) {
         return _slasher;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function pendingSlasher() external view returns (address pending, uint64 effectiveAt) {
+        return (_pendingSlasher, _slasherChangeAt);
     }
 
     /// @inheritdoc IFirnRegistry

@@ -338,6 +338,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// points leave the epoch's total with the verifier points its answers earned (1670), and an
     /// eligible holder replaced by more stake stays the platform's next in line. Else records
     /// `enclaveId` as next in line when it outranks the one recorded (1726) and returns false.
+    /// A holder that governance made ineligible (revoked measurement, withdrawn TEE type) loses its
+    /// points exactly as `dropRevokedPoints` takes them, whichever comes first: they stay void in
+    /// the epoch's total, its next in line takes the share with its earlier answers, and this answer
+    /// then counts as it would after the drop (decision 1777).
     function _contestShare(uint64 epoch, bytes32 enclaveId, IFirnRegistry.NodeSummary memory node, bytes32 holder)
         private
         returns (bool)
@@ -348,7 +352,16 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             _noteRunnerUp(epoch, node.platformIdHash, enclaveId, node.stake);
             return false;
         }
-        if (holderEligible) _noteRunnerUp(epoch, node.platformIdHash, holder, holderStake);
+        if (holderEligible) {
+            _noteRunnerUp(epoch, node.platformIdHash, holder, holderStake);
+        } else if (_dropIfRevoked(epoch, holder, node.platformIdHash)) {
+            bytes32 next = _platformHolder[epoch][node.platformIdHash];
+            // This enclave was next in line: it holds the share with its earlier answers.
+            if (next == enclaveId) return true;
+            // Another next in line took it (eligible): this answer competes with it as usual.
+            if (next != holder) return _contestShare(epoch, enclaveId, node, next);
+            // Nobody took it: the share is free, the dropped holder has no points left to move.
+        }
         NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
         _epochs[epoch].nodePoints -= replaced.points;
         emit PlatformShareReplaced(epoch, node.platformIdHash, holder, enclaveId);
@@ -435,9 +448,31 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         uint8 reason = _registry.restriction(enclaveId);
         if (reason != INELIGIBLE_TEE_TYPE && reason != INELIGIBLE_MEASUREMENT) revert NodeNotRevoked(enclaveId, reason);
         uint64 epoch = _currentEpoch();
-        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
-        uint256 points = ne.points;
+        uint256 points = _nodeEpochs[epoch][enclaveId].points;
         if (points == 0) revert NothingToDrop(epoch, enclaveId);
+        _dropPoints(epoch, enclaveId, _registry.getNodeSummary(enclaveId).platformIdHash, points, reason);
+    }
+
+    /// @dev Drops the `epoch` points of `holder` (no longer eligible, holding `platformIdHash`'s
+    /// share) when governance restricted it (revoked measurement, withdrawn TEE type), as
+    /// `dropRevokedPoints` does; returns whether it did (false: another reason, or no points). One
+    /// registry read; called only for an ineligible holder that an eligible answer contests (1777).
+    function _dropIfRevoked(uint64 epoch, bytes32 holder, bytes32 platformIdHash) private returns (bool) {
+        uint8 reason = _registry.restriction(holder);
+        if (reason != INELIGIBLE_TEE_TYPE && reason != INELIGIBLE_MEASUREMENT) return false;
+        uint256 points = _nodeEpochs[epoch][holder].points;
+        if (points == 0) return false;
+        _dropPoints(epoch, holder, platformIdHash, points, reason);
+        return true;
+    }
+
+    /// @dev The drop of decisions 1708, 1726 and 1777, whatever path makes it: `points` (> 0) of
+    /// `enclaveId`, restricted by governance for `reason`, leave it in `epoch`; its verifier credits
+    /// and what its platform's next in line does not take stay void in the totals.
+    function _dropPoints(uint64 epoch, bytes32 enclaveId, bytes32 platformIdHash, uint256 points, uint8 reason)
+        private
+    {
+        NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
         ne.points = 0;
         emit NodePointsDropped(epoch, enclaveId, points, reason);
         // As for a replaced platform holder (decision 1670): answers that end up earning nothing
@@ -446,7 +481,6 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         // Only a holder has points: its platform's next in line, if still eligible, takes the share
         // with its earlier answers; what it does not take stays void, so no other platform gains
         // from a guardian act (decisions 1702, 1726).
-        bytes32 platformIdHash = _registry.getNodeSummary(enclaveId).platformIdHash;
         uint256 credited = _promoteRunnerUp(epoch, platformIdHash, enclaveId);
         if (credited > points) _epochs[epoch].nodePoints += credited - points;
         else _voidPoints[epoch].node += points - credited;

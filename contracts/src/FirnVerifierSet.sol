@@ -27,6 +27,11 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     uint64 private _snapshot;
     uint256 private _totalActiveStake;
     address private _slasher;
+    /// @dev The second the scheduled slasher may take over (0: none) and the latest unbonding end of
+    /// a leave requested under a longer unbonding period than today's, in `_slasher`'s slot
+    /// (decision 1778).
+    uint40 private _slasherChangeAt;
+    uint40 private _leaveCover;
     uint256 private _minVerifierStake;
     uint64 private _unbondingPeriod;
     /// @dev Per member, one checkpoint per top-up: key = the snapshot id the top-up created, value =
@@ -36,6 +41,8 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     /// @dev The latest snapshot that took counted stake away from members (a leave, a deactivation or
     /// a slash of an active member). A round opened at or after it loses no voice (decision 1720).
     uint64 private _lastReduction;
+    /// @dev The slasher scheduled by `setSlasher`, taking over at `_slasherChangeAt` (decision 1778).
+    address private _pendingSlasher;
 
     /// @param initialOwner the deployer during bootstrap, then the timelock (FirnGovernance)
     /// @param minStake minimum stake to join (wei)
@@ -55,9 +62,53 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
+    /// @dev Decision 1778: the change waits until every member can have withdrawn: the unbonding of
+    /// a leave requested now, and of any leave requested under a longer period before
+    /// (`_leaveCover`). Immediate only while no slasher is set and the set holds no stake.
     function setSlasher(address newSlasher) external onlyOwner {
-        emit SlasherSet(_slasher, newSlasher);
-        _slasher = newSlasher;
+        uint40 changeAt = _slasherChangeAt;
+        if (changeAt != 0) {
+            if (block.timestamp >= changeAt) _applySlasherChange();
+            else if (newSlasher == _pendingSlasher) return; // already scheduled: keeps its time
+            else _cancelSlasherChange();
+        }
+        address current = _slasher;
+        if (newSlasher == current) return;
+        if (current == address(0) && address(this).balance == 0) {
+            emit SlasherSet(current, newSlasher);
+            _slasher = newSlasher;
+            return;
+        }
+        uint256 at = block.timestamp + _unbondingPeriod;
+        if (_leaveCover > at) at = _leaveCover;
+        // A second after the last withdrawal it waits for, so none races the new slasher's first call.
+        uint40 effectiveAt = SafeCast.toUint40(at + 1);
+        _pendingSlasher = newSlasher;
+        _slasherChangeAt = effectiveAt;
+        emit SlasherChangeScheduled(current, newSlasher, effectiveAt);
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function applySlasherChange() external {
+        uint40 changeAt = _slasherChangeAt;
+        if (changeAt == 0 || block.timestamp < changeAt) revert SlasherChangeNotDue(_pendingSlasher, changeAt);
+        _applySlasherChange();
+    }
+
+    /// @dev The scheduled slasher takes over (its time has come; decision 1778).
+    function _applySlasherChange() private {
+        address next = _pendingSlasher;
+        emit SlasherSet(_slasher, next);
+        _slasher = next;
+        _slasherChangeAt = 0;
+        delete _pendingSlasher;
+    }
+
+    /// @dev Forgets the scheduled slasher before its time.
+    function _cancelSlasherChange() private {
+        emit SlasherChangeCancelled(_pendingSlasher);
+        _slasherChangeAt = 0;
+        delete _pendingSlasher;
     }
 
     /// @inheritdoc IFirnVerifierSet
@@ -66,6 +117,13 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external onlyOwner {
         uint256 oldMin = _minVerifierStake;
         _minVerifierStake = newMinVerifierStake;
+        uint64 oldUnbonding = _unbondingPeriod;
+        if (newUnbondingPeriod < oldUnbonding) {
+            // Leaves requested so far may end as late as this: a slasher scheduled later waits for
+            // them although the new period is shorter (decision 1778).
+            uint40 cover = SafeCast.toUint40(block.timestamp + oldUnbonding);
+            if (cover > _leaveCover) _leaveCover = cover;
+        }
         _unbondingPeriod = newUnbondingPeriod;
         emit ParametersUpdated(newMinVerifierStake, newUnbondingPeriod);
         if (newMinVerifierStake > oldMin) _deactivateBelow(newMinVerifierStake, newUnbondingPeriod);
@@ -139,7 +197,15 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         nonReentrant
         returns (uint256 slashed)
     {
-        if (msg.sender != _slasher || msg.sender == address(0)) revert NotSlasher(msg.sender);
+        if (msg.sender != _slasher || msg.sender == address(0)) {
+            // The scheduled slasher takes over on its first call once its time has come (1778).
+            uint40 changeAt = _slasherChangeAt;
+            if (
+                changeAt == 0 || block.timestamp < changeAt || msg.sender != _pendingSlasher
+                    || msg.sender == address(0)
+            ) revert NotSlasher(msg.sender);
+            _applySlasherChange();
+        }
         Verifier storage v = _members[verifier];
         if (v.status == VerifierStatus.None) revert NotVerifier(verifier);
         uint256 before = v.stake;
@@ -269,6 +335,11 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnVerifierSet
     function slasher() external view returns (address) {
         return _slasher;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
+    function pendingSlasher() external view returns (address pending, uint64 effectiveAt) {
+        return (_pendingSlasher, _slasherChangeAt);
     }
 
     // ---------------------------------------------------------------- internals

@@ -110,7 +110,9 @@ contract AttackKEconomicsTest is FirnFixture {
     /// in a minute and is paid; the lock is claimedAt + 10 years + window, so its stake stays locked
     /// for ten years although its only challenge window closed a day after the proof.
     /// Fixed (decision 1570): postJob refuses such a job; the longest claim a far deadline allows
-    /// (MAX_CLAIM_TIMEOUT) locks no longer than the unbonding an exit after the window waits anyway.
+    /// (MAX_CLAIM_TIMEOUT) locks no longer than the unbonding an exit after the window waits anyway,
+    /// plus the finalize grace (decision 1776): with the fixture's 7-day unbonding the exit waits
+    /// at most FINALIZE_GRACE more, with the deployment's 14 days not at all.
     function test_attack_requesterLocksClaimantStakeWithFarDeadline() public {
         uint64 tenYears = 3650 days;
         uint64 deadline = uint64(block.timestamp + tenYears);
@@ -136,10 +138,15 @@ contract AttackKEconomicsTest is FirnFixture {
         market.withdraw();
         vm.prank(nodeA.operator);
         registry.requestExit(nodeA.enclaveId);
-        vm.warp(block.timestamp + UNBONDING + 1);
+        vm.assertLe(
+            registry.getNode(nodeA.enclaveId).lockedUntil,
+            block.timestamp + UNBONDING + market.FINALIZE_GRACE(),
+            "the lock outlasts the unbonding by at most the finalize grace"
+        );
+        vm.warp(block.timestamp + UNBONDING + market.FINALIZE_GRACE());
         vm.prank(nodeA.operator);
         (bool ok,) = address(registry).call(abi.encodeCall(registry.withdrawStake, (nodeA.enclaveId)));
-        vm.assertTrue(ok, "stake withdrawable once the job's only challenge window has closed");
+        vm.assertTrue(ok, "stake withdrawable once the job's only challenge window and grace have closed");
         vm.assertLe(opBefore + 0.01 ether + MIN_NODE_STAKE - CLAIM_BOND, nodeA.operator.balance, "operator whole");
     }
 

@@ -100,9 +100,10 @@ contract FirnConcludeRoundTest is FirnFixture {
     }
 
     /// @dev 1 of 4 ether refuses and 1 approves; a raise deactivates the silent 0.5-ether members
-    /// and the last silent member leaves: 1 of the 2 ether left is > 1/3, so the registration is
-    /// rejected, its stake refundable, as the refusal that would have reached 1/3 would have done.
-    function test_refusalPassedByALaterDeactivationRejects() public {
+    /// and the last silent member leaves: 1 of the 2 ether left is > 1/3 of what is left, but a
+    /// refusal is weighed against the snapshot's whole 4 ether (decision 1780), so the round stays
+    /// open and the node Pending (no jobs): leaves never turn a minority's refusal into a rejection.
+    function test_refusalUnderAThirdOfTheSnapshotNeverRejects() public {
         (TestNode memory t, uint32 round) =
             _pendingRound(2, [Ballot.Refuse, Ballot.Refuse, Ballot.Silent, Ballot.Silent], Ballot.Approve);
         verifierSet.setParameters(1 ether, UNBONDING); // deactivates every 0.5-ether member
@@ -113,13 +114,12 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.prank(big2);
         verifierSet.requestLeave();
 
-        vm.expectEmit(address(registry));
-        emit IFirnRegistry.NodeRejected(t.enclaveId, round, MIN_NODE_STAKE);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 1 ether, 2 ether)
+        );
         vm.prank(stranger);
         registry.concludeRound(t.enclaveId);
-        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected");
-        vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "stake refundable");
-        vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
+        vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "pending");
     }
 
     /// @dev A round that is still short of both bars after a leave stays open: concludeRound

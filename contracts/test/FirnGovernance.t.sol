@@ -77,12 +77,20 @@ contract FirnGovernanceTest is FirnFixture {
         // During the delay, everyone can see the pending change (and the guardian can pause).
         vm.assertTrue(timelock.isOperationPending(id), "visible while pending");
         vm.warp(block.timestamp + 1);
+        // A slasher change then waits out the unbonding (decision 1778).
+        uint64 effectiveAt = uint64(block.timestamp) + registry.unbondingPeriod() + 1;
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.SlasherChangeScheduled(address(market), attacker, effectiveAt);
+        vm.prank(stranger);
+        timelock.execute(address(registry), 0, data, bytes32(0), bytes32("slasher"));
+        vm.assertTrue(timelock.isOperationDone(id), "done");
+        vm.assertEq(registry.slasher(), address(market), "scheduled, not made");
+        vm.warp(effectiveAt);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.SlasherSet(address(market), attacker);
         vm.prank(stranger);
-        timelock.execute(address(registry), 0, data, bytes32(0), bytes32("slasher"));
-        vm.assertEq(registry.slasher(), attacker, "applied after the delay");
-        vm.assertTrue(timelock.isOperationDone(id), "done");
+        registry.applySlasherChange();
+        vm.assertEq(registry.slasher(), attacker, "applied after the delay and the unbonding");
     }
 
     function test_governance_allowListAndAdmissionGoThroughTheDelay() public {

@@ -541,10 +541,11 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.WorkProof memory p = _proof(jobId, nodeA);
         bytes memory sig = _sign(nodeA.enclaveKey, market.hashWorkProof(p));
         uint64 endsAt = uint64(block.timestamp) + CHALLENGE_WINDOW;
-        // The claim locked the stake until its expiry plus the window: a proof's window ends earlier.
+        // The claim locked the stake until its expiry plus the window and the finalize grace
+        // (decision 1776): a proof's window ends at least a grace earlier.
         vm.assertEq(
             uint256(registry.getNode(nodeA.enclaveId).lockedUntil),
-            uint256(block.timestamp + 1 hours + CHALLENGE_WINDOW),
+            uint256(block.timestamp + 1 hours + CHALLENGE_WINDOW + market.FINALIZE_GRACE()),
             "stake locked at claim"
         );
         vm.expectEmit(address(market));
@@ -1206,8 +1207,8 @@ contract FirnJobMarketTest is FirnFixture {
         _claim(jobId, nodeA);
         vm.assertEq(
             uint256(registry.getNode(nodeA.enclaveId).lockedUntil),
-            block.timestamp + max + CHALLENGE_WINDOW,
-            "lock = claimedAt + max claim timeout + window"
+            block.timestamp + max + CHALLENGE_WINDOW + market.FINALIZE_GRACE(),
+            "lock = claimedAt + max claim timeout + window + finalize grace"
         );
     }
 
@@ -1486,8 +1487,7 @@ contract FirnJobMarketTest is FirnFixture {
         FirnJobMarket bare = new FirnJobMarket(
             owner, registry, verifierSet, CHALLENGE_WINDOW, SLASH_AMOUNT, CLAIM_BOND, FALSE_DISPUTE_SLASH
         );
-        registry.setSlasher(address(bare));
-        verifierSet.setSlasher(address(bare));
+        _installSlasher(address(bare));
         vm.prank(requester);
         bytes32 jobId = _remember(bare.postJob{value: 1 ether}(_request(uint8(1) << SIM)), _request(uint8(1) << SIM));
         vm.prank(nodeA.operator);

@@ -134,17 +134,37 @@ contract FirnMidFlightTermsTest is FirnFixture {
     // ------------------------------------------------------------ 1700 slasher migration
 
     /// @notice After a migration the old market slashes until its latest lock, never after, and
-    /// can take no new lock; the new market's horizon starts at 0.
+    /// can take no new lock; the new market's horizon starts at 0. The new market takes over only
+    /// after the unbonding and the old market's locks (decision 1778); the old one keeps locking
+    /// until then, and its retirement covers those later locks too.
     function test_retiredSlasherKeepsSlashUntilItsLastLockOnly() public {
         bytes32 jobId = _post(3 ether, 1 hours);
         _claim(jobId);
-        uint64 horizon = registry.slasherLockHorizon();
-        vm.assertEq(horizon, uint64(block.timestamp) + 1 hours + CHALLENGE_WINDOW, "horizon = claim lock");
+        vm.assertEq(
+            registry.slasherLockHorizon(),
+            uint64(block.timestamp) + 1 hours + CHALLENGE_WINDOW + market.FINALIZE_GRACE(),
+            "horizon = claim lock"
+        );
 
         address market2 = address(0xBEEF);
+        uint64 effectiveAt = uint64(block.timestamp) + UNBONDING + 1;
+        vm.expectEmit(address(registry));
+        emit IFirnRegistry.SlasherChangeScheduled(address(market), market2, effectiveAt);
+        registry.setSlasher(market2);
+        vm.assertEq(registry.slasher(), address(market), "the old market until the change is due");
+
+        // Still the slasher a second before: it takes a claim whose lock outlasts the change.
+        vm.warp(effectiveAt - 1);
+        bytes32 late = _post(3 ether, 1 hours);
+        _claim(late);
+        uint64 horizon = registry.slasherLockHorizon();
+        vm.assertTrue(horizon > effectiveAt, "a lock past the change");
+
+        vm.warp(effectiveAt);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.SlasherRetired(address(market), horizon);
-        registry.setSlasher(market2);
+        registry.applySlasherChange();
+        vm.assertEq(registry.slasher(), market2, "the new market took over");
         vm.assertEq(registry.retiredSlasherUntil(address(market)), horizon, "retired until its last lock");
         vm.assertEq(registry.slasherLockHorizon(), 0, "the new slasher has taken no lock");
 

@@ -787,9 +787,13 @@ contract FirnRegistryTest is FirnFixture {
     }
 
     function test_setSlasherAndParameters() public {
+        uint64 effectiveAt = uint64(block.timestamp) + UNBONDING + 1;
         vm.expectEmit(address(registry));
-        emit IFirnRegistry.SlasherSet(address(market), stranger);
+        emit IFirnRegistry.SlasherChangeScheduled(address(market), stranger, effectiveAt);
         registry.setSlasher(stranger);
+        (address pending, uint64 at) = registry.pendingSlasher();
+        vm.assertEq(pending, stranger, "pending");
+        vm.assertEq(at, effectiveAt, "after the unbonding");
         vm.expectEmit(address(registry));
         emit IFirnRegistry.ParametersUpdated(2 ether, 1 days, 0.01 ether);
         registry.setParameters(2 ether, 1 days, 0.01 ether);

@@ -270,6 +270,9 @@ contract FirnRewardsEpochTermsTest is FirnFixture {
         _answerOn(rewards, id, small);
         vm.assertEq(rewards.nodePoints(epoch, big.enclaveId), 0, "the withdrawn TEE type lost the share");
         vm.assertEq(rewards.nodePoints(epoch, small.enclaveId), MIN_NODE_STAKE, "the eligible co-tenant holds it");
-        vm.assertEq(rewards.getEpoch(epoch).nodePoints, MIN_NODE_STAKE, "one platform, one share");
+        // A governance restriction: the holder's points stay void in the total (decision 1777).
+        (uint256 nodeVoid,) = rewards.voidPoints(epoch);
+        vm.assertEq(nodeVoid, 3 * MIN_NODE_STAKE, "the restricted holder's points stay void");
+        vm.assertEq(rewards.getEpoch(epoch).nodePoints, 4 * MIN_NODE_STAKE, "no other platform gains");
     }
 }

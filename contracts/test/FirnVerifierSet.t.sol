@@ -282,8 +282,20 @@ contract FirnVerifierSetTest is FirnTest {
         vm.assertEq(set.minVerifierStake(), 5 ether, "min");
         vm.assertEq(set.unbondingPeriod(), 1 days, "unbonding");
         vm.expectEmit(address(set));
-        emit IFirnVerifierSet.SlasherSet(slasher, bob);
+        // Scheduled, not made (decision 1778): after the 3 days a leave requested before the
+        // shorter period could still take, not the new 1 day.
+        emit IFirnVerifierSet.SlasherChangeScheduled(slasher, bob, uint64(block.timestamp) + UNBONDING + 1);
         set.setSlasher(bob);
+        vm.assertEq(set.slasher(), slasher, "the current slasher until then");
+        vm.warp(block.timestamp + UNBONDING);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFirnVerifierSet.SlasherChangeNotDue.selector, bob, uint64(block.timestamp) + 1)
+        );
+        set.applySlasherChange();
+        vm.warp(block.timestamp + 1);
+        vm.expectEmit(address(set));
+        emit IFirnVerifierSet.SlasherSet(slasher, bob);
+        set.applySlasherChange();
         vm.assertEq(set.slasher(), bob, "slasher");
     }
 

@@ -286,19 +286,22 @@ interface IFirnJobMarket {
     /// is superseded and its bond goes to the owner (ClaimBondForfeited). An Enclave ID or operator
     /// whose claim on this job lapsed or was released gets NodeNotEligible reason 7 (decision 1768),
     /// so a job bound to one Enclave ID is claimable by nobody once that claim lapsed: the requester
-    /// reclaims it. Locks the node's stake until the claim's
-    /// expiry plus the job's challenge window, the latest a proof of this claim can be disputed.
+    /// reclaims it. Locks the node's stake until the claim's end (min(expiry, deadline)) plus the
+    /// job's challenge window, the latest a proof of this claim can be disputed, plus
+    /// FINALIZE_GRACE, during which a finding that passed is concluded by `finalize` (decision 1776).
     function claimJob(bytes32 jobId, bytes32 enclaveId, JobTerms calldata terms) external payable;
     /// @notice Claimant gives the job back; the job is Open again and the bond goes to the owner
     /// (ClaimBondForfeited; decision 1625). After the lapse (claim timeout or deadline passed) the
     /// bond is forfeit whatever the registry says. While the claim runs and the node's measurement
-    /// is revoked or its TEE type disallowed (registry ineligibility 3 or 2), anyone may call this:
+    /// is revoked or its TEE type disallowed (`registry.restriction` 3 or 2) and the node is Active
+    /// or Exiting (an Exiting node still proves its claims, decision 1775), anyone may call this:
     /// the job is Open again and the whole bond goes back to the claimant (ClaimBondReturned;
-    /// decisions 1702, 1723). Otherwise a caller other than the claimant gets NotClaimant. Either
+    /// decisions 1702, 1723, 1775). Otherwise a caller other than the claimant gets NotClaimant. Either
     /// way the released claim's Enclave ID and operator never claim this job again (decision 1768).
     function releaseJob(bytes32 jobId) external;
     /// @notice Claimant submits the enclave-signed proof (node Active or Exiting, measurement and
-    /// TEE type still allowed). The stake lock taken at claim covers the challenge window.
+    /// TEE type still allowed). The stake lock taken at claim covers the challenge window and
+    /// FINALIZE_GRACE after it (decision 1776).
     /// The job is `proof.jobId` (the signed field; no separate argument). The enclave's signature
     /// comes in the 64-byte EIP-2098 form (`r`, `vs` = s with the y parity in the top bit): the
     /// 65-byte form costs calldata for nothing (decision 1141).
@@ -309,9 +312,10 @@ interface IFirnJobMarket {
     /// rest goes to the owner (ClaimBondForfeited), never to the requester. After the lapse
     /// the whole bond is forfeited at the next claim or the reclaim. See
     /// docs/decisions/1571-fail-refund-by-time-left.md and 1625-forfeited-bonds-fund-the-pool.md.
-    /// Exception (decision 1702): when the node's measurement was revoked or its TEE type disallowed
-    /// since the claim (the registry's ineligibility 3 or 2), the whole bond comes back
-    /// (ClaimBondReturned); releaseJob likewise.
+    /// Exception (decisions 1702, 1775): when the node's measurement was revoked or its TEE type
+    /// disallowed since the claim (`registry.restriction` 3 or 2) and the node is Active or Exiting,
+    /// the whole bond comes back (ClaimBondReturned); releaseJob likewise. A Slashed node keeps the
+    /// time-left rule: its slash, not the restriction, stopped it proving.
     function failJob(bytes32 jobId, bytes32 reason) external;
     /// @notice Claimant reports a failure its enclave signed as a deterministic function of the
     /// committed workload and inputs (JobFailure, EIP-712, signature in EIP-2098 form as for
@@ -325,15 +329,20 @@ interface IFirnJobMarket {
     /// passing the job's ProofFacts from its ProofSubmitted event (reverts FactsMismatch otherwise).
     function dispute(bytes32 jobId, uint16 reasonCode, ProofFacts calldata facts) external;
     /// @notice Anyone, after the window: credit escrow - fee and the bond to the claimant; the fee
-    /// goes to the reward pool. Works while paused. The fee and, for disputes, the slash amount are
+    /// goes to the reward pool. Works while paused. When the job's findings pass (more than 2/3 of
+    /// the round's `quorumStakeAt`: stake that could still vote left after the last finding,
+    /// decision 1720) it slashes the node instead, and then also before the window's end: anyone
+    /// concludes a finding as soon as it has passed (decision 1776); otherwise, before the window's
+    /// end, it reverts ChallengeWindowOpen. The fee and, for disputes, the slash amount are
     /// the ones in force when the job's claim was made (decision 1700). A pool
     /// that cannot take the fee never blocks this: the fee is held for `sweepFees` (decision 1701).
     /// The caller passes the job's ProofFacts from its ProofSubmitted event (FactsMismatch otherwise).
     function finalize(bytes32 jobId, ProofFacts calldata facts) external;
     /// @notice Requester: credit the escrow back (Open; Claimed after the deadline or lapse, whose
-    /// bond then goes to the owner's treasury; Claimed and running while governance has made the
-    /// claimed node ineligible (measurement revoked, TEE type disallowed), whose whole bond then goes
-    /// back to the claimant (ClaimBondReturned, decision 1723); Failed; Slashed with the slashed stake
+    /// bond then goes to the owner's treasury; Claimed and running while governance has restricted
+    /// the claimed node, Active or Exiting (measurement revoked, TEE type disallowed), whose whole
+    /// bond then goes back to the claimant (ClaimBondReturned, decisions 1723, 1775); Failed;
+    /// Slashed with the slashed stake
     /// and bond). Anything else reverts NotReclaimable.
     function reclaim(bytes32 jobId) external;
     /// @notice Pay the caller's withdrawable balance. Works while paused.

@@ -43,10 +43,11 @@ interface IFirnRegistry {
     /// @notice One node as stored, packed into eight slots (docs/decisions/1140-contract-gas.md).
     /// `snapshotId` is the verifier-set snapshot of the current `round` (the registration or the
     /// pending key rotation); `approvalStake` and `refusalStake` are the vote weights (wei) cast in
-    /// that round. `lockedUntil` is the latest end of a challenge window of this node's proofs: stake
-    /// cannot be withdrawn before it. The KEM public key and the endpoint are not stored: the contract
-    /// never reads them, so they live in the events (`NodeRegistered`, `KeysRotated`,
-    /// `EndpointUpdated`), where clients and indexers read them.
+    /// that round. `lockedUntil` is the latest end of a challenge window of this node's proofs plus
+    /// the market's finalize grace (decision 1776): stake cannot be withdrawn before it. The KEM
+    /// public key and the endpoint are not stored: the contract never reads them, so they live in
+    /// the events (`NodeRegistered`, `KeysRotated`, `EndpointUpdated`), where clients and indexers
+    /// read them.
     struct Node {
         // slot 0. `round` counts registration and rotation rounds of this Enclave ID (at most 65535).
         address operator;
@@ -119,6 +120,8 @@ interface IFirnRegistry {
     error NotVerifier(address caller);
     error NotEligibleVoter(bytes32 enclaveId, address verifier, uint64 snapshotId);
     error NotSlasher(address caller);
+    /// @notice `applySlasherChange` before the scheduled slasher's time (`effectiveAt`, 0: none).
+    error SlasherChangeNotDue(address pendingSlasher, uint64 effectiveAt);
     /// @notice renounceOwnership is disabled: without an owner a guardian pause could never be
     /// lifted. Transfer ownership instead.
     error OwnershipRenounceDisabled();
@@ -194,7 +197,17 @@ interface IFirnRegistry {
     event NodeSlashed(bytes32 indexed enclaveId, uint256 amount, address indexed beneficiary, bytes32 reason);
     event RefundCredited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
+    /// @notice `newSlasher` took over: at once while no slasher was set and nothing was staked, else
+    /// on the first call after its scheduled time (its own `slash` or `lockStake`, or anyone's
+    /// `applySlasherChange`; decision 1778).
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
+    /// @notice Governance changed the slasher: `pendingSlasher` may act from `effectiveAt` (unix s)
+    /// on, after every node that asks to exit now (or asked under a longer unbonding) can have
+    /// withdrawn; `currentSlasher` keeps both rights until then (decision 1778).
+    event SlasherChangeScheduled(address indexed currentSlasher, address indexed pendingSlasher, uint64 effectiveAt);
+    /// @notice The scheduled change to `pendingSlasher` was dropped before its time (another change,
+    /// or the current slasher set again).
+    event SlasherChangeCancelled(address indexed pendingSlasher);
     /// @notice A replaced slasher keeps its right to `slash` (not to `lockStake`) until `until`
     /// (unix s), the latest stake lock it took: its last challenge window (decision 1700).
     event SlasherRetired(address indexed slasher, uint64 until);
@@ -218,7 +231,16 @@ interface IFirnRegistry {
     /// @notice Owner: the contract allowed to slash nodes and lock stake (the job market). The one it
     /// replaces may still slash until the latest lock it took ends (SlasherRetired, decision 1700):
     /// a migration never makes a proof in its challenge window unslashable.
+    /// The change is scheduled (SlasherChangeScheduled), not made: the new slasher may act only after
+    /// the later of the unbonding period from now, the end of any exit requested under a longer
+    /// period, and the current slasher's latest lock (plus one second), so a node that objects can
+    /// leave with its stake first; the current slasher keeps working until then (decision 1778).
+    /// Immediate while no slasher is set and nothing is staked (deployment). Setting the pending
+    /// slasher again keeps its time; another address, the current one included, cancels it.
     function setSlasher(address newSlasher) external;
+    /// @notice Anyone: make the scheduled slasher the current one once its time has come (it also
+    /// takes over on its own first `slash` or `lockStake`); else SlasherChangeNotDue.
+    function applySlasherChange() external;
     /// @notice Owner: the account that may pause and revoke measurements at once.
     function setGuardian(address newGuardian) external;
     /// @notice Owner: the network's reward pool: it receives registration fees (for its owner's
@@ -267,11 +289,13 @@ interface IFirnRegistry {
     /// round's snapshot stake. Reverts MeasurementRevokedWhilePending when the measurement (or TEE
     /// type) was revoked meanwhile: refuse instead.
     function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
-    /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot stake.
+    /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot's
+    /// whole stake (`totalStakeAt`, never a shrunk denominator: decision 1780).
     function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
     /// @notice Anyone: re-evaluate the open round (a registration or a key rotation) against its
     /// denominator now (decisions 1720, 1755) and conclude it as a vote would: activate or rotate
-    /// when approvals > 2/3, reject or drop the rotation when refusals > 1/3, the deciding side's
+    /// when approvals > 2/3 of it, reject or drop the rotation when refusals > 1/3 of the snapshot's
+    /// whole stake (decision 1780), the deciding side's
     /// voters earning their work point. For a round that passes only because stake that could still
     /// vote has left, been deactivated or slashed since its last vote. Reverts NoOpenRound when the
     /// node has no open round, RoundUndecided when neither threshold is met, and
@@ -287,7 +311,8 @@ interface IFirnRegistry {
         external
         returns (uint256 slashed);
     /// @notice Slasher: the node's stake stays locked until at least `until`. The market locks at
-    /// claim until the latest end the claim's challenge window can have (decision 1141).
+    /// claim until the latest end the claim's challenge window can have plus its finalize grace,
+    /// during which a passed finding concludes (decisions 1141, 1776).
     function lockStake(bytes32 enclaveId, uint64 until) external;
     /// @notice Pay the registration and rotation fees held so far to the reward pool contract, which
     /// credits them to its owner's treasury, never to an epoch's budget (anyone; the pool also sweeps
@@ -338,7 +363,10 @@ interface IFirnRegistry {
     function registrationFee() external view returns (uint256);
     function unbondingPeriod() external view returns (uint64);
     function verifierSet() external view returns (IFirnVerifierSet);
+    /// @notice The current slasher (a scheduled one only once it took over, see `pendingSlasher`).
     function slasher() external view returns (address);
+    /// @notice The scheduled slasher and the second it may take over from (0, 0: none).
+    function pendingSlasher() external view returns (address pending, uint64 effectiveAt);
     /// @notice Until when (unix s, inclusive) a replaced slasher may still slash; 0 when never one.
     function retiredSlasherUntil(address account) external view returns (uint64);
     /// @notice The latest stake lock the current slasher took (unix s): its retirement horizon.

@@ -32,6 +32,8 @@ interface IFirnVerifierSet {
     error NotLeaving(address account);
     error StillUnbonding(address account, uint64 unbondingEndsAt, uint64 nowTime);
     error NotSlasher(address caller);
+    /// @notice `applySlasherChange` before the scheduled slasher's time (`effectiveAt`, 0: none).
+    error SlasherChangeNotDue(address pendingSlasher, uint64 effectiveAt);
     error UnknownSnapshot(uint64 snapshotId, uint64 latest);
     error TransferFailed(address to, uint256 amount);
     /// @notice addStake was called without value: send the wei to add as msg.value.
@@ -43,7 +45,17 @@ interface IFirnVerifierSet {
     event VerifierWithdrew(address indexed verifier, uint256 amount);
     event VerifierSlashed(address indexed verifier, uint256 amount, address indexed beneficiary, bytes32 reason);
     event ActiveStakeChanged(uint64 indexed snapshotId, uint256 totalActiveStake);
+    /// @notice `newSlasher` took over: at once while no slasher was set and the set held no stake,
+    /// else on the first call after its scheduled time (its own `slash` or anyone's
+    /// `applySlasherChange`; decision 1778).
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
+    /// @notice Governance changed the slasher: `pendingSlasher` may act from `effectiveAt` (unix s)
+    /// on, after every member that asks to leave now (or asked under a longer unbonding) can have
+    /// withdrawn; `currentSlasher` keeps slashing until then (decision 1778).
+    event SlasherChangeScheduled(address indexed currentSlasher, address indexed pendingSlasher, uint64 effectiveAt);
+    /// @notice The scheduled change to `pendingSlasher` was dropped before its time (another change,
+    /// or the current slasher set again).
+    event SlasherChangeCancelled(address indexed pendingSlasher);
     event ParametersUpdated(uint256 minVerifierStake, uint64 unbondingPeriod);
     /// @notice A slash, or governance raising `minVerifierStake` (decision 1705), left an active
     /// member below `minVerifierStake`: it left the active set at once (snapshot `snapshotId`) and
@@ -77,8 +89,18 @@ interface IFirnVerifierSet {
     /// @notice Owner (timelock): admit or un-admit an account. Un-admitting does not remove a member.
     function setAdmission(address account, bool admitted) external;
 
-    /// @notice Owner (timelock): the contract allowed to slash verifiers (the job market).
+    /// @notice Owner (timelock): the contract allowed to slash verifiers (the job market). The change
+    /// is scheduled (SlasherChangeScheduled), not made: the new slasher may act only after the later
+    /// of the unbonding period from now and the end of any leave requested under a longer period
+    /// (plus one second), so a member that objects can leave with its stake first; the current
+    /// slasher keeps working until then (decision 1778). Immediate while no slasher is set and the
+    /// set holds no stake (deployment). Setting the pending slasher again keeps its time; another
+    /// address, the current one included, cancels it.
     function setSlasher(address newSlasher) external;
+
+    /// @notice Anyone: make the scheduled slasher the current one once its time has come (it also
+    /// takes over on its own first `slash`); else SlasherChangeNotDue.
+    function applySlasherChange() external;
 
     /// @notice Owner (timelock): minimum stake (wei) and unbonding period (seconds). Raising the
     /// minimum deactivates, in the same call, every active member holding less (status Leaving,
@@ -157,5 +179,9 @@ interface IFirnVerifierSet {
 
     function unbondingPeriod() external view returns (uint64);
 
+    /// @notice The current slasher (a scheduled one only once it took over, see `pendingSlasher`).
     function slasher() external view returns (address);
+
+    /// @notice The scheduled slasher and the second it may take over from (0, 0: none).
+    function pendingSlasher() external view returns (address pending, uint64 effectiveAt);
 }

@@ -205,4 +205,17 @@ abstract contract FirnFixture is FirnTest {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
+
+    /// @dev Schedules `newSlasher` on the registry and the verifier set, waits until both may take
+    /// over and makes them take over (decision 1778: a slasher change waits out the unbonding).
+    function _installSlasher(address newSlasher) internal {
+        registry.setSlasher(newSlasher);
+        verifierSet.setSlasher(newSlasher);
+        (, uint64 regAt) = registry.pendingSlasher();
+        (, uint64 setAt) = verifierSet.pendingSlasher();
+        uint64 at = regAt > setAt ? regAt : setAt;
+        if (at > block.timestamp) vm.warp(at);
+        if (regAt != 0) registry.applySlasherChange();
+        if (setAt != 0) verifierSet.applySlasherChange();
+    }
 }

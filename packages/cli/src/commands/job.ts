@@ -6,12 +6,13 @@ import {
   type FirnJob,
   finalizeJob,
   firnJobMarketAbi,
-  getIneligibility,
   getJob,
   getWithdrawable,
   getNode,
+  getRestriction,
   isGovernanceRestriction,
   JobStatus,
+  NodeStatus,
   reclaimJob,
   withdrawCredits,
 } from '@firn/chain';
@@ -236,10 +237,10 @@ export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: st
 /**
  * Whether the requester may reclaim `j` now (FirnJobMarket.reclaim): Open, Failed or Slashed; a
  * Claimed job whose claim lapsed (`lapsed`: its bond goes to the treasury, decision 1625); or a
- * Claimed job still running whose node governance made ineligible after its claim
- * (`isGovernanceRestriction`: TEE type withdrawn or measurement revoked; the whole bond goes back
- * to the node, decision 1723). `now` is the chain's time, unix seconds. Reads the registry only for
- * a running claim; chain read errors propagate as FirnError.
+ * Claimed job still running whose node governance restricted after its claim
+ * (`restrictedSinceClaim`: TEE type withdrawn or measurement revoked; the whole bond goes back
+ * to the node, decisions 1723, 1775). `now` is the chain's time, unix seconds. Reads the registry
+ * only for a running claim; chain read errors propagate as FirnError.
  */
 async function reclaimable(
   c: FirnClients,
@@ -248,11 +249,21 @@ async function reclaimable(
 ): Promise<{ ok: boolean; lapsed: boolean }> {
   const lapsed = j.status === JobStatus.Claimed && (now > j.claimedAt + j.claimTimeout || now > j.deadline);
   const restricted =
-    j.status === JobStatus.Claimed &&
-    !lapsed &&
-    isGovernanceRestriction(await getIneligibility(c, j.enclaveId));
+    j.status === JobStatus.Claimed && !lapsed && (await restrictedSinceClaim(c, j.enclaveId));
   const ok = lapsed || restricted || [JobStatus.Open, JobStatus.Failed, JobStatus.Slashed].includes(j.status);
   return { ok, lapsed };
+}
+
+/**
+ * The market's test (FirnJobMarket `_revokedSinceClaim`, decision 1775): the node's code is
+ * restricted by governance (`restriction` 2 or 3, which an exit does not hide) and the node is
+ * Active or Exiting, so that restriction alone stops it proving; a Slashed node's own fault already
+ * did. Reads the node only when a restriction is in force.
+ */
+async function restrictedSinceClaim(c: FirnClients, enclaveId: Hex): Promise<boolean> {
+  if (!isGovernanceRestriction(await getRestriction(c, enclaveId))) return false;
+  const { status } = await getNode(c, enclaveId);
+  return status === NodeStatus.Active || status === NodeStatus.Exiting;
 }
 
 /**
