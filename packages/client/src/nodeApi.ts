@@ -421,17 +421,25 @@ export class NodeApi {
   /**
    * DELETE /v1/sessions/{id}: close the session; the node submits and returns the Work Proof.
    * `closeMessage` is the session's sealed close message (SessionCodec.sealClose), which the
-   * enclave checks under the session keys.
+   * enclave checks under the session keys; `accessToken` is the open answer's transport token
+   * (x-firn-session-token), which the node requires before it relays the close (decision 1773).
    */
   async closeSession(
     sessionId: Hex,
     closeMessage: Uint8Array,
+    accessToken?: string,
   ): Promise<{ proof: WorkProofJson; requests: number; proofTx?: Hex | undefined }> {
     const route = `DELETE /v1/sessions/${sessionId}`;
     return this.call(
       route,
       `/v1/sessions/${sessionId}`,
-      { method: 'DELETE', headers: { 'x-firn-session-auth': Buffer.from(closeMessage).toString('base64') } },
+      {
+        method: 'DELETE',
+        headers: {
+          'x-firn-session-auth': Buffer.from(closeMessage).toString('base64'),
+          ...(accessToken === undefined ? {} : { 'x-firn-session-token': accessToken }),
+        },
+      },
       async (r) =>
         parseNodeAnswer(sessionCloseAnswerSchema, await json(r, this.endpoint, route), this.endpoint, route),
     );

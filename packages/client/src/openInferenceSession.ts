@@ -65,7 +65,12 @@ export class SessionCodec {
    * a request's latency path, and never in the caller's own time between requests.
    */
   private readonly unhashed: { requestDigest: Uint8Array; response: Uint8Array }[] = [];
-  /** Input elements of the requests the enclave answered without error (the proof's workUnits). */
+  /**
+   * Input elements of the requests the enclave answered, ok or error (the proof's workUnits): the
+   * enclave counts every request that opened and decoded, whether the model ran it or refused its
+   * values (docs/decisions/1774-work-units-from-decoded-inputs.md), and this codec's requests always
+   * decode (its encoders refuse what the enclave's decoders refuse).
+   */
   workUnits = 0n;
   private readonly endpoint: SessionEndpoint;
   private readonly pending: bigint[] = [];
@@ -190,7 +195,8 @@ export class SessionCodec {
       return format === SESSION_FORMAT.binary ? decodeTensorsBinaryFrom(r) : parseTensorMap(r.take(r.left));
     });
     this.unhashed.push({ requestDigest: requestDigest ?? requestSha256(request), response });
-    const units = this.pending.shift() ?? 0n;
+    // Counted for every authentic answer, ok or error, as the enclave counts them (decision 1774).
+    this.workUnits += this.pending.shift() ?? 0n;
     if (status === SESSION_STATUS.error) {
       let e: { code?: string; message?: string } = {};
       try {
@@ -202,7 +208,6 @@ export class SessionCodec {
       );
     }
     if (status !== SESSION_STATUS.ok) throw new FirnError('E_PARSE', 'unknown session response status');
-    this.workUnits += units;
     if (!opened.ok) throw opened.error;
     return opened.value as TensorMap;
   }
@@ -262,8 +267,9 @@ export function requestSha256(request: Uint8Array | readonly Uint8Array[]): Uint
 /**
  * Why a session's Work Proof does not cover the exchange the requester saw (empty: it does): its
  * outputCommitment must be the commitment of the requester's own transcript and its workUnits the
- * requester's own count. This is what makes a misreported transcript (a node, or a session child
- * subverted by its model, that claims more or other requests) worthless: the requester refuses it.
+ * requester's own count (every answered request's input elements, errors included: decision 1774).
+ * This is what makes a misreported transcript (a node, or a session child subverted by its model,
+ * that claims more or other requests, or more work) worthless: the requester refuses it.
  * Throws E_PARSE on a malformed proof.
  */
 export function sessionProofMismatches(proof: WorkProofJson, codec: SessionCodec): string[] {
@@ -500,7 +506,7 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   } catch (e) {
     // Never leave an opened session holding one of the enclave's slots: close it (no request was
     // answered, so the node fails the job) and take the escrow back.
-    await api.closeSession(opened.sessionId, codec.sealClose()).catch(() => undefined);
+    await api.closeSession(opened.sessionId, codec.sealClose(), opened.accessToken).catch(() => undefined);
     await reclaimIfPossible(clients, jobId).catch(() => false);
     throw e;
   }
@@ -540,12 +546,14 @@ export async function openInferenceSession(opts: OpenInferenceSessionOptions): P
   const close = (): Promise<SessionCloseResult> => {
     closing ??= serial(async () => {
       stream?.close();
-      const r = await api.closeSession(opened.sessionId, codec.sealClose()).catch(async (e: unknown) => {
-        // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
-        if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
-        const reclaimed = await reclaimIfPossible(clients, jobId).catch(() => false);
-        throw new JobFailedError('E_SESSION_EMPTY', (e as Error).message, jobId, reclaimed);
-      });
+      const r = await api
+        .closeSession(opened.sessionId, codec.sealClose(), opened.accessToken)
+        .catch(async (e: unknown) => {
+          // Nothing was asked: the enclave signs no proof, the node fails the job, the escrow returns.
+          if ((e as FirnError).code !== 'E_SESSION_EMPTY') throw e;
+          const reclaimed = await reclaimIfPossible(clients, jobId).catch(() => false);
+          throw new JobFailedError('E_SESSION_EMPTY', (e as Error).message, jobId, reclaimed);
+        });
       const check = await verifyWorkProof(clients, r.proof, {
         jobId,
         workloadHash,

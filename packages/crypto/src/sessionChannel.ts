@@ -190,6 +190,10 @@ export interface SessionEndpoint {
    * can then still end the session and get its proof. The plaintext returned is the body, without
    * its padding; malformed padding on a message that authenticates is treated as a forgery
    * (E_DECRYPT, the receiving side ends; docs/decisions/1735-session-messages-padded.md).
+   * A close (`open` with `accept`) that does not authenticate, or whose padding is malformed, is
+   * refused E_DECRYPT and changes nothing: it neither ends the receiving side nor uses or drops
+   * the context `prepare` made for the next request, which the requester's next message still
+   * gets (docs/decisions/1773-close-auth-never-ends-a-session.md).
    */
   open(message: Uint8Array, accept?: (plaintext: Uint8Array) => boolean, ahead?: boolean): Uint8Array;
   /**
@@ -224,7 +228,7 @@ export interface SessionEndpoint {
   /**
    * True once a message failed to authenticate: the endpoint opens no more requests or responses
    * (E_DECRYPT), only a close (`open` with `accept`); the session must be closed and a new one
-   * opened. Sealing is unaffected.
+   * opened. Sealing is unaffected. A close that fails to authenticate does not set it (decision 1773).
    */
   readonly ended: boolean;
 }
@@ -282,18 +286,25 @@ export function createSessionEndpoint(
     nextDecipher = undefined;
     return p.d;
   };
-  /** The refusal of a message that does not authenticate; the receiving side ends with it. */
-  const forged = (plaintext: Uint8Array): ChannelError => {
+  /**
+   * The refusal of a message that does not authenticate. A request's (or a response's) ends the
+   * receiving side with it; a close's (`closing`) changes nothing: a close comes by a route anyone
+   * may reach with any bytes, and one that does not authenticate must not end the session for its
+   * requester (decision 1773).
+   */
+  const forged = (plaintext: Uint8Array, closing = false): ChannelError => {
     // The unauthenticated plaintext is dropped, never returned.
     plaintext.fill(0);
-    ended = true;
+    if (!closing) ended = true;
     return new ChannelError('E_DECRYPT', 'decryption failed');
   };
   /**
    * Checks an inbound `message` before any decryption (an ended endpoint, unless `closing`:
    * E_DECRYPT; size cap and decoding: E_PARSE; kind and sequence number: E_CHANNEL_SEQUENCE, a
    * later number only when `ahead`) and returns it with its
-   * ciphertext length (tag excluded) and a decipher keyed, tagged and bound to its AAD.
+   * ciphertext length (tag excluded) and a decipher keyed, tagged and bound to its AAD. A close
+   * (`closing`) always gets a context of its own: the one `prepare` made for the next number is
+   * left for the requester's next request, whatever the close turns out to be (decision 1773).
    */
   const inbound = (message: Uint8Array, ahead: boolean, closing = false) => {
     if (ended && !closing)
@@ -314,7 +325,7 @@ export function createSessionEndpoint(
       );
     const ctLen = m.ciphertext.length - AES_GCM_TAG_BYTES;
     // Keyed, with its nonce and AAD, for this sequence number only (GCM takes the tag before final()).
-    const d = decipherFor(m.seq);
+    const d = closing ? newDecipher(m.seq) : decipherFor(m.seq);
     d.setAuthTag(m.ciphertext.subarray(ctLen));
     return { m, ctLen, d };
   };
@@ -408,19 +419,20 @@ export function createSessionEndpoint(
       }
     },
     open(message, accept, ahead) {
-      const { m, ctLen, d } = inbound(message, ahead === true && accept !== undefined, accept !== undefined);
+      const closing = accept !== undefined;
+      const { m, ctLen, d } = inbound(message, ahead === true && closing, closing);
       const head = d.update(m.ciphertext.subarray(0, ctLen));
       let tail: Buffer;
       try {
         tail = d.final();
       } catch {
-        throw forged(head);
+        throw forged(head, closing);
       }
       // GCM's final() yields no bytes: the plaintext is `head` itself, not copied again.
       // A plain Uint8Array view (Buffer's slice() would not copy, which decoders must not meet).
       const pt = tail.length === 0 ? head : Buffer.concat([head, tail]);
       const bodyLen = unpaddedLength(pt);
-      if (bodyLen < 0) throw forged(pt);
+      if (bodyLen < 0) throw forged(pt, closing);
       const out = new Uint8Array(pt.buffer, pt.byteOffset, bodyLen);
       if (accept !== undefined && !accept(out)) {
         out.fill(0);

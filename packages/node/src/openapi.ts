@@ -399,9 +399,16 @@ export const OPENAPI_DOCUMENT = {
     '/v1/sessions/{id}': {
       delete: {
         summary:
-          'Close the session: the enclave checks the sealed close message, signs one Work Proof for the session and the node submits it on chain. Without a valid close message nothing changes (401).',
+          'Close the session: the enclave checks the sealed close message, signs one Work Proof for the session and the node submits it on chain. Without the session token or a valid close message nothing changes (401).',
         parameters: [
           { name: 'id', in: 'path', required: true, schema: hex32 },
+          {
+            name: 'x-firn-session-token',
+            in: 'header',
+            required: true,
+            schema: { type: 'string', maxLength: 64 },
+            description: "the session's transport token from the open answer (accessToken)",
+          },
           {
             name: 'x-firn-session-auth',
             in: 'header',
@@ -418,7 +425,7 @@ export const OPENAPI_DOCUMENT = {
           },
           '401': {
             description:
-              'No close message, or one that does not open under the session keys (E_UNAUTHENTICATED)',
+              'No or a wrong x-firn-session-token (refused before anything reaches the enclave), no close message, or one that does not open under the session keys (E_UNAUTHENTICATED); the session stays open and keeps serving',
             content: errorBody,
           },
           '409': { description: 'The session is already closing', content: errorBody },

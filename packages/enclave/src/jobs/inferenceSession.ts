@@ -22,6 +22,7 @@ import {
   SESSION_KIND,
   SESSION_SECRET_BYTES,
   type SessionEndpoint,
+  type SessionKeys,
   SessionTranscript,
   sessionChannelInfo,
   sessionTranscriptCommitment,
@@ -193,6 +194,11 @@ interface Session {
   endpoint?: SessionEndpoint;
   /** The child that serves the session directly (it holds the direction keys and the transcript). */
   served?: ServedSession;
+  /**
+   * The session's direction keys, kept only to check a close's tag before anything waits on it
+   * (`closeSession`, decision 1773): this process opens no request with them.
+   */
+  closeKeys: SessionKeys;
   salt: Uint8Array;
   model: RuntimeModel;
   transcript: SessionTranscript;
@@ -269,6 +275,18 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       if (!s.closed) drop(s);
     }
   };
+  /**
+   * Check that `auth` is a close sealed under the session's request key (any sequence number from
+   * 0 on, as the child's `open` with `ahead` takes it), on an endpoint of its own: nothing of the
+   * session's state is read or changed. Throws E_UNAUTHENTICATED when it is not.
+   */
+  const checkCloseAuth = (s: Session, auth: Uint8Array): void => {
+    try {
+      createSessionEndpoint('enclave', s.closeKeys, s.jobId).open(auth, isCloseMessage, true);
+    } catch {
+      throw fail('E_UNAUTHENTICATED', 'the close request is not a close under the session keys');
+    }
+  };
   const get = (id: Hex): Session => {
     const s = sessions.get(id);
     if (s === undefined || s.closed) throw fail('E_NOT_FOUND', 'no such session in this enclave');
@@ -342,7 +360,8 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       const salt = new Uint8Array(randomBytes(32));
       const keys = deriveSessionKeys(hexBytes(open.sessionSecret, 'sessionSecret', 32), salt, p.jobId);
       // Direct: the child gets this session's two direction keys and nothing else; from here on
-      // this process holds no state of the channel (it could not open the next message anyway).
+      // this process holds no state of the channel (it could not open the next message anyway),
+      // only the keys, to check a close's tag before it waits on the child (decision 1773).
       let served: ServedSession | undefined;
       if (raw.direct === true && loaded.serveSession !== undefined) {
         try {
@@ -363,6 +382,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
       sessions.set(p.jobId, {
         jobId: p.jobId,
         ...(served ? { served } : { endpoint: createSessionEndpoint('enclave', keys, p.jobId) }),
+        closeKeys: keys,
         salt,
         model: loaded,
         transcript: new SessionTranscript(),
@@ -415,19 +435,25 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const closeSession: Handler = async (raw, ctx: EnclaveContext): Promise<CloseSessionResult> => {
     const s = get(sessionIdOf(raw));
+    // A requester's close is its next session message with the close tag as plaintext: only a
+    // holder of the session keys can end the session through the node API. (The host may still
+    // close without one, e.g. when idle: it can always stop relaying anyway.) Its tag is checked
+    // here, at once, before it queues behind the session's requests or waits on its child: a close
+    // that does not authenticate is refused E_UNAUTHENTICATED and changes nothing, however long
+    // the session's requests take (decision 1773).
+    if (raw.auth !== undefined && (typeof raw.auth !== 'string' || raw.auth.length > 1024))
+      throw fail('E_UNAUTHENTICATED', 'the close request is not a session message');
+    const auth = raw.auth === undefined ? undefined : new Uint8Array(Buffer.from(raw.auth, 'base64'));
+    if (auth !== undefined) checkCloseAuth(s, auth);
     return onQueue(s, async () => {
       if (s.closed) throw fail('E_NOT_FOUND', 'session closed');
-      // A requester's close is its next session message with the close tag as plaintext: only a
-      // holder of the session keys can end the session through the node API. (The host may still
-      // close without one, e.g. when idle: it can always stop relaying anyway.)
-      if (raw.auth !== undefined && (typeof raw.auth !== 'string' || raw.auth.length > 1024))
-        throw fail('E_UNAUTHENTICATED', 'the close request is not a session message');
-      const auth = raw.auth === undefined ? undefined : new Uint8Array(Buffer.from(raw.auth, 'base64'));
       let t: SessionEndpointTranscript;
       if (s.served) {
         // The child checks the close under the keys it holds (E_UNAUTHENTICATED keeps it serving)
         // and reports the transcript. A child subverted by its model can misreport only this
-        // session's transcript, and the requester refuses a proof that differs from its own.
+        // session's transcript, and the requester refuses a proof that differs from its own. A
+        // close that gets here was the requester's (its tag was checked above) or the host's own,
+        // so one the child does not finish in time ends the session.
         let timer: NodeJS.Timeout | undefined;
         try {
           const timeout = new Promise<never>((_, reject) => {

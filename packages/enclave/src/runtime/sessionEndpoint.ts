@@ -254,7 +254,10 @@ function answerPadTo(
  * (docs/decisions/1360-session-hot-path-without-copies.md). `deliver`, when given, is called with
  * them before the exchange is recorded (the endpoint writes them out first, so the transcript's two
  * SHA-256 passes are not on the request's latency path: onnxruntime-node runs the model on this
- * same thread, so nothing overlaps with the run itself).
+ * same thread, so nothing overlaps with the run itself). `units`, the request's share of the
+ * proof's workUnits, is the element count of its input tensors once it opened and decoded, whether
+ * the model answered or refused it (an error answer counts like the ok answer it mimics,
+ * docs/decisions/1774-work-units-from-decoded-inputs.md); 0 only for a payload that does not decode.
  */
 export async function answerSessionRequest(
   endpoint: SessionEndpoint,
@@ -283,7 +286,8 @@ export async function answerSessionRequest(
       throw e;
     }
   } catch (e) {
-    units = 0n;
+    // The units stay: a request that opened and decoded counts whether the model ran it or
+    // refused its values, so the proof's workUnits never tell an error from an ok answer (1774).
     response = [errorPayload(e)];
   }
   let sealed: Uint8Array[];
@@ -291,7 +295,7 @@ export async function answerSessionRequest(
     sealed = endpoint.sealParts(response, answerPadTo(endpoint, message.length, response, okLength));
   } catch {
     // The request was opened: it must get an answer at this sequence number, never a refusal.
-    units = 0n;
+    // Its units stay too (decision 1774).
     const e = [errorPayload(new FirnError('E_TOO_LARGE', 'the response is over the session cap'))];
     sealed = endpoint.sealParts(e, answerPadTo(endpoint, message.length, e));
   }
@@ -328,8 +332,9 @@ export interface ServedSessionEndpoint {
   idleMs(): number;
   /**
    * End serving and report the transcript. With `auth` (the requester's sealed close message) the
-   * close is checked under the session keys first: one that does not open, or is not the close
-   * tag, fails with E_UNAUTHENTICATED and the session keeps serving.
+   * close is checked under the session keys first, before it waits for the requests already read:
+   * one that does not open, or is not the close tag, fails with E_UNAUTHENTICATED at once, and the
+   * session keeps serving, its state (sequence numbers, prepared contexts) untouched (decision 1773).
    */
   finish(auth?: Uint8Array): Promise<SessionEndpointTranscript>;
   /** Stop at once (drop, crash of the session): no transcript. */
@@ -804,6 +809,16 @@ export async function serveSessionEndpoint(
     },
     idleMs: () => performance.now() - lastUsed,
     async finish(auth) {
+      // A close that does not authenticate is refused now, not after the requests already read
+      // (which may take long): checked on an endpoint of its own, so the session's state is
+      // untouched and it keeps serving (decision 1773).
+      if (auth !== undefined) {
+        try {
+          createSessionEndpoint('enclave', p.keys, p.sessionId).open(auth, isCloseMessage, true);
+        } catch {
+          throw new FirnError('E_UNAUTHENTICATED', 'the close request is not a close under the session keys');
+        }
+      }
       // After every request already read: the transcript covers exactly what was answered.
       const done = tail.then(() => {
         if (finished) throw new FirnError('E_NOT_FOUND', 'session closed');

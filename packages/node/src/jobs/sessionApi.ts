@@ -298,11 +298,19 @@ export class SessionService {
     } catch {}
   }
 
-  /** DELETE /v1/sessions/{id}: close with the requester's sealed close message (x-firn-session-auth). */
+  /**
+   * DELETE /v1/sessions/{id}: close with the requester's sealed close message
+   * (x-firn-session-auth). Like every other route of a session it needs the session's transport
+   * token first (`x-firn-session-token`, 401 E_UNAUTHENTICATED without it): a stranger who knows
+   * the session id (the public jobId) gets nothing relayed to the enclave
+   * (docs/decisions/1773-close-auth-never-ends-a-session.md).
+   */
   closeRequest(idText: string, req: IncomingMessage): Promise<unknown> {
+    const h = this.session(idText);
+    requireSessionToken(h, req);
     const auth = sessionAuthOf(req);
     holdWhileServing(req); // the proof transaction may outlast the idle timeout
-    return this.close(parseArtifactId(idText) as Hex, auth);
+    return this.close(h.jobId, auth);
   }
 
   /**
@@ -769,6 +777,20 @@ export class SessionService {
     return attempt;
   }
 
+  /**
+   * Whether the enclave still serves session `id` (its `sessionIdle` answers): after a requester's
+   * close failed without an answer the node can trust, this tells a session the enclave ended from
+   * one it still holds. False when the enclave says it has none, or does not answer.
+   */
+  private async enclaveStillServes(id: Hex): Promise<boolean> {
+    try {
+      await this.service.node.supervisor.call('sessionIdle', { sessionId: id });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** One close attempt, after the earlier ones finished. */
   private async closeNow(h: HostSession, auth?: string): Promise<CloseSessionResult & { proofTx: Hex }> {
     if (h.closed) {
@@ -795,6 +817,13 @@ export class SessionService {
     } catch (e) {
       // A close the enclave did not authenticate changes nothing: the session stays open.
       if (isFirnError(e) && e.code === 'E_UNAUTHENTICATED') throw e;
+      // A requester's close that failed otherwise (a timeout on the way, the enclave busy) ends
+      // the session here only when the enclave no longer has it: one whose close it did not take
+      // keeps serving (decision 1773).
+      if (auth !== undefined && (await this.enclaveStillServes(id))) {
+        this.persist(h, 'open');
+        throw e;
+      }
       h.closed = true;
       h.relay?.close();
       for (const st of h.streams) st.destroy();
