@@ -135,7 +135,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformHolder;
     /// @dev The platform's best answering enclave other than its share holder in the epoch (eligible
     /// when recorded; most stake, ties in the holder order of decision 1622): the one that takes the
-    /// share, with its earlier answers, when the holder's points are dropped (decision 1726).
+    /// share, with its earlier answers, when the holder's points are dropped (decision 1726). Never
+    /// the holder: cleared (or set to the replaced holder) on every path where it takes the share
+    /// (decision 1782), so the next co-tenant to answer can be recorded.
     mapping(uint64 epoch => mapping(bytes32 platformIdHash => bytes32 enclaveId)) private _platformRunnerUp;
     mapping(uint64 epoch => VoidPoints) private _voidPoints;
     /// @dev The verifier point each answer of a platform's share holder earned in the epoch, by the
@@ -336,7 +338,9 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @dev `enclaveId` (eligible, summary `node`) answered on a platform whose share `holder` holds
     /// in `epoch`. Returns true when it takes the share (decisions 1622, 1708): the holder's node
     /// points leave the epoch's total with the verifier points its answers earned (1670), and an
-    /// eligible holder replaced by more stake stays the platform's next in line. Else records
+    /// eligible holder replaced by more stake becomes the platform's next in line when it outranks
+    /// the one recorded or this enclave was the one recorded; an enclave that takes the share is
+    /// never left recorded as next in line (decision 1782). Else records
     /// `enclaveId` as next in line when it outranks the one recorded (1726) and returns false.
     /// A holder that governance made ineligible (revoked measurement, withdrawn TEE type) loses its
     /// points exactly as `dropRevokedPoints` takes them, whichever comes first: they stay void in
@@ -353,7 +357,13 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             return false;
         }
         if (holderEligible) {
-            _noteRunnerUp(epoch, node.platformIdHash, holder, holderStake);
+            // The next in line never names the holder (decision 1782): if this enclave was next in
+            // line, the holder it replaces is now (eligible, outranked only by this enclave).
+            if (_platformRunnerUp[epoch][node.platformIdHash] == enclaveId) {
+                _platformRunnerUp[epoch][node.platformIdHash] = holder;
+            } else {
+                _noteRunnerUp(epoch, node.platformIdHash, holder, holderStake);
+            }
         } else if (_dropIfRevoked(epoch, holder, node.platformIdHash)) {
             bytes32 next = _platformHolder[epoch][node.platformIdHash];
             // This enclave was next in line: it holds the share with its earlier answers.
@@ -361,6 +371,11 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             // Another next in line took it (eligible): this answer competes with it as usual.
             if (next != holder) return _contestShare(epoch, enclaveId, node, next);
             // Nobody took it: the share is free, the dropped holder has no points left to move.
+        } else if (_platformRunnerUp[epoch][node.platformIdHash] == enclaveId) {
+            // Takes the share from a holder that left by its own act or a slash (1708): no longer
+            // next in line (decision 1782), so a later eligible co-tenant's answer can be recorded
+            // and is the one a drop of this enclave's points promotes.
+            delete _platformRunnerUp[epoch][node.platformIdHash];
         }
         NodeEpoch storage replaced = _nodeEpochs[epoch][holder];
         _epochs[epoch].nodePoints -= replaced.points;
@@ -490,11 +505,15 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// platform's next in line when it is still eligible: its answers of the epoch (up to the
     /// target) earn its current stake each. Returns the node points credited (0: none, the share
     /// stays free for the next eligible answer). Its verifiers earned no point for those answers
-    /// and get none (decision 1726).
+    /// and get none (decision 1726). Never promotes `dropped` itself nor an enclave no longer
+    /// eligible; the record is cleared either way (decision 1782).
     function _promoteRunnerUp(uint64 epoch, bytes32 platformIdHash, bytes32 dropped) private returns (uint256 credited) {
         bytes32 next = _platformRunnerUp[epoch][platformIdHash];
         if (next == bytes32(0)) return 0;
         delete _platformRunnerUp[epoch][platformIdHash];
+        // Never the dropped node itself (decision 1782; no path records a holder as its own next in
+        // line, this is the last guard).
+        if (next == dropped) return 0;
         IFirnRegistry.NodeSummary memory s = _registry.getNodeSummary(next);
         if (s.ineligibility != 0) return 0;
         _platformHolder[epoch][platformIdHash] = next;
