@@ -227,7 +227,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
-    /// @dev A new minimum stake and fee apply to new registrations only.
+    /// @dev A new minimum stake and fee apply to new registrations only. A raised unbonding period
+    /// moves a pending slasher change to at least now + the new period + 1 (decision 1781): exits
+    /// requested from now on unbond that long, and an objecting node asks to exit in this block.
     function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee)
         external
         onlyOwner
@@ -240,6 +242,17 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
             // them although the new period is shorter (decision 1778).
             uint40 cover = SafeCast.toUint40(block.timestamp + oldUnbonding);
             if (cover > _exitCover) _exitCover = cover;
+        } else if (newUnbondingPeriod > oldUnbonding) {
+            // Exits requested before keep their end, before the pending change's time; those
+            // requested from now on unbond longer, and the change waits for them (decision 1781).
+            uint40 changeAt = _slasherChangeAt;
+            if (changeAt != 0 && block.timestamp < changeAt) {
+                uint40 effectiveAt = SafeCast.toUint40(block.timestamp + uint256(newUnbondingPeriod) + 1);
+                if (effectiveAt > changeAt) {
+                    _slasherChangeAt = effectiveAt;
+                    emit SlasherChangeScheduled(_slasher, _pendingSlasher, effectiveAt);
+                }
+            }
         }
         _unbondingPeriod = newUnbondingPeriod;
         _registrationFee = SafeCast.toUint128(newRegistrationFee);
@@ -475,8 +488,12 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
 
     /// @inheritdoc IFirnRegistry
     /// @dev Applies to Active, Exiting and already Slashed nodes (a second fault takes more of what
-    /// is left). The amount is capped at the stake; the remainder unbonds from now. The enclave key
-    /// record closes at this block: what it signed before stays checkable.
+    /// is left). The amount is capped at the stake. An Active node's remainder unbonds from now; an
+    /// Exiting or Slashed node keeps its unbonding end (decision 1781: a restart would carry an
+    /// objector's remainder past a scheduled slasher change; `lockedUntil` keeps the stake for its
+    /// claims in flight), and once both have passed (`withdrawStake` would pay) its stake is out of
+    /// reach: the call takes nothing and changes nothing. The enclave key record closes at this
+    /// block: what it signed before stays checkable.
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         nonReentrant
@@ -494,6 +511,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         if (s != NodeStatus.Active && s != NodeStatus.Exiting && s != NodeStatus.Slashed) {
             revert UnexpectedStatus(enclaveId, s);
         }
+        // Unbonded and unlocked: the stake is the operator's to withdraw, whoever slashes now
+        // (decision 1781; a slasher change scheduled before the exit is due only after this).
+        if (s != NodeStatus.Active && block.timestamp >= n.unbondingEndsAt && block.timestamp >= n.lockedUntil) {
+            return 0;
+        }
         if (n.rotationPending) _clearRotation(enclaveId, n);
         slashed = amount < n.stake ? amount : n.stake;
         // slashed <= stake < 2^80
@@ -503,7 +525,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
             _moveStatus(enclaveId, n, NodeStatus.Slashed);
             _closeKeyRecord(enclaveId);
         }
-        n.unbondingEndsAt = SafeCast.toUint40(uint256(block.timestamp) + _unbondingPeriod);
+        // Only an Active node starts unbonding here; an Exiting or Slashed one never unbonds
+        // longer for a slash (decision 1781).
+        if (s == NodeStatus.Active) {
+            n.unbondingEndsAt = SafeCast.toUint40(uint256(block.timestamp) + _unbondingPeriod);
+        }
         emit NodeSlashed(enclaveId, slashed, beneficiary, reason);
         _pay(beneficiary, slashed);
     }

@@ -113,7 +113,9 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnVerifierSet
     /// @dev A raise walks the active set once (bounded by the members governance admitted) so that
-    /// no later snapshot counts stake that `voteWeight` gives no vote (decision 1705).
+    /// no later snapshot counts stake that `voteWeight` gives no vote (decision 1705). A raised
+    /// unbonding period moves a pending slasher change to at least now + the new period + 1
+    /// (decision 1781): leaves requested (or deactivations made) from now on unbond that long.
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external onlyOwner {
         uint256 oldMin = _minVerifierStake;
         _minVerifierStake = newMinVerifierStake;
@@ -123,6 +125,17 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
             // them although the new period is shorter (decision 1778).
             uint40 cover = SafeCast.toUint40(block.timestamp + oldUnbonding);
             if (cover > _leaveCover) _leaveCover = cover;
+        } else if (newUnbondingPeriod > oldUnbonding) {
+            // Leaves requested before keep their end, before the pending change's time; those
+            // requested from now on unbond longer, and the change waits for them (decision 1781).
+            uint40 changeAt = _slasherChangeAt;
+            if (changeAt != 0 && block.timestamp < changeAt) {
+                uint40 effectiveAt = SafeCast.toUint40(block.timestamp + uint256(newUnbondingPeriod) + 1);
+                if (effectiveAt > changeAt) {
+                    _slasherChangeAt = effectiveAt;
+                    emit SlasherChangeScheduled(_slasher, _pendingSlasher, effectiveAt);
+                }
+            }
         }
         _unbondingPeriod = newUnbondingPeriod;
         emit ParametersUpdated(newMinVerifierStake, newUnbondingPeriod);
@@ -191,7 +204,11 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnVerifierSet
     /// @dev Only the slasher (the job market, for a provably wrong dispute). Leaving members are
-    /// still slashable: their unbonding exists for this.
+    /// still slashable: their unbonding exists for this. A Leaving member's unbonding end is left as
+    /// it is (decision 1781: a restart would carry an objector's remainder past a scheduled slasher
+    /// change); only an Active member deactivated here starts unbonding. Once a Leaving member's
+    /// unbonding has ended (`withdraw` would pay) its stake is out of reach: the call takes nothing
+    /// and changes nothing.
     function slash(address verifier, uint256 amount, address beneficiary, bytes32 reason)
         external
         nonReentrant
@@ -208,6 +225,8 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         }
         Verifier storage v = _members[verifier];
         if (v.status == VerifierStatus.None) revert NotVerifier(verifier);
+        // Unbonded: the stake is the member's to withdraw, whoever slashes now (decision 1781).
+        if (v.status == VerifierStatus.Leaving && block.timestamp >= v.unbondingEndsAt) return 0;
         uint256 before = v.stake;
         slashed = amount < before ? amount : before;
         uint256 remaining = before - slashed;
@@ -304,10 +323,22 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         if (_lastReduction <= snapshotId) return total;
         // Weight every member counted there can still cast, less what its voters can still cast
         // (their votes are in `cast` with the weight they had): what the round still waits for.
+        // Alongside, the floor's active stake (decision 1783): each active member's stake as it
+        // was before any top-up made after the round's snapshot (members counted there) or after
+        // its own join (members that joined since), so a top-up, which needs no admission, never
+        // raises the bar; joins, which governance admits, do.
         uint256 left = cast;
+        uint256 activeFloor;
         uint256 n = _active.length();
         for (uint256 i = 0; i < n; ++i) {
-            left += _voteWeight(_active.at(i), snapshotId);
+            address account = _active.at(i);
+            uint64 joined = _members[account].joinedSnapshot;
+            if (joined > snapshotId) {
+                activeFloor += _stakeBeforeTopUpAfter(account, joined);
+            } else {
+                left += _voteWeight(account, snapshotId);
+                activeFloor += _stakeBeforeTopUpAfter(account, snapshotId);
+            }
         }
         uint256 votersNow;
         for (uint256 i = 0; i < voters.length; ++i) {
@@ -322,7 +353,7 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         // under their own vote. Never above the snapshot's total (decision 1779): more than two
         // thirds of the stake the round counted decides it, whoever joined since and cannot vote.
         uint256 departed = cast > votersNow ? cast - votersNow : 0;
-        uint256 floor = _totalActiveStake + departed;
+        uint256 floor = activeFloor + departed;
         if (floor > total) floor = total;
         return shrunk > floor ? shrunk : floor;
     }
@@ -372,16 +403,21 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
         Verifier storage v = _members[account];
         if (v.status != VerifierStatus.Active || v.joinedSnapshot > snapshotId) return 0;
         // A member below the minimum (raised by governance since it joined) has too little at risk.
-        uint256 stake = v.stake;
-        if (stake < _minVerifierStake) return 0;
+        if (v.stake < _minVerifierStake) return 0;
         // A top-up after the round's snapshot adds nothing to the round: its total did not count it.
+        return _stakeBeforeTopUpAfter(account, snapshotId);
+    }
+
+    /// @dev `account`'s stake now (wei), capped by what it held before its first top-up recorded
+    /// after snapshot `since`: stake added after `since` does not count. See `_voteWeight`.
+    function _stakeBeforeTopUpAfter(address account, uint64 since) private view returns (uint256 stake) {
+        stake = _members[account].stake;
         Checkpoints.Trace208 storage topUps = _stakeBeforeTopUp[account];
         (bool exists, uint48 lastTopUp,) = topUps.latestCheckpoint();
-        if (exists && lastTopUp > snapshotId) {
-            uint256 counted = topUps.lowerLookup(SafeCast.toUint48(uint256(snapshotId) + 1));
+        if (exists && lastTopUp > since) {
+            uint256 counted = topUps.lowerLookup(SafeCast.toUint48(uint256(since) + 1));
             if (counted < stake) stake = counted;
         }
-        return stake;
     }
 
     /// @dev Sets the active total and records it under a new snapshot id.

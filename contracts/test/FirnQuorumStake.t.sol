@@ -139,6 +139,30 @@ contract FirnQuorumStakeTest is FirnScenario {
         vm.assertTrue(registry.isActive(t.enclaveId), "the re-registered node passes");
     }
 
+    /// @dev The floor (decisions 1758, 1779) counts stake joined since the snapshot (admitted by
+    /// governance), never stake topped up since (no admission): neither a member of the snapshot
+    /// nor a newcomer raises the bar by adding stake (decision 1783).
+    function test_quorumStake_floorCountsJoinsNotTopUps() public {
+        TestNode memory t = _node(10);
+        _register(t, SIM, MEASUREMENT);
+        uint64 snap = registry.getNode(t.enclaveId).snapshotId;
+        address[] memory none = new address[](0);
+        vm.prank(big2);
+        verifierSet.requestLeave(); // a reduction: 3 of the snapshot's 4 ether can still vote
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 3 ether, "what can still vote");
+        address newcomer = _verifierAddr(301);
+        _joinVerifier(newcomer, 0.5 ether);
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 3.5 ether, "a join raises the floor");
+        vm.deal(newcomer, 3 ether);
+        vm.prank(newcomer);
+        verifierSet.addStake{value: 3 ether}();
+        vm.deal(big1, 2 ether);
+        vm.prank(big1);
+        verifierSet.addStake{value: 2 ether}();
+        vm.assertEq(verifierSet.totalActiveStake(), 8.5 ether, "active now");
+        vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 3.5 ether, "top-ups leave the floor where it was");
+    }
+
     /// @dev 1720's liveness kept under 1758: after a minimum raise with no later growth, the
     /// snapshot's members that can still vote carry the round alone.
     function test_quorumStake_raiseWithoutGrowthStillPasses() public {

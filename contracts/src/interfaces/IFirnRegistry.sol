@@ -203,7 +203,8 @@ interface IFirnRegistry {
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
     /// @notice Governance changed the slasher: `pendingSlasher` may act from `effectiveAt` (unix s)
     /// on, after every node that asks to exit now (or asked under a longer unbonding) can have
-    /// withdrawn; `currentSlasher` keeps both rights until then (decision 1778).
+    /// withdrawn; `currentSlasher` keeps both rights until then (decision 1778). Emitted again,
+    /// with the later time, when a raised unbonding period moves a pending change (decision 1781).
     event SlasherChangeScheduled(address indexed currentSlasher, address indexed pendingSlasher, uint64 effectiveAt);
     /// @notice The scheduled change to `pendingSlasher` was dropped before its time (another change,
     /// or the current slasher set again).
@@ -253,6 +254,9 @@ interface IFirnRegistry {
     function setRewardPool(address newPool) external;
     /// @notice Owner: minimum stake (wei), unbonding period (s), non-refundable registration fee
     /// (wei, credited to the governance treasury through the reward pool contract; reverts RewardPoolNotSet when > 0 without a pool).
+    /// Raising the unbonding period while a slasher change is pending moves the change to at least
+    /// now + the new period + 1 s and emits SlasherChangeScheduled again with that time (decision
+    /// 1781), so a node that asks to exit when the raise executes still leaves first.
     function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee) external;
     /// @notice Owner or guardian: stop new registrations and key rotations.
     function pause() external;
@@ -306,7 +310,11 @@ interface IFirnRegistry {
     // ------------------------------------------------------------ slasher (job market)
 
     /// @notice Slasher, or a retired slasher until `retiredSlasherUntil` (else NotSlasher): take up
-    /// to `amount` wei of the node's stake for `beneficiary`; returns what was taken.
+    /// to `amount` wei of the node's stake for `beneficiary`; returns what was taken. An Active
+    /// node becomes Slashed and unbonds from now; an Exiting or Slashed node keeps its unbonding
+    /// end (never later for a slash, decision 1781), its stake lock still holding it for claims.
+    /// Once an Exiting or Slashed node's unbonding end and stake lock have both passed (it may
+    /// withdraw), nothing is taken and nothing changes (returns 0, no event; decision 1781).
     function slash(bytes32 enclaveId, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);

@@ -51,7 +51,8 @@ interface IFirnVerifierSet {
     event SlasherSet(address indexed previousSlasher, address indexed newSlasher);
     /// @notice Governance changed the slasher: `pendingSlasher` may act from `effectiveAt` (unix s)
     /// on, after every member that asks to leave now (or asked under a longer unbonding) can have
-    /// withdrawn; `currentSlasher` keeps slashing until then (decision 1778).
+    /// withdrawn; `currentSlasher` keeps slashing until then (decision 1778). Emitted again, with
+    /// the later time, when a raised unbonding period moves a pending change (decision 1781).
     event SlasherChangeScheduled(address indexed currentSlasher, address indexed pendingSlasher, uint64 effectiveAt);
     /// @notice The scheduled change to `pendingSlasher` was dropped before its time (another change,
     /// or the current slasher set again).
@@ -106,14 +107,19 @@ interface IFirnVerifierSet {
     /// minimum deactivates, in the same call, every active member holding less (status Leaving,
     /// unbonding from now, VerifierDeactivated, one new snapshot without their stake), so that no
     /// quorum counts stake that cannot vote (decision 1705); members top up with addStake before
-    /// the change executes. Walks the active set once.
+    /// the change executes. Walks the active set once. Raising the unbonding period while a
+    /// slasher change is pending moves the change to at least now + the new period + 1 s and emits
+    /// SlasherChangeScheduled again with that time (decision 1781), so a member that asks to leave
+    /// when the raise executes (or is deactivated by it) still withdraws first.
     function setParameters(uint256 newMinVerifierStake, uint64 newUnbondingPeriod) external;
 
     /// @notice Slasher only: take up to `amount` of `verifier`'s stake (Active or Leaving) and send it
     /// to `beneficiary`. Returns the amount taken (capped at the stake). An active member left below
     /// `minVerifierStake` leaves the active set in the same call (status Leaving, unbonding from
     /// now, new snapshot, VerifierDeactivated): without the minimum at risk it can neither vote,
-    /// challenge nor earn.
+    /// challenge nor earn. A Leaving member keeps its unbonding end (a slash never makes it later,
+    /// decision 1781); once that end has passed (it may withdraw) nothing is taken and nothing
+    /// changes (returns 0, no event).
     function slash(address verifier, uint256 amount, address beneficiary, bytes32 reason)
         external
         returns (uint256 slashed);

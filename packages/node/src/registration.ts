@@ -53,9 +53,9 @@ export function stuckRegistrationNotice(o: RoundOutlook): string {
   return (
     `registration round ${o.round} cannot pass: approvals ${ether(o.approvalStake)} plus the ` +
     `${ether(o.notVotedStake)} that verifiers who have not voted can still cast stay at or under 2/3 ` +
-    `of ${ether(o.barAtLeast)} (the verifier stake active now, at most the stake the round's snapshot ` +
-    `counted; verifiers that joined after the ` +
-    `registration cannot vote in its round). Way out: the operator calls the registry's ` +
+    `of ${ether(o.barAtLeast)} (the round's bar now: the verifier stake active now, at most the ` +
+    `stake the round's snapshot counted; verifiers that joined after the registration cannot ` +
+    `vote in its round). Way out: the operator calls the registry's ` +
     `requestExit(${o.enclaveId}) (@firn/chain requestExit; the stake is credited back to ` +
     'withdrawable, the registration fee is kept), withdraws it, and starts the node again: it ' +
     'registers under a new snapshot, where the verifiers active now vote'

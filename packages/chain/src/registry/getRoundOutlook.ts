@@ -19,9 +19,9 @@ export interface RoundOutlook {
   /** What the active verifiers that have not voted in the round can still cast there, wei. */
   notVotedStake: bigint;
   /**
-   * The least the round's bar is now, wei: the snapshot's total while no reduction followed the
-   * snapshot, else the stake active now capped at the snapshot's total (decisions 1758, 1779: a
-   * shrunk bar never falls under the first nor rises over the second).
+   * The round's bar now, wei, as the registry computes it: the snapshot's total while no reduction
+   * followed the snapshot, else `quorumStakeAt` (decisions 1758, 1779, 1783: never under the stake
+   * joined and active now plus departed voters' weight, never over the snapshot's total).
    */
   barAtLeast: bigint;
   /**
@@ -33,15 +33,16 @@ export interface RoundOutlook {
 }
 
 /**
- * Read a node's open round and whether approval is still within reach (decisions 1720, 1758, 1779):
+ * Read a node's open round and whether approval is still within reach (decisions 1720, 1758, 1779, 1783):
  * the approvals cast plus the weight every active verifier that has not voted holds at the
- * round's snapshot, against 2/3 of the least the bar can be now. Undefined when the node has no
+ * round's snapshot, against 2/3 of the bar now. Undefined when the node has no
  * open round (not Pending, and Active without a pending rotation). Reads the node, the verifier
- * set, and per active verifier its vote weight and whether it voted (2 calls each). Throws
+ * set, per active verifier its vote weight and whether it voted (2 calls each), and the
+ * denominator (`quorumStakeAt`) after a reduction. Throws
  * ChainRevertedError / E_CHAIN on a failed read.
  *
- * It never reports a round stuck that can pass: `barAtLeast` is a lower bound of the registry's
- * denominator (`quorumStakeAt` may be higher, never lower), and the votes still possible are
+ * It never reports a round stuck that can pass: `barAtLeast` is the registry's denominator as
+ * it is now (it moves with leaves and joins), and the votes still possible are
  * counted in full.
  */
 export async function getRoundOutlook(
@@ -56,23 +57,32 @@ export async function getRoundOutlook(
   const reg = { address: clients.addresses.registry, abi: firnRegistryAbi } as const;
   const snap = n.snapshotId;
   try {
-    const [members, active, total, lastReduction] = await Promise.all([
+    const [members, total, lastReduction] = await Promise.all([
       clients.public.readContract({ ...vs, functionName: 'verifiers' }),
-      clients.public.readContract({ ...vs, functionName: 'totalActiveStake' }),
       clients.public.readContract({ ...vs, functionName: 'totalStakeAt', args: [snap] }),
       clients.public.readContract({ ...vs, functionName: 'lastReduction' }),
     ]);
-    const weights = await Promise.all(
+    const ballots = await Promise.all(
       members.map(async (m) => {
         const [voted, weight] = await Promise.all([
           clients.public.readContract({ ...reg, functionName: 'hasVoted', args: [enclaveId, n.round, m] }),
           clients.public.readContract({ ...vs, functionName: 'voteWeight', args: [m, snap] }),
         ]);
-        return voted ? 0n : weight;
+        return { m, voted, weight };
       }),
     );
-    const notVotedStake = weights.reduce((a, b) => a + b, 0n);
-    const barAtLeast = BigInt(lastReduction) <= snap || active > total ? total : active;
+    const notVotedStake = ballots.reduce((a, b) => a + (b.voted ? 0n : b.weight), 0n);
+    // The registry's own denominator: voters that left since hold no weight now, so the members
+    // that voted are all `quorumStakeAt` needs besides the votes cast.
+    const voters = ballots.filter((b) => b.voted).map((b) => b.m);
+    const barAtLeast =
+      BigInt(lastReduction) <= snap
+        ? total
+        : await clients.public.readContract({
+            ...vs,
+            functionName: 'quorumStakeAt',
+            args: [snap, voters, n.approvalStake + n.refusalStake],
+          });
     return {
       enclaveId,
       round: n.round,
