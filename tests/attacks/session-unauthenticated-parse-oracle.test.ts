@@ -128,8 +128,17 @@ describe('a host reads a requester JSON session input off refusal times (parse b
     };
     // A tag byte altered: the plaintext is intact and parses to the end before the refusal.
     // The format byte altered: the reader stops at once. Both are the same refusal to the host.
-    const whole = await median(plaintext.length, 0x01);
-    const early = await median(0, 0x01);
+    // Measured in turns (whole, early, whole, ...), so a pause of the process (a collection, another
+    // process on the core) weighs on both sides alike, as it would for the host's own probes.
+    const wholeTimes: number[] = [];
+    const earlyTimes: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      wholeTimes.push(await probe(message, header, plaintext.length, 0x01));
+      earlyTimes.push(await probe(message, header, 0, 0x01));
+    }
+    const mid = (t: number[]) => t.sort((a, b) => a - b)[t.length >> 1]!;
+    const whole = mid(wholeTimes);
+    const early = mid(earlyTimes);
 
     const recovered: number[] = [];
     // Digits after "0.7": positions first+3 .. first+8 (each followed by another digit).
