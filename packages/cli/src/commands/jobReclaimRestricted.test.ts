@@ -59,6 +59,7 @@ beforeAll(async () => {
     endpoint: 'http://127.0.0.1:9',
     tag: 'job-restricted',
   });
+  // A test key: anvil's well-known public development account 2, funded only on the local test chain.
   writeFileSync(join(dir, 'requester.key'), anvil.accounts[2]!.privateKey, { mode: 0o600 });
 }, 60_000);
 afterAll(async () => {
