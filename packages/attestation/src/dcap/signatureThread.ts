@@ -16,29 +16,64 @@ type SignatureResult = boolean | Promise<boolean>;
  * thread keeps it under a number; a KeyObject crosses threads by reference, not re-imported),
  * and the data and signature in one copied buffer. The thread drains every message waiting,
  * checks each in turn and answers once per drained batch. It keeps nothing but keys, and forgets
- * those when the epoch changes (clearSignatureThreadKeys, called by clearDcapCaches).
+ * those when the epoch changes (clearSignatureThreadKeys, called by clearDcapCaches), except the
+ * keys pinned with pinKeyOnThread (the program's own anchors, decision 1790), which it keeps while
+ * it runs.
  *
  * The thread's source is plain JavaScript evaluated in the worker (node builtins only), so it runs
  * the same from the repository's TypeScript and from the built package.
  */
 const WORKER_SOURCE = `
 const { parentPort, receiveMessageOnPort, workerData } = require('node:worker_threads');
-const { verify } = require('node:crypto');
+const { createPublicKey, verify } = require('node:crypto');
 const MAX_KEYS = 4096;
 const claims = new Int32Array(workerData.claims);
 const RING = claims.length;
 let epoch = -1;
 const keys = new Map();
+const pinned = new Map();
+const points = new Map();
+/** The P-256 key of the 64-byte point at the start of b (imported once an epoch), or null if it is none. */
+function pointKey(b) {
+  const x = Buffer.from(b, 0, 32).toString('base64url');
+  const y = Buffer.from(b, 32, 32).toString('base64url');
+  const id = x + y;
+  let key = points.get(id);
+  if (key === undefined) {
+    try {
+      key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+    } catch {
+      return null;
+    }
+    if (points.size >= MAX_KEYS) points.clear();
+    points.set(id, key);
+  }
+  return key;
+}
 function check(m) {
   if (m.e !== epoch) {
     keys.clear();
+    points.clear();
     epoch = m.e;
   }
-  let key = keys.get(m.k);
+  if (m.q === 1) {
+    if (Atomics.compareExchange(claims, m.i % RING, 0, 1) !== 0) return 3;
+    const key = pointKey(m.b);
+    if (key === null) return 4;
+    const b = new Uint8Array(m.b, 64);
+    try {
+      const ok = verify('sha256', b.subarray(0, m.n), { key, dsaEncoding: m.d ? 'ieee-p1363' : 'der' }, b.subarray(m.n));
+      return ok ? 1 : 0;
+    } catch {
+      return 0;
+    }
+  }
+  const held = m.p === 1 ? pinned : keys;
+  let key = held.get(m.k);
   if (m.key !== undefined) {
-    if (keys.size >= MAX_KEYS) keys.clear();
+    if (held.size >= MAX_KEYS) held.clear();
     key = m.key;
-    keys.set(m.k, key);
+    held.set(m.k, key);
   }
   // A check the calling thread has taken over (it waits for none of the thread's): skipped.
   if (Atomics.compareExchange(claims, m.i % RING, 0, 1) !== 0) return 3;
@@ -78,12 +113,19 @@ interface Pending {
 const RING = 1 << 16;
 const claims = new Int32Array(new SharedArrayBuffer(4 * RING));
 
-/** One check as sent: job id, epoch, key id, key (first use in the epoch), encoding, data length, data||signature. */
+/**
+ * One check as sent: job id, epoch, key id, key (first use in the epoch, or for a pinned key its
+ * first use on this thread), whether the id is a pinned key's, encoding, data length,
+ * data||signature.
+ */
 interface Job {
   i: number;
   e: number;
   k: number;
   key?: KeyObject;
+  p?: 1;
+  /** 1: no key id; `b` starts with the key's 64-byte P-256 point, which the thread imports. */
+  q?: 1;
   d: 0 | 1;
   n: number;
   b: ArrayBuffer;
@@ -105,6 +147,23 @@ let nextKey = 0;
 let keysSent = 0;
 /** The most keys the thread holds (its MAX_KEYS): it never has to drop one the calling thread counts on. */
 const MAX_THREAD_KEYS = 4096;
+/** Pinned keys by id (pinKeyOnThread); ids of their own, never reused. */
+const pinnedIds = new Map<KeyObject, number>();
+/** The most keys pinKeyOnThread takes: the program pins its anchors' few, nothing from inputs. */
+const MAX_PINNED_KEYS = 16;
+/** Pinned key ids the current thread has been sent (it holds them until it stops). */
+let pinnedSent = new Set<number>();
+
+/**
+ * Keep `key` on the signature thread across clearSignatureThreadKeys (decision 1790): for the
+ * program's own trust anchors (the pinned Intel root and intermediates), whose keys are no input's,
+ * so that a cold call does not send them again and the thread does not rebuild them. Past
+ * MAX_PINNED_KEYS (16) a key is not pinned and is sent per epoch like any other.
+ */
+export function pinKeyOnThread(key: KeyObject): void {
+  if (pinnedIds.has(key) || pinnedIds.size >= MAX_PINNED_KEYS) return;
+  pinnedIds.set(key, pinnedIds.size);
+}
 
 function threadFailed(w: Worker, why: string): void {
   if (worker !== w) return;
@@ -113,6 +172,7 @@ function threadFailed(w: Worker, why: string): void {
   answeredBelow = nextJob;
   keyIds = new WeakMap();
   keysSent = 0;
+  pinnedSent = new Set();
   const lost = pending;
   pending = new Map();
   for (const p of lost.values())
@@ -137,9 +197,10 @@ function thread(): Worker {
       // Undefined: taken over and answered here already (the thread answered 3, skipped).
       if (p === undefined) continue;
       pending.delete(m.ids[i]!);
-      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it:
-      // made here, the same check on the bytes queued (never a verdict without a check).
-      if (m.ok[i] === 2) {
+      // 2: the thread did not hold the key (it forgot it) and claimed the check without making it;
+      // 4: the point it was sent is no P-256 key: made here, the same check on the bytes queued
+      // with the key imported here (never a verdict without a check; an import error recorded).
+      if (m.ok[i] === 2 || m.ok[i] === 4) {
         let ok: boolean;
         try {
           ok = p.run();
@@ -191,10 +252,17 @@ export function ecdsaVerifyOnThread(
   b.set(signature, data.length);
   const i = nextJob++;
   Atomics.store(claims, i % RING, 0);
-  let k = keyIds.get(key);
+  const pk = pinnedIds.get(key);
+  let k = pk ?? keyIds.get(key);
   if (k === undefined && keysSent >= MAX_THREAD_KEYS) clearSignatureThreadKeys();
   const job: Job = { i, e: epoch, k: k ?? 0, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
-  if (k === undefined) {
+  if (pk !== undefined) {
+    job.p = 1;
+    if (!pinnedSent.has(pk)) {
+      pinnedSent.add(pk);
+      job.key = key;
+    }
+  } else if (k === undefined) {
     k = nextKey++;
     keysSent++;
     keyIds.set(key, k);
@@ -217,6 +285,80 @@ export function ecdsaVerifyOnThread(
 
 /** The job id behind each promise ecdsaVerifyOnThread returned (for takeOver). */
 const jobOf = new WeakMap<Promise<boolean>, number>();
+
+/** Why a check of ecdsaVerifyPointOnThread failed without a signature check: its key's import error. */
+const keyErrors = new WeakMap<Promise<boolean>, unknown>();
+
+/**
+ * The error the key of a check of ecdsaVerifyPointOnThread met when imported on the calling thread
+ * (its `importHere` threw), once the check has resolved false for that reason; else undefined.
+ */
+export function keyErrorOf(result: SignatureResult): unknown {
+  return typeof result === 'boolean' ? undefined : keyErrors.get(result);
+}
+
+/**
+ * Check an ECDSA-SHA256 signature under the P-256 key whose uncompressed point (x||y, 64 bytes) is
+ * `point`, importing the key on the signature thread (decision 1790): a cold verification's own
+ * keys (the PCK key, the attestation key) are then imported beside its other checks, not on the
+ * calling thread. The thread keeps keys it imported until the epoch changes
+ * (clearSignatureThreadKeys). When the thread cannot import the point, or the calling thread takes
+ * the check over, the key comes from `importHere` on this thread: if that throws, the check
+ * resolves false and keyErrorOf(result) gives what it threw, so the caller can report the error the
+ * synchronous order reports (the import's, not a bad signature). Otherwise as ecdsaVerifyOnThread.
+ */
+export function ecdsaVerifyPointOnThread(
+  point: Uint8Array,
+  data: Uint8Array,
+  signature: Uint8Array,
+  dsaEncoding: 'der' | 'ieee-p1363',
+  importHere: () => KeyObject,
+): boolean | Promise<boolean> {
+  const fallback = (): boolean | Promise<boolean> => {
+    const key = importHere();
+    return dsaEncoding === 'der'
+      ? ecdsaVerifyDer(key, data, signature)
+      : ecdsaVerifyRaw(key, data, signature);
+  };
+  if (point.length !== 64) return fallback();
+  if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
+  let w: Worker;
+  try {
+    if (nextJob - answeredBelow >= RING / 2) throw new Error('too many checks in flight');
+    w = thread();
+  } catch {
+    return fallback();
+  }
+  const b = new Uint8Array(64 + data.length + signature.length);
+  b.set(point, 0);
+  b.set(data, 64);
+  b.set(signature, 64 + data.length);
+  const i = nextJob++;
+  Atomics.store(claims, i % RING, 0);
+  const job: Job = { i, e: epoch, k: 0, q: 1, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
+  const d = b.subarray(64, 64 + data.length);
+  const sig = b.subarray(64 + data.length);
+  const holder: { p?: Promise<boolean> } = {};
+  const run = (): boolean => {
+    let key: KeyObject;
+    try {
+      key = importHere();
+    } catch (e) {
+      if (holder.p !== undefined) keyErrors.set(holder.p, e);
+      return false;
+    }
+    return dsaEncoding === 'der' ? ecdsaVerifyDer(key, d, sig) : ecdsaVerifyRaw(key, d, sig);
+  };
+  const p = new Promise<boolean>((resolve, reject) => {
+    if (pending.size === 0) w.ref();
+    pending.set(i, { resolve, reject, run });
+  });
+  holder.p = p;
+  p.catch(() => {});
+  jobOf.set(p, i);
+  w.postMessage(job);
+  return p;
+}
 
 /**
  * Make, on the calling thread and now, the checks among `results` that the signature thread has

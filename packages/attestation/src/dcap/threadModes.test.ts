@@ -1,57 +1,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { makeSyntheticSgx, makeSyntheticTdx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
 import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
-import {
-  clearDcapCaches,
-  type VerifyDcapOptions,
-  verifyDcapQuote,
-  verifyDcapQuoteSync,
-} from './verifyDcapQuote.ts';
+import { agreed } from '../../test/dcap/modes.ts';
+import type { VerifyDcapOptions } from './verifyDcapQuote.ts';
 import { parseCertificate, pemCertificates } from './x509.ts';
 
 /**
  * Where verifyDcapQuote runs its signatures ('pool', 'thread', 'caller', 'auto') and verifyDcapQuoteSync:
  * the verdicts and errors must be the same on every vector, case and attack (decisions 1270, 1450).
  */
-
-type Outcome =
-  | { status: string; advisoryIds: string[]; extra: unknown; measurement: string }
-  | { code: string; message: string };
-
-async function outcome(quote: Uint8Array, opts: VerifyDcapOptions): Promise<Outcome> {
-  clearDcapCaches();
-  try {
-    const f = await verifyDcapQuote(quote, opts);
-    const measurement = Buffer.from(f.measurement).toString('hex');
-    return { status: f.tcbStatus, advisoryIds: f.advisoryIds, extra: f.extra, measurement };
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return { code: e.code, message: e.message };
-  }
-}
-
-/** The outcome on the pool, on the calling thread, in 'auto', on the signature thread and synchronously: all must agree. */
-async function agreed(quote: Uint8Array, opts: VerifyDcapOptions): Promise<Outcome> {
-  const pool = await outcome(quote, { ...opts, signatureThreads: 'pool' });
-  expect(await outcome(quote, { ...opts, signatureThreads: 'caller' })).toEqual(pool);
-  expect(await outcome(quote, { ...opts, signatureThreads: 'auto' })).toEqual(pool);
-  expect(await outcome(quote, { ...opts, signatureThreads: 'thread' })).toEqual(pool);
-  let sync: Outcome;
-  clearDcapCaches();
-  try {
-    const f = verifyDcapQuoteSync(quote, opts);
-    const measurement = Buffer.from(f.measurement).toString('hex');
-    sync = { status: f.tcbStatus, advisoryIds: f.advisoryIds, extra: f.extra, measurement };
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    sync = { code: e.code, message: e.message };
-  }
-  expect(sync).toEqual(pool);
-  return pool;
-}
 
 /** `der` with the last byte of its SPKI's point flipped: a P-256 key off the curve. */
 function offCurveKey(der: Uint8Array): Uint8Array {

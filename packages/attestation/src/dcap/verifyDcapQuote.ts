@@ -2,7 +2,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { FirnError, measurementDigest } from '@firn/core';
 import { markVerified, type TcbStatus, type VerifiedEvidence } from '../types.ts';
 import { coreIsFree } from './freeCore.ts';
-import { INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
+import { INTEL_SGX_INTERMEDIATES_PEM, INTEL_SGX_ROOT_CA_PEM } from './intelRootCa.ts';
 import { parsePckExtensions, type PckExtensions } from './pckExtensions.ts';
 import { dcapMeasurementRegisters } from './quoteIdentity.ts';
 import { parseQeIdentity, type QeIdentity } from './qeIdentity.ts';
@@ -11,7 +11,13 @@ import { type QuoteCollateralV3, toQuoteCollateralV3 } from './quoteCollateral.t
 import { convergeTcb, matchQeIdentity, matchTcbLevel, matchTdxModule } from './tcbMatch.ts';
 import { parseTcbInfo, type TcbInfo } from './tcbInfo.ts';
 import { type DeferredVerify, type SignatureResult, SignatureChecks } from './signatureChecks.ts';
-import { clearSignatureThreadKeys, ecdsaVerifyOnThread } from './signatureThread.ts';
+import {
+  clearSignatureThreadKeys,
+  ecdsaVerifyOnThread,
+  ecdsaVerifyPointOnThread,
+  keyErrorOf,
+  pinKeyOnThread,
+} from './signatureThread.ts';
 import {
   type Certificate,
   type Crl,
@@ -20,6 +26,7 @@ import {
   ecdsaVerifyOnPool,
   ecdsaVerifyRaw,
   p256RawKey,
+  p256SpkiPoint,
   parseCertificate,
   parseCrl,
   pemCertificates,
@@ -33,6 +40,15 @@ export interface VerifyDcapOptions {
   now: number;
   /** Trust anchors (DER or PEM); default: the Intel SGX Root CA (production) only. */
   roots?: readonly Uint8Array[];
+  /**
+   * Certificates (DER or PEM) each issued directly by one of `roots`, held beside them (decision
+   * 1790): the root's signature over each is checked when the anchors are built, and a chain that
+   * carries one byte for byte uses that checked certificate; its validity and its serial against
+   * the root CA CRL are checked on every call as for any other. Only with `roots`; the default
+   * anchors hold Intel's PCK Processor CA, PCK Platform CA and TCB Signing certificates
+   * (INTEL_SGX_INTERMEDIATES_PEM). One that no root issued fails every call with E_EVIDENCE_CHAIN.
+   */
+  intermediates?: readonly Uint8Array[];
   /**
    * Where verifyDcapQuote runs its ECDSA checks: 'pool' (libuv's thread pool, concurrently),
    * 'thread' (one persistent signature thread, in the order queued; this thread makes those not
@@ -124,6 +140,7 @@ function issuedBy(
   issuer: Certificate,
   later: DeferredVerify | undefined,
 ): SignatureResult {
+  if (pinnedIssuer.get(child) === issuer) return true;
   const byIssuer = issuedCache.get(child);
   const hit = byIssuer?.get(issuer);
   if (hit === true || (hit !== undefined && later !== undefined)) return hit;
@@ -174,26 +191,67 @@ function checkWindow(c: Certificate, now: number, what: string): void {
 
 interface Anchors {
   roots: Certificate[];
+  /** Certificates issued by one of `roots`, checked when these anchors were built (decision 1790). */
+  intermediates: Certificate[];
   id: string;
 }
 
+/**
+ * Each held intermediate and the root whose signature over it was checked when its anchors were
+ * built. Never cleared: an entry lives as long as its certificate object, and the default
+ * anchors' objects are part of the program (decision 1790).
+ */
+const pinnedIssuer = new WeakMap<Certificate, Certificate>();
+
+/**
+ * Check that each of `certs` is issued by one of `roots` (name, CA flag, signature) and record it
+ * in pinnedIssuer; the key of each is imported now. Throws E_EVIDENCE_CHAIN naming the first that
+ * no root issued.
+ */
+function holdIntermediates(certs: Certificate[], roots: Certificate[]): Certificate[] {
+  for (const [i, c] of certs.entries()) {
+    const root = roots.find((r) => {
+      try {
+        return mayIssue(c, r) && ecdsaVerifyDer(r.publicKey(), c.tbs, c.signature);
+      } catch {
+        return false;
+      }
+    });
+    if (root === undefined) throw chainErr(`intermediate ${i} is not issued by a pinned root`);
+    c.publicKey();
+    pinnedIssuer.set(c, root);
+  }
+  return certs;
+}
+
 const defaultRootDer = pemCertificates(INTEL_SGX_ROOT_CA_PEM, 'Intel root')[0]!;
+const defaultIntermediateDers = pemCertificates(INTEL_SGX_INTERMEDIATES_PEM, 'Intel intermediates');
 /**
  * The pinned Intel root is part of the program, not of any input: it is parsed and its key
- * imported once, on first use, and kept across clearDcapCaches (decision 1160). Signatures it
- * makes are still checked on every cold verification.
+ * imported once, on first use, and kept across clearDcapCaches (decision 1160), and so are Intel's
+ * intermediates with the root's signature over each, checked then (decision 1790). What the root
+ * signs in an input (another certificate, the root CA CRL) is still checked on every cold call.
  */
 let defaultAnchors: Anchors | undefined;
-function anchors(roots: readonly Uint8Array[] | undefined): Anchors {
+function anchors(
+  roots: readonly Uint8Array[] | undefined,
+  intermediates: readonly Uint8Array[] | undefined,
+): Anchors {
   const useDefault = roots === undefined || roots.length === 0;
+  if (useDefault && intermediates !== undefined && intermediates.length > 0)
+    throw new FirnError('E_INVALID_INPUT', 'intermediates are held only beside roots given with them');
   if (useDefault && defaultAnchors !== undefined) return defaultAnchors;
   const list = useDefault ? [parseCertificate(defaultRootDer)] : roots.map(rootDer).map(cert);
   // Cache keys name the root set by a digest of its DER certificates in order (DER delimits itself).
+  // Held intermediates are not in it: each is issued by a root, so they change no verdict.
   const h = createHash('sha256');
   for (const r of list) h.update(r.der);
-  const a = { roots: list, id: h.digest('base64') };
+  const held = useDefault
+    ? defaultIntermediateDers.map(parseCertificate)
+    : (intermediates ?? []).map(rootDer).map(cert);
+  const a = { roots: list, intermediates: holdIntermediates(held, list), id: h.digest('base64') };
   if (useDefault) {
-    list[0]!.publicKey();
+    for (const c of [...list, ...a.intermediates]) pinKeyOnThread(c.publicKey());
     defaultAnchors = a;
   }
   return a;
@@ -213,9 +271,10 @@ function chainObjects(ders: Uint8Array[], a: Anchors): Certificate[] {
   return out;
 }
 
-/** The pinned root whose DER is exactly `d`, if any. */
+/** The pinned root or held intermediate whose DER is exactly `d`, if any. */
 function anchorOf(a: Anchors, d: Uint8Array): Certificate | undefined {
   for (const r of a.roots) if (r.der.length === d.length && same(r.der, d)) return r;
+  for (const c of a.intermediates) if (c.der.length === d.length && same(c.der, d)) return c;
   return undefined;
 }
 
@@ -322,9 +381,17 @@ function checkCrlIssuer(crl: Crl, issuer: Certificate, what: string): void {
     throw chainErr(`${what} is not issued by ${what === 'root CA CRL' ? 'the root' : 'the PCK CA'}`);
 }
 
-function verifyCrlBy(crl: Crl, issuer: Certificate, what: string, checks: SignatureChecks): void {
+function verifyCrlBy(
+  crl: Crl,
+  issuer: Certificate,
+  what: string,
+  checks: SignatureChecks,
+  early?: { key: KeyObject; r: SignatureResult },
+): void {
   checkCrlIssuer(crl, issuer, what);
-  checks.der(issuer.publicKey(), crl.tbs, crl.signature, () => chainErr(`${what} signature is invalid`));
+  const key = issuer.publicKey();
+  const err = () => chainErr(`${what} signature is invalid`);
+  earlyOr(checks, early, key, () => checks.der(key, crl.tbs, crl.signature, err), err);
 }
 
 /**
@@ -363,27 +430,130 @@ function signerChainDers(text: string, what: string): Uint8Array[] {
 
 const collateralErr = (m: string) => () => new FirnError('E_EVIDENCE_COLLATERAL', m);
 
+/**
+ * The collateral's signature checks started on the signature thread before the collateral is
+ * parsed (decision 1790), where each signer is a held anchor (Intel's TCB Signing certificate, the
+ * root, a PCK CA), so its key is known before any chain is checked; with the PEM decodes and CRL
+ * parses they needed, for prepare to use. Each result is recorded at its canonical place in
+ * prepare, and only if prepare reaches it with the same key; one it never reaches is dropped.
+ */
+interface EarlyCollateral {
+  tcbDers?: Uint8Array[];
+  qeIdDers?: Uint8Array[];
+  pckCrlDers?: Uint8Array[];
+  rootCrl?: Crl;
+  pckCrl?: Crl;
+  tcbInfo?: { key: KeyObject; r: SignatureResult };
+  qeIdentity?: { key: KeyObject; r: SignatureResult };
+  rootCrlSig?: { key: KeyObject; r: SignatureResult };
+  pckCrlSig?: { key: KeyObject; r: SignatureResult };
+}
+
+/**
+ * Start the signature checks of collateral `c` whose signers are held anchors of `a`: nothing
+ * here throws or decides anything (an error is met again at its place in prepare).
+ */
+function startCollateralChecks(c: QuoteCollateralV3, a: Anchors, later: DeferredVerify): EarlyCollateral {
+  const e: EarlyCollateral = {};
+  const held = (ders: Uint8Array[] | undefined) => {
+    const d = ders?.[0];
+    if (d === undefined) return undefined;
+    for (const x of a.intermediates) if (x.der.length === d.length && same(x.der, d)) return x;
+    return undefined;
+  };
+  try {
+    e.tcbDers = signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain');
+    const signer = held(e.tcbDers);
+    if (signer !== undefined) {
+      const key = signer.publicKey();
+      e.tcbInfo = { key, r: later(key, Buffer.from(c.tcbInfo, 'utf8'), c.tcbInfoSignature, 'ieee-p1363') };
+    }
+  } catch {
+    // met again at its place in prepare
+  }
+  try {
+    // The same text as the TCB info's: prepare uses that chain for both, as here.
+    const qeIdDers =
+      c.qeIdentityIssuerChain === c.tcbInfoIssuerChain
+        ? e.tcbDers
+        : signerChainDers(c.qeIdentityIssuerChain, 'QE identity issuer chain');
+    if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain && qeIdDers !== undefined) e.qeIdDers = qeIdDers;
+    const signer = held(qeIdDers);
+    if (signer !== undefined) {
+      const key = signer.publicKey();
+      e.qeIdentity = {
+        key,
+        r: later(key, Buffer.from(c.qeIdentity, 'utf8'), c.qeIdentitySignature, 'ieee-p1363'),
+      };
+    }
+  } catch {
+    // met again at its place in prepare
+  }
+  try {
+    e.rootCrl = parseCrl(c.rootCaCrl);
+    const root = a.roots.length === 1 ? a.roots[0]! : undefined;
+    if (root !== undefined && same(e.rootCrl.issuer, root.subject)) {
+      const key = root.publicKey();
+      e.rootCrlSig = { key, r: later(key, e.rootCrl.tbs, e.rootCrl.signature, 'der') };
+    }
+  } catch {
+    // met again at its place in prepare
+  }
+  try {
+    e.pckCrlDers = pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain');
+    e.pckCrl = parseCrl(c.pckCrl);
+    const ca = held(e.pckCrlDers);
+    if (ca !== undefined && same(e.pckCrl.issuer, ca.subject)) {
+      const key = ca.publicKey();
+      e.pckCrlSig = { key, r: later(key, e.pckCrl.tbs, e.pckCrl.signature, 'der') };
+    }
+  } catch {
+    // met again at its place in prepare
+  }
+  return e;
+}
+
+/** Record an early result at its place if it was made with `key`; else make the check now. */
+function earlyOr(
+  checks: SignatureChecks,
+  early: { key: KeyObject; r: SignatureResult } | undefined,
+  key: KeyObject,
+  make: () => void,
+  error: () => FirnError,
+): void {
+  if (early !== undefined && early.key === key) checks.add(early.r, error);
+  else make();
+}
+
 /** Check the collateral's chains and signatures, in the canonical order. */
-function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): PreparedCollateral {
+function prepare(
+  c: QuoteCollateralV3,
+  a: Anchors,
+  checks: SignatureChecks,
+  e: EarlyCollateral = {},
+): PreparedCollateral {
   const tcbChain = verifyChain(
-    signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
+    e.tcbDers ?? signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain'),
     a,
     'TCB info issuer chain',
     checks,
   );
   checkCollateralSigner(tcbChain, 'TCB info issuer chain');
   const tcbInfo = parseTcbInfo(c.tcbInfo);
-  checks.raw(
-    tcbChain[0]!.publicKey(),
-    Buffer.from(c.tcbInfo, 'utf8'),
-    c.tcbInfoSignature,
-    collateralErr('TCB info signature is invalid'),
+  const tcbInfoErr = collateralErr('TCB info signature is invalid');
+  const tcbKey = tcbChain[0]!.publicKey();
+  earlyOr(
+    checks,
+    e.tcbInfo,
+    tcbKey,
+    () => checks.raw(tcbKey, Buffer.from(c.tcbInfo, 'utf8'), c.tcbInfoSignature, tcbInfoErr),
+    tcbInfoErr,
   );
   // Intel serves the same chain for both: the same text passed (or queued) the same checks above.
   let qeIdChain = tcbChain;
   if (c.qeIdentityIssuerChain !== c.tcbInfoIssuerChain) {
     qeIdChain = verifyChain(
-      signerChainDers(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
+      e.qeIdDers ?? signerChainDers(c.qeIdentityIssuerChain, 'QE identity issuer chain'),
       a,
       'QE identity issuer chain',
       checks,
@@ -391,23 +561,26 @@ function prepare(c: QuoteCollateralV3, a: Anchors, checks: SignatureChecks): Pre
     checkCollateralSigner(qeIdChain, 'QE identity issuer chain');
   }
   const qeIdentity = parseQeIdentity(c.qeIdentity);
-  checks.raw(
-    qeIdChain[0]!.publicKey(),
-    Buffer.from(c.qeIdentity, 'utf8'),
-    c.qeIdentitySignature,
-    collateralErr('QE identity signature is invalid'),
+  const qeIdErr = collateralErr('QE identity signature is invalid');
+  const qeKey = qeIdChain[0]!.publicKey();
+  earlyOr(
+    checks,
+    e.qeIdentity,
+    qeKey,
+    () => checks.raw(qeKey, Buffer.from(c.qeIdentity, 'utf8'), c.qeIdentitySignature, qeIdErr),
+    qeIdErr,
   );
-  const rootCrl = parseCrl(c.rootCaCrl);
+  const rootCrl = e.rootCrl ?? parseCrl(c.rootCaCrl);
   const root = tcbChain[tcbChain.length - 1]!;
-  verifyCrlBy(rootCrl, root, 'root CA CRL', checks);
+  verifyCrlBy(rootCrl, root, 'root CA CRL', checks, e.rootCrlSig);
   const pckCrlChain = verifyChain(
-    pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain'),
+    e.pckCrlDers ?? pemCertificates(c.pckCrlIssuerChain, 'PCK CRL issuer chain'),
     a,
     'PCK CRL issuer chain',
     checks,
   );
-  const pckCrl = parseCrl(c.pckCrl);
-  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks);
+  const pckCrl = e.pckCrl ?? parseCrl(c.pckCrl);
+  verifyCrlBy(pckCrl, pckCrlChain[0]!, 'PCK CRL', checks, e.pckCrlSig);
   return {
     tcbInfo,
     qeIdentity,
@@ -489,10 +662,16 @@ function rememberCollateral(
 }
 
 /** Collateral checked against `a`: from the caches, or prepared now and cached once its checks pass. */
-function prepared(raw: unknown, a: Anchors, checks: SignatureChecks): PreparedCollateral {
-  const l = lookupCollateral(raw, a);
+function prepared(
+  raw: unknown,
+  a: Anchors,
+  checks: SignatureChecks,
+  looked?: CollateralLookup,
+  early?: EarlyCollateral,
+): PreparedCollateral {
+  const l = looked ?? lookupCollateral(raw, a);
   if (l.p !== undefined) return l.p;
-  const p = prepare(l.own, a, checks);
+  const p = prepare(l.own, a, checks, early);
   checks.whenPassed(() => rememberCollateral(l, a, p));
   return p;
 }
@@ -596,12 +775,22 @@ function startQuoteChecks(
   // Queued in the order that keeps the pool busy soonest: the quote's signature needs only the
   // quote; in the chain, a certificate's check by its issuer needs the issuer's key imported
   // first, so the checks are queued from the top (the pinned root's key is already imported).
+  // On the signature thread, a key this call would import (not one cached from an earlier call)
+  // is imported there, beside the other checks (decision 1790).
+  const onThread = later === ecdsaVerifyOnThread;
   try {
-    early.attestationKey = attestationKey(q.attestationKey);
-    early.quote =
-      later !== undefined
-        ? later(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
-        : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
+    const known = onThread ? attestationKeyCache.get(key(q.attestationKey)) : undefined;
+    if (onThread && known === undefined)
+      early.quote = ecdsaVerifyPointOnThread(q.attestationKey, q.signedBytes, q.signature, 'ieee-p1363', () =>
+        attestationKey(q.attestationKey),
+      );
+    else {
+      early.attestationKey = known ?? attestationKey(q.attestationKey);
+      early.quote =
+        later !== undefined
+          ? later(early.attestationKey, q.signedBytes, q.signature, 'ieee-p1363')
+          : ecdsaVerifyRaw(early.attestationKey, q.signedBytes, q.signature);
+    }
   } catch {
     // met again at its place in the canonical order
   }
@@ -616,10 +805,15 @@ function startQuoteChecks(
     }
     const leaf = certs[0]!;
     const { qeReport, qeReportSignature } = q.certification;
+    const point = onThread && !leaf.keyImported() ? p256SpkiPoint(leaf.spki) : undefined;
     early.qeReport =
-      later !== undefined
-        ? later(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
-        : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
+      point !== undefined
+        ? ecdsaVerifyPointOnThread(point, qeReport.raw, qeReportSignature, 'ieee-p1363', () =>
+            leaf.publicKey(),
+          )
+        : later !== undefined
+          ? later(leaf.publicKey(), qeReport.raw, qeReportSignature, 'ieee-p1363')
+          : ecdsaVerifyRaw(leaf.publicKey(), qeReport.raw, qeReportSignature);
     early.leaf = leaf;
   } catch {
     // met again at its place in the canonical order
@@ -663,11 +857,15 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * It does not decide acceptance: debug enclaves, collateral past nextUpdate (reported as
  * collateralNextUpdate), the status and the measurements are left to the policy (evaluate).
  *
- * The ECDSA verifications (up to nine on a cold call) run on another thread (by default the
- * signature thread, while a core is free) while the rest is parsed (see `signatureThreads`); the error reported is the one of the first
+ * The ECDSA verifications (seven on a cold call whose chains carry Intel's pinned intermediates,
+ * nine otherwise; decision 1790) run on another thread (by default the signature thread, while a
+ * core is free) while the rest is parsed (see `signatureThreads`); on the signature thread the
+ * call's own keys (PCK, attestation key) are imported there too, and the collateral's checks under
+ * pinned keys start before the collateral is parsed. The error reported is the one of the first
  * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
- * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN, _COLLATERAL, _EXPIRED,
- * _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`.
+ * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN,
+ * _COLLATERAL, _EXPIRED, _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`, or for
+ * `intermediates` without `roots`.
  */
 export async function verifyDcapQuote(
   quote: Uint8Array | DcapQuote,
@@ -839,7 +1037,7 @@ function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
       'E_EVIDENCE_MALFORMED',
       `quote header names QE vendor ID ${hex(q.header.qeVendorId)}, not Intel's (${hex(INTEL_QE_VENDOR_ID)})`,
     );
-  return { q, a: anchors(opts.roots) };
+  return { q, a: anchors(opts.roots, opts.intermediates) };
 }
 
 function verifyWith(
@@ -856,9 +1054,17 @@ function verifyWith(
     checks.later = undefined;
 
   const early = checks.deferred ? startQuoteChecks(q, opts.collateral, a, checks.later) : undefined;
+  // On the signature thread, the collateral's checks under held keys start now too, before it is
+  // parsed (decision 1790); the lookup is what prepared() would do first.
+  let looked: CollateralLookup | undefined;
+  let earlyCol: EarlyCollateral | undefined;
+  if (checks.later === ecdsaVerifyOnThread) {
+    looked = lookupCollateral(opts.collateral, a);
+    if (looked.p === undefined) earlyCol = startCollateralChecks(looked.own, a, checks.later);
+  }
 
   // Collateral: signatures and chains (cached by bytes), then its time windows at `now`.
-  return finish(b, opts, prepared(opts.collateral, a, checks), checks, early);
+  return finish(b, opts, prepared(opts.collateral, a, checks, looked, earlyCol), checks, early);
 }
 
 /** Everything after the collateral's signatures: time windows, the PCK chain, the quote, matching. */
@@ -920,7 +1126,14 @@ function finish(
 
   // QE report: signed by the PCK key, and its report data binds the attestation key and auth data.
   const cd = q.certification;
-  if (early?.qeReport !== undefined && early.leaf === leaf) checks.add(early.qeReport, qeReportErr);
+  // A key imported on the signature thread that failed to import here too: the import's error,
+  // at the place the synchronous order meets it.
+  const keyErr = (r: SignatureResult, sig: () => FirnError) => () => {
+    const e = keyErrorOf(r);
+    return e instanceof FirnError ? e : sig();
+  };
+  if (early?.qeReport !== undefined && early.leaf === leaf)
+    checks.add(early.qeReport, keyErr(early.qeReport, qeReportErr));
   else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
   if (
@@ -930,7 +1143,7 @@ function finish(
     throw new FirnError('E_EVIDENCE_SIGNATURE', 'QE report does not bind the attestation key');
 
   // The quote itself, signed by the attestation key.
-  if (early?.quote !== undefined) checks.add(early.quote, quoteErr);
+  if (early?.quote !== undefined) checks.add(early.quote, keyErr(early.quote, quoteErr));
   else checks.raw(attestationKey(q.attestationKey), q.signedBytes, q.signature, quoteErr);
 
   // Platform matching and TCB status as Intel's QVL computes it.

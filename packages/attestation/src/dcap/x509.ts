@@ -44,6 +44,8 @@ export interface Certificate {
   isCa: boolean;
   /** Created on first use: importing a key costs more than parsing. */
   publicKey(): KeyObject;
+  /** Whether publicKey() has returned a key already (so a further call costs nothing). */
+  keyImported(): boolean;
 }
 
 /** A parsed certificate revocation list; its signature is checked by verifyCrl. */
@@ -109,21 +111,26 @@ const P256_SPKI_PREFIX = Uint8Array.from([
  * coordinates, and both check the point is on the curve. Any other SPKI takes the DER path.
  */
 function importSpki(spki: Uint8Array): KeyObject {
-  if (spki.length === P256_SPKI_PREFIX.length + 64) {
-    let p256 = true;
-    for (let i = 0; i < P256_SPKI_PREFIX.length; i++)
-      if (spki[i] !== P256_SPKI_PREFIX[i]) {
-        p256 = false;
-        break;
-      }
-    if (p256) return p256RawKey(spki.subarray(P256_SPKI_PREFIX.length));
-  }
+  const point = p256SpkiPoint(spki);
+  if (point !== undefined) return p256RawKey(point);
   return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
 }
 
-function lazyKey(spki: Uint8Array): () => KeyObject {
+/**
+ * The uncompressed point (x||y, 64 bytes, a view into `spki`) of a P-256 SPKI in the one DER form
+ * Intel's chains use (P256_SPKI_PREFIX then the point); undefined for any other SPKI. Whether the
+ * point is on the curve is left to the import.
+ */
+export function p256SpkiPoint(spki: Uint8Array): Uint8Array | undefined {
+  if (spki.length !== P256_SPKI_PREFIX.length + 64) return undefined;
+  for (let i = 0; i < P256_SPKI_PREFIX.length; i++) if (spki[i] !== P256_SPKI_PREFIX[i]) return undefined;
+  return spki.subarray(P256_SPKI_PREFIX.length);
+}
+
+function lazyKey(spki: Uint8Array): { publicKey(): KeyObject; keyImported(): boolean } {
   let key: KeyObject | undefined;
-  return () => {
+  const keyImported = () => key !== undefined;
+  const publicKey = () => {
     if (key === undefined) {
       try {
         key = importSpki(spki);
@@ -137,6 +144,7 @@ function lazyKey(spki: Uint8Array): () => KeyObject {
     }
     return key;
   };
+  return { publicKey, keyImported };
 }
 
 /** Parse one DER certificate (size-capped); structure only, no signature or time checked. */
@@ -201,7 +209,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     signature,
     extensions,
     isCa,
-    publicKey: lazyKey(spki),
+    ...lazyKey(spki),
   };
 }
 

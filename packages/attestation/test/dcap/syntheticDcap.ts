@@ -64,6 +64,15 @@ export interface SyntheticOptions {
    * chain (a collateral source holding one platform's extracted PCK key), instead of the TCB signer.
    */
   collateralSignedByPck?: boolean;
+  /** The root CA CRL lists the PCK CA (serial 02) and the TCB signer (serial 03). */
+  revokeIntermediates?: boolean;
+  /** notAfter of the PCK CA and the TCB signer (default 2030-01-01, as every certificate). */
+  intermediatesNotAfter?: Date;
+  /**
+   * Flip the last byte of the attestation key in the quote (a point off the curve) and bind that
+   * key in the QE report, so that the key is the first thing to fail.
+   */
+  attestationKeyOffCurve?: boolean;
 }
 
 /** A synthetic TDX TD (quote v4 with a TD 1.0 report, or v5 with a TD 1.5 report). */
@@ -89,6 +98,8 @@ export interface SyntheticDcap {
    * same nextUpdate) that does not list the PCK yet, in hex.
    */
   olderPckCrl?: string;
+  /** The PCK CA and the TCB signer, PEM, each issued by the root (to hold as intermediates). */
+  intermediatePems: string[];
 }
 
 async function key() {
@@ -131,7 +142,7 @@ async function makeSynthetic(
     subject: 'CN=firn test SGX PCK Processor CA',
     issuer: root.subject,
     notBefore,
-    notAfter,
+    notAfter: o.intermediatesNotAfter ?? notAfter,
     publicKey: caK.publicKey,
     signingKey: rootK.privateKey,
     signingAlgorithm: ALG,
@@ -142,7 +153,7 @@ async function makeSynthetic(
     subject: 'CN=firn test SGX TCB Signing',
     issuer: root.subject,
     notBefore,
-    notAfter,
+    notAfter: o.intermediatesNotAfter ?? notAfter,
     publicKey: tcbK.publicKey,
     signingKey: rootK.privateKey,
     signingAlgorithm: ALG,
@@ -183,7 +194,7 @@ async function makeSynthetic(
       signingKey: k,
       signingAlgorithm: ALG,
     });
-  const rootCrl = await crl(root, rootK.privateKey, ['7f']);
+  const rootCrl = await crl(root, rootK.privateKey, o.revokeIntermediates ? ['7f', '02', '03'] : ['7f']);
   const pckCrl = await crl(pckCa, caK.privateKey, o.revokePck ? ['0a1b2c'] : ['0d0e']);
   const olderPckCrl = o.revokePck
     ? await crl(pckCa, caK.privateKey, ['0d0e'], new Date(issue.getTime() - 10 * 86400_000))
@@ -274,6 +285,7 @@ async function makeSynthetic(
     ? tdReport(tdx, teeTcbSvn)
     : report(o.attributesFlags ?? 0x05, Buffer.alloc(32, 0x33), 7, 2, Buffer.alloc(64, 0x77));
   const attRaw = new Uint8Array(await subtle.exportKey('raw', attK.publicKey)).subarray(1);
+  if (o.attestationKeyOffCurve) attRaw[63]! ^= 1;
   const authData = Buffer.alloc(32, 0x0a);
   const qeRd = Buffer.concat([
     createHash('sha256').update(attRaw).update(authData).digest(),
@@ -312,6 +324,7 @@ async function makeSynthetic(
   const colK = o.collateralSignedByPck ? pckK : tcbK;
   return {
     rootPem: root.toString('pem'),
+    intermediatePems: [pckCa.toString('pem'), tcbSigner.toString('pem')],
     quote,
     now: issue.getTime() / 1000 + 3600,
     ...(olderPckCrl ? { olderPckCrl: Buffer.from(olderPckCrl.rawData).toString('hex') } : {}),
