@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoModel, runInferenceDemo } from '../../packages/cli/src/devnet/demo/inferenceDemo.ts';
 import { artifactKeygen, artifactOpen, artifactSeal } from '../../packages/cli/src/commands/artifact.ts';
 import { inferCommand } from '../../packages/cli/src/commands/infer.ts';
+import { resolveChain } from '../../packages/cli/src/chainArgs.ts';
+import { jobFinalize } from '../../packages/cli/src/commands/job.ts';
 import { proofVerifyCommand } from '../../packages/cli/src/commands/proof.ts';
 import { governBundleMeasurement } from '../helpers/governBundleMeasurement.ts';
 import { increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
@@ -290,6 +292,13 @@ describe('firn infer / proof verify / artifact', () => {
       const job = await getJob(gov, jobId);
       expect(job.disputeStake).toBe(BigInt(i + 1) * 10n ** 18n);
       expect(job.status).toBe(i === 0 ? JobStatus.Proved : JobStatus.Slashed);
+      // Inside the window with a finding that has not passed, `firn job finalize` sends and the
+      // market refuses: reported as the open window, not as a raw revert (decision 1776).
+      if (i === 0)
+        await expect(jobFinalize(await resolveChain({ devnet: stateFile }), jobId)).rejects.toMatchObject({
+          code: 'E_CONFLICT',
+          message: expect.stringContaining('the finding against it has not passed'),
+        });
     }
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  ChainRevertedError,
   createFirnClients,
   type FirnClients,
   type FirnJob,
@@ -214,7 +215,14 @@ function requesterClients(chain: ResolvedChain, keyFile?: string): FirnClients {
   return createFirnClients(chain.rpcUrl, key, chain.deployment, { pollingIntervalMs: 100 });
 }
 
-/** `firn job finalize JOBID`: pay the operator of a proved job once its challenge window ended. */
+/**
+ * `firn job finalize JOBID`: conclude a proved job. After its challenge window the operator is
+ * paid; before it, only a job with a finding against it can conclude, when that finding has passed
+ * (the node is slashed and the requester refunded, decision 1776), and the market decides that:
+ * with disputed stake the finalize is sent, and a refusal for the open window is reported as the
+ * window, not as a revert. Returns the job's status after the transaction ('Paid' or 'Slashed').
+ * Errors: E_CONFLICT (not Proved; window still open and no finding passed).
+ */
 export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: string) {
   const jobId = jobIdArg(id);
   const c = requesterClients(chain, keyFile);
@@ -224,14 +232,22 @@ export async function jobFinalize(chain: ResolvedChain, id: string, keyFile?: st
       'E_CONFLICT',
       `job ${jobId} is ${JobStatus[j.status]}, not Proved: nothing to finalize`,
     );
-  const now = await chainNow(c, dueOf(j));
-  if (now < j.challengeEndsAt)
-    throw new FirnError(
+  const windowOpen = () =>
+    new FirnError(
       'E_CONFLICT',
-      `job ${jobId}'s challenge window ends at ${new Date(Number(j.challengeEndsAt) * 1000).toISOString()}; finalize after it`,
+      `job ${jobId}'s challenge window ends at ${new Date(Number(j.challengeEndsAt) * 1000).toISOString()}; finalize after it${j.disputeStake > 0n ? ' (the finding against it has not passed)' : ''}`,
     );
-  const tx = await finalizeJob(c, jobId);
-  return { jobId, status: 'Paid', tx: tx.hash };
+  const now = await chainNow(c, dueOf(j));
+  if (now < j.challengeEndsAt && j.disputeStake === 0n) throw windowOpen();
+  let tx: Awaited<ReturnType<typeof finalizeJob>>;
+  try {
+    tx = await finalizeJob(c, jobId);
+  } catch (e) {
+    if (e instanceof ChainRevertedError && e.errorName === 'ChallengeWindowOpen') throw windowOpen();
+    throw e;
+  }
+  const after = await getJob(c, jobId);
+  return { jobId, status: JobStatus[after.status], tx: tx.hash };
 }
 
 /**
@@ -827,13 +843,18 @@ export function registerJob(program: Command): void {
   chainOptions(
     job
       .command('finalize <jobId>')
-      .description('pay the operator of a proved job after its challenge window'),
+      .description(
+        'pay the operator of a proved job after its challenge window (or conclude a passed finding)',
+      ),
   )
     .option('--key-file <file>', 'account paying the gas (else FIRN_REQUESTER_KEY, or the devnet requester)')
     .action((id: string, o: JobArgs) =>
       run(
         (chain) => jobFinalize(chain, id, o.keyFile),
-        (r) => `job ${r.jobId} finalized: operator paid`,
+        (r) =>
+          r.status === 'Slashed'
+            ? `job ${r.jobId} concluded: the finding against it passed, the node was slashed and your escrow is refundable (firn job reclaim)`
+            : `job ${r.jobId} finalized: operator paid`,
         id,
       )(o),
     );
