@@ -235,18 +235,9 @@ export function ecdsaVerifyOnThread(
   dsaEncoding: 'der' | 'ieee-p1363',
 ): boolean | Promise<boolean> {
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
-  let w: Worker;
-  try {
-    // Half the ring of messages unanswered by the thread at most (taken-over ones included), so a
-    // slot never comes round while its message is still queued.
-    if (nextJob - answeredBelow >= RING / 2) throw new Error('too many checks in flight');
-    w = thread();
-  } catch {
-    // No thread to be had (or a backlog): checked here and now, the same check.
-    return dsaEncoding === 'der'
-      ? ecdsaVerifyDer(key, data, signature)
-      : ecdsaVerifyRaw(key, data, signature);
-  }
+  const w = threadForCheck();
+  // No thread to be had (or a backlog): checked here and now, the same check.
+  if (w === undefined) return verifyHere(key, data, signature, dsaEncoding);
   const b = new Uint8Array(data.length + signature.length);
   b.set(data, 0);
   b.set(signature, data.length);
@@ -271,14 +262,37 @@ export function ecdsaVerifyOnThread(
   }
   const d = b.subarray(0, data.length);
   const sig = b.subarray(data.length);
-  const run = () => (dsaEncoding === 'der' ? ecdsaVerifyDer(key, d, sig) : ecdsaVerifyRaw(key, d, sig));
-  const p = new Promise<boolean>((resolve, reject) => {
+  return enqueue(w, job, () => verifyHere(key, d, sig, dsaEncoding));
+}
+
+/** The signature thread for one more check, or undefined when none can be had or too many are in flight. */
+function threadForCheck(): Worker | undefined {
+  // Half the ring of messages unanswered by the thread at most (taken-over ones included), so a
+  // slot never comes round while its message is still queued.
+  if (nextJob - answeredBelow >= RING / 2) return undefined;
+  try {
+    return thread();
+  } catch {
+    return undefined;
+  }
+}
+
+function verifyHere(key: KeyObject, data: Uint8Array, sig: Uint8Array, enc: 'der' | 'ieee-p1363'): boolean {
+  return enc === 'der' ? ecdsaVerifyDer(key, data, sig) : ecdsaVerifyRaw(key, data, sig);
+}
+
+/**
+ * Send `job` to `w` and return its result's promise (marked handled); `run` makes the same check on
+ * this thread when the thread answers that it could not, or when this thread takes it over.
+ */
+function enqueue(w: Worker, job: Job, run: (p: Promise<boolean>) => boolean): Promise<boolean> {
+  const p: Promise<boolean> = new Promise<boolean>((resolve, reject) => {
     if (pending.size === 0) w.ref();
-    pending.set(i, { resolve, reject, run });
+    pending.set(job.i, { resolve, reject, run: () => run(p) });
   });
   p.catch(() => {});
-  jobOf.set(p, i);
-  // Copied, not transferred: this thread keeps `b` to make the check itself if it takes it over.
+  jobOf.set(p, job.i);
+  // Copied, not transferred: this thread keeps the bytes to make the check itself if it takes it over.
   w.postMessage(job);
   return p;
 }
@@ -303,32 +317,22 @@ export function keyErrorOf(result: SignatureResult): unknown {
  * keys (the PCK key, the attestation key) are then imported beside its other checks, not on the
  * calling thread. The thread keeps keys it imported until the epoch changes
  * (clearSignatureThreadKeys). When the thread cannot import the point, or the calling thread takes
- * the check over, the key comes from `importHere` on this thread: if that throws, the check
- * resolves false and keyErrorOf(result) gives what it threw, so the caller can report the error the
- * synchronous order reports (the import's, not a bad signature). Otherwise as ecdsaVerifyOnThread.
+ * the check over, the key comes from `importHere` on this thread, given the point as copied when
+ * the check was queued (never the caller's bytes, which may have changed since): if that throws,
+ * the check resolves false and keyErrorOf(result) gives what it threw, so the caller can report the
+ * error the synchronous order reports (the import's, not a bad signature). Otherwise as
+ * ecdsaVerifyOnThread.
  */
 export function ecdsaVerifyPointOnThread(
   point: Uint8Array,
   data: Uint8Array,
   signature: Uint8Array,
   dsaEncoding: 'der' | 'ieee-p1363',
-  importHere: () => KeyObject,
+  importHere: (point: Uint8Array) => KeyObject,
 ): boolean | Promise<boolean> {
-  const fallback = (): boolean | Promise<boolean> => {
-    const key = importHere();
-    return dsaEncoding === 'der'
-      ? ecdsaVerifyDer(key, data, signature)
-      : ecdsaVerifyRaw(key, data, signature);
-  };
-  if (point.length !== 64) return fallback();
   if (dsaEncoding === 'ieee-p1363' && signature.length !== 64) return false;
-  let w: Worker;
-  try {
-    if (nextJob - answeredBelow >= RING / 2) throw new Error('too many checks in flight');
-    w = thread();
-  } catch {
-    return fallback();
-  }
+  const w = point.length === 64 ? threadForCheck() : undefined;
+  if (w === undefined) return verifyHere(importHere(point), data, signature, dsaEncoding);
   const b = new Uint8Array(64 + data.length + signature.length);
   b.set(point, 0);
   b.set(data, 64);
@@ -338,26 +342,18 @@ export function ecdsaVerifyPointOnThread(
   const job: Job = { i, e: epoch, k: 0, q: 1, d: dsaEncoding === 'der' ? 0 : 1, n: data.length, b: b.buffer };
   const d = b.subarray(64, 64 + data.length);
   const sig = b.subarray(64 + data.length);
-  const holder: { p?: Promise<boolean> } = {};
-  const run = (): boolean => {
+  // The point as copied now: the caller's bytes may change before this runs (after the call returned).
+  const pt = b.subarray(0, 64);
+  return enqueue(w, job, (p) => {
     let key: KeyObject;
     try {
-      key = importHere();
+      key = importHere(pt);
     } catch (e) {
-      if (holder.p !== undefined) keyErrors.set(holder.p, e);
+      keyErrors.set(p, e);
       return false;
     }
-    return dsaEncoding === 'der' ? ecdsaVerifyDer(key, d, sig) : ecdsaVerifyRaw(key, d, sig);
-  };
-  const p = new Promise<boolean>((resolve, reject) => {
-    if (pending.size === 0) w.ref();
-    pending.set(i, { resolve, reject, run });
+    return verifyHere(key, d, sig, dsaEncoding);
   });
-  holder.p = p;
-  p.catch(() => {});
-  jobOf.set(p, i);
-  w.postMessage(job);
-  return p;
 }
 
 /**

@@ -781,8 +781,8 @@ function startQuoteChecks(
   try {
     const known = onThread ? attestationKeyCache.get(key(q.attestationKey)) : undefined;
     if (onThread && known === undefined)
-      early.quote = ecdsaVerifyPointOnThread(q.attestationKey, q.signedBytes, q.signature, 'ieee-p1363', () =>
-        attestationKey(q.attestationKey),
+      early.quote = ecdsaVerifyPointOnThread(q.attestationKey, q.signedBytes, q.signature, 'ieee-p1363', (pt) =>
+        attestationKey(pt),
       );
     else {
       early.attestationKey = known ?? attestationKey(q.attestationKey);
@@ -864,8 +864,9 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * pinned keys start before the collateral is parsed. The error reported is the one of the first
  * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
  * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN,
- * _COLLATERAL, _EXPIRED, _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`, or for
- * `intermediates` without `roots`.
+ * _COLLATERAL, _EXPIRED, _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`, for
+ * `intermediates` without `roots`, or for a quote that is neither bytes nor a parsed quote (a parsed
+ * quote is parsed again from its `raw` bytes, so no field of it is taken on trust).
  */
 export async function verifyDcapQuote(
   quote: Uint8Array | DcapQuote,
@@ -1030,7 +1031,12 @@ function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
   const { now } = opts;
   if (typeof now !== 'number' || !Number.isFinite(now))
     throw new FirnError('E_INVALID_INPUT', 'now must be unix seconds');
-  const q = quote instanceof Uint8Array ? parseDcapQuote(quote) : quote;
+  // A parsed quote is parsed again from its bytes: the verdict is read only from the bytes whose
+  // signatures are checked, never from fields a caller may have built or changed.
+  const bytes = quote instanceof Uint8Array ? quote : (quote as Partial<DcapQuote> | null | undefined)?.raw;
+  if (!(bytes instanceof Uint8Array))
+    throw new FirnError('E_INVALID_INPUT', 'quote must be a Uint8Array (or a DcapQuote from parseDcapQuote)');
+  const q = parseDcapQuote(bytes);
   // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
   if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
     throw new FirnError(
