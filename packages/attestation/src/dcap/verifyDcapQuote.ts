@@ -781,8 +781,12 @@ function startQuoteChecks(
   try {
     const known = onThread ? attestationKeyCache.get(key(q.attestationKey)) : undefined;
     if (onThread && known === undefined)
-      early.quote = ecdsaVerifyPointOnThread(q.attestationKey, q.signedBytes, q.signature, 'ieee-p1363', (pt) =>
-        attestationKey(pt),
+      early.quote = ecdsaVerifyPointOnThread(
+        q.attestationKey,
+        q.signedBytes,
+        q.signature,
+        'ieee-p1363',
+        (pt) => attestationKey(pt),
       );
     else {
       early.attestationKey = known ?? attestationKey(q.attestationKey);
