@@ -76,7 +76,22 @@ export interface AppraiseRegistrationOptions {
   /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
   fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
   timeoutMs?: number;
+  /**
+   * Times to ask again, with a fresh nonce, when the node refused the attestation request as busy
+   * (429 or 503: its rate limit, a full queue): after its Retry-After, at most
+   * MAX_BUSY_RETRY_WAIT_MS (5 s), or 250 ms doubling when it names none. Default 0 (a verifier
+   * schedules its own retries from `unavailable.retryAfterMs`); a requester about to send a job
+   * asks a few times (attestNode: 3) rather than fail the job on a momentary refusal.
+   */
+  busyRetries?: number;
+  /** How a wait between busy retries is spent (tests); default a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** The longest wait before asking a busy node again, ms (a longer Retry-After is cut to it). */
+export const MAX_BUSY_RETRY_WAIT_MS = 5_000;
+/** The wait before the first busy retry when the node names none, ms (doubling after). */
+const FIRST_BUSY_RETRY_WAIT_MS = 250;
 
 /**
  * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer; redirects are
@@ -128,13 +143,29 @@ export async function appraiseRegistration(
   claim: RegistrationClaim,
   opts: AppraiseRegistrationOptions,
 ): Promise<RegistrationVerdict> {
-  const nonce = new Uint8Array(randomBytes(32));
+  let nonce = new Uint8Array(randomBytes(32));
   let raw: unknown;
+  const fetchEvidence = opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, opts.timeoutMs));
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   try {
-    raw = await (opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, opts.timeoutMs)))(
-      claim.endpoint,
-      nonce,
-    );
+    for (let attempt = 0; ; attempt++) {
+      try {
+        raw = await fetchEvidence(claim.endpoint, nonce);
+        break;
+      } catch (e) {
+        const details = e instanceof FirnError ? e.details : undefined;
+        const busy = details?.status === 429 || details?.status === 503;
+        if (!busy || attempt >= (opts.busyRetries ?? 0)) throw e;
+        const named = details?.retryAfterMs;
+        await sleep(
+          Math.min(
+            typeof named === 'number' ? named : FIRST_BUSY_RETRY_WAIT_MS * 2 ** attempt,
+            MAX_BUSY_RETRY_WAIT_MS,
+          ),
+        );
+        nonce = new Uint8Array(randomBytes(32));
+      }
+    }
   } catch (e) {
     // Bytes that cannot be evidence are a fact about the node's answer: refused.
     if (e instanceof TooLargeError)

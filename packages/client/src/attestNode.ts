@@ -43,6 +43,11 @@ export interface AttestNodeOptions {
   /** GPU RIMs (e.g. createRimServiceClient()) and OCSP client (createOcspClient()) for GPU evidence. */
   gpuRimSource?: AppraiseRegistrationOptions['gpuRimSource'];
   gpuOcsp?: AppraiseRegistrationOptions['gpuOcsp'];
+  /**
+   * Times the attestation request is asked again when the node refuses it as busy (429/503),
+   * after its Retry-After (at most 5 s each); default ATTEST_BUSY_RETRIES (3).
+   */
+  busyRetries?: number;
   /** Unix seconds for the evidence checks. */
   now: number;
   /** The node's endpoint; when absent the first Active node of the registry is used. */
@@ -149,6 +154,9 @@ export function chooseNode(
   return active.find((e) => e.measurementAllowed) ?? active[0];
 }
 
+/** Busy refusals (429/503) of the attestation request attestNode waits out, at most. */
+export const ATTEST_BUSY_RETRIES = 3;
+
 /**
  * Attest a node for a job: choose it from the registry, fetch evidence with our own fresh nonce,
  * verify and evaluate it under our policy, and compare the attested identity (TEE type,
@@ -200,6 +208,9 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     ...(opts.sevSnpCollateral === undefined ? {} : { sevSnpCollateral: opts.sevSnpCollateral }),
     ...(opts.gpuRimSource === undefined ? {} : { gpuRimSource: opts.gpuRimSource }),
     ...(opts.gpuOcsp === undefined ? {} : { gpuOcsp: opts.gpuOcsp }),
+    // A node that refuses as busy (its rate limit, shared by every requester behind one address)
+    // is asked again a few times before the job fails (decision 1791).
+    busyRetries: opts.busyRetries ?? ATTEST_BUSY_RETRIES,
   });
   if (!verdict.approve) {
     // Our own collateral/RIM/OCSP service being down, or the node not answering (E_UNREACHABLE:
