@@ -75,11 +75,13 @@ export interface AppraiseRegistrationOptions {
   gpuOcsp?: Parameters<typeof appraiseEvidence>[1]['gpuOcsp'];
   /** Fetch evidence for a nonce from the node (defaults to POST {endpoint}/v1/attestation). */
   fetchEvidence?: (endpoint: string, nonce: Uint8Array) => Promise<unknown>;
+  /** Time for the attestation request, all its busy retries together (waits apart), ms; default 10 s. */
   timeoutMs?: number;
   /**
    * Times to ask again, with a fresh nonce, when the node refused the attestation request as busy
    * (429 or 503: its rate limit, a full queue): after its Retry-After, at most
-   * MAX_BUSY_RETRY_WAIT_MS (5 s), or 250 ms doubling when it names none. Default 0 (a verifier
+   * MAX_BUSY_RETRY_WAIT_MS (5 s), or 250 ms doubling when it names none. All the tries share one
+   * `timeoutMs` (the waits apart), so they hold a caller at most `timeoutMs` + busyRetries x 5 s. Default 0 (a verifier
    * schedules its own retries from `unavailable.retryAfterMs`); a requester about to send a job
    * asks a few times (attestNode: 3) rather than fail the job on a momentary refusal.
    */
@@ -88,6 +90,8 @@ export interface AppraiseRegistrationOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** The time an attestation request (all its busy retries together) may take, ms, by default. */
+export const DEFAULT_EVIDENCE_TIMEOUT_MS = 10_000;
 /** The longest wait before asking a busy node again, ms (a longer Retry-After is cut to it). */
 export const MAX_BUSY_RETRY_WAIT_MS = 5_000;
 /** The wait before the first busy retry when the node names none, ms (doubling after). */
@@ -102,7 +106,7 @@ const FIRST_BUSY_RETRY_WAIT_MS = 250;
 export async function fetchEvidenceOverHttp(
   endpoint: string,
   nonce: Uint8Array,
-  timeoutMs = 10_000,
+  timeoutMs = DEFAULT_EVIDENCE_TIMEOUT_MS,
 ): Promise<unknown> {
   const url = new URL('/v1/attestation', endpoint);
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
@@ -145,7 +149,13 @@ export async function appraiseRegistration(
 ): Promise<RegistrationVerdict> {
   let nonce = new Uint8Array(randomBytes(32));
   let raw: unknown;
-  const fetchEvidence = opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, opts.timeoutMs));
+  // One request's time for all the tries together, the waits between them apart: a node that
+  // answers busy just before each try would time out cannot hold a requester a multiple of it.
+  const budgetMs = opts.timeoutMs ?? DEFAULT_EVIDENCE_TIMEOUT_MS;
+  const started = performance.now();
+  let waitedMs = 0;
+  const leftMs = () => Math.ceil(budgetMs - (performance.now() - started - waitedMs));
+  const fetchEvidence = opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, Math.max(1, leftMs())));
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   try {
     for (let attempt = 0; ; attempt++) {
@@ -155,14 +165,16 @@ export async function appraiseRegistration(
       } catch (e) {
         const details = e instanceof FirnError ? e.details : undefined;
         const busy = details?.status === 429 || details?.status === 503;
-        if (!busy || attempt >= (opts.busyRetries ?? 0)) throw e;
+        if (!busy || attempt >= (opts.busyRetries ?? 0) || leftMs() <= 0) throw e;
         const named = details?.retryAfterMs;
+        const t0 = performance.now();
         await sleep(
           Math.min(
             typeof named === 'number' ? named : FIRST_BUSY_RETRY_WAIT_MS * 2 ** attempt,
             MAX_BUSY_RETRY_WAIT_MS,
           ),
         );
+        waitedMs += performance.now() - t0;
         nonce = new Uint8Array(randomBytes(32));
       }
     }

@@ -128,20 +128,29 @@ export function p256SpkiPoint(spki: Uint8Array): Uint8Array | undefined {
 }
 
 function lazyKey(spki: Uint8Array): { publicKey(): KeyObject; keyImported(): boolean } {
+  // The outcome of the first import, kept only once every check on it is made: the checked key,
+  // or the error, so that every later call gives the same answer as the first (a key that fails a
+  // check is never handed out).
   let key: KeyObject | undefined;
+  let failed: FirnError | undefined;
   const keyImported = () => key !== undefined;
   const publicKey = () => {
-    if (key === undefined) {
-      try {
-        key = importSpki(spki);
-      } catch (e) {
-        throw new FirnError('E_EVIDENCE_MALFORMED', 'certificate public key cannot be imported', {
-          cause: e,
-        });
-      }
-      if (key.asymmetricKeyType !== 'ec')
-        throw new FirnError('E_EVIDENCE_CHAIN', 'certificate key is not an EC key');
+    if (key !== undefined) return key;
+    if (failed !== undefined) throw failed;
+    let k: KeyObject;
+    try {
+      k = importSpki(spki);
+    } catch (e) {
+      failed = new FirnError('E_EVIDENCE_MALFORMED', 'certificate public key cannot be imported', {
+        cause: e,
+      });
+      throw failed;
     }
+    if (k.asymmetricKeyType !== 'ec') {
+      failed = new FirnError('E_EVIDENCE_CHAIN', 'certificate key is not an EC key');
+      throw failed;
+    }
+    key = k;
     return key;
   };
   return { publicKey, keyImported };
