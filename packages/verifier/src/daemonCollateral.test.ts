@@ -110,7 +110,7 @@ describe('verifier daemon with a PCCS URL', () => {
     expect(!late.approve && late.reasons.map((x) => x.code)).toContain('E_EVIDENCE_EXPIRED');
   });
 
-  it('the node attaches collateral; the daemon then needs only the CRLs (none while its cache is current), and a forged attachment is refused', async () => {
+  it('the node attaches collateral; the daemon still asks its own source once (none while its cache is current), and a forged attachment is refused', async () => {
     const v = PCS_VECTORS.sgx;
     const nodeSource = pcsCollateralSource({ baseUrl: sgxPcs.url, minRetryDelayMs: 1 });
     const attached = await attachCollateral(bundleFor(v.dir, 'sgx', new Uint8Array(32)), nodeSource, v.now);
@@ -119,14 +119,16 @@ describe('verifier daemon with a PCCS URL', () => {
     });
     sgxPcs.hits.length = 0;
     const relay = async (n: Uint8Array) => ({ ...attached, nonce: bytesToHex(n) });
-    // The verifier's own source: current attached TCB info and QE identity spare their round
-    // trips, the CRLs are always its own (decision 0940: an older attached CRL must not win).
+    // The verifier's own source: every piece is its own (decision 0940: an older attached CRL
+    // must not win; decision 1792: nor an older, still current TCB info or QE identity).
     const own = pcsCollateralSource({ baseUrl: sgxPcs.url, retries: 0 });
     const first = await daemon(v.now, own, relay).appraise(claim('sgx'));
     expect(!first.approve && first.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_BINDING']);
     expect(sgxPcs.hits.map((h) => h.split('?')[0]).sort()).toEqual([
       '/sgx/certification/v4/pckcrl',
+      '/sgx/certification/v4/qe/identity',
       '/sgx/certification/v4/rootcacrl',
+      '/sgx/certification/v4/tcb',
     ]);
     sgxPcs.hits.length = 0;
     // Then the verifier's PCCS is down (every request 503): its cache and the attachment suffice.

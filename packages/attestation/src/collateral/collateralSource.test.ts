@@ -171,15 +171,37 @@ describe('PCS client against recorded Intel responses', () => {
     const dir = mkdtempSync(join(tmpdir(), 'firn-pcs-'));
     const f = createCollateralFetcher({ baseUrl: s.url, cacheDir: dir, ...fast });
     await f.getCollateral(vectorQuote(v.dir), v.now);
-    await f.getCollateral(vectorQuote(v.dir), v.now + 86400);
+    await f.getCollateral(vectorQuote(v.dir), v.now + 86399);
     await createCollateralFetcher({ baseUrl: s.url, cacheDir: dir, ...fast }).getCollateral(
       vectorQuote(v.dir),
       v.now,
     );
     expect(s.hits.length).toBe(4);
-    // 2025-07-04T09:30Z: only the PCK CRL (nextUpdate 09:19:31) has expired.
-    await f.getCollateral(vectorQuote(v.dir), Date.parse('2025-07-04T09:30:00Z') / 1000);
+    // 2025-07-04T09:30Z: only the PCK CRL (nextUpdate 09:19:31) has expired (refresh set past it).
+    const monthly = createCollateralFetcher({
+      baseUrl: s.url,
+      cacheDir: dir,
+      refreshSeconds: 60 * 86400,
+      ...fast,
+    });
+    await monthly.getCollateral(vectorQuote(v.dir), Date.parse('2025-07-04T09:30:00Z') / 1000);
     expect(s.hits.slice(4).map((h) => h.split('?')[0])).toEqual(['/sgx/certification/v4/pckcrl']);
+  });
+
+  it('attack: a TCB recovery or a revocation published after a fetch is seen the next day, not at nextUpdate (decision 1792)', async () => {
+    const v = PCS_VECTORS.tdx;
+    const s = await pcs({ dirs: [v.dir] });
+    const f = createCollateralFetcher({ baseUrl: s.url, retries: 0, ...fast });
+    await f.getCollateral(vectorQuote(v.dir), v.now);
+    expect(s.hits).toHaveLength(4);
+    // A day later every piece is asked again, though each is weeks before its nextUpdate.
+    await f.getCollateral(vectorQuote(v.dir), v.now + 86400);
+    expect(s.hits).toHaveLength(8);
+    // A refresh that fails leaves the current copies in use: no verdict is lost to an outage.
+    s.forceStatus = 503;
+    const c = await f.getCollateral(vectorQuote(v.dir), v.now + 2 * 86400);
+    expect(c.tcbInfo.length).toBeGreaterThan(100);
+    expect(s.hits).toHaveLength(12);
   });
 
   it('uses a stale cached piece only inside the grace period when the service is down', async () => {
@@ -231,7 +253,7 @@ describe('malformed PCS answers fail typed, naming the URL', () => {
 });
 
 describe('collateral sources and attached collateral', () => {
-  it("no round trip while the verifier's cache is current; with a cold cache only the CRLs are fetched", async () => {
+  it("no round trip while the verifier's cache is current; with a cold cache every piece is fetched, attached or not", async () => {
     const v = PCS_VECTORS.tdx;
     const s = await pcs({ dirs: [v.dir] });
     const src = pcsCollateralSource({ baseUrl: s.url, ...fast });
@@ -241,24 +263,26 @@ describe('collateral sources and attached collateral', () => {
     await src.collateralFor(vectorQuote(v.dir), v.now, { attached });
     await src.collateralFor(vectorQuote(v.dir), v.now);
     expect(s.hits).toEqual([]);
-    // Another verifier with a cold cache: current attached TCB info and QE identity spare their
-    // round trips, but the CRLs are always asked of its own (cached) fetcher.
+    // Another verifier with a cold cache: every piece is asked of its own (cached) fetcher, so a
+    // node cannot stand in an older, still current TCB info or QE identity (decision 1792).
     const other = pcsCollateralSource({ baseUrl: s.url, ...fast });
     await other.collateralFor(vectorQuote(v.dir), v.now, { attached });
     expect(s.hits.map((h) => h.split('?')[0]).sort()).toEqual([
       '/sgx/certification/v4/pckcrl',
       '/sgx/certification/v4/rootcacrl',
+      '/tdx/certification/v4/qe/identity',
+      '/tdx/certification/v4/tcb',
     ]);
     s.hits.length = 0;
     await other.collateralFor(vectorQuote(v.dir), v.now, { attached });
     expect(s.hits).toEqual([]);
-    // Once the PCK CRL is past its nextUpdate it alone is fetched again.
+    // A month on every piece is asked again (the daily refresh; the PCK CRL is past its nextUpdate too).
     const t = Date.parse('2025-07-04T09:30:00Z') / 1000;
     await other.collateralFor(vectorQuote(v.dir), t, { attached });
-    expect(s.hits.map((h) => h.split('?')[0])).toEqual(['/sgx/certification/v4/pckcrl']);
+    expect(s.hits).toHaveLength(4);
   });
 
-  it('attack: a host attaches an edited TCB info (status raised to UpToDate): kept where the verifier has none, then refused by its signature', async () => {
+  it('attack: a host attaches an edited TCB info (status raised to UpToDate): the verifier fetches its own, and the attached-only source refuses it by its signature', async () => {
     const v = PCS_VECTORS.tdx;
     const s = await pcs({ dirs: [v.dir] });
     const src = pcsCollateralSource({ baseUrl: s.url, ...fast });
@@ -267,10 +291,16 @@ describe('collateral sources and attached collateral', () => {
     expect(forged.tcb_info).not.toBe(good.tcb_info);
     const cold = pcsCollateralSource({ baseUrl: s.url, ...fast });
     const c = await cold.collateralFor(vectorQuote(v.dir), v.now, { attached: forged });
-    await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: c, now: v.now })).rejects.toMatchObject({
-      code: 'E_EVIDENCE_COLLATERAL',
-      message: 'TCB info signature is invalid',
+    expect(c.tcbInfo).toBe(good.tcb_info);
+    const only = await ATTACHED_ONLY_COLLATERAL.collateralFor(vectorQuote(v.dir), v.now, {
+      attached: forged,
     });
+    await expect(verifyDcapQuote(vectorQuote(v.dir), { collateral: only, now: v.now })).rejects.toMatchObject(
+      {
+        code: 'E_EVIDENCE_COLLATERAL',
+        message: 'TCB info signature is invalid',
+      },
+    );
     // Where the verifier holds its own current copy, an equally dated attachment does not replace it.
     const warm = await src.collateralFor(vectorQuote(v.dir), v.now, { attached: forged });
     expect(warm.tcbInfo).toBe(good.tcb_info);

@@ -191,9 +191,10 @@ const asQuote = (q: Uint8Array | DcapQuote) => (q instanceof Uint8Array ? parseD
 
 /**
  * A source backed by a PCS or PCCS (see createCollateralFetcher for URLs, timeouts, retries and
- * caching). The CRLs are always asked of the (cached) fetcher, so a node cannot hide a revocation
- * behind an older CRL; current attached TCB info and QE identity spare a round trip when the
- * fetcher has no copy. Where both exist the newest piece wins (newestCollateralPieces).
+ * caching, refreshed daily). Every piece is asked of the (cached) fetcher, so a node cannot hide a
+ * revocation behind an older CRL, nor a TCB recovery behind an older TCB info or QE identity that
+ * has not reached its nextUpdate (decision 1792); where an attached piece is newer than the
+ * fetcher's, the newest wins (newestCollateralPieces).
  */
 export function pcsCollateralSource(fetcher: CollateralFetcher | CollateralFetcherOptions): CollateralSource {
   const f = 'getCollateral' in fetcher ? fetcher : createCollateralFetcher(fetcher);
@@ -202,10 +203,7 @@ export function pcsCollateralSource(fetcher: CollateralFetcher | CollateralFetch
     async collateralFor(quote, now, opts = {}) {
       const q = asQuote(quote);
       const attached = opts.attached === undefined ? {} : currentCollateralPieces(opts.attached, q, now);
-      const have: Partial<QuoteCollateralV3> = {};
-      if (attached.tcbInfo !== undefined) copyPiece(have, attached, 'tcbInfo');
-      if (attached.qeIdentity !== undefined) copyPiece(have, attached, 'qeIdentity');
-      const got = await f.getCollateral(q, now, { graceSeconds: opts.graceSeconds ?? 0, have });
+      const got = await f.getCollateral(q, now, { graceSeconds: opts.graceSeconds ?? 0 });
       const out = newestCollateralPieces(got, attached, q);
       if (!complete(out))
         throw new FirnError('E_EVIDENCE_COLLATERAL', `collateral from pcs ${f.baseUrl} is incomplete`);

@@ -63,7 +63,8 @@ describe('createCollateralFetcher', () => {
   it('caches until nextUpdate, in memory and on disk, and refetches after', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'firn-pccs-'));
     hits.length = 0;
-    const f = createCollateralFetcher({ baseUrl: `${base}/`, cacheDir: dir });
+    // Refreshing past nextUpdate, so that only nextUpdate decides here (the daily refresh: collateralSource.test.ts).
+    const f = createCollateralFetcher({ baseUrl: `${base}/`, cacheDir: dir, refreshSeconds: 365 * 86400 });
     await f.getCollateral(vector(VECTORS.sgx.quote), VECTORS.sgx.now);
     expect(hits.length).toBe(4);
     await f.getCollateral(vector(VECTORS.sgx.quote), VECTORS.sgx.now);

@@ -46,7 +46,17 @@ export interface CollateralFetcherOptions {
   headers?: Record<string, string>;
   /** In-memory cache capacity, entries (default 256). */
   cacheEntries?: number;
+  /**
+   * Seconds after which a cached piece is asked for again although it is still before its
+   * nextUpdate (default 86,400: daily, as a PCCS refreshes; decision 1792). Intel's pieces stay
+   * current for about 30 days, so without it a revocation or a TCB recovery published meanwhile
+   * would go unseen until then. When asking again fails, the cached copy serves while current.
+   */
+  refreshSeconds?: number;
 }
+
+/** How long a cached collateral piece is used before it is asked for again, seconds (decision 1792). */
+export const DEFAULT_COLLATERAL_REFRESH_SECONDS = 86_400;
 
 /** The four pieces of DCAP collateral a PCS/PCCS serves. */
 export type CollateralPiece = 'tcbInfo' | 'qeIdentity' | 'pckCrl' | 'rootCaCrl';
@@ -69,8 +79,8 @@ export interface CollateralFetcher {
   /** The base URL it fetches from (no credentials). */
   readonly baseUrl: string;
   /**
-   * Collateral for a quote, from cache while each piece is before its nextUpdate at `now`, else
-   * from the PCS/PCCS (pieces in `have` are not fetched: a current cached copy, else `have`'s). Nothing here is trusted:
+   * Collateral for a quote, from cache while each piece is before its nextUpdate at `now` and was
+   * fetched within `refreshSeconds`, else from the PCS/PCCS (pieces in `have` are not fetched: a current cached copy, else `have`'s). Nothing here is trusted:
    * verifyDcapQuote checks every signature and chain, and the policy checks every date.
    * Errors: E_UNAVAILABLE (unreachable, timed out or non-2xx after retries, naming the URL),
    * E_TOO_LARGE (response over the cap), E_EVIDENCE_COLLATERAL (a body or header that does not
@@ -83,11 +93,16 @@ export interface CollateralFetcher {
   ): Promise<QuoteCollateralV3>;
 }
 
-/** One cached response: body (hex for binary), issuer chain (PEM), and the piece's nextUpdate (unix s). */
+/**
+ * One cached response: body (hex for binary), issuer chain (PEM), the piece's nextUpdate and when
+ * it was fetched (the caller's `now` then; unix s; absent in entries written before it was kept,
+ * which are asked for again).
+ */
 interface Entry {
   body: string;
   chain: string;
   nextUpdate: number;
+  fetchedAt?: number;
 }
 
 /** The service path of a URL, for errors (never the query's credentials or headers). */
@@ -171,6 +186,7 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
   const doFetch = opts.fetch ?? globalThis.fetch;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const retries = opts.retries ?? 3;
+  const refreshSeconds = opts.refreshSeconds ?? DEFAULT_COLLATERAL_REFRESH_SECONDS;
   const cap = opts.maxResponseBytes ?? MAX_COLLATERAL_RESPONSE_BYTES;
   const cache = createUrlCache<Entry>({
     ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
@@ -230,7 +246,10 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     return { body: text, chain, nextUpdate };
   }
 
-  /** A piece from cache while current, else downloaded; a stale cached one only within the grace. */
+  /**
+   * A piece from cache while current and fetched within refreshSeconds, else downloaded; when the
+   * download fails, a current cached copy serves, and a stale one only within the grace.
+   */
   async function get(
     url: string,
     chainHeaders: readonly string[] | undefined,
@@ -240,17 +259,20 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     nextUpdateOf: (body: Buffer) => number,
   ): Promise<Entry> {
     const hit = await cache.lookup(url);
-    if (hit !== undefined && now < hit.nextUpdate) return hit;
+    const current = hit !== undefined && now < hit.nextUpdate;
+    if (current && hit.fetchedAt !== undefined && now - hit.fetchedAt < refreshSeconds) return hit;
     let p = inflight.get(url);
     if (p === undefined) {
       p = download(url, chainHeaders, binary, nextUpdateOf).finally(() => inflight.delete(url));
       inflight.set(url, p);
     }
     try {
-      const e = await p;
+      const e = { ...(await p), fetchedAt: now };
       await cache.store(url, e);
       return e;
     } catch (e) {
+      // Asking again early is a refresh: its failure leaves the current copy in use.
+      if (current) return hit;
       if (
         hit !== undefined &&
         grace > 0 &&
