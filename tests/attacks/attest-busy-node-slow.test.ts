@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   appraiseRegistration,
   MAX_BUSY_RETRY_WAIT_MS,
-  type RegistrationClaim,
 } from '../../packages/attestation/src/appraiseRegistration.ts';
 import { DEV_POLICY } from '../../packages/attestation/src/policy/policy.ts';
+import { placeholderClaim } from '../helpers/placeholderClaim.ts';
 
 // Attack (fixed): a hostile node answers every attestation request "busy" (429, Retry-After: 0),
 // but only just before the requester's fetch timeout, or trickles the 429's body up to that
@@ -51,14 +51,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((r) => node.close(r)));
 
-const claim = (): RegistrationClaim => ({
-  enclaveId: `0x${'11'.repeat(32)}`,
-  teeType: 'simulated',
-  measurement: `0x${'22'.repeat(32)}`,
-  enclaveAddress: `0x${'33'.repeat(20)}`,
-  kemPublicKey: `0x${'44'.repeat(32)}`,
-  endpoint: url(),
-});
+const claim = () => placeholderClaim(url());
 
 describe('attack: a node answers busy just before each request times out', () => {
   for (const m of ['late-headers', 'trickle-body'] as const)

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   appraiseRegistration,
   MAX_BUSY_RETRY_WAIT_MS,
-  type RegistrationClaim,
 } from '../../packages/attestation/src/appraiseRegistration.ts';
 import { DEV_POLICY } from '../../packages/attestation/src/policy/policy.ts';
+import { placeholderClaim } from '../helpers/placeholderClaim.ts';
 
 // A node refuses a requester's attestation request as busy (429/503: its per-client rate limit,
 // which every requester behind one address shares). Seen in the scale benchmark: two of 1,000 jobs
@@ -43,14 +43,7 @@ beforeEach(() => {
   nonces = [];
 });
 
-const claim = (): RegistrationClaim => ({
-  enclaveId: `0x${'11'.repeat(32)}`,
-  teeType: 'simulated',
-  measurement: `0x${'22'.repeat(32)}`,
-  enclaveAddress: `0x${'33'.repeat(20)}`,
-  kemPublicKey: `0x${'44'.repeat(32)}`,
-  endpoint: url(),
-});
+const claim = () => placeholderClaim(url());
 
 function appraise(busyRetries: number | undefined, waits: number[]) {
   return appraiseRegistration(claim(), {

@@ -21,16 +21,9 @@ import { parseCertificate, pemCertificates } from './x509.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-const pem = (d: Uint8Array) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString('base64')}\n-----END CERTIFICATE-----\n`;
-
-async function hostileQuote(): Promise<Uint8Array> {
-  const quote = vector(VECTORS.sgx.quote);
-  const q = parseDcapQuote(quote);
-  const chain = pemCertificates(Buffer.from(q.certification.certData).toString('latin1'), 'pck');
-  const leaf = parseCertificate(chain[0]!);
-  const root = parseCertificate(chain[chain.length - 1]!);
-  const rsa = await webcrypto.subtle.generateKey(
+/** A fresh RSA-2048 key pair (the key a certificate in an ECDSA chain must not carry). */
+const rsaKeyPair = () =>
+  webcrypto.subtle.generateKey(
     {
       name: 'RSASSA-PKCS1-v1_5',
       modulusLength: 2048,
@@ -40,10 +33,21 @@ async function hostileQuote(): Promise<Uint8Array> {
     true,
     ['sign', 'verify'],
   );
-  const ec = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
-    'sign',
-    'verify',
-  ]);
+/** A fresh P-256 signing key pair. */
+const ecKeyPair = () =>
+  webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+
+const pem = (d: Uint8Array) =>
+  `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString('base64')}\n-----END CERTIFICATE-----\n`;
+
+async function hostileQuote(): Promise<Uint8Array> {
+  const quote = vector(VECTORS.sgx.quote);
+  const q = parseDcapQuote(quote);
+  const chain = pemCertificates(Buffer.from(q.certification.certData).toString('latin1'), 'pck');
+  const leaf = parseCertificate(chain[0]!);
+  const root = parseCertificate(chain[chain.length - 1]!);
+  const rsa = await rsaKeyPair();
+  const ec = await ecKeyPair();
   const x = await x509.X509CertificateGenerator.create({
     serialNumber: '7777',
     subject: new x509.Name(leaf.issuer.slice()),
@@ -116,20 +120,8 @@ describe('attack: an RSA key in a CA position of the PCK chain', () => {
 
 describe('attack: an RSA key in a held intermediate (opts.intermediates)', () => {
   it('anchors holding an RSA intermediate fail the same way on every call, not only the first', async () => {
-    const ec = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
-      'sign',
-      'verify',
-    ]);
-    const rsa = await webcrypto.subtle.generateKey(
-      {
-        name: 'RSASSA-PKCS1-v1_5',
-        modulusLength: 2048,
-        publicExponent: new Uint8Array([1, 0, 1]),
-        hash: 'SHA-256',
-      },
-      true,
-      ['sign', 'verify'],
-    );
+    const ec = await ecKeyPair();
+    const rsa = await rsaKeyPair();
     const alg = { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams;
     const root = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: '01',
