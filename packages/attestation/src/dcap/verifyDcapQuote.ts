@@ -455,11 +455,10 @@ interface EarlyCollateral {
  */
 function startCollateralChecks(c: QuoteCollateralV3, a: Anchors, later: DeferredVerify): EarlyCollateral {
   const e: EarlyCollateral = {};
+  // The signer as a held intermediate (anchorOf's object, with the root's check recorded), if it is one.
   const held = (ders: Uint8Array[] | undefined) => {
-    const d = ders?.[0];
-    if (d === undefined) return undefined;
-    for (const x of a.intermediates) if (x.der.length === d.length && same(x.der, d)) return x;
-    return undefined;
+    const c = ders?.[0] === undefined ? undefined : anchorOf(a, ders[0]);
+    return c !== undefined && pinnedIssuer.has(c) ? c : undefined;
   };
   try {
     e.tcbDers = signerChainDers(c.tcbInfoIssuerChain, 'TCB info issuer chain');
