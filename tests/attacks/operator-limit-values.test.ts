@@ -96,4 +96,18 @@ describe('attack: an operator limit given a bad value', () => {
     const d = refusal(() => new NodeDaemon({ ...base, scheduler: { maxConcurrentJobs: 999_999_999 } }));
     expect(d?.code).toBe('E_INVALID_INPUT');
   });
+
+  it('--session-poll-ms takes 0 to 1000 and passes it to the node; anything else is refused naming the flag', () => {
+    expect(schedulerFromArgs({ sessionPollMs: '0' } as never).sessionPollMs).toBe(0);
+    expect(schedulerFromArgs({ sessionPollMs: '1000' } as never).sessionPollMs).toBe(1000);
+    expect(schedulerFromArgs({} as never).sessionPollMs).toBeUndefined();
+    for (const v of ['1001', '-1', '2.5', 'fast', ''])
+      expect(refusal(() => schedulerFromArgs({ sessionPollMs: v } as never))?.message).toMatch(
+        /--session-poll-ms/,
+      );
+    for (const v of [1001, -1, 0.5, Number.NaN])
+      expect(refusal(() => new NodeDaemon({ ...base, scheduler: { sessionPollMs: v } }))?.code).toBe(
+        'E_INVALID_INPUT',
+      );
+  });
 });

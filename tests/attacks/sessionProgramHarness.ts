@@ -14,7 +14,10 @@ import { loadOnnxModel } from '@firn/ml';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { createSessionHandlers } from '../../packages/enclave/src/jobs/inferenceSession.ts';
 import type { RuntimeModel } from '../../packages/enclave/src/runtime/mlRuntime.ts';
-import { serveSessionEndpoint } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import {
+  type ServedSessionEndpoint,
+  serveSessionEndpoint,
+} from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 
 /** Options of sessionProgramHarness. */
@@ -26,6 +29,8 @@ export interface SessionHarnessOptions {
    * a test may change it in place (a child subverted by its model misreporting its work).
    */
   onFinish?: (t: { count: bigint; workUnits: bigint }) => void;
+  /** Called with each session endpoint once it serves (what the child would run), by session id. */
+  onServed?: (sessionId: Hex, served: ServedSessionEndpoint) => void;
 }
 
 /**
@@ -56,6 +61,7 @@ export async function sessionProgramHarness(tag: string, salt: number, o: Sessio
           release: () => m.release(),
           serveSession: async (p) => {
             const served = await serveSessionEndpoint(m, { ...p, socketDir: dir });
+            o.onServed?.(p.sessionId, served);
             return {
               address: served.address,
               idleMs: async () => served.idleMs(),
@@ -83,7 +89,11 @@ export async function sessionProgramHarness(tag: string, salt: number, o: Sessio
    * Open a session on the sealed model: through the enclave's pipe, or with `direct` on the
    * child's own endpoint (a TCP port on `directHost`, or a Unix socket with `directHost` null).
    */
-  async function open(direct: boolean, directHost: string | null = '127.0.0.1') {
+  async function open(
+    direct: boolean,
+    directHost: string | null = '127.0.0.1',
+    extra: Record<string, unknown> = {},
+  ) {
     const now = clock();
     const jobId = bytesToHex(sha256(new Uint8Array([++seed, salt])));
     const built = await buildSessionOpen({
@@ -104,6 +114,7 @@ export async function sessionProgramHarness(tag: string, salt: number, o: Sessio
       onChain: sessionCommitments(sealedModel.artifactId),
       domain,
       ...(direct ? { direct: true, ...(directHost === null ? {} : { directHost }) } : {}),
+      ...extra,
     })) as OpenSessionResult;
     const codec = new SessionCodec(built.secret, hexBytes(r.salt, 'salt', 32), jobId);
     return { jobId, r, codec };

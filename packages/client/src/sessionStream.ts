@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { type ErrorCode, FirnError, type Hex } from '@firn/core';
+import { type ErrorCode, FirnError, type Hex, LoopPoller } from '@firn/core';
 
 /**
  * The requester's side of a session stream (docs/decisions/1240-direct-session-endpoint.md): one
@@ -22,6 +22,15 @@ export const MAX_SPARE_ANSWER_BYTES = 16 * 1024 * 1024;
  * sent (a batch-256 inference answers in tens of ms; a cold or loaded node in seconds).
  */
 export const DEFAULT_SESSION_REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * How long the requester's event loop is kept from sleeping after each request is sent while its
+ * answer is due, ms, by default (`SessionStream.pollMs`; openInferenceSession's `pollMs`):
+ * docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md. Covers a batch-256 run of
+ * the benchmark's 20 MiB model; a longer wait sleeps from then on.
+ */
+export const DEFAULT_SESSION_POLL_MS = 20;
+/** The longest poll window a stream takes, ms (a larger `pollMs` is E_INVALID_INPUT). */
+export const MAX_SESSION_POLL_MS = 1_000;
 /** How long the node may take to answer a stream's upgrade request by default, ms. */
 export const DEFAULT_SESSION_STREAM_OPEN_TIMEOUT_MS = 10_000;
 const TAG_MESSAGE = 0;
@@ -47,6 +56,13 @@ export class SessionStream {
    * spent, so the session cannot go on.
    */
   requestTimeoutMs = DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
+  /**
+   * Milliseconds the event loop is kept polling (not sleeping) after each request is sent, while an
+   * answer is due (LoopPoller; decision 1800): the answer is then read on the next turn of the
+   * loop, without a wake-up of this process. 0 turns it off. Default DEFAULT_SESSION_POLL_MS.
+   */
+  pollMs = DEFAULT_SESSION_POLL_MS;
+  private readonly poller = new LoopPoller(() => this.pending.length > 0 && this.gone === undefined);
   /** The one timer of the oldest request's deadline; re-armed lazily, unref'd, cleared on close. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
   private chunks: Buffer[] = [];
@@ -279,6 +295,7 @@ export class SessionStream {
   /** A request waits for its answer from now, until `requestTimeoutMs` from now. */
   private enqueue(resolve: (b: Uint8Array) => void, reject: (e: unknown) => void): void {
     this.pending.push({ resolve, reject, at: performance.now() + this.requestTimeoutMs });
+    this.poller.pollFor(this.pollMs);
     // One timer for the whole queue, not one per request: when it fires it checks the oldest
     // request's own deadline and re-arms for it (answers that came in time cost no timer work).
     if (this.deadline === undefined) this.armDeadline(this.requestTimeoutMs);
@@ -344,6 +361,11 @@ export class SessionStream {
     }
     const [b] = this.spare.splice(i, 1);
     return b!;
+  }
+
+  /** Turns of the event loop this stream kept polling so far (`pollMs`; diagnostics and tests). */
+  get pollTurns(): number {
+    return this.poller.turns;
   }
 
   /** True once the stream ended (closed by either side, or failed). */

@@ -4,6 +4,7 @@ export * from './evidence.ts';
 export * from './hash.ts';
 export * from './identity.ts';
 export * from './liveness.ts';
+export * from './loopPoller.ts';
 export * from './tags.ts';
 export * from './sharedPath.ts';
 export * from './refusalCodes.ts';

@@ -104,6 +104,11 @@ export interface NodeSchedulerOptions {
    * claim (default 4; SessionBounds.maxSessionsPerRequester, decision 1550). At least 1.
    */
   maxSessionsPerRequester?: number;
+  /**
+   * How long a session's child keeps its event loop polling after each answer, ms, 0 to 1 000
+   * (default 20; SessionBounds.pollMs, decision 1800). 0 turns it off.
+   */
+  sessionPollMs?: number;
 }
 
 /** Most jobs run in the enclave at once (each is an ML child; the slots are allocated up front). */
@@ -134,6 +139,7 @@ function checkedLimits(opts: NodeDaemonOptions): {
   check(s.maxQueuedJobs, 'scheduler.maxQueuedJobs', 0);
   check(s.maxJobsPerRequester, 'scheduler.maxJobsPerRequester', 1);
   check(s.maxSessionsPerRequester, 'scheduler.maxSessionsPerRequester', 1);
+  check(s.sessionPollMs, 'scheduler.sessionPollMs', 0, 1_000);
   check(s.lostProofChecks, 'scheduler.lostProofChecks', 1);
   for (const k of ['jobTimeoutMs', 'sessionIdleMs', 'chainCheckIntervalMs', 'finalizeIntervalMs'] as const)
     check(s[k], `scheduler.${k}`, 1, MAX_TIMER_MS);
@@ -399,9 +405,12 @@ export class NodeDaemon {
             ...(sch.maxJobsPerRequester === undefined
               ? {}
               : { maxJobsPerRequester: sch.maxJobsPerRequester }),
-            ...(sch.maxSessionsPerRequester === undefined
-              ? {}
-              : { sessionBounds: { maxSessionsPerRequester: Math.max(1, sch.maxSessionsPerRequester) } }),
+            sessionBounds: {
+              ...(sch.maxSessionsPerRequester === undefined
+                ? {}
+                : { maxSessionsPerRequester: Math.max(1, sch.maxSessionsPerRequester) }),
+              ...(sch.sessionPollMs === undefined ? {} : { pollMs: sch.sessionPollMs }),
+            },
           })
         : undefined;
       // Without a database the job routes answer 507 (nodeApi.ts).

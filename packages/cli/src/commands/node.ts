@@ -70,6 +70,8 @@ export interface NodeStartOptions extends CollateralArgs {
   maxJobsPerRequester?: string;
   /** Sessions one requester may have open or opening (decision 1550). */
   maxSessionsPerRequester?: string;
+  /** Milliseconds a session's child polls after each answer, 0 to 1000 (decision 1800). */
+  sessionPollMs?: string;
   /** Artifact store bytes per address (uploads, fetched inputs, job outputs): `4GiB`, `500MiB`, bytes. */
   quotaPerAddress?: string;
   /** Artifact store bytes in all. */
@@ -148,7 +150,8 @@ export function retentionFromArgs(o: Pick<NodeStartOptions, 'uploadRetention' | 
 
 /**
  * The scheduler flags (--max-jobs, --max-queued-jobs, --job-timeout s, --session-idle-timeout s,
- * --max-jobs-per-requester, --max-sessions-per-requester), as NodeDaemonOptions.scheduler.
+ * --max-jobs-per-requester, --max-sessions-per-requester, --session-poll-ms), as
+ * NodeDaemonOptions.scheduler.
  */
 export function schedulerFromArgs(o: NodeStartOptions) {
   const maxJobs = positiveInt(o.maxJobs, '--max-jobs');
@@ -160,6 +163,9 @@ export function schedulerFromArgs(o: NodeStartOptions) {
   const idle = seconds(o.sessionIdleTimeout, '--session-idle-timeout');
   const perRequesterJobs = positiveInt(o.maxJobsPerRequester, '--max-jobs-per-requester');
   const perRequesterSessions = positiveInt(o.maxSessionsPerRequester, '--max-sessions-per-requester');
+  const pollMs = o.sessionPollMs === '0' ? 0 : positiveInt(o.sessionPollMs, '--session-poll-ms');
+  if (pollMs !== undefined && pollMs > 1_000)
+    throw new InvalidInputError(`--session-poll-ms must be at most 1000 (got ${pollMs})`);
   return {
     ...(maxJobs === undefined ? {} : { maxConcurrentJobs: maxJobs }),
     ...(queued === undefined ? {} : { maxQueuedJobs: queued }),
@@ -167,6 +173,7 @@ export function schedulerFromArgs(o: NodeStartOptions) {
     ...(idle === undefined ? {} : { sessionIdleMs: idle * 1000 }),
     ...(perRequesterJobs === undefined ? {} : { maxJobsPerRequester: perRequesterJobs }),
     ...(perRequesterSessions === undefined ? {} : { maxSessionsPerRequester: perRequesterSessions }),
+    ...(pollMs === undefined ? {} : { sessionPollMs: pollMs }),
   };
 }
 
@@ -531,6 +538,10 @@ export function registerNode(program: Command): void {
     .option(
       '--max-sessions-per-requester <n>',
       'warm sessions one requester may have open or opening; more get 429 before any claim (default 4)',
+    )
+    .option(
+      '--session-poll-ms <ms>',
+      "how long a session's child keeps polling after each answer, 0 (off) to 1000; one core at most per answer (default 20)",
     )
     .option(
       '--quota-per-address <size>',

@@ -38,6 +38,7 @@ import {
 import {
   answerSessionRequest,
   isCloseMessage,
+  MAX_SESSION_POLL_MS,
   type SessionEndpointAddress,
   type SessionEndpointTranscript,
 } from '../runtime/sessionEndpoint.ts';
@@ -99,6 +100,12 @@ export interface OpenSessionParams {
    * and the token (docs/decisions/1310-requester-connects-to-session-child.md).
    */
   directHost?: string;
+  /**
+   * With `direct`: how long the child polls after each answer, ms (ServeSessionParams.pollMs;
+   * decision 1800). An integer 0 to MAX_SESSION_POLL_MS; anything else is E_INVALID_INPUT.
+   * Default DEFAULT_SESSION_POLL_MS.
+   */
+  pollMs?: number;
 }
 
 export interface OpenSessionResult {
@@ -213,6 +220,12 @@ interface Session {
   closed: boolean;
 }
 
+/** OpenSessionParams.pollMs: absent, or an integer 0 to MAX_SESSION_POLL_MS; else E_INVALID_INPUT. */
+function checkPollMs(v: unknown): void {
+  if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SESSION_POLL_MS))
+    throw fail('E_INVALID_INPUT', `pollMs must be an integer number of ms, 0 to ${MAX_SESSION_POLL_MS}`);
+}
+
 const fail = (code: ConstructorParameters<typeof FirnError>[0], message: string) =>
   new FirnError(code, message);
 
@@ -303,6 +316,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
    */
   const preflightSession: Handler = async (raw, ctx: EnclaveContext) => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
+    checkPollMs(raw.pollMs);
     const now = ctx.time.now(clock());
     await sweep(now);
     sweepReserved();
@@ -336,6 +350,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
+    checkPollMs(raw.pollMs);
     const now = ctx.time.now(clock());
     await sweep(now);
     sweepReserved();
@@ -373,6 +388,7 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
             ...(typeof raw.directHost === 'string' && raw.directHost.length <= 64
               ? { directHost: raw.directHost }
               : {}),
+            ...(raw.pollMs === undefined ? {} : { pollMs: raw.pollMs as number }),
           });
         } catch (e) {
           await loaded.release().catch(() => undefined);

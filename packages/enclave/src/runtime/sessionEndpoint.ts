@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, toErrorBody, utf8 } from '@firn/core';
+import { FirnError, type Hex, isFirnError, LoopPoller, toErrorBody, utf8 } from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -68,7 +68,20 @@ export interface ServeSessionParams {
    * connection, TCP, port chosen by the system (docs/decisions/1310). Absent: the host relays all.
    */
   directHost?: string;
+  /**
+   * Milliseconds the child's event loop is kept polling (not sleeping) after each answer and after
+   * a connection is kept, so the next request is read without a wake-up (LoopPoller;
+   * docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md): at most
+   * MAX_SESSION_POLL_MS, 0 turns it off. Default DEFAULT_SESSION_POLL_MS. The host chooses it
+   * (SessionBounds.pollMs): it is the CPU of one core the node spends per answer at most.
+   */
+  pollMs?: number;
 }
+
+/** Default `ServeSessionParams.pollMs`, ms: about one benchmark round at batch 64 (decision 1800). */
+export const DEFAULT_SESSION_POLL_MS = 20;
+/** The longest poll window a session child takes after an answer, ms. */
+export const MAX_SESSION_POLL_MS = 1_000;
 
 /** Where the host connects: the socket path and the token its first frame must carry (hex). */
 export interface SessionEndpointAddress {
@@ -339,6 +352,11 @@ export interface ServedSessionEndpoint {
   finish(auth?: Uint8Array): Promise<SessionEndpointTranscript>;
   /** Stop at once (drop, crash of the session): no transcript. */
   stop(): void;
+  /**
+   * Turns of the event loop this endpoint has polled so far (ServeSessionParams.pollMs, decision
+   * 1800): a diagnostic, and how tests see that the loop did not sleep after an answer.
+   */
+  pollTurns(): number;
 }
 
 /**
@@ -712,6 +730,9 @@ export async function serveSessionEndpoint(
   // Requests read and not answered yet, on every connection: the idle collection waits for none.
   let waiting = 0;
   const collector = new IdleCollector(() => waiting > 0);
+  const pollMs =
+    Math.min(MAX_SESSION_POLL_MS, Math.max(0, Math.floor(p.pollMs ?? DEFAULT_SESSION_POLL_MS))) || 0;
+  const poller = new LoopPoller(() => !finished);
   const onMessage = (socket: Socket, message: Buffer, done: () => void) => {
     waiting++;
     collector.handled(message.length);
@@ -728,6 +749,8 @@ export async function serveSessionEndpoint(
       const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
         for (const part of sealed) collector.handled(part.length);
         if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
+        // The requester's next message is read on a turn of a loop that did not sleep (decision 1800).
+        poller.pollFor(pollMs);
         // The next request's and the next answer's contexts, made now that this answer is out
         // (decision 1772), not when the next request arrives.
         endpoint.prepare();
@@ -753,6 +776,7 @@ export async function serveSessionEndpoint(
     } else onMessage(socket, f.body, f.done);
   };
   const keep = (socket: Socket) => {
+    poller.pollFor(pollMs);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
@@ -795,6 +819,7 @@ export async function serveSessionEndpoint(
 
   const stop = () => {
     finished = true;
+    poller.stop();
     unlisten();
     if (direct?.server.listening) direct.server.close();
     for (const s of sockets) s.destroy();
@@ -842,5 +867,6 @@ export async function serveSessionEndpoint(
       return done;
     },
     stop,
+    pollTurns: () => poller.turns,
   };
 }

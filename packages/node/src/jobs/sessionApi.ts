@@ -82,6 +82,13 @@ export interface SessionBounds {
    * at once; one more is refused E_RATE_LIMITED (429) before anything is claimed. Default 4.
    */
   maxSessionsPerRequester: number;
+  /**
+   * How long a session's child keeps its event loop polling after each answer, ms, so that the
+   * requester's next request is read without waking a sleeping process
+   * (docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md). It is the CPU of one core
+   * this node spends per answer at most; 0 turns it off. The enclave caps it at 1 000. Default 20.
+   */
+  pollMs: number;
 }
 
 export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
@@ -89,6 +96,7 @@ export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
   frameMs: 30_000,
   maxSessionMs: 24 * 3600_000,
   maxSessionsPerRequester: 4,
+  pollMs: 20,
 });
 
 /** A session is closed this long before its claim lapses (or a tenth of the claim, if shorter), ms. */
@@ -456,6 +464,7 @@ export class SessionService {
           onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
           domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
           direct: true,
+          pollMs: this.bounds.pollMs,
           // Asked for (decision 1310): the session's child listens for the requester on the address
           // the requester reached us on. Otherwise every request passes the host's checks.
           ...(req.headers[SESSION_DIRECT_HEADER] === '1' && directHostOf(req) !== undefined

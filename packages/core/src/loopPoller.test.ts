@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { LoopPoller } from './loopPoller.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('LoopPoller: the event loop is kept turning for a bounded window', () => {
+  it('timers and I/O callbacks still run while it polls', async () => {
+    const p = new LoopPoller();
+    p.pollFor(5_000);
+    await sleep(10);
+    await new Promise((r) => setImmediate(r));
+    // The timer above ran inside the window (the window is still open and polled).
+    expect(p.polling).toBe(true);
+    expect(p.turns).toBeGreaterThan(0);
+    p.stop();
+  });
+
+  it('polls for the window and stops by itself', async () => {
+    const p = new LoopPoller();
+    const t0 = performance.now();
+    p.pollFor(60);
+    expect(p.polling).toBe(true);
+    while (p.polling) await sleep(5);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(59);
+    const turns = p.turns;
+    await sleep(30);
+    expect(p.turns).toBe(turns);
+  });
+
+  it('stops at the first turn on which it is no longer wanted, or on stop()', async () => {
+    let wanted = true;
+    const p = new LoopPoller(() => wanted);
+    p.pollFor(10_000);
+    await sleep(5);
+    wanted = false;
+    await sleep(5);
+    expect(p.polling).toBe(false);
+    const q = new LoopPoller();
+    q.pollFor(10_000);
+    await sleep(5);
+    q.stop();
+    await sleep(5);
+    expect(q.polling).toBe(false);
+    const t = q.turns;
+    await sleep(10);
+    expect(q.turns).toBe(t);
+  });
+
+  it('a later, longer window extends the open one; zero, negative and non-finite windows open none', async () => {
+    const p = new LoopPoller();
+    p.pollFor(10);
+    p.pollFor(60);
+    await sleep(30);
+    expect(p.polling).toBe(true);
+    p.stop();
+    for (const ms of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const q = new LoopPoller();
+      q.pollFor(ms);
+      expect(q.polling).toBe(false);
+      await sleep(2);
+      expect(q.turns).toBe(0);
+    }
+  });
+});
