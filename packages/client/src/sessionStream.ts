@@ -31,6 +31,8 @@ export const DEFAULT_SESSION_REQUEST_TIMEOUT_MS = 60_000;
 export const DEFAULT_SESSION_POLL_MS = 20;
 /** The longest poll window a stream takes, ms (a larger `pollMs` is E_INVALID_INPUT). */
 export const MAX_SESSION_POLL_MS = 1_000;
+/** The longest delay a Node timer holds, ms (2^31 - 1; a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long the node may take to answer a stream's upgrade request by default, ms. */
 export const DEFAULT_SESSION_STREAM_OPEN_TIMEOUT_MS = 10_000;
 const TAG_MESSAGE = 0;
@@ -55,13 +57,34 @@ export class SessionStream {
    * request sent after it reject with E_TIMEOUT and the stream ends: their sequence numbers are
    * spent, so the session cannot go on.
    */
-  requestTimeoutMs = DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
+  get requestTimeoutMs(): number {
+    return this._requestTimeoutMs;
+  }
+  /** @throws FirnError E_INVALID_INPUT unless an integer from 1 to 2^31 - 1 (what a timer holds). */
+  set requestTimeoutMs(ms: number) {
+    const bad = timerMsError('requestTimeoutMs', ms);
+    if (bad) throw bad;
+    this._requestTimeoutMs = ms;
+  }
+  private _requestTimeoutMs = DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
   /**
    * Milliseconds the event loop is kept polling (not sleeping) after each request is sent, while an
    * answer is due (LoopPoller; decision 1800): the answer is then read on the next turn of the
    * loop, without a wake-up of this process. 0 turns it off. Default DEFAULT_SESSION_POLL_MS.
    */
-  pollMs = DEFAULT_SESSION_POLL_MS;
+  get pollMs(): number {
+    return this._pollMs;
+  }
+  /** @throws FirnError E_INVALID_INPUT unless an integer from 0 to MAX_SESSION_POLL_MS. */
+  set pollMs(ms: number) {
+    if (!Number.isInteger(ms) || ms < 0 || ms > MAX_SESSION_POLL_MS)
+      throw new FirnError(
+        'E_INVALID_INPUT',
+        `pollMs must be an integer number of ms, 0 to ${MAX_SESSION_POLL_MS} (got ${String(ms).slice(0, 32)})`,
+      );
+    this._pollMs = ms;
+  }
+  private _pollMs = DEFAULT_SESSION_POLL_MS;
   private readonly poller = new LoopPoller(() => this.pending.length > 0 && this.gone === undefined);
   /** The one timer of the oldest request's deadline; re-armed lazily, unref'd, cleared on close. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
@@ -102,6 +125,8 @@ export class SessionStream {
     accessToken?: string,
     timeoutMs = DEFAULT_SESSION_STREAM_OPEN_TIMEOUT_MS,
   ): Promise<SessionStream> {
+    const badTimeout = timerMsError('timeoutMs', timeoutMs);
+    if (badTimeout) return Promise.reject(badTimeout);
     const url = new URL(`/v1/sessions/${sessionId}/stream`, endpoint);
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method: 'GET',
@@ -184,6 +209,8 @@ export class SessionStream {
     maxResponseBytes = 8 * 1024 * 1024 + 1,
     timeoutMs = 5_000,
   ): Promise<SessionStream> {
+    const badTimeout = timerMsError('timeoutMs', timeoutMs);
+    if (badTimeout) return Promise.reject(badTimeout);
     return new Promise<SessionStream>((resolve, reject) => {
       if (token.length !== 32 || !Number.isInteger(port) || port <= 0 || port > 65535) {
         reject(
@@ -294,7 +321,7 @@ export class SessionStream {
 
   /** A request waits for its answer from now, until `requestTimeoutMs` from now. */
   private enqueue(resolve: (b: Uint8Array) => void, reject: (e: unknown) => void): void {
-    this.pending.push({ resolve, reject, at: performance.now() + this.requestTimeoutMs });
+    this.pending.push({ resolve, reject, at: performance.now() + this._requestTimeoutMs });
     this.poller.pollFor(this.pollMs);
     // One timer for the whole queue, not one per request: when it fires it checks the oldest
     // request's own deadline and re-arms for it (answers that came in time cost no timer work).
@@ -302,7 +329,8 @@ export class SessionStream {
   }
 
   private armDeadline(ms: number): void {
-    this.deadline = setTimeout(() => this.onDeadline(), Math.max(1, Math.ceil(ms)));
+    // Within what a timer holds: a longer delay would fire after 1 ms and re-arm without end.
+    this.deadline = setTimeout(() => this.onDeadline(), Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(ms))));
     // It never keeps a process alive by itself (an idle stream's timer may still be pending).
     this.deadline.unref();
   }
@@ -426,6 +454,16 @@ export class SessionStream {
     for (const p of this.pending.splice(0)) p.reject(this.gone);
     this.socket.destroy();
   }
+}
+
+/** E_INVALID_INPUT naming `name` unless `ms` is an integer from 1 to what a timer holds. */
+function timerMsError(name: string, ms: number): FirnError | undefined {
+  return Number.isInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS
+    ? undefined
+    : new FirnError(
+        'E_INVALID_INPUT',
+        `${name} must be an integer number of ms, 1 to ${MAX_TIMER_MS} (got ${String(ms).slice(0, 32)})`,
+      );
 }
 
 /** The largest refusal frame parsed: {code, message} with the message cut at 500 characters. */

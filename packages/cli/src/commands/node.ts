@@ -111,6 +111,17 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   return Number(v);
 }
 
+/** A whole number from `min` to `max` (decimal digits only); E_INVALID_INPUT naming the flag and the range otherwise. */
+function intInRange(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= min && n <= max))
+    throw new InvalidInputError(
+      `${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v.slice(0, 32))})`,
+    );
+  return n;
+}
+
 /** Seconds a Node timer can hold (2^31-1 ms; past it a timer fires at once): about 24.8 days. */
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
@@ -163,9 +174,7 @@ export function schedulerFromArgs(o: NodeStartOptions) {
   const idle = seconds(o.sessionIdleTimeout, '--session-idle-timeout');
   const perRequesterJobs = positiveInt(o.maxJobsPerRequester, '--max-jobs-per-requester');
   const perRequesterSessions = positiveInt(o.maxSessionsPerRequester, '--max-sessions-per-requester');
-  const pollMs = o.sessionPollMs === '0' ? 0 : positiveInt(o.sessionPollMs, '--session-poll-ms');
-  if (pollMs !== undefined && pollMs > 1_000)
-    throw new InvalidInputError(`--session-poll-ms must be at most 1000 (got ${pollMs})`);
+  const pollMs = intInRange(o.sessionPollMs, '--session-poll-ms', 0, 1_000);
   return {
     ...(maxJobs === undefined ? {} : { maxConcurrentJobs: maxJobs }),
     ...(queued === undefined ? {} : { maxQueuedJobs: queued }),

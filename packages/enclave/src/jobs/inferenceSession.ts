@@ -223,7 +223,10 @@ interface Session {
 /** OpenSessionParams.pollMs: absent, or an integer 0 to MAX_SESSION_POLL_MS; else E_INVALID_INPUT. */
 function checkPollMs(v: unknown): void {
   if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SESSION_POLL_MS))
-    throw fail('E_INVALID_INPUT', `pollMs must be an integer number of ms, 0 to ${MAX_SESSION_POLL_MS}`);
+    throw fail(
+      'E_INVALID_INPUT',
+      `the host's session poll window (openSession pollMs) must be an integer number of ms, 0 to ${MAX_SESSION_POLL_MS}`,
+    );
 }
 
 const fail = (code: ConstructorParameters<typeof FirnError>[0], message: string) =>
@@ -350,7 +353,6 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
 
   const openSession: Handler = async (raw, ctx: EnclaveContext): Promise<OpenSessionResult> => {
     const p = parseRunJobParams({ ...raw, outputDir: '' });
-    checkPollMs(raw.pollMs);
     const now = ctx.time.now(clock());
     await sweep(now);
     sweepReserved();
@@ -358,6 +360,8 @@ export function createSessionHandlers(opts: SessionHandlerOptions = {}): Record<
     const r = reserved.get(p.jobId);
     const pre = r !== undefined && r.enc === p.enc && r.request === p.request ? r : undefined;
     if (pre) reserved.delete(p.jobId);
+    // After the reservation is taken: a refused open never keeps a slot reserved.
+    checkPollMs(raw.pollMs);
     if (sessions.has(p.jobId) || opening.has(p.jobId) || reserved.has(p.jobId))
       throw fail('E_CONFLICT', 'a session for this job is already open');
     if (!pre && used() >= maxSessions)

@@ -99,6 +99,16 @@ export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
   pollMs: 20,
 });
 
+/** The longest SessionBounds.pollMs, ms (the enclave's MAX_SESSION_POLL_MS). */
+export const MAX_HOST_SESSION_POLL_MS = 1_000;
+
+/** Why `v` is no SessionBounds.pollMs (an integer 0 to MAX_HOST_SESSION_POLL_MS), or undefined. */
+function badPollMs(v: unknown): string | undefined {
+  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_HOST_SESSION_POLL_MS
+    ? undefined
+    : `SessionBounds.pollMs must be an integer number of ms, 0 to ${MAX_HOST_SESSION_POLL_MS} (got ${String(v).slice(0, 32)})`;
+}
+
 /** A session is closed this long before its claim lapses (or a tenth of the claim, if shorter), ms. */
 export const SESSION_CLAIM_MARGIN_MS = 60_000;
 
@@ -236,6 +246,8 @@ export class SessionService {
   ) {
     this.idleMs = Math.max(100, idleMs ?? DEFAULT_HOST_SESSION_IDLE_MS);
     this.bounds = { ...DEFAULT_SESSION_BOUNDS, ...bounds };
+    const bad = badPollMs(this.bounds.pollMs);
+    if (bad !== undefined) throw new FirnError('E_INVALID_INPUT', bad);
   }
 
   /**
@@ -414,6 +426,11 @@ export class SessionService {
     s.checkJobTerms(job, body.inputs);
     await s.setEnclaveChainTime();
     const log = s.opts.logger.child({ jobId: body.jobId });
+    // The bounds are read when used (tests narrow them): a poll window this node cannot serve is
+    // the operator's error, refused before anything is reserved or claimed, and said to be the node's.
+    const badPoll = badPollMs(this.bounds.pollMs);
+    if (badPoll !== undefined)
+      throw new FirnError('E_UNAVAILABLE', `this node's session settings are invalid: ${badPoll}`);
     // Before any claim: the enclave reserves a session slot (E_UNAVAILABLE when full), opens the
     // channel and checks the request and its grant. A refusal here records nothing and costs no gas.
     await s.preflight('preflightSession', body, {

@@ -1,0 +1,66 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { MAX_SESSION_POLL_MS, SessionStream } from '@firn/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// Attack (careless SDK user, decision 1800): `SessionStream` is exported by @firn/client and its
+// `pollMs` is a public field. MAX_SESSION_POLL_MS is documented as "The longest poll window a
+// stream takes, ms (a larger `pollMs` is E_INVALID_INPUT)", but only openInferenceSession checks
+// the option: the stream itself takes any number. A user who drives a stream directly and writes
+// `stream.pollMs = 5_000` (thinking "poll up to 5 s for slow answers") gets a process that spins
+// one core for 5 s per request whenever the peer is slow or silent: far past the documented
+// longest window. Secure outcome: the stream refuses the value (E_INVALID_INPUT naming pollMs) or
+// never polls longer than MAX_SESSION_POLL_MS.
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let server: Server;
+const sockets: Socket[] = [];
+beforeAll(async () => {
+  // A peer that accepts the direct connection (the empty tag-2 acknowledgement) and then never
+  // answers a request: a slow model, a busy node, or a host that drops the requester's frames.
+  server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => undefined);
+    s.once('data', () => {
+      const ack = Buffer.alloc(5);
+      ack.writeUInt32BE(1, 0);
+      ack[4] = 2;
+      s.write(ack);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+});
+afterAll(() => {
+  for (const s of sockets) s.destroy();
+  server.close();
+});
+
+describe('SessionStream.pollMs is bounded by MAX_SESSION_POLL_MS', () => {
+  it('a stream never polls longer than MAX_SESSION_POLL_MS after a request, whatever pollMs it was given', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(7));
+    try {
+      try {
+        s.pollMs = 5 * MAX_SESSION_POLL_MS;
+      } catch (e) {
+        // Refusing the value outright is a secure outcome too.
+        expect(e).toMatchObject({ code: 'E_INVALID_INPUT', message: expect.stringMatching(/pollMs/) });
+        return;
+      }
+      const answered = s.send(new Uint8Array(64));
+      answered.catch(() => undefined);
+      // Past the longest window the stream should ever take (plus slack for a loaded machine).
+      await sleep(MAX_SESSION_POLL_MS + 400);
+      const turns = s.pollTurns;
+      await sleep(300);
+      // The loop is still being spun for a request whose answer has not come: polling did not
+      // end at MAX_SESSION_POLL_MS.
+      expect(s.pollTurns - turns, 'turns polled 1.4-1.7 s after the request (past MAX_SESSION_POLL_MS)').toBe(
+        0,
+      );
+    } finally {
+      s.close();
+    }
+  });
+});
