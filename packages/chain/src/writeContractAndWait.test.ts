@@ -275,6 +275,113 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     }
   }, 30_000);
 
+  it('a re-priced resend the chain took but whose answer was lost is still its own: its receipt is returned, never E_CHAIN_REPLACED', async () => {
+    const a = await startAnvil({ accounts: 1 });
+    // The second raw transaction (the re-price) reaches anvil, but its answer is an error, as when
+    // the RPC's answer is lost or times out on a loaded machine after the node took it.
+    let raws = 0;
+    const lossy = await rewritingRpcProxy(a.rpcUrl, (m) => {
+      if (m.method !== 'eth_sendRawTransaction' || ++raws !== 2) return undefined;
+      void fetch(a.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(m),
+      });
+      return { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'request timed out' } };
+    });
+    try {
+      const c = createFirnClients(lossy.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+        pollingIntervalMs: 20,
+        receiptWait: { roundMs: 300, rounds: 20 },
+      });
+      const target = await deployRaw(c, GROWING);
+      raws = 0;
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      const p = poke(c, target).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      const first = await pooledHash(a);
+      const head = await c.public.getBlock();
+      await rpcCall(a.rpcUrl, 'anvil_setNextBlockBaseFeePerGas', [
+        `0x${(head.baseFeePerGas! * 10n).toString(16)}`,
+      ]);
+      let pooled: Hex | undefined;
+      for (let i = 0; i < 150 && (pooled === undefined || pooled === first); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const next = (await rpcCall(a.rpcUrl, 'eth_getBlockByNumber', ['pending', false])) as {
+          transactions: Hex[];
+        };
+        pooled = next.transactions[0];
+      }
+      expect(raws, 'the write was not re-priced').toBeGreaterThanOrEqual(2);
+      expect(pooled).not.toBe(first);
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      const res = await p;
+      expect(isFirnError(res) ? res.code : undefined).toBeUndefined();
+      const r = res as Awaited<ReturnType<typeof poke>>;
+      expect(r.receipt.transactionHash).toBe(pooled);
+      expect(r.hash).toBe(pooled);
+      expect(r.receipt.status).toBe('success');
+    } finally {
+      lossy.server.close();
+      await a.stop();
+    }
+  }, 30_000);
+
+  it('a resend after a drop from the pool, taken by the chain with its answer lost, is still its own', async () => {
+    const a = await startAnvil({ accounts: 1 });
+    let raws = 0;
+    const lossy = await rewritingRpcProxy(a.rpcUrl, (m) => {
+      if (m.method !== 'eth_sendRawTransaction' || ++raws !== 2) return undefined;
+      void fetch(a.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(m),
+      });
+      return { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'request timed out' } };
+    });
+    try {
+      const c = createFirnClients(lossy.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+        pollingIntervalMs: 20,
+        receiptWait: { roundMs: 300, rounds: 20 },
+      });
+      const target = await deployRaw(c, GROWING);
+      raws = 0;
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      const p = poke(c, target).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      const first = await pooledHash(a);
+      // A spike prices it out and the block built drops it; the resend goes out with fresh fees.
+      const head = await c.public.getBlock();
+      await rpcCall(a.rpcUrl, 'anvil_setNextBlockBaseFeePerGas', [
+        `0x${(head.baseFeePerGas! * 10n).toString(16)}`,
+      ]);
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      let pooled: Hex | undefined;
+      for (let i = 0; i < 200 && pooled === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const next = (await rpcCall(a.rpcUrl, 'eth_getBlockByNumber', ['pending', false])) as {
+          transactions: Hex[];
+        };
+        pooled = next.transactions[0];
+      }
+      expect(pooled, 'no resend reached the pool').toBeDefined();
+      expect(pooled).not.toBe(first);
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      const res = await p;
+      expect(isFirnError(res) ? `${res.code}: ${res.message}` : undefined).toBeUndefined();
+      const r = res as Awaited<ReturnType<typeof poke>>;
+      expect(r.hash).toBe(pooled);
+      expect(r.receipt.status).toBe('success');
+    } finally {
+      lossy.server.close();
+      await a.stop();
+    }
+  }, 30_000);
+
   it('fails typed "not mined" after its rounds when no block comes, and the next write of the account goes on', async () => {
     const { a, c, target } = await setup({ roundMs: 300, rounds: 3 });
     try {

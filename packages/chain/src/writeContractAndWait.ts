@@ -169,7 +169,13 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
     // same call goes again at the same nonce with other fees (a resend, a re-price).
     const data = encodeFunctionData({ abi: req.abi, functionName: req.functionName, args: req.args });
     const gas = gasWithinCap(estimate, context);
-    const beforeSend = req.onSigned ? (h: Hex) => req.onSigned?.(h, sim.result) : undefined;
+    // Every hash signed for this write, recorded before it is broadcast: a transaction the node
+    // took whose answer was lost (a timeout on a loaded machine) is still found as ours when mined.
+    const signed: Hex[] = [];
+    const beforeSend = (h: Hex) => {
+      signed.push(h);
+      req.onSigned?.(h, sim.result);
+    };
     const signAndSend = (f: Fees): Promise<Hex> =>
       sendSigned(
         clients,
@@ -231,7 +237,7 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
         } else throw e;
       }
     }
-    const receipt = await waitForOwnReceipt(clients, ceiling, hash, nonce, fees, sendWith, context);
+    const receipt = await waitForOwnReceipt(clients, ceiling, hash, nonce, fees, sendWith, context, signed);
     if (receipt.status !== 'success') {
       // Mined but reverted (state changed between simulation and inclusion): replay to decode, on
       // the state before its block, then (a transaction earlier in the same block changed it) on
@@ -401,6 +407,8 @@ function receiptBounds(clients: FirnClients): Required<ReceiptWaitOptions> {
  *
  * @param firstFees the fees `firstHash` was sent with.
  * @param resend sends the same call again at `nonce`, with the given fees; returns its hash.
+ * @param signed every hash signed for this write so far, recorded before each was broadcast (read
+ *   live): a resend the node took but whose answer was lost still counts as ours.
  */
 async function waitForOwnReceipt(
   clients: FirnClients,
@@ -410,6 +418,7 @@ async function waitForOwnReceipt(
   firstFees: Fees,
   resend: (fees: Fees) => Promise<Hex>,
   context: string,
+  signed: readonly Hex[] = [],
 ): Promise<TransactionReceipt> {
   const { roundMs, rounds, resends } = receiptBounds(clients);
   // The fees of the transaction last sent, and how many times one waiting in the pool was re-priced.
@@ -435,7 +444,9 @@ async function waitForOwnReceipt(
     }
   };
   const anyReceipt = async (): Promise<TransactionReceipt | undefined> => {
-    for (const h of sent) {
+    // What this process sent, and every other hash it signed for this nonce (a resend whose
+    // answer was lost may have been taken and mined).
+    for (const h of new Set([...sent, ...signed])) {
       const r = await receiptOf(h);
       if (r !== undefined) return r;
     }
@@ -495,8 +506,14 @@ async function waitForOwnReceipt(
         sent.push(await resend(fees));
         current = fees;
       } catch (e) {
-        // The nonce was taken meanwhile: the next round reports it as replaced.
-        if (!(e instanceof BaseError && e.walk((x) => x instanceof NonceTooLowError))) throw e;
+        // The nonce was taken meanwhile: the next round reports it as replaced. An answer lost
+        // after the node took the resend (it knows the hash just signed): the next rounds wait on it.
+        if (!(e instanceof BaseError && e.walk((x) => x instanceof NonceTooLowError))) {
+          const last = signed[signed.length - 1];
+          if (last === undefined || sent.includes(last) || !(await inPool(clients, last).catch(() => false)))
+            throw e;
+          sent.push(last);
+        }
       }
     } else if (known && repriced < resends && overCeiling === undefined) {
       // Still in the pool: priced out by a base fee that rose after it was sent?
