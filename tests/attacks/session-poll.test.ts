@@ -72,6 +72,26 @@ describe('session ends poll for a bounded window while a message is due', () => 
     }
   });
 
+  it('a requester whose requests come later than the window: after three such gaps the child no longer polls', async () => {
+    const { jobId, codec, s, served: ep } = await openDirect(30);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const q = codec.sealRequest(x([i, 2, 3]));
+        codec.openResponse(q, await s.send(q));
+        // Three times the window between an answer and the next request.
+        await sleep(90);
+      }
+      const quiet = await settled(() => ep.pollTurns());
+      const q = codec.sealRequest(x([9, 9, 9]));
+      codec.openResponse(q, await s.send(q));
+      await sleep(100);
+      expect(ep.pollTurns()).toBe(quiet);
+      await close(jobId, codec);
+    } finally {
+      s.close();
+    }
+  });
+
   it('an open naming a poll window over the cap, negative, fractional or not a number is refused E_INVALID_INPUT and takes no slot', async () => {
     for (const pollMs of [MAX_SESSION_POLL_MS + 1, -1, 2.5, '20', Number.NaN, 1e12]) {
       await expect(open(true, '127.0.0.1', { pollMs })).rejects.toMatchObject({ code: 'E_INVALID_INPUT' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LoopPoller } from './loopPoller.ts';
+import { LoopPoller, RecentGaps } from './loopPoller.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -60,5 +60,42 @@ describe('LoopPoller: the event loop is kept turning for a bounded window', () =
       await sleep(2);
       expect(q.turns).toBe(0);
     }
+  });
+});
+
+describe('RecentGaps: polling only when the next message is likely within the window', () => {
+  it('fits until three gaps are known, then by the median of the latest eight', () => {
+    const g = new RecentGaps();
+    let t = 0;
+    const exchange = (gap: number) => {
+      g.answered(t);
+      t += gap;
+      g.arrived(t);
+      t += 1;
+    };
+    exchange(100);
+    exchange(100);
+    expect(g.fits(20)).toBe(true);
+    exchange(100);
+    expect(g.fits(20)).toBe(false);
+    expect(g.fits(100)).toBe(true);
+    // Traffic picks up: once most of the latest eight gaps are short, it fits again.
+    for (let i = 0; i < 3; i++) exchange(2);
+    expect(g.fits(20)).toBe(false);
+    exchange(2);
+    expect(g.fits(20)).toBe(true);
+    for (let i = 0; i < 8; i++) exchange(2);
+    expect(g.fits(1)).toBe(false);
+    expect(g.fits(2)).toBe(true);
+  });
+
+  it('a message with no answer before it (the first, or pipelined) adds no gap', () => {
+    const g = new RecentGaps();
+    for (let i = 0; i < 5; i++) g.arrived(i * 1000);
+    expect(g.fits(0)).toBe(true);
+    g.answered(0);
+    g.arrived(500);
+    g.arrived(900);
+    expect(g.fits(0)).toBe(true);
   });
 });

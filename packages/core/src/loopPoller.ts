@@ -56,3 +56,39 @@ export class LoopPoller {
     this.until = 0;
   };
 }
+
+/**
+ * The last few gaps between an answer sent and the next message that came, ms, to decide whether
+ * polling after an answer can pay off: a peer whose messages come later than the poll window would
+ * only burn the window (decision 1800). `answered()` at each answer, `arrived()` at each message.
+ */
+export class RecentGaps {
+  private readonly gaps: number[] = [];
+  private answeredAt: number | undefined;
+
+  /** @param keep - how many of the latest gaps count (default 8). */
+  constructor(private readonly keep = 8) {}
+
+  /** An answer went out now. */
+  answered(now = performance.now()): void {
+    this.answeredAt = now;
+  }
+
+  /** A message came now: the gap since the last answer counts (once per answer). */
+  arrived(now = performance.now()): void {
+    if (this.answeredAt === undefined) return;
+    this.gaps.push(Math.max(0, now - this.answeredAt));
+    this.answeredAt = undefined;
+    if (this.gaps.length > this.keep) this.gaps.shift();
+  }
+
+  /**
+   * Whether a poll window of `windowMs` is likely to catch the next message: true until three gaps
+   * are known, then when the median of the kept gaps is within the window.
+   */
+  fits(windowMs: number): boolean {
+    if (this.gaps.length < 3) return true;
+    const s = [...this.gaps].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)]! <= windowMs;
+  }
+}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, LoopPoller, toErrorBody, utf8 } from '@firn/core';
+import { FirnError, type Hex, isFirnError, LoopPoller, RecentGaps, toErrorBody, utf8 } from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -72,7 +72,8 @@ export interface ServeSessionParams {
    * Milliseconds the child's event loop is kept polling (not sleeping) after each answer and after
    * a connection is kept, so the next request is read without a wake-up (LoopPoller;
    * docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md): at most
-   * MAX_SESSION_POLL_MS, 0 turns it off. Default DEFAULT_SESSION_POLL_MS. The host chooses it
+   * MAX_SESSION_POLL_MS, 0 turns it off; not after an answer once the requester's recent gaps
+   * are longer than the window (RecentGaps). Default DEFAULT_SESSION_POLL_MS. The host chooses it
    * (SessionBounds.pollMs): it is the CPU of one core the node spends per answer at most.
    */
   pollMs?: number;
@@ -733,7 +734,11 @@ export async function serveSessionEndpoint(
   const pollMs =
     Math.min(MAX_SESSION_POLL_MS, Math.max(0, Math.floor(p.pollMs ?? DEFAULT_SESSION_POLL_MS))) || 0;
   const poller = new LoopPoller(() => !finished);
+  // Polling after an answer only while the requester's recent messages came within the window:
+  // a session used now and then costs no CPU between its requests.
+  const gaps = new RecentGaps();
   const onMessage = (socket: Socket, message: Buffer, done: () => void) => {
+    gaps.arrived();
     waiting++;
     collector.handled(message.length);
     const n = (queued.get(socket) ?? 0) + 1;
@@ -750,7 +755,8 @@ export async function serveSessionEndpoint(
         for (const part of sealed) collector.handled(part.length);
         if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
         // The requester's next message is read on a turn of a loop that did not sleep (decision 1800).
-        poller.pollFor(pollMs);
+        gaps.answered();
+        if (gaps.fits(pollMs)) poller.pollFor(pollMs);
         // The next request's and the next answer's contexts, made now that this answer is out
         // (decision 1772), not when the next request arrives.
         endpoint.prepare();
