@@ -329,6 +329,39 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
     }
   }, 30_000);
 
+  it('a receipt an RPC serves later than the account nonce it reports is still found: never E_CHAIN_REPLACED', async () => {
+    const a = await startAnvil({ accounts: 1 });
+    // After the block is mined, receipts are answered null for 600 ms while the nonce is current
+    // (a node indexing receipts after it applied the block, or a load balancer's lagging node).
+    let lagUntil = 0;
+    const lagging = await rewritingRpcProxy(a.rpcUrl, (m) =>
+      m.method === 'eth_getTransactionReceipt' && Date.now() < lagUntil
+        ? { jsonrpc: '2.0', id: m.id, result: null }
+        : undefined,
+    );
+    try {
+      const c = createFirnClients(lagging.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+        pollingIntervalMs: 20,
+        receiptWait: { roundMs: 200, rounds: 20 },
+      });
+      const target = await deployRaw(c, GROWING);
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      const p = poke(c, target).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      const ours = await pooledHash(a);
+      lagUntil = Date.now() + 600;
+      await rpcCall(a.rpcUrl, 'evm_mine', []);
+      const res = await p;
+      expect(isFirnError(res) ? `${res.code}: ${res.message}` : undefined).toBeUndefined();
+      expect((res as Awaited<ReturnType<typeof poke>>).receipt.transactionHash).toBe(ours);
+    } finally {
+      lagging.server.close();
+      await a.stop();
+    }
+  }, 30_000);
+
   it('a resend after a drop from the pool, taken by the chain with its answer lost, is still its own', async () => {
     const a = await startAnvil({ accounts: 1 });
     let raws = 0;

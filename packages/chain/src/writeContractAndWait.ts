@@ -481,7 +481,15 @@ async function waitForOwnReceipt(
       continue;
     }
     if (mined > nonce) {
-      const r = await anyReceipt();
+      let r = await anyReceipt();
+      // The account's nonce can be ahead of the receipt an RPC serves (a node that indexes
+      // receipts after it applies the block, a load balancer whose nodes lag each other): the
+      // nonce taken is judged "replaced" only after the receipts were asked again for a while.
+      for (let k = 0; r === undefined && !unreachable && k < REPLACED_RECHECKS; k++) {
+        await pause(Math.max(REPLACED_RECHECK_MIN_MS, poll) * 2 ** k, clients.signal);
+        throwIfClosed(clients, context, sent[sent.length - 1]!);
+        r = await anyReceipt();
+      }
       if (r !== undefined) return r;
       if (unreachable) {
         round--;
@@ -553,6 +561,14 @@ async function waitForOwnReceipt(
     { details: { ...facts(), waitedMs } },
   );
 }
+
+/**
+ * Times the receipts are asked again, after REPLACED_RECHECK_MIN_MS (or the polling interval)
+ * doubling, before a nonce found taken without a receipt of ours is reported E_CHAIN_REPLACED:
+ * about 0.7 s at least in all.
+ */
+const REPLACED_RECHECKS = 3;
+const REPLACED_RECHECK_MIN_MS = 100;
 
 /** Whether the node still knows the transaction (in its pool or mined). */
 async function inPool(clients: FirnClients, hash: Hex): Promise<boolean> {
