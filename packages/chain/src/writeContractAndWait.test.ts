@@ -163,6 +163,39 @@ async function pooledHash(a: AnvilInstance): Promise<Hex> {
   throw new Error('no transaction reached the pool');
 }
 
+/**
+ * A proxy in front of `a` that forwards the second raw transaction sent after `clients()` to anvil
+ * but answers it with an error, as when the RPC's answer is lost or times out on a loaded machine
+ * after the node took it; `clients()` gives clients through it (short rounds), the contract
+ * deployed, automine off.
+ */
+async function secondRawAnswerLost(a: AnvilInstance) {
+  let raws = 0;
+  const server = await rewritingRpcProxy(a.rpcUrl, (m) => {
+    if (m.method !== 'eth_sendRawTransaction' || ++raws !== 2) return undefined;
+    void fetch(a.rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(m),
+    });
+    return { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'request timed out' } };
+  });
+  return {
+    server: server.server,
+    raws: () => raws,
+    async clients() {
+      const c = createFirnClients(server.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
+        pollingIntervalMs: 20,
+        receiptWait: { roundMs: 300, rounds: 20 },
+      });
+      const target = await deployRaw(c, GROWING);
+      raws = 0;
+      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      return { c, target };
+    },
+  };
+}
+
 describe('writeContractAndWait: the receipt wait is bounded', () => {
   /** A fresh anvil with automine off, the contract deployed, and clients with short rounds. */
   async function setup(receiptWait?: { roundMs: number; rounds: number }) {
@@ -277,26 +310,10 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
 
   it('a re-priced resend the chain took but whose answer was lost is still its own: its receipt is returned, never E_CHAIN_REPLACED', async () => {
     const a = await startAnvil({ accounts: 1 });
-    // The second raw transaction (the re-price) reaches anvil, but its answer is an error, as when
-    // the RPC's answer is lost or times out on a loaded machine after the node took it.
-    let raws = 0;
-    const lossy = await rewritingRpcProxy(a.rpcUrl, (m) => {
-      if (m.method !== 'eth_sendRawTransaction' || ++raws !== 2) return undefined;
-      void fetch(a.rpcUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(m),
-      });
-      return { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'request timed out' } };
-    });
+    // The second raw transaction (the re-price) reaches anvil, but its answer is lost.
+    const lossy = await secondRawAnswerLost(a);
     try {
-      const c = createFirnClients(lossy.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
-        pollingIntervalMs: 20,
-        receiptWait: { roundMs: 300, rounds: 20 },
-      });
-      const target = await deployRaw(c, GROWING);
-      raws = 0;
-      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      const { c, target } = await lossy.clients();
       const p = poke(c, target).then(
         (r) => r,
         (e: unknown) => e,
@@ -314,7 +331,7 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
         };
         pooled = next.transactions[0];
       }
-      expect(raws, 'the write was not re-priced').toBeGreaterThanOrEqual(2);
+      expect(lossy.raws(), 'the write was not re-priced').toBeGreaterThanOrEqual(2);
       expect(pooled).not.toBe(first);
       await rpcCall(a.rpcUrl, 'evm_mine', []);
       const res = await p;
@@ -364,24 +381,9 @@ describe('writeContractAndWait: the receipt wait is bounded', () => {
 
   it('a resend after a drop from the pool, taken by the chain with its answer lost, is still its own', async () => {
     const a = await startAnvil({ accounts: 1 });
-    let raws = 0;
-    const lossy = await rewritingRpcProxy(a.rpcUrl, (m) => {
-      if (m.method !== 'eth_sendRawTransaction' || ++raws !== 2) return undefined;
-      void fetch(a.rpcUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(m),
-      });
-      return { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'request timed out' } };
-    });
+    const lossy = await secondRawAnswerLost(a);
     try {
-      const c = createFirnClients(lossy.url, a.accounts[0]!.privateKey, placeholderDeployment(a), {
-        pollingIntervalMs: 20,
-        receiptWait: { roundMs: 300, rounds: 20 },
-      });
-      const target = await deployRaw(c, GROWING);
-      raws = 0;
-      await rpcCall(a.rpcUrl, 'evm_setAutomine', [false]);
+      const { c, target } = await lossy.clients();
       const p = poke(c, target).then(
         (r) => r,
         (e: unknown) => e,

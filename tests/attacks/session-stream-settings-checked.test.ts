@@ -64,3 +64,49 @@ describe('SessionStream.pollMs is bounded by MAX_SESSION_POLL_MS', () => {
     }
   });
 });
+
+// Attack (careless SDK user): `SessionStream.requestTimeoutMs` is a public field that
+// openInferenceSession checks (1 to 2^31 - 1) but the stream itself does not. A user driving a
+// stream directly who writes `stream.requestTimeoutMs = Infinity` ("never time out"), or any value
+// over 2^31 - 1 ms, gets a deadline timer Node clamps to 1 ms: each time it fires the oldest
+// request's deadline is still ahead, so it re-arms for the same over-long delay, and fires again
+// 1 ms later, for as long as an answer is due (with a silent peer: for ever). The process is woken
+// about a thousand times a second, the opposite of what the stream's single unref'd deadline timer
+// promises. Secure outcome: the value is refused (E_INVALID_INPUT naming requestTimeoutMs), or
+// the deadline timer is armed a bounded number of times while the request waits.
+describe('SessionStream.requestTimeoutMs over the timer range is refused, never a 1 ms timer loop', () => {
+  for (const timeout of [Number.POSITIVE_INFINITY, 2 ** 31 * 4]) {
+    it(`requestTimeoutMs = ${timeout}: the deadline timer is not re-armed every millisecond`, async () => {
+      const port = (server.address() as AddressInfo).port;
+      const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(9));
+      const realSetTimeout = globalThis.setTimeout;
+      let armed = 0;
+      try {
+        try {
+          s.requestTimeoutMs = timeout;
+        } catch (e) {
+          expect(e).toMatchObject({
+            code: 'E_INVALID_INPUT',
+            message: expect.stringMatching(/requestTimeoutMs/),
+          });
+          return;
+        }
+        s.pollMs = 0;
+        // Count the timers armed with the over-long delay (the stream's deadline re-arms).
+        globalThis.setTimeout = ((fn: () => void, ms?: number, ...rest: unknown[]) => {
+          if (typeof ms === 'number' && ms > 2 ** 31 - 1) armed++;
+          return (realSetTimeout as (...a: unknown[]) => ReturnType<typeof setTimeout>)(fn, ms, ...rest);
+        }) as typeof setTimeout;
+        const answered = s.send(new Uint8Array(64));
+        answered.catch(() => undefined);
+        await sleep(300);
+        globalThis.setTimeout = realSetTimeout;
+        expect(s.closed, 'the stream is still waiting (no E_TIMEOUT)').toBe(false);
+        expect(armed, 'deadline timers armed in 300 ms while one request waits').toBeLessThanOrEqual(2);
+      } finally {
+        globalThis.setTimeout = realSetTimeout;
+        s.close();
+      }
+    });
+  }
+});
