@@ -1,5 +1,7 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { openInferenceSession, SessionStream, sessionProofMismatches } from '@firn/client';
 import { type Hex, hexBytes } from '@firn/core';
+import { POLL_LEAD_MS } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import {
   MAX_SESSION_POLL_MS,
@@ -81,11 +83,39 @@ describe('session ends poll for a bounded window while a message is due', () => 
         // Three times the window between an answer and the next request.
         await sleep(90);
       }
-      const quiet = await settled(() => ep.pollTurns());
+      await settled(() => ep.pollTurns());
       const q = codec.sealRequest(x([9, 9, 9]));
       codec.openResponse(q, await s.send(q));
+      // (It may poll while the request runs, for the run's end; not after the answer.)
+      const answered = ep.pollTurns();
       await sleep(100);
-      expect(ep.pollTurns()).toBe(quiet);
+      expect(ep.pollTurns()).toBe(answered);
+      await close(jobId, codec);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a requester that waits a while between requests: the child sleeps until shortly before the next is due, then polls', async () => {
+    // The window (300 ms) covers the gaps (150 ms), so the child polls after each answer; once three
+    // gaps are known it starts POLL_LEAD_MS before the shortest one instead of at the answer, and
+    // leaves the core to the machine's other processes until then.
+    const { jobId, codec, s, served: ep } = await openDirect(300);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const q = codec.sealRequest(x([i, 2, 3]));
+        codec.openResponse(q, await s.send(q));
+        await sleep(150);
+      }
+      const q = codec.sealRequest(x([7, 7, 7]));
+      codec.openResponse(q, await s.send(q));
+      const answered = ep.pollTurns();
+      await sleep(80);
+      expect(ep.pollTurns(), 'turns polled in the 80 ms after the answer').toBe(answered);
+      await sleep(150);
+      // The delayed window opened about 150 - POLL_LEAD_MS ms after the answer, and polls.
+      expect(ep.pollTurns()).toBeGreaterThan(answered);
+      expect(POLL_LEAD_MS).toBeLessThan(50);
       await close(jobId, codec);
     } finally {
       s.close();
@@ -140,6 +170,49 @@ describe('session ends poll for a bounded window while a message is due', () => 
           model: { bytes: new Uint8Array(1) },
         } as unknown as Parameters<typeof openInferenceSession>[0]),
       ).rejects.toMatchObject({ code: 'E_INVALID_INPUT', message: expect.stringMatching(/pollMs/) });
+    }
+  });
+});
+
+describe('the requester polls from shortly before an answer is due', () => {
+  it('answers that take 150 ms: after three, the stream sleeps through most of the wait and polls near its end', async () => {
+    // A peer that accepts the direct connection and answers each request after 150 ms (a long
+    // inference), with an empty message.
+    const server = createServer((sock) => {
+      sock.on('error', () => undefined);
+      let acked = false;
+      sock.on('data', () => {
+        if (!acked) {
+          acked = true;
+          sock.write(Buffer.from([0, 0, 0, 1, 2]));
+          return;
+        }
+        setTimeout(() => sock.write(Buffer.from([0, 0, 0, 1, 0])), 150);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(3));
+    try {
+      s.pollMs = 300;
+      // The first answers are polled for from the send (nothing is known of their time yet).
+      await s.send(new Uint8Array(16));
+      expect(s.pollTurns).toBeGreaterThan(0);
+      await s.send(new Uint8Array(16));
+      await s.send(new Uint8Array(16));
+      const before = s.pollTurns;
+      const answered = s.send(new Uint8Array(16));
+      await sleep(80);
+      expect(s.pollTurns, 'turns polled in the first 80 ms of a 150 ms wait').toBe(before);
+      await answered;
+      // It polled from about 150 - POLL_LEAD_MS ms on, and stopped once the answer came.
+      expect(s.pollTurns).toBeGreaterThan(before);
+      const after = s.pollTurns;
+      await sleep(50);
+      expect(s.pollTurns).toBeLessThanOrEqual(after + 1);
+    } finally {
+      s.close();
+      server.close();
     }
   });
 });

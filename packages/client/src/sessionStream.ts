@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { type ErrorCode, FirnError, type Hex, LoopPoller } from '@firn/core';
+import { type ErrorCode, FirnError, type Hex, LoopPoller, pollDelayMs, RecentDurations } from '@firn/core';
 
 /**
  * The requester's side of a session stream (docs/decisions/1240-direct-session-endpoint.md): one
@@ -68,9 +68,11 @@ export class SessionStream {
   }
   private _requestTimeoutMs = DEFAULT_SESSION_REQUEST_TIMEOUT_MS;
   /**
-   * Milliseconds the event loop is kept polling (not sleeping) after each request is sent, while an
-   * answer is due (LoopPoller; decision 1800): the answer is then read on the next turn of the
-   * loop, without a wake-up of this process. 0 turns it off. Default DEFAULT_SESSION_POLL_MS.
+   * Milliseconds the event loop is kept polling (not sleeping) for each answer, while it is due
+   * (LoopPoller; decision 1800): the answer is then read on the next turn of the loop, without a
+   * wake-up of this process. Polling starts at the send, or, once three answers were timed,
+   * POLL_LEAD_MS before the shortest of the latest eight answer times (a long inference leaves the
+   * core to others until then). 0 turns it off. Default DEFAULT_SESSION_POLL_MS.
    */
   get pollMs(): number {
     return this._pollMs;
@@ -86,6 +88,14 @@ export class SessionStream {
   }
   private _pollMs = DEFAULT_SESSION_POLL_MS;
   private readonly poller = new LoopPoller(() => this.pending.length > 0 && this.gone === undefined);
+  /**
+   * How long the latest answers took from the start of their turn (the send, or the answer before
+   * them when pipelined), ms: polling for an answer starts POLL_LEAD_MS before the shortest of
+   * them, so a long inference leaves this core to others until shortly before its answer is due.
+   */
+  private readonly answerTimes = new RecentDurations();
+  /** performance.now() at which the oldest waiting request's turn began. */
+  private turnFrom = 0;
   /** The one timer of the oldest request's deadline; re-armed lazily, unref'd, cleared on close. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
   private chunks: Buffer[] = [];
@@ -321,8 +331,10 @@ export class SessionStream {
 
   /** A request waits for its answer from now, until `requestTimeoutMs` from now. */
   private enqueue(resolve: (b: Uint8Array) => void, reject: (e: unknown) => void): void {
-    this.pending.push({ resolve, reject, at: performance.now() + this._requestTimeoutMs });
-    this.poller.pollFor(this.pollMs);
+    const now = performance.now();
+    if (this.pending.length === 0) this.turnFrom = now;
+    this.pending.push({ resolve, reject, at: now + this._requestTimeoutMs });
+    this.poller.pollFor(this.pollMs, pollDelayMs(this.answerTimes.shortest(), now - this.turnFrom));
     // One timer for the whole queue, not one per request: when it fires it checks the oldest
     // request's own deadline and re-arms for it (answers that came in time cost no timer work).
     if (this.deadline === undefined) this.armDeadline(this.requestTimeoutMs);
@@ -434,7 +446,15 @@ export class SessionStream {
     // The session answers one request at a time: the next one's turn starts now, so an honest
     // peer that keeps answering a pipelined batch is not cut; a silent or dribbling one still is.
     const next = this.pending[0];
-    if (next !== undefined) next.at = Math.max(next.at, performance.now() + this.requestTimeoutMs);
+    const now = performance.now();
+    if (tag === TAG_MESSAGE) this.answerTimes.add(now - this.turnFrom);
+    if (next !== undefined) {
+      next.at = Math.max(next.at, now + this.requestTimeoutMs);
+      this.turnFrom = now;
+    }
+    // The window for this answer ends here; the next answer due (pipelined) gets its own.
+    this.poller.stop();
+    if (next !== undefined) this.poller.pollFor(this.pollMs, pollDelayMs(this.answerTimes.shortest()));
     if (tag === TAG_MESSAGE) p.resolve(body);
     else if (tag === TAG_ERROR) p.reject(refusalOf(body));
     else p.reject(new FirnError('E_PARSE', 'unknown session stream frame'));

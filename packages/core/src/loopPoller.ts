@@ -1,4 +1,14 @@
 /**
+ * How long before a message is expected a delayed poll window starts, ms: covers a timer firing
+ * up to a millisecond late (libuv's clock has millisecond resolution) and the 0.1-0.6 ms it takes
+ * to wake the sleeping process for it, with room for a message a little earlier than the shortest
+ * recently seen.
+ */
+export const POLL_LEAD_MS = 2;
+/** A window whose polling would start sooner than this, ms, starts polling at once (no timer). */
+export const MIN_POLL_DELAY_MS = 1;
+
+/**
  * Busy-polling of a Node.js event loop for a bounded window
  * (docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md).
  *
@@ -15,6 +25,11 @@ export class LoopPoller {
   /** performance.now() at which the current window ends (0: none open). */
   private until = 0;
   private running = false;
+  /** The timer that starts a delayed window's polling, and when it is due (performance.now()). */
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = 0;
+  /** Bumped by each start and stop: a turn of an earlier run of turns ends there. */
+  private generation = 0;
   /** Turns of the loop polled so far (for tests and diagnostics). */
   turns = 0;
 
@@ -25,36 +40,119 @@ export class LoopPoller {
   constructor(private readonly wanted: () => boolean = () => true) {}
 
   /**
-   * Keep the loop from sleeping for `ms` milliseconds from now (or longer, if a window already
-   * open ends later). `ms` <= 0 or not finite opens nothing.
+   * Keep the loop from sleeping for `ms` milliseconds (or longer, if a window already open ends
+   * later). `ms` <= 0 or not finite opens nothing.
+   *
+   * `startInMs` delays the window: the loop sleeps as usual until then and polls for `ms` from
+   * then on, so a message known to take a while (an inference of several milliseconds) costs no
+   * core until shortly before it is due (POLL_LEAD_MS is the caller's margin; pollDelayMs), and the
+   * other processes on the machine get that core meanwhile instead of preempting the work being
+   * waited for. Below MIN_POLL_DELAY_MS, or not finite, polling starts at once; a window already
+   * being polled is extended, never delayed; of two delayed starts the earlier wins. Either way
+   * one call costs at most `ms` of polling.
    */
-  pollFor(ms: number): void {
+  pollFor(ms: number, startInMs = 0): void {
     if (!(ms > 0) || !Number.isFinite(ms)) return;
-    this.until = Math.max(this.until, performance.now() + ms);
+    const now = performance.now();
+    const delay =
+      Number.isFinite(startInMs) && startInMs >= MIN_POLL_DELAY_MS && !this.running ? startInMs : 0;
+    this.until = Math.max(this.until, now + delay + ms);
     if (this.running) return;
-    this.running = true;
-    setImmediate(this.tick);
+    if (delay === 0) {
+      this.clearTimer();
+      this.start();
+      return;
+    }
+    if (this.timer !== undefined && this.timerAt <= now + delay) return;
+    this.clearTimer();
+    this.timerAt = now + delay;
+    this.timer = setTimeout(this.begin, Math.floor(delay));
+    // The awaited message's socket keeps the process alive; this timer never does by itself.
+    this.timer.unref();
   }
 
-  /** End the current window now (the loop sleeps again from its next turn). */
+  /**
+   * End the current window now, and any start still pending: the loop sleeps again from its next
+   * turn, and the next `pollFor` opens a window of its own (delayed as it asks).
+   */
   stop(): void {
     this.until = 0;
+    this.clearTimer();
+    this.running = false;
+    this.generation++;
   }
 
-  /** True while a window is open and being polled. */
+  /** True while a window is open and being polled (not while its delayed start is pending). */
   get polling(): boolean {
     return this.running;
   }
 
-  private readonly tick = (): void => {
-    if (this.until > 0 && performance.now() < this.until && this.wanted()) {
-      this.turns++;
-      setImmediate(this.tick);
-      return;
-    }
-    this.running = false;
-    this.until = 0;
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly begin = (): void => {
+    this.timer = undefined;
+    if (!this.running) this.start();
   };
+
+  /** Start turning the loop; a `stop()` meanwhile ends this run of turns (its generation). */
+  private start(): void {
+    this.running = true;
+    const generation = ++this.generation;
+    const tick = (): void => {
+      if (generation !== this.generation) return;
+      if (this.until > 0 && performance.now() < this.until && this.wanted()) {
+        this.turns++;
+        setImmediate(tick);
+        return;
+      }
+      this.running = false;
+      this.until = 0;
+    };
+    setImmediate(tick);
+  }
+}
+
+/**
+ * The latest few durations of one kind (ms), for a caller that polls only close to when a message
+ * is due: `shortest()` is the least of them once three are known.
+ */
+export class RecentDurations {
+  private readonly kept: number[] = [];
+
+  /** @param keep - how many of the latest durations count (default 8). */
+  constructor(private readonly keep = 8) {}
+
+  /** Record one duration, ms (negative counts as 0; not finite is ignored). */
+  add(ms: number): void {
+    if (!Number.isFinite(ms)) return;
+    this.kept.push(Math.max(0, ms));
+    if (this.kept.length > this.keep) this.kept.shift();
+  }
+
+  /** The shortest of the kept durations, ms, or undefined until three are known. */
+  shortest(): number | undefined {
+    return this.kept.length < 3 ? undefined : Math.min(...this.kept);
+  }
+
+  /** The median of the kept durations, ms (the upper one of an even count), or undefined until three are known. */
+  median(): number | undefined {
+    if (this.kept.length < 3) return undefined;
+    const s = [...this.kept].sort((a, b) => a - b);
+    return s[Math.floor(s.length / 2)]!;
+  }
+}
+
+/**
+ * When polling for a message should start, ms from now: `LoopPoller.pollFor`'s `startInMs` for a
+ * message whose wait began `elapsedMs` ago and that took at least `shortestMs` the last few times
+ * (RecentDurations.shortest): POLL_LEAD_MS before that, 0 when it is unknown or already near.
+ */
+export function pollDelayMs(shortestMs: number | undefined, elapsedMs = 0): number {
+  if (shortestMs === undefined) return 0;
+  return Math.max(0, shortestMs - elapsedMs - POLL_LEAD_MS);
 }
 
 /**
@@ -63,11 +161,13 @@ export class LoopPoller {
  * only burn the window (decision 1800). `answered()` at each answer, `arrived()` at each message.
  */
 export class RecentGaps {
-  private readonly gaps: number[] = [];
+  private readonly gaps: RecentDurations;
   private answeredAt: number | undefined;
 
   /** @param keep - how many of the latest gaps count (default 8). */
-  constructor(private readonly keep = 8) {}
+  constructor(keep = 8) {
+    this.gaps = new RecentDurations(keep);
+  }
 
   /** An answer went out now. */
   answered(now = performance.now()): void {
@@ -77,9 +177,8 @@ export class RecentGaps {
   /** A message came now: the gap since the last answer counts (once per answer). */
   arrived(now = performance.now()): void {
     if (this.answeredAt === undefined) return;
-    this.gaps.push(Math.max(0, now - this.answeredAt));
+    this.gaps.add(now - this.answeredAt);
     this.answeredAt = undefined;
-    if (this.gaps.length > this.keep) this.gaps.shift();
   }
 
   /**
@@ -87,8 +186,12 @@ export class RecentGaps {
    * are known, then when the median of the kept gaps is within the window.
    */
   fits(windowMs: number): boolean {
-    if (this.gaps.length < 3) return true;
-    const s = [...this.gaps].sort((a, b) => a - b);
-    return s[Math.floor(s.length / 2)]! <= windowMs;
+    const m = this.gaps.median();
+    return m === undefined || m <= windowMs;
+  }
+
+  /** The shortest of the kept gaps, ms, or undefined until three are known (for pollDelayMs). */
+  shortest(): number | undefined {
+    return this.gaps.shortest();
   }
 }

@@ -5,7 +5,17 @@ import { tmpdir } from 'node:os';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
-import { FirnError, type Hex, isFirnError, LoopPoller, RecentGaps, toErrorBody, utf8 } from '@firn/core';
+import {
+  FirnError,
+  type Hex,
+  isFirnError,
+  LoopPoller,
+  pollDelayMs,
+  RecentDurations,
+  RecentGaps,
+  toErrorBody,
+  utf8,
+} from '@firn/core';
 import {
   createSessionEndpoint,
   MAX_SESSION_MESSAGE_BYTES,
@@ -73,7 +83,9 @@ export interface ServeSessionParams {
    * a connection is kept, so the next request is read without a wake-up (LoopPoller;
    * docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md): at most
    * MAX_SESSION_POLL_MS, 0 turns it off; not after an answer once the requester's recent gaps
-   * are longer than the window (RecentGaps). Default DEFAULT_SESSION_POLL_MS. The host chooses it
+   * are longer than the window (RecentGaps); once three gaps are known, the window after an answer
+   * starts POLL_LEAD_MS before the shortest of them (pollDelayMs), the core left to others until
+   * then. Default DEFAULT_SESSION_POLL_MS. The host chooses it
    * (SessionBounds.pollMs): it is the CPU of one core the node spends per answer at most.
    */
   pollMs?: number;
@@ -737,6 +749,11 @@ export async function serveSessionEndpoint(
   // Polling after an answer only while the requester's recent messages came within the window:
   // a session used now and then costs no CPU between its requests.
   const gaps = new RecentGaps();
+  // How long the latest requests took from the start of their run to their answer, ms: while one
+  // runs (the model on onnxruntime's thread), the loop sleeps until shortly before the shortest of
+  // them and polls from then, so the run's end is seen without a wake-up and the core is not spun
+  // against the run itself.
+  const runTimes = new RecentDurations();
   const onMessage = (socket: Socket, message: Buffer, done: () => void) => {
     gaps.arrived();
     waiting++;
@@ -749,14 +766,21 @@ export async function serveSessionEndpoint(
       if (message.length > maxRequest)
         throw new FirnError('E_TOO_LARGE', `a session request is at most ${maxRequest} bytes`);
       // Monotonic time from the open: nothing outside the child can move it back.
-      if (performance.now() >= expiresAt)
-        throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
+      const runFrom = performance.now();
+      if (runFrom >= expiresAt) throw new FirnError('E_GRANT_EXPIRED', 'the session grant has expired');
+      poller.stop();
+      poller.pollFor(pollMs, pollDelayMs(runTimes.shortest()));
       const { units } = await answerSessionRequest(endpoint, model, transcript, message, (sealed) => {
         for (const part of sealed) collector.handled(part.length);
         if (!socket.destroyed) writeStreamFrameParts(socket, STREAM_TAG.message, sealed);
-        // The requester's next message is read on a turn of a loop that did not sleep (decision 1800).
-        gaps.answered();
-        if (gaps.fits(pollMs)) poller.pollFor(pollMs);
+        // The requester's next message is read on a turn of a loop that did not sleep (decision 1800),
+        // polled from shortly before the shortest recent gap: a requester that thinks for a while
+        // between requests leaves the core to others meanwhile.
+        const now = performance.now();
+        runTimes.add(now - runFrom);
+        gaps.answered(now);
+        poller.stop();
+        if (gaps.fits(pollMs)) poller.pollFor(pollMs, pollDelayMs(gaps.shortest()));
         // The next request's and the next answer's contexts, made now that this answer is out
         // (decision 1772), not when the next request arrives.
         endpoint.prepare();
