@@ -1,7 +1,16 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { type ErrorCode, FirnError, type Hex, LoopPoller, pollDelayMs, RecentDurations } from '@firn/core';
+import {
+  DEFAULT_SESSION_POLL_MS,
+  type ErrorCode,
+  FirnError,
+  type Hex,
+  LoopPoller,
+  MAX_SESSION_POLL_MS,
+  pollDelayMs,
+  RecentDurations,
+} from '@firn/core';
 
 /**
  * The requester's side of a session stream (docs/decisions/1240-direct-session-endpoint.md): one
@@ -22,15 +31,8 @@ export const MAX_SPARE_ANSWER_BYTES = 16 * 1024 * 1024;
  * sent (a batch-256 inference answers in tens of ms; a cold or loaded node in seconds).
  */
 export const DEFAULT_SESSION_REQUEST_TIMEOUT_MS = 60_000;
-/**
- * How long the requester's event loop is kept from sleeping after each request is sent while its
- * answer is due, ms, by default (`SessionStream.pollMs`; openInferenceSession's `pollMs`):
- * docs/decisions/1800-session-ends-poll-while-an-answer-is-due.md. Covers a batch-256 run of
- * the benchmark's 20 MiB model; a longer wait sleeps from then on.
- */
-export const DEFAULT_SESSION_POLL_MS = 20;
-/** The longest poll window a stream takes, ms (a larger `pollMs` is E_INVALID_INPUT). */
-export const MAX_SESSION_POLL_MS = 1_000;
+// The requester's poll window by default and at most, ms (decision 1800; one figure for both ends).
+export { DEFAULT_SESSION_POLL_MS, MAX_SESSION_POLL_MS } from '@firn/core';
 /** The longest delay a Node timer holds, ms (2^31 - 1; a longer one fires after 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long the node may take to answer a stream's upgrade request by default, ms. */
@@ -85,6 +87,8 @@ export class SessionStream {
         `pollMs must be an integer number of ms, 0 to ${MAX_SESSION_POLL_MS} (got ${String(ms).slice(0, 32)})`,
       );
     this._pollMs = ms;
+    // Off means off now: a window still open ends too.
+    if (ms === 0) this.poller.stop();
   }
   private _pollMs = DEFAULT_SESSION_POLL_MS;
   private readonly poller = new LoopPoller(() => this.pending.length > 0 && this.gone === undefined);
@@ -332,9 +336,15 @@ export class SessionStream {
   /** A request waits for its answer from now, until `requestTimeoutMs` from now. */
   private enqueue(resolve: (b: Uint8Array) => void, reject: (e: unknown) => void): void {
     const now = performance.now();
-    if (this.pending.length === 0) this.turnFrom = now;
+    const opensTurn = this.pending.length === 0;
     this.pending.push({ resolve, reject, at: now + this._requestTimeoutMs });
-    this.poller.pollFor(this.pollMs, pollDelayMs(this.answerTimes.shortest(), now - this.turnFrom));
+    // A request sent behind others (pipelined) gets its window when the answer before it comes
+    // (deliver): its turn has not begun, and a window per send would let a peer that stalls one
+    // answer keep this core spinning for as long as the application keeps sending.
+    if (opensTurn) {
+      this.turnFrom = now;
+      this.poller.pollFor(this.pollMs, pollDelayMs(this.answerTimes.shortest()));
+    }
     // One timer for the whole queue, not one per request: when it fires it checks the oldest
     // request's own deadline and re-arms for it (answers that came in time cost no timer work).
     if (this.deadline === undefined) this.armDeadline(this.requestTimeoutMs);

@@ -7,6 +7,16 @@
 export const POLL_LEAD_MS = 2;
 /** A window whose polling would start sooner than this, ms, starts polling at once (no timer). */
 export const MIN_POLL_DELAY_MS = 1;
+/**
+ * A session end's poll window by default, ms (decision 1800): about one benchmark round at batch
+ * 64. The requester's (`SessionStream.pollMs`) and the child's (the host's SessionBounds.pollMs).
+ */
+export const DEFAULT_SESSION_POLL_MS = 20;
+/**
+ * The longest poll window either end of a session takes, ms: the SDK, the host and the enclave
+ * refuse a longer one (E_INVALID_INPUT; the host's daemon E_UNAVAILABLE at start).
+ */
+export const MAX_SESSION_POLL_MS = 1_000;
 
 /**
  * Busy-polling of a Node.js event loop for a bounded window
@@ -25,9 +35,10 @@ export class LoopPoller {
   /** performance.now() at which the current window ends (0: none open). */
   private until = 0;
   private running = false;
-  /** The timer that starts a delayed window's polling, and when it is due (performance.now()). */
+  /** The timer that starts the waiting (delayed) window, and that window's start and end (performance.now()). */
   private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAt = 0;
+  private waitingFrom = 0;
+  private waitingUntil = 0;
   /** Bumped by each start and stop: a turn of an earlier run of turns ends there. */
   private generation = 0;
   /** Turns of the loop polled so far (for tests and diagnostics). */
@@ -40,32 +51,31 @@ export class LoopPoller {
   constructor(private readonly wanted: () => boolean = () => true) {}
 
   /**
-   * Keep the loop from sleeping for `ms` milliseconds (or longer, if a window already open ends
+   * Keep the loop from sleeping for `ms` milliseconds (or longer, if a window being polled ends
    * later). `ms` <= 0 or not finite opens nothing.
    *
    * `startInMs` delays the window: the loop sleeps as usual until then and polls for `ms` from
    * then on, so a message known to take a while (an inference of several milliseconds) costs no
    * core until shortly before it is due (POLL_LEAD_MS is the caller's margin; pollDelayMs), and the
    * other processes on the machine get that core meanwhile instead of preempting the work being
-   * waited for. Below MIN_POLL_DELAY_MS, or not finite, polling starts at once; a window already
-   * being polled is extended, never delayed; of two delayed starts the earlier wins. Either way
-   * one call costs at most `ms` of polling.
+   * waited for. Below MIN_POLL_DELAY_MS, or not finite, polling starts at once. A delayed window
+   * that starts inside the window being polled continues it; one that starts later waits as its
+   * own window (at most one waits: of two, the earlier start wins), never merged with another, so
+   * every call costs at most `ms` of polling beyond what was already due.
    */
   pollFor(ms: number, startInMs = 0): void {
     if (!(ms > 0) || !Number.isFinite(ms)) return;
     const now = performance.now();
-    const delay =
-      Number.isFinite(startInMs) && startInMs >= MIN_POLL_DELAY_MS && !this.running ? startInMs : 0;
-    this.until = Math.max(this.until, now + delay + ms);
-    if (this.running) return;
-    if (delay === 0) {
-      this.clearTimer();
-      this.start();
+    const delay = Number.isFinite(startInMs) && startInMs >= MIN_POLL_DELAY_MS ? startInMs : 0;
+    if (delay === 0 || (this.running && now + delay <= this.until)) {
+      this.until = Math.max(this.until, now + delay + ms);
+      if (!this.running) this.start();
       return;
     }
-    if (this.timer !== undefined && this.timerAt <= now + delay) return;
+    if (this.timer !== undefined && this.waitingFrom <= now + delay) return;
     this.clearTimer();
-    this.timerAt = now + delay;
+    this.waitingFrom = now + delay;
+    this.waitingUntil = now + delay + ms;
     this.timer = setTimeout(this.begin, Math.floor(delay));
     // The awaited message's socket keeps the process alive; this timer never does by itself.
     this.timer.unref();
@@ -94,6 +104,7 @@ export class LoopPoller {
 
   private readonly begin = (): void => {
     this.timer = undefined;
+    this.until = Math.max(this.running ? this.until : 0, this.waitingUntil);
     if (!this.running) this.start();
   };
 

@@ -6,10 +6,12 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import {
+  DEFAULT_SESSION_POLL_MS,
   FirnError,
   type Hex,
   isFirnError,
   LoopPoller,
+  MAX_SESSION_POLL_MS,
   pollDelayMs,
   RecentDurations,
   RecentGaps,
@@ -86,15 +88,13 @@ export interface ServeSessionParams {
    * are longer than the window (RecentGaps); once three gaps are known, the window after an answer
    * starts POLL_LEAD_MS before the shortest of them (pollDelayMs), the core left to others until
    * then. Default DEFAULT_SESSION_POLL_MS. The host chooses it
-   * (SessionBounds.pollMs): it is the CPU of one core the node spends per answer at most.
+   * (SessionBounds.pollMs): it is the CPU of one core the node spends per request at most twice over (during the run and after the answer).
    */
   pollMs?: number;
 }
 
-/** Default `ServeSessionParams.pollMs`, ms: about one benchmark round at batch 64 (decision 1800). */
-export const DEFAULT_SESSION_POLL_MS = 20;
-/** The longest poll window a session child takes after an answer, ms. */
-export const MAX_SESSION_POLL_MS = 1_000;
+// The child's poll window by default and at most, ms (decision 1800; one figure for both ends).
+export { DEFAULT_SESSION_POLL_MS, MAX_SESSION_POLL_MS } from '@firn/core';
 
 /** Where the host connects: the socket path and the token its first frame must carry (hex). */
 export interface SessionEndpointAddress {

@@ -2,7 +2,15 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { claimJob, type FirnClients, type FirnDeployment, type FirnJob, failJob } from '@firn/chain';
-import { FirnError, type Hex, isFirnError, parseWorkProofJson, toErrorBody } from '@firn/core';
+import {
+  DEFAULT_SESSION_POLL_MS,
+  FirnError,
+  type Hex,
+  isFirnError,
+  MAX_SESSION_POLL_MS,
+  parseWorkProofJson,
+  toErrorBody,
+} from '@firn/core';
 import { MAX_SESSION_MESSAGE_BYTES, SESSION_MESSAGE_MIN_BYTES, sessionMessageHeader } from '@firn/crypto';
 import {
   type CloseSessionResult,
@@ -96,11 +104,11 @@ export const DEFAULT_SESSION_BOUNDS: SessionBounds = Object.freeze({
   frameMs: 30_000,
   maxSessionMs: 24 * 3600_000,
   maxSessionsPerRequester: 4,
-  pollMs: 20,
+  pollMs: DEFAULT_SESSION_POLL_MS,
 });
 
-/** The longest SessionBounds.pollMs, ms (the enclave's MAX_SESSION_POLL_MS). */
-export const MAX_HOST_SESSION_POLL_MS = 1_000;
+/** The longest SessionBounds.pollMs, ms: the enclave's and the SDK's MAX_SESSION_POLL_MS (@firn/core). */
+export const MAX_HOST_SESSION_POLL_MS = MAX_SESSION_POLL_MS;
 
 /** Why `v` is no SessionBounds.pollMs (an integer 0 to MAX_HOST_SESSION_POLL_MS), or undefined. */
 function badPollMs(v: unknown): string | undefined {
