@@ -381,7 +381,9 @@ export interface ServedSessionEndpoint {
  * listening for good. Frames after the token go to `onFrame`; a frame the reader refuses (size)
  * is answered with `refuse` and ends the connection. With `ack`, the kept connection is told so
  * with one empty tag-2 frame (the requester's direct connection waits for it before it relies on
- * the connection, and falls back to the host's relay otherwise).
+ * the connection, and falls back to the host's relay otherwise). A token that arrives once
+ * `isOver()` is a stranger's. Returns what closes every connection still waiting for its token
+ * (the endpoint's stop calls it).
  */
 function acceptOne(
   server: Server,
@@ -392,7 +394,7 @@ function acceptOne(
   onAuthed: (socket: Socket) => void,
   onFrame: (socket: Socket, f: EndpointFrame) => void,
   refuse: (socket: Socket, e: unknown) => void,
-): void {
+): () => void {
   let kept: Socket | undefined;
   let tokenless = 0;
   // Connections that have not presented their token yet, oldest first.
@@ -442,6 +444,7 @@ function acceptOne(
           clearTimeout(wait);
           if (
             kept === undefined &&
+            !isOver() &&
             f.tag === STREAM_TAG.token &&
             f.body.length === SESSION_TOKEN_BYTES &&
             timingSafeEqual(f.body, token)
@@ -464,6 +467,12 @@ function acceptOne(
       }
     });
   });
+  // At the endpoint's stop: every connection still short of its token is closed now (its wait
+  // timer with it), not left until TOKEN_WAIT_MS.
+  return () => {
+    for (const w of waiting) w.destroy();
+    waiting.clear();
+  };
 }
 
 /** A stream frame as the endpoint reads it; `done` hands its memory back once nothing reads it. */
@@ -810,7 +819,7 @@ export async function serveSessionEndpoint(
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
-  acceptOne(server, token, false, unlisten, () => finished, keep, onFrame, refuse);
+  const dropWaiting = [acceptOne(server, token, false, unlisten, () => finished, keep, onFrame, refuse)];
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -831,7 +840,7 @@ export async function serveSessionEndpoint(
     const unlistenTcp = () => {
       if (tcp.listening) tcp.close();
     };
-    acceptOne(tcp, directToken, true, unlistenTcp, () => finished, keep, onFrame, refuse);
+    dropWaiting.push(acceptOne(tcp, directToken, true, unlistenTcp, () => finished, keep, onFrame, refuse));
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -853,6 +862,7 @@ export async function serveSessionEndpoint(
     unlisten();
     if (direct?.server.listening) direct.server.close();
     for (const s of sockets) s.destroy();
+    for (const drop of dropWaiting) drop();
   };
   return {
     address: {
