@@ -1,6 +1,6 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { SessionStream } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerFrame, type FakeDirectPeer, startFakeDirectPeer } from './fakeDirectPeer.ts';
 
 // Attack (hostile node + an ordinary pipelining requester; decision 1800 and its amendment): the
 // requester's poll window is "per answer, from the start of its turn (the send, or the answer
@@ -22,41 +22,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let server: Server;
-const sockets: Socket[] = [];
+let peer: FakeDirectPeer;
 beforeAll(async () => {
-  // Acknowledges the direct connection, answers the first three requests at once, then goes
-  // silent (keeps the connection open and never answers again).
-  server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => undefined);
-    let acked = false;
-    let answered = 0;
-    let buf = Buffer.alloc(0);
-    s.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        buf = buf.subarray(4 + buf.readUInt32BE(0));
-        if (!acked) {
-          acked = true;
-          s.write(Buffer.from([0, 0, 0, 1, 2]));
-        } else if (answered < 3) {
-          answered++;
-          s.write(Buffer.from([0, 0, 0, 1, 0]));
-        }
-      }
-    });
+  // Answers the first three requests at once, then goes silent (keeps the connection open and
+  // never answers again).
+  peer = await startFakeDirectPeer((i, sock) => {
+    if (i < 3) sock.write(answerFrame());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 });
-afterAll(() => {
-  for (const s of sockets) s.destroy();
-  server.close();
-});
+afterAll(() => peer.close());
 
 describe('a stalled answer with requests pipelined behind it', () => {
   it('the requester stops polling once the oldest answer’s window is over, however many requests follow it', async () => {
-    const port = (server.address() as AddressInfo).port;
+    const port = peer.port;
     const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(5));
     const sending = { on: true };
     try {

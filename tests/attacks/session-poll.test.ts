@@ -1,4 +1,3 @@
-import { createServer, type AddressInfo } from 'node:net';
 import { openInferenceSession, SessionStream, sessionProofMismatches } from '@firn/client';
 import { type Hex, hexBytes } from '@firn/core';
 import { POLL_LEAD_MS } from '@firn/core';
@@ -7,6 +6,7 @@ import {
   MAX_SESSION_POLL_MS,
   type ServedSessionEndpoint,
 } from '../../packages/enclave/src/runtime/sessionEndpoint.ts';
+import { answerFrame, startFakeDirectPeer } from './fakeDirectPeer.ts';
 import { sessionProgramHarness } from './sessionProgramHarness.ts';
 
 // Both ends of a session keep their event loop polling for a bounded window while the other's next
@@ -178,20 +178,10 @@ describe('the requester polls from shortly before an answer is due', () => {
   it('answers that take 150 ms: after three, the stream sleeps through most of the wait and polls near its end', async () => {
     // A peer that accepts the direct connection and answers each request after 150 ms (a long
     // inference), with an empty message.
-    const server = createServer((sock) => {
-      sock.on('error', () => undefined);
-      let acked = false;
-      sock.on('data', () => {
-        if (!acked) {
-          acked = true;
-          sock.write(Buffer.from([0, 0, 0, 1, 2]));
-          return;
-        }
-        setTimeout(() => sock.write(Buffer.from([0, 0, 0, 1, 0])), 150);
-      });
+    const peer = await startFakeDirectPeer((_, sock) => {
+      setTimeout(() => sock.write(answerFrame()), 150);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const port = peer.port;
     const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(3));
     try {
       s.pollMs = 300;
@@ -212,7 +202,7 @@ describe('the requester polls from shortly before an answer is due', () => {
       expect(s.pollTurns).toBeLessThanOrEqual(after + 1);
     } finally {
       s.close();
-      server.close();
+      peer.close();
     }
   });
 });

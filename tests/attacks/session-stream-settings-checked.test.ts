@@ -1,7 +1,6 @@
-import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { MAX_SESSION_POLL_MS, SessionStream } from '@firn/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeDirectPeer, startFakeDirectPeer } from './fakeDirectPeer.ts';
 
 // Attack (careless SDK user, decision 1800): `SessionStream` is exported by @firn/client and its
 // `pollMs` is a public field. MAX_SESSION_POLL_MS is documented as "The longest poll window a
@@ -14,31 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let server: Server;
-const sockets: Socket[] = [];
+let peer: FakeDirectPeer;
 beforeAll(async () => {
-  // A peer that accepts the direct connection (the empty tag-2 acknowledgement) and then never
-  // answers a request: a slow model, a busy node, or a host that drops the requester's frames.
-  server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => undefined);
-    s.once('data', () => {
-      const ack = Buffer.alloc(5);
-      ack.writeUInt32BE(1, 0);
-      ack[4] = 2;
-      s.write(ack);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // A peer that accepts the direct connection and then never answers a request: a slow model, a
+  // busy node, or a host that drops the requester's frames.
+  peer = await startFakeDirectPeer();
 });
-afterAll(() => {
-  for (const s of sockets) s.destroy();
-  server.close();
-});
+afterAll(() => peer.close());
 
 describe('SessionStream.pollMs is bounded by MAX_SESSION_POLL_MS', () => {
   it('a stream never polls longer than MAX_SESSION_POLL_MS after a request, whatever pollMs it was given', async () => {
-    const port = (server.address() as AddressInfo).port;
+    const port = peer.port;
     const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(7));
     try {
       try {
@@ -77,7 +62,7 @@ describe('SessionStream.pollMs is bounded by MAX_SESSION_POLL_MS', () => {
 describe('SessionStream.requestTimeoutMs over the timer range is refused, never a 1 ms timer loop', () => {
   for (const timeout of [Number.POSITIVE_INFINITY, 2 ** 31 * 4]) {
     it(`requestTimeoutMs = ${timeout}: the deadline timer is not re-armed every millisecond`, async () => {
-      const port = (server.address() as AddressInfo).port;
+      const port = peer.port;
       const s = await SessionStream.connectDirect('127.0.0.1', port, new Uint8Array(32).fill(9));
       const realSetTimeout = globalThis.setTimeout;
       let armed = 0;
