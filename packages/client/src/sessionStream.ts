@@ -102,6 +102,8 @@ export class SessionStream {
   private turnFrom = 0;
   /** The one timer of the oldest request's deadline; re-armed lazily, unref'd, cleared on close. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
+  /** performance.now() at which `deadline` fires. */
+  private deadlineAt = 0;
   private chunks: Buffer[] = [];
   private size = 0;
   private gone: FirnError | undefined;
@@ -346,13 +348,28 @@ export class SessionStream {
       this.poller.pollFor(this.pollMs, pollDelayMs(this.answerTimes.shortest()));
     }
     // One timer for the whole queue, not one per request: when it fires it checks the oldest
-    // request's own deadline and re-arms for it (answers that came in time cost no timer work).
-    if (this.deadline === undefined) this.armDeadline(this.requestTimeoutMs);
+    // request's own deadline and re-arms for it.
+    this.ensureDeadline(this.pending[0]!.at);
+  }
+
+  /**
+   * The queue's one deadline timer fires by `at` (performance.now()) at the latest: a timer armed
+   * for later (before `requestTimeoutMs` was lowered) is re-armed, so every request's deadline is
+   * looked at when it comes, whatever the timeout was when the timer was set.
+   */
+  private ensureDeadline(at: number): void {
+    if (this.deadline !== undefined) {
+      if (this.deadlineAt <= at) return;
+      clearTimeout(this.deadline);
+    }
+    this.armDeadline(at - performance.now());
   }
 
   private armDeadline(ms: number): void {
     // Within what a timer holds: a longer delay would fire after 1 ms and re-arm without end.
-    this.deadline = setTimeout(() => this.onDeadline(), Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(ms))));
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(ms)));
+    this.deadlineAt = performance.now() + delay;
+    this.deadline = setTimeout(() => this.onDeadline(), delay);
     // It never keeps a process alive by itself (an idle stream's timer may still be pending).
     this.deadline.unref();
   }
@@ -461,6 +478,7 @@ export class SessionStream {
     if (next !== undefined) {
       next.at = Math.max(next.at, now + this.requestTimeoutMs);
       this.turnFrom = now;
+      this.ensureDeadline(next.at);
     }
     // The window for this answer ends here; the next answer due (pipelined) gets its own.
     this.poller.stop();

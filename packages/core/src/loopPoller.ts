@@ -7,6 +7,8 @@
 export const POLL_LEAD_MS = 2;
 /** A window whose polling would start sooner than this, ms, starts polling at once (no timer). */
 export const MIN_POLL_DELAY_MS = 1;
+/** The longest delay a Node timer holds, ms (2^31 - 1; a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * A session end's poll window by default, ms (decision 1800): about one benchmark round at batch
  * 64. The requester's (`SessionStream.pollMs`) and the child's (the host's SessionBounds.pollMs).
@@ -76,8 +78,17 @@ export class LoopPoller {
     this.clearTimer();
     this.waitingFrom = now + delay;
     this.waitingUntil = now + delay + ms;
-    this.timer = setTimeout(this.begin, Math.floor(delay));
-    // The awaited message's socket keeps the process alive; this timer never does by itself.
+    this.armTimer();
+  }
+
+  /**
+   * Arm the timer for the waiting window's start: within what a Node timer holds (a longer delay
+   * fires after 1 ms), re-armed by `begin` for what is left. The awaited message's socket keeps
+   * the process alive; this timer never does by itself.
+   */
+  private armTimer(): void {
+    const left = Math.floor(this.waitingFrom - performance.now());
+    this.timer = setTimeout(this.begin, Math.min(MAX_TIMER_MS, Math.max(0, left)));
     this.timer.unref();
   }
 
@@ -104,6 +115,11 @@ export class LoopPoller {
 
   private readonly begin = (): void => {
     this.timer = undefined;
+    // A start more than a timer holds away: not yet (timers fire up to 1 ms early by flooring).
+    if (performance.now() < this.waitingFrom - MIN_POLL_DELAY_MS) {
+      this.armTimer();
+      return;
+    }
     this.until = Math.max(this.running ? this.until : 0, this.waitingUntil);
     if (!this.running) this.start();
   };

@@ -242,7 +242,10 @@ export class SessionService {
   private sweeper: NodeJS.Timeout | undefined;
 
   readonly idleMs: number;
-  /** The bounds in force (options over DEFAULT_SESSION_BOUNDS); read when used, so tests may narrow them. */
+  /**
+   * The bounds in force (options over DEFAULT_SESSION_BOUNDS); each open reads them once, so tests
+   * may narrow them between opens and a change during an open never reaches it half-way.
+   */
   readonly bounds: SessionBounds;
   /** Sessions being opened, by requester (counted with the open ones against maxSessionsPerRequester). */
   private readonly opening = new Map<string, number>();
@@ -434,9 +437,11 @@ export class SessionService {
     s.checkJobTerms(job, body.inputs);
     await s.setEnclaveChainTime();
     const log = s.opts.logger.child({ jobId: body.jobId });
-    // The bounds are read when used (tests narrow them): a poll window this node cannot serve is
-    // the operator's error, refused before anything is reserved or claimed, and said to be the node's.
-    const badPoll = badPollMs(this.bounds.pollMs);
+    // The bounds are read once per open (tests narrow them between opens): the values checked here
+    // are the values used after the awaits below. A poll window this node cannot serve is the
+    // operator's error, refused before anything is reserved or claimed, and said to be the node's.
+    const { pollMs, maxSessionMs } = this.bounds;
+    const badPoll = badPollMs(pollMs);
     if (badPoll !== undefined)
       throw new FirnError('E_UNAVAILABLE', `this node's session settings are invalid: ${badPoll}`);
     // Before any claim: the enclave reserves a session slot (E_UNAVAILABLE when full), opens the
@@ -476,7 +481,7 @@ export class SessionService {
       // Closed (and proved) before the claim lapses, and after the node's longest session at most.
       const claimLeftMs = Math.max(0, (claimExpiresAt - s.clock()) * 1000);
       const lifetimeMs = Math.min(
-        this.bounds.maxSessionMs,
+        maxSessionMs,
         claimLeftMs - Math.min(SESSION_CLAIM_MARGIN_MS, claimLeftMs / 10),
       );
       const r = await s.node.supervisor.call<OpenSessionResult>(
@@ -489,7 +494,7 @@ export class SessionService {
           onChain: { workloadHash: job.workloadHash, inputCommitment: job.inputCommitment },
           domain: { chainId: s.opts.deployment.chainId, jobMarket: s.opts.deployment.jobMarket },
           direct: true,
-          pollMs: this.bounds.pollMs,
+          pollMs,
           // Asked for (decision 1310): the session's child listens for the requester on the address
           // the requester reached us on. Otherwise every request passes the host's checks.
           ...(req.headers[SESSION_DIRECT_HEADER] === '1' && directHostOf(req) !== undefined
