@@ -2,8 +2,10 @@
  * DCAP quote verification: firn against the reference verifiers @phala/dcap-qvl (pure JS) and
  * @phala/dcap-qvl-web (the Rust core compiled to wasm), on the same real quotes and collateral,
  * in one run. "cold" clears every firn cache before each verification (X.509 and collateral are
- * parsed and checked again); "warm" reuses parsed and verified collateral and chains, so only the
- * time-dependent checks and the QE report and quote signatures run. The references keep no cache.
+ * parsed and checked again); "warm" reuses parsed and verified collateral and chains and the QE
+ * report checked under the same PCK certificate (a platform's quotes all carry the same one,
+ * decision 1810), so only the time-dependent checks and the quote's own signature run. The
+ * references keep no cache.
  * firn is timed through verifyDcapQuote, the async API every verifier calls (its ECDSA checks run
  * on its signature thread while other processes leave a core free, decisions 1270, 1340, 1450, 1490),
  * each call awaited before the next; the pool forced on, the signature thread forced on

@@ -808,6 +808,11 @@ function startQuoteChecks(
     }
     const leaf = certs[0]!;
     const { qeReport, qeReportSignature } = q.certification;
+    if (qeReportKnown(leaf, qeReport.raw, qeReportSignature)) {
+      early.qeReport = true;
+      early.leaf = leaf;
+      return early;
+    }
     const point = onThread && !leaf.keyImported() ? p256SpkiPoint(leaf.spki) : undefined;
     early.qeReport =
       point !== undefined
@@ -822,6 +827,36 @@ function startQuoteChecks(
     // met again at its place in the canonical order
   }
   return early;
+}
+
+/**
+ * QE reports whose signature passed under a PCK certificate, kept with that certificate object
+ * (one object per exact DER while cached): copies of the report's 384 bytes and its 64-byte
+ * signature. A platform's QE signs its report once per attestation key, so every quote of that
+ * platform carries the same report and signature; a verifier that has checked one needs only the
+ * quote's own signature for the next (decision 1810). Lookups compare both in full; only passed
+ * checks enter (through SignatureChecks.whenPassed), at most MAX_QE_REPORTS_PER_PCK per
+ * certificate, the newest kept.
+ */
+let qeReportPassed = new WeakMap<Certificate, { report: Uint8Array; signature: Uint8Array }[]>();
+const MAX_QE_REPORTS_PER_PCK = 4;
+
+/** Whether `report` with `signature` passed under `leaf`'s key before (exact bytes). */
+function qeReportKnown(leaf: Certificate, report: Uint8Array, signature: Uint8Array): boolean {
+  const passed = qeReportPassed.get(leaf);
+  if (passed === undefined) return false;
+  for (const e of passed) if (same(e.signature, signature) && same(e.report, report)) return true;
+  return false;
+}
+
+/** Record that `report` with `signature` passed under `leaf`'s key (copies both). */
+function rememberQeReport(leaf: Certificate, report: Uint8Array, signature: Uint8Array): void {
+  if (qeReportKnown(leaf, report, signature)) return;
+  const passed = qeReportPassed.get(leaf) ?? [];
+  qeReportPassed.set(
+    leaf,
+    [{ report: report.slice(), signature: signature.slice() }, ...passed].slice(0, MAX_QE_REPORTS_PER_PCK),
+  );
 }
 
 /**
@@ -847,6 +882,7 @@ export function clearDcapCaches(): void {
   preparedByObject = new WeakMap();
   pckCache.clear();
   attestationKeyCache.clear();
+  qeReportPassed = new WeakMap();
   clearSignatureThreadKeys();
 }
 
@@ -1143,7 +1179,9 @@ function finish(
   };
   if (early?.qeReport !== undefined && early.leaf === leaf)
     checks.add(early.qeReport, keyErr(early.qeReport, qeReportErr));
-  else checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
+  else if (!qeReportKnown(leaf, cd.qeReport.raw, cd.qeReportSignature))
+    checks.raw(leaf.publicKey(), cd.qeReport.raw, cd.qeReportSignature, qeReportErr);
+  checks.whenPassed(() => rememberQeReport(leaf, cd.qeReport.raw, cd.qeReportSignature));
   const binding = createHash('sha256').update(q.attestationKey).update(cd.qeAuthData).digest();
   if (
     !same(binding, cd.qeReport.reportData.subarray(0, 32)) ||
