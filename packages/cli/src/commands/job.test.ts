@@ -24,7 +24,7 @@ import { keccak256, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployJobFirn, postOpenJob, registerApprovedNode } from '../../test/jobChain.ts';
-import { jobChainFacts, recordJob } from '../jobJournal.ts';
+import { findJobRecord, jobChainFacts, recordJob } from '../jobJournal.ts';
 import { newResultKem, type ResultKemRecord } from '../resultKem.ts';
 import { jobReclaim, jobResult, jobStatus } from './job.ts';
 
@@ -484,5 +484,65 @@ describe('firn job result against a hostile node', () => {
     expect(r.files).toEqual(['y.sealed', 'proof.json']);
     expect(artifactRequests).toEqual([o.artifactId]);
     expect(new Uint8Array(readFileSync(join(out, 'y.sealed')))).toEqual(o.sealed);
+  }, 60_000);
+});
+
+describe("firn job status with this machine's post still in the pool (decision 1760)", () => {
+  it('names the waiting post instead of only "does not exist", then gives the job and completes its entry once mined', async () => {
+    const requester = at(2);
+    const block = await requester.public.getBlock();
+    const request = {
+      teeTypeMask: 1 << 1,
+      allowedMeasurements: [],
+      enclaveIds: [],
+      workloadHash: keccak256(toHex('pending-model')),
+      inputCommitment: keccak256(toHex('pending-inputs')),
+      deadline: block.timestamp + 3600n,
+      claimTimeout: 600n,
+      maxWorkUnits: 0n,
+    };
+    const sim = await requester.public.simulateContract({
+      account: requester.wallet!.account!,
+      address: deployment.jobMarket,
+      abi: firnJobMarketAbi,
+      functionName: 'postJob',
+      args: [request],
+      value: ETH,
+    });
+    const jobId = sim.result as Hex;
+    await rpc('evm_setAutomine', [false]);
+    let hash: Hex;
+    try {
+      // Sent, as `firn infer` sends it, and on record as pending; its answer is not awaited.
+      hash = await requester.wallet!.writeContract(sim.request);
+      recordJob({
+        jobId,
+        command: 'infer',
+        options: {},
+        postedAt: 1,
+        postTx: hash,
+        postTxs: [hash],
+        sentOn: {
+          chainId: deployment.chainId,
+          jobMarket: deployment.jobMarket,
+          requester: anvil.accounts[2]!.address,
+        },
+      });
+      const told = await jobStatus({ rpcUrl: anvil.rpcUrl, deployment }, jobId).catch((e: unknown) => e);
+      expect(told).toMatchObject({ code: 'E_NOT_FOUND' });
+      expect((told as Error).message).toContain(
+        `this machine's postJob transaction ${hash} (job ${jobId} expected) still waits in the pool`,
+      );
+      expect(findJobRecord(jobId)?.postTx, 'a waiting post keeps its entry').toBe(hash);
+    } finally {
+      await rpc('evm_setAutomine', [true]);
+    }
+    await rpc('evm_mine', []);
+    const status = await jobStatus({ rpcUrl: anvil.rpcUrl, deployment }, jobId);
+    expect(status).toMatchObject({ jobId, status: 'Open' });
+    // The entry is the job's now, bound to the post that was mined.
+    const rec = findJobRecord(jobId);
+    expect(rec?.postTx).toBeUndefined();
+    expect(rec?.chain).toMatchObject({ postTx: hash, requester: anvil.accounts[2]!.address });
   }, 60_000);
 });

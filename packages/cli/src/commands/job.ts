@@ -184,15 +184,21 @@ async function blockAfter(c: FirnClients, j: FirnJob): Promise<void> {
   if (BigInt((await c.public.getBlock()).timestamp) <= lapse) await nudgeChain(c);
 }
 
-/** `firn job status JOBID`: the on-chain record, with times, and what can be done next. */
+/**
+ * `firn job status JOBID`: the on-chain record, with times, and what can be done next. A post of
+ * this machine whose answer was lost is settled first, as `firn job result` does (decision 1760):
+ * its journal entry becomes the job's once mined; one still waiting in the pool is named in the
+ * E_NOT_FOUND of a job the chain does not have yet.
+ */
 export async function jobStatus(chain: ResolvedChain, id: string) {
   const jobId = jobIdArg(id);
   const c = readerFor(chain);
+  const stillPending = await settleLocalPost(chain, c, jobId);
   const j = await getJob(c, jobId);
   if (j.status === JobStatus.None)
     throw new FirnError(
       'E_NOT_FOUND',
-      `job ${jobId} does not exist on the market ${chain.deployment.jobMarket}`,
+      `job ${jobId} does not exist on the market ${chain.deployment.jobMarket}${stillPending === undefined ? '' : `; ${stillPending}: run this again once it is mined`}`,
     );
   const now = await chainNow(c, dueOf(j));
   let endpoint: string | null = null;
