@@ -1075,7 +1075,11 @@ function begin(quote: Uint8Array | DcapQuote, opts: VerifyDcapOptions): Begun {
   const bytes = quote instanceof Uint8Array ? quote : (quote as Partial<DcapQuote> | null | undefined)?.raw;
   if (!(bytes instanceof Uint8Array))
     throw new FirnError('E_INVALID_INPUT', 'quote must be a Uint8Array (or a DcapQuote from parseDcapQuote)');
-  const q = parseDcapQuote(bytes);
+  // Parsed from this call's own copy: every view the checks, the caches and the verdict take
+  // into the quote (the QE report and its signature kept once passed, decision 1810, above all)
+  // holds the bytes as they were at the call, whatever the caller's buffer holds by the time a
+  // deferred check settles (a pooled or reused receive buffer).
+  const q = parseDcapQuote(bytes.slice());
   // Only Intel's quoting enclaves are appraised against Intel's QE identity (QVL, dcap-qvl refuse others).
   if (!same(q.header.qeVendorId, INTEL_QE_VENDOR_ID))
     throw new FirnError(
