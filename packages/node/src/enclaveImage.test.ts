@@ -18,14 +18,20 @@ import { ENCLAVE_IMAGE_MANIFEST, type EnclaveImageManifest, hashFile } from '@fi
 import { childProcessRuntime } from '@firn/enclave/runtime';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEnclaveImage, readEnclaveImage } from './enclaveImage.ts';
+import { buildEnclaveImage, readEnclaveImage, TFJS_LEFT_OUT } from './enclaveImage.ts';
 import { EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { createLogger } from './logger.ts';
 
 // The image is built once into a temp dir whose parent holds a planted node_modules: packages
 // there throw on load, so anything the enclave resolved from the host's node_modules would fail.
 const root = mkdtempSync(join(tmpdir(), 'firn-image-'));
-for (const pkg of ['onnxruntime-node', '@tensorflow/tfjs-backend-wasm', 'encoding']) {
+for (const pkg of [
+  'onnxruntime-node',
+  '@tensorflow/tfjs-backend-wasm',
+  'encoding',
+  'node-fetch',
+  ...TFJS_LEFT_OUT,
+]) {
   const d = join(root, 'node_modules', pkg);
   mkdirSync(d, { recursive: true });
   writeFileSync(join(d, 'package.json'), JSON.stringify({ name: pkg, version: '0.0.0', main: 'index.js' }));
@@ -95,6 +101,16 @@ describe('enclave image manifest', () => {
       workloads: ['inference', 'training'],
       firstParty: true,
     });
+  });
+
+  it('neither entry carries the TF.js packages no enclave uses, nor node-fetch (1811)', () => {
+    for (const entry of ['enclave.mjs', 'worker.mjs']) {
+      const code = readFileSync(join(image.dir, 'app', entry), 'utf8');
+      // esbuild names each bundled module in a comment; the umbrella itself stays.
+      expect(code, entry).toContain('node_modules/@tensorflow/tfjs/dist/');
+      for (const pkg of [...TFJS_LEFT_OUT, 'node-fetch'])
+        expect(code, `${entry}: ${pkg}`).not.toContain(`node_modules/${pkg}/`);
+    }
   });
 
   it('the enclave entry carries no app code; only the worker entry does (1090)', () => {

@@ -109,10 +109,12 @@ const ortBindingFromImage: Plugin = {
 
 /**
  * Optional dependencies that bundled packages try to require inside try/catch (node-fetch's
- * `encoding`). Left external they would resolve from any node_modules above the image, so they
- * become a module that throws, which the callers already handle as "not installed".
+ * `encoding`), or require only when Node has no fetch of its own (tfjs-core's `node-fetch`, which
+ * Node 18 and later never reach). Left external they would resolve from any node_modules above the
+ * image, so they become a module that throws, which the callers already handle as "not
+ * installed" (decision 1811).
  */
-const OPTIONAL_ABSENT = ['encoding'];
+const OPTIONAL_ABSENT = ['encoding', 'node-fetch'];
 const optionalAbsent: Plugin = {
   name: 'firn-optional-absent',
   setup(b) {
@@ -120,6 +122,30 @@ const optionalAbsent: Plugin = {
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'firn-absent' }));
     b.onLoad({ filter: /.*/, namespace: 'firn-absent' }, (args) => ({
       contents: `throw new Error(${JSON.stringify(`${args.path} is not part of the enclave image`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * Packages the `@tensorflow/tfjs` umbrella requires that nothing in an enclave uses: the WebGL
+ * backend (no GPU context in Node), the graph-model converter (firn loads no TF.js graph models)
+ * and tf.data. Each becomes an empty module in the image, so about 1.6 MB of code that never runs
+ * is neither in the measured image nor compiled at each child's start (decision 1811). A use of
+ * one of them in an enclave (`tf.loadGraphModel`, `tf.data`) finds it undefined.
+ */
+export const TFJS_LEFT_OUT = [
+  '@tensorflow/tfjs-backend-webgl',
+  '@tensorflow/tfjs-converter',
+  '@tensorflow/tfjs-data',
+] as const;
+const tfjsLeftOut: Plugin = {
+  name: 'firn-tfjs-left-out',
+  setup(b) {
+    const filter = new RegExp(`^(${TFJS_LEFT_OUT.map((p) => p.replace(/[/.-]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'firn-left-out' }));
+    b.onLoad({ filter: /.*/, namespace: 'firn-left-out' }, () => ({
+      contents: 'module.exports = {};',
       loader: 'js',
     }));
   },
@@ -325,7 +351,7 @@ async function buildImageInto(dir: string, opts: BuildEnclaveImageOptions): Prom
     ...common,
     entryPoints: [ENCLAVE_MAIN_MODULE],
     outfile: entry,
-    plugins: [ortBindingFromImage, optionalAbsent],
+    plugins: [ortBindingFromImage, optionalAbsent, tfjsLeftOut],
   });
   for (const input of Object.keys(enclaveBuild.metafile.inputs))
     if (input.startsWith(`${APP_NS}:`) || input.includes('packages/enclave/src/apps/'))
@@ -337,6 +363,7 @@ async function buildImageInto(dir: string, opts: BuildEnclaveImageOptions): Prom
     plugins: [
       ortBindingFromImage,
       optionalAbsent,
+      tfjsLeftOut,
       ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : []),
     ],
   });
