@@ -109,12 +109,10 @@ const ortBindingFromImage: Plugin = {
 
 /**
  * Optional dependencies that bundled packages try to require inside try/catch (node-fetch's
- * `encoding`), or require only when Node has no fetch of its own (tfjs-core's `node-fetch`, which
- * Node 18 and later never reach). Left external they would resolve from any node_modules above the
- * image, so they become a module that throws, which the callers already handle as "not
- * installed" (decision 1811).
+ * `encoding`). Left external they would resolve from any node_modules above the image, so they
+ * become a module that throws, which the callers already handle as "not installed".
  */
-const OPTIONAL_ABSENT = ['encoding', 'node-fetch'];
+const OPTIONAL_ABSENT = ['encoding'];
 const optionalAbsent: Plugin = {
   name: 'firn-optional-absent',
   setup(b) {
@@ -128,26 +126,32 @@ const optionalAbsent: Plugin = {
 };
 
 /**
- * Packages the `@tensorflow/tfjs` umbrella requires that nothing in an enclave uses: the WebGL
- * backend (no GPU context in Node), the graph-model converter (firn loads no TF.js graph models)
- * and tf.data. Each becomes an empty module in the image, so about 1.6 MB of code that never runs
- * is neither in the measured image nor compiled at each child's start (decision 1811). A use of
- * one of them in an enclave (`tf.loadGraphModel`, `tf.data`) finds it undefined.
+ * Packages the `@tensorflow/tfjs` umbrella requires that nothing of firn's uses in an enclave: the
+ * WebGL backend (no GPU context in Node), the graph-model converter (firn loads no TF.js graph
+ * models) and tf.data. Each becomes an empty module in firn's own image (the enclave entry, and
+ * the worker entry when no app is built in: an app may use them), so about 1.6 MB of code that
+ * never runs is neither in the measured image nor compiled at each child's start (decision 1811).
+ * tfjs-core's `node-fetch`, required only where Node has no `fetch` of its own (Node 18 and later
+ * have one), becomes a module that throws "not part of the enclave image".
  */
 export const TFJS_LEFT_OUT = [
   '@tensorflow/tfjs-backend-webgl',
   '@tensorflow/tfjs-converter',
   '@tensorflow/tfjs-data',
 ] as const;
+const escapeRe = (p: string) => p.replace(/[/.-]/g, '\\$&');
 const tfjsLeftOut: Plugin = {
   name: 'firn-tfjs-left-out',
   setup(b) {
-    const filter = new RegExp(`^(${TFJS_LEFT_OUT.map((p) => p.replace(/[/.-]/g, '\\$&')).join('|')})$`);
-    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'firn-left-out' }));
+    b.onResolve({ filter: new RegExp(`^(${TFJS_LEFT_OUT.map(escapeRe).join('|')})$`) }, (args) => ({
+      path: args.path,
+      namespace: 'firn-left-out',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'firn-left-out' }, () => ({
       contents: 'module.exports = {};',
       loader: 'js',
     }));
+    b.onResolve({ filter: /^node-fetch$/ }, (args) => ({ path: args.path, namespace: 'firn-absent' }));
   },
 };
 
@@ -363,8 +367,7 @@ async function buildImageInto(dir: string, opts: BuildEnclaveImageOptions): Prom
     plugins: [
       ortBindingFromImage,
       optionalAbsent,
-      tfjsLeftOut,
-      ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : []),
+      ...(opts.app ? [appSourcePlugin(resolve(opts.app.dir), opts.app.entry)] : [tfjsLeftOut]),
     ],
   });
   const result = {
