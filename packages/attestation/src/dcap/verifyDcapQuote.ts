@@ -902,7 +902,11 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
  * call's own keys (PCK, attestation key) are imported there too, and the collateral's checks under
  * pinned keys start before the collateral is parsed. The error reported is the one of the first
  * failing check in the order verifyDcapQuoteSync makes them, so both give the same verdict and
- * error code on every input (decision 1270). Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN,
+ * error code on every input (decision 1270). Checks that passed are kept by their exact bytes
+ * (parsed and checked collateral and chains, decision 1340; a platform's QE report under its PCK
+ * certificate, decision 1810), so a warm call makes one verification, the quote's own signature;
+ * each call works on its own copy of the quote, so a caller's buffer may change once the call
+ * returns. Errors: FirnError E_EVIDENCE_MALFORMED, _CHAIN,
  * _COLLATERAL, _EXPIRED, _REVOKED, _SIGNATURE, _TCB; E_INVALID_INPUT for a bad `now`, for
  * `intermediates` without `roots`, or for a quote that is neither bytes nor a parsed quote (a parsed
  * quote is parsed again from its `raw` bytes, so no field of it is taken on trust).
