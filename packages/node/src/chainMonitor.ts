@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { FirnError, isFirnError } from '@firn/core';
+import { errorLogText, FirnError, isFirnError } from '@firn/core';
 import type { Logger } from './logger.ts';
 
 /** What the monitor reads from the chain (viem's PublicClient fits). */
@@ -110,7 +110,10 @@ export class ChainMonitor {
       return true;
     } catch (e) {
       this.failures++;
-      this.lastError = isFirnError(e) ? e.code : ((e as Error)?.message ?? 'unreachable').slice(0, 200);
+      // Shown to anyone on /healthz and /v1/node: viem's one-line summary with every URL in it
+      // redacted (an RPC URL's path or query may hold its API key, decision 1686), never its
+      // `URL:` and request-body detail block; redacted before it is cut, so no cut hides a key.
+      this.lastError = isFirnError(e) ? e.code : errorLogText(e).slice(0, 200);
       if (this.failures === 1) this.opts.logger.warn('chain unreachable', { error: this.lastError });
       return false;
     } finally {

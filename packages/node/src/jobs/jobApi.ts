@@ -601,16 +601,22 @@ export class JobService {
     };
     // Until the signer is known to be the job's requester, every chain read is a stranger's: cached
     // and budgeted (decision 1741). A job's requester posted it, so it has sent a transaction.
+    // A signer once seen to have sent one stays known (nonces only grow; decision 1741, second
+    // amendment): a returning requester is never a stranger again, whatever junk spends the
+    // node's stranger budget meanwhile.
     const ip = remoteIp(req);
-    const sent = await this.strangerReads
-      .read(
-        `sent:${signer.toLowerCase()}`,
-        ip,
-        async () =>
-          (await this.clients.public.getTransactionCount({ address: signer, blockTag: 'latest' })) > 0,
-        (v) => v,
-      )
-      .catch(unreachable);
+    const sent =
+      this.strangerReads.isKnownSender(signer) ||
+      (await this.strangerReads
+        .read(
+          `sent:${signer.toLowerCase()}`,
+          ip,
+          async () =>
+            (await this.clients.public.getTransactionCount({ address: signer, blockTag: 'latest' })) > 0,
+          (v) => v,
+        )
+        .catch(unreachable));
+    if (sent) this.strangerReads.rememberSender(signer);
     if (!sent)
       throw new FirnError(
         'E_FORBIDDEN',
@@ -674,11 +680,13 @@ export class JobService {
         details: { size: declared, limit },
       });
     const intent = uploadIntentOf(req, this.requestScope(), this.now());
-    // Any key signs an intent: the balance read is a stranger's, cached and budgeted (decision 1741).
+    // Any key signs an intent: the balance read is a stranger's, cached and budgeted (decision
+    // 1741); for an uploader known to have sent a transaction it spends that uploader's own
+    // budget, as its job reads do (second amendment).
     const funded = await this.strangerReads
       .read(
         `funded:${intent.uploader.toLowerCase()}`,
-        remoteIp(req),
+        this.strangerReads.isKnownSender(intent.uploader) ? { signer: intent.uploader } : remoteIp(req),
         async () =>
           (await this.clients.public.getBalance({ address: intent.uploader, blockTag: 'latest' })) > 0n,
         (v) => v,
@@ -699,8 +707,19 @@ export class JobService {
     if (this.artifacts.has(intent.artifactId)) {
       // Already stored (by anyone): nothing is written or charged; the body is discarded. Its
       // retention is not restarted (decision 1603): a signed intent costs nothing to send, so a
-      // re-upload that kept an artifact would keep its owner's quota taken for good.
-      sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) });
+      // re-upload that kept an artifact would keep its owner's quota taken for good. The body is
+      // never read: the answer closes the connection (a kept-alive one would have Node read and
+      // discard up to the declared size, 1 GiB, outside every upload slot), and the request is
+      // destroyed once the answer is out.
+      const headers: Record<string, string> = {};
+      if (!req.complete) {
+        headers.connection = 'close';
+        res.shouldKeepAlive = false;
+        res.once('close', () => {
+          if (!req.complete) req.destroy();
+        });
+      }
+      sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) }, headers);
       return undefined;
     }
     // Evictable (decision 1660): a newcomer finding every slot held takes this one back if it is

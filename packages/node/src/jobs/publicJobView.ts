@@ -1,4 +1,4 @@
-import type { ErrorCode, Hex, WorkProofJson } from '@firn/core';
+import { type ErrorCode, type Hex, redactUrlsIn, type WorkProofJson } from '@firn/core';
 import type { JobRecord, JobRecordStatus } from '../storage/jobRecord.ts';
 
 /** One output of a job as the node lists it: role, sealed artifact id, content type, sealed size (bytes). */
@@ -58,7 +58,9 @@ export function publicJobView(r: JobRecord): PublicJobView {
   return {
     jobId: r.jobId,
     status: r.status,
-    ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}),
+    // A failure's text may quote a chain error (the node's RPC URL, whose path or query may hold
+    // its API key): every URL in it is redacted, as in error answers (decision 1751).
+    ...(r.error ? { error: { code: r.error.code, message: redactUrlsIn(r.error.message) } } : {}),
     ...(r.outputs ? { outputs: r.outputs.map(publicJobOutput) } : {}),
     ...(r.proof ? { proof: r.proof } : {}),
     ...(r.txs ? { txs: { ...r.txs } } : {}),

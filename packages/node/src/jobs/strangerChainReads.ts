@@ -27,6 +27,12 @@ export interface StrangerReadLimits {
    * that signer's jobs cost it a `postJob` transaction. Default 60.
    */
   perKnownSignerPer10s: number;
+  /**
+   * Addresses kept as known to have sent a transaction (least recently used dropped first): a
+   * fact that never lapses (an account's nonce only grows), so a returning requester is not a
+   * stranger again once its cached answer's TTL has passed. Default 100 000 (about 10 MB).
+   */
+  maxKnownSenders: number;
 }
 
 export const DEFAULT_STRANGER_READ_LIMITS: StrangerReadLimits = Object.freeze({
@@ -36,6 +42,7 @@ export const DEFAULT_STRANGER_READ_LIMITS: StrangerReadLimits = Object.freeze({
   perClientPer10s: 10,
   totalPer10s: 100,
   perKnownSignerPer10s: 60,
+  maxKnownSenders: 100_000,
 });
 
 /**
@@ -61,6 +68,7 @@ export class StrangerChainReads {
   private readonly perClient: RateLimiterMemory;
   private readonly total: RateLimiterMemory;
   private readonly perSigner: RateLimiterMemory;
+  private readonly senders: LRUCache<string, true>;
 
   constructor(limits: Partial<StrangerReadLimits> = {}) {
     this.limits = { ...DEFAULT_STRANGER_READ_LIMITS, ...limits };
@@ -70,10 +78,24 @@ export class StrangerChainReads {
       duration: 10,
     });
     this.total = new RateLimiterMemory({ points: Math.max(1, this.limits.totalPer10s), duration: 10 });
+    this.senders = new LRUCache({ max: Math.max(1, this.limits.maxKnownSenders) });
     this.perSigner = new RateLimiterMemory({
       points: Math.max(1, this.limits.perKnownSignerPer10s),
       duration: 10,
     });
+  }
+
+  /**
+   * Record that `address` (0x + 40 hex, any case) has sent a transaction on chain: kept without a
+   * TTL (decision 1741, second amendment), at most `maxKnownSenders` addresses.
+   */
+  rememberSender(address: string): void {
+    this.senders.set(address.toLowerCase(), true);
+  }
+
+  /** Whether `address` is known to have sent a transaction (rememberSender), no read made. */
+  isKnownSender(address: string): boolean {
+    return this.senders.get(address.toLowerCase()) === true;
   }
 
   /** The cached answer under `key`, if one is still fresh (no read, no budget spent). */
