@@ -181,7 +181,9 @@ export async function readBody(
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) throw new TooLargeError('request body', declared, limit);
   const maxPieces = Math.max(MIN_BODY_PIECES, Math.ceil(limit / MIN_MEAN_BODY_PIECE_BYTES));
-  let buf = Buffer.allocUnsafe(Math.min(limit, declared > 0 ? declared : 16 * 1024));
+  // Grown as bytes arrive (doubling), never sized by the declared length: a client that declares
+  // the limit and sends nothing holds no memory of the node's.
+  let buf = Buffer.allocUnsafe(Math.min(limit, 16 * 1024));
   let n = 0;
   let pieces = 0;
   let checked = prefix === undefined;
