@@ -575,21 +575,30 @@ export function isPendingEntry(rec: JobJournalEntry): boolean {
  * without one is a mined revert (nothing posted, nothing paid); no receipt while the node still
  * knows one of them is a post waiting in the pool; none mined nor known is a post that will not be
  * mined (another transaction of the account took its nonce, or the pool dropped it and nobody
- * sends it again): nothing was posted. Throws the RPC's errors other than "not found".
+ * sends it again): nothing was posted. Only transactions sent by the entry's requester count (a
+ * receipt or pooled transaction from another account is read as unknown, and a JobPosted event
+ * must name that requester), so an entry naming another account's transaction never makes that
+ * account's job this machine's. Throws the RPC's errors other than "not found".
  */
 export async function settlePendingPost(
   rec: JobJournalEntry,
   c: Pick<FirnClients, 'public'>,
 ): Promise<PendingPostFate> {
   const hashes = postHashes(rec);
+  // The account the entry says sent the post: a transaction of another account is not this
+  // post's, whatever the entry names (a careless or tampered entry must not make another
+  // account's job this machine's). Entries before decision 1685 name none and are read as before.
+  const from = entryRequester(rec);
+  const ours = (sender: string | undefined | null) =>
+    from === undefined || (typeof sender === 'string' && sender.toLowerCase() === from);
   for (const hash of hashes) {
     const receipt = await c.public.getTransactionReceipt({ hash }).catch((e: unknown) => {
       if (e instanceof TransactionReceiptNotFoundError) return undefined;
       throw e;
     });
-    if (receipt === undefined) continue;
+    if (receipt === undefined || !ours(receipt.from)) continue;
     const [ev] = parseEventLogs({ abi: firnJobMarketAbi, eventName: 'JobPosted', logs: receipt.logs });
-    if (receipt.status !== 'success' || ev === undefined)
+    if (receipt.status !== 'success' || ev === undefined || !ours(ev.args.requester))
       return {
         fate: 'not posted',
         tx: hash,
@@ -603,7 +612,7 @@ export async function settlePendingPost(
   }
   for (const hash of hashes) {
     const known = await c.public.getTransaction({ hash }).then(
-      () => true,
+      (tx) => ours(tx.from) && tx.blockHash === null,
       (e: unknown) => {
         if (e instanceof TransactionNotFoundError) return false;
         throw e;
@@ -617,6 +626,28 @@ export async function settlePendingPost(
     tx: last,
     why: 'is neither mined nor waiting in the pool (another transaction of the account took its nonce, or it was dropped): no job was posted, no escrow paid',
   };
+}
+
+/** The lower-case address a journal entry says posted its job (`sentOn`, else `chain`), if any. */
+function entryRequester(rec: JobJournalEntry): string | undefined {
+  const r = rec.sentOn?.requester ?? rec.chain?.requester;
+  return typeof r === 'string' && /^0x[0-9a-fA-F]{40}$/.test(r) ? r.toLowerCase() : undefined;
+}
+
+/**
+ * Whether a journal entry was sent to the chain and market of `deployment`: true or false from its
+ * `sentOn`, undefined for an entry that names none (written before decision 1685).
+ */
+export function entrySentOn(
+  rec: JobJournalEntry,
+  deployment: Pick<FirnDeployment, 'chainId' | 'jobMarket'>,
+): boolean | undefined {
+  if (rec.sentOn === undefined || rec.sentOn === null) return undefined;
+  return (
+    rec.sentOn.chainId === deployment.chainId &&
+    typeof rec.sentOn.jobMarket === 'string' &&
+    rec.sentOn.jobMarket.toLowerCase() === deployment.jobMarket.toLowerCase()
+  );
 }
 
 /**
@@ -697,14 +728,7 @@ export function pendingEntriesOn(
     } catch {
       continue;
     }
-    if (
-      rec === undefined ||
-      !isPendingEntry(rec) ||
-      rec.sentOn?.chainId !== deployment.chainId ||
-      typeof rec.sentOn.jobMarket !== 'string' ||
-      rec.sentOn.jobMarket.toLowerCase() !== deployment.jobMarket.toLowerCase()
-    )
-      continue;
+    if (rec === undefined || !isPendingEntry(rec) || entrySentOn(rec, deployment) !== true) continue;
     found.push({ jobId: m[1] as Hex, rec });
   }
   return found.sort((a, b) => b.rec.postedAt - a.rec.postedAt).slice(0, MAX_SETTLED_ENTRIES);

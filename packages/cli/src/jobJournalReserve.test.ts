@@ -172,6 +172,7 @@ describe('a post recorded before its send', () => {
           if (hash !== minedTx) throw new TransactionReceiptNotFoundError({ hash });
           return {
             status: 'success',
+            from: requester,
             blockNumber: 7n,
             blockHash: `0x${'b7'.repeat(32)}`,
             logs: [

@@ -24,6 +24,7 @@ import { encodeAbiParameters, formatEther, keccak256, zeroAddress } from 'viem';
 import { type ChainArgs, type ResolvedChain, requesterKeyFor, resolveChain } from '../chainArgs.ts';
 import {
   findJobRecord,
+  entrySentOn,
   isPendingEntry,
   type JobJournalEntry,
   journalDir,
@@ -414,8 +415,14 @@ export async function settleLocalPost(
   } catch {
     return undefined;
   }
+  // The asked job's own entry is settled only on the chain it was sent to: on another one its
+  // transaction is unknown, which says nothing of its fate there (and settling it would drop it).
   const entries =
-    own === undefined ? pendingEntriesOn(chain.deployment) : isPendingEntry(own) ? [{ jobId, rec: own }] : [];
+    own === undefined
+      ? pendingEntriesOn(chain.deployment)
+      : isPendingEntry(own) && entrySentOn(own, chain.deployment) !== false
+        ? [{ jobId, rec: own }]
+        : [];
   const pendingLines: string[] = [];
   for (const e of entries) {
     try {

@@ -635,10 +635,11 @@ export class JobService {
       await this.strangerReads
         .read(
           jobKey,
-          // The signer has sent a transaction (each of its jobs cost it a postJob): its job reads
-          // spend its own budget, never the client's or the node's stranger budget, so junk from
-          // fresh keys cannot starve it and a gateway serving many requesters is not capped
-          // (decision 1741, amended).
+          // The signer has sent a transaction (any: a key costs its owner at least one, and each
+          // of a requester's jobs a postJob): its job reads spend its own budget, never the
+          // client's or the node's stranger budget, so junk from fresh keys cannot starve it and a
+          // gateway serving many requesters is not capped (decision 1741, amended). Many keys
+          // with one transaction each get that budget each: one transaction per key is the cost.
           { signer },
           async () => {
             fresh = await getJob(this.clients, body.jobId);
