@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyLinearModel } from '../../packages/enclave/test/testModels.ts';
 import { openNetworkSession } from '../helpers/networkSession.ts';
 import { requesterOptions, startTestNetwork, type TestNetwork } from '../e2e/network.ts';
+import { rawHttp } from '../helpers/rawHttp.ts';
 
 // Attacks by a stranger on the node API (no requester key, or a funded key that is not the job's
 // owner). Every test asserts the secure behaviour, so an attack that lands is a failing test.
@@ -75,22 +76,7 @@ afterAll(async () => {
 }, 120_000);
 
 /** Raw HTTP/1.1 over one socket: everything the node wrote back before it closed (or `waitMs`). */
-function raw(port: number, bytes: Buffer | string, waitMs = 15_000): Promise<string> {
-  return new Promise((resolve) => {
-    let got = '';
-    // Written, not half-closed: every request says `Connection: close`, so the node ends the socket.
-    const s = connect(port, '127.0.0.1', () => s.write(bytes));
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-    });
-    s.on('error', () => resolve(got));
-    s.on('close', () => resolve(got));
-    setTimeout(() => {
-      s.destroy();
-      resolve(got);
-    }, waitMs).unref();
-  });
-}
+const raw = (port: number, bytes: Buffer | string, waitMs = 15_000) => rawHttp(port, bytes, { waitMs });
 
 const portOf = (url: string) => Number(new URL(url).port);
 const freshId = () => `0x${randomBytes(32).toString('hex')}` as Hex;

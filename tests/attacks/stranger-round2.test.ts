@@ -8,6 +8,7 @@ import { createLogger, NodeDaemon } from '@firn/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 import { type StubNodeApiServer, startStubNodeApi } from '../helpers/stubNodeApiServer.ts';
+import { rawHttp } from '../helpers/rawHttp.ts';
 
 // Round 2 of a stranger's attacks on the node API: request bodies (sizes, pieces, truncation,
 // connection reuse), the chain-read cache for unauthenticated requests, and secrets in public
@@ -18,28 +19,8 @@ import { type StubNodeApiServer, startStubNodeApi } from '../helpers/stubNodeApi
 // budget is spent, the trade decision 1741 makes on purpose (the operator's RPC quota is kept).
 
 /** Raw HTTP/1.1 over one socket: every byte the node wrote back until it closed (or `waitMs`). */
-function raw(port: number, parts: (Buffer | string)[], gapMs = 0, waitMs = 5_000): Promise<string> {
-  return new Promise((resolve) => {
-    let got = '';
-    const s = connect(port, '127.0.0.1', async () => {
-      s.setNoDelay(true);
-      for (const p of parts) {
-        if (s.destroyed) break;
-        s.write(p);
-        if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    });
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-    });
-    s.on('error', () => resolve(got));
-    s.on('close', () => resolve(got));
-    setTimeout(() => {
-      s.destroy();
-      resolve(got);
-    }, waitMs).unref();
-  });
-}
+const raw = (port: number, parts: (Buffer | string)[], gapMs = 0, waitMs = 5_000) =>
+  rawHttp(port, parts, { gapMs, waitMs });
 
 const statusOf = (answer: string) => Number(answer.split(' ')[1]);
 const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);

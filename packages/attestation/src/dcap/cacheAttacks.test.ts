@@ -3,6 +3,7 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { makeSyntheticSgx, makeSyntheticTdx, type SyntheticDcap } from '../../test/dcap/syntheticDcap.ts';
+import { VERIFY_MODES, verdictIn } from '../../test/dcap/modes.ts';
 import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { parseDcapQuote } from './quote.ts';
 import { hexBytes } from './collateralJson.ts';
@@ -23,8 +24,7 @@ import {
  * in every mode, on the real SGX and TDX vectors under the pinned Intel root.
  */
 
-type Mode = 'pool' | 'caller' | 'auto' | 'thread' | 'sync';
-const MODES: Mode[] = ['pool', 'caller', 'auto', 'thread', 'sync'];
+const MODES = VERIFY_MODES;
 const ASYNC_MODES = ['pool', 'thread', 'auto', 'caller'] as const;
 
 function describeError(e: unknown): string {
@@ -32,17 +32,7 @@ function describeError(e: unknown): string {
   return `${e.code}: ${e.message}`;
 }
 
-async function run(mode: Mode, quote: Uint8Array, opts: VerifyDcapOptions): Promise<string> {
-  try {
-    const v =
-      mode === 'sync'
-        ? verifyDcapQuoteSync(quote, opts)
-        : await verifyDcapQuote(quote, { ...opts, signatureThreads: mode });
-    return `ok ${v.tcbStatus} ${Buffer.from(v.measurement).toString('hex')}`;
-  } catch (e) {
-    return describeError(e);
-  }
-}
+const run = verdictIn;
 
 async function settled(p: Promise<{ tcbStatus: string; measurement: Uint8Array }>): Promise<string> {
   try {

@@ -1,14 +1,9 @@
-import { isFirnError } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import { makeSyntheticSgx, makeSyntheticTdx } from '../../test/dcap/syntheticDcap.ts';
+import { VERIFY_MODES, verdictIn } from '../../test/dcap/modes.ts';
 import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { parseDcapQuote } from './quote.ts';
-import {
-  clearDcapCaches,
-  type VerifyDcapOptions,
-  verifyDcapQuote,
-  verifyDcapQuoteSync,
-} from './verifyDcapQuote.ts';
+import { clearDcapCaches } from './verifyDcapQuote.ts';
 
 /**
  * A QE report whose signature passed under a PCK certificate is not checked again for the next
@@ -19,21 +14,8 @@ import {
  * must still pass after them.
  */
 
-type Mode = 'pool' | 'caller' | 'auto' | 'thread' | 'sync';
-const MODES: Mode[] = ['pool', 'caller', 'auto', 'thread', 'sync'];
-
-async function run(mode: Mode, quote: Uint8Array, opts: VerifyDcapOptions): Promise<string> {
-  try {
-    const v =
-      mode === 'sync'
-        ? verifyDcapQuoteSync(quote, opts)
-        : await verifyDcapQuote(quote, { ...opts, signatureThreads: mode });
-    return `ok ${v.tcbStatus}`;
-  } catch (e) {
-    if (!isFirnError(e)) throw e;
-    return `${e.code}: ${e.message}`;
-  }
-}
+const MODES = VERIFY_MODES;
+const run = verdictIn;
 
 /** Offsets of the QE report and its signature inside the quote's bytes. */
 function qeReportAt(quote: Uint8Array): { report: number; signature: number } {

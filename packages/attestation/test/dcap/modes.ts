@@ -44,3 +44,29 @@ export async function agreed(quote: Uint8Array, opts: VerifyDcapOptions): Promis
   expect(sync).toEqual(pool);
   return pool;
 }
+
+/** Where a verification runs: verifyDcapQuote's `signatureThreads`, or `sync` (verifyDcapQuoteSync). */
+export type VerifyMode = 'pool' | 'caller' | 'auto' | 'thread' | 'sync';
+/** Every VerifyMode. */
+export const VERIFY_MODES: readonly VerifyMode[] = ['pool', 'caller', 'auto', 'thread', 'sync'];
+
+/**
+ * One verification in `mode` with the caches as they are, as text: `ok STATUS MEASUREMENT_HEX`,
+ * or `CODE: message` for a FirnError (anything else is rethrown).
+ */
+export async function verdictIn(
+  mode: VerifyMode,
+  quote: Uint8Array,
+  opts: VerifyDcapOptions,
+): Promise<string> {
+  try {
+    const v =
+      mode === 'sync'
+        ? verifyDcapQuoteSync(quote, opts)
+        : await verifyDcapQuote(quote, { ...opts, signatureThreads: mode });
+    return `ok ${v.tcbStatus} ${Buffer.from(v.measurement).toString('hex')}`;
+  } catch (e) {
+    if (!isFirnError(e)) throw e;
+    return `${e.code}: ${e.message}`;
+  }
+}
