@@ -409,18 +409,22 @@ describe("the node's error answers to a stranger", () => {
   }, 120_000);
 });
 
+/** POST /v1/jobs with a chunked body of 2 MiB - 64 one-byte chunks, each `c` (14 MB on the wire). */
+function oneByteChunkedJobBody(c: string): Buffer {
+  const one = Buffer.from(`1\r\n${c}\r\n`);
+  return Buffer.concat([
+    Buffer.from(
+      'POST /v1/jobs HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+    ),
+    Buffer.alloc(one.length * (2 * 1024 * 1024 - 64), one),
+    Buffer.from('0\r\n\r\n'),
+  ]);
+}
+
 describe('a stranger makes the node spend memory and CPU', () => {
   it('a 2 MiB job body sent as one-byte chunks (about 14 MB on the wire) does not cost the node over 256 MiB of memory', async () => {
     const port = portOf(net.node.url);
-    const n = 2 * 1024 * 1024 - 64;
-    const one = Buffer.from('1\r\n \r\n');
-    const req = Buffer.concat([
-      Buffer.from(
-        'POST /v1/jobs HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
-      ),
-      Buffer.alloc(one.length * n, one),
-      Buffer.from('0\r\n\r\n'),
-    ]);
+    const req = oneByteChunkedJobBody(' ');
     const before = process.memoryUsage().rss;
     let peak = before;
     const sample = setInterval(() => {
@@ -441,15 +445,7 @@ describe('a stranger makes the node spend memory and CPU', () => {
 
   it('the same one-byte-chunk body is refused after the pieces a 2 MiB body needs, not parsed whole (no seconds of CPU per request)', async () => {
     const port = portOf(net.node.url);
-    const n = 2 * 1024 * 1024 - 64;
-    const one = Buffer.from('1\r\n{\r\n');
-    const req = Buffer.concat([
-      Buffer.from(
-        'POST /v1/jobs HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
-      ),
-      Buffer.alloc(one.length * n, one),
-      Buffer.from('0\r\n\r\n'),
-    ]);
+    const req = oneByteChunkedJobBody('{');
     const answer = await raw(port, req, 60_000);
     expect(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)).toBe(400);
     // Refused by its piece count (the 8 192 pieces a 2 MiB body may take), before the rest of
