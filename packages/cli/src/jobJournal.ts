@@ -612,7 +612,7 @@ export async function settlePendingPost(
   }
   for (const hash of hashes) {
     const known = await c.public.getTransaction({ hash }).then(
-      (tx) => ours(tx.from) && tx.blockHash === null,
+      (tx) => ours(tx.from),
       (e: unknown) => {
         if (e instanceof TransactionNotFoundError) return false;
         throw e;

@@ -215,6 +215,35 @@ describe('a post recorded before its send', () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  it('a transaction of ours mined but its receipt not served yet (a lagging RPC) keeps the entry and its salt', async () => {
+    const file = reserve();
+    const post = posts(file);
+    post.onPostSigned(signed);
+    post.failed(new TimeoutError({ body: raw, url }));
+    const lagging = {
+      public: {
+        getTransactionReceipt: async ({ hash }: { hash: Hex }) => {
+          throw new TransactionReceiptNotFoundError({ hash });
+        },
+        getTransaction: async ({ hash }: { hash: Hex }) => ({
+          hash,
+          from: requester,
+          blockHash: `0x${'b7'.repeat(32)}`,
+          blockNumber: 7n,
+        }),
+      },
+    } as never;
+    const fate = await settlePendingEntry(
+      findJobRecord(signed.expectedJobId)!,
+      signed.expectedJobId,
+      lagging,
+      deployment,
+    );
+    expect(fate).toMatchObject({ fate: 'waiting', tx: signed.hash });
+    expect(findJobRecord(signed.expectedJobId)).toMatchObject({ ...resultKem, postTx: signed.hash });
+    expect(existsSync(file)).toBe(true);
+  });
+
   it('settled as never mined nor known: the entry and its salt are discarded', async () => {
     const file = reserve();
     const post = posts(file);
