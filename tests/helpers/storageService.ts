@@ -127,6 +127,7 @@ export async function uploadAs(svc: JobService, key: Hex, bytes: Uint8Array, clo
       status = s;
     },
     end: () => undefined,
+    once: () => res,
   } as unknown as ServerResponse;
   try {
     await svc.upload(req, res);
