@@ -588,7 +588,7 @@ export async function settlePendingPost(
   // The account the entry says sent the post: a transaction of another account is not this
   // post's, whatever the entry names (a careless or tampered entry must not make another
   // account's job this machine's). Entries before decision 1685 name none and are read as before.
-  const from = entryRequester(rec);
+  const from = entryRequester(rec)?.toLowerCase();
   const ours = (sender: string | undefined | null) =>
     from === undefined || (typeof sender === 'string' && sender.toLowerCase() === from);
   for (const hash of hashes) {
@@ -628,10 +628,10 @@ export async function settlePendingPost(
   };
 }
 
-/** The lower-case address a journal entry says posted its job (`sentOn`, else `chain`), if any. */
-function entryRequester(rec: JobJournalEntry): string | undefined {
+/** The address a journal entry says posted its job (`sentOn`, else `chain`), if it is one. */
+function entryRequester(rec: JobJournalEntry): Hex | undefined {
   const r = rec.sentOn?.requester ?? rec.chain?.requester;
-  return typeof r === 'string' && /^0x[0-9a-fA-F]{40}$/.test(r) ? r.toLowerCase() : undefined;
+  return typeof r === 'string' && /^0x[0-9a-fA-F]{40}$/.test(r) ? (r as Hex) : undefined;
 }
 
 /**
@@ -678,7 +678,7 @@ export async function settlePendingEntry(
   }
   if (fate.fate === 'posted') {
     const { postTx: _t, postTxs: _ts, ...rest } = rec;
-    const requester = (rec.sentOn?.requester ?? rec.chain?.requester) as Hex | undefined;
+    const requester = entryRequester(rec);
     if (fate.jobId.toLowerCase() !== jobId.toLowerCase()) forgetJob(jobId, hashes);
     if (
       requester !== undefined &&

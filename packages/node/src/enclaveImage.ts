@@ -113,15 +113,17 @@ const ortBindingFromImage: Plugin = {
  * become a module that throws, which the callers already handle as "not installed".
  */
 const OPTIONAL_ABSENT = ['encoding'];
+/** A module that throws, when required, that `path` is not part of the enclave image. */
+const absentModule = (path: string) => ({
+  contents: `throw new Error(${JSON.stringify(`${path} is not part of the enclave image`)});`,
+  loader: 'js' as const,
+});
 const optionalAbsent: Plugin = {
   name: 'firn-optional-absent',
   setup(b) {
     const filter = new RegExp(`^(${OPTIONAL_ABSENT.join('|')})$`);
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'firn-absent' }));
-    b.onLoad({ filter: /.*/, namespace: 'firn-absent' }, (args) => ({
-      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of the enclave image`)});`,
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'firn-absent' }, (args) => absentModule(args.path));
   },
 };
 
@@ -151,7 +153,8 @@ const tfjsLeftOut: Plugin = {
       contents: 'module.exports = {};',
       loader: 'js',
     }));
-    b.onResolve({ filter: /^node-fetch$/ }, (args) => ({ path: args.path, namespace: 'firn-absent' }));
+    b.onResolve({ filter: /^node-fetch$/ }, (args) => ({ path: args.path, namespace: 'firn-no-fetch' }));
+    b.onLoad({ filter: /.*/, namespace: 'firn-no-fetch' }, (args) => absentModule(args.path));
   },
 };
 

@@ -724,8 +724,8 @@ interface PckSource {
 
 /** The PCK chain's bytes and their cache key under the anchors `a`. */
 function pckChainSource(q: DcapQuote, raw: unknown, a: Anchors): PckSource {
-  // A copy taken before the chain is split or checked: the cache entry records these bytes once
-  // the checks pass (later, on the pool), and the quote's buffer may be reused meanwhile.
+  // The chain's own copy: the cache entry records these bytes once the checks pass, and keeps no
+  // view of the whole quote alive.
   const data = pckChainData(q, raw).slice();
   return { data, k: `${a.id}\u0003${data.length}\u0003${key(data.subarray(0, 192))}` };
 }

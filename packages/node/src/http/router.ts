@@ -108,13 +108,28 @@ export function answerError(
     typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
   // Refused before its body was read (a full disk, a quota): the connection is closed after
   // the answer, so no client sends its next request on a socket with a half-read body.
+  closeIfBodyUnread(req, res, headers);
+  if (!res.headersSent) sendJson(res, status, { error: body }, headers);
+  else res.end();
+  return status;
+}
+
+/**
+ * For an answer sent before the request's body was read: close the connection after it (adds
+ * `connection: close` to `headers` and turns keep-alive off), so Node does not read and discard
+ * the rest of the body, and no client sends its next request on a socket with a half-read body.
+ * Nothing is done for a request already read in full. Returns `headers`.
+ */
+export function closeIfBodyUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: Record<string, string>,
+): Record<string, string> {
   if (!req.complete) {
     headers.connection = 'close';
     res.shouldKeepAlive = false;
   }
-  if (!res.headersSent) sendJson(res, status, { error: body }, headers);
-  else res.end();
-  return status;
+  return headers;
 }
 
 /** The status a request the client aborted is counted under in metrics (never sent). */

@@ -31,7 +31,7 @@ import {
 import { parseSignedJobFailure, type RunJobResult, type SignedJobFailure } from '@firn/enclave';
 import { submissionSigner, uploadIntentOf } from '../http/auth.ts';
 import { holdWhileServing, ipPrefix, rateLimited, remoteClient, remoteIp } from '../http/limits.ts';
-import { readJson, requireMediaType, sendJson } from '../http/router.ts';
+import { closeIfBodyUnread, readJson, requireMediaType, sendJson } from '../http/router.ts';
 import type { Logger } from '../logger.ts';
 import type { S3ArtifactStore } from '../storage/s3ArtifactStore.ts';
 import { ArtifactStore, DEFAULT_MAX_ARTIFACT_BYTES, parseArtifactId } from '../storage/artifactStore.ts';
@@ -712,14 +712,11 @@ export class JobService {
       // never read: the answer closes the connection (a kept-alive one would have Node read and
       // discard up to the declared size, 1 GiB, outside every upload slot), and the request is
       // destroyed once the answer is out.
-      const headers: Record<string, string> = {};
-      if (!req.complete) {
-        headers.connection = 'close';
-        res.shouldKeepAlive = false;
+      const headers = closeIfBodyUnread(req, res, {});
+      if (!req.complete)
         res.once('close', () => {
           if (!req.complete) req.destroy();
         });
-      }
       sendJson(res, 200, { id: intent.artifactId, size: this.artifacts.size(intent.artifactId) }, headers);
       return undefined;
     }
