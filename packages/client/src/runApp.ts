@@ -39,7 +39,16 @@ import { createFirnClients } from '@firn/chain';
 import type { NodeJobResult } from './nodeApi.ts';
 import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
 import { fetchResultOutputs, summaryOutputSizes, verifyResultProof } from './resultOutputs.ts';
-import { JobFailedError, NodeLostError, openSummary, settleHostFailure, summaryMismatch } from './runJob.ts';
+import {
+  chainBoundedFollow,
+  JobFailedError,
+  NodeLostError,
+  openSummary,
+  settleHostFailure,
+  settleRefusedSubmission,
+  summaryMismatch,
+  waitOutLostNode,
+} from './runJob.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { parseSignedDataRecord, type SignedDataRecord } from './signedData.ts';
 
@@ -331,25 +340,12 @@ export async function completeAppJob(
   const channel = await openChannel(kem, { info: jobChannelInfo(plan.jobId) });
   const message = await channel.sealRequest(utf8(JSON.stringify(request)));
   const reclaim = () => reclaimIfPossible(m.clients, plan.jobId);
-  try {
-    await assertStillEligible(m.view, m.node, opts.policy);
-    await m.api.submitJob({
-      jobId: plan.jobId,
-      enc: bytesToHex(channel.enc),
-      ciphertext: Buffer.from(message).toString('base64'),
-      inputs: plan.inputs.map((i) => i.artifactId),
-      ...(opts.maxOutputBytes === undefined ? {} : { maxOutputBytes: opts.maxOutputBytes }),
-    });
-  } catch (e) {
-    const reclaimed = await reclaim().catch(() => false);
-    const err = e as FirnError;
-    throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, plan.jobId, reclaimed);
-  }
   let sealedError: { code: FirnError['code']; message: string } | undefined;
   let delivered = 0;
   const onEvent = async (msg: string) => {
-    delivered++;
     const ev = JSON.parse(new TextDecoder().decode(await channel.openEvent(msg))) as Record<string, unknown>;
+    // Counted once it opened: an event the host made up does not move the resume point.
+    delivered++;
     const err =
       ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
     if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
@@ -358,43 +354,63 @@ export async function completeAppJob(
   };
   // Never past the claim's lapse (decision 1475): a host that keeps the stream alive around a hung
   // enclave holds the requester only until then; the lapsed claim is then reclaimed.
-  // Resumes after the events already opened (a second follow replays none of them).
-  const follow = (signal: AbortSignal) =>
-    m.api.followEvents(plan.jobId, onEvent, { from: delivered, signal });
-  let end: StreamEnd;
+  // Resumes after the events already opened (a second follow replays none of them). The host's
+  // word about the job (its end, its refusals) is checked against the chain (decision 1822).
+  const follow = chainBoundedFollow(m, plan.jobId, (signal: AbortSignal) =>
+    m.api.followEvents(plan.jobId, onEvent, { from: delivered, signal }),
+  );
+  // No later than the deadline posted (expiresAt is that deadline), whatever the RPC says.
+  const latestLapseAt = BigInt(plan.expiresAt);
   try {
-    end = await followUntilLapse(
-      m,
-      plan.jobId,
-      follow,
-      BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
-      // No later than the deadline posted (expiresAt is that deadline), whatever the RPC says.
-      BigInt(plan.expiresAt),
-    );
+    await assertStillEligible(m.view, m.node, opts.policy);
   } catch (e) {
-    const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
-    if (!isLapseBound(err)) throw err;
-    const j = await getJob(m.clients, plan.jobId);
-    if (j.status === JobStatus.Proved || j.status === JobStatus.Paid) end = { status: 'proved' };
-    else {
-      // The claim lapsed by the chain's time as counted here: a block at the present time (anvil
-      // mines only on transactions), then the reclaim, which the contract judges itself.
-      await nudgeChain(m.clients, NUDGE_RECEIPT_MS).catch(() => undefined);
-      const reclaimed = await reclaimIfPossible(m.clients, plan.jobId, true).catch(() => false);
-      throw new NodeLostError(err.code, err.message, plan.jobId, reclaimed);
-    }
+    // Nothing was sent to the node: the job is still Open, and the reclaim ends it.
+    const reclaimed = await reclaim().catch(() => false);
+    const err = e as FirnError;
+    throw new JobFailedError(err.code ?? 'E_UNAVAILABLE', err.message, plan.jobId, reclaimed);
   }
+  let end: StreamEnd | undefined;
+  try {
+    await m.api.submitJob({
+      jobId: plan.jobId,
+      enc: bytesToHex(channel.enc),
+      ciphertext: Buffer.from(message).toString('base64'),
+      inputs: plan.inputs.map((i) => i.artifactId),
+      ...(opts.maxOutputBytes === undefined ? {} : { maxOutputBytes: opts.maxOutputBytes }),
+    });
+  } catch (e) {
+    // The node's word alone, about a job it may have claimed meanwhile: the chain decides.
+    end = await settleRefusedSubmission(m, plan.jobId, e, opts, follow, latestLapseAt, () => sealedError);
+  }
+  if (end === undefined)
+    try {
+      end = await followUntilLapse(
+        m,
+        plan.jobId,
+        follow,
+        BigInt(p.chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, m.deadlineSeconds)),
+        latestLapseAt,
+      );
+    } catch (e) {
+      const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
+      if (isLapseBound(err)) {
+        const j = await getJob(m.clients, plan.jobId);
+        if (j.status === JobStatus.Proved || j.status === JobStatus.Paid) end = { status: 'proved' };
+        else {
+          // The claim lapsed by the chain's time as counted here: a block at the present time (anvil
+          // mines only on transactions), then the reclaim, which the contract judges itself.
+          await nudgeChain(m.clients, NUDGE_RECEIPT_MS).catch(() => undefined);
+          const reclaimed = await reclaimIfPossible(m.clients, plan.jobId, true).catch(() => false);
+          throw new NodeLostError(err.code, err.message, plan.jobId, reclaimed);
+        }
+      } else {
+        // The node went away (or its stream failed) while it may hold the job: wait on the chain.
+        end = await waitOutLostNode(m, plan.jobId, err, opts, follow, latestLapseAt);
+      }
+    }
   // A failure only the host reports is not final: the chain decides (decision 1581).
   if (end.status !== 'proved' && sealedError === undefined)
-    end = await settleHostFailure(
-      m,
-      plan.jobId,
-      end,
-      opts,
-      follow,
-      BigInt(plan.expiresAt),
-      () => sealedError,
-    );
+    end = await settleHostFailure(m, plan.jobId, end, opts, follow, latestLapseAt, () => sealedError);
   if (end.status !== 'proved') {
     const reclaimed = await reclaim().catch(() => false);
     throw new JobFailedError(

@@ -308,7 +308,7 @@ function rpcOrigin(url: string): string {
 /**
  * The node holding `jobId` is unreachable or restarted: wait on chain until the job ends for it.
  * Proved: the node finished (it may serve the result again), so continue with it. Failed or
- * Open: reclaim. Claimed: reconnect to its events if it comes back (followUntilLapse: never past
+ * Open: reclaim (an Open job the node claimed before the reclaim is read again, decision 1822). Claimed: reconnect to its events if it comes back (followUntilLapse: never past
  * the lapse), else wait until the claim lapses (chain time past claimedAt + claimTimeout, or the
  * deadline; judged on the chain's clock, see ChainClock, never the host's) and reclaim. Raises
  * NodeLostError once reclaimed (or after MAX_RECLAIM_TRIES failed reclaims, not reclaimed);
@@ -319,11 +319,11 @@ function rpcOrigin(url: string): string {
  * NUDGE_RECEIPT_MS at most), and once STALLED_NUDGES of them left the RPC's head where it was and
  * the clock is STALE_CHAIN_S past the lapse, ChainNotAdvancingError (E_CHAIN) names the job.
  */
-async function waitOutLostNode(
+export async function waitOutLostNode(
   m: MarketSession,
   jobId: Hex,
   cause: FirnError,
-  opts: RunJobOptions,
+  opts: Pick<RunJobOptions, 'pollMs' | 'rpcUrl' | 'onProgress'>,
   follow: (signal: AbortSignal) => Promise<StreamEnd>,
   latestLapseAt: bigint,
 ): Promise<StreamEnd> {
@@ -375,7 +375,9 @@ async function waitOutLostNode(
     }
     if (job.status === JobStatus.Failed || job.status === JobStatus.Open || lapsed) {
       const reclaimed = await reclaimIfPossible(m.clients, jobId, lapsed).catch(() => false);
-      if (!reclaimed && lapsed && ++reclaimTries < MAX_RECLAIM_TRIES) {
+      // Not reclaimed: a lapse the chain does not judge yet, or an Open job the node claimed
+      // meanwhile (then it may still prove it): read the chain again rather than give it up.
+      if (!reclaimed && (lapsed || job.status === JobStatus.Open) && ++reclaimTries < MAX_RECLAIM_TRIES) {
         await sleep(pollMs);
         continue;
       }
@@ -402,6 +404,18 @@ async function waitOutLostNode(
 
 /** Own time a job still Open after a host-only failure is left to be claimed before it is reclaimed, ms. */
 const OPEN_CLAIM_GRACE_MS = 10_000;
+
+/**
+ * How settleHostFailure reads a host's failure: how long a job still Open is left to be claimed
+ * before it is reclaimed (ms), and how the error words what the node said.
+ */
+export interface HostFailureKind {
+  openGraceMs: number;
+  says: string;
+}
+
+/** A refusal of the job's submission (POST /v1/jobs) other than a node loss: the host's word alone. */
+export const SUBMISSION_REFUSED: HostFailureKind = { openGraceMs: 0, says: 'refused the job' };
 
 /** Longest text of the host's own failure message quoted in an error, characters. */
 const MAX_HOST_MESSAGE_CHARS = 200;
@@ -433,6 +447,7 @@ export async function settleHostFailure(
   follow: (signal: AbortSignal) => Promise<StreamEnd>,
   latestLapseAt: bigint,
   sealed: () => { code: FirnError['code']; message: string } | undefined,
+  how: HostFailureKind = { openGraceMs: OPEN_CLAIM_GRACE_MS, says: 'says the job failed' },
 ): Promise<StreamEnd> {
   const said = hostFailureText(first);
   // The host's code is kept (it names the cause the node reports, e.g. an input it lacks) but only
@@ -443,7 +458,7 @@ export async function settleHostFailure(
       : 'E_JOB_FAILED';
   const nodeLoss = NODE_LOSS_CODES.has(hostCode);
   const fail = (onChain: string, reclaimed: boolean): never => {
-    const message = `the node says the job failed (${said}), but the enclave did not sign it; ${onChain}, and its escrow was ${reclaimed ? 'reclaimed' : `not reclaimed yet (firn job reclaim ${jobId})`}`;
+    const message = `the node ${how.says} (${said}), but the enclave did not sign it; ${onChain}, and its escrow was ${reclaimed ? 'reclaimed' : `not reclaimed yet (firn job reclaim ${jobId})`}`;
     if (nodeLoss) throw new NodeLostError(hostCode, message, jobId, reclaimed);
     throw new JobFailedError(hostCode, message, jobId, reclaimed);
   };
@@ -462,7 +477,7 @@ export async function settleHostFailure(
       // Then the reclaim ends it for good: the contract refuses a claim on a reclaimed job, so it
       // can never be paid while posted again elsewhere.
       openSince ??= performance.now();
-      if (performance.now() - openSince < OPEN_CLAIM_GRACE_MS) {
+      if (performance.now() - openSince < how.openGraceMs) {
         await sleep(opts.pollMs ?? 1000);
         continue;
       }
@@ -477,11 +492,103 @@ export async function settleHostFailure(
     opts.onProgress?.({ stage: 'host-failure-unsigned', reason: said.slice(0, 60) });
     const cause = new FirnError(
       hostCode,
-      `the node says the job failed (${said}), but the enclave did not sign it; the chain freed the job (failed, or its claim lapsed) before it was proved`,
+      `the node ${how.says} (${said}), but the enclave did not sign it; the chain freed the job (failed, or its claim lapsed) before it was proved`,
     );
     end = await waitOutLostNode(m, jobId, cause, opts as RunJobOptions, follow, latestLapseAt);
     if (end.status !== 'proved' && sealed() === undefined) await sleep(opts.pollMs ?? 1000);
   }
+}
+
+/** Reads of the chain, `pollMs` apart (at most 1 s), before an `end: proved` it contradicts is judged the host's lie. */
+const PROVED_CONFIRM_READS = 3;
+
+/**
+ * The job's event stream as the chain bounds it (decision 1822): the stream is the host's, and only
+ * the `progress` messages in it are the enclave's (sealed on the job's channel). `follow`'s end is
+ * returned as it came, except:
+ * - an `end: proved` is returned only once the chain shows the job Proved or Paid (read up to
+ *   PROVED_CONFIRM_READS times, `pollMs` apart, at most 1 s: the requester's RPC may lag the
+ *   node's); while the chain still shows it Open or Claimed, FirnError E_UNAVAILABLE naming the
+ *   node, so the caller waits on the chain as for a lost node;
+ * - every error other than a node loss (E_UNAVAILABLE, E_TIMEOUT, E_ENCLAVE_UNAVAILABLE,
+ *   E_RATE_LIMITED) becomes E_UNAVAILABLE naming the node and quoting what it sent (code and
+ *   message, capped, control characters dropped): a refused stream, an error body worded like the
+ *   enclave's, an event that does not open on the job's channel. None of them is the job's
+ *   failure; the enclave's own failure comes sealed, in a `progress` message.
+ */
+export function chainBoundedFollow(
+  m: Pick<MarketSession, 'clients' | 'node'>,
+  jobId: Hex,
+  follow: (signal: AbortSignal) => Promise<StreamEnd>,
+  pollMs = 1000,
+): (signal: AbortSignal) => Promise<StreamEnd> {
+  const lost = (what: string) =>
+    new FirnError('E_UNAVAILABLE', `node ${m.node.endpoint} ${what}; the chain decides the job ${jobId}`, {
+      details: { jobId, endpoint: m.node.endpoint },
+    });
+  return async (signal) => {
+    let end: StreamEnd;
+    try {
+      end = await follow(signal);
+    } catch (e) {
+      if (e instanceof FirnError && NODE_LOSS_CODES.has(e.code)) throw e;
+      const code = e instanceof FirnError ? e.code : 'E_PARSE';
+      throw lost(
+        `failed the job's event stream (${hostFailureText({ status: 'failed', error: { code, message: (e as Error).message } })})`,
+      );
+    }
+    if (end.status !== 'proved') return end;
+    let status: JobStatus | undefined;
+    for (let i = 0; i < PROVED_CONFIRM_READS; i++) {
+      if (i > 0) await sleep(Math.min(pollMs, 1000));
+      status = (await getJob(m.clients, jobId)).status;
+      if (status === JobStatus.Proved || status === JobStatus.Paid) return end;
+      if (status !== JobStatus.Open && status !== JobStatus.Claimed) break;
+    }
+    throw lost(
+      `ended the event stream as proved, but the chain shows the job ${JobStatus[status!] ?? status}`,
+    );
+  };
+}
+
+/**
+ * The node did not take the job's submission (POST /v1/jobs) and said why: its word alone, about a
+ * job it may have claimed meanwhile (decision 1822). A node-loss code: the job still Open is
+ * reclaimed (NodeLostError; the caller may try another node), one the node claimed is waited out
+ * on chain (waitOutLostNode). Any other refusal: settleHostFailure with SUBMISSION_REFUSED (no
+ * grace: an Open job is reclaimed at once, so it can never be paid; Claimed is waited out; Proved
+ * is returned as `{status: 'proved'}` for the caller to fetch). Raises JobFailedError or
+ * NodeLostError naming the node's words as its own, with `reclaimed`.
+ */
+export async function settleRefusedSubmission(
+  m: MarketSession,
+  jobId: Hex,
+  refusal: unknown,
+  opts: Pick<RunJobOptions, 'pollMs' | 'rpcUrl' | 'onProgress'>,
+  follow: (signal: AbortSignal) => Promise<StreamEnd>,
+  latestLapseAt: bigint,
+  sealed: () => { code: FirnError['code']; message: string } | undefined,
+): Promise<StreamEnd> {
+  const err =
+    refusal instanceof FirnError ? refusal : new FirnError('E_UNAVAILABLE', (refusal as Error).message);
+  if (NODE_LOSS_CODES.has(err.code)) {
+    const j = await getJob(m.clients, jobId);
+    if (j.status === JobStatus.Open) {
+      const reclaimed = await reclaimIfPossible(m.clients, jobId).catch(() => false);
+      if (reclaimed) throw new NodeLostError(err.code, err.message, jobId, true);
+    }
+    return waitOutLostNode(m, jobId, err, opts, follow, latestLapseAt);
+  }
+  return settleHostFailure(
+    m,
+    jobId,
+    { status: 'failed', error: { code: err.code, message: err.message } },
+    opts,
+    follow,
+    latestLapseAt,
+    sealed,
+    SUBMISSION_REFUSED,
+  );
 }
 
 /** One attempt on one attested node; NodeLostError when the node is lost on the way. */
@@ -529,11 +636,12 @@ async function runOnNode(
   let sealedError: { code: FirnError['code']; message: string } | undefined;
   let delivered = 0;
   async function onEvent(message: string): Promise<void> {
-    delivered++;
     const ev = JSON.parse(new TextDecoder().decode(await built.channel.openEvent(message))) as Record<
       string,
       unknown
     >;
+    // Counted once it opened: an event the host made up does not move the resume point.
+    delivered++;
     const err =
       ev.stage === 'failed' ? (ev.error as { code?: unknown; message?: unknown } | undefined) : undefined;
     if (typeof err?.code === 'string' && err.code.startsWith('E_') && typeof err.message === 'string')
@@ -542,7 +650,12 @@ async function runOnNode(
   }
   const reclaim = () => reclaimIfPossible(clients, jobId);
   const body = { ...built.body, inputs: refs.map((r) => r.artifactId) };
-  const follow = (signal: AbortSignal) => api.followEvents(jobId, onEvent, { from: delivered, signal });
+  const follow = chainBoundedFollow(
+    m,
+    jobId,
+    (signal: AbortSignal) => api.followEvents(jobId, onEvent, { from: delivered, signal }),
+    opts.pollMs,
+  );
   // The claim cannot lapse before the post's block time plus the claim timeout (or the deadline).
   const earliestLapseAt =
     BigInt(chainTime) + BigInt(Math.min(opts.claimTimeoutSeconds ?? 900, deadlineSeconds));
@@ -564,17 +677,8 @@ async function runOnNode(
       await api.submitJob(body);
     }
   } catch (e) {
-    const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
-    if (NODE_LOSS_CODES.has(err.code)) {
-      // The node may have claimed before it was lost: then only a lapse frees the job.
-      const j = await getJob(clients, jobId);
-      if (j.status === JobStatus.Open)
-        throw new NodeLostError(err.code, err.message, jobId, await reclaim().catch(() => false));
-      end = await waitOutLostNode(m, jobId, err, opts, follow, latestLapseAt);
-    } else {
-      const reclaimed = await reclaim().catch(() => false);
-      throw new JobFailedError(err.code, err.message, jobId, reclaimed);
-    }
+    // The node's word alone, about a job it may have claimed meanwhile: the chain decides.
+    end = await settleRefusedSubmission(m, jobId, e, opts, follow, latestLapseAt, () => sealedError);
   }
   if (end === undefined)
     try {
