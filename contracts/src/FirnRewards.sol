@@ -17,8 +17,9 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// registered key before the deadline and within the epoch; each counted answer earns the node's
 /// stake in points, up to `livenessTarget` answers per epoch, and one physical platform counts once
 /// per epoch. After an epoch ends, a share of the undistributed pool is split between nodes (by
-/// points) and verifiers (by work x active stake). Credits are pulled. What it proves: the holder of the
-/// registered enclave key answered in time. What it does not: that the node served jobs well.
+/// points) and verifiers (by work x active stake, each capped at its share of the active verifier
+/// stake, decision 1820); epochs with points close in order (1821). Credits are pulled. What it
+/// proves: the holder of the registered enclave key answered in time. What it does not: that the node served jobs well.
 /// Parameters set during an epoch apply from the next one, so work already done is never repriced
 /// (decision 1706); the pool takes new work only while it is the registry's reward pool (1707).
 /// See docs/decisions/0800-economics.md.
@@ -29,6 +30,8 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     bytes32 public constant LIVENESS_ANSWER_TYPEHASH =
         keccak256("LivenessAnswer(bytes32 challengeId,bytes32 nonce,bytes32 enclaveId,uint64 epoch)");
     uint16 private constant MAX_VERIFIER_SHARE_BPS = 5000;
+    /// @dev The whole active verifier stake in VerifierEpoch.share's fixed point (decision 1820).
+    uint256 private constant SHARE_ONE = 1e18;
     /// @notice Missed challenged epochs, counted since the node's registration or last resume, after
     /// which it is no longer challenged (decisions 1576, 1695). An epoch is missed when one of its
     /// accepted challenges expired unanswered; an answer does not give a missed epoch back. Until its
@@ -68,8 +71,13 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         address operator;
     }
 
+    /// @dev One slot. `points`: work x active stake (decision 1575; a stake saturates at 2^96 - 1
+    /// wei, so 2^32 units of work fit). `share`: the largest share of the total active verifier
+    /// stake (SHARE_ONE = all of it) the verifier held at a unit of work of the epoch; its payout
+    /// for the epoch is at most that share of the verifier budget (decision 1820).
     struct VerifierEpoch {
-        uint256 points;
+        uint128 points;
+        uint64 share;
         bool claimed;
     }
 
@@ -121,8 +129,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @dev Sent to successor pools by moveUnallocated (decision 1757): out of the books like
     /// an allocation, but owed to no one here.
     uint256 private _totalMoved;
-    /// @dev Epochs with a point earned and not closed yet; moveUnallocated waits for 0 (1757).
-    uint256 private _openWorkedEpochs;
+    /// @dev The last epoch in which a point was earned, plus one (0: none). Its first point closes
+    /// the worked epoch before it, so it is the only worked epoch that can be open (decision 1821);
+    /// moveUnallocated waits until it is closed (1757).
+    uint64 private _lastWorkedTag;
     /// @dev Resume, registration and rotation fees credited to owners and not yet withdrawn
     /// (decisions 1646, 1671): outside the pool's books (received, allocated, withdrawn).
     uint256 private _totalTreasuryCredit;
@@ -325,7 +335,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         if (ne.answers < _paramsAt(epoch).livenessTarget) {
             ne.points += node.stake;
             uint256 nodePointsBefore = ep.nodePoints;
-            if (nodePointsBefore == 0) _noteWorked(ep);
+            if (nodePointsBefore == 0) _noteWorked(ep, epoch);
             ep.nodePoints = nodePointsBefore + node.stake;
         }
         uint32 index = ne.answers;
@@ -581,7 +591,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     function moveUnallocated() external onlyOwner nonReentrant returns (uint256 amount) {
         address successor = _registry.rewardPool();
         if (successor == address(this) || successor == address(0)) revert PoolNotRetired(successor);
-        uint256 open = _openWorkedEpochs;
+        uint256 open = _openWorked();
         if (open != 0) revert WorkedEpochsOpen(open);
         amount = _totalReceived - _totalAllocated - _totalMoved;
         if (amount == 0) revert NothingToMove();
@@ -607,7 +617,12 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
         if (ve.points == 0 || ve.claimed) revert NothingToClaim(epoch, bytes32(uint256(uint160(verifier))));
         ve.claimed = true;
-        uint256 amount = ep.verifierBudget * ve.points / ep.verifierPoints;
+        (uint256 amount, uint256 withheld) = _payout(ep.verifierBudget, ep.verifierPoints, ve);
+        if (withheld != 0) {
+            // Back to the unallocated pool: later epochs' budgets take it (decision 1820).
+            _totalAllocated -= withheld;
+            emit VerifierRewardWithheld(epoch, verifier, withheld);
+        }
         _withdrawable[verifier] += amount;
         emit VerifierRewardClaimed(epoch, verifier, amount);
     }
@@ -708,16 +723,21 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256) {
         NodeEpoch storage ne = _nodeEpochs[epoch][enclaveId];
         if (epoch >= _currentEpoch() || ne.claimed || ne.points == 0) return 0;
-        (uint256 nodeBudget,) = _budgets(epoch);
-        return nodeBudget * ne.points / _epochs[epoch].nodePoints;
+        Epoch storage ep = _epochs[epoch];
+        // A closed epoch's budget is what its close allocated; the books have moved on since.
+        uint256 nodeBudget = ep.nodeBudget;
+        if (!ep.closed) (nodeBudget,) = _budgets(epoch);
+        return nodeBudget * ne.points / ep.nodePoints;
     }
 
     /// @inheritdoc IFirnRewards
-    function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256) {
+    function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256 amount) {
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
         if (epoch >= _currentEpoch() || ve.claimed || ve.points == 0) return 0;
-        (, uint256 verifierBudget) = _budgets(epoch);
-        return verifierBudget * ve.points / _epochs[epoch].verifierPoints;
+        Epoch storage ep = _epochs[epoch];
+        uint256 verifierBudget = ep.verifierBudget;
+        if (!ep.closed) (, verifierBudget) = _budgets(epoch);
+        (amount,) = _payout(verifierBudget, ep.verifierPoints, ve);
     }
 
     /// @inheritdoc IFirnRewards
@@ -762,7 +782,7 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
 
     /// @inheritdoc IFirnRewards
     function openWorkedEpochs() external view returns (uint256) {
-        return _openWorkedEpochs;
+        return _openWorked();
     }
 
     /// @inheritdoc IFirnRewards
@@ -890,30 +910,39 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @dev Only an active verifier holding the minimum stake earns: one that left or was slashed
     /// below the minimum has nothing at risk for the work it reports. A unit of work earns the
     /// verifier's active stake in points (decision 1575), so an epoch's verifier budget is split by
-    /// stake x work and splitting one stake over many accounts does not multiply its share.
+    /// stake x work and splitting one stake over many accounts does not multiply its share. The
+    /// verifier's share of the total active stake at this work is kept when it is its largest of
+    /// the epoch: its payout is capped at that share of the verifier budget (decision 1820), so
+    /// winning the race for the challenge slots earns no more than the stake it has at risk.
     /// Returns the points added; a stake above 2^96 - 1 wei (79 billion ether) counts as that much.
     function _addVerifierPoint(address verifier, uint64 epoch) private returns (uint96 points) {
-        uint256 stake = _verifierSet.activeStake(verifier);
+        (uint256 stake, uint256 total) = _verifierSet.activeStakeAndTotal(verifier);
         if (stake == 0) {
             emit VerifierWorkWithheld(verifier, epoch);
             return 0;
         }
+        // The member's stake is part of the total; the guard keeps the share at most SHARE_ONE.
+        uint64 share = stake >= total ? uint64(SHARE_ONE) : uint64(stake * SHARE_ONE / total);
         if (stake > type(uint96).max) stake = type(uint96).max;
         points = uint96(stake);
         VerifierEpoch storage ve = _verifierEpochs[epoch][verifier];
-        ve.points += stake;
+        uint128 verifierPointsNow = ve.points + points;
+        ve.points = verifierPointsNow;
+        if (share > ve.share) ve.share = share;
         Epoch storage ep = _epochs[epoch];
         uint256 verifierPointsBefore = ep.verifierPoints;
-        if (verifierPointsBefore == 0) _noteWorked(ep);
-        ep.verifierPoints = verifierPointsBefore + stake;
-        emit VerifierWorkRecorded(verifier, epoch, ve.points);
+        if (verifierPointsBefore == 0) _noteWorked(ep, epoch);
+        ep.verifierPoints = verifierPointsBefore + points;
+        emit VerifierWorkRecorded(verifier, epoch, verifierPointsNow);
     }
 
     /// @dev What closing `epoch` now would allocate: the epoch's own epochBudgetBps of what the pool had received by
     /// the epoch's end and has not yet allocated, split by verifierShareBps; a side without points
     /// gets nothing (it stays in the pool). Money received after the epoch ended never funds it, so
     /// an epoch left open and closed late cannot take the budget of the epochs that followed it
-    /// (decision 1593).
+    /// (decision 1593). Every earlier worked epoch is closed before `epoch` can be (decision 1821),
+    /// so what is allocated here never holds a later epoch's budget, and this is what the close
+    /// fixes, whenever and by whomever it is made.
     function _budgets(uint64 epoch) private view returns (uint256 nodeBudget, uint256 verifierBudget) {
         Epoch storage ep = _epochs[epoch];
         uint256 receivedByEnd = _receivedByEnd(epoch);
@@ -944,9 +973,14 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
         // Registration and rotation fees wait in the registry until swept (decision 1140) to the
         // owner's treasury, never into a budget (decision 1671). A failing sweep never blocks a close.
         try _registry.sweepFees() {} catch {}
+        _allocate(epoch, ep);
+    }
+
+    /// @dev Closes `epoch` (ended, not closed; `ep` its record): fixes its budgets (`_budgets`) and
+    /// adds what its claims can take to the allocated total. No external call.
+    function _allocate(uint64 epoch, Epoch storage ep) private {
         (uint256 nodeBudget, uint256 verifierBudget) = _budgets(epoch);
         ep.closed = true;
-        if (ep.worked) --_openWorkedEpochs;
         ep.nodeBudget = nodeBudget;
         ep.verifierBudget = verifierBudget;
         // Claims split the budgets over totals that hold the void points (decision 1726): their
@@ -1006,12 +1040,43 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
             | (uint208(p.verifierShareBps) << 64) | uint208(p.fromEpoch);
     }
 
-    /// @dev Counts `ep` among the worked epochs not closed yet, at its first point (decision 1757).
-    /// Called only when one of its point totals is zero, so most points pay no read of the flag.
-    function _noteWorked(Epoch storage ep) private {
+    /// @dev Marks `ep`, the current epoch `epoch`, worked at its first point (decision 1757) and
+    /// closes the worked epoch before it if nobody has (decision 1821): points are earned only in
+    /// the current epoch, so worked epochs close in order and none is budgeted after a later one,
+    /// whoever closes what when. Called only when one of its point totals is zero, so most points
+    /// pay no read of the flag; the close costs the epoch's first point once (no external call).
+    function _noteWorked(Epoch storage ep, uint64 epoch) private {
         if (ep.worked) return;
         ep.worked = true;
-        ++_openWorkedEpochs;
+        uint64 lastTag = _lastWorkedTag;
+        if (lastTag != 0) {
+            Epoch storage last = _epochs[lastTag - 1];
+            if (!last.closed) _allocate(lastTag - 1, last);
+        }
+        _lastWorkedTag = epoch + 1;
+    }
+
+    /// @dev The verifier's part of `verifierBudget` (wei) by its `points` of `epochPoints` (work x
+    /// stake, decision 1575), capped at its largest share of the active verifier stake while it
+    /// worked (decision 1820): min(budget x points / epochPoints, budget x share / SHARE_ONE).
+    /// `withheld`: what the cap keeps out of the part, left to the pool's later epochs.
+    function _payout(uint256 verifierBudget, uint256 epochPoints, VerifierEpoch storage ve)
+        private
+        view
+        returns (uint256 amount, uint256 withheld)
+    {
+        amount = verifierBudget * ve.points / epochPoints;
+        uint256 cap = verifierBudget * ve.share / SHARE_ONE;
+        if (amount > cap) {
+            withheld = amount - cap;
+            amount = cap;
+        }
+    }
+
+    /// @dev 1 while the last worked epoch is not closed, else 0: no other can be open (1821).
+    function _openWorked() private view returns (uint256) {
+        uint64 lastTag = _lastWorkedTag;
+        return lastTag != 0 && !_epochs[lastTag - 1].closed ? 1 : 0;
     }
 
     /// @dev Reverts PoolRetired unless this contract is the registry's reward pool (decision 1707):

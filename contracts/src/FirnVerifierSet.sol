@@ -263,6 +263,13 @@ contract FirnVerifierSet is IFirnVerifierSet, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IFirnVerifierSet
+    function activeStakeAndTotal(address account) external view returns (uint256 stake, uint256 totalActive) {
+        stake = _members[account].stake;
+        if (!_active.contains(account) || stake < _minVerifierStake) stake = 0;
+        totalActive = _totalActiveStake;
+    }
+
+    /// @inheritdoc IFirnVerifierSet
     function isAdmitted(address account) external view returns (bool) {
         return _admitted[account];
     }

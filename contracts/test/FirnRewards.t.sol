@@ -92,12 +92,21 @@ contract FirnRewardsTest is FirnFixture {
         uint256 v0 = rewards.verifierPoints(0, verifierList[0]);
         // Each unit of work earns the verifier's active stake (decision 1575).
         vm.assertEq(v0, (2 + 3) * MIN_VERIFIER_STAKE, "2 answered challenges + 3 registration votes, x stake");
+        // Its share of the work (5 of 11 units) is above its share of the active stake (1 of 4
+        // equal verifiers): it is paid the stake share, the rest returns to the pool (decision 1820).
+        uint256 byWork = verifierBudget * v0 / rewards.getEpoch(0).verifierPoints;
+        uint256 byStake = verifierBudget / 4;
+        vm.assertLe(byStake, byWork, "the cap binds");
+        vm.assertEq(rewards.pendingVerifierReward(0, verifierList[0]), byStake, "pending view, capped");
+        uint256 allocated = rewards.totalAllocated();
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierRewardWithheld(0, verifierList[0], byWork - byStake);
+        vm.expectEmit(address(rewards));
+        emit IFirnRewards.VerifierRewardClaimed(0, verifierList[0], byStake);
         rewards.claimVerifierReward(0, verifierList[0]);
-        vm.assertEq(
-            rewards.withdrawable(verifierList[0]),
-            verifierBudget * v0 / rewards.getEpoch(0).verifierPoints,
-            "verifier share by work"
-        );
+        vm.assertEq(rewards.withdrawable(verifierList[0]), byStake, "verifier share by work, capped at its stake share");
+        vm.assertEq(rewards.totalAllocated(), allocated - (byWork - byStake), "the withheld part is unallocated again");
+
         vm.expectRevert(
             abi.encodeWithSelector(
                 IFirnRewards.NothingToClaim.selector, uint64(0), bytes32(uint256(uint160(verifierList[3])))
@@ -291,18 +300,23 @@ contract FirnRewardsTest is FirnFixture {
         }
         vm.warp(g0 + 3 * EPOCH + 1);
         // Whatever the registry sweep adds now counts as received in epoch 3: it funds none of 0..2.
+        uint256 byEnd0 = 10 ether;
         uint256 byEnd1 = 40 ether;
-        vm.assertTrue(rewards.pendingNodeReward(0, nodeA.enclaveId) > 0, "epoch 0 pays before later closes");
+        vm.assertTrue(rewards.pendingNodeReward(0, nodeA.enclaveId) > 0, "epoch 0 pays");
+        // The first point of epochs 1 and 2 closed the epoch before (decision 1821): in order, so the
+        // closes below change nothing and no later epoch's budget comes before an earlier one's.
         rewards.closeEpoch(1);
-        IFirnRewards.Epoch memory ep1 = rewards.getEpoch(1);
-        vm.assertEq(ep1.nodeBudget + ep1.verifierBudget, byEnd1 * EPOCH_BUDGET_BPS / 10_000, "epoch 1: 40 ether by its end");
-        // Epoch 0 ended with 10 ether received, all of it now covered by epoch 1's allocation.
         rewards.closeEpoch(0);
-        IFirnRewards.Epoch memory ep0 = rewards.getEpoch(0);
-        vm.assertEq(ep0.nodeBudget + ep0.verifierBudget, 0, "epoch 0 takes none of the money received after it");
         rewards.closeEpoch(2);
+        IFirnRewards.Epoch memory ep0 = rewards.getEpoch(0);
+        uint256 b0 = ep0.nodeBudget + ep0.verifierBudget;
+        // Epoch 0 ended with 10 ether received: the 30 ether funded in epoch 1 never fund it.
+        vm.assertEq(b0, byEnd0 * EPOCH_BUDGET_BPS / 10_000, "epoch 0 takes none of the money received after it");
+        IFirnRewards.Epoch memory ep1 = rewards.getEpoch(1);
+        uint256 b1 = ep1.nodeBudget + ep1.verifierBudget;
+        vm.assertEq(b1, (byEnd1 - b0) * EPOCH_BUDGET_BPS / 10_000, "epoch 1: 40 ether by its end, less epoch 0's");
         IFirnRewards.Epoch memory ep2 = rewards.getEpoch(2);
-        uint256 left = byEnd1 - (ep1.nodeBudget + ep1.verifierBudget);
+        uint256 left = byEnd1 - b0 - b1;
         vm.assertEq(ep2.nodeBudget + ep2.verifierBudget, left * EPOCH_BUDGET_BPS / 10_000, "epoch 2: what is left of 40");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
     }

@@ -9,7 +9,9 @@ import {IFirnVerifierSet} from "./IFirnVerifierSet.sol";
 /// and deposits. Each epoch pays eligible nodes pro rata
 /// to stake x measured liveness, and verifiers pro rata to their work (votes reported by the
 /// registry and job market, and answered liveness challenges), each unit weighted by the
-/// verifier's active stake (decision 1575). Liveness: a verifier issues a
+/// verifier's active stake (decision 1575), and no verifier more than its share of the active
+/// verifier stake (decision 1820). Epochs with points close in order: the first point of an epoch
+/// closes the one worked before it (decision 1821). Liveness: a verifier issues a
 /// challenge with a fresh nonce; the node's enclave signs the EIP-712 `LivenessAnswer` with its
 /// registered enclave key before the challenge's deadline, in the same epoch. One physical
 /// platform (platformIdHash) earns one capacity share per epoch. Claims are credited and pulled.
@@ -149,6 +151,10 @@ interface IFirnRewards {
     );
     event NodeRewardClaimed(uint64 indexed epoch, bytes32 indexed enclaveId, address indexed operator, uint256 amount);
     event VerifierRewardClaimed(uint64 indexed epoch, address indexed verifier, uint256 amount);
+    /// @notice The claim of `verifier`'s reward for `epoch` credited its share of the active verifier
+    /// stake, less than its share of the epoch's work; `amount` wei, the difference, went back to
+    /// the unallocated pool, which later epochs' budgets are paid from (decision 1820).
+    event VerifierRewardWithheld(uint64 indexed epoch, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event ReporterSet(address indexed reporter, bool allowed);
     /// @notice The operator of an unresponsive node paid `fee` (credited to the owner's treasury,
@@ -230,21 +236,27 @@ interface IFirnRewards {
     /// LivenessAnswer{challengeId, nonce, enclaveId, epoch}. Counts stake points for the node, up to
     /// `livenessTarget` answers per epoch, and the issuing verifier's active stake in points. The
     /// platform's share goes to its answering enclave with the most stake, and always from a holder
-    /// that is no longer eligible to an eligible one (decisions 1622, 1708). Reverts PoolRetired
-    /// once this pool is no longer the registry's reward pool (decision 1707).
+    /// that is no longer eligible to an eligible one (decisions 1622, 1708). The epoch's first point
+    /// closes the epoch worked before it if nobody has (EpochClosed; decision 1821). Reverts
+    /// PoolRetired once this pool is no longer the registry's reward pool (decision 1707).
     function answerChallenge(bytes32 challengeId, bytes calldata signature) external;
 
     /// @notice Registry and job market: one work point in the current epoch for each of
     /// `verifiers`, reported only for votes whose direction was confirmed (the approvals of a round
     /// that activated, the refusals of a round that refused, the disputes of a proof that was
     /// slashed). An account that is no longer an active verifier with the minimum stake earns
-    /// nothing (VerifierWorkWithheld). Reverts NotReporter, and PoolRetired once this pool is no
+    /// nothing (VerifierWorkWithheld). The epoch's first point closes the epoch worked before it
+    /// if nobody has (decision 1821). Reverts NotReporter, and PoolRetired once this pool is no
     /// longer the registry's reward pool (decision 1707).
     function recordVerifierWork(address[] calldata verifiers) external;
 
-    /// @notice Anyone, after `epoch` ended: fix its budget = undistributed x epochBudgetBps, split
-    /// into the node part and the verifier part (a part with no points stays in the pool).
-    /// Idempotent: closing a closed epoch does nothing. Reverts EpochNotEnded.
+    /// @notice Anyone, after `epoch` ended: fix its budget = epochBudgetBps of what the pool had
+    /// received by the epoch's end (decision 1593) and not allocated, split into the node part and
+    /// the verifier part (wei; a part with no points stays in the pool). Every earlier epoch with
+    /// points is already closed: the first point of an epoch closes the one worked before it
+    /// (EpochClosed in that answer's or report's transaction), so the budget is the same whoever
+    /// closes which epoch when (decision 1821). Idempotent: closing a closed epoch does nothing.
+    /// Reverts EpochNotEnded(epoch, currentEpoch).
     function closeEpoch(uint64 epoch) external;
 
     /// @notice Owner (timelock), once this pool is retired (the registry points at another): move
@@ -260,7 +272,13 @@ interface IFirnRewards {
     /// earned it. Reverts NothingToClaim when it has no points or already claimed.
     function claimNodeReward(uint64 epoch, bytes32 enclaveId) external;
 
-    /// @notice Anyone: credit the verifier's share of a closed (or closable) epoch.
+    /// @notice Anyone: credit the verifier's share of a closed (or closable) epoch, closing it first:
+    /// min(verifierBudget x its points / the epoch's verifier points, verifierBudget x its largest
+    /// share of the total active verifier stake at a unit of its work in the epoch), wei (decision
+    /// 1820). What the cap keeps back returns to the unallocated pool (VerifierRewardWithheld), so
+    /// a minority that wins every challenge slot earns no more than its stake share. Reverts
+    /// EpochNotEnded, NothingToClaim(epoch, verifier as bytes32) when it has no points or already
+    /// claimed.
     function claimVerifierReward(uint64 epoch, address verifier) external;
 
     /// @notice Pay the caller's credited rewards and, for an owner, its treasury credit of resume
@@ -301,8 +319,13 @@ interface IFirnRewards {
     /// (decision 1726): `getEpoch(epoch)` totals include them, and their share of the budgets is
     /// never allocated (it stays in the pool).
     function voidPoints(uint64 epoch) external view returns (uint256 nodeVoid, uint256 verifierVoid);
-    /// @notice What claimNodeReward would credit now (0 when the epoch has not ended).
+    /// @notice What claimNodeReward would credit now, wei (0 when the epoch has not ended, the node
+    /// has no points or claimed): from the budget its close fixed once closed, else from the one
+    /// closing it now would fix, the same (decision 1821).
     function pendingNodeReward(uint64 epoch, bytes32 enclaveId) external view returns (uint256);
+    /// @notice What claimVerifierReward would credit now, wei, the stake-share cap applied (decision
+    /// 1820); 0 when the epoch has not ended, the verifier has no points or claimed. A closed
+    /// epoch's budget is the one its close fixed (decision 1821).
     function pendingVerifierReward(uint64 epoch, address verifier) external view returns (uint256);
     /// @notice What withdraw pays `account` now, wei: its credited rewards plus its treasury credit.
     function withdrawable(address account) external view returns (uint256);
@@ -316,7 +339,8 @@ interface IFirnRewards {
     function totalWithdrawn() external view returns (uint256);
     /// @notice Wei moved to successor pools by moveUnallocated (decision 1757).
     function totalMoved() external view returns (uint256);
-    /// @notice Epochs in which a point was earned and that are not closed yet (decision 1757).
+    /// @notice Epochs in which a point was earned and that are not closed yet (decision 1757): 0 or
+    /// 1, the last worked epoch, since the first point of an epoch closes the one before (1821).
     function openWorkedEpochs() external view returns (uint256);
     /// @notice The parameter set in force during `epoch` (for a future epoch: the latest set, which
     /// applies from its `fromEpoch`). `parametersAt(currentEpoch() + 1)` is what the last

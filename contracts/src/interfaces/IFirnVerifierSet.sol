@@ -134,6 +134,11 @@ interface IFirnVerifierSet {
     /// (decision 1575).
     function activeStake(address account) external view returns (uint256);
 
+    /// @notice `activeStake(account)` and `totalActiveStake()` (wei) in one call: the reward pool
+    /// caps a verifier's payout for an epoch at its share of the active stake when it did the work
+    /// (decision 1820).
+    function activeStakeAndTotal(address account) external view returns (uint256 stake, uint256 totalActive);
+
     /// @notice True when governance admitted `account`.
     function isAdmitted(address account) external view returns (bool);
 

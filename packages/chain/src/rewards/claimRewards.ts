@@ -7,7 +7,9 @@ import { rewardsAddress } from './rewardsAddress.ts';
 
 /**
  * Anyone, after `epoch` ended: fix its budget (undistributed pool x epochBudgetBps, split between
- * nodes and verifiers). Idempotent. Reverts EpochNotEnded(epoch, currentEpoch).
+ * nodes and verifiers). Earlier epochs with points are already closed (the first point of an epoch
+ * closes the one worked before it, decision 1821), so the order of closes changes no budget.
+ * Idempotent. Reverts EpochNotEnded(epoch, currentEpoch).
  */
 export async function closeEpoch(clients: FirnClients, epoch: bigint): Promise<WriteResult> {
   return writeContractAndWait(clients, {
@@ -34,7 +36,11 @@ export async function claimNodeReward(
   });
 }
 
-/** Anyone: credit a verifier's share of an ended epoch. Reverts EpochNotEnded, NothingToClaim. */
+/**
+ * Anyone: credit a verifier's share of an ended epoch: by work x stake, capped at its share of the
+ * active verifier stake (decision 1820; the rest stays in the pool, VerifierRewardWithheld).
+ * Reverts EpochNotEnded, NothingToClaim.
+ */
 export async function claimVerifierReward(
   clients: FirnClients,
   p: { epoch: bigint; verifier: Address },
