@@ -198,6 +198,24 @@ export interface ScaleResult {
   totalJobs: number;
   completed: number;
   loadAverage: number[];
+  /**
+   * Every job's timeline, ms since the first phase started: its start, the postJob receipt, each
+   * stage the enclave reported on the sealed channel, and the result in hand (for reading where a
+   * job's time went; not a headline).
+   */
+  jobs: JobTimeline[];
+}
+
+/** One job of a scale run, ms since the first phase started (see ScaleResult.jobs). */
+export interface JobTimeline {
+  phase: number;
+  node?: number | undefined;
+  ok: boolean;
+  startMs: number;
+  postedMs?: number;
+  doneMs?: number;
+  /** The enclave's stages (started, model-ready, inference-done, finished) in the order they came. */
+  stages: { stage: string; ms: number }[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -465,6 +483,7 @@ interface JobRecordLocal {
   ok: boolean;
   wrong: boolean;
   error?: string;
+  timeline: JobTimeline;
 }
 
 /** Largest absolute difference between the output tensor and the expected values (Infinity on a shape mismatch). */
@@ -711,6 +730,7 @@ async function measure(
   const phases: PhaseResult[] = [];
   const records: JobRecordLocal[] = [];
   let jobNo = 0;
+  const runStart = performance.now();
   try {
     for (const [p, count] of o.phases.entries()) {
       log(`phase ${p + 1}: ${count} jobs, ${ctx.requesters} requesters x ${ctx.concurrency} in flight`);
@@ -742,8 +762,13 @@ async function measure(
               const want = Float32Array.from(
                 (await plain.run(parseTensorMap(JSON.stringify(input)))).probabilities!.data as Float32Array,
               );
-              const rec: JobRecordLocal = { phase: p, ok: false, wrong: false };
               const t1 = performance.now();
+              const rec: JobRecordLocal = {
+                phase: p,
+                ok: false,
+                wrong: false,
+                timeline: { phase: p, ok: false, startMs: t1 - runStart, stages: [] },
+              };
               let posted = 0;
               try {
                 const res = await runJob({
@@ -772,8 +797,11 @@ async function measure(
                   escrow: 10n ** 15n,
                   onPosted: () => {
                     posted = performance.now();
+                    rec.timeline.postedMs = posted - runStart;
                   },
                   onProgress: (e) => {
+                    if (typeof e.stage === 'string')
+                      rec.timeline.stages.push({ stage: e.stage, ms: performance.now() - runStart });
                     if (e.stage === 'reassigning') {
                       const k = String(e.reason);
                       reassigned[k] = (reassigned[k] ?? 0) + 1;
@@ -785,6 +813,7 @@ async function measure(
                 rec.jobId = res.jobId.toLowerCase() as Hex;
                 rec.node = indexOf.get(res.node.endpoint.replace(/\/+$/, ''));
                 rec.requestMs = done - t1;
+                rec.timeline.doneMs = done - runStart;
                 rec.postedToResultMs = done - posted;
                 const diff = outputDiff(res.outputs[0]?.bytes ?? new Uint8Array(), want);
                 rec.wrong = !res.proofCheck.ok || !(diff <= MAX_OUTPUT_DIFF);
@@ -1007,6 +1036,7 @@ async function measure(
     totalJobs: o.phases.reduce((a, b) => a + b, 0),
     completed: records.filter((r) => r.ok).length,
     loadAverage: loadavg(),
+    jobs: records.map((r) => ({ ...r.timeline, node: r.node, ok: r.ok })),
   };
 }
 

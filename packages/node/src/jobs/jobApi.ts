@@ -978,18 +978,14 @@ export class JobService {
             log.warn('proof kept; submission waits for the chain', { code: (e as FirnError).code }),
         },
       );
-      let challengeEndsAt: number | undefined;
-      try {
-        challengeEndsAt = await this.challengeEndOf(jobId, tx.receipt.blockNumber);
-      } catch {
-        challengeEndsAt = undefined;
-      }
-      this.safeUpdate(jobId, {
-        status: 'proved',
-        txs: { ...this.jobs.get(jobId)?.txs, proof: tx.hash },
-        ...(challengeEndsAt === undefined ? {} : { challengeEndsAt }),
-      });
+      this.safeUpdate(jobId, { status: 'proved', txs: { ...this.jobs.get(jobId)?.txs, proof: tx.hash } });
       log.info('proof submitted', { workUnits: p.proof.workUnits });
+      // The requester's stream ends now; the window's end is for the finalizer only (two chain
+      // reads off the requester's path; without it the finalizer reads the job whole).
+      this.notify(jobId);
+      try {
+        this.safeUpdate(jobId, { challengeEndsAt: await this.challengeEndOf(jobId, tx.receipt.blockNumber) });
+      } catch {}
     } catch (e) {
       const error = toErrorBody(e);
       log.error('proof not accepted', { code: error.code });
