@@ -1,4 +1,4 @@
-import { getJob, JobStatus } from '@firn/chain';
+import { getJob, getJobStatus, JobStatus } from '@firn/chain';
 import { FirnError, type Hex, parseOutputBound, type WorkProofJson } from '@firn/core';
 import { artifactId, type CreateGrantParams, generateKemKeyPair, type RequesterChannel } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
@@ -541,7 +541,7 @@ export function chainBoundedFollow(
     let status: JobStatus | undefined;
     for (let i = 0; i < PROVED_CONFIRM_READS; i++) {
       if (i > 0) await sleep(Math.min(pollMs, 1000));
-      status = (await getJob(m.clients, jobId)).status;
+      status = await getJobStatus(m.clients, jobId);
       if (status === JobStatus.Proved || status === JobStatus.Paid) return end;
       if (status !== JobStatus.Open && status !== JobStatus.Claimed) break;
     }

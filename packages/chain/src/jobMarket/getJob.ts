@@ -100,6 +100,19 @@ export async function getJob(clients: FirnClients, jobId: Hex): Promise<FirnJob>
   return job;
 }
 
+/**
+ * A job's status alone (None for an unknown jobId): one `eth_call` of the market's stored record,
+ * no event read, for a caller that polls only the status. Throws as getJob does (E_CHAIN mapped).
+ */
+export async function getJobStatus(clients: FirnClients, jobId: Hex): Promise<JobStatus> {
+  assertBytes32(jobId, 'jobId');
+  try {
+    return (await readRecord(clients, jobId)).status as JobStatus;
+  } catch (e) {
+    throw toChainError(e, 'getJob');
+  }
+}
+
 async function readRecord(clients: FirnClients, jobId: Hex) {
   return clients.public.readContract({
     address: clients.addresses.jobMarket,
