@@ -1073,7 +1073,12 @@ export function scaleHeadlines(r: ScaleResult): Headline[] {
     { name: 'scale_p95_finalized_growth', value: r.growth.postedToFinalizedP95, cmp: '<=', goal: 1.5 },
     // firn's own CPU per job (every process but anvil's): the share of the latency growth that is
     // firn's; anvil's own per-transaction cost grows with the chain's length (decision 1290).
-    { name: 'scale_cpu_per_job_growth_without_chain', value: r.growth.cpuPerJobWithoutChain, cmp: '<=', goal: 1.1 },
+    {
+      name: 'scale_cpu_per_job_growth_without_chain',
+      value: r.growth.cpuPerJobWithoutChain,
+      cmp: '<=',
+      goal: 1.1,
+    },
     { name: 'scale_node_memory_growth', value: r.growth.nodeMemoryMean, cmp: '<=', goal: 1.25 },
     {
       name: 'scale_gas_post_and_proof_per_job',
