@@ -437,7 +437,9 @@ function hostFailureText(end: StreamEnd): string {
  * node is treated as lost (waitOutLostNode): its events are followed again, never past the
  * claim's lapse, after which the chain decides (reclaim, NodeLostError). Another end the enclave
  * did not seal goes round again after `pollMs`. A failure sealed meanwhile (`sealed()`) is
- * returned as the failed end for the caller to report. Decision 1581.
+ * returned as the failed end for the caller to report. Decision 1581. `how`: the Open grace
+ * (OPEN_CLAIM_GRACE_MS for a stream's end, none for a refused submission: SUBMISSION_REFUSED,
+ * decision 1822) and the words the error puts in the node's mouth.
  */
 export async function settleHostFailure(
   m: MarketSession,
