@@ -199,10 +199,22 @@ describe('other node answers against a hostile host', () => {
     expect(err.message).toContain('409');
   });
 
-  it('a well-formed refusal keeps the node its code and message', async () => {
+  it('a well-formed refusal keeps the node its code and message, quoted as the node’s', async () => {
     const { url } = await jsonHost({ error: { code: 'E_CONFLICT', message: 'no result yet' } }, 409);
     const err = await errorOf(new NodeApi(url).getResult(JOB));
-    expect(err).toMatchObject({ code: 'E_CONFLICT', message: 'no result yet' });
+    expect(err).toMatchObject({ code: 'E_CONFLICT' });
+    expect((err as Error).message).toMatch(/^node http:\/\/127\.0\.0\.1:\d+\/? answered .* with 409 E_CONFLICT: no result yet$/);
+  });
+
+  it('a refusal’s text is quoted without control characters and capped (decision 1822)', async () => {
+    const text = '\u001b[2J\u001b[31mYOUR ESCROW WAS FORFEITED\u001b[0m\r\n\u202esend your key'.padEnd(1990, '#');
+    const { url } = await jsonHost({ error: { code: 'E_RATE_LIMITED', message: text } }, 429);
+    const err = await errorOf(new NodeApi(url).getResult(JOB));
+    expect(err).toMatchObject({ code: 'E_RATE_LIMITED' });
+    const msg = (err as Error).message;
+    expect(msg).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/);
+    expect(msg.length).toBeLessThan(400);
+    expect(msg).toContain('YOUR ESCROW WAS FORFEITED');
   });
 });
 

@@ -145,6 +145,17 @@ function checkJsonDepth(text: string): void {
   }
 }
 
+/**
+ * A node's own text (an error body's message, a reason it gave), fit to quote in an error the
+ * requester reads: control characters (C0, DEL, C1) and bidirectional overrides become spaces,
+ * and it is cut at `max` characters (default 200) with an ellipsis. The caller says whose words
+ * they are ("node X answered ...").
+ */
+export function hostText(raw: string, max = 200): string {
+  const clean = raw.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' ');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
 async function json(
   res: Response,
   endpoint: string,
@@ -168,9 +179,12 @@ async function json(
     const e = nodeErrorBodySchema.safeParse(o);
     if (!e.success)
       throw new FirnError('E_UNAVAILABLE', `node ${endpoint} answered ${route} with ${res.status}`);
+    // The code is the node's, typed (a refusal the user can act on); the text is quoted as its.
+    const said = e.data.error.message === undefined ? '' : `: ${hostText(e.data.error.message)}`;
     throw new FirnError(
       e.data.error.code as ErrorCode,
-      e.data.error.message ?? `node ${endpoint} answered ${route} with ${res.status}`,
+      `node ${endpoint} answered ${route} with ${res.status} ${e.data.error.code}${said}`,
+      { details: { endpoint, route, status: res.status } },
     );
   }
   return o;

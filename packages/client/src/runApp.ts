@@ -36,16 +36,18 @@ import {
 } from './marketJob.ts';
 import { AgreeingChainView } from './chainView.ts';
 import { createFirnClients } from '@firn/chain';
-import type { NodeJobResult } from './nodeApi.ts';
 import { followUntilLapse, isLapseBound, NUDGE_RECEIPT_MS, type StreamEnd } from './followUntilLapse.ts';
 import { fetchResultOutputs, summaryOutputSizes, verifyResultProof } from './resultOutputs.ts';
 import {
+  awaitResult,
   chainBoundedFollow,
   JobFailedError,
   NodeLostError,
   openSummary,
   settleHostFailure,
   settleRefusedSubmission,
+  settleSealedFailure,
+  submitWithOneRetry,
   summaryMismatch,
   waitOutLostNode,
 } from './runJob.ts';
@@ -212,26 +214,6 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
   return { m, opts, plan, own, chainTime };
 }
 
-async function fetchResult(m: MarketSession, jobId: Hex, tries = 20): Promise<NodeJobResult> {
-  let last: unknown;
-  for (let i = 0; i < tries; i++) {
-    try {
-      return await m.api.getResult(jobId);
-    } catch (e) {
-      last = e;
-    }
-    const j = await getJob(m.clients, jobId);
-    if (j.status !== JobStatus.Proved && j.status !== JobStatus.Paid) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new JobFailedError(
-    'E_RESULT_UNAVAILABLE',
-    `the node proved the job but did not serve its result (${(last as Error)?.message ?? 'no answer'})`,
-    jobId,
-    false,
-  );
-}
-
 /**
  * Make sure an enclave-signed record is on the ledger (the node posts it; after `waitMs` the
  * requester relays it itself, which anyone may) and return it with its transaction and block.
@@ -371,7 +353,7 @@ export async function completeAppJob(
   }
   let end: StreamEnd | undefined;
   try {
-    await m.api.submitJob({
+    await submitWithOneRetry(m.api, {
       jobId: plan.jobId,
       enc: bytesToHex(channel.enc),
       ciphertext: Buffer.from(message).toString('base64'),
@@ -411,16 +393,17 @@ export async function completeAppJob(
   // A failure only the host reports is not final: the chain decides (decision 1581).
   if (end.status !== 'proved' && sealedError === undefined)
     end = await settleHostFailure(m, plan.jobId, end, opts, follow, latestLapseAt, () => sealedError);
-  if (end.status !== 'proved') {
-    const reclaimed = await reclaim().catch(() => false);
-    throw new JobFailedError(
-      sealedError?.code ?? 'E_JOB_FAILED',
-      sealedError?.message ?? 'job failed',
+  if (end.status !== 'proved')
+    // The enclave sealed the failure: final about its run; the chain decides the escrow.
+    end = await settleSealedFailure(
+      m,
       plan.jobId,
-      reclaimed,
+      sealedError ?? { code: 'E_JOB_FAILED', message: 'job failed' },
+      opts,
+      latestLapseAt,
     );
-  }
-  const result = await fetchResult(m, plan.jobId);
+  // Retried while the chain shows the job Proved, until its challenge window ends (as runJob).
+  const result = await awaitResult(m, plan.jobId, opts);
   // The enclave's sealed summary and the Work Proof must both commit to exactly the outputs the
   // node lists before any of them is downloaded (verifyResultProof throws E_PROOF_INVALID).
   const summary = await openSummary(channel, result, m.node.endpoint);

@@ -20,7 +20,7 @@ import {
   NUDGE_RECEIPT_MS,
   type StreamEnd,
 } from './followUntilLapse.ts';
-import type { NodeJobResult } from './nodeApi.ts';
+import { hostText, type NodeJobResult } from './nodeApi.ts';
 import { openOutput, type SealedInput, sealInput } from './sealInput.ts';
 import { fetchResultOutputs, summaryOutputSizes, verifyResultProof } from './resultOutputs.ts';
 
@@ -100,7 +100,7 @@ export class JobFailedError extends FirnError {
  * E_RESULT_UNAVAILABLE with `reclaimed`. Also reported, without a refund, when the challenge window
  * ends with the job still Proved (the verifiers were served: see the decision's remaining gap).
  */
-async function awaitResult(
+export async function awaitResult(
   m: Awaited<ReturnType<typeof connectToNode>>,
   jobId: Hex,
   opts: Pick<RunJobOptions, 'resultRetryMs' | 'onProgress'>,
@@ -120,7 +120,8 @@ async function awaitResult(
         return r;
       reason = 'an output does not hash to its id';
     } catch (e) {
-      reason = (e as Error).message;
+      // The node's words (its error body is quoted capped and clean by NodeApi; anything else too).
+      reason = hostText((e as Error).message, MAX_HOST_MESSAGE_CHARS);
     }
     const job = await getJob(m.clients, jobId);
     // Chain time first seen plus own elapsed time (the latest block's time may lag where blocks are
@@ -422,9 +423,11 @@ const MAX_HOST_MESSAGE_CHARS = 200;
 
 /** A host's `end` error as quoted text: code and message, capped, control characters dropped. */
 function hostFailureText(end: StreamEnd): string {
-  const code = typeof end.error?.code === 'string' ? end.error.code.slice(0, 40) : 'no code';
-  const raw = typeof end.error?.message === 'string' ? end.error.message : '';
-  const msg = raw.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, MAX_HOST_MESSAGE_CHARS);
+  const code = typeof end.error?.code === 'string' ? hostText(end.error.code, 40) : 'no code';
+  const msg = hostText(
+    typeof end.error?.message === 'string' ? end.error.message : '',
+    MAX_HOST_MESSAGE_CHARS,
+  );
   return msg === '' ? code : `${code}: ${msg}`;
 }
 
@@ -533,7 +536,18 @@ export function chainBoundedFollow(
     try {
       end = await follow(signal);
     } catch (e) {
-      if (e instanceof FirnError && NODE_LOSS_CODES.has(e.code)) throw e;
+      if (e instanceof FirnError && NODE_LOSS_CODES.has(e.code)) {
+        // Its code and details stay (a lapse bound, a restart); its text may be the node's: quoted
+        // clean and capped, said to be the node's unless it already is.
+        const own = e.message.startsWith(`node ${m.node.endpoint} `);
+        throw new FirnError(
+          e.code,
+          own
+            ? hostText(e.message, 2 * MAX_HOST_MESSAGE_CHARS)
+            : `node ${m.node.endpoint}: ${hostText(e.message, MAX_HOST_MESSAGE_CHARS)}`,
+          { ...(e.details === undefined ? {} : { details: e.details }), cause: e },
+        );
+      }
       const code = e instanceof FirnError ? e.code : 'E_PARSE';
       throw lost(
         `failed the job's event stream (${hostFailureText({ status: 'failed', error: { code, message: (e as Error).message } })})`,
@@ -591,6 +605,81 @@ export async function settleRefusedSubmission(
     sealed,
     SUBMISSION_REFUSED,
   );
+}
+
+/**
+ * Submit the job's request, once more after a dropped answer (E_UNAVAILABLE or E_TIMEOUT, after
+ * `pollMs`): the node may have taken it, and the submission is idempotent on the node (decision
+ * 1040), so asking again gives the record and never a second run. Throws what the second answer
+ * (or the first refusal) raised.
+ */
+export async function submitWithOneRetry(
+  api: Pick<MarketSession['api'], 'submitJob'>,
+  body: Parameters<MarketSession['api']['submitJob']>[0],
+  pollMs = 1000,
+): Promise<void> {
+  try {
+    await api.submitJob(body);
+  } catch (e) {
+    if (!(e instanceof FirnError && (e.code === 'E_UNAVAILABLE' || e.code === 'E_TIMEOUT'))) throw e;
+    await sleep(pollMs);
+    await api.submitJob(body);
+  }
+}
+
+/**
+ * The enclave sealed the job's failure to this requester (`sealed`), which is final about the
+ * run it made; the escrow is final only on chain (decision 1822). Failed, Open or Slashed: the
+ * escrow is reclaimed and JobFailedError carries the sealed code and message. Proved or Paid (the
+ * host ran the request again, in a restarted enclave): `{status: 'proved'}`, the caller fetches
+ * that result. Claimed: read again up to PROVED_CONFIRM_READS times (`pollMs` apart, at most 1 s;
+ * an honest node fails the job on chain before it ends the stream), then waited out as for a lost
+ * node (waitOutLostNode, never past the claim's lapse), then the same. Raises JobFailedError
+ * (`reclaimed` says whether the escrow came back).
+ */
+export async function settleSealedFailure(
+  m: MarketSession,
+  jobId: Hex,
+  sealed: { code: FirnError['code']; message: string },
+  opts: Pick<RunJobOptions, 'pollMs' | 'rpcUrl' | 'onProgress'>,
+  latestLapseAt: bigint,
+): Promise<StreamEnd> {
+  const failed = (reclaimed: boolean): never => {
+    throw new JobFailedError(sealed.code, sealed.message, jobId, reclaimed);
+  };
+  let status = JobStatus.Claimed;
+  for (let i = 0; i < PROVED_CONFIRM_READS && status === JobStatus.Claimed; i++) {
+    if (i > 0) await sleep(Math.min(opts.pollMs ?? 1000, 1000));
+    status = await getJobStatus(m.clients, jobId);
+  }
+  if (status === JobStatus.Proved || status === JobStatus.Paid) return { status: 'proved' };
+  if (status !== JobStatus.Claimed)
+    return failed(await reclaimIfPossible(m.clients, jobId).catch(() => false));
+  // The node keeps its claim after the enclave sealed a failure: nothing more comes from its
+  // stream that matters here; wait on the chain until the node fails or proves it, or the claim lapses.
+  const quiet = (signal: AbortSignal) =>
+    new Promise<StreamEnd>((_, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+  try {
+    const end = await waitOutLostNode(
+      m,
+      jobId,
+      new FirnError(
+        'E_UNAVAILABLE',
+        `node ${m.node.endpoint} kept its claim after the enclave sealed the job's failure`,
+      ),
+      opts,
+      quiet,
+      latestLapseAt,
+    );
+    if (end.status === 'proved') return end;
+  } catch (e) {
+    if (e instanceof NodeLostError) return failed(e.reclaimed);
+    throw e;
+  }
+  return failed(await reclaimIfPossible(m.clients, jobId).catch(() => false));
 }
 
 /** One attempt on one attested node; NodeLostError when the node is lost on the way. */
@@ -664,20 +753,18 @@ async function runOnNode(
   // The claim cannot lapse after the deadline posted: the bound of every wait, whatever the RPC
   // reports later.
   const latestLapseAt = deadline;
+  // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
+  // registration and allow-listed measurement at a fresh block first. Nothing was sent to the
+  // node yet, so the job is Open and the reclaim ends it.
+  try {
+    await assertStillEligible(m.view, node, opts.policy);
+  } catch (e) {
+    const err = e instanceof FirnError ? e : new FirnError('E_UNAVAILABLE', (e as Error).message);
+    throw new JobFailedError(err.code, err.message, jobId, await reclaim().catch(() => false));
+  }
   let end: StreamEnd | undefined;
   try {
-    // The grants (data keys wrapped to the enclave) leave with this request: re-check the node's
-    // registration and allow-listed measurement at a fresh block first.
-    await assertStillEligible(m.view, node, opts.policy);
-    try {
-      await api.submitJob(body);
-    } catch (e) {
-      // A dropped answer: the node may have taken the job. The submission is idempotent on the
-      // node (decision 1040), so asking again gives the record and never a second run.
-      if (!(e instanceof FirnError && (e.code === 'E_UNAVAILABLE' || e.code === 'E_TIMEOUT'))) throw e;
-      await sleep(opts.pollMs ?? 1000);
-      await api.submitJob(body);
-    }
+    await submitWithOneRetry(api, body, opts.pollMs);
   } catch (e) {
     // The node's word alone, about a job it may have claimed meanwhile: the chain decides.
     end = await settleRefusedSubmission(m, jobId, e, opts, follow, latestLapseAt, () => sealedError);
@@ -695,10 +782,10 @@ async function runOnNode(
       end = await settleHostFailure(m, jobId, end, opts, follow, latestLapseAt, () => sealedError);
     }
     if (end.status !== 'proved') {
-      // The enclave sealed the failure to this requester: it is final.
+      // The enclave sealed the failure to this requester: final about its run; the chain decides
+      // the escrow (a proof from a run the host made again is fetched).
       const se = sealedError ?? { code: 'E_JOB_FAILED' as FirnError['code'], message: 'job failed' };
-      const reclaimed = await reclaim().catch(() => false);
-      throw new JobFailedError(se.code, se.message, jobId, reclaimed);
+      end = await settleSealedFailure(m, jobId, se, opts, latestLapseAt);
     }
   }
 
