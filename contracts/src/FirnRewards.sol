@@ -587,8 +587,10 @@ contract FirnRewards is IFirnRewards, EIP712, Ownable, ReentrancyGuard {
     /// @inheritdoc IFirnRewards
     /// @dev Safe once every worked epoch is closed: an epoch with no point allocates nothing when it
     /// closes, and a retired pool takes no new point (decision 1707), so what is unallocated now
-    /// is owed to no one until the registry points back here (decision 1757).
-    function moveUnallocated() external onlyOwner nonReentrant returns (uint256 amount) {
+    /// is owed to no one until the registry points back here (decision 1757). Anyone may call it:
+    /// the destination is the registry's pool, governance's choice, and what a capped verifier's
+    /// late claim releases after a move must not wait for another timelocked call (decision 1820).
+    function moveUnallocated() external nonReentrant returns (uint256 amount) {
         address successor = _registry.rewardPool();
         if (successor == address(this) || successor == address(0)) revert PoolNotRetired(successor);
         uint256 open = _openWorked();

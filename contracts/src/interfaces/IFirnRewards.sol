@@ -259,13 +259,13 @@ interface IFirnRewards {
     /// Reverts EpochNotEnded(epoch, currentEpoch).
     function closeEpoch(uint64 epoch) external;
 
-    /// @notice Owner (timelock), once this pool is retired (the registry points at another): move
+    /// @notice Anyone, once this pool is retired (the registry points at another): move
     /// what no epoch is owed, totalReceived - totalAllocated - totalMoved (wei), to the registry's
     /// pool through its `fund()`, and return it. Allocated budgets (claimed or not), treasury
     /// credits and what claims of closed epochs will take are never touched; the share of void
     /// points was never owed and moves. Reverts PoolNotRetired while this is the registry's pool (or
     /// it has none), WorkedEpochsOpen while an epoch with points is not closed, NothingToMove, and
-    /// with the successor's own error when its `fund()` refuses (decision 1757).
+    /// with the successor's own error when its `fund()` refuses (decisions 1757, 1820).
     function moveUnallocated() external returns (uint256 amount);
 
     /// @notice Anyone: credit the node's share of a closed (or closable) epoch to the operator that
