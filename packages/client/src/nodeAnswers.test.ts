@@ -203,11 +203,16 @@ describe('other node answers against a hostile host', () => {
     const { url } = await jsonHost({ error: { code: 'E_CONFLICT', message: 'no result yet' } }, 409);
     const err = await errorOf(new NodeApi(url).getResult(JOB));
     expect(err).toMatchObject({ code: 'E_CONFLICT' });
-    expect((err as Error).message).toMatch(/^node http:\/\/127\.0\.0\.1:\d+\/? answered .* with 409 E_CONFLICT: no result yet$/);
+    expect((err as Error).message).toMatch(
+      /^node http:\/\/127\.0\.0\.1:\d+\/? answered .* with 409 E_CONFLICT: no result yet$/,
+    );
   });
 
   it('a refusal’s text is quoted without control characters and capped (decision 1822)', async () => {
-    const text = '\u001b[2J\u001b[31mYOUR ESCROW WAS FORFEITED\u001b[0m\r\n\u202esend your key'.padEnd(1990, '#');
+    const text = '\u001b[2J\u001b[31mYOUR ESCROW WAS FORFEITED\u001b[0m\r\n\u202esend your key'.padEnd(
+      1990,
+      '#',
+    );
     const { url } = await jsonHost({ error: { code: 'E_RATE_LIMITED', message: text } }, 429);
     const err = await errorOf(new NodeApi(url).getResult(JOB));
     expect(err).toMatchObject({ code: 'E_RATE_LIMITED' });
