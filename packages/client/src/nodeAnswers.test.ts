@@ -218,7 +218,7 @@ describe('other node answers against a hostile host', () => {
     expect(err).toMatchObject({ code: 'E_RATE_LIMITED' });
     const msg = (err as Error).message;
     expect(msg).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/);
-    expect(msg.length).toBeLessThan(400);
+    expect(msg.length).toBeLessThan(600);
     expect(msg).toContain('YOUR ESCROW WAS FORFEITED');
   });
 });

@@ -148,10 +148,10 @@ function checkJsonDepth(text: string): void {
 /**
  * A node's own text (an error body's message, a reason it gave), fit to quote in an error the
  * requester reads: control characters (C0, DEL, C1) and bidirectional overrides become spaces,
- * and it is cut at `max` characters (default 200) with an ellipsis. The caller says whose words
+ * and it is cut at `max` characters (default 400, room for a node's actionable refusal) with an ellipsis. The caller says whose words
  * they are ("node X answered ...").
  */
-export function hostText(raw: string, max = 200): string {
+export function hostText(raw: string, max = 400): string {
   const clean = raw.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' ');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
