@@ -1,11 +1,11 @@
-import { createFirnClients, getJob, JobStatus } from '@firn/chain';
+import { JobStatus } from '@firn/chain';
 import { runApp, runJob } from '@firn/client';
 import type { Hex } from '@firn/core';
 import { generateKemKeyPair } from '@firn/crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 import { foreignModelAppJob } from '../helpers/foreignModelAppJob.ts';
-import { JOB_RESULT_PATH, tinyInferenceJob, urlOf } from '../helpers/tinyInferenceJob.ts';
+import { JOB_RESULT_PATH, settledStatus, tinyInferenceJob, urlOf } from '../helpers/tinyInferenceJob.ts';
 
 // Attack by a malicious host (decision 1822, second round), runApp and runJob alike. The same host behaviour, both SDK entry points:
 //  1. the host (or the network) drops the answer to the first POST /v1/jobs before forwarding it
@@ -23,17 +23,7 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(() => net?.stop());
 
-async function settled(jobId: Hex): Promise<JobStatus> {
-  const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
-  let status = JobStatus.Open;
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    status = (await getJob(clients, jobId)).status;
-    if (status !== JobStatus.Claimed && status !== JobStatus.Open) break;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return status;
-}
+const settled = (jobId: Hex): Promise<JobStatus> => settledStatus(net, jobId);
 
 type Hook = (url: string, init: RequestInit | undefined, real: typeof fetch) => Promise<Response> | undefined;
 

@@ -4,7 +4,7 @@ import type { Hex } from '@firn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNetwork, type TestNetwork } from '../e2e/network.ts';
 import { foreignModelAppJob } from '../helpers/foreignModelAppJob.ts';
-import { urlOf } from '../helpers/tinyInferenceJob.ts';
+import { settledStatus, urlOf } from '../helpers/tinyInferenceJob.ts';
 
 // Attack by a malicious host (decision 1822), app jobs (runApp / completeAppJob). The same host-only words as in
 // host-word-submission-refused and host-word-event-stream, against runApp:
@@ -21,17 +21,7 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(() => net?.stop());
 
-async function settled(jobId: Hex): Promise<JobStatus> {
-  const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
-  let status = JobStatus.Open;
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    status = (await getJob(clients, jobId)).status;
-    if (status !== JobStatus.Claimed && status !== JobStatus.Open) break;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return status;
-}
+const settled = (jobId: Hex): Promise<JobStatus> => settledStatus(net, jobId);
 
 async function attempt(
   hook: (url: string, init: RequestInit | undefined, real: typeof fetch) => Promise<Response> | undefined,

@@ -1,3 +1,4 @@
+import { createFirnClients, getJob, JobStatus } from '@firn/chain';
 import type { RunJobOptions } from '@firn/client';
 import { sealInput } from '@firn/client';
 import type { Hex } from '@firn/core';
@@ -8,6 +9,22 @@ import { requesterOptions, type TestNetwork } from '../e2e/network.ts';
 /** A URL as a string, whatever form fetch was given it in. */
 export const urlOf = (url: string | URL | Request): string =>
   typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
+
+/**
+ * The job's status once it left Open and Claimed (Proved, Paid, Failed, ...), read every 300 ms for
+ * at most 60 s (then whatever it is): where a host's attack left the requester's escrow.
+ */
+export async function settledStatus(net: TestNetwork, jobId: Hex): Promise<JobStatus> {
+  const clients = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
+  let status = JobStatus.Open;
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    status = (await getJob(clients, jobId)).status;
+    if (status !== JobStatus.Claimed && status !== JobStatus.Open) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return status;
+}
 
 /** The node API path of a job's result (GET /v1/jobs/{jobId}/result), the one a withholding host serves or not. */
 export const JOB_RESULT_PATH = /\/v1\/jobs\/0x[0-9a-f]{64}\/result$/i;
