@@ -87,6 +87,12 @@ export interface ScaleOptions {
    * A diagnostic: it adds a hop to every chain call, so a metered run is not a run of record.
    */
   rpcMeter?: boolean;
+  /**
+   * Seconds per block (default: a block per transaction, anvil's automine). The bench runs 0.25 s,
+   * Arbitrum One's block time: anvil's cost of mining one block grows with the chain's length
+   * (decision 1290), and a chain with a block time grows by time, not by transactions.
+   */
+  blockTimeS?: number;
 }
 
 /** p50/p95/max of a list of numbers (NaN when empty). */
@@ -172,8 +178,10 @@ export interface LoadSummary {
   rpcMs: Dist;
   /** The requester process's event-loop delay, ms. */
   eventLoopDelayMs: { p50: number; p99: number; max: number };
-  /** Chain transactions per second (blocks: anvil mines one per transaction). */
+  /** Chain transactions per second (every sender's, from the blocks of the phase). */
   txPerS: number;
+  /** Blocks per second (with automine, one per transaction; with a block time, about 1 / block time). */
+  blocksPerS: number;
 }
 
 export interface ScaleResult {
@@ -185,6 +193,8 @@ export interface ScaleResult {
   concurrency: number;
   devnetStartS: number;
   challengeWindowS: number;
+  /** anvil's seconds per block; null: a block per transaction (automine). */
+  blockTimeS: number | null;
   phases: PhaseResult[];
   growth: {
     throughput: number;
@@ -466,7 +476,7 @@ export function limitOf(load: LoadSummary, reassigned: Record<string, number>): 
   if (c.anvil >= 0.8 || load.rpcMs.p95 > 250)
     return {
       what: 'chain',
-      why: `anvil used ${c.anvil.toFixed(2)} cores; eth_blockNumber p95 ${load.rpcMs.p95.toFixed(0)} ms at ${load.txPerS.toFixed(1)} tx/s`,
+      why: `anvil used ${c.anvil.toFixed(2)} cores; eth_blockNumber p95 ${load.rpcMs.p95.toFixed(0)} ms at ${load.txPerS.toFixed(1)} tx/s in ${load.blocksPerS.toFixed(1)} blocks/s`,
     };
   return {
     what: 'job concurrency',
@@ -575,6 +585,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       dashboard: false,
       // One node at a time: ten enclaves starting at once on two loaded cores miss their deadline.
       staggerNodes: true,
+      ...(o.blockTimeS === undefined ? {} : { blockTimeS: o.blockTimeS }),
       ...(o.execArgv === undefined ? {} : { execArgv: o.execArgv }),
       ...(o.rpcMeter
         ? {
@@ -870,6 +881,13 @@ async function measure(
       const finalTable = procTable();
       const atEnd = nodeMemory(finalTable, net);
 
+      // Transactions of every sender in the phase's blocks (with a block time, a block holds several).
+      const phaseBlocks = Array.from({ length: Number(toBlock - fromBlock) }, (_x, i) => fromBlock + 1n + BigInt(i));
+      const txCounts = await pool(phaseBlocks, 8, (blockNumber) =>
+        reader.public.getBlockTransactionCount({ blockNumber }),
+      );
+      const txCount = txCounts.reduce((a, b) => a + b, 0);
+
       // Gas and chain times from the market's events and the receipts.
       const { out } = await jobTransactions(net, fromBlock);
       const blockTime = new Map<bigint, number>();
@@ -955,7 +973,8 @@ async function measure(
           p99: elu.percentile(99) / 1e6,
           max: elu.max / 1e6,
         },
-        txPerS: Number(toBlock - fromBlock) / wallS,
+        txPerS: txCount / wallS,
+        blocksPerS: Number(toBlock - fromBlock) / wallS,
       };
       const peakTotalMiB = net.nodes.map((_n, i) =>
         Math.max(0, ...sample.rss.map((s) => s[i]?.totalMiB ?? 0)),
@@ -1038,6 +1057,7 @@ async function measure(
     concurrency: ctx.concurrency,
     devnetStartS: ctx.devnetStartS,
     challengeWindowS,
+    blockTimeS: o.blockTimeS ?? null,
     phases,
     growth,
     limit: limitOf(last.load, last.reassigned),
@@ -1102,7 +1122,7 @@ function printSummary(r: ScaleResult): void {
   const w = (l: string) => process.stdout.write(`${l}\n`);
   w('');
   w(
-    `scale: ${r.nodes} nodes, ${r.verifiers} verifiers, ${r.requesters} requesters x ${r.concurrency} in flight; devnet up in ${r.devnetStartS.toFixed(1)} s; challenge window ${r.challengeWindowS} s`,
+    `scale: ${r.nodes} nodes, ${r.verifiers} verifiers, ${r.requesters} requesters x ${r.concurrency} in flight; devnet up in ${r.devnetStartS.toFixed(1)} s; challenge window ${r.challengeWindowS} s; ${r.blockTimeS === null ? 'a block per transaction' : `a block every ${r.blockTimeS} s`}`,
   );
   w(
     'phase  jobs  ok  jobs/s  posted->result p50/p95 ms  request->result p95 ms  posted->finalized p50/p95 s(chain)  gas/job  node RSS mean/max MiB',
@@ -1133,6 +1153,16 @@ if (isMain) {
       throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
     return n;
   };
+  // anvil's block time: 0.25 s (Arbitrum One's) unless SCALE_BLOCK_TIME_S says otherwise; 0 = automine.
+  const blockTimeS = (): number | undefined => {
+    const v = process.env.SCALE_BLOCK_TIME_S;
+    if (v === undefined || v === '') return 0.25;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0)
+      throw new Error(`SCALE_BLOCK_TIME_S must be a number of seconds >= 0 (0: a block per transaction), got ${JSON.stringify(v)}`);
+    return n === 0 ? undefined : n;
+  };
+  const blockTime = blockTimeS();
   const phasesEnv = process.env.SCALE_PHASES;
   const phases = phasesEnv ? phasesEnv.split(',').map((x) => Number(x.trim())) : [100, 900];
   if (phases.some((x) => !Number.isInteger(x) || x < 1)) {
@@ -1146,6 +1176,7 @@ if (isMain) {
     requesters: knob('SCALE_REQUESTERS', 4),
     concurrency: knob('SCALE_CONCURRENCY', 4),
     rpcMeter: process.env.SCALE_RPC_METER === '1',
+    ...(blockTime === undefined ? {} : { blockTimeS: blockTime }),
     onPhase: (p) => {
       done.push(p);
       mkdirSync(join(partial, '..'), { recursive: true });

@@ -50,6 +50,8 @@ describe('bench/scale.ts on a small devnet', () => {
       sampleMs: 500,
       idleMs: 1000,
       finalizeTimeoutMs: 40_000,
+      // As the benchmark runs it: a block every 0.25 s, not a block per transaction.
+      blockTimeS: 0.25,
       log: () => {},
       onDevnet: (net) => {
         started = net;
@@ -62,6 +64,7 @@ describe('bench/scale.ts on a small devnet', () => {
       },
     });
     expect(r.completed).toBe(10);
+    expect(r.blockTimeS).toBe(0.25);
     expect(r.phases.map((p) => [p.completed, p.wrong, p.notFinalized])).toEqual([
       [4, 0, 0],
       [6, 0, 0],
@@ -138,6 +141,7 @@ describe('what the benchmark counts', () => {
       rpcMs: dist([1, 2, 3]),
       eventLoopDelayMs: { p50: 10, p99: 20, max: 30 },
       txPerS: 5,
+      blocksPerS: 5,
     };
     expect(limitOf(base, {}).what).toBe('job concurrency');
     expect(limitOf({ ...base, machineBusy: 0.97 }, {}).what).toBe('CPU');

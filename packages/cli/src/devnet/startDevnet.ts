@@ -65,6 +65,12 @@ export interface DevnetOptions {
    */
   staggerNodes?: boolean;
   /**
+   * Seconds per block (interval mining, e.g. 0.25 as Arbitrum One, 2 as Base); absent means a
+   * block per transaction (anvil's automine, what tests want). anvil's cost of mining a block grows
+   * with the chain's length, so a long-running devnet under load runs better on a block time.
+   */
+  blockTimeS?: number;
+  /**
    * Route every devnet client (deployment, nodes, verifiers, dashboard, the state file's
    * `rpcUrl`) through a URL in front of anvil: called with anvil's own URL, it returns the one
    * the clients use (e.g. a counting JSON-RPC proxy that measures which calls load the chain).
@@ -191,7 +197,7 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
       mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
     o.log('building the enclave program bundle');
     // One node per hosted app after the regular ones: every node gets its own funded account.
-    anvil = await startAnvilRetrying(12 + o.nodes + (o.apps?.length ?? 0) + o.verifiers);
+    anvil = await startAnvilRetrying(12 + o.nodes + (o.apps?.length ?? 0) + o.verifiers, o.blockTimeS);
     if (o.rpcVia) {
       const started = anvil;
       try {
@@ -669,11 +675,11 @@ export function acquireDevnetLock(dir: string): () => void {
 }
 
 /** A start that fails (anvil exits, or is slow to answer on a loaded machine) is tried again. */
-async function startAnvilRetrying(accounts: number): Promise<AnvilInstance> {
+async function startAnvilRetrying(accounts: number, blockTime?: number): Promise<AnvilInstance> {
   let last: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
-      return await startAnvil({ accounts });
+      return await startAnvil({ accounts, ...(blockTime === undefined ? {} : { blockTime }) });
     } catch (e) {
       last = e;
     }
