@@ -43,7 +43,7 @@ async function outcome(bytes: Uint8Array, now: number, roots?: readonly Uint8Arr
 /** A node's bundle around a document, for the identity the verifier expects. */
 function bundle(
   doc: Uint8Array,
-  id: { address: Uint8Array; kem: Uint8Array; nonce: Uint8Array },
+  id: { address: Uint8Array; kem: Uint8Array; nonce: Uint8Array; operator?: Uint8Array },
 ): EvidenceBundle {
   return {
     version: 1,
@@ -52,6 +52,7 @@ function bundle(
     nonce: bytesToHex(id.nonce),
     enclaveAddress: bytesToHex(id.address),
     kemPublicKey: bytesToHex(id.kem),
+    ...(id.operator === undefined ? {} : { operator: bytesToHex(id.operator) }),
   };
 }
 
@@ -264,12 +265,17 @@ describe('attack: replay and identity substitution through appraiseEvidence', ()
 
 describe('attack: a registration claiming another Nitro identity', () => {
   // The node answers the verifier's own fresh nonce with a genuine document (synthetic PKI pinned).
-  const id = { address: randomBytes(20), kem: randomBytes(32) };
+  const id = { address: randomBytes(20), kem: randomBytes(32), operator: randomBytes(20) };
   const node = async (_endpoint: string, nonce: Uint8Array) =>
     bundle(
       await makeSyntheticNitroDocument(pki, {
         timestampMs: T_DOC,
-        userData: computeReportData({ enclaveAddress: id.address, kemPublicKey: id.kem, nonce }),
+        userData: computeReportData({
+          enclaveAddress: id.address,
+          kemPublicKey: id.kem,
+          nonce,
+          operator: id.operator,
+        }),
       }),
       { ...id, nonce },
     );
@@ -282,6 +288,7 @@ describe('attack: a registration claiming another Nitro identity', () => {
     enclaveAddress: bytesToHex(id.address),
     kemPublicKey: bytesToHex(id.kem),
     endpoint: 'http://node.invalid',
+    operator: bytesToHex(id.operator),
   });
   const opts = { now: NOW, policy: PRODUCTION_POLICY, roots: { nitro: [pki.rootDer] }, fetchEvidence: node };
 

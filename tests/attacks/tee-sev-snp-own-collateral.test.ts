@@ -161,6 +161,7 @@ describe('attack: the verifier daemon with --kds, a node attaching its revoked V
       enclaveAddress: bytesToHex(enclaveAddress),
       kemPublicKey: bytesToHex(kemPublicKey),
       endpoint: 'http://node.test',
+      operator: `0x${'55'.repeat(20)}`,
     };
     // Control: a daemon without a KDS sees only the attachment, so it cannot check revocation; the
     // production policy then refuses the evidence for the missing CRL (decision 1765), not as revoked.

@@ -2,8 +2,8 @@
  * The devnet end to end: real anvil, real contracts, nodes and verifiers as separate processes on
  * the simulated TEE. Covers what issue "network on a devnet" checks: nodes become Active through
  * verifier votes, a SIGKILLed node restarts with the same identity, and bad registrations
- * (tampered quote, other nonce, unbound keys, oversized evidence, unlisted measurement, duplicate
- * Enclave ID, low stake) are refused. It does not cover real TEE hardware.
+ * (tampered quote, other nonce, unbound keys, another operator's enclave, oversized evidence,
+ * unlisted measurement, duplicate Enclave ID, low stake) are refused. It does not cover real TEE hardware.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -59,8 +59,11 @@ const waitFor = async <T>(f: () => Promise<T | undefined>, ms: number): Promise<
   }
 };
 
-/** An honest simulated enclave in this process, on a new simulated machine of the devnet's root. */
-async function makeEnclave() {
+/**
+ * An honest simulated enclave in this process, on a new simulated machine of the devnet's root,
+ * started for `operator` (none when absent: its evidence then registers for nobody, decision 1830).
+ */
+async function makeEnclave(operator?: Hex) {
   const root = JSON.parse(
     readFileSync(join(net.dir, 'keys', 'simulated-root.json'), 'utf8'),
   ) as SimulatedRoot;
@@ -71,7 +74,7 @@ async function makeEnclave() {
     measurementRegisters: [bundle.sha256],
     platformId: Buffer.from(platform.platformId.slice(2), 'hex'),
   });
-  const id = (await program.handle('init', {})) as {
+  const id = (await program.handle('init', operator === undefined ? {} : { operator })) as {
     enclaveId: Hex;
     enclaveAddress: Hex;
     kemPublicKey: Hex;
@@ -101,12 +104,14 @@ async function fakeEndpoint(answer: (nonce: string) => Promise<string>): Promise
 }
 
 let nextAccount = 7;
+/** An anvil account no other test here registers with. */
+const nextOperator = () => net.anvil.accounts[nextAccount++]!;
 async function registerAndAwaitVerdict(
   id: { enclaveId: Hex; enclaveAddress: Hex; kemPublicKey: Hex; measurement: Hex; platformId: Hex },
   endpoint: string,
   platformIdHash = bytesToHex(computePlatformIdHash('simulated', hexBytes(id.platformId, 'platformId'))),
+  acct = nextOperator(),
 ) {
-  const acct = net.anvil.accounts[nextAccount++]!;
   const c = createFirnClients(net.anvil.rpcUrl, acct.privateKey, net.deployment, { pollingIntervalMs: 50 });
   await registerNode(c, {
     enclaveId: id.enclaveId,
@@ -249,10 +254,11 @@ describe('firn devnet', () => {
   }, 60_000);
 
   it('refuses a registration whose platform id hash is not the attested platform (one machine, one share)', async () => {
-    const e = await makeEnclave();
+    const operator = nextOperator();
+    const e = await makeEnclave(operator.address);
     const endpoint = await fakeEndpoint(async (nonce) => JSON.stringify(await e.attest(nonce)));
     // Genuine evidence, but the operator claims another machine to earn a second capacity share.
-    const n = await registerAndAwaitVerdict(e.id, endpoint, bytesToHex(randomBytes(32)));
+    const n = await registerAndAwaitVerdict(e.id, endpoint, bytesToHex(randomBytes(32)), operator);
     expect(n.status).toBe(NodeStatus.Rejected);
     expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_IDENTITY_MISMATCH);
   }, 60_000);
@@ -272,6 +278,20 @@ describe('firn devnet', () => {
     );
     expect(n2.status).toBe(NodeStatus.Rejected);
     expect(await refusalCodesOf(e2.id.enclaveId)).toContain(REFUSAL_CODES.E_EVIDENCE_MALFORMED);
+  }, 90_000);
+
+  it("refuses another operator's enclave registered through a relay to it (decision 1830)", async () => {
+    const a = nextOperator();
+    const e = await makeEnclave(a.address);
+    // B registers A's enclave at an endpoint that relays each request to A's enclave.
+    const relay = await fakeEndpoint(async (nonce) => JSON.stringify(await e.attest(nonce)));
+    const n = await registerAndAwaitVerdict(e.id, relay);
+    expect(n.status).toBe(NodeStatus.Rejected);
+    expect(await refusalCodesOf(e.id.enclaveId)).toContain(REFUSAL_CODES.E_EVIDENCE_OPERATOR);
+    // A's own registration of it, after B's was refused, is approved.
+    const own = await registerAndAwaitVerdict(e.id, relay, undefined, a);
+    expect(own.status).toBe(NodeStatus.Active);
+    expect(own.operator.toLowerCase()).toBe(a.address.toLowerCase());
   }, 90_000);
 
   it('refuses on chain: an unlisted measurement, a second registration of an active Enclave ID, a stake under the minimum', async () => {

@@ -12,5 +12,6 @@ export function placeholderClaim(endpoint: string): RegistrationClaim {
     enclaveAddress: `0x${'33'.repeat(20)}`,
     kemPublicKey: `0x${'44'.repeat(32)}`,
     endpoint,
+    operator: `0x${'55'.repeat(20)}`,
   };
 }

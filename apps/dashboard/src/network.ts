@@ -69,6 +69,7 @@ export const REASON_NAMES: Record<number, string> = {
   14: 'E_TOO_LARGE',
   15: 'E_UNSUPPORTED',
   16: 'E_PROOF_INVALID',
+  17: 'E_EVIDENCE_OPERATOR',
   19: 'E_RESULT_UNAVAILABLE',
   255: 'E_OTHER',
 };

@@ -73,8 +73,9 @@ export type Appraisal =
 /**
  * Parse, verify and evaluate an evidence bundle for a nonce the caller chose. It proves the quote
  * is genuine for its TEE, that its report data binds the bundle's enclave address, KEM key, the
- * caller's nonce (and GPU evidence digest), and that the policy accepts the facts; it does not
- * check the on-chain registration (the caller compares identity with the registry).
+ * caller's nonce, GPU evidence digest and operator (or no operator when the bundle names none),
+ * and that the policy accepts the facts; it does not check the on-chain registration (the caller
+ * compares identity and operator with the registry: appraiseRegistration, evidenceOperatorRefusal).
  */
 export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): Promise<Appraisal> {
   let bundle: EvidenceBundle;
@@ -131,6 +132,7 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
     kemPublicKey: hexToBytes(bundle.kemPublicKey),
     nonce,
     ...(bundle.gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(bundle.gpu) }),
+    ...(bundle.operator === undefined ? {} : { operator: hexToBytes(bundle.operator) }),
   });
   // The facts returned carry the TCB status this policy gives them (SEV-SNP: its minimums).
   facts = appraiseTcbStatus(facts, opts.policy);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   bytesToHex,
   computeEnclaveId,
+  type EvidenceBundle,
   FirnError,
   type Hex,
   MAX_EVIDENCE_BUNDLE_BYTES,
@@ -22,6 +23,29 @@ export interface RegistrationClaim {
   enclaveAddress: Hex;
   kemPublicKey: Hex;
   endpoint: string;
+  /** The operator the registry records (the account that registered the Enclave ID). */
+  operator: Hex;
+}
+
+/**
+ * The refusal of evidence that does not speak for the registered operator (decision 1830): the
+ * bundle names no operator, or another than `registered`. Only meaningful for a bundle that
+ * appraiseEvidence accepted (its report data then binds the operator it names). Undefined when
+ * they agree; otherwise E_EVIDENCE_OPERATOR naming both addresses.
+ */
+export function evidenceOperatorRefusal(
+  bundle: Pick<EvidenceBundle, 'operator'>,
+  registered: Hex,
+): Refusal | undefined {
+  if (bundle.operator !== undefined && bundle.operator.toLowerCase() === registered.toLowerCase())
+    return undefined;
+  return {
+    code: 'E_EVIDENCE_OPERATOR',
+    message:
+      bundle.operator === undefined
+        ? `the evidence binds no operator; the registration's operator is ${registered.toLowerCase()}`
+        : `the evidence binds operator ${bundle.operator}, not the registration's operator ${registered.toLowerCase()}`,
+  };
 }
 
 /**
@@ -139,9 +163,12 @@ export async function fetchEvidenceOverHttp(
 
 /**
  * Re-check a registration as a verifier: fetch evidence with our own fresh nonce, verify and
- * evaluate it, and compare the attested identity with the on-chain claim. It proves the node at
- * the endpoint runs the registered enclave for this nonce; it does not prove the endpoint stays
- * honest afterwards (later proofs are re-checked separately).
+ * evaluate it, and compare the attested identity and operator with the on-chain claim. It proves
+ * the node at the endpoint runs the registered enclave, started for the registered operator, for
+ * this nonce (so another operator relaying it cannot register it: decision 1830); it does not
+ * prove the endpoint stays honest afterwards (later proofs are re-checked separately). Refusals:
+ * the appraisal's, then E_IDENTITY_MISMATCH (TEE type, measurement, keys, Enclave ID) and
+ * E_EVIDENCE_OPERATOR; `reasonCode` is the first reason's.
  */
 export async function appraiseRegistration(
   claim: RegistrationClaim,
@@ -232,7 +259,9 @@ export async function appraiseRegistration(
       code: 'E_IDENTITY_MISMATCH',
       message: 'Enclave ID does not derive from the attested platform and measurement',
     });
+  const wrongOperator = evidenceOperatorRefusal(bundle, claim.operator);
+  if (wrongOperator !== undefined) mismatches.push(wrongOperator);
   if (mismatches.length > 0)
-    return { approve: false, reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'), reasons: mismatches };
+    return { approve: false, reasonCode: refusalCodeOf(mismatches[0]!.code), reasons: mismatches };
   return { approve: true, appraisal };
 }

@@ -20,6 +20,8 @@ export interface AttestedNode {
   kemPublicKey: Hex;
   measurement: Hex;
   teeType: TeeTypeName;
+  /** The registered operator, which the node's evidence binds (decision 1830); lower-case. */
+  operator: Hex;
 }
 
 export interface AttestNodeOptions {
@@ -107,8 +109,9 @@ export function assertTrustedChainView(view: AgreeingChainView, policy: Attestat
 }
 
 /**
- * Re-read the node at a fresh block and refuse it unless it is still Active with the same keys and
- * an allow-listed measurement: the last check before grants (data keys) leave the requester.
+ * Re-read the node at a fresh block and refuse it unless it is still Active with the same keys,
+ * the same operator and an allow-listed measurement: the last check before grants (data keys)
+ * leave the requester.
  */
 export async function assertStillEligible(
   view: AgreeingChainView,
@@ -123,6 +126,11 @@ export async function assertStillEligible(
     low(e.node.kemPublicKey) !== low(node.kemPublicKey)
   )
     throw new FirnError('E_POLICY_REJECTED', `node ${node.enclaveId} rotated its keys since it was attested`);
+  if (low(e.node.operator) !== low(node.operator))
+    throw new FirnError(
+      'E_POLICY_REJECTED',
+      `node ${node.enclaveId} is registered by operator ${low(e.node.operator)} now, not by ${low(node.operator)} it was attested for`,
+    );
   assertMeasurementEligible(e, policy);
   return e.block;
 }
@@ -160,7 +168,8 @@ export const ATTEST_BUSY_RETRIES = 3;
 /**
  * Attest a node for a job: choose it from the registry, fetch evidence with our own fresh nonce,
  * verify and evaluate it under our policy, and compare the attested identity (TEE type,
- * measurement, enclave address, KEM key, Enclave ID derivation) with the Active registration. It
+ * measurement, enclave address, KEM key, Enclave ID derivation, operator) with the Active
+ * registration. It
  * proves the endpoint answered for the registered enclave just now; it does not prove the host
  * will relay the job faithfully (the channel and the Work Proof cover that).
  */
@@ -198,6 +207,7 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     enclaveAddress: node.enclaveAddress,
     kemPublicKey: node.kemPublicKey,
     endpoint: node.endpoint,
+    operator: node.operator.toLowerCase() as Hex,
   };
   const verdict = await appraiseRegistration(claim, {
     now: opts.now,

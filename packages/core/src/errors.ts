@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'E_EVIDENCE_NONCE'
   | 'E_EVIDENCE_BINDING'
   | 'E_EVIDENCE_TCB'
+  /** The evidence names no operator, or another than the registry records (decision 1830). */
+  | 'E_EVIDENCE_OPERATOR'
   | 'E_POLICY_REJECTED'
   // crypto and artifacts
   | 'E_CRYPTO'

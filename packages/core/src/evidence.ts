@@ -30,6 +30,12 @@ export interface EvidenceBundle {
   /** Identity the quote's report data binds. */
   enclaveAddress: Hex;
   kemPublicKey: Hex;
+  /**
+   * The operator account (20 bytes) the enclave was started for, also bound by the report data
+   * (decision 1830); absent when the enclave serves no operator. A verifier compares it with the
+   * operator the registry records.
+   */
+  operator?: Hex;
 }
 
 export const MAX_EVIDENCE_BUNDLE_BYTES = 1 << 20;
@@ -43,7 +49,13 @@ export class EvidenceMalformedError extends FirnError {
   }
 }
 
-/** Parse an evidence bundle from untrusted JSON text or bytes; size-capped, shape-checked. */
+/**
+ * Parse an evidence bundle from untrusted JSON text or bytes; size-capped, shape-checked, no
+ * signature checked. Hex fields come back lower-case with 0x. Throws TooLargeError over
+ * MAX_EVIDENCE_BUNDLE_BYTES (or a quote over MAX_QUOTE_BYTES), EvidenceMalformedError
+ * (E_EVIDENCE_MALFORMED) for anything else: not JSON, an unknown version or TEE type, a field of
+ * the wrong type or length (`operator`, when present, must be 20 bytes of hex).
+ */
 export function parseEvidenceBundle(input: string | Uint8Array | unknown): EvidenceBundle {
   let obj: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
@@ -73,6 +85,8 @@ export function parseEvidenceBundle(input: string | Uint8Array | unknown): Evide
   const nonce = wrap(() => assertNonce(hexBytes(o.nonce, 'nonce', undefined, 64)), 'nonce');
   const enclaveAddress = wrap(() => hexBytes(o.enclaveAddress, 'enclaveAddress', 20), 'enclaveAddress');
   const kemPublicKey = wrap(() => hexBytes(o.kemPublicKey, 'kemPublicKey', 32), 'kemPublicKey');
+  const operator =
+    o.operator === undefined ? undefined : wrap(() => hexBytes(o.operator, 'operator', 20), 'operator');
   const bundle: EvidenceBundle = {
     version: 1,
     teeType: o.teeType,
@@ -81,6 +95,7 @@ export function parseEvidenceBundle(input: string | Uint8Array | unknown): Evide
     enclaveAddress: bytesToHex(enclaveAddress),
     kemPublicKey: bytesToHex(kemPublicKey),
   };
+  if (operator !== undefined) bundle.operator = bytesToHex(operator);
   if (o.collateral !== undefined) bundle.collateral = o.collateral;
   if (o.gpu !== undefined) {
     if (!Array.isArray(o.gpu) || o.gpu.length > MAX_GPU_ENTRIES)

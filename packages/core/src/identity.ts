@@ -55,21 +55,38 @@ export interface ReportDataInput {
   kemPublicKey: Uint8Array;
   /** The verifier's or requester's nonce, 16..64 bytes. */
   nonce: Uint8Array;
-  /** Digest of the GPU evidence list, or empty when there is none. */
+  /** 32-byte digest of the GPU evidence list (gpuEvidenceDigest); absent when there is none. */
   gpuEvidenceDigest?: Uint8Array;
+  /**
+   * 20-byte address of the operator account the enclave serves, fixed when its process started
+   * (decision 1830); absent for evidence that speaks for no operator (the key broker's own quote,
+   * an enclave's key request to the broker, a serve-only node).
+   */
+  operator?: Uint8Array;
 }
 
-/** The 64 bytes every quote carries: SHA-512 over the tagged identity and the nonce. */
+/**
+ * The 64 bytes every quote carries: SHA-512 over the tag `firn/report-data/v2` and always five
+ * length-prefixed fields (encodeFields): enclave address (20), KEM public key (32), nonce
+ * (16..64), GPU evidence digest (32, or empty when there is no GPU evidence) and operator
+ * address (20, or empty when there is none). The field count is fixed and each length is one of
+ * two values, so an absent GPU list or operator never encodes like a present one, and no field
+ * can be shifted into its neighbour. Throws InvalidInputError on any other length or a non-byte
+ * field.
+ */
 export function computeReportData(input: ReportDataInput): Uint8Array {
   assertBytes(input.enclaveAddress, 'enclaveAddress', 20);
   assertBytes(input.kemPublicKey, 'kemPublicKey', 32);
   assertNonce(input.nonce);
+  if (input.gpuEvidenceDigest !== undefined) assertBytes(input.gpuEvidenceDigest, 'gpuEvidenceDigest', 32);
+  if (input.operator !== undefined) assertBytes(input.operator, 'operator', 20);
   return taggedSha512(
     TAGS.reportData,
     input.enclaveAddress,
     input.kemPublicKey,
     input.nonce,
     input.gpuEvidenceDigest ?? new Uint8Array(0),
+    input.operator ?? new Uint8Array(0),
   );
 }
 

@@ -21,6 +21,8 @@ export const REFUSAL_CODES = {
   E_TOO_LARGE: 14,
   E_UNSUPPORTED: 15,
   E_PROOF_INVALID: 16,
+  /** The evidence binds no operator, or another than the registration's (decision 1830). */
+  E_EVIDENCE_OPERATOR: 17,
   E_OTHER: 255,
 } as const;
 

@@ -3,7 +3,8 @@
  * never inline: one list makes collisions between contexts reviewable.
  */
 export const TAGS = {
-  reportData: 'firn/report-data/v1',
+  /** v2: the operator address joined the fields (decision 1830). */
+  reportData: 'firn/report-data/v2',
   enclaveId: 'firn/enclave-id/v1',
   evidenceDigest: 'firn/evidence-digest/v1',
   gpuNonce: 'firn/gpu-nonce/v1',

@@ -10,6 +10,7 @@ import {
   measurementDigest,
   type GpuEvidenceEntry,
   assertNonce,
+  bytesEqual,
 } from '@firn/core';
 import type { EvidenceProvider, GpuEvidenceCollector } from './evidence/types.ts';
 import { type EnclaveKeys, generateEnclaveKeys, sealKeys, unsealKeys } from './keys.ts';
@@ -45,6 +46,10 @@ export interface EnclaveContext {
  */
 export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Record<string, Handler> = {}) {
   let keys: EnclaveKeys | undefined;
+  // The operator account this process serves (decision 1830): named by the host in its first
+  // `init`, then fixed for the life of the process; every quote binds it. No other method sets it.
+  let operator: Uint8Array | undefined;
+  let operatorFixed = false;
   const measurement = measurementDigest(env.provider.teeType, env.measurementRegisters);
   const time = createTrustedTime({
     measurement,
@@ -70,6 +75,7 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
     enclaveId: bytesToHex(ctx.enclaveId()),
     enclaveAddress: bytesToHex(ctx.keys().enclaveAddress),
     kemPublicKey: bytesToHex(ctx.keys().kemPublicKey),
+    ...(operator === undefined ? {} : { operator: bytesToHex(operator) }),
   });
 
   // Evidence is generated one request at a time: Gramine's /dev/attestation (write report data,
@@ -90,7 +96,22 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
         measurement: bytesToHex(measurement),
       };
     },
+    /**
+     * Open (or create) the keys. `operator` (20-byte hex, or absent/null for none) is the chain
+     * account the host operates this enclave for; the first successful init fixes it, and a later
+     * init naming another (or none) is refused with E_ENCLAVE_PROTOCOL. E_INVALID_INPUT when it is
+     * not 20 bytes of hex.
+     */
     async init(params) {
+      const named =
+        params.operator === undefined || params.operator === null
+          ? undefined
+          : hexBytes(params.operator, 'operator', 20);
+      if (operatorFixed && !sameOperator(named, operator))
+        throw new FirnError(
+          'E_ENCLAVE_PROTOCOL',
+          `the operator is fixed when the enclave starts (${operator === undefined ? 'none' : bytesToHex(operator)}); restart the enclave to serve another`,
+        );
       const sealingKey = await env.provider.sealingKey();
       let sealed: unknown = params.sealedKeys;
       if (sealed === undefined || sealed === null) {
@@ -101,14 +122,19 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
       }
       // The time floor survives restarts in a blob only this enclave opens (a stale one is a known limit).
       time.restore(params.sealedState, sealingKey);
+      operator = named;
+      operatorFixed = true;
       return { ...identity(), sealedKeys: sealed, sealedState: time.seal() };
     },
     async identity() {
       return identity();
     },
     async attest(params) {
+      // Only the nonce comes from the request: the operator is the one fixed at init, whatever
+      // else the params carry.
       const nonce = assertNonce(hexBytes(params.nonce, 'nonce', undefined, 64));
       const k = ctx.keys();
+      const bound = operator;
       const { gpu, quote, collateral } = await inSeries(async () => {
         let gpu: GpuEvidenceEntry[] | undefined;
         if (env.gpu) gpu = await env.gpu.collect(deriveGpuNonce(nonce));
@@ -117,6 +143,7 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
           kemPublicKey: k.kemPublicKey,
           nonce,
           ...(gpu === undefined ? {} : { gpuEvidenceDigest: gpuEvidenceDigest(gpu) }),
+          ...(bound === undefined ? {} : { operator: bound }),
         });
         return { gpu, ...(await env.provider.quote(reportData)) };
       });
@@ -128,6 +155,7 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
         enclaveAddress: bytesToHex(k.enclaveAddress),
         kemPublicKey: bytesToHex(k.kemPublicKey),
       };
+      if (bound !== undefined) bundle.operator = bytesToHex(bound);
       if (collateral !== undefined) bundle.collateral = collateral;
       if (gpu !== undefined) bundle.gpu = gpu;
       return bundle;
@@ -144,4 +172,9 @@ export function createEnclaveProgram(env: EnclaveEnvironment, extraHandlers: Rec
       return h(params, ctx);
     },
   };
+}
+
+/** Both absent, or the same 20 bytes. */
+function sameOperator(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : bytesEqual(a, b);
 }

@@ -147,7 +147,8 @@ export class KmsDaemon {
       return broker.issueNonce();
     });
     // The broker's own evidence: its (simulated) TEE quotes its identity address for the caller's
-    // nonce, so whoever pins the address can first check which broker code holds it.
+    // nonce, so whoever pins the address can first check which broker code holds it. It binds no
+    // operator (decision 1830): the broker is pinned by address, never registered.
     router.add('POST', '/v1/kms/attestation', async ({ req }) => {
       await attestationRate.take(remoteClient(req));
       const body = (await readJson(req, 4096)) as { nonce?: unknown } | null;

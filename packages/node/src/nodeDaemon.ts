@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import type { CollateralSource } from '@firn/attestation';
 import type { FirnDeployment } from '@firn/chain';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import { type EvidenceBundle, FirnError, type Hex, InvalidInputError, assertNonce } from '@firn/core';
+import {
+  bytesToHex,
+  type EvidenceBundle,
+  FirnError,
+  type Hex,
+  hexBytes,
+  InvalidInputError,
+  assertNonce,
+} from '@firn/core';
+import { privateKeyToAccount } from 'viem/accounts';
 import { attachCollateral } from './attachCollateral.ts';
 import { type EnclaveLauncher, EnclaveSupervisor } from './enclaveSupervisor.ts';
 import { DEFAULT_JOB_POLICY, type JobPolicy, JobService } from './jobs/jobApi.ts';
@@ -48,6 +57,13 @@ export interface NodeDaemonOptions {
   logger: Logger;
   /** The chain this node registers on and takes jobs from (absent: serve only). */
   chain?: { rpcUrl: string; deployment: FirnDeployment; operatorKey: Hex };
+  /**
+   * The operator account the enclave is started for and binds into every quote (decision 1830):
+   * verifiers approve a registration only when it is the account that registered the node. Default:
+   * the address of `chain.operatorKey`; with no chain, none. When both are given they must agree
+   * (E_INVALID_INPUT otherwise).
+   */
+  operator?: Hex;
   /** DCAP collateral to attach to SGX/TDX evidence (PCS/PCCS); absent: verifiers fetch it. */
   collateralSource?: CollateralSource;
   /** Connection, rate and upload-concurrency limits (defaults: DEFAULT_HTTP_LIMITS). */
@@ -123,6 +139,29 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * past 2^31-1 ms fires at once); E_INVALID_INPUT naming the option otherwise. Returns the quotas
  * in force (a key present as undefined keeps its default).
  */
+/**
+ * The operator account the enclave serves (decision 1830): `opts.operator`, else the address of
+ * `chain.operatorKey`, lower-case; undefined for a serve-only node without one. E_INVALID_INPUT
+ * when the option is not a 20-byte address, the key is not a private key, or the two name
+ * different accounts.
+ */
+function operatorOf(opts: NodeDaemonOptions): Hex | undefined {
+  let fromKey: Hex | undefined;
+  if (opts.chain !== undefined)
+    try {
+      fromKey = privateKeyToAccount(opts.chain.operatorKey).address.toLowerCase() as Hex;
+    } catch {
+      throw new InvalidInputError('chain.operatorKey is not a secp256k1 private key (32 bytes of hex)');
+    }
+  if (opts.operator === undefined) return fromKey;
+  const named = bytesToHex(hexBytes(opts.operator, 'operator', 20));
+  if (fromKey !== undefined && named !== fromKey)
+    throw new InvalidInputError(
+      `operator ${named} is not the account of the chain operator key (${fromKey}): the enclave must serve the account that registers it`,
+    );
+  return named;
+}
+
 function checkedLimits(opts: NodeDaemonOptions): {
   quotas: StorageQuotas;
   jobPolicy: JobPolicy;
@@ -241,9 +280,15 @@ export class NodeDaemon {
   readonly uploadSlots: UploadSlots;
   /** The node's persistent state (jobs, events, sessions, cursors); undefined while it cannot be opened. */
   db: NodeDb | undefined;
+  /**
+   * The operator account the enclave is started for (lower-case; undefined: none), fixed at
+   * construction: every (re)start of the enclave names it, and its quotes bind it (decision 1830).
+   */
+  readonly operator: Hex | undefined;
 
   constructor(opts: NodeDaemonOptions) {
     this.opts = opts;
+    this.operator = operatorOf(opts);
     ({ quotas: this.quotas, jobPolicy: this.jobPolicy, retention: this.retention } = checkedLimits(opts));
     this.limits = checkedHttpLimits(opts.limits);
     this.rateLimiter = new RequestRateLimiter(this.limits.mutatingRequestsPerSecondPerIp);
@@ -336,7 +381,7 @@ export class NodeDaemon {
     }
     const out = await this.supervisor.call<EnclaveIdentity & { sealedKeys: unknown; sealedState?: unknown }>(
       'init',
-      { sealedKeys: sealed ?? null, sealedState: sealedState ?? null },
+      { sealedKeys: sealed ?? null, sealedState: sealedState ?? null, operator: this.operator ?? null },
     );
     this.saveSealedState(out.sealedState);
     if (sealed === undefined) {

@@ -151,4 +151,34 @@ describe('GET /v1/node', () => {
       fine.close();
     }
   });
+
+  it('is not sent when the enclave was started for another operator, or none (decision 1830)', async () => {
+    const enclaveId = keccak256(toHex('operator-bound-node'));
+    for (const operator of [undefined, privateKeyToAccount(anvil.accounts[5]!.privateKey).address]) {
+      let attested = 0;
+      const node = {
+        identity: { enclaveId, ...(operator === undefined ? {} : { operator }) },
+        url: 'http://127.0.0.1:9000',
+        chainStatus: 'unregistered',
+        attest: () => {
+          attested++;
+          return Promise.reject(new Error('not reached'));
+        },
+      };
+      const sent = await ensureRegistered(node as unknown as NodeDaemon, {
+        rpcUrl: anvil.rpcUrl,
+        operatorKey: anvil.accounts[1]!.privateKey,
+        deployment,
+        stake: ETH,
+        logger: createLogger({}, { write: () => undefined }),
+        pollIntervalMs: 50,
+      }).catch((e: unknown) => e);
+      expect(sent).toMatchObject({
+        code: 'E_INVALID_INPUT',
+        message: expect.stringContaining(`not for ${anvil.accounts[1]!.address}`),
+      });
+      expect(attested).toBe(0);
+      expect((await getNode(clientsFor(1), enclaveId)).status).toBe(NodeStatus.None);
+    }
+  });
 });

@@ -8,6 +8,7 @@ import {
   NodeStatus,
   type RoundOutlook,
   registerNode,
+  requireWallet,
   rotateKeys,
   updateEndpoint,
 } from '@firn/chain';
@@ -17,6 +18,7 @@ import {
   evidenceBundleDigest,
   type Hex,
   hexBytes,
+  InvalidInputError,
   TEE_TYPES,
   type TeeTypeName,
 } from '@firn/core';
@@ -65,6 +67,18 @@ export function stuckRegistrationNotice(o: RoundOutlook): string {
 const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /**
+ * Verifiers approve a registration or key rotation only when the enclave's quotes bind the
+ * account that sends it (decision 1830): sending it from another account would only lose the fee.
+ * E_INVALID_INPUT naming both, before anything is sent.
+ */
+function assertEnclaveServes(operator: Hex | undefined, sender: Hex): void {
+  if (operator !== undefined && eq(operator, sender)) return;
+  throw new InvalidInputError(
+    `the enclave was started for operator ${operator ?? '(none)'}, not for ${sender} that would register it: verifiers would refuse its evidence (E_EVIDENCE_OPERATOR); start the node with this account's key`,
+  );
+}
+
+/**
  * Bring the on-chain registration in line with the running enclave: register when the Enclave
  * ID has no live registration (stake + the registry's registration fee, with the platform id hash
  * that makes one machine one capacity share), rotate keys when the enclave's keys changed, update
@@ -79,7 +93,9 @@ export async function ensureRegistered(node: NodeDaemon, opts: RegistrationOptio
   const log = opts.logger;
   const current = await getNode(clients, id.enclaveId);
   const live = [NodeStatus.Pending, NodeStatus.Active, NodeStatus.Exiting].includes(current.status);
+  const sender = requireWallet(clients).account.address;
   if (!live) {
+    assertEnclaveServes(id.operator, sender);
     const bundle = await node.attest(new Uint8Array(randomBytes(32)));
     const evidenceDigest = bytesToHex(evidenceBundleDigest(bundle));
     await registerNode(clients, {
@@ -113,6 +129,7 @@ export async function ensureRegistered(node: NodeDaemon, opts: RegistrationOptio
       !eq(current.enclaveAddress, id.enclaveAddress) &&
       !current.rotationPending
     ) {
+      assertEnclaveServes(id.operator, sender);
       const bundle = await node.attest(new Uint8Array(randomBytes(32)));
       await rotateKeys(clients, {
         enclaveId: id.enclaveId,

@@ -83,6 +83,7 @@ const claim = (teeType: 'sgx' | 'tdx'): RegistrationClaim => ({
   enclaveAddress: bytesToHex(new Uint8Array(20).fill(7)),
   kemPublicKey: bytesToHex(new Uint8Array(32).fill(9)),
   endpoint: 'http://node.invalid',
+  operator: `0x${'55'.repeat(20)}`,
 });
 
 describe('verifier daemon with a PCCS URL', () => {

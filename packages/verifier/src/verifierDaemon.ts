@@ -414,6 +414,10 @@ export class VerifierDaemon {
       enclaveAddress: rotation ? node.pendingEnclaveAddress : node.enclaveAddress,
       kemPublicKey: rotation ? node.pendingKemPublicKey : node.kemPublicKey,
       endpoint: node.endpoint,
+      // The evidence must be made for the operator that registered the Enclave ID (decision
+      // 1830): another operator relaying this enclave's node cannot take it over, and a
+      // rotation keeps the operator.
+      operator: node.operator,
     };
     const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;

@@ -25,7 +25,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /**
  * The report data firn binds (core.computeReportData: SHA-512 over the enclave address, KEM key,
- * nonce and GPU digest) travels in the document's user_data, which the enclave hands to the NSM
+ * nonce, GPU digest and operator) travels in the document's user_data, which the enclave hands to the NSM
  * (decision 1000). user_data of exactly 64 bytes is the report data; else a nonce of exactly 64
  * bytes is; else there is none and 64 zero bytes are reported, which no SHA-512 output equals, so
  * the policy's binding check refuses it.

@@ -85,6 +85,8 @@ export async function requestKmsSealingKey(o: KmsSealingKeyOptions): Promise<Uin
   const broker = bytesToHex(hexBytes(o.brokerAddress, 'broker address', 20));
   const { nonce } = parseKmsNonceResponse(await postJson(o, '/v1/kms/nonce', {}));
   const eph = await generateKemKeyPair();
+  // No operator: the sealing key follows the measurement and platform, whoever operates the
+  // machine (decision 1830 binds the operator only into registration evidence).
   const reportData = computeReportData({
     enclaveAddress: KMS_REQUEST_ADDRESS,
     kemPublicKey: eph.publicKey,

@@ -13,6 +13,8 @@ export interface EnclaveIdentity {
   enclaveId: Hex;
   enclaveAddress: Hex;
   kemPublicKey: Hex;
+  /** The operator account the enclave was started for and binds into its quotes (decision 1830). */
+  operator?: Hex;
 }
 
 /**
