@@ -882,7 +882,10 @@ async function measure(
       const atEnd = nodeMemory(finalTable, net);
 
       // Transactions of every sender in the phase's blocks (with a block time, a block holds several).
-      const phaseBlocks = Array.from({ length: Number(toBlock - fromBlock) }, (_x, i) => fromBlock + 1n + BigInt(i));
+      const phaseBlocks = Array.from(
+        { length: Number(toBlock - fromBlock) },
+        (_x, i) => fromBlock + 1n + BigInt(i),
+      );
       const txCounts = await pool(phaseBlocks, 8, (blockNumber) =>
         reader.public.getBlockTransactionCount({ blockNumber }),
       );
@@ -1159,7 +1162,9 @@ if (isMain) {
     if (v === undefined || v === '') return 0.25;
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0)
-      throw new Error(`SCALE_BLOCK_TIME_S must be a number of seconds >= 0 (0: a block per transaction), got ${JSON.stringify(v)}`);
+      throw new Error(
+        `SCALE_BLOCK_TIME_S must be a number of seconds >= 0 (0: a block per transaction), got ${JSON.stringify(v)}`,
+      );
     return n === 0 ? undefined : n;
   };
   const blockTime = blockTimeS();
