@@ -21,6 +21,8 @@ export const REFUSAL_CODES = {
   E_TOO_LARGE: 14,
   E_UNSUPPORTED: 15,
   E_PROOF_INVALID: 16,
+  /** The registered endpoint is an address verifiers never connect to (a private one, say). */
+  E_ENDPOINT_FORBIDDEN: 17,
   E_OTHER: 255,
 } as const;
 
