@@ -63,6 +63,7 @@ describe('attack: a node answers busy just before each request times out', () =>
       const v = await appraiseRegistration(claim(), {
         now: 1_800_000_000,
         policy: DEV_POLICY,
+        allowPrivateEndpoints: true,
         timeoutMs: TIMEOUT_MS,
         busyRetries: 3, // attestNode's ATTEST_BUSY_RETRIES
         sleep: async (ms) => {

@@ -29,11 +29,13 @@ async function withHost<T>(
   globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
     const u = urlOf(url);
     // The requester's GETs only (NodeApi refuses redirects): the in-process verifiers read the
-    // same altered answer and check the outputs' availability on their own.
+    // same altered answer and check the outputs' availability on their own, through
+    // fetchFromNode, which sends with a dispatcher of its own.
     if (
       /\/v1\/artifacts\/0x[0-9a-f]{64}$/i.test(u) &&
       (init?.method ?? 'GET') === 'GET' &&
-      init?.redirect === 'manual'
+      init?.redirect === 'manual' &&
+      (init as { dispatcher?: unknown }).dispatcher === undefined
     )
       artifactGets.push(u);
     const res = await realFetch(url, init);

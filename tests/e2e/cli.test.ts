@@ -252,7 +252,7 @@ describe('firn infer / proof verify / artifact', () => {
         pollingIntervalMs: 50,
       }),
       // A bound no real job meets: every proof is an implausible-work finding (reason 18).
-      { maxWorkUnitsPerSecond: 0n },
+      { maxWorkUnitsPerSecond: 0n, result: { allowPrivateEndpoints: true } },
     );
 
   it('a proof valid at submission is never disputed, even after its measurement is revoked', async () => {
@@ -265,6 +265,8 @@ describe('firn infer / proof verify / artifact', () => {
         createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[k]!.privateKey, net.deployment, {
           pollingIntervalMs: 50,
         }),
+        // The test network's node listens on 127.0.0.1.
+        { result: { allowPrivateEndpoints: true } },
       );
       expect(await checker.handle(jobId, txHash)).toMatchObject({ ok: true, disputed: false });
     }

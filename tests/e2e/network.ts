@@ -175,6 +175,8 @@ async function setUpTestNetwork(opts: TestNetworkOptions, undo: (() => unknown)[
       roots,
       logger: quiet,
       pollIntervalMs: 200,
+      // The test network's node listens on 127.0.0.1.
+      allowPrivateEndpoints: true,
     });
     d.start();
     undo.push(() => d.stop());

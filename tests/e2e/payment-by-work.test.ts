@@ -18,6 +18,8 @@ import { increaseTime, startTestNetwork, type TestNetwork } from './network.ts';
 // host's attack on it: a node serving altered or missing outputs, or a forged session opening, is
 // found unavailable; the honest job and session are not.
 let net: TestNetwork;
+/** The test network's node listens on 127.0.0.1. */
+const LOCAL = { allowPrivateEndpoints: true };
 const realFetch = globalThis.fetch;
 beforeAll(async () => {
   net = await startTestNetwork({ challengeWindow: 60 });
@@ -46,7 +48,7 @@ describe('payment by work and result availability', () => {
     const r = await runJob(await tinyInferenceJob(net, kem, [1, 2, 3]));
     const reader = createFirnClients(net.anvil.rpcUrl, undefined, net.deployment);
     const job = await getJob(reader, r.jobId);
-    expect(await checkResultAvailable(reader, job)).toEqual({ available: true, kind: 'job' });
+    expect(await checkResultAvailable(reader, job, LOCAL)).toEqual({ available: true, kind: 'job' });
     try {
       relayResult((b) => {
         const outputs = b.outputs as { sealed: string }[];
@@ -54,12 +56,12 @@ describe('payment by work and result availability', () => {
         bytes[bytes.length - 1] = (bytes[bytes.length - 1]! + 1) % 256;
         return { ...b, outputs: [{ ...outputs[0], sealed: bytes.toString('base64') }, ...outputs.slice(1)] };
       });
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'an output does not hash to its id',
       });
       relayResult((b) => ({ ...b, outputs: [] }));
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'the listed outputs do not match the outputCommitment',
       });
@@ -74,18 +76,18 @@ describe('payment by work and result availability', () => {
           responsesHash: job.outputCommitment,
         },
       }));
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'the session opening does not match the outputCommitment',
       });
       // Malformed or oversized answers are refused as unavailable, never trusted or thrown.
       relayResult((b) => ({ ...b, outputs: Array.from({ length: 65 }, () => (b.outputs as unknown[])[0]) }));
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'the result lists no valid outputs',
       });
       relayResult((b) => ({ ...b, outputs: [{ role: 'output', artifactId: 'not hex' }] }));
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'an output entry is malformed',
       });
@@ -93,7 +95,7 @@ describe('payment by work and result availability', () => {
         String(url).endsWith('/result')
           ? new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } })
           : realFetch(url, init)) as typeof fetch;
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'the result is not JSON',
       });
@@ -153,10 +155,10 @@ describe('payment by work and result availability', () => {
     const jobId = session.jobId as Hex;
     let job = await getJob(reader, jobId);
     expect(job.maxWorkUnits).toBe(3000n);
-    expect(await checkResultAvailable(reader, job)).toEqual({ available: true, kind: 'session' });
+    expect(await checkResultAvailable(reader, job, LOCAL)).toEqual({ available: true, kind: 'session' });
     try {
       relayResult((b) => ({ ...b, session: { ...(b.session as object), count: '1000' } }));
-      expect(await checkResultAvailable(reader, job)).toMatchObject({
+      expect(await checkResultAvailable(reader, job, LOCAL)).toMatchObject({
         available: false,
         reason: 'the session opening does not match the outputCommitment',
       });

@@ -18,6 +18,8 @@ export function sweepingVerifier(net: TestNetwork, rpcUrl: string) {
     policy: net.policy,
     roots: net.roots,
     logger: { info: () => {}, warn: () => {}, error: () => {} } as never,
+    // The test network's nodes listen on 127.0.0.1.
+    allowPrivateEndpoints: true,
   });
   const seen: RegistrationEvent[] = [];
   daemon.onRegistration = async (e) => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   bytesToHex,
   computeEnclaveId,
+  type EndpointDestinationOptions,
   type EvidenceBundle,
   FirnError,
   type Hex,
@@ -11,6 +12,7 @@ import {
   type TeeTypeName,
   TooLargeError,
 } from '@firn/core';
+import { fetchFromNode } from '@firn/core/fetchFromNode';
 import { type Appraisal, appraiseEvidence } from './appraiseEvidence.ts';
 import type { AttestationPolicy } from './policy/policy.ts';
 import type { Refusal } from './types.ts';
@@ -112,6 +114,13 @@ export interface AppraiseRegistrationOptions {
   busyRetries?: number;
   /** How a wait between busy retries is spent (tests); default a timer. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Let the endpoint be a loopback, private or other forbidden address (default false; devnets
+   * and tests). Otherwise such an endpoint gets no request (docs/decisions/1832): written in the
+   * URL itself, it is refused (E_ENDPOINT_FORBIDDEN, the same on every machine); a name that
+   * resolves to one is no evidence (`unavailable`), as a name that does not resolve is.
+   */
+  allowPrivateEndpoints?: boolean;
 }
 
 /** The time an attestation request (all its busy retries together) may take, ms, by default. */
@@ -122,35 +131,29 @@ export const MAX_BUSY_RETRY_WAIT_MS = 5_000;
 const FIRST_BUSY_RETRY_WAIT_MS = 250;
 
 /**
- * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer; redirects are
- * refused, not followed. Errors: E_INVALID_INPUT (not http(s)), E_UNAVAILABLE (a redirect or a
+ * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer, through
+ * fetchFromNode: redirects are refused, not followed, and a forbidden destination gets no request
+ * unless `opts.allowPrivateEndpoints`. Errors: E_INVALID_INPUT (not http(s)),
+ * E_ENDPOINT_FORBIDDEN (EndpointForbiddenError), E_UNAVAILABLE (unreachable, a redirect or a
  * non-2xx answer; details.status, and details.retryAfterMs when the answer carried Retry-After),
- * E_TOO_LARGE (over the bundle cap), the network's (unreachable, timeout).
+ * E_TIMEOUT, E_TOO_LARGE (over the bundle cap).
  */
 export async function fetchEvidenceOverHttp(
   endpoint: string,
   nonce: Uint8Array,
   timeoutMs = DEFAULT_EVIDENCE_TIMEOUT_MS,
+  opts: EndpointDestinationOptions = {},
 ): Promise<unknown> {
   const url = new URL('/v1/attestation', endpoint);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new FirnError('E_INVALID_INPUT', 'endpoint must be http(s)');
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ nonce: bytesToHex(nonce) }),
-    signal: AbortSignal.timeout(timeoutMs),
-    // A node's endpoint must answer itself: a redirect (to another node's endpoint, an internal
-    // address the verifier can reach and the node cannot) is refused, never followed.
-    redirect: 'manual',
-  });
-  if ((res.status >= 300 && res.status < 400) || res.type === 'opaqueredirect') {
-    await res.body?.cancel().catch(() => undefined);
-    throw new FirnError(
-      'E_UNAVAILABLE',
-      `node endpoint ${url.origin} answered with a redirect (${res.status}): a node must answer its attestation request itself`,
-    );
-  }
+  const res = await fetchFromNode(
+    url,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ nonce: bytesToHex(nonce) }),
+    },
+    { timeoutMs, what: 'the attestation request', ...opts },
+  );
   const body = await readBodyCapped(res, MAX_EVIDENCE_BUNDLE_BYTES, 'evidence bundle');
   if (!res.ok) {
     const wait = retryAfterMs(res.headers.get('retry-after'), Date.now());
@@ -182,7 +185,12 @@ export async function appraiseRegistration(
   const started = performance.now();
   let waitedMs = 0;
   const leftMs = () => Math.ceil(budgetMs - (performance.now() - started - waitedMs));
-  const fetchEvidence = opts.fetchEvidence ?? ((e, n) => fetchEvidenceOverHttp(e, n, Math.max(1, leftMs())));
+  const fetchEvidence =
+    opts.fetchEvidence ??
+    ((e, n) =>
+      fetchEvidenceOverHttp(e, n, Math.max(1, leftMs()), {
+        allowPrivateEndpoints: opts.allowPrivateEndpoints === true,
+      }));
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   try {
     for (let attempt = 0; ; attempt++) {
@@ -212,6 +220,16 @@ export async function appraiseRegistration(
         approve: false,
         reasonCode: refusalCodeOf('E_TOO_LARGE'),
         reasons: [{ code: 'E_TOO_LARGE', message: e.message }],
+      };
+    // An endpoint whose URL names a forbidden address is a fact every verifier reads alike from the
+    // chain, and no connection was made: refused. One whose name resolved to such an address says
+    // what this machine's resolver answers (an internal name, say): no evidence, like a name that
+    // does not resolve, so the vote tells nothing about this verifier's network.
+    if (e instanceof FirnError && e.code === 'E_ENDPOINT_FORBIDDEN' && e.details?.by === 'url')
+      return {
+        approve: false,
+        reasonCode: refusalCodeOf('E_ENDPOINT_FORBIDDEN'),
+        reasons: [{ code: 'E_ENDPOINT_FORBIDDEN', message: e.message }],
       };
     // No evidence at all (down, timed out, busy, rate limited, an error status): no verdict.
     const wait = e instanceof FirnError ? e.details?.retryAfterMs : undefined;

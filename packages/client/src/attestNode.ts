@@ -71,6 +71,14 @@ export interface AttestNodeOptions {
    * `policy.measurementAllowList` (docs/decisions/0870-trusted-chain-view.md).
    */
   chainView?: AgreeingChainView;
+  /**
+   * Whether the attestation request may go to a loopback, private or other forbidden address
+   * (docs/decisions/1832). Default true: a requester runs where its user is and asks the nodes its
+   * user chose, a devnet on 127.0.0.1 included, and every later call to the node (NodeApi) goes
+   * to the same endpoint. A service that runs jobs for others inside a network it does not want
+   * nodes to reach sets false: such an endpoint is then refused before any request.
+   */
+  allowPrivateEndpoints?: boolean;
 }
 
 const low = (h: string) => h.toLowerCase();
@@ -221,6 +229,7 @@ export async function attestNode(clients: FirnClients, opts: AttestNodeOptions):
     // A node that refuses as busy (its rate limit, shared by every requester behind one address)
     // is asked again a few times before the job fails (decision 1791).
     busyRetries: opts.busyRetries ?? ATTEST_BUSY_RETRIES,
+    allowPrivateEndpoints: opts.allowPrivateEndpoints ?? true,
   });
   if (!verdict.approve) {
     // Our own collateral/RIM/OCSP service being down, or the node not answering (E_UNREACHABLE:

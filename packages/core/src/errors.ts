@@ -18,6 +18,11 @@ export type ErrorCode =
   | 'E_FORBIDDEN'
   | 'E_RATE_LIMITED'
   | 'E_QUOTA_EXCEEDED'
+  /**
+   * A node-chosen URL points where this process never sends a request: a loopback, private,
+   * link-local, shared (CGNAT), multicast, reserved or cloud metadata address (EndpointForbiddenError).
+   */
+  | 'E_ENDPOINT_FORBIDDEN'
   /** The node's disk (or its database) is full: nothing was stored; retry later or elsewhere (HTTP 507). */
   | 'E_STORAGE_FULL'
   // attestation

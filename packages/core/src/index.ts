@@ -1,5 +1,6 @@
 export * from './bytes.ts';
 export * from './errors.ts';
+export * from './endpointDestination.ts';
 export * from './evidence.ts';
 export * from './hash.ts';
 export * from './identity.ts';

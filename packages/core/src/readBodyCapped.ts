@@ -21,3 +21,30 @@ export async function readBodyCapped(res: Response, cap: number, what: string): 
     }
   return new Uint8Array(Buffer.concat(parts));
 }
+
+/**
+ * Pass a fetch Response body to `onChunk` piece by piece as it arrives, refusing more than `cap`
+ * bytes (TooLargeError, the rest cancelled), and return the byte count. Nothing is kept: a body
+ * that is only hashed never sits in memory whole, whatever its size.
+ */
+export async function readBodyStreamed(
+  res: Response,
+  cap: number,
+  what: string,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<number> {
+  const reader = res.body?.getReader();
+  let n = 0;
+  if (reader)
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > cap) {
+        await reader.cancel().catch(() => undefined);
+        throw new TooLargeError(what, n, cap);
+      }
+      onChunk(value);
+    }
+  return n;
+}

@@ -23,6 +23,8 @@ export const REFUSAL_CODES = {
   E_PROOF_INVALID: 16,
   /** The evidence binds no operator, or another than the registration's (decision 1830). */
   E_EVIDENCE_OPERATOR: 17,
+  /** The registered endpoint is an address verifiers never connect to (a private one, say). */
+  E_ENDPOINT_FORBIDDEN: 18,
   E_OTHER: 255,
 } as const;
 

@@ -11,6 +11,7 @@ import { errorLogText, type Hex, hexBytes, workProofDigest } from '@firn/core';
 import { recoverAddress } from '@firn/crypto';
 import { compactSignatureToSignature, decodeFunctionData, serializeSignature } from 'viem';
 import { checkResultAvailable, type ResultCheckOptions } from './resultAvailability.ts';
+import { ResultCheckSlots } from './resultCheckSlots.ts';
 
 /**
  * Reason codes a verifier puts in `dispute(jobId, reasonCode)` (FirnJobMarket, docs/decisions/0800):
@@ -52,6 +53,10 @@ export interface ProofCheckerOptions {
   /** Share of the challenge window the node has to serve its result, in (0, 1); default 0.5. */
   resultGraceFraction?: number;
   result?: ResultCheckOptions;
+  /** Result checks running at once, over all nodes (default DEFAULT_RESULT_CHECKS). */
+  maxConcurrentResultChecks?: number;
+  /** Result checks running at once for one node (default DEFAULT_RESULT_CHECKS_PER_NODE). */
+  maxConcurrentResultChecksPerNode?: number;
   pollIntervalMs?: number;
   /** Longest wait between polls while they fail, ms (doubling from pollIntervalMs). Default 30 000. */
   maxBackoffMs?: number;
@@ -63,6 +68,13 @@ export interface ProofCheckerOptions {
     warn(m: string, f?: Record<string, unknown>): void;
   };
 }
+
+/**
+ * Result checks one verifier runs at once by default, in all and per node: each holds at most
+ * the result JSON (MAX_RESULT_JSON_BYTES) and a chunk of the output it is hashing.
+ */
+export const DEFAULT_RESULT_CHECKS = 8;
+export const DEFAULT_RESULT_CHECKS_PER_NODE = 2;
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
@@ -202,15 +214,23 @@ export class ProofChecker {
     readonly opts: ProofCheckerOptions = {},
   ) {
     this.next = opts.fromBlock ?? clients.addresses.deployBlock;
+    this.resultSlots = new ResultCheckSlots(
+      opts.maxConcurrentResultChecks ?? DEFAULT_RESULT_CHECKS,
+      opts.maxConcurrentResultChecksPerNode ?? DEFAULT_RESULT_CHECKS_PER_NODE,
+    );
   }
 
   private readonly handling = new Set<string>();
   private stopped = false;
+  /** Places for result checks running at once, in all and per node. */
+  readonly resultSlots: ResultCheckSlots;
 
   /**
    * Wait until the node serves the result the proof commits to, the job leaves Proved (disputed,
    * finalized), or the grace share of its challenge window passes with the result still unavailable
    * (then the reason to dispute). Chain reads that fail are retried and never count against the node.
+   * Each check first waits for its place (resultSlots); the wait never counts against the node
+   * either: only a check that ran and failed once the grace has passed gives a reason to dispute.
    */
   private async awaitResult(jobId: Hex, first?: FirnJob): Promise<string | undefined> {
     const fraction = this.opts.resultGraceFraction ?? 0.5;
@@ -226,7 +246,14 @@ export class ProofChecker {
         const job = known ?? (await getJob(this.clients, jobId));
         known = undefined;
         if (job.status !== JobStatus.Proved) return undefined;
-        const r = await checkResultAvailable(this.clients, job, this.opts.result ?? {});
+        const release = await this.resultSlots.acquire(job.enclaveId);
+        let r: Awaited<ReturnType<typeof checkResultAvailable>>;
+        try {
+          if (this.stopped) return undefined;
+          r = await checkResultAvailable(this.clients, job, this.opts.result ?? {});
+        } finally {
+          release();
+        }
         if (r.available) return undefined;
         last = r.reason ?? 'result unavailable';
         const window = Number(job.challengeEndsAt - job.provedAt);

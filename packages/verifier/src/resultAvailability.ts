@@ -1,16 +1,33 @@
 import { type FirnClients, getNode } from '@firn/chain';
-import { computeOutputCommitment, FirnError, type Hex, hexBytes, readBodyCapped } from '@firn/core';
-import { artifactId, sessionTranscriptCommitment } from '@firn/crypto';
+import {
+  computeOutputCommitment,
+  FirnError,
+  type Hex,
+  hexBytes,
+  readBodyCapped,
+  readBodyStreamed,
+} from '@firn/core';
+import { fetchFromNode } from '@firn/core/fetchFromNode';
+import { ArtifactHasher, artifactId, sessionTranscriptCommitment } from '@firn/crypto';
 
 /**
- * Cap on the JSON of GET /v1/jobs/{id}/result (inline outputs: 64 KiB per answer in all since
- * decision 1744, up to 8 MiB each from older nodes, base64).
+ * Cap on the JSON of GET /v1/jobs/{id}/result. What an honest node sends is under 400 KiB: inline
+ * sealed outputs at most 64 KiB in all since decision 1744 (87 KiB as base64), the channel
+ * response (the enclave's summary: a report of at most 64 Ki characters as JSON, so 192 KiB of
+ * UTF-8 at worst, 16 outputs and 16 signed-data records, about 290 KiB as sealed base64), the
+ * listing and the proof. A node from before 1744 that inlines more is refused (E_TOO_LARGE).
  */
-export const MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024;
+export const MAX_RESULT_JSON_BYTES = 1024 * 1024;
 /** Cap on the outputs one result may list. */
 export const MAX_RESULT_OUTPUTS = 64;
 /** Default cap on one output artifact a verifier downloads to hash (bytes). */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
+/**
+ * Default cap on all the output bytes one result check downloads, bytes: what an enclave may
+ * write for one job (1 GiB of plaintext, MAX_TOTAL_OUTPUT_BYTES) sealed, with room for the
+ * chunk tags and headers.
+ */
+export const DEFAULT_MAX_RESULT_BYTES = 1024 * 1024 * 1024 + 64 * 1024 * 1024;
 
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
@@ -25,10 +42,17 @@ export interface ResultCheck {
 }
 
 export interface ResultCheckOptions {
-  /** Per request timeout, ms (default 20 000). */
+  /** Per request timeout, the body's reading included, ms (default 20 000). */
   timeoutMs?: number;
   /** Largest output artifact fetched and hashed, bytes (default 1 GiB). */
   maxOutputBytes?: number;
+  /** Largest sum of the output artifacts one check fetches, bytes (default DEFAULT_MAX_RESULT_BYTES). */
+  maxResultBytes?: number;
+  /**
+   * Let the node's endpoint be a loopback, private or other forbidden address (default false:
+   * such an endpoint gets no request and the result is unavailable). Devnets and tests only.
+   */
+  allowPrivateEndpoints?: boolean;
 }
 
 /**
@@ -41,7 +65,10 @@ export interface ResultCheckOptions {
  * - an inference session (answers went to the requester in-band): the served transcript opening
  *   (salt, count, requestsHash, responsesHash) gives `sessionTranscriptCommitment` equal to the
  *   on-chain outputCommitment.
- * Everything fetched is ciphertext or hashes, and every read is size-capped. Throws only when the
+ * Everything fetched is ciphertext or hashes, and every read is size-capped; every request goes
+ * through fetchFromNode (no redirect followed, no forbidden destination, docs/decisions/1832), and
+ * an output is hashed as it arrives, never held whole (asked uncompressed: an answer that names a
+ * content-encoding is refused unread). Throws only when the
  * chain read of the node fails (the verifier's own RPC); never for what the node does: a refusal, a timeout, malformed JSON, a size cap or a mismatch is `available: false`
  * with the reason. It cannot tell whether the requester itself was served (see the decision).
  */
@@ -56,8 +83,14 @@ export async function checkResultAvailable(
   if (!URL.canParse(endpoint) || !['http:', 'https:'].includes(new URL(endpoint).protocol))
     return { available: false, reason: 'the node has no usable endpoint on chain' };
   const url = (path: string) => new URL(path, endpoint.endsWith('/') ? endpoint : `${endpoint}/`).href;
+  const fetchOpts = (what: string) => ({
+    timeoutMs,
+    what,
+    identity: true,
+    allowPrivateEndpoints: opts.allowPrivateEndpoints === true,
+  });
   try {
-    const res = await fetch(url(`v1/jobs/${job.jobId}/result`), { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchFromNode(url(`v1/jobs/${job.jobId}/result`), {}, fetchOpts('the job result'));
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
       return { available: false, reason: `the node answered ${res.status} for the result` };
@@ -140,25 +173,35 @@ export async function checkResultAvailable(
         reason: 'the listed outputs do not match the outputCommitment',
         kind: 'job',
       };
+    const maxResultBytes = opts.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+    let fetched = 0;
     for (const x of refs) {
-      let bytes: Uint8Array;
-      if (x.sealed !== undefined) bytes = new Uint8Array(Buffer.from(x.sealed, 'base64'));
+      let id: Hex;
+      if (x.sealed !== undefined) id = artifactId(new Uint8Array(Buffer.from(x.sealed, 'base64')));
       else {
-        const a = await fetch(url(`v1/artifacts/${x.artifactId}`), {
-          signal: AbortSignal.timeout(timeoutMs),
-        });
+        const a = await fetchFromNode(url(`v1/artifacts/${x.artifactId}`), {}, fetchOpts('an output'));
         if (!a.ok) {
           await a.body?.cancel().catch(() => undefined);
           return { available: false, reason: `the node answered ${a.status} for an output`, kind: 'job' };
         }
-        bytes = await readBodyCapped(a, opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES, 'output artifact');
+        // Hashed as it arrives: an output is never held whole, whatever its size.
+        const hasher = new ArtifactHasher();
+        const cap = Math.min(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES, maxResultBytes - fetched);
+        fetched += await readBodyStreamed(a, cap, 'output artifact', (c) => hasher.update(c));
+        id = hasher.digest();
       }
-      if (!same(artifactId(bytes), x.artifactId))
+      if (!same(id, x.artifactId))
         return { available: false, reason: 'an output does not hash to its id', kind: 'job' };
     }
     return { available: true, kind: 'job' };
   } catch (e) {
-    const code = e instanceof FirnError ? e.code : (e as Error).name;
-    return { available: false, reason: `fetching the result failed (${code})` };
+    if (e instanceof FirnError && e.code === 'E_ENDPOINT_FORBIDDEN')
+      return {
+        available: false,
+        reason: `the node's endpoint gets no request (E_ENDPOINT_FORBIDDEN): ${e.message}`,
+      };
+    // The node's URL and status or the network's code, never what the node sent (for logs).
+    const why = e instanceof FirnError ? `${e.code}: ${e.message.slice(0, 300)}` : (e as Error).name;
+    return { available: false, reason: `fetching the result failed (${why})` };
   }
 }

@@ -84,6 +84,14 @@ export interface VerifierDaemonOptions {
    */
   maxRetryIntervalMs?: number;
   fetchEvidence?: AppraiseRegistrationOptions['fetchEvidence'];
+  /**
+   * Let nodes' endpoints be loopback, private, link-local or other forbidden addresses (default
+   * false; `firn verifier start --allow-private-endpoints`): for a devnet or a test whose nodes
+   * listen on 127.0.0.1. Otherwise such an endpoint gets no request from this verifier
+   * (docs/decisions/1832): a registration that names one in its URL is refused
+   * (E_ENDPOINT_FORBIDDEN), and a proved job's result there is unavailable.
+   */
+  allowPrivateEndpoints?: boolean;
   /** Also re-check every submitted Work Proof and dispute invalid ones (default true). */
   checkProofs?: boolean;
   /**
@@ -92,7 +100,12 @@ export interface VerifierDaemonOptions {
    */
   proofChecks?: Pick<
     ProofCheckerOptions,
-    'checkResults' | 'resultRetryMs' | 'resultGraceFraction' | 'result'
+    | 'checkResults'
+    | 'resultRetryMs'
+    | 'resultGraceFraction'
+    | 'result'
+    | 'maxConcurrentResultChecks'
+    | 'maxConcurrentResultChecksPerNode'
   >;
   /** Also challenge Active nodes' liveness each epoch and claim this verifier's rewards (default true). */
   challengeLiveness?: boolean;
@@ -241,6 +254,10 @@ export class VerifierDaemon {
     if (this.opts.checkProofs !== false) {
       this.proofs = new ProofChecker(this.clients, {
         ...this.opts.proofChecks,
+        result: {
+          ...this.opts.proofChecks?.result,
+          allowPrivateEndpoints: this.opts.allowPrivateEndpoints === true,
+        },
         pollIntervalMs: this.opts.pollIntervalMs ?? 500,
         maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
         fromBlock: this.resumeFrom('proofs'),
@@ -544,6 +561,7 @@ export class VerifierDaemon {
       ...(this.opts.gpuRimSource === undefined ? {} : { gpuRimSource: this.opts.gpuRimSource }),
       ...(this.opts.gpuOcsp === undefined ? {} : { gpuOcsp: this.opts.gpuOcsp }),
       ...(this.opts.fetchEvidence === undefined ? {} : { fetchEvidence: this.opts.fetchEvidence }),
+      allowPrivateEndpoints: this.opts.allowPrivateEndpoints === true,
     });
   }
 }

@@ -1,6 +1,7 @@
 import { createFirnClients, type FirnNode, listNodes, NodeStatus } from '@firn/chain';
 import { randomBytes } from 'node:crypto';
 import { bytesToHex, parseEvidenceBundle, readBodyCapped, teeTypeName } from '@firn/core';
+import { fetchFromNode } from '@firn/core/fetchFromNode';
 import type { Command } from 'commander';
 import { formatEther } from 'viem';
 import { resolveChain } from '../chainArgs.ts';
@@ -33,12 +34,18 @@ export function nodeRow(n: FirnNode): Record<string, string> {
  */
 export async function nodeGpuCount(endpoint: string, timeoutMs = 3000): Promise<number | null> {
   try {
-    const res = await fetch(new URL('/v1/attestation', endpoint), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ nonce: bytesToHex(new Uint8Array(randomBytes(32))) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    // Through the client for node-chosen URLs (decision 1832): a redirect is refused, never
+    // followed. Private addresses are allowed: the user lists the nodes of the chain it chose, a
+    // devnet's on 127.0.0.1 included.
+    const res = await fetchFromNode(
+      new URL('/v1/attestation', endpoint),
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nonce: bytesToHex(new Uint8Array(randomBytes(32))) }),
+      },
+      { timeoutMs, what: 'the attestation request', allowPrivateEndpoints: true },
+    );
     if (!res.ok) return null;
     const body = await readBodyCapped(res, 4 * 1024 * 1024, 'evidence');
     return parseEvidenceBundle(body).gpu?.length ?? 0;

@@ -33,6 +33,8 @@ export interface VerifierStartOptions extends CollateralArgs, GpuSourceArgs {
   kdsCache?: string;
   /** Join the verifier set with this stake (ether) when the account is not a member yet. */
   stake?: string;
+  /** Send requests to nodes whose endpoints are loopback or private addresses (a devnet). */
+  allowPrivateEndpoints?: boolean;
 }
 
 /**
@@ -87,6 +89,7 @@ export async function startVerifierCommand(o: VerifierStartOptions): Promise<Ver
     logger,
     pollIntervalMs: Number(o.pollMs),
     ...(o.dataDir === undefined ? {} : { stateDir: o.dataDir }),
+    allowPrivateEndpoints: o.allowPrivateEndpoints === true,
   });
   daemon.start();
   return daemon;
@@ -121,6 +124,10 @@ export function registerVerifier(program: Command): void {
     .option(
       '--stake <eth>',
       'join the verifier set with this stake, in ether, if not a member (after gov admit-verifier)',
+    )
+    .option(
+      '--allow-private-endpoints',
+      'send requests to nodes whose endpoints are loopback, private or link-local addresses (a devnet on this machine); without it such a registration is refused and gets no request',
     )
     .option('--poll-ms <ms>', 'chain polling interval', '500')
     .option(

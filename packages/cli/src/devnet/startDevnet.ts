@@ -350,6 +350,8 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
           gpuRootFile,
           '--poll-ms',
           '300',
+          // The devnet's nodes listen on 127.0.0.1.
+          '--allow-private-endpoints',
         ],
         {},
         join(dir, 'logs', `verifier-${i + 1}.log`),
