@@ -35,6 +35,8 @@ contract Handler {
     uint256 public resumeFeesPaid;
     uint256 public answers;
     uint64 public maxEpochTouched;
+    /// @dev Votes naming a round other than the open one that the registry accepted (ghost; decision 1831).
+    uint256 public staleVotesCounted;
 
     constructor(
         FirnVerifierSet vs_,
@@ -90,20 +92,33 @@ contract Handler {
         ) {} catch {}
     }
 
-    function vote(uint256 i, uint256 v, bool yes) external {
+    /// @dev A vote for the node's open round (read before the prank), or for a stale round.
+    function vote(uint256 i, uint256 v, bool yes, bool stale) external {
+        bytes32 id = _id(i % NODES);
+        uint32 round = reg.getNode(id).round;
+        if (stale && round > 0) --round;
+        bool other = round != reg.getNode(id).round;
         vm.prank(_verifier(v));
+        bool counted;
         if (yes) {
-            try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
+            try reg.approve(id, round, bytes32(uint256(7))) {
+                counted = true;
+            } catch {}
         } else {
-            try reg.refuse(_id(i % NODES), bytes32(uint256(7)), 1) {} catch {}
+            try reg.refuse(id, round, bytes32(uint256(7)), 1) {
+                counted = true;
+            } catch {}
         }
+        if (counted && other) ++staleVotesCounted;
     }
 
     /// @dev The honest majority approving a node, so that runs reach the Active states.
     function approveQuorum(uint256 i) external {
+        bytes32 id = _id(i % NODES);
+        uint32 round = reg.getNode(id).round;
         for (uint256 v = 0; v < 3; ++v) {
             vm.prank(verifiers[v]);
-            try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
+            try reg.approve(id, round, bytes32(uint256(7))) {} catch {}
         }
     }
 
@@ -561,6 +576,11 @@ contract FirnInvariantsTest is FirnFixture {
     /// released, so a requester's reclaim after that lapse is never pre-empted by the same node.
     function invariant_endedClaimantNeverClaimsAgain() public view {
         vm.assertEq(handler.claimsAfterOwnEnd(), 0, "a node took back a job its claim had lapsed or released");
+    }
+
+    /// @dev Decision 1831: a vote counts only for the round it names, never for a later one.
+    function invariant_staleRoundVoteNeverCounts() public view {
+        vm.assertEq(handler.staleVotesCounted(), 0, "a vote for another round was counted");
     }
 
     /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.

@@ -7,13 +7,14 @@ import {
   type FirnClients,
   firnRegistryAbi,
   getLogsPaged,
+  getRoundClaim,
   requireWallet,
   type FirnDeployment,
-  getNode,
   NodeStatus,
   type RegistrationEvent,
   refuseNode,
   type RegistrationWatcher,
+  type RoundClaim,
   watchRegistrations,
 } from '@firn/chain';
 import {
@@ -44,7 +45,25 @@ import {
  * not decided yet, concluded meanwhile, or a registration whose measurement was revoked while
  * pending (verifiers that have not voted refuse it).
  */
-const QUIET_CONCLUDE_REFUSALS = new Set(['RoundUndecided', 'NoOpenRound', 'MeasurementRevokedWhilePending']);
+const QUIET_CONCLUDE_REFUSALS = new Set([
+  'RoundUndecided',
+  'NoOpenRound',
+  'RoundMismatch',
+  'MeasurementRevokedWhilePending',
+]);
+
+/**
+ * Vote refusals that mean this verifier has nothing (more) to cast in the round it judged: voted
+ * already (e.g. before a restart), the round closed, or another round opened meanwhile (the
+ * registration was made again or the keys rotated: decision 1831), or joined after the snapshot.
+ */
+const SETTLED_VOTE_REFUSALS =
+  /AlreadyVoted|NoOpenRound|RoundMismatch|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i;
+
+/** The key of one round in the daemon's sets and maps (Enclave IDs compared in lower case). */
+function roundKey(enclaveId: string, round: number): string {
+  return `${enclaveId.toLowerCase()}:${round}`;
+}
 
 export interface VerifierLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -328,7 +347,7 @@ export class VerifierDaemon {
         )
       ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
       // Forget the retry schedule of rounds that are no longer open.
-      const stillOpen = new Set(open.map((n) => `${n.enclaveId}:${n.round}`.toLowerCase()));
+      const stillOpen = new Set(open.map((n) => roundKey(n.enclaveId, n.round)));
       for (const k of this.deferred.keys()) if (!stillOpen.has(k)) this.deferred.delete(k);
       for (const n of open) {
         const rotation = n.status === NodeStatus.Active;
@@ -340,10 +359,10 @@ export class VerifierDaemon {
           args: [n.enclaveId, n.round, me],
         });
         if (voted) {
-          await this.concludeIfDecided(n.enclaveId);
+          await this.concludeIfDecided(n.enclaveId, n.round);
           continue;
         }
-        if (this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
+        if (this.settled.has(roundKey(n.enclaveId, n.round))) continue;
         await this.onRegistration({
           kind: rotation ? 'keyRotation' : 'registered',
           enclaveId: n.enclaveId,
@@ -364,14 +383,19 @@ export class VerifierDaemon {
    * still undecided costs one eth_call per sweep and no transaction; other refusals are logged and
    * tried again at the next sweep.
    */
-  private async concludeIfDecided(enclaveId: Hex): Promise<void> {
+  private async concludeIfDecided(enclaveId: Hex, round: number): Promise<void> {
     try {
-      const r = await concludeRound(this.clients, { enclaveId });
-      this.opts.logger.info('concluded a round decided after its last vote', { enclaveId, tx: r.hash });
+      const r = await concludeRound(this.clients, { enclaveId, round });
+      this.opts.logger.info('concluded a round decided after its last vote', {
+        enclaveId,
+        round,
+        tx: r.hash,
+      });
     } catch (err) {
       if (err instanceof ChainRevertedError && QUIET_CONCLUDE_REFUSALS.has(err.errorName ?? '')) return;
       this.opts.logger.warn('concludeRound failed; retrying at the next sweep', {
         enclaveId,
+        round,
         message: (err as Error).message,
       });
     }
@@ -379,7 +403,7 @@ export class VerifierDaemon {
 
   /** Handle one registration or rotation event; public for tests. */
   async onRegistration(e: RegistrationEvent): Promise<void> {
-    const key = `${e.enclaveId}:${e.round}`;
+    const key = roundKey(e.enclaveId, e.round);
     if (this.inFlight.has(key)) return;
     this.inFlight.add(key);
     try {
@@ -389,43 +413,33 @@ export class VerifierDaemon {
     }
   }
 
+  /**
+   * Read the round's claim at one block, appraise the node's evidence against it, and vote naming
+   * that round (decision 1831): if the registration was made again or the keys rotated meanwhile,
+   * the vote reverts RoundMismatch and the new round is judged on its own (its own event, or the
+   * sweep), never with this round's verdict.
+   */
   private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
     // A round whose node gave no evidence waits for its next try (no chain read either).
-    const roundKey = `${e.enclaveId}:${e.round}`.toLowerCase();
-    const later = this.deferred.get(roundKey);
+    const key = roundKey(e.enclaveId, e.round);
+    const later = this.deferred.get(key);
     if (later !== undefined && Date.now() < later.notBefore) {
       this.stats.skipped++;
       return;
     }
-    const node = await getNode(this.clients, e.enclaveId);
-    const rotation = e.kind === 'keyRotation';
-    const open = rotation
-      ? node.status === NodeStatus.Active && node.rotationPending
-      : node.status === NodeStatus.Pending;
-    if (!open || node.round !== e.round) {
+    // The record and the KEM key of this very round, at one block: what the evidence must bind.
+    const claim = await getRoundClaim(this.clients, e.enclaveId);
+    if (claim === undefined || claim.round !== e.round || claim.kind !== e.kind) {
       this.stats.skipped++;
       return;
     }
-    const claim: RegistrationClaim = {
-      enclaveId: e.enclaveId,
-      teeType: teeTypeName(node.teeType),
-      measurement: node.measurement,
-      enclaveAddress: rotation ? node.pendingEnclaveAddress : node.enclaveAddress,
-      kemPublicKey: rotation ? node.pendingKemPublicKey : node.kemPublicKey,
-      endpoint: node.endpoint,
-    };
-    const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;
-    // A measurement not allow-listed at the block read (e.g. revoked while pending) is refused
-    // before any evidence is fetched.
-    const allow = await checkMeasurementAllowed(
-      this.clients,
-      node,
-      await this.clients.public.getBlockNumber({ cacheTime: 0 }),
-    );
-    let verdict: Awaited<ReturnType<VerifierDaemon['appraise']>> = allow.allowed
-      ? await this.appraise(claim)
+    // A measurement not allow-listed at the block the claim was read (e.g. revoked while pending)
+    // is refused before any evidence is fetched.
+    const allow = await checkMeasurementAllowed(this.clients, claim, claim.blockNumber);
+    let verdict: RegistrationVerdict = allow.allowed
+      ? await this.judge(claim)
       : {
           approve: false,
           reasonCode: allow.reasonCode,
@@ -439,7 +453,7 @@ export class VerifierDaemon {
       if (waited + wait > QUICK_RETRY_BUDGET_MS) break;
       waited += wait;
       await new Promise((r) => setTimeout(r, wait));
-      verdict = await this.appraise(claim);
+      verdict = await this.judge(claim);
     }
     if (!verdict.approve && verdict.unavailable !== undefined) {
       // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
@@ -449,7 +463,7 @@ export class VerifierDaemon {
       const max = this.opts.maxRetryIntervalMs ?? 300_000;
       const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
       const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable.retryAfterMs ?? 0));
-      this.deferred.set(roundKey, { failures, notBefore: Date.now() + retryInMs });
+      this.deferred.set(key, { failures, notBefore: Date.now() + retryInMs });
       this.stats.skipped++;
       log.warn('not voting yet: the node gave no evidence', {
         enclaveId: e.enclaveId,
@@ -460,7 +474,7 @@ export class VerifierDaemon {
       });
       return;
     }
-    this.deferred.delete(roundKey);
+    this.deferred.delete(key);
     if (ownServiceUnavailable(verdict)) {
       // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
       // Active only with a quorum of approvals, so abstaining never admits one).
@@ -475,7 +489,7 @@ export class VerifierDaemon {
     if (verdict.approve) {
       const f = verdict.appraisal.facts;
       const attested = f ? bytesToHex(computePlatformIdHash(f.teeType, f.platformId)) : undefined;
-      if (attested === undefined || attested.toLowerCase() !== node.platformIdHash.toLowerCase())
+      if (attested === undefined || attested.toLowerCase() !== claim.platformIdHash.toLowerCase())
         verdict = {
           approve: false,
           reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'),
@@ -484,48 +498,64 @@ export class VerifierDaemon {
           ],
         };
     }
+    // The vote names the round judged: it counts for that round's keys or not at all.
+    const ballot = { enclaveId: e.enclaveId, round: claim.round, evidenceDigest: claim.evidenceDigest };
+    const rotation = claim.kind === 'keyRotation';
     try {
       if (verdict.approve) {
         try {
-          await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+          await approveNode(this.clients, ballot);
         } catch (err) {
           // Revoked while Pending: approval is impossible, so refuse and let the round conclude.
           if (!(isFirnError(err) && /MeasurementRevokedWhilePending/.test(err.message))) throw err;
-          await refuseNode(this.clients, {
-            enclaveId: e.enclaveId,
-            evidenceDigest,
-            reasonCode: refusalCodeOf('E_POLICY_REJECTED'),
-          });
+          await refuseNode(this.clients, { ...ballot, reasonCode: refusalCodeOf('E_POLICY_REJECTED') });
           this.stats.refused++;
-          log.warn('refused registration: measurement revoked while pending', { enclaveId: e.enclaveId });
+          log.warn('refused registration: measurement revoked while pending', {
+            enclaveId: e.enclaveId,
+            round: claim.round,
+          });
           return;
         }
         this.stats.approved++;
-        log.info('approved registration', { enclaveId: e.enclaveId, round: e.round, rotation });
+        log.info('approved registration', { enclaveId: e.enclaveId, round: claim.round, rotation });
       } else {
-        await refuseNode(this.clients, {
-          enclaveId: e.enclaveId,
-          evidenceDigest,
-          reasonCode: verdict.reasonCode,
-        });
+        await refuseNode(this.clients, { ...ballot, reasonCode: verdict.reasonCode });
         this.stats.refused++;
         log.warn('refused registration', {
           enclaveId: e.enclaveId,
-          round: e.round,
+          round: claim.round,
           reason: refusalNameOf(verdict.reasonCode),
           reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
         });
       }
     } catch (err) {
-      // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
+      // A vote already cast (e.g. after a restart), a round that closed, or one replaced by a new
+      // round meanwhile (RoundMismatch: the new round is judged on its own) is not an error.
       const msg = isFirnError(err) ? err.message : String(err);
-      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i.test(msg)) {
-        this.settled.add(`${e.enclaveId}:${e.round}`);
+      if (SETTLED_VOTE_REFUSALS.test(msg)) {
+        this.settled.add(key);
         this.stats.skipped++;
+        if (/RoundMismatch/.test(msg))
+          log.info('not voting: the round judged was replaced by a new one', {
+            enclaveId: e.enclaveId,
+            round: claim.round,
+          });
         return;
       }
-      log.error('vote failed', { enclaveId: e.enclaveId, message: msg });
+      log.error('vote failed', { enclaveId: e.enclaveId, round: claim.round, message: msg });
     }
+  }
+
+  /** Appraise the claim's evidence. */
+  private judge(claim: RoundClaim): Promise<RegistrationVerdict> {
+    return this.appraise({
+      enclaveId: claim.enclaveId,
+      teeType: teeTypeName(claim.teeType),
+      measurement: claim.measurement,
+      enclaveAddress: claim.enclaveAddress,
+      kemPublicKey: claim.kemPublicKey,
+      endpoint: claim.endpoint,
+    });
   }
 
   /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */
