@@ -33,6 +33,7 @@ import { CursorStore } from './cursorStore.ts';
 import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
 import { ProofChecker, type ProofCheckerOptions } from './proofChecker.ts';
+import { RoundSlots } from './roundSlots.ts';
 import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
@@ -59,6 +60,9 @@ const QUIET_CONCLUDE_REFUSALS = new Set([
  */
 const SETTLED_VOTE_REFUSALS =
   /AlreadyVoted|NoOpenRound|RoundMismatch|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i;
+
+/** Rounds judged at once by default (evidence fetch and appraisal; decision 1831). */
+export const DEFAULT_VOTE_CONCURRENCY = 8;
 
 /** The key of one round in the daemon's sets and maps (Enclave IDs compared in lower case). */
 function roundKey(enclaveId: string, round: number): string {
@@ -124,6 +128,12 @@ export interface VerifierDaemonOptions {
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
   sweepIntervalMs?: number;
   /**
+   * Rounds judged at the same time (reading the claim, fetching and appraising evidence), default 8.
+   * Rounds never wait for one another's votes; a round waiting between tries holds no slot, and a
+   * round's first try goes before the retries of rounds whose node did not answer (decision 1831).
+   */
+  voteConcurrency?: number;
+  /**
    * Where the verifier keeps its chain cursors (`verifier-cursors-<address>.json`), so a restart after a
    * crash or an RPC/anvil outage resumes from the last handled block. Absent: in memory only.
    */
@@ -179,9 +189,14 @@ export class VerifierDaemon {
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** A sweep is scanning the registry (the rounds it found are judged beside later sweeps). */
   private sweeping = false;
   /** Rounds this verifier is voting on now (event and sweep never vote twice at once). */
   private readonly inFlight = new Set<string>();
+  /** Rounds a sweep is handling now (voting, or concluding one it voted in). */
+  private readonly sweepingRounds = new Set<string>();
+  /** Slots for judging rounds: bounded, and never held while a round waits (decision 1831). */
+  private readonly slots: RoundSlots;
   /** Enclave IDs registered up to block `sweptTo - 1` whose record may still hold an open round. */
   private readonly registered = new Set<Hex>();
   /** Next block the sweep scans for NodeRegistered. */
@@ -203,6 +218,7 @@ export class VerifierDaemon {
     this.opts = opts;
     this.sweptTo = opts.deployment.deployBlock;
     this.clients = this.makeClients();
+    this.slots = new RoundSlots(opts.voteConcurrency ?? DEFAULT_VOTE_CONCURRENCY);
   }
 
   private makeClients(): FirnClients {
@@ -250,7 +266,12 @@ export class VerifierDaemon {
       fromBlock,
       pollIntervalMs: this.opts.pollIntervalMs ?? 500,
       maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
-      onEvent: (e) => this.onRegistration(e),
+      // Each round is judged on its own (decision 1831): the watcher moves on at once, so a node
+      // that never answers delays no other round's vote. A vote lost with the process is found by
+      // the sweep, which reads every open round from the registry.
+      onEvent: (e) => {
+        void this.onRegistration(e);
+      },
       onProgress: (next) => this.saveCursor('registrations', next),
       onError: (e) =>
         this.opts.logger.warn('registration watch failed; retrying', { message: errorLogText(e) }),
@@ -290,11 +311,15 @@ export class VerifierDaemon {
   /**
    * Vote in every open round this verifier has not voted in yet: a vote lost to an RPC failure
    * (the watcher has moved past its event) would otherwise leave a node Pending for good, since
-   * approval needs more than 2/3 of the stake.
+   * approval needs more than 2/3 of the stake. The rounds found are judged side by side within the
+   * daemon's slots (decision 1831), each on its own: one that throws is logged and tried again at
+   * the next sweep, and never ends the others. Resolves once every round this pass started is done;
+   * the next pass may scan meanwhile (a round still being judged is not started twice).
    */
   async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
+    let rounds: Promise<void>[] = [];
     try {
       const me = requireWallet(this.clients).account.address;
       // Every Enclave ID ever registered (NodeRegistered), scanned incrementally: only the blocks
@@ -345,34 +370,55 @@ export class VerifierDaemon {
             return { enclaveId, status, rotationPending: r.rotationPending, round: r.round };
           }),
         )
-      ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
+      ).filter(
+        (n) => n.status === NodeStatus.Pending || (n.status === NodeStatus.Active && n.rotationPending),
+      );
       // Forget the retry schedule of rounds that are no longer open.
       const stillOpen = new Set(open.map((n) => roundKey(n.enclaveId, n.round)));
       for (const k of this.deferred.keys()) if (!stillOpen.has(k)) this.deferred.delete(k);
-      for (const n of open) {
-        const rotation = n.status === NodeStatus.Active;
-        if (rotation && !n.rotationPending) continue;
-        const voted = await this.clients.public.readContract({
-          address: this.opts.deployment.registry,
-          abi: firnRegistryAbi,
-          functionName: 'hasVoted',
-          args: [n.enclaveId, n.round, me],
-        });
-        if (voted) {
-          await this.concludeIfDecided(n.enclaveId, n.round);
-          continue;
-        }
-        if (this.settled.has(roundKey(n.enclaveId, n.round))) continue;
-        await this.onRegistration({
-          kind: rotation ? 'keyRotation' : 'registered',
-          enclaveId: n.enclaveId,
-          round: n.round,
-        } as RegistrationEvent);
-      }
+      rounds = open.map((n) => this.sweepRound(n, me));
     } catch (err) {
       this.opts.logger.warn('vote sweep failed; retrying', { message: errorLogText(err) });
     } finally {
       this.sweeping = false;
+    }
+    await Promise.all(rounds);
+  }
+
+  /**
+   * One open round found by the sweep: conclude it when this verifier has voted in it (it may have
+   * passed on the stake that can still vote), else vote. Never throws: a failure is logged and the
+   * next sweep tries again.
+   */
+  private async sweepRound(n: { enclaveId: Hex; status: NodeStatus; round: number }, me: Hex): Promise<void> {
+    const key = roundKey(n.enclaveId, n.round);
+    if (this.sweepingRounds.has(key)) return;
+    this.sweepingRounds.add(key);
+    try {
+      const voted = await this.clients.public.readContract({
+        address: this.opts.deployment.registry,
+        abi: firnRegistryAbi,
+        functionName: 'hasVoted',
+        args: [n.enclaveId, n.round, me],
+      });
+      if (voted) {
+        await this.concludeIfDecided(n.enclaveId, n.round);
+        return;
+      }
+      if (this.settled.has(key)) return;
+      await this.onRegistration({
+        kind: n.status === NodeStatus.Active ? 'keyRotation' : 'registered',
+        enclaveId: n.enclaveId,
+        round: n.round,
+      } as RegistrationEvent);
+    } catch (err) {
+      this.opts.logger.warn('vote sweep failed for a round; retrying at the next sweep', {
+        enclaveId: n.enclaveId,
+        round: n.round,
+        message: errorLogText(err),
+      });
+    } finally {
+      this.sweepingRounds.delete(key);
     }
   }
 
@@ -401,13 +447,24 @@ export class VerifierDaemon {
     }
   }
 
-  /** Handle one registration or rotation event; public for tests. */
+  /**
+   * Judge one registration or rotation round and vote in it; public for tests. Resolves when the
+   * vote is cast or left for later, and never rejects: a failure of the verifier's own reads or
+   * code is logged, no vote is cast, and the sweep tries the round again.
+   */
   async onRegistration(e: RegistrationEvent): Promise<void> {
     const key = roundKey(e.enclaveId, e.round);
     if (this.inFlight.has(key)) return;
     this.inFlight.add(key);
     try {
       await this.vote(e);
+    } catch (err) {
+      this.stats.skipped++;
+      this.opts.logger.warn('could not judge a round; trying again at a later sweep', {
+        enclaveId: e.enclaveId,
+        round: e.round,
+        message: errorLogText(err),
+      });
     } finally {
       this.inFlight.delete(key);
     }
@@ -428,8 +485,10 @@ export class VerifierDaemon {
       this.stats.skipped++;
       return;
     }
+    // A round whose node already failed to answer waits behind every round's first try.
+    const tier: 0 | 1 = later === undefined ? 0 : 1;
     // The record and the KEM key of this very round, at one block: what the evidence must bind.
-    const claim = await getRoundClaim(this.clients, e.enclaveId);
+    const claim = await this.slots.run(() => getRoundClaim(this.clients, e.enclaveId), tier);
     if (claim === undefined || claim.round !== e.round || claim.kind !== e.kind) {
       this.stats.skipped++;
       return;
@@ -439,7 +498,7 @@ export class VerifierDaemon {
     // is refused before any evidence is fetched.
     const allow = await checkMeasurementAllowed(this.clients, claim, claim.blockNumber);
     let verdict: RegistrationVerdict = allow.allowed
-      ? await this.judge(claim)
+      ? await this.judge(claim, tier)
       : {
           approve: false,
           reasonCode: allow.reasonCode,
@@ -452,8 +511,9 @@ export class VerifierDaemon {
       const wait = Math.max(500 * i, (!verdict.approve && verdict.unavailable?.retryAfterMs) || 0);
       if (waited + wait > QUICK_RETRY_BUDGET_MS) break;
       waited += wait;
+      // No slot is held while waiting: other rounds are judged meanwhile.
       await new Promise((r) => setTimeout(r, wait));
-      verdict = await this.judge(claim);
+      verdict = await this.judge(claim, 1);
     }
     if (!verdict.approve && verdict.unavailable !== undefined) {
       // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
@@ -546,16 +606,20 @@ export class VerifierDaemon {
     }
   }
 
-  /** Appraise the claim's evidence. */
-  private judge(claim: RoundClaim): Promise<RegistrationVerdict> {
-    return this.appraise({
-      enclaveId: claim.enclaveId,
-      teeType: teeTypeName(claim.teeType),
-      measurement: claim.measurement,
-      enclaveAddress: claim.enclaveAddress,
-      kemPublicKey: claim.kemPublicKey,
-      endpoint: claim.endpoint,
-    });
+  /** Appraise the claim's evidence in one of the daemon's slots. */
+  private judge(claim: RoundClaim, tier: 0 | 1): Promise<RegistrationVerdict> {
+    return this.slots.run(
+      () =>
+        this.appraise({
+          enclaveId: claim.enclaveId,
+          teeType: teeTypeName(claim.teeType),
+          measurement: claim.measurement,
+          enclaveAddress: claim.enclaveAddress,
+          kemPublicKey: claim.kemPublicKey,
+          endpoint: claim.endpoint,
+        }),
+      tier,
+    );
   }
 
   /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */
