@@ -167,6 +167,24 @@ export function ownServiceUnavailable(v: RegistrationVerdict): boolean {
   return !v.approve && v.reasons.some((r) => r.code === 'E_UNAVAILABLE');
 }
 
+/**
+ * True when the verifier's own machinery failed while judging (E_INTERNAL: a bug or an unexpected
+ * error in its code or libraries, which `refusalOf` no longer passes off as malformed evidence):
+ * no fact about the node, so the daemon abstains and tries again later instead of refusing.
+ */
+export function ownMachineryFailed(v: RegistrationVerdict): boolean {
+  return !v.approve && v.reasons.some((r) => r.code === 'E_INTERNAL');
+}
+
+/** The verdict of a judgement that threw instead of returning one: the verifier's own failure. */
+export function internalFailureVerdict(err: unknown): RegistrationVerdict {
+  return {
+    approve: false,
+    reasonCode: refusalCodeOf('E_INTERNAL'),
+    reasons: [{ code: 'E_INTERNAL', message: errorLogText(err) }],
+  };
+}
+
 export interface VerifierStats {
   approved: number;
   refused: number;
@@ -515,23 +533,26 @@ export class VerifierDaemon {
       await new Promise((r) => setTimeout(r, wait));
       verdict = await this.judge(claim, 1);
     }
-    if (!verdict.approve && verdict.unavailable !== undefined) {
-      // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
-      // off, honouring Retry-After). The round stays open; a node that never answers stays
-      // Pending (it takes no job) until it answers or its operator withdraws (decision 1742).
+    if (!verdict.approve && (verdict.unavailable !== undefined || ownMachineryFailed(verdict))) {
+      // No evidence is no fact about the enclave, and neither is a failure of the verifier's own
+      // code: no vote now, a later sweep tries again (backing off, honouring Retry-After). The
+      // round stays open; a node that never answers stays Pending (it takes no job) until it
+      // answers or its operator withdraws (decision 1742).
       const failures = (later?.failures ?? 0) + 1;
       const max = this.opts.maxRetryIntervalMs ?? 300_000;
       const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
-      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable.retryAfterMs ?? 0));
+      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable?.retryAfterMs ?? 0));
       this.deferred.set(key, { failures, notBefore: Date.now() + retryInMs });
       this.stats.skipped++;
-      log.warn('not voting yet: the node gave no evidence', {
+      const fields = {
         enclaveId: e.enclaveId,
         round: e.round,
         failures,
         retryInMs,
         reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
-      });
+      };
+      if (verdict.unavailable !== undefined) log.warn('not voting yet: the node gave no evidence', fields);
+      else log.error('not voting: the verifier failed while judging the evidence', fields);
       return;
     }
     this.deferred.delete(key);
@@ -606,20 +627,26 @@ export class VerifierDaemon {
     }
   }
 
-  /** Appraise the claim's evidence in one of the daemon's slots. */
-  private judge(claim: RoundClaim, tier: 0 | 1): Promise<RegistrationVerdict> {
-    return this.slots.run(
-      () =>
-        this.appraise({
+  /**
+   * Appraise the claim's evidence in one of the daemon's slots. A throw (the verifier's own code
+   * failing, never the node's answer, which appraiseRegistration turns into a verdict) becomes an
+   * E_INTERNAL verdict, on which the daemon abstains.
+   */
+  private async judge(claim: RoundClaim, tier: 0 | 1): Promise<RegistrationVerdict> {
+    return this.slots.run(async () => {
+      try {
+        return await this.appraise({
           enclaveId: claim.enclaveId,
           teeType: teeTypeName(claim.teeType),
           measurement: claim.measurement,
           enclaveAddress: claim.enclaveAddress,
           kemPublicKey: claim.kemPublicKey,
           endpoint: claim.endpoint,
-        }),
-      tier,
-    );
+        });
+      } catch (err) {
+        return internalFailureVerdict(err);
+      }
+    }, tier);
   }
 
   /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */
