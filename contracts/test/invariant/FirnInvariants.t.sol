@@ -33,6 +33,9 @@ contract Handler {
     uint256 public creditedTotal;
     /// @dev Resume fees paid by operators (ghost).
     uint256 public resumeFeesPaid;
+    /// @dev Registration fees paid by operators (ghost): the registry holds them until a sweep
+    /// credits them to the owner's treasury (decision 1671).
+    uint256 public registrationFeesPaid;
     uint256 public answers;
     uint64 public maxEpochTouched;
     /// @dev Votes naming a round other than the open one that the registry accepted (ghost; decision 1831).
@@ -74,7 +77,8 @@ contract Handler {
 
     function register(uint256 i, uint256 stake) external {
         i %= NODES;
-        stake = 1 ether + (stake % 3 ether) + reg.registrationFee();
+        uint256 fee = reg.registrationFee();
+        stake = 1 ether + (stake % 3 ether) + fee;
         vm.deal(_op(i), stake);
         vm.prank(_op(i));
         // Nodes 0 and 1 share a platform: one capacity share between them.
@@ -89,7 +93,9 @@ contract Handler {
                 "http://n",
                 bytes32(uint256(7))
             )
-        ) {} catch {}
+        ) {
+            registrationFeesPaid += fee;
+        } catch {}
     }
 
     /// @dev A vote for the node's open round (read before the prank), or for a stale round.
@@ -490,7 +496,8 @@ contract FirnInvariantsTest is FirnFixture {
 
     /// @dev What the pool credited (per epoch and overall) never exceeds what it allocated, which
     /// never exceeds what it received; its balance is exactly received - withdrawn plus the resume
-    /// fees owed to the owner's treasury, which are outside the pool's books (decision 1646).
+    /// fees and swept registration fees owed to the owner's treasury, which are outside the pool's
+    /// books (decisions 1646, 1671).
     function invariant_rewardsNeverExceedPool() public view {
         vm.assertLe(rewards.totalWithdrawn(), rewards.totalAllocated(), "withdrawn <= allocated");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
@@ -500,7 +507,11 @@ contract FirnInvariantsTest is FirnFixture {
             rewards.totalReceived() - rewards.totalWithdrawn() + rewards.totalTreasuryCredit(),
             "balance == received - paid + treasury credit"
         );
-        vm.assertEq(rewards.treasuryCredit(owner), handler.resumeFeesPaid(), "every resume fee is the owner's");
+        vm.assertEq(
+            rewards.treasuryCredit(owner),
+            handler.resumeFeesPaid() + handler.registrationFeesPaid() - registry.feesHeld(),
+            "every resume fee and every swept registration fee is the owner's"
+        );
         for (uint64 e = 0; e <= handler.maxEpochTouched(); ++e) {
             IFirnRewards.Epoch memory ep = rewards.getEpoch(e);
             vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
@@ -537,6 +548,19 @@ contract FirnInvariantsTest is FirnFixture {
         vm.assertTrue(handler.resumeFeesPaid() != 0, "a resume was paid");
         vm.assertEq(rewards.treasuryCredit(owner), handler.resumeFeesPaid(), "the owner's credit is the fee");
         vm.assertEq(rewards.totalReceived(), received, "the pool received none of it");
+        invariant_rewardsNeverExceedPool();
+    }
+
+    /// @dev A registration fee swept when an epoch closes (a reward claim sweeps the registry) is the
+    /// owner's treasury credit beside the resume fees; the invariant once counted only the latter.
+    function test_handler_sweptRegistrationFeeReachesTheTreasury() public {
+        handler.register(1, 0);
+        handler.approveQuorum(1);
+        handler.exitAndWithdraw(1, 432483921);
+        vm.assertEq(registry.feesHeld(), 0.01 ether, "held until a sweep");
+        handler.claimRewards(0, 0, 0);
+        vm.assertEq(registry.feesHeld(), 0, "swept by the epoch's close");
+        vm.assertEq(rewards.treasuryCredit(owner), 0.01 ether, "the owner's credit is the fee");
         invariant_rewardsNeverExceedPool();
     }
 
