@@ -13,7 +13,7 @@ import {IFirnVerifierSet} from "./interfaces/IFirnVerifierSet.sol";
 /// @title FirnRegistry
 /// @notice Registers TEE nodes by Enclave ID. A registration carries a stake, a fee for the
 /// governance treasury (decision 1671) and a digest of the attestation evidence; verifiers re-check that evidence off chain and
-/// vote on that exact digest with their stake as weight; > 2/3 of the stake snapshotted when the
+/// vote on that exact round and digest (decision 1831) with their stake as weight; > 2/3 of the stake snapshotted when the
 /// round opened activates, > 1/3 refuses. The owner (the timelock) keeps the measurement
 /// allow-list, the allowed TEE types and the parameters; the guardian may pause and revoke at
 /// once; the slasher (the job market) slashes proven faults and locks stake through challenge
@@ -433,9 +433,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     // ---------------------------------------------------------------- verifiers
 
     /// @inheritdoc IFirnRegistry
-    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external {
+    function approve(bytes32 enclaveId, uint32 round, bytes32 evidenceDigest) external {
         Node storage n = _nodes[enclaveId];
-        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
+        (uint256 weight, uint256 total) = _castVote(enclaveId, n, round, evidenceDigest);
         _checkNotRevokedWhilePending(enclaveId, n);
         uint256 approvals = n.approvalStake + weight;
         n.approvalStake = SafeCast.toUint96(approvals);
@@ -447,9 +447,9 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
-    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external {
+    function refuse(bytes32 enclaveId, uint32 round, bytes32 evidenceDigest, uint16 reasonCode) external {
         Node storage n = _nodes[enclaveId];
-        (uint32 round, uint256 weight, uint256 total) = _castVote(enclaveId, n, evidenceDigest);
+        (uint256 weight, uint256 total) = _castVote(enclaveId, n, round, evidenceDigest);
         uint256 refusals = n.refusalStake + weight;
         n.refusalStake = SafeCast.toUint96(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
@@ -463,13 +463,15 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @inheritdoc IFirnRegistry
     /// @dev The votes' own thresholds against the denominator as it is now (decision 1755): a round
     /// whose last vote fell short only because of stake that could still vote then, and has since
-    /// left, been deactivated or slashed, concludes here as its next vote would have.
-    function concludeRound(bytes32 enclaveId) external {
+    /// left, been deactivated or slashed, concludes here as its next vote would have. The caller
+    /// names the round it means, as a vote does (decision 1831).
+    function concludeRound(bytes32 enclaveId, uint32 round) external {
         Node storage n = _nodes[enclaveId];
         if (n.status != NodeStatus.Pending && !(n.status == NodeStatus.Active && n.rotationPending)) {
             revert NoOpenRound(enclaveId, n.status);
         }
-        uint32 round = n.round;
+        uint32 current = n.round;
+        if (round != current) revert RoundMismatch(enclaveId, current, round);
         uint256 total = _verifierSet.totalStakeAt(n.snapshotId);
         uint256 quorum = _quorumStake(enclaveId, n, round, total);
         uint256 approvals = n.approvalStake;
@@ -777,12 +779,16 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Records one weighted vote for the open round. A vote names the evidence digest it
-    /// judged, so it can never count for evidence the verifier did not see; only verifiers active at
-    /// the round's snapshot vote, with their stake as weight.
-    function _castVote(bytes32 enclaveId, Node storage n, bytes32 evidenceDigest)
+    /// @dev Records one weighted vote for the open round. A vote names the round it judged, and a
+    /// round fixes the enclave address and KEM key (every register and rotateKeys opens a new one),
+    /// so a vote can never count for keys the verifier did not check: an operator that withdraws and
+    /// registers again, or rotates, while a verifier fetches its evidence gets RoundMismatch for
+    /// that vote (decision 1831). It also names the round's evidence digest. Only verifiers active
+    /// at the round's snapshot vote, with their stake as weight. The round shares slot 0, which the
+    /// vote reads anyway, so the check costs no storage read.
+    function _castVote(bytes32 enclaveId, Node storage n, uint32 round, bytes32 evidenceDigest)
         private
-        returns (uint32 round, uint256 weight, uint256 total)
+        returns (uint256 weight, uint256 total)
     {
         bytes32 expected;
         if (n.status == NodeStatus.Pending) {
@@ -792,6 +798,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         } else {
             revert NoOpenRound(enclaveId, n.status);
         }
+        uint32 current = n.round;
+        if (round != current) revert RoundMismatch(enclaveId, current, round);
         uint64 snapshotId = n.snapshotId;
         weight = _verifierSet.voteWeight(msg.sender, snapshotId);
         if (weight == 0) {
@@ -799,7 +807,6 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
             revert NotEligibleVoter(enclaveId, msg.sender, snapshotId);
         }
         if (evidenceDigest != expected) revert EvidenceMismatch(enclaveId, expected, evidenceDigest);
-        round = n.round;
         if (_voted[enclaveId][round][msg.sender]) revert AlreadyVoted(enclaveId, round, msg.sender);
         _voted[enclaveId][round][msg.sender] = true;
         total = _verifierSet.totalStakeAt(snapshotId);

@@ -24,9 +24,10 @@ contract FirnConcludeRoundTest is FirnFixture {
     }
 
     function _vote(address v, TestNode memory t, bool approve) internal {
+        uint32 round = _round(t.enclaveId);
         vm.prank(v);
-        if (approve) registry.approve(t.enclaveId, t.evidenceDigest);
-        else registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        if (approve) registry.approve(t.enclaveId, round, t.evidenceDigest);
+        else registry.refuse(t.enclaveId, round, t.evidenceDigest, 1);
     }
 
     /// @dev How one member votes in `_pendingRound`: not at all, approve or refuse.
@@ -64,13 +65,14 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 2.5 ether, 0.5 ether, 4 ether)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
 
         vm.prank(big2);
         verifierSet.requestLeave();
         // No vote can conclude the round any more: every member that can vote has voted.
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.AlreadyVoted.selector, t.enclaveId, round, verifierList[0]));
-        _vote(verifierList[0], t, true);
+        vm.prank(verifierList[0]);
+        registry.approve(t.enclaveId, round, t.evidenceDigest);
         vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "stuck");
 
         // A measurement revoked meanwhile cannot be activated, here as by a vote.
@@ -78,7 +80,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.MeasurementRevokedWhilePending.selector, t.enclaveId, SIM, MEASUREMENT)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         registry.allowMeasurement(SIM, MEASUREMENT);
 
         uint64 epoch = rewards.currentEpoch();
@@ -86,7 +88,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeActivated(t.enclaveId, round);
         vm.prank(stranger);
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         vm.assertTrue(registry.isActive(t.enclaveId), "activated by anyone");
         vm.assertEq(registry.enclaveKeyHistory(t.enclaveId).length, 1, "key record opened");
         vm.assertTrue(rewards.verifierPoints(epoch, verifierList[0]) > 0, "approvers earn their point");
@@ -96,7 +98,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
     }
 
     /// @dev 1 of 4 ether refuses and 1 approves; a raise deactivates the silent 0.5-ether members
@@ -110,7 +112,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 1 ether, 3 ether)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         vm.prank(big2);
         verifierSet.requestLeave();
 
@@ -118,7 +120,7 @@ contract FirnConcludeRoundTest is FirnFixture {
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 1 ether, 2 ether)
         );
         vm.prank(stranger);
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "pending");
     }
 
@@ -133,7 +135,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 2 ether, 1 ether, 3 ether)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "open");
     }
 
@@ -151,10 +153,10 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.roll(block.number + 1);
         for (uint256 i = 0; i < 3; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(t.enclaveId, newEv);
+            registry.approve(t.enclaveId, round, newEv);
         }
         vm.prank(verifierList[3]);
-        registry.refuse(t.enclaveId, newEv, 1);
+        registry.refuse(t.enclaveId, round, newEv, 1);
         vm.assertTrue(registry.getNode(t.enclaveId).rotationPending, "1.5 of 3 is not 2/3");
         vm.prank(big1);
         verifierSet.requestLeave();
@@ -162,7 +164,7 @@ contract FirnConcludeRoundTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.KeysRotated(t.enclaveId, round, newAddr, newKem);
         vm.prank(stranger);
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
         IFirnRegistry.Node memory n = registry.getNode(t.enclaveId);
         vm.assertFalse(n.rotationPending, "concluded");
         vm.assertEq(n.enclaveAddress, newAddr, "new keys");

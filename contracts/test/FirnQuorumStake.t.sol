@@ -40,14 +40,14 @@ contract FirnQuorumStakeTest is FirnScenario {
         _register(t, SIM, MEASUREMENT);
         uint64 snap = registry.getNode(t.enclaveId).snapshotId;
         vm.prank(c1);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
         vm.prank(c1);
         verifierSet.requestLeave();
         // An honest member that never voted also leaves: its stake stops counting.
         vm.prank(verifierList[0]);
         verifierSet.requestLeave();
         vm.prank(c2);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
         vm.assertEq(uint256(registry.getNode(t.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Pending), "pending");
 
         address[] memory voters = new address[](2);
@@ -61,13 +61,13 @@ contract FirnQuorumStakeTest is FirnScenario {
         // The honest members still able to vote (3.5 of 5) approve.
         for (uint256 i = 1; i < 4; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(t.enclaveId, t.evidenceDigest);
+            registry.approve(t.enclaveId, 1, t.evidenceDigest);
         }
         vm.prank(big1);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertFalse(registry.isActive(t.enclaveId), "2.5 of 5 is not yet 2/3");
         vm.prank(big2);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertTrue(registry.isActive(t.enclaveId), "3.5 of 5 passes 2/3");
     }
 
@@ -77,9 +77,9 @@ contract FirnQuorumStakeTest is FirnScenario {
     function test_findingPassedByALaterDeactivationSlashesAtFinalize() public {
         TestNode memory cheat = _activeNode(1, SIM, MEASUREMENT); // 1.5 of 4 ether so far
         vm.prank(big1);
-        registry.approve(cheat.enclaveId, cheat.evidenceDigest);
+        registry.approve(cheat.enclaveId, 1, cheat.evidenceDigest);
         vm.prank(big2);
-        registry.approve(cheat.enclaveId, cheat.evidenceDigest);
+        registry.approve(cheat.enclaveId, 1, cheat.evidenceDigest);
         (bytes32 jobId, IFirnJobMarket.ProofFacts memory f) = _claimAndProve(cheat);
         vm.prank(big1);
         market.dispute(jobId, 17, f);
@@ -117,13 +117,13 @@ contract FirnQuorumStakeTest is FirnScenario {
         vm.assertEq(verifierSet.totalActiveStake(), 15 ether, "deactivated by the slash");
         vm.assertEq(verifierSet.quorumStakeAt(snap, none, 0), 4 ether, "still the snapshot's total");
         vm.prank(big1);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertFalse(registry.isActive(t.enclaveId), "1 of the snapshot's 4 ether never decides");
         uint32 round = registry.getNode(t.enclaveId).round;
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 0, 4 ether)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
 
         // The liveness trade: the stuck registration exits with its stake back and registers
         // again under a fresh snapshot, where today's members decide.
@@ -133,9 +133,9 @@ contract FirnQuorumStakeTest is FirnScenario {
         _register(t, SIM, MEASUREMENT);
         vm.assertEq(registry.getNode(t.enclaveId).snapshotId, verifierSet.currentSnapshot(), "fresh snapshot");
         vm.prank(big1);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 2, t.evidenceDigest);
         vm.prank(_verifierAddr(301));
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 2, t.evidenceDigest);
         vm.assertTrue(registry.isActive(t.enclaveId), "the re-registered node passes");
     }
 
@@ -171,10 +171,10 @@ contract FirnQuorumStakeTest is FirnScenario {
         verifierSet.setParameters(1 ether, UNBONDING);
         vm.assertEq(verifierSet.totalActiveStake(), 2 ether, "only big1 and big2 remain");
         vm.prank(big1);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertFalse(registry.isActive(t.enclaveId), "half is not enough");
         vm.prank(big2);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertTrue(registry.isActive(t.enclaveId), "the members left carry the round");
     }
 }

@@ -219,27 +219,27 @@ contract FirnRegistryTest is FirnFixture {
 
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, stranger));
         vm.prank(stranger);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
 
         bytes32 other = keccak256("other evidence");
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.EvidenceMismatch.selector, t.enclaveId, t.evidenceDigest, other)
         );
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, other);
+        registry.approve(t.enclaveId, 1, other);
 
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeApproved(t.enclaveId, verifierList[0], 1, MIN_VERIFIER_STAKE, MIN_VERIFIER_STAKE);
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertFalse(registry.isActive(t.enclaveId), "1/4 is not a quorum");
 
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.AlreadyVoted.selector, t.enclaveId, 1, verifierList[0]));
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
 
         vm.prank(verifierList[1]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertFalse(registry.isActive(t.enclaveId), "2/4 is not more than 2/3");
 
         vm.expectEmit(address(registry));
@@ -247,7 +247,7 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeActivated(t.enclaveId, 1);
         vm.prank(verifierList[2]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.assertTrue(registry.isActive(t.enclaveId), "active");
         vm.assertTrue(registry.isEligible(t.enclaveId), "eligible");
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 1, "listed as active");
@@ -257,7 +257,7 @@ contract FirnRegistryTest is FirnFixture {
             abi.encodeWithSelector(IFirnRegistry.NoOpenRound.selector, t.enclaveId, IFirnRegistry.NodeStatus.Active)
         );
         vm.prank(verifierList[3]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
     }
 
     /// @dev Nine cheap accounts holding 0.9 ether of a 2.9 ether verifier stake (31 %) outnumber the
@@ -273,7 +273,7 @@ contract FirnRegistryTest is FirnFixture {
         _register(fake, SIM, MEASUREMENT);
         for (uint256 i = 0; i < 9; ++i) {
             vm.prank(sybils[i]);
-            registry.approve(fake.enclaveId, fake.evidenceDigest);
+            registry.approve(fake.enclaveId, 1, fake.evidenceDigest);
         }
         vm.assertEq(_status(fake.enclaveId), uint256(IFirnRegistry.NodeStatus.Pending), "9 sybil votes do not activate");
         vm.assertEq(registry.getNode(fake.enclaveId).approvalStake, 0.9 ether, "their weight is their stake");
@@ -287,17 +287,17 @@ contract FirnRegistryTest is FirnFixture {
             )
         );
         vm.prank(late);
-        registry.approve(fake.enclaveId, fake.evidenceDigest);
+        registry.approve(fake.enclaveId, 1, fake.evidenceDigest);
 
         // One honest verifier joining the sybils is still short of 2/3 (1.4 of 2.9).
         vm.prank(verifierList[0]);
-        registry.approve(fake.enclaveId, fake.evidenceDigest);
+        registry.approve(fake.enclaveId, 1, fake.evidenceDigest);
         vm.assertEq(_status(fake.enclaveId), uint256(IFirnRegistry.NodeStatus.Pending), "still pending");
         // The honest majority refuses it.
         vm.prank(verifierList[1]);
-        registry.refuse(fake.enclaveId, fake.evidenceDigest, 7);
+        registry.refuse(fake.enclaveId, 1, fake.evidenceDigest, 7);
         vm.prank(verifierList[2]);
-        registry.refuse(fake.enclaveId, fake.evidenceDigest, 7);
+        registry.refuse(fake.enclaveId, 1, fake.evidenceDigest, 7);
         vm.assertEq(_status(fake.enclaveId), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected by > 1/3");
     }
 
@@ -314,13 +314,13 @@ contract FirnRegistryTest is FirnFixture {
         _register(t, SIM, MEASUREMENT);
         for (uint256 i = 0; i < 9; ++i) {
             vm.prank(sybils[i]);
-            registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+            registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
         }
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Pending), "9 sybil refusals do not reject");
         // Honest stake: 2.0 of 2.9 ether = 69 % > 2/3, so the honest verifiers alone conclude.
         for (uint256 i = 0; i < VERIFIERS; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(t.enclaveId, t.evidenceDigest);
+            registry.approve(t.enclaveId, 1, t.evidenceDigest);
         }
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Active), "honest majority activates");
     }
@@ -331,14 +331,14 @@ contract FirnRegistryTest is FirnFixture {
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeRefused(t.enclaveId, verifierList[0], 42, 1, MIN_VERIFIER_STAKE, MIN_VERIFIER_STAKE);
         vm.prank(verifierList[0]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 42);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 42);
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Pending), "1/4 is not more than 1/3");
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeRejected(t.enclaveId, 1, MIN_NODE_STAKE);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.RefundCredited(t.operator, MIN_NODE_STAKE);
         vm.prank(verifierList[1]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 43);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 43);
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected");
         vm.assertEq(registry.withdrawable(t.operator), MIN_NODE_STAKE, "refund credited");
         vm.assertEq(registry.enclaveIdOf(t.enclaveAddress), bytes32(0), "address released");
@@ -362,9 +362,9 @@ contract FirnRegistryTest is FirnFixture {
         TestNode memory t = _node(1);
         op.register(_params(t, SIM, MEASUREMENT), MIN_NODE_STAKE);
         vm.prank(verifierList[0]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 9);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 9);
         vm.prank(verifierList[1]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 9);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 9);
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Rejected), "refusal concluded");
         vm.assertEq(registry.withdrawable(address(op)), MIN_NODE_STAKE, "credited, not pushed");
         vm.assertEq(registry.totalWithdrawable(), MIN_NODE_STAKE, "books");
@@ -390,12 +390,12 @@ contract FirnRegistryTest is FirnFixture {
         verifierSet.requestLeave();
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, verifierList[0]));
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         // It had not voted, so its stake leaves the round's denominator (decision 1720): 3 of the 4
         // stakes remain and two approvals are exactly 2/3 of them, not more; all three must approve.
         for (uint256 i = 1; i < VERIFIERS; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(t.enclaveId, t.evidenceDigest);
+            registry.approve(t.enclaveId, 1, t.evidenceDigest);
         }
         vm.assertTrue(registry.isActive(t.enclaveId), "active with 3/4");
     }
@@ -404,18 +404,18 @@ contract FirnRegistryTest is FirnFixture {
         TestNode memory t = _node(1);
         _register(t, SIM, MEASUREMENT);
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         registry.revokeMeasurement(SIM, MEASUREMENT);
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.MeasurementRevokedWhilePending.selector, t.enclaveId, SIM, MEASUREMENT)
         );
         vm.prank(verifierList[1]);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         // Refusing still works, so the registration ends.
         vm.prank(verifierList[1]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 3);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 3);
         vm.prank(verifierList[2]);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 3);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 3);
         vm.assertEq(_status(t.enclaveId), uint256(IFirnRegistry.NodeStatus.Rejected), "rejected");
 
         // The same holds for a TEE type governance stopped accepting.
@@ -426,7 +426,7 @@ contract FirnRegistryTest is FirnFixture {
             abi.encodeWithSelector(IFirnRegistry.MeasurementRevokedWhilePending.selector, u.enclaveId, SGX, MEASUREMENT)
         );
         vm.prank(verifierList[0]);
-        registry.approve(u.enclaveId, u.evidenceDigest);
+        registry.approve(u.enclaveId, 1, u.evidenceDigest);
     }
 
     function test_revokedMeasurement_makesNodesIneligibleAtOnce() public {
@@ -503,13 +503,13 @@ contract FirnRegistryTest is FirnFixture {
 
         vm.roll(200);
         vm.prank(verifierList[0]);
-        registry.approve(t.enclaveId, newEv);
+        registry.approve(t.enclaveId, 2, newEv);
         vm.prank(verifierList[1]);
-        registry.approve(t.enclaveId, newEv);
+        registry.approve(t.enclaveId, 2, newEv);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.KeysRotated(t.enclaveId, 2, newAddr, newKem);
         vm.prank(verifierList[2]);
-        registry.approve(t.enclaveId, newEv);
+        registry.approve(t.enclaveId, 2, newEv);
         IFirnRegistry.Node memory n = registry.getNode(t.enclaveId);
         vm.assertEq(n.enclaveAddress, newAddr, "new address");
         vm.assertEq(n.evidenceDigest, newEv, "new evidence");
@@ -521,11 +521,11 @@ contract FirnRegistryTest is FirnFixture {
         vm.prank(t.operator);
         registry.rotateKeys(t.enclaveId, third, newKem, keccak256("ev3"));
         vm.prank(verifierList[0]);
-        registry.refuse(t.enclaveId, keccak256("ev3"), 1);
+        registry.refuse(t.enclaveId, 3, keccak256("ev3"), 1);
         vm.expectEmit(address(registry));
         emit IFirnRegistry.KeyRotationRefused(t.enclaveId, 3);
         vm.prank(verifierList[2]);
-        registry.refuse(t.enclaveId, keccak256("ev3"), 1);
+        registry.refuse(t.enclaveId, 3, keccak256("ev3"), 1);
         vm.assertEq(registry.getNode(t.enclaveId).enclaveAddress, newAddr, "kept");
         vm.assertTrue(registry.isActive(t.enclaveId), "still active");
         vm.assertEq(registry.enclaveIdOf(third), bytes32(0), "pending address released");
@@ -642,9 +642,9 @@ contract FirnRegistryTest is FirnFixture {
             vm.prank(squatter.operator);
             registry.register{value: MIN_NODE_STAKE + 0.05 ether}(p);
             vm.prank(verifierList[0]);
-            registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
+            registry.refuse(victim.enclaveId, uint32(round) + 1, p.evidenceDigest, 2);
             vm.prank(verifierList[1]);
-            registry.refuse(victim.enclaveId, p.evidenceDigest, 2);
+            registry.refuse(victim.enclaveId, uint32(round) + 1, p.evidenceDigest, 2);
         }
         vm.assertEq(registry.withdrawable(squatter.operator), 3 * MIN_NODE_STAKE, "stake back");
         registry.sweepFees();
@@ -729,9 +729,9 @@ contract FirnRegistryTest is FirnFixture {
         TestNode memory d = _activeNode(4, SIM, MEASUREMENT);
         // Refused and withdrawn registrations leave the lists.
         vm.prank(verifierList[0]);
-        registry.refuse(c.enclaveId, c.evidenceDigest, 1);
+        registry.refuse(c.enclaveId, 1, c.evidenceDigest, 1);
         vm.prank(verifierList[1]);
-        registry.refuse(c.enclaveId, c.evidenceDigest, 1);
+        registry.refuse(c.enclaveId, 1, c.evidenceDigest, 1);
         vm.assertEq(registry.countByStatus(IFirnRegistry.NodeStatus.Active), 2, "two active");
 
         bytes32[] memory page = registry.enclaveIdsByStatus(IFirnRegistry.NodeStatus.Active, 0, 1);
@@ -843,11 +843,11 @@ contract FirnRegistryTest is FirnFixture {
             uint256 w = verifierSet.getVerifier(verifierList[i]).stake;
             vm.prank(verifierList[i]);
             if ((pattern >> i) & 1 == 1) {
-                registry.approve(t.enclaveId, t.evidenceDigest);
+                registry.approve(t.enclaveId, 1, t.evidenceDigest);
                 yes += w;
                 if (yes * 3 > total * 2) expected = IFirnRegistry.NodeStatus.Active;
             } else {
-                registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+                registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
                 no += w;
                 if (no * 3 > total) expected = IFirnRegistry.NodeStatus.Rejected;
             }

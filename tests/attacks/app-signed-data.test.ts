@@ -62,7 +62,7 @@ describe('attacks on enclave-signed data records', () => {
       evidenceDigest,
       stake: ETH,
     });
-    await approveNode(at(3), { enclaveId, evidenceDigest });
+    await approveNode(at(3), { enclaveId, round: 1, evidenceDigest });
     const topic = 'overlap-size';
     const digest = bytesToHex(sha256(utf8('{"overlap":3}')));
     const data = { enclaveId, dataHash: signedDataHash(topic, digest), uri: signedDataUri(topic) };

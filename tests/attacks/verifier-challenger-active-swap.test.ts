@@ -91,10 +91,10 @@ describe('liveness challenger and a swap that keeps the Active count', () => {
     expect(challenger.stats.issued).toBe(1);
 
     // The swap, in one block: the old node leaves, the newcomer's approval lands.
-    await approveNode(v1, { enclaveId: newcomer, evidenceDigest });
+    await approveNode(v1, { enclaveId: newcomer, round: 1, evidenceDigest });
     await rpc('evm_setAutomine', [false]);
     const exitTx = requestExit(nodeOperator, old);
-    const approveTx = approveNode(v2, { enclaveId: newcomer, evidenceDigest });
+    const approveTx = approveNode(v2, { enclaveId: newcomer, round: 1, evidenceDigest });
     await sleep(500);
     await rpc('evm_mine');
     await rpc('evm_setAutomine', [true]);

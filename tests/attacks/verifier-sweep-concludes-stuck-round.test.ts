@@ -43,7 +43,7 @@ describe('vote sweep and a round decided after its last vote', () => {
     const params = simulatedRegistration(net, enclaveId);
     await registerNode(operator, params);
     // 1 of the 2 ether: not above 2/3.
-    await approveNode(voter, { enclaveId, evidenceDigest: params.evidenceDigest });
+    await approveNode(voter, { enclaveId, round: 1, evidenceDigest: params.evidenceDigest });
 
     const { daemon, seen } = sweepingVerifier(net, net.anvil.rpcUrl);
     const txBefore = await voter.public.getTransactionCount({

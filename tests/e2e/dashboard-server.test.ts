@@ -209,7 +209,12 @@ describe('dashboard server: read-only by construction', () => {
       evidenceDigest,
       stake: parseEther('1'),
     });
-    await refuseNode(verifier, { enclaveId, evidenceDigest, reasonCode: REFUSAL_CODES.E_EVIDENCE_TCB });
+    await refuseNode(verifier, {
+      enclaveId,
+      round: 1,
+      evidenceDigest,
+      reasonCode: REFUSAL_CODES.E_EVIDENCE_TCB,
+    });
 
     const client = createPublicClient({ transport: http(new URL('rpc', dash.url).href) }) as PublicClient;
     const config = (await (await fetch(new URL('config.json', dash.url))).json()) as Parameters<

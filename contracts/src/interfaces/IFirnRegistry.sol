@@ -131,6 +131,10 @@ interface IFirnRegistry {
     /// the round's denominator now (wei): it stays open for more votes.
     error RoundUndecided(bytes32 enclaveId, uint32 round, uint256 approvals, uint256 refusals, uint256 quorumStake);
     error EvidenceMismatch(bytes32 enclaveId, bytes32 expected, bytes32 given);
+    /// @notice A vote (or `concludeRound`) named round `given` of `enclaveId`, whose open round is
+    /// `expected`: the registration was withdrawn and made again, or the keys were rotated, since
+    /// the caller read the claim it judged (decision 1831).
+    error RoundMismatch(bytes32 enclaveId, uint32 expected, uint32 given);
     error AlreadyVoted(bytes32 enclaveId, uint32 round, address verifier);
     error UnexpectedStatus(bytes32 enclaveId, NodeStatus status);
     error RotationPending(bytes32 enclaveId);
@@ -290,22 +294,29 @@ interface IFirnRegistry {
     // ------------------------------------------------------------ verifiers
 
     /// @notice Vote for the open round; activates (or rotates keys) once approvals > 2/3 of the
-    /// round's snapshot stake. Reverts MeasurementRevokedWhilePending when the measurement (or TEE
-    /// type) was revoked meanwhile: refuse instead.
-    function approve(bytes32 enclaveId, bytes32 evidenceDigest) external;
-    /// @notice Vote against; rejects (stake refundable, pull) once refusals > 1/3 of the snapshot's
-    /// whole stake (`totalStakeAt`, never a shrunk denominator: decision 1780).
-    function refuse(bytes32 enclaveId, bytes32 evidenceDigest, uint16 reasonCode) external;
+    /// round's snapshot stake. `round` is the round the verifier judged (`getNode(enclaveId).round`
+    /// where it read the enclave address and KEM key it checked the evidence against), and
+    /// `evidenceDigest` that round's digest: a vote counts only for the round it names, whose keys
+    /// no later register or rotateKeys can change (decision 1831). Reverts NoOpenRound when no
+    /// round is open, RoundMismatch when another round is open, EvidenceMismatch on another
+    /// digest, and MeasurementRevokedWhilePending when the measurement (or TEE type) was revoked
+    /// meanwhile: refuse instead.
+    function approve(bytes32 enclaveId, uint32 round, bytes32 evidenceDigest) external;
+    /// @notice Vote against round `round` (named as for `approve`, with the same reverts but
+    /// MeasurementRevokedWhilePending); rejects (stake refundable, pull) once refusals > 1/3 of
+    /// the snapshot's whole stake (`totalStakeAt`, never a shrunk denominator: decision 1780).
+    function refuse(bytes32 enclaveId, uint32 round, bytes32 evidenceDigest, uint16 reasonCode) external;
     /// @notice Anyone: re-evaluate the open round (a registration or a key rotation) against its
     /// denominator now (decisions 1720, 1755) and conclude it as a vote would: activate or rotate
     /// when approvals > 2/3 of it, reject or drop the rotation when refusals > 1/3 of the snapshot's
     /// whole stake (decision 1780), the deciding side's
     /// voters earning their work point. For a round that passes only because stake that could still
-    /// vote has left, been deactivated or slashed since its last vote. Reverts NoOpenRound when the
-    /// node has no open round, RoundUndecided when neither threshold is met, and
-    /// MeasurementRevokedWhilePending when an approval would activate a registration whose
-    /// measurement or TEE type was revoked meanwhile.
-    function concludeRound(bytes32 enclaveId) external;
+    /// vote has left, been deactivated or slashed since its last vote. `round` names the round the
+    /// caller means, as a vote does (decision 1831). Reverts NoOpenRound when the node has no open
+    /// round, RoundMismatch when its open round is another, RoundUndecided when neither threshold
+    /// is met, and MeasurementRevokedWhilePending when an approval would activate a registration
+    /// whose measurement or TEE type was revoked meanwhile.
+    function concludeRound(bytes32 enclaveId, uint32 round) external;
 
     // ------------------------------------------------------------ slasher (job market)
 

@@ -30,7 +30,7 @@ contract AttackDepartedVotersBarTest is FirnScenario {
         // Only the sybils get the evidence (decision 1742: the honest cast no vote). They approve.
         for (uint256 i = 0; i < 3; ++i) {
             vm.prank(sybils[i]);
-            registry.approve(t.enclaveId, t.evidenceDigest);
+            registry.approve(t.enclaveId, 1, t.evidenceDigest);
         }
         vm.assertFalse(registry.isActive(t.enclaveId), "1.5 of 5 ether does not activate");
 
@@ -44,7 +44,7 @@ contract AttackDepartedVotersBarTest is FirnScenario {
         }
         // While the sybils stay, 1758 holds: the bar is the 3.5 ether active.
         vm.expectRevert();
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, 1);
 
         // The sybils leave (their stake unbonds and comes back to them later).
         for (uint256 i = 0; i < 3; ++i) {
@@ -54,7 +54,7 @@ contract AttackDepartedVotersBarTest is FirnScenario {
         vm.assertEq(verifierSet.totalActiveStake(), 2 ether, "all active stake is honest");
 
         vm.prank(stranger);
-        try registry.concludeRound(t.enclaveId) {} catch {}
+        try registry.concludeRound(t.enclaveId, 1) {} catch {}
         vm.assertFalse(
             registry.isActive(t.enclaveId),
             "departed sybils (30% at the snapshot, 0% now) activated a node against 2 ether of honest active stake"
@@ -76,7 +76,7 @@ contract AttackDepartedVotersBarTest is FirnScenario {
         _register(t, SIM, MEASUREMENT);
         for (uint256 i = 0; i < honest.length; ++i) {
             vm.prank(honest[i]);
-            registry.approve(t.enclaveId, t.evidenceDigest);
+            registry.approve(t.enclaveId, 1, t.evidenceDigest);
         }
         vm.assertTrue(registry.isActive(t.enclaveId), "honest node active");
 

@@ -38,7 +38,7 @@ contract AttackForcedReductionBlocksFindingTest is FirnScenario {
         _register(node, SIM, MEASUREMENT);
         for (uint256 i = 0; i < honest.length; ++i) {
             vm.prank(honest[i]);
-            registry.approve(node.enclaveId, node.evidenceDigest);
+            registry.approve(node.enclaveId, 1, node.evidenceDigest);
         }
 
         uint256 escrow = 5 ether;

@@ -45,13 +45,13 @@ contract AttackQuorumSilentRefusalTest is FirnScenario {
         uint32 round = registry.getNode(t.enclaveId).round;
         for (uint256 i = 0; i < 3; ++i) {
             vm.prank(sybils[i]);
-            registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+            registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
         }
         vm.assertEq(uint8(registry.getNode(t.enclaveId).status), uint8(IFirnRegistry.NodeStatus.Pending), "short at the snapshot total");
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 0, 1.65 ether, total)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
 
         // One honest member rotates its key: the old key leaves first (its 0.5 ether unbonds), the
         // new key joins a little later. The attacker backruns the leave.
@@ -59,7 +59,7 @@ contract AttackQuorumSilentRefusalTest is FirnScenario {
         vm.prank(honest[6]);
         verifierSet.requestLeave();
         vm.prank(stranger);
-        try registry.concludeRound(t.enclaveId) {} catch {}
+        try registry.concludeRound(t.enclaveId, round) {} catch {}
         _joinVerifier(_verifierAddr(9200), MIN_VERIFIER_STAKE);
 
         vm.assertEq(
@@ -83,13 +83,13 @@ contract AttackQuorumSilentRefusalTest is FirnScenario {
         _register(t, SIM, MEASUREMENT);
         for (uint256 i = 0; i < 3; ++i) {
             vm.prank(sybils[i]);
-            registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+            registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
         }
         _joinVerifier(_verifierAddr(9200), MIN_VERIFIER_STAKE);
         vm.prank(honest[6]);
         verifierSet.requestLeave();
         vm.prank(stranger);
-        try registry.concludeRound(t.enclaveId) {} catch {}
+        try registry.concludeRound(t.enclaveId, 1) {} catch {}
         vm.assertEq(
             uint8(registry.getNode(t.enclaveId).status),
             uint8(IFirnRegistry.NodeStatus.Pending),

@@ -239,9 +239,9 @@ contract AttackR3NewRulesTest is FirnScenario {
         _register(node, SIM, MEASUREMENT); // round snapshot: 4 ether
         verifierSet.setParameters(1 ether, UNBONDING); // (through the timelock in production)
         vm.prank(big1);
-        registry.approve(node.enclaveId, node.evidenceDigest);
+        registry.approve(node.enclaveId, 1, node.evidenceDigest);
         vm.prank(big2);
-        registry.approve(node.enclaveId, node.evidenceDigest);
+        registry.approve(node.enclaveId, 1, node.evidenceDigest);
         vm.assertTrue(
             registry.isActive(node.enclaveId),
             "every verifier able to vote approved, yet the pre-raise snapshot keeps the registration pending for ever"

@@ -35,13 +35,13 @@ contract AttackR6ShrinkingElectorateTest is FirnFixture {
 
         // Only the sybils see evidence: they approve. The honest daemons get 429 and cast no vote.
         vm.prank(s1);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.prank(s2);
-        registry.approve(t.enclaveId, t.evidenceDigest);
+        registry.approve(t.enclaveId, 1, t.evidenceDigest);
         vm.expectRevert(
             abi.encodeWithSelector(IFirnRegistry.RoundUndecided.selector, t.enclaveId, round, 1 ether, 0, 4 ether)
         );
-        registry.concludeRound(t.enclaveId);
+        registry.concludeRound(t.enclaveId, round);
 
         // Months pass; every honest member of the snapshot rotates out and in again with a new key.
         for (uint256 i = 0; i < honest.length; ++i) {
@@ -56,11 +56,11 @@ contract AttackR6ShrinkingElectorateTest is FirnFixture {
         uint64 snap = registry.getNode(t.enclaveId).snapshotId;
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotEligibleVoter.selector, t.enclaveId, newcomer, snap));
         vm.prank(newcomer);
-        registry.refuse(t.enclaveId, t.evidenceDigest, 1);
+        registry.refuse(t.enclaveId, 1, t.evidenceDigest, 1);
 
         // Anyone (the attacker) concludes: 1 ether of approvals against a denominator of 1 ether.
         vm.prank(stranger);
-        try registry.concludeRound(t.enclaveId) {} catch {}
+        try registry.concludeRound(t.enclaveId, round) {} catch {}
 
         vm.assertFalse(
             registry.isActive(t.enclaveId),

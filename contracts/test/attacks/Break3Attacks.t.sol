@@ -199,7 +199,7 @@ contract Break3AttacksTest is FirnFixture {
         _register(newcomer, SIM, MEASUREMENT);
         vm.expectRevert(abi.encodeWithSelector(IFirnRegistry.NotVerifier.selector, v));
         vm.prank(v);
-        registry.approve(newcomer.enclaveId, newcomer.evidenceDigest);
+        registry.approve(newcomer.enclaveId, 1, newcomer.evidenceDigest);
 
         vm.warp(block.timestamp + EPOCH);
         uint64 epoch = rewards.currentEpoch();
@@ -255,7 +255,7 @@ contract Break3AttacksTest is FirnFixture {
         TestNode memory a = _node(90);
         _register(a, SIM, MEASUREMENT);
         vm.prank(lone);
-        registry.refuse(a.enclaveId, a.evidenceDigest, 1); // 1/4: not > 1/3
+        registry.refuse(a.enclaveId, 1, a.evidenceDigest, 1); // 1/4: not > 1/3
         _approveAll(a.enclaveId, a.evidenceDigest);
         vm.assertTrue(registry.isActive(a.enclaveId), "activated");
         vm.assertEq(rewards.verifierPoints(epoch, lone), loneBefore, "the losing refusal earns nothing");
@@ -264,12 +264,12 @@ contract Break3AttacksTest is FirnFixture {
         TestNode memory b = _node(91);
         _register(b, SIM, MEASUREMENT);
         vm.prank(verifierList[0]);
-        registry.approve(b.enclaveId, b.evidenceDigest);
+        registry.approve(b.enclaveId, 1, b.evidenceDigest);
         vm.prank(verifierList[1]);
-        registry.refuse(b.enclaveId, b.evidenceDigest, 1);
+        registry.refuse(b.enclaveId, 1, b.evidenceDigest, 1);
         vm.assertEq(rewards.verifierPoints(epoch, verifierList[1]), v0Before + MIN_VERIFIER_STAKE, "an open refusal earns nothing yet");
         vm.prank(lone);
-        registry.refuse(b.enclaveId, b.evidenceDigest, 1); // 2/4 > 1/3: refused
+        registry.refuse(b.enclaveId, 1, b.evidenceDigest, 1); // 2/4 > 1/3: refused
         vm.assertEq(
             uint256(registry.getNode(b.enclaveId).status), uint256(IFirnRegistry.NodeStatus.Rejected), "refused"
         );

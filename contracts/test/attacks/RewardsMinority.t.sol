@@ -136,7 +136,7 @@ contract RewardsMinorityTest is FirnScenario {
         registry.rotateKeys{value: fee}(t.enclaveId, newAddr, keccak256("kem2"), keccak256("ev2"));
         for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(t.enclaveId, keccak256("ev2"));
+            registry.approve(t.enclaveId, 2, keccak256("ev2"));
         }
         vm.prank(t.operator);
         registry.requestExit(t.enclaveId);

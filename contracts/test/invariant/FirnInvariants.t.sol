@@ -33,8 +33,13 @@ contract Handler {
     uint256 public creditedTotal;
     /// @dev Resume fees paid by operators (ghost).
     uint256 public resumeFeesPaid;
+    /// @dev Registration fees paid by operators (ghost): the registry holds them until a sweep
+    /// credits them to the owner's treasury (decision 1671).
+    uint256 public registrationFeesPaid;
     uint256 public answers;
     uint64 public maxEpochTouched;
+    /// @dev Votes naming a round other than the open one that the registry accepted (ghost; decision 1831).
+    uint256 public staleVotesCounted;
 
     constructor(
         FirnVerifierSet vs_,
@@ -72,7 +77,8 @@ contract Handler {
 
     function register(uint256 i, uint256 stake) external {
         i %= NODES;
-        stake = 1 ether + (stake % 3 ether) + reg.registrationFee();
+        uint256 fee = reg.registrationFee();
+        stake = 1 ether + (stake % 3 ether) + fee;
         vm.deal(_op(i), stake);
         vm.prank(_op(i));
         // Nodes 0 and 1 share a platform: one capacity share between them.
@@ -87,23 +93,38 @@ contract Handler {
                 "http://n",
                 bytes32(uint256(7))
             )
-        ) {} catch {}
+        ) {
+            registrationFeesPaid += fee;
+        } catch {}
     }
 
-    function vote(uint256 i, uint256 v, bool yes) external {
+    /// @dev A vote for the node's open round (read before the prank), or for a stale round.
+    function vote(uint256 i, uint256 v, bool yes, bool stale) external {
+        bytes32 id = _id(i % NODES);
+        uint32 round = reg.getNode(id).round;
+        if (stale && round > 0) --round;
+        bool other = round != reg.getNode(id).round;
         vm.prank(_verifier(v));
+        bool counted;
         if (yes) {
-            try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
+            try reg.approve(id, round, bytes32(uint256(7))) {
+                counted = true;
+            } catch {}
         } else {
-            try reg.refuse(_id(i % NODES), bytes32(uint256(7)), 1) {} catch {}
+            try reg.refuse(id, round, bytes32(uint256(7)), 1) {
+                counted = true;
+            } catch {}
         }
+        if (counted && other) ++staleVotesCounted;
     }
 
     /// @dev The honest majority approving a node, so that runs reach the Active states.
     function approveQuorum(uint256 i) external {
+        bytes32 id = _id(i % NODES);
+        uint32 round = reg.getNode(id).round;
         for (uint256 v = 0; v < 3; ++v) {
             vm.prank(verifiers[v]);
-            try reg.approve(_id(i % NODES), bytes32(uint256(7))) {} catch {}
+            try reg.approve(id, round, bytes32(uint256(7))) {} catch {}
         }
     }
 
@@ -475,7 +496,8 @@ contract FirnInvariantsTest is FirnFixture {
 
     /// @dev What the pool credited (per epoch and overall) never exceeds what it allocated, which
     /// never exceeds what it received; its balance is exactly received - withdrawn plus the resume
-    /// fees owed to the owner's treasury, which are outside the pool's books (decision 1646).
+    /// fees and swept registration fees owed to the owner's treasury, which are outside the pool's
+    /// books (decisions 1646, 1671).
     function invariant_rewardsNeverExceedPool() public view {
         vm.assertLe(rewards.totalWithdrawn(), rewards.totalAllocated(), "withdrawn <= allocated");
         vm.assertLe(rewards.totalAllocated(), rewards.totalReceived(), "allocated <= received");
@@ -485,7 +507,11 @@ contract FirnInvariantsTest is FirnFixture {
             rewards.totalReceived() - rewards.totalWithdrawn() + rewards.totalTreasuryCredit(),
             "balance == received - paid + treasury credit"
         );
-        vm.assertEq(rewards.treasuryCredit(owner), handler.resumeFeesPaid(), "every resume fee is the owner's");
+        vm.assertEq(
+            rewards.treasuryCredit(owner),
+            handler.resumeFeesPaid() + handler.registrationFeesPaid() - registry.feesHeld(),
+            "every resume fee and every swept registration fee is the owner's"
+        );
         for (uint64 e = 0; e <= handler.maxEpochTouched(); ++e) {
             IFirnRewards.Epoch memory ep = rewards.getEpoch(e);
             vm.assertLe(handler.creditedNode(e), ep.nodeBudget, "node credits <= node budget");
@@ -525,6 +551,19 @@ contract FirnInvariantsTest is FirnFixture {
         invariant_rewardsNeverExceedPool();
     }
 
+    /// @dev A registration fee swept when an epoch closes (a reward claim sweeps the registry) is the
+    /// owner's treasury credit beside the resume fees; the invariant once counted only the latter.
+    function test_handler_sweptRegistrationFeeReachesTheTreasury() public {
+        handler.register(1, 0);
+        handler.approveQuorum(1);
+        handler.exitAndWithdraw(1, 432483921);
+        vm.assertEq(registry.feesHeld(), 0.01 ether, "held until a sweep");
+        handler.claimRewards(0, 0, 0);
+        vm.assertEq(registry.feesHeld(), 0, "swept by the epoch's close");
+        vm.assertEq(rewards.treasuryCredit(owner), 0.01 ether, "the owner's credit is the fee");
+        invariant_rewardsNeverExceedPool();
+    }
+
     /// @dev The ghost above sees the forfeit paths: one node made Active claims a job, holds it,
     /// releases it, claims it again, lets it lapse into the requester's reclaim, and fails another
     /// late (with the requester-funded rule of 1571 this ghost reads 2.5 bonds).
@@ -561,6 +600,11 @@ contract FirnInvariantsTest is FirnFixture {
     /// released, so a requester's reclaim after that lapse is never pre-empted by the same node.
     function invariant_endedClaimantNeverClaimsAgain() public view {
         vm.assertEq(handler.claimsAfterOwnEnd(), 0, "a node took back a job its claim had lapsed or released");
+    }
+
+    /// @dev Decision 1831: a vote counts only for the round it names, never for a later one.
+    function invariant_staleRoundVoteNeverCounts() public view {
+        vm.assertEq(handler.staleVotesCounted(), 0, "a vote for another round was counted");
     }
 
     /// @dev Decision 1595: no failure the claimant's enclave did not sign is ever accepted.

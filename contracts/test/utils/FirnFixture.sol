@@ -130,11 +130,18 @@ abstract contract FirnFixture is FirnTest {
         registry.register{value: value}(_params(t, teeType, measurement));
     }
 
-    /// @dev Approves with the first APPROVE_QUORUM verifiers (> 2/3 of equal stakes).
+    /// @dev The node's current round, the one a vote names (decision 1831). Read it before a
+    /// `vm.prank`: a call made while evaluating the vote's arguments would take the prank.
+    function _round(bytes32 enclaveId) internal view returns (uint32) {
+        return registry.getNode(enclaveId).round;
+    }
+
+    /// @dev Approves the open round with the first APPROVE_QUORUM verifiers (> 2/3 of equal stakes).
     function _approveAll(bytes32 enclaveId, bytes32 digest) internal {
+        uint32 round = _round(enclaveId);
         for (uint256 i = 0; i < APPROVE_QUORUM; ++i) {
             vm.prank(verifierList[i]);
-            registry.approve(enclaveId, digest);
+            registry.approve(enclaveId, round, digest);
         }
     }
 

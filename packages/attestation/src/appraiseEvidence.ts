@@ -166,7 +166,16 @@ export async function appraiseEvidence(input: unknown, opts: AppraiseOptions): P
   return { ok: true, facts, bundle, gpus };
 }
 
+/**
+ * The refusal a failed step stands for. A FirnError keeps its code: the parsers and verifiers say
+ * what is wrong with the evidence. Anything else (a TypeError, a library's own error) is a failure
+ * of the appraiser's machinery, not a fact about the evidence: E_INTERNAL, which still fails closed
+ * for a requester, and on which a verifier abstains instead of refusing (decision 1831).
+ */
 export function refusalOf(e: unknown): Refusal {
   if (isFirnError(e)) return { code: e.code, message: e.message };
-  return { code: 'E_EVIDENCE_MALFORMED', message: e instanceof Error ? e.message : 'invalid evidence' };
+  return {
+    code: 'E_INTERNAL',
+    message: `the appraisal failed: ${e instanceof Error ? e.message : String(e)}`,
+  };
 }

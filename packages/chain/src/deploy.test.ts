@@ -234,14 +234,21 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
     expect((await getNode(gov, enclaveId)).status).toBe(NodeStatus.Pending);
     const wrong = await approveNode(clientsFor(2), {
       enclaveId,
+      round: 1,
       evidenceDigest: keccak256(toHex('x')),
     }).catch((e: unknown) => e);
     expect((wrong as ChainRevertedError).errorName).toBe('EvidenceMismatch');
+    // A vote names the round it judged (decision 1831): any other is refused.
+    const stale = await approveNode(clientsFor(2), { enclaveId, round: 2, evidenceDigest }).catch(
+      (e: unknown) => e,
+    );
+    expect((stale as ChainRevertedError).errorName).toBe('RoundMismatch');
+    expect((stale as ChainRevertedError).args).toEqual([enclaveId, 1, 2]);
     // Two of three equal stakes are exactly 2/3: not more than 2/3, still Pending.
-    await approveNode(clientsFor(2), { enclaveId, evidenceDigest });
-    await approveNode(clientsFor(3), { enclaveId, evidenceDigest });
+    await approveNode(clientsFor(2), { enclaveId, round: 1, evidenceDigest });
+    await approveNode(clientsFor(3), { enclaveId, round: 1, evidenceDigest });
     expect((await getNode(gov, enclaveId)).status).toBe(NodeStatus.Pending);
-    await approveNode(clientsFor(4), { enclaveId, evidenceDigest });
+    await approveNode(clientsFor(4), { enclaveId, round: 1, evidenceDigest });
     const node = await getNode(gov, enclaveId);
     expect(node.status).toBe(NodeStatus.Active);
     expect(node.enclaveAddress).toBe(enclave.address);
@@ -261,8 +268,8 @@ describe('deployFirn, timelock governance and registry actions on anvil', () => 
     expect((badFee as ChainRevertedError).errorName).toBe('RotationFeeMismatch');
     expect((badFee as ChainRevertedError).args).toEqual([1n, 0n]);
     await rotateKeys(operator, rotation);
-    await refuseNode(clientsFor(2), { enclaveId, evidenceDigest: rotDigest, reasonCode: 7 });
-    await refuseNode(clientsFor(4), { enclaveId, evidenceDigest: rotDigest, reasonCode: 7 });
+    await refuseNode(clientsFor(2), { enclaveId, round: 2, evidenceDigest: rotDigest, reasonCode: 7 });
+    await refuseNode(clientsFor(4), { enclaveId, round: 2, evidenceDigest: rotDigest, reasonCode: 7 });
     const after = await getNode(gov, enclaveId);
     expect(after.status).toBe(NodeStatus.Active);
     expect(after.enclaveAddress).toBe(enclave.address);

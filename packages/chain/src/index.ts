@@ -23,6 +23,7 @@ export * from './registry/approveNode.ts';
 export * from './registry/concludeRound.ts';
 export * from './registry/eligibility.ts';
 export * from './registry/getNode.ts';
+export * from './registry/getRoundClaim.ts';
 export * from './registry/getRoundOutlook.ts';
 export * from './registry/isMeasurementAllowed.ts';
 export * from './registry/listNodes.ts';

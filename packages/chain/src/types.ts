@@ -100,6 +100,11 @@ export interface FirnNode {
   enclaveAddress: Address;
   /** Not stored on chain: from the latest NodeRegistered or KeysRotated event (decision 1140). */
   kemPublicKey: Hex;
+  /**
+   * The round of the event `kemPublicKey` was read from (0: none found). Equal to `round` for a
+   * Pending registration unless the RPC's logs lag its state (decision 1831).
+   */
+  publishedRound: number;
   /** Not stored on chain: from the latest NodeRegistered or EndpointUpdated event. */
   endpoint: string;
   evidenceDigest: Hex;

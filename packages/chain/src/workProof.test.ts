@@ -78,7 +78,7 @@ describe('work proofs and the job market on anvil', () => {
       evidenceDigest,
       stake: ETH,
     });
-    await approveNode(at(3), { enclaveId, evidenceDigest });
+    await approveNode(at(3), { enclaveId, round: 1, evidenceDigest });
 
     const block = await gov.public.getBlock();
     const workloadHash = keccak256(toHex('model'));

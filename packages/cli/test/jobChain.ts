@@ -60,7 +60,7 @@ export async function registerApprovedNode(
     evidenceDigest,
     stake: ETH,
   });
-  await approveNode(at(3), { enclaveId: node.enclaveId, evidenceDigest });
+  await approveNode(at(3), { enclaveId: node.enclaveId, round: 1, evidenceDigest });
 }
 
 /**

@@ -93,9 +93,9 @@ describe('a registration whose round can no longer pass', () => {
     const stuck = await getRoundOutlook(operator, enclaveId);
     expect(stuck).toMatchObject({ notVotedStake: ETH, barAtLeast: 2n * ETH, canApprove: false });
     // The registry agrees: the one vote still possible decides nothing.
-    await approveNode(clientsFor(2), { enclaveId, evidenceDigest: params.evidenceDigest });
+    await approveNode(clientsFor(2), { enclaveId, round: 1, evidenceDigest: params.evidenceDigest });
     expect((await getNode(operator, enclaveId)).status).toBe(NodeStatus.Pending);
-    const undecided = await concludeRound(operator, { enclaveId }).catch((e: unknown) => e);
+    const undecided = await concludeRound(operator, { enclaveId, round: 1 }).catch((e: unknown) => e);
     expect((undecided as ChainRevertedError).errorName).toBe('RoundUndecided');
     expect(undecided).toBeInstanceOf(ChainRevertedError);
 

@@ -7,13 +7,14 @@ import {
   type FirnClients,
   firnRegistryAbi,
   getLogsPaged,
+  getRoundClaim,
   requireWallet,
   type FirnDeployment,
-  getNode,
   NodeStatus,
   type RegistrationEvent,
   refuseNode,
   type RegistrationWatcher,
+  type RoundClaim,
   watchRegistrations,
 } from '@firn/chain';
 import {
@@ -32,6 +33,7 @@ import { CursorStore } from './cursorStore.ts';
 import { LivenessChallenger } from './livenessChallenger.ts';
 import { checkMeasurementAllowed } from './measurementAllowList.ts';
 import { ProofChecker, type ProofCheckerOptions } from './proofChecker.ts';
+import { RoundSlots } from './roundSlots.ts';
 import {
   type AppraiseRegistrationOptions,
   appraiseRegistration,
@@ -44,7 +46,28 @@ import {
  * not decided yet, concluded meanwhile, or a registration whose measurement was revoked while
  * pending (verifiers that have not voted refuse it).
  */
-const QUIET_CONCLUDE_REFUSALS = new Set(['RoundUndecided', 'NoOpenRound', 'MeasurementRevokedWhilePending']);
+const QUIET_CONCLUDE_REFUSALS = new Set([
+  'RoundUndecided',
+  'NoOpenRound',
+  'RoundMismatch',
+  'MeasurementRevokedWhilePending',
+]);
+
+/**
+ * Vote refusals that mean this verifier has nothing (more) to cast in the round it judged: voted
+ * already (e.g. before a restart), the round closed, or another round opened meanwhile (the
+ * registration was made again or the keys rotated: decision 1831), or joined after the snapshot.
+ */
+const SETTLED_VOTE_REFUSALS =
+  /AlreadyVoted|NoOpenRound|RoundMismatch|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i;
+
+/** Rounds judged at once by default (evidence fetch and appraisal; decision 1831). */
+export const DEFAULT_VOTE_CONCURRENCY = 8;
+
+/** The key of one round in the daemon's sets and maps (Enclave IDs compared in lower case). */
+function roundKey(enclaveId: string, round: number): string {
+  return `${enclaveId.toLowerCase()}:${round}`;
+}
 
 export interface VerifierLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -118,6 +141,12 @@ export interface VerifierDaemonOptions {
   /** How often to vote in open rounds this verifier missed (e.g. a vote lost to an RPC error), ms (default 5000). */
   sweepIntervalMs?: number;
   /**
+   * Rounds judged at the same time (reading the claim, fetching and appraising evidence), default 8.
+   * Rounds never wait for one another's votes; a round waiting between tries holds no slot, and a
+   * round's first try goes before the retries of rounds whose node did not answer (decision 1831).
+   */
+  voteConcurrency?: number;
+  /**
    * Where the verifier keeps its chain cursors (`verifier-cursors-<address>.json`), so a restart after a
    * crash or an RPC/anvil outage resumes from the last handled block. Absent: in memory only.
    */
@@ -151,6 +180,24 @@ export function ownServiceUnavailable(v: RegistrationVerdict): boolean {
   return !v.approve && v.reasons.some((r) => r.code === 'E_UNAVAILABLE');
 }
 
+/**
+ * True when the verifier's own machinery failed while judging (E_INTERNAL: a bug or an unexpected
+ * error in its code or libraries, which `refusalOf` no longer passes off as malformed evidence):
+ * no fact about the node, so the daemon abstains and tries again later instead of refusing.
+ */
+export function ownMachineryFailed(v: RegistrationVerdict): boolean {
+  return !v.approve && v.reasons.some((r) => r.code === 'E_INTERNAL');
+}
+
+/** The verdict of a judgement that threw instead of returning one: the verifier's own failure. */
+export function internalFailureVerdict(err: unknown): RegistrationVerdict {
+  return {
+    approve: false,
+    reasonCode: refusalCodeOf('E_INTERNAL'),
+    reasons: [{ code: 'E_INTERNAL', message: errorLogText(err) }],
+  };
+}
+
 export interface VerifierStats {
   approved: number;
   refused: number;
@@ -173,9 +220,14 @@ export class VerifierDaemon {
   readonly stats: VerifierStats = { approved: 0, refused: 0, skipped: 0 };
   private watcher: RegistrationWatcher | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** A sweep is scanning the registry (the rounds it found are judged beside later sweeps). */
   private sweeping = false;
   /** Rounds this verifier is voting on now (event and sweep never vote twice at once). */
   private readonly inFlight = new Set<string>();
+  /** Rounds a sweep is handling now (voting, or concluding one it voted in). */
+  private readonly sweepingRounds = new Set<string>();
+  /** Slots for judging rounds: bounded, and never held while a round waits (decision 1831). */
+  private readonly slots: RoundSlots;
   /** Enclave IDs registered up to block `sweptTo - 1` whose record may still hold an open round. */
   private readonly registered = new Set<Hex>();
   /** Next block the sweep scans for NodeRegistered. */
@@ -197,6 +249,7 @@ export class VerifierDaemon {
     this.opts = opts;
     this.sweptTo = opts.deployment.deployBlock;
     this.clients = this.makeClients();
+    this.slots = new RoundSlots(opts.voteConcurrency ?? DEFAULT_VOTE_CONCURRENCY);
   }
 
   private makeClients(): FirnClients {
@@ -244,7 +297,12 @@ export class VerifierDaemon {
       fromBlock,
       pollIntervalMs: this.opts.pollIntervalMs ?? 500,
       maxBackoffMs: this.opts.maxBackoffMs ?? 30_000,
-      onEvent: (e) => this.onRegistration(e),
+      // Each round is judged on its own (decision 1831): the watcher moves on at once, so a node
+      // that never answers delays no other round's vote. A vote lost with the process is found by
+      // the sweep, which reads every open round from the registry.
+      onEvent: (e) => {
+        void this.onRegistration(e);
+      },
       onProgress: (next) => this.saveCursor('registrations', next),
       onError: (e) =>
         this.opts.logger.warn('registration watch failed; retrying', { message: errorLogText(e) }),
@@ -288,11 +346,15 @@ export class VerifierDaemon {
   /**
    * Vote in every open round this verifier has not voted in yet: a vote lost to an RPC failure
    * (the watcher has moved past its event) would otherwise leave a node Pending for good, since
-   * approval needs more than 2/3 of the stake.
+   * approval needs more than 2/3 of the stake. The rounds found are judged side by side within the
+   * daemon's slots (decision 1831), each on its own: one that throws is logged and tried again at
+   * the next sweep, and never ends the others. Resolves once every round this pass started is done;
+   * the next pass may scan meanwhile (a round still being judged is not started twice).
    */
   async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
+    let rounds: Promise<void>[] = [];
     try {
       const me = requireWallet(this.clients).account.address;
       // Every Enclave ID ever registered (NodeRegistered), scanned incrementally: only the blocks
@@ -343,34 +405,55 @@ export class VerifierDaemon {
             return { enclaveId, status, rotationPending: r.rotationPending, round: r.round };
           }),
         )
-      ).filter((n) => n.status === NodeStatus.Pending || n.status === NodeStatus.Active);
+      ).filter(
+        (n) => n.status === NodeStatus.Pending || (n.status === NodeStatus.Active && n.rotationPending),
+      );
       // Forget the retry schedule of rounds that are no longer open.
-      const stillOpen = new Set(open.map((n) => `${n.enclaveId}:${n.round}`.toLowerCase()));
+      const stillOpen = new Set(open.map((n) => roundKey(n.enclaveId, n.round)));
       for (const k of this.deferred.keys()) if (!stillOpen.has(k)) this.deferred.delete(k);
-      for (const n of open) {
-        const rotation = n.status === NodeStatus.Active;
-        if (rotation && !n.rotationPending) continue;
-        const voted = await this.clients.public.readContract({
-          address: this.opts.deployment.registry,
-          abi: firnRegistryAbi,
-          functionName: 'hasVoted',
-          args: [n.enclaveId, n.round, me],
-        });
-        if (voted) {
-          await this.concludeIfDecided(n.enclaveId);
-          continue;
-        }
-        if (this.settled.has(`${n.enclaveId}:${n.round}`)) continue;
-        await this.onRegistration({
-          kind: rotation ? 'keyRotation' : 'registered',
-          enclaveId: n.enclaveId,
-          round: n.round,
-        } as RegistrationEvent);
-      }
+      rounds = open.map((n) => this.sweepRound(n, me));
     } catch (err) {
       this.opts.logger.warn('vote sweep failed; retrying', { message: errorLogText(err) });
     } finally {
       this.sweeping = false;
+    }
+    await Promise.all(rounds);
+  }
+
+  /**
+   * One open round found by the sweep: conclude it when this verifier has voted in it (it may have
+   * passed on the stake that can still vote), else vote. Never throws: a failure is logged and the
+   * next sweep tries again.
+   */
+  private async sweepRound(n: { enclaveId: Hex; status: NodeStatus; round: number }, me: Hex): Promise<void> {
+    const key = roundKey(n.enclaveId, n.round);
+    if (this.sweepingRounds.has(key)) return;
+    this.sweepingRounds.add(key);
+    try {
+      const voted = await this.clients.public.readContract({
+        address: this.opts.deployment.registry,
+        abi: firnRegistryAbi,
+        functionName: 'hasVoted',
+        args: [n.enclaveId, n.round, me],
+      });
+      if (voted) {
+        await this.concludeIfDecided(n.enclaveId, n.round);
+        return;
+      }
+      if (this.settled.has(key)) return;
+      await this.onRegistration({
+        kind: n.status === NodeStatus.Active ? 'keyRotation' : 'registered',
+        enclaveId: n.enclaveId,
+        round: n.round,
+      } as RegistrationEvent);
+    } catch (err) {
+      this.opts.logger.warn('vote sweep failed for a round; retrying at the next sweep', {
+        enclaveId: n.enclaveId,
+        round: n.round,
+        message: errorLogText(err),
+      });
+    } finally {
+      this.sweepingRounds.delete(key);
     }
   }
 
@@ -381,72 +464,76 @@ export class VerifierDaemon {
    * still undecided costs one eth_call per sweep and no transaction; other refusals are logged and
    * tried again at the next sweep.
    */
-  private async concludeIfDecided(enclaveId: Hex): Promise<void> {
+  private async concludeIfDecided(enclaveId: Hex, round: number): Promise<void> {
     try {
-      const r = await concludeRound(this.clients, { enclaveId });
-      this.opts.logger.info('concluded a round decided after its last vote', { enclaveId, tx: r.hash });
+      const r = await concludeRound(this.clients, { enclaveId, round });
+      this.opts.logger.info('concluded a round decided after its last vote', {
+        enclaveId,
+        round,
+        tx: r.hash,
+      });
     } catch (err) {
       if (err instanceof ChainRevertedError && QUIET_CONCLUDE_REFUSALS.has(err.errorName ?? '')) return;
       this.opts.logger.warn('concludeRound failed; retrying at the next sweep', {
         enclaveId,
+        round,
         message: (err as Error).message,
       });
     }
   }
 
-  /** Handle one registration or rotation event; public for tests. */
+  /**
+   * Judge one registration or rotation round and vote in it; public for tests. Resolves when the
+   * vote is cast or left for later, and never rejects: a failure of the verifier's own reads or
+   * code is logged, no vote is cast, and the sweep tries the round again.
+   */
   async onRegistration(e: RegistrationEvent): Promise<void> {
-    const key = `${e.enclaveId}:${e.round}`;
+    const key = roundKey(e.enclaveId, e.round);
     if (this.inFlight.has(key)) return;
     this.inFlight.add(key);
     try {
       await this.vote(e);
+    } catch (err) {
+      this.stats.skipped++;
+      this.opts.logger.warn('could not judge a round; trying again at a later sweep', {
+        enclaveId: e.enclaveId,
+        round: e.round,
+        message: errorLogText(err),
+      });
     } finally {
       this.inFlight.delete(key);
     }
   }
 
+  /**
+   * Read the round's claim at one block, appraise the node's evidence against it, and vote naming
+   * that round (decision 1831): if the registration was made again or the keys rotated meanwhile,
+   * the vote reverts RoundMismatch and the new round is judged on its own (its own event, or the
+   * sweep), never with this round's verdict.
+   */
   private async vote(e: RegistrationEvent): Promise<void> {
     const log = this.opts.logger;
     // A round whose node gave no evidence waits for its next try (no chain read either).
-    const roundKey = `${e.enclaveId}:${e.round}`.toLowerCase();
-    const later = this.deferred.get(roundKey);
+    const key = roundKey(e.enclaveId, e.round);
+    const later = this.deferred.get(key);
     if (later !== undefined && Date.now() < later.notBefore) {
       this.stats.skipped++;
       return;
     }
-    const node = await getNode(this.clients, e.enclaveId);
-    const rotation = e.kind === 'keyRotation';
-    const open = rotation
-      ? node.status === NodeStatus.Active && node.rotationPending
-      : node.status === NodeStatus.Pending;
-    if (!open || node.round !== e.round) {
+    // A round whose node already failed to answer waits behind every round's first try.
+    const tier: 0 | 1 = later === undefined ? 0 : 1;
+    // The record and the KEM key of this very round, at one block: what the evidence must bind.
+    const claim = await this.slots.run(() => getRoundClaim(this.clients, e.enclaveId), tier);
+    if (claim === undefined || claim.round !== e.round || claim.kind !== e.kind) {
       this.stats.skipped++;
       return;
     }
-    const claim: RegistrationClaim = {
-      enclaveId: e.enclaveId,
-      teeType: teeTypeName(node.teeType),
-      measurement: node.measurement,
-      enclaveAddress: rotation ? node.pendingEnclaveAddress : node.enclaveAddress,
-      kemPublicKey: rotation ? node.pendingKemPublicKey : node.kemPublicKey,
-      endpoint: node.endpoint,
-      // The evidence must be made for the operator that registered the Enclave ID (decision
-      // 1830): another operator relaying this enclave's node cannot take it over, and a
-      // rotation keeps the operator.
-      operator: node.operator,
-    };
-    const evidenceDigest = rotation ? node.pendingEvidenceDigest : node.evidenceDigest;
     const attempts = this.opts.fetchAttempts ?? 5;
-    // A measurement not allow-listed at the block read (e.g. revoked while pending) is refused
-    // before any evidence is fetched.
-    const allow = await checkMeasurementAllowed(
-      this.clients,
-      node,
-      await this.clients.public.getBlockNumber({ cacheTime: 0 }),
-    );
-    let verdict: Awaited<ReturnType<VerifierDaemon['appraise']>> = allow.allowed
-      ? await this.appraise(claim)
+    // A measurement not allow-listed at the block the claim was read (e.g. revoked while pending)
+    // is refused before any evidence is fetched.
+    const allow = await checkMeasurementAllowed(this.clients, claim, claim.blockNumber);
+    let verdict: RegistrationVerdict = allow.allowed
+      ? await this.judge(claim, tier)
       : {
           approve: false,
           reasonCode: allow.reasonCode,
@@ -459,29 +546,33 @@ export class VerifierDaemon {
       const wait = Math.max(500 * i, (!verdict.approve && verdict.unavailable?.retryAfterMs) || 0);
       if (waited + wait > QUICK_RETRY_BUDGET_MS) break;
       waited += wait;
+      // No slot is held while waiting: other rounds are judged meanwhile.
       await new Promise((r) => setTimeout(r, wait));
-      verdict = await this.appraise(claim);
+      verdict = await this.judge(claim, 1);
     }
-    if (!verdict.approve && verdict.unavailable !== undefined) {
-      // No evidence is no fact about the enclave: no vote now, a later sweep tries again (backing
-      // off, honouring Retry-After). The round stays open; a node that never answers stays
-      // Pending (it takes no job) until it answers or its operator withdraws (decision 1742).
+    if (!verdict.approve && (verdict.unavailable !== undefined || ownMachineryFailed(verdict))) {
+      // No evidence is no fact about the enclave, and neither is a failure of the verifier's own
+      // code: no vote now, a later sweep tries again (backing off, honouring Retry-After). The
+      // round stays open; a node that never answers stays Pending (it takes no job) until it
+      // answers or its operator withdraws (decision 1742).
       const failures = (later?.failures ?? 0) + 1;
       const max = this.opts.maxRetryIntervalMs ?? 300_000;
       const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
-      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable.retryAfterMs ?? 0));
-      this.deferred.set(roundKey, { failures, notBefore: Date.now() + retryInMs });
+      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable?.retryAfterMs ?? 0));
+      this.deferred.set(key, { failures, notBefore: Date.now() + retryInMs });
       this.stats.skipped++;
-      log.warn('not voting yet: the node gave no evidence', {
+      const fields = {
         enclaveId: e.enclaveId,
         round: e.round,
         failures,
         retryInMs,
         reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
-      });
+      };
+      if (verdict.unavailable !== undefined) log.warn('not voting yet: the node gave no evidence', fields);
+      else log.error('not voting: the verifier failed while judging the evidence', fields);
       return;
     }
-    this.deferred.delete(roundKey);
+    this.deferred.delete(key);
     if (ownServiceUnavailable(verdict)) {
       // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
       // Active only with a quorum of approvals, so abstaining never admits one).
@@ -496,7 +587,7 @@ export class VerifierDaemon {
     if (verdict.approve) {
       const f = verdict.appraisal.facts;
       const attested = f ? bytesToHex(computePlatformIdHash(f.teeType, f.platformId)) : undefined;
-      if (attested === undefined || attested.toLowerCase() !== node.platformIdHash.toLowerCase())
+      if (attested === undefined || attested.toLowerCase() !== claim.platformIdHash.toLowerCase())
         verdict = {
           approve: false,
           reasonCode: refusalCodeOf('E_IDENTITY_MISMATCH'),
@@ -505,48 +596,78 @@ export class VerifierDaemon {
           ],
         };
     }
+    // The vote names the round judged: it counts for that round's keys or not at all.
+    const ballot = { enclaveId: e.enclaveId, round: claim.round, evidenceDigest: claim.evidenceDigest };
+    const rotation = claim.kind === 'keyRotation';
     try {
       if (verdict.approve) {
         try {
-          await approveNode(this.clients, { enclaveId: e.enclaveId, evidenceDigest });
+          await approveNode(this.clients, ballot);
         } catch (err) {
           // Revoked while Pending: approval is impossible, so refuse and let the round conclude.
           if (!(isFirnError(err) && /MeasurementRevokedWhilePending/.test(err.message))) throw err;
-          await refuseNode(this.clients, {
-            enclaveId: e.enclaveId,
-            evidenceDigest,
-            reasonCode: refusalCodeOf('E_POLICY_REJECTED'),
-          });
+          await refuseNode(this.clients, { ...ballot, reasonCode: refusalCodeOf('E_POLICY_REJECTED') });
           this.stats.refused++;
-          log.warn('refused registration: measurement revoked while pending', { enclaveId: e.enclaveId });
+          log.warn('refused registration: measurement revoked while pending', {
+            enclaveId: e.enclaveId,
+            round: claim.round,
+          });
           return;
         }
         this.stats.approved++;
-        log.info('approved registration', { enclaveId: e.enclaveId, round: e.round, rotation });
+        log.info('approved registration', { enclaveId: e.enclaveId, round: claim.round, rotation });
       } else {
-        await refuseNode(this.clients, {
-          enclaveId: e.enclaveId,
-          evidenceDigest,
-          reasonCode: verdict.reasonCode,
-        });
+        await refuseNode(this.clients, { ...ballot, reasonCode: verdict.reasonCode });
         this.stats.refused++;
         log.warn('refused registration', {
           enclaveId: e.enclaveId,
-          round: e.round,
+          round: claim.round,
           reason: refusalNameOf(verdict.reasonCode),
           reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
         });
       }
     } catch (err) {
-      // A vote already cast (e.g. after a restart) or a round that closed meanwhile is not an error.
+      // A vote already cast (e.g. after a restart), a round that closed, or one replaced by a new
+      // round meanwhile (RoundMismatch: the new round is judged on its own) is not an error.
       const msg = isFirnError(err) ? err.message : String(err);
-      if (/AlreadyVoted|NoOpenRound|UnexpectedStatus|RoundClosed|NotPending|NotEligibleVoter/i.test(msg)) {
-        this.settled.add(`${e.enclaveId}:${e.round}`);
+      if (SETTLED_VOTE_REFUSALS.test(msg)) {
+        this.settled.add(key);
         this.stats.skipped++;
+        if (/RoundMismatch/.test(msg))
+          log.info('not voting: the round judged was replaced by a new one', {
+            enclaveId: e.enclaveId,
+            round: claim.round,
+          });
         return;
       }
-      log.error('vote failed', { enclaveId: e.enclaveId, message: msg });
+      log.error('vote failed', { enclaveId: e.enclaveId, round: claim.round, message: msg });
     }
+  }
+
+  /**
+   * Appraise the claim's evidence in one of the daemon's slots. A throw (the verifier's own code
+   * failing, never the node's answer, which appraiseRegistration turns into a verdict) becomes an
+   * E_INTERNAL verdict, on which the daemon abstains.
+   */
+  private async judge(claim: RoundClaim, tier: 0 | 1): Promise<RegistrationVerdict> {
+    return this.slots.run(async () => {
+      try {
+        return await this.appraise({
+          enclaveId: claim.enclaveId,
+          teeType: teeTypeName(claim.teeType),
+          measurement: claim.measurement,
+          enclaveAddress: claim.enclaveAddress,
+          kemPublicKey: claim.kemPublicKey,
+          endpoint: claim.endpoint,
+          // The evidence must be made for the operator that registered the Enclave ID (decision
+          // 1830): another operator relaying this enclave's node cannot take it over, and a
+          // rotation keeps the operator.
+          operator: claim.operator,
+        });
+      } catch (err) {
+        return internalFailureVerdict(err);
+      }
+    }, tier);
   }
 
   /** Fetch, verify and evaluate a claim's evidence the way a vote does (no vote is cast). */

@@ -9,9 +9,12 @@ import { assertBytes32 } from '../validate.ts';
 
 /**
  * Read one node; an unknown Enclave ID comes back with status None and zero fields.
- * `opts.blockNumber` reads it as of that block (default: latest). The registry does not store the
- * KEM public key and the endpoint (decision 1140): they come from the node's latest NodeRegistered,
- * KeysRotated or EndpointUpdated event up to that block, in one log query.
+ * `opts.blockNumber` reads it as of that block (default: the head, read first). The registry does
+ * not store the KEM public key and the endpoint (decision 1140): they come from the node's latest
+ * NodeRegistered, KeysRotated or EndpointUpdated event up to that block, in one log query. The
+ * record and the events are read at the same block, so the KEM key is never another round's than
+ * the enclave address beside it (decision 1831); `publishedRound` says which round's event it
+ * came from.
  */
 export async function getNode(
   clients: FirnClients,
@@ -20,15 +23,16 @@ export async function getNode(
 ): Promise<FirnNode> {
   assertBytes32(enclaveId, 'enclaveId');
   try {
+    const at = opts.blockNumber ?? (await clients.public.getBlockNumber({ cacheTime: 0 }));
     const [n, published] = await Promise.all([
       clients.public.readContract({
         address: clients.addresses.registry,
         abi: firnRegistryAbi,
         functionName: 'getNode',
         args: [enclaveId],
-        ...(opts.blockNumber !== undefined ? { blockNumber: opts.blockNumber } : {}),
+        blockNumber: at,
       }),
-      readPublished(clients, enclaveId, opts.blockNumber),
+      readPublished(clients, enclaveId, at),
     ]);
     return {
       enclaveId,
@@ -44,6 +48,7 @@ export async function getNode(
       platformIdHash: n.platformIdHash,
       enclaveAddress: n.enclaveAddress,
       kemPublicKey: published.kemPublicKey,
+      publishedRound: published.round,
       endpoint: published.endpoint,
       evidenceDigest: n.evidenceDigest,
       stake: n.stake,
@@ -68,6 +73,8 @@ const PUBLISHING_TOPICS = PUBLISHING_EVENTS.map((name) => {
 /** What a node published in events (NodeRegistered, KeysRotated, EndpointUpdated), as of a block. */
 interface Published {
   kemPublicKey: Hex;
+  /** The round of the NodeRegistered or KeysRotated event `kemPublicKey` comes from (0: none). */
+  round: number;
   endpoint: string;
 }
 
@@ -120,7 +127,7 @@ function indexKey(clients: FirnClients, enclaveId: Hex): string | undefined {
 
 /** `base` with the publishing events of `logs` (chain order) applied: the last of each kind is in force. */
 function applyPublished(base: Published, logs: readonly RawLog[]): Published {
-  let { kemPublicKey, endpoint } = base;
+  let { kemPublicKey, round, endpoint } = base;
   for (const log of logs) {
     const ev = decodeEventLog({
       abi: firnRegistryAbi,
@@ -129,17 +136,19 @@ function applyPublished(base: Published, logs: readonly RawLog[]): Published {
     });
     if (ev.eventName === 'NodeRegistered') {
       kemPublicKey = ev.args.kemPublicKey;
+      round = ev.args.round;
       endpoint = ev.args.endpoint;
     } else if (ev.eventName === 'KeysRotated') {
       kemPublicKey = ev.args.kemPublicKey;
+      round = ev.args.round;
     } else if (ev.eventName === 'EndpointUpdated') {
       endpoint = ev.args.endpoint;
     }
   }
-  return { kemPublicKey, endpoint };
+  return { kemPublicKey, round, endpoint };
 }
 
-const NOTHING_PUBLISHED: Published = { kemPublicKey: `0x${'0'.repeat(64)}`, endpoint: '' };
+const NOTHING_PUBLISHED: Published = { kemPublicKey: `0x${'0'.repeat(64)}`, round: 0, endpoint: '' };
 
 /**
  * The latest KEM key and endpoint a node published in events, up to `blockNumber` (default the
