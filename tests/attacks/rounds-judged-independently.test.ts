@@ -82,7 +82,8 @@ describe('silent registrations stall no other vote', () => {
     await registerNode(c.operator, registrationOf(honest, node.url, keccak256(toHex('honest 2'))));
     const { daemon, logs } = voteChainVerifier(c, [honest.rootDer], {
       // The silent rounds of the test above are swept too: 1 s each, side by side.
-      fetchEvidence: (endpoint, nonce) => fetchEvidenceOverHttp(endpoint, nonce, 1_000),
+      fetchEvidence: (endpoint, nonce) =>
+        fetchEvidenceOverHttp(endpoint, nonce, 1_000, { allowPrivateEndpoints: true }),
     });
     const judge = daemon.onRegistration.bind(daemon);
     daemon.onRegistration = async (e) => {

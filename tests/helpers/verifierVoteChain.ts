@@ -45,8 +45,17 @@ export interface GenuineEnclave {
   attest(nonce: Hex): Promise<EvidenceBundle>;
 }
 
-/** An initialised enclave program on a fresh simulated platform: its evidence is genuine. */
-export async function genuineEnclave(measured?: Uint8Array): Promise<GenuineEnclave> {
+/** The operator of `voteChain` (anvil account 1 of the devnet mnemonic). */
+export const VOTE_CHAIN_OPERATOR: Hex = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+
+/**
+ * An initialised enclave program on a fresh simulated platform: its evidence is genuine, and
+ * binds `operator` (default: `voteChain`'s operator, decision 1830).
+ */
+export async function genuineEnclave(
+  measured?: Uint8Array,
+  operator: Hex = VOTE_CHAIN_OPERATOR,
+): Promise<GenuineEnclave> {
   const root = await createSimulatedRoot();
   const platform = await createSimulatedPlatform(root);
   const sha = measured ?? new Uint8Array(randomBytes(32));
@@ -56,7 +65,7 @@ export async function genuineEnclave(measured?: Uint8Array): Promise<GenuineEncl
     measurementRegisters: [sha],
     platformId,
   } as never);
-  const init = (await program.handle('init', {})) as { enclaveAddress: Hex; kemPublicKey: Hex };
+  const init = (await program.handle('init', { operator })) as { enclaveAddress: Hex; kemPublicKey: Hex };
   const m = measurementDigest('simulated', [sha]);
   return {
     measurement: bytesToHex(m),
@@ -149,6 +158,8 @@ export function voteChainVerifier(
     checkProofs: false,
     challengeLiveness: false,
     fetchAttempts: 1,
+    // The nodes here listen on 127.0.0.1 (decision 1832).
+    allowPrivateEndpoints: true,
     ...extra,
   });
   return { daemon, logs };
