@@ -27,6 +27,13 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @dev Bits 1..3: simulated, sgx, tdx.
     uint8 private constant TEE_MASK_VALID = 0x3e;
     uint64 private constant OPEN_RANGE = type(uint64).max;
+    /// @notice Bounds and default of `roundTimeout` (decision 1833): long enough for the verifiers'
+    /// retries (minutes, decision 1742) and a slow operator; short enough that a squatter's fee buys
+    /// little; the upper bound fits the uint24 beside the TEE-type mask. Private: the registry's
+    /// code is at the size limit (the bounds are in `RoundTimeoutOutOfRange`).
+    uint64 private constant MIN_ROUND_TIMEOUT = 1 hours;
+    uint64 private constant MAX_ROUND_TIMEOUT = 30 days;
+    uint64 private constant DEFAULT_ROUND_TIMEOUT = 1 days;
 
     uint8 private constant INELIGIBLE_NOT_ACTIVE = 1;
     uint8 private constant INELIGIBLE_TEE_TYPE = 2;
@@ -47,6 +54,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     address private _rewardPool;
     uint8 private _allowedTeeTypes;
     uint64 private _unbondingPeriod;
+    // Same slot: register reads it with the TEE-type mask at no extra storage read (decision 1833).
+    uint24 private _roundTimeout;
     uint128 private _minNodeStake;
     uint128 private _registrationFee;
     // Sums of ether held; bounded by the ether in existence, far below 2^128 wei. register and
@@ -99,8 +108,10 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         _minNodeStake = SafeCast.toUint128(minStake);
         _unbondingPeriod = unbonding;
         _allowedTeeTypes = allowedTeeTypes_;
+        _roundTimeout = uint24(DEFAULT_ROUND_TIMEOUT);
         emit ParametersUpdated(minStake, unbonding, 0);
         emit AllowedTeeTypesSet(0, allowedTeeTypes_);
+        emit RoundTimeoutSet(0, DEFAULT_ROUND_TIMEOUT);
     }
 
     // ---------------------------------------------------------------- governance
@@ -260,6 +271,15 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     }
 
     /// @inheritdoc IFirnRegistry
+    function setRoundTimeout(uint64 newTimeout) external onlyOwner {
+        if (newTimeout < MIN_ROUND_TIMEOUT || newTimeout > MAX_ROUND_TIMEOUT) {
+            revert RoundTimeoutOutOfRange(newTimeout, MIN_ROUND_TIMEOUT, MAX_ROUND_TIMEOUT);
+        }
+        emit RoundTimeoutSet(_roundTimeout, newTimeout);
+        _roundTimeout = uint24(newTimeout);
+    }
+
+    /// @inheritdoc IFirnRegistry
     function pause() external onlyOwnerOrGuardian {
         _pause();
     }
@@ -311,11 +331,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         n.status = NodeStatus.Pending;
         n.rotationPending = false;
         n.snapshotId = SafeCast.toUint32(snapshotId);
-        if (prev != NodeStatus.None) {
-            n.unbondingEndsAt = 0;
-            n.approvalStake = 0;
-            n.refusalStake = 0;
-        }
+        // The round's deadline (decision 1833) fills the vote slot: one SSTORE of the whole slot.
+        n.unbondingEndsAt = 0;
+        n.roundEndsAt = uint40(block.timestamp + _roundTimeout);
+        n.approvalStake = 0;
+        n.refusalStake = 0;
         n.measurement = p.measurement;
         n.platformIdHash = p.platformIdHash;
         n.evidenceDigest = p.evidenceDigest;
@@ -348,6 +368,8 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         uint64 snapshotId = _verifierSet.currentSnapshot();
         n.round = round;
         n.snapshotId = SafeCast.toUint32(snapshotId);
+        // unbondingEndsAt is 0 while Active: the vote slot is written whole (decision 1833).
+        n.roundEndsAt = uint40(block.timestamp + _roundTimeout);
         n.approvalStake = 0;
         n.refusalStake = 0;
         n.rotationPending = true;
@@ -438,7 +460,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         (uint256 weight, uint256 total) = _castVote(enclaveId, n, round, evidenceDigest);
         _checkNotRevokedWhilePending(enclaveId, n);
         uint256 approvals = n.approvalStake + weight;
-        n.approvalStake = SafeCast.toUint96(approvals);
+        n.approvalStake = SafeCast.toUint88(approvals);
         emit NodeApproved(enclaveId, msg.sender, round, weight, approvals);
         _approvers[enclaveId][round].push(msg.sender);
         // Strictly more than two thirds of the stake that can still vote in the round.
@@ -451,7 +473,7 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         Node storage n = _nodes[enclaveId];
         (uint256 weight, uint256 total) = _castVote(enclaveId, n, round, evidenceDigest);
         uint256 refusals = n.refusalStake + weight;
-        n.refusalStake = SafeCast.toUint96(refusals);
+        n.refusalStake = SafeCast.toUint88(refusals);
         emit NodeRefused(enclaveId, msg.sender, reasonCode, round, weight, refusals);
         _refusers[enclaveId][round].push(msg.sender);
         // Strictly more than one third of the snapshot's whole stake, never of a shrunk bar
@@ -484,6 +506,39 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
         } else {
             revert RoundUndecided(enclaveId, round, approvals, refusals, quorum);
         }
+    }
+
+    /// @inheritdoc IFirnRegistry
+    /// @dev Decision 1833: a round the quorum left undecided (a silent endpoint gets no vote,
+    /// decision 1742) would otherwise hold the Enclave ID and the enclave address for ever. A round
+    /// that the votes cast already decide is `concludeRound`'s, never expired. Votes still count
+    /// after the deadline until someone expires the round.
+    function expireRound(bytes32 enclaveId, uint32 round) external {
+        Node storage n = _nodes[enclaveId];
+        NodeStatus s = n.status;
+        bool rotation = s == NodeStatus.Active && n.rotationPending;
+        if (s != NodeStatus.Pending && !rotation) revert NoOpenRound(enclaveId, s);
+        uint32 current = n.round;
+        if (round != current) revert RoundMismatch(enclaveId, current, round);
+        uint64 endsAt = n.roundEndsAt;
+        if (block.timestamp < endsAt) revert RoundNotExpired(enclaveId, round, endsAt, uint64(block.timestamp));
+        uint256 total = _verifierSet.totalStakeAt(n.snapshotId);
+        if (n.refusalStake * uint256(3) > total) revert RoundDecidable(enclaveId, round);
+        if (n.approvalStake != 0 && n.approvalStake * uint256(3) > _quorumStake(enclaveId, n, round, total) * 2) {
+            revert RoundDecidable(enclaveId, round);
+        }
+        if (rotation) {
+            _clearRotation(enclaveId, n);
+            emit RoundExpired(enclaveId, round, msg.sender, true, 0);
+            return;
+        }
+        uint256 refund = n.stake;
+        n.stake = 0;
+        _totalStaked -= uint128(refund);
+        _moveStatus(enclaveId, n, NodeStatus.Exited);
+        _releaseAddress(enclaveId, n.enclaveAddress);
+        emit RoundExpired(enclaveId, round, msg.sender, false, refund);
+        _credit(n.operator, refund);
     }
 
     // ---------------------------------------------------------------- slasher
@@ -725,6 +780,11 @@ contract FirnRegistry is IFirnRegistry, Ownable, Pausable, ReentrancyGuardTransi
     /// @inheritdoc IFirnRegistry
     function registrationFee() external view returns (uint256) {
         return _registrationFee;
+    }
+
+    /// @inheritdoc IFirnRegistry
+    function roundTimeout() external view returns (uint64) {
+        return _roundTimeout;
     }
 
     /// @inheritdoc IFirnRegistry

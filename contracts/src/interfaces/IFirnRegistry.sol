@@ -64,10 +64,13 @@ interface IFirnRegistry {
         bytes32 measurement;
         bytes32 platformIdHash;
         bytes32 evidenceDigest;
-        // one slot, written by exits and votes
+        // one slot, written by exits, votes and every round's opening. `roundEndsAt` is the open
+        // round's deadline (decision 1833): from then on anyone may `expireRound` it. The vote
+        // tallies are uint88 (3.09e26 wei, above all the ether in existence) to make room for it.
         uint40 unbondingEndsAt;
-        uint96 approvalStake;
-        uint96 refusalStake;
+        uint40 roundEndsAt;
+        uint88 approvalStake;
+        uint88 refusalStake;
         // rotation only
         address pendingEnclaveAddress;
         bytes32 pendingKemPublicKey;
@@ -150,6 +153,13 @@ interface IFirnRegistry {
     /// deployment). Deploy FirnRewards with this registry's address and verifier set.
     error RewardPoolMismatch(address pool, address poolRegistry, address poolVerifierSet);
     error StakeTooHigh(uint256 stake, uint256 max);
+    /// @notice `expireRound` on round `round` of `enclaveId` before its deadline `endsAt` (decision 1833).
+    error RoundNotExpired(bytes32 enclaveId, uint32 round, uint64 endsAt, uint64 nowTime);
+    /// @notice `expireRound` on a round whose votes already decide it: `concludeRound` ends it
+    /// as the votes say (decision 1833).
+    error RoundDecidable(bytes32 enclaveId, uint32 round);
+    /// @notice `setRoundTimeout` outside [`min`, `max`] seconds.
+    error RoundTimeoutOutOfRange(uint256 timeout, uint256 min, uint256 max);
     error TransferFailed(address to, uint256 amount);
 
     event MeasurementAllowed(uint8 indexed teeType, bytes32 indexed measurement);
@@ -196,6 +206,11 @@ interface IFirnRegistry {
     event EndpointUpdated(bytes32 indexed enclaveId, string endpoint);
     event ExitRequested(bytes32 indexed enclaveId, uint64 unbondingEndsAt);
     event RegistrationWithdrawn(bytes32 indexed enclaveId, uint32 round, uint256 refundable);
+    /// @notice Round `round` of `enclaveId` passed its deadline undecided and was ended by `by`
+    /// (decision 1833): a registration became Exited with `refundable` credited to its operator
+    /// (the fee kept); a key rotation was dropped (`refundable` 0), the node keeps its old keys.
+    event RoundExpired(bytes32 indexed enclaveId, uint32 round, address indexed by, bool rotation, uint256 refundable);
+    event RoundTimeoutSet(uint64 previousTimeout, uint64 newTimeout);
     event StakeLocked(bytes32 indexed enclaveId, uint64 lockedUntil);
     event StakeWithdrawn(bytes32 indexed enclaveId, address indexed operator, uint256 amount);
     event NodeSlashed(bytes32 indexed enclaveId, uint256 amount, address indexed beneficiary, bytes32 reason);
@@ -262,6 +277,10 @@ interface IFirnRegistry {
     /// now + the new period + 1 s and emits SlasherChangeScheduled again with that time (decision
     /// 1781), so a node that asks to exit when the raise executes still leaves first.
     function setParameters(uint256 newMinNodeStake, uint64 newUnbondingPeriod, uint256 newRegistrationFee) external;
+    /// @notice Owner: seconds a registration or key-rotation round may stay undecided before anyone
+    /// may `expireRound` it, within [1 hour, 30 days] (default 1 day). Applies to rounds opened
+    /// from now on; an open round keeps its deadline (decision 1833).
+    function setRoundTimeout(uint64 newTimeout) external;
     /// @notice Owner or guardian: stop new registrations and key rotations.
     function pause() external;
     /// @notice Owner: resume.
@@ -317,6 +336,13 @@ interface IFirnRegistry {
     /// is met, and MeasurementRevokedWhilePending when an approval would activate a registration
     /// whose measurement or TEE type was revoked meanwhile.
     function concludeRound(bytes32 enclaveId, uint32 round) external;
+    /// @notice Anyone: end round `round` of `enclaveId`, still open and undecided at its deadline
+    /// (`getNode(enclaveId).roundEndsAt`). A registration becomes Exited: its Enclave ID and enclave
+    /// address are free at once, its stake is credited to the operator (`withdraw`), its fee kept. A
+    /// key rotation is dropped: the node stays Active with its old keys and the reserved address is
+    /// released. Reverts `NoOpenRound`, `RoundMismatch`, `RoundNotExpired`, or `RoundDecidable`
+    /// when `concludeRound` would decide it (decision 1833).
+    function expireRound(bytes32 enclaveId, uint32 round) external;
 
     // ------------------------------------------------------------ slasher (job market)
 
@@ -381,6 +407,8 @@ interface IFirnRegistry {
     function minNodeStake() external view returns (uint256);
     function registrationFee() external view returns (uint256);
     function unbondingPeriod() external view returns (uint64);
+    /// @notice Seconds a round may stay undecided before `expireRound` (decision 1833).
+    function roundTimeout() external view returns (uint64);
     function verifierSet() external view returns (IFirnVerifierSet);
     /// @notice The current slasher (a scheduled one only once it took over, see `pendingSlasher`).
     function slasher() external view returns (address);

@@ -21,6 +21,7 @@ export * from './jobMarket/submitProof.ts';
 export * from './registry/allowMeasurement.ts';
 export * from './registry/approveNode.ts';
 export * from './registry/concludeRound.ts';
+export * from './registry/expireRound.ts';
 export * from './registry/eligibility.ts';
 export * from './registry/getNode.ts';
 export * from './registry/getRoundClaim.ts';

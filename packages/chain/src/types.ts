@@ -90,6 +90,11 @@ export interface FirnNode {
   rotationPending: boolean;
   round: number;
   unbondingEndsAt: bigint;
+  /**
+   * Deadline (unix seconds) of the round opened last: while it is open and undecided, anyone may
+   * `expireRound` it from then on (decision 1833).
+   */
+  roundEndsAt: bigint;
   /** Latest end of a challenge window of this node's proofs: no withdrawal before it. */
   lockedUntil: bigint;
   /** Verifier-set snapshot of the open round (registration or rotation). */

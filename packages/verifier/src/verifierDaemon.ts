@@ -4,6 +4,7 @@ import {
   ChainRevertedError,
   concludeRound,
   createFirnClients,
+  expireRound,
   type FirnClients,
   firnRegistryAbi,
   getLogsPaged,
@@ -52,6 +53,13 @@ const QUIET_CONCLUDE_REFUSALS = new Set([
   'RoundMismatch',
   'MeasurementRevokedWhilePending',
 ]);
+
+/**
+ * expireRound refusals that are the expected answer for a round past its deadline: the chain's
+ * clock is behind ours, its votes decide it (concluded instead), or it closed or changed meanwhile
+ * (another verifier expired it first).
+ */
+const QUIET_EXPIRE_REFUSALS = new Set(['RoundNotExpired', 'RoundDecidable', 'NoOpenRound', 'RoundMismatch']);
 
 /**
  * Vote refusals that mean this verifier has nothing (more) to cast in the round it judged: voted
@@ -363,6 +371,8 @@ export class VerifierDaemon {
       // then says whether a round is open (Pending, or Active with a key rotation pending); the
       // vote needs its status, round and rotation flag, not its published key and endpoint.
       const head = await this.clients.public.getBlockNumber({ cacheTime: 0 });
+      // The head's time decides which open rounds are past their deadline (decision 1833).
+      const headTime = (await this.clients.public.getBlock({ blockNumber: head })).timestamp;
       if (head >= this.sweptTo) {
         // The last 32 blocks before the cursor again: an RPC whose log index lags the head it
         // reports returns fewer logs, not an error, and a registration there would be lost.
@@ -403,7 +413,13 @@ export class VerifierDaemon {
               status === NodeStatus.Slashed
             )
               this.registered.delete(enclaveId);
-            return { enclaveId, status, rotationPending: r.rotationPending, round: r.round };
+            return {
+              enclaveId,
+              status,
+              rotationPending: r.rotationPending,
+              round: r.round,
+              expired: headTime >= BigInt(r.roundEndsAt),
+            };
           }),
         )
       ).filter(
@@ -426,11 +442,17 @@ export class VerifierDaemon {
    * passed on the stake that can still vote), else vote. Never throws: a failure is logged and the
    * next sweep tries again.
    */
-  private async sweepRound(n: { enclaveId: Hex; status: NodeStatus; round: number }, me: Hex): Promise<void> {
+  private async sweepRound(
+    n: { enclaveId: Hex; status: NodeStatus; round: number; expired: boolean },
+    me: Hex,
+  ): Promise<void> {
     const key = roundKey(n.enclaveId, n.round);
     if (this.sweepingRounds.has(key)) return;
     this.sweepingRounds.add(key);
     try {
+      // Past its deadline and undecided: anyone ends it (decision 1833), so a registration behind
+      // a silent endpoint no longer holds its Enclave ID and enclave address.
+      if (n.expired && (await this.expireIfDue(n.enclaveId, n.round))) return;
       const voted = await this.clients.public.readContract({
         address: this.opts.deployment.registry,
         abi: firnRegistryAbi,
@@ -480,6 +502,27 @@ export class VerifierDaemon {
         round,
         message: (err as Error).message,
       });
+    }
+  }
+
+  /**
+   * End a round past its deadline with no decision (registry `expireRound`, decision 1833). The
+   * write is simulated first: a round another verifier expired, or whose votes decide it, costs one
+   * eth_call and no transaction. True when this call ended the round.
+   */
+  private async expireIfDue(enclaveId: Hex, round: number): Promise<boolean> {
+    try {
+      const r = await expireRound(this.clients, { enclaveId, round });
+      this.opts.logger.info('expired a round past its deadline', { enclaveId, round, tx: r.hash });
+      return true;
+    } catch (err) {
+      if (err instanceof ChainRevertedError && QUIET_EXPIRE_REFUSALS.has(err.errorName ?? '')) return false;
+      this.opts.logger.warn('expireRound failed; retrying at the next sweep', {
+        enclaveId,
+        round,
+        message: (err as Error).message,
+      });
+      return false;
     }
   }
 

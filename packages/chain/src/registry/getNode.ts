@@ -42,6 +42,7 @@ export async function getNode(
       rotationPending: n.rotationPending,
       round: n.round,
       unbondingEndsAt: BigInt(n.unbondingEndsAt),
+      roundEndsAt: BigInt(n.roundEndsAt),
       lockedUntil: BigInt(n.lockedUntil),
       snapshotId: BigInt(n.snapshotId),
       measurement: n.measurement,
