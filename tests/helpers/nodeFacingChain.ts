@@ -4,26 +4,21 @@ import type { AddressInfo } from 'node:net';
 import { DEV_POLICY } from '@firn/attestation';
 import {
   type AnvilInstance,
-  createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   getRegistrationEvents,
-  joinVerifierSet,
   type RegistrationEvent,
   registerNode,
-  startAnvil,
 } from '@firn/chain';
 import { bytesToHex, type Hex } from '@firn/core';
 import { VerifierDaemon, type VerifierDaemonOptions } from '@firn/verifier';
+import { startVoteChain } from './verifierVoteChain.ts';
 import { keccak256, toHex } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
 
 // A chain where a node's registered endpoint is whatever a test serves: for the requests a
 // verifier sends to a node-chosen URL (docs/decisions/1832-node-facing-fetches.md).
 
 const ETH = 10n ** 18n;
-const POLL = { pollingIntervalMs: 50 };
 
 export interface NodeFacingChain {
   anvil: AnvilInstance;
@@ -40,32 +35,9 @@ export interface NodeFacingChain {
 
 /** Anvil with the firn contracts, one allow-listed simulated measurement and one verifier. */
 export async function startNodeFacingChain(): Promise<NodeFacingChain> {
-  const anvil = await startAnvil({ accounts: 5 });
   const measurement = keccak256(toHex('node-facing-build'));
-  const deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    minNodeStake: ETH,
-    minVerifierStake: ETH / 2n,
-    governanceDelay: 1,
-    epochLength: 3600,
-    unbondingPeriod: 3600,
-    challengeWindow: 600,
-    slashAmount: ETH / 2n,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [privateKeyToAccount(anvil.accounts[2]!.privateKey).address],
-    ...POLL,
-  });
-  const verifierKey = anvil.accounts[2]!.privateKey;
-  await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
-  return {
-    anvil,
-    deployment,
-    gov: createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, POLL),
-    operator: createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL),
-    verifierKey,
-    measurement,
-  };
+  const { anvil, deployment, gov, operator, verifierKey } = await startVoteChain(measurement);
+  return { anvil, deployment, gov, operator, verifierKey, measurement };
 }
 
 /**

@@ -8,11 +8,9 @@ import { certificateDer, DEV_POLICY } from '@firn/attestation';
 import {
   type AnvilInstance,
   createFirnClients,
-  deployFirn,
   type FirnClients,
   type FirnDeployment,
   joinVerifierSet,
-  startAnvil,
 } from '@firn/chain';
 import {
   bytesToHex,
@@ -26,7 +24,7 @@ import {
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
 import { VerifierDaemon, type VerifierDaemonOptions } from '@firn/verifier';
-import { privateKeyToAccount } from 'viem/accounts';
+import { startVerifierChain } from '../../packages/verifier/test/pendingNodeChain.ts';
 
 export const ETH = 10n ** 18n;
 const POLL = { pollingIntervalMs: 50 };
@@ -106,21 +104,7 @@ export interface VoteChain {
 
 /** Anvil and Firn: account 2 the only verifier (0.5 ETH staked), account 1 the operator. */
 export async function startVoteChain(measurement: Hex): Promise<VoteChain> {
-  const anvil = await startAnvil({ accounts: 5 });
-  const deployment = await deployFirn({
-    rpcUrl: anvil.rpcUrl,
-    deployerKey: anvil.accounts[0]!.privateKey,
-    minNodeStake: ETH,
-    minVerifierStake: ETH / 2n,
-    governanceDelay: 1,
-    epochLength: 3600,
-    unbondingPeriod: 3600,
-    challengeWindow: 600,
-    slashAmount: ETH / 2n,
-    measurements: [{ teeType: 1, measurement }],
-    verifiers: [privateKeyToAccount(anvil.accounts[2]!.privateKey).address],
-    ...POLL,
-  });
+  const { anvil, deployment } = await startVerifierChain(measurement);
   const verifierKey = anvil.accounts[2]!.privateKey;
   await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
   return {
