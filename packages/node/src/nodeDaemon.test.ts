@@ -20,6 +20,7 @@ const base: NodeDaemonOptions = {
   enclaveEnv: { FIRN_TEE: 'simulated' },
   logger: createLogger({ component: 'node' }, { write: () => undefined }),
 };
+// A throwaway test key (0x11 repeated): it funds nothing and exists only in this test.
 const KEY: Hex = `0x${'11'.repeat(32)}`;
 const ADDRESS = privateKeyToAccount(KEY).address;
 const chain = { rpcUrl: 'http://127.0.0.1:9', deployment: {} as FirnDeployment, operatorKey: KEY };
