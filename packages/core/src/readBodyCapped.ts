@@ -5,20 +5,8 @@ import { TooLargeError } from './errors.ts';
  * content-length is not trusted), so an untrusted node can never make us buffer without bound.
  */
 export async function readBodyCapped(res: Response, cap: number, what: string): Promise<Uint8Array> {
-  const reader = res.body?.getReader();
   const parts: Uint8Array[] = [];
-  let n = 0;
-  if (reader)
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > cap) {
-        await reader.cancel();
-        throw new TooLargeError(what, n, cap);
-      }
-      parts.push(value);
-    }
+  await readBodyStreamed(res, cap, what, (chunk) => parts.push(chunk));
   return new Uint8Array(Buffer.concat(parts));
 }
 
