@@ -1,4 +1,4 @@
-import { FirnError } from '@firn/core';
+import { FirnError, padmeLength } from '@firn/core';
 
 /**
  * Size-bucket padding for sealed artifacts (`firn artifact seal --pad`,
@@ -17,16 +17,8 @@ export const PAD_PARAMETER = 'firn-pad=padme';
 /** The smallest padded plaintext, bytes. */
 export const MIN_PADDED_BYTES = 4096;
 
-/** Padmé: round `n` up so that only the top ⌊log2 ⌊log2 n⌋⌋ + 1 bits of it may be set. */
-export function padmeLength(n: number): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('length must be a non-negative integer');
-  if (n < 2) return n;
-  const e = Math.floor(Math.log2(n));
-  const s = Math.floor(Math.log2(e)) + 1;
-  const lastBits = e - s;
-  const mask = 2 ** lastBits;
-  return Math.ceil(n / mask) * mask;
-}
+/** Padmé: round `n` up so that only the top ⌊log2 ⌊log2 n⌋⌋ + 1 bits of it may be set (now in @firn/core). */
+export { padmeLength };
 
 /** The padded plaintext length for a body of `n` bytes (one marker byte, then the bucket). */
 export function paddedLength(n: number): number {

@@ -1,14 +1,18 @@
-import { isFirnError, utf8 } from '@firn/core';
+import { encodeFields, isFirnError, padmeLength, TAGS, u64be, utf8 } from '@firn/core';
 import { describe, expect, it } from 'vitest';
 import {
   acceptChannel,
+  CHANNEL_HEADER_BYTES,
+  CHANNEL_MIN_PADDED_BYTES,
   channelMessageToBase64,
+  channelPaddedLength,
   channelMessageToHex,
   decodeChannelMessage,
   encodeChannelMessage,
+  MAX_CHANNEL_STREAM_BODY_BYTES,
   openChannel,
 } from './channel.ts';
-import { generateKemKeyPair } from './hpke.ts';
+import { createRecipientContext, createSenderContext, generateKemKeyPair } from './hpke.ts';
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
   try {
@@ -132,5 +136,78 @@ describe('channel replay of a request to the enclave', () => {
     await expect(req.openResponse(replay.sealResponse(new Uint8Array(4)))).rejects.toMatchObject({
       code: 'E_CHANNEL_SEQUENCE',
     });
+  });
+});
+
+// docs/decisions/1850-job-channel-messages-padded.md: every channel plaintext is padded inside the
+// AEAD, so the host relaying a job's request, events and summary learns a size bucket only.
+describe('channel padding', () => {
+  /** The channel's HPKE info and AAD, built here from the spec, not from channel.ts. */
+  const infoOf = (info: Uint8Array) => encodeFields([utf8(TAGS.channel), info]);
+  const aadOf = (kind: number, seq: bigint) =>
+    encodeFields([Uint8Array.of(1, kind), u64be(seq), new Uint8Array(0)]);
+
+  it('gives bodies of 0 to CHANNEL_MIN_PADDED_BYTES - 1 bytes one sealed length, per kind', async () => {
+    const { req, enc } = await pair();
+    const lengths = { request: new Set<number>(), response: new Set<number>(), event: new Set<number>() };
+    for (const n of [0, 1, 3, 100, 1000, CHANNEL_MIN_PADDED_BYTES - 1]) {
+      const body = new Uint8Array(n).fill(7);
+      const q = await req.sealRequest(body);
+      lengths.request.add(q.length);
+      expect(await enc.openRequest(q)).toEqual(body);
+      const r = enc.sealResponse(body);
+      lengths.response.add(r.length);
+      expect(await req.openResponse(r)).toEqual(body);
+      const e = enc.sealEvent(body);
+      lengths.event.add(e.length);
+      expect(await req.openEvent(e)).toEqual(body);
+    }
+    expect([...lengths.request]).toEqual([CHANNEL_HEADER_BYTES + CHANNEL_MIN_PADDED_BYTES + 16]);
+    expect([...lengths.response]).toEqual([CHANNEL_HEADER_BYTES + 16 + CHANNEL_MIN_PADDED_BYTES + 16]);
+    expect([...lengths.event]).toEqual([...lengths.response]);
+    // Above the floor: Padmé buckets (0872), a body whose padding needs one byte is in the next one.
+    expect(channelPaddedLength(CHANNEL_MIN_PADDED_BYTES)).toBe(padmeLength(CHANNEL_MIN_PADDED_BYTES + 1));
+    expect(channelPaddedLength(5000)).toBe(5120);
+    const big = enc.sealEvent(new Uint8Array(5000).fill(1));
+    expect(big.length).toBe(CHANNEL_HEADER_BYTES + 16 + 5120 + 16);
+    expect(await req.openEvent(big)).toEqual(new Uint8Array(5000).fill(1));
+    // Capped at what one message carries; one byte more is refused as before.
+    expect(channelPaddedLength(MAX_CHANNEL_STREAM_BODY_BYTES)).toBe(MAX_CHANNEL_STREAM_BODY_BYTES + 1);
+    expect(await code(() => enc.sealEvent(new Uint8Array(MAX_CHANNEL_STREAM_BODY_BYTES + 1)))).toBe(
+      'E_INVALID_INPUT',
+    );
+  });
+
+  it('puts body || 0x80 || zeros under the AEAD (read with an HPKE context of its own)', async () => {
+    const k = await generateKemKeyPair();
+    const info = utf8('job-pad');
+    const req = await openChannel(k.publicKey, { info });
+    const q = await req.sealRequest(utf8('{"v":1}'));
+    const m = decodeChannelMessage(q);
+    const ctx = await createRecipientContext(k.privateKey, req.enc, { info: infoOf(info) });
+    const pt = await ctx.open(m.ciphertext, aadOf(1, 0n));
+    expect(pt.length).toBe(CHANNEL_MIN_PADDED_BYTES);
+    expect(Buffer.from(pt.subarray(0, 7)).toString()).toBe('{"v":1}');
+    expect(pt[7]).toBe(0x80);
+    expect(pt.subarray(8).every((b) => b === 0)).toBe(true);
+  });
+
+  it('refuses a request whose padding is malformed under a valid tag (E_DECRYPT, nothing read)', async () => {
+    for (const bad of [
+      new Uint8Array(0),
+      utf8('{"v":1}'),
+      Uint8Array.of(1, 2, 3, 0, 0),
+      Uint8Array.of(0x80, 0, 0x01),
+      new Uint8Array(64),
+    ]) {
+      const k = await generateKemKeyPair();
+      const info = utf8('job-pad');
+      // A requester (the only one who can make one) sealing a plaintext without the padding.
+      const sender = await createSenderContext(k.publicKey, { info: infoOf(info) });
+      const ct = await sender.seal(bad, aadOf(1, 0n));
+      const message = encodeChannelMessage({ kind: 'request', seq: 0n, ciphertext: ct });
+      const enc = await acceptChannel(k.privateKey, sender.enc, { info });
+      expect(await code(enc.openRequest(message))).toBe('E_DECRYPT');
+    }
   });
 });

@@ -9,6 +9,7 @@ import {
   type FirnErrorOptions,
   hexToBytes,
   InvalidInputError,
+  padmeLength,
   TAGS,
   u64be,
   utf8,
@@ -27,6 +28,13 @@ import {
  * context; responses and progress events come back under AES-256-GCM keys exported from it, one
  * key per stream. Every message carries its 64-bit sequence number in clear, in the nonce and in
  * the associated data; a receiver takes only the next number it expects.
+ *
+ * Every plaintext (request, response, event) is padded inside the AEAD
+ * (docs/decisions/1850-job-channel-messages-padded.md): `body || 0x80 || 0x00…` (ISO/IEC 7816-4)
+ * up to the Padmé length of max(len + 1, CHANNEL_MIN_PADDED_BYTES), so the host that relays a job's
+ * request, its progress events, its failure and its summary learns a size bucket, never the
+ * length of what the plaintext says. A receiver checks the tag first, then the padding; a message
+ * whose padding is malformed under a valid tag is E_DECRYPT like a forgery.
  */
 
 export const CHANNEL_VERSION = 1;
@@ -52,6 +60,52 @@ export interface ChannelMessage {
 }
 
 export const CHANNEL_SALT_BYTES = 16;
+
+/**
+ * Every channel plaintext is padded to at least this many bytes (decision 1850): a job's failure
+ * (its message cut to fit), its progress events and summary of ordinary size, and its request
+ * all have one sealed length per kind.
+ */
+export const CHANNEL_MIN_PADDED_BYTES = 2048;
+/** Largest request body: the HPKE ciphertext with its tag and the padding's 0x80 fit the cap. */
+export const MAX_CHANNEL_REQUEST_BODY_BYTES = MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - 16 - 1;
+/** Largest response or event body (they carry the enclave's salt too). */
+export const MAX_CHANNEL_STREAM_BODY_BYTES =
+  MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - CHANNEL_SALT_BYTES - 16 - 1;
+
+/**
+ * The padded plaintext length of a channel message whose body is `bodyLength` bytes: the Padmé
+ * length of max(bodyLength + 1, CHANNEL_MIN_PADDED_BYTES), capped at `most` + 1 (what one message
+ * carries for a body of at most `most` bytes).
+ */
+export function channelPaddedLength(bodyLength: number, most = MAX_CHANNEL_STREAM_BODY_BYTES): number {
+  return Math.min(padmeLength(Math.max(bodyLength + 1, CHANNEL_MIN_PADDED_BYTES)), most + 1);
+}
+
+/** `pt || 0x80 || zeros` up to channelPaddedLength; InvalidInputError over `most` bytes. */
+function padChannelPlaintext(pt: Uint8Array, most: number): Uint8Array {
+  assertBytes(pt, 'plaintext');
+  if (pt.length > most) throw new InvalidInputError('plaintext too large for one channel message');
+  const out = new Uint8Array(channelPaddedLength(pt.length, most));
+  out.set(pt, 0);
+  out[pt.length] = 0x80;
+  return out;
+}
+
+/**
+ * The body of a padded plaintext that authenticated (the last non-zero byte must be 0x80). A
+ * malformed padding under a valid tag only a key holder can make: it is E_DECRYPT, as a forgery,
+ * and the plaintext is zeroed.
+ */
+function unpadChannelPlaintext(pt: Uint8Array): Uint8Array {
+  let i = pt.length - 1;
+  while (i >= 0 && pt[i] === 0) i--;
+  if (i < 0 || pt[i] !== 0x80) {
+    pt.fill(0);
+    throw new ChannelError('E_DECRYPT', 'decryption failed');
+  }
+  return pt.subarray(0, i);
+}
 
 export class ChannelError extends FirnError {
   override readonly name = 'ChannelError';
@@ -207,21 +261,22 @@ function sealStream(
   pt: Uint8Array,
   aad?: Uint8Array,
 ) {
-  assertBytes(pt, 'plaintext');
-  if (pt.length > MAX_CHANNEL_MESSAGE_BYTES - CHANNEL_HEADER_BYTES - CHANNEL_SALT_BYTES - 16)
-    throw new InvalidInputError('plaintext too large for one channel message');
-  const ct = aesGcmEncrypt(key, streamNonce(seq), pt, aadFor(kind, seq, aad));
+  const padded = padChannelPlaintext(pt, MAX_CHANNEL_STREAM_BODY_BYTES);
+  const ct = aesGcmEncrypt(key, streamNonce(seq), padded, aadFor(kind, seq, aad));
+  padded.fill(0);
   return encodeChannelMessage({ kind, seq, salt, ciphertext: ct });
 }
 
 function openStream(key: Uint8Array, m: ChannelMessage, aad?: Uint8Array): Uint8Array {
+  let pt: Uint8Array;
   try {
-    return aesGcmDecrypt(key, streamNonce(m.seq), m.ciphertext, aadFor(m.kind, m.seq, aad));
+    pt = aesGcmDecrypt(key, streamNonce(m.seq), m.ciphertext, aadFor(m.kind, m.seq, aad));
   } catch (e) {
     if (e instanceof FirnError && e.code === 'E_DECRYPT')
       throw new ChannelError('E_DECRYPT', 'decryption failed');
     throw e;
   }
+  return unpadChannelPlaintext(pt);
 }
 
 /**
@@ -262,7 +317,9 @@ export async function openChannel(
     sealRequest: (plaintext, aad) =>
       queue(async () => {
         const seq = next.request;
-        const ct = await ctx.seal(plaintext, aadFor('request', seq, aad));
+        const padded = padChannelPlaintext(plaintext, MAX_CHANNEL_REQUEST_BODY_BYTES);
+        const ct = await ctx.seal(padded, aadFor('request', seq, aad));
+        padded.fill(0);
         next.request++;
         return encodeChannelMessage({ kind: 'request', seq, ciphertext: ct });
       }),
@@ -306,8 +363,11 @@ export async function acceptChannel(
         } catch {
           throw new ChannelError('E_DECRYPT', 'decryption failed');
         }
+        // A malformed padding is a forgery: no sequence number is taken (the HPKE context's has
+        // moved on, so this channel opens no further request).
+        const body = unpadChannelPlaintext(pt);
         next.request++;
-        return pt;
+        return body;
       }),
     sealResponse: send('response'),
     sealEvent: send('event'),

@@ -11,12 +11,19 @@ import {
   sha256,
   workProofDigest,
 } from '@firn/core';
-import { generateKemKeyPair, generateSigningKey, readArtifactHeader, recoverAddress } from '@firn/crypto';
+import {
+  CHANNEL_MIN_PADDED_BYTES,
+  generateKemKeyPair,
+  generateSigningKey,
+  readArtifactHeader,
+  recoverAddress,
+} from '@firn/crypto';
 import { encodeOnnxModel } from '@firn/ml/formats';
 import { describe, expect, it } from 'vitest';
 import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
 import {
+  failureEventPlaintext,
   createPreflightJobHandler,
   createRunJobHandler,
   type PreflightedJob,
@@ -325,5 +332,25 @@ describe('enclave runJob (inference, in process)', () => {
       code: 'E_GRANT_EXPIRED',
     });
     expect(preflight.size).toBe(0);
+  });
+});
+
+// docs/decisions/1850-job-channel-messages-padded.md: a failure event fits the channel's padding
+// floor, so every failure has one sealed length whatever its message quotes.
+describe('failureEventPlaintext', () => {
+  it('keeps short messages whole and cuts long ones (by code points, valid JSON) to fit the floor', () => {
+    const short = failureEventPlaintext({ code: 'E_NOT_FOUND', message: 'no record for "al"' });
+    expect(JSON.parse(new TextDecoder().decode(short))).toEqual({
+      stage: 'failed',
+      error: { code: 'E_NOT_FOUND', message: 'no record for "al"' },
+    });
+    for (const message of ['x'.repeat(5000), '€'.repeat(1024), '"\\'.repeat(900), '\u0001'.repeat(1024)]) {
+      const pt = failureEventPlaintext({ code: 'E_INVALID_INPUT', message });
+      expect(pt.length).toBeLessThanOrEqual(CHANNEL_MIN_PADDED_BYTES - 1);
+      const o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(pt));
+      expect(o.error.code).toBe('E_INVALID_INPUT');
+      expect(o.error.message.endsWith('...')).toBe(true);
+      expect(message.startsWith(o.error.message.slice(0, -3))).toBe(true);
+    }
   });
 });

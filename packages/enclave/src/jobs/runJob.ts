@@ -31,6 +31,7 @@ import {
 import {
   acceptChannel,
   artifactId,
+  CHANNEL_MIN_PADDED_BYTES,
   discardArtifactKey,
   hkdfSha256,
   type EnclaveChannel,
@@ -530,10 +531,28 @@ export class PreflightStore<T extends { enc: Hex; request: string; at: number }>
   }
 }
 
+/**
+ * The plaintext of a `{stage: "failed", error}` event, at most CHANNEL_MIN_PADDED_BYTES - 1 bytes
+ * (the message cut by code points, marked "...", when longer): padded inside the channel, every
+ * failure event then has one sealed length, whatever its message quotes (decision 1850).
+ */
+export function failureEventPlaintext(error: { code: string; message: string }): Uint8Array {
+  const limit = CHANNEL_MIN_PADDED_BYTES - 1;
+  const of = (message: string) =>
+    utf8(JSON.stringify({ stage: 'failed', error: { code: error.code, message } }));
+  let text = of(error.message);
+  if (text.length <= limit) return text;
+  const chars = [...error.message];
+  let keep = Math.max(0, chars.length - (text.length - limit) - 3);
+  do text = of(`${chars.slice(0, keep).join('')}...`);
+  while (text.length > limit && keep-- > 0);
+  return text;
+}
+
 /** Seal a failure to the requester as a `{stage: "failed", error}` channel event. */
 function emitSealedFailure(ctx: EnclaveContext, channel: EnclaveChannel, jobId: Hex, e: unknown): void {
   const error = isFirnError(e) ? toErrorBody(e) : { code: 'E_JOB_FAILED', message: 'the workload failed' };
-  const msg = channel.sealEvent(utf8(JSON.stringify({ stage: 'failed', error })));
+  const msg = channel.sealEvent(failureEventPlaintext(error));
   ctx.env.emit?.('jobEvent', { jobId, message: Buffer.from(msg).toString('base64') });
 }
 
