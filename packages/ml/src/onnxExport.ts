@@ -199,3 +199,76 @@ export function exportOnnx(m: OnnxExportInput): Uint8Array {
     },
   );
 }
+
+/** Bytes of `n` as a protobuf varint. */
+const varintLength = (n: number): number => (n < 0x80 ? 1 : 1 + varintLength(Math.floor(n / 0x80)));
+
+function writeVarint(out: number[], n: number): void {
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+}
+
+/** Bytes a ModelProto.metadata_props entry {key, value of `spaces` spaces} adds, with its tag and length. */
+function padEntryLength(key: string, spaces: number): number {
+  const entry = 1 + varintLength(key.length) + key.length + 1 + varintLength(spaces) + spaces;
+  return 1 + varintLength(entry) + entry;
+}
+
+/** The metadata key that `padOnnxModel` adds (its value is spaces only). */
+export const ONNX_PAD_KEY = 'firn.pad';
+
+/** One metadata_props entry {key, value of `spaces` spaces}, tag and length included. */
+function padEntry(key: string, spaces: number): Uint8Array {
+  const head: number[] = [0x72]; // field 14 (metadata_props), length-delimited
+  writeVarint(head, 1 + varintLength(key.length) + key.length + 1 + varintLength(spaces) + spaces);
+  head.push(0x0a); // StringStringEntryProto.key
+  writeVarint(head, key.length);
+  for (const c of key) head.push(c.charCodeAt(0));
+  head.push(0x12); // StringStringEntryProto.value
+  writeVarint(head, spaces);
+  const out = new Uint8Array(head.length + spaces).fill(0x20);
+  out.set(head, 0);
+  return out;
+}
+
+/** One entry of exactly `gap` bytes (a key of ONNX_PAD_KEY and up to two dots), or undefined. */
+function padEntryOf(gap: number): Uint8Array | undefined {
+  for (const key of [ONNX_PAD_KEY, `${ONNX_PAD_KEY}.`, `${ONNX_PAD_KEY}..`])
+    for (let spaces = Math.max(0, gap - 32); spaces <= gap; spaces++)
+      if (padEntryLength(key, spaces) === gap) return padEntry(key, spaces);
+  return undefined;
+}
+
+/**
+ * `model` (a serialised ModelProto) made exactly `target` bytes long by appending metadata_props
+ * entries {key: ONNX_PAD_KEY (or it and one or two dots), value: spaces}. Appending a field to a
+ * serialised protobuf message is the same message with that field added (fields merge), so the
+ * model loads and runs as before. Used where the model's size would otherwise tell its metadata's
+ * contents (docs/decisions/1851-first-party-outputs-sized-by-shape.md). One entry cannot be every
+ * length (an entry of 128 bytes costs 131 with its tag and length, so 130 is none): then a first,
+ * empty entry of 14 bytes and a second of the rest. Throws E_INVALID_INPUT when `target` leaves
+ * under 14 bytes of room.
+ */
+export function padOnnxModel(model: Uint8Array, target: number): Uint8Array {
+  const gap = target - model.length;
+  const empty = padEntry(ONNX_PAD_KEY, 0);
+  const one = padEntryOf(gap);
+  const rest = one === undefined && gap >= 2 * empty.length ? padEntryOf(gap - empty.length) : undefined;
+  const parts = one !== undefined ? [one] : rest !== undefined ? [empty, rest] : undefined;
+  if (parts === undefined)
+    throw new FirnError(
+      'E_INVALID_INPUT',
+      `an ONNX model of ${model.length} bytes cannot be padded to ${target}`,
+    );
+  const out = new Uint8Array(target);
+  out.set(model, 0);
+  let at = model.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { FirnError, type Hex } from '@firn/core';
-import { loadOnnxModel, type OnnxModel, parseTensorMap, tensorMapToJson } from '@firn/ml';
+import { loadOnnxModel, type OnnxModel, parseTensorMap, tensorMapToFixedWidthJson } from '@firn/ml';
 import type { Workload, WorkloadInput } from '../workload.ts';
 
 /** Loaded sessions by model artifact id; the framework only passes an id whose bytes it authenticated. */
@@ -30,7 +30,10 @@ function role(inputs: readonly WorkloadInput[], name: string): WorkloadInput {
 
 /**
  * Inference: role `model` (ONNX bytes) and role `input` (tensor JSON); one output, role `output`
- * (tensor JSON of every model output). workUnits = total number of input tensor elements.
+ * (tensor JSON of every model output, each element at its type's fixed width, so the output's
+ * sealed size, which the host stores and records, depends on the outputs' names, types and dims
+ * and never on their values: docs/decisions/1851-first-party-outputs-sized-by-shape.md).
+ * workUnits = total number of input tensor elements.
  * Params: none are read (an empty object is expected, but params still enter the workload hash).
  */
 export const inference: Workload = async (ctx) => {
@@ -51,7 +54,7 @@ export const inference: Workload = async (ctx) => {
       {
         role: 'output',
         contentType: 'application/json',
-        bytes: new TextEncoder().encode(tensorMapToJson(outputs)),
+        bytes: new TextEncoder().encode(tensorMapToFixedWidthJson(outputs)),
       },
     ],
     workUnits: elements,

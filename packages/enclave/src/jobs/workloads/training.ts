@@ -1,4 +1,4 @@
-import { FirnError } from '@firn/core';
+import { FirnError, padmeLength } from '@firn/core';
 import {
   type Dataset,
   datasetFromSafetensors,
@@ -9,6 +9,7 @@ import {
   mlpDefinition,
   ONNX_INPUT,
   ONNX_OUTPUT,
+  padOnnxModel,
   parseCsv,
   sniffDelimiter,
   type Task,
@@ -268,8 +269,22 @@ function foldTargetScale(r: TrainResult, layer: number, mean: number[], std: num
   return weightsToSafetensors(w, shapes);
 }
 
+/** Smallest padded JSON output (and exported ONNX model), bytes (decision 1851). */
+const MIN_JSON_OUTPUT_BYTES = 4096;
+/** Room `padOnnxModel` always has: its entry's tag, lengths and key take at most 16 bytes. */
+const ONNX_PAD_ROOM = 32;
+
+/**
+ * Pretty JSON, then spaces (JSON allows trailing whitespace) up to the Padmé length of
+ * max(its length, MIN_JSON_OUTPUT_BYTES): the sealed size the host stores and records tells
+ * nothing of the losses, means, feature names or labels in it below 4 KiB, and a bucket above
+ * (docs/decisions/1851-first-party-outputs-sized-by-shape.md).
+ */
 function json(v: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(v, null, 2));
+  const text = new TextEncoder().encode(JSON.stringify(v, null, 2));
+  const out = new Uint8Array(padmeLength(Math.max(text.length, MIN_JSON_OUTPUT_BYTES))).fill(0x20);
+  out.set(text, 0);
+  return out;
 }
 
 /**
@@ -373,7 +388,10 @@ export const trainingWorkload = async (ctx: BasicWorkloadContext): ReturnType<Wo
   let onnx: Uint8Array | null = null;
   let onnxInfo: TrainingReport['onnx'];
   try {
-    onnx = exportOnnx(trained);
+    // The model carries the preprocessing (feature names, labels, means) in its metadata: padded
+    // like the JSON outputs, to the Padmé bucket of at least 4 KiB (decision 1851).
+    const plain = exportOnnx(trained);
+    onnx = padOnnxModel(plain, padmeLength(Math.max(plain.length + ONNX_PAD_ROOM, MIN_JSON_OUTPUT_BYTES)));
     onnxInfo = {
       exported: true,
       input: ONNX_INPUT,
