@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
 import { bytesToHex, type Hex } from '@firn/core';
+import { paddedContentType, padPlaintext } from '@firn/client';
 import { generateKemKeyPair, generateSigningKey } from '@firn/crypto';
 import { parseTensorMap } from '@firn/ml';
 import { encodeOnnxModel } from '@firn/ml/formats';
@@ -159,5 +160,44 @@ describe('attack (host): the sealed sizes of first-party job outputs', () => {
       'yyyyyyy',
     ]);
     expect(long.sizes, 'output sizes tell the labels’ length').toEqual(short.sizes);
+  }, 180_000);
+
+  it('a padded model (0872) runs, so two models of other sizes reach the host as one size', async () => {
+    // 0872 pads artifacts so their sealed size does not tell which of a few known models was
+    // uploaded, but the enclave did not strip the padding from job inputs: a padded model could not
+    // run at all, so a requester had no way to hide its model's size from the host.
+    const mul = (k: number, extra: number) =>
+      encodeOnnxModel(
+        {
+          name: 'g',
+          nodes: [{ opType: 'Mul', inputs: ['x', 'k'], outputs: ['y'] }],
+          initializers: [
+            { name: 'k', dims: [1 + extra], dtype: 'float', data: new Float32Array(1 + extra).fill(k) },
+          ],
+          inputs: [{ name: 'x', elemType: 'float', shape: [1 + extra] }],
+          outputs: [{ name: 'y', elemType: 'float', shape: [1 + extra] }],
+        },
+        {},
+      );
+    const run = async (model: Uint8Array, n: number) => {
+      const input = new TextEncoder().encode(
+        JSON.stringify({ x: { dims: [n], type: 'float32', data: Array.from({ length: n }, () => 2) } }),
+      );
+      const r = await job('inference', {}, [
+        ['model', padPlaintext(model), paddedContentType('application/onnx')],
+        ['input', padPlaintext(input), paddedContentType('application/json')],
+      ]);
+      return {
+        inputSizes: r.inputSizes,
+        y: Array.from(parseTensorMap(r.opened.output!).y!.data as Float32Array),
+      };
+    };
+    const small = await run(mul(3, 0), 1);
+    const larger = await run(mul(5, 40), 41);
+    expect(small.y).toEqual([6]);
+    expect(larger.y).toEqual(new Array(41).fill(10));
+    expect(larger.inputSizes, 'the sealed model and input sizes tell the models apart').toEqual(
+      small.inputSizes,
+    );
   }, 180_000);
 });

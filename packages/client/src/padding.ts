@@ -1,60 +1,16 @@
-import { FirnError, padmeLength } from '@firn/core';
-
 /**
  * Size-bucket padding for sealed artifacts (`firn artifact seal --pad`,
- * docs/decisions/0872-artifact-padding.md). A sealed artifact's length otherwise reveals its plaintext length to the byte. With
- * padding, the plaintext is `body || 0x80 || 0x00…` (ISO/IEC 7816-4 bit padding) up to a bucket
- * size, and the whole padded plaintext is what the AEAD chunks encrypt and authenticate, so the
- * padding cannot be altered or stripped without the open failing. The content type gets the
- * parameter `firn-pad=padme` (the header is the AEAD's associated data), which tells the opener to
- * remove the padding. Buckets follow Padmé (Nikitin et al., "Reducing Metadata Leakage from
- * Encrypted Files and Communication with PURBs", PETS 2019): at most 12 % overhead, and a length
- * L leaks O(log log L) bits instead of log L. The smallest bucket is 4 KiB.
+ * docs/decisions/0872-artifact-padding.md): the helpers live in @firn/core (the enclave strips a
+ * job input's padding with them, docs/decisions/1852); this entry keeps `@firn/client/padding` a
+ * small import for the CLI.
  */
-
-/** The content-type parameter that marks a padded plaintext. */
-export const PAD_PARAMETER = 'firn-pad=padme';
-/** The smallest padded plaintext, bytes. */
-export const MIN_PADDED_BYTES = 4096;
-
-/** Padmé: round `n` up so that only the top ⌊log2 ⌊log2 n⌋⌋ + 1 bits of it may be set (now in @firn/core). */
-export { padmeLength };
-
-/** The padded plaintext length for a body of `n` bytes (one marker byte, then the bucket). */
-export function paddedLength(n: number): number {
-  return padmeLength(Math.max(n + 1, MIN_PADDED_BYTES));
-}
-
-/** `body || 0x80 || zeros` up to paddedLength(body.length). */
-export function padPlaintext(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(paddedLength(body.length));
-  out.set(body, 0);
-  out[body.length] = 0x80;
-  return out;
-}
-
-/** Remove bit padding; E_ARTIFACT_FORMAT when there is no 0x80 marker after the trailing zeros. */
-export function unpadPlaintext(padded: Uint8Array): Uint8Array {
-  let i = padded.length - 1;
-  while (i >= 0 && padded[i] === 0) i--;
-  if (i < 0 || padded[i] !== 0x80)
-    throw new FirnError('E_ARTIFACT_FORMAT', 'padded artifact has no padding marker');
-  return padded.subarray(0, i);
-}
-
-/** The content type with the padding parameter added. */
-export function paddedContentType(contentType: string): string {
-  return `${contentType}; ${PAD_PARAMETER}`;
-}
-
-/** Whether a content type carries the padding parameter; returns the type without it. */
-export function parsePaddedContentType(contentType: string): { padded: boolean; contentType: string } {
-  const parts = contentType.split(';').map((p) => p.trim());
-  const padded = parts.slice(1).some((p) => p.toLowerCase() === PAD_PARAMETER);
-  return {
-    padded,
-    contentType: padded
-      ? parts.filter((p, i) => i === 0 || p.toLowerCase() !== PAD_PARAMETER).join('; ')
-      : contentType,
-  };
-}
+export {
+  MIN_PADDED_BYTES,
+  PAD_PARAMETER,
+  paddedContentType,
+  paddedLength,
+  padmeLength,
+  padPlaintext,
+  parsePaddedContentType,
+  unpadPlaintext,
+} from '@firn/core';

@@ -154,19 +154,3 @@ export class ByteReader {
       throw new ParseError(`${this.what}: ${this.bytes.length - this.offset} trailing bytes after ${field}`);
   }
 }
-
-/**
- * Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and Communication with
- * PURBs", PETS 2019): round `n` up so that only the top ⌊log2 ⌊log2 n⌋⌋ + 1 bits of it may be set.
- * At most 12 % more, and a length L leaks O(log log L) bits instead of log L. Used by artifact
- * padding (docs/decisions/0872) and the job channel's padding (docs/decisions/1850).
- */
-export function padmeLength(n: number): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('length must be a non-negative integer');
-  if (n < 2) return n;
-  const e = Math.floor(Math.log2(n));
-  const s = Math.floor(Math.log2(e)) + 1;
-  const lastBits = e - s;
-  const mask = 2 ** lastBits;
-  return Math.ceil(n / mask) * mask;
-}

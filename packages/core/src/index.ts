@@ -1,4 +1,5 @@
 export * from './bytes.ts';
+export * from './padding.ts';
 export * from './errors.ts';
 export * from './endpointDestination.ts';
 export * from './evidence.ts';

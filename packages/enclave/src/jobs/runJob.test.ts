@@ -2,7 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
-import { buildJobRequest, jobCommitments, openOutput, sealInput } from '@firn/client';
+import {
+  buildJobRequest,
+  jobCommitments,
+  openOutput,
+  paddedContentType,
+  padPlaintext,
+  sealInput,
+} from '@firn/client';
 import {
   bytesToHex,
   computeOutputCommitment,
@@ -24,6 +31,7 @@ import { createEnclaveProgram } from '../enclaveProgram.ts';
 import { createSimulatedProvider } from '../evidence/simulated.ts';
 import {
   failureEventPlaintext,
+  unpadInput,
   createPreflightJobHandler,
   createRunJobHandler,
   type PreflightedJob,
@@ -352,5 +360,22 @@ describe('failureEventPlaintext', () => {
       expect(o.error.message.endsWith('...')).toBe(true);
       expect(message.startsWith(o.error.message.slice(0, -3))).toBe(true);
     }
+  });
+});
+
+// docs/decisions/1852-padded-job-inputs.md: a job input sealed with 0872's padding reaches the
+// workload without it.
+describe('unpadInput', () => {
+  it('strips the padding and the parameter, passes an unpadded input as it is, refuses a bad marker', () => {
+    const body = new TextEncoder().encode('{"x":1}');
+    const padded = padPlaintext(body);
+    expect(padded.length).toBe(4096);
+    const r = unpadInput(paddedContentType('application/json'), padded);
+    expect(r.contentType).toBe('application/json');
+    expect(Buffer.from(r.bytes).equals(Buffer.from(body))).toBe(true);
+    expect(unpadInput('application/json', body)).toEqual({ contentType: 'application/json', bytes: body });
+    expect(() => unpadInput('application/json; firn-pad=padme', new Uint8Array(16))).toThrow(
+      expect.objectContaining({ code: 'E_INPUT_INVALID' }),
+    );
   });
 });

@@ -17,6 +17,7 @@ import {
   isFirnError,
   jobChannelInfo,
   parseOutputBound,
+  parsePaddedContentType,
   STORAGE_BLOCK_BYTES,
   type JobRequest,
   parseJobRequest,
@@ -26,6 +27,7 @@ import {
   type WorkProofFields,
   toErrorBody,
   type WorkProofJson,
+  unpadPlaintext,
   workProofToJson,
 } from '@firn/core';
 import {
@@ -356,11 +358,31 @@ export async function openGrantedInputs(
     if (typeof path !== 'string') throw fail('E_NOT_FOUND', `host did not pass input ${ref.artifactId}`);
     const sealed = await readInput(path, ref.artifactId);
     const header = readArtifactHeader(sealed);
-    const bytes = await openArtifact(sealed, { dataKey });
-    cache.put(ref.artifactId, dataKey, header.contentType, bytes);
-    inputs.push({ role: ref.role, artifactId: ref.artifactId, contentType: header.contentType, bytes });
+    const { contentType, bytes } = unpadInput(header.contentType, await openArtifact(sealed, { dataKey }));
+    cache.put(ref.artifactId, dataKey, contentType, bytes);
+    inputs.push({ role: ref.role, artifactId: ref.artifactId, contentType, bytes });
   }
   return inputs;
+}
+
+/**
+ * A job input as its owner sealed it, padding removed: an artifact sealed with 0872's padding (the
+ * content type's `firn-pad=padme`, inside the header the AEAD authenticates) reaches the workload
+ * as its body under the content type without the parameter, so a requester can keep its model's
+ * and data's sizes to a Padmé bucket (docs/decisions/1852-padded-job-inputs.md). A padded artifact
+ * with no padding marker is E_INPUT_INVALID (a malformed artifact of its owner's making).
+ */
+export function unpadInput(
+  sealedContentType: string,
+  plaintext: Uint8Array,
+): { contentType: string; bytes: Uint8Array } {
+  const t = parsePaddedContentType(sealedContentType);
+  if (!t.padded) return { contentType: sealedContentType, bytes: plaintext };
+  try {
+    return { contentType: t.contentType, bytes: unpadPlaintext(plaintext) };
+  } catch {
+    throw fail('E_INPUT_INVALID', 'a padded input artifact has no padding marker');
+  }
 }
 
 /**
