@@ -32,13 +32,15 @@ afterAll(async () => {
   await sup?.stop();
 });
 
-const relu = encodeOnnxModel({
-  name: 'relu',
-  nodes: [{ opType: 'Relu', inputs: ['x'], outputs: ['y'] }],
-  initializers: [],
-  inputs: [{ name: 'x', elemType: 'float', shape: ['N', 4] }],
-  outputs: [{ name: 'y', elemType: 'float', shape: ['N', 4] }],
-});
+const reluNamed = (y: string) =>
+  encodeOnnxModel({
+    name: 'relu',
+    nodes: [{ opType: 'Relu', inputs: ['x'], outputs: [y] }],
+    initializers: [],
+    inputs: [{ name: 'x', elemType: 'float', shape: ['N', 4] }],
+    outputs: [{ name: y, elemType: 'float', shape: ['N', 4] }],
+  });
+const relu = reluNamed('y');
 
 /** The enclave process, started once for both cases. */
 async function enclave() {
@@ -110,15 +112,15 @@ async function job(kind: string, params: Record<string, unknown>, plain: [string
 
 describe('attack (host): the sealed sizes of first-party job outputs', () => {
   it('a batch inference output’s size does not depend on the values of the inputs or outputs', async () => {
-    const infer = async (x: number[]) => {
+    const infer = async (x: number[], model = relu) => {
       // The requester writes its input at a fixed width too (spaces after each value: the same
       // sealed input size for every value), so only the output can tell.
       const text = `{"x":{"dims":[2,4],"type":"float32","data":[${x.map((v) => String(v).padEnd(24, ' ')).join(',')}]}}`;
       const r = await job('inference', {}, [
-        ['model', relu, 'application/onnx'],
+        ['model', model, 'application/onnx'],
         ['input', new TextEncoder().encode(text), 'application/json'],
       ]);
-      const y = parseTensorMap(r.opened.output!).y!;
+      const y = Object.values(parseTensorMap(r.opened.output!))[0]!;
       return { inputSizes: r.inputSizes, outputSize: r.sizes.output, y: Array.from(y.data as Float32Array) };
     };
     const positive = await infer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
@@ -128,6 +130,10 @@ describe('attack (host): the sealed sizes of first-party job outputs', () => {
     expect(positive.y[0]).toBeCloseTo(0.1, 6);
     expect(negative.inputSizes).toEqual(positive.inputSizes);
     expect(negative.outputSize, 'the output size tells how many outputs are 0').toBe(positive.outputSize);
+    // Nor the length of the model's output names (the requester's secret, 0853), under 4 KiB.
+    const named = await infer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], reluNamed('probability_of_default'));
+    expect(named.y).toEqual(positive.y);
+    expect(named.outputSize, 'the output size tells the output names’ length').toBe(positive.outputSize);
   }, 180_000);
 
   it('training outputs’ sizes do not tell the length of the requester’s class labels', async () => {

@@ -1,6 +1,7 @@
 import { FirnError, type Hex } from '@firn/core';
 import { loadOnnxModel, type OnnxModel, parseTensorMap, tensorMapToFixedWidthJson } from '@firn/ml';
 import type { Workload, WorkloadInput } from '../workload.ts';
+import { paddedJson } from './paddedJson.ts';
 
 /** Loaded sessions by model artifact id; the framework only passes an id whose bytes it authenticated. */
 const sessions = new Map<Hex, Promise<OnnxModel>>();
@@ -30,9 +31,10 @@ function role(inputs: readonly WorkloadInput[], name: string): WorkloadInput {
 
 /**
  * Inference: role `model` (ONNX bytes) and role `input` (tensor JSON); one output, role `output`
- * (tensor JSON of every model output, each element at its type's fixed width, so the output's
- * sealed size, which the host stores and records, depends on the outputs' names, types and dims
- * and never on their values: docs/decisions/1851-first-party-outputs-sized-by-shape.md).
+ * (tensor JSON of every model output, each element at its type's fixed width, then spaces up to
+ * its Padmé bucket of at least 4 KiB: the output's sealed size, which the host stores and records,
+ * is a bucket of its names, types and dims and never depends on its values:
+ * docs/decisions/1851-first-party-outputs-sized-by-shape.md).
  * workUnits = total number of input tensor elements.
  * Params: none are read (an empty object is expected, but params still enter the workload hash).
  */
@@ -54,7 +56,7 @@ export const inference: Workload = async (ctx) => {
       {
         role: 'output',
         contentType: 'application/json',
-        bytes: new TextEncoder().encode(tensorMapToFixedWidthJson(outputs)),
+        bytes: paddedJson(tensorMapToFixedWidthJson(outputs)),
       },
     ],
     workUnits: elements,

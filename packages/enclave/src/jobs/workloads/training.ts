@@ -21,6 +21,7 @@ import {
   weightsToSafetensors,
 } from '@firn/ml';
 import type { BasicWorkloadContext, Workload, WorkloadInput, WorkloadOutput } from '../workload.ts';
+import { MIN_JSON_OUTPUT_BYTES, paddedJson } from './paddedJson.ts';
 
 /** Content types of the training job's inputs and outputs. */
 export const TRAINING_CONTENT_TYPES = {
@@ -269,22 +270,12 @@ function foldTargetScale(r: TrainResult, layer: number, mean: number[], std: num
   return weightsToSafetensors(w, shapes);
 }
 
-/** Smallest padded JSON output (and exported ONNX model), bytes (decision 1851). */
-const MIN_JSON_OUTPUT_BYTES = 4096;
-/** Room `padOnnxModel` always has: its entry's tag, lengths and key take at most 16 bytes. */
+/** Room `padOnnxModel` always has: its entries' tags, lengths and keys take at most 28 bytes. */
 const ONNX_PAD_ROOM = 32;
 
-/**
- * Pretty JSON, then spaces (JSON allows trailing whitespace) up to the Padmé length of
- * max(its length, MIN_JSON_OUTPUT_BYTES): the sealed size the host stores and records tells
- * nothing of the losses, means, feature names or labels in it below 4 KiB, and a bucket above
- * (docs/decisions/1851-first-party-outputs-sized-by-shape.md).
- */
+/** Pretty JSON, padded to its bucket (decision 1851). */
 function json(v: unknown): Uint8Array {
-  const text = new TextEncoder().encode(JSON.stringify(v, null, 2));
-  const out = new Uint8Array(padmeLength(Math.max(text.length, MIN_JSON_OUTPUT_BYTES))).fill(0x20);
-  out.set(text, 0);
-  return out;
+  return paddedJson(JSON.stringify(v, null, 2));
 }
 
 /**
