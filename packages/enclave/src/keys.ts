@@ -60,7 +60,10 @@ export function unsealKeys(blob: unknown, sealingKey: Uint8Array, measurement: U
     throw new FirnError('E_SEAL', 'sealed key blob is malformed');
   try {
     const ct = hexToBytes(b.ct);
-    const d = createDecipheriv('aes-256-gcm', sealingKey, hexToBytes(b.iv));
+    const iv = hexToBytes(b.iv);
+    // Host-supplied: a 12-byte IV and a whole 16-byte tag only (as trustedTime.ts).
+    if (iv.length !== 12 || ct.length !== 64 + 16) throw new Error('iv or length');
+    const d = createDecipheriv('aes-256-gcm', sealingKey, iv, { authTagLength: 16 });
     d.setAAD(aad(measurement));
     d.setAuthTag(ct.subarray(ct.length - 16));
     const pt = concatBytes(d.update(ct.subarray(0, ct.length - 16)), d.final());

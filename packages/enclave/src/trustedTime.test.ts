@@ -151,3 +151,37 @@ describe('enclave time floor', () => {
     expect(await code(fresh.handle('runJob', await job({ issuedAt: T, expiresAt: T + 3600 })))).toBe('ok');
   });
 });
+
+describe('sealed state blobs from the host', () => {
+  it('are refused with a truncated tag or an IV of another length, even when they authenticate', async () => {
+    const { createCipheriv, randomBytes } = await import('node:crypto');
+    const { createTrustedTime } = await import('./trustedTime.ts');
+    const { encodeFields, TAGS, utf8 } = await import('@firn/core');
+    const key = new Uint8Array(randomBytes(32));
+    const measurement = sha256(new Uint8Array([9]));
+    /** A blob sealed under the real key and AAD, with the tag and IV lengths given. */
+    const blob = (floor: number, tagLength: number, ivLength = 12) => {
+      const iv = randomBytes(ivLength);
+      const c = createCipheriv('aes-256-gcm', key, iv, { authTagLength: tagLength });
+      c.setAAD(encodeFields([utf8(TAGS.enclaveState), measurement]));
+      const pt = utf8(JSON.stringify({ v: 1, floor }));
+      const ct = Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+      return { v: 1 as const, iv: bytesToHex(iv), ct: bytesToHex(ct) };
+    };
+    const time = createTrustedTime({ measurement });
+    time.restore(blob(100, 16), key);
+    expect(time.floor()).toBe(100);
+    // A 4-byte tag is 2^32 tries for a host that forges (init may be called again and again).
+    for (const [tag, iv] of [
+      [4, 12],
+      [8, 12],
+      [12, 12],
+      [16, 16],
+    ] as const) {
+      expect(() => time.restore(blob(9_999_999_999, tag, iv), key)).toThrow(
+        expect.objectContaining({ code: 'E_SEAL' }),
+      );
+    }
+    expect(time.floor()).toBe(100);
+  });
+});

@@ -95,7 +95,11 @@ export function createTrustedTime(opts: {
       let state: { v?: unknown; floor?: unknown };
       try {
         const ct = hexToBytes(b.ct);
-        const d = createDecipheriv('aes-256-gcm', sealingKey, hexToBytes(b.iv));
+        const iv = hexToBytes(b.iv);
+        // The host hands this blob in: only a 12-byte IV and a whole 16-byte tag (Node would take
+        // a 4-byte tag, which a host that calls init again and again forges in 2^32 tries).
+        if (iv.length !== 12 || ct.length < 17) throw new Error('iv or tag length');
+        const d = createDecipheriv('aes-256-gcm', sealingKey, iv, { authTagLength: 16 });
         d.setAAD(aad(opts.measurement));
         d.setAuthTag(ct.subarray(ct.length - 16));
         const pt = concatBytes(d.update(ct.subarray(0, ct.length - 16)), d.final());
