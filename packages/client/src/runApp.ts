@@ -11,6 +11,7 @@ import {
   parseOutputBound,
   signedDataDigest,
   utf8,
+  withParamsSalt,
   type WorkProofJson,
 } from '@firn/core';
 import {
@@ -171,6 +172,9 @@ export async function prepareAppJob(opts: RunAppOptions): Promise<PreparedAppJob
   if (extra.length > 15) throw new FirnError('E_INVALID_INPUT', 'at most 15 extra recipients');
   const params: Record<string, unknown> = { ...(opts.params ?? {}) };
   if (extra.length > 0) params[RECIPIENTS_PARAM] = extra;
+  // A fresh salt (decision 1854): the posted workload hash confirms no guess of the params. It is
+  // in the plan, so every owner computes the same hash.
+  Object.assign(params, withParamsSalt(params));
 
   const own: PreparedAppJob['own'] = [];
   const refs: { role: string; artifactId: Hex }[] = [];

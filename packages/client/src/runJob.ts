@@ -1,5 +1,5 @@
 import { getJob, getJobStatus, JobStatus } from '@firn/chain';
-import { FirnError, type Hex, parseOutputBound, type WorkProofJson } from '@firn/core';
+import { FirnError, type Hex, parseOutputBound, withParamsSalt, type WorkProofJson } from '@firn/core';
 import { artifactId, type CreateGrantParams, generateKemKeyPair, type RequesterChannel } from '@firn/crypto';
 import { assertStillEligible } from './attestNode.ts';
 import { buildJobRequest, jobCommitments } from './buildJobRequest.ts';
@@ -700,7 +700,9 @@ async function runOnNode(
     }
   }
   const refs = sealed.map((s) => ({ role: s.role, artifactId: s.artifactId }));
-  const { workloadHash, inputCommitment } = jobCommitments(opts.kind, opts.params, refs);
+  // A fresh salt in the params (decision 1854): the posted workload hash confirms no guess of them.
+  const params = withParamsSalt(opts.params);
+  const { workloadHash, inputCommitment } = jobCommitments(opts.kind, params, refs);
   // The grants expire with the job: at the deadline computed before the post and posted with it,
   // never at a clock read after it, which can be a second later (decision 1653).
   const { jobId, deadline, posted } = await postJobWithDeadline(m, opts, { workloadHash, inputCommitment });
@@ -712,7 +714,7 @@ async function runOnNode(
     jobId,
     kind: opts.kind,
     inputs: sealed.map((s) => ({ role: s.role, artifactId: s.artifactId, dataKey: s.dataKey })),
-    params: opts.params,
+    params,
     requesterKey: opts.requesterKey,
     enclave: node,
     resultRecipient: kem.publicKey,

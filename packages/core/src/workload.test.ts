@@ -145,3 +145,23 @@ describe('Work Proof typed data', () => {
     expect(() => parseWorkProofJson({ ...j, signature: '0x00' })).toThrow();
   });
 });
+
+// docs/decisions/1854-salted-workload-hash.md
+describe('params salt', () => {
+  it('adds a fresh 32-byte salt once, changes the hash, and leaves it out of what the workload sees', async () => {
+    const { SALT_PARAM, withParamsSalt, workloadParams, computeWorkloadHash } = await import('./workload.ts');
+    const params = { target: 'defaulted', epochs: 1 };
+    const a = withParamsSalt(params);
+    const b = withParamsSalt(params);
+    expect(a[SALT_PARAM]).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(a[SALT_PARAM]).not.toBe(b[SALT_PARAM]);
+    expect(withParamsSalt(a)).toBe(a);
+    expect(params).toEqual({ target: 'defaulted', epochs: 1 });
+    const inputs = [{ role: 'dataset', artifactId: `0x${'11'.repeat(32)}` as const }];
+    expect(computeWorkloadHash('training', a, inputs)).not.toBe(
+      computeWorkloadHash('training', params, inputs),
+    );
+    expect(workloadParams(a)).toEqual(params);
+    expect(workloadParams(params)).toBe(params);
+  });
+});

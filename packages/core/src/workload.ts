@@ -87,6 +87,27 @@ function refFields(refs: readonly ArtifactRef[], what: string): Uint8Array[] {
 }
 
 /**
+ * The params key of a job's salt (docs/decisions/1854-salted-workload-hash.md): 32 random bytes, hex,
+ * that the SDK adds to every job's params so the workload hash, public on chain and to the host,
+ * confirms no guess of the params (a target column, a vote, a threshold). The enclave hashes it
+ * with the params and leaves it out of what the workload sees (`workloadParams`).
+ */
+export const SALT_PARAM = 'firn.salt';
+
+/** `params` with a fresh SALT_PARAM (params that carry one already are returned as they are). */
+export function withParamsSalt(params: Record<string, unknown>): Record<string, unknown> {
+  if (Object.hasOwn(params, SALT_PARAM)) return params;
+  return { ...params, [SALT_PARAM]: bytesToHex(globalThis.crypto.getRandomValues(new Uint8Array(32))) };
+}
+
+/** The params a workload sees: the job's params without SALT_PARAM. */
+export function workloadParams(params: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(params, SALT_PARAM)) return params;
+  const { [SALT_PARAM]: _salt, ...rest } = params;
+  return rest;
+}
+
+/**
  * workloadHash = taggedSha256(TAGS.workloadHash, kind, canonical params JSON, role1, id1, role2,
  * id2, ...): what the job is, independent of who runs it.
  */

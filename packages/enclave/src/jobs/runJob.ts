@@ -28,6 +28,7 @@ import {
   toErrorBody,
   type WorkProofJson,
   unpadPlaintext,
+  workloadParams,
   workProofToJson,
 } from '@firn/core';
 import {
@@ -821,7 +822,8 @@ async function runRequest(
   let result: Awaited<ReturnType<Workload>>;
   const work = runtime.runWorkload(
     req.kind,
-    { params: req.params, inputs, progress: emitProgress, now, signData, randomSeed },
+    // The salt (decision 1854) is hashed with the params, never shown to the workload.
+    { params: workloadParams(req.params), inputs, progress: emitProgress, now, signData, randomSeed },
     { timeoutMs },
   );
   // The outputs' data keys and their HPKE wraps to the recipients do not depend on the outputs:
