@@ -121,7 +121,8 @@ describe('attack: a stranger on the read-only dashboard', () => {
       platformIdHash: `0x${'a7'.repeat(32)}`,
       enclaveAddress: anvil.accounts[2]!.address,
       kemPublicKey: `0x${'4b'.repeat(32)}`,
-      // Pending is enough for the relay; the endpoint names the dashboard's own relay for this node.
+      // The endpoint names the dashboard's own relay for this node. Since 1834 a Pending node on a
+      // loopback endpoint is not relayed to at all; the relay header still guards Active ones.
       endpoint: `http://127.0.0.1:${hopPort}/node/${enclaveId}`,
       evidenceDigest: `0x${'d7'.repeat(32)}`,
       stake: parseEther('1'),
