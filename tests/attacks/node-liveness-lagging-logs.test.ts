@@ -19,8 +19,12 @@ let proxy: Awaited<ReturnType<typeof laggingLogsProxy>>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  net = await startTestNetwork({ epochLength: 60, answerWindow: 20, poolDeposit: parseEther('1') });
-  for (const v of net.verifiers) v.liveness?.stop();
+  net = await startTestNetwork({
+    epochLength: 60,
+    answerWindow: 20,
+    poolDeposit: parseEther('1'),
+    challengeLiveness: false,
+  });
   proxy = await laggingLogsProxy(net.anvil.rpcUrl);
 }, 120_000);
 afterAll(async () => {

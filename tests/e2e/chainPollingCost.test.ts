@@ -66,10 +66,10 @@ beforeAll(async () => {
     epochLength: EPOCH,
     answerWindow: ANSWER_WINDOW,
     poolDeposit: parseEther('1'),
+    // The in-process verifiers' own challengers never run: the chain stays quiet between the
+    // transactions each test sends itself.
+    challengeLiveness: false,
   });
-  // The in-process verifiers' own challengers are stopped: the chain stays quiet between the
-  // transactions each test sends itself.
-  for (const v of net.verifiers) v.liveness?.stop();
   proxy = await countingProxy(net.anvil.rpcUrl);
   operator = createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[4]!.privateKey, net.deployment, {
     pollingIntervalMs: 50,

@@ -42,9 +42,9 @@ beforeAll(async () => {
     epochLength: EPOCH,
     answerWindow: ANSWER_WINDOW,
     poolDeposit: parseEther('1'),
+    // The daemons' own challengers never run: the challengers below are the test's own.
+    challengeLiveness: false,
   });
-  // The daemons' own challengers are stopped: the challengers below are the test's own.
-  for (const v of net.verifiers) v.liveness?.stop();
   const at = (i: number) =>
     createFirnClients(net.anvil.rpcUrl, net.anvil.accounts[i]!.privateKey, net.deployment, {
       pollingIntervalMs: 50,

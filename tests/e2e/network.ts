@@ -64,6 +64,12 @@ export interface TestNetworkOptions {
   answerWindow?: number;
   /** Run the node's LivenessService (answers challenges, claims rewards, withdraws credits). Default false. */
   liveness?: boolean;
+  /**
+   * Run the verifier daemons' own liveness challengers (default true). False for a test that
+   * issues every challenge itself: a challenger stopped after the set-up may already have
+   * challenged the node in the moment it became Active.
+   */
+  challengeLiveness?: boolean;
   /** Reward pool deposit at deployment, wei (default 0). */
   poolDeposit?: bigint;
   /** Job market protocol fee, basis points (default 0). */
@@ -177,6 +183,7 @@ async function setUpTestNetwork(opts: TestNetworkOptions, undo: (() => unknown)[
       pollIntervalMs: 200,
       // The test network's node listens on 127.0.0.1.
       allowPrivateEndpoints: true,
+      challengeLiveness: opts.challengeLiveness !== false,
     });
     d.start();
     undo.push(() => d.stop());

@@ -40,7 +40,7 @@ let enclaveId: Hex;
 let nextEpoch: LivenessNetwork['nextEpoch'];
 
 beforeAll(async () => {
-  // The daemons' own challengers are stopped: this test issues every challenge itself.
+  // The daemons' own challengers never run: this test issues every challenge itself.
   const l = await startLivenessNetwork();
   ({ net, enclaveId, nextEpoch } = l);
   verifier1 = l.at(2);

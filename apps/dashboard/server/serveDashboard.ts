@@ -10,7 +10,15 @@ import {
   getNode,
   NodeStatus,
 } from '@firn/chain';
-import { FirnError, type Hex, parseEvidenceBundle, redactRpcUrl, redactUrlsIn } from '@firn/core';
+import {
+  FirnError,
+  type Hex,
+  parseEvidenceBundle,
+  readBodyCapped,
+  redactRpcUrl,
+  redactUrlsIn,
+} from '@firn/core';
+import { fetchFromNode, type NodeRequestInit } from '@firn/core/fetchFromNode';
 import { type Address, createPublicClient, isAddress } from 'viem';
 import { buildDashboard, type DashboardAsset } from './buildDashboard.ts';
 import { checkReadOnlyRpcRequest, MAX_RPC_REQUEST_BYTES } from './readOnlyRpc.ts';
@@ -37,6 +45,20 @@ export interface ServeDashboardOptions {
   host?: string;
   /** Default 0 (a free port). */
   port?: number;
+  /**
+   * Relay to node endpoints on loopback, private, link-local and other internal addresses (a
+   * devnet's nodes on 127.0.0.1). Default false: a registered endpoint never makes this server
+   * reach its own network for a visitor (decision 1834).
+   */
+  allowPrivateEndpoints?: boolean;
+  /** Most node relays at once, default 32; a relay beyond it is answered 503. */
+  maxConcurrentRelays?: number;
+  /** Most node relays at once for one client address, default 4; a relay beyond it is answered 429. */
+  maxConcurrentRelaysPerClient?: number;
+  /** Largest node answer relayed, bytes (default MAX_NODE_RESPONSE_BYTES); a longer one is cut. */
+  maxNodeResponseBytes?: number;
+  /** Time for one node relay, the body included, ms (default 60 000). */
+  relayTimeoutMs?: number;
 }
 
 export interface DashboardServer {
@@ -48,6 +70,9 @@ export interface DashboardServer {
 
 /** Largest node response relayed to the page, bytes (sealed outputs the page opens). */
 export const MAX_NODE_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** Default bound of node relays at once, in all and per client address (decision 1834). */
+export const DEFAULT_MAX_CONCURRENT_RELAYS = 32;
+export const DEFAULT_MAX_CONCURRENT_RELAYS_PER_CLIENT = 4;
 /** Largest chain response relayed to the page, bytes. */
 export const MAX_RPC_RESPONSE_BYTES = 32 * 1024 * 1024;
 
@@ -81,14 +106,20 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
 function sendError(res: ServerResponse, e: unknown): void {
   const err = e instanceof FirnError ? e : new FirnError('E_INTERNAL', 'internal error');
   const status =
-    {
-      E_FORBIDDEN: 403,
-      E_NOT_FOUND: 404,
-      E_TOO_LARGE: 413,
-      E_PARSE: 400,
-      E_INVALID_INPUT: 400,
-      E_UNAVAILABLE: 502,
-    }[err.code as string] ?? 500;
+    // Every relay place taken: the server is busy, not the node (decision 1834).
+    err.code === 'E_UNAVAILABLE' && err.details?.busy === true
+      ? 503
+      : ({
+          E_FORBIDDEN: 403,
+          E_ENDPOINT_FORBIDDEN: 403,
+          E_NOT_FOUND: 404,
+          E_TOO_LARGE: 413,
+          E_PARSE: 400,
+          E_INVALID_INPUT: 400,
+          E_RATE_LIMITED: 429,
+          E_UNAVAILABLE: 502,
+          E_TIMEOUT: 504,
+        }[err.code as string] ?? 500);
   // Every URL in a message through redactUrlsIn (decision 1751): the body goes to any visitor.
   const message = redactUrlsIn(err.message);
   send(res, status, 'application/json', JSON.stringify({ error: { code: err.code, message } }));
@@ -144,11 +175,63 @@ async function fetchCapped(
   };
 }
 
+/** Until `res` can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
+ * Stream a node's answer to the visitor as it arrives, never held whole: refused (413) when it
+ * declares more than `max` bytes, cut (the connection closed before the end) when it sends more.
+ * The visitor's pace is the node read's pace, all within the relay's time.
+ */
+async function relayBody(up: Response, res: ServerResponse, max: number): Promise<void> {
+  const declared = Number(up.headers.get('content-length') ?? 0);
+  if (declared > max) {
+    await up.body?.cancel().catch(() => {});
+    throw new FirnError('E_TOO_LARGE', `the node's answer is over ${max} bytes`);
+  }
+  const type = (up.headers.get('content-type') ?? '').startsWith('application/json')
+    ? 'application/json'
+    : 'application/octet-stream';
+  res.writeHead(up.status, { ...SECURITY_HEADERS, 'content-type': type });
+  const reader = up.body?.getReader();
+  if (reader === undefined) return void res.end();
+  let n = 0;
+  try {
+    for (;;) {
+      const c = await reader.read();
+      if (c.done) break;
+      n += c.value.length;
+      if (n > max || res.destroyed) {
+        res.destroy();
+        return;
+      }
+      if (!res.write(c.value)) await drained(res);
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
 /**
  * Serve the dashboard against a chain: the page (built in memory at start), GET /config.json, a
  * read-only JSON-RPC proxy at POST /rpc (READ_ONLY_RPC_METHODS), and GET /node/{enclaveId}/{path}
  * relaying a fixed list of node API reads to the endpoint the registry holds for that Enclave ID
- * (never a URL the page names). GET /node/{enclaveId}/evidence asks the node for fresh evidence with
+ * (never a URL the page names) when the node is Active, through fetchFromNode (its destination
+ * checked unless `allowPrivateEndpoints`), streamed under a byte cap, at most
+ * `maxConcurrentRelays` at once and `maxConcurrentRelaysPerClient` per client address (1834). GET /node/{enclaveId}/evidence asks the node for fresh evidence with
  * a nonce this server draws and returns what it declares (TEE type, GPU architectures, collateral
  * present); the verifiers' votes on chain are what checked it. No route writes to the chain or a node.
  */
@@ -169,11 +252,55 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
     dataLedger: '0x0000000000000000000000000000000000000000',
   });
   const evidenceCache = new Map<string, { at: number; body: string }>();
+  const maxNodeResponseBytes = o.maxNodeResponseBytes ?? MAX_NODE_RESPONSE_BYTES;
 
+  const allowPrivateEndpoints = o.allowPrivateEndpoints === true;
+  const relayTimeoutMs = o.relayTimeoutMs ?? 60_000;
+  const maxRelays = o.maxConcurrentRelays ?? DEFAULT_MAX_CONCURRENT_RELAYS;
+  const maxRelaysPerClient = o.maxConcurrentRelaysPerClient ?? DEFAULT_MAX_CONCURRENT_RELAYS_PER_CLIENT;
+  let relays = 0;
+  const relaysOf = new Map<string, number>();
+
+  /**
+   * A place for one node relay (its chain read included), or a refusal: 429 when this client
+   * address holds its share, 503 when every place is taken. The returned function frees it once.
+   */
+  function takeRelay(client: string): () => void {
+    const mine = relaysOf.get(client) ?? 0;
+    if (mine >= maxRelaysPerClient)
+      throw new FirnError('E_RATE_LIMITED', `at most ${maxRelaysPerClient} node reads at once per client`);
+    if (relays >= maxRelays)
+      throw new FirnError(
+        'E_UNAVAILABLE',
+        'the dashboard is relaying all the node reads it can; try again shortly',
+        {
+          details: { busy: true },
+        },
+      );
+    relays++;
+    relaysOf.set(client, mine + 1);
+    let freed = false;
+    return () => {
+      if (freed) return;
+      freed = true;
+      relays--;
+      const left = (relaysOf.get(client) ?? 1) - 1;
+      if (left <= 0) relaysOf.delete(client);
+      else relaysOf.set(client, left);
+    };
+  }
+
+  /**
+   * The endpoint of an Active node. A node in any other status (Pending, Rejected, Exited,
+   * Slashed) is not relayed to: a refused registration costs one fee and must not buy a relay to
+   * whatever its endpoint names (decision 1834).
+   */
   async function endpointOf(enclaveId: Hex): Promise<string> {
     const n = await getNode(clients, enclaveId);
     if (n.status === NodeStatus.None)
       throw new FirnError('E_NOT_FOUND', `no node with Enclave ID ${enclaveId}`);
+    if (n.status !== NodeStatus.Active)
+      throw new FirnError('E_FORBIDDEN', 'the dashboard relays to Active nodes only');
     let u: URL;
     try {
       u = new URL(n.endpoint);
@@ -183,6 +310,30 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw new FirnError('E_UNAVAILABLE', 'the node registered an endpoint that is not http(s)');
     return u.origin + u.pathname.replace(/\/$/, '');
+  }
+
+  /**
+   * One request to a node's endpoint through fetchFromNode (decision 1832): the destination
+   * checked (unless allowPrivateEndpoints), no redirect followed, the body asked for and taken
+   * uncompressed only, the whole exchange within relayTimeoutMs. A forbidden destination is
+   * refused in words that name no address (which internal address a name resolves to is not the
+   * visitor's to learn).
+   */
+  async function askNode(url: string, init: NodeRequestInit): Promise<Response> {
+    try {
+      return await fetchFromNode(
+        url,
+        { ...init, headers: { ...init.headers, [RELAY_HEADER]: '1' } },
+        { timeoutMs: relayTimeoutMs, what: 'the node read', identity: true, allowPrivateEndpoints },
+      );
+    } catch (e) {
+      if (e instanceof FirnError && e.code === 'E_ENDPOINT_FORBIDDEN')
+        throw new FirnError(
+          'E_ENDPOINT_FORBIDDEN',
+          'the node registered an endpoint that is not a public address',
+        );
+      throw e;
+    }
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -228,36 +379,40 @@ export async function serveDashboard(o: ServeDashboardOptions): Promise<Dashboar
           'E_FORBIDDEN',
           'the dashboard relays node reads only (node, health, job, result, artifact)',
         );
-      const base = await endpointOf(enclaveId);
       if (sub === '/evidence') {
         const hit = evidenceCache.get(enclaveId);
         if (hit && Date.now() - hit.at < 60_000) return send(res, 200, 'application/json', hit.body);
-        const nonce = `0x${randomBytes(32).toString('hex')}`;
-        const up = await fetchCapped(
-          `${base}/v1/attestation`,
-          {
+      }
+      const free = takeRelay(req.socket.remoteAddress ?? '');
+      try {
+        const base = await endpointOf(enclaveId);
+        if (sub === '/evidence') {
+          const nonce = `0x${randomBytes(32).toString('hex')}`;
+          const up = await askNode(`${base}/v1/attestation`, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ nonce }),
-          },
-          1 << 20,
-        );
-        if (up.status !== 200)
-          throw new FirnError('E_UNAVAILABLE', `the node answered ${up.status} to an attestation request`);
-        const b = parseEvidenceBundle(up.body);
-        const body = JSON.stringify({
-          teeType: b.teeType,
-          gpus: (b.gpu ?? []).map((g) => String(g.arch).slice(0, 32)),
-          collateral: b.collateral !== undefined,
-          enclaveAddress: b.enclaveAddress,
-          nonce,
-        });
-        evidenceCache.set(enclaveId, { at: Date.now(), body });
-        return send(res, 200, 'application/json', body);
+          });
+          if (up.status !== 200) {
+            await up.body?.cancel().catch(() => {});
+            throw new FirnError('E_UNAVAILABLE', `the node answered ${up.status} to an attestation request`);
+          }
+          const b = parseEvidenceBundle(await readBodyCapped(up, 1 << 20, 'evidence bundle'));
+          const body = JSON.stringify({
+            teeType: b.teeType,
+            gpus: (b.gpu ?? []).map((g) => String(g.arch).slice(0, 32)),
+            collateral: b.collateral !== undefined,
+            enclaveAddress: b.enclaveAddress,
+            nonce,
+          });
+          evidenceCache.set(enclaveId, { at: Date.now(), body });
+          return send(res, 200, 'application/json', body);
+        }
+        const up = await askNode(`${base}${sub}`, { method: 'GET' });
+        return await relayBody(up, res, maxNodeResponseBytes);
+      } finally {
+        free();
       }
-      const up = await fetchCapped(`${base}${sub}`, { method: 'GET' }, MAX_NODE_RESPONSE_BYTES);
-      const type = up.type.startsWith('application/json') ? 'application/json' : 'application/octet-stream';
-      return send(res, up.status, type, up.body);
     }
     throw new FirnError('E_NOT_FOUND', `no such page: ${path.slice(0, 100)}`);
   }

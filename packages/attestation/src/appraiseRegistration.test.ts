@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { bytesToHex, type EvidenceBundle, type Hex, hexToBytes, REFUSAL_CODES } from '@firn/core';
 import { createEnclaveProgram, createSimulatedProvider } from '@firn/enclave';
 import { createSimulatedPlatform, createSimulatedRoot } from '@firn/sim';
@@ -6,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   appraiseRegistration,
   evidenceOperatorRefusal,
+  fetchEvidenceOverHttp,
   type RegistrationClaim,
   type RegistrationVerdict,
 } from './appraiseRegistration.ts';
@@ -153,5 +157,27 @@ describe('appraiseRegistration: the evidence speaks for the registered operator'
     ).toBeUndefined();
     expect(evidenceOperatorRefusal({}, OPERATOR_A)?.code).toBe('E_EVIDENCE_OPERATOR');
     expect(evidenceOperatorRefusal({ operator: OPERATOR_B }, OPERATOR_A)?.code).toBe('E_EVIDENCE_OPERATOR');
+  });
+});
+
+describe('fetchEvidenceOverHttp asks for identity encoding (decision 1834)', () => {
+  it('asks with accept-encoding: identity and refuses a compressed answer unread', async () => {
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(String(req.headers['accept-encoding']));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip, gzip' });
+      res.end(gzipSync(gzipSync(Buffer.from('{}'))));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await expect(
+        fetchEvidenceOverHttp(url, new Uint8Array(32), 5000, { allowPrivateEndpoints: true }),
+      ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+      expect(seen).toEqual(['identity']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -133,7 +133,8 @@ const FIRST_BUSY_RETRY_WAIT_MS = 250;
 /**
  * POST {endpoint}/v1/attestation with a size-capped, time-limited read of the answer, through
  * fetchFromNode: redirects are refused, not followed, and a forbidden destination gets no request
- * unless `opts.allowPrivateEndpoints`. Errors: E_INVALID_INPUT (not http(s)),
+ * unless `opts.allowPrivateEndpoints`; the answer is asked for uncompressed and refused when it
+ * names a content-encoding. Errors: E_INVALID_INPUT (not http(s)),
  * E_ENDPOINT_FORBIDDEN (EndpointForbiddenError), E_UNAVAILABLE (unreachable, a redirect or a
  * non-2xx answer; details.status, and details.retryAfterMs when the answer carried Retry-After),
  * E_TIMEOUT, E_TOO_LARGE (over the bundle cap).
@@ -152,7 +153,9 @@ export async function fetchEvidenceOverHttp(
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ nonce: bytesToHex(nonce) }),
     },
-    { timeoutMs, what: 'the attestation request', ...opts },
+    // Identity only: an answer naming any content-encoding is refused unread, so no chain of
+    // encodings is ever decoded here (decision 1834).
+    { timeoutMs, what: 'the attestation request', identity: true, ...opts },
   );
   const body = await readBodyCapped(res, MAX_EVIDENCE_BUNDLE_BYTES, 'evidence bundle');
   if (!res.ok) {

@@ -64,7 +64,9 @@ export const MAX_WRITE_GAS = 30_000_000n;
 
 /**
  * Simulate, send and wait for the receipt of one contract call. A revert (in simulation or in the
- * mined transaction) becomes a ChainRevertedError naming the custom error and its arguments.
+ * mined transaction) becomes a ChainRevertedError naming the custom error and its arguments. A
+ * mined transaction that ran out of gas on a costlier path than the one estimated (another
+ * transaction landed first) is simulated, estimated and sent once more.
  * Writes from one account are serialized within the process: two concurrent sends would otherwise
  * pick the same nonce, and the dropped one would never get a receipt (e.g. a verifier's vote and
  * its liveness challenge).
@@ -129,7 +131,18 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteResult<T>> {
+/**
+ * Times a write whose mined transaction ran out of gas on a path costlier than the one estimated
+ * (another transaction landed first, e.g. the vote that reaches the quorum) is estimated again and
+ * sent once more. Once: a call that runs out of gas again is reported.
+ */
+const OUT_OF_GAS_RESENDS = 1;
+
+async function send<T>(
+  clients: FirnClients,
+  req: WriteRequest,
+  outOfGasResends = OUT_OF_GAS_RESENDS,
+): Promise<WriteResult<T>> {
   const wallet = requireWallet(clients);
   const context = `${req.functionName}`;
   // A write queued behind another of the account, whose clients were closed meanwhile, never sends.
@@ -257,6 +270,13 @@ async function send<T>(clients: FirnClients, req: WriteRequest): Promise<WriteRe
           throw toChainError(e, context);
         }
       }
+      // Out of the gas it was given, though the call succeeds on the state before and after its
+      // block: a transaction mined first made it take a costlier path than the one estimated (the
+      // vote that reaches the quorum activates the node and records every approver's work: three
+      // times a plain vote's gas, more with more voters). Its revert changed nothing: estimated
+      // again on the state now, it is sent once more (decision 1834), instead of losing the write.
+      if (receipt.gasUsed >= gas && outOfGasResends > 0)
+        return await send<T>(clients, req, outOfGasResends - 1);
       throw new ChainRevertedError(undefined, undefined, context);
     }
     return { hash: receipt.transactionHash, receipt, result: sim.result as T };

@@ -6,7 +6,12 @@ import { hostname } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forbiddenAddressReason } from './endpointDestination.ts';
-import { fetchFromNode, PINNED_UNDICI_MAJOR } from './fetchFromNode.ts';
+import {
+  fetchFromNode,
+  MIN_RUNTIME_UNDICI,
+  PINNED_UNDICI_MAJOR,
+  runtimeUndiciUsable,
+} from './fetchFromNode.ts';
 
 let server: Server;
 let base: string;
@@ -132,5 +137,17 @@ describe('fetchFromNode', () => {
       version: string;
     };
     expect(Number.parseInt(pkg.version, 10)).toBe(PINNED_UNDICI_MAJOR);
+  });
+
+  it('the runtime’s fetch only where its bundled undici is the pinned major and at least 6.23.0 (decision 1834)', () => {
+    expect(MIN_RUNTIME_UNDICI).toEqual([6, 23, 0]);
+    for (const v of ['6.23.0', '6.24.1', '6.30.0', '6.23.10']) expect(runtimeUndiciUsable(v)).toBe(true);
+    for (const v of ['6.22.9', '6.21.3', '6.3.0', '5.28.4', '7.16.0', '8.0.0', '', undefined, 'x'])
+      expect(runtimeUndiciUsable(v)).toBe(false);
+    // The pinned package is no older than the bar it sets for the runtime.
+    const pkg = JSON.parse(readFileSync(new URL(import.meta.resolve('undici/package.json')), 'utf8')) as {
+      version: string;
+    };
+    expect(runtimeUndiciUsable(pkg.version)).toBe(true);
   });
 });

@@ -78,12 +78,34 @@ function checkedLookup(
 export const PINNED_UNDICI_MAJOR = 6;
 
 /**
+ * The oldest bundled undici whose fetch is used (decision 1834): 6.23.0 bounds the chain of
+ * content-encodings it decodes; an older one decodes any number of them, one after another.
+ */
+export const MIN_RUNTIME_UNDICI = [6, 23, 0] as const;
+
+/**
+ * Whether the runtime's fetch is the one to send with, given its bundled undici version (full
+ * version, `process.versions.undici`): the pinned major (a dispatcher of one major handed to
+ * another major's fetch fails) and at least MIN_RUNTIME_UNDICI.
+ */
+export function runtimeUndiciUsable(version: string | undefined): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+  if (m === null) return false;
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (major !== PINNED_UNDICI_MAJOR) return false;
+  const [, wantMinor, wantPatch] = MIN_RUNTIME_UNDICI;
+  return minor > wantMinor || (minor === wantMinor && patch >= wantPatch);
+}
+
+/**
  * The fetch to send with: the runtime's own (looked up at each call, so a process that wraps it
- * still sees every request) when its undici is the pinned major, else the pinned package's.
+ * still sees every request) when its undici is usable (runtimeUndiciUsable), else the pinned
+ * package's.
  */
 function fetchImpl(): typeof fetch {
-  const bundled = Number.parseInt(process.versions.undici ?? '', 10);
-  return bundled === PINNED_UNDICI_MAJOR ? globalThis.fetch : (undiciFetch as unknown as typeof fetch);
+  return runtimeUndiciUsable(process.versions.undici)
+    ? globalThis.fetch
+    : (undiciFetch as unknown as typeof fetch);
 }
 
 let checkingAgent: Agent | undefined;

@@ -18,6 +18,7 @@ import {
   startLocalPcs,
   vectorQuote,
 } from '../../attestation/test/collateral/localPcs.ts';
+import { makeSyntheticSgx } from '../../attestation/test/dcap/syntheticDcap.ts';
 import { ownServiceUnavailable, VerifierDaemon } from './verifierDaemon.ts';
 
 // The verifier daemon's appraisal path (what a vote runs) on REAL SGX and TDX quotes that are not
@@ -212,5 +213,46 @@ describe('verifier daemon with a PCCS URL', () => {
     // A node's own faults stay refusals.
     const up = pcsCollateralSource({ baseUrl: sgxPcs.url, minRetryDelayMs: 1 });
     expect(ownServiceUnavailable(await daemon(v.now, up, evidence).appraise(claim('sgx')))).toBe(false);
+  });
+
+  it('a quote whose self-made PCK leaf names an FMSPC the PCS does not know (404) is refused, not abstained on, and the PCS is asked once (decision 1834)', async () => {
+    const forged = await makeSyntheticSgx({ fmspc: 'DEADBEEF0000' });
+    const col = forged.collateral as Record<string, string>;
+    const asked: string[] = [];
+    // The verifier's PCS: up, answering every piece the quote does not choose; it knows no such FMSPC.
+    const pcs = (async (input: string | URL | Request) => {
+      const url = new URL(String(input));
+      asked.push(url.pathname + url.search);
+      const enc = encodeURIComponent;
+      if (url.pathname.endsWith('/pckcrl'))
+        return new Response(Buffer.from(col.pck_crl!, 'hex'), {
+          headers: { 'SGX-PCK-CRL-Issuer-Chain': enc(col.pck_crl_issuer_chain!) },
+        });
+      if (url.pathname.endsWith('/rootcacrl')) return new Response(col.root_ca_crl!);
+      if (url.pathname.endsWith('/qe/identity'))
+        return new Response(
+          `{"enclaveIdentity":${col.qe_identity},"signature":"${col.qe_identity_signature}"}`,
+          {
+            headers: { 'SGX-Enclave-Identity-Issuer-Chain': enc(col.qe_identity_issuer_chain!) },
+          },
+        );
+      return new Response('{"error":"no such FMSPC"}', { status: 404 });
+    }) as typeof fetch;
+    const src = pcsCollateralSource({ baseUrl: 'https://pccs.test', fetch: pcs, retries: 0 });
+    const evidence = async (n: Uint8Array) => ({
+      version: 1,
+      teeType: 'sgx',
+      quote: bytesToHex(forged.quote),
+      nonce: bytesToHex(n),
+      enclaveAddress: bytesToHex(new Uint8Array(20).fill(7)),
+      kemPublicKey: bytesToHex(new Uint8Array(32).fill(9)),
+    });
+    const d = daemon(forged.now, src, evidence);
+    for (let i = 0; i < 3; i++) {
+      const r = await d.appraise(claim('sgx'));
+      expect(!r.approve && r.reasons.map((x) => x.code)).toEqual(['E_EVIDENCE_COLLATERAL']);
+      expect(ownServiceUnavailable(r)).toBe(false);
+    }
+    expect(asked.filter((a) => a.includes('fmspc=DEADBEEF0000'))).toHaveLength(1);
   });
 });

@@ -128,6 +128,60 @@ describe('the daemon abstains on its own failures', () => {
     expect((await getNode(gov, enclaveId)).status).toBe(NodeStatus.Rejected);
   }, 60_000);
 
+  it('an abstention of any kind keeps the round backed off: its own service unavailable is not judged again at every sweep (decision 1834)', async () => {
+    const { anvil, deployment } = chain;
+    const { gov, verifierKey, enclaveId } = await registerPendingNode(
+      chain,
+      measurement,
+      'abstain-backoff-node',
+      {
+        join: false,
+      },
+    );
+    const warnings: Array<Record<string, unknown>> = [];
+    const daemon = new VerifierDaemon({
+      rpcUrl: anvil.rpcUrl,
+      verifierKey,
+      deployment,
+      policy: DEV_POLICY,
+      logger: { info() {}, warn: (_m, f) => warnings.push(f ?? {}), error() {} },
+      checkProofs: false,
+      challengeLiveness: false,
+      fetchAttempts: 1,
+      sweepIntervalMs: 200,
+    });
+    let judged = 0;
+    // The verifier's PCS is down (or a node made it answer so): E_UNAVAILABLE of its own service.
+    daemon.appraise = async () => {
+      judged++;
+      return {
+        approve: false,
+        reasonCode: REFUSAL_CODES.E_OTHER,
+        reasons: [{ code: 'E_UNAVAILABLE', message: 'collateral service answered 503' }],
+      };
+    };
+    const events = await getRegistrationEvents(
+      gov,
+      deployment.deployBlock,
+      await gov.public.getBlockNumber({ cacheTime: 0 }),
+    );
+    const event = events.find((x) => x.enclaveId === enclaveId)!;
+    await daemon.onRegistration(event);
+    expect(judged).toBe(1);
+    // Every try before the backoff ends is skipped: the schedule survived the abstention.
+    for (let i = 0; i < 5; i++) await daemon.onRegistration(event);
+    expect(judged).toBe(1);
+    expect(warnings.at(-1)).toMatchObject({ failures: 1, retryInMs: 200 });
+    // After it, the round is judged again and backs off further (the doubled wait).
+    await new Promise((r) => setTimeout(r, 250));
+    await daemon.onRegistration(event);
+    expect(judged).toBe(2);
+    expect(warnings.at(-1)).toMatchObject({ failures: 2, retryInMs: 400 });
+    await daemon.onRegistration(event);
+    expect(judged).toBe(2);
+    expect(daemon.stats).toMatchObject({ approved: 0, refused: 0 });
+  }, 60_000);
+
   it('an error of the daemon’s own chain reads never rejects onRegistration', async () => {
     const { anvil, deployment } = chain;
     const warnings: string[] = [];

@@ -247,6 +247,9 @@ export class LivenessChallenger {
         );
         continue;
       }
+      // Stopped during the reads above: stop() promises that a pass in flight sends nothing more
+      // (a challenge sent after it is one its owner no longer expects, and the node may miss it).
+      if (this.stopped) return;
       try {
         const { challenge, receipt } = await issueChallenge(this.clients, enclaveId);
         this.open.set(challenge.challengeId, { ...challenge, issuedBlock: receipt.blockNumber });

@@ -243,8 +243,9 @@ export class VerifierDaemon {
   /** Rounds this verifier cannot vote in (joined after the snapshot, round closed): the sweep skips them. */
   private readonly settled = new Set<string>();
   /**
-   * Rounds whose node gave no evidence yet: failed votes and the time before which no new try
-   * is made (ms since the epoch). Pruned by the sweep to the rounds still open.
+   * Rounds judged without a vote cast (no evidence, the verifier's own service or code failed, a
+   * failed read or write): failed tries and the time before which no new try is made (ms since
+   * the epoch). Cleared only by a vote cast; pruned by the sweep to the rounds still open.
    */
   private readonly deferred = new Map<string, { failures: number; notBefore: number }>();
   /** The Work Proof re-checker, when enabled. */
@@ -538,9 +539,12 @@ export class VerifierDaemon {
       await this.vote(e);
     } catch (err) {
       this.stats.skipped++;
+      const { failures, retryInMs } = this.deferRound(key);
       this.opts.logger.warn('could not judge a round; trying again at a later sweep', {
         enclaveId: e.enclaveId,
         round: e.round,
+        failures,
+        retryInMs,
         message: errorLogText(err),
       });
     } finally {
@@ -593,16 +597,17 @@ export class VerifierDaemon {
       await new Promise((r) => setTimeout(r, wait));
       verdict = await this.judge(claim, 1);
     }
-    if (!verdict.approve && (verdict.unavailable !== undefined || ownMachineryFailed(verdict))) {
-      // No evidence is no fact about the enclave, and neither is a failure of the verifier's own
-      // code: no vote now, a later sweep tries again (backing off, honouring Retry-After). The
-      // round stays open; a node that never answers stays Pending (it takes no job) until it
-      // answers or its operator withdraws (decision 1742).
-      const failures = (later?.failures ?? 0) + 1;
-      const max = this.opts.maxRetryIntervalMs ?? 300_000;
-      const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
-      const retryInMs = Math.min(max, Math.max(backoff, verdict.unavailable?.retryAfterMs ?? 0));
-      this.deferred.set(key, { failures, notBefore: Date.now() + retryInMs });
+    if (
+      !verdict.approve &&
+      (verdict.unavailable !== undefined || ownServiceUnavailable(verdict) || ownMachineryFailed(verdict))
+    ) {
+      // No evidence is no fact about the enclave, and neither is a collateral/RIM/OCSP service of
+      // the verifier being down nor a failure of its own code: no vote now, a later sweep tries
+      // again, backing off (honouring Retry-After) and behind every round's first try (decision
+      // 1834). The round stays open; a node that never answers stays Pending (it takes no job)
+      // until it answers or its operator withdraws (decision 1742). A node is Active only with a
+      // quorum of approvals, so abstaining never admits one.
+      const { failures, retryInMs } = this.deferRound(key, verdict.unavailable?.retryAfterMs);
       this.stats.skipped++;
       const fields = {
         enclaveId: e.enclaveId,
@@ -612,19 +617,9 @@ export class VerifierDaemon {
         reasons: verdict.reasons.map((r) => `${r.code}: ${r.message}`),
       };
       if (verdict.unavailable !== undefined) log.warn('not voting yet: the node gave no evidence', fields);
-      else log.error('not voting: the verifier failed while judging the evidence', fields);
-      return;
-    }
-    this.deferred.delete(key);
-    if (ownServiceUnavailable(verdict)) {
-      // Our collateral/RIM/OCSP service being down says nothing about the node: no vote (a node is
-      // Active only with a quorum of approvals, so abstaining never admits one).
-      this.stats.skipped++;
-      log.warn('not voting: a collateral service is unavailable', {
-        enclaveId: e.enclaveId,
-        round: e.round,
-        reasons: verdict.approve ? [] : verdict.reasons.map((r) => `${r.code}: ${r.message}`),
-      });
+      else if (ownMachineryFailed(verdict))
+        log.error('not voting: the verifier failed while judging the evidence', fields);
+      else log.warn('not voting: a collateral service is unavailable', fields);
       return;
     }
     if (verdict.approve) {
@@ -650,6 +645,7 @@ export class VerifierDaemon {
           // Revoked while Pending: approval is impossible, so refuse and let the round conclude.
           if (!(isFirnError(err) && /MeasurementRevokedWhilePending/.test(err.message))) throw err;
           await refuseNode(this.clients, { ...ballot, reasonCode: refusalCodeOf('E_POLICY_REJECTED') });
+          this.deferred.delete(key);
           this.stats.refused++;
           log.warn('refused registration: measurement revoked while pending', {
             enclaveId: e.enclaveId,
@@ -657,10 +653,12 @@ export class VerifierDaemon {
           });
           return;
         }
+        this.deferred.delete(key);
         this.stats.approved++;
         log.info('approved registration', { enclaveId: e.enclaveId, round: claim.round, rotation });
       } else {
         await refuseNode(this.clients, { ...ballot, reasonCode: verdict.reasonCode });
+        this.deferred.delete(key);
         this.stats.refused++;
         log.warn('refused registration', {
           enclaveId: e.enclaveId,
@@ -683,8 +681,31 @@ export class VerifierDaemon {
           });
         return;
       }
-      log.error('vote failed', { enclaveId: e.enclaveId, round: claim.round, message: msg });
+      // No vote was cast: the round backs off like any abstention (decision 1834).
+      const { failures, retryInMs } = this.deferRound(key);
+      log.error('vote failed', {
+        enclaveId: e.enclaveId,
+        round: claim.round,
+        failures,
+        retryInMs,
+        message: msg,
+      });
     }
+  }
+
+  /**
+   * Record that no vote was cast in a round: its next try waits (the sweep interval doubled per
+   * failure, at most `maxRetryIntervalMs`, at least `retryAfterMs`) and goes behind every round's
+   * first try. Only a vote cast clears the schedule (decision 1834), so no abstention, whatever
+   * its reason, makes the round a first try again.
+   */
+  private deferRound(key: string, retryAfterMs?: number): { failures: number; retryInMs: number } {
+    const failures = (this.deferred.get(key)?.failures ?? 0) + 1;
+    const max = this.opts.maxRetryIntervalMs ?? 300_000;
+    const backoff = (this.opts.sweepIntervalMs ?? 5000) * 2 ** Math.min(failures - 1, 20);
+    const retryInMs = Math.min(max, Math.max(backoff, retryAfterMs ?? 0));
+    this.deferred.set(key, { failures, notBefore: Date.now() + retryInMs });
+    return { failures, retryInMs };
   }
 
   /**

@@ -59,7 +59,7 @@ export interface PendingNode {
 }
 
 /**
- * On `chain`, account 2 joins the verifier set, then account 1 registers a node (enclave id
+ * On `chain`, account 2 joins the verifier set (unless `join` is false: it already did), then account 1 registers a node (enclave id
  * keccak256(`label`), TEE type 1, `measurement`, account 4's address as its enclave key, stake 1
  * ether) whose round stays Pending: nobody votes. Its endpoint is `http://127.0.0.1:9`, where
  * nothing listens: a real fetch of its evidence meets a node that is down.
@@ -68,11 +68,12 @@ export async function registerPendingNode(
   { anvil, deployment }: VerifierChain,
   measurement: Hex,
   label: string,
+  { join = true }: { join?: boolean } = {},
 ): Promise<PendingNode> {
   const gov = createFirnClients(anvil.rpcUrl, anvil.accounts[0]!.privateKey, deployment, POLL);
   const operator = createFirnClients(anvil.rpcUrl, anvil.accounts[1]!.privateKey, deployment, POLL);
   const verifierKey = anvil.accounts[2]!.privateKey;
-  await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
+  if (join) await joinVerifierSet(createFirnClients(anvil.rpcUrl, verifierKey, deployment, POLL), ETH / 2n);
   const enclaveId = keccak256(toHex(label));
   await registerNode(operator, {
     enclaveId,

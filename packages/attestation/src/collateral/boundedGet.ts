@@ -18,6 +18,21 @@ export interface BoundedGetOptions {
   service: string;
   /** Its response as errors name it, e.g. `collateral response`, `the KDS response`. */
   response: string;
+  /**
+   * Set when the URL names an identifier taken from a node's evidence (an FMSPC, a chip ID): the
+   * error of a 4xx that is the service's answer about that identifier (404 and the other 4xx but
+   * 401, 403, 407, 408 and 429), not retried. Such an answer is a fact about the evidence, not the
+   * service being down (decision 1834). Unset, every non-2xx is E_UNAVAILABLE.
+   */
+  refusedIdentifier?: (status: number, where: string) => FirnError;
+}
+
+/**
+ * Whether a status is the service's answer about the identifier asked for: 4xx but the ones that
+ * speak of the verifier's own request (credentials, proxy, timeout, rate limit).
+ */
+export function isIdentifierRefusal(status: number): boolean {
+  return status >= 400 && status < 500 && ![401, 403, 407, 408, 429].includes(status);
 }
 
 /** A URL without its credentials or fragment, as errors show it. */
@@ -33,7 +48,8 @@ const transient = (status: number) => status === 408 || status === 429 || status
  * GET `url` with a per-attempt timeout, retries with exponential backoff and jitter (p-retry) on
  * network errors, timeouts, 408, 429 and 5xx, and a capped body. Returns the body bytes and the
  * response headers. Errors (FirnError, naming the URL): E_UNAVAILABLE (unreachable, no answer in
- * time, a non-2xx status, a body that broke off: after the retries; other 4xx at once),
+ * time, a non-2xx status, a body that broke off: after the retries; other 4xx at once), the
+ * error of `refusedIdentifier` for a 4xx about the identifier asked for (at once),
  * E_TOO_LARGE (content-length or streamed body over `maxBytes`; not retried).
  */
 export async function boundedGet(
@@ -58,6 +74,8 @@ export async function boundedGet(
     }
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});
+      if (o.refusedIdentifier !== undefined && isIdentifierRefusal(res.status))
+        throw new AbortError(o.refusedIdentifier(res.status, where(url)));
       const err = new FirnError('E_UNAVAILABLE', `${o.service} answered ${res.status} (${where(url)})`);
       if (transient(res.status)) throw err;
       throw new AbortError(err);

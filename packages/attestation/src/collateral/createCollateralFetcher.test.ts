@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSyntheticSgx } from '../../test/dcap/syntheticDcap.ts';
 import { VECTORS, vector, vectorJson } from '../../test/dcap/testVectors.ts';
 import { verifyDcapQuote } from '../dcap/verifyDcapQuote.ts';
 import { createCollateralFetcher, rawMember } from './createCollateralFetcher.ts';
@@ -92,6 +93,49 @@ describe('createCollateralFetcher', () => {
   it('a missing service or endpoint is E_UNAVAILABLE', async () => {
     const f = createCollateralFetcher({ baseUrl: `${base}/nothing-here` });
     await expect(f.getCollateral(vector(VECTORS.sgx.quote), VECTORS.sgx.now)).rejects.toMatchObject({
+      code: 'E_UNAVAILABLE',
+    });
+  });
+  it('a 404 for the FMSPC of a self-made PCK leaf refuses the evidence, remembered briefly; a service that fails every piece stays E_UNAVAILABLE (decision 1834)', async () => {
+    // The node's quote carries a PCK chain of its own making that names an FMSPC Intel never
+    // issued: the service answers every piece but that one.
+    const forged = await makeSyntheticSgx({ fmspc: 'DEADBEEF0000' });
+    const tcbHits = () => hits.filter((h) => h.includes('fmspc=DEADBEEF0000')).length;
+    const before = tcbHits();
+    const f = createCollateralFetcher({ baseUrl: base, retries: 0 });
+    for (let i = 0; i < 3; i++)
+      await expect(f.getCollateral(forged.quote, VECTORS.sgx.now)).rejects.toMatchObject({
+        code: 'E_EVIDENCE_COLLATERAL',
+        message: expect.stringMatching(/FMSPC DEADBEEF0000.*answered 404/),
+      });
+    // Asked once: the refusal is remembered, so repeated tries do not ask again.
+    expect(tcbHits() - before).toBe(1);
+    const forgetful = createCollateralFetcher({ baseUrl: base, retries: 0, refusalCacheSeconds: 0 });
+    await expect(forgetful.getCollateral(forged.quote, VECTORS.sgx.now)).rejects.toMatchObject({
+      code: 'E_EVIDENCE_COLLATERAL',
+    });
+    await expect(forgetful.getCollateral(forged.quote, VECTORS.sgx.now)).rejects.toMatchObject({
+      code: 'E_EVIDENCE_COLLATERAL',
+    });
+    expect(tcbHits() - before).toBe(3);
+    // A service down (503, 429) says nothing about the evidence, whatever the FMSPC.
+    for (const status of [503, 429]) {
+      const down = createCollateralFetcher({
+        baseUrl: 'https://pccs.test',
+        retries: 0,
+        fetch: (async () => new Response(null, { status })) as typeof fetch,
+      });
+      await expect(down.getCollateral(forged.quote, VECTORS.sgx.now)).rejects.toMatchObject({
+        code: 'E_UNAVAILABLE',
+      });
+    }
+    // A service that answers 404 to every piece (a wrong base URL) is the verifier's own failure.
+    const wrong = createCollateralFetcher({
+      baseUrl: 'https://pccs.test',
+      retries: 0,
+      fetch: (async () => new Response(null, { status: 404 })) as typeof fetch,
+    });
+    await expect(wrong.getCollateral(forged.quote, VECTORS.sgx.now)).rejects.toMatchObject({
       code: 'E_UNAVAILABLE',
     });
   });

@@ -53,7 +53,18 @@ export interface CollateralFetcherOptions {
    * would go unseen until then. When asking again fails, the cached copy serves while current.
    */
   refreshSeconds?: number;
+  /**
+   * How long the service's refusal of an identifier taken from the quote (a 4xx for its FMSPC's
+   * TCB info, E_EVIDENCE_COLLATERAL) is remembered, seconds of wall time (default 300): tries
+   * within it are refused again without asking (decision 1834).
+   */
+  refusalCacheSeconds?: number;
 }
+
+/** How long a refusal of a quote's FMSPC is remembered by default, seconds (decision 1834). */
+export const DEFAULT_REFUSAL_CACHE_SECONDS = 300;
+/** Most refusals remembered at once (oldest forgotten first). */
+const MAX_REMEMBERED_REFUSALS = 1024;
 
 /** How long a cached collateral piece is used before it is asked for again, seconds (decision 1792). */
 export const DEFAULT_COLLATERAL_REFRESH_SECONDS = 86_400;
@@ -83,6 +94,8 @@ export interface CollateralFetcher {
    * fetched within `refreshSeconds`, else from the PCS/PCCS (pieces in `have` are not fetched: a current cached copy, else `have`'s). Nothing here is trusted:
    * verifyDcapQuote checks every signature and chain, and the policy checks every date.
    * Errors: E_UNAVAILABLE (unreachable, timed out or non-2xx after retries, naming the URL),
+   * E_EVIDENCE_COLLATERAL for a 4xx about the quote's FMSPC (the service knows no TCB info for the
+   * platform the PCK leaf names: a fact about the evidence, remembered `refusalCacheSeconds`),
    * E_TOO_LARGE (response over the cap), E_EVIDENCE_COLLATERAL (a body or header that does not
    * parse, naming the URL), E_UNSUPPORTED (a quote without its PCK chain).
    */
@@ -200,12 +213,18 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       typeof (e as Entry).nextUpdate === 'number',
   });
   const inflight = new Map<string, Promise<Entry>>();
+  /** URLs whose identifier the service refused: the refusal, until (ms since the epoch). */
+  const refusals = new Map<string, { err: FirnError; until: number }>();
+  /** The errors that are the service's refusal of an identifier (not a body that failed to parse). */
+  const identifierRefusals = new WeakSet<FirnError>();
+  const refusalMs = Math.max(0, opts.refusalCacheSeconds ?? DEFAULT_REFUSAL_CACHE_SECONDS) * 1000;
 
   async function download(
     url: string,
     chainHeaders: readonly string[] | undefined,
     binary: boolean,
     nextUpdateOf: (body: Buffer) => number,
+    identifier?: string,
   ): Promise<Entry> {
     const got = await boundedGet(url, {
       fetch: doFetch,
@@ -219,6 +238,19 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       },
       service: 'collateral service',
       response: 'collateral response',
+      ...(identifier === undefined
+        ? {}
+        : {
+            refusedIdentifier: (status: number, at: string) => {
+              const e = new FirnError(
+                'E_EVIDENCE_COLLATERAL',
+                `collateral service has no collateral for ${identifier} named by the quote: it answered ${status} (${at})`,
+                { details: { status } },
+              );
+              identifierRefusals.add(e);
+              return e;
+            },
+          }),
     });
     const body = Buffer.from(got.body);
     const headers = got.headers;
@@ -257,13 +289,24 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
     now: number,
     grace: number,
     nextUpdateOf: (body: Buffer) => number,
+    identifier?: string,
   ): Promise<Entry> {
     const hit = await cache.lookup(url);
     const current = hit !== undefined && now < hit.nextUpdate;
     if (current && hit.fetchedAt !== undefined && now - hit.fetchedAt < refreshSeconds) return hit;
+    // A refusal of the identifier is remembered briefly: a node cannot make the verifier ask again
+    // at every try.
+    const refused = refusals.get(url);
+    if (refused !== undefined) {
+      if (Date.now() < refused.until) {
+        if (current) return hit;
+        throw refused.err;
+      }
+      refusals.delete(url);
+    }
     let p = inflight.get(url);
     if (p === undefined) {
-      p = download(url, chainHeaders, binary, nextUpdateOf).finally(() => inflight.delete(url));
+      p = download(url, chainHeaders, binary, nextUpdateOf, identifier).finally(() => inflight.delete(url));
       inflight.set(url, p);
     }
     try {
@@ -271,6 +314,11 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
       await cache.store(url, e);
       return e;
     } catch (e) {
+      if (e instanceof FirnError && identifierRefusals.has(e) && refusalMs > 0) {
+        refusals.delete(url);
+        refusals.set(url, { err: e, until: Date.now() + refusalMs });
+        if (refusals.size > MAX_REMEMBERED_REFUSALS) refusals.delete(refusals.keys().next().value!);
+      }
       // Asking again early is a refresh: its failure leaves the current copy in use.
       if (current) return hit;
       if (
@@ -326,6 +374,9 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
               now,
               grace,
               (b) => parseTcbInfo(rawMember(b.toString('utf8'), 'tcbInfo')).nextUpdate,
+              // The FMSPC comes from the quote's PCK leaf, which nothing has checked yet: the
+              // service's 4xx for it refuses the evidence, never abstains (decision 1834).
+              `FMSPC ${fmspc}`,
             )
           : cached(tcbFmspcUrl),
         need('qeIdentity')
@@ -339,8 +390,13 @@ export function createCollateralFetcher(opts: CollateralFetcherOptions): Collate
             )
           : cached(qeIdUrl),
       ]);
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      // The service's refusal of the quote's FMSPC refuses the evidence only when the service
+      // answered for every piece the quote does not choose: a service that fails those too (down,
+      // a wrong base URL) is the verifier's own failure (E_UNAVAILABLE), whatever it said of the
+      // FMSPC (decision 1834).
+      const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      const ownFailure = failures.find((e) => !(e instanceof FirnError && identifierRefusals.has(e)));
+      if (ownFailure !== undefined || failures.length > 0) throw ownFailure ?? failures[0];
       const [pck, root, tcb, qe] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
       const tcbUrl = `${base}/${tee}/certification/v4/tcb`;
       const qeUrl = `${base}/${tee}/certification/v4/qe/identity`;

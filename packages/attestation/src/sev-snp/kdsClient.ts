@@ -95,6 +95,8 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
       typeof (e as Entry).until === 'number',
   });
   const inflight = new Map<string, Promise<Entry>>();
+  /** The KDS's refusals of a chip and TCB the report names (not a body that failed to parse). */
+  const identifierRefusals = new WeakSet<FirnError>();
 
   /** A body from cache while current, else downloaded (one download per URL at a time). */
   async function get(
@@ -102,6 +104,7 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
     now: number,
     cap: number,
     until: (b: Uint8Array) => number,
+    identifier?: string,
   ): Promise<Uint8Array> {
     const hit = await cache.lookup(url);
     if (hit !== undefined && now < hit.until) return new Uint8Array(Buffer.from(hit.body, 'base64'));
@@ -116,6 +119,20 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
           maxBytes: cap,
           service: 'the KDS',
           response: 'the KDS response',
+          // A 4xx for the chip and TCB the report names is a fact about the evidence (decision 1834).
+          ...(identifier === undefined
+            ? {}
+            : {
+                refusedIdentifier: (status: number, at: string) => {
+                  const e = new FirnError(
+                    'E_EVIDENCE_COLLATERAL',
+                    `the KDS has no VCEK for ${identifier} named by the report: it answered ${status} (${at})`,
+                    { details: { status } },
+                  );
+                  identifierRefusals.add(e);
+                  return e;
+                },
+              }),
         });
         let u: number;
         try {
@@ -191,8 +208,8 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
       if (report.maskChipId || report.chipId.every((x) => x === 0))
         throw new FirnError('E_UNSUPPORTED', 'the report masks its chip id: the KDS cannot look up its VCEK');
       const product = productOf(report);
-      const [vcek, chain, crl] = await Promise.all([
-        get(vcekUrl(report, product), now, MAX_AMD_CERT_BYTES, certUntil),
+      const settled = await Promise.allSettled([
+        get(vcekUrl(report, product), now, MAX_AMD_CERT_BYTES, certUntil, 'the chip id and TCB'),
         get(`${base}/vcek/v1/${product}/cert_chain`, now, MAX_AMD_CERT_BYTES * 4, certUntil),
         opts.crl === false
           ? Promise.resolve(undefined)
@@ -203,6 +220,14 @@ export function createKdsClient(opts: KdsClientOptions = {}): KdsClient {
               (b) => parseAmdCrl(crlDer(b)).nextUpdate,
             ),
       ]);
+      // The KDS's refusal of the report's chip and TCB refuses the evidence only when the KDS
+      // answered for what the report does not choose: otherwise it is the service failing
+      // (decision 1834).
+      const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      const ownFailure = failures.find((e) => !(e instanceof FirnError && identifierRefusals.has(e)));
+      if (ownFailure !== undefined || failures.length > 0) throw ownFailure ?? failures[0];
+      const [vcek, chain, crl] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+      if (vcek === undefined || chain === undefined) throw new FirnError('E_INTERNAL', 'KDS pieces missing');
       const pem = (der: Uint8Array) =>
         `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE-----\n`;
       const out: SevSnpCollateral = {

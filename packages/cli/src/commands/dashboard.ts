@@ -14,6 +14,7 @@ export interface DashboardCommandOptions {
   port: string;
   host: string;
   fromBlock?: string;
+  allowPrivateEndpoints?: boolean;
 }
 
 /**
@@ -46,7 +47,14 @@ export async function runDashboard(o: DashboardCommandOptions): Promise<void> {
       ...(fromBlock === undefined ? {} : { fromBlock }),
     });
   }
-  const server = await serveDashboard({ rpcUrl, deployment, host: o.host, port });
+  const server = await serveDashboard({
+    rpcUrl,
+    deployment,
+    host: o.host,
+    port,
+    // A devnet's nodes listen on 127.0.0.1; anywhere else the relay reaches public endpoints only.
+    allowPrivateEndpoints: o.allowPrivateEndpoints === true || o.devnet !== undefined,
+  });
   process.stdout.write(
     `dashboard on ${server.url} (chain ${deployment.chainId}, market ${deployment.jobMarket}, events from block ${deployment.deployBlock}; built in ${server.buildMs} ms)\n`,
   );
@@ -69,6 +77,10 @@ export function registerDashboard(program: Command): void {
     .option('--from-block <n>', 'first block of the event scans (default: the market’s deployment block)')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', '8787')
+    .option(
+      '--allow-private-endpoints',
+      'relay to nodes whose endpoints are loopback or private addresses (on with --devnet)',
+    )
     .action(async (o: DashboardCommandOptions) => {
       try {
         await runDashboard(o);

@@ -295,7 +295,13 @@ export async function startDevnet(o: DevnetOptions): Promise<Devnet> {
     });
     // The web dashboard builds (esbuild, its own process) while the nodes start; awaited below.
     if (o.dashboard !== false) {
-      dashboard = serveDashboard({ rpcUrl: anvil.rpcUrl, deployment, port: o.dashboardPort ?? 0 });
+      // The devnet's nodes listen on 127.0.0.1: its dashboard relays to them (decision 1834).
+      dashboard = serveDashboard({
+        rpcUrl: anvil.rpcUrl,
+        deployment,
+        port: o.dashboardPort ?? 0,
+        allowPrivateEndpoints: true,
+      });
       dashboard.catch(() => {}); // a failure surfaces where it is awaited
     }
     const deploymentFile = join(dir, 'deployment.json');
