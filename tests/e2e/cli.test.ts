@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFirnClients, finalizeJob, getJob, JobStatus } from '@firn/chain';
-import { NodeApi } from '@firn/client';
+import { NodeApi, sealInput } from '@firn/client';
+import { paddedContentType, padPlaintext } from '@firn/core';
+import { generateKemKeyPair } from '@firn/crypto';
 import { encodeOnnxModel, loadOnnxModel, parseTensorMap } from '@firn/ml';
 import { checkSubmittedProof, ProofChecker } from '@firn/verifier';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +16,7 @@ import { resolveChain } from '../../packages/cli/src/chainArgs.ts';
 import { jobFinalize } from '../../packages/cli/src/commands/job.ts';
 import { proofVerifyCommand } from '../../packages/cli/src/commands/proof.ts';
 import { governBundleMeasurement } from '../helpers/governBundleMeasurement.ts';
-import { increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
+import { filesUnder, increaseTime, startTestNetwork, stateOf, type TestNetwork } from './network.ts';
 
 // The CLI's testable cores against a live network, the verifier's proof re-check (both the
 // verifier daemons' watch and a direct dispute), and the devnet demo. Not covered: the commander
@@ -66,6 +68,7 @@ describe('firn infer / proof verify / artifact', () => {
       scale: { dims: [2, 3], type: 'float32', data: [1, 2, 3, -1, -2, -3] },
     };
     writeFileSync(inputPath, JSON.stringify(input));
+    const before = new Set(filesUnder(net.dataDir));
     const r = await inferCommand({
       model: modelPath,
       input: inputPath,
@@ -76,6 +79,26 @@ describe('firn infer / proof verify / artifact', () => {
     });
     jobId = r.jobId;
     expect(r.proofOk).toBe(true);
+    // What the host stores: the model and the input sealed at their Padmé buckets (decision 1855),
+    // never at sizes that give the model's or the input file's exact length.
+    const kem = await generateKemKeyPair();
+    const sealedSize = async (bytes: Uint8Array, type: string, pad: boolean) =>
+      (
+        await sealInput(
+          pad ? padPlaintext(bytes) : bytes,
+          pad ? paddedContentType(type) : type,
+          kem.publicKey,
+        )
+      ).sealed.length;
+    const stored = filesUnder(net.dataDir)
+      .filter((f) => !before.has(f))
+      .map((f) => statSync(f).size);
+    const model = twoHeadModel();
+    const inputBytes = new Uint8Array(readFileSync(inputPath));
+    expect(stored).toContain(await sealedSize(model, 'application/onnx', true));
+    expect(stored).toContain(await sealedSize(inputBytes, 'application/json', true));
+    expect(stored).not.toContain(await sealedSize(model, 'application/onnx', false));
+    expect(stored).not.toContain(await sealedSize(inputBytes, 'application/json', false));
     const plain = await (await loadOnnxModel(twoHeadModel())).run(parseTensorMap(JSON.stringify(input)));
     const got = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8'));
     for (const name of ['scaled', 's']) {

@@ -30,6 +30,7 @@ import { newResultKem, wipe } from '../resultKem.ts';
 import { printError, printJson } from '../output.ts';
 import { partialPathFor, removeAbandonedPartialsBeside } from '../partialFiles.ts';
 import { readKemKeyPair } from '../kemKeyFile.ts';
+import { padUploads } from '../padUpload.ts';
 import { readUserFileSync } from '../readUserFile.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
 
@@ -56,6 +57,8 @@ export interface InferOptions {
   maxOutput?: string;
   /** More RPC endpoints that must agree with --rpc on every registry read. */
   alsoRpc?: string[];
+  /** false (`--no-pad`): seal the model and input at their exact sizes (default: padded, decision 1855). */
+  pad?: boolean;
   json?: boolean;
 }
 
@@ -298,10 +301,15 @@ export async function inferCommand(
       ...firstPartyNodeChoice(chain, o.node),
       ...(o.alsoRpc && o.alsoRpc.length > 0 ? { extraRpcUrls: o.alsoRpc } : {}),
       kind: 'inference',
-      inputs: [
-        { role: 'model', bytes: model, contentType: 'application/onnx' },
-        { role: 'input', bytes: input, contentType: 'application/json' },
-      ],
+      inputs: padUploads(
+        [
+          { role: 'model', bytes: model, contentType: 'application/onnx' },
+          { role: 'input', bytes: input, contentType: 'application/json' },
+        ],
+        o.pad !== false,
+        (role) => (role === 'model' ? MAX_MODEL_BYTES : MAX_INPUT_BYTES),
+        log,
+      ),
       params: {},
       escrow,
       ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
@@ -395,6 +403,10 @@ export function registerInfer(program: Command): void {
     .option(
       '--also-rpc <url...>',
       'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',
+    )
+    .option(
+      '--no-pad',
+      'seal the model and input at their exact sizes (default: padded to a Padmé bucket, so the host cannot tell which known model was sent; at most 12 % more bytes)',
     )
     .option('--json', 'print a JSON summary')
     .action(async (o: InferOptions) => {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Hex, sharedPath } from '@firn/core';
+import { type Hex, paddedLength, parsePaddedContentType, sharedPath, unpadPlaintext } from '@firn/core';
 import { loadOnnxModel, mlpDefinition } from '@firn/ml';
 import { describe, expect, it } from 'vitest';
 import { trainingWorkload } from '../../../enclave/src/jobs/workloads/training.ts';
@@ -52,7 +52,16 @@ function fakeRunJob(seen: TrainRunJobOptions[], proofOk = true): TrainRunJob {
     seen.push(o);
     const r = await trainingWorkload({
       params: o.params,
-      inputs: o.inputs.map((i) => ({ ...i, artifactId: JOB_ID })),
+      // As the enclave does (decision 1852): a padded input reaches the workload without its padding.
+      inputs: o.inputs.map((i) => {
+        const p = parsePaddedContentType(i.contentType);
+        return {
+          ...i,
+          contentType: p.contentType,
+          bytes: p.padded ? unpadPlaintext(i.bytes) : i.bytes,
+          artifactId: JOB_ID,
+        };
+      }),
       progress: (e) => o.onProgress?.(e),
       now: () => 0,
     });
@@ -152,6 +161,10 @@ describe('firn train', () => {
     expect(seen[0]!.requesterKey).toBe(`0x${'01'.repeat(32)}`);
     expect(seen[0]!.policy.allowSimulated).toBe(true);
     expect(seen[0]!.deployment.jobMarket).toBe(addr(3));
+    // The dataset is sealed padded to its Padmé bucket (decision 1855): the host sees the bucket.
+    const iris = readFileSync(IRIS);
+    expect(seen[0]!.inputs[0]!.contentType).toBe('text/csv; firn-pad=padme');
+    expect(seen[0]!.inputs[0]!.bytes.length).toBe(paddedLength(iris.length));
     const epochLines = stdout.text.split('\n').filter((l) => l.startsWith('epoch '));
     // 30 epochs: epoch 1, every third, and the last; never one line per epoch.
     expect(epochLines.length).toBeLessThanOrEqual(MAX_PLAIN_EPOCH_LINES + 1);
@@ -179,6 +192,18 @@ describe('firn train', () => {
       input: { type: 'float32', dims: [1, 4], data: Float32Array.from([5.1, 3.5, 1.4, 0.2]) },
     });
     expect(o['output']!.dims).toEqual([1, 3]);
+  });
+
+  it('--no-pad seals the files at their exact sizes', async () => {
+    const seen: TrainRunJobOptions[] = [];
+    const rc = await runTrain(base({ out: join(dir, 'nopad'), hidden: '4', epochs: '1', pad: false }), {
+      runJob: fakeRunJob(seen),
+      stdout: sink(),
+      stderr: sink(),
+    });
+    expect(rc).toBe(0);
+    expect(seen[0]!.inputs[0]!.contentType).toBe('text/csv');
+    expect(seen[0]!.inputs[0]!.bytes.length).toBe(readFileSync(IRIS).length);
   });
 
   it('prints JSON with --json (progress on stderr) and exits 2 when the proof does not verify', async () => {

@@ -25,6 +25,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { type ChainArgs, etherArg, firstPartyNodeChoice, readKey, resolveChain } from '../chainArgs.ts';
 import { MAX_OUTPUT_HELP, maxOutputArg } from '../sizeArgs.ts';
 import { loadPolicy, loadSimRoots } from '../policyArgs.ts';
+import { padUploads } from '../padUpload.ts';
 import { readUserFileSync } from '../readUserFile.ts';
 
 /** What `firn train` reads from its command line (commander's camel-cased option names). */
@@ -56,6 +57,8 @@ export interface TrainOptions extends ChainArgs {
   /** `--max-output`: the job's declared output bound (a size, e.g. 64MiB; decision 1690). */
   maxOutput?: string;
   precheck?: boolean;
+  /** false (`--no-pad`): seal the files at their exact sizes (default: padded, decision 1855). */
+  pad?: boolean;
   json?: boolean;
   /** More RPC endpoints that must agree with --rpc on every registry read. */
   alsoRpc?: string[];
@@ -120,6 +123,8 @@ export interface TrainDeps {
 
 const MAX_DATA_BYTES = 512 * 1024 * 1024;
 const MAX_SMALL_FILE = 256 * 1024 * 1024;
+/** The cap on a `--model` definition file (JSON), bytes. */
+const MAX_MODEL_DEFINITION_BYTES = 1 << 20;
 
 /** Files written to MODEL_DIR, by output role. */
 export const MODEL_DIR_FILES: Record<string, string> = {
@@ -184,7 +189,7 @@ export function planTraining(o: TrainOptions): TrainPlan {
   });
   let modelTask: Task | undefined;
   if (o.model !== undefined) {
-    const bytes = readUserFileSync(o.model, '--model', 1 << 20);
+    const bytes = readUserFileSync(o.model, '--model', MAX_MODEL_DEFINITION_BYTES);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
@@ -572,7 +577,17 @@ export async function runTrain(o: TrainOptions, deps: TrainDeps): Promise<number
         roots,
         gpuRoots: pinned.gpuRoots,
         kind: 'training',
-        inputs: plan.inputs,
+        inputs: padUploads(
+          plan.inputs,
+          o.pad !== false,
+          (role) =>
+            role === 'dataset'
+              ? MAX_DATA_BYTES
+              : role === 'model'
+                ? MAX_MODEL_DEFINITION_BYTES
+                : MAX_SMALL_FILE,
+          (line) => deps.stderr.write(`${line}\n`),
+        ),
         params: plan.params,
         escrow,
         ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }),
@@ -682,6 +697,10 @@ export function registerTrain(program: Command, runJob?: TrainRunJob): void {
       'more RPC endpoints of the same chain; every registry read must agree on all of them at one block',
     )
     .option('--no-precheck', 'skip the local CSV check before posting the job')
+    .option(
+      '--no-pad',
+      'seal the data, model and weights at their exact sizes (default: padded to a Padmé bucket, so the host cannot tell which known dataset was sent; at most 12 % more bytes)',
+    )
     .option('--json', 'print the final report as JSON')
     .action(async (o: TrainOptions) => {
       const run: TrainRunJob = runJob ?? (await import('@firn/client')).runJob;
