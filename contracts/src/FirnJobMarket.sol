@@ -898,9 +898,11 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         return uint96(amount);
     }
 
-    /// @dev Slashes the proven node; slashed stake and the claim bond join the escrow the
-    /// requester reclaims. The job is Slashed and refunded even when the registry refuses the stake
-    /// slash (decision 1700).
+    /// @dev Slashes the proven node; the requester reclaims its escrow, and the slashed stake and the
+    /// claim bond go to the owner's treasury (pull), never to the requester: a requester who is the
+    /// node's own accomplice would otherwise take the node's stake back through findings on its own
+    /// jobs, ahead of a victim's (decision 1856). The job is Slashed and refunded even when the
+    /// registry refuses the stake slash (decision 1700).
     function _slashNode(bytes32 jobId, Job storage j) private {
         j.status = JobStatus.Slashed;
         bytes32 enclaveId = j.enclaveId;
@@ -919,10 +921,9 @@ contract FirnJobMarket is IFirnJobMarket, EIP712, Ownable, Pausable, ReentrancyG
         uint256 bond = j.bond;
         j.bond = 0;
         _totalBonds -= uint128(bond);
-        uint256 refundable = j.escrow + slashed + bond;
-        j.escrow = _toUint96(refundable);
-        _totalEscrow += uint128(slashed + bond);
+        uint256 refundable = j.escrow;
         emit JobSlashed(jobId, enclaveId, slashed, refundable);
+        _credit(owner(), slashed + bond);
     }
 
     /// @dev Whether findings of `disputeStake` wei pass strictly more than two thirds of the round's

@@ -329,8 +329,9 @@ contract FirnJobMarketTest is FirnFixture {
         bytes32 posted = market.getJob(jobId).termsHash;
         IFirnJobMarket.JobTerms memory forged = _termsFor(jobId);
         forged.enclaveIds = new bytes32[](0);
-        bytes32 forgedHash =
-            keccak256(abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds));
+        bytes32 forgedHash = keccak256(
+            abi.encode(forged.workloadHash, forged.inputCommitment, forged.allowedMeasurements, forged.enclaveIds)
+        );
         vm.expectRevert(abi.encodeWithSelector(IFirnJobMarket.TermsMismatch.selector, jobId, posted, forgedHash));
         vm.prank(nodeA.operator);
         market.claimJob{value: CLAIM_BOND}(jobId, nodeA.enclaveId, forged);
@@ -550,13 +551,7 @@ contract FirnJobMarketTest is FirnFixture {
         );
         vm.expectEmit(address(market));
         emit IFirnJobMarket.ProofSubmitted(
-            jobId,
-            nodeA.enclaveId,
-            p.outputCommitment,
-            7,
-            nodeA.enclaveAddress,
-            p.startedAt,
-            p.finishedAt
+            jobId, nodeA.enclaveId, p.outputCommitment, 7, nodeA.enclaveAddress, p.startedAt, p.finishedAt
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -600,7 +595,9 @@ contract FirnJobMarketTest is FirnFixture {
         p.jobId = job2;
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
+            abi.encodeWithSelector(
+                IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered
+            )
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -637,7 +634,9 @@ contract FirnJobMarketTest is FirnFixture {
         bytes memory sig = _sign(nodeA.enclaveKey, foreignDigest);
         address recovered = _recover(market.hashWorkProof(p), sig);
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered)
+            abi.encodeWithSelector(
+                IFirnJobMarket.WrongSigner.selector, nodeA.enclaveId, nodeA.enclaveAddress, recovered
+            )
         );
         vm.prank(nodeA.operator);
         _submitTo(market, p, sig);
@@ -827,19 +826,22 @@ contract FirnJobMarketTest is FirnFixture {
 
         vm.expectEmit(address(registry));
         emit IFirnRegistry.NodeSlashed(nodeA.enclaveId, SLASH_AMOUNT, address(market), jobId);
+        uint256 treasuryBefore = market.withdrawable(owner);
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
+        emit IFirnJobMarket.JobSlashed(jobId, nodeA.enclaveId, SLASH_AMOUNT, 3 ether);
         vm.prank(verifierList[2]);
         market.dispute(jobId, 17, _factsFor(jobId));
         vm.assertFalse(registry.isActive(nodeA.enclaveId), "node no longer active");
+        // The slashed stake and the bond go to the treasury, never to the requester (decision 1856).
+        vm.assertEq(
+            market.withdrawable(owner) - treasuryBefore, SLASH_AMOUNT + CLAIM_BOND, "slash and bond to the treasury"
+        );
 
         vm.expectEmit(address(market));
-        emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether + SLASH_AMOUNT + CLAIM_BOND);
+        emit IFirnJobMarket.JobReclaimed(jobId, requester, 3 ether);
         vm.prank(requester);
         market.reclaim(jobId);
-        vm.assertEq(
-            market.withdrawable(requester), 3 ether + SLASH_AMOUNT + CLAIM_BOND, "escrow, slash and bond refundable"
-        );
+        vm.assertEq(market.withdrawable(requester), 3 ether, "the escrow refundable");
         _assertBooks();
     }
 
@@ -864,9 +866,7 @@ contract FirnJobMarketTest is FirnFixture {
         address late = address(0x1a7e);
         _joinVerifier(late, 50 ether);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId
-            )
+            abi.encodeWithSelector(IFirnJobMarket.NotEligibleVoter.selector, jobId, late, _factsFor(jobId).snapshotId)
         );
         vm.prank(late);
         market.dispute(jobId, 17, _factsFor(jobId));
@@ -929,7 +929,9 @@ contract FirnJobMarketTest is FirnFixture {
         vm.assertEq(_status(jobId), uint256(IFirnJobMarket.JobStatus.Paid), "paid");
         vm.assertEq(registry.getNode(nodeA.enclaveId).stake, MIN_NODE_STAKE, "node stake intact");
         // Decision 1671: the owner's treasury, never the stake-weighted pool.
-        vm.assertEq(market.withdrawable(owner) - treasuryBefore, 2 * FALSE_DISPUTE_SLASH, "false disputes to the treasury");
+        vm.assertEq(
+            market.withdrawable(owner) - treasuryBefore, 2 * FALSE_DISPUTE_SLASH, "false disputes to the treasury"
+        );
     }
 
     /// @dev The market keeps the submission facts as a hash. A verifier that passes other facts
@@ -941,14 +943,18 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
         forged.signer = stranger;
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+            abi.encodeWithSelector(
+                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
+            )
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 1, forged);
         forged = _factsFor(jobId);
         forged.startedAt = forged.finishedAt + 1;
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+            abi.encodeWithSelector(
+                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
+            )
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 2, forged);
@@ -957,7 +963,9 @@ contract FirnJobMarketTest is FirnFixture {
         forged = _factsFor(jobId);
         forged.challengeEndsAt += 1 days;
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+            abi.encodeWithSelector(
+                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
+            )
         );
         vm.prank(verifierList[0]);
         market.dispute(jobId, 17, forged);
@@ -973,7 +981,9 @@ contract FirnJobMarketTest is FirnFixture {
         IFirnJobMarket.ProofFacts memory forged = _factsFor(jobId);
         forged.workUnits = 1000;
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged)))
+            abi.encodeWithSelector(
+                IFirnJobMarket.FactsMismatch.selector, jobId, recorded, keccak256(abi.encode(forged))
+            )
         );
         market.finalize(jobId, forged);
 
@@ -982,7 +992,9 @@ contract FirnJobMarketTest is FirnFixture {
         forged = _factsFor(early);
         forged.challengeEndsAt = uint64(block.timestamp);
         vm.expectRevert(
-            abi.encodeWithSelector(IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged)))
+            abi.encodeWithSelector(
+                IFirnJobMarket.FactsMismatch.selector, early, recorded, keccak256(abi.encode(forged))
+            )
         );
         market.finalize(early, forged);
         vm.assertEq(_status(early), uint256(IFirnJobMarket.JobStatus.Proved), "still in its window");
