@@ -33,26 +33,47 @@ export function padmeLength(n: number): number {
   return Math.ceil(n / mask) * mask;
 }
 
-/** The padded plaintext length for a body of `n` bytes (one marker byte, then the bucket). */
-export function paddedLength(n: number): number {
-  return padmeLength(Math.max(n + 1, MIN_PADDED_BYTES));
+/**
+ * The padded plaintext length for a body of `n` bytes: one marker byte, then the Padmé bucket of at
+ * least `min` bytes (default MIN_PADDED_BYTES; the job channel uses its own floor, decision 1850).
+ */
+export function paddedLength(n: number, min = MIN_PADDED_BYTES): number {
+  return padmeLength(Math.max(n + 1, min));
 }
 
-/** `body || 0x80 || zeros` up to paddedLength(body.length). */
-export function padPlaintext(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(paddedLength(body.length));
+/**
+ * `body || 0x80 || zeros`, `length` bytes in all (ISO/IEC 7816-4 bit padding); `length` must exceed
+ * `body.length` (RangeError otherwise). The one padding routine of artifacts and the job channel.
+ */
+export function bitPad(body: Uint8Array, length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length <= body.length)
+    throw new RangeError('the padded length must exceed the body length');
+  const out = new Uint8Array(length);
   out.set(body, 0);
   out[body.length] = 0x80;
   return out;
 }
 
-/** Remove bit padding; E_ARTIFACT_FORMAT when there is no 0x80 marker after the trailing zeros. */
-export function unpadPlaintext(padded: Uint8Array): Uint8Array {
+/**
+ * The body length of a bit-padded plaintext (the index of its 0x80 marker after the trailing zeros),
+ * or -1 when there is no marker there: the caller decides what a malformed padding is.
+ */
+export function bitPaddedBodyLength(padded: Uint8Array): number {
   let i = padded.length - 1;
   while (i >= 0 && padded[i] === 0) i--;
-  if (i < 0 || padded[i] !== 0x80)
-    throw new FirnError('E_ARTIFACT_FORMAT', 'padded artifact has no padding marker');
-  return padded.subarray(0, i);
+  return i >= 0 && padded[i] === 0x80 ? i : -1;
+}
+
+/** `body || 0x80 || zeros` up to paddedLength(body.length). */
+export function padPlaintext(body: Uint8Array): Uint8Array {
+  return bitPad(body, paddedLength(body.length));
+}
+
+/** Remove bit padding; E_ARTIFACT_FORMAT when there is no 0x80 marker after the trailing zeros. */
+export function unpadPlaintext(padded: Uint8Array): Uint8Array {
+  const n = bitPaddedBodyLength(padded);
+  if (n < 0) throw new FirnError('E_ARTIFACT_FORMAT', 'padded artifact has no padding marker');
+  return padded.subarray(0, n);
 }
 
 /** The content type with the padding parameter added. */

@@ -9,7 +9,9 @@ import {
   type FirnErrorOptions,
   hexToBytes,
   InvalidInputError,
-  padmeLength,
+  bitPad,
+  bitPaddedBodyLength,
+  paddedLength,
   TAGS,
   u64be,
   utf8,
@@ -79,17 +81,14 @@ export const MAX_CHANNEL_STREAM_BODY_BYTES =
  * carries for a body of at most `most` bytes).
  */
 export function channelPaddedLength(bodyLength: number, most = MAX_CHANNEL_STREAM_BODY_BYTES): number {
-  return Math.min(padmeLength(Math.max(bodyLength + 1, CHANNEL_MIN_PADDED_BYTES)), most + 1);
+  return Math.min(paddedLength(bodyLength, CHANNEL_MIN_PADDED_BYTES), most + 1);
 }
 
 /** `pt || 0x80 || zeros` up to channelPaddedLength; InvalidInputError over `most` bytes. */
 function padChannelPlaintext(pt: Uint8Array, most: number): Uint8Array {
   assertBytes(pt, 'plaintext');
   if (pt.length > most) throw new InvalidInputError('plaintext too large for one channel message');
-  const out = new Uint8Array(channelPaddedLength(pt.length, most));
-  out.set(pt, 0);
-  out[pt.length] = 0x80;
-  return out;
+  return bitPad(pt, channelPaddedLength(pt.length, most));
 }
 
 /**
@@ -98,13 +97,12 @@ function padChannelPlaintext(pt: Uint8Array, most: number): Uint8Array {
  * and the plaintext is zeroed.
  */
 function unpadChannelPlaintext(pt: Uint8Array): Uint8Array {
-  let i = pt.length - 1;
-  while (i >= 0 && pt[i] === 0) i--;
-  if (i < 0 || pt[i] !== 0x80) {
+  const n = bitPaddedBodyLength(pt);
+  if (n < 0) {
     pt.fill(0);
     throw new ChannelError('E_DECRYPT', 'decryption failed');
   }
-  return pt.subarray(0, i);
+  return pt.subarray(0, n);
 }
 
 export class ChannelError extends FirnError {
